@@ -1,0 +1,17 @@
+"""The ``cohortlab`` command line. One module per command group; each registers its commands
+on ``main`` when imported (listed in ``COMMAND_MODULES``)."""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from cohortlab.cli.app import main
+
+COMMAND_MODULES = [
+    "cohortlab.cli.load",
+]
+
+for _m in COMMAND_MODULES:
+    import_module(_m)
+
+__all__ = ["main"]

@@ -1,0 +1,73 @@
+"""``cohortlab load`` and ``cohortlab info``."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from cohortlab.cli.app import db_option, fail, main
+from cohortlab.loaders import LOADERS, LoadError
+
+
+def _parse_option(ctx, param, values):
+    out = {}
+    for v in values:
+        if "=" not in v:
+            raise click.BadParameter(f"expected KEY=VALUE, got {v!r}")
+        k, val = v.split("=", 1)
+        out[k.strip().replace("-", "_")] = val
+    return out
+
+
+@main.command("load")
+@db_option
+@click.argument("kind", type=click.Choice(sorted(LOADERS)))
+@click.argument("paths", nargs=-1, required=True)
+@click.option("-o", "--option", "options", multiple=True, callback=_parse_option,
+              help="Loader option KEY=VALUE (repeatable), e.g. -o as_of=2026-03-01T00:00:00Z, "
+                   "-o cohort='Power Users', -o time_unit=ms, -o received_at=..., -o column=user_id.")
+@click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the load report as JSON.")
+def load_cmd(db, kind, paths, options, progress, as_json):
+    """Load Mixpanel or mParticle export files (file, directory or glob) of KIND into --db."""
+    from cohortlab.lab import Lab
+
+    try:
+        with Lab(db) as lab:
+            report = lab.load(kind, list(paths), progress=progress, **options)
+    except (LoadError, ValueError) as e:
+        fail(str(e))
+    click.echo(json.dumps(report.as_dict(), indent=2) if as_json else str(report))
+
+
+@main.command("info")
+@db_option
+@click.option("--schema", "show_schema", is_flag=True, help="Print the canonical table schema.")
+def info_cmd(db, show_schema):
+    """Tables, row counts, cohorts and time ranges of a database."""
+    from cohortlab import schema
+    from cohortlab.lab import Lab
+
+    if show_schema:
+        click.echo(schema.describe())
+        return
+    import os
+
+    if not os.path.exists(db):
+        fail(f"{db}: no such database")
+    with Lab(db) as lab:
+        info = lab.info()
+    click.echo(f"database: {info['database']}")
+    click.echo("tables:")
+    for t, n in info["tables"].items():
+        click.echo(f"  {t:<22}{n:>12,}")
+    ev = info["events_time_range"]
+    if ev[0] is not None:
+        click.echo(f"events: {ev[0]} .. {ev[1]} (UTC)")
+    wh = info["webhooks_time_range"]
+    if wh[0] is not None:
+        click.echo(f"webhooks: {wh[0]} .. {wh[1]} (UTC)")
+    if len(info["cohorts"]):
+        click.echo("cohorts:")
+        click.echo(info["cohorts"].to_string(index=False))

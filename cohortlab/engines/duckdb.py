@@ -1,0 +1,62 @@
+"""DuckDB engine: runs the core SQL as written. In-memory or a ``.duckdb`` file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from cohortlab.engines.base import Engine
+
+
+class DuckDBEngine(Engine):
+    name = "duckdb"
+
+    def __init__(
+        self,
+        database: str | os.PathLike | None = None,
+        *,
+        connection: duckdb.DuckDBPyConnection | None = None,
+        memory_limit: str | None = None,
+        threads: int | None = None,
+        read_only: bool = False,
+    ) -> None:
+        if connection is not None:
+            self.con = connection
+            self.database = None
+        else:
+            self.database = str(database) if database not in (None, ":memory:") else None
+            if self.database:
+                Path(self.database).parent.mkdir(parents=True, exist_ok=True)
+            self.con = duckdb.connect(self.database or ":memory:", read_only=read_only)
+        self.execute("SET TimeZone = 'UTC'")
+        if memory_limit:
+            self.execute(f"SET memory_limit = '{memory_limit}'")
+        if threads:
+            self.execute(f"SET threads = {int(threads)}")
+
+    def execute(self, sql: str, params: list[Any] | None = None) -> None:
+        self.con.execute(sql, params) if params is not None else self.con.execute(sql)
+
+    def query_df(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+        rel = self.con.execute(sql, params) if params is not None else self.con.execute(sql)
+        return rel.df()
+
+    def query_rows(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
+        rel = self.con.execute(sql, params) if params is not None else self.con.execute(sql)
+        return rel.fetchall()
+
+    def register(self, name: str, df: pd.DataFrame) -> None:
+        self.con.register(name, df)
+
+    def table_exists(self, name: str) -> bool:
+        rows = self.query_rows(
+            "SELECT 1 FROM information_schema.tables WHERE table_name = ? LIMIT 1", [name]
+        )
+        return bool(rows)
+
+    def close(self) -> None:
+        self.con.close()

@@ -1,0 +1,47 @@
+"""SPEC §2 — the rules for an MPID, as SQL expression builders (DuckDB dialect).
+
+A valid MPID is a signed 64-bit integer written as text: optional ``-``, decimal digits, no
+spaces, no exponent, no decimal point, within int64 range. Nothing else is an MPID.
+These builders are shared by the loaders (mParticle side: an invalid MPID is quarantined) and
+by the resolution step (Mixpanel side: an invalid identifier is classified, never dropped).
+"""
+
+from __future__ import annotations
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+MPID_PATTERN = r"^-?[0-9]+$"
+
+
+def is_valid_mpid_sql(text_expr: str) -> str:
+    """SQL boolean: ``text_expr`` (VARCHAR) is a valid MPID. NULL input gives FALSE."""
+    return (
+        f"coalesce(regexp_matches({text_expr}, '{MPID_PATTERN}') "
+        f"AND TRY_CAST({text_expr} AS BIGINT) IS NOT NULL, FALSE)"
+    )
+
+
+def mpid_sql(text_expr: str) -> str:
+    """SQL BIGINT: the MPID that ``text_expr`` denotes, or NULL when it is not a valid MPID."""
+    return f"CASE WHEN {is_valid_mpid_sql(text_expr)} THEN CAST({text_expr} AS BIGINT) END"
+
+
+def float_rounded_mpid_sql(bigint_expr: str) -> str:
+    """SQL BIGINT: ``int(float(mpid))`` — what an MPID becomes after passing through a double.
+
+    Used for SPEC §2 precision loss: an identifier that is a valid int64, is not an existing
+    MPID, but equals this value for an existing MPID. Values that round to 2^63 (outside int64)
+    give NULL.
+    """
+    return f"TRY_CAST(CAST({bigint_expr} AS DOUBLE) AS BIGINT)"
+
+
+def is_valid_mpid(text: str | None) -> bool:
+    """Python twin of :func:`is_valid_mpid_sql`, for validation of single values."""
+    if text is None or not isinstance(text, str):
+        return False
+    body = text[1:] if text.startswith("-") else text
+    if not body or not body.isascii() or not body.isdigit():
+        return False
+    return INT64_MIN <= int(text) <= INT64_MAX

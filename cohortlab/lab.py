@@ -1,0 +1,85 @@
+"""``Lab``: the one object an analyst holds. A DuckDB database (in memory or a file) with the
+canonical tables, the loaders, and (added by the simulation modules) resolution, sync and
+reconciliation results.
+
+    >>> from cohortlab import Lab
+    >>> lab = Lab("project.duckdb")
+    >>> lab.load("mixpanel-profiles", "exports/engage/")
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pandas as pd
+
+from cohortlab import schema
+from cohortlab.engines.base import Engine
+from cohortlab.engines.duckdb import DuckDBEngine
+from cohortlab.loaders import LoadReport, loader_class
+
+
+class Lab:
+    def __init__(
+        self,
+        database: str | os.PathLike | None = None,
+        *,
+        engine: Engine | None = None,
+        read_only: bool = False,
+        **engine_options: Any,
+    ) -> None:
+        self.engine = engine or DuckDBEngine(database, read_only=read_only, **engine_options)
+        if not read_only:
+            schema.create_all(self.engine.execute)
+
+    # ------------------------------------------------------------------ loading
+    def load(self, kind: str, paths, *, progress: bool = False, **options: Any) -> LoadReport:
+        """Load one or more files (file, directory or glob) of ``kind``; see ``cohortlab.loaders``."""
+        return loader_class(kind)(**options).load(self.engine, paths, progress=progress)
+
+    # ------------------------------------------------------------------ looking
+    def sql(self, query: str, params: list[Any] | None = None) -> pd.DataFrame:
+        """Run any SQL against the database and return a DataFrame."""
+        return self.engine.query_df(query, params)
+
+    def table(self, name: str) -> pd.DataFrame:
+        if name not in schema.TABLES and not self.engine.table_exists(name):
+            raise ValueError(f"no table {name!r}")
+        return self.engine.query_df(f"SELECT * FROM {name}")
+
+    def info(self) -> dict[str, Any]:
+        """Row counts of the canonical tables, the cohorts and their snapshots, time ranges."""
+        q = self.engine.query_rows
+        counts = {t: int(q(f"SELECT count(*) FROM {t}")[0][0]) for t in schema.TABLES}
+        cohorts = self.engine.query_df(
+            """
+            SELECT coalesce(s.cohort_name, c.name) AS cohort_name,
+                   any_value(coalesce(s.cohort_id, c.cohort_id)) AS cohort_id,
+                   count(DISTINCT s.snapshot_id) AS snapshots,
+                   min(s.as_of) AS first_as_of, max(s.as_of) AS last_as_of,
+                   max(s.member_count) AS max_members
+            FROM mp_cohorts c FULL OUTER JOIN mp_cohort_snapshots s ON s.cohort_name = c.name
+            GROUP BY 1 ORDER BY 1
+            """
+        )
+        ev = q("SELECT min(time), max(time) FROM mp_events")[0]
+        wh = q("SELECT min(received_at), max(received_at) FROM mp_webhook_pages")[0]
+        return {
+            "database": getattr(self.engine, "database", None) or ":memory:",
+            "tables": counts,
+            "cohorts": cohorts,
+            "events_time_range": ev,
+            "webhooks_time_range": wh,
+        }
+
+    def close(self) -> None:
+        close = getattr(self.engine, "close", None)
+        if close:
+            close()
+
+    def __enter__(self) -> "Lab":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

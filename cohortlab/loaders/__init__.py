@@ -1,0 +1,35 @@
+"""Loaders: real Mixpanel and mParticle exports into the canonical tables (``cohortlab.schema``).
+
+One module per input kind; ``LOADERS`` maps the CLI kind to its class. See ``base.py`` for the
+guarantees every load gives (all-or-nothing, idempotent, quarantine, streaming).
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from cohortlab.loaders.base import FileResult, LoadError, Loader, LoadReport
+
+# kind -> "module:Class" (imported on first use)
+LOADERS: dict[str, str] = {
+    "mixpanel-events": "cohortlab.loaders.mixpanel_events:MixpanelEventsLoader",
+    "mixpanel-profiles": "cohortlab.loaders.mixpanel_profiles:MixpanelProfilesLoader",
+    "mixpanel-cohorts": "cohortlab.loaders.mixpanel_cohorts:MixpanelCohortsLoader",
+    "mixpanel-members": "cohortlab.loaders.mixpanel_members:MixpanelMembersLoader",
+    "mixpanel-webhooks": "cohortlab.loaders.mixpanel_webhooks:MixpanelWebhooksLoader",
+    "mparticle-profiles": "cohortlab.loaders.mparticle_profiles:MParticleProfilesLoader",
+    "mparticle-batches": "cohortlab.loaders.mparticle_batches:MParticleBatchesLoader",
+    "mparticle-csv": "cohortlab.loaders.mparticle_csv:MParticleCsvLoader",
+}
+
+
+def loader_class(kind: str) -> type[Loader]:
+    try:
+        target = LOADERS[kind]
+    except KeyError:
+        raise ValueError(f"unknown load kind {kind!r}; expected one of {', '.join(LOADERS)}") from None
+    module, cls = target.split(":")
+    return getattr(import_module(module), cls)
+
+
+__all__ = ["LOADERS", "loader_class", "Loader", "LoadError", "LoadReport", "FileResult"]

@@ -1,0 +1,334 @@
+"""The loading framework shared by every loader.
+
+What every load guarantees (the contract tested in ``tests/loaders``):
+
+* **All or nothing.** All files of one ``load()`` call are loaded inside one DuckDB
+  transaction. Any :class:`LoadError` (or engine error) rolls everything back.
+* **Idempotent.** Each file gets a fingerprint (kind + options that shape rows + content hash).
+  A file whose fingerprint is already in ``loads`` is skipped and reported as such.
+* **Nothing silently dropped.** Record-level problems go to ``rejects``
+  ``(load_id, kind, source_file, line, reason, raw)``; file-level problems (empty file,
+  unrecognised format, truncated gzip, missing CSV column) raise :class:`LoadError` naming the
+  file. For every file ``rows_read = loaded + deduplicated + quarantined``.
+* **Streaming.** Records are read and parsed by DuckDB (``read_csv`` for lines, JSON functions
+  for parsing); Python never loops over records.
+
+A concrete loader subclasses :class:`Loader`, sets ``kind`` and implements ``load_file``.
+"""
+
+from __future__ import annotations
+
+import glob as _glob
+import gzip
+import json
+import os
+from abc import ABC, abstractmethod
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Iterable
+
+import xxhash
+
+from cohortlab.engines.base import Engine
+
+RAW_LIMIT = 2000  # characters of a rejected record kept in `rejects.raw`
+MAX_LINE_SIZE = 64 * 1024 * 1024
+
+
+class LoadError(Exception):
+    """A file-level problem. The message names the file (and the line/record when known)."""
+
+    def __init__(self, path: str | os.PathLike, reason: str, line: int | None = None):
+        self.path = str(path)
+        self.reason = reason
+        self.line = line
+        where = f"{self.path}:{line}" if line is not None else self.path
+        super().__init__(f"{where}: {reason}")
+
+
+@dataclass
+class FileResult:
+    """Counts of one file. ``quarantined`` is by reason."""
+
+    rows_read: int = 0
+    loaded: int = 0
+    deduplicated: int = 0
+    quarantined: Counter = field(default_factory=Counter)
+
+    @property
+    def n_quarantined(self) -> int:
+        return sum(self.quarantined.values())
+
+    def balanced(self) -> bool:
+        return self.rows_read == self.loaded + self.deduplicated + self.n_quarantined
+
+
+@dataclass
+class LoadReport:
+    """What one ``load()`` call did. ``str(report)`` is the printed summary."""
+
+    kind: str
+    files: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # already loaded (same fingerprint)
+    rows_read: int = 0
+    loaded: int = 0
+    deduplicated: int = 0
+    quarantined: Counter = field(default_factory=Counter)
+    load_ids: list[int] = field(default_factory=list)
+
+    def add(self, path: str, load_id: int, r: FileResult) -> None:
+        self.files.append(path)
+        self.load_ids.append(load_id)
+        self.rows_read += r.rows_read
+        self.loaded += r.loaded
+        self.deduplicated += r.deduplicated
+        self.quarantined.update(r.quarantined)
+
+    @property
+    def n_quarantined(self) -> int:
+        return sum(self.quarantined.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "files": self.files,
+            "skipped": self.skipped,
+            "rows_read": self.rows_read,
+            "loaded": self.loaded,
+            "deduplicated": self.deduplicated,
+            "quarantined": dict(self.quarantined),
+        }
+
+    def __str__(self) -> str:
+        lines = [
+            f"{self.kind}: {len(self.files)} file(s) loaded"
+            + (f", {len(self.skipped)} already loaded (skipped)" if self.skipped else ""),
+            f"  rows read     {self.rows_read:>12,}",
+            f"  loaded        {self.loaded:>12,}",
+            f"  deduplicated  {self.deduplicated:>12,}",
+            f"  quarantined   {self.n_quarantined:>12,}",
+        ]
+        for reason, n in sorted(self.quarantined.items()):
+            lines.append(f"    {reason:<26}{n:>10,}")
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- file helpers
+def expand_paths(paths: Iterable[str | os.PathLike] | str | os.PathLike) -> list[Path]:
+    """A file, a directory (all non-hidden files below it, sorted) or a glob, or a list of those."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    out: list[Path] = []
+    for p in paths:
+        s = str(p)
+        if any(ch in s for ch in "*?["):
+            matches = sorted(Path(m) for m in _glob.glob(s, recursive=True) if Path(m).is_file())
+            if not matches:
+                raise LoadError(s, "no file matches this pattern")
+            out += matches
+        elif Path(s).is_dir():
+            matches = sorted(
+                f for f in Path(s).rglob("*")
+                if f.is_file() and not any(part.startswith(".") for part in f.relative_to(s).parts)
+            )
+            if not matches:
+                raise LoadError(s, "directory contains no files")
+            out += matches
+        elif Path(s).is_file():
+            out.append(Path(s))
+        else:
+            raise LoadError(s, "no such file or directory")
+    seen: set[Path] = set()
+    return [p for p in out if not (p.resolve() in seen or seen.add(p.resolve()))]
+
+
+def is_gzip(path: Path) -> bool:
+    """Gzip is detected by content (magic bytes), not by the file name."""
+    with open(path, "rb") as f:
+        return f.read(2) == b"\x1f\x8b"
+
+
+def compression(path: Path) -> str:
+    return "gzip" if is_gzip(path) else "none"
+
+
+def head_text(path: Path, n: int = 65536) -> str:
+    """The first ``n`` characters of the (decompressed) file, for format sniffing."""
+    try:
+        if is_gzip(path):
+            with gzip.open(path, "rb") as f:
+                data = f.read(n)
+        else:
+            with open(path, "rb") as f:
+                data = f.read(n)
+    except (OSError, EOFError) as e:
+        raise LoadError(path, f"cannot read file: {e}") from e
+    return data.decode("utf-8", errors="replace")
+
+
+def sniff_json_layout(path: Path) -> str:
+    """'jsonl' (one JSON value per line), 'array' (one top-level JSON array) or 'document'
+    (one or several, possibly pretty-printed, JSON values). Raises LoadError for an empty file
+    or a file that is not JSON at all."""
+    head = head_text(path)
+    stripped = head.lstrip("\ufeff \t\r\n")
+    if not stripped:
+        raise LoadError(path, "empty file")
+    first = stripped[0]
+    if first == "[":
+        return "array"
+    if first != "{":
+        raise LoadError(path, f"unrecognised format: expected JSON, file starts with {stripped[:40]!r}")
+    first_line = stripped.split("\n", 1)[0].strip()
+    try:
+        json.loads(first_line)
+        return "jsonl"
+    except ValueError:
+        return "document"
+
+
+def fingerprint(path: Path, kind: str, options: dict[str, Any]) -> str:
+    h = xxhash.xxh3_128()
+    h.update(json.dumps({"kind": kind, "options": options}, sort_keys=True, default=str).encode())
+    with open(path, "rb") as f:
+        while chunk := f.read(8 * 1024 * 1024):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def sql_str(s: str | os.PathLike) -> str:
+    """A SQL string literal."""
+    return "'" + str(s).replace("'", "''") + "'"
+
+
+# --------------------------------------------------------------------------- per-file context
+@dataclass
+class FileContext:
+    """Handed to ``Loader.load_file``: the file, its load id, and SQL helpers."""
+
+    engine: Engine
+    path: Path
+    load_id: int
+    kind: str
+    options: dict[str, Any]
+
+    @property
+    def file_sql(self) -> str:
+        return sql_str(self.path)
+
+    @property
+    def compression(self) -> str:
+        return compression(self.path)
+
+    def lines_sql(self) -> str:
+        """SELECT (line BIGINT, raw VARCHAR) — every physical line of the file, 1-based.
+
+        Blank lines come back with ``raw`` NULL (callers skip them; they are not records)."""
+        return (
+            "SELECT row_number() OVER () AS line, raw FROM read_csv("
+            f"{self.file_sql}, columns={{'raw': 'VARCHAR'}}, delim='\\x01', quote='', escape='', "
+            f"header=false, auto_detect=false, compression='{self.compression}', "
+            f"max_line_size={MAX_LINE_SIZE})"
+        )
+
+    def json_records_sql(self) -> str:
+        """SELECT (line BIGINT, raw VARCHAR, j JSON) — one row per top-level JSON record.
+
+        * JSONL: one record per non-blank line; ``line`` is the line number; ``j`` is NULL when
+          the line is not valid JSON (the caller quarantines it as ``malformed_json``).
+        * A JSON array document: one record per element; ``line`` is the 1-based element number.
+        * One or several (pretty-printed) JSON documents: one record per document.
+        A document that is not valid JSON raises a LoadError (nothing of the file is loaded)."""
+        layout = sniff_json_layout(self.path)
+        if layout == "jsonl":
+            return (
+                f"SELECT line, raw, CASE WHEN json_valid(raw) THEN raw::JSON END AS j "
+                f"FROM ({self.lines_sql()}) WHERE raw IS NOT NULL AND trim(raw) <> ''"
+            )
+        docs = (
+            f"SELECT row_number() OVER () AS doc_no, json AS doc FROM read_json_objects("
+            f"{self.file_sql}, format='unstructured', compression='{self.compression}', "
+            f"maximum_object_size={1024 * 1024 * 1024})"
+        )
+        if layout == "array":
+            return (
+                "SELECT CAST(e.key AS BIGINT) + 1 AS line, e.value::VARCHAR AS raw, e.value AS j "
+                f"FROM ({docs}) d, json_each(d.doc) e"
+            )
+        return f"SELECT doc_no AS line, doc::VARCHAR AS raw, doc AS j FROM ({docs})"
+
+    def reject(self, select_sql: str) -> Counter:
+        """Insert rejects from ``select_sql`` returning (line, reason, raw); returns counts by reason."""
+        self.engine.execute(
+            "INSERT INTO rejects SELECT ?, ?, ?, line, reason, left(raw, ?) FROM (" + select_sql + ")",
+            [self.load_id, self.kind, str(self.path), RAW_LIMIT],
+        )
+        rows = self.engine.query_rows(
+            "SELECT reason, count(*) FROM rejects WHERE load_id = ? GROUP BY reason", [self.load_id]
+        )
+        return Counter({r: int(n) for r, n in rows})
+
+
+# --------------------------------------------------------------------------- the loader base
+class Loader(ABC):
+    """Subclass per input kind. ``load_file`` writes canonical tables and rejects for one file."""
+
+    kind: ClassVar[str]
+    description: ClassVar[str] = ""
+
+    def __init__(self, **options: Any) -> None:
+        self.options = self.validate_options(options)
+
+    def validate_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        """Check and normalise options; raise ValueError with a clear message. Default: none allowed."""
+        if options:
+            raise ValueError(f"{self.kind}: unknown option(s) {sorted(options)}")
+        return {}
+
+    def fingerprint_options(self) -> dict[str, Any]:
+        """Options that change the rows a file produces (part of the fingerprint)."""
+        return self.options
+
+    @abstractmethod
+    def load_file(self, ctx: FileContext) -> FileResult: ...
+
+    def load(self, engine: Engine, paths, *, progress: bool = False) -> LoadReport:
+        files = expand_paths(paths)
+        report = LoadReport(self.kind)
+        iterator: Iterable[Path] = files
+        if progress:
+            from tqdm.auto import tqdm
+
+            iterator = tqdm(files, desc=f"loading {self.kind}", unit="file", leave=False)
+        fopts = self.fingerprint_options()
+        with engine.transaction():
+            for path in iterator:
+                fp = fingerprint(path, self.kind, fopts)
+                if engine.query_rows("SELECT 1 FROM loads WHERE fingerprint = ? LIMIT 1", [fp]):
+                    report.skipped.append(str(path))
+                    continue
+                load_id = int(engine.query_rows("SELECT nextval('load_id_seq')")[0][0])
+                ctx = FileContext(engine, path, load_id, self.kind, self.options)
+                try:
+                    result = self.load_file(ctx)
+                except LoadError:
+                    raise
+                except Exception as e:  # engine errors: name the file
+                    raise LoadError(path, _clean_engine_error(e)) from e
+                if result.rows_read == 0:
+                    raise LoadError(path, "empty file: no records")
+                if not result.balanced():
+                    raise AssertionError(f"{path}: load counts do not add up: {result}")
+                engine.execute(
+                    "INSERT INTO loads VALUES (?, ?, ?, ?, ?::JSON, now()::TIMESTAMP, ?, ?, ?, ?)",
+                    [load_id, self.kind, str(path), fp, json.dumps(fopts, default=str),
+                     result.rows_read, result.loaded, result.deduplicated, result.n_quarantined],
+                )
+                report.add(str(path), load_id, result)
+        return report
+
+
+def _clean_engine_error(e: Exception) -> str:
+    msg = str(e).strip().splitlines()
+    return msg[0] if msg else type(e).__name__

@@ -1,0 +1,222 @@
+"""The canonical tables: the one place where their columns and types are defined.
+
+Loaders (``cohortlab.loaders``) write these tables; everything downstream (resolution,
+sync simulation, metrics, notebooks) reads only these tables, never raw files.
+
+Conventions
+-----------
+* Time is UTC everywhere and stored as ``TIMESTAMP`` (naive, meaning UTC).
+* MPIDs are ``BIGINT`` (signed int64). They never pass through a float.
+* Mixpanel identifiers (``distinct_id``, ``$mparticle_user_id``) are ``VARCHAR`` exactly as
+  exported: an integer ``$distinct_id`` is kept as its decimal text; a junk
+  ``$mparticle_user_id`` (``"undefined"``, ``""``, ``1.2e18``) is data, kept as text, and
+  classified by the simulation (SPEC §3), not by the loader.
+* ``load_id``, ``source_file`` and ``line`` on every loaded row point back to the input record
+  (``line`` is the 1-based line of a JSONL/CSV file, or the 1-based record number inside a
+  JSON document).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    doc: str
+    columns: tuple[tuple[str, str, str], ...]  # (name, type, doc)
+
+    def ddl(self) -> str:
+        cols = ",\n  ".join(f"{c} {t}" for c, t, _ in self.columns)
+        return f"CREATE TABLE IF NOT EXISTS {self.name} (\n  {cols}\n)"
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c for c, _, _ in self.columns]
+
+
+_PROVENANCE = (
+    ("load_id", "BIGINT", "the load that wrote the row (see `loads`)"),
+    ("source_file", "VARCHAR", "input file path"),
+    ("line", "BIGINT", "1-based line (JSONL/CSV) or record number (JSON document)"),
+)
+
+TABLES: dict[str, Table] = {}
+
+
+def _table(name: str, doc: str, *columns: tuple[str, str, str], provenance: bool = True) -> Table:
+    t = Table(name, doc, tuple(columns) + (_PROVENANCE if provenance else ()))
+    TABLES[name] = t
+    return t
+
+
+# --------------------------------------------------------------------------- bookkeeping
+LOADS = _table(
+    "loads",
+    "One row per loaded input file. `fingerprint` makes loading the same content twice a no-op.",
+    ("load_id", "BIGINT", "sequential id"),
+    ("kind", "VARCHAR", "loader kind, e.g. mixpanel-events"),
+    ("source_file", "VARCHAR", "input file path"),
+    ("fingerprint", "VARCHAR", "hash of kind + relevant options + file content"),
+    ("options", "JSON", "loader options that shaped the rows (as_of, cohort, time unit, ...)"),
+    ("loaded_at", "TIMESTAMP", "wall-clock UTC time of the load"),
+    ("rows_read", "BIGINT", "records read from the file"),
+    ("loaded", "BIGINT", "records written to canonical tables"),
+    ("deduplicated", "BIGINT", "records dropped as duplicates (of the file or of earlier loads)"),
+    ("quarantined", "BIGINT", "records written to `rejects`"),
+    provenance=False,
+)
+
+REJECTS = _table(
+    "rejects",
+    "Quarantined input records: never silently dropped. rows_read = loaded + deduplicated + quarantined.",
+    ("load_id", "BIGINT", "the load that read the record"),
+    ("kind", "VARCHAR", "loader kind"),
+    ("source_file", "VARCHAR", "input file path"),
+    ("line", "BIGINT", "1-based line or record number"),
+    ("reason", "VARCHAR", "short machine-friendly reason, e.g. malformed_json, missing_time"),
+    ("raw", "VARCHAR", "the raw record text (truncated to 2000 characters)"),
+    provenance=False,
+)
+
+# --------------------------------------------------------------------------- Mixpanel
+MP_EVENTS = _table(
+    "mp_events",
+    "Mixpanel raw event export (JSONL). De-duplicated on (event, distinct_id, time, insert_id).",
+    ("event", "VARCHAR", "event name"),
+    ("time", "TIMESTAMP", "UTC; from properties.time (epoch s, fractional allowed, or ms)"),
+    ("distinct_id", "VARCHAR", "properties.distinct_id, else $user_id, else '$device:' || $device_id"),
+    ("insert_id", "VARCHAR", "properties.$insert_id"),
+    ("device_id", "VARCHAR", "properties.$device_id"),
+    ("user_id", "VARCHAR", "properties.$user_id"),
+    ("mparticle_user_id", "VARCHAR", "event property $mparticle_user_id as exported text; NULL if absent/null"),
+    ("properties", "JSON", "all properties as exported"),
+)
+
+MP_PROFILES = _table(
+    "mp_profiles",
+    "Mixpanel user profiles (Engage pages or JSONL of result objects). One row per distinct_id; "
+    "a later load replaces the earlier row of the same distinct_id.",
+    ("distinct_id", "VARCHAR", "$distinct_id (an integer is kept as its decimal text)"),
+    ("mparticle_user_id", "VARCHAR", "$properties.$mparticle_user_id as exported text; NULL if absent/null"),
+    ("email", "VARCHAR", "$properties.$email (personal data: never shown in reports by default)"),
+    ("phone", "VARCHAR", "$properties.$phone (personal data)"),
+    ("created", "TIMESTAMP", "$properties.$created (UTC)"),
+    ("last_seen", "TIMESTAMP", "$properties.$last_seen (UTC)"),
+    ("properties", "JSON", "all $properties as exported"),
+)
+
+MP_COHORTS = _table(
+    "mp_cohorts",
+    "Mixpanel cohorts (from /cohorts/list, or registered by a members/webhook load).",
+    ("cohort_id", "VARCHAR", "cohort id as text (ids arrive as numbers or strings)"),
+    ("name", "VARCHAR", "cohort name"),
+    ("description", "VARCHAR", "description"),
+    ("count", "BIGINT", "member count reported by Mixpanel"),
+    ("created", "TIMESTAMP", "creation time (UTC)"),
+    ("is_visible", "BOOLEAN", "is_visible"),
+    ("project_id", "VARCHAR", "project id as text"),
+)
+
+MP_COHORT_SNAPSHOTS = _table(
+    "mp_cohort_snapshots",
+    "One row per cohort membership snapshot (one load of a members file).",
+    ("snapshot_id", "BIGINT", "equals the load_id of the members load"),
+    ("cohort_id", "VARCHAR", "cohort id as text (NULL if only the name is known)"),
+    ("cohort_name", "VARCHAR", "cohort name"),
+    ("as_of", "TIMESTAMP", "membership as of this UTC time"),
+    ("member_count", "BIGINT", "distinct members in the snapshot"),
+)
+
+MP_COHORT_MEMBERS = _table(
+    "mp_cohort_members",
+    "Members of each snapshot: one row per (snapshot_id, distinct_id).",
+    ("snapshot_id", "BIGINT", "mp_cohort_snapshots.snapshot_id"),
+    ("cohort_name", "VARCHAR", "denormalised from the snapshot"),
+    ("as_of", "TIMESTAMP", "denormalised from the snapshot"),
+    ("distinct_id", "VARCHAR", "member distinct_id"),
+)
+
+MP_WEBHOOK_PAGES = _table(
+    "mp_webhook_pages",
+    "Cohort-sync webhook payloads (one row per page), in replay order (received_at, seq). "
+    "Pages sharing (session_id, action) form one message. An identical replayed page is deduplicated.",
+    ("seq", "BIGINT", "global replay order"),
+    ("received_at", "TIMESTAMP", "UTC receive time"),
+    ("action", "VARCHAR", "members | add_members | remove_members"),
+    ("cohort_id", "VARCHAR", "parameters.mixpanel_cohort_id as text"),
+    ("cohort_name", "VARCHAR", "parameters.mixpanel_cohort_name"),
+    ("session_id", "VARCHAR", "parameters.mixpanel_session_id"),
+    ("page_count", "INTEGER", "parameters.page_info.page_count (1-based)"),
+    ("total_pages", "INTEGER", "parameters.page_info.total_pages"),
+    ("member_count", "BIGINT", "members on this page"),
+)
+
+MP_WEBHOOK_MEMBERS = _table(
+    "mp_webhook_members",
+    "Members carried by each webhook page.",
+    ("seq", "BIGINT", "mp_webhook_pages.seq"),
+    ("distinct_id", "VARCHAR", "mixpanel_distinct_id (or $distinct_id)"),
+    ("email", "VARCHAR", "email / $email (personal data)"),
+    ("properties", "JSON", "the whole member object as sent"),
+)
+
+# --------------------------------------------------------------------------- mParticle
+MPA_PROFILES = _table(
+    "mpa_profiles",
+    "mParticle profiles (Profile API JSON, Events API batches, CSV): one row per MPID. A profile "
+    "exists for the simulation iff its MPID is here. A later load replaces the same MPID.",
+    ("mpid", "BIGINT", "mParticle ID, signed int64"),
+    ("created_at", "TIMESTAMP", "created_timestamp_ms (UTC)"),
+    ("last_stored_at", "TIMESTAMP", "last_stored_timestamp_ms (UTC)"),
+    ("is_opted_out", "BOOLEAN", "is_opted_out"),
+    ("environment", "VARCHAR", "production | development (batches)"),
+    ("source", "VARCHAR", "profile_api | batches | csv"),
+)
+
+MPA_IDENTITIES = _table(
+    "mpa_identities",
+    "Identities of each profile. identity_type uses Events API names: customer_id, email, other, "
+    "other_id_2 .. other_id_10, mobile_number, ... (IDSync spellings such as customerid are normalised).",
+    ("mpid", "BIGINT", "profile MPID"),
+    ("kind", "VARCHAR", "user | device"),
+    ("identity_type", "VARCHAR", "normalised identity type, lower case"),
+    ("value", "VARCHAR", "identity value exactly as exported"),
+)
+
+MPA_ATTRIBUTES = _table(
+    "mpa_attributes",
+    "User attributes of each profile (the observed mParticle state).",
+    ("mpid", "BIGINT", "profile MPID"),
+    ("name", "VARCHAR", "attribute name (case-sensitive)"),
+    ("value", "JSON", "value as exported (string, number, boolean, list or null)"),
+    ("value_bool", "BOOLEAN", "true/'true'/'True' -> TRUE, false/'false'/'False' -> FALSE, else NULL"),
+)
+
+MPA_AUDIENCES = _table(
+    "mpa_audiences",
+    "Audience memberships reported by the Profile API.",
+    ("mpid", "BIGINT", "profile MPID"),
+    ("audience_id", "BIGINT", "audience id"),
+    ("audience_name", "VARCHAR", "audience name"),
+    ("expiration_at", "TIMESTAMP", "expiration_timestamp_ms (UTC), NULL = none"),
+)
+
+
+def create_all(execute) -> None:
+    """Create every canonical table that does not exist yet (``execute`` runs one SQL string)."""
+    for t in TABLES.values():
+        execute(t.ddl())
+    execute("CREATE SEQUENCE IF NOT EXISTS load_id_seq START 1")
+    execute("CREATE SEQUENCE IF NOT EXISTS webhook_seq START 1")
+
+
+def describe() -> str:
+    """Markdown description of all canonical tables (used by `cohortlab info --schema` and docs)."""
+    out = []
+    for t in TABLES.values():
+        out.append(f"### `{t.name}`\n{t.doc}\n\n| column | type | meaning |\n|---|---|---|")
+        out += [f"| `{c}` | {ty} | {d} |" for c, ty, d in t.columns]
+        out.append("")
+    return "\n".join(out)

@@ -1,0 +1,36 @@
+"""SPEC §2: what is and is not an MPID, in SQL and in Python alike."""
+
+import pytest
+
+from cohortlab.identifiers import float_rounded_mpid_sql, is_valid_mpid, is_valid_mpid_sql, mpid_sql
+
+CASES = [
+    ("-7346244611012968789", -7346244611012968789),
+    ("9223372036854775807", 9223372036854775807),
+    ("-9223372036854775808", -9223372036854775808),
+    ("9223372036854775808", None),  # above int64
+    ("-9223372036854775809", None),
+    ("1.2e18", None),  # exponent
+    ("1200000000000000000.0", None),  # decimal point
+    ("", None),
+    (" 5", None),  # space
+    ("+5", None),
+    ("undefined", None),
+    ("-", None),
+    (None, None),
+]
+
+
+@pytest.mark.parametrize("text,expected", CASES)
+def test_mpid_rules_sql_and_python_agree(lab, text, expected):
+    row = lab.engine.query_rows(
+        f"SELECT {is_valid_mpid_sql('x')}, {mpid_sql('x')} FROM (SELECT ?::VARCHAR AS x)", [text]
+    )[0]
+    assert row == (expected is not None, expected)
+    assert is_valid_mpid(text) == (expected is not None)
+
+
+def test_float_rounding_matches_python(lab):
+    mpid = 9080350317581165123
+    got = lab.engine.query_rows(f"SELECT {float_rounded_mpid_sql('x')} FROM (SELECT ?::BIGINT AS x)", [mpid])
+    assert got[0][0] == int(float(mpid)) == 9080350317581165568
