@@ -1,0 +1,47 @@
+"""Shared fixtures for the loader tests. Helpers writing loaders ADD fixtures here; never rewrite."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def write(tmp_path):
+    """write(name, text, gz=False) -> Path: a file under tmp_path (gzip-compressed when gz)."""
+
+    def _write(name: str, text: str, gz: bool = False) -> Path:
+        p = tmp_path / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        data = text.encode("utf-8")
+        p.write_bytes(gzip.compress(data) if gz else data)
+        return p
+
+    return _write
+
+
+@pytest.fixture
+def table_snapshot(lab):
+    """table_snapshot() -> dict of every canonical table's rows (sorted), to compare before/after."""
+    from cohortlab import schema
+
+    def _snap() -> dict[str, list[tuple]]:
+        out = {}
+        for name in schema.TABLES:
+            rows = lab.engine.query_rows(f"SELECT * EXCLUDE () FROM {name}") if False else lab.engine.query_rows(
+                f"SELECT * FROM {name}"
+            )
+            out[name] = sorted(rows, key=repr)
+        return out
+
+    return _snap
+
+
+@pytest.fixture
+def mparticle_data_dir() -> Path:
+    """The sample mParticle files in data/mparticle/."""
+    return REPO / "data" / "mparticle"
