@@ -32,9 +32,7 @@ def table_snapshot(lab):
     def _snap() -> dict[str, list[tuple]]:
         out = {}
         for name in schema.TABLES:
-            rows = lab.engine.query_rows(f"SELECT * EXCLUDE () FROM {name}") if False else lab.engine.query_rows(
-                f"SELECT * FROM {name}"
-            )
+            rows = lab.engine.query_rows(f"SELECT * FROM {name}")
             out[name] = sorted(rows, key=repr)
         return out
 
