@@ -1,0 +1,93 @@
+"""``mixpanel-profiles``: Mixpanel user profiles into ``mp_profiles``.
+
+Accepted inputs (gzip detected by content):
+
+* Engage API response pages ``{"page", "page_size", "session_id", "status", "total",
+  "results": [{"$distinct_id", "$properties"}]}`` — one page per file, several pages one after
+  the other (pretty-printed or not), a JSON array of pages, or one page per line;
+* JSONL (or a JSON array) of result objects ``{"$distinct_id": ..., "$properties": {...}}``.
+
+``line`` is the JSONL line of a result object, or, for pages, the 1-based position of the result
+across the file in document order. An integer ``$distinct_id`` is kept as its exact decimal text.
+``$mparticle_user_id`` is kept as exported text (a JSON float keeps its exact token). Dates
+(``$created``, ``$last_seen``) are ISO strings without a zone, meaning UTC; other types or
+unparsable strings give NULL (not a reject).
+
+A later load replaces the earlier row of the same distinct_id; within one file the last
+occurrence wins and the others count as deduplicated.
+
+Quarantine reasons: malformed_json, not_an_object, missing_distinct_id, bad_distinct_id,
+bad_properties. A page with ``"status"`` other than ``"ok"``, or a file with JSON objects none of
+which is a page or a result object, is a LoadError.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from cohortlab.loaders.base import FileContext, FileResult, Loader
+from cohortlab.loaders.mixpanel_common import (
+    engage_results_sql,
+    id_text_sql,
+    layout_of,
+    page_layout_check,
+    upsert_profiles,
+)
+
+
+def stage_engage_results(ctx: FileContext, st: str) -> str:
+    """Create temp table ``st`` with one row per Engage result of the file:
+    (line, doc_no, reason, raw, distinct_id, properties, has_properties). Returns the layout."""
+    layout = layout_of(ctx)
+    records = ctx.json_records_sql()
+    page_layout_check(ctx, records, ctx.kind)
+    doc_no = "1" if layout == "array" else "rec_line"
+    ctx.engine.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE {st} AS
+        WITH res AS (
+            SELECT CASE WHEN idx > 0 THEN pos ELSE rec_line END AS line, {doc_no}::BIGINT AS doc_no,
+                   raw, kind, r,
+                   json_extract(r, ['$."$distinct_id"', '$."$properties"']) AS v
+            FROM ({engage_results_sql(records)})
+        ),
+        cls AS (
+            SELECT *, {id_text_sql('v[1]')} AS distinct_id, json_type(v[1]) AS id_type,
+                   json_type(v[2]) AS props_type
+            FROM res
+        )
+        SELECT line, doc_no,
+               CASE WHEN kind IN ('malformed_json', 'not_an_object') THEN kind
+                    WHEN distinct_id IS NOT NULL THEN
+                        CASE WHEN props_type IS NOT NULL AND props_type NOT IN ('OBJECT', 'NULL')
+                             THEN 'bad_properties' END
+                    WHEN id_type IN ('BOOLEAN', 'OBJECT', 'ARRAY') THEN 'bad_distinct_id'
+                    ELSE 'missing_distinct_id' END AS reason,
+               raw, distinct_id,
+               CASE WHEN props_type = 'OBJECT' THEN v[2] ELSE '{{}}'::JSON END AS properties,
+               coalesce(props_type = 'OBJECT' AND v[2]::VARCHAR <> '{{}}', FALSE) AS has_properties
+        FROM cls
+        """
+    )
+    return layout
+
+
+class MixpanelProfilesLoader(Loader):
+    kind = "mixpanel-profiles"
+    description = "Mixpanel Engage pages / result JSONL -> mp_profiles"
+
+    def load_file(self, ctx: FileContext) -> FileResult:
+        eng = ctx.engine
+        st = f"_mp_res_{ctx.load_id}"
+        layout = stage_engage_results(ctx, st)
+        quarantined = ctx.reject(f"SELECT line, reason, raw FROM {st} WHERE reason IS NOT NULL")
+        loaded, dedup = upsert_profiles(
+            ctx,
+            f"SELECT line, distinct_id, properties, doc_no FROM {st} WHERE reason IS NULL",
+            layout=layout,
+            doc_no="doc_no",
+        )
+        rows_read = int(eng.query_rows(f"SELECT count(*) FROM {st}")[0][0])
+        eng.execute(f"DROP TABLE {st}")
+        return FileResult(rows_read=rows_read, loaded=loaded, deduplicated=dedup,
+                          quarantined=Counter(quarantined))
