@@ -1,0 +1,205 @@
+"""Chart functions: each builds a titled, labelled Figure whose bars/lines carry the data."""
+
+import io
+
+import matplotlib.dates as mdates
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from cohortlab import charts
+
+
+def _png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def _check_basics(fig, title_part, xlabel_part=None, ylabel_part=None):
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    assert title_part.lower() in ax.get_title().lower()
+    if xlabel_part:
+        assert xlabel_part.lower() in ax.get_xlabel().lower()
+    if ylabel_part:
+        assert ylabel_part.lower() in ax.get_ylabel().lower()
+    assert _png(fig).startswith(b"\x89PNG")
+    return ax
+
+
+def _bar_heights(ax):
+    return [p.get_height() for p in ax.patches]
+
+
+def _bar_widths(ax):
+    return [p.get_width() for p in ax.patches]
+
+
+WATERFALL = pd.DataFrame(
+    {
+        "step": [0, 1, 2, 3, 4, 5, 6],
+        "label": ["Mixpanel members", "distinct_id_not_mpid", "mpid_not_found", "shared_mpid",
+                  "should be true", "not_yet_true", "stale_true"],
+        "kind": ["total", "minus", "minus", "minus", "total", "minus", "plus"],
+        "count": [100, 20, 5, 3, 72, 2, 10],
+    }
+)
+
+
+def test_waterfall_bars_equal_counts_and_float_at_running_level():
+    fig = charts.waterfall_chart(WATERFALL, title="Power Users at 2026-03-01")
+    ax = _check_basics(fig, "Power Users", "step", "users")
+    bars = ax.patches[: len(WATERFALL)]
+    assert [b.get_height() for b in bars] == [100, 20, 5, 3, 72, 2, 10]
+    # minus bars hang from the running level, plus bars rise from it
+    assert [b.get_y() for b in bars] == [0, 80, 75, 72, 0, 70, 70]
+    assert [t.get_text().replace("\n", " ") for t in ax.get_xticklabels()][1] == "distinct id not mpid"
+
+
+def test_waterfall_rejects_unknown_kind():
+    bad = WATERFALL.assign(kind=["total", "oops", "minus", "minus", "total", "minus", "plus"])
+    with pytest.raises(ValueError, match="oops"):
+        charts.waterfall_chart(bad)
+
+
+def test_waterfall_missing_column_is_a_clear_error():
+    with pytest.raises(ValueError, match="count"):
+        charts.waterfall_chart(WATERFALL.drop(columns="count"))
+
+
+def test_match_rate_chart_bars_are_percent():
+    rates = pd.DataFrame(
+        {"identifier_source": ["mparticle_user_id", "event_property", "distinct_id"],
+         "members": [50, 30, 20], "matched": [45, 30, 5], "match_rate": [0.9, 1.0, 0.25]}
+    )
+    fig = charts.match_rate_chart(rates, by="identifier_source")
+    ax = _check_basics(fig, "identifier source", "%", "identifier source")
+    assert _bar_widths(ax) == pytest.approx([90, 100, 25])
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["mparticle_user_id", "event_property", "distinct_id"]
+    texts = [t.get_text() for t in ax.texts]
+    assert "90.0%  (45 / 50)" in texts
+
+
+def test_match_rate_over_time_has_a_line_per_cohort():
+    df = pd.DataFrame({
+        "as_of": pd.to_datetime(["2026-02-01", "2026-02-02", "2026-02-01", "2026-02-02"]),
+        "cohort_name": ["A", "A", "B", "B"], "match_rate": [0.5, 0.6, 0.7, 0.8],
+    })
+    ax = _check_basics(charts.match_rate_over_time_chart(df), "over time", "date", "match rate")
+    assert len(ax.lines) == 2
+    assert list(ax.lines[0].get_ydata()) == pytest.approx([50, 60])
+
+
+def test_gaps_by_reason_sorted_bars_equal_users():
+    gaps = pd.DataFrame({"gap_reason": ["mpid_not_found", "distinct_id_not_mpid", "malformed_mparticle_user_id"],
+                         "users": [7, 30, 2]})
+    ax = _check_basics(charts.gaps_by_reason_chart(gaps), "gap reason", "unmatched", "gap reason")
+    assert _bar_widths(ax) == [2, 7, 30]
+    assert [t.get_text() for t in ax.get_yticklabels()] == [
+        "malformed_mparticle_user_id", "mpid_not_found", "distinct_id_not_mpid"]
+
+
+def test_gaps_by_recoverable_names_none_as_not_in_mparticle():
+    gaps = pd.DataFrame({"recoverable_via": ["customer_id", None, "email"], "users": [12, 5, 3]})
+    ax = _check_basics(charts.gaps_by_recoverable_chart(gaps), "mparticle", "unmatched", "identity")
+    assert _bar_widths(ax) == [3, 5, 12]
+    assert "(not in mParticle)" in [t.get_text() for t in ax.get_yticklabels()]
+
+
+def test_activity_chart_stacks_before_and_after():
+    act = pd.DataFrame({"gap_reason": ["mpid_not_found", "mpid_not_found", "distinct_id_not_mpid"],
+                        "active_after_cutoff": [True, False, False], "users": [4, 6, 9]})
+    ax = _check_basics(charts.activity_chart(act), "before/after", "members", "gap reason")
+    # rows sorted by total: mpid_not_found (10) then distinct_id_not_mpid (9)... ascending: 9, 10
+    widths = _bar_widths(ax)
+    assert widths == [9, 6, 0, 4]  # before-bars (dist, mpid), then after-bars (dist, mpid)
+    assert ax.patches[3].get_x() == 6  # after stacked on before
+
+
+def test_shared_mpid_and_remedies_charts():
+    ax = _check_basics(charts.shared_mpid_chart(pd.DataFrame({"profiles_per_mpid": [2, 3], "mpids": [10, 1]})),
+                       "several", "Mixpanel profiles", "MPIDs")
+    assert _bar_heights(ax) == [10, 1]
+    rem = pd.DataFrame({"remedy": ["mParticle Rule", "SDK code", "EIT = mparticle_id"], "users": [40, 35, 20]})
+    ax = _check_basics(charts.remedies_chart(rem), "remedy", "recovered", "remedy")
+    assert _bar_widths(ax) == [40, 35, 20]
+
+
+TIMELINE = pd.DataFrame({
+    "run_at": pd.date_range("2026-03-01", periods=6, freq="15min"),
+    "members": [100, 102, 102, 105, 104, 104],
+    "adds": [100, 3, 0, 0, 6, 0],
+    "removes": [0, 1, 0, 0, 4, 0],
+    "failed": [False, False, True, True, False, False],
+    "full_refresh": [True, False, False, False, False, False],
+    "true_count": [90, 92, 92, 92, 93, 93],
+    "not_yet_true": [0, 0, 2, 5, 0, 0],
+    "stale_true": [0, 1, 1, 1, 2, 2],
+})
+
+
+def test_timeline_chart_lines_and_paused_window():
+    ax = _check_basics(charts.timeline_chart(TIMELINE), "over time", "run", "users")
+    ys = [list(line.get_ydata()) for line in ax.lines]
+    assert list(TIMELINE["members"]) in ys and list(TIMELINE["true_count"]) in ys
+    spans = [p for p in ax.patches if p.get_label() == "paused (failed runs)"]
+    assert len(spans) == 1
+    x0, x1 = spans[0].get_x(), spans[0].get_x() + spans[0].get_width()
+    assert mdates.num2date(x0).replace(tzinfo=None) == TIMELINE["run_at"][2]
+    assert mdates.num2date(x1).replace(tzinfo=None) == TIMELINE["run_at"][4]
+
+
+def test_failed_windows_end_paused():
+    t = pd.Series(pd.date_range("2026-03-01", periods=3, freq="15min"))
+    assert charts._failed_windows(t, pd.Series([False, True, True])) == [(t[1], t[2])]
+    assert charts._failed_windows(t, pd.Series([True, False, True])) == [(t[0], t[1]), (t[2], t[2])]
+
+
+def test_sync_runs_chart_adds_up_removes_down():
+    ax = _check_basics(charts.sync_runs_chart(TIMELINE), "adds and removes", "run", "members")
+    bars = [p for p in ax.patches if p.get_label() != "paused (failed runs)"]
+    heights = [b.get_height() for b in bars]
+    assert heights == [100, 3, 0, 0, 6, 0] + [0, -1, 0, 0, -4, 0]
+
+
+def test_staleness_chart():
+    ax = _check_basics(charts.staleness_chart(TIMELINE), "errors", "run", "profiles")
+    ys = [list(line.get_ydata()) for line in ax.lines]
+    assert list(TIMELINE["stale_true"]) in ys and list(TIMELINE["not_yet_true"]) in ys
+
+
+def test_migration_match_rate_chart_with_events():
+    df = pd.DataFrame({"date": pd.to_datetime(["2026-01-01", "2026-02-01"] * 2),
+                       "plan": ["switch only", "switch only", "switch + rule", "switch + rule"],
+                       "match_rate": [0.4, 0.2, 0.4, 0.8]})
+    ev = pd.DataFrame({"date": pd.to_datetime(["2026-01-15"]), "label": ["EIT → mparticle_id"]})
+    ax = _check_basics(charts.migration_match_rate_chart(df, events=ev), "plan", "date", "match rate")
+    data_lines = [line for line in ax.lines if len(line.get_xdata()) == 2 and line.get_label() in ("switch only", "switch + rule")]
+    assert sorted(list(line.get_ydata()) for line in data_lines) == [[40, 20], [40, 80]]
+    assert any("EIT" in t.get_text() for t in ax.texts)
+
+
+def test_predicted_vs_observed_over_time_and_by_category():
+    over_time = pd.DataFrame({"date": pd.to_datetime(["2026-03-01", "2026-03-02"]),
+                              "predicted": [0.5, 0.6], "observed": [0.45, 0.61]})
+    ax = _check_basics(charts.predicted_vs_observed_chart(over_time), "predicted", "date", "match rate")
+    assert [list(line.get_ydata()) for line in ax.lines] == [pytest.approx([50, 60]), pytest.approx([45, 61])]
+    by_metric = pd.DataFrame({"metric": ["matched", "split profiles"], "predicted": [120, 30], "observed": [118, 33]})
+    ax = _check_basics(charts.predicted_vs_observed_chart(by_metric, x="metric", percent=False, ylabel="users"),
+                       "predicted", "metric", "users")
+    assert _bar_heights(ax) == [120, 30, 118, 33]
+
+
+@pytest.mark.parametrize("fn,cols", [
+    (charts.waterfall_chart, ["label", "kind", "count"]),
+    (charts.gaps_by_reason_chart, ["gap_reason", "users"]),
+    (charts.timeline_chart, ["run_at", "members", "true_count"]),
+    (charts.staleness_chart, ["run_at", "stale_true", "not_yet_true"]),
+    (charts.sync_runs_chart, ["run_at", "adds", "removes"]),
+    (charts.match_rate_chart, ["cohort_name", "members", "matched", "match_rate"]),
+])
+def test_empty_frames_give_a_no_data_figure(fn, cols):
+    fig = fn(pd.DataFrame({c: [] for c in cols}))
+    assert any("no data" in t.get_text() for t in fig.axes[0].texts)
+    assert _png(fig).startswith(b"\x89PNG")
