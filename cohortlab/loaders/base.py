@@ -55,6 +55,9 @@ class FileResult:
     loaded: int = 0
     deduplicated: int = 0
     quarantined: Counter = field(default_factory=Counter)
+    # a loader sets this when a file with no records is still a meaningful input (e.g. a cohort
+    # snapshot whose Engage page has "results": [], i.e. a cohort with 0 members)
+    allow_empty: bool = False
 
     @property
     def n_quarantined(self) -> int:
@@ -316,7 +319,7 @@ class Loader(ABC):
                     raise
                 except Exception as e:  # engine errors: name the file
                     raise LoadError(path, _clean_engine_error(e)) from e
-                if result.rows_read == 0:
+                if result.rows_read == 0 and not result.allow_empty:
                     raise LoadError(path, "empty file: no records")
                 if not result.balanced():
                     raise AssertionError(f"{path}: load counts do not add up: {result}")
