@@ -160,12 +160,13 @@ def json_is_absent_sql(j: str) -> str:
 
 
 def identities_sql(stage: str, col: str, kind: str) -> str:
-    """SELECT (line, mpid, kind, identity_type, value, bad) — one row per identity entry of the
+    """SELECT (line, pos, mpid, kind, identity_type, value, bad) — one row per identity entry of the
     JSON column ``col`` of ``stage`` (which has ``line`` and ``mpid``).
 
     ``col`` is an object map ``{type: value}`` or a list of ``{type, encoding, value}`` /
     ``{identity_type, identity}`` objects. ``value`` is the identity as text, NULL when the entry's
-    value is null/missing (no identity; in batches: remove that identity). ``bad`` flags an
+    value is null/missing (no identity; in batches: remove that identity). ``pos`` orders the
+    entries inside one record. ``bad`` flags an
     entry that is not an object, has no type, or has a non-scalar value."""
     is_map = f"json_type(s.{col}) = 'OBJECT'"
     raw_type = (
@@ -178,13 +179,13 @@ def identities_sql(stage: str, col: str, kind: str) -> str:
         f"ELSE json_extract(e.value, '$.identity') END END"
     )
     return f"""
-        SELECT line, mpid, '{kind}' AS kind, {identity_type_sql('raw_type')} AS identity_type,
+        SELECT line, pos, mpid, '{kind}' AS kind, {identity_type_sql('raw_type')} AS identity_type,
                CASE WHEN json_type(value_j) IN ('VARCHAR', 'BIGINT', 'UBIGINT', 'DOUBLE')
                     THEN json_extract_string(value_j, '$') END AS value,
                (raw_type IS NULL OR trim(raw_type) = ''
                 OR coalesce(json_type(value_j) IN ('BOOLEAN', 'OBJECT', 'ARRAY'), FALSE)) AS bad
         FROM (
-            SELECT s.line, s.mpid, {raw_type} AS raw_type, {value_j} AS value_j
+            SELECT s.line, e.id AS pos, s.mpid, {raw_type} AS raw_type, {value_j} AS value_j
             FROM {stage} s, json_each(s.{col}) e
             WHERE json_type(s.{col}) IN ('OBJECT', 'ARRAY')
         )"""
