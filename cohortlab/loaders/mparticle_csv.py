@@ -1,0 +1,154 @@
+"""mParticle profile snapshot as CSV → ``mpa_profiles``, ``mpa_identities``, ``mpa_attributes``
+(kind ``mparticle-csv``).
+
+One row per profile, a header line naming the columns (gzip detected by content):
+
+* ``mpid`` (option ``mpid_column`` renames it; matched case-insensitively): read as text and
+  validated exactly as int64 — an empty cell is quarantined ``missing_mpid``, anything else that
+  is not a valid MPID ``invalid_mpid``. No such column → :class:`LoadError` naming the file and
+  the columns found.
+* identity columns, named by identity type in any known spelling: user identities
+  (``customer_id``, ``email``, ``other``, ``other_id_2`` … ``other_id_10``, ``mobile_number``,
+  ``phone_number_2``, ``customerid``, ``other2`` …) and device identities (``ios_idfv``,
+  ``ios_idfa``, ``android_uuid``, ``android_id``, ``push_token`` …); the type stored is the
+  normalised Events API name. An empty cell is no identity.
+* every other column is a user attribute (option ``attributes``: a list, or a comma-separated
+  string, restricts the attribute columns to those named; an empty string loads none). The value
+  is stored as a JSON string; ``value_bool`` is TRUE for ``true``/``True``/``TRUE``, FALSE for
+  ``false``/…, else NULL. An empty cell is no attribute.
+
+``line`` is the 1-based line of the row, the header being line 1 (exact unless the file has blank
+lines or quoted values spanning lines). A later load replaces every row of the same MPID (the
+row is a snapshot of the profile); several rows of one MPID in a file: the last one wins, the
+others count as ``deduplicated``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cohortlab.identifiers import is_valid_mpid_sql
+from cohortlab.loaders._mparticle import Temp, count, identity_kind, normalise_identity_type, replace_profiles, text_bool_sql
+from cohortlab.loaders.base import MAX_LINE_SIZE, FileContext, FileResult, LoadError, Loader, head_text, sql_str
+
+
+def _q(name: str) -> str:
+    """A quoted SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+class MParticleCsvLoader(Loader):
+    kind = "mparticle-csv"
+    description = "mParticle profile snapshot CSV: mpid, identity columns by type, attribute columns"
+
+    def validate_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        opts = dict(options)
+        mpid_column = str(opts.pop("mpid_column", "mpid")).strip()
+        attributes = opts.pop("attributes", None)
+        if opts:
+            raise ValueError(
+                f"{self.kind}: unknown option(s) {sorted(opts)}; expected mpid_column, attributes"
+            )
+        if not mpid_column:
+            raise ValueError(f"{self.kind}: mpid_column must not be empty")
+        if isinstance(attributes, str):
+            attributes = [a.strip() for a in attributes.split(",") if a.strip()]
+        elif attributes is not None:
+            attributes = [str(a) for a in attributes]
+        return {"mpid_column": mpid_column, "attributes": attributes}
+
+    def _read_csv(self, ctx: FileContext) -> str:
+        return (
+            f"read_csv({ctx.file_sql}, header=true, all_varchar=true, compression='{ctx.compression}', "
+            f"max_line_size={MAX_LINE_SIZE})"
+        )
+
+    def load_file(self, ctx: FileContext) -> FileResult:
+        if not head_text(ctx.path, 4096).strip("\ufeff \t\r\n"):
+            raise LoadError(ctx.path, "empty file")
+        tmp = Temp(ctx)
+        try:
+            return self._load(ctx, tmp)
+        finally:
+            tmp.drop_all()
+
+    def _load(self, ctx: FileContext, tmp: Temp) -> FileResult:
+        columns = [r[0] for r in ctx.engine.query_rows(f"DESCRIBE SELECT * FROM {self._read_csv(ctx)}")]
+        want = self.options["mpid_column"]
+        mpid_col = next((c for c in columns if c == want), None) or next(
+            (c for c in columns if c.strip().lower() == want.lower()), None
+        )
+        if mpid_col is None:
+            raise LoadError(
+                ctx.path, f"no {want!r} column (option mpid_column); columns found: {', '.join(columns)}"
+            )
+        others = [c for c in columns if c != mpid_col]
+        identity_cols = [(c, identity_kind(c), normalise_identity_type(c)) for c in others if identity_kind(c)]
+        attr_cols = [c for c in others if not identity_kind(c)]
+        if self.options["attributes"] is not None:
+            missing = [a for a in self.options["attributes"] if a not in attr_cols]
+            if missing:
+                raise LoadError(
+                    ctx.path,
+                    f"attribute column(s) {', '.join(missing)} not found (option attributes); "
+                    f"attribute columns found: {', '.join(attr_cols) or 'none'}",
+                )
+            attr_cols = [c for c in attr_cols if c in self.options["attributes"]]
+
+        raw = "json_object(" + ", ".join(f"{sql_str(c)}, {_q(c)}" for c in columns) + ")::VARCHAR"
+        m = _q(mpid_col)
+        rows = tmp.create(
+            "rows",
+            f"SELECT row_number() OVER () + 1 AS __line, * FROM {self._read_csv(ctx)}",
+        )
+        checked = tmp.create(
+            "checked",
+            f"""
+            SELECT *, CASE WHEN __reason IS NULL THEN CAST({m} AS BIGINT) END AS __mpid FROM (
+              SELECT *, CASE WHEN {m} IS NULL OR {m} = '' THEN 'missing_mpid'
+                             WHEN NOT {is_valid_mpid_sql(m)} THEN 'invalid_mpid' END AS __reason
+              FROM {rows})""",
+        )
+        quarantined = ctx.reject(f"SELECT __line AS line, __reason AS reason, {raw} AS raw FROM {checked} WHERE __reason IS NOT NULL")
+        winners = tmp.create(
+            "winners",
+            f"""
+            SELECT * FROM (
+              SELECT *, row_number() OVER (PARTITION BY __mpid ORDER BY __line DESC) AS __rn
+              FROM {checked} WHERE __reason IS NULL
+            ) WHERE __rn = 1""",
+        )
+        profiles = tmp.create(
+            "profiles",
+            f"SELECT __mpid AS mpid, NULL::TIMESTAMP AS created_at, NULL::TIMESTAMP AS last_stored_at, "
+            f"NULL::BOOLEAN AS is_opted_out, NULL::VARCHAR AS environment, 'csv' AS source, __line AS line "
+            f"FROM {winners}",
+        )
+        identities = None
+        if identity_cols:
+            identities = tmp.create(
+                "identities",
+                " UNION ALL ".join(
+                    f"SELECT __mpid AS mpid, '{kind}' AS kind, {sql_str(t)} AS identity_type, "
+                    f"{_q(c)} AS value, __line AS line FROM {winners} WHERE {_q(c)} IS NOT NULL AND {_q(c)} <> ''"
+                    for c, kind, t in identity_cols
+                ),
+            )
+        attributes = None
+        if attr_cols:
+            attributes = tmp.create(
+                "attributes",
+                " UNION ALL ".join(
+                    f"SELECT __mpid AS mpid, {sql_str(c)} AS name, to_json({_q(c)}) AS value, "
+                    f"{text_bool_sql(_q(c))} AS value_bool, __line AS line "
+                    f"FROM {winners} WHERE {_q(c)} IS NOT NULL AND {_q(c)} <> ''"
+                    for c in attr_cols
+                ),
+            )
+        replace_profiles(ctx, profiles, identities, attributes, None)
+
+        rows_read = count(ctx, f"SELECT 1 FROM {rows}")
+        loaded = count(ctx, f"SELECT 1 FROM {winners}")
+        valid = count(ctx, f"SELECT 1 FROM {checked} WHERE __reason IS NULL")
+        return FileResult(rows_read=rows_read, loaded=loaded, deduplicated=valid - loaded,
+                          quarantined=quarantined)
