@@ -1,0 +1,257 @@
+"""``mixpanel-members``: one cohort membership snapshot per file, into ``mp_cohort_snapshots``
+and ``mp_cohort_members`` (``snapshot_id`` = the load id).
+
+Accepted inputs (gzip detected by content):
+
+* Engage pages fetched with ``filter_by_cohort`` (the shapes of ``mixpanel-profiles``: pages,
+  pretty-printed or not, an array of pages, or JSONL of result objects). A page may carry extra
+  top-level keys ``"as_of"`` (ISO string) and ``"filter_by_cohort"`` (the request parameter: a
+  JSON string such as ``'{"id": 1000}'`` or an object, optionally with ``"name"``).
+* CSV with a header and a distinct_id column: option ``column``, default the first of
+  ``distinct_id``, ``$distinct_id``, ``mixpanel_distinct_id`` present. An optional ``as_of``
+  column (one value for the whole file) gives the snapshot time.
+
+Options (they override what the file says): ``cohort`` (a name, or the id of a cohort in
+``mp_cohorts``), ``cohort_id``, ``as_of`` (ISO-8601 string or datetime; no zone = UTC),
+``column`` (CSV). Without an as_of time the load fails (``as_of is required``). A cohort unknown
+by name is registered in ``mp_cohorts``.
+
+Members are distinct per snapshot (repeats count as deduplicated). When Engage results carry a
+non-empty ``$properties`` object, those profiles are also upserted into ``mp_profiles`` with the
+same rules as ``mixpanel-profiles`` (a later load replaces the same distinct_id; note that
+``output_properties`` may have limited what a page carries). A page file whose pages all have
+``"results": []`` is a valid snapshot of 0 members; so is a CSV with a header and no rows.
+
+Quarantine reasons: malformed_json, not_an_object, missing_distinct_id, bad_distinct_id,
+bad_properties.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+from cohortlab.loaders.base import FileContext, FileResult, LoadError, Loader, head_text, sql_str
+from cohortlab.loaders.mixpanel_common import id_text_sql, parse_utc, register_cohorts, upsert_profiles
+from cohortlab.loaders.mixpanel_profiles import stage_engage_results
+
+DEFAULT_COLUMNS = ("distinct_id", "$distinct_id", "mixpanel_distinct_id")
+_OPTIONS = ("cohort", "cohort_id", "as_of", "column")
+
+
+def _looks_like_id(s: str) -> bool:
+    return s.lstrip("-").isdigit()
+
+
+class MixpanelMembersLoader(Loader):
+    kind = "mixpanel-members"
+    description = "Mixpanel cohort members (Engage filter_by_cohort pages or CSV) -> mp_cohort_members"
+
+    def validate_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(options) - set(_OPTIONS))
+        if unknown:
+            raise ValueError(f"{self.kind}: unknown option(s) {unknown}; known: {', '.join(_OPTIONS)}")
+        out: dict[str, Any] = {}
+        for k in ("cohort", "cohort_id", "column"):
+            v = options.get(k)
+            if v is not None and str(v).strip() != "":
+                out[k] = str(v).strip() if k != "column" else str(v)
+        if options.get("as_of") not in (None, ""):
+            out["as_of"] = parse_utc(options["as_of"], f"{self.kind}: as_of").isoformat()
+        return out
+
+    # ------------------------------------------------------------------ per file
+    def load_file(self, ctx: FileContext) -> FileResult:
+        eng = ctx.engine
+        st = f"_mp_mem_{ctx.load_id}"
+        head = head_text(ctx.path).lstrip("\ufeff \t\r\n")
+        if not head:
+            raise LoadError(ctx.path, "empty file")
+        if head[0] in "{[":
+            meta, has_pages = self._stage_json(ctx, st)
+        else:
+            meta, has_pages = self._stage_csv(ctx, st)
+
+        cohort_id, cohort_name = self._resolve_cohort(ctx, meta.get("cohort_id"), meta.get("cohort_name"))
+        as_of = self._resolve_as_of(ctx, meta.get("as_of"))
+
+        quarantined = ctx.reject(f"SELECT line, reason, raw FROM {st} WHERE reason IS NOT NULL")
+        rows_read, valid, distinct = eng.query_rows(
+            f"SELECT count(*), count(*) FILTER (WHERE reason IS NULL), "
+            f"count(DISTINCT distinct_id) FILTER (WHERE reason IS NULL) FROM {st}"
+        )[0]
+        eng.execute(
+            "INSERT INTO mp_cohort_snapshots (snapshot_id, cohort_id, cohort_name, as_of, member_count, "
+            "load_id, source_file, line) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
+            [ctx.load_id, cohort_id, cohort_name, as_of, int(distinct), ctx.load_id, str(ctx.path)],
+        )
+        eng.execute(
+            f"""
+            INSERT INTO mp_cohort_members (snapshot_id, cohort_name, as_of, distinct_id,
+                                           load_id, source_file, line)
+            SELECT ?, ?, ?, distinct_id, ?, ?, min(line)
+            FROM {st} WHERE reason IS NULL GROUP BY distinct_id
+            """,
+            [ctx.load_id, cohort_name, as_of, ctx.load_id, str(ctx.path)],
+        )
+        if meta.get("profiles"):
+            upsert_profiles(
+                ctx,
+                f"SELECT line, distinct_id, properties, doc_no FROM {st} "
+                f"WHERE reason IS NULL AND has_properties",
+                layout=meta["layout"],
+                doc_no="doc_no",
+            )
+        register_cohorts(
+            ctx,
+            f"SELECT {sql_str(cohort_id) if cohort_id is not None else 'NULL'}::VARCHAR AS cohort_id, "
+            f"{sql_str(cohort_name)} AS name, NULL::VARCHAR AS description, "
+            f"NULL::VARCHAR AS project_id, NULL::BIGINT AS line",
+        )
+        eng.execute(f"DROP TABLE {st}")
+        return FileResult(
+            rows_read=int(rows_read),
+            loaded=int(distinct),
+            deduplicated=int(valid) - int(distinct),
+            quarantined=Counter(quarantined),
+            allow_empty=int(rows_read) == 0 and has_pages,
+        )
+
+    # ------------------------------------------------------------------ inputs
+    def _stage_json(self, ctx: FileContext, st: str) -> tuple[dict[str, Any], bool]:
+        eng = ctx.engine
+        layout = stage_engage_results(ctx, st)
+        records = ctx.json_records_sql()
+        fbc = (
+            "CASE json_type(j, '$.filter_by_cohort') "
+            "WHEN 'VARCHAR' THEN TRY_CAST(json_extract_string(j, '$.filter_by_cohort') AS JSON) "
+            "WHEN 'OBJECT' THEN json_extract(j, '$.filter_by_cohort') END"
+        )
+        rows = eng.query_rows(
+            f"""
+            SELECT DISTINCT
+                   CASE json_type(j, '$.as_of') WHEN 'VARCHAR' THEN json_extract_string(j, '$.as_of')
+                        WHEN 'NULL' THEN NULL ELSE json_extract(j, '$.as_of')::VARCHAR END AS as_of,
+                   {id_text_sql(f"json_extract({fbc}, '$.id')")} AS cohort_id,
+                   nullif(json_extract_string({fbc}, '$.name'), '') AS cohort_name,
+                   json_type(j, '$.filter_by_cohort') IS NOT NULL AND {fbc} IS NULL AS bad_fbc
+            FROM ({records})
+            WHERE json_type(j) = 'OBJECT' AND json_type(j, '$.results') = 'ARRAY'
+            """
+        )
+        has_pages = bool(rows)
+        meta: dict[str, Any] = {"layout": layout}
+        if any(r[3] for r in rows):
+            raise LoadError(ctx.path, "filter_by_cohort is neither a JSON object nor a JSON string "
+                                      "holding one")
+        for i, key in ((0, "as_of"), (1, "cohort_id"), (2, "cohort_name")):
+            values = {r[i] for r in rows if r[i] is not None}
+            if len(values) > 1:
+                raise LoadError(ctx.path, f"pages disagree on {key}: {sorted(values)}")
+            if values:
+                meta[key] = values.pop()
+        meta["profiles"] = bool(
+            eng.query_rows(f"SELECT 1 FROM {st} WHERE reason IS NULL AND has_properties LIMIT 1")
+        )
+        return meta, has_pages
+
+    def _stage_csv(self, ctx: FileContext, st: str) -> tuple[dict[str, Any], bool]:
+        eng = ctx.engine
+        src = (
+            f"read_csv({ctx.file_sql}, header=true, all_varchar=true, "
+            f"compression='{ctx.compression}')"
+        )
+        try:
+            cols = [r[0] for r in eng.query_rows(f"DESCRIBE SELECT * FROM {src}")]
+        except Exception as e:  # noqa: BLE001 - engine error: not a readable CSV
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise LoadError(ctx.path, f"unrecognised format: not JSON and not a readable CSV ({msg})") from e
+        column = ctx.options.get("column")
+        if column is None:
+            column = next((c for c in DEFAULT_COLUMNS if c in cols), None)
+            if column is None:
+                raise LoadError(ctx.path, f"no distinct_id column: expected one of "
+                                          f"{', '.join(DEFAULT_COLUMNS)} (or pass -o column=NAME); "
+                                          f"the header has {cols}", line=1)
+        elif column not in cols:
+            raise LoadError(ctx.path, f"no column {column!r}; the header has {cols}", line=1)
+        qc = '"' + column.replace('"', '""') + '"'
+        eng.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE {st} AS
+            SELECT line, NULL::BIGINT AS doc_no,
+                   CASE WHEN distinct_id IS NULL THEN 'missing_distinct_id' END AS reason,
+                   CASE WHEN distinct_id IS NULL THEN raw END AS raw,
+                   distinct_id, NULL::JSON AS properties, FALSE AS has_properties
+            FROM (
+                SELECT row_number() OVER () + 1 AS line, t::VARCHAR AS raw,
+                       nullif(trim(t.{qc}), '') AS distinct_id
+                FROM {src} t
+            )
+            """
+        )
+        meta: dict[str, Any] = {"layout": "csv"}
+        if "as_of" in cols:
+            values = [r[0] for r in eng.query_rows(
+                f"SELECT DISTINCT trim(as_of) FROM {src} WHERE nullif(trim(as_of), '') IS NOT NULL"
+            )]
+            if len(values) > 1:
+                raise LoadError(ctx.path, f"the as_of column has several values {sorted(values)[:5]}: "
+                                          "one file is one snapshot")
+            if values:
+                meta["as_of"] = values[0]
+        return meta, True
+
+    # ------------------------------------------------------------------ cohort and time
+    def _resolve_cohort(self, ctx: FileContext, file_id: str | None,
+                        file_name: str | None) -> tuple[str | None, str]:
+        q = ctx.engine.query_rows
+        cid: str | None = ctx.options.get("cohort_id")
+        name: str | None = None
+        opt = ctx.options.get("cohort")
+        if opt is not None:
+            by_name = q("SELECT cohort_id FROM mp_cohorts WHERE name = ? LIMIT 1", [opt])
+            if by_name:
+                name = opt
+                cid = cid or by_name[0][0]
+            else:
+                by_id = q("SELECT name FROM mp_cohorts WHERE cohort_id = ? LIMIT 1", [opt])
+                if by_id:
+                    cid, name = opt, by_id[0][0]
+                elif _looks_like_id(opt):
+                    raise LoadError(ctx.path, f"cohort {opt!r} is not a cohort name and no cohort has "
+                                              "this id in mp_cohorts: load the /cohorts/list export "
+                                              "first (mixpanel-cohorts) or pass the cohort name")
+                else:
+                    name = opt
+        if cid is None and name is None:
+            cid, name = file_id, file_name
+        if name is None and cid is not None:
+            rows = q("SELECT name FROM mp_cohorts WHERE cohort_id = ? LIMIT 1", [cid])
+            if not rows:
+                raise LoadError(ctx.path, f"cohort id {cid!r} is unknown (not in mp_cohorts): load the "
+                                          "/cohorts/list export first (mixpanel-cohorts) or pass "
+                                          "-o cohort=NAME")
+            name = rows[0][0]
+        if name is None:
+            raise LoadError(ctx.path, "the cohort is unknown: pass -o cohort=NAME (or -o cohort_id=ID), "
+                                      "or fetch the pages with filter_by_cohort in the file")
+        if cid is None:
+            rows = q("SELECT cohort_id FROM mp_cohorts WHERE name = ? AND cohort_id IS NOT NULL LIMIT 1",
+                     [name])
+            cid = rows[0][0] if rows else None
+        return cid, name
+
+    def _resolve_as_of(self, ctx: FileContext, file_as_of: str | None) -> datetime:
+        value = ctx.options.get("as_of") or file_as_of
+        if value is None:
+            raise LoadError(ctx.path, "as_of is required: pass -o as_of=2026-03-01T00:00:00Z "
+                                      "(or put an \"as_of\" key in the pages / an as_of column in the CSV)")
+        try:
+            return parse_utc(value, "as_of")
+        except ValueError as e:
+            raise LoadError(ctx.path, str(e)) from None
+
+
+__all__ = ["MixpanelMembersLoader"]

@@ -1,0 +1,233 @@
+"""``mixpanel-webhooks``: Mixpanel cohort-sync webhook payloads into ``mp_webhook_pages`` and
+``mp_webhook_members``, in replay order.
+
+A payload is ``{"action": "members" | "add_members" | "remove_members", "parameters":
+{"mixpanel_project_id", "mixpanel_cohort_id", "mixpanel_cohort_name",
+"mixpanel_cohort_description", "mixpanel_session_id", "page_info": {"total_pages",
+"page_count"}, "members": [{"mixpanel_distinct_id" (or "$distinct_id"), "email" (or "$email"),
+"first_name", ...}]}}``. Files: one payload per file (pretty-printed OK), a JSON array of
+payloads, or JSONL. Ids may be strings or numbers (stored as text); extra keys are kept in
+``mp_webhook_members.properties`` or ignored.
+
+Receive time: option ``received_at`` (every record of the file), else a top-level
+``"received_at"`` key on the record (ISO string, no zone = UTC, or epoch seconds/ms). A record
+without a receive time is a LoadError naming the file and record.
+
+One record = one page = one row read. ``seq`` follows the file order (the replay order). A page
+identical to a page already stored or earlier in the file (same cohort, session_id, action,
+page_count and member set) is deduplicated: replaying the same page changes nothing. A missing
+``members`` key is an empty page (Mixpanel makes empty diff calls). The cohort is registered in
+``mp_cohorts`` when unknown.
+
+Quarantine reasons: malformed_json, not_an_object, bad_action, bad_parameters, missing_cohort,
+bad_members (``members`` not an array, a member not an object or without a distinct id).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from cohortlab.loaders.base import FileContext, FileResult, LoadError, Loader
+from cohortlab.loaders.mixpanel_common import (
+    epoch_to_timestamp_sql,
+    id_text_sql,
+    json_number_sql,
+    parse_utc,
+    raw_text_sql,
+    register_cohorts,
+)
+
+ACTIONS = ("members", "add_members", "remove_members")
+
+_PATHS = [
+    "$.action",  # 1
+    "$.parameters",  # 2
+    "$.parameters.mixpanel_cohort_id",  # 3
+    "$.parameters.mixpanel_cohort_name",  # 4
+    "$.parameters.mixpanel_session_id",  # 5
+    "$.parameters.page_info.page_count",  # 6
+    "$.parameters.page_info.total_pages",  # 7
+    "$.parameters.members",  # 8
+    "$.received_at",  # 9
+    "$.parameters.mixpanel_cohort_description",  # 10
+    "$.parameters.mixpanel_project_id",  # 11
+]
+
+
+class MixpanelWebhooksLoader(Loader):
+    kind = "mixpanel-webhooks"
+    description = "Mixpanel cohort-sync webhook payloads -> mp_webhook_pages / mp_webhook_members"
+
+    def validate_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(options) - {"received_at"})
+        if unknown:
+            raise ValueError(f"{self.kind}: unknown option(s) {unknown}; known: received_at")
+        out: dict[str, Any] = {}
+        if options.get("received_at") not in (None, ""):
+            out["received_at"] = parse_utc(options["received_at"], f"{self.kind}: received_at").isoformat()
+        return out
+
+    def load_file(self, ctx: FileContext) -> FileResult:
+        eng = ctx.engine
+        st = f"_mp_wh_{ctx.load_id}"
+        paths = "[" + ", ".join("'" + p + "'" for p in _PATHS) + "]"
+        actions = "(" + ", ".join(f"'{a}'" for a in ACTIONS) + ")"
+        opt_rx = ctx.options.get("received_at")
+        if opt_rx is not None:
+            rx_sql = f"TIMESTAMP '{opt_rx}'"
+        else:
+            rx_num = json_number_sql("v[9]")
+            rx_sql = (
+                f"CASE WHEN json_type(v[9]) IN ('BIGINT', 'UBIGINT', 'HUGEINT', 'DOUBLE') "
+                f"  OR TRY_CAST(json_extract_string(v[9], '$') AS DOUBLE) IS NOT NULL "
+                f"THEN {epoch_to_timestamp_sql(rx_num)} ELSE "
+                f"timezone('UTC', TRY_CAST(trim(json_extract_string(v[9], '$')) AS TIMESTAMPTZ)) END"
+            )
+        eng.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE {st} AS
+            WITH p AS (
+                SELECT line, raw, json_type(j) AS jt,
+                       CASE WHEN json_type(j) = 'OBJECT' THEN json_extract(j, {paths}) END AS v
+                FROM ({ctx.json_records_sql()})
+            )
+            SELECT line, raw, jt,
+                   {raw_text_sql('v[1]')} AS action,
+                   json_type(v[2]) AS params_type,
+                   {id_text_sql('v[3]')} AS cohort_id,
+                   nullif({raw_text_sql('v[4]')}, '') AS cohort_name,
+                   {id_text_sql('v[5]')} AS session_id,
+                   TRY_CAST({raw_text_sql('v[6]')} AS INTEGER) AS page_count,
+                   TRY_CAST({raw_text_sql('v[7]')} AS INTEGER) AS total_pages,
+                   json_type(v[8]) AS members_type,
+                   CASE WHEN json_type(v[8]) = 'ARRAY' THEN v[8] END AS members,
+                   v[9] IS NOT NULL AND json_type(v[9]) <> 'NULL' AS has_rx,
+                   {rx_sql} AS received_at,
+                   {raw_text_sql('v[10]')} AS description,
+                   {id_text_sql('v[11]')} AS project_id
+            FROM p
+            """
+        )
+        bad_rx = eng.query_rows(
+            f"SELECT line, has_rx FROM {st} WHERE jt = 'OBJECT' AND received_at IS NULL ORDER BY line LIMIT 1"
+        )
+        if bad_rx:
+            line, has_rx = bad_rx[0]
+            raise LoadError(
+                ctx.path,
+                ("received_at is not an ISO-8601 time or epoch number" if has_rx else
+                 "no receive time: pass -o received_at=2026-03-01T00:00:00Z or add a top-level "
+                 '"received_at" key to each payload'),
+                line=int(line),
+            )
+        # members, one row per (page, member entry)
+        mid = id_text_sql("json_extract(e.value, '$.mixpanel_distinct_id')")
+        mid2 = id_text_sql("json_extract(e.value, '$.\"$distinct_id\"')")
+        mail = raw_text_sql("json_extract(e.value, '$.email')")
+        mail2 = raw_text_sql("json_extract(e.value, '$.\"$email\"')")
+        eng.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE {st}_m AS
+            SELECT s.line, CAST(e.key AS BIGINT) AS idx, json_type(e.value) AS mt,
+                   coalesce({mid}, {mid2}) AS distinct_id,
+                   coalesce(nullif({mail}, ''), nullif({mail2}, '')) AS email,
+                   e.value AS properties
+            FROM {st} s, json_each(s.members) e
+            WHERE s.members IS NOT NULL
+            """
+        )
+        eng.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE {st}_p AS
+            SELECT s.*,
+                   CASE WHEN jt IS NULL THEN 'malformed_json'
+                        WHEN jt <> 'OBJECT' THEN 'not_an_object'
+                        WHEN action IS NULL OR action NOT IN {actions} THEN 'bad_action'
+                        WHEN params_type IS DISTINCT FROM 'OBJECT' THEN 'bad_parameters'
+                        WHEN cohort_id IS NULL AND cohort_name IS NULL THEN 'missing_cohort'
+                        WHEN members_type IS NOT NULL AND members_type NOT IN ('ARRAY', 'NULL')
+                          OR coalesce(m.bad, 0) > 0 THEN 'bad_members'
+                   END AS reason,
+                   coalesce(m.sig, md5('')) AS sig, coalesce(m.n, 0) AS member_count
+            FROM {st} s LEFT JOIN (
+                SELECT line,
+                       count(*) FILTER (WHERE mt IS DISTINCT FROM 'OBJECT' OR distinct_id IS NULL) AS bad,
+                       count(DISTINCT distinct_id) AS n,
+                       md5(coalesce(string_agg(DISTINCT distinct_id, chr(31) ORDER BY distinct_id), '')) AS sig
+                FROM {st}_m GROUP BY line
+            ) m ON m.line = s.line
+            """
+        )
+        quarantined = ctx.reject(f"SELECT line, reason, raw FROM {st}_p WHERE reason IS NOT NULL")
+        # deduplicate: first page of each key within the file, and nothing already stored
+        eng.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE {st}_new AS
+            WITH first AS (
+                SELECT * FROM {st}_p WHERE reason IS NULL
+                QUALIFY row_number() OVER (PARTITION BY cohort_id, cohort_name, session_id, action,
+                                                        page_count, sig ORDER BY line) = 1
+            ),
+            stored AS (
+                SELECT w.seq, w.cohort_id, w.cohort_name, w.session_id, w.action, w.page_count,
+                       md5(coalesce(string_agg(DISTINCT m.distinct_id, chr(31) ORDER BY m.distinct_id), '')) AS sig
+                FROM mp_webhook_pages w LEFT JOIN mp_webhook_members m ON m.seq = w.seq
+                WHERE EXISTS (SELECT 1 FROM first f
+                              WHERE f.cohort_id IS NOT DISTINCT FROM w.cohort_id
+                                AND f.cohort_name IS NOT DISTINCT FROM w.cohort_name
+                                AND f.session_id IS NOT DISTINCT FROM w.session_id
+                                AND f.action = w.action
+                                AND f.page_count IS NOT DISTINCT FROM w.page_count)
+                GROUP BY ALL
+            )
+            SELECT f.*, row_number() OVER (ORDER BY f.line) AS rn FROM first f
+            WHERE NOT EXISTS (SELECT 1 FROM stored s
+                              WHERE s.cohort_id IS NOT DISTINCT FROM f.cohort_id
+                                AND s.cohort_name IS NOT DISTINCT FROM f.cohort_name
+                                AND s.session_id IS NOT DISTINCT FROM f.session_id
+                                AND s.action = f.action
+                                AND s.page_count IS NOT DISTINCT FROM f.page_count
+                                AND s.sig = f.sig)
+            """
+        )
+        n_new = int(eng.query_rows(f"SELECT count(*) FROM {st}_new")[0][0])
+        if n_new:
+            # seq in file order: take n consecutive values of webhook_seq
+            first_seq = int(eng.query_rows("SELECT nextval('webhook_seq')")[0][0])
+            if n_new > 1:
+                last = int(eng.query_rows(f"SELECT max(nextval('webhook_seq')) FROM range({n_new - 1})")[0][0])
+                if last != first_seq + n_new - 1:  # pragma: no cover - sequence with an increment
+                    raise LoadError(ctx.path, "webhook_seq did not hand out consecutive values")
+            eng.execute(
+                f"""
+                INSERT INTO mp_webhook_pages (seq, received_at, action, cohort_id, cohort_name,
+                    session_id, page_count, total_pages, member_count, load_id, source_file, line)
+                SELECT {first_seq} + rn - 1, received_at, action, cohort_id, cohort_name, session_id,
+                       page_count, total_pages, member_count, ?, ?, line
+                FROM {st}_new
+                """,
+                [ctx.load_id, str(ctx.path)],
+            )
+            eng.execute(
+                f"""
+                INSERT INTO mp_webhook_members (seq, distinct_id, email, properties, load_id,
+                                                source_file, line)
+                SELECT {first_seq} + n.rn - 1, m.distinct_id, m.email, m.properties, ?, ?, m.line
+                FROM {st}_new n JOIN {st}_m m ON m.line = n.line
+                QUALIFY row_number() OVER (PARTITION BY m.line, m.distinct_id ORDER BY m.idx) = 1
+                """,
+                [ctx.load_id, str(ctx.path)],
+            )
+            register_cohorts(
+                ctx,
+                f"SELECT cohort_id, cohort_name AS name, description, project_id, "
+                f"line FROM {st}_new",
+            )
+        rows_read, valid = eng.query_rows(
+            f"SELECT count(*), count(*) FILTER (WHERE reason IS NULL) FROM {st}_p"
+        )[0]
+        for suffix in ("", "_m", "_p", "_new"):
+            eng.execute(f"DROP TABLE {st}{suffix}")
+        return FileResult(rows_read=int(rows_read), loaded=n_new, deduplicated=int(valid) - n_new,
+                          quarantined=Counter(quarantined))
