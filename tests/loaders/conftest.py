@@ -43,3 +43,13 @@ def table_snapshot(lab):
 def mparticle_data_dir() -> Path:
     """The sample mParticle files in data/mparticle/."""
     return REPO / "data" / "mparticle"
+
+
+@pytest.fixture
+def q(lab):
+    """q(sql, params=None) -> the query's rows as a sorted list of tuples."""
+
+    def _q(sql: str, params=None) -> list[tuple]:
+        return sorted(lab.engine.query_rows(sql, params), key=repr)
+
+    return _q
