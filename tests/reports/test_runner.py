@@ -1,0 +1,155 @@
+"""The report runner on tiny self-contained notebooks (no data needed): files written, never
+overwriting, failures named by notebook and cell, HTML without code."""
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+from click.testing import CliRunner
+
+from cohortlab.cli import main
+from cohortlab.report import (
+    ReportError,
+    dated_output_dir,
+    declared_parameters,
+    load_params,
+    prepare_output_dir,
+    run_report,
+)
+
+KERNELSPEC = {"name": "cohortlab", "display_name": "cohortlab (Python 3)", "language": "python"}
+
+
+def _notebook(path: Path, cells: list[str], *, title: str = "Tiny") -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = KERNELSPEC
+    nb.cells.append(nbformat.v4.new_markdown_cell(f"# {title}"))
+    params = nbformat.v4.new_code_cell(
+        'db = None\ndata = None\ncohorts = None\noutput_dir = "."\nshow_personal_data = False'
+    )
+    params.metadata["tags"] = ["parameters"]
+    nb.cells.append(params)
+    nb.cells.extend(nbformat.v4.new_code_cell(c) for c in cells)
+    nbformat.write(nb, str(path))
+    return path
+
+
+GOOD = [
+    "SECRET_SOURCE_MARKER = 'this code must not appear in the HTML'\nimport json, os",
+    "print('members: 42')",
+    "json.dump({'title': 'Tiny report', 'summary': '42 members', 'headline': {'members': 42, 'match rate': 0.5},"
+    " 'db': db}, open(os.path.join(output_dir, 'metrics.json'), 'w'))",
+]
+BROKEN = ["x = 1", "raise ValueError('deliberately broken')", "print('never')"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    d = tmp_path_factory.mktemp("nbs")
+    db = d / "x.duckdb"
+    db.write_bytes(b"")  # existence is all the runner checks
+    return {
+        "good": _notebook(d / "good.ipynb", GOOD, title="Good"),
+        "broken": _notebook(d / "broken.ipynb", BROKEN, title="Broken"),
+        "db": db,
+    }
+
+
+def test_declared_parameters(tiny):
+    assert set(declared_parameters(tiny["good"])) == {"db", "data", "cohorts", "output_dir", "show_personal_data"}
+
+
+def test_report_writes_every_file(tiny, tmp_path):
+    out = tmp_path / "run"
+    res = run_report([tiny["good"]], db=tiny["db"], out=out, params={"cohorts": ["A"], "undeclared": 1})
+    assert res.ok
+    nb_dir = out / "good"
+    assert (nb_dir / "good.ipynb").exists() and (nb_dir / "good.html").exists()
+    metrics = json.loads((nb_dir / "metrics.json").read_text())
+    assert metrics["headline"]["members"] == 42
+    assert metrics["db"] == str(Path(tiny["db"]).resolve())  # paths reach the notebook absolute
+    html = (nb_dir / "good.html").read_text()
+    assert "members: 42" in html
+    assert "SECRET_SOURCE_MARKER" not in html  # no code in the HTML
+    index = (out / "index.html").read_text()
+    assert 'href="good/good.html"' in index and "Tiny report" in index and "50.0%" in index
+    executed = nbformat.read(str(nb_dir / "good.ipynb"), as_version=4)
+    injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert injected and 'cohorts = ["A"]' in injected[0].source and "undeclared" not in injected[0].source
+
+
+def test_never_overwrites_unless_told(tiny, tmp_path):
+    out = tmp_path / "run"
+    run_report([tiny["good"]], db=tiny["db"], out=out)
+    with pytest.raises(ReportError, match="already exists"):
+        run_report([tiny["good"]], db=tiny["db"], out=out)
+    (out / "stale.txt").write_text("old")
+    res = run_report([tiny["good"]], db=tiny["db"], out=out, overwrite=True)
+    assert res.ok and not (out / "stale.txt").exists()
+
+
+def test_dated_folders_get_a_suffix(tmp_path):
+    import datetime as dt
+
+    day = dt.date(2026, 3, 1)
+    assert dated_output_dir(tmp_path, day) == tmp_path / "2026-03-01"
+    (tmp_path / "2026-03-01").mkdir()
+    (tmp_path / "2026-03-01-2").mkdir()
+    assert dated_output_dir(tmp_path, day) == tmp_path / "2026-03-01-3"
+    first = prepare_output_dir(None, overwrite=False, root=tmp_path / "r")
+    (first / "index.html").write_text("x")
+    second = prepare_output_dir(None, overwrite=False, root=tmp_path / "r")
+    assert second != first and second.name.startswith(first.name + "-")
+
+
+def test_failure_names_notebook_and_cell_and_other_notebooks_still_run(tiny, tmp_path):
+    res = run_report([tiny["broken"], tiny["good"]], db=tiny["db"], out=tmp_path / "run")
+    assert not res.ok
+    broken, good = res.notebooks
+    assert good.ok
+    assert broken.ename == "ValueError"
+    assert "deliberately broken" in broken.error and "cell" in broken.error
+    assert broken.cell_index is not None
+    assert broken.ipynb.exists() and broken.html.exists()  # the traceback is kept for audit
+    assert "FAILED" in (tmp_path / "run" / "index.html").read_text()
+
+
+def test_cli_report_exit_codes(tiny, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "cli"
+    r = runner.invoke(main, ["report", "--db", str(tiny["db"]), "--notebooks", str(tiny["good"]), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert r.stdout.strip().endswith("index.html")
+    assert "[1/1] good: ok" in r.stderr
+    r = runner.invoke(main, ["report", "--db", str(tiny["db"]), "--notebooks", str(tiny["good"]), "--out", str(out)])
+    assert r.exit_code != 0 and "already exists" in r.stderr
+    r = runner.invoke(main, ["report", "--db", str(tiny["db"]), "--notebooks", str(tiny["broken"]),
+                             "--out", str(tmp_path / "cli2")])
+    assert r.exit_code == 1
+    assert "broken.ipynb" in r.stderr and "cell" in r.stderr and "ValueError: deliberately broken" in r.stderr
+
+
+def test_cli_needs_a_source_and_known_notebooks(tiny, tmp_path):
+    runner = CliRunner()
+    r = runner.invoke(main, ["report", "--out", str(tmp_path / "x")])
+    assert r.exit_code != 0 and "--db" in r.stderr
+    r = runner.invoke(main, ["report", "--db", str(tiny["db"]), "--notebooks", "nope", "--out", str(tmp_path / "y")])
+    assert r.exit_code != 0 and "no notebook 'nope'" in r.stderr
+
+
+def test_params_yaml(tmp_path, tiny):
+    p = tmp_path / "params.yaml"
+    p.write_text("cohorts: [Power Users]\nas_of: 2026-03-01T00:00:00Z\nshow_personal_data: false\n")
+    params = load_params(p)
+    assert params["cohorts"] == ["Power Users"] and params["as_of"].startswith("2026-03-01T00:00:00")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- a list\n")
+    with pytest.raises(ReportError, match="mapping"):
+        load_params(bad)
+
+
+def test_lab_and_demo_help():
+    runner = CliRunner()
+    assert runner.invoke(main, ["lab", "--help"]).exit_code == 0
+    assert runner.invoke(main, ["demo", "--help"]).exit_code == 0
