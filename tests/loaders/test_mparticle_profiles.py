@@ -1,0 +1,347 @@
+"""mparticle-profiles: Profile API responses into mpa_profiles / mpa_identities / mpa_attributes /
+mpa_audiences. Exact int64 MPIDs, identity type normalisation, booleans, upsert per MPID."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import pytest
+
+from cohortlab.loaders import LoadError
+
+KIND = "mparticle-profiles"
+
+
+def jsonl(*records) -> str:
+    return "".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records)
+
+
+# --------------------------------------------------------------------------- sample files
+def test_pretty_printed_single_object(lab, q, mparticle_data_dir):
+    path = mparticle_data_dir / "profiles.json"
+    r = lab.load(KIND, path)
+    assert (r.rows_read, r.loaded, r.deduplicated, r.n_quarantined) == (1, 1, 0, 0)
+    assert q("SELECT mpid, created_at, last_stored_at, is_opted_out, environment, source, line FROM mpa_profiles") == [
+        (-7346244611012968789, datetime(2025, 1, 1, 12), datetime(2026, 3, 1), False, None, "profile_api", 1)
+    ]
+    assert q("SELECT mpid, kind, identity_type, value FROM mpa_identities") == sorted(
+        [
+            (-7346244611012968789, "device", "android_uuid", "8789c459016a94b0"),
+            (-7346244611012968789, "user", "customer_id", "cust-1"),
+            (-7346244611012968789, "user", "email", "ann@example.com"),
+        ],
+        key=repr,
+    )
+    assert q("SELECT name, value::VARCHAR, value_bool FROM mpa_attributes") == sorted(
+        [
+            ("$firstname", '"Ann"', None),
+            ("ltv", '"342.1"', None),
+            ("favourite_categories", '["decor","garden"]', None),
+            ("vip", "null", None),
+            ("Power Users", '"true"', True),
+        ],
+        key=repr,
+    )
+    assert q("SELECT mpid, audience_id, audience_name, expiration_at FROM mpa_audiences") == [
+        (-7346244611012968789, 17802, "Power Users audience", None)
+    ]
+    assert q("SELECT DISTINCT load_id, source_file FROM mpa_attributes") == [(r.load_ids[0], str(path))]
+
+
+def test_jsonl_sample(lab, q, mparticle_data_dir):
+    r = lab.load(KIND, mparticle_data_dir / "profiles.jsonl")
+    assert (r.rows_read, r.loaded, r.deduplicated, r.n_quarantined) == (7, 7, 0, 0)
+    assert q("SELECT mpid, line FROM mpa_profiles") == sorted(
+        [
+            (9080350317581165123, 1),
+            (4611686018427387904, 2),
+            (-1, 3),
+            (123456789012345678, 4),
+            (7000000000000000001, 5),
+            (3141592653589793238, 6),
+            (-4242424242424242424, 7),
+        ],
+        key=repr,
+    )
+    # IDSync spellings and device ids normalised to Events API names
+    assert q("SELECT identity_type, value FROM mpa_identities WHERE mpid = 4611686018427387904") == [
+        ("customer_id", "cust-3"),
+        ("other_id_2", "legacy-3"),
+    ]
+    assert q("SELECT kind, identity_type FROM mpa_identities WHERE mpid IN (3141592653589793238, -4242424242424242424)") == [
+        ("device", "android_advertising_id"),
+        ("device", "android_uuid"),
+        ("device", "ios_advertising_id"),
+        ("device", "ios_idfv"),
+    ]
+    assert q("SELECT identity_type FROM mpa_identities WHERE mpid = 123456789012345678") == [
+        ("customer_id",), ("email",), ("mobile_number",)
+    ]
+    # the cohort attribute in its three spellings
+    assert q("SELECT mpid, value::VARCHAR, value_bool FROM mpa_attributes WHERE name = 'Power Users'") == [
+        (4611686018427387904, '"False"', False),
+        (9080350317581165123, "true", True),
+    ]
+    assert q("SELECT mpid, is_opted_out FROM mpa_profiles WHERE is_opted_out") == [(7000000000000000001, True)]
+
+
+# --------------------------------------------------------------------------- layouts
+def test_array_and_concatenated_documents(lab, q, write):
+    arr = write("arr.json", json.dumps([{"mpid": 1}, {"mpid": "2"}], indent=2))
+    docs = write("docs.json", '{\n  "mpid": 3\n}\n{\n  "mpid": -4\n}\n')
+    r = lab.load(KIND, [arr, docs])
+    assert r.loaded == 4
+    assert q("SELECT mpid, line, source_file FROM mpa_profiles") == sorted(
+        [(1, 1, str(arr)), (2, 2, str(arr)), (3, 1, str(docs)), (-4, 2, str(docs))], key=repr
+    )
+
+
+def test_gzip_jsonl(lab, q, write):
+    p = write("profiles.jsonl.gz", jsonl({"mpid": 5}, {"mpid": 6}), gz=True)
+    assert lab.load(KIND, p).loaded == 2
+    assert q("SELECT mpid FROM mpa_profiles") == [(5,), (6,)]
+
+
+# --------------------------------------------------------------------------- identities
+@pytest.mark.parametrize(
+    "given,expected",
+    [
+        ("customer_id", "customer_id"),
+        ("customerid", "customer_id"),
+        ("CustomerID", "customer_id"),
+        ("Customer ID", "customer_id"),
+        ("email", "email"),
+        ("other", "other"),
+        ("other2", "other_id_2"),
+        ("other3", "other_id_3"),
+        ("other10", "other_id_10"),
+        ("Other_ID_4", "other_id_4"),
+        ("mobilenumber", "mobile_number"),
+        ("mobile_number", "mobile_number"),
+        ("phonenumber2", "phone_number_2"),
+        ("phonenumber3", "phone_number_3"),
+        ("facebookcustomaudienceid", "facebook_custom_audience_id"),
+        ("some_new_type", "some_new_type"),
+    ],
+)
+def test_user_identity_type_spellings(lab, q, write, given, expected):
+    p = write("p.jsonl", jsonl(
+        {"mpid": 1, "user_identities": [{"type": given, "encoding": "none", "value": "v1"}]},
+        {"mpid": 2, "user_identities": {given: "v2"}},
+        {"mpid": 3, "user_identities": [{"identity_type": given, "identity": "v3"}]},
+    ))
+    lab.load(KIND, p)
+    assert q("SELECT mpid, kind, identity_type, value FROM mpa_identities") == [
+        (1, "user", expected, "v1"), (2, "user", expected, "v2"), (3, "user", expected, "v3")
+    ]
+
+
+def test_identity_values_kept_exactly_and_null_skipped(lab, q, write):
+    p = write("p.jsonl", jsonl({
+        "mpid": 1,
+        "user_identities": {"customer_id": 12345678901234567890, "email": None, "other": " Spaced "},
+        "device_identities": [{"type": "push_token", "encoding": "none", "value": "tok"},
+                              {"type": "ios_idfv", "encoding": "none", "value": None}],
+    }))
+    r = lab.load(KIND, p)
+    assert r.loaded == 1
+    assert q("SELECT kind, identity_type, value FROM mpa_identities") == [
+        ("device", "push_token", "tok"),
+        ("user", "customer_id", "12345678901234567890"),
+        ("user", "other", " Spaced "),
+    ]
+
+
+# --------------------------------------------------------------------------- attributes
+ATTRS = {
+    "b_true": (True, "true", True),
+    "s_true": ("true", '"true"', True),
+    "s_True": ("True", '"True"', True),
+    "s_TRUE": ("TRUE", '"TRUE"', True),
+    "b_false": (False, "false", False),
+    "s_false": ("false", '"false"', False),
+    "s_False": ("False", '"False"', False),
+    "s_FALSE": ("FALSE", '"FALSE"', False),
+    "s_yes": ("yes", '"yes"', None),
+    "s_space": (" true", '" true"', None),
+    "n_1": (1, "1", None),
+    "n_float": (342.1, "342.1", None),
+    "tag": (None, "null", None),
+    "list": (["true", "x"], '["true","x"]', None),
+    "empty": ("", '""', None),
+}
+
+
+def test_attribute_values_and_booleans(lab, q, write):
+    p = write("p.json", json.dumps({"mpid": 1, "user_attributes": {k: v[0] for k, v in ATTRS.items()}}))
+    lab.load(KIND, p)
+    assert q("SELECT name, value::VARCHAR, value_bool FROM mpa_attributes") == sorted(
+        [(k, v[1], v[2]) for k, v in ATTRS.items()], key=repr
+    )
+
+
+def test_timestamps_are_epoch_ms_utc(lab, q, write):
+    p = write("p.jsonl", jsonl(
+        {"mpid": 1, "created_timestamp_ms": 1574704283462, "last_stored_timestamp_ms": "1575301484215",
+         "audience_memberships": [{"audience_id": 7, "audience_name": "A", "expiration_timestamp_ms": 1767225600000}]},
+        {"mpid": 2, "created_timestamp_ms": None},
+    ))
+    lab.load(KIND, p)
+    assert q("SELECT mpid, created_at, last_stored_at FROM mpa_profiles") == [
+        (1, datetime(2019, 11, 25, 17, 51, 23, 462000), datetime(2019, 12, 2, 15, 44, 44, 215000)),
+        (2, None, None),
+    ]
+    assert q("SELECT audience_id, audience_name, expiration_at FROM mpa_audiences") == [
+        (7, "A", datetime(2026, 1, 1))
+    ]
+
+
+# --------------------------------------------------------------------------- bad records
+def test_each_bad_record_is_quarantined_with_its_line(lab, q, write):
+    p = write("bad.jsonl", jsonl(
+        {"mpid": 1},                                          # 1 ok
+        "{not json",                                          # 2
+        "[1, 2]",                                             # 3
+        {"user_identities": []},                              # 4 missing mpid
+        {"mpid": None},                                       # 5 missing mpid
+        {"mpid": 1.5},                                        # 6
+        {"mpid": "abc"},                                      # 7
+        "{\"mpid\": 9223372036854775808}",                     # 8
+        "{\"mpid\": 9.08e18}",                                 # 9
+        {"mpid": 2, "created_timestamp_ms": "yesterday"},     # 10
+        {"mpid": 3, "user_identities": "cust-3"},             # 11
+        {"mpid": 4, "user_identities": [{"value": "no type"}]},  # 12
+        {"mpid": 5, "device_identities": [42]},               # 13
+        {"mpid": 6, "user_attributes": ["a"]},                # 14
+        {"mpid": 7, "audience_memberships": {"audience_id": 1}},  # 15
+        {"mpid": 8, "audience_memberships": [{"audience_name": "no id"}]},  # 16
+        {"mpid": 9, "user_identities": {"email": {"nested": 1}}},  # 17
+    ))
+    r = lab.load(KIND, p)
+    expected = [
+        (2, "malformed_json"), (3, "not_an_object"), (4, "missing_mpid"), (5, "missing_mpid"),
+        (6, "invalid_mpid"), (7, "invalid_mpid"), (8, "invalid_mpid"), (9, "invalid_mpid"),
+        (10, "invalid_timestamp"), (11, "invalid_identities"), (12, "invalid_identities"),
+        (13, "invalid_identities"), (14, "invalid_user_attributes"), (15, "invalid_audiences"),
+        (16, "invalid_audiences"), (17, "invalid_identities"),
+    ]
+    assert q("SELECT line, reason FROM rejects") == sorted(expected, key=repr)
+    assert (r.rows_read, r.loaded, r.deduplicated, r.n_quarantined) == (17, 1, 0, 16)
+    assert q("SELECT mpid FROM mpa_profiles") == [(1,)]
+    # nothing of a quarantined record leaks into the other tables
+    assert q("SELECT count(*) FROM mpa_identities") == [(0,)]
+    assert q("SELECT raw FROM rejects WHERE line = 8") == [('{"mpid": 9223372036854775808}',)]
+    assert q("SELECT DISTINCT kind, source_file FROM rejects") == [(KIND, str(p))]
+
+
+@pytest.mark.parametrize(
+    "mpid_json,reason",
+    [
+        ("1.5", "invalid_mpid"),
+        ("1.0", "invalid_mpid"),
+        ("9.08e18", "invalid_mpid"),
+        ("1e3", "invalid_mpid"),
+        ('"abc"', "invalid_mpid"),
+        ('""', "invalid_mpid"),
+        ('" 5"', "invalid_mpid"),
+        ('"+5"', "invalid_mpid"),
+        ('"1.2e18"', "invalid_mpid"),
+        ("9223372036854775808", "invalid_mpid"),
+        ("-9223372036854775809", "invalid_mpid"),
+        ("18446744073709551616", "invalid_mpid"),
+        ('"9223372036854775808"', "invalid_mpid"),
+        ("true", "invalid_mpid"),
+        ("[1]", "invalid_mpid"),
+        ("{}", "invalid_mpid"),
+        ("null", "missing_mpid"),
+    ],
+)
+def test_invalid_mpids(lab, q, write, mpid_json, reason):
+    p = write("p.jsonl", '{"mpid": ' + mpid_json + "}\n" + '{"mpid": 77}\n')
+    r = lab.load(KIND, p)
+    assert dict(r.quarantined) == {reason: 1}
+    assert q("SELECT mpid FROM mpa_profiles") == [(77,)]
+
+
+# --------------------------------------------------------------------------- duplicates and upsert
+def test_duplicates_in_one_file_last_wins(lab, q, write):
+    p = write("p.jsonl", jsonl(
+        {"mpid": 1, "user_identities": {"customer_id": "old"}, "user_attributes": {"a": "1"}},
+        {"mpid": 2},
+        {"mpid": "1", "user_identities": {"customer_id": "new"}, "user_attributes": {"b": "2"}},
+    ))
+    r = lab.load(KIND, p)
+    assert (r.rows_read, r.loaded, r.deduplicated, r.n_quarantined) == (3, 2, 1, 0)
+    assert q("SELECT mpid, line FROM mpa_profiles") == [(1, 3), (2, 2)]
+    assert q("SELECT mpid, value, line FROM mpa_identities") == [(1, "new", 3)]
+    assert q("SELECT mpid, name FROM mpa_attributes") == [(1, "b")]
+
+
+def test_later_load_replaces_the_same_mpid_everywhere(lab, q, write):
+    first = write("a.jsonl", jsonl(
+        {"mpid": 1, "user_identities": {"customer_id": "c1", "email": "a@x"}, "user_attributes": {"x": "1"},
+         "audience_memberships": [{"audience_id": 9, "audience_name": "Old"}]},
+        {"mpid": 2, "user_identities": {"customer_id": "c2"}, "user_attributes": {"y": "2"}},
+    ))
+    second = write("b.jsonl", jsonl(
+        {"mpid": 1, "user_identities": {"customer_id": "c1b"}, "user_attributes": {"z": "3"}},
+    ))
+    lab.load(KIND, first)
+    r = lab.load(KIND, second)
+    assert (r.rows_read, r.loaded, r.deduplicated) == (1, 1, 0)
+    assert q("SELECT mpid, source_file FROM mpa_profiles") == [(1, str(second)), (2, str(first))]
+    assert q("SELECT mpid, identity_type, value FROM mpa_identities") == [
+        (1, "customer_id", "c1b"), (2, "customer_id", "c2")
+    ]
+    assert q("SELECT mpid, name FROM mpa_attributes") == [(1, "z"), (2, "y")]
+    assert q("SELECT count(*) FROM mpa_audiences") == [(0,)]
+
+
+def test_unknown_option_is_refused(lab, write):
+    with pytest.raises(ValueError, match="unknown option"):
+        lab.load(KIND, write("p.jsonl", jsonl({"mpid": 1})), bogus="x")
+
+
+def test_not_json_is_a_load_error(lab, write):
+    p = write("p.json", "mpid,email\n1,a@x\n")
+    with pytest.raises(LoadError, match="unrecognised format") as e:
+        lab.load(KIND, p)
+    assert str(p) in str(e.value)
+
+
+def test_broken_json_document_is_a_load_error(lab, write):
+    p = write("p.json", '{\n  "mpid": 1,\n  "user_identities": [\n')
+    with pytest.raises(LoadError) as e:
+        lab.load(KIND, p)
+    assert str(p) in str(e.value)
+    assert lab.engine.count("mpa_profiles") == 0
+
+
+# --------------------------------------------------------------------------- MPID round trip
+EDGE_MPIDS = [
+    -9223372036854775808, 9223372036854775807, 9080350317581165123, -7346244611012968789,
+    9007199254740993, -9007199254740993, 4611686018427387904, 123456789012345678, -1, 0,
+]
+
+
+def test_mpid_round_trip_edge_values(lab, q, write):
+    # as JSON numbers and as JSON strings, in two files
+    nums = write("nums.jsonl", "".join(f'{{"mpid": {m}}}\n' for m in EDGE_MPIDS))
+    strs = write("strs.json", json.dumps([{"mpid": str(m), "user_identities": {"other": str(m)}} for m in EDGE_MPIDS]))
+    lab.load(KIND, [nums, strs])
+    assert sorted(m for (m,) in q("SELECT mpid FROM mpa_profiles")) == sorted(EDGE_MPIDS)
+    # identity values keep the exact decimal text too
+    assert q("SELECT mpid::VARCHAR = value FROM mpa_identities GROUP BY ALL") == [(True,)]
+
+
+def test_mpid_round_trip_sample_files(lab, q, mparticle_data_dir):
+    expected = set()
+    for f in ("profiles.json", "profiles.jsonl"):
+        text = (mparticle_data_dir / f).read_text()
+        docs = [json.loads(text)] if f.endswith(".json") else [json.loads(line) for line in text.splitlines()]
+        expected |= {int(d["mpid"]) for d in docs}  # Python's json keeps integers exact
+        lab.load(KIND, mparticle_data_dir / f)
+    assert {m for (m,) in q("SELECT mpid FROM mpa_profiles")} == expected
+    assert {-9223372036854775808, 9223372036854775807} - expected  # covered by the edge test above
+    assert 9080350317581165123 in expected
