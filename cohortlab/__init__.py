@@ -10,10 +10,11 @@ Public API::
 from cohortlab.engines import DuckDBEngine, Engine
 from cohortlab.lab import Lab
 from cohortlab.loaders import LoadError, LoadReport
+from cohortlab.settings import SettingsError, SyncSettings
 
 __version__ = "0.1.0"
 
-__all__ = ["Lab", "Engine", "DuckDBEngine", "LoadError", "LoadReport", "__version__"]
+__all__ = ["Lab", "Engine", "DuckDBEngine", "LoadError", "LoadReport", "SyncSettings", "SettingsError", "__version__"]
 
 
 def __getattr__(name: str):

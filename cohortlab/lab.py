@@ -73,6 +73,53 @@ class Lab:
             "webhooks_time_range": wh,
         }
 
+    # ================================================================== simulation (SPEC §3-§5)
+    # Resolution of cohort members, the sync simulation over time and the discrepancy waterfall.
+    # Implemented in cohortlab.resolution, cohortlab.sync and cohortlab.waterfall; results are
+    # also stored in the database (tables resolution, timeline, waterfall, attribute_state).
+    def resolution(
+        self,
+        cohort: str,
+        at: Any = None,
+        settings: Any = None,
+        source: str = "auto",
+        debug: bool = False,
+    ) -> pd.DataFrame:
+        """SPEC §3: one row per member of ``cohort`` at ``at`` (default: the cohort's latest
+        snapshot/webhook time). Stored as table ``resolution``. ``debug=True`` materialises each
+        step as ``resolution__<step>``; the row counts are in ``df.attrs["step_counts"]``
+        (and ``lab.last_step_counts``)."""
+        from cohortlab.resolution import resolution_df, resolve
+
+        run = resolve(self.engine, cohort, at, settings, source=source, debug=debug)
+        df = resolution_df(self.engine, run.table)
+        self.last_step_counts = run.step_counts
+        df.attrs["step_counts"] = run.step_counts
+        df.attrs["as_of"] = run.at
+        return df
+
+    def simulate(self, cohort: str, at: Any = None, settings: Any = None, source: str = "auto"):
+        """SPEC §3-§5 at ``at``: resolution, sync over time, waterfall, attribute state and gap
+        summary, as a :class:`cohortlab.sync.SimulationResult`. Stored as tables ``resolution``,
+        ``timeline``, ``waterfall``, ``attribute_state`` and ``gap_summary``."""
+        from cohortlab.sync import simulate
+
+        return simulate(self.engine, cohort, at, settings, source=source)
+
+    def timeline(self, cohort: str, at: Any = None, settings: Any = None, source: str = "auto") -> pd.DataFrame:
+        """SPEC §5: one row per run up to ``at``."""
+        return self.simulate(cohort, at, settings, source).timeline
+
+    def waterfall(self, cohort: str, at: Any = None, settings: Any = None, source: str = "auto") -> pd.DataFrame:
+        """SPEC §4: the discrepancy waterfall at ``at`` (steps add up exactly)."""
+        return self.simulate(cohort, at, settings, source).waterfall
+
+    def gap_summary(self, cohort: str, at: Any = None, settings: Any = None, source: str = "auto") -> pd.DataFrame:
+        """Member counts by status x gap_reason x recoverable_via, and by identifier_source."""
+        return self.simulate(cohort, at, settings, source).gap_summary
+
+    # ================================================================== end of simulation
+
     def close(self) -> None:
         close = getattr(self.engine, "close", None)
         if close:

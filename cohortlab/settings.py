@@ -1,0 +1,335 @@
+"""Simulation settings: every assumption of SPEC §1 as a named, validated option.
+
+``SyncSettings`` holds the options of SPEC §1's table plus the sync type, the start time t0,
+pause windows and an External Identity Type (EIT) timeline. It is a pydantic v2 model with
+``extra="forbid"``: an unknown option is an error, never silently ignored.
+
+Durations accept ``"15m"``, ``"3d"``, ``"1h30m"``, ISO-8601 (``"PT15M"``, ``"P3D"``), a number of
+seconds, or a ``timedelta``. Datetimes are UTC: a naive datetime or string means UTC, an aware
+one is converted to UTC. Settings round-trip through YAML (``to_yaml`` / ``from_yaml``) so a
+scheduled report can pass them as a file::
+
+    fallback: strict
+    cadence: 15m
+    snapshot_ttl: 3d
+    pauses:
+      - {start: 2026-03-02T00:00:00Z, end: 2026-03-06T00:00:00Z}
+    eit_timeline:
+      - {since: null, eit: customer_id}
+      - {since: 2026-02-01T00:00:00Z, eit: mparticle_id}
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator, model_validator
+
+MAX_ATTRIBUTE_NAME = 256  # mParticle's limit on a user attribute name (SPEC §1.5)
+
+EitType = Literal["mparticle_id", "customer_id", "email", "other", "other2", "other3", "other4"]
+
+
+class SettingsError(ValueError):
+    """A setting is unknown, has a bad value, or a settings file cannot be read."""
+
+
+# ----------------------------------------------------------------------------- parsing helpers
+_UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1, "ms": 0.001}
+_SHORT_DURATION = re.compile(r"^\s*(?:\d+(?:\.\d+)?\s*(?:ms|w|d|h|m|s)\s*)+$")
+_SHORT_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|w|d|h|m|s)")
+
+
+def parse_duration(value: Any) -> Any:
+    """``"15m"``/``"3d"``/``"1h30m"`` -> timedelta; other values are left to pydantic
+    (ISO-8601 strings, numbers of seconds, timedelta)."""
+    if isinstance(value, str) and _SHORT_DURATION.match(value):
+        return timedelta(seconds=sum(float(n) * _UNIT_SECONDS[u] for n, u in _SHORT_PART.findall(value)))
+    if isinstance(value, str) and re.fullmatch(r"\s*\d+(?:\.\d+)?\s*", value):
+        return timedelta(seconds=float(value))
+    return value
+
+
+def format_duration(td: timedelta) -> str:
+    """Shortest ``"3d"``/``"15m"``/``"1h30m"`` form (exact, round-trips through parse_duration)."""
+    us = round(td / timedelta(microseconds=1))
+    if us <= 0 or us % 1000:
+        return f"{td.total_seconds()}s" if us > 0 else "0s"
+    ms = us // 1000
+    parts = []
+    for unit, size in (("d", 86400000), ("h", 3600000), ("m", 60000), ("s", 1000), ("ms", 1)):
+        n, ms = divmod(ms, size)
+        if n:
+            parts.append(f"{n}{unit}")
+    return "".join(parts)
+
+
+def to_utc(value: datetime | None) -> datetime | None:
+    """Aware UTC datetime (naive means UTC)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+def naive_utc(value: datetime | None) -> datetime | None:
+    """Naive datetime meaning UTC (how the canonical tables store time)."""
+    v = to_utc(value)
+    return None if v is None else v.replace(tzinfo=None)
+
+
+def parse_time(value: Any) -> datetime:
+    """Parse a user-given time (``2026-03-01``, ``2026-03-01T12:00:00Z``, datetime, pandas
+    Timestamp) to an aware UTC datetime."""
+    if isinstance(value, datetime):
+        return to_utc(value)
+    if hasattr(value, "to_pydatetime"):
+        return to_utc(value.to_pydatetime())
+    if isinstance(value, str):
+        s = value.strip()
+        if s.endswith(("Z", "z")):
+            s = s[:-1] + "+00:00"
+        try:
+            return to_utc(datetime.fromisoformat(s))
+        except ValueError:
+            raise SettingsError(f"not a time: {value!r} (expected ISO-8601, e.g. 2026-03-01T12:00:00Z)") from None
+    raise SettingsError(f"not a time: {value!r}")
+
+
+def _fmt_time(v: datetime | None) -> str | None:
+    return None if v is None else to_utc(v).strftime("%Y-%m-%dT%H:%M:%S.%f").rstrip("0").rstrip(".") + "Z"
+
+
+# ----------------------------------------------------------------------------- models
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Pause(_Model):
+    """A window ``[start, end)`` of failed runs (the guide's *Export is Paused*)."""
+
+    start: datetime
+    end: datetime
+
+    @field_validator("start", "end", mode="after")
+    @classmethod
+    def _utc(cls, v: datetime) -> datetime:
+        return to_utc(v)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Pause":
+        if self.end <= self.start:
+            raise ValueError(f"pause end {_fmt_time(self.end)} is not after its start {_fmt_time(self.start)}")
+        return self
+
+    @field_serializer("start", "end")
+    def _ser(self, v: datetime) -> str:
+        return _fmt_time(v)
+
+
+class EitPeriod(_Model):
+    """From ``since`` (``None`` = the beginning of time) the Mixpanel event output's External
+    Identity Type is ``eit``."""
+
+    since: datetime | None = None
+    eit: EitType
+
+    @field_validator("since", mode="after")
+    @classmethod
+    def _utc(cls, v: datetime | None) -> datetime | None:
+        return to_utc(v)
+
+    @field_serializer("since")
+    def _ser(self, v: datetime | None) -> str | None:
+        return _fmt_time(v)
+
+
+class SyncSettings(_Model):
+    """Every option of the simulation, with SPEC §1 defaults. See the module docstring."""
+
+    fallback: Literal["data", "strict"] = Field(
+        "data",
+        description="'data': the $distinct_id fallback matches whenever it is the decimal MPID of an existing "
+        "profile. 'strict': the fallback is used only when the EIT in force at the as-of time is mparticle_id.",
+    )
+    event_identity_cutoff: datetime | None = Field(
+        datetime(2026, 1, 15, tzinfo=timezone.utc),
+        description="From this instant every event carries $mparticle_user_id; None turns the rule off.",
+    )
+    protection: Literal["only_update", "create_and_update"] = Field(
+        "only_update", description="mParticle Input Protection Level of the feed."
+    )
+    attribute_template: str = Field("{cohort_name}", description="Name of the user attribute set by the feed.")
+    cadence: timedelta = Field(timedelta(minutes=15), description="Dynamic sync period.")
+    apply_order: Literal["removes_then_adds", "adds_then_removes"] = Field(
+        "removes_then_adds", description="Order inside one run when several members share an MPID (last write wins)."
+    )
+    snapshot_ttl: timedelta = Field(
+        timedelta(days=3), description="A gap longer than this since the last successful run makes the next one a full refresh."
+    )
+    refresh_clears_stale: bool = Field(
+        True, description="A full refresh sets false on profiles that are true but no longer members."
+    )
+    sync_type: Literal["dynamic", "one_time"] = Field("dynamic", description="Dynamic (recurring) sync or one-time export.")
+    start: datetime | None = Field(None, description="t0: first run / the one-time export. Default: first snapshot or webhook.")
+    pauses: list[Pause] = Field(default_factory=list, description="Windows [start, end) of failed runs.")
+    eit_timeline: list[EitPeriod] = Field(
+        default_factory=lambda: [EitPeriod(since=None, eit="customer_id")],
+        description="External Identity Type over time (used by fallback='strict').",
+    )
+
+    # ------------------------------------------------------------------ validation
+    @field_validator("cadence", "snapshot_ttl", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> Any:
+        return parse_duration(v)
+
+    @field_validator("cadence", "snapshot_ttl", mode="after")
+    @classmethod
+    def _positive(cls, v: timedelta, info) -> timedelta:
+        if v <= timedelta(0):
+            raise ValueError(f"{info.field_name} must be positive")
+        if info.field_name == "cadence" and v < timedelta(seconds=1):
+            raise ValueError("cadence must be at least 1 second")
+        return v
+
+    @field_validator("event_identity_cutoff", "start", mode="after")
+    @classmethod
+    def _utc(cls, v: datetime | None) -> datetime | None:
+        return to_utc(v)
+
+    @field_validator("attribute_template", mode="after")
+    @classmethod
+    def _template(cls, v: str) -> str:
+        try:
+            v.format(cohort_name="x")
+        except (KeyError, IndexError, ValueError) as e:
+            raise ValueError(
+                f"attribute_template {v!r} is not a valid template: only the placeholder {{cohort_name}} is allowed ({e})"
+            ) from None
+        return v
+
+    @field_validator("eit_timeline", mode="after")
+    @classmethod
+    def _timeline(cls, v: list[EitPeriod]) -> list[EitPeriod]:
+        sinces = [p.since for p in v]
+        if sinces.count(None) > 1:
+            raise ValueError("eit_timeline: at most one period may have since = null")
+        dated = [s for s in sinces if s is not None]
+        if len(set(dated)) != len(dated):
+            raise ValueError("eit_timeline: two periods start at the same time")
+        return sorted(v, key=lambda p: (p.since is not None, p.since or datetime.min.replace(tzinfo=timezone.utc)))
+
+    @field_serializer("event_identity_cutoff", "start")
+    def _ser_time(self, v: datetime | None) -> str | None:
+        return _fmt_time(v)
+
+    @field_serializer("cadence", "snapshot_ttl")
+    def _ser_duration(self, v: timedelta) -> str:
+        return format_duration(v)
+
+    # ------------------------------------------------------------------ helpers
+    def attribute_name(self, cohort_name: str) -> str:
+        """The mParticle user attribute the feed sets for ``cohort_name`` (SPEC §1.5).
+        Raises :class:`SettingsError` when it exceeds 256 characters (never truncated)."""
+        name = self.attribute_template.format(cohort_name=cohort_name)
+        if len(name) > MAX_ATTRIBUTE_NAME:
+            raise SettingsError(
+                f"attribute name for cohort {cohort_name[:40]!r}... is {len(name)} characters; mParticle allows at "
+                f"most {MAX_ATTRIBUTE_NAME} (attribute_template={self.attribute_template!r}). It is rejected, not truncated."
+            )
+        return name
+
+    def eit_at(self, t: datetime | None) -> str:
+        """The External Identity Type in force at ``t`` (the latest period with since <= t).
+        Before the first dated period, with no undated one: customer_id (mParticle's default)."""
+        t = to_utc(t)
+        eit = "customer_id"
+        for p in self.eit_timeline:  # sorted by since, undated first
+            if p.since is None or (t is not None and p.since <= t):
+                eit = p.eit
+        return eit
+
+    def replace(self, **changes: Any) -> "SyncSettings":
+        """A validated copy with some options changed."""
+        return self.coerce({**self.model_dump(), **changes})
+
+    @classmethod
+    def coerce(cls, value: "SyncSettings | dict | str | Path | None") -> "SyncSettings":
+        """Settings from an object, a dict, a YAML file path, or None (defaults)."""
+        if value is None:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, (str, Path)):
+            return cls.from_yaml(value)
+        if isinstance(value, dict):
+            try:
+                return cls.model_validate(value)
+            except ValidationError as e:
+                raise SettingsError(_explain(e)) from None
+        raise SettingsError(f"settings must be SyncSettings, a dict or a YAML path, not {type(value).__name__}")
+
+    # ------------------------------------------------------------------ YAML
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def to_yaml(self, path: str | Path | None = None) -> str:
+        import yaml
+
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=False)
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "SyncSettings":
+        import yaml
+
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except OSError as e:
+            raise SettingsError(f"{p}: cannot read settings file ({e.strerror or e})") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise SettingsError(f"{p}: not valid YAML ({e})") from None
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise SettingsError(f"{p}: expected a mapping of option: value, got {type(data).__name__}")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as e:
+            raise SettingsError(f"{p}: {_explain(e)}") from None
+
+
+def _explain(e: ValidationError) -> str:
+    """One line per problem: ``option: message``; unknown options list the known ones."""
+    lines = []
+    for err in e.errors():
+        loc = ".".join(str(x) for x in err["loc"]) or "settings"
+        if err["type"] == "extra_forbidden":
+            known = ", ".join(SyncSettings.model_fields)
+            lines.append(f"{loc}: unknown option (known options: {known})")
+        else:
+            lines.append(f"{loc}: {err['msg']} (got {err.get('input')!r})")
+    return "invalid settings: " + "; ".join(lines)
+
+
+__all__ = [
+    "SyncSettings",
+    "Pause",
+    "EitPeriod",
+    "SettingsError",
+    "MAX_ATTRIBUTE_NAME",
+    "parse_duration",
+    "format_duration",
+    "parse_time",
+    "naive_utc",
+]

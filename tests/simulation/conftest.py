@@ -1,0 +1,113 @@
+"""Hand-built inputs for the simulation tests: rows inserted straight into the canonical tables
+(``cohortlab.schema``), so these tests do not depend on the loaders.
+
+    def test_x(data):
+        data.mpa(101)                                  # an mParticle profile, MPID 101
+        data.profile("u1", mparticle_user_id="101")    # a Mixpanel profile
+        data.snapshot("Power Users", "2026-03-01", ["u1"])
+        res = data.lab.resolution("Power Users")
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+
+from cohortlab import Lab
+from cohortlab.settings import naive_utc, parse_time
+
+
+def ts(text):
+    """'2026-03-01' or '2026-03-01T10:00' -> naive UTC datetime."""
+    return None if text is None else naive_utc(parse_time(text))
+
+
+class Data:
+    def __init__(self, lab: Lab):
+        self.lab = lab
+        self.engine = lab.engine
+        self._ids = itertools.count(1)
+        self._seq = itertools.count(1)
+
+    # ---------------------------------------------------------------- Mixpanel
+    def profile(self, distinct_id, mparticle_user_id=None, email=None, last_seen=None):
+        self.engine.execute(
+            "INSERT INTO mp_profiles (distinct_id, mparticle_user_id, email, last_seen) VALUES (?, ?, ?, ?)",
+            [distinct_id, mparticle_user_id, email, ts(last_seen)],
+        )
+        return self
+
+    def event(self, distinct_id, time, mparticle_user_id=None, event="Page View"):
+        self.engine.execute(
+            "INSERT INTO mp_events (event, time, distinct_id, insert_id, mparticle_user_id) VALUES (?, ?, ?, ?, ?)",
+            [event, ts(time), distinct_id, f"i{next(self._ids)}", mparticle_user_id],
+        )
+        return self
+
+    def snapshot(self, cohort, as_of, members, cohort_id=None):
+        sid = next(self._ids) + 1000
+        self.engine.execute(
+            "INSERT INTO mp_cohort_snapshots (snapshot_id, cohort_id, cohort_name, as_of, member_count) VALUES (?, ?, ?, ?, ?)",
+            [sid, cohort_id, cohort, ts(as_of), len(set(members))],
+        )
+        for d in members:
+            self.engine.execute(
+                "INSERT INTO mp_cohort_members (snapshot_id, cohort_name, as_of, distinct_id) VALUES (?, ?, ?, ?)",
+                [sid, cohort, ts(as_of), d],
+            )
+        return sid
+
+    def webhook(self, cohort, action, received_at, members, session_id=None, page=1, total_pages=1, emails=None):
+        """One webhook page. ``members``: distinct_ids; ``emails``: {distinct_id: email}."""
+        seq = next(self._seq)
+        self.engine.execute(
+            "INSERT INTO mp_webhook_pages (seq, received_at, action, cohort_id, cohort_name, session_id, page_count,"
+            " total_pages, member_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [seq, ts(received_at), action, "c1", cohort, session_id or f"s{seq}", page, total_pages, len(members)],
+        )
+        for d in members:
+            email = (emails or {}).get(d)
+            self.engine.execute(
+                "INSERT INTO mp_webhook_members (seq, distinct_id, email, properties) VALUES (?, ?, ?, ?)",
+                [seq, d, email, json.dumps({"mixpanel_distinct_id": d})],
+            )
+        return seq
+
+    # ---------------------------------------------------------------- mParticle
+    def mpa(self, mpid, **identities):
+        """An mParticle profile; keyword identities, e.g. customer_id='C1', email='a@x.com'."""
+        self.engine.execute("INSERT INTO mpa_profiles (mpid, source) VALUES (?, 'test')", [mpid])
+        for t, v in identities.items():
+            self.engine.execute(
+                "INSERT INTO mpa_identities (mpid, kind, identity_type, value) VALUES (?, 'user', ?, ?)", [mpid, t, v]
+            )
+        return self
+
+
+def assert_portable(pipeline):
+    """DESIGN.md's portable subset: every step parses, transpiles to Spark with errors raised,
+    has no ORDER BY outside a window, and reads no table function."""
+    import sqlglot
+    from sqlglot import ErrorLevel, exp
+
+    for step in pipeline.steps:
+        tree = sqlglot.parse_one(step.sql, read="duckdb")
+        for order in tree.find_all(exp.Order):
+            assert order.find_ancestor(exp.Window) is not None, f"{step.name}: ORDER BY outside a window"
+        for table in tree.find_all(exp.Table):
+            assert isinstance(table.this, exp.Identifier), f"{step.name}: table function {table.sql()}"
+        assert not list(tree.find_all(exp.Unnest)) or step.name in ("runs",), f"{step.name}: UNNEST"
+        sqlglot.transpile(step.sql, read="duckdb", write="spark", unsupported_level=ErrorLevel.RAISE)
+
+
+@pytest.fixture
+def lab():
+    with Lab() as lab:
+        yield lab
+
+
+@pytest.fixture
+def data(lab):
+    return Data(lab)
