@@ -186,7 +186,7 @@ def engage_results_sql(records: str) -> str:
                         WHEN jt <> 'OBJECT' THEN 'not_an_object'
                         WHEN has_id THEN 'result'
                         ELSE 'unrecognised' END AS kind
-            FROM rec WHERE NOT (coalesce(jt = 'OBJECT', FALSE) AND rt = 'ARRAY')
+            FROM rec WHERE NOT coalesce(jt = 'OBJECT' AND rt = 'ARRAY', FALSE)
             UNION ALL
             SELECT rec.line, CAST(e.key AS BIGINT) + 1, NULL, e.value,
                    CASE WHEN json_type(e.value) = 'OBJECT' THEN 'result' ELSE 'not_an_object' END
