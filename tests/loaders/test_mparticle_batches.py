@@ -1,0 +1,229 @@
+"""mparticle-batches: Events API batches update the profile snapshot in order (file order, then
+load order): unknown MPIDs create profiles, identities merge (latest per type), attributes are
+set and deleted."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import pytest
+
+KIND = "mparticle-batches"
+
+
+def jsonl(*records) -> str:
+    return "".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records)
+
+
+def attrs(q, mpid):
+    return q("SELECT name, value::VARCHAR, value_bool FROM mpa_attributes WHERE mpid = ?", [mpid])
+
+
+def ids(q, mpid):
+    return q("SELECT kind, identity_type, value FROM mpa_identities WHERE mpid = ?", [mpid])
+
+
+# --------------------------------------------------------------------------- the sample workspace
+def test_sample_batches_on_top_of_sample_profiles(lab, q, mparticle_data_dir):
+    lab.load("mparticle-profiles", [mparticle_data_dir / "profiles.json", mparticle_data_dir / "profiles.jsonl"])
+    r = lab.load(KIND, mparticle_data_dir / "batches.json")
+    assert (r.rows_read, r.loaded, r.deduplicated, r.n_quarantined) == (7, 7, 0, 0)
+
+    # the cohort attribute after the batches
+    assert q("SELECT mpid, value::VARCHAR, value_bool FROM mpa_attributes WHERE name = 'Power Users'") == sorted(
+        [
+            (-7346244611012968789, '"true"', True),       # untouched by batches
+            (9080350317581165123, "false", False),         # exit: set false
+            (4611686018427387904, '"True"', True),         # "False" -> true -> "True"
+            (123456789012345678, '"true"', True),          # forwarded-style batch
+            (1234567890123456789, "true", True),           # profile created by a batch
+        ],
+        key=repr,
+    )
+    # deleted_user_attributes
+    assert ("trial_ends",) not in q("SELECT name FROM mpa_attributes WHERE mpid = 9080350317581165123")
+    assert ("ltv",) not in q("SELECT name FROM mpa_attributes WHERE mpid = -7346244611012968789")
+    assert attrs(q, 4611686018427387904) == [("Power Users", '"True"', True)]  # plan deleted
+    # identity merge: email replaced, customer_id kept, device id added
+    assert ids(q, -1) == [
+        ("device", "ios_idfv", "0F3B5D1C-4444-4E4E-8A8A-000000000004"),
+        ("user", "customer_id", "cust-4"),
+        ("user", "email", "dee@example.org"),
+    ]
+    assert ids(q, 123456789012345678) == [
+        ("user", "customer_id", "cust-5"),
+        ("user", "email", "eve@example.com"),
+        ("user", "mobile_number", "+15555550105"),
+        ("user", "other_id_2", "legacy-5"),
+    ]
+    # the created profile
+    assert q("SELECT mpid, created_at, last_stored_at, is_opted_out, environment, source, line "
+             "FROM mpa_profiles WHERE source = 'batches'") == [
+        (1234567890123456789, datetime(2026, 3, 8, 4), datetime(2026, 3, 8, 4), None, "development", "batches", 6)
+    ]
+    # existing profiles keep their row (created_at, source, audiences), last_stored_at moves on
+    assert q("SELECT created_at, last_stored_at, environment, source FROM mpa_profiles "
+             "WHERE mpid = 9080350317581165123") == [
+        (datetime(2025, 2, 1, 12), datetime(2026, 3, 8), "production", "profile_api")
+    ]
+    assert q("SELECT count(*) FROM mpa_audiences") == [(2,)]
+    assert q("SELECT count(*) FROM mpa_profiles") == [(9,)]
+
+
+# --------------------------------------------------------------------------- order
+def test_batches_apply_in_file_order(lab, q, write):
+    p = write("b.jsonl", jsonl(
+        {"mpid": 1, "user_attributes": {"x": "1", "y": "a"}, "user_identities": {"email": "a@x"}},
+        {"mpid": 1, "user_attributes": {"x": "2"}, "user_identities": {"email": "b@x", "customer_id": "c"}},
+        {"mpid": 1, "deleted_user_attributes": ["x"]},
+        {"mpid": 1, "user_attributes": {"x": "3"}, "user_identities": [{"identity_type": "email", "identity": "c@x"}]},
+        {"mpid": 1, "deleted_user_attributes": ["y", "never_set"]},
+    ))
+    r = lab.load(KIND, p)
+    assert (r.rows_read, r.loaded) == (5, 5)
+    assert attrs(q, 1) == [("x", '"3"', None)]
+    assert q("SELECT identity_type, value, line FROM mpa_identities") == [
+        ("customer_id", "c", 2), ("email", "c@x", 4)
+    ]
+
+
+def test_batches_apply_in_load_order(lab, q, write):
+    a = write("a.jsonl", jsonl({"mpid": 1, "user_attributes": {"Power Users": True}, "user_identities": {"email": "a@x"}}))
+    b = write("b.jsonl", jsonl({"mpid": 1, "user_attributes": {"Power Users": "false"}}))
+    c = write("c.jsonl", jsonl({"mpid": 1, "deleted_user_attributes": ["Power Users"]}))
+    lab.load(KIND, a)
+    assert attrs(q, 1) == [("Power Users", "true", True)]
+    lab.load(KIND, b)
+    assert attrs(q, 1) == [("Power Users", '"false"', False)]
+    lab.load(KIND, c)
+    assert attrs(q, 1) == []
+    assert ids(q, 1) == [("user", "email", "a@x")]
+    assert q("SELECT count(*) FROM mpa_profiles") == [(1,)]
+
+
+def test_delete_after_set_inside_one_batch(lab, q, write):
+    p = write("b.json", json.dumps({"mpid": 1, "user_attributes": {"a": "1", "b": "2"}, "deleted_user_attributes": ["a"]}))
+    lab.load(KIND, p)
+    assert attrs(q, 1) == [("b", '"2"', None)]
+
+
+def test_null_identity_removes_it(lab, q, write):
+    lab.load("mparticle-profiles", write("p.json", json.dumps(
+        {"mpid": 1, "user_identities": [{"type": "email", "value": "a@x"}, {"type": "customer_id", "value": "c1"}]})))
+    lab.load(KIND, write("b.json", json.dumps({"mpid": 1, "user_identities": {"email": None}})))
+    assert ids(q, 1) == [("user", "customer_id", "c1")]
+
+
+def test_identity_spellings_are_normalised(lab, q, write):
+    lab.load(KIND, write("b.json", json.dumps([
+        {"mpid": 1, "user_identities": {"customerid": "c1", "other2": "o2"}},
+        {"mpid": 1, "user_identities": [{"identity_type": "customer_id", "identity": "c1b"}]},
+    ])))
+    assert ids(q, 1) == [("user", "customer_id", "c1b"), ("user", "other_id_2", "o2")]
+
+
+def test_device_info_ids_become_device_identities(lab, q, write):
+    lab.load(KIND, write("b.json", json.dumps({
+        "mpid": 1,
+        "device_info": {"platform": "Android", "brand": "x", "android_uuid": "u1", "android_advertising_id": "aaid",
+                        "ios_idfv": None, "limit_ad_tracking": False},
+    })))
+    assert ids(q, 1) == [("device", "android_advertising_id", "aaid"), ("device", "android_uuid", "u1")]
+
+
+def test_existing_profile_is_updated_not_replaced(lab, q, write):
+    lab.load("mparticle-profiles", write("p.json", json.dumps({
+        "mpid": 1, "created_timestamp_ms": 1735689600000, "last_stored_timestamp_ms": 1767225600000,
+        "is_opted_out": False, "user_identities": {"customer_id": "c1"}, "user_attributes": {"keep": "me"},
+        "audience_memberships": [{"audience_id": 5, "audience_name": "A"}],
+    })))
+    # an older batch does not move last_stored_at back
+    lab.load(KIND, write("b.jsonl", jsonl(
+        {"mpid": 1, "timestamp_unixtime_ms": 1704067200000, "environment": "production", "user_attributes": {"new": 1}},
+    )))
+    assert q("SELECT created_at, last_stored_at, is_opted_out, environment, source FROM mpa_profiles") == [
+        (datetime(2025, 1, 1), datetime(2026, 1, 1), False, "production", "profile_api")
+    ]
+    assert attrs(q, 1) == [("keep", '"me"', None), ("new", "1", None)]
+    assert ids(q, 1) == [("user", "customer_id", "c1")]
+    assert q("SELECT audience_id FROM mpa_audiences") == [(5,)]
+
+
+def test_unknown_mpid_creates_a_profile(lab, q, write):
+    lab.load(KIND, write("b.jsonl", jsonl(
+        {"mpid": "-9223372036854775808", "events": [{"event_type": "custom_event",
+                                                     "data": {"timestamp_unixtime_ms": 1767225600000}}]},
+        {"mpid": "-9223372036854775808", "timestamp_unixtime_ms": 1767312000000, "environment": "development"},
+        {"mpid": 9223372036854775807},
+    )))
+    assert q("SELECT mpid, created_at, last_stored_at, environment, source, line FROM mpa_profiles") == sorted([
+        (-9223372036854775808, datetime(2026, 1, 1), datetime(2026, 1, 2), "development", "batches", 1),
+        (9223372036854775807, None, None, None, "batches", 3),
+    ], key=repr)
+
+
+# --------------------------------------------------------------------------- layouts
+def test_single_batch_pretty_printed_and_gzip_jsonl(lab, q, write):
+    one = write("one.json", json.dumps({"mpid": 1, "user_attributes": {"a": "1"}}, indent=2))
+    gz = write("many.jsonl.gz", jsonl({"mpid": 2}, {"mpid": 3}), gz=True)
+    r = lab.load(KIND, [one, gz])
+    assert (r.rows_read, r.loaded) == (3, 3)
+    assert q("SELECT mpid FROM mpa_profiles") == [(1,), (2,), (3,)]
+
+
+# --------------------------------------------------------------------------- duplicates and bad batches
+def test_repeated_source_request_id_is_deduplicated(lab, q, write):
+    p = write("b.jsonl", jsonl(
+        {"mpid": 1, "source_request_id": "r1", "user_attributes": {"x": "first"}},
+        {"mpid": 1, "source_request_id": "r2", "user_attributes": {"y": "1"}},
+        {"mpid": 1, "source_request_id": "r1", "user_attributes": {"x": "replayed"}},
+        {"mpid": 1, "user_attributes": {"z": "1"}},
+        {"mpid": 1, "user_attributes": {"z": "2"}},
+    ))
+    r = lab.load(KIND, p)
+    assert (r.rows_read, r.loaded, r.deduplicated, r.n_quarantined) == (5, 4, 1, 0)
+    assert attrs(q, 1) == [("x", '"first"', None), ("y", '"1"', None), ("z", '"2"', None)]
+
+
+def test_bad_batches_are_quarantined(lab, q, write):
+    p = write("b.jsonl", jsonl(
+        {"mpid": 1, "user_attributes": {"ok": "1"}},                  # 1
+        "{oops",                                                      # 2
+        "42",                                                         # 3
+        {"user_attributes": {"Power Users": True}},                  # 4
+        {"mpid": 1.5},                                                # 5
+        {"mpid": "abc"},                                              # 6
+        '{"mpid": 9223372036854775808}',                              # 7
+        '{"mpid": 9.08e18}',                                          # 8
+        {"mpid": 2, "timestamp_unixtime_ms": "later"},                # 9
+        {"mpid": 3, "user_identities": "c"},                          # 10
+        {"mpid": 4, "user_identities": [{"identity": "no type"}]},   # 11
+        {"mpid": 5, "user_attributes": "x"},                          # 12
+        {"mpid": 6, "deleted_user_attributes": "x"},                  # 13
+        {"mpid": 7, "deleted_user_attributes": ["a", 1]},             # 14
+        {"mpid": 8, "source_info": {"channel": "partner"}, "extra_key": [1, 2]},  # 15 ok: extra keys tolerated
+    ))
+    r = lab.load(KIND, p)
+    assert q("SELECT line, reason FROM rejects") == sorted([
+        (2, "malformed_json"), (3, "not_an_object"), (4, "missing_mpid"), (5, "invalid_mpid"),
+        (6, "invalid_mpid"), (7, "invalid_mpid"), (8, "invalid_mpid"), (9, "invalid_timestamp"),
+        (10, "invalid_identities"), (11, "invalid_identities"), (12, "invalid_user_attributes"),
+        (13, "invalid_deleted_attributes"), (14, "invalid_deleted_attributes"),
+    ], key=repr)
+    assert (r.rows_read, r.loaded, r.deduplicated, r.n_quarantined) == (15, 2, 0, 13)
+    assert q("SELECT mpid FROM mpa_profiles") == [(1,), (8,)]
+
+
+def test_unknown_option_is_refused(lab, write):
+    with pytest.raises(ValueError, match="unknown option"):
+        lab.load(KIND, write("b.jsonl", jsonl({"mpid": 1})), order="reverse")
+
+
+# --------------------------------------------------------------------------- MPID round trip
+def test_mpid_round_trip_sample_batches(lab, q, mparticle_data_dir):
+    batches = json.loads((mparticle_data_dir / "batches.json").read_text())
+    expected = {int(b["mpid"]) for b in batches}
+    lab.load(KIND, mparticle_data_dir / "batches.json")
+    assert {m for (m,) in q("SELECT mpid FROM mpa_profiles")} == expected
+    assert {9080350317581165123, -7346244611012968789, -1} <= expected
