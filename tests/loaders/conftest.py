@@ -53,3 +53,26 @@ def q(lab):
         return sorted(lab.engine.query_rows(sql, params), key=repr)
 
     return _q
+
+
+@pytest.fixture
+def mixpanel_data_dir() -> Path:
+    """The sample Mixpanel files in data/mixpanel/."""
+    return REPO / "data" / "mixpanel"
+
+
+@pytest.fixture
+def balanced(lab):
+    """balanced(report) -> asserts rows_read = loaded + deduplicated + quarantined for the report
+    and for every file it recorded in `loads`; returns the report."""
+
+    def _check(report):
+        assert report.rows_read == report.loaded + report.deduplicated + report.n_quarantined
+        for load_id in report.load_ids:
+            r, l, d, qn = lab.engine.query_rows(
+                "SELECT rows_read, loaded, deduplicated, quarantined FROM loads WHERE load_id = ?", [load_id]
+            )[0]
+            assert r == l + d + qn, (load_id, r, l, d, qn)
+        return report
+
+    return _check
