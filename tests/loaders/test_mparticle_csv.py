@@ -1,0 +1,184 @@
+"""mparticle-csv: a CSV profile snapshot (mpid column, identity columns by type, attribute columns)."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from cohortlab.loaders import LoadError
+
+KIND = "mparticle-csv"
+
+
+def test_sample_csv(lab, q, mparticle_data_dir):
+    path = mparticle_data_dir / "profiles.csv"
+    r = lab.load(KIND, path)
+    assert (r.rows_read, r.loaded, r.deduplicated, r.n_quarantined) == (8, 8, 0, 0)
+    assert q("SELECT mpid, created_at, last_stored_at, is_opted_out, environment, source, line FROM mpa_profiles") == sorted(
+        [
+            (-7346244611012968789, None, None, None, None, "csv", 2),
+            (9080350317581165123, None, None, None, None, "csv", 3),
+            (4611686018427387904, None, None, None, None, "csv", 4),
+            (-1, None, None, None, None, "csv", 5),
+            (123456789012345678, None, None, None, None, "csv", 6),
+            (7000000000000000001, None, None, None, None, "csv", 7),
+            (3141592653589793238, None, None, None, None, "csv", 8),
+            (-4242424242424242424, None, None, None, None, "csv", 9),
+        ],
+        key=repr,
+    )
+    assert q("SELECT mpid, kind, identity_type, value FROM mpa_identities") == sorted(
+        [
+            (-7346244611012968789, "user", "customer_id", "cust-1"),
+            (-7346244611012968789, "user", "email", "ann@example.com"),
+            (-7346244611012968789, "device", "android_uuid", "8789c459016a94b0"),
+            (9080350317581165123, "user", "customer_id", "cust-2"),
+            (9080350317581165123, "user", "email", "bob@example.com"),
+            (9080350317581165123, "device", "ios_idfv", "6B29FC40-CA47-1067-B31D-00DD010662DA"),
+            (4611686018427387904, "user", "customer_id", "cust-3"),
+            (4611686018427387904, "user", "other_id_2", "legacy-3"),
+            (-1, "user", "customer_id", "cust-4"),
+            (-1, "user", "email", "dee@example.com"),
+            (123456789012345678, "user", "customer_id", "cust-5"),
+            (123456789012345678, "user", "email", "eve@example.com"),
+            (123456789012345678, "user", "mobile_number", "+15555550105"),
+            (7000000000000000001, "user", "customer_id", "cust-6"),
+            (3141592653589793238, "device", "ios_idfv", "A1B2C3D4-0000-4000-8000-000000000007"),
+            (-4242424242424242424, "device", "android_uuid", "f00dfeedcafe0008"),
+        ],
+        key=repr,
+    )
+    assert q("SELECT mpid, name, value::VARCHAR, value_bool FROM mpa_attributes") == sorted(
+        [
+            (-7346244611012968789, "Power Users", '"true"', True),
+            (9080350317581165123, "plan", '"pro"', None),
+            (9080350317581165123, "Power Users", '"true"', True),
+            (4611686018427387904, "plan", '"pro"', None),
+            (4611686018427387904, "Power Users", '"False"', False),
+            (-1, "plan", '"free"', None),
+            (123456789012345678, "plan", '"free"', None),
+            (7000000000000000001, "plan", '"enterprise"', None),
+        ],
+        key=repr,
+    )
+
+
+def test_identity_column_spellings_and_device_columns(lab, q, write):
+    p = write("p.csv", "MPID,CustomerID,other2,Other,mobilenumber,phonenumber2,ios_idfa,push_token,Nickname\n"
+                       "5,c5,o2,o1,+1,+2,IDFA,TOK,Five\n")
+    lab.load(KIND, p)
+    assert q("SELECT kind, identity_type, value FROM mpa_identities") == sorted(
+        [
+            ("user", "customer_id", "c5"), ("user", "other_id_2", "o2"), ("user", "other", "o1"),
+            ("user", "mobile_number", "+1"), ("user", "phone_number_2", "+2"),
+            ("device", "ios_advertising_id", "IDFA"), ("device", "push_token", "TOK"),
+        ],
+        key=repr,
+    )
+    assert q("SELECT name, value::VARCHAR FROM mpa_attributes") == [("Nickname", '"Five"')]
+
+
+def test_values_read_as_text_exactly(lab, q, write):
+    p = write("p.csv", 'mpid,customer_id,zip,flag,score\n'
+                       '"0042",00123,02134,TRUE,1.50\n')
+    lab.load(KIND, p)
+    assert q("SELECT mpid FROM mpa_profiles") == [(42,)]
+    assert q("SELECT value FROM mpa_identities") == [("00123",)]
+    assert q("SELECT name, value::VARCHAR, value_bool FROM mpa_attributes") == [
+        ("flag", '"TRUE"', True), ("score", '"1.50"', None), ("zip", '"02134"', None)
+    ]
+
+
+def test_bad_rows_quarantined_with_line_numbers(lab, q, write):
+    p = write("p.csv", "mpid,email\n"        # line 1: header
+                       "1,a@x\n"             # 2
+                       ",b@x\n"              # 3 missing
+                       "1.5,c@x\n"           # 4
+                       "abc,d@x\n"           # 5
+                       "9223372036854775808,e@x\n"  # 6
+                       '" 7",f@x\n'          # 7 space
+                       "9.08e18,g@x\n"       # 8
+                       "-9223372036854775808,h@x\n")  # 9 ok
+    r = lab.load(KIND, p)
+    assert (r.rows_read, r.loaded, r.deduplicated, r.n_quarantined) == (8, 2, 0, 6)
+    assert q("SELECT line, reason FROM rejects") == [
+        (3, "missing_mpid"), (4, "invalid_mpid"), (5, "invalid_mpid"), (6, "invalid_mpid"),
+        (7, "invalid_mpid"), (8, "invalid_mpid"),
+    ]
+    assert q("SELECT raw FROM rejects WHERE line = 4") == [('{"mpid":"1.5","email":"c@x"}',)]
+    assert q("SELECT mpid, line FROM mpa_profiles") == [(-9223372036854775808, 9), (1, 2)]
+
+
+def test_no_mpid_column_is_a_load_error_naming_file_and_columns(lab, write):
+    p = write("p.csv", "id,email\n1,a@x\n")
+    with pytest.raises(LoadError) as e:
+        lab.load(KIND, p)
+    msg = str(e.value)
+    assert str(p) in msg and "'mpid'" in msg and "id, email" in msg
+
+
+def test_mpid_column_option(lab, q, write):
+    p = write("p.csv", "mParticle ID,email\n-5,a@x\n")
+    lab.load(KIND, p, mpid_column="mParticle ID")
+    assert q("SELECT mpid FROM mpa_profiles") == [(-5,)]
+    assert q("SELECT identity_type, value FROM mpa_identities") == [("email", "a@x")]
+
+
+def test_attributes_option_restricts(lab, q, write):
+    p = write("p.csv", "mpid,email,plan,Power Users,internal_note\n1,a@x,pro,true,secret\n")
+    lab.load(KIND, p, attributes="Power Users, plan")
+    assert q("SELECT name FROM mpa_attributes") == [("Power Users",), ("plan",)]
+    assert q("SELECT identity_type FROM mpa_identities") == [("email",)]
+
+
+def test_attributes_option_empty_loads_none(lab, q, write):
+    lab.load(KIND, write("p.csv", "mpid,email,plan\n1,a@x,pro\n"), attributes="")
+    assert q("SELECT count(*) FROM mpa_attributes") == [(0,)]
+    assert q("SELECT count(*) FROM mpa_identities") == [(1,)]
+
+
+def test_attributes_option_unknown_column_is_a_load_error(lab, write):
+    p = write("p.csv", "mpid,plan\n1,pro\n")
+    with pytest.raises(LoadError, match="Power Users"):
+        lab.load(KIND, p, attributes=["Power Users"])
+
+
+def test_unknown_option_is_refused(lab, write):
+    with pytest.raises(ValueError, match="unknown option"):
+        lab.load(KIND, write("p.csv", "mpid\n1\n"), delimiter=";")
+
+
+def test_duplicates_last_wins_and_later_load_replaces(lab, q, write):
+    a = write("a.csv", "mpid,customer_id,plan\n1,c1,free\n2,c2,free\n1,c1b,pro\n")
+    r = lab.load(KIND, a)
+    assert (r.rows_read, r.loaded, r.deduplicated) == (3, 2, 1)
+    assert q("SELECT mpid, value, line FROM mpa_identities") == [(1, "c1b", 4), (2, "c2", 3)]
+    # a later snapshot replaces MPID 1 entirely (empty cells: no identity, no attribute)
+    b = write("b.csv", "mpid,customer_id,email,plan\n1,,x@y,\n")
+    lab.load(KIND, b)
+    assert q("SELECT mpid, identity_type, value FROM mpa_identities") == [(1, "email", "x@y"), (2, "customer_id", "c2")]
+    assert q("SELECT mpid, name, value::VARCHAR FROM mpa_attributes") == [(2, "plan", '"free"')]
+    assert q("SELECT mpid, source_file FROM mpa_profiles") == [(1, str(b)), (2, str(a))]
+
+
+def test_only_a_header_is_a_load_error(lab, write):
+    p = write("p.csv", "mpid,email\n")
+    with pytest.raises(LoadError, match="empty") as e:
+        lab.load(KIND, p)
+    assert str(p) in str(e.value)
+
+
+def test_gzip_csv(lab, q, write):
+    p = write("p.csv.gz", "mpid,email\n1,a@x\n", gz=True)
+    assert lab.load(KIND, p).loaded == 1
+
+
+def test_mpid_round_trip(lab, q, write, mparticle_data_dir):
+    text = (mparticle_data_dir / "profiles.csv").read_text()
+    expected = {int(row["mpid"]) for row in csv.DictReader(io.StringIO(text))}
+    edge = [-9223372036854775808, 9223372036854775807, 9080350317581165123, 9007199254740993]
+    extra = write("edge.csv", "mpid\n" + "".join(f"{m}\n" for m in edge))
+    lab.load(KIND, [mparticle_data_dir / "profiles.csv", extra])
+    assert {m for (m,) in q("SELECT mpid FROM mpa_profiles")} == expected | set(edge)
