@@ -1,0 +1,277 @@
+"""The loading framework (cohortlab/loaders/base.py), exercised through the mParticle loaders:
+file-level errors name the file, gzip is detected by content, file/dir/glob inputs, all or
+nothing, idempotence, rows_read = loaded + deduplicated + quarantined, and the CLI."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from cohortlab import Lab
+from cohortlab.cli import main
+from cohortlab.loaders import LoadError
+
+PROFILES, BATCHES, CSV = "mparticle-profiles", "mparticle-batches", "mparticle-csv"
+
+GOOD = {
+    PROFILES: ("p.jsonl", '{"mpid": 1, "user_identities": {"customer_id": "c1"}, "user_attributes": {"a": "1"}}\n'
+                          '{"mpid": -2}\n'),
+    BATCHES: ("b.jsonl", '{"mpid": 1, "user_attributes": {"Power Users": true}}\n{"mpid": 3}\n'),
+    CSV: ("p.csv", "mpid,customer_id,plan\n1,c1,pro\n-2,c2,free\n"),
+}
+
+
+def big(kind: str, n: int = 3000) -> str:
+    """A larger valid file of ``kind`` (so a truncated gzip of it is cut mid-stream)."""
+    if kind == CSV:
+        return "mpid,email\n" + "".join(f"{i},user{i}@example.com\n" for i in range(1, n + 1))
+    return "".join(json.dumps({"mpid": i, "user_attributes": {"n": str(i)}}) + "\n" for i in range(1, n + 1))
+
+
+def truncated_gzip(write, name: str, text: str):
+    p = write(name, text, gz=True)
+    data = p.read_bytes()
+    p.write_bytes(data[: len(data) // 2])
+    return p
+
+
+# --------------------------------------------------------------------------- file-level errors
+@pytest.mark.parametrize("kind", [PROFILES, BATCHES, CSV])
+@pytest.mark.parametrize("content", ["", "\n\n  \n"])
+def test_empty_file_is_a_load_error(lab, write, kind, content):
+    p = write("empty.dat", content)
+    with pytest.raises(LoadError, match="empty") as e:
+        lab.load(kind, p)
+    assert e.value.path == str(p) and str(p) in str(e.value)
+
+
+@pytest.mark.parametrize("kind", [PROFILES, BATCHES])
+def test_json_array_without_records_is_a_load_error(lab, write, kind):
+    p = write("none.json", "[]")
+    with pytest.raises(LoadError, match="empty") as e:
+        lab.load(kind, p)
+    assert str(p) in str(e.value)
+
+
+@pytest.mark.parametrize("kind", [PROFILES, BATCHES])
+@pytest.mark.parametrize("content", ["mpid,email\n1,a@x\n", "<html><body>403</body></html>", "\x00\x01\x02binary"])
+def test_unrecognised_format_is_a_load_error(lab, write, kind, content):
+    p = write("weird.json", content)
+    with pytest.raises(LoadError, match="unrecognised format") as e:
+        lab.load(kind, p)
+    assert str(p) in str(e.value)
+
+
+def test_csv_loader_on_a_json_file_names_the_file_and_columns(lab, write):
+    p = write("p.csv", '{"mpid": 1}\n')
+    with pytest.raises(LoadError, match="columns found") as e:
+        lab.load(CSV, p)
+    assert str(p) in str(e.value)
+
+
+@pytest.mark.parametrize("kind", [PROFILES, BATCHES, CSV])
+def test_truncated_gzip_is_a_load_error(lab, write, table_snapshot, kind):
+    p = truncated_gzip(write, "cut.gz", big(kind))
+    before = table_snapshot()
+    with pytest.raises(LoadError) as e:
+        lab.load(kind, p)
+    assert str(p) in str(e.value)
+    assert table_snapshot() == before
+
+
+@pytest.mark.parametrize("kind", [PROFILES, BATCHES, CSV])
+def test_gzip_is_detected_by_content_not_name(lab, q, write, kind):
+    name, text = GOOD[kind]
+    p = write(name, text, gz=True)  # gzip bytes under a .jsonl / .csv name
+    assert p.read_bytes()[:2] == b"\x1f\x8b"
+    r = lab.load(kind, p)
+    assert r.loaded == 2 and r.n_quarantined == 0
+
+
+# --------------------------------------------------------------------------- inputs
+def test_file_directory_and_glob_inputs(tmp_path, write):
+    a = write("in/a.jsonl", '{"mpid": 1}\n')
+    write("in/sub/b.jsonl", '{"mpid": 2}\n')
+    write("in/c.json", '{"mpid": 3}')
+    write("in/.hidden.jsonl", "not loaded: hidden\n")
+    with Lab() as lab:
+        assert lab.load(PROFILES, a).files == [str(a)]
+    with Lab() as lab:
+        r = lab.load(PROFILES, tmp_path / "in")
+        assert sorted(r.files) == sorted(str(tmp_path / "in" / f) for f in ("a.jsonl", "c.json", "sub/b.jsonl"))
+        assert lab.engine.count("mpa_profiles") == 3
+    with Lab() as lab:
+        r = lab.load(PROFILES, str(tmp_path / "in" / "**" / "*.jsonl"))
+        assert sorted(r.files) == sorted([str(a), str(tmp_path / "in" / "sub" / "b.jsonl")])
+    with Lab() as lab:  # a list mixing a file and a glob; the same file twice is loaded once
+        r = lab.load(PROFILES, [a, str(tmp_path / "in" / "*.json*")])
+        assert len(r.files) == 2
+
+
+def test_missing_inputs_are_load_errors(lab, tmp_path):
+    with pytest.raises(LoadError, match="no such file"):
+        lab.load(PROFILES, tmp_path / "nope.json")
+    with pytest.raises(LoadError, match="no file matches"):
+        lab.load(PROFILES, str(tmp_path / "*.nothing"))
+    (tmp_path / "empty_dir").mkdir()
+    with pytest.raises(LoadError, match="no files"):
+        lab.load(PROFILES, tmp_path / "empty_dir")
+
+
+# --------------------------------------------------------------------------- all or nothing
+BAD_SECOND = {
+    PROFILES: ("2_bad.json", '{\n  "mpid": 5,\n  "user_identities": [\n'),   # broken JSON document
+    BATCHES: ("2_bad.json", "id;value\n1;2\n"),                                # not JSON at all
+    CSV: ("2_bad.csv", "id,email\n5,e@x\n"),                                   # no mpid column
+}
+
+
+@pytest.mark.parametrize("kind", [PROFILES, BATCHES, CSV])
+def test_a_bad_file_rolls_back_the_whole_load(lab, write, table_snapshot, kind):
+    name, text = GOOD[kind]
+    lab.load(kind, write("earlier/" + name, text))  # some state before
+    lab.load(BATCHES, write("earlier/b0.jsonl", '{"mpid": 1, "user_attributes": {"x": "0"}}\n'))
+    before = table_snapshot()
+    good_first = write("multi/1_good" + name[name.index("."):],
+                       text.replace('"c1"', '"CHANGED"').replace("c1,", "CHANGED,") + ("" if kind == CSV else '{"oops\n'))
+    bad_name, bad_text = BAD_SECOND[kind]
+    write("multi/" + bad_name, bad_text)
+    with pytest.raises(LoadError) as e:
+        lab.load(kind, good_first.parent)
+    assert bad_name in str(e.value)
+    assert table_snapshot() == before  # every table, incl. loads and rejects
+
+
+@pytest.mark.parametrize("kind", [PROFILES, BATCHES, CSV])
+def test_a_truncated_gzip_second_file_rolls_back(lab, write, table_snapshot, kind):
+    name, text = GOOD[kind]
+    before = table_snapshot()
+    write("multi/1" + name, text)
+    truncated_gzip(write, "multi/2.gz", big(kind))
+    with pytest.raises(LoadError, match="2.gz"):
+        lab.load(kind, write("multi/1" + name, text).parent)
+    assert table_snapshot() == before
+
+
+# --------------------------------------------------------------------------- idempotence
+@pytest.mark.parametrize("kind", [PROFILES, BATCHES, CSV])
+def test_loading_the_same_file_twice_changes_nothing(lab, write, table_snapshot, kind):
+    name, text = GOOD[kind]
+    p = write(name, text)
+    r1 = lab.load(kind, p)
+    assert r1.files == [str(p)] and r1.skipped == []
+    after_first = table_snapshot()
+    r2 = lab.load(kind, p)
+    assert r2.files == [] and r2.skipped == [str(p)]
+    assert (r2.rows_read, r2.loaded, r2.deduplicated, r2.n_quarantined) == (0, 0, 0, 0)
+    assert "already loaded (skipped)" in str(r2)
+    assert table_snapshot() == after_first
+    # the same content under another name is the same input
+    copy = p.with_name("copy_of_" + p.name)
+    shutil.copy(p, copy)
+    assert lab.load(kind, copy).skipped == [str(copy)]
+    assert table_snapshot() == after_first
+
+
+def test_options_that_shape_rows_are_part_of_the_fingerprint(lab, q, write):
+    p = write("p.csv", "mpid,plan,Power Users\n1,pro,true\n")
+    lab.load(CSV, p, attributes="plan")
+    assert q("SELECT name FROM mpa_attributes") == [("plan",)]
+    r = lab.load(CSV, p)  # all attributes: a different load, not skipped
+    assert r.skipped == [] and r.loaded == 1
+    assert q("SELECT name FROM mpa_attributes") == [("Power Users",), ("plan",)]
+
+
+# --------------------------------------------------------------------------- rows_read balance
+def all_fixtures(write, mparticle_data_dir):
+    out = [(k, mparticle_data_dir / f) for k, f in [
+        (PROFILES, "profiles.json"), (PROFILES, "profiles.jsonl"), (BATCHES, "batches.json"), (CSV, "profiles.csv")
+    ]]
+    out += [(k, write(f"good/{k}/{n}", t)) for k, (n, t) in GOOD.items()]
+    out += [
+        (PROFILES, write("mixed/p.jsonl", '{"mpid": 1}\n{"mpid": 1}\n{"mpid": 1.5}\n{bad\n\n{"x": 1}\n[2]\n')),
+        (PROFILES, write("mixed/p.json", json.dumps([{"mpid": 1}, {"mpid": "1"}, 7, {"mpid": None}]))),
+        (BATCHES, write("mixed/b.jsonl", '{"mpid": 1, "source_request_id": "r"}\n{"mpid": 1, "source_request_id": "r"}\n'
+                                         '{"mpid": "x"}\n{"mpid": 2, "deleted_user_attributes": [3]}\nnope\n')),
+        (CSV, write("mixed/p.csv", "mpid,email\n1,a\n1,b\n,c\nx,d\n2,e\n")),
+        (CSV, write("mixed/big.csv.gz", big(CSV, 500), gz=True)),
+        (PROFILES, write("mixed/big.jsonl.gz", big(PROFILES, 500), gz=True)),
+    ]
+    return out
+
+
+def test_rows_read_is_loaded_plus_deduplicated_plus_quarantined(lab, q, write, mparticle_data_dir):
+    for kind, path in all_fixtures(write, mparticle_data_dir):
+        r = lab.load(kind, path)
+        assert r.rows_read == r.loaded + r.deduplicated + r.n_quarantined > 0, (kind, path)
+        (load_id,) = r.load_ids
+        assert q("SELECT count(*) FROM rejects WHERE load_id = ?", [load_id]) == [(r.n_quarantined,)]
+    assert q("SELECT count(*) FROM loads WHERE rows_read <> loaded + deduplicated + quarantined") == [(0,)]
+    assert q("SELECT sum(deduplicated) > 0, sum(quarantined) > 0 FROM loads") == [(True, True)]
+
+
+# --------------------------------------------------------------------------- CLI
+def run(*args):
+    return CliRunner().invoke(main, list(map(str, args)))
+
+
+def test_cli_load_and_info(tmp_path, mparticle_data_dir):
+    db = tmp_path / "lab.duckdb"
+    res = run("load", "--db", db, "--no-progress", PROFILES, mparticle_data_dir / "profiles.json",
+              mparticle_data_dir / "profiles.jsonl")
+    assert res.exit_code == 0, res.output
+    assert "mparticle-profiles: 2 file(s) loaded" in res.stdout
+    res = run("load", "--db", db, "--no-progress", "--json", BATCHES, mparticle_data_dir / "batches.json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout) == {
+        "kind": BATCHES, "files": [str(mparticle_data_dir / "batches.json")], "skipped": [],
+        "rows_read": 7, "loaded": 7, "deduplicated": 0, "quarantined": {},
+    }
+    res = run("load", "--db", db, "--no-progress", PROFILES, mparticle_data_dir / "profiles.json")
+    assert res.exit_code == 0 and "already loaded (skipped)" in res.stdout
+    res = run("info", "--db", db)
+    assert res.exit_code == 0, res.output
+    lines = {ln.split()[0]: ln.split()[-1] for ln in res.stdout.splitlines() if ln.startswith("  ")}
+    assert lines["mpa_profiles"] == "9" and lines["loads"] == "3" and lines["rejects"] == "0"
+
+
+def test_cli_csv_options(tmp_path, write):
+    db = tmp_path / "lab.duckdb"
+    p = write("p.csv", "id,email,plan,note\n7,a@x,pro,n\n")
+    res = run("load", "--db", db, "--no-progress", CSV, p, "-o", "mpid_column=id", "-o", "attributes=plan")
+    assert res.exit_code == 0, res.output
+    with Lab(db) as lab:
+        assert lab.engine.query_rows("SELECT mpid, name FROM mpa_attributes") == [(7, "plan")]
+
+
+def test_cli_errors_exit_non_zero_with_message_on_stderr(tmp_path, write):
+    db = tmp_path / "lab.duckdb"
+    bad = write("bad.csv", "id,email\n1,a\n")
+    res = run("load", "--db", db, "--no-progress", CSV, bad)
+    assert res.exit_code != 0
+    assert "error:" in res.stderr and str(bad) in res.stderr and "columns found: id, email" in res.stderr
+    assert res.stdout == ""
+
+    empty = write("empty.json", "")
+    res = run("load", "--db", db, "--no-progress", PROFILES, empty)
+    assert res.exit_code != 0 and str(empty) in res.stderr and "empty" in res.stderr
+
+    cut = truncated_gzip(write, "cut.jsonl", big(PROFILES))
+    res = run("load", "--db", db, "--no-progress", PROFILES, cut)
+    assert res.exit_code != 0 and str(cut) in res.stderr
+
+    res = run("load", "--db", db, "--no-progress", PROFILES, tmp_path / "missing.json")
+    assert res.exit_code != 0 and "no such file" in res.stderr
+
+    res = run("load", "--db", db, "--no-progress", PROFILES, bad, "-o", "bogus=1")
+    assert res.exit_code != 0 and "unknown option" in res.stderr
+
+    res = run("info", "--db", tmp_path / "nothing.duckdb")
+    assert res.exit_code != 0 and "no such database" in res.stderr
+    # nothing was loaded by the failed commands
+    with Lab(db) as lab:
+        assert lab.engine.count("loads") == 0
