@@ -183,12 +183,23 @@ def sniff_json_layout(path: Path) -> str:
         return "array"
     if first != "{":
         raise LoadError(path, f"unrecognised format: expected JSON, file starts with {stripped[:40]!r}")
-    first_line = stripped.split("\n", 1)[0].strip()
+    first_line, _, rest = stripped.partition("\n")
     try:
-        json.loads(first_line)
+        json.loads(first_line.strip())
         return "jsonl"
     except ValueError:
-        return "document"
+        pass
+    # a JSONL file whose first line is malformed: the next non-blank (complete) line is a JSON
+    # object on its own, which never happens inside a pretty-printed document
+    for line in rest.split("\n")[:-1]:
+        if line.strip():
+            try:
+                if line.strip().startswith("{") and isinstance(json.loads(line), dict):
+                    return "jsonl"
+            except ValueError:
+                pass
+            break
+    return "document"
 
 
 def fingerprint(path: Path, kind: str, options: dict[str, Any]) -> str:

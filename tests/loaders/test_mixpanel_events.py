@@ -1,0 +1,221 @@
+"""mixpanel-events: raw event export JSONL -> mp_events."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import datetime
+
+import pytest
+
+from cohortlab.loaders import LoadError
+
+T0 = 1768867200  # 2026-01-20T00:00:00Z
+
+
+def _ev(event, **props):
+    return json.dumps({"event": event, "properties": props}, separators=(",", ":"))
+
+
+def _rows(lab, cols="event, time, distinct_id, insert_id, device_id, user_id, mparticle_user_id, line"):
+    return lab.engine.query_rows(f"SELECT {cols} FROM mp_events ORDER BY line")
+
+
+def test_known_rows(lab, write, balanced):
+    lines = [
+        _ev("Signed up", time=T0, distinct_id="U1", **{"$insert_id": "i1", "$user_id": "U1", "$device_id": "D1",
+                                                       "$mparticle_user_id": "-7346244611012968789"}),
+        # no distinct_id: Simplified ID Merge derives it from $user_id, else "$device:" + $device_id
+        _ev("Page View", time=T0 + 0.25, **{"$insert_id": "i2", "$user_id": "cust-2",
+                                            "$mparticle_user_id": 9080350317581165123}),
+        _ev("Page View", time=T0 + 1, distinct_id="", **{"$insert_id": "i3", "$device_id": "8f2c-01"}),
+        # numeric distinct_id keeps its exact decimal text; ms time auto-detected
+        '{"event":"Open","properties":{"time":1768867202500,"distinct_id":4611686018427387904,'
+        '"$insert_id":"i4","$mparticle_user_id":1.2e18}}',
+        _ev("Open", time=T0 + 3, distinct_id="U5", **{"$mparticle_user_id": None}),
+        _ev("Open", time=T0 + 4, distinct_id="U6", **{"$mparticle_user_id": "undefined"}),
+        _ev("Open", time=T0 + 5, distinct_id="U7", **{"$mparticle_user_id": ""}),
+    ]
+    p = write("events.jsonl", "\n".join(lines) + "\n")
+    r = balanced(lab.load("mixpanel-events", p))
+    assert (r.rows_read, r.loaded, r.deduplicated, r.n_quarantined) == (7, 7, 0, 0)
+    t = lambda s: datetime.fromisoformat(s)  # noqa: E731
+    assert _rows(lab) == [
+        ("Signed up", t("2026-01-20 00:00:00"), "U1", "i1", "D1", "U1", "-7346244611012968789", 1),
+        ("Page View", t("2026-01-20 00:00:00.250"), "cust-2", "i2", None, "cust-2", "9080350317581165123", 2),
+        ("Page View", t("2026-01-20 00:00:01"), "$device:8f2c-01", "i3", "8f2c-01", None, None, 3),
+        ("Open", t("2026-01-20 00:00:02.500"), "4611686018427387904", "i4", None, None, "1.2e18", 4),
+        ("Open", t("2026-01-20 00:00:03"), "U5", None, None, None, None, 5),
+        ("Open", t("2026-01-20 00:00:04"), "U6", None, None, None, "undefined", 6),
+        ("Open", t("2026-01-20 00:00:05"), "U7", None, None, None, "", 7),
+    ]
+    props = json.loads(lab.engine.query_rows("SELECT properties FROM mp_events WHERE line = 1")[0][0])
+    assert props["$insert_id"] == "i1" and props["time"] == T0
+    assert lab.engine.query_rows("SELECT DISTINCT source_file FROM mp_events") == [(str(p),)]
+
+
+def test_time_unit_option(lab, write):
+    p = write("ms.jsonl", _ev("a", time=1768867200123, distinct_id="U") + "\n"
+              + _ev("b", time=1768867, distinct_id="U") + "\n")
+    lab.load("mixpanel-events", p, time_unit="ms")
+    assert [r[0] for r in _rows(lab, "time")] == [
+        datetime(2026, 1, 20, 0, 0, 0, 123000), datetime(1970, 1, 1, 0, 29, 28, 867000)]
+    p2 = write("s.jsonl", _ev("c", time=1768867200, distinct_id="U") + "\n"
+               + _ev("d", time=1768867200123, distinct_id="U") + "\n")
+    r = lab.load("mixpanel-events", p2, time_unit="s")
+    # 1.7e12 seconds is beyond year 9999: bad_time, not a silent wrong date
+    assert r.loaded == 1 and dict(r.quarantined) == {"bad_time": 1}
+    with pytest.raises(ValueError, match="time_unit"):
+        lab.load("mixpanel-events", p2, time_unit="minutes")
+    with pytest.raises(ValueError, match="unknown option"):
+        lab.load("mixpanel-events", p2, cohort="x")
+
+
+def test_rejects_name_line_and_reason(lab, write, balanced):
+    text = "\n".join([
+        _ev("ok", time=T0, distinct_id="U1"),
+        '{"event":"broken","properties":{"time":',  # 2 malformed
+        '[1, 2]',  # 3 not an object
+        '',  # 4 blank: not a record
+        json.dumps({"properties": {"time": T0, "distinct_id": "U"}}),  # 5
+        json.dumps({"event": "x", "properties": {"distinct_id": "U"}}),  # 6
+        json.dumps({"event": "x", "properties": {"time": "yesterday", "distinct_id": "U"}}),  # 7
+        json.dumps({"event": "x", "properties": {"time": T0}}),  # 8
+        json.dumps({"event": "x", "properties": {"time": T0, "distinct_id": None, "$device_id": None}}),  # 9
+        json.dumps({"event": "x", "properties": "not an object"}),  # 10
+        json.dumps({"event": "x", "properties": {"time": 1e300, "distinct_id": "U"}}),  # 11
+        json.dumps({"event": "", "properties": {"time": T0, "distinct_id": "U"}}),  # 12
+    ]) + "\n"
+    p = write("bad.jsonl", text)
+    r = balanced(lab.load("mixpanel-events", p))
+    assert r.rows_read == 11 and r.loaded == 1
+    rejects = lab.engine.query_rows("SELECT source_file, line, reason, kind FROM rejects ORDER BY line")
+    assert [(ln, reason) for _, ln, reason, _ in rejects] == [
+        (2, "malformed_json"), (3, "not_an_object"), (5, "missing_event"), (6, "missing_time"),
+        (7, "bad_time"), (8, "missing_distinct_id"), (9, "missing_distinct_id"), (10, "bad_properties"),
+        (11, "bad_time"), (12, "missing_event"),
+    ]
+    assert {s for s, _, _, _ in rejects} == {str(p)} and {k for *_, k in rejects} == {"mixpanel-events"}
+    raw = lab.engine.query_rows("SELECT raw FROM rejects WHERE line = 2")[0][0]
+    assert raw == '{"event":"broken","properties":{"time":'
+
+
+def test_dedup_within_file_and_against_db(lab, write, balanced):
+    a = _ev("Open", time=T0, distinct_id="U1", **{"$insert_id": "x1"})
+    b = _ev("Open", time=T0, distinct_id="U1", **{"$insert_id": "x2"})  # other insert_id: kept
+    c = _ev("Open", time=T0, distinct_id="U1")  # no insert_id
+    r1 = balanced(lab.load("mixpanel-events", write("a.jsonl", "\n".join([a, a, b, c, c]) + "\n")))
+    assert (r1.rows_read, r1.loaded, r1.deduplicated) == (5, 3, 2)
+    # a later export overlapping the first: the overlap is deduplicated against mp_events
+    d = _ev("Open", time=T0 + 60, distinct_id="U1", **{"$insert_id": "x3"})
+    r2 = balanced(lab.load("mixpanel-events", write("b.jsonl", "\n".join([b, c, d, d]) + "\n")))
+    assert (r2.rows_read, r2.loaded, r2.deduplicated) == (4, 1, 3)
+    assert lab.engine.query_rows("SELECT count(*) FROM mp_events")[0][0] == 4
+    # the same time written as ms is the same event
+    e = _ev("Open", time=(T0 + 60) * 1000, distinct_id="U1", **{"$insert_id": "x3"})
+    r3 = lab.load("mixpanel-events", write("c.jsonl", e + "\n"))
+    assert (r3.loaded, r3.deduplicated) == (0, 1)
+
+
+def test_gzip_detected_by_content(lab, write, balanced):
+    text = _ev("a", time=T0, distinct_id="U1") + "\n" + _ev("b", time=T0, distinct_id="U2") + "\n"
+    r = balanced(lab.load("mixpanel-events", write("export.jsonl", text, gz=True)))  # no .gz suffix
+    assert r.loaded == 2
+    r2 = lab.load("mixpanel-events", write("plain.jsonl.gz", text.replace("U1", "U3")))  # not gzip
+    assert (r2.loaded, r2.deduplicated) == (1, 1)  # U2's event was in the first file
+    assert lab.engine.query_rows("SELECT count(*) FROM mp_events")[0][0] == 3
+
+
+def test_truncated_gzip_is_a_load_error_and_changes_nothing(lab, write, tmp_path, table_snapshot):
+    good = write("good.jsonl", _ev("a", time=T0, distinct_id="U1") + "\n")
+    data = gzip.compress(("\n".join(_ev("e", time=T0 + i, distinct_id=f"U{i}") for i in range(2000)) + "\n").encode())
+    bad = tmp_path / "trunc.jsonl.gz"
+    bad.write_bytes(data[: len(data) // 2])
+    before = table_snapshot()
+    with pytest.raises(LoadError) as e:
+        lab.load("mixpanel-events", [good, bad])
+    assert str(bad) in str(e.value)
+    assert table_snapshot() == before
+
+
+@pytest.mark.parametrize("text, match", [
+    ("", "empty file"),
+    ("\n\n  \n", "empty file"),
+    ("event,time\nx,1\n", "unrecognised format"),
+    ('{"event": "x",\n "properties": {"time": ', "not valid JSON|Malformed|malformed|parse"),
+])
+def test_file_level_errors(lab, write, text, match):
+    p = write("f.jsonl", text)
+    with pytest.raises(LoadError, match=match) as e:
+        lab.load("mixpanel-events", p)
+    assert str(p) in str(e.value)
+    assert lab.engine.query_rows("SELECT count(*) FROM loads")[0][0] == 0
+
+
+def test_all_or_nothing(lab, write, table_snapshot):
+    lab.load("mixpanel-events", write("first.jsonl", _ev("a", time=T0, distinct_id="U0") + "\n"))
+    good = write("good.jsonl", _ev("a", time=T0, distinct_id="U1") + "\n")
+    empty = write("empty.jsonl", "")
+    before = table_snapshot()
+    with pytest.raises(LoadError, match="empty"):
+        lab.load("mixpanel-events", [good, empty])
+    assert table_snapshot() == before
+
+
+def test_loading_twice_changes_nothing(lab, write, table_snapshot, balanced):
+    p = write("e.jsonl", _ev("a", time=T0, distinct_id="U1") + "\n" + "{bad\n")
+    balanced(lab.load("mixpanel-events", p))
+    before = table_snapshot()
+    r = lab.load("mixpanel-events", p)
+    assert r.skipped == [str(p)] and r.files == []
+    assert table_snapshot() == before
+
+
+def test_json_array_and_pretty_documents(lab, write, balanced):
+    arr = write("arr.json", "[\n" + ",\n".join([
+        _ev("a", time=T0, distinct_id="U1", **{"$mparticle_user_id": 1.5e18}),
+        _ev("b", time=T0, distinct_id="U2", **{"$mparticle_user_id": -9223372036854775808}),
+        '{"event":"c","properties":{"time":1768867200,"distinct_id":"U3","$mparticle_user_id":2.5E+18}}',
+    ]) + "\n]\n")
+    r = balanced(lab.load("mixpanel-events", arr))
+    assert r.loaded == 3
+    assert _rows(lab, "distinct_id, mparticle_user_id, line") == [
+        ("U1", "1.5e+18", 1), ("U2", "-9223372036854775808", 2), ("U3", "2.5E+18", 3)]
+    docs = write("docs.json", json.dumps({"event": "d", "properties": {"time": T0, "distinct_id": "U4"}}, indent=2)
+                 + "\n" + json.dumps({"event": "e", "properties": {"time": T0, "distinct_id": "U5"}}, indent=2))
+    balanced(lab.load("mixpanel-events", docs))
+    assert lab.engine.query_rows("SELECT distinct_id, line FROM mp_events WHERE source_file = ? ORDER BY line",
+                                 [str(docs)]) == [("U4", 1), ("U5", 2)]
+
+
+def test_float_token_recovered_from_the_line(lab, write):
+    # DuckDB would print 1200000000000000000.0; the loader keeps the exported token
+    lines = [
+        '{"event":"a","properties":{"time":1768867200,"distinct_id":"U1","$mparticle_user_id":1.2e18}}',
+        '{"event":"a","properties":{"time":1768867200,"distinct_id":"U2","$mparticle_user_id":-7.3462446110129688e18}}',
+        '{"event":"a","properties":{"time":1768867200,"distinct_id":"U3","$mparticle_user_id":12.50}}',
+        '{"event":"a","properties":{"time":1768867200,"distinct_id":"U4","$mparticle_user_id":18446744073709551616}}',
+    ]
+    lab.load("mixpanel-events", write("f.jsonl", "\n".join(lines) + "\n"))
+    assert _rows(lab, "mparticle_user_id") == [
+        ("1.2e18",), ("-7.3462446110129688e18",), ("12.50",), ("18446744073709551616",)]
+
+
+def test_sample_files(lab, mixpanel_data_dir, balanced):
+    r = balanced(lab.load("mixpanel-events", mixpanel_data_dir / "events"))
+    assert (r.rows_read, r.loaded, r.deduplicated, r.n_quarantined) == (15, 14, 1, 0)
+    q = lab.engine.query_rows
+    assert q("SELECT distinct_id FROM mp_events WHERE event = 'App Open'") == [
+        ("$device:8f2c1e4a-7b7d-4d0e-9c55-2a1f3b9e0c01",)]
+    assert q("SELECT mparticle_user_id FROM mp_events WHERE distinct_id = 'cust-10'") == [("1.2e18",)]
+    assert q("SELECT time FROM mp_events WHERE insert_id = '7c0e9b2d4f6a48e1a001'") == [
+        (datetime(2026, 2, 24, 0, 0, 0, 123000),)]
+    assert q("SELECT distinct_id, mparticle_user_id FROM mp_events WHERE insert_id = '7c0e9b2d4f6a48e1a004'") == [
+        ("cust-5", "123456789012345678")]
+
+
+def test_malformed_first_line_is_a_reject_not_a_file_error(lab, write, balanced):
+    p = write("f.jsonl", '{"event":"a","properties":{"time":\n' + _ev("b", time=T0, distinct_id="U1") + "\n")
+    r = balanced(lab.load("mixpanel-events", p))
+    assert (r.loaded, dict(r.quarantined)) == (1, {"malformed_json": 1})
+    assert lab.engine.query_rows("SELECT line, reason FROM rejects") == [(1, "malformed_json")]
