@@ -1,0 +1,176 @@
+"""SPEC §4: the discrepancy waterfall, from the Mixpanel cohort count to the mParticle audience.
+
+At a time t, with S = the MPIDs that current members resolve to (``matched``) and T = the
+targets whose attribute is ``true`` after the last run at or before t::
+
+    members                                   total   rows of `resolution` (members at t)
+    - unmatched:<gap_reason>  (one per reason) minus   status unmatched or orphan_created
+    - shared_mpid                              minus   matched members - |S|
+    = should_be_true                           total   |S|
+    - not_yet_true                             minus   |S \\ T|
+    + stale_true                               plus    |T \\ S| among linked profiles
+    + orphans_true                             plus    orphan profiles that are true
+    = audience                                 total   |T|
+
+The steps add up exactly: :func:`compute_waterfall` checks both equalities and raises
+:class:`ReconciliationError` otherwise. Inputs are the ``resolution`` and ``attribute_state``
+tables written by :mod:`cohortlab.sync`.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from cohortlab.engines.base import Engine
+from cohortlab.resolution import GAP_REASONS
+
+WATERFALL_COLUMNS = ["step", "label", "kind", "count"]
+
+GAP_LABELS = {
+    "fallback_disabled": "no $mparticle_user_id and the $distinct_id fallback is off (EIT not mparticle_id)",
+    "malformed_mparticle_user_id": "$mparticle_user_id is not a valid MPID",
+    "distinct_id_not_mpid": "$distinct_id is not an MPID (customer id, email, device id)",
+    "mpid_precision_loss": "MPID lost precision through a float",
+    "mpid_not_found": "MPID of no existing mParticle profile",
+}
+
+
+class ReconciliationError(AssertionError):
+    """The waterfall steps do not add up (a defect, never expected)."""
+
+
+def waterfall_counts(engine: Engine, resolution: str = "resolution", attribute_state: str = "attribute_state") -> dict:
+    """The numbers behind the waterfall, computed in SQL."""
+    row = engine.query_rows(
+        f"""
+        WITH s AS (SELECT DISTINCT mpid FROM {resolution} WHERE status = 'matched'),
+             t AS (SELECT mpid, is_orphan FROM {attribute_state} WHERE value)
+        SELECT
+            (SELECT count(*) FROM {resolution}) AS members,
+            (SELECT count(*) FROM {resolution} WHERE status = 'matched') AS matched,
+            (SELECT count(*) FROM s) AS s,
+            (SELECT count(*) FROM t WHERE NOT is_orphan) AS t_linked,
+            (SELECT count(*) FROM t WHERE is_orphan) AS t_orphans,
+            (SELECT count(*) FROM s JOIN t ON t.mpid = s.mpid AND NOT t.is_orphan) AS s_and_t
+        """
+    )[0]
+    members, matched, s, t_linked, t_orphans, s_and_t = (int(x) for x in row)
+    gaps = dict(
+        engine.query_rows(
+            f"SELECT gap_reason, count(*) FROM {resolution} WHERE status <> 'matched' GROUP BY gap_reason"
+        )
+    )
+    return {
+        "members": members,
+        "matched": matched,
+        "gaps": {k: int(v) for k, v in gaps.items()},
+        "should_be_true": s,
+        "true_linked": t_linked,
+        "orphans_true": t_orphans,
+        "true_and_should": s_and_t,
+    }
+
+
+def build_waterfall(c: dict, attribute: str | None = None) -> pd.DataFrame:
+    """The waterfall rows from :func:`waterfall_counts`; checks that the steps add up."""
+    attr = attribute or "<attribute>"
+    rows = [("members", "Mixpanel cohort members", "total", c["members"])]
+    unknown = set(c["gaps"]) - set(GAP_REASONS)
+    if unknown:
+        raise ReconciliationError(f"unexpected gap_reason values {sorted(map(str, unknown))}")
+    for reason in GAP_REASONS:
+        n = c["gaps"].get(reason, 0)
+        if n > 0:
+            rows.append((f"unmatched:{reason}", f"unmatched: {GAP_LABELS[reason]}", "minus", n))
+    shared = c["matched"] - c["should_be_true"]
+    s, t_linked, both = c["should_be_true"], c["true_linked"], c["true_and_should"]
+    audience = t_linked + c["orphans_true"]
+    rows += [
+        ("shared_mpid", "matched members sharing an MPID with another member", "minus", shared),
+        ("should_be_true", "mParticle profiles that should be true", "total", s),
+        ("not_yet_true", "not (yet) true: pending next run, failed run, or false written by a duplicate's remove", "minus", s - both),
+        ("stale_true", "stale true: no longer a member, still true", "plus", t_linked - both),
+        ("orphans_true", "orphan profiles created by the feed and true", "plus", c["orphans_true"]),
+        ("audience", f"mParticle audience: {attr} = true", "total", audience),
+    ]
+    df = pd.DataFrame(rows, columns=WATERFALL_COLUMNS)
+    check_waterfall(df)
+    return df
+
+
+def check_waterfall(df: pd.DataFrame) -> None:
+    """Every total equals the running sum of the steps before it; counts are non-negative."""
+    if (df["count"] < 0).any():
+        raise ReconciliationError(f"negative step in the waterfall:\n{df}")
+    running = None
+    for step, kind, n in zip(df.step, df.kind, df["count"]):
+        if kind == "total":
+            if running is not None and running != n:
+                raise ReconciliationError(f"waterfall does not add up at {step}: steps give {running}, total is {n}\n{df}")
+            running = n
+        elif kind == "minus":
+            running -= n
+        elif kind == "plus":
+            running += n
+        else:
+            raise ReconciliationError(f"unknown step kind {kind!r}")
+
+
+def compute_waterfall(
+    engine: Engine,
+    *,
+    attribute: str | None = None,
+    resolution: str = "resolution",
+    attribute_state: str = "attribute_state",
+    table: str | None = "waterfall",
+) -> pd.DataFrame:
+    """SPEC §4 from the ``resolution`` and ``attribute_state`` tables; stored as ``table``
+    (with cohort_name, attribute_name and as_of) unless ``table`` is None."""
+    df = build_waterfall(waterfall_counts(engine, resolution, attribute_state), attribute)
+    if table:
+        meta = engine.query_rows(f"SELECT any_value(cohort_name), max(as_of) FROM {resolution}")[0]
+        stored = df.assign(
+            position=range(1, len(df) + 1), cohort_name=meta[0], attribute_name=attribute, as_of=meta[1]
+        )
+        stored["attribute_name"] = stored["attribute_name"].astype("object")
+        engine.register("_cohortlab_waterfall", stored)
+        engine.materialise(table, "SELECT * FROM _cohortlab_waterfall")
+    return df
+
+
+def compute_gap_summary(engine: Engine, resolution: str = "resolution", table: str | None = "gap_summary") -> pd.DataFrame:
+    """Members by status x gap_reason x recoverable_via (breakdown ``gap_reason``, unmatched and
+    orphan_created members only) and by identifier_source x status (breakdown
+    ``identifier_source``, all members), with the share of all members."""
+    sql = f"""
+        WITH total AS (SELECT count(*) AS n FROM {resolution})
+        SELECT breakdown, identifier_source, status, gap_reason, recoverable_via, members,
+               CAST(members AS DOUBLE) / nullif((SELECT n FROM total), 0) AS share
+        FROM (
+            SELECT 'gap_reason' AS breakdown, CAST(NULL AS VARCHAR) AS identifier_source, status, gap_reason,
+                   recoverable_via, count(*) AS members
+            FROM {resolution} WHERE status <> 'matched' GROUP BY status, gap_reason, recoverable_via
+            UNION ALL
+            SELECT 'identifier_source', identifier_source, status, CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR), count(*)
+            FROM {resolution} GROUP BY identifier_source, status
+        ) x
+    """
+    if table:
+        engine.materialise(table, sql)
+        sql = f"SELECT * FROM {table}"
+    return engine.query_df(
+        f"""SELECT * FROM ({sql}) g
+            ORDER BY breakdown, members DESC, identifier_source, status, gap_reason, recoverable_via"""
+    )
+
+
+__all__ = [
+    "GAP_LABELS",
+    "ReconciliationError",
+    "WATERFALL_COLUMNS",
+    "build_waterfall",
+    "check_waterfall",
+    "compute_gap_summary",
+    "compute_waterfall",
+    "waterfall_counts",
+]
