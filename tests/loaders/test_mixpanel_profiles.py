@@ -1,0 +1,167 @@
+"""mixpanel-profiles: Engage pages / result JSONL -> mp_profiles."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import pytest
+
+from cohortlab.loaders import LoadError
+
+
+def _page(results, page=0, **extra):
+    return {"page": page, "page_size": 1000, "session_id": "1234567890-EXAMPL", "status": "ok",
+            "total": len(results), "results": results, **extra}
+
+
+def _rows(lab, where="TRUE"):
+    return lab.engine.query_rows(
+        "SELECT distinct_id, mparticle_user_id, email, phone, created, last_seen, line "
+        f"FROM mp_profiles WHERE {where} ORDER BY line, distinct_id")
+
+
+def test_pretty_pages_known_rows(lab, write, balanced):
+    p0 = _page([
+        {"$distinct_id": "U1", "$properties": {"$created": "2025-12-12T11:20:47", "$email": "a@example.com",
+                                               "$phone": "+15555550100", "$last_seen": "2026-01-20T23:08:40",
+                                               "$mparticle_user_id": "-7346244611012968789"}},
+        {"$distinct_id": "$device:D9", "$properties": {"$last_seen": "2026-01-21T10:00:00"}},
+    ])
+    p1 = _page([{"$distinct_id": 9080350317581165123,
+                 "$properties": {"$created": 1700000000, "$last_seen": "not a date", "$email": 42,
+                                 "$mparticle_user_id": 9080350317581165123}}], page=1)
+    # two pretty-printed pages one after the other in one file
+    f = write("engage.json", json.dumps(p0, indent=2) + "\n" + json.dumps(p1, indent=4) + "\n")
+    r = balanced(lab.load("mixpanel-profiles", f))
+    assert (r.rows_read, r.loaded, r.deduplicated, r.n_quarantined) == (3, 3, 0, 0)
+    assert _rows(lab) == [
+        ("U1", "-7346244611012968789", "a@example.com", "+15555550100",
+         datetime(2025, 12, 12, 11, 20, 47), datetime(2026, 1, 20, 23, 8, 40), 1),
+        ("$device:D9", None, None, None, None, datetime(2026, 1, 21, 10, 0), 2),
+        # odd types: not a reject, NULL dates; a number as email keeps its text
+        ("9080350317581165123", "9080350317581165123", "42", None, None, None, 3),
+    ]
+    props = json.loads(lab.engine.query_rows("SELECT properties FROM mp_profiles WHERE distinct_id = 'U1'")[0][0])
+    assert props["$email"] == "a@example.com" and props["$phone"] == "+15555550100"
+
+
+def test_array_of_pages_and_position_numbering(lab, write, balanced):
+    pages = [_page([{"$distinct_id": f"U{i}{k}", "$properties": {}} for k in range(3)], page=i) for i in range(3)]
+    pages[1]["results"] = []  # an empty page in the middle takes no position
+    f = write("pages.json", json.dumps(pages))
+    r = balanced(lab.load("mixpanel-profiles", f))
+    assert r.loaded == 6
+    assert [(d, ln) for d, *_, ln in _rows(lab)] == [
+        ("U00", 1), ("U01", 2), ("U02", 3), ("U20", 4), ("U21", 5), ("U22", 6)]
+
+
+def test_jsonl_of_results_line_numbers_and_types(lab, write, balanced):
+    text = "\n".join([
+        '{"$distinct_id": 4611686018427387904, "$properties": {"$mparticle_user_id": 1.2e18}}',
+        '',
+        '{"$distinct_id": "U2", "$properties": {"$mparticle_user_id": "undefined", "$created": "2026-01-01T00:00:00Z"}}',
+        '{"$distinct_id": "U3", "$properties": {"$mparticle_user_id": ""}}',
+        '{"$distinct_id": "U4", "$properties": {"$mparticle_user_id": null}}',
+        '{"$distinct_id": "U5"}',
+        '{"$distinct_id": "-1", "$properties": {"$mparticle_user_id": -1, "$created": "2026-01-01T02:00:00+02:00"}}',
+    ]) + "\n"
+    r = balanced(lab.load("mixpanel-profiles", write("profiles.jsonl", text)))
+    assert (r.rows_read, r.loaded) == (6, 6)
+    assert [(d, m, c, ln) for d, m, _, _, c, _, ln in _rows(lab)] == [
+        ("4611686018427387904", "1.2e18", None, 1),
+        ("U2", "undefined", datetime(2026, 1, 1), 3),
+        ("U3", "", None, 4),
+        ("U4", None, None, 5),
+        ("U5", None, None, 6),
+        ("-1", "-1", datetime(2026, 1, 1), 7),
+    ]
+    assert lab.engine.query_rows("SELECT properties FROM mp_profiles WHERE distinct_id = 'U5'") == [("{}",)]
+
+
+def test_rejects(lab, write, balanced):
+    page = _page([
+        {"$distinct_id": "ok", "$properties": {}},
+        "not an object",
+        {"$properties": {"$email": "x@example.com"}},
+        {"$distinct_id": None},
+        {"$distinct_id": ""},
+        {"$distinct_id": {"a": 1}},
+        {"$distinct_id": "U7", "$properties": [1, 2]},
+    ])
+    f = write("p.json", json.dumps(page, indent=1))
+    r = balanced(lab.load("mixpanel-profiles", f))
+    assert (r.rows_read, r.loaded) == (7, 1)
+    assert lab.engine.query_rows("SELECT line, reason FROM rejects ORDER BY line") == [
+        (2, "not_an_object"), (3, "missing_distinct_id"), (4, "missing_distinct_id"),
+        (5, "missing_distinct_id"), (6, "bad_distinct_id"), (7, "bad_properties")]
+    assert lab.engine.query_rows("SELECT raw FROM rejects WHERE line = 3") == [
+        ('{"$properties":{"$email":"x@example.com"}}',)]
+    j = write("p.jsonl", '{"$distinct_id":"A"}\n{"$distinct_id":\n[]\n')
+    r2 = balanced(lab.load("mixpanel-profiles", j))
+    assert dict(r2.quarantined) == {"malformed_json": 1, "not_an_object": 1}
+    assert lab.engine.query_rows("SELECT line, reason FROM rejects WHERE source_file = ? ORDER BY line", [str(j)]) == [
+        (2, "malformed_json"), (3, "not_an_object")]
+
+
+def test_later_load_replaces_and_last_in_file_wins(lab, write, balanced):
+    f1 = write("a.jsonl", '{"$distinct_id":"U1","$properties":{"$email":"old@example.com"}}\n'
+                          '{"$distinct_id":"U2","$properties":{"$email":"u2@example.com"}}\n')
+    balanced(lab.load("mixpanel-profiles", f1))
+    f2 = write("b.jsonl", '{"$distinct_id":"U1","$properties":{"$email":"mid@example.com"}}\n'
+                          '{"$distinct_id":"U1","$properties":{"$email":"new@example.com","$mparticle_user_id":"7"}}\n')
+    r = balanced(lab.load("mixpanel-profiles", f2))
+    assert (r.rows_read, r.loaded, r.deduplicated) == (2, 1, 1)
+    assert lab.engine.query_rows(
+        "SELECT distinct_id, email, mparticle_user_id, source_file, line FROM mp_profiles ORDER BY 1") == [
+        ("U1", "new@example.com", "7", str(f2), 2), ("U2", "u2@example.com", None, str(f1), 2)]
+
+
+@pytest.mark.parametrize("text, match", [
+    ("", "empty file"),
+    (json.dumps(_page([])), "empty file"),
+    (json.dumps({"status": "error", "error": "Invalid session_id"}), "status 'error': Invalid session_id"),
+    ('[{"count":1,"id":1000,"name":"Cohort One"}]', "unrecognised format"),
+    ("distinct_id\nU1\n", "unrecognised format"),
+])
+def test_file_level_errors(lab, write, table_snapshot, text, match):
+    good = write("good.jsonl", '{"$distinct_id":"U1"}\n')
+    bad = write("bad.json", text)
+    before = table_snapshot()
+    with pytest.raises(LoadError, match=match) as e:
+        lab.load("mixpanel-profiles", [good, bad])
+    assert str(bad) in str(e.value)
+    assert table_snapshot() == before  # the good file is rolled back too
+
+
+def test_truncated_gzip(lab, write, tmp_path, table_snapshot):
+    import gzip
+
+    data = gzip.compress(("\n".join(f'{{"$distinct_id":"U{i}"}}' for i in range(5000)) + "\n").encode())
+    p = tmp_path / "trunc.jsonl"
+    p.write_bytes(data[:-40])
+    before = table_snapshot()
+    with pytest.raises(LoadError) as e:
+        lab.load("mixpanel-profiles", p)
+    assert str(p) in str(e.value)
+    assert table_snapshot() == before
+
+
+def test_loading_twice_changes_nothing(lab, mixpanel_data_dir, table_snapshot, balanced):
+    balanced(lab.load("mixpanel-profiles", mixpanel_data_dir / "profiles"))
+    before = table_snapshot()
+    r = lab.load("mixpanel-profiles", mixpanel_data_dir / "profiles")
+    assert len(r.skipped) == 3 and r.loaded == 0
+    assert table_snapshot() == before
+
+
+def test_sample_files(lab, mixpanel_data_dir, balanced):
+    r = balanced(lab.load("mixpanel-profiles", mixpanel_data_dir / "profiles"))
+    assert (r.rows_read, r.loaded, r.deduplicated, r.n_quarantined) == (13, 13, 0, 0)
+    got = dict(lab.engine.query_rows("SELECT distinct_id, mparticle_user_id FROM mp_profiles"))
+    assert got == {
+        "cust-1": "-7346244611012968789", "cust-2": "9080350317581165123", "4611686018427387904": None,
+        "cust-4": "-1", "cust-5": None, "7000000000000000001": None,
+        "$device:8f2c1e4a-7b7d-4d0e-9c55-2a1f3b9e0c01": None, "cust-8": "undefined", "cust-9": "",
+        "cust-10": "1.2e18", "cust-11": "7000000000000000000", "cust-12": "5555555555555555555", "cust-13": None,
+    }
