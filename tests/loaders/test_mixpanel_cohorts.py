@@ -1,0 +1,84 @@
+"""mixpanel-cohorts: /cohorts/list -> mp_cohorts."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import pytest
+
+from cohortlab.loaders import LoadError
+
+
+def _rows(lab):
+    return lab.engine.query_rows(
+        "SELECT cohort_id, name, description, count, created, is_visible, project_id, line "
+        "FROM mp_cohorts ORDER BY cohort_id")
+
+
+def test_known_rows(lab, write, balanced):
+    f = write("cohorts.json", json.dumps([
+        {"count": 150, "is_visible": 1, "description": "d1", "created": "2019-03-19 23:49:51",
+         "project_id": 1, "id": 1000, "name": "Cohort One"},
+        {"count": "7", "is_visible": False, "description": None, "created": "garbage",
+         "project_id": "2201475", "id": "5167408", "name": "Power Users", "extra": [1]},
+        {"is_visible": 0, "id": 12345678901234567890, "name": "Big Id"},
+    ]))
+    r = balanced(lab.load("mixpanel-cohorts", f))
+    assert (r.rows_read, r.loaded, r.deduplicated, r.n_quarantined) == (3, 3, 0, 0)
+    assert _rows(lab) == [
+        ("1000", "Cohort One", "d1", 150, datetime(2019, 3, 19, 23, 49, 51), True, "1", 1),
+        ("12345678901234567890", "Big Id", None, None, None, False, None, 3),
+        ("5167408", "Power Users", None, 7, None, False, "2201475", 2),
+    ]
+
+
+def test_replace_same_id_and_last_in_file_wins(lab, write, balanced):
+    balanced(lab.load("mixpanel-cohorts", write("a.json", '[{"id":1,"name":"A","count":1},{"id":2,"name":"B"}]')))
+    r = balanced(lab.load("mixpanel-cohorts", write(
+        "b.json", '[{"id":"1","name":"A renamed","count":5},{"id":1,"name":"A final","count":6}]')))
+    assert (r.rows_read, r.loaded, r.deduplicated) == (2, 1, 1)
+    assert [(c, n, k) for c, n, _, k, *_ in _rows(lab)] == [("1", "A final", 6), ("2", "B", None)]
+
+
+def test_replaces_a_name_only_registration(lab, write):
+    lab.load("mixpanel-members", write("m.csv", "distinct_id\nU1\n"), cohort="Power Users", as_of="2026-03-01")
+    assert lab.engine.query_rows("SELECT cohort_id, name FROM mp_cohorts") == [(None, "Power Users")]
+    lab.load("mixpanel-cohorts", write("c.json", '[{"id":5167408,"name":"Power Users","count":1}]'))
+    assert lab.engine.query_rows("SELECT cohort_id, name, count FROM mp_cohorts") == [("5167408", "Power Users", 1)]
+
+
+def test_rejects(lab, write, balanced):
+    f = write("c.jsonl", '{"id":1,"name":"A"}\n{"name":"no id"}\n{"id":2}\n{"id":3,"name":""}\n7\n{oops\n')
+    r = balanced(lab.load("mixpanel-cohorts", f))
+    assert r.loaded == 1
+    assert lab.engine.query_rows("SELECT line, reason FROM rejects ORDER BY line") == [
+        (2, "missing_id"), (3, "missing_name"), (4, "missing_name"), (5, "not_an_object"), (6, "malformed_json")]
+
+
+@pytest.mark.parametrize("text, match", [
+    ("", "empty file"),
+    ("[]", "empty file"),
+    ('{"page":0,"results":[]}', "unrecognised format"),
+    ('[{"$distinct_id":"U1"}]', "unrecognised format"),
+    ("id,name\n1,A\n", "unrecognised format"),
+    ('[{"id":1,"name":"A"},', "cohorts.json"),
+])
+def test_file_level_errors(lab, write, table_snapshot, text, match):
+    good = write("good.json", '[{"id":9,"name":"Z"}]')
+    bad = write("cohorts.json", text)
+    before = table_snapshot()
+    with pytest.raises(LoadError, match=match) as e:
+        lab.load("mixpanel-cohorts", [good, bad])
+    assert str(bad) in str(e.value)
+    assert table_snapshot() == before
+
+
+def test_sample_file_and_loading_twice(lab, mixpanel_data_dir, table_snapshot, balanced):
+    r = balanced(lab.load("mixpanel-cohorts", mixpanel_data_dir / "cohorts.json"))
+    assert (r.rows_read, r.loaded) == (3, 3)
+    assert lab.engine.query_rows("SELECT cohort_id, name FROM mp_cohorts ORDER BY cohort_id") == [
+        ("4999001", "Old Beta Testers"), ("5167408", "Power Users"), ("5167409", "Churn Risk")]
+    before = table_snapshot()
+    assert lab.load("mixpanel-cohorts", mixpanel_data_dir / "cohorts.json").skipped
+    assert table_snapshot() == before
