@@ -98,13 +98,15 @@ class Lab:
         df.attrs["as_of"] = run.at
         return df
 
-    def simulate(self, cohort: str, at: Any = None, settings: Any = None, source: str = "auto"):
+    def simulate(self, cohort: str, at: Any = None, settings: Any = None, source: str = "auto", debug: bool = False):
         """SPEC §3-§5 at ``at``: resolution, sync over time, waterfall, attribute state and gap
         summary, as a :class:`cohortlab.sync.SimulationResult`. Stored as tables ``resolution``,
-        ``timeline``, ``waterfall``, ``attribute_state`` and ``gap_summary``."""
+        ``timeline``, ``waterfall``, ``attribute_state`` and ``gap_summary``. ``settings``: a
+        :class:`SyncSettings`, a dict of options or a YAML path. ``debug=True`` materialises every
+        step (``<stage>__<step>``); row counts in ``result.step_counts``."""
         from cohortlab.sync import simulate
 
-        return simulate(self.engine, cohort, at, settings, source=source)
+        return simulate(self.engine, cohort, at, settings, source=source, debug=debug)
 
     def timeline(self, cohort: str, at: Any = None, settings: Any = None, source: str = "auto") -> pd.DataFrame:
         """SPEC §5: one row per run up to ``at``."""

@@ -10,6 +10,7 @@ from cohortlab.cli.app import main
 COMMAND_MODULES = [
     "cohortlab.cli.load",
     "cohortlab.cli.report",
+    "cohortlab.cli.simulate",
 ]
 
 for _m in COMMAND_MODULES:

@@ -1,0 +1,108 @@
+"""``cohortlab simulate``: resolve a cohort's members, play the sync forward, print the waterfall."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from cohortlab.cli.app import db_option, fail, main
+
+
+def _copy_members(engine, path: str, show_personal_data: bool) -> None:
+    from cohortlab.resolution import PERSONAL_DATA_COLUMNS, RESOLUTION_COLUMNS
+
+    cols = [c for c in RESOLUTION_COLUMNS if show_personal_data or c not in PERSONAL_DATA_COLUMNS]
+    lower = path.lower()
+    if lower.endswith(".parquet"):
+        fmt = "FORMAT PARQUET"
+    elif lower.endswith(".csv") or lower.endswith(".csv.gz"):
+        fmt = "FORMAT CSV, HEADER TRUE"
+    else:
+        fail(f"--members-out {path}: expected a .csv, .csv.gz or .parquet file name")
+    target = path.replace("'", "''")
+    engine.execute(f"COPY (SELECT {', '.join(cols)} FROM resolution ORDER BY distinct_id) TO '{target}' ({fmt})")
+
+
+def _table(df, columns=None) -> str:
+    return df.to_string(index=False, columns=columns)
+
+
+@main.command("simulate")
+@db_option
+@click.option("--cohort", required=True, help="Cohort name (or id).")
+@click.option("--settings", "settings_path", type=click.Path(dir_okay=False),
+              help="Simulation settings YAML (see SyncSettings); defaults follow SPEC §1.")
+@click.option("--at", "at", help="As-of time, UTC (e.g. 2026-03-01T12:00:00Z). Default: the cohort's latest snapshot/webhook.")
+@click.option("--source", type=click.Choice(["auto", "snapshots", "webhooks"]), default="auto", show_default=True,
+              help="Membership from snapshots or replayed webhooks (auto: snapshots if any).")
+@click.option("--members-out", type=click.Path(dir_okay=False),
+              help="Write the resolution table (one row per member) to a .csv or .parquet file.")
+@click.option("--show-personal-data", is_flag=True, help="Include the email column in --members-out.")
+@click.option("--timeline/--no-timeline", "show_timeline", default=True, help="Print the timeline summary.")
+@click.option("--debug", is_flag=True, help="Materialise every SQL step and print its row count.")
+def simulate_cmd(db, cohort, settings_path, at, source, members_out, show_personal_data, show_timeline, debug):
+    """Explain a cohort's Mixpanel count vs its mParticle audience: print the discrepancy
+    waterfall (SPEC §4) and the sync timeline (SPEC §5) and write the per-member resolution."""
+    from cohortlab.lab import Lab
+    from cohortlab.resolution import CohortError
+    from cohortlab.settings import SettingsError, SyncSettings
+
+    if not os.path.exists(db):
+        fail(f"{db}: no such database (load data first with `cohortlab load --db {db} ...`)")
+    try:
+        settings = SyncSettings.from_yaml(settings_path) if settings_path else SyncSettings()
+    except SettingsError as e:
+        fail(f"bad settings file: {e}")
+    with Lab(db) as lab:
+        try:
+            result = lab.simulate(cohort, at=at, settings=settings, source=source, debug=debug)
+        except (CohortError, SettingsError) as e:
+            fail(str(e))
+        members = int(result.waterfall.loc[result.waterfall.step == "members", "count"].iloc[0])
+        if members == 0:
+            fail(
+                f"cohort {result.cohort!r} has no members at {result.at:%Y-%m-%d %H:%M:%S} UTC "
+                f"(source: {result.source}); try another --at"
+            )
+        s = result.settings
+        click.echo(f"cohort: {result.cohort}   attribute: {result.attribute!r}")
+        click.echo(
+            f"as of: {result.at:%Y-%m-%d %H:%M:%S} UTC   membership: {result.source}   sync: {s.sync_type} "
+            f"from {result.t0:%Y-%m-%d %H:%M:%S} UTC every {s.model_dump(mode='json')['cadence']}"
+        )
+        click.echo(
+            f"settings: fallback={s.fallback} protection={s.protection} apply_order={s.apply_order} "
+            f"snapshot_ttl={s.model_dump(mode='json')['snapshot_ttl']} refresh_clears_stale={s.refresh_clears_stale} "
+            f"pauses={len(s.pauses)}"
+        )
+        click.echo("")
+        click.echo("discrepancy waterfall")
+        wf = result.waterfall.copy()
+        wf["sign"] = wf.kind.map({"total": "=", "minus": "-", "plus": "+"})
+        click.echo(_table(wf, ["sign", "step", "count", "label"]))
+        tl = result.timeline
+        if show_timeline and len(tl):
+            click.echo("")
+            sent = tl[tl.sent]
+            click.echo(
+                f"timeline: {len(tl)} runs from {tl.run_at.iloc[0]} to {tl.run_at.iloc[-1]} UTC; "
+                f"{int(tl.failed.sum())} failed, {int(tl.full_refresh.sum())} full refreshes, "
+                f"{int(sent.adds.sum())} adds and {int(sent.removes.sum())} removes sent"
+            )
+            changed = tl[(tl.kind != "diff") | (tl.adds > 0) | (tl.removes > 0)]
+            if len(changed) > 20:
+                changed = changed.tail(20)
+                click.echo("last 20 runs that sent changes, failed or refreshed:")
+            cols = ["run_at", "kind", "members", "adds", "removes", "true_count", "not_yet_true", "stale_true"]
+            click.echo(_table(changed, cols))
+        if debug:
+            click.echo("")
+            click.echo("rows per step (debug)")
+            for stage, counts in result.step_counts.items():
+                for step, n in counts.items():
+                    click.echo(f"  {stage}.{step:<28}{n:>12,}")
+        if members_out:
+            _copy_members(lab.engine, members_out, show_personal_data)
+            note = "" if show_personal_data else " (without personal data; --show-personal-data to include email)"
+            click.echo(f"\nwrote {members:,} members to {members_out}{note}")
