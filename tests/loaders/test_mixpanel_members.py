@@ -1,0 +1,190 @@
+"""mixpanel-members: cohort membership snapshots (Engage filter_by_cohort pages, JSONL, CSV)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import pytest
+
+from cohortlab.loaders import LoadError
+
+AS_OF = datetime(2026, 3, 1)
+
+
+def _page(results, **extra):
+    return {"page": 0, "page_size": 1000, "session_id": "S", "status": "ok", "total": len(results),
+            "results": results, **extra}
+
+
+def _snapshots(lab):
+    return lab.engine.query_rows(
+        "SELECT snapshot_id, cohort_id, cohort_name, as_of, member_count FROM mp_cohort_snapshots ORDER BY 1")
+
+
+def _members(lab, snapshot_id=None):
+    where = f"WHERE snapshot_id = {int(snapshot_id)}" if snapshot_id is not None else ""
+    return lab.engine.query_rows(
+        f"SELECT snapshot_id, cohort_name, as_of, distinct_id, line FROM mp_cohort_members {where} "
+        "ORDER BY snapshot_id, line")
+
+
+def test_pages_carrying_as_of_and_filter_by_cohort(lab, write, balanced):
+    page = _page([
+        {"$distinct_id": "cust-1", "$properties": {"$email": "ann@example.com",
+                                                   "$mparticle_user_id": "-7346244611012968789"}},
+        {"$distinct_id": 4611686018427387904},
+        {"$distinct_id": "cust-1"},  # repeated: deduplicated
+        {"$distinct_id": "$device:D9", "$properties": {}},
+    ], as_of="2026-03-01T01:00:00+01:00", filter_by_cohort='{"id": 1000, "name": "Power Users"}')
+    f = write("pu.json", json.dumps(page, indent=2))
+    r = balanced(lab.load("mixpanel-members", f))
+    assert (r.rows_read, r.loaded, r.deduplicated, r.n_quarantined) == (4, 3, 1, 0)
+    sid = r.load_ids[0]
+    assert _snapshots(lab) == [(sid, "1000", "Power Users", AS_OF, 3)]
+    assert _members(lab) == [
+        (sid, "Power Users", AS_OF, "cust-1", 1),
+        (sid, "Power Users", AS_OF, "4611686018427387904", 2),
+        (sid, "Power Users", AS_OF, "$device:D9", 4),
+    ]
+    # unknown cohort registered; the profile carried by the page is upserted (not the empty ones)
+    assert lab.engine.query_rows("SELECT cohort_id, name FROM mp_cohorts") == [("1000", "Power Users")]
+    assert lab.engine.query_rows("SELECT distinct_id, email, mparticle_user_id FROM mp_profiles") == [
+        ("cust-1", "ann@example.com", "-7346244611012968789")]
+
+
+def test_filter_by_cohort_object_and_cohort_lookup_by_id(lab, write, balanced):
+    lab.load("mixpanel-cohorts", write("c.json", '[{"id": 1000, "name": "Power Users"}]'))
+    page = _page([{"$distinct_id": "A"}], as_of="2026-03-01T00:00:00", filter_by_cohort={"id": 1000})
+    r = balanced(lab.load("mixpanel-members", write("m.json", json.dumps(page))))
+    assert _snapshots(lab) == [(r.load_ids[0], "1000", "Power Users", AS_OF, 1)]
+    assert lab.engine.query_rows("SELECT count(*) FROM mp_cohorts")[0][0] == 1  # not registered twice
+
+
+def test_options_override_the_file(lab, write):
+    page = _page([{"$distinct_id": "A"}], as_of="2026-01-01T00:00:00Z", filter_by_cohort={"id": 1})
+    f = write("m.json", json.dumps(page))
+    r = lab.load("mixpanel-members", f, cohort="Churn Risk", as_of="2026-03-01T00:00:00Z")
+    assert _snapshots(lab) == [(r.load_ids[0], None, "Churn Risk", AS_OF, 1)]
+
+
+def test_cohort_option_id_must_exist(lab, write):
+    f = write("m.csv", "distinct_id\nA\n")
+    with pytest.raises(LoadError, match="no cohort has this id"):
+        lab.load("mixpanel-members", f, cohort="5167408", as_of="2026-03-01")
+    with pytest.raises(LoadError, match="cohort id '77' is unknown"):
+        lab.load("mixpanel-members", f, cohort_id="77", as_of="2026-03-01")
+    with pytest.raises(LoadError, match="cohort is unknown"):
+        lab.load("mixpanel-members", f, as_of="2026-03-01")
+    lab.load("mixpanel-cohorts", write("c.json", '[{"id": "5167408", "name": "Power Users"}]'))
+    r = lab.load("mixpanel-members", f, cohort="5167408", as_of="2026-03-01")
+    assert _snapshots(lab) == [(r.load_ids[0], "5167408", "Power Users", AS_OF, 1)]
+
+
+def test_as_of_required(lab, write, table_snapshot):
+    before = table_snapshot()
+    f = write("m.jsonl", '{"$distinct_id": "A"}\n')
+    with pytest.raises(LoadError, match="as_of is required: pass -o as_of=") as e:
+        lab.load("mixpanel-members", f, cohort="X")
+    assert str(f) in str(e.value)
+    assert table_snapshot() == before
+    with pytest.raises(ValueError, match="as_of"):
+        lab.load("mixpanel-members", f, cohort="X", as_of="next tuesday")
+    with pytest.raises(ValueError, match="unknown option"):
+        lab.load("mixpanel-members", f, cohort="X", as_of="2026-03-01", time_unit="s")
+
+
+def test_csv_default_column_and_as_of_column(lab, write, balanced):
+    f = write("m.csv", "$email,$distinct_id,as_of\n"
+                       "a@example.com,cust-1,2026-03-01T00:00:00Z\n"
+                       ",4611686018427387904,2026-03-01T00:00:00Z\n"
+                       "x@example.com,,2026-03-01T00:00:00Z\n"
+                       "a@example.com, cust-1 ,2026-03-01T00:00:00Z\n")
+    r = balanced(lab.load("mixpanel-members", f, cohort="Churn Risk"))
+    assert (r.rows_read, r.loaded, r.deduplicated, dict(r.quarantined)) == (4, 2, 1, {"missing_distinct_id": 1})
+    assert [(d, ln) for *_, d, ln in _members(lab)] == [("cust-1", 2), ("4611686018427387904", 3)]
+    assert lab.engine.query_rows("SELECT line, reason FROM rejects") == [(4, "missing_distinct_id")]
+    assert _snapshots(lab)[0][3] == AS_OF
+
+
+def test_csv_column_option_and_missing_column(lab, write, table_snapshot):
+    f = write("m.csv", "user,plan\nU1,pro\nU2,free\n")
+    before = table_snapshot()
+    with pytest.raises(LoadError, match=r"no distinct_id column.*\['user', 'plan'\]") as e:
+        lab.load("mixpanel-members", f, cohort="C", as_of="2026-03-01")
+    assert str(f) in str(e.value)
+    with pytest.raises(LoadError, match="no column 'uid'"):
+        lab.load("mixpanel-members", f, cohort="C", as_of="2026-03-01", column="uid")
+    assert table_snapshot() == before
+    r = lab.load("mixpanel-members", f, cohort="C", as_of="2026-03-01", column="user")
+    assert r.loaded == 2
+
+
+def test_csv_with_several_as_of_values_is_an_error(lab, write):
+    f = write("m.csv", "distinct_id,as_of\nA,2026-03-01\nB,2026-03-02\n")
+    with pytest.raises(LoadError, match="several values"):
+        lab.load("mixpanel-members", f, cohort="C")
+
+
+def test_pages_that_disagree(lab, write):
+    pages = [_page([{"$distinct_id": "A"}], as_of="2026-03-01", filter_by_cohort={"id": 1, "name": "C"}),
+             _page([{"$distinct_id": "B"}], as_of="2026-03-02", filter_by_cohort={"id": 1, "name": "C"})]
+    with pytest.raises(LoadError, match="pages disagree on as_of"):
+        lab.load("mixpanel-members", write("m.json", json.dumps(pages)))
+
+
+def test_empty_page_is_an_empty_snapshot(lab, write, balanced):
+    f = write("m.json", json.dumps(_page([], as_of="2026-03-01", filter_by_cohort={"id": 1, "name": "C"})))
+    r = balanced(lab.load("mixpanel-members", f))
+    assert (r.rows_read, r.loaded) == (0, 0)
+    assert _snapshots(lab) == [(r.load_ids[0], "1", "C", AS_OF, 0)]
+    assert _members(lab) == []
+
+
+@pytest.mark.parametrize("text, match", [
+    ("", "empty file"),
+    ("  \n", "empty file"),
+    ('[{"count": 1, "id": 1, "name": "C"}]', "unrecognised format"),
+    ('{"page": 0, "status": "error", "error": "rate limited"}', "status 'error'"),
+])
+def test_file_level_errors(lab, write, table_snapshot, text, match):
+    good = write("good.csv", "distinct_id\nA\n")
+    bad = write("bad.json", text)
+    before = table_snapshot()
+    with pytest.raises(LoadError, match=match) as e:
+        lab.load("mixpanel-members", [good, bad], cohort="C", as_of="2026-03-01")
+    assert str(bad) in str(e.value)
+    assert table_snapshot() == before
+
+
+def test_rejects_in_pages(lab, write, balanced):
+    page = _page([{"$distinct_id": "A"}, {"$distinct_id": None}, 3, {"$distinct_id": True}],
+                 as_of="2026-03-01", filter_by_cohort={"name": "C"})
+    r = balanced(lab.load("mixpanel-members", write("m.json", json.dumps(page))))
+    assert r.loaded == 1
+    assert lab.engine.query_rows("SELECT line, reason FROM rejects ORDER BY line") == [
+        (2, "missing_distinct_id"), (3, "not_an_object"), (4, "bad_distinct_id")]
+
+
+def test_each_file_is_one_snapshot_and_loading_twice_changes_nothing(lab, mixpanel_data_dir, table_snapshot,
+                                                                     balanced):
+    d = mixpanel_data_dir / "members"
+    lab.load("mixpanel-cohorts", mixpanel_data_dir / "cohorts.json")
+    balanced(lab.load("mixpanel-members", d / "power_users_2026-03-01.json"))
+    balanced(lab.load("mixpanel-members", d / "churn_risk_2026-03-01.csv", cohort="Churn Risk"))
+    balanced(lab.load("mixpanel-members", d / "power_users_2026-03-08.jsonl", cohort="Power Users",
+                      as_of="2026-03-08T00:00:00Z"))
+    snaps = [(c, n, a, m) for _, c, n, a, m in _snapshots(lab)]
+    assert snaps == [("5167408", "Power Users", AS_OF, 11), ("5167409", "Churn Risk", AS_OF, 3),
+                     ("5167408", "Power Users", datetime(2026, 3, 8), 6)]
+    # the Engage page carried full profiles: they are in mp_profiles, exact identifiers kept
+    assert dict(lab.engine.query_rows(
+        "SELECT distinct_id, mparticle_user_id FROM mp_profiles WHERE distinct_id IN ('cust-2', 'cust-10', 'cust-11')"
+    )) == {"cust-2": "9080350317581165123", "cust-10": "1.2e18", "cust-11": "7000000000000000000"}
+    before = table_snapshot()
+    r = lab.load("mixpanel-members", d / "power_users_2026-03-01.json")
+    assert r.skipped and not r.files
+    assert table_snapshot() == before
+    # the same file with another as_of is another snapshot
+    r2 = lab.load("mixpanel-members", d / "power_users_2026-03-01.json", as_of="2026-03-02")
+    assert r2.loaded == 11 and len(_snapshots(lab)) == 4
