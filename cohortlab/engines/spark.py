@@ -1,0 +1,543 @@
+"""Spark engine: runs the SAME core SQL as DuckDB, translated once per statement by sqlglot.
+
+    from cohortlab import Lab, SparkEngine
+    engine = SparkEngine(spark)                  # an existing session (Databricks, spark-submit)
+    engine = SparkEngine(master="local[2]")      # or a local one (COHORTLAB_SPARK_MASTER)
+    engine.read_canonical("export/")             # Parquet/Delta written by `cohortlab export`
+    lab = Lab(engine=engine)
+
+What it does (DESIGN.md, architecture-anchors.md §3):
+
+* **Translation.** Every statement is DuckDB dialect; it is parsed and generated for Spark by
+  sqlglot (``read="duckdb"``, ``write=CohortSpark``, ``unsupported_level=ErrorLevel.RAISE``),
+  once per distinct SQL string (cached). Fixes live in :mod:`cohortlab.engines.spark_dialect`.
+* **Time zone.** ``spark.sql.session.timeZone`` is pinned to ``UTC``, also on a session passed
+  in (its previous value is kept in :attr:`SparkEngine.previous_time_zone`): cohortlab's
+  timestamps are naive UTC, and Spark renders/parses ``TIMESTAMP`` in the session zone.
+* **Tables are temporary views.** ``materialise`` (``CREATE OR REPLACE TABLE x AS``) computes
+  the result eagerly, breaks its lineage (``lineage=``: ``local_checkpoint`` default,
+  ``checkpoint``, ``persist`` or ``parquet``) and exposes it as a temp view, so chains of steps do
+  not grow one huge plan. ``CREATE TABLE`` with columns makes an empty typed view (the canonical
+  tables the ``Lab`` creates), ``INSERT``/``DELETE`` rebuild the view, sequences, indexes and
+  transactions are no-ops (Spark has none; ``transaction()`` is a no-op context).
+* **Exact integers.** Results come back through Arrow: BIGINT stays int64 (pandas ``Int64``
+  when nullable), never a float (``toPandas()`` would turn nullable longs into float64).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import decimal
+import os
+import shutil
+import tempfile
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from sqlglot import exp
+
+from cohortlab import schema as _schema
+from cohortlab.engines.base import Engine
+from cohortlab.engines.spark_dialect import (
+    CohortSpark,
+    expression_to_spark,
+    parse_duckdb,
+    spark_type,
+    to_spark,
+)
+
+try:
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.storagelevel import StorageLevel
+except ImportError as _e:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "SparkEngine needs PySpark: pip install 'cohortlab[spark]' (and a Java 17 runtime)"
+    ) from _e
+
+DEFAULT_MASTER = "local[2]"
+LINEAGE_METHODS = ("local_checkpoint", "checkpoint", "persist", "parquet")
+
+
+def local_session(
+    master: str | None = None,
+    *,
+    scratch_dir: str | os.PathLike | None = None,
+    shuffle_partitions: int = 2,
+    adaptive: bool = False,
+    driver_memory: str | None = None,
+    app_name: str = "cohortlab",
+    conf: Mapping[str, str] | None = None,
+) -> SparkSession:
+    """A SparkSession tuned for one machine (tests, laptops): UI off, few shuffle partitions,
+    UTC, warehouse/Derby/checkpoints in ``scratch_dir``. ``master`` defaults to
+    ``$COHORTLAB_SPARK_MASTER`` or ``local[2]``."""
+    master = master or os.environ.get("COHORTLAB_SPARK_MASTER") or DEFAULT_MASTER
+    scratch = Path(scratch_dir or tempfile.mkdtemp(prefix="cohortlab-spark-"))
+    scratch.mkdir(parents=True, exist_ok=True)
+    b = (
+        SparkSession.builder.master(master)
+        .appName(app_name)
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
+        .config("spark.default.parallelism", str(shuffle_partitions))
+        .config("spark.sql.adaptive.enabled", "true" if adaptive else "false")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.sql.warehouse.dir", str(scratch / "warehouse"))
+        .config("spark.local.dir", str(scratch / "local"))
+        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={scratch / 'derby'}")
+    )
+    if driver_memory:
+        b = b.config("spark.driver.memory", driver_memory)
+    for k, v in (conf or {}).items():
+        b = b.config(k, v)
+    spark = b.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    spark.sparkContext.setCheckpointDir(str(scratch / "checkpoints"))
+    return spark
+
+
+class SparkEngine(Engine):
+    """Run cohortlab on Spark. See the module docstring."""
+
+    name = "spark"
+
+    def __init__(
+        self,
+        spark: SparkSession | None = None,
+        *,
+        master: str | None = None,
+        scratch_dir: str | os.PathLike | None = None,
+        lineage: str = "local_checkpoint",
+        shuffle_partitions: int = 2,
+        adaptive: bool = False,
+        conf: Mapping[str, str] | None = None,
+    ) -> None:
+        if lineage not in LINEAGE_METHODS:
+            raise ValueError(f"lineage must be one of {LINEAGE_METHODS}, got {lineage!r}")
+        self._own_scratch = scratch_dir is None
+        self.scratch_dir = Path(scratch_dir or tempfile.mkdtemp(prefix="cohortlab-spark-"))
+        self.scratch_dir.mkdir(parents=True, exist_ok=True)
+        self._own_session = spark is None
+        if spark is None:
+            spark = local_session(
+                master,
+                scratch_dir=self.scratch_dir,
+                shuffle_partitions=shuffle_partitions,
+                adaptive=adaptive,
+                conf=conf,
+            )
+        self.spark = spark
+        self.previous_time_zone = spark.conf.get("spark.sql.session.timeZone", None)
+        spark.conf.set("spark.sql.session.timeZone", "UTC")
+        self.lineage = lineage
+        self.database = None
+        self._frames: dict[str, DataFrame] = {}  # materialised views, to release on replace
+
+    # ------------------------------------------------------------------ translation
+    @staticmethod
+    def translate(sql: str) -> list[str]:
+        """DuckDB-dialect SQL -> Spark SQL statements (cached; raises on unsupported constructs)."""
+        return to_spark(sql)
+
+    def _spark_sql(self, sql: str, params: list[Any] | None = None) -> list[str]:
+        if not params:
+            return to_spark(sql)
+        trees = parse_duckdb(sql)
+        out = []
+        values = iter(params)
+        for tree in trees:
+            tree = tree.copy()
+            for ph in list(tree.find_all(exp.Placeholder, bfs=False)):
+                try:
+                    ph.replace(_literal(next(values)))
+                except StopIteration:
+                    raise ValueError("fewer parameters than placeholders") from None
+            out.append(expression_to_spark(tree))
+        if next(values, _MISSING) is not _MISSING:
+            raise ValueError("more parameters than placeholders")
+        return out
+
+    def _df(self, sql: str, params: list[Any] | None = None) -> DataFrame:
+        stmts = self._spark_sql(sql, params)
+        if len(stmts) != 1:
+            raise ValueError(f"expected one query, got {len(stmts)} statements")
+        return self.spark.sql(stmts[0])
+
+    def sql_df(self, sql: str, params: list[Any] | None = None) -> DataFrame:
+        """A Spark DataFrame for a DuckDB-dialect query (lazy; for large results)."""
+        return self._df(sql, params)
+
+    # ------------------------------------------------------------------ Engine API
+    def execute(self, sql: str, params: list[Any] | None = None) -> None:
+        trees = parse_duckdb(sql)
+        if params:
+            values = iter(params)
+            trees = [t.copy() for t in trees]
+            for t in trees:
+                for ph in list(t.find_all(exp.Placeholder, bfs=False)):
+                    ph.replace(_literal(next(values)))
+        for tree in trees:
+            self._execute_tree(tree)
+
+    def query_df(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+        return arrow_to_pandas(self._to_arrow(self._df(sql, params)))
+
+    def query_arrow(self, sql: str, params: list[Any] | None = None) -> pa.Table:
+        return self._to_arrow(self._df(sql, params))
+
+    def query_rows(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
+        t = _naive_utc(self._to_arrow(self._df(sql, params)))
+        cols = [c.to_pylist() for c in t.columns]
+        return list(zip(*cols)) if cols else []
+
+    def register(self, name: str, df: pd.DataFrame, schema: Any = None) -> None:
+        """Expose a pandas DataFrame as temp view ``name``.
+
+        The Spark schema is explicit: ``schema`` (a ``StructType`` or a DDL string such as
+        ``"mpid BIGINT, value STRING"``), or else derived column by column from the pandas dtypes
+        through Arrow (int64/Int64 -> BIGINT exactly, never via float). An object column of
+        Python ints becomes BIGINT; anything ambiguous raises and asks for ``schema``.
+        """
+        table = pandas_to_arrow(df)
+        sdf = self.spark.createDataFrame(table)
+        if schema is not None:
+            sdf = _cast_to(sdf, schema)
+        self._replace_view(name, sdf, frame=None)
+
+    def table_exists(self, name: str) -> bool:
+        return bool(self.spark.catalog.tableExists(name))
+
+    def count(self, name: str) -> int:
+        return int(self.spark.table(name).count())
+
+    def materialise(self, name: str, sql: str, temp: bool = False) -> None:
+        self._materialise_df(name, self._df(sql))
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Spark has no transactions: a no-op context (the loaders' all-or-nothing guarantee is
+        DuckDB's; on Spark, tables are read from Parquet/Delta written elsewhere)."""
+        yield
+
+    def close(self) -> None:
+        for df in self._frames.values():
+            _release(df)
+        self._frames.clear()
+        if self._own_session:
+            self.spark.stop()
+        if self._own_scratch:
+            shutil.rmtree(self.scratch_dir, ignore_errors=True)
+
+    # ------------------------------------------------------------------ tables
+    def create_empty(self, name: str, columns: Iterable[tuple[str, str]]) -> None:
+        """An empty temp view with the given (column, DuckDB type) list."""
+        ddl = ", ".join(f"{c} {spark_type(t)}" for c, t in columns)
+        self._replace_view(name, self.spark.createDataFrame([], schema=ddl), frame=None)
+
+    def register_df(self, name: str, df: DataFrame, *, materialise: bool = False) -> None:
+        """Expose a Spark DataFrame as temp view ``name`` (optionally materialised)."""
+        if materialise:
+            self._materialise_df(name, df)
+        else:
+            self._replace_view(name, df, frame=None)
+
+    def read_canonical(
+        self, source: str | os.PathLike | Mapping[str, str | os.PathLike], *, create_missing: bool = True
+    ) -> list[str]:
+        """Register canonical tables stored as Parquet (or Delta) under their canonical names.
+
+        ``source`` is a directory written by ``cohortlab export`` (``<table>.parquet`` files or
+        ``<table>/`` directories of Parquet parts or a Delta table), or a mapping
+        ``{table name: path}``. Columns are cast to the canonical types of
+        :mod:`cohortlab.schema` (MPIDs BIGINT). Canonical tables not found are created empty
+        (``create_missing``). Returns the names registered from files.
+        """
+        if isinstance(source, Mapping):
+            paths = {k: Path(v) for k, v in source.items()}
+        else:
+            root = Path(source)
+            if not root.is_dir():
+                raise FileNotFoundError(f"{root}: not a directory")
+            paths = {}
+            for name in _schema.TABLES:
+                for cand in (root / f"{name}.parquet", root / name, root / f"{name}.delta"):
+                    if cand.exists():
+                        paths[name] = cand
+                        break
+        found = []
+        for name, path in paths.items():
+            if name not in _schema.TABLES:
+                raise ValueError(f"{name!r} is not a canonical table ({', '.join(_schema.TABLES)})")
+            if (path / "_delta_log").is_dir():
+                sdf = self.spark.read.format("delta").load(str(path))
+            else:
+                sdf = self.spark.read.parquet(str(path))
+            sdf = _cast_to(sdf, _canonical_ddl(name))
+            self._replace_view(name, sdf, frame=None)
+            found.append(name)
+        if create_missing:
+            for name, t in _schema.TABLES.items():
+                if name not in paths and not self.table_exists(name):
+                    self.create_empty(name, [(c, ty) for c, ty, _ in t.columns])
+        return found
+
+    # ------------------------------------------------------------------ internals
+    def _to_arrow(self, df: DataFrame) -> pa.Table:
+        to_arrow = getattr(df, "toArrow", None)
+        if to_arrow is not None:  # PySpark >= 4.0
+            return to_arrow()
+        batches = df._collect_as_arrow()  # PySpark 3.5
+        return pa.Table.from_batches(batches) if batches else pa.Table.from_pandas(df.limit(0).toPandas())
+
+    def _break_lineage(self, df: DataFrame, name: str) -> DataFrame:
+        if self.lineage == "local_checkpoint":
+            return df.localCheckpoint(eager=True)
+        if self.lineage == "checkpoint":
+            return df.checkpoint(eager=True)
+        if self.lineage == "persist":
+            df = df.persist(StorageLevel.MEMORY_AND_DISK)
+            df.count()
+            return df
+        path = self.scratch_dir / "tables" / f"{name}-{uuid.uuid4().hex[:12]}"
+        df.write.parquet(str(path))
+        return self.spark.read.parquet(str(path))
+
+    def _materialise_df(self, name: str, df: DataFrame) -> None:
+        self._replace_view(name, self._break_lineage(df, name), frame="own")
+
+    def _replace_view(self, name: str, df: DataFrame, frame: str | None) -> None:
+        old = self._frames.pop(name, None)
+        df.createOrReplaceTempView(name)
+        if frame:
+            self._frames[name] = df
+        if old is not None:
+            _release(old)
+
+    def _drop(self, name: str) -> None:
+        self.spark.catalog.dropTempView(name)
+        old = self._frames.pop(name, None)
+        if old is not None:
+            _release(old)
+
+    def _execute_tree(self, tree: exp.Expression) -> None:
+        if isinstance(tree, exp.Create):
+            kind = (tree.args.get("kind") or "").upper()
+            target = tree.this
+            if kind in ("SEQUENCE", "INDEX"):
+                return  # no sequences or indexes in Spark: nothing to do
+            if kind in ("TABLE", "VIEW"):
+                table = target.this if isinstance(target, exp.Schema) else target
+                name = table.name
+                query = tree.expression
+                exists_ok = bool(tree.args.get("exists"))
+                if exists_ok and self.table_exists(name):
+                    return
+                if query is not None:
+                    df = self.spark.sql(expression_to_spark(query))
+                    if kind == "TABLE":
+                        self._materialise_df(name, df)
+                    else:
+                        self._replace_view(name, df, frame=None)
+                    return
+                if isinstance(target, exp.Schema):
+                    cols = [
+                        (cd.name, cd.args["kind"].sql(dialect="duckdb"))
+                        for cd in target.expressions
+                        if isinstance(cd, exp.ColumnDef)
+                    ]
+                    self.create_empty(name, cols)
+                    return
+            raise NotImplementedError(f"SparkEngine cannot run CREATE {kind}: {tree.sql('duckdb')[:200]}")
+        if isinstance(tree, exp.Drop):
+            kind = (tree.args.get("kind") or "").upper()
+            if kind in ("TABLE", "VIEW"):
+                for table in tree.find_all(exp.Table):
+                    if self.table_exists(table.name):
+                        self._drop(table.name)
+                    elif not tree.args.get("exists"):
+                        raise ValueError(f"no table {table.name!r}")
+                return
+            if kind in ("SEQUENCE", "INDEX", "MACRO"):
+                return
+        if isinstance(tree, exp.Transaction) or isinstance(tree, (exp.Commit, exp.Rollback)):
+            return
+        if isinstance(tree, exp.Insert):
+            return self._insert(tree)
+        if isinstance(tree, exp.Delete):
+            return self._delete(tree)
+        for stmt in [expression_to_spark(tree)]:
+            self.spark.sql(stmt)
+
+    def _insert(self, tree: exp.Insert) -> None:
+        target = tree.this
+        table = target.this if isinstance(target, exp.Schema) else target
+        name = table.name
+        if tree.args.get("overwrite") or tree.args.get("conflict") or tree.args.get("returning"):
+            raise NotImplementedError("SparkEngine supports plain INSERT INTO ... SELECT/VALUES only")
+        existing = self.spark.table(name)
+        src = self.spark.sql(expression_to_spark(tree.expression))
+        cols = (
+            [c.name for c in target.expressions] if isinstance(target, exp.Schema) else existing.columns
+        )
+        if len(cols) != len(src.columns):
+            raise ValueError(f"INSERT INTO {name}: {len(src.columns)} values for {len(cols)} columns")
+        src = src.toDF(*cols)
+        from pyspark.sql import functions as F
+
+        types = {f.name: f.dataType for f in existing.schema.fields}
+        aligned = src.select(
+            *[
+                (F.col(c) if c in cols else F.lit(None)).cast(types[c]).alias(c)
+                for c in existing.columns
+            ]
+        )
+        self._materialise_df(name, existing.unionByName(aligned))
+
+    def _delete(self, tree: exp.Delete) -> None:
+        name = tree.this.name
+        where = tree.args.get("where")
+        if where is None:
+            keep = exp.select("*").from_(name).where("FALSE")
+        else:
+            cond = exp.Coalesce(this=where.this.copy(), expressions=[exp.false()])
+            keep = exp.select("*").from_(exp.to_table(name)).where(exp.not_(cond))
+        self._materialise_df(name, self.spark.sql(expression_to_spark(keep)))
+
+
+# ---------------------------------------------------------------------- helpers
+_MISSING = object()
+
+
+def _literal(v: Any) -> exp.Expression:
+    """A DuckDB-dialect literal for a bound parameter (so it is translated like written SQL)."""
+    if v is None:
+        return exp.null()
+    if isinstance(v, bool):
+        return exp.true() if v else exp.false()
+    if isinstance(v, int):
+        return exp.cast(exp.Literal.number(v), "BIGINT") if abs(v) > 2**31 - 1 else exp.Literal.number(v)
+    if isinstance(v, (float, decimal.Decimal)):
+        return exp.Literal.number(repr(v) if isinstance(v, float) else str(v))
+    if isinstance(v, pd.Timestamp):
+        v = v.to_pydatetime()
+    if isinstance(v, _dt.datetime):
+        if v.tzinfo is not None:
+            v = v.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+        return exp.cast(exp.Literal.string(v.isoformat(sep=" ")), "TIMESTAMP")
+    if isinstance(v, _dt.date):
+        return exp.cast(exp.Literal.string(v.isoformat()), "DATE")
+    if isinstance(v, _dt.timedelta):
+        return exp.Interval(this=exp.Literal.string(str(int(v.total_seconds() * 1_000_000))), unit=exp.var("MICROSECOND"))
+    if isinstance(v, str):
+        return exp.Literal.string(v)
+    raise TypeError(f"unsupported SQL parameter type {type(v).__name__}")
+
+
+def _release(df: DataFrame) -> None:
+    try:
+        df.unpersist(blocking=False)
+    except Exception:  # pragma: no cover - best effort
+        pass
+
+
+def _canonical_ddl(name: str) -> str:
+    return ", ".join(f"{c} {spark_type(t)}" for c, t, _ in _schema.TABLES[name].columns)
+
+
+def _cast_to(sdf: DataFrame, schema: Any) -> DataFrame:
+    """Select the columns of ``schema`` (StructType or DDL string) from ``sdf``, cast to its types;
+    missing columns become typed NULLs. Casting strings to BIGINT is exact (no float)."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StructType
+
+    st = schema if isinstance(schema, StructType) else StructType.fromDDL(schema)
+    have = {c.lower(): c for c in sdf.columns}
+    cols = []
+    for f in st.fields:
+        src = have.get(f.name.lower())
+        col = F.col(f"`{src}`") if src is not None else F.lit(None)
+        cols.append(col.cast(f.dataType).alias(f.name))
+    return sdf.select(*cols)
+
+
+def _naive_utc(t: pa.Table) -> pa.Table:
+    """Timestamps with a time zone -> naive UTC (cohortlab's convention, as DuckDB returns)."""
+    cols, changed = [], False
+    for i, field in enumerate(t.schema):
+        col = t.column(i)
+        if pa.types.is_timestamp(field.type) and field.type.tz is not None:
+            col = pc.cast(col, pa.timestamp(field.type.unit))
+            changed = True
+        cols.append(col)
+    if not changed:
+        return t
+    return pa.Table.from_arrays(cols, names=t.column_names)
+
+
+_INT_DTYPES = {
+    pa.int8(): pd.Int8Dtype(),
+    pa.int16(): pd.Int16Dtype(),
+    pa.int32(): pd.Int32Dtype(),
+    pa.int64(): pd.Int64Dtype(),
+}
+
+
+def arrow_to_pandas(t: pa.Table) -> pd.DataFrame:
+    """Arrow -> pandas as DuckDB's ``.df()`` does it: integer columns as pandas nullable
+    ``Int64``/``Int32`` (exact, never float), timestamps naive UTC."""
+    t = _naive_utc(t)
+    return t.to_pandas(types_mapper=_INT_DTYPES.get)
+
+
+def pandas_to_arrow(df: pd.DataFrame) -> pa.Table:
+    """pandas -> Arrow with an explicit type per column (exact integers)."""
+    fields, arrays = [], []
+    for name in df.columns:
+        s = df[name]
+        typ = _arrow_type(str(name), s)
+        if pa.types.is_timestamp(typ) and getattr(s.dtype, "tz", None) is not None:
+            s = s.dt.tz_convert("UTC").dt.tz_localize(None)
+        if s.dtype == object:
+            arr = pa.array([None if _isnull(v) else v for v in s.tolist()], type=typ)
+        else:
+            arr = pa.array(s, type=typ, from_pandas=True)
+        fields.append(pa.field(str(name), typ))
+        arrays.append(arr)
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _isnull(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and v != v) or v is pd.NaT or v is pd.NA
+
+
+def _arrow_type(name: str, s: pd.Series) -> pa.DataType:
+    dt = s.dtype
+    if pd.api.types.is_bool_dtype(dt):
+        return pa.bool_()
+    if pd.api.types.is_integer_dtype(dt):
+        return pa.int32() if str(dt).lower() in ("int32", "int16", "int8") else pa.int64()
+    if pd.api.types.is_float_dtype(dt):
+        return pa.float64()
+    if pd.api.types.is_datetime64_any_dtype(dt):
+        return pa.timestamp("us")
+    if isinstance(dt, pd.StringDtype) or pd.api.types.is_string_dtype(dt) and dt != object:
+        return pa.string()
+    values = [v for v in s.tolist() if not _isnull(v)]
+    if all(isinstance(v, str) for v in values):
+        return pa.string()
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return pa.int64()
+    if all(isinstance(v, bool) for v in values):
+        return pa.bool_()
+    if all(isinstance(v, (_dt.datetime, pd.Timestamp)) for v in values):
+        return pa.timestamp("us")
+    raise TypeError(
+        f"column {name!r}: cannot derive a Spark type from object values; pass schema= explicitly"
+    )

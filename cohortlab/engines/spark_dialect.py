@@ -1,0 +1,116 @@
+"""The sqlglot dialect cohortlab writes Spark SQL in, and the one-call translator.
+
+cohortlab's core SQL is written in the DuckDB dialect (DESIGN.md). The Spark engine translates
+each statement once with sqlglot::
+
+    sqlglot.transpile(sql, read="duckdb", write=CohortSpark, unsupported_level=ErrorLevel.RAISE)
+
+``CohortSpark`` is sqlglot's Spark dialect plus the few fixes cohortlab needs. Every fix lives
+here, as a sqlglot dialect override (type mapping or generator transform), never as a regex or a
+hand-written per-dialect string (the pattern of Splink's ``CustomSpark``). Each fix names the
+DuckDB behaviour it preserves and is covered by ``tests/spark``.
+
+This module needs sqlglot only (no PySpark): the portability test uses it without a JVM.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.dialects.spark import Spark
+from sqlglot.errors import ErrorLevel
+
+
+def _is_temporal(e: exp.Expression) -> bool:
+    if isinstance(e, exp.Cast):
+        return e.to.is_type(*exp.DataType.TEMPORAL_TYPES)
+    return e.type is not None and e.is_type(*exp.DataType.TEMPORAL_TYPES)
+
+
+def _scale(e: exp.UnixToTime) -> int:
+    scale = e.args.get("scale")
+    if scale is None:
+        return 0
+    if isinstance(scale, exp.Literal):
+        return int(scale.this) if str(scale.this).isdigit() else -1
+    return {"S": 0, "MS": 3, "US": 6}.get(scale.name.upper(), -1)
+
+
+def _unix_to_time_sql(self: Spark.Generator, e: exp.UnixToTime) -> str:
+    """DuckDB ``epoch_ms``/``to_timestamp`` -> Spark, keeping sub-second precision.
+
+    * ``epoch_ms(<TIMESTAMP>)`` is DuckDB's *other* overload (timestamp -> BIGINT milliseconds);
+      sqlglot emits ``TIMESTAMP_MILLIS(ts)`` for it, which Spark rejects. When the argument is
+      visibly a timestamp (a cast or typed literal) it becomes ``UNIX_MILLIS``.
+    * ``to_timestamp(<seconds, fractional allowed>)``: sqlglot emits
+      ``CAST(FROM_UNIXTIME(x) AS TIMESTAMP)``, which formats through a string with whole seconds
+      and silently drops the fraction; ``TIMESTAMP_SECONDS(x)`` keeps it (microseconds), as DuckDB.
+    """
+    scale = _scale(e)
+    if _is_temporal(e.this):
+        fn = {3: "UNIX_MILLIS", 6: "UNIX_MICROS", 0: "UNIX_SECONDS"}.get(scale)
+        if fn:
+            return self.func(fn, e.this)
+    if scale == 0 and not e.args.get("zone") and not e.args.get("format"):
+        return self.func("TIMESTAMP_SECONDS", e.this)
+    return _BASE_TRANSFORMS[exp.UnixToTime](self, e)
+
+
+_BASE_TRANSFORMS = Spark.Generator.TRANSFORMS
+
+
+class CohortSpark(Spark):
+    """sqlglot's Spark dialect with cohortlab's fixes."""
+
+    class Generator(Spark.Generator):
+        TRANSFORMS = {
+            **Spark.Generator.TRANSFORMS,
+            exp.UnixToTime: _unix_to_time_sql,
+        }
+
+        TYPE_MAPPING = {
+            **Spark.Generator.TYPE_MAPPING,
+            # Spark has no JSON type: canonical JSON columns (properties, value) are text there,
+            # which is what GET_JSON_OBJECT (json_extract_string's translation) reads.
+            exp.DataType.Type.JSON: "STRING",
+            # DuckDB HUGEINT / UHUGEINT / UBIGINT have no Spark integer type; sqlglot would emit
+            # INT128 (invalid in Spark). DECIMAL(38, 0) holds every int64 exactly and compares
+            # as an integer.
+            exp.DataType.Type.INT128: "DECIMAL(38, 0)",
+            exp.DataType.Type.UINT128: "DECIMAL(38, 0)",
+            exp.DataType.Type.UBIGINT: "DECIMAL(20, 0)",
+        }
+
+
+@lru_cache(maxsize=4096)
+def _transpile_cached(sql: str) -> tuple[str, ...]:
+    return tuple(
+        sqlglot.transpile(
+            sql, read="duckdb", write=CohortSpark, unsupported_level=ErrorLevel.RAISE
+        )
+    )
+
+
+def to_spark(sql: str) -> list[str]:
+    """Translate DuckDB-dialect SQL (one or more statements) to Spark SQL; cached per string.
+
+    Raises ``sqlglot.errors.ParseError`` / ``UnsupportedError`` when a construct cannot be
+    translated faithfully.
+    """
+    return list(_transpile_cached(sql))
+
+
+def expression_to_spark(expression: exp.Expression) -> str:
+    """Generate Spark SQL for an already-parsed (DuckDB) expression, raising on unsupported."""
+    return CohortSpark().generate(expression, unsupported_level=ErrorLevel.RAISE, copy=True)
+
+
+def parse_duckdb(sql: str) -> list[exp.Expression]:
+    return [e for e in sqlglot.parse(sql, read="duckdb") if e is not None]
+
+
+def spark_type(duckdb_type: str) -> str:
+    """The Spark SQL type for a DuckDB type name (``BIGINT`` -> ``BIGINT``, ``JSON`` -> ``STRING``)."""
+    return exp.DataType.build(duckdb_type, dialect="duckdb").sql(dialect=CohortSpark)

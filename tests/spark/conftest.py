@@ -1,0 +1,37 @@
+"""Shared fixtures of the Spark suite.
+
+One SparkSession per test run, created lazily (only when a ``spark`` test asks for it), so
+``pytest`` without ``-m spark`` never starts a JVM. Each test gets a fresh :class:`SparkEngine`
+over that session; its temp views are dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def spark_session(tmp_path_factory):
+    pytest.importorskip("pyspark")
+    if shutil.which("java") is None:
+        pytest.skip("no Java runtime on PATH")
+    from cohortlab.engines.spark import local_session
+
+    scratch = tmp_path_factory.mktemp("spark")
+    spark = local_session("local[2]", scratch_dir=scratch, shuffle_partitions=2)
+    yield spark
+    spark.stop()
+
+
+@pytest.fixture
+def spark_engine(spark_session, tmp_path):
+    from cohortlab.engines.spark import SparkEngine
+
+    engine = SparkEngine(spark_session, scratch_dir=tmp_path / "scratch")
+    yield engine
+    for t in spark_session.catalog.listTables():
+        if t.isTemporary:
+            spark_session.catalog.dropTempView(t.name)
+    engine.close()

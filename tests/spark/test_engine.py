@@ -1,0 +1,89 @@
+"""SparkEngine behind the Engine interface: exact BIGINTs, UTC, tables as temp views."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+
+from cohortlab import Lab, schema
+
+pytestmark = pytest.mark.spark
+
+BIG = 9080350317581165123
+
+
+def test_session_time_zone_is_pinned_to_utc(spark_engine):
+    assert spark_engine.spark.conf.get("spark.sql.session.timeZone") == "UTC"
+    # a naive TIMESTAMP literal means UTC: epoch seconds come out unshifted
+    rows = spark_engine.query_rows(
+        "SELECT epoch_ms(TIMESTAMP '2026-01-15 00:00:00') AS ms, TIMESTAMP '2026-01-15 00:00:00' AS t"
+    )
+    assert rows == [(1768435200000, dt.datetime(2026, 1, 15))]
+
+
+def test_nullable_bigint_comes_back_exact_never_float(spark_engine):
+    spark_engine.execute("CREATE TABLE ids AS SELECT * FROM (VALUES (9080350317581165123), (NULL), (-1)) v(mpid)")
+    df = spark_engine.query_df("SELECT mpid FROM ids")
+    assert str(df["mpid"].dtype) == "Int64"
+    assert sorted(df["mpid"].dropna().tolist()) == [-1, BIG]
+    assert df["mpid"].isna().sum() == 1
+    assert sorted(spark_engine.query_rows("SELECT mpid FROM ids"), key=str) == sorted([(BIG,), (None,), (-1,)], key=str)
+
+
+def test_register_uses_an_explicit_exact_schema(spark_engine):
+    pdf = pd.DataFrame(
+        {
+            "mpid": pd.array([BIG, None, 7], dtype="Int64"),
+            "raw": pd.Series([BIG, None, 7], dtype=object),  # object column of Python ints: BIGINT, not float
+            "name": ["a", None, "c"],
+            "at": pd.to_datetime(["2026-01-01 00:00:00", None, "2026-01-02 12:00:00"]),
+        }
+    )
+    spark_engine.register("p", pdf)
+    types = dict(spark_engine.sql_df("SELECT * FROM p").dtypes)
+    assert types["mpid"] == "bigint" and types["raw"] == "bigint"
+    rows = spark_engine.query_rows("SELECT mpid, raw, name, at FROM p WHERE mpid = ?", [BIG])
+    assert rows == [(BIG, BIG, "a", dt.datetime(2026, 1, 1))]
+    spark_engine.register("q", pd.DataFrame({"v": ["1"]}), schema="v BIGINT")
+    assert spark_engine.query_rows("SELECT v + 1 FROM q") == [(2,)]
+
+
+def test_parameters_are_bound_as_literals(spark_engine):
+    rows = spark_engine.query_rows(
+        "SELECT CAST(? AS BIGINT) AS a, ? AS b, ? AS c, ? AS d",
+        [BIG, "x'y", dt.datetime(2026, 3, 1, 12, tzinfo=dt.timezone.utc), None],
+    )
+    assert rows == [(BIG, "x'y", dt.datetime(2026, 3, 1, 12), None)]
+
+
+def test_lab_creates_canonical_tables_insert_delete_and_materialise(spark_engine):
+    lab = Lab(engine=spark_engine)  # schema.create_all through execute: empty typed views
+    for name in schema.TABLES:
+        assert spark_engine.table_exists(name)
+    assert spark_engine.count("mpa_profiles") == 0
+    Lab(engine=spark_engine)  # idempotent (IF NOT EXISTS)
+    spark_engine.execute(
+        "INSERT INTO mpa_identities (mpid, identity_type, value) VALUES (?, 'customer_id', 'c1'), (2, 'email', NULL)",
+        [BIG],
+    )
+    assert sorted(spark_engine.query_rows("SELECT mpid, kind, value FROM mpa_identities"), key=str) == sorted(
+        [(BIG, None, "c1"), (2, None, None)], key=str
+    )
+    spark_engine.execute("DELETE FROM mpa_identities WHERE value = 'c1'")
+    assert spark_engine.query_rows("SELECT mpid FROM mpa_identities") == [(2,)]
+    # CREATE OR REPLACE over itself (lineage broken, old view released)
+    spark_engine.materialise("mpa_identities", "SELECT mpid + 1 AS mpid FROM mpa_identities")
+    assert spark_engine.query_rows("SELECT mpid FROM mpa_identities") == [(3,)]
+    with spark_engine.transaction():
+        spark_engine.execute("DROP TABLE IF EXISTS mpa_identities")
+    assert not spark_engine.table_exists("mpa_identities")
+    assert lab.engine is spark_engine
+
+
+def test_lineage_methods(spark_engine):
+    for method in ("persist", "parquet", "checkpoint", "local_checkpoint"):
+        spark_engine.lineage = method
+        spark_engine.materialise("m", "SELECT 9080350317581165123 AS x")
+        assert spark_engine.query_rows("SELECT x FROM m") == [(BIG,)]
