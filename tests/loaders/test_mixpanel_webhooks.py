@@ -1,0 +1,155 @@
+"""mixpanel-webhooks: cohort-sync webhook payloads -> mp_webhook_pages / mp_webhook_members."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import pytest
+
+from cohortlab.loaders import LoadError
+
+
+def _payload(action, members, session="s1", page=1, total=1, rx="2026-03-01T00:00:00Z", cohort_id="5167408",
+             name="Power Users", **params):
+    p = {"action": action, "parameters": {
+        "mixpanel_project_id": "2201475", "mixpanel_cohort_id": cohort_id, "mixpanel_cohort_name": name,
+        "mixpanel_cohort_description": "", "mixpanel_session_id": session,
+        "page_info": {"total_pages": total, "page_count": page}, "members": members, **params}}
+    if rx is not None:
+        p["received_at"] = rx
+    return p
+
+
+def _jsonl(*payloads):
+    return "\n".join(json.dumps(p) for p in payloads) + "\n"
+
+
+def _pages(lab):
+    return lab.engine.query_rows(
+        "SELECT seq, received_at, action, cohort_id, cohort_name, session_id, page_count, total_pages, "
+        "member_count, line FROM mp_webhook_pages ORDER BY seq")
+
+
+def _members(lab):
+    return lab.engine.query_rows("SELECT seq, distinct_id, email FROM mp_webhook_members ORDER BY seq, distinct_id")
+
+
+def test_known_rows_and_replay_order(lab, write, balanced):
+    f = write("wh.jsonl", _jsonl(
+        _payload("members", [{"email": "a@example.com", "mixpanel_distinct_id": "U1", "first_name": "Ann"},
+                             {"$distinct_id": 4611686018427387904, "$email": "b@example.com"}], page=1, total=2),
+        _payload("members", [{"mixpanel_distinct_id": "U3"}], page=2, total=2, rx=1772323201),
+        _payload("add_members", [{"mixpanel_distinct_id": "U4"}], session="s2", rx=1772324100000,
+                 cohort_id=5167408),
+        _payload("remove_members", [], session="s2", rx="2026-03-01T00:15:00"),
+    ))
+    r = balanced(lab.load("mixpanel-webhooks", f))
+    assert (r.rows_read, r.loaded, r.deduplicated, r.n_quarantined) == (4, 4, 0, 0)
+    t = datetime(2026, 3, 1)
+    assert _pages(lab) == [
+        (1, t, "members", "5167408", "Power Users", "s1", 1, 2, 2, 1),
+        (2, datetime(2026, 3, 1, 0, 0, 1), "members", "5167408", "Power Users", "s1", 2, 2, 1, 2),
+        (3, datetime(2026, 3, 1, 0, 15), "add_members", "5167408", "Power Users", "s2", 1, 1, 1, 3),
+        (4, datetime(2026, 3, 1, 0, 15), "remove_members", "5167408", "Power Users", "s2", 1, 1, 0, 4),
+    ]
+    assert _members(lab) == [(1, "4611686018427387904", "b@example.com"), (1, "U1", "a@example.com"),
+                             (2, "U3", None), (3, "U4", None)]
+    props = json.loads(lab.engine.query_rows(
+        "SELECT properties FROM mp_webhook_members WHERE distinct_id = 'U1'")[0][0])
+    assert props == {"email": "a@example.com", "mixpanel_distinct_id": "U1", "first_name": "Ann"}
+    assert lab.engine.query_rows("SELECT cohort_id, name, project_id FROM mp_cohorts") == [
+        ("5167408", "Power Users", "2201475")]
+    # seq continues across loads
+    r2 = lab.load("mixpanel-webhooks", write("wh2.jsonl", _jsonl(_payload("add_members", [], session="s3"))))
+    assert r2.loaded == 1 and _pages(lab)[-1][0] == 5
+
+
+def test_replayed_page_is_deduplicated(lab, write, balanced):
+    a = _payload("add_members", [{"mixpanel_distinct_id": "U1"}, {"mixpanel_distinct_id": "U2"}], session="s2")
+    same_set = _payload("add_members", [{"mixpanel_distinct_id": "U2", "email": "new@example.com"},
+                                        {"mixpanel_distinct_id": "U1"}], session="s2", rx="2026-03-01T00:16:00Z")
+    other = _payload("add_members", [{"mixpanel_distinct_id": "U1"}], session="s2", rx="2026-03-01T00:16:00Z")
+    r = balanced(lab.load("mixpanel-webhooks", write("a.jsonl", _jsonl(a, same_set, other))))
+    assert (r.rows_read, r.loaded, r.deduplicated) == (3, 2, 1)
+    # the same page again in a later file (a retry) changes nothing
+    empty = _payload("remove_members", [], session="s2")
+    r2 = balanced(lab.load("mixpanel-webhooks", write("b.json", json.dumps([a, empty], indent=2))))
+    assert (r2.rows_read, r2.loaded, r2.deduplicated) == (2, 1, 1)
+    r3 = balanced(lab.load("mixpanel-webhooks", write("c.json", json.dumps(empty))))
+    assert (r3.loaded, r3.deduplicated) == (0, 1)
+    assert lab.engine.query_rows("SELECT count(*) FROM mp_webhook_pages")[0][0] == 3
+
+
+def test_received_at_option_and_pretty_payload(lab, write, balanced):
+    f = write("one.json", json.dumps(_payload("members", [{"$distinct_id": "U1"}], rx=None,
+                                              cohort_id=5167409, name="Churn Risk"), indent=2))
+    with pytest.raises(LoadError, match="no receive time") as e:
+        lab.load("mixpanel-webhooks", f)
+    assert f"{f}:1" in str(e.value)
+    r = balanced(lab.load("mixpanel-webhooks", f, received_at="2026-03-01T06:00:00+01:00"))
+    assert r.loaded == 1
+    assert _pages(lab)[0][1:5] == (datetime(2026, 3, 1, 5), "members", "5167409", "Churn Risk")
+
+
+def test_missing_receive_time_names_the_record(lab, write, table_snapshot):
+    f = write("wh.jsonl", _jsonl(_payload("members", []), _payload("members", [], session="x", rx=None)))
+    before = table_snapshot()
+    with pytest.raises(LoadError, match="no receive time") as e:
+        lab.load("mixpanel-webhooks", f)
+    assert f"{f}:2" in str(e.value)
+    bad = write("wh2.jsonl", _jsonl(_payload("members", [], rx="soon")))
+    with pytest.raises(LoadError, match="received_at is not"):
+        lab.load("mixpanel-webhooks", bad)
+    assert table_snapshot() == before
+
+
+def test_rejects(lab, write, balanced):
+    f = write("wh.jsonl", "\n".join([
+        json.dumps(_payload("members", [{"mixpanel_distinct_id": "U1"}])),
+        json.dumps(_payload("delete_members", [{"mixpanel_distinct_id": "U1"}])),
+        json.dumps({"action": "members", "parameters": "x", "received_at": "2026-03-01"}),
+        json.dumps(_payload("members", [], cohort_id=None, name=None)),
+        json.dumps(_payload("members", {"U1": 1})),
+        json.dumps(_payload("members", [{"email": "no-id@example.com"}])),
+        json.dumps(_payload("members", ["U1"])),
+        '{"action": "members", "parameters": {',
+        '"just a string"',
+    ]) + "\n")
+    r = balanced(lab.load("mixpanel-webhooks", f))
+    assert r.loaded == 1
+    assert lab.engine.query_rows("SELECT line, reason FROM rejects ORDER BY line") == [
+        (2, "bad_action"), (3, "bad_parameters"), (4, "missing_cohort"), (5, "bad_members"),
+        (6, "bad_members"), (7, "bad_members"), (8, "malformed_json"), (9, "not_an_object")]
+    assert lab.engine.query_rows("SELECT count(*) FROM mp_webhook_members")[0][0] == 1
+
+
+@pytest.mark.parametrize("text, match", [
+    ("", "empty file"),
+    ("[]", "empty file"),
+    ("action,members\nadd,U1\n", "unrecognised format"),
+])
+def test_file_level_errors(lab, write, table_snapshot, text, match):
+    good = write("good.jsonl", _jsonl(_payload("members", [{"mixpanel_distinct_id": "U1"}])))
+    bad = write("bad.json", text)
+    before = table_snapshot()
+    with pytest.raises(LoadError, match=match) as e:
+        lab.load("mixpanel-webhooks", [good, bad])
+    assert str(bad) in str(e.value)
+    assert table_snapshot() == before
+
+
+def test_sample_files_and_loading_twice(lab, mixpanel_data_dir, table_snapshot, balanced):
+    r = balanced(lab.load("mixpanel-webhooks", mixpanel_data_dir / "webhooks"))
+    assert (r.rows_read, r.loaded, r.deduplicated, r.n_quarantined) == (8, 7, 1, 0)
+    pages = lab.engine.query_rows(
+        "SELECT action, page_count, member_count FROM mp_webhook_pages WHERE cohort_name = 'Power Users' "
+        "ORDER BY received_at, seq")
+    assert pages == [("members", 1, 5), ("members", 2, 5), ("add_members", 1, 1), ("remove_members", 1, 1),
+                     ("add_members", 1, 0), ("remove_members", 1, 0)]
+    assert lab.engine.query_rows(
+        "SELECT count(*) FROM mp_webhook_members m JOIN mp_webhook_pages p USING (seq) "
+        "WHERE p.cohort_name = 'Churn Risk'")[0][0] == 3
+    before = table_snapshot()
+    assert len(lab.load("mixpanel-webhooks", mixpanel_data_dir / "webhooks").skipped) == 2
+    assert table_snapshot() == before
