@@ -35,6 +35,7 @@ __all__ = [
     "timeline_chart",
     "sync_runs_chart",
     "staleness_chart",
+    "sync_types_chart",
     "migration_match_rate_chart",
     "predicted_vs_observed_chart",
     "shared_mpid_chart",
@@ -115,16 +116,23 @@ def _hbar(
 
 
 # --------------------------------------------------------------------------- SPEC §4
-def waterfall_chart(waterfall: pd.DataFrame, *, title: str = "Where the users went") -> Figure:
+def waterfall_chart(
+    waterfall: pd.DataFrame, *, title: str = "Where the users went", hide_zero: bool = False
+) -> Figure:
     """The discrepancy waterfall (SPEC §4).
 
     ``waterfall`` has one row per step, in order, with ``label``, ``kind`` (``total`` | ``minus`` |
-    ``plus``) and ``count`` (a positive number of users). A ``total`` bar stands on zero; a
-    ``minus`` bar hangs down from the running level, a ``plus`` bar rises from it. Bar heights
-    equal ``count``.
+    ``plus``) and ``count`` (a positive number of users); when a textual ``step`` key is present
+    (``members``, ``unmatched:<gap_reason>``, ``shared_mpid``...) the bars are named by it (short),
+    else by ``label``. A ``total`` bar stands on zero; a ``minus`` bar hangs down from the
+    running level, a ``plus`` bar rises from it. Bar heights equal ``count``. ``hide_zero`` leaves
+    out minus/plus steps of 0 users.
     """
     _require(waterfall, ["label", "kind", "count"], "waterfall_chart")
-    fig, (ax,) = _figure((FIGSIZE[0], 5.0))
+    if hide_zero:
+        waterfall = waterfall[(waterfall["kind"] == "total") | (waterfall["count"] != 0)]
+    waterfall = waterfall.reset_index(drop=True)
+    fig, (ax,) = _figure((10.0, 5.0))
     ax.set_title(title)
     ax.set_ylabel("users (Mixpanel members / mParticle profiles)")
     ax.set_xlabel("step")
@@ -163,7 +171,12 @@ def waterfall_chart(waterfall: pd.DataFrame, *, title: str = "Where the users we
     running = [b + h if k != "minus" else b for b, h, k in zip(bottoms, heights, waterfall["kind"])]
     for i in range(len(x) - 1):
         ax.plot([x[i] + 0.35, x[i + 1] - 0.35], [running[i]] * 2, color=GREY, lw=0.8, ls=":")
-    ax.set_xticks(x, [_wrap(str(s), 14) for s in waterfall["label"]], fontsize=8)
+    names = (
+        [_short_step(str(s)) for s in waterfall["step"]]
+        if "step" in waterfall.columns and waterfall["step"].map(lambda v: isinstance(v, str)).all()
+        else [str(s) for s in waterfall["label"]]
+    )
+    ax.set_xticks(x, [_wrap(n, 13) for n in names], fontsize=8)
     ax.yaxis.set_major_formatter(_THOUSANDS)
     ax.margins(y=0.12)
     ax.legend(
@@ -172,6 +185,25 @@ def waterfall_chart(waterfall: pd.DataFrame, *, title: str = "Where the users we
         fontsize=8,
     )
     return fig
+
+
+_STEP_NAMES = {
+    "members": "Mixpanel members",
+    "shared_mpid": "shared MPID",
+    "should_be_true": "should be true",
+    "not_yet_true": "not yet true",
+    "stale_true": "stale true",
+    "orphans_true": "orphans true",
+    "audience": "mParticle audience",
+}
+
+
+def _short_step(step: str) -> str:
+    if step in _STEP_NAMES:
+        return _STEP_NAMES[step]
+    if ":" in step:
+        return step.split(":", 1)[1]
+    return step
 
 
 def _wrap(text: str, width: int) -> str:
@@ -448,7 +480,36 @@ def staleness_chart(timeline: pd.DataFrame, *, title: str = "Audience errors aft
     ax.step(t, timeline["stale_true"], where="post", color=ORANGE, lw=1.8, label="stale true (left the cohort, still true)")
     ax.step(t, timeline["not_yet_true"], where="post", color=RED, lw=1.8, label="not yet true (should be true)")
     ax.yaxis.set_major_formatter(_THOUSANDS)
-    ax.set_ylim(bottom=0)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    top = float(max(timeline["stale_true"].max(), timeline["not_yet_true"].max(), 0))
+    ax.set_ylim(0, max(top * 1.1, 1.0))
+    _date_axis(ax)
+    ax.legend(fontsize=8, loc="best")
+    return fig
+
+
+def sync_types_chart(
+    timelines: pd.DataFrame, *, title: str = "Audience size: dynamic sync vs one-time export"
+) -> Figure:
+    """``true_count`` over time per ``sync_type`` (long frame: ``run_at``, ``sync_type``,
+    ``true_count``, optional ``members``: the Mixpanel cohort size, drawn once in grey)."""
+    _require(timelines, ["run_at", "sync_type", "true_count"], "sync_types_chart")
+    fig, (ax,) = _figure()
+    ax.set_title(title)
+    ax.set_xlabel("time (UTC)")
+    ax.set_ylabel("users")
+    if timelines.empty:
+        _empty(ax)
+        return fig
+    if "members" in timelines.columns:
+        first = timelines[timelines["sync_type"] == timelines["sync_type"].iloc[0]].sort_values("run_at")
+        ax.step(pd.to_datetime(first["run_at"]), first["members"], where="post", color=GREY, lw=1.5,
+                label="Mixpanel cohort members")
+    colors = {"dynamic": BLUE, "one_time": ORANGE}
+    for name, g in timelines.sort_values("run_at").groupby("sync_type", sort=True):
+        ax.step(pd.to_datetime(g["run_at"]), g["true_count"], where="post", lw=1.8,
+                color=colors.get(str(name)), label=f"attribute = true ({str(name).replace('_', '-')})")
+    ax.yaxis.set_major_formatter(_THOUSANDS)
     _date_axis(ax)
     ax.legend(fontsize=8, loc="best")
     return fig

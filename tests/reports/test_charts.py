@@ -169,6 +169,14 @@ def test_staleness_chart():
     assert list(TIMELINE["stale_true"]) in ys and list(TIMELINE["not_yet_true"]) in ys
 
 
+def test_sync_types_chart_one_line_per_type_plus_members():
+    long = pd.concat([TIMELINE.assign(sync_type="dynamic"),
+                      TIMELINE.assign(sync_type="one_time", true_count=90)])
+    ax = _check_basics(charts.sync_types_chart(long), "one-time", "time", "users")
+    ys = [list(line.get_ydata()) for line in ax.lines]
+    assert ys == [list(TIMELINE["members"]), list(TIMELINE["true_count"]), [90] * 6]
+
+
 def test_migration_match_rate_chart_with_events():
     df = pd.DataFrame({"date": pd.to_datetime(["2026-01-01", "2026-02-01"] * 2),
                        "plan": ["switch only", "switch only", "switch + rule", "switch + rule"],

@@ -1,0 +1,227 @@
+"""Load a whole folder of exports in one call, choosing the loader kind (and options) per file.
+
+    >>> from cohortlab import Lab
+    >>> from cohortlab.world import load_world
+    >>> lab = Lab("world.duckdb")
+    >>> load_world(lab, "out/world")          # a `cohortlab synth` world, or real exports
+
+The folder is organised as ``cohortlab synth`` writes it (the layout also suits real exports)::
+
+    mixpanel/cohorts.json                  /cohorts/list response            mixpanel-cohorts
+    mixpanel/profiles/ | profiles*.json*   Engage pages / result JSONL        mixpanel-profiles
+    mixpanel/events/   | events*.json*     raw event export (JSONL, gzip)     mixpanel-events
+    mixpanel/members/<cohort>/<file>       one membership snapshot per file   mixpanel-members
+    mixpanel/webhooks/                     cohort-sync payloads (replayed)    mixpanel-webhooks
+    mparticle/profiles.jsonl | profiles/   Profile API JSON                   mparticle-profiles
+    mparticle/batches/                     Events API batches                 mparticle-batches
+    mparticle/*.csv | csv/                 profile snapshot CSV               mparticle-csv
+
+Anything else (``truth.parquet``, ``manifest.json``, READMEs) is not an export and is ignored.
+Order: mParticle first, then Mixpanel cohorts, profiles, events, members, webhooks; members
+snapshots and webhook pages in file-name order (the replay order).
+
+A members file without an ``as_of`` inside takes it from ``manifest.json`` (a ``snapshots`` list
+of ``{path, as_of, cohort}``) or from a timestamp in its file name (``2026-03-01T12-00-00Z.json``,
+``20260301T120000Z.json``, ``2026-03-01.json``). Its cohort, when the file does not name one,
+is the folder name (or the manifest's ``cohort``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cohortlab.loaders import LoadError, LoadReport
+
+IGNORED_SUFFIXES = (".parquet", ".md", ".txt", ".yaml", ".yml", ".py", ".png", ".html")
+IGNORED_NAMES = ("manifest.json", "truth.json")
+
+
+@dataclass
+class WorldReport:
+    """What :func:`load_world` loaded: one :class:`LoadReport` per (kind, call)."""
+
+    folder: Path
+    reports: list[LoadReport] = field(default_factory=list)
+    ignored: list[Path] = field(default_factory=list)
+
+    def by_kind(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for r in self.reports:
+            d = out.setdefault(r.kind, {"files": 0, "loaded": 0, "quarantined": 0, "skipped": 0})
+            d["files"] += len(r.files)
+            d["loaded"] += r.loaded
+            d["quarantined"] += r.n_quarantined
+            d["skipped"] += len(r.skipped)
+        return out
+
+    def __str__(self) -> str:
+        lines = [f"loaded {self.folder}:"]
+        for kind, d in self.by_kind().items():
+            lines.append(
+                f"  {kind:<20}{d['files']:>5} file(s) {d['loaded']:>12,} rows"
+                + (f"  ({d['quarantined']:,} quarantined)" if d["quarantined"] else "")
+                + (f"  ({d['skipped']} already loaded)" if d["skipped"] else "")
+            )
+        return "\n".join(lines)
+
+
+def _is_export(p: Path) -> bool:
+    return (
+        p.is_file()
+        and not p.name.startswith(".")
+        and p.name not in IGNORED_NAMES
+        and not p.name.lower().endswith(IGNORED_SUFFIXES)
+    )
+
+
+def _files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path] if _is_export(path) else []
+    if path.is_dir():
+        return sorted(
+            f for f in path.rglob("*")
+            if _is_export(f) and not any(part.startswith(".") for part in f.relative_to(path).parts)
+        )
+    return []
+
+
+def _first(*candidates: Path) -> list[Path]:
+    for c in candidates:
+        files = _files(c)
+        if files:
+            return files
+    return []
+
+
+def _glob(folder: Path, *patterns: str) -> list[Path]:
+    out: list[Path] = []
+    for pat in patterns:
+        out += [p for p in sorted(folder.glob(pat)) if _is_export(p)]
+    return out
+
+
+_TS_PATTERNS = [
+    # 2026-03-01T12-00-00Z, 2026-03-01T12:00:00Z, 2026-03-01_12-00, 20260301T120000Z, 2026-03-01
+    re.compile(r"(\d{4})-?(\d{2})-?(\d{2})(?:[T_ ](\d{2})[-:]?(\d{2})(?:[-:]?(\d{2}))?)?"),
+]
+
+
+def as_of_from_name(name: str) -> str | None:
+    """A UTC ISO timestamp read from a file name, or None."""
+    for pat in _TS_PATTERNS:
+        m = pat.search(name)
+        if m:
+            y, mo, d, h, mi, s = m.groups()
+            return f"{y}-{mo}-{d}T{h or '00'}:{mi or '00'}:{s or '00'}+00:00"
+    return None
+
+
+def _manifest_snapshots(folder: Path) -> dict[Path, dict[str, Any]]:
+    """``manifest.json`` entries describing members files, keyed by resolved path (best effort)."""
+    mf = folder / "manifest.json"
+    if not mf.exists():
+        return {}
+    try:
+        manifest = json.loads(mf.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    out: dict[Path, dict[str, Any]] = {}
+
+    def visit(node: Any) -> None:
+        if isinstance(node, dict):
+            path = node.get("path") or node.get("file")
+            if isinstance(path, str) and ("as_of" in node or "cohort" in node or "cohort_name" in node):
+                out[(folder / path).resolve()] = node
+            for v in node.values():
+                visit(v)
+        elif isinstance(node, list):
+            for v in node:
+                visit(v)
+
+    visit(manifest)
+    return out
+
+
+def _load_members_file(lab, path: Path, cohort_dir: Path | None, manifest: dict[Path, dict[str, Any]]) -> LoadReport:
+    entry = manifest.get(path.resolve(), {})
+    try:
+        # the file (Engage page with as_of / filter_by_cohort) knows best
+        if entry.get("as_of") or entry.get("cohort") or entry.get("cohort_name"):
+            raise LoadError(path, "as_of is required")  # use the manifest
+        return lab.load("mixpanel-members", [str(path)])
+    except LoadError as e:
+        if "as_of" not in str(e) and "cohort" not in str(e):
+            raise
+        options: dict[str, Any] = {}
+        as_of = entry.get("as_of") or as_of_from_name(path.stem)
+        if as_of:
+            options["as_of"] = as_of
+        cohort = entry.get("cohort") or entry.get("cohort_name") or (cohort_dir.name if cohort_dir else None)
+        if cohort:
+            options["cohort"] = cohort
+        if not options:
+            raise
+        return lab.load("mixpanel-members", [str(path)], **options)
+
+
+def load_world(lab, folder: str | os.PathLike, *, progress: bool = False) -> WorldReport:
+    """Load every export under ``folder`` into ``lab`` with the right kind and options.
+
+    Raises ``FileNotFoundError`` when the folder has neither ``mixpanel/`` nor ``mparticle/``
+    exports, and :class:`LoadError` (naming the file) when a file does not load.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such folder")
+    mp, mpa = folder / "mixpanel", folder / "mparticle"
+    report = WorldReport(folder=folder)
+
+    def load(kind: str, files: list[Path], **options: Any) -> None:
+        if files:
+            report.reports.append(lab.load(kind, [str(f) for f in files], progress=progress, **options))
+
+    # ---- mParticle: the profiles that exist (and their identities/attributes)
+    claimed: set[Path] = set()
+    mpa_profiles = _first(mpa / "profiles") + _glob(mpa, "profiles*.json", "profiles*.jsonl", "profiles*.json.gz",
+                                                     "profiles*.jsonl.gz")
+    mpa_batches = _first(mpa / "batches") + _glob(mpa, "batches*.json", "batches*.jsonl", "batches*.json.gz",
+                                                   "batches*.jsonl.gz")
+    mpa_csv = _first(mpa / "csv") + _glob(mpa, "*.csv", "*.csv.gz")
+    load("mparticle-profiles", mpa_profiles)
+    load("mparticle-csv", mpa_csv)
+    load("mparticle-batches", mpa_batches)
+    claimed.update(mpa_profiles + mpa_batches + mpa_csv)
+
+    # ---- Mixpanel
+    cohorts = _glob(mp, "cohorts.json", "cohorts*.json", "cohorts.json.gz")
+    cohorts = list(dict.fromkeys(cohorts))
+    profiles = _first(mp / "profiles") + _glob(mp, "profiles*.json", "profiles*.jsonl", "profiles*.json.gz",
+                                               "profiles*.jsonl.gz", "engage*.json", "engage*.jsonl")
+    events = _first(mp / "events") + _glob(mp, "events*.json", "events*.jsonl", "events*.json.gz",
+                                           "events*.jsonl.gz", "export*.jsonl", "export*.jsonl.gz")
+    load("mixpanel-cohorts", cohorts)
+    load("mixpanel-profiles", profiles)
+    load("mixpanel-events", events)
+    claimed.update(cohorts + profiles + events)
+
+    manifest = _manifest_snapshots(folder)
+    members_root = mp / "members"
+    if members_root.is_dir():
+        for f in _files(members_root):
+            cohort_dir = f.parent if f.parent != members_root else None
+            report.reports.append(_load_members_file(lab, f, cohort_dir, manifest))
+            claimed.add(f)
+    webhooks = _first(mp / "webhooks")
+    load("mixpanel-webhooks", webhooks)
+    claimed.update(webhooks)
+
+    if not (mp.is_dir() or mpa.is_dir()):
+        raise FileNotFoundError(f"{folder}: expected mixpanel/ and/or mparticle/ export folders")
+    claimed_resolved = {p.resolve() for p in claimed}
+    report.ignored = [p for p in _files(folder) if p.resolve() not in claimed_resolved]
+    return report
