@@ -1,0 +1,232 @@
+"""The portable subset of DESIGN.md, checked without a JVM.
+
+:func:`check_sql` parses one DuckDB-dialect statement with sqlglot, translates it for Spark with
+unsupported constructs raised (exactly what :class:`~cohortlab.engines.spark.SparkEngine` does),
+and reports the constructs the core SQL must not use:
+
+``list_function``
+    ``list_*`` / ``array_*`` functions: DuckDB and Spark disagree on NULL elements
+    (``list_distinct([1, 1, NULL, 2])`` is ``[2, 1]`` in DuckDB, ``[1, NULL, 2]`` in Spark).
+``table_function``
+    DuckDB table functions in ``FROM``/``JOIN``: ``range``, ``generate_series``, ``read_*``,
+    ``json_each``, ``unnest`` of anything but a literal list.
+``macro``
+    ``CREATE MACRO`` / ``CREATE FUNCTION``.
+``order_by``
+    ``ORDER BY`` inside a step, except in a window specification or an ordered aggregate
+    (``string_agg(x, ',' ORDER BY x)``, ``first(x ORDER BY t)``). Results are sorted at the edges:
+    for an *edge* query (``edge=True``: what ``query_df``/``query_rows`` return) the outermost
+    ``ORDER BY`` is allowed.
+``quoted_identifier``
+    ``"Quoted"`` identifiers (snake_case only; a quoted string in ``FROM`` also reads a file).
+``duckdb_only``
+    DuckDB syntax that sqlglot passes through to Spark unchanged (so Spark fails or differs)
+    although it does not raise: functions sqlglot does not know (``epoch_us(...)`` is emitted
+    verbatim), ``ASOF``/``POSITIONAL`` joins, ``* EXCLUDE/REPLACE``, ``COLUMNS(...)``, ``PIVOT``,
+    ``USING SAMPLE``.
+``parse`` / ``transpile``
+    sqlglot cannot parse the statement as DuckDB, or cannot generate it for Spark faithfully.
+
+:class:`RecordingEngine` wraps any engine and records every SQL statement the simulation sends
+through the Engine interface; the portability test runs the public API through it and checks
+every recorded statement.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import pandas as pd
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ErrorLevel
+from sqlglot.tokens import TokenType
+
+from cohortlab.engines.base import Engine
+from cohortlab.engines.spark_dialect import CohortSpark
+
+RULES = (
+    "parse", "transpile", "list_function", "table_function", "macro", "order_by", "quoted_identifier", "duckdb_only",
+)
+
+# functions sqlglot does not model (exp.Anonymous) that exist in both engines with the same meaning
+KNOWN_PORTABLE_FUNCTIONS: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Violation:
+    rule: str
+    detail: str
+    sql: str
+
+    def __str__(self) -> str:
+        one_line = " ".join(self.sql.split())
+        return f"[{self.rule}] {self.detail}\n    in: {one_line[:400]}"
+
+
+def _is_literal_list(e: exp.Expression | None) -> bool:
+    return isinstance(e, exp.Array) and all(
+        isinstance(x, (exp.Literal, exp.Null, exp.Boolean)) or (isinstance(x, exp.Neg) and isinstance(x.this, exp.Literal))
+        for x in e.expressions
+    )
+
+
+def _function_name_tokens(sql: str) -> list[str]:
+    """Names written in call position (``name(``), as written, via sqlglot's tokenizer."""
+    tokens = sqlglot.tokenize(sql, read="duckdb")
+    out = []
+    for a, b in zip(tokens, tokens[1:]):
+        if b.token_type == TokenType.L_PAREN and a.token_type not in (TokenType.STRING,):
+            out.append(a.text.lower())
+    return out
+
+
+def _order_allowed(order: exp.Order, root: exp.Expression, edge: bool) -> bool:
+    node = order.parent
+    while node is not None:
+        if isinstance(node, (exp.Window, exp.WithinGroup, exp.AggFunc)):
+            return True
+        if isinstance(node, exp.Query):
+            # the ORDER BY clause of a query: allowed only on the outermost query of an edge read
+            return edge and node is root and root.args.get("order") is order
+        node = node.parent
+    return False
+
+
+def _duckdb_only(tree: exp.Expression) -> list[str]:
+    found = []
+    for n in tree.walk():
+        if isinstance(n, exp.Anonymous) and n.name.lower() not in KNOWN_PORTABLE_FUNCTIONS:
+            found.append(f"{n.name}(): not known to sqlglot, emitted verbatim for Spark")
+        elif isinstance(n, exp.Join) and (n.args.get("method") or "").upper() in ("ASOF", "POSITIONAL"):
+            found.append(f"{n.args['method']} JOIN")
+        elif isinstance(n, exp.Star) and any(n.args.get(k) for k in ("except", "except_", "replace", "rename")):
+            found.append("* EXCLUDE/REPLACE/RENAME")
+        elif type(n).__name__ in ("Columns", "TableSample", "Pivot", "Unpivot"):
+            found.append(f"{type(n).__name__.upper()}")
+    return found
+
+
+def check_sql(sql: str, *, edge: bool = False) -> list[Violation]:
+    """All portability violations of one or more DuckDB-dialect statements (empty = portable)."""
+    try:
+        trees = [t for t in sqlglot.parse(sql, read="duckdb") if t is not None]
+    except sqlglot.errors.ParseError as e:
+        return [Violation("parse", str(e).splitlines()[0], sql)]
+    out: list[Violation] = []
+    for tree in trees:
+        text = tree.sql(dialect="duckdb")
+        try:
+            CohortSpark().generate(tree, unsupported_level=ErrorLevel.RAISE, copy=True)
+        except Exception as e:  # sqlglot UnsupportedError and friends
+            out.append(Violation("transpile", f"{type(e).__name__}: {str(e).splitlines()[0]}", text))
+        for name in _function_name_tokens(sql):
+            if name.startswith(("list_", "array_")):
+                out.append(Violation("list_function", f"{name}(): NULL elements differ between DuckDB and Spark", text))
+        if isinstance(tree, exp.Create) and (tree.args.get("kind") or "").upper() in ("MACRO", "FUNCTION"):
+            out.append(Violation("macro", "CREATE MACRO/FUNCTION is DuckDB-only", text))
+        for t in tree.find_all(exp.Table):
+            if not isinstance(t.this, exp.Identifier):
+                out.append(Violation("table_function", f"table function {t.this.sql('duckdb')[:80]} in FROM", text))
+        for u in tree.find_all(exp.Unnest):
+            in_from = isinstance(u.parent, (exp.From, exp.Join)) or u.find_ancestor(exp.From, exp.Join) is not None
+            if in_from and not all(_is_literal_list(x) for x in u.expressions):
+                out.append(Violation("table_function", f"{u.sql('duckdb')[:80]}: UNNEST of a non-literal list in FROM", text))
+        for o in tree.find_all(exp.Order):
+            if not _order_allowed(o, tree, edge):
+                out.append(Violation("order_by", "ORDER BY inside a step (sort at the edge)", text))
+        out += [Violation("duckdb_only", d, text) for d in _duckdb_only(tree)]
+        for i in tree.find_all(exp.Identifier):
+            if i.quoted:
+                out.append(Violation("quoted_identifier", f'quoted identifier "{i.this}"', text))
+    return out
+
+
+# ---------------------------------------------------------------------- recording
+@dataclass
+class Statement:
+    kind: str  # execute | materialise | query
+    sql: str
+    params: list[Any] | None = None
+
+    @property
+    def edge(self) -> bool:
+        return self.kind == "query"
+
+    def violations(self) -> list[Violation]:
+        return check_sql(self.sql, edge=self.edge)
+
+
+@dataclass
+class RecordingEngine(Engine):
+    """Delegates to ``inner`` and records every statement while :attr:`recording` is on.
+
+    ``materialise`` is recorded as the SELECT it materialises (its ``CREATE OR REPLACE TABLE``
+    wrapper is the engine's business, not the core's).
+    """
+
+    inner: Engine
+    recording: bool = True
+    statements: list[Statement] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.name = f"recording({self.inner.name})"
+
+    def __getattr__(self, name: str):  # database, con, close, ... of the inner engine
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def _rec(self, kind: str, sql: str, params: list[Any] | None) -> None:
+        if self.recording:
+            self.statements.append(Statement(kind, sql, params))
+
+    def execute(self, sql: str, params: list[Any] | None = None) -> None:
+        self._rec("execute", sql, params)
+        self.inner.execute(sql, params)
+
+    def query_df(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+        self._rec("query", sql, params)
+        return self.inner.query_df(sql, params)
+
+    def query_rows(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
+        self._rec("query", sql, params)
+        return self.inner.query_rows(sql, params)
+
+    def register(self, name: str, df: pd.DataFrame) -> None:
+        self.inner.register(name, df)
+
+    def table_exists(self, name: str) -> bool:
+        return self.inner.table_exists(name)
+
+    def materialise(self, name: str, sql: str, temp: bool = False) -> None:
+        self._rec("materialise", sql, None)
+        self.inner.materialise(name, sql, temp=temp)
+
+    def count(self, name: str) -> int:
+        return self.inner.count(name)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self.inner.transaction():
+            yield
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        was, self.recording = self.recording, False
+        try:
+            yield
+        finally:
+            self.recording = was
+
+    def violations(self) -> list[Violation]:
+        seen: set[tuple[str, str]] = set()
+        out: list[Violation] = []
+        for s in self.statements:
+            if (s.kind, s.sql) in seen:
+                continue
+            seen.add((s.kind, s.sql))
+            out += s.violations()
+        return out
