@@ -1,0 +1,92 @@
+"""Shared, expensive fixtures of the report tests: one tiny synthetic world and one report run,
+built once per test session (and once across pytest-xdist workers, behind a lock file)."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+WORLD_USERS = 600
+WORLD_SEED = 5
+
+
+def _shared(tmp_path_factory, worker_id: str, name: str, build):
+    """Build ``name`` once for the whole session: the first worker builds it, others wait."""
+    base = tmp_path_factory.getbasetemp()
+    root = base if worker_id == "master" else base.parent
+    target, done, lock = root / name, root / f"{name}.done", root / f"{name}.lock"
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        deadline = time.monotonic() + 600
+        while not done.exists():
+            if time.monotonic() > deadline:
+                pytest.fail(f"timed out waiting for the shared fixture {name}")
+            time.sleep(0.5)
+        result = pickle.loads(done.read_bytes())
+        if isinstance(result, BaseException):
+            pytest.fail(f"shared fixture {name} failed in another worker: {result!r}")
+        return result
+    os.close(fd)
+    try:
+        result = build(target)
+    except BaseException as e:  # let the waiting workers fail fast too
+        done.write_bytes(pickle.dumps(RuntimeError(repr(e))))
+        raise
+    done.write_bytes(pickle.dumps(result))
+    return result
+
+
+@pytest.fixture(scope="session")
+def worker_id(request):  # pytest-xdist provides this fixture; without xdist: "master"
+    return getattr(request.config, "workerinput", {}).get("workerid", "master")
+
+
+@pytest.fixture(scope="session")
+def synth_world(tmp_path_factory, worker_id) -> Path:
+    """A tiny ``mid_migration`` world written by the generator (mixpanel/..., mparticle/...)."""
+    synth = pytest.importorskip("cohortlab.synth")
+
+    def build(target: Path) -> Path:
+        synth.generate(str(target), users=WORLD_USERS, seed=WORLD_SEED, scenario="mid_migration")
+        return target
+
+    return _shared(tmp_path_factory, worker_id, "world", build)
+
+
+@pytest.fixture(scope="session")
+def report_run(synth_world, tmp_path_factory, worker_id) -> dict:
+    """``cohortlab report --data <world>`` of all four notebooks: the output folder and outcome."""
+    from cohortlab.report import run_report
+
+    def build(target: Path) -> dict:
+        t0 = time.monotonic()
+        res = run_report(data=synth_world, out=target)
+        return {
+            "out": res.out_dir,
+            "index": res.index_html,
+            "ok": res.ok,
+            "errors": {n.name: n.error for n in res.notebooks if n.error},
+            "seconds": time.monotonic() - t0,
+        }
+
+    return _shared(tmp_path_factory, worker_id, "report", build)
+
+
+@pytest.fixture
+def world_lab(report_run, tmp_path):
+    """A private copy of the report's database (the notebooks' data), opened as a Lab."""
+    from cohortlab import Lab
+
+    db = tmp_path / "copy.duckdb"
+    src = report_run["out"] / "data.duckdb"
+    shutil.copy(src, db)
+    if src.with_suffix(".duckdb.wal").exists():
+        shutil.copy(src.with_suffix(".duckdb.wal"), db.with_suffix(".duckdb.wal"))
+    with Lab(str(db)) as lab:
+        yield lab

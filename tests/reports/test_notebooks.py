@@ -1,0 +1,168 @@
+"""The four report notebooks: declared parameters, committed without outputs, executed by
+papermill through ``cohortlab report`` on a tiny synthetic world; the numbers they record in
+``metrics.json`` equal the Python API's on the same data; no personal data in the HTML."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+
+from cohortlab.report import DEFAULT_NOTEBOOKS, NOTEBOOKS_DIR
+
+COMMON = {"db", "data", "cohorts", "as_of", "settings", "output_dir", "show_personal_data"}
+EXTRA = {
+    "match_rates": set(),
+    "identity_gaps": set(),
+    "sync_timeline": {"since"},
+    "eit_migration": {"plans", "switch", "start", "end", "activity", "observed_db", "observed_data",
+                      "validate_plan"},
+}
+
+
+# --------------------------------------------------------------------------- as committed
+@pytest.mark.parametrize("name", DEFAULT_NOTEBOOKS)
+def test_declared_parameters(name):
+    params = papermill.inspect_notebook(str(NOTEBOOKS_DIR / f"{name}.ipynb"))
+    assert set(params) == COMMON | EXTRA[name]
+    assert params["show_personal_data"]["default"] == "False"
+    assert params["db"]["default"] == "None" and params["cohorts"]["default"] == "None"
+
+
+@pytest.mark.parametrize("name", DEFAULT_NOTEBOOKS)
+def test_committed_without_outputs_one_parameters_cell_and_a_kernelspec(name):
+    nb = nbformat.read(str(NOTEBOOKS_DIR / f"{name}.ipynb"), as_version=4)
+    assert nb.metadata["kernelspec"]["name"] == "cohortlab"
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1
+    for c in nb.cells:
+        if c.cell_type == "code":
+            assert c.outputs == [] and c.execution_count is None
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+
+
+def test_notebooks_match_their_build_script():
+    r = subprocess.run([sys.executable, str(NOTEBOOKS_DIR / "build.py"), "--check"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+# --------------------------------------------------------------------------- executed
+def _metrics(report_run, name):
+    return json.loads((report_run["out"] / name / "metrics.json").read_text())
+
+
+def test_report_runs_every_notebook_and_writes_all_files(report_run):
+    assert report_run["ok"], report_run["errors"]
+    out = report_run["out"]
+    index = (out / "index.html").read_text()
+    for name in DEFAULT_NOTEBOOKS:
+        for f in (f"{name}.ipynb", f"{name}.html", "metrics.json"):
+            assert (out / name / f).is_file(), f"{name}/{f} missing"
+        assert f'href="{name}/{name}.html"' in index
+        m = _metrics(report_run, name)
+        assert m["notebook"] == name and m["headline"], name
+        html = (out / name / f"{name}.html").read_text()
+        assert "data:image/png;base64" in html  # charts embedded: works offline
+        assert "ci.open_lab" not in html and "import pandas" not in html  # no code
+    assert report_run["seconds"] < 120
+
+
+def test_match_rates_numbers_equal_the_api(report_run, world_lab):
+    m = _metrics(report_run, "match_rates")["metrics"]
+    cohorts = sorted(m["cohorts"])
+    assert cohorts == sorted(world_lab.sql(
+        "SELECT DISTINCT cohort_name FROM mp_cohort_snapshots UNION SELECT DISTINCT cohort_name FROM mp_webhook_pages"
+    )["cohort_name"])
+    for c in cohorts:
+        sim = world_lab.simulate(c)
+        res, wf = sim.resolution, sim.waterfall
+        got = m["cohorts"][c]
+        assert got["members"] == len(res)
+        assert got["matched"] == int((res["status"] == "matched").sum())
+        assert got["match_rate"] == pytest.approx((res["status"] == "matched").mean())
+        assert got["waterfall"] == {str(s): int(n) for s, n in zip(wf["step"], wf["count"])}
+        assert got["audience"] == int(wf["count"].iloc[-1])
+
+
+def test_identity_gaps_numbers_equal_the_api(report_run, world_lab):
+    m = _metrics(report_run, "identity_gaps")["metrics"]
+    for c, got in m["cohorts"].items():
+        res = world_lab.resolution(c)
+        un = res[res["status"] != "matched"]
+        assert got["members"] == len(res) and got["unmatched"] == len(un)
+        assert got["by_gap_reason"] == {k: int(v) for k, v in un["gap_reason"].value_counts().items()}
+    total_unmatched = sum(g["unmatched"] for g in m["cohorts"].values())
+    assert m["unmatched"] == total_unmatched
+    assert sum(m["by_gap_reason"].values()) == total_unmatched
+    assert sum(m["by_recoverable_via"].values()) == total_unmatched
+    assert m["active_after_cutoff"] + m["inactive_since_cutoff"] == total_unmatched
+
+
+def test_sync_timeline_numbers_equal_the_api(report_run, world_lab):
+    m = _metrics(report_run, "sync_timeline")["metrics"]
+    for c, got in m["cohorts"].items():
+        tl = world_lab.timeline(c)
+        dyn = got["dynamic"]
+        assert dyn["runs"] == len(tl)
+        assert dyn["failed_runs"] == int(tl["failed"].sum())
+        assert dyn["adds_sent"] == int(tl["adds"].sum()) and dyn["removes_sent"] == int(tl["removes"].sum())
+        last = tl.iloc[-1]
+        assert (dyn["members"], dyn["true_count"], dyn["stale_true"], dyn["not_yet_true"]) == (
+            int(last["members"]), int(last["true_count"]), int(last["stale_true"]), int(last["not_yet_true"]))
+
+
+def test_eit_migration_numbers_equal_the_api(report_run, world_lab):
+    from cohortlab import insights, migration
+
+    doc = _metrics(report_run, "eit_migration")
+    params = doc["parameters"]
+    plans = insights.migration_plans(None, lab=world_lab)
+    assert [p.name for p in plans] == params["plans"]
+    _, summary = migration.run_plans(world_lab.engine, plans, params["start"], params["end"])
+    got = {p["plan"]: p for p in doc["metrics"]["plans"]}
+    for _, row in summary.iterrows():
+        assert got[row["plan"]]["final_match_rate"] == pytest.approx(row["final_match_rate"])
+        assert got[row["plan"]]["split_profiles_end"] == row["split_profiles_end"]
+        assert got[row["plan"]]["never_fixable_users"] == row["never_fixable_users"]
+
+
+# --------------------------------------------------------------------------- personal data
+_EMAIL = re.compile(rb"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
+_PHONE_KEYS = re.compile(rb'"(?:\$phone|phone|mobile_number|phone_number_2|phone_number_3)"\s*:\s*"([^"]+)"')
+
+
+def _input_personal_values(folder: Path) -> set[str]:
+    values: set[str] = set()
+    for f in folder.rglob("*"):
+        if not f.is_file() or f.suffix == ".parquet":
+            continue
+        raw = f.read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+        values.update(v.decode() for v in _EMAIL.findall(raw))
+        values.update(v.decode() for v in _PHONE_KEYS.findall(raw))
+    return values
+
+
+def test_no_email_or_phone_from_the_input_in_any_html(report_run, synth_world, world_lab):
+    personal = _input_personal_values(synth_world)
+    db_values = world_lab.sql(
+        "SELECT email AS v FROM mp_profiles WHERE email IS NOT NULL UNION SELECT phone FROM mp_profiles "
+        "WHERE phone IS NOT NULL UNION SELECT value FROM mpa_identities WHERE identity_type IN "
+        "('email', 'mobile_number')"
+    )["v"]
+    personal |= set(db_values)
+    assert personal, "the synthetic world should contain emails to make this test meaningful"
+    pages = list(report_run["out"].rglob("*.html")) + list(report_run["out"].rglob("metrics.json"))
+    assert len(pages) >= 9
+    for page in pages:
+        text = page.read_text()
+        leaked = sorted(v for v in personal if v in text)
+        assert not leaked, f"{page.name} shows personal data: {leaked[:5]}"
