@@ -9,8 +9,10 @@ from cohortlab.cli.app import main
 
 COMMAND_MODULES = [
     "cohortlab.cli.load",
+    "cohortlab.cli.export",
     "cohortlab.cli.report",
     "cohortlab.cli.simulate",
+    "cohortlab.cli.synth",
 ]
 
 for _m in COMMAND_MODULES:
