@@ -10,6 +10,7 @@ from cohortlab.cli.app import main
 COMMAND_MODULES = [
     "cohortlab.cli.load",
     "cohortlab.cli.export",
+    "cohortlab.cli.export",
     "cohortlab.cli.report",
     "cohortlab.cli.simulate",
     "cohortlab.cli.synth",

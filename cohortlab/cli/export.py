@@ -1,0 +1,36 @@
+"""``cohortlab export``: the canonical tables of a database as Parquet, for Spark (or any
+Parquet reader). ``SparkEngine.read_canonical(DIR)`` reads them back under their names."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from cohortlab.cli.app import db_option, fail, main
+
+
+@main.command("export")
+@db_option
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder for <table>.parquet files (created if missing).")
+@click.option("--table", "tables", multiple=True, help="Only these canonical tables (repeatable).")
+@click.option("--overwrite", is_flag=True, help="Replace existing <table>.parquet files.")
+def export_cmd(db, out_dir, tables, overwrite):
+    """Write every canonical table of --db to OUT/<table>.parquet (types kept: MPIDs stay
+    BIGINT, times naive UTC, JSON as text)."""
+    from cohortlab.engines.duckdb import DuckDBEngine
+    from cohortlab.engines.spark_io import export_canonical
+
+    if not os.path.exists(db):
+        fail(f"{db}: no such database")
+    engine = DuckDBEngine(db, read_only=True)
+    try:
+        counts = export_canonical(engine, out_dir, tables=tables or None, overwrite=overwrite)
+    except (ValueError, FileExistsError) as e:
+        fail(str(e))
+    finally:
+        engine.close()
+    for t, n in counts.items():
+        click.echo(f"  {t:<22}{n:>12,}  {os.path.join(out_dir, t + '.parquet')}")
+    click.echo(f"exported {len(counts)} tables to {out_dir}")

@@ -1,0 +1,166 @@
+"""Getting canonical tables into Spark.
+
+* :func:`export_canonical` (DuckDB side, no PySpark): ``COPY`` every canonical table of a
+  cohortlab database to ``<out>/<table>.parquet``. Types are kept (MPIDs stay ``BIGINT`` = Parquet
+  INT64; timestamps are naive UTC microseconds; JSON columns are written as text, which is what
+  Spark reads them as). ``cohortlab export --db FILE --out DIR`` calls it;
+  ``SparkEngine.read_canonical(DIR)`` reads the result.
+* :func:`read_mixpanel_events` / :func:`read_mparticle_profiles` (Spark side): Spark-native
+  readers for the two biggest inputs, with explicit schemas, producing the canonical columns.
+  MPIDs are read as text and cast to BIGINT only when they are valid (never through a double).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable
+
+from cohortlab import schema as _schema
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import DataFrame, SparkSession
+
+    from cohortlab.engines.base import Engine
+
+
+def _q(path: str | os.PathLike) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def export_canonical(
+    engine: "Engine",
+    out_dir: str | os.PathLike,
+    *,
+    tables: Iterable[str] | None = None,
+    overwrite: bool = False,
+    compression: str = "zstd",
+) -> dict[str, int]:
+    """Write each canonical table of a DuckDB ``engine`` to ``out_dir/<table>.parquet``.
+
+    Returns ``{table: rows}``. Existing files are an error unless ``overwrite``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    names = list(tables) if tables is not None else list(_schema.TABLES)
+    unknown = [n for n in names if n not in _schema.TABLES]
+    if unknown:
+        raise ValueError(f"not canonical tables: {', '.join(unknown)}")
+    counts: dict[str, int] = {}
+    for name in names:
+        target = out / f"{name}.parquet"
+        if target.exists() and not overwrite:
+            raise FileExistsError(f"{target} exists (use overwrite)")
+        if not engine.table_exists(name):
+            continue
+        cols = ", ".join(
+            f"CAST({c} AS VARCHAR) AS {c}" if t.upper() == "JSON" else c
+            for c, t, _ in _schema.TABLES[name].columns
+        )
+        engine.execute(
+            f"COPY (SELECT {cols} FROM {name}) TO {_q(target)} (FORMAT parquet, COMPRESSION {compression})"
+        )
+        counts[name] = engine.count(name)
+    return counts
+
+
+# ---------------------------------------------------------------------- Spark-native readers
+# Explicit schemas: every identifier as text (a JSON number above 2^53 is kept digit for digit by
+# Spark's JSON reader when the field is declared a string), then cast deliberately.
+
+_MIXPANEL_EVENT_DDL = (
+    "event STRING, properties STRUCT<"
+    "time: STRING, distinct_id: STRING, `$distinct_id`: STRING, `$user_id`: STRING, `$device_id`: STRING, "
+    "`$insert_id`: STRING, `$mparticle_user_id`: STRING>"
+)
+
+
+def read_mixpanel_events(spark: "SparkSession", paths: str | list[str], *, time_unit: str = "auto") -> "DataFrame":
+    """Mixpanel raw export JSONL -> the ``mp_events`` columns (without provenance ids).
+
+    ``time`` is epoch seconds (fractional allowed) or milliseconds (``time_unit="ms"``, or
+    ``"auto"``: values above 1e11 are milliseconds), as the DuckDB loader reads it; ``properties``
+    is the raw properties object as JSON text; ``distinct_id`` falls back to ``$user_id`` then
+    ``'$device:' || $device_id``. Deduplication and quarantine are the DuckDB loader's job; this
+    reader is for data too large for one machine.
+    """
+    from pyspark.sql import functions as F
+
+    raw = spark.read.schema("value STRING").text(paths)
+    parsed = raw.select(
+        F.from_json("value", _MIXPANEL_EVENT_DDL).alias("j"),
+        F.get_json_object("value", "$.properties").alias("properties_json"),
+        F.input_file_name().alias("source_file"),
+    ).where(F.col("j").isNotNull() & F.col("j.event").isNotNull())
+    p = F.col("j.properties")
+    t = p["time"].cast("decimal(38, 6)")
+    if time_unit == "ms":
+        secs = t / 1000
+    elif time_unit == "s":
+        secs = t
+    else:
+        secs = F.when(t > F.lit(1e11).cast("decimal(38, 6)"), t / 1000).otherwise(t)
+    did = F.coalesce(
+        p["distinct_id"], p["`$distinct_id`"], p["`$user_id`"],
+        F.when(p["`$device_id`"].isNotNull(), F.concat(F.lit("$device:"), p["`$device_id`"])),
+    )
+    return parsed.select(
+        F.col("j.event").alias("event"),
+        F.timestamp_seconds(secs).cast("timestamp_ntz").alias("time"),
+        did.alias("distinct_id"),
+        p["`$insert_id`"].alias("insert_id"),
+        p["`$device_id`"].alias("device_id"),
+        p["`$user_id`"].alias("user_id"),
+        p["`$mparticle_user_id`"].alias("mparticle_user_id"),
+        F.col("properties_json").alias("properties"),
+        F.col("source_file"),
+    ).where(F.col("time").isNotNull())
+
+
+_PROFILE_DDL = (
+    "mpid STRING, created_timestamp_ms STRING, last_stored_timestamp_ms STRING, is_opted_out BOOLEAN, "
+    "identities ARRAY<STRUCT<type: STRING, value: STRING>>, "
+    "device_identities ARRAY<STRUCT<type: STRING, value: STRING>>"
+)
+
+_MPID_RE = r"^-?[0-9]+$"
+
+
+def _mpid(col):
+    from pyspark.sql import functions as F
+
+    return F.when(col.rlike(_MPID_RE), col.try_cast("bigint") if hasattr(col, "try_cast") else F.expr("NULL"))
+
+
+def read_mparticle_profiles(spark: "SparkSession", paths: str | list[str]) -> dict[str, "DataFrame"]:
+    """mParticle Profile API JSONL (one profile object per line) -> ``{"mpa_profiles": ...,
+    "mpa_identities": ...}`` with the canonical columns. The MPID is read as text and cast to
+    BIGINT only when it is a valid int64 (profiles with an invalid MPID are dropped here; the
+    DuckDB loader quarantines them with a reason)."""
+    from pyspark.sql import functions as F
+
+    raw = spark.read.schema("value STRING").text(paths)
+    j = raw.select(F.from_json("value", _PROFILE_DDL).alias("j")).select("j.*")
+    j = j.withColumn("mpid", _mpid(F.trim(F.col("mpid")))).where(F.col("mpid").isNotNull())
+
+    def ms(c):
+        return F.timestamp_millis(F.col(c).try_cast("bigint")).cast("timestamp_ntz")
+
+    profiles = j.select(
+        "mpid",
+        ms("created_timestamp_ms").alias("created_at"),
+        ms("last_stored_timestamp_ms").alias("last_stored_at"),
+        "is_opted_out",
+        F.lit(None).cast("string").alias("environment"),
+        F.lit("profile_api").alias("source"),
+    )
+    users = j.select("mpid", F.explode_outer("identities").alias("i")).where(F.col("i").isNotNull())
+    devices = j.select("mpid", F.explode_outer("device_identities").alias("i")).where(F.col("i").isNotNull())
+    identities = users.select(
+        "mpid", F.lit("user").alias("kind"), F.lower("i.type").alias("identity_type"), F.col("i.value").alias("value")
+    ).unionByName(
+        devices.select(
+            "mpid", F.lit("device").alias("kind"), F.lower("i.type").alias("identity_type"), F.col("i.value").alias("value")
+        )
+    )
+    return {"mpa_profiles": profiles, "mpa_identities": identities}
