@@ -147,26 +147,52 @@ def _manifest_snapshots(folder: Path) -> dict[Path, dict[str, Any]]:
     return out
 
 
+def _norm(name: str) -> str:
+    return "".join(c for c in name.lower() if c.isalnum())
+
+
+def _cohort_from(lab, hint: str | None) -> str | None:
+    """A known cohort (``mp_cohorts``) whose name matches ``hint`` ignoring case and punctuation
+    (``power_users`` / ``power-users`` → ``Power Users``); else ``hint`` itself."""
+    if not hint:
+        return None
+    for (name,) in lab.engine.query_rows("SELECT DISTINCT name FROM mp_cohorts WHERE name IS NOT NULL"):
+        if _norm(name) == _norm(hint):
+            return name
+    return hint
+
+
+def _name_hint(path: Path) -> str | None:
+    """The cohort part of a file name: ``churn_risk_2026-03-01.csv`` → ``churn_risk``."""
+    stem = path.name.split(".")[0]
+    m = _TS_PATTERNS[0].search(stem)
+    hint = (stem[: m.start()] if m else stem).strip("_- ")
+    return hint or None
+
+
 def _load_members_file(lab, path: Path, cohort_dir: Path | None, manifest: dict[Path, dict[str, Any]]) -> LoadReport:
     entry = manifest.get(path.resolve(), {})
+    if not (entry.get("as_of") or entry.get("cohort") or entry.get("cohort_name")):
+        try:  # the file (an Engage page with as_of and filter_by_cohort) may know best
+            return lab.load("mixpanel-members", [str(path)])
+        except (LoadError, ValueError) as e:
+            if "as_of" not in str(e) and "cohort" not in str(e):
+                raise
+    options: dict[str, Any] = {}
+    as_of = entry.get("as_of") or as_of_from_name(path.name)
+    if as_of:
+        options["as_of"] = as_of
+    hint = entry.get("cohort") or entry.get("cohort_name") or (cohort_dir.name if cohort_dir else _name_hint(path))
+    cohort = _cohort_from(lab, hint)
+    if cohort:
+        options["cohort"] = cohort
     try:
-        # the file (Engage page with as_of / filter_by_cohort) knows best
-        if entry.get("as_of") or entry.get("cohort") or entry.get("cohort_name"):
-            raise LoadError(path, "as_of is required")  # use the manifest
-        return lab.load("mixpanel-members", [str(path)])
-    except LoadError as e:
-        if "as_of" not in str(e) and "cohort" not in str(e):
-            raise
-        options: dict[str, Any] = {}
-        as_of = entry.get("as_of") or as_of_from_name(path.stem)
-        if as_of:
-            options["as_of"] = as_of
-        cohort = entry.get("cohort") or entry.get("cohort_name") or (cohort_dir.name if cohort_dir else None)
-        if cohort:
-            options["cohort"] = cohort
-        if not options:
-            raise
         return lab.load("mixpanel-members", [str(path)], **options)
+    except LoadError as e:
+        if "as_of" in options and "as_of" in str(e):
+            raise
+        # the file's own as_of / cohort conflicts with ours? let the file's win for what it has
+        raise
 
 
 def load_world(lab, folder: str | os.PathLike, *, progress: bool = False) -> WorldReport:
