@@ -27,31 +27,50 @@ earlier batch of the same file is ``deduplicated`` (mParticle drops it); quarant
 
 from __future__ import annotations
 
-from cohortlab.identifiers import mpid_sql
 from cohortlab.loaders._mparticle import (
     DEVICE_IDENTITY_TYPES,
     Temp,
+    absent_sql,
     attributes_sql,
+    bad_epoch_ms_sql,
+    clean_identity_type_sql,
     count,
+    epoch_ms_sql,
     identities_sql,
     identity_type_sql,
-    json_bad_epoch_ms_sql,
-    json_epoch_ms_sql,
-    json_is_absent_sql,
-    json_mpid_text_sql,
-    mpid_reason_sql,
+    map_entries_sql,
+    records_sql,
+    reject_with_raw,
+    stage_sql,
 )
 from cohortlab.loaders.base import FileContext, FileResult, Loader
 
-_FIELDS = [
-    ("mpid_j", "$.mpid"),
+_SCALARS = [
+    ("mpid_text", "$.mpid"),
+    ("environment", "$.environment"),
+    ("ts_ms", "$.timestamp_unixtime_ms"),
+    ("srid", "$.source_request_id"),
+]
+_CONTAINERS = [
     ("uid", "$.user_identities"),
     ("attrs", "$.user_attributes"),
     ("del", "$.deleted_user_attributes"),
-    ("env_j", "$.environment"),
-    ("ts_j", "$.timestamp_unixtime_ms"),
-    ("srid_j", "$.source_request_id"),
     ("device_info", "$.device_info"),
+]
+# the latest events[].data.timestamp_unixtime_ms, read only when the batch has no top-level time
+_EVENT_MS = (
+    ", CASE WHEN is_obj AND s[3] IS NULL THEN list_max(TRY_CAST("
+    "json_extract_string(j, '$.events[*].data.timestamp_unixtime_ms') AS DOUBLE[])) END AS event_ms"
+)
+_CHECKS = [
+    (bad_epoch_ms_sql("ts_ms"), "invalid_timestamp"),
+    (f"NOT {absent_sql('uid')} AND uid_t NOT IN ('OBJECT', 'ARRAY')", "invalid_identities"),
+    (f"NOT {absent_sql('attrs')} AND attrs_t <> 'OBJECT'", "invalid_user_attributes"),
+    (
+        f"NOT {absent_sql('del')} AND (del_t <> 'ARRAY' OR "
+        "list_bool_or(list_transform(json_extract(del, '$[*]'), lambda x: left(x, 1) <> '\"')))",
+        "invalid_deleted_attributes",
+    ),
 ]
 
 
@@ -69,38 +88,7 @@ class MParticleBatchesLoader(Loader):
     def _load(self, ctx: FileContext, tmp: Temp) -> FileResult:
         ex = ctx.engine.execute
         params = [ctx.load_id, str(ctx.path)]
-        paths = "[" + ", ".join(f"'{p}'" for _, p in _FIELDS) + "]"
-        fields = ", ".join(f"f[{i + 1}] AS {name}" for i, (name, _) in enumerate(_FIELDS))
-        records = tmp.create(
-            "records",
-            f"SELECT line, raw, j, {fields}, "
-            f"  list_max(TRY_CAST(json_extract_string(j, '$.events[*].data.timestamp_unixtime_ms') AS DOUBLE[]))"
-            f"    AS event_ms "
-            f"FROM (SELECT line, raw, j, CASE WHEN json_type(j) = 'OBJECT' THEN json_extract(j, {paths}) END AS f"
-            f"      FROM ({ctx.json_records_sql()}))",
-        )
-        stage = tmp.create(
-            "stage",
-            f"""
-            SELECT *, CASE WHEN reason0 IS NULL THEN {mpid_sql(json_mpid_text_sql('mpid_j'))} END AS mpid
-            FROM (
-              SELECT *, CASE
-                WHEN j IS NULL THEN 'malformed_json'
-                WHEN json_type(j) <> 'OBJECT' THEN 'not_an_object'
-                WHEN {mpid_reason_sql('mpid_j')} IS NOT NULL THEN {mpid_reason_sql('mpid_j')}
-                WHEN {json_bad_epoch_ms_sql('ts_j')} THEN 'invalid_timestamp'
-                WHEN NOT {json_is_absent_sql('uid')} AND json_type(uid) NOT IN ('OBJECT', 'ARRAY')
-                  THEN 'invalid_identities'
-                WHEN NOT {json_is_absent_sql('attrs')} AND json_type(attrs) <> 'OBJECT'
-                  THEN 'invalid_user_attributes'
-                WHEN NOT {json_is_absent_sql('del')} AND (json_type(del) <> 'ARRAY'
-                     OR list_contains(list_transform(json_extract(del, '$[*]'),
-                                                     lambda x: json_type(x) <> 'VARCHAR'), TRUE))
-                  THEN 'invalid_deleted_attributes'
-              END AS reason0
-              FROM {records}
-            )""",
-        )
+        stage = tmp.create("stage", stage_sql(records_sql(ctx), _SCALARS, _CONTAINERS, _CHECKS, _EVENT_MS))
         device_types = ", ".join(f"'{t}'" for t in DEVICE_IDENTITY_TYPES)
         ids = tmp.create(
             "ids",
@@ -108,32 +96,32 @@ class MParticleBatchesLoader(Loader):
             {identities_sql(stage, 'uid', 'user')}
             UNION ALL
             SELECT line, pos, mpid, 'device' AS kind, identity_type, value, FALSE AS bad FROM (
-              SELECT s.line, e.id AS pos, s.mpid, {identity_type_sql('e.key')} AS identity_type,
-                     json_extract_string(e.value, '$') AS value
-              FROM {stage} s, json_each(s.device_info) e
-              WHERE s.mpid IS NOT NULL AND json_type(s.device_info) = 'OBJECT'
-                AND json_type(e.value) IN ('VARCHAR', 'BIGINT', 'UBIGINT')
+              SELECT line, 0 AS pos, mpid, {identity_type_sql('clean_type')} AS identity_type, value
+              FROM (
+                SELECT line, mpid, {clean_identity_type_sql('key')} AS clean_type,
+                       json_extract_string(value, '$') AS value
+                FROM ({map_entries_sql(f"(SELECT * FROM {stage} WHERE reason0 IS NULL)", 'device_info')})
+                WHERE value_t IN ('VARCHAR', 'BIGINT', 'UBIGINT')
+              )
             ) WHERE identity_type IN ({device_types})""",
         )
         checked = tmp.create(
             "checked",
             f"""
-            SELECT s.line, s.raw, s.mpid, s.attrs, s.del, s.env_j, s.ts_j, s.srid_j, s.event_ms,
+            SELECT s.line, s.mpid, s.attrs, s.attrs_t, s.del, s.del_t, s.environment, s.ts_ms, s.srid, s.event_ms,
                    coalesce(s.reason0,
                      CASE WHEN s.line IN (SELECT line FROM {ids} WHERE bad) THEN 'invalid_identities' END
                    ) AS reason
             FROM {stage} s""",
         )
-        quarantined = ctx.reject(f"SELECT line, reason, raw FROM {checked} WHERE reason IS NOT NULL")
+        quarantined = reject_with_raw(ctx, checked)
         kept = tmp.create(
             "kept",
             f"""
-            SELECT line, mpid, attrs, del,
-                   json_extract_string(env_j, '$') AS environment,
-                   coalesce({json_epoch_ms_sql('ts_j')}, epoch_ms(CAST(event_ms AS BIGINT))) AS ts
+            SELECT line, mpid, attrs, attrs_t, del, del_t, environment,
+                   coalesce({epoch_ms_sql('ts_ms')}, epoch_ms(CAST(event_ms AS BIGINT))) AS ts
             FROM (
-              SELECT *, json_extract_string(srid_j, '$') AS srid,
-                     row_number() OVER (PARTITION BY json_extract_string(srid_j, '$') ORDER BY line) AS n
+              SELECT *, row_number() OVER (PARTITION BY srid ORDER BY line) AS n
               FROM {checked} WHERE reason IS NULL
             ) WHERE srid IS NULL OR n = 1""",
         )
@@ -195,10 +183,9 @@ class MParticleBatchesLoader(Loader):
                 SELECT mpid, name, 'set' AS op, value, value_bool, line, 0 AS sub
                 FROM ({attributes_sql(kept, 'attrs')})
                 UNION ALL
-                SELECT k.mpid, json_extract_string(e.value, '$') AS name, 'delete' AS op,
-                       NULL::JSON AS value, NULL::BOOLEAN AS value_bool, k.line, 1 AS sub
-                FROM {kept} k, json_each(k.del) e
-                WHERE json_type(k.del) = 'ARRAY'
+                SELECT mpid, unnest(json_extract_string(del, '$[*]')) AS name, 'delete' AS op,
+                       NULL::JSON AS value, NULL::BOOLEAN AS value_bool, line, 1 AS sub
+                FROM {kept} WHERE del_t = 'ARRAY'
               )
             ) WHERE rn = 1""",
         )
@@ -213,7 +200,7 @@ class MParticleBatchesLoader(Loader):
             params,
         )
 
-        rows_read = count(ctx, f"SELECT 1 FROM {records}")
+        rows_read = count(ctx, f"SELECT 1 FROM {stage}")
         loaded = count(ctx, f"SELECT 1 FROM {kept}")
         valid = count(ctx, f"SELECT 1 FROM {checked} WHERE reason IS NULL")
         return FileResult(rows_read=rows_read, loaded=loaded, deduplicated=valid - loaded,

@@ -29,30 +29,41 @@ from __future__ import annotations
 from cohortlab.identifiers import mpid_sql
 from cohortlab.loaders._mparticle import (
     Temp,
+    absent_sql,
     attributes_sql,
+    bad_epoch_ms_sql,
     count,
+    epoch_ms_sql,
     identities_sql,
-    json_bad_epoch_ms_sql,
-    json_bool_sql,
-    json_epoch_ms_sql,
-    json_is_absent_sql,
-    json_mpid_text_sql,
-    mpid_reason_sql,
+    records_sql,
+    reject_with_raw,
     replace_profiles,
+    stage_sql,
+    text_bool_sql,
 )
 from cohortlab.loaders.base import FileContext, FileResult, Loader
 
-_FIELDS = [
-    ("mpid_j", "$.mpid"),
+_SCALARS = [
+    ("mpid_text", "$.mpid"),
+    ("created_ms", "$.created_timestamp_ms"),
+    ("stored_ms", "$.last_stored_timestamp_ms"),
+    ("opted", "$.is_opted_out"),
+    ("environment", "$.environment"),
+]
+_CONTAINERS = [
     ("uid", "$.user_identities"),
     ("did", "$.device_identities"),
     ("attrs", "$.user_attributes"),
     ("aud", "$.audience_memberships"),
-    ("created_j", "$.created_timestamp_ms"),
-    ("stored_j", "$.last_stored_timestamp_ms"),
-    ("opted_j", "$.is_opted_out"),
-    ("env_j", "$.environment"),
 ]
+_CHECKS = [
+    (f"{bad_epoch_ms_sql('created_ms')} OR {bad_epoch_ms_sql('stored_ms')}", "invalid_timestamp"),
+    (f"NOT {absent_sql('uid')} AND uid_t NOT IN ('OBJECT', 'ARRAY')", "invalid_identities"),
+    (f"NOT {absent_sql('did')} AND did_t NOT IN ('OBJECT', 'ARRAY')", "invalid_identities"),
+    (f"NOT {absent_sql('attrs')} AND attrs_t <> 'OBJECT'", "invalid_user_attributes"),
+    (f"NOT {absent_sql('aud')} AND aud_t <> 'ARRAY'", "invalid_audiences"),
+]
+_AUDIENCE = '[{"audience_id": "VARCHAR", "audience_name": "VARCHAR", "expiration_timestamp_ms": "VARCHAR"}]'
 
 
 class MParticleProfilesLoader(Loader):
@@ -67,37 +78,7 @@ class MParticleProfilesLoader(Loader):
             tmp.drop_all()
 
     def _load(self, ctx: FileContext, tmp: Temp) -> FileResult:
-        paths = "[" + ", ".join(f"'{p}'" for _, p in _FIELDS) + "]"
-        fields = ", ".join(f"f[{i + 1}] AS {name}" for i, (name, _) in enumerate(_FIELDS))
-        records = tmp.create(
-            "records",
-            f"SELECT line, raw, j, {fields} FROM ("
-            f"  SELECT line, raw, j, CASE WHEN json_type(j) = 'OBJECT' THEN json_extract(j, {paths}) END AS f"
-            f"  FROM ({ctx.json_records_sql()}))",
-        )
-        stage = tmp.create(
-            "stage",
-            f"""
-            SELECT *, CASE WHEN reason0 IS NULL THEN {mpid_sql(json_mpid_text_sql('mpid_j'))} END AS mpid
-            FROM (
-              SELECT *, CASE
-                WHEN j IS NULL THEN 'malformed_json'
-                WHEN json_type(j) <> 'OBJECT' THEN 'not_an_object'
-                WHEN {mpid_reason_sql('mpid_j')} IS NOT NULL THEN {mpid_reason_sql('mpid_j')}
-                WHEN {json_bad_epoch_ms_sql('created_j')} OR {json_bad_epoch_ms_sql('stored_j')}
-                  THEN 'invalid_timestamp'
-                WHEN NOT {json_is_absent_sql('uid')} AND json_type(uid) NOT IN ('OBJECT', 'ARRAY')
-                  THEN 'invalid_identities'
-                WHEN NOT {json_is_absent_sql('did')} AND json_type(did) NOT IN ('OBJECT', 'ARRAY')
-                  THEN 'invalid_identities'
-                WHEN NOT {json_is_absent_sql('attrs')} AND json_type(attrs) <> 'OBJECT'
-                  THEN 'invalid_user_attributes'
-                WHEN NOT {json_is_absent_sql('aud')} AND json_type(aud) <> 'ARRAY'
-                  THEN 'invalid_audiences'
-              END AS reason0
-              FROM {records}
-            )""",
-        )
+        stage = tmp.create("stage", stage_sql(records_sql(ctx), _SCALARS, _CONTAINERS, _CHECKS))
         ids = tmp.create(
             "ids",
             f"{identities_sql(stage, 'uid', 'user')} UNION ALL {identities_sql(stage, 'did', 'device')}",
@@ -105,45 +86,43 @@ class MParticleProfilesLoader(Loader):
         aud = tmp.create(
             "aud",
             f"""
-            SELECT line, mpid, audience_id, audience_name, expiration_at,
-                   (NOT is_obj OR audience_id IS NULL OR bad_exp) AS bad
+            SELECT line, mpid, audience_id, el.audience_name AS audience_name,
+                   {epoch_ms_sql('el.expiration_timestamp_ms')} AS expiration_at,
+                   (el IS NULL OR audience_id IS NULL OR {bad_epoch_ms_sql('el.expiration_timestamp_ms')}) AS bad
             FROM (
-              SELECT s.line, s.mpid, json_type(e.value) = 'OBJECT' AS is_obj,
-                     {mpid_sql(json_mpid_text_sql("json_extract(e.value, '$.audience_id')"))} AS audience_id,
-                     json_extract_string(e.value, '$.audience_name') AS audience_name,
-                     {json_epoch_ms_sql("json_extract(e.value, '$.expiration_timestamp_ms')")} AS expiration_at,
-                     {json_bad_epoch_ms_sql("json_extract(e.value, '$.expiration_timestamp_ms')")} AS bad_exp
-              FROM {stage} s, json_each(s.aud) e
-              WHERE s.mpid IS NOT NULL AND json_type(s.aud) = 'ARRAY'
+              SELECT *, {mpid_sql('el.audience_id')} AS audience_id
+              FROM (
+                SELECT line, mpid, unnest(json_transform(aud, '{_AUDIENCE}')) AS el
+                FROM {stage} WHERE reason0 IS NULL AND aud_t = 'ARRAY'
+              )
             )""",
         )
         checked = tmp.create(
             "checked",
             f"""
-            SELECT s.line, s.raw, s.mpid, s.attrs, s.created_j, s.stored_j, s.opted_j, s.env_j,
+            SELECT s.line, s.mpid,
                    coalesce(s.reason0,
                      CASE WHEN s.line IN (SELECT line FROM {ids} WHERE bad) THEN 'invalid_identities'
                           WHEN s.line IN (SELECT line FROM {aud} WHERE bad) THEN 'invalid_audiences'
                      END) AS reason
             FROM {stage} s""",
         )
-        quarantined = ctx.reject(f"SELECT line, reason, raw FROM {checked} WHERE reason IS NOT NULL")
+        quarantined = reject_with_raw(ctx, checked)
         winners = tmp.create(
             "winners",
             f"""
-            SELECT * FROM (
-              SELECT *, row_number() OVER (PARTITION BY mpid ORDER BY line DESC) AS rn
-              FROM {checked} WHERE reason IS NULL
-            ) WHERE rn = 1""",
+            SELECT s.* FROM {stage} s JOIN (
+              SELECT line FROM (
+                SELECT line, row_number() OVER (PARTITION BY mpid ORDER BY line DESC) AS rn
+                FROM {checked} WHERE reason IS NULL
+              ) WHERE rn = 1
+            ) w ON s.line = w.line""",
         )
         profiles = tmp.create(
             "profiles",
             f"""
-            SELECT mpid, {json_epoch_ms_sql('created_j')} AS created_at,
-                   {json_epoch_ms_sql('stored_j')} AS last_stored_at,
-                   {json_bool_sql('opted_j')} AS is_opted_out,
-                   json_extract_string(env_j, '$') AS environment,
-                   'profile_api' AS source, line
+            SELECT mpid, {epoch_ms_sql('created_ms')} AS created_at, {epoch_ms_sql('stored_ms')} AS last_stored_at,
+                   {text_bool_sql('opted')} AS is_opted_out, environment, 'profile_api' AS source, line
             FROM {winners}""",
         )
         identities = tmp.create(
@@ -159,7 +138,7 @@ class MParticleProfilesLoader(Loader):
         )
         replace_profiles(ctx, profiles, identities, attributes, audiences)
 
-        rows_read = count(ctx, f"SELECT 1 FROM {records}")
+        rows_read = count(ctx, f"SELECT 1 FROM {stage}")
         loaded = count(ctx, f"SELECT 1 FROM {winners}")
         valid = count(ctx, f"SELECT 1 FROM {checked} WHERE reason IS NULL")
         return FileResult(rows_read=rows_read, loaded=loaded, deduplicated=valid - loaded,
