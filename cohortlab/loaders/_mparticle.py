@@ -8,7 +8,7 @@ Everything here builds DuckDB SQL; nothing loops over records in Python.
   ``phonenumber2`` → ``phone_number_2``, …; device ids to the Events API ``device_info`` names
   (``ios_idfa`` → ``ios_advertising_id``, ``android_aaid``/``google_advertising_id`` →
   ``android_advertising_id``, ``android_id`` → ``android_uuid``, …). Unknown types are kept,
-  lower-cased, with spaces and hyphens turned into ``_``.
+  lower-cased and trimmed, with spaces and hyphens turned into ``_``.
 * MPIDs are read from JSON as text (``json_extract_string`` keeps the integer text exactly,
   also above 2^53) and validated by :mod:`cohortlab.identifiers`; a JSON float (``1.5``,
   ``9.08e18``, ``1.0``) is never an MPID.
@@ -77,9 +77,8 @@ IDENTITY_TYPE_ALIASES: dict[str, str] = _aliases()
 
 
 def _clean(name: str) -> str:
-    import re
-
-    return re.sub(r"[\s\-]+", "_", name.strip().lower())
+    """Python twin of :func:`clean_identity_type_sql`."""
+    return name.strip(" ").lower().replace(" ", "_").replace("-", "_")
 
 
 def normalise_identity_type(name: str) -> str:
@@ -174,11 +173,6 @@ def json_bool_sql(j: str, jtype: str | None = None) -> str:
 def text_bool_sql(t: str) -> str:
     """SQL BOOLEAN for text: 'true'/'True'/'TRUE' → TRUE, 'false'/… → FALSE, else NULL."""
     return f"CASE lower({t}) WHEN 'true' THEN TRUE WHEN 'false' THEN FALSE END"
-
-
-def json_int_sql(j: str) -> str:
-    """SQL BIGINT of a JSON integer or integer string (exact; a float or junk gives NULL)."""
-    return mpid_sql(f"CASE WHEN json_type({j}) IN ('BIGINT', 'UBIGINT', 'VARCHAR') THEN json_extract_string({j}, '$') END")
 
 
 def stage_sql(

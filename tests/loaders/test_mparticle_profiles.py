@@ -345,3 +345,21 @@ def test_mpid_round_trip_sample_files(lab, q, mparticle_data_dir):
     assert {m for (m,) in q("SELECT mpid FROM mpa_profiles")} == expected
     assert {-9223372036854775808, 9223372036854775807} - expected  # covered by the edge test above
     assert 9080350317581165123 in expected
+
+
+def test_identity_type_normalisation_sql_and_python_agree(lab):
+    from cohortlab.loaders._mparticle import (
+        IDENTITY_TYPE_ALIASES,
+        clean_identity_type_sql,
+        identity_type_sql,
+        normalise_identity_type,
+    )
+
+    names = list(IDENTITY_TYPE_ALIASES) + ["Customer ID", " Email ", "Other-ID-3", "ios_idfv", "Something Else"]
+    rows = lab.engine.query_rows(
+        f"SELECT n, {identity_type_sql('c')} FROM (SELECT n, {clean_identity_type_sql('n')} AS c "
+        f"FROM (SELECT unnest(?::VARCHAR[]) AS n))",
+        [names],
+    )
+    assert {n: t for n, t in rows} == {n: normalise_identity_type(n) for n in names}
+    assert normalise_identity_type("Other-ID-3") == "other_id_3"
