@@ -466,11 +466,24 @@ def identity_gaps_summary(resolution: pd.DataFrame, rem: pd.DataFrame, shared: p
     return "\n".join(lines)
 
 
+def sync_overview(stats: Mapping[str, Mapping[str, Any]]) -> str:
+    """One sentence over all cohorts (the first line of the sync notebook's summary)."""
+    h = sync_headline(stats)
+    if not h["sync runs"]:
+        return "**No sync runs** in the window."
+    return (
+        f"**After the last run, {h['Mixpanel members (last run)']:,} Mixpanel members face "
+        f"{h['attribute = true (last run)']:,} mParticle profiles with the attribute true** across "
+        f"{h['cohorts']} cohort(s): {h['stale true (last run)']:,} stale, {h['not yet true (last run)']:,} "
+        f"pending; {h['failed runs']:,} of {h['sync runs']:,} runs failed."
+    )
+
+
 def sync_summary(cohort: str, stats: Mapping[str, Any], one_time: Mapping[str, Any] | None = None) -> str:
     if not stats.get("runs"):
         return f"**{cohort}**: no sync runs in the window."
     s = (
-        f"**{cohort}**: {stats['runs']:,} dynamic sync runs from {stats['first_run']} to {stats['last_run']} "
+        f"**{cohort}**: {stats['runs']:,} dynamic sync run(s) from {stats['first_run']} to {stats['last_run']} "
         f"({stats['failed_runs']:,} failed, {stats['full_refreshes']:,} full refreshes). After the last run "
         f"Mixpanel has **{stats['members']:,}** members and mParticle **{stats['true_count']:,}** profiles "
         f"with the attribute true: {stats['not_yet_true']:,} not yet true, {stats['stale_true']:,} stale "

@@ -206,7 +206,7 @@ stats = {c: ci.timeline_summary(t) for c, t in timelines.items()}
 one_time_stats = {c: ci.timeline_summary(t) for c, t in one_time_timelines.items()}''', "remove-cell"),
     md("## Summary"),
     code('''\
-summary = "\\n\\n".join(ci.sync_summary(c, stats[c], one_time_stats[c]) for c in names) or "No cohorts."
+summary = "\\n\\n".join([ci.sync_overview(stats)] + [ci.sync_summary(c, stats[c], one_time_stats[c]) for c in names])
 ci.md(summary)'''),
     code('''\
 for cohort in names:
