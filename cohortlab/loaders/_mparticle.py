@@ -288,7 +288,9 @@ def attributes_sql(stage: str, col: str) -> str:
 
 # --------------------------------------------------------------------------- writing
 class Temp:
-    """Per-file temp table names (``_mpa<load_id>_<name>``), dropped by :meth:`drop_all`."""
+    """Per-file temp table names (``_mpa<load_id>_<name>``), dropped by :meth:`drop_all` after a
+    successful file. Not in a ``finally``: after an engine error the transaction is aborted (any
+    statement fails and would hide the real error); the rollback removes the temp tables anyway."""
 
     def __init__(self, ctx: FileContext) -> None:
         self.ctx = ctx

@@ -80,10 +80,9 @@ class MParticleBatchesLoader(Loader):
 
     def load_file(self, ctx: FileContext) -> FileResult:
         tmp = Temp(ctx)
-        try:
-            return self._load(ctx, tmp)
-        finally:
-            tmp.drop_all()
+        result = self._load(ctx, tmp)
+        tmp.drop_all()  # on error the load's transaction rolls back, temp tables included
+        return result
 
     def _load(self, ctx: FileContext, tmp: Temp) -> FileResult:
         ex = ctx.engine.execute

@@ -67,10 +67,9 @@ class MParticleCsvLoader(Loader):
         if not head_text(ctx.path, 4096).strip("\ufeff \t\r\n"):
             raise LoadError(ctx.path, "empty file")
         tmp = Temp(ctx)
-        try:
-            return self._load(ctx, tmp)
-        finally:
-            tmp.drop_all()
+        result = self._load(ctx, tmp)
+        tmp.drop_all()  # on error the load's transaction rolls back, temp tables included
+        return result
 
     def _load(self, ctx: FileContext, tmp: Temp) -> FileResult:
         columns = [r[0] for r in ctx.engine.query_rows(f"DESCRIBE SELECT * FROM {self._read_csv(ctx)}")]

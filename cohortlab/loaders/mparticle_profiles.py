@@ -72,10 +72,9 @@ class MParticleProfilesLoader(Loader):
 
     def load_file(self, ctx: FileContext) -> FileResult:
         tmp = Temp(ctx)
-        try:
-            return self._load(ctx, tmp)
-        finally:
-            tmp.drop_all()
+        result = self._load(ctx, tmp)
+        tmp.drop_all()  # on error the load's transaction rolls back, temp tables included
+        return result
 
     def _load(self, ctx: FileContext, tmp: Temp) -> FileResult:
         stage = tmp.create("stage", stage_sql(records_sql(ctx), _SCALARS, _CONTAINERS, _CHECKS))

@@ -80,6 +80,7 @@ def test_truncated_gzip_is_a_load_error(lab, write, table_snapshot, kind):
     with pytest.raises(LoadError) as e:
         lab.load(kind, p)
     assert str(p) in str(e.value)
+    assert "gzip" in str(e.value).lower()  # the real cause, not a follow-up error
     assert table_snapshot() == before
 
 
