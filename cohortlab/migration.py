@@ -1,0 +1,729 @@
+"""SPEC §6: External Identity Type (EIT) migration what-if, plan comparison and validation.
+
+Model
+-----
+1. **Persons.** Every Mixpanel ``distinct_id`` seen in ``mp_events`` is linked to one mParticle
+   person (an MPID), first match wins:
+   a. a valid ``$mparticle_user_id`` event property that is an existing MPID;
+   b. the ``distinct_id`` itself is the decimal text of an existing MPID;
+   c. the event ``$user_id`` or the ``distinct_id`` equals a *user* identity value (customer_id,
+      email, other, ...) held by exactly one profile (``mpa_identities``);
+   d. Simplified ID Merge: a device (``$device_id``, or the ``$device:`` distinct_id) is merged
+      into the first identified user seen with it, so anonymous events follow that user;
+   e. a *device* identity of exactly one profile equals the device id;
+   f. a valid ``$mparticle_user_id`` that is not an existing MPID (a deleted profile).
+   A distinct_id that links to nothing is its own person, without an MPID ("not in mParticle").
+2. **What Mixpanel would hold under a plan.** Each event is re-keyed with the EIT in force at
+   its time: ``mparticle_id`` → the person's MPID (decimal text); ``customer_id``/``email``/
+   ``other``/``other2..4`` → the person's identity value of that type, or ``$device:<device>``
+   when the person has none (an unlinked person keeps its own distinct_id). One Mixpanel
+   profile per (person, key): a person active before and after a switch has two (a *split*).
+   A profile exists from its first event.
+3. **$mparticle_user_id.** A remediation (Rule or SDK) writes it on the profile the event goes
+   to, for every event at or after its start; the event rule (``event_identity_cutoff``)
+   puts it on every event at or after the cutoff. Either way the value is the person's MPID.
+4. **Matching** (SPEC §3, the given settings): a profile matches at time T when its person's
+   MPID exists and (it got ``$mparticle_user_id`` from an event at or after a remediation start
+   or the cutoff, before T) or (its key is the MPID and the ``$distinct_id`` fallback applies:
+   ``fallback='data'`` always, ``'strict'`` only when the plan's EIT at T is ``mparticle_id``).
+5. **Members** are all profiles that exist at T (``members='all'``). A daily value is the state at
+   the end of the day (as-of = next midnight UTC).
+6. **Future activity.** ``activity='observed'`` uses the loaded events only (nobody is active
+   after the last event). ``activity='repeat'`` projects the observed activity forward by
+   repeating it with the period of the observed span (whole days), up to the window end.
+
+All heavy work is set-based DuckDB SQL in named steps (:class:`cohortlab.pipeline.Pipeline`,
+portable subset); the per-day numbers come from a histogram of (first seen, matched from) days
+joined to the day grid, never from one query per day.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, Iterable
+
+import pandas as pd
+
+from cohortlab.engines.base import Engine
+from cohortlab.identifiers import is_valid_mpid_sql, mpid_sql
+from cohortlab.pipeline import Pipeline
+from cohortlab.plans import EIT_IDENTITY_TYPE, MigrationPlan
+from cohortlab.settings import SyncSettings, naive_utc, parse_time
+
+IDENTITY_COLUMNS = {t: f"id_{t}" for t in EIT_IDENTITY_TYPE.values() if t}
+
+# tables written (the notebook reads them)
+DAILY_TABLE = "migration_daily"
+USERS_TABLE = "migration_users"
+SUMMARY_TABLE = "migration_summary"
+PLANS_TABLE = "migration_plans"
+VALIDATION_TABLE = "migration_validation"
+VALIDATION_SUMMARY_TABLE = "migration_validation_summary"
+
+
+# --------------------------------------------------------------------------- SQL helpers
+def _ts(v: datetime | date | None) -> str:
+    if v is None:
+        return "NULL"
+    if isinstance(v, date) and not isinstance(v, datetime):
+        v = datetime(v.year, v.month, v.day)
+    v = naive_utc(v) if v.tzinfo else v
+    return f"TIMESTAMP '{v.strftime('%Y-%m-%d %H:%M:%S.%f')}'"
+
+
+def _str(v: str | None) -> str:
+    return "NULL" if v is None else "'" + str(v).replace("'", "''") + "'"
+
+
+def _to_day(v: Any) -> date:
+    if isinstance(v, datetime):
+        return naive_utc(v).date() if v.tzinfo else v.date()
+    if isinstance(v, date):
+        return v
+    if isinstance(v, str) and len(v.strip()) == 10:
+        return date.fromisoformat(v.strip())
+    return naive_utc(parse_time(v)).date()
+
+
+def _naive(v: Any) -> datetime | None:
+    if v is None:
+        return None
+    if isinstance(v, date) and not isinstance(v, datetime):
+        return datetime(v.year, v.month, v.day)
+    if isinstance(v, str) and len(v.strip()) == 10:
+        return datetime.fromisoformat(v.strip())
+    t = parse_time(v)
+    return naive_utc(t)
+
+
+# --------------------------------------------------------------------------- 1. persons
+def _interval_case(col: str, bounds: list[datetime]) -> str:
+    """SQL: index of the interval of ``col`` among the sorted ``bounds`` (0 before the first)."""
+    if not bounds:
+        return "0"
+    return ("CASE " + " ".join(f"WHEN {col} >= {_ts(b)} THEN {i + 1}" for i, b in reversed(list(enumerate(bounds))))
+            + " ELSE 0 END")
+
+
+def prepare_pipeline(*, bounds: list[datetime] | None = None, shifts: list[int] | None = None,
+                     window_end: datetime | None = None) -> dict[str, Pipeline]:
+    """The plan-independent steps.
+
+    ``mig_evu``: ONE scan of ``mp_events``, grouped by (distinct_id, device, interval), where the
+    intervals are cut at every instant any plan cares about (``bounds``: switches, remediation
+    starts, cutoffs, the as-of time, the window end, each also shifted back by the projection
+    periods). No row straddles an instant, so every later step works on these few rows exactly.
+    ``mig_map`` links distinct_ids to persons, ``mig_persons`` holds one row per person with its
+    identities, ``mig_act`` the activity rows (pid, interval, first/last time, events), projected
+    copies included (``shifts``: days added to each copy)."""
+    bounds = sorted(set(bounds or []))
+    scan = Pipeline()
+    scan.add("ev", f"""
+        SELECT distinct_id, user_id,
+               coalesce(device_id, CASE WHEN starts_with(distinct_id, '$device:') THEN substr(distinct_id, 9) END) AS device,
+               mparticle_user_id, time, {_interval_case('time', bounds)} AS u
+        FROM mp_events
+        WHERE distinct_id IS NOT NULL AND time IS NOT NULL""")
+    scan.add("evu", """
+        SELECT distinct_id, device, u, min(time) AS t_min, max(time) AS t_max, count(*) AS n,
+               max(user_id) AS user_id, min(mparticle_user_id) AS mup_lo, max(mparticle_user_id) AS mup_hi
+        FROM ev GROUP BY distinct_id, device, u""")
+
+    link = Pipeline()
+    link.add("prof", "SELECT DISTINCT mpid FROM mpa_profiles WHERE mpid IS NOT NULL")
+    link.add("uid", """
+        SELECT value, min(mpid) AS mpid FROM mpa_identities
+        WHERE kind = 'user' AND value IS NOT NULL
+        GROUP BY value HAVING count(DISTINCT mpid) = 1""")
+    link.add("devid", """
+        SELECT value, min(mpid) AS mpid FROM mpa_identities
+        WHERE kind = 'device' AND value IS NOT NULL
+        GROUP BY value HAVING count(DISTINCT mpid) = 1""")
+    link.add("dd", """
+        SELECT distinct_id, device, max(user_id) AS user_id,
+               min(mup_lo) AS mup_lo, max(mup_hi) AS mup_hi, min(t_min) AS first_t
+        FROM mig_evu GROUP BY distinct_id, device""")
+    link.add("dd_m", f"""
+        SELECT dd.distinct_id, dd.device, dd.first_t,
+               coalesce(p1.mpid, p2.mpid, p3.mpid, u1.mpid, u2.mpid) AS mpid_direct,
+               coalesce({mpid_sql('dd.mup_hi')}, {mpid_sql('dd.mup_lo')}) AS mpid_claimed
+        FROM dd
+        LEFT JOIN prof p1 ON p1.mpid = {mpid_sql('dd.mup_hi')}
+        LEFT JOIN prof p2 ON p2.mpid = {mpid_sql('dd.mup_lo')}
+        LEFT JOIN prof p3 ON p3.mpid = {mpid_sql('dd.distinct_id')}
+        LEFT JOIN uid u1 ON u1.value = dd.user_id
+        LEFT JOIN uid u2 ON u2.value = dd.distinct_id""")
+    link.add("did", """
+        SELECT distinct_id, max(mpid_direct) AS mpid_direct, max(mpid_claimed) AS mpid_claimed,
+               min(device) AS device, min(first_t) AS first_t
+        FROM dd_m GROUP BY distinct_id""")
+    link.add("dev_link", """
+        SELECT m.device, arg_min(d.mpid_direct, m.first_t) AS mpid
+        FROM dd_m m JOIN did d ON d.distinct_id = m.distinct_id
+        WHERE m.device IS NOT NULL AND d.mpid_direct IS NOT NULL
+        GROUP BY m.device""")
+    link.add("did_dev", """
+        SELECT m.distinct_id, min(l.mpid) AS mpid
+        FROM dd_m m JOIN dev_link l ON l.device = m.device
+        GROUP BY m.distinct_id""")
+    link.add("did_dvi", """
+        SELECT m.distinct_id, min(v.mpid) AS mpid
+        FROM dd_m m JOIN devid v ON v.value = m.device
+        GROUP BY m.distinct_id""")
+    link.add("did_res", """
+        SELECT d.distinct_id, d.device, d.first_t,
+               coalesce(d.mpid_direct, dv.mpid, dvi.mpid, d.mpid_claimed) AS mpid,
+               CASE WHEN d.mpid_direct IS NOT NULL THEN 'direct'
+                    WHEN dv.mpid IS NOT NULL THEN 'device_merge'
+                    WHEN dvi.mpid IS NOT NULL THEN 'device_identity'
+                    WHEN d.mpid_claimed IS NOT NULL THEN 'claimed'
+                    ELSE 'none' END AS link
+        FROM did d
+        LEFT JOIN did_dev dv ON dv.distinct_id = d.distinct_id
+        LEFT JOIN did_dvi dvi ON dvi.distinct_id = d.distinct_id""")
+    link.add("map", """
+        SELECT distinct_id, mpid, link, device, first_t,
+               CASE WHEN mpid IS NULL THEN distinct_id END AS anon_id
+        FROM did_res""")
+
+    persons = Pipeline()
+    persons.add("idv", "SELECT mpid, "
+                + ", ".join(f"min(CASE WHEN identity_type = '{t}' THEN value END) AS {c}"
+                            for t, c in IDENTITY_COLUMNS.items())
+                + " FROM mpa_identities WHERE kind = 'user' GROUP BY mpid")
+    persons.add("prof", "SELECT DISTINCT mpid FROM mpa_profiles WHERE mpid IS NOT NULL")
+    persons.add("p0", """
+        SELECT mpid, anon_id, min(device) AS device, min(first_t) AS first_t
+        FROM mig_map GROUP BY mpid, anon_id""")
+    persons.add("p1", """
+        SELECT row_number() OVER (ORDER BY p0.first_t, p0.mpid, p0.anon_id) AS pid,
+               p0.mpid, p0.anon_id, prof.mpid IS NOT NULL AS mpid_exists,
+               CASE WHEN p0.anon_id IS NOT NULL THEN p0.anon_id
+                    WHEN p0.device IS NOT NULL THEN '$device:' || p0.device
+                    ELSE '$device:mpid-' || CAST(p0.mpid AS VARCHAR) END AS device_key
+        FROM p0 LEFT JOIN prof ON prof.mpid = p0.mpid""")
+    persons.add("persons", "SELECT p1.*, " + ", ".join(f"idv.{c}" for c in IDENTITY_COLUMNS.values())
+                + " FROM p1 LEFT JOIN idv ON idv.mpid = p1.mpid")
+
+    act = Pipeline()
+    act.add("pmap", """
+        SELECT m.distinct_id, p.pid FROM mig_map m
+        JOIN mig_persons p ON p.mpid IS NOT DISTINCT FROM m.mpid AND p.anon_id IS NOT DISTINCT FROM m.anon_id""")
+    act.add("obs", """
+        SELECT pm.pid, e.u, e.t_min, e.t_max, e.n
+        FROM mig_evu e JOIN pmap pm ON pm.distinct_id = e.distinct_id""")
+    parts = ["SELECT pid, u, 0 AS k, t_min, t_max, n, FALSE AS projected FROM obs"
+             + (f" WHERE t_min < {_ts(window_end)}" if window_end is not None else "")]
+    for k, days in enumerate(shifts or [], start=1):
+        sh = f"INTERVAL {int(days)} DAY"
+        parts.append(f"SELECT pid, u, {k} AS k, t_min + {sh} AS t_min, t_max + {sh} AS t_max, n, TRUE AS projected "
+                     f"FROM obs WHERE t_min + {sh} < {_ts(window_end)}")
+    act.add("act", "\nUNION ALL\n".join(parts))
+    return {"mig_evu": scan, "mig_map": link, "mig_persons": persons, "mig_act": act}
+
+
+@dataclass
+class Prepared:
+    data_start: datetime | None
+    data_end: datetime | None
+    window_end: datetime | None
+    period_days: int | None
+    shifts: list[int]
+    bounds: list[datetime]
+    persons: int
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+def prepare(engine: Engine, plans: Iterable[MigrationPlan] = (), *, window_end: Any = None,
+            project: bool = False, extra_bounds: Iterable[Any] = (), debug: bool = False) -> Prepared:
+    """Materialise ``mig_evu``, ``mig_map``, ``mig_persons`` and ``mig_act`` for ``plans``.
+    With ``project``, the observed activity is repeated (period = the observed span in whole
+    days) up to ``window_end``."""
+    lo, hi = engine.query_rows("SELECT min(time), max(time) FROM mp_events")[0]
+    we = _naive(window_end) if window_end is not None else None
+    instants = set()
+    for p in plans:
+        for t, _ in p.changes:
+            instants.add(naive_utc(t))
+    instants |= {_naive(x) for x in extra_bounds if x is not None}
+    if we is not None:
+        instants.add(we)
+    shifts: list[int] = []
+    period = None
+    if project and we is not None and lo is not None:
+        period = (hi.date() - lo.date()).days + 1
+        day0 = datetime.combine(lo.date(), datetime.min.time())
+        k = 1
+        while day0 + timedelta(days=k * period) < we:
+            shifts.append(k * period)
+            k += 1
+    bounds = sorted(instants | {b - timedelta(days=d) for b in instants for d in shifts})
+    pipes = prepare_pipeline(bounds=bounds, shifts=shifts, window_end=we)
+    counts = {}
+    for table, pipe in pipes.items():
+        counts[table] = pipe.run(engine, table, debug=debug, temp=True)
+    n = engine.count("mig_persons")
+    return Prepared(lo, hi, we, period, shifts, bounds, n, counts)
+
+
+# --------------------------------------------------------------------------- 2. per plan
+def _key_sql(eit: str) -> tuple[str, str]:
+    """(distinct_id expression, is-MPID-key expression) for one EIT, over ``p`` = mig_persons."""
+    if eit == "mparticle_id":
+        return ("CASE WHEN p.mpid IS NOT NULL THEN CAST(p.mpid AS VARCHAR) ELSE p.device_key END",
+                "p.mpid IS NOT NULL")
+    col = IDENTITY_COLUMNS[EIT_IDENTITY_TYPE[eit]]
+    return (f"CASE WHEN p.anon_id IS NOT NULL THEN p.anon_id ELSE coalesce(p.{col}, p.device_key) END", "FALSE")
+
+
+def plan_keys_pipeline(plan: MigrationPlan, *, horizon: datetime | None = None,
+                       observed_only: bool = False, window_end: datetime | None = None) -> Pipeline:
+    """Steps from ``mig_act`` to one row per (person, Mixpanel profile key) under ``plan``:
+    first/last activity, when ``$mparticle_user_id`` arrives (remediation / event rule)."""
+    tl = plan.eit_timeline
+    rem = min((r.since for r in plan.remediation), default=None)
+    cut = plan.event_identity_cutoff
+    # mig_act rows never straddle a plan instant (prepare() cut them there), so comparing the
+    # first time of a row with an instant decides for the whole row.
+    where = []
+    if horizon is not None:
+        where.append(f"t_min <= {_ts(horizon)}")
+    if window_end is not None:
+        where.append(f"t_min < {_ts(window_end)}")
+    if observed_only:
+        where.append("NOT projected")
+    dated = [(i, x) for i, x in enumerate(tl) if x.since is not None]
+    ep = ("CASE " + " ".join(f"WHEN t_min >= {_ts(x.since)} THEN {i}" for i, x in reversed(dated)) + " ELSE 0 END"
+          if dated else "0")
+    p = Pipeline()
+    p.add("act", "SELECT pid, t_min, t_max, n, " + ep + " AS ep FROM mig_act"
+          + (" WHERE " + " AND ".join(where) if where else ""))
+    rfix = f"min(CASE WHEN t_min >= {_ts(rem)} THEN t_min END)" if rem is not None else "CAST(NULL AS TIMESTAMP)"
+    cfix = f"min(CASE WHEN t_min >= {_ts(cut)} THEN t_min END)" if cut is not None else "CAST(NULL AS TIMESTAMP)"
+    p.add("pe", f"""
+        SELECT pid, ep, min(t_min) AS first_t, max(t_max) AS last_t, sum(n) AS events,
+               {rfix} AS rfix_t, {cfix} AS cfix_t
+        FROM act GROUP BY pid, ep""")
+    keys = [_key_sql(x.eit) for x in tl]
+    if len(keys) == 1:
+        key, mk = keys[0]
+    else:
+        key = "CASE pe.ep " + " ".join(f"WHEN {i} THEN {k}" for i, (k, _) in enumerate(keys)) + " END"
+        mk = "CASE pe.ep " + " ".join(f"WHEN {i} THEN {m}" for i, (_, m) in enumerate(keys)) + " END"
+    p.add("pk0", f"""
+        SELECT pe.pid, p.mpid, p.mpid_exists, {key} AS distinct_id, {mk} AS mpid_key,
+               pe.first_t, pe.last_t, pe.events, pe.rfix_t, pe.cfix_t
+        FROM pe JOIN mig_persons p ON p.pid = pe.pid""")
+    p.add("pk1", """
+        SELECT pid, distinct_id, any_value(mpid) AS mpid, bool_or(mpid_exists) AS mpid_exists,
+               bool_or(mpid_key) AS mpid_key, min(first_t) AS first_t, max(last_t) AS last_t,
+               CAST(sum(events) AS BIGINT) AS events, min(rfix_t) AS rfix_t, min(cfix_t) AS cfix_t
+        FROM pk0 GROUP BY pid, distinct_id""")
+    p.add("pk", """
+        SELECT pid, distinct_id, mpid, mpid_exists, mpid_key, first_t, last_t, events, rfix_t, cfix_t,
+               CASE WHEN mpid_exists THEN least(rfix_t, cfix_t) END AS fix_t,
+               CASE WHEN mpid_exists AND mpid_key THEN first_t END AS fb_t,
+               row_number() OVER (PARTITION BY pid ORDER BY first_t, distinct_id) AS profile_rank,
+               count(*) OVER (PARTITION BY pid) AS person_profiles
+        FROM pk1""")
+    return p
+
+
+def daily_pipeline(keys_table: str, start: date, end: date, fb_ok: list[bool], eits: list[str]) -> Pipeline:
+    """Day grid × histogram of (first seen day, matched-from day, fallback day)."""
+    n = (end - start).days + 1
+    s = _ts(start)
+    e = _ts(end + timedelta(days=1))
+
+    def idx(x: str) -> str:
+        return (f"CASE WHEN {x} IS NULL THEN {n} WHEN {x} < {s} THEN -1 WHEN {x} >= {e} THEN {n} "
+                f"ELSE date_diff('day', CAST({s} AS DATE), CAST({x} AS DATE)) END")
+
+    rows = ", ".join(
+        f"({i}, DATE '{start + timedelta(days=i)}', {_ts(start + timedelta(days=i + 1))}, {_str(eits[i])}, {'TRUE' if fb_ok[i] else 'FALSE'})"
+        for i in range(n))
+    p = Pipeline()
+    p.add("days", f"SELECT * FROM (VALUES {rows}) AS v(i, day, as_of, eit, fb_ok)")
+    p.add("hk", f"""
+        SELECT {idx('first_t')} AS e, {idx('fix_t')} AS f, {idx('fb_t')} AS b, count(*) AS n
+        FROM {keys_table} GROUP BY 1, 2, 3""")
+    p.add("pp", f"""
+        SELECT pid, min(first_t) AS p_first,
+               min(CASE WHEN profile_rank = 2 THEN first_t END) AS p_second,
+               min(fix_t) AS p_fix, min(fb_t) AS p_fb
+        FROM {keys_table} GROUP BY pid""")
+    p.add("hp", f"""
+        SELECT {idx('p_first')} AS a, {idx('p_second')} AS s, {idx('p_fix')} AS f, {idx('p_fb')} AS b, count(*) AS n
+        FROM pp GROUP BY 1, 2, 3, 4""")
+    p.add("dk", """
+        SELECT d.i, CAST(sum(CASE WHEN h.e <= d.i THEN h.n ELSE 0 END) AS BIGINT) AS members,
+               CAST(sum(CASE WHEN h.f <= d.i OR (h.b <= d.i AND d.fb_ok) THEN h.n ELSE 0 END) AS BIGINT) AS matched
+        FROM days d CROSS JOIN hk h GROUP BY d.i""")
+    p.add("dp", """
+        SELECT d.i, CAST(sum(CASE WHEN h.a <= d.i THEN h.n ELSE 0 END) AS BIGINT) AS people,
+               CAST(sum(CASE WHEN h.f <= d.i OR (h.b <= d.i AND d.fb_ok) THEN h.n ELSE 0 END) AS BIGINT) AS matched_people,
+               CAST(sum(CASE WHEN h.s <= d.i THEN h.n ELSE 0 END) AS BIGINT) AS split_profiles
+        FROM days d CROSS JOIN hp h GROUP BY d.i""")
+    p.add("daily", """
+        SELECT d.i AS day_index, d.day, d.as_of, d.eit,
+               coalesce(k.members, 0) AS members, coalesce(k.matched, 0) AS matched,
+               coalesce(q.people, 0) AS people, coalesce(q.matched_people, 0) AS matched_people,
+               coalesce(q.split_profiles, 0) AS split_profiles
+        FROM days d LEFT JOIN dk k ON k.i = d.i LEFT JOIN dp q ON q.i = d.i""")
+    return p
+
+
+def status_pipeline(keys_table: str, plan: MigrationPlan, settings: SyncSettings, as_of: datetime,
+                    *, inclusive: bool = False) -> Pipeline:
+    """Per (person, profile) status at ``as_of`` (SPEC §3 vocabulary) and its category."""
+    fb_ok = settings.fallback == "data" or plan.eit_at(as_of) == "mparticle_id"
+    a = _ts(as_of)
+    lt = "<=" if inclusive else "<"
+    fix_instants = plan.fix_instants()
+    first_fix = min(fix_instants) if fix_instants else None
+    p = Pipeline()
+    p.add("st", f"""
+        SELECT k.*,
+          k.first_t {lt} {a} AS exists_at,
+          CASE WHEN k.mpid_exists AND k.rfix_t {lt} {a} THEN 'mparticle_user_id'
+               WHEN k.mpid_exists AND k.cfix_t {lt} {a} THEN 'event_property'
+               WHEN {'TRUE' if fb_ok else 'FALSE'} THEN 'distinct_id'
+               ELSE 'none' END AS identifier_source
+        FROM {keys_table} k""")
+    p.add("st2", f"""
+        SELECT st.*,
+          CASE WHEN identifier_source IN ('mparticle_user_id', 'event_property') THEN 'matched'
+               WHEN identifier_source = 'distinct_id' AND mpid_exists AND mpid_key THEN 'matched'
+               ELSE 'unmatched' END AS status
+        FROM st""")
+    p.add("st3", f"""
+        SELECT st2.*,
+          CASE WHEN status = 'matched' THEN NULL
+               WHEN identifier_source = 'none' THEN 'fallback_disabled'
+               WHEN {is_valid_mpid_sql('distinct_id')} THEN 'mpid_not_found'
+               ELSE 'distinct_id_not_mpid' END AS gap_reason,
+          bool_or(status = 'matched') OVER (PARTITION BY pid) AS person_matched,
+          max(last_t) OVER (PARTITION BY pid) AS person_last_t
+        FROM st2""")
+    p.add("users", f"""
+        SELECT st3.*,
+          CASE WHEN status = 'matched' THEN 'matched'
+               WHEN mpid IS NULL OR NOT mpid_exists THEN 'not_in_mparticle'
+               WHEN person_matched THEN 'stranded_split'
+               WHEN {('person_last_t < ' + _ts(first_fix)) if first_fix else 'FALSE'} THEN 'never_fixable'
+               ELSE 'unfixed' END AS category
+        FROM st3 WHERE exists_at""")
+    return p
+
+
+# --------------------------------------------------------------------------- orchestration
+def _days(start: date, end: date) -> list[date]:
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def _settings(settings) -> SyncSettings:
+    return SyncSettings.coerce(settings)
+
+
+def time_to_fraction(daily: pd.DataFrame, since: datetime | None, fraction: float) -> float | None:
+    """Days from ``since`` (or the window start) until the match rate reaches ``fraction`` of its
+    final value and stays there; None if the final rate is 0."""
+    if daily.empty:
+        return None
+    d = daily.sort_values("day")
+    final = float(d["match_rate"].iloc[-1])
+    if not final or math.isnan(final):
+        return None
+    start = pd.Timestamp(since).tz_localize(None).normalize() if since is not None else pd.Timestamp(d["day"].iloc[0])
+    ok = (d["match_rate"] >= fraction * final - 1e-12).to_numpy()
+    # first index from which all later days are ok
+    first = len(ok)
+    for i in range(len(ok) - 1, -1, -1):
+        if ok[i]:
+            first = i
+        else:
+            break
+    day = pd.Timestamp(d["day"].iloc[first])
+    return max(0.0, float((day - start).days))
+
+
+@dataclass
+class PlanRun:
+    plan: MigrationPlan
+    daily: pd.DataFrame
+    summary: dict[str, Any]
+
+
+def run_plans(engine: Engine, plans: Iterable[MigrationPlan], start: Any, end: Any, *,
+              settings: Any = None, activity: str = "observed", store: bool = True,
+              debug: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Predict every plan over the days ``start..end`` (inclusive). Returns (daily, summary);
+    with ``store`` writes ``migration_daily``, ``migration_users``, ``migration_summary``,
+    ``migration_plans`` (rows of these plans replaced)."""
+    plans = [MigrationPlan.coerce(p) for p in plans]
+    names = [p.name for p in plans]
+    if len(set(names)) != len(names):
+        raise ValueError(f"plan names must be unique: {names}")
+    st = _settings(settings)
+    d0, d1 = _to_day(start), _to_day(end)
+    if d1 < d0:
+        raise ValueError(f"window end {d1} is before its start {d0}")
+    window_end = datetime.combine(d1 + timedelta(days=1), datetime.min.time())
+    if activity not in ("observed", "repeat"):
+        raise ValueError("activity must be 'observed' or 'repeat'")
+    prep = prepare(engine, plans, window_end=window_end, project=activity == "repeat", debug=debug)
+    days = _days(d0, d1)
+    dailies, summaries = [], []
+    for plan in plans:
+        kp = plan_keys_pipeline(plan, window_end=window_end, observed_only=activity == "observed")
+        kp.run(engine, "mig_keys", debug=debug, temp=True)
+        eits = [plan.eit_at(datetime.combine(d + timedelta(days=1), datetime.min.time()).replace(tzinfo=timezone.utc))
+                for d in days]
+        fb_ok = [st.fallback == "data" or e == "mparticle_id" for e in eits]
+        dp = daily_pipeline("mig_keys", d0, d1, fb_ok, eits)
+        daily = engine.query_df(dp.sql() + " ORDER BY day_index")
+        daily.insert(0, "plan", plan.name)
+        daily["match_rate"] = (daily["matched"] / daily["members"].where(daily["members"] > 0)).astype(float)
+        daily["people_match_rate"] = (daily["matched_people"] / daily["people"].where(daily["people"] > 0)).astype(float)
+        daily["overcount"] = daily["members"] - daily["people"]
+        daily["day"] = pd.to_datetime(daily["day"])
+        sp = status_pipeline("mig_keys", plan, st, window_end)
+        if store:
+            engine.materialise("mig_users_tmp", sp.sql(), temp=True)
+            users_src = "mig_users_tmp"
+        else:
+            engine.materialise("mig_users_tmp", sp.sql(), temp=True)
+            users_src = "mig_users_tmp"
+        cat = dict(engine.query_rows(f"SELECT category, count(*) FROM {users_src} GROUP BY category"))
+        never = engine.query_rows(f"""
+            SELECT count(DISTINCT pid) FILTER (WHERE category = 'never_fixable'),
+                   count(DISTINCT pid) FILTER (WHERE NOT person_matched),
+                   count(DISTINCT pid) FILTER (WHERE person_profiles > 1)
+            FROM {users_src}""")[0]
+        change = plan.first_change()
+        last = daily.iloc[-1] if len(daily) else None
+        summaries.append({
+            "plan": plan.name,
+            "start": pd.Timestamp(d0), "end": pd.Timestamp(d1),
+            "first_change": pd.Timestamp(naive_utc(change)) if change else pd.NaT,
+            "members_end": int(last["members"]) if last is not None else 0,
+            "matched_end": int(last["matched"]) if last is not None else 0,
+            "final_match_rate": float(last["match_rate"]) if last is not None else float("nan"),
+            "people_end": int(last["people"]) if last is not None else 0,
+            "split_profiles_end": int(last["split_profiles"]) if last is not None else 0,
+            "stranded_profiles": int(cat.get("stranded_split", 0)),
+            "never_fixable_users": int(never[0] or 0),
+            "unmatched_users": int(never[1] or 0),
+            "not_in_mparticle_profiles": int(cat.get("not_in_mparticle", 0)),
+            "unfixed_profiles": int(cat.get("unfixed", 0)),
+            "days_to_90pct": time_to_fraction(daily, change, 0.90),
+            "days_to_99pct": time_to_fraction(daily, change, 0.99),
+        })
+        if store:
+            _replace_rows(engine, USERS_TABLE, plan.name, f"""
+                SELECT {_str(plan.name)} AS plan, pid, mpid, distinct_id, mpid_key AS keyed_by_mpid,
+                       first_t AS first_seen, last_t AS last_seen, events,
+                       rfix_t AS remediation_at, cfix_t AS event_rule_at,
+                       least(fix_t, fb_t) AS matchable_from, identifier_source, status, gap_reason,
+                       category, person_profiles, person_matched
+                FROM {users_src}""")
+        dailies.append(daily)
+    daily = pd.concat(dailies, ignore_index=True) if dailies else pd.DataFrame()
+    summary = pd.DataFrame(summaries)
+    if store:
+        _store_df(engine, DAILY_TABLE, daily, names)
+        _store_df(engine, SUMMARY_TABLE, summary, names)
+        _store_df(engine, PLANS_TABLE, pd.DataFrame({
+            "plan": names, "definition": [p.model_dump_json() for p in plans],
+            "yaml": [p.to_yaml() for p in plans]}), names)
+    return daily, summary
+
+
+def _replace_rows(engine: Engine, table: str, plan: str, select_sql: str) -> None:
+    if engine.table_exists(table):
+        engine.execute(f"DELETE FROM {table} WHERE plan = {_str(plan)}")
+        engine.execute(f"INSERT INTO {table} BY NAME {select_sql}")
+    else:
+        engine.execute(f"CREATE TABLE {table} AS {select_sql}")
+
+
+def _store_df(engine: Engine, table: str, df: pd.DataFrame, plans: list[str]) -> None:
+    if df.empty:
+        return
+    engine.register("_mig_df", df)
+    try:
+        if engine.table_exists(table):
+            engine.execute(f"DELETE FROM {table} WHERE plan IN ({', '.join(_str(p) for p in plans)})")
+            try:
+                engine.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _mig_df")
+            except Exception:  # schema changed: rebuild
+                engine.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM _mig_df")
+        else:
+            engine.execute(f"CREATE TABLE {table} AS SELECT * FROM _mig_df")
+    finally:
+        getattr(engine, "con", None) and engine.con.unregister("_mig_df")
+
+
+# --------------------------------------------------------------------------- 3. validation
+@dataclass
+class ValidationResult:
+    plan: str
+    cohort: str
+    at: datetime
+    users: pd.DataFrame          # one row per cohort member: predicted vs observed
+    confusion: pd.DataFrame      # predicted × observed (matched/unmatched) counts
+    observed_match_rate: float
+    predicted_match_rate: float
+    differ: int
+    differ_explained: dict[str, int]
+    verdict: str
+
+    def __str__(self) -> str:
+        return self.verdict
+
+    @property
+    def differences(self) -> pd.DataFrame:
+        return self.users[self.users["differs"]]
+
+
+def predict_at(engine: Engine, plan: MigrationPlan, at: Any, *, settings: Any = None,
+               table: str = "mig_predicted") -> str:
+    """Materialise the predicted status of every profile under ``plan`` at ``at`` (events with
+    time <= at, as SPEC §3 does) into ``table``; returns the table name."""
+    plan = MigrationPlan.coerce(plan)
+    st = _settings(settings)
+    at_ = _naive(at)
+    prepare(engine, [plan], extra_bounds=[at_ + timedelta(microseconds=1)])
+    plan_keys_pipeline(plan, horizon=at_).run(engine, "mig_keys_at", temp=True)
+    engine.materialise(table, status_pipeline("mig_keys_at", plan, st, at_, inclusive=True).sql(), temp=True)
+    return table
+
+
+def validate(engine: Engine, plan: Any, observed: pd.DataFrame, cohort: str, at: Any, *,
+             settings: Any = None, store: bool = True) -> ValidationResult:
+    """Compare the prediction of ``plan`` at ``at`` with ``observed`` (the resolution table of
+    ``cohort`` at ``at``: distinct_id, status, gap_reason[, identifier_source]) per member."""
+    plan = MigrationPlan.coerce(plan)
+    at_ = _naive(at)
+    predict_at(engine, plan, at_, settings=settings)
+    obs = observed.copy()
+    if "cohort_name" in obs.columns:
+        obs = obs[obs["cohort_name"] == cohort] if cohort in set(obs["cohort_name"]) else obs
+    keep = [c for c in ("distinct_id", "status", "gap_reason", "identifier_source", "mpid") if c in obs.columns]
+    obs = obs[keep].drop_duplicates("distinct_id")
+    engine.register("_mig_obs", obs.rename(columns={c: f"obs_{c}" for c in keep if c != "distinct_id"}))
+    ocols = ", ".join(f"o.obs_{c}" for c in keep if c != "distinct_id")
+    try:
+        df = engine.query_df(f"""
+            WITH later AS (
+                SELECT pid, CAST(sum(n) AS BIGINT) AS events_after, min(t_min) AS next_activity
+                FROM mig_act WHERE t_min > {_ts(at_)} AND NOT projected GROUP BY pid),
+            pred AS (
+                SELECT p.*, m.link FROM mig_predicted p
+                LEFT JOIN mig_map m ON m.distinct_id = p.distinct_id)
+            SELECT o.distinct_id, {ocols},
+                   p.pid, p.mpid AS predicted_mpid, p.link,
+                   coalesce(p.status, 'unmatched') AS predicted_status,
+                   CASE WHEN p.pid IS NULL THEN 'not_predicted' ELSE p.gap_reason END AS predicted_gap_reason,
+                   p.identifier_source AS predicted_identifier_source,
+                   p.first_t AS first_seen, p.last_t AS last_seen, p.category AS predicted_category,
+                   coalesce(l.events_after, 0) AS events_after, l.next_activity
+            FROM _mig_obs o
+            LEFT JOIN pred p ON p.distinct_id = o.distinct_id
+            LEFT JOIN later l ON l.pid = p.pid
+            ORDER BY o.distinct_id""")
+    finally:
+        getattr(engine, "con", None) and engine.con.unregister("_mig_obs")
+    df = df.drop_duplicates("distinct_id")
+    df["observed_status"] = df["obs_status"].where(df["obs_status"] == "matched", "unmatched")
+    df["predicted_matched"] = df["predicted_status"] == "matched"
+    df["observed_matched"] = df["obs_status"] == "matched"
+    df["differs"] = df["predicted_matched"] != df["observed_matched"]
+
+    def explain(r) -> str | None:
+        if not r["differs"]:
+            return None
+        if r["events_after"] > 0:
+            return "activity_after_export"
+        if pd.isna(r["pid"]):
+            return "member_without_events"
+        og = r.get("obs_gap_reason")
+        if isinstance(og, str) and og in ("malformed_mparticle_user_id", "mpid_precision_loss"):
+            return "bad_identifier_in_export"
+        return "model_differs"
+
+    df["explanation"] = df.apply(explain, axis=1) if len(df) else pd.Series(dtype=object)
+    n = len(df)
+    conf = pd.crosstab(df["predicted_matched"].map({True: "predicted matched", False: "predicted unmatched"}),
+                       df["observed_matched"].map({True: "observed matched", False: "observed unmatched"}))
+    conf = conf.reindex(index=["predicted matched", "predicted unmatched"],
+                        columns=["observed matched", "observed unmatched"], fill_value=0)
+    obs_rate = float(df["observed_matched"].mean()) if n else float("nan")
+    pred_rate = float(df["predicted_matched"].mean()) if n else float("nan")
+    differ = int(df["differs"].sum())
+    expl = df.loc[df["differs"], "explanation"].value_counts().to_dict()
+    verdict = (f"observed match rate {obs_rate:.1%}, predicted {pred_rate:.1%}; {differ:,} users differ"
+               if n else "no cohort members to compare")
+    if differ:
+        after = int(expl.get("activity_after_export", 0))
+        verdict += f", {after:,} of them activity after the export"
+        rest = {k: v for k, v in expl.items() if k != "activity_after_export"}
+        if rest:
+            verdict += " (" + ", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in sorted(rest.items())) + ")"
+    res = ValidationResult(plan.name, cohort, at_, df, conf, obs_rate, pred_rate, differ,
+                           {k: int(v) for k, v in expl.items()}, verdict)
+    if store:
+        out = df.copy()
+        out.insert(0, "plan", plan.name)
+        out.insert(1, "cohort_name", cohort)
+        out.insert(2, "as_of", pd.Timestamp(at_))
+        _store_validation(engine, VALIDATION_TABLE, out, plan.name, cohort, at_)
+        summ = pd.DataFrame([{
+            "plan": plan.name, "cohort_name": cohort, "as_of": pd.Timestamp(at_), "members": n,
+            "observed_match_rate": obs_rate, "predicted_match_rate": pred_rate,
+            "both_matched": int(conf.iloc[0, 0]), "predicted_only": int(conf.iloc[0, 1]),
+            "observed_only": int(conf.iloc[1, 0]), "both_unmatched": int(conf.iloc[1, 1]),
+            "differ": differ, "verdict": verdict}])
+        _store_validation(engine, VALIDATION_SUMMARY_TABLE, summ, plan.name, cohort, at_)
+    return res
+
+
+def _store_validation(engine: Engine, table: str, df: pd.DataFrame, plan: str, cohort: str, at: datetime) -> None:
+    engine.register("_mig_df", df)
+    try:
+        if engine.table_exists(table):
+            engine.execute(f"DELETE FROM {table} WHERE plan = {_str(plan)} AND cohort_name = {_str(cohort)} "
+                           f"AND as_of = {_ts(at)}")
+            try:
+                engine.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _mig_df")
+            except Exception:
+                engine.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM _mig_df")
+        else:
+            engine.execute(f"CREATE TABLE {table} AS SELECT * FROM _mig_df")
+    finally:
+        getattr(engine, "con", None) and engine.con.unregister("_mig_df")
+
+
+def plan_events(plans: Iterable[MigrationPlan]) -> pd.DataFrame:
+    """Vertical markers for the chart: (plan, date, label) of every dated change."""
+    rows = []
+    for p in plans:
+        p = MigrationPlan.coerce(p)
+        for t, label in p.changes:
+            rows.append({"plan": p.name, "date": pd.Timestamp(naive_utc(t)), "label": label})
+    df = pd.DataFrame(rows, columns=["plan", "date", "label"])
+    return df.drop_duplicates(["date", "label"]).reset_index(drop=True)
+
+
+def migration_chart(daily: pd.DataFrame, plans: Iterable[MigrationPlan] | None = None, **kw):
+    """Match rate over time, one line per plan (uses ``cohortlab.charts``)."""
+    from cohortlab.charts import migration_match_rate_chart
+
+    events = plan_events(plans) if plans is not None else None
+    return migration_match_rate_chart(daily, time="day", series="plan", events=events, **kw)
+
+
+__all__ = ["run_plans", "validate", "predict_at", "prepare", "ValidationResult", "migration_chart",
+           "plan_events", "time_to_fraction", "MigrationPlan"]

@@ -1,0 +1,274 @@
+"""Migration plans (SPEC §6): an External Identity Type timeline, optional remediations and the
+event identity cutoff, as a validated pydantic model that reads from and writes to YAML.
+
+    name: switch + Rule
+    description: switch the Mixpanel output to mParticle ID on Feb 1, add a Rule the same day
+    eit_timeline:
+      - {since: null, eit: customer_id}
+      - {since: 2026-02-01, eit: mparticle_id}
+    remediation:
+      - {kind: rule, since: 2026-02-01}
+    event_identity_cutoff: 2026-01-15      # default; null turns the rule off
+
+``eit_timeline`` also accepts a single EIT name (``eit_timeline: customer_id``: no change).
+``remediation`` accepts one mapping or a list. Dates without a time mean 00:00 UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator
+
+from cohortlab.settings import EitPeriod, SettingsError, SyncSettings, _fmt_time, parse_time, to_utc
+
+DEFAULT_CUTOFF = SyncSettings.model_fields["event_identity_cutoff"].default
+
+# EIT name (SyncSettings spelling) -> mParticle identity type (Events API spelling, as in mpa_identities)
+EIT_IDENTITY_TYPE: dict[str, str | None] = {
+    "mparticle_id": None,
+    "customer_id": "customer_id",
+    "email": "email",
+    "other": "other",
+    "other2": "other_id_2",
+    "other3": "other_id_3",
+    "other4": "other_id_4",
+}
+_EIT_ALIASES = {
+    "mpid": "mparticle_id", "mparticleid": "mparticle_id", "mparticle id": "mparticle_id",
+    "customerid": "customer_id", "customer id": "customer_id",
+    "other_id_2": "other2", "other_id_3": "other3", "other_id_4": "other4",
+}
+
+
+class PlanError(ValueError):
+    """A migration plan is invalid or cannot be read."""
+
+
+def _time(v: Any) -> Any:
+    if v is None:
+        return None
+    if isinstance(v, date) and not isinstance(v, datetime):
+        return datetime(v.year, v.month, v.day, tzinfo=timezone.utc)
+    if isinstance(v, str) and len(v.strip()) == 10:
+        return parse_time(v.strip() + "T00:00:00Z")
+    try:
+        return parse_time(v)
+    except SettingsError as e:
+        raise ValueError(str(e)) from None
+
+
+def _eit_name(v: Any) -> Any:
+    if isinstance(v, str):
+        s = v.strip().lower()
+        return _EIT_ALIASES.get(s, s)
+    return v
+
+
+class Remediation(BaseModel):
+    """Something that writes ``$mparticle_user_id`` onto the Mixpanel profile from ``since`` on,
+    for every user active at or after ``since``: an mParticle Rule on the Mixpanel output
+    (``rule``) or SDK code setting the user attribute (``sdk``). Both are modelled the same way."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["rule", "sdk"] = "rule"
+    since: datetime
+
+    @field_validator("since", mode="before")
+    @classmethod
+    def _t(cls, v):
+        return _time(v)
+
+    @field_serializer("since")
+    def _ser(self, v):
+        return _fmt_time(v)
+
+
+class MigrationPlan(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str = ""
+    eit_timeline: list[EitPeriod] = Field(default_factory=lambda: [EitPeriod(since=None, eit="customer_id")])
+    remediation: list[Remediation] = Field(default_factory=list)
+    event_identity_cutoff: datetime | None = DEFAULT_CUTOFF
+
+    @field_validator("eit_timeline", mode="before")
+    @classmethod
+    def _timeline_in(cls, v):
+        if isinstance(v, str):
+            v = [{"since": None, "eit": v}]
+        if isinstance(v, dict):  # {since: eit} or one period
+            v = [v] if "eit" in v else [{"since": k, "eit": e} for k, e in v.items()]
+        out = []
+        for p in v or []:
+            if isinstance(p, EitPeriod):
+                out.append(p)
+                continue
+            if isinstance(p, (list, tuple)) and len(p) == 2:
+                p = {"since": p[0], "eit": p[1]}
+            p = dict(p)
+            if "from" in p and "since" not in p:
+                p["since"] = p.pop("from")
+            p["since"] = _time(p.get("since"))
+            p["eit"] = _eit_name(p.get("eit"))
+            out.append(p)
+        return out
+
+    @field_validator("eit_timeline", mode="after")
+    @classmethod
+    def _timeline(cls, v):
+        if not v:
+            raise ValueError("eit_timeline needs at least one period")
+        return SyncSettings.model_validate({"eit_timeline": v}).eit_timeline
+
+    @field_validator("remediation", mode="before")
+    @classmethod
+    def _rem_in(cls, v):
+        if v is None:
+            return []
+        if isinstance(v, (dict, Remediation)):
+            return [v]
+        return v
+
+    @field_validator("event_identity_cutoff", mode="before")
+    @classmethod
+    def _cut(cls, v):
+        return _time(v)
+
+    @field_serializer("event_identity_cutoff")
+    def _ser(self, v):
+        return _fmt_time(v)
+
+    # ------------------------------------------------------------------ helpers
+    def eit_at(self, t: datetime | None) -> str:
+        eit = "customer_id"
+        t = to_utc(t)
+        for p in self.eit_timeline:
+            if p.since is None or (t is not None and p.since <= t):
+                eit = p.eit
+        return eit
+
+    @property
+    def changes(self) -> list[tuple[datetime, str]]:
+        """Dated changes of the plan: EIT switches, remediation starts, and the cutoff."""
+        out = [(p.since, f"EIT → {p.eit}") for p in self.eit_timeline if p.since is not None]
+        out += [(r.since, f"{r.kind} writes $mparticle_user_id") for r in self.remediation]
+        if self.event_identity_cutoff is not None:
+            out.append((self.event_identity_cutoff, "event rule ($mparticle_user_id on events)"))
+        return sorted(out, key=lambda x: x[0])
+
+    def fix_instants(self) -> list[datetime]:
+        """Instants after which activity can make a user matchable: a switch to mparticle_id,
+        a remediation start, the event identity cutoff."""
+        out = [p.since for p in self.eit_timeline if p.since is not None and p.eit == "mparticle_id"]
+        if self.eit_timeline[0].since is None and self.eit_timeline[0].eit == "mparticle_id":
+            out.append(datetime(1970, 1, 1, tzinfo=timezone.utc))
+        out += [r.since for r in self.remediation]
+        if self.event_identity_cutoff is not None:
+            out.append(self.event_identity_cutoff)
+        return out
+
+    def first_change(self) -> datetime | None:
+        """The first *plan action* (EIT switch or remediation start); None for 'do nothing'."""
+        out = [p.since for p in self.eit_timeline if p.since is not None] + [r.since for r in self.remediation]
+        return min(out) if out else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def to_yaml(self, path: str | Path | None = None) -> str:
+        import yaml
+
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None, allow_unicode=True)
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    @classmethod
+    def coerce(cls, value: "MigrationPlan | dict | str | Path") -> "MigrationPlan":
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, (str, Path)):
+            return cls.from_yaml(value)
+        if isinstance(value, dict):
+            try:
+                return cls.model_validate(value)
+            except ValidationError as e:
+                raise PlanError(f"invalid migration plan: {_explain(e)}") from None
+        raise PlanError(f"a plan must be a MigrationPlan, a dict or a YAML path, not {type(value).__name__}")
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "MigrationPlan":
+        plans = load_plans(path)
+        if len(plans) != 1:
+            raise PlanError(f"{path}: holds {len(plans)} plans; use load_plans() for several")
+        return plans[0]
+
+
+def _explain(e: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(x) for x in err['loc']) or 'plan'}: {err['msg']}" for err in e.errors())
+
+
+def _read_yaml(path: str | Path) -> Any:
+    import yaml
+
+    p = Path(path)
+    try:
+        return yaml.safe_load(p.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise PlanError(f"{p}: cannot read plan file ({e.strerror or e})") from None
+    except yaml.YAMLError as e:
+        raise PlanError(f"{p}: not valid YAML ({e})") from None
+
+
+def _one(path) -> MigrationPlan:
+    data = _read_yaml(path)
+    if not isinstance(data, dict):
+        raise PlanError(f"{path}: expected a mapping (one plan) or a list of plans")
+    data.setdefault("name", Path(path).stem)
+    try:
+        return MigrationPlan.model_validate(data)
+    except ValidationError as e:
+        raise PlanError(f"{path}: invalid migration plan: {_explain(e)}") from None
+
+
+def load_plans(path: str | Path) -> list[MigrationPlan]:
+    """All plans of a YAML file: one plan (a mapping), a list of plans, or ``{plans: [...]}``."""
+    data = _read_yaml(path)
+    if isinstance(data, dict) and "plans" in data:
+        data = data["plans"]
+    if isinstance(data, dict):
+        return [_one(path)]
+    if not isinstance(data, list):
+        raise PlanError(f"{path}: expected a plan mapping or a list of plans")
+    out = []
+    for i, item in enumerate(data):
+        try:
+            out.append(MigrationPlan.model_validate(item))
+        except ValidationError as e:
+            raise PlanError(f"{path}: plan #{i + 1}: {_explain(e)}") from None
+    names = [p.name for p in out]
+    if len(set(names)) != len(names):
+        raise PlanError(f"{path}: plan names must be unique, got {names}")
+    return out
+
+
+def standard_plans(switch: Any, *, rule: Any | None = None, current_eit: str = "customer_id",
+                   event_identity_cutoff: Any = DEFAULT_CUTOFF) -> list[MigrationPlan]:
+    """The four usual options: switch only; switch + Rule; Rule only; do nothing.
+    ``rule`` defaults to the switch date."""
+    rule = switch if rule is None else rule
+    base = {"event_identity_cutoff": event_identity_cutoff}
+    tl_switch = [{"since": None, "eit": current_eit}, {"since": switch, "eit": "mparticle_id"}]
+    return [
+        MigrationPlan(name="switch only", eit_timeline=tl_switch, **base),
+        MigrationPlan(name="switch + Rule", eit_timeline=tl_switch, remediation=[{"kind": "rule", "since": rule}], **base),
+        MigrationPlan(name="Rule only", eit_timeline=current_eit, remediation=[{"kind": "rule", "since": rule}], **base),
+        MigrationPlan(name="do nothing", eit_timeline=current_eit, **base),
+    ]
+
+
+__all__ = ["MigrationPlan", "Remediation", "PlanError", "load_plans", "standard_plans", "EIT_IDENTITY_TYPE", "DEFAULT_CUTOFF"]
