@@ -53,7 +53,6 @@ def test_sample_csv(lab, q, mparticle_data_dir):
     assert q("SELECT mpid, name, value::VARCHAR, value_bool FROM mpa_attributes") == sorted(
         [
             (-7346244611012968789, "Power Users", '"true"', True),
-            (9080350317581165123, "plan", '"pro"', None),
             (9080350317581165123, "Power Users", '"true"', True),
             (4611686018427387904, "plan", '"pro"', None),
             (4611686018427387904, "Power Users", '"False"', False),
