@@ -326,13 +326,19 @@ EDGE_MPIDS = [
 
 
 def test_mpid_round_trip_edge_values(lab, q, write):
-    # as JSON numbers and as JSON strings, in two files
+    # as JSON numbers and as JSON strings, in every layout (JSONL, array, pretty-printed documents)
     nums = write("nums.jsonl", "".join(f'{{"mpid": {m}}}\n' for m in EDGE_MPIDS))
     strs = write("strs.json", json.dumps([{"mpid": str(m), "user_identities": {"other": str(m)}} for m in EDGE_MPIDS]))
-    lab.load(KIND, [nums, strs])
-    assert sorted(m for (m,) in q("SELECT mpid FROM mpa_profiles")) == sorted(EDGE_MPIDS)
-    # identity values keep the exact decimal text too
-    assert q("SELECT mpid::VARCHAR = value FROM mpa_identities GROUP BY ALL") == [(True,)]
+    arr = write("arr.json", "[\n" + ",\n".join(f'  {{"mpid": {m}}}' for m in EDGE_MPIDS) + "\n]\n")
+    docs = write("docs.json", "".join(f'{{\n  "mpid": {m}\n}}\n' for m in EDGE_MPIDS))
+    for f in (nums, strs, arr, docs):  # every layout, each file a snapshot of the same MPIDs
+        r = lab.load(KIND, f)
+        assert r.loaded == len(EDGE_MPIDS) and r.n_quarantined == 0
+        assert sorted(m for (m,) in q("SELECT mpid FROM mpa_profiles")) == sorted(EDGE_MPIDS)
+    # identity values given as JSON numbers keep the exact decimal text too
+    lab.load(KIND, write("strs2.json", json.dumps(
+        [{"mpid": m, "user_identities": {"other": m}} for m in EDGE_MPIDS])))
+    assert q("SELECT mpid::VARCHAR = value, count(*) FROM mpa_identities GROUP BY ALL") == [(True, len(EDGE_MPIDS))]
 
 
 def test_mpid_round_trip_sample_files(lab, q, mparticle_data_dir):
