@@ -272,9 +272,10 @@ def match_rate_over_time_chart(
     if rates.empty:
         _empty(ax)
         return fig
-    for name, g in rates.sort_values(time).groupby(series, sort=True):
+    styles = ["-", "--", ":", "-."]  # overlapping series stay distinguishable
+    for i, (name, g) in enumerate(rates.sort_values(time).groupby(series, sort=True)):
         ax.plot(pd.to_datetime(g[time]), g["match_rate"].astype(float) * 100, marker="o" if len(g) < 30 else None,
-                ms=3, label=str(name))
+                ms=3, lw=1.8, ls=styles[i % len(styles)], label=str(name))
     ax.set_ylim(0, 105)
     ax.yaxis.set_major_formatter(PercentFormatter(100))
     _date_axis(ax)

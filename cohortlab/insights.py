@@ -728,7 +728,9 @@ def migration_validation(lab, plans, validate_plan=None, cohorts=(), *, observed
     plan = next((p for p in plans if p.name == validate_plan), None) if validate_plan else plans[0]
     if plan is None:
         raise ValueError(f"no plan named {validate_plan!r} (plans: {[p.name for p in plans]})")
-    same = observed_db is not None and str(observed_db) == str(getattr(lab.engine, "database", None))
+    current = getattr(lab.engine, "database", None)
+    same = observed_db is not None and current not in (None, ":memory:") and (
+        Path(str(observed_db)).resolve() == Path(str(current)).resolve())
     obs_lab = lab if same else open_lab(observed_db, observed_data)
     results = {}
     for c in cohort_names(obs_lab, list(cohorts) or None):

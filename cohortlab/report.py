@@ -311,7 +311,7 @@ def run_report(
 
     if params.get("data"):
         from cohortlab.lab import Lab
-        from cohortlab.world import load_world
+        from cohortlab.world import load_world, world_hints
 
         db_path = out_dir / DB_NAME
         t0 = time.monotonic()
@@ -320,7 +320,14 @@ def run_report(
             load_world(lab, params["data"], progress=False)
         say(f"  loaded in {time.monotonic() - t0:.1f} s")
         params["db"] = str(db_path)
-        del params["data"]
+        hints = world_hints(params.pop("data"))
+        if hints.get("switch") and "plans" not in params:
+            # a world that already switched its EIT: study that switch, and validate the
+            # prediction of "switch only" against the world's own (later) exports
+            params.setdefault("switch", hints["switch"])
+            if hints.get("as_of") and str(hints["switch"]) < str(hints["as_of"]):
+                params.setdefault("observed_db", str(db_path))
+                params.setdefault("validate_plan", "switch only")
 
     results = []
     for i, src in enumerate(sources, 1):

@@ -195,6 +195,25 @@ def _load_members_file(lab, path: Path, cohort_dir: Path | None, manifest: dict[
         raise
 
 
+def world_hints(folder: str | os.PathLike) -> dict[str, Any]:
+    """Report parameters a ``cohortlab synth`` world's ``manifest.json`` suggests: ``switch`` (the
+    EIT switch to ``mparticle_id``) and ``as_of`` (the last snapshot). Empty for other folders."""
+    mf = Path(folder) / "manifest.json"
+    try:
+        manifest = json.loads(mf.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    hints: dict[str, Any] = {}
+    steps = (manifest.get("parameters") or {}).get("eit") or []
+    for step in steps if isinstance(steps, list) else []:
+        if isinstance(step, dict) and step.get("type") == "mparticle_id" and step.get("start"):
+            hints["switch"] = step["start"]
+            break
+    if isinstance(manifest.get("as_of"), str):
+        hints["as_of"] = manifest["as_of"]
+    return hints
+
+
 def load_world(lab, folder: str | os.PathLike, *, progress: bool = False) -> WorldReport:
     """Load every export under ``folder`` into ``lab`` with the right kind and options.
 
