@@ -123,13 +123,13 @@ def prepare_pipeline(*, bounds: list[datetime] | None = None, shifts: list[int] 
     scan.add("ev", f"""
         SELECT distinct_id, user_id,
                coalesce(device_id, CASE WHEN starts_with(distinct_id, '$device:') THEN substr(distinct_id, 9) END) AS device,
-               mparticle_user_id, time, {_interval_case('time', bounds)} AS u
+               mparticle_user_id, time, {_interval_case('time', bounds)} AS u, user_id IS NOT NULL AS has_uid
         FROM mp_events
         WHERE distinct_id IS NOT NULL AND time IS NOT NULL""")
     scan.add("evu", """
-        SELECT distinct_id, device, u, min(time) AS t_min, max(time) AS t_max, count(*) AS n,
+        SELECT distinct_id, device, u, has_uid, min(time) AS t_min, max(time) AS t_max, count(*) AS n,
                max(user_id) AS user_id, min(mparticle_user_id) AS mup_lo, max(mparticle_user_id) AS mup_hi
-        FROM ev GROUP BY distinct_id, device, u""")
+        FROM ev GROUP BY distinct_id, device, u, has_uid""")
 
     link = Pipeline()
     link.add("prof", "SELECT DISTINCT mpid FROM mpa_profiles WHERE mpid IS NOT NULL")
@@ -194,12 +194,14 @@ def prepare_pipeline(*, bounds: list[datetime] | None = None, shifts: list[int] 
                             for t, c in IDENTITY_COLUMNS.items())
                 + " FROM mpa_identities WHERE kind = 'user' GROUP BY mpid")
     persons.add("prof", "SELECT DISTINCT mpid FROM mpa_profiles WHERE mpid IS NOT NULL")
-    persons.add("p0", """
-        SELECT mpid, anon_id, min(device) AS device, min(first_t) AS first_t
+    persons.add("p0", f"""
+        SELECT mpid, anon_id, min(device) AS device, min(first_t) AS first_t,
+               min(CASE WHEN NOT starts_with(distinct_id, '$device:') AND NOT {is_valid_mpid_sql('distinct_id')}
+                        THEN distinct_id END) AS obs_ident
         FROM mig_map GROUP BY mpid, anon_id""")
     persons.add("p1", """
         SELECT row_number() OVER (ORDER BY p0.first_t, p0.mpid, p0.anon_id) AS pid,
-               p0.mpid, p0.anon_id, prof.mpid IS NOT NULL AS mpid_exists,
+               p0.mpid, p0.anon_id, p0.obs_ident, prof.mpid IS NOT NULL AS mpid_exists,
                CASE WHEN p0.anon_id IS NOT NULL THEN p0.anon_id
                     WHEN p0.device IS NOT NULL THEN '$device:' || p0.device
                     ELSE '$device:mpid-' || CAST(p0.mpid AS VARCHAR) END AS device_key
@@ -212,13 +214,13 @@ def prepare_pipeline(*, bounds: list[datetime] | None = None, shifts: list[int] 
         SELECT m.distinct_id, p.pid FROM mig_map m
         JOIN mig_persons p ON p.mpid IS NOT DISTINCT FROM m.mpid AND p.anon_id IS NOT DISTINCT FROM m.anon_id""")
     act.add("obs", """
-        SELECT pm.pid, e.u, e.t_min, e.t_max, e.n
+        SELECT pm.pid, e.u, e.has_uid, e.t_min, e.t_max, e.n
         FROM mig_evu e JOIN pmap pm ON pm.distinct_id = e.distinct_id""")
-    parts = ["SELECT pid, u, 0 AS k, t_min, t_max, n, FALSE AS projected FROM obs"
+    parts = ["SELECT pid, u, has_uid, 0 AS k, t_min, t_max, n, FALSE AS projected FROM obs"
              + (f" WHERE t_min < {_ts(window_end)}" if window_end is not None else "")]
     for k, days in enumerate(shifts or [], start=1):
         sh = f"INTERVAL {int(days)} DAY"
-        parts.append(f"SELECT pid, u, {k} AS k, t_min + {sh} AS t_min, t_max + {sh} AS t_max, n, TRUE AS projected "
+        parts.append(f"SELECT pid, u, has_uid, {k} AS k, t_min + {sh} AS t_min, t_max + {sh} AS t_max, n, TRUE AS projected "
                      f"FROM obs WHERE t_min + {sh} < {_ts(window_end)}")
     act.add("act", "\nUNION ALL\n".join(parts))
     return {"mig_evu": scan, "mig_map": link, "mig_persons": persons, "mig_act": act}
@@ -270,18 +272,25 @@ def prepare(engine: Engine, plans: Iterable[MigrationPlan] = (), *, window_end: 
 
 # --------------------------------------------------------------------------- 2. per plan
 def _key_sql(eit: str) -> tuple[str, str]:
-    """(distinct_id expression, is-MPID-key expression) for one EIT, over ``p`` = mig_persons."""
+    """(identified-key expression, row-is-identified expression) for one EIT, over ``p`` =
+    mig_persons and ``pe`` = activity rows. Under ``mparticle_id`` everyone is identified by the
+    MPID (also before login); under an identity type a row is identified when it carried a
+    ``$user_id`` and the person has that identity."""
     if eit == "mparticle_id":
-        return ("CASE WHEN p.mpid IS NOT NULL THEN CAST(p.mpid AS VARCHAR) ELSE p.device_key END",
-                "p.mpid IS NOT NULL")
+        return ("CAST(p.mpid AS VARCHAR)", "p.mpid IS NOT NULL")
     col = IDENTITY_COLUMNS[EIT_IDENTITY_TYPE[eit]]
-    return (f"CASE WHEN p.anon_id IS NOT NULL THEN p.anon_id ELSE coalesce(p.{col}, p.device_key) END", "FALSE")
+    return (f"coalesce(p.{col}, p.obs_ident)", f"pe.has_uid AND coalesce(p.{col}, p.obs_ident) IS NOT NULL")
 
 
 def plan_keys_pipeline(plan: MigrationPlan, *, horizon: datetime | None = None,
                        observed_only: bool = False, window_end: datetime | None = None) -> Pipeline:
     """Steps from ``mig_act`` to one row per (person, Mixpanel profile key) under ``plan``:
-    first/last activity, when ``$mparticle_user_id`` arrives (remediation / event rule)."""
+    first/last activity, when ``$mparticle_user_id`` arrives (remediation / event rule).
+
+    Simplified ID Merge: anonymous activity is shown under the person's first identified key
+    (retroactively, within the horizon), else under ``$device:<device>``. A remediation writes
+    the profile property only from identified activity (profiles exist for identified users:
+    "Create Profile Only If Logged In"); the event rule puts it on every event."""
     tl = plan.eit_timeline
     rem = min((r.since for r in plan.remediation), default=None)
     cut = plan.event_identity_cutoff
@@ -298,33 +307,45 @@ def plan_keys_pipeline(plan: MigrationPlan, *, horizon: datetime | None = None,
     ep = ("CASE " + " ".join(f"WHEN t_min >= {_ts(x.since)} THEN {i}" for i, x in reversed(dated)) + " ELSE 0 END"
           if dated else "0")
     p = Pipeline()
-    p.add("act", "SELECT pid, t_min, t_max, n, " + ep + " AS ep FROM mig_act"
+    p.add("act", "SELECT pid, has_uid, t_min, t_max, n, " + ep + " AS ep FROM mig_act"
           + (" WHERE " + " AND ".join(where) if where else ""))
     rfix = f"min(CASE WHEN t_min >= {_ts(rem)} THEN t_min END)" if rem is not None else "CAST(NULL AS TIMESTAMP)"
     cfix = f"min(CASE WHEN t_min >= {_ts(cut)} THEN t_min END)" if cut is not None else "CAST(NULL AS TIMESTAMP)"
     p.add("pe", f"""
-        SELECT pid, ep, min(t_min) AS first_t, max(t_max) AS last_t, sum(n) AS events,
+        SELECT pid, ep, has_uid, min(t_min) AS first_t, max(t_max) AS last_t, sum(n) AS events,
                {rfix} AS rfix_t, {cfix} AS cfix_t
-        FROM act GROUP BY pid, ep""")
+        FROM act GROUP BY pid, ep, has_uid""")
     keys = [_key_sql(x.eit) for x in tl]
     if len(keys) == 1:
-        key, mk = keys[0]
+        idkey, ident = keys[0]
     else:
-        key = "CASE pe.ep " + " ".join(f"WHEN {i} THEN {k}" for i, (k, _) in enumerate(keys)) + " END"
-        mk = "CASE pe.ep " + " ".join(f"WHEN {i} THEN {m}" for i, (_, m) in enumerate(keys)) + " END"
+        idkey = "CASE pe.ep " + " ".join(f"WHEN {i} THEN {k}" for i, (k, _) in enumerate(keys)) + " END"
+        ident = "CASE pe.ep " + " ".join(f"WHEN {i} THEN {m}" for i, (_, m) in enumerate(keys)) + " END"
     p.add("pk0", f"""
-        SELECT pe.pid, p.mpid, p.mpid_exists, {key} AS distinct_id, {mk} AS mpid_key,
+        SELECT pe.pid, p.mpid, p.mpid_exists, p.anon_id, p.device_key,
+               CASE WHEN p.anon_id IS NOT NULL THEN FALSE ELSE coalesce({ident}, FALSE) END AS ident,
+               {idkey} AS idkey,
                pe.first_t, pe.last_t, pe.events, pe.rfix_t, pe.cfix_t
         FROM pe JOIN mig_persons p ON p.pid = pe.pid""")
+    p.add("pfirst", """
+        SELECT pid, arg_min(idkey, first_t) AS first_idkey FROM pk0 WHERE ident GROUP BY pid""")
+    p.add("pk0b", """
+        SELECT k.*, CASE WHEN k.anon_id IS NOT NULL THEN k.anon_id
+                         WHEN k.ident THEN k.idkey
+                         ELSE coalesce(f.first_idkey, k.device_key) END AS distinct_id
+        FROM pk0 k LEFT JOIN pfirst f ON f.pid = k.pid""")
     p.add("pk1", """
         SELECT pid, distinct_id, any_value(mpid) AS mpid, bool_or(mpid_exists) AS mpid_exists,
-               bool_or(mpid_key) AS mpid_key, min(first_t) AS first_t, max(last_t) AS last_t,
-               CAST(sum(events) AS BIGINT) AS events, min(rfix_t) AS rfix_t, min(cfix_t) AS cfix_t
-        FROM pk0 GROUP BY pid, distinct_id""")
+               min(first_t) AS first_t, max(last_t) AS last_t,
+               CAST(sum(events) AS BIGINT) AS events,
+               min(CASE WHEN ident THEN rfix_t END) AS rfix_t, min(cfix_t) AS cfix_t
+        FROM pk0b GROUP BY pid, distinct_id""")
     p.add("pk", """
-        SELECT pid, distinct_id, mpid, mpid_exists, mpid_key, first_t, last_t, events, rfix_t, cfix_t,
+        SELECT pid, distinct_id, mpid, coalesce(mpid_exists, FALSE) AS mpid_exists,
+               coalesce(distinct_id = CAST(mpid AS VARCHAR), FALSE) AS mpid_key,
+               first_t, last_t, events, rfix_t, cfix_t,
                CASE WHEN mpid_exists THEN least(rfix_t, cfix_t) END AS fix_t,
-               CASE WHEN mpid_exists AND mpid_key THEN first_t END AS fb_t,
+               CASE WHEN mpid_exists AND distinct_id = CAST(mpid AS VARCHAR) THEN first_t END AS fb_t,
                row_number() OVER (PARTITION BY pid ORDER BY first_t, distinct_id) AS profile_rank,
                count(*) OVER (PARTITION BY pid) AS person_profiles
         FROM pk1""")
@@ -611,7 +632,8 @@ def validate(engine: Engine, plan: Any, observed: pd.DataFrame, cohort: str, at:
     obs = observed.copy()
     if "cohort_name" in obs.columns:
         obs = obs[obs["cohort_name"] == cohort] if cohort in set(obs["cohort_name"]) else obs
-    keep = [c for c in ("distinct_id", "status", "gap_reason", "identifier_source", "mpid") if c in obs.columns]
+    keep = [c for c in ("distinct_id", "status", "gap_reason", "identifier_source", "identifier", "mpid")
+            if c in obs.columns]
     obs = obs[keep].drop_duplicates("distinct_id")
     engine.register("_mig_obs", obs.rename(columns={c: f"obs_{c}" for c in keep if c != "distinct_id"}))
     ocols = ", ".join(f"o.obs_{c}" for c in keep if c != "distinct_id")
@@ -643,15 +665,22 @@ def validate(engine: Engine, plan: Any, observed: pd.DataFrame, cohort: str, at:
     df["differs"] = df["predicted_matched"] != df["observed_matched"]
 
     def explain(r) -> str | None:
+        """Why prediction and observation differ for one member (first that applies)."""
         if not r["differs"]:
             return None
         if r["events_after"] > 0:
-            return "activity_after_export"
+            return "activity_after_export"          # the exports may reflect activity after `at`
         if pd.isna(r["pid"]):
-            return "member_without_events"
-        og = r.get("obs_gap_reason")
-        if isinstance(og, str) and og in ("malformed_mparticle_user_id", "mpid_precision_loss"):
-            return "bad_identifier_in_export"
+            return "member_without_events"          # no loaded event carries this distinct_id
+        src, ident = r.get("obs_identifier_source"), r.get("obs_identifier")
+        pm = r["predicted_mpid"]
+        if src in ("mparticle_user_id", "event_property") and isinstance(ident, str) and not pd.isna(pm) \
+                and ident != str(int(pm)):
+            return "bad_mparticle_user_id"          # app code wrote junk / a float / another MPID
+        if src == "mparticle_user_id" and not r["predicted_matched"]:
+            return "property_written_outside_plan"  # SDK code or a Rule the plan does not include
+        if src == "distinct_id" and r["predicted_identifier_source"] == "event_property":
+            return "event_property_missing"         # events lack $mparticle_user_id (e.g. set to null)
         return "model_differs"
 
     df["explanation"] = df.apply(explain, axis=1) if len(df) else pd.Series(dtype=object)
