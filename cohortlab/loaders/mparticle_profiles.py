@@ -110,31 +110,23 @@ class MParticleProfilesLoader(Loader):
         winners = tmp.create(
             "winners",
             f"""
-            SELECT s.* FROM {stage} s JOIN (
-              SELECT line FROM (
-                SELECT line, row_number() OVER (PARTITION BY mpid ORDER BY line DESC) AS rn
-                FROM {checked} WHERE reason IS NULL
-              ) WHERE rn = 1
-            ) w ON s.line = w.line""",
+            SELECT line FROM (
+              SELECT line, row_number() OVER (PARTITION BY mpid ORDER BY line DESC) AS rn
+              FROM {checked} WHERE reason IS NULL
+            ) WHERE rn = 1""",
         )
+        won = f"line IN (SELECT line FROM {winners})"
         profiles = tmp.create(
             "profiles",
             f"""
             SELECT mpid, {epoch_ms_sql('created_ms')} AS created_at, {epoch_ms_sql('stored_ms')} AS last_stored_at,
                    {text_bool_sql('opted')} AS is_opted_out, environment, 'profile_api' AS source, line
-            FROM {winners}""",
+            FROM {stage} WHERE {won}""",
         )
-        identities = tmp.create(
-            "identities",
-            f"SELECT i.mpid, i.kind, i.identity_type, i.value, i.line FROM {ids} i "
-            f"WHERE i.value IS NOT NULL AND i.line IN (SELECT line FROM {winners})",
-        )
-        attributes = tmp.create("attributes", attributes_sql(winners, "attrs"))
-        audiences = tmp.create(
-            "audiences",
-            f"SELECT mpid, audience_id, audience_name, expiration_at, line FROM {aud} "
-            f"WHERE line IN (SELECT line FROM {winners})",
-        )
+        # used once each: passed as subqueries, not materialised
+        identities = f"(SELECT mpid, kind, identity_type, value, line FROM {ids} WHERE value IS NOT NULL AND {won})"
+        attributes = f"({attributes_sql(f'(SELECT * FROM {stage} WHERE {won})', 'attrs')})"
+        audiences = f"(SELECT mpid, audience_id, audience_name, expiration_at, line FROM {aud} WHERE {won})"
         replace_profiles(ctx, profiles, identities, attributes, audiences)
 
         rows_read = count(ctx, f"SELECT 1 FROM {stage}")
