@@ -751,6 +751,9 @@ def migration_chart(daily: pd.DataFrame, plans: Iterable[MigrationPlan] | None =
     from cohortlab.charts import migration_match_rate_chart
 
     events = plan_events(plans) if plans is not None else None
+    if events is not None and len(daily):
+        lo, hi = pd.to_datetime(daily["day"]).min(), pd.to_datetime(daily["day"]).max() + pd.Timedelta(days=1)
+        events = events[(events["date"] >= lo) & (events["date"] <= hi)]
     return migration_match_rate_chart(daily, time="day", series="plan", events=events, **kw)
 
 

@@ -9,6 +9,7 @@ from cohortlab.cli.app import main
 
 COMMAND_MODULES = [
     "cohortlab.cli.load",
+    "cohortlab.cli.migrate",
     "cohortlab.cli.export",
     "cohortlab.cli.export",
     "cohortlab.cli.report",

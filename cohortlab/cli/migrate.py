@@ -1,0 +1,195 @@
+"""``cohortlab migrate plan|compare|validate``: the EIT migration what-if (SPEC §6)."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from cohortlab.cli.app import db_option, fail, main
+
+
+def _plans(paths: tuple[str, ...]):
+    from cohortlab.plans import PlanError, load_plans
+
+    out = []
+    try:
+        for p in paths:
+            out += load_plans(p)
+    except PlanError as e:
+        fail(str(e))
+    names = [p.name for p in out]
+    if len(set(names)) != len(names):
+        fail(f"plan names must be unique across the files, got {names}")
+    return out
+
+
+def _settings(path):
+    from cohortlab.settings import SettingsError, SyncSettings
+
+    try:
+        return SyncSettings.from_yaml(path) if path else SyncSettings()
+    except SettingsError as e:
+        fail(f"bad settings file: {e}")
+
+
+def _lab(db):
+    from cohortlab.lab import Lab
+
+    if not os.path.exists(db):
+        fail(f"{db}: no such database (load data first with `cohortlab load --db {db} ...`)")
+    return Lab(db)
+
+
+def _window(lab, start, end):
+    lo, hi = lab.engine.query_rows("SELECT min(time), max(time) FROM mp_events")[0]
+    if lo is None and (start is None or end is None):
+        fail("no Mixpanel events loaded: the what-if needs events (who was active when)")
+    return start or lo.date().isoformat(), end or hi.date().isoformat()
+
+
+def _write(df, path):
+    if not path:
+        return
+    low = path.lower()
+    if low.endswith(".parquet"):
+        df.to_parquet(path, index=False)
+    elif low.endswith(".csv") or low.endswith(".csv.gz"):
+        df.to_csv(path, index=False)
+    else:
+        fail(f"{path}: expected a .csv, .csv.gz or .parquet file name")
+    click.echo(f"wrote {path}")
+
+
+def _pct(x):
+    return "—" if x is None or x != x else f"{x:.1%}"
+
+
+def _days(x):
+    return "—" if x is None or x != x else f"{x:g} d"
+
+
+def _print_summary(summary):
+    click.echo(f"{'plan':<24}{'final rate':>11}{'members':>10}{'matched':>10}{'split':>8}"
+               f"{'never fixable':>15}{'to 90%':>9}{'to 99%':>9}")
+    for r in summary.itertuples():
+        click.echo(f"{r.plan[:23]:<24}{_pct(r.final_match_rate):>11}{r.members_end:>10,}{r.matched_end:>10,}"
+                   f"{r.split_profiles_end:>8,}{r.never_fixable_users:>15,}{_days(r.days_to_90pct):>9}"
+                   f"{_days(r.days_to_99pct):>9}")
+
+
+def _run(db, plans, start, end, settings_path, activity, out, chart, debug):
+    from cohortlab.migration import migration_chart
+
+    settings = _settings(settings_path)
+    with _lab(db) as lab:
+        start, end = _window(lab, start, end)
+        try:
+            daily = lab.compare_plans(plans, start, end, settings=settings, activity=activity, debug=debug)
+        except ValueError as e:
+            fail(str(e))
+        summary = daily.attrs["summary"]
+    click.echo(f"window: {start} .. {end} (UTC, state at the end of each day)   activity: {activity}   "
+               f"fallback: {settings.fallback}")
+    _print_summary(summary)
+    _write(daily, out)
+    if chart:
+        fig = migration_chart(daily, plans)
+        fig.savefig(chart, dpi=110, bbox_inches="tight")
+        click.echo(f"wrote {chart}")
+    click.echo("stored: migration_daily, migration_users, migration_summary, migration_plans")
+
+
+_common = [
+    db_option,
+    click.option("--start", help="First day (UTC date). Default: the first event's day."),
+    click.option("--end", help="Last day (UTC date). Default: the last event's day."),
+    click.option("--settings", "settings_path", type=click.Path(dir_okay=False),
+                 help="Simulation settings YAML (fallback etc.); defaults follow SPEC §1."),
+    click.option("--activity", type=click.Choice(["observed", "repeat"]), default="observed", show_default=True,
+                 help="observed: loaded events only; repeat: repeat the observed activity past the last event."),
+    click.option("--out", type=click.Path(dir_okay=False), help="Write the daily table to .csv or .parquet."),
+    click.option("--chart", type=click.Path(dir_okay=False), help="Write the match-rate chart (PNG)."),
+    click.option("--debug", is_flag=True, help="Materialise every SQL step (tables mig_*__<step>)."),
+]
+
+
+def _apply(options):
+    def deco(f):
+        for o in reversed(options):
+            f = o(f)
+        return f
+    return deco
+
+
+@main.group("migrate")
+def migrate_group():
+    """EIT migration what-if (SPEC §6): predict the match rate under a plan, compare plans,
+    validate a prediction against exports taken after the switch."""
+
+
+@migrate_group.command("plan")
+@_apply(_common)
+@click.option("--plan", "plan_files", required=True, multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Plan YAML (one plan, or a list).")
+def plan_cmd(db, start, end, settings_path, activity, out, chart, debug, plan_files):
+    """Predict the daily match rate of one plan (or each plan of the file)."""
+    _run(db, _plans(plan_files), start, end, settings_path, activity, out, chart, debug)
+
+
+@migrate_group.command("compare")
+@_apply(_common)
+@click.option("--plan", "plan_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Plan YAML files (repeatable; a file may hold a list). Default: the standard four around --switch.")
+@click.option("--switch", help="With no --plan: the switch date of the standard plans (switch only, "
+                               "switch + Rule, Rule only, do nothing).")
+def compare_cmd(db, start, end, settings_path, activity, out, chart, debug, plan_files, switch):
+    """Several plans side by side on the same data: one table, one chart."""
+    if not plan_files:
+        if not switch:
+            fail("give --plan FILE.yaml (repeatable) or --switch DATE for the standard four plans")
+        from cohortlab.plans import standard_plans
+
+        try:
+            plans = standard_plans(switch)
+        except ValueError as e:
+            fail(f"--switch {switch!r}: {e}")
+    else:
+        plans = _plans(plan_files)
+    _run(db, plans, start, end, settings_path, activity, out, chart, debug)
+
+
+@migrate_group.command("validate")
+@db_option
+@click.option("--plan", "plan_file", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="The plan that was carried out (YAML, one plan).")
+@click.option("--cohort", required=True, help="Cohort name whose loaded exports to compare with.")
+@click.option("--at", help="As-of time, UTC. Default: the cohort's latest snapshot.")
+@click.option("--settings", "settings_path", type=click.Path(dir_okay=False), help="Simulation settings YAML.")
+@click.option("--out", type=click.Path(dir_okay=False), help="Write the per-member comparison to .csv or .parquet.")
+@click.option("--show", default=20, show_default=True, help="Members that differ to print.")
+def validate_cmd(db, plan_file, cohort, at, settings_path, out, show):
+    """Compare the prediction of a plan with what the exports (taken after the switch) show."""
+    from cohortlab.plans import MigrationPlan, PlanError
+
+    try:
+        plan = MigrationPlan.from_yaml(plan_file)
+    except PlanError as e:
+        fail(str(e))
+    settings = _settings(settings_path)
+    with _lab(db) as lab:
+        try:
+            res = lab.validate_migration(plan, cohort, at, settings=settings)
+        except ValueError as e:
+            fail(str(e))
+    click.echo(f"plan: {res.plan}   cohort: {res.cohort}   as of: {res.at:%Y-%m-%d %H:%M:%S} UTC")
+    click.echo(res.confusion.to_string())
+    d = res.differences
+    if len(d):
+        cols = [c for c in ("distinct_id", "obs_status", "obs_gap_reason", "predicted_status",
+                            "predicted_gap_reason", "explanation") if c in d.columns]
+        click.echo(f"\nmembers that differ (first {min(show, len(d))} of {len(d)}):")
+        click.echo(d[cols].head(show).to_string(index=False))
+    _write(res.users, out)
+    click.echo("")
+    click.echo(res.verdict)
