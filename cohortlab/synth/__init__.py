@@ -32,7 +32,7 @@ identifier_source, identifier, mpid, status, gap_reason, recoverable_via, has_pr
 last_activity, active_after_cutoff.
 """
 
-from cohortlab.synth.generate import SynthResult, generate
+from cohortlab.synth.build import SynthResult, generate
 from cohortlab.synth.scenarios import DEFAULT_SCENARIO, SCENARIOS
 from cohortlab.synth.world import WorldConfig, build_config
 

@@ -35,45 +35,43 @@ TRUTH_COLUMNS = (
 )
 
 
-def truth_sql(last_si: int, as_of: int, cohorts_values: str) -> str:
-    """SELECT of the truth rows. Needs tables ``members``, ``persons``, ``mp_prof``, ``evrule``,
-    ``dk_stats`` and ``mpa`` (existing MPIDs) and ``mpa_idents`` (type, value)."""
+def truth_pre_sql(last_si: int) -> str:
+    """Per chunk: the identifier of each member at the last snapshot (rule 1), from the chunk's
+    tables ``c_mem`` (ci, si, pid, dk), ``c_mi`` (member distinct_ids), ``ps`` (people),
+    ``c_pf`` (Mixpanel profiles), ``c_er`` (latest event value since the cutoff), ``c_dk``."""
     return f"""
-    WITH m AS (SELECT ci, pid, dk FROM members WHERE si = {last_si}),
-    c AS (SELECT * FROM (VALUES {cohorts_values}) v(ci, cohort_name, cohort_id)),
-    fl AS (SELECT DISTINCT TRY_CAST(CAST(mpid AS DOUBLE) AS BIGINT) AS f FROM mpa),
-    idv AS (SELECT value, min(type) AS type FROM mpa_idents GROUP BY value),
-    em AS (SELECT DISTINCT value FROM mpa_idents WHERE type = 'email'),
-    b AS (
-      SELECT m.ci, m.pid, m.dk,
-        CASE m.dk WHEN 1 THEN p.mpid_txt WHEN 2 THEN p.customer_id WHEN 3 THEN p.email
-                  ELSE '$device:' || p.device END AS distinct_id,
-        p.mpid AS true_mpid,
-        pr.pid IS NOT NULL AS has_profile,
-        pr.mpuid AS prof_mpuid, pr.email AS prof_email, pr.last_seen AS prof_last_seen,
-        CASE er.mk_last WHEN 1 THEN p.mpid_txt WHEN 2 THEN p.sdk_value END AS ev_mpuid,
-        ds.last_t, ds.last_t >= {TRUTH_CUTOFF} AS active_after_cutoff
-      FROM m JOIN persons p ON p.pid = m.pid
-      LEFT JOIN mp_prof pr ON pr.pid = m.pid AND pr.uk = m.dk
-      LEFT JOIN evrule er ON er.pid = m.pid AND er.dk = m.dk
-      LEFT JOIN dk_stats ds ON ds.pid = m.pid AND ds.dk = m.dk
-    ),
-    s AS (
-      SELECT *,
-        CASE WHEN prof_mpuid IS NOT NULL THEN 'mparticle_user_id'
-             WHEN ev_mpuid IS NOT NULL THEN 'event_property'
-             ELSE 'distinct_id' END AS identifier_source,
-        coalesce(prof_mpuid, ev_mpuid, distinct_id) AS identifier
-      FROM b
-    ),
+    SELECT m.ci, m.pid, m.dk, mi.distinct_id, p.mpid AS true_mpid, mi.has_profile,
+      CASE WHEN pf.mpuid IS NOT NULL THEN 'mparticle_user_id'
+           WHEN er.mk_last IS NOT NULL THEN 'event_property'
+           ELSE 'distinct_id' END AS identifier_source,
+      coalesce(pf.mpuid, CASE er.mk_last WHEN 1 THEN p.mpid_txt WHEN 2 THEN p.sdk_value END,
+               mi.distinct_id) AS identifier,
+      pf.email AS prof_email, ds.last_t
+    FROM c_mem m
+    JOIN c_mi mi ON mi.pid = m.pid AND mi.dk = m.dk
+    JOIN ps p ON p.pid = m.pid
+    LEFT JOIN c_pf pf ON pf.pid = m.pid AND pf.uk = m.dk
+    LEFT JOIN c_er er ON er.pid = m.pid AND er.dk = m.dk
+    LEFT JOIN c_dk ds ON ds.pid = m.pid AND ds.dk = m.dk
+    WHERE m.si = {last_si}
+    """
+
+
+def truth_sql(as_of: int, cohorts_values: str) -> str:
+    """Rules 2-4 over ``g_tpre`` (all chunks), ``g_mpa`` (existing MPIDs) and ``g_idents``
+    (type, value) of existing mParticle profiles."""
+    return f"""
+    WITH c AS (SELECT * FROM (VALUES {cohorts_values}) v(ci, cohort_name, cohort_id)),
+    fl AS (SELECT DISTINCT TRY_CAST(CAST(mpid AS DOUBLE) AS BIGINT) AS f FROM g_mpa),
+    idv AS (SELECT value, min(type) AS type FROM g_idents GROUP BY value),
+    em AS (SELECT DISTINCT value FROM g_idents WHERE type = 'email'),
     v AS (
-      SELECT *,
-        CASE WHEN regexp_full_match(identifier, '-?[0-9]+')
-             THEN TRY_CAST(identifier AS BIGINT) END AS id_mpid
-      FROM s
+      SELECT *, CASE WHEN regexp_full_match(identifier, '-?[0-9]+')
+                     THEN TRY_CAST(identifier AS BIGINT) END AS id_mpid
+      FROM g_tpre
     ),
     r AS (
-      SELECT v.*, (id_mpid IN (SELECT mpid FROM mpa)) IS TRUE AS found,
+      SELECT v.*, (id_mpid IN (SELECT mpid FROM g_mpa)) IS TRUE AS found,
              (id_mpid IN (SELECT f FROM fl)) IS TRUE AS float_hit
       FROM v
     )
@@ -90,10 +88,9 @@ def truth_sql(last_si: int, as_of: int, cohorts_values: str) -> str:
       CASE WHEN found THEN NULL
            ELSE coalesce(idv.type, CASE WHEN em.value IS NOT NULL THEN 'email' END) END AS recoverable_via,
       r.has_profile,
-      make_timestamp(greatest(coalesce(r.prof_last_seen, r.last_t), r.last_t)::BIGINT * 1000000) AS last_activity,
-      r.active_after_cutoff
+      make_timestamp(r.last_t::BIGINT * 1000000) AS last_activity,
+      r.last_t >= {TRUTH_CUTOFF} AS active_after_cutoff
     FROM r JOIN c ON c.ci = r.ci
     LEFT JOIN idv ON idv.value = r.distinct_id
     LEFT JOIN em ON em.value = r.prof_email
-    ORDER BY c.cohort_name, r.distinct_id
     """

@@ -34,7 +34,7 @@ def copy_lines(con, select_sql: str, path: Path, gzip: bool = False) -> None:
     con.execute(
         f"COPY ({select_sql}) TO {sql_str(path)} "
         f"(FORMAT csv, HEADER false, QUOTE '{_Q}', ESCAPE '{_Q}', DELIMITER '{_D}'{comp})"
-    )
+    ).fetchall()
 
 
 def write_json(path: Path, obj: Any) -> None:
