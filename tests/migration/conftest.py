@@ -61,3 +61,9 @@ def world():
         insert_events(lab, EVENTS)
         insert_profiles(lab, PROFILES)
         yield lab
+
+
+@pytest.fixture
+def lab():
+    with Lab() as lab:
+        yield lab

@@ -1,0 +1,258 @@
+"""SPEC §6 what-if on the hand-built history of ``conftest.py`` (read its table first).
+
+Unless a test says otherwise the event rule is off (``event_identity_cutoff: None``) so that
+each plan's own effect is visible, and the window is 2025-12-01 .. 2026-01-14 (state at the end
+of each day). Expected values are worked out by hand in the comments.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from cohortlab.migration import run_plans
+from cohortlab.plans import MigrationPlan, PlanError, load_plans, standard_plans
+
+from .conftest import EVENTS, PROFILES, insert_events, insert_profiles
+
+START, END = "2025-12-01", "2026-01-14"
+SWITCH = [{"since": None, "eit": "customer_id"}, {"since": "2026-01-05", "eit": "mparticle_id"}]
+
+
+def plan(name="p", **kw):
+    kw.setdefault("event_identity_cutoff", None)
+    kw.setdefault("eit_timeline", "customer_id")
+    return MigrationPlan(name=name, **kw)
+
+
+def run(lab, *plans, settings=None, activity="observed", start=START, end=END):
+    daily, summary = run_plans(lab.engine, plans, start, end, settings=settings, activity=activity)
+    return daily, summary.set_index("plan")
+
+
+def day(daily, d, plan_name=None):
+    sel = daily[daily["day"] == pd.Timestamp(d)]
+    if plan_name is not None:
+        sel = sel[sel["plan"] == plan_name]
+    assert len(sel) == 1
+    return sel.iloc[0]
+
+
+def users(lab, plan_name):
+    df = lab.sql(f"SELECT * FROM migration_users WHERE plan = '{plan_name}'")
+    return {r.distinct_id: r for r in df.itertuples()}
+
+
+# --------------------------------------------------------------------------- switch only
+def test_switch_only_splits_the_person_who_straddles_the_switch(world):
+    daily, summary = run(world, plan("switch only", eit_timeline=SWITCH))
+    u = users(world, "switch only")
+    # Bob: customer-id profile before the switch, MPID profile after it (a split)
+    assert set(u) == {"c-ann", "c-bob", "102", "103", "$device:dev-dan", "x-eve"}
+    assert (u["c-bob"].status, u["c-bob"].category) == ("unmatched", "stranded_split")
+    assert (u["102"].status, u["102"].identifier_source, u["102"].keyed_by_mpid) == ("matched", "distinct_id", True)
+    assert u["102"].person_profiles == 2 and u["c-bob"].person_profiles == 2
+    # Cat only ever used the app after the switch: one profile, the MPID
+    assert (u["103"].status, u["103"].category) == ("matched", "matched")
+    # Ann and Dan never came back after the switch: never fixable
+    assert (u["c-ann"].status, u["c-ann"].gap_reason, u["c-ann"].category) == (
+        "unmatched", "distinct_id_not_mpid", "never_fixable")
+    assert u["$device:dev-dan"].mpid == 104 and u["$device:dev-dan"].category == "never_fixable"
+    # Eve is not in mParticle at all
+    assert u["x-eve"].category == "not_in_mparticle" and pd.isna(u["x-eve"].mpid)
+
+    # day by day: before Cat (01-07) nobody matches; Bob's MPID profile appears 01-10
+    assert tuple(day(daily, "2026-01-06")[["members", "matched", "people", "split_profiles"]]) == (4, 0, 4, 0)
+    assert tuple(day(daily, "2026-01-07")[["members", "matched", "people", "split_profiles"]]) == (5, 1, 5, 0)
+    last = day(daily, "2026-01-14")
+    assert tuple(last[["members", "matched", "people", "matched_people", "split_profiles", "overcount"]]) == (
+        6, 2, 5, 2, 1, 1)
+    assert last["match_rate"] == pytest.approx(2 / 6)
+    s = summary.loc["switch only"]
+    assert s.final_match_rate == pytest.approx(2 / 6)
+    assert (s.split_profiles_end, s.stranded_profiles, s.never_fixable_users) == (1, 1, 2)
+    # 90% of the final 1/3 is reached on 01-10 (1/5 on 01-07 is below): 5 days after the switch
+    assert s.days_to_90pct == 5 and s.days_to_99pct == 5
+
+
+def test_switch_plus_rule_matches_through_the_profile_property(world):
+    daily, summary = run(world, plan("switch + Rule", eit_timeline=SWITCH,
+                                     remediation={"kind": "rule", "since": "2026-01-05"}))
+    u = users(world, "switch + Rule")
+    assert u["102"].identifier_source == "mparticle_user_id"
+    assert u["102"].remediation_at == pd.Timestamp("2026-01-10 10:00:00")
+    # the Rule cannot reach the old customer-id profile: no event goes there after the switch
+    assert u["c-bob"].status == "unmatched"
+    assert summary.loc["switch + Rule"].final_match_rate == pytest.approx(2 / 6)
+
+
+# --------------------------------------------------------------------------- Rule only
+def test_rule_only_fixes_returning_users_without_splitting(world):
+    daily, summary = run(world, plan("Rule only", remediation={"kind": "rule", "since": "2026-01-05"}))
+    u = users(world, "Rule only")
+    assert set(u) == {"c-ann", "c-bob", "c-cat", "$device:dev-dan", "x-eve"}
+    assert (u["c-bob"].status, u["c-bob"].identifier_source) == ("matched", "mparticle_user_id")
+    assert u["c-bob"].matchable_from == pd.Timestamp("2026-01-10 10:00:00")
+    assert u["c-cat"].status == "matched"
+    assert u["c-ann"].category == "never_fixable"
+    assert tuple(day(daily, "2026-01-09")[["members", "matched"]]) == (5, 1)   # Cat
+    assert tuple(day(daily, "2026-01-10")[["members", "matched", "split_profiles"]]) == (5, 2, 0)
+    s = summary.loc["Rule only"]
+    assert (s.final_match_rate, s.split_profiles_end, s.never_fixable_users) == (pytest.approx(0.4), 0, 2)
+
+
+def test_remediation_before_the_switch_reaches_users_active_in_between(world):
+    # Rule from 2025-12-05, switch 2026-01-05. Ann's 12-10 event is after the Rule: her
+    # customer-id profile gets $mparticle_user_id. Bob's only pre-switch event (12-02) is
+    # before the Rule: his old profile stays unmatched. Dan is anonymous (no profile to write).
+    daily, summary = run(world, plan("early rule", eit_timeline=SWITCH,
+                                     remediation={"kind": "sdk", "since": "2025-12-05"}))
+    u = users(world, "early rule")
+    assert (u["c-ann"].status, u["c-ann"].identifier_source) == ("matched", "mparticle_user_id")
+    assert u["c-ann"].matchable_from == pd.Timestamp("2025-12-10 10:00:00")
+    assert u["c-bob"].status == "unmatched"
+    assert u["$device:dev-dan"].status == "unmatched"
+    assert tuple(day(daily, "2025-12-09")[["members", "matched"]]) == (4, 0)
+    assert tuple(day(daily, "2025-12-10")[["members", "matched"]]) == (4, 1)
+    assert summary.loc["early rule"].final_match_rate == pytest.approx(3 / 6)   # c-ann, 102, 103
+
+
+def test_remediation_after_the_last_visit_fixes_nobody(world):
+    # Rule from 2026-01-12: nobody is active after it, so without a switch nothing matches;
+    # with the switch, the MPID profiles match through the $distinct_id fallback anyway.
+    late = {"kind": "rule", "since": "2026-01-12"}
+    _, summary = run(world, plan("late rule", remediation=late),
+                     plan("switch + late rule", eit_timeline=SWITCH, remediation=late))
+    assert summary.loc["late rule"].matched_end == 0
+    assert summary.loc["late rule"].never_fixable_users == 4           # everyone in mParticle
+    assert summary.loc["switch + late rule"].matched_end == 2
+    u = users(world, "switch + late rule")
+    assert u["102"].identifier_source == "distinct_id" and pd.isna(u["102"].remediation_at)
+
+
+# --------------------------------------------------------------------------- do nothing / event rule
+def test_do_nothing_without_event_rule_matches_nobody(world):
+    _, summary = run(world, plan("do nothing"))
+    s = summary.loc["do nothing"]
+    assert (s.members_end, s.matched_end, s.never_fixable_users) == (5, 0, 0)
+    assert s.unfixed_profiles == 4 and s.not_in_mparticle_profiles == 1   # no fix in the plan at all
+    assert pd.isna(s.days_to_90pct)
+
+
+def test_event_rule_recovers_users_active_after_the_cutoff(world):
+    _, summary = run(world, plan("do nothing", event_identity_cutoff="2026-01-06"))
+    u = users(world, "do nothing")
+    assert (u["c-bob"].status, u["c-bob"].identifier_source) == ("matched", "event_property")
+    assert u["c-bob"].event_rule_at == pd.Timestamp("2026-01-10 10:00:00")
+    assert u["c-cat"].status == "matched"
+    assert u["c-ann"].category == "never_fixable"
+    assert summary.loc["do nothing"].final_match_rate == pytest.approx(2 / 5)
+
+
+# --------------------------------------------------------------------------- strict fallback
+def test_strict_fallback_needs_mparticle_id_in_force_at_the_as_of_time(world):
+    back = plan("back to customer id", eit_timeline=[{"since": None, "eit": "mparticle_id"},
+                                                     {"since": "2026-01-05", "eit": "customer_id"}])
+    # before 01-05 everyone is keyed by the MPID (Dan too: MPID even before login)
+    daily, summary = run(world, back)
+    u = users(world, "back to customer id")
+    assert {k for k, r in u.items() if r.status == "matched"} == {"101", "102", "104"}
+    assert set(u) == {"101", "102", "104", "x-eve", "c-bob", "c-cat"}
+    daily_s, summary_s = run(world, back, settings={"fallback": "strict"})
+    u = users(world, "back to customer id")
+    assert summary_s.loc["back to customer id"].matched_end == 0
+    assert u["101"].gap_reason == "fallback_disabled"
+    # while mparticle_id is in force (as of the end of 01-03) the strict fallback matches
+    assert day(daily_s, "2026-01-03")["matched"] == 3
+    assert day(daily_s, "2026-01-05")["matched"] == 0
+
+
+# --------------------------------------------------------------------------- Simplified ID Merge
+def test_anonymous_activity_joins_the_first_identified_profile(lab):
+    # Fay browses anonymously on 12-05, logs in only on 01-08, after the switch: with Simplified
+    # ID Merge her device's earlier events belong to her first $user_id, the MPID. One profile.
+    insert_events(lab, [("c-fay", "2025-12-05 09:00:00", None, "dev-fay"),
+                        ("c-fay", "2026-01-08 09:00:00", "c-fay", "dev-fay")])
+    insert_profiles(lab, {105: [("user", "customer_id", "c-fay"), ("device", "ios_idfv", "dev-fay")]})
+    _, summary = run(lab, plan("switch only", eit_timeline=SWITCH), plan("no switch"))
+    u = users(lab, "switch only")
+    assert set(u) == {"105"} and u["105"].status == "matched"
+    assert summary.loc["switch only"].split_profiles_end == 0
+    u = users(lab, "no switch")
+    assert set(u) == {"c-fay"}
+
+
+def test_person_links(world):
+    run(world, plan("x"))
+    rows = world.engine.query_rows("SELECT distinct_id, mpid, link FROM mig_map ORDER BY distinct_id")
+    assert rows == [
+        ("$device:dev-dan", 104, "device_identity"),      # Dan: known to mParticle by his device
+        ("c-ann", 101, "direct"), ("c-bob", 102, "direct"), ("c-cat", 103, "direct"),   # customer ids
+        ("x-eve", None, "none"),                          # not in mParticle
+    ]
+
+
+def test_event_property_links_a_person_whose_profile_was_deleted(lab):
+    # Gus's mParticle profile is gone (not in mpa_profiles), his events after the cutoff carry
+    # his MPID: he is a person with an MPID that no longer exists: mpid_not_found, never matched.
+    insert_events(lab, [("c-gus", "2026-01-20 09:00:00", "c-gus", "dev-gus", "777"),
+                        ("c-gus", "2026-01-21 09:00:00", "c-gus", "dev-gus", "777")])
+    _, summary = run(lab, plan("switch", eit_timeline=[{"since": None, "eit": "customer_id"},
+                                                       {"since": "2026-01-21", "eit": "mparticle_id"}],
+                               event_identity_cutoff="2026-01-15"), start="2026-01-19", end="2026-01-22")
+    u = users(lab, "switch")
+    assert set(u) == {"c-gus", "777"}
+    assert u["777"].status == "unmatched" and u["777"].gap_reason == "mpid_not_found"
+    assert u["c-gus"].category == "not_in_mparticle"
+
+
+# --------------------------------------------------------------------------- projection
+def test_repeat_projects_observed_activity_past_the_last_event(world):
+    # data span 2025-12-01 .. 2026-01-10 = 41 days; a switch on 2026-01-12 is after every event:
+    # with observed activity nobody gets an MPID profile; repeated, Ann's 12-01 activity comes
+    # back on 01-11 (before the switch), her 12-10 event on 01-20, Bob's 12-02 on 01-12 ...
+    p = plan("future switch", eit_timeline=[{"since": None, "eit": "customer_id"},
+                                            {"since": "2026-01-12", "eit": "mparticle_id"}])
+    _, obs = run(world, p, end="2026-01-25")
+    assert obs.loc["future switch"].matched_end == 0
+    _, rep = run(world, p, end="2026-01-25", activity="repeat")
+    u = users(world, "future switch")
+    assert {k for k, r in u.items() if r.status == "matched"} == {"101", "102", "104"}
+    assert u["101"].first_seen == pd.Timestamp("2026-01-20 10:00:00")      # 12-10 + 41 days
+    # Ann and Bob now have two profiles; Dan has one: his anonymous device activity joins his
+    # first identified key, the MPID (Simplified ID Merge)
+    assert rep.loc["future switch"].split_profiles_end == 2
+    assert "$device:dev-dan" not in u
+
+
+# --------------------------------------------------------------------------- standard plans, YAML
+def test_standard_plans_side_by_side(world):
+    daily, summary = run(world, *standard_plans("2026-01-05", event_identity_cutoff=None))
+    assert list(summary.index) == ["switch only", "switch + Rule", "Rule only", "do nothing"]
+    assert set(daily.columns) >= {"plan", "day", "match_rate", "matched", "members", "split_profiles"}
+    assert len(daily) == 4 * 45
+    assert summary["final_match_rate"].round(4).tolist() == [0.3333, 0.3333, 0.4, 0.0]
+    stored = world.sql("SELECT plan, count(*) AS n FROM migration_daily GROUP BY plan")
+    assert dict(zip(stored.plan, stored.n)) == {p: 45 for p in summary.index}
+
+
+def test_plan_yaml_round_trip(tmp_path):
+    p = MigrationPlan(name="switch + Rule", eit_timeline=SWITCH, remediation={"kind": "rule", "since": "2026-01-05"})
+    path = tmp_path / "p.yaml"
+    p.to_yaml(path)
+    assert MigrationPlan.from_yaml(path) == p
+    assert p.event_identity_cutoff.isoformat() == "2026-01-15T00:00:00+00:00"       # settings default
+    path.write_text("name: x\neit_timeline: mpid\nevent_identity_cutoff: null\n")
+    q = MigrationPlan.from_yaml(path)
+    assert q.eit_timeline[0].eit == "mparticle_id" and q.event_identity_cutoff is None
+    path.write_text("name: x\neit_timeline: customer-number\n")
+    with pytest.raises(PlanError, match="eit"):
+        MigrationPlan.from_yaml(path)
+
+
+def test_example_plans_load():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "data" / "plans"
+    names = [p.name for f in sorted(root.glob("*.yaml")) for p in load_plans(f)]
+    assert "switch only" in names and "do nothing" in names
