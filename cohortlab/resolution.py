@@ -66,6 +66,8 @@ RESOLUTION_COLUMNS = [
 ]
 PERSONAL_DATA_COLUMNS = ("email",)
 
+BLOCK = 61  # snapshot versions per presence bitmask (bits 1..61 of a BIGINT, bit 0 = carry)
+
 # preference when several identity types recover a member
 _IDENTITY_RANK = {"customer_id": 1, "email": 2, "other": 3, "other_id_2": 4, "other_id_3": 5, "other_id_4": 6}
 
@@ -214,25 +216,36 @@ def add_membership_steps(p: Pipeline, ref: CohortRef, at: datetime, *, transitio
         )
         if not transitions:  # only the latest snapshot is needed
             return
+        # Presence as bitmasks: one row per (member, block of 61 versions); bit j (1..61) = present
+        # at version 61*block + j, bit 0 = present at the version just before the block (carry).
+        # Enter/leave edges are bit operations, so no per-member window over every snapshot row.
         p.add(
-            "presence",
-            """
-            SELECT m.distinct_id, v.version,
-                   lag(v.version) OVER (PARTITION BY m.distinct_id ORDER BY v.version) AS prev_version,
-                   lead(v.version) OVER (PARTITION BY m.distinct_id ORDER BY v.version) AS next_version
+            "snap_bits",
+            f"""
+            SELECT m.distinct_id, (v.version - 1) // {BLOCK} AS block,
+                   CAST(1 AS BIGINT) << ((v.version - 1) % {BLOCK} + 1) AS bit
             FROM mp_cohort_members m JOIN versions v ON m.snapshot_id = v.snapshot_id
             WHERE m.distinct_id IS NOT NULL
+            UNION ALL
+            SELECT m.distinct_id, (v.version - 1) // {BLOCK} + 1 AS block, CAST(1 AS BIGINT) AS bit
+            FROM mp_cohort_members m JOIN versions v ON m.snapshot_id = v.snapshot_id
+            WHERE m.distinct_id IS NOT NULL AND (v.version - 1) % {BLOCK} = {BLOCK - 1}
+            """,
+        )
+        p.add(
+            "snap_edges",
+            """
+            SELECT distinct_id, block, mask & ~(mask << 1) & ~CAST(1 AS BIGINT) AS enters, ~mask & (mask << 1) AS exits
+            FROM (SELECT distinct_id, block, bit_or(bit) AS mask FROM snap_bits GROUP BY distinct_id, block) x
             """,
         )
         p.add(
             "transitions",
-            """
-            SELECT distinct_id, version, 1 AS delta FROM presence
-            WHERE prev_version IS NULL OR prev_version < version - 1
-            UNION ALL
-            SELECT distinct_id, version + 1 AS version, -1 AS delta FROM presence
-            WHERE (next_version IS NULL AND version < (SELECT max(version) FROM versions))
-               OR next_version > version + 1
+            f"""
+            SELECT e.distinct_id, v.version,
+                   CASE WHEN (e.enters >> ((v.version - 1) % {BLOCK} + 1)) & 1 = 1 THEN 1 ELSE -1 END AS delta
+            FROM snap_edges e JOIN versions v ON (v.version - 1) // {BLOCK} = e.block
+            WHERE ((e.enters | e.exits) >> ((v.version - 1) % {BLOCK} + 1)) & 1 = 1
             """,
         )
         p.add(

@@ -69,7 +69,7 @@ from cohortlab.resolution import (
     sql_str,
     sql_ts,
 )
-from cohortlab.settings import SyncSettings, naive_utc, to_utc
+from cohortlab.settings import SyncSettings, to_utc
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _US = timedelta(microseconds=1)
@@ -117,15 +117,29 @@ def population_stage(ref: CohortRef, at: datetime, settings: SyncSettings) -> Pi
 
 
 def targets_stage() -> Pipeline:
-    return Pipeline().add(
-        "targets",
+    """What each resolved member writes to: ``target`` BIGINT = the MPID of a matched member, or
+    the number of the orphan that an ``orphan_created`` member's identifier creates (one orphan per
+    distinct identifier); ``is_orphan`` tells them apart."""
+    p = Pipeline()
+    p.add(
+        "orphan_numbers",
         """
-        SELECT distinct_id, status = 'orphan_created' AS is_orphan,
-               CASE WHEN status = 'matched' THEN CAST(mpid AS VARCHAR) ELSE identifier END AS target
-        FROM sim_population
-        WHERE status IN ('matched', 'orphan_created')
+        SELECT identifier, row_number() OVER (ORDER BY identifier) AS orphan_no
+        FROM (SELECT DISTINCT identifier FROM sim_population WHERE status = 'orphan_created') x
         """,
     )
+    p.add(
+        "targets",
+        """
+        SELECT sp.distinct_id, sp.status = 'orphan_created' AS is_orphan,
+               CAST(coalesce(sp.mpid, o.orphan_no) AS BIGINT) AS target,
+               CASE WHEN sp.status = 'orphan_created' THEN sp.identifier END AS orphan_identifier
+        FROM sim_population sp
+        LEFT JOIN orphan_numbers o ON sp.status = 'orphan_created' AND o.identifier = sp.identifier
+        WHERE sp.status IN ('matched', 'orphan_created')
+        """,
+    )
+    return p
 
 
 def runs_stage(t0: datetime, at: datetime, settings: SyncSettings) -> Pipeline:
@@ -221,7 +235,7 @@ def member_changes_stage() -> Pipeline:
 
 
 def writes_stage(settings: SyncSettings) -> Pipeline:
-    """Every attribute write: (run k, target, value, previous value)."""
+    """Every attribute write: (run k, target, value), plus full-refresh clear candidates."""
     removes_first = settings.apply_order == "removes_then_adds"
     p = Pipeline()
     p.add(
@@ -250,7 +264,7 @@ def writes_stage(settings: SyncSettings) -> Pipeline:
             "SELECT is_orphan, target, min(k) AS first_k FROM base_writes GROUP BY is_orphan, target",
         )
         # candidates: every target written before the refresh and not sent by it; those that are
-        # not `true` just before the refresh are dropped below (writing false on false is a no-op)
+        # not `true` just before the refresh are no-ops, dropped in the state stage
         p.add(
             "clear_candidates",
             """
@@ -261,26 +275,73 @@ def writes_stage(settings: SyncSettings) -> Pipeline:
             WHERE r.kind = 'full_refresh' AND b.target IS NULL
             """,
         )
-        p.add(
-            "all_writes",
-            "SELECT * FROM base_writes UNION ALL SELECT * FROM clear_candidates",
-        )
+        p.add("writes", "SELECT * FROM base_writes UNION ALL SELECT * FROM clear_candidates")
     else:
-        p.add("all_writes", "SELECT * FROM base_writes")
+        p.add("writes", "SELECT * FROM base_writes")
+    return p
+
+
+def state_stage() -> Pipeline:
+    """Per target, one row per run at which it changes: S-membership count (how many current
+    members resolve to it) and attribute value, in ONE window pass.
+
+    The last write's value up to run k is ``max(2k + value)`` over writes so far, mod 2 (k grows,
+    so the maximum is the last write); ``next_k`` (lead) says until which run a row's state holds.
+    An S change at version v is seen by the first run (failed or not) whose membership is at
+    least that recent.
+    """
+    w = "PARTITION BY is_orphan, target ORDER BY k"
+    p = Pipeline()
     p.add(
-        "sequenced",
+        "version_first_run",
+        "SELECT v.version, min(r.k) AS k FROM sim_versions v JOIN sim_runs r ON r.version >= v.version GROUP BY v.version",
+    )
+    p.add(
+        "s_deltas",
         """
-        SELECT k, is_orphan, target, value, is_clear,
-               lag(value) OVER (PARTITION BY is_orphan, target ORDER BY k) AS prev_value
-        FROM all_writes
+        SELECT tg.is_orphan, tg.target, f.k, sum(t.delta) AS s_delta
+        FROM sim_transitions t
+        JOIN sim_targets tg ON tg.distinct_id = t.distinct_id
+        JOIN version_first_run f ON f.version = t.version
+        WHERE NOT tg.is_orphan
+        GROUP BY tg.is_orphan, tg.target, f.k
+        HAVING sum(t.delta) <> 0
         """,
     )
     p.add(
-        "writes",
+        "events",
         """
-        SELECT s.k, r.run_at, s.is_orphan, s.target, s.value, s.prev_value, s.is_clear
-        FROM sequenced s JOIN sim_runs r ON r.k = s.k
-        WHERE NOT (s.is_clear AND NOT coalesce(s.prev_value, FALSE))
+        SELECT is_orphan, target, k, sum(s_delta) AS s_delta, max(w_code) AS w_code, max(is_clear) AS is_clear
+        FROM (
+            SELECT is_orphan, target, k, s_delta, CAST(NULL AS BIGINT) AS w_code, 0 AS is_clear FROM s_deltas
+            UNION ALL
+            SELECT is_orphan, target, k, 0 AS s_delta, 2 * k + CASE WHEN value THEN 1 ELSE 0 END AS w_code,
+                   CASE WHEN is_clear THEN 1 ELSE 0 END AS is_clear
+            FROM sim_writes
+        ) x
+        GROUP BY is_orphan, target, k
+        """,
+    )
+    p.add(
+        "running",
+        f"""
+        SELECT is_orphan, target, k, w_code, is_clear,
+               sum(s_delta) OVER ({w} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS s_count,
+               max(w_code) OVER ({w} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS last_code,
+               max(w_code) OVER ({w} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_code,
+               lead(k) OVER ({w}) AS next_k
+        FROM events
+        """,
+    )
+    p.add(
+        "state",
+        """
+        SELECT is_orphan, target, k, next_k,
+               CASE WHEN s_count > 0 THEN 1 ELSE 0 END AS in_s,
+               CASE WHEN last_code % 2 = 1 THEN 1 ELSE 0 END AS is_true,
+               CASE WHEN w_code IS NOT NULL AND NOT (is_clear = 1 AND coalesce(prev_code % 2, 0) = 0)
+                    THEN 1 ELSE 0 END AS is_write
+        FROM running
         """,
     )
     return p
@@ -289,22 +350,29 @@ def writes_stage(settings: SyncSettings) -> Pipeline:
 def attribute_state_stage(ref: CohortRef, at: datetime, attribute: str) -> Pipeline:
     p = Pipeline()
     p.add(
-        "last_writes",
+        "per_target",
         """
-        SELECT w.*,
-               lead(w.k) OVER (PARTITION BY w.is_orphan, w.target ORDER BY w.k) AS next_k,
-               count(*) OVER (PARTITION BY w.is_orphan, w.target) AS writes
-        FROM sim_writes w
+        SELECT is_orphan, target, max(CASE WHEN is_write = 1 THEN k END) AS last_k, sum(is_write) AS writes,
+               max(CASE WHEN next_k IS NULL THEN is_true END) = 1 AS value
+        FROM sim_state
+        GROUP BY is_orphan, target
+        HAVING sum(is_write) > 0
         """,
+    )
+    p.add(
+        "orphan_names",
+        "SELECT DISTINCT target, orphan_identifier FROM sim_targets WHERE is_orphan",
     )
     p.add(
         "attribute_state",
         f"""
         SELECT {sql_str(ref.name)} AS cohort_name, {sql_str(attribute)} AS attribute_name,
-               CASE WHEN NOT is_orphan THEN CAST(target AS BIGINT) END AS mpid,
-               CASE WHEN is_orphan THEN target END AS orphan_identifier,
-               is_orphan, value, run_at AS last_write_at, writes, {sql_ts(at)} AS as_of
-        FROM last_writes WHERE next_k IS NULL
+               CASE WHEN NOT t.is_orphan THEN t.target END AS mpid,
+               o.orphan_identifier, t.is_orphan, t.value, r.run_at AS last_write_at,
+               CAST(t.writes AS BIGINT) AS writes, {sql_ts(at)} AS as_of
+        FROM per_target t
+        JOIN sim_runs r ON r.k = t.last_k
+        LEFT JOIN orphan_names o ON t.is_orphan AND o.target = t.target
         """,
     )
     return p
@@ -312,7 +380,6 @@ def attribute_state_stage(ref: CohortRef, at: datetime, attribute: str) -> Pipel
 
 def timeline_stage() -> Pipeline:
     running = "OVER (ORDER BY r.k ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
-    per_target = "OVER (PARTITION BY target ORDER BY k ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
     p = Pipeline()
     p.add(
         "version_sizes",
@@ -330,106 +397,43 @@ def timeline_stage() -> Pipeline:
         FROM sim_member_changes GROUP BY k
         """,
     )
+    # a state row counts from its run k until (excluding) next_k: +1 at k, -1 at next_k
     p.add(
-        "t_changes",
+        "state_flags",
         """
-        SELECT k, is_orphan, target, CASE WHEN value THEN 1 ELSE -1 END AS t_delta
-        FROM sim_writes WHERE value <> coalesce(prev_value, FALSE)
-        """,
-    )
-    p.add(
-        "true_deltas",
-        """
-        SELECT k, sum(t_delta) AS d_true, sum(CASE WHEN is_orphan THEN 0 ELSE t_delta END) AS d_linked
-        FROM t_changes GROUP BY k
-        """,
-    )
-    # S: the MPIDs that members resolve to, per version, as enter/leave events per MPID
-    p.add(
-        "s_counts",
-        """
-        SELECT tg.target, t.version, sum(t.delta) AS d
-        FROM sim_transitions t JOIN sim_targets tg ON tg.distinct_id = t.distinct_id
-        WHERE NOT tg.is_orphan
-        GROUP BY tg.target, t.version
-        """,
-    )
-    p.add(
-        "s_running",
-        """
-        SELECT target, version,
-               sum(d) OVER (PARTITION BY target ORDER BY version ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) > 0 AS in_s
-        FROM s_counts
-        """,
-    )
-    p.add(
-        "s_changes",
-        """
-        SELECT target, version, CASE WHEN in_s THEN 1 ELSE -1 END AS s_delta
-        FROM (SELECT target, version, in_s, lag(in_s) OVER (PARTITION BY target ORDER BY version) AS prev_in_s
-              FROM s_running) x
-        WHERE in_s <> coalesce(prev_in_s, FALSE)
-        """,
-    )
-    # a version is first seen by the first run (failed or not) whose membership is that recent
-    p.add(
-        "version_first_run",
-        "SELECT v.version, min(r.k) AS k FROM sim_versions v JOIN sim_runs r ON r.version >= v.version GROUP BY v.version",
-    )
-    p.add(
-        "s_events",
-        """
-        SELECT s.target, f.k, sum(s.s_delta) AS s_delta
-        FROM s_changes s JOIN version_first_run f ON f.version = s.version
-        GROUP BY s.target, f.k
-        """,
-    )
-    p.add(
-        "st_events",
-        """
-        SELECT target, k, sum(s_delta) AS s_delta, sum(t_delta) AS t_delta FROM (
-            SELECT target, k, s_delta, 0 AS t_delta FROM s_events
-            UNION ALL
-            SELECT target, k, 0 AS s_delta, t_delta FROM t_changes WHERE NOT is_orphan
-        ) x GROUP BY target, k
-        """,
-    )
-    p.add(
-        "st_running",
-        f"""
-        SELECT target, k,
-               CASE WHEN sum(s_delta) {per_target} > 0 AND sum(t_delta) {per_target} > 0 THEN 1 ELSE 0 END AS both_in
-        FROM st_events
-        """,
-    )
-    p.add(
-        "both_deltas",
-        """
-        SELECT k, sum(both_in - prev_both) AS d_both, 0 AS d_s FROM (
-            SELECT k, both_in, coalesce(lag(both_in) OVER (PARTITION BY target ORDER BY k), 0) AS prev_both
-            FROM st_running) x
-        GROUP BY k
-        UNION ALL
-        SELECT k, 0 AS d_both, sum(s_delta) AS d_s FROM s_events GROUP BY k
+        SELECT k, next_k, in_s,
+               CASE WHEN is_orphan THEN 0 ELSE is_true END AS true_linked,
+               CASE WHEN is_orphan THEN is_true ELSE 0 END AS true_orphan,
+               in_s * is_true AS true_and_should
+        FROM sim_state
         """,
     )
     p.add(
         "run_deltas",
-        "SELECT k, sum(d_both) AS d_both, sum(d_s) AS d_s FROM both_deltas GROUP BY k",
+        """
+        SELECT k, sum(in_s) AS d_s, sum(true_linked) AS d_linked, sum(true_orphan) AS d_orphan,
+               sum(true_and_should) AS d_both
+        FROM (
+            SELECT k, in_s, true_linked, true_orphan, true_and_should FROM state_flags
+            UNION ALL
+            SELECT next_k AS k, -in_s, -true_linked, -true_orphan, -true_and_should FROM state_flags
+            WHERE next_k IS NOT NULL
+        ) x
+        GROUP BY k
+        """,
     )
     p.add(
         "counts",
         f"""
         SELECT r.k, r.run_at, r.kind, r.sent, r.failed, coalesce(vs.members, 0) AS members, vs.at_time AS membership_as_of,
                coalesce(se.adds, 0) AS adds, coalesce(se.removes, 0) AS removes,
-               sum(coalesce(td.d_true, 0)) {running} AS true_count,
-               sum(coalesce(td.d_linked, 0)) {running} AS true_linked,
+               sum(coalesce(rd.d_linked, 0)) {running} AS true_linked,
+               sum(coalesce(rd.d_orphan, 0)) {running} AS orphans_true,
                sum(coalesce(rd.d_s, 0)) {running} AS should_be_true,
                sum(coalesce(rd.d_both, 0)) {running} AS true_and_should
         FROM sim_runs r
         LEFT JOIN version_sizes vs ON vs.version = r.version
         LEFT JOIN sends se ON se.k = r.k
-        LEFT JOIN true_deltas td ON td.k = r.k
         LEFT JOIN run_deltas rd ON rd.k = r.k
         """,
     )
@@ -438,11 +442,11 @@ def timeline_stage() -> Pipeline:
         """
         SELECT run_at, CAST(members AS BIGINT) AS members, CAST(adds AS BIGINT) AS adds,
                CAST(removes AS BIGINT) AS removes, failed, kind = 'full_refresh' AS full_refresh,
-               CAST(true_count AS BIGINT) AS true_count,
+               CAST(true_linked + orphans_true AS BIGINT) AS true_count,
                CAST(should_be_true - true_and_should AS BIGINT) AS not_yet_true,
                CAST(true_linked - true_and_should AS BIGINT) AS stale_true,
                k AS run, kind, sent, CAST(should_be_true AS BIGINT) AS should_be_true,
-               CAST(true_linked AS BIGINT) AS true_linked, CAST(true_count - true_linked AS BIGINT) AS orphans_true,
+               CAST(true_linked AS BIGINT) AS true_linked, CAST(orphans_true AS BIGINT) AS orphans_true,
                membership_as_of
         FROM counts
         """,
@@ -472,6 +476,7 @@ def stages(ref: CohortRef, at: datetime, t0: datetime, settings: SyncSettings, a
         ("sim_runs", runs_stage(t0, at, settings), True),
         ("sim_member_changes", member_changes_stage(), True),
         ("sim_writes", writes_stage(settings), True),
+        ("sim_state", state_stage(), True),
         ("attribute_state", attribute_state_stage(ref, at, attribute), False),
         ("timeline", timeline_stage(), False),
     ]

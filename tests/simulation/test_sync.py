@@ -1,0 +1,343 @@
+"""SPEC §5: the sync played forward in time. Small hand-built cohorts; the expected attribute
+values, timeline rows and waterfall counts are written out by hand."""
+
+import pandas as pd
+import pytest
+
+from cohortlab.settings import SyncSettings
+
+C = "Power Users"
+
+
+def timeline(result, *cols):
+    cols = cols or ("kind", "members", "adds", "removes", "true_count", "not_yet_true", "stale_true")
+    return [tuple(r) for r in result.timeline[list(cols)].itertuples(index=False)]
+
+
+def state(result):
+    """{mpid or 'orphan:<identifier>': value}"""
+    out = {}
+    for r in result.attribute_state.itertuples():
+        key = f"orphan:{r.orphan_identifier}" if r.is_orphan else int(r.mpid)
+        out[key] = bool(r.value)
+    return out
+
+
+def wf(result):
+    return dict(zip(result.waterfall.step, result.waterfall["count"]))
+
+
+def linked(data, pairs):
+    """pairs: {distinct_id: mpid}: an mParticle profile and a Mixpanel profile carrying it."""
+    for d, mpid in pairs.items():
+        data.mpa(mpid)
+        data.profile(d, mparticle_user_id=str(mpid))
+
+
+# --------------------------------------------------------------------------- dynamic sync
+def test_first_run_is_a_full_sync_then_diffs(data):
+    linked(data, {"a": 1, "b": 2, "c": 3})
+    data.snapshot(C, "2026-03-01T00:00", ["a", "b", "x"])  # x: no profile, not an MPID
+    data.snapshot(C, "2026-03-01T00:20", ["b", "c", "x"])
+    r = data.lab.simulate(C, at="2026-03-01T00:45")
+    assert timeline(r) == [
+        # kind, members, adds, removes, |T|, not_yet_true, stale_true
+        ("first", 3, 3, 0, 2, 0, 0),  # 00:00 all members sent; a, b -> true
+        ("diff", 3, 0, 0, 2, 0, 0),  # 00:15 nothing changed yet
+        ("diff", 3, 1, 1, 2, 0, 0),  # 00:30 sees 00:20: remove a, add c
+        ("diff", 3, 0, 0, 2, 0, 0),  # 00:45
+    ]
+    assert r.timeline.run_at.tolist() == list(pd.date_range("2026-03-01", periods=4, freq="15min"))
+    assert state(r) == {1: False, 2: True, 3: True}  # false is written, never deleted
+    assert wf(r) == {
+        "members": 3, "unmatched:distinct_id_not_mpid": 1, "shared_mpid": 0, "should_be_true": 2,
+        "not_yet_true": 0, "stale_true": 0, "orphans_true": 0, "audience": 2,
+    }
+    last = r.attribute_state.set_index("mpid").loc[1]
+    assert last.last_write_at == pd.Timestamp("2026-03-01T00:30") and last.writes == 2
+
+
+def test_a_change_is_pending_until_the_next_run(data):
+    linked(data, {"a": 1, "b": 2})
+    data.snapshot(C, "2026-03-01T00:00", ["a"])
+    data.snapshot(C, "2026-03-01T00:20", ["a", "b"])
+    # at 00:25 the last run (00:15) has not seen b yet
+    r = data.lab.simulate(C, at="2026-03-01T00:25")
+    assert wf(r)["should_be_true"] == 2 and wf(r)["not_yet_true"] == 1 and wf(r)["audience"] == 1
+    assert state(r) == {1: True}
+
+
+def test_cadence_option(data):
+    linked(data, {"a": 1, "b": 2})
+    data.snapshot(C, "2026-03-01T00:00", ["a"])
+    data.snapshot(C, "2026-03-01T00:20", ["a", "b"])
+    r = data.lab.simulate(C, at="2026-03-01T02:00", settings={"cadence": "1h"})
+    assert r.timeline.run_at.tolist() == list(pd.date_range("2026-03-01", periods=3, freq="1h"))
+    assert timeline(r, "adds", "true_count") == [(1, 1), (1, 2), (0, 2)]
+
+
+def test_start_option_moves_t0(data):
+    linked(data, {"a": 1})
+    data.snapshot(C, "2026-03-01T00:00", ["a"])
+    r = data.lab.simulate(C, at="2026-03-01T01:00", settings={"start": "2026-03-01T00:30:00Z"})
+    assert r.t0 == pd.Timestamp("2026-03-01T00:30", tz="UTC")
+    assert timeline(r, "run_at", "kind") == [
+        (pd.Timestamp("2026-03-01T00:30"), "first"), (pd.Timestamp("2026-03-01T00:45"), "diff"),
+        (pd.Timestamp("2026-03-01T01:00"), "diff"),
+    ]
+    # t0 before any snapshot: the first run sends an empty cohort, the next one the diff
+    r = data.lab.simulate(C, at="2026-03-01T00:15", settings={"start": "2026-02-28T23:50:00Z"})
+    # runs at 23:50 and 00:05
+    assert timeline(r, "kind", "members", "adds", "true_count") == [("first", 0, 0, 0), ("diff", 1, 1, 1)]
+
+
+# --------------------------------------------------------------------------- duplicates
+@pytest.fixture
+def duplicates(data):
+    """Two Mixpanel profiles of one person (a, b) resolve to the same MPID 1; they take turns."""
+    data.mpa(1)
+    data.profile("a", mparticle_user_id="1")
+    data.profile("b", mparticle_user_id="1")
+    data.snapshot(C, "2026-03-01T00:00", ["a"])
+    data.snapshot(C, "2026-03-01T00:15", ["b"])  # a leaves, b joins in the same run
+    data.snapshot(C, "2026-03-01T00:30", ["a"])  # and back
+    data.snapshot(C, "2026-03-01T00:45", ["a", "b"])  # both
+    data.snapshot(C, "2026-03-01T01:00", ["b"])  # a leaves: its remove writes false on MPID 1
+    return data
+
+
+def test_duplicates_sharing_an_mpid_removes_then_adds(duplicates):
+    r = duplicates.lab.simulate(C)
+    assert timeline(r, "adds", "removes", "true_count", "not_yet_true") == [
+        (1, 0, 1, 0), (1, 1, 1, 0), (1, 1, 1, 0), (1, 0, 1, 0), (0, 1, 0, 1),
+    ]
+    assert wf(r) == {
+        "members": 1, "shared_mpid": 0, "should_be_true": 1, "not_yet_true": 1,
+        "stale_true": 0, "orphans_true": 0, "audience": 0,
+    }
+
+
+def test_duplicates_sharing_an_mpid_adds_then_removes_flaps(duplicates):
+    r = duplicates.lab.simulate(C, settings={"apply_order": "adds_then_removes"})
+    # a run that both removes and adds the MPID ends false
+    assert timeline(r, "true_count", "not_yet_true") == [(1, 0), (0, 1), (0, 1), (1, 0), (0, 1)]
+    assert state(r) == {1: False}
+    assert r.attribute_state.writes.tolist() == [5]
+
+
+def test_shared_mpid_step_counts_members_minus_distinct_mpids(data):
+    data.mpa(1)
+    data.profile("a", mparticle_user_id="1")
+    data.profile("b", mparticle_user_id="1")
+    data.profile("1")  # distinct_id fallback to the same MPID
+    data.snapshot(C, "2026-03-01", ["a", "b", "1"])
+    assert wf(data.lab.simulate(C)) == {
+        "members": 3, "shared_mpid": 2, "should_be_true": 1, "not_yet_true": 0,
+        "stale_true": 0, "orphans_true": 0, "audience": 1,
+    }
+
+
+# --------------------------------------------------------------------------- pauses
+@pytest.fixture
+def paused(data):
+    linked(data, {"a": 1, "b": 2, "c": 3})
+    data.snapshot(C, "2026-03-01T00:00", ["a", "b"])
+    data.snapshot(C, "2026-03-01T12:00", ["b", "c"])  # during the pause: a leaves, c joins
+    return data
+
+
+def test_pause_shorter_than_snapshot_ttl_resumes_with_a_diff(paused):
+    s = {"cadence": "6h", "pauses": [{"start": "2026-03-01T05:00", "end": "2026-03-02T05:00"}]}
+    r = paused.lab.simulate(C, at="2026-03-02T12:00", settings=s)
+    assert timeline(r, "run_at", "kind", "failed", "adds", "removes", "true_count", "not_yet_true", "stale_true") == [
+        (pd.Timestamp("2026-03-01T00:00"), "first", False, 2, 0, 2, 0, 0),
+        (pd.Timestamp("2026-03-01T06:00"), "failed", True, 0, 0, 2, 0, 0),
+        (pd.Timestamp("2026-03-01T12:00"), "failed", True, 0, 0, 2, 1, 1),  # c pending, a stale
+        (pd.Timestamp("2026-03-01T18:00"), "failed", True, 0, 0, 2, 1, 1),
+        (pd.Timestamp("2026-03-02T00:00"), "failed", True, 0, 0, 2, 1, 1),
+        (pd.Timestamp("2026-03-02T06:00"), "diff", False, 1, 1, 2, 0, 0),  # diff vs the last success
+        (pd.Timestamp("2026-03-02T12:00"), "diff", False, 0, 0, 2, 0, 0),
+    ]
+    assert not r.timeline.full_refresh.any()
+    assert state(r) == {1: False, 2: True, 3: True}
+
+
+def test_pause_longer_than_snapshot_ttl_ends_with_a_full_refresh(paused):
+    s = {"cadence": "6h", "snapshot_ttl": "1d", "pauses": [{"start": "2026-03-01T05:00", "end": "2026-03-02T05:00"}]}
+    r = paused.lab.simulate(C, at="2026-03-02T12:00", settings=s)
+    refresh = r.timeline[r.timeline.run_at == pd.Timestamp("2026-03-02T06:00")].iloc[0]
+    assert (refresh.kind, bool(refresh.full_refresh), refresh.adds, refresh.removes) == ("full_refresh", True, 2, 0)
+    # refresh_clears_stale (default): a is true but no longer a member -> false
+    assert (refresh.true_count, refresh.stale_true) == (2, 0)
+    assert state(r) == {1: False, 2: True, 3: True}
+    # without clearing, a stays true: stale
+    r = paused.lab.simulate(C, at="2026-03-02T12:00", settings={**s, "refresh_clears_stale": False})
+    assert state(r) == {1: True, 2: True, 3: True}
+    assert wf(r)["stale_true"] == 1 and wf(r)["audience"] == 3
+
+
+def test_full_refresh_repairs_a_false_written_by_a_duplicate(data):
+    data.mpa(1)
+    data.profile("a", mparticle_user_id="1")
+    data.profile("b", mparticle_user_id="1")
+    data.snapshot(C, "2026-03-01T00:00", ["a", "b"])
+    data.snapshot(C, "2026-03-01T01:00", ["b"])  # a's remove writes false on the shared MPID
+    s = {"cadence": "1h", "snapshot_ttl": "2h", "pauses": [{"start": "2026-03-01T02:00", "end": "2026-03-01T05:00"}]}
+    r = data.lab.simulate(C, at="2026-03-01T05:00", settings=s)
+    assert timeline(r, "kind", "true_count", "not_yet_true") == [
+        ("first", 1, 0), ("diff", 0, 1), ("failed", 0, 1), ("failed", 0, 1), ("failed", 0, 1),
+        ("full_refresh", 1, 0),  # 4h since the last success > 2h: refresh sends b again
+    ]
+
+
+# --------------------------------------------------------------------------- webhooks
+def test_sync_from_replayed_webhooks_with_an_idempotent_replayed_add(data):
+    linked(data, {"a": 1, "b": 2, "c": 3})
+    data.webhook(C, "members", "2026-03-01T00:00", ["a"], session_id="s1", page=1, total_pages=2)
+    data.webhook(C, "members", "2026-03-01T00:00:02", ["b"], session_id="s1", page=2, total_pages=2)
+    data.webhook(C, "add_members", "2026-03-01T00:30", ["c"], session_id="s2")
+    data.webhook(C, "add_members", "2026-03-01T00:31", ["c"], session_id="s2-retry")  # replayed: no change
+    data.webhook(C, "add_members", "2026-03-01T00:31", ["c"], session_id="s2-retry")  # same page twice
+    data.webhook(C, "remove_members", "2026-03-01T01:00", ["a"], session_id="s3")
+    r = data.lab.simulate(C, at="2026-03-01T01:15")
+    assert r.source == "webhooks"
+    assert timeline(r, "members", "adds", "removes", "true_count") == [
+        (2, 2, 0, 2),  # 00:00 (the message is effective from its first page)
+        (2, 0, 0, 2),
+        (3, 1, 0, 3),  # 00:30: c once, though sent three times
+        (3, 0, 0, 3),
+        (2, 0, 1, 2),  # 01:00: remove a
+        (2, 0, 0, 2),
+    ]
+    assert state(r) == {1: False, 2: True, 3: True}
+
+
+def test_members_message_replaces_the_list(data):
+    linked(data, {"a": 1, "b": 2, "c": 3})
+    data.webhook(C, "members", "2026-03-01T00:00", ["a", "b"])
+    data.webhook(C, "add_members", "2026-03-01T00:10", ["c"])
+    data.webhook(C, "members", "2026-03-01T00:20", ["c"])  # a full refresh from Mixpanel
+    r = data.lab.simulate(C, at="2026-03-01T00:30")
+    assert timeline(r, "members", "adds", "removes") == [(2, 2, 0), (3, 1, 0), (1, 0, 2)]
+    assert state(r) == {1: False, 2: False, 3: True}
+
+
+# --------------------------------------------------------------------------- one-time export
+def test_one_time_export_goes_stale(data):
+    linked(data, {"a": 1, "b": 2, "c": 3})
+    data.snapshot(C, "2026-03-01T00:00", ["a", "b"])
+    data.snapshot(C, "2026-03-02T00:00", ["b", "c"])
+    r = data.lab.simulate(C, settings={"sync_type": "one_time", "cadence": "12h"})
+    assert timeline(r, "kind", "sent", "members", "adds", "true_count", "not_yet_true", "stale_true") == [
+        ("one_time", True, 2, 2, 2, 0, 0),
+        ("observation", False, 2, 0, 2, 0, 0),
+        ("observation", False, 2, 0, 2, 1, 1),  # nothing is ever sent again
+    ]
+    assert state(r) == {1: True, 2: True}
+    assert wf(r) == {
+        "members": 2, "shared_mpid": 0, "should_be_true": 2, "not_yet_true": 1,
+        "stale_true": 1, "orphans_true": 0, "audience": 2,
+    }
+
+
+# --------------------------------------------------------------------------- orphans
+def test_create_and_update_creates_one_orphan_per_distinct_identifier(data):
+    linked(data, {"a": 1})
+    data.profile("j1", mparticle_user_id="undefined")
+    data.profile("j2", mparticle_user_id="undefined")  # same junk value: the same orphan
+    data.profile("g", mparticle_user_id="424242")  # no such MPID
+    data.snapshot(C, "2026-03-01T00:00", ["a", "j1", "j2", "g", "$device:x"])
+    data.snapshot(C, "2026-03-01T00:15", ["a", "j2", "$device:x"])
+    s = {"protection": "create_and_update"}
+    r = data.lab.simulate(C, at="2026-03-01T00:15", settings=s)
+    assert state(r) == {1: True, "orphan:undefined": False, "orphan:424242": False, "orphan:$device:x": True}
+    # j1 left: its remove writes false on the orphan that j2 shares
+    assert timeline(r, "true_count", "should_be_true") == [(4, 1), (2, 1)]
+    assert r.timeline.orphans_true.tolist() == [3, 1]
+    assert wf(r) == {
+        "members": 3, "unmatched:malformed_mparticle_user_id": 1, "unmatched:distinct_id_not_mpid": 1,
+        "shared_mpid": 0, "should_be_true": 1, "not_yet_true": 0, "stale_true": 0, "orphans_true": 1,
+        "audience": 2,
+    }
+    assert (r.resolution.status == "orphan_created").sum() == 2
+    # only_update (default): nothing is created
+    r = data.lab.simulate(C, at="2026-03-01T00:15")
+    assert state(r) == {1: True} and wf(r)["audience"] == 1
+
+
+# --------------------------------------------------------------------------- MPIDs
+def test_mpids_below_zero_and_above_2_53_stay_exact(data):
+    big, neg = 9080350317581165123, -7346244611012968789
+    data.mpa(big).mpa(neg)
+    data.profile("a", mparticle_user_id=str(big))
+    data.profile(str(neg))
+    data.snapshot(C, "2026-03-01", ["a", str(neg)])
+    r = data.lab.simulate(C)
+    assert sorted(int(m) for m in r.attribute_state.mpid) == [neg, big]
+    assert data.lab.sql("SELECT typeof(mpid) AS t FROM attribute_state").t.unique().tolist() == ["BIGINT"]
+
+
+# --------------------------------------------------------------------------- attribute name
+def test_attribute_template_names_the_attribute(data):
+    linked(data, {"a": 1})
+    data.snapshot(C, "2026-03-01", ["a"])
+    r = data.lab.simulate(C, settings={"attribute_template": "Mixpanel - {cohort_name}"})
+    assert r.attribute == "Mixpanel - Power Users"
+    assert r.attribute_state.attribute_name.tolist() == ["Mixpanel - Power Users"]
+    assert r.waterfall.label.iloc[-1] == "mParticle audience: Mixpanel - Power Users = true"
+
+
+def test_a_cohort_name_too_long_for_an_attribute_is_rejected(data):
+    name = "x" * 257
+    data.snapshot(name, "2026-03-01", ["a"])
+    with pytest.raises(ValueError, match="257 characters; mParticle allows at most 256"):
+        data.lab.simulate(name)
+    with pytest.raises(ValueError, match="at most 256"):
+        data.lab.resolution(name)
+
+
+# --------------------------------------------------------------------------- results & debug
+def test_results_are_stored_for_notebooks(data):
+    linked(data, {"a": 1})
+    data.snapshot(C, "2026-03-01", ["a"])
+    data.lab.simulate(C)
+    for table in ("resolution", "timeline", "waterfall", "attribute_state", "gap_summary"):
+        assert data.lab.engine.count(table) > 0, table
+    stored = data.lab.sql("SELECT step, count, cohort_name, attribute_name FROM waterfall ORDER BY position")
+    assert stored.step.tolist()[0] == "members" and stored.cohort_name.unique().tolist() == [C]
+
+
+def test_lab_shortcuts(data):
+    linked(data, {"a": 1})
+    data.snapshot(C, "2026-03-01", ["a"])
+    assert data.lab.waterfall(C).step.tolist()[-1] == "audience"
+    assert len(data.lab.timeline(C)) == 1
+    assert "breakdown" in data.lab.gap_summary(C).columns
+
+
+def test_simulation_debug_mode_reports_rows_per_step(data):
+    linked(data, {"a": 1, "b": 2})
+    data.snapshot(C, "2026-03-01T00:00", ["a"])
+    data.snapshot(C, "2026-03-01T00:15", ["a", "b"])
+    r = data.lab.simulate(C, debug=True)
+    assert r.step_counts["sim_transitions"]["transitions"] == 2
+    assert r.step_counts["sim_runs"]["sim_runs"] == 2
+    assert r.step_counts["timeline"]["timeline"] == 2
+    assert data.lab.engine.count("sim_member_changes__diff_changes") == 1
+
+
+def test_every_sync_step_stays_in_the_portable_subset(data):
+    from cohortlab.resolution import find_cohort
+    from cohortlab.settings import parse_time
+    from cohortlab.sync import stages
+
+    from .conftest import assert_portable
+
+    data.snapshot(C, "2026-03-01", ["a"])
+    data.webhook(C, "members", "2026-03-01", ["a"])
+    for source in ("snapshots", "webhooks"):
+        ref = find_cohort(data.engine, C, source)
+        for sync_type in ("dynamic", "one_time"):
+            s = SyncSettings(sync_type=sync_type, pauses=[{"start": "2026-03-02", "end": "2026-03-03"}])
+            for _, pipeline, _ in stages(ref, parse_time("2026-03-05"), ref.first_time, s, C):
+                assert_portable(pipeline)
