@@ -666,10 +666,9 @@ def migration_window(lab, start=None, end=None) -> tuple[_dt.date, _dt.date]:
 
 
 def run_migration(lab, plans, start, end, *, settings=None, activity: str = "observed"):
-    """``(daily, summary)`` of every plan (``cohortlab.migration.run_plans``)."""
-    from cohortlab import migration
-
-    return migration.run_plans(lab.engine, plans, start, end, settings=settings, activity=activity)
+    """``(daily, summary)`` of every plan (``lab.compare_plans``)."""
+    daily = lab.compare_plans(list(plans), start, end, settings=settings, activity=activity)
+    return daily, daily.attrs.get("summary", pd.DataFrame())
 
 
 def migration_chart(daily: pd.DataFrame, plans):
@@ -723,8 +722,6 @@ def migration_validation(lab, plans, validate_plan=None, cohorts=(), *, observed
     ``observed_data``); None when neither is given."""
     if not observed_db and not observed_data:
         return None
-    from cohortlab import migration
-
     plan = next((p for p in plans if p.name == validate_plan), None) if validate_plan else plans[0]
     if plan is None:
         raise ValueError(f"no plan named {validate_plan!r} (plans: {[p.name for p in plans]})")
@@ -734,9 +731,12 @@ def migration_validation(lab, plans, validate_plan=None, cohorts=(), *, observed
     obs_lab = lab if same else open_lab(observed_db, observed_data)
     results = {}
     for c in cohort_names(obs_lab, list(cohorts) or None):
-        observed = obs_lab.resolution(c, at=at, settings=settings)
-        when = observed.attrs.get("as_of") or at
-        results[c] = migration.validate(lab.engine, plan, observed, c, when, settings=settings)
+        if obs_lab is lab:
+            results[c] = lab.validate_migration(plan, c, at=at, settings=settings)
+        else:
+            observed = obs_lab.resolution(c, at=at, settings=settings)
+            results[c] = lab.validate_migration(plan, c, at=observed.attrs.get("as_of") or at, settings=settings,
+                                                observed=observed)
     return MigrationValidation(plan.name, results)
 
 

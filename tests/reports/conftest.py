@@ -48,34 +48,41 @@ def worker_id(request):  # pytest-xdist provides this fixture; without xdist: "m
 
 
 @pytest.fixture(scope="session")
-def synth_world(tmp_path_factory, worker_id) -> Path:
-    """A tiny ``mid_migration`` world written by the generator (mixpanel/..., mparticle/...)."""
-    synth = pytest.importorskip("cohortlab.synth")
+def demo_run(tmp_path_factory, worker_id) -> dict:
+    """``cohortlab demo --users 600 --out <tmp>``: generates a tiny ``mid_migration`` world with
+    the synthetic data generator, loads it and runs the report of all four notebooks."""
+    pytest.importorskip("cohortlab.synth")
 
-    def build(target: Path) -> Path:
-        synth.generate(str(target), users=WORLD_USERS, seed=WORLD_SEED, scenario="mid_migration")
-        return target
+    def build(target: Path) -> dict:
+        from click.testing import CliRunner
 
-    return _shared(tmp_path_factory, worker_id, "world", build)
+        from cohortlab.cli import main
+
+        t0 = time.monotonic()
+        r = CliRunner().invoke(main, ["demo", "--users", str(WORLD_USERS), "--seed", str(WORLD_SEED),
+                                      "--out", str(target)])
+        return {
+            "exit_code": r.exit_code,
+            "stdout": r.stdout,
+            "stderr": r.stderr,
+            "exception": repr(r.exception) if r.exception and r.exit_code not in (0, 1) else None,
+            "seconds": time.monotonic() - t0,
+            "world": target / "world",
+            "out": target / "report",
+        }
+
+    return _shared(tmp_path_factory, worker_id, "demo", build)
 
 
 @pytest.fixture(scope="session")
-def report_run(synth_world, tmp_path_factory, worker_id) -> dict:
-    """``cohortlab report --data <world>`` of all four notebooks: the output folder and outcome."""
-    from cohortlab.report import run_report
+def synth_world(demo_run) -> Path:
+    return demo_run["world"]
 
-    def build(target: Path) -> dict:
-        t0 = time.monotonic()
-        res = run_report(data=synth_world, out=target)
-        return {
-            "out": res.out_dir,
-            "index": res.index_html,
-            "ok": res.ok,
-            "errors": {n.name: n.error for n in res.notebooks if n.error},
-            "seconds": time.monotonic() - t0,
-        }
 
-    return _shared(tmp_path_factory, worker_id, "report", build)
+@pytest.fixture(scope="session")
+def report_run(demo_run) -> dict:
+    assert demo_run["exception"] is None, demo_run["exception"] + demo_run["stderr"]
+    return demo_run
 
 
 @pytest.fixture

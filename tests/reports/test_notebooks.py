@@ -58,8 +58,16 @@ def _metrics(report_run, name):
     return json.loads((report_run["out"] / name / "metrics.json").read_text())
 
 
-def test_report_runs_every_notebook_and_writes_all_files(report_run):
-    assert report_run["ok"], report_run["errors"]
+def test_demo_prints_the_index_and_runs_every_notebook(report_run):
+    assert report_run["exit_code"] == 0, report_run["stderr"]
+    index = Path(report_run["stdout"].strip().splitlines()[-1])
+    assert index == report_run["out"] / "index.html" and index.is_file()
+    for name in DEFAULT_NOTEBOOKS:
+        assert f"{name}: ok" in report_run["stderr"]
+    assert report_run["seconds"] < 240  # "about a minute" on a free machine; generous under load
+
+
+def test_report_writes_all_files(report_run):
     out = report_run["out"]
     index = (out / "index.html").read_text()
     for name in DEFAULT_NOTEBOOKS:
@@ -71,7 +79,6 @@ def test_report_runs_every_notebook_and_writes_all_files(report_run):
         html = (out / name / f"{name}.html").read_text()
         assert "data:image/png;base64" in html  # charts embedded: works offline
         assert "ci.open_lab" not in html and "import pandas" not in html  # no code
-    assert report_run["seconds"] < 120
 
 
 def test_match_rates_numbers_equal_the_api(report_run, world_lab):
@@ -119,18 +126,25 @@ def test_sync_timeline_numbers_equal_the_api(report_run, world_lab):
 
 
 def test_eit_migration_numbers_equal_the_api(report_run, world_lab):
-    from cohortlab import insights, migration
+    from cohortlab.plans import standard_plans
 
     doc = _metrics(report_run, "eit_migration")
     params = doc["parameters"]
-    plans = insights.migration_plans(None, lab=world_lab)
+    # the demo world switched its EIT to mparticle_id on 2026-02-01 (its manifest says so)
+    plans = standard_plans("2026-02-01T00:00:00Z")
     assert [p.name for p in plans] == params["plans"]
-    _, summary = migration.run_plans(world_lab.engine, plans, params["start"], params["end"])
+    summary = world_lab.compare_plans(plans, params["start"], params["end"]).attrs["summary"]
     got = {p["plan"]: p for p in doc["metrics"]["plans"]}
     for _, row in summary.iterrows():
         assert got[row["plan"]]["final_match_rate"] == pytest.approx(row["final_match_rate"])
         assert got[row["plan"]]["split_profiles_end"] == row["split_profiles_end"]
         assert got[row["plan"]]["never_fixable_users"] == row["never_fixable_users"]
+    # validated against the world's own exports after the switch
+    validation = {v["cohort_name"]: v for v in doc["metrics"]["validation"]}
+    for c, v in validation.items():
+        res = world_lab.validate_migration(plans[0], c)  # "switch only"
+        assert v["observed_match_rate"] == pytest.approx(res.observed_match_rate)
+        assert v["predicted_match_rate"] == pytest.approx(res.predicted_match_rate)
 
 
 # --------------------------------------------------------------------------- personal data
