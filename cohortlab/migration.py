@@ -296,9 +296,11 @@ def plan_keys_pipeline(plan: MigrationPlan, *, horizon: datetime | None = None,
     cut = plan.event_identity_cutoff
     # mig_act rows never straddle a plan instant (prepare() cut them there), so comparing the
     # first time of a row with an instant decides for the whole row.
+    # ``horizon`` (validation at an as-of time) limits the activity that makes profiles and
+    # $mparticle_user_id; the Simplified-ID-Merge target (first identified key) is taken from
+    # all loaded activity, because the exports show distinct_ids merged as of export time.
+    in_h = f"t_min <= {_ts(horizon)}" if horizon is not None else "TRUE"
     where = []
-    if horizon is not None:
-        where.append(f"t_min <= {_ts(horizon)}")
     if window_end is not None:
         where.append(f"t_min < {_ts(window_end)}")
     if observed_only:
@@ -307,14 +309,14 @@ def plan_keys_pipeline(plan: MigrationPlan, *, horizon: datetime | None = None,
     ep = ("CASE " + " ".join(f"WHEN t_min >= {_ts(x.since)} THEN {i}" for i, x in reversed(dated)) + " ELSE 0 END"
           if dated else "0")
     p = Pipeline()
-    p.add("act", "SELECT pid, has_uid, t_min, t_max, n, " + ep + " AS ep FROM mig_act"
+    p.add("act", f"SELECT pid, has_uid, t_min, t_max, n, {in_h} AS in_h, " + ep + " AS ep FROM mig_act"
           + (" WHERE " + " AND ".join(where) if where else ""))
     rfix = f"min(CASE WHEN t_min >= {_ts(rem)} THEN t_min END)" if rem is not None else "CAST(NULL AS TIMESTAMP)"
     cfix = f"min(CASE WHEN t_min >= {_ts(cut)} THEN t_min END)" if cut is not None else "CAST(NULL AS TIMESTAMP)"
     p.add("pe", f"""
-        SELECT pid, ep, has_uid, min(t_min) AS first_t, max(t_max) AS last_t, sum(n) AS events,
+        SELECT pid, ep, has_uid, in_h, min(t_min) AS first_t, max(t_max) AS last_t, sum(n) AS events,
                {rfix} AS rfix_t, {cfix} AS cfix_t
-        FROM act GROUP BY pid, ep, has_uid""")
+        FROM act GROUP BY pid, ep, has_uid, in_h""")
     keys = [_key_sql(x.eit) for x in tl]
     if len(keys) == 1:
         idkey, ident = keys[0]
@@ -324,7 +326,7 @@ def plan_keys_pipeline(plan: MigrationPlan, *, horizon: datetime | None = None,
     p.add("pk0", f"""
         SELECT pe.pid, p.mpid, p.mpid_exists, p.anon_id, p.device_key,
                CASE WHEN p.anon_id IS NOT NULL THEN FALSE ELSE coalesce({ident}, FALSE) END AS ident,
-               {idkey} AS idkey,
+               {idkey} AS idkey, pe.in_h,
                pe.first_t, pe.last_t, pe.events, pe.rfix_t, pe.cfix_t
         FROM pe JOIN mig_persons p ON p.pid = pe.pid""")
     p.add("pfirst", """
@@ -333,7 +335,8 @@ def plan_keys_pipeline(plan: MigrationPlan, *, horizon: datetime | None = None,
         SELECT k.*, CASE WHEN k.anon_id IS NOT NULL THEN k.anon_id
                          WHEN k.ident THEN k.idkey
                          ELSE coalesce(f.first_idkey, k.device_key) END AS distinct_id
-        FROM pk0 k LEFT JOIN pfirst f ON f.pid = k.pid""")
+        FROM pk0 k LEFT JOIN pfirst f ON f.pid = k.pid
+        WHERE k.in_h""")
     p.add("pk1", """
         SELECT pid, distinct_id, any_value(mpid) AS mpid, bool_or(mpid_exists) AS mpid_exists,
                min(first_t) AS first_t, max(last_t) AS last_t,
