@@ -205,7 +205,7 @@ def run_notebook(
             progress_bar=False,
             cwd=str(nb_dir),
             execution_timeout=timeout,
-            extra_arguments=["--IPKernelApp.log_level=ERROR"],  # no kernel start-up chatter
+            extra_arguments=["--IPKernelApp.log_level=CRITICAL"],  # no kernel start-up chatter
         )
     except PapermillExecutionError as e:
         result.error, result.cell_index, result.ename = _describe_failure(e)

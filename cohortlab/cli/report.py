@@ -58,7 +58,7 @@ def report_cmd(db, data, params_file, notebooks, out, overwrite, show_personal_d
 
 
 @main.command("demo")
-@click.option("--users", default=2000, show_default=True, help="Users in the synthetic world.")
+@click.option("--users", default=1000, show_default=True, help="Users in the synthetic world.")
 @click.option("--seed", default=7, show_default=True, help="Random seed of the world.")
 @click.option("--out", type=click.Path(file_okay=False),
               help="Output folder (the world goes to OUT/world, the report to OUT/report). "
