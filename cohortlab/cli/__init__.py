@@ -8,9 +8,9 @@ from importlib import import_module
 from cohortlab.cli.app import main
 
 COMMAND_MODULES = [
+    "cohortlab.cli.bench",
     "cohortlab.cli.load",
     "cohortlab.cli.migrate",
-    "cohortlab.cli.export",
     "cohortlab.cli.export",
     "cohortlab.cli.report",
     "cohortlab.cli.simulate",

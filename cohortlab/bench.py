@@ -1,0 +1,550 @@
+"""``cohortlab bench``: cohortlab against hand-written baselines, side by side, in the same run.
+
+Generates a world with the generator (or reuses ``data=``), then times whole steps, each in a
+fresh subprocess so that wall time and peak memory are per step:
+
+==========  ====================================================================================
+load        ``load_world`` of the whole folder into a new DuckDB file (every export kind)
+resolve     resolution + sync + waterfall (+ gap summary) of every cohort at its latest
+            snapshot, default settings (what ``cohortlab simulate`` computes), kept in the
+            database (no DataFrame of the members is built)
+timeline    a 30-day dynamic sync timeline at 15-minute cadence (2,881 runs) of the largest
+            cohort ending at its latest snapshot
+migration   the EIT migration what-if, 4 plans (switch only, switch + Rule, Rule only, do
+            nothing) over the 60 days before the latest snapshot
+report      the full ``cohortlab report --data WORLD`` (loads the world again, four notebooks)
+demo        ``cohortlab demo`` (generates a 2,000-user world, loads it, runs the report)
+duckdb      ``bench/baseline_duckdb.py``: hand-written DuckDB, read the files + one query
+pandas      ``bench/baseline_pandas.py``: the same in pandas, as in a notebook
+==========  ====================================================================================
+
+Peak memory of a step is its whole process tree: the larger of a psutil poll (sum of RSS of
+the step's processes, every 20 ms) and ``getrusage(RUSAGE_CHILDREN).ru_maxrss`` of a measuring
+wrapper whose only child is the step. Repeats interleave the steps (repeat 1: every step, then
+repeat 2, ...) so that machine noise hits all of them alike; the table shows medians.
+
+The member outcomes (identifier_source × status × gap_reason counts per cohort) of ``resolve``
+and of both baselines must agree, or the benchmark fails (non-zero exit).
+
+``python -m cohortlab.bench measure OUT.json -- CMD...`` and ``python -m cohortlab.bench step
+NAME ...`` are the internal entry points the subprocesses use.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Callable
+
+STEPS = ("load", "resolve", "timeline", "migration", "report", "demo", "duckdb", "pandas")
+COHORTLAB_STEPS = ("load", "resolve", "timeline", "migration", "report", "demo")
+BASELINES = ("duckdb", "pandas")
+STEP_LABELS = {
+    "load": "load (all exports → DuckDB file)",
+    "resolve": "resolution + waterfall (all cohorts)",
+    "timeline": "30-day sync timeline, 15 min",
+    "migration": "migration what-if, 4 plans × 60 d",
+    "report": "full cohortlab report",
+    "demo": "cohortlab demo (2,000 users)",
+    "duckdb": "baseline: hand-written DuckDB",
+    "pandas": "baseline: pandas",
+}
+PANDAS_MAX_USERS = 2_000_000  # above this the pandas baseline needs more memory than a 24 GiB machine
+TIMELINE_DAYS = 30
+MIGRATION_DAYS = 60
+DEFAULT_SWITCH = "2026-02-01"
+MIB = 1024 * 1024
+
+TARGETS = {
+    "load_resolve_vs_duckdb": 1.5,   # (load + resolve) / duckdb baseline, at 1M and 10M users
+    "pandas_speedup_1m": 10.0,       # pandas / (load + resolve), at 1M users
+    "peak_rss_gib_10m": 2.0,         # every cohortlab step, at 10M users
+    "demo_seconds": 90.0,            # cohortlab demo end to end
+}
+
+
+class BenchError(RuntimeError):
+    """The benchmark could not run, or cohortlab and a baseline disagree."""
+
+
+def bench_dir() -> Path:
+    """The project's ``bench/`` folder (baseline scripts)."""
+    here = Path(__file__).resolve().parent.parent / "bench"
+    if not (here / "baseline_duckdb.py").exists():
+        raise BenchError(f"{here}: the baseline scripts are not there (cohortlab bench needs the source checkout)")
+    return here
+
+
+# ============================================================================ measuring wrapper
+def measure(cmd: list[str], *, env: dict[str, str] | None = None, cwd: str | None = None,
+            log: str | os.PathLike | None = None, poll: float = 0.02) -> dict[str, Any]:
+    """Run ``cmd`` (in this process) and return wall seconds, exit code and peak RSS (bytes) of
+    its process tree. Call it in a fresh process so RUSAGE_CHILDREN is the step's alone."""
+    try:
+        import psutil
+    except ImportError:  # pragma: no cover - psutil is a jupyter dependency
+        psutil = None
+    out = open(log, "ab") if log else subprocess.DEVNULL
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+    peak = 0
+    if psutil is not None:
+        try:
+            root = psutil.Process(proc.pid)
+        except psutil.Error:
+            root = None
+        while proc.poll() is None and root is not None:
+            total = 0
+            try:
+                procs = [root] + root.children(recursive=True)
+            except psutil.Error:
+                procs = []
+            for p in procs:
+                try:
+                    total += p.memory_info().rss
+                except psutil.Error:
+                    pass
+            peak = max(peak, total)
+            time.sleep(poll)
+    rc = proc.wait()
+    wall = time.perf_counter() - t0
+    if log:
+        out.close()
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    ru_bytes = ru if sys.platform == "darwin" else ru * 1024
+    return {"wall": wall, "rc": rc, "peak_rss": max(peak, ru_bytes), "poll_peak_rss": peak, "ru_maxrss": ru_bytes}
+
+
+# ============================================================================ steps (in a subprocess)
+def _latest(engine, cohort: str):
+    from cohortlab.resolution import find_cohort
+
+    return find_cohort(engine, cohort).last_time
+
+
+def _counts_sql(engine, table: str = "resolution") -> dict[str, int]:
+    rows = engine.query_rows(
+        f"SELECT identifier_source, status, coalesce(gap_reason, ''), count(*) FROM {table} GROUP BY ALL"
+    )
+    return dict(sorted((f"{a}|{b}|{c}", int(n)) for a, b, c, n in rows))
+
+
+def _cohorts(engine) -> list[str]:
+    from cohortlab.resolution import known_cohorts
+
+    return known_cohorts(engine)
+
+
+def step_load(db: str, data: str, **_: Any) -> dict[str, Any]:
+    from cohortlab.lab import Lab
+    from cohortlab.world import load_world
+
+    for p in (db, db + ".wal"):
+        if os.path.exists(p):
+            os.remove(p)
+    with Lab(db) as lab:
+        rep = load_world(lab, data)
+        tables = lab.info()["tables"]
+    return {"loaded": rep.by_kind(), "tables": tables}
+
+
+def step_resolve(db: str, **_: Any) -> dict[str, Any]:
+    from cohortlab.lab import Lab
+    from cohortlab.sync import run_sync
+    from cohortlab.waterfall import check_waterfall, compute_gap_summary, compute_waterfall
+
+    out: dict[str, Any] = {}
+    with Lab(db) as lab:
+        for cohort in _cohorts(lab.engine):
+            run = run_sync(lab.engine, cohort)
+            wf = compute_waterfall(lab.engine, attribute=run.attribute)
+            check_waterfall(wf)
+            compute_gap_summary(lab.engine)
+            counts = _counts_sql(lab.engine)
+            out[cohort] = {
+                "as_of": run.at.strftime("%Y-%m-%dT%H:%M:%S"),
+                "members": sum(counts.values()),
+                "outcomes": counts,
+                "waterfall": {r.step: int(r.count) for r in wf.itertuples()},
+            }
+    return {"counts": out}
+
+
+def step_timeline(db: str, **_: Any) -> dict[str, Any]:
+    from cohortlab.lab import Lab
+    from cohortlab.sync import run_sync
+
+    with Lab(db) as lab:
+        eng = lab.engine
+        sizes = []
+        for cohort in _cohorts(eng):
+            n = eng.query_rows(
+                "SELECT max(member_count) FROM mp_cohort_snapshots WHERE cohort_name = ?", [cohort])[0][0]
+            sizes.append((n or 0, cohort))
+        _, cohort = max(sizes)
+        at = _latest(eng, cohort)
+        settings = {"sync_type": "dynamic", "start": at - timedelta(days=TIMELINE_DAYS), "cadence": "15m"}
+        run_sync(eng, cohort, at, settings)
+        runs, sent, members = eng.query_rows(
+            "SELECT count(*), count(*) FILTER (WHERE adds > 0 OR removes > 0), max(members) FROM timeline")[0]
+    return {"cohort": cohort, "runs": int(runs), "runs_with_changes": int(sent), "max_members": int(members or 0)}
+
+
+def migration_plans(switch: str = DEFAULT_SWITCH) -> list[dict[str, Any]]:
+    """The four usual plans (as ``data/plans/standard.yaml``) with the world's switch date."""
+    switch_tl = [{"since": None, "eit": "customer_id"}, {"since": switch, "eit": "mparticle_id"}]
+    rule = [{"kind": "rule", "since": switch}]
+    return [
+        {"name": "switch only", "eit_timeline": switch_tl},
+        {"name": "switch + Rule", "eit_timeline": switch_tl, "remediation": rule},
+        {"name": "Rule only", "eit_timeline": "customer_id", "remediation": rule},
+        {"name": "do nothing", "eit_timeline": "customer_id"},
+    ]
+
+
+def step_migration(db: str, data: str | None = None, **_: Any) -> dict[str, Any]:
+    from cohortlab.lab import Lab
+    from cohortlab.world import world_hints
+
+    hints = world_hints(data) if data else {}
+    switch = str(hints.get("switch") or DEFAULT_SWITCH)[:10]
+    with Lab(db) as lab:
+        at = max(_latest(lab.engine, c) for c in _cohorts(lab.engine))
+        daily = lab.compare_plans(migration_plans(switch), at - timedelta(days=MIGRATION_DAYS), at)
+        summary = daily.attrs.get("summary")
+    final = {}
+    if summary is not None and len(summary):
+        final = {r.plan: (None if r.final_match_rate != r.final_match_rate else round(float(r.final_match_rate), 4))
+                 for r in summary.itertuples()}
+    return {"plans": 4, "days": int(daily["day"].nunique()) if len(daily) else 0, "final_match_rate": final}
+
+
+STEP_FUNCS: dict[str, Callable[..., dict[str, Any]]] = {
+    "load": step_load,
+    "resolve": step_resolve,
+    "timeline": step_timeline,
+    "migration": step_migration,
+}
+
+
+def _step_main(argv: list[str]) -> int:
+    """``python -m cohortlab.bench step NAME RESULT.json key=value...``"""
+    name, result = argv[0], argv[1]
+    kw = dict(a.split("=", 1) for a in argv[2:])
+    t0 = time.perf_counter()
+    out = STEP_FUNCS[name](**kw)
+    out["seconds"] = round(time.perf_counter() - t0, 3)
+    Path(result).write_text(json.dumps(out, default=str))
+    return 0
+
+
+def _measure_main(argv: list[str]) -> int:
+    """``python -m cohortlab.bench measure OUT.json LOG -- CMD...``"""
+    out, log = argv[0], argv[1]
+    cmd = argv[argv.index("--") + 1:]
+    res = measure(cmd, log=log)
+    Path(out).write_text(json.dumps(res))
+    return 0
+
+
+# ============================================================================ orchestration
+@dataclass
+class StepResult:
+    name: str
+    walls: list[float] = field(default_factory=list)
+    inner: list[float] = field(default_factory=list)
+    peaks: list[int] = field(default_factory=list)
+    status: str = "ok"
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def wall(self) -> float | None:
+        return statistics.median(self.walls) if self.walls else None
+
+    @property
+    def peak_mib(self) -> float | None:
+        return max(self.peaks) / MIB if self.peaks else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "label": STEP_LABELS.get(self.name, self.name),
+            "status": self.status,
+            "median_wall_s": None if self.wall is None else round(self.wall, 3),
+            "wall_s": [round(w, 3) for w in self.walls],
+            "inner_s": [round(w, 3) for w in self.inner],
+            "peak_rss_mib": None if self.peak_mib is None else round(self.peak_mib, 1),
+            "peak_rss_mib_each": [round(p / MIB, 1) for p in self.peaks],
+            "detail": self.detail,
+        }
+
+
+def compare_counts(ours: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
+    """Differences between two {cohort: {as_of, members, outcomes}} maps (empty = agree)."""
+    diffs = []
+    for cohort in sorted(set(ours) | set(theirs)):
+        a, b = ours.get(cohort), theirs.get(cohort)
+        if a is None or b is None:
+            diffs.append(f"{cohort}: only in {'the baseline' if a is None else 'cohortlab'}")
+            continue
+        if str(a["as_of"])[:19] != str(b["as_of"])[:19]:
+            diffs.append(f"{cohort}: as_of {a['as_of']} vs {b['as_of']}")
+        for key in sorted(set(a["outcomes"]) | set(b["outcomes"])):
+            x, y = a["outcomes"].get(key, 0), b["outcomes"].get(key, 0)
+            if x != y:
+                diffs.append(f"{cohort}: {key}: cohortlab {x:,} vs baseline {y:,}")
+    return diffs
+
+
+def _machine() -> dict[str, Any]:
+    info: dict[str, Any] = {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
+    try:
+        import psutil
+
+        info["memory_gib"] = round(psutil.virtual_memory().total / 2**30, 1)
+        info["available_gib"] = round(psutil.virtual_memory().available / 2**30, 1)
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        import duckdb
+
+        info["duckdb"] = duckdb.__version__
+        import pandas
+
+        info["pandas"] = pandas.__version__
+    except ImportError:  # pragma: no cover
+        pass
+    return info
+
+
+def _cohortlab_exe() -> list[str]:
+    exe = Path(sys.executable).with_name("cohortlab")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "cohortlab.cli"]
+
+
+def run_bench(
+    users: int = 1_000_000,
+    repeat: int = 3,
+    scenario: str = "mid_migration",
+    seed: int = 1,
+    steps: list[str] | None = None,
+    data: str | os.PathLike | None = None,
+    keep: str | os.PathLike | None = None,
+    out: str | os.PathLike | None = None,
+    force_pandas: bool = False,
+    gzip: bool | None = None,
+    say: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Run the benchmark; returns the result dict (also written to ``out``). Raises
+    :class:`BenchError` when a step fails or the outcome counts disagree (after writing ``out``)."""
+    steps = list(steps or STEPS)
+    unknown = [s for s in steps if s not in STEPS]
+    if unknown:
+        raise BenchError(f"unknown step(s) {unknown}; known: {', '.join(STEPS)}")
+    steps = [s for s in STEPS if s in steps]  # canonical order (load first)
+    bdir = bench_dir() if any(s in BASELINES for s in steps) else None
+    work = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="cohortlab-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    logs = work / "logs"
+    logs.mkdir(exist_ok=True)
+    db = str(work / "bench.duckdb")
+    py = sys.executable
+    result: dict[str, Any] = {
+        "started": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "users": users, "scenario": scenario, "seed": seed, "repeat": repeat,
+        "machine": _machine(), "load_average_start": list(os.getloadavg()),
+        "targets": {}, "steps": {}, "agreement": {},
+    }
+    try:
+        # ---------------------------------------------------------------- the world
+        if data is None:
+            from cohortlab.synth import generate
+
+            world = work / "world"
+            say(f"generating a {scenario} world of {users:,} users (seed {seed}) into {world} ...")
+            t0 = time.perf_counter()
+            res = generate(world, users=users, seed=seed, scenario=scenario, force=True, gzip=gzip)
+            result["generate_s"] = round(time.perf_counter() - t0, 1)
+            say(f"  generated in {result['generate_s']:.1f} s")
+        else:
+            world = Path(data)
+            if not world.is_dir():
+                raise BenchError(f"{world}: no such folder")
+        result["data"] = str(world)
+        try:
+            manifest = json.loads((world / "manifest.json").read_text())
+            result["world"] = {"users": manifest.get("users"), "scenario": manifest.get("scenario"),
+                               "counts": {k: v for k, v in manifest.get("counts", {}).items()
+                                          if isinstance(v, (int, float))}}
+            users = int(manifest.get("users") or users)
+            result["users"] = users
+        except (OSError, ValueError):
+            result["world"] = {}
+        result["world"]["bytes"] = sum(p.stat().st_size for p in world.rglob("*") if p.is_file())
+
+        results = {s: StepResult(s) for s in steps}
+        if "pandas" in steps and users > PANDAS_MAX_USERS and not force_pandas:
+            results["pandas"].status = "not run: needs more memory than the machine"
+        if any(s in steps for s in ("resolve", "timeline", "migration")) and "load" not in steps \
+                and not os.path.exists(db):
+            raise BenchError(f"{db}: no database; include the load step (or --keep a folder that has one)")
+
+        def command(name: str, rep: int) -> list[str]:
+            res_file = str(work / f"{name}-{rep}.json")
+            if name in STEP_FUNCS:
+                return [py, "-m", "cohortlab.bench", "step", name, res_file, f"db={db}", f"data={world}"]
+            if name == "report":
+                return [*_cohortlab_exe(), "report", "--data", str(world), "--out", str(work / "report"), "--overwrite"]
+            if name == "demo":
+                return [*_cohortlab_exe(), "demo", "--out", str(work / "demo"), "--overwrite"]
+            return [py, str(bdir / f"baseline_{name}.py"), str(world), "--out", res_file]
+
+        for rep in range(1, repeat + 1):
+            for name in steps:
+                r = results[name]
+                if r.status != "ok":
+                    continue
+                say(f"[{rep}/{repeat}] {name} ...")
+                mfile = work / f"measure-{name}-{rep}.json"
+                log = logs / f"{name}-{rep}.log"
+                subprocess.run([py, "-m", "cohortlab.bench", "measure", str(mfile), str(log), "--",
+                                *command(name, rep)], check=True)
+                m = json.loads(mfile.read_text())
+                if m["rc"] != 0:
+                    tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+                    r.status = f"failed (exit {m['rc']}; log {log})"
+                    say(f"  {name} FAILED (exit {m['rc']}):\n{tail}")
+                    continue
+                r.walls.append(m["wall"])
+                r.peaks.append(m["peak_rss"])
+                rf = work / f"{name}-{rep}.json"
+                if rf.exists():
+                    detail = json.loads(rf.read_text())
+                    if "seconds" in detail:
+                        r.inner.append(float(detail["seconds"]))
+                    r.detail = detail
+                say(f"  {name}: {m['wall']:.1f} s, peak {m['peak_rss'] / MIB:,.0f} MiB")
+
+        # ---------------------------------------------------------------- agreement
+        failures = [f"{s}: {r.status}" for s, r in results.items() if r.status.startswith("failed")]
+        ours = results["resolve"].detail.get("counts") if "resolve" in results else None
+        for b in BASELINES:
+            if b in results and results[b].status == "ok" and results[b].detail.get("counts") is not None:
+                theirs = results[b].detail["counts"]
+                if ours is None:
+                    result["agreement"][b] = "not checked (resolve step not run)"
+                    continue
+                diffs = compare_counts(ours, theirs)
+                result["agreement"][b] = "agree" if not diffs else diffs
+                if diffs:
+                    failures.append(f"{b} baseline disagrees with cohortlab: " + "; ".join(diffs[:10]))
+        result["steps"] = {s: r.to_dict() for s, r in results.items()}
+        _ratios(result, results)
+        result["targets"] = _verdicts(result, results, users)
+        result["load_average_end"] = list(os.getloadavg())
+        result["finished"] = datetime.now().astimezone().isoformat(timespec="seconds")
+        if out:
+            Path(out).parent.mkdir(parents=True, exist_ok=True)
+            Path(out).write_text(json.dumps(result, indent=2, default=str))
+        say(format_table(result))
+        if failures:
+            raise BenchError("benchmark failed:\n  " + "\n  ".join(failures))
+        return result
+    finally:
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _ratios(result: dict[str, Any], results: dict[str, StepResult]) -> None:
+    base = {b: results[b].wall for b in BASELINES if b in results and results[b].wall}
+    for name, d in result["steps"].items():
+        w = results[name].wall
+        for b, bw in base.items():
+            d[f"ratio_{b}"] = None if w is None else round(w / bw, 3)
+    lr = [results[s].wall for s in ("load", "resolve") if s in results]
+    if len(lr) == 2 and all(lr):
+        combined = {"label": "load + resolution + waterfall", "status": "ok", "median_wall_s": round(sum(lr), 3),
+                    "peak_rss_mib": max(results["load"].peak_mib, results["resolve"].peak_mib)}
+        for b, bw in base.items():
+            combined[f"ratio_{b}"] = round(sum(lr) / bw, 3)
+        result["load_plus_resolve"] = combined
+
+
+def _verdicts(result: dict[str, Any], results: dict[str, StepResult], users: int) -> dict[str, Any]:
+    v: dict[str, Any] = {}
+    lr = result.get("load_plus_resolve")
+    if lr and lr.get("ratio_duckdb") is not None:
+        ok = lr["ratio_duckdb"] <= TARGETS["load_resolve_vs_duckdb"]
+        v["load_resolve_within_1.5x_duckdb"] = {"value": lr["ratio_duckdb"], "target": "<= 1.5", "met": ok}
+    if lr and lr.get("ratio_pandas") is not None:
+        speedup = round(1 / lr["ratio_pandas"], 2)
+        v["10x_faster_than_pandas"] = {"value": speedup, "target": ">= 10", "met": speedup >= TARGETS["pandas_speedup_1m"]}
+    peaks = {s: results[s].peak_mib for s in COHORTLAB_STEPS if s in results and results[s].peak_mib}
+    if peaks:
+        worst = max(peaks, key=peaks.get)
+        v["peak_memory_under_2_gib"] = {"value_mib": round(peaks[worst], 1), "step": worst, "target": "< 2048 MiB",
+                                        "met": peaks[worst] < TARGETS["peak_rss_gib_10m"] * 1024,
+                                        "note": "target stated at 10M users" if users < 10_000_000 else ""}
+    if "demo" in results and results["demo"].wall:
+        v["demo_under_90_s"] = {"value": round(results["demo"].wall, 1), "target": "< 90 s",
+                                "met": results["demo"].wall < TARGETS["demo_seconds"]}
+    return v
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """The result as a fixed-width table (plus target verdicts)."""
+    has_pd = any("ratio_pandas" in d for d in result["steps"].values())
+    head = f"{'step':<40}{'wall s':>9}{'peak MiB':>10}{'× duckdb':>10}" + (f"{'× pandas':>10}" if has_pd else "")
+    lines = [f"cohortlab bench: {result['users']:,} users, scenario {result['scenario']}, "
+             f"repeat {result['repeat']} (median wall time; peak RSS incl. children)", head, "-" * len(head)]
+
+    def fmt(x, spec):
+        return "—" if x is None else format(x, spec)
+
+    rows = list(result["steps"].items())
+    if result.get("load_plus_resolve"):
+        idx = next((i for i, (s, _) in enumerate(rows) if s == "resolve"), len(rows) - 1) + 1
+        rows.insert(idx, ("load+resolve", result["load_plus_resolve"]))
+    for name, d in rows:
+        label = d.get("label", name)
+        if d.get("status", "ok") != "ok":
+            lines.append(f"{label:<40}  {d['status']}")
+            continue
+        line = (f"{label:<40}{fmt(d.get('median_wall_s'), '9.2f')}{fmt(d.get('peak_rss_mib'), '10,.0f')}"
+                f"{fmt(d.get('ratio_duckdb'), '10.2f')}")
+        if has_pd:
+            line += fmt(d.get("ratio_pandas"), "10.2f")
+        lines.append(line)
+    if result.get("agreement"):
+        lines.append("")
+        for b, a in result["agreement"].items():
+            lines.append(f"outcome counts vs {b} baseline: {a if isinstance(a, str) else 'DISAGREE'}")
+    if result.get("targets"):
+        lines.append("")
+        for k, t in result["targets"].items():
+            val = t.get("value", t.get("value_mib"))
+            extra = f" ({t['step']})" if t.get("step") else ""
+            note = f" [{t['note']}]" if t.get("note") else ""
+            lines.append(f"target {k}: {val}{extra} vs {t['target']}: {'met' if t['met'] else 'MISSED'}{note}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    _cmd = sys.argv[1] if len(sys.argv) > 1 else ""
+    if _cmd == "measure":
+        sys.exit(_measure_main(sys.argv[2:]))
+    if _cmd == "step":
+        sys.exit(_step_main(sys.argv[2:]))
+    print("usage: python -m cohortlab.bench measure OUT.json LOG -- CMD... | step NAME RESULT.json key=value...",
+          file=sys.stderr)
+    sys.exit(2)

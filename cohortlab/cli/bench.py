@@ -1,0 +1,42 @@
+"""``cohortlab bench``: time cohortlab's steps against the hand-written DuckDB and pandas baselines."""
+
+from __future__ import annotations
+
+import click
+
+from cohortlab.cli.app import fail, main
+
+
+@main.command("bench")
+@click.option("--users", type=click.IntRange(min=100), default=1_000_000, show_default=True,
+              help="People in the generated world.")
+@click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Repeats of every step (interleaved); the table shows medians.")
+@click.option("--scenario", default="mid_migration", show_default=True, help="Generator scenario.")
+@click.option("--seed", type=int, default=1, show_default=True, help="Generator seed.")
+@click.option("--data", type=click.Path(file_okay=False, exists=True),
+              help="Reuse this world (a `cohortlab synth` folder) instead of generating one.")
+@click.option("--steps", default=None,
+              help="Comma-separated subset of: load, resolve, timeline, migration, report, demo, duckdb, pandas "
+                   "(default: all).")
+@click.option("--out", type=click.Path(dir_okay=False), help="Write the results as JSON to this file.")
+@click.option("--keep", type=click.Path(file_okay=False),
+              help="Work in this folder and keep it (world, database, logs); default: a temporary folder.")
+@click.option("--gzip/--no-gzip", "gzip", default=None, help="Gzip the generated JSONL exports.")
+@click.option("--force-pandas", is_flag=True,
+              help="Run the pandas baseline even above 2M users (it needs more memory than the machine).")
+def bench_cmd(users, repeat, scenario, seed, data, steps, out, keep, gzip, force_pandas):
+    """Benchmark cohortlab (load, resolution + waterfall, 30-day timeline, migration what-if, report,
+    demo) against hand-written DuckDB and pandas baselines on the same generated files.
+
+    Every step runs in a fresh subprocess (wall time and peak RSS including children). Exits
+    non-zero when a step fails or a baseline's member outcomes disagree with cohortlab's."""
+    from cohortlab.bench import BenchError, run_bench
+
+    step_list = [s.strip() for s in steps.split(",") if s.strip()] if steps else None
+    try:
+        run_bench(users=users, repeat=repeat, scenario=scenario, seed=seed, steps=step_list, data=data,
+                  keep=keep, out=out, force_pandas=force_pandas, gzip=gzip,
+                  say=lambda m: click.echo(m, err=False))
+    except BenchError as e:
+        fail(str(e))
