@@ -420,7 +420,8 @@ def timeline_chart(
         return fig
     t = pd.to_datetime(timeline["run_at"])
     _shade_pauses(ax, timeline)
-    ax.step(t, timeline["members"], where="post", color=GREY, lw=1.8, label="Mixpanel cohort members")
+    # members drawn wide and light underneath: visible even where the audience equals the cohort
+    ax.step(t, timeline["members"], where="post", color=GREY, lw=5, alpha=0.45, label="Mixpanel cohort members")
     ax.step(t, timeline["true_count"], where="post", color=BLUE, lw=1.8, label="mParticle attribute = true")
     if "full_refresh" in timeline.columns:
         fr = timeline["full_refresh"].fillna(False).astype(bool)
@@ -504,7 +505,7 @@ def sync_types_chart(
         return fig
     if "members" in timelines.columns:
         first = timelines[timelines["sync_type"] == timelines["sync_type"].iloc[0]].sort_values("run_at")
-        ax.step(pd.to_datetime(first["run_at"]), first["members"], where="post", color=GREY, lw=1.5,
+        ax.step(pd.to_datetime(first["run_at"]), first["members"], where="post", color=GREY, lw=5, alpha=0.45,
                 label="Mixpanel cohort members")
     colors = {"dynamic": BLUE, "one_time": ORANGE}
     for name, g in timelines.sort_values("run_at").groupby("sync_type", sort=True):

@@ -308,6 +308,7 @@ def run_report(
     kernel = kernel or kernel_name()
     out_dir = prepare_output_dir(out, overwrite=overwrite, root=root)
     say(f"report folder: {out_dir}")
+    source = str(params.get("data") or params.get("db"))
 
     if params.get("data"):
         from cohortlab.lab import Lab
@@ -338,7 +339,7 @@ def run_report(
             say(f"[{i}/{len(sources)}] {src.stem}: ok ({r.seconds:.1f} s)")
         else:
             say(f"[{i}/{len(sources)}] {src.stem}: FAILED in {r.error}")
-    index = write_index(out_dir, results, params)
+    index = write_index(out_dir, results, {**params, "source": source})
     return ReportResult(out_dir=out_dir, index_html=index, notebooks=results)
 
 
@@ -373,7 +374,7 @@ def write_index(out_dir: str | os.PathLike, results: list[NotebookResult], param
     out_dir = Path(out_dir)
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     params = dict(params or {})
-    source = params.get("db") or params.get("data") or ""
+    source = params.get("source") or params.get("db") or params.get("data") or ""
     cards = []
     for r in results:
         m = r.metrics or {}
@@ -401,7 +402,7 @@ def write_index(out_dir: str | os.PathLike, results: list[NotebookResult], param
         "<title>cohortlab report</title>"
         f"<style>{_STYLE}</style></head><body>"
         "<h1>cohortlab report</h1>"
-        f'<p class="meta">Generated {now} from {html.escape(Path(str(source)).name)}'
+        f'<p class="meta">Generated {now} from {html.escape(str(source))}'
         f'{" · cohorts: " + html.escape(str(params.get("cohorts"))) if params.get("cohorts") else ""}'
         f'{" · as of " + html.escape(str(params.get("as_of"))) if params.get("as_of") else ""}</p>'
         + "".join(cards)
