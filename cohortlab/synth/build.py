@@ -58,9 +58,10 @@ class SynthResult:
         return self.out_dir / self.manifest["truth"]["path"]
 
     def truth(self):
+        """``truth.parquet`` as pandas with nullable dtypes (MPIDs stay exact ``Int64``)."""
         import pandas as pd
 
-        return pd.read_parquet(self.truth_path)
+        return pd.read_parquet(self.truth_path, dtype_backend="numpy_nullable")
 
 
 def _sql_list(items) -> str:
