@@ -1,0 +1,78 @@
+"""`cohortlab synth` on the command line, and parameters from scenarios and YAML."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from pydantic import ValidationError
+
+from cohortlab.cli import main
+from cohortlab.synth import SCENARIOS, build_config
+
+
+def run(*args):
+    return CliRunner().invoke(main, ["synth", *map(str, args)])
+
+
+def test_cli_writes_a_world_and_refuses_to_overwrite(tmp_path):
+    out = tmp_path / "w"
+    r = run(out, "--users", 300, "--seed", 4, "--scenario", "healthy", "--no-progress")
+    assert r.exit_code == 0, r.output
+    assert "Power Users" in r.output and "matched" in r.output
+    m = json.loads((out / "manifest.json").read_text())
+    assert (m["scenario"], m["users"], m["seed"]) == ("healthy", 300, 4)
+    before = (out / "truth.parquet").read_bytes()
+    r = run(out, "--users", 300, "--seed", 4, "--no-progress")
+    assert r.exit_code != 0 and "not empty" in r.stderr
+    r = run(out, "--users", 300, "--seed", 4, "--scenario", "healthy", "--force", "--no-progress")
+    assert r.exit_code == 0 and (out / "truth.parquet").read_bytes() == before
+
+
+def test_cli_force_never_deletes_foreign_files(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    r = run(tmp_path, "--users", 50, "--force", "--no-progress")
+    assert r.exit_code != 0 and "refusing" in r.stderr
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_cli_config_yaml_starts_from_a_scenario(tmp_path):
+    cfg = tmp_path / "world.yaml"
+    cfg.write_text("scenario: remediated\nremediation:\n  start: 2026-02-15T00:00:00Z\nfloat_share: 0.05\n"
+                   "cohorts:\n  - {id: 7, name: Heavy Searchers, event: Search, min_count: 3, window_days: 14}\n")
+    r = run(tmp_path / "w", "--users", 400, "--config", cfg, "--no-progress")
+    assert r.exit_code == 0, r.output
+    m = json.loads((tmp_path / "w" / "manifest.json").read_text())
+    assert m["scenario"] == "remediated"
+    assert m["parameters"]["remediation"]["start"] == "2026-02-15T00:00:00Z"
+    assert m["parameters"]["float_share"] == 0.05
+    assert list(m["expected"]) == ["Heavy Searchers"]
+    assert (tmp_path / "w/mixpanel/members/heavy-searchers").is_dir()
+
+
+def test_cli_errors_are_clear(tmp_path):
+    r = run(tmp_path / "w", "--users", 10, "--scenario", "nope", "--no-progress")
+    assert r.exit_code != 0 and "unknown scenario 'nope'" in r.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("login_share: 2\n")
+    r = run(tmp_path / "w2", "--users", 10, "--config", bad, "--no-progress")
+    assert r.exit_code != 0 and "login_share" in r.stderr
+    r = CliRunner().invoke(main, ["synth", "--list-scenarios"])
+    assert r.exit_code == 0 and all(name in r.output for name in SCENARIOS)
+
+
+def test_config_validation():
+    assert build_config("healthy").eit[0].type == "mparticle_id"
+    assert build_config().scenario == "mid_migration"
+    with pytest.raises(ValidationError):
+        build_config("healthy", unknown_parameter=1)
+    with pytest.raises(ValidationError, match="tier shares"):
+        build_config("healthy", tiers=[{"name": "a", "share": 0.5, "rate_min": 1, "rate_max": 2}])
+    with pytest.raises(ValidationError, match="increasing"):
+        build_config(eit=[{"type": "customer_id"}, {"type": "mparticle_id", "start": "2026-02-01"},
+                          {"type": "email", "start": "2026-01-01"}])
+    with pytest.raises(ValueError, match="config says"):
+        build_config("healthy", {"scenario": "remediated"})
+    with pytest.raises(ValidationError, match="at most 256"):
+        build_config(cohorts=[{"id": 1, "name": "x" * 257}])
