@@ -164,7 +164,7 @@ class WorldConfig(_Model):
     bad_event_lines: int = Field(default=0, ge=0)
     # ---- cohorts
     project_id: int = 2201475
-    cohorts: list[CohortSpec] = Field(default_factory=_default_cohorts)
+    cohorts: list[CohortSpec] = Field(default_factory=_default_cohorts, min_length=1)
     # ---- file layout
     page_size: int = Field(default=1000, ge=1)
     big_world_users: int = Field(default=200_000, ge=1)  # above: profiles.jsonl, members CSV
