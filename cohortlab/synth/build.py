@@ -324,18 +324,21 @@ class _World:
             "sdk_value": ps["sdk_value"].take(take), "mp_lib": ps["platform"].take(take),
         })
         del take, rnd
+        # one concat() per line (no chain of ||: no intermediate strings); concat() drops NULLs,
+        # so a JSON null is spelled out explicitly
         did = ("CASE dk WHEN 1 THEN mpid_txt WHEN 2 THEN customer_id WHEN 3 THEN email "
-               "ELSE '$device:' || device END")
+               "ELSE concat('$device:', device) END")
         uid = "CASE uk WHEN 1 THEN mpid_txt WHEN 2 THEN customer_id ELSE email END"
-        line = f"""'{{"event":"' || event || '","properties":{{"time":' || t || ',"distinct_id":"' || {did}
-            || '","$insert_id":"' || iid || '","$device_id":"' || device || '"'
-            || CASE WHEN uk = 0 THEN '' ELSE ',"$user_id":"' || {uid} || '"' END
-            || CASE WHEN mk = 0 THEN '' ELSE ',"$mparticle_user_id":'
-                 || coalesce('"' || CASE mk WHEN 1 THEN mpid_txt ELSE sdk_value END || '"', 'null') END
-            || ',"mp_lib":"' || mp_lib || '","mp_processing_time_ms":' || (t * 1000 + lag)
-            || CASE WHEN event = 'Purchase' THEN ',"amount":' || (cents // 100) || '.'
-                 || lpad((cents % 100)::VARCHAR, 2, '0') ELSE '' END
-            || '}}}}'"""
+        mval = "CASE mk WHEN 1 THEN mpid_txt ELSE sdk_value END"
+        line = f"""concat('{{"event":"', event, '","properties":{{"time":', t, ',"distinct_id":"', {did},
+            '","$insert_id":"', iid, '","$device_id":"', device, '"',
+            CASE WHEN uk = 0 THEN '' ELSE concat(',"$user_id":"', {uid}, '"') END,
+            CASE WHEN mk = 0 THEN '' WHEN {mval} IS NULL THEN ',"$mparticle_user_id":null'
+                 ELSE concat(',"$mparticle_user_id":"', {mval}, '"') END,
+            ',"mp_lib":"', mp_lib, '","mp_processing_time_ms":', t * 1000 + lag,
+            CASE WHEN event = 'Purchase'
+                 THEN concat(',"amount":', cents // 100, '.', lpad((cents % 100)::VARCHAR, 2, '0')) ELSE '' END,
+            '}}}}')"""
         path = self.out / "mixpanel" / "events" / f"part-{i:05d}{self.ext}"
         self.con.register("ex", ex)
         copy_lines(self.con, f"SELECT {line} FROM ex", path, gzip=self.cfg.gzip)
@@ -351,13 +354,13 @@ class _World:
         self.q(f"""CREATE OR REPLACE TEMP TABLE c_pf AS
             SELECT a.pid, a.uk, {did} AS distinct_id, a.ua_last IS NOT NULL AS mpuid_present, {mpuid} AS mpuid,
               CASE WHEN p.has_email THEN p.email END AS email, p.first_name, p.last_name,
-              '{{"$distinct_id":"' || {did} || '","$properties":{{"$created":"' || {iso_sql('a.created')} || '"'
-                || CASE WHEN p.has_email THEN ',"$email":"' || p.email || '"' ELSE '' END
-                || ',"$first_name":"' || p.first_name || '","$last_name":"' || p.last_name
-                || '","$last_seen":"' || {iso_sql('a.last_seen')} || '"'
-                || CASE WHEN a.ua_last IS NULL THEN ''
-                        ELSE ',"$mparticle_user_id":' || coalesce('"' || {mpuid} || '"', 'null') END
-                || ',"platform":"' || p.platform || '"}}}}' AS obj
+              concat('{{"$distinct_id":"', {did}, '","$properties":{{"$created":"', {iso_sql('a.created')}, '"',
+                CASE WHEN p.has_email THEN concat(',"$email":"', p.email, '"') ELSE '' END,
+                ',"$first_name":"', p.first_name, '","$last_name":"', p.last_name,
+                '","$last_seen":"', {iso_sql('a.last_seen')}, '"',
+                CASE WHEN a.ua_last IS NULL THEN '' WHEN {mpuid} IS NULL THEN ',"$mparticle_user_id":null'
+                     ELSE concat(',"$mparticle_user_id":"', {mpuid}, '"') END,
+                ',"platform":"', p.platform, '"}}}}') AS obj
             FROM c_prof a JOIN ps p ON p.pid = a.pid
             ORDER BY a.pid, a.uk""")
         n, n_mpuid, two = self.q("""SELECT count(*), count(*) FILTER (WHERE mpuid_present),
@@ -418,16 +421,16 @@ class _World:
         self.q(f"""INSERT INTO g_idents
             SELECT 'customer_id', customer_id FROM ps WHERE last_ev_t >= {keep} AND logged
             UNION ALL SELECT 'email', email FROM ps WHERE last_ev_t >= {keep} AND has_email""")
-        ident = lambda t, v: f"""'{{"type":"{t}","encoding":"none","value":"' || {v} || '"}}'"""  # noqa: E731
-        line = f"""'{{"mpid":' || mpid_txt || ',"created_timestamp_ms":' || (first_ev_t * 1000)
-            || ',"last_stored_timestamp_ms":' || (last_ev_t * 1000)
-            || ',"is_opted_out":false,"limit_ad_tracking":null,"device_identities":[{{"type":"' || device_type
-            || '","encoding":"none","value":"' || device || '"}}],"user_identities":['
-            || CASE WHEN logged THEN {ident('customer_id', 'customer_id')} ELSE '' END
-            || CASE WHEN has_email THEN ',' || {ident('email', 'email')} ELSE '' END
-            || '],"account_userattributes":null,"user_attributes":{{'
-            || CASE WHEN logged THEN '"$firstname":"' || first_name || '","$lastname":"' || last_name || '",' ELSE '' END
-            || '"platform":"' || platform || '"}},"audience_memberships":[]}}'"""
+        ident = lambda t, v: f"""concat('{{"type":"{t}","encoding":"none","value":"', {v}, '"}}')"""  # noqa: E731
+        line = f"""concat('{{"mpid":', mpid_txt, ',"created_timestamp_ms":', first_ev_t * 1000,
+            ',"last_stored_timestamp_ms":', last_ev_t * 1000,
+            ',"is_opted_out":false,"limit_ad_tracking":null,"device_identities":[{{"type":"', device_type,
+            '","encoding":"none","value":"', device, '"}}],"user_identities":[',
+            CASE WHEN logged THEN {ident('customer_id', 'customer_id')} ELSE '' END,
+            CASE WHEN has_email THEN concat(',', {ident('email', 'email')}) ELSE '' END,
+            '],"account_userattributes":null,"user_attributes":{{',
+            CASE WHEN logged THEN concat('"$firstname":"', first_name, '","$lastname":"', last_name, '",') ELSE '' END,
+            '"platform":"', platform, '"}},"audience_memberships":[]}}')"""
         copy_lines(self.con, f"SELECT {line} FROM ps WHERE last_ev_t >= {keep}",
                    self.part("mparticle", i, self.ext), gzip=self.cfg.gzip)
         c = self.q(f"""SELECT count(*), count(*) FILTER (WHERE abs(mpid::HUGEINT) > 9007199254740992),
