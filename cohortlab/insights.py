@@ -33,12 +33,10 @@ _PHONE_RE = re.compile(r"\+[\d\s().-]{6,}")
 
 # --------------------------------------------------------------------------- opening data
 def open_lab(db: str | None = None, data: str | None = None, *, read_only: bool = False):
-    """A :class:`~cohortlab.lab.Lab` on a database file, or an in-memory one loaded from a folder
-    of exports (:func:`cohortlab.world.load_world`)."""
+    """A :class:`~cohortlab.lab.Lab` on a database file, or else an in-memory one loaded from a
+    folder of exports (:func:`cohortlab.world.load_world`). ``db`` wins when both are given."""
     from cohortlab.lab import Lab
 
-    if db and data:
-        raise ValueError("give either db or data, not both")
     if db:
         if not Path(db).exists():
             raise FileNotFoundError(f"{db}: no such database")
@@ -597,11 +595,14 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-def write_metrics(output_dir: str | os.PathLike, notebook: str, *, title: str, summary: str = "",
+def write_metrics(output_dir: str | os.PathLike | None, notebook: str, *, title: str, summary: str = "",
                   headline: Mapping[str, Any] | None = None, parameters: Mapping[str, Any] | None = None,
-                  **metrics: Any) -> Path:
+                  **metrics: Any) -> Path | None:
     """Write ``output_dir/metrics.json``: ``notebook, title, generated_at, summary (plain text),
-    headline (the few numbers of the index page), parameters, metrics``."""
+    headline (the few numbers of the index page), parameters, metrics``. ``output_dir=None``
+    (a notebook opened interactively) writes nothing."""
+    if output_dir is None:
+        return None
     Path(output_dir).mkdir(parents=True, exist_ok=True)
     doc = {
         "notebook": notebook,

@@ -33,6 +33,7 @@ def test_declared_parameters(name):
     assert set(params) == COMMON | EXTRA[name]
     assert params["show_personal_data"]["default"] == "False"
     assert params["db"]["default"] == "None" and params["cohorts"]["default"] == "None"
+    assert params["data"]["default"] == "\"../data\""  # runs as shipped, on the sample exports
 
 
 @pytest.mark.parametrize("name", DEFAULT_NOTEBOOKS)
