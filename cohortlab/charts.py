@@ -262,13 +262,15 @@ def match_rate_over_time_chart(
     time: str = "as_of",
     series: str = "cohort_name",
     title: str = "Match rate over time",
+    ylabel: str = "match rate (%)",
 ) -> Figure:
-    """One line per ``series`` (cohort, plan...) of ``match_rate`` (0..1) against ``time``."""
+    """One line per ``series`` (cohort, plan...) of ``match_rate`` (0..1, or any share: name it
+    with ``ylabel``) against ``time``."""
     _require(rates, [time, series, "match_rate"], "match_rate_over_time_chart")
     fig, (ax,) = _figure()
     ax.set_title(title)
     ax.set_xlabel("date (UTC)")
-    ax.set_ylabel("match rate (%)")
+    ax.set_ylabel(ylabel)
     if rates.empty:
         _empty(ax)
         return fig

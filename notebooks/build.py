@@ -271,7 +271,8 @@ ci.table(ci.plan_table(plan_summary))'''),
     md("## Split profiles and users who can never be fixed"),
     code('''\
 ci.show(charts.match_rate_over_time_chart(ci.split_share(daily), time="day", series="plan",
-                                          title="Split profiles per plan (share of Mixpanel profiles)"),
+                                          title="Split profiles per plan (share of Mixpanel profiles)",
+                                          ylabel="split profiles (% of Mixpanel profiles)"),
         "A person active before and after a switch has two Mixpanel profiles: the old one cannot be matched "
         "unless a remediation reached it.")
 ci.table(ci.fixability_table(plan_summary))'''),
