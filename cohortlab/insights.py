@@ -64,12 +64,18 @@ def cohort_names(lab, cohorts: str | Iterable[str] | None = None) -> list[str]:
     return sorted(df["cohort_name"].tolist())
 
 
-def snapshot_times(lab, cohort: str, limit: int | None = 12) -> list[pd.Timestamp]:
-    """As-of times of a cohort's membership snapshots (the latest ``limit``), oldest first."""
+def snapshot_times(lab, cohort: str, limit: int | None = 12, until=None) -> list[pd.Timestamp]:
+    """As-of times of a cohort's membership snapshots (the latest ``limit``, at or before
+    ``until`` when given), oldest first."""
     df = lab.sql(
         "SELECT DISTINCT as_of FROM mp_cohort_snapshots WHERE cohort_name = ? ORDER BY as_of", [cohort]
     )
     times = list(pd.to_datetime(df["as_of"]))
+    if until is not None:
+        from cohortlab.settings import naive_utc, parse_time
+
+        t1 = pd.Timestamp(naive_utc(parse_time(until)))
+        times = [t for t in times if t <= t1]
     return times[-limit:] if limit else times
 
 
@@ -242,10 +248,10 @@ def audience_size(waterfall: pd.DataFrame) -> int:
     return int(totals["count"].iloc[-1]) if len(totals) else 0
 
 
-def match_rate_over_time(lab, cohort: str, *, settings=None, limit: int = 12) -> pd.DataFrame:
-    """Match rate of ``cohort`` at each of its last ``limit`` snapshots (``as_of, cohort_name,
-    members, matched, match_rate``); empty when it has fewer than two snapshots."""
-    times = snapshot_times(lab, cohort, limit)
+def match_rate_over_time(lab, cohort: str, *, settings=None, limit: int = 12, until=None) -> pd.DataFrame:
+    """Match rate of ``cohort`` at each of its last ``limit`` snapshots up to ``until``
+    (``as_of, cohort_name, members, matched, match_rate``); empty with fewer than two snapshots."""
+    times = snapshot_times(lab, cohort, limit, until)
     if len(times) < 2:
         return pd.DataFrame(columns=["as_of", "cohort_name", "members", "matched", "match_rate"])
     rows = []
@@ -255,6 +261,15 @@ def match_rate_over_time(lab, cohort: str, *, settings=None, limit: int = 12) ->
         m = int((r["status"] == "matched").sum())
         rows.append((t, cohort, n, m, m / n if n else math.nan))
     return pd.DataFrame(rows, columns=["as_of", "cohort_name", "members", "matched", "match_rate"])
+
+
+def match_rates_over_time(lab, cohorts: Iterable[str], *, settings=None, limit: int = 12, until=None) -> pd.DataFrame:
+    """:func:`match_rate_over_time` of several cohorts, stacked (empty frame for none)."""
+    frames = [match_rate_over_time(lab, c, settings=settings, limit=limit, until=until) for c in cohorts]
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return pd.DataFrame(columns=["as_of", "cohort_name", "members", "matched", "match_rate"])
+    return pd.concat(frames, ignore_index=True)
 
 
 def timeline_summary(timeline: pd.DataFrame) -> dict[str, Any]:

@@ -30,7 +30,6 @@ output_dir = None            # folder for metrics.json (`cohortlab report` sets 
 show_personal_data = False   # emails and phone numbers are hidden unless True'''
 
 SETUP = '''\
-import pandas as pd
 from cohortlab import charts, insights as ci
 
 lab = ci.open_lab(db, data)
@@ -101,7 +100,7 @@ for cohort, sim in sims.items():
     ci.table(ci.waterfall_table(sim.waterfall))'''),
     md("## Match rate over time"),
     code('''\
-over_time = pd.concat([ci.match_rate_over_time(lab, c, settings=settings) for c in names], ignore_index=True)
+over_time = ci.match_rates_over_time(lab, names, settings=settings, until=as_of)
 if over_time.empty:
     ci.md("Each cohort has a single membership snapshot: no trend to show.")
 else:
