@@ -107,10 +107,10 @@ else:
     ci.show(charts.match_rate_over_time_chart(over_time),
             "Match rate at each membership snapshot (the latest 12 per cohort).")'''),
     code('''\
-ci.write_metrics(output_dir, "match_rates", title="Match rates", summary=summary,
-                 headline=ci.match_rates_headline(rates, waterfalls),
-                 parameters={"cohorts": names, "as_of": as_of, "settings": settings},
-                 **ci.match_rates_metrics(rates, rates_by_source, sims, over_time))''', "remove-cell"),
+metrics_file = ci.write_metrics(output_dir, "match_rates", title="Match rates", summary=summary,
+                                headline=ci.match_rates_headline(rates, waterfalls),
+                                parameters={"cohorts": names, "as_of": as_of, "settings": settings},
+                                **ci.match_rates_metrics(rates, rates_by_source, sims, over_time))''', "remove-cell"),
 ])
 
 # =========================================================================== identity_gaps
@@ -179,10 +179,10 @@ ci.table(remedies)
 ci.md(f"Not recoverable by any remedy: **{remedies.attrs['never_fixable']:,}** members in mParticle but inactive "
       f"since the cutoff, and **{remedies.attrs['not_in_mparticle']:,}** members not found in mParticle at all.")'''),
     code('''\
-ci.write_metrics(output_dir, "identity_gaps", title="Identity gaps", summary=summary,
-                 headline=ci.identity_gaps_headline(resolution, remedies),
-                 parameters={"cohorts": names, "as_of": as_of, "settings": settings},
-                 **ci.identity_gaps_metrics(resolution, remedies, shared))''', "remove-cell"),
+metrics_file = ci.write_metrics(output_dir, "identity_gaps", title="Identity gaps", summary=summary,
+                                headline=ci.identity_gaps_headline(resolution, remedies),
+                                parameters={"cohorts": names, "as_of": as_of, "settings": settings},
+                                **ci.identity_gaps_metrics(resolution, remedies, shared))''', "remove-cell"),
 ])
 
 # =========================================================================== sync_timeline
@@ -226,10 +226,10 @@ for cohort in names:
         ci.md("Paused windows:")
         ci.table(pauses)'''),
     code('''\
-ci.write_metrics(output_dir, "sync_timeline", title="Sync timeline", summary=summary,
-                 headline=ci.sync_headline(stats),
-                 parameters={"cohorts": names, "as_of": as_of, "settings": settings, "since": since},
-                 cohorts={c: {"dynamic": stats[c], "one_time": one_time_stats[c]} for c in names})''',
+metrics_file = ci.write_metrics(output_dir, "sync_timeline", title="Sync timeline", summary=summary,
+                                headline=ci.sync_headline(stats),
+                                parameters={"cohorts": names, "as_of": as_of, "settings": settings, "since": since},
+                                cohorts={c: {"dynamic": stats[c], "one_time": one_time_stats[c]} for c in names})''',
          "remove-cell"),
 ])
 
@@ -286,11 +286,11 @@ else:
     ci.table(validation.summary)
     ci.md(validation.verdict)'''),
     code('''\
-ci.write_metrics(output_dir, "eit_migration", title="EIT migration", summary=summary,
-                 headline=ci.migration_headline(plan_summary, validation),
-                 parameters={"plans": [p.name for p in plan_list], "start": start_day, "end": end_day,
-                             "activity": activity, "settings": settings},
-                 plans=plan_summary, validation=None if validation is None else validation.summary)''',
+metrics_file = ci.write_metrics(output_dir, "eit_migration", title="EIT migration", summary=summary,
+                                headline=ci.migration_headline(plan_summary, validation),
+                                parameters={"plans": [p.name for p in plan_list], "start": start_day, "end": end_day,
+                                            "activity": activity, "settings": settings},
+                                plans=plan_summary, validation=None if validation is None else validation.summary)''',
          "remove-cell"),
 ])
 
