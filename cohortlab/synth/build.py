@@ -29,7 +29,7 @@ import pyarrow as pa
 from cohortlab.synth import population as pop
 from cohortlab.synth.truth import TRUTH_COLUMNS, TRUTH_CUTOFF, truth_pre_sql, truth_sql
 from cohortlab.synth.world import EVENT_NAMES, WorldConfig, build_config, epoch
-from cohortlab.synth.writers import copy_lines, iso_sql, slug, sql_str, write_json
+from cohortlab.synth.writers import LineFile, copy_lines, iso_sql, slug, sql_str, write_json
 
 FIRST_NAMES = ("Ann", "Bob", "Carla", "Dev", "Emma", "Farid", "Grace", "Hugo", "Ines", "Jamal",
                "Kira", "Liam", "Mina", "Noah", "Olga", "Pablo", "Quinn", "Rosa", "Sami", "Tara")
@@ -163,7 +163,7 @@ class _World:
         self.bounds = [round(i * users / n_files) for i in range(n_files + 1)]
         self.counts: Counter = Counter()
         self.member_counts: Counter = Counter()  # (ci, si) -> members
-        self.parts: dict[str, list[Path]] = {}
+        self.sinks: dict[str, LineFile] = {}
 
     # ------------------------------------------------------------------ helpers
     def q(self, sql: str, params=None):
@@ -185,21 +185,23 @@ class _World:
         h = _hex([pop.bits(self.seed, "session-a:" + tag, z), pop.bits(self.seed, "session-b:" + tag, z)])[0].as_py()
         return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
 
-    def part(self, name: str, i: int, suffix: str) -> Path:
-        """The part file of output ``name`` for range ``i`` (concatenated by ``join_parts``)."""
-        p = self.work / "parts" / f"{name.replace('/', '__')}.{i:05d}{suffix}"
-        p.parent.mkdir(parents=True, exist_ok=True)
-        self.parts.setdefault(name, []).append(p)
-        return p
+    def sink(self, name: str, path: Path, header: bytes = b"", gzip: bool = False) -> LineFile:
+        """The output file ``name``, opened on first use; each range of people appends to it."""
+        if name not in self.sinks:
+            self.sinks[name] = LineFile(path, gzip=gzip, header=header)
+        return self.sinks[name]
 
-    def join_parts(self, name: str, dest: Path, header: bytes = b"") -> None:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        with open(dest, "wb") as out:
-            out.write(header)
-            for p in self.parts.get(name, []):
-                with open(p, "rb") as f:
-                    shutil.copyfileobj(f, out, 16 * 1024 * 1024)
-                p.unlink()
+    def close_sink(self, name: str) -> int:
+        f = self.sinks.pop(name, None)
+        if f is None:
+            return 0
+        f.close()
+        return f.lines
+
+    def members_path(self, ci: int, si: int) -> Path:
+        stamp = time.strftime("%Y-%m-%dT%H-%M-%SZ", time.gmtime(self.snap[si]))
+        ext = ".csv" if self.members_format == "csv" else ".json"
+        return self.out / "mixpanel" / "members" / slug(self.cfg.cohorts[ci].name) / f"{stamp}{ext}"
 
     # ------------------------------------------------------------------ run
     def run(self) -> dict[str, Any]:
@@ -211,19 +213,23 @@ class _World:
         n_chunks = len(self.bounds) - 1
         bar = tqdm(total=n_chunks + len(phases), desc="synth", unit="step", disable=not self.progress,
                    leave=False)
-        self._create_tables()
-        for i in range(n_chunks):
-            bar.set_postfix_str(f"people & events {i + 1}/{n_chunks}")
-            self._chunk(i, self.bounds[i], self.bounds[i + 1])
-            bar.update()
-        if self.cfg.bad_event_lines:
-            self._bad_events()
-        manifest = None
-        for name, step in phases:
-            bar.set_postfix_str(name)
-            manifest = step()
-            bar.update()
-        bar.close()
+        try:
+            self._create_tables()
+            for i in range(n_chunks):
+                bar.set_postfix_str(f"people & events {i + 1}/{n_chunks}")
+                self._chunk(i, self.bounds[i], self.bounds[i + 1])
+                bar.update()
+            if self.cfg.bad_event_lines:
+                self._bad_events()
+            manifest = None
+            for name, step in phases:
+                bar.set_postfix_str(name)
+                manifest = step()
+                bar.update()
+        finally:
+            bar.close()
+            for name in list(self.sinks):
+                self.close_sink(name)
         return manifest
 
     def _create_tables(self) -> None:
@@ -369,7 +375,8 @@ class _World:
         self.counts["mixpanel_profiles_with_mparticle_user_id"] += n_mpuid
         self.counts["people_with_two_profiles"] += two
         if self.profiles_format == "jsonl":
-            copy_lines(self.con, "SELECT obj FROM c_pf", self.part("profiles", i, self.ext), gzip=self.cfg.gzip)
+            self.sink("profiles", self.out / "mixpanel" / "profiles" / f"profiles{self.ext}",
+                      gzip=self.cfg.gzip).write_sql(self.con, "SELECT obj FROM c_pf")
         else:
             self.q("INSERT INTO g_prof_obj SELECT pid, uk, obj FROM c_pf")
 
@@ -390,10 +397,10 @@ class _World:
         if self.members_format == "csv":
             for ci, c in enumerate(self.cfg.cohorts):
                 for si, s in enumerate(self.snap):
-                    copy_lines(self.con, f"""SELECT mi.distinct_id || ',{_iso(s)}' FROM c_mem m
+                    self.sink(f"members/{ci}/{si}", self.members_path(ci, si), header=b"distinct_id,as_of\n").write_sql(
+                        self.con, f"""SELECT mi.distinct_id || ',{_iso(s)}' FROM c_mem m
                         JOIN c_mi mi ON mi.pid = m.pid AND mi.dk = m.dk
-                        WHERE m.ci = {ci} AND m.si = {si} ORDER BY m.pid, m.dk""",
-                               self.part(f"members/{ci}/{si}", i, ".csv"))
+                        WHERE m.ci = {ci} AND m.si = {si} ORDER BY m.pid, m.dk""")
         else:
             q("""INSERT INTO g_mrows SELECT m.ci, m.si, m.pid, m.dk,
                    coalesce(mi.obj, '{"$distinct_id":"' || mi.distinct_id || '","$properties":{}}')
@@ -431,8 +438,8 @@ class _World:
             '],"account_userattributes":null,"user_attributes":{{',
             CASE WHEN logged THEN concat('"$firstname":"', first_name, '","$lastname":"', last_name, '",') ELSE '' END,
             '"platform":"', platform, '"}},"audience_memberships":[]}}')"""
-        copy_lines(self.con, f"SELECT {line} FROM ps WHERE last_ev_t >= {keep}",
-                   self.part("mparticle", i, self.ext), gzip=self.cfg.gzip)
+        self.sink("mparticle", self.out / "mparticle" / f"profiles{self.ext}", gzip=self.cfg.gzip).write_sql(
+            self.con, f"SELECT {line} FROM ps WHERE last_ev_t >= {keep}")
         c = self.q(f"""SELECT count(*), count(*) FILTER (WHERE abs(mpid::HUGEINT) > 9007199254740992),
                 count(*) FILTER (WHERE mpid < 0) FROM ps WHERE last_ev_t >= {keep}""").fetchall()[0]
         self.counts["mparticle_profiles"] += c[0]
@@ -468,7 +475,9 @@ class _World:
         folder = self.out / "mixpanel" / "profiles"
         if self.profiles_format == "jsonl":
             path = folder / f"profiles{self.ext}"
-            self.join_parts("profiles", path)
+            if "profiles" not in self.sinks:  # no profile at all
+                self.sink("profiles", path, gzip=self.cfg.gzip)
+            assert self.close_sink("profiles") == n
             self.add_file(path, "mixpanel-profiles", n)
             return
         ps = self.cfg.page_size
@@ -502,15 +511,14 @@ class _World:
         ps = self.cfg.page_size
         self.snapshots: list[dict[str, Any]] = []
         for ci, c in enumerate(self.cfg.cohorts):
-            folder = self.out / "mixpanel" / "members" / slug(c.name)
             for si, s in enumerate(self.snap):
                 n = self.member_counts.get((ci, si), 0)
-                stamp = time.strftime("%Y-%m-%dT%H-%M-%SZ", time.gmtime(s))
                 if self.members_format == "csv":
-                    path = folder / f"{stamp}.csv"
-                    self.join_parts(f"members/{ci}/{si}", path, header=b"distinct_id,as_of\n")
+                    path = self.members_path(ci, si)
+                    self.sink(f"members/{ci}/{si}", path, header=b"distinct_id,as_of\n")
+                    assert self.close_sink(f"members/{ci}/{si}") == n
                 else:
-                    path = folder / f"{stamp}.json"
+                    path = self.members_path(ci, si)
                     sid = self.session_id("members", ci, si)
                     fbc = json.dumps(json.dumps({"id": c.id}))[1:-1]
                     head = (f'{{"page":\' || page || \',"page_size":{ps},"session_id":"{sid}","status":"ok",'
@@ -572,7 +580,9 @@ class _World:
     # ------------------------------------------------------------------ mParticle
     def _mparticle(self) -> None:
         path = self.out / "mparticle" / f"profiles{self.ext}"
-        self.join_parts("mparticle", path)
+        if "mparticle" not in self.sinks:
+            self.sink("mparticle", path, gzip=self.cfg.gzip)
+        assert self.close_sink("mparticle") == self.counts["mparticle_profiles"]
         self.counts["mparticle_deleted"] = self.users - self.counts["mparticle_profiles"]
         self.add_file(path, "mparticle-profiles", self.counts["mparticle_profiles"])
 
