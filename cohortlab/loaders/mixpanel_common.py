@@ -166,64 +166,102 @@ def recover_float_tokens(ctx: FileContext, layout: str, stage: str, *, key: str,
 
 
 # --------------------------------------------------------------------------- Engage results
-def engage_results_sql(records: str) -> str:
-    """From ``records`` (line, raw, j) — Engage response pages and/or bare result objects — one
-    row per result: (pos, rec_line, raw, r, kind) where ``pos`` is the 1-based position of the
-    result across the file in document order, ``rec_line`` the record it came from and ``r`` the
-    result object (JSON). Records that are neither pages nor objects come back with kind
-    'not_an_object' / 'malformed_json' / 'unrecognised' and r NULL, so the caller can reject them.
-    A page contributes one row per element of ``results``; an empty page contributes nothing."""
-    return f"""
+def stage_engage_results(ctx: FileContext, st: str) -> str:
+    """Create temp table ``st`` with one row per Engage result of the file, in one pass:
+    (line, doc_no, reason, raw, distinct_id, properties, has_properties). Returns the layout.
+
+    Records may be Engage response pages (``{"results": [...]}``; each element is a result) or
+    bare result objects (``{"$distinct_id": ..., "$properties": {...}}``). ``line`` is the record's
+    line for a bare result, and the 1-based position across the file (document order, counting
+    the results of pages only) for a page's result. ``raw`` is kept for rejected rows only.
+    Raises LoadError for a page with a ``status`` other than ``"ok"``, and for a file with JSON
+    objects none of which is a page or a result object."""
+    layout = sniff_json_layout(ctx.path)
+    records = ctx.json_records_sql()
+    doc_no = "1" if layout == "array" else "rec_line"
+    ctx.engine.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE {st} AS
         WITH rec AS (
-            SELECT line, raw, j, json_type(j) AS jt,
-                   json_type(j, '$.results') AS rt,
-                   json_exists(j, '$."$distinct_id"') AS has_id
+            SELECT line, raw, j, json_extract(j, ['$.results', '$."$distinct_id"', '$."$properties"']) AS v
             FROM ({records})
         ),
+        pages AS (
+            SELECT line, v[1] AS results, json_array_length(v[1]) AS n
+            FROM rec WHERE json_type(v[1]) = 'ARRAY'
+        ),
+        page_pos AS (
+            -- unnest of a list, not a json_each lateral join: the latter is quadratic here
+            SELECT line, json_extract(results, '$[*]') AS elems,
+                   sum(n) OVER (ORDER BY line ROWS UNBOUNDED PRECEDING) - n AS before
+            FROM pages
+        ),
+        page_items AS (
+            SELECT line, before, unnest(elems) AS value, generate_subscripts(elems, 1) AS k FROM page_pos
+        ),
         items AS (
-            SELECT line AS rec_line, 0::BIGINT AS idx, raw, j AS r,
+            -- bare records (results, and records that are not pages: rejected)
+            SELECT line, line AS rec_line, raw, v[2] AS idv, v[3] AS pv,
                    CASE WHEN j IS NULL THEN 'malformed_json'
-                        WHEN jt <> 'OBJECT' THEN 'not_an_object'
-                        WHEN has_id THEN 'result'
+                        WHEN v[2] IS NOT NULL THEN 'result'
+                        WHEN json_type(j) <> 'OBJECT' THEN 'not_an_object'
                         ELSE 'unrecognised' END AS kind
-            FROM rec WHERE NOT coalesce(jt = 'OBJECT' AND rt = 'ARRAY', FALSE)
+            FROM rec WHERE json_type(v[1]) IS DISTINCT FROM 'ARRAY'
             UNION ALL
-            SELECT rec.line, CAST(e.key AS BIGINT) + 1, NULL, e.value,
-                   CASE WHEN json_type(e.value) = 'OBJECT' THEN 'result' ELSE 'not_an_object' END
-            FROM rec, json_each(rec.j, '$.results') e
-            WHERE rec.jt = 'OBJECT' AND rec.rt = 'ARRAY'
+            -- the results of pages
+            SELECT before + k, line, value::VARCHAR, iv[1], iv[2],
+                   CASE WHEN iv[1] IS NOT NULL OR iv[2] IS NOT NULL OR json_type(value) = 'OBJECT'
+                        THEN 'result' ELSE 'not_an_object' END
+            FROM (SELECT *, json_extract(value, ['$."$distinct_id"', '$."$properties"']) AS iv FROM page_items)
+        ),
+        cls AS (
+            SELECT *, {id_text_sql('idv')} AS distinct_id, json_type(idv) AS id_type, json_type(pv) AS props_type
+            FROM items
+        ),
+        res AS (
+            SELECT line, {doc_no}::BIGINT AS doc_no, raw, distinct_id, pv, props_type, kind,
+                   CASE WHEN kind IN ('malformed_json', 'not_an_object') THEN kind
+                        WHEN distinct_id IS NOT NULL THEN
+                            CASE WHEN props_type IS NOT NULL AND props_type NOT IN ('OBJECT', 'NULL')
+                                 THEN 'bad_properties' END
+                        WHEN id_type IN ('BOOLEAN', 'OBJECT', 'ARRAY') THEN 'bad_distinct_id'
+                        ELSE 'missing_distinct_id' END AS reason
+            FROM cls
         )
-        SELECT row_number() OVER (ORDER BY rec_line, idx) AS pos, rec_line, idx,
-               coalesce(raw, r::VARCHAR) AS raw, r, kind
-        FROM items
-    """
-
-
-def page_layout_check(ctx: FileContext, records: str, what: str) -> None:
-    """LoadError when the file holds JSON objects but none is an Engage page or result object,
-    or when a page reports a non-ok status."""
-    rows = ctx.engine.query_rows(
-        f"""
-        SELECT count(*) FILTER (WHERE json_type(j) = 'OBJECT'),
-               count(*) FILTER (WHERE json_type(j, '$.results') = 'ARRAY'
-                                   OR json_exists(j, '$."$distinct_id"')),
-               min(line) FILTER (WHERE json_type(j, '$.status') = 'VARCHAR'
-                                   AND json_extract_string(j, '$.status') <> 'ok'),
-               any_value(json_extract_string(j, '$.status')) FILTER (
-                   WHERE json_type(j, '$.status') = 'VARCHAR' AND json_extract_string(j, '$.status') <> 'ok'),
-               any_value(coalesce(json_extract_string(j, '$.error'), '')) FILTER (
-                   WHERE json_type(j, '$.status') = 'VARCHAR' AND json_extract_string(j, '$.status') <> 'ok')
-        FROM ({records})
+        SELECT line, doc_no, reason, kind,
+               CASE WHEN reason IS NOT NULL THEN raw END AS raw, distinct_id,
+               CASE WHEN props_type = 'OBJECT' THEN pv ELSE '{{}}'::JSON END AS properties,
+               coalesce(props_type = 'OBJECT' AND pv::VARCHAR <> '{{}}', FALSE) AS has_properties
+        FROM res
         """
+    )
+    _check_engage_stage(ctx, st)
+    return layout
+
+
+def _check_engage_stage(ctx: FileContext, st: str) -> None:
+    eng = ctx.engine
+    recognised, unrecognised = eng.query_rows(
+        f"SELECT count(*) FILTER (WHERE kind = 'result'), count(*) FILTER (WHERE kind = 'unrecognised') FROM {st}"
     )[0]
-    objects, recognised, bad_line, status, error = rows
-    if bad_line is not None:
-        raise LoadError(ctx.path, f"Engage response with status {status!r}: {error}".rstrip(": "),
-                        line=int(bad_line))
-    if objects and not recognised:
+    if not unrecognised:
+        return
+    bad = eng.query_rows(
+        f"""
+        SELECT line, json_extract_string(raw, '$.status'), coalesce(json_extract_string(raw, '$.error'), '')
+        FROM {st}
+        WHERE kind = 'unrecognised' AND json_type(raw, '$.status') = 'VARCHAR'
+          AND json_extract_string(raw, '$.status') <> 'ok'
+        ORDER BY line LIMIT 1
+        """
+    )
+    if bad:
+        line, status, error = bad[0]
+        raise LoadError(ctx.path, f"Engage response with status {status!r}: {error}".rstrip(": "), line=int(line))
+    if not recognised:
         raise LoadError(
             ctx.path,
-            f"unrecognised format for {what}: expected Engage response pages "
+            f"unrecognised format for {ctx.kind}: expected Engage response pages "
             '({"results": [...]}) or result objects ({"$distinct_id": ..., "$properties": {...}})',
         )
 
@@ -247,12 +285,15 @@ def upsert_profiles(ctx: FileContext, relation: str, *, layout: str | None = Non
         f"""
         CREATE OR REPLACE TEMP TABLE {st} AS
         SELECT line, distinct_id, properties, {doc_expr} AS doc_no,
-               json_type(v[1]) AS mp_type, {raw_text_sql('v[1]')} AS mparticle_user_id,
-               {str_sql('v[2]')} AS email, {str_sql('v[3]')} AS phone,
-               {utc_timestamp_sql('v[4]')} AS created, {utc_timestamp_sql('v[5]')} AS last_seen
+               json_type(m) AS mp_type,
+               CASE WHEN json_type(m) <> 'NULL' THEN json_extract_string(m, '$') END AS mparticle_user_id,
+               v[1] AS email, v[2] AS phone,
+               timezone('UTC', TRY_CAST(trim(v[3]) AS TIMESTAMPTZ)) AS created,
+               timezone('UTC', TRY_CAST(trim(v[4]) AS TIMESTAMPTZ)) AS last_seen
         FROM (
-            SELECT *, json_extract(properties, ['$."$mparticle_user_id"', '$."$email"', '$."$phone"',
-                                                '$."$created"', '$."$last_seen"']) AS v
+            SELECT *, json_extract(properties, '$."$mparticle_user_id"') AS m,
+                   -- strings as is; other types as JSON text (dates of another type then fail the cast: NULL)
+                   json_extract_string(properties, ['$."$email"', '$."$phone"', '$."$created"', '$."$last_seen"']) AS v
             FROM ({relation})
         )
         """
@@ -260,28 +301,32 @@ def upsert_profiles(ctx: FileContext, relation: str, *, layout: str | None = Non
     if layout is not None and doc_no is not None:
         recover_float_tokens(ctx, layout, st, key="line", doc_no="doc_no", ord_="line",
                              typ="mp_type", text="mparticle_user_id")
-    total = int(eng.query_rows(f"SELECT count(*) FROM {st}")[0][0])
-    eng.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE {st}_last AS
-        SELECT * FROM {st} QUALIFY row_number() OVER (PARTITION BY distinct_id ORDER BY line DESC) = 1
-        """
-    )
-    loaded = int(eng.query_rows(f"SELECT count(*) FROM {st}_last")[0][0])
-    eng.execute(f"DELETE FROM mp_profiles WHERE distinct_id IN (SELECT distinct_id FROM {st}_last)")
+    total, distinct = eng.query_rows(f"SELECT count(*), count(DISTINCT distinct_id) FROM {st}")[0]
+    src = st
+    if total != distinct:  # the last row of a distinct_id wins
+        src = f"{st}_last"
+        eng.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE {src} AS
+            SELECT * FROM {st} QUALIFY row_number() OVER (PARTITION BY distinct_id ORDER BY line DESC) = 1
+            """
+        )
+    if eng.query_rows("SELECT 1 FROM mp_profiles LIMIT 1"):
+        eng.execute(f"DELETE FROM mp_profiles WHERE distinct_id IN (SELECT distinct_id FROM {src})")
     eng.execute(
         f"""
         INSERT INTO mp_profiles (distinct_id, mparticle_user_id, email, phone, created, last_seen,
                                  properties, load_id, source_file, line)
         SELECT distinct_id, mparticle_user_id, email, phone, created, last_seen, properties,
                ?, ?, line
-        FROM {st}_last
+        FROM {src}
         """,
         [ctx.load_id, str(ctx.path)],
     )
     eng.execute(f"DROP TABLE {st}")
-    eng.execute(f"DROP TABLE {st}_last")
-    return loaded, total - loaded
+    if src != st:
+        eng.execute(f"DROP TABLE {src}")
+    return int(distinct), int(total) - int(distinct)
 
 
 def register_cohorts(ctx: FileContext, relation: str) -> int:
@@ -319,8 +364,7 @@ __all__ = [
     "json_number_sql",
     "parse_utc",
     "recover_float_tokens",
-    "engage_results_sql",
-    "page_layout_check",
+    "stage_engage_results",
     "upsert_profiles",
     "register_cohorts",
     "layout_of",

@@ -33,8 +33,13 @@ from datetime import datetime
 from typing import Any
 
 from cohortlab.loaders.base import FileContext, FileResult, LoadError, Loader, head_text, sql_str
-from cohortlab.loaders.mixpanel_common import id_text_sql, parse_utc, register_cohorts, upsert_profiles
-from cohortlab.loaders.mixpanel_profiles import stage_engage_results
+from cohortlab.loaders.mixpanel_common import (
+    id_text_sql,
+    parse_utc,
+    register_cohorts,
+    stage_engage_results,
+    upsert_profiles,
+)
 
 DEFAULT_COLUMNS = ("distinct_id", "$distinct_id", "mixpanel_distinct_id")
 _OPTIONS = ("cohort", "cohort_id", "as_of", "column")

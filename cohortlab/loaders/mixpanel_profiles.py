@@ -26,50 +26,7 @@ from __future__ import annotations
 from collections import Counter
 
 from cohortlab.loaders.base import FileContext, FileResult, Loader
-from cohortlab.loaders.mixpanel_common import (
-    engage_results_sql,
-    id_text_sql,
-    layout_of,
-    page_layout_check,
-    upsert_profiles,
-)
-
-
-def stage_engage_results(ctx: FileContext, st: str) -> str:
-    """Create temp table ``st`` with one row per Engage result of the file:
-    (line, doc_no, reason, raw, distinct_id, properties, has_properties). Returns the layout."""
-    layout = layout_of(ctx)
-    records = ctx.json_records_sql()
-    page_layout_check(ctx, records, ctx.kind)
-    doc_no = "1" if layout == "array" else "rec_line"
-    ctx.engine.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE {st} AS
-        WITH res AS (
-            SELECT CASE WHEN idx > 0 THEN pos ELSE rec_line END AS line, {doc_no}::BIGINT AS doc_no,
-                   raw, kind, r,
-                   json_extract(r, ['$."$distinct_id"', '$."$properties"']) AS v
-            FROM ({engage_results_sql(records)})
-        ),
-        cls AS (
-            SELECT *, {id_text_sql('v[1]')} AS distinct_id, json_type(v[1]) AS id_type,
-                   json_type(v[2]) AS props_type
-            FROM res
-        )
-        SELECT line, doc_no,
-               CASE WHEN kind IN ('malformed_json', 'not_an_object') THEN kind
-                    WHEN distinct_id IS NOT NULL THEN
-                        CASE WHEN props_type IS NOT NULL AND props_type NOT IN ('OBJECT', 'NULL')
-                             THEN 'bad_properties' END
-                    WHEN id_type IN ('BOOLEAN', 'OBJECT', 'ARRAY') THEN 'bad_distinct_id'
-                    ELSE 'missing_distinct_id' END AS reason,
-               raw, distinct_id,
-               CASE WHEN props_type = 'OBJECT' THEN v[2] ELSE '{{}}'::JSON END AS properties,
-               coalesce(props_type = 'OBJECT' AND v[2]::VARCHAR <> '{{}}', FALSE) AS has_properties
-        FROM cls
-        """
-    )
-    return layout
+from cohortlab.loaders.mixpanel_common import stage_engage_results, upsert_profiles
 
 
 class MixpanelProfilesLoader(Loader):

@@ -122,19 +122,24 @@ class MixpanelWebhooksLoader(Loader):
                 line=int(line),
             )
         # members, one row per (page, member entry)
-        mid = id_text_sql("json_extract(e.value, '$.mixpanel_distinct_id')")
-        mid2 = id_text_sql("json_extract(e.value, '$.\"$distinct_id\"')")
-        mail = raw_text_sql("json_extract(e.value, '$.email')")
-        mail2 = raw_text_sql("json_extract(e.value, '$.\"$email\"')")
+        mid = id_text_sql("mv[1]")
+        mid2 = id_text_sql("mv[2]")
         eng.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE {st}_m AS
-            SELECT s.line, CAST(e.key AS BIGINT) AS idx, json_type(e.value) AS mt,
+            SELECT line, idx, json_type(value) AS mt,
                    coalesce({mid}, {mid2}) AS distinct_id,
-                   coalesce(nullif({mail}, ''), nullif({mail2}, '')) AS email,
-                   e.value AS properties
-            FROM {st} s, json_each(s.members) e
-            WHERE s.members IS NOT NULL
+                   coalesce(nullif(mv[3]->>'$', ''), nullif(mv[4]->>'$', '')) AS email,
+                   value AS properties
+            FROM (
+                SELECT *, json_extract(value, ['$.mixpanel_distinct_id', '$."$distinct_id"', '$.email',
+                                               '$."$email"']) AS mv
+                FROM (
+                    -- unnest of a list, not a json_each lateral join (quadratic on many pages)
+                    SELECT line, unnest(elems) AS value, generate_subscripts(elems, 1) AS idx
+                    FROM (SELECT line, json_extract(members, '$[*]') AS elems FROM {st} WHERE members IS NOT NULL)
+                )
+            )
             """
         )
         eng.execute(
