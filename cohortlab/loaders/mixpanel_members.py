@@ -128,21 +128,21 @@ class MixpanelMembersLoader(Loader):
         eng = ctx.engine
         layout = stage_engage_results(ctx, st)
         records = ctx.json_records_sql()
+        # page-level keys, one JSON parse per record: v = [results, as_of, filter_by_cohort]
         fbc = (
-            "CASE json_type(j, '$.filter_by_cohort') "
-            "WHEN 'VARCHAR' THEN TRY_CAST(json_extract_string(j, '$.filter_by_cohort') AS JSON) "
-            "WHEN 'OBJECT' THEN json_extract(j, '$.filter_by_cohort') END"
+            "CASE json_type(v[3]) WHEN 'VARCHAR' THEN TRY_CAST(json_extract_string(v[3], '$') AS JSON) "
+            "WHEN 'OBJECT' THEN v[3] END"
         )
         rows = eng.query_rows(
             f"""
             SELECT DISTINCT
-                   CASE json_type(j, '$.as_of') WHEN 'VARCHAR' THEN json_extract_string(j, '$.as_of')
-                        WHEN 'NULL' THEN NULL ELSE json_extract(j, '$.as_of')::VARCHAR END AS as_of,
+                   CASE json_type(v[2]) WHEN 'VARCHAR' THEN json_extract_string(v[2], '$')
+                        WHEN 'NULL' THEN NULL ELSE v[2]::VARCHAR END AS as_of,
                    {id_text_sql(f"json_extract({fbc}, '$.id')")} AS cohort_id,
                    nullif(json_extract_string({fbc}, '$.name'), '') AS cohort_name,
-                   json_type(j, '$.filter_by_cohort') IS NOT NULL AND {fbc} IS NULL AS bad_fbc
-            FROM ({records})
-            WHERE json_type(j) = 'OBJECT' AND json_type(j, '$.results') = 'ARRAY'
+                   json_type(v[3]) IS NOT NULL AND json_type(v[3]) <> 'NULL' AND {fbc} IS NULL AS bad_fbc
+            FROM (SELECT json_extract(j, ['$.results', '$.as_of', '$.filter_by_cohort']) AS v FROM ({records}))
+            WHERE json_type(v[1]) = 'ARRAY'
             """
         )
         has_pages = bool(rows)
