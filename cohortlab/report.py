@@ -133,6 +133,22 @@ def load_params(path: str | os.PathLike | None) -> dict[str, Any]:
     return {str(k): _plain(v) for k, v in data.items()}
 
 
+def parse_param_items(items: Iterable[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings into parameters; VALUE is read as YAML (``[a, b]``, ``true``, ``3``)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ReportError(f"expected KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = _plain(yaml.safe_load(value)) if value.strip() else None
+        except yaml.YAMLError:
+            out[key.strip()] = value
+    return out
+
+
 def _plain(v: Any) -> Any:
     """YAML may give dates/datetimes; notebooks get ISO strings (papermill writes literals)."""
     if isinstance(v, (_dt.datetime, _dt.date)):

@@ -30,6 +30,9 @@ def _finish(result) -> None:
               help="Folder of exports (mixpanel/..., mparticle/...), e.g. a `cohortlab synth` world; loaded once.")
 @click.option("--params", "params_file", type=click.Path(dir_okay=False, exists=True),
               help="YAML file of notebook parameters (cohorts, as_of, settings, ...).")
+@click.option("-p", "--param", "param_items", multiple=True, metavar="KEY=VALUE",
+              help="One notebook parameter (repeatable; VALUE is read as YAML), over --params, e.g. "
+                   "-p as_of=2026-03-01T00:00:00Z -p 'cohorts=[Power Users]'.")
 @click.option("--notebooks", "notebooks", multiple=True,
               help="Notebook name or .ipynb path (repeatable, or comma-separated). Default: all four.")
 @click.option("--out", type=click.Path(file_okay=False),
@@ -38,16 +41,16 @@ def _finish(result) -> None:
 @click.option("--show-personal-data", is_flag=True, default=None,
               help="Show emails/phones in the reports (hidden by default).")
 @click.option("--kernel", default=None, help="Jupyter kernel (default: cohortlab if installed, else python3).")
-def report_cmd(db, data, params_file, notebooks, out, overwrite, show_personal_data, kernel):
+def report_cmd(db, data, params_file, param_items, notebooks, out, overwrite, show_personal_data, kernel):
     """Run the notebooks with papermill into HTML reports (no code), metrics.json and index.html.
 
     Exits non-zero, naming the notebook and the cell, when a notebook fails.
     """
-    from cohortlab.report import ReportError, load_params, run_report
+    from cohortlab.report import ReportError, load_params, parse_param_items, run_report
 
     names = [n.strip() for item in notebooks for n in item.split(",") if n.strip()] or None
     try:
-        params = load_params(params_file)
+        params = {**load_params(params_file), **parse_param_items(param_items)}
         result = run_report(
             names, db=db, data=data, params=params, out=out, overwrite=overwrite,
             show_personal_data=show_personal_data, kernel=kernel, progress=_say,

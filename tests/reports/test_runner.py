@@ -14,6 +14,7 @@ from cohortlab.report import (
     dated_output_dir,
     declared_parameters,
     load_params,
+    parse_param_items,
     prepare_output_dir,
     run_report,
 )
@@ -147,6 +148,24 @@ def test_params_yaml(tmp_path, tiny):
     bad.write_text("- a list\n")
     with pytest.raises(ReportError, match="mapping"):
         load_params(bad)
+
+
+def test_param_items_are_yaml_values():
+    assert parse_param_items(["cohorts=[Power Users, Churn Risk]", "as_of=2026-03-01", "show_personal_data=true",
+                              "settings=s.yaml", "since="]) == {
+        "cohorts": ["Power Users", "Churn Risk"], "as_of": "2026-03-01", "show_personal_data": True,
+        "settings": "s.yaml", "since": None}
+    with pytest.raises(ReportError, match="KEY=VALUE"):
+        parse_param_items(["oops"])
+
+
+def test_cli_param_reaches_the_notebook(tiny, tmp_path):
+    out = tmp_path / "p"
+    r = CliRunner().invoke(main, ["report", "--db", str(tiny["db"]), "--notebooks", str(tiny["good"]),
+                                  "-p", "cohorts=[Power Users]", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    executed = nbformat.read(str(out / "good" / "good.ipynb"), as_version=4)
+    assert 'cohorts = ["Power Users"]' in executed.cells[2].source
 
 
 def test_lab_and_demo_help():
