@@ -188,3 +188,14 @@ def test_each_file_is_one_snapshot_and_loading_twice_changes_nothing(lab, mixpan
     # the same file with another as_of is another snapshot
     r2 = lab.load("mixpanel-members", d / "power_users_2026-03-01.json", as_of="2026-03-02")
     assert r2.loaded == 11 and len(_snapshots(lab)) == 4
+
+
+def test_header_only_csv_is_an_empty_snapshot_and_gzip_csv_loads(lab, write, balanced):
+    r = balanced(lab.load("mixpanel-members", write("empty.csv", "distinct_id,as_of\n"), cohort="C",
+                          as_of="2026-03-01"))
+    assert (r.rows_read, r.loaded) == (0, 0)
+    assert [m for *_, m in _snapshots(lab)] == [0]
+    r2 = balanced(lab.load("mixpanel-members", write("m.csv", "distinct_id\n-1\n9223372036854775807\n", gz=True),
+                           cohort="C", as_of="2026-03-02"))
+    assert r2.loaded == 2
+    assert sorted(d for *_, d, _ in _members(lab, r2.load_ids[0])) == ["-1", "9223372036854775807"]
