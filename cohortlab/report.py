@@ -240,10 +240,22 @@ def run_notebook(
     return result
 
 
+# The JupyterLab HTML template without its CDN scripts (MathJax, Mermaid, require.js): the report
+# is self-contained and works offline, and "$mparticle_user_id ... $distinct_id" in text is never
+# typeset as TeX.
+_OFFLINE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+"""
+
+
 def export_html(ipynb: str | os.PathLike, out: str | os.PathLike) -> Path:
-    """HTML without code (inputs and prompts hidden); images stay embedded, so it works offline.
-    Cells tagged ``remove-cell`` disappear, ``remove-output`` keep no output."""
+    """HTML without code (inputs and prompts hidden); images stay embedded and no script is
+    loaded from the network, so it works offline. Cells tagged ``remove-cell`` disappear,
+    ``remove-output`` keep no output."""
     import nbformat
+    from jinja2 import DictLoader
     from nbconvert import HTMLExporter
     from nbconvert.preprocessors import TagRemovePreprocessor
     from traitlets.config import Config
@@ -255,7 +267,8 @@ def export_html(ipynb: str | os.PathLike, out: str | os.PathLike) -> Path:
     c.HTMLExporter.exclude_input = True
     c.HTMLExporter.exclude_input_prompt = True
     c.HTMLExporter.exclude_output_prompt = True
-    exporter = HTMLExporter(config=c)
+    exporter = HTMLExporter(config=c, extra_loaders=[DictLoader({"cohortlab_offline.html.j2": _OFFLINE_TEMPLATE})],
+                            template_file="cohortlab_offline.html.j2")
     exporter.register_preprocessor(TagRemovePreprocessor(config=c), enabled=True)
     nb = nbformat.read(str(ipynb), as_version=4)
     body, _ = exporter.from_notebook_node(nb)

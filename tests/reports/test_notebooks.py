@@ -79,7 +79,7 @@ def test_report_writes_all_files(report_run):
         m = _metrics(report_run, name)
         assert m["notebook"] == name and m["headline"], name
         html = (out / name / f"{name}.html").read_text()
-        assert "data:image/png;base64" in html  # charts embedded: works offline
+        assert "data:image/png;base64" in html and 'src="http' not in html  # self-contained: works offline
         assert "ci.open_lab" not in html and "import pandas" not in html  # no code
 
 

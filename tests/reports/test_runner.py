@@ -73,6 +73,7 @@ def test_report_writes_every_file(tiny, tmp_path):
     html = (nb_dir / "good.html").read_text()
     assert "members: 42" in html
     assert "SECRET_SOURCE_MARKER" not in html  # no code in the HTML
+    assert 'src="http' not in html and "mathjax" not in html.lower()  # nothing from the network
     index = (out / "index.html").read_text()
     assert 'href="good/good.html"' in index and "Tiny report" in index and "50.0%" in index
     executed = nbformat.read(str(nb_dir / "good.ipynb"), as_version=4)
