@@ -7,8 +7,8 @@
   exact token is read back from the file text with a regular expression.
 * :func:`upsert_profiles`: the "upsert Mixpanel profiles from a relation" step used by the
   profiles loader and by the members loader (Engage pages carry ``$properties``).
-* :func:`engage_results_sql`: Engage response pages and/or bare result objects, one row per
-  profile, numbered in document order.
+* :func:`stage_engage_results`: Engage response pages and/or bare result objects, one row per
+  profile, numbered in document order (shared by the profiles and members loaders).
 
 Everything is set-based; nothing loops over records in Python.
 """
@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from cohortlab.loaders.base import MAX_LINE_SIZE, FileContext, LoadError, sniff_json_layout
+from cohortlab.loaders.base import FileContext, LoadError, sniff_json_layout
 
 NUMERIC_JSON_TYPES = "('BIGINT', 'UBIGINT', 'HUGEINT', 'DOUBLE')"
 
@@ -356,7 +356,6 @@ def layout_of(ctx: FileContext) -> str:
 
 
 __all__ = [
-    "MAX_LINE_SIZE",
     "id_text_sql",
     "raw_text_sql",
     "utc_timestamp_sql",
