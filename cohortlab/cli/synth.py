@@ -17,7 +17,8 @@ from cohortlab.cli.app import fail, main
 @click.option("--scenario", default=None,
               help="Named scenario: healthy, customer_id_legacy, mid_migration (default), remediated.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True), default=None,
-              help="YAML file of parameters (may start from a scenario with `scenario: NAME`).")
+              help="YAML file of WorldConfig parameters applied on top of the scenario "
+                   "(the file may name its scenario: `scenario: NAME`).")
 @click.option("--gzip/--no-gzip", "gzip", default=None, help="Gzip the JSONL exports (events, profiles).")
 @click.option("--force", is_flag=True, help="Replace a world previously generated in OUT_DIR.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")

@@ -23,6 +23,15 @@ MPID), by a ``remediation`` (an mParticle Rule copying the exact MPID, from its 
 overrides the app's value) and, as an event property only, automatically from
 ``event_mpuid_from`` (the 2026-01-15 change). mParticle deletes profiles inactive for
 ``mparticle_ttl_days`` before ``end``.
+
+A YAML config (``cohortlab synth OUT --config world.yaml``), for example::
+
+    scenario: remediated              # the base; then any field below overrides it
+    remediation: {start: 2026-02-15T00:00:00Z, method: sdk}
+    float_share: 0.05                 # 5% of people: $mparticle_user_id written through a float
+    churn_share: 0.5
+    cohorts:
+      - {id: 2001, name: Heavy Searchers, event: Search, min_count: 3, window_days: 14}
 """
 
 from __future__ import annotations
@@ -235,9 +244,9 @@ class WorldConfig(_Model):
 
 def build_config(scenario: str | None = None, config: str | Path | dict | None = None,
                  **overrides: Any) -> WorldConfig:
-    """A ``WorldConfig`` from a scenario name and/or a YAML file (or dict) and keyword overrides.
-
-    The YAML may name its base with ``scenario:``; ``scenario`` given here must then agree."""
+    """A ``WorldConfig``: a scenario (``scenario``, else the YAML's ``scenario:`` key, else
+    ``DEFAULT_SCENARIO``), then the YAML file (or dict) ``config``, then keyword overrides.
+    A ``scenario`` given here and a different one in the YAML is an error."""
     from cohortlab.synth.scenarios import SCENARIOS, DEFAULT_SCENARIO
 
     data: dict[str, Any] = {}
@@ -253,14 +262,12 @@ def build_config(scenario: str | None = None, config: str | Path | dict | None =
     base = data.pop("scenario", None)
     if scenario and base and scenario != base:
         raise ValueError(f"scenario {scenario!r} given, but the config says {base!r}")
-    name = scenario or base or (None if data else DEFAULT_SCENARIO)
-    params: dict[str, Any] = {}
-    if name is not None:
-        if name not in SCENARIOS:
-            raise ValueError(f"unknown scenario {name!r}; expected one of {', '.join(SCENARIOS)}")
-        params.update(SCENARIOS[name].params)
-        params["scenario"] = name
-        params["description"] = SCENARIOS[name].description
+    name = scenario or base or DEFAULT_SCENARIO
+    if name not in SCENARIOS:
+        raise ValueError(f"unknown scenario {name!r}; expected one of {', '.join(SCENARIOS)}")
+    params: dict[str, Any] = dict(SCENARIOS[name].params)
+    params["scenario"] = name
+    params["description"] = SCENARIOS[name].description
     params.update(data)
     params.update(overrides)
     return WorldConfig(**params)
