@@ -547,6 +547,13 @@ def redact(df: pd.DataFrame, show_personal_data: bool = False, known: set[str] |
 
 
 # --------------------------------------------------------------------------- display
+def _escape_dollars(text: str) -> str:
+    """``$`` outside code spans becomes ``\\$``: two dollars in one line (``$mparticle_user_id``
+    ... ``$distinct_id``) must not be typeset as TeX by JupyterLab."""
+    parts = text.split("`")
+    return "`".join(p if i % 2 else re.sub(r"(?<!\\)\$", r"\\$", p) for i, p in enumerate(parts))
+
+
 def show(fig, caption: str | None = None) -> None:
     """Display a chart as an embedded PNG (works offline and in HTML without code) with a
     one-line explanation under it."""
@@ -556,13 +563,13 @@ def show(fig, caption: str | None = None) -> None:
     fig.savefig(buf, format="png", dpi=fig.dpi)
     display(Image(data=buf.getvalue(), format="png"))
     if caption:
-        display(Markdown(f"*{caption}*"))
+        display(Markdown(f"*{_escape_dollars(caption)}*"))
 
 
 def md(text: str) -> None:
     from IPython.display import Markdown, display
 
-    display(Markdown(text))
+    display(Markdown(_escape_dollars(text)))
 
 
 def table(df: pd.DataFrame, *, show_personal_data: bool = False, known: set[str] | frozenset = frozenset(),

@@ -86,8 +86,8 @@ ci.table(rates)'''),
     md("## Match rate per identifier source"),
     code('''\
 ci.show(charts.match_rate_chart(rates_by_source, by="identifier_source"),
-        "Which identifier Mixpanel sent: the profile's $mparticle_user_id, the event property (events since "
-        "the 2026-01-15 cutoff), the $distinct_id fallback, or none.")
+        "Which identifier Mixpanel sent: the profile's `$mparticle_user_id`, the event property (events "
+        "since the 2026-01-15 cutoff), the `$distinct_id` fallback, or none.")
 ci.table(rates_by_source)'''),
     md("## Where the users went: the discrepancy waterfall"),
     code('''\

@@ -109,3 +109,11 @@ def test_load_world_on_the_sample_exports():
 def test_load_world_needs_export_folders(tmp_path):
     with Lab() as lab, pytest.raises(FileNotFoundError, match="mixpanel"):
         load_world(lab, tmp_path)
+
+
+def test_dollars_outside_code_are_escaped_for_markdown():
+    from cohortlab.insights import _escape_dollars
+
+    assert _escape_dollars("the $a and $b") == r"the \$a and \$b"
+    assert _escape_dollars("code `$a` and $b") == r"code `$a` and \$b"
+    assert _escape_dollars(r"already \$x") == r"already \$x"
