@@ -1,0 +1,144 @@
+"""Settings: every SPEC §1 assumption as a validated option, readable from and writable to YAML."""
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from pydantic import ValidationError
+
+from cohortlab import SyncSettings
+from cohortlab.settings import SettingsError, format_duration, parse_duration
+
+UTC = timezone.utc
+
+
+def test_defaults_follow_spec_section_1():
+    s = SyncSettings()
+    assert s.fallback == "data"
+    assert s.event_identity_cutoff == datetime(2026, 1, 15, tzinfo=UTC)
+    assert s.protection == "only_update"
+    assert s.attribute_template == "{cohort_name}"
+    assert s.cadence == timedelta(minutes=15)
+    assert s.apply_order == "removes_then_adds"
+    assert s.snapshot_ttl == timedelta(days=3)
+    assert s.refresh_clears_stale is True
+    assert s.sync_type == "dynamic"
+    assert s.start is None and s.pauses == []
+    assert s.eit_at(datetime(2030, 1, 1)) == "customer_id"  # mParticle's default EIT throughout
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [("15m", timedelta(minutes=15)), ("3d", timedelta(days=3)), ("1h30m", timedelta(minutes=90)),
+     ("PT15M", timedelta(minutes=15)), ("P3D", timedelta(days=3)), (900, timedelta(minutes=15)),
+     ("900", timedelta(minutes=15)), (timedelta(hours=2), timedelta(hours=2))],
+)
+def test_durations(text, expected):
+    assert SyncSettings(cadence=text).cadence == expected
+    assert parse_duration(format_duration(expected)) == expected
+
+
+def test_datetimes_are_utc_and_naive_means_utc():
+    s = SyncSettings(start="2026-03-01T12:00:00", event_identity_cutoff="2026-01-15T02:00:00+02:00")
+    assert s.start == datetime(2026, 3, 1, 12, tzinfo=UTC)
+    assert s.event_identity_cutoff == datetime(2026, 1, 15, tzinfo=UTC)
+    assert SyncSettings(event_identity_cutoff=None).event_identity_cutoff is None
+
+
+def test_yaml_round_trip(tmp_path):
+    s = SyncSettings(
+        fallback="strict",
+        event_identity_cutoff=None,
+        protection="create_and_update",
+        attribute_template="Mixpanel - {cohort_name}",
+        cadence="30m",
+        apply_order="adds_then_removes",
+        snapshot_ttl="2d12h",
+        refresh_clears_stale=False,
+        sync_type="one_time",
+        start="2026-03-01T00:00:00Z",
+        pauses=[{"start": "2026-03-02", "end": "2026-03-06T06:30:00Z"}],
+        eit_timeline=[{"since": None, "eit": "customer_id"}, {"since": "2026-02-01", "eit": "mparticle_id"}],
+    )
+    path = tmp_path / "settings.yaml"
+    s.to_yaml(path)
+    text = path.read_text()
+    assert "cadence: 30m" in text and "snapshot_ttl: 2d12h" in text and "'2026-03-06T06:30:00Z'" in text
+    assert SyncSettings.from_yaml(path) == s
+    assert SyncSettings.from_yaml(path).to_yaml() == text
+
+
+def test_empty_yaml_file_means_defaults(tmp_path):
+    path = tmp_path / "empty.yaml"
+    path.write_text("")
+    assert SyncSettings.from_yaml(path) == SyncSettings()
+
+
+def test_unknown_option_is_an_error_naming_it(tmp_path):
+    with pytest.raises(ValidationError, match="extra"):
+        SyncSettings(cadance="15m")
+    path = tmp_path / "s.yaml"
+    path.write_text("cadance: 15m\n")
+    with pytest.raises(SettingsError, match=r"s.yaml: invalid settings: cadance: unknown option \(known options: fallback"):
+        SyncSettings.from_yaml(path)
+
+
+@pytest.mark.parametrize(
+    "option,value,message",
+    [
+        ("fallback", "sometimes", "fallback: Input should be 'data' or 'strict'"),
+        ("protection", "only", "protection: Input should be 'only_update' or 'create_and_update'"),
+        ("apply_order", "random", "apply_order: Input should be"),
+        ("sync_type", "hourly", "sync_type: Input should be 'dynamic' or 'one_time'"),
+        ("cadence", "soon", "cadence:"),
+        ("cadence", "0s", "cadence must be positive"),
+        ("snapshot_ttl", -5, "snapshot_ttl must be positive"),
+        ("refresh_clears_stale", "perhaps", "refresh_clears_stale:"),
+        ("attribute_template", "{cohort}", "only the placeholder {cohort_name} is allowed"),
+        ("start", "yesterday", "start:"),
+        ("pauses", [{"start": "2026-03-02", "end": "2026-03-01"}], "is not after its start"),
+        ("eit_timeline", [{"since": None, "eit": "phone"}], "eit_timeline.0.eit"),
+    ],
+)
+def test_bad_values_are_clear_errors(option, value, message):
+    with pytest.raises(SettingsError, match=message):
+        SyncSettings.coerce({option: value})
+
+
+def test_bad_settings_files(tmp_path):
+    with pytest.raises(SettingsError, match="cannot read settings file"):
+        SyncSettings.from_yaml(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("cadence: [15m\n")
+    with pytest.raises(SettingsError, match="not valid YAML"):
+        SyncSettings.from_yaml(bad)
+    bad.write_text("- 15m\n")
+    with pytest.raises(SettingsError, match="expected a mapping"):
+        SyncSettings.from_yaml(bad)
+
+
+def test_attribute_name_is_rendered_and_limited_to_256_characters():
+    assert SyncSettings().attribute_name("Power Users") == "Power Users"
+    s = SyncSettings(attribute_template="Mixpanel - {cohort_name}")
+    assert s.attribute_name("Power Users") == "Mixpanel - Power Users"
+    assert len(SyncSettings().attribute_name("x" * 256)) == 256
+    with pytest.raises(SettingsError, match="is 257 characters; mParticle allows at most 256"):
+        SyncSettings().attribute_name("x" * 257)
+    with pytest.raises(SettingsError, match="is 257 characters"):
+        s.attribute_name("x" * 246)  # 11 + 246
+
+
+def test_eit_timeline():
+    s = SyncSettings(eit_timeline=[{"since": "2026-02-01", "eit": "mparticle_id"}, {"since": None, "eit": "email"}])
+    assert [p.eit for p in s.eit_timeline] == ["email", "mparticle_id"]  # sorted
+    assert s.eit_at(datetime(2026, 1, 31, 23, 59)) == "email"
+    assert s.eit_at(datetime(2026, 2, 1)) == "mparticle_id"
+    assert SyncSettings(eit_timeline=[{"since": "2026-02-01", "eit": "mparticle_id"}]).eit_at(datetime(2026, 1, 1)) == "customer_id"
+    with pytest.raises(SettingsError, match="same time"):
+        SyncSettings.coerce({"eit_timeline": [{"since": "2026-02-01", "eit": "email"}, {"since": "2026-02-01", "eit": "other"}]})
+
+
+def test_replace_validates():
+    s = SyncSettings().replace(cadence="1h")
+    assert s.cadence == timedelta(hours=1)
+    with pytest.raises(SettingsError):
+        SyncSettings().replace(fallback="x")

@@ -1,0 +1,139 @@
+"""SPEC §4 waterfall rows, the gap summary, and the `cohortlab simulate` command."""
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from cohortlab import Lab
+from cohortlab.cli import main
+from cohortlab.waterfall import ReconciliationError, build_waterfall, check_waterfall
+
+from .conftest import Data
+
+C = "Power Users"
+
+
+@pytest.fixture
+def world(data):
+    """Members at 2026-03-02: m1, m2 (duplicates of MPID 1), m3 (MPID 3, joined at 00:00 - the
+    run at 00:00 sees it), bad (junk property, recoverable by email), cid (customer id)."""
+    data.mpa(1).mpa(2).mpa(3).mpa(4, email="bad@example.com").mpa(5, customer_id="cid")
+    data.profile("m1", mparticle_user_id="1")
+    data.profile("m2", mparticle_user_id="1")
+    data.profile("m3", mparticle_user_id="3")
+    data.profile("gone", mparticle_user_id="2")
+    data.profile("bad", mparticle_user_id="undefined", email="bad@example.com")
+    data.snapshot(C, "2026-03-01T00:00", ["m1", "gone", "bad", "cid"])
+    data.snapshot(C, "2026-03-02T00:00", ["m1", "m2", "m3", "bad", "cid"])
+    return data
+
+
+def test_waterfall_rows_in_order(world):
+    # one-time export at t0: 'gone' stays true (stale), m3 never gets true (not yet)
+    r = world.lab.simulate(C, settings={"sync_type": "one_time"})
+    assert [tuple(x) for x in r.waterfall[["step", "kind", "count"]].itertuples(index=False)] == [
+        ("members", "total", 5),
+        ("unmatched:malformed_mparticle_user_id", "minus", 1),
+        ("unmatched:distinct_id_not_mpid", "minus", 1),
+        ("shared_mpid", "minus", 1),
+        ("should_be_true", "total", 2),
+        ("not_yet_true", "minus", 1),
+        ("stale_true", "plus", 1),
+        ("orphans_true", "plus", 0),
+        ("audience", "total", 2),
+    ]
+    assert list(r.waterfall.columns) == ["step", "label", "kind", "count"]
+
+
+def test_gap_summary_by_reason_recoverable_via_and_identifier_source(world):
+    g = world.lab.gap_summary(C)
+    by_gap = g[g.breakdown == "gap_reason"][["gap_reason", "recoverable_via", "members"]]
+    assert sorted(map(tuple, by_gap.values.tolist())) == [
+        ("distinct_id_not_mpid", "customer_id", 1),
+        ("malformed_mparticle_user_id", "email", 1),
+    ]
+    by_src = g[g.breakdown == "identifier_source"].set_index(["identifier_source", "status"]).members.to_dict()
+    assert by_src == {("mparticle_user_id", "matched"): 3, ("mparticle_user_id", "unmatched"): 1, ("distinct_id", "unmatched"): 1}
+    assert g.share.max() == pytest.approx(3 / 5)
+
+
+def test_check_waterfall_refuses_steps_that_do_not_add_up():
+    counts = {"members": 3, "matched": 3, "gaps": {}, "should_be_true": 3, "true_linked": 3, "orphans_true": 0,
+              "true_and_should": 3}
+    df = build_waterfall(counts)
+    check_waterfall(df)
+    bad = df.copy()
+    bad.loc[bad.step == "audience", "count"] = 4
+    with pytest.raises(ReconciliationError, match="does not add up at audience"):
+        check_waterfall(bad)
+    with pytest.raises(ReconciliationError, match="unexpected gap_reason"):
+        build_waterfall({**counts, "gaps": {"whatever": 1}})
+
+
+# --------------------------------------------------------------------------- CLI
+@pytest.fixture
+def db(tmp_path):
+    path = tmp_path / "lab.duckdb"
+    with Lab(path) as lab:
+        d = Data(lab)
+        d.mpa(1).mpa(2, email="ann@example.com")
+        d.profile("a", mparticle_user_id="1")
+        d.profile("b", mparticle_user_id="undefined", email="ann@example.com")
+        d.snapshot(C, "2026-03-01T00:00", ["a", "b"])
+    return str(path)
+
+
+def run(*args):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_simulate_prints_the_waterfall_and_writes_members_without_personal_data(db, tmp_path):
+    out = tmp_path / "members.csv"
+    res = run("simulate", "--db", db, "--cohort", C, "--members-out", str(out))
+    assert res.exit_code == 0, res.output
+    assert "discrepancy waterfall" in res.output
+    assert "unmatched:malformed_mparticle_user_id" in res.output
+    assert "timeline: 1 runs" in res.output
+    assert "ann@example.com" not in res.output
+    members = pd.read_csv(out)
+    assert members.distinct_id.tolist() == ["a", "b"]
+    assert "email" not in members.columns
+    assert members.recoverable_via.tolist()[1] == "email"
+
+
+def test_simulate_shows_personal_data_only_when_asked(db, tmp_path):
+    out = tmp_path / "members.parquet"
+    res = run("simulate", "--db", db, "--cohort", C, "--members-out", str(out), "--show-personal-data")
+    assert res.exit_code == 0, res.output
+    assert pd.read_parquet(out).email.fillna("-").tolist() == ["-", "ann@example.com"]
+
+
+def test_simulate_with_a_settings_file_and_debug(db, tmp_path):
+    s = tmp_path / "s.yaml"
+    s.write_text("attribute_template: 'Mixpanel - {cohort_name}'\nsync_type: one_time\n")
+    res = run("simulate", "--db", db, "--cohort", C, "--settings", str(s), "--debug")
+    assert res.exit_code == 0, res.output
+    assert "attribute: 'Mixpanel - Power Users'" in res.output
+    assert "sim_population.classified" in res.output
+
+
+def test_simulate_errors(db, tmp_path):
+    res = run("simulate", "--db", db, "--cohort", "Nope")
+    assert res.exit_code == 1 and "unknown cohort 'Nope'; known cohorts: 'Power Users'" in _all(res)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("cadence: 15m\nfallbak: strict\n")
+    res = run("simulate", "--db", db, "--cohort", C, "--settings", str(bad))
+    assert res.exit_code == 1 and "fallbak: unknown option" in _all(res)
+    res = run("simulate", "--db", db, "--cohort", C, "--at", "2020-01-01")
+    assert res.exit_code == 1 and "has no members at 2020-01-01 00:00:00 UTC" in _all(res)
+    res = run("simulate", "--db", str(tmp_path / "none.duckdb"), "--cohort", C)
+    assert res.exit_code == 1 and "no such database" in _all(res)
+
+
+def _all(res):
+    err = ""
+    try:
+        err = res.stderr
+    except (ValueError, AttributeError):
+        pass
+    return res.output + err
