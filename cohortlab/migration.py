@@ -121,15 +121,17 @@ def prepare_pipeline(*, bounds: list[datetime] | None = None, shifts: list[int] 
     bounds = sorted(set(bounds or []))
     scan = Pipeline()
     scan.add("ev", f"""
-        SELECT distinct_id, user_id,
-               coalesce(device_id, CASE WHEN starts_with(distinct_id, '$device:') THEN substr(distinct_id, 9) END) AS device,
-               mparticle_user_id, time, {_interval_case('time', bounds)} AS u, user_id IS NOT NULL AS has_uid
+        SELECT distinct_id, user_id, device_id, mparticle_user_id, time,
+               {_interval_case('time', bounds)} AS u, user_id IS NOT NULL AS has_uid
         FROM mp_events
         WHERE distinct_id IS NOT NULL AND time IS NOT NULL""")
+    # any_value (not min/max) of the text columns: string comparisons dominate this scan
     scan.add("evu", """
-        SELECT distinct_id, device, u, has_uid, min(time) AS t_min, max(time) AS t_max, count(*) AS n,
-               max(user_id) AS user_id, min(mparticle_user_id) AS mup_lo, max(mparticle_user_id) AS mup_hi
-        FROM ev GROUP BY distinct_id, device, u, has_uid""")
+        SELECT distinct_id,
+               coalesce(device_id, CASE WHEN starts_with(distinct_id, '$device:') THEN substr(distinct_id, 9) END) AS device,
+               u, has_uid, min(time) AS t_min, max(time) AS t_max, count(*) AS n,
+               any_value(user_id) AS user_id, any_value(mparticle_user_id) AS mup
+        FROM ev GROUP BY distinct_id, device_id, u, has_uid""")
 
     link = Pipeline()
     link.add("prof", "SELECT DISTINCT mpid FROM mpa_profiles WHERE mpid IS NOT NULL")
@@ -143,7 +145,7 @@ def prepare_pipeline(*, bounds: list[datetime] | None = None, shifts: list[int] 
         GROUP BY value HAVING count(DISTINCT mpid) = 1""")
     link.add("dd", """
         SELECT distinct_id, device, max(user_id) AS user_id,
-               min(mup_lo) AS mup_lo, max(mup_hi) AS mup_hi, min(t_min) AS first_t
+               min(mup) AS mup_lo, max(mup) AS mup_hi, min(t_min) AS first_t
         FROM mig_evu GROUP BY distinct_id, device""")
     link.add("dd_m", f"""
         SELECT dd.distinct_id, dd.device, dd.first_t,
@@ -271,15 +273,27 @@ def prepare(engine: Engine, plans: Iterable[MigrationPlan] = (), *, window_end: 
 
 
 # --------------------------------------------------------------------------- 2. per plan
+_ID_CODES = {t: i + 1 for i, t in enumerate(IDENTITY_COLUMNS)}  # identity type -> key code
+
+
 def _key_sql(eit: str) -> tuple[str, str]:
-    """(identified-key expression, row-is-identified expression) for one EIT, over ``p`` =
-    mig_persons and ``pe`` = activity rows. Under ``mparticle_id`` everyone is identified by the
-    MPID (also before login); under an identity type a row is identified when it carried a
-    ``$user_id`` and the person has that identity."""
+    """(key code, row-is-identified expression) for one EIT, over ``p`` = mig_persons and ``pe``
+    = activity rows. Key codes: 0 = the MPID, 1.. = an identity type (``_ID_CODES``),
+    -1 = the device, -2 = the distinct_id of a person without MPID. Under ``mparticle_id``
+    everyone is identified by the MPID (also before login); under an identity type a row is
+    identified when it carried a ``$user_id`` and the person has that identity."""
     if eit == "mparticle_id":
-        return ("CAST(p.mpid AS VARCHAR)", "p.mpid IS NOT NULL")
-    col = IDENTITY_COLUMNS[EIT_IDENTITY_TYPE[eit]]
-    return (f"coalesce(p.{col}, p.obs_ident)", f"pe.has_uid AND coalesce(p.{col}, p.obs_ident) IS NOT NULL")
+        return ("0", "p.mpid IS NOT NULL")
+    t = EIT_IDENTITY_TYPE[eit]
+    col = IDENTITY_COLUMNS[t]
+    return (str(_ID_CODES[t]), f"pe.has_uid AND coalesce(p.{col}, p.obs_ident) IS NOT NULL")
+
+
+def _key_text_sql() -> str:
+    """distinct_id text of a key code (``k.code``) of person ``p``."""
+    ids = " ".join(f"WHEN {_ID_CODES[t]} THEN coalesce(p.{c}, p.obs_ident)" for t, c in IDENTITY_COLUMNS.items())
+    return (f"CASE k.code WHEN -2 THEN p.anon_id WHEN -1 THEN p.device_key WHEN 0 THEN CAST(p.mpid AS VARCHAR) "
+            f"{ids} END")
 
 
 def plan_keys_pipeline(plan: MigrationPlan, *, horizon: datetime | None = None,
@@ -319,39 +333,36 @@ def plan_keys_pipeline(plan: MigrationPlan, *, horizon: datetime | None = None,
         FROM act GROUP BY pid, ep, has_uid, in_h""")
     keys = [_key_sql(x.eit) for x in tl]
     if len(keys) == 1:
-        idkey, ident = keys[0]
+        idcode, ident = keys[0]
     else:
-        idkey = "CASE pe.ep " + " ".join(f"WHEN {i} THEN {k}" for i, (k, _) in enumerate(keys)) + " END"
+        idcode = "CASE pe.ep " + " ".join(f"WHEN {i} THEN {k}" for i, (k, _) in enumerate(keys)) + " END"
         ident = "CASE pe.ep " + " ".join(f"WHEN {i} THEN {m}" for i, (_, m) in enumerate(keys)) + " END"
     p.add("pk0", f"""
-        SELECT pe.pid, p.mpid, p.mpid_exists, p.anon_id, p.device_key,
+        SELECT pe.pid, p.anon_id IS NOT NULL AS anon,
                CASE WHEN p.anon_id IS NOT NULL THEN FALSE ELSE coalesce({ident}, FALSE) END AS ident,
-               {idkey} AS idkey, pe.in_h,
-               pe.first_t, pe.last_t, pe.events, pe.rfix_t, pe.cfix_t
+               {idcode} AS idcode, pe.in_h, pe.first_t, pe.last_t, pe.events, pe.rfix_t, pe.cfix_t
         FROM pe JOIN mig_persons p ON p.pid = pe.pid""")
     p.add("pfirst", """
-        SELECT pid, arg_min(idkey, first_t) AS first_idkey FROM pk0 WHERE ident GROUP BY pid""")
+        SELECT pid, arg_min(idcode, first_t) AS first_code FROM pk0 WHERE ident GROUP BY pid""")
     p.add("pk0b", """
-        SELECT k.*, CASE WHEN k.anon_id IS NOT NULL THEN k.anon_id
-                         WHEN k.ident THEN k.idkey
-                         ELSE coalesce(f.first_idkey, k.device_key) END AS distinct_id
+        SELECT k.*, CASE WHEN k.anon THEN -2 WHEN k.ident THEN k.idcode
+                         ELSE coalesce(f.first_code, -1) END AS code
         FROM pk0 k LEFT JOIN pfirst f ON f.pid = k.pid
         WHERE k.in_h""")
     p.add("pk1", """
-        SELECT pid, distinct_id, any_value(mpid) AS mpid, bool_or(mpid_exists) AS mpid_exists,
-               min(first_t) AS first_t, max(last_t) AS last_t,
+        SELECT pid, code, min(first_t) AS first_t, max(last_t) AS last_t,
                CAST(sum(events) AS BIGINT) AS events,
                min(CASE WHEN ident THEN rfix_t END) AS rfix_t, min(cfix_t) AS cfix_t
-        FROM pk0b GROUP BY pid, distinct_id""")
-    p.add("pk", """
-        SELECT pid, distinct_id, mpid, coalesce(mpid_exists, FALSE) AS mpid_exists,
-               coalesce(distinct_id = CAST(mpid AS VARCHAR), FALSE) AS mpid_key,
-               first_t, last_t, events, rfix_t, cfix_t,
-               CASE WHEN mpid_exists THEN least(rfix_t, cfix_t) END AS fix_t,
-               CASE WHEN mpid_exists AND distinct_id = CAST(mpid AS VARCHAR) THEN first_t END AS fb_t,
-               row_number() OVER (PARTITION BY pid ORDER BY first_t, distinct_id) AS profile_rank,
-               count(*) OVER (PARTITION BY pid) AS person_profiles
-        FROM pk1""")
+        FROM pk0b GROUP BY pid, code""")
+    p.add("pk", f"""
+        SELECT k.pid, {_key_text_sql()} AS distinct_id, p.mpid, p.mpid_exists,
+               k.code = 0 AND p.mpid IS NOT NULL AS mpid_key,
+               k.first_t, k.last_t, k.events, k.rfix_t, k.cfix_t,
+               CASE WHEN p.mpid_exists THEN least(k.rfix_t, k.cfix_t) END AS fix_t,
+               CASE WHEN p.mpid_exists AND k.code = 0 THEN k.first_t END AS fb_t,
+               row_number() OVER (PARTITION BY k.pid ORDER BY k.first_t, k.code) AS profile_rank,
+               count(*) OVER (PARTITION BY k.pid) AS person_profiles
+        FROM pk1 k JOIN mig_persons p ON p.pid = k.pid""")
     return p
 
 
