@@ -257,7 +257,7 @@ class FileContext:
         layout = sniff_json_layout(self.path)
         if layout == "jsonl":
             return (
-                f"SELECT line, raw, CASE WHEN json_valid(raw) THEN raw::JSON END AS j "
+                f"SELECT line, raw, TRY_CAST(raw AS JSON) AS j "
                 f"FROM ({self.lines_sql()}) WHERE raw IS NOT NULL AND trim(raw) <> ''"
             )
         docs = (
