@@ -33,6 +33,7 @@ DEFAULT_NOTEBOOKS = ("match_rates", "identity_gaps", "sync_timeline", "eit_migra
 KERNEL_NAME = "cohortlab"
 REPORTS_ROOT = "reports"
 DB_NAME = "data.duckdb"
+MARKER = ".cohortlab-report"  # in every folder a run writes: only such folders are ever replaced
 
 # parameters that hold paths: made absolute before they reach a notebook (whose cwd differs)
 PATH_PARAMETERS = ("db", "data", "settings", "output_dir", "observed_data")
@@ -290,11 +291,12 @@ def prepare_output_dir(out: str | os.PathLike | None, *, overwrite: bool, root: 
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         if not overwrite:
             raise ReportError(f"{target} already exists: not overwriting a previous run (use --overwrite)")
-        if target.is_dir():
-            shutil.rmtree(target)
-        else:
-            target.unlink()
+        if not (target.is_dir() and (target / MARKER).exists()):
+            raise ReportError(f"{target} exists and was not written by cohortlab report: not removing it, "
+                              "even with --overwrite (choose another --out)")
+        shutil.rmtree(target)
     target.mkdir(parents=True, exist_ok=True)
+    (target / MARKER).write_text("written by cohortlab report; --overwrite may replace this folder\n")
     return target
 
 

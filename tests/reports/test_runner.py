@@ -89,6 +89,12 @@ def test_never_overwrites_unless_told(tiny, tmp_path):
     (out / "stale.txt").write_text("old")
     res = run_report([tiny["good"]], db=tiny["db"], out=out, overwrite=True)
     assert res.ok and not (out / "stale.txt").exists()
+    foreign = tmp_path / "not-a-report"
+    foreign.mkdir()
+    (foreign / "precious.txt").write_text("keep me")
+    with pytest.raises(ReportError, match="not written by cohortlab report"):
+        run_report([tiny["good"]], db=tiny["db"], out=foreign, overwrite=True)
+    assert (foreign / "precious.txt").read_text() == "keep me"
 
 
 def test_dated_folders_get_a_suffix(tmp_path):
