@@ -25,3 +25,37 @@ db_option = click.option(
     "--db", "db", required=True, type=click.Path(dir_okay=False),
     help="DuckDB database file (created if missing).",
 )
+
+
+# --------------------------------------------------------------------------- engine choice
+# (issue 7, Spark scale-out) Commands that run the simulation take `--engine duckdb|spark` and
+# `--spark-master`; they open their Lab with `open_lab(...)`.
+def engine_options(f):
+    """Add ``--engine`` and ``--spark-master`` to a command (parameters ``engine``, ``spark_master``)."""
+    f = click.option(
+        "--spark-master", "spark_master", default=None, envvar="COHORTLAB_SPARK_MASTER",
+        help="Spark master URL for --engine spark (default: $COHORTLAB_SPARK_MASTER or local[2]).",
+    )(f)
+    f = click.option(
+        "--engine", "engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
+        envvar="COHORTLAB_ENGINE",
+        help="Run the simulation on DuckDB, or on Spark (needs cohortlab[spark] and Java 17; "
+             "--db is then a DuckDB file or a folder written by `cohortlab export`).",
+    )(f)
+    return f
+
+
+def open_lab(db: str, engine: str = "duckdb", spark_master: str | None = None, *, read_only: bool = False):
+    """A Lab over ``db`` on the chosen engine (see :func:`cohortlab.engines.spark_io.open_spark_lab`)."""
+    if engine == "spark":
+        try:
+            from cohortlab.engines.spark_io import open_spark_lab
+        except ImportError as e:  # pragma: no cover - depends on the environment
+            fail(str(e))
+        try:
+            return open_spark_lab(db, master=spark_master)
+        except ImportError as e:
+            fail(str(e))
+    from cohortlab.lab import Lab
+
+    return Lab(db, read_only=read_only)

@@ -118,7 +118,10 @@ class SparkEngine(Engine):
         shuffle_partitions: int = 2,
         adaptive: bool = False,
         conf: Mapping[str, str] | None = None,
+        cte_lineage: str = "cache",
     ) -> None:
+        if cte_lineage not in ("cache", "break"):
+            raise ValueError("cte_lineage must be 'cache' or 'break'")
         if lineage not in LINEAGE_METHODS:
             raise ValueError(f"lineage must be one of {LINEAGE_METHODS}, got {lineage!r}")
         self._own_scratch = scratch_dir is None
@@ -139,6 +142,8 @@ class SparkEngine(Engine):
         self.lineage = lineage
         self.database = None
         self._frames: dict[str, DataFrame] = {}  # materialised views, to release on replace
+        self._cached: dict[int, list[DataFrame]] = {}  # CTEs cached while one statement runs
+        self.cte_lineage = cte_lineage
 
     # ------------------------------------------------------------------ translation
     @staticmethod
@@ -146,12 +151,13 @@ class SparkEngine(Engine):
         """DuckDB-dialect SQL -> Spark SQL statements (cached; raises on unsupported constructs)."""
         return to_spark(sql)
 
-    def _spark_sql(self, sql: str, params: list[Any] | None = None) -> list[str]:
-        if not params:
-            return to_spark(sql)
+    def _trees(self, sql: str, params: list[Any] | None = None) -> list[exp.Expression]:
+        """Parse DuckDB SQL; bound parameters become literals (in placeholder order)."""
         trees = parse_duckdb(sql)
-        out = []
+        if not params:
+            return trees
         values = iter(params)
+        out = []
         for tree in trees:
             tree = tree.copy()
             for ph in list(tree.find_all(exp.Placeholder, bfs=False)):
@@ -159,41 +165,93 @@ class SparkEngine(Engine):
                     ph.replace(_literal(next(values)))
                 except StopIteration:
                     raise ValueError("fewer parameters than placeholders") from None
-            out.append(expression_to_spark(tree))
+            out.append(tree)
         if next(values, _MISSING) is not _MISSING:
             raise ValueError("more parameters than placeholders")
         return out
 
-    def _df(self, sql: str, params: list[Any] | None = None) -> DataFrame:
-        stmts = self._spark_sql(sql, params)
-        if len(stmts) != 1:
-            raise ValueError(f"expected one query, got {len(stmts)} statements")
-        return self.spark.sql(stmts[0])
+    def _query(self, tree: exp.Expression, scratch: list[str]) -> DataFrame:
+        """A DataFrame for one parsed query.
+
+        Top-level CTEs (a :class:`~cohortlab.pipeline.Pipeline` statement) are planned one by one
+        as temp views: Spark inlines every deterministic CTE at each reference, so a pipeline
+        whose steps are read several times would otherwise be recomputed (and re-optimised) once
+        per path through the step graph. A step read more than once downstream is materialised
+        (lineage broken); a step read once stays a lazy view. Names of the temp views are
+        appended to ``scratch`` for the caller to drop.
+        """
+        with_ = tree.args.get("with_") if "with_" in tree.args else tree.args.get("with")
+        if with_ is None or with_.args.get("recursive") or not with_.expressions:
+            return self.spark.sql(expression_to_spark(tree))
+        tree = tree.copy()
+        with_ = tree.args.get("with_") if "with_" in tree.args else tree.args.get("with")
+        ctes = list(with_.expressions)
+        with_.pop()
+        renamed: dict[str, str] = {}
+        tag = uuid.uuid4().hex[:8]
+        bodies = [c.this for c in ctes] + [tree]
+        for i, cte in enumerate(ctes):
+            alias = cte.alias_or_name
+            body = _rename_tables(cte.this, renamed)
+            refs = sum(
+                1
+                for later in bodies[i + 1 :]
+                for t in later.find_all(exp.Table)
+                if t.name == alias and not t.db
+            )
+            view = f"_cl_{tag}_{alias}"
+            df = self.spark.sql(expression_to_spark(body))
+            if refs > 1:
+                if self.cte_lineage == "cache":
+                    df = df.persist(StorageLevel.MEMORY_AND_DISK)  # computed once, by the first reader
+                    self._cached.setdefault(id(scratch), []).append(df)
+                else:
+                    df = self._break_lineage(df, view)
+                    df = df.toDF(*df.columns)
+            df.createOrReplaceTempView(view)
+            scratch.append(view)
+            renamed[alias] = view
+        return self.spark.sql(expression_to_spark(_rename_tables(tree, renamed)))
+
+    def _drop_scratch(self, scratch: list[str]) -> None:
+        for v in scratch:
+            self.spark.catalog.dropTempView(v)
+        for df in self._cached.pop(id(scratch), []):
+            _release(df)
+
+    @contextmanager
+    def _df(self, sql: str, params: list[Any] | None = None) -> Iterator[DataFrame]:
+        trees = self._trees(sql, params)
+        if len(trees) != 1:
+            raise ValueError(f"expected one query, got {len(trees)} statements")
+        scratch: list[str] = []
+        try:
+            yield self._query(trees[0], scratch)
+        finally:
+            self._drop_scratch(scratch)
 
     def sql_df(self, sql: str, params: list[Any] | None = None) -> DataFrame:
-        """A Spark DataFrame for a DuckDB-dialect query (lazy; for large results)."""
-        return self._df(sql, params)
+        """A Spark DataFrame for a DuckDB-dialect query (lazy; for large results). Top-level
+        CTEs are planned as in :meth:`materialise`; their temp views stay registered."""
+        trees = self._trees(sql, params)
+        if len(trees) != 1:
+            raise ValueError(f"expected one query, got {len(trees)} statements")
+        return self._query(trees[0], [])
 
     # ------------------------------------------------------------------ Engine API
     def execute(self, sql: str, params: list[Any] | None = None) -> None:
-        trees = parse_duckdb(sql)
-        if params:
-            values = iter(params)
-            trees = [t.copy() for t in trees]
-            for t in trees:
-                for ph in list(t.find_all(exp.Placeholder, bfs=False)):
-                    ph.replace(_literal(next(values)))
-        for tree in trees:
+        for tree in self._trees(sql, params):
             self._execute_tree(tree)
 
-    def query_df(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
-        return arrow_to_pandas(self._to_arrow(self._df(sql, params)))
-
     def query_arrow(self, sql: str, params: list[Any] | None = None) -> pa.Table:
-        return self._to_arrow(self._df(sql, params))
+        with self._df(sql, params) as df:
+            return self._to_arrow(df)
+
+    def query_df(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+        return arrow_to_pandas(self.query_arrow(sql, params))
 
     def query_rows(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
-        t = _naive_utc(self._to_arrow(self._df(sql, params)))
+        t = _naive_utc(self.query_arrow(sql, params))
         cols = [c.to_pylist() for c in t.columns]
         return list(zip(*cols)) if cols else []
 
@@ -218,7 +276,8 @@ class SparkEngine(Engine):
         return int(self.spark.table(name).count())
 
     def materialise(self, name: str, sql: str, temp: bool = False) -> None:
-        self._materialise_df(name, self._df(sql))
+        with self._df(sql) as df:
+            self._materialise_df(name, df)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -310,7 +369,12 @@ class SparkEngine(Engine):
         return self.spark.read.parquet(str(path))
 
     def _materialise_df(self, name: str, df: DataFrame) -> None:
-        self._replace_view(name, self._break_lineage(df, name), frame="own")
+        df = self._break_lineage(df, name)
+        # Fresh attribute ids: a checkpointed plan keeps the ids of its inputs, and a later join
+        # of this table with one of those inputs would then see the "same" column on both sides
+        # (UNRESOLVED_COLUMN on `f.distinct_id` when joining a step back to mp_events).
+        df = df.toDF(*df.columns)
+        self._replace_view(name, df, frame="own")
 
     def _replace_view(self, name: str, df: DataFrame, frame: str | None) -> None:
         old = self._frames.pop(name, None)
@@ -340,11 +404,14 @@ class SparkEngine(Engine):
                 if exists_ok and self.table_exists(name):
                     return
                 if query is not None:
-                    df = self.spark.sql(expression_to_spark(query))
                     if kind == "TABLE":
-                        self._materialise_df(name, df)
+                        scratch: list[str] = []
+                        try:
+                            self._materialise_df(name, self._query(query, scratch))
+                        finally:
+                            self._drop_scratch(scratch)
                     else:
-                        self._replace_view(name, df, frame=None)
+                        self._replace_view(name, self._query(query, []), frame=None)
                     return
                 if isinstance(target, exp.Schema):
                     cols = [
@@ -382,23 +449,32 @@ class SparkEngine(Engine):
         if tree.args.get("overwrite") or tree.args.get("conflict") or tree.args.get("returning"):
             raise NotImplementedError("SparkEngine supports plain INSERT INTO ... SELECT/VALUES only")
         existing = self.spark.table(name)
-        src = self.spark.sql(expression_to_spark(tree.expression))
+        scratch: list[str] = []
+        src = self._query(tree.expression, scratch)
         cols = (
             [c.name for c in target.expressions] if isinstance(target, exp.Schema) else existing.columns
         )
         if len(cols) != len(src.columns):
             raise ValueError(f"INSERT INTO {name}: {len(src.columns)} values for {len(cols)} columns")
+        if tree.args.get("by_name"):
+            cols = src.columns
         src = src.toDF(*cols)
         from pyspark.sql import functions as F
 
         types = {f.name: f.dataType for f in existing.schema.fields}
+        unknown = set(cols) - set(types)
+        if unknown:
+            raise ValueError(f"INSERT INTO {name}: no columns {sorted(unknown)}")
         aligned = src.select(
             *[
-                (F.col(c) if c in cols else F.lit(None)).cast(types[c]).alias(c)
+                (F.col(f"`{c}`") if c in cols else F.lit(None)).cast(types[c]).alias(c)
                 for c in existing.columns
             ]
         )
-        self._materialise_df(name, existing.unionByName(aligned))
+        try:
+            self._materialise_df(name, existing.unionByName(aligned))
+        finally:
+            self._drop_scratch(scratch)
 
     def _delete(self, tree: exp.Delete) -> None:
         name = tree.this.name
@@ -413,6 +489,21 @@ class SparkEngine(Engine):
 
 # ---------------------------------------------------------------------- helpers
 _MISSING = object()
+
+
+def _rename_tables(tree: exp.Expression, renamed: Mapping[str, str]) -> exp.Expression:
+    """Point references to CTE names at their temp views (sqlglot AST, never text). A reference
+    without an alias keeps its old name as alias so qualified columns (``step.col``) resolve."""
+    if not renamed:
+        return tree
+    tree = tree.copy()
+    for t in list(tree.find_all(exp.Table)):
+        if not t.db and t.name in renamed:
+            old = t.name
+            t.set("this", exp.to_identifier(renamed[old]))
+            if not t.alias:
+                t.set("alias", exp.TableAlias(this=exp.to_identifier(old)))
+    return tree
 
 
 def _literal(v: Any) -> exp.Expression:

@@ -61,6 +61,29 @@ def _unix_to_time_sql(self: Spark.Generator, e: exp.UnixToTime) -> str:
 _BASE_TRANSFORMS = Spark.Generator.TRANSFORMS
 
 
+def _generate_series_sql(self: Spark.Generator, e: exp.GenerateSeries) -> str:
+    """DuckDB ``generate_series``/``range`` over integers yields BIGINT; Spark's ``SEQUENCE`` of
+    two INT literals yields INT, and arithmetic on it then overflows under ANSI mode
+    (``k * 900000000``: ARITHMETIC_OVERFLOW). Integer bounds are cast to BIGINT, as DuckDB types
+    them. Temporal series (an INTERVAL step) are left alone."""
+    step = e.args.get("step")
+    if not isinstance(step, exp.Interval) and not any(
+        _is_temporal(e.args[k]) for k in ("start", "end") if e.args.get(k) is not None
+    ):
+        e = e.copy()
+        for k in ("start", "end", "step"):
+            v = e.args.get(k)
+            if v is not None and not (isinstance(v, exp.Cast) and v.to.is_type(exp.DataType.Type.BIGINT)):
+                e.set(k, exp.cast(v, exp.DataType.Type.BIGINT))
+    sql = _BASE_TRANSFORMS[exp.GenerateSeries](self, e)
+    # DuckDB: generate_series(0, -1) is empty. Spark: SEQUENCE(0, -1) counts DOWN ([0, -1]).
+    if not e.args.get("is_end_exclusive") and (step is None or (step.is_number and step.to_py() > 0)):
+        start, end = e.args.get("start"), e.args.get("end")
+        if start is not None and end is not None:
+            return self.func("IF", exp.LT(this=end.copy(), expression=start.copy()), exp.Array(), sql)
+    return sql
+
+
 class CohortSpark(Spark):
     """sqlglot's Spark dialect with cohortlab's fixes."""
 
@@ -68,6 +91,7 @@ class CohortSpark(Spark):
         TRANSFORMS = {
             **Spark.Generator.TRANSFORMS,
             exp.UnixToTime: _unix_to_time_sql,
+            exp.GenerateSeries: _generate_series_sql,
         }
 
         TYPE_MAPPING = {

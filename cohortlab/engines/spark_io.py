@@ -164,3 +164,28 @@ def read_mparticle_profiles(spark: "SparkSession", paths: str | list[str]) -> di
         )
     )
     return {"mpa_profiles": profiles, "mpa_identities": identities}
+
+
+def open_spark_lab(source: str | os.PathLike, *, master: str | None = None, spark: "SparkSession | None" = None):
+    """A :class:`~cohortlab.lab.Lab` on Spark over ``source``: a folder of canonical Parquet/Delta
+    tables (``cohortlab export``), or a DuckDB file, whose canonical tables are first exported to
+    the engine's scratch folder. ``master`` defaults to ``$COHORTLAB_SPARK_MASTER`` or ``local[2]``.
+    Closing the lab stops a session it started."""
+    from cohortlab.engines import SparkEngine  # ImportError with the install hint
+    from cohortlab.engines.duckdb import DuckDBEngine
+    from cohortlab.lab import Lab
+
+    src = Path(source)
+    if not src.exists():
+        raise FileNotFoundError(f"{src}: no such database or folder")
+    engine = SparkEngine(spark, master=master)
+    if src.is_dir():
+        engine.read_canonical(src)
+    else:
+        duck = DuckDBEngine(src, read_only=True)
+        try:
+            export_canonical(duck, engine.scratch_dir / "canonical")
+        finally:
+            duck.close()
+        engine.read_canonical(engine.scratch_dir / "canonical")
+    return Lab(engine=engine)
