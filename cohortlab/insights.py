@@ -767,8 +767,8 @@ def migration_summary(summary: pd.DataFrame, validation: MigrationValidation | N
     if summary.empty:
         return "No migration plans to compare."
     best = summary.sort_values("final_match_rate", ascending=False).iloc[0]
-    lines = [f"**Best plan at the end of the window: {best['plan']}** with a predicted match rate of "
-             f"{pct(best['final_match_rate'])}."]
+    lines = [f"**Best plan at the end of the window: {best['plan']}**: {pct(best['final_match_rate'])} of all "
+             f"Mixpanel profiles predicted to reach an mParticle profile."]
     for _, r in summary.iterrows():
         d90 = r.get("days_to_90pct")
         lines.append(
@@ -779,8 +779,9 @@ def migration_summary(summary: pd.DataFrame, validation: MigrationValidation | N
         )
     if validation is not None and len(validation.comparison):
         c = validation.comparison
-        lines.append(f"\nValidation of **{validation.plan}** against later exports: predicted "
-                     f"{pct(c['predicted'].mean())}, observed {pct(c['observed'].mean())} (mean over cohorts).")
+        lines.append(f"\nValidation of **{validation.plan}** against the exports taken after the switch: of the "
+                     f"cohort members, {pct(c['predicted'].mean())} predicted to match, {pct(c['observed'].mean())} "
+                     f"observed (mean over cohorts).")
     return "\n".join(lines)
 
 

@@ -36,7 +36,7 @@ DB_NAME = "data.duckdb"
 MARKER = ".cohortlab-report"  # in every folder a run writes: only such folders are ever replaced
 
 # parameters that hold paths: made absolute before they reach a notebook (whose cwd differs)
-PATH_PARAMETERS = ("db", "data", "settings", "output_dir", "observed_data")
+PATH_PARAMETERS = ("db", "data", "settings", "output_dir", "observed_db", "observed_data", "plans")
 
 
 class ReportError(Exception):
@@ -181,10 +181,17 @@ def _describe_failure(exc) -> tuple[str, int | None, str | None]:
 
 
 def _absolute(params: Mapping[str, Any]) -> dict[str, Any]:
+    def absolute(v: Any) -> Any:
+        if isinstance(v, (str, os.PathLike)) and str(v) != "":
+            return str(Path(v).expanduser().resolve())
+        if isinstance(v, list):
+            return [absolute(x) for x in v]
+        return v
+
     out = dict(params)
     for k in PATH_PARAMETERS:
-        if isinstance(out.get(k), (str, os.PathLike)) and out[k] != "":
-            out[k] = str(Path(out[k]).expanduser().resolve())
+        if k in out:
+            out[k] = absolute(out[k])
     return out
 
 
