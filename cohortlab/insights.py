@@ -763,10 +763,16 @@ def migration_validation(lab, plans, validate_plan=None, cohorts=(), *, observed
     return MigrationValidation(plan.name, results)
 
 
+def _best_plan(summary: pd.DataFrame) -> pd.Series:
+    """Highest final match rate; on a tie, fewer split profiles."""
+    return summary.sort_values(["final_match_rate", "split_profiles_end"], ascending=[False, True],
+                               kind="stable").iloc[0]
+
+
 def migration_summary(summary: pd.DataFrame, validation: MigrationValidation | None = None) -> str:
     if summary.empty:
         return "No migration plans to compare."
-    best = summary.sort_values("final_match_rate", ascending=False).iloc[0]
+    best = _best_plan(summary)
     lines = [f"**Best plan at the end of the window: {best['plan']}**: {pct(best['final_match_rate'])} of all "
              f"Mixpanel profiles predicted to reach an mParticle profile."]
     for _, r in summary.iterrows():
@@ -788,7 +794,7 @@ def migration_summary(summary: pd.DataFrame, validation: MigrationValidation | N
 def migration_headline(summary: pd.DataFrame, validation: MigrationValidation | None = None) -> dict[str, Any]:
     if summary.empty:
         return {"plans": 0}
-    best = summary.sort_values("final_match_rate", ascending=False).iloc[0]
+    best = _best_plan(summary)
     out = {
         "plans": int(len(summary)),
         "best plan": best["plan"],
