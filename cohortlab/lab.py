@@ -157,12 +157,13 @@ class Lab:
         return self.table("migration_summary") if self.engine.table_exists("migration_summary") else pd.DataFrame()
 
     def validate_migration(self, plan: Any, cohort: str, at: Any = None, settings: Any = None,
-                           observed: pd.DataFrame | None = None):
+                           observed: pd.DataFrame | None = None, activity: str = "observed"):
         """Compare the prediction of ``plan`` with what the loaded exports show for ``cohort`` at
         ``at`` (default: the cohort's latest snapshot), per member: a
         :class:`cohortlab.migration.ValidationResult` (confusion table, users that differ with
         their gap reasons and an explanation, verdict line). ``observed`` defaults to
-        ``lab.resolution(cohort, at, settings)``."""
+        ``lab.resolution(cohort, at, settings)`` (or give the resolution of another lab holding the
+        later exports, with ``activity="repeat"`` when this lab's events end before ``at``)."""
         from cohortlab.migration import validate
 
         if observed is None:
@@ -171,7 +172,7 @@ class Lab:
                 at = observed.attrs.get("as_of")
         if at is None:
             raise ValueError("validate_migration needs `at` when `observed` is given")
-        return validate(self.engine, plan, observed, cohort, at, settings=settings)
+        return validate(self.engine, plan, observed, cohort, at, settings=settings, activity=activity)
 
     # ================================================================== end of migration
 

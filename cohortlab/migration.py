@@ -624,25 +624,32 @@ class ValidationResult:
 
 
 def predict_at(engine: Engine, plan: MigrationPlan, at: Any, *, settings: Any = None,
-               table: str = "mig_predicted") -> str:
+               activity: str = "observed", table: str = "mig_predicted") -> str:
     """Materialise the predicted status of every profile under ``plan`` at ``at`` (events with
-    time <= at, as SPEC §3 does) into ``table``; returns the table name."""
+    time <= at, as SPEC §3 does) into ``table``; returns the table name. ``activity="repeat"``
+    projects the loaded activity up to ``at`` (a prediction made before the switch, validated
+    against exports taken after it)."""
     plan = MigrationPlan.coerce(plan)
     st = _settings(settings)
     at_ = _naive(at)
-    prepare(engine, [plan], extra_bounds=[at_ + timedelta(microseconds=1)])
-    plan_keys_pipeline(plan, horizon=at_).run(engine, "mig_keys_at", temp=True)
+    if activity not in ("observed", "repeat"):
+        raise ValueError("activity must be 'observed' or 'repeat'")
+    edge = at_ + timedelta(microseconds=1)
+    prepare(engine, [plan], window_end=edge if activity == "repeat" else None,
+            project=activity == "repeat", extra_bounds=[edge])
+    plan_keys_pipeline(plan, horizon=at_, observed_only=activity == "observed").run(engine, "mig_keys_at", temp=True)
     engine.materialise(table, status_pipeline("mig_keys_at", plan, st, at_, inclusive=True).sql(), temp=True)
     return table
 
 
 def validate(engine: Engine, plan: Any, observed: pd.DataFrame, cohort: str, at: Any, *,
-             settings: Any = None, store: bool = True) -> ValidationResult:
+             settings: Any = None, store: bool = True, activity: str = "observed") -> ValidationResult:
     """Compare the prediction of ``plan`` at ``at`` with ``observed`` (the resolution table of
-    ``cohort`` at ``at``: distinct_id, status, gap_reason[, identifier_source]) per member."""
+    ``cohort`` at ``at``: distinct_id, status, gap_reason[, identifier_source, identifier]) per
+    member. ``activity="repeat"`` when the loaded events end before ``at`` (see predict_at)."""
     plan = MigrationPlan.coerce(plan)
     at_ = _naive(at)
-    predict_at(engine, plan, at_, settings=settings)
+    predict_at(engine, plan, at_, settings=settings, activity=activity)
     obs = observed.copy()
     if "cohort_name" in obs.columns:
         obs = obs[obs["cohort_name"] == cohort] if cohort in set(obs["cohort_name"]) else obs

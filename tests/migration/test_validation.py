@@ -1,0 +1,69 @@
+"""Validation (SPEC §6): prediction vs observation per member, on the hand-built history.
+
+Plan: switch to mParticle ID on 2026-01-05, event rule off. As of 2026-01-08 00:00 the plan
+predicts: Cat's MPID profile ``103`` matched (event 01-07); everyone else unmatched (Bob's
+MPID profile does not exist yet: his next event is on 01-10).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from cohortlab.migration import validate
+from cohortlab.plans import MigrationPlan
+
+PLAN = MigrationPlan(name="switch only", event_identity_cutoff=None,
+                     eit_timeline=[{"since": None, "eit": "customer_id"}, {"since": "2026-01-05", "eit": "mparticle_id"}])
+AT = "2026-01-08T00:00:00Z"
+
+# what the exports show (as the resolution table would), written by hand
+OBSERVED = pd.DataFrame([
+    # distinct_id, status, gap_reason, identifier_source, identifier
+    ("103", "matched", None, "distinct_id", "103"),                                   # agrees
+    ("c-ann", "unmatched", "distinct_id_not_mpid", "distinct_id", "c-ann"),           # agrees
+    ("c-bob", "matched", None, "mparticle_user_id", "102"),       # written by his 01-10 visit
+    ("$device:dev-dan", "matched", None, "mparticle_user_id", "104"),  # SDK code, not in the plan
+    ("ghost", "matched", None, "distinct_id", "ghost"),             # no event of this member loaded
+    ("x-eve", "unmatched", "malformed_mparticle_user_id", "mparticle_user_id", "undefined"),  # agrees
+], columns=["distinct_id", "status", "gap_reason", "identifier_source", "identifier"])
+
+
+def test_confusion_table_differences_and_verdict(world):
+    v = validate(world.engine, PLAN, OBSERVED, "Power Users", AT)
+    assert v.confusion.loc["predicted matched"].tolist() == [1, 0]
+    assert v.confusion.loc["predicted unmatched"].tolist() == [3, 2]
+    d = v.differences.set_index("distinct_id")
+    assert d["explanation"].to_dict() == {
+        "$device:dev-dan": "property_written_outside_plan",
+        "c-bob": "activity_after_export",
+        "ghost": "member_without_events",
+    }
+    assert d.loc["c-bob", "next_activity"] == pd.Timestamp("2026-01-10 10:00:00")
+    assert d.loc["ghost", "predicted_gap_reason"] == "not_predicted"
+    assert d.loc["c-bob", "predicted_gap_reason"] == "distinct_id_not_mpid"
+    assert (v.observed_match_rate, v.predicted_match_rate) == (pytest.approx(4 / 6), pytest.approx(1 / 6))
+    assert v.verdict == ("observed match rate 66.7%, predicted 16.7%; 3 users differ, 1 of them activity after "
+                         "the export (1 member without events, 1 property written outside plan)")
+    stored = world.sql("SELECT * FROM migration_validation_summary").iloc[0]
+    assert (stored.members, stored.differ, stored.observed_only, stored.both_unmatched) == (6, 3, 3, 2)
+    assert world.engine.count("migration_validation") == 6
+
+
+def test_later_prediction_agrees_with_bob(world):
+    v = validate(world.engine, PLAN, OBSERVED.assign(distinct_id=OBSERVED.distinct_id.replace({"c-bob": "102"})),
+                 "Power Users", "2026-01-11T00:00:00Z", store=False)
+    u = v.users.set_index("distinct_id")
+    assert u.loc["102", "predicted_status"] == "matched" and not u.loc["102", "differs"]
+
+
+def test_prediction_made_before_the_switch_with_projected_activity(world):
+    # only the events before 12-20 were known when the plan was made (12-01 .. 12-10: a 10-day
+    # span); repeated every 10 days, Ann's 12-10 visit comes back on 12-20, 12-30, 01-09: after
+    # the switch, so her MPID profile is predicted to match by 01-11
+    world.engine.execute("DELETE FROM mp_events WHERE time >= TIMESTAMP '2025-12-20'")
+    obs = pd.DataFrame({"distinct_id": ["101"], "status": ["matched"]})
+    v = validate(world.engine, PLAN, obs, "c", "2026-01-11T00:00:00Z", activity="repeat", store=False)
+    assert v.users.iloc[0]["predicted_status"] == "matched" and v.differ == 0
+    v = validate(world.engine, PLAN, obs, "c", "2026-01-11T00:00:00Z", store=False)
+    assert v.users.iloc[0]["predicted_status"] == "unmatched"
