@@ -204,9 +204,9 @@ def remedies(resolution: pd.DataFrame) -> pd.DataFrame:
     * Rule / SDK code write ``$mparticle_user_id`` = the MPID on the member's own Mixpanel
       profile: they recover unmatched members in mParticle and still active (the SDK count is an
       upper bound: only users on an updated app).
-    * Switching the EIT to ``mparticle_id`` re-keys new events to the MPID: the member's existing
-      profile (the one in the cohort) keeps its distinct_id, so it recovers none of these members;
-      the active ones get a second, split profile instead.
+    * Switching the EIT to ``mparticle_id`` re-keys new events to the MPID: the same active users
+      reach mParticle, but through a second Mixpanel profile (distinct_id = MPID, matched by the
+      fallback); their old profile stays in the cohort unmatched (a split profile, counted twice).
     * Members in mParticle but inactive since the cutoff cannot be fixed retroactively.
     """
     u = unmatched(resolution)
@@ -218,8 +218,8 @@ def remedies(resolution: pd.DataFrame) -> pd.DataFrame:
          "unmatched, in mParticle, active since the cutoff"),
         ("sdk_code", REMEDIES["sdk_code"], fixable,
          "same users, once they run the updated app (upper bound)"),
-        ("switch_eit", REMEDIES["switch_eit"], 0,
-         f"existing profiles keep their distinct_id; {fixable:,} active users would get a split profile"),
+        ("switch_eit", REMEDIES["switch_eit"], fixable,
+         f"through a new profile: {fixable:,} split profiles, the old ones stay unmatched in the cohort"),
     ]
     out = pd.DataFrame(rows, columns=["key", "remedy", "users", "note"])
     out.attrs["never_fixable"] = int((in_mp & ~active).sum())
