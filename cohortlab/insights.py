@@ -740,7 +740,7 @@ class MigrationValidation:
 
 
 def migration_validation(lab, plans, validate_plan=None, cohorts=(), *, observed_db=None, observed_data=None,
-                         settings=None, at=None) -> MigrationValidation | None:
+                         settings=None, at=None, activity: str = "observed") -> MigrationValidation | None:
     """Validate one plan against exports taken after the switch (``observed_db`` or
     ``observed_data``); None when neither is given."""
     if not observed_db and not observed_data:
@@ -755,11 +755,11 @@ def migration_validation(lab, plans, validate_plan=None, cohorts=(), *, observed
     results = {}
     for c in cohort_names(obs_lab, list(cohorts) or None):
         if obs_lab is lab:
-            results[c] = lab.validate_migration(plan, c, at=at, settings=settings)
+            results[c] = lab.validate_migration(plan, c, at=at, settings=settings, activity=activity)
         else:
             observed = obs_lab.resolution(c, at=at, settings=settings)
             results[c] = lab.validate_migration(plan, c, at=observed.attrs.get("as_of") or at, settings=settings,
-                                                observed=observed)
+                                                observed=observed, activity=activity)
     return MigrationValidation(plan.name, results)
 
 

@@ -258,7 +258,7 @@ plan_list = ci.migration_plans(plans, lab=lab, settings=settings, switch=switch)
 start_day, end_day = ci.migration_window(lab, start, end)
 daily, plan_summary = ci.run_migration(lab, plan_list, start_day, end_day, settings=settings, activity=activity)
 validation = ci.migration_validation(lab, plan_list, validate_plan, names, observed_db=observed_db,
-                                     observed_data=observed_data, settings=settings, at=as_of)''', "remove-cell"),
+                                     observed_data=observed_data, settings=settings, at=as_of, activity=activity)''', "remove-cell"),
     md("## Summary"),
     code('summary = ci.migration_summary(plan_summary, validation)\nci.md(summary)'),
     md("## Predicted match rate per plan"),
