@@ -575,19 +575,13 @@ def md(text: str) -> None:
 def table(df: pd.DataFrame, *, show_personal_data: bool = False, known: set[str] | frozenset = frozenset(),
           max_rows: int = 30) -> None:
     """Display a (redacted) DataFrame as an HTML table without the index."""
-    from IPython.display import HTML, display
+    from IPython.display import HTML, Markdown, display
 
     safe = redact(df, show_personal_data, known).head(max_rows)
     display(HTML(safe.to_html(index=False, na_rep="—", float_format=lambda x: f"{x:,.3f}",
                               formatters=_int_formatters(safe))))
     if len(df) > max_rows:
-        display(Markdown_(f"*… {len(df) - max_rows:,} more rows*"))
-
-
-def Markdown_(text: str):  # noqa: N802 - small alias to keep table() short
-    from IPython.display import Markdown
-
-    return Markdown(text)
+        display(Markdown(f"*… {len(df) - max_rows:,} more rows*"))
 
 
 def _int_formatters(df: pd.DataFrame) -> dict[str, Any]:
