@@ -128,18 +128,20 @@ class Lab:
     # migration_users, migration_summary, migration_plans, migration_validation,
     # migration_validation_summary).
     def migration_plan(self, plan: Any, start: Any, end: Any, settings: Any = None,
-                       activity: str = "observed", debug: bool = False) -> pd.DataFrame:
+                       activity: str = "observed", repeat_days: int = 30, debug: bool = False) -> pd.DataFrame:
         """SPEC §6 what-if of one plan (a ``MigrationPlan``, a dict or a YAML path): one row per
         day ``start..end`` (state at the end of the day) with members, matched, match_rate,
         people, matched_people, split_profiles, overcount. The plan's summary (final rate,
         never-fixable users, days to 90%/99% of the final rate) is in ``df.attrs["summary"]``."""
-        return self.compare_plans([plan], start, end, settings=settings, activity=activity, debug=debug)
+        return self.compare_plans([plan], start, end, settings=settings, activity=activity,
+                                  repeat_days=repeat_days, debug=debug)
 
     def compare_plans(self, plans: Any, start: Any, end: Any, settings: Any = None,
-                      activity: str = "observed", debug: bool = False) -> pd.DataFrame:
+                      activity: str = "observed", repeat_days: int = 30, debug: bool = False) -> pd.DataFrame:
         """Several plans on the same data, one table (plan, day, match_rate, matched, members,
         split_profiles, ...). ``plans``: a list of plans/dicts/YAML paths, or one YAML file
-        holding a list. ``activity="repeat"`` projects the observed activity past the last event.
+        holding a list. ``activity="repeat"`` projects the activity of the last ``repeat_days``
+        days of data past the last event (repeated with that period).
         The per-plan summary is in ``df.attrs["summary"]`` (and table ``migration_summary``)."""
         from cohortlab.migration import run_plans
         from cohortlab.plans import load_plans
@@ -147,7 +149,7 @@ class Lab:
         if isinstance(plans, (str, os.PathLike)):
             plans = load_plans(plans)
         daily, summary = run_plans(self.engine, list(plans), start, end, settings=settings,
-                                   activity=activity, debug=debug)
+                                   activity=activity, repeat_days=repeat_days, debug=debug)
         daily.attrs["summary"] = summary
         self.last_migration_summary = summary
         return daily
@@ -157,7 +159,8 @@ class Lab:
         return self.table("migration_summary") if self.engine.table_exists("migration_summary") else pd.DataFrame()
 
     def validate_migration(self, plan: Any, cohort: str, at: Any = None, settings: Any = None,
-                           observed: pd.DataFrame | None = None, activity: str = "observed"):
+                           observed: pd.DataFrame | None = None, activity: str = "observed",
+                           repeat_days: int = 30):
         """Compare the prediction of ``plan`` with what the loaded exports show for ``cohort`` at
         ``at`` (default: the cohort's latest snapshot), per member: a
         :class:`cohortlab.migration.ValidationResult` (confusion table, users that differ with
@@ -172,7 +175,8 @@ class Lab:
                 at = observed.attrs.get("as_of")
         if at is None:
             raise ValueError("validate_migration needs `at` when `observed` is given")
-        return validate(self.engine, plan, observed, cohort, at, settings=settings, activity=activity)
+        return validate(self.engine, plan, observed, cohort, at, settings=settings, activity=activity,
+                        repeat_days=repeat_days)
 
     # ================================================================== end of migration
 

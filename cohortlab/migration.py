@@ -29,8 +29,9 @@ Model
 5. **Members** are all profiles that exist at T (``members='all'``). A daily value is the state at
    the end of the day (as-of = next midnight UTC).
 6. **Future activity.** ``activity='observed'`` uses the loaded events only (nobody is active
-   after the last event). ``activity='repeat'`` projects the observed activity forward by
-   repeating it with the period of the observed span (whole days), up to the window end.
+   after the last event). ``activity='repeat'`` projects the activity of the last
+   ``repeat_days`` (30) whole days of data forward, repeated with that period, up to the window
+   end: people active lately keep their rhythm, people who churned earlier stay away.
 
 All heavy work is set-based DuckDB SQL in named steps (:class:`cohortlab.pipeline.Pipeline`,
 portable subset); the per-day numbers come from a histogram of (first seen, matched from) days
@@ -108,7 +109,7 @@ def _interval_case(col: str, bounds: list[datetime]) -> str:
 
 
 def prepare_pipeline(*, bounds: list[datetime] | None = None, shifts: list[int] | None = None,
-                     window_end: datetime | None = None) -> dict[str, Pipeline]:
+                     window_end: datetime | None = None, tail_start: datetime | None = None) -> dict[str, Pipeline]:
     """The plan-independent steps.
 
     ``mig_evu``: ONE scan of ``mp_events``, grouped by (distinct_id, device, interval), where the
@@ -117,7 +118,8 @@ def prepare_pipeline(*, bounds: list[datetime] | None = None, shifts: list[int] 
     periods). No row straddles an instant, so every later step works on these few rows exactly.
     ``mig_map`` links distinct_ids to persons, ``mig_persons`` holds one row per person with its
     identities, ``mig_act`` the activity rows (pid, interval, first/last time, events), projected
-    copies included (``shifts``: days added to each copy)."""
+    copies included (``shifts``: days added to each copy of the activity at or after
+    ``tail_start``)."""
     bounds = sorted(set(bounds or []))
     scan = Pipeline()
     scan.add("ev", f"""
@@ -222,8 +224,9 @@ def prepare_pipeline(*, bounds: list[datetime] | None = None, shifts: list[int] 
              + (f" WHERE t_min < {_ts(window_end)}" if window_end is not None else "")]
     for k, days in enumerate(shifts or [], start=1):
         sh = f"INTERVAL {int(days)} DAY"
+        tail = f" AND t_min >= {_ts(tail_start)}" if tail_start is not None else ""
         parts.append(f"SELECT pid, u, has_uid, {k} AS k, t_min + {sh} AS t_min, t_max + {sh} AS t_max, n, TRUE AS projected "
-                     f"FROM obs WHERE t_min + {sh} < {_ts(window_end)}")
+                     f"FROM obs WHERE t_min + {sh} < {_ts(window_end)}{tail}")
     act.add("act", "\nUNION ALL\n".join(parts))
     return {"mig_evu": scan, "mig_map": link, "mig_persons": persons, "mig_act": act}
 
@@ -240,11 +243,16 @@ class Prepared:
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
+REPEAT_DAYS = 30
+
+
 def prepare(engine: Engine, plans: Iterable[MigrationPlan] = (), *, window_end: Any = None,
-            project: bool = False, extra_bounds: Iterable[Any] = (), debug: bool = False) -> Prepared:
+            project: bool = False, repeat_days: int = REPEAT_DAYS, extra_bounds: Iterable[Any] = (),
+            debug: bool = False) -> Prepared:
     """Materialise ``mig_evu``, ``mig_map``, ``mig_persons`` and ``mig_act`` for ``plans``.
-    With ``project``, the observed activity is repeated (period = the observed span in whole
-    days) up to ``window_end``."""
+    With ``project``, the activity of the last ``repeat_days`` whole days of data (all of it
+    when the data span fewer days) is repeated with that period up to ``window_end``: people
+    active lately keep their rhythm, people who churned before stay away."""
     lo, hi = engine.query_rows("SELECT min(time), max(time) FROM mp_events")[0]
     we = _naive(window_end) if window_end is not None else None
     instants = set()
@@ -256,15 +264,20 @@ def prepare(engine: Engine, plans: Iterable[MigrationPlan] = (), *, window_end: 
         instants.add(we)
     shifts: list[int] = []
     period = None
+    tail_start = None
     if project and we is not None and lo is not None:
-        period = (hi.date() - lo.date()).days + 1
-        day0 = datetime.combine(lo.date(), datetime.min.time())
+        if repeat_days < 1:
+            raise ValueError("repeat_days must be at least 1")
+        period = min((hi.date() - lo.date()).days + 1, int(repeat_days))
+        data_end = datetime.combine(hi.date() + timedelta(days=1), datetime.min.time())
+        tail_start = data_end - timedelta(days=period)
+        instants.add(tail_start)
         k = 1
-        while day0 + timedelta(days=k * period) < we:
+        while tail_start + timedelta(days=k * period) < we:
             shifts.append(k * period)
             k += 1
     bounds = sorted(instants | {b - timedelta(days=d) for b in instants for d in shifts})
-    pipes = prepare_pipeline(bounds=bounds, shifts=shifts, window_end=we)
+    pipes = prepare_pipeline(bounds=bounds, shifts=shifts, window_end=we, tail_start=tail_start)
     counts = {}
     for table, pipe in pipes.items():
         counts[table] = pipe.run(engine, table, debug=debug, temp=True)
@@ -492,8 +505,8 @@ class PlanRun:
 
 
 def run_plans(engine: Engine, plans: Iterable[MigrationPlan], start: Any, end: Any, *,
-              settings: Any = None, activity: str = "observed", store: bool = True,
-              debug: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+              settings: Any = None, activity: str = "observed", repeat_days: int = REPEAT_DAYS,
+              store: bool = True, debug: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Predict every plan over the days ``start..end`` (inclusive). Returns (daily, summary);
     with ``store`` writes ``migration_daily``, ``migration_users``, ``migration_summary``,
     ``migration_plans`` (rows of these plans replaced)."""
@@ -508,7 +521,8 @@ def run_plans(engine: Engine, plans: Iterable[MigrationPlan], start: Any, end: A
     window_end = datetime.combine(d1 + timedelta(days=1), datetime.min.time())
     if activity not in ("observed", "repeat"):
         raise ValueError("activity must be 'observed' or 'repeat'")
-    prep = prepare(engine, plans, window_end=window_end, project=activity == "repeat", debug=debug)
+    prep = prepare(engine, plans, window_end=window_end, project=activity == "repeat", repeat_days=repeat_days,
+                   debug=debug)
     days = _days(d0, d1)
     dailies, summaries = [], []
     for plan in plans:
@@ -624,7 +638,7 @@ class ValidationResult:
 
 
 def predict_at(engine: Engine, plan: MigrationPlan, at: Any, *, settings: Any = None,
-               activity: str = "observed", table: str = "mig_predicted") -> str:
+               activity: str = "observed", repeat_days: int = REPEAT_DAYS, table: str = "mig_predicted") -> str:
     """Materialise the predicted status of every profile under ``plan`` at ``at`` (events with
     time <= at, as SPEC §3 does) into ``table``; returns the table name. ``activity="repeat"``
     projects the loaded activity up to ``at`` (a prediction made before the switch, validated
@@ -636,20 +650,21 @@ def predict_at(engine: Engine, plan: MigrationPlan, at: Any, *, settings: Any = 
         raise ValueError("activity must be 'observed' or 'repeat'")
     edge = at_ + timedelta(microseconds=1)
     prepare(engine, [plan], window_end=edge if activity == "repeat" else None,
-            project=activity == "repeat", extra_bounds=[edge])
+            project=activity == "repeat", repeat_days=repeat_days, extra_bounds=[edge])
     plan_keys_pipeline(plan, horizon=at_, observed_only=activity == "observed").run(engine, "mig_keys_at", temp=True)
     engine.materialise(table, status_pipeline("mig_keys_at", plan, st, at_, inclusive=True).sql(), temp=True)
     return table
 
 
 def validate(engine: Engine, plan: Any, observed: pd.DataFrame, cohort: str, at: Any, *,
-             settings: Any = None, store: bool = True, activity: str = "observed") -> ValidationResult:
+             settings: Any = None, store: bool = True, activity: str = "observed",
+             repeat_days: int = REPEAT_DAYS) -> ValidationResult:
     """Compare the prediction of ``plan`` at ``at`` with ``observed`` (the resolution table of
     ``cohort`` at ``at``: distinct_id, status, gap_reason[, identifier_source, identifier]) per
     member. ``activity="repeat"`` when the loaded events end before ``at`` (see predict_at)."""
     plan = MigrationPlan.coerce(plan)
     at_ = _naive(at)
-    predict_at(engine, plan, at_, settings=settings, activity=activity)
+    predict_at(engine, plan, at_, settings=settings, activity=activity, repeat_days=repeat_days)
     obs = observed.copy()
     if "cohort_name" in obs.columns:
         obs = obs[obs["cohort_name"] == cohort] if cohort in set(obs["cohort_name"]) else obs

@@ -209,20 +209,29 @@ def test_event_property_links_a_person_whose_profile_was_deleted(lab):
 # --------------------------------------------------------------------------- projection
 def test_repeat_projects_observed_activity_past_the_last_event(world):
     # data span 2025-12-01 .. 2026-01-10 = 41 days; a switch on 2026-01-12 is after every event:
-    # with observed activity nobody gets an MPID profile; repeated, Ann's 12-01 activity comes
-    # back on 01-11 (before the switch), her 12-10 event on 01-20, Bob's 12-02 on 01-12 ...
+    # with observed activity nobody gets an MPID profile.
     p = plan("future switch", eit_timeline=[{"since": None, "eit": "customer_id"},
                                             {"since": "2026-01-12", "eit": "mparticle_id"}])
     _, obs = run(world, p, end="2026-01-25")
     assert obs.loc["future switch"].matched_end == 0
-    _, rep = run(world, p, end="2026-01-25", activity="repeat")
+    # repeating the whole 41 days: Ann's 12-01 activity comes back on 01-11 (before the switch),
+    # her 12-10 event on 01-20, Bob's 12-02 on 01-12, Dan's 12-03 on 01-13 ...
+    daily, summary = run_plans(world.engine, [p], START, "2026-01-25", activity="repeat", repeat_days=41)
     u = users(world, "future switch")
     assert {k for k, r in u.items() if r.status == "matched"} == {"101", "102", "104"}
     assert u["101"].first_seen == pd.Timestamp("2026-01-20 10:00:00")      # 12-10 + 41 days
     # Ann and Bob now have two profiles; Dan has one: his anonymous device activity joins his
     # first identified key, the MPID (Simplified ID Merge)
-    assert rep.loc["future switch"].split_profiles_end == 2
+    assert summary.iloc[0].split_profiles_end == 2
     assert "$device:dev-dan" not in u
+    # default: only the last 30 days (12-12 .. 01-10: Cat 01-07, Bob 01-10) repeat, every 30
+    # days: Cat is back on 02-06, Bob on 02-09; Ann and Dan churned and stay away
+    _, rep = run(world, p, end="2026-02-10", activity="repeat")
+    u = users(world, "future switch")
+    assert {k for k, r in u.items() if r.status == "matched"} == {"102", "103"}
+    assert u["103"].first_seen == pd.Timestamp("2026-02-06 10:00:00")
+    s = rep.loc["future switch"]
+    assert (s.split_profiles_end, s.never_fixable_users) == (2, 2)
 
 
 # --------------------------------------------------------------------------- standard plans, YAML
