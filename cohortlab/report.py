@@ -350,13 +350,19 @@ def run_report(
 
     if params.get("data"):
         from cohortlab.lab import Lab
+        from cohortlab.loaders import LoadError
         from cohortlab.world import load_world, world_hints
 
         db_path = out_dir / DB_NAME
         t0 = time.monotonic()
         say(f"loading {params['data']} into {db_path} ...")
-        with Lab(str(db_path)) as lab:
-            load_world(lab, params["data"], progress=False)
+        try:
+            with Lab(str(db_path)) as lab:
+                load_world(lab, params["data"], progress=False)
+        except (OSError, ValueError) as e:
+            raise ReportError(f"cannot load {params['data']}: {e}") from e
+        except LoadError as e:
+            raise ReportError(f"cannot load {params['data']}: {e}") from e
         say(f"  loaded in {time.monotonic() - t0:.1f} s")
         params["db"] = str(db_path)
         hints = world_hints(params.pop("data"))

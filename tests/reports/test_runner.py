@@ -146,6 +146,12 @@ def test_cli_needs_a_source_and_known_notebooks(tiny, tmp_path):
     assert r.exit_code != 0 and "no notebook 'nope'" in r.stderr
 
 
+def test_cli_data_folder_that_is_not_exports(tmp_path):
+    (tmp_path / "empty").mkdir()
+    r = CliRunner().invoke(main, ["report", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 1 and "expected mixpanel/" in r.stderr
+
+
 def test_params_yaml(tmp_path, tiny):
     p = tmp_path / "params.yaml"
     p.write_text("cohorts: [Power Users]\nas_of: 2026-03-01T00:00:00Z\nshow_personal_data: false\n")
