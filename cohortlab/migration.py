@@ -458,7 +458,8 @@ def status_pipeline(keys_table: str, plan: MigrationPlan, settings: SyncSettings
     p.add("users", f"""
         SELECT st3.*,
           CASE WHEN status = 'matched' THEN 'matched'
-               WHEN mpid IS NULL OR NOT mpid_exists THEN 'not_in_mparticle'
+               WHEN mpid IS NULL THEN 'not_in_mparticle'
+               WHEN NOT mpid_exists THEN 'mparticle_profile_deleted'
                WHEN person_matched THEN 'stranded_split'
                WHEN {('person_last_t < ' + _ts(first_fix)) if first_fix else 'FALSE'} THEN 'never_fixable'
                ELSE 'unfixed' END AS category
@@ -566,6 +567,7 @@ def run_plans(engine: Engine, plans: Iterable[MigrationPlan], start: Any, end: A
             "never_fixable_users": int(never[0] or 0),
             "unmatched_users": int(never[1] or 0),
             "not_in_mparticle_profiles": int(cat.get("not_in_mparticle", 0)),
+            "deleted_mparticle_profiles": int(cat.get("mparticle_profile_deleted", 0)),
             "unfixed_profiles": int(cat.get("unfixed", 0)),
             "days_to_90pct": time_to_fraction(daily, change, 0.90),
             "days_to_99pct": time_to_fraction(daily, change, 0.99),

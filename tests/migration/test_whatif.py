@@ -203,7 +203,7 @@ def test_event_property_links_a_person_whose_profile_was_deleted(lab):
     u = users(lab, "switch")
     assert set(u) == {"c-gus", "777"}
     assert u["777"].status == "unmatched" and u["777"].gap_reason == "mpid_not_found"
-    assert u["c-gus"].category == "not_in_mparticle"
+    assert u["c-gus"].category == u["777"].category == "mparticle_profile_deleted"
 
 
 # --------------------------------------------------------------------------- projection
