@@ -310,12 +310,15 @@ def _key_text_sql() -> str:
 
 
 def plan_keys_pipeline(plan: MigrationPlan, *, horizon: datetime | None = None,
-                       observed_only: bool = False, window_end: datetime | None = None) -> Pipeline:
+                       observed_only: bool = False, window_end: datetime | None = None,
+                       merge: str = "asof") -> Pipeline:
     """Steps from ``mig_act`` to one row per (person, Mixpanel profile key) under ``plan``:
     first/last activity, when ``$mparticle_user_id`` arrives (remediation / event rule).
 
-    Simplified ID Merge: anonymous activity is shown under the person's first identified key
-    (retroactively, within the horizon), else under ``$device:<device>``. A remediation writes
+    Simplified ID Merge: anonymous activity is shown under ``$device:<device>`` until the
+    person is first identified, then (retroactively) under the first identified key
+    (``merge="asof"``, day by day); ``merge="export"`` shows it under the first identified key
+    from the start, as exports taken later do (validation). A remediation writes
     the profile property only from identified activity (profiles exist for identified users:
     "Create Profile Only If Logged In"); the event rule puts it on every event."""
     tl = plan.eit_timeline
@@ -356,25 +359,48 @@ def plan_keys_pipeline(plan: MigrationPlan, *, horizon: datetime | None = None,
                {idcode} AS idcode, pe.in_h, pe.first_t, pe.last_t, pe.events, pe.rfix_t, pe.cfix_t
         FROM pe JOIN mig_persons p ON p.pid = pe.pid""")
     p.add("pfirst", """
-        SELECT pid, arg_min(idcode, first_t) AS first_code FROM pk0 WHERE ident GROUP BY pid""")
-    p.add("pk0b", """
-        SELECT k.*, CASE WHEN k.anon THEN -2 WHEN k.ident THEN k.idcode
-                         ELSE coalesce(f.first_code, -1) END AS code
-        FROM pk0 k LEFT JOIN pfirst f ON f.pid = k.pid
-        WHERE k.in_h""")
+        SELECT pid, arg_min(idcode, first_t) AS first_code, min(first_t) AS id_t FROM pk0 WHERE ident GROUP BY pid""")
+    anon_row = "NOT k.anon AND NOT k.ident AND f.id_t IS NOT NULL"
+    if merge == "export":
+        # the exports show anonymous activity under the first identified key, whenever it came
+        p.add("pk0b", """
+            SELECT k.pid, k.ident, CASE WHEN k.anon THEN -2 WHEN k.ident THEN k.idcode
+                                        ELSE coalesce(f.first_code, -1) END AS code,
+                   k.first_t, k.last_t, k.events, k.rfix_t, k.cfix_t, CAST(NULL AS TIMESTAMP) AS end_t
+            FROM pk0 k LEFT JOIN pfirst f ON f.pid = k.pid
+            WHERE k.in_h""")
+    else:
+        # day by day: anonymous activity is a $device: member until the person is first
+        # identified (id_t), then it belongs to the identified key (from id_t on)
+        p.add("pk0b", f"""
+            SELECT k.pid, k.ident, CASE WHEN k.anon THEN -2 WHEN k.ident THEN k.idcode
+                                        ELSE coalesce(f.first_code, -1) END AS code,
+                   CASE WHEN {anon_row} THEN greatest(k.first_t, f.id_t) ELSE k.first_t END AS first_t,
+                   k.last_t, k.events, k.rfix_t,
+                   CASE WHEN {anon_row} AND k.cfix_t IS NOT NULL THEN greatest(k.cfix_t, f.id_t)
+                        ELSE k.cfix_t END AS cfix_t,
+                   CAST(NULL AS TIMESTAMP) AS end_t
+            FROM pk0 k LEFT JOIN pfirst f ON f.pid = k.pid
+            WHERE k.in_h
+            UNION ALL
+            SELECT k.pid, FALSE AS ident, -1 AS code, k.first_t, least(k.last_t, f.id_t) AS last_t, k.events,
+                   CAST(NULL AS TIMESTAMP) AS rfix_t,
+                   CASE WHEN k.cfix_t < f.id_t THEN k.cfix_t END AS cfix_t, f.id_t AS end_t
+            FROM pk0 k JOIN pfirst f ON f.pid = k.pid
+            WHERE k.in_h AND NOT k.anon AND NOT k.ident AND k.first_t < f.id_t""")
     p.add("pk1", """
         SELECT pid, code, min(first_t) AS first_t, max(last_t) AS last_t,
                CAST(sum(events) AS BIGINT) AS events,
-               min(CASE WHEN ident THEN rfix_t END) AS rfix_t, min(cfix_t) AS cfix_t
+               min(CASE WHEN ident THEN rfix_t END) AS rfix_t, min(cfix_t) AS cfix_t, max(end_t) AS end_t
         FROM pk0b GROUP BY pid, code""")
     p.add("pk", f"""
         SELECT k.pid, {_key_text_sql()} AS distinct_id, p.mpid, p.mpid_exists,
                k.code = 0 AND p.mpid IS NOT NULL AS mpid_key,
-               k.first_t, k.last_t, k.events, k.rfix_t, k.cfix_t,
+               k.first_t, k.last_t, k.events, k.rfix_t, k.cfix_t, k.end_t,
                CASE WHEN p.mpid_exists THEN least(k.rfix_t, k.cfix_t) END AS fix_t,
                CASE WHEN p.mpid_exists AND k.code = 0 THEN k.first_t END AS fb_t,
-               row_number() OVER (PARTITION BY k.pid ORDER BY k.first_t, k.code) AS profile_rank,
-               count(*) OVER (PARTITION BY k.pid) AS person_profiles
+               row_number() OVER (PARTITION BY k.pid, k.end_t IS NULL ORDER BY k.first_t, k.code) AS profile_rank,
+               sum(CASE WHEN k.end_t IS NULL THEN 1 ELSE 0 END) OVER (PARTITION BY k.pid) AS person_profiles
         FROM pk1 k JOIN mig_persons p ON p.pid = k.pid""")
     return p
 
@@ -395,19 +421,20 @@ def daily_pipeline(keys_table: str, start: date, end: date, fb_ok: list[bool], e
     p = Pipeline()
     p.add("days", f"SELECT * FROM (VALUES {rows}) AS v(i, day, as_of, eit, fb_ok)")
     p.add("hk", f"""
-        SELECT {idx('first_t')} AS e, {idx('fix_t')} AS f, {idx('fb_t')} AS b, count(*) AS n
-        FROM {keys_table} GROUP BY 1, 2, 3""")
+        SELECT {idx('first_t')} AS e, {idx('fix_t')} AS f, {idx('fb_t')} AS b, {idx('end_t')} AS x, count(*) AS n
+        FROM {keys_table} GROUP BY 1, 2, 3, 4""")
     p.add("pp", f"""
         SELECT pid, min(first_t) AS p_first,
-               min(CASE WHEN profile_rank = 2 THEN first_t END) AS p_second,
+               min(CASE WHEN profile_rank = 2 AND end_t IS NULL THEN first_t END) AS p_second,
                min(fix_t) AS p_fix, min(fb_t) AS p_fb
         FROM {keys_table} GROUP BY pid""")
     p.add("hp", f"""
         SELECT {idx('p_first')} AS a, {idx('p_second')} AS s, {idx('p_fix')} AS f, {idx('p_fb')} AS b, count(*) AS n
         FROM pp GROUP BY 1, 2, 3, 4""")
     p.add("dk", """
-        SELECT d.i, CAST(sum(CASE WHEN h.e <= d.i THEN h.n ELSE 0 END) AS BIGINT) AS members,
-               CAST(sum(CASE WHEN h.f <= d.i OR (h.b <= d.i AND d.fb_ok) THEN h.n ELSE 0 END) AS BIGINT) AS matched
+        SELECT d.i, CAST(sum(CASE WHEN h.e <= d.i AND d.i < h.x THEN h.n ELSE 0 END) AS BIGINT) AS members,
+               CAST(sum(CASE WHEN (h.f <= d.i OR (h.b <= d.i AND d.fb_ok)) AND d.i < h.x THEN h.n ELSE 0 END)
+                    AS BIGINT) AS matched
         FROM days d CROSS JOIN hk h GROUP BY d.i""")
     p.add("dp", """
         SELECT d.i, CAST(sum(CASE WHEN h.a <= d.i THEN h.n ELSE 0 END) AS BIGINT) AS people,
@@ -439,7 +466,8 @@ def status_pipeline(keys_table: str, plan: MigrationPlan, settings: SyncSettings
                WHEN k.mpid_exists AND k.cfix_t {lt} {a} THEN 'event_property'
                WHEN {'TRUE' if fb_ok else 'FALSE'} THEN 'distinct_id'
                ELSE 'none' END AS identifier_source
-        FROM {keys_table} k""")
+        FROM {keys_table} k
+        WHERE k.first_t {lt} {a} AND (k.end_t IS NULL OR k.end_t {'>' if inclusive else '>='} {a})""")
     p.add("st2", f"""
         SELECT st.*,
           CASE WHEN identifier_source IN ('mparticle_user_id', 'event_property') THEN 'matched'
@@ -653,7 +681,8 @@ def predict_at(engine: Engine, plan: MigrationPlan, at: Any, *, settings: Any = 
     edge = at_ + timedelta(microseconds=1)
     prepare(engine, [plan], window_end=edge if activity == "repeat" else None,
             project=activity == "repeat", repeat_days=repeat_days, extra_bounds=[edge])
-    plan_keys_pipeline(plan, horizon=at_, observed_only=activity == "observed").run(engine, "mig_keys_at", temp=True)
+    plan_keys_pipeline(plan, horizon=at_, observed_only=activity == "observed", merge="export").run(
+        engine, "mig_keys_at", temp=True)
     engine.materialise(table, status_pipeline("mig_keys_at", plan, st, at_, inclusive=True).sql(), temp=True)
     return table
 

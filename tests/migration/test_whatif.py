@@ -174,10 +174,15 @@ def test_anonymous_activity_joins_the_first_identified_profile(lab):
     insert_events(lab, [("c-fay", "2025-12-05 09:00:00", None, "dev-fay"),
                         ("c-fay", "2026-01-08 09:00:00", "c-fay", "dev-fay")])
     insert_profiles(lab, {105: [("user", "customer_id", "c-fay"), ("device", "ios_idfv", "dev-fay")]})
-    _, summary = run(lab, plan("switch only", eit_timeline=SWITCH), plan("no switch"))
+    daily, summary = run(lab, plan("switch only", eit_timeline=SWITCH), plan("no switch"))
     u = users(lab, "switch only")
     assert set(u) == {"105"} and u["105"].status == "matched"
     assert summary.loc["switch only"].split_profiles_end == 0
+    # day by day: until she logs in she is the anonymous $device:dev-fay (unmatched); from 01-08
+    # the merged MPID profile (matched through the $distinct_id fallback), never both
+    assert tuple(day(daily, "2026-01-07", "switch only")[["members", "matched", "split_profiles"]]) == (1, 0, 0)
+    assert tuple(day(daily, "2026-01-08", "switch only")[["members", "matched", "split_profiles"]]) == (1, 1, 0)
+    assert tuple(day(daily, "2025-12-05", "switch only")[["members", "people"]]) == (1, 1)
     u = users(lab, "no switch")
     assert set(u) == {"c-fay"}
 
