@@ -70,7 +70,7 @@ def export_canonical(
 
 _MIXPANEL_EVENT_DDL = (
     "event STRING, properties STRUCT<"
-    "time: STRING, distinct_id: STRING, `$distinct_id`: STRING, `$user_id`: STRING, `$device_id`: STRING, "
+    "time: STRING, distinct_id: STRING, `$user_id`: STRING, `$device_id`: STRING, "
     "`$insert_id`: STRING, `$mparticle_user_id`: STRING>"
 )
 
@@ -93,20 +93,24 @@ def read_mixpanel_events(spark: "SparkSession", paths: str | list[str], *, time_
         F.input_file_name().alias("source_file"),
     ).where(F.col("j").isNotNull() & F.col("j.event").isNotNull())
     p = F.col("j.properties")
-    t = p["time"].cast("decimal(38, 6)")
-    if time_unit == "ms":
-        secs = t / 1000
-    elif time_unit == "s":
-        secs = t
-    else:
-        secs = F.when(t > F.lit(1e11).cast("decimal(38, 6)"), t / 1000).otherwise(t)
+    num = p["time"].try_cast("double") if hasattr(p["time"], "try_cast") else F.expr("try_cast(j.properties.time AS DOUBLE)")
+    # as the DuckDB loader: round(num * 1e6) microseconds (1e3 for milliseconds), range-checked
+    mult = {"s": F.lit(1e6), "ms": F.lit(1e3)}.get(time_unit, F.when(F.abs(num) > 1e11, F.lit(1e3)).otherwise(F.lit(1e6)))
+    micros = F.round(num * mult)
+    ts = F.when(
+        micros.between(-62135596800e6, 253402300799e6), F.timestamp_micros(micros.cast("bigint"))
+    ).cast("timestamp_ntz")
+
+    def text(c):
+        return F.when(c != "", c)
+
     did = F.coalesce(
-        p["distinct_id"], p["`$distinct_id`"], p["`$user_id`"],
-        F.when(p["`$device_id`"].isNotNull(), F.concat(F.lit("$device:"), p["`$device_id`"])),
+        text(p["distinct_id"]), text(p["`$user_id`"]),
+        F.concat(F.lit("$device:"), text(p["`$device_id`"])),
     )
     return parsed.select(
         F.col("j.event").alias("event"),
-        F.timestamp_seconds(secs).cast("timestamp_ntz").alias("time"),
+        ts.alias("time"),
         did.alias("distinct_id"),
         p["`$insert_id`"].alias("insert_id"),
         p["`$device_id`"].alias("device_id"),
@@ -118,52 +122,75 @@ def read_mixpanel_events(spark: "SparkSession", paths: str | list[str], *, time_
 
 
 _PROFILE_DDL = (
-    "mpid STRING, created_timestamp_ms STRING, last_stored_timestamp_ms STRING, is_opted_out BOOLEAN, "
-    "identities ARRAY<STRUCT<type: STRING, value: STRING>>, "
-    "device_identities ARRAY<STRUCT<type: STRING, value: STRING>>"
+    "mpid STRING, created_timestamp_ms STRING, last_stored_timestamp_ms STRING, is_opted_out STRING, "
+    "user_identities STRING, device_identities STRING"
 )
 
 _MPID_RE = r"^-?[0-9]+$"
 
 
-def _mpid(col):
+def _identities(raw_col, kind: str):
+    """Identity entries of a Profile API ``user_identities``/``device_identities`` value, which
+    is either a list of ``{type, value}`` objects or a ``{type: value}`` map -> rows of
+    (kind, identity_type, value) with the loader's normalised identity type names."""
     from pyspark.sql import functions as F
 
-    return F.when(col.rlike(_MPID_RE), col.try_cast("bigint") if hasattr(col, "try_cast") else F.expr("NULL"))
+    from cohortlab.loaders._mparticle import IDENTITY_TYPE_ALIASES
+
+    as_list = F.from_json(raw_col, "ARRAY<STRUCT<type: STRING, value: STRING>>")
+    as_map = F.map_entries(F.from_json(raw_col, "MAP<STRING, STRING>"))
+    entries = F.when(F.ltrim(raw_col).startswith("["), as_list).otherwise(
+        F.transform(as_map, lambda e: F.struct(e["key"].alias("type"), e["value"].alias("value")))
+    )
+    return entries, F.create_map(*[F.lit(x) for kv in sorted(IDENTITY_TYPE_ALIASES.items()) for x in kv])
 
 
 def read_mparticle_profiles(spark: "SparkSession", paths: str | list[str]) -> dict[str, "DataFrame"]:
     """mParticle Profile API JSONL (one profile object per line) -> ``{"mpa_profiles": ...,
-    "mpa_identities": ...}`` with the canonical columns. The MPID is read as text and cast to
-    BIGINT only when it is a valid int64 (profiles with an invalid MPID are dropped here; the
-    DuckDB loader quarantines them with a reason)."""
+    "mpa_identities": ...}`` with the canonical columns (provenance columns NULL).
+
+    Explicit schema; the MPID is read as text (a JSON number above 2^53 keeps its digits) and cast
+    to BIGINT only when it is a valid int64. ``user_identities``/``device_identities`` may be lists
+    of ``{type, value}`` or ``{type: value}`` maps; identity types are normalised as the DuckDB
+    loader does (``customerid`` -> ``customer_id``). Profiles with an invalid MPID are dropped here
+    (the DuckDB loader quarantines them with a reason); a later line does not replace an earlier
+    one of the same MPID (load with the DuckDB loader when that matters).
+    """
     from pyspark.sql import functions as F
 
     raw = spark.read.schema("value STRING").text(paths)
     j = raw.select(F.from_json("value", _PROFILE_DDL).alias("j")).select("j.*")
-    j = j.withColumn("mpid", _mpid(F.trim(F.col("mpid")))).where(F.col("mpid").isNotNull())
+    mpid_text = F.trim(F.col("mpid"))
+    j = j.withColumn(
+        "mpid",
+        F.when(mpid_text.rlike(_MPID_RE), F.expr("try_cast(trim(mpid) AS BIGINT)")),
+    ).where(F.col("mpid").isNotNull())
 
     def ms(c):
-        return F.timestamp_millis(F.col(c).try_cast("bigint")).cast("timestamp_ntz")
+        return F.timestamp_millis(F.expr(f"try_cast({c} AS BIGINT)")).cast("timestamp_ntz")
 
     profiles = j.select(
         "mpid",
         ms("created_timestamp_ms").alias("created_at"),
         ms("last_stored_timestamp_ms").alias("last_stored_at"),
-        "is_opted_out",
+        F.expr("try_cast(is_opted_out AS BOOLEAN)").alias("is_opted_out"),
         F.lit(None).cast("string").alias("environment"),
         F.lit("profile_api").alias("source"),
     )
-    users = j.select("mpid", F.explode_outer("identities").alias("i")).where(F.col("i").isNotNull())
-    devices = j.select("mpid", F.explode_outer("device_identities").alias("i")).where(F.col("i").isNotNull())
-    identities = users.select(
-        "mpid", F.lit("user").alias("kind"), F.lower("i.type").alias("identity_type"), F.col("i.value").alias("value")
-    ).unionByName(
-        devices.select(
-            "mpid", F.lit("device").alias("kind"), F.lower("i.type").alias("identity_type"), F.col("i.value").alias("value")
+    parts = []
+    for col, kind in (("user_identities", "user"), ("device_identities", "device")):
+        entries, aliases = _identities(F.col(col), kind)
+        e = j.select("mpid", F.explode(entries).alias("i")).where(F.col("i.value").isNotNull())
+        clean = F.regexp_replace(F.lower(F.trim(F.col("i.type"))), "[ -]", "_")
+        parts.append(
+            e.select(
+                "mpid",
+                F.lit(kind).alias("kind"),
+                F.coalesce(F.element_at(aliases, clean), clean).alias("identity_type"),
+                F.col("i.value").alias("value"),
+            )
         )
-    )
-    return {"mpa_profiles": profiles, "mpa_identities": identities}
+    return {"mpa_profiles": profiles, "mpa_identities": parts[0].unionByName(parts[1])}
 
 
 def open_spark_lab(source: str | os.PathLike, *, master: str | None = None, spark: "SparkSession | None" = None):
