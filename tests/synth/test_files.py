@@ -146,3 +146,12 @@ def test_webhooks_replay_to_snapshots(make_world):
             received = datetime.strptime(rx, "%Y-%m-%dT%H:%M:%SZ")
             as_of = (received - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")  # sent after each snapshot
             assert state == snaps[w["cohort"]][as_of]
+
+
+def test_truth_dataframe_keeps_mpids_exact(make_world):
+    res = make_world("healthy")
+    df = res.truth()
+    assert str(df["true_mpid"].dtype) == "Int64" and str(df["mpid"].dtype) == "Int64"
+    rows = truth_rows(res)
+    assert [int(x) for x in df["true_mpid"]] == [r["true_mpid"] for r in rows]
+    assert any(abs(r["true_mpid"]) > 2**53 for r in rows)
