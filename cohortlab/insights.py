@@ -710,7 +710,7 @@ def plan_table(summary: pd.DataFrame) -> pd.DataFrame:
 
 def fixability_table(summary: pd.DataFrame) -> pd.DataFrame:
     cols = ["plan", "split_profiles_end", "stranded_profiles", "never_fixable_users", "unmatched_users",
-            "not_in_mparticle_profiles"]
+            "not_in_mparticle_profiles", "deleted_mparticle_profiles", "unfixed_profiles"]
     return summary[[c for c in cols if c in summary.columns]]
 
 
