@@ -6,7 +6,7 @@ import os
 
 import click
 
-from cohortlab.cli.app import db_option, fail, main
+from cohortlab.cli.app import db_option, engine_options, fail, main, open_lab  # engine choice: issue 7
 
 
 def _copy_members(engine, path: str, show_personal_data: bool) -> None:
@@ -20,6 +20,10 @@ def _copy_members(engine, path: str, show_personal_data: bool) -> None:
         fmt = "FORMAT CSV, HEADER TRUE"
     else:
         fail(f"--members-out {path}: expected a .csv, .csv.gz or .parquet file name")
+    if engine.name == "spark":  # issue 7: no DuckDB COPY on Spark; the table is small, write it from pandas
+        df = engine.query_df(f"SELECT {', '.join(cols)} FROM resolution ORDER BY distinct_id")
+        df.to_parquet(path, index=False) if lower.endswith(".parquet") else df.to_csv(path, index=False)
+        return
     target = path.replace("'", "''")
     engine.execute(f"COPY (SELECT {', '.join(cols)} FROM resolution ORDER BY distinct_id) TO '{target}' ({fmt})")
 
@@ -41,10 +45,11 @@ def _table(df, columns=None) -> str:
 @click.option("--show-personal-data", is_flag=True, help="Include the email column in --members-out.")
 @click.option("--timeline/--no-timeline", "show_timeline", default=True, help="Print the timeline summary.")
 @click.option("--debug", is_flag=True, help="Materialise every SQL step and print its row count.")
-def simulate_cmd(db, cohort, settings_path, at, source, members_out, show_personal_data, show_timeline, debug):
+@engine_options  # --engine duckdb|spark, --spark-master (issue 7)
+def simulate_cmd(db, cohort, settings_path, at, source, members_out, show_personal_data, show_timeline, debug,
+                 engine, spark_master):
     """Explain a cohort's Mixpanel count vs its mParticle audience: print the discrepancy
     waterfall (SPEC §4) and the sync timeline (SPEC §5) and write the per-member resolution."""
-    from cohortlab.lab import Lab
     from cohortlab.resolution import CohortError
     from cohortlab.settings import SettingsError, SyncSettings
 
@@ -54,7 +59,7 @@ def simulate_cmd(db, cohort, settings_path, at, source, members_out, show_person
         settings = SyncSettings.from_yaml(settings_path) if settings_path else SyncSettings()
     except SettingsError as e:
         fail(f"bad settings file: {e}")
-    with Lab(db) as lab:
+    with open_lab(db, engine, spark_master) as lab:  # issue 7: DuckDB (default) or Spark
         try:
             result = lab.simulate(cohort, at=at, settings=settings, source=source, debug=debug)
         except (CohortError, SettingsError) as e:

@@ -127,6 +127,8 @@ class SparkEngine(Engine):
         self._own_scratch = scratch_dir is None
         self.scratch_dir = Path(scratch_dir or tempfile.mkdtemp(prefix="cohortlab-spark-"))
         self.scratch_dir.mkdir(parents=True, exist_ok=True)
+        if spark is None:  # a session already running in this process (notebook, test) is reused
+            spark = SparkSession.getActiveSession()
         self._own_session = spark is None
         if spark is None:
             spark = local_session(
