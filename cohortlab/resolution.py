@@ -76,6 +76,18 @@ class CohortError(ValueError):
     """Unknown cohort, or a cohort without membership data."""
 
 
+def fast_mpid_sql(text_expr: str) -> str:
+    """Same value as :func:`cohortlab.identifiers.mpid_sql` (the MPID a text denotes, or NULL),
+    cheaper on millions of rows: a text whose BIGINT cast prints back identically is canonical
+    and valid; only the rare non-canonical numeric text (leading zeros, "+5", " 5") goes
+    through the regular expression of SPEC §2."""
+    n = f"TRY_CAST({text_expr} AS BIGINT)"
+    return (
+        f"CASE WHEN {n} IS NULL THEN NULL WHEN CAST({n} AS VARCHAR) = {text_expr} THEN {n} "
+        f"WHEN {mpid_sql(text_expr)} IS NOT NULL THEN {n} END"
+    )
+
+
 # ----------------------------------------------------------------------------- SQL literals
 def sql_str(value: str | None) -> str:
     if value is None:
@@ -342,7 +354,7 @@ def resolution_pipeline(
     AT = sql_ts(at)
     if direct:
         members = """
-            SELECT DISTINCT m.distinct_id, TRUE AS is_member, CAST(NULL AS VARCHAR) AS member_email
+            SELECT m.distinct_id, TRUE AS is_member, CAST(NULL AS VARCHAR) AS member_email
             FROM mp_cohort_members m
             WHERE m.distinct_id IS NOT NULL
               AND m.snapshot_id = (SELECT snapshot_id FROM versions WHERE version = (SELECT max(version) FROM versions))
@@ -365,16 +377,21 @@ def resolution_pipeline(
     )
     cutoff = settings.event_identity_cutoff
     CUT = sql_ts(cutoff)
-    rule = (
-        f"max(e.time) FILTER (WHERE e.time >= {CUT} AND e.mparticle_user_id IS NOT NULL)"
-        if cutoff is not None
-        else "CAST(NULL AS TIMESTAMP)"
+    # events matter only for members without the profile property (event rule) or without a
+    # profile $last_seen (last activity)
+    p.add(
+        "event_members",
+        "SELECT distinct_id FROM profile_facts WHERE profile_mpuid IS NULL OR profile_last_seen IS NULL",
     )
+    rule = f"e.time >= {CUT} AND e.mparticle_user_id IS NOT NULL" if cutoff is not None else "FALSE"
+    # the latest event carrying $mparticle_user_id: max over (time, value) pairs, so that two
+    # events at the same instant give the greater value (deterministic)
     p.add(
         "event_facts",
         f"""
-        SELECT e.distinct_id, max(e.time) AS last_event_at, {rule} AS mpuid_event_at
-        FROM mp_events e JOIN members m ON m.distinct_id = e.distinct_id
+        SELECT e.distinct_id, max(e.time) AS last_event_at,
+               max(CASE WHEN {rule} THEN struct_pack(t := e.time, v := e.mparticle_user_id) END) AS latest_id
+        FROM mp_events e JOIN event_members m ON m.distinct_id = e.distinct_id
         WHERE e.time <= {AT}
         GROUP BY e.distinct_id
         """,
@@ -382,10 +399,7 @@ def resolution_pipeline(
     p.add(
         "event_ids",
         """
-        SELECT e.distinct_id, max(e.mparticle_user_id) AS event_mpuid
-        FROM mp_events e JOIN event_facts f ON f.distinct_id = e.distinct_id AND e.time = f.mpuid_event_at
-        WHERE e.mparticle_user_id IS NOT NULL
-        GROUP BY e.distinct_id
+        SELECT distinct_id, last_event_at, latest_id.v AS event_mpuid FROM event_facts
         """,
     )
     fallback_ok = settings.fallback == "data" or settings.eit_at(at) == "mparticle_id"
@@ -394,7 +408,7 @@ def resolution_pipeline(
         f"""
         SELECT pf.distinct_id, pf.is_member,
                coalesce(pf.profile_email, pf.member_email) AS email,
-               greatest(pf.profile_last_seen, f.last_event_at) AS last_seen,
+               coalesce(pf.profile_last_seen, ei.last_event_at) AS last_seen,
                CASE WHEN pf.profile_mpuid IS NOT NULL THEN 'mparticle_user_id'
                     WHEN ei.event_mpuid IS NOT NULL THEN 'event_property'
                     WHEN {sql_bool(fallback_ok)} THEN 'distinct_id'
@@ -404,13 +418,12 @@ def resolution_pipeline(
                     WHEN {sql_bool(fallback_ok)} THEN pf.distinct_id
                     END AS identifier
         FROM profile_facts pf
-        LEFT JOIN event_facts f ON f.distinct_id = pf.distinct_id
         LEFT JOIN event_ids ei ON ei.distinct_id = pf.distinct_id
         """,
     )
     p.add(
         "candidates",
-        f"SELECT i.*, {mpid_sql('i.identifier')} AS candidate FROM identified i",
+        f"SELECT i.*, {fast_mpid_sql('i.identifier')} AS candidate FROM identified i",
     )
     p.add(
         "checked",
@@ -466,7 +479,6 @@ def resolution_pipeline(
                ) AS pick
         FROM recover_keys k
         JOIN mpa_identities i ON i.value = k.lookup
-        JOIN mpa_profiles mp ON mp.mpid = i.mpid
         WHERE coalesce(i.kind, 'user') = 'user' AND i.identity_type IS NOT NULL
         """,
     )
@@ -540,6 +552,7 @@ __all__ = [
     "RESOLUTION_COLUMNS",
     "STATUSES",
     "add_membership_steps",
+    "fast_mpid_sql",
     "find_cohort",
     "known_cohorts",
     "resolution_df",
