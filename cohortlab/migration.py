@@ -214,18 +214,22 @@ def prepare_pipeline(*, bounds: list[datetime] | None = None, shifts: list[int] 
                 + " FROM p1 LEFT JOIN idv ON idv.mpid = p1.mpid")
 
     act = Pipeline()
-    act.add("pmap", """
-        SELECT m.distinct_id, p.pid FROM mig_map m
+    # idmask: bit 0 = the person has an MPID, bit c = it has the identity of key code c
+    idmask = " + ".join(["CASE WHEN p.mpid IS NOT NULL THEN 1 ELSE 0 END"] + [
+        f"CASE WHEN coalesce(p.{c}, p.obs_ident) IS NOT NULL THEN {2 ** (i + 1)} ELSE 0 END"
+        for i, c in enumerate(IDENTITY_COLUMNS.values())])
+    act.add("pmap", f"""
+        SELECT m.distinct_id, p.pid, p.anon_id IS NOT NULL AS anon, {idmask} AS idmask FROM mig_map m
         JOIN mig_persons p ON p.mpid IS NOT DISTINCT FROM m.mpid AND p.anon_id IS NOT DISTINCT FROM m.anon_id""")
     act.add("obs", """
-        SELECT pm.pid, e.u, e.has_uid, e.t_min, e.t_max, e.n
+        SELECT pm.pid, pm.anon, pm.idmask, e.u, e.has_uid, e.t_min, e.t_max, e.n
         FROM mig_evu e JOIN pmap pm ON pm.distinct_id = e.distinct_id""")
-    parts = ["SELECT pid, u, has_uid, 0 AS k, t_min, t_max, n, FALSE AS projected FROM obs"
+    parts = ["SELECT pid, anon, idmask, u, has_uid, 0 AS k, t_min, t_max, n, FALSE AS projected FROM obs"
              + (f" WHERE t_min < {_ts(window_end)}" if window_end is not None else "")]
     for k, days in enumerate(shifts or [], start=1):
         sh = f"INTERVAL {int(days)} DAY"
         tail = f" AND t_min >= {_ts(tail_start)}" if tail_start is not None else ""
-        parts.append(f"SELECT pid, u, has_uid, {k} AS k, t_min + {sh} AS t_min, t_max + {sh} AS t_max, n, TRUE AS projected "
+        parts.append(f"SELECT pid, anon, idmask, u, has_uid, {k} AS k, t_min + {sh} AS t_min, t_max + {sh} AS t_max, n, TRUE AS projected "
                      f"FROM obs WHERE t_min + {sh} < {_ts(window_end)}{tail}")
     act.add("act", "\nUNION ALL\n".join(parts))
     return {"mig_evu": scan, "mig_map": link, "mig_persons": persons, "mig_act": act}
@@ -290,16 +294,15 @@ _ID_CODES = {t: i + 1 for i, t in enumerate(IDENTITY_COLUMNS)}  # identity type 
 
 
 def _key_sql(eit: str) -> tuple[str, str]:
-    """(key code, row-is-identified expression) for one EIT, over ``p`` = mig_persons and ``pe``
-    = activity rows. Key codes: 0 = the MPID, 1.. = an identity type (``_ID_CODES``),
+    """(key code, row-is-identified expression) for one EIT, over ``pe`` = activity rows
+    (``idmask``: which identities the person has, see prepare_pipeline). Key codes: 0 = the MPID, 1.. = an identity type (``_ID_CODES``),
     -1 = the device, -2 = the distinct_id of a person without MPID. Under ``mparticle_id``
     everyone is identified by the MPID (also before login); under an identity type a row is
     identified when it carried a ``$user_id`` and the person has that identity."""
     if eit == "mparticle_id":
-        return ("0", "p.mpid IS NOT NULL")
-    t = EIT_IDENTITY_TYPE[eit]
-    col = IDENTITY_COLUMNS[t]
-    return (str(_ID_CODES[t]), f"pe.has_uid AND coalesce(p.{col}, p.obs_ident) IS NOT NULL")
+        return ("0", "(pe.idmask & 1) <> 0")
+    code = _ID_CODES[EIT_IDENTITY_TYPE[eit]]
+    return (str(code), f"pe.has_uid AND (pe.idmask & {2 ** code}) <> 0")
 
 
 def _key_text_sql() -> str:
@@ -339,12 +342,13 @@ def plan_keys_pipeline(plan: MigrationPlan, *, horizon: datetime | None = None,
     ep = ("CASE " + " ".join(f"WHEN t_min >= {_ts(x.since)} THEN {i}" for i, x in reversed(dated)) + " ELSE 0 END"
           if dated else "0")
     p = Pipeline()
-    p.add("act", f"SELECT pid, has_uid, t_min, t_max, n, {in_h} AS in_h, " + ep + " AS ep FROM mig_act"
+    p.add("act", f"SELECT pid, anon, idmask, has_uid, t_min, t_max, n, {in_h} AS in_h, " + ep + " AS ep FROM mig_act"
           + (" WHERE " + " AND ".join(where) if where else ""))
     rfix = f"min(CASE WHEN t_min >= {_ts(rem)} THEN t_min END)" if rem is not None else "CAST(NULL AS TIMESTAMP)"
     cfix = f"min(CASE WHEN t_min >= {_ts(cut)} THEN t_min END)" if cut is not None else "CAST(NULL AS TIMESTAMP)"
     p.add("pe", f"""
-        SELECT pid, ep, has_uid, in_h, min(t_min) AS first_t, max(t_max) AS last_t, sum(n) AS events,
+        SELECT pid, ep, has_uid, in_h, any_value(anon) AS anon, any_value(idmask) AS idmask,
+               min(t_min) AS first_t, max(t_max) AS last_t, sum(n) AS events,
                {rfix} AS rfix_t, {cfix} AS cfix_t
         FROM act GROUP BY pid, ep, has_uid, in_h""")
     keys = [_key_sql(x.eit) for x in tl]
@@ -354,10 +358,9 @@ def plan_keys_pipeline(plan: MigrationPlan, *, horizon: datetime | None = None,
         idcode = "CASE pe.ep " + " ".join(f"WHEN {i} THEN {k}" for i, (k, _) in enumerate(keys)) + " END"
         ident = "CASE pe.ep " + " ".join(f"WHEN {i} THEN {m}" for i, (_, m) in enumerate(keys)) + " END"
     p.add("pk0", f"""
-        SELECT pe.pid, p.anon_id IS NOT NULL AS anon,
-               CASE WHEN p.anon_id IS NOT NULL THEN FALSE ELSE coalesce({ident}, FALSE) END AS ident,
+        SELECT pe.pid, pe.anon, CASE WHEN pe.anon THEN FALSE ELSE coalesce({ident}, FALSE) END AS ident,
                {idcode} AS idcode, pe.in_h, pe.first_t, pe.last_t, pe.events, pe.rfix_t, pe.cfix_t
-        FROM pe JOIN mig_persons p ON p.pid = pe.pid""")
+        FROM pe""")
     p.add("pfirst", """
         SELECT pid, arg_min(idcode, first_t) AS first_code, min(first_t) AS id_t FROM pk0 WHERE ident GROUP BY pid""")
     anon_row = "NOT k.anon AND NOT k.ident AND f.id_t IS NOT NULL"
@@ -399,8 +402,7 @@ def plan_keys_pipeline(plan: MigrationPlan, *, horizon: datetime | None = None,
                k.first_t, k.last_t, k.events, k.rfix_t, k.cfix_t, k.end_t,
                CASE WHEN p.mpid_exists THEN least(k.rfix_t, k.cfix_t) END AS fix_t,
                CASE WHEN p.mpid_exists AND k.code = 0 THEN k.first_t END AS fb_t,
-               row_number() OVER (PARTITION BY k.pid, k.end_t IS NULL ORDER BY k.first_t, k.code) AS profile_rank,
-               sum(CASE WHEN k.end_t IS NULL THEN 1 ELSE 0 END) OVER (PARTITION BY k.pid) AS person_profiles
+               row_number() OVER (PARTITION BY k.pid ORDER BY k.end_t IS NOT NULL, k.first_t, k.code) AS profile_rank
         FROM pk1 k JOIN mig_persons p ON p.pid = k.pid""")
     return p
 
@@ -481,7 +483,8 @@ def status_pipeline(keys_table: str, plan: MigrationPlan, settings: SyncSettings
                WHEN {is_valid_mpid_sql('distinct_id')} THEN 'mpid_not_found'
                ELSE 'distinct_id_not_mpid' END AS gap_reason,
           bool_or(status = 'matched') OVER (PARTITION BY pid) AS person_matched,
-          max(last_t) OVER (PARTITION BY pid) AS person_last_t
+          max(last_t) OVER (PARTITION BY pid) AS person_last_t,
+          count(*) OVER (PARTITION BY pid) AS person_profiles
         FROM st2""")
     p.add("users", f"""
         SELECT st3.*,
