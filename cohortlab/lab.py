@@ -128,20 +128,23 @@ class Lab:
     # migration_users, migration_summary, migration_plans, migration_validation,
     # migration_validation_summary).
     def migration_plan(self, plan: Any, start: Any, end: Any, settings: Any = None,
-                       activity: str = "observed", repeat_days: int = 30, debug: bool = False) -> pd.DataFrame:
+                       activity: str = "observed", repeat_days: int = 30, cohort: str | None = None,
+                       debug: bool = False) -> pd.DataFrame:
         """SPEC §6 what-if of one plan (a ``MigrationPlan``, a dict or a YAML path): one row per
         day ``start..end`` (state at the end of the day) with members, matched, match_rate,
         people, matched_people, split_profiles, overcount. The plan's summary (final rate,
         never-fixable users, days to 90%/99% of the final rate) is in ``df.attrs["summary"]``."""
         return self.compare_plans([plan], start, end, settings=settings, activity=activity,
-                                  repeat_days=repeat_days, debug=debug)
+                                  repeat_days=repeat_days, cohort=cohort, debug=debug)
 
     def compare_plans(self, plans: Any, start: Any, end: Any, settings: Any = None,
-                      activity: str = "observed", repeat_days: int = 30, debug: bool = False) -> pd.DataFrame:
+                      activity: str = "observed", repeat_days: int = 30, cohort: str | None = None,
+                      debug: bool = False) -> pd.DataFrame:
         """Several plans on the same data, one table (plan, day, match_rate, matched, members,
         split_profiles, ...). ``plans``: a list of plans/dicts/YAML paths, or one YAML file
         holding a list. ``activity="repeat"`` projects the activity of the last ``repeat_days``
-        days of data past the last event (repeated with that period).
+        days of data past the last event (repeated with that period). ``cohort``: only the people
+        behind the members of that cohort's latest snapshot (default: everyone with events).
         The per-plan summary is in ``df.attrs["summary"]`` (and table ``migration_summary``)."""
         from cohortlab.migration import run_plans
         from cohortlab.plans import load_plans
@@ -149,7 +152,7 @@ class Lab:
         if isinstance(plans, (str, os.PathLike)):
             plans = load_plans(plans)
         daily, summary = run_plans(self.engine, list(plans), start, end, settings=settings,
-                                   activity=activity, repeat_days=repeat_days, debug=debug)
+                                   activity=activity, repeat_days=repeat_days, cohort=cohort, debug=debug)
         daily.attrs["summary"] = summary
         self.last_migration_summary = summary
         return daily

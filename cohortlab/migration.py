@@ -314,7 +314,7 @@ def _key_text_sql() -> str:
 
 def plan_keys_pipeline(plan: MigrationPlan, *, horizon: datetime | None = None,
                        observed_only: bool = False, window_end: datetime | None = None,
-                       merge: str = "asof") -> Pipeline:
+                       merge: str = "asof", scope: str | None = None) -> Pipeline:
     """Steps from ``mig_act`` to one row per (person, Mixpanel profile key) under ``plan``:
     first/last activity, when ``$mparticle_user_id`` arrives (remediation / event rule).
 
@@ -338,6 +338,8 @@ def plan_keys_pipeline(plan: MigrationPlan, *, horizon: datetime | None = None,
         where.append(f"t_min < {_ts(window_end)}")
     if observed_only:
         where.append("NOT projected")
+    if scope is not None:  # a table of pids: only these persons
+        where.append(f"pid IN (SELECT pid FROM {scope})")
     dated = [(i, x) for i, x in enumerate(tl) if x.since is not None]
     ep = ("CASE " + " ".join(f"WHEN t_min >= {_ts(x.since)} THEN {i}" for i, x in reversed(dated)) + " ELSE 0 END"
           if dated else "0")
@@ -538,10 +540,11 @@ class PlanRun:
 
 def run_plans(engine: Engine, plans: Iterable[MigrationPlan], start: Any, end: Any, *,
               settings: Any = None, activity: str = "observed", repeat_days: int = REPEAT_DAYS,
-              store: bool = True, debug: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+              cohort: str | None = None, store: bool = True, debug: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Predict every plan over the days ``start..end`` (inclusive). Returns (daily, summary);
     with ``store`` writes ``migration_daily``, ``migration_users``, ``migration_summary``,
-    ``migration_plans`` (rows of these plans replaced)."""
+    ``migration_plans`` (rows of these plans replaced). ``cohort``: only the people behind the
+    members of that cohort's latest snapshot (all their Mixpanel profiles), instead of everyone."""
     plans = [MigrationPlan.coerce(p) for p in plans]
     names = [p.name for p in plans]
     if len(set(names)) != len(names):
@@ -555,10 +558,13 @@ def run_plans(engine: Engine, plans: Iterable[MigrationPlan], start: Any, end: A
         raise ValueError("activity must be 'observed' or 'repeat'")
     prep = prepare(engine, plans, window_end=window_end, project=activity == "repeat", repeat_days=repeat_days,
                    debug=debug)
+    if cohort:
+        _cohort_scope(engine, cohort)
     days = _days(d0, d1)
     dailies, summaries = [], []
     for plan in plans:
-        kp = plan_keys_pipeline(plan, window_end=window_end, observed_only=activity == "observed")
+        kp = plan_keys_pipeline(plan, window_end=window_end, observed_only=activity == "observed",
+                                scope="mig_scope" if cohort else None)
         kp.run(engine, "mig_keys", debug=debug, temp=True)
         eits = [plan.eit_at(datetime.combine(d + timedelta(days=1), datetime.min.time()).replace(tzinfo=timezone.utc))
                 for d in days]
@@ -566,6 +572,8 @@ def run_plans(engine: Engine, plans: Iterable[MigrationPlan], start: Any, end: A
         dp = daily_pipeline("mig_keys", d0, d1, fb_ok, eits)
         daily = engine.query_df(dp.sql() + " ORDER BY day_index")
         daily.insert(0, "plan", plan.name)
+        if cohort:
+            daily.insert(1, "cohort", cohort)
         daily["match_rate"] = (daily["matched"] / daily["members"].where(daily["members"] > 0)).astype(float)
         daily["people_match_rate"] = (daily["matched_people"] / daily["people"].where(daily["people"] > 0)).astype(float)
         daily["overcount"] = daily["members"] - daily["people"]
@@ -621,6 +629,22 @@ def run_plans(engine: Engine, plans: Iterable[MigrationPlan], start: Any, end: A
             "plan": names, "definition": [p.model_dump_json() for p in plans],
             "yaml": [p.to_yaml() for p in plans]}), names)
     return daily, summary
+
+
+def _cohort_scope(engine: Engine, cohort: str) -> None:
+    """``mig_scope(pid)``: the persons behind the members of ``cohort``'s latest snapshot."""
+    n = engine.query_rows(f"SELECT count(*) FROM mp_cohort_snapshots WHERE cohort_name = {_str(cohort)}")[0][0]
+    if not n:
+        raise ValueError(f"no membership snapshot of cohort {cohort!r} is loaded")
+    engine.materialise("mig_scope", f"""
+        SELECT DISTINCT pm.pid
+        FROM mp_cohort_members c
+        JOIN mig_map m ON m.distinct_id = c.distinct_id
+        JOIN mig_persons pm ON pm.mpid IS NOT DISTINCT FROM m.mpid AND pm.anon_id IS NOT DISTINCT FROM m.anon_id
+        WHERE c.snapshot_id = (SELECT max(snapshot_id) FROM mp_cohort_snapshots
+                               WHERE cohort_name = {_str(cohort)}
+                                 AND as_of = (SELECT max(as_of) FROM mp_cohort_snapshots
+                                              WHERE cohort_name = {_str(cohort)}))""", temp=True)
 
 
 def _replace_rows(engine: Engine, table: str, plan: str, select_sql: str) -> None:

@@ -78,7 +78,7 @@ def _print_summary(summary):
                    f"{_days(r.days_to_99pct):>9}")
 
 
-def _run(db, plans, start, end, settings_path, activity, repeat_days, out, chart, debug):
+def _run(db, plans, start, end, settings_path, activity, repeat_days, out, chart, debug, cohort=None):
     from cohortlab.migration import migration_chart
 
     settings = _settings(settings_path)
@@ -86,7 +86,7 @@ def _run(db, plans, start, end, settings_path, activity, repeat_days, out, chart
         start, end = _window(lab, start, end)
         try:
             daily = lab.compare_plans(plans, start, end, settings=settings, activity=activity,
-                                      repeat_days=repeat_days, debug=debug)
+                                      repeat_days=repeat_days, cohort=cohort, debug=debug)
         except ValueError as e:
             fail(str(e))
         summary = daily.attrs["summary"]
@@ -111,6 +111,7 @@ _common = [
                  help="observed: loaded events only; repeat: repeat the last --repeat-days of activity past the last event."),
     click.option("--repeat-days", default=30, show_default=True, type=click.IntRange(1),
                  help="With --activity repeat: the period (days at the end of the data) that is repeated."),
+    click.option("--cohort", help="Only the people behind the members of this cohort's latest snapshot."),
     click.option("--out", type=click.Path(dir_okay=False), help="Write the daily table to .csv or .parquet."),
     click.option("--chart", type=click.Path(dir_okay=False), help="Write the match-rate chart (PNG)."),
     click.option("--debug", is_flag=True, help="Materialise every SQL step (tables mig_*__<step>)."),
@@ -135,9 +136,9 @@ def migrate_group():
 @_apply(_common)
 @click.option("--plan", "plan_files", required=True, multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Plan YAML (one plan, or a list).")
-def plan_cmd(db, start, end, settings_path, activity, repeat_days, out, chart, debug, plan_files):
+def plan_cmd(db, start, end, settings_path, activity, repeat_days, cohort, out, chart, debug, plan_files):
     """Predict the daily match rate of one plan (or each plan of the file)."""
-    _run(db, _plans(plan_files), start, end, settings_path, activity, repeat_days, out, chart, debug)
+    _run(db, _plans(plan_files), start, end, settings_path, activity, repeat_days, out, chart, debug, cohort)
 
 
 @migrate_group.command("compare")
@@ -146,7 +147,7 @@ def plan_cmd(db, start, end, settings_path, activity, repeat_days, out, chart, d
               help="Plan YAML files (repeatable; a file may hold a list). Default: the standard four around --switch.")
 @click.option("--switch", help="With no --plan: the switch date of the standard plans (switch only, "
                                "switch + Rule, Rule only, do nothing).")
-def compare_cmd(db, start, end, settings_path, activity, repeat_days, out, chart, debug, plan_files, switch):
+def compare_cmd(db, start, end, settings_path, activity, repeat_days, cohort, out, chart, debug, plan_files, switch):
     """Several plans side by side on the same data: one table, one chart."""
     if not plan_files:
         if not switch:
@@ -159,7 +160,7 @@ def compare_cmd(db, start, end, settings_path, activity, repeat_days, out, chart
             fail(f"--switch {switch!r}: {e}")
     else:
         plans = _plans(plan_files)
-    _run(db, plans, start, end, settings_path, activity, repeat_days, out, chart, debug)
+    _run(db, plans, start, end, settings_path, activity, repeat_days, out, chart, debug, cohort)
 
 
 @migrate_group.command("validate")

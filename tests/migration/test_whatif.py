@@ -270,3 +270,18 @@ def test_example_plans_load():
     root = Path(__file__).resolve().parents[2] / "data" / "plans"
     names = [p.name for f in sorted(root.glob("*.yaml")) for p in load_plans(f)]
     assert "switch only" in names and "do nothing" in names
+
+
+def test_cohort_scope_follows_the_members_people_across_their_profiles(world):
+    # the cohort's latest snapshot lists Bob (by his customer id) and Eve: the what-if follows
+    # those two people, including Bob's later MPID profile
+    world.engine.execute("INSERT INTO mp_cohort_snapshots (snapshot_id, cohort_name, as_of, member_count) "
+                         "VALUES (1, 'Power Users', TIMESTAMP '2026-01-01', 2)")
+    world.engine.execute("INSERT INTO mp_cohort_members (snapshot_id, cohort_name, as_of, distinct_id) VALUES "
+                         "(1, 'Power Users', TIMESTAMP '2026-01-01', 'c-bob'), (1, 'Power Users', TIMESTAMP '2026-01-01', 'x-eve')")
+    daily, summary = run_plans(world.engine, [plan("switch only", eit_timeline=SWITCH)], START, END, cohort="Power Users")
+    last = day(daily, END)
+    assert tuple(last[["members", "matched", "people", "split_profiles"]]) == (3, 1, 2, 1)
+    assert set(daily["cohort"]) == {"Power Users"}
+    with pytest.raises(ValueError, match="no membership snapshot"):
+        run_plans(world.engine, [plan("x")], START, END, cohort="Nope")
