@@ -12,10 +12,14 @@ How each rule maps to a step (``resolution_pipeline``):
   payloads (``mp_webhook_pages``/``mp_webhook_members``). See :func:`add_membership_steps`.
 * ``profile_facts`` — the Mixpanel profile: ``$mparticle_user_id`` (primary identifier, SPEC §1.3),
   ``$email``, ``$last_seen``.
-* ``event_facts`` / ``event_ids`` — the event rule of SPEC §1 (``event_identity_cutoff``): the
-  latest event at or after the cutoff and not after ``at`` carrying a non-null
-  ``$mparticle_user_id`` (ties at the same instant: the greatest value, for determinism); also
-  the member's latest event (for ``last_seen``).
+* ``event_members`` / ``event_facts`` / ``event_ids`` — the event rule of SPEC §1
+  (``event_identity_cutoff``), for members whose profile lacks the property: the latest event at
+  or after the cutoff and not after ``at`` carrying a non-null ``$mparticle_user_id`` (ties at
+  the same instant: the greatest value, for determinism); also the member's latest event not
+  after ``at``, used for ``last_seen`` when the profile has no ``$last_seen``.
+* ``last_seen`` = profile ``$last_seen``, else the latest event (SPEC §3: "``$last_seen`` or
+  latest event"); ``active_after_cutoff`` = ``last_seen >= event_identity_cutoff`` (NULL when
+  the cutoff is off).
 * ``identified`` — ``identifier_source``: ``mparticle_user_id`` → ``event_property`` →
   ``distinct_id`` (with ``fallback="strict"`` only when the EIT in force at ``at`` is
   ``mparticle_id``, else ``none``).
@@ -26,10 +30,12 @@ How each rule maps to a step (``resolution_pipeline``):
   ``orphan_created`` (only with ``protection="create_and_update"``) needs an identifier to be
   sent: a member with ``identifier_source = none`` sends nothing and stays ``unmatched``.
 * ``recover_keys`` / ``recover_hits`` / ``recover_best`` — ``recoverable_via``: for a member that
-  is not matched, the identity type (``customer_id``, ``email``, ``other``, ...) of a *user*
-  identity in ``mpa_identities`` of an existing profile whose value equals the member's
-  distinct_id, or else its email (profile ``$email``, or the email of a webhook payload).
+  is not matched (``unmatched`` or ``orphan_created``), the identity type (``customer_id``,
+  ``email``, ``other``, ...) of a *user* identity in ``mpa_identities`` whose value equals the
+  member's distinct_id, or else its email (profile ``$email``, or the email of a webhook payload).
   Several: distinct_id before email, then customer_id, email, other, other_id_2.., then by name.
+  Identities belong to loaded profiles (the mParticle loaders write both), so the existence of
+  the profile is not re-checked (a join with 10M profiles saved).
 * ``resolution`` — the output columns.
 
 Core SQL stays in the portable subset of DESIGN.md (no ``list_*`` on nullable lists, no table

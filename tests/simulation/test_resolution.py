@@ -248,3 +248,31 @@ def test_fast_mpid_expression_agrees_with_spec_rules(lab, text):
 
     got = lab.engine.query_rows(f"SELECT {fast_mpid_sql('x')}, {mpid_sql('x')} FROM (SELECT ?::VARCHAR AS x)", [text])[0]
     assert got[0] == got[1]
+
+
+def test_two_snapshots_with_the_same_as_of_the_later_load_wins(data):
+    data.snapshot(COHORT, AT, ["a"])
+    data.snapshot(COHORT, AT, ["b"])  # loaded later: higher snapshot_id
+    assert data.lab.resolution(COHORT).distinct_id.tolist() == ["b"]
+
+
+def test_an_empty_snapshot_empties_the_cohort(data):
+    data.snapshot(COHORT, "2026-03-01", ["a"])
+    data.snapshot(COHORT, "2026-03-02", [])
+    assert data.lab.resolution(COHORT, at="2026-03-01T12:00").distinct_id.tolist() == ["a"]
+    assert data.lab.resolution(COHORT).distinct_id.tolist() == []
+    r = data.lab.simulate(COHORT, settings={"cadence": "1d"})
+    assert r.timeline[["members", "adds", "removes"]].values.tolist() == [[1, 1, 0], [0, 0, 1]]
+
+
+def test_membership_over_more_than_61_snapshots(data):
+    """Presence is kept as 61-version bitmasks: crossing a block boundary changes nothing."""
+    for day in range(130):
+        members = ["always"] + (["odd"] if day % 2 else []) + (["late"] if day >= 61 else [])
+        data.snapshot(COHORT, (pd.Timestamp("2026-01-01") + pd.Timedelta(days=day)).isoformat(), members)
+    r = data.lab.simulate(COHORT, settings={"cadence": "1d"})
+    tl = r.timeline
+    assert len(tl) == 130
+    assert tl.members.tolist() == [1 + (d % 2) + (d >= 61) for d in range(130)]
+    assert tl.adds.tolist() == [1] + [(d % 2) + (d == 61) for d in range(1, 130)]
+    assert tl.removes.tolist() == [0] + [1 - (d % 2) for d in range(1, 130)]
