@@ -572,8 +572,7 @@ def run_plans(engine: Engine, plans: Iterable[MigrationPlan], start: Any, end: A
         dp = daily_pipeline("mig_keys", d0, d1, fb_ok, eits)
         daily = engine.query_df(dp.sql() + " ORDER BY day_index")
         daily.insert(0, "plan", plan.name)
-        if cohort:
-            daily.insert(1, "cohort", cohort)
+        daily.insert(1, "cohort", pd.Series([cohort] * len(daily), dtype="string"))
         daily["match_rate"] = (daily["matched"] / daily["members"].where(daily["members"] > 0)).astype(float)
         daily["people_match_rate"] = (daily["matched_people"] / daily["people"].where(daily["people"] > 0)).astype(float)
         daily["overcount"] = daily["members"] - daily["people"]
@@ -594,7 +593,7 @@ def run_plans(engine: Engine, plans: Iterable[MigrationPlan], start: Any, end: A
         change = plan.first_change()
         last = daily.iloc[-1] if len(daily) else None
         summaries.append({
-            "plan": plan.name,
+            "plan": plan.name, "cohort": cohort,
             "start": pd.Timestamp(d0), "end": pd.Timestamp(d1),
             "first_change": pd.Timestamp(naive_utc(change)) if change else pd.NaT,
             "members_end": int(last["members"]) if last is not None else 0,
@@ -622,6 +621,8 @@ def run_plans(engine: Engine, plans: Iterable[MigrationPlan], start: Any, end: A
         dailies.append(daily)
     daily = pd.concat(dailies, ignore_index=True) if dailies else pd.DataFrame()
     summary = pd.DataFrame(summaries)
+    if len(summary):
+        summary["cohort"] = summary["cohort"].astype("string")
     if store:
         _store_df(engine, DAILY_TABLE, daily, names)
         _store_df(engine, SUMMARY_TABLE, summary, names)
