@@ -11,10 +11,12 @@ from cohortlab.engines import DuckDBEngine, Engine
 from cohortlab.lab import Lab
 from cohortlab.loaders import LoadError, LoadReport
 from cohortlab.settings import SettingsError, SyncSettings
+from cohortlab.sync import SimulationResult
 
 __version__ = "0.1.0"
 
-__all__ = ["Lab", "Engine", "DuckDBEngine", "LoadError", "LoadReport", "SyncSettings", "SettingsError", "__version__"]
+__all__ = ["Lab", "Engine", "DuckDBEngine", "LoadError", "LoadReport", "SyncSettings", "SettingsError", "SimulationResult",
+           "__version__"]
 
 
 def __getattr__(name: str):
