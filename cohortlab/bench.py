@@ -140,32 +140,41 @@ def _counts_sql(engine, table: str = "resolution") -> dict[str, int]:
     return dict(sorted((f"{a}|{b}|{c}", int(n)) for a, b, c, n in rows))
 
 
+def _lab(db: str, memory_limit: str | None = None, threads: str | None = None):
+    from cohortlab.lab import Lab
+
+    opts: dict[str, Any] = {}
+    if memory_limit:
+        opts["memory_limit"] = memory_limit
+    if threads:
+        opts["threads"] = int(threads)
+    return Lab(db, **opts)
+
+
 def _cohorts(engine) -> list[str]:
     from cohortlab.resolution import known_cohorts
 
     return known_cohorts(engine)
 
 
-def step_load(db: str, data: str, **_: Any) -> dict[str, Any]:
-    from cohortlab.lab import Lab
+def step_load(db: str, data: str, **kw: Any) -> dict[str, Any]:
     from cohortlab.world import load_world
 
     for p in (db, db + ".wal"):
         if os.path.exists(p):
             os.remove(p)
-    with Lab(db) as lab:
+    with _lab(db, **kw) as lab:
         rep = load_world(lab, data)
         tables = lab.info()["tables"]
     return {"loaded": rep.by_kind(), "tables": tables}
 
 
-def step_resolve(db: str, **_: Any) -> dict[str, Any]:
-    from cohortlab.lab import Lab
+def step_resolve(db: str, data: str | None = None, **kw: Any) -> dict[str, Any]:
     from cohortlab.sync import run_sync
     from cohortlab.waterfall import check_waterfall, compute_gap_summary, compute_waterfall
 
     out: dict[str, Any] = {}
-    with Lab(db) as lab:
+    with _lab(db, **kw) as lab:
         for cohort in _cohorts(lab.engine):
             run = run_sync(lab.engine, cohort)
             wf = compute_waterfall(lab.engine, attribute=run.attribute)
@@ -181,11 +190,10 @@ def step_resolve(db: str, **_: Any) -> dict[str, Any]:
     return {"counts": out}
 
 
-def step_timeline(db: str, **_: Any) -> dict[str, Any]:
-    from cohortlab.lab import Lab
+def step_timeline(db: str, data: str | None = None, **kw: Any) -> dict[str, Any]:
     from cohortlab.sync import run_sync
 
-    with Lab(db) as lab:
+    with _lab(db, **kw) as lab:
         eng = lab.engine
         sizes = []
         for cohort in _cohorts(eng):
@@ -213,13 +221,12 @@ def migration_plans(switch: str = DEFAULT_SWITCH) -> list[dict[str, Any]]:
     ]
 
 
-def step_migration(db: str, data: str | None = None, **_: Any) -> dict[str, Any]:
-    from cohortlab.lab import Lab
+def step_migration(db: str, data: str | None = None, **kw: Any) -> dict[str, Any]:
     from cohortlab.world import world_hints
 
     hints = world_hints(data) if data else {}
     switch = str(hints.get("switch") or DEFAULT_SWITCH)[:10]
-    with Lab(db) as lab:
+    with _lab(db, **kw) as lab:
         at = max(_latest(lab.engine, c) for c in _cohorts(lab.engine))
         daily = lab.compare_plans(migration_plans(switch), at - timedelta(days=MIGRATION_DAYS), at)
         summary = daily.attrs.get("summary")
@@ -343,6 +350,8 @@ def run_bench(
     out: str | os.PathLike | None = None,
     force_pandas: bool = False,
     gzip: bool | None = None,
+    memory_limit: str | None = None,
+    threads: int | None = None,
     say: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Run the benchmark; returns the result dict (also written to ``out``). Raises
@@ -362,6 +371,7 @@ def run_bench(
     result: dict[str, Any] = {
         "started": datetime.now().astimezone().isoformat(timespec="seconds"),
         "users": users, "scenario": scenario, "seed": seed, "repeat": repeat,
+        "memory_limit": memory_limit, "threads": threads,
         "machine": _machine(), "load_average_start": list(os.getloadavg()),
         "targets": {}, "steps": {}, "agreement": {},
     }
@@ -399,15 +409,20 @@ def run_bench(
                 and not os.path.exists(db):
             raise BenchError(f"{db}: no database; include the load step (or --keep a folder that has one)")
 
+        engine_kw = ([f"memory_limit={memory_limit}"] if memory_limit else []) + ([f"threads={threads}"] if threads else [])
+        duckdb_opts = (["--memory-limit", memory_limit] if memory_limit else []) + \
+                      (["--threads", str(threads)] if threads else [])
+
         def command(name: str, rep: int) -> list[str]:
             res_file = str(work / f"{name}-{rep}.json")
             if name in STEP_FUNCS:
-                return [py, "-m", "cohortlab.bench", "step", name, res_file, f"db={db}", f"data={world}"]
+                return [py, "-m", "cohortlab.bench", "step", name, res_file, f"db={db}", f"data={world}", *engine_kw]
             if name == "report":
                 return [*_cohortlab_exe(), "report", "--data", str(world), "--out", str(work / "report"), "--overwrite"]
             if name == "demo":
                 return [*_cohortlab_exe(), "demo", "--out", str(work / "demo"), "--overwrite"]
-            return [py, str(bdir / f"baseline_{name}.py"), str(world), "--out", res_file]
+            extra = duckdb_opts if name == "duckdb" else []
+            return [py, str(bdir / f"baseline_{name}.py"), str(world), "--out", res_file, *extra]
 
         for rep in range(1, repeat + 1):
             for name in steps:

@@ -25,7 +25,12 @@ from cohortlab.cli.app import fail, main
 @click.option("--gzip/--no-gzip", "gzip", default=None, help="Gzip the generated JSONL exports.")
 @click.option("--force-pandas", is_flag=True,
               help="Run the pandas baseline even above 2M users (it needs more memory than the machine).")
-def bench_cmd(users, repeat, scenario, seed, data, steps, out, keep, gzip, force_pandas):
+@click.option("--memory-limit", default=None,
+              help="DuckDB memory_limit (e.g. 1.5GB) for cohortlab's load/resolve/timeline/migration steps and the "
+                   "DuckDB baseline (report and demo use the default). Default: DuckDB's (80%% of RAM).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="DuckDB threads for the same steps (default: all cores).")
+def bench_cmd(users, repeat, scenario, seed, data, steps, out, keep, gzip, force_pandas, memory_limit, threads):
     """Benchmark cohortlab (load, resolution + waterfall, 30-day timeline, migration what-if, report,
     demo) against hand-written DuckDB and pandas baselines on the same generated files.
 
@@ -37,6 +42,7 @@ def bench_cmd(users, repeat, scenario, seed, data, steps, out, keep, gzip, force
     try:
         run_bench(users=users, repeat=repeat, scenario=scenario, seed=seed, steps=step_list, data=data,
                   keep=keep, out=out, force_pandas=force_pandas, gzip=gzip,
+                  memory_limit=memory_limit, threads=threads,
                   say=lambda m: click.echo(m, err=False))
     except BenchError as e:
         fail(str(e))
