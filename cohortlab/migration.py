@@ -730,6 +730,11 @@ def validate(engine: Engine, plan: Any, observed: pd.DataFrame, cohort: str, at:
     keep = [c for c in ("distinct_id", "status", "gap_reason", "identifier_source", "identifier", "mpid")
             if c in obs.columns]
     obs = obs[keep].drop_duplicates("distinct_id")
+    for c in keep:
+        if c != "mpid":
+            obs[c] = obs[c].astype("string")
+    src = "obs_identifier_source" if "identifier_source" in keep else "CAST(NULL AS VARCHAR)"
+    ident = "obs_identifier" if "identifier" in keep else "CAST(NULL AS VARCHAR)"
     engine.register("_mig_obs", obs.rename(columns={c: f"obs_{c}" for c in keep if c != "distinct_id"}))
     ocols = ", ".join(f"o.obs_{c}" for c in keep if c != "distinct_id")
     try:
@@ -739,7 +744,8 @@ def validate(engine: Engine, plan: Any, observed: pd.DataFrame, cohort: str, at:
                 FROM mig_act WHERE t_min > {_ts(at_)} AND NOT projected GROUP BY pid),
             pred AS (
                 SELECT p.*, m.link FROM mig_predicted p
-                LEFT JOIN mig_map m ON m.distinct_id = p.distinct_id)
+                LEFT JOIN mig_map m ON m.distinct_id = p.distinct_id),
+            j AS (
             SELECT o.distinct_id, {ocols},
                    p.pid, p.mpid AS predicted_mpid, p.link,
                    coalesce(p.status, 'unmatched') AS predicted_status,
@@ -749,36 +755,28 @@ def validate(engine: Engine, plan: Any, observed: pd.DataFrame, cohort: str, at:
                    coalesce(l.events_after, 0) AS events_after, l.next_activity
             FROM _mig_obs o
             LEFT JOIN pred p ON p.distinct_id = o.distinct_id
-            LEFT JOIN later l ON l.pid = p.pid
-            ORDER BY o.distinct_id""")
+            LEFT JOIN later l ON l.pid = p.pid),
+            k AS (
+                SELECT j.*, coalesce(j.obs_status = 'matched', FALSE) AS observed_matched,
+                       j.predicted_status = 'matched' AS predicted_matched
+                FROM j)
+            SELECT k.*, CASE WHEN observed_matched THEN 'matched' ELSE 'unmatched' END AS observed_status,
+                   predicted_matched <> observed_matched AS differs,
+                   -- why prediction and observation differ (first that applies)
+                   CASE WHEN predicted_matched = observed_matched THEN NULL
+                        WHEN events_after > 0 THEN 'activity_after_export'
+                        WHEN pid IS NULL THEN 'member_without_events'
+                        WHEN {src} IN ('mparticle_user_id', 'event_property') AND {ident} IS NOT NULL
+                             AND predicted_mpid IS NOT NULL AND {ident} <> CAST(predicted_mpid AS VARCHAR)
+                             THEN 'bad_mparticle_user_id'
+                        WHEN {src} = 'mparticle_user_id' AND NOT predicted_matched THEN 'property_written_outside_plan'
+                        WHEN {src} = 'distinct_id' AND predicted_identifier_source = 'event_property'
+                             THEN 'event_property_missing'
+                        ELSE 'model_differs' END AS explanation
+            FROM k ORDER BY distinct_id""")
     finally:
         getattr(engine, "con", None) and engine.con.unregister("_mig_obs")
-    df = df.drop_duplicates("distinct_id")
-    df["observed_status"] = df["obs_status"].where(df["obs_status"] == "matched", "unmatched")
-    df["predicted_matched"] = df["predicted_status"] == "matched"
-    df["observed_matched"] = df["obs_status"] == "matched"
-    df["differs"] = df["predicted_matched"] != df["observed_matched"]
-
-    def explain(r) -> str | None:
-        """Why prediction and observation differ for one member (first that applies)."""
-        if not r["differs"]:
-            return None
-        if r["events_after"] > 0:
-            return "activity_after_export"          # the exports may reflect activity after `at`
-        if pd.isna(r["pid"]):
-            return "member_without_events"          # no loaded event carries this distinct_id
-        src, ident = r.get("obs_identifier_source"), r.get("obs_identifier")
-        pm = r["predicted_mpid"]
-        if src in ("mparticle_user_id", "event_property") and isinstance(ident, str) and not pd.isna(pm) \
-                and ident != str(int(pm)):
-            return "bad_mparticle_user_id"          # app code wrote junk / a float / another MPID
-        if src == "mparticle_user_id" and not r["predicted_matched"]:
-            return "property_written_outside_plan"  # SDK code or a Rule the plan does not include
-        if src == "distinct_id" and r["predicted_identifier_source"] == "event_property":
-            return "event_property_missing"         # events lack $mparticle_user_id (e.g. set to null)
-        return "model_differs"
-
-    df["explanation"] = df.apply(explain, axis=1) if len(df) else pd.Series(dtype=object)
+    df = df.drop_duplicates("distinct_id").reset_index(drop=True)
     n = len(df)
     conf = pd.crosstab(df["predicted_matched"].map({True: "predicted matched", False: "predicted unmatched"}),
                        df["observed_matched"].map({True: "observed matched", False: "observed unmatched"}))
