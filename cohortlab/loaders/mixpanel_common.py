@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from cohortlab.loaders.base import FileContext, LoadError, sniff_json_layout
+from cohortlab.loaders.base import FileContext, LoadError, nonblank_sql, sniff_json_layout
 
 NUMERIC_JSON_TYPES = "('BIGINT', 'UBIGINT', 'HUGEINT', 'DOUBLE')"
 
@@ -166,60 +166,96 @@ def recover_float_tokens(ctx: FileContext, layout: str, stage: str, *, key: str,
 
 
 # --------------------------------------------------------------------------- Engage results
+# JSON paths of an Engage result object; the profile columns are extracted in the same parse.
+_RESULT_PATHS = (
+    '$."$distinct_id"', '$."$properties"', '$."$properties"."$mparticle_user_id"',
+    '$."$properties"."$email"', '$."$properties"."$phone"', '$."$properties"."$created"',
+    '$."$properties"."$last_seen"',
+)
+
+
+def _paths_sql(paths) -> str:
+    return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
+
+
+def parsed_records_sql(ctx: FileContext, layout: str, paths) -> str:
+    """SELECT (line, raw, malformed, is_obj, v): the records of ``ctx.json_records_sql()`` with
+    ``v`` = ``json_extract(record, paths)`` (a JSON list). A JSONL line is parsed once: straight
+    from its text (``try``: NULL when the line is not valid JSON, the same validity as
+    ``TRY_CAST(raw AS JSON)``), with no JSON copy of the whole line."""
+    p = _paths_sql(paths)
+    if layout == "jsonl":
+        return (
+            f"SELECT line, raw, v IS NULL AS malformed, "
+            f"v IS NOT NULL AND starts_with(ltrim(raw, ' \t\r\n'), '{{') AS is_obj, v "
+            f"FROM (SELECT line, raw, try(json_extract(raw, {p})) AS v FROM ({ctx.lines_sql()}) "
+            f"WHERE {nonblank_sql('raw')})"
+        )
+    return (
+        f"SELECT line, raw, j IS NULL AS malformed, coalesce(json_type(j) = 'OBJECT', FALSE) AS is_obj, "
+        f"json_extract(j, {p}) AS v FROM ({ctx.json_records_sql()})"
+    )
+
+
 def stage_engage_results(ctx: FileContext, st: str) -> str:
-    """Create temp table ``st`` with one row per Engage result of the file, in one pass:
-    (line, doc_no, reason, raw, distinct_id, properties, has_properties). Returns the layout.
+    """Create temp table ``st`` with one row per Engage result of the file, in one pass (one JSON
+    parse of each record): (line, doc_no, reason, kind, raw, distinct_id, properties,
+    has_properties, mp_type, mparticle_user_id, email, phone, created, last_seen). Returns the
+    layout.
 
     Records may be Engage response pages (``{"results": [...]}``; each element is a result) or
     bare result objects (``{"$distinct_id": ..., "$properties": {...}}``). ``line`` is the record's
     line for a bare result, and the 1-based position across the file (document order, counting
     the results of pages only) for a page's result. ``raw`` is kept for rejected rows only.
+    The profile columns follow :func:`upsert_profiles` (a JSON-float ``$mparticle_user_id``
+    keeps its exact token from the file text).
     Raises LoadError for a page with a ``status`` other than ``"ok"``, and for a file with JSON
     objects none of which is a page or a result object."""
     layout = sniff_json_layout(ctx.path)
-    records = ctx.json_records_sql()
+    records = parsed_records_sql(ctx, layout, ("$.results",) + _RESULT_PATHS)
     doc_no = "1" if layout == "array" else "rec_line"
+    fields = "idv, pv, m, e, ph, cr, ls"
+    # JSONL records arrive in line order (lines are numbered by a streaming row_number); the
+    # records of an array or documents are ordered explicitly
+    order = "" if layout == "jsonl" else "ORDER BY line "
     ctx.engine.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {st} AS
         WITH rec AS (
-            SELECT line, raw, j, json_extract(j, ['$.results', '$."$distinct_id"', '$."$properties"']) AS v
-            FROM ({records})
+            SELECT *, CASE WHEN is_page THEN json_array_length(v[1])::BIGINT ELSE 0 END AS n
+            FROM (SELECT *, coalesce(json_type(v[1]) = 'ARRAY', FALSE) AS is_page FROM ({records}))
         ),
-        pages AS (
-            SELECT line, v[1] AS results, json_array_length(v[1]) AS n
-            FROM rec WHERE json_type(v[1]) = 'ARRAY'
-        ),
-        page_pos AS (
-            -- unnest of a list, not a json_each lateral join: the latter is quadratic here
-            SELECT line, json_extract(results, '$[*]') AS elems,
-                   sum(n) OVER (ORDER BY line ROWS UNBOUNDED PRECEDING) - n AS before
-            FROM pages
-        ),
-        page_items AS (
-            SELECT line, before, unnest(elems) AS value, generate_subscripts(elems, 1) AS k FROM page_pos
+        flat AS (
+            -- one row per bare record, one per result of a page (none for an empty page); a
+            -- single streaming pass: `before` (results of the pages above) is a running sum in
+            -- file order, and rec is read once (a CTE read twice would be materialised)
+            SELECT line, raw, malformed, is_obj, is_page, v,
+                   sum(n) OVER ({order}ROWS UNBOUNDED PRECEDING) - n AS before,
+                   unnest(CASE WHEN is_page THEN json_extract(v[1], '$[*]') ELSE [NULL::JSON] END) AS value,
+                   unnest(CASE WHEN is_page THEN range(1, n + 1) ELSE [0] END) AS k
+            FROM rec
         ),
         items AS (
-            -- bare records (results, and records that are not pages: rejected)
-            SELECT line, line AS rec_line, raw, v[2] AS idv, v[3] AS pv,
-                   CASE WHEN j IS NULL THEN 'malformed_json'
-                        WHEN v[2] IS NOT NULL THEN 'result'
-                        WHEN json_type(j) <> 'OBJECT' THEN 'not_an_object'
+            SELECT CASE WHEN is_page THEN (before + k)::BIGINT ELSE line END AS line, line AS rec_line,
+                   CASE WHEN is_page THEN value::VARCHAR ELSE raw END AS raw,
+                   f[1] AS idv, f[2] AS pv, f[3] AS m, f[4] AS e, f[5] AS ph, f[6] AS cr, f[7] AS ls,
+                   CASE WHEN is_page THEN
+                            CASE WHEN f[1] IS NOT NULL OR f[2] IS NOT NULL OR json_type(value) = 'OBJECT'
+                                 THEN 'result' ELSE 'not_an_object' END
+                        WHEN malformed THEN 'malformed_json'
+                        WHEN f[1] IS NOT NULL THEN 'result'
+                        WHEN NOT is_obj THEN 'not_an_object'
                         ELSE 'unrecognised' END AS kind
-            FROM rec WHERE json_type(v[1]) IS DISTINCT FROM 'ARRAY'
-            UNION ALL
-            -- the results of pages
-            SELECT before + k, line, value::VARCHAR, iv[1], iv[2],
-                   CASE WHEN iv[1] IS NOT NULL OR iv[2] IS NOT NULL OR json_type(value) = 'OBJECT'
-                        THEN 'result' ELSE 'not_an_object' END
-            FROM (SELECT *, json_extract(value, ['$."$distinct_id"', '$."$properties"']) AS iv FROM page_items)
+            FROM (SELECT *, CASE WHEN is_page THEN json_extract(value, {_paths_sql(_RESULT_PATHS)})
+                                 ELSE v[2:] END AS f
+                  FROM flat)
         ),
         cls AS (
             SELECT *, {id_text_sql('idv')} AS distinct_id, json_type(idv) AS id_type, json_type(pv) AS props_type
             FROM items
         ),
         res AS (
-            SELECT line, {doc_no}::BIGINT AS doc_no, raw, distinct_id, pv, props_type, kind,
+            SELECT line, {doc_no}::BIGINT AS doc_no, raw, distinct_id, props_type, kind, {fields},
                    CASE WHEN kind IN ('malformed_json', 'not_an_object') THEN kind
                         WHEN distinct_id IS NOT NULL THEN
                             CASE WHEN props_type IS NOT NULL AND props_type NOT IN ('OBJECT', 'NULL')
@@ -231,11 +267,19 @@ def stage_engage_results(ctx: FileContext, st: str) -> str:
         SELECT line, doc_no, reason, kind,
                CASE WHEN reason IS NOT NULL THEN raw END AS raw, distinct_id,
                CASE WHEN props_type = 'OBJECT' THEN pv ELSE '{{}}'::JSON END AS properties,
-               coalesce(props_type = 'OBJECT' AND pv::VARCHAR <> '{{}}', FALSE) AS has_properties
+               coalesce(props_type = 'OBJECT' AND pv::VARCHAR <> '{{}}', FALSE) AS has_properties,
+               json_type(m) AS mp_type,
+               CASE WHEN json_type(m) <> 'NULL' THEN json_extract_string(m, '$') END AS mparticle_user_id,
+               -- strings as is; other types as JSON text (dates of another type then fail the cast: NULL)
+               json_extract_string(e, '$') AS email, json_extract_string(ph, '$') AS phone,
+               timezone('UTC', TRY_CAST(trim(json_extract_string(cr, '$')) AS TIMESTAMPTZ)) AS created,
+               timezone('UTC', TRY_CAST(trim(json_extract_string(ls, '$')) AS TIMESTAMPTZ)) AS last_seen
         FROM res
         """
     )
     _check_engage_stage(ctx, st)
+    recover_float_tokens(ctx, layout, st, key="line", doc_no="doc_no", ord_="line",
+                         typ="mp_type", text="mparticle_user_id")
     return layout
 
 
@@ -267,50 +311,29 @@ def _check_engage_stage(ctx: FileContext, st: str) -> None:
 
 
 # --------------------------------------------------------------------------- profile upsert
-def upsert_profiles(ctx: FileContext, relation: str, *, layout: str | None = None,
-                    doc_no: str | None = None) -> tuple[int, int]:
-    """Upsert Mixpanel profiles from ``relation`` = (line, distinct_id VARCHAR, properties JSON).
+def upsert_profiles(ctx: FileContext, relation: str) -> tuple[int, int]:
+    """Upsert Mixpanel profiles from ``relation`` = (line, distinct_id, properties,
+    mparticle_user_id, email, phone, created, last_seen), e.g. rows of a
+    :func:`stage_engage_results` table.
 
     Within the relation the last row of a distinct_id (highest ``line``) wins; a profile already
     in ``mp_profiles`` with the same distinct_id is replaced (delete + insert, inside the load's
-    transaction). Columns derived from ``properties``: ``$mparticle_user_id`` (text as exported;
-    a JSON float keeps its exact token when ``layout``/``doc_no`` let us find it in the file),
-    ``$email``, ``$phone``, ``$created``, ``$last_seen`` (ISO strings, UTC; odd types → NULL).
-    Returns (loaded, deduplicated): distinct profiles written, and rows superseded within the
-    relation."""
+    transaction). The derived columns: ``$mparticle_user_id`` (text as exported; a JSON float
+    keeps its exact token), ``$email``, ``$phone``, ``$created``, ``$last_seen`` (ISO strings,
+    UTC; odd types → NULL). Returns (loaded, deduplicated): distinct profiles written, and rows
+    superseded within the relation."""
     eng = ctx.engine
-    st = f"_mp_prof_{ctx.load_id}"
-    doc_expr = doc_no or "NULL::BIGINT"
-    eng.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE {st} AS
-        SELECT line, distinct_id, properties, {doc_expr} AS doc_no,
-               json_type(m) AS mp_type,
-               CASE WHEN json_type(m) <> 'NULL' THEN json_extract_string(m, '$') END AS mparticle_user_id,
-               v[1] AS email, v[2] AS phone,
-               timezone('UTC', TRY_CAST(trim(v[3]) AS TIMESTAMPTZ)) AS created,
-               timezone('UTC', TRY_CAST(trim(v[4]) AS TIMESTAMPTZ)) AS last_seen
-        FROM (
-            SELECT *, json_extract(properties, '$."$mparticle_user_id"') AS m,
-                   -- strings as is; other types as JSON text (dates of another type then fail the cast: NULL)
-                   json_extract_string(properties, ['$."$email"', '$."$phone"', '$."$created"', '$."$last_seen"']) AS v
-            FROM ({relation})
-        )
-        """
-    )
-    if layout is not None and doc_no is not None:
-        recover_float_tokens(ctx, layout, st, key="line", doc_no="doc_no", ord_="line",
-                             typ="mp_type", text="mparticle_user_id")
-    total, distinct = eng.query_rows(f"SELECT count(*), count(DISTINCT distinct_id) FROM {st}")[0]
-    src = st
+    total, distinct = eng.query_rows(f"SELECT count(*), count(DISTINCT distinct_id) FROM ({relation})")[0]
+    src, tmp = f"({relation})", None
     if total != distinct:  # the last row of a distinct_id wins
-        src = f"{st}_last"
+        tmp = f"_mp_prof_{ctx.load_id}"
         eng.execute(
             f"""
-            CREATE OR REPLACE TEMP TABLE {src} AS
-            SELECT * FROM {st} QUALIFY row_number() OVER (PARTITION BY distinct_id ORDER BY line DESC) = 1
+            CREATE OR REPLACE TEMP TABLE {tmp} AS
+            SELECT * FROM ({relation}) QUALIFY row_number() OVER (PARTITION BY distinct_id ORDER BY line DESC) = 1
             """
         )
+        src = tmp
     if eng.query_rows("SELECT 1 FROM mp_profiles LIMIT 1"):
         eng.execute(f"DELETE FROM mp_profiles WHERE distinct_id IN (SELECT distinct_id FROM {src})")
     eng.execute(
@@ -323,9 +346,8 @@ def upsert_profiles(ctx: FileContext, relation: str, *, layout: str | None = Non
         """,
         [ctx.load_id, str(ctx.path)],
     )
-    eng.execute(f"DROP TABLE {st}")
-    if src != st:
-        eng.execute(f"DROP TABLE {src}")
+    if tmp:
+        eng.execute(f"DROP TABLE {tmp}")
     return int(distinct), int(total) - int(distinct)
 
 

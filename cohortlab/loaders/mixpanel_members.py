@@ -101,13 +101,7 @@ class MixpanelMembersLoader(Loader):
             [ctx.load_id, cohort_name, as_of, ctx.load_id, str(ctx.path)],
         )
         if meta.get("profiles"):
-            upsert_profiles(
-                ctx,
-                f"SELECT line, distinct_id, properties, doc_no FROM {st} "
-                f"WHERE reason IS NULL AND has_properties",
-                layout=meta["layout"],
-                doc_no="doc_no",
-            )
+            upsert_profiles(ctx, f"SELECT * FROM {st} WHERE reason IS NULL AND has_properties")
         register_cohorts(
             ctx,
             f"SELECT {sql_str(cohort_id) if cohort_id is not None else 'NULL'}::VARCHAR AS cohort_id, "
@@ -127,22 +121,26 @@ class MixpanelMembersLoader(Loader):
     def _stage_json(self, ctx: FileContext, st: str) -> tuple[dict[str, Any], bool]:
         eng = ctx.engine
         layout = stage_engage_results(ctx, st)
-        records = ctx.json_records_sql()
-        # page-level keys, one JSON parse per record: v = [results, as_of, filter_by_cohort]
+        # page-level keys of the pages only: v = [as_of, filter_by_cohort]; the results (already
+        # staged) are not copied out again
+        if layout == "jsonl":
+            recs = (f"SELECT try(json_type(raw, '$.results')) AS rt, raw AS j FROM ({ctx.lines_sql()}) "
+                    f"WHERE raw IS NOT NULL AND trim(raw) <> ''")
+        else:
+            recs = f"SELECT json_type(j, '$.results') AS rt, j FROM ({ctx.json_records_sql()})"
         fbc = (
-            "CASE json_type(v[3]) WHEN 'VARCHAR' THEN TRY_CAST(json_extract_string(v[3], '$') AS JSON) "
-            "WHEN 'OBJECT' THEN v[3] END"
+            "CASE json_type(v[2]) WHEN 'VARCHAR' THEN TRY_CAST(json_extract_string(v[2], '$') AS JSON) "
+            "WHEN 'OBJECT' THEN v[2] END"
         )
         rows = eng.query_rows(
             f"""
             SELECT DISTINCT
-                   CASE json_type(v[2]) WHEN 'VARCHAR' THEN json_extract_string(v[2], '$')
-                        WHEN 'NULL' THEN NULL ELSE v[2]::VARCHAR END AS as_of,
+                   CASE json_type(v[1]) WHEN 'VARCHAR' THEN json_extract_string(v[1], '$')
+                        WHEN 'NULL' THEN NULL ELSE v[1]::VARCHAR END AS as_of,
                    {id_text_sql(f"json_extract({fbc}, '$.id')")} AS cohort_id,
                    nullif(json_extract_string({fbc}, '$.name'), '') AS cohort_name,
-                   json_type(v[3]) IS NOT NULL AND json_type(v[3]) <> 'NULL' AND {fbc} IS NULL AS bad_fbc
-            FROM (SELECT json_extract(j, ['$.results', '$.as_of', '$.filter_by_cohort']) AS v FROM ({records}))
-            WHERE json_type(v[1]) = 'ARRAY'
+                   json_type(v[2]) IS NOT NULL AND json_type(v[2]) <> 'NULL' AND {fbc} IS NULL AS bad_fbc
+            FROM (SELECT json_extract(j, ['$.as_of', '$.filter_by_cohort']) AS v FROM ({recs}) WHERE rt = 'ARRAY')
             """
         )
         has_pages = bool(rows)

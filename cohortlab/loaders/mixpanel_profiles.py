@@ -36,14 +36,9 @@ class MixpanelProfilesLoader(Loader):
     def load_file(self, ctx: FileContext) -> FileResult:
         eng = ctx.engine
         st = f"_mp_res_{ctx.load_id}"
-        layout = stage_engage_results(ctx, st)
+        stage_engage_results(ctx, st)
         quarantined = ctx.reject(f"SELECT line, reason, raw FROM {st} WHERE reason IS NOT NULL")
-        loaded, dedup = upsert_profiles(
-            ctx,
-            f"SELECT line, distinct_id, properties, doc_no FROM {st} WHERE reason IS NULL",
-            layout=layout,
-            doc_no="doc_no",
-        )
+        loaded, dedup = upsert_profiles(ctx, f"SELECT * FROM {st} WHERE reason IS NULL")
         rows_read = int(eng.query_rows(f"SELECT count(*) FROM {st}")[0][0])
         eng.execute(f"DROP TABLE {st}")
         return FileResult(rows_read=rows_read, loaded=loaded, deduplicated=dedup,
