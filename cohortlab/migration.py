@@ -531,13 +531,6 @@ def time_to_fraction(daily: pd.DataFrame, since: datetime | None, fraction: floa
     return max(0.0, float((day - start).days))
 
 
-@dataclass
-class PlanRun:
-    plan: MigrationPlan
-    daily: pd.DataFrame
-    summary: dict[str, Any]
-
-
 def run_plans(engine: Engine, plans: Iterable[MigrationPlan], start: Any, end: Any, *,
               settings: Any = None, activity: str = "observed", repeat_days: int = REPEAT_DAYS,
               cohort: str | None = None, store: bool = True, debug: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -577,13 +570,8 @@ def run_plans(engine: Engine, plans: Iterable[MigrationPlan], start: Any, end: A
         daily["people_match_rate"] = (daily["matched_people"] / daily["people"].where(daily["people"] > 0)).astype(float)
         daily["overcount"] = daily["members"] - daily["people"]
         daily["day"] = pd.to_datetime(daily["day"])
-        sp = status_pipeline("mig_keys", plan, st, window_end)
-        if store:
-            engine.materialise("mig_users_tmp", sp.sql(), temp=True)
-            users_src = "mig_users_tmp"
-        else:
-            engine.materialise("mig_users_tmp", sp.sql(), temp=True)
-            users_src = "mig_users_tmp"
+        users_src = "mig_users_tmp"  # every profile at the end of the window
+        engine.materialise(users_src, status_pipeline("mig_keys", plan, st, window_end).sql(), temp=True)
         cat = dict(engine.query_rows(f"SELECT category, count(*) FROM {users_src} GROUP BY category"))
         never = engine.query_rows(f"""
             SELECT count(DISTINCT pid) FILTER (WHERE category = 'never_fixable'),
