@@ -40,6 +40,10 @@ def open_lab(db: str | None = None, data: str | None = None, *, read_only: bool 
     if db:
         if not Path(db).exists():
             raise FileNotFoundError(f"{db}: no such database")
+        if os.environ.get("COHORTLAB_ENGINE") == "spark":  # issue 7: `cohortlab report --engine spark`
+            from cohortlab.engines.spark_io import open_spark_lab
+
+            return open_spark_lab(db, master=os.environ.get("COHORTLAB_SPARK_MASTER"))
         return Lab(db, read_only=read_only)
     if data:
         from cohortlab.world import load_world

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os  # issue 7 (engine choice)
 import sys
 import time
 from pathlib import Path
 
 import click
 
-from cohortlab.cli.app import fail, main
+from cohortlab.cli.app import engine_options, fail, main  # engine_options: issue 7
 
 
 def _say(message: str) -> None:
@@ -41,7 +42,9 @@ def _finish(result) -> None:
 @click.option("--show-personal-data", is_flag=True, default=None,
               help="Show emails/phones in the reports (hidden by default).")
 @click.option("--kernel", default=None, help="Jupyter kernel (default: cohortlab if installed, else python3).")
-def report_cmd(db, data, params_file, param_items, notebooks, out, overwrite, show_personal_data, kernel):
+@engine_options  # --engine duckdb|spark, --spark-master (issue 7)
+def report_cmd(db, data, params_file, param_items, notebooks, out, overwrite, show_personal_data, kernel,
+               engine, spark_master):
     """Run the notebooks with papermill into HTML reports (no code), metrics.json and index.html.
 
     Exits non-zero, naming the notebook and the cell, when a notebook fails.
@@ -49,6 +52,9 @@ def report_cmd(db, data, params_file, param_items, notebooks, out, overwrite, sh
     from cohortlab.report import ReportError, load_params, parse_param_items, run_report
 
     names = [n.strip() for item in notebooks for n in item.split(",") if n.strip()] or None
+    os.environ["COHORTLAB_ENGINE"] = engine  # issue 7: the notebook kernels inherit the engine choice
+    if spark_master:
+        os.environ["COHORTLAB_SPARK_MASTER"] = spark_master
     try:
         params = {**load_params(params_file), **parse_param_items(param_items)}
         result = run_report(

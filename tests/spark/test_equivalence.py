@@ -93,6 +93,70 @@ def test_every_pipeline_step_is_identical(runs, call):
     assert not problems, "\n".join(f"{k}: {v}" for k, v in problems.items())
 
 
+# --------------------------------------------------------------------------- a synthetic world
+SYNTH_CALLS = ["simulate_power_users", "simulate_purchasers_strict", "migration_plans"]
+
+
+def _synth_call(name):
+    from cohortlab.plans import standard_plans
+
+    if name == "simulate_power_users":
+        return lambda lab: {k: getattr(r, k) for r in [lab.simulate("Power Users")]
+                            for k in ("resolution", "timeline", "waterfall", "attribute_state", "gap_summary")}
+    if name == "simulate_purchasers_strict":
+        return lambda lab: {k: getattr(r, k) for r in [lab.simulate("Recent Purchasers", settings={
+            "fallback": "strict", "cadence": "6h",
+            "eit_timeline": [{"since": None, "eit": "customer_id"}, {"since": "2026-02-01T00:00:00Z", "eit": "mparticle_id"}]})]
+                            for k in ("resolution", "timeline", "waterfall", "attribute_state", "gap_summary")}
+
+    def plans(lab):
+        from cohortlab import migration
+
+        daily, summary = migration.run_plans(lab.engine, standard_plans("2026-02-01T00:00:00Z"), "2026-01-20", "2026-03-01")
+        return {"migration_daily": daily, "migration_summary": summary}
+
+    return plans
+
+
+@pytest.fixture(scope="module")
+def synth_runs(spark_session, tmp_path_factory):
+    """The generator's `mid_migration` scenario (300 people), loaded with the DuckDB loaders."""
+    from cohortlab.engines.spark import SparkEngine
+    from cohortlab.synth.build import generate
+    from cohortlab.world import load_world
+
+    tmp = tmp_path_factory.mktemp("synth")
+    generate(tmp / "world", users=300, seed=11, scenario="mid_migration")
+    duck = Lab()
+    load_world(duck, tmp / "world")
+    export_canonical(duck.engine, tmp / "canonical")
+    engine = SparkEngine(spark_session, scratch_dir=tmp / "scratch")
+    engine.read_canonical(tmp / "canonical")
+    spark = Lab(engine=engine)
+    out = {}
+    for name in SYNTH_CALLS:
+        call = _synth_call(name)
+        d = call(duck)
+        try:
+            out[name] = (d, call(spark), None)
+        except Exception as e:
+            out[name] = (d, {}, e)
+    yield out
+    spark.close()
+    duck.close()
+
+
+@pytest.mark.parametrize("call", SYNTH_CALLS)
+def test_synthetic_world_results_are_identical(synth_runs, call):
+    d, s, err = synth_runs[call]
+    if err is not None:
+        raise err
+    assert len(d[next(iter(d))]) > 0
+    problems = {k: diff(d[k], s[k]) for k in d}
+    problems = {k: v for k, v in problems.items() if v}
+    assert not problems, "\n".join(f"{k}: {v}" for k, v in problems.items())
+
+
 def test_every_stored_table_is_identical(runs):
     _, final = runs
     assert {"resolution", "timeline", "waterfall", "attribute_state", "gap_summary", "mpa_profiles"} <= set(final)
