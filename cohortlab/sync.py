@@ -42,6 +42,7 @@ runs, not to members × runs.
 Tables written (stage by stage, each a :class:`cohortlab.pipeline.Pipeline` of named steps):
 ``sim_versions``, ``sim_transitions``, ``sim_member_emails``, ``sim_population`` (resolution of
 everyone ever a member, with ``is_member``), ``resolution`` (members at ``at``), ``sim_targets``,
+``sim_member_targets`` (transitions with each member's target),
 ``sim_runs``, ``sim_member_changes``, ``sim_writes`` (every attribute write: run, target, value,
 previous value), ``attribute_state`` and ``timeline``. ``sim_*`` tables are temporary.
 """
@@ -142,6 +143,18 @@ def targets_stage() -> Pipeline:
     return p
 
 
+def member_targets_stage() -> Pipeline:
+    """Transitions with the target each member writes to (NULL target: the member is sent but
+    writes nothing), so later stages never join on distinct_id again."""
+    return Pipeline().add(
+        "member_targets",
+        """
+        SELECT t.distinct_id, t.version, t.delta, coalesce(tg.is_orphan, FALSE) AS is_orphan, tg.target
+        FROM sim_transitions t LEFT JOIN sim_targets tg ON tg.distinct_id = t.distinct_id
+        """,
+    )
+
+
 def runs_stage(t0: datetime, at: datetime, settings: SyncSettings) -> Pipeline:
     cad = round(settings.cadence / _US)
     ttl = round(settings.snapshot_ttl / _US)
@@ -207,28 +220,28 @@ def member_changes_stage() -> Pipeline:
     p.add(
         "diff_changes",
         """
-        SELECT d.k, t.distinct_id, sum(t.delta) AS net
-        FROM sim_transitions t JOIN diff_ranges d ON d.version = t.version
-        GROUP BY d.k, t.distinct_id
+        SELECT d.k, t.distinct_id, t.is_orphan, t.target, sum(t.delta) AS net
+        FROM sim_member_targets t JOIN diff_ranges d ON d.version = t.version
+        GROUP BY d.k, t.distinct_id, t.is_orphan, t.target
         HAVING sum(t.delta) <> 0
         """,
     )
     p.add(
         "full_changes",
         f"""
-        SELECT r.k, t.distinct_id, 1 AS net
-        FROM sim_runs r JOIN sim_transitions t ON t.version <= r.version
+        SELECT r.k, t.distinct_id, t.is_orphan, t.target, 1 AS net
+        FROM sim_runs r JOIN sim_member_targets t ON t.version <= r.version
         WHERE r.kind IN {_in(FULL_KINDS)}
-        GROUP BY r.k, t.distinct_id
+        GROUP BY r.k, t.distinct_id, t.is_orphan, t.target
         HAVING sum(t.delta) = 1
         """,
     )
     p.add(
         "member_changes",
         """
-        SELECT k, distinct_id, net, FALSE AS is_full FROM diff_changes
+        SELECT k, distinct_id, is_orphan, target, net, FALSE AS is_full FROM diff_changes
         UNION ALL
-        SELECT k, distinct_id, net, TRUE AS is_full FROM full_changes
+        SELECT k, distinct_id, is_orphan, target, net, TRUE AS is_full FROM full_changes
         """,
     )
     return p
@@ -241,11 +254,12 @@ def writes_stage(settings: SyncSettings) -> Pipeline:
     p.add(
         "target_changes",
         """
-        SELECT c.k, c.is_full, tg.is_orphan, tg.target,
-               max(CASE WHEN c.net > 0 THEN 1 ELSE 0 END) AS any_add,
-               max(CASE WHEN c.net < 0 THEN 1 ELSE 0 END) AS any_remove
-        FROM sim_member_changes c JOIN sim_targets tg ON tg.distinct_id = c.distinct_id
-        GROUP BY c.k, c.is_full, tg.is_orphan, tg.target
+        SELECT k, is_full, is_orphan, target,
+               max(CASE WHEN net > 0 THEN 1 ELSE 0 END) AS any_add,
+               max(CASE WHEN net < 0 THEN 1 ELSE 0 END) AS any_remove
+        FROM sim_member_changes
+        WHERE target IS NOT NULL
+        GROUP BY k, is_full, is_orphan, target
         """,
     )
     # last write wins inside a run: removes then adds -> true if any add; adds then removes ->
@@ -299,12 +313,11 @@ def state_stage() -> Pipeline:
     p.add(
         "s_deltas",
         """
-        SELECT tg.is_orphan, tg.target, f.k, sum(t.delta) AS s_delta
-        FROM sim_transitions t
-        JOIN sim_targets tg ON tg.distinct_id = t.distinct_id
+        SELECT t.is_orphan, t.target, f.k, sum(t.delta) AS s_delta
+        FROM sim_member_targets t
         JOIN version_first_run f ON f.version = t.version
-        WHERE NOT tg.is_orphan
-        GROUP BY tg.is_orphan, tg.target, f.k
+        WHERE NOT t.is_orphan AND t.target IS NOT NULL
+        GROUP BY t.is_orphan, t.target, f.k
         HAVING sum(t.delta) <> 0
         """,
     )
@@ -473,6 +486,7 @@ def stages(ref: CohortRef, at: datetime, t0: datetime, settings: SyncSettings, a
         ("sim_member_emails", membership_stage(ref, at, "member_emails"), True),
         ("sim_population", population_stage(ref, at, settings), True),
         ("sim_targets", targets_stage(), True),
+        ("sim_member_targets", member_targets_stage(), True),
         ("sim_runs", runs_stage(t0, at, settings), True),
         ("sim_member_changes", member_changes_stage(), True),
         ("sim_writes", writes_stage(settings), True),
