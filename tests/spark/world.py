@@ -182,7 +182,14 @@ def api_calls() -> list[tuple[str, Callable[[Any], dict[str, pd.DataFrame]]]]:
 
         return call
 
+    def info(lab):
+        i = lab.info()
+        counts = pd.DataFrame({"table": list(i["tables"]), "rows": list(i["tables"].values())})
+        ranges = pd.DataFrame({"events": list(i["events_time_range"]), "webhooks": list(i["webhooks_time_range"])})
+        return {"info_tables": counts, "info_cohorts": i["cohorts"], "info_ranges": ranges}
+
     calls: list[tuple[str, Callable]] = [
+        ("info", info),
         ("resolution_snap_debug", resolution(SNAP_COHORT, None, True)),
         ("resolution_hook_at", resolution(HOOK_COHORT, "2026-02-27T12:00:00Z", False)),
     ]
