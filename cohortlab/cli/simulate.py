@@ -20,11 +20,15 @@ def _copy_members(engine, path: str, show_personal_data: bool) -> None:
         fmt = "FORMAT CSV, HEADER TRUE"
     else:
         fail(f"--members-out {path}: expected a .csv, .csv.gz or .parquet file name")
-    if engine.name == "spark":  # issue 7: no DuckDB COPY on Spark; the table is small, write it from pandas
-        df = engine.query_df(f"SELECT {', '.join(cols)} FROM resolution ORDER BY distinct_id")
-        df.to_parquet(path, index=False) if lower.endswith(".parquet") else df.to_csv(path, index=False)
-        return
     target = path.replace("'", "''")
+    if engine.name == "spark":  # issue 7: fetch the (small) table, write it with DuckDB's COPY as below
+        import duckdb
+
+        con = duckdb.connect()
+        con.register("resolution", engine.query_df(f"SELECT {', '.join(cols)} FROM resolution"))
+        con.execute(f"COPY (SELECT * FROM resolution ORDER BY distinct_id) TO '{target}' ({fmt})")
+        con.close()
+        return
     engine.execute(f"COPY (SELECT {', '.join(cols)} FROM resolution ORDER BY distinct_id) TO '{target}' ({fmt})")
 
 

@@ -145,6 +145,7 @@ class SparkEngine(Engine):
         self.database = None
         self._frames: dict[str, DataFrame] = {}  # materialised views, to release on replace
         self._cached: dict[int, list[DataFrame]] = {}  # CTEs cached while one statement runs
+        self._views: set[str] = set()  # temp views registered by this engine (dropped on close)
         self.cte_lineage = cte_lineage
 
     # ------------------------------------------------------------------ translation
@@ -288,6 +289,11 @@ class SparkEngine(Engine):
         yield
 
     def close(self) -> None:
+        """Drop the temp views this engine registered (a shared session stays clean), release
+        materialised data, stop the session if this engine started it, remove its scratch dir."""
+        for name in sorted(self._views):
+            self.spark.catalog.dropTempView(name)
+        self._views.clear()
         for df in self._frames.values():
             _release(df)
         self._frames.clear()
@@ -381,6 +387,7 @@ class SparkEngine(Engine):
     def _replace_view(self, name: str, df: DataFrame, frame: str | None) -> None:
         old = self._frames.pop(name, None)
         df.createOrReplaceTempView(name)
+        self._views.add(name)
         if frame:
             self._frames[name] = df
         if old is not None:
@@ -388,6 +395,7 @@ class SparkEngine(Engine):
 
     def _drop(self, name: str) -> None:
         self.spark.catalog.dropTempView(name)
+        self._views.discard(name)
         old = self._frames.pop(name, None)
         if old is not None:
             _release(old)

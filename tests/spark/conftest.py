@@ -33,6 +33,15 @@ def spark_session(tmp_path_factory):
 
 
 @pytest.fixture
+def clean_views(spark_session):
+    """Drop every temp view a test left in the shared session."""
+    yield spark_session
+    for t in spark_session.catalog.listTables():
+        if t.isTemporary:
+            spark_session.catalog.dropTempView(t.name)
+
+
+@pytest.fixture
 def spark_engine(spark_session, tmp_path):
     from cohortlab.engines.spark import SparkEngine
 

@@ -13,7 +13,7 @@ from .world import SNAP_COHORT, build_world
 pytestmark = pytest.mark.spark
 
 
-def test_simulate_on_spark_prints_the_same_report(tmp_path, spark_session):
+def test_simulate_on_spark_prints_the_same_report(tmp_path, spark_session, clean_views):
     db = tmp_path / "lab.duckdb"
     with Lab(db) as lab:
         build_world(lab.engine)
