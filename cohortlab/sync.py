@@ -35,16 +35,31 @@ Nothing loops over runs in Python. Membership only changes at versions, and the 
 at runs that send something, so: a ``runs`` table (``unnest(generate_series(0, K))``) gets the
 version each run sees with one join; a transition at version v belongs to the one diff run whose
 (previous version, version] range contains v, so diffs are one join + group by; full runs select
-the members at their version; writes are sequenced per target with ``lag``; the timeline's
-counts are running sums of ±1 deltas per run. Work is proportional to members + churn + full
-runs, not to members × runs.
+the members at their version; per target, S-membership and attribute value are followed in ONE
+window pass over the runs at which the target changes (``sim_state``); the timeline's counts
+are running sums of ±1 deltas per run. Snapshot membership becomes enter/leave transitions via
+presence bitmasks (no window over every snapshot row). Work is proportional to members + churn
++ full runs, not to members × runs.
+
+Columns of ``timeline``: ``run_at, members (|M(t)|), adds, removes (members sent; a full sync or
+refresh counts every member as an add), failed, full_refresh (after a gap > snapshot_ttl; the
+first run is ``kind='first'``, not a refresh), true_count (|T| after the run, orphans included),
+not_yet_true (|S \ T|), stale_true (|T \ S| among linked profiles)``, and for context ``run``
+(k), ``kind`` (first | diff | full_refresh | failed | one_time | observation), ``sent``,
+``should_be_true`` (|S|), ``true_linked``, ``orphans_true``, ``membership_as_of`` (time of the
+snapshot / webhook message the run saw).
+
+Columns of ``attribute_state`` (one row per profile that was ever written):
+``cohort_name, attribute_name, mpid (NULL for orphans), orphan_identifier, is_orphan, value
+(after the last run <= at), last_write_at, writes, as_of``.
 
 Tables written (stage by stage, each a :class:`cohortlab.pipeline.Pipeline` of named steps):
 ``sim_versions``, ``sim_transitions``, ``sim_member_emails``, ``sim_population`` (resolution of
 everyone ever a member, with ``is_member``), ``resolution`` (members at ``at``), ``sim_targets``,
 ``sim_member_targets`` (transitions with each member's target),
-``sim_runs``, ``sim_member_changes``, ``sim_writes`` (every attribute write: run, target, value,
-previous value), ``attribute_state`` and ``timeline``. ``sim_*`` tables are temporary.
+``sim_runs``, ``sim_member_changes``, ``sim_writes`` (attribute writes and full-refresh clear
+candidates), ``sim_state`` (per target and run: in S, true, written), ``attribute_state`` and
+``timeline``. ``sim_*`` tables are temporary (connection-scoped).
 """
 
 from __future__ import annotations
