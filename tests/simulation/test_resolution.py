@@ -276,3 +276,14 @@ def test_membership_over_more_than_61_snapshots(data):
     assert tl.members.tolist() == [1 + (d % 2) + (d >= 61) for d in range(130)]
     assert tl.adds.tolist() == [1] + [(d % 2) + (d == 61) for d in range(1, 130)]
     assert tl.removes.tolist() == [0] + [1 - (d % 2) for d in range(1, 130)]
+
+
+def test_recoverable_via_is_deterministic_when_several_identities_match(data):
+    data.mpa(1, other="zed")  # the distinct_id is an `other` identity here ...
+    data.mpa(2, customer_id="zed")  # ... and a customer_id there: customer_id first
+    data.mpa(3, email="zed@example.com")  # the email also matches, but the distinct_id comes first
+    data.profile("zed", email="zed@example.com")
+    data.profile("solo", email="zed@example.com")  # only the email matches
+    data.snapshot(COHORT, AT, ["zed", "solo"])
+    df = data.lab.resolution(COHORT).set_index("distinct_id")
+    assert df.recoverable_via.to_dict() == {"solo": "email", "zed": "customer_id"}
