@@ -44,7 +44,7 @@ presence bitmasks (no window over every snapshot row). Work is proportional to m
 Columns of ``timeline``: ``run_at, members (|M(t)|), adds, removes (members sent; a full sync or
 refresh counts every member as an add), failed, full_refresh (after a gap > snapshot_ttl; the
 first run is ``kind='first'``, not a refresh), true_count (|T| after the run, orphans included),
-not_yet_true (|S \ T|), stale_true (|T \ S| among linked profiles)``, and for context ``run``
+not_yet_true (|S minus T|), stale_true (|T minus S| among linked profiles)``, and for context ``run``
 (k), ``kind`` (first | diff | full_refresh | failed | one_time | observation), ``sent``,
 ``should_be_true`` (|S|), ``true_linked``, ``orphans_true``, ``membership_as_of`` (time of the
 snapshot / webhook message the run saw).
