@@ -44,9 +44,11 @@ from sqlglot import exp
 from cohortlab import schema as _schema
 from cohortlab.engines.base import Engine
 from cohortlab.engines.spark_dialect import (
-    CohortSpark,
+    SparkPlan,
     expression_to_spark,
-    parse_duckdb,
+    parse_cached,
+    plan_query,
+    plan_sql,
     spark_type,
     to_spark,
 )
@@ -156,7 +158,7 @@ class SparkEngine(Engine):
 
     def _trees(self, sql: str, params: list[Any] | None = None) -> list[exp.Expression]:
         """Parse DuckDB SQL; bound parameters become literals (in placeholder order)."""
-        trees = parse_duckdb(sql)
+        trees = list(parse_cached(sql))
         if not params:
             return trees
         values = iter(params)
@@ -174,37 +176,16 @@ class SparkEngine(Engine):
         return out
 
     def _query(self, tree: exp.Expression, scratch: list[str]) -> DataFrame:
-        """A DataFrame for one parsed query.
+        """A DataFrame for one parsed query (see :class:`SparkPlan`)."""
+        return self._run_plan(plan_query(tree), scratch)
 
-        Top-level CTEs (a :class:`~cohortlab.pipeline.Pipeline` statement) are planned one by one
-        as temp views: Spark inlines every deterministic CTE at each reference, so a pipeline
-        whose steps are read several times would otherwise be recomputed (and re-optimised) once
-        per path through the step graph. A step read more than once downstream is materialised
-        (lineage broken); a step read once stays a lazy view. Names of the temp views are
-        appended to ``scratch`` for the caller to drop.
-        """
-        with_ = tree.args.get("with_") if "with_" in tree.args else tree.args.get("with")
-        if with_ is None or with_.args.get("recursive") or not with_.expressions:
-            return self.spark.sql(expression_to_spark(tree))
-        tree = tree.copy()
-        with_ = tree.args.get("with_") if "with_" in tree.args else tree.args.get("with")
-        ctes = list(with_.expressions)
-        with_.pop()
-        renamed: dict[str, str] = {}
-        tag = uuid.uuid4().hex[:8]
-        bodies = [c.this for c in ctes] + [tree]
-        for i, cte in enumerate(ctes):
-            alias = cte.alias_or_name
-            body = _rename_tables(cte.this, renamed)
-            refs = sum(
-                1
-                for later in bodies[i + 1 :]
-                for t in later.find_all(exp.Table)
-                if t.name == alias and not t.db
-            )
-            view = f"_cl_{tag}_{alias}"
-            df = self.spark.sql(expression_to_spark(body))
-            if refs > 1:
+    def _run_plan(self, plan: SparkPlan, scratch: list[str]) -> DataFrame:
+        """Register the plan's step views (a step read more than once is cached, or its lineage
+        broken with ``cte_lineage="break"``) and return the final DataFrame. The view names are
+        appended to ``scratch`` for the caller to drop once the result is computed."""
+        for view, sql, shared in plan.views:
+            df = self.spark.sql(sql)
+            if shared:
                 if self.cte_lineage == "cache":
                     df = df.persist(StorageLevel.MEMORY_AND_DISK)  # computed once, by the first reader
                     self._cached.setdefault(id(scratch), []).append(df)
@@ -213,8 +194,7 @@ class SparkEngine(Engine):
                     df = df.toDF(*df.columns)
             df.createOrReplaceTempView(view)
             scratch.append(view)
-            renamed[alias] = view
-        return self.spark.sql(expression_to_spark(_rename_tables(tree, renamed)))
+        return self.spark.sql(plan.final)
 
     def _drop_scratch(self, scratch: list[str]) -> None:
         for v in scratch:
@@ -222,24 +202,26 @@ class SparkEngine(Engine):
         for df in self._cached.pop(id(scratch), []):
             _release(df)
 
-    @contextmanager
-    def _df(self, sql: str, params: list[Any] | None = None) -> Iterator[DataFrame]:
+    def _plan(self, sql: str, params: list[Any] | None = None) -> SparkPlan:
+        if not params:
+            return plan_sql(sql)  # translated once per distinct SQL string
         trees = self._trees(sql, params)
         if len(trees) != 1:
             raise ValueError(f"expected one query, got {len(trees)} statements")
+        return plan_query(trees[0])
+
+    @contextmanager
+    def _df(self, sql: str, params: list[Any] | None = None) -> Iterator[DataFrame]:
         scratch: list[str] = []
         try:
-            yield self._query(trees[0], scratch)
+            yield self._run_plan(self._plan(sql, params), scratch)
         finally:
             self._drop_scratch(scratch)
 
     def sql_df(self, sql: str, params: list[Any] | None = None) -> DataFrame:
         """A Spark DataFrame for a DuckDB-dialect query (lazy; for large results). Top-level
         CTEs are planned as in :meth:`materialise`; their temp views stay registered."""
-        trees = self._trees(sql, params)
-        if len(trees) != 1:
-            raise ValueError(f"expected one query, got {len(trees)} statements")
-        return self._query(trees[0], [])
+        return self._run_plan(self._plan(sql, params), [])
 
     # ------------------------------------------------------------------ Engine API
     def execute(self, sql: str, params: list[Any] | None = None) -> None:
@@ -499,21 +481,6 @@ class SparkEngine(Engine):
 
 # ---------------------------------------------------------------------- helpers
 _MISSING = object()
-
-
-def _rename_tables(tree: exp.Expression, renamed: Mapping[str, str]) -> exp.Expression:
-    """Point references to CTE names at their temp views (sqlglot AST, never text). A reference
-    without an alias keeps its old name as alias so qualified columns (``step.col``) resolve."""
-    if not renamed:
-        return tree
-    tree = tree.copy()
-    for t in list(tree.find_all(exp.Table)):
-        if not t.db and t.name in renamed:
-            old = t.name
-            t.set("this", exp.to_identifier(renamed[old]))
-            if not t.alias:
-                t.set("alias", exp.TableAlias(this=exp.to_identifier(old)))
-    return tree
 
 
 def _literal(v: Any) -> exp.Expression:

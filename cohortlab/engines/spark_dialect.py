@@ -15,6 +15,8 @@ This module needs sqlglot only (no PySpark): the portability test uses it withou
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
 from functools import lru_cache
 
 import sqlglot
@@ -138,3 +140,71 @@ def parse_duckdb(sql: str) -> list[exp.Expression]:
 def spark_type(duckdb_type: str) -> str:
     """The Spark SQL type for a DuckDB type name (``BIGINT`` -> ``BIGINT``, ``JSON`` -> ``STRING``)."""
     return exp.DataType.build(duckdb_type, dialect="duckdb").sql(dialect=CohortSpark)
+
+
+# ---------------------------------------------------------------------- statement plans
+@dataclass(frozen=True)
+class SparkPlan:
+    """One DuckDB query as Spark SQL, its top-level CTEs split out.
+
+    Spark inlines every deterministic CTE at each reference, so a pipeline statement whose steps
+    are read several times would be recomputed (and re-optimised) once per path through the step
+    graph. The engine registers each step as a temp view (``views``: name, Spark SQL, and whether
+    it is read more than once and so worth caching), then runs ``final``.
+    """
+
+    views: tuple[tuple[str, str, bool], ...]
+    final: str
+
+
+def _rename_tables(tree: exp.Expression, renamed: dict[str, str]) -> exp.Expression:
+    """Point references to CTE names at their views (AST, never text). A reference without an
+    alias keeps its old name as alias so qualified columns (``step.col``) still resolve."""
+    if not renamed:
+        return tree
+    tree = tree.copy()
+    for t in list(tree.find_all(exp.Table)):
+        if not t.db and t.name in renamed:
+            old = t.name
+            t.set("this", exp.to_identifier(renamed[old]))
+            if not t.alias:
+                t.set("alias", exp.TableAlias(this=exp.to_identifier(old)))
+    return tree
+
+
+def plan_query(tree: exp.Expression) -> SparkPlan:
+    """Translate a parsed DuckDB query into a :class:`SparkPlan` (raises on unsupported)."""
+    key = "with_" if "with_" in tree.args else "with"
+    with_ = tree.args.get(key)
+    if with_ is None or with_.args.get("recursive") or not with_.expressions:
+        return SparkPlan((), expression_to_spark(tree))
+    tag = hashlib.sha1(tree.sql(dialect="duckdb").encode()).hexdigest()[:10]
+    tree = tree.copy()
+    ctes = list(tree.args[key].expressions)
+    tree.set(key, None)
+    bodies = [c.this for c in ctes] + [tree]
+    renamed: dict[str, str] = {}
+    views = []
+    for i, cte in enumerate(ctes):
+        alias = cte.alias_or_name
+        refs = sum(1 for later in bodies[i + 1 :] for t in later.find_all(exp.Table) if t.name == alias and not t.db)
+        view = f"_cl_{tag}_{alias}"
+        views.append((view, expression_to_spark(_rename_tables(cte.this, renamed)), refs > 1))
+        renamed[alias] = view
+    return SparkPlan(tuple(views), expression_to_spark(_rename_tables(tree, renamed)))
+
+
+@lru_cache(maxsize=4096)
+def parse_cached(sql: str) -> tuple[exp.Expression, ...]:
+    """Parsed statements of a DuckDB SQL string (shared: copy before changing them)."""
+    return tuple(parse_duckdb(sql))
+
+
+@lru_cache(maxsize=4096)
+def plan_sql(sql: str) -> SparkPlan:
+    """The cached :class:`SparkPlan` of a one-statement DuckDB query: each SQL string is
+    translated once per process."""
+    trees = parse_cached(sql)
+    if len(trees) != 1:
+        raise ValueError(f"expected one query, got {len(trees)} statements")
+    return plan_query(trees[0])

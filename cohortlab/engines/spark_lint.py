@@ -41,11 +41,10 @@ from typing import Any, Iterator
 import pandas as pd
 import sqlglot
 from sqlglot import exp
-from sqlglot.errors import ErrorLevel
 from sqlglot.tokens import TokenType
 
 from cohortlab.engines.base import Engine
-from cohortlab.engines.spark_dialect import CohortSpark
+from cohortlab.engines.spark_dialect import expression_to_spark, plan_query
 
 RULES = (
     "parse", "transpile", "list_function", "table_function", "macro", "order_by", "quoted_identifier", "duckdb_only",
@@ -118,8 +117,8 @@ def check_sql(sql: str, *, edge: bool = False) -> list[Violation]:
     out: list[Violation] = []
     for tree in trees:
         text = tree.sql(dialect="duckdb")
-        try:
-            CohortSpark().generate(tree, unsupported_level=ErrorLevel.RAISE, copy=True)
+        try:  # exactly what SparkEngine runs: a query's CTE steps one by one, else the statement
+            plan_query(tree) if isinstance(tree, exp.Query) else expression_to_spark(tree)
         except Exception as e:  # sqlglot UnsupportedError and friends
             out.append(Violation("transpile", f"{type(e).__name__}: {str(e).splitlines()[0]}", text))
         for name in _function_name_tokens(sql):

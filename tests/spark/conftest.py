@@ -32,13 +32,18 @@ def spark_session(tmp_path_factory):
     spark.stop()
 
 
+def temp_views(spark) -> set[str]:
+    """Names of the session's temporary views (``SHOW VIEWS``: ``catalog.listTables()`` fails to
+    decode rows in PySpark 4.3 once some views exist)."""
+    return {r["viewName"] for r in spark.sql("SHOW VIEWS").collect() if r["isTemporary"]}
+
+
 @pytest.fixture
 def clean_views(spark_session):
     """Drop every temp view a test left in the shared session."""
     yield spark_session
-    for t in spark_session.catalog.listTables():
-        if t.isTemporary:
-            spark_session.catalog.dropTempView(t.name)
+    for name in temp_views(spark_session):
+        spark_session.catalog.dropTempView(name)
 
 
 @pytest.fixture
@@ -47,7 +52,6 @@ def spark_engine(spark_session, tmp_path):
 
     engine = SparkEngine(spark_session, scratch_dir=tmp_path / "scratch")
     yield engine
-    for t in spark_session.catalog.listTables():
-        if t.isTemporary:
-            spark_session.catalog.dropTempView(t.name)
     engine.close()
+    for name in temp_views(spark_session):
+        spark_session.catalog.dropTempView(name)

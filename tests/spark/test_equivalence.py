@@ -17,6 +17,7 @@ from cohortlab import Lab
 from cohortlab.engines.spark_io import export_canonical
 
 from .compare import diff
+from .conftest import temp_views
 from .world import api_calls, build_world
 
 pytestmark = pytest.mark.spark
@@ -26,7 +27,7 @@ CALLS = api_calls()
 
 def _tables(engine) -> set[str]:
     if engine.name == "spark":
-        return {t.name for t in engine.spark.catalog.listTables() if t.isTemporary}
+        return temp_views(engine.spark)
     return {r[0] for r in engine.query_rows("SELECT table_name FROM information_schema.tables")}
 
 

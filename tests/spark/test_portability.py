@@ -70,7 +70,7 @@ def test_a_transpile_error_is_reported(monkeypatch):
     """sqlglot's own 'unsupported' diagnostics (ErrorLevel.RAISE) surface as a violation."""
     from sqlglot import exp
 
-    from cohortlab.engines import spark_lint
+    from cohortlab.engines import spark_dialect
     from cohortlab.engines.spark_dialect import CohortSpark
 
     class Refusing(CohortSpark):
@@ -80,7 +80,7 @@ def test_a_transpile_error_is_reported(monkeypatch):
                 exp.Greatest: lambda self, e: self.unsupported("GREATEST refused") or "GREATEST()",
             }
 
-    monkeypatch.setattr(spark_lint, "CohortSpark", Refusing)
+    monkeypatch.setattr(spark_dialect, "CohortSpark", Refusing)
     assert {v.rule for v in check_sql("SELECT greatest(a, b) FROM t")} == {"transpile"}
     assert check_sql("SELECT least(a, b) FROM t") == []
 
