@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import Counter
 
 from cohortlab.identifiers import mpid_sql
-from cohortlab.loaders.base import FileContext, sniff_json_layout
+from cohortlab.loaders.base import FileContext, nonblank_sql, sniff_json_layout
 
 # --------------------------------------------------------------------------- identity types
 USER_IDENTITY_TYPES: tuple[str, ...] = (
@@ -125,13 +125,10 @@ def identity_type_sql(col: str) -> str:
 
 def records_sql(ctx: FileContext) -> str:
     """SELECT (line, j) — like ``ctx.json_records_sql()`` (same records, same line numbers), but
-    a JSONL line stays VARCHAR (NULL when it is not valid JSON): the JSON functions read text
-    directly, which is faster than casting every line to the JSON type first."""
+    a JSONL line stays VARCHAR, not validated here: :func:`stage_sql` parses it once with
+    ``try(json_extract(...))`` (NULL = not valid JSON, the validity of ``json_valid``)."""
     if sniff_json_layout(ctx.path) == "jsonl":
-        return (
-            f"SELECT line, CASE WHEN json_valid(raw) THEN raw END AS j FROM ({ctx.lines_sql()}) "
-            f"WHERE raw IS NOT NULL AND trim(raw) <> ''"
-        )
+        return f"SELECT line, raw AS j FROM ({ctx.lines_sql()}) WHERE {nonblank_sql('raw')}"
     return f"SELECT line, j FROM ({ctx.json_records_sql()})"
 
 
@@ -190,8 +187,9 @@ def stage_sql(
     :mod:`cohortlab.identifiers` rejects). ``checks`` are (SQL condition, reason) tried in order
     after the MPID rules. ``extra``: more select expressions on ``j`` (e.g. ``, expr AS name``).
     The raw text is not kept (see :func:`reject_with_raw`)."""
-    sp = "[" + ", ".join(_lit(p) for _, p in scalars) + "]"
-    cp = "[" + ", ".join(_lit(p) for _, p in containers) + "]"
+    paths = "[" + ", ".join(_lit(p) for _, p in scalars + containers) + "]"
+    # scalars as text (a string unquoted, a number as its exact text, null -> NULL)
+    sp = "[" + ", ".join(f"json_extract_string(v[{i + 1}], '$')" for i in range(len(scalars))) + "]"
     scols = ", ".join(f"s[{i + 1}] AS {n}" for i, (n, _) in enumerate(scalars))
     ccols = ", ".join(
         f"c[{i + 1}] AS {n}, {container_type_sql(f'c[{i + 1}]')} AS {n}_t" for i, (n, _) in enumerate(containers)
@@ -211,14 +209,40 @@ def stage_sql(
             SELECT line, malformed, is_obj, {scols}, {ccols} {extra}
             FROM (
               SELECT line, j, malformed, is_obj,
-                     CASE WHEN is_obj THEN json_extract_string(j, {sp}) END AS s,
-                     CASE WHEN is_obj THEN json_extract(j, {cp}) END AS c
-              FROM (SELECT line, j, j IS NULL AS malformed,
-                           coalesce(starts_with(ltrim(j::VARCHAR, ' \t\r\n'), '{{'), FALSE) AS is_obj
-                    FROM ({records}))
+                     CASE WHEN is_obj THEN {sp} END AS s,
+                     CASE WHEN is_obj THEN v[{len(scalars) + 1}:] END AS c
+              FROM (
+                -- one JSON parse per record: every field at once (NULL: not valid JSON)
+                SELECT line, j, v, v IS NULL AS malformed,
+                       v IS NOT NULL AND (ascii(j::VARCHAR) = 123 OR starts_with(ltrim(j::VARCHAR, ' \t\r\n'), '{{')) AS is_obj
+                FROM (SELECT line, j, try(json_extract(j, {paths})) AS v FROM ({records}))
+              )
             )
           )
         )"""
+
+
+def create_stage(
+    ctx: FileContext,
+    tmp: "Temp",
+    scalars: list[tuple[str, str]],
+    containers: list[tuple[str, str]],
+    checks: list[tuple[str, str]],
+    extra: str = "",
+) -> str:
+    """The staged records of :func:`stage_sql` for the file, as a temp table (or view); returns
+    its name. A JSONL file is parsed in parallel: its lines are staged unnumbered, blank ones
+    included (``line`` NULL), and the view ``stage`` numbers them by position
+    (:meth:`FileContext.numbered_table`)."""
+    if sniff_json_layout(ctx.path) == "jsonl":
+        rows = tmp("stage_rows")
+        lines = (
+            f"SELECT CASE WHEN {nonblank_sql('raw')} THEN 0 END AS line, raw AS j FROM ({ctx.raw_lines_sql()})"
+        )
+        line = ctx.numbered_table(rows, stage_sql(lines, scalars, containers, checks, extra))
+        if line is not None:
+            return tmp.view("stage", f"SELECT {line} AS line, * EXCLUDE (line) FROM {rows} WHERE line IS NOT NULL")
+    return tmp.create("stage", stage_sql(records_sql(ctx), scalars, containers, checks, extra))
 
 
 def reject_with_raw(ctx: FileContext, checked: str) -> Counter:
@@ -295,6 +319,7 @@ class Temp:
     def __init__(self, ctx: FileContext) -> None:
         self.ctx = ctx
         self.names: list[str] = []
+        self.views: list[str] = []
 
     def __call__(self, name: str) -> str:
         t = f"_mpa{self.ctx.load_id}_{name}"
@@ -307,10 +332,18 @@ class Temp:
         self.ctx.engine.execute(f"CREATE OR REPLACE TEMP TABLE {t} AS {sql}")
         return t
 
+    def view(self, name: str, sql: str) -> str:
+        t = self(name)
+        self.views.append(t)
+        self.ctx.engine.execute(f"CREATE OR REPLACE TEMP VIEW {t} AS {sql}")
+        return t
+
     def drop_all(self) -> None:
         for t in reversed(self.names):
-            self.ctx.engine.execute(f"DROP TABLE IF EXISTS {t}")
+            kind = "VIEW" if t in self.views else "TABLE"
+            self.ctx.engine.execute(f"DROP {kind} IF EXISTS {t}")
         self.names.clear()
+        self.views.clear()
 
 
 def replace_profiles(

@@ -245,16 +245,42 @@ class FileContext:
     def compression(self) -> str:
         return compression(self.path)
 
-    def lines_sql(self) -> str:
-        """SELECT (line BIGINT, raw VARCHAR) — every physical line of the file, 1-based.
-
-        Blank lines come back with ``raw`` NULL (callers skip them; they are not records)."""
+    def raw_lines_sql(self) -> str:
+        """SELECT (raw VARCHAR) — every physical line of the file, in file order, unnumbered (a
+        query on it runs in parallel; see :meth:`numbered_table`)."""
         return (
-            "SELECT row_number() OVER () AS line, raw FROM read_csv("
+            f"SELECT raw FROM read_csv("
             f"{self.file_sql}, columns={{'raw': 'VARCHAR'}}, delim='\\x01', quote='', escape='', "
             f"header=false, auto_detect=false, compression='{self.compression}', "
             f"max_line_size={MAX_LINE_SIZE})"
         )
+
+    def lines_sql(self) -> str:
+        """SELECT (line BIGINT, raw VARCHAR) — every physical line of the file, 1-based.
+
+        Blank lines come back with ``raw`` NULL (callers skip them; they are not records).
+        (``row_number() OVER ()`` keeps the whole query single-threaded: for the heavy pass over
+        a big file prefer :meth:`numbered_table`.)"""
+        return f"SELECT row_number() OVER () AS line, raw FROM ({self.raw_lines_sql()})"
+
+    def numbered_table(self, table: str, select_sql: str) -> str | None:
+        """Create temp table ``table`` from ``select_sql`` (one row per row of
+        :meth:`raw_lines_sql`, in file order, e.g. ``SELECT f(raw) AS x FROM (raw_lines_sql)``),
+        computed in parallel, and return the SQL expression of a row's line number in it: its
+        position, from ``rowid`` (CREATE TABLE AS keeps the insertion order; inside a
+        transaction rowids start at an offset). Returns None, creating nothing, when positions
+        cannot be trusted (insertion order not preserved): the caller then numbers lines with
+        :meth:`lines_sql`."""
+        eng = self.engine
+        kept = eng.query_rows("SELECT current_setting('preserve_insertion_order')")[0][0]
+        if str(kept).lower() not in ("true", "1"):
+            return None
+        eng.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {select_sql}")
+        first, last, n = eng.query_rows(f"SELECT min(rowid), max(rowid), count(*) FROM {table}")[0]
+        if n and last - first + 1 != n:  # not contiguous: do not guess
+            eng.execute(f"DROP TABLE {table}")
+            return None
+        return f"(rowid - {int(first or 0)} + 1)"
 
     def json_records_sql(self) -> str:
         """SELECT (line BIGINT, raw VARCHAR, j JSON) — one row per top-level JSON record.

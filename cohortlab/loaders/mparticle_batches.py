@@ -39,9 +39,8 @@ from cohortlab.loaders._mparticle import (
     identities_sql,
     identity_type_sql,
     map_entries_sql,
-    records_sql,
+    create_stage,
     reject_with_raw,
-    stage_sql,
 )
 from cohortlab.loaders.base import FileContext, FileResult, Loader
 
@@ -87,7 +86,7 @@ class MParticleBatchesLoader(Loader):
     def _load(self, ctx: FileContext, tmp: Temp) -> FileResult:
         ex = ctx.engine.execute
         params = [ctx.load_id, str(ctx.path)]
-        stage = tmp.create("stage", stage_sql(records_sql(ctx), _SCALARS, _CONTAINERS, _CHECKS, _EVENT_MS))
+        stage = create_stage(ctx, tmp, _SCALARS, _CONTAINERS, _CHECKS, _EVENT_MS)
         device_types = ", ".join(f"'{t}'" for t in DEVICE_IDENTITY_TYPES)
         ids = tmp.create(
             "ids",

@@ -32,13 +32,11 @@ from cohortlab.loaders._mparticle import (
     absent_sql,
     attributes_sql,
     bad_epoch_ms_sql,
-    count,
     epoch_ms_sql,
     identities_sql,
-    records_sql,
+    create_stage,
     reject_with_raw,
     replace_profiles,
-    stage_sql,
     text_bool_sql,
 )
 from cohortlab.loaders.base import FileContext, FileResult, Loader
@@ -77,7 +75,7 @@ class MParticleProfilesLoader(Loader):
         return result
 
     def _load(self, ctx: FileContext, tmp: Temp) -> FileResult:
-        stage = tmp.create("stage", stage_sql(records_sql(ctx), _SCALARS, _CONTAINERS, _CHECKS))
+        stage = create_stage(ctx, tmp, _SCALARS, _CONTAINERS, _CHECKS)
         ids = tmp.create(
             "ids",
             f"{identities_sql(stage, 'uid', 'user')} UNION ALL {identities_sql(stage, 'did', 'device')}",
@@ -107,30 +105,33 @@ class MParticleProfilesLoader(Loader):
             FROM {stage} s""",
         )
         quarantined = reject_with_raw(ctx, checked)
-        winners = tmp.create(
-            "winners",
-            f"""
-            SELECT line FROM (
-              SELECT line, row_number() OVER (PARTITION BY mpid ORDER BY line DESC) AS rn
-              FROM {checked} WHERE reason IS NULL
-            ) WHERE rn = 1""",
-        )
-        won = f"line IN (SELECT line FROM {winners})"
+        rows_read, valid, distinct = ctx.engine.query_rows(
+            f"SELECT count(*), count(*) FILTER (WHERE reason IS NULL), "
+            f"count(DISTINCT mpid) FILTER (WHERE reason IS NULL) FROM {checked}"
+        )[0]
+        if valid == rows_read and distinct == valid:
+            won = "TRUE"  # the common case: every record is good and its MPID's only one
+        else:
+            winners = tmp.create(
+                "winners",
+                f"""
+                SELECT line FROM (
+                  SELECT line, row_number() OVER (PARTITION BY mpid ORDER BY line DESC) AS rn
+                  FROM {checked} WHERE reason IS NULL
+                ) WHERE rn = 1""",
+            )
+            won = f"line IN (SELECT line FROM {winners})"
         profiles = tmp.create(
             "profiles",
             f"""
             SELECT mpid, {epoch_ms_sql('created_ms')} AS created_at, {epoch_ms_sql('stored_ms')} AS last_stored_at,
                    {text_bool_sql('opted')} AS is_opted_out, environment, 'profile_api' AS source, line
-            FROM {stage} WHERE {won}""",
+            FROM {stage} WHERE reason0 IS NULL AND {won}""",
         )
         # used once each: passed as subqueries, not materialised
         identities = f"(SELECT mpid, kind, identity_type, value, line FROM {ids} WHERE value IS NOT NULL AND {won})"
-        attributes = f"({attributes_sql(f'(SELECT * FROM {stage} WHERE {won})', 'attrs')})"
+        attributes = f"({attributes_sql(f'(SELECT * FROM {stage} WHERE reason0 IS NULL AND {won})', 'attrs')})"
         audiences = f"(SELECT mpid, audience_id, audience_name, expiration_at, line FROM {aud} WHERE {won})"
         replace_profiles(ctx, profiles, identities, attributes, audiences)
-
-        rows_read = count(ctx, f"SELECT 1 FROM {stage}")
-        loaded = count(ctx, f"SELECT 1 FROM {winners}")
-        valid = count(ctx, f"SELECT 1 FROM {checked} WHERE reason IS NULL")
-        return FileResult(rows_read=rows_read, loaded=loaded, deduplicated=valid - loaded,
+        return FileResult(rows_read=int(rows_read), loaded=int(distinct), deduplicated=int(valid) - int(distinct),
                           quarantined=quarantined)
