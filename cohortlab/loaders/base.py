@@ -183,7 +183,9 @@ def sniff_json_layout(path: Path) -> str:
         return "array"
     if first != "{":
         raise LoadError(path, f"unrecognised format: expected JSON, file starts with {stripped[:40]!r}")
-    first_line, _, rest = stripped.partition("\n")
+    first_line, newline, rest = stripped.partition("\n")
+    if not newline and len(head) >= 65536:  # a first line longer than the head (a big page)
+        first_line = _first_line(path).lstrip("\ufeff \t\r\n")
     try:
         json.loads(first_line.strip())
         return "jsonl"
@@ -200,6 +202,17 @@ def sniff_json_layout(path: Path) -> str:
                 pass
             break
     return "document"
+
+
+def _first_line(path: Path) -> str:
+    """The first line of the (decompressed) file, read up to MAX_LINE_SIZE bytes."""
+    try:
+        opener = gzip.open if is_gzip(path) else open
+        with opener(path, "rb") as f:
+            data = f.readline(MAX_LINE_SIZE)
+    except (OSError, EOFError) as e:
+        raise LoadError(path, f"cannot read file: {e}") from e
+    return data.decode("utf-8", errors="replace")
 
 
 def fingerprint(path: Path, kind: str, options: dict[str, Any]) -> str:

@@ -197,11 +197,83 @@ def parsed_records_sql(ctx: FileContext, layout: str, paths) -> str:
     )
 
 
+def _engage_items_sql(records: str, order: str) -> str:
+    """(line, rec_line, raw, is_page_item, f, kind): one row per bare record of ``records``
+    (line, raw, malformed, is_obj, v = the values of ``["$.results"] + _RESULT_PATHS``) and one
+    per result of a page (none for an empty page); ``f`` = the values of ``_RESULT_PATHS``."""
+    return f"""
+        WITH rec AS (
+            SELECT *, CASE WHEN is_page THEN json_array_length(v[1])::BIGINT ELSE 0 END AS n
+            FROM (SELECT *, coalesce(json_type(v[1]) = 'ARRAY', FALSE) AS is_page FROM ({records}))
+        ),
+        flat AS (
+            -- a single pass: `before` (results of the pages above) is a running sum in file
+            -- order, and rec is read once (a CTE read twice would be materialised)
+            SELECT line, raw, malformed, is_obj, is_page, v,
+                   sum(n) OVER ({order}ROWS UNBOUNDED PRECEDING) - n AS before,
+                   unnest(CASE WHEN is_page THEN json_extract(v[1], '$[*]') ELSE [NULL::JSON] END) AS value,
+                   unnest(CASE WHEN is_page THEN range(1, n + 1) ELSE [0] END) AS k
+            FROM rec
+        )
+        SELECT CASE WHEN is_page THEN (before + k)::BIGINT ELSE line END AS line, line AS rec_line,
+               CASE WHEN is_page THEN value::VARCHAR ELSE raw END AS raw, is_page AS is_page_item, f,
+               CASE WHEN is_page THEN
+                        CASE WHEN f[1] IS NOT NULL OR f[2] IS NOT NULL OR json_type(value) = 'OBJECT'
+                             THEN 'result' ELSE 'not_an_object' END
+                    ELSE {_bare_kind_sql('f[1]')} END AS kind
+        FROM (SELECT *, CASE WHEN is_page THEN json_extract(value, {_paths_sql(_RESULT_PATHS)})
+                             ELSE v[2:] END AS f
+              FROM flat)"""
+
+
+def _bare_kind_sql(idv: str) -> str:
+    return (
+        f"CASE WHEN malformed THEN 'malformed_json' WHEN {idv} IS NOT NULL THEN 'result' "
+        f"WHEN NOT is_obj THEN 'not_an_object' ELSE 'unrecognised' END"
+    )
+
+
+def _engage_columns_sql(items: str, doc_no: str, keep: str = "") -> str:
+    """The stage columns (see :func:`stage_engage_results`) of ``items`` (line, rec_line, raw,
+    is_page_item, f, kind [, ``keep`` columns passed through]). A bare record's JSON-float
+    ``$mparticle_user_id`` takes its exact token from its own text when the key occurs once."""
+    fields = "f[1] AS idv, f[2] AS pv, f[3] AS m, f[4] AS e, f[5] AS ph, f[6] AS cr, f[7] AS ls"
+    mp_text = "CASE WHEN json_type(m) <> 'NULL' THEN json_extract_string(m, '$') END"
+    return f"""
+        SELECT line, doc_no, reason, kind, CASE WHEN reason IS NOT NULL THEN raw END AS raw, distinct_id,
+               CASE WHEN props_type = 'OBJECT' THEN pv ELSE '{{}}'::JSON END AS properties,
+               coalesce(props_type = 'OBJECT' AND pv::VARCHAR <> '{{}}', FALSE) AS has_properties,
+               mp_type,
+               CASE WHEN mp_type = 'DOUBLE' AND NOT is_page_item THEN
+                        coalesce(CASE WHEN len(toks) = 1 AND TRY_CAST(toks[1] AS DOUBLE) = TRY_CAST(mp_text AS DOUBLE)
+                                      THEN toks[1] END, mp_text)
+                    ELSE mp_text END AS mparticle_user_id,
+               -- strings as is; other types as JSON text (dates of another type then fail the cast: NULL)
+               json_extract_string(e, '$') AS email, json_extract_string(ph, '$') AS phone,
+               timezone('UTC', TRY_CAST(trim(json_extract_string(cr, '$')) AS TIMESTAMPTZ)) AS created,
+               timezone('UTC', TRY_CAST(trim(json_extract_string(ls, '$')) AS TIMESTAMPTZ)) AS last_seen {keep}
+        FROM (
+            SELECT *, CASE WHEN kind IN ('malformed_json', 'not_an_object') THEN kind
+                           WHEN distinct_id IS NOT NULL THEN
+                               CASE WHEN props_type IS NOT NULL AND props_type NOT IN ('OBJECT', 'NULL')
+                                    THEN 'bad_properties' END
+                           WHEN id_type IN ('BOOLEAN', 'OBJECT', 'ARRAY') THEN 'bad_distinct_id'
+                           ELSE 'missing_distinct_id' END AS reason,
+                      CASE WHEN mp_type = 'DOUBLE' AND NOT is_page_item
+                           THEN regexp_extract_all(raw, '{MPUID_TOKEN_RE}', 1) END AS toks
+            FROM (
+                SELECT *, {id_text_sql('idv')} AS distinct_id, json_type(idv) AS id_type,
+                       json_type(pv) AS props_type, json_type(m) AS mp_type, {mp_text} AS mp_text
+                FROM (SELECT *, {doc_no}::BIGINT AS doc_no, {fields} FROM ({items}))
+            )
+        )"""
+
+
 def stage_engage_results(ctx: FileContext, st: str) -> str:
-    """Create temp table ``st`` with one row per Engage result of the file, in one pass (one JSON
-    parse of each record): (line, doc_no, reason, kind, raw, distinct_id, properties,
-    has_properties, mp_type, mparticle_user_id, email, phone, created, last_seen). Returns the
-    layout.
+    """Create temp table (or view) ``st`` with one row per Engage result of the file, parsing each
+    record once: (line, doc_no, reason, kind, raw, distinct_id, properties, has_properties,
+    mp_type, mparticle_user_id, email, phone, created, last_seen). Returns the layout. Drop it
+    with :func:`drop_engage_stage`.
 
     Records may be Engage response pages (``{"results": [...]}``; each element is a result) or
     bare result objects (``{"$distinct_id": ..., "$properties": {...}}``). ``line`` is the record's
@@ -210,77 +282,69 @@ def stage_engage_results(ctx: FileContext, st: str) -> str:
     The profile columns follow :func:`upsert_profiles` (a JSON-float ``$mparticle_user_id``
     keeps its exact token from the file text).
     Raises LoadError for a page with a ``status`` other than ``"ok"``, and for a file with JSON
-    objects none of which is a page or a result object."""
+    objects none of which is a page or a result object.
+
+    JSONL is parsed in parallel (:meth:`FileContext.numbered_table`): every line once, bare
+    results classified on the way; the few page lines are then expanded into ``{st}_pages``,
+    and ``st`` is a view over both."""
     layout = sniff_json_layout(ctx.path)
-    records = parsed_records_sql(ctx, layout, ("$.results",) + _RESULT_PATHS)
-    doc_no = "1" if layout == "array" else "rec_line"
-    fields = "idv, pv, m, e, ph, cr, ls"
-    # JSONL records arrive in line order (lines are numbered by a streaming row_number); the
-    # records of an array or documents are ordered explicitly
-    order = "" if layout == "jsonl" else "ORDER BY line "
-    ctx.engine.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE {st} AS
-        WITH rec AS (
-            SELECT *, CASE WHEN is_page THEN json_array_length(v[1])::BIGINT ELSE 0 END AS n
-            FROM (SELECT *, coalesce(json_type(v[1]) = 'ARRAY', FALSE) AS is_page FROM ({records}))
-        ),
-        flat AS (
-            -- one row per bare record, one per result of a page (none for an empty page); a
-            -- single streaming pass: `before` (results of the pages above) is a running sum in
-            -- file order, and rec is read once (a CTE read twice would be materialised)
-            SELECT line, raw, malformed, is_obj, is_page, v,
-                   sum(n) OVER ({order}ROWS UNBOUNDED PRECEDING) - n AS before,
-                   unnest(CASE WHEN is_page THEN json_extract(v[1], '$[*]') ELSE [NULL::JSON] END) AS value,
-                   unnest(CASE WHEN is_page THEN range(1, n + 1) ELSE [0] END) AS k
-            FROM rec
-        ),
-        items AS (
-            SELECT CASE WHEN is_page THEN (before + k)::BIGINT ELSE line END AS line, line AS rec_line,
-                   CASE WHEN is_page THEN value::VARCHAR ELSE raw END AS raw,
-                   f[1] AS idv, f[2] AS pv, f[3] AS m, f[4] AS e, f[5] AS ph, f[6] AS cr, f[7] AS ls,
-                   CASE WHEN is_page THEN
-                            CASE WHEN f[1] IS NOT NULL OR f[2] IS NOT NULL OR json_type(value) = 'OBJECT'
-                                 THEN 'result' ELSE 'not_an_object' END
-                        WHEN malformed THEN 'malformed_json'
-                        WHEN f[1] IS NOT NULL THEN 'result'
-                        WHEN NOT is_obj THEN 'not_an_object'
-                        ELSE 'unrecognised' END AS kind
-            FROM (SELECT *, CASE WHEN is_page THEN json_extract(value, {_paths_sql(_RESULT_PATHS)})
-                                 ELSE v[2:] END AS f
-                  FROM flat)
-        ),
-        cls AS (
-            SELECT *, {id_text_sql('idv')} AS distinct_id, json_type(idv) AS id_type, json_type(pv) AS props_type
-            FROM items
-        ),
-        res AS (
-            SELECT line, {doc_no}::BIGINT AS doc_no, raw, distinct_id, props_type, kind, {fields},
-                   CASE WHEN kind IN ('malformed_json', 'not_an_object') THEN kind
-                        WHEN distinct_id IS NOT NULL THEN
-                            CASE WHEN props_type IS NOT NULL AND props_type NOT IN ('OBJECT', 'NULL')
-                                 THEN 'bad_properties' END
-                        WHEN id_type IN ('BOOLEAN', 'OBJECT', 'ARRAY') THEN 'bad_distinct_id'
-                        ELSE 'missing_distinct_id' END AS reason
-            FROM cls
+    paths = ("$.results",) + _RESULT_PATHS
+    eng = ctx.engine
+    if layout == "jsonl":
+        rows = f"{st}_rows"
+        # the line number is a placeholder (0; NULL for a blank line) until the rows are numbered
+        records = (
+            f"SELECT CASE WHEN {nonblank_sql('raw')} THEN 0 END AS line, raw, v IS NULL AS malformed, "
+            f"v IS NOT NULL AND starts_with(ltrim(raw, ' \t\r\n'), '{{') AS is_obj, v, "
+            f"coalesce(json_type(v[1]) = 'ARRAY', FALSE) AS is_page "
+            f"FROM (SELECT raw, CASE WHEN {nonblank_sql('raw')} THEN try(json_extract(raw, {_paths_sql(paths)})) END AS v "
+            f"FROM ({ctx.raw_lines_sql()}))"
         )
-        SELECT line, doc_no, reason, kind,
-               CASE WHEN reason IS NOT NULL THEN raw END AS raw, distinct_id,
-               CASE WHEN props_type = 'OBJECT' THEN pv ELSE '{{}}'::JSON END AS properties,
-               coalesce(props_type = 'OBJECT' AND pv::VARCHAR <> '{{}}', FALSE) AS has_properties,
-               json_type(m) AS mp_type,
-               CASE WHEN json_type(m) <> 'NULL' THEN json_extract_string(m, '$') END AS mparticle_user_id,
-               -- strings as is; other types as JSON text (dates of another type then fail the cast: NULL)
-               json_extract_string(e, '$') AS email, json_extract_string(ph, '$') AS phone,
-               timezone('UTC', TRY_CAST(trim(json_extract_string(cr, '$')) AS TIMESTAMPTZ)) AS created,
-               timezone('UTC', TRY_CAST(trim(json_extract_string(ls, '$')) AS TIMESTAMPTZ)) AS last_seen
-        FROM res
-        """
-    )
+        items = (
+            f"SELECT line, line AS rec_line, raw, FALSE AS is_page_item, v[2:] AS f, "
+            f"{_bare_kind_sql('v[2]')} AS kind, is_page, CASE WHEN is_page THEN raw END AS page_raw "
+            f"FROM ({records})"
+        )
+        line = ctx.numbered_table(rows, _engage_columns_sql(items, "rec_line", ", is_page, page_raw"))
+        if line is not None:
+            cols = ("line, doc_no, reason, kind, raw, distinct_id, properties, has_properties, mp_type, "
+                    "mparticle_user_id, email, phone, created, last_seen")
+            bare = (f"SELECT {line} AS line, {line} AS doc_no, * EXCLUDE (line, doc_no, is_page, page_raw) "
+                    f"FROM {rows} WHERE line IS NOT NULL AND NOT is_page")
+            if eng.query_rows(f"SELECT 1 FROM {rows} WHERE is_page LIMIT 1"):
+                pages = f"{st}_pages"
+                page_records = (
+                    f"SELECT {line} AS line, page_raw AS raw, FALSE AS malformed, TRUE AS is_obj, "
+                    f"json_extract(page_raw, {_paths_sql(paths)}) AS v FROM {rows} WHERE is_page"
+                )
+                eng.execute(f"CREATE OR REPLACE TEMP TABLE {pages} AS "
+                            + _engage_columns_sql(_engage_items_sql(page_records, "ORDER BY line "), "rec_line"))
+                recover_float_tokens(ctx, layout, pages, key="line", doc_no="doc_no", ord_="line",
+                                     typ="mp_type", text="mparticle_user_id")
+                bare += f" UNION ALL SELECT {cols} FROM {pages}"
+            eng.execute(f"CREATE OR REPLACE TEMP VIEW {st} AS SELECT {cols} FROM ({bare})")
+            _check_engage_stage(ctx, st)
+            return layout
+    # records of an array or documents (or JSONL numbered by row_number): one statement
+    records = parsed_records_sql(ctx, layout, paths)
+    order = "" if layout == "jsonl" else "ORDER BY line "  # JSONL lines arrive in order
+    doc_no = "1" if layout == "array" else "rec_line"
+    eng.execute(f"CREATE OR REPLACE TEMP TABLE {st} AS " + _engage_columns_sql(_engage_items_sql(records, order), doc_no))
     _check_engage_stage(ctx, st)
     recover_float_tokens(ctx, layout, st, key="line", doc_no="doc_no", ord_="line",
                          typ="mp_type", text="mparticle_user_id")
     return layout
+
+
+def drop_engage_stage(ctx: FileContext, st: str) -> None:
+    """Drop what :func:`stage_engage_results` created (or a table ``st``)."""
+    eng = ctx.engine
+    if eng.query_rows("SELECT 1 FROM duckdb_views() WHERE view_name = ? AND temporary", [st]):
+        eng.execute(f"DROP VIEW {st}")
+        eng.execute(f"DROP TABLE IF EXISTS {st}_pages")
+        eng.execute(f"DROP TABLE IF EXISTS {st}_rows")
+    else:
+        eng.execute(f"DROP TABLE IF EXISTS {st}")
 
 
 def _check_engage_stage(ctx: FileContext, st: str) -> None:
@@ -386,6 +450,7 @@ __all__ = [
     "parse_utc",
     "recover_float_tokens",
     "stage_engage_results",
+    "drop_engage_stage",
     "upsert_profiles",
     "register_cohorts",
     "layout_of",

@@ -34,6 +34,7 @@ from typing import Any
 
 from cohortlab.loaders.base import FileContext, FileResult, LoadError, Loader, head_text, sql_str
 from cohortlab.loaders.mixpanel_common import (
+    drop_engage_stage,
     id_text_sql,
     parse_utc,
     register_cohorts,
@@ -108,7 +109,7 @@ class MixpanelMembersLoader(Loader):
             f"{sql_str(cohort_name)} AS name, NULL::VARCHAR AS description, "
             f"NULL::VARCHAR AS project_id, NULL::BIGINT AS line",
         )
-        eng.execute(f"DROP TABLE {st}")
+        drop_engage_stage(ctx, st)
         return FileResult(
             rows_read=int(rows_read),
             loaded=int(distinct),

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections import Counter
 
 from cohortlab.loaders.base import FileContext, FileResult, Loader
-from cohortlab.loaders.mixpanel_common import stage_engage_results, upsert_profiles
+from cohortlab.loaders.mixpanel_common import drop_engage_stage, stage_engage_results, upsert_profiles
 
 
 class MixpanelProfilesLoader(Loader):
@@ -40,6 +40,6 @@ class MixpanelProfilesLoader(Loader):
         quarantined = ctx.reject(f"SELECT line, reason, raw FROM {st} WHERE reason IS NOT NULL")
         loaded, dedup = upsert_profiles(ctx, f"SELECT * FROM {st} WHERE reason IS NULL")
         rows_read = int(eng.query_rows(f"SELECT count(*) FROM {st}")[0][0])
-        eng.execute(f"DROP TABLE {st}")
+        drop_engage_stage(ctx, st)
         return FileResult(rows_read=rows_read, loaded=loaded, deduplicated=dedup,
                           quarantined=Counter(quarantined))
