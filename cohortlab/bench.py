@@ -13,7 +13,7 @@ timeline    a 30-day dynamic sync timeline at 15-minute cadence (2,881 runs) of 
 migration   the EIT migration what-if, 4 plans (switch only, switch + Rule, Rule only, do
             nothing) over the 60 days before the latest snapshot
 report      the full ``cohortlab report --data WORLD`` (loads the world again, four notebooks)
-demo        ``cohortlab demo`` (generates a 2,000-user world, loads it, runs the report)
+demo        ``cohortlab demo`` (generates its small default world, loads it, runs the report)
 duckdb      ``bench/baseline_duckdb.py``: hand-written DuckDB, read the files + one query
 pandas      ``bench/baseline_pandas.py``: the same in pandas, as in a notebook
 ==========  ====================================================================================
@@ -56,7 +56,7 @@ STEP_LABELS = {
     "timeline": "30-day sync timeline, 15 min",
     "migration": "migration what-if, 4 plans × 60 d",
     "report": "full cohortlab report",
-    "demo": "cohortlab demo (2,000 users)",
+    "demo": "cohortlab demo (default world)",
     "duckdb": "baseline: hand-written DuckDB",
     "pandas": "baseline: pandas",
 }
@@ -331,6 +331,12 @@ def _machine() -> dict[str, Any]:
         info["pandas"] = pandas.__version__
     except ImportError:  # pragma: no cover
         pass
+    try:
+        root = Path(__file__).resolve().parent.parent
+        info["commit"] = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                        text=True, timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):  # pragma: no cover
+        info["commit"] = None
     return info
 
 
