@@ -96,8 +96,8 @@ class MixpanelMembersLoader(Loader):
             f"""
             INSERT INTO mp_cohort_members (snapshot_id, cohort_name, as_of, distinct_id,
                                            load_id, source_file, line)
-            SELECT ?, ?, ?, distinct_id, ?, ?, min(line)
-            FROM {st} WHERE reason IS NULL GROUP BY distinct_id
+            SELECT ?, ?, ?, distinct_id, ?, ?, {"line" if valid == distinct else "min(line)"}
+            FROM {st} WHERE reason IS NULL {"" if valid == distinct else "GROUP BY distinct_id"}
             """,
             [ctx.load_id, cohort_name, as_of, ctx.load_id, str(ctx.path)],
         )
@@ -181,20 +181,21 @@ class MixpanelMembersLoader(Loader):
         elif column not in cols:
             raise LoadError(ctx.path, f"no column {column!r}; the header has {cols}", line=1)
         qc = '"' + column.replace('"', '""') + '"'
-        eng.execute(
-            f"""
-            CREATE OR REPLACE TEMP TABLE {st} AS
-            SELECT line, NULL::BIGINT AS doc_no,
-                   CASE WHEN distinct_id IS NULL THEN 'missing_distinct_id' END AS reason,
-                   CASE WHEN distinct_id IS NULL THEN raw END AS raw,
-                   distinct_id, NULL::JSON AS properties, FALSE AS has_properties
-            FROM (
-                SELECT row_number() OVER () + 1 AS line, t::VARCHAR AS raw,
-                       nullif(trim(t.{qc}), '') AS distinct_id
-                FROM {src} t
-            )
-            """
+        # line = position + 1 (the header is line 1); the raw row text only for rejects
+        rows = (
+            f"SELECT CASE WHEN distinct_id IS NULL THEN 'missing_distinct_id' END AS reason, "
+            f"CASE WHEN distinct_id IS NULL THEN raw END AS raw, distinct_id "
+            f"FROM (SELECT nullif(trim(t.{qc}), '') AS distinct_id, "
+            f"CASE WHEN nullif(trim(t.{qc}), '') IS NULL THEN t::VARCHAR END AS raw FROM {src} t)"
         )
+        stage_cols = "reason, raw, distinct_id, NULL::JSON AS properties, FALSE AS has_properties"
+        line = ctx.numbered_table(f"{st}_rows", rows)
+        if line is not None:
+            eng.execute(f"CREATE OR REPLACE TEMP VIEW {st} AS SELECT {line} + 1 AS line, "
+                        f"NULL::BIGINT AS doc_no, {stage_cols} FROM {st}_rows")
+        else:
+            eng.execute(f"CREATE OR REPLACE TEMP TABLE {st} AS SELECT row_number() OVER () + 1 AS line, "
+                        f"NULL::BIGINT AS doc_no, {stage_cols} FROM ({rows})")
         meta: dict[str, Any] = {"layout": "csv"}
         if "as_of" in cols:
             values = [r[0] for r in eng.query_rows(
