@@ -81,8 +81,11 @@ def read_mixpanel_events(spark: "SparkSession", paths: str | list[str], *, time_
     ``time`` is epoch seconds (fractional allowed) or milliseconds (``time_unit="ms"``, or
     ``"auto"``: values above 1e11 are milliseconds), as the DuckDB loader reads it; ``properties``
     is the raw properties object as JSON text; ``distinct_id`` falls back to ``$user_id`` then
-    ``'$device:' || $device_id``. Deduplication and quarantine are the DuckDB loader's job; this
-    reader is for data too large for one machine.
+    ``'$device:' || $device_id``. ``$mparticle_user_id`` is read as text: strings and integers of
+    any size keep their exact digits; a JSON *float* token is re-spelled by Spark's JSON parser
+    (``1.2e18`` -> ``1.2E18``; the DuckDB loader keeps ``1.2e18``): either way it is not a valid
+    MPID and classifies as ``malformed_mparticle_user_id``. Deduplication and quarantine are the
+    DuckDB loader's job; this reader is for data too large for one machine.
     """
     from pyspark.sql import functions as F
 
@@ -105,17 +108,17 @@ def read_mixpanel_events(spark: "SparkSession", paths: str | list[str], *, time_
         return F.when(c != "", c)
 
     did = F.coalesce(
-        text(p["distinct_id"]), text(p["`$user_id`"]),
-        F.concat(F.lit("$device:"), text(p["`$device_id`"])),
+        text(p["distinct_id"]), text(p["$user_id"]),
+        F.concat(F.lit("$device:"), text(p["$device_id"])),
     )
     return parsed.select(
         F.col("j.event").alias("event"),
         ts.alias("time"),
         did.alias("distinct_id"),
-        p["`$insert_id`"].alias("insert_id"),
-        p["`$device_id`"].alias("device_id"),
-        p["`$user_id`"].alias("user_id"),
-        p["`$mparticle_user_id`"].alias("mparticle_user_id"),
+        p["$insert_id"].alias("insert_id"),
+        p["$device_id"].alias("device_id"),
+        p["$user_id"].alias("user_id"),
+        p["$mparticle_user_id"].alias("mparticle_user_id"),
         F.col("properties_json").alias("properties"),
         F.col("source_file"),
     ).where(F.col("time").isNotNull())
