@@ -20,6 +20,11 @@ What it does (DESIGN.md, architecture-anchors.md §3):
   not grow one huge plan. ``CREATE TABLE`` with columns makes an empty typed view (the canonical
   tables the ``Lab`` creates), ``INSERT``/``DELETE`` rebuild the view, sequences, indexes and
   transactions are no-ops (Spark has none; ``transaction()`` is a no-op context).
+* **Pipeline statements.** Spark inlines a CTE at every reference; a ``WITH`` statement (a
+  :class:`~cohortlab.pipeline.Pipeline`) is therefore run step by step as temp views, a step read
+  more than once being cached for the statement (:class:`~cohortlab.engines.spark_dialect.SparkPlan`).
+* **Parameters** (``?``) are bound as SQL literals in the parsed tree before translation, so a
+  naive ``datetime`` means UTC as it does in DuckDB (not the Python process's local zone).
 * **Exact integers.** Results come back through Arrow: BIGINT stays int64 (pandas ``Int64``
   when nullable), never a float (``toPandas()`` would turn nullable longs into float64).
 """
