@@ -270,12 +270,17 @@ def identities_sql(stage: str, col: str, kind: str) -> str:
     entries inside one record. ``bad`` flags an entry that is not an object, has no type, or has
     a non-scalar value. (Lists are unnested, not joined with ``json_each``: several times faster.)"""
     return f"""
-        SELECT line, pos, mpid, '{kind}' AS kind, {identity_type_sql('clean_type')} AS identity_type,
+        SELECT line, pos, mpid, '{kind}' AS kind,
+               CASE WHEN known IS NOT NULL THEN known ELSE {identity_type_sql('clean_type')} END AS identity_type,
                CASE WHEN value_t IN ('VARCHAR', 'BIGINT', 'UBIGINT', 'DOUBLE')
                     THEN json_extract_string(value_j, '$') END AS value,
-               (clean_type IS NULL OR clean_type = '' OR coalesce(value_t IN ('BOOLEAN', 'OBJECT', 'ARRAY'), FALSE)) AS bad
+               ((known IS NULL AND (clean_type IS NULL OR clean_type = ''))
+                OR coalesce(value_t IN ('BOOLEAN', 'OBJECT', 'ARRAY'), FALSE)) AS bad
         FROM (
-          SELECT *, {clean_identity_type_sql('raw_type')} AS clean_type, json_type(value_j) AS value_t
+          -- a type spelled exactly as a known one (nearly all) is looked up (a join with a small
+          -- table); only the others are cleaned and normalised row by row
+          SELECT e.*, t.known, CASE WHEN t.known IS NULL THEN {clean_identity_type_sql('raw_type')} END AS clean_type,
+                 json_type(value_j) AS value_t
           FROM (
             SELECT line, mpid, pos, coalesce(el.type, el.identity_type) AS raw_type,
                    CASE WHEN el.value IS NOT NULL THEN el.value ELSE el.identity END AS value_j
@@ -288,8 +293,19 @@ def identities_sql(stage: str, col: str, kind: str) -> str:
             SELECT line, mpid, unnest(range(1, len(k) + 1)) AS pos, unnest(k) AS raw_type, unnest(v) AS value_j
             FROM (SELECT line, mpid, json_keys({col}) AS k, json_extract({col}, '$.*') AS v
                   FROM {stage} WHERE reason0 IS NULL AND {col}_t = 'OBJECT')
-          )
+          ) e LEFT JOIN ({_KNOWN_TYPES_SQL}) t ON t.spelling = e.raw_type
         )"""
+
+
+def _known_types_sql() -> str:
+    """VALUES (spelling, known): every identity type name and alias, spelled as normalised."""
+    pairs = {t: t for t in USER_IDENTITY_TYPES + DEVICE_IDENTITY_TYPES}
+    pairs.update(IDENTITY_TYPE_ALIASES)
+    rows = ", ".join(f"({_lit(k)}, {_lit(v)})" for k, v in sorted(pairs.items()))
+    return f"SELECT * FROM (VALUES {rows}) v(spelling, known)"
+
+
+_KNOWN_TYPES_SQL = _known_types_sql()
 
 
 def map_entries_sql(stage: str, col: str) -> str:
