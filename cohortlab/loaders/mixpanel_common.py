@@ -301,24 +301,35 @@ def stage_engage_results(ctx: FileContext, st: str) -> str:
             f"FROM ({ctx.raw_lines_sql()}))"
         )
         items = (
-            f"SELECT line, line AS rec_line, raw, FALSE AS is_page_item, v[2:] AS f, "
-            f"{_bare_kind_sql('v[2]')} AS kind, is_page, CASE WHEN is_page THEN raw END AS page_raw "
+            f"SELECT line, line AS rec_line, CASE WHEN NOT is_page THEN raw END AS raw, FALSE AS is_page_item, v[2:] AS f, "
+            f"{_bare_kind_sql('v[2]')} AS kind, is_page, CASE WHEN is_page THEN v[1] END AS results, "
+            f"CASE WHEN is_page THEN json_array_length(v[1])::BIGINT END AS n "
             f"FROM ({records})"
         )
-        line = ctx.numbered_table(rows, _engage_columns_sql(items, "rec_line", ", is_page, page_raw"))
+        line = ctx.numbered_table(rows, _engage_columns_sql(items, "rec_line", ", is_page, results, n"))
         if line is not None:
             cols = ("line, doc_no, reason, kind, raw, distinct_id, properties, has_properties, mp_type, "
                     "mparticle_user_id, email, phone, created, last_seen")
-            bare = (f"SELECT {line} AS line, {line} AS doc_no, * EXCLUDE (line, doc_no, is_page, page_raw) "
+            bare = (f"SELECT {line} AS line, {line} AS doc_no, * EXCLUDE (line, doc_no, is_page, results, n) "
                     f"FROM {rows} WHERE line IS NOT NULL AND NOT is_page")
             if eng.query_rows(f"SELECT 1 FROM {rows} WHERE is_page LIMIT 1"):
                 pages = f"{st}_pages"
-                page_records = (
-                    f"SELECT {line} AS line, page_raw AS raw, FALSE AS malformed, TRUE AS is_obj, "
-                    f"json_extract(page_raw, {_paths_sql(paths)}) AS v FROM {rows} WHERE is_page"
-                )
-                eng.execute(f"CREATE OR REPLACE TEMP TABLE {pages} AS "
-                            + _engage_columns_sql(_engage_items_sql(page_records, "ORDER BY line "), "rec_line"))
+                # `before` (results of the pages above) from the page sizes alone, then each page's
+                # results are split out and parsed once each
+                page_items = f"""
+                    SELECT (p.before + k)::BIGINT AS line, p.line AS rec_line, value::VARCHAR AS raw,
+                           TRUE AS is_page_item, f,
+                           CASE WHEN f[1] IS NOT NULL OR f[2] IS NOT NULL OR json_type(value) = 'OBJECT'
+                                THEN 'result' ELSE 'not_an_object' END AS kind
+                    FROM (
+                        SELECT *, json_extract(value, {_paths_sql(_RESULT_PATHS)}) AS f
+                        FROM (SELECT line, unnest(elems) AS value, generate_subscripts(elems, 1) AS k
+                              FROM (SELECT {line} AS line, json_extract(results, '$[*]') AS elems
+                                    FROM {rows} WHERE is_page AND n > 0))
+                    ) e
+                    JOIN (SELECT {line} AS line, sum(n) OVER (ORDER BY {line} ROWS UNBOUNDED PRECEDING) - n AS before
+                          FROM {rows} WHERE is_page) p ON p.line = e.line"""
+                eng.execute(f"CREATE OR REPLACE TEMP TABLE {pages} AS " + _engage_columns_sql(page_items, "rec_line"))
                 recover_float_tokens(ctx, layout, pages, key="line", doc_no="doc_no", ord_="line",
                                      typ="mp_type", text="mparticle_user_id")
                 bare += f" UNION ALL SELECT {cols} FROM {pages}"
@@ -380,12 +391,14 @@ def upsert_profiles(ctx: FileContext, relation: str) -> tuple[int, int]:
     mparticle_user_id, email, phone, created, last_seen), e.g. rows of a
     :func:`stage_engage_results` table.
 
-    Within the relation the last row of a distinct_id (highest ``line``) wins; a profile already
-    in ``mp_profiles`` with the same distinct_id is replaced (delete + insert, inside the load's
-    transaction). The derived columns: ``$mparticle_user_id`` (text as exported; a JSON float
-    keeps its exact token), ``$email``, ``$phone``, ``$created``, ``$last_seen`` (ISO strings,
-    UTC; odd types → NULL). Returns (loaded, deduplicated): distinct profiles written, and rows
-    superseded within the relation."""
+    Within the relation the last row of a distinct_id (highest ``line``) wins. The rows are
+    inserted; the rows they replace (same distinct_id, earlier load) are removed once per
+    ``load()`` call by :class:`ProfileUpserts` (one pass, not one per file: a directory of
+    thousands of Engage pages would otherwise rescan ``mp_profiles`` for every page).
+    The derived columns: ``$mparticle_user_id`` (text as exported; a JSON float keeps its exact
+    token), ``$email``, ``$phone``, ``$created``, ``$last_seen`` (ISO strings, UTC; odd types →
+    NULL). Returns (loaded, deduplicated): distinct profiles written, and rows superseded within
+    the relation."""
     eng = ctx.engine
     total, distinct = eng.query_rows(f"SELECT count(*), count(DISTINCT distinct_id) FROM ({relation})")[0]
     src, tmp = f"({relation})", None
@@ -398,8 +411,6 @@ def upsert_profiles(ctx: FileContext, relation: str) -> tuple[int, int]:
             """
         )
         src = tmp
-    if eng.query_rows("SELECT 1 FROM mp_profiles LIMIT 1"):
-        eng.execute(f"DELETE FROM mp_profiles WHERE distinct_id IN (SELECT distinct_id FROM {src})")
     eng.execute(
         f"""
         INSERT INTO mp_profiles (distinct_id, mparticle_user_id, email, phone, created, last_seen,
@@ -413,6 +424,34 @@ def upsert_profiles(ctx: FileContext, relation: str) -> tuple[int, int]:
     if tmp:
         eng.execute(f"DROP TABLE {tmp}")
     return int(distinct), int(total) - int(distinct)
+
+
+class ProfileUpserts:
+    """Mixin for loaders calling :func:`upsert_profiles`: after the last file of a ``load()``,
+    each distinct_id keeps only its row of the latest load (a later load replaces the earlier
+    row), exactly as if every file had deleted the rows it replaces. Skipped when nothing can
+    repeat: ``mp_profiles`` was empty and a single file wrote profiles."""
+
+    def begin(self, engine) -> None:
+        super().begin(engine)  # type: ignore[misc]
+        self._profiles_before = bool(engine.query_rows("SELECT 1 FROM mp_profiles LIMIT 1"))
+
+    def finish(self, engine, load_ids: list[int]) -> None:
+        super().finish(engine, load_ids)  # type: ignore[misc]
+        ids = ", ".join(str(int(i)) for i in load_ids)
+        writers = int(engine.query_rows(
+            f"SELECT count(DISTINCT load_id) FROM mp_profiles WHERE load_id IN ({ids})")[0][0])
+        if writers == 0 or (writers == 1 and not getattr(self, "_profiles_before", True)):
+            return
+        engine.execute(
+            f"""
+            DELETE FROM mp_profiles WHERE rowid IN (
+                SELECT rowid FROM mp_profiles
+                WHERE distinct_id IN (SELECT distinct_id FROM mp_profiles WHERE load_id IN ({ids}))
+                QUALIFY row_number() OVER (PARTITION BY distinct_id ORDER BY load_id DESC) > 1
+            )
+            """
+        )
 
 
 def register_cohorts(ctx: FileContext, relation: str) -> int:
@@ -452,6 +491,7 @@ __all__ = [
     "stage_engage_results",
     "drop_engage_stage",
     "upsert_profiles",
+    "ProfileUpserts",
     "register_cohorts",
     "layout_of",
 ]

@@ -34,6 +34,7 @@ from typing import Any
 
 from cohortlab.loaders.base import FileContext, FileResult, LoadError, Loader, head_text, sql_str
 from cohortlab.loaders.mixpanel_common import (
+    ProfileUpserts,
     drop_engage_stage,
     id_text_sql,
     parse_utc,
@@ -50,7 +51,7 @@ def _looks_like_id(s: str) -> bool:
     return s.lstrip("-").isdigit()
 
 
-class MixpanelMembersLoader(Loader):
+class MixpanelMembersLoader(ProfileUpserts, Loader):
     kind = "mixpanel-members"
     description = "Mixpanel cohort members (Engage filter_by_cohort pages or CSV) -> mp_cohort_members"
 

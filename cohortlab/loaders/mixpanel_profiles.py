@@ -26,10 +26,15 @@ from __future__ import annotations
 from collections import Counter
 
 from cohortlab.loaders.base import FileContext, FileResult, Loader
-from cohortlab.loaders.mixpanel_common import drop_engage_stage, stage_engage_results, upsert_profiles
+from cohortlab.loaders.mixpanel_common import (
+    ProfileUpserts,
+    drop_engage_stage,
+    stage_engage_results,
+    upsert_profiles,
+)
 
 
-class MixpanelProfilesLoader(Loader):
+class MixpanelProfilesLoader(ProfileUpserts, Loader):
     kind = "mixpanel-profiles"
     description = "Mixpanel Engage pages / result JSONL -> mp_profiles"
 
