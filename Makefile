@@ -1,12 +1,13 @@
 # Two commands on a fresh machine (Python 3.11, git, make):
 #   make demo   builds .venv, generates a synthetic world, loads it, runs the report
-#   make test   builds .venv and runs the test suite
+#   make test   builds .venv and runs the test suite (the DuckDB suite, then the Spark equivalence suite)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+SPARK_STAMP := $(VENV)/.installed-spark
 
-.PHONY: demo test bench lab clean
+.PHONY: demo test test-core test-spark java bench lab clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,11 +16,24 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name cohortlab --display-name "cohortlab (Python 3)" >/dev/null
 	touch $(STAMP)
 
+$(SPARK_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,spark]'
+	touch $(SPARK_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/cohortlab demo
 
-test: $(STAMP)
+test: test-core test-spark
+
+test-core: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2
+
+# Spark needs a Java 17 runtime: installed with apt when missing (as root, e.g. in CI).
+java:
+	@command -v java >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null; }
+
+test-spark: $(SPARK_STAMP) java
+	$(BIN)/python -m pytest -q -p no:xdist -m spark tests/spark
 
 bench: $(STAMP)
 	$(BIN)/cohortlab bench
