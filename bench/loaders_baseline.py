@@ -2,7 +2,7 @@
 
     python bench/loaders_baseline.py make DIR --rows 1000000       # generate the inputs
     python bench/loaders_baseline.py run DIR [--cases engage,mparticle,members_csv,members_pages]
-                                             [--repeat 2] [--threads 2] [--trace]
+                                             [--repeat 2] [--threads 2] [--memory-limit 1.5GB] [--trace]
 
 ``make`` writes, with DuckDB ``COPY`` (seconds, not minutes), the shapes cohortlab reads:
 
@@ -248,7 +248,8 @@ def _trace_engine() -> list[tuple[float, float, str]]:
     return log
 
 
-def run_case(folder: Path, case: str, which: str, threads: int | None, trace: bool) -> dict:
+def run_case(folder: Path, case: str, which: str, threads: int | None, trace: bool,
+             memory_limit: str | None = None) -> dict:
     kind, fname, options = KIND[case]
     path = folder / fname
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP", "/tmp")) as tmp:
@@ -262,10 +263,13 @@ def run_case(folder: Path, case: str, which: str, threads: int | None, trace: bo
             con = duckdb.connect(str(db))
             if threads:
                 con.execute(f"SET threads={threads}")
+            if memory_limit:
+                con.execute(f"SET memory_limit='{memory_limit}'")
             rows = _handwritten(con, case, path)
             con.close()
         else:
-            lab = Lab(db, threads=threads) if threads else Lab(db)
+            opts = {k: v for k, v in (("threads", threads), ("memory_limit", memory_limit)) if v}
+            lab = Lab(db, **opts)
             rep = lab.load(kind, path, **options)
             rows = rep.loaded
             lab.engine.close()
@@ -281,7 +285,8 @@ def run_case(folder: Path, case: str, which: str, threads: int | None, trace: bo
     return out
 
 
-def run(folder: Path, cases: list[str], repeat: int, threads: int | None, trace: bool) -> list[dict]:
+def run(folder: Path, cases: list[str], repeat: int, threads: int | None, trace: bool,
+        memory_limit: str | None = None) -> list[dict]:
     print(f"uptime: {os.popen('uptime').read().strip()}")
     results = []
     for _ in range(repeat):
@@ -293,6 +298,8 @@ def run(folder: Path, cases: list[str], repeat: int, threads: int | None, trace:
                     cmd += ["--threads", str(threads)]
                 if trace:
                     cmd += ["--trace"]
+                if memory_limit:
+                    cmd += ["--memory-limit", memory_limit]
                 p = subprocess.run(cmd, capture_output=True, text=True)
                 if p.returncode:
                     sys.exit(f"{case}/{which} failed:\n{p.stderr}")
@@ -324,6 +331,7 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--repeat", type=int, default=1)
     r.add_argument("--threads", type=int)
     r.add_argument("--trace", action="store_true")
+    r.add_argument("--memory-limit", help="DuckDB memory_limit for both loads, e.g. 1.5GB")
     r.add_argument("--json", type=Path, help="also write the results here")
     c = sub.add_parser("case")
     c.add_argument("dir", type=Path)
@@ -331,15 +339,16 @@ def main(argv: list[str] | None = None) -> None:
     c.add_argument("which", choices=("handwritten", "cohortlab"))
     c.add_argument("--threads", type=int)
     c.add_argument("--trace", action="store_true")
+    c.add_argument("--memory-limit")
     a = ap.parse_args(argv)
     if a.cmd == "make":
         make(a.dir, a.rows, a.threads)
     elif a.cmd == "run":
-        res = run(a.dir, a.cases.split(","), a.repeat, a.threads, a.trace)
+        res = run(a.dir, a.cases.split(","), a.repeat, a.threads, a.trace, a.memory_limit)
         if a.json:
             a.json.write_text(json.dumps(res, indent=1))
     else:
-        print(json.dumps(run_case(a.dir, a.case, a.which, a.threads, a.trace)))
+        print(json.dumps(run_case(a.dir, a.case, a.which, a.threads, a.trace, a.memory_limit)))
 
 
 if __name__ == "__main__":

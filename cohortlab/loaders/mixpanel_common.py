@@ -285,12 +285,15 @@ def stage_engage_results(ctx: FileContext, st: str) -> str:
     objects none of which is a page or a result object.
 
     JSONL is parsed in parallel (:meth:`FileContext.numbered_table`): every line once, bare
-    results classified on the way; the few page lines are then expanded into ``{st}_pages``,
-    and ``st`` is a view over both."""
+    results classified on the way, into ``{st}_rows`` (pages keep their results and
+    ``page_keys`` = [as_of, filter_by_cohort] JSON values); the page lines are then expanded
+    into ``{st}_pages``, and ``st`` is a view over both."""
     layout = sniff_json_layout(ctx.path)
     paths = ("$.results",) + _RESULT_PATHS
     eng = ctx.engine
     if layout == "jsonl":
+        # + the page-level keys of members pages, kept for pages: page_keys = [as_of, filter_by_cohort]
+        paths += ("$.as_of", "$.filter_by_cohort")
         rows = f"{st}_rows"
         # the line number is a placeholder (0; NULL for a blank line) until the rows are numbered
         records = (
@@ -303,14 +306,15 @@ def stage_engage_results(ctx: FileContext, st: str) -> str:
         items = (
             f"SELECT line, line AS rec_line, CASE WHEN NOT is_page THEN raw END AS raw, FALSE AS is_page_item, v[2:] AS f, "
             f"{_bare_kind_sql('v[2]')} AS kind, is_page, CASE WHEN is_page THEN v[1] END AS results, "
-            f"CASE WHEN is_page THEN json_array_length(v[1])::BIGINT END AS n "
+            f"CASE WHEN is_page THEN json_array_length(v[1])::BIGINT END AS n, "
+            f"CASE WHEN is_page THEN v[9:10] END AS page_keys "
             f"FROM ({records})"
         )
-        line = ctx.numbered_table(rows, _engage_columns_sql(items, "rec_line", ", is_page, results, n"))
+        line = ctx.numbered_table(rows, _engage_columns_sql(items, "rec_line", ", is_page, results, n, page_keys"))
         if line is not None:
             cols = ("line, doc_no, reason, kind, raw, distinct_id, properties, has_properties, mp_type, "
                     "mparticle_user_id, email, phone, created, last_seen")
-            bare = (f"SELECT {line} AS line, {line} AS doc_no, * EXCLUDE (line, doc_no, is_page, results, n) "
+            bare = (f"SELECT {line} AS line, {line} AS doc_no, * EXCLUDE (line, doc_no, is_page, results, n, page_keys) "
                     f"FROM {rows} WHERE line IS NOT NULL AND NOT is_page")
             if eng.query_rows(f"SELECT 1 FROM {rows} WHERE is_page LIMIT 1"):
                 pages = f"{st}_pages"

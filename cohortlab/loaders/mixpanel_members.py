@@ -125,7 +125,12 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
         layout = stage_engage_results(ctx, st)
         # page-level keys of the pages only: v = [as_of, filter_by_cohort]; the results (already
         # staged) are not copied out again
-        if layout == "jsonl":
+        keys = "json_extract(j, ['$.as_of', '$.filter_by_cohort'])"
+        if eng.query_rows("SELECT 1 FROM duckdb_tables() WHERE table_name = ? AND temporary", [f"{st}_rows"]):
+            # staged in parallel: the page keys are already extracted
+            recs = f"SELECT 'ARRAY' AS rt, page_keys FROM {st}_rows WHERE is_page"
+            keys = "page_keys"
+        elif layout == "jsonl":
             recs = (f"SELECT try(json_type(raw, '$.results')) AS rt, raw AS j FROM ({ctx.lines_sql()}) "
                     f"WHERE raw IS NOT NULL AND trim(raw) <> ''")
         else:
@@ -142,7 +147,7 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
                    {id_text_sql(f"json_extract({fbc}, '$.id')")} AS cohort_id,
                    nullif(json_extract_string({fbc}, '$.name'), '') AS cohort_name,
                    json_type(v[2]) IS NOT NULL AND json_type(v[2]) <> 'NULL' AND {fbc} IS NULL AS bad_fbc
-            FROM (SELECT json_extract(j, ['$.as_of', '$.filter_by_cohort']) AS v FROM ({recs}) WHERE rt = 'ARRAY')
+            FROM (SELECT {keys} AS v FROM ({recs}) WHERE rt = 'ARRAY')
             """
         )
         has_pages = bool(rows)
