@@ -342,7 +342,7 @@ def _machine() -> dict[str, Any]:
 
 def _cohortlab_exe() -> list[str]:
     exe = Path(sys.executable).with_name("cohortlab")
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "cohortlab.cli"]
+    return [str(exe)] if exe.exists() else [sys.executable, "-c", "from cohortlab.cli import main; main()"]
 
 
 def run_bench(
