@@ -269,7 +269,9 @@ class FileContext:
             f"SELECT raw FROM read_csv("
             f"{self.file_sql}, columns={{'raw': 'VARCHAR'}}, delim='\\x01', quote='', escape='', "
             f"header=false, auto_detect=false, compression='{self.compression}', "
-            f"max_line_size={MAX_LINE_SIZE})"
+            # buffer_size: by default 16 x max_line_size, i.e. a 1 GiB block per buffer (out of
+            # memory under a 1.5 GB memory_limit)
+            f"max_line_size={MAX_LINE_SIZE}, buffer_size={MAX_LINE_SIZE})"
         )
 
     def lines_sql(self) -> str:
