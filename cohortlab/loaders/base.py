@@ -238,6 +238,24 @@ def nonblank_sql(col: str = "raw") -> str:
     )
 
 
+def max_object_size(path: Path) -> int:
+    """``maximum_object_size`` for reading ``path`` as whole JSON documents: enough for the whole
+    (decompressed) file, and no more. DuckDB allocates a buffer of twice this size up front, so
+    a fixed 1 GiB meant a 2 GiB allocation for every small document, which fails outright under
+    a ``memory_limit`` below 2 GiB. Gzip: the larger of the trailer's ISIZE and 64x the
+    compressed size. Between 1 MiB and 1 GiB."""
+    size = path.stat().st_size
+    if is_gzip(path):
+        try:
+            with open(path, "rb") as f:
+                f.seek(-4, os.SEEK_END)
+                isize = int.from_bytes(f.read(4), "little")
+        except OSError:
+            isize = 0
+        size = max(isize, size * 64)
+    return int(min(1 << 30, max(1 << 20, size + 4096)))
+
+
 def sql_str(s: str | os.PathLike) -> str:
     """A SQL string literal."""
     return "'" + str(s).replace("'", "''") + "'"
@@ -320,7 +338,7 @@ class FileContext:
         docs = (
             f"SELECT row_number() OVER () AS doc_no, json AS doc FROM read_json_objects("
             f"{self.file_sql}, format='unstructured', compression='{self.compression}', "
-            f"maximum_object_size={1024 * 1024 * 1024})"
+            f"maximum_object_size={max_object_size(self.path)})"
         )
         if layout == "array":
             return (

@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from cohortlab.loaders.base import FileContext, LoadError, nonblank_sql, sniff_json_layout
+from cohortlab.loaders.base import FileContext, LoadError, max_object_size, nonblank_sql, sniff_json_layout
 
 NUMERIC_JSON_TYPES = "('BIGINT', 'UBIGINT', 'HUGEINT', 'DOUBLE')"
 
@@ -114,7 +114,7 @@ def doc_texts_sql(ctx: FileContext, layout: str) -> str:
     return (
         "SELECT row_number() OVER () AS doc_no, json::VARCHAR AS text FROM read_json_objects("
         f"{ctx.file_sql}, format='unstructured', compression='{ctx.compression}', "
-        f"maximum_object_size={1024 * 1024 * 1024})"
+        f"maximum_object_size={max_object_size(ctx.path)})"
     )
 
 
