@@ -23,8 +23,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from cohortlab.loaders.base import FileContext, FileResult, Loader
+from cohortlab.loaders.base import FileContext, FileResult, Loader, nonblank_sql
 from cohortlab.loaders.mixpanel_common import (
+    MPUID_TOKEN_RE,
     doc_no_sql,
     epoch_to_timestamp_sql,
     id_text_sql,
@@ -48,6 +49,9 @@ _PATHS = [
 ]
 
 
+_PATHS_SQL = "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in _PATHS) + "]"
+
+
 class MixpanelEventsLoader(Loader):
     kind = "mixpanel-events"
     description = "Mixpanel raw event export (JSONL / gzip) -> mp_events"
@@ -64,97 +68,137 @@ class MixpanelEventsLoader(Loader):
     def load_file(self, ctx: FileContext) -> FileResult:
         eng = ctx.engine
         layout = layout_of(ctx)
-        records = ctx.json_records_sql()
         st = f"_mp_ev_{ctx.load_id}"
-        paths = "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in _PATHS) + "]"
-        time_num = json_number_sql("v[3]")
-        derived_id = (
-            f"coalesce({id_text_sql('v[4]')}, {id_text_sql('v[5]')}, "
-            f"'$device:' || {id_text_sql('v[6]')})"
-        )
-        eng.execute(
-            f"""
-            CREATE OR REPLACE TEMP TABLE {st} AS
-            WITH parsed AS (
-                SELECT line, raw, json_type(j) AS jt,
-                       CASE WHEN json_type(j) = 'OBJECT' THEN json_extract(j, {paths}) END AS v
-                FROM ({records})
-            ),
-            cols AS (
-                SELECT line, raw, jt, v,
-                       {raw_text_sql('v[1]')} AS event,
-                       json_type(v[2]) AS props_type,
-                       json_type(v[3]) AS time_type,
-                       {time_num} AS time_num,
-                       {derived_id} AS distinct_id,
-                       json_type(v[8]) AS mp_type
-                FROM parsed
-            ),
-            classified AS (
-                SELECT *,
-                       {epoch_to_timestamp_sql('time_num', ctx.options['time_unit'])} AS ts,
-                       CASE WHEN jt IS NULL THEN 'malformed_json'
-                            WHEN jt <> 'OBJECT' THEN 'not_an_object'
-                            WHEN event IS NULL OR event = '' THEN 'missing_event'
-                            WHEN props_type IS NULL OR props_type = 'NULL' THEN 'missing_time'
-                            WHEN props_type <> 'OBJECT' THEN 'bad_properties'
-                            WHEN time_type IS NULL OR time_type = 'NULL' THEN 'missing_time'
-                       END AS pre_reason
-                FROM cols
+        unit = ctx.options["time_unit"]
+        drop = [f"DROP TABLE IF EXISTS {st}"]
+        if layout == "jsonl":
+            # every line parsed once, straight from its text, in parallel and numbered by position
+            # (the line number is a placeholder until then: 0, NULL for a blank line); a JSON
+            # float $mparticle_user_id takes its exact token from its own line
+            lines = (f"SELECT CASE WHEN {nonblank_sql('raw')} THEN 0 END AS line, raw "
+                     f"FROM ({ctx.raw_lines_sql()})")
+            line = ctx.numbered_table(f"{st}_rows", _stage_sql(_jsonl_records_sql(lines), unit, inline_tokens=True))
+            if line is not None:
+                eng.execute(f"CREATE OR REPLACE TEMP VIEW {st} AS SELECT {line} AS line, * EXCLUDE (line) "
+                            f"FROM {st}_rows WHERE line IS NOT NULL")
+                drop = [f"DROP VIEW {st}", f"DROP TABLE {st}_rows"]
+            else:
+                lines = f"SELECT line, raw FROM ({ctx.lines_sql()}) WHERE {nonblank_sql('raw')}"
+                eng.execute(f"CREATE OR REPLACE TEMP TABLE {st} AS "
+                            + _stage_sql(_jsonl_records_sql(lines), unit, inline_tokens=True))
+        else:
+            records = (
+                f"SELECT line, raw, j IS NULL AS malformed, coalesce(json_type(j) = 'OBJECT', FALSE) AS is_obj, "
+                f"CASE WHEN json_type(j) = 'OBJECT' THEN json_extract(j, {_PATHS_SQL}) END AS v "
+                f"FROM ({ctx.json_records_sql()})"
             )
-            SELECT line, {doc_no_sql(layout)}::BIGINT AS doc_no,
-                   coalesce(pre_reason,
-                            CASE WHEN ts IS NULL THEN 'bad_time'
-                                 WHEN distinct_id IS NULL THEN 'missing_distinct_id' END) AS reason,
-                   CASE WHEN pre_reason IS NOT NULL OR ts IS NULL OR distinct_id IS NULL
-                          OR mp_type = 'DOUBLE' THEN raw END AS raw,
-                   event, ts AS time, distinct_id,
-                   {id_text_sql('v[7]')} AS insert_id,
-                   {id_text_sql('v[6]')} AS device_id,
-                   {id_text_sql('v[5]')} AS user_id,
-                   mp_type,
-                   {raw_text_sql('v[8]')} AS mparticle_user_id,
-                   v[2] AS properties
-            FROM classified
-            """
-        )
-        recover_float_tokens(ctx, layout, st, key="line", doc_no="doc_no", ord_="line",
-                             typ="mp_type", text="mparticle_user_id")
+            eng.execute(f"CREATE OR REPLACE TEMP TABLE {st} AS " + _stage_sql(records, unit, inline_tokens=False,
+                                                                                  doc_no=doc_no_sql(layout)))
+            recover_float_tokens(ctx, layout, st, key="line", doc_no="doc_no", ord_="line",
+                                 typ="mp_type", text="mparticle_user_id")
         quarantined = ctx.reject(f"SELECT line, reason, raw FROM {st} WHERE reason IS NOT NULL")
-        # keep the first occurrence within the file, and nothing already stored
-        eng.execute(
-            f"""
-            CREATE OR REPLACE TEMP TABLE {st}_new AS
-            SELECT * FROM (
-                SELECT * FROM {st} WHERE reason IS NULL
-                QUALIFY row_number() OVER (PARTITION BY event, distinct_id, time, insert_id ORDER BY line) = 1
-            ) s
+        rows_read, valid = eng.query_rows(
+            f"SELECT count(*), count(*) FILTER (WHERE reason IS NULL) FROM {st}"
+        )[0]
+        # keep the first occurrence within the file, and nothing already stored (the anti-join
+        # only when something is stored)
+        stored = bool(eng.query_rows("SELECT 1 FROM mp_events LIMIT 1"))
+        not_stored = """
             WHERE NOT EXISTS (
                 SELECT 1 FROM mp_events e
                 WHERE e.event = s.event AND e.distinct_id = s.distinct_id AND e.time = s.time
                   AND e.insert_id IS NOT DISTINCT FROM s.insert_id
-            )
-            """
-        )
-        eng.execute(
+            )""" if stored else ""
+        loaded = eng.query_rows(
             f"""
             INSERT INTO mp_events (event, time, distinct_id, insert_id, device_id, user_id,
                                    mparticle_user_id, properties, load_id, source_file, line)
             SELECT event, time, distinct_id, insert_id, device_id, user_id, mparticle_user_id,
                    properties, ?, ?, line
-            FROM {st}_new
+            FROM (
+                SELECT * FROM {st} WHERE reason IS NULL
+                QUALIFY row_number() OVER (PARTITION BY event, distinct_id, time, insert_id ORDER BY line) = 1
+            ) s {not_stored}
             """,
             [ctx.load_id, str(ctx.path)],
-        )
-        rows_read, valid = eng.query_rows(
-            f"SELECT count(*), count(*) FILTER (WHERE reason IS NULL) FROM {st}"
-        )[0]
-        loaded = int(eng.query_rows(f"SELECT count(*) FROM {st}_new")[0][0])
-        eng.execute(f"DROP TABLE {st}")
-        eng.execute(f"DROP TABLE {st}_new")
+        )[0][0]
+        for sql in drop:
+            eng.execute(sql)
         return FileResult(
             rows_read=int(rows_read),
-            loaded=loaded,
-            deduplicated=int(valid) - loaded,
+            loaded=int(loaded),
+            deduplicated=int(valid) - int(loaded),
             quarantined=Counter(quarantined),
         )
+
+
+def _jsonl_records_sql(lines: str) -> str:
+    """(line, raw, malformed, is_obj, v) of JSONL ``lines`` (line, raw): ``v`` = the values of
+    _PATHS from one parse of the line's text (``try``: NULL when the line is not valid JSON)."""
+    return (
+        f"SELECT line, raw, line IS NOT NULL AND v IS NULL AS malformed, "
+        f"v IS NOT NULL AND starts_with(ltrim(raw, ' \t\r\n'), '{{') AS is_obj, v "
+        f"FROM (SELECT line, raw, CASE WHEN line IS NOT NULL THEN try(json_extract(raw, {_PATHS_SQL})) END AS v "
+        f"FROM ({lines}))"
+    )
+
+
+def _stage_sql(records: str, unit: str, *, inline_tokens: bool, doc_no: str = "line") -> str:
+    """One row per record of ``records`` (line, raw, malformed, is_obj, v): the mp_events columns,
+    ``reason`` (NULL for a good event), ``raw`` (rejects only), ``mp_type`` and ``doc_no``.
+    ``inline_tokens``: each record is a line of its own (JSONL), so a JSON-float
+    ``$mparticle_user_id`` takes its exact token from ``raw`` when the key occurs once in it."""
+    mp_text = raw_text_sql("v[8]")
+    if inline_tokens:
+        mp_value = (
+            f"CASE WHEN mp_type = 'DOUBLE' THEN coalesce(CASE WHEN len(toks) = 1 AND "
+            f"TRY_CAST(toks[1] AS DOUBLE) = TRY_CAST(mp_text AS DOUBLE) THEN toks[1] END, mp_text) "
+            f"ELSE mp_text END"
+        )
+        toks = f"CASE WHEN mp_type = 'DOUBLE' THEN regexp_extract_all(raw, '{MPUID_TOKEN_RE}', 1) END"
+    else:
+        mp_value, toks = "mp_text", "NULL::VARCHAR[]"
+    derived_id = (
+        f"coalesce({id_text_sql('v[4]')}, {id_text_sql('v[5]')}, "
+        f"'$device:' || {id_text_sql('v[6]')})"
+    )
+    return f"""
+        WITH cols AS (
+            SELECT line, raw, malformed, is_obj, v,
+                   {raw_text_sql('v[1]')} AS event,
+                   json_type(v[2]) AS props_type,
+                   json_type(v[3]) AS time_type,
+                   {json_number_sql('v[3]')} AS time_num,
+                   {derived_id} AS distinct_id,
+                   json_type(v[8]) AS mp_type
+            FROM ({records})
+        ),
+        classified AS (
+            SELECT *,
+                   {epoch_to_timestamp_sql('time_num', unit)} AS ts,
+                   CASE WHEN malformed THEN 'malformed_json'
+                        WHEN NOT is_obj THEN 'not_an_object'
+                        WHEN event IS NULL OR event = '' THEN 'missing_event'
+                        WHEN props_type IS NULL OR props_type = 'NULL' THEN 'missing_time'
+                        WHEN props_type <> 'OBJECT' THEN 'bad_properties'
+                        WHEN time_type IS NULL OR time_type = 'NULL' THEN 'missing_time'
+                   END AS pre_reason,
+                   {mp_text} AS mp_text,
+                   {toks} AS toks
+            FROM cols
+        )
+        SELECT line, {doc_no}::BIGINT AS doc_no,
+               CASE WHEN line IS NOT NULL THEN
+                   coalesce(pre_reason, CASE WHEN ts IS NULL THEN 'bad_time'
+                                             WHEN distinct_id IS NULL THEN 'missing_distinct_id' END)
+               END AS reason,
+               CASE WHEN line IS NOT NULL AND (pre_reason IS NOT NULL OR ts IS NULL OR distinct_id IS NULL)
+                    THEN raw END AS raw,
+               event, ts AS time, distinct_id,
+               {id_text_sql('v[7]')} AS insert_id,
+               {id_text_sql('v[6]')} AS device_id,
+               {id_text_sql('v[5]')} AS user_id,
+               mp_type,
+               {mp_value} AS mparticle_user_id,
+               v[2] AS properties
+        FROM classified"""

@@ -76,3 +76,14 @@ def balanced(lab):
         return report
 
     return _check
+
+
+@pytest.fixture(autouse=True, params=["whole", "parallel"])
+def parse_path(request, monkeypatch):
+    """Every loader test runs twice: files parsed in one statement (small files), and through the
+    parallel path big files take (FileContext.numbered_table, threshold lowered to 0 bytes)."""
+    from cohortlab.loaders import base
+
+    if request.param == "parallel":
+        monkeypatch.setattr(base, "PARALLEL_MIN_BYTES", 0)
+    return request.param
