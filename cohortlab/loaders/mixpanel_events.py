@@ -100,28 +100,40 @@ class MixpanelEventsLoader(Loader):
         rows_read, valid = eng.query_rows(
             f"SELECT count(*), count(*) FILTER (WHERE reason IS NULL) FROM {st}"
         )[0]
-        # keep the first occurrence within the file, and nothing already stored (the anti-join
-        # only when something is stored)
-        stored = bool(eng.query_rows("SELECT 1 FROM mp_events LIMIT 1"))
-        not_stored = """
-            WHERE NOT EXISTS (
-                SELECT 1 FROM mp_events e
-                WHERE e.event = s.event AND e.distinct_id = s.distinct_id AND e.time = s.time
-                  AND e.insert_id IS NOT DISTINCT FROM s.insert_id
-            )""" if stored else ""
-        loaded = eng.query_rows(
+        # keep the first occurrence within the file, and nothing already stored. The rows to
+        # drop are found on the key columns alone (a window over whole rows would carry every
+        # event's properties through the sort); the stored events are probed, not hashed.
+        dup = f"{st}_dup"
+        drop.append(f"DROP TABLE {dup}")
+        key_cols = "event, distinct_id, time, insert_id"
+        stored = ""
+        if eng.query_rows("SELECT 1 FROM mp_events LIMIT 1"):
+            stored = f"""
+                UNION
+                SELECT s.line FROM (SELECT line, {key_cols} FROM {st} WHERE reason IS NULL) s
+                SEMI JOIN mp_events e
+                  ON e.event = s.event AND e.distinct_id = s.distinct_id AND e.time = s.time
+                 AND e.insert_id IS NOT DISTINCT FROM s.insert_id"""
+        eng.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE {dup} AS
+            SELECT line FROM (SELECT line, {key_cols} FROM {st} WHERE reason IS NULL)
+            QUALIFY row_number() OVER (PARTITION BY {key_cols} ORDER BY line) > 1{stored}
+            """
+        )
+        n_dup = int(eng.query_rows(f"SELECT count(*) FROM {dup}")[0][0])
+        eng.execute(
             f"""
             INSERT INTO mp_events (event, time, distinct_id, insert_id, device_id, user_id,
                                    mparticle_user_id, properties, load_id, source_file, line)
             SELECT event, time, distinct_id, insert_id, device_id, user_id, mparticle_user_id,
                    properties, ?, ?, line
-            FROM (
-                SELECT * FROM {st} WHERE reason IS NULL
-                QUALIFY row_number() OVER (PARTITION BY event, distinct_id, time, insert_id ORDER BY line) = 1
-            ) s {not_stored}
+            FROM {st} s
+            WHERE reason IS NULL{" AND line NOT IN (SELECT line FROM " + dup + ")" if n_dup else ""}
             """,
             [ctx.load_id, str(ctx.path)],
-        )[0][0]
+        )
+        loaded = int(valid) - n_dup
         for sql in drop:
             eng.execute(sql)
         return FileResult(
