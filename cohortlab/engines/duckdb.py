@@ -1,4 +1,8 @@
-"""DuckDB engine: runs the core SQL as written. In-memory or a ``.duckdb`` file."""
+"""DuckDB engine: runs the core SQL as written. In-memory or a ``.duckdb`` file.
+
+``memory_limit`` / ``threads`` default to ``$COHORTLAB_MEMORY_LIMIT`` / ``$COHORTLAB_THREADS``
+when set (so every command and notebook of a scheduled job can be capped at once), else to
+DuckDB's own defaults (80% of RAM, all cores)."""
 
 from __future__ import annotations
 
@@ -33,6 +37,8 @@ class DuckDBEngine(Engine):
                 Path(self.database).parent.mkdir(parents=True, exist_ok=True)
             self.con = duckdb.connect(self.database or ":memory:", read_only=read_only)
         self.execute("SET TimeZone = 'UTC'")
+        memory_limit = memory_limit or os.environ.get("COHORTLAB_MEMORY_LIMIT") or None
+        threads = threads or (int(os.environ["COHORTLAB_THREADS"]) if os.environ.get("COHORTLAB_THREADS") else None)
         if memory_limit:
             self.execute(f"SET memory_limit = '{memory_limit}'")
         if threads:
