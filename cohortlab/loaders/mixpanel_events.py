@@ -53,6 +53,11 @@ _PATHS = [
 ]
 
 
+# the de-duplication key, and its hash (see MixpanelEventsLoader.load_file)
+KEY_COLS = "event, distinct_id, time, insert_id"
+KEY_HASH = f"hash({KEY_COLS})"
+_SEEN = "_mp_ev_seen"
+
 _PATHS_SQL = "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in _PATHS) + "]"
 
 
@@ -75,6 +80,21 @@ class MixpanelEventsLoader(Loader):
     def fingerprint_options(self) -> dict[str, Any]:
         # the default leaves the fingerprint as it was before the option existed
         return {k: v for k, v in self.options.items() if not (k == "properties" and v == "all")}
+
+    def begin(self, engine) -> None:
+        super().begin(engine)
+        engine.execute(f"DROP TABLE IF EXISTS {_SEEN}")
+        self._seen_ready = False
+
+    def _ensure_seen(self, engine) -> None:
+        """The key hashes of the stored events, then of each file loaded by this load() call."""
+        if not getattr(self, "_seen_ready", False):
+            engine.execute(f"CREATE OR REPLACE TEMP TABLE {_SEEN} AS SELECT {KEY_HASH} AS h FROM mp_events")
+            self._seen_ready = True
+
+    def finish(self, engine, load_ids: list[int]) -> None:
+        super().finish(engine, load_ids)
+        engine.execute(f"DROP TABLE IF EXISTS {_SEEN}")
 
     def load_file(self, ctx: FileContext) -> FileResult:
         eng = ctx.engine
@@ -114,25 +134,39 @@ class MixpanelEventsLoader(Loader):
         )[0]
         # keep the first occurrence within the file, and nothing already stored. The rows to
         # drop are found on the key columns alone (a window over whole rows would carry every
-        # event's properties through the sort); the stored events are probed, not hashed.
+        # event's properties through the sort). Stored events are matched through the key
+        # hashes of this load() call (_SEEN): only rows whose hash is already there (a duplicate,
+        # or a rare hash collision) are compared with mp_events on the exact key, so a load of
+        # many files does not rescan the stored events once per file.
+        self._ensure_seen(eng)
         dup = f"{st}_dup"
         drop.append(f"DROP TABLE {dup}")
-        key_cols = "event, distinct_id, time, insert_id"
-        stored = ""
-        if eng.query_rows("SELECT 1 FROM mp_events LIMIT 1"):
-            stored = f"""
-                UNION
-                SELECT s.line FROM (SELECT line, {key_cols} FROM {st} WHERE reason IS NULL) s
-                SEMI JOIN mp_events e
-                  ON e.event = s.event AND e.distinct_id = s.distinct_id AND e.time = s.time
-                 AND e.insert_id IS NOT DISTINCT FROM s.insert_id"""
+        valid_keys = f"SELECT line, {KEY_COLS} FROM {st} WHERE reason IS NULL"
         eng.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE {dup} AS
-            SELECT line FROM (SELECT line, {key_cols} FROM {st} WHERE reason IS NULL)
-            QUALIFY row_number() OVER (PARTITION BY {key_cols} ORDER BY line) > 1{stored}
+            SELECT line FROM ({valid_keys})
+            QUALIFY row_number() OVER (PARTITION BY {KEY_COLS} ORDER BY line) > 1
             """
         )
+        eng.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE {st}_cand AS
+            SELECT * FROM ({valid_keys}) s WHERE {KEY_HASH} IN (SELECT h FROM {_SEEN})
+            """
+        )
+        drop.append(f"DROP TABLE {st}_cand")
+        if eng.query_rows(f"SELECT 1 FROM {st}_cand LIMIT 1"):
+            eng.execute(
+                f"""
+                INSERT INTO {dup}
+                SELECT s.line FROM {st}_cand s
+                SEMI JOIN mp_events e
+                  ON e.event = s.event AND e.distinct_id = s.distinct_id AND e.time = s.time
+                 AND e.insert_id IS NOT DISTINCT FROM s.insert_id
+                WHERE s.line NOT IN (SELECT line FROM {dup})
+                """
+            )
         n_dup = int(eng.query_rows(f"SELECT count(*) FROM {dup}")[0][0])
         eng.execute(
             f"""
@@ -146,6 +180,7 @@ class MixpanelEventsLoader(Loader):
             [ctx.load_id, str(ctx.path)],
         )
         loaded = int(valid) - n_dup
+        eng.execute(f"INSERT INTO {_SEEN} SELECT {KEY_HASH} FROM {st} WHERE reason IS NULL")
         for sql in drop:
             eng.execute(sql)
         return FileResult(

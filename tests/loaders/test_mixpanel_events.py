@@ -82,7 +82,7 @@ def test_properties_none_keeps_every_column_but_properties(lab, write, balanced)
         ("a", "U1", "i1", "1.2e+18", None, 1), ("b", "U2", None, None, None, 4)]  # the exact token json.dumps wrote
     # another option value is another fingerprint: the same file loads again, every row a duplicate
     again = balanced(lab.load("mixpanel-events", p))
-    assert (again.loaded, again.deduplicated, again.skipped) == (0, 2, [])
+    assert (again.loaded, again.deduplicated, again.skipped) == (0, 3, [])
     with pytest.raises(ValueError, match="properties must be one of all, none"):
         lab.load("mixpanel-events", p, properties="some")
 
@@ -131,6 +131,27 @@ def test_dedup_within_file_and_against_db(lab, write, balanced):
     e = _ev("Open", time=(T0 + 60) * 1000, distinct_id="U1", **{"$insert_id": "x3"})
     r3 = lab.load("mixpanel-events", write("c.jsonl", e + "\n"))
     assert (r3.loaded, r3.deduplicated) == (0, 1)
+
+
+@pytest.mark.parametrize("key_hash", ["real", "every_row_collides"])
+def test_dedup_across_the_files_of_one_load(lab, write, balanced, monkeypatch, key_hash):
+    """Stored events are matched through key hashes, then on the exact key: with a hash that is
+    the same for every row (all collide) the counts must not change."""
+    from cohortlab.loaders import mixpanel_events
+
+    if key_hash == "every_row_collides":
+        monkeypatch.setattr(mixpanel_events, "KEY_HASH", "0::UBIGINT")
+    a, b, c = (_ev("Open", time=T0 + i, distinct_id="U1", **{"$insert_id": f"x{i}"}) for i in range(3))
+    lab.load("mixpanel-events", write("old.jsonl", a + "\n"))
+    write("dir/1.jsonl", "\n".join([a, b, b]) + "\n")   # a: stored before; b twice in the file
+    write("dir/2.jsonl", "\n".join([b, c]) + "\n")      # b: loaded by the file before, same call
+    r = balanced(lab.load("mixpanel-events", write("dir/1.jsonl", "\n".join([a, b, b]) + "\n").parent))
+    assert (r.rows_read, r.loaded, r.deduplicated) == (5, 2, 3)
+    per_file = lab.engine.query_rows(
+        "SELECT loaded, deduplicated FROM loads WHERE load_id IN ({}) ORDER BY load_id".format(
+            ", ".join(map(str, r.load_ids))))
+    assert per_file == [(1, 2), (1, 1)]
+    assert sorted(x[0] for x in lab.engine.query_rows("SELECT insert_id FROM mp_events")) == ["x0", "x1", "x2"]
 
 
 def test_gzip_detected_by_content(lab, write, balanced):
