@@ -28,12 +28,13 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from cohortlab.loaders.base import FileContext, FileResult, LoadError, Loader
+from cohortlab.loaders.base import FileContext, FileResult, LoadError, Loader, sniff_json_layout
 from cohortlab.loaders.mixpanel_common import (
     epoch_to_timestamp_sql,
     id_text_sql,
     json_number_sql,
     parse_utc,
+    parsed_records_sql,
     raw_text_sql,
     register_cohorts,
 )
@@ -42,17 +43,17 @@ ACTIONS = ("members", "add_members", "remove_members")
 
 _PATHS = [
     "$.action",  # 1
-    "$.parameters",  # 2
-    "$.parameters.mixpanel_cohort_id",  # 3
-    "$.parameters.mixpanel_cohort_name",  # 4
-    "$.parameters.mixpanel_session_id",  # 5
-    "$.parameters.page_info.page_count",  # 6
-    "$.parameters.page_info.total_pages",  # 7
-    "$.parameters.members",  # 8
-    "$.received_at",  # 9
-    "$.parameters.mixpanel_cohort_description",  # 10
-    "$.parameters.mixpanel_project_id",  # 11
+    "$.parameters.mixpanel_cohort_id",  # 2
+    "$.parameters.mixpanel_cohort_name",  # 3
+    "$.parameters.mixpanel_session_id",  # 4
+    "$.parameters.page_info.page_count",  # 5
+    "$.parameters.page_info.total_pages",  # 6
+    "$.received_at",  # 7
+    "$.parameters.mixpanel_cohort_description",  # 8
+    "$.parameters.mixpanel_project_id",  # 9
 ]
+# only the JSON types of these (a page's parameters hold all its members: never copied whole)
+_TYPE_PATHS = ["$.parameters", "$.parameters.members"]
 
 
 class MixpanelWebhooksLoader(Loader):
@@ -71,41 +72,46 @@ class MixpanelWebhooksLoader(Loader):
     def load_file(self, ctx: FileContext) -> FileResult:
         eng = ctx.engine
         st = f"_mp_wh_{ctx.load_id}"
-        paths = "[" + ", ".join("'" + p + "'" for p in _PATHS) + "]"
+        layout = sniff_json_layout(ctx.path)
         actions = "(" + ", ".join(f"'{a}'" for a in ACTIONS) + ")"
         opt_rx = ctx.options.get("received_at")
         if opt_rx is not None:
             rx_sql = f"TIMESTAMP '{opt_rx}'"
         else:
-            rx_num = json_number_sql("v[9]")
+            rx_num = json_number_sql("v[7]")
             rx_sql = (
-                f"CASE WHEN json_type(v[9]) IN ('BIGINT', 'UBIGINT', 'HUGEINT', 'DOUBLE') "
-                f"  OR TRY_CAST(json_extract_string(v[9], '$') AS DOUBLE) IS NOT NULL "
+                f"CASE WHEN json_type(v[7]) IN ('BIGINT', 'UBIGINT', 'HUGEINT', 'DOUBLE') "
+                f"  OR TRY_CAST(json_extract_string(v[7], '$') AS DOUBLE) IS NOT NULL "
                 f"THEN {epoch_to_timestamp_sql(rx_num)} ELSE "
-                f"timezone('UTC', TRY_CAST(trim(json_extract_string(v[9], '$')) AS TIMESTAMPTZ)) END"
+                f"timezone('UTC', TRY_CAST(trim(json_extract_string(v[7], '$')) AS TIMESTAMPTZ)) END"
             )
+        # the page columns, each record parsed straight from its text; neither the page text nor
+        # its members are kept or copied (a page can hold thousands of members: a few copies of
+        # every page of a 2,048-record chunk would not fit a small memory_limit)
+        records = parsed_records_sql(ctx, layout, _PATHS)
+        types = "[" + ", ".join(f"'{p}'" for p in _TYPE_PATHS) + "]"
         eng.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE {st} AS
             WITH p AS (
-                SELECT line, raw, json_type(j) AS jt,
-                       CASE WHEN json_type(j) = 'OBJECT' THEN json_extract(j, {paths}) END AS v
-                FROM ({ctx.json_records_sql()})
+                SELECT line, CASE WHEN NOT malformed THEN CASE WHEN is_obj THEN 'OBJECT' ELSE 'OTHER' END END AS jt,
+                       CASE WHEN is_obj THEN v END AS v,
+                       CASE WHEN is_obj THEN json_type(raw, {types}) END AS t
+                FROM ({records})
             )
-            SELECT line, raw, jt,
+            SELECT line, jt,
                    {raw_text_sql('v[1]')} AS action,
-                   json_type(v[2]) AS params_type,
-                   {id_text_sql('v[3]')} AS cohort_id,
-                   nullif({raw_text_sql('v[4]')}, '') AS cohort_name,
-                   {id_text_sql('v[5]')} AS session_id,
-                   TRY_CAST({raw_text_sql('v[6]')} AS INTEGER) AS page_count,
-                   TRY_CAST({raw_text_sql('v[7]')} AS INTEGER) AS total_pages,
-                   json_type(v[8]) AS members_type,
-                   CASE WHEN json_type(v[8]) = 'ARRAY' THEN v[8] END AS members,
-                   v[9] IS NOT NULL AND json_type(v[9]) <> 'NULL' AS has_rx,
+                   t[1] AS params_type,
+                   {id_text_sql('v[2]')} AS cohort_id,
+                   nullif({raw_text_sql('v[3]')}, '') AS cohort_name,
+                   {id_text_sql('v[4]')} AS session_id,
+                   TRY_CAST({raw_text_sql('v[5]')} AS INTEGER) AS page_count,
+                   TRY_CAST({raw_text_sql('v[6]')} AS INTEGER) AS total_pages,
+                   t[2] AS members_type,
+                   v[7] IS NOT NULL AND json_type(v[7]) <> 'NULL' AS has_rx,
                    {rx_sql} AS received_at,
-                   {raw_text_sql('v[10]')} AS description,
-                   {id_text_sql('v[11]')} AS project_id
+                   {raw_text_sql('v[8]')} AS description,
+                   {id_text_sql('v[9]')} AS project_id
             FROM p
             """
         )
@@ -121,7 +127,7 @@ class MixpanelWebhooksLoader(Loader):
                  '"received_at" key to each payload'),
                 line=int(line),
             )
-        # members, one row per (page, member entry)
+        # members, one row per (page, member entry): the records are parsed again, streaming
         mid = id_text_sql("mv[1]")
         mid2 = id_text_sql("mv[2]")
         eng.execute(
@@ -137,7 +143,8 @@ class MixpanelWebhooksLoader(Loader):
                 FROM (
                     -- unnest of a list, not a json_each lateral join (quadratic on many pages)
                     SELECT line, unnest(elems) AS value, generate_subscripts(elems, 1) AS idx
-                    FROM (SELECT line, json_extract(members, '$[*]') AS elems FROM {st} WHERE members IS NOT NULL)
+                    FROM (SELECT r.line, json_extract(r.raw, '$.parameters.members[*]') AS elems
+                          FROM ({records}) r SEMI JOIN {st} s ON s.line = r.line AND s.members_type = 'ARRAY')
                 )
             )
             """
@@ -164,7 +171,13 @@ class MixpanelWebhooksLoader(Loader):
             ) m ON m.line = s.line
             """
         )
-        quarantined = ctx.reject(f"SELECT line, reason, raw FROM {st}_p WHERE reason IS NOT NULL")
+        # the text of rejected records, read again from the file only when there are some
+        quarantined = Counter()
+        if eng.query_rows(f"SELECT 1 FROM {st}_p WHERE reason IS NOT NULL LIMIT 1"):
+            quarantined = ctx.reject(
+                f"SELECT p.line, p.reason, r.raw FROM {st}_p p JOIN ({records}) r USING (line) "
+                f"WHERE p.reason IS NOT NULL"
+            )
         # deduplicate: first page of each key within the file, and nothing already stored
         eng.execute(
             f"""
@@ -220,7 +233,11 @@ class MixpanelWebhooksLoader(Loader):
                                                 source_file, line)
                 SELECT {first_seq} + n.rn - 1, m.distinct_id, m.email, m.properties, ?, ?, m.line
                 FROM {st}_new n JOIN {st}_m m ON m.line = n.line
-                QUALIFY row_number() OVER (PARTITION BY m.line, m.distinct_id ORDER BY m.idx) = 1
+                -- a member listed twice in a page is stored once (the first entry); the repeats
+                -- are found on (line, idx, distinct_id) alone, not by sorting whole entries
+                ANTI JOIN (SELECT line, idx FROM {st}_m
+                           QUALIFY row_number() OVER (PARTITION BY line, distinct_id ORDER BY idx) > 1) d
+                  ON d.line = m.line AND d.idx = m.idx
                 """,
                 [ctx.load_id, str(ctx.path)],
             )

@@ -65,6 +65,17 @@ def test_known_rows_and_replay_order(lab, write, balanced):
     assert r2.loaded == 1 and _pages(lab)[-1][0] == 5
 
 
+def test_a_member_listed_twice_in_a_page_is_stored_once_with_its_first_entry(lab, write, balanced):
+    f = write("wh.jsonl", _jsonl(_payload("members", [
+        {"mixpanel_distinct_id": "U1", "email": "first@example.com"},
+        {"mixpanel_distinct_id": "U2"},
+        {"mixpanel_distinct_id": "U1", "email": "second@example.com"}])))
+    r = balanced(lab.load("mixpanel-webhooks", f))
+    assert (r.rows_read, r.loaded) == (1, 1)
+    assert _members(lab) == [(1, "U1", "first@example.com"), (1, "U2", None)]
+    assert _pages(lab)[0][8] == 2  # member_count: distinct members
+
+
 def test_replayed_page_is_deduplicated(lab, write, balanced):
     a = _payload("add_members", [{"mixpanel_distinct_id": "U1"}, {"mixpanel_distinct_id": "U2"}], session="s2")
     same_set = _payload("add_members", [{"mixpanel_distinct_id": "U2", "email": "new@example.com"},
