@@ -12,8 +12,8 @@ Per record ``{"event": ..., "properties": {...}}``:
 * ``mparticle_user_id`` = ``properties.$mparticle_user_id`` as exported text (a JSON float keeps
   its exact token, e.g. ``1.2e18``); NULL when absent or JSON null.
 * ``properties`` = the whole ``properties`` object as JSON. Option ``properties``: ``all``
-  (default) or ``none`` (the column stays NULL: a smaller database and a faster load, ~40% of
-  this loader's time at 1M events, when only identities matter).
+  (default) or ``none`` (the column stays NULL, when only identities matter: 5.26M events load
+  in ~18 s instead of ~23-28 s and take 178 MiB of database instead of 671 MiB).
 * De-duplicated on (event, distinct_id, time, insert_id) within the file and against the rows
   already in ``mp_events`` (a missing insert_id compares equal to a missing insert_id).
 
