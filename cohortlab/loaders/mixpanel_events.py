@@ -29,10 +29,10 @@ from typing import Any
 from cohortlab.loaders.base import FileContext, FileResult, Loader, nonblank_sql
 from cohortlab.loaders.mixpanel_common import (
     MPUID_TOKEN_RE,
+    NUMERIC_JSON_TYPES,
     doc_no_sql,
     epoch_to_timestamp_sql,
     id_text_sql,
-    json_number_sql,
     layout_of,
     raw_text_sql,
     recover_float_tokens,
@@ -218,20 +218,31 @@ def _stage_sql(records: str, unit: str, keep_properties: bool, *, inline_tokens:
         toks = f"CASE WHEN mp_type = 'DOUBLE' THEN regexp_extract_all(raw, '{MPUID_TOKEN_RE}', 1) END"
     else:
         mp_value, toks = "mp_text", "NULL::VARCHAR[]"
-    derived_id = (
-        f"coalesce({id_text_sql('v[4]')}, {id_text_sql('v[5]')}, "
-        f"'$device:' || {id_text_sql('v[6]')})"
-    )
     return f"""
         WITH cols AS (
+            -- each value typed once; `properties` (most of the line) by its first character: a
+            -- JSON fragment from json_extract is minified, so '{{' is an object and 'n' is null
             SELECT line, raw, malformed, is_obj, v,
                    {raw_text_sql('v[1]')} AS event,
-                   json_type(v[2]) AS props_type,
+                   CASE WHEN v[2] IS NOT NULL THEN
+                       CASE left(v[2]::VARCHAR, 1) WHEN '{{' THEN 'OBJECT' WHEN 'n' THEN 'NULL' ELSE 'OTHER' END
+                   END AS props_type,
                    json_type(v[3]) AS time_type,
-                   {json_number_sql('v[3]')} AS time_num,
-                   {derived_id} AS distinct_id,
+                   {id_text_sql('v[4]')} AS did,
+                   {id_text_sql('v[5]')} AS user_id,
+                   {id_text_sql('v[6]')} AS device_id,
+                   {id_text_sql('v[7]')} AS insert_id,
                    json_type(v[8]) AS mp_type
             FROM ({records})
+        ),
+        typed AS (
+            SELECT *,
+                   CASE WHEN time_type IN {NUMERIC_JSON_TYPES} THEN TRY_CAST(v[3]::VARCHAR AS DOUBLE)
+                        WHEN time_type = 'VARCHAR' THEN TRY_CAST(trim(json_extract_string(v[3], '$')) AS DOUBLE)
+                   END AS time_num,
+                   -- Simplified ID Merge: distinct_id, else $user_id, else "$device:" + $device_id
+                   coalesce(did, user_id, '$device:' || device_id) AS distinct_id
+            FROM cols
         ),
         classified AS (
             SELECT *,
@@ -245,7 +256,7 @@ def _stage_sql(records: str, unit: str, keep_properties: bool, *, inline_tokens:
                    END AS pre_reason,
                    {mp_text} AS mp_text,
                    {toks} AS toks
-            FROM cols
+            FROM typed
         )
         SELECT line, {doc_no}::BIGINT AS doc_no,
                CASE WHEN line IS NOT NULL THEN
@@ -254,11 +265,7 @@ def _stage_sql(records: str, unit: str, keep_properties: bool, *, inline_tokens:
                END AS reason,
                CASE WHEN line IS NOT NULL AND (pre_reason IS NOT NULL OR ts IS NULL OR distinct_id IS NULL)
                     THEN raw END AS raw,
-               event, ts AS time, distinct_id,
-               {id_text_sql('v[7]')} AS insert_id,
-               {id_text_sql('v[6]')} AS device_id,
-               {id_text_sql('v[5]')} AS user_id,
-               mp_type,
+               event, ts AS time, distinct_id, insert_id, device_id, user_id, mp_type,
                {mp_value} AS mparticle_user_id,
                {"v[2]" if keep_properties else "NULL::JSON"} AS properties
         FROM classified"""
