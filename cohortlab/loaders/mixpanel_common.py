@@ -37,6 +37,17 @@ def id_text_sql(v: str) -> str:
     )
 
 
+def fragment_kind_sql(v: str) -> str:
+    """'OBJECT', 'ARRAY', 'NULL' or 'SCALAR' for a JSON fragment ``v`` returned by ``json_extract``
+    (NULL when absent), from its first character: ``json_extract`` writes fragments minified, so
+    this never re-parses the fragment (``json_type`` would parse a whole ``$properties`` object
+    again just to tell that it is one)."""
+    return (
+        f"CASE WHEN {v} IS NOT NULL THEN CASE left({v}::VARCHAR, 1) WHEN '{{' THEN 'OBJECT' "
+        f"WHEN '[' THEN 'ARRAY' WHEN 'n' THEN 'NULL' ELSE 'SCALAR' END END"
+    )
+
+
 def raw_text_sql(v: str) -> str:
     """Text of JSON value ``v`` "as exported": a string as is (also ``""``), anything else as its
     JSON text (``true``, ``{}``, numbers); NULL only for absent or JSON null."""
@@ -263,7 +274,7 @@ def _engage_columns_sql(items: str, doc_no: str, keep: str = "") -> str:
                            THEN regexp_extract_all(raw, '{MPUID_TOKEN_RE}', 1) END AS toks
             FROM (
                 SELECT *, {id_text_sql('idv')} AS distinct_id, json_type(idv) AS id_type,
-                       json_type(pv) AS props_type, json_type(m) AS mp_type, {mp_text} AS mp_text
+                       {fragment_kind_sql('pv')} AS props_type, json_type(m) AS mp_type, {mp_text} AS mp_text
                 FROM (SELECT *, {doc_no}::BIGINT AS doc_no, {fields} FROM ({items}))
             )
         )"""
@@ -486,6 +497,7 @@ def layout_of(ctx: FileContext) -> str:
 
 __all__ = [
     "id_text_sql",
+    "fragment_kind_sql",
     "raw_text_sql",
     "utc_timestamp_sql",
     "epoch_to_timestamp_sql",

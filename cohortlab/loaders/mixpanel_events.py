@@ -30,6 +30,7 @@ from cohortlab.loaders.base import FileContext, FileResult, Loader, nonblank_sql
 from cohortlab.loaders.mixpanel_common import (
     MPUID_TOKEN_RE,
     NUMERIC_JSON_TYPES,
+    fragment_kind_sql,
     doc_no_sql,
     epoch_to_timestamp_sql,
     id_text_sql,
@@ -220,13 +221,10 @@ def _stage_sql(records: str, unit: str, keep_properties: bool, *, inline_tokens:
         mp_value, toks = "mp_text", "NULL::VARCHAR[]"
     return f"""
         WITH cols AS (
-            -- each value typed once; `properties` (most of the line) by its first character: a
-            -- JSON fragment from json_extract is minified, so '{{' is an object and 'n' is null
+            -- each value typed once; `properties` (most of the line) by its first character
             SELECT line, raw, malformed, is_obj, v,
                    {raw_text_sql('v[1]')} AS event,
-                   CASE WHEN v[2] IS NOT NULL THEN
-                       CASE left(v[2]::VARCHAR, 1) WHEN '{{' THEN 'OBJECT' WHEN 'n' THEN 'NULL' ELSE 'OTHER' END
-                   END AS props_type,
+                   {fragment_kind_sql('v[2]')} AS props_type,
                    json_type(v[3]) AS time_type,
                    {id_text_sql('v[4]')} AS did,
                    {id_text_sql('v[5]')} AS user_id,
