@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import Counter
 
 from cohortlab.identifiers import mpid_sql
-from cohortlab.loaders.base import FileContext, nonblank_sql, sniff_json_layout
+from cohortlab.loaders.base import FileContext, container_type_sql, nonblank_sql, sniff_json_layout
 
 # --------------------------------------------------------------------------- identity types
 USER_IDENTITY_TYPES: tuple[str, ...] = (
@@ -130,15 +130,6 @@ def records_sql(ctx: FileContext) -> str:
     if sniff_json_layout(ctx.path) == "jsonl":
         return f"SELECT line, raw AS j FROM ({ctx.lines_sql()}) WHERE {nonblank_sql('raw')}"
     return f"SELECT line, j FROM ({ctx.json_records_sql()})"
-
-
-def container_type_sql(c: str) -> str:
-    """SQL VARCHAR: 'OBJECT' / 'ARRAY' / 'NULL' / 'SCALAR' of a JSON value produced by
-    ``json_extract`` (minified, so its first character tells the type), NULL when absent."""
-    return (
-        f"CASE WHEN {c} IS NULL THEN NULL WHEN left({c}, 1) = '{{' THEN 'OBJECT' "
-        f"WHEN left({c}, 1) = '[' THEN 'ARRAY' WHEN {c} = 'null' THEN 'NULL' ELSE 'SCALAR' END"
-    )
 
 
 def absent_sql(col: str) -> str:

@@ -241,6 +241,17 @@ def nonblank_sql(col: str = "raw") -> str:
     )
 
 
+def container_type_sql(c: str) -> str:
+    """SQL VARCHAR: 'OBJECT' / 'ARRAY' / 'NULL' / 'SCALAR' of a JSON value produced by
+    ``json_extract`` (minified, so its first character tells the type), NULL when absent. Unlike
+    ``json_type`` it never parses the value again (a whole ``properties`` object, just to tell
+    that it is one)."""
+    return (
+        f"CASE WHEN {c} IS NULL THEN NULL WHEN left({c}, 1) = '{{' THEN 'OBJECT' "
+        f"WHEN left({c}, 1) = '[' THEN 'ARRAY' WHEN {c} = 'null' THEN 'NULL' ELSE 'SCALAR' END"
+    )
+
+
 def max_object_size(path: Path) -> int:
     """``maximum_object_size`` for reading ``path`` as whole JSON documents: enough for the whole
     (decompressed) file, and no more. DuckDB allocates a buffer of twice this size up front, so

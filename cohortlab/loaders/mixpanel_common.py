@@ -18,7 +18,14 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from cohortlab.loaders.base import FileContext, LoadError, max_object_size, nonblank_sql, sniff_json_layout
+from cohortlab.loaders.base import (
+    FileContext,
+    LoadError,
+    container_type_sql,
+    max_object_size,
+    nonblank_sql,
+    sniff_json_layout,
+)
 
 NUMERIC_JSON_TYPES = "('BIGINT', 'UBIGINT', 'HUGEINT', 'DOUBLE')"
 
@@ -34,17 +41,6 @@ def id_text_sql(v: str) -> str:
         f"CASE json_type({v}) WHEN 'VARCHAR' THEN nullif(json_extract_string({v}, '$'), '') "
         f"WHEN 'BIGINT' THEN {v}::VARCHAR WHEN 'UBIGINT' THEN {v}::VARCHAR "
         f"WHEN 'HUGEINT' THEN {v}::VARCHAR WHEN 'DOUBLE' THEN {v}::VARCHAR END"
-    )
-
-
-def fragment_kind_sql(v: str) -> str:
-    """'OBJECT', 'ARRAY', 'NULL' or 'SCALAR' for a JSON fragment ``v`` returned by ``json_extract``
-    (NULL when absent), from its first character: ``json_extract`` writes fragments minified, so
-    this never re-parses the fragment (``json_type`` would parse a whole ``$properties`` object
-    again just to tell that it is one)."""
-    return (
-        f"CASE WHEN {v} IS NOT NULL THEN CASE left({v}::VARCHAR, 1) WHEN '{{' THEN 'OBJECT' "
-        f"WHEN '[' THEN 'ARRAY' WHEN 'n' THEN 'NULL' ELSE 'SCALAR' END END"
     )
 
 
@@ -274,7 +270,7 @@ def _engage_columns_sql(items: str, doc_no: str, keep: str = "") -> str:
                            THEN regexp_extract_all(raw, '{MPUID_TOKEN_RE}', 1) END AS toks
             FROM (
                 SELECT *, {id_text_sql('idv')} AS distinct_id, json_type(idv) AS id_type,
-                       {fragment_kind_sql('pv')} AS props_type, json_type(m) AS mp_type, {mp_text} AS mp_text
+                       {container_type_sql('pv')} AS props_type, json_type(m) AS mp_type, {mp_text} AS mp_text
                 FROM (SELECT *, {doc_no}::BIGINT AS doc_no, {fields} FROM ({items}))
             )
         )"""
@@ -497,7 +493,6 @@ def layout_of(ctx: FileContext) -> str:
 
 __all__ = [
     "id_text_sql",
-    "fragment_kind_sql",
     "raw_text_sql",
     "utc_timestamp_sql",
     "epoch_to_timestamp_sql",

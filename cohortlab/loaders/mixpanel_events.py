@@ -26,11 +26,10 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from cohortlab.loaders.base import FileContext, FileResult, Loader, nonblank_sql
+from cohortlab.loaders.base import FileContext, FileResult, Loader, container_type_sql, nonblank_sql
 from cohortlab.loaders.mixpanel_common import (
     MPUID_TOKEN_RE,
     NUMERIC_JSON_TYPES,
-    fragment_kind_sql,
     doc_no_sql,
     epoch_to_timestamp_sql,
     id_text_sql,
@@ -224,7 +223,7 @@ def _stage_sql(records: str, unit: str, keep_properties: bool, *, inline_tokens:
             -- each value typed once; `properties` (most of the line) by its first character
             SELECT line, raw, malformed, is_obj, v,
                    {raw_text_sql('v[1]')} AS event,
-                   {fragment_kind_sql('v[2]')} AS props_type,
+                   {container_type_sql('v[2]')} AS props_type,
                    json_type(v[3]) AS time_type,
                    {id_text_sql('v[4]')} AS did,
                    {id_text_sql('v[5]')} AS user_id,
