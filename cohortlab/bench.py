@@ -49,6 +49,7 @@ from typing import Any, Callable
 
 STEPS = ("load", "resolve", "timeline", "migration", "report", "demo", "duckdb", "pandas")
 COHORTLAB_STEPS = ("load", "resolve", "timeline", "migration", "report", "demo")
+DB_STEPS = ("resolve", "timeline", "migration")  # read the database the load step wrote
 BASELINES = ("duckdb", "pandas")
 STEP_LABELS = {
     "load": "load (all exports → DuckDB file)",
@@ -411,7 +412,7 @@ def run_bench(
         results = {s: StepResult(s) for s in steps}
         if "pandas" in steps and users > PANDAS_MAX_USERS and not force_pandas:
             results["pandas"].status = "not run: needs more memory than the machine"
-        if any(s in steps for s in ("resolve", "timeline", "migration")) and "load" not in steps \
+        if any(s in steps for s in DB_STEPS) and "load" not in steps \
                 and not os.path.exists(db):
             raise BenchError(f"{db}: no database; include the load step (or --keep a folder that has one)")
 
@@ -435,7 +436,7 @@ def run_bench(
                 r = results[name]
                 if r.status != "ok":
                     continue
-                if name in ("resolve", "timeline", "migration") and "load" in results \
+                if name in DB_STEPS and "load" in results \
                         and results["load"].status != "ok":  # it would read a half-loaded database
                     r.status = "skipped: the load step failed"
                     continue

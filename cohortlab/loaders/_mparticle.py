@@ -227,9 +227,7 @@ def create_stage(
     (:meth:`FileContext.numbered_table`)."""
     if sniff_json_layout(ctx.path) == "jsonl":
         rows = tmp("stage_rows")
-        lines = (
-            f"SELECT CASE WHEN {nonblank_sql('raw')} THEN 0 END AS line, raw AS j FROM ({ctx.raw_lines_sql()})"
-        )
+        lines = f"SELECT line, raw AS j FROM ({ctx.unnumbered_lines_sql()})"
         line = ctx.numbered_table(rows, stage_sql(lines, scalars, containers, checks, extra))
         if line is not None:
             return tmp.view("stage", f"SELECT {line} AS line, * EXCLUDE (line) FROM {rows} WHERE line IS NOT NULL")

@@ -326,6 +326,12 @@ class FileContext:
         a big file prefer :meth:`numbered_table`.)"""
         return f"SELECT row_number() OVER () AS line, raw FROM ({self.raw_lines_sql()})"
 
+    def unnumbered_lines_sql(self) -> str:
+        """SELECT (line, raw) — every physical line of the file, in file order, ``line`` a
+        placeholder: 0 for a line holding a record, NULL for a blank one. The input of a
+        :meth:`numbered_table` stage, which gives the real numbers (positions)."""
+        return f"SELECT CASE WHEN {nonblank_sql('raw')} THEN 0 END AS line, raw FROM ({self.raw_lines_sql()})"
+
     def numbered_table(self, table: str, select_sql: str) -> str | None:
         """Create temp table ``table`` from ``select_sql`` (one row per row of
         :meth:`raw_lines_sql`, in file order, e.g. ``SELECT f(raw) AS x FROM (raw_lines_sql)``),

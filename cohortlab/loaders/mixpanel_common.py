@@ -185,22 +185,28 @@ def _paths_sql(paths) -> str:
     return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
 
 
+def parsed_lines_sql(lines: str, paths) -> str:
+    """SELECT (line, raw, malformed, is_obj, v) of JSONL ``lines`` (line, raw; ``line`` NULL for a
+    blank line, which is neither parsed nor malformed): ``v`` = ``json_extract(raw, paths)`` (a
+    JSON list) from one parse of the line's text (``try``: NULL when the line is not valid JSON,
+    the same validity as ``TRY_CAST(raw AS JSON)``), with no JSON copy of the whole line."""
+    return (
+        f"SELECT line, raw, line IS NOT NULL AND v IS NULL AS malformed, "
+        f"v IS NOT NULL AND starts_with(ltrim(raw, ' \t\r\n'), '{{') AS is_obj, v "
+        f"FROM (SELECT line, raw, CASE WHEN line IS NOT NULL THEN try(json_extract(raw, {_paths_sql(paths)})) END AS v "
+        f"FROM ({lines}))"
+    )
+
+
 def parsed_records_sql(ctx: FileContext, layout: str, paths) -> str:
     """SELECT (line, raw, malformed, is_obj, v): the records of ``ctx.json_records_sql()`` with
-    ``v`` = ``json_extract(record, paths)`` (a JSON list). A JSONL line is parsed once: straight
-    from its text (``try``: NULL when the line is not valid JSON, the same validity as
-    ``TRY_CAST(raw AS JSON)``), with no JSON copy of the whole line."""
-    p = _paths_sql(paths)
+    ``v`` = ``json_extract(record, paths)`` (a JSON list); a JSONL line is parsed once, straight
+    from its text (:func:`parsed_lines_sql`)."""
     if layout == "jsonl":
-        return (
-            f"SELECT line, raw, v IS NULL AS malformed, "
-            f"v IS NOT NULL AND starts_with(ltrim(raw, ' \t\r\n'), '{{') AS is_obj, v "
-            f"FROM (SELECT line, raw, try(json_extract(raw, {p})) AS v FROM ({ctx.lines_sql()}) "
-            f"WHERE {nonblank_sql('raw')})"
-        )
+        return parsed_lines_sql(f"SELECT line, raw FROM ({ctx.lines_sql()}) WHERE {nonblank_sql('raw')}", paths)
     return (
         f"SELECT line, raw, j IS NULL AS malformed, coalesce(json_type(j) = 'OBJECT', FALSE) AS is_obj, "
-        f"json_extract(j, {p}) AS v FROM ({ctx.json_records_sql()})"
+        f"json_extract(j, {_paths_sql(paths)}) AS v FROM ({ctx.json_records_sql()})"
     )
 
 
@@ -304,11 +310,8 @@ def stage_engage_results(ctx: FileContext, st: str) -> str:
         rows = f"{st}_rows"
         # the line number is a placeholder (0; NULL for a blank line) until the rows are numbered
         records = (
-            f"SELECT CASE WHEN {nonblank_sql('raw')} THEN 0 END AS line, raw, v IS NULL AS malformed, "
-            f"v IS NOT NULL AND starts_with(ltrim(raw, ' \t\r\n'), '{{') AS is_obj, v, "
-            f"coalesce(json_type(v[1]) = 'ARRAY', FALSE) AS is_page "
-            f"FROM (SELECT raw, CASE WHEN {nonblank_sql('raw')} THEN try(json_extract(raw, {_paths_sql(paths)})) END AS v "
-            f"FROM ({ctx.raw_lines_sql()}))"
+            f"SELECT *, coalesce(json_type(v[1]) = 'ARRAY', FALSE) AS is_page "
+            f"FROM ({parsed_lines_sql(ctx.unnumbered_lines_sql(), paths)})"
         )
         items = (
             f"SELECT line, line AS rec_line, CASE WHEN NOT is_page THEN raw END AS raw, FALSE AS is_page_item, v[2:] AS f, "
@@ -498,6 +501,8 @@ __all__ = [
     "epoch_to_timestamp_sql",
     "json_number_sql",
     "parse_utc",
+    "parsed_lines_sql",
+    "parsed_records_sql",
     "recover_float_tokens",
     "stage_engage_results",
     "drop_engage_stage",

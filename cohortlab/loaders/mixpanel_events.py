@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from cohortlab.loaders.base import FileContext, FileResult, Loader, container_type_sql, nonblank_sql
+from cohortlab.loaders.base import FileContext, FileResult, Loader, container_type_sql
 from cohortlab.loaders.mixpanel_common import (
     MPUID_TOKEN_RE,
     NUMERIC_JSON_TYPES,
@@ -34,6 +34,8 @@ from cohortlab.loaders.mixpanel_common import (
     epoch_to_timestamp_sql,
     id_text_sql,
     layout_of,
+    parsed_lines_sql,
+    parsed_records_sql,
     raw_text_sql,
     recover_float_tokens,
 )
@@ -57,9 +59,6 @@ _PATHS = [
 KEY_COLS = "event, distinct_id, time, insert_id"
 KEY_HASH = f"hash({KEY_COLS})"
 _SEEN = "_mp_ev_seen"
-
-_PATHS_SQL = "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in _PATHS) + "]"
-
 
 class MixpanelEventsLoader(Loader):
     kind = "mixpanel-events"
@@ -104,28 +103,21 @@ class MixpanelEventsLoader(Loader):
         keep = ctx.options.get("properties", "all") == "all"
         drop = [f"DROP TABLE IF EXISTS {st}"]
         if layout == "jsonl":
-            # every line parsed once, straight from its text, in parallel and numbered by position
-            # (the line number is a placeholder until then: 0, NULL for a blank line); a JSON
-            # float $mparticle_user_id takes its exact token from its own line
-            lines = (f"SELECT CASE WHEN {nonblank_sql('raw')} THEN 0 END AS line, raw "
-                     f"FROM ({ctx.raw_lines_sql()})")
-            line = ctx.numbered_table(f"{st}_rows", _stage_sql(_jsonl_records_sql(lines), unit, keep, inline_tokens=True))
+            # every line parsed once, straight from its text, in parallel and numbered by position;
+            # a JSON-float $mparticle_user_id takes its exact token from its own line
+            records = parsed_lines_sql(ctx.unnumbered_lines_sql(), _PATHS)
+            line = ctx.numbered_table(f"{st}_rows", _stage_sql(records, unit, keep, inline_tokens=True))
             if line is not None:
                 eng.execute(f"CREATE OR REPLACE TEMP VIEW {st} AS SELECT {line} AS line, * EXCLUDE (line) "
                             f"FROM {st}_rows WHERE line IS NOT NULL")
                 drop = [f"DROP VIEW {st}", f"DROP TABLE {st}_rows"]
             else:
-                lines = f"SELECT line, raw FROM ({ctx.lines_sql()}) WHERE {nonblank_sql('raw')}"
                 eng.execute(f"CREATE OR REPLACE TEMP TABLE {st} AS "
-                            + _stage_sql(_jsonl_records_sql(lines), unit, keep, inline_tokens=True))
+                            + _stage_sql(parsed_records_sql(ctx, layout, _PATHS), unit, keep, inline_tokens=True))
         else:
-            records = (
-                f"SELECT line, raw, j IS NULL AS malformed, coalesce(json_type(j) = 'OBJECT', FALSE) AS is_obj, "
-                f"CASE WHEN json_type(j) = 'OBJECT' THEN json_extract(j, {_PATHS_SQL}) END AS v "
-                f"FROM ({ctx.json_records_sql()})"
-            )
-            eng.execute(f"CREATE OR REPLACE TEMP TABLE {st} AS " + _stage_sql(records, unit, keep, inline_tokens=False,
-                                                                                  doc_no=doc_no_sql(layout)))
+            eng.execute(f"CREATE OR REPLACE TEMP TABLE {st} AS "
+                        + _stage_sql(parsed_records_sql(ctx, layout, _PATHS), unit, keep, inline_tokens=False,
+                                     doc_no=doc_no_sql(layout)))
             recover_float_tokens(ctx, layout, st, key="line", doc_no="doc_no", ord_="line",
                                  typ="mp_type", text="mparticle_user_id")
         quarantined = ctx.reject(f"SELECT line, reason, raw FROM {st} WHERE reason IS NOT NULL")
@@ -179,27 +171,15 @@ class MixpanelEventsLoader(Loader):
             """,
             [ctx.load_id, str(ctx.path)],
         )
-        loaded = int(valid) - n_dup
         eng.execute(f"INSERT INTO {_SEEN} SELECT {KEY_HASH} FROM {st} WHERE reason IS NULL")
         for sql in drop:
             eng.execute(sql)
         return FileResult(
             rows_read=int(rows_read),
-            loaded=int(loaded),
-            deduplicated=int(valid) - int(loaded),
+            loaded=int(valid) - n_dup,
+            deduplicated=n_dup,
             quarantined=Counter(quarantined),
         )
-
-
-def _jsonl_records_sql(lines: str) -> str:
-    """(line, raw, malformed, is_obj, v) of JSONL ``lines`` (line, raw): ``v`` = the values of
-    _PATHS from one parse of the line's text (``try``: NULL when the line is not valid JSON)."""
-    return (
-        f"SELECT line, raw, line IS NOT NULL AND v IS NULL AS malformed, "
-        f"v IS NOT NULL AND starts_with(ltrim(raw, ' \t\r\n'), '{{') AS is_obj, v "
-        f"FROM (SELECT line, raw, CASE WHEN line IS NOT NULL THEN try(json_extract(raw, {_PATHS_SQL})) END AS v "
-        f"FROM ({lines}))"
-    )
 
 
 def _stage_sql(records: str, unit: str, keep_properties: bool, *, inline_tokens: bool, doc_no: str = "line") -> str:

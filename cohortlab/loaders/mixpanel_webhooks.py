@@ -30,6 +30,7 @@ from typing import Any
 
 from cohortlab.loaders.base import FileContext, FileResult, LoadError, Loader, sniff_json_layout
 from cohortlab.loaders.mixpanel_common import (
+    NUMERIC_JSON_TYPES,
     epoch_to_timestamp_sql,
     id_text_sql,
     json_number_sql,
@@ -80,7 +81,7 @@ class MixpanelWebhooksLoader(Loader):
         else:
             rx_num = json_number_sql("v[7]")
             rx_sql = (
-                f"CASE WHEN json_type(v[7]) IN ('BIGINT', 'UBIGINT', 'HUGEINT', 'DOUBLE') "
+                f"CASE WHEN json_type(v[7]) IN {NUMERIC_JSON_TYPES} "
                 f"  OR TRY_CAST(json_extract_string(v[7], '$') AS DOUBLE) IS NOT NULL "
                 f"THEN {epoch_to_timestamp_sql(rx_num)} ELSE "
                 f"timezone('UTC', TRY_CAST(trim(json_extract_string(v[7], '$')) AS TIMESTAMPTZ)) END"
