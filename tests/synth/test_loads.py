@@ -62,22 +62,22 @@ def assert_resolution_equals_truth(lab, res):
         assert int(lab.sql("SELECT count(*) FROM resolution").iloc[0, 0]) == e["members"]
 
 
-def test_every_file_loads_without_rejects_and_resolves_as_the_truth(scenario_world):
-    with Lab() as lab:
-        load_files(lab, scenario_world)
-        check_counts(lab, scenario_world)
-        if resolution_available():
-            assert_resolution_equals_truth(lab, scenario_world)
-
-
-def test_big_world_layout_gzip_loads_and_resolves_as_the_truth(make_world):
-    res = make_world("mid_migration", users=900, gzip=True, profiles_format="jsonl", members_format="csv")
-    assert res.manifest["layout"] == {"profiles": "jsonl", "members": "csv", "gzip": True, "event_files": 3}
+def assert_loads_and_resolves_as_the_truth(res) -> None:
     with Lab() as lab:
         load_files(lab, res)
         check_counts(lab, res)
         if resolution_available():
             assert_resolution_equals_truth(lab, res)
+
+
+def test_every_file_loads_without_rejects_and_resolves_as_the_truth(scenario_world):
+    assert_loads_and_resolves_as_the_truth(scenario_world)
+
+
+def test_big_world_layout_gzip_loads_and_resolves_as_the_truth(make_world):
+    res = make_world("mid_migration", users=900, gzip=True, profiles_format="jsonl", members_format="csv")
+    assert res.manifest["layout"] == {"profiles": "jsonl", "members": "csv", "gzip": True, "event_files": 3}
+    assert_loads_and_resolves_as_the_truth(res)
 
 
 def test_deliberately_bad_records_are_the_only_rejects(make_world):
