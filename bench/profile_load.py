@@ -35,7 +35,7 @@ def main(argv=None) -> int:
     from cohortlab.engines.duckdb import DuckDBEngine
     from cohortlab.lab import Lab
     from cohortlab.loaders.base import Loader
-    from cohortlab.world import load_world
+    from cohortlab.loaders.folder import load_world
 
     totals: collections.Counter = collections.Counter()
     counts: collections.Counter = collections.Counter()

@@ -75,7 +75,7 @@ class Lab:
 
     # ================================================================== simulation (SPEC §3-§5)
     # Resolution of cohort members, the sync simulation over time and the discrepancy waterfall.
-    # Implemented in cohortlab.resolution, cohortlab.sync and cohortlab.waterfall; results are
+    # Implemented in cohortlab.simulation.resolution, cohortlab.simulation.sync and cohortlab.simulation.waterfall; results are
     # also stored in the database (tables resolution, timeline, waterfall, attribute_state).
     def resolution(
         self,
@@ -89,7 +89,7 @@ class Lab:
         snapshot/webhook time). Stored as table ``resolution``. ``debug=True`` materialises each
         step as ``resolution__<step>``; the row counts are in ``df.attrs["step_counts"]``
         (and ``lab.last_step_counts``)."""
-        from cohortlab.resolution import resolution_df, resolve
+        from cohortlab.simulation.resolution import resolution_df, resolve
 
         run = resolve(self.engine, cohort, at, settings, source=source, debug=debug)
         df = resolution_df(self.engine, run.table)
@@ -100,11 +100,11 @@ class Lab:
 
     def simulate(self, cohort: str, at: Any = None, settings: Any = None, source: str = "auto", debug: bool = False):
         """SPEC §3-§5 at ``at``: resolution, sync over time, waterfall, attribute state and gap
-        summary, as a :class:`cohortlab.sync.SimulationResult`. Stored as tables ``resolution``,
+        summary, as a :class:`cohortlab.simulation.sync.SimulationResult`. Stored as tables ``resolution``,
         ``timeline``, ``waterfall``, ``attribute_state`` and ``gap_summary``. ``settings``: a
         :class:`SyncSettings`, a dict of options or a YAML path. ``debug=True`` materialises every
         step (``<stage>__<step>``); row counts in ``result.step_counts``."""
-        from cohortlab.sync import simulate
+        from cohortlab.simulation.sync import simulate
 
         return simulate(self.engine, cohort, at, settings, source=source, debug=debug)
 
@@ -123,8 +123,8 @@ class Lab:
     # ================================================================== end of simulation
 
     # ================================================================== migration (SPEC §6)
-    # EIT migration what-if, plan comparison and validation. Implemented in cohortlab.migration
-    # (plans in cohortlab.plans); results are stored in the database (tables migration_daily,
+    # EIT migration what-if, plan comparison and validation. Implemented in cohortlab.migration.model
+    # (plans in cohortlab.migration.plans); results are stored in the database (tables migration_daily,
     # migration_users, migration_summary, migration_plans, migration_validation,
     # migration_validation_summary).
     def migration_plan(self, plan: Any, start: Any, end: Any, settings: Any = None,
@@ -146,8 +146,8 @@ class Lab:
         days of data past the last event (repeated with that period). ``cohort``: only the people
         behind the members of that cohort's latest snapshot (default: everyone with events).
         The per-plan summary is in ``df.attrs["summary"]`` (and table ``migration_summary``)."""
-        from cohortlab.migration import run_plans
-        from cohortlab.plans import load_plans
+        from cohortlab.migration.model import run_plans
+        from cohortlab.migration.plans import load_plans
 
         if isinstance(plans, (str, os.PathLike)):
             plans = load_plans(plans)
@@ -166,11 +166,11 @@ class Lab:
                            repeat_days: int = 30):
         """Compare the prediction of ``plan`` with what the loaded exports show for ``cohort`` at
         ``at`` (default: the cohort's latest snapshot), per member: a
-        :class:`cohortlab.migration.ValidationResult` (confusion table, users that differ with
+        :class:`cohortlab.migration.model.ValidationResult` (confusion table, users that differ with
         their gap reasons and an explanation, verdict line). ``observed`` defaults to
         ``lab.resolution(cohort, at, settings)`` (or give the resolution of another lab holding the
         later exports, with ``activity="repeat"`` when this lab's events end before ``at``)."""
-        from cohortlab.migration import validate
+        from cohortlab.migration.model import validate
 
         if observed is None:
             observed = self.resolution(cohort, at, settings)

@@ -46,10 +46,10 @@ def engine_options(f):
 
 
 def open_lab(db: str, engine: str = "duckdb", spark_master: str | None = None, *, read_only: bool = False):
-    """A Lab over ``db`` on the chosen engine (see :func:`cohortlab.engines.spark_io.open_spark_lab`)."""
+    """A Lab over ``db`` on the chosen engine (see :func:`cohortlab.engines.spark.readers.open_spark_lab`)."""
     if engine == "spark":
         try:
-            from cohortlab.engines.spark_io import open_spark_lab
+            from cohortlab.engines.spark.readers import open_spark_lab
         except ImportError as e:  # pragma: no cover - depends on the environment
             fail(str(e))
         try:

@@ -36,7 +36,11 @@ def bench_cmd(users, repeat, scenario, seed, data, steps, out, keep, gzip, force
 
     Every step runs in a fresh subprocess (wall time and peak RSS including children). Exits
     non-zero when a step fails or a baseline's member outcomes disagree with cohortlab's."""
-    from cohortlab.bench import BenchError, run_bench
+    try:
+        from bench.harness import BenchError, run_bench
+    except ImportError:
+        fail("cohortlab bench runs from a source checkout (it needs bench/ with the baseline scripts): "
+             "cd into the repository and run `make bench` or `python -m bench`")
 
     step_list = [s.strip() for s in steps.split(",") if s.strip()] if steps else None
     try:

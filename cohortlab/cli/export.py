@@ -20,7 +20,7 @@ def export_cmd(db, out_dir, tables, overwrite):
     """Write every canonical table of --db to OUT/<table>.parquet (types kept: MPIDs stay
     BIGINT, times naive UTC, JSON as text)."""
     from cohortlab.engines.duckdb import DuckDBEngine
-    from cohortlab.engines.spark_io import export_canonical
+    from cohortlab.engines.spark.readers import export_canonical
 
     if not os.path.exists(db):
         fail(f"{db}: no such database")

@@ -10,7 +10,7 @@ from cohortlab.cli.app import db_option, fail, main
 
 
 def _plans(paths: tuple[str, ...]):
-    from cohortlab.plans import PlanError, load_plans
+    from cohortlab.migration.plans import PlanError, load_plans
 
     out = []
     try:
@@ -79,7 +79,7 @@ def _print_summary(summary):
 
 
 def _run(db, plans, start, end, settings_path, activity, repeat_days, out, chart, debug, cohort=None):
-    from cohortlab.migration import migration_chart
+    from cohortlab.migration.model import migration_chart
 
     settings = _settings(settings_path)
     with _lab(db) as lab:
@@ -152,7 +152,7 @@ def compare_cmd(db, start, end, settings_path, activity, repeat_days, cohort, ou
     if not plan_files:
         if not switch:
             fail("give --plan FILE.yaml (repeatable) or --switch DATE for the standard four plans")
-        from cohortlab.plans import standard_plans
+        from cohortlab.migration.plans import standard_plans
 
         try:
             plans = standard_plans(switch)
@@ -174,7 +174,7 @@ def compare_cmd(db, start, end, settings_path, activity, repeat_days, cohort, ou
 @click.option("--show", default=20, show_default=True, help="Members that differ to print.")
 def validate_cmd(db, plan_file, cohort, at, settings_path, out, show):
     """Compare the prediction of a plan with what the exports (taken after the switch) show."""
-    from cohortlab.plans import MigrationPlan, PlanError
+    from cohortlab.migration.plans import MigrationPlan, PlanError
 
     try:
         plan = MigrationPlan.from_yaml(plan_file)

@@ -49,7 +49,7 @@ def report_cmd(db, data, params_file, param_items, notebooks, out, overwrite, sh
 
     Exits non-zero, naming the notebook and the cell, when a notebook fails.
     """
-    from cohortlab.report import ReportError, load_params, parse_param_items, run_report
+    from cohortlab.report.runner import ReportError, load_params, parse_param_items, run_report
 
     names = [n.strip() for item in notebooks for n in item.split(",") if n.strip()] or None
     os.environ["COHORTLAB_ENGINE"] = engine  # issue 7: the notebook kernels inherit the engine choice
@@ -75,7 +75,7 @@ def report_cmd(db, data, params_file, param_items, notebooks, out, overwrite, sh
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 def demo_cmd(users, seed, out, overwrite):
     """Generate a small mid-migration world, load it, run the report; print index.html's path."""
-    from cohortlab.report import ReportError, dated_output_dir, prepare_output_dir, run_report
+    from cohortlab.report.runner import ReportError, dated_output_dir, prepare_output_dir, run_report
 
     t0 = time.monotonic()
     try:
@@ -106,7 +106,7 @@ def lab_cmd(notebooks_dir, jupyter_args):
     """Open JupyterLab on the notebooks (they use the project's `cohortlab` kernel)."""
     import subprocess
 
-    from cohortlab.report import NOTEBOOKS_DIR
+    from cohortlab.report.runner import NOTEBOOKS_DIR
 
     folder = Path(notebooks_dir) if notebooks_dir else NOTEBOOKS_DIR
     jupyter = Path(sys.executable).with_name("jupyter")

@@ -10,7 +10,7 @@ from cohortlab.cli.app import db_option, engine_options, fail, main, open_lab  #
 
 
 def _copy_members(engine, path: str, show_personal_data: bool) -> None:
-    from cohortlab.resolution import PERSONAL_DATA_COLUMNS, RESOLUTION_COLUMNS
+    from cohortlab.simulation.resolution import PERSONAL_DATA_COLUMNS, RESOLUTION_COLUMNS
 
     cols = [c for c in RESOLUTION_COLUMNS if show_personal_data or c not in PERSONAL_DATA_COLUMNS]
     lower = path.lower()
@@ -54,7 +54,7 @@ def simulate_cmd(db, cohort, settings_path, at, source, members_out, show_person
                  engine, spark_master):
     """Explain a cohort's Mixpanel count vs its mParticle audience: print the discrepancy
     waterfall (SPEC §4) and the sync timeline (SPEC §5) and write the per-member resolution."""
-    from cohortlab.resolution import CohortError
+    from cohortlab.simulation.resolution import CohortError
     from cohortlab.settings import SettingsError, SyncSettings
 
     if not os.path.exists(db):

@@ -17,8 +17,8 @@ import time
 import pytest
 
 from cohortlab import Lab
-from cohortlab.migration import run_plans
-from cohortlab.plans import standard_plans
+from cohortlab.migration.model import run_plans
+from cohortlab.migration.plans import standard_plans
 
 USERS = int(os.environ.get("COHORTLAB_BENCH_USERS", "1000000"))
 EVENTS_PER_USER = 30

@@ -19,9 +19,9 @@ import pandas as pd
 import pytest
 
 from cohortlab import Lab, synth
-from cohortlab.migration import run_plans, validate
-from cohortlab.plans import MigrationPlan
-from cohortlab.world import load_world
+from cohortlab.migration.model import run_plans, validate
+from cohortlab.migration.plans import MigrationPlan
+from cohortlab.loaders.folder import load_world
 
 USERS = 1500
 SEED = 11

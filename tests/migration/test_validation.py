@@ -10,8 +10,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from cohortlab.migration import validate
-from cohortlab.plans import MigrationPlan
+from cohortlab.migration.model import validate
+from cohortlab.migration.plans import MigrationPlan
 
 PLAN = MigrationPlan(name="switch only", event_identity_cutoff=None,
                      eit_timeline=[{"since": None, "eit": "customer_id"}, {"since": "2026-01-05", "eit": "mparticle_id"}])

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from cohortlab.migration import run_plans
-from cohortlab.plans import MigrationPlan, PlanError, load_plans, standard_plans
+from cohortlab.migration.model import run_plans
+from cohortlab.migration.plans import MigrationPlan, PlanError, load_plans, standard_plans
 
 from .conftest import EVENTS, PROFILES, insert_events, insert_profiles
 

@@ -7,8 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cohortlab import Lab, insights
-from cohortlab.world import as_of_from_name, load_world
+from cohortlab import Lab
+from cohortlab.report import insights
+from cohortlab.loaders.folder import as_of_from_name, load_world
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 
@@ -112,7 +113,7 @@ def test_load_world_needs_export_folders(tmp_path):
 
 
 def test_dollars_outside_code_are_escaped_for_markdown():
-    from cohortlab.insights import _escape_dollars
+    from cohortlab.report.insights import _escape_dollars
 
     assert _escape_dollars("the $a and $b") == r"the \$a and \$b"
     assert _escape_dollars("code `$a` and $b") == r"code `$a` and \$b"

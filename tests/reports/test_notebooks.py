@@ -14,7 +14,7 @@ import nbformat
 import papermill
 import pytest
 
-from cohortlab.report import DEFAULT_NOTEBOOKS, NOTEBOOKS_DIR
+from cohortlab.report.runner import DEFAULT_NOTEBOOKS, NOTEBOOKS_DIR
 
 COMMON = {"db", "data", "cohorts", "as_of", "settings", "output_dir", "show_personal_data"}
 EXTRA = {
@@ -128,7 +128,7 @@ def test_sync_timeline_numbers_equal_the_api(report_run, world_lab):
 
 
 def test_eit_migration_numbers_equal_the_api(report_run, world_lab):
-    from cohortlab.plans import standard_plans
+    from cohortlab.migration.plans import standard_plans
 
     doc = _metrics(report_run, "eit_migration")
     params = doc["parameters"]

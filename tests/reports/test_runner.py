@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from cohortlab.cli import main
-from cohortlab.report import (
+from cohortlab.report.runner import (
     ReportError,
     dated_output_dir,
     declared_parameters,

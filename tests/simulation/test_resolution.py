@@ -6,7 +6,7 @@ from datetime import datetime
 import pandas as pd
 import pytest
 
-from cohortlab.resolution import CohortError, find_cohort, resolution_pipeline
+from cohortlab.simulation.resolution import CohortError, find_cohort, resolution_pipeline
 from cohortlab.settings import SyncSettings, parse_time
 
 from .conftest import assert_portable
@@ -244,7 +244,7 @@ def test_every_step_stays_in_the_portable_subset(data, source, population):
 )
 def test_fast_mpid_expression_agrees_with_spec_rules(lab, text):
     from cohortlab.identifiers import mpid_sql
-    from cohortlab.resolution import fast_mpid_sql
+    from cohortlab.simulation.resolution import fast_mpid_sql
 
     got = lab.engine.query_rows(f"SELECT {fast_mpid_sql('x')}, {mpid_sql('x')} FROM (SELECT ?::VARCHAR AS x)", [text])[0]
     assert got[0] == got[1]

@@ -6,7 +6,7 @@ from click.testing import CliRunner
 
 from cohortlab import Lab
 from cohortlab.cli import main
-from cohortlab.waterfall import ReconciliationError, build_waterfall, check_waterfall
+from cohortlab.simulation.waterfall import ReconciliationError, build_waterfall, check_waterfall
 
 from .conftest import Data
 

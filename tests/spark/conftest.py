@@ -17,7 +17,7 @@ def spark_session(tmp_path_factory):
     pytest.importorskip("pyspark")
     if shutil.which("java") is None:
         pytest.skip("no Java runtime on PATH")
-    from cohortlab.engines.spark import local_session
+    from cohortlab.engines.spark.engine import local_session
 
     scratch = tmp_path_factory.mktemp("spark")
     # Tiny data: compiling generated code for each new query costs more than it saves
@@ -48,7 +48,7 @@ def clean_views(spark_session):
 
 @pytest.fixture
 def spark_engine(spark_session, tmp_path):
-    from cohortlab.engines.spark import SparkEngine
+    from cohortlab.engines.spark.engine import SparkEngine
 
     engine = SparkEngine(spark_session, scratch_dir=tmp_path / "scratch")
     yield engine

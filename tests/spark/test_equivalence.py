@@ -14,7 +14,7 @@ import time
 import pytest
 
 from cohortlab import Lab
-from cohortlab.engines.spark_io import export_canonical
+from cohortlab.engines.spark.readers import export_canonical
 
 from .compare import diff
 from .conftest import temp_views
@@ -34,7 +34,7 @@ def _tables(engine) -> set[str]:
 @pytest.fixture(scope="module")
 def runs(spark_session, tmp_path_factory):
     """Run every API call on both engines; collect results, step-table diffs and timings."""
-    from cohortlab.engines.spark import SparkEngine
+    from cohortlab.engines.spark.engine import SparkEngine
 
     tmp = tmp_path_factory.mktemp("equiv")
     duck = Lab()
@@ -99,7 +99,7 @@ SYNTH_CALLS = ["simulate_power_users", "simulate_purchasers_strict", "migration_
 
 
 def _synth_call(name):
-    from cohortlab.plans import standard_plans
+    from cohortlab.migration.plans import standard_plans
 
     if name == "simulate_power_users":
         return lambda lab: {k: getattr(r, k) for r in [lab.simulate("Power Users")]
@@ -111,7 +111,7 @@ def _synth_call(name):
                             for k in ("resolution", "timeline", "waterfall", "attribute_state", "gap_summary")}
 
     def plans(lab):
-        from cohortlab import migration
+        from cohortlab.migration import model as migration
 
         daily, summary = migration.run_plans(lab.engine, standard_plans("2026-02-01T00:00:00Z"), "2026-01-20", "2026-03-01")
         return {"migration_daily": daily, "migration_summary": summary}
@@ -122,9 +122,9 @@ def _synth_call(name):
 @pytest.fixture(scope="module")
 def synth_runs(spark_session, tmp_path_factory):
     """The generator's `mid_migration` scenario (300 people), loaded with the DuckDB loaders."""
-    from cohortlab.engines.spark import SparkEngine
+    from cohortlab.engines.spark.engine import SparkEngine
     from cohortlab.synth.build import generate
-    from cohortlab.world import load_world
+    from cohortlab.loaders.folder import load_world
 
     tmp = tmp_path_factory.mktemp("synth")
     generate(tmp / "world", users=300, seed=11, scenario="mid_migration")

@@ -16,8 +16,8 @@ def test_import_cohortlab_without_pyspark():
     r = _run(
         """
         import cohortlab, cohortlab.cli
-        from cohortlab.engines.spark_lint import check_sql
-        from cohortlab.engines.spark_io import export_canonical
+        from cohortlab.engines.spark.lint import check_sql
+        from cohortlab.engines.spark.readers import export_canonical
         lab = cohortlab.Lab()
         print(lab.engine.name)
         """

@@ -13,7 +13,7 @@ from collections import Counter
 import pytest
 
 from cohortlab import Lab
-from cohortlab.engines.spark_lint import RULES, RecordingEngine, check_sql
+from cohortlab.engines.spark.lint import RULES, RecordingEngine, check_sql
 from cohortlab.pipeline import Pipeline
 
 from .world import api_calls, build_world
@@ -70,8 +70,8 @@ def test_a_transpile_error_is_reported(monkeypatch):
     """sqlglot's own 'unsupported' diagnostics (ErrorLevel.RAISE) surface as a violation."""
     from sqlglot import exp
 
-    from cohortlab.engines import spark_dialect
-    from cohortlab.engines.spark_dialect import CohortSpark
+    from cohortlab.engines.spark import dialect as spark_dialect
+    from cohortlab.engines.spark.dialect import CohortSpark
 
     class Refusing(CohortSpark):
         class Generator(CohortSpark.Generator):
@@ -164,7 +164,7 @@ def test_the_public_api_covers_every_result_table(recorded):
 
 def test_a_forbidden_construct_added_to_a_core_step_fails(monkeypatch):
     """If someone adds a non-portable step to the resolution pipeline, the harness reports it."""
-    import cohortlab.resolution as resolution
+    import cohortlab.simulation.resolution as resolution
 
     original = resolution.resolution_pipeline
 

@@ -43,7 +43,7 @@ def test_export_then_read_canonical_keeps_every_row_and_type(loaded, tmp_path, s
 
 
 def test_spark_native_readers_match_the_duckdb_loaders(loaded, spark_engine):
-    from cohortlab.engines.spark_io import read_mixpanel_events, read_mparticle_profiles
+    from cohortlab.engines.spark.readers import read_mixpanel_events, read_mparticle_profiles
 
     spark = spark_engine.spark
     events = read_mixpanel_events(spark, str(DATA / "mixpanel" / "events" / "*"))

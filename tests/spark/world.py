@@ -203,8 +203,8 @@ def api_calls() -> list[tuple[str, Callable[[Any], dict[str, pd.DataFrame]]]]:
 
 def migration_calls() -> list[tuple[str, Callable]]:
     try:
-        from cohortlab import migration
-        from cohortlab.plans import standard_plans
+        from cohortlab.migration import model as migration
+        from cohortlab.migration.plans import standard_plans
     except ImportError:  # the migration model has not landed
         return []
 

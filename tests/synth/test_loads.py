@@ -89,7 +89,7 @@ def test_deliberately_bad_records_are_the_only_rejects(make_world):
 
 
 def test_load_world_reads_a_synth_folder(make_world):
-    world = pytest.importorskip("cohortlab.world")
+    world = pytest.importorskip("cohortlab.loaders.folder")
     res = make_world("remediated")
     with Lab() as lab:
         report = world.load_world(lab, res.out_dir)
@@ -99,7 +99,7 @@ def test_load_world_reads_a_synth_folder(make_world):
 
 def resolution_available() -> bool:
     try:
-        import cohortlab.resolution  # noqa: F401
+        import cohortlab.simulation.resolution  # noqa: F401
     except ImportError:
         return False
     return True

@@ -10,7 +10,7 @@ What it does (DESIGN.md, architecture-anchors.md §3):
 
 * **Translation.** Every statement is DuckDB dialect; it is parsed and generated for Spark by
   sqlglot (``read="duckdb"``, ``write=CohortSpark``, ``unsupported_level=ErrorLevel.RAISE``),
-  once per distinct SQL string (cached). Fixes live in :mod:`cohortlab.engines.spark_dialect`.
+  once per distinct SQL string (cached). Fixes live in :mod:`cohortlab.engines.spark.dialect`.
 * **Time zone.** ``spark.sql.session.timeZone`` is pinned to ``UTC``, also on a session passed
   in (its previous value is kept in :attr:`SparkEngine.previous_time_zone`): cohortlab's
   timestamps are naive UTC, and Spark renders/parses ``TIMESTAMP`` in the session zone.
@@ -22,7 +22,7 @@ What it does (DESIGN.md, architecture-anchors.md §3):
   transactions are no-ops (Spark has none; ``transaction()`` is a no-op context).
 * **Pipeline statements.** Spark inlines a CTE at every reference; a ``WITH`` statement (a
   :class:`~cohortlab.pipeline.Pipeline`) is therefore run step by step as temp views, a step read
-  more than once being cached for the statement (:class:`~cohortlab.engines.spark_dialect.SparkPlan`).
+  more than once being cached for the statement (:class:`~cohortlab.engines.spark.dialect.SparkPlan`).
 * **Parameters** (``?``) are bound as SQL literals in the parsed tree before translation, so a
   naive ``datetime`` means UTC as it does in DuckDB (not the Python process's local zone).
 * **Exact integers.** Results come back through Arrow: BIGINT stays int64 (pandas ``Int64``
@@ -48,7 +48,7 @@ from sqlglot import exp
 
 from cohortlab import schema as _schema
 from cohortlab.engines.base import Engine
-from cohortlab.engines.spark_dialect import (
+from cohortlab.engines.spark.dialect import (
     SparkPlan,
     expression_to_spark,
     parse_cached,

@@ -2,7 +2,7 @@
 
 What is simulated
 -----------------
-* **Membership over time** (:func:`cohortlab.resolution.add_membership_steps`): the cohort's
+* **Membership over time** (:func:`cohortlab.simulation.resolution.add_membership_steps`): the cohort's
   snapshots, or its replayed webhook messages, as *versions* (the times at which membership may
   change) and *transitions* (a member enters / leaves at a version).
 * **Resolution** (SPEC §3) of everyone who was a member at any version up to the as-of time
@@ -72,7 +72,7 @@ import pandas as pd
 
 from cohortlab.engines.base import Engine
 from cohortlab.pipeline import Pipeline
-from cohortlab.resolution import (
+from cohortlab.simulation.resolution import (
     RESOLUTION_COLUMNS,
     CohortRef,
     Source,
@@ -583,7 +583,7 @@ def simulate(
     """SPEC §3-§5 for ``cohort`` at ``at``: resolution, sync over time, waterfall, gap summary.
     Results are stored in the database (``resolution``, ``timeline``, ``attribute_state``,
     ``waterfall``, ``gap_summary``) and returned as pandas."""
-    from cohortlab.waterfall import compute_gap_summary, compute_waterfall
+    from cohortlab.simulation.waterfall import compute_gap_summary, compute_waterfall
 
     run = run_sync(engine, cohort, at, settings, source=source, debug=debug)
     wf = compute_waterfall(engine, attribute=run.attribute)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cohortlab.bench import bench_dir, compare_counts, step_load, step_resolve
+from bench.harness import bench_dir, compare_counts, step_load, step_resolve
 
 pytest.importorskip("cohortlab.synth")
 

@@ -1,6 +1,6 @@
 """Scheduled reports: run the notebooks with papermill, export HTML without code, write an index.
 
-    >>> from cohortlab.report import run_report
+    >>> from cohortlab.report.runner import run_report
     >>> result = run_report(db="project.duckdb", params={"cohorts": ["Power Users"]})
     >>> result.index_html                       # reports/2026-03-01/index.html
 
@@ -322,7 +322,7 @@ def run_report(
 ) -> ReportResult:
     """Run the notebooks (default: the four of ``notebooks/``) on ``db`` or a ``data`` folder.
 
-    ``data`` is loaded once (``cohortlab.world.load_world``) into ``<out>/data.duckdb`` which the
+    ``data`` is loaded once (``cohortlab.loaders.folder.load_world``) into ``<out>/data.duckdb`` which the
     notebooks then read. ``params`` are notebook parameters (e.g. from a YAML file); ``db``,
     ``data`` and ``show_personal_data`` given here win over ``params``.
     """
@@ -351,7 +351,7 @@ def run_report(
     if params.get("data"):
         from cohortlab.lab import Lab
         from cohortlab.loaders import LoadError
-        from cohortlab.world import load_world, world_hints
+        from cohortlab.loaders.folder import load_world, world_hints
 
         db_path = out_dir / DB_NAME
         t0 = time.monotonic()

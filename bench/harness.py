@@ -26,7 +26,7 @@ repeat 2, ...) so that machine noise hits all of them alike; the table shows med
 The member outcomes (identifier_source × status × gap_reason counts per cohort) of ``resolve``
 and of both baselines must agree, or the benchmark fails (non-zero exit).
 
-``python -m cohortlab.bench measure OUT.json -- CMD...`` and ``python -m cohortlab.bench step
+``python -m bench.harness measure OUT.json -- CMD...`` and ``python -m bench.harness step
 NAME ...`` are the internal entry points the subprocesses use.
 """
 
@@ -81,7 +81,7 @@ class BenchError(RuntimeError):
 
 def bench_dir() -> Path:
     """The project's ``bench/`` folder (baseline scripts)."""
-    here = Path(__file__).resolve().parent.parent / "bench"
+    here = Path(__file__).resolve().parent
     if not (here / "baseline_duckdb.py").exists():
         raise BenchError(f"{here}: the baseline scripts are not there (cohortlab bench needs the source checkout)")
     return here
@@ -129,7 +129,7 @@ def measure(cmd: list[str], *, env: dict[str, str] | None = None, cwd: str | Non
 
 # ============================================================================ steps (in a subprocess)
 def _latest(engine, cohort: str):
-    from cohortlab.resolution import find_cohort
+    from cohortlab.simulation.resolution import find_cohort
 
     return find_cohort(engine, cohort).last_time
 
@@ -153,13 +153,13 @@ def _lab(db: str, memory_limit: str | None = None, threads: str | None = None):
 
 
 def _cohorts(engine) -> list[str]:
-    from cohortlab.resolution import known_cohorts
+    from cohortlab.simulation.resolution import known_cohorts
 
     return known_cohorts(engine)
 
 
 def step_load(db: str, data: str, **kw: Any) -> dict[str, Any]:
-    from cohortlab.world import load_world
+    from cohortlab.loaders.folder import load_world
 
     for p in (db, db + ".wal"):
         if os.path.exists(p):
@@ -171,8 +171,8 @@ def step_load(db: str, data: str, **kw: Any) -> dict[str, Any]:
 
 
 def step_resolve(db: str, data: str | None = None, **kw: Any) -> dict[str, Any]:
-    from cohortlab.sync import run_sync
-    from cohortlab.waterfall import check_waterfall, compute_gap_summary, compute_waterfall
+    from cohortlab.simulation.sync import run_sync
+    from cohortlab.simulation.waterfall import check_waterfall, compute_gap_summary, compute_waterfall
 
     out: dict[str, Any] = {}
     with _lab(db, **kw) as lab:
@@ -192,7 +192,7 @@ def step_resolve(db: str, data: str | None = None, **kw: Any) -> dict[str, Any]:
 
 
 def step_timeline(db: str, data: str | None = None, **kw: Any) -> dict[str, Any]:
-    from cohortlab.sync import run_sync
+    from cohortlab.simulation.sync import run_sync
 
     with _lab(db, **kw) as lab:
         eng = lab.engine
@@ -223,7 +223,7 @@ def migration_plans(switch: str = DEFAULT_SWITCH) -> list[dict[str, Any]]:
 
 
 def step_migration(db: str, data: str | None = None, **kw: Any) -> dict[str, Any]:
-    from cohortlab.world import world_hints
+    from cohortlab.loaders.folder import world_hints
 
     hints = world_hints(data) if data else {}
     switch = str(hints.get("switch") or DEFAULT_SWITCH)[:10]
@@ -247,7 +247,7 @@ STEP_FUNCS: dict[str, Callable[..., dict[str, Any]]] = {
 
 
 def _step_main(argv: list[str]) -> int:
-    """``python -m cohortlab.bench step NAME RESULT.json key=value...``"""
+    """``python -m bench.harness step NAME RESULT.json key=value...``"""
     name, result = argv[0], argv[1]
     kw = dict(a.split("=", 1) for a in argv[2:])
     t0 = time.perf_counter()
@@ -258,7 +258,7 @@ def _step_main(argv: list[str]) -> int:
 
 
 def _measure_main(argv: list[str]) -> int:
-    """``python -m cohortlab.bench measure OUT.json LOG -- CMD...``"""
+    """``python -m bench.harness measure OUT.json LOG -- CMD...``"""
     out, log = argv[0], argv[1]
     cmd = argv[argv.index("--") + 1:]
     res = measure(cmd, log=log)
@@ -423,7 +423,7 @@ def run_bench(
         def command(name: str, rep: int) -> list[str]:
             res_file = str(work / f"{name}-{rep}.json")
             if name in STEP_FUNCS:
-                return [py, "-m", "cohortlab.bench", "step", name, res_file, f"db={db}", f"data={world}", *engine_kw]
+                return [py, "-m", "bench.harness", "step", name, res_file, f"db={db}", f"data={world}", *engine_kw]
             if name == "report":
                 return [*_cohortlab_exe(), "report", "--data", str(world), "--out", str(work / "report"), "--overwrite"]
             if name == "demo":
@@ -443,7 +443,7 @@ def run_bench(
                 say(f"[{rep}/{repeat}] {name} ...")
                 mfile = work / f"measure-{name}-{rep}.json"
                 log = logs / f"{name}-{rep}.log"
-                subprocess.run([py, "-m", "cohortlab.bench", "measure", str(mfile), str(log), "--",
+                subprocess.run([py, "-m", "bench.harness", "measure", str(mfile), str(log), "--",
                                 *command(name, rep)], check=True)
                 m = json.loads(mfile.read_text())
                 if m["rc"] != 0:
@@ -575,6 +575,6 @@ if __name__ == "__main__":
         sys.exit(_measure_main(sys.argv[2:]))
     if _cmd == "step":
         sys.exit(_step_main(sys.argv[2:]))
-    print("usage: python -m cohortlab.bench measure OUT.json LOG -- CMD... | step NAME RESULT.json key=value...",
+    print("usage: python -m bench.harness measure OUT.json LOG -- CMD... | step NAME RESULT.json key=value...",
           file=sys.stderr)
     sys.exit(2)

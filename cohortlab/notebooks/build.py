@@ -4,7 +4,7 @@ they stay reviewable as Python. Run after editing: ``.venv/bin/python notebooks/
 
 Conventions (DESIGN.md "Notebooks and reports"): one cell tagged ``parameters``; a kernelspec
 (``cohortlab``, falling back to ``python3`` in ``cohortlab report``); the notebook only calls
-the package (``cohortlab.insights`` for numbers and tables, ``cohortlab.charts`` for charts) and
+the package (``cohortlab.report.insights`` for numbers and tables, ``cohortlab.charts`` for charts) and
 chooses what to show; it begins with a plain-language summary whose numbers come from code; each
 chart has a one-line explanation; the last cell writes ``metrics.json`` into ``output_dir``.
 """
@@ -30,7 +30,8 @@ output_dir = None            # folder for metrics.json (`cohortlab report` sets 
 show_personal_data = False   # emails and phone numbers are hidden unless True'''
 
 SETUP = '''\
-from cohortlab import charts, insights as ci
+from cohortlab import charts
+from cohortlab.report import insights as ci
 
 lab = ci.open_lab(db, data)
 names = ci.cohort_names(lab, cohorts)

@@ -50,7 +50,7 @@ import pandas as pd
 from cohortlab.engines.base import Engine
 from cohortlab.identifiers import is_valid_mpid_sql, mpid_sql
 from cohortlab.pipeline import Pipeline
-from cohortlab.plans import EIT_IDENTITY_TYPE, MigrationPlan
+from cohortlab.migration.plans import EIT_IDENTITY_TYPE, MigrationPlan
 from cohortlab.settings import SyncSettings, naive_utc, parse_time
 
 IDENTITY_COLUMNS = {t: f"id_{t}" for t in EIT_IDENTITY_TYPE.values() if t}

@@ -14,7 +14,7 @@ targets whose attribute is ``true`` after the last run at or before t::
 
 The steps add up exactly: :func:`compute_waterfall` checks both equalities and raises
 :class:`ReconciliationError` otherwise. Inputs are the ``resolution`` and ``attribute_state``
-tables written by :mod:`cohortlab.sync`.
+tables written by :mod:`cohortlab.simulation.sync`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from __future__ import annotations
 import pandas as pd
 
 from cohortlab.engines.base import Engine
-from cohortlab.resolution import GAP_REASONS
+from cohortlab.simulation.resolution import GAP_REASONS
 
 WATERFALL_COLUMNS = ["step", "label", "kind", "count"]
 

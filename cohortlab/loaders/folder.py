@@ -1,7 +1,7 @@
 """Load a whole folder of exports in one call, choosing the loader kind (and options) per file.
 
     >>> from cohortlab import Lab
-    >>> from cohortlab.world import load_world
+    >>> from cohortlab.loaders.folder import load_world
     >>> lab = Lab("world.duckdb")
     >>> load_world(lab, "out/world")          # a `cohortlab synth` world, or real exports
 

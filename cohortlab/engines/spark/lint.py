@@ -44,7 +44,7 @@ from sqlglot import exp
 from sqlglot.tokens import TokenType
 
 from cohortlab.engines.base import Engine
-from cohortlab.engines.spark_dialect import expression_to_spark, plan_query
+from cohortlab.engines.spark.dialect import expression_to_spark, plan_query
 
 RULES = (
     "parse", "transpile", "list_function", "table_function", "macro", "order_by", "quoted_identifier", "duckdb_only",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 
-from cohortlab.bench import bench_dir
+from bench.harness import bench_dir
 
 
 def _tool():

@@ -34,19 +34,19 @@ _PHONE_RE = re.compile(r"\+[\d\s().-]{6,}")
 # --------------------------------------------------------------------------- opening data
 def open_lab(db: str | None = None, data: str | None = None, *, read_only: bool = False):
     """A :class:`~cohortlab.lab.Lab` on a database file, or else an in-memory one loaded from a
-    folder of exports (:func:`cohortlab.world.load_world`). ``db`` wins when both are given."""
+    folder of exports (:func:`cohortlab.loaders.folder.load_world`). ``db`` wins when both are given."""
     from cohortlab.lab import Lab
 
     if db:
         if not Path(db).exists():
             raise FileNotFoundError(f"{db}: no such database")
         if os.environ.get("COHORTLAB_ENGINE") == "spark":  # issue 7: `cohortlab report --engine spark`
-            from cohortlab.engines.spark_io import open_spark_lab
+            from cohortlab.engines.spark.readers import open_spark_lab
 
             return open_spark_lab(db, master=os.environ.get("COHORTLAB_SPARK_MASTER"))
         return Lab(db, read_only=read_only)
     if data:
-        from cohortlab.world import load_world
+        from cohortlab.loaders.folder import load_world
 
         lab = Lab()
         load_world(lab, data)
@@ -665,7 +665,7 @@ def default_switch(lab, settings=None) -> _dt.datetime:
 def migration_plans(plans=None, *, lab=None, settings=None, switch=None) -> list:
     """Plans from YAML file(s) (a path or a list of paths), or the standard four (switch only,
     switch + Rule, Rule only, do nothing) around ``switch`` (default: :func:`default_switch`)."""
-    from cohortlab.plans import load_plans, standard_plans
+    from cohortlab.migration.plans import load_plans, standard_plans
 
     if plans is None:
         return standard_plans(switch or default_switch(lab, settings))
@@ -693,7 +693,7 @@ def run_migration(lab, plans, start, end, *, settings=None, activity: str = "obs
 
 
 def migration_chart(daily: pd.DataFrame, plans):
-    from cohortlab import migration
+    from cohortlab.migration import model as migration
 
     return migration.migration_chart(daily, plans)
 
