@@ -38,6 +38,14 @@ class Lab:
         """Load one or more files (file, directory or glob) of ``kind``; see ``cohortlab.loaders``."""
         return loader_class(kind)(**options).load(self.engine, paths, progress=progress)
 
+    def fetch(self, out: str | os.PathLike, **options: Any):
+        """Download the Mixpanel and mParticle exports into the folder ``out`` and load them into
+        this lab; returns a :class:`cohortlab.fetch.FetchSummary`. Options: see
+        :func:`cohortlab.fetch.fetch` (credentials come from the environment or a config file)."""
+        from cohortlab.fetch import fetch
+
+        return fetch(out, lab=self, **options)
+
     # ------------------------------------------------------------------ looking
     def sql(self, query: str, params: list[Any] | None = None) -> pd.DataFrame:
         """Run any SQL against the database and return a DataFrame."""
