@@ -30,7 +30,7 @@ def _read_mpids(path: str) -> list[int]:
 
 @main.command("fetch")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False),
-              help="Folder for the exports (the layout `load-world` reads); created if missing.")
+              help="Folder for the exports (the folder layout `cohortlab report --data` reads); created if missing.")
 @click.option("--db", "db", default=None, type=click.Path(dir_okay=False),
               help="Also load what was fetched into this DuckDB database.")
 @click.option("--source", "sources", multiple=True, type=click.Choice(["mixpanel", "mparticle"]),
