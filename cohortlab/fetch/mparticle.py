@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -152,7 +152,9 @@ class MParticleClient:
                 lines, buffer[:] = list(buffer), []
                 gone = set(new_missing)
             if lines:
-                target = folder / f"part-{stamp}-{len(res.files) + 1:05d}.jsonl"
+                n = len(res.files) + 1
+                while (target := folder / f"part-{stamp}-{n:05d}.jsonl").exists():  # never overwrite a part
+                    n += 1
                 with atomic_file(out, target, "w") as f:
                     f.writelines(lines)
                 res.files.append(target)
@@ -189,7 +191,7 @@ class MParticleClient:
             with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
                 pending = {pool.submit(one, m) for m in todo}
                 while pending:
-                    done, pending = wait(pending, timeout=1.0, return_when=FIRST_EXCEPTION)
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
                     for fut in done:
                         if fut.exception() is not None:
                             for p in pending:
