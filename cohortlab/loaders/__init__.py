@@ -20,6 +20,10 @@ LOADERS: dict[str, str] = {
     "mparticle-profiles": "cohortlab.loaders.mparticle_profiles:MParticleProfilesLoader",
     "mparticle-batches": "cohortlab.loaders.mparticle_batches:MParticleBatchesLoader",
     "mparticle-csv": "cohortlab.loaders.mparticle_csv:MParticleCsvLoader",
+    # warehouse exports (JSON or Parquet)
+    "mixpanel-pipeline-events": "cohortlab.loaders.mixpanel_pipelines:MixpanelPipelineEventsLoader",
+    "mixpanel-pipeline-profiles": "cohortlab.loaders.mixpanel_pipelines:MixpanelPipelineProfilesLoader",
+    "mparticle-parquet": "cohortlab.loaders.mparticle_parquet:MParticleParquetLoader",
 }
 
 
