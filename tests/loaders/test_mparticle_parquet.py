@@ -75,8 +75,9 @@ def test_an_mpid_that_went_through_a_float_is_never_an_mpid(lab, q, tmp_path):
 
 
 def test_snapshot_replaces_and_second_load_is_a_no_op(lab, q, tmp_path):
-    lab.load("mparticle-profiles", tmp_path.joinpath("p.json").write_text(
-        f'{{"mpid": {BIG}, "user_identities": {{"customer_id": "old"}}, "user_attributes": {{"x": "1"}}}}') and tmp_path / "p.json")
+    api = tmp_path / "p.json"
+    api.write_text(f'{{"mpid": {BIG}, "user_identities": {{"customer_id": "old"}}, "user_attributes": {{"x": "1"}}}}')
+    lab.load("mparticle-profiles", api)
     p = parquet(tmp_path / "profiles.parquet", FLAT)
     lab.load(KIND, p)
     assert q("SELECT value FROM mpa_identities WHERE mpid = ? AND identity_type = 'customer_id'", [BIG]) == [("cust-2",)]
