@@ -132,23 +132,26 @@ class MixpanelClient:
                       progress=None) -> list[EventsChunk]:
         start, end = parse_day(from_date, "from_date"), parse_day(to_date, "to_date")
         folder = out / "mixpanel" / "events"
-        done_file = state_dir(out) / "mixpanel_empty_chunks.json"
-        empty: set[str] = set(json.loads(done_file.read_text())) if done_file.exists() else set()
+        state_file = state_dir(out) / "mixpanel_chunks.json"
+        state = json.loads(state_file.read_text()) if state_file.exists() else {}
+        empty, open_ = set(state.get("empty", [])), set(state.get("open", []))
+        # a chunk reaching yesterday (UTC) or later may still grow (late events): fetched again
+        # by the next run (the loader drops the events it already has)
+        recent = datetime.now(timezone.utc).date() - timedelta(days=1)
         chunks: list[EventsChunk] = []
         for a, b in date_chunks(start, end, chunk_days):
             stem = f"{a.isoformat()}_{b.isoformat()}"
             existing = [p for p in (folder / f"{stem}.jsonl.gz", folder / f"{stem}.jsonl") if p.exists()]
-            if not refresh and (existing or stem in empty):
+            if not refresh and stem not in open_ and (existing or stem in empty):
                 chunks.append(EventsChunk(a, b, existing[0] if existing else None, 0, skipped=True))
                 continue
-            for p in existing:
-                p.unlink()
             chunk = self._export_chunk(out, folder, stem, a, b, events, where)
-            if chunk.events == 0:
-                empty.add(stem)
-            else:
-                empty.discard(stem)
-            write_json(out, done_file, sorted(empty))
+            for p in existing:
+                if p != chunk.file:
+                    p.unlink()
+            (empty.add if chunk.events == 0 else empty.discard)(stem)
+            (open_.add if b >= recent else open_.discard)(stem)
+            write_json(out, state_file, {"empty": sorted(empty), "open": sorted(open_)})
             chunks.append(chunk)
             if progress is not None:
                 progress.update(1)

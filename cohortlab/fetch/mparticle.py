@@ -25,6 +25,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -178,7 +179,8 @@ class MParticleClient:
                         data["mpid_returned"] = returned
                         res.mismatched += 1
                     data["mpid"] = mpid
-                buffer.append(json.dumps(data, ensure_ascii=False) + "\n")
+                # the MPID first: a later run finds it without parsing the whole line
+                buffer.append(json.dumps({"mpid": data.pop("mpid"), **data}, ensure_ascii=False) + "\n")
                 res.fetched += 1
 
         bar = None
@@ -187,25 +189,29 @@ class MParticleClient:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(todo), desc="mParticle profiles", unit="profile", file=sys.stderr)
+        pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
         try:
-            with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-                pending = {pool.submit(one, m) for m in todo}
-                while pending:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        if fut.exception() is not None:
-                            for p in pending:
-                                p.cancel()
-                            raise fut.exception()  # type: ignore[misc]
-                    if bar is not None:
-                        bar.update(len(done))
-                    if len(buffer) >= part_size:
-                        flush()
+            pending = {pool.submit(one, m) for m in todo}
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    if fut.exception() is not None:
+                        raise fut.exception()  # type: ignore[misc]
+                if bar is not None:
+                    bar.update(len(done))
+                if len(buffer) >= part_size:
+                    flush()
         finally:
-            flush()  # what was fetched stays fetched: the next run resumes from here
+            # on an error or Ctrl-C the queued requests are dropped (the ones in flight finish);
+            # what was fetched stays fetched: the next run resumes from here
+            pool.shutdown(wait=True, cancel_futures=True)
+            flush()
             if bar is not None:
                 bar.close()
         return res
+
+
+_LEADING_MPID = re.compile(r'^\{"mpid": (-?[0-9]{1,19})[,}]')
 
 
 def fetched_mpids(folder: Path) -> set[int]:
@@ -216,6 +222,10 @@ def fetched_mpids(folder: Path) -> set[int]:
     for p in sorted(folder.glob("*.jsonl")):
         with open(p, encoding="utf-8") as f:
             for line in f:
+                fast = _LEADING_MPID.match(line)
+                if fast:
+                    out.add(int(fast.group(1)))
+                    continue
                 try:
                     m = json.loads(line).get("mpid")
                 except (ValueError, AttributeError):

@@ -226,3 +226,20 @@ def test_negative_mpid_text_survives(fake, creds, policy, tmp_path):
     mp = _mp(creds, policy)
     listing, _ = mp.profiles(tmp_path)
     assert listing.pages[0]["results"][0]["$properties"]["$mparticle_user_id"] == str(NEG)
+
+
+def test_recent_chunks_are_fetched_again_closed_ones_are_not(fake, creds, policy, tmp_path):
+    from datetime import timedelta, timezone as tz
+
+    today = datetime.now(tz.utc).date()
+    fake.events.append({"event": "Late", "properties": {
+        "time": int(datetime(today.year, today.month, today.day, tzinfo=tz.utc).timestamp()),
+        "distinct_id": "cust-1", "$insert_id": "late-1"}})
+    mp = _mp(creds, policy)
+    first = mp.export_events(tmp_path, today - timedelta(days=3), today, chunk_days=1)
+    assert [c.events for c in first] == [0, 0, 0, 1]
+    second = mp.export_events(tmp_path, today - timedelta(days=3), today, chunk_days=1)
+    # the two closed days are known empty; yesterday and today may still get events
+    assert [c.skipped for c in second] == [True, True, False, False]
+    assert fake.count("export") == 4 + 2
+    assert len(_lines(second[3].file)) == 1
