@@ -85,20 +85,21 @@ class MParticleClient:
         self.http.close()
 
     # ------------------------------------------------------------------ token
-    def authenticate(self) -> bool:
+    def authenticate(self, stale: str | None = None) -> bool:
+        """Get a Bearer token. ``stale``: the token a request was refused with; when another
+        thread has already replaced it, nothing is asked (threads hitting an expired token
+        together renew it once)."""
         with self._token_lock:
+            if stale is not None and self._auth.token is not None and self._auth.token != stale:
+                return True
             body = {
                 "client_id": self.creds.client_id,
                 "client_secret": self.creds.client_secret.reveal() if self.creds.client_secret else "",
                 "audience": "https://api.mparticle.com",
                 "grant_type": "client_credentials",
             }
-            saved, self._auth.token = self._auth.token, None
-            try:
-                _, raw = self.http.request("POST", self.auth_url, json=body)
-            except FetchError:
-                self._auth.token = saved
-                raise
+            # auth=None: the token request carries no (old) Bearer token
+            _, raw = self.http.request("POST", self.auth_url, json=body, auth=None)
             try:
                 token = json.loads(raw).get("access_token")
             except (ValueError, AttributeError):
@@ -116,8 +117,9 @@ class MParticleClient:
 
     def profile(self, mpid: int) -> dict[str, Any] | None:
         """The Profile API answer for ``mpid``, or None when there is no such profile (404)."""
+        used = self._auth.token
         resp, raw = self.http.request("GET", self.profile_url(mpid), params={"fields": FIELDS}, ok=(200, 404),
-                                      auth_refresh=self.authenticate)
+                                      auth_refresh=lambda: self.authenticate(stale=used))
         if resp.status_code == 404:
             return None
         try:

@@ -93,6 +93,16 @@ def test_expired_token_is_renewed_once(fake, creds, policy, tmp_path):
         "client_id": "mpa-client", "audience": "https://api.mparticle.com", "grant_type": "client_credentials"}
 
 
+def test_threads_hitting_an_expired_token_renew_it_once(fake, creds, policy, tmp_path):
+    fake.mpa_profiles.update({m: {"mpid": m} for m in range(2000, 2009)})
+    fake.profile_delay = 0.05
+    fake.faults["profile"] = ["expire_token"]
+    mpa = _client(creds, policy)
+    res = mpa.fetch_profiles(tmp_path, range(2000, 2009), concurrency=3, progress=False)
+    assert res.fetched == 9
+    assert fake.count("token") == 2  # the first token, and one renewal
+
+
 def test_bad_client_credentials_one_clear_error(fake, creds, policy, tmp_path):
     from cohortlab.fetch.credentials import Secret
 
