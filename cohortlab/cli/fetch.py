@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import click
+import httpx
 
 from cohortlab.cli.app import fail, main
 
@@ -89,6 +90,8 @@ def fetch_cmd(out, db, sources, from_date, to_date, events, where, chunk_days, p
             summary = fetch(out, **options)
     except FetchError as e:
         fail(str(e))
+    except httpx.HTTPError as e:  # not expected past the client's own handling; still one line
+        fail(f"network error: {type(e).__name__}: {e}")
     except KeyboardInterrupt:
         fail("interrupted: what was written is complete; run the same command again to resume", code=130)
     if as_json:

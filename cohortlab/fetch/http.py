@@ -221,10 +221,12 @@ class HttpClient:
                     last = f"HTTP {status} on {path}" + (f": {body}" if body else "")
             except RetryableError as e:
                 cause, last = "bad_body", str(e)
+            except httpx.DecodingError as e:  # a compressed body that does not decompress
+                cause, last = "bad_body", f"undecodable body on {path}: {e}"
             except httpx.TransportError as e:  # connect/read errors, a body cut short, timeouts
                 cause, last = "transport", f"{type(e).__name__} on {path}: {e}"
             if attempt >= self.policy.retries:
-                raise self.error(f"giving up after {attempt + 1} attempts: {last}")
+                raise self.error(f"giving up after {attempt + 1} attempt{'s' if attempt else ''}: {last}")
             self._count(cause)
             self.policy.sleep(self.policy.wait(attempt, retry_after))
             attempt += 1

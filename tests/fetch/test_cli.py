@@ -127,3 +127,18 @@ def test_no_secret_options_exist():
     r = CliRunner().invoke(main, ["fetch", "--help"])
     assert r.exit_code == 0
     assert "--secret" not in r.output and "--password" not in r.output and "--token" not in r.output
+
+
+def test_unreachable_service_is_one_line_after_the_retries(tmp_path):
+    # a port nobody listens on (bound, then closed): connection refused, retried, then one line
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    env = fs.env_for(f"http://127.0.0.1:{port}")
+    r = _run(["--out", str(tmp_path / "o"), "--source", "mixpanel", "--retries", "0"], env, tmp_path)
+    assert r.exit_code == 1
+    assert r.stderr.startswith("error: mixpanel: giving up after 1 attempt: ConnectError on /api/query/cohorts/list")
+    assert r.stderr.count("\n") == 1
