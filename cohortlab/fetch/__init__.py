@@ -37,7 +37,7 @@ class FetchSummary:
     lines: list[str] = field(default_factory=list)
     counts: dict[str, Any] = field(default_factory=dict)
     stats: dict[str, Stats] = field(default_factory=dict)
-    load: Any = None  # the WorldReport when the files were loaded
+    loads: list[Any] = field(default_factory=list)  # WorldReport / LoadReport of each load
 
     def add(self, key: str, value: Any, line: str) -> None:
         self.counts[key] = value
@@ -49,8 +49,7 @@ class FetchSummary:
             retries = ", ".join(f"{k}: {v}" for k, v in sorted(st.retries.items()))
             out.append(f"  {service} requests: {st.requests}, retries: {st.n_retries}"
                        + (f" ({retries})" if retries else ""))
-        if self.load is not None:
-            out.append(str(self.load))
+        out += [str(r) for r in self.loads]
         return "\n".join(out)
 
 
@@ -148,7 +147,7 @@ def fetch(
             mp.close()
 
     if lab is not None and load:
-        summary.load = _load(lab, out, show)
+        summary.loads.append(_load(lab, out, show))
 
     if "mparticle" in sources:
         if mpids is None:
@@ -175,7 +174,12 @@ def fetch(
             manifest["items"].append({"kind": "mparticle-profiles", "path": "mparticle/profiles",
                                       "as_of": _iso(res.fetched_at), "files": [p.name for p in res.files]})
         if lab is not None and load and res.files:
-            summary.load = _load(lab, out, show)
+            from cohortlab.loaders import LoadError
+
+            try:
+                summary.loads.append(lab.load("mparticle-profiles", [str(p) for p in res.files], progress=show))
+            except (LoadError, ValueError) as e:
+                raise FetchError(f"the fetched mParticle profiles did not load: {e}") from e
 
     _record(out, manifest)
     return summary

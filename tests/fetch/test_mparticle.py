@@ -34,7 +34,12 @@ def test_fetch_the_referenced_mpids_and_load_them(fake, creds, policy, tmp_path)
     assert all(p["fields"] == "device_identities,user_identities,user_attributes,audience_memberships,attribution"
                for e, _, p in fake.log if e == "profile")
     assert read_missing(tmp_path / ".fetch" / "mparticle_missing.txt") == {GONE}
-    assert "mparticle profiles: 4 MPIDs referenced, 3 fetched, 1 not found (404), 0 already fetched" in str(s)
+    text = str(s)
+    assert "mparticle profiles: 4 MPIDs referenced, 3 fetched, 1 not found (404), 0 already fetched" in text
+    # the summary ends with what was loaded: the Mixpanel folder, then the new profile parts
+    assert "mixpanel-events         1 file(s)            5 rows" in text
+    assert text.endswith("mparticle-profiles: 1 file(s) loaded\n  rows read                3\n  loaded                   3\n"
+                         "  deduplicated             0\n  quarantined              0")
 
 
 def test_mpids_read_from_the_fetched_files_without_a_database(fake, creds, policy, tmp_path):
