@@ -22,7 +22,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 
 import httpx
 
@@ -249,20 +249,3 @@ def _short_body(resp: httpx.Response, limit: int = 300) -> str:
         pass
     text = " ".join(text.split())
     return text[:limit] + ("…" if len(text) > limit else "")
-
-
-def iter_lines_gzip_checked(chunks: Iterator[bytes], gzipped: bool) -> Iterator[bytes]:
-    """Pass ``chunks`` (raw body bytes) through, raising :class:`RetryableError` at the end when a
-    gzip body is truncated or corrupt (zlib never reached the end of the stream)."""
-    import zlib
-
-    d = zlib.decompressobj(zlib.MAX_WBITS | 16) if gzipped else None
-    for chunk in chunks:
-        if d is not None:
-            try:
-                d.decompress(chunk)
-            except zlib.error as e:
-                raise RetryableError(f"corrupt gzip stream: {e}") from None
-        yield chunk
-    if d is not None and not d.eof:
-        raise RetryableError("truncated gzip stream (the body ended before the end of the gzip data)")

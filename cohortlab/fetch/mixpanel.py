@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import re
+import zlib
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -32,7 +33,7 @@ import httpx
 
 from cohortlab.fetch.credentials import MixpanelCredentials
 from cohortlab.fetch.files import atomic_dir, atomic_file, state_dir, write_json
-from cohortlab.fetch.http import FetchError, HttpClient, RetryableError, RetryPolicy, iter_lines_gzip_checked
+from cohortlab.fetch.http import FetchError, HttpClient, RetryableError, RetryPolicy
 
 HOSTS = {  # region -> (export host, query host)
     "us": ("https://data.mixpanel.com", "https://mixpanel.com"),
@@ -171,10 +172,10 @@ class MixpanelClient:
             target = folder / f"{stem}.jsonl{'.gz' if gz else ''}"
             counter = _LineCounter(gz)
             with atomic_file(out, target) as f:
-                for chunk in iter_lines_gzip_checked(resp.iter_raw(), gz):
+                for chunk in resp.iter_raw():
                     counter.feed(chunk)
                     f.write(chunk)
-                counter.finish()  # a cut last line: RetryableError, the file is not kept
+                counter.finish()  # a truncated stream: RetryableError, the file is not kept
                 if counter.lines == 0:
                     raise _Empty()
             return target, counter.lines
@@ -294,20 +295,25 @@ class _Empty(Exception):
 
 
 class _LineCounter:
-    """Counts the lines of a (gzip) body and checks that its last line is complete."""
+    """Counts the lines of a (gzip) body as it streams, and checks at the end that the gzip
+    stream is complete and the last line is whole."""
 
     def __init__(self, gz: bool) -> None:
-        import zlib
-
         self._d = zlib.decompressobj(zlib.MAX_WBITS | 16) if gz else None
         self.lines = 0
         self._tail: bytes | None = b""
 
     def feed(self, chunk: bytes) -> None:
         if self._d is not None:
+            data, chunk = chunk, b""
             try:
-                chunk = self._d.decompress(chunk)
-            except Exception as e:  # zlib.error: reported (and retried) by iter_lines_gzip_checked
+                while data:
+                    chunk += self._d.decompress(data)
+                    data = b""
+                    if self._d.eof and self._d.unused_data:  # the next member of a multi-member gzip
+                        data = self._d.unused_data
+                        self._d = zlib.decompressobj(zlib.MAX_WBITS | 16)
+            except zlib.error as e:
                 raise RetryableError(f"corrupt gzip stream: {e}") from None
         if not chunk:
             return
@@ -320,6 +326,8 @@ class _LineCounter:
                 self._tail = None
 
     def finish(self) -> None:
+        if self._d is not None and not self._d.eof:
+            raise RetryableError("truncated gzip stream (the body ended before the end of the gzip data)")
         tail = (self._tail or b"").strip()
         if not tail:
             return

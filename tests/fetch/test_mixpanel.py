@@ -243,3 +243,19 @@ def test_recent_chunks_are_fetched_again_closed_ones_are_not(fake, creds, policy
     assert [c.skipped for c in second] == [True, True, False, False]
     assert fake.count("export") == 4 + 2
     assert len(_lines(second[3].file)) == 1
+
+
+def test_line_counter_reads_multi_member_gzip_and_refuses_a_cut_one():
+    from cohortlab.fetch.http import RetryableError
+    from cohortlab.fetch.mixpanel import _LineCounter
+
+    body = gzip.compress(b'{"a":1}\n{"a":2}\n') + gzip.compress(b'{"a":3}')  # last line without newline
+    c = _LineCounter(True)
+    for i in range(0, len(body), 5):
+        c.feed(body[i:i + 5])
+    c.finish()
+    assert c.lines == 3
+    cut = _LineCounter(True)
+    cut.feed(body[:-10])  # the second member is cut
+    with pytest.raises(RetryableError, match="truncated gzip stream"):
+        cut.finish()
