@@ -1,6 +1,6 @@
 """``cohortlab fetch``: download the Mixpanel and mParticle exports into a folder in the layout
-``cohortlab load-world`` reads (see ``cohortlab.loaders.folder``), then load them when a lab is
-given.
+``cohortlab.loaders.folder.load_world`` (and ``cohortlab report --data``) reads, then load them
+when a lab is given.
 
     >>> from cohortlab import Lab
     >>> lab = Lab("project.duckdb")
