@@ -26,8 +26,9 @@ def _run(args, env, tmp_path):
 def test_fetch_everything_and_load(fake, env, tmp_path):
     out, db = tmp_path / "exports", tmp_path / "lab.duckdb"
     r = _run(["--out", str(out), "--db", str(db), "--from", "2026-01-01", "--to", "2026-01-03",
-              "--cohort", "Power Users", "--cohort", "1001", "--no-progress"], env, tmp_path)
+              "--cohort", "Power Users", "--cohort", "1001"], env, tmp_path)
     assert r.exit_code == 0, r.output
+    assert r.stderr == ""  # stderr is not a terminal: no progress bars
     assert "mixpanel cohorts list: 2 cohorts" in r.stdout
     assert "members of 'Power Users' (id 1000): 3 as of" in r.stdout
     assert "members of 'Churn Risk' (id 1001): 0 as of" in r.stdout

@@ -259,3 +259,11 @@ def test_line_counter_reads_multi_member_gzip_and_refuses_a_cut_one():
     cut.feed(body[:-10])  # the second member is cut
     with pytest.raises(RetryableError, match="truncated gzip stream"):
         cut.finish()
+
+
+def test_lab_fetch_is_the_same_call(fake, creds, policy, tmp_path):
+    with Lab() as lab:
+        s = lab.fetch(tmp_path, sources=["mixpanel"], cohorts=["1000"], credentials=creds, policy=policy,
+                      progress=False)
+        assert s.counts["members:Power Users"] == 3
+        assert lab.engine.query_rows("SELECT count(*) FROM mp_cohort_members")[0][0] == 3
