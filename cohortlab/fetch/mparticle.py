@@ -6,7 +6,7 @@
   token once and repeats the request.
 * **Profile by MPID** — ``GET https://api.mparticle.com/userprofile/v1/<org>/<account>/<workspace>/<mpid>
   ?fields=device_identities,user_identities,user_attributes,audience_memberships,attribution``;
-  404 = no such profile (the MPID is listed in ``.fetch/mparticle_missing.txt``). The answer's
+  404 = no such profile (the MPID is listed in ``.fetch/mparticle_missing.json``). The answer's
   ``user_attributes`` and ``audience_memberships`` are the attribute and audience snapshot of
   the profile at fetch time (the Profile API offers no other audience listing).
 * **Concurrency** — ``concurrency`` threads (default 4) share a pacer of ``rate`` requests per
@@ -37,7 +37,7 @@ from typing import Any, Iterable
 import httpx
 
 from cohortlab.fetch.credentials import MParticleCredentials
-from cohortlab.fetch.files import atomic_file, state_dir
+from cohortlab.fetch.files import atomic_file, state_dir, write_json
 from cohortlab.fetch.http import FetchError, HttpClient, RetryPolicy
 from cohortlab.identifiers import is_valid_mpid
 
@@ -133,7 +133,7 @@ class MParticleClient:
     def fetch_profiles(self, out: Path, mpids: Iterable[int], *, concurrency: int = 4, part_size: int = 1000,
                        retry_missing: bool = False, progress: bool | None = None) -> ProfilesResult:
         folder = out / "mparticle" / "profiles"
-        missing_file = state_dir(out) / "mparticle_missing.txt"
+        missing_file = state_dir(out) / "mparticle_missing.json"
         have = fetched_mpids(folder)
         missing = read_missing(missing_file)
         wanted = sorted({int(m) for m in mpids})
@@ -161,10 +161,9 @@ class MParticleClient:
                 with atomic_file(out, target, "w") as f:
                     f.writelines(lines)
                 res.files.append(target)
-            if gone:
+            if gone or retry_missing:
                 all_missing = (missing - (set(todo) if retry_missing else set())) | gone
-                with atomic_file(out, missing_file, "w") as f:
-                    f.writelines(f"{m}\n" for m in sorted(all_missing))
+                write_json(out, missing_file, sorted(all_missing), indent=None)
 
         def one(mpid: int) -> None:
             data = self.profile(mpid)
@@ -240,9 +239,12 @@ def fetched_mpids(folder: Path) -> set[int]:
 
 
 def read_missing(path: Path) -> set[int]:
-    if not path.exists():
+    """The MPIDs an earlier run found missing (a JSON list of integers; unreadable = none)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return set()
-    return {int(s) for s in path.read_text(encoding="utf-8").split() if is_valid_mpid(s)}
+    return {m for m in data if isinstance(m, int) and not isinstance(m, bool)} if isinstance(data, list) else set()
 
 
 def referenced_mpids(engine) -> list[int]:

@@ -33,7 +33,7 @@ def test_fetch_the_referenced_mpids_and_load_them(fake, creds, policy, tmp_path)
     assert asked == sorted([NEG, BIG, FALLBACK, GONE])
     assert all(p["fields"] == "device_identities,user_identities,user_attributes,audience_memberships,attribution"
                for e, _, p in fake.log if e == "profile")
-    assert read_missing(tmp_path / ".fetch" / "mparticle_missing.txt") == {GONE}
+    assert read_missing(tmp_path / ".fetch" / "mparticle_missing.json") == {GONE}
     text = str(s)
     assert "mparticle profiles: 4 MPIDs referenced, 3 fetched, 1 not found (404), 0 already fetched" in text
     # the summary ends with what was loaded: the Mixpanel folder, then the new profile parts
