@@ -7,6 +7,7 @@ import os
 import click
 
 from cohortlab.cli.app import db_option, engine_options, fail, main, open_lab  # engine choice: issue 7
+from cohortlab.pipeline import sql_str
 
 
 def _copy_members(engine, path: str, show_personal_data: bool) -> None:
@@ -20,16 +21,16 @@ def _copy_members(engine, path: str, show_personal_data: bool) -> None:
         fmt = "FORMAT CSV, HEADER TRUE"
     else:
         fail(f"--members-out {path}: expected a .csv, .csv.gz or .parquet file name")
-    target = path.replace("'", "''")
+    target = sql_str(path)
     if engine.name == "spark":  # issue 7: fetch the (small) table, write it with DuckDB's COPY as below
         import duckdb
 
         con = duckdb.connect()
         con.register("resolution", engine.query_df(f"SELECT {', '.join(cols)} FROM resolution"))
-        con.execute(f"COPY (SELECT * FROM resolution ORDER BY distinct_id) TO '{target}' ({fmt})")
+        con.execute(f"COPY (SELECT * FROM resolution ORDER BY distinct_id) TO {target} ({fmt})")
         con.close()
         return
-    engine.execute(f"COPY (SELECT {', '.join(cols)} FROM resolution ORDER BY distinct_id) TO '{target}' ({fmt})")
+    engine.execute(f"COPY (SELECT {', '.join(cols)} FROM resolution ORDER BY distinct_id) TO {target} ({fmt})")
 
 
 def _table(df, columns=None) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections import Counter
 
 from cohortlab.identifiers import mpid_sql
+from cohortlab.pipeline import sql_list, sql_str
 from cohortlab.loaders.base import FileContext, container_type_sql, nonblank_sql, sniff_json_layout
 
 # --------------------------------------------------------------------------- identity types
@@ -97,8 +98,6 @@ def identity_kind(name: str) -> str | None:
     return None
 
 
-def _lit(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
 
 
 def clean_identity_type_sql(expr: str) -> str:
@@ -109,7 +108,7 @@ def clean_identity_type_sql(expr: str) -> str:
 def identity_type_sql(col: str) -> str:
     """SQL VARCHAR: the normalised identity type of ``col``, a column already cleaned by
     :func:`clean_identity_type_sql` (a column, so the alias CASE does not re-evaluate it)."""
-    whens = " ".join(f"WHEN {_lit(k)} THEN {_lit(v)}" for k, v in sorted(IDENTITY_TYPE_ALIASES.items()))
+    whens = " ".join(f"WHEN {sql_str(k)} THEN {sql_str(v)}" for k, v in sorted(IDENTITY_TYPE_ALIASES.items()))
     return f"(CASE {col} {whens} ELSE {col} END)"
 
 
@@ -178,14 +177,14 @@ def stage_sql(
     :mod:`cohortlab.identifiers` rejects). ``checks`` are (SQL condition, reason) tried in order
     after the MPID rules. ``extra``: more select expressions on ``j`` (e.g. ``, expr AS name``).
     The raw text is not kept (see :func:`reject_with_raw`)."""
-    paths = "[" + ", ".join(_lit(p) for _, p in scalars + containers) + "]"
+    paths = sql_list(p for _, p in scalars + containers)
     # scalars as text (a string unquoted, a number as its exact text, null -> NULL)
     sp = "[" + ", ".join(f"json_extract_string(v[{i + 1}], '$')" for i in range(len(scalars))) + "]"
     scols = ", ".join(f"s[{i + 1}] AS {n}" for i, (n, _) in enumerate(scalars))
     ccols = ", ".join(
         f"c[{i + 1}] AS {n}, {container_type_sql(f'c[{i + 1}]')} AS {n}_t" for i, (n, _) in enumerate(containers)
     )
-    whens = " ".join(f"WHEN {cond} THEN {_lit(reason)}" for cond, reason in checks)
+    whens = " ".join(f"WHEN {cond} THEN {sql_str(reason)}" for cond, reason in checks)
     return f"""
         SELECT * EXCLUDE (malformed, is_obj), CASE
             WHEN malformed THEN 'malformed_json'
@@ -290,7 +289,7 @@ def _known_types_sql() -> str:
     """VALUES (spelling, known): every identity type name and alias, spelled as normalised."""
     pairs = {t: t for t in USER_IDENTITY_TYPES + DEVICE_IDENTITY_TYPES}
     pairs.update(IDENTITY_TYPE_ALIASES)
-    rows = ", ".join(f"({_lit(k)}, {_lit(v)})" for k, v in sorted(pairs.items()))
+    rows = ", ".join(f"({sql_str(k)}, {sql_str(v)})" for k, v in sorted(pairs.items()))
     return f"SELECT * FROM (VALUES {rows}) v(spelling, known)"
 
 

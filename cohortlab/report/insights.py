@@ -76,7 +76,7 @@ def snapshot_times(lab, cohort: str, limit: int | None = 12, until=None) -> list
     )
     times = list(pd.to_datetime(df["as_of"]))
     if until is not None:
-        from cohortlab.settings import naive_utc, parse_time
+        from cohortlab.times import naive_utc, parse_time
 
         t1 = pd.Timestamp(naive_utc(parse_time(until)))
         times = [t for t in times if t <= t1]
@@ -321,7 +321,7 @@ def window(timeline: pd.DataFrame, since=None) -> pd.DataFrame:
     """Runs at or after ``since`` (ISO text or datetime; None keeps all)."""
     if since is None or timeline.empty:
         return timeline
-    from cohortlab.settings import naive_utc, parse_time
+    from cohortlab.times import naive_utc, parse_time
 
     t0 = pd.Timestamp(naive_utc(parse_time(since)))
     return timeline[pd.to_datetime(timeline["run_at"]) >= t0].reset_index(drop=True)

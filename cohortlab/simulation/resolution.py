@@ -52,8 +52,9 @@ import pandas as pd
 
 from cohortlab.engines.base import Engine
 from cohortlab.identifiers import float_rounded_mpid_sql, mpid_sql
-from cohortlab.pipeline import Pipeline
-from cohortlab.settings import SyncSettings, naive_utc, parse_time
+from cohortlab.pipeline import Pipeline, sql_bool, sql_str, sql_ts
+from cohortlab.settings import SyncSettings
+from cohortlab.times import naive_utc, parse_time
 
 Source = Literal["auto", "snapshots", "webhooks"]
 
@@ -92,24 +93,6 @@ def fast_mpid_sql(text_expr: str) -> str:
         f"CASE WHEN {n} IS NULL THEN NULL WHEN CAST({n} AS VARCHAR) = {text_expr} THEN {n} "
         f"WHEN {mpid_sql(text_expr)} IS NOT NULL THEN {n} END"
     )
-
-
-# ----------------------------------------------------------------------------- SQL literals
-def sql_str(value: str | None) -> str:
-    if value is None:
-        return "NULL"
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-def sql_ts(value: datetime | None) -> str:
-    """A UTC instant as a TIMESTAMP literal (naive = UTC)."""
-    if value is None:
-        return "CAST(NULL AS TIMESTAMP)"
-    return f"CAST('{naive_utc(value).isoformat(sep=' ')}' AS TIMESTAMP)"
-
-
-def sql_bool(value: bool) -> str:
-    return "TRUE" if value else "FALSE"
 
 
 # ----------------------------------------------------------------------------- cohorts
@@ -408,7 +391,7 @@ def resolution_pipeline(
         SELECT distinct_id, last_event_at, latest_id.v AS event_mpuid FROM event_facts
         """,
     )
-    fallback_ok = settings.fallback == "data" or settings.eit_at(at) == "mparticle_id"
+    fallback_ok = settings.fallback_applies(settings.eit_at(at))
     p.add(
         "identified",
         f"""

@@ -71,7 +71,7 @@ from typing import Any
 import pandas as pd
 
 from cohortlab.engines.base import Engine
-from cohortlab.pipeline import Pipeline
+from cohortlab.pipeline import Pipeline, sql_bool, sql_str, sql_ts
 from cohortlab.simulation.resolution import (
     RESOLUTION_COLUMNS,
     CohortRef,
@@ -81,11 +81,9 @@ from cohortlab.simulation.resolution import (
     resolution_df,
     resolution_pipeline,
     resolve_at,
-    sql_bool,
-    sql_str,
-    sql_ts,
 )
-from cohortlab.settings import SyncSettings, to_utc
+from cohortlab.settings import SyncSettings
+from cohortlab.times import to_utc
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _US = timedelta(microseconds=1)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 from cohortlab import schema as _schema
+from cohortlab.pipeline import sql_str
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
@@ -24,8 +25,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from cohortlab.engines.base import Engine
 
 
-def _q(path: str | os.PathLike) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
 
 
 def export_canonical(
@@ -58,7 +57,7 @@ def export_canonical(
             for c, t, _ in _schema.TABLES[name].columns
         )
         engine.execute(
-            f"COPY (SELECT {cols} FROM {name}) TO {_q(target)} (FORMAT parquet, COMPRESSION {compression})"
+            f"COPY (SELECT {cols} FROM {name}) TO {sql_str(target)} (FORMAT parquet, COMPRESSION {compression})"
         )
         counts[name] = engine.count(name)
     return counts
