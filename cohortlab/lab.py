@@ -193,3 +193,36 @@ class Lab:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def open_lab(
+    db: str | os.PathLike | None = None,
+    data: str | os.PathLike | None = None,
+    *,
+    engine: str = "duckdb",
+    spark_master: str | None = None,
+    read_only: bool = False,
+    progress: bool = False,
+) -> Lab:
+    """The one way commands and notebooks open their data.
+
+    ``db``: a DuckDB file (must exist; or, with ``engine="spark"``, also a folder written by
+    ``cohortlab export``). Else ``data``: a folder of exports, loaded into an in-memory lab
+    (:func:`cohortlab.loaders.folder.load_world`). ``engine``: ``duckdb`` or ``spark``."""
+    if engine not in ("duckdb", "spark"):
+        raise ValueError(f"unknown engine {engine!r} (duckdb or spark)")
+    if db:
+        if not os.path.exists(db):
+            raise FileNotFoundError(f"{db}: no such database")
+        if engine == "spark":
+            from cohortlab.engines.spark.readers import open_spark_engine
+
+            return Lab(engine=open_spark_engine(db, master=spark_master))
+        return Lab(db, read_only=read_only)
+    if data:
+        from cohortlab.loaders.folder import load_world
+
+        lab = Lab()
+        load_world(lab, data, progress=progress)
+        return lab
+    raise ValueError("set db (a DuckDB file) or data (a folder of exports)")

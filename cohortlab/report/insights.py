@@ -33,25 +33,11 @@ _PHONE_RE = re.compile(r"\+[\d\s().-]{6,}")
 
 # --------------------------------------------------------------------------- opening data
 def open_lab(db: str | None = None, data: str | None = None, *, read_only: bool = False):
-    """A :class:`~cohortlab.lab.Lab` on a database file, or else an in-memory one loaded from a
-    folder of exports (:func:`cohortlab.loaders.folder.load_world`). ``db`` wins when both are given."""
-    from cohortlab.lab import Lab
+    """:func:`cohortlab.lab.open_lab` with the engine of ``cohortlab report --engine``."""
+    from cohortlab.lab import open_lab as _open
 
-    if db:
-        if not Path(db).exists():
-            raise FileNotFoundError(f"{db}: no such database")
-        if os.environ.get("COHORTLAB_ENGINE") == "spark":  # issue 7: `cohortlab report --engine spark`
-            from cohortlab.engines.spark.readers import open_spark_lab
-
-            return open_spark_lab(db, master=os.environ.get("COHORTLAB_SPARK_MASTER"))
-        return Lab(db, read_only=read_only)
-    if data:
-        from cohortlab.loaders.folder import load_world
-
-        lab = Lab()
-        load_world(lab, data)
-        return lab
-    raise ValueError("set the parameter db (a DuckDB file) or data (a folder of exports)")
+    return _open(db, data, engine=os.environ.get("COHORTLAB_ENGINE") or "duckdb",
+                 spark_master=os.environ.get("COHORTLAB_SPARK_MASTER"), read_only=read_only)
 
 
 def cohort_names(lab, cohorts: str | Iterable[str] | None = None) -> list[str]:
