@@ -115,11 +115,11 @@ def _hbar(
     return fig
 
 
-# --------------------------------------------------------------------------- SPEC §4
+# --------------------------------------------------------------------------- docs/rules.md#waterfall
 def waterfall_chart(
     waterfall: pd.DataFrame, *, title: str = "Where the users went", hide_zero: bool = False
 ) -> Figure:
-    """The discrepancy waterfall (SPEC §4).
+    """The discrepancy waterfall (docs/rules.md#waterfall).
 
     ``waterfall`` has one row per step, in order, with ``label``, ``kind`` (``total`` | ``minus`` |
     ``plus``) and ``count`` (a positive number of users); when a textual ``step`` key is present
@@ -371,7 +371,7 @@ def remedies_chart(remedies: pd.DataFrame, *, title: str = "Users each remedy wo
                  color=GREEN, sort=False)
 
 
-# --------------------------------------------------------------------------- sync over time (SPEC §5)
+# --------------------------------------------------------------------------- sync over time (docs/rules.md#sync-over-time)
 def _date_axis(ax) -> None:
     locator = mdates.AutoDateLocator(minticks=3, maxticks=8)
     ax.xaxis.set_major_locator(locator)
@@ -519,7 +519,7 @@ def sync_types_chart(
     return fig
 
 
-# --------------------------------------------------------------------------- migration (SPEC §6)
+# --------------------------------------------------------------------------- migration (docs/rules.md#migration)
 def migration_match_rate_chart(
     rates: pd.DataFrame,
     *,

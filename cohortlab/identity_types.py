@@ -2,7 +2,7 @@
 spellings the Profile API, IDSync, CSV exports and warehouse tables use for the same type.
 
 Loaders normalise every identity type to a canonical name with :data:`IDENTITY_TYPE_ALIASES`;
-the simulation's recovery order (docs/rules.md#recovery) refers to these names."""
+the simulation's recovery order (docs/rules.md#recovery-order) refers to these names."""
 
 from __future__ import annotations
 

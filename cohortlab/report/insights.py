@@ -624,7 +624,7 @@ def write_metrics(output_dir: str | os.PathLike | None, notebook: str, *, title:
     return path
 
 
-# --------------------------------------------------------------------------- migration (SPEC §6)
+# --------------------------------------------------------------------------- migration (docs/rules.md#migration)
 def _event_days(lab) -> tuple[_dt.date | None, _dt.date | None]:
     lo, hi = lab.sql("SELECT min(time) AS lo, max(time) AS hi FROM mp_events").iloc[0]
     if pd.isna(lo):
