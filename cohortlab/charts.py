@@ -312,7 +312,7 @@ def activity_chart(
     activity: pd.DataFrame,
     *,
     by: str = "gap_reason",
-    cutoff_label: str = "2026-01-15",
+    cutoff_label: str = "the cutoff",
     title: str | None = None,
 ) -> Figure:
     """Stacked bars per ``by`` of members active after the cutoff vs only before.
@@ -378,7 +378,7 @@ def _date_axis(ax) -> None:
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
 
 
-def _failed_windows(times: pd.Series, failed: pd.Series) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+def failed_windows(times: pd.Series, failed: pd.Series) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
     """Contiguous runs of failed syncs as (start, end) windows; the end is the next run (or the
     last failed run when the timeline ends paused)."""
     windows: list[tuple[pd.Timestamp, pd.Timestamp]] = []
@@ -397,7 +397,7 @@ def _failed_windows(times: pd.Series, failed: pd.Series) -> list[tuple[pd.Timest
 def _shade_pauses(ax, timeline: pd.DataFrame, label: bool = True) -> int:
     if "failed" not in timeline.columns:
         return 0
-    windows = _failed_windows(timeline["run_at"], timeline["failed"])
+    windows = failed_windows(timeline["run_at"], timeline["failed"])
     for i, (a, b) in enumerate(windows):
         ax.axvspan(a, b, color=PAUSE, alpha=0.7, lw=0, label="paused (failed runs)" if label and i == 0 else None)
     return len(windows)
