@@ -9,9 +9,46 @@ The steps are also what the Spark engine transpiles and what the portability tes
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Iterable
 
 from cohortlab.engines.base import Engine
+from cohortlab.times import naive_utc
+
+
+# ----------------------------------------------------------------------------- SQL literals
+# The one place where Python values become SQL text. Values from data or users are always
+# quoted here (or bound as parameters), never pasted into SQL some other way.
+def sql_str(value: str | os.PathLike | None) -> str:
+    """A string (or path) as a SQL string literal; None as NULL."""
+    if value is None:
+        return "NULL"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def sql_ident(name: str) -> str:
+    """A quoted SQL identifier (a column or table name that comes from data)."""
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+def sql_list(values: Iterable[str | os.PathLike]) -> str:
+    """A list literal of strings: ``['a', 'b']``."""
+    return "[" + ", ".join(sql_str(v) for v in values) + "]"
+
+
+def sql_ts(value: datetime | date | None) -> str:
+    """A UTC instant as a TIMESTAMP literal (naive = UTC; a date is its midnight)."""
+    if value is None:
+        return "CAST(NULL AS TIMESTAMP)"
+    if not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day)
+    return f"CAST('{naive_utc(value).isoformat(sep=' ')}' AS TIMESTAMP)"
+
+
+def sql_bool(value: bool) -> str:
+    return "TRUE" if value else "FALSE"
 
 
 @dataclass

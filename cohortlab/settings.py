@@ -1,6 +1,6 @@
-"""Simulation settings: every assumption of SPEC §1 as a named, validated option.
+"""Simulation settings: every assumption (docs/rules.md#assumptions) as a named, validated option.
 
-``SyncSettings`` holds the options of SPEC §1's table plus the sync type, the start time t0,
+``SyncSettings`` holds the options of docs/rules.md#assumptions plus the sync type, the start time t0,
 pause windows and an External Identity Type (EIT) timeline. It is a pydantic v2 model with
 ``extra="forbid"``: an unknown option is an error, never silently ignored.
 
@@ -21,90 +21,20 @@ scheduled report can pass them as a file::
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal
 
+from cohortlab.errors import SettingsError
+from cohortlab.times import format_duration, format_time, naive_utc, parse_duration, parse_time, to_utc
+
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator, model_validator
 
-MAX_ATTRIBUTE_NAME = 256  # mParticle's limit on a user attribute name (SPEC §1.5)
+MAX_ATTRIBUTE_NAME = 256  # mParticle's limit on a user attribute name (docs/rules.md#cohort-attribute)
 
 EitType = Literal["mparticle_id", "customer_id", "email", "other", "other2", "other3", "other4"]
 
 
-class SettingsError(ValueError):
-    """A setting is unknown, has a bad value, or a settings file cannot be read."""
-
-
-# ----------------------------------------------------------------------------- parsing helpers
-_UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1, "ms": 0.001}
-_SHORT_DURATION = re.compile(r"^\s*(?:\d+(?:\.\d+)?\s*(?:ms|w|d|h|m|s)\s*)+$")
-_SHORT_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|w|d|h|m|s)")
-
-
-def parse_duration(value: Any) -> Any:
-    """``"15m"``/``"3d"``/``"1h30m"`` -> timedelta; other values are left to pydantic
-    (ISO-8601 strings, numbers of seconds, timedelta)."""
-    if isinstance(value, str) and _SHORT_DURATION.match(value):
-        return timedelta(seconds=sum(float(n) * _UNIT_SECONDS[u] for n, u in _SHORT_PART.findall(value)))
-    if isinstance(value, str) and re.fullmatch(r"\s*\d+(?:\.\d+)?\s*", value):
-        return timedelta(seconds=float(value))
-    return value
-
-
-def format_duration(td: timedelta) -> str:
-    """Shortest ``"3d"``/``"15m"``/``"1h30m"`` form (exact, round-trips through parse_duration)."""
-    us = round(td / timedelta(microseconds=1))
-    if us <= 0 or us % 1000:
-        return f"{td.total_seconds()}s" if us > 0 else "0s"
-    ms = us // 1000
-    parts = []
-    for unit, size in (("d", 86400000), ("h", 3600000), ("m", 60000), ("s", 1000), ("ms", 1)):
-        n, ms = divmod(ms, size)
-        if n:
-            parts.append(f"{n}{unit}")
-    return "".join(parts)
-
-
-def to_utc(value: datetime | None) -> datetime | None:
-    """Aware UTC datetime (naive means UTC)."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
-
-
-def naive_utc(value: datetime | None) -> datetime | None:
-    """Naive datetime meaning UTC (how the canonical tables store time)."""
-    v = to_utc(value)
-    return None if v is None else v.replace(tzinfo=None)
-
-
-def parse_time(value: Any) -> datetime:
-    """Parse a user-given time (``2026-03-01``, ``2026-03-01T12:00:00Z``, datetime, pandas
-    Timestamp) to an aware UTC datetime."""
-    if isinstance(value, datetime):
-        return to_utc(value)
-    if hasattr(value, "to_pydatetime"):
-        return to_utc(value.to_pydatetime())
-    if isinstance(value, str):
-        s = value.strip()
-        if s.endswith(("Z", "z")):
-            s = s[:-1] + "+00:00"
-        try:
-            return to_utc(datetime.fromisoformat(s))
-        except ValueError:
-            raise SettingsError(f"not a time: {value!r} (expected ISO-8601, e.g. 2026-03-01T12:00:00Z)") from None
-    raise SettingsError(f"not a time: {value!r}")
-
-
-def _fmt_time(v: datetime | None) -> str | None:
-    return None if v is None else to_utc(v).strftime("%Y-%m-%dT%H:%M:%S.%f").rstrip("0").rstrip(".") + "Z"
-
-
-# ----------------------------------------------------------------------------- models
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -123,12 +53,12 @@ class Pause(_Model):
     @model_validator(mode="after")
     def _ordered(self) -> "Pause":
         if self.end <= self.start:
-            raise ValueError(f"pause end {_fmt_time(self.end)} is not after its start {_fmt_time(self.start)}")
+            raise ValueError(f"pause end {format_time(self.end)} is not after its start {format_time(self.start)}")
         return self
 
     @field_serializer("start", "end")
     def _ser(self, v: datetime) -> str:
-        return _fmt_time(v)
+        return format_time(v)
 
 
 class EitPeriod(_Model):
@@ -145,11 +75,11 @@ class EitPeriod(_Model):
 
     @field_serializer("since")
     def _ser(self, v: datetime | None) -> str | None:
-        return _fmt_time(v)
+        return format_time(v)
 
 
 class SyncSettings(_Model):
-    """Every option of the simulation, with SPEC §1 defaults. See the module docstring."""
+    """Every option of the simulation, with the defaults of docs/rules.md#assumptions. See the module docstring."""
 
     fallback: Literal["data", "strict"] = Field(
         "data",
@@ -226,7 +156,7 @@ class SyncSettings(_Model):
 
     @field_serializer("event_identity_cutoff", "start")
     def _ser_time(self, v: datetime | None) -> str | None:
-        return _fmt_time(v)
+        return format_time(v)
 
     @field_serializer("cadence", "snapshot_ttl")
     def _ser_duration(self, v: timedelta) -> str:
@@ -234,7 +164,7 @@ class SyncSettings(_Model):
 
     # ------------------------------------------------------------------ helpers
     def attribute_name(self, cohort_name: str) -> str:
-        """The mParticle user attribute the feed sets for ``cohort_name`` (SPEC §1.5).
+        """The mParticle user attribute the feed sets for ``cohort_name`` (docs/rules.md#cohort-attribute).
         Raises :class:`SettingsError` when it exceeds 256 characters (never truncated)."""
         name = self.attribute_template.format(cohort_name=cohort_name)
         if len(name) > MAX_ATTRIBUTE_NAME:
@@ -253,6 +183,13 @@ class SyncSettings(_Model):
             if p.since is None or (t is not None and p.since <= t):
                 eit = p.eit
         return eit
+
+    def fallback_applies(self, eit: str) -> bool:
+        """The ``$distinct_id`` fallback rule (docs/rules.md#choosing-the-identifier): with
+        ``fallback="data"`` it always applies; with ``"strict"`` only while the External
+        Identity Type in force is ``mparticle_id``. ``eit``: the EIT in force at that time
+        (``self.eit_at(t)``, or a migration plan's)."""
+        return self.fallback == "data" or eit == "mparticle_id"
 
     def replace(self, **changes: Any) -> "SyncSettings":
         """A validated copy with some options changed."""

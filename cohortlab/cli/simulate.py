@@ -7,6 +7,7 @@ import os
 import click
 
 from cohortlab.cli.app import db_option, engine_options, fail, main, open_lab  # engine choice: issue 7
+from cohortlab.pipeline import sql_str
 
 
 def _copy_members(engine, path: str, show_personal_data: bool) -> None:
@@ -20,16 +21,16 @@ def _copy_members(engine, path: str, show_personal_data: bool) -> None:
         fmt = "FORMAT CSV, HEADER TRUE"
     else:
         fail(f"--members-out {path}: expected a .csv, .csv.gz or .parquet file name")
-    target = path.replace("'", "''")
+    target = sql_str(path)
     if engine.name == "spark":  # issue 7: fetch the (small) table, write it with DuckDB's COPY as below
         import duckdb
 
         con = duckdb.connect()
         con.register("resolution", engine.query_df(f"SELECT {', '.join(cols)} FROM resolution"))
-        con.execute(f"COPY (SELECT * FROM resolution ORDER BY distinct_id) TO '{target}' ({fmt})")
+        con.execute(f"COPY (SELECT * FROM resolution ORDER BY distinct_id) TO {target} ({fmt})")
         con.close()
         return
-    engine.execute(f"COPY (SELECT {', '.join(cols)} FROM resolution ORDER BY distinct_id) TO '{target}' ({fmt})")
+    engine.execute(f"COPY (SELECT {', '.join(cols)} FROM resolution ORDER BY distinct_id) TO {target} ({fmt})")
 
 
 def _table(df, columns=None) -> str:
@@ -40,7 +41,7 @@ def _table(df, columns=None) -> str:
 @db_option
 @click.option("--cohort", required=True, help="Cohort name (or id).")
 @click.option("--settings", "settings_path", type=click.Path(dir_okay=False),
-              help="Simulation settings YAML (see SyncSettings); defaults follow SPEC §1.")
+              help="Simulation settings YAML (see SyncSettings); defaults: docs/rules.md#assumptions.")
 @click.option("--at", "at", help="As-of time, UTC (e.g. 2026-03-01T12:00:00Z). Default: the cohort's latest snapshot/webhook.")
 @click.option("--source", type=click.Choice(["auto", "snapshots", "webhooks"]), default="auto", show_default=True,
               help="Membership from snapshots or replayed webhooks (auto: snapshots if any).")
@@ -53,7 +54,7 @@ def _table(df, columns=None) -> str:
 def simulate_cmd(db, cohort, settings_path, at, source, members_out, show_personal_data, show_timeline, debug,
                  engine, spark_master):
     """Explain a cohort's Mixpanel count vs its mParticle audience: print the discrepancy
-    waterfall (SPEC §4) and the sync timeline (SPEC §5) and write the per-member resolution."""
+    waterfall (docs/rules.md#waterfall) and the sync timeline (docs/rules.md#timeline) and write the per-member resolution."""
     from cohortlab.simulation.resolution import CohortError
     from cohortlab.settings import SettingsError, SyncSettings
 

@@ -21,59 +21,10 @@ from __future__ import annotations
 from collections import Counter
 
 from cohortlab.identifiers import mpid_sql
+from cohortlab.pipeline import sql_list, sql_str
 from cohortlab.loaders.base import FileContext, container_type_sql, nonblank_sql, sniff_json_layout
 
-# --------------------------------------------------------------------------- identity types
-USER_IDENTITY_TYPES: tuple[str, ...] = (
-    "customer_id", "email", "facebook", "twitter", "google", "microsoft", "yahoo", "other",
-    *(f"other_id_{i}" for i in range(2, 11)),
-    "mobile_number", "phone_number_2", "phone_number_3", "alias", "facebook_custom_audience_id",
-)
-
-DEVICE_IDENTITY_TYPES: tuple[str, ...] = (
-    "ios_advertising_id", "ios_idfv", "android_advertising_id", "android_uuid", "push_token",
-    "roku_advertising_id", "roku_publisher_id", "fire_advertising_id",
-    "microsoft_advertising_id", "microsoft_publisher_id", "amp_id", "device_application_stamp",
-)
-
-
-def _aliases() -> dict[str, str]:
-    a: dict[str, str] = {
-        # IDSync / Profile API / other spellings -> Events API names (user identities)
-        "customerid": "customer_id",
-        "customer": "customer_id",
-        "mobilenumber": "mobile_number",
-        "mobile": "mobile_number",
-        "facebookcustomaudienceid": "facebook_custom_audience_id",
-        "other_id": "other",
-        "other1": "other",
-        "other_1": "other",
-        "other_id_1": "other",
-        "otherid": "other",
-        "otherid1": "other",
-        # device identities: IDSync known_identities and Firehose enum -> Events API device_info
-        "ios_idfa": "ios_advertising_id",
-        "idfa": "ios_advertising_id",
-        "ios_vendor_id": "ios_idfv",
-        "idfv": "ios_idfv",
-        "android_aaid": "android_advertising_id",
-        "google_advertising_id": "android_advertising_id",
-        "android_id": "android_uuid",
-        "roku_aid": "roku_advertising_id",
-        "fire_aid": "fire_advertising_id",
-        "apple_push_notification_token": "push_token",
-        "google_cloud_messaging_token": "push_token",
-    }
-    for i in range(2, 11):
-        for spelling in (f"other{i}", f"other_{i}", f"otherid{i}", f"otherid_{i}", f"other_id{i}"):
-            a[spelling] = f"other_id_{i}"
-    for i in (2, 3):
-        for spelling in (f"phonenumber{i}", f"phonenumber_{i}", f"phone_number{i}", f"phone{i}"):
-            a[spelling] = f"phone_number_{i}"
-    return a
-
-
-IDENTITY_TYPE_ALIASES: dict[str, str] = _aliases()
+from cohortlab.identity_types import DEVICE_IDENTITY_TYPES, IDENTITY_TYPE_ALIASES, USER_IDENTITY_TYPES
 
 
 def _clean(name: str) -> str:
@@ -97,8 +48,6 @@ def identity_kind(name: str) -> str | None:
     return None
 
 
-def _lit(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
 
 
 def clean_identity_type_sql(expr: str) -> str:
@@ -109,7 +58,7 @@ def clean_identity_type_sql(expr: str) -> str:
 def identity_type_sql(col: str) -> str:
     """SQL VARCHAR: the normalised identity type of ``col``, a column already cleaned by
     :func:`clean_identity_type_sql` (a column, so the alias CASE does not re-evaluate it)."""
-    whens = " ".join(f"WHEN {_lit(k)} THEN {_lit(v)}" for k, v in sorted(IDENTITY_TYPE_ALIASES.items()))
+    whens = " ".join(f"WHEN {sql_str(k)} THEN {sql_str(v)}" for k, v in sorted(IDENTITY_TYPE_ALIASES.items()))
     return f"(CASE {col} {whens} ELSE {col} END)"
 
 
@@ -178,14 +127,14 @@ def stage_sql(
     :mod:`cohortlab.identifiers` rejects). ``checks`` are (SQL condition, reason) tried in order
     after the MPID rules. ``extra``: more select expressions on ``j`` (e.g. ``, expr AS name``).
     The raw text is not kept (see :func:`reject_with_raw`)."""
-    paths = "[" + ", ".join(_lit(p) for _, p in scalars + containers) + "]"
+    paths = sql_list(p for _, p in scalars + containers)
     # scalars as text (a string unquoted, a number as its exact text, null -> NULL)
     sp = "[" + ", ".join(f"json_extract_string(v[{i + 1}], '$')" for i in range(len(scalars))) + "]"
     scols = ", ".join(f"s[{i + 1}] AS {n}" for i, (n, _) in enumerate(scalars))
     ccols = ", ".join(
         f"c[{i + 1}] AS {n}, {container_type_sql(f'c[{i + 1}]')} AS {n}_t" for i, (n, _) in enumerate(containers)
     )
-    whens = " ".join(f"WHEN {cond} THEN {_lit(reason)}" for cond, reason in checks)
+    whens = " ".join(f"WHEN {cond} THEN {sql_str(reason)}" for cond, reason in checks)
     return f"""
         SELECT * EXCLUDE (malformed, is_obj), CASE
             WHEN malformed THEN 'malformed_json'
@@ -290,7 +239,7 @@ def _known_types_sql() -> str:
     """VALUES (spelling, known): every identity type name and alias, spelled as normalised."""
     pairs = {t: t for t in USER_IDENTITY_TYPES + DEVICE_IDENTITY_TYPES}
     pairs.update(IDENTITY_TYPE_ALIASES)
-    rows = ", ".join(f"({_lit(k)}, {_lit(v)})" for k, v in sorted(pairs.items()))
+    rows = ", ".join(f"({sql_str(k)}, {sql_str(v)})" for k, v in sorted(pairs.items()))
     return f"SELECT * FROM (VALUES {rows}) v(spelling, known)"
 
 

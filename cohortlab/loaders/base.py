@@ -31,6 +31,7 @@ from typing import Any, ClassVar, Iterable
 import xxhash
 
 from cohortlab.engines.base import Engine
+from cohortlab.pipeline import sql_str
 
 RAW_LIMIT = 2000  # characters of a rejected record kept in `rejects.raw`
 MAX_LINE_SIZE = 64 * 1024 * 1024
@@ -268,11 +269,6 @@ def max_object_size(path: Path) -> int:
             isize = 0
         size = max(isize, size * 64)
     return int(min(1 << 30, max(1 << 20, size + 4096)))
-
-
-def sql_str(s: str | os.PathLike) -> str:
-    """A SQL string literal."""
-    return "'" + str(s).replace("'", "''") + "'"
 
 
 # --------------------------------------------------------------------------- per-file context

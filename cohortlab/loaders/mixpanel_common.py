@@ -18,6 +18,9 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
+from cohortlab.pipeline import sql_list
+from cohortlab.times import parse_naive_utc
+
 from cohortlab.loaders.base import (
     FileContext,
     LoadError,
@@ -87,29 +90,8 @@ def json_number_sql(v: str) -> str:
 
 
 def parse_utc(value: Any, what: str) -> datetime:
-    """An ISO-8601 string (``Z``/offset honoured, none = UTC), a datetime, or epoch s/ms → naive UTC."""
-    if isinstance(value, datetime):
-        dt = value
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        v = float(value)
-        dt = datetime.fromtimestamp(v / 1000 if abs(v) > 1e11 else v, tz=timezone.utc)
-    elif isinstance(value, str) and value.strip():
-        s = value.strip()
-        try:
-            num = float(s)
-        except ValueError:
-            num = None
-        if num is not None:
-            return parse_utc(num, what)
-        try:
-            dt = datetime.fromisoformat(s.replace("Z", "+00:00").replace("z", "+00:00"))
-        except ValueError:
-            raise ValueError(f"{what}: cannot parse {value!r} as an ISO-8601 time") from None
-    else:
-        raise ValueError(f"{what}: expected an ISO-8601 time, got {value!r}")
-    if dt.tzinfo is not None:
-        dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
-    return dt
+    """A time option (ISO-8601, datetime, epoch s/ms) -> naive UTC; see :func:`cohortlab.times.parse_time`."""
+    return parse_naive_utc(value, what, epoch=True)
 
 
 # --------------------------------------------------------------------------- exact float tokens
@@ -182,7 +164,7 @@ _RESULT_PATHS = (
 
 
 def _paths_sql(paths) -> str:
-    return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
+    return sql_list(paths)
 
 
 def parsed_lines_sql(lines: str, paths) -> str:

@@ -32,7 +32,8 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from cohortlab.loaders.base import FileContext, FileResult, LoadError, Loader, head_text, sql_str
+from cohortlab.loaders.base import FileContext, FileResult, LoadError, Loader, head_text
+from cohortlab.pipeline import sql_str
 from cohortlab.loaders.mixpanel_common import (
     ProfileUpserts,
     drop_engage_stage,

@@ -29,12 +29,10 @@ from typing import Any
 
 from cohortlab.identifiers import is_valid_mpid_sql
 from cohortlab.loaders._mparticle import Temp, count, identity_kind, normalise_identity_type, replace_profiles, text_bool_sql
-from cohortlab.loaders.base import MAX_LINE_SIZE, FileContext, FileResult, LoadError, Loader, head_text, sql_str
+from cohortlab.loaders.base import MAX_LINE_SIZE, FileContext, FileResult, LoadError, Loader, head_text
+from cohortlab.pipeline import sql_ident, sql_str
 
 
-def _q(name: str) -> str:
-    """A quoted SQL identifier."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 class MParticleCsvLoader(Loader):
@@ -94,8 +92,8 @@ class MParticleCsvLoader(Loader):
                 )
             attr_cols = [c for c in attr_cols if c in self.options["attributes"]]
 
-        raw = "json_object(" + ", ".join(f"{sql_str(c)}, {_q(c)}" for c in columns) + ")::VARCHAR"
-        m = _q(mpid_col)
+        raw = "json_object(" + ", ".join(f"{sql_str(c)}, {sql_ident(c)}" for c in columns) + ")::VARCHAR"
+        m = sql_ident(mpid_col)
         rows = tmp.create(
             "rows",
             f"SELECT row_number() OVER () + 1 AS __line, * FROM {self._read_csv(ctx)}",
@@ -129,7 +127,7 @@ class MParticleCsvLoader(Loader):
                 "identities",
                 " UNION ALL ".join(
                     f"SELECT __mpid AS mpid, '{kind}' AS kind, {sql_str(t)} AS identity_type, "
-                    f"{_q(c)} AS value, __line AS line FROM {winners} WHERE {_q(c)} IS NOT NULL AND {_q(c)} <> ''"
+                    f"{sql_ident(c)} AS value, __line AS line FROM {winners} WHERE {sql_ident(c)} IS NOT NULL AND {sql_ident(c)} <> ''"
                     for c, kind, t in identity_cols
                 ),
             )
@@ -138,9 +136,9 @@ class MParticleCsvLoader(Loader):
             attributes = tmp.create(
                 "attributes",
                 " UNION ALL ".join(
-                    f"SELECT __mpid AS mpid, {sql_str(c)} AS name, to_json({_q(c)}) AS value, "
-                    f"{text_bool_sql(_q(c))} AS value_bool, __line AS line "
-                    f"FROM {winners} WHERE {_q(c)} IS NOT NULL AND {_q(c)} <> ''"
+                    f"SELECT __mpid AS mpid, {sql_str(c)} AS name, to_json({sql_ident(c)}) AS value, "
+                    f"{text_bool_sql(sql_ident(c))} AS value_bool, __line AS line "
+                    f"FROM {winners} WHERE {sql_ident(c)} IS NOT NULL AND {sql_ident(c)} <> ''"
                     for c in attr_cols
                 ),
             )

@@ -1,4 +1,4 @@
-"""SPEC §6: External Identity Type (EIT) migration what-if, plan comparison and validation.
+"""docs/rules.md#migration: External Identity Type (EIT) migration what-if, plan comparison and validation.
 
 Model
 -----
@@ -22,7 +22,7 @@ Model
 3. **$mparticle_user_id.** A remediation (Rule or SDK) writes it on the profile the event goes
    to, for every event at or after its start; the event rule (``event_identity_cutoff``)
    puts it on every event at or after the cutoff. Either way the value is the person's MPID.
-4. **Matching** (SPEC §3, the given settings): a profile matches at time T when its person's
+4. **Matching** (docs/rules.md#resolution, the given settings): a profile matches at time T when its person's
    MPID exists and (it got ``$mparticle_user_id`` from an event at or after a remediation start
    or the cutoff, before T) or (its key is the MPID and the ``$distinct_id`` fallback applies:
    ``fallback='data'`` always, ``'strict'`` only when the plan's EIT at T is ``mparticle_id``).
@@ -49,9 +49,10 @@ import pandas as pd
 
 from cohortlab.engines.base import Engine
 from cohortlab.identifiers import is_valid_mpid_sql, mpid_sql
-from cohortlab.pipeline import Pipeline
+from cohortlab.pipeline import Pipeline, sql_str, sql_ts
 from cohortlab.migration.plans import EIT_IDENTITY_TYPE, MigrationPlan
-from cohortlab.settings import SyncSettings, naive_utc, parse_time
+from cohortlab.settings import SyncSettings
+from cohortlab.times import naive_utc, parse_day, parse_naive_utc, parse_time
 
 IDENTITY_COLUMNS = {t: f"id_{t}" for t in EIT_IDENTITY_TYPE.values() if t}
 
@@ -64,47 +65,12 @@ VALIDATION_TABLE = "migration_validation"
 VALIDATION_SUMMARY_TABLE = "migration_validation_summary"
 
 
-# --------------------------------------------------------------------------- SQL helpers
-def _ts(v: datetime | date | None) -> str:
-    if v is None:
-        return "NULL"
-    if isinstance(v, date) and not isinstance(v, datetime):
-        v = datetime(v.year, v.month, v.day)
-    v = naive_utc(v) if v.tzinfo else v
-    return f"TIMESTAMP '{v.strftime('%Y-%m-%d %H:%M:%S.%f')}'"
-
-
-def _str(v: str | None) -> str:
-    return "NULL" if v is None else "'" + str(v).replace("'", "''") + "'"
-
-
-def _to_day(v: Any) -> date:
-    if isinstance(v, datetime):
-        return naive_utc(v).date() if v.tzinfo else v.date()
-    if isinstance(v, date):
-        return v
-    if isinstance(v, str) and len(v.strip()) == 10:
-        return date.fromisoformat(v.strip())
-    return naive_utc(parse_time(v)).date()
-
-
-def _naive(v: Any) -> datetime | None:
-    if v is None:
-        return None
-    if isinstance(v, date) and not isinstance(v, datetime):
-        return datetime(v.year, v.month, v.day)
-    if isinstance(v, str) and len(v.strip()) == 10:
-        return datetime.fromisoformat(v.strip())
-    t = parse_time(v)
-    return naive_utc(t)
-
-
 # --------------------------------------------------------------------------- 1. persons
 def _interval_case(col: str, bounds: list[datetime]) -> str:
     """SQL: index of the interval of ``col`` among the sorted ``bounds`` (0 before the first)."""
     if not bounds:
         return "0"
-    return ("CASE " + " ".join(f"WHEN {col} >= {_ts(b)} THEN {i + 1}" for i, b in reversed(list(enumerate(bounds))))
+    return ("CASE " + " ".join(f"WHEN {col} >= {sql_ts(b)} THEN {i + 1}" for i, b in reversed(list(enumerate(bounds))))
             + " ELSE 0 END")
 
 
@@ -225,12 +191,12 @@ def prepare_pipeline(*, bounds: list[datetime] | None = None, shifts: list[int] 
         SELECT pm.pid, pm.anon, pm.idmask, e.u, e.has_uid, e.t_min, e.t_max, e.n
         FROM mig_evu e JOIN pmap pm ON pm.distinct_id = e.distinct_id""")
     parts = ["SELECT pid, anon, idmask, u, has_uid, 0 AS k, t_min, t_max, n, FALSE AS projected FROM obs"
-             + (f" WHERE t_min < {_ts(window_end)}" if window_end is not None else "")]
+             + (f" WHERE t_min < {sql_ts(window_end)}" if window_end is not None else "")]
     for k, days in enumerate(shifts or [], start=1):
         sh = f"INTERVAL {int(days)} DAY"
-        tail = f" AND t_min >= {_ts(tail_start)}" if tail_start is not None else ""
+        tail = f" AND t_min >= {sql_ts(tail_start)}" if tail_start is not None else ""
         parts.append(f"SELECT pid, anon, idmask, u, has_uid, {k} AS k, t_min + {sh} AS t_min, t_max + {sh} AS t_max, n, TRUE AS projected "
-                     f"FROM obs WHERE t_min + {sh} < {_ts(window_end)}{tail}")
+                     f"FROM obs WHERE t_min + {sh} < {sql_ts(window_end)}{tail}")
     act.add("act", "\nUNION ALL\n".join(parts))
     return {"mig_evu": scan, "mig_map": link, "mig_persons": persons, "mig_act": act}
 
@@ -258,12 +224,12 @@ def prepare(engine: Engine, plans: Iterable[MigrationPlan] = (), *, window_end: 
     when the data span fewer days) is repeated with that period up to ``window_end``: people
     active lately keep their rhythm, people who churned before stay away."""
     lo, hi = engine.query_rows("SELECT min(time), max(time) FROM mp_events")[0]
-    we = _naive(window_end) if window_end is not None else None
+    we = parse_naive_utc(window_end) if window_end is not None else None
     instants = set()
     for p in plans:
         for t, _ in p.changes:
             instants.add(naive_utc(t))
-    instants |= {_naive(x) for x in extra_bounds if x is not None}
+    instants |= {parse_naive_utc(x) for x in extra_bounds if x is not None}
     if we is not None:
         instants.add(we)
     shifts: list[int] = []
@@ -332,22 +298,22 @@ def plan_keys_pipeline(plan: MigrationPlan, *, horizon: datetime | None = None,
     # ``horizon`` (validation at an as-of time) limits the activity that makes profiles and
     # $mparticle_user_id; the Simplified-ID-Merge target (first identified key) is taken from
     # all loaded activity, because the exports show distinct_ids merged as of export time.
-    in_h = f"t_min <= {_ts(horizon)}" if horizon is not None else "TRUE"
+    in_h = f"t_min <= {sql_ts(horizon)}" if horizon is not None else "TRUE"
     where = []
     if window_end is not None:
-        where.append(f"t_min < {_ts(window_end)}")
+        where.append(f"t_min < {sql_ts(window_end)}")
     if observed_only:
         where.append("NOT projected")
     if scope is not None:  # a table of pids: only these persons
         where.append(f"pid IN (SELECT pid FROM {scope})")
     dated = [(i, x) for i, x in enumerate(tl) if x.since is not None]
-    ep = ("CASE " + " ".join(f"WHEN t_min >= {_ts(x.since)} THEN {i}" for i, x in reversed(dated)) + " ELSE 0 END"
+    ep = ("CASE " + " ".join(f"WHEN t_min >= {sql_ts(x.since)} THEN {i}" for i, x in reversed(dated)) + " ELSE 0 END"
           if dated else "0")
     p = Pipeline()
     p.add("act", f"SELECT pid, anon, idmask, has_uid, t_min, t_max, n, {in_h} AS in_h, " + ep + " AS ep FROM mig_act"
           + (" WHERE " + " AND ".join(where) if where else ""))
-    rfix = f"min(CASE WHEN t_min >= {_ts(rem)} THEN t_min END)" if rem is not None else "CAST(NULL AS TIMESTAMP)"
-    cfix = f"min(CASE WHEN t_min >= {_ts(cut)} THEN t_min END)" if cut is not None else "CAST(NULL AS TIMESTAMP)"
+    rfix = f"min(CASE WHEN t_min >= {sql_ts(rem)} THEN t_min END)" if rem is not None else "CAST(NULL AS TIMESTAMP)"
+    cfix = f"min(CASE WHEN t_min >= {sql_ts(cut)} THEN t_min END)" if cut is not None else "CAST(NULL AS TIMESTAMP)"
     p.add("pe", f"""
         SELECT pid, ep, has_uid, in_h, any_value(anon) AS anon, any_value(idmask) AS idmask,
                min(t_min) AS first_t, max(t_max) AS last_t, sum(n) AS events,
@@ -412,15 +378,15 @@ def plan_keys_pipeline(plan: MigrationPlan, *, horizon: datetime | None = None,
 def daily_pipeline(keys_table: str, start: date, end: date, fb_ok: list[bool], eits: list[str]) -> Pipeline:
     """Day grid × histogram of (first seen day, matched-from day, fallback day)."""
     n = (end - start).days + 1
-    s = _ts(start)
-    e = _ts(end + timedelta(days=1))
+    s = sql_ts(start)
+    e = sql_ts(end + timedelta(days=1))
 
     def idx(x: str) -> str:
         return (f"CASE WHEN {x} IS NULL THEN {n} WHEN {x} < {s} THEN -1 WHEN {x} >= {e} THEN {n} "
                 f"ELSE date_diff('day', CAST({s} AS DATE), CAST({x} AS DATE)) END")
 
     rows = ", ".join(
-        f"({i}, DATE '{start + timedelta(days=i)}', {_ts(start + timedelta(days=i + 1))}, {_str(eits[i])}, {'TRUE' if fb_ok[i] else 'FALSE'})"
+        f"({i}, DATE '{start + timedelta(days=i)}', {sql_ts(start + timedelta(days=i + 1))}, {sql_str(eits[i])}, {'TRUE' if fb_ok[i] else 'FALSE'})"
         for i in range(n))
     p = Pipeline()
     p.add("days", f"SELECT * FROM (VALUES {rows}) AS v(i, day, as_of, eit, fb_ok)")
@@ -456,9 +422,9 @@ def daily_pipeline(keys_table: str, start: date, end: date, fb_ok: list[bool], e
 
 def status_pipeline(keys_table: str, plan: MigrationPlan, settings: SyncSettings, as_of: datetime,
                     *, inclusive: bool = False) -> Pipeline:
-    """Per (person, profile) status at ``as_of`` (SPEC §3 vocabulary) and its category."""
-    fb_ok = settings.fallback == "data" or plan.eit_at(as_of) == "mparticle_id"
-    a = _ts(as_of)
+    """Per (person, profile) status at ``as_of`` (docs/rules.md#statuses vocabulary) and its category."""
+    fb_ok = settings.fallback_applies(plan.eit_at(as_of))
+    a = sql_ts(as_of)
     lt = "<=" if inclusive else "<"
     fix_instants = plan.fix_instants()
     first_fix = min(fix_instants) if fix_instants else None
@@ -494,7 +460,7 @@ def status_pipeline(keys_table: str, plan: MigrationPlan, settings: SyncSettings
                WHEN mpid IS NULL THEN 'not_in_mparticle'
                WHEN NOT mpid_exists THEN 'mparticle_profile_deleted'
                WHEN person_matched THEN 'stranded_split'
-               WHEN {('person_last_t < ' + _ts(first_fix)) if first_fix else 'FALSE'} THEN 'never_fixable'
+               WHEN {('person_last_t < ' + sql_ts(first_fix)) if first_fix else 'FALSE'} THEN 'never_fixable'
                ELSE 'unfixed' END AS category
         FROM st3 WHERE exists_at""")
     return p
@@ -543,7 +509,7 @@ def run_plans(engine: Engine, plans: Iterable[MigrationPlan], start: Any, end: A
     if len(set(names)) != len(names):
         raise ValueError(f"plan names must be unique: {names}")
     st = _settings(settings)
-    d0, d1 = _to_day(start), _to_day(end)
+    d0, d1 = parse_day(start), parse_day(end)
     if d1 < d0:
         raise ValueError(f"window end {d1} is before its start {d0}")
     window_end = datetime.combine(d1 + timedelta(days=1), datetime.min.time())
@@ -561,7 +527,7 @@ def run_plans(engine: Engine, plans: Iterable[MigrationPlan], start: Any, end: A
         kp.run(engine, "mig_keys", debug=debug, temp=True)
         eits = [plan.eit_at(datetime.combine(d + timedelta(days=1), datetime.min.time()).replace(tzinfo=timezone.utc))
                 for d in days]
-        fb_ok = [st.fallback == "data" or e == "mparticle_id" for e in eits]
+        fb_ok = [st.fallback_applies(e) for e in eits]
         dp = daily_pipeline("mig_keys", d0, d1, fb_ok, eits)
         daily = engine.query_df(dp.sql() + " ORDER BY day_index")
         daily.insert(0, "plan", plan.name)
@@ -600,7 +566,7 @@ def run_plans(engine: Engine, plans: Iterable[MigrationPlan], start: Any, end: A
         })
         if store:
             _replace_rows(engine, USERS_TABLE, plan.name, f"""
-                SELECT {_str(plan.name)} AS plan, pid, mpid, distinct_id, mpid_key AS keyed_by_mpid,
+                SELECT {sql_str(plan.name)} AS plan, pid, mpid, distinct_id, mpid_key AS keyed_by_mpid,
                        first_t AS first_seen, last_t AS last_seen, events,
                        rfix_t AS remediation_at, cfix_t AS event_rule_at,
                        least(fix_t, fb_t) AS matchable_from, identifier_source, status, gap_reason,
@@ -622,7 +588,7 @@ def run_plans(engine: Engine, plans: Iterable[MigrationPlan], start: Any, end: A
 
 def _cohort_scope(engine: Engine, cohort: str) -> None:
     """``mig_scope(pid)``: the persons behind the members of ``cohort``'s latest snapshot."""
-    n = engine.query_rows(f"SELECT count(*) FROM mp_cohort_snapshots WHERE cohort_name = {_str(cohort)}")[0][0]
+    n = engine.query_rows(f"SELECT count(*) FROM mp_cohort_snapshots WHERE cohort_name = {sql_str(cohort)}")[0][0]
     if not n:
         raise ValueError(f"no membership snapshot of cohort {cohort!r} is loaded")
     engine.materialise("mig_scope", f"""
@@ -631,14 +597,14 @@ def _cohort_scope(engine: Engine, cohort: str) -> None:
         JOIN mig_map m ON m.distinct_id = c.distinct_id
         JOIN mig_persons pm ON pm.mpid IS NOT DISTINCT FROM m.mpid AND pm.anon_id IS NOT DISTINCT FROM m.anon_id
         WHERE c.snapshot_id = (SELECT max(snapshot_id) FROM mp_cohort_snapshots
-                               WHERE cohort_name = {_str(cohort)}
+                               WHERE cohort_name = {sql_str(cohort)}
                                  AND as_of = (SELECT max(as_of) FROM mp_cohort_snapshots
-                                              WHERE cohort_name = {_str(cohort)}))""", temp=True)
+                                              WHERE cohort_name = {sql_str(cohort)}))""", temp=True)
 
 
 def _replace_rows(engine: Engine, table: str, plan: str, select_sql: str) -> None:
     if engine.table_exists(table):
-        engine.execute(f"DELETE FROM {table} WHERE plan = {_str(plan)}")
+        engine.execute(f"DELETE FROM {table} WHERE plan = {sql_str(plan)}")
         engine.execute(f"INSERT INTO {table} BY NAME {select_sql}")
     else:
         engine.execute(f"CREATE TABLE {table} AS {select_sql}")
@@ -650,7 +616,7 @@ def _store_df(engine: Engine, table: str, df: pd.DataFrame, plans: list[str]) ->
     engine.register("_mig_df", df)
     try:
         if engine.table_exists(table):
-            engine.execute(f"DELETE FROM {table} WHERE plan IN ({', '.join(_str(p) for p in plans)})")
+            engine.execute(f"DELETE FROM {table} WHERE plan IN ({', '.join(sql_str(p) for p in plans)})")
             try:
                 engine.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _mig_df")
             except Exception:  # schema changed: rebuild
@@ -686,12 +652,12 @@ class ValidationResult:
 def predict_at(engine: Engine, plan: MigrationPlan, at: Any, *, settings: Any = None,
                activity: str = "observed", repeat_days: int = REPEAT_DAYS, table: str = "mig_predicted") -> str:
     """Materialise the predicted status of every profile under ``plan`` at ``at`` (events with
-    time <= at, as SPEC §3 does) into ``table``; returns the table name. ``activity="repeat"``
+    time <= at, as docs/rules.md#resolution does) into ``table``; returns the table name. ``activity="repeat"``
     projects the loaded activity up to ``at`` (a prediction made before the switch, validated
     against exports taken after it)."""
     plan = MigrationPlan.coerce(plan)
     st = _settings(settings)
-    at_ = _naive(at)
+    at_ = parse_naive_utc(at)
     if activity not in ("observed", "repeat"):
         raise ValueError("activity must be 'observed' or 'repeat'")
     edge = at_ + timedelta(microseconds=1)
@@ -710,7 +676,7 @@ def validate(engine: Engine, plan: Any, observed: pd.DataFrame, cohort: str, at:
     ``cohort`` at ``at``: distinct_id, status, gap_reason[, identifier_source, identifier]) per
     member. ``activity="repeat"`` when the loaded events end before ``at`` (see predict_at)."""
     plan = MigrationPlan.coerce(plan)
-    at_ = _naive(at)
+    at_ = parse_naive_utc(at)
     predict_at(engine, plan, at_, settings=settings, activity=activity, repeat_days=repeat_days)
     obs = observed.copy()
     if "cohort_name" in obs.columns:
@@ -729,7 +695,7 @@ def validate(engine: Engine, plan: Any, observed: pd.DataFrame, cohort: str, at:
         df = engine.query_df(f"""
             WITH later AS (
                 SELECT pid, CAST(sum(n) AS BIGINT) AS events_after, min(t_min) AS next_activity
-                FROM mig_act WHERE t_min > {_ts(at_)} AND NOT projected GROUP BY pid),
+                FROM mig_act WHERE t_min > {sql_ts(at_)} AND NOT projected GROUP BY pid),
             pred AS (
                 SELECT p.*, m.link FROM mig_predicted p
                 LEFT JOIN mig_map m ON m.distinct_id = p.distinct_id),
@@ -804,8 +770,8 @@ def _store_validation(engine: Engine, table: str, df: pd.DataFrame, plan: str, c
     engine.register("_mig_df", df)
     try:
         if engine.table_exists(table):
-            engine.execute(f"DELETE FROM {table} WHERE plan = {_str(plan)} AND cohort_name = {_str(cohort)} "
-                           f"AND as_of = {_ts(at)}")
+            engine.execute(f"DELETE FROM {table} WHERE plan = {sql_str(plan)} AND cohort_name = {sql_str(cohort)} "
+                           f"AND as_of = {sql_ts(at)}")
             try:
                 engine.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _mig_df")
             except Exception:

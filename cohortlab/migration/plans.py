@@ -1,4 +1,4 @@
-"""Migration plans (SPEC §6): an External Identity Type timeline, optional remediations and the
+"""Migration plans (docs/rules.md#migration): an External Identity Type timeline, optional remediations and the
 event identity cutoff, as a validated pydantic model that reads from and writes to YAML.
 
     name: switch + Rule
@@ -22,7 +22,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator
 
-from cohortlab.settings import EitPeriod, SettingsError, SyncSettings, _fmt_time, parse_time, to_utc
+from cohortlab.errors import SettingsError
+from cohortlab.settings import EitPeriod, SyncSettings
+from cohortlab.times import format_time, parse_time, to_utc
 
 DEFAULT_CUTOFF = SyncSettings.model_fields["event_identity_cutoff"].default
 
@@ -83,7 +85,7 @@ class Remediation(BaseModel):
 
     @field_serializer("since")
     def _ser(self, v):
-        return _fmt_time(v)
+        return format_time(v)
 
 
 class MigrationPlan(BaseModel):
@@ -140,7 +142,7 @@ class MigrationPlan(BaseModel):
 
     @field_serializer("event_identity_cutoff")
     def _ser(self, v):
-        return _fmt_time(v)
+        return format_time(v)
 
     # ------------------------------------------------------------------ helpers
     def eit_at(self, t: datetime | None) -> str:

@@ -29,7 +29,8 @@ import pyarrow as pa
 from cohortlab.synth import population as pop
 from cohortlab.synth.truth import TRUTH_COLUMNS, TRUTH_CUTOFF, truth_pre_sql, truth_sql
 from cohortlab.synth.world import EVENT_NAMES, WorldConfig, build_config, epoch
-from cohortlab.synth.writers import LineFile, copy_lines, iso_sql, slug, sql_str, write_json
+from cohortlab.pipeline import sql_list, sql_str
+from cohortlab.synth.writers import LineFile, copy_lines, iso_sql, slug, write_json
 
 FIRST_NAMES = ("Ann", "Bob", "Carla", "Dev", "Emma", "Farid", "Grace", "Hugo", "Ines", "Jamal",
                "Kira", "Liam", "Mina", "Noah", "Olga", "Pablo", "Quinn", "Rosa", "Sami", "Tara")
@@ -64,8 +65,6 @@ class SynthResult:
         return pd.read_parquet(self.truth_path, dtype_backend="numpy_nullable")
 
 
-def _sql_list(items) -> str:
-    return "[" + ", ".join(sql_str(x) for x in items) + "]"
 
 
 def _iso(ts: int) -> str:
@@ -258,15 +257,15 @@ class _World:
         })
         self.con.register("pc", pc)
         ps = self.con.sql(f"""
-            SELECT pid, mpid, mpid::VARCHAR AS mpid_txt, {_sql_list(pop.PLATFORMS)}[platform + 1] AS platform,
-              {_sql_list([PLATFORM_DEVICE[p] for p in pop.PLATFORMS])}[platform + 1] AS device_type,
+            SELECT pid, mpid, mpid::VARCHAR AS mpid_txt, {sql_list(pop.PLATFORMS)}[platform + 1] AS platform,
+              {sql_list([PLATFORM_DEVICE[p] for p in pop.PLATFORMS])}[platform + 1] AS device_type,
               substr(d, 1, 8) || '-' || substr(d, 9, 4) || '-4' || substr(d, 14, 3) || '-'
                 || ['8', '9', 'a', 'b'][variant + 1] || substr(d, 18, 3) || '-' || substr(d, 21, 12) AS device,
               first_ev_t, last_ev_t, n AS n_events, logged, has_email,
               'cust-' || (1000000 + pid) AS customer_id,
-              lower({_sql_list(FIRST_NAMES)}[fname + 1] || '.' || {_sql_list(LAST_NAMES)}[lname + 1]) || '.' || pid
+              lower({sql_list(FIRST_NAMES)}[fname + 1] || '.' || {sql_list(LAST_NAMES)}[lname + 1]) || '.' || pid
                 || '@example.com' AS email,
-              {_sql_list(FIRST_NAMES)}[fname + 1] AS first_name, {_sql_list(LAST_NAMES)}[lname + 1] AS last_name,
+              {sql_list(FIRST_NAMES)}[fname + 1] AS first_name, {sql_list(LAST_NAMES)}[lname + 1] AS last_name,
               bucket,
               CASE bucket WHEN {pop.B_SDK_OK} THEN mpid::VARCHAR
                 WHEN {pop.B_FLOAT} THEN coalesce(TRY_CAST(CAST(mpid AS DOUBLE) AS BIGINT)::VARCHAR, mpid::VARCHAR)
@@ -562,7 +561,7 @@ class _World:
               pages AS (SELECT c.*, greatest(1, ceil(coalesce(n.n, 0) / {ps}))::BIGINT AS total_pages
                         FROM calls c LEFT JOIN n USING (si, ak)),
               exp AS (SELECT *, unnest(range(total_pages)) AS page FROM pages)
-              SELECT '{{"received_at":"' || e.rx || '","action":"' || {_sql_list(WEBHOOK_ACTIONS)}[e.ak + 1]
+              SELECT '{{"received_at":"' || e.rx || '","action":"' || {sql_list(WEBHOOK_ACTIONS)}[e.ak + 1]
                 || '","parameters":{{{params}"mixpanel_session_id":"' || e.sid
                 || '","page_info":{{"total_pages":' || e.total_pages || ',"page_count":' || (e.page + 1)
                 || '}},"members":[' || coalesce(wm.body, '') || ']}}}}' AS line

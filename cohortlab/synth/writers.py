@@ -11,9 +11,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from cohortlab.pipeline import sql_str
 
-def sql_str(s: str) -> str:
-    return "'" + str(s).replace("'", "''") + "'"
+
 
 
 def iso_sql(epoch_expr: str, z: bool = False) -> str:

@@ -16,7 +16,7 @@ import json
 import pytest
 
 from cohortlab import Lab
-from cohortlab.settings import naive_utc, parse_time
+from cohortlab.times import naive_utc, parse_time
 
 
 def ts(text):

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from cohortlab.simulation.resolution import CohortError, find_cohort, resolution_pipeline
-from cohortlab.settings import SyncSettings, parse_time
+from cohortlab.settings import SyncSettings
+from cohortlab.times import parse_time
 
 from .conftest import assert_portable
 

@@ -6,7 +6,8 @@ import pytest
 from pydantic import ValidationError
 
 from cohortlab import SyncSettings
-from cohortlab.settings import SettingsError, format_duration, parse_duration
+from cohortlab.errors import SettingsError
+from cohortlab.times import format_duration, parse_duration
 
 UTC = timezone.utc
 

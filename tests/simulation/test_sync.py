@@ -328,7 +328,7 @@ def test_simulation_debug_mode_reports_rows_per_step(data):
 
 def test_every_sync_step_stays_in_the_portable_subset(data):
     from cohortlab.simulation.resolution import find_cohort
-    from cohortlab.settings import parse_time
+    from cohortlab.times import parse_time
     from cohortlab.simulation.sync import stages
 
     from .conftest import assert_portable

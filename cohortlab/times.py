@@ -1,0 +1,127 @@
+"""Time and duration values as users and exports write them, in one place.
+
+cohortlab keeps time in UTC everywhere. The canonical tables store naive timestamps meaning UTC;
+the Python side works with aware UTC datetimes. A naive value given by a user means UTC, an
+aware one is converted.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+from cohortlab.errors import SettingsError
+
+# The range a TIMESTAMP column (and Python's datetime) can hold; anything outside is refused.
+MIN_TIME = datetime(1, 1, 1, tzinfo=timezone.utc)
+MAX_TIME = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc)
+
+_UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1, "ms": 0.001}
+_SHORT_DURATION = re.compile(r"^\s*(?:\d+(?:\.\d+)?\s*(?:ms|w|d|h|m|s)\s*)+$")
+_SHORT_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|w|d|h|m|s)")
+
+
+# ----------------------------------------------------------------------------- durations
+def parse_duration(value: Any) -> Any:
+    """``"15m"``/``"3d"``/``"1h30m"`` -> timedelta; other values are left to pydantic
+    (ISO-8601 strings, numbers of seconds, timedelta)."""
+    if isinstance(value, str) and _SHORT_DURATION.match(value):
+        return timedelta(seconds=sum(float(n) * _UNIT_SECONDS[u] for n, u in _SHORT_PART.findall(value)))
+    if isinstance(value, str) and re.fullmatch(r"\s*\d+(?:\.\d+)?\s*", value):
+        return timedelta(seconds=float(value))
+    return value
+
+
+def format_duration(td: timedelta) -> str:
+    """Shortest ``"3d"``/``"15m"``/``"1h30m"`` form (exact, round-trips through parse_duration)."""
+    us = round(td / timedelta(microseconds=1))
+    if us <= 0 or us % 1000:
+        return f"{td.total_seconds()}s" if us > 0 else "0s"
+    ms = us // 1000
+    parts = []
+    for unit, size in (("d", 86400000), ("h", 3600000), ("m", 60000), ("s", 1000), ("ms", 1)):
+        n, ms = divmod(ms, size)
+        if n:
+            parts.append(f"{n}{unit}")
+    return "".join(parts)
+
+
+# ----------------------------------------------------------------------------- instants
+def to_utc(value: datetime | None) -> datetime | None:
+    """Aware UTC datetime (naive means UTC)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+def naive_utc(value: datetime | None) -> datetime | None:
+    """Naive datetime meaning UTC (how the canonical tables store time)."""
+    v = to_utc(value)
+    return None if v is None else v.replace(tzinfo=None)
+
+
+def from_epoch(value: float, what: str = "time") -> datetime:
+    """Epoch seconds, or milliseconds when above 1e11 (as Mixpanel exports write them) -> aware UTC."""
+    v = float(value)
+    if not math.isfinite(v):
+        raise SettingsError(f"{what}: {value!r} is not a finite epoch time")
+    secs = v / 1000 if abs(v) > 1e11 else v
+    if not MIN_TIME.timestamp() <= secs <= MAX_TIME.timestamp():
+        raise SettingsError(f"{what}: epoch {value!r} is outside the years 1-9999")
+    return datetime.fromtimestamp(secs, tz=timezone.utc)
+
+
+def parse_time(value: Any, what: str = "time", *, epoch: bool = False) -> datetime:
+    """A time as a user or an export gives it -> aware UTC datetime.
+
+    Accepts ISO-8601 text (``2026-03-01``, ``2026-03-01T12:00:00Z``, an offset is honoured, none
+    means UTC), a ``datetime``/``date``/pandas ``Timestamp``, and with ``epoch=True`` epoch
+    seconds or milliseconds (a number or numeric text). Anything else raises
+    :class:`~cohortlab.errors.SettingsError` naming ``what``."""
+    if isinstance(value, datetime):
+        return to_utc(value)
+    if hasattr(value, "to_pydatetime"):
+        return to_utc(value.to_pydatetime())
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
+    if epoch and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return from_epoch(value, what)
+    if isinstance(value, str) and value.strip():
+        s = value.strip()
+        if epoch:
+            try:
+                num = float(s)
+            except ValueError:
+                num = None
+            if num is not None:
+                return from_epoch(num, what)
+        if s.endswith(("Z", "z")):
+            s = s[:-1] + "+00:00"
+        try:
+            return to_utc(datetime.fromisoformat(s))
+        except ValueError:
+            raise SettingsError(f"{what}: not a time: {value!r} (expected ISO-8601, e.g. 2026-03-01T12:00:00Z)") from None
+    raise SettingsError(f"{what}: not a time: {value!r} (expected ISO-8601, e.g. 2026-03-01T12:00:00Z)")
+
+
+def parse_naive_utc(value: Any, what: str = "time", *, epoch: bool = False) -> datetime | None:
+    """:func:`parse_time` as a naive UTC datetime (None stays None)."""
+    return None if value is None else naive_utc(parse_time(value, what, epoch=epoch))
+
+
+def parse_day(value: Any, what: str = "day") -> date:
+    """A calendar day (UTC) from a date, a datetime or text (``2026-03-01`` or a full time)."""
+    if isinstance(value, datetime):
+        return naive_utc(value).date()
+    if isinstance(value, date):
+        return value
+    return naive_utc(parse_time(value, what)).date()
+
+
+def format_time(v: datetime | None) -> str | None:
+    """ISO-8601 UTC text with a ``Z`` and no trailing zero fraction (None stays None)."""
+    return None if v is None else to_utc(v).strftime("%Y-%m-%dT%H:%M:%S.%f").rstrip("0").rstrip(".") + "Z"
