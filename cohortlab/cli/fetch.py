@@ -68,7 +68,8 @@ def fetch_cmd(out, db, sources, from_date, to_date, events, where, chunk_days, p
     """Download Mixpanel exports (raw events, Engage profiles, cohorts, cohort members) and
     mParticle profiles (Profile API, for the MPIDs the Mixpanel side refers to) into --out, then
     load them into --db. A second run fetches only what is missing."""
-    from cohortlab.fetch import FetchError, RetryPolicy, fetch, load_credentials
+    from cohortlab.errors import CohortlabError
+    from cohortlab.fetch import RetryPolicy, fetch, load_credentials
 
     mpids = _read_mpids(mpids_file) if mpids_file else None
     try:
@@ -88,7 +89,7 @@ def fetch_cmd(out, db, sources, from_date, to_date, events, where, chunk_days, p
                 summary = fetch(out, lab=lab, **options)
         else:
             summary = fetch(out, **options)
-    except FetchError as e:
+    except CohortlabError as e:  # FetchError and the other user errors: one line
         fail(str(e))
     except httpx.HTTPError as e:  # not expected past the client's own handling; still one line
         fail(f"network error: {type(e).__name__}: {e}")

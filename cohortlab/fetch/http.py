@@ -26,11 +26,13 @@ from typing import Any, Callable, Iterable
 
 import httpx
 
+from cohortlab.errors import CohortlabError
+
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 USER_AGENT = "cohortlab-fetch"
 
 
-class FetchError(Exception):
+class FetchError(CohortlabError):
     """A fetch failed. ``str()`` is one line, safe to print (secrets masked)."""
 
 

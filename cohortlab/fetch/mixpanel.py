@@ -79,14 +79,14 @@ class MembersSnapshot:
 
 
 def parse_day(value: Any, what: str) -> date:
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
+    """A UTC day (``cohortlab.times.parse_day``); a bad value is a :class:`FetchError`."""
+    from cohortlab.errors import CohortlabError
+    from cohortlab.times import parse_day as _parse_day
+
     try:
-        return date.fromisoformat(str(value).strip())
-    except ValueError:
-        raise FetchError(f"{what}: expected a date YYYY-MM-DD, got {value!r}") from None
+        return _parse_day(value, what)
+    except (CohortlabError, ValueError) as e:
+        raise FetchError(str(e)) from None
 
 
 def date_chunks(start: date, end: date, days: int) -> list[tuple[date, date]]:

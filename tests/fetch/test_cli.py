@@ -143,3 +143,10 @@ def test_unreachable_service_is_one_line_after_the_retries(tmp_path):
     assert r.exit_code == 1
     assert r.stderr.startswith("error: mixpanel: giving up after 1 attempt: ConnectError on /api/query/cohorts/list")
     assert r.stderr.count("\n") == 1
+
+
+def test_a_bad_date_is_one_line(fake, env, tmp_path):
+    r = _run(["--out", str(tmp_path / "o"), "--source", "mixpanel", "--from", "2026-13-01", "--to", "2026-01-02"],
+             env, tmp_path)
+    assert r.exit_code == 1
+    assert r.stderr.startswith("error: from_date") and r.stderr.count("\n") == 1
