@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
 
 from cohortlab import __version__
+from cohortlab.errors import CohortlabError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """The root group: a user-facing error (:class:`~cohortlab.errors.CohortlabError`, which
+    includes every loader's ``LoadError``) from any command is printed as one line on stderr,
+    without a traceback, with exit status 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except CohortlabError as e:
+            fail(_one_line(str(e)))
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split("\n")).strip() or "failed"
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="cohortlab")
 def main() -> None:
     """cohortlab: explain why a Mixpanel cohort and its mParticle audience disagree."""
@@ -21,10 +39,24 @@ def fail(message: str, code: int = 1) -> None:
     sys.exit(code)
 
 
-db_option = click.option(
-    "--db", "db", required=True, type=click.Path(dir_okay=False),
-    help="DuckDB database file (created if missing).",
-)
+def _set_lock_wait(ctx, param, value):
+    if value is not None:
+        os.environ["COHORTLAB_LOCK_WAIT"] = str(value)
+    return value
+
+
+def db_option(f):
+    """``--db FILE`` (parameter ``db``) and ``--wait SECONDS`` (how long to wait when another
+    process holds the database; not passed to the command: it sets ``$COHORTLAB_LOCK_WAIT``)."""
+    f = click.option(
+        "--wait", "lock_wait", type=click.FloatRange(min=0, max=24 * 3600), default=None, expose_value=False,
+        callback=_set_lock_wait, envvar="COHORTLAB_LOCK_WAIT",
+        help="Seconds to wait when another process is using the database (default 5).",
+    )(f)
+    return click.option(
+        "--db", "db", required=True, type=click.Path(dir_okay=False),
+        help="DuckDB database file (created if missing).",
+    )(f)
 
 
 # --------------------------------------------------------------------------- engine choice

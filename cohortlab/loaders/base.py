@@ -31,6 +31,7 @@ from typing import Any, ClassVar, Iterable
 import xxhash
 
 from cohortlab.engines.base import Engine
+from cohortlab.errors import CohortlabError
 from cohortlab.pipeline import sql_str
 
 RAW_LIMIT = 2000  # characters of a rejected record kept in `rejects.raw`
@@ -41,7 +42,7 @@ MAX_LINE_SIZE = 64 * 1024 * 1024
 PARALLEL_MIN_BYTES = int(os.environ.get("COHORTLAB_PARALLEL_MIN_BYTES", 16 * 1024 * 1024))
 
 
-class LoadError(Exception):
+class LoadError(CohortlabError):
     """A file-level problem. The message names the file (and the line/record when known)."""
 
     def __init__(self, path: str | os.PathLike, reason: str, line: int | None = None):
