@@ -189,7 +189,10 @@ def sniff_json_layout(path: Path) -> str:
         return "array"
     if first != "{":
         raise LoadError(path, f"unrecognised format: expected JSON, file starts with {stripped[:40]!r}")
-    first_line, newline, rest = stripped.partition("\n")
+    # a file with CR-only line endings (old Mac, some Windows tools) has no "\n": its lines end
+    # in "\r" (read_csv splits on either)
+    eol = "\n" if "\n" in stripped or "\r" not in stripped else "\r"
+    first_line, newline, rest = stripped.partition(eol)
     if not newline and len(head) >= 65536:  # a first line longer than the head (a big page)
         first_line = _first_line(path).lstrip("\ufeff \t\r\n")
     try:
@@ -199,7 +202,7 @@ def sniff_json_layout(path: Path) -> str:
         pass
     # a JSONL file whose first line is malformed: the next non-blank (complete) line is a JSON
     # object on its own, which never happens inside a pretty-printed document
-    for line in rest.split("\n")[:-1]:
+    for line in rest.split(eol)[:-1]:
         if line.strip():
             try:
                 if line.strip().startswith("{") and isinstance(json.loads(line), dict):
@@ -219,6 +222,40 @@ def _first_line(path: Path) -> str:
     except (OSError, EOFError) as e:
         raise LoadError(path, f"cannot read file: {e}") from e
     return data.decode("utf-8", errors="replace")
+
+
+CSV_DELIMITERS = (",", "\t", ";", "|")
+
+
+def csv_header(path: Path) -> tuple[list[str], str]:
+    """The header of a CSV file and its delimiter, decided from the header line alone: the
+    most frequent of ``, TAB ; |`` in it, and none for a one-column file (so ids such as
+    ``auth0|5f1a2b`` in the rows are never split). Raises LoadError for an empty file."""
+    import csv
+    import io
+
+    head = head_text(path).lstrip("\ufeff")
+    if not head.strip(" \t\r\n"):
+        raise LoadError(path, "empty file")
+    first = head.splitlines()[0] if head.splitlines() else head
+    counts = {d: first.count(d) for d in CSV_DELIMITERS}
+    delim = max(CSV_DELIMITERS, key=lambda d: counts[d]) if any(counts.values()) else "\x01"
+    header = next(csv.reader(io.StringIO(head), delimiter=delim), [])
+    if not header or not any(c.strip() for c in header):
+        raise LoadError(path, "no header line: expected column names on line 1", line=1)
+    return header, delim
+
+
+def csv_read_sql(ctx: "FileContext", n_columns: int, delim: str) -> str:
+    """``read_csv`` of a CSV file with a header, every column VARCHAR and named by position
+    (``c1`` … ``cN``: a header named like a working column cannot clash), the dialect given, not
+    guessed. A row with more or fewer fields than the header fails the load with its line."""
+    cols = "{" + ", ".join(f"'c{i + 1}': 'VARCHAR'" for i in range(n_columns)) + "}"
+    return (
+        f"read_csv({ctx.file_sql}, header=true, auto_detect=false, columns={cols}, "
+        f"delim={sql_str(delim)}, quote='\"', escape='\"', compression='{ctx.compression}', "
+        f"max_line_size={MAX_LINE_SIZE})"
+    )
 
 
 def fingerprint(path: Path, kind: str, options: dict[str, Any]) -> str:
@@ -458,5 +495,26 @@ class Loader(ABC):
 
 
 def _clean_engine_error(e: Exception) -> str:
-    msg = str(e).strip().splitlines()
-    return msg[0] if msg else type(e).__name__
+    """One line for an engine error. DuckDB's CSV errors (several lines with a dump of the
+    dialect) become what was wrong on which line."""
+    import re
+
+    text = str(e).strip()
+    msg = text.splitlines()
+    if not msg:
+        return type(e).__name__
+    m = re.search(r"CSV Error on Line: (\d+)", text)
+    if m:
+        line = m.group(1)
+        cols = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", text)
+        if cols:
+            return f"line {line}: {cols.group(2)} fields where the header has {cols.group(1)} (a ragged row)"
+        if "Invalid unicode" in text or "not utf-8 encoded" in text:
+            return f"line {line}: invalid UTF-8 (the file must be UTF-8 encoded)"
+        if "Maximum line size" in text:
+            return f"line {line}: longer than the maximum line size of {MAX_LINE_SIZE // (1024 * 1024)} MiB"
+        detail = next((x.strip() for x in msg[1:] if x.strip() and not x.startswith("Original Line")), "")
+        return f"line {line}: not a readable CSV/JSON line" + (f" ({detail})" if detail else "")
+    if "maximum recursion depth" in text or "nesting depth" in text.lower():
+        return "JSON nested too deeply to read"
+    return msg[0]

@@ -32,7 +32,7 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from cohortlab.loaders.base import FileContext, FileResult, LoadError, Loader, head_text
+from cohortlab.loaders.base import FileContext, FileResult, LoadError, Loader, csv_header, csv_read_sql, head_text
 from cohortlab.pipeline import sql_str
 from cohortlab.loaders.mixpanel_common import (
     ProfileUpserts,
@@ -169,15 +169,10 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
 
     def _stage_csv(self, ctx: FileContext, st: str) -> tuple[dict[str, Any], bool]:
         eng = ctx.engine
-        src = (
-            f"read_csv({ctx.file_sql}, header=true, all_varchar=true, "
-            f"compression='{ctx.compression}')"
-        )
-        try:
-            cols = [r[0] for r in eng.query_rows(f"DESCRIBE SELECT * FROM {src}")]
-        except Exception as e:  # noqa: BLE001 - engine error: not a readable CSV
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise LoadError(ctx.path, f"unrecognised format: not JSON and not a readable CSV ({msg})") from e
+        # the dialect comes from the header line (a one-column file has no delimiter: ids such
+        # as auth0|5f1a2b stay whole); columns are read by position (c1 … cN)
+        cols, delim = csv_header(ctx.path)
+        src = csv_read_sql(ctx, len(cols), delim)
         column = ctx.options.get("column")
         if column is None:
             column = next((c for c in DEFAULT_COLUMNS if c in cols), None)
@@ -187,7 +182,7 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
                                           f"the header has {cols}", line=1)
         elif column not in cols:
             raise LoadError(ctx.path, f"no column {column!r}; the header has {cols}", line=1)
-        qc = '"' + column.replace('"', '""') + '"'
+        qc = f"c{cols.index(column) + 1}"
         # line = position + 1 (the header is line 1); the raw row text only for rejects
         rows = (
             f"SELECT CASE WHEN distinct_id IS NULL THEN 'missing_distinct_id' END AS reason, "
@@ -205,8 +200,9 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
                         f"NULL::BIGINT AS doc_no, {stage_cols} FROM ({rows})")
         meta: dict[str, Any] = {"layout": "csv"}
         if "as_of" in cols:
+            a = f"c{cols.index('as_of') + 1}"
             values = [r[0] for r in eng.query_rows(
-                f"SELECT DISTINCT trim(as_of) FROM {src} WHERE nullif(trim(as_of), '') IS NOT NULL"
+                f"SELECT DISTINCT trim({a}) FROM {src} WHERE nullif(trim({a}), '') IS NOT NULL"
             )]
             if len(values) > 1:
                 raise LoadError(ctx.path, f"the as_of column has several values {sorted(values)[:5]}: "
