@@ -91,3 +91,13 @@ def open_lab(db: str, engine: str = "duckdb", spark_master: str | None = None, *
     from cohortlab.lab import Lab
 
     return Lab(db, read_only=read_only)
+
+
+def _progress_default(ctx, param, value):
+    return sys.stderr.isatty() if value is None else value
+
+
+progress_option = click.option(
+    "--progress/--no-progress", default=None, callback=_progress_default,
+    help="Show a progress bar (default: only when stderr is a terminal, so cron logs stay clean).",
+)

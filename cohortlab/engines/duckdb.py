@@ -37,8 +37,8 @@ def lock_wait_seconds() -> float:
 
 
 def connect(database: str, *, read_only: bool = False, lock_wait: float | None = None) -> duckdb.DuckDBPyConnection:
-    """``duckdb.connect`` with the errors a user can act on turned into one-line
-    :class:`DatabaseError`\ s; waits up to ``lock_wait`` seconds for a lock held elsewhere."""
+    """``duckdb.connect`` with the errors a user can act on turned into a one-line
+    :class:`DatabaseError`; waits up to ``lock_wait`` seconds for a lock held elsewhere."""
     wait = lock_wait_seconds() if lock_wait is None else lock_wait
     deadline = time.monotonic() + wait
     try:

@@ -53,6 +53,10 @@ class LoadError(CohortlabError):
         super().__init__(f"{where}: {reason}")
 
 
+class StrictLoadError(CohortlabError):
+    """A load with ``strict=True`` had warnings; it was rolled back."""
+
+
 @dataclass
 class FileResult:
     """Counts of one file. ``quarantined`` is by reason."""
@@ -64,6 +68,9 @@ class FileResult:
     # a loader sets this when a file with no records is still a meaningful input (e.g. a cohort
     # snapshot whose Engage page has "results": [], i.e. a cohort with 0 members)
     allow_empty: bool = False
+    # what the user should look at although the file loaded (each names the file); with
+    # ``strict`` a warning fails the load
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def n_quarantined(self) -> int:
@@ -85,8 +92,16 @@ class LoadReport:
     deduplicated: int = 0
     quarantined: Counter = field(default_factory=Counter)
     load_ids: list[int] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def add(self, path: str, load_id: int, r: FileResult) -> None:
+        self.warnings += r.warnings
+        if r.rows_read and not r.loaded and not r.deduplicated:
+            reasons = ", ".join(f"{reason} {n:,}" for reason, n in r.quarantined.most_common(3))
+            self.warnings.append(
+                f"{path}: every record was quarantined ({r.n_quarantined:,}: {reasons}); "
+                f"is this a {self.kind} file?"
+            )
         self.files.append(path)
         self.load_ids.append(load_id)
         self.rows_read += r.rows_read
@@ -107,6 +122,7 @@ class LoadReport:
             "loaded": self.loaded,
             "deduplicated": self.deduplicated,
             "quarantined": dict(self.quarantined),
+            "warnings": list(self.warnings),
         }
 
     def __str__(self) -> str:
@@ -240,7 +256,7 @@ def csv_header(path: Path) -> tuple[list[str], str]:
     first = head.splitlines()[0] if head.splitlines() else head
     counts = {d: first.count(d) for d in CSV_DELIMITERS}
     delim = max(CSV_DELIMITERS, key=lambda d: counts[d]) if any(counts.values()) else "\x01"
-    header = next(csv.reader(io.StringIO(head), delimiter=delim), [])
+    header = next(csv.reader(io.StringIO(head, newline=None), delimiter=delim), [])
     if not header or not any(c.strip() for c in header):
         raise LoadError(path, "no header line: expected column names on line 1", line=1)
     return header, delim
@@ -455,7 +471,10 @@ class Loader(ABC):
         """Called inside the load's transaction after the last file, with the load ids written
         (default: nothing). For work done once per ``load()`` rather than once per file."""
 
-    def load(self, engine: Engine, paths, *, progress: bool = False) -> LoadReport:
+    def load(self, engine: Engine, paths, *, progress: bool = False, strict: bool = False) -> LoadReport:
+        """Load ``paths`` (see the module docstring). ``strict``: a warning (every record of a
+        file quarantined, a members file naming a new cohort close to a known one) fails the
+        load (:class:`StrictLoadError`), which then changes nothing."""
         files = expand_paths(paths)
         report = LoadReport(self.kind)
         iterator: Iterable[Path] = files
@@ -491,6 +510,8 @@ class Loader(ABC):
                 report.add(str(path), load_id, result)
             if report.load_ids:
                 self.finish(engine, report.load_ids)
+            if strict and report.warnings:
+                raise StrictLoadError("; ".join(report.warnings) + " (--strict: nothing was loaded)")
         return report
 
 

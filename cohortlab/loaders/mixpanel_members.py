@@ -48,6 +48,20 @@ DEFAULT_COLUMNS = ("distinct_id", "$distinct_id", "mixpanel_distinct_id")
 _OPTIONS = ("cohort", "cohort_id", "as_of", "column")
 
 
+def _near_cohorts(ctx: FileContext, name: str) -> list[str]:
+    """Known cohort names (cohorts list and snapshots) close to ``name`` (difflib; case and
+    surrounding spaces ignored), closest first."""
+    import difflib
+
+    known = [r[0] for r in ctx.engine.query_rows(
+        "SELECT name FROM mp_cohorts WHERE name IS NOT NULL UNION SELECT cohort_name FROM mp_cohort_snapshots "
+        "WHERE cohort_name IS NOT NULL"
+    )]
+    by_key = {k.strip().lower(): k for k in known}
+    keys = difflib.get_close_matches(name.strip().lower(), list(by_key), n=3, cutoff=0.75)
+    return [by_key[k] for k in keys]
+
+
 def _looks_like_id(s: str) -> bool:
     return s.lstrip("-").isdigit()
 
@@ -81,7 +95,8 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
         else:
             meta, has_pages = self._stage_csv(ctx, st)
 
-        cohort_id, cohort_name = self._resolve_cohort(ctx, meta.get("cohort_id"), meta.get("cohort_name"))
+        warnings: list[str] = []
+        cohort_id, cohort_name = self._resolve_cohort(ctx, meta.get("cohort_id"), meta.get("cohort_name"), warnings)
         as_of = self._resolve_as_of(ctx, meta.get("as_of"))
 
         quarantined = ctx.reject(f"SELECT line, reason, raw FROM {st} WHERE reason IS NOT NULL")
@@ -118,6 +133,7 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
             deduplicated=int(valid) - int(distinct),
             quarantined=Counter(quarantined),
             allow_empty=int(rows_read) == 0 and has_pages,
+            warnings=warnings,
         )
 
     # ------------------------------------------------------------------ inputs
@@ -213,7 +229,7 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
 
     # ------------------------------------------------------------------ cohort and time
     def _resolve_cohort(self, ctx: FileContext, file_id: str | None,
-                        file_name: str | None) -> tuple[str | None, str]:
+                        file_name: str | None, warnings: list[str]) -> tuple[str | None, str]:
         q = ctx.engine.query_rows
         cid: str | None = ctx.options.get("cohort_id")
         name: str | None = None
@@ -233,6 +249,12 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
                                               "first (mixpanel-cohorts) or pass the cohort name")
                 else:
                     name = opt
+                    near = _near_cohorts(ctx, opt)
+                    if near:
+                        warnings.append(
+                            f"{ctx.path}: cohort {opt!r} is not a known cohort, so a new cohort is created; "
+                            f"did you mean {' or '.join(repr(n) for n in near)}?"
+                        )
         if cid is None and name is None:
             cid, name = file_id, file_name
         if name is None and cid is not None:
