@@ -33,8 +33,8 @@ def _write_parquet(engine, sql: str, path: str) -> None:
     if hasattr(engine, "query_arrow"):
         table = engine.query_arrow(sql)
     else:
-        res = engine.con.execute(sql)
-        table = res.to_arrow_table() if hasattr(res, "to_arrow_table") else res.fetch_arrow_table()
+        rel = engine.con.sql(sql)
+        table = rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()
     df = table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
     df.to_parquet(path, index=False)
 
