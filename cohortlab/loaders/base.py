@@ -335,6 +335,17 @@ class FileContext:
     load_id: int
     kind: str
     options: dict[str, Any]
+    # physical line numbers (1-based) that are not valid UTF-8: the line readers skip them and
+    # number the others as in the file (the loader quarantines them as invalid_utf8)
+    skip_lines: list[int] = field(default_factory=list)
+
+    def line_sql(self, k: str) -> str:
+        """SQL: the physical line number of the k-th line read (``k`` an SQL expression),
+        ``k`` itself unless lines were skipped (:attr:`skip_lines`)."""
+        if not self.skip_lines:
+            return k
+        shifted = ", ".join(str(r - j) for j, r in enumerate(sorted(self.skip_lines), start=1))
+        return f"({k} + len(list_filter([{shifted}], lambda x: x < {k})))"
 
     @property
     def file_sql(self) -> str:
@@ -351,7 +362,8 @@ class FileContext:
             f"SELECT raw FROM read_csv("
             f"{self.file_sql}, columns={{'raw': 'VARCHAR'}}, delim='\\x01', quote='', escape='', "
             f"header=false, auto_detect=false, compression='{self.compression}', "
-            f"max_line_size={MAX_LINE_SIZE}{self._buffer_option()})"
+            f"max_line_size={MAX_LINE_SIZE}{self._buffer_option()}"
+            f"{', ignore_errors=true' if self.skip_lines else ''})"
         )
 
     def _buffer_option(self) -> str:
@@ -374,6 +386,9 @@ class FileContext:
         Blank lines come back with ``raw`` NULL (callers skip them; they are not records).
         (``row_number() OVER ()`` keeps the whole query single-threaded: for the heavy pass over
         a big file prefer :meth:`numbered_table`.)"""
+        if self.skip_lines:
+            return (f"SELECT {self.line_sql('n')} AS line, raw FROM "
+                    f"(SELECT row_number() OVER () AS n, raw FROM ({self.raw_lines_sql()}))")
         return f"SELECT row_number() OVER () AS line, raw FROM ({self.raw_lines_sql()})"
 
     def unnumbered_lines_sql(self) -> str:
@@ -401,7 +416,7 @@ class FileContext:
         if n and last - first + 1 != n:  # not contiguous: do not guess
             eng.execute(f"DROP TABLE {table}")
             return None
-        return f"(rowid - {int(first or 0)} + 1)"
+        return self.line_sql(f"(rowid - {int(first or 0)} + 1)")
 
     def json_records_sql(self) -> str:
         """SELECT (line BIGINT, raw VARCHAR, j JSON) — one row per top-level JSON record.
@@ -476,6 +491,25 @@ class Loader(ABC):
         file quarantined, a members file naming a new cohort close to a known one) fails the
         load (:class:`StrictLoadError`), which then changes nothing."""
         files = expand_paths(paths)
+        bad_lines: dict[Path, list[tuple[int, bytes]]] = {}
+        while True:
+            try:
+                return self._load_once(engine, files, progress, strict, bad_lines)
+            except _InvalidUtf8 as e:
+                # a JSONL file with invalid UTF-8 (DuckDB refuses the whole file): find those
+                # lines, and load again (the failed attempt was rolled back) quarantining them
+                if e.file in bad_lines or not _is_jsonl(e.file):
+                    raise LoadError(e.path, e.reason) from None
+                found = invalid_utf8_lines(e.file)
+                if not found:
+                    raise LoadError(e.path, e.reason) from None
+                if len(found) > MAX_INVALID_UTF8_LINES:
+                    raise LoadError(e.path, f"{len(found):,}+ lines are not valid UTF-8 (first: line {found[0][0]}): "
+                                            "the file is not UTF-8 encoded; convert it (e.g. iconv -f latin1 -t utf-8)") from None
+                bad_lines[e.file] = found
+
+    def _load_once(self, engine: Engine, files: list[Path], progress: bool, strict: bool,
+                   bad_lines: dict[Path, list[tuple[int, bytes]]]) -> LoadReport:
         report = LoadReport(self.kind)
         iterator: Iterable[Path] = files
         if progress:
@@ -491,13 +525,19 @@ class Loader(ABC):
                     report.skipped.append(str(path))
                     continue
                 load_id = int(engine.query_rows("SELECT nextval('load_id_seq')")[0][0])
-                ctx = FileContext(engine, path, load_id, self.kind, self.options)
+                bad = bad_lines.get(path, [])
+                ctx = FileContext(engine, path, load_id, self.kind, self.options, [n for n, _ in bad])
                 try:
                     result = self.load_file(ctx)
                 except LoadError:
                     raise
                 except Exception as e:  # engine errors: name the file
-                    raise LoadError(path, _clean_engine_error(e)) from e
+                    message = _clean_engine_error(e)
+                    if "invalid UTF-8" in message:
+                        raise _InvalidUtf8(path, message) from e
+                    raise LoadError(path, message) from e
+                if bad:
+                    _quarantine_invalid_utf8(ctx, bad, result)
                 if result.rows_read == 0 and not result.allow_empty:
                     raise LoadError(path, "empty file: no records")
                 if not result.balanced():
@@ -513,6 +553,73 @@ class Loader(ABC):
             if strict and report.warnings:
                 raise StrictLoadError("; ".join(report.warnings) + " (--strict: nothing was loaded)")
         return report
+
+
+MAX_INVALID_UTF8_LINES = 1000  # more lines than this that are not UTF-8: the file's encoding is wrong
+
+
+class _InvalidUtf8(LoadError):
+    """DuckDB refused a file for a byte sequence that is not UTF-8 (internal: Loader.load
+    retries with those lines quarantined)."""
+
+    def __init__(self, path: Path, reason: str):
+        super().__init__(path, reason)
+        self.file = path
+
+
+def _is_jsonl(path: Path) -> bool:
+    try:
+        return sniff_json_layout(path) == "jsonl"
+    except LoadError:
+        return False
+
+
+def invalid_utf8_lines(path: Path, limit: int = MAX_INVALID_UTF8_LINES) -> list[tuple[int, bytes]]:
+    """(line number, bytes) of the lines of ``path`` (decompressed) that are not valid UTF-8, at
+    most ``limit + 1``. Lines end in "\n" (or "\r" in a file without any "\n"). Blocks of 8 MiB
+    are decoded whole; only a block that fails is split into lines."""
+    out: list[tuple[int, bytes]] = []
+    opener = gzip.open if is_gzip(path) else open
+    with opener(path, "rb") as f:
+        first = f.read(8 * 1024 * 1024)
+        eol = b"\n" if b"\n" in first or b"\r" not in first else b"\r"
+        line_no, carry, chunk = 1, b"", first
+        while True:
+            data = carry + chunk
+            if chunk:
+                cut = data.rfind(eol)
+                if cut < 0:
+                    carry, chunk = data, f.read(8 * 1024 * 1024)
+                    continue
+                block, carry = data[: cut + 1], data[cut + 1 :]
+            else:
+                block, carry = data, b""
+            try:
+                block.decode("utf-8")
+            except UnicodeDecodeError:
+                for i, ln in enumerate(block.split(eol)):
+                    try:
+                        ln.decode("utf-8")
+                    except UnicodeDecodeError:
+                        out.append((line_no + i, ln))
+                        if len(out) > limit:
+                            return out
+            line_no += block.count(eol)
+            if not chunk:
+                return out
+            chunk = f.read(8 * 1024 * 1024)
+
+
+def _quarantine_invalid_utf8(ctx: FileContext, bad: list[tuple[int, bytes]], result: FileResult) -> None:
+    """Quarantine the lines that are not UTF-8 (``invalid_utf8``, the raw text with U+FFFD for
+    the bad bytes) and count them in ``result``."""
+    rows = [(ln, raw.rstrip(b"\r\n").decode("utf-8", errors="replace")[:RAW_LIMIT]) for ln, raw in bad]
+    ctx.engine.execute(
+        "INSERT INTO rejects SELECT ?, ?, ?, unnest(?::BIGINT[]), 'invalid_utf8', unnest(?::VARCHAR[])",
+        [ctx.load_id, ctx.kind, str(ctx.path), [r[0] for r in rows], [r[1] for r in rows]],
+    )
+    result.rows_read += len(rows)
+    result.quarantined["invalid_utf8"] += len(rows)
 
 
 def _clean_engine_error(e: Exception) -> str:
