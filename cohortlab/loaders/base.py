@@ -34,6 +34,9 @@ from cohortlab.engines.base import Engine
 from cohortlab.errors import CohortlabError
 from cohortlab.pipeline import sql_str
 
+# the message of a file that starts with a JSON array and goes on with more JSON after it
+ARRAY_THEN_MORE = ("more JSON after the top-level array (an array followed by JSON lines?): expected one "
+                   "JSON array, or one JSON value per line")
 RAW_LIMIT = 2000  # characters of a rejected record kept in `rejects.raw`
 MAX_LINE_SIZE = 64 * 1024 * 1024
 # files at least this big are parsed in parallel (FileContext.numbered_table); smaller ones in
@@ -214,6 +217,8 @@ def sniff_json_layout(path: Path) -> str:
     try:
         json.loads(first_line.strip())
         return "jsonl"
+    except RecursionError:  # nested deeper than Python parses: a complete line all the same
+        return "jsonl"
     except ValueError:
         pass
     # a JSONL file whose first line is malformed: the next non-blank (complete) line is a JSON
@@ -223,6 +228,8 @@ def sniff_json_layout(path: Path) -> str:
             try:
                 if line.strip().startswith("{") and isinstance(json.loads(line), dict):
                     return "jsonl"
+            except RecursionError:
+                return "jsonl"
             except ValueError:
                 pass
             break
@@ -440,7 +447,7 @@ class FileContext:
         if layout == "array":
             return (
                 "SELECT CAST(e.key AS BIGINT) + 1 AS line, e.value::VARCHAR AS raw, e.value AS j "
-                f"FROM ({docs}) d, json_each(d.doc) e"
+                f"FROM ({docs}) d, json_each(CASE WHEN d.doc_no = 1 THEN d.doc ELSE error({sql_str(ARRAY_THEN_MORE)}) END) e"
             )
         return f"SELECT doc_no AS line, doc::VARCHAR AS raw, doc AS j FROM ({docs})"
 
@@ -631,6 +638,8 @@ def _clean_engine_error(e: Exception) -> str:
     msg = text.splitlines()
     if not msg:
         return type(e).__name__
+    if ARRAY_THEN_MORE in text:
+        return ARRAY_THEN_MORE
     m = re.search(r"CSV Error on Line: (\d+)", text)
     if m:
         line = m.group(1)
