@@ -645,7 +645,9 @@ def _clean_engine_error(e: Exception) -> str:
         line = m.group(1)
         cols = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", text)
         if cols:
-            return f"line {line}: {cols.group(2)} fields where the header has {cols.group(1)} (a ragged row)"
+            expected, found = int(cols.group(1)), int(cols.group(2))
+            more = "more" if found > expected else "fewer"
+            return f"line {line}: {more} fields than the {expected} of the header (a ragged row)"
         if "Invalid unicode" in text or "not utf-8 encoded" in text:
             return f"line {line}: invalid UTF-8 (the file must be UTF-8 encoded)"
         if "Maximum line size" in text:
