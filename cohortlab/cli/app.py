@@ -17,10 +17,16 @@ class _Group(click.Group):
     without a traceback, with exit status 1."""
 
     def invoke(self, ctx):
+        wait = os.environ.get("COHORTLAB_LOCK_WAIT")  # --wait sets it for this command only
         try:
             return super().invoke(ctx)
         except CohortlabError as e:
             fail(_one_line(str(e)))
+        finally:
+            if wait is None:
+                os.environ.pop("COHORTLAB_LOCK_WAIT", None)
+            else:
+                os.environ["COHORTLAB_LOCK_WAIT"] = wait
 
 
 def _one_line(message: str) -> str:

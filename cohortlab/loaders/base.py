@@ -13,6 +13,24 @@ What every load guarantees (the contract tested in ``tests/loaders``):
 * **Streaming.** Records are read and parsed by DuckDB (``read_csv`` for lines, JSON functions
   for parsing); Python never loops over records.
 
+The same limits in every loader (a file beyond them fails with one line naming the file and line):
+
+* a line (JSONL record, CSV row) is at most ``MAX_LINE_SIZE`` (64 MiB); a JSON document (a
+  pretty-printed file, a JSON array) at most 1 GiB;
+* text is UTF-8 (a BOM is ignored). A JSONL line with bytes that are not UTF-8 is quarantined
+  ``invalid_utf8`` and the rest of the file loads, numbered as in the file; a file with more than
+  ``MAX_INVALID_UTF8_LINES`` (1000) such lines, and a CSV with any, is refused as not UTF-8
+  (UTF-16 is refused: convert it);
+* lines end in LF, CRLF or CR (a file with CR only is read line by line too);
+* JSON may nest to any depth DuckDB parses (no Python recursion limit applies);
+* a JSON array file holds one array: more JSON after it is refused;
+* CSV: the delimiter is read from the header line (the most frequent of ``, TAB ; |``; none in a
+  one-column file, so ids such as ``auth0|5f1a2b`` stay whole), quotes are ``"``, and a row with
+  more or fewer fields than the header is refused naming its line.
+
+A load also warns (``LoadReport.warnings``; ``strict=True`` / ``--strict`` makes a warning an
+error that loads nothing) when every record of a file was quarantined (probably the wrong kind).
+
 A concrete loader subclasses :class:`Loader`, sets ``kind`` and implements ``load_file``.
 """
 
