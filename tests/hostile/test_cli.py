@@ -242,3 +242,10 @@ def test_pandas_has_an_upper_bound_pyspark_supports():
     deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
     pandas_req = next(d for d in deps if d.startswith("pandas"))
     assert "<3" in pandas_req.replace(" ", "")
+
+
+def test_a_migration_window_of_centuries_is_refused(db, cli):
+    t0 = time.monotonic()
+    run = cli("migrate", "compare", "--db", db, "--switch", "2026-03-01", "--start", "0001-01-01", "--end", "2026-03-01")
+    run.assert_one_line_error("at most 3,660 days")
+    assert time.monotonic() - t0 < 30
