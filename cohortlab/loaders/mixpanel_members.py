@@ -14,7 +14,12 @@ Accepted inputs (gzip detected by content):
 Options (they override what the file says): ``cohort`` (a name, or the id of a cohort in
 ``mp_cohorts``), ``cohort_id``, ``as_of`` (ISO-8601 string or datetime; no zone = UTC),
 ``column`` (CSV). Without an as_of time the load fails (``as_of is required``). A cohort unknown
-by name is registered in ``mp_cohorts``.
+by name is registered in ``mp_cohorts``; when its name is close to a known cohort's (difflib, case
+ignored: ``power userz`` and ``Power Users``) the load warns naming the near matches, and under
+``strict`` / ``--strict`` it fails instead (a typo must not start a new cohort silently).
+
+CSV: the delimiter comes from the header line (none for a one-column file: ids such as
+``auth0|5f1a2b`` stay whole); a row with more or fewer fields than the header fails the load.
 
 Members are distinct per snapshot (repeats count as deduplicated). When Engage results carry a
 non-empty ``$properties`` object, those profiles are also upserted into ``mp_profiles`` with the
