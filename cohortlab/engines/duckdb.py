@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,13 @@ from cohortlab.engines.base import Engine
 from cohortlab.errors import DatabaseError, DatabaseLockedError
 
 DEFAULT_LOCK_WAIT = 5.0  # seconds a command waits for another process to release the database
+
+
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr is not None and sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def lock_wait_seconds() -> float:
@@ -95,6 +103,8 @@ class DuckDBEngine(Engine):
             else:
                 self.con = duckdb.connect(":memory:", read_only=read_only)
         self.execute("SET TimeZone = 'UTC'")
+        if not _stderr_is_terminal():  # DuckDB's own progress bar: no \r noise in cron logs
+            self.execute("SET enable_progress_bar = false")
         memory_limit = memory_limit or os.environ.get("COHORTLAB_MEMORY_LIMIT") or None
         threads = threads or (int(os.environ["COHORTLAB_THREADS"]) if os.environ.get("COHORTLAB_THREADS") else None)
         if memory_limit:

@@ -249,3 +249,14 @@ def test_a_migration_window_of_centuries_is_refused(db, cli):
     run = cli("migrate", "compare", "--db", db, "--switch", "2026-03-01", "--start", "0001-01-01", "--end", "2026-03-01")
     run.assert_one_line_error("at most 3,660 days")
     assert time.monotonic() - t0 < 30
+
+
+def test_duckdb_progress_bar_is_off_when_stderr_is_not_a_terminal(monkeypatch):
+    from cohortlab.engines.duckdb import DuckDBEngine
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    eng = DuckDBEngine()
+    try:
+        assert eng.query_rows("SELECT current_setting('enable_progress_bar')")[0][0] is False
+    finally:
+        eng.close()
