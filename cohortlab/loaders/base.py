@@ -674,4 +674,7 @@ def _clean_engine_error(e: Exception) -> str:
         return f"line {line}: not a readable CSV/JSON line" + (f" ({detail})" if detail else "")
     if "maximum recursion depth" in text or "nesting depth" in text.lower():
         return "JSON nested too deeply to read"
-    return msg[0]
+    first = re.sub(r"^(Invalid Input|Conversion|IO) Error: ", "", msg[0])
+    if "Out of Memory Error" in first:
+        return f"{first} (set COHORTLAB_MEMORY_LIMIT, e.g. 1.5GB, so DuckDB spills to disk)"
+    return first
