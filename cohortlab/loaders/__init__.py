@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from cohortlab.loaders.base import FileResult, LoadError, Loader, LoadReport
+from cohortlab.loaders.base import FileResult, LoadError, Loader, LoadReport, StrictLoadError
 
 # kind -> "module:Class" (imported on first use)
 LOADERS: dict[str, str] = {
@@ -36,4 +36,4 @@ def loader_class(kind: str) -> type[Loader]:
     return getattr(import_module(module), cls)
 
 
-__all__ = ["LOADERS", "loader_class", "Loader", "LoadError", "LoadReport", "FileResult"]
+__all__ = ["LOADERS", "loader_class", "Loader", "LoadError", "LoadReport", "FileResult", "StrictLoadError"]
