@@ -1,2 +1,4 @@
 """External Identity Type migrations (docs/rules.md, "Migrations"): plans (:mod:`.plans`), the
-day-by-day model (:mod:`.model`) and the check of a prediction against later exports."""
+SQL model (:mod:`.model`), running and comparing plans (:mod:`.run`), where a switch date comes
+from (:mod:`.switch`), validation against later exports (:mod:`.validate`) and the stored
+result tables (:mod:`.store`)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from cohortlab.migration.model import validate
+from cohortlab.migration.validate import validate
 from cohortlab.migration.plans import MigrationPlan
 
 PLAN = MigrationPlan(name="switch only", event_identity_cutoff=None,
