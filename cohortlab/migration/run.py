@@ -36,6 +36,7 @@ class PlanRun:
     ``step_counts``: rows per step and table in debug mode."""
     daily: pd.DataFrame
     summary: pd.DataFrame
+    plans: list[MigrationPlan]
     start: date
     end: date
     activity: str
@@ -196,7 +197,7 @@ def run_plans(engine: Engine, plans: Iterable[Any], start: Any, end: Any, *, set
     finally:
         if not (keep_tables or debug):
             t.drop(engine)
-    return PlanRun(daily, summary, d0, d1, activity, cohort, population, t, prep, counts if debug else {})
+    return PlanRun(daily, summary, plans, d0, d1, activity, cohort, population, t, prep, counts if debug else {})
 
 
 def _read_daily(engine: Engine, table: str) -> pd.DataFrame:
@@ -283,8 +284,10 @@ class Comparison:
             return "no plan has a match rate (no Mixpanel profiles in the window)"
         rate = f"{s[self.best[0]]:.1%}"
         if self.tie:
-            return (f"tie: {', '.join(self.best)} end within {self.tie_pp:g} percentage points "
-                    f"of each other ({rate} and up)")
+            tied = s[self.best]
+            names = ", ".join(self.best[:-1]) + " and " + self.best[-1]
+            return (f"tie: {names} end at {tied.min():.1%}–{tied.max():.1%}, within "
+                    f"{self.tie_pp:g} percentage points: no single best plan")
         others = s.drop(self.best).dropna()
         ahead = f", {(s[self.best[0]] - others.max()) * 100:.2f} pp ahead of {others.idxmax()}" if len(others) else ""
         return f"best: {self.best[0]} ({rate} at the end of the window{ahead})"

@@ -17,12 +17,22 @@ import pandas as pd
 from cohortlab.engines.base import Engine
 from cohortlab.migration.model import REPEAT_DAYS, RunTables, prepare, profiles_pipeline, run_pipeline, status_pipeline
 from cohortlab.migration.plans import MigrationPlan
+from cohortlab.migration.switch import history_plan
 from cohortlab.migration.store import VALIDATION_SUMMARY_TABLE, VALIDATION_TABLE, replace_rows
 from cohortlab.pipeline import sql_str, sql_ts
 from cohortlab.settings import SyncSettings
 from cohortlab.times import format_time, parse_naive_utc
 
 ACTIVITIES = ("observed", "repeat")
+# why a prediction and an observation differ, in plain words
+EXPLANATIONS = {
+    "activity_after_export": "active after the export (the prediction counts activity up to its time)",
+    "member_without_events": "no loaded event under this distinct_id (outside the model)",
+    "bad_mparticle_user_id": "$mparticle_user_id written by app code is not their MPID (no plan writes it)",
+    "property_written_outside_plan": "$mparticle_user_id on the profile that the plan does not write",
+    "event_property_missing": "the event rule's $mparticle_user_id is missing from their events",
+    "model_differs": "the model differs (no known cause)",
+}
 
 
 @dataclass
@@ -57,21 +67,26 @@ def predict_at(engine: Engine, plan: Any, at: Any, *, settings: Any = None, acti
     time <= at, as the resolution does) into ``table`` (default: the run's ``predicted``
     table); returns its name. ``activity="repeat"`` projects the loaded activity up to ``at``
     (a prediction made before the switch, validated against exports taken after it).
-    ``tables``: the run whose intermediate tables to (re)build (default: a new run)."""
+    ``tables``: the run whose intermediate tables to build and keep (default: a run of its own,
+    whose tables are dropped once the prediction is written)."""
     plan = MigrationPlan.coerce(plan)
     st = SyncSettings.coerce(settings)
     at_ = parse_naive_utc(at)
     check_activity(activity)
     t = tables or RunTables()
     edge = at_ + timedelta(microseconds=1)
-    prepare(engine, t, [plan], window_end=edge if activity == "repeat" else None,
-            project=activity == "repeat", repeat_days=repeat_days, extra_bounds=[edge])
-    profiles = t.name("profiles_at")
-    run_pipeline(engine, t, profiles_pipeline(plan, t, horizon=at_, observed_only=activity == "observed",
-                                              merge="export"), profiles)
     out = table or t.name("predicted")
-    engine.materialise(out, status_pipeline(profiles, plan, st, at_, inclusive=True).sql(), temp=True)
-    if out not in t.created:
+    try:
+        prepare(engine, t, [plan], window_end=edge if activity == "repeat" else None,
+                project=activity == "repeat", repeat_days=repeat_days, extra_bounds=[edge])
+        profiles = t.name("profiles_at")
+        run_pipeline(engine, t, profiles_pipeline(plan, t, horizon=at_, observed_only=activity == "observed",
+                                                  merge="export"), profiles)
+        engine.materialise(out, status_pipeline(profiles, plan, st, at_, inclusive=True).sql(), temp=True)
+    finally:
+        if tables is None:  # a run of its own: only the prediction stays
+            t.drop(engine)
+    if tables is not None and out not in t.created:
         t.created.append(out)
     return out
 
@@ -239,28 +254,29 @@ class Reconciliation:
         if self.members_without_events:
             lines.append(f"{self.members_without_events:,} members have no loaded events: outside the what-if's "
                          f"population (profiles with events), counted here as unmatched.")
-        if self.differences:
-            lines.append("members on which the model and simulate disagree: " + ", ".join(
-                f"{v:,} {k.replace('_', ' ')}" for k, v in sorted(self.differences.items())) + ".")
+        for k, v in sorted(self.differences.items()):
+            lines.append(f"{v:,} members differ: {EXPLANATIONS.get(k, k)} [{k}]")
         return "\n".join(lines)
-
-
-def status_quo_plan(settings: Any = None) -> MigrationPlan:
-    """The plan the loaded data followed, by the settings: their EIT timeline and event rule."""
-    st = SyncSettings.coerce(settings)
-    return MigrationPlan(name="as loaded (settings)", eit_timeline=list(st.eit_timeline),
-                         event_identity_cutoff=st.event_identity_cutoff)
 
 
 def reconcile(engine: Engine, observed: pd.DataFrame, cohort: str, at: Any, *, settings: Any = None) -> Reconciliation:
     """Explain the difference between ``simulate``'s match rate of ``cohort`` at ``at``
-    (``observed``: its resolution table) and the what-if's, member by member (the status-quo
-    plan of the settings, nothing stored)."""
-    plan = status_quo_plan(settings)
+    (``observed``: its resolution table) and the what-if's, member by member, under the plan the
+    data followed (:func:`cohortlab.migration.switch.history_plan`); nothing is stored."""
+    plan = history_plan(engine, settings)
     v = validate(engine, plan, observed, cohort, at, settings=settings, store=False)
-    without = int((v.users["predicted_gap_reason"] == "not_predicted").sum())
-    return Reconciliation(cohort, v.at, plan.name, len(v.users), without, v.predicted_match_rate,
+    ids = v.users[["distinct_id"]].astype("string")
+    t = RunTables()
+    try:
+        engine.materialise_frame(t.name("members"), ids, temp=True)
+        t.created.append(t.name("members"))
+        without = engine.query_rows(f"""
+            SELECT count(*) FROM {t.name('members')} m
+            WHERE NOT EXISTS (SELECT 1 FROM mp_events e WHERE e.distinct_id = m.distinct_id)""")[0][0]
+    finally:
+        t.drop(engine)
+    return Reconciliation(cohort, v.at, plan.name, len(v.users), int(without), v.predicted_match_rate,
                           v.observed_match_rate, dict(v.differ_explained), v)
 
 
-__all__ = ["ValidationResult", "predict_at", "validate", "Reconciliation", "reconcile", "status_quo_plan"]
+__all__ = ["ValidationResult", "predict_at", "validate", "Reconciliation", "reconcile", "EXPLANATIONS"]
