@@ -14,8 +14,8 @@ from typing import Any, Iterable
 import pandas as pd
 
 from cohortlab.engines.base import Engine
-from cohortlab.migration.model import (REPEAT_DAYS, Prepared, RunTables, cohort_scope_sql, daily_pipeline, prepare,
-                                       profiles_pipeline, run_pipeline, status_pipeline)
+from cohortlab.migration.model import REPEAT_DAYS, RunTables, daily_pipeline, profiles_pipeline, run_pipeline, status_pipeline
+from cohortlab.migration.persons import Prepared, cohort_scope_sql, prepare
 from cohortlab.migration.plans import MigrationPlan
 from cohortlab.migration.store import DAILY_TABLE, PLANS_TABLE, SUMMARY_TABLE, USERS_TABLE, replace_rows
 from cohortlab.migration.switch import Switch, find_switch, plans_around

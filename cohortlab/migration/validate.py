@@ -15,7 +15,8 @@ from typing import Any
 import pandas as pd
 
 from cohortlab.engines.base import Engine
-from cohortlab.migration.model import REPEAT_DAYS, RunTables, prepare, profiles_pipeline, run_pipeline, status_pipeline
+from cohortlab.migration.model import REPEAT_DAYS, RunTables, profiles_pipeline, run_pipeline, status_pipeline
+from cohortlab.migration.persons import prepare
 from cohortlab.migration.plans import MigrationPlan
 from cohortlab.migration.switch import history_plan
 from cohortlab.migration.store import VALIDATION_SUMMARY_TABLE, VALIDATION_TABLE, replace_rows
