@@ -1,4 +1,4 @@
-"""``cohortlab migrate plan|compare|validate``: the EIT migration what-if (docs/rules.md, "Migrations")."""
+"""``cohortlab migrate plan|compare|validate``: the EIT migration what-if (docs/rules.md#migration)."""
 
 from __future__ import annotations
 
@@ -145,7 +145,7 @@ def _apply(options):
 
 @main.group("migrate")
 def migrate_group():
-    """EIT migration what-if (docs/rules.md, "Migrations"): predict the match rate under a plan,
+    """EIT migration what-if (docs/rules.md#migration): predict the match rate under a plan,
     compare plans, validate a prediction against exports taken after the switch."""
 
 

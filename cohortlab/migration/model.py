@@ -1,4 +1,4 @@
-"""The EIT migration model (docs/rules.md, "Migrations") as named SQL steps.
+"""The EIT migration model (docs/rules.md#migration) as named SQL steps.
 
 1. **Persons.** Every Mixpanel ``distinct_id`` seen in ``mp_events`` is linked to one mParticle
    person (an MPID), first match wins:

@@ -327,6 +327,8 @@ def compare(engine: Engine, plans: Iterable[Any] | None = None, *, switch: Any =
     resolution at ``observed_at``, as ``simulate`` finds it), the result also reconciles the two
     rates (:func:`cohortlab.migration.validate.reconcile`)."""
     sw = None
+    if plans is not None and switch is not None:
+        raise ValueError("give either plans or a switch date (for the standard plans), not both")
     if plans is None:
         sw = find_switch(engine, switch, settings)
         plans = plans_around(sw, settings=settings)

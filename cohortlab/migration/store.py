@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Sequence
 
 from cohortlab.engines.base import Engine
-from cohortlab.pipeline import sql_ident
 
 # tables written (the report reads them)
 DAILY_TABLE = "migration_daily"
@@ -23,13 +22,12 @@ VALIDATION_SUMMARY_TABLE = "migration_validation_summary"
 
 def replace_rows(engine: Engine, table: str, new: Sequence[str], replaced: str) -> None:
     """``table`` := its rows where ``replaced`` is not true, then every row of the tables ``new``
-    (same columns). When ``table`` does not exist yet or its columns differ (written by another
+    (same columns, same order). When ``table`` does not exist yet or its columns differ (written by another
     version), it becomes the new rows only."""
     if not new:
         return
-    cols = engine.columns(new[0])
-    c = ", ".join(sql_ident(x) for x in cols)
-    parts = [f"SELECT {c} FROM {n}" for n in new]
-    if engine.table_exists(table) and engine.columns(table) == cols:
-        parts.insert(0, f"SELECT {c} FROM {table} WHERE NOT coalesce({replaced}, FALSE)")
+    # same columns in the same order (checked), so SELECT * lines them up
+    parts = [f"SELECT * FROM {n}" for n in new]
+    if engine.table_exists(table) and engine.columns(table) == engine.columns(new[0]):
+        parts.insert(0, f"SELECT * FROM {table} WHERE NOT coalesce({replaced}, FALSE)")
     engine.materialise(table, "\nUNION ALL\n".join(parts))

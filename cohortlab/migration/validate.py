@@ -1,4 +1,4 @@
-"""Validation (docs/rules.md, "Migrations"): a plan's prediction against what exports taken after
+"""Validation (docs/rules.md#migration): a plan's prediction against what exports taken after
 the migration show, member by member, with the reason of every difference.
 
 :func:`predict_at` writes the predicted status of every Mixpanel profile at an instant;
@@ -252,11 +252,12 @@ class Reconciliation:
         lines = [f"simulate counts the {self.members:,} members of {self.cohort!r} at {format_time(self.at)}: "
                  f"{self.simulate_rate:.1%} matched; the what-if model ({self.plan}) gives the same members "
                  f"{self.members_rate:.1%}."]
-        if self.members_without_events:
-            lines.append(f"{self.members_without_events:,} members have no loaded events: outside the what-if's "
-                         f"population (profiles with events), counted here as unmatched.")
+        n = self.members_without_events
+        if n:
+            lines.append(f"{n:,} {'member has' if n == 1 else 'members have'} no loaded events: outside the "
+                         f"what-if's population (profiles with events), counted here as unmatched.")
         for k, v in sorted(self.differences.items()):
-            lines.append(f"{v:,} members differ: {EXPLANATIONS.get(k, k)} [{k}]")
+            lines.append(f"{v:,} {'member differs' if v == 1 else 'members differ'}: {EXPLANATIONS.get(k, k)} [{k}]")
         return "\n".join(lines)
 
 

@@ -80,7 +80,7 @@ def test_compare_explains_why_simulate_finds_a_lower_rate_for_the_same_cohort(sh
     assert (r.members_rate, r.simulate_rate) == (pytest.approx(0.5), pytest.approx(0.25))
     assert r.differences == {"bad_mparticle_user_id": 1}                    # Bob
     assert r.plan == "history (settings, no switch)"
-    assert "1 members differ: $mparticle_user_id written by app code is not their MPID" in r.text
+    assert "1 member differs: $mparticle_user_id written by app code is not their MPID" in r.text
     # without a cohort the rates count every profile with events, and say so
     everyone = compare(shop.engine, plans(), start="2025-12-01", end="2026-01-10", settings=SETTINGS)
     assert everyone.reconciliation is None and "Not a cohort's members" in everyone.run.population
@@ -225,7 +225,7 @@ def test_cli_compare_states_the_switch_the_population_the_tie_and_the_reconcilia
     # Ann's MPID profile (the 01-10 event) is a fourth profile: 3 of 4 with a switch, 2 of 3 without
     assert "tie: switch only and switch + Rule end at 75.0%–75.0%, within 0.05 percentage points" in out
     assert "simulate counts the 4 members of 'Buyers' at 2026-01-11T00:00:00Z: 25.0% matched" in out
-    assert "1 members have no loaded events" in out
+    assert "1 member has no loaded events" in out
     # --debug: the steps read as a story, with their row counts
     assert "links: existing_mpids 3 → unique_user_identities 3" in out
     assert "person_links 4" in out and "plan0_users: profiles_at" in out

@@ -1,7 +1,7 @@
 """Prediction vs observation on worlds written by the generator (``cohortlab.synth``).
 
 The plan is the world's own history (its EIT timeline, remediation and event rule); the
-observation is what cohortlab's resolution (SPEC §3) computes from the exported files. The two
+observation is what cohortlab's resolution (docs/rules.md#resolution) computes from the exported files. The two
 models are independent: the what-if sees only events (who was active when), mParticle profiles
 and the plan; the resolution sees Mixpanel profiles, members and event properties.
 

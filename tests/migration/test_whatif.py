@@ -1,4 +1,4 @@
-"""SPEC §6 what-if on the hand-built history of ``conftest.py`` (read its table first).
+"""The what-if (docs/rules.md#migration) on the hand-built history of ``conftest.py`` (read its table first).
 
 Unless a test says otherwise the event rule is off (``event_identity_cutoff: None``) so that
 each plan's own effect is visible, and the window is 2025-12-01 .. 2026-01-14 (state at the end
