@@ -211,12 +211,7 @@ def _store(engine: Engine, t: RunTables, plans: list[MigrationPlan], dailies: li
            summary: pd.DataFrame) -> None:
     """Replace the rows of these plans in the four stored tables, each in one whole-table write."""
     these = f"plan IN ({', '.join(sql_str(p.name) for p in plans)})"
-    stored_users = []
-    for i, (plan, u) in enumerate(zip(plans, users)):
-        name = t.plan(i, "stored_users")
-        engine.materialise(name, _users_sql(u, plan), temp=True)
-        t.created.append(name)
-        stored_users.append(name)
+    stored_users = [f"({_users_sql(u, plan)}) AS u" for plan, u in zip(plans, users)]
     frames = {SUMMARY_TABLE: summary, PLANS_TABLE: pd.DataFrame({
         "plan": [p.name for p in plans], "definition": [p.model_dump_json() for p in plans],
         "yaml": [p.to_yaml() for p in plans]})}

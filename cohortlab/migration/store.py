@@ -21,8 +21,8 @@ VALIDATION_SUMMARY_TABLE = "migration_validation_summary"
 
 
 def replace_rows(engine: Engine, table: str, new: Sequence[str], replaced: str) -> None:
-    """``table`` := its rows where ``replaced`` is not true, then every row of the tables ``new``
-    (same columns, same order). When ``table`` does not exist yet or its columns differ (written by another
+    """``table`` := its rows where ``replaced`` is not true, then every row of the relations
+    ``new`` (table names, or ``(SELECT ...) AS x``; same columns, same order). When ``table`` does not exist yet or its columns differ (written by another
     version), it becomes the new rows only."""
     if not new:
         return
