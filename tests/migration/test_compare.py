@@ -231,3 +231,23 @@ def test_cli_compare_states_the_switch_the_population_the_tie_and_the_reconcilia
     assert "person_links 4" in out and "plan0_users: profiles_at" in out
     r = cli("migrate", "compare", "--db", db, "--activity", "repeat", "--end", "2026-01-05")
     assert r.exit_code == 1 and "is not after it, so it would change nothing" in r.output
+
+
+# --------------------------------------------------------------------------- chart
+def test_migration_chart_draws_each_plan_and_marks_the_changes_inside_the_window(world):
+    from matplotlib.figure import Figure
+
+    from cohortlab.charts import migration_chart
+
+    switch = MigrationPlan(name="switch", eit_timeline=[{"since": None, "eit": "customer_id"},
+                                                        {"since": "2026-01-05", "eit": "mparticle_id"}])
+    r = run_plans(world.engine, [switch, plans()[1]], "2025-12-01", "2026-01-14", store=False)
+    fig = migration_chart(r.daily, r.plans)
+    ax = fig.axes[0]
+    assert isinstance(fig, Figure)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["do nothing", "switch"]
+    # marked: the switch (01-05), do nothing's event rule (01-06) and the switch plan's default
+    # one (01-15 00:00, the end of the window's last day)
+    marks = sorted(t.get_text().strip() for t in ax.texts)
+    assert marks == ["EIT → mparticle_id", "event rule ($mparticle_user_id on events)",
+                     "event rule ($mparticle_user_id on events)"]
