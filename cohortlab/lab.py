@@ -133,8 +133,8 @@ class Lab:
     # ================================================================== end of simulation
 
     # ================================================================== migration (docs/rules.md#migration)
-    # EIT migration what-if, plan comparison and validation. Implemented in cohortlab.migration.model
-    # (plans in cohortlab.migration.plans); results are stored in the database (tables migration_daily,
+    # EIT migration what-if, plan comparison and validation. Implemented in cohortlab.migration
+    # (plans, model, run, validate); results are stored in the database (tables migration_daily,
     # migration_users, migration_summary, migration_plans, migration_validation,
     # migration_validation_summary).
     def migration_plan(self, plan: Any, start: Any, end: Any, settings: Any = None,
@@ -156,13 +156,14 @@ class Lab:
         days of data past the last event (repeated with that period). ``cohort``: only the people
         behind the members of that cohort's latest snapshot (default: everyone with events).
         The per-plan summary is in ``df.attrs["summary"]`` (and table ``migration_summary``)."""
-        from cohortlab.migration.model import run_plans
         from cohortlab.migration.plans import load_plans
+        from cohortlab.migration.run import run_plans
 
         if isinstance(plans, (str, os.PathLike)):
             plans = load_plans(plans)
-        daily, summary = run_plans(self.engine, list(plans), start, end, settings=settings,
-                                   activity=activity, repeat_days=repeat_days, cohort=cohort, debug=debug)
+        run = run_plans(self.engine, list(plans), start, end, settings=settings,
+                        activity=activity, repeat_days=repeat_days, cohort=cohort, debug=debug)
+        daily, summary = run.daily, run.summary
         daily.attrs["summary"] = summary
         self.last_migration_summary = summary
         return daily
@@ -176,11 +177,11 @@ class Lab:
                            repeat_days: int = 30):
         """Compare the prediction of ``plan`` with what the loaded exports show for ``cohort`` at
         ``at`` (default: the cohort's latest snapshot), per member: a
-        :class:`cohortlab.migration.model.ValidationResult` (confusion table, users that differ with
+        :class:`cohortlab.migration.validate.ValidationResult` (confusion table, users that differ with
         their gap reasons and an explanation, verdict line). ``observed`` defaults to
         ``lab.resolution(cohort, at, settings)`` (or give the resolution of another lab holding the
         later exports, with ``activity="repeat"`` when this lab's events end before ``at``)."""
-        from cohortlab.migration.model import validate
+        from cohortlab.migration.validate import validate
 
         if observed is None:
             observed = self.resolution(cohort, at, settings)

@@ -132,5 +132,11 @@ class DuckDBEngine(Engine):
         )
         return bool(rows)
 
+    def drop(self, name: str) -> None:
+        self.con.unregister(name)  # a registered frame (no-op otherwise)
+        rows = self.query_rows("SELECT table_type FROM information_schema.tables WHERE table_name = ?", [name])
+        for (kind,) in rows:
+            self.execute(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} IF EXISTS {name}")
+
     def close(self) -> None:
         self.con.close()
