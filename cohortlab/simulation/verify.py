@@ -214,7 +214,7 @@ def _profiles_sql(snapshot_at: datetime) -> str:
     joined AS (
         SELECT u.mpid, s.value AS sim_value, s.last_write_at,
                p.mpid IS NOT NULL AS profile_loaded, p.last_stored_at,
-               (p.mpid IS NOT NULL AND (p.load_id IN (SELECT load_id FROM obs_loads)
+               (p.mpid IS NOT NULL AND (coalesce(p.load_id IN (SELECT load_id FROM obs_loads), FALSE)
                                         OR u.mpid IN (SELECT mpid FROM observed_mpids))) AS in_snapshot,
                coalesce(TRY_CAST(json_extract_string(l.options, '$.as_of') AS TIMESTAMP), {sql_ts(snapshot_at)}) AS captured_at,
                e.mpid IS NOT NULL AS has_expected, e.value_bool, e.value_text,
