@@ -297,6 +297,24 @@ def _mparticle_step(engine: Engine, mpid: int, own_ids: set[str], show_personal_
                 data={"mpid": mpid, "exists": True, "identities": [(k, t) for k, t, _ in ids]})
 
 
+def _former_members(engine: Engine, ref, result, settings: SyncSettings, dids: list[str]) -> dict[str, pd.Series]:
+    """The resolution of members who left before the as-of time (the simulation resolves everyone
+    ever a member; see docs/rules.md#resolution-as-of)."""
+    if not dids:
+        return {}
+    from cohortlab.simulation.resolution import resolve
+
+    table = "_explain_population"
+    try:
+        resolve(engine, ref, result.at, settings, table=table, population="ever")
+        df = engine.query_df(f"SELECT * FROM {table} WHERE distinct_id IN ({', '.join('?' * len(dids))})", dids)
+    except TypeError:  # pragma: no cover - a resolution without the `population` option
+        return {}
+    finally:
+        engine.execute(f"DROP TABLE IF EXISTS {table}")
+    return {str(r.distinct_id): r for _, r in df.iterrows()}
+
+
 # ----------------------------------------------------------------------------- entry point
 def explain(
     engine: Engine,
@@ -346,6 +364,7 @@ def explain(
                            "AND email IS NOT NULL", dids) if dids else []:
         own_ids.add(str(e))
 
+    former = _former_members(engine, ref, result, settings, [d for d in dids if not (res.distinct_id == d).any()])
     timeline = result.timeline
     for d in dids:
         prof = _profile_step(engine, d)
@@ -366,6 +385,11 @@ def explain(
         own = res.loc[res.distinct_id == d]
         row = own.iloc[0] if len(own) else None
         steps += _resolution_step(row, d)
+        if row is None and d in former:
+            row = former[d]
+            steps += [Step(s.kind, s.text.replace(_safe(d) + ":", f"{_safe(d)} (former member, as the simulation "
+                                                   "resolves it):", 1), s.rule, s.time, s.data)
+                      for s in _resolution_step(row, d)]
         target = None if row is None or pd.isna(row.mpid) else int(row.mpid)
         orphan = row is not None and row.status == "orphan_created"
         for s in sends(timeline, versions):
