@@ -448,7 +448,8 @@ def _verify(engine, ref, names, at, settings, snapshot_at, source, show_personal
     })
     engine.register(_MEMBERS, members)
 
-    profiles = engine.query_df(_profiles_sql(naive_utc(snap)) + " ORDER BY agree, cause, mpid")
+    order = " ".join(f"WHEN {sql_str(c)} THEN {i}" for i, c in enumerate(CAUSES))
+    profiles = engine.query_df(_profiles_sql(naive_utc(snap)) + f" ORDER BY agree, CASE cause {order} END, mpid")
     both_absent = int(engine.query_rows(_both_absent_sql())[0][0])
     changed = _identity_changed(engine, [int(m) for m in profiles.loc[~profiles.agree, "mpid"]])
     profiles["detail"], profiles["evidence"] = _details(profiles, changed, show_personal_data)

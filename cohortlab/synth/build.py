@@ -471,7 +471,7 @@ class _World:
                   WHERE last_ev_t >= {keep}"""
         self.sink("mparticle", self.out / "mparticle" / f"profiles{self.ext}", gzip=self.cfg.gzip).write_sql(
             self.con, f"SELECT {line} FROM {src} AND coalesce(pl.plant, 0) <> 2 ORDER BY ps.pid")
-        self.sink("mparticle_ids", self.out / "mparticle" / f"profiles-identities{self.ext}",
+        self.sink("mparticle_ids", self.out / "mparticle" / "profiles" / f"identities-only{self.ext}",
                   gzip=self.cfg.gzip).write_sql(
             self.con, f"SELECT {line} FROM {src} AND pl.plant = 2 ORDER BY ps.pid")
         c = self.q(f"""SELECT count(*), count(*) FILTER (WHERE abs(mpid::HUGEINT) > 9007199254740992),
@@ -617,7 +617,7 @@ class _World:
         if "mparticle" not in self.sinks:
             self.sink("mparticle", path, gzip=self.cfg.gzip)
         in_snapshot = self.close_sink("mparticle")
-        ids_path = self.out / "mparticle" / f"profiles-identities{self.ext}"
+        ids_path = self.out / "mparticle" / "profiles" / f"identities-only{self.ext}"
         if "mparticle_ids" not in self.sinks:
             self.sink("mparticle_ids", ids_path, gzip=self.cfg.gzip)
         only_ids = self.close_sink("mparticle_ids")

@@ -20,7 +20,7 @@ planted at known people:
 * a share of people (``observed_old_name_share``) carry the attribute under the older name
   ``Mixpanel - {cohort_name}`` (``attribute_name_differs``);
 * a share of people (``observed_missing_share``) are missing from the snapshot: their profile is
-  only in ``mparticle/profiles-identities.jsonl``, without cohort attributes
+  only in ``mparticle/profiles/identities-only.jsonl``, without cohort attributes
   (``profile_missing_in_snapshot``).
 
 ``truth_verify.parquet`` has one row per (cohort, profile) that verify lists (simulated or
