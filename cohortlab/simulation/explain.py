@@ -431,16 +431,17 @@ def explain(
             data = {"mpid": m, "value": None, "other_members": sharing}
         steps.append(Step("attribute", text, RULES["attribute"], data=data))
         if v is not None:
-            vr = v.profiles.loc[v.profiles.mpid == m]
-            if len(vr):
-                r = vr.iloc[0]
+            r = v.profile(m)
+            if r is not None:
                 text = f"MPID {m}: observed {r.observed}, simulated {r.simulated}"
-                text += ": agree" if r.agree else f": {r.cause} ({r.detail})"
+                text += ": agree" if r.agree else f": {r.cause} ({_safe(r.detail)})"
+                data = {"mpid": m, "observed": r.observed, "simulated": r.simulated,
+                        "cause": r.cause if isinstance(r.cause, str) else None}
             else:
                 text = f"MPID {m}: observed absent, simulated absent: agree"
+                data = {"mpid": m, "observed": "absent", "simulated": "absent", "cause": None}
             text += f" (mParticle snapshot of {_fmt(v.snapshot_at)})"
-            steps.append(Step("observed", text, RULES["observed"],
-                              data={"mpid": m, **({k: r[k] for k in ("observed", "simulated", "cause")} if len(vr) else {})}))
+            steps.append(Step("observed", text, RULES["observed"], data=data))
     return Explanation(cohort=ref.name, user=str(user), at=to_utc(result.at), attribute=result.attribute,
                        distinct_ids=dids, mpids=mpids, steps=steps)
 

@@ -88,31 +88,47 @@ class VerifyError(ValueError):
 
 @dataclass
 class VerifyResult:
-    """Observed vs simulated for one cohort (all pandas). ``profiles``: one row per compared
-    profile (:data:`PROFILE_COLUMNS`); ``disagreements``: the rows that differ, with their cause."""
+    """Observed vs simulated for one cohort. The counts are pandas; ``disagreements`` (the profiles
+    that differ, with cause, evidence and detail) is fetched at once; ``profiles`` (every compared
+    profile, :data:`PROFILE_COLUMNS`) is read on first use from the table ``verify_profiles``,
+    which the next ``verify`` on the same database replaces."""
 
     cohort: str
     attribute: str
     snapshot_at: datetime
     snapshot_at_from: str
     at: datetime
-    profiles: pd.DataFrame
     confusion: pd.DataFrame
     audience: pd.DataFrame
     causes: pd.DataFrame
     names: pd.DataFrame
+    disagreements: pd.DataFrame
+    listed: int
     both_absent: int
     orphans_written: int
     simulation: Any = None
     notes: list[str] = field(default_factory=list)
+    engine: Any = field(default=None, repr=False)
+    _profiles: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
-    def disagreements(self) -> pd.DataFrame:
-        return self.profiles[~self.profiles.agree].reset_index(drop=True)
+    def profiles(self) -> pd.DataFrame:
+        if self._profiles is None:
+            self._profiles = _fetch(self.engine, "TRUE")
+        return self._profiles
+
+    def profile(self, mpid: int) -> pd.Series | None:
+        """The compared row of one profile (None when absent on both sides)."""
+        if self._profiles is not None:
+            rows = self._profiles[self._profiles.mpid == int(mpid)]
+        else:
+            rows = _fetch(self.engine, f"mpid = {int(mpid)}")
+        return rows.iloc[0] if len(rows) else None
 
     @property
     def compared(self) -> int:
-        return len(self.profiles) + self.both_absent
+        """Profiles compared: those listed (simulated or observed) and those absent on both sides."""
+        return self.listed + self.both_absent
 
     @property
     def agreement(self) -> float:
@@ -136,6 +152,16 @@ class VerifyResult:
 
     def to_text(self, limit: int = 20) -> str:
         return format_verify(self, limit)
+
+
+def _fetch(engine: Engine, where: str) -> pd.DataFrame:
+    order = " ".join(f"WHEN {sql_str(c)} THEN {i}" for i, c in enumerate(CAUSES))
+    df = engine.query_df(
+        f"SELECT {', '.join(PROFILE_COLUMNS)} FROM verify_profiles WHERE {where} "
+        f"ORDER BY agree, CASE cause {order} END, mpid"
+    )
+    df["mpid"] = df["mpid"].astype("int64")
+    return df
 
 
 # ----------------------------------------------------------------------------- names
@@ -196,43 +222,48 @@ def _profiles_sql(snapshot_at: datetime) -> str:
     return f"""
     WITH
     obs AS (
-        SELECT a.mpid, a.name, n.expected, a.value_bool, CAST(a.value AS VARCHAR) AS value_text,
-               row_number() OVER (PARTITION BY a.mpid, a.name ORDER BY a.load_id DESC, a.line DESC) AS rn,
-               n.pos
+        -- the last value of each (profile, known name); a later load or line wins.
+        -- code: 2 true, 1 false, 0 another value (kept as text)
+        SELECT a.mpid, a.name, any_value(n.expected) AS expected, any_value(n.pos) AS pos,
+               arg_max(CASE WHEN a.value_bool THEN 2 WHEN NOT a.value_bool THEN 1 ELSE 0 END,
+                       coalesce(a.load_id, 0) * 4294967296 + coalesce(a.line, 0)) AS code,
+               max(CASE WHEN a.value_bool IS NULL THEN CAST(a.value AS VARCHAR) END) AS other_text
         FROM mpa_attributes a JOIN {_NAMES} n ON n.name = a.name
+        GROUP BY a.mpid, a.name
     ),
-    obs_last AS (SELECT * FROM obs WHERE rn = 1),
+    observed AS (
+        SELECT mpid,
+               bool_or(expected) AS has_expected,
+               max(CASE WHEN expected THEN code END) AS expected_code,
+               max(CASE WHEN expected AND code = 0 THEN other_text END) AS value_text,
+               arg_min(CASE WHEN NOT expected THEN name END, CASE WHEN NOT expected THEN pos END) AS other_name,
+               arg_min(CASE WHEN NOT expected THEN ['other', 'false', 'true'][code + 1] END,
+                       CASE WHEN NOT expected THEN pos END) AS other_value
+        FROM obs GROUP BY mpid
+    ),
     obs_loads AS (SELECT DISTINCT a.load_id FROM mpa_attributes a JOIN {_NAMES} n ON n.name = a.name),
-    expected_obs AS (SELECT mpid, value_bool, value_text FROM obs_last WHERE expected),
-    other_obs AS (
-        SELECT mpid, arg_min(name, pos) AS other_name, arg_min(value_bool, pos) AS other_bool,
-               arg_min(value_text, pos) AS other_text
-        FROM obs_last WHERE NOT expected GROUP BY mpid
+    load_times AS (
+        SELECT l.load_id, l.load_id IN (SELECT load_id FROM obs_loads) AS carries,
+               TRY_CAST(json_extract_string(l.options, '$.as_of') AS TIMESTAMP) AS load_as_of
+        FROM loads l
     ),
-    observed_mpids AS (SELECT DISTINCT mpid FROM obs_last),
-    universe AS (SELECT mpid FROM {_SIM} UNION SELECT mpid FROM observed_mpids),
     joined AS (
-        SELECT u.mpid, s.value AS sim_value, s.last_write_at,
+        SELECT coalesce(s.mpid, o.mpid) AS mpid, s.value AS sim_value, s.last_write_at,
                p.mpid IS NOT NULL AS profile_loaded, p.last_stored_at,
-               (p.mpid IS NOT NULL AND (coalesce(p.load_id IN (SELECT load_id FROM obs_loads), FALSE)
-                                        OR u.mpid IN (SELECT mpid FROM observed_mpids))) AS in_snapshot,
-               coalesce(TRY_CAST(json_extract_string(l.options, '$.as_of') AS TIMESTAMP), {sql_ts(snapshot_at)}) AS captured_at,
-               e.mpid IS NOT NULL AS has_expected, e.value_bool, e.value_text,
-               o.other_name, o.other_bool, o.other_text
-        FROM universe u
-        LEFT JOIN {_SIM} s ON s.mpid = u.mpid
-        LEFT JOIN mpa_profiles p ON p.mpid = u.mpid
-        LEFT JOIN loads l ON l.load_id = p.load_id
-        LEFT JOIN expected_obs e ON e.mpid = u.mpid
-        LEFT JOIN other_obs o ON o.mpid = u.mpid
+               p.mpid IS NOT NULL AND (coalesce(ol.carries, FALSE) OR o.mpid IS NOT NULL) AS in_snapshot,
+               coalesce(ol.load_as_of, {sql_ts(snapshot_at)}) AS captured_at,
+               coalesce(o.has_expected, FALSE) AS has_expected, o.expected_code, o.value_text,
+               o.other_name, o.other_value
+        FROM {_SIM} s
+        FULL OUTER JOIN observed o ON o.mpid = s.mpid
+        LEFT JOIN mpa_profiles p ON p.mpid = coalesce(s.mpid, o.mpid)
+        LEFT JOIN load_times ol ON ol.load_id = p.load_id
     ),
     valued AS (
         SELECT *,
                CASE WHEN sim_value IS NULL THEN 'absent' WHEN sim_value THEN 'true' ELSE 'false' END AS simulated,
                CASE WHEN NOT in_snapshot OR NOT has_expected THEN 'absent'
-                    WHEN value_bool THEN 'true' WHEN NOT value_bool THEN 'false' ELSE 'other' END AS observed,
-               CASE WHEN other_name IS NULL THEN NULL
-                    WHEN other_bool THEN 'true' WHEN NOT other_bool THEN 'false' ELSE 'other' END AS other_value
+                    WHEN expected_code = 2 THEN 'true' WHEN expected_code = 1 THEN 'false' ELSE 'other' END AS observed
         FROM joined
     )
     SELECT mpid, simulated, observed, simulated = observed AS agree,
@@ -259,29 +290,6 @@ def _both_absent_sql() -> str:
     """
 
 
-def _identity_changed(engine: Engine, mpids: list[int]) -> pd.DataFrame:
-    """(mpid, member, identity_type, now) for the given profiles: a current member whose
-    distinct_id or email is one of the profile's user identities, resolving elsewhere."""
-    if not mpids:
-        return pd.DataFrame(columns=["mpid", "member", "member_email", "identity_type", "now_mpid", "status",
-                                     "gap_reason"])
-    engine.register("_verify_disagreeing", pd.DataFrame({"mpid": pd.array(mpids, dtype="int64")}))
-    try:
-        return engine.query_df(
-            f"""
-            SELECT i.mpid, m.distinct_id AS member, m.email AS member_email, i.identity_type,
-                   m.mpid AS now_mpid, m.status, m.gap_reason
-            FROM mpa_identities i
-            JOIN _verify_disagreeing d ON d.mpid = i.mpid
-            JOIN {_MEMBERS} m ON (m.distinct_id = i.value OR m.email = i.value)
-            WHERE i.kind = 'user' AND (m.mpid IS NULL OR m.mpid <> i.mpid)
-            ORDER BY i.mpid, m.distinct_id, i.identity_type
-            """
-        )
-    finally:
-        _unregister(engine, "_verify_disagreeing")
-
-
 def _unregister(engine: Engine, name: str) -> None:
     con = getattr(engine, "con", None)
     if con is not None and hasattr(con, "unregister"):
@@ -291,74 +299,99 @@ def _unregister(engine: Engine, name: str) -> None:
             pass
 
 
+def _safe(v: Any) -> str:
+    """Text from data, shown on one line: control characters escaped."""
+    s = str(v)
+    return s if s.isprintable() else s.encode("unicode_escape").decode("ascii")
+
+
 def _fmt(t) -> str:
     if t is None or (not isinstance(t, str) and pd.isna(t)):
         return "unknown"
     return pd.Timestamp(t).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _details(profiles: pd.DataFrame, changed: pd.DataFrame, show_personal_data: bool) -> tuple[list, list]:
-    from cohortlab.report.insights import MASK, mask_value
+def _details_sql(show_personal_data: bool) -> str:
+    """``verify_compared`` (the comparison) with ``detail`` and ``evidence`` for each disagreement:
+    what the data shows for its cause, and the identity-changed evidence (at most three members
+    named per profile; emails and phone numbers masked unless ``show_personal_data``)."""
+    from cohortlab.report.insights import _EMAIL_RE, _PHONE_RE, MASK
 
-    def shown(member, email) -> str:
-        if show_personal_data:
-            return str(member)
-        if email is not None and not pd.isna(email) and str(member) == str(email):
-            return MASK
-        return str(mask_value(member))
+    def ts(col: str) -> str:
+        return f"coalesce(strftime({col}, '%Y-%m-%d %H:%M:%S'), 'unknown')"
 
-    by_mpid: dict[int, list[str]] = {}
-    for r in changed.itertuples(index=False):
-        now = f"MPID {int(r.now_mpid)}" if not pd.isna(r.now_mpid) else f"nothing ({r.status}: {r.gap_reason})"
-        by_mpid.setdefault(int(r.mpid), []).append(
-            f"identity changed: member {shown(r.member, r.member_email)} holds this profile's {r.identity_type} "
-            f"but now resolves to {now}"
-        )
-    details, evidence = [], []
-    for r in profiles.itertuples(index=False):
-        if r.agree:
-            details.append(None)
-            evidence.append(None)
-            continue
-        ev: list[str] = []
-        if r.cause == "snapshot_before_last_run":
-            d = (f"the run at {_fmt(r.last_write_at)} wrote {r.simulated}; this profile was captured at "
-                 f"{_fmt(r.captured_at)}")
-        elif r.cause == "attribute_name_differs":
-            d = f"carries {r.other_name!r} = {r.other_value} instead (simulated {r.simulated})"
-        elif r.cause == "profile_missing_in_snapshot":
-            if not r.profile_loaded:
-                d = "no mParticle profile with this MPID is loaded (deleted, or another workspace)"
-                ev.append("profile_deleted")
-            else:
-                d = "the profile is loaded only from inputs without the cohort attribute, not from the snapshot"
-        elif r.cause == "pause_not_modelled":
-            d = f"the run at {_fmt(r.last_write_at)} should have written true; observed {r.observed}"
-            if not pd.isna(r.last_stored_at) and not pd.isna(r.last_write_at) and r.last_stored_at < r.last_write_at:
-                d += f"; mParticle last stored this profile at {_fmt(r.last_stored_at)}, before that run"
-        else:
-            if r.observed == "other":
-                d = f"observed the non-boolean value {r.value_text}; simulated {r.simulated}"
-            elif r.simulated == "absent":
-                d = f"observed {r.observed}; no run of the simulation wrote this profile"
-            else:
-                d = f"observed {r.observed}; the run at {_fmt(r.last_write_at)} wrote {r.simulated}"
-        notes = by_mpid.get(int(r.mpid), [])
-        if notes:
-            ev.append("identity_changed")
-            d = "; ".join([d] + notes[:3]) + (f" (+{len(notes) - 3} more)" if len(notes) > 3 else "")
-        details.append(d)
-        evidence.append(",".join(ev) or None)
-    return details, evidence
-
-
-def _confusion(profiles: pd.DataFrame, both_absent: int) -> pd.DataFrame:
-    cats = list(VALUES) + (["other"] if (profiles.observed == "other").any() else [])
-    table = pd.crosstab(profiles.simulated, profiles.observed).reindex(index=list(VALUES), columns=cats, fill_value=0)
-    table.loc["absent", "absent"] += both_absent
-    table.index.name = "simulated"
-    table.columns.name = "observed"
-    return table.astype("int64")
+    shown = "m.member" if show_personal_data else (
+        f"CASE WHEN regexp_matches(m.member, {sql_str(_EMAIL_RE.pattern)}) "
+        f"OR regexp_full_match(trim(m.member), {sql_str(_PHONE_RE.pattern)}) "
+        f"OR m.member = m.member_email THEN {sql_str(MASK)} ELSE m.member END")
+    quote = "''''"  # one quote character, as a SQL literal
+    return f"""
+    WITH
+    disagreeing AS (SELECT mpid FROM verify_compared WHERE NOT agree),
+    ids AS (
+        SELECT i.mpid, i.identity_type, i.value FROM mpa_identities i
+        WHERE i.kind = 'user' AND i.mpid IN (SELECT mpid FROM disagreeing)
+    ),
+    holders AS (
+        SELECT ids.mpid, ids.identity_type, m.distinct_id AS member, m.email AS member_email, m.mpid AS now_mpid,
+               m.status, m.gap_reason
+        FROM ids JOIN {_MEMBERS} m ON m.distinct_id = ids.value
+        UNION
+        SELECT ids.mpid, ids.identity_type, m.distinct_id, m.email, m.mpid, m.status, m.gap_reason
+        FROM ids JOIN {_MEMBERS} m ON m.email = ids.value
+    ),
+    notes AS (
+        SELECT mpid, count(*) AS n,
+               array_to_string(list(note ORDER BY member, identity_type)[1:3], '; ') AS text
+        FROM (
+            SELECT m.mpid, m.member, m.identity_type,
+                   'identity changed: member ' || {shown} || ' holds this profile' || {quote} || 's '
+                   || m.identity_type || ' but now resolves to '
+                   || CASE WHEN m.now_mpid IS NOT NULL THEN 'MPID ' || CAST(m.now_mpid AS VARCHAR)
+                           ELSE 'nothing (' || m.status || ': ' || coalesce(m.gap_reason, '') || ')' END AS note
+            FROM holders m WHERE m.now_mpid IS NULL OR m.now_mpid <> m.mpid
+        ) x GROUP BY mpid
+    )
+    SELECT c.mpid, c.simulated, c.observed, c.agree, c.cause,
+           nullif(concat_ws(',', CASE WHEN c.cause = 'profile_missing_in_snapshot' AND NOT c.profile_loaded
+                                      THEN 'profile_deleted' END,
+                                 CASE WHEN n.mpid IS NOT NULL THEN 'identity_changed' END), '') AS evidence,
+           CASE WHEN c.agree THEN NULL ELSE
+             CASE c.cause
+               WHEN 'snapshot_before_last_run' THEN
+                 'the run at ' || {ts('c.last_write_at')} || ' wrote ' || c.simulated
+                 || '; this profile was captured at ' || {ts('c.captured_at')}
+               WHEN 'attribute_name_differs' THEN
+                 'carries ' || {quote} || c.other_name || {quote} || ' = ' || c.other_value
+                 || ' instead (simulated ' || c.simulated || ')'
+               WHEN 'profile_missing_in_snapshot' THEN
+                 CASE WHEN NOT c.profile_loaded
+                      THEN 'no mParticle profile with this MPID is loaded (deleted, or another workspace)'
+                      ELSE 'the profile is loaded only from inputs without the cohort attribute, not from the snapshot'
+                 END
+               WHEN 'pause_not_modelled' THEN
+                 'the run at ' || {ts('c.last_write_at')} || ' should have written true; observed ' || c.observed
+                 || CASE WHEN c.last_stored_at < c.last_write_at
+                         THEN '; mParticle last stored this profile at ' || {ts('c.last_stored_at')}
+                              || ', before that run'
+                         ELSE '' END
+               ELSE
+                 CASE WHEN c.observed = 'other'
+                      THEN 'observed the non-boolean value ' || c.value_text || '; simulated ' || c.simulated
+                      WHEN c.simulated = 'absent'
+                      THEN 'observed ' || c.observed || '; no run of the simulation wrote this profile'
+                      ELSE 'observed ' || c.observed || '; the run at ' || {ts('c.last_write_at')}
+                           || ' wrote ' || c.simulated
+                 END
+             END
+             || CASE WHEN n.mpid IS NULL THEN ''
+                     ELSE '; ' || n.text
+                          || CASE WHEN n.n > 3 THEN ' (+' || CAST(n.n - 3 AS VARCHAR) || ' more)' ELSE '' END
+                END
+           END AS detail,
+           c.in_snapshot, c.other_name, c.other_value, c.last_write_at, c.captured_at, c.last_stored_at
+    FROM verify_compared c LEFT JOIN notes n ON n.mpid = c.mpid
+    """
 
 
 def _names_table(engine: Engine, names: list[tuple[str, str]]) -> pd.DataFrame:
@@ -439,35 +472,36 @@ def _verify(engine, ref, names, at, settings, snapshot_at, source, show_personal
     sim["value"] = sim["value"].astype(bool)
     engine.register(_SIM, sim)
     res = result.resolution
-    members = pd.DataFrame({
+    engine.register(_MEMBERS, pd.DataFrame({
         "distinct_id": res["distinct_id"].astype("string"),
         "email": res["email"].astype("string") if "email" in res else pd.Series(pd.NA, index=res.index, dtype="string"),
         "mpid": res["mpid"].astype("Int64"),
         "status": res["status"].astype("string"),
         "gap_reason": res["gap_reason"].astype("string"),
-    })
-    engine.register(_MEMBERS, members)
-
-    order = " ".join(f"WHEN {sql_str(c)} THEN {i}" for i, c in enumerate(CAUSES))
-    profiles = engine.query_df(_profiles_sql(naive_utc(snap)) + f" ORDER BY agree, CASE cause {order} END, mpid")
+    }))
+    engine.materialise("verify_compared", _profiles_sql(naive_utc(snap)), temp=True)
+    engine.materialise("verify_profiles", _details_sql(show_personal_data))
+    engine.execute("DROP TABLE IF EXISTS verify_compared")
     both_absent = int(engine.query_rows(_both_absent_sql())[0][0])
-    changed = _identity_changed(engine, [int(m) for m in profiles.loc[~profiles.agree, "mpid"]])
-    profiles["detail"], profiles["evidence"] = _details(profiles, changed, show_personal_data)
-    profiles = profiles[PROFILE_COLUMNS + ["profile_loaded"]].drop(columns=["profile_loaded"])
-    profiles["mpid"] = profiles["mpid"].astype("int64")
 
-    sim_counts = profiles.simulated.value_counts()
-    obs_counts = profiles.observed.value_counts()
+    counts = engine.query_rows("SELECT simulated, observed, cause, count(*) FROM verify_profiles GROUP BY ALL")
+    cats = list(VALUES) + (["other"] if any(o == "other" for _, o, _, _ in counts) else [])
+    confusion = pd.DataFrame(0, index=pd.Index(list(VALUES), name="simulated"),
+                             columns=pd.Index(cats, name="observed"), dtype="int64")
+    by_cause = dict.fromkeys(CAUSES, 0)
+    for s, o, cause, n in counts:
+        confusion.loc[s, o] += int(n)
+        if cause is not None:
+            by_cause[cause] += int(n)
+    listed = int(confusion.values.sum())
+    confusion.loc["absent", "absent"] += both_absent
     audience = pd.DataFrame({
         "audience": ["= true", "= false"],
-        "observed": [int(obs_counts.get("true", 0)), int(obs_counts.get("false", 0))],
-        "simulated": [int(sim_counts.get("true", 0)), int(sim_counts.get("false", 0))],
+        "observed": [int(confusion["true"].sum()), int(confusion["false"].sum())],
+        "simulated": [int(confusion.loc["true"].sum()), int(confusion.loc["false"].sum())],
     })
     audience["difference"] = audience.observed - audience.simulated
-    dis = profiles[~profiles.agree]
-    causes = pd.DataFrame({"cause": list(CAUSES),
-                           "profiles": [int((dis.cause == c).sum()) for c in CAUSES],
-                           "rule": RULE})
+    causes = pd.DataFrame({"cause": list(CAUSES), "profiles": [by_cause[c] for c in CAUSES], "rule": RULE})
     notes: list[str] = []
     names_df = _names_table(engine, names)
     if int(names_df.profiles.iloc[0]) == 0:
@@ -483,9 +517,9 @@ def _verify(engine, ref, names, at, settings, snapshot_at, source, show_personal
         notes.append("the snapshot time is unknown; pass --snapshot-at (snapshot_at=) for a sound comparison")
     return VerifyResult(
         cohort=ref.name, attribute=attribute, snapshot_at=to_utc(snap), snapshot_at_from=snap_from,
-        at=to_utc(result.at), profiles=profiles, confusion=_confusion(profiles, both_absent), audience=audience,
-        causes=causes, names=names_df, both_absent=both_absent, orphans_written=orphans, simulation=result,
-        notes=notes,
+        at=to_utc(result.at), confusion=confusion, audience=audience, causes=causes, names=names_df,
+        disagreements=_fetch(engine, "NOT agree"), listed=listed, both_absent=both_absent,
+        orphans_written=orphans, simulation=result, notes=notes, engine=engine,
     )
 
 
@@ -514,7 +548,7 @@ def format_verify(v: VerifyResult, limit: int = 20) -> str:
                 lines.append(f"  {r.cause:<30}{r.profiles:>10,}")
         lines += ["", f"disagreements{' (first %d)' % limit if len(dis) > limit else ''}"]
         for r in dis.head(limit).itertuples(index=False):
-            lines.append(f"  MPID {r.mpid}: simulated {r.simulated}, observed {r.observed} -> {r.cause}: {r.detail}")
+            lines.append(f"  MPID {r.mpid}: simulated {r.simulated}, observed {r.observed} -> {r.cause}: {_safe(r.detail)}")
     shown = v.names[v.names.profiles > 0]
     if len(shown):
         lines += ["", "attribute names in the snapshot"]
