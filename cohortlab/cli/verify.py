@@ -50,9 +50,10 @@ def verify_cmd(db, cohort, at, snapshot_at, settings_path, source, limit, out, s
             fail(str(e))
         click.echo(v.to_text(limit=limit))
         if out:
-            df = v.profiles
-            if out.lower().endswith(".parquet"):
-                df.to_parquet(out, index=False)
-            else:
-                df.to_csv(out, index=False)
-            click.echo(f"\nwrote {len(df):,} profiles to {out}")
+            from cohortlab.pipeline import sql_str
+            from cohortlab.simulation.verify import PROFILE_COLUMNS
+
+            fmt = "FORMAT PARQUET" if out.lower().endswith(".parquet") else "FORMAT CSV, HEADER TRUE"
+            lab.engine.execute(f"COPY (SELECT {', '.join(PROFILE_COLUMNS)} FROM verify_profiles ORDER BY agree, mpid) "
+                               f"TO {sql_str(out)} ({fmt})")
+            click.echo(f"\nwrote {v.listed:,} profiles to {out}")

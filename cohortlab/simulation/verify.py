@@ -41,6 +41,10 @@ Each disagreement gets the first cause that applies:
 ``unexplained``
     none of the above.
 
+The comparison is stored as table ``verify_profiles`` (one row per compared profile,
+:data:`PROFILE_COLUMNS`; the next ``verify`` replaces it): counts come from it in SQL, and only the
+disagreements are fetched into pandas, so a million profiles stay cheap.
+
 ``detail`` says what the data shows, and ``evidence`` names two facts when the data shows them:
 ``identity_changed`` (a current member holds one of the profile's user identities, as its
 distinct_id or email, but resolves elsewhere) and ``profile_deleted`` (no mParticle profile with
@@ -397,7 +401,7 @@ def _details_sql(show_personal_data: bool) -> str:
 def _names_table(engine: Engine, names: list[tuple[str, str]]) -> pd.DataFrame:
     df = engine.query_df(
         f"""
-        SELECT n.name AS attribute, n.how, count(a.mpid) AS profiles,
+        SELECT n.name AS attribute, n.how, count(DISTINCT a.mpid) AS profiles,
                count(*) FILTER (WHERE a.value_bool) AS "true",
                count(*) FILTER (WHERE NOT a.value_bool) AS "false",
                count(a.mpid) FILTER (WHERE a.value_bool IS NULL) AS other

@@ -258,3 +258,25 @@ def test_cli_verify(tmp_path):
     assert pd.read_csv(out).shape[0] == 2
     bad = CliRunner().invoke(main, ["verify", "--db", db, "--cohort", "Nope"])
     assert bad.exit_code == 1 and "unknown cohort 'Nope'" in bad.output
+
+
+def test_a_written_profile_that_is_not_loaded_is_named_deleted(data):
+    """A simulation (here a stand-in for one run elsewhere) that wrote a profile mParticle no longer has."""
+    from types import SimpleNamespace
+
+    from cohortlab.simulation.resolution import RESOLUTION_COLUMNS
+
+    linked(data, {"a": 1})
+    data.snapshot(C, "2026-03-01T00:00", ["a"])
+    observe(data, 1, True)
+    state = pd.DataFrame({"mpid": [1, 55], "is_orphan": [False, False], "value": [True, True],
+                          "last_write_at": pd.to_datetime(["2026-03-01", "2026-03-01"])})
+    fake = SimpleNamespace(attribute_state=state, resolution=pd.DataFrame(columns=RESOLUTION_COLUMNS),
+                           at=pd.Timestamp("2026-03-01T01:00", tz="UTC"))
+    from cohortlab.simulation.verify import verify
+
+    v = verify(data.engine, C, snapshot_at="2026-03-01T01:00", simulate_fn=lambda *a: fake)
+    assert rows(v) == {1: ("true", "true", None), 55: ("true", "absent", "profile_missing_in_snapshot")}
+    r = v.disagreements.iloc[0]
+    assert r.evidence == "profile_deleted"
+    assert r.detail == "no mParticle profile with this MPID is loaded (deleted, or another workspace)"
