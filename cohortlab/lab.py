@@ -73,7 +73,7 @@ class Lab:
             "webhooks_time_range": wh,
         }
 
-    # ================================================================== simulation (SPEC §3-§5)
+    # ================================================================== simulation (docs/rules.md#resolution, #waterfall, #sync-over-time)
     # Resolution of cohort members, the sync simulation over time and the discrepancy waterfall.
     # Implemented in cohortlab.simulation.resolution, cohortlab.simulation.sync and cohortlab.simulation.waterfall; results are
     # also stored in the database (tables resolution, timeline, waterfall, attribute_state).
@@ -85,7 +85,7 @@ class Lab:
         source: str = "auto",
         debug: bool = False,
     ) -> pd.DataFrame:
-        """SPEC §3: one row per member of ``cohort`` at ``at`` (default: the cohort's latest
+        """docs/rules.md#resolution: one row per member of ``cohort`` at ``at`` (default: the cohort's latest
         snapshot/webhook time). Stored as table ``resolution``. ``debug=True`` materialises each
         step as ``resolution__<step>``; the row counts are in ``df.attrs["step_counts"]``
         (and ``lab.last_step_counts``)."""
@@ -99,7 +99,7 @@ class Lab:
         return df
 
     def simulate(self, cohort: str, at: Any = None, settings: Any = None, source: str = "auto", debug: bool = False):
-        """SPEC §3-§5 at ``at``: resolution, sync over time, waterfall, attribute state and gap
+        """docs/rules.md#resolution to #sync-over-time at ``at``: resolution, sync over time, waterfall, attribute state and gap
         summary, as a :class:`cohortlab.simulation.sync.SimulationResult`. Stored as tables ``resolution``,
         ``timeline``, ``waterfall``, ``attribute_state`` and ``gap_summary``. ``settings``: a
         :class:`SyncSettings`, a dict of options or a YAML path. ``debug=True`` materialises every
@@ -109,11 +109,11 @@ class Lab:
         return simulate(self.engine, cohort, at, settings, source=source, debug=debug)
 
     def timeline(self, cohort: str, at: Any = None, settings: Any = None, source: str = "auto") -> pd.DataFrame:
-        """SPEC §5: one row per run up to ``at``."""
+        """docs/rules.md#timeline: one row per run up to ``at``."""
         return self.simulate(cohort, at, settings, source).timeline
 
     def waterfall(self, cohort: str, at: Any = None, settings: Any = None, source: str = "auto") -> pd.DataFrame:
-        """SPEC §4: the discrepancy waterfall at ``at`` (steps add up exactly)."""
+        """docs/rules.md#waterfall: the discrepancy waterfall at ``at`` (steps add up exactly)."""
         return self.simulate(cohort, at, settings, source).waterfall
 
     def gap_summary(self, cohort: str, at: Any = None, settings: Any = None, source: str = "auto") -> pd.DataFrame:
@@ -122,7 +122,7 @@ class Lab:
 
     # ================================================================== end of simulation
 
-    # ================================================================== migration (SPEC §6)
+    # ================================================================== migration (docs/rules.md#migration)
     # EIT migration what-if, plan comparison and validation. Implemented in cohortlab.migration.model
     # (plans in cohortlab.migration.plans); results are stored in the database (tables migration_daily,
     # migration_users, migration_summary, migration_plans, migration_validation,
@@ -130,7 +130,7 @@ class Lab:
     def migration_plan(self, plan: Any, start: Any, end: Any, settings: Any = None,
                        activity: str = "observed", repeat_days: int = 30, cohort: str | None = None,
                        debug: bool = False) -> pd.DataFrame:
-        """SPEC §6 what-if of one plan (a ``MigrationPlan``, a dict or a YAML path): one row per
+        """docs/rules.md#migration: what-if of one plan (a ``MigrationPlan``, a dict or a YAML path): one row per
         day ``start..end`` (state at the end of the day) with members, matched, match_rate,
         people, matched_people, split_profiles, overcount. The plan's summary (final rate,
         never-fixable users, days to 90%/99% of the final rate) is in ``df.attrs["summary"]``."""
@@ -222,3 +222,36 @@ class Lab:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def open_lab(
+    db: str | os.PathLike | None = None,
+    data: str | os.PathLike | None = None,
+    *,
+    engine: str = "duckdb",
+    spark_master: str | None = None,
+    read_only: bool = False,
+    progress: bool = False,
+) -> Lab:
+    """The one way commands and notebooks open their data.
+
+    ``db``: a DuckDB file (must exist; or, with ``engine="spark"``, also a folder written by
+    ``cohortlab export``). Else ``data``: a folder of exports, loaded into an in-memory lab
+    (:func:`cohortlab.loaders.folder.load_world`). ``engine``: ``duckdb`` or ``spark``."""
+    if engine not in ("duckdb", "spark"):
+        raise ValueError(f"unknown engine {engine!r} (duckdb or spark)")
+    if db:
+        if not os.path.exists(db):
+            raise FileNotFoundError(f"{db}: no such database")
+        if engine == "spark":
+            from cohortlab.engines.spark.readers import open_spark_engine
+
+            return Lab(engine=open_spark_engine(db, master=spark_master))
+        return Lab(db, read_only=read_only)
+    if data:
+        from cohortlab.loaders.folder import load_world
+
+        lab = Lab()
+        load_world(lab, data, progress=progress)
+        return lab
+    raise ValueError("set db (a DuckDB file) or data (a folder of exports)")

@@ -10,7 +10,7 @@ Conventions
 * Mixpanel identifiers (``distinct_id``, ``$mparticle_user_id``) are ``VARCHAR`` exactly as
   exported: an integer ``$distinct_id`` is kept as its decimal text; a junk
   ``$mparticle_user_id`` (``"undefined"``, ``""``, ``1.2e18``) is data, kept as text, and
-  classified by the simulation (SPEC §3), not by the loader.
+  classified by the simulation (docs/rules.md#gap-reasons), not by the loader.
 * ``load_id``, ``source_file`` and ``line`` on every loaded row point back to the input record
   (``line`` is the 1-based line of a JSONL/CSV file, or the 1-based record number inside a
   JSON document).
@@ -210,6 +210,9 @@ def create_all(execute) -> None:
         execute(t.ddl())
     execute("CREATE SEQUENCE IF NOT EXISTS load_id_seq START 1")
     execute("CREATE SEQUENCE IF NOT EXISTS webhook_seq START 1")
+    from cohortlab.privacy import ensure_key
+
+    ensure_key(execute)
 
 
 def describe() -> str:

@@ -1,6 +1,6 @@
-"""Simulation settings: every assumption of SPEC §1 as a named, validated option.
+"""Simulation settings: every assumption (docs/rules.md#assumptions) as a named, validated option.
 
-``SyncSettings`` holds the options of SPEC §1's table plus the sync type, the start time t0,
+``SyncSettings`` holds the options of docs/rules.md#assumptions plus the sync type, the start time t0,
 pause windows and an External Identity Type (EIT) timeline. It is a pydantic v2 model with
 ``extra="forbid"``: an unknown option is an error, never silently ignored.
 
@@ -30,7 +30,7 @@ from cohortlab.times import format_duration, format_time, naive_utc, parse_durat
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator, model_validator
 
-MAX_ATTRIBUTE_NAME = 256  # mParticle's limit on a user attribute name (SPEC §1.5)
+MAX_ATTRIBUTE_NAME = 256  # mParticle's limit on a user attribute name (docs/rules.md#cohort-attribute)
 
 EitType = Literal["mparticle_id", "customer_id", "email", "other", "other2", "other3", "other4"]
 
@@ -79,7 +79,7 @@ class EitPeriod(_Model):
 
 
 class SyncSettings(_Model):
-    """Every option of the simulation, with SPEC §1 defaults. See the module docstring."""
+    """Every option of the simulation, with the defaults of docs/rules.md#assumptions. See the module docstring."""
 
     fallback: Literal["data", "strict"] = Field(
         "data",
@@ -164,7 +164,7 @@ class SyncSettings(_Model):
 
     # ------------------------------------------------------------------ helpers
     def attribute_name(self, cohort_name: str) -> str:
-        """The mParticle user attribute the feed sets for ``cohort_name`` (SPEC §1.5).
+        """The mParticle user attribute the feed sets for ``cohort_name`` (docs/rules.md#cohort-attribute).
         Raises :class:`SettingsError` when it exceeds 256 characters (never truncated)."""
         name = self.attribute_template.format(cohort_name=cohort_name)
         if len(name) > MAX_ATTRIBUTE_NAME:

@@ -46,16 +46,10 @@ def engine_options(f):
 
 
 def open_lab(db: str, engine: str = "duckdb", spark_master: str | None = None, *, read_only: bool = False):
-    """A Lab over ``db`` on the chosen engine (see :func:`cohortlab.engines.spark.readers.open_spark_lab`)."""
-    if engine == "spark":
-        try:
-            from cohortlab.engines.spark.readers import open_spark_lab
-        except ImportError as e:  # pragma: no cover - depends on the environment
-            fail(str(e))
-        try:
-            return open_spark_lab(db, master=spark_master)
-        except ImportError as e:
-            fail(str(e))
-    from cohortlab.lab import Lab
+    """:func:`cohortlab.lab.open_lab` for a command: a missing engine or database is one error line."""
+    from cohortlab.lab import open_lab as _open
 
-    return Lab(db, read_only=read_only)
+    try:
+        return _open(db, engine=engine, spark_master=spark_master, read_only=read_only)
+    except (ImportError, FileNotFoundError) as e:
+        fail(str(e))

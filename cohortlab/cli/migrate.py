@@ -1,4 +1,4 @@
-"""``cohortlab migrate plan|compare|validate``: the EIT migration what-if (SPEC §6)."""
+"""``cohortlab migrate plan|compare|validate``: the EIT migration what-if (docs/rules.md#migration)."""
 
 from __future__ import annotations
 
@@ -106,7 +106,7 @@ _common = [
     click.option("--start", help="First day (UTC date). Default: the first event's day."),
     click.option("--end", help="Last day (UTC date). Default: the last event's day."),
     click.option("--settings", "settings_path", type=click.Path(dir_okay=False),
-                 help="Simulation settings YAML (fallback etc.); defaults follow SPEC §1."),
+                 help="Simulation settings YAML (fallback etc.); defaults: docs/rules.md#assumptions."),
     click.option("--activity", type=click.Choice(["observed", "repeat"]), default="observed", show_default=True,
                  help="observed: loaded events only; repeat: repeat the last --repeat-days of activity past the last event."),
     click.option("--repeat-days", default=30, show_default=True, type=click.IntRange(1),
@@ -128,7 +128,7 @@ def _apply(options):
 
 @main.group("migrate")
 def migrate_group():
-    """EIT migration what-if (SPEC §6): predict the match rate under a plan, compare plans,
+    """EIT migration what-if (docs/rules.md#migration): predict the match rate under a plan, compare plans,
     validate a prediction against exports taken after the switch."""
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os  # issue 7 (engine choice)
 import sys
 import time
 from pathlib import Path
@@ -52,11 +51,11 @@ def report_cmd(db, data, params_file, param_items, notebooks, out, overwrite, sh
     from cohortlab.report.runner import ReportError, load_params, parse_param_items, run_report
 
     names = [n.strip() for item in notebooks for n in item.split(",") if n.strip()] or None
-    os.environ["COHORTLAB_ENGINE"] = engine  # issue 7: the notebook kernels inherit the engine choice
-    if spark_master:
-        os.environ["COHORTLAB_SPARK_MASTER"] = spark_master
     try:
         params = {**load_params(params_file), **parse_param_items(param_items)}
+        params["engine"] = engine  # a notebook parameter, like every other input of the notebooks
+        if spark_master:
+            params["spark_master"] = spark_master
         result = run_report(
             names, db=db, data=data, params=params, out=out, overwrite=overwrite,
             show_personal_data=show_personal_data, kernel=kernel, progress=_say,

@@ -41,7 +41,7 @@ def _table(df, columns=None) -> str:
 @db_option
 @click.option("--cohort", required=True, help="Cohort name (or id).")
 @click.option("--settings", "settings_path", type=click.Path(dir_okay=False),
-              help="Simulation settings YAML (see SyncSettings); defaults follow SPEC §1.")
+              help="Simulation settings YAML (see SyncSettings); defaults: docs/rules.md#assumptions.")
 @click.option("--at", "at", help="As-of time, UTC (e.g. 2026-03-01T12:00:00Z). Default: the cohort's latest snapshot/webhook.")
 @click.option("--source", type=click.Choice(["auto", "snapshots", "webhooks"]), default="auto", show_default=True,
               help="Membership from snapshots or replayed webhooks (auto: snapshots if any).")
@@ -54,7 +54,7 @@ def _table(df, columns=None) -> str:
 def simulate_cmd(db, cohort, settings_path, at, source, members_out, show_personal_data, show_timeline, debug,
                  engine, spark_master):
     """Explain a cohort's Mixpanel count vs its mParticle audience: print the discrepancy
-    waterfall (SPEC §4) and the sync timeline (SPEC §5) and write the per-member resolution."""
+    waterfall (docs/rules.md#waterfall) and the sync timeline (docs/rules.md#timeline) and write the per-member resolution."""
     from cohortlab.simulation.resolution import CohortError
     from cohortlab.settings import SettingsError, SyncSettings
 

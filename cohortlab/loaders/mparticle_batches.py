@@ -1,6 +1,6 @@
 """mParticle Events API batches → updates of the profile snapshot (kind ``mparticle-batches``).
 
-Input: Events API batches (formats.md §6): one batch per file (pretty-printed OK), a bulk array
+Input: Events API batches (docs/loading.md#mparticle-batches): one batch per file (pretty-printed OK), a bulk array
 of batches, or JSONL; gzip detected by content. Keys read: ``mpid`` (JSON integer or string,
 exact int64), ``user_identities`` (object map ``{type: value}``, or a list of
 ``{identity_type, identity}`` as in forwarded JSON), ``device_info`` (its device-id keys such as

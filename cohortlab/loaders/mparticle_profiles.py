@@ -1,7 +1,7 @@
 """mParticle Profile API responses → ``mpa_profiles``, ``mpa_identities``, ``mpa_attributes``,
 ``mpa_audiences`` (kind ``mparticle-profiles``).
 
-Input: Profile API response objects (formats.md §5), as one (pretty-printed) object per file,
+Input: Profile API response objects (docs/loading.md#mparticle-profiles), as one (pretty-printed) object per file,
 several concatenated objects, a JSON array of them, or JSONL; gzip detected by content.
 
 * ``mpid``: a JSON integer or a string, negative allowed, read exactly as int64 (never through a

@@ -1,4 +1,4 @@
-"""SPEC §6: External Identity Type (EIT) migration what-if, plan comparison and validation.
+"""docs/rules.md#migration: External Identity Type (EIT) migration what-if, plan comparison and validation.
 
 Model
 -----
@@ -22,7 +22,7 @@ Model
 3. **$mparticle_user_id.** A remediation (Rule or SDK) writes it on the profile the event goes
    to, for every event at or after its start; the event rule (``event_identity_cutoff``)
    puts it on every event at or after the cutoff. Either way the value is the person's MPID.
-4. **Matching** (SPEC §3, the given settings): a profile matches at time T when its person's
+4. **Matching** (docs/rules.md#resolution, the given settings): a profile matches at time T when its person's
    MPID exists and (it got ``$mparticle_user_id`` from an event at or after a remediation start
    or the cutoff, before T) or (its key is the MPID and the ``$distinct_id`` fallback applies:
    ``fallback='data'`` always, ``'strict'`` only when the plan's EIT at T is ``mparticle_id``).
@@ -422,7 +422,7 @@ def daily_pipeline(keys_table: str, start: date, end: date, fb_ok: list[bool], e
 
 def status_pipeline(keys_table: str, plan: MigrationPlan, settings: SyncSettings, as_of: datetime,
                     *, inclusive: bool = False) -> Pipeline:
-    """Per (person, profile) status at ``as_of`` (SPEC §3 vocabulary) and its category."""
+    """Per (person, profile) status at ``as_of`` (docs/rules.md#statuses vocabulary) and its category."""
     fb_ok = settings.fallback_applies(plan.eit_at(as_of))
     a = sql_ts(as_of)
     lt = "<=" if inclusive else "<"
@@ -652,7 +652,7 @@ class ValidationResult:
 def predict_at(engine: Engine, plan: MigrationPlan, at: Any, *, settings: Any = None,
                activity: str = "observed", repeat_days: int = REPEAT_DAYS, table: str = "mig_predicted") -> str:
     """Materialise the predicted status of every profile under ``plan`` at ``at`` (events with
-    time <= at, as SPEC §3 does) into ``table``; returns the table name. ``activity="repeat"``
+    time <= at, as docs/rules.md#resolution does) into ``table``; returns the table name. ``activity="repeat"``
     projects the loaded activity up to ``at`` (a prediction made before the switch, validated
     against exports taken after it)."""
     plan = MigrationPlan.coerce(plan)

@@ -1,4 +1,4 @@
-"""Migration plans (SPEC §6): an External Identity Type timeline, optional remediations and the
+"""Migration plans (docs/rules.md#migration): an External Identity Type timeline, optional remediations and the
 event identity cutoff, as a validated pydantic model that reads from and writes to YAML.
 
     name: switch + Rule

@@ -1,4 +1,4 @@
-"""SPEC §3: the outcome of each cohort member, as a pipeline of named DuckDB SQL steps.
+"""docs/rules.md#resolution: the outcome of each cohort member, as a pipeline of named DuckDB SQL steps.
 
 For a cohort at an as-of time ``at`` every member gets one row of the ``resolution`` table:
 
@@ -7,26 +7,26 @@ last_seen, active_after_cutoff, recoverable_via, email, as_of``
 
 How each rule maps to a step (``resolution_pipeline``):
 
-* ``members`` — who is a member at ``at`` (SPEC §5): the latest snapshot at or before ``at``
+* ``members`` — who is a member at ``at`` (docs/rules.md#membership): the latest snapshot at or before ``at``
   (``mp_cohort_snapshots``/``mp_cohort_members``), or the membership replayed from webhook
   payloads (``mp_webhook_pages``/``mp_webhook_members``). See :func:`add_membership_steps`.
-* ``profile_facts`` — the Mixpanel profile: ``$mparticle_user_id`` (primary identifier, SPEC §1.3),
+* ``profile_facts`` — the Mixpanel profile: ``$mparticle_user_id`` (primary identifier, docs/rules.md#choosing-the-identifier),
   ``$email``, ``$last_seen``.
-* ``event_members`` / ``event_facts`` / ``event_ids`` — the event rule of SPEC §1
+* ``event_members`` / ``event_facts`` / ``event_ids`` — the event rule (docs/rules.md#event-identity-rule)
   (``event_identity_cutoff``), for members whose profile lacks the property: the latest event at
   or after the cutoff and not after ``at`` carrying a non-null ``$mparticle_user_id`` (ties at
   the same instant: the greatest value, for determinism); also the member's latest event not
   after ``at``, used for ``last_seen`` when the profile has no ``$last_seen``.
-* ``last_seen`` = profile ``$last_seen``, else the latest event (SPEC §3: "``$last_seen`` or
+* ``last_seen`` = profile ``$last_seen``, else the latest event (docs/rules.md#recoverable-via: "``$last_seen`` or
   latest event"); ``active_after_cutoff`` = ``last_seen >= event_identity_cutoff`` (NULL when
   the cutoff is off).
 * ``identified`` — ``identifier_source``: ``mparticle_user_id`` → ``event_property`` →
   ``distinct_id`` (with ``fallback="strict"`` only when the EIT in force at ``at`` is
   ``mparticle_id``, else ``none``).
-* ``checked`` / ``precision_lost`` — SPEC §2: is the identifier a valid MPID
+* ``checked`` / ``precision_lost`` — docs/rules.md#mpid: is the identifier a valid MPID
   (:mod:`cohortlab.identifiers`), does that profile exist in ``mpa_profiles``, and if not, is it
   the float-rounded value of an existing MPID (``mpid_precision_loss``).
-* ``classified`` — ``status`` and the first applicable ``gap_reason`` (SPEC §3 table).
+* ``classified`` — ``status`` and the first applicable ``gap_reason`` (docs/rules.md#gap-reasons).
   ``orphan_created`` (only with ``protection="create_and_update"``) needs an identifier to be
   sent: a member with ``identifier_source = none`` sends nothing and stays ``unmatched``.
 * ``recover_keys`` / ``recover_hits`` / ``recover_best`` — ``recoverable_via``: for a member that
@@ -38,7 +38,7 @@ How each rule maps to a step (``resolution_pipeline``):
   the profile is not re-checked (a join with 10M profiles saved).
 * ``resolution`` — the output columns.
 
-Core SQL stays in the portable subset of DESIGN.md (no ``list_*`` on nullable lists, no table
+Core SQL stays in the portable subset of docs/DEVELOPING.md#portable-sql (no ``list_*`` on nullable lists, no table
 functions or macros, no ``ORDER BY`` outside window specifications).
 """
 
@@ -87,7 +87,7 @@ def fast_mpid_sql(text_expr: str) -> str:
     """Same value as :func:`cohortlab.identifiers.mpid_sql` (the MPID a text denotes, or NULL),
     cheaper on millions of rows: a text whose BIGINT cast prints back identically is canonical
     and valid; only the rare non-canonical numeric text (leading zeros, "+5", " 5") goes
-    through the regular expression of SPEC §2."""
+    through the regular expression of docs/rules.md#valid-mpid."""
     n = f"TRY_CAST({text_expr} AS BIGINT)"
     return (
         f"CASE WHEN {n} IS NULL THEN NULL WHEN CAST({n} AS VARCHAR) = {text_expr} THEN {n} "
@@ -331,7 +331,7 @@ def resolution_pipeline(
     *,
     population: Literal["current", "ever"] = "current",
 ) -> Pipeline:
-    """The named steps of SPEC §3 for ``ref`` at ``at``.
+    """The named steps of docs/rules.md#resolution for ``ref`` at ``at``.
 
     ``population="current"``: the members at ``at`` (the ``resolution`` table).
     ``population="ever"``: everyone who was a member at any version up to ``at``, with an
@@ -514,7 +514,7 @@ def resolve(
     table: str = "resolution",
     population: Literal["current", "ever"] = "current",
 ) -> ResolutionRun:
-    """Compute the resolution table (SPEC §3) into ``table`` in the database.
+    """Compute the resolution table (docs/rules.md#resolution) into ``table`` in the database.
 
     In debug mode each step is materialised as ``<table>__<step>`` and its row count returned.
     """

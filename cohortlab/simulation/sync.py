@@ -1,11 +1,11 @@
-"""SPEC §5: the Mixpanel Cohorts feed played forward in time, set-based.
+"""docs/rules.md#sync-over-time: the Mixpanel Cohorts feed played forward in time, set-based.
 
 What is simulated
 -----------------
 * **Membership over time** (:func:`cohortlab.simulation.resolution.add_membership_steps`): the cohort's
   snapshots, or its replayed webhook messages, as *versions* (the times at which membership may
   change) and *transitions* (a member enters / leaves at a version).
-* **Resolution** (SPEC §3) of everyone who was a member at any version up to the as-of time
+* **Resolution** (docs/rules.md#resolution) of everyone who was a member at any version up to the as-of time
   ``at``, computed **once, at ``at``** ("resolution uses the loaded profiles as they are; it does
   not change over time"): a member resolves to the same MPID (or orphan, or nothing) in every run.
 * **Runs** at ``t0 + k·cadence`` for k = 0 .. while ``<= at`` (``t0`` = ``settings.start``, by
@@ -118,7 +118,7 @@ def membership_stage(ref: CohortRef, at: datetime, output: str) -> Pipeline:
 
 
 def population_stage(ref: CohortRef, at: datetime, settings: SyncSettings) -> Pipeline:
-    """SPEC §3 for everyone who was a member up to ``at``, reading the materialised membership."""
+    """docs/rules.md#resolution for everyone who was a member up to ``at``, reading the materialised membership."""
     p = resolution_pipeline(ref, at, settings, population="ever")
     names = [s.name for s in p.steps]
     q = Pipeline()
@@ -578,7 +578,7 @@ def simulate(
     source: Source = "auto",
     debug: bool = False,
 ) -> SimulationResult:
-    """SPEC §3-§5 for ``cohort`` at ``at``: resolution, sync over time, waterfall, gap summary.
+    """docs/rules.md#resolution to #sync-over-time for ``cohort`` at ``at``: resolution, sync over time, waterfall, gap summary.
     Results are stored in the database (``resolution``, ``timeline``, ``attribute_state``,
     ``waterfall``, ``gap_summary``) and returned as pandas."""
     from cohortlab.simulation.waterfall import compute_gap_summary, compute_waterfall

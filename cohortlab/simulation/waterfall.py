@@ -1,4 +1,4 @@
-"""SPEC §4: the discrepancy waterfall, from the Mixpanel cohort count to the mParticle audience.
+"""docs/rules.md#waterfall: the discrepancy waterfall, from the Mixpanel cohort count to the mParticle audience.
 
 At a time t, with S = the MPIDs that current members resolve to (``matched``) and T = the
 targets whose attribute is ``true`` after the last run at or before t::
@@ -124,7 +124,7 @@ def compute_waterfall(
     attribute_state: str = "attribute_state",
     table: str | None = "waterfall",
 ) -> pd.DataFrame:
-    """SPEC §4 from the ``resolution`` and ``attribute_state`` tables; stored as ``table``
+    """docs/rules.md#waterfall from the ``resolution`` and ``attribute_state`` tables; stored as ``table``
     (with cohort_name, attribute_name and as_of) unless ``table`` is None."""
     df = build_waterfall(waterfall_counts(engine, resolution, attribute_state), attribute)
     if table:

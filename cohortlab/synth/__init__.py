@@ -12,7 +12,7 @@ the truth rules in ``cohortlab.synth.truth``.
 Layout of ``OUT_DIR``::
 
     manifest.json                        parameters, seed, counts, files, expected outcome counts
-    truth.parquet                        SPEC §3 outcome per (cohort, member) at the last snapshot
+    truth.parquet                        outcome (docs/rules.md#resolution) per (cohort, member) at the last snapshot
     mixpanel/events/part-NNNNN.jsonl[.gz]  raw event export (JSONL), split by ranges of people
     mixpanel/profiles/page-NNNNN.json    Engage pages, 1000 results each   (worlds <= 200k users)
     mixpanel/profiles/profiles.jsonl[.gz] Engage result objects, one a line (bigger worlds)

@@ -6,7 +6,7 @@
     engine.read_canonical("export/")             # Parquet/Delta written by `cohortlab export`
     lab = Lab(engine=engine)
 
-What it does (DESIGN.md, architecture-anchors.md §3):
+What it does (docs/spark.md#guarantees):
 
 * **Translation.** Every statement is DuckDB dialect; it is parsed and generated for Spark by
   sqlglot (``read="duckdb"``, ``write=CohortSpark``, ``unsupported_level=ErrorLevel.RAISE``),

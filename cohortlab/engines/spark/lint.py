@@ -1,4 +1,4 @@
-"""The portable subset of DESIGN.md, checked without a JVM.
+"""The portable subset (docs/DEVELOPING.md#portable-sql), checked without a JVM.
 
 :func:`check_sql` parses one DuckDB-dialect statement with sqlglot, translates it for Spark with
 unsupported constructs raised (exactly what :class:`~cohortlab.engines.spark.SparkEngine` does),
