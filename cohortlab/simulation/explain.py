@@ -18,7 +18,7 @@ mParticle user identity such as a customer id) and lists, in order:
 The result is an :class:`Explanation`: ``steps`` (a list of :class:`Step`: kind, time, text,
 rule, data) and ``to_text()``. The user asked about by id may see their own identifiers; other
 users' identifiers never appear (shared profiles are counted), and other emails / phone numbers
-are masked unless ``show_personal_data``.
+are replaced by pseudonyms (:mod:`cohortlab.privacy`) unless ``show_personal_data``.
 """
 
 from __future__ import annotations
@@ -279,7 +279,7 @@ def _resolution_step(row: pd.Series | None, d: str) -> list[Step]:
 
 
 def _mparticle_step(engine: Engine, mpid: int, own_ids: set[str], show_personal_data: bool) -> Step:
-    from cohortlab.report.insights import mask_value
+    from cohortlab.privacy import Redactor, database_key
 
     p = _q(engine, "SELECT last_stored_at, source FROM mpa_profiles WHERE mpid = ?", [mpid])
     if not p:
@@ -287,9 +287,11 @@ def _mparticle_step(engine: Engine, mpid: int, own_ids: set[str], show_personal_
                     RULES["mparticle_profile"], data={"mpid": mpid, "exists": False})
     ids = _q(engine, "SELECT kind, identity_type, value FROM mpa_identities WHERE mpid = ? ORDER BY kind DESC, identity_type",
              [mpid])
+    personal = {v for _, t, v in ids if t in ("email", "mobile_number", "phone_number_2", "phone_number_3")}
+    redactor = Redactor(key=database_key(engine), known=frozenset(personal), show=show_personal_data)
     shown = []
     for kind, t, v in ids:
-        value = v if (show_personal_data or v in own_ids) else mask_value(v)
+        value = v if v in own_ids else redactor.value(v)
         shown.append(f"{t}={_safe(value)}")
     text = (f"MPID {mpid}: mParticle profile (source {p[0][1]}, last stored {_fmt(p[0][0])}); identities: "
             + (", ".join(shown) if shown else "none"))

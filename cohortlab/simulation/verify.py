@@ -48,8 +48,8 @@ disagreements are fetched into pandas, so a million profiles stay cheap.
 ``detail`` says what the data shows, and ``evidence`` names two facts when the data shows them:
 ``identity_changed`` (a current member holds one of the profile's user identities, as its
 distinct_id or email, but resolves elsewhere) and ``profile_deleted`` (no mParticle profile with
-that MPID is loaded). Identifiers that are personal data (emails, phone numbers) are masked unless
-``show_personal_data``.
+that MPID is loaded). Identifiers that are personal data (emails, phone numbers) are replaced by
+their pseudonyms (:mod:`cohortlab.privacy`) unless ``show_personal_data``.
 """
 
 from __future__ import annotations
@@ -303,6 +303,12 @@ def _unregister(engine: Engine, name: str) -> None:
             pass
 
 
+def _database_key(engine: Engine) -> str:
+    from cohortlab.privacy import database_key
+
+    return database_key(engine)
+
+
 def _safe(v: Any) -> str:
     """Text from data, shown on one line: control characters escaped."""
     s = str(v)
@@ -315,22 +321,22 @@ def _fmt(t) -> str:
     return pd.Timestamp(t).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _details_sql(show_personal_data: bool) -> str:
+def _details_sql(engine: Engine, show_personal_data: bool) -> str:
     """``verify_compared`` (the comparison) with ``detail`` and ``evidence`` for each disagreement:
     what the data shows for its cause, and the identity-changed evidence (at most three members
-    named per profile; emails and phone numbers masked unless ``show_personal_data``)."""
-    from cohortlab.report.insights import _EMAIL_RE, _PHONE_RE, MASK
+    named per profile; personal values replaced by pseudonyms, :mod:`cohortlab.privacy`, unless
+    ``show_personal_data``)."""
+    from cohortlab.privacy import KNOWN_PERSONAL_SQL, Redactor
 
     def ts(col: str) -> str:
         return f"coalesce(strftime({col}, '%Y-%m-%d %H:%M:%S'), 'unknown')"
 
-    shown = "m.member" if show_personal_data else (
-        f"CASE WHEN regexp_matches(m.member, {sql_str(_EMAIL_RE.pattern)}) "
-        f"OR regexp_full_match(trim(m.member), {sql_str(_PHONE_RE.pattern)}) "
-        f"OR m.member = m.member_email THEN {sql_str(MASK)} ELSE m.member END")
+    redactor = Redactor(show=show_personal_data, key=_database_key(engine))
+    shown = redactor.sql("m.member", "known_personal")
     quote = "''''"  # one quote character, as a SQL literal
     return f"""
     WITH
+    known_personal AS ({KNOWN_PERSONAL_SQL}),
     disagreeing AS (SELECT mpid FROM verify_compared WHERE NOT agree),
     ids AS (
         SELECT i.mpid, i.identity_type, i.value FROM mpa_identities i
@@ -484,7 +490,7 @@ def _verify(engine, ref, names, at, settings, snapshot_at, source, show_personal
         "gap_reason": res["gap_reason"].astype("string"),
     }))
     engine.materialise("verify_compared", _profiles_sql(naive_utc(snap)), temp=True)
-    engine.materialise("verify_profiles", _details_sql(show_personal_data))
+    engine.materialise("verify_profiles", _details_sql(engine, show_personal_data))
     engine.execute("DROP TABLE IF EXISTS verify_compared")
     both_absent = int(engine.query_rows(_both_absent_sql())[0][0])
 
