@@ -76,3 +76,14 @@ def test_with_the_pause_modelled_only_the_name_and_missing_plants_disagree(world
         planted = set(t.mpid[t.other_name.notna() | ~t.in_snapshot])
         assert set(v.disagreements.mpid) <= planted and len(v.disagreements) > 0
     assert set(CAUSES) >= set(truth.cause.dropna())
+
+
+def test_verify_equals_the_truth_in_every_scenario(scenario_world):
+    """Every scenario's independent verify truth (identifiers from profiles, events, distinct_ids)."""
+    ev = scenario_world.manifest["expected_verify"]
+    truth = pd.read_parquet(scenario_world.out_dir / "truth_verify.parquet")
+    with Lab() as lab:
+        load_world(lab, scenario_world.out_dir)
+        for cohort in ev["cohorts"]:
+            v = lab.verify(cohort, at=ev["at"], snapshot_at=ev["snapshot_at"])
+            assert _rows(v.profiles) == _rows(truth[truth.cohort_name == cohort]), cohort
