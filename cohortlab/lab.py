@@ -34,9 +34,19 @@ class Lab:
             schema.create_all(self.engine.execute)
 
     # ------------------------------------------------------------------ loading
-    def load(self, kind: str, paths, *, progress: bool = False, **options: Any) -> LoadReport:
-        """Load one or more files (file, directory or glob) of ``kind``; see ``cohortlab.loaders``."""
-        return loader_class(kind)(**options).load(self.engine, paths, progress=progress)
+    def load(self, kind: str, paths, *, progress: bool = False, strict: bool = False, **options: Any) -> LoadReport:
+        """Load one or more files (file, directory or glob) of ``kind``; see ``cohortlab.loaders``.
+        The report's ``warnings`` list what to look at; ``strict=True`` turns them into an error
+        (nothing loaded)."""
+        return loader_class(kind)(**options).load(self.engine, paths, progress=progress, strict=strict)
+
+    def fetch(self, out: str | os.PathLike, **options: Any):
+        """Download the Mixpanel and mParticle exports into the folder ``out`` and load them into
+        this lab; returns a :class:`cohortlab.fetch.FetchSummary`. Options: see
+        :func:`cohortlab.fetch.fetch` (credentials come from the environment or a config file)."""
+        from cohortlab.fetch import fetch
+
+        return fetch(out, lab=self, **options)
 
     # ------------------------------------------------------------------ looking
     def sql(self, query: str, params: list[Any] | None = None) -> pd.DataFrame:

@@ -12,6 +12,7 @@ COMMAND_MODULES = [
     "cohortlab.cli.load",
     "cohortlab.cli.migrate",
     "cohortlab.cli.export",
+    "cohortlab.cli.fetch",
     "cohortlab.cli.report",
     "cohortlab.cli.simulate",
     "cohortlab.cli.synth",

@@ -10,17 +10,44 @@ from cohortlab.cli.app import db_option, engine_options, fail, main, open_lab  #
 from cohortlab.pipeline import sql_str
 
 
+def check_output_path(path: str, option: str, suffixes=(".csv", ".csv.gz", ".parquet")) -> None:
+    """Fail now (before any work) when ``path`` cannot be written: a wrong suffix, a folder,
+    a parent folder that does not exist or is not writable."""
+    if not path.lower().endswith(tuple(suffixes)):
+        fail(f"{option} {path}: expected a {', '.join(suffixes[:-1])} or {suffixes[-1]} file name")
+    if os.path.isdir(path):
+        fail(f"{option} {path}: is a folder")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        fail(f"{option} {path}: the folder {parent} does not exist")
+    if not os.access(parent, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        fail(f"{option} {path}: not writable")
+
+
+def _write_parquet(engine, sql: str, path: str) -> None:
+    """Write the result of ``sql`` as Parquet with pandas metadata: BIGINT columns (``mpid``)
+    are nullable ``Int64``, so ``pd.read_parquet`` gives exact MPIDs (never float64)."""
+    import pandas as pd
+    import pyarrow as pa
+
+    if hasattr(engine, "query_arrow"):
+        table = engine.query_arrow(sql)
+    else:
+        rel = engine.con.sql(sql)
+        table = rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()
+    df = table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
+    df.to_parquet(path, index=False)
+
+
 def _copy_members(engine, path: str, show_personal_data: bool) -> None:
     from cohortlab.simulation.resolution import PERSONAL_DATA_COLUMNS, RESOLUTION_COLUMNS
 
     cols = [c for c in RESOLUTION_COLUMNS if show_personal_data or c not in PERSONAL_DATA_COLUMNS]
-    lower = path.lower()
-    if lower.endswith(".parquet"):
-        fmt = "FORMAT PARQUET"
-    elif lower.endswith(".csv") or lower.endswith(".csv.gz"):
-        fmt = "FORMAT CSV, HEADER TRUE"
-    else:
-        fail(f"--members-out {path}: expected a .csv, .csv.gz or .parquet file name")
+    check_output_path(path, "--members-out")
+    if path.lower().endswith(".parquet"):
+        _write_parquet(engine, f"SELECT {', '.join(cols)} FROM resolution ORDER BY distinct_id", path)
+        return
+    fmt = "FORMAT CSV, HEADER TRUE"
     target = sql_str(path)
     if engine.name == "spark":  # issue 7: fetch the (small) table, write it with DuckDB's COPY as below
         import duckdb
@@ -60,6 +87,8 @@ def simulate_cmd(db, cohort, settings_path, at, source, members_out, show_person
 
     if not os.path.exists(db):
         fail(f"{db}: no such database (load data first with `cohortlab load --db {db} ...`)")
+    if members_out:  # checked before the simulation runs, not after
+        check_output_path(members_out, "--members-out")
     try:
         settings = SyncSettings.from_yaml(settings_path) if settings_path else SyncSettings()
     except SettingsError as e:

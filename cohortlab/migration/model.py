@@ -47,6 +47,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
+from cohortlab.errors import SettingsError
 from cohortlab.engines.base import Engine
 from cohortlab.identifiers import is_valid_mpid_sql, mpid_sql
 from cohortlab.pipeline import Pipeline, sql_str, sql_ts
@@ -63,6 +64,9 @@ SUMMARY_TABLE = "migration_summary"
 PLANS_TABLE = "migration_plans"
 VALIDATION_TABLE = "migration_validation"
 VALIDATION_SUMMARY_TABLE = "migration_validation_summary"
+
+
+MAX_WINDOW_DAYS = 3660  # days of one what-if window (~10 years): refused above, not run out of memory
 
 
 # --------------------------------------------------------------------------- 1. persons
@@ -512,6 +516,9 @@ def run_plans(engine: Engine, plans: Iterable[MigrationPlan], start: Any, end: A
     d0, d1 = parse_day(start), parse_day(end)
     if d1 < d0:
         raise ValueError(f"window end {d1} is before its start {d0}")
+    if (d1 - d0).days + 1 > MAX_WINDOW_DAYS:
+        raise SettingsError(f"window {d0} .. {d1} is {(d1 - d0).days + 1:,} days: at most {MAX_WINDOW_DAYS:,} days "
+                            "(one row per day per plan); pick a later --start or an earlier --end")
     window_end = datetime.combine(d1 + timedelta(days=1), datetime.min.time())
     if activity not in ("observed", "repeat"):
         raise ValueError("activity must be 'observed' or 'repeat'")
