@@ -16,6 +16,8 @@ COMMAND_MODULES = [
     "cohortlab.cli.report",
     "cohortlab.cli.simulate",
     "cohortlab.cli.synth",
+    "cohortlab.cli.verify",
+    "cohortlab.cli.explain",
 ]
 
 for _m in COMMAND_MODULES:
