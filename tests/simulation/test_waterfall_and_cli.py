@@ -114,7 +114,7 @@ def test_simulate_with_a_settings_file_and_debug(db, tmp_path):
     res = run("simulate", "--db", db, "--cohort", C, "--settings", str(s), "--debug")
     assert res.exit_code == 0, res.output
     assert "attribute: 'Mixpanel - Power Users'" in res.output
-    assert "sim_population.classified" in res.output
+    assert "resolved.resolved" in res.output
 
 
 def test_simulate_errors(db, tmp_path):
