@@ -157,3 +157,19 @@ def test_engage_loads_are_kept_as_a_history_with_their_as_of(lab, tmp_path):
     assert sent_early[["identifier", "status"]].values.tolist() == [["undefined", "unmatched"]]
     as_of = lab.simulate("K", at="2026-03-04", settings={**DAILY, "resolution_time": "as_of"}).resolution
     assert as_of[["identifier", "status"]].values.tolist() == [["42", "matched"]]
+
+
+def test_the_strict_fallback_follows_the_eit_in_force_at_each_send(data):
+    """EIT customer_id until Mar 5, mparticle_id after. "42" (an MPID as distinct_id) is sent on
+    Mar 1, when the strict fallback is refused; "43" enters on Mar 6 and is matched."""
+    data.mpa(42).mpa(43)
+    data.profile("42").profile("43")
+    data.snapshot(C, "2026-03-01", ["42"])
+    data.snapshot(C, "2026-03-06", ["42", "43"])
+    s = {**DAILY, "fallback": "strict",
+         "eit_timeline": [{"since": None, "eit": "customer_id"}, {"since": "2026-03-05", "eit": "mparticle_id"}]}
+    r = data.lab.simulate(C, at="2026-03-07", settings=s)
+    assert by_member(r, "identifier_source", "status", "gap_reason") == {
+        "42": ("none", "unmatched", "fallback_disabled"), "43": ("distinct_id", "matched", None)}
+    r = data.lab.simulate(C, at="2026-03-07", settings={**s, "resolution_time": "as_of"})
+    assert by_member(r, "status") == {"42": ("matched",), "43": ("matched",)}
