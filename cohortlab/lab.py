@@ -156,6 +156,15 @@ class Lab:
         return assumption_ranges(self.engine, cohort, at, settings, source=source,
                                  simulate_fn=lambda c, a, s, src: self.simulate(c, a, s, src))
 
+    def reexport_value(self, cohort: str, when: Any = None, at: Any = None, settings: Any = None,
+                       source: str = "auto") -> dict[str, Any]:
+        """The remedy re-export valued in users: audience at ``at`` with and without a re-export
+        (full sync with the identifiers of that time) at ``when`` (default: ``at``)."""
+        from cohortlab.simulation.simulate import reexport_value
+
+        return reexport_value(self.engine, cohort, when, at, settings, source=source,
+                              simulate_fn=lambda c, a, s, src: self.simulate(c, a, s, src))
+
     # ================================================================== end of simulation
 
     # ================================================================== migration (SPEC §6)

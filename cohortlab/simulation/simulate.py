@@ -36,6 +36,7 @@ from cohortlab.settings import SyncSettings
 from cohortlab.simulation.membership import CohortRef, Source
 from cohortlab.simulation.resolution import RESOLUTION_COLUMNS
 from cohortlab.simulation.sync import ATTRIBUTE_STATE_COLUMNS, TIMELINE_COLUMNS, Names, run_sync
+from cohortlab.times import parse_time
 from cohortlab.simulation.waterfall import (
     GAP_SUMMARY_ORDER,
     WATERFALL_COLUMNS,
@@ -303,6 +304,29 @@ def assumption_ranges_wide(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def reexport_value(
+    engine: Engine,
+    cohort: str,
+    when: datetime | str | None = None,
+    at: datetime | str | None = None,
+    settings: SyncSettings | dict | str | None = None,
+    *,
+    source: Source = "auto",
+    simulate_fn=None,
+) -> dict[str, Any]:
+    """The remedy *re-export* valued in users: the audience at ``at`` as simulated, and with a
+    re-export (a full sync re-sending every member with the identifier of that time) at
+    ``when`` (default: ``at`` itself, i.e. re-export now). ``gained`` = the difference."""
+    base = SyncSettings.coerce(settings)
+    run = simulate_fn or (lambda c, a, s, src: simulate(engine, c, a, s, source=src))
+    before = run(cohort, at, base, source)
+    t = before.at if when is None else parse_time(when)
+    after = run(cohort, before.at, base.replace(reexport_at=[*base.reexport_at, t]), source)
+    return {"cohort": before.cohort, "at": before.at, "reexport_at": t,
+            "audience": before.audience, "audience_after_reexport": after.audience,
+            "gained": after.audience - before.audience}
+
+
 __all__ = [
     "DroppedTableError",
     "PUBLISHED",
@@ -312,5 +336,6 @@ __all__ = [
     "assumption_ranges_wide",
     "assumption_values",
     "new_run_id",
+    "reexport_value",
     "simulate",
 ]

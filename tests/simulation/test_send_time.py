@@ -63,6 +63,13 @@ def test_a_re_export_after_the_fix_re_sends_every_member(fixed_later):
     assert wf(r)["audience"] == 2
 
 
+def test_the_re_export_remedy_is_valued_in_users(fixed_later):
+    v = fixed_later.lab.reexport_value(C, when="2026-03-05T12:00:00Z", at="2026-03-07", settings=DAILY)
+    assert (v["audience"], v["audience_after_reexport"], v["gained"]) == (1, 2, 1)
+    before_fix = fixed_later.lab.reexport_value(C, when="2026-03-03", at="2026-03-07", settings=DAILY)
+    assert before_fix["gained"] == 0  # re-sent before the fix: still the old identifier
+
+
 def test_a_one_time_export_re_exported_later(fixed_later):
     s = {**DAILY, "sync_type": "one_time", "reexport_at": ["2026-03-06"]}
     r = fixed_later.lab.simulate(C, at="2026-03-07", settings=s)
