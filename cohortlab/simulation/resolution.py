@@ -146,6 +146,11 @@ def _profile_versions_sql(history: ProfileHistory) -> str:
             SELECT distinct_id, mparticle_user_id, json_type(properties, {_MPUID}) AS mpuid_type, email, last_seen,
                    CAST(NULL AS TIMESTAMP) AS valid_from, CAST(0 AS BIGINT) AS seq
             FROM mp_profiles"""
+    if history == "single":  # one version per distinct_id: its time does not matter
+        return """
+            SELECT distinct_id, mparticle_user_id, mparticle_user_id_type AS mpuid_type, email, last_seen,
+                   CAST(NULL AS TIMESTAMP) AS valid_from, coalesce(load_id, 0) AS seq
+            FROM mp_profile_history"""
     return """
         SELECT h.distinct_id, h.mparticle_user_id, h.mparticle_user_id_type AS mpuid_type, h.email, h.last_seen,
                coalesce(h.as_of, l.loaded_at) AS valid_from, coalesce(h.load_id, 0) AS seq
@@ -200,22 +205,32 @@ def add_resolve_steps(p: Pipeline, requests: str, settings: SyncSettings, histor
     )
     cutoff = settings.event_identity_cutoff
     if cutoff is not None:
-        float_type = (
-            f"CASE WHEN regexp_full_match(e.mparticle_user_id, '{_FLOAT_SPELLING}') "
-            f"THEN json_type(e.properties, {_MPUID}) END"
+        p.add(
+            "req_event_latest",
+            f"""
+            SELECT r.distinct_id, r.resolve_time, max(struct_pack(t := e.time, v := e.mparticle_user_id)) AS latest
+            FROM req_facts r JOIN mp_events e ON e.distinct_id = r.distinct_id
+            WHERE r.profile_mpuid IS NULL AND e.mparticle_user_id IS NOT NULL
+              AND e.time >= {sql_ts(cutoff)} AND e.time <= r.resolve_time
+            GROUP BY r.distinct_id, r.resolve_time
+            """,
+        )
+        # the JSON type of the rare float-spelled value (json_float or float_text), from its event
+        p.add(
+            "req_event_floats",
+            f"""
+            SELECT x.distinct_id, x.resolve_time, max(json_type(e.properties, {_MPUID})) AS json_type
+            FROM (SELECT * FROM req_event_latest WHERE regexp_full_match(latest.v, '{_FLOAT_SPELLING}')) x
+            JOIN mp_events e ON e.distinct_id = x.distinct_id AND e.time = x.latest.t AND e.mparticle_user_id = x.latest.v
+            GROUP BY x.distinct_id, x.resolve_time
+            """,
         )
         p.add(
             "req_event_ids",
-            f"""
-            SELECT x.distinct_id, x.resolve_time, x.latest.v AS event_mpuid, x.latest.j AS event_mpuid_type
-            FROM (
-                SELECT r.distinct_id, r.resolve_time,
-                       max(struct_pack(t := e.time, v := e.mparticle_user_id, j := {float_type})) AS latest
-                FROM req_facts r JOIN mp_events e ON e.distinct_id = r.distinct_id
-                WHERE r.profile_mpuid IS NULL AND e.mparticle_user_id IS NOT NULL
-                  AND e.time >= {sql_ts(cutoff)} AND e.time <= r.resolve_time
-                GROUP BY r.distinct_id, r.resolve_time
-            ) x
+            """
+            SELECT x.distinct_id, x.resolve_time, x.latest.v AS event_mpuid, f.json_type AS event_mpuid_type
+            FROM req_event_latest x
+            LEFT JOIN req_event_floats f ON f.distinct_id = x.distinct_id AND f.resolve_time = x.resolve_time
             """,
         )
     else:
