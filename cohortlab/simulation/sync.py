@@ -59,6 +59,7 @@ with their latest decision),
 ``<p>requests(distinct_id, resolve_time)``, ``<p>resolved`` (see resolution.py),
 ``<p>targets(distinct_id, resolve_time, is_orphan, target, orphan_identifier)``,
 ``<p>decision_targets(distinct_id, k, is_send, is_orphan, target)``,
+``<p>member_kinds(distinct_id, simple, target, is_orphan)`` (members with one target),
 ``<p>s_deltas(target, k, s_delta)`` (the should-be-true set S: members of M(run) resolve to it),
 ``<p>writes(k, is_orphan, target, value, is_clear)``,
 ``<p>state(is_orphan, target, k, next_k, in_s, is_true, is_written, is_write)``,
@@ -94,6 +95,7 @@ from cohortlab.simulation.resolution import (
 )
 from cohortlab.simulation.writes import (
     attribute_state_stage,
+    member_kinds_stage,
     s_deltas_stage,
     state_stage,
     timeline_stage,
@@ -489,6 +491,7 @@ def stages(
         (n.resolved, resolved_stage(n, settings, history)),
         (n.targets, targets_stage(n)),
         (n.decision_targets, decision_targets_stage(n)),
+        (n.member_kinds, member_kinds_stage(n)),
         (n.s_deltas, s_deltas_stage(n)),
         (n.writes, writes_stage(n, settings)),
         (n.state, state_stage(n)),

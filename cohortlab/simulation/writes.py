@@ -1,6 +1,8 @@
 """What the feed writes and what the timeline counts (docs/rules.md, "Sync over time"):
 the stages of :mod:`cohortlab.simulation.sync` after the sends and decisions are known.
 
+* :func:`member_kinds_stage` — ``<p>member_kinds(distinct_id, simple, target, is_orphan)``:
+  members whose decisions all reach one target;
 * :func:`s_deltas_stage` — ``<p>s_deltas(target, k, s_delta)``: S, the profiles that should be
   true, from each member's membership and latest decision;
 * :func:`writes_stage` — ``<p>writes(k, is_orphan, target, value, is_clear)``: every attribute
@@ -27,12 +29,40 @@ if TYPE_CHECKING:
     from cohortlab.simulation.sync import Names
 
 
+def member_kinds_stage(n: Names) -> Pipeline:
+    """Per member: ``simple`` when every decision has the same target (always so with
+    ``resolution_time="as_of"``, and for most members with ``"send"``), and that target. Simple
+    members need no per-member window in the later stages."""
+    return Pipeline().add(
+        "member_kinds",
+        f"""
+        SELECT distinct_id,
+               count(target) = 0 OR (count(target) = count(*) AND min(target) = max(target)
+                                     AND bool_and(is_orphan) = bool_or(is_orphan)) AS simple,
+               max(target) AS target, bool_or(is_orphan) AS is_orphan
+        FROM {n.decision_targets}
+        GROUP BY distinct_id
+        """,
+    )
+
+
 def s_deltas_stage(n: Names) -> Pipeline:
     """S, the profiles that should be true: at run k, the linked targets of the latest decisions
-    of the members of M(k). Per member one window pass over its membership changes (at the first
-    run that sees them) and decisions; each change of its S target gives -1 / +1."""
+    of the members of M(k). A simple member (one target) adds its membership changes (at the
+    first run that sees them) to its target; for the others one window pass per member over
+    membership changes and decisions: each change of its S target gives -1 / +1."""
     w = "PARTITION BY distinct_id ORDER BY k"
     p = Pipeline()
+    p.add(
+        "simple_deltas",
+        f"""
+        SELECT mk.target, vr.k, t.delta AS d
+        FROM {n.transitions} t
+        JOIN {n.version_runs} vr ON vr.version = t.version
+        JOIN {n.member_kinds} mk ON mk.distinct_id = t.distinct_id
+        WHERE mk.simple AND mk.target IS NOT NULL AND NOT mk.is_orphan
+        """,
+    )
     p.add(
         "member_points",
         f"""
@@ -40,11 +70,14 @@ def s_deltas_stage(n: Names) -> Pipeline:
         FROM (
             SELECT t.distinct_id, vr.k, t.delta,
                    CAST(NULL AS STRUCT(k BIGINT, is_orphan BOOLEAN, target BIGINT)) AS dec
-            FROM {n.transitions} t JOIN {n.version_runs} vr ON vr.version = t.version
+            FROM {n.transitions} t
+            JOIN {n.version_runs} vr ON vr.version = t.version
+            JOIN {n.member_kinds} mk ON mk.distinct_id = t.distinct_id AND NOT mk.simple
             UNION ALL
-            SELECT distinct_id, k, 0 AS delta,
-                   struct_pack(k := CAST(k AS BIGINT), is_orphan := is_orphan, target := target) AS dec
-            FROM {n.decision_targets}
+            SELECT dt.distinct_id, dt.k, 0 AS delta,
+                   struct_pack(k := CAST(dt.k AS BIGINT), is_orphan := dt.is_orphan, target := dt.target) AS dec
+            FROM {n.decision_targets} dt
+            JOIN {n.member_kinds} mk ON mk.distinct_id = dt.distinct_id AND NOT mk.simple
         ) x
         GROUP BY distinct_id, k
         """,
@@ -80,6 +113,8 @@ def s_deltas_stage(n: Names) -> Pipeline:
             UNION ALL
             SELECT prev_target AS target, k, -1 AS d FROM member_s
             WHERE prev_target IS NOT NULL AND (s_target IS NULL OR prev_target <> s_target)
+            UNION ALL
+            SELECT target, k, d FROM simple_deltas
         ) x
         GROUP BY target, k
         HAVING sum(d) <> 0
@@ -105,11 +140,17 @@ def writes_stage(n: Names, settings: SyncSettings) -> Pipeline:
     p.add(
         "remove_targets",
         f"""
+        SELECT s.k, FALSE AS is_full, mk.is_orphan, mk.target, -1 AS net
+        FROM {n.sends} s JOIN {n.member_kinds} mk ON mk.distinct_id = s.distinct_id
+        WHERE s.net < 0 AND mk.simple AND mk.target IS NOT NULL
+        UNION ALL
         SELECT x.k, FALSE AS is_full, x.dec.is_orphan AS is_orphan, x.dec.target AS target, -1 AS net
         FROM (
             SELECT s.k, s.distinct_id,
                    max(struct_pack(k := dt.k, is_orphan := dt.is_orphan, target := dt.target)) AS dec
-            FROM {n.sends} s JOIN {n.decision_targets} dt ON dt.distinct_id = s.distinct_id AND dt.k < s.k
+            FROM {n.sends} s
+            JOIN {n.member_kinds} mk ON mk.distinct_id = s.distinct_id AND NOT mk.simple
+            JOIN {n.decision_targets} dt ON dt.distinct_id = s.distinct_id AND dt.k < s.k
             WHERE s.net < 0
             GROUP BY s.k, s.distinct_id
         ) x
@@ -316,4 +357,4 @@ def timeline_stage(n: Names) -> Pipeline:
     return p
 
 
-__all__ = ["attribute_state_stage", "s_deltas_stage", "state_stage", "timeline_stage", "writes_stage"]
+__all__ = ["attribute_state_stage", "member_kinds_stage", "s_deltas_stage", "state_stage", "timeline_stage", "writes_stage"]
