@@ -177,7 +177,7 @@ def step_resolve(db: str, data: str | None = None, **kw: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     with _lab(db, **kw) as lab:
         for cohort in _cohorts(lab.engine):
-            result = simulate(lab.engine, cohort)
+            result = simulate(lab.engine, cohort, settings={"resolution_time": "as_of"})  # what the baselines compute
             check_waterfall(result.waterfall)
             result.gap_summary  # noqa: B018  (read, as a report does)
             counts = _counts_sql(lab.engine, result.tables["resolution"].table_name)

@@ -27,8 +27,10 @@ Steps of :func:`add_resolve_steps` (one row per request):
   of an existing profile.
 * ``resolved`` — ``status``, the first applicable ``gap_reason`` (``GAP_REASONS`` order),
   ``precision_loss_form`` (``integer_text`` | ``float_text`` | ``json_float``), and
-  ``self_mpid`` / ``self_profiles``: the MPID the identifier itself leads to (precision loss,
-  digits of a malformed identifier) and how many profiles it could be.
+  ``self_mpid`` / ``self_profiles``: the MPID the identifier itself leads to (a float spelling
+  whose value is ``float(mpid)`` of existing profiles, or the digits of a malformed identifier)
+  and how many profiles it could be. A valid int64 that lost precision (``integer_text``) is
+  not recovered through the MPID: its digits name no profile.
 
 Columns of ``resolved``: ``distinct_id, resolve_time, identifier_source, identifier, mpid,
 status, gap_reason, precision_loss_form, self_mpid, self_profiles``.
@@ -342,11 +344,9 @@ def add_resolve_steps(p: Pipeline, requests: str, settings: SyncSettings, histor
                     END AS precision_loss_form,
                CAST(CASE WHEN c.profile_exists THEN NULL
                          WHEN fr.float_value IS NOT NULL THEN fr.mpid
-                         WHEN ir.candidate IS NOT NULL THEN ir.mpid
                          ELSE dm.mpid END AS BIGINT) AS self_mpid,
                CAST(CASE WHEN c.profile_exists THEN NULL
                          WHEN fr.float_value IS NOT NULL THEN fr.profiles
-                         WHEN ir.candidate IS NOT NULL THEN ir.profiles
                          WHEN dm.mpid IS NOT NULL THEN 1 END AS BIGINT) AS self_profiles
         FROM checked c
         LEFT JOIN float_rounded fr ON c.candidate IS NULL AND fr.float_value = c.float_value
