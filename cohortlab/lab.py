@@ -217,8 +217,11 @@ class Lab:
         later exports, with ``activity="repeat"`` when this lab's events end before ``at``)."""
         from cohortlab.migration.model import validate
 
-        if observed is None:
-            sim = self.simulate(cohort, at, settings)
+        if observed is None:  # what the exports show: every member resolved at `at`
+            from cohortlab.settings import SyncSettings
+
+            as_of = SyncSettings.coerce(settings).replace(resolution_time="as_of")
+            sim = self.simulate(cohort, at, as_of)
             observed, at = sim.resolution, sim.at
         if at is None:
             raise ValueError("validate_migration needs `at` when `observed` is given")
