@@ -10,6 +10,7 @@ reconciliation results.
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from typing import Any
 
 import pandas as pd
@@ -38,6 +39,7 @@ class Lab:
         """Load one or more files (file, directory or glob) of ``kind``; see ``cohortlab.loaders``.
         The report's ``warnings`` list what to look at; ``strict=True`` turns them into an error
         (nothing loaded)."""
+        self.clear_simulations()  # cached simulations describe the data as it was
         return loader_class(kind)(**options).load(self.engine, paths, progress=progress, strict=strict)
 
     def fetch(self, out: str | os.PathLike, **options: Any):
@@ -83,52 +85,95 @@ class Lab:
             "webhooks_time_range": wh,
         }
 
-    # ================================================================== simulation (docs/rules.md#resolution, #waterfall, #sync-over-time)
-    # Resolution of cohort members, the sync simulation over time and the discrepancy waterfall.
-    # Implemented in cohortlab.simulation.resolution, cohortlab.simulation.sync and cohortlab.simulation.waterfall; results are
-    # also stored in the database (tables resolution, timeline, waterfall, attribute_state).
-    def resolution(
-        self,
-        cohort: str,
-        at: Any = None,
-        settings: Any = None,
-        source: str = "auto",
-        debug: bool = False,
-    ) -> pd.DataFrame:
-        """docs/rules.md#resolution: one row per member of ``cohort`` at ``at`` (default: the cohort's latest
-        snapshot/webhook time). Stored as table ``resolution``. ``debug=True`` materialises each
-        step as ``resolution__<step>``; the row counts are in ``df.attrs["step_counts"]``
-        (and ``lab.last_step_counts``)."""
-        from cohortlab.simulation.resolution import resolution_df, resolve
+    # ================================================================== simulation (docs/rules.md#resolution, #sync-over-time)
+    # Resolution of cohort members, the sync simulation over time and the discrepancy waterfall,
+    # through the one entry cohortlab.simulation.simulate. Each simulation writes its own tables
+    # (sim_<run id>_*, temporary); the shortcuts below reuse one cached simulation per
+    # (cohort, at, settings, source). Loading data clears the cache.
+    _SIM_CACHE_SIZE = 8
 
-        run = resolve(self.engine, cohort, at, settings, source=source, debug=debug)
-        df = resolution_df(self.engine, run.table)
-        self.last_step_counts = run.step_counts
-        df.attrs["step_counts"] = run.step_counts
-        df.attrs["as_of"] = run.at
-        return df
+    def _sim_cache(self) -> "OrderedDict[tuple, Any]":
+        cache = self.__dict__.get("_sims")
+        if cache is None:
+            cache = self.__dict__["_sims"] = OrderedDict()
+        return cache
 
-    def simulate(self, cohort: str, at: Any = None, settings: Any = None, source: str = "auto", debug: bool = False):
-        """docs/rules.md#resolution to #sync-over-time at ``at``: resolution, sync over time, waterfall, attribute state and gap
-        summary, as a :class:`cohortlab.simulation.sync.SimulationResult`. Stored as tables ``resolution``,
-        ``timeline``, ``waterfall``, ``attribute_state`` and ``gap_summary``. ``settings``: a
-        :class:`SyncSettings`, a dict of options or a YAML path. ``debug=True`` materialises every
-        step (``<stage>__<step>``); row counts in ``result.step_counts``."""
-        from cohortlab.simulation.sync import simulate
+    def clear_simulations(self) -> None:
+        """Forget the cached simulations and drop their tables."""
+        cache = self._sim_cache()
+        while cache:
+            _, result = cache.popitem(last=False)
+            result.drop()
 
-        return simulate(self.engine, cohort, at, settings, source=source, debug=debug)
+    def simulate(self, cohort: str, at: Any = None, settings: Any = None, source: str = "auto",
+                 debug: bool = False, publish: bool = False):
+        """Resolution, sync over time, waterfall, attribute state and gap summary at ``at``, as a
+        :class:`cohortlab.simulation.simulate.SimulationResult` whose tables are read on demand
+        (``result.tables[name].table_name``, ``.as_pandas()``, ``.count()``). ``settings``: a
+        :class:`SyncSettings`, a dict of options or a YAML path. ``publish=True`` also stores the
+        results as tables ``resolution``, ``timeline``, ``waterfall``, ``attribute_state`` and
+        ``gap_summary``. ``debug=True`` materialises every step; row counts in
+        ``result.step_counts``. The same call again returns the cached result."""
+        from cohortlab.settings import SyncSettings
+        from cohortlab.simulation.membership import find_cohort, resolve_at
+        from cohortlab.simulation.simulate import simulate
+
+        s = SyncSettings.coerce(settings)
+        ref = find_cohort(self.engine, cohort, source)
+        key = (ref.name, ref.source, resolve_at(ref, at), s.model_dump_json(), debug)
+        cache = self._sim_cache()
+        result = cache.get(key)
+        if result is None:
+            result = simulate(self.engine, ref, at, s, debug=debug)
+            cache[key] = result
+            while len(cache) > self._SIM_CACHE_SIZE:
+                _, old = cache.popitem(last=False)
+                old.drop()
+        else:
+            cache.move_to_end(key)
+        if publish:
+            result.publish()
+        self.last_step_counts = result.step_counts
+        return result
+
+    def resolution(self, cohort: str, at: Any = None, settings: Any = None, source: str = "auto",
+                   debug: bool = False) -> pd.DataFrame:
+        """One row per member of ``cohort`` at ``at`` (default: the cohort's latest
+        snapshot/webhook time) with the outcome of the identifier it was last sent with
+        (``resolution_time="send"``, default) or resolved at ``at`` (``"as_of"``). From the
+        cached simulation (``lab.simulate(...).tables["resolution"]``)."""
+        return self.simulate(cohort, at, settings, source, debug).resolution
 
     def timeline(self, cohort: str, at: Any = None, settings: Any = None, source: str = "auto") -> pd.DataFrame:
-        """docs/rules.md#timeline: one row per run up to ``at``."""
+        """One row per run up to ``at`` (from the cached simulation)."""
         return self.simulate(cohort, at, settings, source).timeline
 
     def waterfall(self, cohort: str, at: Any = None, settings: Any = None, source: str = "auto") -> pd.DataFrame:
-        """docs/rules.md#waterfall: the discrepancy waterfall at ``at`` (steps add up exactly)."""
+        """The discrepancy waterfall at ``at`` (steps add up exactly; from the cached simulation)."""
         return self.simulate(cohort, at, settings, source).waterfall
 
     def gap_summary(self, cohort: str, at: Any = None, settings: Any = None, source: str = "auto") -> pd.DataFrame:
         """Member counts by status x gap_reason x recoverable_via, and by identifier_source."""
         return self.simulate(cohort, at, settings, source).gap_summary
+
+    def assumption_ranges(self, cohort: str, at: Any = None, settings: Any = None, source: str = "auto") -> pd.DataFrame:
+        """The audience under each value of every assumption (fallback, event_identity_cutoff,
+        protection, apply_order, snapshot_ttl, refresh_clears_stale, resolution_time), the
+        others as in ``settings``: one row per (assumption, value) with min/max per assumption
+        (:func:`cohortlab.simulation.simulate.assumption_ranges`)."""
+        from cohortlab.simulation.simulate import assumption_ranges
+
+        return assumption_ranges(self.engine, cohort, at, settings, source=source,
+                                 simulate_fn=lambda c, a, s, src: self.simulate(c, a, s, src))
+
+    def reexport_value(self, cohort: str, when: Any = None, at: Any = None, settings: Any = None,
+                       source: str = "auto") -> dict[str, Any]:
+        """The remedy re-export valued in users: audience at ``at`` with and without a re-export
+        (full sync with the identifiers of that time) at ``when`` (default: ``at``)."""
+        from cohortlab.simulation.simulate import reexport_value
+
+        return reexport_value(self.engine, cohort, when, at, settings, source=source,
+                              simulate_fn=lambda c, a, s, src: self.simulate(c, a, s, src))
 
     # ================================================================== end of simulation
 
@@ -183,10 +228,12 @@ class Lab:
         later exports, with ``activity="repeat"`` when this lab's events end before ``at``)."""
         from cohortlab.migration.validate import validate
 
-        if observed is None:
-            observed = self.resolution(cohort, at, settings)
-            if at is None:
-                at = observed.attrs.get("as_of")
+        if observed is None:  # what the exports show: every member resolved at `at`
+            from cohortlab.settings import SyncSettings
+
+            as_of = SyncSettings.coerce(settings).replace(resolution_time="as_of")
+            sim = self.simulate(cohort, at, as_of)
+            observed, at = sim.resolution, sim.at
         if at is None:
             raise ValueError("validate_migration needs `at` when `observed` is given")
         return validate(self.engine, plan, observed, cohort, at, settings=settings, activity=activity,

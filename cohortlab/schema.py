@@ -107,6 +107,18 @@ MP_PROFILES = _table(
     ("properties", "JSON", "all $properties as exported"),
 )
 
+MP_PROFILE_HISTORY = _table(
+    "mp_profile_history",
+    "Every Mixpanel profile as loaded, one row per (load, distinct_id): the profile history that "
+    "send-time resolution reads (docs/rules.md). `mp_profiles` stays the latest row per distinct_id.",
+    ("distinct_id", "VARCHAR", "$distinct_id (an integer is kept as its decimal text)"),
+    ("mparticle_user_id", "VARCHAR", "$properties.$mparticle_user_id as exported text; NULL if absent/null"),
+    ("mparticle_user_id_type", "VARCHAR", "JSON type of $mparticle_user_id (VARCHAR, DOUBLE, UBIGINT, ...)"),
+    ("email", "VARCHAR", "$properties.$email (personal data)"),
+    ("last_seen", "TIMESTAMP", "$properties.$last_seen (UTC)"),
+    ("as_of", "TIMESTAMP", "the profile as of this UTC time (the load's as_of; NULL: the load's loaded_at counts)"),
+)
+
 MP_COHORTS = _table(
     "mp_cohorts",
     "Mixpanel cohorts (from /cohorts/list, or registered by a members/webhook load).",

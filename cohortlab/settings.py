@@ -43,10 +43,15 @@ class _Model(BaseModel):
 
 
 class Pause(_Model):
-    """A window ``[start, end)`` of failed runs (the guide's *Export is Paused*)."""
+    """A window ``[start, end)`` of failed runs (the guide's *Export is Paused*). It ends by
+    itself (``ends_with="resume"``: the next successful run is a diff, or a full refresh after a
+    gap longer than ``snapshot_ttl``) or with a reconnect (``ends_with="reconnect"``: the export is
+    disconnected and connected again, a new export whose first successful run at or after the
+    pause's start is a full sync)."""
 
     start: datetime
     end: datetime
+    ends_with: Literal["resume", "reconnect"] = "resume"
 
     @field_validator("start", "end", mode="after")
     @classmethod
@@ -114,6 +119,17 @@ class SyncSettings(_Model):
         default_factory=lambda: [EitPeriod(since=None, eit="customer_id")],
         description="External Identity Type over time (used by fallback='strict').",
     )
+    resolution_time: Literal["send", "as_of"] = Field(
+        "send",
+        description="'send': a member's identifier is decided when the member is sent (first full sync, entering, "
+        "full refresh, re-export) from the profiles and events known at that time, and kept until sent again. "
+        "'as_of': one resolution at the as-of time applied to every run (the earlier reading).",
+    )
+    reexport_at: list[datetime] = Field(
+        default_factory=list,
+        description="Remedy re-export: at each time, the first successful run at or after it is a full sync that "
+        "re-sends every member with the identifier of that time (disconnect and reconnect, or a new one-time export).",
+    )
 
     # ------------------------------------------------------------------ validation
     @field_validator("cadence", "snapshot_ttl", mode="before")
@@ -139,6 +155,15 @@ class SyncSettings(_Model):
     @classmethod
     def _utc(cls, v: datetime | None) -> datetime | None:
         return to_utc(v)
+
+    @field_validator("reexport_at", mode="after")
+    @classmethod
+    def _utc_list(cls, v: list[datetime]) -> list[datetime]:
+        return sorted({to_utc(t) for t in v})
+
+    @field_serializer("reexport_at")
+    def _ser_times(self, v: list[datetime]) -> list[str]:
+        return [format_time(t) for t in v]
 
     @field_validator("attribute_template", mode="after")
     @classmethod

@@ -39,13 +39,13 @@ def _write_parquet(engine, sql: str, path: str) -> None:
     df.to_parquet(path, index=False)
 
 
-def _copy_members(engine, path: str, show_personal_data: bool) -> None:
+def _copy_members(engine, table: str, path: str, show_personal_data: bool) -> None:
     from cohortlab.simulation.resolution import PERSONAL_DATA_COLUMNS, RESOLUTION_COLUMNS
 
     cols = [c for c in RESOLUTION_COLUMNS if show_personal_data or c not in PERSONAL_DATA_COLUMNS]
     check_output_path(path, "--members-out")
     if path.lower().endswith(".parquet"):
-        _write_parquet(engine, f"SELECT {', '.join(cols)} FROM resolution ORDER BY distinct_id", path)
+        _write_parquet(engine, f"SELECT {', '.join(cols)} FROM {table} ORDER BY distinct_id", path)
         return
     fmt = "FORMAT CSV, HEADER TRUE"
     target = sql_str(path)
@@ -53,11 +53,11 @@ def _copy_members(engine, path: str, show_personal_data: bool) -> None:
         import duckdb
 
         con = duckdb.connect()
-        con.register("resolution", engine.query_df(f"SELECT {', '.join(cols)} FROM resolution"))
+        con.register("resolution", engine.query_df(f"SELECT {', '.join(cols)} FROM {table}"))
         con.execute(f"COPY (SELECT * FROM resolution ORDER BY distinct_id) TO {target} ({fmt})")
         con.close()
         return
-    engine.execute(f"COPY (SELECT {', '.join(cols)} FROM resolution ORDER BY distinct_id) TO {target} ({fmt})")
+    engine.execute(f"COPY (SELECT {', '.join(cols)} FROM {table} ORDER BY distinct_id) TO {target} ({fmt})")
 
 
 def _table(df, columns=None) -> str:
@@ -77,11 +77,15 @@ def _table(df, columns=None) -> str:
 @click.option("--show-personal-data", is_flag=True, help="Include the email column in --members-out.")
 @click.option("--timeline/--no-timeline", "show_timeline", default=True, help="Print the timeline summary.")
 @click.option("--debug", is_flag=True, help="Materialise every SQL step and print its row count.")
+@click.option("--assumptions", type=click.Choice(["all"]), default=None,
+              help="Also print the audience under each value of every assumption that changes it (min and max).")
 @engine_options  # --engine duckdb|spark, --spark-master (issue 7)
 def simulate_cmd(db, cohort, settings_path, at, source, members_out, show_personal_data, show_timeline, debug,
-                 engine, spark_master):
+                 assumptions, engine, spark_master):
     """Explain a cohort's Mixpanel count vs its mParticle audience: print the discrepancy
-    waterfall (docs/rules.md#waterfall) and the sync timeline (docs/rules.md#timeline) and write the per-member resolution."""
+    waterfall (docs/rules.md#waterfall) and the sync timeline (docs/rules.md#timeline) and write the
+    per-member resolution. The results are stored in the database as tables resolution, timeline,
+    attribute_state, waterfall and gap_summary."""
     from cohortlab.simulation.resolution import CohortError
     from cohortlab.settings import SettingsError, SyncSettings
 
@@ -95,7 +99,7 @@ def simulate_cmd(db, cohort, settings_path, at, source, members_out, show_person
         fail(f"bad settings file: {e}")
     with open_lab(db, engine, spark_master) as lab:  # issue 7: DuckDB (default) or Spark
         try:
-            result = lab.simulate(cohort, at=at, settings=settings, source=source, debug=debug)
+            result = lab.simulate(cohort, at=at, settings=settings, source=source, debug=debug, publish=True)
         except (CohortError, SettingsError) as e:
             fail(str(e))
         members = int(result.waterfall.loc[result.waterfall.step == "members", "count"].iloc[0])
@@ -113,13 +117,14 @@ def simulate_cmd(db, cohort, settings_path, at, source, members_out, show_person
         click.echo(
             f"settings: fallback={s.fallback} protection={s.protection} apply_order={s.apply_order} "
             f"snapshot_ttl={s.model_dump(mode='json')['snapshot_ttl']} refresh_clears_stale={s.refresh_clears_stale} "
-            f"pauses={len(s.pauses)}"
+            f"pauses={len(s.pauses)} resolution_time={s.resolution_time}"
         )
         click.echo("")
         click.echo("discrepancy waterfall")
         wf = result.waterfall.copy()
         wf["sign"] = wf.kind.map({"total": "=", "minus": "-", "plus": "+"})
         click.echo(_table(wf, ["sign", "step", "count", "label"]))
+        click.echo(f"audience on {result.attribute} = false: {result.audience_false:,} profiles")
         tl = result.timeline
         if show_timeline and len(tl):
             click.echo("")
@@ -141,7 +146,19 @@ def simulate_cmd(db, cohort, settings_path, at, source, members_out, show_person
             for stage, counts in result.step_counts.items():
                 for step, n in counts.items():
                     click.echo(f"  {stage}.{step:<28}{n:>12,}")
+        if assumptions:
+            from cohortlab.simulation.simulate import assumption_ranges_wide
+
+            wide = assumption_ranges_wide(lab.assumption_ranges(cohort, at=at, settings=settings, source=source))
+            click.echo("")
+            click.echo("audience under each value of every assumption (* = current settings)")
+            moving = wide[wide.changes]
+            if len(moving):
+                click.echo(_table(moving, ["assumption", "min", "max", "values"]))
+            still = wide[~wide.changes].assumption.tolist()
+            if still:
+                click.echo(f"no change in the audience: {', '.join(still)}")
         if members_out:
-            _copy_members(lab.engine, members_out, show_personal_data)
+            _copy_members(lab.engine, result.tables["resolution"].table_name, members_out, show_personal_data)
             note = "" if show_personal_data else " (without personal data; --show-personal-data to include email)"
             click.echo(f"\nwrote {members:,} members to {members_out}{note}")

@@ -404,7 +404,7 @@ def _check_engage_stage(ctx: FileContext, st: str) -> None:
 
 
 # --------------------------------------------------------------------------- profile upsert
-def upsert_profiles(ctx: FileContext, relation: str) -> tuple[int, int]:
+def upsert_profiles(ctx: FileContext, relation: str, as_of=None) -> tuple[int, int]:
     """Upsert Mixpanel profiles from ``relation`` = (line, distinct_id, properties,
     mparticle_user_id, email, phone, created, last_seen), e.g. rows of a
     :func:`stage_engage_results` table.
@@ -416,7 +416,8 @@ def upsert_profiles(ctx: FileContext, relation: str) -> tuple[int, int]:
     The derived columns: ``$mparticle_user_id`` (text as exported; a JSON float keeps its exact
     token), ``$email``, ``$phone``, ``$created``, ``$last_seen`` (ISO strings, UTC; odd types →
     NULL). Returns (loaded, deduplicated): distinct profiles written, and rows superseded within
-    the relation."""
+    the relation. Every row written is also appended to ``mp_profile_history`` with ``as_of``
+    (the argument, else the load's ``as_of`` option, else NULL: the load time counts)."""
     eng = ctx.engine
     total, distinct = eng.query_rows(f"SELECT count(*), count(DISTINCT distinct_id) FROM ({relation})")[0]
     src, tmp = f"({relation})", None
@@ -438,6 +439,17 @@ def upsert_profiles(ctx: FileContext, relation: str) -> tuple[int, int]:
         FROM {src}
         """,
         [ctx.load_id, str(ctx.path)],
+    )
+    # the profile history (send-time resolution): every loaded profile with its as-of time
+    as_of = as_of if as_of is not None else ctx.options.get("as_of")
+    eng.execute(
+        f"""
+        INSERT INTO mp_profile_history (distinct_id, mparticle_user_id, mparticle_user_id_type, email, last_seen,
+                                        as_of, load_id, source_file, line)
+        SELECT distinct_id, mparticle_user_id, mp_type, email, last_seen, CAST(? AS TIMESTAMP), ?, ?, line
+        FROM {src}
+        """,
+        [None if as_of is None else parse_utc(as_of, "as_of").replace(tzinfo=None), ctx.load_id, str(ctx.path)],
     )
     if tmp:
         eng.execute(f"DROP TABLE {tmp}")

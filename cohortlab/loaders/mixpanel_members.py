@@ -124,7 +124,7 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
             [ctx.load_id, cohort_name, as_of, ctx.load_id, str(ctx.path)],
         )
         if meta.get("profiles"):
-            upsert_profiles(ctx, f"SELECT * FROM {st} WHERE reason IS NULL AND has_properties")
+            upsert_profiles(ctx, f"SELECT * FROM {st} WHERE reason IS NULL AND has_properties", as_of=as_of)
         register_cohorts(
             ctx,
             f"SELECT {sql_str(cohort_id) if cohort_id is not None else 'NULL'}::VARCHAR AS cohort_id, "

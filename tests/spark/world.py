@@ -164,7 +164,7 @@ def api_calls() -> list[tuple[str, Callable[[Any], dict[str, pd.DataFrame]]]]:
 
     def simulate(cohort: str, settings: str, at: str | None = None, debug: bool = False):
         def call(lab):
-            r = lab.simulate(cohort, at=at, settings=SETTINGS[settings], debug=debug)
+            r = lab.simulate(cohort, at=at, settings=SETTINGS[settings], debug=debug, publish=True)
             out = {
                 "resolution": r.resolution,
                 "timeline": r.timeline,
