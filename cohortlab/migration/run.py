@@ -14,6 +14,7 @@ from typing import Any, Iterable
 import pandas as pd
 
 from cohortlab.engines.base import Engine
+from cohortlab.errors import SettingsError
 from cohortlab.migration.model import REPEAT_DAYS, RunTables, daily_pipeline, profiles_pipeline, run_pipeline, status_pipeline
 from cohortlab.migration.persons import Prepared, cohort_scope_sql, prepare
 from cohortlab.migration.plans import MigrationPlan
@@ -25,6 +26,8 @@ from cohortlab.settings import SyncSettings
 from cohortlab.times import format_time, naive_utc, parse_day
 
 TIE_PP = 0.05  # plans whose final rates are within this many percentage points tie
+
+MAX_WINDOW_DAYS = 3660  # days of one what-if window (~10 years): refused above, not run out of memory
 
 
 # --------------------------------------------------------------------------- run_plans
@@ -158,6 +161,9 @@ def run_plans(engine: Engine, plans: Iterable[Any], start: Any, end: Any, *, set
     d0, d1 = parse_day(start), parse_day(end)
     if d1 < d0:
         raise ValueError(f"window end {d1} is before its start {d0}")
+    if (d1 - d0).days + 1 > MAX_WINDOW_DAYS:
+        raise SettingsError(f"window {d0} .. {d1} is {(d1 - d0).days + 1:,} days: at most {MAX_WINDOW_DAYS:,} days "
+                            "(one row per day per plan); pick a later --start or an earlier --end")
     check_activity(activity)
     window_end = _midnight_after(d1)
     t = RunTables()
