@@ -99,29 +99,53 @@ def _event_days(lab) -> tuple[_dt.date | None, _dt.date | None]:
     return pd.Timestamp(lo).date(), pd.Timestamp(hi).date()
 
 
-def default_switch(lab, settings=None) -> _dt.datetime:
-    """The EIT switch to study when no plan is given: the first dated switch to ``mparticle_id``
-    in the settings' ``eit_timeline``, else the middle of the events' time range."""
+def switch_from_data(lab) -> _dt.datetime | None:
+    """The first day on which most Mixpanel events are keyed by an MPID (their ``$distinct_id``
+    is the MPID of an existing mParticle profile): when the EIT became ``mparticle_id``, as the
+    data shows it. None when no such day."""
+    from cohortlab.identifiers import mpid_sql
+
+    df = lab.sql(f"""
+        SELECT CAST(e.time AS DATE) AS day,
+               avg(CASE WHEN p.mpid IS NOT NULL THEN 1.0 ELSE 0.0 END) AS keyed_by_mpid
+        FROM mp_events e
+        LEFT JOIN (SELECT DISTINCT mpid FROM mpa_profiles) p ON p.mpid = {mpid_sql('e.distinct_id')}
+        GROUP BY 1 ORDER BY 1""")
+    days = df[df["keyed_by_mpid"] > 0.5]["day"]
+    if days.empty:
+        return None
+    d = pd.Timestamp(days.iloc[0])
+    return _dt.datetime(d.year, d.month, d.day, tzinfo=_dt.timezone.utc)
+
+
+def find_switch(lab, settings=None, switch=None) -> tuple[_dt.datetime | None, str]:
+    """The EIT switch to study and where it comes from, never invented: the ``switch`` parameter,
+    else the first dated switch to ``mparticle_id`` in the settings' ``eit_timeline``, else the
+    data (:func:`switch_from_data`). ``(None, "none")`` when none of them gives one."""
     from cohortlab.settings import SyncSettings
+    from cohortlab.times import parse_time
 
-    st = SyncSettings.coerce(settings)
-    for p in st.eit_timeline:
+    if switch:
+        return parse_time(switch), "the switch parameter"
+    for p in SyncSettings.coerce(settings).eit_timeline:
         if p.since is not None and p.eit == "mparticle_id":
-            return p.since
-    lo, hi = _event_days(lab)
-    if lo is None:
-        raise ValueError("no Mixpanel events loaded: cannot place a migration")
-    mid = lo + (hi - lo) / 2
-    return _dt.datetime(mid.year, mid.month, mid.day, tzinfo=_dt.timezone.utc)
+            return p.since, "the settings' eit_timeline"
+    found = switch_from_data(lab)
+    if found is not None:
+        return found, "the data: the first day most events are keyed by an MPID"
+    return None, "none"
 
 
-def migration_plans(plans=None, *, lab=None, settings=None, switch=None) -> list:
+def migration_plans(plans=None, *, switch_at=None) -> list:
     """Plans from YAML file(s) (a path or a list of paths), or the standard four (switch only,
-    switch + Rule, Rule only, do nothing) around ``switch`` (default: :func:`default_switch`)."""
+    switch + Rule, Rule only, do nothing) around ``switch_at`` (see :func:`find_switch`)."""
     from cohortlab.migration.plans import load_plans, standard_plans
 
     if plans is None:
-        return standard_plans(switch or default_switch(lab, settings))
+        if switch_at is None:
+            raise ValueError("no EIT switch to study: give the parameter switch (or plans), or settings with an "
+                             "eit_timeline; the data shows no day where most events are keyed by an MPID")
+        return standard_plans(switch_at)
     paths = [plans] if isinstance(plans, (str, os.PathLike)) else list(plans)
     out = []
     for p in paths:

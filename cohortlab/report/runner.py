@@ -23,6 +23,7 @@ import html
 import importlib.resources
 import json
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -53,9 +54,11 @@ class NotebookResult:
     metrics_path: Path | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
-    error: str | None = None  # names the cell; None when the notebook ran
+    error: str | None = None  # names the cell and line; None when the notebook ran
     cell_index: int | None = None
     ename: str | None = None
+    evalue: str | None = None
+    failing_line: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -170,15 +173,31 @@ def declared_parameters(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
 
 
 # --------------------------------------------------------------------------- running
-def _describe_failure(exc) -> tuple[str, int | None, str | None]:
-    """``cell N (In [k]): Ename: evalue`` + the cell's first line, from PapermillExecutionError."""
-    source = (getattr(exc, "source", "") or "").strip().splitlines()
-    first = next((s for s in source if s.strip() and not s.lstrip().startswith("#")), source[0] if source else "")
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def failing_line(source: str, traceback: Iterable[str] | str | None) -> tuple[int | None, str]:
+    """``(line number, text)`` of the line of a cell that raised, from IPython's traceback
+    (``Cell In[3], line 5``); the cell's last non-blank line when the traceback does not say."""
+    text = _ANSI.sub("", "\n".join(traceback) if isinstance(traceback, (list, tuple)) else str(traceback or ""))
+    lines = (source or "").splitlines()
+    m = re.search(r"Cell In\s*\[\d*\],\s*line (\d+)", text) or re.search(r"<ipython-input-[^>]*> in <module>[\s\S]*?-+> *(\d+)", text)
+    if m and lines and 1 <= int(m.group(1)) <= len(lines):
+        n = int(m.group(1))
+        return n, lines[n - 1].strip()
+    rest = [(i, ln.strip()) for i, ln in enumerate(lines, 1) if ln.strip() and not ln.lstrip().startswith("#")]
+    return (rest[-1] if rest else (None, ""))
+
+
+def _describe_failure(exc) -> tuple[str, int | None, str | None, str]:
+    """``cell N, line L: Ename: evalue`` + the failing line, from PapermillExecutionError."""
     idx = getattr(exc, "cell_index", None)
-    msg = f"cell {idx} (In [{getattr(exc, 'exec_count', '?')}]): {exc.ename}: {exc.evalue}"
-    if first:
-        msg += f"\n    > {first[:120]}"
-    return msg, idx, exc.ename
+    line_no, line = failing_line(getattr(exc, "source", "") or "", getattr(exc, "traceback", None))
+    where = f"cell {idx}" + (f", line {line_no}" if line_no else "")
+    msg = f"{where}: {exc.ename}: {exc.evalue}"
+    if line:
+        msg += f"\n    > {line[:160]}"
+    return msg, idx, exc.ename, line
 
 
 def _absolute(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -204,6 +223,7 @@ def run_notebook(
     kernel: str | None = None,
     html: bool = True,
     timeout: int | None = None,
+    page_source: str | None = None,
 ) -> NotebookResult:
     """Execute one notebook into ``out_dir/<name>/`` (``<name>.ipynb``, ``<name>.html``,
     ``metrics.json`` written by the notebook). Parameters the notebook does not declare are
@@ -233,7 +253,8 @@ def run_notebook(
             extra_arguments=["--IPKernelApp.log_level=CRITICAL"],  # no kernel start-up chatter
         )
     except PapermillExecutionError as e:
-        result.error, result.cell_index, result.ename = _describe_failure(e)
+        result.error, result.cell_index, result.ename, result.failing_line = _describe_failure(e)
+        result.evalue = str(e.evalue)
     except Exception as e:  # kernel died, notebook unreadable, ...
         result.error = f"{type(e).__name__}: {e}"
     result.seconds = time.monotonic() - t0
@@ -246,7 +267,68 @@ def run_notebook(
             result.metrics = {}
     if html and result.ipynb.exists():
         result.html = export_html(result.ipynb, nb_dir / f"{name}.html")
+        decorate_page(result.html, result, {**(parameters or {}), **({"source": page_source} if page_source else {})})
     return result
+
+
+# --------------------------------------------------------------------------- one page
+_PAGE_STYLE = """
+.cl-header { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; max-width: 72rem;
+  margin: 1rem auto .5rem; padding: .7rem 1rem; border-bottom: 1px solid #ddd; color: #333; font-size: .92rem; }
+.cl-header a { color: #2b5c8f; } .cl-header dl { display: grid; grid-template-columns: max-content auto;
+  gap: .1rem 1rem; margin: .4rem 0 0; } .cl-header dt { color: #666; } .cl-header dd { margin: 0; }
+.cl-failed { border: 1px solid #c8553d; background: #fdf3f1; color: #8a2a17; padding: .6rem .9rem;
+  margin: .6rem 0 0; border-radius: 6px; } .cl-failed code { white-space: pre-wrap; }
+"""
+
+
+def page_context(result: "NotebookResult", params: Mapping[str, Any]) -> dict[str, str]:
+    """What the header of a page states: cohorts, as-of time, data source, settings, generation
+    time. From the notebook's ``metrics.json`` (``context``), else from the run's parameters."""
+    ctx = dict((result.metrics or {}).get("context") or {})
+    generated = (result.metrics or {}).get("generated_at") or _dt.datetime.now(_dt.timezone.utc).isoformat(
+        timespec="seconds")
+    if "settings" not in ctx:
+        try:
+            from cohortlab.report.summaries import settings_summary
+
+            ctx["settings"] = settings_summary(params.get("settings"))
+        except Exception as e:  # invalid settings: the notebook failed on them too
+            ctx["settings"] = f"unreadable ({e})"
+    cohorts = ctx.get("cohorts", params.get("cohorts"))
+    as_of = ctx.get("as_of", params.get("as_of"))
+    return {
+        "cohorts": ", ".join(map(str, cohorts)) if isinstance(cohorts, (list, tuple)) else str(cohorts or "all"),
+        "as of": str(as_of or "each cohort's latest data"),
+        "data source": str(params.get("source") or ctx.get("source") or params.get("data") or params.get("db") or ""),
+        "settings": str(ctx["settings"]),
+        "generated": str(generated).replace("T", " ").replace("+00:00", " UTC"),
+    }
+
+
+def decorate_page(page: str | os.PathLike, result: "NotebookResult", params: Mapping[str, Any]) -> Path:
+    """Give an exported notebook page a real ``<title>``, a header (cohorts, as-of time, data
+    source, settings, generation time), a link back to the index and, when the notebook failed,
+    the failing line and the error message."""
+    page = Path(page)
+    text = page.read_text(encoding="utf-8")
+    title = str((result.metrics or {}).get("title") or result.name.replace("_", " ").capitalize())
+    rows = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in page_context(result, params).items())
+    failed = ""
+    if not result.ok:
+        failed = (f'<div class="cl-failed"><strong>This report failed</strong> in cell {result.cell_index}: '
+                  f"<code>{html.escape(result.failing_line or '')}</code> raised "
+                  f"<strong>{html.escape(str(result.ename or 'an error'))}</strong>: "
+                  f"<code>{html.escape(str(result.evalue or result.error or ''))}</code>. "
+                  "The traceback is at the end of this page.</div>")
+    header = (f'<header class="cl-header"><a href="../index.html">&larr; all reports</a>'
+              f"<dl>{rows}</dl>{failed}</header>")
+    text = re.sub(r"<title>.*?</title>", lambda _m: f"<title>{html.escape(title)} · cohortlab</title>", text,
+                  count=1, flags=re.S)
+    text = text.replace("</head>", f"<style>{_PAGE_STYLE}</style></head>", 1)
+    text = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + header, text, count=1)
+    page.write_text(text, encoding="utf-8")
+    return page
 
 
 # The JupyterLab HTML template without its CDN scripts (MathJax, Mermaid, require.js): the report
@@ -378,7 +460,7 @@ def run_report(
     results = []
     for i, src in enumerate(sources, 1):
         say(f"[{i}/{len(sources)}] {src.stem} ...")
-        r = run_notebook(src, out_dir, params, kernel=kernel)
+        r = run_notebook(src, out_dir, params, kernel=kernel, page_source=source)
         results.append(r)
         if r.ok:
             say(f"[{i}/{len(sources)}] {src.stem}: ok ({r.seconds:.1f} s)")
@@ -396,7 +478,9 @@ h1 { font-size: 1.6rem; margin-bottom: .2rem; } .meta { color: #666; font-size: 
 .card { border: 1px solid #ddd; border-radius: 6px; padding: .8rem 1.1rem; margin: 1rem 0; }
 .card.failed { border-color: #c8553d; background: #fdf3f1; }
 .card h2 { font-size: 1.15rem; margin: 0 0 .3rem; } .summary { margin: .3rem 0 .5rem; }
-table { border-collapse: collapse; font-size: .92rem; } td { padding: .15rem .9rem .15rem 0; }
+table { border-collapse: collapse; font-size: .92rem; } td, th { padding: .15rem .9rem .15rem 0; }
+th { font-weight: normal; color: #666; text-align: right; } td.d { color: #555; text-align: right; }
+dl.meta { display: grid; grid-template-columns: max-content auto; gap: .1rem 1rem; } dl.meta dd { margin: 0; }
 td.v { font-weight: 600; text-align: right; } pre { white-space: pre-wrap; color: #8a2a17; }
 a { color: #2b5c8f; }
 """
@@ -414,15 +498,53 @@ def _fmt_value(v: Any) -> str:
     return html.escape(str(v))
 
 
+def previous_run(out_dir: str | os.PathLike) -> Path | None:
+    """The latest earlier run in the same reports folder (a sibling folder written by
+    ``cohortlab report`` with an ``index.html``), or None."""
+    out_dir = Path(out_dir).resolve()
+    runs = [d for d in out_dir.parent.iterdir()
+            if d.is_dir() and d.resolve() != out_dir and (d / MARKER).exists() and (d / "index.html").exists()]
+    return max(runs, key=lambda d: (d / "index.html").stat().st_mtime) if runs else None
+
+
+def _previous_headline(prev: Path | None, name: str) -> dict[str, Any]:
+    if prev is None:
+        return {}
+    try:
+        return json.loads((prev / name / "metrics.json").read_text(encoding="utf-8")).get("headline") or {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _fmt_change(now: Any, before: Any) -> str:
+    """``+3`` / ``−1.2 pts`` / ``no change`` / ``new``: a headline value against the previous run."""
+    if isinstance(now, bool) or isinstance(before, bool):
+        return ""
+    if not isinstance(now, (int, float)):
+        return "" if before is None or before == now else f"was {html.escape(str(before))}"
+    if not isinstance(before, (int, float)):
+        return "new"
+    d = now - before
+    if isinstance(now, float) and 0 <= now <= 1 and isinstance(before, float):
+        pts = d * 100
+        return "no change" if abs(pts) < 0.05 else f"{'+' if pts > 0 else '−'}{abs(pts):.1f} pts"
+    if d == 0:
+        return "no change"
+    return f"{'+' if d > 0 else '−'}{abs(d):,}" if isinstance(d, int) else f"{'+' if d > 0 else '−'}{abs(d):,.2f}"
+
+
 def write_index(out_dir: str | os.PathLike, results: list[NotebookResult], params: Mapping[str, Any] | None = None) -> Path:
-    """``index.html``: one card per notebook (title, status, summary, headline numbers, links)."""
+    """``index.html``: one card per notebook (title, status, summary, headline numbers with their
+    change since the previous run in the same reports folder, links)."""
     out_dir = Path(out_dir)
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     params = dict(params or {})
     source = params.get("source") or params.get("db") or params.get("data") or ""
+    prev = previous_run(out_dir)
     cards = []
     for r in results:
         m = r.metrics or {}
+        before = _previous_headline(prev, r.name)
         title = html.escape(str(m.get("title") or r.name.replace("_", " ").capitalize()))
         links = []
         if r.html and r.html.exists():
@@ -432,25 +554,45 @@ def write_index(out_dir: str | os.PathLike, results: list[NotebookResult], param
         if r.metrics_path:
             links.append(f'<a href="{html.escape(r.metrics_path.relative_to(out_dir).as_posix())}">metrics.json</a>')
         rows = "".join(
-            f"<tr><td>{html.escape(str(k))}</td><td class=v>{_fmt_value(v)}</td></tr>"
+            f"<tr><td>{html.escape(str(k))}</td><td class=v>{_fmt_value(v)}</td>"
+            + (f'<td class="d">{_fmt_change(v, before.get(k))}</td>' if prev is not None else "") + "</tr>"
             for k, v in (m.get("headline") or {}).items()
         )
+        head = ("<tr><th></th><th>this run</th>"
+                f"<th>change since {html.escape(prev.name)}</th></tr>" if prev is not None and rows else "")
         summary = f'<p class="summary">{html.escape(str(m["summary"]))}</p>' if m.get("summary") else ""
         status = "" if r.ok else f"<pre>FAILED: {html.escape(r.error or '')}</pre>"
         cards.append(
             f'<div class="card{"" if r.ok else " failed"}"><h2>{title}</h2>{summary}'
-            f'{"<table>" + rows + "</table>" if rows else ""}{status}'
+            f'{"<table>" + head + rows + "</table>" if rows else ""}{status}'
             f'<p>{" · ".join(links)} <span class="meta">({r.seconds:.1f} s)</span></p></div>'
         )
+    trend = (f'<p class="meta">Compared with the previous run in this folder: '
+             f'<a href="../{html.escape(prev.name)}/index.html">{html.escape(prev.name)}</a></p>'
+             if prev is not None else '<p class="meta">No previous run in this folder to compare with.</p>')
+    ctx = next((r.metrics.get("context") for r in results if (r.metrics or {}).get("context")), None) or {}
+    settings = ctx.get("settings")
+    if settings is None:
+        try:
+            from cohortlab.report.summaries import settings_summary
+
+            settings = settings_summary(params.get("settings"))
+        except Exception:
+            settings = str(params.get("settings") or "defaults")
+    cohorts = ctx.get("cohorts") or params.get("cohorts") or "all"
+    as_of = ctx.get("as_of") or params.get("as_of") or "each cohort's latest data"
     page = (
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
-        "<title>cohortlab report</title>"
+        f"<title>cohortlab report · {html.escape(out_dir.name)}</title>"
         f"<style>{_STYLE}</style></head><body>"
         "<h1>cohortlab report</h1>"
-        f'<p class="meta">Generated {now} from {html.escape(str(source))}'
-        f'{" · cohorts: " + html.escape(str(params.get("cohorts"))) if params.get("cohorts") else ""}'
-        f'{" · as of " + html.escape(str(params.get("as_of"))) if params.get("as_of") else ""}</p>'
-        + "".join(cards)
+        '<dl class="meta">'
+        f"<dt>cohorts</dt><dd>{html.escape(', '.join(cohorts) if isinstance(cohorts, list) else str(cohorts))}</dd>"
+        f"<dt>as of</dt><dd>{html.escape(str(as_of))}</dd>"
+        f"<dt>data source</dt><dd>{html.escape(str(source))}</dd>"
+        f"<dt>settings</dt><dd>{html.escape(str(settings))}</dd>"
+        f"<dt>generated</dt><dd>{now}</dd></dl>"
+        + trend + "".join(cards)
         + "</body></html>"
     )
     path = out_dir / "index.html"
