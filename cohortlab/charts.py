@@ -371,10 +371,11 @@ def shared_mpid_chart(
     if shared.empty:
         _empty(ax, "no shared MPIDs")
         return fig
-    bars = ax.bar(shared["profiles_per_mpid"].astype(str), shared["mpids"].astype(float), color=ORANGE)
+    bars = ax.bar(shared["profiles_per_mpid"].astype(str), shared["mpids"].astype(float), color=ORANGE, width=0.6)
     ax.bar_label(bars, labels=[_fmt(v) for v in shared["mpids"]], padding=2)
     _count_axis(ax.yaxis)
     ax.margins(y=0.15)
+    ax.set_xlim(-0.5 - max(0, 3 - len(shared)) / 2, len(shared) - 0.5 + max(0, 3 - len(shared)) / 2)  # one bar: not wall to wall
     return fig
 
 

@@ -163,7 +163,7 @@ if f["unmatched"]:
     ui.table(gaps, columns={"gap_reason": "gap reason", "users": "unmatched members"})"""),
     md("## Are they in mParticle after all?"),
     code("""\
-recoverable = ui.frame(f["by_recoverable_via"])
+recoverable = ui.frame(f["by_recoverable_via"]).fillna({"recoverable_via": "(not in mParticle)"})
 ui.show_if(lambda: charts.gaps_by_recoverable_chart(recoverable),
            "The mParticle identity through which an unmatched member's distinct_id or email finds an existing "
            "profile: the user is there, only the identifier Mixpanel sends is wrong.",
@@ -172,7 +172,7 @@ if f["unmatched"]:
     ui.table(recoverable, columns={"recoverable_via": "found in mParticle through", "users": "unmatched members"})"""),
     md("## Last activity: before or after the event-identity cutoff"),
     code("""\
-ui.show_if(lambda: charts.activity_chart(ui.frame(f["activity"]), cutoff_label=cutoff.removeprefix("the ")),
+ui.show_if(lambda: charts.activity_chart(ui.frame(f["activity"]), cutoff_label=summaries.cutoff_label(settings)),
            "Members active since the cutoff will send new data (a fix reaches them); the others cannot be fixed "
            "retroactively.", has_data=f["unmatched"] > 0, nothing_to_show="no unmatched members")"""),
     md("## Precision loss"),
@@ -180,14 +180,18 @@ ui.show_if(lambda: charts.activity_chart(ui.frame(f["activity"]), cutoff_label=c
 ui.md(f"**{f['precision_loss']:,}** members send an identifier that is an MPID rounded through a float "
       "(a JavaScript number or a pandas float column upstream).")
 if f["precision_loss"]:
+    if f["precision_loss"] > len(f["precision_loss_rows"]):
+        ui.md(f"The first {len(f['precision_loss_rows']):,} of them:")
     ui.table(f["precision_loss_rows"], show_personal_data=show_personal_data, known=known,
-             max_rows=f["row_limit"])"""),
+             max_rows=f["row_limit"],
+             columns={"cohort_name": "cohort", "distinct_id": "distinct id", "identifier_source": "identifier sent",
+                      "identifier": "value sent"})"""),
     md("## Junk `$mparticle_user_id` values"),
     code("""\
 if not f["junk_rows"]:
     ui.md("No malformed `$mparticle_user_id` values.")
 else:
-    ui.md(f"**{f['malformed_mparticle_user_id']:,}** members have a `$mparticle_user_id` that is not a valid "
+    ui.md(f"**{f['malformed_mparticle_user_id']:,}** member(s) send a `$mparticle_user_id` that is not a valid "
           "MPID (it blocks the `$distinct_id` fallback); the most frequent values:")
     ui.table(f["junk_rows"], show_personal_data=show_personal_data, known=known,
              columns={"identifier": "value sent", "users": "members"})"""),
@@ -197,7 +201,8 @@ ui.show_if(lambda: charts.shared_mpid_chart(ui.frame(f["shared_distribution"])),
            "One person with several Mixpanel profiles in the cohort: counted once in mParticle.",
            has_data=f["shared_mpids"] > 0, nothing_to_show="no MPID is claimed by several Mixpanel profiles")
 if f["shared_mpids"]:
-    ui.md(f"**{f['shared_mpids']:,}** MPIDs are claimed by **{f['profiles_on_shared_mpids']:,}** Mixpanel profiles.")
+    ui.md(f"**{f['shared_mpids']:,}** MPIDs are claimed by **{f['profiles_on_shared_mpids']:,}** Mixpanel profiles"
+          + (f"; the first {len(f['shared_rows']):,}:" if f["shared_mpids"] > len(f["shared_rows"]) else "."))
     ui.table(f["shared_rows"], show_personal_data=show_personal_data, known=known, max_rows=f["row_limit"],
              columns={"cohort_name": "cohort", "mpid": "MPID", "profiles": "Mixpanel profiles",
                       "distinct_ids": "distinct ids"})"""),

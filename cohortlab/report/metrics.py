@@ -321,7 +321,13 @@ def match_rates_figures(sims: Mapping[str, Any], over_time: pd.DataFrame | None 
     matched = sum(v["matched"] for v in cohorts.values())
     by_source = match_rates(res, "identifier_source") if len(res) else pd.DataFrame(
         columns=["identifier_source", "members", "matched", "unmatched", "orphan_created", "match_rate"])
+    steps: dict[tuple[str, str], int] = {}
+    for v in cohorts.values():
+        for loss in v["losses"]:
+            steps[(loss["step"], loss["kind"])] = steps.get((loss["step"], loss["kind"]), 0) + loss["users"]
     return {
+        "losses": [{"step": k[0], "kind": k[1], "users": n}
+                   for k, n in sorted(steps.items(), key=lambda kv: (-kv[1], kv[0][0]))],
         "totals": {"cohorts": len(cohorts), "members": members, "matched": matched,
                    "unmatched": members - matched, "match_rate": matched / members if members else None,
                    "audience": sum(v["audience"] for v in cohorts.values())},
@@ -340,13 +346,20 @@ def _as_of(sim) -> str | None:
 
 
 def figures_headline_match_rates(f: Mapping[str, Any]) -> dict[str, Any]:
+    from cohortlab.charts import _short_step
+
     t = f["totals"]
-    return {
+    out = {
         "Mixpanel cohort members": t["members"],
         "reach an mParticle profile": t["matched"],
         "match rate (of all members)": t["match_rate"],
         "mParticle audience (attribute = true)": t["audience"],
     }
+    if f["losses"]:
+        top = f["losses"][0]
+        sign = "+" if top["kind"] == "plus" else "−"
+        out[f"largest step, all cohorts: {_short_step(top['step']).replace('_', ' ')} ({sign})"] = top["users"]
+    return out
 
 
 def identity_gaps_figures(resolution: pd.DataFrame, shared: pd.DataFrame, *, redact=None) -> dict[str, Any]:
@@ -443,9 +456,11 @@ def migration_figures(plan_summary: pd.DataFrame, daily: pd.DataFrame, validatio
             "never_fixable_users", "stranded_profiles", "unmatched_users", "not_in_mparticle_profiles",
             "deleted_mparticle_profiles", "unfixed_profiles", "days_to_90pct", "days_to_99pct"]
     plans = plan_summary[[c for c in cols if c in plan_summary.columns]].copy()
-    for c in ("days_to_90pct", "days_to_99pct"):
+    no_change = plans["first_change"].isna() if "first_change" in plans.columns else pd.Series(False, plans.index)
+    for c in ("days_to_90pct", "days_to_99pct"):  # whole days after the plan's first change; none without one
         if c in plans.columns:
-            plans[c] = plans[c].map(lambda v: None if v is None or pd.isna(v) else int(round(float(v))))
+            plans[c] = [None if nc or v is None or pd.isna(v) else int(round(float(v)))
+                        for v, nc in zip(plans[c], no_change)]
     d = daily[["day", "plan", "members", "matched", "match_rate", "split_profiles"]].copy() if len(daily) else \
         pd.DataFrame(columns=["day", "plan", "members", "matched", "match_rate", "split_profiles"])
     d["split_share"] = (d["split_profiles"] / d["members"].where(d["members"] > 0)).astype(float)

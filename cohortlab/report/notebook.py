@@ -205,7 +205,7 @@ def table(df: pd.DataFrame | list, *, show_personal_data: bool = False, known: s
     from IPython.display import HTML, Markdown, display
 
     if isinstance(df, list):
-        df = pd.DataFrame(df)
+        df = frame(df)
     if columns:
         df = df[[c for c in columns if c in df.columns]].rename(columns=dict(columns))
     safe = redact(df, show_personal_data, known).head(max_rows)

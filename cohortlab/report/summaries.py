@@ -32,6 +32,12 @@ STEP_WORDS = {
 }
 
 
+def _step_name(step: str) -> str:
+    from cohortlab.charts import _short_step
+
+    return _short_step(step).replace("_", " ")
+
+
 def _remedy_words(loss: Mapping[str, Any]) -> str:
     n = loss["remedy_users"]
     return {
@@ -55,6 +61,8 @@ def match_rates_summary(f: Mapping[str, Any]) -> str:
         f"**{t['matched']:,} of {t['members']:,} Mixpanel cohort members ({pct(t['match_rate'])} of members) "
         f"reach an mParticle profile** across {t['cohorts']:,} cohort(s); the mParticle audiences hold "
         f"**{t['audience']:,}** profiles."
+        + (f" The largest step between the two: {_step_name(f['losses'][0]['step'])} "
+           f"({'+' if f['losses'][0]['kind'] == 'plus' else '−'}{f['losses'][0]['users']:,})." if f.get("losses") else "")
     ]
     for c, v in f["cohorts"].items():
         lines.append(
@@ -80,6 +88,17 @@ def cutoff_text(settings=None) -> str:
     return f"the {pd.Timestamp(cutoff).strftime('%Y-%m-%d %H:%M')} UTC cutoff"
 
 
+def cutoff_label(settings=None) -> str:
+    """The cutoff as a short chart label: ``2026-01-15`` (or ``2026-02-20 06:00`` off midnight)."""
+    from cohortlab.settings import SyncSettings
+
+    cutoff = SyncSettings.coerce(settings).event_identity_cutoff
+    if cutoff is None:
+        return "the cutoff (off)"
+    t = pd.Timestamp(cutoff)
+    return t.strftime("%Y-%m-%d") if (t.hour, t.minute) == (0, 0) else t.strftime("%Y-%m-%d %H:%M")
+
+
 def identity_gaps_summary(f: Mapping[str, Any], settings=None) -> str:
     """Markdown: the findings of the identity-gaps report, from its figures only."""
     if not f["unmatched"]:
@@ -88,19 +107,20 @@ def identity_gaps_summary(f: Mapping[str, Any], settings=None) -> str:
     lines = [
         f"**{f['unmatched']:,} of {f['members']:,} members ({pct(f['unmatched_share'])} of members) do not reach "
         f"an mParticle profile.**",
-        f"- Most frequent reason: **{top['gap_reason']}** ({top['users']:,} members): "
+        f"- Most frequent gap reason among the unmatched: **{top['gap_reason']}** ({top['users']:,} members): "
         f"{STEP_WORDS.get('unmatched:' + str(top['gap_reason']), '')}.",
         f"- **{f['in_mparticle']:,}** of the {f['unmatched']:,} unmatched ARE in mParticle (found through another "
         f"identity): only the identifier Mixpanel sends is wrong.",
         f"- {f['active_after_cutoff']:,} of the unmatched were active on or after {cutoff_text(settings)}; "
         f"{f['inactive_since_cutoff']:,} were not.",
-        f"- A Rule or SDK code would recover **{f['rule_fixable']:,}** members; **{f['never_fixable']:,}** are in "
-        f"mParticle but inactive since the cutoff and cannot be fixed retroactively; {f['not_in_mparticle']:,} "
-        f"are not in mParticle at all.",
+        f"- A Rule or SDK code would recover **{f['rule_fixable']:,}** of the unmatched; "
+        f"**{f['never_fixable']:,}** more are in mParticle but inactive since the cutoff (cannot be fixed "
+        f"retroactively); {f['not_in_mparticle']:,} are not in mParticle at all.",
     ]
     if f["shared_mpids"]:
-        lines.append(f"- {f['shared_mpids']:,} MPIDs are claimed by {f['profiles_on_shared_mpids']:,} Mixpanel "
-                     f"profiles (one person, several profiles): not lost, but counted once in mParticle.")
+        lines.append(f"- Not a gap but a smaller audience: {f['shared_mpids']:,} MPIDs are claimed by "
+                     f"{f['profiles_on_shared_mpids']:,} Mixpanel profiles (one person, several profiles), counted "
+                     f"once in mParticle (the waterfall's shared MPID step, on the match-rates page).")
     return "\n".join(lines)
 
 
