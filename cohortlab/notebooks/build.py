@@ -146,7 +146,7 @@ figures = metrics.identity_gaps_figures(resolution, shared,
 summary = summaries.identity_gaps_summary(figures, settings)
 doc = ui.publish(output_dir, "identity_gaps", title="Identity gaps", figures=figures, summary=summary,
                  headline=metrics.figures_headline_identity_gaps(figures),
-                 context=ui.context(names, [metrics._as_of(s) for s in sims.values()], db=db, data=data,
+                 context=ui.context(names, [metrics.simulation_as_of(s) for s in sims.values()], db=db, data=data,
                                     as_of=as_of, settings=settings),
                  parameters={"cohorts": names, "as_of": as_of, "settings": settings})
 f = doc["metrics"]  # from here on, every figure shown is read from metrics.json
@@ -238,7 +238,7 @@ figures = metrics.sync_figures({c: metrics.window(s.timeline, since) for c, s in
 summary = summaries.sync_report_summary(figures)
 doc = ui.publish(output_dir, "sync_timeline", title="Sync timeline", figures=figures, summary=summary,
                  headline=figures["totals"],
-                 context=ui.context(names, [metrics._as_of(s) for s in dynamic.values()], db=db, data=data,
+                 context=ui.context(names, [metrics.simulation_as_of(s) for s in dynamic.values()], db=db, data=data,
                                     as_of=as_of, settings=settings),
                  parameters={"cohorts": names, "as_of": as_of, "settings": settings, "since": since})
 f = doc["metrics"]  # from here on, every figure shown is read from metrics.json''', "remove-cell"),

@@ -145,13 +145,6 @@ def remedies(resolution: pd.DataFrame) -> pd.DataFrame:
     return out[["remedy", "key", "users", "note"]]
 
 
-def waterfall_dict(waterfall: pd.DataFrame) -> dict[str, int]:
-    """``{step: count}`` in order (``step`` is the waterfall's key: members,
-    unmatched:<gap_reason>, shared_mpid, should_be_true, not_yet_true, stale_true, orphans_true,
-    audience)."""
-    return {str(k): int(c) for k, c in zip(waterfall["step"], waterfall["count"])}
-
-
 def audience_size(waterfall: pd.DataFrame) -> int:
     """|T|: the last total of the waterfall (profiles with the attribute true)."""
     totals = waterfall[waterfall["kind"] == "total"]
@@ -313,7 +306,7 @@ def match_rates_figures(sims: Mapping[str, Any], over_time: pd.DataFrame | None 
             "orphan_created": int(r["orphan_created"]) if r is not None else 0,
             "match_rate": float(r["match_rate"]) if r is not None else None,
             "audience": audience_size(sim.waterfall),
-            "as_of": _as_of(sim),
+            "as_of": simulation_as_of(sim),
             "waterfall": _rows(sim.waterfall[["step", "label", "kind", "count"]]),
             "losses": ranked_losses(sim.waterfall, sim.resolution),
         }
@@ -338,7 +331,7 @@ def match_rates_figures(sims: Mapping[str, Any], over_time: pd.DataFrame | None 
     }
 
 
-def _as_of(sim) -> str | None:
+def simulation_as_of(sim) -> str | None:
     t = getattr(sim, "as_of", None)
     if t is None and len(sim.resolution) and "as_of" in sim.resolution.columns:
         t = sim.resolution["as_of"].iloc[0]
