@@ -121,11 +121,11 @@ def _hbar(
     return fig
 
 
-# --------------------------------------------------------------------------- the waterfall (docs/rules.md)
+# --------------------------------------------------------------------------- docs/rules.md#waterfall
 def waterfall_chart(
     waterfall: pd.DataFrame, *, title: str = "Where the users went", hide_zero: bool = False
 ) -> Figure:
-    """The discrepancy waterfall (docs/rules.md, "The discrepancy waterfall").
+    """The discrepancy waterfall (docs/rules.md#waterfall).
 
     ``waterfall`` has one row per step, in order, with ``label``, ``kind`` (``total`` | ``minus`` |
     ``plus``) and ``count`` (a positive number of users); when a textual ``step`` key is present
@@ -385,7 +385,7 @@ def remedies_chart(remedies: pd.DataFrame, *, title: str = "Users each remedy wo
                  color=GREEN, sort=False)
 
 
-# --------------------------------------------------------------------------- sync over time
+# --------------------------------------------------------------------------- sync over time (docs/rules.md#sync-over-time)
 def _date_axis(ax) -> None:
     """Dates that say their month and day at every tick (``Feb 23``), with the hour when the axis
     spans less than three days; ticks never repeat a label."""
@@ -542,7 +542,7 @@ def sync_types_chart(
     return fig
 
 
-# --------------------------------------------------------------------------- migration
+# --------------------------------------------------------------------------- migration (docs/rules.md#migration)
 def migration_match_rate_chart(
     rates: pd.DataFrame,
     *,
@@ -562,6 +562,19 @@ def migration_match_rate_chart(
             ax.axvline(d, color=GREY, ls="--", lw=1)
             ax.text(d, 102 - 7 * (i % 3), f" {lab}", fontsize=8, color="#555555", va="top")
     return fig
+
+
+def migration_chart(daily: pd.DataFrame, plans=None, **kw) -> Figure:
+    """The what-if's match rate per plan and day (``PlanRun.daily``), with the plans' dated
+    changes (switch, Rule start, event rule) marked where they fall inside the window."""
+    from cohortlab.migration.plans import plan_events
+
+    events = plan_events(plans) if plans is not None else None
+    if events is not None and len(daily):
+        days = pd.to_datetime(daily["day"])
+        lo, hi = days.min(), days.max() + pd.Timedelta(days=1)
+        events = events[(events["date"] >= lo) & (events["date"] <= hi)]
+    return migration_match_rate_chart(daily, time="day", series="plan", events=events, **kw)
 
 
 def predicted_vs_observed_chart(

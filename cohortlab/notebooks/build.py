@@ -2,7 +2,7 @@
 they stay reviewable as Python. Run after editing: ``.venv/bin/python notebooks/build.py``
 (``--check`` exits non-zero when a committed notebook differs from what this script builds).
 
-Conventions (docs/reports.md): one cell tagged ``parameters``; a kernelspec
+Conventions (docs/reports.md#editing): one cell tagged ``parameters``; a kernelspec
 (``cohortlab``, falling back to ``python3`` in ``cohortlab report``); the notebook only calls
 the package (``cohortlab.report``: ``insights`` gathers, ``metrics`` computes, ``summaries`` words,
 ``notebook`` displays; ``cohortlab.charts`` draws) and
@@ -71,7 +71,7 @@ MATCH_RATES = notebook([
 For each cohort: the share of its Mixpanel members whose identifier (the profile's
 `$mparticle_user_id`, the same property on recent events, or the `$distinct_id` fallback) is the
 MPID of an existing mParticle profile, and the discrepancy waterfall from the Mixpanel cohort
-count to the mParticle audience size (docs/rules.md, "The discrepancy waterfall").
+count to the mParticle audience size (docs/rules.md#waterfall).
 """),
     code(COMMON_PARAMETERS, "parameters"),
     code(SETUP + '''
@@ -131,7 +131,7 @@ IDENTITY_GAPS = notebook([
     md("""
 # Identity gaps: why cohort members do not reach mParticle
 
-The members that are lost between Mixpanel and mParticle, by reason (docs/rules.md, "Gap reasons"),
+The members that are lost between Mixpanel and mParticle, by reason (docs/rules.md#gap-reasons),
 whether they are in mParticle under another identity (`recoverable_via`), when they were last
 active, the precision-loss and junk identifiers behind the losses, MPIDs shared by several Mixpanel
 profiles, and what each remedy would recover.
@@ -223,7 +223,7 @@ SYNC_TIMELINE = notebook([
     md("""
 # Sync timeline: the Mixpanel cohort against the mParticle audience over time
 
-The cohort sync replayed run by run (docs/rules.md, "Sync over time"): Mixpanel's member count
+The cohort sync replayed run by run (docs/rules.md#sync-over-time): Mixpanel's member count
 against the number of mParticle profiles with `<attribute> = true`, the adds and removes each run
 sends, paused windows (failed runs), and the staleness they leave behind, for a dynamic sync and a
 one-time export.
@@ -278,7 +278,7 @@ EIT_MIGRATION = notebook([
 # External Identity Type migration: predicted match rate, split profiles, validation
 
 What switching the mParticle → Mixpanel output's External Identity Type (EIT) does over time
-(docs/rules.md, "EIT migration"), for each migration plan and remediation (an mParticle Rule or SDK
+(docs/rules.md#migration), for each migration plan and remediation (an mParticle Rule or SDK
 code that writes the MPID into `$mparticle_user_id`): the predicted match rate day by day, the
 split profiles a switch creates (one person, two distinct_ids), the users who can never be fixed
 (not active after the change), and, given exports taken after the switch, the prediction against

@@ -228,7 +228,9 @@ def migration_validation(lab, plans, validate_plan=None, cohorts=(), *, observed
         if obs_lab is lab:
             results[c] = lab.validate_migration(plan, c, at=at, settings=settings, activity=activity)
         else:
-            observed = obs_lab.resolution(c, at=at, settings=settings)
-            results[c] = lab.validate_migration(plan, c, at=observed.attrs.get("as_of") or at, settings=settings,
-                                                observed=observed, activity=activity)
+            from cohortlab.settings import SyncSettings
+
+            sim = obs_lab.simulate(c, at=at, settings=SyncSettings.coerce(settings).replace(resolution_time="as_of"))
+            results[c] = lab.validate_migration(plan, c, at=sim.at, settings=settings,
+                                                observed=sim.resolution, activity=activity)
     return MigrationValidation(plan.name, results)

@@ -37,29 +37,12 @@ _PHONE_RE = re.compile(r"\+[\d\s().-]{6,}")
 
 def open_lab(db: str | None = None, data: str | None = None, *, engine: str = "duckdb",
              spark_master: str | None = None, read_only: bool = False):
-    """A :class:`~cohortlab.lab.Lab` on a database file, or else an in-memory one loaded from a
-    folder of exports (:func:`cohortlab.loaders.folder.load_world`). ``db`` wins when both are given.
-    ``engine`` (a notebook parameter, set by ``cohortlab report --engine``): ``duckdb`` or
-    ``spark`` (then ``db`` is read by :func:`cohortlab.engines.spark.readers.open_spark_lab`)."""
-    from cohortlab.lab import Lab
+    """The notebook's data: :func:`cohortlab.lab.open_lab` (a database file, or a folder of
+    exports loaded in memory). ``engine`` is a notebook parameter, set by
+    ``cohortlab report --engine``."""
+    from cohortlab.lab import open_lab as _open
 
-    if engine not in ("duckdb", "spark"):
-        raise ValueError(f"engine must be 'duckdb' or 'spark', not {engine!r}")
-    if db:
-        if not Path(db).exists():
-            raise FileNotFoundError(f"{db}: no such database")
-        if engine == "spark":
-            from cohortlab.engines.spark.readers import open_spark_lab
-
-            return open_spark_lab(db, master=spark_master)
-        return Lab(db, read_only=read_only)
-    if data:
-        from cohortlab.loaders.folder import load_world
-
-        lab = Lab()
-        load_world(lab, data)
-        return lab
-    raise ValueError("set the parameter db (a DuckDB file) or data (a folder of exports)")
+    return _open(db, data, engine=engine, spark_master=spark_master, read_only=read_only)
 
 
 def known_personal_values(lab) -> set[str]:
