@@ -99,41 +99,23 @@ def _event_days(lab) -> tuple[_dt.date | None, _dt.date | None]:
     return pd.Timestamp(lo).date(), pd.Timestamp(hi).date()
 
 
-def switch_from_data(lab) -> _dt.datetime | None:
-    """The first day on which most Mixpanel events are keyed by an MPID (their ``$distinct_id``
-    is the MPID of an existing mParticle profile): when the EIT became ``mparticle_id``, as the
-    data shows it. None when no such day."""
-    from cohortlab.identifiers import mpid_sql
-
-    df = lab.sql(f"""
-        SELECT CAST(e.time AS DATE) AS day,
-               avg(CASE WHEN p.mpid IS NOT NULL THEN 1.0 ELSE 0.0 END) AS keyed_by_mpid
-        FROM mp_events e
-        LEFT JOIN (SELECT DISTINCT mpid FROM mpa_profiles) p ON p.mpid = {mpid_sql('e.distinct_id')}
-        GROUP BY 1 ORDER BY 1""")
-    days = df[df["keyed_by_mpid"] > 0.5]["day"]
-    if days.empty:
-        return None
-    d = pd.Timestamp(days.iloc[0])
-    return _dt.datetime(d.year, d.month, d.day, tzinfo=_dt.timezone.utc)
-
-
 def find_switch(lab, settings=None, switch=None) -> tuple[_dt.datetime | None, str]:
-    """The EIT switch to study and where it comes from, never invented: the ``switch`` parameter,
-    else the first dated switch to ``mparticle_id`` in the settings' ``eit_timeline``, else the
-    data (:func:`switch_from_data`). ``(None, "none")`` when none of them gives one."""
-    from cohortlab.settings import SyncSettings
-    from cohortlab.times import parse_time
+    """The EIT switch to study and where it comes from, never invented
+    (:func:`cohortlab.migration.switch.find_switch`: the ``switch`` parameter, else the settings'
+    ``eit_timeline``, else the data's first MPID-keyed activity). ``(None, "none")`` when none
+    of them gives one."""
+    from cohortlab.migration.switch import find_switch as _find
 
-    if switch:
-        return parse_time(switch), "the switch parameter"
-    for p in SyncSettings.coerce(settings).eit_timeline:
-        if p.since is not None and p.eit == "mparticle_id":
-            return p.since, "the settings' eit_timeline"
-    found = switch_from_data(lab)
-    if found is not None:
-        return found, "the data: the first day most events are keyed by an MPID"
-    return None, "none"
+    try:
+        sw = _find(lab.engine, switch, settings)
+    except ValueError:
+        return None, "none"
+    return sw.at, SWITCH_SOURCES[sw.source]
+
+
+SWITCH_SOURCES = {"parameter": "the switch parameter",
+                  "settings": "the settings' eit_timeline",
+                  "data": "the data: the first identified event keyed by an existing MPID"}
 
 
 def migration_plans(plans=None, *, switch_at=None) -> list:
