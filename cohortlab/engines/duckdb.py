@@ -104,7 +104,12 @@ class DuckDBEngine(Engine):
                 self.con = duckdb.connect(":memory:", read_only=read_only)
         self.execute("SET TimeZone = 'UTC'")
         if not _stderr_is_terminal():  # DuckDB's own progress bar: no \r noise in cron logs
-            self.execute("SET enable_progress_bar = false")
+            try:
+                self.execute("SET enable_progress_bar = false")
+            except duckdb.Error:
+                # inside a Jupyter kernel DuckDB refuses to touch the setting without ipywidgets
+                # (and draws no text bar there anyway)
+                pass
         memory_limit = memory_limit or os.environ.get("COHORTLAB_MEMORY_LIMIT") or None
         threads = threads or (int(os.environ["COHORTLAB_THREADS"]) if os.environ.get("COHORTLAB_THREADS") else None)
         if memory_limit:
