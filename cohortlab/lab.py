@@ -10,6 +10,7 @@ reconciliation results.
 from __future__ import annotations
 
 import os
+import weakref
 from collections import OrderedDict
 from typing import Any
 
@@ -19,6 +20,16 @@ from cohortlab import schema
 from cohortlab.engines.base import Engine
 from cohortlab.engines.duckdb import DuckDBEngine
 from cohortlab.loaders import LoadReport, loader_class
+
+
+
+def _drop_quietly(engine: Engine, tables: list[str]) -> None:
+    """Drop a simulation's temporary tables (called when its result is garbage collected)."""
+    for name in tables:
+        try:
+            engine.execute(f"DROP TABLE IF EXISTS {name}")
+        except Exception:  # the connection may be closed already (interpreter exit)
+            return
 
 
 class Lab:
@@ -99,7 +110,7 @@ class Lab:
         return cache
 
     def clear_simulations(self) -> None:
-        """Forget the cached simulations and drop their tables."""
+        """Forget the cached simulations and drop their tables (the data they describe changed)."""
         cache = self._sim_cache()
         while cache:
             _, result = cache.popitem(last=False)
@@ -125,10 +136,11 @@ class Lab:
         result = cache.get(key)
         if result is None:
             result = simulate(self.engine, ref, at, s, debug=debug)
+            # the tables go when nothing holds the result any more (evicted and not in use)
+            weakref.finalize(result, _drop_quietly, self.engine, list(result.table_names.values()))
             cache[key] = result
             while len(cache) > self._SIM_CACHE_SIZE:
-                _, old = cache.popitem(last=False)
-                old.drop()
+                cache.popitem(last=False)  # a caller may still hold it: its tables stay until then
         else:
             cache.move_to_end(key)
         if publish:

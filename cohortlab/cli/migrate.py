@@ -86,9 +86,13 @@ def _run(db, plans, start, end, settings_path, activity, repeat_days, out, chart
     settings = _settings(settings_path)
     with _lab(db) as lab:
         try:
-            observed = lab.resolution(cohort, settings=settings) if cohort else None
+            observed = observed_at = None
+            if cohort:  # what the exports show: every member resolved at the cohort's latest data
+                sim = lab.simulate(cohort, settings=settings.replace(resolution_time="as_of"))
+                observed, observed_at = sim.resolution, sim.at
             res = compare(lab.engine, plans, switch=switch, start=start, end=end, settings=settings,
-                          activity=activity, repeat_days=repeat_days, cohort=cohort, observed=observed, debug=debug)
+                          activity=activity, repeat_days=repeat_days, cohort=cohort, observed=observed,
+                          observed_at=observed_at, debug=debug)
         except ValueError as e:
             fail(str(e))
     run = res.run

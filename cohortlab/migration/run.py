@@ -332,7 +332,9 @@ def compare(engine: Engine, plans: Iterable[Any] | None = None, *, switch: Any =
                     cohort=cohort, store=store, debug=debug)
     rec = None
     if cohort and observed is not None:
-        at = observed_at if observed_at is not None else observed.attrs.get("as_of")
+        at = observed_at
+        if at is None and "as_of" in observed.columns and observed["as_of"].notna().any():
+            at = observed["as_of"].max()  # a resolution says its own as-of time
         if at is None:
             raise ValueError("compare needs observed_at (the as-of time of the observed resolution)")
         rec = reconcile(engine, observed, cohort, at, settings=settings)

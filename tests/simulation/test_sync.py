@@ -364,6 +364,22 @@ def test_a_result_reads_its_tables_on_demand_and_loading_data_clears_the_cache(d
         r.tables["timeline"].as_pandas()
 
 
+def test_a_result_evicted_from_the_cache_stays_readable_while_held_and_is_dropped_when_released(data):
+    import gc
+
+    linked(data, {"a": 1})
+    data.snapshot(C, "2026-03-01T00:00", ["a"])
+    held = data.lab.simulate(C, at="2026-03-01T00:00")
+    name = held.tables["timeline"].table_name
+    for minute in range(1, data.lab._SIM_CACHE_SIZE + 2):  # push it out of the cache
+        data.lab.simulate(C, at=f"2026-03-01T00:{minute:02d}")
+    assert all(r is not held for r in data.lab._sim_cache().values())
+    assert len(held.timeline) == 1  # still ours: its tables were kept
+    del held
+    gc.collect()
+    assert not data.lab.engine.table_exists(name)  # released: its tables are gone
+
+
 def test_simulation_debug_mode_reports_rows_per_step(data):
     linked(data, {"a": 1, "b": 2})
     data.snapshot(C, "2026-03-01T00:00", ["a"])
