@@ -75,6 +75,12 @@ def _empty(ax, message: str = "no data") -> None:
     ax.set_yticks([])
 
 
+def _count_axis(axis) -> None:
+    """A count axis: integer ticks only (never 25, 26, 26, 26, 27), with thousands separators."""
+    axis.set_major_locator(MaxNLocator(integer=True, nbins=6, min_n_ticks=2))
+    axis.set_major_formatter(_THOUSANDS)
+
+
 def _fmt(v: float) -> str:
     return f"{v:,.0f}"
 
@@ -110,7 +116,7 @@ def _hbar(
         return fig
     bars = ax.barh(data["_label"], data[value].astype(float), color=color)
     ax.bar_label(bars, labels=[_fmt(v) for v in data[value]], padding=3)
-    ax.xaxis.set_major_formatter(_THOUSANDS)
+    _count_axis(ax.xaxis)
     ax.margins(x=0.15)
     return fig
 
@@ -167,6 +173,11 @@ def waterfall_chart(
         padding=2,
         fontsize=9,
     )
+    # a step too small to see as a bar (a few users out of thousands) gets a thick tick at its level
+    top = max(heights) if heights else 0
+    for xi, b, h, c in zip(x, bottoms, heights, colors):
+        if 0 < h < 0.015 * top:
+            ax.hlines(b + h / 2, xi - 0.35, xi + 0.35, color=c, lw=4)
     # connectors between consecutive bars at the running level
     running = [b + h if k != "minus" else b for b, h, k in zip(bottoms, heights, waterfall["kind"])]
     for i in range(len(x) - 1):
@@ -177,11 +188,13 @@ def waterfall_chart(
         else [str(s) for s in waterfall["label"]]
     )
     ax.set_xticks(x, [_wrap(n, 13) for n in names], fontsize=8)
-    ax.yaxis.set_major_formatter(_THOUSANDS)
+    _count_axis(ax.yaxis)
     ax.margins(y=0.12)
-    ax.legend(
+    _count_axis(ax.yaxis)
+    fig.legend(  # outside the axes: never over a bar or its value
         handles=[Patch(color=BLUE, label="total"), Patch(color=RED, label="lost"), Patch(color=GREEN, label="added")],
-        loc="upper right",
+        loc="outside lower center",
+        ncol=3,
         fontsize=8,
     )
     return fig
@@ -341,7 +354,7 @@ def activity_chart(
     after = ax.barh(wide.index, wide[True], left=wide[False], color=BLUE, label=f"active on/after {cutoff_label}")
     ax.bar_label(before, labels=[_fmt(v) if v else "" for v in wide[False]], label_type="center", fontsize=8)
     ax.bar_label(after, labels=[_fmt(v) if v else "" for v in wide[True]], label_type="center", fontsize=8, color="white")
-    ax.xaxis.set_major_formatter(_THOUSANDS)
+    _count_axis(ax.xaxis)
     ax.legend(fontsize=8, loc="lower right")
     return fig
 
@@ -358,10 +371,11 @@ def shared_mpid_chart(
     if shared.empty:
         _empty(ax, "no shared MPIDs")
         return fig
-    bars = ax.bar(shared["profiles_per_mpid"].astype(str), shared["mpids"].astype(float), color=ORANGE)
+    bars = ax.bar(shared["profiles_per_mpid"].astype(str), shared["mpids"].astype(float), color=ORANGE, width=0.6)
     ax.bar_label(bars, labels=[_fmt(v) for v in shared["mpids"]], padding=2)
-    ax.yaxis.set_major_formatter(_THOUSANDS)
+    _count_axis(ax.yaxis)
     ax.margins(y=0.15)
+    ax.set_xlim(-0.5 - max(0, 3 - len(shared)) / 2, len(shared) - 0.5 + max(0, 3 - len(shared)) / 2)  # one bar: not wall to wall
     return fig
 
 
@@ -373,9 +387,16 @@ def remedies_chart(remedies: pd.DataFrame, *, title: str = "Users each remedy wo
 
 # --------------------------------------------------------------------------- sync over time (docs/rules.md#sync-over-time)
 def _date_axis(ax) -> None:
+    """Dates that say their month and day at every tick (``Feb 23``), with the hour when the axis
+    spans less than three days; ticks never repeat a label."""
+    lo, hi = ax.get_xlim()
+    short = (hi - lo) < 3
     locator = mdates.AutoDateLocator(minticks=3, maxticks=8)
+    if not short:
+        locator = mdates.DayLocator(interval=max(1, int(np.ceil((hi - lo) / 8)))) if (hi - lo) <= 62 else \
+            mdates.AutoDateLocator(minticks=3, maxticks=8)
     ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%b %d %H:%M" if short else "%b %d"))
 
 
 def failed_windows(times: pd.Series, failed: pd.Series) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
@@ -429,7 +450,7 @@ def timeline_chart(
         fr = timeline["full_refresh"].fillna(False).astype(bool)
         if fr.any():
             ax.scatter(t[fr], timeline.loc[fr, "true_count"], marker="v", color=ORANGE, zorder=3, label="full refresh")
-    ax.yaxis.set_major_formatter(_THOUSANDS)
+    _count_axis(ax.yaxis)
     _date_axis(ax)
     ax.legend(fontsize=8, loc="best")
     return fig
@@ -460,12 +481,15 @@ def sync_runs_chart(timeline: pd.DataFrame, *, title: str = "Adds and removes se
 
 
 def _bar_width(t: pd.Series) -> float:
-    """A bar width in days: 80% of the smallest gap between runs (matplotlib dates are days)."""
+    """A bar width in days: 80% of the smallest gap between runs (matplotlib dates are days), but
+    at least 1/200 of the time span, so a bar is never a 1-pixel line on a long timeline."""
     if len(t) < 2:
         return 1 / 96
-    gaps = np.diff(np.sort(mdates.date2num(t.to_numpy())))
+    num = np.sort(mdates.date2num(t.to_numpy()))
+    gaps = np.diff(num)
     gaps = gaps[gaps > 0]
-    return float(gaps.min() * 0.8) if len(gaps) else 1 / 96
+    width = float(gaps.min() * 0.8) if len(gaps) else 1 / 96
+    return max(width, float(num[-1] - num[0]) / 200)
 
 
 def staleness_chart(timeline: pd.DataFrame, *, title: str = "Audience errors after each run") -> Figure:
@@ -483,8 +507,7 @@ def staleness_chart(timeline: pd.DataFrame, *, title: str = "Audience errors aft
     _shade_pauses(ax, timeline)
     ax.step(t, timeline["stale_true"], where="post", color=ORANGE, lw=1.8, label="stale true (left the cohort, still true)")
     ax.step(t, timeline["not_yet_true"], where="post", color=RED, lw=1.8, label="not yet true (should be true)")
-    ax.yaxis.set_major_formatter(_THOUSANDS)
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    _count_axis(ax.yaxis)
     top = float(max(timeline["stale_true"].max(), timeline["not_yet_true"].max(), 0))
     ax.set_ylim(0, max(top * 1.1, 1.0))
     _date_axis(ax)
@@ -513,7 +536,7 @@ def sync_types_chart(
     for name, g in timelines.sort_values("run_at").groupby("sync_type", sort=True):
         ax.step(pd.to_datetime(g["run_at"]), g["true_count"], where="post", lw=1.8,
                 color=colors.get(str(name)), label=f"attribute = true ({str(name).replace('_', '-')})")
-    ax.yaxis.set_major_formatter(_THOUSANDS)
+    _count_axis(ax.yaxis)
     _date_axis(ax)
     ax.legend(fontsize=8, loc="best")
     return fig
@@ -595,6 +618,6 @@ def predicted_vs_observed_chart(
     if percent:
         ax.yaxis.set_major_formatter(PercentFormatter(100))
     else:
-        ax.yaxis.set_major_formatter(_THOUSANDS)
+        _count_axis(ax.yaxis)
     ax.legend(fontsize=8, loc="best")
     return fig

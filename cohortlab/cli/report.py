@@ -65,6 +65,17 @@ def report_cmd(db, data, params_file, param_items, notebooks, out, overwrite, sh
     _finish(result)
 
 
+# The demo's sync story: the export is paused for three and a half days (longer than the 3-day
+# snapshot TTL, so the next successful run is a full refresh), and paused again over the last
+# snapshot (so the audience is behind the cohort at the as-of time: pending and stale profiles).
+DEMO_SETTINGS = """\
+# settings of `cohortlab demo` (SyncSettings; see docs/settings.md)
+pauses:
+  - {start: "2026-02-24T06:00:00Z", end: "2026-02-27T18:00:00Z"}
+  - {start: "2026-02-28T20:00:00Z", end: "2026-03-01T02:00:00Z"}
+"""
+
+
 @main.command("demo")
 @click.option("--users", default=1000, show_default=True, help="Users in the synthetic world.")
 @click.option("--seed", default=7, show_default=True, help="Random seed of the world.")
@@ -73,7 +84,8 @@ def report_cmd(db, data, params_file, param_items, notebooks, out, overwrite, sh
                    "Default: reports/demo-<YYYY-MM-DD>[-N].")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 def demo_cmd(users, seed, out, overwrite):
-    """Generate a small mid-migration world, load it, run the report; print index.html's path."""
+    """Generate a small mid-migration world (scenario `demo`, a paused export), load it, run the
+    report; print index.html's path."""
     from cohortlab.report.runner import ReportError, dated_output_dir, prepare_output_dir, run_report
 
     t0 = time.monotonic()
@@ -87,10 +99,12 @@ def demo_cmd(users, seed, out, overwrite):
         from cohortlab.synth import generate
     except ImportError:
         fail("the synthetic data generator (cohortlab.synth) is not available in this install")
-    generate(str(world), users=users, seed=seed, scenario="mid_migration")
+    generate(str(world), users=users, seed=seed, scenario="demo")
     _say(f"  generated in {time.monotonic() - t0:.1f} s")
+    settings = base / "settings.yaml"
+    settings.write_text(DEMO_SETTINGS, encoding="utf-8")
     try:
-        result = run_report(data=world, out=base / "report", progress=_say)
+        result = run_report(data=world, out=base / "report", params={"settings": str(settings)}, progress=_say)
     except ReportError as e:
         fail(str(e))
     _say(f"demo finished in {time.monotonic() - t0:.1f} s")

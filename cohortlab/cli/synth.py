@@ -15,7 +15,7 @@ from cohortlab.cli.app import fail, main, progress_option
 @click.option("--seed", type=click.IntRange(min=0, max=2**63 - 1), default=0, show_default=True,
               help="Random seed: the same seed and parameters give the same bytes.")
 @click.option("--scenario", default=None,
-              help="Named scenario: healthy, customer_id_legacy, mid_migration (default), remediated.")
+              help="Named scenario: healthy, customer_id_legacy, mid_migration (default), remediated, demo.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True), default=None,
               help="YAML file of WorldConfig parameters applied on top of the scenario "
                    "(the file may name its scenario: `scenario: NAME`).")

@@ -76,46 +76,54 @@ count to the mParticle audience size (docs/rules.md#waterfall).
     code(COMMON_PARAMETERS, "parameters"),
     code(SETUP + '''
 sims = insights.simulate_all(lab, names, at=as_of, settings=settings)
-resolution = insights.all_resolution(sims)
-rates = metrics.match_rates(resolution, "cohort_name")
-rates_by_source = metrics.match_rates(resolution, "identifier_source")
-gaps = metrics.gaps_by_reason(resolution)
-waterfalls = {c: s.waterfall for c, s in sims.items()}''', "remove-cell"),
+over_time = insights.match_rates_over_time(lab, names, settings=settings, until=as_of,
+                                           limit=metrics.LIMIT_OVER_TIME)
+figures = metrics.match_rates_figures(sims, over_time)
+summary = summaries.match_rates_summary(figures)
+doc = ui.publish(output_dir, "match_rates", title="Match rates", figures=figures, summary=summary,
+                 headline=metrics.figures_headline_match_rates(figures),
+                 context=ui.context(names, [v["as_of"] for v in figures["cohorts"].values()], db=db, data=data,
+                                    as_of=as_of, settings=settings),
+                 parameters={"cohorts": names, "as_of": as_of, "settings": settings})
+f = doc["metrics"]  # from here on, every figure shown is read from metrics.json''', "remove-cell"),
     md("## Summary"),
-    code('summary = summaries.match_rates_summary(rates, waterfalls, gaps)\nui.md(summary)'),
+    code('ui.md(summaries.match_rates_summary(f))'),
     md("## Match rate per cohort"),
-    code('''\
-ui.show(charts.match_rate_chart(rates, by="cohort_name"),
-        "Share of each cohort's Mixpanel members whose identifier reaches an existing mParticle profile.")
-ui.table(rates)'''),
+    code("""\
+rates = ui.frame([{"cohort_name": c, **{k: v[k] for k in ("members", "matched", "unmatched", "match_rate", "audience")}}
+                  for c, v in f["cohorts"].items()])
+ui.show_if(lambda: charts.match_rate_chart(rates, by="cohort_name"),
+           "Share of each cohort's Mixpanel members whose identifier reaches an existing mParticle profile "
+           "(matched / members).", has_data=len(rates) > 0, nothing_to_show="no cohort has members")
+ui.table(rates, columns={"cohort_name": "cohort", "members": "Mixpanel members", "matched": "matched",
+                         "unmatched": "not matched", "match_rate": "match rate (of members)",
+                         "audience": "mParticle audience"})"""),
     md("## Match rate per identifier source"),
-    code('''\
-ui.show(charts.match_rate_chart(rates_by_source, by="identifier_source"),
-        "Which identifier Mixpanel sent: the profile's `$mparticle_user_id`, the event property (events "
-        f"since {summaries.cutoff_text(settings)}), the `$distinct_id` fallback, or none.")
-ui.table(rates_by_source)'''),
+    code("""\
+by_source = ui.frame(f["by_identifier_source"])
+ui.show_if(lambda: charts.match_rate_chart(by_source, by="identifier_source"),
+           "Which identifier Mixpanel sent: the profile's `$mparticle_user_id`, the event property (events "
+           f"since {summaries.cutoff_text(settings)}), the `$distinct_id` fallback, or none.",
+           has_data=len(by_source) > 0, nothing_to_show="no cohort has members")
+ui.table(by_source, columns={"identifier_source": "identifier sent", "members": "members", "matched": "matched",
+                             "match_rate": "match rate (of these members)"})"""),
     md("## Where the users went: the discrepancy waterfall"),
-    code('''\
-for cohort, sim in sims.items():
+    code("""\
+for cohort, v in f["cohorts"].items():
     ui.md(f"### {cohort}")
-    ui.show(charts.waterfall_chart(sim.waterfall, title=f"{cohort}: from Mixpanel members to the mParticle audience",
-                                     hide_zero=True),
-            "Start from the Mixpanel cohort, subtract members lost per gap reason and duplicates, then the "
-            "sync's pending and stale profiles: the last bar is the audience size in mParticle.")
-    ui.table(ui.waterfall_table(sim.waterfall))'''),
+    ui.show_if(lambda: charts.waterfall_chart(ui.frame(v["waterfall"]), hide_zero=True,
+                                              title=f"{cohort}: from Mixpanel members to the mParticle audience"),
+               "Start from the Mixpanel cohort, subtract members lost per gap reason and duplicates, then the "
+               "sync's pending and stale profiles: the last bar is the audience size in mParticle.",
+               has_data=v["members"] > 0, nothing_to_show="the cohort has no members")
+    ui.table(ui.waterfall_table(v["waterfall"]))"""),
     md("## Match rate over time"),
-    code('''\
-over_time = insights.match_rates_over_time(lab, names, settings=settings, until=as_of)
-if over_time.empty:
-    ui.md("Each cohort has a single membership snapshot: no trend to show.")
-else:
-    ui.show(charts.match_rate_over_time_chart(over_time),
-            "Match rate at each membership snapshot (the latest 12 per cohort).")'''),
-    code('''\
-metrics_file = ui.write_metrics(output_dir, "match_rates", title="Match rates", summary=summary,
-                                headline=metrics.match_rates_headline(rates, waterfalls),
-                                parameters={"cohorts": names, "as_of": as_of, "settings": settings},
-                                **metrics.match_rates_metrics(rates, rates_by_source, sims, over_time))''', "remove-cell"),
+    code("""\
+over = ui.frame(f["over_time"])
+ui.show_if(lambda: charts.match_rate_over_time_chart(over),
+           f"Match rate (matched / members) at each membership snapshot, the latest {f['over_time_limit']:,} "
+           "per cohort.", has_data=len(over) > 0,
+           nothing_to_show="each cohort has a single membership snapshot, so there is no trend")"""),
 ])
 
 # =========================================================================== identity_gaps
@@ -123,71 +131,91 @@ IDENTITY_GAPS = notebook([
     md("""
 # Identity gaps: why cohort members do not reach mParticle
 
-The members that are lost between Mixpanel and mParticle, by reason (docs/rules.md#gap-reasons), whether they are
-in mParticle under another identity (`recoverable_via`), when they were last active, the
-precision-loss and junk identifiers behind the losses, MPIDs shared by several Mixpanel profiles,
-and what each remedy would recover.
+The members that are lost between Mixpanel and mParticle, by reason (docs/rules.md#gap-reasons),
+whether they are in mParticle under another identity (`recoverable_via`), when they were last
+active, the precision-loss and junk identifiers behind the losses, MPIDs shared by several Mixpanel
+profiles, and what each remedy would recover.
 """),
     code(COMMON_PARAMETERS, "parameters"),
     code(SETUP + '''
 sims = insights.simulate_all(lab, names, at=as_of, settings=settings)
 resolution = insights.all_resolution(sims)
-gaps = metrics.gaps_by_reason(resolution)
-recoverable = metrics.gaps_by_recoverable(resolution)
-activity = metrics.activity(resolution, "gap_reason")
 shared = metrics.shared_mpids(resolution, with_ids=show_personal_data)
-remedies = metrics.remedies(resolution)''', "remove-cell"),
+figures = metrics.identity_gaps_figures(resolution, shared,
+                                        redact=lambda df: ui.redact(df, show_personal_data, known))
+summary = summaries.identity_gaps_summary(figures, settings)
+doc = ui.publish(output_dir, "identity_gaps", title="Identity gaps", figures=figures, summary=summary,
+                 headline=metrics.figures_headline_identity_gaps(figures),
+                 context=ui.context(names, [metrics.simulation_as_of(s) for s in sims.values()], db=db, data=data,
+                                    as_of=as_of, settings=settings),
+                 parameters={"cohorts": names, "as_of": as_of, "settings": settings})
+f = doc["metrics"]  # from here on, every figure shown is read from metrics.json
+cutoff = summaries.cutoff_text(settings)''', "remove-cell"),
     md("## Summary"),
-    code('summary = summaries.identity_gaps_summary(resolution, remedies, shared, settings)\nui.md(summary)'),
+    code('ui.md(summaries.identity_gaps_summary(f, settings))'),
     md("## Unmatched members by gap reason"),
-    code('''\
-ui.show(charts.gaps_by_reason_chart(gaps),
-        "Why each unmatched member's identifier does not reach an mParticle profile (first reason that applies).")
-ui.table(gaps)'''),
+    code("""\
+gaps = ui.frame(f["by_gap_reason"])
+ui.show_if(lambda: charts.gaps_by_reason_chart(gaps),
+           "Why each unmatched member's identifier does not reach an mParticle profile (first reason that applies).",
+           has_data=f["unmatched"] > 0, nothing_to_show="every member reaches an mParticle profile")
+if f["unmatched"]:
+    ui.table(gaps, columns={"gap_reason": "gap reason", "users": "unmatched members"})"""),
     md("## Are they in mParticle after all?"),
-    code('''\
-ui.show(charts.gaps_by_recoverable_chart(recoverable),
-        "The mParticle identity through which an unmatched member's distinct_id or email finds an existing "
-        "profile: the user is there, only the identifier Mixpanel sends is wrong.")
-ui.table(recoverable)'''),
+    code("""\
+recoverable = ui.frame(f["by_recoverable_via"]).fillna({"recoverable_via": "(not in mParticle)"})
+ui.show_if(lambda: charts.gaps_by_recoverable_chart(recoverable),
+           "The mParticle identity through which an unmatched member's distinct_id or email finds an existing "
+           "profile: the user is there, only the identifier Mixpanel sends is wrong.",
+           has_data=f["unmatched"] > 0, nothing_to_show="no unmatched members")
+if f["unmatched"]:
+    ui.table(recoverable, columns={"recoverable_via": "found in mParticle through", "users": "unmatched members"})"""),
     md("## Last activity: before or after the event-identity cutoff"),
-    code('''\
-ui.show(charts.activity_chart(activity, cutoff_label=summaries.cutoff_text(settings).removeprefix("the ")),
-        "Members active since the cutoff will send new data (a fix reaches them); the others cannot be fixed "
-        "retroactively.")'''),
+    code("""\
+ui.show_if(lambda: charts.activity_chart(ui.frame(f["activity"]), cutoff_label=summaries.cutoff_label(settings)),
+           "Members active since the cutoff will send new data (a fix reaches them); the others cannot be fixed "
+           "retroactively.", has_data=f["unmatched"] > 0, nothing_to_show="no unmatched members")"""),
     md("## Precision loss"),
-    code('''\
-precision = metrics.precision_loss(resolution)
-ui.md(f"**{len(precision):,}** members send an identifier that is an MPID rounded through a float "
+    code("""\
+ui.md(f"**{f['precision_loss']:,}** members send an identifier that is an MPID rounded through a float "
       "(a JavaScript number or a pandas float column upstream).")
-if len(precision):
-    ui.table(precision, show_personal_data=show_personal_data, known=known, max_rows=20)'''),
+if f["precision_loss"]:
+    if f["precision_loss"] > len(f["precision_loss_rows"]):
+        ui.md(f"The first {len(f['precision_loss_rows']):,} of them:")
+    ui.table(f["precision_loss_rows"], show_personal_data=show_personal_data, known=known,
+             max_rows=f["row_limit"],
+             columns={"cohort_name": "cohort", "distinct_id": "distinct id", "identifier_source": "identifier sent",
+                      "identifier": "value sent"})"""),
     md("## Junk `$mparticle_user_id` values"),
-    code('''\
-junk = metrics.junk_values(resolution)
-if junk.empty:
+    code("""\
+if not f["junk_rows"]:
     ui.md("No malformed `$mparticle_user_id` values.")
 else:
-    ui.md("The most frequent values that are not a valid MPID (they block the `$distinct_id` fallback):")
-    ui.table(junk, show_personal_data=show_personal_data, known=known)'''),
+    ui.md(f"**{f['malformed_mparticle_user_id']:,}** member(s) send a `$mparticle_user_id` that is not a valid "
+          "MPID (it blocks the `$distinct_id` fallback); the most frequent values:")
+    ui.table(f["junk_rows"], show_personal_data=show_personal_data, known=known,
+             columns={"identifier": "value sent", "users": "members"})"""),
     md("## MPIDs shared by several Mixpanel profiles"),
-    code('''\
-ui.show(charts.shared_mpid_chart(metrics.shared_mpid_distribution(shared)),
-        "One person with several Mixpanel profiles in the cohort: counted once in mParticle.")
-if len(shared):
-    ui.table(shared, show_personal_data=show_personal_data, known=known, max_rows=20)'''),
+    code("""\
+ui.show_if(lambda: charts.shared_mpid_chart(ui.frame(f["shared_distribution"])),
+           "One person with several Mixpanel profiles in the cohort: counted once in mParticle.",
+           has_data=f["shared_mpids"] > 0, nothing_to_show="no MPID is claimed by several Mixpanel profiles")
+if f["shared_mpids"]:
+    ui.md(f"**{f['shared_mpids']:,}** MPIDs are claimed by **{f['profiles_on_shared_mpids']:,}** Mixpanel profiles"
+          + (f"; the first {len(f['shared_rows']):,}:" if f["shared_mpids"] > len(f["shared_rows"]) else "."))
+    ui.table(f["shared_rows"], show_personal_data=show_personal_data, known=known, max_rows=f["row_limit"],
+             columns={"cohort_name": "cohort", "mpid": "MPID", "profiles": "Mixpanel profiles",
+                      "distinct_ids": "distinct ids"})"""),
     md("## What each remedy would recover"),
-    code('''\
-ui.show(charts.remedies_chart(remedies),
-        "Members recovered by each remedy, assuming those active since the cutoff send data again.")
-ui.table(remedies)
-ui.md(f"Not recoverable by any remedy: **{remedies.attrs['never_fixable']:,}** members in mParticle but inactive "
-      f"since the cutoff, and **{remedies.attrs['not_in_mparticle']:,}** members not found in mParticle at all.")'''),
-    code('''\
-metrics_file = ui.write_metrics(output_dir, "identity_gaps", title="Identity gaps", summary=summary,
-                                headline=metrics.identity_gaps_headline(resolution, remedies),
-                                parameters={"cohorts": names, "as_of": as_of, "settings": settings},
-                                **metrics.identity_gaps_metrics(resolution, remedies, shared))''', "remove-cell"),
+    code("""\
+remedies = ui.frame(f["remedies"])
+ui.show_if(lambda: charts.remedies_chart(remedies),
+           "Members recovered by each remedy, assuming those active since the cutoff send data again.",
+           has_data=int(remedies["users"].sum()) > 0 if len(remedies) else False,
+           nothing_to_show="no remedy recovers anyone: the unmatched members are not in mParticle or inactive")
+ui.table(remedies, columns={"remedy": "remedy", "users": "members recovered", "note": "note"})
+ui.md(f"Not recoverable by any remedy: **{f['never_fixable']:,}** members in mParticle but inactive "
+      f"since the cutoff, and **{f['not_in_mparticle']:,}** members not found in mParticle at all.")"""),
 ])
 
 # =========================================================================== sync_timeline
@@ -195,47 +223,53 @@ SYNC_TIMELINE = notebook([
     md("""
 # Sync timeline: the Mixpanel cohort against the mParticle audience over time
 
-The cohort sync replayed run by run (docs/rules.md#sync-over-time): Mixpanel's member count against the number of
-mParticle profiles with `<attribute> = true`, the adds and removes each run sends, paused windows
-(failed runs), and the staleness they leave behind, for a dynamic sync and a one-time export.
+The cohort sync replayed run by run (docs/rules.md#sync-over-time): Mixpanel's member count
+against the number of mParticle profiles with `<attribute> = true`, the adds and removes each run
+sends, paused windows (failed runs), and the staleness they leave behind, for a dynamic sync and a
+one-time export.
 """),
     code(COMMON_PARAMETERS + '''
 since = None                 # show runs from this ISO time on; None: from the first run''', "parameters"),
     code(SETUP + '''
 dynamic = insights.simulate_all(lab, names, at=as_of, settings=insights.with_sync_type(settings, "dynamic"))
 one_time = insights.simulate_all(lab, names, at=as_of, settings=insights.with_sync_type(settings, "one_time"))
-timelines = {c: metrics.window(s.timeline, since) for c, s in dynamic.items()}
-one_time_timelines = {c: metrics.window(s.timeline, since) for c, s in one_time.items()}
-stats = {c: metrics.timeline_summary(t) for c, t in timelines.items()}
-one_time_stats = {c: metrics.timeline_summary(t) for c, t in one_time_timelines.items()}''', "remove-cell"),
+figures = metrics.sync_figures({c: metrics.window(s.timeline, since) for c, s in dynamic.items()},
+                               {c: metrics.window(s.timeline, since) for c, s in one_time.items()})
+summary = summaries.sync_report_summary(figures)
+doc = ui.publish(output_dir, "sync_timeline", title="Sync timeline", figures=figures, summary=summary,
+                 headline=figures["totals"],
+                 context=ui.context(names, [metrics.simulation_as_of(s) for s in dynamic.values()], db=db, data=data,
+                                    as_of=as_of, settings=settings),
+                 parameters={"cohorts": names, "as_of": as_of, "settings": settings, "since": since})
+f = doc["metrics"]  # from here on, every figure shown is read from metrics.json''', "remove-cell"),
     md("## Summary"),
+    code('ui.md(summaries.sync_report_summary(f))'),
     code('''\
-summary = "\\n\\n".join([summaries.sync_overview(stats)] + [summaries.sync_summary(c, stats[c], one_time_stats[c]) for c in names])
-ui.md(summary)'''),
-    code('''\
-for cohort in names:
-    tl = timelines[cohort]
+for cohort, v in f["cohorts"].items():
+    tl, ot = ui.frame(v["runs"]), ui.frame(v["one_time_runs"])
     ui.md(f"## {cohort}")
-    ui.show(charts.timeline_chart(tl, title=f"{cohort}: Mixpanel cohort vs mParticle audience"),
-            "Grey: members in the Mixpanel cohort; blue: mParticle profiles with the attribute true after each "
-            "run; shaded: paused (failed runs); triangles: full refreshes.")
-    ui.show(charts.sync_runs_chart(tl, title=f"{cohort}: adds and removes per run"),
-            "Members each run sends: adds (up) and removes (down); nothing is sent while paused.")
-    ui.show(charts.staleness_chart(tl, title=f"{cohort}: stale and pending profiles"),
-            "Stale: profiles still true although the member left; pending: matched members not yet true.")
-    ui.show(charts.sync_types_chart(metrics.sync_types(tl, one_time_timelines[cohort]),
-                                    title=f"{cohort}: dynamic sync vs one-time export"),
-            "A one-time export is never updated: it drifts away from the cohort as members come and go.")
-    pauses = metrics.paused_windows(tl)
-    if len(pauses):
+    has_runs = len(tl) > 0
+    ui.show_if(lambda: charts.timeline_chart(tl, title=f"{cohort}: Mixpanel cohort vs mParticle audience"),
+               "Grey: members in the Mixpanel cohort; blue: mParticle profiles with the attribute true after each "
+               "run; shaded: paused (failed runs); triangles: full refreshes.", has_data=has_runs,
+               nothing_to_show="no sync runs in the window")
+    sent = has_runs and int(tl["adds"].sum() + tl["removes"].sum()) > 0
+    ui.show_if(lambda: charts.sync_runs_chart(tl, title=f"{cohort}: adds and removes per run"),
+               "Members each run sends: adds (up) and removes (down); nothing is sent while paused.",
+               has_data=sent, nothing_to_show="no run sent any add or remove")
+    errors = has_runs and int(tl["stale_true"].sum() + tl["not_yet_true"].sum()) > 0
+    ui.show_if(lambda: charts.staleness_chart(tl, title=f"{cohort}: stale and pending profiles"),
+               "Stale: profiles still true although the member left; pending: matched members not yet true.",
+               has_data=errors, nothing_to_show="after every run the audience matched the cohort exactly "
+                                                "(no stale, no pending profiles)")
+    ui.show_if(lambda: charts.sync_types_chart(metrics.sync_types(tl, ot),
+                                               title=f"{cohort}: dynamic sync vs one-time export"),
+               "A one-time export is never updated: it drifts away from the cohort as members come and go.",
+               has_data=has_runs, nothing_to_show="no sync runs in the window")
+    if v["paused_windows"]:
         ui.md("Paused windows:")
-        ui.table(pauses)'''),
-    code('''\
-metrics_file = ui.write_metrics(output_dir, "sync_timeline", title="Sync timeline", summary=summary,
-                                headline=metrics.sync_headline(stats),
-                                parameters={"cohorts": names, "as_of": as_of, "settings": settings, "since": since},
-                                cohorts={c: {"dynamic": stats[c], "one_time": one_time_stats[c]} for c in names})''',
-         "remove-cell"),
+        ui.table(v["paused_windows"], columns={"start": "first failed run", "end": "run after the pause",
+                                              "failed_runs": "failed runs"})'''),
 ])
 
 # =========================================================================== eit_migration
@@ -244,14 +278,15 @@ EIT_MIGRATION = notebook([
 # External Identity Type migration: predicted match rate, split profiles, validation
 
 What switching the mParticle → Mixpanel output's External Identity Type (EIT) does over time
-(docs/rules.md#migration), for each migration plan and remediation (an mParticle Rule or SDK code that writes the
-MPID into `$mparticle_user_id`): the predicted match rate day by day, the split profiles a
-switch creates (one person, two distinct_ids), the users who can never be fixed (not active after
-the change), and, given exports taken after the switch, the prediction against what was observed.
+(docs/rules.md#migration), for each migration plan and remediation (an mParticle Rule or SDK
+code that writes the MPID into `$mparticle_user_id`): the predicted match rate day by day, the
+split profiles a switch creates (one person, two distinct_ids), the users who can never be fixed
+(not active after the change), and, given exports taken after the switch, the prediction against
+what was observed.
 """),
     code(COMMON_PARAMETERS + '''
 plans = None                 # migration plan YAML file(s) (a path or a list); None: the standard plans
-switch = None                # EIT switch date of the standard plans; None: from settings, else mid-window
+switch = None                # EIT switch date of the standard plans; None: from settings, else from the data
 start = None                 # first day of the prediction (ISO date); None: the first event day
 end = None                   # last day; None: the last event day
 activity = "observed"        # "observed": loaded events only; "repeat": project the observed activity forward
@@ -259,44 +294,65 @@ observed_db = None           # DuckDB file (or:)
 observed_data = None         # folder of exports taken after the switch, for validation; None: skip
 validate_plan = None         # plan name to validate; None: the first plan''', "parameters"),
     code(SETUP + '''
-plan_list = insights.migration_plans(plans, lab=lab, settings=settings, switch=switch)
+switch_at, switch_source = insights.find_switch(lab, settings, switch) if plans is None else (None, "the plans")
+plan_list = insights.migration_plans(plans, switch_at=switch_at)
 start_day, end_day = insights.migration_window(lab, start, end)
 daily, plan_summary = insights.run_migration(lab, plan_list, start_day, end_day, settings=settings, activity=activity)
 validation = insights.migration_validation(lab, plan_list, validate_plan, names, observed_db=observed_db,
-                                     observed_data=observed_data, settings=settings, at=as_of, activity=activity)''', "remove-cell"),
+                                           observed_data=observed_data, settings=settings, at=as_of,
+                                           activity=activity)
+figures = metrics.migration_figures(plan_summary, daily, validation, switch=switch_at, switch_source=switch_source,
+                                    start=start_day, end=end_day)
+summary = summaries.migration_summary(figures)
+doc = ui.publish(output_dir, "eit_migration", title="EIT migration", figures=figures, summary=summary,
+                 headline=metrics.figures_headline_migration(figures),
+                 context=ui.context(names, None, db=db, data=data, as_of=as_of, settings=settings),
+                 parameters={"plans": [p.name for p in plan_list], "start": start_day, "end": end_day,
+                             "activity": activity, "settings": settings, "switch": switch_at})
+f = doc["metrics"]  # from here on, every figure shown is read from metrics.json''', "remove-cell"),
     md("## Summary"),
-    code('summary = summaries.migration_summary(plan_summary, validation)\nui.md(summary)'),
+    code('ui.md(summaries.migration_summary(f))'),
     md("## Predicted match rate per plan"),
-    code('''\
-ui.show(insights.migration_chart(daily, plan_list),
-        "Share of Mixpanel profiles that reach an mParticle profile, day by day, under each plan; dashed lines "
-        "mark the EIT switch and remediation starts.")
-ui.table(metrics.plan_table(plan_summary))'''),
+    code("""\
+daily_f = ui.frame(f["daily"])
+ui.show_if(lambda: insights.migration_chart(daily_f, plan_list),
+           "Share of Mixpanel profiles that reach an mParticle profile (matched / Mixpanel profiles with events), "
+           "day by day, under each plan; dashed lines mark the EIT switch and remediation starts.",
+           has_data=len(daily_f) > 0, nothing_to_show="no days in the window")
+ui.table(f["plans"], columns={"plan": "plan", "first_change": "first change", "members_end": "Mixpanel profiles",
+                              "matched_end": "matched", "final_match_rate": "match rate (of profiles)",
+                              "days_to_90pct": "days to 90% of final", "days_to_99pct": "days to 99% of final"})"""),
     md("## Split profiles and users who can never be fixed"),
-    code('''\
-ui.show(charts.match_rate_over_time_chart(metrics.split_share(daily), time="day", series="plan",
-                                          title="Split profiles per plan (share of Mixpanel profiles)",
-                                          ylabel="split profiles (% of Mixpanel profiles)"),
-        "A person active before and after a switch has two Mixpanel profiles: the old one cannot be matched "
-        "unless a remediation reached it.")
-ui.table(metrics.fixability_table(plan_summary))'''),
+    code("""\
+ui.show_if(lambda: charts.match_rate_over_time_chart(daily_f.assign(match_rate=daily_f["split_share"]),
+                                                     time="day", series="plan",
+                                                     title="Split profiles per plan (share of Mixpanel profiles)",
+                                                     ylabel="split profiles (% of Mixpanel profiles)"),
+           "A person active before and after a switch has two Mixpanel profiles: the old one cannot be matched "
+           "unless a remediation reached it.",
+           has_data=len(daily_f) > 0 and int(daily_f["split_profiles"].sum()) > 0,
+           nothing_to_show="no plan creates split profiles in this window")
+ui.table(f["plans"], columns={"plan": "plan", "split_profiles_end": "split profiles",
+                              "stranded_profiles": "stranded profiles", "never_fixable_users": "never fixable users",
+                              "unmatched_users": "unmatched users",
+                              "not_in_mparticle_profiles": "not in mParticle",
+                              "deleted_mparticle_profiles": "deleted in mParticle"})"""),
     md("## Predicted against observed"),
-    code('''\
-if validation is None:
+    code("""\
+v = f["validation"]
+if v is None:
     ui.md("No exports from after the switch were given (`observed_db` / `observed_data`): nothing to validate.")
 else:
-    ui.show(charts.predicted_vs_observed_chart(validation.comparison, x="cohort_name",
-                                               title=f"Plan {validation.plan}: predicted vs observed match rate"),
-            "Predicted (model) against observed (the exports taken after the switch) per cohort.")
-    ui.table(validation.summary)
-    ui.md(validation.verdict)'''),
-    code('''\
-metrics_file = ui.write_metrics(output_dir, "eit_migration", title="EIT migration", summary=summary,
-                                headline=metrics.migration_headline(plan_summary, validation),
-                                parameters={"plans": [p.name for p in plan_list], "start": start_day, "end": end_day,
-                                            "activity": activity, "settings": settings},
-                                plans=plan_summary, validation=None if validation is None else validation.summary)''',
-         "remove-cell"),
+    comparison = ui.frame(v["cohorts"]).rename(columns={"predicted_match_rate": "predicted",
+                                                        "observed_match_rate": "observed"})
+    ui.show(charts.predicted_vs_observed_chart(comparison, x="cohort_name",
+                                               title=f"Plan {v['plan']}: predicted vs observed match rate"),
+            "Predicted (model) against observed (the exports taken after the switch): matched / cohort members.")
+    ui.table(v["cohorts"], columns={"cohort_name": "cohort", "as_of": "as of", "members": "members",
+                                    "predicted_match_rate": "predicted match rate (of members)",
+                                    "observed_match_rate": "observed match rate (of members)",
+                                    "users_differ": "members that differ"})
+    ui.md("\\n".join(f"- **{c}**: {text}" for c, text in v["verdicts"].items()))"""),
 ])
 
 NOTEBOOKS = {

@@ -1,2 +1,3 @@
-"""Reports: the figures (metrics), the written findings, the notebook helpers and the papermill
-runner that turns the notebooks into HTML pages with an index."""
+"""Reports: what the notebooks fetch from a Lab (insights), the figures computed once (metrics,
+written to metrics.json), the findings in words (summaries), the notebook helpers (notebook),
+the papermill runner (runner) and the HTML around the pages (pages)."""

@@ -99,29 +99,35 @@ def _event_days(lab) -> tuple[_dt.date | None, _dt.date | None]:
     return pd.Timestamp(lo).date(), pd.Timestamp(hi).date()
 
 
-def default_switch(lab, settings=None) -> _dt.datetime:
-    """The EIT switch to study when no plan is given: the first dated switch to ``mparticle_id``
-    in the settings' ``eit_timeline``, else the middle of the events' time range."""
-    from cohortlab.settings import SyncSettings
+def find_switch(lab, settings=None, switch=None) -> tuple[_dt.datetime | None, str]:
+    """The EIT switch to study and where it comes from, never invented
+    (:func:`cohortlab.migration.switch.find_switch`: the ``switch`` parameter, else the settings'
+    ``eit_timeline``, else the data's first MPID-keyed activity). ``(None, "none")`` when none
+    of them gives one."""
+    from cohortlab.migration.switch import find_switch as _find
 
-    st = SyncSettings.coerce(settings)
-    for p in st.eit_timeline:
-        if p.since is not None and p.eit == "mparticle_id":
-            return p.since
-    lo, hi = _event_days(lab)
-    if lo is None:
-        raise ValueError("no Mixpanel events loaded: cannot place a migration")
-    mid = lo + (hi - lo) / 2
-    return _dt.datetime(mid.year, mid.month, mid.day, tzinfo=_dt.timezone.utc)
+    try:
+        sw = _find(lab.engine, switch, settings)
+    except ValueError:
+        return None, "none"
+    return sw.at, SWITCH_SOURCES[sw.source]
 
 
-def migration_plans(plans=None, *, lab=None, settings=None, switch=None) -> list:
+SWITCH_SOURCES = {"parameter": "the switch parameter",
+                  "settings": "the settings' eit_timeline",
+                  "data": "the data: the first identified event keyed by an existing MPID"}
+
+
+def migration_plans(plans=None, *, switch_at=None) -> list:
     """Plans from YAML file(s) (a path or a list of paths), or the standard four (switch only,
-    switch + Rule, Rule only, do nothing) around ``switch`` (default: :func:`default_switch`)."""
+    switch + Rule, Rule only, do nothing) around ``switch_at`` (see :func:`find_switch`)."""
     from cohortlab.migration.plans import load_plans, standard_plans
 
     if plans is None:
-        return standard_plans(switch or default_switch(lab, settings))
+        if switch_at is None:
+            raise ValueError("no EIT switch to study: give the parameter switch (or plans), or settings with an "
+                             "eit_timeline; the data shows no day where most events are keyed by an MPID")
+        return standard_plans(switch_at)
     paths = [plans] if isinstance(plans, (str, os.PathLike)) else list(plans)
     out = []
     for p in paths:

@@ -145,13 +145,6 @@ def remedies(resolution: pd.DataFrame) -> pd.DataFrame:
     return out[["remedy", "key", "users", "note"]]
 
 
-def waterfall_dict(waterfall: pd.DataFrame) -> dict[str, int]:
-    """``{step: count}`` in order (``step`` is the waterfall's key: members,
-    unmatched:<gap_reason>, shared_mpid, should_be_true, not_yet_true, stale_true, orphans_true,
-    audience)."""
-    return {str(k): int(c) for k, c in zip(waterfall["step"], waterfall["count"])}
-
-
 def audience_size(waterfall: pd.DataFrame) -> int:
     """|T|: the last total of the waterfall (profiles with the attribute true)."""
     totals = waterfall[waterfall["kind"] == "total"]
@@ -214,81 +207,8 @@ def sync_types(dynamic: pd.DataFrame, one_time: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([d, o], ignore_index=True)[["run_at", "sync_type", "true_count", "members"]]
 
 
-def match_rates_headline(rates: pd.DataFrame, waterfalls: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
-    members, matched = int(rates["members"].sum()), int(rates["matched"].sum())
-    return {
-        "cohorts": int(len(rates)),
-        "Mixpanel members": members,
-        "matched to mParticle": matched,
-        "match rate": matched / members if members else None,
-        "mParticle audience (attribute = true)": sum(audience_size(w) for w in waterfalls.values()),
-    }
-
-
-def match_rates_metrics(rates: pd.DataFrame, rates_by_source: pd.DataFrame, sims: Mapping[str, Any],
-                        over_time: pd.DataFrame | None = None) -> dict[str, Any]:
-    cohorts = {}
-    for _, r in rates.iterrows():
-        sim = sims[r["cohort_name"]]
-        cohorts[r["cohort_name"]] = {
-            "members": int(r["members"]), "matched": int(r["matched"]), "unmatched": int(r["unmatched"]),
-            "orphan_created": int(r["orphan_created"]), "match_rate": float(r["match_rate"]),
-            "audience": audience_size(sim.waterfall), "waterfall": waterfall_dict(sim.waterfall),
-        }
-    return {
-        "cohorts": cohorts,
-        "by_identifier_source": {
-            str(r["identifier_source"]): {"members": int(r["members"]), "matched": int(r["matched"]),
-                                          "match_rate": float(r["match_rate"])}
-            for _, r in rates_by_source.iterrows()
-        },
-        "over_time": over_time if over_time is not None else [],
-    }
-
-
 def _counts(df: pd.DataFrame, column: str) -> dict[str, int]:
     return {("null" if k is None else str(k)): int(v) for k, v in zip(df[column], df["users"])}
-
-
-def identity_gaps_headline(resolution: pd.DataFrame, rem: pd.DataFrame) -> dict[str, Any]:
-    u = unmatched(resolution)
-    reasons = gaps_by_reason(resolution)
-    return {
-        "unmatched members": int(len(u)),
-        "share of members": len(u) / len(resolution) if len(resolution) else None,
-        "in mParticle under another identity": int(u["recoverable_via"].notna().sum()),
-        "main gap reason": reasons.iloc[0]["gap_reason"] if len(reasons) else None,
-        "recoverable by a Rule": int(rem.loc[rem["key"] == "mparticle_rule", "users"].iloc[0]),
-        "never fixable": int(rem.attrs.get("never_fixable", 0)),
-    }
-
-
-def identity_gaps_metrics(resolution: pd.DataFrame, rem: pd.DataFrame, shared: pd.DataFrame) -> dict[str, Any]:
-    u = unmatched(resolution)
-    act = u["active_after_cutoff"].fillna(False).astype(bool)
-    per_cohort = {}
-    for c, g in resolution.groupby("cohort_name", sort=True):
-        gu = unmatched(g)
-        per_cohort[str(c)] = {
-            "members": int(len(g)), "unmatched": int(len(gu)),
-            "by_gap_reason": _counts(count_by(gu, "gap_reason"), "gap_reason"),
-        }
-    return {
-        "members": int(len(resolution)),
-        "unmatched": int(len(u)),
-        "by_gap_reason": _counts(gaps_by_reason(resolution), "gap_reason"),
-        "by_recoverable_via": _counts(gaps_by_recoverable(resolution), "recoverable_via"),
-        "active_after_cutoff": int(act.sum()),
-        "inactive_since_cutoff": int((~act).sum()),
-        "precision_loss": int((resolution["gap_reason"] == "mpid_precision_loss").sum()),
-        "malformed_mparticle_user_id": int((resolution["gap_reason"] == "malformed_mparticle_user_id").sum()),
-        "shared_mpids": int(len(shared)),
-        "profiles_on_shared_mpids": int(shared["profiles"].sum()) if len(shared) else 0,
-        "remedies": {k: int(v) for k, v in zip(rem["key"], rem["users"])},
-        "never_fixable": int(rem.attrs.get("never_fixable", 0)),
-        "not_in_mparticle": int(rem.attrs.get("not_in_mparticle", 0)),
-        "cohorts": per_cohort,
-    }
 
 
 def sync_headline(stats: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -304,44 +224,276 @@ def sync_headline(stats: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
-def split_share(daily: pd.DataFrame) -> pd.DataFrame:
-    """``day, plan, match_rate`` where match_rate is the share of split profiles (for the
-    over-time chart)."""
-    d = daily[["day", "plan"]].copy()
-    d["match_rate"] = (daily["split_profiles"] / daily["members"].where(daily["members"] > 0)).astype(float)
-    return d
+# =========================================================================== the figures of a page
+# Each report computes ONE JSON-ready dict of figures (written to metrics.json); its summary,
+# tables and charts are then drawn from that dict only, so no page can disagree with itself.
+LIMIT_OVER_TIME = 12  # snapshots per cohort in the match-rate-over-time chart
+ROW_LIMIT = 20        # rows of identifier lists shown (precision loss, junk values, shared MPIDs)
 
 
-def plan_table(summary: pd.DataFrame) -> pd.DataFrame:
-    cols = ["plan", "first_change", "members_end", "matched_end", "final_match_rate", "days_to_90pct",
-            "days_to_99pct"]
-    return summary[[c for c in cols if c in summary.columns]]
+def _rows(df: pd.DataFrame) -> list[dict[str, Any]]:
+    out = []
+    for rec in df.to_dict(orient="records"):
+        row = {}
+        for k, v in rec.items():
+            if hasattr(v, "item") and not isinstance(v, (str, bytes)):
+                try:
+                    v = v.item()
+                except (ValueError, AttributeError):
+                    pass
+            if isinstance(v, pd.Timestamp):
+                v = v.isoformat()
+            if v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v):
+                v = None
+            row[str(k)] = v
+        out.append(row)
+    return out
 
 
-def fixability_table(summary: pd.DataFrame) -> pd.DataFrame:
-    cols = ["plan", "split_profiles_end", "stranded_profiles", "never_fixable_users", "unmatched_users",
-            "not_in_mparticle_profiles", "deleted_mparticle_profiles", "unfixed_profiles"]
-    return summary[[c for c in cols if c in summary.columns]]
+def rule_fixable(resolution: pd.DataFrame) -> pd.Series:
+    """Per member: unmatched, in mParticle under another identity (``recoverable_via``) and active
+    since the cutoff, i.e. a Rule / SDK code writing ``$mparticle_user_id`` reaches them."""
+    in_mp = resolution["recoverable_via"].notna()
+    active = resolution["active_after_cutoff"].fillna(False).astype(bool)
+    return (resolution["status"] != "matched") & in_mp & active
 
 
-def _best_plan(summary: pd.DataFrame) -> pd.Series:
-    """Highest final match rate; on a tie, fewer split profiles."""
-    return summary.sort_values(["final_match_rate", "split_profiles_end"], ascending=[False, True],
-                               kind="stable").iloc[0]
+def ranked_losses(waterfall: pd.DataFrame, resolution: pd.DataFrame) -> list[dict[str, Any]]:
+    """Every non-zero step of a cohort's waterfall between the Mixpanel count and the audience,
+    largest first: ``step, kind (minus/plus), users, share_of_members, remedy, remedy_users``.
+
+    ``remedy_users`` is what the remedy is worth in users: for a gap reason, the members of that
+    reason a Rule (or SDK code) writing ``$mparticle_user_id`` recovers (in mParticle, active since
+    the cutoff); for shared MPIDs none (no person is lost: one person has several Mixpanel
+    profiles); for pending profiles all of them (the next successful run); for stale profiles all of
+    them (a full re-export clears them); for orphans all of them (``only_update`` protection)."""
+    members = int(waterfall.loc[waterfall["step"] == "members", "count"].sum())
+    fix = rule_fixable(resolution) if len(resolution) else pd.Series(dtype=bool)
+    out = []
+    for step, kind, n in zip(waterfall["step"], waterfall["kind"], waterfall["count"]):
+        n = int(n)
+        if kind == "total" or n == 0:
+            continue
+        step = str(step)
+        if step.startswith("unmatched:"):
+            reason = step.split(":", 1)[1]
+            remedy, value = "rule", int((fix & (resolution["gap_reason"] == reason)).sum())
+        else:
+            remedy = {"shared_mpid": "merge_profiles", "not_yet_true": "next_run", "stale_true": "re_export",
+                      "orphans_true": "only_update"}.get(step, "none")
+            value = 0 if step == "shared_mpid" else n
+        out.append({"step": step, "kind": str(kind), "users": n,
+                    "share_of_members": n / members if members else None,
+                    "remedy": remedy, "remedy_users": value})
+    return sorted(out, key=lambda r: (-r["users"], r["step"]))
 
 
-def migration_headline(summary: pd.DataFrame, validation: MigrationValidation | None = None) -> dict[str, Any]:
-    if summary.empty:
-        return {"plans": 0}
-    best = _best_plan(summary)
-    out = {
-        "plans": int(len(summary)),
-        "best plan": best["plan"],
-        "best final match rate": float(best["final_match_rate"]),
-        "split profiles (best plan)": int(best["split_profiles_end"]),
-        "never fixable users (best plan)": int(best["never_fixable_users"]),
+def match_rates_figures(sims: Mapping[str, Any], over_time: pd.DataFrame | None = None) -> dict[str, Any]:
+    """The figures of the match-rates report: totals (pooled over cohorts: matched / members),
+    per cohort (counts, rate, audience, waterfall rows, ranked losses), per identifier source and
+    over time."""
+    frames = [s.resolution for s in sims.values() if len(s.resolution)]
+    res = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["cohort_name", "identifier_source", "status", "gap_reason", "recoverable_via", "active_after_cutoff"])
+    rates = match_rates(res, "cohort_name").set_index("cohort_name") if len(res) else pd.DataFrame()
+    cohorts = {}
+    for c, sim in sims.items():
+        r = rates.loc[c] if c in rates.index else None
+        cohorts[c] = {
+            "members": int(r["members"]) if r is not None else 0,
+            "matched": int(r["matched"]) if r is not None else 0,
+            "unmatched": int(r["unmatched"] + r["orphan_created"]) if r is not None else 0,
+            "orphan_created": int(r["orphan_created"]) if r is not None else 0,
+            "match_rate": float(r["match_rate"]) if r is not None else None,
+            "audience": audience_size(sim.waterfall),
+            "as_of": simulation_as_of(sim),
+            "waterfall": _rows(sim.waterfall[["step", "label", "kind", "count"]]),
+            "losses": ranked_losses(sim.waterfall, sim.resolution),
+        }
+    members = sum(v["members"] for v in cohorts.values())
+    matched = sum(v["matched"] for v in cohorts.values())
+    by_source = match_rates(res, "identifier_source") if len(res) else pd.DataFrame(
+        columns=["identifier_source", "members", "matched", "unmatched", "orphan_created", "match_rate"])
+    steps: dict[tuple[str, str], int] = {}
+    for v in cohorts.values():
+        for loss in v["losses"]:
+            steps[(loss["step"], loss["kind"])] = steps.get((loss["step"], loss["kind"]), 0) + loss["users"]
+    return {
+        "losses": [{"step": k[0], "kind": k[1], "users": n}
+                   for k, n in sorted(steps.items(), key=lambda kv: (-kv[1], kv[0][0]))],
+        "totals": {"cohorts": len(cohorts), "members": members, "matched": matched,
+                   "unmatched": members - matched, "match_rate": matched / members if members else None,
+                   "audience": sum(v["audience"] for v in cohorts.values())},
+        "cohorts": cohorts,
+        "by_identifier_source": _rows(by_source[["identifier_source", "members", "matched", "match_rate"]]),
+        "over_time": _rows(over_time) if over_time is not None and len(over_time) else [],
+        "over_time_limit": LIMIT_OVER_TIME,
     }
-    if validation is not None and len(validation.comparison):
-        out["observed match rate"] = float(validation.comparison["observed"].mean())
-        out["predicted match rate"] = float(validation.comparison["predicted"].mean())
+
+
+def simulation_as_of(sim) -> str | None:
+    t = getattr(sim, "as_of", None)
+    if t is None and len(sim.resolution) and "as_of" in sim.resolution.columns:
+        t = sim.resolution["as_of"].iloc[0]
+    return None if t is None or pd.isna(t) else pd.Timestamp(t).isoformat()
+
+
+def figures_headline_match_rates(f: Mapping[str, Any]) -> dict[str, Any]:
+    from cohortlab.charts import _short_step
+
+    t = f["totals"]
+    out = {
+        "Mixpanel cohort members": t["members"],
+        "reach an mParticle profile": t["matched"],
+        "match rate (of all members)": t["match_rate"],
+        "mParticle audience (attribute = true)": t["audience"],
+    }
+    if f["losses"]:
+        top = f["losses"][0]
+        sign = "+" if top["kind"] == "plus" else "−"
+        out[f"largest step, all cohorts: {_short_step(top['step']).replace('_', ' ')} ({sign})"] = top["users"]
+    return out
+
+
+def identity_gaps_figures(resolution: pd.DataFrame, shared: pd.DataFrame, *, redact=None) -> dict[str, Any]:
+    """The figures of the identity-gaps report. ``redact(frame)`` makes identifier lists safe to
+    show (personal data) before they are stored."""
+    redact = redact or (lambda df: df)
+    u = unmatched(resolution)
+    rem = remedies(resolution)
+    in_mp = int(u["recoverable_via"].notna().sum())
+    active = int(u["active_after_cutoff"].fillna(False).astype(bool).sum())
+    per_cohort = {}
+    for c, g in resolution.groupby("cohort_name", sort=True):
+        gu = unmatched(g)
+        per_cohort[str(c)] = {"members": int(len(g)), "unmatched": int(len(gu)),
+                              "by_gap_reason": _counts(count_by(gu, "gap_reason"), "gap_reason")}
+    precision = precision_loss(resolution)
+    junk = junk_values(resolution, ROW_LIMIT)
+    shared_show = shared.head(ROW_LIMIT).copy()
+    if len(shared_show):
+        shared_show["mpid"] = shared_show["mpid"].map(lambda v: str(int(v)))
+    return {
+        "members": int(len(resolution)),
+        "unmatched": int(len(u)),
+        "unmatched_share": len(u) / len(resolution) if len(resolution) else None,
+        "in_mparticle": in_mp,
+        "active_after_cutoff": active,
+        "inactive_since_cutoff": int(len(u)) - active,
+        "by_gap_reason": _rows(gaps_by_reason(resolution)),
+        "by_recoverable_via": _rows(gaps_by_recoverable(resolution)),
+        "activity": _rows(activity(resolution, "gap_reason")),
+        "precision_loss": int(len(precision)),
+        "precision_loss_rows": _rows(redact(precision.head(ROW_LIMIT))),
+        "malformed_mparticle_user_id": int((resolution["gap_reason"] == "malformed_mparticle_user_id").sum()),
+        "junk_rows": _rows(redact(junk)),
+        "shared_mpids": int(len(shared)),
+        "profiles_on_shared_mpids": int(shared["profiles"].sum()) if len(shared) else 0,
+        "shared_distribution": _rows(shared_mpid_distribution(shared)),
+        "shared_rows": _rows(redact(shared_show)),
+        "remedies": _rows(rem),
+        "rule_fixable": int(rem.loc[rem["key"] == "mparticle_rule", "users"].iloc[0]),
+        "never_fixable": int(rem.attrs["never_fixable"]),
+        "not_in_mparticle": int(rem.attrs["not_in_mparticle"]),
+        "cohorts": per_cohort,
+        "row_limit": ROW_LIMIT,
+    }
+
+
+def figures_headline_identity_gaps(f: Mapping[str, Any]) -> dict[str, Any]:
+    top = f["by_gap_reason"][0]["gap_reason"] if f["by_gap_reason"] else None
+    return {
+        "unmatched members": f["unmatched"],
+        "unmatched (of all members)": f["unmatched_share"],
+        "in mParticle under another identity": f["in_mparticle"],
+        "most frequent gap reason": top,
+        "recoverable by a Rule": f["rule_fixable"],
+        "never fixable (in mParticle, inactive)": f["never_fixable"],
+    }
+
+
+def timeline_rows(timeline: pd.DataFrame) -> list[dict[str, Any]]:
+    cols = ["run_at", "members", "adds", "removes", "failed", "full_refresh", "true_count", "not_yet_true",
+            "stale_true"]
+    return _rows(timeline[[c for c in cols if c in timeline.columns]])
+
+
+def sync_figures(timelines: Mapping[str, pd.DataFrame], one_time: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
+    """The figures of the sync report: per cohort the stats and the runs of a dynamic sync and of
+    a one-time export, and the totals over cohorts after the last run."""
+    cohorts = {}
+    for c, tl in timelines.items():
+        ot = one_time[c]
+        cohorts[c] = {"dynamic": timeline_summary(tl), "one_time": timeline_summary(ot),
+                      "paused_windows": _rows(paused_windows(tl)),
+                      "runs": timeline_rows(tl), "one_time_runs": timeline_rows(ot)}
+    stats = {c: v["dynamic"] for c, v in cohorts.items()}
+    return {"totals": sync_headline(stats), "cohorts": cohorts}
+
+
+def best_plans(summary: pd.DataFrame) -> list[str]:
+    """The plans with the highest final match rate (to 0.1 point, what a page shows); several
+    when they tie."""
+    if summary.empty:
+        return []
+    rates = summary["final_match_rate"].astype(float).round(3)
+    return summary.loc[rates == rates.max(), "plan"].tolist()
+
+
+def migration_figures(plan_summary: pd.DataFrame, daily: pd.DataFrame, validation=None, *, switch=None,
+                      switch_source: str = "", start=None, end=None) -> dict[str, Any]:
+    """The figures of the EIT-migration report: the switch studied and where it comes from, per
+    plan the end state (rates over all Mixpanel profiles with events in the window), the best
+    plan(s) (ties kept), the daily rates and the validation, pooled over cohorts."""
+    cols = ["plan", "first_change", "members_end", "matched_end", "final_match_rate", "split_profiles_end",
+            "never_fixable_users", "stranded_profiles", "unmatched_users", "not_in_mparticle_profiles",
+            "deleted_mparticle_profiles", "unfixed_profiles", "days_to_90pct", "days_to_99pct"]
+    plans = plan_summary[[c for c in cols if c in plan_summary.columns]].copy()
+    no_change = plans["first_change"].isna() if "first_change" in plans.columns else pd.Series(False, plans.index)
+    for c in ("days_to_90pct", "days_to_99pct"):  # whole days after the plan's first change; none without one
+        if c in plans.columns:
+            plans[c] = [None if nc or v is None or pd.isna(v) else int(round(float(v)))
+                        for v, nc in zip(plans[c], no_change)]
+    d = daily[["day", "plan", "members", "matched", "match_rate", "split_profiles"]].copy() if len(daily) else \
+        pd.DataFrame(columns=["day", "plan", "members", "matched", "match_rate", "split_profiles"])
+    d["split_share"] = (d["split_profiles"] / d["members"].where(d["members"] > 0)).astype(float)
+    out = {
+        "switch": None if switch is None else pd.Timestamp(switch).isoformat(),
+        "switch_source": switch_source,
+        "start": None if start is None else str(start), "end": None if end is None else str(end),
+        "threshold_pcts": [90, 99],  # "days to 90% / 99% of the final rate"
+        "plans": _rows(plans),
+        "best": best_plans(plan_summary),
+        "daily": _rows(d),
+        "validation": None,
+    }
+    if validation is not None and len(validation.summary):
+        v = validation.summary
+        members = int(v["members"].sum())
+        pred = int(round(float((v["predicted_match_rate"] * v["members"]).sum())))
+        obs = int(round(float((v["observed_match_rate"] * v["members"]).sum())))
+        out["validation"] = {
+            "plan": validation.plan, "cohorts": _rows(v), "members": members,
+            "predicted_matched": pred, "observed_matched": obs,
+            "predicted_match_rate": pred / members if members else None,
+            "observed_match_rate": obs / members if members else None,
+            "verdicts": {c: str(r.verdict) for c, r in validation.results.items()},
+        }
+    return out
+
+
+def figures_headline_migration(f: Mapping[str, Any]) -> dict[str, Any]:
+    if not f["plans"]:
+        return {"plans": 0}
+    best = next(p for p in f["plans"] if p["plan"] == f["best"][0])
+    out = {
+        "plans compared": len(f["plans"]),
+        "best plan" + (" (tie)" if len(f["best"]) > 1 else ""): " = ".join(f["best"]),
+        "its final match rate (of Mixpanel profiles)": best["final_match_rate"],
+        "its split profiles": best["split_profiles_end"],
+        "its users never fixable (inactive after the change)": best["never_fixable_users"],
+    }
+    if f["validation"]:
+        out["observed match rate (of cohort members)"] = f["validation"]["observed_match_rate"]
+        out["predicted match rate (of cohort members)"] = f["validation"]["predicted_match_rate"]
     return out

@@ -107,29 +107,121 @@ def md(text: str) -> None:
     display(Markdown(_escape_dollars(text)))
 
 
-def table(df: pd.DataFrame, *, show_personal_data: bool = False, known: set[str] | frozenset = frozenset(),
-          max_rows: int = 30) -> None:
-    """Display a (redacted) DataFrame as an HTML table without the index."""
+def nothing(what: str) -> None:
+    """Say there is nothing to show instead of drawing an empty or all-zero chart."""
+    md(f"*Nothing to show: {what}.*")
+
+
+def show_if(fig_or_make, caption: str | None, *, has_data: bool, nothing_to_show: str) -> None:
+    """:func:`show` the chart when ``has_data``, else :func:`nothing` (``fig_or_make`` may be a
+    callable, so an empty chart is not even drawn)."""
+    if not has_data:
+        nothing(nothing_to_show)
+        return
+    show(fig_or_make() if callable(fig_or_make) else fig_or_make, caption)
+
+
+def _kind(column: str, values: pd.Series) -> str:
+    c = column.lower()
+    if c in ("mpid", "identifier", "distinct_id", "distinct_ids") or c.endswith("_id"):
+        return "text"
+    if c.startswith("days") or c.endswith("_days"):
+        return "days"
+    if "rate" in c or "share" in c:
+        return "pct"
+    if pd.api.types.is_bool_dtype(values):
+        return "bool"
+    if pd.api.types.is_numeric_dtype(values):
+        return "int" if all(float(v).is_integer() for v in values.dropna()) else "num"
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return "time"
+    return "text"
+
+
+def format_for_people(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy with every cell as text a person reads: thousands separators, percentages with one
+    decimal, days as whole numbers, times to the minute (UTC), ``—`` for missing values, and
+    column names in words."""
+    out = pd.DataFrame(index=df.index)
+    for c in df.columns:
+        s = df[c]
+        kind = _kind(str(c), s)
+
+        def fmt(v, kind=kind):
+            if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA or v is pd.NaT:
+                return "—"
+            if kind == "int":
+                return f"{int(v):,}"
+            if kind == "num":
+                return f"{float(v):,.2f}"
+            if kind == "pct":
+                return f"{float(v) * 100:.1f}%"
+            if kind == "days":
+                return f"{int(round(float(v))):,}"
+            if kind == "bool":
+                return "yes" if bool(v) else "no"
+            if kind == "time" or isinstance(v, (pd.Timestamp, _dt.datetime)):
+                return pd.Timestamp(v).strftime("%Y-%m-%d %H:%M")
+            return str(v)
+
+        out[str(c).replace("_", " ")] = [fmt(v) for v in s]
+    return out
+
+
+def _html_table(df: pd.DataFrame) -> str:
+    """An HTML table for people: numbers right-aligned, text left-aligned, every cell escaped."""
+    import html as _html
+
+    kinds = [_kind(str(c), df[c]) for c in df.columns]
+    cells = format_for_people(df)
+    align = ["right" if k in ("int", "num", "pct", "days") else "left" for k in kinds]
+    head = "".join(f'<th style="text-align:{a}">{_html.escape(str(c))}</th>' for c, a in zip(cells.columns, align))
+    body = "".join("<tr>" + "".join(f'<td style="text-align:{a}">{_html.escape(str(v))}</td>'
+                                    for v, a in zip(row, align)) + "</tr>" for row in cells.itertuples(index=False))
+    return f'<table class="cl-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def table(df: pd.DataFrame | list, *, show_personal_data: bool = False, known: set[str] | frozenset = frozenset(),
+          max_rows: int = 30, columns: Mapping[str, str] | None = None) -> None:
+    """Display a (redacted) table for people (:func:`format_for_people`) without the index.
+    ``df`` may be the rows of a ``metrics.json`` figure; ``columns`` picks and renames columns."""
     from IPython.display import HTML, Markdown, display
 
+    if isinstance(df, list):
+        df = frame(df)
+    if columns:
+        df = df[[c for c in columns if c in df.columns]].rename(columns=dict(columns))
     safe = redact(df, show_personal_data, known).head(max_rows)
-    display(HTML(safe.to_html(index=False, na_rep="—", float_format=lambda x: f"{x:,.3f}",
-                              formatters=_int_formatters(safe))))
+    display(HTML(_html_table(safe)))
     if len(df) > max_rows:
         display(Markdown(f"*… {len(df) - max_rows:,} more rows*"))
 
 
-def _int_formatters(df: pd.DataFrame) -> dict[str, Any]:
-    return {c: (lambda v: f"{v:,}") for c in df.columns if pd.api.types.is_integer_dtype(df[c])
-            and c not in ("mpid",)}
+TIME_COLUMNS = ("run_at", "as_of", "day", "start", "end", "first_change", "date", "first_run", "last_run")
 
 
-def waterfall_table(waterfall: pd.DataFrame) -> pd.DataFrame:
-    """The waterfall as a readable table with signed counts."""
+def frame(rows) -> pd.DataFrame:
+    """The rows of a ``metrics.json`` figure as a DataFrame (time columns parsed), for a chart or
+    a table."""
+    df = pd.DataFrame(rows) if not isinstance(rows, pd.DataFrame) else rows.copy()
+    for c in df.columns:
+        if c in TIME_COLUMNS:
+            df[c] = pd.to_datetime(df[c], errors="coerce")
+    return df
+
+
+def waterfall_table(waterfall) -> pd.DataFrame:
+    """The waterfall (a frame or its ``metrics.json`` rows) as a table for people: the step in
+    words and the signed change."""
+    from cohortlab.charts import _short_step
+
+    w = frame(waterfall)
     sign = {"total": "=", "minus": "−", "plus": "+"}
-    w = waterfall.copy()
-    w["change"] = [f"{sign.get(k, '')} {c:,}" for k, c in zip(w["kind"], w["count"])]
-    return w[["step", "label", "change"]]
+    return pd.DataFrame({
+        "step": [_short_step(str(s)).replace("_", " ") for s in w["step"]],
+        "what it is": w["label"],
+        "users": [f"{sign.get(k, '')} {int(c):,}" for k, c in zip(w["kind"], w["count"])],
+    })
 
 
 def _jsonable(v: Any) -> Any:
@@ -153,6 +245,49 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
+def context(cohorts, figures_as_of=None, *, db=None, data=None, as_of=None, settings=None) -> dict[str, Any]:
+    """What a page is about, for its header and the index: cohorts, as-of time(s), data source
+    and the settings in one line."""
+    from cohortlab.report.summaries import settings_summary
+
+    if as_of:
+        when = str(as_of)
+    elif figures_as_of:
+        times = sorted({str(t) for t in figures_as_of if t})
+        when = ", ".join(t.replace("T", " ") for t in times) + " (each cohort's latest data)" if times else None
+    else:
+        when = None
+    return {"cohorts": list(cohorts), "as_of": when or "each cohort's latest data",
+            "source": str(db or data or ""), "settings": settings_summary(settings)}
+
+
+def publish(output_dir: str | os.PathLike | None, notebook: str, *, title: str, figures: Mapping[str, Any],
+            headline: Mapping[str, Any], summary: str = "", context: Mapping[str, Any] | None = None,
+            parameters: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Write ``metrics.json`` (:func:`write_metrics`) and return its content as read back: the
+    page then shows these figures and no others."""
+    doc = _document(notebook, title=title, summary=summary, headline=headline, parameters=parameters,
+                    context=context, metrics=figures)
+    if output_dir is not None:
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        (Path(output_dir) / "metrics.json").write_text(json.dumps(doc, indent=2, default=str), encoding="utf-8")
+    return json.loads(json.dumps(doc, default=str))
+
+
+def _document(notebook: str, *, title: str, summary: str = "", headline=None, parameters=None, context=None,
+              metrics=None) -> dict[str, Any]:
+    return {
+        "notebook": notebook,
+        "title": title,
+        "generated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "summary": re.sub(r"[*_`]", "", summary.split("\n")[0]) if summary else "",
+        "headline": _jsonable(headline or {}),
+        "context": _jsonable(context or {}),
+        "parameters": _jsonable(parameters or {}),
+        "metrics": _jsonable(metrics or {}),
+    }
+
+
 def write_metrics(output_dir: str | os.PathLike | None, notebook: str, *, title: str, summary: str = "",
                   headline: Mapping[str, Any] | None = None, parameters: Mapping[str, Any] | None = None,
                   **metrics: Any) -> Path | None:
@@ -162,15 +297,8 @@ def write_metrics(output_dir: str | os.PathLike | None, notebook: str, *, title:
     if output_dir is None:
         return None
     Path(output_dir).mkdir(parents=True, exist_ok=True)
-    doc = {
-        "notebook": notebook,
-        "title": title,
-        "generated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "summary": re.sub(r"[*_`]", "", summary.split("\n")[0]) if summary else "",
-        "headline": _jsonable(headline or {}),
-        "parameters": _jsonable(parameters or {}),
-        "metrics": _jsonable(metrics),
-    }
+    doc = _document(notebook, title=title, summary=summary, headline=headline, parameters=parameters,
+                    metrics=metrics)
     path = Path(output_dir) / "metrics.json"
     path.write_text(json.dumps(doc, indent=2, default=str), encoding="utf-8")
     return path

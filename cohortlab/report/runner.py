@@ -6,35 +6,39 @@
 
 Layout of one run (``reports/<YYYY-MM-DD>[-N]`` unless ``out`` is given)::
 
-    index.html                        links + headline numbers of every notebook
+    index.html                        links + headline numbers of every notebook, with the change
+                                      since the previous run in the same folder (:mod:`.pages`)
     data.duckdb                       only with ``data=``: the exports loaded once for all notebooks
     <notebook>/<notebook>.ipynb       the executed notebook (kept for audit)
-    <notebook>/<notebook>.html        the same without code (charts embedded as PNG: works offline)
+    <notebook>/<notebook>.html        the same without code (charts embedded as PNG: works offline),
+                                      with a header: cohorts, as of, source, settings, generated
     <notebook>/metrics.json           key figures, written by the notebook itself
 
 A previous run is never overwritten unless ``overwrite=True``. A failing notebook does not stop
-the others; :attr:`ReportResult.ok` is False and :attr:`NotebookResult.error` names the cell.
+the others; :attr:`ReportResult.ok` is False and :attr:`NotebookResult.error` names the cell, the
+failing line and the error message (also shown at the top of the notebook's page).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import html
 import importlib.resources
 import json
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+from cohortlab.report.pages import MARKER, decorate_page, write_index
+
 NOTEBOOKS_DIR = Path(str(importlib.resources.files("cohortlab") / "notebooks"))  # package data
 DEFAULT_NOTEBOOKS = ("match_rates", "identity_gaps", "sync_timeline", "eit_migration")
 KERNEL_NAME = "cohortlab"
 REPORTS_ROOT = "reports"
 DB_NAME = "data.duckdb"
-MARKER = ".cohortlab-report"  # in every folder a run writes: only such folders are ever replaced
 
 # parameters that hold paths: made absolute before they reach a notebook (whose cwd differs)
 PATH_PARAMETERS = ("db", "data", "settings", "output_dir", "observed_db", "observed_data", "plans")
@@ -53,9 +57,11 @@ class NotebookResult:
     metrics_path: Path | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
-    error: str | None = None  # names the cell; None when the notebook ran
+    error: str | None = None  # names the cell and line; None when the notebook ran
     cell_index: int | None = None
     ename: str | None = None
+    evalue: str | None = None
+    failing_line: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -170,15 +176,31 @@ def declared_parameters(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
 
 
 # --------------------------------------------------------------------------- running
-def _describe_failure(exc) -> tuple[str, int | None, str | None]:
-    """``cell N (In [k]): Ename: evalue`` + the cell's first line, from PapermillExecutionError."""
-    source = (getattr(exc, "source", "") or "").strip().splitlines()
-    first = next((s for s in source if s.strip() and not s.lstrip().startswith("#")), source[0] if source else "")
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def failing_line(source: str, traceback: Iterable[str] | str | None) -> tuple[int | None, str]:
+    """``(line number, text)`` of the line of a cell that raised, from IPython's traceback
+    (``Cell In[3], line 5``); the cell's last non-blank line when the traceback does not say."""
+    text = _ANSI.sub("", "\n".join(traceback) if isinstance(traceback, (list, tuple)) else str(traceback or ""))
+    lines = (source or "").splitlines()
+    m = re.search(r"Cell In\s*\[\d*\],\s*line (\d+)", text) or re.search(r"<ipython-input-[^>]*> in <module>[\s\S]*?-+> *(\d+)", text)
+    if m and lines and 1 <= int(m.group(1)) <= len(lines):
+        n = int(m.group(1))
+        return n, lines[n - 1].strip()
+    rest = [(i, ln.strip()) for i, ln in enumerate(lines, 1) if ln.strip() and not ln.lstrip().startswith("#")]
+    return (rest[-1] if rest else (None, ""))
+
+
+def _describe_failure(exc) -> tuple[str, int | None, str | None, str]:
+    """``cell N, line L: Ename: evalue`` + the failing line, from PapermillExecutionError."""
     idx = getattr(exc, "cell_index", None)
-    msg = f"cell {idx} (In [{getattr(exc, 'exec_count', '?')}]): {exc.ename}: {exc.evalue}"
-    if first:
-        msg += f"\n    > {first[:120]}"
-    return msg, idx, exc.ename
+    line_no, line = failing_line(getattr(exc, "source", "") or "", getattr(exc, "traceback", None))
+    where = f"cell {idx}" + (f", line {line_no}" if line_no else "")
+    msg = f"{where}: {exc.ename}: {exc.evalue}"
+    if line:
+        msg += f"\n    > {line[:160]}"
+    return msg, idx, exc.ename, line
 
 
 def _absolute(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -204,6 +226,7 @@ def run_notebook(
     kernel: str | None = None,
     html: bool = True,
     timeout: int | None = None,
+    page_source: str | None = None,
 ) -> NotebookResult:
     """Execute one notebook into ``out_dir/<name>/`` (``<name>.ipynb``, ``<name>.html``,
     ``metrics.json`` written by the notebook). Parameters the notebook does not declare are
@@ -233,7 +256,8 @@ def run_notebook(
             extra_arguments=["--IPKernelApp.log_level=CRITICAL"],  # no kernel start-up chatter
         )
     except PapermillExecutionError as e:
-        result.error, result.cell_index, result.ename = _describe_failure(e)
+        result.error, result.cell_index, result.ename, result.failing_line = _describe_failure(e)
+        result.evalue = str(e.evalue)
     except Exception as e:  # kernel died, notebook unreadable, ...
         result.error = f"{type(e).__name__}: {e}"
     result.seconds = time.monotonic() - t0
@@ -246,6 +270,7 @@ def run_notebook(
             result.metrics = {}
     if html and result.ipynb.exists():
         result.html = export_html(result.ipynb, nb_dir / f"{name}.html")
+        decorate_page(result.html, result, {**(parameters or {}), **({"source": page_source} if page_source else {})})
     return result
 
 
@@ -378,7 +403,7 @@ def run_report(
     results = []
     for i, src in enumerate(sources, 1):
         say(f"[{i}/{len(sources)}] {src.stem} ...")
-        r = run_notebook(src, out_dir, params, kernel=kernel)
+        r = run_notebook(src, out_dir, params, kernel=kernel, page_source=source)
         results.append(r)
         if r.ok:
             say(f"[{i}/{len(sources)}] {src.stem}: ok ({r.seconds:.1f} s)")
@@ -386,73 +411,3 @@ def run_report(
             say(f"[{i}/{len(sources)}] {src.stem}: FAILED in {r.error}")
     index = write_index(out_dir, results, {**params, "source": source})
     return ReportResult(out_dir=out_dir, index_html=index, notebooks=results)
-
-
-# --------------------------------------------------------------------------- index page
-_STYLE = """
-body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2rem auto;
-       max-width: 60rem; color: #222; line-height: 1.45; padding: 0 1rem; }
-h1 { font-size: 1.6rem; margin-bottom: .2rem; } .meta { color: #666; font-size: .9rem; }
-.card { border: 1px solid #ddd; border-radius: 6px; padding: .8rem 1.1rem; margin: 1rem 0; }
-.card.failed { border-color: #c8553d; background: #fdf3f1; }
-.card h2 { font-size: 1.15rem; margin: 0 0 .3rem; } .summary { margin: .3rem 0 .5rem; }
-table { border-collapse: collapse; font-size: .92rem; } td { padding: .15rem .9rem .15rem 0; }
-td.v { font-weight: 600; text-align: right; } pre { white-space: pre-wrap; color: #8a2a17; }
-a { color: #2b5c8f; }
-"""
-
-
-def _fmt_value(v: Any) -> str:
-    if isinstance(v, bool) or v is None:
-        return html.escape(str(v))
-    if isinstance(v, int):
-        return f"{v:,}"
-    if isinstance(v, float):
-        if 0 <= v <= 1 and not float(v).is_integer():
-            return f"{v * 100:.1f}%"
-        return f"{v:,.2f}"
-    return html.escape(str(v))
-
-
-def write_index(out_dir: str | os.PathLike, results: list[NotebookResult], params: Mapping[str, Any] | None = None) -> Path:
-    """``index.html``: one card per notebook (title, status, summary, headline numbers, links)."""
-    out_dir = Path(out_dir)
-    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    params = dict(params or {})
-    source = params.get("source") or params.get("db") or params.get("data") or ""
-    cards = []
-    for r in results:
-        m = r.metrics or {}
-        title = html.escape(str(m.get("title") or r.name.replace("_", " ").capitalize()))
-        links = []
-        if r.html and r.html.exists():
-            links.append(f'<a href="{html.escape(r.html.relative_to(out_dir).as_posix())}">report</a>')
-        if r.ipynb.exists():
-            links.append(f'<a href="{html.escape(r.ipynb.relative_to(out_dir).as_posix())}">notebook</a>')
-        if r.metrics_path:
-            links.append(f'<a href="{html.escape(r.metrics_path.relative_to(out_dir).as_posix())}">metrics.json</a>')
-        rows = "".join(
-            f"<tr><td>{html.escape(str(k))}</td><td class=v>{_fmt_value(v)}</td></tr>"
-            for k, v in (m.get("headline") or {}).items()
-        )
-        summary = f'<p class="summary">{html.escape(str(m["summary"]))}</p>' if m.get("summary") else ""
-        status = "" if r.ok else f"<pre>FAILED: {html.escape(r.error or '')}</pre>"
-        cards.append(
-            f'<div class="card{"" if r.ok else " failed"}"><h2>{title}</h2>{summary}'
-            f'{"<table>" + rows + "</table>" if rows else ""}{status}'
-            f'<p>{" · ".join(links)} <span class="meta">({r.seconds:.1f} s)</span></p></div>'
-        )
-    page = (
-        "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
-        "<title>cohortlab report</title>"
-        f"<style>{_STYLE}</style></head><body>"
-        "<h1>cohortlab report</h1>"
-        f'<p class="meta">Generated {now} from {html.escape(str(source))}'
-        f'{" · cohorts: " + html.escape(str(params.get("cohorts"))) if params.get("cohorts") else ""}'
-        f'{" · as of " + html.escape(str(params.get("as_of"))) if params.get("as_of") else ""}</p>'
-        + "".join(cards)
-        + "</body></html>"
-    )
-    path = out_dir / "index.html"
-    path.write_text(page, encoding="utf-8")
-    return path

@@ -9,35 +9,71 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from cohortlab.report.metrics import _best_plan, audience_size, count_by, sync_headline, unmatched
+from cohortlab.report.metrics import sync_headline
 
 
 def pct(x: float | None) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x * 100:.1f}%"
 
 
-def match_rates_summary(rates: pd.DataFrame, waterfalls: Mapping[str, pd.DataFrame], gaps: pd.DataFrame) -> str:
-    """Markdown: the findings of the match-rates notebook."""
-    if rates.empty:
+STEP_WORDS = {
+    "unmatched:distinct_id_not_mpid": "members Mixpanel identifies only by a `$distinct_id` that is not an MPID "
+                                      "(a customer id, an email or a device id)",
+    "unmatched:mpid_precision_loss": "members whose identifier is an MPID rounded through a float",
+    "unmatched:malformed_mparticle_user_id": "members whose `$mparticle_user_id` is not an MPID at all",
+    "unmatched:mpid_not_found": "members whose MPID names no mParticle profile (deleted, or another workspace)",
+    "unmatched:distinct_id_is_identity": "members whose `$distinct_id` is a user identity of a profile, not its MPID",
+    "unmatched:fallback_disabled": "members without `$mparticle_user_id` while the strict fallback refuses "
+                                   "their `$distinct_id`",
+    "shared_mpid": "extra Mixpanel profiles of people already counted (several profiles, one MPID)",
+    "not_yet_true": "matched profiles not yet true in mParticle (pending until a successful run)",
+    "stale_true": "profiles still true although their member left the cohort",
+    "orphans_true": "orphan profiles the feed created and set true",
+}
+
+
+def _step_name(step: str) -> str:
+    from cohortlab.charts import _short_step
+
+    return _short_step(step).replace("_", " ")
+
+
+def _remedy_words(loss: Mapping[str, Any]) -> str:
+    n = loss["remedy_users"]
+    return {
+        "rule": f"an mParticle Rule (or SDK code) writing the MPID into `$mparticle_user_id` would recover "
+                f"**{n:,}** of them (those in mParticle and active since the cutoff)",
+        "merge_profiles": "no person is lost: mParticle counts each person once",
+        "next_run": f"the next successful run sets these **{n:,}** true",
+        "re_export": f"a full re-export would clear these **{n:,}**",
+        "only_update": f"Input Protection `only_update` would stop these **{n:,}**",
+    }.get(loss["remedy"], "no remedy")
+
+
+def match_rates_summary(f: Mapping[str, Any]) -> str:
+    """Markdown: the findings of the match-rates report, from its figures only: the totals, then
+    per cohort every step between the Mixpanel count and the audience, largest first, in words,
+    with its remedy and what the remedy is worth in users."""
+    t = f["totals"]
+    if not t["members"]:
         return "**No cohort members found** at the chosen time: nothing to reconcile."
-    members, matched = int(rates["members"].sum()), int(rates["matched"].sum())
     lines = [
-        f"**{matched:,} of {members:,} cohort members ({pct(matched / members if members else None)}) reach an "
-        f"mParticle profile** across {len(rates)} cohort(s)."
+        f"**{t['matched']:,} of {t['members']:,} Mixpanel cohort members ({pct(t['match_rate'])} of members) "
+        f"reach an mParticle profile** across {t['cohorts']:,} cohort(s); the mParticle audiences hold "
+        f"**{t['audience']:,}** profiles."
+        + (f" The largest step between the two: {_step_name(f['losses'][0]['step'])} "
+           f"({'+' if f['losses'][0]['kind'] == 'plus' else '−'}{f['losses'][0]['users']:,})." if f.get("losses") else "")
     ]
-    for _, r in rates.iterrows():
-        w = waterfalls.get(r["cohort_name"])
-        aud = audience_size(w) if w is not None else None
+    for c, v in f["cohorts"].items():
         lines.append(
-            f"- **{r['cohort_name']}**: {int(r['members']):,} members in Mixpanel, {int(r['matched']):,} matched "
-            f"({pct(r['match_rate'])})" + (f"; the mParticle audience holds **{aud:,}** profiles." if aud is not None else ".")
+            f"\n**{c}**: {v['members']:,} members in Mixpanel, {v['matched']:,} reach a profile "
+            f"({pct(v['match_rate'])} of its members); the audience holds **{v['audience']:,}** profiles. "
+            + ("Where the difference goes, largest first:" if v["losses"] else "Nothing is lost on the way.")
         )
-    if not gaps.empty:
-        top = gaps.iloc[0]
-        lines.append(
-            f"\nThe largest loss is **{top['gap_reason']}** ({int(top['users']):,} members, "
-            f"{pct(int(top['users']) / members)} of all members)."
-        )
+        for loss in v["losses"]:
+            sign = "+" if loss["kind"] == "plus" else "−"
+            lines.append(f"- {sign}{loss['users']:,} ({pct(loss['share_of_members'])} of members): "
+                         f"{STEP_WORDS.get(loss['step'], loss['step'])}; {_remedy_words(loss)}.")
     return "\n".join(lines)
 
 
@@ -52,27 +88,39 @@ def cutoff_text(settings=None) -> str:
     return f"the {pd.Timestamp(cutoff).strftime('%Y-%m-%d %H:%M')} UTC cutoff"
 
 
-def identity_gaps_summary(resolution: pd.DataFrame, rem: pd.DataFrame, shared: pd.DataFrame,
-                          settings=None) -> str:
-    u = unmatched(resolution)
-    total = len(resolution)
-    if u.empty:
-        return f"**All {total:,} cohort members reach an mParticle profile.** No identity gaps."
-    reasons = count_by(u, "gap_reason")
-    in_mp = int(u["recoverable_via"].notna().sum())
-    active = int(u["active_after_cutoff"].fillna(False).astype(bool).sum())
+def cutoff_label(settings=None) -> str:
+    """The cutoff as a short chart label: ``2026-01-15`` (or ``2026-02-20 06:00`` off midnight)."""
+    from cohortlab.settings import SyncSettings
+
+    cutoff = SyncSettings.coerce(settings).event_identity_cutoff
+    if cutoff is None:
+        return "the cutoff (off)"
+    t = pd.Timestamp(cutoff)
+    return t.strftime("%Y-%m-%d") if (t.hour, t.minute) == (0, 0) else t.strftime("%Y-%m-%d %H:%M")
+
+
+def identity_gaps_summary(f: Mapping[str, Any], settings=None) -> str:
+    """Markdown: the findings of the identity-gaps report, from its figures only."""
+    if not f["unmatched"]:
+        return f"**All {f['members']:,} cohort members reach an mParticle profile.** No identity gaps."
+    top = f["by_gap_reason"][0]
     lines = [
-        f"**{len(u):,} of {total:,} members ({pct(len(u) / total)}) do not reach an mParticle profile.**",
-        f"- Main reason: **{reasons.iloc[0]['gap_reason']}** ({int(reasons.iloc[0]['users']):,} members).",
-        f"- **{in_mp:,}** of them ARE in mParticle (found through another identity): only the identifier "
-        f"Mixpanel sends is wrong.",
-        f"- {active:,} were active on or after {cutoff_text(settings)}; {len(u) - active:,} were not.",
-        f"- A Rule or SDK code would recover about **{int(rem.loc[rem['key'] == 'mparticle_rule', 'users'].iloc[0]):,}** "
-        f"members; **{rem.attrs.get('never_fixable', 0):,}** are in mParticle but inactive and cannot be fixed "
-        f"retroactively.",
+        f"**{f['unmatched']:,} of {f['members']:,} members ({pct(f['unmatched_share'])} of members) do not reach "
+        f"an mParticle profile.**",
+        f"- Most frequent gap reason among the unmatched: **{top['gap_reason']}** ({top['users']:,} members): "
+        f"{STEP_WORDS.get('unmatched:' + str(top['gap_reason']), '')}.",
+        f"- **{f['in_mparticle']:,}** of the {f['unmatched']:,} unmatched ARE in mParticle (found through another "
+        f"identity): only the identifier Mixpanel sends is wrong.",
+        f"- {f['active_after_cutoff']:,} of the unmatched were active on or after {cutoff_text(settings)}; "
+        f"{f['inactive_since_cutoff']:,} were not.",
+        f"- A Rule or SDK code would recover **{f['rule_fixable']:,}** of the unmatched; "
+        f"**{f['never_fixable']:,}** more are in mParticle but inactive since the cutoff (cannot be fixed "
+        f"retroactively); {f['not_in_mparticle']:,} are not in mParticle at all.",
     ]
-    if not shared.empty:
-        lines.append(f"- {len(shared):,} MPIDs are claimed by several Mixpanel profiles (one person, several profiles).")
+    if f["shared_mpids"]:
+        lines.append(f"- Not a gap but a smaller audience: {f['shared_mpids']:,} MPIDs are claimed by "
+                     f"{f['profiles_on_shared_mpids']:,} Mixpanel profiles (one person, several profiles), counted "
+                     f"once in mParticle (the waterfall's shared MPID step, on the match-rates page).")
     return "\n".join(lines)
 
 
@@ -94,7 +142,8 @@ def sync_summary(cohort: str, stats: Mapping[str, Any], one_time: Mapping[str, A
         return f"**{cohort}**: no sync runs in the window."
     s = (
         f"**{cohort}**: {stats['runs']:,} dynamic sync run(s) from {stats['first_run']} to {stats['last_run']} "
-        f"({stats['failed_runs']:,} failed, {stats['full_refreshes']:,} full refreshes). After the last run "
+        f"({stats['failed_runs']:,} failed, {stats['full_refreshes']:,} full "
+        f"{'refresh' if stats['full_refreshes'] == 1 else 'refreshes'}). After the last run "
         f"Mixpanel has **{stats['members']:,}** members and mParticle **{stats['true_count']:,}** profiles "
         f"with the attribute true: {stats['not_yet_true']:,} not yet true, {stats['stale_true']:,} stale "
         f"(left the cohort, still true; at most {stats['max_stale_true']:,})."
@@ -105,23 +154,65 @@ def sync_summary(cohort: str, stats: Mapping[str, Any], one_time: Mapping[str, A
     return s
 
 
-def migration_summary(summary: pd.DataFrame, validation: MigrationValidation | None = None) -> str:
-    if summary.empty:
+def migration_summary(f: Mapping[str, Any]) -> str:
+    """Markdown: the findings of the EIT-migration report, from its figures only."""
+    if not f["plans"]:
         return "No migration plans to compare."
-    best = _best_plan(summary)
-    lines = [f"**Best plan at the end of the window: {best['plan']}**: {pct(best['final_match_rate'])} of all "
-             f"Mixpanel profiles predicted to reach an mParticle profile."]
-    for _, r in summary.iterrows():
-        d90 = r.get("days_to_90pct")
+    lines = []
+    best = f["best"]
+    rate = next(p for p in f["plans"] if p["plan"] == best[0])["final_match_rate"]
+    if len(best) > 1:
+        lines.append(f"**Tie at the end of the window: {' and '.join(best)}**, each with {pct(rate)} of the Mixpanel "
+                     f"profiles predicted to reach an mParticle profile.")
+    else:
+        lines.append(f"**Best plan at the end of the window: {best[0]}**: {pct(rate)} of the Mixpanel profiles "
+                     f"predicted to reach an mParticle profile.")
+    if f["switch"]:
+        lines.append(f"\nThe EIT switch studied is **{_when(f['switch'])}**, from {f['switch_source']}.\n")
+    for p in f["plans"]:
+        d90 = p.get("days_to_90pct")
         lines.append(
-            f"- **{r['plan']}**: {pct(r['final_match_rate'])} at the end; {int(r['split_profiles_end']):,} split "
-            f"profiles; {int(r['never_fixable_users']):,} users can never be fixed"
-            + (f"; 90% of its final rate {d90:.0f} days after the change." if d90 is not None and not pd.isna(d90)
-               else ".")
+            f"- **{p['plan']}**: {pct(p['final_match_rate'])} of {p['members_end']:,} Mixpanel profiles at the end; "
+            f"{p['split_profiles_end']:,} split profiles; {p['never_fixable_users']:,} users can never be fixed "
+            f"(inactive after the change)"
+            + (f"; reaches 90% of its final rate {d90:,} days after its first change." if d90 is not None
+               and p.get("first_change") else ".")
         )
-    if validation is not None and len(validation.comparison):
-        c = validation.comparison
-        lines.append(f"\nValidation of **{validation.plan}** against the exports taken after the switch: of the "
-                     f"cohort members, {pct(c['predicted'].mean())} predicted to match, {pct(c['observed'].mean())} "
-                     f"observed (mean over cohorts).")
+    v = f.get("validation")
+    if v:
+        lines.append(f"\nValidation of **{v['plan']}** against the exports taken after the switch: of "
+                     f"{v['members']:,} cohort members, {v['predicted_matched']:,} ({pct(v['predicted_match_rate'])} "
+                     f"of members) predicted to match, {v['observed_matched']:,} "
+                     f"({pct(v['observed_match_rate'])} of members) observed.")
     return "\n".join(lines)
+
+
+def _when(t) -> str:
+    return pd.Timestamp(t).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def settings_summary(settings=None) -> str:
+    """The simulation settings in one line, for the header of every page."""
+    from cohortlab.settings import SyncSettings
+
+    st = SyncSettings.coerce(settings)
+    minutes = st.cadence.total_seconds() / 60
+    parts = [
+        f"fallback {st.fallback}",
+        "event rule off" if st.event_identity_cutoff is None else f"event cutoff {_when(st.event_identity_cutoff)}",
+        f"protection {st.protection}",
+        f"{st.sync_type.replace('_', '-')} sync every {minutes:g} min",
+        f"attribute \"{st.attribute_template}\"",
+    ]
+    if st.pauses:
+        parts.append("paused " + ", ".join(f"{_when(p.start)} to {_when(p.end)}" for p in st.pauses))
+    else:
+        parts.append("no pauses")
+    return "; ".join(parts)
+
+
+def sync_report_summary(f: Mapping[str, Any]) -> str:
+    """Markdown: the findings of the sync report, from its figures only."""
+    cohorts = f["cohorts"]
+    return "\n\n".join([sync_overview({c: v["dynamic"] for c, v in cohorts.items()})]
+                       + [sync_summary(c, v["dynamic"], v["one_time"]) for c, v in cohorts.items()])

@@ -61,6 +61,24 @@ SCENARIOS: dict[str, Scenario] = {
                 **_NOISE,
             },
         ),
+        Scenario(
+            "demo",
+            "`cohortlab demo`: mid_migration where every gap shows in both cohorts: EIT Customer ID until "
+            "2026-02-15, $mparticle_user_id on events from 2026-02-01, more float-rounded ids, and "
+            "\"Power Users\" counted over 60 days so customer ids, shared MPIDs and split profiles reach it.",
+            {
+                "eit": [{"type": "customer_id"}, {"type": "mparticle_id", "start": "2026-02-15T00:00:00Z"}],
+                "event_mpuid_from": "2026-02-01T00:00:00Z",
+                **_NOISE,
+                "float_share": 0.03,
+                "cohorts": [
+                    {"id": 1000, "name": "Power Users", "description": "At least 10 events in the last 60 days",
+                     "min_count": 10, "window_days": 60},
+                    {"id": 1001, "name": "Recent Purchasers", "description": "Purchased in the last 90 days",
+                     "event": "Purchase", "min_count": 1, "window_days": 90},
+                ],
+            },
+        ),
     ]
 }
 

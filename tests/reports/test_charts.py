@@ -1,6 +1,7 @@
 """Chart functions: each builds a titled, labelled Figure whose bars/lines carry the data."""
 
 import io
+import re
 
 import matplotlib.dates as mdates
 import pandas as pd
@@ -211,3 +212,89 @@ def test_empty_frames_give_a_no_data_figure(fn, cols):
     fig = fn(pd.DataFrame({c: [] for c in cols}))
     assert any("no data" in t.get_text() for t in fig.axes[0].texts)
     assert _png(fig).startswith(b"\x89PNG")
+
+
+# --------------------------------------------------------------------------- readable at a glance
+def _drawn_tick_labels(fig, axis: str) -> list[str]:
+    fig.canvas.draw()  # tick labels are computed when the figure is drawn
+    ax = fig.axes[0]
+    ticks = ax.get_xticklabels() if axis == "x" else ax.get_yticklabels()
+    lo, hi = (ax.get_xlim() if axis == "x" else ax.get_ylim())
+    return [t.get_text() for t in ticks if t.get_text() and min(lo, hi) <= (t.get_position()[0 if axis == "x" else 1])
+            <= max(lo, hi)]
+
+
+def _runs(n: int, members: int = 25, start: str = "2026-02-23") -> pd.DataFrame:
+    t = pd.date_range(start, periods=n, freq="15min")
+    return pd.DataFrame({"run_at": t, "members": [members + (i % 3 == 0) for i in range(n)],
+                         "true_count": [members] * n, "adds": [1 if i % 96 == 0 else 0 for i in range(n)],
+                         "removes": [0] * n, "failed": [False] * n, "full_refresh": [False] * n,
+                         "stale_true": [i % 2 for i in range(n)], "not_yet_true": [0] * n})
+
+
+@pytest.mark.parametrize("make", [
+    lambda tl: charts.timeline_chart(tl),
+    lambda tl: charts.sync_runs_chart(tl),
+    lambda tl: charts.staleness_chart(tl),
+])
+def test_count_axes_have_integer_ticks_without_repeats(make):
+    fig = make(_runs(577))
+    labels = _drawn_tick_labels(fig, "y")
+    assert len(labels) >= 2
+    assert len(labels) == len(set(labels)), labels  # never 25, 26, 26, 26, 27
+    for label in labels:
+        assert "." not in label and label.replace(",", "").lstrip("−-").isdigit(), labels
+
+
+def test_date_axes_name_the_right_month_on_every_tick():
+    fig = charts.timeline_chart(_runs(577, start="2026-02-23"))  # Feb 23 .. Mar 1
+    labels = _drawn_tick_labels(fig, "x")
+    assert len(labels) >= 3 and len(labels) == len(set(labels)), labels
+    ax = fig.axes[0]
+    for tick, label in zip(ax.get_xticks(), [t.get_text() for t in ax.get_xticklabels()]):
+        if label:
+            assert label == mdates.num2date(tick).strftime("%b %d"), (label, mdates.num2date(tick))
+    assert {lab[:3] for lab in labels} <= {"Feb", "Mar"} and any(lab.startswith("Feb") for lab in labels)
+
+
+def test_a_small_waterfall_step_is_labelled_and_visible():
+    w = pd.DataFrame({"step": ["members", "unmatched:mpid_not_found", "shared_mpid", "audience"],
+                      "label": ["m", "nf", "s", "a"], "kind": ["total", "minus", "minus", "total"],
+                      "count": [5000, 1, 400, 4599]})
+    fig = charts.waterfall_chart(w)
+    ax = fig.axes[0]
+    assert "−1" in [t.get_text() for t in ax.texts]
+    # the 1-user bar is 0.02% of the axis: a thick tick marks it at its level
+    marks = [c for c in ax.collections if c.get_linewidth()[0] >= 4]
+    assert len(marks) == 1
+    # the legend sits outside the axes, so no value label is under it
+    assert fig.legends and not ax.get_legend()
+
+
+def test_bars_of_a_long_timeline_are_wider_than_a_pixel():
+    fig = charts.sync_runs_chart(_runs(577))
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    bar = ax.patches[0]
+    width_px = ax.transData.transform((bar.get_x() + bar.get_width(), 0))[0] - ax.transData.transform((bar.get_x(), 0))[0]
+    assert width_px >= 2.5
+
+
+def test_no_chart_of_a_report_is_empty(report_run):
+    """Every chart embedded in the demo report is a real picture: no 'no data' placeholder, and
+    an empty or all-zero chart is replaced by a sentence saying there is nothing to show."""
+    import base64
+
+    from PIL import Image
+
+    for page in report_run["out"].glob("*/*.html"):
+        text = page.read_text()
+        assert "no data" not in text
+        images = re.findall(r'src="data:image/png;base64,([^"]+)"', text)
+        assert images, page.name
+        for data in images:
+            img = Image.open(io.BytesIO(base64.b64decode(data))).convert("L")
+            lo, hi = img.getextrema()
+            assert hi - lo > 100, f"{page.name}: a blank chart"
+            colours = len(img.getcolors(256) or range(257))  # None: more than 256 grey levels
+            assert colours > 20, f"{page.name}: a chart with almost nothing drawn"

@@ -124,11 +124,76 @@ def test_dollars_outside_code_are_escaped_for_markdown():
 def test_the_cutoff_in_the_findings_comes_from_the_settings():
     from cohortlab.report import summaries
 
-    rem = metrics.remedies(RES)
-    shared = metrics.shared_mpids(RES)
-    default = summaries.identity_gaps_summary(RES, rem, shared)
-    moved = summaries.identity_gaps_summary(RES, rem, shared, {"event_identity_cutoff": "2026-02-20T06:00:00Z"})
-    off = summaries.identity_gaps_summary(RES, rem, shared, {"event_identity_cutoff": None})
+    f = metrics.identity_gaps_figures(RES, metrics.shared_mpids(RES))
+    default = summaries.identity_gaps_summary(f)
+    moved = summaries.identity_gaps_summary(f, {"event_identity_cutoff": "2026-02-20T06:00:00Z"})
+    off = summaries.identity_gaps_summary(f, {"event_identity_cutoff": None})
     assert "2026-01-15 00:00 UTC cutoff" in default
     assert "2026-02-20 06:00 UTC cutoff" in moved and "2026-01-15" not in moved
     assert "2026-01-15" not in off and "off in these settings" in off
+
+
+def test_findings_rank_every_waterfall_step_by_size_with_the_remedy_value():
+    from cohortlab.report import summaries
+
+    waterfall = pd.DataFrame([
+        ("members", "Mixpanel cohort members", "total", 5),
+        ("unmatched:distinct_id_not_mpid", "x", "minus", 2),
+        ("unmatched:malformed_mparticle_user_id", "x", "minus", 1),
+        ("shared_mpid", "x", "minus", 1),
+        ("should_be_true", "x", "total", 1),
+        ("not_yet_true", "x", "minus", 0),
+        ("stale_true", "x", "plus", 3),
+        ("audience", "x", "total", 4),
+    ], columns=["step", "label", "kind", "count"])
+    losses = metrics.ranked_losses(waterfall, RES[RES["cohort_name"] == "A"])
+    assert [(x["step"], x["users"]) for x in losses] == [
+        ("stale_true", 3), ("unmatched:distinct_id_not_mpid", 2), ("shared_mpid", 1),
+        ("unmatched:malformed_mparticle_user_id", 1)]
+    # u3 (customer id, in mParticle, active) is recoverable by a Rule; bob (inactive) is not
+    assert {x["step"]: x["remedy_users"] for x in losses} == {
+        "stale_true": 3, "unmatched:distinct_id_not_mpid": 1, "shared_mpid": 0,
+        "unmatched:malformed_mparticle_user_id": 0}
+    assert losses[0]["share_of_members"] == 0.6
+
+    class Sim:
+        resolution = RES[RES["cohort_name"] == "A"]
+        as_of = None
+
+    Sim.waterfall = waterfall
+    text = summaries.match_rates_summary(metrics.match_rates_figures({"A": Sim()}))
+    lines = [ln for ln in text.splitlines() if ln.startswith("- ")]
+    assert lines[0].startswith("- +3 (60.0% of members): profiles still true although their member left")
+    assert "re-export would clear these **3**" in lines[0]
+    assert lines[1].startswith("- −2 (40.0% of members)") and "recover **1** of them" in lines[1]
+    assert "shared" not in lines[0] and "no person is lost" in lines[2]
+    assert "2 of 5 Mixpanel cohort members (40.0% of members)" in text
+
+
+def test_tables_for_people():
+    df = pd.DataFrame({"members": [1234567, 3], "match_rate": [0.9227, None], "days_to_90pct": [11.0, 2.4],
+                       "mpid": [9080350317581164903, -5], "as_of": pd.to_datetime(["2026-03-01 00:00", "2026-03-02 06:30"]),
+                       "failed": [True, False]})
+    out = ui.format_for_people(df)
+    assert out["members"].tolist() == ["1,234,567", "3"]
+    assert out["match rate"].tolist() == ["92.3%", "—"]
+    assert out["days to 90pct"].tolist() == ["11", "2"]
+    assert out["mpid"].tolist() == ["9080350317581164903", "-5"]  # identifiers keep their digits
+    assert out["as of"].tolist() == ["2026-03-01 00:00", "2026-03-02 06:30"]
+    assert out["failed"].tolist() == ["yes", "no"]
+
+
+def test_the_eit_report_calls_ties_ties():
+    from cohortlab.report import summaries
+
+    plans = pd.DataFrame({"plan": ["switch only", "Rule only", "do nothing"], "first_change": [None] * 3,
+                          "members_end": [10, 10, 10], "matched_end": [7, 7, 6],
+                          "final_match_rate": [0.7, 0.7000001, 0.6], "split_profiles_end": [2, 0, 0],
+                          "never_fixable_users": [1, 1, 1], "days_to_90pct": [None] * 3})
+    f = metrics.migration_figures(plans, pd.DataFrame(), switch="2026-02-15T00:00:00Z",
+                                  switch_source="the data: the first day most events are keyed by an MPID")
+    assert f["best"] == ["switch only", "Rule only"]
+    text = summaries.migration_summary(f)
+    assert text.startswith("**Tie at the end of the window: switch only and Rule only**")
+    assert "2026-02-15 00:00 UTC**, from the data" in text
+    assert metrics.figures_headline_migration(f)["best plan (tie)"] == "switch only = Rule only"

@@ -61,6 +61,11 @@ def _metrics(report_run, name):
     return json.loads((report_run["out"] / name / "metrics.json").read_text())
 
 
+def _settings(report_run):
+    """The settings `cohortlab demo` wrote next to its report (two export pauses)."""
+    return str(report_run["out"].parent / "settings.yaml")
+
+
 def test_demo_prints_the_index_and_runs_every_notebook(report_run):
     assert report_run["exit_code"] == 0, report_run["stderr"]
     index = Path(report_run["stdout"].strip().splitlines()[-1])
@@ -91,34 +96,35 @@ def test_match_rates_numbers_equal_the_api(report_run, world_lab):
         "SELECT DISTINCT cohort_name FROM mp_cohort_snapshots UNION SELECT DISTINCT cohort_name FROM mp_webhook_pages"
     )["cohort_name"])
     for c in cohorts:
-        sim = world_lab.simulate(c)
+        sim = world_lab.simulate(c, settings=_settings(report_run))
         res, wf = sim.resolution, sim.waterfall
         got = m["cohorts"][c]
         assert got["members"] == len(res)
         assert got["matched"] == int((res["status"] == "matched").sum())
         assert got["match_rate"] == pytest.approx((res["status"] == "matched").mean())
-        assert got["waterfall"] == {str(s): int(n) for s, n in zip(wf["step"], wf["count"])}
+        assert {r["step"]: r["count"] for r in got["waterfall"]} == {
+            str(s): int(n) for s, n in zip(wf["step"], wf["count"])}
         assert got["audience"] == int(wf["count"].iloc[-1])
 
 
 def test_identity_gaps_numbers_equal_the_api(report_run, world_lab):
     m = _metrics(report_run, "identity_gaps")["metrics"]
     for c, got in m["cohorts"].items():
-        res = world_lab.resolution(c)
+        res = world_lab.resolution(c, settings=_settings(report_run))
         un = res[res["status"] != "matched"]
         assert got["members"] == len(res) and got["unmatched"] == len(un)
         assert got["by_gap_reason"] == {k: int(v) for k, v in un["gap_reason"].value_counts().items()}
     total_unmatched = sum(g["unmatched"] for g in m["cohorts"].values())
     assert m["unmatched"] == total_unmatched
-    assert sum(m["by_gap_reason"].values()) == total_unmatched
-    assert sum(m["by_recoverable_via"].values()) == total_unmatched
+    assert sum(r["users"] for r in m["by_gap_reason"]) == total_unmatched
+    assert sum(r["users"] for r in m["by_recoverable_via"]) == total_unmatched
     assert m["active_after_cutoff"] + m["inactive_since_cutoff"] == total_unmatched
 
 
 def test_sync_timeline_numbers_equal_the_api(report_run, world_lab):
     m = _metrics(report_run, "sync_timeline")["metrics"]
     for c, got in m["cohorts"].items():
-        tl = world_lab.timeline(c)
+        tl = world_lab.timeline(c, settings=_settings(report_run))
         dyn = got["dynamic"]
         assert dyn["runs"] == len(tl)
         assert dyn["failed_runs"] == int(tl["failed"].sum())
@@ -133,19 +139,22 @@ def test_eit_migration_numbers_equal_the_api(report_run, world_lab):
 
     doc = _metrics(report_run, "eit_migration")
     params = doc["parameters"]
-    # the demo world switched its EIT to mparticle_id on 2026-02-01 (its manifest says so)
-    plans = standard_plans("2026-02-01T00:00:00Z")
+    # the demo world switched its EIT to mparticle_id on 2026-02-15 (its manifest says so)
+    plans = standard_plans("2026-02-15T00:00:00Z")
     assert [p.name for p in plans] == params["plans"]
-    summary = world_lab.compare_plans(plans, params["start"], params["end"]).attrs["summary"]
+    assert doc["metrics"]["switch"].startswith("2026-02-15T00:00:00")
+    settings = _settings(report_run)
+    summary = world_lab.compare_plans(plans, params["start"], params["end"], settings=settings).attrs["summary"]
     got = {p["plan"]: p for p in doc["metrics"]["plans"]}
     for _, row in summary.iterrows():
         assert got[row["plan"]]["final_match_rate"] == pytest.approx(row["final_match_rate"])
         assert got[row["plan"]]["split_profiles_end"] == row["split_profiles_end"]
         assert got[row["plan"]]["never_fixable_users"] == row["never_fixable_users"]
     # validated against the world's own exports after the switch
-    validation = {v["cohort_name"]: v for v in doc["metrics"]["validation"]}
+    validation = {v["cohort_name"]: v for v in doc["metrics"]["validation"]["cohorts"]}
+    assert validation
     for c, v in validation.items():
-        res = world_lab.validate_migration(plans[0], c)  # "switch only"
+        res = world_lab.validate_migration(plans[0], c, settings=settings)  # "switch only"
         assert v["observed_match_rate"] == pytest.approx(res.observed_match_rate)
         assert v["predicted_match_rate"] == pytest.approx(res.predicted_match_rate)
 

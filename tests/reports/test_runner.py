@@ -213,3 +213,55 @@ def test_notebooks_are_found_as_package_data():
     package = importlib.resources.files("cohortlab") / "notebooks"
     for name in DEFAULT_NOTEBOOKS:
         assert notebook_path(name) == Path(str(package / f"{name}.ipynb"))
+
+
+LONG_CELL = ["x = 1", "a = 1\nb = 2\nraise ValueError('deliberately broken on line 3')\nprint('never')"]
+
+
+def test_a_failed_page_and_the_cli_show_the_failing_line_and_the_message(tmp_path):
+    nb = _notebook(tmp_path / "late.ipynb", LONG_CELL, title="Late")
+    db = tmp_path / "x.duckdb"
+    db.write_bytes(b"")
+    r = CliRunner().invoke(main, ["report", "--db", str(db), "--notebooks", str(nb), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 1
+    assert "line 3: ValueError: deliberately broken on line 3" in r.stderr
+    assert "> raise ValueError('deliberately broken on line 3')" in r.stderr  # the failing line, not the first
+    assert "a = 1" not in r.stderr
+    page = (tmp_path / "o" / "late" / "late.html").read_text()
+    header = page[page.index('<header class="cl-header">'):page.index("</header>")]
+    assert "This report failed" in header and "deliberately broken on line 3" in header
+    assert "raise ValueError(&#x27;deliberately broken on line 3&#x27;)" in header
+
+
+def test_every_page_has_a_title_a_header_and_a_link_back(tiny, tmp_path):
+    out = tmp_path / "run"
+    run_report([tiny["good"]], db=tiny["db"], out=out, params={"cohorts": ["Power Users"], "as_of": "2026-03-01"})
+    page = (out / "good" / "good.html").read_text()
+    assert "<title>Tiny report · cohortlab</title>" in page
+    header = page[page.index('<header class="cl-header">'):page.index("</header>")]
+    assert 'href="../index.html"' in header
+    for what in ("cohorts", "as of", "data source", "settings", "generated"):
+        assert f"<dt>{what}</dt>" in header
+    assert "Power Users" in header and "2026-03-01" in header and str(Path(tiny["db"]).resolve()) in header
+    assert "fallback data" in header and "event cutoff 2026-01-15 00:00 UTC" in header
+    index = (out / "index.html").read_text()
+    assert "<title>cohortlab report · run</title>" in index and "No previous run" in index
+
+
+def test_the_index_shows_the_change_since_the_previous_run(tmp_path):
+    import os
+    import time
+
+    reports = tmp_path / "reports"
+    db = tmp_path / "x.duckdb"
+    db.write_bytes(b"")
+    def with_members(n):
+        return _notebook(tmp_path / "m.ipynb", [
+            "import json, os\njson.dump({'title': 'Members', 'headline': {'members': %d, 'match rate': %s, "
+            "'main reason': 'x'}}, open(os.path.join(output_dir, 'metrics.json'), 'w'))" % (n, n / 100)])
+    first = run_report([with_members(40)], db=db, out=reports / "2026-03-01")
+    os.utime(first.index_html, (time.time() - 60, time.time() - 60))
+    second = run_report([with_members(45)], db=db, out=reports / "2026-03-08")
+    index = second.index_html.read_text()
+    assert "change since 2026-03-01" in index and 'href="../2026-03-01/index.html"' in index
+    assert "+5" in index and "+5.0 pts" in index

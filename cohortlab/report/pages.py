@@ -1,0 +1,205 @@
+"""The HTML around the notebooks: the header of every report page (title, cohorts, as-of time,
+data source, settings, generation time, a link back, the failing line of a failed notebook) and
+the index page of a run (one card per notebook, the change since the previous run)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+MARKER = ".cohortlab-report"  # in every folder a run writes: only such folders are ever replaced
+
+
+# --------------------------------------------------------------------------- one page
+_PAGE_STYLE = """
+.cl-header { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; max-width: 72rem;
+  margin: 1rem auto .5rem; padding: .7rem 1rem; border-bottom: 1px solid #ddd; color: #333; font-size: .92rem; }
+.cl-header a { color: #2b5c8f; } .cl-header dl { display: grid; grid-template-columns: max-content auto;
+  gap: .1rem 1rem; margin: .4rem 0 0; } .cl-header dt { color: #666; } .cl-header dd { margin: 0; }
+.cl-failed { border: 1px solid #c8553d; background: #fdf3f1; color: #8a2a17; padding: .6rem .9rem;
+  margin: .6rem 0 0; border-radius: 6px; } .cl-failed code { white-space: pre-wrap; }
+"""
+
+
+def page_context(result: "NotebookResult", params: Mapping[str, Any]) -> dict[str, str]:
+    """What the header of a page states: cohorts, as-of time, data source, settings, generation
+    time. From the notebook's ``metrics.json`` (``context``), else from the run's parameters."""
+    ctx = dict((result.metrics or {}).get("context") or {})
+    generated = (result.metrics or {}).get("generated_at") or _dt.datetime.now(_dt.timezone.utc).isoformat(
+        timespec="seconds")
+    if "settings" not in ctx:
+        try:
+            from cohortlab.report.summaries import settings_summary
+
+            ctx["settings"] = settings_summary(params.get("settings"))
+        except Exception as e:  # invalid settings: the notebook failed on them too
+            ctx["settings"] = f"unreadable ({e})"
+    cohorts = ctx.get("cohorts", params.get("cohorts"))
+    as_of = ctx.get("as_of", params.get("as_of"))
+    return {
+        "cohorts": ", ".join(map(str, cohorts)) if isinstance(cohorts, (list, tuple)) else str(cohorts or "all"),
+        "as of": str(as_of or "each cohort's latest data"),
+        "data source": str(params.get("source") or ctx.get("source") or params.get("data") or params.get("db") or ""),
+        "settings": str(ctx["settings"]),
+        "generated": str(generated).replace("T", " ").replace("+00:00", " UTC"),
+    }
+
+
+def decorate_page(page: str | os.PathLike, result: "NotebookResult", params: Mapping[str, Any]) -> Path:
+    """Give an exported notebook page a real ``<title>``, a header (cohorts, as-of time, data
+    source, settings, generation time), a link back to the index and, when the notebook failed,
+    the failing line and the error message."""
+    page = Path(page)
+    text = page.read_text(encoding="utf-8")
+    title = str((result.metrics or {}).get("title") or result.name.replace("_", " ").capitalize())
+    rows = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in page_context(result, params).items())
+    failed = ""
+    if not result.ok:
+        failed = (f'<div class="cl-failed"><strong>This report failed</strong> in cell {result.cell_index}: '
+                  f"<code>{html.escape(result.failing_line or '')}</code> raised "
+                  f"<strong>{html.escape(str(result.ename or 'an error'))}</strong>: "
+                  f"<code>{html.escape(str(result.evalue or result.error or ''))}</code>. "
+                  "The traceback is at the end of this page.</div>")
+    header = (f'<header class="cl-header"><a href="../index.html">&larr; all reports</a>'
+              f"<dl>{rows}</dl>{failed}</header>")
+    text = re.sub(r"<title>.*?</title>", lambda _m: f"<title>{html.escape(title)} · cohortlab</title>", text,
+                  count=1, flags=re.S)
+    text = text.replace("</head>", f"<style>{_PAGE_STYLE}</style></head>", 1)
+    text = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + header, text, count=1)
+    page.write_text(text, encoding="utf-8")
+    return page
+
+
+# --------------------------------------------------------------------------- index page
+_STYLE = """
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2rem auto;
+       max-width: 60rem; color: #222; line-height: 1.45; padding: 0 1rem; }
+h1 { font-size: 1.6rem; margin-bottom: .2rem; } .meta { color: #666; font-size: .9rem; }
+.card { border: 1px solid #ddd; border-radius: 6px; padding: .8rem 1.1rem; margin: 1rem 0; }
+.card.failed { border-color: #c8553d; background: #fdf3f1; }
+.card h2 { font-size: 1.15rem; margin: 0 0 .3rem; } .summary { margin: .3rem 0 .5rem; }
+table { border-collapse: collapse; font-size: .92rem; } td, th { padding: .15rem .9rem .15rem 0; }
+th { font-weight: normal; color: #666; text-align: right; } td.d { color: #555; text-align: right; }
+dl.meta { display: grid; grid-template-columns: max-content auto; gap: .1rem 1rem; } dl.meta dd { margin: 0; }
+td.v { font-weight: 600; text-align: right; } pre { white-space: pre-wrap; color: #8a2a17; }
+a { color: #2b5c8f; }
+"""
+
+
+def _fmt_value(v: Any) -> str:
+    if isinstance(v, bool) or v is None:
+        return html.escape(str(v))
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        if 0 <= v <= 1 and not float(v).is_integer():
+            return f"{v * 100:.1f}%"
+        return f"{v:,.2f}"
+    return html.escape(str(v))
+
+
+def previous_run(out_dir: str | os.PathLike) -> Path | None:
+    """The latest earlier run in the same reports folder (a sibling folder written by
+    ``cohortlab report`` with an ``index.html``), or None."""
+    out_dir = Path(out_dir).resolve()
+    runs = [d for d in out_dir.parent.iterdir()
+            if d.is_dir() and d.resolve() != out_dir and (d / MARKER).exists() and (d / "index.html").exists()]
+    return max(runs, key=lambda d: (d / "index.html").stat().st_mtime) if runs else None
+
+
+def _previous_headline(prev: Path | None, name: str) -> dict[str, Any]:
+    if prev is None:
+        return {}
+    try:
+        return json.loads((prev / name / "metrics.json").read_text(encoding="utf-8")).get("headline") or {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _fmt_change(now: Any, before: Any) -> str:
+    """``+3`` / ``−1.2 pts`` / ``no change`` / ``new``: a headline value against the previous run."""
+    if isinstance(now, bool) or isinstance(before, bool):
+        return ""
+    if not isinstance(now, (int, float)):
+        return "" if before is None or before == now else f"was {html.escape(str(before))}"
+    if not isinstance(before, (int, float)):
+        return "new"
+    d = now - before
+    if isinstance(now, float) and 0 <= now <= 1 and isinstance(before, float):
+        pts = d * 100
+        return "no change" if abs(pts) < 0.05 else f"{'+' if pts > 0 else '−'}{abs(pts):.1f} pts"
+    if d == 0:
+        return "no change"
+    return f"{'+' if d > 0 else '−'}{abs(d):,}" if isinstance(d, int) else f"{'+' if d > 0 else '−'}{abs(d):,.2f}"
+
+
+def write_index(out_dir: str | os.PathLike, results: list[NotebookResult], params: Mapping[str, Any] | None = None) -> Path:
+    """``index.html``: one card per notebook (title, status, summary, headline numbers with their
+    change since the previous run in the same reports folder, links)."""
+    out_dir = Path(out_dir)
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    params = dict(params or {})
+    source = params.get("source") or params.get("db") or params.get("data") or ""
+    prev = previous_run(out_dir)
+    cards = []
+    for r in results:
+        m = r.metrics or {}
+        before = _previous_headline(prev, r.name)
+        title = html.escape(str(m.get("title") or r.name.replace("_", " ").capitalize()))
+        links = []
+        if r.html and r.html.exists():
+            links.append(f'<a href="{html.escape(r.html.relative_to(out_dir).as_posix())}">report</a>')
+        if r.ipynb.exists():
+            links.append(f'<a href="{html.escape(r.ipynb.relative_to(out_dir).as_posix())}">notebook</a>')
+        if r.metrics_path:
+            links.append(f'<a href="{html.escape(r.metrics_path.relative_to(out_dir).as_posix())}">metrics.json</a>')
+        rows = "".join(
+            f"<tr><td>{html.escape(str(k))}</td><td class=v>{_fmt_value(v)}</td>"
+            + (f'<td class="d">{_fmt_change(v, before.get(k))}</td>' if prev is not None else "") + "</tr>"
+            for k, v in (m.get("headline") or {}).items()
+        )
+        head = ("<tr><th></th><th>this run</th>"
+                f"<th>change since {html.escape(prev.name)}</th></tr>" if prev is not None and rows else "")
+        summary = f'<p class="summary">{html.escape(str(m["summary"]))}</p>' if m.get("summary") else ""
+        status = "" if r.ok else f"<pre>FAILED: {html.escape(r.error or '')}</pre>"
+        cards.append(
+            f'<div class="card{"" if r.ok else " failed"}"><h2>{title}</h2>{summary}'
+            f'{"<table>" + head + rows + "</table>" if rows else ""}{status}'
+            f'<p>{" · ".join(links)} <span class="meta">({r.seconds:.1f} s)</span></p></div>'
+        )
+    trend = (f'<p class="meta">Compared with the previous run in this folder: '
+             f'<a href="../{html.escape(prev.name)}/index.html">{html.escape(prev.name)}</a></p>'
+             if prev is not None else '<p class="meta">No previous run in this folder to compare with.</p>')
+    ctx = next((r.metrics.get("context") for r in results if (r.metrics or {}).get("context")), None) or {}
+    settings = ctx.get("settings")
+    if settings is None:
+        try:
+            from cohortlab.report.summaries import settings_summary
+
+            settings = settings_summary(params.get("settings"))
+        except Exception:
+            settings = str(params.get("settings") or "defaults")
+    cohorts = ctx.get("cohorts") or params.get("cohorts") or "all"
+    as_of = ctx.get("as_of") or params.get("as_of") or "each cohort's latest data"
+    page = (
+        "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
+        f"<title>cohortlab report · {html.escape(out_dir.name)}</title>"
+        f"<style>{_STYLE}</style></head><body>"
+        "<h1>cohortlab report</h1>"
+        '<dl class="meta">'
+        f"<dt>cohorts</dt><dd>{html.escape(', '.join(cohorts) if isinstance(cohorts, list) else str(cohorts))}</dd>"
+        f"<dt>as of</dt><dd>{html.escape(str(as_of))}</dd>"
+        f"<dt>data source</dt><dd>{html.escape(str(source))}</dd>"
+        f"<dt>settings</dt><dd>{html.escape(str(settings))}</dd>"
+        f"<dt>generated</dt><dd>{now}</dd></dl>"
+        + trend + "".join(cards)
+        + "</body></html>"
+    )
+    path = out_dir / "index.html"
+    path.write_text(page, encoding="utf-8")
+    return path
