@@ -10,10 +10,27 @@ from cohortlab.cli.app import db_option, engine_options, fail, main, open_lab  #
 from cohortlab.pipeline import sql_str
 
 
-def _copy_members(engine, path: str, show_personal_data: bool) -> None:
+PSEUDONYMISED_COLUMNS = ("distinct_id", "identifier")  # identifiers that may be emails or phone numbers
+
+
+def _members_select(engine, show_personal_data: bool) -> str:
+    """The ``--members-out`` query: without the email column, and with every identifier that is
+    an email or a phone number (by pattern, or known to the database) replaced by its stable
+    pseudonym (:mod:`cohortlab.privacy`), unless ``show_personal_data``."""
+    from cohortlab.privacy import KNOWN_PERSONAL_SQL, Redactor
     from cohortlab.simulation.resolution import PERSONAL_DATA_COLUMNS, RESOLUTION_COLUMNS
 
     cols = [c for c in RESOLUTION_COLUMNS if show_personal_data or c not in PERSONAL_DATA_COLUMNS]
+    if show_personal_data:
+        return f"SELECT {', '.join(cols)} FROM resolution ORDER BY distinct_id"
+    redactor = Redactor.for_engine(engine)
+    engine.execute(f"CREATE OR REPLACE TEMP VIEW cohortlab_personal_values AS {KNOWN_PERSONAL_SQL}")
+    exprs = [f"{redactor.sql(f'CAST({c} AS VARCHAR)', 'cohortlab_personal_values')} AS {c}"
+             if c in PSEUDONYMISED_COLUMNS else c for c in cols]
+    return f"SELECT {', '.join(exprs)} FROM resolution ORDER BY distinct_id"
+
+
+def _copy_members(engine, path: str, show_personal_data: bool) -> None:
     lower = path.lower()
     if lower.endswith(".parquet"):
         fmt = "FORMAT PARQUET"
@@ -25,12 +42,18 @@ def _copy_members(engine, path: str, show_personal_data: bool) -> None:
     if engine.name == "spark":  # issue 7: fetch the (small) table, write it with DuckDB's COPY as below
         import duckdb
 
+        from cohortlab.privacy import Redactor
+        from cohortlab.simulation.resolution import PERSONAL_DATA_COLUMNS, RESOLUTION_COLUMNS
+
+        cols = [c for c in RESOLUTION_COLUMNS if show_personal_data or c not in PERSONAL_DATA_COLUMNS]
+        df = engine.query_df(f"SELECT {', '.join(cols)} FROM resolution")
+        df = Redactor.for_engine(engine, show=show_personal_data).frame(df, id_columns=PSEUDONYMISED_COLUMNS)
         con = duckdb.connect()
-        con.register("resolution", engine.query_df(f"SELECT {', '.join(cols)} FROM resolution"))
+        con.register("resolution", df)
         con.execute(f"COPY (SELECT * FROM resolution ORDER BY distinct_id) TO {target} ({fmt})")
         con.close()
         return
-    engine.execute(f"COPY (SELECT {', '.join(cols)} FROM resolution ORDER BY distinct_id) TO {target} ({fmt})")
+    engine.execute(f"COPY ({_members_select(engine, show_personal_data)}) TO {target} ({fmt})")
 
 
 def _table(df, columns=None) -> str:
@@ -47,7 +70,9 @@ def _table(df, columns=None) -> str:
               help="Membership from snapshots or replayed webhooks (auto: snapshots if any).")
 @click.option("--members-out", type=click.Path(dir_okay=False),
               help="Write the resolution table (one row per member) to a .csv or .parquet file.")
-@click.option("--show-personal-data", is_flag=True, help="Include the email column in --members-out.")
+@click.option("--show-personal-data", is_flag=True,
+              help="Write emails and phone numbers in --members-out as they are (default: stable pseudonyms, "
+                   "no email column).")
 @click.option("--timeline/--no-timeline", "show_timeline", default=True, help="Print the timeline summary.")
 @click.option("--debug", is_flag=True, help="Materialise every SQL step and print its row count.")
 @engine_options  # --engine duckdb|spark, --spark-master (issue 7)
@@ -114,5 +139,6 @@ def simulate_cmd(db, cohort, settings_path, at, source, members_out, show_person
                     click.echo(f"  {stage}.{step:<28}{n:>12,}")
         if members_out:
             _copy_members(lab.engine, members_out, show_personal_data)
-            note = "" if show_personal_data else " (without personal data; --show-personal-data to include email)"
+            note = (" (with personal data: emails and phone numbers as they are)" if show_personal_data else
+                    " (emails and phone numbers replaced by stable pseudonyms; --show-personal-data to keep them)")
             click.echo(f"\nwrote {members:,} members to {members_out}{note}")

@@ -16,6 +16,9 @@ import pandas as pd
 from cohortlab.engines.base import Engine
 
 
+READ_ONLY_CATALOG = "source"  # the user's database in read-only mode (see DuckDBEngine._attach_read_only)
+
+
 class DuckDBEngine(Engine):
     name = "duckdb"
 
@@ -33,9 +36,12 @@ class DuckDBEngine(Engine):
             self.database = None
         else:
             self.database = str(database) if database not in (None, ":memory:") else None
-            if self.database:
+            if self.database and not read_only:
                 Path(self.database).parent.mkdir(parents=True, exist_ok=True)
-            self.con = duckdb.connect(self.database or ":memory:", read_only=read_only)
+            if read_only and self.database:
+                self.con = self._attach_read_only(self.database)
+            else:
+                self.con = duckdb.connect(self.database or ":memory:", read_only=read_only)
         self.execute("SET TimeZone = 'UTC'")
         memory_limit = memory_limit or os.environ.get("COHORTLAB_MEMORY_LIMIT") or None
         threads = threads or (int(os.environ["COHORTLAB_THREADS"]) if os.environ.get("COHORTLAB_THREADS") else None)
@@ -43,6 +49,26 @@ class DuckDBEngine(Engine):
             self.execute(f"SET memory_limit = '{memory_limit}'")
         if threads:
             self.execute(f"SET threads = {int(threads)}")
+
+    @staticmethod
+    def _attach_read_only(path: str) -> duckdb.DuckDBPyConnection:
+        """Read-only mode: the user's file is ATTACHed ``READ_ONLY`` as catalog ``source``
+        into an in-memory database. Unqualified names resolve in memory first, then in the file
+        (``search_path``); everything written (simulation results, temp tables) goes to memory.
+        The file is never written: no ``.wal`` is left behind, and replacing it between two runs
+        is harmless."""
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{path}: no such database")
+        from cohortlab.pipeline import sql_str
+
+        con = duckdb.connect(":memory:")
+        try:
+            con.execute(f"ATTACH {sql_str(path)} AS {READ_ONLY_CATALOG} (READ_ONLY)")
+            con.execute(f"SET search_path = 'memory.main,{READ_ONLY_CATALOG}.main'")
+        except BaseException:
+            con.close()
+            raise
+        return con
 
     def execute(self, sql: str, params: list[Any] | None = None) -> None:
         self.con.execute(sql, params) if params is not None else self.con.execute(sql)

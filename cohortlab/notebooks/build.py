@@ -37,9 +37,10 @@ from cohortlab import charts
 from cohortlab.report import insights, metrics, summaries
 from cohortlab.report import notebook as ui
 
-lab = ui.open_lab(db, data, engine=engine, spark_master=spark_master)
+lab = ui.open_lab(db, data, engine=engine, spark_master=spark_master)  # read-only: the file is never written
 names = insights.cohort_names(lab, cohorts)
-known = set() if show_personal_data else ui.known_personal_values(lab)  # values never to display'''
+privacy = ui.redactor(lab, show_personal_data)  # emails/phones become stable pseudonyms in every output
+known = privacy.known'''
 
 
 def md(text: str):
@@ -97,7 +98,7 @@ ui.table(rates_by_source)'''),
     md("## Where the users went: the discrepancy waterfall"),
     code('''\
 for cohort, sim in sims.items():
-    ui.md(f"### {cohort}")
+    ui.md(f"### {ui.text(cohort)}")
     ui.show(charts.waterfall_chart(sim.waterfall, title=f"{cohort}: from Mixpanel members to the mParticle audience",
                                      hide_zero=True),
             "Start from the Mixpanel cohort, subtract members lost per gap reason and duplicates, then the "
@@ -215,7 +216,7 @@ ui.md(summary)'''),
     code('''\
 for cohort in names:
     tl = timelines[cohort]
-    ui.md(f"## {cohort}")
+    ui.md(f"## {ui.text(cohort)}")
     ui.show(charts.timeline_chart(tl, title=f"{cohort}: Mixpanel cohort vs mParticle audience"),
             "Grey: members in the Mixpanel cohort; blue: mParticle profiles with the attribute true after each "
             "run; shaded: paused (failed runs); triangles: full refreshes.")

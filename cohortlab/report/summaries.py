@@ -9,6 +9,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
+from cohortlab.escaping import md_text  # names from data are text, never Markdown
 from cohortlab.report.metrics import _best_plan, audience_size, count_by, sync_headline, unmatched
 
 
@@ -29,13 +30,13 @@ def match_rates_summary(rates: pd.DataFrame, waterfalls: Mapping[str, pd.DataFra
         w = waterfalls.get(r["cohort_name"])
         aud = audience_size(w) if w is not None else None
         lines.append(
-            f"- **{r['cohort_name']}**: {int(r['members']):,} members in Mixpanel, {int(r['matched']):,} matched "
+            f"- **{md_text(r['cohort_name'])}**: {int(r['members']):,} members in Mixpanel, {int(r['matched']):,} matched "
             f"({pct(r['match_rate'])})" + (f"; the mParticle audience holds **{aud:,}** profiles." if aud is not None else ".")
         )
     if not gaps.empty:
         top = gaps.iloc[0]
         lines.append(
-            f"\nThe largest loss is **{top['gap_reason']}** ({int(top['users']):,} members, "
+            f"\nThe largest loss is **{md_text(top['gap_reason'])}** ({int(top['users']):,} members, "
             f"{pct(int(top['users']) / members)} of all members)."
         )
     return "\n".join(lines)
@@ -91,9 +92,9 @@ def sync_overview(stats: Mapping[str, Mapping[str, Any]]) -> str:
 
 def sync_summary(cohort: str, stats: Mapping[str, Any], one_time: Mapping[str, Any] | None = None) -> str:
     if not stats.get("runs"):
-        return f"**{cohort}**: no sync runs in the window."
+        return f"**{md_text(cohort)}**: no sync runs in the window."
     s = (
-        f"**{cohort}**: {stats['runs']:,} dynamic sync run(s) from {stats['first_run']} to {stats['last_run']} "
+        f"**{md_text(cohort)}**: {stats['runs']:,} dynamic sync run(s) from {stats['first_run']} to {stats['last_run']} "
         f"({stats['failed_runs']:,} failed, {stats['full_refreshes']:,} full refreshes). After the last run "
         f"Mixpanel has **{stats['members']:,}** members and mParticle **{stats['true_count']:,}** profiles "
         f"with the attribute true: {stats['not_yet_true']:,} not yet true, {stats['stale_true']:,} stale "
@@ -109,19 +110,19 @@ def migration_summary(summary: pd.DataFrame, validation: MigrationValidation | N
     if summary.empty:
         return "No migration plans to compare."
     best = _best_plan(summary)
-    lines = [f"**Best plan at the end of the window: {best['plan']}**: {pct(best['final_match_rate'])} of all "
+    lines = [f"**Best plan at the end of the window: {md_text(best['plan'])}**: {pct(best['final_match_rate'])} of all "
              f"Mixpanel profiles predicted to reach an mParticle profile."]
     for _, r in summary.iterrows():
         d90 = r.get("days_to_90pct")
         lines.append(
-            f"- **{r['plan']}**: {pct(r['final_match_rate'])} at the end; {int(r['split_profiles_end']):,} split "
+            f"- **{md_text(r['plan'])}**: {pct(r['final_match_rate'])} at the end; {int(r['split_profiles_end']):,} split "
             f"profiles; {int(r['never_fixable_users']):,} users can never be fixed"
             + (f"; 90% of its final rate {d90:.0f} days after the change." if d90 is not None and not pd.isna(d90)
                else ".")
         )
     if validation is not None and len(validation.comparison):
         c = validation.comparison
-        lines.append(f"\nValidation of **{validation.plan}** against the exports taken after the switch: of the "
+        lines.append(f"\nValidation of **{md_text(validation.plan)}** against the exports taken after the switch: of the "
                      f"cohort members, {pct(c['predicted'].mean())} predicted to match, {pct(c['observed'].mean())} "
                      f"observed (mean over cohorts).")
     return "\n".join(lines)
