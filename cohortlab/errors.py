@@ -12,3 +12,12 @@ class CohortlabError(Exception):
 
 class SettingsError(CohortlabError, ValueError):
     """A setting or parameter is unknown, has a bad value, or a settings file cannot be read."""
+
+
+def yaml_problem(e: Exception) -> str:
+    """A PyYAML error on one line: ``line 3, column 10: could not determine a constructor for the
+    tag '...python/object/apply:os.system'`` (PyYAML's own message spans several lines)."""
+    mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+    problem = getattr(e, "problem", None) or getattr(e, "context", None) or str(e)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return " ".join(f"{where}{problem}".split())

@@ -92,7 +92,9 @@ def demo_cmd(users, seed, out, overwrite):
     generate(str(world), users=users, seed=seed, scenario="mid_migration")
     _say(f"  generated in {time.monotonic() - t0:.1f} s")
     try:
-        result = run_report(data=world, out=base / "report", progress=_say)
+        # synthetic data whose exports already sit in OUT/world: keep the loaded database too
+        # (OUT/report/data.duckdb), for exploring the demo in a notebook
+        result = run_report(data=world, out=base / "report", progress=_say, keep_data=True)
     except ReportError as e:
         fail(str(e))
     _say(f"demo finished in {time.monotonic() - t0:.1f} s")

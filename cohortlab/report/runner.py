@@ -130,7 +130,9 @@ def load_params(path: str | os.PathLike | None) -> dict[str, Any]:
     except OSError as e:
         raise ReportError(f"{path}: {e.strerror}") from None
     except yaml.YAMLError as e:
-        raise ReportError(f"{path}: not valid YAML: {e}") from None
+        from cohortlab.errors import yaml_problem
+
+        raise ReportError(f"{path}: not valid YAML: {yaml_problem(e)}") from None
     if not isinstance(data, dict):
         raise ReportError(f"{path}: expected a mapping of parameter: value, got {type(data).__name__}")
     return {str(k): _plain(v) for k, v in data.items()}
