@@ -55,8 +55,9 @@ class DuckDBEngine(Engine):
         """Read-only mode: the user's file is ATTACHed ``READ_ONLY`` as catalog ``source``
         into an in-memory database. Unqualified names resolve in memory first, then in the file
         (``search_path``); everything written (simulation results, temp tables) goes to memory.
-        The file is never written: no ``.wal`` is left behind, and replacing it between two runs
-        is harmless."""
+        Tables that are not inputs (results of earlier commands) start empty in memory. The file
+        is never written: no ``.wal`` is left behind, and replacing it between two runs is
+        harmless."""
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: no such database")
         from cohortlab.pipeline import sql_str
@@ -65,6 +66,20 @@ class DuckDBEngine(Engine):
         try:
             con.execute(f"ATTACH {sql_str(path)} AS {READ_ONLY_CATALOG} (READ_ONLY)")
             con.execute(f"SET search_path = 'memory.main,{READ_ONLY_CATALOG}.main'")
+            # results of earlier commands stored in the file (resolution, migration_daily, ...) are
+            # shadowed by empty tables of the same shape: this run's results replace them in memory
+            # (DELETE/INSERT would otherwise reach the read-only file)
+            from cohortlab import schema
+            from cohortlab.privacy import META_TABLE
+
+            inputs = set(schema.TABLES) | {META_TABLE}
+            for (name,) in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = ? AND schema_name = 'main'",
+                [READ_ONLY_CATALOG],
+            ).fetchall():
+                if name not in inputs:
+                    q = '"' + name.replace('"', '""') + '"'
+                    con.execute(f"CREATE TABLE memory.main.{q} AS SELECT * FROM {READ_ONLY_CATALOG}.main.{q} LIMIT 0")
         except BaseException:
             con.close()
             raise

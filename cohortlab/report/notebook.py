@@ -66,7 +66,7 @@ def redact(df: pd.DataFrame, show_personal_data: bool = False, known=None) -> pd
     """A copy safe to display: without personal columns and with personal identifier values
     replaced by pseudonyms, unless ``show_personal_data``."""
     r = _current(show_personal_data)
-    if known and not r.show:
+    if known and not r.show and not set(map(str, known)) <= r.known:
         r = Redactor(key=r.key, known=frozenset(r.known) | frozenset(map(str, known)))
     return r.frame(df)
 

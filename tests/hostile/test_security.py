@@ -345,14 +345,20 @@ def test_read_only_lab_simulates_without_writing_the_file(world, tmp_path):
 
     db = tmp_path / "ro.duckdb"
     shutil.copy(world["db"], db)
+    plan = {"name": "email", "eit_timeline": "email"}
+    with Lab(str(db)) as lab:  # results of earlier commands stored in the file
+        lab.compare_plans([plan], "2026-02-01", "2026-02-10")
+        stored = len(lab.table("migration_daily"))
     before = _digest(db)
     with Lab(str(db), read_only=True) as lab:
         result = lab.simulate(TAG_NAME)
         assert int(result.waterfall["count"].iloc[0]) > 0
+        assert len(lab.table("migration_daily")) == 0  # this run's results only, in memory
+        assert len(lab.compare_plans([plan], "2026-02-01", "2026-02-03")) == 3
         lab.engine.execute("CREATE TABLE scratch AS SELECT 1 AS x")  # writes go to memory
     assert _digest(db) == before and not Path(f"{db}.wal").exists()
-    with Lab(str(db), read_only=True) as lab:
-        assert not lab.engine.table_exists("scratch") and not lab.engine.table_exists("resolution")
+    with Lab(str(db)) as lab:
+        assert not lab.engine.table_exists("scratch") and len(lab.table("migration_daily")) == stored
 
 
 def test_failed_notebook_leaves_no_wal_and_a_replaced_db_still_reports(world, tmp_path):
