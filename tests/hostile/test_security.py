@@ -235,7 +235,9 @@ def test_report_html_shows_data_text_escaped_and_runs_no_script_from_data(report
         p = parse(page)
         assert not any("alert" in s for s in p.scripts), page
         assert not [u for u in p.urls if u.strip().lower().startswith("javascript:")], page
-        assert not p.handlers and "b" not in p.tags and "img" not in p.tags, page  # <b>, <img onerror> from data
+        assert not p.handlers and "b" not in p.tags, page  # no <b>, no <img onerror=...> from data
+        assert "x" not in p.urls and "y" not in p.urls, page  # the src of <img> from the plan/attribute names
+        assert p.tags.count("img") == len([u for u in p.urls if u.startswith("data:image/png;base64,")]), page
         assert "<script>alert(2)</script>" not in page.read_text(encoding="utf-8")
     shown = {p.name: "".join(parse(p).text) for p in pages}
     for name in ("match_rates.html", "sync_timeline.html"):  # the names, as written, as text
