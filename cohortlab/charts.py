@@ -546,6 +546,19 @@ def migration_match_rate_chart(
     return fig
 
 
+def migration_chart(daily: pd.DataFrame, plans=None, **kw) -> Figure:
+    """The what-if's match rate per plan and day (``PlanRun.daily``), with the plans' dated
+    changes (switch, Rule start, event rule) marked where they fall inside the window."""
+    from cohortlab.migration.plans import plan_events
+
+    events = plan_events(plans) if plans is not None else None
+    if events is not None and len(daily):
+        days = pd.to_datetime(daily["day"])
+        lo, hi = days.min(), days.max() + pd.Timedelta(days=1)
+        events = events[(events["date"] >= lo) & (events["date"] <= hi)]
+    return migration_match_rate_chart(daily, time="day", series="plan", events=events, **kw)
+
+
 def predicted_vs_observed_chart(
     comparison: pd.DataFrame,
     *,

@@ -14,6 +14,15 @@ class SettingsError(CohortlabError, ValueError):
     """A setting or parameter is unknown, has a bad value, or a settings file cannot be read."""
 
 
+class DatabaseError(CohortlabError):
+    """The database cannot be opened: in use by another process, not a DuckDB file, or its
+    folder cannot be created."""
+
+
+class DatabaseLockedError(DatabaseError):
+    """Another process holds the database's lock (DuckDB allows one writer process)."""
+
+
 def yaml_problem(e: Exception) -> str:
     """A PyYAML error on one line: ``line 3, column 10: could not determine a constructor for the
     tag '...python/object/apply:os.system'`` (PyYAML's own message spans several lines)."""

@@ -34,9 +34,19 @@ class Lab:
             schema.create_all(self.engine.execute)
 
     # ------------------------------------------------------------------ loading
-    def load(self, kind: str, paths, *, progress: bool = False, **options: Any) -> LoadReport:
-        """Load one or more files (file, directory or glob) of ``kind``; see ``cohortlab.loaders``."""
-        return loader_class(kind)(**options).load(self.engine, paths, progress=progress)
+    def load(self, kind: str, paths, *, progress: bool = False, strict: bool = False, **options: Any) -> LoadReport:
+        """Load one or more files (file, directory or glob) of ``kind``; see ``cohortlab.loaders``.
+        The report's ``warnings`` list what to look at; ``strict=True`` turns them into an error
+        (nothing loaded)."""
+        return loader_class(kind)(**options).load(self.engine, paths, progress=progress, strict=strict)
+
+    def fetch(self, out: str | os.PathLike, **options: Any):
+        """Download the Mixpanel and mParticle exports into the folder ``out`` and load them into
+        this lab; returns a :class:`cohortlab.fetch.FetchSummary`. Options: see
+        :func:`cohortlab.fetch.fetch` (credentials come from the environment or a config file)."""
+        from cohortlab.fetch import fetch
+
+        return fetch(out, lab=self, **options)
 
     # ------------------------------------------------------------------ looking
     def sql(self, query: str, params: list[Any] | None = None) -> pd.DataFrame:
@@ -123,8 +133,8 @@ class Lab:
     # ================================================================== end of simulation
 
     # ================================================================== migration (docs/rules.md#migration)
-    # EIT migration what-if, plan comparison and validation. Implemented in cohortlab.migration.model
-    # (plans in cohortlab.migration.plans); results are stored in the database (tables migration_daily,
+    # EIT migration what-if, plan comparison and validation. Implemented in cohortlab.migration
+    # (plans, model, run, validate); results are stored in the database (tables migration_daily,
     # migration_users, migration_summary, migration_plans, migration_validation,
     # migration_validation_summary).
     def migration_plan(self, plan: Any, start: Any, end: Any, settings: Any = None,
@@ -146,13 +156,14 @@ class Lab:
         days of data past the last event (repeated with that period). ``cohort``: only the people
         behind the members of that cohort's latest snapshot (default: everyone with events).
         The per-plan summary is in ``df.attrs["summary"]`` (and table ``migration_summary``)."""
-        from cohortlab.migration.model import run_plans
         from cohortlab.migration.plans import load_plans
+        from cohortlab.migration.run import run_plans
 
         if isinstance(plans, (str, os.PathLike)):
             plans = load_plans(plans)
-        daily, summary = run_plans(self.engine, list(plans), start, end, settings=settings,
-                                   activity=activity, repeat_days=repeat_days, cohort=cohort, debug=debug)
+        run = run_plans(self.engine, list(plans), start, end, settings=settings,
+                        activity=activity, repeat_days=repeat_days, cohort=cohort, debug=debug)
+        daily, summary = run.daily, run.summary
         daily.attrs["summary"] = summary
         self.last_migration_summary = summary
         return daily
@@ -166,11 +177,11 @@ class Lab:
                            repeat_days: int = 30):
         """Compare the prediction of ``plan`` with what the loaded exports show for ``cohort`` at
         ``at`` (default: the cohort's latest snapshot), per member: a
-        :class:`cohortlab.migration.model.ValidationResult` (confusion table, users that differ with
+        :class:`cohortlab.migration.validate.ValidationResult` (confusion table, users that differ with
         their gap reasons and an explanation, verdict line). ``observed`` defaults to
         ``lab.resolution(cohort, at, settings)`` (or give the resolution of another lab holding the
         later exports, with ``activity="repeat"`` when this lab's events end before ``at``)."""
-        from cohortlab.migration.model import validate
+        from cohortlab.migration.validate import validate
 
         if observed is None:
             observed = self.resolution(cohort, at, settings)
@@ -182,6 +193,35 @@ class Lab:
                         repeat_days=repeat_days)
 
     # ================================================================== end of migration
+
+    # ================================================================== observed state (docs/rules.md#observed-state)
+    # Verify the simulation against what mParticle holds, and explain one user. Implemented in
+    # cohortlab.simulation.verify and cohortlab.simulation.explain (on top of Lab.simulate).
+    def verify(self, cohort: str, at: Any = None, settings: Any = None, *, snapshot_at: Any = None,
+               source: str = "auto", show_personal_data: bool = False):
+        """Per profile, the simulated cohort attribute (after the last run at or before ``at``,
+        default: the snapshot time) against the observed one in the loaded mParticle snapshot
+        (``mpa_attributes``; taken at ``snapshot_at``, default: detected): a
+        :class:`cohortlab.simulation.verify.VerifyResult` with the confusion table, the audience
+        observed vs simulated and each disagreement with its cause."""
+        from cohortlab.simulation.verify import verify
+
+        return verify(self.engine, cohort, at, settings, snapshot_at=snapshot_at, source=source,
+                      show_personal_data=show_personal_data,
+                      simulate_fn=lambda c, a, s, src: self.simulate(c, a, s, source=src))
+
+    def explain(self, cohort: str, user: Any, at: Any = None, settings: Any = None, *, source: str = "auto",
+                snapshot_at: Any = None, show_personal_data: bool = False):
+        """Every fact about one user (``user``: distinct_id, email or MPID) on both sides and the
+        rule that decided each step: a :class:`cohortlab.simulation.explain.Explanation`
+        (``.steps``: list of steps; ``.to_text()``)."""
+        from cohortlab.simulation.explain import explain
+
+        return explain(self.engine, cohort, user, at, settings, source=source, snapshot_at=snapshot_at,
+                       show_personal_data=show_personal_data,
+                       simulate_fn=lambda c, a, s, src: self.simulate(c, a, s, source=src))
+
+    # ================================================================== end of observed state
 
     def close(self) -> None:
         close = getattr(self.engine, "close", None)

@@ -204,6 +204,26 @@ MPA_AUDIENCES = _table(
 )
 
 
+MPA_BATCH_KEYS = _table(
+    "mpa_batch_keys",
+    "Events API batches applied by mparticle-batches. A batch seen again in a later load (the same "
+    "source_request_id, or the same content, e.g. a gzip copy under another name) is a replay: it "
+    "counts as deduplicated and changes nothing.",
+    ("batch_key", "VARCHAR", "source_request_id, or 'content:' + a hash of the batch's fields"),
+    ("mpid", "BIGINT", "the batch's MPID"),
+    ("batch_time", "TIMESTAMP", "timestamp_unixtime_ms of the batch (UTC), NULL when absent"),
+)
+
+MPA_BATCH_TIMES = _table(
+    "mpa_batch_times",
+    "Per profile and identity or attribute: the time of the batch that last set or removed it. A "
+    "batch older than that, loaded later, does not overwrite it (batches apply in their own time order).",
+    ("mpid", "BIGINT", "profile MPID"),
+    ("item", "VARCHAR", "'identity:<kind>:<type>' or 'attribute:<name>'"),
+    ("batch_time", "TIMESTAMP", "order time of that batch (UTC); NULL: no time, load order applies"),
+)
+
+
 def create_all(execute) -> None:
     """Create every canonical table that does not exist yet (``execute`` runs one SQL string)."""
     for t in TABLES.values():

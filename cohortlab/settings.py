@@ -31,6 +31,9 @@ from cohortlab.times import format_duration, format_time, naive_utc, parse_durat
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator, model_validator
 
 MAX_ATTRIBUTE_NAME = 256  # mParticle's limit on a user attribute name (docs/rules.md#cohort-attribute)
+# Limits that keep one simulation within a laptop's memory and time (refused with a message):
+MAX_RUNS = 1_000_000  # runs of one simulation (t0 .. as-of every cadence); 15 min: ~28 years
+MAX_DURATION = timedelta(days=3660)  # cadence and snapshot_ttl: at most ~10 years
 
 EitType = Literal["mparticle_id", "customer_id", "email", "other", "other2", "other3", "other4"]
 
@@ -116,7 +119,10 @@ class SyncSettings(_Model):
     @field_validator("cadence", "snapshot_ttl", mode="before")
     @classmethod
     def _duration(cls, v: Any) -> Any:
-        return parse_duration(v)
+        try:
+            return parse_duration(v)
+        except OverflowError:
+            raise ValueError(f"{v!r} is too long: at most {MAX_DURATION.days} days") from None
 
     @field_validator("cadence", "snapshot_ttl", mode="after")
     @classmethod
@@ -125,6 +131,8 @@ class SyncSettings(_Model):
             raise ValueError(f"{info.field_name} must be positive")
         if info.field_name == "cadence" and v < timedelta(seconds=1):
             raise ValueError("cadence must be at least 1 second")
+        if v > MAX_DURATION:
+            raise ValueError(f"{info.field_name} must be at most {MAX_DURATION.days} days")
         return v
 
     @field_validator("event_identity_cutoff", "start", mode="after")
@@ -135,12 +143,20 @@ class SyncSettings(_Model):
     @field_validator("attribute_template", mode="after")
     @classmethod
     def _template(cls, v: str) -> str:
+        # only the plain placeholder: a format spec ({cohort_name:>100000000000}) or conversion
+        # could exhaust memory or run code paths the feed never has
+        import string
+
+        bad = f"attribute_template {v!r} is not a valid template: only the placeholder {{cohort_name}} is allowed"
+        if len(v) > MAX_ATTRIBUTE_NAME:
+            raise ValueError(f"{bad} (and the template is longer than {MAX_ATTRIBUTE_NAME} characters)")
         try:
-            v.format(cohort_name="x")
-        except (KeyError, IndexError, ValueError) as e:
-            raise ValueError(
-                f"attribute_template {v!r} is not a valid template: only the placeholder {{cohort_name}} is allowed ({e})"
-            ) from None
+            parts = list(string.Formatter().parse(v))
+        except ValueError as e:
+            raise ValueError(f"{bad} ({e})") from None
+        for _, field, spec, conversion in parts:
+            if field is not None and (field != "cohort_name" or spec or conversion):
+                raise ValueError(bad)
         return v
 
     @field_validator("eit_timeline", mode="after")
@@ -163,6 +179,17 @@ class SyncSettings(_Model):
         return format_duration(v)
 
     # ------------------------------------------------------------------ helpers
+    def check_runs(self, t0: datetime, at: datetime) -> int:
+        """The number of runs from ``t0`` to ``at`` every ``cadence``; raises SettingsError above
+        MAX_RUNS (e.g. ``start: 0001-01-01`` with a 15-minute cadence)."""
+        n = 0 if at < t0 else int((at - t0) // self.cadence) + 1
+        if n > MAX_RUNS:
+            raise SettingsError(
+                f"{n:,} sync runs from {format_time(t0)} to {format_time(at)} every {format_duration(self.cadence)}: "
+                f"at most {MAX_RUNS:,} runs per simulation; set a later start or a longer cadence"
+            )
+        return n
+
     def attribute_name(self, cohort_name: str) -> str:
         """The mParticle user attribute the feed sets for ``cohort_name`` (docs/rules.md#cohort-attribute).
         Raises :class:`SettingsError` when it exceeds 256 characters (never truncated)."""

@@ -30,14 +30,42 @@ def _members_select(engine, show_personal_data: bool) -> str:
     return f"SELECT {', '.join(exprs)} FROM resolution ORDER BY distinct_id"
 
 
-def _copy_members(engine, path: str, show_personal_data: bool) -> None:
-    lower = path.lower()
-    if lower.endswith(".parquet"):
-        fmt = "FORMAT PARQUET"
-    elif lower.endswith(".csv") or lower.endswith(".csv.gz"):
-        fmt = "FORMAT CSV, HEADER TRUE"
+def check_output_path(path: str, option: str, suffixes=(".csv", ".csv.gz", ".parquet")) -> None:
+    """Fail now (before any work) when ``path`` cannot be written: a wrong suffix, a folder,
+    a parent folder that does not exist or is not writable."""
+    if not path.lower().endswith(tuple(suffixes)):
+        fail(f"{option} {path}: expected a {', '.join(suffixes[:-1])} or {suffixes[-1]} file name")
+    if os.path.isdir(path):
+        fail(f"{option} {path}: is a folder")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        fail(f"{option} {path}: the folder {parent} does not exist")
+    if not os.access(parent, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        fail(f"{option} {path}: not writable")
+
+
+def _write_parquet(engine, sql: str, path: str) -> None:
+    """Write the result of ``sql`` as Parquet with pandas metadata: BIGINT columns (``mpid``)
+    are nullable ``Int64``, so ``pd.read_parquet`` gives exact MPIDs (never float64)."""
+    import pandas as pd
+    import pyarrow as pa
+
+    if hasattr(engine, "query_arrow"):
+        table = engine.query_arrow(sql)
     else:
-        fail(f"--members-out {path}: expected a .csv, .csv.gz or .parquet file name")
+        rel = engine.con.sql(sql)
+        table = rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()
+    df = table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
+    df.to_parquet(path, index=False)
+
+
+def _copy_members(engine, path: str, show_personal_data: bool) -> None:
+    check_output_path(path, "--members-out")
+    parquet = path.lower().endswith(".parquet")
+    if parquet and engine.name != "spark":
+        _write_parquet(engine, _members_select(engine, show_personal_data), path)
+        return
+    fmt = "FORMAT PARQUET" if parquet else "FORMAT CSV, HEADER TRUE"
     target = sql_str(path)
     if engine.name == "spark":  # issue 7: fetch the (small) table, write it with DuckDB's COPY as below
         import duckdb
@@ -48,6 +76,9 @@ def _copy_members(engine, path: str, show_personal_data: bool) -> None:
         cols = [c for c in RESOLUTION_COLUMNS if show_personal_data or c not in PERSONAL_DATA_COLUMNS]
         df = engine.query_df(f"SELECT {', '.join(cols)} FROM resolution")
         df = Redactor.for_engine(engine, show=show_personal_data).frame(df, id_columns=PSEUDONYMISED_COLUMNS)
+        if parquet:  # exact MPIDs for every reader: nullable Int64 with pandas metadata
+            df.astype({"mpid": "Int64"}).sort_values("distinct_id").to_parquet(path, index=False)
+            return
         con = duckdb.connect()
         con.register("resolution", df)
         con.execute(f"COPY (SELECT * FROM resolution ORDER BY distinct_id) TO {target} ({fmt})")
@@ -85,6 +116,8 @@ def simulate_cmd(db, cohort, settings_path, at, source, members_out, show_person
 
     if not os.path.exists(db):
         fail(f"{db}: no such database (load data first with `cohortlab load --db {db} ...`)")
+    if members_out:  # checked before the simulation runs, not after
+        check_output_path(members_out, "--members-out")
     try:
         settings = SyncSettings.from_yaml(settings_path) if settings_path else SyncSettings()
     except SettingsError as e:

@@ -2,11 +2,20 @@
 
 ``memory_limit`` / ``threads`` default to ``$COHORTLAB_MEMORY_LIMIT`` / ``$COHORTLAB_THREADS``
 when set (so every command and notebook of a scheduled job can be capped at once), else to
-DuckDB's own defaults (80% of RAM, all cores)."""
+DuckDB's own defaults (80% of RAM, all cores).
+
+Opening a database file another process holds (DuckDB allows one process per file) waits up to
+``lock_wait`` seconds (default ``$COHORTLAB_LOCK_WAIT``, else :data:`DEFAULT_LOCK_WAIT`), then
+raises :class:`~cohortlab.errors.DatabaseLockedError` naming the holder's PID. A file that is not
+a DuckDB database, or a folder that cannot be created, raises
+:class:`~cohortlab.errors.DatabaseError`: one line each, for the command line to print."""
 
 from __future__ import annotations
 
 import os
+import re
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +23,62 @@ import duckdb
 import pandas as pd
 
 from cohortlab.engines.base import Engine
+from cohortlab.errors import DatabaseError, DatabaseLockedError
+
+DEFAULT_LOCK_WAIT = 5.0  # seconds a command waits for another process to release the database
+
+
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr is not None and sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def lock_wait_seconds() -> float:
+    """``$COHORTLAB_LOCK_WAIT`` (seconds, set by the CLI's ``--wait``) or DEFAULT_LOCK_WAIT."""
+    raw = os.environ.get("COHORTLAB_LOCK_WAIT")
+    try:
+        return max(0.0, float(raw)) if raw not in (None, "") else DEFAULT_LOCK_WAIT
+    except ValueError:
+        return DEFAULT_LOCK_WAIT
+
+
+def connect(database: str, *, read_only: bool = False, lock_wait: float | None = None) -> duckdb.DuckDBPyConnection:
+    """``duckdb.connect`` with the errors a user can act on turned into a one-line
+    :class:`DatabaseError`; waits up to ``lock_wait`` seconds for a lock held elsewhere."""
+    wait = lock_wait_seconds() if lock_wait is None else lock_wait
+    deadline = time.monotonic() + wait
+    try:
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DatabaseError(f"{database}: cannot create its folder ({e.strerror or e})") from None
+    if Path(database).is_dir():
+        raise DatabaseError(f"{database}: is a folder, not a DuckDB database file")
+    delay = 0.1
+    while True:
+        try:
+            return duckdb.connect(database, read_only=read_only)
+        except duckdb.IOException as e:
+            msg = str(e)
+            if "Could not set lock" in msg or "Conflicting lock" in msg:
+                if time.monotonic() < deadline:
+                    time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+                    delay = min(delay * 2, 1.0)
+                    continue
+                pid = re.search(r"PID (\d+)", msg)
+                who = f" (PID {pid.group(1)})" if pid else ""
+                raise DatabaseLockedError(
+                    f"{database}: the database is in use by another process{who}; waited {wait:g} s "
+                    "(--wait SECONDS to wait longer)"
+                ) from None
+            if "not a valid DuckDB database file" in msg:
+                raise DatabaseError(f"{database}: not a DuckDB database file") from None
+            first = msg.strip().splitlines()[0] if msg.strip() else type(e).__name__
+            raise DatabaseError(f"{database}: cannot open the database ({first})") from None
+        except duckdb.Error as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise DatabaseError(f"{database}: cannot open the database ({first})") from None
 
 
 READ_ONLY_CATALOG = "source"  # the user's database in read-only mode (see DuckDBEngine._attach_read_only)
@@ -36,13 +101,15 @@ class DuckDBEngine(Engine):
             self.database = None
         else:
             self.database = str(database) if database not in (None, ":memory:") else None
-            if self.database and not read_only:
-                Path(self.database).parent.mkdir(parents=True, exist_ok=True)
-            if read_only and self.database:
+            if self.database and read_only:
                 self.con = self._attach_read_only(self.database)
+            elif self.database:
+                self.con = connect(self.database, read_only=read_only)
             else:
-                self.con = duckdb.connect(self.database or ":memory:", read_only=read_only)
+                self.con = duckdb.connect(":memory:", read_only=read_only)
         self.execute("SET TimeZone = 'UTC'")
+        if not _stderr_is_terminal():  # DuckDB's own progress bar: no \r noise in cron logs
+            self.execute("SET enable_progress_bar = false")
         memory_limit = memory_limit or os.environ.get("COHORTLAB_MEMORY_LIMIT") or None
         threads = threads or (int(os.environ["COHORTLAB_THREADS"]) if os.environ.get("COHORTLAB_THREADS") else None)
         if memory_limit:
@@ -64,7 +131,28 @@ class DuckDBEngine(Engine):
 
         con = duckdb.connect(":memory:")
         try:
-            con.execute(f"ATTACH {sql_str(path)} AS {READ_ONLY_CATALOG} (READ_ONLY)")
+            wait = lock_wait_seconds()
+            deadline, delay = time.monotonic() + wait, 0.1
+            while True:
+                try:
+                    con.execute(f"ATTACH {sql_str(path)} AS {READ_ONLY_CATALOG} (READ_ONLY)")
+                    break
+                except duckdb.Error as e:
+                    msg = str(e)
+                    if "Could not set lock" in msg or "Conflicting lock" in msg:
+                        if time.monotonic() < deadline:  # the same wait as connect()
+                            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+                            delay = min(delay * 2, 1.0)
+                            continue
+                        pid = re.search(r"PID (\d+)", msg)
+                        who = f" (PID {pid.group(1)})" if pid else ""
+                        raise DatabaseLockedError(
+                            f"{path}: the database is in use by another process{who}; waited {wait:g} s "
+                            "(--wait SECONDS to wait longer)") from None
+                    if "not a valid DuckDB database file" in msg:
+                        raise DatabaseError(f"{path}: not a DuckDB database file") from None
+                    first = msg.strip().splitlines()[0] if msg.strip() else type(e).__name__
+                    raise DatabaseError(f"{path}: cannot open the database read-only ({first})") from None
             con.execute(f"SET search_path = 'memory.main,{READ_ONLY_CATALOG}.main'")
             # results of earlier commands stored in the file (resolution, migration_daily, ...) are
             # shadowed by empty tables of the same shape: this run's results replace them in memory
@@ -104,6 +192,12 @@ class DuckDBEngine(Engine):
             "SELECT 1 FROM information_schema.tables WHERE table_name = ? LIMIT 1", [name]
         )
         return bool(rows)
+
+    def drop(self, name: str) -> None:
+        self.con.unregister(name)  # a registered frame (no-op otherwise)
+        rows = self.query_rows("SELECT table_type FROM information_schema.tables WHERE table_name = ?", [name])
+        for (kind,) in rows:
+            self.execute(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} IF EXISTS {name}")
 
     def close(self) -> None:
         self.con.close()

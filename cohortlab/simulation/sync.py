@@ -525,6 +525,7 @@ def run_sync(
     attribute = settings.attribute_name(ref.name)
     at_ = resolve_at(ref, at)
     t0 = settings.start or ref.first_time
+    settings.check_runs(to_utc(t0), to_utc(at_))
     run = SyncRun(ref, at_, t0, settings, attribute)
     for table, pipeline, temp in stages(ref, at_, t0, settings, attribute):
         run.step_counts[table] = pipeline.run(engine, table, debug=debug, temp=temp)

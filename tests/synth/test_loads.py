@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from cohortlab import Lab
-from tests.synth.conftest import jsonl
+from tests.synth.conftest import mparticle_profiles
 
 pytest.importorskip("cohortlab.loaders.mixpanel_events")
 pytest.importorskip("cohortlab.loaders.mparticle_profiles")
@@ -47,8 +47,7 @@ def check_counts(lab, res, bad=0):
     assert n("mp_webhook_pages") == sum(w["pages"] for w in res.manifest["webhooks"])
     # MPIDs survive the load exactly
     got = set(lab.sql("SELECT mpid::VARCHAR AS m FROM mpa_profiles")["m"])
-    path = next(f["path"] for f in res.manifest["files"] if f["kind"] == "mparticle-profiles")
-    assert got == {str(o["mpid"]) for o in jsonl(res.out_dir / path)}
+    assert got == {str(o["mpid"]) for o in mparticle_profiles(res)}
 
 
 def assert_resolution_equals_truth(lab, res):

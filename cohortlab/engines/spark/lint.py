@@ -200,6 +200,9 @@ class RecordingEngine(Engine):
     def table_exists(self, name: str) -> bool:
         return self.inner.table_exists(name)
 
+    def drop(self, name: str) -> None:
+        self.inner.drop(name)
+
     def materialise(self, name: str, sql: str, temp: bool = False) -> None:
         self._rec("materialise", sql, None)
         self.inner.materialise(name, sql, temp=temp)
