@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Iterable, Sequence
 
 # Figures are built with ``Figure()`` directly (no pyplot), so no backend is selected or needed.
+import matplotlib
 import matplotlib.dates as mdates
 import numpy as np
 import pandas as pd
@@ -52,6 +53,10 @@ GREEN = "#5a9e5a"
 GREY = "#9a9a9a"
 ORANGE = "#e39b3b"
 PAUSE = "#f2c7c0"
+
+# Labels are data (cohort, plan, identifier names): never parsed as TeX. "$x$" in a cohort name is
+# drawn as written, and an unbalanced "$" cannot make a chart fail (docs/reports.md#escaping).
+matplotlib.rcParams["text.parse_math"] = False
 
 _THOUSANDS = FuncFormatter(lambda v, _pos: f"{v:,.0f}")
 

@@ -21,3 +21,12 @@ class DatabaseError(CohortlabError):
 
 class DatabaseLockedError(DatabaseError):
     """Another process holds the database's lock (DuckDB allows one writer process)."""
+
+
+def yaml_problem(e: Exception) -> str:
+    """A PyYAML error on one line: ``line 3, column 10: could not determine a constructor for the
+    tag '...python/object/apply:os.system'`` (PyYAML's own message spans several lines)."""
+    mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+    problem = getattr(e, "problem", None) or getattr(e, "context", None) or str(e)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return " ".join(f"{where}{problem}".split())

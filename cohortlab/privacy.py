@@ -40,6 +40,7 @@ EMAIL_PATTERN = r"[^@\s]+@[^@\s]+"
 PHONE_PATTERN = r"\+[\d\s().-]{6,}"
 _EMAIL_RE = re.compile(EMAIL_PATTERN)
 _PHONE_RE = re.compile(PHONE_PATTERN)
+_WORD_RE = re.compile(r"[^\s,;:()\[\]{}<>\"'`*|]+")  # a value inside a sentence (Markdown marks excluded)
 
 PSEUDONYM_PREFIX = "anon-"
 META_TABLE = "cohortlab_meta"
@@ -135,10 +136,23 @@ class Redactor:
         if self.show or not text:
             return text
         out = _EMAIL_RE.sub(lambda m: pseudonym(m.group(0), self.key), text)
-        for v in sorted(self.known, key=len, reverse=True):
-            if v and v in out:
+        if not self.known:
+            return out
+        # one pass over the words (a database may know a million values), then the few known
+        # values that are not one word ("07700 900123")
+        out = _WORD_RE.sub(lambda m: pseudonym(m.group(0), self.key) if m.group(0) in self.known else m.group(0), out)
+        for v in self._multiword_known():
+            if v in out:
                 out = out.replace(v, pseudonym(v, self.key))
         return out
+
+    def _multiword_known(self) -> tuple[str, ...]:
+        cached = self.__dict__.get("_multiword")
+        if cached is None or cached[0] is not self.known:
+            values = tuple(sorted((v for v in self.known if v and not _WORD_RE.fullmatch(v)), key=len, reverse=True))
+            cached = (self.known, values)
+            self.__dict__["_multiword"] = cached
+        return cached[1]
 
     def frame(self, df: "pd.DataFrame", id_columns: Iterable[str] = ID_COLUMNS) -> "pd.DataFrame":
         """A copy without personal columns and with personal identifier values replaced."""

@@ -287,7 +287,9 @@ class SyncSettings(_Model):
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as e:
-            raise SettingsError(f"{p}: not valid YAML ({e})") from None
+            from cohortlab.errors import yaml_problem
+
+            raise SettingsError(f"{p}: not valid YAML ({yaml_problem(e)})") from None
         if data is None:
             data = {}
         if not isinstance(data, dict):

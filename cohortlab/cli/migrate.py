@@ -186,9 +186,13 @@ def compare_cmd(db, start, end, settings_path, activity, repeat_days, cohort, ou
 @click.option("--settings", "settings_path", type=click.Path(dir_okay=False), help="Simulation settings YAML.")
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the per-member comparison to .csv or .parquet.")
 @click.option("--show", default=20, show_default=True, help="Members that differ to print.")
-def validate_cmd(db, plan_file, cohort, at, settings_path, out, show):
+@click.option("--show-personal-data", is_flag=True,
+              help="Print and write emails and phone numbers as they are (default: stable pseudonyms, "
+                   "the same as in `simulate --members-out` and the reports).")
+def validate_cmd(db, plan_file, cohort, at, settings_path, out, show, show_personal_data):
     """Compare the prediction of a plan with what the exports (taken after the switch) show."""
     from cohortlab.migration.plans import MigrationPlan, PlanError
+    from cohortlab.privacy import Redactor
 
     try:
         plan = MigrationPlan.from_yaml(plan_file)
@@ -200,6 +204,7 @@ def validate_cmd(db, plan_file, cohort, at, settings_path, out, show):
             res = lab.validate_migration(plan, cohort, at, settings=settings)
         except ValueError as e:
             fail(str(e))
+        redactor = Redactor.for_engine(lab.engine, show=show_personal_data)
     click.echo(f"plan: {res.plan}   cohort: {res.cohort}   as of: {res.at:%Y-%m-%d %H:%M:%S} UTC")
     click.echo(res.confusion.to_string())
     d = res.differences
@@ -207,7 +212,7 @@ def validate_cmd(db, plan_file, cohort, at, settings_path, out, show):
         cols = [c for c in ("distinct_id", "obs_status", "obs_gap_reason", "predicted_status",
                             "predicted_gap_reason", "explanation") if c in d.columns]
         click.echo(f"\nmembers that differ (first {min(show, len(d))} of {len(d)}):")
-        click.echo(d[cols].head(show).to_string(index=False))
-    _write(res.users, out)
+        click.echo(redactor.frame(d[cols].head(show)).to_string(index=False))
+    _write(redactor.frame(res.users), out)
     click.echo("")
-    click.echo(res.verdict)
+    click.echo(redactor.text(res.verdict))

@@ -39,10 +39,13 @@ def _finish(result) -> None:
               help="Output folder. Default: reports/<YYYY-MM-DD>[-N] by run date.")
 @click.option("--overwrite", is_flag=True, help="Replace the output folder if it already exists.")
 @click.option("--show-personal-data", is_flag=True, default=None,
-              help="Show emails/phones in the reports (hidden by default).")
+              help="Show emails/phone numbers in the reports (default: replaced by stable pseudonyms).")
+@click.option("--keep-data", is_flag=True,
+              help="With --data: keep the loaded database as data.duckdb in the report folder "
+                   "(it holds all the raw data, personal data included; default: a temporary file, removed).")
 @click.option("--kernel", default=None, help="Jupyter kernel (default: cohortlab if installed, else python3).")
 @engine_options  # --engine duckdb|spark, --spark-master (issue 7)
-def report_cmd(db, data, params_file, param_items, notebooks, out, overwrite, show_personal_data, kernel,
+def report_cmd(db, data, params_file, param_items, notebooks, out, overwrite, show_personal_data, keep_data, kernel,
                engine, spark_master):
     """Run the notebooks with papermill into HTML reports (no code), metrics.json and index.html.
 
@@ -53,12 +56,11 @@ def report_cmd(db, data, params_file, param_items, notebooks, out, overwrite, sh
     names = [n.strip() for item in notebooks for n in item.split(",") if n.strip()] or None
     try:
         params = {**load_params(params_file), **parse_param_items(param_items)}
-        params["engine"] = engine  # a notebook parameter, like every other input of the notebooks
-        if spark_master:
-            params["spark_master"] = spark_master
         result = run_report(
             names, db=db, data=data, params=params, out=out, overwrite=overwrite,
             show_personal_data=show_personal_data, kernel=kernel, progress=_say,
+            engine=engine, spark_master=spark_master,  # notebook parameters, like every other input
+            keep_data=keep_data,
         )
     except ReportError as e:
         fail(str(e))
@@ -104,7 +106,10 @@ def demo_cmd(users, seed, out, overwrite):
     settings = base / "settings.yaml"
     settings.write_text(DEMO_SETTINGS, encoding="utf-8")
     try:
-        result = run_report(data=world, out=base / "report", params={"settings": str(settings)}, progress=_say)
+        # synthetic data whose exports already sit in OUT/world: keep the loaded database too
+        # (OUT/report/data.duckdb), for exploring the demo in a notebook
+        result = run_report(data=world, out=base / "report", params={"settings": str(settings)}, progress=_say,
+                            keep_data=True)
     except ReportError as e:
         fail(str(e))
     _say(f"demo finished in {time.monotonic() - t0:.1f} s")

@@ -10,6 +10,26 @@ from cohortlab.cli.app import db_option, engine_options, fail, main, open_lab  #
 from cohortlab.pipeline import sql_str
 
 
+PSEUDONYMISED_COLUMNS = ("distinct_id", "identifier")  # identifiers that may be emails or phone numbers
+
+
+def _members_select(engine, table: str, show_personal_data: bool) -> str:
+    """The ``--members-out`` query: without the email column, and with every identifier that is
+    an email or a phone number (by pattern, or known to the database) replaced by its stable
+    pseudonym (:mod:`cohortlab.privacy`), unless ``show_personal_data``."""
+    from cohortlab.privacy import KNOWN_PERSONAL_SQL, Redactor
+    from cohortlab.simulation.resolution import PERSONAL_DATA_COLUMNS, RESOLUTION_COLUMNS
+
+    cols = [c for c in RESOLUTION_COLUMNS if show_personal_data or c not in PERSONAL_DATA_COLUMNS]
+    if show_personal_data:
+        return f"SELECT {', '.join(cols)} FROM {table} ORDER BY distinct_id"
+    redactor = Redactor.for_engine(engine)
+    engine.execute(f"CREATE OR REPLACE TEMP VIEW cohortlab_personal_values AS {KNOWN_PERSONAL_SQL}")
+    exprs = [f"{redactor.sql(f'CAST({c} AS VARCHAR)', 'cohortlab_personal_values')} AS {c}"
+             if c in PSEUDONYMISED_COLUMNS else c for c in cols]
+    return f"SELECT {', '.join(exprs)} FROM {table} ORDER BY distinct_id"
+
+
 def check_output_path(path: str, option: str, suffixes=(".csv", ".csv.gz", ".parquet")) -> None:
     """Fail now (before any work) when ``path`` cannot be written: a wrong suffix, a folder,
     a parent folder that does not exist or is not writable."""
@@ -40,24 +60,31 @@ def _write_parquet(engine, sql: str, path: str) -> None:
 
 
 def _copy_members(engine, table: str, path: str, show_personal_data: bool) -> None:
-    from cohortlab.simulation.resolution import PERSONAL_DATA_COLUMNS, RESOLUTION_COLUMNS
-
-    cols = [c for c in RESOLUTION_COLUMNS if show_personal_data or c not in PERSONAL_DATA_COLUMNS]
     check_output_path(path, "--members-out")
-    if path.lower().endswith(".parquet"):
-        _write_parquet(engine, f"SELECT {', '.join(cols)} FROM {table} ORDER BY distinct_id", path)
+    parquet = path.lower().endswith(".parquet")
+    if parquet and engine.name != "spark":
+        _write_parquet(engine, _members_select(engine, table, show_personal_data), path)
         return
-    fmt = "FORMAT CSV, HEADER TRUE"
+    fmt = "FORMAT PARQUET" if parquet else "FORMAT CSV, HEADER TRUE"
     target = sql_str(path)
     if engine.name == "spark":  # issue 7: fetch the (small) table, write it with DuckDB's COPY as below
         import duckdb
 
+        from cohortlab.privacy import Redactor
+        from cohortlab.simulation.resolution import PERSONAL_DATA_COLUMNS, RESOLUTION_COLUMNS
+
+        cols = [c for c in RESOLUTION_COLUMNS if show_personal_data or c not in PERSONAL_DATA_COLUMNS]
+        df = engine.query_df(f"SELECT {', '.join(cols)} FROM {table}")
+        df = Redactor.for_engine(engine, show=show_personal_data).frame(df, id_columns=PSEUDONYMISED_COLUMNS)
+        if parquet:  # exact MPIDs for every reader: nullable Int64 with pandas metadata
+            df.astype({"mpid": "Int64"}).sort_values("distinct_id").to_parquet(path, index=False)
+            return
         con = duckdb.connect()
-        con.register("resolution", engine.query_df(f"SELECT {', '.join(cols)} FROM {table}"))
+        con.register("resolution", df)
         con.execute(f"COPY (SELECT * FROM resolution ORDER BY distinct_id) TO {target} ({fmt})")
         con.close()
         return
-    engine.execute(f"COPY (SELECT {', '.join(cols)} FROM {table} ORDER BY distinct_id) TO {target} ({fmt})")
+    engine.execute(f"COPY ({_members_select(engine, table, show_personal_data)}) TO {target} ({fmt})")
 
 
 def _table(df, columns=None) -> str:
@@ -74,7 +101,9 @@ def _table(df, columns=None) -> str:
               help="Membership from snapshots or replayed webhooks (auto: snapshots if any).")
 @click.option("--members-out", type=click.Path(dir_okay=False),
               help="Write the resolution table (one row per member) to a .csv or .parquet file.")
-@click.option("--show-personal-data", is_flag=True, help="Include the email column in --members-out.")
+@click.option("--show-personal-data", is_flag=True,
+              help="Write emails and phone numbers in --members-out as they are (default: stable pseudonyms, "
+                   "no email column).")
 @click.option("--timeline/--no-timeline", "show_timeline", default=True, help="Print the timeline summary.")
 @click.option("--debug", is_flag=True, help="Materialise every SQL step and print its row count.")
 @click.option("--assumptions", type=click.Choice(["all"]), default=None,
@@ -160,5 +189,6 @@ def simulate_cmd(db, cohort, settings_path, at, source, members_out, show_person
                 click.echo(f"no change in the audience: {', '.join(still)}")
         if members_out:
             _copy_members(lab.engine, result.tables["resolution"].table_name, members_out, show_personal_data)
-            note = "" if show_personal_data else " (without personal data; --show-personal-data to include email)"
+            note = (" (with personal data: emails and phone numbers as they are)" if show_personal_data else
+                    " (emails and phone numbers replaced by stable pseudonyms; --show-personal-data to keep them)")
             click.echo(f"\nwrote {members:,} members to {members_out}{note}")

@@ -81,6 +81,9 @@ def connect(database: str, *, read_only: bool = False, lock_wait: float | None =
             raise DatabaseError(f"{database}: cannot open the database ({first})") from None
 
 
+READ_ONLY_CATALOG = "source"  # the user's database in read-only mode (see DuckDBEngine._attach_read_only)
+
+
 class DuckDBEngine(Engine):
     name = "duckdb"
 
@@ -98,7 +101,9 @@ class DuckDBEngine(Engine):
             self.database = None
         else:
             self.database = str(database) if database not in (None, ":memory:") else None
-            if self.database:
+            if self.database and read_only:
+                self.con = self._attach_read_only(self.database)
+            elif self.database:
                 self.con = connect(self.database, read_only=read_only)
             else:
                 self.con = duckdb.connect(":memory:", read_only=read_only)
@@ -116,6 +121,62 @@ class DuckDBEngine(Engine):
             self.execute(f"SET memory_limit = '{memory_limit}'")
         if threads:
             self.execute(f"SET threads = {int(threads)}")
+
+    @staticmethod
+    def _attach_read_only(path: str) -> duckdb.DuckDBPyConnection:
+        """Read-only mode: the user's file is ATTACHed ``READ_ONLY`` as catalog ``source``
+        into an in-memory database. Unqualified names resolve in memory first, then in the file
+        (``search_path``); everything written (simulation results, temp tables) goes to memory.
+        Tables that are not inputs (results of earlier commands) start empty in memory. The file
+        is never written: no ``.wal`` is left behind, and replacing it between two runs is
+        harmless."""
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{path}: no such database")
+        from cohortlab.pipeline import sql_str
+
+        con = duckdb.connect(":memory:")
+        try:
+            wait = lock_wait_seconds()
+            deadline, delay = time.monotonic() + wait, 0.1
+            while True:
+                try:
+                    con.execute(f"ATTACH {sql_str(path)} AS {READ_ONLY_CATALOG} (READ_ONLY)")
+                    break
+                except duckdb.Error as e:
+                    msg = str(e)
+                    if "Could not set lock" in msg or "Conflicting lock" in msg:
+                        if time.monotonic() < deadline:  # the same wait as connect()
+                            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+                            delay = min(delay * 2, 1.0)
+                            continue
+                        pid = re.search(r"PID (\d+)", msg)
+                        who = f" (PID {pid.group(1)})" if pid else ""
+                        raise DatabaseLockedError(
+                            f"{path}: the database is in use by another process{who}; waited {wait:g} s "
+                            "(--wait SECONDS to wait longer)") from None
+                    if "not a valid DuckDB database file" in msg:
+                        raise DatabaseError(f"{path}: not a DuckDB database file") from None
+                    first = msg.strip().splitlines()[0] if msg.strip() else type(e).__name__
+                    raise DatabaseError(f"{path}: cannot open the database read-only ({first})") from None
+            con.execute(f"SET search_path = 'memory.main,{READ_ONLY_CATALOG}.main'")
+            # results of earlier commands stored in the file (resolution, migration_daily, ...) are
+            # shadowed by empty tables of the same shape: this run's results replace them in memory
+            # (DELETE/INSERT would otherwise reach the read-only file)
+            from cohortlab import schema
+            from cohortlab.privacy import META_TABLE
+
+            inputs = set(schema.TABLES) | {META_TABLE}
+            for (name,) in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = ? AND schema_name = 'main'",
+                [READ_ONLY_CATALOG],
+            ).fetchall():
+                if name not in inputs:
+                    q = '"' + name.replace('"', '""') + '"'
+                    con.execute(f"CREATE TABLE memory.main.{q} AS SELECT * FROM {READ_ONLY_CATALOG}.main.{q} LIMIT 0")
+        except BaseException:
+            con.close()
+            raise
+        return con
 
     def execute(self, sql: str, params: list[Any] | None = None) -> None:
         self.con.execute(sql, params) if params is not None else self.con.execute(sql)

@@ -223,7 +223,9 @@ def _read_yaml(path: str | Path) -> Any:
     except OSError as e:
         raise PlanError(f"{p}: cannot read plan file ({e.strerror or e})") from None
     except yaml.YAMLError as e:
-        raise PlanError(f"{p}: not valid YAML ({e})") from None
+        from cohortlab.errors import yaml_problem
+
+        raise PlanError(f"{p}: not valid YAML ({yaml_problem(e)})") from None
 
 
 def _one(path) -> MigrationPlan:

@@ -37,9 +37,10 @@ from cohortlab import charts
 from cohortlab.report import insights, metrics, summaries
 from cohortlab.report import notebook as ui
 
-lab = ui.open_lab(db, data, engine=engine, spark_master=spark_master)
+lab = ui.open_lab(db, data, engine=engine, spark_master=spark_master)  # read-only: the file is never written
 names = insights.cohort_names(lab, cohorts)
-known = set() if show_personal_data else ui.known_personal_values(lab)  # values never to display'''
+privacy = ui.redactor(lab, show_personal_data)  # emails/phones become stable pseudonyms in every output
+known = privacy.known'''
 
 
 def md(text: str):
@@ -110,7 +111,7 @@ ui.table(by_source, columns={"identifier_source": "identifier sent", "members": 
     md("## Where the users went: the discrepancy waterfall"),
     code("""\
 for cohort, v in f["cohorts"].items():
-    ui.md(f"### {cohort}")
+    ui.md(f"### {ui.text(cohort)}")
     ui.show_if(lambda: charts.waterfall_chart(ui.frame(v["waterfall"]), hide_zero=True,
                                               title=f"{cohort}: from Mixpanel members to the mParticle audience"),
                "Start from the Mixpanel cohort, subtract members lost per gap reason and duplicates, then the "
@@ -247,7 +248,7 @@ f = doc["metrics"]  # from here on, every figure shown is read from metrics.json
     code('''\
 for cohort, v in f["cohorts"].items():
     tl, ot = ui.frame(v["runs"]), ui.frame(v["one_time_runs"])
-    ui.md(f"## {cohort}")
+    ui.md(f"## {ui.text(cohort)}")
     has_runs = len(tl) > 0
     ui.show_if(lambda: charts.timeline_chart(tl, title=f"{cohort}: Mixpanel cohort vs mParticle audience"),
                "Grey: members in the Mixpanel cohort; blue: mParticle profiles with the attribute true after each "

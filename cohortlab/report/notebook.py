@@ -1,9 +1,16 @@
 """Helpers of the report notebooks: open the data, display charts and tables for people,
-redact personal data, write ``metrics.json``.
+hide personal data, write ``metrics.json``.
 
-Personal data (emails, phone numbers) is never displayed unless ``show_personal_data``:
-:func:`redact` drops personal columns and masks identifier values that look like an email or
-that are a phone number known to the database.
+Personal data (emails, phone numbers) is never displayed unless ``show_personal_data``: the
+notebook registers one :class:`cohortlab.privacy.Redactor` (:func:`redactor`), and every table,
+Markdown text, caption and ``metrics.json`` goes through it: personal columns are dropped and
+personal values become stable pseudonyms (``anon-3f9a...``, the same as in ``--members-out``
+files of the same database, so rows can be joined). :mod:`cohortlab.privacy` alone decides what
+is personal.
+
+Text from data is escaped (:mod:`cohortlab.escaping`): Markdown shown by :func:`md` and
+:func:`show` has every ``& < >`` as an entity (no raw HTML from any source), tables are escaped by
+pandas, and values put inside Markdown go through :func:`text` (no formatting, no links).
 """
 
 from __future__ import annotations
@@ -19,67 +26,55 @@ from typing import Any, Mapping
 
 import pandas as pd
 
+from cohortlab.escaping import md_html, md_text, unescape_md
+from cohortlab.privacy import Redactor
 
-PERSONAL_COLUMNS = ("email", "phone", "$email", "$phone", "mobile_number")
-
-
-ID_COLUMNS = ("distinct_id", "identifier", "value", "distinct_ids")
-
-
-MASK = "[hidden]"
-
-
-_EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+")
-
-
-_PHONE_RE = re.compile(r"\+[\d\s().-]{6,}")
+_REDACTOR: Redactor | None = None  # registered by redactor(); None: nothing known yet
 
 
 def open_lab(db: str | None = None, data: str | None = None, *, engine: str = "duckdb",
-             spark_master: str | None = None, read_only: bool = False):
+             spark_master: str | None = None, read_only: bool = True):
     """The notebook's data: :func:`cohortlab.lab.open_lab` (a database file, or a folder of
     exports loaded in memory). ``engine`` is a notebook parameter, set by
-    ``cohortlab report --engine``."""
+    ``cohortlab report --engine``. A database file is opened read-only: the user's file is
+    never written (results of the simulation stay in memory), so a failing notebook leaves no
+    ``.wal`` behind."""
     from cohortlab.lab import open_lab as _open
 
     return _open(db, data, engine=engine, spark_master=spark_master, read_only=read_only)
 
 
-def known_personal_values(lab) -> set[str]:
-    """Emails and phone numbers present in the database (Mixpanel profiles and webhooks,
-    mParticle identities): values that must never be shown when personal data is off."""
-    df = lab.sql(
-        """
-        SELECT email AS v FROM mp_profiles WHERE email IS NOT NULL
-        UNION SELECT phone FROM mp_profiles WHERE phone IS NOT NULL
-        UNION SELECT email FROM mp_webhook_members WHERE email IS NOT NULL
-        UNION SELECT value FROM mpa_identities
-              WHERE identity_type IN ('email', 'mobile_number', 'phone_number_2', 'phone_number_3')
-                AND value IS NOT NULL
-        """
-    )
-    return {str(v) for v in df["v"]}
+def redactor(lab, show_personal_data: bool = False) -> Redactor:
+    """The notebook's :class:`~cohortlab.privacy.Redactor` (the database's pseudonym key and its
+    known emails/phones), registered for :func:`table`, :func:`md`, :func:`show` and
+    :func:`write_metrics`."""
+    global _REDACTOR
+    _REDACTOR = Redactor.for_engine(lab.engine, show=show_personal_data)
+    return _REDACTOR
 
 
-def mask_value(v: Any, known: set[str] | frozenset = frozenset()) -> Any:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return v
-    s = str(v)
-    if s in known or _EMAIL_RE.search(s) or _PHONE_RE.fullmatch(s.strip()):
-        return MASK
-    return v
-
-
-def redact(df: pd.DataFrame, show_personal_data: bool = False, known: set[str] | frozenset = frozenset()) -> pd.DataFrame:
-    """A copy safe to display: without personal columns and with email/phone-like identifier
-    values masked, unless ``show_personal_data``."""
+def _current(show_personal_data: bool | None = None) -> Redactor:
+    global _REDACTOR
     if show_personal_data:
-        return df
-    out = df.drop(columns=[c for c in df.columns if c in PERSONAL_COLUMNS])
-    for c in out.columns:
-        if c in ID_COLUMNS or out[c].dtype == object:
-            out[c] = out[c].map(lambda v: mask_value(v, known))
-    return out
+        return Redactor(show=True)
+    if _REDACTOR is None:  # no lab registered: pattern-only, with a process-wide key
+        _REDACTOR = Redactor()
+    return _REDACTOR
+
+
+def redact(df: pd.DataFrame, show_personal_data: bool = False, known=None) -> pd.DataFrame:
+    """A copy safe to display: without personal columns and with personal identifier values
+    replaced by pseudonyms, unless ``show_personal_data``."""
+    r = _current(show_personal_data)
+    if known and not r.show and not set(map(str, known)) <= r.known:
+        r = Redactor(key=r.key, known=frozenset(r.known) | frozenset(map(str, known)))
+    return r.frame(df)
+
+
+def text(value: Any) -> str:
+    """A value from data (cohort, plan, identifier, file name) as literal Markdown text,
+    pseudonymised when personal."""
+    return md_text(_current().value(value))
 
 
 def _escape_dollars(text: str) -> str:
@@ -87,6 +82,11 @@ def _escape_dollars(text: str) -> str:
     ... ``$distinct_id``) must not be typeset as TeX by JupyterLab."""
     parts = text.split("`")
     return "`".join(p if i % 2 else re.sub(r"(?<!\\)\$", r"\\$", p) for i, p in enumerate(parts))
+
+
+def _markdown(text: str) -> str:
+    """What :func:`md` displays: personal values replaced, no raw HTML, no TeX."""
+    return md_html(_escape_dollars(_current().text(text)))
 
 
 def show(fig, caption: str | None = None) -> None:
@@ -98,13 +98,13 @@ def show(fig, caption: str | None = None) -> None:
     fig.savefig(buf, format="png", dpi=fig.dpi)
     display(Image(data=buf.getvalue(), format="png"))
     if caption:
-        display(Markdown(f"*{_escape_dollars(caption)}*"))
+        display(Markdown(f"*{_markdown(caption)}*"))
 
 
 def md(text: str) -> None:
     from IPython.display import Markdown, display
 
-    display(Markdown(_escape_dollars(text)))
+    display(Markdown(_markdown(text)))
 
 
 def nothing(what: str) -> None:
@@ -242,6 +242,8 @@ def _jsonable(v: Any) -> Any:
         return None
     if v is pd.NA or v is pd.NaT:
         return None
+    if isinstance(v, str):
+        return _current().text(_current().value(v))
     return v
 
 
@@ -280,7 +282,7 @@ def _document(notebook: str, *, title: str, summary: str = "", headline=None, pa
         "notebook": notebook,
         "title": title,
         "generated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "summary": re.sub(r"[*_`]", "", summary.split("\n")[0]) if summary else "",
+        "summary": _current().text(unescape_md(re.sub(r"(?<!\\)[*_`]", "", summary.split("\n")[0]))) if summary else "",
         "headline": _jsonable(headline or {}),
         "context": _jsonable(context or {}),
         "parameters": _jsonable(parameters or {}),

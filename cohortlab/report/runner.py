@@ -8,7 +8,8 @@ Layout of one run (``reports/<YYYY-MM-DD>[-N]`` unless ``out`` is given)::
 
     index.html                        links + headline numbers of every notebook, with the change
                                       since the previous run in the same folder (:mod:`.pages`)
-    data.duckdb                       only with ``data=``: the exports loaded once for all notebooks
+    data.duckdb                       only with ``data=`` and ``keep_data=True``: the exports loaded once
+                                      (else that database is a temporary file, removed after the run)
     <notebook>/<notebook>.ipynb       the executed notebook (kept for audit)
     <notebook>/<notebook>.html        the same without code (charts embedded as PNG: works offline),
                                       with a header: cohorts, as of, source, settings, generated
@@ -135,7 +136,9 @@ def load_params(path: str | os.PathLike | None) -> dict[str, Any]:
     except OSError as e:
         raise ReportError(f"{path}: {e.strerror}") from None
     except yaml.YAMLError as e:
-        raise ReportError(f"{path}: not valid YAML: {e}") from None
+        from cohortlab.errors import yaml_problem
+
+        raise ReportError(f"{path}: not valid YAML: {yaml_problem(e)}") from None
     if not isinstance(data, dict):
         raise ReportError(f"{path}: expected a mapping of parameter: value, got {type(data).__name__}")
     return {str(k): _plain(v) for k, v in data.items()}
@@ -166,6 +169,22 @@ def _plain(v: Any) -> Any:
     if isinstance(v, dict):
         return {k: _plain(x) for k, x in v.items()}
     return v
+
+
+def check_parameters(params: Mapping[str, Any], sources: Iterable[str | os.PathLike]) -> dict[str, Any]:
+    """``params`` checked against what the ``sources`` notebooks declare and the type each parameter
+    has in :mod:`cohortlab.report.parameters` (a plain YAML value; ``!!binary``, ``!!python/...``,
+    mappings refused; an unknown name is an error naming the nearest declared one)."""
+    from cohortlab.report.parameters import ParameterError, validate
+
+    declared: set[str] = set()
+    for src in sources:
+        declared |= set(declared_parameters(src))
+    declared.discard("output_dir")  # set by the runner, never by the user
+    try:
+        return validate(params, declared)
+    except ParameterError as e:
+        raise ReportError(str(e)) from None
 
 
 def declared_parameters(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
@@ -239,7 +258,11 @@ def run_notebook(
     nb_dir = Path(out_dir) / name
     nb_dir.mkdir(parents=True, exist_ok=True)
     declared = declared_parameters(source)
-    params = {k: v for k, v in _absolute(parameters or {}).items() if k in declared}
+    from cohortlab.report.parameters import plain
+
+    # plain values only (checked again here for callers of run_notebook): papermill writes them as
+    # Python literals into the injected cell, and anything else (bytes...) would become code text
+    params = {k: plain(v, k) for k, v in _absolute(parameters or {}).items() if k in declared}
     if "output_dir" in declared:
         params["output_dir"] = str(nb_dir.resolve())
     result = NotebookResult(name=name, source=source, ipynb=nb_dir / f"{name}.ipynb")
@@ -345,15 +368,27 @@ def run_report(
     kernel: str | None = None,
     progress: Callable[[str], None] | None = None,
     root: str | os.PathLike = REPORTS_ROOT,
+    engine: str | None = None,
+    spark_master: str | None = None,
+    keep_data: bool = False,
 ) -> ReportResult:
     """Run the notebooks (default: the four of ``notebooks/``) on ``db`` or a ``data`` folder.
 
-    ``data`` is loaded once (``cohortlab.loaders.folder.load_world``) into ``<out>/data.duckdb`` which the
-    notebooks then read. ``params`` are notebook parameters (e.g. from a YAML file); ``db``,
+    ``data`` is loaded once (``cohortlab.loaders.folder.load_world``) into a temporary database
+    which the notebooks then read (``<out>/data.duckdb`` with ``keep_data``). ``params`` are
+    checked first (:func:`check_parameters`): a value that is not plain data, or a name that no
+    chosen notebook declares, is a :class:`ReportError` and nothing runs. ``params`` are notebook parameters (e.g. from a YAML file); ``db``,
     ``data`` and ``show_personal_data`` given here win over ``params``.
     """
     say = progress or (lambda _m: None)
-    params = dict(params or {})
+    sources = [notebook_path(n) for n in (notebooks or DEFAULT_NOTEBOOKS)]
+    params = check_parameters(params or {}, sources)  # data, never code: before anything runs
+    if engine is not None:
+        if engine not in ("duckdb", "spark"):
+            raise ReportError(f"unknown engine {engine!r} (duckdb or spark)")
+        params["engine"] = engine
+    if spark_master:
+        params["spark_master"] = spark_master
     if db is not None:
         params["db"] = str(db)
     if data is not None:
@@ -368,18 +403,28 @@ def run_report(
         raise ReportError(f"{params['db']}: no such database")
     if params.get("data") and not Path(params["data"]).is_dir():
         raise ReportError(f"{params['data']}: no such folder")
-    sources = [notebook_path(n) for n in (notebooks or DEFAULT_NOTEBOOKS)]
     kernel = kernel or kernel_name()
     out_dir = prepare_output_dir(out, overwrite=overwrite, root=root)
     say(f"report folder: {out_dir}")
     source = str(params.get("data") or params.get("db"))
+    return _run_all(sources, out_dir, params, source, kernel, say, keep_data)
 
+
+def _run_all(sources, out_dir: Path, params: dict[str, Any], source: str, kernel: str, say,
+             keep_data: bool) -> ReportResult:
+    import tempfile
+
+    scratch = None
     if params.get("data"):
         from cohortlab.lab import Lab
         from cohortlab.loaders import LoadError
         from cohortlab.loaders.folder import load_world, world_hints
 
-        db_path = out_dir / DB_NAME
+        if keep_data:
+            db_path = out_dir / DB_NAME
+        else:  # all the raw data (personal data included): never left next to index.html
+            scratch = tempfile.TemporaryDirectory(prefix="cohortlab-report-")
+            db_path = Path(scratch.name) / DB_NAME
         t0 = time.monotonic()
         say(f"loading {params['data']} into {db_path} ...")
         try:
@@ -400,14 +445,18 @@ def run_report(
                 params.setdefault("observed_db", str(db_path))
                 params.setdefault("validate_plan", "switch only")
 
-    results = []
-    for i, src in enumerate(sources, 1):
-        say(f"[{i}/{len(sources)}] {src.stem} ...")
-        r = run_notebook(src, out_dir, params, kernel=kernel, page_source=source)
-        results.append(r)
-        if r.ok:
-            say(f"[{i}/{len(sources)}] {src.stem}: ok ({r.seconds:.1f} s)")
-        else:
-            say(f"[{i}/{len(sources)}] {src.stem}: FAILED in {r.error}")
+    try:
+        results = []
+        for i, src in enumerate(sources, 1):
+            say(f"[{i}/{len(sources)}] {src.stem} ...")
+            r = run_notebook(src, out_dir, params, kernel=kernel, page_source=source)
+            results.append(r)
+            if r.ok:
+                say(f"[{i}/{len(sources)}] {src.stem}: ok ({r.seconds:.1f} s)")
+            else:
+                say(f"[{i}/{len(sources)}] {src.stem}: FAILED in {r.error}")
+    finally:
+        if scratch is not None:
+            scratch.cleanup()
     index = write_index(out_dir, results, {**params, "source": source})
     return ReportResult(out_dir=out_dir, index_html=index, notebooks=results)

@@ -9,6 +9,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
+from cohortlab.escaping import md_text  # names from data are text, never Markdown
 from cohortlab.report.metrics import sync_headline
 
 
@@ -66,7 +67,7 @@ def match_rates_summary(f: Mapping[str, Any]) -> str:
     ]
     for c, v in f["cohorts"].items():
         lines.append(
-            f"\n**{c}**: {v['members']:,} members in Mixpanel, {v['matched']:,} reach a profile "
+            f"\n**{md_text(c)}**: {v['members']:,} members in Mixpanel, {v['matched']:,} reach a profile "
             f"({pct(v['match_rate'])} of its members); the audience holds **{v['audience']:,}** profiles. "
             + ("Where the difference goes, largest first:" if v["losses"] else "Nothing is lost on the way.")
         )
@@ -139,9 +140,9 @@ def sync_overview(stats: Mapping[str, Mapping[str, Any]]) -> str:
 
 def sync_summary(cohort: str, stats: Mapping[str, Any], one_time: Mapping[str, Any] | None = None) -> str:
     if not stats.get("runs"):
-        return f"**{cohort}**: no sync runs in the window."
+        return f"**{md_text(cohort)}**: no sync runs in the window."
     s = (
-        f"**{cohort}**: {stats['runs']:,} dynamic sync run(s) from {stats['first_run']} to {stats['last_run']} "
+        f"**{md_text(cohort)}**: {stats['runs']:,} dynamic sync run(s) from {stats['first_run']} to {stats['last_run']} "
         f"({stats['failed_runs']:,} failed, {stats['full_refreshes']:,} full "
         f"{'refresh' if stats['full_refreshes'] == 1 else 'refreshes'}). After the last run "
         f"Mixpanel has **{stats['members']:,}** members and mParticle **{stats['true_count']:,}** profiles "
@@ -162,17 +163,17 @@ def migration_summary(f: Mapping[str, Any]) -> str:
     best = f["best"]
     rate = next(p for p in f["plans"] if p["plan"] == best[0])["final_match_rate"]
     if len(best) > 1:
-        lines.append(f"**Tie at the end of the window: {' and '.join(best)}**, each with {pct(rate)} of the Mixpanel "
+        lines.append(f"**Tie at the end of the window: {' and '.join(md_text(b) for b in best)}**, each with {pct(rate)} of the Mixpanel "
                      f"profiles predicted to reach an mParticle profile.")
     else:
-        lines.append(f"**Best plan at the end of the window: {best[0]}**: {pct(rate)} of the Mixpanel profiles "
+        lines.append(f"**Best plan at the end of the window: {md_text(best[0])}**: {pct(rate)} of the Mixpanel profiles "
                      f"predicted to reach an mParticle profile.")
     if f["switch"]:
         lines.append(f"\nThe EIT switch studied is **{_when(f['switch'])}**, from {f['switch_source']}.\n")
     for p in f["plans"]:
         d90 = p.get("days_to_90pct")
         lines.append(
-            f"- **{p['plan']}**: {pct(p['final_match_rate'])} of {p['members_end']:,} Mixpanel profiles at the end; "
+            f"- **{md_text(p['plan'])}**: {pct(p['final_match_rate'])} of {p['members_end']:,} Mixpanel profiles at the end; "
             f"{p['split_profiles_end']:,} split profiles; {p['never_fixable_users']:,} users can never be fixed "
             f"(inactive after the change)"
             + (f"; reaches 90% of its final rate {d90:,} days after its first change." if d90 is not None

@@ -63,7 +63,10 @@ def test_declared_parameters(tiny):
 
 def test_report_writes_every_file(tiny, tmp_path):
     out = tmp_path / "run"
-    res = run_report([tiny["good"]], db=tiny["db"], out=out, params={"cohorts": ["A"], "undeclared": 1})
+    with pytest.raises(ReportError, match="unknown parameter 'undeclared'"):  # a typo is never ignored
+        run_report([tiny["good"]], db=tiny["db"], out=out, params={"cohorts": ["A"], "undeclared": 1})
+    assert not out.exists()
+    res = run_report([tiny["good"]], db=tiny["db"], out=out, params={"cohorts": ["A"]})
     assert res.ok
     nb_dir = out / "good"
     assert (nb_dir / "good.ipynb").exists() and (nb_dir / "good.html").exists()
@@ -78,7 +81,7 @@ def test_report_writes_every_file(tiny, tmp_path):
     assert 'href="good/good.html"' in index and "Tiny report" in index and "50.0%" in index
     executed = nbformat.read(str(nb_dir / "good.ipynb"), as_version=4)
     injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
-    assert injected and 'cohorts = ["A"]' in injected[0].source and "undeclared" not in injected[0].source
+    assert injected and 'cohorts = ["A"]' in injected[0].source
 
 
 def test_never_overwrites_unless_told(tiny, tmp_path):

@@ -1,0 +1,49 @@
+"""Text from data, shown safely: the one place that decides how a cohort name, an identifier, a
+plan name, a file name or an error message is written into HTML, Markdown or a chart label.
+
+Data text is never markup: ``<script>alert(2)</script>`` as a cohort name is shown as those
+characters, ``*Power*`` is not italic, ``[a](javascript:...)`` is not a link, and ``$x$`` is not
+typeset as TeX.
+
+* :func:`html_text`: for HTML (``index.html``, tables): ``& < > " '`` become entities.
+* :func:`md_text`: a value put inside Markdown (``ui.md(f"## {md_text(cohort)}")``): Markdown
+  punctuation gets a backslash, line breaks become spaces. HTML characters are left to
+  :func:`md_html` (below), which every Markdown output of the reports goes through.
+* :func:`md_html`: a whole Markdown text before display: ``& < >`` become entities, so no raw
+  HTML from any source survives in the rendered page.
+* Chart labels: :mod:`cohortlab.charts` switches matplotlib's mathtext off
+  (``text.parse_math``), so a ``$`` in a label is drawn as a dollar sign.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+# CommonMark: any ASCII punctuation may be backslash-escaped. ``& < >`` are handled by md_html.
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~$=:\"'])")
+
+
+def html_text(value: object) -> str:
+    """``value`` as HTML text (quotes escaped too: safe inside an attribute)."""
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def md_text(value: object) -> str:
+    """``value`` as literal text inside Markdown (one line)."""
+    text = "" if value is None else str(value)
+    text = re.sub(r"[\r\n\t\v\f]+", " ", text)
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def md_html(markdown: str) -> str:
+    """A Markdown text with every ``& < >`` as an entity: no raw HTML reaches the page (inside a
+    code span an entity shows as written, so code spans of the reports carry no ``<&>``)."""
+    return html.escape(markdown, quote=False)
+
+
+def unescape_md(text: str) -> str:
+    """Plain text from :func:`md_text` output (``metrics.json`` summaries, shown by index.html
+    through :func:`html_text`)."""
+    return re.sub(r"\\(.)", r"\1", text)
+
