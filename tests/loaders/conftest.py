@@ -91,3 +91,11 @@ def parse_path(request, monkeypatch):
     if request.param == "parallel":
         monkeypatch.setattr(base, "PARALLEL_MIN_BYTES", 0)
     return request.param
+
+
+@pytest.fixture
+def run_once(parse_path):
+    """For a test that does not depend on the parse path (or chooses it itself): run it once,
+    not once per parse path."""
+    if parse_path != "whole":
+        pytest.skip("runs once: does not depend on the parse path")

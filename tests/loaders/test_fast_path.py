@@ -19,10 +19,8 @@ COLS = "event, time, distinct_id, insert_id, device_id, user_id, mparticle_user_
 
 
 @pytest.fixture(autouse=True)
-def _once(parse_path):
-    """These tests choose the path themselves: run them once, not once per parse path."""
-    if parse_path != "whole":
-        pytest.skip("runs once (chooses the parse path itself)")
+def _once(run_once):
+    """These tests choose the path themselves: once, not once per parse path."""
 
 
 def _ev(event, **props):
