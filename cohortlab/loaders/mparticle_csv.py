@@ -58,7 +58,7 @@ class MParticleCsvLoader(Loader):
     def _read_csv(self, ctx: FileContext) -> str:
         return (
             f"read_csv({ctx.file_sql}, header=true, all_varchar=true, compression='{ctx.compression}', "
-            f"max_line_size={MAX_LINE_SIZE})"
+            f"max_line_size={MAX_LINE_SIZE}{ctx._buffer_option()})"
         )
 
     def load_file(self, ctx: FileContext) -> FileResult:
