@@ -222,6 +222,30 @@ def _first_line(path: Path) -> str:
     return data.decode("utf-8", errors="replace")
 
 
+def last_char(path: Path) -> str:
+    """The last non-whitespace character of the (decompressed) file ('' when there is none)."""
+    try:
+        if is_gzip(path):
+            tail = b""
+            with gzip.open(path, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    if chunk.strip():
+                        tail = chunk
+        else:
+            with open(path, "rb") as f:
+                size = f.seek(0, os.SEEK_END)
+                pos, tail = size, b""
+                while pos > 0 and not tail.strip():
+                    step = min(pos, 1 << 16)
+                    pos -= step
+                    f.seek(pos)
+                    tail = f.read(step) + tail
+    except (OSError, EOFError) as e:
+        raise LoadError(path, f"cannot read file: {e}") from e
+    tail = tail.rstrip()
+    return tail[-1:].decode("latin-1") if tail else ""
+
+
 def fingerprint(path: Path, kind: str, options: dict[str, Any]) -> str:
     h = xxhash.xxh3_128()
     h.update(json.dumps({"kind": kind, "options": options}, sort_keys=True, default=str).encode())
@@ -393,7 +417,10 @@ class FileContext:
                 f"FROM ({self.lines_sql()}) WHERE {nonblank_sql('raw')}"
             )
         if layout == "array":
-            # element by element, never the whole array in memory (it cannot spill); raw minified
+            # element by element, never the whole array in memory (it cannot spill); raw minified.
+            # read_json_objects reports every malformed array but one cut after a comma
+            if last_char(self.path) != "]":
+                raise LoadError(self.path, "malformed JSON: the array is not closed (truncated file?)")
             return (
                 "SELECT row_number() OVER () AS line, json(json)::VARCHAR AS raw, json AS j FROM read_json_objects("
                 f"{self.file_sql}, format='array', compression='{self.compression}', "
