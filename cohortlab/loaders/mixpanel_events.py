@@ -144,10 +144,13 @@ class MixpanelEventsLoader(Loader):
         dup = f"{st}_dup"
         drop.append(f"DROP TABLE {dup}")
         valid_keys = f"SELECT line, {KEY_COLS} FROM {st} WHERE reason IS NULL"
+        # within the file: only rows whose key hash occurs twice are candidates (a hash aggregate,
+        # no sort); the window over the exact key runs on those few rows alone
         eng.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE {dup} AS
             SELECT line FROM ({valid_keys})
+            WHERE {KEY_HASH} IN (SELECT {KEY_HASH} FROM ({valid_keys}) GROUP BY ALL HAVING count(*) > 1)
             QUALIFY row_number() OVER (PARTITION BY {KEY_COLS} ORDER BY line) > 1
             """
         )
@@ -266,34 +269,88 @@ _FAST_COLUMNS = {
 }
 
 
+def _leaf(x: str) -> str:
+    """A JSON leaf read by read_json as VARCHAR text (its JSON spelling; NULL when absent)."""
+    return f"CAST({x} AS VARCHAR)"
+
+
+def _leaf_kind_sql(t: str) -> str:
+    """'s' string, 'i' integer, 'n' JSON null, 'x' anything else (float, boolean, object, array),
+    NULL when absent, from the first character of the leaf's JSON text ``t`` (never re-parsed)."""
+    return (f"CASE WHEN {t} IS NULL THEN NULL WHEN left({t}, 1) = '\"' THEN 's' WHEN {t} = 'null' THEN 'n' "
+            f"WHEN regexp_full_match({t}, '-?[0-9]+') THEN 'i' ELSE 'x' END")
+
+
+def _leaf_string_sql(t: str) -> str:
+    """The value of a JSON string leaf ``t``: its text between the quotes, unescaped by the JSON
+    functions only when it holds a backslash."""
+    return f"CASE WHEN contains({t}, '\\') THEN json_extract_string({t}, '$') ELSE {t}[2:-2] END"
+
+
+def _fast_stage_sql(ctx: FileContext, unit: str) -> str:
+    """The typed fast path's stage: the columns of :func:`_stage_sql` (``line`` a placeholder,
+    ``reason`` 'not_for_fast_path' for a record the fast path cannot take exactly) from a
+    ``read_json`` of the identity fields only. Each leaf is typed by the first character of its
+    JSON text; a record qualifies only when its values are of the types whose reading is
+    unambiguous (event: a non-empty string; ids: strings, integers or null; time: a number or a
+    numeric string) and it would not be quarantined; its columns are then exactly those of the
+    exact path (:func:`id_text_sql`, :func:`raw_text_sql`, the same time conversion)."""
+    ids = {"ev": "event", "tm": "properties.time", "di": "properties.distinct_id",
+           "us": 'properties."$user_id"', "de": 'properties."$device_id"', "ins": 'properties."$insert_id"',
+           "mp": 'properties."$mparticle_user_id"'}
+    texts = ", ".join(f"{_leaf(v)} AS {k}" for k, v in ids.items())
+    kinds = ", ".join(f"{_leaf_kind_sql(k)} AS {k}_k" for k in ids)
+
+    def idv(k: str, empty_is_null: bool = True) -> str:
+        val = _leaf_string_sql(k)
+        if empty_is_null:
+            val = f"nullif({val}, '')"
+        return f"CASE {k}_k WHEN 's' THEN {val} WHEN 'i' THEN {k} END"
+
+    return f"""
+        WITH leaves AS (SELECT {texts}, properties IS NOT NULL AS has_props
+                        FROM {fast.read_json_sql(ctx, _FAST_COLUMNS)}),
+        kinds AS (SELECT *, {kinds} FROM leaves),
+        typed AS (
+            SELECT *,
+                   CASE WHEN ev_k = 's' THEN {_leaf_string_sql('ev')} END AS event,
+                   {idv('di')} AS did, {idv('us')} AS user_id, {idv('de')} AS device_id,
+                   {idv('ins')} AS insert_id, {idv('mp', empty_is_null=False)} AS mparticle_user_id,
+                   CASE tm_k WHEN 'i' THEN TRY_CAST(tm AS DOUBLE) WHEN 'x' THEN TRY_CAST(tm AS DOUBLE)
+                             WHEN 's' THEN TRY_CAST(trim({_leaf_string_sql('tm')}) AS DOUBLE) END AS time_num
+            FROM kinds
+        ),
+        classified AS (
+            SELECT *, coalesce(did, user_id, '$device:' || device_id) AS distinct_id,
+                   {epoch_to_timestamp_sql('time_num', unit)} AS ts
+            FROM typed
+        )
+        SELECT 0::BIGINT AS line, 0::BIGINT AS doc_no,
+               CASE WHEN has_props AND event <> '' AND ts IS NOT NULL AND distinct_id IS NOT NULL
+                         AND coalesce(tm_k IN ('i', 's', 'x'), FALSE)
+                         AND coalesce(di_k, 'n') <> 'x' AND coalesce(us_k, 'n') <> 'x'
+                         AND coalesce(de_k, 'n') <> 'x' AND coalesce(ins_k, 'n') <> 'x'
+                         AND coalesce(mp_k, 'n') <> 'x'
+                    THEN NULL ELSE 'not_for_fast_path' END AS reason,
+               NULL::VARCHAR AS raw, event, ts AS time, distinct_id, insert_id, device_id, user_id,
+               NULL::VARCHAR AS mp_type, mparticle_user_id, NULL::JSON AS properties
+        FROM classified"""
+
+
 def _stage_fast(ctx: FileContext, st: str, unit: str) -> list[str] | None:
     """The typed fast path (:mod:`cohortlab.loaders.fast`): view ``st`` with the columns of
-    :func:`_stage_sql` from a ``read_json`` of the identity fields only, or None (nothing left
-    behind) when the file needs the exact path: a line it cannot parse, a blank line, a record
-    that would be quarantined, a non-string event name or an identifier spelled as a JSON float.
-    Returns the statements that drop what it created."""
+    :func:`_stage_sql` (:func:`_fast_stage_sql`), or None (nothing left behind) when the file
+    needs the exact path: a line it cannot parse, a blank line, a record that would be
+    quarantined, a value of a type it does not take (a non-string event name, an identifier
+    spelled as a JSON float, a boolean, an object). Returns the statements that drop what it
+    created."""
     rows = f"{st}_fast"
-    p = "properties"
-    # the record as _stage_sql expects it: v = the values of _PATHS (properties itself is not
-    # read: an object stands for it; a non-object gives no time, so a reject, so the exact path)
-    # `malformed` here means "not for the fast path": a line read_json could not parse (a NULL
-    # row), a non-string event name, or an identifier that is a JSON float
-    records = f"""
-        SELECT 0 AS line, NULL::VARCHAR AS raw, TRUE AS is_obj,
-               [event, CASE WHEN {p} IS NOT NULL THEN '{{}}'::JSON END, {p}.time, {p}.distinct_id,
-                {p}."$user_id", {p}."$device_id", {p}."$insert_id", {p}."$mparticle_user_id"] AS v,
-               coalesce(json_type(event) <> 'VARCHAR', TRUE)
-                 OR coalesce('DOUBLE' IN (json_type({p}.distinct_id), json_type({p}."$user_id"),
-                                          json_type({p}."$device_id"), json_type({p}."$insert_id"),
-                                          json_type({p}."$mparticle_user_id")), FALSE) AS malformed
-        FROM {fast.read_json_sql(ctx, _FAST_COLUMNS)}"""
-    line = fast.numbered_rows(ctx, rows, _stage_sql(records, unit, False, inline_tokens=False))
+    line = fast.numbered_rows(ctx, rows, _fast_stage_sql(ctx, unit))
     if line is None:
         fast.declined(ctx, rows, "not one JSON record per line")
         return None
-    bad = ctx.engine.query_rows(f"SELECT reason FROM {rows} WHERE reason IS NOT NULL LIMIT 1")
-    if bad:
-        fast.declined(ctx, rows, f"a record the typed read cannot take exactly ({bad[0][0]})")
+    if ctx.engine.query_rows(f"SELECT 1 FROM {rows} WHERE reason IS NOT NULL LIMIT 1"):
+        fast.declined(ctx, rows, "a record the typed read cannot take exactly")
         return None
     ctx.engine.execute(f"CREATE OR REPLACE TEMP VIEW {st} AS SELECT {line} AS line, * EXCLUDE (line) FROM {rows}")
     fast.taken(ctx)

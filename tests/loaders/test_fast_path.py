@@ -53,6 +53,7 @@ DECLINED = {
     "properties not an object": '{"event":"x","properties":"not an object"}',
     "not an object": "[1, 2]",
     "two records on a line": _ev("a", time=T0, distinct_id="U") + _ev("b", time=T0, distinct_id="U"),
+    "keys are case-sensitive": '{"EVENT":"x","properties":{"Time":1768867200,"distinct_id":"U"}}',
 }
 
 
@@ -112,6 +113,16 @@ def test_a_file_the_fast_path_cannot_take_goes_whole_to_the_exact_path(tmp_path,
     (rows_read, loaded, dedup, quarantined), rows, _, _ = got
     assert rows_read == loaded + dedup + sum(quarantined.values())
     assert {r[-1] for r in rows} >= {1, 2, 3, 5}  # lines after the odd one keep their numbers
+
+
+def test_a_repeated_key_reads_as_the_exact_path_reads_it(tmp_path, caplog):
+    text = "\n".join(CLEAN + [
+        '{"event":"dup","properties":{"time":1768867200,"distinct_id":"first","distinct_id":"second",'
+        '"$mparticle_user_id":"1","$mparticle_user_id":"2"},"event":"again"}']) + "\n"
+    with caplog.at_level(logging.DEBUG, logger="cohortlab.loaders.fast"):
+        got = _load(tmp_path, "ev.jsonl", text, use_fast=True)
+    assert _path_taken(caplog) == ["fast"]
+    assert got == _load(tmp_path, "ev.jsonl", text, use_fast=False)
 
 
 def test_properties_all_keeps_the_exact_path(tmp_path, caplog):
