@@ -605,7 +605,8 @@ def format_table(result: dict[str, Any]) -> str:
              f" (start / end)", head, "-" * len(head)]
 
     def fmt(x, spec):
-        return "—" if x is None else format(x, spec)
+        width = int("".join(c for c in spec.split(".")[0] if c.isdigit()) or 0)
+        return f"{'—':>{width}}" if x is None else format(x, spec)
 
     rows = list(result["steps"].items())
     if result.get("load_plus_resolve"):
