@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SPARK_STAMP := $(VENV)/.installed-spark
 
-.PHONY: demo test test-core test-spark java bench lab clean
+.PHONY: demo test test-core test-spark java browser bench lab clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,18 +25,23 @@ demo: $(STAMP)
 
 test: test-core test-spark
 
-test-core: $(STAMP)
+test-core: $(STAMP) browser
 	$(BIN)/python -m pytest -q -n 2
 
 # Spark needs a Java 17 runtime: installed with apt when missing (as root, e.g. in CI).
 java:
 	@command -v java >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null; }
 
+# The report tests look at every page in headless Chromium (skipped, with a message, without it):
+# installed with apt when missing and when we may (as root, e.g. in CI); never fatal.
+browser:
+	@command -v chromium >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || echo "chromium not installed: the browser checks will be skipped"
+
 test-spark: $(SPARK_STAMP) java
 	$(BIN)/python -m pytest -q -p no:xdist -m spark tests/spark
 
 bench: $(STAMP)
-	$(BIN)/cohortlab bench
+	$(BIN)/python -m bench
 
 lab: $(STAMP)
 	$(BIN)/cohortlab lab

@@ -200,28 +200,28 @@ def step_load(db: str, data: str, **kw: Any) -> dict[str, Any]:
 
 
 def step_resolve(db: str, data: str | None = None, **kw: Any) -> dict[str, Any]:
-    from cohortlab.simulation.sync import run_sync
-    from cohortlab.simulation.waterfall import check_waterfall, compute_gap_summary, compute_waterfall
+    from cohortlab.simulation.simulate import simulate
+    from cohortlab.simulation.waterfall import check_waterfall
 
     out: dict[str, Any] = {}
     with _lab(db, **kw) as lab:
         for cohort in _cohorts(lab.engine):
-            run = run_sync(lab.engine, cohort)
-            wf = compute_waterfall(lab.engine, attribute=run.attribute)
-            check_waterfall(wf)
-            compute_gap_summary(lab.engine)
-            counts = _counts_sql(lab.engine)
+            result = simulate(lab.engine, cohort, settings={"resolution_time": "as_of"})  # what the baselines compute
+            check_waterfall(result.waterfall)
+            result.gap_summary  # noqa: B018  (read, as a report does)
+            counts = _counts_sql(lab.engine, result.tables["resolution"].table_name)
             out[cohort] = {
-                "as_of": run.at.strftime("%Y-%m-%dT%H:%M:%S"),
+                "as_of": result.at.strftime("%Y-%m-%dT%H:%M:%S"),
                 "members": sum(counts.values()),
                 "outcomes": counts,
-                "waterfall": {r.step: int(r.count) for r in wf.itertuples()},
+                "waterfall": {r.step: int(r.count) for r in result.waterfall.itertuples()},
             }
+            result.drop()
     return {"counts": out}
 
 
 def step_timeline(db: str, data: str | None = None, **kw: Any) -> dict[str, Any]:
-    from cohortlab.simulation.sync import run_sync
+    from cohortlab.simulation.simulate import simulate
 
     with _lab(db, **kw) as lab:
         eng = lab.engine
@@ -233,9 +233,10 @@ def step_timeline(db: str, data: str | None = None, **kw: Any) -> dict[str, Any]
         _, cohort = max(sizes)
         at = _latest(eng, cohort)
         settings = {"sync_type": "dynamic", "start": at - timedelta(days=TIMELINE_DAYS), "cadence": "15m"}
-        run_sync(eng, cohort, at, settings)
+        result = simulate(eng, cohort, at, settings)
         runs, sent, members = eng.query_rows(
-            "SELECT count(*), count(*) FILTER (WHERE adds > 0 OR removes > 0), max(members) FROM timeline")[0]
+            "SELECT count(*), count(*) FILTER (WHERE adds > 0 OR removes > 0), max(members) "
+            f"FROM {result.tables['timeline'].table_name}")[0]
     return {"cohort": cohort, "runs": int(runs), "runs_with_changes": int(sent), "max_members": int(members or 0)}
 
 

@@ -62,10 +62,10 @@ def main(argv=None) -> int:
 
     orig_load = Loader.load
 
-    def load(self, engine, paths, *, progress=False):
+    def load(self, engine, paths, **kwargs):
         current["kind"] = self.kind
         try:
-            return orig_load(self, engine, paths, progress=progress)
+            return orig_load(self, engine, paths, **kwargs)
         finally:
             current["kind"] = "-"
 

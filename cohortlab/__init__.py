@@ -11,7 +11,7 @@ from cohortlab.engines import DuckDBEngine, Engine
 from cohortlab.lab import Lab
 from cohortlab.loaders import LoadError, LoadReport
 from cohortlab.settings import SettingsError, SyncSettings
-from cohortlab.simulation.sync import SimulationResult
+from cohortlab.simulation.simulate import SimulationResult
 
 __version__ = "0.1.0"
 

@@ -115,11 +115,11 @@ def _hbar(
     return fig
 
 
-# --------------------------------------------------------------------------- SPEC §4
+# --------------------------------------------------------------------------- docs/rules.md#waterfall
 def waterfall_chart(
     waterfall: pd.DataFrame, *, title: str = "Where the users went", hide_zero: bool = False
 ) -> Figure:
-    """The discrepancy waterfall (SPEC §4).
+    """The discrepancy waterfall (docs/rules.md#waterfall).
 
     ``waterfall`` has one row per step, in order, with ``label``, ``kind`` (``total`` | ``minus`` |
     ``plus``) and ``count`` (a positive number of users); when a textual ``step`` key is present
@@ -312,7 +312,7 @@ def activity_chart(
     activity: pd.DataFrame,
     *,
     by: str = "gap_reason",
-    cutoff_label: str = "2026-01-15",
+    cutoff_label: str = "the cutoff",
     title: str | None = None,
 ) -> Figure:
     """Stacked bars per ``by`` of members active after the cutoff vs only before.
@@ -371,14 +371,14 @@ def remedies_chart(remedies: pd.DataFrame, *, title: str = "Users each remedy wo
                  color=GREEN, sort=False)
 
 
-# --------------------------------------------------------------------------- sync over time (SPEC §5)
+# --------------------------------------------------------------------------- sync over time (docs/rules.md#sync-over-time)
 def _date_axis(ax) -> None:
     locator = mdates.AutoDateLocator(minticks=3, maxticks=8)
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
 
 
-def _failed_windows(times: pd.Series, failed: pd.Series) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+def failed_windows(times: pd.Series, failed: pd.Series) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
     """Contiguous runs of failed syncs as (start, end) windows; the end is the next run (or the
     last failed run when the timeline ends paused)."""
     windows: list[tuple[pd.Timestamp, pd.Timestamp]] = []
@@ -397,7 +397,7 @@ def _failed_windows(times: pd.Series, failed: pd.Series) -> list[tuple[pd.Timest
 def _shade_pauses(ax, timeline: pd.DataFrame, label: bool = True) -> int:
     if "failed" not in timeline.columns:
         return 0
-    windows = _failed_windows(timeline["run_at"], timeline["failed"])
+    windows = failed_windows(timeline["run_at"], timeline["failed"])
     for i, (a, b) in enumerate(windows):
         ax.axvspan(a, b, color=PAUSE, alpha=0.7, lw=0, label="paused (failed runs)" if label and i == 0 else None)
     return len(windows)
@@ -519,7 +519,7 @@ def sync_types_chart(
     return fig
 
 
-# --------------------------------------------------------------------------- migration (SPEC §6)
+# --------------------------------------------------------------------------- migration (docs/rules.md#migration)
 def migration_match_rate_chart(
     rates: pd.DataFrame,
     *,
@@ -539,6 +539,19 @@ def migration_match_rate_chart(
             ax.axvline(d, color=GREY, ls="--", lw=1)
             ax.text(d, 102 - 7 * (i % 3), f" {lab}", fontsize=8, color="#555555", va="top")
     return fig
+
+
+def migration_chart(daily: pd.DataFrame, plans=None, **kw) -> Figure:
+    """The what-if's match rate per plan and day (``PlanRun.daily``), with the plans' dated
+    changes (switch, Rule start, event rule) marked where they fall inside the window."""
+    from cohortlab.migration.plans import plan_events
+
+    events = plan_events(plans) if plans is not None else None
+    if events is not None and len(daily):
+        days = pd.to_datetime(daily["day"])
+        lo, hi = days.min(), days.max() + pd.Timedelta(days=1)
+        events = events[(events["date"] >= lo) & (events["date"] <= hi)]
+    return migration_match_rate_chart(daily, time="day", series="plan", events=events, **kw)
 
 
 def predicted_vs_observed_chart(

@@ -12,3 +12,12 @@ class CohortlabError(Exception):
 
 class SettingsError(CohortlabError, ValueError):
     """A setting or parameter is unknown, has a bad value, or a settings file cannot be read."""
+
+
+class DatabaseError(CohortlabError):
+    """The database cannot be opened: in use by another process, not a DuckDB file, or its
+    folder cannot be created."""
+
+
+class DatabaseLockedError(DatabaseError):
+    """Another process holds the database's lock (DuckDB allows one writer process)."""

@@ -1,4 +1,4 @@
-"""SPEC §2 — the rules for an MPID, as SQL expression builders (DuckDB dialect).
+"""The rules for an MPID (docs/rules.md#mpid), as SQL expression builders (DuckDB dialect).
 
 A valid MPID is a signed 64-bit integer written as text: optional ``-``, decimal digits, no
 spaces, no exponent, no decimal point, within int64 range. Nothing else is an MPID.
@@ -30,7 +30,7 @@ def mpid_sql(text_expr: str) -> str:
 def float_rounded_mpid_sql(bigint_expr: str) -> str:
     """SQL BIGINT: ``int(float(mpid))`` — what an MPID becomes after passing through a double.
 
-    Used for SPEC §2 precision loss: an identifier that is a valid int64, is not an existing
+    Used for precision loss (docs/rules.md#precision-loss): an identifier that is a valid int64, is not an existing
     MPID, but equals this value for an existing MPID. Values that round to 2^63 (outside int64)
     give NULL.
     """

@@ -10,6 +10,7 @@ reconciliation results.
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from typing import Any
 
 import pandas as pd
@@ -34,9 +35,20 @@ class Lab:
             schema.create_all(self.engine.execute)
 
     # ------------------------------------------------------------------ loading
-    def load(self, kind: str, paths, *, progress: bool = False, **options: Any) -> LoadReport:
-        """Load one or more files (file, directory or glob) of ``kind``; see ``cohortlab.loaders``."""
-        return loader_class(kind)(**options).load(self.engine, paths, progress=progress)
+    def load(self, kind: str, paths, *, progress: bool = False, strict: bool = False, **options: Any) -> LoadReport:
+        """Load one or more files (file, directory or glob) of ``kind``; see ``cohortlab.loaders``.
+        The report's ``warnings`` list what to look at; ``strict=True`` turns them into an error
+        (nothing loaded)."""
+        self.clear_simulations()  # cached simulations describe the data as it was
+        return loader_class(kind)(**options).load(self.engine, paths, progress=progress, strict=strict)
+
+    def fetch(self, out: str | os.PathLike, **options: Any):
+        """Download the Mixpanel and mParticle exports into the folder ``out`` and load them into
+        this lab; returns a :class:`cohortlab.fetch.FetchSummary`. Options: see
+        :func:`cohortlab.fetch.fetch` (credentials come from the environment or a config file)."""
+        from cohortlab.fetch import fetch
+
+        return fetch(out, lab=self, **options)
 
     # ------------------------------------------------------------------ looking
     def sql(self, query: str, params: list[Any] | None = None) -> pd.DataFrame:
@@ -73,64 +85,107 @@ class Lab:
             "webhooks_time_range": wh,
         }
 
-    # ================================================================== simulation (SPEC §3-§5)
-    # Resolution of cohort members, the sync simulation over time and the discrepancy waterfall.
-    # Implemented in cohortlab.simulation.resolution, cohortlab.simulation.sync and cohortlab.simulation.waterfall; results are
-    # also stored in the database (tables resolution, timeline, waterfall, attribute_state).
-    def resolution(
-        self,
-        cohort: str,
-        at: Any = None,
-        settings: Any = None,
-        source: str = "auto",
-        debug: bool = False,
-    ) -> pd.DataFrame:
-        """SPEC §3: one row per member of ``cohort`` at ``at`` (default: the cohort's latest
-        snapshot/webhook time). Stored as table ``resolution``. ``debug=True`` materialises each
-        step as ``resolution__<step>``; the row counts are in ``df.attrs["step_counts"]``
-        (and ``lab.last_step_counts``)."""
-        from cohortlab.simulation.resolution import resolution_df, resolve
+    # ================================================================== simulation (docs/rules.md#resolution, #sync-over-time)
+    # Resolution of cohort members, the sync simulation over time and the discrepancy waterfall,
+    # through the one entry cohortlab.simulation.simulate. Each simulation writes its own tables
+    # (sim_<run id>_*, temporary); the shortcuts below reuse one cached simulation per
+    # (cohort, at, settings, source). Loading data clears the cache.
+    _SIM_CACHE_SIZE = 8
 
-        run = resolve(self.engine, cohort, at, settings, source=source, debug=debug)
-        df = resolution_df(self.engine, run.table)
-        self.last_step_counts = run.step_counts
-        df.attrs["step_counts"] = run.step_counts
-        df.attrs["as_of"] = run.at
-        return df
+    def _sim_cache(self) -> "OrderedDict[tuple, Any]":
+        cache = self.__dict__.get("_sims")
+        if cache is None:
+            cache = self.__dict__["_sims"] = OrderedDict()
+        return cache
 
-    def simulate(self, cohort: str, at: Any = None, settings: Any = None, source: str = "auto", debug: bool = False):
-        """SPEC §3-§5 at ``at``: resolution, sync over time, waterfall, attribute state and gap
-        summary, as a :class:`cohortlab.simulation.sync.SimulationResult`. Stored as tables ``resolution``,
-        ``timeline``, ``waterfall``, ``attribute_state`` and ``gap_summary``. ``settings``: a
-        :class:`SyncSettings`, a dict of options or a YAML path. ``debug=True`` materialises every
-        step (``<stage>__<step>``); row counts in ``result.step_counts``."""
-        from cohortlab.simulation.sync import simulate
+    def clear_simulations(self) -> None:
+        """Forget the cached simulations and drop their tables."""
+        cache = self._sim_cache()
+        while cache:
+            _, result = cache.popitem(last=False)
+            result.drop()
 
-        return simulate(self.engine, cohort, at, settings, source=source, debug=debug)
+    def simulate(self, cohort: str, at: Any = None, settings: Any = None, source: str = "auto",
+                 debug: bool = False, publish: bool = False):
+        """Resolution, sync over time, waterfall, attribute state and gap summary at ``at``, as a
+        :class:`cohortlab.simulation.simulate.SimulationResult` whose tables are read on demand
+        (``result.tables[name].table_name``, ``.as_pandas()``, ``.count()``). ``settings``: a
+        :class:`SyncSettings`, a dict of options or a YAML path. ``publish=True`` also stores the
+        results as tables ``resolution``, ``timeline``, ``waterfall``, ``attribute_state`` and
+        ``gap_summary``. ``debug=True`` materialises every step; row counts in
+        ``result.step_counts``. The same call again returns the cached result."""
+        from cohortlab.settings import SyncSettings
+        from cohortlab.simulation.membership import find_cohort, resolve_at
+        from cohortlab.simulation.simulate import simulate
+
+        s = SyncSettings.coerce(settings)
+        ref = find_cohort(self.engine, cohort, source)
+        key = (ref.name, ref.source, resolve_at(ref, at), s.model_dump_json(), debug)
+        cache = self._sim_cache()
+        result = cache.get(key)
+        if result is None:
+            result = simulate(self.engine, ref, at, s, debug=debug)
+            cache[key] = result
+            while len(cache) > self._SIM_CACHE_SIZE:
+                _, old = cache.popitem(last=False)
+                old.drop()
+        else:
+            cache.move_to_end(key)
+        if publish:
+            result.publish()
+        self.last_step_counts = result.step_counts
+        return result
+
+    def resolution(self, cohort: str, at: Any = None, settings: Any = None, source: str = "auto",
+                   debug: bool = False) -> pd.DataFrame:
+        """One row per member of ``cohort`` at ``at`` (default: the cohort's latest
+        snapshot/webhook time) with the outcome of the identifier it was last sent with
+        (``resolution_time="send"``, default) or resolved at ``at`` (``"as_of"``). From the
+        cached simulation (``lab.simulate(...).tables["resolution"]``)."""
+        return self.simulate(cohort, at, settings, source, debug).resolution
 
     def timeline(self, cohort: str, at: Any = None, settings: Any = None, source: str = "auto") -> pd.DataFrame:
-        """SPEC §5: one row per run up to ``at``."""
+        """One row per run up to ``at`` (from the cached simulation)."""
         return self.simulate(cohort, at, settings, source).timeline
 
     def waterfall(self, cohort: str, at: Any = None, settings: Any = None, source: str = "auto") -> pd.DataFrame:
-        """SPEC §4: the discrepancy waterfall at ``at`` (steps add up exactly)."""
+        """The discrepancy waterfall at ``at`` (steps add up exactly; from the cached simulation)."""
         return self.simulate(cohort, at, settings, source).waterfall
 
     def gap_summary(self, cohort: str, at: Any = None, settings: Any = None, source: str = "auto") -> pd.DataFrame:
         """Member counts by status x gap_reason x recoverable_via, and by identifier_source."""
         return self.simulate(cohort, at, settings, source).gap_summary
 
+    def assumption_ranges(self, cohort: str, at: Any = None, settings: Any = None, source: str = "auto") -> pd.DataFrame:
+        """The audience under each value of every assumption (fallback, event_identity_cutoff,
+        protection, apply_order, snapshot_ttl, refresh_clears_stale, resolution_time), the
+        others as in ``settings``: one row per (assumption, value) with min/max per assumption
+        (:func:`cohortlab.simulation.simulate.assumption_ranges`)."""
+        from cohortlab.simulation.simulate import assumption_ranges
+
+        return assumption_ranges(self.engine, cohort, at, settings, source=source,
+                                 simulate_fn=lambda c, a, s, src: self.simulate(c, a, s, src))
+
+    def reexport_value(self, cohort: str, when: Any = None, at: Any = None, settings: Any = None,
+                       source: str = "auto") -> dict[str, Any]:
+        """The remedy re-export valued in users: audience at ``at`` with and without a re-export
+        (full sync with the identifiers of that time) at ``when`` (default: ``at``)."""
+        from cohortlab.simulation.simulate import reexport_value
+
+        return reexport_value(self.engine, cohort, when, at, settings, source=source,
+                              simulate_fn=lambda c, a, s, src: self.simulate(c, a, s, src))
+
     # ================================================================== end of simulation
 
-    # ================================================================== migration (SPEC §6)
-    # EIT migration what-if, plan comparison and validation. Implemented in cohortlab.migration.model
-    # (plans in cohortlab.migration.plans); results are stored in the database (tables migration_daily,
+    # ================================================================== migration (docs/rules.md#migration)
+    # EIT migration what-if, plan comparison and validation. Implemented in cohortlab.migration
+    # (plans, model, run, validate); results are stored in the database (tables migration_daily,
     # migration_users, migration_summary, migration_plans, migration_validation,
     # migration_validation_summary).
     def migration_plan(self, plan: Any, start: Any, end: Any, settings: Any = None,
                        activity: str = "observed", repeat_days: int = 30, cohort: str | None = None,
                        debug: bool = False) -> pd.DataFrame:
-        """SPEC §6 what-if of one plan (a ``MigrationPlan``, a dict or a YAML path): one row per
+        """docs/rules.md#migration: what-if of one plan (a ``MigrationPlan``, a dict or a YAML path): one row per
         day ``start..end`` (state at the end of the day) with members, matched, match_rate,
         people, matched_people, split_profiles, overcount. The plan's summary (final rate,
         never-fixable users, days to 90%/99% of the final rate) is in ``df.attrs["summary"]``."""
@@ -146,13 +201,14 @@ class Lab:
         days of data past the last event (repeated with that period). ``cohort``: only the people
         behind the members of that cohort's latest snapshot (default: everyone with events).
         The per-plan summary is in ``df.attrs["summary"]`` (and table ``migration_summary``)."""
-        from cohortlab.migration.model import run_plans
         from cohortlab.migration.plans import load_plans
+        from cohortlab.migration.run import run_plans
 
         if isinstance(plans, (str, os.PathLike)):
             plans = load_plans(plans)
-        daily, summary = run_plans(self.engine, list(plans), start, end, settings=settings,
-                                   activity=activity, repeat_days=repeat_days, cohort=cohort, debug=debug)
+        run = run_plans(self.engine, list(plans), start, end, settings=settings,
+                        activity=activity, repeat_days=repeat_days, cohort=cohort, debug=debug)
+        daily, summary = run.daily, run.summary
         daily.attrs["summary"] = summary
         self.last_migration_summary = summary
         return daily
@@ -166,22 +222,53 @@ class Lab:
                            repeat_days: int = 30):
         """Compare the prediction of ``plan`` with what the loaded exports show for ``cohort`` at
         ``at`` (default: the cohort's latest snapshot), per member: a
-        :class:`cohortlab.migration.model.ValidationResult` (confusion table, users that differ with
+        :class:`cohortlab.migration.validate.ValidationResult` (confusion table, users that differ with
         their gap reasons and an explanation, verdict line). ``observed`` defaults to
         ``lab.resolution(cohort, at, settings)`` (or give the resolution of another lab holding the
         later exports, with ``activity="repeat"`` when this lab's events end before ``at``)."""
-        from cohortlab.migration.model import validate
+        from cohortlab.migration.validate import validate
 
-        if observed is None:
-            observed = self.resolution(cohort, at, settings)
-            if at is None:
-                at = observed.attrs.get("as_of")
+        if observed is None:  # what the exports show: every member resolved at `at`
+            from cohortlab.settings import SyncSettings
+
+            as_of = SyncSettings.coerce(settings).replace(resolution_time="as_of")
+            sim = self.simulate(cohort, at, as_of)
+            observed, at = sim.resolution, sim.at
         if at is None:
             raise ValueError("validate_migration needs `at` when `observed` is given")
         return validate(self.engine, plan, observed, cohort, at, settings=settings, activity=activity,
                         repeat_days=repeat_days)
 
     # ================================================================== end of migration
+
+    # ================================================================== observed state (docs/rules.md#observed-state)
+    # Verify the simulation against what mParticle holds, and explain one user. Implemented in
+    # cohortlab.simulation.verify and cohortlab.simulation.explain (on top of Lab.simulate).
+    def verify(self, cohort: str, at: Any = None, settings: Any = None, *, snapshot_at: Any = None,
+               source: str = "auto", show_personal_data: bool = False):
+        """Per profile, the simulated cohort attribute (after the last run at or before ``at``,
+        default: the snapshot time) against the observed one in the loaded mParticle snapshot
+        (``mpa_attributes``; taken at ``snapshot_at``, default: detected): a
+        :class:`cohortlab.simulation.verify.VerifyResult` with the confusion table, the audience
+        observed vs simulated and each disagreement with its cause."""
+        from cohortlab.simulation.verify import verify
+
+        return verify(self.engine, cohort, at, settings, snapshot_at=snapshot_at, source=source,
+                      show_personal_data=show_personal_data,
+                      simulate_fn=lambda c, a, s, src: self.simulate(c, a, s, source=src))
+
+    def explain(self, cohort: str, user: Any, at: Any = None, settings: Any = None, *, source: str = "auto",
+                snapshot_at: Any = None, show_personal_data: bool = False):
+        """Every fact about one user (``user``: distinct_id, email or MPID) on both sides and the
+        rule that decided each step: a :class:`cohortlab.simulation.explain.Explanation`
+        (``.steps``: list of steps; ``.to_text()``)."""
+        from cohortlab.simulation.explain import explain
+
+        return explain(self.engine, cohort, user, at, settings, source=source, snapshot_at=snapshot_at,
+                       show_personal_data=show_personal_data,
+                       simulate_fn=lambda c, a, s, src: self.simulate(c, a, s, source=src))
+
+    # ================================================================== end of observed state
 
     def close(self) -> None:
         close = getattr(self.engine, "close", None)
@@ -193,3 +280,36 @@ class Lab:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def open_lab(
+    db: str | os.PathLike | None = None,
+    data: str | os.PathLike | None = None,
+    *,
+    engine: str = "duckdb",
+    spark_master: str | None = None,
+    read_only: bool = False,
+    progress: bool = False,
+) -> Lab:
+    """The one way commands and notebooks open their data.
+
+    ``db``: a DuckDB file (must exist; or, with ``engine="spark"``, also a folder written by
+    ``cohortlab export``). Else ``data``: a folder of exports, loaded into an in-memory lab
+    (:func:`cohortlab.loaders.folder.load_world`). ``engine``: ``duckdb`` or ``spark``."""
+    if engine not in ("duckdb", "spark"):
+        raise ValueError(f"unknown engine {engine!r} (duckdb or spark)")
+    if db:
+        if not os.path.exists(db):
+            raise FileNotFoundError(f"{db}: no such database")
+        if engine == "spark":
+            from cohortlab.engines.spark.readers import open_spark_engine
+
+            return Lab(engine=open_spark_engine(db, master=spark_master))
+        return Lab(db, read_only=read_only)
+    if data:
+        from cohortlab.loaders.folder import load_world
+
+        lab = Lab()
+        load_world(lab, data, progress=progress)
+        return lab
+    raise ValueError("set db (a DuckDB file) or data (a folder of exports)")

@@ -10,7 +10,7 @@ Conventions
 * Mixpanel identifiers (``distinct_id``, ``$mparticle_user_id``) are ``VARCHAR`` exactly as
   exported: an integer ``$distinct_id`` is kept as its decimal text; a junk
   ``$mparticle_user_id`` (``"undefined"``, ``""``, ``1.2e18``) is data, kept as text, and
-  classified by the simulation (SPEC §3), not by the loader.
+  classified by the simulation (docs/rules.md#gap-reasons), not by the loader.
 * ``load_id``, ``source_file`` and ``line`` on every loaded row point back to the input record
   (``line`` is the 1-based line of a JSONL/CSV file, or the 1-based record number inside a
   JSON document).
@@ -105,6 +105,18 @@ MP_PROFILES = _table(
     ("created", "TIMESTAMP", "$properties.$created (UTC)"),
     ("last_seen", "TIMESTAMP", "$properties.$last_seen (UTC)"),
     ("properties", "JSON", "all $properties as exported"),
+)
+
+MP_PROFILE_HISTORY = _table(
+    "mp_profile_history",
+    "Every Mixpanel profile as loaded, one row per (load, distinct_id): the profile history that "
+    "send-time resolution reads (docs/rules.md). `mp_profiles` stays the latest row per distinct_id.",
+    ("distinct_id", "VARCHAR", "$distinct_id (an integer is kept as its decimal text)"),
+    ("mparticle_user_id", "VARCHAR", "$properties.$mparticle_user_id as exported text; NULL if absent/null"),
+    ("mparticle_user_id_type", "VARCHAR", "JSON type of $mparticle_user_id (VARCHAR, DOUBLE, UBIGINT, ...)"),
+    ("email", "VARCHAR", "$properties.$email (personal data)"),
+    ("last_seen", "TIMESTAMP", "$properties.$last_seen (UTC)"),
+    ("as_of", "TIMESTAMP", "the profile as of this UTC time (the load's as_of; NULL: the load's loaded_at counts)"),
 )
 
 MP_COHORTS = _table(
@@ -204,12 +216,35 @@ MPA_AUDIENCES = _table(
 )
 
 
+MPA_BATCH_KEYS = _table(
+    "mpa_batch_keys",
+    "Events API batches applied by mparticle-batches. A batch seen again in a later load (the same "
+    "source_request_id, or the same content, e.g. a gzip copy under another name) is a replay: it "
+    "counts as deduplicated and changes nothing.",
+    ("batch_key", "VARCHAR", "source_request_id, or 'content:' + a hash of the batch's fields"),
+    ("mpid", "BIGINT", "the batch's MPID"),
+    ("batch_time", "TIMESTAMP", "timestamp_unixtime_ms of the batch (UTC), NULL when absent"),
+)
+
+MPA_BATCH_TIMES = _table(
+    "mpa_batch_times",
+    "Per profile and identity or attribute: the time of the batch that last set or removed it. A "
+    "batch older than that, loaded later, does not overwrite it (batches apply in their own time order).",
+    ("mpid", "BIGINT", "profile MPID"),
+    ("item", "VARCHAR", "'identity:<kind>:<type>' or 'attribute:<name>'"),
+    ("batch_time", "TIMESTAMP", "order time of that batch (UTC); NULL: no time, load order applies"),
+)
+
+
 def create_all(execute) -> None:
     """Create every canonical table that does not exist yet (``execute`` runs one SQL string)."""
     for t in TABLES.values():
         execute(t.ddl())
     execute("CREATE SEQUENCE IF NOT EXISTS load_id_seq START 1")
     execute("CREATE SEQUENCE IF NOT EXISTS webhook_seq START 1")
+    from cohortlab.privacy import ensure_key
+
+    ensure_key(execute)
 
 
 def describe() -> str:

@@ -1,6 +1,6 @@
-"""Simulation settings: every assumption of SPEC §1 as a named, validated option.
+"""Simulation settings: every assumption (docs/rules.md#assumptions) as a named, validated option.
 
-``SyncSettings`` holds the options of SPEC §1's table plus the sync type, the start time t0,
+``SyncSettings`` holds the options of docs/rules.md#assumptions plus the sync type, the start time t0,
 pause windows and an External Identity Type (EIT) timeline. It is a pydantic v2 model with
 ``extra="forbid"``: an unknown option is an error, never silently ignored.
 
@@ -30,7 +30,10 @@ from cohortlab.times import format_duration, format_time, naive_utc, parse_durat
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator, model_validator
 
-MAX_ATTRIBUTE_NAME = 256  # mParticle's limit on a user attribute name (SPEC §1.5)
+MAX_ATTRIBUTE_NAME = 256  # mParticle's limit on a user attribute name (docs/rules.md#cohort-attribute)
+# Limits that keep one simulation within a laptop's memory and time (refused with a message):
+MAX_RUNS = 1_000_000  # runs of one simulation (t0 .. as-of every cadence); 15 min: ~28 years
+MAX_DURATION = timedelta(days=3660)  # cadence and snapshot_ttl: at most ~10 years
 
 EitType = Literal["mparticle_id", "customer_id", "email", "other", "other2", "other3", "other4"]
 
@@ -40,10 +43,15 @@ class _Model(BaseModel):
 
 
 class Pause(_Model):
-    """A window ``[start, end)`` of failed runs (the guide's *Export is Paused*)."""
+    """A window ``[start, end)`` of failed runs (the guide's *Export is Paused*). It ends by
+    itself (``ends_with="resume"``: the next successful run is a diff, or a full refresh after a
+    gap longer than ``snapshot_ttl``) or with a reconnect (``ends_with="reconnect"``: the export is
+    disconnected and connected again, a new export whose first successful run at or after the
+    pause's start is a full sync)."""
 
     start: datetime
     end: datetime
+    ends_with: Literal["resume", "reconnect"] = "resume"
 
     @field_validator("start", "end", mode="after")
     @classmethod
@@ -79,7 +87,7 @@ class EitPeriod(_Model):
 
 
 class SyncSettings(_Model):
-    """Every option of the simulation, with SPEC §1 defaults. See the module docstring."""
+    """Every option of the simulation, with the defaults of docs/rules.md#assumptions. See the module docstring."""
 
     fallback: Literal["data", "strict"] = Field(
         "data",
@@ -111,12 +119,26 @@ class SyncSettings(_Model):
         default_factory=lambda: [EitPeriod(since=None, eit="customer_id")],
         description="External Identity Type over time (used by fallback='strict').",
     )
+    resolution_time: Literal["send", "as_of"] = Field(
+        "send",
+        description="'send': a member's identifier is decided when the member is sent (first full sync, entering, "
+        "full refresh, re-export) from the profiles and events known at that time, and kept until sent again. "
+        "'as_of': one resolution at the as-of time applied to every run (the earlier reading).",
+    )
+    reexport_at: list[datetime] = Field(
+        default_factory=list,
+        description="Remedy re-export: at each time, the first successful run at or after it is a full sync that "
+        "re-sends every member with the identifier of that time (disconnect and reconnect, or a new one-time export).",
+    )
 
     # ------------------------------------------------------------------ validation
     @field_validator("cadence", "snapshot_ttl", mode="before")
     @classmethod
     def _duration(cls, v: Any) -> Any:
-        return parse_duration(v)
+        try:
+            return parse_duration(v)
+        except OverflowError:
+            raise ValueError(f"{v!r} is too long: at most {MAX_DURATION.days} days") from None
 
     @field_validator("cadence", "snapshot_ttl", mode="after")
     @classmethod
@@ -125,6 +147,8 @@ class SyncSettings(_Model):
             raise ValueError(f"{info.field_name} must be positive")
         if info.field_name == "cadence" and v < timedelta(seconds=1):
             raise ValueError("cadence must be at least 1 second")
+        if v > MAX_DURATION:
+            raise ValueError(f"{info.field_name} must be at most {MAX_DURATION.days} days")
         return v
 
     @field_validator("event_identity_cutoff", "start", mode="after")
@@ -132,15 +156,32 @@ class SyncSettings(_Model):
     def _utc(cls, v: datetime | None) -> datetime | None:
         return to_utc(v)
 
+    @field_validator("reexport_at", mode="after")
+    @classmethod
+    def _utc_list(cls, v: list[datetime]) -> list[datetime]:
+        return sorted({to_utc(t) for t in v})
+
+    @field_serializer("reexport_at")
+    def _ser_times(self, v: list[datetime]) -> list[str]:
+        return [format_time(t) for t in v]
+
     @field_validator("attribute_template", mode="after")
     @classmethod
     def _template(cls, v: str) -> str:
+        # only the plain placeholder: a format spec ({cohort_name:>100000000000}) or conversion
+        # could exhaust memory or run code paths the feed never has
+        import string
+
+        bad = f"attribute_template {v!r} is not a valid template: only the placeholder {{cohort_name}} is allowed"
+        if len(v) > MAX_ATTRIBUTE_NAME:
+            raise ValueError(f"{bad} (and the template is longer than {MAX_ATTRIBUTE_NAME} characters)")
         try:
-            v.format(cohort_name="x")
-        except (KeyError, IndexError, ValueError) as e:
-            raise ValueError(
-                f"attribute_template {v!r} is not a valid template: only the placeholder {{cohort_name}} is allowed ({e})"
-            ) from None
+            parts = list(string.Formatter().parse(v))
+        except ValueError as e:
+            raise ValueError(f"{bad} ({e})") from None
+        for _, field, spec, conversion in parts:
+            if field is not None and (field != "cohort_name" or spec or conversion):
+                raise ValueError(bad)
         return v
 
     @field_validator("eit_timeline", mode="after")
@@ -163,8 +204,19 @@ class SyncSettings(_Model):
         return format_duration(v)
 
     # ------------------------------------------------------------------ helpers
+    def check_runs(self, t0: datetime, at: datetime) -> int:
+        """The number of runs from ``t0`` to ``at`` every ``cadence``; raises SettingsError above
+        MAX_RUNS (e.g. ``start: 0001-01-01`` with a 15-minute cadence)."""
+        n = 0 if at < t0 else int((at - t0) // self.cadence) + 1
+        if n > MAX_RUNS:
+            raise SettingsError(
+                f"{n:,} sync runs from {format_time(t0)} to {format_time(at)} every {format_duration(self.cadence)}: "
+                f"at most {MAX_RUNS:,} runs per simulation; set a later start or a longer cadence"
+            )
+        return n
+
     def attribute_name(self, cohort_name: str) -> str:
-        """The mParticle user attribute the feed sets for ``cohort_name`` (SPEC §1.5).
+        """The mParticle user attribute the feed sets for ``cohort_name`` (docs/rules.md#cohort-attribute).
         Raises :class:`SettingsError` when it exceeds 256 characters (never truncated)."""
         name = self.attribute_template.format(cohort_name=cohort_name)
         if len(name) > MAX_ATTRIBUTE_NAME:

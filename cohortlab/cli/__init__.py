@@ -12,9 +12,12 @@ COMMAND_MODULES = [
     "cohortlab.cli.load",
     "cohortlab.cli.migrate",
     "cohortlab.cli.export",
+    "cohortlab.cli.fetch",
     "cohortlab.cli.report",
     "cohortlab.cli.simulate",
     "cohortlab.cli.synth",
+    "cohortlab.cli.verify",
+    "cohortlab.cli.explain",
 ]
 
 for _m in COMMAND_MODULES:

@@ -2,14 +2,38 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
 
 from cohortlab import __version__
+from cohortlab.errors import CohortlabError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """The root group: a user-facing error (:class:`~cohortlab.errors.CohortlabError`, which
+    includes every loader's ``LoadError``) from any command is printed as one line on stderr,
+    without a traceback, with exit status 1."""
+
+    def invoke(self, ctx):
+        wait = os.environ.get("COHORTLAB_LOCK_WAIT")  # --wait sets it for this command only
+        try:
+            return super().invoke(ctx)
+        except CohortlabError as e:
+            fail(_one_line(str(e)))
+        finally:
+            if wait is None:
+                os.environ.pop("COHORTLAB_LOCK_WAIT", None)
+            else:
+                os.environ["COHORTLAB_LOCK_WAIT"] = wait
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split("\n")).strip() or "failed"
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="cohortlab")
 def main() -> None:
     """cohortlab: explain why a Mixpanel cohort and its mParticle audience disagree."""
@@ -21,10 +45,24 @@ def fail(message: str, code: int = 1) -> None:
     sys.exit(code)
 
 
-db_option = click.option(
-    "--db", "db", required=True, type=click.Path(dir_okay=False),
-    help="DuckDB database file (created if missing).",
-)
+def _set_lock_wait(ctx, param, value):
+    if value is not None:
+        os.environ["COHORTLAB_LOCK_WAIT"] = str(value)
+    return value
+
+
+def db_option(f):
+    """``--db FILE`` (parameter ``db``) and ``--wait SECONDS`` (how long to wait when another
+    process holds the database; not passed to the command: it sets ``$COHORTLAB_LOCK_WAIT``)."""
+    f = click.option(
+        "--wait", "lock_wait", type=click.FloatRange(min=0, max=24 * 3600), default=None, expose_value=False,
+        callback=_set_lock_wait, envvar="COHORTLAB_LOCK_WAIT",
+        help="Seconds to wait when another process is using the database (default 5).",
+    )(f)
+    return click.option(
+        "--db", "db", required=True, type=click.Path(dir_okay=False),
+        help="DuckDB database file (created if missing).",
+    )(f)
 
 
 # --------------------------------------------------------------------------- engine choice
@@ -46,16 +84,20 @@ def engine_options(f):
 
 
 def open_lab(db: str, engine: str = "duckdb", spark_master: str | None = None, *, read_only: bool = False):
-    """A Lab over ``db`` on the chosen engine (see :func:`cohortlab.engines.spark.readers.open_spark_lab`)."""
-    if engine == "spark":
-        try:
-            from cohortlab.engines.spark.readers import open_spark_lab
-        except ImportError as e:  # pragma: no cover - depends on the environment
-            fail(str(e))
-        try:
-            return open_spark_lab(db, master=spark_master)
-        except ImportError as e:
-            fail(str(e))
-    from cohortlab.lab import Lab
+    """:func:`cohortlab.lab.open_lab` for a command: a missing engine or database is one error line."""
+    from cohortlab.lab import open_lab as _open
 
-    return Lab(db, read_only=read_only)
+    try:
+        return _open(db, engine=engine, spark_master=spark_master, read_only=read_only)
+    except (ImportError, FileNotFoundError) as e:
+        fail(str(e))
+
+
+def _progress_default(ctx, param, value):
+    return sys.stderr.isatty() if value is None else value
+
+
+progress_option = click.option(
+    "--progress/--no-progress", default=None, callback=_progress_default,
+    help="Show a progress bar (default: only when stderr is a terminal, so cron logs stay clean).",
+)

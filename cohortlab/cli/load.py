@@ -6,7 +6,7 @@ import json
 
 import click
 
-from cohortlab.cli.app import db_option, fail, main
+from cohortlab.cli.app import db_option, fail, main, progress_option
 from cohortlab.loaders import LOADERS, LoadError
 
 
@@ -27,18 +27,23 @@ def _parse_option(ctx, param, values):
 @click.option("-o", "--option", "options", multiple=True, callback=_parse_option,
               help="Loader option KEY=VALUE (repeatable), e.g. -o as_of=2026-03-01T00:00:00Z, "
                    "-o cohort='Power Users', -o time_unit=ms, -o received_at=..., -o column=user_id.")
-@click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
+@progress_option
 @click.option("--json", "as_json", is_flag=True, help="Print the load report as JSON.")
-def load_cmd(db, kind, paths, options, progress, as_json):
+@click.option("--strict", is_flag=True,
+              help="Treat warnings as errors (exit 1, nothing loaded): a file whose every record is "
+                   "quarantined, a members file naming a new cohort close to a known one. For scheduled jobs.")
+def load_cmd(db, kind, paths, options, progress, as_json, strict):
     """Load Mixpanel or mParticle export files (file, directory or glob) of KIND into --db."""
     from cohortlab.lab import Lab
 
     try:
         with Lab(db) as lab:
-            report = lab.load(kind, list(paths), progress=progress, **options)
+            report = lab.load(kind, list(paths), progress=progress, strict=strict, **options)
     except (LoadError, ValueError) as e:
         fail(str(e))
     click.echo(json.dumps(report.as_dict(), indent=2) if as_json else str(report))
+    for w in report.warnings:
+        click.echo(f"warning: {w}", err=True)
 
 
 @main.command("info")

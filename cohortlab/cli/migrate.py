@@ -1,4 +1,4 @@
-"""``cohortlab migrate plan|compare|validate``: the EIT migration what-if (SPEC §6)."""
+"""``cohortlab migrate plan|compare|validate``: the EIT migration what-if (docs/rules.md#migration)."""
 
 from __future__ import annotations
 
@@ -41,13 +41,6 @@ def _lab(db):
     return Lab(db)
 
 
-def _window(lab, start, end):
-    lo, hi = lab.engine.query_rows("SELECT min(time), max(time) FROM mp_events")[0]
-    if lo is None and (start is None or end is None):
-        fail("no Mixpanel events loaded: the what-if needs events (who was active when)")
-    return start or lo.date().isoformat(), end or hi.date().isoformat()
-
-
 def _write(df, path):
     if not path:
         return
@@ -78,43 +71,67 @@ def _print_summary(summary):
                    f"{_days(r.days_to_99pct):>9}")
 
 
-def _run(db, plans, start, end, settings_path, activity, repeat_days, out, chart, debug, cohort=None):
-    from cohortlab.migration.model import migration_chart
+def _print_steps(run):
+    """--debug: rows after every step, table by table, in the order they ran."""
+    click.echo(f"\nsteps (rows after each; every step is a table <table>__<step> in {run.tables.prefix}_*):")
+    for table, counts in run.step_counts.items():
+        if counts:
+            click.echo(f"  {table.removeprefix(run.tables.prefix + '_')}: "
+                       + " → ".join(f"{step} {n:,}" for step, n in counts.items()))
+
+
+def _run(db, plans, start, end, settings_path, activity, repeat_days, out, chart, debug, cohort=None, switch=None):
+    from cohortlab.migration.run import compare
 
     settings = _settings(settings_path)
     with _lab(db) as lab:
-        start, end = _window(lab, start, end)
         try:
-            daily = lab.compare_plans(plans, start, end, settings=settings, activity=activity,
-                                      repeat_days=repeat_days, cohort=cohort, debug=debug)
+            observed = lab.resolution(cohort, settings=settings) if cohort else None
+            res = compare(lab.engine, plans, switch=switch, start=start, end=end, settings=settings,
+                          activity=activity, repeat_days=repeat_days, cohort=cohort, observed=observed, debug=debug)
         except ValueError as e:
             fail(str(e))
-        summary = daily.attrs["summary"]
-    click.echo(f"window: {start} .. {end} (UTC, state at the end of each day)   activity: {activity}   "
-               f"fallback: {settings.fallback}")
-    _print_summary(summary)
-    _write(daily, out)
+    run = res.run
+    ends = res.window_source
+    click.echo(f"window: {run.start} .. {run.end} (UTC, state at the end of each day; start from the "
+               f"{ends['start']}, end from the {ends['end']})   activity: {activity}   fallback: {settings.fallback}")
+    if res.switch is not None:
+        click.echo(res.switch.text)
+    click.echo(f"rates count {run.population}")
+    _print_summary(run.summary)
+    click.echo(res.verdict)
+    if res.reconciliation is not None:
+        click.echo("")
+        click.echo(res.reconciliation.text)
+    _write(run.daily, out)
     if chart:
-        fig = migration_chart(daily, plans)
+        from cohortlab.charts import migration_chart
+
+        fig = migration_chart(run.daily, run.plans)
         fig.savefig(chart, dpi=110, bbox_inches="tight")
         click.echo(f"wrote {chart}")
+    if debug:
+        _print_steps(run)
     click.echo("stored: migration_daily, migration_users, migration_summary, migration_plans")
 
 
 _common = [
     db_option,
     click.option("--start", help="First day (UTC date). Default: the first event's day."),
-    click.option("--end", help="Last day (UTC date). Default: the last event's day."),
+    click.option("--end", help="Last day (UTC date). Default: the last event's day; with --activity repeat, "
+                               "--repeat-days after it."),
     click.option("--settings", "settings_path", type=click.Path(dir_okay=False),
-                 help="Simulation settings YAML (fallback etc.); defaults follow SPEC §1."),
+                 help="Simulation settings YAML (fallback, event rule, EIT timeline); defaults: docs/rules.md."),
     click.option("--activity", type=click.Choice(["observed", "repeat"]), default="observed", show_default=True,
                  help="observed: loaded events only; repeat: repeat the last --repeat-days of activity past the last event."),
     click.option("--repeat-days", default=30, show_default=True, type=click.IntRange(1),
                  help="With --activity repeat: the period (days at the end of the data) that is repeated."),
-    click.option("--cohort", help="Only the people behind the members of this cohort's latest snapshot."),
+    click.option("--cohort", help="Only the people behind the members of this cohort's latest snapshot; also "
+                                  "explains how the rates differ from `cohortlab simulate`'s."),
     click.option("--out", type=click.Path(dir_okay=False), help="Write the daily table to .csv or .parquet."),
     click.option("--chart", type=click.Path(dir_okay=False), help="Write the match-rate chart (PNG)."),
-    click.option("--debug", is_flag=True, help="Materialise every SQL step (tables mig_*__<step>)."),
+    click.option("--debug", is_flag=True, help="Keep every SQL step as a table (mig_<run>_<table>__<step>) and "
+                                               "print the rows after each step."),
 ]
 
 
@@ -128,8 +145,8 @@ def _apply(options):
 
 @main.group("migrate")
 def migrate_group():
-    """EIT migration what-if (SPEC §6): predict the match rate under a plan, compare plans,
-    validate a prediction against exports taken after the switch."""
+    """EIT migration what-if (docs/rules.md#migration): predict the match rate under a plan,
+    compare plans, validate a prediction against exports taken after the switch."""
 
 
 @migrate_group.command("plan")
@@ -144,23 +161,16 @@ def plan_cmd(db, start, end, settings_path, activity, repeat_days, cohort, out, 
 @migrate_group.command("compare")
 @_apply(_common)
 @click.option("--plan", "plan_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
-              help="Plan YAML files (repeatable; a file may hold a list). Default: the standard four around --switch.")
-@click.option("--switch", help="With no --plan: the switch date of the standard plans (switch only, "
-                               "switch + Rule, Rule only, do nothing).")
+              help="Plan YAML files (repeatable; a file may hold a list). Default: the standard four around the switch.")
+@click.option("--switch", help="With no --plan: the switch date of the standard plans (switch only, switch + Rule, "
+                               "Rule only, do nothing). Default: the settings' eit_timeline, else the first event "
+                               "keyed by an existing MPID; the output says which.")
 def compare_cmd(db, start, end, settings_path, activity, repeat_days, cohort, out, chart, debug, plan_files, switch):
-    """Several plans side by side on the same data: one table, one chart."""
-    if not plan_files:
-        if not switch:
-            fail("give --plan FILE.yaml (repeatable) or --switch DATE for the standard four plans")
-        from cohortlab.migration.plans import standard_plans
-
-        try:
-            plans = standard_plans(switch)
-        except ValueError as e:
-            fail(f"--switch {switch!r}: {e}")
-    else:
-        plans = _plans(plan_files)
-    _run(db, plans, start, end, settings_path, activity, repeat_days, out, chart, debug, cohort)
+    """Several plans side by side on the same data: one table, one chart, the best plan or a tie."""
+    if plan_files and switch:
+        fail("give either --plan files or --switch (the standard plans), not both")
+    _run(db, _plans(plan_files) if plan_files else None, start, end, settings_path, activity, repeat_days, out,
+         chart, debug, cohort, switch)
 
 
 @migrate_group.command("validate")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os  # issue 7 (engine choice)
 import sys
 import time
 from pathlib import Path
@@ -52,11 +51,11 @@ def report_cmd(db, data, params_file, param_items, notebooks, out, overwrite, sh
     from cohortlab.report.runner import ReportError, load_params, parse_param_items, run_report
 
     names = [n.strip() for item in notebooks for n in item.split(",") if n.strip()] or None
-    os.environ["COHORTLAB_ENGINE"] = engine  # issue 7: the notebook kernels inherit the engine choice
-    if spark_master:
-        os.environ["COHORTLAB_SPARK_MASTER"] = spark_master
     try:
         params = {**load_params(params_file), **parse_param_items(param_items)}
+        params["engine"] = engine  # a notebook parameter, like every other input of the notebooks
+        if spark_master:
+            params["spark_master"] = spark_master
         result = run_report(
             names, db=db, data=data, params=params, out=out, overwrite=overwrite,
             show_personal_data=show_personal_data, kernel=kernel, progress=_say,
@@ -98,17 +97,49 @@ def demo_cmd(users, seed, out, overwrite):
     _finish(result)
 
 
-@main.command("lab")
+@main.command("lab", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.option("--notebooks-dir", type=click.Path(file_okay=False), default=None,
               help="Folder to open (default: the project's notebooks/).")
 @click.argument("jupyter_args", nargs=-1, type=click.UNPROCESSED)
 def lab_cmd(notebooks_dir, jupyter_args):
-    """Open JupyterLab on the notebooks (they use the project's `cohortlab` kernel)."""
-    import subprocess
-
+    """Open JupyterLab on the notebooks (they use the project's `cohortlab` kernel). Other
+    options go to `jupyter lab` as they are (--no-browser, --port 8899, --ip 0.0.0.0, ...).
+    Stopping cohortlab lab (Ctrl-C, SIGTERM) stops the server it started."""
     from cohortlab.report.runner import NOTEBOOKS_DIR
 
     folder = Path(notebooks_dir) if notebooks_dir else NOTEBOOKS_DIR
     jupyter = Path(sys.executable).with_name("jupyter")
     cmd = [str(jupyter) if jupyter.exists() else "jupyter", "lab", str(folder), *jupyter_args]
-    sys.exit(subprocess.call(cmd))
+    sys.exit(run_server(cmd))
+
+
+def run_server(cmd: list[str], grace: float = 10.0) -> int:
+    """Run ``cmd`` (a server) until it exits; when this process is interrupted (Ctrl-C) or
+    terminated (SIGTERM, SIGHUP), stop the server with SIGTERM (SIGKILL after ``grace``
+    seconds) instead of leaving it running. Returns its exit status."""
+    import signal
+    import subprocess
+
+    try:
+        proc = subprocess.Popen(cmd)
+    except FileNotFoundError:
+        fail(f"{cmd[0]}: not found (install JupyterLab: pip install 'cohortlab[notebooks]')")
+
+    def _stop(signum, frame):
+        raise KeyboardInterrupt
+
+    old = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        return 130
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)

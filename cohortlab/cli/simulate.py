@@ -10,27 +10,54 @@ from cohortlab.cli.app import db_option, engine_options, fail, main, open_lab  #
 from cohortlab.pipeline import sql_str
 
 
-def _copy_members(engine, path: str, show_personal_data: bool) -> None:
+def check_output_path(path: str, option: str, suffixes=(".csv", ".csv.gz", ".parquet")) -> None:
+    """Fail now (before any work) when ``path`` cannot be written: a wrong suffix, a folder,
+    a parent folder that does not exist or is not writable."""
+    if not path.lower().endswith(tuple(suffixes)):
+        fail(f"{option} {path}: expected a {', '.join(suffixes[:-1])} or {suffixes[-1]} file name")
+    if os.path.isdir(path):
+        fail(f"{option} {path}: is a folder")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        fail(f"{option} {path}: the folder {parent} does not exist")
+    if not os.access(parent, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        fail(f"{option} {path}: not writable")
+
+
+def _write_parquet(engine, sql: str, path: str) -> None:
+    """Write the result of ``sql`` as Parquet with pandas metadata: BIGINT columns (``mpid``)
+    are nullable ``Int64``, so ``pd.read_parquet`` gives exact MPIDs (never float64)."""
+    import pandas as pd
+    import pyarrow as pa
+
+    if hasattr(engine, "query_arrow"):
+        table = engine.query_arrow(sql)
+    else:
+        rel = engine.con.sql(sql)
+        table = rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()
+    df = table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
+    df.to_parquet(path, index=False)
+
+
+def _copy_members(engine, table: str, path: str, show_personal_data: bool) -> None:
     from cohortlab.simulation.resolution import PERSONAL_DATA_COLUMNS, RESOLUTION_COLUMNS
 
     cols = [c for c in RESOLUTION_COLUMNS if show_personal_data or c not in PERSONAL_DATA_COLUMNS]
-    lower = path.lower()
-    if lower.endswith(".parquet"):
-        fmt = "FORMAT PARQUET"
-    elif lower.endswith(".csv") or lower.endswith(".csv.gz"):
-        fmt = "FORMAT CSV, HEADER TRUE"
-    else:
-        fail(f"--members-out {path}: expected a .csv, .csv.gz or .parquet file name")
+    check_output_path(path, "--members-out")
+    if path.lower().endswith(".parquet"):
+        _write_parquet(engine, f"SELECT {', '.join(cols)} FROM {table} ORDER BY distinct_id", path)
+        return
+    fmt = "FORMAT CSV, HEADER TRUE"
     target = sql_str(path)
     if engine.name == "spark":  # issue 7: fetch the (small) table, write it with DuckDB's COPY as below
         import duckdb
 
         con = duckdb.connect()
-        con.register("resolution", engine.query_df(f"SELECT {', '.join(cols)} FROM resolution"))
+        con.register("resolution", engine.query_df(f"SELECT {', '.join(cols)} FROM {table}"))
         con.execute(f"COPY (SELECT * FROM resolution ORDER BY distinct_id) TO {target} ({fmt})")
         con.close()
         return
-    engine.execute(f"COPY (SELECT {', '.join(cols)} FROM resolution ORDER BY distinct_id) TO {target} ({fmt})")
+    engine.execute(f"COPY (SELECT {', '.join(cols)} FROM {table} ORDER BY distinct_id) TO {target} ({fmt})")
 
 
 def _table(df, columns=None) -> str:
@@ -41,7 +68,7 @@ def _table(df, columns=None) -> str:
 @db_option
 @click.option("--cohort", required=True, help="Cohort name (or id).")
 @click.option("--settings", "settings_path", type=click.Path(dir_okay=False),
-              help="Simulation settings YAML (see SyncSettings); defaults follow SPEC §1.")
+              help="Simulation settings YAML (see SyncSettings); defaults: docs/rules.md#assumptions.")
 @click.option("--at", "at", help="As-of time, UTC (e.g. 2026-03-01T12:00:00Z). Default: the cohort's latest snapshot/webhook.")
 @click.option("--source", type=click.Choice(["auto", "snapshots", "webhooks"]), default="auto", show_default=True,
               help="Membership from snapshots or replayed webhooks (auto: snapshots if any).")
@@ -50,23 +77,29 @@ def _table(df, columns=None) -> str:
 @click.option("--show-personal-data", is_flag=True, help="Include the email column in --members-out.")
 @click.option("--timeline/--no-timeline", "show_timeline", default=True, help="Print the timeline summary.")
 @click.option("--debug", is_flag=True, help="Materialise every SQL step and print its row count.")
+@click.option("--assumptions", type=click.Choice(["all"]), default=None,
+              help="Also print the audience under each value of every assumption that changes it (min and max).")
 @engine_options  # --engine duckdb|spark, --spark-master (issue 7)
 def simulate_cmd(db, cohort, settings_path, at, source, members_out, show_personal_data, show_timeline, debug,
-                 engine, spark_master):
+                 assumptions, engine, spark_master):
     """Explain a cohort's Mixpanel count vs its mParticle audience: print the discrepancy
-    waterfall (SPEC §4) and the sync timeline (SPEC §5) and write the per-member resolution."""
+    waterfall (docs/rules.md#waterfall) and the sync timeline (docs/rules.md#timeline) and write the
+    per-member resolution. The results are stored in the database as tables resolution, timeline,
+    attribute_state, waterfall and gap_summary."""
     from cohortlab.simulation.resolution import CohortError
     from cohortlab.settings import SettingsError, SyncSettings
 
     if not os.path.exists(db):
         fail(f"{db}: no such database (load data first with `cohortlab load --db {db} ...`)")
+    if members_out:  # checked before the simulation runs, not after
+        check_output_path(members_out, "--members-out")
     try:
         settings = SyncSettings.from_yaml(settings_path) if settings_path else SyncSettings()
     except SettingsError as e:
         fail(f"bad settings file: {e}")
     with open_lab(db, engine, spark_master) as lab:  # issue 7: DuckDB (default) or Spark
         try:
-            result = lab.simulate(cohort, at=at, settings=settings, source=source, debug=debug)
+            result = lab.simulate(cohort, at=at, settings=settings, source=source, debug=debug, publish=True)
         except (CohortError, SettingsError) as e:
             fail(str(e))
         members = int(result.waterfall.loc[result.waterfall.step == "members", "count"].iloc[0])
@@ -84,13 +117,14 @@ def simulate_cmd(db, cohort, settings_path, at, source, members_out, show_person
         click.echo(
             f"settings: fallback={s.fallback} protection={s.protection} apply_order={s.apply_order} "
             f"snapshot_ttl={s.model_dump(mode='json')['snapshot_ttl']} refresh_clears_stale={s.refresh_clears_stale} "
-            f"pauses={len(s.pauses)}"
+            f"pauses={len(s.pauses)} resolution_time={s.resolution_time}"
         )
         click.echo("")
         click.echo("discrepancy waterfall")
         wf = result.waterfall.copy()
         wf["sign"] = wf.kind.map({"total": "=", "minus": "-", "plus": "+"})
         click.echo(_table(wf, ["sign", "step", "count", "label"]))
+        click.echo(f"audience on {result.attribute} = false: {result.audience_false:,} profiles")
         tl = result.timeline
         if show_timeline and len(tl):
             click.echo("")
@@ -112,7 +146,19 @@ def simulate_cmd(db, cohort, settings_path, at, source, members_out, show_person
             for stage, counts in result.step_counts.items():
                 for step, n in counts.items():
                     click.echo(f"  {stage}.{step:<28}{n:>12,}")
+        if assumptions:
+            from cohortlab.simulation.simulate import assumption_ranges_wide
+
+            wide = assumption_ranges_wide(lab.assumption_ranges(cohort, at=at, settings=settings, source=source))
+            click.echo("")
+            click.echo("audience under each value of every assumption (* = current settings)")
+            moving = wide[wide.changes]
+            if len(moving):
+                click.echo(_table(moving, ["assumption", "min", "max", "values"]))
+            still = wide[~wide.changes].assumption.tolist()
+            if still:
+                click.echo(f"no change in the audience: {', '.join(still)}")
         if members_out:
-            _copy_members(lab.engine, members_out, show_personal_data)
+            _copy_members(lab.engine, result.tables["resolution"].table_name, members_out, show_personal_data)
             note = "" if show_personal_data else " (without personal data; --show-personal-data to include email)"
             click.echo(f"\nwrote {members:,} members to {members_out}{note}")

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from cohortlab.cli.app import fail, main
+from cohortlab.cli.app import fail, main, progress_option
 
 
 @main.command("synth")
@@ -21,7 +21,7 @@ from cohortlab.cli.app import fail, main
                    "(the file may name its scenario: `scenario: NAME`).")
 @click.option("--gzip/--no-gzip", "gzip", default=None, help="Gzip the JSONL exports (events, profiles).")
 @click.option("--force", is_flag=True, help="Replace a world previously generated in OUT_DIR.")
-@click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
+@progress_option
 @click.option("--list-scenarios", is_flag=True, is_eager=True, expose_value=False,
               callback=lambda ctx, p, v: _list_scenarios(ctx) if v else None,
               help="List the scenarios and exit.")

@@ -39,10 +39,28 @@ class Engine(ABC):
     @abstractmethod
     def table_exists(self, name: str) -> bool: ...
 
+    @abstractmethod
+    def drop(self, name: str) -> None:
+        """Remove table, view or registered frame ``name``; nothing happens when there is none."""
+
     def materialise(self, name: str, sql: str, temp: bool = False) -> None:
         """``CREATE OR REPLACE [TEMP] TABLE name AS sql``."""
         kind = "TEMP TABLE" if temp else "TABLE"
         self.execute(f"CREATE OR REPLACE {kind} {name} AS {sql}")
+
+    def materialise_frame(self, name: str, df: pd.DataFrame, temp: bool = False) -> None:
+        """Write a (small) pandas DataFrame as table ``name``, replacing it: a whole-table write
+        (``register`` under a scratch name, ``materialise``, then drop the scratch name)."""
+        scratch = f"_frame_{name}"
+        self.register(scratch, df)
+        try:
+            self.materialise(name, f"SELECT * FROM {scratch}", temp=temp)
+        finally:
+            self.drop(scratch)
+
+    def columns(self, name: str) -> list[str]:
+        """Column names of table ``name``, in order."""
+        return list(self.query_df(f"SELECT * FROM {name} LIMIT 0").columns)
 
     def count(self, name: str) -> int:
         return int(self.query_rows(f"SELECT count(*) FROM {name}")[0][0])

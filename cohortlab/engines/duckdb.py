@@ -12,13 +12,21 @@ Memory-safe by default (every command, notebook and script that opens a lab):
 
 Inputs that cannot spill (one JSON document, which DuckDB reads whole) are refused with a
 message when they do not fit the limit (:meth:`cohortlab.loaders.base.FileContext.document_buffer`).
-"""
+
+Opening a database file another process holds (DuckDB allows one process per file) waits up to
+``lock_wait`` seconds (default ``$COHORTLAB_LOCK_WAIT``, else :data:`DEFAULT_LOCK_WAIT`), then
+raises :class:`~cohortlab.errors.DatabaseLockedError` naming the holder's PID. A file that is not
+a DuckDB database, or a folder that cannot be created, raises
+:class:`~cohortlab.errors.DatabaseError`: one line each, for the command line to print."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -27,6 +35,62 @@ import duckdb
 import pandas as pd
 
 from cohortlab.engines.base import Engine
+from cohortlab.errors import DatabaseError, DatabaseLockedError
+
+DEFAULT_LOCK_WAIT = 5.0  # seconds a command waits for another process to release the database
+
+
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr is not None and sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def lock_wait_seconds() -> float:
+    """``$COHORTLAB_LOCK_WAIT`` (seconds, set by the CLI's ``--wait``) or DEFAULT_LOCK_WAIT."""
+    raw = os.environ.get("COHORTLAB_LOCK_WAIT")
+    try:
+        return max(0.0, float(raw)) if raw not in (None, "") else DEFAULT_LOCK_WAIT
+    except ValueError:
+        return DEFAULT_LOCK_WAIT
+
+
+def connect(database: str, *, read_only: bool = False, lock_wait: float | None = None) -> duckdb.DuckDBPyConnection:
+    """``duckdb.connect`` with the errors a user can act on turned into a one-line
+    :class:`DatabaseError`; waits up to ``lock_wait`` seconds for a lock held elsewhere."""
+    wait = lock_wait_seconds() if lock_wait is None else lock_wait
+    deadline = time.monotonic() + wait
+    try:
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DatabaseError(f"{database}: cannot create its folder ({e.strerror or e})") from None
+    if Path(database).is_dir():
+        raise DatabaseError(f"{database}: is a folder, not a DuckDB database file")
+    delay = 0.1
+    while True:
+        try:
+            return duckdb.connect(database, read_only=read_only)
+        except duckdb.IOException as e:
+            msg = str(e)
+            if "Could not set lock" in msg or "Conflicting lock" in msg:
+                if time.monotonic() < deadline:
+                    time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+                    delay = min(delay * 2, 1.0)
+                    continue
+                pid = re.search(r"PID (\d+)", msg)
+                who = f" (PID {pid.group(1)})" if pid else ""
+                raise DatabaseLockedError(
+                    f"{database}: the database is in use by another process{who}; waited {wait:g} s "
+                    "(--wait SECONDS to wait longer)"
+                ) from None
+            if "not a valid DuckDB database file" in msg:
+                raise DatabaseError(f"{database}: not a DuckDB database file") from None
+            first = msg.strip().splitlines()[0] if msg.strip() else type(e).__name__
+            raise DatabaseError(f"{database}: cannot open the database ({first})") from None
+        except duckdb.Error as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise DatabaseError(f"{database}: cannot open the database ({first})") from None
 
 
 class DuckDBEngine(Engine):
@@ -47,9 +111,12 @@ class DuckDBEngine(Engine):
         else:
             self.database = str(database) if database not in (None, ":memory:") else None
             if self.database:
-                Path(self.database).parent.mkdir(parents=True, exist_ok=True)
-            self.con = duckdb.connect(self.database or ":memory:", read_only=read_only)
+                self.con = connect(self.database, read_only=read_only)
+            else:
+                self.con = duckdb.connect(":memory:", read_only=read_only)
         self.execute("SET TimeZone = 'UTC'")
+        if not _stderr_is_terminal():  # DuckDB's own progress bar: no \r noise in cron logs
+            self.execute("SET enable_progress_bar = false")
         memory_limit = memory_limit or os.environ.get("COHORTLAB_MEMORY_LIMIT") or default_memory_limit()
         threads = threads or (int(os.environ["COHORTLAB_THREADS"]) if os.environ.get("COHORTLAB_THREADS") else None) \
             or default_threads()
@@ -84,6 +151,12 @@ class DuckDBEngine(Engine):
             "SELECT 1 FROM information_schema.tables WHERE table_name = ? LIMIT 1", [name]
         )
         return bool(rows)
+
+    def drop(self, name: str) -> None:
+        self.con.unregister(name)  # a registered frame (no-op otherwise)
+        rows = self.query_rows("SELECT table_type FROM information_schema.tables WHERE table_name = ?", [name])
+        for (kind,) in rows:
+            self.execute(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} IF EXISTS {name}")
 
     def close(self) -> None:
         self.con.close()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from cohortlab.loaders.base import FileResult, LoadError, Loader, LoadReport
+from cohortlab.loaders.base import FileResult, LoadError, Loader, LoadReport, StrictLoadError
 
 # kind -> "module:Class" (imported on first use)
 LOADERS: dict[str, str] = {
@@ -20,6 +20,10 @@ LOADERS: dict[str, str] = {
     "mparticle-profiles": "cohortlab.loaders.mparticle_profiles:MParticleProfilesLoader",
     "mparticle-batches": "cohortlab.loaders.mparticle_batches:MParticleBatchesLoader",
     "mparticle-csv": "cohortlab.loaders.mparticle_csv:MParticleCsvLoader",
+    # warehouse exports (JSON or Parquet)
+    "mixpanel-pipeline-events": "cohortlab.loaders.mixpanel_pipelines:MixpanelPipelineEventsLoader",
+    "mixpanel-pipeline-profiles": "cohortlab.loaders.mixpanel_pipelines:MixpanelPipelineProfilesLoader",
+    "mparticle-parquet": "cohortlab.loaders.mparticle_parquet:MParticleParquetLoader",
 }
 
 
@@ -32,4 +36,4 @@ def loader_class(kind: str) -> type[Loader]:
     return getattr(import_module(module), cls)
 
 
-__all__ = ["LOADERS", "loader_class", "Loader", "LoadError", "LoadReport", "FileResult"]
+__all__ = ["LOADERS", "loader_class", "Loader", "LoadError", "LoadReport", "FileResult", "StrictLoadError"]

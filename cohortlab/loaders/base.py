@@ -13,6 +13,24 @@ What every load guarantees (the contract tested in ``tests/loaders``):
 * **Streaming.** Records are read and parsed by DuckDB (``read_csv`` for lines, JSON functions
   for parsing); Python never loops over records.
 
+The same limits in every loader (a file beyond them fails with one line naming the file and line):
+
+* a line (JSONL record, CSV row) is at most ``MAX_LINE_SIZE`` (64 MiB); a JSON document (a
+  pretty-printed file, a JSON array) at most 1 GiB;
+* text is UTF-8 (a BOM is ignored). A JSONL line with bytes that are not UTF-8 is quarantined
+  ``invalid_utf8`` and the rest of the file loads, numbered as in the file; a file with more than
+  ``MAX_INVALID_UTF8_LINES`` (1000) such lines, and a CSV with any, is refused as not UTF-8
+  (UTF-16 is refused: convert it);
+* lines end in LF, CRLF or CR (a file with CR only is read line by line too);
+* JSON may nest to any depth DuckDB parses (no Python recursion limit applies);
+* a JSON array file holds one array: more JSON after it is refused;
+* CSV: the delimiter is read from the header line (the most frequent of ``, TAB ; |``; none in a
+  one-column file, so ids such as ``auth0|5f1a2b`` stay whole), quotes are ``"``, and a row with
+  more or fewer fields than the header is refused naming its line.
+
+A load also warns (``LoadReport.warnings``; ``strict=True`` / ``--strict`` makes a warning an
+error that loads nothing) when every record of a file was quarantined (probably the wrong kind).
+
 A concrete loader subclasses :class:`Loader`, sets ``kind`` and implements ``load_file``.
 """
 
@@ -31,8 +49,12 @@ from typing import Any, ClassVar, Iterable
 import xxhash
 
 from cohortlab.engines.base import Engine
+from cohortlab.errors import CohortlabError
 from cohortlab.pipeline import sql_str
 
+# the message of a file that starts with a JSON array and goes on with more JSON after it
+ARRAY_THEN_MORE = ("more JSON after the top-level array (an array followed by JSON lines?): expected one "
+                   "JSON array, or one JSON value per line")
 RAW_LIMIT = 2000  # characters of a rejected record kept in `rejects.raw`
 MAX_LINE_SIZE = 64 * 1024 * 1024
 # the largest element of a JSON array file (a record); DuckDB's buffer is twice this
@@ -43,7 +65,7 @@ ARRAY_ELEMENT_MAX = 16 * 1024 * 1024
 PARALLEL_MIN_BYTES = int(os.environ.get("COHORTLAB_PARALLEL_MIN_BYTES", 16 * 1024 * 1024))
 
 
-class LoadError(Exception):
+class LoadError(CohortlabError):
     """A file-level problem. The message names the file (and the line/record when known)."""
 
     def __init__(self, path: str | os.PathLike, reason: str, line: int | None = None):
@@ -52,6 +74,10 @@ class LoadError(Exception):
         self.line = line
         where = f"{self.path}:{line}" if line is not None else self.path
         super().__init__(f"{where}: {reason}")
+
+
+class StrictLoadError(CohortlabError):
+    """A load with ``strict=True`` had warnings; it was rolled back."""
 
 
 @dataclass
@@ -65,6 +91,9 @@ class FileResult:
     # a loader sets this when a file with no records is still a meaningful input (e.g. a cohort
     # snapshot whose Engage page has "results": [], i.e. a cohort with 0 members)
     allow_empty: bool = False
+    # what the user should look at although the file loaded (each names the file); with
+    # ``strict`` a warning fails the load
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def n_quarantined(self) -> int:
@@ -86,8 +115,16 @@ class LoadReport:
     deduplicated: int = 0
     quarantined: Counter = field(default_factory=Counter)
     load_ids: list[int] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def add(self, path: str, load_id: int, r: FileResult) -> None:
+        self.warnings += r.warnings
+        if r.rows_read and not r.loaded and not r.deduplicated:
+            reasons = ", ".join(f"{reason} {n:,}" for reason, n in r.quarantined.most_common(3))
+            self.warnings.append(
+                f"{path}: every record was quarantined ({r.n_quarantined:,}: {reasons}); "
+                f"is this a {self.kind} file?"
+            )
         self.files.append(path)
         self.load_ids.append(load_id)
         self.rows_read += r.rows_read
@@ -108,6 +145,7 @@ class LoadReport:
             "loaded": self.loaded,
             "deduplicated": self.deduplicated,
             "quarantined": dict(self.quarantined),
+            "warnings": list(self.warnings),
         }
 
     def __str__(self) -> str:
@@ -190,21 +228,28 @@ def sniff_json_layout(path: Path) -> str:
         return "array"
     if first != "{":
         raise LoadError(path, f"unrecognised format: expected JSON, file starts with {stripped[:40]!r}")
-    first_line, newline, rest = stripped.partition("\n")
+    # a file with CR-only line endings (old Mac, some Windows tools) has no "\n": its lines end
+    # in "\r" (read_csv splits on either)
+    eol = "\n" if "\n" in stripped or "\r" not in stripped else "\r"
+    first_line, newline, rest = stripped.partition(eol)
     if not newline and len(head) >= 65536:  # a first line longer than the head (a big page)
         first_line = _first_line(path).lstrip("\ufeff \t\r\n")
     try:
         json.loads(first_line.strip())
         return "jsonl"
+    except RecursionError:  # nested deeper than Python parses: a complete line all the same
+        return "jsonl"
     except ValueError:
         pass
     # a JSONL file whose first line is malformed: the next non-blank (complete) line is a JSON
     # object on its own, which never happens inside a pretty-printed document
-    for line in rest.split("\n")[:-1]:
+    for line in rest.split(eol)[:-1]:
         if line.strip():
             try:
                 if line.strip().startswith("{") and isinstance(json.loads(line), dict):
                     return "jsonl"
+            except RecursionError:
+                return "jsonl"
             except ValueError:
                 pass
             break
@@ -244,6 +289,69 @@ def last_char(path: Path) -> str:
         raise LoadError(path, f"cannot read file: {e}") from e
     tail = tail.rstrip()
     return tail[-1:].decode("latin-1") if tail else ""
+
+
+def array_end(path: Path, limit: int = 64 * 1024 * 1024) -> int | None:
+    """Where the top-level JSON array of ``path`` closes (offset of its ``]`` in the decompressed
+    text), or None when it does not close within the first ``limit`` bytes. Strings and escapes
+    are followed, so brackets inside strings do not count. Only called for a file whose last
+    character is not ``]`` (an error path: a truncated array, or JSON after the array)."""
+    opener = gzip.open if is_gzip(path) else open
+    depth, in_str, esc, pos = 0, False, False, 0
+    with opener(path, "rb") as f:
+        while pos < limit and (chunk := f.read(1 << 20)):
+            for b in chunk:
+                if in_str:
+                    if esc:
+                        esc = False
+                    elif b == 0x5C:  # backslash
+                        esc = True
+                    elif b == 0x22:
+                        in_str = False
+                elif b == 0x22:
+                    in_str = True
+                elif b in (0x5B, 0x7B):
+                    depth += 1
+                elif b in (0x5D, 0x7D):
+                    depth -= 1
+                    if depth == 0:
+                        return pos
+                pos += 1
+    return None
+
+
+CSV_DELIMITERS = (",", "\t", ";", "|")
+
+
+def csv_header(path: Path) -> tuple[list[str], str]:
+    """The header of a CSV file and its delimiter, decided from the header line alone: the
+    most frequent of ``, TAB ; |`` in it, and none for a one-column file (so ids such as
+    ``auth0|5f1a2b`` in the rows are never split). Raises LoadError for an empty file."""
+    import csv
+    import io
+
+    head = head_text(path).lstrip("\ufeff")
+    if not head.strip(" \t\r\n"):
+        raise LoadError(path, "empty file")
+    first = head.splitlines()[0] if head.splitlines() else head
+    counts = {d: first.count(d) for d in CSV_DELIMITERS}
+    delim = max(CSV_DELIMITERS, key=lambda d: counts[d]) if any(counts.values()) else "\x01"
+    header = next(csv.reader(io.StringIO(head, newline=None), delimiter=delim), [])
+    if not header or not any(c.strip() for c in header):
+        raise LoadError(path, "no header line: expected column names on line 1", line=1)
+    return header, delim
+
+
+def csv_read_sql(ctx: "FileContext", n_columns: int, delim: str) -> str:
+    """``read_csv`` of a CSV file with a header, every column VARCHAR and named by position
+    (``c1`` … ``cN``: a header named like a working column cannot clash), the dialect given, not
+    guessed. A row with more or fewer fields than the header fails the load with its line."""
+    cols = "{" + ", ".join(f"'c{i + 1}': 'VARCHAR'" for i in range(n_columns)) + "}"
+    return (
+        f"read_csv({ctx.file_sql}, header=true, auto_detect=false, columns={cols}, "
+        f"delim={sql_str(delim)}, quote='\"', escape='\"', compression='{ctx.compression}', "
+        f"max_line_size={MAX_LINE_SIZE}{ctx._buffer_option()})"
+    )
 
 
 def fingerprint(path: Path, kind: str, options: dict[str, Any]) -> str:
@@ -321,6 +429,17 @@ class FileContext:
     load_id: int
     kind: str
     options: dict[str, Any]
+    # physical line numbers (1-based) that are not valid UTF-8: the line readers skip them and
+    # number the others as in the file (the loader quarantines them as invalid_utf8)
+    skip_lines: list[int] = field(default_factory=list)
+
+    def line_sql(self, k: str) -> str:
+        """SQL: the physical line number of the k-th line read (``k`` an SQL expression),
+        ``k`` itself unless lines were skipped (:attr:`skip_lines`)."""
+        if not self.skip_lines:
+            return k
+        shifted = ", ".join(str(r - j) for j, r in enumerate(sorted(self.skip_lines), start=1))
+        return f"({k} + len(list_filter([{shifted}], lambda x: x < {k})))"
 
     @property
     def file_sql(self) -> str:
@@ -337,7 +456,8 @@ class FileContext:
             f"SELECT raw FROM read_csv("
             f"{self.file_sql}, columns={{'raw': 'VARCHAR'}}, delim='\\x01', quote='', escape='', "
             f"header=false, auto_detect=false, compression='{self.compression}', "
-            f"max_line_size={MAX_LINE_SIZE}{self._buffer_option()})"
+            f"max_line_size={MAX_LINE_SIZE}{self._buffer_option()}"
+            f"{', ignore_errors=true' if self.skip_lines else ''})"
         )
 
     def _buffer_option(self) -> str:
@@ -373,6 +493,9 @@ class FileContext:
         Blank lines come back with ``raw`` NULL (callers skip them; they are not records).
         (``row_number() OVER ()`` keeps the whole query single-threaded: for the heavy pass over
         a big file prefer :meth:`numbered_table`.)"""
+        if self.skip_lines:
+            return (f"SELECT {self.line_sql('n')} AS line, raw FROM "
+                    f"(SELECT row_number() OVER () AS n, raw FROM ({self.raw_lines_sql()}))")
         return f"SELECT row_number() OVER () AS line, raw FROM ({self.raw_lines_sql()})"
 
     def unnumbered_lines_sql(self) -> str:
@@ -400,7 +523,7 @@ class FileContext:
         if n and last - first + 1 != n:  # not contiguous: do not guess
             eng.execute(f"DROP TABLE {table}")
             return None
-        return f"(rowid - {int(first or 0)} + 1)"
+        return self.line_sql(f"(rowid - {int(first or 0)} + 1)")
 
     def json_records_sql(self) -> str:
         """SELECT (line BIGINT, raw VARCHAR, j JSON) — one row per top-level JSON record.
@@ -420,6 +543,8 @@ class FileContext:
             # element by element, never the whole array in memory (it cannot spill); raw minified.
             # read_json_objects reports every malformed array but one cut after a comma
             if last_char(self.path) != "]":
+                if array_end(self.path) is not None:
+                    raise LoadError(self.path, ARRAY_THEN_MORE)
                 raise LoadError(self.path, "malformed JSON: the array is not closed (truncated file?)")
             return (
                 "SELECT row_number() OVER () AS line, json(json)::VARCHAR AS raw, json AS j FROM read_json_objects("
@@ -475,8 +600,30 @@ class Loader(ABC):
         """Called inside the load's transaction after the last file, with the load ids written
         (default: nothing). For work done once per ``load()`` rather than once per file."""
 
-    def load(self, engine: Engine, paths, *, progress: bool = False) -> LoadReport:
+    def load(self, engine: Engine, paths, *, progress: bool = False, strict: bool = False) -> LoadReport:
+        """Load ``paths`` (see the module docstring). ``strict``: a warning (every record of a
+        file quarantined, a members file naming a new cohort close to a known one) fails the
+        load (:class:`StrictLoadError`), which then changes nothing."""
         files = expand_paths(paths)
+        bad_lines: dict[Path, list[tuple[int, bytes]]] = {}
+        while True:
+            try:
+                return self._load_once(engine, files, progress, strict, bad_lines)
+            except _InvalidUtf8 as e:
+                # a JSONL file with invalid UTF-8 (DuckDB refuses the whole file): find those
+                # lines, and load again (the failed attempt was rolled back) quarantining them
+                if e.file in bad_lines or not _is_jsonl(e.file):
+                    raise LoadError(e.path, e.reason) from None
+                found = invalid_utf8_lines(e.file)
+                if not found:
+                    raise LoadError(e.path, e.reason) from None
+                if len(found) > MAX_INVALID_UTF8_LINES:
+                    raise LoadError(e.path, f"{len(found):,}+ lines are not valid UTF-8 (first: line {found[0][0]}): "
+                                            "the file is not UTF-8 encoded; convert it (e.g. iconv -f latin1 -t utf-8)") from None
+                bad_lines[e.file] = found
+
+    def _load_once(self, engine: Engine, files: list[Path], progress: bool, strict: bool,
+                   bad_lines: dict[Path, list[tuple[int, bytes]]]) -> LoadReport:
         report = LoadReport(self.kind)
         iterator: Iterable[Path] = files
         if progress:
@@ -492,13 +639,19 @@ class Loader(ABC):
                     report.skipped.append(str(path))
                     continue
                 load_id = int(engine.query_rows("SELECT nextval('load_id_seq')")[0][0])
-                ctx = FileContext(engine, path, load_id, self.kind, self.options)
+                bad = bad_lines.get(path, [])
+                ctx = FileContext(engine, path, load_id, self.kind, self.options, [n for n, _ in bad])
                 try:
                     result = self.load_file(ctx)
                 except LoadError:
                     raise
                 except Exception as e:  # engine errors: name the file
-                    raise LoadError(path, _clean_engine_error(e)) from e
+                    message = _clean_engine_error(e)
+                    if "invalid UTF-8" in message:
+                        raise _InvalidUtf8(path, message) from e
+                    raise LoadError(path, message) from e
+                if bad:
+                    _quarantine_invalid_utf8(ctx, bad, result)
                 if result.rows_read == 0 and not result.allow_empty:
                     raise LoadError(path, "empty file: no records")
                 if not result.balanced():
@@ -511,9 +664,106 @@ class Loader(ABC):
                 report.add(str(path), load_id, result)
             if report.load_ids:
                 self.finish(engine, report.load_ids)
+            if strict and report.warnings:
+                raise StrictLoadError("; ".join(report.warnings) + " (--strict: nothing was loaded)")
         return report
 
 
+MAX_INVALID_UTF8_LINES = 1000  # more lines than this that are not UTF-8: the file's encoding is wrong
+
+
+class _InvalidUtf8(LoadError):
+    """DuckDB refused a file for a byte sequence that is not UTF-8 (internal: Loader.load
+    retries with those lines quarantined)."""
+
+    def __init__(self, path: Path, reason: str):
+        super().__init__(path, reason)
+        self.file = path
+
+
+def _is_jsonl(path: Path) -> bool:
+    try:
+        return sniff_json_layout(path) == "jsonl"
+    except LoadError:
+        return False
+
+
+def invalid_utf8_lines(path: Path, limit: int = MAX_INVALID_UTF8_LINES) -> list[tuple[int, bytes]]:
+    """(line number, bytes) of the lines of ``path`` (decompressed) that are not valid UTF-8, at
+    most ``limit + 1``. Lines end in "\n" (or "\r" in a file without any "\n"). Blocks of 8 MiB
+    are decoded whole; only a block that fails is split into lines."""
+    out: list[tuple[int, bytes]] = []
+    opener = gzip.open if is_gzip(path) else open
+    with opener(path, "rb") as f:
+        first = f.read(8 * 1024 * 1024)
+        eol = b"\n" if b"\n" in first or b"\r" not in first else b"\r"
+        line_no, carry, chunk = 1, b"", first
+        while True:
+            data = carry + chunk
+            if chunk:
+                cut = data.rfind(eol)
+                if cut < 0:
+                    carry, chunk = data, f.read(8 * 1024 * 1024)
+                    continue
+                block, carry = data[: cut + 1], data[cut + 1 :]
+            else:
+                block, carry = data, b""
+            try:
+                block.decode("utf-8")
+            except UnicodeDecodeError:
+                for i, ln in enumerate(block.split(eol)):
+                    try:
+                        ln.decode("utf-8")
+                    except UnicodeDecodeError:
+                        out.append((line_no + i, ln))
+                        if len(out) > limit:
+                            return out
+            line_no += block.count(eol)
+            if not chunk:
+                return out
+            chunk = f.read(8 * 1024 * 1024)
+
+
+def _quarantine_invalid_utf8(ctx: FileContext, bad: list[tuple[int, bytes]], result: FileResult) -> None:
+    """Quarantine the lines that are not UTF-8 (``invalid_utf8``, the raw text with U+FFFD for
+    the bad bytes) and count them in ``result``."""
+    rows = [(ln, raw.rstrip(b"\r\n").decode("utf-8", errors="replace")[:RAW_LIMIT]) for ln, raw in bad]
+    ctx.engine.execute(
+        "INSERT INTO rejects SELECT ?, ?, ?, unnest(?::BIGINT[]), 'invalid_utf8', unnest(?::VARCHAR[])",
+        [ctx.load_id, ctx.kind, str(ctx.path), [r[0] for r in rows], [r[1] for r in rows]],
+    )
+    result.rows_read += len(rows)
+    result.quarantined["invalid_utf8"] += len(rows)
+
+
 def _clean_engine_error(e: Exception) -> str:
-    msg = str(e).strip().splitlines()
-    return msg[0] if msg else type(e).__name__
+    """One line for an engine error. DuckDB's CSV errors (several lines with a dump of the
+    dialect) become what was wrong on which line."""
+    import re
+
+    text = str(e).strip()
+    msg = text.splitlines()
+    if not msg:
+        return type(e).__name__
+    if ARRAY_THEN_MORE in text:
+        return ARRAY_THEN_MORE
+    m = re.search(r"CSV Error on Line: (\d+)", text)
+    if m:
+        line = m.group(1)
+        cols = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", text)
+        if cols:
+            expected, found = int(cols.group(1)), int(cols.group(2))
+            more = "more" if found > expected else "fewer"
+            return f"line {line}: {more} fields than the {expected} of the header (a ragged row)"
+        if "Invalid unicode" in text or "not utf-8 encoded" in text:
+            return f"line {line}: invalid UTF-8 (the file must be UTF-8 encoded)"
+        if "Maximum line size" in text:
+            return f"line {line}: longer than the maximum line size of {MAX_LINE_SIZE // (1024 * 1024)} MiB"
+        detail = next((x.strip() for x in msg[1:] if x.strip() and not x.startswith("Original Line")), "")
+        return f"line {line}: not a readable CSV/JSON line" + (f" ({detail})" if detail else "")
+    if "maximum recursion depth" in text or "nesting depth" in text.lower():
+        return "JSON nested too deeply to read"
+    first = re.sub(r"^(Invalid Input|Conversion|IO) Error: ", "", msg[0])
+    if "Out of Memory Error" in first:
+        return f"{first} (set COHORTLAB_MEMORY_LIMIT, e.g. 1.5GB, so DuckDB spills to disk)"
+    return first

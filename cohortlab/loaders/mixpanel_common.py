@@ -287,7 +287,7 @@ def stage_engage_results(ctx: FileContext, st: str) -> str:
     eng = ctx.engine
     if layout == "jsonl":
         # + the page-level keys of members pages, kept for pages: page_keys = [as_of, filter_by_cohort]
-        paths += ("$.as_of", "$.filter_by_cohort")
+        paths += ("$.as_of", "$.filter_by_cohort", "$.status", "$.error")
         rows = f"{st}_rows"
         # the line number is a placeholder (0; NULL for a blank line) until the rows are numbered
         records = (
@@ -298,7 +298,7 @@ def stage_engage_results(ctx: FileContext, st: str) -> str:
             f"SELECT line, line AS rec_line, CASE WHEN NOT is_page THEN raw END AS raw, FALSE AS is_page_item, v[2:] AS f, "
             f"{_bare_kind_sql('v[2]')} AS kind, is_page, CASE WHEN is_page THEN v[1] END AS results, "
             f"CASE WHEN is_page THEN json_array_length(v[1])::BIGINT END AS n, "
-            f"CASE WHEN is_page THEN v[9:10] END AS page_keys "
+            f"CASE WHEN is_page THEN v[9:12] END AS page_keys "
             f"FROM ({records})"
         )
         line = ctx.numbered_table(rows, _engage_columns_sql(items, "rec_line", ", is_page, results, n, page_keys"))
@@ -329,6 +329,8 @@ def stage_engage_results(ctx: FileContext, st: str) -> str:
                                      typ="mp_type", text="mparticle_user_id")
                 bare += f" UNION ALL SELECT {cols} FROM {pages}"
             eng.execute(f"CREATE OR REPLACE TEMP VIEW {st} AS SELECT {cols} FROM ({bare})")
+            _check_page_status(ctx, f"SELECT {line} AS line, page_keys[3] AS status, page_keys[4] AS error "
+                                    f"FROM {rows} WHERE is_page")
             _check_engage_stage(ctx, st)
             return layout
     # records of an array or documents (or JSONL numbered by row_number): one statement
@@ -336,6 +338,8 @@ def stage_engage_results(ctx: FileContext, st: str) -> str:
     order = "" if layout == "jsonl" else "ORDER BY line "  # JSONL lines arrive in order
     doc_no = "1" if layout == "array" else "rec_line"
     eng.execute(f"CREATE OR REPLACE TEMP TABLE {st} AS " + _engage_columns_sql(_engage_items_sql(records, order), doc_no))
+    _check_page_status(ctx, f"SELECT line, v[1] AS status, v[2] AS error "
+                            f"FROM ({parsed_records_sql(ctx, layout, ('$.status', '$.error'))})")
     _check_engage_stage(ctx, st)
     recover_float_tokens(ctx, layout, st, key="line", doc_no="doc_no", ord_="line",
                          typ="mp_type", text="mparticle_user_id")
@@ -351,6 +355,24 @@ def drop_engage_stage(ctx: FileContext, st: str) -> None:
         eng.execute(f"DROP TABLE IF EXISTS {st}_rows")
     else:
         eng.execute(f"DROP TABLE IF EXISTS {st}")
+
+
+def _check_page_status(ctx: FileContext, records: str) -> None:
+    """Raise LoadError for the first record of ``records`` (line, status JSON, error JSON) whose
+    ``status`` is a string other than ``"ok"``: an Engage error response (``"status": "error"``,
+    usually with ``"results": []``) is not an empty cohort, it is a failed request."""
+    bad = ctx.engine.query_rows(
+        f"""
+        SELECT line, json_extract_string(status, '$'), coalesce(json_extract_string(error, '$'), '')
+        FROM ({records})
+        WHERE json_type(status) = 'VARCHAR' AND lower(json_extract_string(status, '$')) <> 'ok'
+        ORDER BY line LIMIT 1
+        """
+    )
+    if bad:
+        line, status, error = bad[0]
+        raise LoadError(ctx.path, f"Engage response with status {status!r}: {error}".rstrip(": ")
+                        + " (the request failed: this is not an empty result)", line=int(line))
 
 
 def _check_engage_stage(ctx: FileContext, st: str) -> None:
@@ -381,7 +403,7 @@ def _check_engage_stage(ctx: FileContext, st: str) -> None:
 
 
 # --------------------------------------------------------------------------- profile upsert
-def upsert_profiles(ctx: FileContext, relation: str) -> tuple[int, int]:
+def upsert_profiles(ctx: FileContext, relation: str, as_of=None) -> tuple[int, int]:
     """Upsert Mixpanel profiles from ``relation`` = (line, distinct_id, properties,
     mparticle_user_id, email, phone, created, last_seen), e.g. rows of a
     :func:`stage_engage_results` table.
@@ -393,7 +415,8 @@ def upsert_profiles(ctx: FileContext, relation: str) -> tuple[int, int]:
     The derived columns: ``$mparticle_user_id`` (text as exported; a JSON float keeps its exact
     token), ``$email``, ``$phone``, ``$created``, ``$last_seen`` (ISO strings, UTC; odd types →
     NULL). Returns (loaded, deduplicated): distinct profiles written, and rows superseded within
-    the relation."""
+    the relation. Every row written is also appended to ``mp_profile_history`` with ``as_of``
+    (the argument, else the load's ``as_of`` option, else NULL: the load time counts)."""
     eng = ctx.engine
     total, distinct = eng.query_rows(f"SELECT count(*), count(DISTINCT distinct_id) FROM ({relation})")[0]
     src, tmp = f"({relation})", None
@@ -415,6 +438,17 @@ def upsert_profiles(ctx: FileContext, relation: str) -> tuple[int, int]:
         FROM {src}
         """,
         [ctx.load_id, str(ctx.path)],
+    )
+    # the profile history (send-time resolution): every loaded profile with its as-of time
+    as_of = as_of if as_of is not None else ctx.options.get("as_of")
+    eng.execute(
+        f"""
+        INSERT INTO mp_profile_history (distinct_id, mparticle_user_id, mparticle_user_id_type, email, last_seen,
+                                        as_of, load_id, source_file, line)
+        SELECT distinct_id, mparticle_user_id, mp_type, email, last_seen, CAST(? AS TIMESTAMP), ?, ?, line
+        FROM {src}
+        """,
+        [None if as_of is None else parse_utc(as_of, "as_of").replace(tzinfo=None), ctx.load_id, str(ctx.path)],
     )
     if tmp:
         eng.execute(f"DROP TABLE {tmp}")

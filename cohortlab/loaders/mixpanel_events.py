@@ -22,7 +22,8 @@ Per record ``{"event": ..., "properties": {...}}``:
 * De-duplicated on (event, distinct_id, time, insert_id) within the file and against the rows
   already in ``mp_events`` (a missing insert_id compares equal to a missing insert_id).
 
-Quarantine reasons: malformed_json, not_an_object, missing_event, bad_properties, missing_time,
+Quarantine reasons: malformed_json, not_an_object, missing_event, bad_event (an event name that
+is not a JSON string: a number, boolean, array or object), bad_properties, missing_time,
 bad_time, missing_distinct_id.
 """
 
@@ -215,7 +216,7 @@ def _stage_sql(records: str, unit: str, keep_properties: bool, *, inline_tokens:
         WITH cols AS (
             -- each value typed once; `properties` (most of the line) by its first character
             SELECT line, raw, malformed, is_obj, v,
-                   {raw_text_sql('v[1]')} AS event,
+                   {raw_text_sql('v[1]')} AS event, json_type(v[1]) AS event_type,
                    {container_type_sql('v[2]')} AS props_type,
                    json_type(v[3]) AS time_type,
                    {id_text_sql('v[4]')} AS did,
@@ -240,6 +241,9 @@ def _stage_sql(records: str, unit: str, keep_properties: bool, *, inline_tokens:
                    CASE WHEN malformed THEN 'malformed_json'
                         WHEN NOT is_obj THEN 'not_an_object'
                         WHEN event IS NULL OR event = '' THEN 'missing_event'
+                        -- a number, boolean, array or object is no event name (its text would not
+                        -- be the exported one: -0 -> 0, 1e18 -> 1000000000000000000.0)
+                        WHEN event_type <> 'VARCHAR' THEN 'bad_event'
                         WHEN props_type IS NULL OR props_type = 'NULL' THEN 'missing_time'
                         WHEN props_type <> 'OBJECT' THEN 'bad_properties'
                         WHEN time_type IS NULL OR time_type = 'NULL' THEN 'missing_time'

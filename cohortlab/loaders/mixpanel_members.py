@@ -14,7 +14,12 @@ Accepted inputs (gzip detected by content):
 Options (they override what the file says): ``cohort`` (a name, or the id of a cohort in
 ``mp_cohorts``), ``cohort_id``, ``as_of`` (ISO-8601 string or datetime; no zone = UTC),
 ``column`` (CSV). Without an as_of time the load fails (``as_of is required``). A cohort unknown
-by name is registered in ``mp_cohorts``.
+by name is registered in ``mp_cohorts``; when its name is close to a known cohort's (difflib, case
+ignored: ``power userz`` and ``Power Users``) the load warns naming the near matches, and under
+``strict`` / ``--strict`` it fails instead (a typo must not start a new cohort silently).
+
+CSV: the delimiter comes from the header line (none for a one-column file: ids such as
+``auth0|5f1a2b`` stay whole); a row with more or fewer fields than the header fails the load.
 
 Members are distinct per snapshot (repeats count as deduplicated). When Engage results carry a
 non-empty ``$properties`` object, those profiles are also upserted into ``mp_profiles`` with the
@@ -32,7 +37,7 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from cohortlab.loaders.base import FileContext, FileResult, LoadError, Loader, head_text
+from cohortlab.loaders.base import FileContext, FileResult, LoadError, Loader, csv_header, csv_read_sql, head_text
 from cohortlab.pipeline import sql_str
 from cohortlab.loaders.mixpanel_common import (
     ProfileUpserts,
@@ -46,6 +51,20 @@ from cohortlab.loaders.mixpanel_common import (
 
 DEFAULT_COLUMNS = ("distinct_id", "$distinct_id", "mixpanel_distinct_id")
 _OPTIONS = ("cohort", "cohort_id", "as_of", "column")
+
+
+def _near_cohorts(ctx: FileContext, name: str) -> list[str]:
+    """Known cohort names (cohorts list and snapshots) close to ``name`` (difflib; case and
+    surrounding spaces ignored), closest first."""
+    import difflib
+
+    known = [r[0] for r in ctx.engine.query_rows(
+        "SELECT name FROM mp_cohorts WHERE name IS NOT NULL UNION SELECT cohort_name FROM mp_cohort_snapshots "
+        "WHERE cohort_name IS NOT NULL"
+    )]
+    by_key = {k.strip().lower(): k for k in known}
+    keys = difflib.get_close_matches(name.strip().lower(), list(by_key), n=3, cutoff=0.75)
+    return [by_key[k] for k in keys]
 
 
 def _looks_like_id(s: str) -> bool:
@@ -81,7 +100,8 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
         else:
             meta, has_pages = self._stage_csv(ctx, st)
 
-        cohort_id, cohort_name = self._resolve_cohort(ctx, meta.get("cohort_id"), meta.get("cohort_name"))
+        warnings: list[str] = []
+        cohort_id, cohort_name = self._resolve_cohort(ctx, meta.get("cohort_id"), meta.get("cohort_name"), warnings)
         as_of = self._resolve_as_of(ctx, meta.get("as_of"))
 
         quarantined = ctx.reject(f"SELECT line, reason, raw FROM {st} WHERE reason IS NOT NULL")
@@ -104,7 +124,7 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
             [ctx.load_id, cohort_name, as_of, ctx.load_id, str(ctx.path)],
         )
         if meta.get("profiles"):
-            upsert_profiles(ctx, f"SELECT * FROM {st} WHERE reason IS NULL AND has_properties")
+            upsert_profiles(ctx, f"SELECT * FROM {st} WHERE reason IS NULL AND has_properties", as_of=as_of)
         register_cohorts(
             ctx,
             f"SELECT {sql_str(cohort_id) if cohort_id is not None else 'NULL'}::VARCHAR AS cohort_id, "
@@ -118,6 +138,7 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
             deduplicated=int(valid) - int(distinct),
             quarantined=Counter(quarantined),
             allow_empty=int(rows_read) == 0 and has_pages,
+            warnings=warnings,
         )
 
     # ------------------------------------------------------------------ inputs
@@ -169,15 +190,10 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
 
     def _stage_csv(self, ctx: FileContext, st: str) -> tuple[dict[str, Any], bool]:
         eng = ctx.engine
-        src = (
-            f"read_csv({ctx.file_sql}, header=true, all_varchar=true, "
-            f"compression='{ctx.compression}')"
-        )
-        try:
-            cols = [r[0] for r in eng.query_rows(f"DESCRIBE SELECT * FROM {src}")]
-        except Exception as e:  # noqa: BLE001 - engine error: not a readable CSV
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise LoadError(ctx.path, f"unrecognised format: not JSON and not a readable CSV ({msg})") from e
+        # the dialect comes from the header line (a one-column file has no delimiter: ids such
+        # as auth0|5f1a2b stay whole); columns are read by position (c1 … cN)
+        cols, delim = csv_header(ctx.path)
+        src = csv_read_sql(ctx, len(cols), delim)
         column = ctx.options.get("column")
         if column is None:
             column = next((c for c in DEFAULT_COLUMNS if c in cols), None)
@@ -187,7 +203,7 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
                                           f"the header has {cols}", line=1)
         elif column not in cols:
             raise LoadError(ctx.path, f"no column {column!r}; the header has {cols}", line=1)
-        qc = '"' + column.replace('"', '""') + '"'
+        qc = f"c{cols.index(column) + 1}"
         # line = position + 1 (the header is line 1); the raw row text only for rejects
         rows = (
             f"SELECT CASE WHEN distinct_id IS NULL THEN 'missing_distinct_id' END AS reason, "
@@ -205,8 +221,9 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
                         f"NULL::BIGINT AS doc_no, {stage_cols} FROM ({rows})")
         meta: dict[str, Any] = {"layout": "csv"}
         if "as_of" in cols:
+            a = f"c{cols.index('as_of') + 1}"
             values = [r[0] for r in eng.query_rows(
-                f"SELECT DISTINCT trim(as_of) FROM {src} WHERE nullif(trim(as_of), '') IS NOT NULL"
+                f"SELECT DISTINCT trim({a}) FROM {src} WHERE nullif(trim({a}), '') IS NOT NULL"
             )]
             if len(values) > 1:
                 raise LoadError(ctx.path, f"the as_of column has several values {sorted(values)[:5]}: "
@@ -217,7 +234,7 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
 
     # ------------------------------------------------------------------ cohort and time
     def _resolve_cohort(self, ctx: FileContext, file_id: str | None,
-                        file_name: str | None) -> tuple[str | None, str]:
+                        file_name: str | None, warnings: list[str]) -> tuple[str | None, str]:
         q = ctx.engine.query_rows
         cid: str | None = ctx.options.get("cohort_id")
         name: str | None = None
@@ -237,6 +254,12 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
                                               "first (mixpanel-cohorts) or pass the cohort name")
                 else:
                     name = opt
+                    near = _near_cohorts(ctx, opt)
+                    if near:
+                        warnings.append(
+                            f"{ctx.path}: cohort {opt!r} is not a known cohort, so a new cohort is created; "
+                            f"did you mean {' or '.join(repr(n) for n in near)}?"
+                        )
         if cid is None and name is None:
             cid, name = file_id, file_name
         if name is None and cid is not None:

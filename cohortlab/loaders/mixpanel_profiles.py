@@ -14,7 +14,9 @@ across the file in document order. An integer ``$distinct_id`` is kept as its ex
 unparsable strings give NULL (not a reject).
 
 A later load replaces the earlier row of the same distinct_id; within one file the last
-occurrence wins and the others count as deduplicated.
+occurrence wins and the others count as deduplicated. Every load is also kept in
+``mp_profile_history`` with its as-of time: option ``as_of`` (ISO-8601 UTC, the time the export
+was taken), else the load time counts (send-time resolution, docs/rules.md).
 
 Quarantine reasons: malformed_json, not_an_object, missing_distinct_id, bad_distinct_id,
 bad_properties. A page with ``"status"`` other than ``"ok"``, or a file with JSON objects none of
@@ -28,6 +30,7 @@ from collections import Counter
 from cohortlab.loaders.base import FileContext, FileResult, Loader
 from cohortlab.loaders.mixpanel_common import (
     ProfileUpserts,
+    parse_utc,
     drop_engage_stage,
     stage_engage_results,
     upsert_profiles,
@@ -37,6 +40,14 @@ from cohortlab.loaders.mixpanel_common import (
 class MixpanelProfilesLoader(ProfileUpserts, Loader):
     kind = "mixpanel-profiles"
     description = "Mixpanel Engage pages / result JSONL -> mp_profiles"
+
+    def validate_options(self, options):
+        unknown = sorted(set(options) - {"as_of"})
+        if unknown:
+            raise ValueError(f"{self.kind}: unknown option(s) {unknown}; known: as_of")
+        if options.get("as_of") in (None, ""):
+            return {}
+        return {"as_of": parse_utc(options["as_of"], f"{self.kind}: as_of").isoformat()}
 
     def load_file(self, ctx: FileContext) -> FileResult:
         eng = ctx.engine

@@ -1,6 +1,6 @@
 """mParticle Events API batches → updates of the profile snapshot (kind ``mparticle-batches``).
 
-Input: Events API batches (formats.md §6): one batch per file (pretty-printed OK), a bulk array
+Input: Events API batches (docs/loading.md#mparticle-batches): one batch per file (pretty-printed OK), a bulk array
 of batches, or JSONL; gzip detected by content. Keys read: ``mpid`` (JSON integer or string,
 exact int64), ``user_identities`` (object map ``{type: value}``, or a list of
 ``{identity_type, identity}`` as in forwarded JSON), ``device_info`` (its device-id keys such as
@@ -8,7 +8,13 @@ exact int64), ``user_identities`` (object map ``{type: value}``, or a list of
 ``environment``, ``timestamp_unixtime_ms`` (else the latest ``events[].data.timestamp_unixtime_ms``),
 ``source_request_id``. Other keys (``events``, ``source_info``, ``context``, …) are tolerated.
 
-Batches apply IN ORDER — file order inside a file, load order across loads — all set-based:
+Batches apply IN THE ORDER OF THEIR OWN TIME (``timestamp_unixtime_ms``, else the latest event
+time; a batch without any time sits after the timed batches above it in the file, and a later load
+comes after an earlier one), all set-based. ``mpa_batch_times`` keeps, per MPID and identity or
+attribute, the time of the batch that last touched it: an older batch loaded later does not
+overwrite it. ``mpa_batch_keys`` keeps the batches applied: a batch loaded again (the same
+``source_request_id``, or the same content, e.g. a gzip copy of a file under another name) is a
+replay, counted as deduplicated, and changes nothing.
 
 * a batch for an MPID without a profile creates it (``source = 'batches'``, ``created_at`` = its
   first batch time); an existing profile keeps its row, with ``last_stored_at`` moved to the latest
@@ -73,6 +79,31 @@ _CHECKS = [
 ]
 
 
+def _identity_item(a: str) -> str:
+    """SQL: the ``mpa_batch_times.item`` of an identity row aliased ``a``."""
+    return f"'identity:' || {a}.kind || ':' || {a}.identity_type"
+
+
+def _attribute_item(a: str) -> str:
+    return f"'attribute:' || {a}.name"
+
+
+def _newer_stored(alias: str, item) -> str:
+    """SQL BOOLEAN: a batch newer than row ``alias`` (its ``okey``) already set or removed the
+    same item (``item(alias)``) of the same MPID (no time on either side: load order, the new
+    one applies)."""
+    return (f"EXISTS (SELECT 1 FROM mpa_batch_times t WHERE t.mpid = {alias}.mpid AND t.item = {item(alias)} "
+            f"AND t.batch_time > {alias}.okey)")
+
+
+def _record_times(ex, ops: str, item, params: list) -> None:
+    """Store the order time of the batch that last touched each item of ``ops``."""
+    ex(f"DELETE FROM mpa_batch_times USING {ops} o WHERE mpa_batch_times.mpid = o.mpid "
+       f"AND mpa_batch_times.item = {item('o')}")
+    ex(f"INSERT INTO mpa_batch_times SELECT o.mpid, {item('o')}, o.okey, ?::BIGINT, ?::VARCHAR, o.line FROM {ops} o",
+       params)
+
+
 class MParticleBatchesLoader(Loader):
     kind = "mparticle-batches"
     description = "mParticle Events API batches (one batch, a bulk array, or JSONL), applied in order"
@@ -107,22 +138,32 @@ class MParticleBatchesLoader(Loader):
             "checked",
             f"""
             SELECT s.line, s.mpid, s.attrs, s.attrs_t, s.del, s.del_t, s.environment, s.ts_ms, s.srid, s.event_ms,
+                   -- what makes a replay: the request id, else the batch's content (minified JSON)
+                   coalesce('srid:' || s.srid,
+                            'content:' || hash(s.mpid, s.ts_ms, s.event_ms, s.environment, s.uid::VARCHAR,
+                                               s.attrs::VARCHAR, s.del::VARCHAR, s.device_info::VARCHAR)::VARCHAR) AS bkey,
                    coalesce(s.reason0,
                      CASE WHEN s.line IN (SELECT line FROM {ids} WHERE bad) THEN 'invalid_identities' END
                    ) AS reason
             FROM {stage} s""",
         )
         quarantined = reject_with_raw(ctx, checked)
+        # kept: the batches applied (not a repeat of an earlier batch of the file, not a replay of
+        # a batch of an earlier load). `okey` orders them: their own time, else (no time) the
+        # time of the latest timed batch above them in the file; ties (and NULL) by line.
         kept = tmp.create(
             "kept",
             f"""
-            SELECT line, mpid, attrs, attrs_t, del, del_t, environment,
-                   coalesce({epoch_ms_sql('ts_ms')}, epoch_ms(CAST(event_ms AS BIGINT))) AS ts
-            FROM (
-              SELECT *, row_number() OVER (PARTITION BY srid ORDER BY line) AS n
-              FROM {checked} WHERE reason IS NULL
-            ) WHERE srid IS NULL OR n = 1""",
+            SELECT *, coalesce(ts, max(ts) OVER (ORDER BY line ROWS UNBOUNDED PRECEDING)) AS okey FROM (
+              SELECT line, mpid, attrs, attrs_t, del, del_t, environment, bkey,
+                     coalesce({epoch_ms_sql('ts_ms')}, epoch_ms(CAST(event_ms AS BIGINT))) AS ts
+              FROM (
+                SELECT *, row_number() OVER (PARTITION BY srid ORDER BY line) AS n
+                FROM {checked} WHERE reason IS NULL
+              ) WHERE (srid IS NULL OR n = 1) AND bkey NOT IN (SELECT batch_key FROM mpa_batch_keys)
+            )""",
         )
+        ex(f"INSERT INTO mpa_batch_keys SELECT bkey, mpid, ts, ?::BIGINT, ?::VARCHAR, line FROM {kept}", params)
 
         # -- profiles: update the existing ones, create the unknown ones
         agg = tmp.create(
@@ -153,12 +194,13 @@ class MParticleBatchesLoader(Loader):
         latest_ids = tmp.create(
             "latest_ids",
             f"""
-            SELECT mpid, kind, identity_type, value, line FROM (
-              SELECT i.*, row_number() OVER (PARTITION BY i.mpid, i.kind, i.identity_type
-                                             ORDER BY i.line DESC, i.pos DESC) AS rn
-              FROM {ids} i WHERE i.line IN (SELECT line FROM {kept})
-            ) WHERE rn = 1""",
+            SELECT mpid, kind, identity_type, value, line, okey FROM (
+              SELECT i.*, k.okey, row_number() OVER (PARTITION BY i.mpid, i.kind, i.identity_type
+                                                     ORDER BY k.okey DESC NULLS LAST, i.line DESC, i.pos DESC) AS rn
+              FROM {ids} i JOIN {kept} k ON k.line = i.line
+            ) l WHERE rn = 1 AND NOT {_newer_stored("l", _identity_item)}""",
         )
+        _record_times(ex, latest_ids, _identity_item, params)
         ex(
             f"""
             DELETE FROM mpa_identities USING {latest_ids} l
@@ -175,8 +217,9 @@ class MParticleBatchesLoader(Loader):
         last_ops = tmp.create(
             "last_ops",
             f"""
-            SELECT mpid, name, op, value, value_bool, line FROM (
-              SELECT *, row_number() OVER (PARTITION BY mpid, name ORDER BY line DESC, sub DESC) AS rn
+            SELECT mpid, name, op, value, value_bool, line, okey FROM (
+              SELECT o.*, k.okey,
+                     row_number() OVER (PARTITION BY o.mpid, o.name ORDER BY k.okey DESC NULLS LAST, o.line DESC, o.sub DESC) AS rn
               FROM (
                 SELECT mpid, name, 'set' AS op, value, value_bool, line, 0 AS sub
                 FROM ({attributes_sql(kept, 'attrs')})
@@ -184,9 +227,10 @@ class MParticleBatchesLoader(Loader):
                 SELECT mpid, unnest(json_extract_string(del, '$[*]')) AS name, 'delete' AS op,
                        NULL::JSON AS value, NULL::BOOLEAN AS value_bool, line, 1 AS sub
                 FROM {kept} WHERE del_t = 'ARRAY'
-              )
-            ) WHERE rn = 1""",
+              ) o JOIN {kept} k ON k.line = o.line
+            ) l WHERE rn = 1 AND NOT {_newer_stored("l", _attribute_item)}""",
         )
+        _record_times(ex, last_ops, _attribute_item, params)
         ex(
             f"""
             DELETE FROM mpa_attributes USING {last_ops} l

@@ -29,9 +29,13 @@ from typing import Any
 
 from cohortlab.identifiers import is_valid_mpid_sql
 from cohortlab.loaders._mparticle import Temp, count, identity_kind, normalise_identity_type, replace_profiles, text_bool_sql
-from cohortlab.loaders.base import MAX_LINE_SIZE, FileContext, FileResult, LoadError, Loader, head_text
+from cohortlab.loaders.base import FileContext, FileResult, LoadError, Loader, csv_header, csv_read_sql, head_text
 from cohortlab.pipeline import sql_ident, sql_str
 
+
+def _col(i: int) -> str:
+    """The working name of the CSV's i-th column (0-based)."""
+    return f"c{i + 1}"
 
 
 
@@ -55,11 +59,6 @@ class MParticleCsvLoader(Loader):
             attributes = [str(a) for a in attributes]
         return {"mpid_column": mpid_column, "attributes": attributes}
 
-    def _read_csv(self, ctx: FileContext) -> str:
-        return (
-            f"read_csv({ctx.file_sql}, header=true, all_varchar=true, compression='{ctx.compression}', "
-            f"max_line_size={MAX_LINE_SIZE}{ctx._buffer_option()})"
-        )
 
     def load_file(self, ctx: FileContext) -> FileResult:
         if not head_text(ctx.path, 4096).strip("\ufeff \t\r\n"):
@@ -70,7 +69,7 @@ class MParticleCsvLoader(Loader):
         return result
 
     def _load(self, ctx: FileContext, tmp: Temp) -> FileResult:
-        columns = [r[0] for r in ctx.engine.query_rows(f"DESCRIBE SELECT * FROM {self._read_csv(ctx)}")]
+        columns, delim = csv_header(ctx.path)
         want = self.options["mpid_column"]
         mpid_col = next((c for c in columns if c == want), None) or next(
             (c for c in columns if c.strip().lower() == want.lower()), None
@@ -92,11 +91,18 @@ class MParticleCsvLoader(Loader):
                 )
             attr_cols = [c for c in attr_cols if c in self.options["attributes"]]
 
-        raw = "json_object(" + ", ".join(f"{sql_str(c)}, {sql_ident(c)}" for c in columns) + ")::VARCHAR"
-        m = sql_ident(mpid_col)
+        # the file's columns are read under positional names (c1 … cN): `ref` maps a header to its
+        # position's name, so a header named like a working column (__reason, __line) cannot clash
+        pos = {c: _col(i) for i, c in enumerate(columns)}
+
+        def ref(c: str) -> str:
+            return sql_ident(pos[c])
+
+        raw = "json_object(" + ", ".join(f"{sql_str(c)}, {ref(c)}" for c in columns) + ")::VARCHAR"
+        m = ref(mpid_col)
         rows = tmp.create(
             "rows",
-            f"SELECT row_number() OVER () + 1 AS __line, * FROM {self._read_csv(ctx)}",
+            f"SELECT row_number() OVER () + 1 AS __line, * FROM {csv_read_sql(ctx, len(columns), delim)}",
         )
         checked = tmp.create(
             "checked",
@@ -127,7 +133,7 @@ class MParticleCsvLoader(Loader):
                 "identities",
                 " UNION ALL ".join(
                     f"SELECT __mpid AS mpid, '{kind}' AS kind, {sql_str(t)} AS identity_type, "
-                    f"{sql_ident(c)} AS value, __line AS line FROM {winners} WHERE {sql_ident(c)} IS NOT NULL AND {sql_ident(c)} <> ''"
+                    f"{ref(c)} AS value, __line AS line FROM {winners} WHERE {ref(c)} IS NOT NULL AND {ref(c)} <> ''"
                     for c, kind, t in identity_cols
                 ),
             )
@@ -136,9 +142,9 @@ class MParticleCsvLoader(Loader):
             attributes = tmp.create(
                 "attributes",
                 " UNION ALL ".join(
-                    f"SELECT __mpid AS mpid, {sql_str(c)} AS name, to_json({sql_ident(c)}) AS value, "
-                    f"{text_bool_sql(sql_ident(c))} AS value_bool, __line AS line "
-                    f"FROM {winners} WHERE {sql_ident(c)} IS NOT NULL AND {sql_ident(c)} <> ''"
+                    f"SELECT __mpid AS mpid, {sql_str(c)} AS name, to_json({ref(c)}) AS value, "
+                    f"{text_bool_sql(ref(c))} AS value_bool, __line AS line "
+                    f"FROM {winners} WHERE {ref(c)} IS NOT NULL AND {ref(c)} <> ''"
                     for c in attr_cols
                 ),
             )

@@ -1,7 +1,7 @@
 """mParticle Profile API responses → ``mpa_profiles``, ``mpa_identities``, ``mpa_attributes``,
 ``mpa_audiences`` (kind ``mparticle-profiles``).
 
-Input: Profile API response objects (formats.md §5), as one (pretty-printed) object per file,
+Input: Profile API response objects (docs/loading.md#mparticle-profiles), as one (pretty-printed) object per file,
 several concatenated objects, a JSON array of them, or JSONL; gzip detected by content.
 
 * ``mpid``: a JSON integer or a string, negative allowed, read exactly as int64 (never through a
@@ -74,8 +74,15 @@ class MParticleProfilesLoader(Loader):
         tmp.drop_all()  # on error the load's transaction rolls back, temp tables included
         return result
 
+    source = "profile_api"  # mpa_profiles.source of the rows written
+
+    def _stage(self, ctx: FileContext, tmp: Temp) -> str:
+        """The staged records (see ``_mparticle.stage_sql``); a subclass reading another file
+        format builds them from its own (line, j) records."""
+        return create_stage(ctx, tmp, _SCALARS, _CONTAINERS, _CHECKS)
+
     def _load(self, ctx: FileContext, tmp: Temp) -> FileResult:
-        stage = create_stage(ctx, tmp, _SCALARS, _CONTAINERS, _CHECKS)
+        stage = self._stage(ctx, tmp)
         ids = tmp.create(
             "ids",
             f"{identities_sql(stage, 'uid', 'user')} UNION ALL {identities_sql(stage, 'did', 'device')}",
@@ -125,7 +132,7 @@ class MParticleProfilesLoader(Loader):
             "profiles",
             f"""
             SELECT mpid, {epoch_ms_sql('created_ms')} AS created_at, {epoch_ms_sql('stored_ms')} AS last_stored_at,
-                   {text_bool_sql('opted')} AS is_opted_out, environment, 'profile_api' AS source, line
+                   {text_bool_sql('opted')} AS is_opted_out, environment, '{self.source}' AS source, line
             FROM {stage} WHERE reason0 IS NULL AND {won}""",
         )
         # used once each: passed as subqueries, not materialised

@@ -1,4 +1,4 @@
-"""Migration plans (SPEC §6): an External Identity Type timeline, optional remediations and the
+"""Migration plans (docs/rules.md#migration): an External Identity Type timeline, optional remediations and the
 event identity cutoff, as a validated pydantic model that reads from and writes to YAML.
 
     name: switch + Rule
@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serial
 
 from cohortlab.errors import SettingsError
 from cohortlab.settings import EitPeriod, SyncSettings
-from cohortlab.times import format_time, parse_time, to_utc
+from cohortlab.times import format_time, naive_utc, parse_time, to_utc
 
 DEFAULT_CUTOFF = SyncSettings.model_fields["event_identity_cutoff"].default
 
@@ -258,6 +258,16 @@ def load_plans(path: str | Path) -> list[MigrationPlan]:
     return out
 
 
+def plan_events(plans) -> "pd.DataFrame":
+    """Vertical markers for a chart: (plan, date, label) of every dated change of ``plans``."""
+    import pandas as pd
+
+    rows = [{"plan": p.name, "date": pd.Timestamp(naive_utc(t)), "label": label}
+            for p in map(MigrationPlan.coerce, plans) for t, label in p.changes]
+    df = pd.DataFrame(rows, columns=["plan", "date", "label"])
+    return df.drop_duplicates(["date", "label"]).reset_index(drop=True)
+
+
 def standard_plans(switch: Any, *, rule: Any | None = None, current_eit: str = "customer_id",
                    event_identity_cutoff: Any = DEFAULT_CUTOFF) -> list[MigrationPlan]:
     """The four usual options: switch only; switch + Rule; Rule only; do nothing.
@@ -273,4 +283,4 @@ def standard_plans(switch: Any, *, rule: Any | None = None, current_eit: str = "
     ]
 
 
-__all__ = ["MigrationPlan", "Remediation", "PlanError", "load_plans", "standard_plans", "EIT_IDENTITY_TYPE", "DEFAULT_CUTOFF"]
+__all__ = ["MigrationPlan", "Remediation", "PlanError", "load_plans", "standard_plans", "plan_events", "EIT_IDENTITY_TYPE", "DEFAULT_CUTOFF"]

@@ -2,9 +2,10 @@
 they stay reviewable as Python. Run after editing: ``.venv/bin/python notebooks/build.py``
 (``--check`` exits non-zero when a committed notebook differs from what this script builds).
 
-Conventions (DESIGN.md "Notebooks and reports"): one cell tagged ``parameters``; a kernelspec
+Conventions (docs/reports.md#editing): one cell tagged ``parameters``; a kernelspec
 (``cohortlab``, falling back to ``python3`` in ``cohortlab report``); the notebook only calls
-the package (``cohortlab.report.insights`` for numbers and tables, ``cohortlab.charts`` for charts) and
+the package (``cohortlab.report``: ``insights`` gathers, ``metrics`` computes, ``summaries`` words,
+``notebook`` displays; ``cohortlab.charts`` draws) and
 chooses what to show; it begins with a plain-language summary whose numbers come from code; each
 chart has a one-line explanation; the last cell writes ``metrics.json`` into ``output_dir``.
 """
@@ -27,15 +28,18 @@ cohorts = None               # a cohort name, a list of names, or None for every
 as_of = None                 # ISO time such as "2026-03-01T00:00:00Z"; None: each cohort's latest data
 settings = None              # SyncSettings YAML file (fallback, cutoff, cadence, pauses...); None: defaults
 output_dir = None            # folder for metrics.json (`cohortlab report` sets it); None: not written
-show_personal_data = False   # emails and phone numbers are hidden unless True'''
+show_personal_data = False   # emails and phone numbers are hidden unless True
+engine = "duckdb"            # "duckdb", or "spark" (`cohortlab report --engine spark`)
+spark_master = None          # Spark master URL when engine is "spark"; None: local'''
 
 SETUP = '''\
 from cohortlab import charts
-from cohortlab.report import insights as ci
+from cohortlab.report import insights, metrics, summaries
+from cohortlab.report import notebook as ui
 
-lab = ci.open_lab(db, data)
-names = ci.cohort_names(lab, cohorts)
-known = set() if show_personal_data else ci.known_personal_values(lab)  # values never to display'''
+lab = ui.open_lab(db, data, engine=engine, spark_master=spark_master)
+names = insights.cohort_names(lab, cohorts)
+known = set() if show_personal_data else ui.known_personal_values(lab)  # values never to display'''
 
 
 def md(text: str):
@@ -67,51 +71,51 @@ MATCH_RATES = notebook([
 For each cohort: the share of its Mixpanel members whose identifier (the profile's
 `$mparticle_user_id`, the same property on recent events, or the `$distinct_id` fallback) is the
 MPID of an existing mParticle profile, and the discrepancy waterfall from the Mixpanel cohort
-count to the mParticle audience size (SPEC §4).
+count to the mParticle audience size (docs/rules.md#waterfall).
 """),
     code(COMMON_PARAMETERS, "parameters"),
     code(SETUP + '''
-sims = ci.simulate_all(lab, names, at=as_of, settings=settings)
-resolution = ci.all_resolution(sims)
-rates = ci.match_rates(resolution, "cohort_name")
-rates_by_source = ci.match_rates(resolution, "identifier_source")
-gaps = ci.gaps_by_reason(resolution)
+sims = insights.simulate_all(lab, names, at=as_of, settings=settings)
+resolution = insights.all_resolution(sims)
+rates = metrics.match_rates(resolution, "cohort_name")
+rates_by_source = metrics.match_rates(resolution, "identifier_source")
+gaps = metrics.gaps_by_reason(resolution)
 waterfalls = {c: s.waterfall for c, s in sims.items()}''', "remove-cell"),
     md("## Summary"),
-    code('summary = ci.match_rates_summary(rates, waterfalls, gaps)\nci.md(summary)'),
+    code('summary = summaries.match_rates_summary(rates, waterfalls, gaps)\nui.md(summary)'),
     md("## Match rate per cohort"),
     code('''\
-ci.show(charts.match_rate_chart(rates, by="cohort_name"),
+ui.show(charts.match_rate_chart(rates, by="cohort_name"),
         "Share of each cohort's Mixpanel members whose identifier reaches an existing mParticle profile.")
-ci.table(rates)'''),
+ui.table(rates)'''),
     md("## Match rate per identifier source"),
     code('''\
-ci.show(charts.match_rate_chart(rates_by_source, by="identifier_source"),
+ui.show(charts.match_rate_chart(rates_by_source, by="identifier_source"),
         "Which identifier Mixpanel sent: the profile's `$mparticle_user_id`, the event property (events "
-        "since the 2026-01-15 cutoff), the `$distinct_id` fallback, or none.")
-ci.table(rates_by_source)'''),
+        f"since {summaries.cutoff_text(settings)}), the `$distinct_id` fallback, or none.")
+ui.table(rates_by_source)'''),
     md("## Where the users went: the discrepancy waterfall"),
     code('''\
 for cohort, sim in sims.items():
-    ci.md(f"### {cohort}")
-    ci.show(charts.waterfall_chart(sim.waterfall, title=f"{cohort}: from Mixpanel members to the mParticle audience",
+    ui.md(f"### {cohort}")
+    ui.show(charts.waterfall_chart(sim.waterfall, title=f"{cohort}: from Mixpanel members to the mParticle audience",
                                      hide_zero=True),
             "Start from the Mixpanel cohort, subtract members lost per gap reason and duplicates, then the "
             "sync's pending and stale profiles: the last bar is the audience size in mParticle.")
-    ci.table(ci.waterfall_table(sim.waterfall))'''),
+    ui.table(ui.waterfall_table(sim.waterfall))'''),
     md("## Match rate over time"),
     code('''\
-over_time = ci.match_rates_over_time(lab, names, settings=settings, until=as_of)
+over_time = insights.match_rates_over_time(lab, names, settings=settings, until=as_of)
 if over_time.empty:
-    ci.md("Each cohort has a single membership snapshot: no trend to show.")
+    ui.md("Each cohort has a single membership snapshot: no trend to show.")
 else:
-    ci.show(charts.match_rate_over_time_chart(over_time),
+    ui.show(charts.match_rate_over_time_chart(over_time),
             "Match rate at each membership snapshot (the latest 12 per cohort).")'''),
     code('''\
-metrics_file = ci.write_metrics(output_dir, "match_rates", title="Match rates", summary=summary,
-                                headline=ci.match_rates_headline(rates, waterfalls),
+metrics_file = ui.write_metrics(output_dir, "match_rates", title="Match rates", summary=summary,
+                                headline=metrics.match_rates_headline(rates, waterfalls),
                                 parameters={"cohorts": names, "as_of": as_of, "settings": settings},
-                                **ci.match_rates_metrics(rates, rates_by_source, sims, over_time))''', "remove-cell"),
+                                **metrics.match_rates_metrics(rates, rates_by_source, sims, over_time))''', "remove-cell"),
 ])
 
 # =========================================================================== identity_gaps
@@ -119,71 +123,71 @@ IDENTITY_GAPS = notebook([
     md("""
 # Identity gaps: why cohort members do not reach mParticle
 
-The members that are lost between Mixpanel and mParticle, by reason (SPEC §3), whether they are
+The members that are lost between Mixpanel and mParticle, by reason (docs/rules.md#gap-reasons), whether they are
 in mParticle under another identity (`recoverable_via`), when they were last active, the
 precision-loss and junk identifiers behind the losses, MPIDs shared by several Mixpanel profiles,
 and what each remedy would recover.
 """),
     code(COMMON_PARAMETERS, "parameters"),
     code(SETUP + '''
-sims = ci.simulate_all(lab, names, at=as_of, settings=settings)
-resolution = ci.all_resolution(sims)
-gaps = ci.gaps_by_reason(resolution)
-recoverable = ci.gaps_by_recoverable(resolution)
-activity = ci.activity(resolution, "gap_reason")
-shared = ci.shared_mpids(resolution, with_ids=show_personal_data)
-remedies = ci.remedies(resolution)''', "remove-cell"),
+sims = insights.simulate_all(lab, names, at=as_of, settings=settings)
+resolution = insights.all_resolution(sims)
+gaps = metrics.gaps_by_reason(resolution)
+recoverable = metrics.gaps_by_recoverable(resolution)
+activity = metrics.activity(resolution, "gap_reason")
+shared = metrics.shared_mpids(resolution, with_ids=show_personal_data)
+remedies = metrics.remedies(resolution)''', "remove-cell"),
     md("## Summary"),
-    code('summary = ci.identity_gaps_summary(resolution, remedies, shared)\nci.md(summary)'),
+    code('summary = summaries.identity_gaps_summary(resolution, remedies, shared, settings)\nui.md(summary)'),
     md("## Unmatched members by gap reason"),
     code('''\
-ci.show(charts.gaps_by_reason_chart(gaps),
+ui.show(charts.gaps_by_reason_chart(gaps),
         "Why each unmatched member's identifier does not reach an mParticle profile (first reason that applies).")
-ci.table(gaps)'''),
+ui.table(gaps)'''),
     md("## Are they in mParticle after all?"),
     code('''\
-ci.show(charts.gaps_by_recoverable_chart(recoverable),
+ui.show(charts.gaps_by_recoverable_chart(recoverable),
         "The mParticle identity through which an unmatched member's distinct_id or email finds an existing "
         "profile: the user is there, only the identifier Mixpanel sends is wrong.")
-ci.table(recoverable)'''),
-    md("## Last activity: before or after the 2026-01-15 cutoff"),
+ui.table(recoverable)'''),
+    md("## Last activity: before or after the event-identity cutoff"),
     code('''\
-ci.show(charts.activity_chart(activity),
+ui.show(charts.activity_chart(activity, cutoff_label=summaries.cutoff_text(settings).removeprefix("the ")),
         "Members active since the cutoff will send new data (a fix reaches them); the others cannot be fixed "
         "retroactively.")'''),
     md("## Precision loss"),
     code('''\
-precision = ci.precision_loss(resolution)
-ci.md(f"**{len(precision):,}** members send an identifier that is an MPID rounded through a float "
+precision = metrics.precision_loss(resolution)
+ui.md(f"**{len(precision):,}** members send an identifier that is an MPID rounded through a float "
       "(a JavaScript number or a pandas float column upstream).")
 if len(precision):
-    ci.table(precision, show_personal_data=show_personal_data, known=known, max_rows=20)'''),
+    ui.table(precision, show_personal_data=show_personal_data, known=known, max_rows=20)'''),
     md("## Junk `$mparticle_user_id` values"),
     code('''\
-junk = ci.junk_values(resolution)
+junk = metrics.junk_values(resolution)
 if junk.empty:
-    ci.md("No malformed `$mparticle_user_id` values.")
+    ui.md("No malformed `$mparticle_user_id` values.")
 else:
-    ci.md("The most frequent values that are not a valid MPID (they block the `$distinct_id` fallback):")
-    ci.table(junk, show_personal_data=show_personal_data, known=known)'''),
+    ui.md("The most frequent values that are not a valid MPID (they block the `$distinct_id` fallback):")
+    ui.table(junk, show_personal_data=show_personal_data, known=known)'''),
     md("## MPIDs shared by several Mixpanel profiles"),
     code('''\
-ci.show(charts.shared_mpid_chart(ci.shared_mpid_distribution(shared)),
+ui.show(charts.shared_mpid_chart(metrics.shared_mpid_distribution(shared)),
         "One person with several Mixpanel profiles in the cohort: counted once in mParticle.")
 if len(shared):
-    ci.table(shared, show_personal_data=show_personal_data, known=known, max_rows=20)'''),
+    ui.table(shared, show_personal_data=show_personal_data, known=known, max_rows=20)'''),
     md("## What each remedy would recover"),
     code('''\
-ci.show(charts.remedies_chart(remedies),
+ui.show(charts.remedies_chart(remedies),
         "Members recovered by each remedy, assuming those active since the cutoff send data again.")
-ci.table(remedies)
-ci.md(f"Not recoverable by any remedy: **{remedies.attrs['never_fixable']:,}** members in mParticle but inactive "
+ui.table(remedies)
+ui.md(f"Not recoverable by any remedy: **{remedies.attrs['never_fixable']:,}** members in mParticle but inactive "
       f"since the cutoff, and **{remedies.attrs['not_in_mparticle']:,}** members not found in mParticle at all.")'''),
     code('''\
-metrics_file = ci.write_metrics(output_dir, "identity_gaps", title="Identity gaps", summary=summary,
-                                headline=ci.identity_gaps_headline(resolution, remedies),
+metrics_file = ui.write_metrics(output_dir, "identity_gaps", title="Identity gaps", summary=summary,
+                                headline=metrics.identity_gaps_headline(resolution, remedies),
                                 parameters={"cohorts": names, "as_of": as_of, "settings": settings},
-                                **ci.identity_gaps_metrics(resolution, remedies, shared))''', "remove-cell"),
+                                **metrics.identity_gaps_metrics(resolution, remedies, shared))''', "remove-cell"),
 ])
 
 # =========================================================================== sync_timeline
@@ -191,44 +195,44 @@ SYNC_TIMELINE = notebook([
     md("""
 # Sync timeline: the Mixpanel cohort against the mParticle audience over time
 
-The cohort sync replayed run by run (SPEC §5): Mixpanel's member count against the number of
+The cohort sync replayed run by run (docs/rules.md#sync-over-time): Mixpanel's member count against the number of
 mParticle profiles with `<attribute> = true`, the adds and removes each run sends, paused windows
 (failed runs), and the staleness they leave behind, for a dynamic sync and a one-time export.
 """),
     code(COMMON_PARAMETERS + '''
 since = None                 # show runs from this ISO time on; None: from the first run''', "parameters"),
     code(SETUP + '''
-dynamic = ci.simulate_all(lab, names, at=as_of, settings=ci.with_sync_type(settings, "dynamic"))
-one_time = ci.simulate_all(lab, names, at=as_of, settings=ci.with_sync_type(settings, "one_time"))
-timelines = {c: ci.window(s.timeline, since) for c, s in dynamic.items()}
-one_time_timelines = {c: ci.window(s.timeline, since) for c, s in one_time.items()}
-stats = {c: ci.timeline_summary(t) for c, t in timelines.items()}
-one_time_stats = {c: ci.timeline_summary(t) for c, t in one_time_timelines.items()}''', "remove-cell"),
+dynamic = insights.simulate_all(lab, names, at=as_of, settings=insights.with_sync_type(settings, "dynamic"))
+one_time = insights.simulate_all(lab, names, at=as_of, settings=insights.with_sync_type(settings, "one_time"))
+timelines = {c: metrics.window(s.timeline, since) for c, s in dynamic.items()}
+one_time_timelines = {c: metrics.window(s.timeline, since) for c, s in one_time.items()}
+stats = {c: metrics.timeline_summary(t) for c, t in timelines.items()}
+one_time_stats = {c: metrics.timeline_summary(t) for c, t in one_time_timelines.items()}''', "remove-cell"),
     md("## Summary"),
     code('''\
-summary = "\\n\\n".join([ci.sync_overview(stats)] + [ci.sync_summary(c, stats[c], one_time_stats[c]) for c in names])
-ci.md(summary)'''),
+summary = "\\n\\n".join([summaries.sync_overview(stats)] + [summaries.sync_summary(c, stats[c], one_time_stats[c]) for c in names])
+ui.md(summary)'''),
     code('''\
 for cohort in names:
     tl = timelines[cohort]
-    ci.md(f"## {cohort}")
-    ci.show(charts.timeline_chart(tl, title=f"{cohort}: Mixpanel cohort vs mParticle audience"),
+    ui.md(f"## {cohort}")
+    ui.show(charts.timeline_chart(tl, title=f"{cohort}: Mixpanel cohort vs mParticle audience"),
             "Grey: members in the Mixpanel cohort; blue: mParticle profiles with the attribute true after each "
             "run; shaded: paused (failed runs); triangles: full refreshes.")
-    ci.show(charts.sync_runs_chart(tl, title=f"{cohort}: adds and removes per run"),
+    ui.show(charts.sync_runs_chart(tl, title=f"{cohort}: adds and removes per run"),
             "Members each run sends: adds (up) and removes (down); nothing is sent while paused.")
-    ci.show(charts.staleness_chart(tl, title=f"{cohort}: stale and pending profiles"),
+    ui.show(charts.staleness_chart(tl, title=f"{cohort}: stale and pending profiles"),
             "Stale: profiles still true although the member left; pending: matched members not yet true.")
-    ci.show(charts.sync_types_chart(ci.sync_types(tl, one_time_timelines[cohort]),
+    ui.show(charts.sync_types_chart(metrics.sync_types(tl, one_time_timelines[cohort]),
                                     title=f"{cohort}: dynamic sync vs one-time export"),
             "A one-time export is never updated: it drifts away from the cohort as members come and go.")
-    pauses = ci.paused_windows(tl)
+    pauses = metrics.paused_windows(tl)
     if len(pauses):
-        ci.md("Paused windows:")
-        ci.table(pauses)'''),
+        ui.md("Paused windows:")
+        ui.table(pauses)'''),
     code('''\
-metrics_file = ci.write_metrics(output_dir, "sync_timeline", title="Sync timeline", summary=summary,
-                                headline=ci.sync_headline(stats),
+metrics_file = ui.write_metrics(output_dir, "sync_timeline", title="Sync timeline", summary=summary,
+                                headline=metrics.sync_headline(stats),
                                 parameters={"cohorts": names, "as_of": as_of, "settings": settings, "since": since},
                                 cohorts={c: {"dynamic": stats[c], "one_time": one_time_stats[c]} for c in names})''',
          "remove-cell"),
@@ -240,7 +244,7 @@ EIT_MIGRATION = notebook([
 # External Identity Type migration: predicted match rate, split profiles, validation
 
 What switching the mParticle → Mixpanel output's External Identity Type (EIT) does over time
-(SPEC §6), for each migration plan and remediation (an mParticle Rule or SDK code that writes the
+(docs/rules.md#migration), for each migration plan and remediation (an mParticle Rule or SDK code that writes the
 MPID into `$mparticle_user_id`): the predicted match rate day by day, the split profiles a
 switch creates (one person, two distinct_ids), the users who can never be fixed (not active after
 the change), and, given exports taken after the switch, the prediction against what was observed.
@@ -255,40 +259,40 @@ observed_db = None           # DuckDB file (or:)
 observed_data = None         # folder of exports taken after the switch, for validation; None: skip
 validate_plan = None         # plan name to validate; None: the first plan''', "parameters"),
     code(SETUP + '''
-plan_list = ci.migration_plans(plans, lab=lab, settings=settings, switch=switch)
-start_day, end_day = ci.migration_window(lab, start, end)
-daily, plan_summary = ci.run_migration(lab, plan_list, start_day, end_day, settings=settings, activity=activity)
-validation = ci.migration_validation(lab, plan_list, validate_plan, names, observed_db=observed_db,
+plan_list = insights.migration_plans(plans, lab=lab, settings=settings, switch=switch)
+start_day, end_day = insights.migration_window(lab, start, end)
+daily, plan_summary = insights.run_migration(lab, plan_list, start_day, end_day, settings=settings, activity=activity)
+validation = insights.migration_validation(lab, plan_list, validate_plan, names, observed_db=observed_db,
                                      observed_data=observed_data, settings=settings, at=as_of, activity=activity)''', "remove-cell"),
     md("## Summary"),
-    code('summary = ci.migration_summary(plan_summary, validation)\nci.md(summary)'),
+    code('summary = summaries.migration_summary(plan_summary, validation)\nui.md(summary)'),
     md("## Predicted match rate per plan"),
     code('''\
-ci.show(ci.migration_chart(daily, plan_list),
+ui.show(insights.migration_chart(daily, plan_list),
         "Share of Mixpanel profiles that reach an mParticle profile, day by day, under each plan; dashed lines "
         "mark the EIT switch and remediation starts.")
-ci.table(ci.plan_table(plan_summary))'''),
+ui.table(metrics.plan_table(plan_summary))'''),
     md("## Split profiles and users who can never be fixed"),
     code('''\
-ci.show(charts.match_rate_over_time_chart(ci.split_share(daily), time="day", series="plan",
+ui.show(charts.match_rate_over_time_chart(metrics.split_share(daily), time="day", series="plan",
                                           title="Split profiles per plan (share of Mixpanel profiles)",
                                           ylabel="split profiles (% of Mixpanel profiles)"),
         "A person active before and after a switch has two Mixpanel profiles: the old one cannot be matched "
         "unless a remediation reached it.")
-ci.table(ci.fixability_table(plan_summary))'''),
+ui.table(metrics.fixability_table(plan_summary))'''),
     md("## Predicted against observed"),
     code('''\
 if validation is None:
-    ci.md("No exports from after the switch were given (`observed_db` / `observed_data`): nothing to validate.")
+    ui.md("No exports from after the switch were given (`observed_db` / `observed_data`): nothing to validate.")
 else:
-    ci.show(charts.predicted_vs_observed_chart(validation.comparison, x="cohort_name",
+    ui.show(charts.predicted_vs_observed_chart(validation.comparison, x="cohort_name",
                                                title=f"Plan {validation.plan}: predicted vs observed match rate"),
             "Predicted (model) against observed (the exports taken after the switch) per cohort.")
-    ci.table(validation.summary)
-    ci.md(validation.verdict)'''),
+    ui.table(validation.summary)
+    ui.md(validation.verdict)'''),
     code('''\
-metrics_file = ci.write_metrics(output_dir, "eit_migration", title="EIT migration", summary=summary,
-                                headline=ci.migration_headline(plan_summary, validation),
+metrics_file = ui.write_metrics(output_dir, "eit_migration", title="EIT migration", summary=summary,
+                                headline=metrics.migration_headline(plan_summary, validation),
                                 parameters={"plans": [p.name for p in plan_list], "start": start_day, "end": end_day,
                                             "activity": activity, "settings": settings},
                                 plans=plan_summary, validation=None if validation is None else validation.summary)''',

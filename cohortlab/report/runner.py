@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import html
+import importlib.resources
 import json
 import os
 import shutil
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS_DIR = Path(str(importlib.resources.files("cohortlab") / "notebooks"))  # package data
 DEFAULT_NOTEBOOKS = ("match_rates", "identity_gaps", "sync_timeline", "eit_migration")
 KERNEL_NAME = "cohortlab"
 REPORTS_ROOT = "reports"

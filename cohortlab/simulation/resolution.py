@@ -1,50 +1,63 @@
-"""SPEC §3: the outcome of each cohort member, as a pipeline of named DuckDB SQL steps.
+"""The outcome of each cohort member (docs/rules.md, "Outcome of each member"), as named SQL steps.
 
-For a cohort at an as-of time ``at`` every member gets one row of the ``resolution`` table:
+Resolution answers, for a Mixpanel member ``distinct_id`` at a time ``t``, which identifier the
+feed sends and what mParticle does with it. It works on *requests* ``(distinct_id, resolve_time)``
+(:func:`add_resolve_steps`): the sync simulation asks at each send time (``resolution_time =
+"send"``) or once at the as-of time (``"as_of"``); :func:`resolution_pipeline` asks once at ``at``
+for the members at ``at``.
 
-``cohort_name, distinct_id, identifier_source, identifier, mpid, status, gap_reason,
-last_seen, active_after_cutoff, recoverable_via, email, as_of``
+Steps of :func:`add_resolve_steps` (one row per request):
 
-How each rule maps to a step (``resolution_pipeline``):
-
-* ``members`` — who is a member at ``at`` (SPEC §5): the latest snapshot at or before ``at``
-  (``mp_cohort_snapshots``/``mp_cohort_members``), or the membership replayed from webhook
-  payloads (``mp_webhook_pages``/``mp_webhook_members``). See :func:`add_membership_steps`.
-* ``profile_facts`` — the Mixpanel profile: ``$mparticle_user_id`` (primary identifier, SPEC §1.3),
-  ``$email``, ``$last_seen``.
-* ``event_members`` / ``event_facts`` / ``event_ids`` — the event rule of SPEC §1
-  (``event_identity_cutoff``), for members whose profile lacks the property: the latest event at
-  or after the cutoff and not after ``at`` carrying a non-null ``$mparticle_user_id`` (ties at
-  the same instant: the greatest value, for determinism); also the member's latest event not
-  after ``at``, used for ``last_seen`` when the profile has no ``$last_seen``.
-* ``last_seen`` = profile ``$last_seen``, else the latest event (SPEC §3: "``$last_seen`` or
-  latest event"); ``active_after_cutoff`` = ``last_seen >= event_identity_cutoff`` (NULL when
-  the cutoff is off).
+* ``req_profiles`` — the Mixpanel profile at ``resolve_time``: from ``mp_profile_history`` the
+  latest version whose as-of time (``as_of``, else the load's ``loaded_at``) is at or before
+  ``resolve_time``; before the first known version the first one stands in (nothing earlier is
+  known). A database without history reads ``mp_profiles`` (one version per distinct_id).
+* ``req_event_ids`` — the event rule (``event_identity_cutoff``) for requests whose profile lacks
+  ``$mparticle_user_id``: the latest event at or after the cutoff and at or before
+  ``resolve_time`` carrying a non-null ``$mparticle_user_id`` (same instant: the greatest value).
 * ``identified`` — ``identifier_source``: ``mparticle_user_id`` → ``event_property`` →
-  ``distinct_id`` (with ``fallback="strict"`` only when the EIT in force at ``at`` is
+  ``distinct_id`` (``fallback="strict"``: only while the EIT in force at ``resolve_time`` is
   ``mparticle_id``, else ``none``).
-* ``checked`` / ``precision_lost`` — SPEC §2: is the identifier a valid MPID
-  (:mod:`cohortlab.identifiers`), does that profile exist in ``mpa_profiles``, and if not, is it
-  the float-rounded value of an existing MPID (``mpid_precision_loss``).
-* ``classified`` — ``status`` and the first applicable ``gap_reason`` (SPEC §3 table).
-  ``orphan_created`` (only with ``protection="create_and_update"``) needs an identifier to be
-  sent: a member with ``identifier_source = none`` sends nothing and stays ``unmatched``.
-* ``recover_keys`` / ``recover_hits`` / ``recover_best`` — ``recoverable_via``: for a member that
-  is not matched (``unmatched`` or ``orphan_created``), the identity type (``customer_id``,
-  ``email``, ``other``, ...) of a *user* identity in ``mpa_identities`` whose value equals the
-  member's distinct_id, or else its email (profile ``$email``, or the email of a webhook payload).
-  Several: distinct_id before email, then customer_id, email, other, other_id_2.., then by name.
-  Identities belong to loaded profiles (the mParticle loaders write both), so the existence of
-  the profile is not re-checked (a join with 10M profiles saved).
-* ``resolution`` — the output columns.
+* ``candidates`` / ``checked`` — is the identifier a valid MPID (:mod:`cohortlab.identifiers`),
+  does that profile exist in ``mpa_profiles``.
+* ``int_rounded`` / ``float_rounded`` / ``digit_mpids`` / ``identity_ids`` — precision loss (a
+  valid int64 equal to ``int(float(mpid))`` of an existing MPID; a float spelling such as
+  ``9.08e+18`` or ``9080350317581165000.0`` whose value as a double equals ``float(mpid)``), the
+  MPID named by the digits of a malformed identifier, and distinct_ids that are a user identity
+  of an existing profile.
+* ``resolved`` — ``status``, the first applicable ``gap_reason`` (``GAP_REASONS`` order),
+  ``precision_loss_form`` (``integer_text`` | ``float_text`` | ``json_float``), and
+  ``self_mpid`` / ``self_profiles``: the MPID the identifier itself leads to (a float spelling
+  whose value is ``float(mpid)`` of existing profiles, or the digits of a malformed identifier)
+  and how many profiles it could be. A valid int64 that lost precision (``integer_text``) is
+  not recovered through the MPID: its digits name no profile.
 
-Core SQL stays in the portable subset of DESIGN.md (no ``list_*`` on nullable lists, no table
-functions or macros, no ``ORDER BY`` outside window specifications).
+Columns of ``resolved``: ``distinct_id, resolve_time, identifier_source, identifier, mpid,
+status, gap_reason, precision_loss_form, self_mpid, self_profiles``.
+
+Steps of :func:`add_context_steps` (members at the as-of time ``at``, after their identifier is
+known): ``ctx_profiles`` (profile at ``at``: ``$email``, ``$last_seen``), ``ctx_events`` (latest
+event at or before ``at``), ``recover_keys`` / ``recover_hits`` / ``recover_best``:
+``recoverable_via`` for a member that is not matched, in this order: the MPID itself
+(``mparticle_id``), user identities of the distinct_id then of the email (``customer_id`` >
+``email`` > ``other`` > ``other_id_2..4`` > others by name), device identities of a
+``$device:<id>`` distinct_id (the identity type, e.g. ``ios_idfv``). When the identity found is
+held by several profiles ``recoverable_via`` is NULL and ``recoverable_profiles`` is that count
+(1 when unambiguous, NULL when nothing recovers the member).
+
+The ``resolution`` table (one row per member at ``at``) has ``RESOLUTION_COLUMNS``:
+``cohort_name, distinct_id, identifier_source, identifier, mpid, status, gap_reason, last_seen,
+active_after_cutoff, recoverable_via, email, as_of, recoverable_profiles, precision_loss_form,
+resolved_at`` (the time whose profiles and events decided the identifier) and ``sent_at`` (the
+last run that sent the member with that identifier; NULL: not sent yet, resolved at ``at``).
+
+Core SQL stays in the portable subset of docs/DEVELOPING.md (no ``list_*`` on nullable lists, no
+table functions or macros, no ``ORDER BY`` outside window specifications).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
@@ -54,9 +67,16 @@ from cohortlab.engines.base import Engine
 from cohortlab.identifiers import float_rounded_mpid_sql, mpid_sql
 from cohortlab.pipeline import Pipeline, sql_bool, sql_str, sql_ts
 from cohortlab.settings import SyncSettings
-from cohortlab.times import naive_utc, parse_time
-
-Source = Literal["auto", "snapshots", "webhooks"]
+from cohortlab.simulation.membership import (  # noqa: F401  (re-exported: the earlier home of these names)
+    BLOCK,
+    CohortError,
+    CohortRef,
+    Source,
+    add_membership_steps,
+    find_cohort,
+    known_cohorts,
+    resolve_at,
+)
 
 IDENTIFIER_SOURCES = ("mparticle_user_id", "event_property", "distinct_id", "none")
 STATUSES = ("matched", "unmatched", "orphan_created")
@@ -65,29 +85,31 @@ GAP_REASONS = (
     "malformed_mparticle_user_id",
     "distinct_id_not_mpid",
     "mpid_precision_loss",
+    "distinct_id_is_identity",
     "mpid_not_found",
 )
+PRECISION_LOSS_FORMS = ("integer_text", "float_text", "json_float")
 RESOLUTION_COLUMNS = [
     "cohort_name", "distinct_id", "identifier_source", "identifier", "mpid", "status", "gap_reason",
     "last_seen", "active_after_cutoff", "recoverable_via", "email", "as_of",
+    "recoverable_profiles", "precision_loss_form", "resolved_at", "sent_at",
 ]
 PERSONAL_DATA_COLUMNS = ("email",)
 
-BLOCK = 61  # snapshot versions per presence bitmask (bits 1..61 of a BIGINT, bit 0 = carry)
-
 # preference when several identity types recover a member
 _IDENTITY_RANK = {"customer_id": 1, "email": 2, "other": 3, "other_id_2": 4, "other_id_3": 5, "other_id_4": 6}
+_MPUID = "'$.\"$mparticle_user_id\"'"
+# a decimal float spelling (with a point or an exponent); plain integers are handled as int64 text
+_FLOAT_SPELLING = r"-?([0-9]+\.[0-9]*|\.[0-9]+|[0-9]+(\.[0-9]*)?[eE][+-]?[0-9]+|[0-9]*\.[0-9]+[eE][+-]?[0-9]+)"
 
-
-class CohortError(ValueError):
-    """Unknown cohort, or a cohort without membership data."""
+ProfileHistory = Literal["none", "single", "multi"]
 
 
 def fast_mpid_sql(text_expr: str) -> str:
     """Same value as :func:`cohortlab.identifiers.mpid_sql` (the MPID a text denotes, or NULL),
     cheaper on millions of rows: a text whose BIGINT cast prints back identically is canonical
     and valid; only the rare non-canonical numeric text (leading zeros, "+5", " 5") goes
-    through the regular expression of SPEC §2."""
+    through the regular expression."""
     n = f"TRY_CAST({text_expr} AS BIGINT)"
     return (
         f"CASE WHEN {n} IS NULL THEN NULL WHEN CAST({n} AS VARCHAR) = {text_expr} THEN {n} "
@@ -95,324 +117,157 @@ def fast_mpid_sql(text_expr: str) -> str:
     )
 
 
-# ----------------------------------------------------------------------------- cohorts
-@dataclass
-class CohortRef:
-    """A cohort as the simulation sees it: its name, the ids it is known by, where its membership
-    comes from, and the times at which that membership changes."""
-
-    name: str
-    ids: list[str] = field(default_factory=list)
-    source: Literal["snapshots", "webhooks"] = "snapshots"
-    first_time: datetime | None = None
-    last_time: datetime | None = None
-
-    def snapshot_filter(self, alias: str = "s") -> str:
-        cond = f"{alias}.cohort_name = {sql_str(self.name)}"
-        if self.ids:
-            cond += f" OR {alias}.cohort_id IN ({', '.join(sql_str(i) for i in self.ids)})"
-        return f"({cond})"
-
-    webhook_filter = snapshot_filter
+def profile_history_kind(engine: Engine) -> ProfileHistory:
+    """How Mixpanel profiles are known: ``none`` (no history rows: ``mp_profiles`` only),
+    ``single`` (one version per distinct_id) or ``multi`` (several versions of some)."""
+    rows, ids = engine.query_rows("SELECT count(*), count(DISTINCT distinct_id) FROM mp_profile_history")[0]
+    if not rows:
+        return "none"
+    return "single" if rows == ids else "multi"
 
 
-def known_cohorts(engine: Engine) -> list[str]:
-    rows = engine.query_rows(
-        """
-        SELECT DISTINCT name FROM (
-            SELECT cohort_name AS name FROM mp_cohort_snapshots
-            UNION ALL SELECT cohort_name FROM mp_webhook_pages
-            UNION ALL SELECT name FROM mp_cohorts
-        ) WHERE name IS NOT NULL ORDER BY name
-        """
+def fallback_sql(settings: SyncSettings, time_expr: str) -> str:
+    """SQL boolean: the ``$distinct_id`` fallback applies at ``time_expr``
+    (:meth:`SyncSettings.fallback_applies` with the EIT in force then)."""
+    if settings.fallback == "data":
+        return "TRUE"
+    dated = [p for p in settings.eit_timeline if p.since is not None]
+    default = sql_bool(settings.fallback_applies(settings.eit_at(None)))
+    if not dated:
+        return default
+    whens = " ".join(
+        f"WHEN {time_expr} >= {sql_ts(p.since)} THEN {sql_bool(settings.fallback_applies(p.eit))}"
+        for p in reversed(dated)
     )
-    return [r[0] for r in rows]
+    return f"CASE {whens} ELSE {default} END"
 
 
-def find_cohort(engine: Engine, cohort: str, source: Source = "auto") -> CohortRef:
-    """Resolve a cohort name (or id) and choose its membership source.
-
-    ``source="auto"``: snapshots if any exist for that cohort, else webhooks.
-    Raises :class:`CohortError` for an unknown cohort (listing the known ones) or a cohort
-    without membership data in the requested source.
-    """
-    if source not in ("auto", "snapshots", "webhooks"):
-        raise ValueError(f"source must be auto, snapshots or webhooks, not {source!r}")
-    names = known_cohorts(engine)
-    name = cohort
-    if cohort not in names:
-        by_id = engine.query_rows(
-            """
-            SELECT DISTINCT name FROM (
-                SELECT cohort_id AS id, cohort_name AS name FROM mp_cohort_snapshots
-                UNION ALL SELECT cohort_id, cohort_name FROM mp_webhook_pages
-                UNION ALL SELECT cohort_id, name FROM mp_cohorts
-            ) WHERE id = ? AND name IS NOT NULL
-            """,
-            [str(cohort)],
-        )
-        if len(by_id) != 1:
-            shown = ", ".join(repr(n) for n in names[:50]) or "none loaded"
-            more = f" (and {len(names) - 50} more)" if len(names) > 50 else ""
-            raise CohortError(f"unknown cohort {cohort!r}; known cohorts: {shown}{more}")
-        name = by_id[0][0]
-    ids = [
-        r[0]
-        for r in engine.query_rows(
-            """
-            SELECT DISTINCT id FROM (
-                SELECT cohort_id AS id, cohort_name AS name FROM mp_cohort_snapshots
-                UNION ALL SELECT cohort_id, cohort_name FROM mp_webhook_pages
-                UNION ALL SELECT cohort_id, name FROM mp_cohorts
-            ) WHERE name = ? AND id IS NOT NULL ORDER BY id
-            """,
-            [name],
-        )
-    ]
-    ref = CohortRef(name, ids)
-    snap = engine.query_rows(f"SELECT min(as_of), max(as_of), count(*) FROM mp_cohort_snapshots s WHERE {ref.snapshot_filter('s')}")[0]
-    hook = engine.query_rows(f"SELECT min(received_at), max(received_at), count(*) FROM mp_webhook_pages s WHERE {ref.webhook_filter('s')}")[0]
-    chosen = source
-    if source == "auto":
-        chosen = "snapshots" if snap[2] else "webhooks"
-    row = snap if chosen == "snapshots" else hook
-    if not row[2]:
-        what = "snapshots (load mixpanel-members)" if chosen == "snapshots" else "webhook payloads (load mixpanel-webhooks)"
-        raise CohortError(f"cohort {name!r} has no membership data: no {what}")
-    ref.source = chosen
-    ref.first_time, ref.last_time = parse_time(row[0]), parse_time(row[1])
-    return ref
+def _profile_versions_sql(history: ProfileHistory) -> str:
+    if history == "none":
+        return f"""
+            SELECT distinct_id, mparticle_user_id, json_type(properties, {_MPUID}) AS mpuid_type, email, last_seen,
+                   CAST(NULL AS TIMESTAMP) AS valid_from, CAST(0 AS BIGINT) AS seq
+            FROM mp_profiles"""
+    if history == "single":  # one version per distinct_id: its time does not matter
+        return """
+            SELECT distinct_id, mparticle_user_id, mparticle_user_id_type AS mpuid_type, email, last_seen,
+                   CAST(NULL AS TIMESTAMP) AS valid_from, coalesce(load_id, 0) AS seq
+            FROM mp_profile_history"""
+    return """
+        SELECT h.distinct_id, h.mparticle_user_id, h.mparticle_user_id_type AS mpuid_type, h.email, h.last_seen,
+               coalesce(h.as_of, l.loaded_at) AS valid_from, coalesce(h.load_id, 0) AS seq
+        FROM mp_profile_history h LEFT JOIN loads l ON l.load_id = h.load_id"""
 
 
-# ----------------------------------------------------------------------------- membership
-def add_membership_steps(p: Pipeline, ref: CohortRef, at: datetime, *, transitions: bool = True) -> None:
-    """Steps describing the cohort's membership up to ``at`` as change points:
-
-    * ``versions(version, at_time)`` — version 1, 2, ... : the times at which membership may change
-      (snapshot ``as_of`` values; webhook messages). Version 0 (implicit) is the empty cohort.
-    * ``transitions(distinct_id, version, delta)`` — +1 when a member enters at that version,
-      -1 when it leaves. The members at version v are those whose deltas up to v sum to 1.
-    * ``member_emails(distinct_id, member_email)`` — emails carried by webhook payloads.
-
-    Snapshots: a snapshot replaces the membership; two snapshots with the same ``as_of``: the
-    later load wins. Webhooks: all pages of one (``session_id``, ``action``) form one message,
-    ordered by its first page (received_at, seq); ``members`` replaces the list,
-    ``add_members``/``remove_members`` change it; a page replayed twice changes nothing (set
-    semantics, and a message counts each member once).
-    """
-    AT = sql_ts(at)
-    if ref.source == "snapshots":
+def add_profile_at_steps(p: Pipeline, requests: str, history: ProfileHistory, prefix: str) -> str:
+    """Step ``<prefix>profiles``: per request (distinct_id, resolve_time) the profile version at
+    that time (see the module docstring); requests without a profile get no row."""
+    p.add(f"{prefix}versions", _profile_versions_sql(history))
+    cols = "pv.mparticle_user_id, pv.mpuid_type, pv.email, pv.last_seen"
+    if history != "multi":
         p.add(
-            "snap_latest",
+            f"{prefix}profiles",
             f"""
-            SELECT s.as_of AS at_time, max(s.snapshot_id) AS snapshot_id
-            FROM mp_cohort_snapshots s
-            WHERE {ref.snapshot_filter('s')} AND s.as_of <= {AT}
-            GROUP BY s.as_of
+            SELECT r.distinct_id, r.resolve_time, {cols}
+            FROM {requests} r JOIN {prefix}versions pv ON pv.distinct_id = r.distinct_id
             """,
         )
-        p.add(
-            "versions",
-            "SELECT row_number() OVER (ORDER BY at_time) AS version, at_time, snapshot_id FROM snap_latest",
-        )
-        if not transitions:  # only the latest snapshot is needed
-            return
-        # Presence as bitmasks: one row per (member, block of 61 versions); bit j (1..61) = present
-        # at version 61*block + j, bit 0 = present at the version just before the block (carry).
-        # Enter/leave edges are bit operations, so no per-member window over every snapshot row.
-        p.add(
-            "snap_bits",
-            f"""
-            SELECT m.distinct_id, (v.version - 1) // {BLOCK} AS block,
-                   CAST(1 AS BIGINT) << ((v.version - 1) % {BLOCK} + 1) AS bit
-            FROM mp_cohort_members m JOIN versions v ON m.snapshot_id = v.snapshot_id
-            WHERE m.distinct_id IS NOT NULL
-            UNION ALL
-            SELECT m.distinct_id, (v.version - 1) // {BLOCK} + 1 AS block, CAST(1 AS BIGINT) AS bit
-            FROM mp_cohort_members m JOIN versions v ON m.snapshot_id = v.snapshot_id
-            WHERE m.distinct_id IS NOT NULL AND (v.version - 1) % {BLOCK} = {BLOCK - 1}
-            """,
-        )
-        p.add(
-            "snap_edges",
-            """
-            SELECT distinct_id, block, mask & ~(mask << 1) & ~CAST(1 AS BIGINT) AS enters, ~mask & (mask << 1) AS exits
-            FROM (SELECT distinct_id, block, bit_or(bit) AS mask FROM snap_bits GROUP BY distinct_id, block) x
-            """,
-        )
-        p.add(
-            "transitions",
-            f"""
-            SELECT e.distinct_id, v.version,
-                   CASE WHEN (e.enters >> ((v.version - 1) % {BLOCK} + 1)) & 1 = 1 THEN 1 ELSE -1 END AS delta
-            FROM snap_edges e JOIN versions v ON (v.version - 1) // {BLOCK} = e.block
-            WHERE ((e.enters | e.exits) >> ((v.version - 1) % {BLOCK} + 1)) & 1 = 1
-            """,
-        )
-        p.add(
-            "member_emails",
-            "SELECT CAST(NULL AS VARCHAR) AS distinct_id, CAST(NULL AS VARCHAR) AS member_email FROM versions WHERE FALSE",
-        )
-        return
-
+        return f"{prefix}profiles"
+    known = "(pv.valid_from IS NULL OR pv.valid_from <= r.resolve_time)"
     p.add(
-        "wh_pages",
+        f"{prefix}profile_rows",
         f"""
-        SELECT s.seq, s.received_at, s.action,
-               coalesce(s.session_id, concat('seq:', CAST(s.seq AS VARCHAR))) AS msg_key
-        FROM mp_webhook_pages s
-        WHERE {ref.webhook_filter('s')} AND s.received_at <= {AT}
-          AND s.action IN ('members', 'add_members', 'remove_members')
+        SELECT r.distinct_id, r.resolve_time, {cols},
+               row_number() OVER (
+                   PARTITION BY r.distinct_id, r.resolve_time
+                   ORDER BY CASE WHEN {known} THEN 0 ELSE 1 END,
+                            CASE WHEN {known} THEN pv.valid_from END DESC NULLS LAST,
+                            CASE WHEN NOT {known} THEN pv.valid_from END,
+                            pv.seq DESC
+               ) AS pick
+        FROM {requests} r JOIN {prefix}versions pv ON pv.distinct_id = r.distinct_id
         """,
     )
     p.add(
-        "wh_messages",
-        "SELECT msg_key, action, min(received_at) AS at_time, min(seq) AS first_seq FROM wh_pages GROUP BY msg_key, action",
+        f"{prefix}profiles",
+        f"SELECT distinct_id, resolve_time, mparticle_user_id, mpuid_type, email, last_seen FROM {prefix}profile_rows WHERE pick = 1",
     )
-    p.add(
-        "versions",
-        "SELECT row_number() OVER (ORDER BY at_time, first_seq) AS version, at_time, msg_key, action FROM wh_messages",
-    )
-    p.add(
-        "wh_member_rows",
-        """
-        SELECT w.distinct_id, w.email, v.version, v.action
-        FROM mp_webhook_members w
-        JOIN wh_pages g ON w.seq = g.seq
-        JOIN versions v ON v.msg_key = g.msg_key AND v.action = g.action
-        WHERE w.distinct_id IS NOT NULL
-        """,
-    )
-    p.add(
-        "wh_events",
-        """
-        SELECT distinct_id, version, present,
-               lead(version) OVER (PARTITION BY distinct_id ORDER BY version) AS next_version
-        FROM (
-            SELECT distinct_id, version, max(CASE WHEN action = 'remove_members' THEN 0 ELSE 1 END) AS present
-            FROM wh_member_rows GROUP BY distinct_id, version
-        ) x
-        """,
-    )
-    # a `members` message that does not list a present member removes it
-    p.add(
-        "wh_replaced",
-        """
-        SELECT e.distinct_id, min(v.version) AS version, 0 AS present
-        FROM wh_events e
-        JOIN versions v ON v.action = 'members' AND v.version > e.version
-        WHERE e.present = 1 AND (e.next_version IS NULL OR v.version < e.next_version)
-        GROUP BY e.distinct_id, e.version
-        """,
-    )
-    p.add(
-        "wh_states",
-        """
-        SELECT distinct_id, version,
-               present - coalesce(lag(present) OVER (PARTITION BY distinct_id ORDER BY version), 0) AS delta
-        FROM (
-            SELECT distinct_id, version, present FROM wh_events
-            UNION ALL SELECT distinct_id, version, present FROM wh_replaced
-        ) x
-        """,
-    )
-    p.add("transitions", "SELECT distinct_id, version, delta FROM wh_states WHERE delta <> 0")
-    p.add(
-        "member_emails",
-        "SELECT distinct_id, max(email) AS member_email FROM wh_member_rows WHERE email IS NOT NULL GROUP BY distinct_id",
-    )
+    return f"{prefix}profiles"
 
 
-# ----------------------------------------------------------------------------- resolution
-def resolution_pipeline(
-    ref: CohortRef,
-    at: datetime,
-    settings: SyncSettings,
-    *,
-    population: Literal["current", "ever"] = "current",
-) -> Pipeline:
-    """The named steps of SPEC §3 for ``ref`` at ``at``.
-
-    ``population="current"``: the members at ``at`` (the ``resolution`` table).
-    ``population="ever"``: everyone who was a member at any version up to ``at``, with an
-    ``is_member`` column (used by the sync simulation; resolution is still the one at ``at``).
-    """
-    p = Pipeline()
-    direct = population == "current" and ref.source == "snapshots"
-    add_membership_steps(p, ref, at, transitions=not direct)
-    AT = sql_ts(at)
-    if direct:
-        members = """
-            SELECT m.distinct_id, TRUE AS is_member, CAST(NULL AS VARCHAR) AS member_email
-            FROM mp_cohort_members m
-            WHERE m.distinct_id IS NOT NULL
-              AND m.snapshot_id = (SELECT snapshot_id FROM versions WHERE version = (SELECT max(version) FROM versions))
-        """
-    else:
-        having = "HAVING sum(t.delta) = 1" if population == "current" else ""
-        members = f"""
-            SELECT t.distinct_id, sum(t.delta) = 1 AS is_member, max(me.member_email) AS member_email
-            FROM transitions t LEFT JOIN member_emails me ON me.distinct_id = t.distinct_id
-            GROUP BY t.distinct_id {having}
-        """
-    p.add("members", members)
+def add_resolve_steps(p: Pipeline, requests: str, settings: SyncSettings, history: ProfileHistory) -> None:
+    """The steps from ``requests`` (distinct_id, resolve_time) to ``resolved`` (module docstring)."""
+    profiles = add_profile_at_steps(p, requests, history, "req_")
     p.add(
-        "profile_facts",
-        """
-        SELECT m.distinct_id, m.is_member, m.member_email,
-               pf.mparticle_user_id AS profile_mpuid, pf.email AS profile_email, pf.last_seen AS profile_last_seen
-        FROM members m LEFT JOIN mp_profiles pf ON pf.distinct_id = m.distinct_id
+        "req_facts",
+        f"""
+        SELECT r.distinct_id, r.resolve_time, pf.mparticle_user_id AS profile_mpuid, pf.mpuid_type AS profile_mpuid_type
+        FROM {requests} r LEFT JOIN {profiles} pf ON pf.distinct_id = r.distinct_id AND pf.resolve_time = r.resolve_time
         """,
     )
     cutoff = settings.event_identity_cutoff
-    CUT = sql_ts(cutoff)
-    # events matter only for members without the profile property (event rule) or without a
-    # profile $last_seen (last activity)
-    p.add(
-        "event_members",
-        "SELECT distinct_id FROM profile_facts WHERE profile_mpuid IS NULL OR profile_last_seen IS NULL",
-    )
-    rule = f"e.time >= {CUT} AND e.mparticle_user_id IS NOT NULL" if cutoff is not None else "FALSE"
-    # the latest event carrying $mparticle_user_id: max over (time, value) pairs, so that two
-    # events at the same instant give the greater value (deterministic)
-    p.add(
-        "event_facts",
-        f"""
-        SELECT e.distinct_id, max(e.time) AS last_event_at,
-               max(CASE WHEN {rule} THEN struct_pack(t := e.time, v := e.mparticle_user_id) END) AS latest_id
-        FROM mp_events e JOIN event_members m ON m.distinct_id = e.distinct_id
-        WHERE e.time <= {AT}
-        GROUP BY e.distinct_id
-        """,
-    )
-    p.add(
-        "event_ids",
-        """
-        SELECT distinct_id, last_event_at, latest_id.v AS event_mpuid FROM event_facts
-        """,
-    )
-    fallback_ok = settings.fallback_applies(settings.eit_at(at))
+    if cutoff is not None:
+        p.add(
+            "req_event_latest",
+            f"""
+            SELECT r.distinct_id, r.resolve_time, max(struct_pack(t := e.time, v := e.mparticle_user_id)) AS latest
+            FROM req_facts r JOIN mp_events e ON e.distinct_id = r.distinct_id
+            WHERE r.profile_mpuid IS NULL AND e.mparticle_user_id IS NOT NULL
+              AND e.time >= {sql_ts(cutoff)} AND e.time <= r.resolve_time
+            GROUP BY r.distinct_id, r.resolve_time
+            """,
+        )
+        # the JSON type of the rare float-spelled value (json_float or float_text), from its event
+        p.add(
+            "req_event_floats",
+            f"""
+            SELECT x.distinct_id, x.resolve_time, max(json_type(e.properties, {_MPUID})) AS json_type
+            FROM (SELECT * FROM req_event_latest WHERE regexp_full_match(latest.v, '{_FLOAT_SPELLING}')) x
+            JOIN mp_events e ON e.distinct_id = x.distinct_id AND e.time = x.latest.t AND e.mparticle_user_id = x.latest.v
+            GROUP BY x.distinct_id, x.resolve_time
+            """,
+        )
+        p.add(
+            "req_event_ids",
+            """
+            SELECT x.distinct_id, x.resolve_time, x.latest.v AS event_mpuid, f.json_type AS event_mpuid_type
+            FROM req_event_latest x
+            LEFT JOIN req_event_floats f ON f.distinct_id = x.distinct_id AND f.resolve_time = x.resolve_time
+            """,
+        )
+    else:
+        p.add(
+            "req_event_ids",
+            "SELECT distinct_id, resolve_time, CAST(NULL AS VARCHAR) AS event_mpuid, "
+            "CAST(NULL AS VARCHAR) AS event_mpuid_type FROM req_facts WHERE FALSE",
+        )
+    fallback = fallback_sql(settings, "f.resolve_time")
     p.add(
         "identified",
         f"""
-        SELECT pf.distinct_id, pf.is_member,
-               coalesce(pf.profile_email, pf.member_email) AS email,
-               coalesce(pf.profile_last_seen, ei.last_event_at) AS last_seen,
-               CASE WHEN pf.profile_mpuid IS NOT NULL THEN 'mparticle_user_id'
+        SELECT f.distinct_id, f.resolve_time,
+               CASE WHEN f.profile_mpuid IS NOT NULL THEN 'mparticle_user_id'
                     WHEN ei.event_mpuid IS NOT NULL THEN 'event_property'
-                    WHEN {sql_bool(fallback_ok)} THEN 'distinct_id'
+                    WHEN {fallback} THEN 'distinct_id'
                     ELSE 'none' END AS identifier_source,
-               CASE WHEN pf.profile_mpuid IS NOT NULL THEN pf.profile_mpuid
+               CASE WHEN f.profile_mpuid IS NOT NULL THEN f.profile_mpuid
                     WHEN ei.event_mpuid IS NOT NULL THEN ei.event_mpuid
-                    WHEN {sql_bool(fallback_ok)} THEN pf.distinct_id
-                    END AS identifier
-        FROM profile_facts pf
-        LEFT JOIN event_ids ei ON ei.distinct_id = pf.distinct_id
+                    WHEN {fallback} THEN f.distinct_id
+                    END AS identifier,
+               CASE WHEN f.profile_mpuid IS NOT NULL THEN f.profile_mpuid_type
+                    WHEN ei.event_mpuid IS NOT NULL THEN ei.event_mpuid_type END AS identifier_json_type
+        FROM req_facts f
+        LEFT JOIN req_event_ids ei ON ei.distinct_id = f.distinct_id AND ei.resolve_time = f.resolve_time
         """,
     )
     p.add(
         "candidates",
-        f"SELECT i.*, {fast_mpid_sql('i.identifier')} AS candidate FROM identified i",
+        f"""
+        SELECT i.*, {fast_mpid_sql('i.identifier')} AS candidate,
+               CASE WHEN i.identifier IS NOT NULL AND regexp_full_match(i.identifier, '{_FLOAT_SPELLING}')
+                    THEN TRY_CAST(i.identifier AS DOUBLE) END AS float_value
+        FROM identified i
+        """,
     )
     p.add(
         "checked",
@@ -421,70 +276,216 @@ def resolution_pipeline(
         FROM candidates c LEFT JOIN mpa_profiles mp ON mp.mpid = c.candidate
         """,
     )
+    # precision loss, integer spelling: int(float(mpid)) of an existing MPID
     p.add(
-        "precision_lost",
+        "int_rounded",
         f"""
-        SELECT DISTINCT c.candidate
-        FROM checked c JOIN mpa_profiles mp ON {float_rounded_mpid_sql('mp.mpid')} = c.candidate
-        WHERE NOT c.profile_exists AND c.candidate IS NOT NULL
+        SELECT c.candidate, min(mp.mpid) AS mpid, count(DISTINCT mp.mpid) AS profiles
+        FROM (SELECT DISTINCT candidate FROM checked WHERE NOT profile_exists AND candidate IS NOT NULL) c
+        JOIN mpa_profiles mp ON {float_rounded_mpid_sql('mp.mpid')} = c.candidate
+        GROUP BY c.candidate
+        """,
+    )
+    # precision loss, float spelling: the value as a double equals float(mpid)
+    p.add(
+        "float_rounded",
+        """
+        SELECT c.float_value, min(mp.mpid) AS mpid, count(DISTINCT mp.mpid) AS profiles
+        FROM (SELECT DISTINCT float_value FROM checked WHERE candidate IS NULL AND float_value IS NOT NULL) c
+        JOIN mpa_profiles mp ON CAST(mp.mpid AS DOUBLE) = c.float_value
+        GROUP BY c.float_value
+        """,
+    )
+    # the MPID named by the digits of a malformed identifier ('"123"', 'id:123', ' 123')
+    digits = "regexp_replace(identifier, '[^0-9-]', '', 'g')"
+    p.add(
+        "digit_mpids",
+        f"""
+        SELECT d.identifier, mp.mpid
+        FROM (
+            SELECT DISTINCT identifier, {fast_mpid_sql(digits)} AS digit_mpid FROM checked
+            WHERE candidate IS NULL AND float_value IS NULL AND identifier IS NOT NULL
+              AND identifier_source IN ('mparticle_user_id', 'event_property')
+        ) d JOIN mpa_profiles mp ON mp.mpid = d.digit_mpid
+        """,
+    )
+    # a numeric distinct_id that is a user identity (e.g. a numeric customer id) of a profile
+    p.add(
+        "identity_ids",
+        """
+        SELECT DISTINCT c.identifier
+        FROM checked c JOIN mpa_identities i ON i.value = c.identifier
+        WHERE c.identifier_source = 'distinct_id' AND NOT c.profile_exists AND c.candidate IS NOT NULL
+          AND coalesce(i.kind, 'user') = 'user'
         """,
     )
     creates = settings.protection == "create_and_update"
     p.add(
-        "classified",
+        "resolved",
         f"""
-        SELECT c.distinct_id, c.is_member, c.email, c.last_seen, c.identifier_source, c.identifier,
-               CASE WHEN c.profile_exists THEN c.candidate END AS mpid,
+        SELECT c.distinct_id, c.resolve_time, c.identifier_source, c.identifier,
+               CAST(CASE WHEN c.profile_exists THEN c.candidate END AS BIGINT) AS mpid,
                CASE WHEN c.profile_exists THEN 'matched'
                     WHEN {sql_bool(creates)} AND c.identifier IS NOT NULL THEN 'orphan_created'
                     ELSE 'unmatched' END AS status,
                CASE WHEN c.profile_exists THEN NULL
                     WHEN c.identifier_source = 'none' THEN 'fallback_disabled'
+                    WHEN fr.float_value IS NOT NULL THEN 'mpid_precision_loss'
                     WHEN c.identifier_source IN ('mparticle_user_id', 'event_property') AND c.candidate IS NULL
                          THEN 'malformed_mparticle_user_id'
                     WHEN c.identifier_source = 'distinct_id' AND c.candidate IS NULL THEN 'distinct_id_not_mpid'
-                    WHEN pl.candidate IS NOT NULL THEN 'mpid_precision_loss'
-                    ELSE 'mpid_not_found' END AS gap_reason
-        FROM checked c LEFT JOIN precision_lost pl ON pl.candidate = c.candidate
+                    WHEN ir.candidate IS NOT NULL THEN 'mpid_precision_loss'
+                    WHEN ii.identifier IS NOT NULL THEN 'distinct_id_is_identity'
+                    ELSE 'mpid_not_found' END AS gap_reason,
+               CASE WHEN c.profile_exists THEN NULL
+                    WHEN fr.float_value IS NOT NULL
+                         THEN CASE WHEN c.identifier_json_type = 'DOUBLE' THEN 'json_float' ELSE 'float_text' END
+                    WHEN ir.candidate IS NOT NULL AND c.identifier_source <> 'none' THEN 'integer_text'
+                    END AS precision_loss_form,
+               CAST(CASE WHEN c.profile_exists THEN NULL
+                         WHEN fr.float_value IS NOT NULL THEN fr.mpid
+                         ELSE dm.mpid END AS BIGINT) AS self_mpid,
+               CAST(CASE WHEN c.profile_exists THEN NULL
+                         WHEN fr.float_value IS NOT NULL THEN fr.profiles
+                         WHEN dm.mpid IS NOT NULL THEN 1 END AS BIGINT) AS self_profiles
+        FROM checked c
+        LEFT JOIN float_rounded fr ON c.candidate IS NULL AND fr.float_value = c.float_value
+        LEFT JOIN int_rounded ir ON ir.candidate = c.candidate AND NOT c.profile_exists
+        LEFT JOIN digit_mpids dm ON dm.identifier = c.identifier AND c.candidate IS NULL AND c.float_value IS NULL
+             AND c.identifier_source IN ('mparticle_user_id', 'event_property')
+        LEFT JOIN identity_ids ii ON ii.identifier = c.identifier AND c.identifier_source = 'distinct_id'
+        """,
+    )
+
+
+def add_context_steps(
+    p: Pipeline, members: str, at: datetime, settings: SyncSettings, history: ProfileHistory, cohort: str
+) -> None:
+    """From ``members`` (distinct_id, member_email, the ``resolved`` columns, resolved_at,
+    sent_at) to the ``resolution`` output columns (module docstring)."""
+    AT = sql_ts(at)
+    p.add("ctx_requests", f"SELECT distinct_id, {AT} AS resolve_time FROM {members}")
+    profiles = add_profile_at_steps(p, "ctx_requests", history, "ctx_")
+    p.add(
+        "ctx_events",
+        f"""
+        SELECT e.distinct_id, max(e.time) AS last_event_at
+        FROM mp_events e
+        JOIN (SELECT m.distinct_id FROM {members} m LEFT JOIN {profiles} pf ON pf.distinct_id = m.distinct_id
+              WHERE pf.last_seen IS NULL) x ON x.distinct_id = e.distinct_id
+        WHERE e.time <= {AT}
+        GROUP BY e.distinct_id
+        """,
+    )
+    p.add(
+        "ctx_members",
+        f"""
+        SELECT m.*, coalesce(pf.email, m.member_email) AS email, coalesce(pf.last_seen, ev.last_event_at) AS last_seen
+        FROM {members} m
+        LEFT JOIN {profiles} pf ON pf.distinct_id = m.distinct_id
+        LEFT JOIN ctx_events ev ON ev.distinct_id = m.distinct_id
         """,
     )
     p.add(
         "recover_keys",
         """
-        SELECT distinct_id, distinct_id AS lookup, 1 AS key_rank FROM classified WHERE status <> 'matched'
+        SELECT distinct_id, distinct_id AS lookup, 1 AS key_rank, 'user' AS kind FROM ctx_members WHERE status <> 'matched'
         UNION ALL
-        SELECT distinct_id, email AS lookup, 2 AS key_rank FROM classified
+        SELECT distinct_id, email AS lookup, 2 AS key_rank, 'user' AS kind FROM ctx_members
         WHERE status <> 'matched' AND email IS NOT NULL AND email <> distinct_id
+        UNION ALL
+        SELECT distinct_id, substr(distinct_id, 9) AS lookup, 3 AS key_rank, 'device' AS kind FROM ctx_members
+        WHERE status <> 'matched' AND starts_with(distinct_id, '$device:')
         """,
     )
     rank = " ".join(f"WHEN {sql_str(k)} THEN {v}" for k, v in _IDENTITY_RANK.items())
     p.add(
         "recover_hits",
-        f"""
-        SELECT k.distinct_id, i.identity_type,
-               row_number() OVER (
-                   PARTITION BY k.distinct_id
-                   ORDER BY k.key_rank, CASE i.identity_type {rank} ELSE 99 END, i.identity_type
-               ) AS pick
+        """
+        SELECT k.distinct_id, k.key_rank, i.identity_type, count(DISTINCT i.mpid) AS profiles
         FROM recover_keys k
         JOIN mpa_identities i ON i.value = k.lookup
-        WHERE coalesce(i.kind, 'user') = 'user' AND i.identity_type IS NOT NULL
+        WHERE coalesce(i.kind, 'user') = k.kind AND i.identity_type IS NOT NULL
+        GROUP BY k.distinct_id, k.key_rank, i.identity_type
+        UNION ALL
+        SELECT distinct_id, 0 AS key_rank, 'mparticle_id' AS identity_type, self_profiles AS profiles
+        FROM ctx_members WHERE status <> 'matched' AND self_profiles IS NOT NULL
         """,
     )
-    p.add("recover_best", "SELECT distinct_id, identity_type AS recoverable_via FROM recover_hits WHERE pick = 1")
-    active = (
-        f"coalesce(c.last_seen >= {CUT}, FALSE)" if cutoff is not None else "CAST(NULL AS BOOLEAN)"
+    p.add(
+        "recover_ranked",
+        f"""
+        SELECT distinct_id, identity_type, profiles,
+               row_number() OVER (
+                   PARTITION BY distinct_id
+                   ORDER BY key_rank, CASE identity_type {rank} ELSE 99 END, identity_type
+               ) AS pick
+        FROM recover_hits
+        """,
     )
-    member_col = ", c.is_member" if population == "ever" else ""
+    p.add(
+        "recover_best",
+        """
+        SELECT distinct_id, CASE WHEN profiles = 1 THEN identity_type END AS recoverable_via,
+               CAST(profiles AS BIGINT) AS recoverable_profiles
+        FROM recover_ranked WHERE pick = 1
+        """,
+    )
+    cutoff = settings.event_identity_cutoff
+    active = f"coalesce(c.last_seen >= {sql_ts(cutoff)}, FALSE)" if cutoff is not None else "CAST(NULL AS BOOLEAN)"
     p.add(
         "resolution",
         f"""
-        SELECT {sql_str(ref.name)} AS cohort_name, c.distinct_id, c.identifier_source, c.identifier,
+        SELECT {sql_str(cohort)} AS cohort_name, c.distinct_id, c.identifier_source, c.identifier,
                CAST(c.mpid AS BIGINT) AS mpid, c.status, c.gap_reason, c.last_seen,
-               {active} AS active_after_cutoff, rb.recoverable_via, c.email, {AT} AS as_of{member_col}
-        FROM classified c LEFT JOIN recover_best rb ON rb.distinct_id = c.distinct_id
+               {active} AS active_after_cutoff, rb.recoverable_via, c.email, {AT} AS as_of,
+               rb.recoverable_profiles, c.precision_loss_form, c.resolved_at, c.sent_at
+        FROM ctx_members c LEFT JOIN recover_best rb ON rb.distinct_id = c.distinct_id
         """,
     )
+
+
+# ----------------------------------------------------------------------------- standalone
+def resolution_pipeline(
+    ref: CohortRef,
+    at: datetime,
+    settings: SyncSettings,
+    *,
+    history: ProfileHistory = "none",
+) -> Pipeline:
+    """The members of ``ref`` at ``at``, each resolved at ``at`` (the as-of reading, without the
+    sync: ``sent_at`` is NULL). The sync simulation (:mod:`cohortlab.simulation.sync`) uses the
+    same steps per send time."""
+    p = Pipeline()
+    direct = ref.source == "snapshots"
+    add_membership_steps(p, ref, at, transitions=not direct)
+    AT = sql_ts(at)
+    if direct:
+        members = """
+            SELECT m.distinct_id, CAST(NULL AS VARCHAR) AS member_email
+            FROM mp_cohort_members m
+            WHERE m.distinct_id IS NOT NULL
+              AND m.snapshot_id = (SELECT snapshot_id FROM versions WHERE version = (SELECT max(version) FROM versions))
+        """
+    else:
+        members = """
+            SELECT t.distinct_id, max(me.member_email) AS member_email
+            FROM transitions t LEFT JOIN member_emails me ON me.distinct_id = t.distinct_id
+            GROUP BY t.distinct_id HAVING sum(t.delta) = 1
+        """
+    p.add("members", members)
+    p.add("requests", f"SELECT distinct_id, {AT} AS resolve_time FROM members")
+    add_resolve_steps(p, "requests", settings, history)
+    p.add(
+        "member_outcomes",
+        """
+        SELECT m.distinct_id, m.member_email, r.identifier_source, r.identifier, r.mpid, r.status, r.gap_reason,
+               r.precision_loss_form, r.self_mpid, r.self_profiles, r.resolve_time AS resolved_at,
+               CAST(NULL AS TIMESTAMP) AS sent_at
+        FROM members m JOIN resolved r ON r.distinct_id = m.distinct_id
+        """,
+    )
+    add_context_steps(p, "member_outcomes", at, settings, history, ref.name)
     return p
 
 
@@ -498,11 +499,6 @@ class ResolutionRun:
     step_counts: dict[str, int]
 
 
-def resolve_at(ref: CohortRef, at: datetime | str | None) -> datetime:
-    """``at=None`` means the latest snapshot / webhook time of the cohort."""
-    return ref.last_time if at is None else parse_time(at)
-
-
 def resolve(
     engine: Engine,
     cohort: str | CohortRef,
@@ -512,17 +508,16 @@ def resolve(
     source: Source = "auto",
     debug: bool = False,
     table: str = "resolution",
-    population: Literal["current", "ever"] = "current",
 ) -> ResolutionRun:
-    """Compute the resolution table (SPEC §3) into ``table`` in the database.
-
-    In debug mode each step is materialised as ``<table>__<step>`` and its row count returned.
-    """
+    """The as-of resolution (every member resolved at ``at``, no sync) into ``table``. The
+    send-time resolution needs the sync: :func:`cohortlab.simulation.simulate.simulate`.
+    In debug mode each step is materialised as ``<table>__<step>`` and its row count returned."""
     settings = SyncSettings.coerce(settings)
     ref = cohort if isinstance(cohort, CohortRef) else find_cohort(engine, cohort, source)
     settings.attribute_name(ref.name)  # a too-long attribute name is an error before any work
     at_ = resolve_at(ref, at)
-    counts = resolution_pipeline(ref, at_, settings, population=population).run(engine, table, debug=debug)
+    p = resolution_pipeline(ref, at_, settings, history=profile_history_kind(engine))
+    counts = p.run(engine, table, debug=debug)
     return ResolutionRun(ref, at_, table, counts)
 
 
@@ -538,12 +533,17 @@ __all__ = [
     "GAP_REASONS",
     "IDENTIFIER_SOURCES",
     "PERSONAL_DATA_COLUMNS",
+    "PRECISION_LOSS_FORMS",
     "RESOLUTION_COLUMNS",
     "STATUSES",
+    "add_context_steps",
     "add_membership_steps",
+    "add_resolve_steps",
+    "fallback_sql",
     "fast_mpid_sql",
     "find_cohort",
     "known_cohorts",
+    "profile_history_kind",
     "resolution_df",
     "resolution_pipeline",
     "resolve",

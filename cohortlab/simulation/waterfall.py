@@ -1,4 +1,4 @@
-"""SPEC §4: the discrepancy waterfall, from the Mixpanel cohort count to the mParticle audience.
+"""docs/rules.md#waterfall: the discrepancy waterfall, from the Mixpanel cohort count to the mParticle audience.
 
 At a time t, with S = the MPIDs that current members resolve to (``matched``) and T = the
 targets whose attribute is ``true`` after the last run at or before t::
@@ -14,7 +14,14 @@ targets whose attribute is ``true`` after the last run at or before t::
 
 The steps add up exactly: :func:`compute_waterfall` checks both equalities and raises
 :class:`ReconciliationError` otherwise. Inputs are the ``resolution`` and ``attribute_state``
-tables written by :mod:`cohortlab.simulation.sync`.
+tables written by :mod:`cohortlab.simulation.sync` (their names per run: the result object's
+``table_names``). Beside the audience on ``<attribute> = true`` the guide allows audiences on
+``= false``: :func:`waterfall_counts` gives ``audience_false``, the profiles (orphans included)
+whose attribute is ``false``; it is not a step of the waterfall.
+
+Stored tables: ``waterfall(step, label, kind, count, position, cohort_name, attribute_name,
+as_of)`` and ``gap_summary(breakdown, identifier_source, status, gap_reason, recoverable_via,
+members, share)``.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ GAP_LABELS = {
     "malformed_mparticle_user_id": "$mparticle_user_id is not a valid MPID",
     "distinct_id_not_mpid": "$distinct_id is not an MPID (customer id, email, device id)",
     "mpid_precision_loss": "MPID lost precision through a float",
+    "distinct_id_is_identity": "$distinct_id is a user identity (e.g. a numeric customer id), not an MPID",
     "mpid_not_found": "MPID of no existing mParticle profile",
 }
 
@@ -51,10 +59,11 @@ def waterfall_counts(engine: Engine, resolution: str = "resolution", attribute_s
             (SELECT count(*) FROM s) AS s,
             (SELECT count(*) FROM t WHERE NOT is_orphan) AS t_linked,
             (SELECT count(*) FROM t WHERE is_orphan) AS t_orphans,
-            (SELECT count(*) FROM s JOIN t ON t.mpid = s.mpid AND NOT t.is_orphan) AS s_and_t
+            (SELECT count(*) FROM s JOIN t ON t.mpid = s.mpid AND NOT t.is_orphan) AS s_and_t,
+            (SELECT count(*) FROM {attribute_state} WHERE NOT value) AS f
         """
     )[0]
-    members, matched, s, t_linked, t_orphans, s_and_t = (int(x) for x in row)
+    members, matched, s, t_linked, t_orphans, s_and_t, f = (int(x) for x in row)
     gaps = dict(
         engine.query_rows(
             f"SELECT gap_reason, count(*) FROM {resolution} WHERE status <> 'matched' GROUP BY gap_reason"
@@ -68,6 +77,7 @@ def waterfall_counts(engine: Engine, resolution: str = "resolution", attribute_s
         "true_linked": t_linked,
         "orphans_true": t_orphans,
         "true_and_should": s_and_t,
+        "audience_false": f,
     }
 
 
@@ -123,8 +133,9 @@ def compute_waterfall(
     resolution: str = "resolution",
     attribute_state: str = "attribute_state",
     table: str | None = "waterfall",
+    temp: bool = False,
 ) -> pd.DataFrame:
-    """SPEC §4 from the ``resolution`` and ``attribute_state`` tables; stored as ``table``
+    """docs/rules.md#waterfall from the ``resolution`` and ``attribute_state`` tables; stored as ``table``
     (with cohort_name, attribute_name and as_of) unless ``table`` is None."""
     df = build_waterfall(waterfall_counts(engine, resolution, attribute_state), attribute)
     if table:
@@ -134,11 +145,17 @@ def compute_waterfall(
         )
         stored["attribute_name"] = stored["attribute_name"].astype("object")
         engine.register("_cohortlab_waterfall", stored)
-        engine.materialise(table, "SELECT * FROM _cohortlab_waterfall")
+        engine.materialise(table, "SELECT * FROM _cohortlab_waterfall", temp=temp)
     return df
 
 
-def compute_gap_summary(engine: Engine, resolution: str = "resolution", table: str | None = "gap_summary") -> pd.DataFrame:
+GAP_SUMMARY_ORDER = "breakdown, members DESC, identifier_source, status, gap_reason, recoverable_via"
+
+
+def compute_gap_summary(
+    engine: Engine, resolution: str = "resolution", table: str | None = "gap_summary", *, temp: bool = False,
+    fetch: bool = True,
+) -> pd.DataFrame | None:
     """Members by status x gap_reason x recoverable_via (breakdown ``gap_reason``, unmatched and
     orphan_created members only) and by identifier_source x status (breakdown
     ``identifier_source``, all members), with the share of all members."""
@@ -156,16 +173,16 @@ def compute_gap_summary(engine: Engine, resolution: str = "resolution", table: s
         ) x
     """
     if table:
-        engine.materialise(table, sql)
+        engine.materialise(table, sql, temp=temp)
         sql = f"SELECT * FROM {table}"
-    return engine.query_df(
-        f"""SELECT * FROM ({sql}) g
-            ORDER BY breakdown, members DESC, identifier_source, status, gap_reason, recoverable_via"""
-    )
+    if not fetch:
+        return None
+    return engine.query_df(f"SELECT * FROM ({sql}) g ORDER BY {GAP_SUMMARY_ORDER}")
 
 
 __all__ = [
     "GAP_LABELS",
+    "GAP_SUMMARY_ORDER",
     "ReconciliationError",
     "WATERFALL_COLUMNS",
     "build_waterfall",

@@ -12,7 +12,7 @@ the truth rules in ``cohortlab.synth.truth``.
 Layout of ``OUT_DIR``::
 
     manifest.json                        parameters, seed, counts, files, expected outcome counts
-    truth.parquet                        SPEC §3 outcome per (cohort, member) at the last snapshot
+    truth.parquet                        outcome (docs/rules.md#resolution) per (cohort, member) at the last snapshot
     mixpanel/events/part-NNNNN.jsonl[.gz]  raw event export (JSONL), split by ranges of people
     mixpanel/profiles/page-NNNNN.json    Engage pages, 1000 results each   (worlds <= 200k users)
     mixpanel/profiles/profiles.jsonl[.gz] Engage result objects, one a line (bigger worlds)
@@ -25,11 +25,22 @@ Layout of ``OUT_DIR``::
                                          "received_at": `members` at the first snapshot, then
                                          `remove_members` and `add_members` per later snapshot,
                                          1000 members per page (an empty diff is one empty page)
-    mparticle/profiles.jsonl[.gz]        Profile API objects (mpid as an exact JSON number)
+    mparticle/profiles.jsonl[.gz]        Profile API objects (mpid as an exact JSON number): the
+                                         attribute snapshot, taken at manifest "observed_at"
+                                         (cohort attributes as the feed left them; see
+                                         ``cohortlab.synth.observed``)
+    mparticle/profiles/identities-only.jsonl[.gz]
+                                         the profiles missing from that snapshot (no cohort attribute)
+    truth_verify.parquet                 what ``cohortlab verify`` should say per (cohort, profile)
 
 ``truth.parquet`` columns: cohort_name, cohort_id, as_of, distinct_id, person_id, true_mpid,
 identifier_source, identifier, mpid, status, gap_reason, recoverable_via, has_profile,
 last_activity, active_after_cutoff.
+
+``truth_verify.parquet`` columns: cohort_name, mpid, person_id, simulated, observed, cause,
+in_snapshot, other_name, other_value, last_write_si (see ``cohortlab.synth.observed``); the
+manifest's ``expected_verify`` holds its confusion table and cause counts per cohort and the
+``snapshot_at`` / ``at`` to verify with.
 """
 
 from cohortlab.synth.build import SynthResult, generate

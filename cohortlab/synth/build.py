@@ -26,6 +26,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from cohortlab.synth import observed as obsv
 from cohortlab.synth import population as pop
 from cohortlab.synth.truth import TRUTH_COLUMNS, TRUTH_CUTOFF, truth_pre_sql, truth_sql
 from cohortlab.synth.world import EVENT_NAMES, WorldConfig, build_config, epoch
@@ -36,7 +37,7 @@ FIRST_NAMES = ("Ann", "Bob", "Carla", "Dev", "Emma", "Farid", "Grace", "Hugo", "
                "Kira", "Liam", "Mina", "Noah", "Olga", "Pablo", "Quinn", "Rosa", "Sami", "Tara")
 LAST_NAMES = ("Lee", "Smith", "Garcia", "Nguyen", "Kumar", "Muller", "Rossi", "Silva", "Kim", "Dubois",
               "Novak", "Haddad", "Okafor", "Tanaka", "Jensen", "Costa", "Ivanova", "Brown", "Ali", "Moreau")
-OUTPUTS = ("mixpanel", "mparticle", "truth.parquet", "manifest.json")
+OUTPUTS = ("mixpanel", "mparticle", "truth.parquet", "truth_verify.parquet", "manifest.json")
 PLATFORM_DEVICE = {"web": "device_application_stamp", "iphone": "ios_idfv", "android": "android_uuid"}
 WEBHOOK_ACTIONS = ("members", "remove_members", "add_members")  # by `ak`
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
@@ -163,6 +164,12 @@ class _World:
         self.counts: Counter = Counter()
         self.member_counts: Counter = Counter()  # (ci, si) -> members
         self.sinks: dict[str, LineFile] = {}
+        # observed mParticle state (cohortlab.synth.observed)
+        planned = obsv.plan(len(self.snap))
+        self.obs_si = planned[1] if planned else self.last_si
+        self.pause_si = planned[0] if planned else None
+        self.observed_at = (self.snap[-2] + self.snap[-1]) // 2 if planned else self.snap[-1]
+        self.names_values = obsv.names_values([c.name for c in cfg.cohorts])
 
     # ------------------------------------------------------------------ helpers
     def q(self, sql: str, params=None):
@@ -240,6 +247,10 @@ class _World:
                   last_t BIGINT)""")
         self.q("CREATE TABLE g_mpa (mpid BIGINT)")
         self.q("CREATE TABLE g_idents (type VARCHAR, value VARCHAR)")
+        self.q("""CREATE TABLE g_vtruth (cohort_name VARCHAR, mpid BIGINT, person_id BIGINT, simulated VARCHAR,
+                  observed VARCHAR, cause VARCHAR, in_snapshot BOOLEAN, other_name VARCHAR, other_value VARCHAR,
+                  last_write_si INTEGER)""")
+        self.q("CREATE TABLE g_snapshot_profiles (n BIGINT)")
 
     # ------------------------------------------------------------------ one range of people
     def _chunk(self, i: int, lo: int, hi: int) -> None:
@@ -310,9 +321,11 @@ class _World:
         self._chunk_profiles(i)
         self._chunk_members(i)
         q(f"INSERT INTO g_tpre {truth_pre_sql(self.last_si)}")
+        self._chunk_observed(P)
         self._chunk_mparticle(i)
         self.con.unregister("ps")
-        for t in ("c_prof", "c_pf", "c_dk", "c_er", "c_mem", "c_mi"):
+        self.con.unregister("c_plant")
+        for t in ("c_prof", "c_pf", "c_dk", "c_er", "c_mem", "c_mi", "c_writes", "c_obs"):
             q(f"DROP TABLE IF EXISTS {t}")
 
     def _events_file(self, i: int, P: pop.People, E: pop.Events, ps: pa.Table) -> None:
@@ -421,6 +434,19 @@ class _World:
             ) w JOIN c_mi mi ON mi.pid = w.pid AND mi.dk = w.dk
             ORDER BY w.ci, w.si, w.ak, w.pid, w.dk""")
 
+    def _chunk_observed(self, P: pop.People) -> None:
+        """The feed's writes, the observed attributes of each profile and the verify truth
+        (cohortlab.synth.observed), with the planted people of this range."""
+        u = pop.uniform(self.seed, "observed_plant", P.pid)
+        old, missing = self.cfg.observed_old_name_share, self.cfg.observed_missing_share
+        plant = np.where(u < old, 1, np.where(u < old + missing, 2, 0)).astype(np.int8)
+        self.con.register("c_plant", pa.table({"pid": P.pid, "plant": plant}))
+        self.q(f"CREATE OR REPLACE TEMP TABLE c_writes AS {obsv.feed_writes_sql(self.keep_from, self.last_si)}")
+        self.q(f"CREATE OR REPLACE TEMP TABLE c_obs AS {obsv.observed_attributes_sql(self.obs_si, self.names_values)}")
+        self.q(f"INSERT INTO g_vtruth {obsv.verify_truth_sql(self.last_si, self.obs_si, self.names_values)}")
+        self.q(f"""INSERT INTO g_snapshot_profiles SELECT count(*) FROM ps p LEFT JOIN c_plant pl ON pl.pid = p.pid
+                   WHERE p.last_ev_t >= {self.keep_from} AND coalesce(pl.plant, 0) <> 2""")
+
     def _chunk_mparticle(self, i: int) -> None:
         keep = self.keep_from
         self.q(f"INSERT INTO g_mpa SELECT mpid FROM ps WHERE last_ev_t >= {keep}")
@@ -428,17 +454,26 @@ class _World:
             SELECT 'customer_id', customer_id FROM ps WHERE last_ev_t >= {keep} AND logged
             UNION ALL SELECT 'email', email FROM ps WHERE last_ev_t >= {keep} AND has_email""")
         ident = lambda t, v: f"""concat('{{"type":"{t}","encoding":"none","value":"', {v}, '"}}')"""  # noqa: E731
+        snap_t = [int(t) for t in self.snap]
+        write_t = f"{sql_list([str(t) for t in snap_t])}[o.last_write_si + 1]::BIGINT"
+        # captured at observed_at: the last store is the latest event or observed feed write before it
+        stored = f"greatest(least(last_ev_t, {self.observed_at}), coalesce({write_t}, 0))"
         line = f"""concat('{{"mpid":', mpid_txt, ',"created_timestamp_ms":', first_ev_t * 1000,
-            ',"last_stored_timestamp_ms":', last_ev_t * 1000,
+            ',"last_stored_timestamp_ms":', {stored} * 1000,
             ',"is_opted_out":false,"limit_ad_tracking":null,"device_identities":[{{"type":"', device_type,
             '","encoding":"none","value":"', device, '"}}],"user_identities":[',
             CASE WHEN logged THEN {ident('customer_id', 'customer_id')} ELSE '' END,
             CASE WHEN has_email THEN concat(',', {ident('email', 'email')}) ELSE '' END,
-            '],"account_userattributes":null,"user_attributes":{{',
+            '],"account_userattributes":null,"user_attributes":{{', coalesce(o.attrs, ''),
             CASE WHEN logged THEN concat('"$firstname":"', first_name, '","$lastname":"', last_name, '",') ELSE '' END,
             '"platform":"', platform, '"}},"audience_memberships":[]}}')"""
+        src = f"""ps LEFT JOIN c_obs o ON o.pid = ps.pid LEFT JOIN c_plant pl ON pl.pid = ps.pid
+                  WHERE last_ev_t >= {keep}"""
         self.sink("mparticle", self.out / "mparticle" / f"profiles{self.ext}", gzip=self.cfg.gzip).write_sql(
-            self.con, f"SELECT {line} FROM ps WHERE last_ev_t >= {keep}")
+            self.con, f"SELECT {line} FROM {src} AND coalesce(pl.plant, 0) <> 2 ORDER BY ps.pid")
+        self.sink("mparticle_ids", self.out / "mparticle" / "profiles" / f"identities-only{self.ext}",
+                  gzip=self.cfg.gzip).write_sql(
+            self.con, f"SELECT {line} FROM {src} AND pl.plant = 2 ORDER BY ps.pid")
         c = self.q(f"""SELECT count(*), count(*) FILTER (WHERE abs(mpid::HUGEINT) > 9007199254740992),
                 count(*) FILTER (WHERE mpid < 0) FROM ps WHERE last_ev_t >= {keep}""").fetchall()[0]
         self.counts["mparticle_profiles"] += c[0]
@@ -581,9 +616,15 @@ class _World:
         path = self.out / "mparticle" / f"profiles{self.ext}"
         if "mparticle" not in self.sinks:
             self.sink("mparticle", path, gzip=self.cfg.gzip)
-        assert self.close_sink("mparticle") == self.counts["mparticle_profiles"]
+        in_snapshot = self.close_sink("mparticle")
+        ids_path = self.out / "mparticle" / "profiles" / f"identities-only{self.ext}"
+        if "mparticle_ids" not in self.sinks:
+            self.sink("mparticle_ids", ids_path, gzip=self.cfg.gzip)
+        only_ids = self.close_sink("mparticle_ids")
+        assert in_snapshot + only_ids == self.counts["mparticle_profiles"]
         self.counts["mparticle_deleted"] = self.users - self.counts["mparticle_profiles"]
-        self.add_file(path, "mparticle-profiles", self.counts["mparticle_profiles"])
+        self.add_file(path, "mparticle-profiles", in_snapshot, observed_at=_iso(self.observed_at))
+        self.add_file(ids_path, "mparticle-profiles", only_ids)
 
     # ------------------------------------------------------------------ truth
     def _truth(self) -> None:
@@ -593,6 +634,31 @@ class _World:
         self.q(f"COPY (SELECT {', '.join(TRUTH_COLUMNS)} FROM truth ORDER BY cohort_name, distinct_id) "
                f"TO {sql_str(path)} (FORMAT parquet)")
         self.truth_rows = self.scalar("SELECT count(*) FROM truth")
+        vpath = self.out / "truth_verify.parquet"
+        self.q(f"COPY (SELECT {', '.join(obsv.VERIFY_COLUMNS)} FROM g_vtruth ORDER BY cohort_name, mpid) "
+               f"TO {sql_str(vpath)} (FORMAT parquet)")
+
+    def _expected_verify(self) -> dict[str, Any]:
+        """The confusion table and cause counts `cohortlab verify` should give per cohort, when
+        run with ``snapshot_at`` = ``observed_at`` and ``at`` = the last snapshot."""
+        snapshot_profiles = int(self.scalar("SELECT coalesce(sum(n), 0) FROM g_snapshot_profiles"))
+        out: dict[str, Any] = {
+            "snapshot_at": _iso(self.observed_at), "at": _iso(self.snap[-1]),
+            "pause": ({"start": _iso(self.snap[self.pause_si] - 60), "end": _iso(self.observed_at + 3600),
+                       "modelled": False} if self.pause_si is not None else None),
+            "cohorts": {},
+        }
+        for c in self.cfg.cohorts:
+            conf = {f"{s}/{o}": int(n) for s, o, n in self.q(
+                "SELECT simulated, observed, count(*) FROM g_vtruth WHERE cohort_name = ? GROUP BY 1, 2 ORDER BY 1, 2",
+                [c.name]).fetchall()}
+            written = int(self.scalar("SELECT count(*) FROM g_vtruth WHERE cohort_name = ? AND in_snapshot", [c.name]))
+            conf["absent/absent"] = conf.get("absent/absent", 0) + snapshot_profiles - written
+            causes = {k: int(n) for k, n in self.q(
+                "SELECT cause, count(*) FROM g_vtruth WHERE cohort_name = ? AND cause IS NOT NULL GROUP BY 1 ORDER BY 1",
+                [c.name]).fetchall()}
+            out["cohorts"][c.name] = {"confusion": conf, "causes": causes}
+        return out
 
     def _expected(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -661,6 +727,10 @@ class _World:
             ),
             "expected": self._expected(),
             "truth": {"path": "truth.parquet", "rows": int(self.truth_rows), "as_of": _iso(self.snap[-1])},
+            "observed_at": _iso(self.observed_at),
+            "expected_verify": self._expected_verify(),
+            "truth_verify": {"path": "truth_verify.parquet",
+                             "rows": int(self.scalar("SELECT count(*) FROM g_vtruth"))},
             "files": self.files,
             "snapshots": self.snapshots,
             "webhooks": self.webhooks,

@@ -1,4 +1,4 @@
-"""The ground truth: SPEC §3 for every cohort member at the last snapshot, default settings
+"""The ground truth: docs/rules.md#resolution for every cohort member at the last snapshot, default settings
 (``fallback="data"``, ``event_identity_cutoff`` 2026-01-15, ``protection="only_update"``).
 
 This is the generator's OWN implementation of the resolution rules, written against the world

@@ -168,6 +168,9 @@ class WorldConfig(_Model):
     other_workspace_share: float = Field(default=0.0, ge=0, le=1)
     # ---- mParticle
     mparticle_ttl_days: int = Field(default=30, ge=1)
+    # ---- observed mParticle state (cohortlab.synth.observed): causes of disagreement planted
+    observed_old_name_share: float = Field(default=0.02, ge=0, le=1)  # attribute under "Mixpanel - {name}"
+    observed_missing_share: float = Field(default=0.01, ge=0, le=1)  # profile not in the attribute snapshot
     # ---- export quirks
     duplicate_event_share: float = Field(default=0.001, ge=0, le=0.5)
     bad_event_lines: int = Field(default=0, ge=0)
@@ -205,6 +208,8 @@ class WorldConfig(_Model):
         if sum([self.sdk_ok_share, self.float_share, self.junk_share, self.null_share,
                 self.other_workspace_share]) > 1:
             raise ValueError("sdk_ok_share + float_share + junk_share + null_share + other_workspace_share > 1")
+        if self.observed_old_name_share + self.observed_missing_share > 1:
+            raise ValueError("observed_old_name_share + observed_missing_share > 1")
         if not self.eit:
             raise ValueError("eit: at least one step")
         starts = [s.start for s in self.eit[1:]]

@@ -17,7 +17,7 @@ import time
 import pytest
 
 from cohortlab import Lab
-from cohortlab.migration.model import run_plans
+from cohortlab.migration.run import run_plans
 from cohortlab.migration.plans import standard_plans
 
 USERS = int(os.environ.get("COHORTLAB_BENCH_USERS", "1000000"))
@@ -48,7 +48,8 @@ def test_four_plans_sixty_days(tmp_path):
         plans = standard_plans("2026-02-01T00:00:00Z", rule="2026-01-20T00:00:00Z")
         cpu = lambda: sum(resource.getrusage(resource.RUSAGE_SELF)[:2])  # noqa: E731
         t0, c0 = time.perf_counter(), cpu()
-        daily, summary = run_plans(lab.engine, plans, "2026-01-01", "2026-03-01", activity="repeat")
+        r = run_plans(lab.engine, plans, "2026-01-01", "2026-03-01", activity="repeat")
+        daily, summary = r.daily, r.summary
         elapsed, cpu_s = time.perf_counter() - t0, cpu() - c0
         budget = max(5.0, 60.0 * USERS / 1_000_000)
         busy = os.getloadavg()[0] > (os.cpu_count() or 2)

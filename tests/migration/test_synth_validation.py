@@ -1,7 +1,7 @@
 """Prediction vs observation on worlds written by the generator (``cohortlab.synth``).
 
 The plan is the world's own history (its EIT timeline, remediation and event rule); the
-observation is what cohortlab's resolution (SPEC §3) computes from the exported files. The two
+observation is what cohortlab's resolution (docs/rules.md#resolution) computes from the exported files. The two
 models are independent: the what-if sees only events (who was active when), mParticle profiles
 and the plan; the resolution sees Mixpanel profiles, members and event properties.
 
@@ -19,7 +19,8 @@ import pandas as pd
 import pytest
 
 from cohortlab import Lab, synth
-from cohortlab.migration.model import run_plans, validate
+from cohortlab.migration.run import run_plans
+from cohortlab.migration.validate import validate
 from cohortlab.migration.plans import MigrationPlan
 from cohortlab.loaders.folder import load_world
 
@@ -73,7 +74,7 @@ def test_prediction_equals_resolution_without_app_noise(worlds, scenario):
     for cohort in ("Power Users", "Recent Purchasers"):
         snaps = _snapshots(lab, cohort)
         for at in snaps:
-            observed = lab.resolution(cohort, at)
+            observed = lab.resolution(cohort, at, settings={"resolution_time": "as_of"})  # what the exports show
             v = validate(lab.engine, plan, observed, cohort, at, store=False)
             assert len(v.users) == len(observed) > 0
             if at < snaps[-1] and scenario == "remediated":
@@ -96,8 +97,8 @@ def test_mid_migration_with_app_noise_differs_only_where_app_code_wrote_the_iden
     res, lab = worlds("mid_migration", noise=True)
     plan = plan_of(res.config)
     for cohort in ("Power Users", "Recent Purchasers"):
-        observed = lab.resolution(cohort)
-        v = validate(lab.engine, plan, observed, cohort, observed.attrs["as_of"])
+        observed = lab.resolution(cohort, settings={"resolution_time": "as_of"})  # what the exports show
+        v = validate(lab.engine, plan, observed, cohort, observed["as_of"].iloc[0])
         d = v.differences
         assert set(d["explanation"]) <= APP_WRITTEN, d[["distinct_id", "obs_gap_reason", "explanation"]]
         # everyone else agrees
@@ -113,17 +114,18 @@ def test_mid_migration_with_app_noise_differs_only_where_app_code_wrote_the_iden
 def test_mid_migration_split_profiles_match_the_generator(worlds):
     res, lab = worlds("mid_migration", noise=False)
     plan = plan_of(res.config)
-    daily, summary = run_plans(lab.engine, [plan], "2026-02-01", "2026-02-28")
+    r = run_plans(lab.engine, [plan], "2026-02-01", "2026-02-28", keep_tables=True)
+    summary = r.summary
     # people with events under both their customer id and their MPID
-    expected = lab.engine.query_rows("""
-        SELECT count(*) FROM (SELECT m.mpid FROM mig_map m
+    expected = lab.engine.query_rows(f"""
+        SELECT count(*) FROM (SELECT m.mpid FROM {r.tables.links} m
             WHERE m.mpid IS NOT NULL GROUP BY m.mpid
             HAVING count(DISTINCT CASE WHEN starts_with(m.distinct_id, 'cust-') THEN 1
                                        WHEN m.distinct_id = CAST(m.mpid AS VARCHAR) THEN 2 END) = 2)""")[0][0]
     assert expected > 0
     assert summary.iloc[0]["split_profiles_end"] == expected
     # before the switch nobody has two profiles
-    before, _ = run_plans(lab.engine, [plan], "2026-01-20", "2026-01-31", store=False)
+    before = run_plans(lab.engine, [plan], "2026-01-20", "2026-01-31", store=False).daily
     assert before["split_profiles"].max() == 0
 
 

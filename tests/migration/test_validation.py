@@ -1,4 +1,4 @@
-"""Validation (SPEC §6): prediction vs observation per member, on the hand-built history.
+"""Validation (docs/rules.md#migration): prediction vs observation per member, on the hand-built history.
 
 Plan: switch to mParticle ID on 2026-01-05, event rule off. As of 2026-01-08 00:00 the plan
 predicts: Cat's MPID profile ``103`` matched (event 01-07); everyone else unmatched (Bob's
@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from cohortlab.migration.model import validate
+from cohortlab.migration.validate import validate
 from cohortlab.migration.plans import MigrationPlan
 
 PLAN = MigrationPlan(name="switch only", event_identity_cutoff=None,

@@ -1,4 +1,4 @@
-"""SPEC §6 what-if on the hand-built history of ``conftest.py`` (read its table first).
+"""The what-if (docs/rules.md#migration) on the hand-built history of ``conftest.py`` (read its table first).
 
 Unless a test says otherwise the event rule is off (``event_identity_cutoff: None``) so that
 each plan's own effect is visible, and the window is 2025-12-01 .. 2026-01-14 (state at the end
@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from cohortlab.migration.model import run_plans
+from cohortlab.migration.run import run_plans
 from cohortlab.migration.plans import MigrationPlan, PlanError, load_plans, standard_plans
 
 from .conftest import EVENTS, PROFILES, insert_events, insert_profiles
@@ -26,8 +26,8 @@ def plan(name="p", **kw):
 
 
 def run(lab, *plans, settings=None, activity="observed", start=START, end=END):
-    daily, summary = run_plans(lab.engine, plans, start, end, settings=settings, activity=activity)
-    return daily, summary.set_index("plan")
+    r = run_plans(lab.engine, plans, start, end, settings=settings, activity=activity)
+    return r.daily, r.summary.set_index("plan")
 
 
 def day(daily, d, plan_name=None):
@@ -188,8 +188,8 @@ def test_anonymous_activity_joins_the_first_identified_profile(lab):
 
 
 def test_person_links(world):
-    run(world, plan("x"))
-    rows = world.engine.query_rows("SELECT distinct_id, mpid, link FROM mig_map ORDER BY distinct_id")
+    r = run_plans(world.engine, [plan("x")], START, END, keep_tables=True)
+    rows = world.engine.query_rows(f"SELECT distinct_id, mpid, link FROM {r.tables.links} ORDER BY distinct_id")
     assert rows == [
         ("$device:dev-dan", 104, "device_identity"),      # Dan: known to mParticle by his device
         ("c-ann", 101, "direct"), ("c-bob", 102, "direct"), ("c-cat", 103, "direct"),   # customer ids
@@ -221,7 +221,8 @@ def test_repeat_projects_observed_activity_past_the_last_event(world):
     assert obs.loc["future switch"].matched_end == 0
     # repeating the whole 41 days: Ann's 12-01 activity comes back on 01-11 (before the switch),
     # her 12-10 event on 01-20, Bob's 12-02 on 01-12, Dan's 12-03 on 01-13 ...
-    daily, summary = run_plans(world.engine, [p], START, "2026-01-25", activity="repeat", repeat_days=41)
+    r = run_plans(world.engine, [p], START, "2026-01-25", activity="repeat", repeat_days=41)
+    summary = r.summary
     u = users(world, "future switch")
     assert {k for k, r in u.items() if r.status == "matched"} == {"101", "102", "104"}
     assert u["101"].first_seen == pd.Timestamp("2026-01-20 10:00:00")      # 12-10 + 41 days
@@ -279,7 +280,7 @@ def test_cohort_scope_follows_the_members_people_across_their_profiles(world):
                          "VALUES (1, 'Power Users', TIMESTAMP '2026-01-01', 2)")
     world.engine.execute("INSERT INTO mp_cohort_members (snapshot_id, cohort_name, as_of, distinct_id) VALUES "
                          "(1, 'Power Users', TIMESTAMP '2026-01-01', 'c-bob'), (1, 'Power Users', TIMESTAMP '2026-01-01', 'x-eve')")
-    daily, summary = run_plans(world.engine, [plan("switch only", eit_timeline=SWITCH)], START, END, cohort="Power Users")
+    daily = run_plans(world.engine, [plan("switch only", eit_timeline=SWITCH)], START, END, cohort="Power Users").daily
     last = day(daily, END)
     assert tuple(last[["members", "matched", "people", "split_profiles"]]) == (3, 1, 2, 1)
     assert set(daily["cohort"]) == {"Power Users"}

@@ -152,8 +152,8 @@ def test_timeline_chart_lines_and_paused_window():
 
 def test_failed_windows_end_paused():
     t = pd.Series(pd.date_range("2026-03-01", periods=3, freq="15min"))
-    assert charts._failed_windows(t, pd.Series([False, True, True])) == [(t[1], t[2])]
-    assert charts._failed_windows(t, pd.Series([True, False, True])) == [(t[0], t[1]), (t[2], t[2])]
+    assert charts.failed_windows(t, pd.Series([False, True, True])) == [(t[1], t[2])]
+    assert charts.failed_windows(t, pd.Series([True, False, True])) == [(t[0], t[1]), (t[2], t[2])]
 
 
 def test_sync_runs_chart_adds_up_removes_down():

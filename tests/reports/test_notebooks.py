@@ -16,7 +16,8 @@ import pytest
 
 from cohortlab.report.runner import DEFAULT_NOTEBOOKS, NOTEBOOKS_DIR
 
-COMMON = {"db", "data", "cohorts", "as_of", "settings", "output_dir", "show_personal_data"}
+COMMON = {"db", "data", "cohorts", "as_of", "settings", "output_dir", "show_personal_data", "engine",
+          "spark_master"}
 EXTRA = {
     "match_rates": set(),
     "identity_gaps": set(),

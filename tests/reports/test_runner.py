@@ -185,3 +185,31 @@ def test_lab_and_demo_help():
     runner = CliRunner()
     assert runner.invoke(main, ["lab", "--help"]).exit_code == 0
     assert runner.invoke(main, ["demo", "--help"]).exit_code == 0
+
+
+def test_engine_choice_reaches_the_notebook_as_a_parameter(tmp_path, tiny, monkeypatch):
+    monkeypatch.delenv("COHORTLAB_ENGINE", raising=False)
+    nb = _notebook(tmp_path / "engine.ipynb", [
+        "import json, os\njson.dump({'title': 'Engine', 'engine': engine, "
+        "'env': os.environ.get('COHORTLAB_ENGINE')}, open(os.path.join(output_dir, 'metrics.json'), 'w'))"])
+    cells = nbformat.read(str(nb), as_version=4)
+    cells.cells[1].source += '\nengine = "duckdb"\nspark_master = None'
+    nbformat.write(cells, str(nb))
+    out = tmp_path / "e"
+    r = CliRunner().invoke(main, ["report", "--db", str(tiny["db"]), "--notebooks", str(nb), "--engine", "spark",
+                                  "--spark-master", "local[1]", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    metrics = json.loads((out / "engine" / "metrics.json").read_text())
+    assert metrics["engine"] == "spark" and metrics["env"] is None  # a parameter, not the environment
+    executed = nbformat.read(str(out / "engine" / "engine.ipynb"), as_version=4)
+    assert 'spark_master = "local[1]"' in executed.cells[2].source
+
+
+def test_notebooks_are_found_as_package_data():
+    import importlib.resources
+
+    from cohortlab.report.runner import DEFAULT_NOTEBOOKS, notebook_path
+
+    package = importlib.resources.files("cohortlab") / "notebooks"
+    for name in DEFAULT_NOTEBOOKS:
+        assert notebook_path(name) == Path(str(package / f"{name}.ipynb"))

@@ -32,7 +32,20 @@ class Data:
         self._seq = itertools.count(1)
 
     # ---------------------------------------------------------------- Mixpanel
-    def profile(self, distinct_id, mparticle_user_id=None, email=None, last_seen=None):
+    def profile(self, distinct_id, mparticle_user_id=None, email=None, last_seen=None, as_of=None, history=False,
+                mparticle_user_id_type="VARCHAR"):
+        """A Mixpanel profile. ``as_of`` (or ``history=True``) also keeps it as a version in
+        ``mp_profile_history`` (as_of None: known from the beginning); ``mp_profiles`` keeps the
+        latest version, as the loaders do."""
+        if as_of is not None or history:
+            seq = next(self._ids)
+            self.engine.execute(
+                "INSERT INTO mp_profile_history (distinct_id, mparticle_user_id, mparticle_user_id_type, email, last_seen,"
+                " as_of, load_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [distinct_id, mparticle_user_id, mparticle_user_id_type if mparticle_user_id is not None else None,
+                 email, ts(last_seen), ts(as_of), 1_000_000 + seq],
+            )
+            self.engine.execute("DELETE FROM mp_profiles WHERE distinct_id = ?", [distinct_id])
         self.engine.execute(
             "INSERT INTO mp_profiles (distinct_id, mparticle_user_id, email, last_seen) VALUES (?, ?, ?, ?)",
             [distinct_id, mparticle_user_id, email, ts(last_seen)],

@@ -1,8 +1,10 @@
 """Properties on random small datasets (hypothesis):
 
 * the waterfall adds up exactly, and matched + unmatched + orphan_created = members;
-* the set-based SQL sync agrees, run by run, with a plain Python replay of SPEC §5 (written
-  here as directly as the spec reads: one loop iteration per run).
+* the set-based SQL sync agrees, run by run, with a plain Python replay of the sync rules of
+  docs/rules.md (written here as directly as the rules read: one loop iteration per run),
+  including identifiers decided at send time from a profile history, re-exports, pauses that
+  end with a reconnect and replayed webhook ``members`` messages that refresh the writes.
 """
 
 from datetime import datetime, timedelta
@@ -12,6 +14,7 @@ import hypothesis
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from cohortlab import Lab
+from cohortlab.identifiers import is_valid_mpid
 from cohortlab.settings import SyncSettings
 
 from .conftest import Data
@@ -50,24 +53,58 @@ def datasets(draw):
         "sync_type": draw(st.sampled_from(["dynamic", "dynamic", "one_time"])),
         "fallback": draw(st.sampled_from(["data", "strict"])),
     }
+    opts["resolution_time"] = draw(st.sampled_from(["send", "send", "as_of"]))
     if pause:
-        opts["pauses"] = [{"start": T0 + timedelta(minutes=pause[0]), "end": T0 + timedelta(minutes=sum(pause))}]
+        opts["pauses"] = [{"start": T0 + timedelta(minutes=pause[0]), "end": T0 + timedelta(minutes=sum(pause)),
+                           "ends_with": draw(st.sampled_from(["resume", "reconnect"]))}]
+    if draw(st.integers(0, 3)) == 0:
+        opts["reexport_at"] = [T0 + timedelta(minutes=draw(minutes))]
+    # profile history: some profiles change their $mparticle_user_id at a time (a fix, or a break)
+    later = {}
+    for d in sorted(profiles):
+        if draw(st.integers(0, 3)) == 0:
+            later[d] = (draw(minutes), draw(st.sampled_from(PROPS)))
     at = max(times) + draw(st.integers(min_value=0, max_value=60))
-    return mpids, profiles, source, msgs, opts, at
+    return mpids, (profiles, later), source, msgs, opts, at
 
 
 def build(lab, mpids, profiles, source, msgs):
     data = Data(lab)
     for m in mpids:
         data.mpa(m)
+    profiles, later = profiles
     for d, prop in profiles.items():
-        data.profile(d, mparticle_user_id=prop)
+        data.profile(d, mparticle_user_id=prop, history=bool(later))
+    for d, (m, prop) in later.items():
+        data.profile(d, mparticle_user_id=prop, as_of=(T0 + timedelta(minutes=m)).isoformat())
     for action, t, members in msgs:
         when = T0 + timedelta(minutes=t)
         if source == "snapshots":
             data.snapshot(C, when.isoformat(), sorted(members))
         else:
             data.webhook(C, action, when.isoformat(), sorted(members))
+
+
+def profile_prop(profiles, d, t):
+    """$mparticle_user_id of d's profile at t: the latest version at or before t (the first
+    version is known from the beginning)."""
+    first, later = profiles
+    if d not in first:
+        return None
+    if d in later and T0 + timedelta(minutes=later[d][0]) <= t:
+        return later[d][1]
+    return first[d]
+
+
+def resolve_py(profiles, mpids, s: SyncSettings, d, t):
+    """The target d's identifier reaches at t: ('mpid', n), ('orphan', identifier) or None."""
+    prop = profile_prop(profiles, d, t)
+    ident = prop if prop is not None else (d if s.fallback == "data" else None)
+    if ident is None:
+        return None
+    if is_valid_mpid(ident) and int(ident) in mpids:
+        return ("mpid", int(ident))
+    return ("orphan", ident) if s.protection == "create_and_update" else None
 
 
 def replay(source, msgs, t):
@@ -85,30 +122,71 @@ def replay(source, msgs, t):
     return members
 
 
-def reference_sync(source, msgs, target, s: SyncSettings, t0, at):
-    """SPEC §5 run by run. target: {distinct_id: ('mpid'|'orphan', key)} for resolved members."""
+def reference_sync(source, msgs, resolve, s: SyncSettings, t0, at):
+    """The sync run by run. resolve(d, t): the target of d's identifier decided at t."""
     value, last_write, writes = {}, {}, {}
     rows = []
     conflicts = 0
-    last_ok_k, last_ok_members = None, set()
+    last_ok_k, last_ok_t, last_ok_members = None, None, set()
+    dec = {}  # d -> target of its latest decision
+
+    def failed_at(t):
+        return s.sync_type == "dynamic" and any(p.start <= pd.Timestamp(t, tz="UTC") < p.end for p in s.pauses)
+
+    def grid(k):
+        return t0 + k * s.cadence
+
+    def first_sent_at_or_after(when):
+        k = 0
+        while grid(k) <= at:
+            if pd.Timestamp(grid(k), tz="UTC") >= when and (s.sync_type == "one_time" or not failed_at(grid(k))):
+                return k
+            k += 1
+        return None
+
+    reexport = {first_sent_at_or_after(pd.Timestamp(r)) for r in s.reexport_at} - {None}
+    reconnect = set() if s.sync_type == "one_time" else (
+        {first_sent_at_or_after(pd.Timestamp(p.start)) for p in s.pauses if p.ends_with == "reconnect"} - {None})
+    # the time each member first entered: its provisional decision is at the first run after it
+    entered, members = {}, set()
+    for action, mm, ds in msgs:  # message by message, as the versions of the membership
+        if action == "members":
+            members = set(ds)
+        elif action == "add_members":
+            members = members | ds
+        else:
+            members = members - ds
+        for d in members:
+            entered.setdefault(d, T0 + timedelta(minutes=mm))
     k = 0
-    while t0 + k * s.cadence <= at:
-        t = t0 + k * s.cadence
+    while grid(k) <= at:
+        t = grid(k)
+        when = t if s.resolution_time == "send" else at
         m = replay(source, msgs, t)
-        failed = s.sync_type == "dynamic" and any(p.start <= pd.Timestamp(t, tz="UTC") < p.end for p in s.pauses)
-        sent = (k == 0) if s.sync_type == "one_time" else not failed
+        failed = failed_at(t)
+        sent = (k == 0 or k in reexport) if s.sync_type == "one_time" else not failed
         adds = removes = 0
         kind = "failed" if failed else "observation"
         if sent:
             run_writes = {}
-            full = last_ok_k is None or (k - last_ok_k) * s.cadence > s.snapshot_ttl
-            kind = ("one_time" if s.sync_type == "one_time" else "first") if last_ok_k is None else (
-                "full_refresh" if full else "diff")
-            if full:
+            members_msg = source == "webhooks" and last_ok_t is not None and any(
+                a == "members" and last_ok_t < T0 + timedelta(minutes=mm) <= t for a, mm, _ in msgs)
+            if last_ok_k is None:
+                kind = "one_time" if s.sync_type == "one_time" else "first"
+            elif k in reconnect:
+                kind = "reconnect"
+            elif k in reexport:
+                kind = "reexport"
+            elif (k - last_ok_k) * s.cadence > s.snapshot_ttl or members_msg:
+                kind = "full_refresh"
+            else:
+                kind = "diff"
+            if kind != "diff":
                 adds = len(m)
                 for d in m:
-                    if d in target:
-                        run_writes[target[d]] = True
+                    dec[d] = resolve(d, when)
+                    if dec[d] is not None:
+                        run_writes[dec[d]] = True
                 if kind == "full_refresh" and s.refresh_clears_stale:
                     for tg, v in value.items():
                         if v and tg not in run_writes:
@@ -116,28 +194,36 @@ def reference_sync(source, msgs, target, s: SyncSettings, t0, at):
             else:
                 added, removed = m - last_ok_members, last_ok_members - m
                 adds, removes = len(added), len(removed)
-                order = [(removed, False), (added, True)]
+                removed_targets = {dec[d] for d in removed if dec.get(d) is not None}
+                for d in added:
+                    dec[d] = resolve(d, when)
+                added_targets = {dec[d] for d in added if dec[d] is not None}
+                order = [(removed_targets, False), (added_targets, True)]
                 if s.apply_order == "adds_then_removes":
                     order.reverse()
-                written = [{target[d] for d in ds if d in target} for ds, _ in order]
-                conflicts += len(written[0] & written[1])  # apply_order decides these
-                for ds, v in order:
-                    for d in ds:
-                        if d in target:
-                            run_writes[target[d]] = v
+                conflicts += len(removed_targets & added_targets)  # apply_order decides these
+                for tgs, v in order:
+                    for tg in tgs:
+                        run_writes[tg] = v
             for tg, v in run_writes.items():
                 value[tg] = v
                 last_write[tg] = t
                 writes[tg] = writes.get(tg, 0) + 1
-            last_ok_k, last_ok_members = k, m
-        s_set = {target[d] for d in m if d in target and target[d][0] == "mpid"}
+            last_ok_k, last_ok_t, last_ok_members = k, t, m
+        # a member seen for the first time by this run and not sent by it is decided provisionally
+        # (for the should-be-true set); sent members were decided above, with the same result
+        prev_t = grid(k - 1) if k else None
+        for d, e in entered.items():
+            if e <= t and (prev_t is None or e > prev_t):
+                dec[d] = resolve(d, when)
+        s_set = {dec[d] for d in m if dec.get(d) is not None and dec[d][0] == "mpid"}
         t_linked = {tg for tg, v in value.items() if v and tg[0] == "mpid"}
         t_orph = {tg for tg, v in value.items() if v and tg[0] == "orphan"}
         rows.append((t, kind, len(m), adds, removes, failed, kind == "full_refresh",
                      len(t_linked) + len(t_orph), len(s_set - t_linked), len(t_linked - s_set)))
         k += 1
     state = {tg: (value[tg], last_write[tg], writes[tg]) for tg in value}
-    return rows, state, conflicts
+    return rows, state, conflicts, dec
 
 
 @hsettings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -172,15 +258,10 @@ def test_sql_sync_matches_a_run_by_run_replay_and_the_waterfall_adds_up(ds):
             "orphan_created", 0
         )
 
-        # the sync, against the plain replay (targets from the resolution of everyone ever a member)
-        pop = lab.sql("SELECT distinct_id, status, mpid, identifier FROM sim_population")
-        target = {}
-        for p in pop.itertuples():
-            if p.status == "matched":
-                target[p.distinct_id] = ("mpid", int(p.mpid))
-            elif p.status == "orphan_created":
-                target[p.distinct_id] = ("orphan", p.identifier)
-        rows, state, conflicts = reference_sync(source, msgs, target, s, r.t0.replace(tzinfo=None), at)
+        # the sync, against the plain replay (identifiers resolved in Python at each decision)
+        mpid_set = set(mpids)
+        rows, state, conflicts, dec = reference_sync(
+            source, msgs, lambda d, t: resolve_py(profiles, mpid_set, s, d, t), s, r.t0.replace(tzinfo=None), at)
         got = [
             (x.run_at.to_pydatetime(), x.kind, x.members, x.adds, x.removes, bool(x.failed), bool(x.full_refresh),
              x.true_count, x.not_yet_true, x.stale_true)
@@ -195,3 +276,12 @@ def test_sql_sync_matches_a_run_by_run_replay_and_the_waterfall_adds_up(ds):
             for x in r.attribute_state.itertuples()
         }
         assert got_state == state
+
+        # the resolution at `at`: each member's latest decision (never decided: resolved at `at`)
+        expected = {d: dec[d] if d in dec else resolve_py(profiles, mpid_set, s, d, at) for d in members}
+        got_targets = {
+            x.distinct_id: ("mpid", int(x.mpid)) if x.status == "matched" else (
+                ("orphan", x.identifier) if x.status == "orphan_created" else None)
+            for x in r.resolution.itertuples()
+        }
+        assert got_targets == expected

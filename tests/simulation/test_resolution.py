@@ -76,7 +76,11 @@ def test_every_identifier_source_and_gap_reason(world):
     assert list(df.columns) == [
         "cohort_name", "distinct_id", "identifier_source", "identifier", "mpid", "status", "gap_reason",
         "last_seen", "active_after_cutoff", "recoverable_via", "email", "as_of",
+        "recoverable_profiles", "precision_loss_form", "resolved_at", "sent_at",
     ]
+    # sent by the first (full) run at the as-of time, with the identifier of that time
+    assert (df.sent_at == pd.Timestamp("2026-03-01")).all() and (df.resolved_at == pd.Timestamp("2026-03-01")).all()
+    assert df.set_index("distinct_id").precision_loss_form.dropna().to_dict() == {"u_float": "integer_text"}
     assert (df.cohort_name == COHORT).all()
     assert (df.as_of == pd.Timestamp("2026-03-01")).all()
 
@@ -97,9 +101,9 @@ def test_recoverable_via_and_activity(world):
 
 
 def test_mpid_column_is_bigint_and_exact(world):
-    world.lab.resolution(COHORT)
-    assert world.lab.sql("SELECT typeof(mpid) AS t FROM resolution LIMIT 1").t[0] == "BIGINT"
-    got = world.lab.sql("SELECT mpid FROM resolution WHERE distinct_id = '-7346244611012968789'").mpid[0]
+    table = world.lab.simulate(COHORT).tables["resolution"].table_name
+    assert world.lab.sql(f"SELECT typeof(mpid) AS t FROM {table} LIMIT 1").t[0] == "BIGINT"
+    got = world.lab.sql(f"SELECT mpid FROM {table} WHERE distinct_id = '-7346244611012968789'").mpid[0]
     assert int(got) == -7346244611012968789
 
 
@@ -219,23 +223,26 @@ def test_cohort_without_membership_in_the_chosen_source(data):
 
 
 def test_debug_mode_materialises_each_step_with_row_counts(world):
-    df = world.lab.resolution(COHORT, debug=True)
-    counts = df.attrs["step_counts"]
-    assert counts["members"] == 8
-    assert counts["event_ids"] == 1  # u_event
-    assert counts["precision_lost"] == 1  # 9080350317581165568
-    assert counts["resolution"] == 8
-    assert world.lab.engine.count("resolution__classified") == 8
-    assert list(counts)[-1] == "resolution"
+    r = world.lab.simulate(COHORT, debug=True)
+    counts = r.step_counts
+    assert counts["final_members"]["final_members"] == 8
+    assert counts["resolved"]["req_event_ids"] == 1  # u_event
+    assert counts["resolved"]["int_rounded"] == 1  # 9080350317581165568
+    assert counts["resolution"]["resolution"] == 8
+    assert world.lab.engine.count(r.table_names["resolved__resolved"]) == 8
+    assert list(counts["resolution"])[-1] == "resolution"
+    assert world.lab.last_step_counts is counts
 
 
 @pytest.mark.parametrize("source", ["snapshots", "webhooks"])
-@pytest.mark.parametrize("population", ["current", "ever"])
-def test_every_step_stays_in_the_portable_subset(data, source, population):
+@pytest.mark.parametrize("history", ["none", "single", "multi"])
+def test_every_step_stays_in_the_portable_subset(data, source, history):
     data.snapshot(COHORT, AT, ["a"])
     data.webhook(COHORT, "members", AT, ["a"])
     ref = find_cohort(data.engine, COHORT, source)
-    assert_portable(resolution_pipeline(ref, parse_time(AT), SyncSettings(fallback="strict"), population=population))
+    s = SyncSettings(fallback="strict", eit_timeline=[{"since": None, "eit": "customer_id"},
+                                                      {"since": "2026-02-01", "eit": "mparticle_id"}])
+    assert_portable(resolution_pipeline(ref, parse_time(AT), s, history=history))
 
 
 @pytest.mark.parametrize(

@@ -218,8 +218,15 @@ def test_members_message_replaces_the_list(data):
     data.webhook(C, "add_members", "2026-03-01T00:10", ["c"])
     data.webhook(C, "members", "2026-03-01T00:20", ["c"])  # a full refresh from Mixpanel
     r = data.lab.simulate(C, at="2026-03-01T00:30")
-    assert timeline(r, "members", "adds", "removes") == [(2, 2, 0), (3, 1, 0), (1, 0, 2)]
+    # docs/rules.md: a replayed `members` payload is a full refresh of the writes, not a diff:
+    # the run at 00:30 sends c (1 add, no removes) and clears a and b (refresh_clears_stale)
+    assert timeline(r, "kind", "members", "adds", "removes") == [
+        ("first", 2, 2, 0), ("diff", 3, 1, 0), ("full_refresh", 1, 1, 0)]
     assert state(r) == {1: False, 2: False, 3: True}
+    # without clearing, the refresh leaves a and b true: stale
+    r = data.lab.simulate(C, at="2026-03-01T00:30", settings={"refresh_clears_stale": False})
+    assert state(r) == {1: True, 2: True, 3: True}
+    assert wf(r)["stale_true"] == 2
 
 
 # --------------------------------------------------------------------------- one-time export
@@ -274,7 +281,8 @@ def test_mpids_below_zero_and_above_2_53_stay_exact(data):
     data.snapshot(C, "2026-03-01", ["a", str(neg)])
     r = data.lab.simulate(C)
     assert sorted(int(m) for m in r.attribute_state.mpid) == [neg, big]
-    assert data.lab.sql("SELECT typeof(mpid) AS t FROM attribute_state").t.unique().tolist() == ["BIGINT"]
+    table = r.tables["attribute_state"].table_name
+    assert data.lab.sql(f"SELECT typeof(mpid) AS t FROM {table}").t.unique().tolist() == ["BIGINT"]
 
 
 # --------------------------------------------------------------------------- attribute name
@@ -297,22 +305,63 @@ def test_a_cohort_name_too_long_for_an_attribute_is_rejected(data):
 
 
 # --------------------------------------------------------------------------- results & debug
-def test_results_are_stored_for_notebooks(data):
+def test_results_are_stored_for_notebooks_when_asked(data):
     linked(data, {"a": 1})
     data.snapshot(C, "2026-03-01", ["a"])
-    data.lab.simulate(C)
+    r = data.lab.simulate(C)
+    for table in ("resolution", "timeline", "waterfall", "attribute_state", "gap_summary"):
+        assert not data.lab.engine.table_exists(table), table  # only the run's own tables
+        assert r.tables[table].table_name == f"sim_{r.run_id}_{table}"
+        assert r.tables[table].count() > 0, table
+    assert r.publish() == {t: t for t in ("resolution", "timeline", "attribute_state", "waterfall", "gap_summary")}
     for table in ("resolution", "timeline", "waterfall", "attribute_state", "gap_summary"):
         assert data.lab.engine.count(table) > 0, table
     stored = data.lab.sql("SELECT step, count, cohort_name, attribute_name FROM waterfall ORDER BY position")
     assert stored.step.tolist()[0] == "members" and stored.cohort_name.unique().tolist() == [C]
 
 
-def test_lab_shortcuts(data):
+def test_lab_shortcuts_reuse_one_simulation(data):
     linked(data, {"a": 1})
     data.snapshot(C, "2026-03-01", ["a"])
     assert data.lab.waterfall(C).step.tolist()[-1] == "audience"
     assert len(data.lab.timeline(C)) == 1
     assert "breakdown" in data.lab.gap_summary(C).columns
+    assert data.lab.resolution(C).distinct_id.tolist() == ["a"]
+    assert len(data.lab._sim_cache()) == 1  # one simulation behind the four shortcuts
+    first = data.lab.simulate(C)
+    assert data.lab.simulate(C, at=first.at, settings={}) is first  # same key, same result
+    other = data.lab.simulate(C, settings={"cadence": "1h"})
+    assert other is not first and other.run_id != first.run_id
+
+
+def test_two_simulations_on_one_database_do_not_collide(data):
+    linked(data, {"a": 1, "b": 2})
+    data.snapshot(C, "2026-03-01T00:00", ["a"])
+    data.snapshot(C, "2026-03-01T01:00", ["a", "b"])
+    early = data.lab.simulate(C, at="2026-03-01T00:30")
+    late = data.lab.simulate(C, at="2026-03-01T01:00")
+    assert early.tables["timeline"].table_name != late.tables["timeline"].table_name
+    assert (early.audience, late.audience) == (1, 2)
+    assert len(early.timeline) == 3 and len(late.timeline) == 5  # both still readable
+    assert early.tables["resolution"].count() == 1 and late.tables["resolution"].count() == 2
+    assert early.tables["resolution"].as_arrow().num_rows == 1
+
+
+def test_a_result_reads_its_tables_on_demand_and_loading_data_clears_the_cache(data, tmp_path):
+    linked(data, {"a": 1})
+    data.snapshot(C, "2026-03-01", ["a"])
+    r = data.lab.simulate(C)
+    assert "timeline" not in r.__dict__  # not read yet
+    assert len(r.timeline) == 1 and "timeline" in r.__dict__
+    assert not hasattr(r.resolution, "attrs") or not r.resolution.attrs
+    f = tmp_path / "p.jsonl"
+    f.write_text('{"$distinct_id": "b", "$properties": {}}\n')
+    data.lab.load("mixpanel-profiles", f)
+    assert len(data.lab._sim_cache()) == 0
+    from cohortlab.simulation.simulate import DroppedTableError
+
+    with pytest.raises(DroppedTableError):
+        r.tables["timeline"].as_pandas()
 
 
 def test_simulation_debug_mode_reports_rows_per_step(data):
@@ -320,10 +369,10 @@ def test_simulation_debug_mode_reports_rows_per_step(data):
     data.snapshot(C, "2026-03-01T00:00", ["a"])
     data.snapshot(C, "2026-03-01T00:15", ["a", "b"])
     r = data.lab.simulate(C, debug=True)
-    assert r.step_counts["sim_transitions"]["transitions"] == 2
-    assert r.step_counts["sim_runs"]["sim_runs"] == 2
+    assert r.step_counts["transitions"]["transitions"] == 2
+    assert r.step_counts["runs"]["runs"] == 2
     assert r.step_counts["timeline"]["timeline"] == 2
-    assert data.lab.engine.count("sim_member_changes__diff_changes") == 1
+    assert data.lab.engine.count(r.table_names["sends__diff_sends"]) == 1
 
 
 def test_every_sync_step_stays_in_the_portable_subset(data):
@@ -339,5 +388,6 @@ def test_every_sync_step_stays_in_the_portable_subset(data):
         ref = find_cohort(data.engine, C, source)
         for sync_type in ("dynamic", "one_time"):
             s = SyncSettings(sync_type=sync_type, pauses=[{"start": "2026-03-02", "end": "2026-03-03"}])
-            for _, pipeline, _ in stages(ref, parse_time("2026-03-05"), ref.first_time, s, C):
-                assert_portable(pipeline)
+            for history in ("none", "single", "multi"):
+                for _, pipeline in stages(ref, parse_time("2026-03-05"), ref.first_time, s, C, history=history):
+                    assert_portable(pipeline)

@@ -114,7 +114,7 @@ def test_simulate_with_a_settings_file_and_debug(db, tmp_path):
     res = run("simulate", "--db", db, "--cohort", C, "--settings", str(s), "--debug")
     assert res.exit_code == 0, res.output
     assert "attribute: 'Mixpanel - Power Users'" in res.output
-    assert "sim_population.classified" in res.output
+    assert "resolved.resolved" in res.output
 
 
 def test_simulate_errors(db, tmp_path):
@@ -137,3 +137,23 @@ def _all(res):
     except (ValueError, AttributeError):
         pass
     return res.output + err
+
+
+def test_simulate_stores_the_results_under_their_documented_names(db):
+    assert run("simulate", "--db", db, "--cohort", C).exit_code == 0
+    with Lab(db, read_only=True) as lab:
+        assert lab.sql("SELECT distinct_id FROM resolution ORDER BY 1").distinct_id.tolist() == ["a", "b"]
+        assert lab.sql("SELECT count(*) AS n FROM timeline").n[0] == 1
+        assert lab.sql("SELECT count FROM waterfall WHERE step = 'audience'")["count"][0] == 1
+
+
+def test_simulate_assumptions_all_prints_the_audience_under_each_value(db):
+    res = run("simulate", "--db", db, "--cohort", C, "--assumptions", "all", "--no-timeline")
+    assert res.exit_code == 0, res.output
+    assert "audience under each value of every assumption" in res.output
+    # a (property 1) is matched whatever the assumptions; b's junk property creates an orphan
+    # with create_and_update: the audience is 1 or 2
+    line = next(x for x in res.output.splitlines() if x.strip().startswith("protection"))
+    assert line.split()[1:3] == ["1", "2"] and "only_update*=1" in line and "create_and_update=2" in line
+    assert "no change in the audience: " in res.output and "fallback" in res.output.split("no change")[1]
+    assert "audience on Power Users = false: 0 profiles" in res.output

@@ -58,24 +58,32 @@ def test_parameters_are_bound_as_literals(spark_engine):
     assert rows == [(BIG, "x'y", dt.datetime(2026, 3, 1, 12), None)]
 
 
-def test_lab_creates_canonical_tables_insert_delete_and_materialise(spark_engine):
+def test_lab_creates_canonical_tables_and_whole_tables_are_written(spark_engine):
     lab = Lab(engine=spark_engine)  # schema.create_all through execute: empty typed views
     for name in schema.TABLES:
         assert spark_engine.table_exists(name)
     assert spark_engine.count("mpa_profiles") == 0
     Lab(engine=spark_engine)  # idempotent (IF NOT EXISTS)
-    spark_engine.execute(
-        "INSERT INTO mpa_identities (mpid, identity_type, value) VALUES (?, 'customer_id', 'c1'), (2, 'email', NULL)",
-        [BIG],
-    )
-    assert sorted(spark_engine.query_rows("SELECT mpid, kind, value FROM mpa_identities"), key=str) == sorted(
-        [(BIG, None, "c1"), (2, None, None)], key=str
-    )
-    spark_engine.execute("DELETE FROM mpa_identities WHERE value = 'c1'")
-    assert spark_engine.query_rows("SELECT mpid FROM mpa_identities") == [(2,)]
-    # CREATE OR REPLACE over itself (lineage broken, old view released)
-    spark_engine.materialise("mpa_identities", "SELECT mpid + 1 AS mpid FROM mpa_identities")
-    assert spark_engine.query_rows("SELECT mpid FROM mpa_identities") == [(3,)]
+    # the core writes whole tables only: row-level DML is refused, naming what to do instead
+    for dml in ("INSERT INTO mpa_identities (mpid, identity_type, value) VALUES (1, 'customer_id', 'c1')",
+                "DELETE FROM mpa_identities WHERE value = 'c1'",
+                "UPDATE mpa_identities SET value = 'c2'"):
+        with pytest.raises(NotImplementedError, match="whole tables only"):
+            spark_engine.execute(dml)
+    spark_engine.materialise(
+        "mpa_identities", f"SELECT * FROM (VALUES (CAST({BIG} AS BIGINT), 'c1'), (CAST(2 AS BIGINT), NULL)) AS v(mpid, value)")
+    assert sorted(spark_engine.query_rows("SELECT mpid, value FROM mpa_identities"), key=str) == sorted(
+        [(BIG, "c1"), (2, None)], key=str)
+    # CREATE OR REPLACE over itself (lineage broken, old view released): how results keep rows
+    spark_engine.materialise("mpa_identities", "SELECT mpid + 1 AS mpid FROM mpa_identities WHERE value IS NULL "
+                                               "UNION ALL SELECT 7 AS mpid")
+    assert sorted(spark_engine.query_rows("SELECT mpid FROM mpa_identities")) == [(3,), (7,)]
+    # a small frame as a whole table, then dropped (registered frame and table alike)
+    spark_engine.materialise_frame("t_frame", pd.DataFrame({"mpid": [BIG]}))
+    assert spark_engine.query_rows("SELECT mpid FROM t_frame") == [(BIG,)] and spark_engine.columns("t_frame") == ["mpid"]
+    spark_engine.drop("t_frame")
+    spark_engine.drop("t_frame")  # nothing to drop: no error
+    assert not spark_engine.table_exists("t_frame")
     with spark_engine.transaction():
         spark_engine.execute("DROP TABLE IF EXISTS mpa_identities")
     assert not spark_engine.table_exists("mpa_identities")

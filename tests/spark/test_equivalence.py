@@ -111,10 +111,10 @@ def _synth_call(name):
                             for k in ("resolution", "timeline", "waterfall", "attribute_state", "gap_summary")}
 
     def plans(lab):
-        from cohortlab.migration import model as migration
+        from cohortlab.migration.run import run_plans
 
-        daily, summary = migration.run_plans(lab.engine, standard_plans("2026-02-01T00:00:00Z"), "2026-01-20", "2026-03-01")
-        return {"migration_daily": daily, "migration_summary": summary}
+        r = run_plans(lab.engine, standard_plans("2026-02-01T00:00:00Z"), "2026-01-20", "2026-03-01")
+        return {"migration_daily": r.daily, "migration_summary": r.summary}
 
     return plans
 

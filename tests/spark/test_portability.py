@@ -163,17 +163,16 @@ def test_the_public_api_covers_every_result_table(recorded):
 
 
 def test_a_forbidden_construct_added_to_a_core_step_fails(monkeypatch):
-    """If someone adds a non-portable step to the resolution pipeline, the harness reports it."""
-    import cohortlab.simulation.resolution as resolution
+    """If someone adds a non-portable step to the resolution steps, the harness reports it."""
+    import cohortlab.simulation.sync as sync
 
-    original = resolution.resolution_pipeline
+    original = sync.add_resolve_steps
 
-    def patched(*a, **kw):
-        p = original(*a, **kw)
-        p.add("extra", "SELECT r.*, list_distinct([1, 1, NULL]) AS l FROM resolution r ORDER BY r.distinct_id")
-        return p
+    def patched(p, *a, **kw):
+        original(p, *a, **kw)
+        p.add("extra", "SELECT r.*, list_distinct([1, 1, NULL]) AS l FROM resolved r ORDER BY r.distinct_id")
 
-    monkeypatch.setattr(resolution, "resolution_pipeline", patched)
+    monkeypatch.setattr(sync, "add_resolve_steps", patched)
     with Lab() as lab:
         build_world(lab.engine)
         rec = RecordingEngine(lab.engine)

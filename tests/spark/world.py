@@ -164,7 +164,7 @@ def api_calls() -> list[tuple[str, Callable[[Any], dict[str, pd.DataFrame]]]]:
 
     def simulate(cohort: str, settings: str, at: str | None = None, debug: bool = False):
         def call(lab):
-            r = lab.simulate(cohort, at=at, settings=SETTINGS[settings], debug=debug)
+            r = lab.simulate(cohort, at=at, settings=SETTINGS[settings], debug=debug, publish=True)
             out = {
                 "resolution": r.resolution,
                 "timeline": r.timeline,
@@ -202,34 +202,32 @@ def api_calls() -> list[tuple[str, Callable[[Any], dict[str, pd.DataFrame]]]]:
 
 
 def migration_calls() -> list[tuple[str, Callable]]:
-    try:
-        from cohortlab.migration import model as migration
-        from cohortlab.migration.plans import standard_plans
-    except ImportError:  # the migration model has not landed
-        return []
+    from cohortlab.migration.plans import standard_plans
+    from cohortlab.migration.run import run_plans
+    from cohortlab.migration.validate import validate as validate_plan
 
     def plans(lab):
-        daily, summary = migration.run_plans(
-            lab.engine, standard_plans("2026-02-01T00:00:00Z", rule="2026-01-25T00:00:00Z"),
-            "2026-01-01", "2026-03-05",
-        )
-        return {"migration_daily": daily, "migration_summary": summary}
+        r = run_plans(lab.engine, standard_plans("2026-02-01T00:00:00Z", rule="2026-01-25T00:00:00Z"),
+                      "2026-01-01", "2026-03-05")
+        return {"migration_daily": r.daily, "migration_summary": r.summary}
+
+    def plans_again(lab):
+        # two of the plans again over another window: their stored rows are replaced, the others kept
+        r = run_plans(lab.engine, standard_plans("2026-02-01T00:00:00Z", rule="2026-01-25T00:00:00Z")[2:],
+                      "2026-02-01", "2026-03-05")
+        stored = lab.sql("SELECT plan, count(*) AS days FROM migration_daily GROUP BY plan")
+        return {"migration_daily": r.daily, "migration_summary": r.summary, "stored_days": stored}
 
     def plans_repeat(lab):
-        daily, summary = migration.run_plans(
-            lab.engine, standard_plans("2026-02-27T00:00:00Z"), "2026-02-20", "2026-03-10",
-            activity="repeat", settings={"fallback": "strict"}, store=False,
-        )
-        return {"migration_daily": daily, "migration_summary": summary}
+        r = run_plans(lab.engine, standard_plans("2026-02-27T00:00:00Z"), "2026-02-20", "2026-03-10",
+                      activity="repeat", settings={"fallback": "strict"}, store=False)
+        return {"migration_daily": r.daily, "migration_summary": r.summary}
 
     def validate(lab):
         observed = lab.resolution(SNAP_COHORT)
         plan = standard_plans("2026-02-01T00:00:00Z")[0]
-        v = migration.validate(lab.engine, plan, observed, SNAP_COHORT, "2026-03-01T00:00:00Z")
-        out = {"validation_users": v.users}
-        for k in ("confusion",):
-            if hasattr(v, k) and isinstance(getattr(v, k), pd.DataFrame):
-                out[f"validation_{k}"] = getattr(v, k)
-        return out
+        v = validate_plan(lab.engine, plan, observed, SNAP_COHORT, "2026-03-01T00:00:00Z")
+        return {"validation_users": v.users, "validation_confusion": v.confusion}
 
-    return [("migration_plans", plans), ("migration_repeat_strict", plans_repeat), ("migration_validate", validate)]
+    return [("migration_plans", plans), ("migration_plans_again", plans_again), ("migration_repeat_strict", plans_repeat),
+            ("migration_validate", validate)]

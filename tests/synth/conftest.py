@@ -39,6 +39,14 @@ def truth_rows(res) -> list[dict]:
     return pq.read_table(res.truth_path).to_pylist()
 
 
+def mparticle_profiles(res):
+    """Every mParticle Profile API object of a world (the attribute snapshot and the profiles
+    outside it), in file order."""
+    for f in res.manifest["files"]:
+        if f["kind"] == "mparticle-profiles":
+            yield from jsonl(res.out_dir / f["path"])
+
+
 def jsonl(path: Path):
     import gzip
 

@@ -26,7 +26,7 @@ def test_same_seed_same_bytes(tmp_path):
     kinds = {f["kind"] for f in a.manifest["files"]}
     assert kinds == {"mixpanel-events", "mixpanel-profiles", "mixpanel-cohorts", "mixpanel-members",
                      "mixpanel-webhooks", "mparticle-profiles"}
-    assert set(da) == {f["path"] for f in a.manifest["files"]} | {"truth.parquet", "manifest.json"}
+    assert set(da) == {f["path"] for f in a.manifest["files"]} | {"truth.parquet", "truth_verify.parquet", "manifest.json"}
 
 
 def test_same_bytes_gzip_and_big_layout(tmp_path):

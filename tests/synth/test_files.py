@@ -35,7 +35,8 @@ def test_every_file_parses(scenario_world):
 def test_mpids_exact_in_files(make_world):
     res = make_world("healthy")
     out = res.out_dir
-    raw = (out / "mparticle/profiles.jsonl").read_text().splitlines()
+    raw = [line for f in res.manifest["files"] if f["kind"] == "mparticle-profiles"
+           for line in (out / f["path"]).read_text().splitlines()]
     parsed = [json.loads(line) for line in raw]
     tokens = [re.match(r'\{"mpid":(-?\d+),', line).group(1) for line in raw]
     assert [str(o["mpid"]) for o in parsed] == tokens  # the JSON number is the exact decimal

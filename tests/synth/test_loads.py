@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from cohortlab import Lab
-from tests.synth.conftest import jsonl
+from tests.synth.conftest import mparticle_profiles
 
 pytest.importorskip("cohortlab.loaders.mixpanel_events")
 pytest.importorskip("cohortlab.loaders.mparticle_profiles")
@@ -47,19 +47,19 @@ def check_counts(lab, res, bad=0):
     assert n("mp_webhook_pages") == sum(w["pages"] for w in res.manifest["webhooks"])
     # MPIDs survive the load exactly
     got = set(lab.sql("SELECT mpid::VARCHAR AS m FROM mpa_profiles")["m"])
-    path = next(f["path"] for f in res.manifest["files"] if f["kind"] == "mparticle-profiles")
-    assert got == {str(o["mpid"]) for o in jsonl(res.out_dir / path)}
+    assert got == {str(o["mpid"]) for o in mparticle_profiles(res)}
 
 
 def assert_resolution_equals_truth(lab, res):
     cols = "distinct_id, identifier_source, identifier, mpid, status, gap_reason, recoverable_via"
     for cohort, e in res.manifest["expected"].items():
-        lab.resolution(cohort)
+        # the truth is the resolution at the as-of time (every member resolved then)
+        table = lab.simulate(cohort, settings={"resolution_time": "as_of"}).tables["resolution"].table_name
         truth = f"(SELECT {cols} FROM read_parquet('{res.truth_path}') WHERE cohort_name = ?)"
-        diff = lab.sql(f"""(SELECT {cols} FROM resolution EXCEPT ALL {truth})
-                           UNION ALL ({truth} EXCEPT ALL SELECT {cols} FROM resolution)""", [cohort, cohort])
+        diff = lab.sql(f"""(SELECT {cols} FROM {table} EXCEPT ALL {truth})
+                           UNION ALL ({truth} EXCEPT ALL SELECT {cols} FROM {table})""", [cohort, cohort])
         assert diff.empty, (cohort, diff.head(10))
-        assert int(lab.sql("SELECT count(*) FROM resolution").iloc[0, 0]) == e["members"]
+        assert int(lab.sql(f"SELECT count(*) FROM {table}").iloc[0, 0]) == e["members"]
 
 
 def assert_loads_and_resolves_as_the_truth(res) -> None:

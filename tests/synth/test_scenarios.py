@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime, timedelta
 
-from tests.synth.conftest import jsonl, truth_rows
+from tests.synth.conftest import mparticle_profiles, truth_rows
 
 
 def rate(e, key, value):
@@ -84,7 +84,7 @@ def test_precision_loss_and_junk_shares_follow_parameters(make_world):
 def test_mpid_not_found_means_deleted_or_other_workspace(make_world):
     res = make_world("healthy")
     as_of = datetime(2026, 3, 1)
-    mparticle = {o["mpid"] for o in jsonl(res.out_dir / "mparticle/profiles.jsonl")}
+    mparticle = {o["mpid"] for o in mparticle_profiles(res)}
     rows = [r for r in truth_rows(res) if r["gap_reason"] == "mpid_not_found"]
     assert rows
     for r in rows:

@@ -20,7 +20,8 @@ def spec_truth_from_files(out, manifest) -> list[dict]:
     as_of = int(datetime.strptime(manifest["as_of"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp())
     # mParticle snapshot: existing MPIDs and user identities
     mpids, identities = set(), {}
-    for o in jsonl(out / "mparticle/profiles.jsonl"):
+    files = [f["path"] for f in manifest["files"] if f["kind"] == "mparticle-profiles"]
+    for o in (o for path in files for o in jsonl(out / path)):
         mpids.add(o["mpid"])
         for ui in o["user_identities"]:
             identities.setdefault(ui["value"], set()).add(ui["type"])

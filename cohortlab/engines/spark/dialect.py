@@ -1,6 +1,6 @@
 """The sqlglot dialect cohortlab writes Spark SQL in, and the one-call translator.
 
-cohortlab's core SQL is written in the DuckDB dialect (DESIGN.md). The Spark engine translates
+cohortlab's core SQL is written in the DuckDB dialect (docs/DEVELOPING.md#portable-sql). The Spark engine translates
 each statement once with sqlglot::
 
     sqlglot.transpile(sql, read="duckdb", write=CohortSpark, unsupported_level=ErrorLevel.RAISE)

@@ -6,7 +6,7 @@
     engine.read_canonical("export/")             # Parquet/Delta written by `cohortlab export`
     lab = Lab(engine=engine)
 
-What it does (DESIGN.md, architecture-anchors.md §3):
+What it does (docs/spark.md#guarantees):
 
 * **Translation.** Every statement is DuckDB dialect; it is parsed and generated for Spark by
   sqlglot (``read="duckdb"``, ``write=CohortSpark``, ``unsupported_level=ErrorLevel.RAISE``),
@@ -18,8 +18,10 @@ What it does (DESIGN.md, architecture-anchors.md §3):
   the result eagerly, breaks its lineage (``lineage=``: ``local_checkpoint`` default,
   ``checkpoint``, ``persist`` or ``parquet``) and exposes it as a temp view, so chains of steps do
   not grow one huge plan. ``CREATE TABLE`` with columns makes an empty typed view (the canonical
-  tables the ``Lab`` creates), ``INSERT``/``DELETE`` rebuild the view, sequences, indexes and
-  transactions are no-ops (Spark has none; ``transaction()`` is a no-op context).
+  tables the ``Lab`` creates); sequences, indexes and transactions are no-ops (Spark has none;
+  ``transaction()`` is a no-op context). The core writes whole tables only, so ``INSERT``,
+  ``DELETE`` and ``UPDATE`` are refused with a clear error (load data with the DuckDB loaders,
+  ``cohortlab export``, then :meth:`SparkEngine.read_canonical`).
 * **Pipeline statements.** Spark inlines a CTE at every reference; a ``WITH`` statement (a
   :class:`~cohortlab.pipeline.Pipeline`) is therefore run step by step as temp views, a step read
   more than once being cached for the statement (:class:`~cohortlab.engines.spark.dialect.SparkPlan`).
@@ -380,7 +382,7 @@ class SparkEngine(Engine):
         if old is not None:
             _release(old)
 
-    def _drop(self, name: str) -> None:
+    def drop(self, name: str) -> None:
         self.spark.catalog.dropTempView(name)
         self._views.discard(name)
         old = self._frames.pop(name, None)
@@ -424,7 +426,7 @@ class SparkEngine(Engine):
             if kind in ("TABLE", "VIEW"):
                 for table in tree.find_all(exp.Table):
                     if self.table_exists(table.name):
-                        self._drop(table.name)
+                        self.drop(table.name)
                     elif not tree.args.get("exists"):
                         raise ValueError(f"no table {table.name!r}")
                 return
@@ -432,56 +434,12 @@ class SparkEngine(Engine):
                 return
         if isinstance(tree, exp.Transaction) or isinstance(tree, (exp.Commit, exp.Rollback)):
             return
-        if isinstance(tree, exp.Insert):
-            return self._insert(tree)
-        if isinstance(tree, exp.Delete):
-            return self._delete(tree)
+        if isinstance(tree, (exp.Insert, exp.Delete, exp.Update, exp.Merge)):
+            raise NotImplementedError(
+                f"SparkEngine writes whole tables only (CREATE [OR REPLACE] TABLE ... AS SELECT), not "
+                f"{tree.key.upper()}: {tree.sql('duckdb')[:120]}")
         for stmt in [expression_to_spark(tree)]:
             self.spark.sql(stmt)
-
-    def _insert(self, tree: exp.Insert) -> None:
-        target = tree.this
-        table = target.this if isinstance(target, exp.Schema) else target
-        name = table.name
-        if tree.args.get("overwrite") or tree.args.get("conflict") or tree.args.get("returning"):
-            raise NotImplementedError("SparkEngine supports plain INSERT INTO ... SELECT/VALUES only")
-        existing = self.spark.table(name)
-        scratch: list[str] = []
-        src = self._query(tree.expression, scratch)
-        cols = (
-            [c.name for c in target.expressions] if isinstance(target, exp.Schema) else existing.columns
-        )
-        if len(cols) != len(src.columns):
-            raise ValueError(f"INSERT INTO {name}: {len(src.columns)} values for {len(cols)} columns")
-        if tree.args.get("by_name"):
-            cols = src.columns
-        src = src.toDF(*cols)
-        from pyspark.sql import functions as F
-
-        types = {f.name: f.dataType for f in existing.schema.fields}
-        unknown = set(cols) - set(types)
-        if unknown:
-            raise ValueError(f"INSERT INTO {name}: no columns {sorted(unknown)}")
-        aligned = src.select(
-            *[
-                (F.col(f"`{c}`") if c in cols else F.lit(None)).cast(types[c]).alias(c)
-                for c in existing.columns
-            ]
-        )
-        try:
-            self._materialise_df(name, existing.unionByName(aligned))
-        finally:
-            self._drop_scratch(scratch)
-
-    def _delete(self, tree: exp.Delete) -> None:
-        name = tree.this.name
-        where = tree.args.get("where")
-        if where is None:
-            keep = exp.select("*").from_(name).where("FALSE")
-        else:
-            cond = exp.Coalesce(this=where.this.copy(), expressions=[exp.false()])
-            keep = exp.select("*").from_(exp.to_table(name)).where(exp.not_(cond))
-        self._materialise_df(name, self.spark.sql(expression_to_spark(keep)))
 
 
 # ---------------------------------------------------------------------- helpers

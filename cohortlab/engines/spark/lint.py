@@ -1,4 +1,4 @@
-"""The portable subset of DESIGN.md, checked without a JVM.
+"""The portable subset (docs/DEVELOPING.md#portable-sql), checked without a JVM.
 
 :func:`check_sql` parses one DuckDB-dialect statement with sqlglot, translates it for Spark with
 unsupported constructs raised (exactly what :class:`~cohortlab.engines.spark.SparkEngine` does),
@@ -199,6 +199,9 @@ class RecordingEngine(Engine):
 
     def table_exists(self, name: str) -> bool:
         return self.inner.table_exists(name)
+
+    def drop(self, name: str) -> None:
+        self.inner.drop(name)
 
     def materialise(self, name: str, sql: str, temp: bool = False) -> None:
         self._rec("materialise", sql, None)

@@ -137,7 +137,7 @@ def _identities(raw_col, kind: str):
     (kind, identity_type, value) with the loader's normalised identity type names."""
     from pyspark.sql import functions as F
 
-    from cohortlab.loaders._mparticle import IDENTITY_TYPE_ALIASES
+    from cohortlab.identity_types import IDENTITY_TYPE_ALIASES
 
     as_list = F.from_json(raw_col, "ARRAY<STRUCT<type: STRING, value: STRING>>")
     as_map = F.map_entries(F.from_json(raw_col, "MAP<STRING, STRING>"))
@@ -195,14 +195,13 @@ def read_mparticle_profiles(spark: "SparkSession", paths: str | list[str]) -> di
     return {"mpa_profiles": profiles, "mpa_identities": parts[0].unionByName(parts[1])}
 
 
-def open_spark_lab(source: str | os.PathLike, *, master: str | None = None, spark: "SparkSession | None" = None):
-    """A :class:`~cohortlab.lab.Lab` on Spark over ``source``: a folder of canonical Parquet/Delta
-    tables (``cohortlab export``), or a DuckDB file, whose canonical tables are first exported to
-    the engine's scratch folder. ``master`` defaults to ``$COHORTLAB_SPARK_MASTER`` or ``local[2]``.
-    Closing the lab stops a session it started."""
-    from cohortlab.engines import SparkEngine  # ImportError with the install hint
+def open_spark_engine(source: str | os.PathLike, *, master: str | None = None, spark: "SparkSession | None" = None):
+    """A :class:`~cohortlab.engines.spark.SparkEngine` holding the canonical tables of ``source``:
+    a folder of canonical Parquet/Delta tables (``cohortlab export``), or a DuckDB file, whose
+    canonical tables are first exported to the engine's scratch folder. ``master`` defaults to
+    ``$COHORTLAB_SPARK_MASTER`` or ``local[2]``. Closing the engine stops a session it started."""
     from cohortlab.engines.duckdb import DuckDBEngine
-    from cohortlab.lab import Lab
+    from cohortlab.engines.spark import SparkEngine
 
     src = Path(source)
     if not src.exists():
@@ -217,4 +216,4 @@ def open_spark_lab(source: str | os.PathLike, *, master: str | None = None, spar
         finally:
             duck.close()
         engine.read_canonical(engine.scratch_dir / "canonical")
-    return Lab(engine=engine)
+    return engine

@@ -1,0 +1,43 @@
+"""``cohortlab explain``: every fact about one user on both sides, and the rule behind each step."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from cohortlab.cli.app import db_option, fail, main, open_lab
+
+
+@main.command("explain")
+@db_option
+@click.option("--cohort", required=True, help="Cohort name (or id).")
+@click.option("--user", "user", required=True, help="The user: a distinct_id, an email or an MPID.")
+@click.option("--at", "at", help="Simulation time, UTC. Default: the mParticle snapshot time, else the cohort's latest.")
+@click.option("--snapshot-at", "snapshot_at", help="When the mParticle snapshot was taken, UTC (default: detected).")
+@click.option("--settings", "settings_path", type=click.Path(dir_okay=False),
+              help="Simulation settings YAML (see SyncSettings).")
+@click.option("--source", type=click.Choice(["auto", "snapshots", "webhooks"]), default="auto", show_default=True)
+@click.option("--show-personal-data", is_flag=True, help="Show other emails / phone numbers unmasked.")
+def explain_cmd(db, cohort, user, at, snapshot_at, settings_path, source, show_personal_data):
+    """Explain one user: Mixpanel profile, events that set $mparticle_user_id, membership,
+    resolution, each run that sent the member, the writes to its mParticle profile and the
+    observed attribute, each with the rule (docs/rules.md) that decided it."""
+    from cohortlab.errors import CohortlabError
+    from cohortlab.settings import SettingsError, SyncSettings
+    from cohortlab.simulation.explain import ExplainError
+    from cohortlab.simulation.resolution import CohortError
+
+    if not os.path.exists(db):
+        fail(f"{db}: no such database (load data first with `cohortlab load --db {db} ...`)")
+    try:
+        settings = SyncSettings.from_yaml(settings_path) if settings_path else SyncSettings()
+    except SettingsError as e:
+        fail(f"bad settings file: {e}")
+    with open_lab(db) as lab:
+        try:
+            x = lab.explain(cohort, user, at=at, settings=settings, source=source, snapshot_at=snapshot_at,
+                            show_personal_data=show_personal_data)
+        except (CohortError, ExplainError, CohortlabError, ValueError) as e:
+            fail(str(e))
+        click.echo(x.to_text())

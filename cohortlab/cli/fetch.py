@@ -1,0 +1,102 @@
+"""``cohortlab fetch``: download the Mixpanel and mParticle exports (and load them with --db).
+
+Credentials come from environment variables or a config file, never from the command line
+(see ``cohortlab.fetch.credentials`` and docs/fetching.md)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import httpx
+
+from cohortlab.cli.app import fail, main
+
+
+def _read_mpids(path: str) -> list[int]:
+    from cohortlab.identifiers import is_valid_mpid
+
+    out, bad = [], []
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        s = line.strip()
+        if not s or s.startswith("#"):
+            continue
+        (out.append(int(s)) if is_valid_mpid(s) else bad.append(n))
+    if bad:
+        fail(f"{path}:{bad[0]}: not an MPID (a signed 64-bit integer)"
+             + (f" ({len(bad)} such lines)" if len(bad) > 1 else ""))
+    return out
+
+
+@main.command("fetch")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="Folder for the exports (the folder layout `cohortlab report --data` reads); created if missing.")
+@click.option("--db", "db", default=None, type=click.Path(dir_okay=False),
+              help="Also load what was fetched into this DuckDB database.")
+@click.option("--source", "sources", multiple=True, type=click.Choice(["mixpanel", "mparticle"]),
+              help="Only this side (repeatable; default both).")
+@click.option("--from", "from_date", default=None, help="Raw events from this day (YYYY-MM-DD, inclusive).")
+@click.option("--to", "to_date", default=None, help="Raw events up to this day (YYYY-MM-DD, inclusive).")
+@click.option("--event", "events", multiple=True, help="Only these event names (repeatable).")
+@click.option("--where", default=None, help="Mixpanel `where` expression for the event export.")
+@click.option("--chunk-days", default=7, show_default=True, type=click.IntRange(1, 366),
+              help="Days per event-export request (one file each).")
+@click.option("--profiles/--no-profiles", default=True, show_default=True, help="Fetch the Engage profiles.")
+@click.option("--cohort", "cohorts", multiple=True,
+              help="Fetch a members snapshot of this cohort (id or name; repeatable).")
+@click.option("--all-cohorts", is_flag=True, help="A members snapshot of every cohort in the list.")
+@click.option("--mpids", "mpids_file", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="mParticle: fetch these MPIDs (one per line) instead of those Mixpanel refers to.")
+@click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1, 32),
+              help="mParticle Profile API requests in flight.")
+@click.option("--rate", default=15.0, show_default=True, type=click.FloatRange(0.1, 1000),
+              help="mParticle Profile API requests per second (the documented limit starts at 15).")
+@click.option("--retry-missing", is_flag=True, help="Ask again for MPIDs an earlier run found missing (404).")
+@click.option("--refresh", is_flag=True, help="Fetch event chunks again even when their file exists.")
+@click.option("--region", type=click.Choice(["us", "eu", "in"]), default=None,
+              help="Mixpanel data residency (default: MIXPANEL_REGION or the config file, else us).")
+@click.option("--config", "config", default=None, type=click.Path(dir_okay=False),
+              help="Credentials file (YAML); default $COHORTLAB_CONFIG or ~/.config/cohortlab/credentials.yaml.")
+@click.option("--retries", default=5, show_default=True, type=click.IntRange(0, 20),
+              help="Retries of a request answered 429/5xx or cut short.")
+@click.option("--progress/--no-progress", "progress", default=None,
+              help="Progress bars (default: only when stderr is a terminal).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary counts as JSON.")
+def fetch_cmd(out, db, sources, from_date, to_date, events, where, chunk_days, profiles, cohorts, all_cohorts,
+              mpids_file, concurrency, rate, retry_missing, refresh, region, config, retries, progress, as_json):
+    """Download Mixpanel exports (raw events, Engage profiles, cohorts, cohort members) and
+    mParticle profiles (Profile API, for the MPIDs the Mixpanel side refers to) into --out, then
+    load them into --db. A second run fetches only what is missing."""
+    from cohortlab.errors import CohortlabError
+    from cohortlab.fetch import RetryPolicy, fetch, load_credentials
+
+    mpids = _read_mpids(mpids_file) if mpids_file else None
+    try:
+        creds = load_credentials(config)
+        if region:
+            creds.mixpanel.region = region
+        policy = RetryPolicy(retries=retries)
+        options = dict(sources=sources or ("mixpanel", "mparticle"), from_date=from_date, to_date=to_date,
+                       events=events, where=where, chunk_days=chunk_days, profiles=profiles, cohorts=cohorts,
+                       all_cohorts=all_cohorts, mpids=mpids, concurrency=concurrency, rate=rate,
+                       retry_missing=retry_missing, refresh=refresh, credentials=creds, policy=policy,
+                       progress=progress)
+        if db:
+            from cohortlab.lab import Lab
+
+            with Lab(db) as lab:
+                summary = fetch(out, lab=lab, **options)
+        else:
+            summary = fetch(out, **options)
+    except CohortlabError as e:  # FetchError and the other user errors: one line
+        fail(str(e))
+    except httpx.HTTPError as e:  # not expected past the client's own handling; still one line
+        fail(f"network error: {type(e).__name__}: {e}")
+    except KeyboardInterrupt:
+        fail("interrupted: what was written is complete; run the same command again to resume", code=130)
+    if as_json:
+        stats = {k: {"requests": v.requests, "retries": dict(v.retries)} for k, v in summary.stats.items()}
+        click.echo(json.dumps({"out": str(summary.out), "counts": summary.counts, "http": stats}, indent=2))
+    else:
+        click.echo(str(summary))

@@ -1,0 +1,59 @@
+"""``cohortlab verify``: the simulated cohort attribute against the one an mParticle snapshot holds
+(docs/rules.md#observed-state)."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from cohortlab.cli.app import db_option, fail, main, open_lab
+
+
+@main.command("verify")
+@db_option
+@click.option("--cohort", required=True, help="Cohort name (or id).")
+@click.option("--at", "at", help="Simulation time, UTC: compare with the attribute after the last run at or before it. "
+                                  "Default: the snapshot time.")
+@click.option("--snapshot-at", "snapshot_at",
+              help="When the mParticle snapshot was taken, UTC. Default: the load's as_of, else the latest "
+                   "last_stored_at of its profiles.")
+@click.option("--settings", "settings_path", type=click.Path(dir_okay=False),
+              help="Simulation settings YAML (see SyncSettings).")
+@click.option("--source", type=click.Choice(["auto", "snapshots", "webhooks"]), default="auto", show_default=True,
+              help="Membership from snapshots or replayed webhooks.")
+@click.option("--limit", default=20, show_default=True, help="Disagreements listed one by one.")
+@click.option("--out", "out", type=click.Path(dir_okay=False),
+              help="Write every compared profile (mpid, simulated, observed, cause, detail, ...) to .csv or .parquet.")
+@click.option("--show-personal-data", is_flag=True, help="Show emails / phone numbers used as ids (masked by default).")
+def verify_cmd(db, cohort, at, snapshot_at, settings_path, source, limit, out, show_personal_data):
+    """Compare the simulated cohort attribute with the observed one, profile by profile: confusion
+    table, audience observed vs simulated, and the cause of each disagreement."""
+    from cohortlab.errors import CohortlabError
+    from cohortlab.settings import SettingsError, SyncSettings
+    from cohortlab.simulation.resolution import CohortError
+    from cohortlab.simulation.verify import VerifyError
+
+    if not os.path.exists(db):
+        fail(f"{db}: no such database (load data first with `cohortlab load --db {db} ...`)")
+    if out and not out.lower().endswith((".csv", ".parquet")):
+        fail(f"--out {out}: expected a .csv or .parquet file name")
+    try:
+        settings = SyncSettings.from_yaml(settings_path) if settings_path else SyncSettings()
+    except SettingsError as e:
+        fail(f"bad settings file: {e}")
+    with open_lab(db) as lab:
+        try:
+            v = lab.verify(cohort, at=at, settings=settings, snapshot_at=snapshot_at, source=source,
+                           show_personal_data=show_personal_data)
+        except (CohortError, VerifyError, CohortlabError, ValueError) as e:
+            fail(str(e))
+        click.echo(v.to_text(limit=limit))
+        if out:
+            from cohortlab.pipeline import sql_str
+            from cohortlab.simulation.verify import PROFILE_COLUMNS
+
+            fmt = "FORMAT PARQUET" if out.lower().endswith(".parquet") else "FORMAT CSV, HEADER TRUE"
+            lab.engine.execute(f"COPY (SELECT {', '.join(PROFILE_COLUMNS)} FROM verify_profiles ORDER BY agree, mpid) "
+                               f"TO {sql_str(out)} ({fmt})")
+            click.echo(f"\nwrote {v.listed:,} profiles to {out}")

@@ -1,0 +1,269 @@
+"""``cohortlab fetch``: download the Mixpanel and mParticle exports into a folder in the layout
+``cohortlab.loaders.folder.load_world`` (and ``cohortlab report --data``) reads, then load them
+when a lab is given.
+
+    >>> from cohortlab import Lab
+    >>> lab = Lab("project.duckdb")
+    >>> summary = lab.fetch("exports/", from_date="2026-01-01", to_date="2026-03-01",
+    ...                     cohorts=["Power Users"])
+    >>> print(summary)
+
+Modules: ``http`` (retries, pacing, masking), ``credentials`` (environment / config file),
+``files`` (atomic writes), ``mixpanel`` (raw export, Engage, cohorts, members), ``mparticle``
+(Profile API). How to get each export by hand, and the permissions needed: docs/fetching.md.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+from cohortlab.fetch.credentials import Credentials, load_credentials
+from cohortlab.fetch.files import write_json
+from cohortlab.fetch.http import AuthError, FetchError, RetryPolicy, Stats
+
+SOURCES = ("mixpanel", "mparticle")
+
+
+@dataclass
+class FetchSummary:
+    """What one fetch did; ``str()`` is the printed summary (no personal data, no secrets)."""
+
+    out: Path
+    lines: list[str] = field(default_factory=list)
+    counts: dict[str, Any] = field(default_factory=dict)
+    stats: dict[str, Stats] = field(default_factory=dict)
+    loads: list[Any] = field(default_factory=list)  # WorldReport / LoadReport of each load
+
+    def add(self, key: str, value: Any, line: str) -> None:
+        self.counts[key] = value
+        self.lines.append(line)
+
+    def __str__(self) -> str:
+        out = [f"fetched into {self.out}:"] + [f"  {line}" for line in self.lines]
+        for service, st in self.stats.items():
+            retries = ", ".join(f"{k}: {v}" for k, v in sorted(st.retries.items()))
+            out.append(f"  {service} requests: {st.requests}, retries: {st.n_retries}"
+                       + (f" ({retries})" if retries else ""))
+        out += [str(r) for r in self.loads]
+        return "\n".join(out)
+
+
+def fetch(
+    out: str | os.PathLike,
+    *,
+    lab=None,
+    sources: Iterable[str] = SOURCES,
+    from_date: Any = None,
+    to_date: Any = None,
+    events: Iterable[str] = (),
+    where: str | None = None,
+    chunk_days: int = 7,
+    profiles: bool = True,
+    cohorts: Iterable[str] = (),
+    all_cohorts: bool = False,
+    mpids: Iterable[int] | None = None,
+    concurrency: int = 4,
+    rate: float | None = 15.0,
+    part_size: int = 1000,
+    retry_missing: bool = False,
+    refresh: bool = False,
+    config: str | os.PathLike | None = None,
+    credentials: Credentials | None = None,
+    policy: RetryPolicy | None = None,
+    progress: bool | None = None,
+    load: bool = True,
+) -> FetchSummary:
+    """Fetch into ``out``; with ``lab``, load what was fetched (``load=False`` to skip).
+
+    Mixpanel: raw events when ``from_date``/``to_date`` are given; Engage profiles unless
+    ``profiles=False``; the cohorts list always (it names the cohorts); one members snapshot per
+    cohort in ``cohorts`` (ids or names) or every cohort with ``all_cohorts``.
+    mParticle: one Profile API call per MPID in ``mpids``, or else per MPID the Mixpanel side
+    refers to (read from ``lab`` after loading, or from the fetched Mixpanel files).
+    ``progress``: None = a progress bar only when stderr is a terminal."""
+    from cohortlab.fetch.mixpanel import MixpanelClient, date_chunks, parse_day
+    from cohortlab.fetch.mparticle import MParticleClient, referenced_mpids
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    sources = tuple(sources)
+    unknown = set(sources) - set(SOURCES)
+    if unknown or not sources:
+        raise FetchError(f"sources must be among {', '.join(SOURCES)}, got {sorted(unknown) or 'none'}")
+    creds = credentials or load_credentials(config)
+    show = sys.stderr.isatty() if progress is None else progress
+    summary = FetchSummary(out)
+    manifest: dict[str, Any] = {"fetched_at": _now(), "items": []}
+    cohorts = [str(c) for c in cohorts]
+
+    if "mixpanel" in sources:
+        if (from_date is None) != (to_date is None):
+            raise FetchError("give both from_date and to_date for the event export (or neither)")
+        mp = MixpanelClient(creds.mixpanel, policy=policy)
+        summary.stats["mixpanel"] = mp.http.stats
+        try:
+            listed = mp.cohorts(out)
+            summary.add("cohorts", len(listed), f"mixpanel cohorts list: {len(listed)} cohorts -> mixpanel/cohorts.json")
+            manifest["items"].append({"kind": "mixpanel-cohorts", "path": "mixpanel/cohorts.json", "as_of": _now()})
+            if from_date is not None:
+                n_chunks = len(date_chunks(parse_day(from_date, "from_date"), parse_day(to_date, "to_date"), chunk_days))
+                bar = _bar(show, n_chunks, "Mixpanel events", "chunk")
+                try:
+                    chunks = mp.export_events(out, from_date, to_date, events=events, where=where,
+                                              chunk_days=chunk_days, refresh=refresh, progress=bar)
+                finally:
+                    if bar is not None:
+                        bar.close()
+                got = [c for c in chunks if not c.skipped]
+                n = sum(c.events for c in got)
+                skipped = len(chunks) - len(got)
+                summary.add("events", n,
+                            f"mixpanel events {from_date}..{to_date}: {n:,} events in "
+                            f"{sum(1 for c in got if c.file)} file(s)"
+                            + (f", {skipped} chunk(s) already fetched" if skipped else "")
+                            + (f", {sum(1 for c in got if not c.file)} empty chunk(s)" if any(not c.file for c in got) else ""))
+            if profiles:
+                listing, _ = mp.profiles(out)
+                summary.add("profiles", listing.results,
+                            f"mixpanel profiles: {listing.results:,} in {len(listing.pages)} page(s) -> mixpanel/profiles/"
+                            + (f" (paging restarted {listing.restarts}x)" if listing.restarts else ""))
+                manifest["items"].append({"kind": "mixpanel-profiles", "path": "mixpanel/profiles",
+                                          "as_of": _iso(listing.as_of)})
+            wanted = _pick_cohorts(listed, cohorts, all_cohorts)
+            for cid, name in wanted:
+                snap = mp.members(out, cid, name)
+                rel = snap.file.relative_to(out).as_posix()
+                summary.add(f"members:{name}", snap.members,
+                            f"members of {name!r} (id {cid}): {snap.members:,} as of {_iso(snap.as_of)} -> {rel}"
+                            + (f" (paging restarted {snap.restarts}x)" if snap.restarts else ""))
+                manifest["items"].append({"kind": "mixpanel-members", "path": rel, "cohort": name,
+                                          "cohort_id": cid, "as_of": _iso(snap.as_of)})
+        finally:
+            mp.close()
+
+    if lab is not None and load:
+        summary.loads.append(_load(lab, out, show))
+
+    if "mparticle" in sources:
+        if mpids is None:
+            if lab is not None:
+                if not load:
+                    raise FetchError("mparticle: with load=False give the MPIDs to fetch (mpids=...)")
+                mpids = referenced_mpids(lab.engine)
+            else:
+                mpids = _mpids_from_files(out)
+        mpids = list(mpids)
+        mpa = MParticleClient(creds.mparticle, policy=policy, rate=rate)
+        summary.stats["mparticle"] = mpa.http.stats
+        try:
+            res = mpa.fetch_profiles(out, mpids, concurrency=concurrency, part_size=part_size,
+                                     retry_missing=retry_missing, progress=show)
+        finally:
+            mpa.close()
+        summary.add("mparticle_profiles", res.fetched,
+                    f"mparticle profiles: {res.requested:,} MPIDs referenced, {res.fetched:,} fetched, "
+                    f"{res.missing:,} not found (404), {res.skipped:,} already fetched"
+                    + (f", {res.mismatched} answered another mpid" if res.mismatched else ""))
+        summary.counts["mparticle_missing"] = res.missing
+        if res.files:
+            manifest["items"].append({"kind": "mparticle-profiles", "path": "mparticle/profiles",
+                                      "as_of": _iso(res.fetched_at), "files": [p.name for p in res.files]})
+        if lab is not None and load and res.files:
+            from cohortlab.loaders import LoadError
+
+            try:
+                summary.loads.append(lab.load("mparticle-profiles", [str(p) for p in res.files], progress=show))
+            except (LoadError, ValueError) as e:
+                raise FetchError(f"the fetched mParticle profiles did not load: {e}") from e
+
+    _record(out, manifest)
+    return summary
+
+
+def _pick_cohorts(listed: list[dict[str, Any]], wanted: list[str], every: bool) -> list[tuple[str, str]]:
+    by_id = {str(c.get("id")): str(c.get("name")) for c in listed if isinstance(c, dict) and c.get("id") is not None}
+    if every:
+        return sorted(by_id.items(), key=lambda kv: kv[1])
+    out = []
+    for w in wanted:
+        if w in by_id:
+            out.append((w, by_id[w]))
+            continue
+        hits = [cid for cid, name in by_id.items() if name == w]
+        if len(hits) == 1:
+            out.append((hits[0], w))
+        elif hits:
+            raise FetchError(f"cohort name {w!r} is ambiguous (ids {', '.join(hits)}): give the id")
+        else:
+            raise FetchError(f"no cohort {w!r} in the project's cohorts list (by id or name)")
+    return out
+
+
+def _mpids_from_files(out: Path) -> list[int]:
+    """The referenced MPIDs of the fetched Mixpanel files, via an in-memory lab (the loaders)."""
+    from cohortlab.fetch.mparticle import referenced_mpids
+    from cohortlab.lab import Lab
+
+    mp = out / "mixpanel"
+    if not mp.is_dir():
+        raise FetchError(f"mparticle: no Mixpanel files under {mp} to read MPIDs from: fetch Mixpanel "
+                         "first, give --db with loaded data, or --mpids FILE")
+    with Lab() as tmp:
+        _load(tmp, out, False, only_mixpanel=True)
+        return referenced_mpids(tmp.engine)
+
+
+def _load(lab, out: Path, progress: bool, only_mixpanel: bool = False):
+    from cohortlab.loaders import LoadError
+    from cohortlab.loaders.folder import load_world
+
+    try:
+        if only_mixpanel:
+            import tempfile
+
+            # load_world reads a folder: point it at one holding only the mixpanel/ part
+            with tempfile.TemporaryDirectory() as d:
+                os.symlink((out / "mixpanel").resolve(), Path(d) / "mixpanel")
+                return load_world(lab, d, progress=progress)
+        return load_world(lab, out, progress=progress)
+    except (LoadError, ValueError, FileNotFoundError) as e:
+        raise FetchError(f"the fetched files did not load: {e}") from e
+
+
+def _record(out: Path, manifest: dict[str, Any]) -> None:
+    """``<out>/fetch.json``: what each run fetched and as of when (appended, newest last)."""
+    import json
+
+    path = out / "fetch.json"
+    runs: list[Any] = []
+    if path.exists():
+        try:
+            runs = json.loads(path.read_text(encoding="utf-8")).get("runs", [])
+        except (ValueError, AttributeError):
+            runs = []
+    runs.append(manifest)
+    write_json(out, path, {"runs": runs[-100:]})
+
+
+def _bar(show: bool, total: int, desc: str, unit: str):
+    if not show:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _iso(dt: datetime | None) -> str | None:
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if dt else None
+
+
+__all__ = ["fetch", "FetchSummary", "FetchError", "AuthError", "RetryPolicy", "load_credentials"]

@@ -1,0 +1,253 @@
+"""HTTP for ``cohortlab fetch``: one :class:`HttpClient` per service, on ``httpx``.
+
+* **Retries.** 429 and 5xx answers (500, 502, 503, 504) and transport errors (connection reset,
+  timeout, a body cut short) are retried up to ``RetryPolicy.retries`` times. The wait is the
+  answer's ``Retry-After`` (seconds or an HTTP date) when it has one, else exponential backoff
+  (``backoff * 2**attempt``, capped at ``max_backoff``) with jitter. ``RetryPolicy.sleep`` is
+  injectable: the tests record the waits instead of sleeping.
+* **Auth errors.** 401 and 403 raise :class:`AuthError`: one line naming the service, the
+  endpoint (path only) and what to check. Never retried.
+* **Bounded concurrency.** ``rate`` (requests per second, shared by every thread of the client)
+  paces requests; the callers bound the number of threads.
+* **Secrets.** Every message built here goes through :func:`mask`, which replaces each secret
+  value the client knows of by ``****``; URLs in messages are reduced to their path (no query
+  string), and request bodies are never shown.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import httpx
+
+from cohortlab.errors import CohortlabError
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+USER_AGENT = "cohortlab-fetch"
+
+
+class FetchError(CohortlabError):
+    """A fetch failed. ``str()`` is one line, safe to print (secrets masked)."""
+
+
+class AuthError(FetchError):
+    """401/403: the credentials are wrong or lack a permission."""
+
+
+class RetryableError(FetchError):
+    """A response that looked fine but was not (e.g. a truncated gzip stream): retried like a 5xx."""
+
+
+@dataclass
+class RetryPolicy:
+    retries: int = 5
+    backoff: float = 1.0  # first wait (seconds) without Retry-After
+    max_backoff: float = 60.0
+    max_retry_after: float = 900.0  # a Retry-After above this is capped
+    sleep: Callable[[float], None] = time.sleep
+    jitter: bool = True
+
+    def wait(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_retry_after)
+        base = min(self.backoff * (2 ** attempt), self.max_backoff)
+        return base * (0.5 + random.random() / 2) if self.jitter else base
+
+
+def no_sleep_policy(retries: int = 5) -> RetryPolicy:
+    """A policy that never sleeps (tests); the waits it would have made are in ``.waits``."""
+    waits: list[float] = []
+    p = RetryPolicy(retries=retries, sleep=waits.append, jitter=False)
+    p.waits = waits  # type: ignore[attr-defined]
+    return p
+
+
+def mask(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every (non-trivial) secret value replaced by ``****``."""
+    for s in sorted((s for s in secrets if s and len(s) >= 4), key=len, reverse=True):
+        text = text.replace(s, "****")
+    return text
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+class RateLimiter:
+    """At most ``rate`` request starts per second across threads (None: unlimited)."""
+
+    def __init__(self, rate: float | None, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.interval = 1.0 / rate if rate else 0.0
+        self._next = 0.0
+        self._lock = threading.Lock()
+        self._clock, self._sleep = clock, sleep
+
+    def acquire(self) -> None:
+        if not self.interval:
+            return
+        with self._lock:
+            now = self._clock()
+            start = max(now, self._next)
+            self._next = start + self.interval
+        if start > now:
+            self._sleep(start - now)
+
+
+@dataclass
+class Stats:
+    requests: int = 0
+    retries: Counter = field(default_factory=Counter)  # by cause: "429", "503", "transport", ...
+
+    @property
+    def n_retries(self) -> int:
+        return sum(self.retries.values())
+
+
+class HttpClient:
+    """Requests to one service with retries, pacing, masking and counted statistics."""
+
+    def __init__(
+        self,
+        service: str,
+        *,
+        auth: httpx.Auth | tuple[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        secrets: Iterable[str] = (),
+        policy: RetryPolicy | None = None,
+        rate: float | None = None,
+        timeout: float = 120.0,
+        auth_hint: str = "",
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.service = service
+        self.secrets = [s for s in secrets if s]
+        self.policy = policy or RetryPolicy()
+        self.limiter = RateLimiter(rate, sleep=self.policy.sleep if rate else time.sleep)
+        self.auth_hint = auth_hint
+        self.stats = Stats()
+        self._lock = threading.Lock()
+        self._client = httpx.Client(
+            auth=auth,
+            headers={"User-Agent": USER_AGENT, **(headers or {})},
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 30.0)),
+            follow_redirects=False,
+            transport=transport,
+        )
+
+    # ------------------------------------------------------------------ plumbing
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> "HttpClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _count(self, cause: str | None = None) -> None:
+        with self._lock:
+            if cause is None:
+                self.stats.requests += 1
+            else:
+                self.stats.retries[cause] += 1
+
+    def error(self, message: str, cls: type[FetchError] = FetchError) -> FetchError:
+        return cls(mask(f"{self.service}: {message}", self.secrets))
+
+    # ------------------------------------------------------------------ requests
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        ok: Iterable[int] = (200,),
+        consume: Callable[[httpx.Response], Any] | None = None,
+        auth_refresh: Callable[[], bool] | None = None,
+        **kwargs: Any,
+    ) -> tuple[httpx.Response, Any]:
+        """Send the request, retrying as the module says. ``consume(response)`` reads the body of a
+        response whose status is in ``ok`` (streamed; it may raise :class:`RetryableError`);
+        returns (response, what consume returned, or the body bytes when there is no consume).
+        ``auth_refresh``: called once on a 401 (e.g. an expired OAuth token); a True return
+        retries the request with the new credentials."""
+        ok = set(ok)
+        path = httpx.URL(url).path
+        attempt = 0
+        refreshed = False
+        while True:
+            self.limiter.acquire()
+            self._count()
+            cause: str | None = None
+            retry_after: float | None = None
+            try:
+                with self._client.stream(method, url, **kwargs) as resp:
+                    if resp.status_code in ok:
+                        result = consume(resp) if consume else resp.read()
+                        return resp, result
+                    body = _short_body(resp)
+                    status = resp.status_code
+                    if status == 401 and auth_refresh and not refreshed:
+                        refreshed = True
+                        if auth_refresh():
+                            continue
+                    if status in (401, 403):
+                        raise self.error(
+                            f"authentication failed (HTTP {status}) on {path}"
+                            + (f": {body}" if body else "")
+                            + (f". {self.auth_hint}" if self.auth_hint else ""),
+                            AuthError,
+                        )
+                    if status not in RETRY_STATUSES:
+                        raise self.error(f"HTTP {status} on {path}" + (f": {body}" if body else ""))
+                    cause = str(status)
+                    retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+                    last = f"HTTP {status} on {path}" + (f": {body}" if body else "")
+            except RetryableError as e:
+                cause, last = "bad_body", str(e)
+            except httpx.DecodingError as e:  # a compressed body that does not decompress
+                cause, last = "bad_body", f"undecodable body on {path}: {e}"
+            except httpx.TransportError as e:  # connect/read errors, a body cut short, timeouts
+                cause, last = "transport", f"{type(e).__name__} on {path}: {e}"
+            if attempt >= self.policy.retries:
+                raise self.error(f"giving up after {attempt + 1} attempt{'s' if attempt else ''}: {last}")
+            self._count(cause)
+            self.policy.sleep(self.policy.wait(attempt, retry_after))
+            attempt += 1
+
+
+def _short_body(resp: httpx.Response, limit: int = 300) -> str:
+    """The error body as one short line (a JSON ``error`` field when there is one)."""
+    try:
+        raw = resp.read()[:4096]
+        text = raw.decode("utf-8", errors="replace")
+    except (httpx.HTTPError, OSError):
+        return ""
+    try:
+        import json
+
+        data = json.loads(text)
+        if isinstance(data, dict):
+            text = str(data.get("error") or data.get("message") or data.get("errors") or text)
+    except ValueError:
+        pass
+    text = " ".join(text.split())
+    return text[:limit] + ("…" if len(text) > limit else "")

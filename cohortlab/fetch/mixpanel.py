@@ -1,0 +1,345 @@
+"""Mixpanel exports for ``cohortlab fetch`` (request/response contracts: docs/fetching.md).
+
+* **Raw event export** — ``GET https://{data|data-eu|data-in}.mixpanel.com/api/2.0/export`` with
+  ``from_date``/``to_date`` (inclusive, ``YYYY-MM-DD``), optional ``event`` (JSON array) and
+  ``where``, ``project_id``; ``Accept-Encoding: gzip``. The range is fetched in chunks of
+  ``chunk_days`` days, one file per chunk (``mixpanel/events/<from>_<to>.jsonl[.gz]``, the gzip
+  body kept as is). A chunk whose file exists is not fetched again (``refresh`` to force).
+  A truncated or corrupt gzip stream, or a plain body whose last line is cut, is retried.
+* **Engage** — ``POST https://{mixpanel|eu.mixpanel|in.mixpanel}.com/api/query/engage`` (form
+  body), paged with ``session_id`` + ``page`` while a page has ``page_size`` results. When the
+  session expires (HTTP 400 naming the session) or the results shift under us (a later page
+  answers with another ``session_id`` or ``page``), the listing restarts from page 0 (at most
+  ``max_restarts`` times): pages of two sessions are never mixed in one file.
+  Profiles go to ``mixpanel/profiles/`` (one page per file, the folder swapped in atomically).
+* **Cohort members** — Engage with ``filter_by_cohort={"id": N}``; one snapshot per fetch,
+  ``mixpanel/members/<cohort>/<as_of>.jsonl``: one page per line, each page carrying ``as_of``
+  (UTC time the first page was requested) and ``filter_by_cohort`` ``{"id", "name"}``: the
+  layout the ``mixpanel-members`` loader reads.
+* **Cohorts list** — ``POST …/api/query/cohorts/list`` → ``mixpanel/cohorts.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import zlib
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+import httpx
+
+from cohortlab.fetch.credentials import MixpanelCredentials
+from cohortlab.fetch.files import atomic_dir, atomic_file, state_dir, write_json
+from cohortlab.fetch.http import FetchError, HttpClient, RetryableError, RetryPolicy
+
+HOSTS = {  # region -> (export host, query host)
+    "us": ("https://data.mixpanel.com", "https://mixpanel.com"),
+    "eu": ("https://data-eu.mixpanel.com", "https://eu.mixpanel.com"),
+    "in": ("https://data-in.mixpanel.com", "https://in.mixpanel.com"),
+}
+AUTH_HINT = ("Check the service account user name and secret, MIXPANEL_PROJECT_ID, the region "
+             "(--region / MIXPANEL_REGION), and that the service account has a role on the project")
+
+
+class _Restart(Exception):
+    """The Engage listing must start again from page 0."""
+
+
+@dataclass
+class EventsChunk:
+    from_date: date
+    to_date: date
+    file: Path | None
+    events: int
+    skipped: bool = False  # already fetched by an earlier run
+
+
+@dataclass
+class EngageListing:
+    pages: list[dict[str, Any]]
+    restarts: int = 0
+    as_of: datetime | None = None
+
+    @property
+    def results(self) -> int:
+        return sum(len(p.get("results") or []) for p in self.pages)
+
+
+@dataclass
+class MembersSnapshot:
+    cohort_id: str
+    name: str
+    file: Path
+    members: int
+    as_of: datetime
+    restarts: int = 0
+
+
+def parse_day(value: Any, what: str) -> date:
+    """A UTC day (``cohortlab.times.parse_day``); a bad value is a :class:`FetchError`."""
+    from cohortlab.errors import CohortlabError
+    from cohortlab.times import parse_day as _parse_day
+
+    try:
+        return _parse_day(value, what)
+    except (CohortlabError, ValueError) as e:
+        raise FetchError(str(e)) from None
+
+
+def date_chunks(start: date, end: date, days: int) -> list[tuple[date, date]]:
+    if end < start:
+        raise FetchError(f"the date range is empty: {start} is after {end}")
+    if days < 1:
+        raise FetchError("chunk_days must be at least 1")
+    out = []
+    d = start
+    while d <= end:
+        e = min(d + timedelta(days=days - 1), end)
+        out.append((d, e))
+        d = e + timedelta(days=1)
+    return out
+
+
+def slug(name: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._-")
+    return s[:100] or "cohort"
+
+
+class MixpanelClient:
+    def __init__(self, creds: MixpanelCredentials, *, policy: RetryPolicy | None = None,
+                 max_restarts: int = 3, max_pages: int = 100_000, timeout: float = 600.0) -> None:
+        creds.check()
+        export_host, query_host = HOSTS[creds.region]
+        self.export_url = (creds.export_url or export_host).rstrip("/")
+        self.query_url = (creds.query_url or query_host).rstrip("/")
+        self.project_id = creds.project_id
+        self.max_restarts = max_restarts
+        self.max_pages = max_pages
+        self.http = HttpClient("mixpanel", auth=creds.basic_auth(), secrets=creds.secrets(),
+                               policy=policy, auth_hint=AUTH_HINT, timeout=timeout)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _project(self) -> dict[str, str]:
+        return {"project_id": self.project_id} if self.project_id else {}
+
+    # ------------------------------------------------------------------ raw events
+    def export_events(self, out: Path, from_date: Any, to_date: Any, *, events: Iterable[str] = (),
+                      where: str | None = None, chunk_days: int = 7, refresh: bool = False,
+                      progress=None) -> list[EventsChunk]:
+        start, end = parse_day(from_date, "from_date"), parse_day(to_date, "to_date")
+        folder = out / "mixpanel" / "events"
+        state_file = state_dir(out) / "mixpanel_chunks.json"
+        state = json.loads(state_file.read_text()) if state_file.exists() else {}
+        empty, open_ = set(state.get("empty", [])), set(state.get("open", []))
+        # a chunk reaching yesterday (UTC) or later may still grow (late events): fetched again
+        # by the next run (the loader drops the events it already has)
+        recent = datetime.now(timezone.utc).date() - timedelta(days=1)
+        chunks: list[EventsChunk] = []
+        for a, b in date_chunks(start, end, chunk_days):
+            stem = f"{a.isoformat()}_{b.isoformat()}"
+            existing = [p for p in (folder / f"{stem}.jsonl.gz", folder / f"{stem}.jsonl") if p.exists()]
+            if not refresh and stem not in open_ and (existing or stem in empty):
+                chunks.append(EventsChunk(a, b, existing[0] if existing else None, 0, skipped=True))
+                continue
+            chunk = self._export_chunk(out, folder, stem, a, b, events, where)
+            for p in existing:
+                if p != chunk.file:
+                    p.unlink()
+            (empty.add if chunk.events == 0 else empty.discard)(stem)
+            (open_.add if b >= recent else open_.discard)(stem)
+            write_json(out, state_file, {"empty": sorted(empty), "open": sorted(open_)})
+            chunks.append(chunk)
+            if progress is not None:
+                progress.update(1)
+        return chunks
+
+    def _export_chunk(self, out: Path, folder: Path, stem: str, a: date, b: date,
+                      events: Iterable[str], where: str | None) -> EventsChunk:
+        params: dict[str, str] = {"from_date": a.isoformat(), "to_date": b.isoformat(), **self._project()}
+        events = list(events)
+        if events:
+            params["event"] = json.dumps(events)
+        if where:
+            params["where"] = where
+
+        def consume(resp: httpx.Response) -> tuple[Path | None, int]:
+            gz = resp.headers.get("Content-Encoding", "").lower() == "gzip"
+            target = folder / f"{stem}.jsonl{'.gz' if gz else ''}"
+            counter = _LineCounter(gz)
+            with atomic_file(out, target) as f:
+                for chunk in resp.iter_raw():
+                    counter.feed(chunk)
+                    f.write(chunk)
+                counter.finish()  # a truncated stream: RetryableError, the file is not kept
+                if counter.lines == 0:
+                    raise _Empty()
+            return target, counter.lines
+
+        try:
+            _, (target, n) = self.http.request(
+                "GET", f"{self.export_url}/api/2.0/export", params=params,
+                headers={"Accept-Encoding": "gzip"}, consume=consume,
+            )
+        except _Empty:
+            return EventsChunk(a, b, None, 0)
+        return EventsChunk(a, b, target, n)
+
+    # ------------------------------------------------------------------ engage
+    def _post_engage(self, form: dict[str, str]) -> dict[str, Any]:
+        resp, body = self.http.request(
+            "POST", f"{self.query_url}/api/query/engage", params=self._project(), data=form, ok=(200, 400),
+        )
+        try:
+            data = json.loads(body)
+        except ValueError:
+            data = None
+        if resp.status_code == 400:
+            err = str(data.get("error", "")) if isinstance(data, dict) else body.decode("utf-8", "replace")[:300]
+            if "session" in err.lower() and form.get("session_id"):
+                raise _Restart(f"session expired: {err}")
+            raise self.http.error(f"HTTP 400 on /api/query/engage: {' '.join(err.split())[:300]}")
+        if not isinstance(data, dict) or not isinstance(data.get("results"), list):
+            raise self.http.error("unexpected Engage answer: expected a JSON object with a results list")
+        if data.get("status", "ok") != "ok":
+            raise self.http.error(f"Engage answered status {data.get('status')!r}: {data.get('error', '')}")
+        return data
+
+    def engage(self, form: dict[str, str]) -> EngageListing:
+        """All pages of one Engage query (``form``: where, output_properties, filter_by_cohort, ...),
+        from one session; restarts from page 0 when the session expires or the pages shift."""
+        restarts = 0
+        while True:
+            as_of = datetime.now(timezone.utc).replace(microsecond=0)
+            try:
+                pages = self._engage_once(form)
+            except _Restart as why:
+                restarts += 1
+                if restarts > self.max_restarts:
+                    raise self.http.error(f"Engage paging restarted {self.max_restarts} times and still "
+                                          f"failed ({why}); try again later") from None
+                continue
+            return EngageListing(pages, restarts, as_of)
+
+    def _engage_once(self, form: dict[str, str]) -> list[dict[str, Any]]:
+        pages: list[dict[str, Any]] = []
+        session_id: str | None = None
+        page = 0
+        while True:
+            req = dict(form)
+            if page > 0:
+                req.update(session_id=str(session_id), page=str(page))
+            data = self._post_engage(req)
+            if page == 0:
+                session_id = data.get("session_id")
+            elif data.get("session_id") != session_id or _int(data.get("page"), page) != page:
+                raise _Restart(f"page {page} answered session {data.get('session_id')!r} page {data.get('page')!r}")
+            pages.append(data)
+            page_size = _int(data.get("page_size"), 1000)
+            n = len(data["results"])
+            if n == 0 or n < page_size:
+                return pages
+            if session_id is None:
+                raise self.http.error("Engage answered a full page without a session_id: cannot page")
+            page += 1
+            if page >= self.max_pages:
+                raise self.http.error(f"more than {self.max_pages} Engage pages: stopping")
+
+    def profiles(self, out: Path, *, where: str | None = None,
+                 output_properties: Iterable[str] | None = None) -> tuple[EngageListing, Path]:
+        form: dict[str, str] = {}
+        if where:
+            form["where"] = where
+        if output_properties:
+            form["output_properties"] = json.dumps(list(output_properties))
+        listing = self.engage(form)
+        target = out / "mixpanel" / "profiles"
+        with atomic_dir(out, target) as work:
+            for i, p in enumerate(listing.pages):
+                (work / f"engage_page_{i:05d}.json").write_text(json.dumps(p, ensure_ascii=False) + "\n",
+                                                                encoding="utf-8")
+        return listing, target
+
+    # ------------------------------------------------------------------ cohorts
+    def cohorts(self, out: Path) -> list[dict[str, Any]]:
+        resp, body = self.http.request("POST", f"{self.query_url}/api/query/cohorts/list", params=self._project())
+        try:
+            data = json.loads(body)
+        except ValueError:
+            raise self.http.error("cohorts/list answered something that is not JSON") from None
+        if not isinstance(data, list):
+            raise self.http.error("unexpected cohorts/list answer: expected a JSON array")
+        write_json(out, out / "mixpanel" / "cohorts.json", data)
+        return data
+
+    def members(self, out: Path, cohort_id: str, name: str) -> MembersSnapshot:
+        fbc = {"id": int(cohort_id)} if str(cohort_id).lstrip("-").isdigit() else {"id": cohort_id}
+        listing = self.engage({"filter_by_cohort": json.dumps(fbc)})
+        as_of = listing.as_of or datetime.now(timezone.utc)
+        stamp = as_of.strftime("%Y-%m-%dT%H-%M-%SZ")
+        target = out / "mixpanel" / "members" / slug(name) / f"{stamp}.jsonl"
+        with atomic_file(out, target, "w") as f:
+            for p in listing.pages:
+                page = {"as_of": as_of.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                        "filter_by_cohort": {**fbc, "name": name}, **p}
+                f.write(json.dumps(page, ensure_ascii=False) + "\n")
+        return MembersSnapshot(str(cohort_id), name, target, listing.results, as_of, listing.restarts)
+
+
+class _Empty(Exception):
+    """An export chunk with no events (no file is written)."""
+
+
+class _LineCounter:
+    """Counts the lines of a (gzip) body as it streams, and checks at the end that the gzip
+    stream is complete and the last line is whole."""
+
+    def __init__(self, gz: bool) -> None:
+        self._d = zlib.decompressobj(zlib.MAX_WBITS | 16) if gz else None
+        self.lines = 0
+        self._tail: bytes | None = b""
+
+    def feed(self, chunk: bytes) -> None:
+        if self._d is not None:
+            data, chunk = chunk, b""
+            try:
+                while data:
+                    chunk += self._d.decompress(data)
+                    data = b""
+                    if self._d.eof and self._d.unused_data:  # the next member of a multi-member gzip
+                        data = self._d.unused_data
+                        self._d = zlib.decompressobj(zlib.MAX_WBITS | 16)
+            except zlib.error as e:
+                raise RetryableError(f"corrupt gzip stream: {e}") from None
+        if not chunk:
+            return
+        self.lines += chunk.count(b"\n")
+        if b"\n" in chunk:
+            self._tail = chunk[chunk.rfind(b"\n") + 1:]
+        elif self._tail is not None:
+            self._tail += chunk
+            if len(self._tail) > 64 * 1024 * 1024:  # a giant last line: not checked
+                self._tail = None
+
+    def finish(self) -> None:
+        if self._d is not None and not self._d.eof:
+            raise RetryableError("truncated gzip stream (the body ended before the end of the gzip data)")
+        tail = (self._tail or b"").strip()
+        if not tail:
+            return
+        try:
+            json.loads(tail)
+        except ValueError:
+            raise RetryableError("the export body ends in the middle of a line (truncated)") from None
+        self.lines += 1  # a complete last line without a newline
+
+
+def _int(v: Any, default: int) -> int:
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return default

@@ -1,0 +1,264 @@
+"""mParticle Profile API for ``cohortlab fetch`` (contract: docs/fetching.md).
+
+* **Token** — ``POST https://sso.auth.mparticle.com/oauth/token`` with ``client_id``,
+  ``client_secret``, ``audience: "https://api.mparticle.com"``, ``grant_type:
+  "client_credentials"`` → a Bearer ``access_token`` (8 h). A 401 during the run fetches a new
+  token once and repeats the request.
+* **Profile by MPID** — ``GET https://api.mparticle.com/userprofile/v1/<org>/<account>/<workspace>/<mpid>
+  ?fields=device_identities,user_identities,user_attributes,audience_memberships,attribution``;
+  404 = no such profile (the MPID is listed in ``.fetch/mparticle_missing.json``). The answer's
+  ``user_attributes`` and ``audience_memberships`` are the attribute and audience snapshot of
+  the profile at fetch time (the Profile API offers no other audience listing).
+* **Concurrency** — ``concurrency`` threads (default 4) share a pacer of ``rate`` requests per
+  second (default 15, the documented starting limit); 429/5xx are retried honouring
+  ``Retry-After``.
+* **Resumable** — profiles are written in parts (``mparticle/profiles/part-<stamp>-<n>.jsonl``,
+  one Profile API answer per line, each part written atomically every ``part_size`` profiles).
+  A later run skips the MPIDs already in a part or in the missing list, so an interrupted run
+  continues where it stopped; ``retry_missing`` asks for the missing ones again.
+* **Exact MPIDs** — the answers are parsed with Python's ``json`` (integers exact at any size) and
+  each line written carries the MPID that was asked for as a JSON integer (an answer whose
+  ``mpid`` differs, e.g. rounded through a float upstream, keeps its own value in
+  ``mpid_returned`` and is counted).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import threading
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+import httpx
+
+from cohortlab.fetch.credentials import MParticleCredentials
+from cohortlab.fetch.files import atomic_file, state_dir, write_json
+from cohortlab.fetch.http import FetchError, HttpClient, RetryPolicy
+from cohortlab.identifiers import is_valid_mpid
+
+API_URL = "https://api.mparticle.com"
+AUTH_URL = "https://sso.auth.mparticle.com/oauth/token"
+FIELDS = "device_identities,user_identities,user_attributes,audience_memberships,attribution"
+AUTH_HINT = ("Check MPARTICLE_CLIENT_ID / MPARTICLE_CLIENT_SECRET and the org/account/workspace ids; "
+             "the credentials must be Platform API credentials with access to the Profile API")
+
+
+class _Bearer(httpx.Auth):
+    def __init__(self) -> None:
+        self.token: str | None = None
+
+    def auth_flow(self, request):
+        if self.token:
+            request.headers["Authorization"] = f"Bearer {self.token}"
+        yield request
+
+
+@dataclass
+class ProfilesResult:
+    requested: int = 0
+    fetched: int = 0
+    missing: int = 0  # 404: no such profile
+    skipped: int = 0  # already fetched (or known missing) by an earlier run
+    mismatched: int = 0  # answers whose mpid differs from the one asked for
+    files: list[Path] = field(default_factory=list)
+    fetched_at: datetime | None = None
+
+
+class MParticleClient:
+    def __init__(self, creds: MParticleCredentials, *, policy: RetryPolicy | None = None,
+                 rate: float | None = 15.0, timeout: float = 60.0) -> None:
+        creds.check()
+        self.creds = creds
+        self.api_url = (creds.api_url or API_URL).rstrip("/")
+        self.auth_url = creds.auth_url or AUTH_URL
+        self._auth = _Bearer()
+        self._token_lock = threading.Lock()
+        self.http = HttpClient("mparticle", auth=self._auth, secrets=creds.secrets(), policy=policy,
+                               rate=rate, auth_hint=AUTH_HINT, timeout=timeout)
+
+    def close(self) -> None:
+        self.http.close()
+
+    # ------------------------------------------------------------------ token
+    def authenticate(self, stale: str | None = None) -> bool:
+        """Get a Bearer token. ``stale``: the token a request was refused with; when another
+        thread has already replaced it, nothing is asked (threads hitting an expired token
+        together renew it once)."""
+        with self._token_lock:
+            if stale is not None and self._auth.token is not None and self._auth.token != stale:
+                return True
+            body = {
+                "client_id": self.creds.client_id,
+                "client_secret": self.creds.client_secret.reveal() if self.creds.client_secret else "",
+                "audience": "https://api.mparticle.com",
+                "grant_type": "client_credentials",
+            }
+            # auth=None: the token request carries no (old) Bearer token
+            _, raw = self.http.request("POST", self.auth_url, json=body, auth=None)
+            try:
+                token = json.loads(raw).get("access_token")
+            except (ValueError, AttributeError):
+                token = None
+            if not token:
+                raise self.http.error("the token endpoint answered without an access_token")
+            self._auth.token = str(token)
+            self.http.secrets.append(self._auth.token)
+            return True
+
+    # ------------------------------------------------------------------ profiles
+    def profile_url(self, mpid: int) -> str:
+        c = self.creds
+        return f"{self.api_url}/userprofile/v1/{c.org_id}/{c.account_id}/{c.workspace_id}/{int(mpid)}"
+
+    def profile(self, mpid: int) -> dict[str, Any] | None:
+        """The Profile API answer for ``mpid``, or None when there is no such profile (404)."""
+        used = self._auth.token
+        resp, raw = self.http.request("GET", self.profile_url(mpid), params={"fields": FIELDS}, ok=(200, 404),
+                                      auth_refresh=lambda: self.authenticate(stale=used))
+        if resp.status_code == 404:
+            return None
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            raise self.http.error(f"the profile of MPID {mpid} is not JSON") from None
+        if not isinstance(data, dict):
+            raise self.http.error(f"the profile of MPID {mpid} is not a JSON object")
+        return data
+
+    def fetch_profiles(self, out: Path, mpids: Iterable[int], *, concurrency: int = 4, part_size: int = 1000,
+                       retry_missing: bool = False, progress: bool | None = None) -> ProfilesResult:
+        folder = out / "mparticle" / "profiles"
+        missing_file = state_dir(out) / "mparticle_missing.json"
+        have = fetched_mpids(folder)
+        missing = read_missing(missing_file)
+        wanted = sorted({int(m) for m in mpids})
+        skip = have | (set() if retry_missing else missing)
+        todo = [m for m in wanted if m not in skip]
+        res = ProfilesResult(requested=len(wanted), skipped=len(wanted) - len(todo),
+                             fetched_at=datetime.now(timezone.utc).replace(microsecond=0))
+        if not todo:
+            return res
+        if self._auth.token is None:
+            self.authenticate()
+        stamp = res.fetched_at.strftime("%Y%m%dT%H%M%SZ")
+        buffer: list[str] = []
+        new_missing: set[int] = set()
+        lock = threading.Lock()
+
+        def flush() -> None:
+            with lock:
+                lines, buffer[:] = list(buffer), []
+                gone = set(new_missing)
+            if lines:
+                n = len(res.files) + 1
+                while (target := folder / f"part-{stamp}-{n:05d}.jsonl").exists():  # never overwrite a part
+                    n += 1
+                with atomic_file(out, target, "w") as f:
+                    f.writelines(lines)
+                res.files.append(target)
+            if gone or retry_missing:
+                all_missing = (missing - (set(todo) if retry_missing else set())) | gone
+                write_json(out, missing_file, sorted(all_missing), indent=None)
+
+        def one(mpid: int) -> None:
+            data = self.profile(mpid)
+            with lock:
+                if data is None:
+                    new_missing.add(mpid)
+                    res.missing += 1
+                    return
+                returned = data.get("mpid")
+                if isinstance(returned, str) and is_valid_mpid(returned.strip()):
+                    returned = int(returned.strip())
+                if returned != mpid or isinstance(returned, bool):
+                    if returned is not None:
+                        data["mpid_returned"] = returned
+                        res.mismatched += 1
+                    data["mpid"] = mpid
+                # the MPID first: a later run finds it without parsing the whole line
+                buffer.append(json.dumps({"mpid": data.pop("mpid"), **data}, ensure_ascii=False) + "\n")
+                res.fetched += 1
+
+        bar = None
+        show = sys.stderr.isatty() if progress is None else progress
+        if show:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(todo), desc="mParticle profiles", unit="profile", file=sys.stderr)
+        pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
+        try:
+            pending = {pool.submit(one, m) for m in todo}
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    if fut.exception() is not None:
+                        raise fut.exception()  # type: ignore[misc]
+                if bar is not None:
+                    bar.update(len(done))
+                if len(buffer) >= part_size:
+                    flush()
+        finally:
+            # on an error or Ctrl-C the queued requests are dropped (the ones in flight finish);
+            # what was fetched stays fetched: the next run resumes from here
+            pool.shutdown(wait=True, cancel_futures=True)
+            flush()
+            if bar is not None:
+                bar.close()
+        return res
+
+
+_LEADING_MPID = re.compile(r'^\{"mpid": (-?[0-9]{1,19})[,}]')
+
+
+def fetched_mpids(folder: Path) -> set[int]:
+    """MPIDs already written in ``folder``'s part files (tolerant: a bad line is skipped)."""
+    out: set[int] = set()
+    if not folder.is_dir():
+        return out
+    for p in sorted(folder.glob("*.jsonl")):
+        with open(p, encoding="utf-8") as f:
+            for line in f:
+                fast = _LEADING_MPID.match(line)
+                if fast:
+                    out.add(int(fast.group(1)))
+                    continue
+                try:
+                    m = json.loads(line).get("mpid")
+                except (ValueError, AttributeError):
+                    continue
+                if isinstance(m, int) and not isinstance(m, bool):
+                    out.add(m)
+                elif isinstance(m, str) and is_valid_mpid(m):
+                    out.add(int(m))
+    return out
+
+
+def read_missing(path: Path) -> set[int]:
+    """The MPIDs an earlier run found missing (a JSON list of integers; unreadable = none)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return set()
+    return {m for m in data if isinstance(m, int) and not isinstance(m, bool)} if isinstance(data, list) else set()
+
+
+def referenced_mpids(engine) -> list[int]:
+    """MPIDs the loaded Mixpanel data refers to: ``$mparticle_user_id`` of profiles and events, and
+    the distinct_ids of profiles, cohort members and webhook members that are valid MPIDs (the
+    feed's fallback). Exact int64, never through a float."""
+    from cohortlab.identifiers import mpid_sql
+
+    ids = """
+        SELECT mparticle_user_id AS x FROM mp_profiles
+        UNION SELECT mparticle_user_id FROM mp_events WHERE mparticle_user_id IS NOT NULL
+        UNION SELECT distinct_id FROM mp_profiles
+        UNION SELECT distinct_id FROM mp_cohort_members
+        UNION SELECT distinct_id FROM mp_webhook_members
+    """
+    rows = engine.query_rows(f"SELECT DISTINCT m FROM (SELECT {mpid_sql('x')} AS m FROM ({ids})) WHERE m IS NOT NULL ORDER BY m")
+    return [int(r[0]) for r in rows]

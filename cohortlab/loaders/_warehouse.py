@@ -1,0 +1,54 @@
+"""Shared pieces of the warehouse-export loaders (Mixpanel Data Pipelines, mParticle Parquet
+profile tables): one record relation for JSON and Parquet files alike.
+
+A Parquet file (told by its ``PAR1`` magic bytes, not its name) is read by DuckDB's
+``read_parquet``; each row becomes a JSON object (``to_json``: integers keep their exact value,
+a TIMESTAMP becomes its ISO text, a STRUCT/MAP an object, a LIST an array). A JSON file (JSONL,
+an array, or documents; gzip detected by content) is read as the other loaders read JSON. The
+loaders then work on one relation ``(line, raw, j)`` whatever the format: ``line`` is the JSONL
+line, the record number in a JSON document, or the 1-based Parquet row; ``j`` is NULL for a
+record that is not valid JSON.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cohortlab.loaders.base import FileContext
+
+FILE_ROW = "file_row_number"
+
+
+def is_parquet(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(4) == b"PAR1"
+
+
+def parquet_columns(ctx: FileContext) -> list[str]:
+    return [r[0] for r in ctx.engine.query_rows(f"DESCRIBE SELECT * FROM read_parquet({ctx.file_sql})")]
+
+
+def records_sql(ctx: FileContext) -> str:
+    """SELECT (line BIGINT, raw VARCHAR, j JSON) — one row per record of a JSON or Parquet file."""
+    if is_parquet(ctx.path):
+        return (
+            f"SELECT line, j::VARCHAR AS raw, j FROM ("
+            f"SELECT t.{FILE_ROW} + 1 AS line, json_remove(to_json(t), '$.{FILE_ROW}') AS j "
+            f"FROM read_parquet({ctx.file_sql}, file_row_number=true) t)"
+        )
+    return ctx.json_records_sql()
+
+
+def json_object_sql(v: str) -> str:
+    """SQL JSON: ``v`` when it is a JSON object; the JSON object a JSON *string* ``v`` holds (a
+    warehouse JSON column exported as text); else NULL."""
+    return (
+        f"CASE json_type({v}) WHEN 'OBJECT' THEN {v} "
+        f"WHEN 'VARCHAR' THEN CASE WHEN json_type(TRY_CAST(json_extract_string({v}, '$') AS JSON)) = 'OBJECT' "
+        f"THEN TRY_CAST(json_extract_string({v}, '$') AS JSON) END END"
+    )
+
+
+def present_sql(v: str) -> str:
+    """SQL BOOLEAN: the JSON value ``v`` is present and not JSON null."""
+    return f"({v} IS NOT NULL AND json_type({v}) <> 'NULL')"

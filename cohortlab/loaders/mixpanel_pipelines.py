@@ -1,0 +1,298 @@
+"""Mixpanel Data Pipelines exports (object storage or a warehouse table saved as files), JSON
+(JSONL, gzip detected by content) or Parquet:
+
+* ``mixpanel-pipeline-events`` → ``mp_events``. The JSON-pipeline layout (``mp_master_event``):
+  ``event_name``, ``time``, ``distinct_id``, ``device_id``, ``user_id``, ``insert_id``,
+  ``properties`` (a JSON object, or JSON text as some warehouses export it). The older
+  schematized layout is accepted too: ``mp_event_name`` and one column per property, where a
+  ``$`` property is prefixed ``mp_`` (``mp_mparticle_user_id``); the whole row is then the
+  properties. ``time`` is a TIMESTAMP (Parquet), an ISO string (no zone = UTC) or epoch
+  seconds/milliseconds (option ``time_unit`` = auto | s | ms, as for ``mixpanel-events``);
+  missing top-level fields fall back to ``properties`` (``time``, ``distinct_id``, ``$user_id``,
+  ``$device_id``, ``$insert_id``), and a missing distinct_id is derived as Simplified ID Merge
+  does (``$user_id``, else ``"$device:" || $device_id``).
+  **Identity.** A pipeline exports events as ingested, *not* with the resolved (canonical)
+  distinct_id of the raw export API. Option ``identity_mappings`` (a file, folder or glob of the
+  ``mp_identity_mappings_data`` export: ``distinct_id``, ``resolved_distinct_id``) replaces each
+  distinct_id by its resolved one, as Mixpanel's docs prescribe; without it the ids are kept as
+  exported. ``$mparticle_user_id`` = ``properties.$mparticle_user_id`` as exported text (a JSON
+  float keeps its exact token when the text has it). De-duplicated as ``mixpanel-events`` does
+  on (event, distinct_id, time, insert_id), within the file and against stored events.
+  Option ``properties`` = all | none.
+  Quarantine: malformed_json, not_an_object, missing_event, bad_properties, missing_time,
+  bad_time, missing_distinct_id.
+* ``mixpanel-pipeline-profiles`` → ``mp_profiles`` (``mp_people_data``: ``distinct_id``,
+  ``properties``; schematized: ``distinct_id`` + one column per property, ``$`` → ``mp_``: the
+  whole row is the properties and ``mp_mparticle_user_id``, ``mp_email``, ... are read). The
+  same upsert as ``mixpanel-profiles`` (a later load replaces the same distinct_id; within a file
+  the last row wins). Quarantine: malformed_json, not_an_object, missing_distinct_id,
+  bad_properties.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from cohortlab.loaders.base import FileContext, FileResult, LoadError, Loader, expand_paths, fingerprint, sql_str
+from cohortlab.loaders.mixpanel_common import (
+    MPUID_TOKEN_RE,
+    NUMERIC_JSON_TYPES,
+    ProfileUpserts,
+    epoch_to_timestamp_sql,
+    id_text_sql,
+    raw_text_sql,
+    upsert_profiles,
+)
+from cohortlab.loaders._warehouse import is_parquet, json_object_sql, present_sql, records_sql
+
+TIME_UNITS = ("auto", "s", "ms")
+_MAP = "_mp_pl_idmap"
+KEY = "event, distinct_id, time, insert_id"
+
+
+def _first(*exprs: str) -> str:
+    return f"coalesce({', '.join(exprs)})"
+
+
+def _prop(p: str, key: str) -> str:
+    """JSON value of property ``key`` of the properties object ``p``."""
+    return f"json_extract({p}, {sql_str('$.' + json.dumps(key))})"
+
+
+def _time_sql(tv: str, unit: str) -> str:
+    """TIMESTAMP (UTC) of a JSON time value: a number or numeric string = epoch (``unit``), any
+    other string = an ISO-8601 / SQL timestamp (no zone = UTC)."""
+    num = (f"CASE WHEN json_type({tv}) IN {NUMERIC_JSON_TYPES} THEN TRY_CAST({tv}::VARCHAR AS DOUBLE) "
+           f"WHEN json_type({tv}) = 'VARCHAR' THEN TRY_CAST(trim(json_extract_string({tv}, '$')) AS DOUBLE) END")
+    text = f"timezone('UTC', TRY_CAST(trim(json_extract_string({tv}, '$')) AS TIMESTAMPTZ))"
+    return (f"CASE WHEN ({num}) IS NOT NULL THEN {epoch_to_timestamp_sql(f'({num})', unit)} "
+            f"WHEN json_type({tv}) = 'VARCHAR' THEN {text} END")
+
+
+class MixpanelPipelineEventsLoader(Loader):
+    kind = "mixpanel-pipeline-events"
+    description = "Mixpanel Data Pipelines events (JSON or Parquet; mp_master_event) -> mp_events"
+
+    def validate_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        opts = dict(options)
+        unit = str(opts.pop("time_unit", "auto")).strip().lower()
+        if unit not in TIME_UNITS:
+            raise ValueError(f"{self.kind}: time_unit must be one of {', '.join(TIME_UNITS)}, got {unit!r}")
+        props = str(opts.pop("properties", "all")).strip().lower()
+        if props not in ("all", "none"):
+            raise ValueError(f"{self.kind}: properties must be all or none, got {props!r}")
+        mappings = opts.pop("identity_mappings", None)
+        if opts:
+            raise ValueError(f"{self.kind}: unknown option(s) {sorted(opts)}; known: time_unit, properties, "
+                             "identity_mappings")
+        out: dict[str, Any] = {"time_unit": unit, "properties": props}
+        if mappings not in (None, ""):
+            files = expand_paths(mappings)
+            out["identity_mappings"] = [str(p) for p in files]
+        return out
+
+    def fingerprint_options(self) -> dict[str, Any]:
+        fp = {k: v for k, v in self.options.items() if k != "identity_mappings"}
+        if "identity_mappings" in self.options:  # the mappings' content, not their names, shapes rows
+            fp["identity_mappings"] = sorted(
+                fingerprint(Path(p), "mixpanel-identity-mappings", {}) for p in self.options["identity_mappings"])
+        return fp
+
+    # ------------------------------------------------------------------ identity mappings
+    def begin(self, engine) -> None:
+        super().begin(engine)
+        engine.execute(f"DROP TABLE IF EXISTS {_MAP}")
+        files = self.options.get("identity_mappings")
+        if not files:
+            return
+        engine.execute(f"CREATE TEMP TABLE {_MAP} (distinct_id VARCHAR, resolved VARCHAR)")
+        for f in files:
+            ctx = FileContext(engine, Path(f), 0, "mixpanel-identity-mappings", {})
+            try:
+                engine.execute(
+                    f"""INSERT INTO {_MAP}
+                    SELECT {id_text_sql('v[1]')}, {id_text_sql('v[2]')}
+                    FROM (SELECT json_extract(j, ['$.distinct_id', '$.resolved_distinct_id']) AS v
+                          FROM ({records_sql(ctx)}) WHERE json_type(j) = 'OBJECT')"""
+                )
+            except LoadError:
+                raise
+            except Exception as e:  # noqa: BLE001 - engine error: name the mappings file
+                raise LoadError(f, f"identity mappings: {str(e).strip().splitlines()[0]}") from e
+        (conflicts,) = engine.query_rows(
+            f"SELECT count(*) FILTER (WHERE k > 1) FROM "
+            f"(SELECT distinct_id, count(DISTINCT resolved) AS k FROM {_MAP} WHERE distinct_id IS NOT NULL "
+            f"AND resolved IS NOT NULL GROUP BY 1)")[0]
+        if conflicts:
+            raise LoadError(files[0], f"identity mappings: {conflicts} distinct_id(s) map to several "
+                                      "resolved_distinct_id values")
+        engine.execute(f"DELETE FROM {_MAP} WHERE distinct_id IS NULL OR resolved IS NULL")
+
+    def finish(self, engine, load_ids: list[int]) -> None:
+        super().finish(engine, load_ids)
+        engine.execute(f"DROP TABLE IF EXISTS {_MAP}")
+
+    # ------------------------------------------------------------------ per file
+    def load_file(self, ctx: FileContext) -> FileResult:
+        eng = ctx.engine
+        st = f"_mp_pl_ev_{ctx.load_id}"
+        keep = ctx.options["properties"] == "all"
+        eng.execute(f"CREATE OR REPLACE TEMP TABLE {st} AS {self._stage_sql(ctx, keep)}")
+        if self.options.get("identity_mappings"):
+            eng.execute(f"UPDATE {st} SET distinct_id = m.resolved FROM {_MAP} m WHERE {st}.distinct_id = m.distinct_id")
+        quarantined = ctx.reject(f"SELECT line, reason, raw FROM {st} WHERE reason IS NOT NULL")
+        rows_read, valid = eng.query_rows(f"SELECT count(*), count(*) FILTER (WHERE reason IS NULL) FROM {st}")[0]
+        dup = f"{st}_dup"
+        eng.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE {dup} AS
+            SELECT line FROM (SELECT line, {KEY} FROM {st} WHERE reason IS NULL)
+            QUALIFY row_number() OVER (PARTITION BY {KEY} ORDER BY line) > 1
+            UNION
+            SELECT s.line FROM {st} s SEMI JOIN mp_events e
+              ON e.event = s.event AND e.distinct_id = s.distinct_id AND e.time = s.time
+             AND e.insert_id IS NOT DISTINCT FROM s.insert_id
+            WHERE s.reason IS NULL
+            """
+        )
+        n_dup = int(eng.query_rows(f"SELECT count(*) FROM {dup}")[0][0])
+        eng.execute(
+            f"""
+            INSERT INTO mp_events (event, time, distinct_id, insert_id, device_id, user_id,
+                                   mparticle_user_id, properties, load_id, source_file, line)
+            SELECT event, time, distinct_id, insert_id, device_id, user_id, mparticle_user_id, properties, ?, ?, line
+            FROM {st} WHERE reason IS NULL AND line NOT IN (SELECT line FROM {dup})
+            """,
+            [ctx.load_id, str(ctx.path)],
+        )
+        eng.execute(f"DROP TABLE {dup}")
+        eng.execute(f"DROP TABLE {st}")
+        return FileResult(rows_read=int(rows_read), loaded=int(valid) - n_dup, deduplicated=n_dup,
+                          quarantined=Counter(quarantined))
+
+    def _stage_sql(self, ctx: FileContext, keep_properties: bool) -> str:
+        unit = ctx.options["time_unit"]
+        paths = ["$.event_name", "$.mp_event_name", "$.event", "$.properties", "$.time", "$.distinct_id",
+                 "$.user_id", "$.device_id", "$.insert_id", "$.mp_mparticle_user_id"]
+        p = "props"
+        tv = f"CASE WHEN {present_sql('v[5]')} THEN v[5] ELSE {_prop(p, 'time')} END"
+        mp_v = f"CASE WHEN {present_sql(_prop(p, '$mparticle_user_id'))} THEN {_prop(p, '$mparticle_user_id')} ELSE v[10] END"
+        return f"""
+            WITH rec AS (
+                SELECT line, raw, j, j IS NULL AS malformed, coalesce(json_type(j) = 'OBJECT', FALSE) AS is_obj
+                FROM ({records_sql(ctx)})
+            ),
+            v AS (
+                SELECT *, CASE WHEN is_obj THEN json_extract(j, {_list(paths)}) END AS v FROM rec
+            ),
+            p AS (
+                SELECT *,
+                       -- the properties object; a schematized row (no properties column) is its own properties
+                       CASE WHEN {present_sql('v[4]')} THEN {json_object_sql('v[4]')}
+                            WHEN is_obj AND v[2] IS NOT NULL THEN j END AS props,
+                       {present_sql('v[4]')} AS has_props,
+                       CASE WHEN json_type(v[4]) = 'VARCHAR' THEN json_extract_string(v[4], '$') END AS props_text
+                FROM v
+            ),
+            f AS (
+                SELECT *,
+                       {_first(raw_text_sql('v[1]'), raw_text_sql('v[2]'), raw_text_sql('v[3]'))} AS event,
+                       {tv} AS tv,
+                       {_first(id_text_sql('v[7]'), id_text_sql(_prop(p, '$user_id')))} AS user_id,
+                       {_first(id_text_sql('v[8]'), id_text_sql(_prop(p, '$device_id')))} AS device_id,
+                       {_first(id_text_sql('v[9]'), id_text_sql(_prop(p, '$insert_id')))} AS insert_id,
+                       {_first(id_text_sql('v[6]'), id_text_sql(_prop(p, 'distinct_id')))} AS did,
+                       {mp_v} AS mp_v
+                FROM p
+            ),
+            g AS (
+                SELECT *, {_time_sql('tv', unit)} AS ts,
+                       coalesce(did, user_id, '$device:' || device_id) AS distinct_id,
+                       json_type(mp_v) AS mp_type, {raw_text_sql('mp_v')} AS mp_text,
+                       CASE WHEN json_type(mp_v) = 'DOUBLE'
+                            THEN regexp_extract_all(coalesce(props_text, raw), '{MPUID_TOKEN_RE}', 1) END AS toks
+                FROM f
+            )
+            SELECT line,
+                   CASE WHEN malformed THEN 'malformed_json'
+                        WHEN NOT is_obj THEN 'not_an_object'
+                        WHEN event IS NULL OR event = '' THEN 'missing_event'
+                        WHEN has_props AND props IS NULL THEN 'bad_properties'
+                        WHEN tv IS NULL OR json_type(tv) = 'NULL' THEN 'missing_time'
+                        WHEN ts IS NULL THEN 'bad_time'
+                        WHEN distinct_id IS NULL THEN 'missing_distinct_id'
+                   END AS reason,
+                   raw, event, ts AS time, distinct_id, insert_id, device_id, user_id,
+                   CASE WHEN mp_type = 'DOUBLE' AND len(toks) = 1
+                             AND TRY_CAST(toks[1] AS DOUBLE) = TRY_CAST(mp_text AS DOUBLE) THEN toks[1]
+                        ELSE mp_text END AS mparticle_user_id,
+                   {"props" if keep_properties else "NULL::JSON"} AS properties
+            FROM g"""
+
+
+class MixpanelPipelineProfilesLoader(ProfileUpserts, Loader):
+    kind = "mixpanel-pipeline-profiles"
+    description = "Mixpanel Data Pipelines user profiles (JSON or Parquet; mp_people_data) -> mp_profiles"
+
+    def load_file(self, ctx: FileContext) -> FileResult:
+        eng = ctx.engine
+        st = f"_mp_pl_pr_{ctx.load_id}"
+        p = "props"
+
+        def prop(key: str) -> str:  # the property, or its schematized column (``$x`` -> ``mp_x``)
+            col = "mp_" + key[1:] if key.startswith("$") else key
+            return f"coalesce({_prop(p, key)}, {_prop(p, col)})"
+
+        eng.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE {st} AS
+            WITH rec AS (
+                SELECT line, raw, j, j IS NULL AS malformed, coalesce(json_type(j) = 'OBJECT', FALSE) AS is_obj
+                FROM ({records_sql(ctx)})
+            ),
+            v AS (SELECT *, CASE WHEN is_obj THEN json_extract(j, ['$.distinct_id', '$.properties', '$."$distinct_id"']) END AS v
+                  FROM rec),
+            p AS (
+                SELECT *, {present_sql('v[2]')} AS has_props,
+                       CASE WHEN {present_sql('v[2]')} THEN {json_object_sql('v[2]')}
+                            WHEN is_obj THEN json_remove(j, '$.distinct_id') END AS props,
+                       CASE WHEN json_type(v[2]) = 'VARCHAR' THEN json_extract_string(v[2], '$') END AS props_text,
+                       coalesce({id_text_sql('v[1]')}, {id_text_sql('v[3]')}) AS distinct_id
+                FROM v
+            ),
+            f AS (
+                SELECT *, {prop('$mparticle_user_id')} AS mp_v FROM p
+            )
+            SELECT line,
+                   CASE WHEN malformed THEN 'malformed_json' WHEN NOT is_obj THEN 'not_an_object'
+                        WHEN distinct_id IS NULL THEN 'missing_distinct_id'
+                        WHEN has_props AND props IS NULL THEN 'bad_properties' END AS reason,
+                   raw, distinct_id, coalesce(props, '{{}}'::JSON) AS properties,
+                   CASE WHEN json_type(mp_v) = 'DOUBLE' AND len(toks) = 1
+                             AND TRY_CAST(toks[1] AS DOUBLE) = TRY_CAST(mp_text AS DOUBLE) THEN toks[1]
+                        ELSE mp_text END AS mparticle_user_id,
+                   json_extract_string({prop('$email')}, '$') AS email,
+                   json_extract_string({prop('$phone')}, '$') AS phone,
+                   timezone('UTC', TRY_CAST(trim(json_extract_string({prop('$created')}, '$')) AS TIMESTAMPTZ)) AS created,
+                   timezone('UTC', TRY_CAST(trim(json_extract_string({prop('$last_seen')}, '$')) AS TIMESTAMPTZ)) AS last_seen
+            FROM (SELECT *, {raw_text_sql('mp_v')} AS mp_text,
+                         CASE WHEN json_type(mp_v) = 'DOUBLE'
+                              THEN regexp_extract_all(coalesce(props_text, raw), '{MPUID_TOKEN_RE}', 1) END AS toks
+                  FROM f)
+            """
+        )
+        quarantined = ctx.reject(f"SELECT line, reason, raw FROM {st} WHERE reason IS NOT NULL")
+        loaded, dedup = upsert_profiles(ctx, f"SELECT * FROM {st} WHERE reason IS NULL")
+        rows_read = int(eng.query_rows(f"SELECT count(*) FROM {st}")[0][0])
+        eng.execute(f"DROP TABLE {st}")
+        return FileResult(rows_read=rows_read, loaded=loaded, deduplicated=dedup, quarantined=Counter(quarantined))
+
+
+def _list(paths: list[str]) -> str:
+    return "[" + ", ".join(sql_str(x) for x in paths) + "]"
+
+
+__all__ = ["MixpanelPipelineEventsLoader", "MixpanelPipelineProfilesLoader", "is_parquet"]

@@ -1,0 +1,125 @@
+"""mParticle profile tables saved as Parquet (a warehouse table of profiles, e.g. an export of a
+Profile API snapshot or a profile view) → ``mpa_profiles``, ``mpa_identities``,
+``mpa_attributes``, ``mpa_audiences`` (kind ``mparticle-parquet``).
+
+One row per profile. Columns (names matched case-insensitively):
+
+* the MPID: ``mpid`` (else ``mparticle_user_id``, ``mparticle_id``; option ``mpid_column``).
+  An integer column is exact; a text column is validated as int64; a floating-point column
+  (an MPID that went through a double) is never an MPID: its rows are quarantined
+  ``invalid_mpid``.
+* Profile API columns, read exactly as the ``mparticle-profiles`` loader reads the JSON fields:
+  ``user_identities``, ``device_identities`` (a list of ``{type, value}`` or a map
+  ``{type: value}``), ``user_attributes`` (a map/struct, or JSON text), ``audience_memberships``,
+  ``created_timestamp_ms``, ``last_stored_timestamp_ms`` (epoch ms, or a TIMESTAMP column),
+  ``is_opted_out``, ``environment``.
+* otherwise, as for ``mparticle-csv``: columns named by identity type (``customer_id``, ``email``,
+  ``other_id_2``, ``ios_idfv``, ``android_uuid`` …; any known spelling) are identities, and, when
+  there is no ``user_attributes`` column, every other column is a user attribute (NULL = absent).
+
+Rows are converted to Profile API records in SQL and go through the ``mparticle-profiles``
+staging: the same quarantine reasons, the same snapshot semantics (a later load replaces every
+row of the same MPID; within a file the last row of an MPID wins). ``source`` = ``parquet``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dataclasses
+
+from cohortlab.loaders._mparticle import Temp, identity_kind, normalise_identity_type, stage_sql
+from cohortlab.loaders._warehouse import FILE_ROW, is_parquet, records_sql
+from cohortlab.loaders.base import FileContext, LoadError, sql_str
+from cohortlab.loaders.mparticle_profiles import _CHECKS, _CONTAINERS, _SCALARS, MParticleProfilesLoader
+
+MPID_NAMES = ("mpid", "mparticle_user_id", "mparticle_id")
+PROFILE_COLUMNS = ("user_identities", "device_identities", "user_attributes", "audience_memberships",
+                   "created_timestamp_ms", "last_stored_timestamp_ms", "is_opted_out", "environment")
+_TIME_COLUMNS = ("created_timestamp_ms", "last_stored_timestamp_ms")
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class MParticleParquetLoader(MParticleProfilesLoader):
+    kind = "mparticle-parquet"
+    description = "mParticle profile table as Parquet: mpid + Profile API columns or identity/attribute columns"
+    source = "parquet"
+
+    def validate_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        opts = dict(options)
+        col = opts.pop("mpid_column", None)
+        if opts:
+            raise ValueError(f"{self.kind}: unknown option(s) {sorted(opts)}; known: mpid_column")
+        return {"mpid_column": str(col).strip()} if col not in (None, "") else {}
+
+    def _stage(self, ctx: FileContext, tmp: Temp) -> str:
+        if not is_parquet(ctx.path):
+            raise LoadError(ctx.path, "not a Parquet file (no PAR1 header): mparticle-parquet reads Parquet; "
+                                      "use mparticle-profiles for JSON or mparticle-csv for CSV")
+        cols = ctx.engine.query_rows(f"DESCRIBE SELECT * FROM read_parquet({ctx.file_sql})")
+        types = {name: str(typ).upper() for name, typ, *_ in cols}
+        lower = {name.lower(): name for name in types}
+        want = ctx.options.get("mpid_column")
+        mpid = (next((n for n in types if n == want), None) or lower.get(want.lower())) if want else \
+            next((lower[n] for n in MPID_NAMES if n in lower), None)
+        if mpid is None:
+            raise LoadError(ctx.path, f"no MPID column ({want or ' / '.join(MPID_NAMES)}; option mpid_column); "
+                                      f"columns found: {', '.join(types)}")
+        fields: list[str] = [sql_str("mpid"), _mpid_json(mpid)]
+        profile_cols = {lower[c]: c for c in PROFILE_COLUMNS if c in lower}
+        for real, key in profile_cols.items():
+            fields += [sql_str(key), _value_json(real, types[real], key)]
+        others = [n for n in types if n != mpid and n not in profile_cols]
+        users = [(n, normalise_identity_type(n)) for n in others if identity_kind(n) == "user"]
+        devices = [(n, normalise_identity_type(n)) for n in others if identity_kind(n) == "device"]
+        attrs = [n for n in others if identity_kind(n) is None]
+        if users and "user_identities" not in profile_cols.values():
+            fields += [sql_str("user_identities"), _map_json([(t, f"nullif({_q(n)}::VARCHAR, '')") for n, t in users])]
+        if devices and "device_identities" not in profile_cols.values():
+            fields += [sql_str("device_identities"), _map_json([(t, f"nullif({_q(n)}::VARCHAR, '')") for n, t in devices])]
+        if attrs and "user_attributes" not in profile_cols.values():
+            fields += [sql_str("user_attributes"), _map_json([(n, _q(n)) for n in attrs])]
+        records = (
+            f"SELECT {FILE_ROW} + 1 AS line, json_object({', '.join(fields)}) AS j "
+            f"FROM read_parquet({ctx.file_sql}, file_row_number=true)"
+        )
+        return tmp.create("stage", stage_sql(records, _SCALARS, _CONTAINERS, _CHECKS))
+
+    def load_file(self, ctx: FileContext):
+        # quarantined rows read their raw text back through ctx.json_records_sql(): the Parquet rows
+        return super().load_file(_ParquetContext(**{f.name: getattr(ctx, f.name) for f in dataclasses.fields(ctx)}))
+
+
+class _ParquetContext(FileContext):
+    def json_records_sql(self) -> str:
+        return records_sql(self)
+
+
+def _mpid_json(col: str) -> str:
+    """The MPID as JSON: integers exact, text as a JSON string (validated later), anything else
+    (a float) as its JSON number text, which is not an MPID."""
+    return f"to_json({_q(col)})"
+
+
+def _value_json(col: str, typ: str, key: str) -> str:
+    c = _q(col)
+    if key in _TIME_COLUMNS and typ.startswith("TIMESTAMP"):
+        return f"to_json(epoch_ms({c}::TIMESTAMP))"
+    if typ in ("VARCHAR", "JSON") and key not in ("environment", *_TIME_COLUMNS, "is_opted_out"):
+        # JSON text of a nested field; text that is not JSON stays a string (and is quarantined
+        # by the field's check, e.g. invalid_user_attributes)
+        return f"coalesce(TRY_CAST({c} AS JSON), to_json({c}))"
+    return f"to_json({c})"
+
+
+def _map_json(pairs: list[tuple[str, str]]) -> str:
+    """A JSON object of the non-null ``(key, SQL value)`` pairs."""
+    entries = ", ".join(f"struct_pack(k := {sql_str(k)}, v := to_json({v}))" for k, v in pairs)
+    return (f"to_json(map_from_entries(list_filter([{entries}], "
+            f"lambda e: e.v IS NOT NULL AND e.v::VARCHAR <> 'null')))")
+
+
+__all__ = ["MParticleParquetLoader"]

@@ -1,0 +1,218 @@
+"""Step 1 of the migration model (:mod:`.model`): who is who, and when they were active.
+
+Every Mixpanel ``distinct_id`` with events is linked to a person (an mParticle MPID, or itself
+when it links to nothing), and the activity is cut at every instant a plan cares about, so the
+per-plan steps work on few rows exactly. Shared by every plan of a run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Iterable
+
+from cohortlab.engines.base import Engine
+from cohortlab.identifiers import is_valid_mpid_sql, mpid_sql
+from cohortlab.migration.model import IDENTITY_COLUMNS, REPEAT_DAYS, RunTables, run_pipeline
+from cohortlab.migration.plans import MigrationPlan
+from cohortlab.pipeline import Pipeline, sql_str, sql_ts
+from cohortlab.times import naive_utc, parse_naive_utc
+
+
+def interval_case(col: str, bounds: list[datetime]) -> str:
+    """SQL: index of the interval of ``col`` among the sorted ``bounds`` (0 before the first)."""
+    if not bounds:
+        return "0"
+    return ("CASE " + " ".join(f"WHEN {col} >= {sql_ts(b)} THEN {i + 1}" for i, b in reversed(list(enumerate(bounds))))
+            + " ELSE 0 END")
+
+
+def activity_pipelines(t: RunTables, *, bounds: list[datetime] | None = None, shifts: list[int] | None = None,
+                       window_end: datetime | None = None, tail_start: datetime | None = None) -> dict[str, Pipeline]:
+    """The plan-independent steps, {table: pipeline} in the order to run them.
+
+    ``intervals``: ONE scan of ``mp_events``, grouped by (distinct_id, device, interval), where
+    the intervals are cut at every instant any plan cares about (``bounds``: switches,
+    remediation starts, cutoffs, the as-of time, the window end, each also shifted back by the
+    projection periods). No row straddles an instant, so every later step works on these few
+    rows exactly. ``links`` ties distinct_ids to persons, ``persons`` holds one row per person
+    with its identities, ``activity`` the activity rows (pid, interval, first/last time,
+    events), projected copies included (``shifts``: days added to each copy of the activity at
+    or after ``tail_start``)."""
+    bounds = sorted(set(bounds or []))
+    scan = Pipeline()
+    scan.add("events", f"""
+        SELECT distinct_id, user_id, device_id, mparticle_user_id, time,
+               {interval_case('time', bounds)} AS u, user_id IS NOT NULL AS has_uid
+        FROM mp_events
+        WHERE distinct_id IS NOT NULL AND time IS NOT NULL""")
+    # any_value (not min/max) of the text columns: string comparisons dominate this scan
+    scan.add("activity_by_interval", """
+        SELECT distinct_id,
+               coalesce(device_id, CASE WHEN starts_with(distinct_id, '$device:') THEN substr(distinct_id, 9) END) AS device,
+               u, has_uid, min(time) AS t_min, max(time) AS t_max, count(*) AS n,
+               any_value(user_id) AS user_id, any_value(mparticle_user_id) AS mup
+        FROM events GROUP BY distinct_id, device_id, u, has_uid""")
+
+    link = Pipeline()
+    link.add("existing_mpids", "SELECT DISTINCT mpid FROM mpa_profiles WHERE mpid IS NOT NULL")
+    link.add("unique_user_identities", """
+        SELECT value, min(mpid) AS mpid FROM mpa_identities
+        WHERE kind = 'user' AND value IS NOT NULL
+        GROUP BY value HAVING count(DISTINCT mpid) = 1""")
+    link.add("unique_device_identities", """
+        SELECT value, min(mpid) AS mpid FROM mpa_identities
+        WHERE kind = 'device' AND value IS NOT NULL
+        GROUP BY value HAVING count(DISTINCT mpid) = 1""")
+    link.add("distinct_id_devices", f"""
+        SELECT distinct_id, device, max(user_id) AS user_id,
+               min(mup) AS mup_lo, max(mup) AS mup_hi, min(t_min) AS first_t
+        FROM {t.intervals} GROUP BY distinct_id, device""")
+    link.add("direct_links", f"""
+        SELECT dd.distinct_id, dd.device, dd.first_t,
+               coalesce(p1.mpid, p2.mpid, p3.mpid, u1.mpid, u2.mpid) AS mpid_direct,
+               coalesce({mpid_sql('dd.mup_hi')}, {mpid_sql('dd.mup_lo')}) AS mpid_claimed
+        FROM distinct_id_devices dd
+        LEFT JOIN existing_mpids p1 ON p1.mpid = {mpid_sql('dd.mup_hi')}
+        LEFT JOIN existing_mpids p2 ON p2.mpid = {mpid_sql('dd.mup_lo')}
+        LEFT JOIN existing_mpids p3 ON p3.mpid = {mpid_sql('dd.distinct_id')}
+        LEFT JOIN unique_user_identities u1 ON u1.value = dd.user_id
+        LEFT JOIN unique_user_identities u2 ON u2.value = dd.distinct_id""")
+    link.add("direct_link_per_distinct_id", """
+        SELECT distinct_id, max(mpid_direct) AS mpid_direct, max(mpid_claimed) AS mpid_claimed,
+               min(device) AS device, min(first_t) AS first_t
+        FROM direct_links GROUP BY distinct_id""")
+    link.add("device_first_user", """
+        SELECT m.device, arg_min(d.mpid_direct, m.first_t) AS mpid
+        FROM direct_links m JOIN direct_link_per_distinct_id d ON d.distinct_id = m.distinct_id
+        WHERE m.device IS NOT NULL AND d.mpid_direct IS NOT NULL
+        GROUP BY m.device""")
+    link.add("linked_by_device_merge", """
+        SELECT m.distinct_id, min(l.mpid) AS mpid
+        FROM direct_links m JOIN device_first_user l ON l.device = m.device
+        GROUP BY m.distinct_id""")
+    link.add("linked_by_device_identity", """
+        SELECT m.distinct_id, min(v.mpid) AS mpid
+        FROM direct_links m JOIN unique_device_identities v ON v.value = m.device
+        GROUP BY m.distinct_id""")
+    link.add("first_link_that_applies", """
+        SELECT d.distinct_id, d.device, d.first_t,
+               coalesce(d.mpid_direct, dv.mpid, dvi.mpid, d.mpid_claimed) AS mpid,
+               CASE WHEN d.mpid_direct IS NOT NULL THEN 'direct'
+                    WHEN dv.mpid IS NOT NULL THEN 'device_merge'
+                    WHEN dvi.mpid IS NOT NULL THEN 'device_identity'
+                    WHEN d.mpid_claimed IS NOT NULL THEN 'claimed'
+                    ELSE 'none' END AS link
+        FROM direct_link_per_distinct_id d
+        LEFT JOIN linked_by_device_merge dv ON dv.distinct_id = d.distinct_id
+        LEFT JOIN linked_by_device_identity dvi ON dvi.distinct_id = d.distinct_id""")
+    link.add("person_links", """
+        SELECT distinct_id, mpid, link, device, first_t,
+               CASE WHEN mpid IS NULL THEN distinct_id END AS anon_id
+        FROM first_link_that_applies""")
+
+    persons = Pipeline()
+    persons.add("identities_by_type", "SELECT mpid, "
+                + ", ".join(f"min(CASE WHEN identity_type = '{typ}' THEN value END) AS {c}"
+                            for typ, c in IDENTITY_COLUMNS.items())
+                + " FROM mpa_identities WHERE kind = 'user' GROUP BY mpid")
+    persons.add("existing_mpids", "SELECT DISTINCT mpid FROM mpa_profiles WHERE mpid IS NOT NULL")
+    persons.add("people", f"""
+        SELECT mpid, anon_id, min(device) AS device, min(first_t) AS first_t,
+               min(CASE WHEN NOT starts_with(distinct_id, '$device:') AND NOT {is_valid_mpid_sql('distinct_id')}
+                        THEN distinct_id END) AS obs_ident
+        FROM {t.links} GROUP BY mpid, anon_id""")
+    persons.add("numbered_people", """
+        SELECT row_number() OVER (ORDER BY p.first_t, p.mpid, p.anon_id) AS pid,
+               p.mpid, p.anon_id, p.obs_ident, e.mpid IS NOT NULL AS mpid_exists,
+               CASE WHEN p.anon_id IS NOT NULL THEN p.anon_id
+                    WHEN p.device IS NOT NULL THEN '$device:' || p.device
+                    ELSE '$device:mpid-' || CAST(p.mpid AS VARCHAR) END AS device_key
+        FROM people p LEFT JOIN existing_mpids e ON e.mpid = p.mpid""")
+    persons.add("persons_with_identities", "SELECT p.*, " + ", ".join(f"i.{c}" for c in IDENTITY_COLUMNS.values())
+                + " FROM numbered_people p LEFT JOIN identities_by_type i ON i.mpid = p.mpid")
+
+    act = Pipeline()
+    # idmask: bit 0 = the person has an MPID, bit c = it has the identity of key code c
+    idmask = " + ".join(["CASE WHEN p.mpid IS NOT NULL THEN 1 ELSE 0 END"] + [
+        f"CASE WHEN coalesce(p.{c}, p.obs_ident) IS NOT NULL THEN {2 ** (i + 1)} ELSE 0 END"
+        for i, c in enumerate(IDENTITY_COLUMNS.values())])
+    act.add("person_of_distinct_id", f"""
+        SELECT m.distinct_id, p.pid, p.anon_id IS NOT NULL AS anon, {idmask} AS idmask FROM {t.links} m
+        JOIN {t.persons} p ON p.mpid IS NOT DISTINCT FROM m.mpid AND p.anon_id IS NOT DISTINCT FROM m.anon_id""")
+    act.add("observed_activity", f"""
+        SELECT pm.pid, pm.anon, pm.idmask, e.u, e.has_uid, e.t_min, e.t_max, e.n
+        FROM {t.intervals} e JOIN person_of_distinct_id pm ON pm.distinct_id = e.distinct_id""")
+    parts = ["SELECT pid, anon, idmask, u, has_uid, 0 AS k, t_min, t_max, n, FALSE AS projected FROM observed_activity"
+             + (f" WHERE t_min < {sql_ts(window_end)}" if window_end is not None else "")]
+    for k, days in enumerate(shifts or [], start=1):
+        sh = f"INTERVAL {int(days)} DAY"
+        tail = f" AND t_min >= {sql_ts(tail_start)}" if tail_start is not None else ""
+        parts.append(f"SELECT pid, anon, idmask, u, has_uid, {k} AS k, t_min + {sh} AS t_min, t_max + {sh} AS t_max, "
+                     f"n, TRUE AS projected FROM observed_activity WHERE t_min + {sh} < {sql_ts(window_end)}{tail}")
+    act.add("observed_and_projected_activity", "\nUNION ALL\n".join(parts))
+    return {t.intervals: scan, t.links: link, t.persons: persons, t.activity: act}
+
+
+@dataclass
+class Prepared:
+    """What :func:`prepare` made: the data's time range, the projection and the step counts."""
+    tables: RunTables
+    data_start: datetime | None
+    data_end: datetime | None
+    window_end: datetime | None
+    period_days: int | None
+    shifts: list[int]
+    bounds: list[datetime]
+    persons: int
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+def prepare(engine: Engine, tables: RunTables, plans: Iterable[MigrationPlan] = (), *, window_end: Any = None,
+            project: bool = False, repeat_days: int = REPEAT_DAYS, extra_bounds: Iterable[Any] = (),
+            debug: bool = False) -> Prepared:
+    """Materialise the intervals, links, persons and activity tables of ``tables`` for ``plans``.
+    With ``project``, the activity of the last ``repeat_days`` whole days of data (all of it
+    when the data span fewer days) is repeated with that period up to ``window_end``."""
+    lo, hi = engine.query_rows("SELECT min(time), max(time) FROM mp_events")[0]
+    we = parse_naive_utc(window_end) if window_end is not None else None
+    instants = {naive_utc(t) for p in plans for t, _ in p.changes}
+    instants |= {parse_naive_utc(x) for x in extra_bounds if x is not None}
+    if we is not None:
+        instants.add(we)
+    shifts: list[int] = []
+    period = None
+    tail_start = None
+    if project and we is not None and lo is not None:
+        if repeat_days < 1:
+            raise ValueError("repeat_days must be at least 1")
+        period = min((hi.date() - lo.date()).days + 1, int(repeat_days))
+        data_end = datetime.combine(hi.date() + timedelta(days=1), datetime.min.time())
+        tail_start = data_end - timedelta(days=period)
+        instants.add(tail_start)
+        k = 1
+        while tail_start + timedelta(days=k * period) < we:
+            shifts.append(k * period)
+            k += 1
+    bounds = sorted(instants | {b - timedelta(days=d) for b in instants for d in shifts})
+    counts = {}
+    for table, pipe in activity_pipelines(tables, bounds=bounds, shifts=shifts, window_end=we,
+                                          tail_start=tail_start).items():
+        counts[table] = run_pipeline(engine, tables, pipe, table, debug=debug)
+    return Prepared(tables, lo, hi, we, period, shifts, bounds, engine.count(tables.persons), counts)
+
+
+def cohort_scope_sql(t: RunTables, cohort: str) -> str:
+    """SQL of the persons (pid) behind the members of ``cohort``'s latest snapshot."""
+    c = sql_str(cohort)
+    return f"""
+        SELECT DISTINCT pm.pid
+        FROM mp_cohort_members m
+        JOIN {t.links} l ON l.distinct_id = m.distinct_id
+        JOIN {t.persons} pm ON pm.mpid IS NOT DISTINCT FROM l.mpid AND pm.anon_id IS NOT DISTINCT FROM l.anon_id
+        WHERE m.snapshot_id = (SELECT max(snapshot_id) FROM mp_cohort_snapshots
+                               WHERE cohort_name = {c}
+                                 AND as_of = (SELECT max(as_of) FROM mp_cohort_snapshots WHERE cohort_name = {c}))"""
+
+
+__all__ = ["activity_pipelines", "Prepared", "prepare", "cohort_scope_sql", "interval_case"]

@@ -1,0 +1,343 @@
+"""Running the migration what-if: :func:`run_plans` predicts every plan day by day on the same
+data; :func:`compare` is what ``cohortlab migrate compare`` and the report call: the window,
+the plans (or the standard four around a switch date that is never invented), the run, which
+plan is best (or which tie), what the rates count, and for a cohort why ``simulate`` differs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, Iterable
+
+import pandas as pd
+
+from cohortlab.engines.base import Engine
+from cohortlab.migration.model import REPEAT_DAYS, RunTables, daily_pipeline, profiles_pipeline, run_pipeline, status_pipeline
+from cohortlab.migration.persons import Prepared, cohort_scope_sql, prepare
+from cohortlab.migration.plans import MigrationPlan
+from cohortlab.migration.store import DAILY_TABLE, PLANS_TABLE, SUMMARY_TABLE, USERS_TABLE, replace_rows
+from cohortlab.migration.switch import Switch, find_switch, plans_around
+from cohortlab.migration.validate import Reconciliation, check_activity, reconcile
+from cohortlab.pipeline import sql_str
+from cohortlab.settings import SyncSettings
+from cohortlab.times import format_time, naive_utc, parse_day
+
+TIE_PP = 0.05  # plans whose final rates are within this many percentage points tie
+
+
+# --------------------------------------------------------------------------- run_plans
+@dataclass
+class PlanRun:
+    """What :func:`run_plans` returns. ``daily``: one row per plan and day; ``summary``: one row
+    per plan; ``population``: what the rates count (text); ``tables``: the run's intermediate
+    tables (dropped at the end of the run unless kept: ``keep_tables`` or ``debug``);
+    ``step_counts``: rows per step and table in debug mode."""
+    daily: pd.DataFrame
+    summary: pd.DataFrame
+    plans: list[MigrationPlan]
+    start: date
+    end: date
+    activity: str
+    cohort: str | None
+    population: str
+    tables: RunTables
+    prepared: Prepared
+    step_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def drop_tables(self, engine: Engine) -> None:
+        self.tables.drop(engine)
+
+
+def time_to_fraction(daily: pd.DataFrame, since: datetime | None, fraction: float) -> float | None:
+    """Days from ``since`` (or the window start) until the match rate reaches ``fraction`` of its
+    final value and stays there; None if the final rate is 0."""
+    if daily.empty:
+        return None
+    d = daily.sort_values("day")
+    final = float(d["match_rate"].iloc[-1])
+    if not final or math.isnan(final):
+        return None
+    start = pd.Timestamp(since).tz_localize(None).normalize() if since is not None else pd.Timestamp(d["day"].iloc[0])
+    ok = (d["match_rate"] >= fraction * final - 1e-12).to_numpy()
+    first = len(ok)  # first index from which all later days are ok
+    for i in range(len(ok) - 1, -1, -1):
+        if not ok[i]:
+            break
+        first = i
+    day = pd.Timestamp(d["day"].iloc[first])
+    return max(0.0, float((day - start).days))
+
+
+def _midnight_after(d: date) -> datetime:
+    return datetime.combine(d + timedelta(days=1), datetime.min.time())
+
+
+def _daily_rates_sql(plan: MigrationPlan, cohort: str | None) -> str:
+    """The last step of a plan's daily table: its name, the cohort and the rates."""
+    return f"""
+        SELECT {sql_str(plan.name)} AS plan, CAST({sql_str(cohort)} AS VARCHAR) AS cohort, day_index,
+               CAST(day AS TIMESTAMP) AS day, as_of, eit, members, matched, people, matched_people, split_profiles,
+               CAST(matched AS DOUBLE) / CASE WHEN members > 0 THEN members END AS match_rate,
+               CAST(matched_people AS DOUBLE) / CASE WHEN people > 0 THEN people END AS people_match_rate,
+               members - people AS overcount
+        FROM daily"""
+
+
+def _users_sql(users: str, plan: MigrationPlan) -> str:
+    return f"""
+        SELECT {sql_str(plan.name)} AS plan, pid, mpid, distinct_id, mpid_key AS keyed_by_mpid,
+               first_t AS first_seen, last_t AS last_seen, events,
+               rfix_t AS remediation_at, cfix_t AS event_rule_at,
+               least(fix_t, fb_t) AS matchable_from, identifier_source, status, gap_reason,
+               category, person_profiles, person_matched
+        FROM {users}"""
+
+
+def _plan_summary(engine: Engine, plan: MigrationPlan, users: str, daily: pd.DataFrame, cohort: str | None,
+                  d0: date, d1: date) -> dict[str, Any]:
+    cat = dict(engine.query_rows(f"SELECT category, count(*) FROM {users} GROUP BY category"))
+    never = engine.query_rows(f"""
+        SELECT count(DISTINCT pid) FILTER (WHERE category = 'never_fixable'),
+               count(DISTINCT pid) FILTER (WHERE NOT person_matched)
+        FROM {users}""")[0]
+    change = plan.first_change()
+    last = daily.iloc[-1] if len(daily) else None
+    to90, to99 = time_to_fraction(daily, change, 0.90), time_to_fraction(daily, change, 0.99)
+    return {
+        "plan": plan.name, "cohort": cohort,
+        "start": pd.Timestamp(d0), "end": pd.Timestamp(d1),
+        "first_change": pd.Timestamp(naive_utc(change)) if change else pd.NaT,
+        "members_end": int(last["members"]) if last is not None else 0,
+        "matched_end": int(last["matched"]) if last is not None else 0,
+        "final_match_rate": float(last["match_rate"]) if last is not None else float("nan"),
+        "people_end": int(last["people"]) if last is not None else 0,
+        "split_profiles_end": int(last["split_profiles"]) if last is not None else 0,
+        "stranded_profiles": int(cat.get("stranded_split", 0)),
+        "never_fixable_users": int(never[0] or 0),
+        "unmatched_users": int(never[1] or 0),
+        "not_in_mparticle_profiles": int(cat.get("not_in_mparticle", 0)),
+        "deleted_mparticle_profiles": int(cat.get("mparticle_profile_deleted", 0)),
+        "unfixed_profiles": int(cat.get("unfixed", 0)),
+        "days_to_90pct": float("nan") if to90 is None else to90,
+        "days_to_99pct": float("nan") if to99 is None else to99,
+    }
+
+
+def _population(engine: Engine, t: RunTables, cohort: str | None, summary: pd.DataFrame) -> str:
+    last = summary.iloc[0] if len(summary) else None
+    people = int(last["people_end"]) if last is not None else 0
+    if cohort is None:
+        return (f"every Mixpanel profile with events (people with events: {people:,}); one person can have "
+                f"several profiles after a switch. Not a cohort's members: simulate counts those (use a cohort).")
+    members, as_of = engine.query_rows(f"""
+        SELECT count(DISTINCT distinct_id), max(as_of) FROM mp_cohort_members
+        WHERE snapshot_id = (SELECT max(snapshot_id) FROM mp_cohort_snapshots WHERE cohort_name = {sql_str(cohort)}
+                             AND as_of = (SELECT max(as_of) FROM mp_cohort_snapshots
+                                          WHERE cohort_name = {sql_str(cohort)}))""")[0]
+    return (f"the Mixpanel profiles with events of the {people:,} people behind the {members:,} members of "
+            f"{cohort!r} (snapshot {format_time(as_of)}); members without events are not counted, a person "
+            f"with several profiles counts each")
+
+
+def run_plans(engine: Engine, plans: Iterable[Any], start: Any, end: Any, *, settings: Any = None,
+              activity: str = "observed", repeat_days: int = REPEAT_DAYS, cohort: str | None = None,
+              store: bool = True, debug: bool = False, keep_tables: bool = False) -> PlanRun:
+    """Predict every plan over the days ``start..end`` (inclusive, state at the end of each day).
+    With ``store`` the rows of these plans in ``migration_daily``, ``migration_users``,
+    ``migration_summary`` and ``migration_plans`` are replaced (whole-table writes). ``cohort``:
+    only the people behind the members of that cohort's latest snapshot (all their Mixpanel
+    profiles), instead of everyone. ``activity="repeat"`` projects the activity of the last
+    ``repeat_days`` days past the last event; it adds nothing to a window that ends before then."""
+    plans = [MigrationPlan.coerce(p) for p in plans]
+    names = [p.name for p in plans]
+    if len(set(names)) != len(names):
+        raise ValueError(f"plan names must be unique: {names}")
+    st = SyncSettings.coerce(settings)
+    d0, d1 = parse_day(start), parse_day(end)
+    if d1 < d0:
+        raise ValueError(f"window end {d1} is before its start {d0}")
+    check_activity(activity)
+    window_end = _midnight_after(d1)
+    t = RunTables()
+    try:
+        prep = prepare(engine, t, plans, window_end=window_end, project=activity == "repeat",
+                       repeat_days=repeat_days, debug=debug)
+        counts = dict(prep.counts)
+        if cohort:
+            if not engine.query_rows(f"SELECT count(*) FROM mp_cohort_snapshots WHERE cohort_name = {sql_str(cohort)}")[0][0]:
+                raise ValueError(f"no membership snapshot of cohort {cohort!r} is loaded")
+            engine.materialise(t.scope, cohort_scope_sql(t, cohort), temp=not debug)
+            t.created.append(t.scope)
+        days = [d0 + timedelta(days=i) for i in range((d1 - d0).days + 1)]
+        dailies, users, rows = [], [], []
+        for i, plan in enumerate(plans):
+            profiles, daily_t, users_t = t.plan(i, "profiles"), t.plan(i, "daily"), t.plan(i, "users")
+            counts[profiles] = run_pipeline(engine, t, profiles_pipeline(
+                plan, t, window_end=window_end, observed_only=activity == "observed", scoped=bool(cohort)),
+                profiles, debug=debug)
+            eits = [plan.eit_at(_midnight_after(d).replace(tzinfo=timezone.utc)) for d in days]
+            dp = daily_pipeline(profiles, d0, d1, [st.fallback_applies(e) for e in eits], eits)
+            dp.add("daily_rates", _daily_rates_sql(plan, cohort))
+            counts[daily_t] = run_pipeline(engine, t, dp, daily_t, debug=debug)
+            counts[users_t] = run_pipeline(engine, t, status_pipeline(profiles, plan, st, window_end), users_t,
+                                           debug=debug)
+            daily = _read_daily(engine, daily_t)
+            rows.append(_plan_summary(engine, plan, users_t, daily, cohort, d0, d1))
+            dailies.append(daily)
+            users.append(users_t)
+        daily = pd.concat(dailies, ignore_index=True) if dailies else pd.DataFrame()
+        summary = pd.DataFrame(rows)
+        if len(summary):
+            summary["cohort"] = summary["cohort"].astype("string")
+        if store:
+            _store(engine, t, plans, [t.plan(i, "daily") for i in range(len(plans))], users, summary)
+        population = _population(engine, t, cohort, summary)
+    finally:
+        if not (keep_tables or debug):
+            t.drop(engine)
+    return PlanRun(daily, summary, plans, d0, d1, activity, cohort, population, t, prep, counts if debug else {})
+
+
+def _read_daily(engine: Engine, table: str) -> pd.DataFrame:
+    daily = engine.query_df(f"SELECT * FROM {table} ORDER BY day_index")
+    daily["cohort"] = daily["cohort"].astype("string")
+    daily["day"] = pd.to_datetime(daily["day"])
+    return daily
+
+
+def _store(engine: Engine, t: RunTables, plans: list[MigrationPlan], dailies: list[str], users: list[str],
+           summary: pd.DataFrame) -> None:
+    """Replace the rows of these plans in the four stored tables, each in one whole-table write."""
+    these = f"plan IN ({', '.join(sql_str(p.name) for p in plans)})"
+    stored_users = [f"({_users_sql(u, plan)}) AS u" for plan, u in zip(plans, users)]
+    frames = {SUMMARY_TABLE: summary, PLANS_TABLE: pd.DataFrame({
+        "plan": [p.name for p in plans], "definition": [p.model_dump_json() for p in plans],
+        "yaml": [p.to_yaml() for p in plans]})}
+    replace_rows(engine, DAILY_TABLE, dailies, these)
+    replace_rows(engine, USERS_TABLE, stored_users, these)
+    for table, frame in frames.items():
+        name = t.name(f"new_{table}")
+        engine.materialise_frame(name, frame, temp=True)
+        t.created.append(name)
+        replace_rows(engine, table, [name], these)
+
+
+# --------------------------------------------------------------------------- compare
+def best_plans(summary: pd.DataFrame, tie_pp: float = TIE_PP) -> list[str]:
+    """The plans whose final match rate is within ``tie_pp`` percentage points of the highest
+    (one name: a clear best; several: a tie; none when no plan has a rate)."""
+    rates = summary.set_index("plan")["final_match_rate"].astype(float).dropna()
+    if rates.empty:
+        return []
+    top = rates.max()
+    return [p for p, r in rates.items() if (top - r) * 100 <= tie_pp + 1e-9]
+
+
+@dataclass
+class Comparison:
+    """What :func:`compare` returns (the CLI and the report read it).
+
+    ``run``: the :class:`PlanRun` (``daily``, ``summary``, ``population``); ``best``: the best
+    plan's name, or several names on a tie (``tie``); ``switch``: where the standard plans'
+    switch date came from (None when plans were given); ``window_source``: ``parameter`` or
+    ``data`` for each end of the window; ``reconciliation``: for a cohort, why ``simulate``
+    gives another rate (None without a cohort or an observed resolution)."""
+    run: PlanRun
+    best: list[str]
+    switch: Switch | None
+    window_source: dict[str, str]
+    reconciliation: Reconciliation | None = None
+    tie_pp: float = TIE_PP
+
+    @property
+    def daily(self) -> pd.DataFrame:
+        return self.run.daily
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        return self.run.summary
+
+    @property
+    def tie(self) -> bool:
+        return len(self.best) > 1
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """The summary with ``best`` (bool) and ``behind_best_pp`` (percentage points)."""
+        s = self.summary.copy()
+        top = s["final_match_rate"].max() if len(s) else float("nan")
+        s["best"] = s["plan"].isin(self.best)
+        s["behind_best_pp"] = (top - s["final_match_rate"]) * 100
+        return s
+
+    @property
+    def verdict(self) -> str:
+        s = self.summary.set_index("plan")["final_match_rate"] if len(self.summary) else pd.Series(dtype=float)
+        if not self.best:
+            return "no plan has a match rate (no Mixpanel profiles in the window)"
+        rate = f"{s[self.best[0]]:.1%}"
+        if self.tie:
+            tied = s[self.best]
+            names = ", ".join(self.best[:-1]) + " and " + self.best[-1]
+            return (f"tie: {names} end at {tied.min():.1%}–{tied.max():.1%}, within "
+                    f"{self.tie_pp:g} percentage points: no single best plan")
+        others = s.drop(self.best).dropna()
+        ahead = f", {(s[self.best[0]] - others.max()) * 100:.2f} pp ahead of {others.idxmax()}" if len(others) else ""
+        return f"best: {self.best[0]} ({rate} at the end of the window{ahead})"
+
+
+def default_window(engine: Engine, start: Any = None, end: Any = None, *, activity: str = "observed",
+                   repeat_days: int = REPEAT_DAYS) -> tuple[date, date, dict[str, str]]:
+    """``(first day, last day, source of each)``. Defaults: the first and the last event's
+    days; with ``activity="repeat"`` the end defaults to the last event's day + ``repeat_days``
+    (one projected period), and a given end must be after the last event's day (else the
+    projection would add nothing)."""
+    check_activity(activity)
+    lo, hi = engine.query_rows("SELECT min(time), max(time) FROM mp_events")[0]
+    if lo is None and (start is None or end is None):
+        raise ValueError("no Mixpanel events loaded: the what-if needs events (who was active when)")
+    src = {"start": "parameter" if start is not None else "data", "end": "parameter" if end is not None else "data"}
+    d0 = parse_day(start) if start is not None else lo.date()
+    if end is None:
+        d1 = hi.date() + timedelta(days=repeat_days) if activity == "repeat" else hi.date()
+        src["end"] = f"data + {repeat_days} days" if activity == "repeat" else "data"
+    else:
+        d1 = parse_day(end)
+        if activity == "repeat" and hi is not None and d1 <= hi.date():
+            raise ValueError(f"activity 'repeat' projects activity after the last event ({hi.date()}); the window "
+                             f"end {d1} is not after it, so it would change nothing: give a later end, or "
+                             f"none (default: {hi.date() + timedelta(days=repeat_days)})")
+    return d0, d1, src
+
+
+def compare(engine: Engine, plans: Iterable[Any] | None = None, *, switch: Any = None, start: Any = None,
+            end: Any = None, settings: Any = None, activity: str = "observed", repeat_days: int = REPEAT_DAYS,
+            cohort: str | None = None, observed: pd.DataFrame | None = None, observed_at: Any = None,
+            store: bool = True, debug: bool = False, tie_pp: float = TIE_PP) -> Comparison:
+    """Plans side by side on the same data. ``plans`` None: the standard four around the switch
+    date (``switch``, else the settings', else the data's first MPID-keyed event; never a made-up
+    date). Window: see :func:`default_window`. With ``cohort`` and ``observed`` (the cohort's
+    resolution at ``observed_at``, as ``simulate`` finds it), the result also reconciles the two
+    rates (:func:`cohortlab.migration.validate.reconcile`)."""
+    sw = None
+    if plans is not None and switch is not None:
+        raise ValueError("give either plans or a switch date (for the standard plans), not both")
+    if plans is None:
+        sw = find_switch(engine, switch, settings)
+        plans = plans_around(sw, settings=settings)
+    d0, d1, src = default_window(engine, start, end, activity=activity, repeat_days=repeat_days)
+    run = run_plans(engine, plans, d0, d1, settings=settings, activity=activity, repeat_days=repeat_days,
+                    cohort=cohort, store=store, debug=debug)
+    rec = None
+    if cohort and observed is not None:
+        at = observed_at if observed_at is not None else observed.attrs.get("as_of")
+        if at is None:
+            raise ValueError("compare needs observed_at (the as-of time of the observed resolution)")
+        rec = reconcile(engine, observed, cohort, at, settings=settings)
+    return Comparison(run, best_plans(run.summary, tie_pp), sw, src, rec, tie_pp)
+
+
+__all__ = ["PlanRun", "run_plans", "time_to_fraction", "best_plans", "Comparison", "compare", "default_window",
+           "TIE_PP"]

@@ -1,0 +1,100 @@
+"""Where the EIT switch date of the standard plans comes from. It is never invented: a parameter,
+the settings' ``eit_timeline``, or the data (the first MPID-keyed activity); :class:`Switch` says
+which, so every result can state it.
+
+MPID-keyed activity in the data: an *identified* event (one with a ``$user_id``) whose
+distinct_id is the MPID of an existing mParticle profile. Anonymous events do not count: with
+Simplified ID Merge an export taken after the switch shows a person's earlier anonymous events
+under the identity they later got, the MPID, so they carry MPIDs from before the switch. Only
+when no event has a ``$user_id`` at all does the first MPID-keyed event of any kind count."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from cohortlab.engines.base import Engine
+from cohortlab.identifiers import mpid_sql
+from cohortlab.migration.plans import MigrationPlan, standard_plans
+from cohortlab.settings import SyncSettings
+from cohortlab.times import format_time, parse_time
+
+SOURCES = ("parameter", "settings", "data")
+
+
+@dataclass(frozen=True)
+class Switch:
+    """The instant the Mixpanel output switches to ``mparticle_id`` (UTC) and its ``source``:
+    ``parameter`` (given), ``settings`` (the first dated switch to ``mparticle_id`` in the
+    settings' ``eit_timeline``) or ``data`` (the first event whose distinct_id is the MPID of
+    an existing mParticle profile)."""
+    at: datetime
+    source: str
+
+    @property
+    def text(self) -> str:
+        how = {"parameter": "given as a parameter",
+               "settings": "from the settings' eit_timeline",
+               "data": "from the data: the first identified event keyed by an existing MPID"}[self.source]
+        return f"switch to mparticle_id at {format_time(self.at)} ({how})"
+
+
+def first_mpid_keyed_event(engine: Engine) -> datetime | None:
+    """Time (UTC) of the first identified event whose distinct_id is a valid MPID of an existing
+    profile (of any event when no event has a ``$user_id``); None when there is none."""
+    identified, anyone, with_uid = engine.query_rows(f"""
+        SELECT min(CASE WHEN e.user_id IS NOT NULL THEN e.time END), min(e.time),
+               (SELECT count(*) FROM mp_events WHERE user_id IS NOT NULL)
+        FROM mp_events e
+        JOIN (SELECT DISTINCT mpid FROM mpa_profiles WHERE mpid IS NOT NULL) p
+          ON p.mpid = {mpid_sql('e.distinct_id')}""")[0]
+    t = identified if with_uid else anyone
+    return parse_time(t) if t is not None else None
+
+
+def find_switch(engine: Engine, switch: Any = None, settings: Any = None) -> Switch:
+    """The switch date: ``switch`` when given, else the settings' first dated switch to
+    ``mparticle_id``, else the data's first MPID-keyed event. Raises ``ValueError`` when none
+    of them has one."""
+    if switch is not None:
+        return Switch(parse_time(switch, "switch"), "parameter")
+    st = SyncSettings.coerce(settings)
+    for p in st.eit_timeline:
+        if p.since is not None and p.eit == "mparticle_id":
+            return Switch(p.since, "settings")
+    first = first_mpid_keyed_event(engine)
+    if first is None:
+        raise ValueError("no switch date: no event's distinct_id is the MPID of an existing mParticle profile and "
+                         "the settings' eit_timeline has no switch to mparticle_id; give the switch date "
+                         "(--switch DATE, or switch=...)")
+    return Switch(first, "data")
+
+
+def history_plan(engine: Engine, settings: Any = None) -> MigrationPlan:
+    """The plan the loaded data followed: the settings' EIT timeline when it has a switch to
+    ``mparticle_id``, else a switch at the data's first MPID-keyed activity (if any), with the
+    settings' event rule and no remediation. Its name says where the switch came from."""
+    st = SyncSettings.coerce(settings)
+    if any(p.since is not None and p.eit == "mparticle_id" for p in st.eit_timeline):
+        return MigrationPlan(name="history (settings)", eit_timeline=list(st.eit_timeline),
+                             event_identity_cutoff=st.event_identity_cutoff)
+    first = first_mpid_keyed_event(engine)
+    before = st.eit_timeline[0].eit
+    if first is None or before == "mparticle_id":
+        return MigrationPlan(name="history (settings, no switch)", eit_timeline=list(st.eit_timeline),
+                             event_identity_cutoff=st.event_identity_cutoff)
+    return MigrationPlan(name="history (switch from the data)",
+                         eit_timeline=[{"since": None, "eit": before}, {"since": first, "eit": "mparticle_id"}],
+                         event_identity_cutoff=st.event_identity_cutoff)
+
+
+def plans_around(switch: Switch, *, rule: Any = None, settings: Any = None) -> list[MigrationPlan]:
+    """The standard four plans (switch only, switch + Rule, Rule only, do nothing) around
+    ``switch``, with the settings' event rule and EIT before the switch."""
+    st = SyncSettings.coerce(settings)
+    before = st.eit_timeline[0].eit if st.eit_timeline and st.eit_timeline[0].eit != "mparticle_id" else "customer_id"
+    return standard_plans(switch.at, rule=rule, current_eit=before, event_identity_cutoff=st.event_identity_cutoff)
+
+
+__all__ = ["Switch", "SOURCES", "find_switch", "first_mpid_keyed_event", "history_plan", "plans_around"]

@@ -1,0 +1,284 @@
+"""Validation (docs/rules.md#migration): a plan's prediction against what exports taken after
+the migration show, member by member, with the reason of every difference.
+
+:func:`predict_at` writes the predicted status of every Mixpanel profile at an instant;
+:func:`validate` joins it with the observed resolution of a cohort; :func:`reconcile` explains
+why ``migrate compare`` and ``simulate`` give different rates for one cohort on one database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from cohortlab.engines.base import Engine
+from cohortlab.migration.model import REPEAT_DAYS, RunTables, profiles_pipeline, run_pipeline, status_pipeline
+from cohortlab.migration.persons import prepare
+from cohortlab.migration.plans import MigrationPlan
+from cohortlab.migration.switch import history_plan
+from cohortlab.migration.store import VALIDATION_SUMMARY_TABLE, VALIDATION_TABLE, replace_rows
+from cohortlab.pipeline import sql_str, sql_ts
+from cohortlab.settings import SyncSettings
+from cohortlab.times import format_time, parse_naive_utc
+
+ACTIVITIES = ("observed", "repeat")
+# why a prediction and an observation differ, in plain words
+EXPLANATIONS = {
+    "activity_after_export": "active after the export (the prediction counts activity up to its time)",
+    "member_without_events": "no loaded event under this distinct_id (outside the model)",
+    "bad_mparticle_user_id": "$mparticle_user_id written by app code is not their MPID (no plan writes it)",
+    "property_written_outside_plan": "$mparticle_user_id on the profile that the plan does not write",
+    "event_property_missing": "the event rule's $mparticle_user_id is missing from their events",
+    "model_differs": "the model differs (no known cause)",
+}
+
+
+@dataclass
+class ValidationResult:
+    plan: str
+    cohort: str
+    at: datetime
+    users: pd.DataFrame          # one row per cohort member: predicted vs observed
+    confusion: pd.DataFrame      # predicted × observed (matched/unmatched) counts
+    observed_match_rate: float
+    predicted_match_rate: float
+    differ: int
+    differ_explained: dict[str, int]
+    verdict: str
+
+    def __str__(self) -> str:
+        return self.verdict
+
+    @property
+    def differences(self) -> pd.DataFrame:
+        return self.users[self.users["differs"]]
+
+
+def check_activity(activity: str) -> None:
+    if activity not in ACTIVITIES:
+        raise ValueError(f"activity must be one of {ACTIVITIES}, not {activity!r}")
+
+
+def predict_at(engine: Engine, plan: Any, at: Any, *, settings: Any = None, activity: str = "observed",
+               repeat_days: int = REPEAT_DAYS, table: str | None = None, tables: RunTables | None = None) -> str:
+    """Materialise the predicted status of every profile under ``plan`` at ``at`` (events with
+    time <= at, as the resolution does) into ``table`` (default: the run's ``predicted``
+    table); returns its name. ``activity="repeat"`` projects the loaded activity up to ``at``
+    (a prediction made before the switch, validated against exports taken after it).
+    ``tables``: the run whose intermediate tables to build and keep (default: a run of its own,
+    whose tables are dropped once the prediction is written)."""
+    plan = MigrationPlan.coerce(plan)
+    st = SyncSettings.coerce(settings)
+    at_ = parse_naive_utc(at)
+    check_activity(activity)
+    t = tables or RunTables()
+    edge = at_ + timedelta(microseconds=1)
+    out = table or t.name("predicted")
+    try:
+        prepare(engine, t, [plan], window_end=edge if activity == "repeat" else None,
+                project=activity == "repeat", repeat_days=repeat_days, extra_bounds=[edge])
+        profiles = t.name("profiles_at")
+        run_pipeline(engine, t, profiles_pipeline(plan, t, horizon=at_, observed_only=activity == "observed",
+                                                  merge="export"), profiles)
+        engine.materialise(out, status_pipeline(profiles, plan, st, at_, inclusive=True).sql(), temp=True)
+    finally:
+        if tables is None:  # a run of its own: only the prediction stays
+            t.drop(engine)
+    if tables is not None and out not in t.created:
+        t.created.append(out)
+    return out
+
+
+def _observed_frame(observed: pd.DataFrame, cohort: str) -> tuple[pd.DataFrame, list[str]]:
+    obs = observed.copy()
+    if "cohort_name" in obs.columns and cohort in set(obs["cohort_name"]):
+        obs = obs[obs["cohort_name"] == cohort]
+    keep = [c for c in ("distinct_id", "status", "gap_reason", "identifier_source", "identifier", "mpid")
+            if c in obs.columns]
+    obs = obs[keep].drop_duplicates("distinct_id")
+    for c in keep:
+        if c != "mpid":
+            obs[c] = obs[c].astype("string")
+    return obs.rename(columns={c: f"obs_{c}" for c in keep if c != "distinct_id"}), keep
+
+
+def _comparison_sql(t: RunTables, predicted: str, observed: str, keep: list[str], at: datetime) -> str:
+    """One row per observed member: the prediction, activity after ``at`` and why they differ."""
+    src = "obs_identifier_source" if "identifier_source" in keep else "CAST(NULL AS VARCHAR)"
+    ident = "obs_identifier" if "identifier" in keep else "CAST(NULL AS VARCHAR)"
+    ocols = ", ".join(f"o.obs_{c}" for c in keep if c != "distinct_id")
+    return f"""
+        WITH activity_after_export AS (
+            SELECT pid, CAST(sum(n) AS BIGINT) AS events_after, min(t_min) AS next_activity
+            FROM {t.activity} WHERE t_min > {sql_ts(at)} AND NOT projected GROUP BY pid),
+        predicted AS (
+            SELECT p.*, l.link FROM {predicted} p
+            LEFT JOIN {t.links} l ON l.distinct_id = p.distinct_id),
+        member_predictions AS (
+            SELECT o.distinct_id, {ocols},
+                   p.pid, p.mpid AS predicted_mpid, p.link,
+                   coalesce(p.status, 'unmatched') AS predicted_status,
+                   CASE WHEN p.pid IS NULL THEN 'not_predicted' ELSE p.gap_reason END AS predicted_gap_reason,
+                   p.identifier_source AS predicted_identifier_source,
+                   p.first_t AS first_seen, p.last_t AS last_seen, p.category AS predicted_category,
+                   coalesce(l.events_after, 0) AS events_after, l.next_activity
+            FROM {observed} o
+            LEFT JOIN predicted p ON p.distinct_id = o.distinct_id
+            LEFT JOIN activity_after_export l ON l.pid = p.pid),
+        both_sides AS (
+            SELECT m.*, coalesce(m.obs_status = 'matched', FALSE) AS observed_matched,
+                   m.predicted_status = 'matched' AS predicted_matched
+            FROM member_predictions m)
+        SELECT b.*, CASE WHEN observed_matched THEN 'matched' ELSE 'unmatched' END AS observed_status,
+               predicted_matched <> observed_matched AS differs,
+               -- why prediction and observation differ (first that applies)
+               CASE WHEN predicted_matched = observed_matched THEN NULL
+                    WHEN events_after > 0 THEN 'activity_after_export'
+                    WHEN pid IS NULL THEN 'member_without_events'
+                    WHEN {src} IN ('mparticle_user_id', 'event_property') AND {ident} IS NOT NULL
+                         AND predicted_mpid IS NOT NULL AND {ident} <> CAST(predicted_mpid AS VARCHAR)
+                         THEN 'bad_mparticle_user_id'
+                    WHEN {src} = 'mparticle_user_id' AND NOT predicted_matched THEN 'property_written_outside_plan'
+                    WHEN {src} = 'distinct_id' AND predicted_identifier_source = 'event_property'
+                         THEN 'event_property_missing'
+                    ELSE 'model_differs' END AS explanation
+        FROM both_sides b ORDER BY distinct_id"""
+
+
+def _verdict(n: int, obs_rate: float, pred_rate: float, differ: int, expl: dict[str, int]) -> str:
+    if not n:
+        return "no cohort members to compare"
+    verdict = f"observed match rate {obs_rate:.1%}, predicted {pred_rate:.1%}; {differ:,} users differ"
+    if differ:
+        verdict += f", {int(expl.get('activity_after_export', 0)):,} of them activity after the export"
+        rest = {k: v for k, v in expl.items() if k != "activity_after_export"}
+        if rest:
+            verdict += " (" + ", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in sorted(rest.items())) + ")"
+    return verdict
+
+
+def validate(engine: Engine, plan: Any, observed: pd.DataFrame, cohort: str, at: Any, *,
+             settings: Any = None, store: bool = True, activity: str = "observed",
+             repeat_days: int = REPEAT_DAYS, keep_tables: bool = False) -> ValidationResult:
+    """Compare the prediction of ``plan`` at ``at`` with ``observed`` (the resolution table of
+    ``cohort`` at ``at``: distinct_id, status, gap_reason[, identifier_source, identifier]) per
+    member. ``activity="repeat"`` when the loaded events end before ``at`` (see predict_at).
+    With ``store``, the rows of this (plan, cohort, at) in ``migration_validation`` and
+    ``migration_validation_summary`` are replaced."""
+    plan = MigrationPlan.coerce(plan)
+    at_ = parse_naive_utc(at)
+    t = RunTables()
+    try:
+        predicted = predict_at(engine, plan, at_, settings=settings, activity=activity, repeat_days=repeat_days,
+                               tables=t)
+        obs, keep = _observed_frame(observed, cohort)
+        observed_table = t.name("observed")
+        engine.materialise_frame(observed_table, obs, temp=True)
+        t.created.append(observed_table)
+        df = engine.query_df(_comparison_sql(t, predicted, observed_table, keep, at_))
+        df = df.drop_duplicates("distinct_id").reset_index(drop=True)
+        res = _result(plan, cohort, at_, df)
+        if store:
+            _store(engine, t, res)
+    finally:
+        if not keep_tables:
+            t.drop(engine)
+    return res
+
+
+def _result(plan: MigrationPlan, cohort: str, at: datetime, df: pd.DataFrame) -> ValidationResult:
+    n = len(df)
+    conf = pd.crosstab(df["predicted_matched"].map({True: "predicted matched", False: "predicted unmatched"}),
+                       df["observed_matched"].map({True: "observed matched", False: "observed unmatched"}))
+    conf = conf.reindex(index=["predicted matched", "predicted unmatched"],
+                        columns=["observed matched", "observed unmatched"], fill_value=0)
+    obs_rate = float(df["observed_matched"].mean()) if n else float("nan")
+    pred_rate = float(df["predicted_matched"].mean()) if n else float("nan")
+    differ = int(df["differs"].sum())
+    expl = {k: int(v) for k, v in df.loc[df["differs"], "explanation"].value_counts().to_dict().items()}
+    return ValidationResult(plan.name, cohort, at, df, conf, obs_rate, pred_rate, differ, expl,
+                            _verdict(n, obs_rate, pred_rate, differ, expl))
+
+
+def _store(engine: Engine, t: RunTables, res: ValidationResult) -> None:
+    out = res.users.copy()
+    out.insert(0, "plan", res.plan)
+    out.insert(1, "cohort_name", res.cohort)
+    out.insert(2, "as_of", pd.Timestamp(res.at))
+    conf = res.confusion
+    summ = pd.DataFrame([{
+        "plan": res.plan, "cohort_name": res.cohort, "as_of": pd.Timestamp(res.at), "members": len(res.users),
+        "observed_match_rate": res.observed_match_rate, "predicted_match_rate": res.predicted_match_rate,
+        "both_matched": int(conf.iloc[0, 0]), "predicted_only": int(conf.iloc[0, 1]),
+        "observed_only": int(conf.iloc[1, 0]), "both_unmatched": int(conf.iloc[1, 1]),
+        "differ": res.differ, "verdict": res.verdict}])
+    same = f"plan = {sql_str(res.plan)} AND cohort_name = {sql_str(res.cohort)} AND as_of = {sql_ts(res.at)}"
+    for table, frame in ((VALIDATION_TABLE, out), (VALIDATION_SUMMARY_TABLE, summ)):
+        new = t.name(f"new_{table}")
+        engine.materialise_frame(new, frame, temp=True)
+        t.created.append(new)
+        replace_rows(engine, table, [new], same)
+
+
+# --------------------------------------------------------------------------- reconcile
+@dataclass
+class Reconciliation:
+    """Why the what-if's rate for a cohort differs from the simulation's on the same database.
+
+    The what-if counts *Mixpanel profiles with events* of the people behind the cohort's members
+    (all their profiles, split ones too) and assumes every ``$mparticle_user_id`` is written by
+    the plan or the event rule, so is the person's MPID. ``simulate`` counts the *members* as
+    the exports show them. The steps from one to the other:
+
+    ``model_rate`` (profiles with events) → ``members_rate`` (the same model over the members,
+    a member without events counts as unmatched) → ``simulate_rate`` (what ``simulate`` finds);
+    ``members_without_events`` explains the first step, ``differences`` (reason → members:
+    ``bad_mparticle_user_id`` = a value written by app code, ...) the second."""
+    cohort: str
+    at: datetime
+    plan: str
+    members: int
+    members_without_events: int
+    members_rate: float
+    simulate_rate: float
+    differences: dict[str, int] = field(default_factory=dict)
+    validation: ValidationResult | None = None
+
+    @property
+    def text(self) -> str:
+        lines = [f"simulate counts the {self.members:,} members of {self.cohort!r} at {format_time(self.at)}: "
+                 f"{self.simulate_rate:.1%} matched; the what-if model ({self.plan}) gives the same members "
+                 f"{self.members_rate:.1%}."]
+        n = self.members_without_events
+        if n:
+            lines.append(f"{n:,} {'member has' if n == 1 else 'members have'} no loaded events: outside the "
+                         f"what-if's population (profiles with events), counted here as unmatched.")
+        for k, v in sorted(self.differences.items()):
+            lines.append(f"{v:,} {'member differs' if v == 1 else 'members differ'}: {EXPLANATIONS.get(k, k)} [{k}]")
+        return "\n".join(lines)
+
+
+def reconcile(engine: Engine, observed: pd.DataFrame, cohort: str, at: Any, *, settings: Any = None) -> Reconciliation:
+    """Explain the difference between ``simulate``'s match rate of ``cohort`` at ``at``
+    (``observed``: its resolution table) and the what-if's, member by member, under the plan the
+    data followed (:func:`cohortlab.migration.switch.history_plan`); nothing is stored."""
+    plan = history_plan(engine, settings)
+    v = validate(engine, plan, observed, cohort, at, settings=settings, store=False)
+    ids = v.users[["distinct_id"]].astype("string")
+    t = RunTables()
+    try:
+        engine.materialise_frame(t.name("members"), ids, temp=True)
+        t.created.append(t.name("members"))
+        without = engine.query_rows(f"""
+            SELECT count(*) FROM {t.name('members')} m
+            WHERE NOT EXISTS (SELECT 1 FROM mp_events e WHERE e.distinct_id = m.distinct_id)""")[0][0]
+    finally:
+        t.drop(engine)
+    return Reconciliation(cohort, v.at, plan.name, len(v.users), int(without), v.predicted_match_rate,
+                          v.observed_match_rate, dict(v.differ_explained), v)
+
+
+__all__ = ["ValidationResult", "predict_at", "validate", "Reconciliation", "reconcile", "EXPLANATIONS"]

@@ -1,0 +1,266 @@
+"""Who is a member of a cohort, and when (docs/rules.md, "Sync over time").
+
+* :func:`find_cohort` resolves a cohort name or id to a :class:`CohortRef` and chooses its
+  membership source: snapshots (``mp_cohort_snapshots``/``mp_cohort_members``) or replayed
+  webhook payloads (``mp_webhook_pages``/``mp_webhook_members``).
+* :func:`add_membership_steps` adds the steps that describe membership up to a time as change
+  points: ``versions(version, at_time[, snapshot_id | msg_key, action])``,
+  ``transitions(distinct_id, version, delta)`` and ``member_emails(distinct_id, member_email)``.
+  For webhooks ``versions.action`` is the message's action (``members`` | ``add_members`` |
+  ``remove_members``): a later ``members`` message is a full refresh of the feed's writes
+  (:mod:`cohortlab.simulation.sync`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from cohortlab.engines.base import Engine
+from cohortlab.pipeline import Pipeline, sql_str, sql_ts
+from cohortlab.times import parse_time
+
+Source = Literal["auto", "snapshots", "webhooks"]
+
+BLOCK = 61  # snapshot versions per presence bitmask (bits 1..61 of a BIGINT, bit 0 = carry)
+
+
+class CohortError(ValueError):
+    """Unknown cohort, or a cohort without membership data."""
+
+
+# ----------------------------------------------------------------------------- cohorts
+@dataclass
+class CohortRef:
+    """A cohort as the simulation sees it: its name, the ids it is known by, where its membership
+    comes from, and the times at which that membership changes."""
+
+    name: str
+    ids: list[str] = field(default_factory=list)
+    source: Literal["snapshots", "webhooks"] = "snapshots"
+    first_time: datetime | None = None
+    last_time: datetime | None = None
+
+    def snapshot_filter(self, alias: str = "s") -> str:
+        cond = f"{alias}.cohort_name = {sql_str(self.name)}"
+        if self.ids:
+            cond += f" OR {alias}.cohort_id IN ({', '.join(sql_str(i) for i in self.ids)})"
+        return f"({cond})"
+
+    webhook_filter = snapshot_filter
+
+
+def known_cohorts(engine: Engine) -> list[str]:
+    rows = engine.query_rows(
+        """
+        SELECT DISTINCT name FROM (
+            SELECT cohort_name AS name FROM mp_cohort_snapshots
+            UNION ALL SELECT cohort_name FROM mp_webhook_pages
+            UNION ALL SELECT name FROM mp_cohorts
+        ) WHERE name IS NOT NULL ORDER BY name
+        """
+    )
+    return [r[0] for r in rows]
+
+
+def find_cohort(engine: Engine, cohort: str, source: Source = "auto") -> CohortRef:
+    """Resolve a cohort name (or id) and choose its membership source.
+
+    ``source="auto"``: snapshots if any exist for that cohort, else webhooks.
+    Raises :class:`CohortError` for an unknown cohort (listing the known ones) or a cohort
+    without membership data in the requested source.
+    """
+    if source not in ("auto", "snapshots", "webhooks"):
+        raise ValueError(f"source must be auto, snapshots or webhooks, not {source!r}")
+    names = known_cohorts(engine)
+    name = cohort
+    if cohort not in names:
+        by_id = engine.query_rows(
+            """
+            SELECT DISTINCT name FROM (
+                SELECT cohort_id AS id, cohort_name AS name FROM mp_cohort_snapshots
+                UNION ALL SELECT cohort_id, cohort_name FROM mp_webhook_pages
+                UNION ALL SELECT cohort_id, name FROM mp_cohorts
+            ) WHERE id = ? AND name IS NOT NULL
+            """,
+            [str(cohort)],
+        )
+        if len(by_id) != 1:
+            shown = ", ".join(repr(n) for n in names[:50]) or "none loaded"
+            more = f" (and {len(names) - 50} more)" if len(names) > 50 else ""
+            raise CohortError(f"unknown cohort {cohort!r}; known cohorts: {shown}{more}")
+        name = by_id[0][0]
+    ids = [
+        r[0]
+        for r in engine.query_rows(
+            """
+            SELECT DISTINCT id FROM (
+                SELECT cohort_id AS id, cohort_name AS name FROM mp_cohort_snapshots
+                UNION ALL SELECT cohort_id, cohort_name FROM mp_webhook_pages
+                UNION ALL SELECT cohort_id, name FROM mp_cohorts
+            ) WHERE name = ? AND id IS NOT NULL ORDER BY id
+            """,
+            [name],
+        )
+    ]
+    ref = CohortRef(name, ids)
+    snap = engine.query_rows(f"SELECT min(as_of), max(as_of), count(*) FROM mp_cohort_snapshots s WHERE {ref.snapshot_filter('s')}")[0]
+    hook = engine.query_rows(f"SELECT min(received_at), max(received_at), count(*) FROM mp_webhook_pages s WHERE {ref.webhook_filter('s')}")[0]
+    chosen = source
+    if source == "auto":
+        chosen = "snapshots" if snap[2] else "webhooks"
+    row = snap if chosen == "snapshots" else hook
+    if not row[2]:
+        what = "snapshots (load mixpanel-members)" if chosen == "snapshots" else "webhook payloads (load mixpanel-webhooks)"
+        raise CohortError(f"cohort {name!r} has no membership data: no {what}")
+    ref.source = chosen
+    ref.first_time, ref.last_time = parse_time(row[0]), parse_time(row[1])
+    return ref
+
+
+# ----------------------------------------------------------------------------- membership
+def add_membership_steps(p: Pipeline, ref: CohortRef, at: datetime, *, transitions: bool = True) -> None:
+    """Steps describing the cohort's membership up to ``at`` as change points:
+
+    * ``versions(version, at_time)`` — version 1, 2, ... : the times at which membership may change
+      (snapshot ``as_of`` values; webhook messages). Version 0 (implicit) is the empty cohort.
+    * ``transitions(distinct_id, version, delta)`` — +1 when a member enters at that version,
+      -1 when it leaves. The members at version v are those whose deltas up to v sum to 1.
+    * ``member_emails(distinct_id, member_email)`` — emails carried by webhook payloads.
+
+    Snapshots: a snapshot replaces the membership; two snapshots with the same ``as_of``: the
+    later load wins. Webhooks: all pages of one (``session_id``, ``action``) form one message,
+    ordered by its first page (received_at, seq); ``members`` replaces the list,
+    ``add_members``/``remove_members`` change it; a page replayed twice changes nothing (set
+    semantics, and a message counts each member once).
+    """
+    AT = sql_ts(at)
+    if ref.source == "snapshots":
+        p.add(
+            "snap_latest",
+            f"""
+            SELECT s.as_of AS at_time, max(s.snapshot_id) AS snapshot_id
+            FROM mp_cohort_snapshots s
+            WHERE {ref.snapshot_filter('s')} AND s.as_of <= {AT}
+            GROUP BY s.as_of
+            """,
+        )
+        p.add(
+            "versions",
+            "SELECT row_number() OVER (ORDER BY at_time) AS version, at_time, snapshot_id FROM snap_latest",
+        )
+        if not transitions:  # only the latest snapshot is needed
+            return
+        # Presence as bitmasks: one row per (member, block of 61 versions); bit j (1..61) = present
+        # at version 61*block + j, bit 0 = present at the version just before the block (carry).
+        # Enter/leave edges are bit operations, so no per-member window over every snapshot row.
+        p.add(
+            "snap_bits",
+            f"""
+            SELECT m.distinct_id, (v.version - 1) // {BLOCK} AS block,
+                   CAST(1 AS BIGINT) << ((v.version - 1) % {BLOCK} + 1) AS bit
+            FROM mp_cohort_members m JOIN versions v ON m.snapshot_id = v.snapshot_id
+            WHERE m.distinct_id IS NOT NULL
+            UNION ALL
+            SELECT m.distinct_id, (v.version - 1) // {BLOCK} + 1 AS block, CAST(1 AS BIGINT) AS bit
+            FROM mp_cohort_members m JOIN versions v ON m.snapshot_id = v.snapshot_id
+            WHERE m.distinct_id IS NOT NULL AND (v.version - 1) % {BLOCK} = {BLOCK - 1}
+            """,
+        )
+        p.add(
+            "snap_edges",
+            """
+            SELECT distinct_id, block, mask & ~(mask << 1) & ~CAST(1 AS BIGINT) AS enters, ~mask & (mask << 1) AS exits
+            FROM (SELECT distinct_id, block, bit_or(bit) AS mask FROM snap_bits GROUP BY distinct_id, block) x
+            """,
+        )
+        p.add(
+            "transitions",
+            f"""
+            SELECT e.distinct_id, v.version,
+                   CASE WHEN (e.enters >> ((v.version - 1) % {BLOCK} + 1)) & 1 = 1 THEN 1 ELSE -1 END AS delta
+            FROM snap_edges e JOIN versions v ON (v.version - 1) // {BLOCK} = e.block
+            WHERE ((e.enters | e.exits) >> ((v.version - 1) % {BLOCK} + 1)) & 1 = 1
+            """,
+        )
+        p.add(
+            "member_emails",
+            "SELECT CAST(NULL AS VARCHAR) AS distinct_id, CAST(NULL AS VARCHAR) AS member_email FROM versions WHERE FALSE",
+        )
+        return
+
+    p.add(
+        "wh_pages",
+        f"""
+        SELECT s.seq, s.received_at, s.action,
+               coalesce(s.session_id, concat('seq:', CAST(s.seq AS VARCHAR))) AS msg_key
+        FROM mp_webhook_pages s
+        WHERE {ref.webhook_filter('s')} AND s.received_at <= {AT}
+          AND s.action IN ('members', 'add_members', 'remove_members')
+        """,
+    )
+    p.add(
+        "wh_messages",
+        "SELECT msg_key, action, min(received_at) AS at_time, min(seq) AS first_seq FROM wh_pages GROUP BY msg_key, action",
+    )
+    p.add(
+        "versions",
+        "SELECT row_number() OVER (ORDER BY at_time, first_seq) AS version, at_time, msg_key, action FROM wh_messages",
+    )
+    p.add(
+        "wh_member_rows",
+        """
+        SELECT w.distinct_id, w.email, v.version, v.action
+        FROM mp_webhook_members w
+        JOIN wh_pages g ON w.seq = g.seq
+        JOIN versions v ON v.msg_key = g.msg_key AND v.action = g.action
+        WHERE w.distinct_id IS NOT NULL
+        """,
+    )
+    p.add(
+        "wh_events",
+        """
+        SELECT distinct_id, version, present,
+               lead(version) OVER (PARTITION BY distinct_id ORDER BY version) AS next_version
+        FROM (
+            SELECT distinct_id, version, max(CASE WHEN action = 'remove_members' THEN 0 ELSE 1 END) AS present
+            FROM wh_member_rows GROUP BY distinct_id, version
+        ) x
+        """,
+    )
+    # a `members` message that does not list a present member removes it
+    p.add(
+        "wh_replaced",
+        """
+        SELECT e.distinct_id, min(v.version) AS version, 0 AS present
+        FROM wh_events e
+        JOIN versions v ON v.action = 'members' AND v.version > e.version
+        WHERE e.present = 1 AND (e.next_version IS NULL OR v.version < e.next_version)
+        GROUP BY e.distinct_id, e.version
+        """,
+    )
+    p.add(
+        "wh_states",
+        """
+        SELECT distinct_id, version,
+               present - coalesce(lag(present) OVER (PARTITION BY distinct_id ORDER BY version), 0) AS delta
+        FROM (
+            SELECT distinct_id, version, present FROM wh_events
+            UNION ALL SELECT distinct_id, version, present FROM wh_replaced
+        ) x
+        """,
+    )
+    p.add("transitions", "SELECT distinct_id, version, delta FROM wh_states WHERE delta <> 0")
+    p.add(
+        "member_emails",
+        "SELECT distinct_id, max(email) AS member_email FROM wh_member_rows WHERE email IS NOT NULL GROUP BY distinct_id",
+    )
+
+
+def resolve_at(ref: CohortRef, at: datetime | str | None) -> datetime:
+    """``at=None`` means the latest snapshot / webhook time of the cohort."""
+    return ref.last_time if at is None else parse_time(at)
+
+
+__all__ = ["BLOCK", "CohortError", "CohortRef", "Source", "add_membership_steps", "find_cohort", "known_cohorts", "resolve_at"]

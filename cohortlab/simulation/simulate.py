@@ -1,0 +1,341 @@
+"""One entry for the whole simulation: :func:`simulate` (membership, resolution, sync, waterfall).
+
+Each call gets a run id; every table it writes is named ``sim_<run id>_<name>`` (see
+:mod:`cohortlab.simulation.sync` for the list and columns) and is temporary (connection-scoped),
+so two simulations on one database never collide. The result object knows its tables and
+reads them on demand (after Splink's ``SplinkDataFrame``)::
+
+    result = simulate(engine, "Power Users")
+    result.tables["timeline"].table_name      # 'sim_3f9c01ab_timeline'
+    result.tables["resolution"].count()       # rows, without fetching them
+    result.timeline                           # pandas, read once and cached
+    result.publish()                          # also store as resolution, timeline, waterfall, ...
+
+Result tables (``SimulationResult.tables``): ``resolution`` (one row per member at ``at``,
+columns in :mod:`cohortlab.simulation.resolution`), ``timeline`` and ``attribute_state``
+(:mod:`cohortlab.simulation.sync`), ``waterfall`` and ``gap_summary``
+(:mod:`cohortlab.simulation.waterfall`). The intermediate tables of the run are in
+``SimulationResult.table_names`` too (e.g. ``decisions``, ``resolved``, ``sends``, ``runs``).
+
+:func:`assumption_ranges` runs the simulation under each value of every assumption that may
+change the audience and reports the audience per value with its minimum and maximum.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import cached_property
+from typing import Any
+
+import pandas as pd
+
+from cohortlab.engines.base import Engine
+from cohortlab.settings import SyncSettings
+from cohortlab.simulation.membership import CohortRef, Source
+from cohortlab.simulation.resolution import RESOLUTION_COLUMNS
+from cohortlab.simulation.sync import ATTRIBUTE_STATE_COLUMNS, TIMELINE_COLUMNS, Names, run_sync
+from cohortlab.times import parse_time
+from cohortlab.simulation.waterfall import (
+    GAP_SUMMARY_ORDER,
+    WATERFALL_COLUMNS,
+    compute_gap_summary,
+    compute_waterfall,
+    waterfall_counts,
+)
+
+PUBLISHED = ("resolution", "timeline", "attribute_state", "waterfall", "gap_summary")
+
+_ORDER = {
+    "resolution": ("distinct_id", RESOLUTION_COLUMNS),
+    "timeline": ("run", TIMELINE_COLUMNS),
+    "attribute_state": ("is_orphan, mpid, orphan_identifier", ATTRIBUTE_STATE_COLUMNS),
+    "waterfall": ("position", None),
+    "gap_summary": (GAP_SUMMARY_ORDER, None),
+}
+
+
+class DroppedTableError(RuntimeError):
+    """The tables of a simulation were dropped (e.g. evicted from the Lab's cache)."""
+
+
+@dataclass
+class SimTable:
+    """A table of one simulation, read on demand: ``as_pandas()``, ``as_arrow()``, ``count()``,
+    ``table_name``; ``columns``/``order_by`` fix what ``as_pandas`` returns."""
+
+    engine: Engine
+    table_name: str
+    columns: list[str] | None = None
+    order_by: str | None = None
+    dropped: bool = False
+
+    def _check(self) -> None:
+        if self.dropped:
+            raise DroppedTableError(f"table {self.table_name} was dropped; run the simulation again")
+
+    def sql(self) -> str:
+        cols = ", ".join(self.columns) if self.columns else "*"
+        order = f" ORDER BY {self.order_by}" if self.order_by else ""
+        return f"SELECT {cols} FROM {self.table_name}{order}"
+
+    def as_pandas(self, limit: int | None = None) -> pd.DataFrame:
+        self._check()
+        return self.engine.query_df(self.sql() + (f" LIMIT {int(limit)}" if limit is not None else ""))
+
+    def as_arrow(self):
+        self._check()
+        fetch = getattr(self.engine, "query_arrow", None)
+        if fetch is not None:
+            return fetch(self.sql())
+        import pyarrow as pa
+
+        return pa.Table.from_pandas(self.as_pandas(), preserve_index=False)
+
+    def count(self) -> int:
+        self._check()
+        return self.engine.count(self.table_name)
+
+    def __repr__(self) -> str:
+        return f"SimTable({self.table_name!r})"
+
+
+@dataclass(eq=False)
+class SimulationResult:
+    """Everything the simulation says about one cohort at one time. The tables stay in the
+    database; the pandas attributes (``resolution``, ``timeline``, ``waterfall``,
+    ``attribute_state``, ``gap_summary``) read them on first use and keep them."""
+
+    engine: Engine = field(repr=False)
+    cohort: str
+    at: datetime
+    settings: SyncSettings
+    attribute: str
+    t0: datetime
+    source: str
+    run_id: str
+    tables: dict[str, SimTable] = field(repr=False)
+    table_names: dict[str, str] = field(repr=False)
+    counts: dict[str, int] = field(repr=False)
+    step_counts: dict[str, dict[str, int]] = field(default_factory=dict, repr=False)
+    _waterfall: pd.DataFrame | None = field(default=None, repr=False)
+
+    @cached_property
+    def resolution(self) -> pd.DataFrame:
+        return self.tables["resolution"].as_pandas()
+
+    @cached_property
+    def timeline(self) -> pd.DataFrame:
+        return self.tables["timeline"].as_pandas()
+
+    @cached_property
+    def attribute_state(self) -> pd.DataFrame:
+        return self.tables["attribute_state"].as_pandas()
+
+    @cached_property
+    def gap_summary(self) -> pd.DataFrame:
+        return self.tables["gap_summary"].as_pandas()
+
+    @property
+    def waterfall(self) -> pd.DataFrame:
+        if self._waterfall is None:
+            self._waterfall = self.tables["waterfall"].as_pandas()[WATERFALL_COLUMNS]
+        return self._waterfall
+
+    @property
+    def audience(self) -> int:
+        """Profiles with ``<attribute> = true`` (the audience size)."""
+        return int(self.counts["true_linked"] + self.counts["orphans_true"])
+
+    @property
+    def audience_false(self) -> int:
+        """Profiles with ``<attribute> = false`` (an audience on ``= false``)."""
+        return int(self.counts["audience_false"])
+
+    def summary(self) -> dict[str, Any]:
+        """The waterfall as {step: count} plus a few headline numbers."""
+        out = {"cohort": self.cohort, "at": self.at, "attribute": self.attribute}
+        out.update(dict(zip(self.waterfall.step, self.waterfall["count"])))
+        out["audience_false"] = self.audience_false
+        return out
+
+    def publish(self, names: dict[str, str] | None = None) -> dict[str, str]:
+        """Store the result tables under their documented names (``resolution``, ``timeline``,
+        ``attribute_state``, ``waterfall``, ``gap_summary``) or under ``names`` ({table: name}),
+        as persistent tables. Returns {table: stored name}."""
+        out = {}
+        for t in PUBLISHED:
+            name = (names or {}).get(t, t)
+            self.tables[t]._check()
+            self.engine.materialise(name, f"SELECT * FROM {self.tables[t].table_name}")
+            out[t] = name
+        return out
+
+    def drop(self) -> None:
+        """Drop every table of this run (its result object then refuses to read them)."""
+        for name in self.table_names.values():
+            self.engine.execute(f"DROP TABLE IF EXISTS {name}")
+        for t in self.tables.values():
+            t.dropped = True
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+def simulate(
+    engine: Engine,
+    cohort: str | CohortRef,
+    at: datetime | str | None = None,
+    settings: SyncSettings | dict | str | None = None,
+    *,
+    source: Source = "auto",
+    debug: bool = False,
+    run_id: str | None = None,
+    publish: bool = False,
+) -> SimulationResult:
+    """Resolution, sync over time, waterfall and gap summary for ``cohort`` at ``at`` (default:
+    its latest snapshot / webhook). Tables ``sim_<run id>_*`` (temporary); ``publish=True`` also
+    stores the results under their documented names."""
+    settings = SyncSettings.coerce(settings)
+    rid = run_id or new_run_id()
+    n = Names(f"sim_{rid}_")
+    run = run_sync(engine, cohort, at, settings, source=source, debug=debug, names=n)
+    counts = waterfall_counts(engine, n.resolution, n.attribute_state)
+    wf = compute_waterfall(
+        engine, attribute=run.attribute, resolution=n.resolution, attribute_state=n.attribute_state,
+        table=n.waterfall, temp=True,
+    )
+    compute_gap_summary(engine, n.resolution, n.gap_summary, temp=True, fetch=False)
+    table_names = {step: f"{n.prefix}{step}" for step in run.step_counts}
+    table_names.update(waterfall=n.waterfall, gap_summary=n.gap_summary)
+    if debug:  # the per-step debug tables belong to the run as well
+        for stage, steps in run.step_counts.items():
+            table_names.update({f"{stage}__{s}": f"{n.prefix}{stage}__{s}" for s in steps})
+    tables = {
+        t: SimTable(engine, table_names[t], list(_ORDER[t][1]) if _ORDER[t][1] else None, _ORDER[t][0])
+        for t in PUBLISHED
+    }
+    result = SimulationResult(
+        engine=engine, cohort=run.cohort.name, at=run.at, settings=run.settings, attribute=run.attribute,
+        t0=run.t0, source=run.cohort.source, run_id=rid, tables=tables, table_names=table_names,
+        counts=counts, step_counts=run.step_counts, _waterfall=wf,
+    )
+    if publish:
+        result.publish()
+    return result
+
+
+# ----------------------------------------------------------------------------- assumption ranges
+def assumption_values(settings: SyncSettings) -> dict[str, list[Any]]:
+    """The values tried for each assumption (docs/rules.md, assumptions); the current value of
+    ``settings`` is always among them."""
+    cutoff = settings.event_identity_cutoff or SyncSettings().event_identity_cutoff
+    ttls = [timedelta(days=1), timedelta(days=3), timedelta(days=7)]
+    if settings.snapshot_ttl not in ttls:
+        ttls.append(settings.snapshot_ttl)
+    return {
+        "fallback": ["data", "strict"],
+        "event_identity_cutoff": [cutoff, None],
+        "protection": ["only_update", "create_and_update"],
+        "apply_order": ["removes_then_adds", "adds_then_removes"],
+        "snapshot_ttl": sorted(ttls),
+        "refresh_clears_stale": [True, False],
+        "resolution_time": ["send", "as_of"],
+    }
+
+
+def _label(option: str, value: Any) -> str:
+    if value is None:
+        return "off"
+    if isinstance(value, timedelta):
+        from cohortlab.times import format_duration
+
+        return format_duration(value)
+    if isinstance(value, datetime):
+        return "on" if option == "event_identity_cutoff" else value.isoformat()
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def assumption_ranges(
+    engine: Engine,
+    cohort: str,
+    at: datetime | str | None = None,
+    settings: SyncSettings | dict | str | None = None,
+    *,
+    source: Source = "auto",
+    simulate_fn=None,
+) -> pd.DataFrame:
+    """The audience (``= true``, and ``= false``) under each value of every assumption, the
+    others as in ``settings``: one row per (assumption, value) with ``is_current``, and per
+    assumption ``min_audience``, ``max_audience`` and ``changes`` (min differs from max).
+    ``simulate_fn(cohort, at, settings, source)`` defaults to :func:`simulate` (a ``Lab``
+    passes its cached one)."""
+    base = SyncSettings.coerce(settings)
+    run = simulate_fn or (lambda c, a, s, src: simulate(engine, c, a, s, source=src))
+    rows = []
+    for option, values in assumption_values(base).items():
+        for value in values:
+            s = base.replace(**{option: value})
+            r = run(cohort, at, s, source)
+            rows.append({
+                "assumption": option, "value": _label(option, value),
+                "is_current": getattr(base, option) == value,
+                "audience": r.audience, "audience_false": r.audience_false,
+                "should_be_true": int(r.counts["should_be_true"]),
+            })
+    df = pd.DataFrame(rows)
+    g = df.groupby("assumption", sort=False)["audience"]
+    df["min_audience"] = g.transform("min")
+    df["max_audience"] = g.transform("max")
+    df["changes"] = df.min_audience != df.max_audience
+    return df
+
+
+def assumption_ranges_wide(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per assumption: ``values`` ("value=audience, ...", the current one marked *),
+    ``min``, ``max``, ``changes``."""
+    out = []
+    for option, g in df.groupby("assumption", sort=False):
+        text = ", ".join(f"{v}{'*' if c else ''}={a:,}" for v, c, a in zip(g.value, g.is_current, g.audience))
+        out.append({"assumption": option, "values": text, "min": int(g.audience.min()), "max": int(g.audience.max()),
+                    "changes": bool(g.changes.iloc[0])})
+    return pd.DataFrame(out)
+
+
+def reexport_value(
+    engine: Engine,
+    cohort: str,
+    when: datetime | str | None = None,
+    at: datetime | str | None = None,
+    settings: SyncSettings | dict | str | None = None,
+    *,
+    source: Source = "auto",
+    simulate_fn=None,
+) -> dict[str, Any]:
+    """The remedy *re-export* valued in users: the audience at ``at`` as simulated, and with a
+    re-export (a full sync re-sending every member with the identifier of that time) at
+    ``when`` (default: ``at`` itself, i.e. re-export now). ``gained`` = the difference."""
+    base = SyncSettings.coerce(settings)
+    run = simulate_fn or (lambda c, a, s, src: simulate(engine, c, a, s, source=src))
+    before = run(cohort, at, base, source)
+    t = before.at if when is None else parse_time(when)
+    after = run(cohort, before.at, base.replace(reexport_at=[*base.reexport_at, t]), source)
+    return {"cohort": before.cohort, "at": before.at, "reexport_at": t,
+            "audience": before.audience, "audience_after_reexport": after.audience,
+            "gained": after.audience - before.audience}
+
+
+__all__ = [
+    "DroppedTableError",
+    "PUBLISHED",
+    "SimTable",
+    "SimulationResult",
+    "assumption_ranges",
+    "assumption_ranges_wide",
+    "assumption_values",
+    "new_run_id",
+    "reexport_value",
+    "simulate",
+]

@@ -1,0 +1,573 @@
+"""Verify the simulation against what mParticle holds (docs/rules.md#observed-state).
+
+An mParticle snapshot (Profile API JSON, CSV, Events API batches: table ``mpa_attributes``)
+may carry the cohort attribute. For every profile, the **observed** value (``true`` / ``false``
+/ ``absent``) of the attribute named by ``attribute_template`` is compared with the
+**simulated** value after the last run at or before ``at`` (:func:`cohortlab.simulation.sync.simulate`).
+
+Which profiles are compared: every profile the simulation wrote, and every profile of the
+snapshot that carries the attribute under one of the cohort's known names. A profile that holds
+neither value is an agreement (``absent`` / ``absent``).
+
+Which profiles are *in the snapshot*: those with a row in ``mpa_attributes`` under a known name
+of the cohort, and every profile whose record (``mpa_profiles.load_id``) comes from a load that
+carries such an attribute for some profile (so a snapshot profile without the attribute is
+observed ``absent``). A profile loaded only from inputs without the attribute (an identity CSV,
+say) is not in the snapshot.
+
+Known names of the cohort: its name and every other name recorded for its id (a renamed cohort:
+``mp_cohorts``, ``mp_cohort_snapshots``, ``mp_webhook_pages``), each through the template and in
+the older form ``Mixpanel - {cohort_name}``. The observed value is the one under the expected
+name (what an audience on ``<attribute> = true`` counts); values under the other names are
+reported beside it.
+
+The snapshot time (``snapshot_at``): given, else the latest ``as_of`` option of the loads that
+carry the attribute, else the latest ``last_stored_at`` of the snapshot's profiles (the export
+is at least as recent as its most recently stored profile), else the cohort's latest time. A
+profile whose load records its own ``as_of`` was captured then. ``at`` (the simulation time)
+defaults to the snapshot time.
+
+Each disagreement gets the first cause that applies:
+
+``snapshot_before_last_run``
+    the profile was captured (``captured_at``) before the run that wrote the simulated value
+    (``last_write_at``).
+``attribute_name_differs``
+    the profile has no value under the expected name but one under another known name.
+``profile_missing_in_snapshot``
+    the profile is not in the snapshot.
+``pause_not_modelled``
+    simulated ``true``, observed ``false`` or absent: a run should have written ``true``.
+``unexplained``
+    none of the above.
+
+The comparison is stored as table ``verify_profiles`` (one row per compared profile,
+:data:`PROFILE_COLUMNS`; the next ``verify`` replaces it): counts come from it in SQL, and only the
+disagreements are fetched into pandas, so a million profiles stay cheap.
+
+``detail`` says what the data shows, and ``evidence`` names two facts when the data shows them:
+``identity_changed`` (a current member holds one of the profile's user identities, as its
+distinct_id or email, but resolves elsewhere) and ``profile_deleted`` (no mParticle profile with
+that MPID is loaded). Identifiers that are personal data (emails, phone numbers) are replaced by
+their pseudonyms (:mod:`cohortlab.privacy`) unless ``show_personal_data``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from cohortlab.engines.base import Engine
+from cohortlab.pipeline import sql_str, sql_ts
+from cohortlab.settings import SyncSettings
+from cohortlab.times import naive_utc, parse_time, to_utc
+
+VALUES = ("true", "false", "absent")
+CAUSES = (
+    "snapshot_before_last_run",
+    "attribute_name_differs",
+    "profile_missing_in_snapshot",
+    "pause_not_modelled",
+    "unexplained",
+)
+EVIDENCE = ("identity_changed", "profile_deleted")
+OLD_TEMPLATE = "Mixpanel - {cohort_name}"
+PROFILE_COLUMNS = [
+    "mpid", "simulated", "observed", "agree", "cause", "evidence", "detail", "in_snapshot",
+    "other_name", "other_value", "last_write_at", "captured_at", "last_stored_at",
+]
+RULE = "docs/rules.md#observed-state"
+
+_SIM = "_verify_simulated"
+_NAMES = "_verify_names"
+_MEMBERS = "_verify_members"
+
+
+class VerifyError(ValueError):
+    """Nothing to verify (no observed attribute), or a bad parameter."""
+
+
+@dataclass
+class VerifyResult:
+    """Observed vs simulated for one cohort. The counts are pandas; ``disagreements`` (the profiles
+    that differ, with cause, evidence and detail) is fetched at once; ``profiles`` (every compared
+    profile, :data:`PROFILE_COLUMNS`) is read on first use from the table ``verify_profiles``,
+    which the next ``verify`` on the same database replaces."""
+
+    cohort: str
+    attribute: str
+    snapshot_at: datetime
+    snapshot_at_from: str
+    at: datetime
+    confusion: pd.DataFrame
+    audience: pd.DataFrame
+    causes: pd.DataFrame
+    names: pd.DataFrame
+    disagreements: pd.DataFrame
+    listed: int
+    both_absent: int
+    orphans_written: int
+    simulation: Any = None
+    notes: list[str] = field(default_factory=list)
+    engine: Any = field(default=None, repr=False)
+    _profiles: pd.DataFrame | None = field(default=None, repr=False)
+
+    @property
+    def profiles(self) -> pd.DataFrame:
+        if self._profiles is None:
+            self._profiles = _fetch(self.engine, "TRUE")
+        return self._profiles
+
+    def profile(self, mpid: int) -> pd.Series | None:
+        """The compared row of one profile (None when absent on both sides)."""
+        if self._profiles is not None:
+            rows = self._profiles[self._profiles.mpid == int(mpid)]
+        else:
+            rows = _fetch(self.engine, f"mpid = {int(mpid)}")
+        return rows.iloc[0] if len(rows) else None
+
+    @property
+    def compared(self) -> int:
+        """Profiles compared: those listed (simulated or observed) and those absent on both sides."""
+        return self.listed + self.both_absent
+
+    @property
+    def agreement(self) -> float:
+        n = self.compared
+        return 1.0 if n == 0 else 1.0 - len(self.disagreements) / n
+
+    def summary(self) -> dict[str, Any]:
+        aud = self.audience.set_index("audience")
+        return {
+            "cohort": self.cohort,
+            "attribute": self.attribute,
+            "snapshot_at": self.snapshot_at,
+            "at": self.at,
+            "compared": self.compared,
+            "disagreements": len(self.disagreements),
+            "agreement": round(self.agreement, 6),
+            "observed_true": int(aud.loc["= true", "observed"]),
+            "simulated_true": int(aud.loc["= true", "simulated"]),
+            **{f"cause:{c}": int(n) for c, n in zip(self.causes.cause, self.causes.profiles)},
+        }
+
+    def to_text(self, limit: int = 20) -> str:
+        return format_verify(self, limit)
+
+
+def _fetch(engine: Engine, where: str) -> pd.DataFrame:
+    order = " ".join(f"WHEN {sql_str(c)} THEN {i}" for i, c in enumerate(CAUSES))
+    df = engine.query_df(
+        f"SELECT {', '.join(PROFILE_COLUMNS)} FROM verify_profiles WHERE {where} "
+        f"ORDER BY agree, CASE cause {order} END, mpid"
+    )
+    df["mpid"] = df["mpid"].astype("int64")
+    return df
+
+
+# ----------------------------------------------------------------------------- names
+def known_names(engine: Engine, cohort: str, ids: list[str]) -> list[str]:
+    """The cohort's name first, then every other name recorded for one of its ids."""
+    others: list[str] = []
+    if ids:
+        id_list = ", ".join(sql_str(i) for i in ids)
+        rows = engine.query_rows(
+            f"""
+            SELECT name, min(first_seen) AS first_seen FROM (
+                SELECT name, created AS first_seen FROM mp_cohorts WHERE cohort_id IN ({id_list})
+                UNION ALL SELECT cohort_name, as_of FROM mp_cohort_snapshots WHERE cohort_id IN ({id_list})
+                UNION ALL SELECT cohort_name, received_at FROM mp_webhook_pages WHERE cohort_id IN ({id_list})
+            ) WHERE name IS NOT NULL GROUP BY name ORDER BY first_seen NULLS LAST, name
+            """
+        )
+        others = [r[0] for r in rows if r[0] != cohort]
+    return [cohort] + others
+
+
+def attribute_names(settings: SyncSettings, names: list[str]) -> list[tuple[str, str]]:
+    """(attribute name, how it relates) — the expected one first, then the others, no repeats."""
+    expected = settings.attribute_name(names[0])
+    out: dict[str, str] = {expected: "expected"}
+    for i, n in enumerate(names):
+        for template, how in ((settings.attribute_template, "template"), (OLD_TEMPLATE, "older form"), ("{cohort_name}", "name")):
+            a = template.format(cohort_name=n)
+            if a not in out and len(a) <= 256:
+                out[a] = how if i == 0 else f"{how} of the earlier name {n!r}"
+    return list(out.items())
+
+
+# ----------------------------------------------------------------------------- snapshot time
+def detect_snapshot_at(engine: Engine, fallback: datetime | None) -> tuple[datetime | None, str]:
+    """(time, where it came from) of the observed snapshot; reads the registered names table."""
+    row = engine.query_rows(
+        f"""
+        WITH obs_loads AS (SELECT DISTINCT a.load_id FROM mpa_attributes a JOIN {_NAMES} n ON n.name = a.name)
+        SELECT
+          (SELECT max(TRY_CAST(json_extract_string(l.options, '$.as_of') AS TIMESTAMP))
+             FROM loads l JOIN obs_loads o ON o.load_id = l.load_id),
+          (SELECT max(p.last_stored_at) FROM mpa_profiles p
+             WHERE p.load_id IN (SELECT load_id FROM obs_loads)
+                OR p.mpid IN (SELECT a.mpid FROM mpa_attributes a JOIN {_NAMES} n ON n.name = a.name))
+        """
+    )[0]
+    if row[0] is not None:
+        return to_utc(row[0]), "the as_of of the mParticle load"
+    if row[1] is not None:
+        return to_utc(row[1]), "the latest last_stored_at of the snapshot's profiles"
+    return fallback, "unknown: the cohort's latest snapshot/webhook time is assumed"
+
+
+# ----------------------------------------------------------------------------- comparison
+def _profiles_sql(snapshot_at: datetime) -> str:
+    """One row per compared profile (see the module docstring for every rule)."""
+    return f"""
+    WITH
+    obs AS (
+        -- the last value of each (profile, known name); a later load or line wins.
+        -- code: 2 true, 1 false, 0 another value (kept as text)
+        SELECT a.mpid, a.name, any_value(n.expected) AS expected, any_value(n.pos) AS pos,
+               arg_max(CASE WHEN a.value_bool THEN 2 WHEN NOT a.value_bool THEN 1 ELSE 0 END,
+                       coalesce(a.load_id, 0) * 4294967296 + coalesce(a.line, 0)) AS code,
+               max(CASE WHEN a.value_bool IS NULL THEN CAST(a.value AS VARCHAR) END) AS other_text
+        FROM mpa_attributes a JOIN {_NAMES} n ON n.name = a.name
+        GROUP BY a.mpid, a.name
+    ),
+    observed AS (
+        SELECT mpid,
+               bool_or(expected) AS has_expected,
+               max(CASE WHEN expected THEN code END) AS expected_code,
+               max(CASE WHEN expected AND code = 0 THEN other_text END) AS value_text,
+               arg_min(CASE WHEN NOT expected THEN name END, CASE WHEN NOT expected THEN pos END) AS other_name,
+               arg_min(CASE WHEN NOT expected THEN ['other', 'false', 'true'][code + 1] END,
+                       CASE WHEN NOT expected THEN pos END) AS other_value
+        FROM obs GROUP BY mpid
+    ),
+    obs_loads AS (SELECT DISTINCT a.load_id FROM mpa_attributes a JOIN {_NAMES} n ON n.name = a.name),
+    load_times AS (
+        SELECT l.load_id, l.load_id IN (SELECT load_id FROM obs_loads) AS carries,
+               TRY_CAST(json_extract_string(l.options, '$.as_of') AS TIMESTAMP) AS load_as_of
+        FROM loads l
+    ),
+    joined AS (
+        SELECT coalesce(s.mpid, o.mpid) AS mpid, s.value AS sim_value, s.last_write_at,
+               p.mpid IS NOT NULL AS profile_loaded, p.last_stored_at,
+               p.mpid IS NOT NULL AND (coalesce(ol.carries, FALSE) OR o.mpid IS NOT NULL) AS in_snapshot,
+               coalesce(ol.load_as_of, {sql_ts(snapshot_at)}) AS captured_at,
+               coalesce(o.has_expected, FALSE) AS has_expected, o.expected_code, o.value_text,
+               o.other_name, o.other_value
+        FROM {_SIM} s
+        FULL OUTER JOIN observed o ON o.mpid = s.mpid
+        LEFT JOIN mpa_profiles p ON p.mpid = coalesce(s.mpid, o.mpid)
+        LEFT JOIN load_times ol ON ol.load_id = p.load_id
+    ),
+    valued AS (
+        SELECT *,
+               CASE WHEN sim_value IS NULL THEN 'absent' WHEN sim_value THEN 'true' ELSE 'false' END AS simulated,
+               CASE WHEN NOT in_snapshot OR NOT has_expected THEN 'absent'
+                    WHEN expected_code = 2 THEN 'true' WHEN expected_code = 1 THEN 'false' ELSE 'other' END AS observed
+        FROM joined
+    )
+    SELECT mpid, simulated, observed, simulated = observed AS agree,
+           CASE WHEN simulated = observed THEN NULL
+                WHEN last_write_at > captured_at THEN 'snapshot_before_last_run'
+                WHEN in_snapshot AND NOT has_expected AND other_name IS NOT NULL THEN 'attribute_name_differs'
+                WHEN NOT in_snapshot THEN 'profile_missing_in_snapshot'
+                WHEN simulated = 'true' AND observed IN ('false', 'absent') THEN 'pause_not_modelled'
+                ELSE 'unexplained' END AS cause,
+           in_snapshot, profile_loaded, other_name, other_value, value_text, last_write_at, captured_at,
+           last_stored_at
+    FROM valued
+    """
+
+
+def _both_absent_sql() -> str:
+    """Snapshot profiles with no value on either side (agreements not listed one by one)."""
+    return f"""
+    WITH obs_loads AS (SELECT DISTINCT a.load_id FROM mpa_attributes a JOIN {_NAMES} n ON n.name = a.name)
+    SELECT count(*) FROM mpa_profiles p
+    WHERE p.load_id IN (SELECT load_id FROM obs_loads)
+      AND p.mpid NOT IN (SELECT mpid FROM {_SIM})
+      AND p.mpid NOT IN (SELECT a.mpid FROM mpa_attributes a JOIN {_NAMES} n ON n.name = a.name)
+    """
+
+
+def _unregister(engine: Engine, name: str) -> None:
+    con = getattr(engine, "con", None)
+    if con is not None and hasattr(con, "unregister"):
+        try:
+            con.unregister(name)
+        except Exception:  # pragma: no cover - already gone
+            pass
+
+
+def _database_key(engine: Engine) -> str:
+    from cohortlab.privacy import database_key
+
+    return database_key(engine)
+
+
+def _safe(v: Any) -> str:
+    """Text from data, shown on one line: control characters escaped."""
+    s = str(v)
+    return s if s.isprintable() else s.encode("unicode_escape").decode("ascii")
+
+
+def _fmt(t) -> str:
+    if t is None or (not isinstance(t, str) and pd.isna(t)):
+        return "unknown"
+    return pd.Timestamp(t).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _details_sql(engine: Engine, show_personal_data: bool) -> str:
+    """``verify_compared`` (the comparison) with ``detail`` and ``evidence`` for each disagreement:
+    what the data shows for its cause, and the identity-changed evidence (at most three members
+    named per profile; personal values replaced by pseudonyms, :mod:`cohortlab.privacy`, unless
+    ``show_personal_data``)."""
+    from cohortlab.privacy import KNOWN_PERSONAL_SQL, Redactor
+
+    def ts(col: str) -> str:
+        return f"coalesce(strftime({col}, '%Y-%m-%d %H:%M:%S'), 'unknown')"
+
+    redactor = Redactor(show=show_personal_data, key=_database_key(engine))
+    shown = redactor.sql("m.member", "known_personal")
+    quote = "''''"  # one quote character, as a SQL literal
+    return f"""
+    WITH
+    known_personal AS ({KNOWN_PERSONAL_SQL}),
+    disagreeing AS (SELECT mpid FROM verify_compared WHERE NOT agree),
+    ids AS (
+        SELECT i.mpid, i.identity_type, i.value FROM mpa_identities i
+        WHERE i.kind = 'user' AND i.mpid IN (SELECT mpid FROM disagreeing)
+    ),
+    holders AS (
+        SELECT ids.mpid, ids.identity_type, m.distinct_id AS member, m.email AS member_email, m.mpid AS now_mpid,
+               m.status, m.gap_reason
+        FROM ids JOIN {_MEMBERS} m ON m.distinct_id = ids.value
+        UNION
+        SELECT ids.mpid, ids.identity_type, m.distinct_id, m.email, m.mpid, m.status, m.gap_reason
+        FROM ids JOIN {_MEMBERS} m ON m.email = ids.value
+    ),
+    notes AS (
+        SELECT mpid, count(*) AS n,
+               array_to_string(list(note ORDER BY member, identity_type)[1:3], '; ') AS text
+        FROM (
+            SELECT m.mpid, m.member, m.identity_type,
+                   'identity changed: member ' || {shown} || ' holds this profile' || {quote} || 's '
+                   || m.identity_type || ' but now resolves to '
+                   || CASE WHEN m.now_mpid IS NOT NULL THEN 'MPID ' || CAST(m.now_mpid AS VARCHAR)
+                           ELSE 'nothing (' || m.status || ': ' || coalesce(m.gap_reason, '') || ')' END AS note
+            FROM holders m WHERE m.now_mpid IS NULL OR m.now_mpid <> m.mpid
+        ) x GROUP BY mpid
+    )
+    SELECT c.mpid, c.simulated, c.observed, c.agree, c.cause,
+           nullif(concat_ws(',', CASE WHEN c.cause = 'profile_missing_in_snapshot' AND NOT c.profile_loaded
+                                      THEN 'profile_deleted' END,
+                                 CASE WHEN n.mpid IS NOT NULL THEN 'identity_changed' END), '') AS evidence,
+           CASE WHEN c.agree THEN NULL ELSE
+             CASE c.cause
+               WHEN 'snapshot_before_last_run' THEN
+                 'the run at ' || {ts('c.last_write_at')} || ' wrote ' || c.simulated
+                 || '; this profile was captured at ' || {ts('c.captured_at')}
+               WHEN 'attribute_name_differs' THEN
+                 'carries ' || {quote} || c.other_name || {quote} || ' = ' || c.other_value
+                 || ' instead (simulated ' || c.simulated || ')'
+               WHEN 'profile_missing_in_snapshot' THEN
+                 CASE WHEN NOT c.profile_loaded
+                      THEN 'no mParticle profile with this MPID is loaded (deleted, or another workspace)'
+                      ELSE 'the profile is loaded only from inputs without the cohort attribute, not from the snapshot'
+                 END
+               WHEN 'pause_not_modelled' THEN
+                 'the run at ' || {ts('c.last_write_at')} || ' should have written true; observed ' || c.observed
+                 || CASE WHEN c.last_stored_at < c.last_write_at
+                         THEN '; mParticle last stored this profile at ' || {ts('c.last_stored_at')}
+                              || ', before that run'
+                         ELSE '' END
+               ELSE
+                 CASE WHEN c.observed = 'other'
+                      THEN 'observed the non-boolean value ' || c.value_text || '; simulated ' || c.simulated
+                      WHEN c.simulated = 'absent'
+                      THEN 'observed ' || c.observed || '; no run of the simulation wrote this profile'
+                      ELSE 'observed ' || c.observed || '; the run at ' || {ts('c.last_write_at')}
+                           || ' wrote ' || c.simulated
+                 END
+             END
+             || CASE WHEN n.mpid IS NULL THEN ''
+                     ELSE '; ' || n.text
+                          || CASE WHEN n.n > 3 THEN ' (+' || CAST(n.n - 3 AS VARCHAR) || ' more)' ELSE '' END
+                END
+           END AS detail,
+           c.in_snapshot, c.other_name, c.other_value, c.last_write_at, c.captured_at, c.last_stored_at
+    FROM verify_compared c LEFT JOIN notes n ON n.mpid = c.mpid
+    """
+
+
+def _names_table(engine: Engine, names: list[tuple[str, str]]) -> pd.DataFrame:
+    df = engine.query_df(
+        f"""
+        SELECT n.name AS attribute, n.how, count(DISTINCT a.mpid) AS profiles,
+               count(*) FILTER (WHERE a.value_bool) AS "true",
+               count(*) FILTER (WHERE NOT a.value_bool) AS "false",
+               count(a.mpid) FILTER (WHERE a.value_bool IS NULL) AS other
+        FROM {_NAMES} n LEFT JOIN mpa_attributes a ON a.name = n.name
+        GROUP BY n.name, n.how, n.pos ORDER BY n.pos
+        """
+    )
+    return df
+
+
+# ----------------------------------------------------------------------------- entry point
+def verify(
+    engine: Engine,
+    cohort: str,
+    at: datetime | str | None = None,
+    settings: SyncSettings | dict | str | None = None,
+    *,
+    snapshot_at: datetime | str | None = None,
+    source: str = "auto",
+    show_personal_data: bool = False,
+    simulate_fn=None,
+) -> VerifyResult:
+    """Compare the simulated attribute of ``cohort`` with the observed one (module docstring).
+
+    ``at``: the simulation time (default: the snapshot time). ``snapshot_at``: when the mParticle
+    snapshot was taken (default: detected). ``simulate_fn(cohort, at, settings, source)`` runs the
+    simulation (default: :func:`cohortlab.simulation.sync.simulate` on ``engine``)."""
+    from cohortlab.simulation.resolution import find_cohort
+
+    settings = SyncSettings.coerce(settings)
+    ref = find_cohort(engine, cohort, source)
+    names = attribute_names(settings, known_names(engine, ref.name, ref.ids))
+    engine.register(
+        _NAMES,
+        pd.DataFrame({"name": [n for n, _ in names], "how": [h for _, h in names],
+                      "expected": [i == 0 for i in range(len(names))], "pos": list(range(len(names)))}),
+    )
+    try:
+        return _verify(engine, ref, names, at, settings, snapshot_at, source, show_personal_data, simulate_fn)
+    finally:
+        for t in (_NAMES, _SIM, _MEMBERS):
+            _unregister(engine, t)
+
+
+def _verify(engine, ref, names, at, settings, snapshot_at, source, show_personal_data, simulate_fn) -> VerifyResult:
+    attribute = names[0][0]
+    observed_any = engine.query_rows(
+        f"SELECT count(*) FROM mpa_attributes a JOIN {_NAMES} n ON n.name = a.name"
+    )[0][0]
+    if not observed_any:
+        shown = ", ".join(repr(n) for n, _ in names[:6])
+        raise VerifyError(
+            f"no observed state for cohort {ref.name!r}: no loaded mParticle profile carries the attribute "
+            f"{shown} (load an mParticle snapshot, e.g. `cohortlab load mparticle-profiles ...`)"
+        )
+    if snapshot_at is not None:
+        snap, snap_from = parse_time(snapshot_at, "snapshot_at"), "given"
+    else:
+        snap, snap_from = detect_snapshot_at(engine, ref.last_time)
+    at_ = parse_time(at, "at") if at is not None else snap
+    if simulate_fn is None:
+        from cohortlab.simulation.sync import simulate
+
+        def simulate_fn(c, a, s, src):
+            return simulate(engine, c, a, s, source=src)
+
+    result = simulate_fn(ref.name, at_, settings, source)
+    state = result.attribute_state
+    orphans = int(state.is_orphan.sum()) if len(state) else 0
+    sim = state.loc[~state.is_orphan.astype(bool), ["mpid", "value", "last_write_at"]].copy()
+    sim["mpid"] = sim["mpid"].astype("int64")
+    sim["value"] = sim["value"].astype(bool)
+    engine.register(_SIM, sim)
+    res = result.resolution
+    engine.register(_MEMBERS, pd.DataFrame({
+        "distinct_id": res["distinct_id"].astype("string"),
+        "email": res["email"].astype("string") if "email" in res else pd.Series(pd.NA, index=res.index, dtype="string"),
+        "mpid": res["mpid"].astype("Int64"),
+        "status": res["status"].astype("string"),
+        "gap_reason": res["gap_reason"].astype("string"),
+    }))
+    engine.materialise("verify_compared", _profiles_sql(naive_utc(snap)), temp=True)
+    engine.materialise("verify_profiles", _details_sql(engine, show_personal_data))
+    engine.execute("DROP TABLE IF EXISTS verify_compared")
+    both_absent = int(engine.query_rows(_both_absent_sql())[0][0])
+
+    counts = engine.query_rows("SELECT simulated, observed, cause, count(*) FROM verify_profiles GROUP BY ALL")
+    cats = list(VALUES) + (["other"] if any(o == "other" for _, o, _, _ in counts) else [])
+    confusion = pd.DataFrame(0, index=pd.Index(list(VALUES), name="simulated"),
+                             columns=pd.Index(cats, name="observed"), dtype="int64")
+    by_cause = dict.fromkeys(CAUSES, 0)
+    for s, o, cause, n in counts:
+        confusion.loc[s, o] += int(n)
+        if cause is not None:
+            by_cause[cause] += int(n)
+    listed = int(confusion.values.sum())
+    confusion.loc["absent", "absent"] += both_absent
+    audience = pd.DataFrame({
+        "audience": ["= true", "= false"],
+        "observed": [int(confusion["true"].sum()), int(confusion["false"].sum())],
+        "simulated": [int(confusion.loc["true"].sum()), int(confusion.loc["false"].sum())],
+    })
+    audience["difference"] = audience.observed - audience.simulated
+    causes = pd.DataFrame({"cause": list(CAUSES), "profiles": [by_cause[c] for c in CAUSES], "rule": RULE})
+    notes: list[str] = []
+    names_df = _names_table(engine, names)
+    if int(names_df.profiles.iloc[0]) == 0:
+        other = names_df[names_df.profiles > 0]
+        if len(other):
+            notes.append(
+                f"no profile carries {attribute!r}; the snapshot uses {other.attribute.iloc[0]!r} "
+                f"({other.how.iloc[0]}): set attribute_template accordingly if that is the feed's name"
+            )
+    if orphans:
+        notes.append(f"{orphans:,} orphan profile(s) created by the feed have no known MPID and cannot be compared")
+    if snap_from.startswith("unknown"):
+        notes.append("the snapshot time is unknown; pass --snapshot-at (snapshot_at=) for a sound comparison")
+    return VerifyResult(
+        cohort=ref.name, attribute=attribute, snapshot_at=to_utc(snap), snapshot_at_from=snap_from,
+        at=to_utc(result.at), confusion=confusion, audience=audience, causes=causes, names=names_df,
+        disagreements=_fetch(engine, "NOT agree"), listed=listed, both_absent=both_absent,
+        orphans_written=orphans, simulation=result, notes=notes, engine=engine,
+    )
+
+
+# ----------------------------------------------------------------------------- text
+def format_verify(v: VerifyResult, limit: int = 20) -> str:
+    lines = [
+        f"cohort: {v.cohort}   attribute: {v.attribute!r}",
+        f"mParticle snapshot: {_fmt(v.snapshot_at)} UTC ({v.snapshot_at_from})",
+        f"simulated: after the last run at or before {_fmt(v.at)} UTC",
+        "",
+        "audience            observed  simulated  difference",
+    ]
+    for r in v.audience.itertuples(index=False):
+        lines.append(f"  {r.audience:<16}{r.observed:>10,}{r.simulated:>11,}{r.difference:>+12,}")
+    lines += ["", "profiles (rows: simulated, columns: observed)"]
+    conf = v.confusion
+    lines.append("  " + " " * 10 + "".join(f"{c:>10}" for c in conf.columns))
+    for idx, row in conf.iterrows():
+        lines.append(f"  {idx:<10}" + "".join(f"{int(x):>10,}" for x in row))
+    dis = v.disagreements
+    lines += ["", f"agreement: {v.agreement:.2%} of {v.compared:,} profiles; {len(dis):,} disagree"]
+    if len(dis):
+        lines.append(f"disagreements by cause (first that applies, {RULE})")
+        for r in v.causes.itertuples(index=False):
+            if r.profiles:
+                lines.append(f"  {r.cause:<30}{r.profiles:>10,}")
+        lines += ["", f"disagreements{' (first %d)' % limit if len(dis) > limit else ''}"]
+        for r in dis.head(limit).itertuples(index=False):
+            lines.append(f"  MPID {r.mpid}: simulated {r.simulated}, observed {r.observed} -> {r.cause}: {_safe(r.detail)}")
+    shown = v.names[v.names.profiles > 0]
+    if len(shown):
+        lines += ["", "attribute names in the snapshot"]
+        for r in shown.itertuples(index=False):
+            lines.append(f"  {r.attribute!r} ({r.how}): {r.profiles:,} profiles, {r.true:,} true, {r.false:,} false")
+    for n in v.notes:
+        lines.append(f"note: {n}")
+    return "\n".join(lines)
+
+
+__all__ = ["CAUSES", "EVIDENCE", "PROFILE_COLUMNS", "VerifyError", "VerifyResult", "attribute_names",
+           "format_verify", "known_names", "verify"]

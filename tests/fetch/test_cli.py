@@ -1,0 +1,152 @@
+"""``cohortlab fetch`` on the command line: credentials from the environment or a config file
+(never options), one clear error line on auth failures (no traceback, no secret), the summary,
+and --db loading everything."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from cohortlab import Lab
+from cohortlab.cli import main
+from tests.fetch import fake_services as fs
+from tests.fetch.conftest import BIG
+
+
+def _run(args, env, tmp_path):
+    # no retries sleep in the CLI tests: --retries 0 unless a test asks otherwise
+    full = {k: v for k, v in os.environ.items() if not k.startswith(("MIXPANEL_", "MPARTICLE_", "COHORTLAB_"))}
+    full.update(env)
+    return CliRunner().invoke(main, ["fetch", *args], env=full, catch_exceptions=False)
+
+
+def test_fetch_everything_and_load(fake, env, tmp_path):
+    out, db = tmp_path / "exports", tmp_path / "lab.duckdb"
+    r = _run(["--out", str(out), "--db", str(db), "--from", "2026-01-01", "--to", "2026-01-03",
+              "--cohort", "Power Users", "--cohort", "1001"], env, tmp_path)
+    assert r.exit_code == 0, r.output
+    assert r.stderr == ""  # stderr is not a terminal: no progress bars
+    assert "mixpanel cohorts list: 2 cohorts" in r.stdout
+    assert "members of 'Power Users' (id 1000): 3 as of" in r.stdout
+    assert "members of 'Churn Risk' (id 1001): 0 as of" in r.stdout
+    assert "mparticle profiles: 4 MPIDs referenced, 3 fetched, 1 not found (404)" in r.stdout
+    assert "mixpanel requests: " in r.stdout and "mparticle requests: " in r.stdout
+    with Lab(str(db)) as lab:
+        q = lab.engine.query_rows
+        assert q("SELECT count(*) FROM mp_events")[0][0] == 5
+        assert q("SELECT count(*) FROM mpa_profiles WHERE mpid = ?", [BIG])[0][0] == 1
+        assert sorted(q("SELECT cohort_name, member_count FROM mp_cohort_snapshots")) == [
+            ("Churn Risk", 0), ("Power Users", 3)]
+    # again: nothing new fetched from mParticle, nothing doubled
+    r2 = _run(["--out", str(out), "--db", str(db), "--json"], env, tmp_path)
+    assert r2.exit_code == 0, r2.output
+    counts = json.loads(r2.stdout)["counts"]
+    assert counts["mparticle_profiles"] == 0 and counts["mparticle_missing"] == 0
+    with Lab(str(db)) as lab:
+        assert lab.engine.query_rows("SELECT count(*) FROM mpa_profiles")[0][0] == 3
+        assert lab.engine.query_rows("SELECT count(*) FROM mp_profiles")[0][0] == 5
+
+
+def test_wrong_secret_is_one_line_without_the_secret(fake, env, tmp_path):
+    env = {**env, "MIXPANEL_SERVICE_ACCOUNT_SECRET": "not-the-right-secret-42"}
+    r = _run(["--out", str(tmp_path / "o"), "--source", "mixpanel", "--from", "2026-01-01", "--to", "2026-01-01",
+              "--no-profiles"], env, tmp_path)
+    assert r.exit_code == 1
+    err = r.stderr.strip()
+    assert err.count("\n") == 0
+    assert err.startswith("error: mixpanel: authentication failed (HTTP 401) on /api/query/cohorts/list")
+    assert "Check the service account user name and secret" in err
+    assert "not-the-right-secret-42" not in r.output and "Traceback" not in r.output
+
+
+def test_export_error_echoing_credentials_is_masked(fake, env, tmp_path):
+    from cohortlab.fetch.credentials import load_credentials
+    from cohortlab.fetch.http import AuthError, no_sleep_policy
+    from cohortlab.fetch.mixpanel import MixpanelClient
+
+    creds = load_credentials(env={**env, "MIXPANEL_SERVICE_ACCOUNT_SECRET": "not-the-right-secret-42"})
+    mp = MixpanelClient(creds.mixpanel, policy=no_sleep_policy())
+    with pytest.raises(AuthError) as e:
+        mp.export_events(tmp_path, "2026-01-01", "2026-01-01")
+    msg = str(e.value)
+    assert "Invalid username or secret: svc.cohortlab:****" in msg  # the server echoed it; we did not
+    assert "not-the-right-secret-42" not in msg
+
+
+def test_forbidden_is_an_auth_error_too(fake, env, tmp_path):
+    fake.sticky["cohorts"] = ("status", 403)
+    r = _run(["--out", str(tmp_path / "o"), "--source", "mixpanel", "--no-profiles"], env, tmp_path)
+    assert r.exit_code == 1
+    assert r.stderr.startswith("error: mixpanel: authentication failed (HTTP 403) on /api/query/cohorts/list")
+    assert fake.count("cohorts") == 1  # never retried
+
+
+def test_credentials_from_a_config_file(fake, env, tmp_path):
+    cfg = tmp_path / "creds.yaml"
+    cfg.write_text(
+        "mixpanel:\n"
+        f"  project_id: {fs.PROJECT}\n  service_account_username: {fs.MP_USER}\n"
+        f"  service_account_secret: {fs.MP_SECRET}\n"
+        f"  export_url: {fake.base}\n  query_url: {fake.base}\n"
+    )
+    cfg.chmod(0o600)
+    r = _run(["--out", str(tmp_path / "o"), "--source", "mixpanel", "--config", str(cfg), "--no-profiles"],
+             {}, tmp_path)
+    assert r.exit_code == 0, r.output
+    assert "mixpanel cohorts list: 2 cohorts" in r.stdout
+    assert "warning" not in r.stderr
+
+
+def test_missing_credentials_name_the_variables(fake, tmp_path):
+    r = _run(["--out", str(tmp_path / "o"), "--source", "mparticle", "--mpids", str(_mpids(tmp_path))], {}, tmp_path)
+    assert r.exit_code == 1
+    assert r.stderr.strip() == ("error: mparticle: missing credentials: set MPARTICLE_CLIENT_ID, "
+                                "MPARTICLE_CLIENT_SECRET, MPARTICLE_ORG_ID, MPARTICLE_ACCOUNT_ID, "
+                                "MPARTICLE_WORKSPACE_ID (or the mparticle: section of the config file)")
+
+
+def _mpids(tmp_path):
+    p = tmp_path / "mpids.txt"
+    p.write_text(f"# MPIDs\n{BIG}\n-1\n")
+    return p
+
+
+def test_mpids_file_for_an_mparticle_only_fetch(fake, env, tmp_path):
+    r = _run(["--out", str(tmp_path / "o"), "--source", "mparticle", "--mpids", str(_mpids(tmp_path))], env, tmp_path)
+    assert r.exit_code == 0, r.output
+    assert "mparticle profiles: 2 MPIDs referenced, 1 fetched, 1 not found (404)" in r.stdout
+    bad = tmp_path / "bad.txt"
+    bad.write_text("12\n1.5e18\n")
+    r = _run(["--out", str(tmp_path / "o"), "--source", "mparticle", "--mpids", str(bad)], env, tmp_path)
+    assert r.exit_code == 1 and r.stderr.strip() == f"error: {bad}:2: not an MPID (a signed 64-bit integer)"
+
+
+def test_no_secret_options_exist():
+    r = CliRunner().invoke(main, ["fetch", "--help"])
+    assert r.exit_code == 0
+    assert "--secret" not in r.output and "--password" not in r.output and "--token" not in r.output
+
+
+def test_unreachable_service_is_one_line_after_the_retries(tmp_path):
+    # a port nobody listens on (bound, then closed): connection refused, retried, then one line
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    env = fs.env_for(f"http://127.0.0.1:{port}")
+    r = _run(["--out", str(tmp_path / "o"), "--source", "mixpanel", "--retries", "0"], env, tmp_path)
+    assert r.exit_code == 1
+    assert r.stderr.startswith("error: mixpanel: giving up after 1 attempt: ConnectError on /api/query/cohorts/list")
+    assert r.stderr.count("\n") == 1
+
+
+def test_a_bad_date_is_one_line(fake, env, tmp_path):
+    r = _run(["--out", str(tmp_path / "o"), "--source", "mixpanel", "--from", "2026-13-01", "--to", "2026-01-02"],
+             env, tmp_path)
+    assert r.exit_code == 1
+    assert r.stderr.startswith("error: from_date") and r.stderr.count("\n") == 1

@@ -1,0 +1,154 @@
+"""mParticle side of ``cohortlab fetch``: the Profile API per MPID the Mixpanel side refers to,
+concurrent and paced, 429/5xx retried, token refreshed once on 401, resumable, exact int64 MPIDs,
+then loaded into the mpa_* tables (attributes and audiences are the snapshot)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cohortlab import Lab
+from cohortlab.fetch import AuthError, FetchError, fetch
+from cohortlab.fetch.mparticle import MParticleClient, fetched_mpids, read_missing
+from tests.fetch.conftest import BIG, FALLBACK, GONE, NEG
+
+
+def _client(creds, policy, rate=None) -> MParticleClient:
+    return MParticleClient(creds.mparticle, policy=policy, rate=rate)
+
+
+def test_fetch_the_referenced_mpids_and_load_them(fake, creds, policy, tmp_path):
+    with Lab() as lab:
+        s = fetch(tmp_path, lab=lab, from_date="2026-01-01", to_date="2026-01-03", credentials=creds,
+                  policy=policy, progress=False)
+        q = lab.engine.query_rows
+        # $mparticle_user_id of profiles/events and the distinct_id that is an MPID; "undefined" is not
+        assert sorted(r[0] for r in q("SELECT mpid FROM mpa_profiles")) == sorted([NEG, BIG, FALLBACK])
+        assert q("SELECT value FROM mpa_identities WHERE mpid = ?", [BIG]) == [("cust-2",)]
+        assert q("SELECT name, value_bool FROM mpa_attributes WHERE mpid = ?", [NEG]) == [("Power Users", True)]
+        assert q("SELECT audience_id FROM mpa_audiences WHERE mpid = ?", [FALLBACK]) == [(17802,)]
+    assert s.counts["mparticle_profiles"] == 3 and s.counts["mparticle_missing"] == 1
+    asked = sorted(int(p["path"].rsplit("/", 1)[1]) for e, _, p in fake.log if e == "profile")
+    assert asked == sorted([NEG, BIG, FALLBACK, GONE])
+    assert all(p["fields"] == "device_identities,user_identities,user_attributes,audience_memberships,attribution"
+               for e, _, p in fake.log if e == "profile")
+    assert read_missing(tmp_path / ".fetch" / "mparticle_missing.json") == {GONE}
+    text = str(s)
+    assert "mparticle profiles: 4 MPIDs referenced, 3 fetched, 1 not found (404), 0 already fetched" in text
+    # the summary ends with what was loaded: the Mixpanel folder, then the new profile parts
+    assert "mixpanel-events         1 file(s)            5 rows" in text
+    assert text.endswith("mparticle-profiles: 1 file(s) loaded\n  rows read                3\n  loaded                   3\n"
+                         "  deduplicated             0\n  quarantined              0")
+
+
+def test_mpids_read_from_the_fetched_files_without_a_database(fake, creds, policy, tmp_path):
+    fetch(tmp_path, sources=["mixpanel"], credentials=creds, policy=policy, progress=False)
+    s = fetch(tmp_path, sources=["mparticle"], credentials=creds, policy=policy, progress=False)
+    assert s.counts["mparticle_profiles"] == 3
+    assert fetched_mpids(tmp_path / "mparticle" / "profiles") == {NEG, BIG, FALLBACK}
+    # the part file holds the MPIDs as exact JSON integers
+    text = "".join(p.read_text() for p in (tmp_path / "mparticle" / "profiles").glob("*.jsonl"))
+    assert f'"mpid": {BIG}' in text and f'"mpid": {NEG}' in text
+
+
+def test_second_run_fetches_only_what_is_missing(fake, creds, policy, tmp_path):
+    mpa = _client(creds, policy)
+    first = mpa.fetch_profiles(tmp_path, [NEG, BIG], progress=False)
+    assert (first.fetched, first.skipped) == (2, 0)
+    second = mpa.fetch_profiles(tmp_path, [NEG, BIG, FALLBACK, GONE], progress=False)
+    assert (second.fetched, second.missing, second.skipped) == (1, 1, 2)
+    third = mpa.fetch_profiles(tmp_path, [NEG, BIG, FALLBACK, GONE], progress=False)
+    assert (third.fetched, third.skipped) == (0, 4)
+    assert fake.count("profile") == 4  # each MPID asked exactly once
+    again = mpa.fetch_profiles(tmp_path, [GONE], retry_missing=True, progress=False)
+    assert (again.missing, fake.count("profile")) == (1, 5)
+
+
+def test_an_interrupted_run_resumes(fake, creds, policy, tmp_path):
+    fake.profile_faults[BIG] = [("status", 500)] * 10  # this one keeps failing
+    mpa = _client(creds, policy)
+    with pytest.raises(FetchError, match=r"giving up after 4 attempts: HTTP 500 on /userprofile/v1/11/22/33/"):
+        mpa.fetch_profiles(tmp_path, [NEG, BIG, FALLBACK], concurrency=1, progress=False)
+    # what was fetched before the failure (in MPID order: NEG, FALLBACK, then BIG) is on disk
+    assert fetched_mpids(tmp_path / "mparticle" / "profiles") == {NEG, FALLBACK}
+    fake.profile_faults.clear()
+    res = mpa.fetch_profiles(tmp_path, [NEG, BIG, FALLBACK], concurrency=1, progress=False)
+    assert (res.fetched, res.skipped) == (1, 2)
+    assert fetched_mpids(tmp_path / "mparticle" / "profiles") == {NEG, BIG, FALLBACK}
+    assert not any((tmp_path / ".fetch" / "tmp").iterdir())
+
+
+def test_rate_limit_and_server_errors_are_retried(fake, creds, policy, tmp_path):
+    fake.faults["profile"] = [("status", 429, 3), ("status", 503)]
+    mpa = _client(creds, policy)
+    res = mpa.fetch_profiles(tmp_path, [NEG], progress=False)
+    assert res.fetched == 1
+    assert dict(mpa.http.stats.retries) == {"429": 1, "503": 1}
+    assert policy.waits[0] == 3.0
+
+
+def test_expired_token_is_renewed_once(fake, creds, policy, tmp_path):
+    fake.faults["profile"] = ["expire_token"]
+    mpa = _client(creds, policy)
+    res = mpa.fetch_profiles(tmp_path, [NEG, BIG], concurrency=1, progress=False)
+    assert res.fetched == 2
+    assert fake.count("token") == 2
+    assert [p for e, _, p in fake.log if e == "token"][0] == {
+        "client_id": "mpa-client", "audience": "https://api.mparticle.com", "grant_type": "client_credentials"}
+
+
+def test_threads_hitting_an_expired_token_renew_it_once(fake, creds, policy, tmp_path):
+    fake.mpa_profiles.update({m: {"mpid": m} for m in range(2000, 2009)})
+    fake.profile_delay = 0.05
+    fake.faults["profile"] = ["expire_token"]
+    mpa = _client(creds, policy)
+    res = mpa.fetch_profiles(tmp_path, range(2000, 2009), concurrency=3, progress=False)
+    assert res.fetched == 9
+    assert fake.count("token") == 2  # the first token, and one renewal
+
+
+def test_bad_client_credentials_one_clear_error(fake, creds, policy, tmp_path):
+    from cohortlab.fetch.credentials import Secret
+
+    creds.mparticle.client_secret = Secret("wrong-secret-value")
+    mpa = _client(creds, policy)
+    with pytest.raises(AuthError) as e:
+        mpa.fetch_profiles(tmp_path, [NEG], progress=False)
+    msg = str(e.value)
+    assert msg.startswith("mparticle: authentication failed (HTTP 401) on /oauth/token: invalid_client.")
+    assert "\n" not in msg and "wrong-secret-value" not in msg
+    assert fake.count("profile") == 0
+
+
+def test_concurrency_is_bounded_and_pacing_applies(fake, creds, policy, tmp_path):
+    fake.mpa_profiles.update({m: {"mpid": m, "user_attributes": {}} for m in range(1000, 1012)})
+    fake.profile_delay = 0.05
+    mpa = _client(creds, policy, rate=1000.0)
+    res = mpa.fetch_profiles(tmp_path, range(1000, 1012), concurrency=3, part_size=5, progress=False)
+    assert res.fetched == 12
+    assert 1 < fake.max_inflight <= 3
+    # parts are written as they fill (5, plus what finished meanwhile), the rest at the end
+    sizes = [len(p.read_text().splitlines()) for p in res.files]
+    assert len(sizes) >= 2 and all(n <= 5 + 3 for n in sizes)
+    assert sum(len(p.read_text().splitlines()) for p in res.files) == 12
+
+
+def test_pacer_spaces_request_starts():
+    from cohortlab.fetch.http import RateLimiter
+
+    now = [0.0]
+    slept: list[float] = []
+    lim = RateLimiter(4.0, clock=lambda: now[0], sleep=slept.append)
+    for _ in range(5):
+        lim.acquire()
+    assert slept == [0.25, 0.5, 0.75, 1.0]
+
+
+def test_a_rounded_mpid_in_the_answer_is_not_trusted(fake, creds, policy, tmp_path):
+    fake.mpa_profiles[BIG] = {"mpid": 9080350317581165000, "user_attributes": {}}  # rounded upstream
+    mpa = _client(creds, policy)
+    res = mpa.fetch_profiles(tmp_path, [BIG], progress=False)
+    assert res.mismatched == 1
+    line = json.loads(res.files[0].read_text())
+    assert line["mpid"] == BIG and line["mpid_returned"] == 9080350317581165000

@@ -1,0 +1,262 @@
+"""The command line under unlucky conditions: a database in use or unusable, outputs that cannot
+be written, settings that would exhaust the machine, warnings and --strict, scheduled-job hygiene."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import tomllib
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cohortlab import Lab
+
+from .conftest import checksum
+
+REPO = Path(__file__).resolve().parents[2]
+BIG = 9007199254740993  # 2^53 + 1: not representable as a float64
+
+
+# --------------------------------------------------------------------------- the database
+def _hold(db: str, seconds: float) -> subprocess.Popen:
+    """Another process holding ``db`` open for ``seconds`` (it prints 'ready' once it does)."""
+    code = f"import duckdb, sys, time; c = duckdb.connect({db!r}); print('ready', flush=True); time.sleep({seconds})"
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "ready"
+    return p
+
+
+@pytest.mark.parametrize("command", [["info"], ["load", "mixpanel-events", "EVENTS"], ["export", "--out", "OUT"]])
+def test_a_database_in_use_is_one_line_naming_the_process(db, cli, tmp_path, command):
+    events = tmp_path / "e.jsonl"
+    events.write_text('{"event":"x","properties":{"time":1772000000,"distinct_id":"a"}}\n')
+    args = [str(events) if a == "EVENTS" else str(tmp_path / "out") if a == "OUT" else a for a in command]
+    holder = _hold(db, 30)
+    try:
+        t0 = time.monotonic()
+        run = cli(args[0], "--db", db, "--wait", "0.5", *args[1:])
+        line = run.assert_one_line_error("the database is in use by another process")
+        assert f"(PID {holder.pid})" in line
+        assert 0.4 < time.monotonic() - t0 < 20
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_wait_lets_a_command_run_once_the_other_process_is_done(db, cli):
+    holder = _hold(db, 1.0)
+    try:
+        run = cli("info", "--db", db, "--wait", "30")
+        assert run.code == 0, run.stderr
+        assert "tables:" in run.stdout
+    finally:
+        holder.wait()
+
+
+def test_a_file_that_is_not_a_duckdb_database(cli, tmp_path):
+    bad = tmp_path / "notes.duckdb"
+    bad.write_text("these are my notes\n")
+    run = cli("info", "--db", bad)
+    run.assert_one_line_error("not a DuckDB database file")
+    run = cli("load", "--db", bad, "mixpanel-events", bad)
+    run.assert_one_line_error("not a DuckDB database file")
+    assert bad.read_text() == "these are my notes\n"
+
+
+def test_a_database_folder_that_cannot_be_created(cli, tmp_path):
+    afile = tmp_path / "a-file"
+    afile.write_text("x")
+    events = tmp_path / "e.jsonl"
+    events.write_text('{"event":"x","properties":{"time":1772000000,"distinct_id":"a"}}\n')
+    run = cli("load", "--db", afile / "sub" / "lab.duckdb", "mixpanel-events", events)
+    run.assert_one_line_error("cannot create its folder")
+
+
+# --------------------------------------------------------------------------- simulate outputs
+@pytest.fixture
+def cohort_db(tmp_path):
+    """Power Users: member a (MPID 2^53+1, matched) and b (no MPID)."""
+    path = tmp_path / "sim.duckdb"
+    (tmp_path / "mp.jsonl").write_text(
+        json.dumps({"$distinct_id": "a", "$properties": {"$mparticle_user_id": str(BIG)}}) + "\n"
+        + json.dumps({"$distinct_id": "b", "$properties": {}}) + "\n")
+    (tmp_path / "mpa.jsonl").write_text(f'{{"mpid": {BIG}, "user_attributes": {{}}}}\n')
+    (tmp_path / "members.csv").write_text("distinct_id\na\nb\n")
+    with Lab(path) as lab:
+        lab.load("mixpanel-profiles", tmp_path / "mp.jsonl")
+        lab.load("mparticle-profiles", tmp_path / "mpa.jsonl")
+        lab.load("mixpanel-members", tmp_path / "members.csv", cohort="Power Users", as_of="2026-03-01")
+    return str(path)
+
+
+def test_members_out_parquet_keeps_mpids_exact_for_pandas(cohort_db, cli, tmp_path):
+    out = tmp_path / "members.parquet"
+    run = cli("simulate", "--db", cohort_db, "--cohort", "Power Users", "--members-out", out, "--no-timeline")
+    assert run.code == 0, run.stderr
+    mpid = pd.read_parquet(out).set_index("distinct_id").mpid
+    assert str(mpid.dtype) == "Int64"
+    assert mpid["a"] == BIG and pd.isna(mpid["b"])
+
+
+@pytest.mark.parametrize("target, message", [
+    ("missing/members.csv", "does not exist"),
+    ("members.txt", "expected a .csv, .csv.gz or .parquet file name"),
+])
+def test_members_out_is_checked_before_the_simulation_runs(cohort_db, cli, tmp_path, target, message):
+    out = tmp_path / target
+    run = cli("simulate", "--db", cohort_db, "--cohort", "Power Users", "--members-out", out)
+    run.assert_one_line_error(message)
+    assert "discrepancy waterfall" not in run.stdout  # nothing ran
+
+
+# --------------------------------------------------------------------------- settings
+@pytest.mark.parametrize("yaml, message", [
+    ("start: 0001-01-01T00:00:00Z\ncadence: 15m\n", "at most 1,000,000 runs per simulation"),
+    ('attribute_template: "{cohort_name:>100000000000}"\n', "only the placeholder {cohort_name} is allowed"),
+    ('attribute_template: "{cohort_name.__class__}"\n', "only the placeholder {cohort_name} is allowed"),
+    ("snapshot_ttl: 9999999999d\n", "at most 3660 days"),
+    ("cadence: 99999999999999s\n", "at most 3660 days"),
+])
+def test_settings_that_would_exhaust_the_machine_are_refused(cohort_db, cli, tmp_path, yaml, message):
+    s = tmp_path / "s.yaml"
+    s.write_text(yaml)
+    t0 = time.monotonic()
+    run = cli("simulate", "--db", cohort_db, "--cohort", "Power Users", "--settings", s)
+    run.assert_one_line_error(message)
+    assert time.monotonic() - t0 < 30
+
+
+# --------------------------------------------------------------------------- warnings, --strict
+def test_a_load_whose_every_record_is_quarantined_warns_and_fails_under_strict(db, cli, tmp_path):
+    cohorts = tmp_path / "cohorts.json"
+    cohorts.write_text('[{"id": 1, "name": "A", "count": 3}, {"id": 2, "name": "B", "count": 4}]')
+    before = checksum(db)
+    run = cli("load", "--db", db, "mparticle-profiles", cohorts, "--strict")
+    run.assert_one_line_error("every record was quarantined (2: missing_mpid 2); is this a mparticle-profiles file?")
+    assert checksum(db) == before
+    run = cli("load", "--db", db, "mparticle-profiles", cohorts)
+    assert run.code == 0
+    assert run.stderr.strip().startswith("warning: ") and "every record was quarantined" in run.stderr
+
+
+def test_a_misspelled_cohort_warns_with_the_near_match(db, cli, tmp_path):
+    members = tmp_path / "m.csv"
+    members.write_text("distinct_id\nu1\n")
+    before = checksum(db)
+    run = cli("load", "--db", db, "mixpanel-members", members, "-o", "cohort=seeded ", "-o", "as_of=2026-03-01", "--strict")
+    run.assert_one_line_error("cohort 'seeded' is not a known cohort")
+    assert "did you mean 'Seeded'?" in run.stderr
+    assert checksum(db) == before
+    run = cli("load", "--db", db, "mixpanel-members", members, "-o", "cohort=Seedd", "-o", "as_of=2026-03-01")
+    assert run.code == 0 and "warning:" in run.stderr and "did you mean 'Seeded'?" in run.stderr
+    # an unrelated new name is no typo: no warning
+    other = tmp_path / "o.csv"
+    other.write_text("distinct_id\nu2\n")
+    run = cli("load", "--db", db, "mixpanel-members", other, "-o", "cohort=Churn Risk", "-o", "as_of=2026-03-01",
+              "--strict")
+    assert run.code == 0 and run.stderr == ""
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(db, cli, tmp_path):
+    events = tmp_path / "e.jsonl"
+    events.write_text('{"event":"x","properties":{"time":1772000000,"distinct_id":"a"}}\n')
+    run = cli("load", "--db", db, "mixpanel-events", events)
+    assert run.code == 0 and "\r" not in run.stderr and "loading" not in run.stderr
+
+
+# --------------------------------------------------------------------------- mParticle batches
+def test_batches_apply_in_their_own_time_order_and_a_replay_changes_nothing(tmp_path):
+    old = {"mpid": 42, "timestamp_unixtime_ms": 1_772_000_000_000,
+           "user_attributes": {"Power Users": False}, "user_identities": {"customer_id": "old"}}
+    new = {"mpid": 42, "timestamp_unixtime_ms": 1_772_000_900_000,
+           "user_attributes": {"Power Users": True}, "user_identities": {"customer_id": "new"}}
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    (tmp_path / "new.json").write_text(json.dumps(new))
+    (tmp_path / "replay.bin").write_bytes(gzip.compress(json.dumps(old, indent=2).encode()))
+
+    def state(lab):
+        return (lab.engine.query_rows("SELECT name, value_bool FROM mpa_attributes WHERE mpid = 42"),
+                lab.engine.query_rows("SELECT identity_type, value FROM mpa_identities WHERE mpid = 42"))
+
+    expected = ([("Power Users", True)], [("customer_id", "new")])
+    with Lab() as lab:
+        lab.load("mparticle-batches", tmp_path / "old.json")
+        lab.load("mparticle-batches", tmp_path / "new.json")
+        r = lab.load("mparticle-batches", tmp_path / "replay.bin")  # the old batch again, gzipped
+        assert (r.rows_read, r.loaded, r.deduplicated) == (1, 0, 1)
+        assert state(lab) == expected
+    with Lab() as lab:  # loaded in the wrong order: the batch time decides
+        lab.load("mparticle-batches", tmp_path / "new.json")
+        lab.load("mparticle-batches", tmp_path / "old.json")
+        assert state(lab) == expected
+
+
+# --------------------------------------------------------------------------- cohortlab lab
+def test_lab_passes_jupyter_options_through(cli, monkeypatch):
+    import cohortlab.cli.report as report_cli
+
+    seen = {}
+    monkeypatch.setattr(report_cli, "run_server", lambda cmd: seen.setdefault("cmd", cmd) and 0)
+    run = cli("lab", "--no-browser", "--port", "8899", "--ServerApp.token=abc")
+    assert run.code == 0, run.stderr
+    assert seen["cmd"][1] == "lab"
+    assert seen["cmd"][-4:] == ["--no-browser", "--port", "8899", "--ServerApp.token=abc"]
+
+
+def test_stopping_lab_stops_the_server(tmp_path):
+    pidfile = tmp_path / "server.pid"
+    server = f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(120)"
+    parent = textwrap.dedent(f"""
+        import sys
+        from cohortlab.cli.report import run_server
+        sys.exit(run_server([sys.executable, "-c", {server!r}], grace=5))
+    """)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    p = subprocess.Popen([sys.executable, "-c", parent], env=env)
+    deadline = time.monotonic() + 60
+    while not (pidfile.exists() and pidfile.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    child = int(pidfile.read_text())
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=30) != 0
+    for _ in range(100):
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(child, signal.SIGKILL)
+        pytest.fail("the server outlived cohortlab lab")
+
+
+def test_pandas_has_an_upper_bound_pyspark_supports():
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    pandas_req = next(d for d in deps if d.startswith("pandas"))
+    assert "<3" in pandas_req.replace(" ", "")
+
+
+def test_a_migration_window_of_centuries_is_refused(db, cli):
+    t0 = time.monotonic()
+    run = cli("migrate", "compare", "--db", db, "--switch", "2026-03-01", "--start", "0001-01-01", "--end", "2026-03-01")
+    run.assert_one_line_error("at most 3,660 days")
+    assert time.monotonic() - t0 < 30
+
+
+def test_duckdb_progress_bar_is_off_when_stderr_is_not_a_terminal(monkeypatch):
+    from cohortlab.engines.duckdb import DuckDBEngine
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    eng = DuckDBEngine()
+    try:
+        assert eng.query_rows("SELECT current_setting('enable_progress_bar')")[0][0] is False
+    finally:
+        eng.close()

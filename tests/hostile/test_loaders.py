@@ -1,0 +1,56 @@
+"""Every loader against hostile input (tests/hostile/cases.py): a bad file fails with one line
+naming it and changes nothing; anything that loads balances its counts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cohortlab import Lab
+
+from .cases import cases
+from .conftest import checksum
+
+CASES = cases()
+
+
+# loading the same file twice must change nothing: checked on one case per loader (a load is
+# about half a second on a busy machine, and the suite has to stay fast)
+AGAIN = {c.id for c in CASES if c.id.endswith(("/crlf", "/int64-edges", "/one-column-ids-with-pipes"))}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_hostile_input(case, db, seed_checksum, cli, tmp_path):
+    path = tmp_path / case.name
+    path.write_bytes(case.data)
+    opts = [x for o in case.options for x in ("-o", o)]
+    run = cli("load", "--db", db, case.kind, path, "--json", "--no-progress", *opts)
+    if case.expect == "error":
+        run.assert_one_line_error(case.message)
+        assert checksum(db) == seed_checksum, "a failed load changed the database"
+        return
+    assert run.code == 0, run.stdout + run.stderr
+    assert "Traceback" not in run.stderr
+    report = json.loads(run.stdout)
+    quarantined = sum(report["quarantined"].values())
+    assert report["rows_read"] == report["loaded"] + report["deduplicated"] + quarantined
+    if case.loaded is not None:
+        assert report["loaded"] == case.loaded, report
+    if case.reasons is not None:
+        assert report["quarantined"] == case.reasons, report
+    if case.quarantined is not None:
+        assert quarantined == case.quarantined, report
+    with Lab(db, read_only=True) as lab:
+        r, l, d, q = lab.engine.query_rows(
+            "SELECT sum(rows_read), sum(loaded), sum(deduplicated), sum(quarantined) FROM loads WHERE source_file = ?",
+            [str(path)])[0]
+        assert r == l + d + q
+        assert lab.engine.query_rows("SELECT count(*) FROM rejects WHERE source_file = ?", [str(path)])[0][0] == q
+        for sql, expected in case.rows:
+            assert lab.engine.query_rows(sql) == expected, sql
+        after = checksum(db, lab) if case.id in AGAIN else None
+    if after is not None:
+        again = cli("load", "--db", db, case.kind, path, "--json", "--no-progress", *opts)
+        assert again.code == 0 and json.loads(again.stdout)["skipped"] == [str(path)]
+        assert checksum(db) == after

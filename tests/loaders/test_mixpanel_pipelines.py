@@ -1,0 +1,166 @@
+"""mixpanel-pipeline-events / mixpanel-pipeline-profiles: Mixpanel Data Pipelines exports (JSON
+pipeline layout and the schematized layout; JSONL, gzip and Parquet) into mp_events and
+mp_profiles, with the loaders' guarantees: exact identifiers, quarantine, de-duplication,
+all-or-nothing, loading twice changes nothing, identity mappings resolve distinct_ids."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import duckdb
+import pytest
+
+from cohortlab.loaders import LoadError
+
+EVENTS, PROFILES = "mixpanel-pipeline-events", "mixpanel-pipeline-profiles"
+BIG = 9080350317581165123
+
+
+def jsonl(*records) -> str:
+    return "".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records)
+
+
+def parquet(path, sql: str):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    con.execute(f"COPY ({sql}) TO '{path}' (FORMAT PARQUET)")
+    con.close()
+    return path
+
+
+# the JSON-pipeline layout of mp_master_event, as written to object storage
+PIPELINE_EVENTS = [
+    {"event_name": "Signed up", "time": "2026-01-01T10:00:00Z", "distinct_id": "cust-1", "device_id": "d1",
+     "user_id": "cust-1", "insert_id": "i1", "properties": {"$mparticle_user_id": BIG, "plan": "pro"}},
+    {"event_name": "Purchase", "time": 1767261600, "distinct_id": "$device:d9", "device_id": "d9", "user_id": None,
+     "insert_id": "i2", "properties": {"$mparticle_user_id": "-7346244611012968789"}},
+    # JSON text in the properties column (a warehouse JSON column saved as text)
+    {"event_name": "Purchase", "time": 1767261600000, "distinct_id": "cust-3", "insert_id": "i3",
+     "properties": json.dumps({"$mparticle_user_id": 1.2e18, "amount": 5})},
+]
+
+
+def test_json_pipeline_events(lab, q, write, balanced):
+    p = write("mp_master_event/2026/01/01/part-0.json.gz", jsonl(*PIPELINE_EVENTS), gz=True)
+    r = balanced(lab.load(EVENTS, p))
+    assert (r.rows_read, r.loaded, r.deduplicated, r.n_quarantined) == (3, 3, 0, 0)
+    assert q("SELECT event, time, distinct_id, insert_id, device_id, user_id, mparticle_user_id, line FROM mp_events") == sorted([
+        ("Signed up", datetime(2026, 1, 1, 10), "cust-1", "i1", "d1", "cust-1", str(BIG), 1),
+        ("Purchase", datetime(2026, 1, 1, 10), "$device:d9", "i2", "d9", None, "-7346244611012968789", 2),
+        ("Purchase", datetime(2026, 1, 1, 10), "cust-3", "i3", None, None, "1.2e+18", 3),  # exact token kept
+    ], key=repr)
+    assert q("SELECT properties->>'amount' FROM mp_events WHERE insert_id = 'i3'") == [("5",)]
+
+
+def test_parquet_pipeline_events_with_timestamp_and_json_columns(lab, q, tmp_path, balanced):
+    p = parquet(tmp_path / "events.parquet", f"""
+        SELECT * FROM (VALUES
+          ('Purchase', TIMESTAMP '2026-01-02 08:30:00', 'cust-1', 'd1', 'cust-1', 'a1',
+           '{{"$mparticle_user_id": {BIG}, "amount": 9}}'::JSON),
+          ('Purchase', TIMESTAMP '2026-01-02 08:30:00', 'cust-1', 'd1', 'cust-1', 'a1', '{{}}'::JSON),
+          ('Page View', NULL, 'cust-1', NULL, NULL, 'a2', '{{}}'::JSON),
+          (NULL, TIMESTAMP '2026-01-02 09:00:00', 'cust-1', NULL, NULL, 'a3', '{{}}'::JSON)
+        ) t(event_name, time, distinct_id, device_id, user_id, insert_id, properties)""")
+    r = balanced(lab.load(EVENTS, p))
+    assert (r.rows_read, r.loaded, r.deduplicated) == (4, 1, 1)
+    assert dict(r.quarantined) == {"missing_time": 1, "missing_event": 1}
+    assert q("SELECT time, mparticle_user_id, line FROM mp_events") == [(datetime(2026, 1, 2, 8, 30), str(BIG), 1)]
+    assert q("SELECT source_file, line, reason FROM rejects") == [(str(p), 3, "missing_time"), (str(p), 4, "missing_event")]
+
+
+def test_schematized_layout(lab, q, write):
+    rows = [{"mp_event_name": "Purchase", "time": 1767261600, "distinct_id": "cust-1", "mp_insert_id": "s1",
+             "mp_mparticle_user_id": "-1", "amount": 3}]
+    lab.load(EVENTS, write("mp_master_event.json", jsonl(*rows)))
+    assert q("SELECT event, distinct_id, mparticle_user_id, properties->>'amount' FROM mp_events") == [
+        ("Purchase", "cust-1", "-1", "3")]
+
+
+def test_quarantine_reasons_and_fallbacks(lab, q, write, balanced):
+    p = write("e.jsonl", jsonl(
+        "{not json",
+        {"time": 1767261600, "distinct_id": "a", "properties": {}},                      # missing_event
+        [1, 2],
+        {"event_name": "E", "time": 1767261600, "distinct_id": "a", "properties": "oops"},  # bad_properties
+        {"event_name": "E", "distinct_id": "a", "properties": {}},                        # missing_time
+        {"event_name": "E", "time": "yesterday", "distinct_id": "a", "properties": {}},   # bad_time
+        {"event_name": "E", "time": 1767261600, "properties": {}},                        # missing_distinct_id
+        # fallbacks into properties: time, $insert_id, and the Simplified ID Merge distinct_id
+        {"event_name": "F", "properties": {"time": 1767261600, "$device_id": "dev", "$insert_id": "k"}},
+    ))
+    r = balanced(lab.load(EVENTS, p))
+    assert dict(r.quarantined) == {"malformed_json": 1, "not_an_object": 1, "missing_event": 1, "bad_properties": 1,
+                                   "missing_time": 1, "bad_time": 1, "missing_distinct_id": 1}
+    assert q("SELECT line, reason FROM rejects ORDER BY line")[0] == (1, "malformed_json")
+    assert q("SELECT event, distinct_id, insert_id, device_id FROM mp_events") == [("F", "$device:dev", "k", "dev")]
+
+
+def test_identity_mappings_resolve_distinct_ids(lab, q, write):
+    mappings = write("mp_identity_mappings_data/part-0.json", jsonl(
+        {"distinct_id": "$device:d9", "resolved_distinct_id": "cust-9"},
+        {"distinct_id": "cust-1", "resolved_distinct_id": None},
+    ))
+    p = write("e.json", jsonl(*PIPELINE_EVENTS))
+    lab.load(EVENTS, p, identity_mappings=str(mappings.parent))
+    assert q("SELECT insert_id, distinct_id FROM mp_events") == [("i1", "cust-1"), ("i2", "cust-9"), ("i3", "cust-3")]
+
+
+def test_conflicting_identity_mappings_are_a_load_error(lab, write, table_snapshot):
+    m = write("m.json", jsonl({"distinct_id": "x", "resolved_distinct_id": "a"},
+                              {"distinct_id": "x", "resolved_distinct_id": "b"}))
+    before = table_snapshot()
+    with pytest.raises(LoadError, match="1 distinct_id\\(s\\) map to several resolved_distinct_id values"):
+        lab.load(EVENTS, write("e.json", jsonl(*PIPELINE_EVENTS)), identity_mappings=str(m))
+    assert table_snapshot() == before
+
+
+def test_loading_twice_and_overlapping_files_double_nothing(lab, q, write):
+    a = write("a.json", jsonl(*PIPELINE_EVENTS))
+    b = write("b.json", jsonl(PIPELINE_EVENTS[0], {**PIPELINE_EVENTS[0], "insert_id": "new"}))
+    lab.load(EVENTS, a)
+    r = lab.load(EVENTS, [a, b])
+    assert r.skipped == [str(a)] and (r.loaded, r.deduplicated) == (1, 1)
+    assert q("SELECT count(*) FROM mp_events") == [(4,)]
+
+
+def test_all_or_nothing(lab, tmp_path, write, table_snapshot):
+    good = write("a.json", jsonl(*PIPELINE_EVENTS))
+    bad = tmp_path / "b.parquet"
+    bad.write_bytes(b"PAR1 this is not really parquet")
+    before = table_snapshot()
+    with pytest.raises(LoadError, match="b.parquet"):
+        lab.load(EVENTS, [good, bad])
+    assert table_snapshot() == before
+
+
+def test_pipeline_profiles_json_and_parquet(lab, q, write, tmp_path, balanced):
+    people = write("mp_people_data/part-0.json.gz", jsonl(
+        {"distinct_id": "cust-1", "properties": {"$email": "ann@example.com", "$mparticle_user_id": BIG,
+                                                 "$last_seen": "2026-01-20T23:08:40", "$created": "2025-12-12T11:20:47"}},
+        {"distinct_id": 4611686018427387904, "properties": {}},
+        {"distinct_id": "cust-1", "properties": {"$email": "ann@example.org", "$mparticle_user_id": BIG}},
+        {"properties": {}},
+        {"distinct_id": "cust-5", "properties": "[1]"},
+    ), gz=True)
+    r = balanced(lab.load(PROFILES, people))
+    assert (r.rows_read, r.loaded, r.deduplicated) == (5, 2, 1)
+    assert dict(r.quarantined) == {"missing_distinct_id": 1, "bad_properties": 1}
+    assert q("SELECT distinct_id, mparticle_user_id, email FROM mp_profiles") == [
+        ("4611686018427387904", None, None), ("cust-1", str(BIG), "ann@example.org")]
+
+    pq = parquet(tmp_path / "people.parquet", f"""
+        SELECT * FROM (VALUES ('cust-1', '{{"$mparticle_user_id": "-7346244611012968789", "$last_seen": "2026-02-01T00:00:00"}}'),
+                              ('cust-7', '{{"$email": "g@example.com"}}')) t(distinct_id, properties)""")
+    balanced(lab.load(PROFILES, pq))
+    # a later load replaces the same distinct_id
+    assert q("SELECT distinct_id, mparticle_user_id, last_seen, source_file FROM mp_profiles WHERE distinct_id <> '4611686018427387904'") == [
+        ("cust-1", "-7346244611012968789", datetime(2026, 2, 1), str(pq)), ("cust-7", None, None, str(pq))]
+    assert lab.load(PROFILES, pq).skipped == [str(pq)]
+
+
+def test_schematized_profiles(lab, q, tmp_path):
+    pq = parquet(tmp_path / "mp_people_data.parquet",
+                 f"SELECT 'cust-2' AS distinct_id, {BIG}::BIGINT AS mp_mparticle_user_id, 'b@example.com' AS mp_email")
+    lab.load(PROFILES, pq)
+    assert q("SELECT distinct_id, mparticle_user_id, email FROM mp_profiles") == [("cust-2", str(BIG), "b@example.com")]

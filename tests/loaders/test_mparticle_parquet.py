@@ -1,0 +1,100 @@
+"""mparticle-parquet: mParticle profile tables saved as Parquet (flat identity/attribute columns,
+or Profile API columns), through the mparticle-profiles staging: exact int64 MPIDs (a float MPID
+column is never trusted), quarantine, snapshot replacement, idempotence, all-or-nothing."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import duckdb
+import pytest
+
+from cohortlab.loaders import LoadError
+
+KIND = "mparticle-parquet"
+BIG = 9080350317581165123
+
+
+def parquet(path, sql: str):
+    con = duckdb.connect()
+    con.execute(f"COPY ({sql}) TO '{path}' (FORMAT PARQUET)")
+    con.close()
+    return path
+
+
+FLAT = f"""
+    SELECT * FROM (VALUES
+      ({BIG}::BIGINT, 'cust-2', 'bob@example.com', NULL, 'pro', 'true'),
+      (-1, 'cust-4', '', 'F3B5D1C', NULL, 'False'),
+      (NULL, 'cust-9', NULL, NULL, NULL, NULL),
+      (-1, 'cust-4b', NULL, NULL, 'free', NULL)
+    ) t(mpid, customerid, email, ios_idfv, plan, "Power Users")"""
+
+
+def test_flat_profile_table(lab, q, tmp_path, balanced):
+    p = parquet(tmp_path / "profiles.parquet", FLAT)
+    r = balanced(lab.load(KIND, p))
+    assert (r.rows_read, r.loaded, r.deduplicated) == (4, 2, 1)  # the last row of MPID -1 wins
+    assert dict(r.quarantined) == {"missing_mpid": 1}
+    assert q("SELECT mpid, source, line FROM mpa_profiles") == [(-1, "parquet", 4), (BIG, "parquet", 1)]
+    assert q("SELECT mpid, kind, identity_type, value FROM mpa_identities") == [
+        (-1, "user", "customer_id", "cust-4b"),
+        (BIG, "user", "customer_id", "cust-2"),  # IDSync spelling normalised
+        (BIG, "user", "email", "bob@example.com"),
+    ]
+    assert q("SELECT mpid, name, value_bool FROM mpa_attributes") == [
+        (-1, "plan", None), (BIG, "Power Users", True), (BIG, "plan", None)]
+    assert q("SELECT source_file, line, reason FROM rejects") == [(str(p), 3, "missing_mpid")]
+
+
+def test_profile_api_columns(lab, q, tmp_path):
+    p = parquet(tmp_path / "api.parquet", f"""
+        SELECT '{BIG}' AS mparticle_user_id,
+               TIMESTAMP '2025-01-01 12:00:00' AS created_timestamp_ms,
+               1772323200000 AS last_stored_timestamp_ms,
+               false AS is_opted_out,
+               [{{'type': 'customer_id', 'value': 'cust-2'}}, {{'type': 'other2', 'value': 'legacy'}}] AS user_identities,
+               MAP {{'android_id': '8789c459016a94b0'}} AS device_identities,
+               '{{"Power Users": true, "ltv": "342.1"}}' AS user_attributes,
+               [{{'audience_id': 17802, 'audience_name': 'Decor', 'expiration_timestamp_ms': NULL::BIGINT}}] AS audience_memberships""")
+    lab.load(KIND, p)
+    assert q("SELECT mpid, created_at, last_stored_at, is_opted_out FROM mpa_profiles") == [
+        (BIG, datetime(2025, 1, 1, 12), datetime(2026, 3, 1), False)]
+    assert q("SELECT kind, identity_type, value FROM mpa_identities") == [
+        ("device", "android_uuid", "8789c459016a94b0"), ("user", "customer_id", "cust-2"), ("user", "other_id_2", "legacy")]
+    assert q("SELECT name, value_bool FROM mpa_attributes") == [("Power Users", True), ("ltv", None)]
+    assert q("SELECT audience_id, audience_name FROM mpa_audiences") == [(17802, "Decor")]
+
+
+def test_an_mpid_that_went_through_a_float_is_never_an_mpid(lab, q, tmp_path):
+    p = parquet(tmp_path / "float.parquet",
+                f"SELECT {BIG}::DOUBLE AS mpid, 'cust-2' AS customer_id UNION ALL SELECT 42::DOUBLE, 'x'")
+    r = lab.load(KIND, p)
+    assert dict(r.quarantined) == {"invalid_mpid": 2}
+    assert q("SELECT count(*) FROM mpa_profiles") == [(0,)]
+
+
+def test_snapshot_replaces_and_second_load_is_a_no_op(lab, q, tmp_path):
+    api = tmp_path / "p.json"
+    api.write_text(f'{{"mpid": {BIG}, "user_identities": {{"customer_id": "old"}}, "user_attributes": {{"x": "1"}}}}')
+    lab.load("mparticle-profiles", api)
+    p = parquet(tmp_path / "profiles.parquet", FLAT)
+    lab.load(KIND, p)
+    assert q("SELECT value FROM mpa_identities WHERE mpid = ? AND identity_type = 'customer_id'", [BIG]) == [("cust-2",)]
+    assert q("SELECT count(*) FROM mpa_attributes WHERE name = 'x'") == [(0,)]
+    before = q("SELECT * FROM mpa_identities")
+    r = lab.load(KIND, p)
+    assert r.skipped == [str(p)] and q("SELECT * FROM mpa_identities") == before
+
+
+def test_errors_name_the_file_and_change_nothing(lab, tmp_path, write, table_snapshot):
+    good = parquet(tmp_path / "a.parquet", FLAT)
+    no_mpid = parquet(tmp_path / "b.parquet", "SELECT 'cust-1' AS customer_id")
+    before = table_snapshot()
+    with pytest.raises(LoadError, match=r"b.parquet: no MPID column \(mpid / mparticle_user_id / mparticle_id"):
+        lab.load(KIND, [good, no_mpid])
+    assert table_snapshot() == before
+    with pytest.raises(LoadError, match="not a Parquet file"):
+        lab.load(KIND, write("c.json", '{"mpid": 1}'))
+    r = lab.load(KIND, parquet(tmp_path / "d.parquet", "SELECT 7 AS user_id, 'a' AS customer_id"), mpid_column="USER_ID")
+    assert r.loaded == 1

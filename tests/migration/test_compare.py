@@ -1,0 +1,253 @@
+"""``compare``: what the rates count, why ``simulate`` differs, where the switch date comes from,
+ties, the projection window, and runs that share a database.
+
+The reconciliation world (``shop``), event rule from 2026-01-06, EIT customer_id throughout:
+
+| member | MPID | events (UTC)                       | Mixpanel profile          | simulate  | what-if   |
+|--------|------|------------------------------------|---------------------------|-----------|-----------|
+| c-ann  | 101  | 2026-01-08 with $mparticle_user_id | no property               | matched   | matched   |
+| c-bob  | 102  | 2026-01-09 with $mparticle_user_id | "undefined" (by app code) | unmatched | matched   |
+| c-cat  | 103  | 2025-12-01 only                    | no property               | unmatched | unmatched |
+| c-ivy  | —    | none                               | no property               | unmatched | (absent)  |
+
+So the what-if counts 3 profiles (Ivy has no events), 2 matched: 66.7%; over the 4 members
+it gives 2/4 = 50%; ``simulate`` finds 1/4 = 25%: Ivy explains the first step, Bob's
+app-written property the second.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from cohortlab import Lab
+from cohortlab.cli import main
+from cohortlab.migration.plans import MigrationPlan
+from cohortlab.migration.run import best_plans, compare, run_plans
+from cohortlab.migration.switch import find_switch, first_mpid_keyed_event
+from cohortlab.migration.validate import predict_at
+
+from .conftest import insert_events, insert_profiles
+
+SETTINGS = {"event_identity_cutoff": "2026-01-06T00:00:00Z"}
+COHORT = "Buyers"
+
+
+def add_cohort(lab, members, as_of="2026-01-11"):
+    lab.engine.execute("INSERT INTO mp_cohort_snapshots (snapshot_id, cohort_name, as_of, member_count) "
+                       "VALUES (1, ?, CAST(? AS TIMESTAMP), ?)", [COHORT, as_of, len(members)])
+    for d in members:
+        lab.engine.execute("INSERT INTO mp_cohort_members (snapshot_id, cohort_name, as_of, distinct_id) "
+                           "VALUES (1, ?, CAST(? AS TIMESTAMP), ?)", [COHORT, as_of, d])
+
+
+def build_shop(lab):
+    insert_events(lab, [("c-ann", "2026-01-08 10:00:00", "c-ann", "dev-ann", "101"),
+                        ("c-bob", "2026-01-09 10:00:00", "c-bob", "dev-bob", "102"),
+                        ("c-cat", "2025-12-01 10:00:00", "c-cat", "dev-cat")])
+    insert_profiles(lab, {m: [("user", "customer_id", c)] for m, c in ((101, "c-ann"), (102, "c-bob"), (103, "c-cat"))})
+    for did, mup in (("c-ann", None), ("c-bob", "undefined"), ("c-cat", None), ("c-ivy", None)):
+        lab.engine.execute("INSERT INTO mp_profiles (distinct_id, mparticle_user_id) VALUES (?, ?)", [did, mup])
+    add_cohort(lab, ["c-ann", "c-bob", "c-cat", "c-ivy"])
+
+
+def plans():
+    cut = SETTINGS["event_identity_cutoff"]
+    return [MigrationPlan(name="Rule only", remediation={"kind": "rule", "since": "2026-01-07"}, event_identity_cutoff=cut),
+            MigrationPlan(name="do nothing", event_identity_cutoff=cut)]
+
+
+@pytest.fixture
+def shop(lab):
+    build_shop(lab)
+    return lab
+
+
+# --------------------------------------------------------------------------- compare vs simulate
+def test_compare_explains_why_simulate_finds_a_lower_rate_for_the_same_cohort(shop):
+    observed = shop.resolution(COHORT, settings=SETTINGS)
+    assert (observed["status"] == "matched").sum() == 1                     # simulate: 1 of 4
+    c = compare(shop.engine, plans(), start="2025-12-01", end="2026-01-10", settings=SETTINGS, cohort=COHORT,
+                observed=observed)
+    s = c.summary.set_index("plan")
+    assert s.loc["do nothing", ["members_end", "matched_end"]].tolist() == [3, 2]
+    assert s.loc["do nothing", "final_match_rate"] == pytest.approx(2 / 3)
+    assert "3 people behind the 4 members of 'Buyers'" in c.run.population
+    assert "members without events are not counted" in c.run.population
+    r = c.reconciliation
+    assert (r.members, r.members_without_events) == (4, 1)                  # Ivy
+    assert (r.members_rate, r.simulate_rate) == (pytest.approx(0.5), pytest.approx(0.25))
+    assert r.differences == {"bad_mparticle_user_id": 1}                    # Bob
+    assert r.plan == "history (settings, no switch)"
+    assert "1 member differs: $mparticle_user_id written by app code is not their MPID" in r.text
+    # without a cohort the rates count every profile with events, and say so
+    everyone = compare(shop.engine, plans(), start="2025-12-01", end="2026-01-10", settings=SETTINGS)
+    assert everyone.reconciliation is None and "Not a cohort's members" in everyone.run.population
+
+
+# --------------------------------------------------------------------------- ties
+def test_plans_within_five_hundredths_of_a_point_tie():
+    summary = pd.DataFrame({"plan": ["a", "b", "c", "d"], "final_match_rate": [0.7231, 0.72306, 0.7225, float("nan")]})
+    assert best_plans(summary) == ["a", "b"]                                 # 0.004 pp apart; c is 0.06 pp behind
+    assert best_plans(summary.iloc[[0, 2]]) == ["a"]
+    assert best_plans(summary.iloc[[3]]) == []
+
+
+def test_compare_calls_a_tie_a_tie(shop):
+    # the Rule (from 01-07) reaches Ann and Bob, whom the event rule already matched: same end
+    c = compare(shop.engine, plans(), start="2025-12-01", end="2026-01-10", settings=SETTINGS)
+    assert c.best == ["Rule only", "do nothing"] and c.tie
+    assert c.verdict == "tie: Rule only and do nothing end at 66.7%–66.7%, within 0.05 percentage points: no single best plan"
+    assert c.table["best"].tolist() == [True, True]
+    late = [plans()[0], MigrationPlan(name="no event rule", event_identity_cutoff=None)]
+    c = compare(shop.engine, late, start="2025-12-01", end="2026-01-10", settings=SETTINGS)
+    assert c.best == ["Rule only"] and not c.tie
+    assert c.verdict == "best: Rule only (66.7% at the end of the window, 66.67 pp ahead of no event rule)"
+
+
+# --------------------------------------------------------------------------- switch date
+def test_switch_date_comes_from_a_parameter_the_settings_or_the_data(world):
+    assert find_switch(world.engine, "2026-01-05").source == "parameter"
+    st = {"eit_timeline": [{"since": None, "eit": "customer_id"}, {"since": "2026-01-04T00:00:00Z", "eit": "mparticle_id"}]}
+    sw = find_switch(world.engine, settings=st)
+    assert (sw.source, sw.at.isoformat()) == ("settings", "2026-01-04T00:00:00+00:00")
+    # no event is keyed by an MPID yet: nothing to find, and nothing is made up
+    with pytest.raises(ValueError, match="no switch date"):
+        find_switch(world.engine)
+    # Cat's anonymous event under her MPID (merged retroactively) does not count; her first
+    # identified MPID-keyed event does
+    insert_events(world, [("103", "2026-01-06 08:00:00", None, "dev-cat"),
+                          ("103", "2026-01-07 12:30:00", "c-cat", "dev-cat")])
+    sw = find_switch(world.engine)
+    assert (sw.source, sw.at.isoformat()) == ("data", "2026-01-07T12:30:00+00:00")
+    assert sw.text == ("switch to mparticle_id at 2026-01-07T12:30:00Z (from the data: the first identified event "
+                       "keyed by an existing MPID)")
+    c = compare(world.engine, settings={"event_identity_cutoff": None})
+    assert c.switch == sw and c.summary["plan"].tolist() == ["switch only", "switch + Rule", "Rule only", "do nothing"]
+    assert c.summary["first_change"].iloc[0] == pd.Timestamp("2026-01-07 12:30:00")
+
+
+def test_without_user_ids_the_first_mpid_keyed_event_of_any_kind_counts(lab):
+    insert_events(lab, [("c-x", "2026-01-01 00:00:00", None, "d1"), ("55", "2026-01-03 00:00:00", None, "d1")])
+    insert_profiles(lab, {55: []})
+    assert str(first_mpid_keyed_event(lab.engine)) == "2026-01-03 00:00:00+00:00"
+
+
+# --------------------------------------------------------------------------- projection window
+def test_repeat_without_an_end_projects_one_period_past_the_last_event(world):
+    # the data end on 2026-01-10; 30 days of repeated activity: the window ends 2026-02-09
+    switch = MigrationPlan(name="switch after the data", event_identity_cutoff=None,
+                           eit_timeline=[{"since": None, "eit": "customer_id"}, {"since": "2026-01-20", "eit": "mparticle_id"}])
+    c = compare(world.engine, [switch], activity="repeat")
+    assert (str(c.run.start), str(c.run.end)) == ("2025-12-01", "2026-02-09")
+    assert c.window_source == {"start": "data", "end": "data + 30 days"}
+    # Cat's 01-07 visit comes back on 02-06, Bob's 01-10 visit on 02-09: both now have an MPID
+    # profile (matched through the $distinct_id fallback) beside their customer-id profile
+    s = c.summary.iloc[0]
+    assert (s.matched_end, s.split_profiles_end) == (2, 2)
+    assert compare(world.engine, [switch], activity="repeat", repeat_days=7).run.end.isoformat() == "2026-01-17"
+
+
+def test_repeat_with_an_end_inside_the_data_is_an_error(world):
+    with pytest.raises(ValueError, match=r"after the last event \(2026-01-10\); the window end 2026-01-10 is not"):
+        compare(world.engine, plans(), end="2026-01-10", activity="repeat")
+
+
+# --------------------------------------------------------------------------- tables of a run
+def mig_tables(lab):
+    return {r[0] for r in lab.engine.query_rows("SELECT table_name FROM information_schema.tables")
+            if r[0].startswith("mig_")}
+
+
+def test_two_runs_in_one_database_do_not_collide(world):
+    a = run_plans(world.engine, plans()[:1], "2025-12-01", "2026-01-14", keep_tables=True)
+    b = run_plans(world.engine, [MigrationPlan(name="other", eit_timeline="mparticle_id")], "2025-12-01",
+                  "2026-01-14", keep_tables=True)
+    assert a.tables.prefix != b.tables.prefix
+    assert world.engine.count(a.tables.persons) == world.engine.count(b.tables.persons) == 5
+    assert world.engine.count(a.tables.plan(0, "users")) == 5                 # customer-id keys, untouched by b
+    a.drop_tables(world.engine)
+    assert not any(n.startswith(a.tables.prefix) for n in mig_tables(world))
+    assert any(n.startswith(b.tables.prefix) for n in mig_tables(world))
+    b.drop_tables(world.engine)
+    run_plans(world.engine, plans(), "2025-12-01", "2026-01-14")             # default: nothing left behind
+    assert mig_tables(world) == set()
+
+
+def test_a_run_replaces_the_stored_rows_of_its_plans_and_keeps_the_others(world):
+    run_plans(world.engine, plans(), "2025-12-01", "2026-01-14")
+    run_plans(world.engine, plans()[1:], "2026-01-01", "2026-01-14")
+    n = dict(world.engine.query_rows("SELECT plan, count(*) FROM migration_daily GROUP BY plan"))
+    assert n == {"Rule only": 45, "do nothing": 14}
+    s = dict(world.engine.query_rows("SELECT plan, count(*) FROM migration_summary GROUP BY plan"))
+    assert s == {"Rule only": 1, "do nothing": 1}
+    assert world.engine.count("migration_plans") == 2
+
+
+def test_predict_at_writes_the_table_it_is_given(world):
+    plan = MigrationPlan(name="switch", eit_timeline=[{"since": None, "eit": "customer_id"},
+                                                      {"since": "2026-01-05", "eit": "mparticle_id"}],
+                         event_identity_cutoff=None)
+    assert predict_at(world.engine, plan, "2026-01-08T00:00:00Z", table="my_prediction") == "my_prediction"
+    rows = dict(world.engine.query_rows("SELECT distinct_id, status FROM my_prediction"))
+    assert rows["103"] == "matched" and rows["c-ann"] == "unmatched"
+
+
+def test_duckdb_drop_removes_tables_views_and_frames_and_ignores_the_rest(lab):
+    lab.engine.materialise_frame("f", pd.DataFrame({"a": [1, 2]}))
+    assert lab.engine.columns("f") == ["a"] and lab.engine.count("f") == 2
+    lab.engine.execute("CREATE VIEW v AS SELECT 1 AS x")
+    lab.engine.register("r", pd.DataFrame({"x": [1]}))
+    for name in ("f", "v", "r", "nothing"):
+        lab.engine.drop(name)
+        assert not lab.engine.table_exists(name)
+
+
+# --------------------------------------------------------------------------- the command
+def cli(*args):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_cli_compare_states_the_switch_the_population_the_tie_and_the_reconciliation(tmp_path):
+    db = str(tmp_path / "shop.duckdb")
+    with Lab(db) as lab:
+        build_shop(lab)
+        insert_events(lab, [("101", "2026-01-10 09:00:00", "c-ann", "dev-ann", "101")])
+    settings = tmp_path / "s.yaml"
+    settings.write_text("event_identity_cutoff: 2026-01-06T00:00:00Z\n")
+    r = cli("migrate", "compare", "--db", db, "--settings", str(settings), "--cohort", COHORT, "--debug")
+    assert r.exit_code == 0, r.output
+    out = r.output
+    assert ("switch to mparticle_id at 2026-01-10T09:00:00Z (from the data: the first identified event keyed by an "
+            "existing MPID)") in out
+    assert "rates count the Mixpanel profiles with events of the 3 people behind the 4 members of 'Buyers'" in out
+    # Ann's MPID profile (the 01-10 event) is a fourth profile: 3 of 4 with a switch, 2 of 3 without
+    assert "tie: switch only and switch + Rule end at 75.0%–75.0%, within 0.05 percentage points" in out
+    assert "simulate counts the 4 members of 'Buyers' at 2026-01-11T00:00:00Z: 25.0% matched" in out
+    assert "1 member has no loaded events" in out
+    # --debug: the steps read as a story, with their row counts
+    assert "links: existing_mpids 3 → unique_user_identities 3" in out
+    assert "person_links 4" in out and "plan0_users: profiles_at" in out
+    r = cli("migrate", "compare", "--db", db, "--activity", "repeat", "--end", "2026-01-05")
+    assert r.exit_code == 1 and "is not after it, so it would change nothing" in r.output
+
+
+# --------------------------------------------------------------------------- chart
+def test_migration_chart_draws_each_plan_and_marks_the_changes_inside_the_window(world):
+    from matplotlib.figure import Figure
+
+    from cohortlab.charts import migration_chart
+
+    switch = MigrationPlan(name="switch", eit_timeline=[{"since": None, "eit": "customer_id"},
+                                                        {"since": "2026-01-05", "eit": "mparticle_id"}])
+    r = run_plans(world.engine, [switch, plans()[1]], "2025-12-01", "2026-01-14", store=False)
+    fig = migration_chart(r.daily, r.plans)
+    ax = fig.axes[0]
+    assert isinstance(fig, Figure)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["do nothing", "switch"]
+    # marked: the switch (01-05), do nothing's event rule (01-06) and the switch plan's default
+    # one (01-15 00:00, the end of the window's last day)
+    marks = sorted(t.get_text().strip() for t in ax.texts)
+    assert marks == ["EIT → mparticle_id", "event rule ($mparticle_user_id on events)",
+                     "event rule ($mparticle_user_id on events)"]

@@ -1,0 +1,57 @@
+"""Report parameters are data of a declared type, never code."""
+
+import base64
+
+import pytest
+import yaml
+
+from cohortlab.report.parameters import PARAMETERS, ParameterError, validate
+
+DECLARED = ["db", "data", "cohorts", "as_of", "settings", "output_dir", "show_personal_data"]
+
+
+def yaml_value(text: str):
+    return yaml.safe_load(text)
+
+
+def test_plain_values_pass_and_are_normalised():
+    got = validate({"as_of": yaml_value("2026-03-01"), "cohorts": yaml_value("[Power Users, 'a\"b']"),
+                    "show_personal_data": True, "db": "x.duckdb"}, DECLARED)
+    assert got == {"as_of": "2026-03-01T00:00:00Z", "cohorts": ["Power Users", 'a"b'],
+                   "show_personal_data": True, "db": "x.duckdb"}
+
+
+def test_a_binary_yaml_value_is_refused():
+    payload = base64.b64encode(b'"; import os; os.system("id"); _x="').decode()
+    with pytest.raises(ParameterError, match="as_of: a binary value"):
+        validate({"as_of": yaml_value(f"!!binary {payload}")}, DECLARED)
+
+
+@pytest.mark.parametrize("text", ["{a: 1}", "[[1]]", ".nan", "[{a: 1}]"])
+def test_non_plain_values_are_refused(text):
+    with pytest.raises(ParameterError):
+        validate({"cohorts": yaml_value(text)}, DECLARED)
+
+
+def test_unknown_parameter_names_the_known_ones_and_the_nearest():
+    with pytest.raises(ParameterError, match=r"unknown parameter 'asof' \(did you mean as_of\?\).*cohorts"):
+        validate({"asof": "2026-03-01"}, DECLARED)
+
+
+def test_types_are_checked():
+    with pytest.raises(ParameterError, match="show_personal_data: expected true or false"):
+        validate({"show_personal_data": "yes please"}, DECLARED)
+    with pytest.raises(ParameterError, match="as_of"):
+        validate({"as_of": "next tuesday"}, DECLARED)
+    with pytest.raises(ParameterError, match="db: expected text"):
+        validate({"db": 3}, DECLARED)
+
+
+def test_every_notebook_parameter_has_a_declared_type():
+    import papermill
+
+    from cohortlab.report.runner import NOTEBOOKS_DIR
+
+    for nb in sorted(NOTEBOOKS_DIR.glob("*.ipynb")):
+        for name in papermill.inspect_notebook(str(nb)):
+            assert name in PARAMETERS, f"{nb.name}: parameter {name} has no type in report/parameters.py"

@@ -1,0 +1,70 @@
+"""A wheel install (not editable) runs ``cohortlab demo`` from a folder outside the repository:
+the notebooks ship as package data and are found without the source tree.
+
+The fresh venv sees the dependencies of the test interpreter through a ``.pth`` line (nothing is
+downloaded); ``cohortlab`` itself must be imported from the installed wheel.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.slow
+
+
+def _run(cmd, **kw) -> subprocess.CompletedProcess:
+    r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kw)
+    assert r.returncode == 0, f"{cmd}\n{r.stdout}\n{r.stderr}"
+    return r
+
+
+def test_wheel_install_runs_the_demo_outside_the_repository(tmp_path):
+    # build from a copy of the sources, so the build leaves nothing in the repository
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    shutil.copytree(ROOT / "cohortlab", src / "cohortlab", ignore=shutil.ignore_patterns("__pycache__"))
+    wheels = tmp_path / "wheels"
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", str(src), "-w", wheels])
+    (wheel,) = wheels.glob("cohortlab-*.whl")
+
+    venv = tmp_path / "venv"
+    _run([sys.executable, "-m", "venv", "--system-site-packages", venv])
+    py = venv / "bin" / "python"
+    site = Path(_run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip())
+    (site / "test-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")  # deps, not cohortlab
+    # the data files pip would have installed with nbconvert (its HTML templates); no kernels
+    (venv / "share" / "jupyter").mkdir(parents=True)
+    (venv / "share" / "jupyter" / "nbconvert").symlink_to(Path(sys.prefix) / "share" / "jupyter" / "nbconvert")
+    _run([py, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--ignore-installed", wheel])
+
+    away = tmp_path / "elsewhere"
+    away.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "COHORTLAB_ENGINE")}
+    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    where = _run([py, "-c", "import cohortlab, cohortlab.report.runner as r; print(cohortlab.__file__); "
+                            "print(r.NOTEBOOKS_DIR)"], cwd=away, env=env).stdout.split()
+    assert Path(where[0]).is_relative_to(venv) and Path(where[1]).is_relative_to(venv)
+    kernel = _run([py, "-c", "from cohortlab.report.runner import kernel_name; print(kernel_name())"],
+                  cwd=away, env=env).stdout.strip()
+    assert kernel == "python3"  # the venv's own interpreter runs the notebooks, not the repository's kernel
+
+    r = _run([venv / "bin" / "cohortlab", "demo", "--users", "300", "--out", "demo"], cwd=away, env=env,
+             timeout=900)
+    index = away / r.stdout.strip().splitlines()[-1]
+    assert index.resolve() == (away / "demo" / "report" / "index.html").resolve() and index.is_file()
+    for name in ("match_rates", "identity_gaps", "sync_timeline", "eit_migration"):
+        assert f"{name}: ok" in r.stderr
+        doc = json.loads((away / "demo" / "report" / name / "metrics.json").read_text())
+        assert doc["notebook"] == name and doc["headline"]

@@ -1,0 +1,82 @@
+"""Explain one user: every fact on both sides and the rule behind each step (hand-built world)."""
+
+import json
+
+from click.testing import CliRunner
+
+from cohortlab import Lab
+
+from .conftest import Data
+
+C = "Power Users"
+
+
+def world(data):
+    data.mpa(101, customer_id="cust-1", email="ann@example.com")
+    data.mpa(202)
+    data.profile("cust-1", mparticle_user_id=None, email="ann@example.com")
+    data.event("cust-1", "2026-01-10", mparticle_user_id="999")  # before the cutoff: does not count
+    data.event("cust-1", "2026-02-01", mparticle_user_id="101")  # counts
+    data.profile("other@example.com", mparticle_user_id="101")  # another person on the same MPID
+    data.profile("x", mparticle_user_id="202")
+    data.snapshot(C, "2026-03-01T00:00", ["cust-1", "other@example.com", "x"])
+    data.snapshot(C, "2026-03-01T01:00", ["other@example.com", "x"])  # cust-1 leaves
+    data.engine.execute("INSERT INTO loads (load_id, kind, source_file) VALUES (1, 'mparticle-profiles', 's')")
+    data.engine.execute("UPDATE mpa_profiles SET load_id = 1, last_stored_at = '2026-03-01 02:00:00'")
+    data.engine.execute("INSERT INTO mpa_attributes (mpid, name, value, value_bool, load_id) VALUES "
+                        "(101, 'Power Users', 'true', TRUE, 1), (202, 'Power Users', 'true', TRUE, 1)")
+
+
+def kinds(x):
+    return [s.kind for s in x.steps]
+
+
+def test_explain_by_distinct_id_lists_every_fact_with_its_rule(data):
+    world(data)
+    x = data.lab.explain(C, "cust-1")
+    assert x.distinct_ids == ["cust-1"] and x.mpids == [101]
+    assert kinds(x) == ["lookup", "lookup", "mixpanel_profile", "events", "membership", "membership",
+                        "resolution", "resolution", "send", "send", "mparticle_profile", "attribute", "observed"]
+    by = {}
+    for s in x.steps:
+        by.setdefault(s.kind, []).append(s)
+    assert by["events"][0].rule == "docs/rules.md#event-identity-rule"
+    assert "2 event(s) carry $mparticle_user_id; 1 at or after the cutoff" in by["events"][0].text
+    assert "says '101'" in by["events"][0].text
+    assert [s.data["present"] for s in by["membership"]] == [True, False]
+    assert by["resolution"][0].text == "cust-1: not a member at the as-of time, so not in the resolution table"
+    assert by["resolution"][1].text == ("cust-1 (former member, as the simulation resolves it): identifier '101' "
+                                        "from event_property is MPID 101 of an existing profile: matched")
+    sends = [(str(s.time), s.data["kind"], s.data["action"]) for s in by["send"]]
+    assert sends == [("2026-03-01 00:00:00", "first", "full"), ("2026-03-01 01:00:00", "diff", "remove")]
+    assert "writes false on MPID 101" in by["send"][1].text and by["send"][1].rule == "docs/rules.md#dynamic-sync"
+    assert by["attribute"][0].data == {"mpid": 101, "value": False, "writes": 2,
+                                       "last_write_at": by["attribute"][0].data["last_write_at"], "other_members": 1}
+    assert "1 other current member(s) resolve to it" in by["attribute"][0].text
+    assert by["observed"][0].text.startswith("MPID 101: observed true, simulated false: unexplained")
+    text = x.to_text()
+    assert "other@example.com" not in text  # another user's personal data never appears
+    assert "ann@example.com" in text  # the user's own email may
+
+
+def test_explain_by_email_and_by_mpid_find_the_same_user(data):
+    world(data)
+    by_email = data.lab.explain(C, "ann@example.com")
+    assert by_email.distinct_ids == ["cust-1"] and 101 in by_email.mpids
+    by_mpid = data.lab.explain(C, "202")
+    assert by_mpid.distinct_ids == ["x"] and by_mpid.mpids == [202]
+    assert [s.text for s in by_mpid.steps if s.kind == "observed"] == [
+        "MPID 202: observed true, simulated true: agree (mParticle snapshot of 2026-03-01 02:00:00)"]
+
+
+def test_explain_unknown_user_and_cli(tmp_path):
+    db = str(tmp_path / "lab.duckdb")
+    with Lab(db) as lab:
+        world(Data(lab))
+    from cohortlab.cli import main
+
+    r = CliRunner().invoke(main, ["explain", "--db", db, "--cohort", C, "--user", "x"])
+    assert r.exit_code == 0, r.output
+    assert "- send: 2026-03-01 00:00:00  x: first run, sent as a member; writes true on MPID 202" in r.output
+    bad = CliRunner().invoke(main, ["explain", "--db", db, "--cohort", C, "--user", "nobody"])
+    assert bad.exit_code == 1 and "user 'nobody' not found" in bad.output

@@ -1,0 +1,109 @@
+"""Reasons and recovery (docs/rules.md): distinct_id_is_identity, recoverable_via through the MPID
+itself, user and device identities, ambiguity, precision loss in float spellings, audiences on
+``= false`` and the assumption ranges. Tiny hand-built worlds, expected values written out."""
+
+import pandas as pd
+import pytest
+
+C = "Power Users"
+BIG = 9080350317581165123  # above 2^53: float(BIG) = 9.080350317581166e+18 = 9080350317581165568.0
+
+
+def outcomes(result):
+    df = result.resolution.set_index("distinct_id")
+    cols = ["gap_reason", "precision_loss_form", "recoverable_via", "recoverable_profiles"]
+    return {d: tuple(None if pd.isna(v) else v for v in row) for d, row in df[cols].iterrows()}
+
+
+def add_device(data, mpid, identity_type, value):
+    data.engine.execute("INSERT INTO mpa_identities (mpid, kind, identity_type, value) VALUES (?, 'device', ?, ?)",
+                        [mpid, identity_type, value])
+
+
+@pytest.fixture
+def world(data):
+    data.mpa(7, customer_id="12345")
+    data.mpa(101)
+    data.mpa(BIG)
+    data.mpa(8, email="shared@example.com").mpa(9, email="shared@example.com")
+    data.mpa(10)
+    add_device(data, 10, "ios_idfv", "ABC-DEF")
+    data.mpa(11).mpa(12)
+    add_device(data, 11, "android_uuid", "DUP")
+    add_device(data, 12, "android_uuid", "DUP")
+    data.profile("12345")  # a numeric customer id used as distinct_id (EIT customer_id)
+    data.profile("99999")  # a numeric distinct_id that is nothing in mParticle
+    data.profile("quoted", mparticle_user_id='"101"')  # junk whose digits name profile 101
+    data.profile("float_text", mparticle_user_id="9.080350317581166e+18", history=True)
+    data.profile("float_point", mparticle_user_id="9080350317581165568.0", history=True)
+    data.profile("json_float", mparticle_user_id="9.080350317581166e+18", history=True,
+                 mparticle_user_id_type="DOUBLE")
+    data.profile("int_text", mparticle_user_id="9080350317581165568", history=True)
+    data.profile("shared", mparticle_user_id="undefined", email="shared@example.com", history=True)
+    for d in ("12345", "99999", "quoted"):  # keep one history for every profile
+        data.profile(d, mparticle_user_id=None if d != "quoted" else '"101"', history=True)
+    data.snapshot(C, "2026-03-01", ["12345", "99999", "quoted", "float_text", "float_point", "json_float",
+                                    "int_text", "shared", "$device:ABC-DEF", "$device:DUP"])
+    return data
+
+
+def test_gap_reasons_forms_and_recovery(world):
+    r = world.lab.simulate(C)
+    assert outcomes(r) == {
+        # gap_reason, precision_loss_form, recoverable_via, recoverable_profiles
+        "12345": ("distinct_id_is_identity", None, "customer_id", 1),
+        "99999": ("mpid_not_found", None, None, None),
+        "quoted": ("malformed_mparticle_user_id", None, "mparticle_id", 1),
+        "float_text": ("mpid_precision_loss", "float_text", "mparticle_id", 1),
+        "float_point": ("mpid_precision_loss", "float_text", "mparticle_id", 1),
+        "json_float": ("mpid_precision_loss", "json_float", "mparticle_id", 1),
+        "int_text": ("mpid_precision_loss", "integer_text", None, None),  # its digits name no profile
+        "shared": ("malformed_mparticle_user_id", None, None, 2),  # the email is held by two profiles
+        "$device:ABC-DEF": ("distinct_id_not_mpid", None, "ios_idfv", 1),
+        "$device:DUP": ("distinct_id_not_mpid", None, None, 2),
+    }
+    steps = dict(zip(r.waterfall.step, r.waterfall["count"]))
+    assert steps["unmatched:distinct_id_is_identity"] == 1 and steps["unmatched:mpid_precision_loss"] == 4
+    gaps = r.gap_summary[r.gap_summary.breakdown == "gap_reason"]
+    assert int(gaps[gaps.recoverable_via == "mparticle_id"].members.sum()) == 4
+
+
+def test_a_user_identity_recovers_before_a_device_identity_and_the_mpid_first(data):
+    data.mpa(5, customer_id="$device:X")  # an odd customer id that looks like a device id
+    data.mpa(6)
+    add_device(data, 6, "ios_idfa", "X")
+    data.profile("$device:X")
+    data.snapshot(C, "2026-03-01", ["$device:X"])
+    assert outcomes(data.lab.simulate(C)) == {"$device:X": ("distinct_id_not_mpid", None, "customer_id", 1)}
+
+
+def test_audiences_on_false_are_reported_beside_true(data):
+    for d, mpid in {"a": 1, "b": 2, "c": 3}.items():
+        data.mpa(mpid)
+        data.profile(d, mparticle_user_id=str(mpid))
+    data.snapshot(C, "2026-03-01T00:00", ["a", "b", "c"])
+    data.snapshot(C, "2026-03-01T00:10", ["c"])  # a and b leave: false is written on 1 and 2
+    r = data.lab.simulate(C, at="2026-03-01T00:15")
+    assert (r.audience, r.audience_false) == (1, 2)
+    assert r.summary()["audience"] == 1 and r.summary()["audience_false"] == 2
+    assert r.timeline.false_count.tolist() == [0, 2]
+
+
+def test_assumption_ranges_show_the_audience_under_each_value(data):
+    """One member reached only through the $distinct_id fallback (42), one through a property (a)."""
+    data.mpa(42).mpa(1)
+    data.profile("42")
+    data.profile("a", mparticle_user_id="1")
+    data.snapshot(C, "2026-03-01", ["42", "a"])
+    df = data.lab.assumption_ranges(C)
+    got = {(x.assumption, x.value): (x.audience, bool(x.is_current)) for x in df.itertuples()}
+    assert got[("fallback", "data")] == (2, True)
+    assert got[("fallback", "strict")] == (1, False)  # EIT customer_id: the fallback is refused
+    assert got[("protection", "create_and_update")] == (2, False)
+    assert got[("snapshot_ttl", "3d")] == (2, True) and got[("snapshot_ttl", "1d")] == (2, False)
+    assert set(df.assumption) == {"fallback", "event_identity_cutoff", "protection", "apply_order", "snapshot_ttl",
+                                  "refresh_clears_stale", "resolution_time"}
+    changes = df.groupby("assumption").changes.first().to_dict()
+    assert changes["fallback"] and not changes["apply_order"] and not changes["resolution_time"]
+    fb = df[df.assumption == "fallback"].iloc[0]
+    assert (fb.min_audience, fb.max_audience) == (1, 2)

@@ -1,0 +1,182 @@
+"""Identifiers at the time they are sent (docs/rules.md): tiny hand-built worlds with a profile
+history, the event rule at each send, re-export and reconnect, each expected value written out."""
+
+import pandas as pd
+import pytest
+
+C = "Power Users"
+DAILY = {"cadence": "1d"}
+
+
+def wf(result):
+    return dict(zip(result.waterfall.step, result.waterfall["count"]))
+
+
+def by_member(result, *cols):
+    df = result.resolution.set_index("distinct_id")
+    return {d: tuple(None if pd.isna(v) else v for v in row) for d, row in df[list(cols)].iterrows()}
+
+
+@pytest.fixture
+def fixed_later(data):
+    """u1 is a member from Mar 1 and its $mparticle_user_id is set on Mar 5 (a fix); u2 enters on
+    Mar 6, after the fix. Daily runs from Mar 1 to Mar 7."""
+    data.mpa(101).mpa(102)
+    data.profile("u1", history=True)  # first version: no property (known from the beginning)
+    data.profile("u1", mparticle_user_id="101", as_of="2026-03-05")
+    data.profile("u2", history=True)
+    data.profile("u2", mparticle_user_id="102", as_of="2026-03-05")
+    data.snapshot(C, "2026-03-01", ["u1"])
+    data.snapshot(C, "2026-03-06", ["u1", "u2"])
+    return data
+
+
+def test_a_fix_reaches_mparticle_only_for_members_sent_after_it(fixed_later):
+    r = fixed_later.lab.simulate(C, at="2026-03-07", settings=DAILY)
+    # u1 was sent on Mar 1 with its distinct_id (no property then) and is not sent again;
+    # u2 is sent when it enters on Mar 6, with the fixed property
+    assert by_member(r, "identifier_source", "identifier", "status", "gap_reason", "resolved_at", "sent_at") == {
+        "u1": ("distinct_id", "u1", "unmatched", "distinct_id_not_mpid",
+               pd.Timestamp("2026-03-01"), pd.Timestamp("2026-03-01")),
+        "u2": ("mparticle_user_id", "102", "matched", None, pd.Timestamp("2026-03-06"), pd.Timestamp("2026-03-06")),
+    }
+    assert wf(r)["audience"] == 1
+    assert r.timeline.true_count.tolist() == [0, 0, 0, 0, 0, 1, 1]
+
+
+def test_as_of_resolution_makes_the_fix_retroactive(fixed_later):
+    r = fixed_later.lab.simulate(C, at="2026-03-07", settings={**DAILY, "resolution_time": "as_of"})
+    assert by_member(r, "identifier", "status", "sent_at") == {
+        "u1": ("101", "matched", pd.Timestamp("2026-03-01")),
+        "u2": ("102", "matched", pd.Timestamp("2026-03-06")),
+    }
+    assert r.timeline.true_count.tolist() == [1, 1, 1, 1, 1, 2, 2]  # u1 true from Mar 1
+
+
+def test_a_re_export_after_the_fix_re_sends_every_member(fixed_later):
+    r = fixed_later.lab.simulate(C, at="2026-03-07", settings={**DAILY, "reexport_at": ["2026-03-05T12:00:00Z"]})
+    assert r.timeline.kind.tolist() == ["first", "diff", "diff", "diff", "diff", "reexport", "diff"]
+    row = r.timeline.set_index("run_at").loc[pd.Timestamp("2026-03-06")]
+    assert (row.adds, row.removes, row.true_count) == (2, 0, 2)  # a full sync: both sent, both true
+    assert by_member(r, "status", "sent_at") == {
+        "u1": ("matched", pd.Timestamp("2026-03-06")), "u2": ("matched", pd.Timestamp("2026-03-06"))}
+    assert wf(r)["audience"] == 2
+
+
+def test_the_re_export_remedy_is_valued_in_users(fixed_later):
+    v = fixed_later.lab.reexport_value(C, when="2026-03-05T12:00:00Z", at="2026-03-07", settings=DAILY)
+    assert (v["audience"], v["audience_after_reexport"], v["gained"]) == (1, 2, 1)
+    before_fix = fixed_later.lab.reexport_value(C, when="2026-03-03", at="2026-03-07", settings=DAILY)
+    assert before_fix["gained"] == 0  # re-sent before the fix: still the old identifier
+
+
+def test_a_one_time_export_re_exported_later(fixed_later):
+    s = {**DAILY, "sync_type": "one_time", "reexport_at": ["2026-03-06"]}
+    r = fixed_later.lab.simulate(C, at="2026-03-07", settings=s)
+    assert r.timeline.kind.tolist() == ["one_time"] + ["observation"] * 4 + ["reexport", "observation"]
+    assert r.timeline.true_count.tolist() == [0, 0, 0, 0, 0, 2, 2]
+
+
+def test_the_event_rule_is_evaluated_at_each_send(data):
+    """u3's profile never has the property; from Mar 3 its events carry it. It is sent on Mar 1
+    (fallback: unmatched); a full refresh after a pause longer than snapshot_ttl re-sends it."""
+    data.mpa(103)
+    data.profile("u3")
+    data.event("u3", "2026-03-03", mparticle_user_id="103")
+    data.snapshot(C, "2026-03-01", ["u3"])
+    r = data.lab.simulate(C, at="2026-03-07", settings=DAILY)
+    assert by_member(r, "identifier_source", "status") == {"u3": ("distinct_id", "unmatched")}
+    paused = {**DAILY, "snapshot_ttl": "2d", "pauses": [{"start": "2026-03-02", "end": "2026-03-05"}]}
+    r = data.lab.simulate(C, at="2026-03-07", settings=paused)
+    assert r.timeline.kind.tolist() == ["first", "failed", "failed", "failed", "full_refresh", "diff", "diff"]
+    assert by_member(r, "identifier_source", "identifier", "status", "sent_at") == {
+        "u3": ("event_property", "103", "matched", pd.Timestamp("2026-03-05"))}
+    assert r.timeline.true_count.tolist() == [0, 0, 0, 0, 1, 1, 1]
+
+
+def test_a_member_sent_unmatched_stays_unmatched_until_sent_again(data):
+    """v's property breaks on Mar 3 (set to junk): v was sent on Mar 1 with the good value and
+    stays true; w enters on Mar 4 and is sent with the junk value."""
+    data.mpa(7)
+    data.profile("v", mparticle_user_id="7", history=True)
+    data.profile("v", mparticle_user_id="undefined", as_of="2026-03-03")
+    data.profile("w", mparticle_user_id="7", history=True)
+    data.profile("w", mparticle_user_id="undefined", as_of="2026-03-03")
+    data.snapshot(C, "2026-03-01", ["v"])
+    data.snapshot(C, "2026-03-04", ["v", "w"])
+    r = data.lab.simulate(C, at="2026-03-05", settings=DAILY)
+    assert by_member(r, "identifier", "status", "gap_reason") == {
+        "v": ("7", "matched", None), "w": ("undefined", "unmatched", "malformed_mparticle_user_id")}
+    assert wf(r)["audience"] == 1
+
+
+def test_before_the_first_profile_version_the_first_one_stands_in(data):
+    """Only one Engage load, as of Mar 10; a send on Mar 1 uses it (nothing earlier is known)."""
+    data.mpa(5)
+    data.profile("p", mparticle_user_id="5", as_of="2026-03-10")
+    data.snapshot(C, "2026-03-01", ["p"])
+    r = data.lab.simulate(C, at="2026-03-02", settings=DAILY)
+    assert by_member(r, "status", "resolved_at") == {"p": ("matched", pd.Timestamp("2026-03-01"))}
+
+
+# --------------------------------------------------------------------------- pauses
+@pytest.fixture
+def paused(data):
+    for d, mpid in {"a": 1, "b": 2}.items():
+        data.mpa(mpid)
+        data.profile(d, mparticle_user_id=str(mpid))
+    data.snapshot(C, "2026-03-01T00:00", ["a", "b"])
+    data.snapshot(C, "2026-03-01T12:00", ["b"])  # a leaves during the pause
+    return data
+
+
+@pytest.mark.parametrize("ends_with, kind, adds, removes, state", [
+    ("resume", "diff", 0, 1, {1: False, 2: True}),  # the diff removes a
+    ("reconnect", "reconnect", 1, 0, {1: True, 2: True}),  # a new export sends b; a stays true (stale)
+])
+def test_a_pause_ends_by_itself_or_with_a_reconnect(paused, ends_with, kind, adds, removes, state):
+    s = {"cadence": "6h", "pauses": [{"start": "2026-03-01T05:00", "end": "2026-03-02T05:00", "ends_with": ends_with}]}
+    r = paused.lab.simulate(C, at="2026-03-02T12:00", settings=s)
+    row = r.timeline.set_index("run_at").loc[pd.Timestamp("2026-03-02T06:00")]
+    assert (row.kind, row.adds, row.removes) == (kind, adds, removes)
+    assert {int(x.mpid): bool(x.value) for x in r.attribute_state.itertuples()} == state
+    assert wf(r)["stale_true"] == (1 if ends_with == "reconnect" else 0)
+
+
+# --------------------------------------------------------------------------- profile history storage
+def test_engage_loads_are_kept_as_a_history_with_their_as_of(lab, tmp_path):
+    """Two Engage loads of the same profile: mp_profiles keeps the latest, mp_profile_history
+    both, and a send before the second load's as-of time uses the first."""
+    first, second = tmp_path / "p1.jsonl", tmp_path / "p2.jsonl"
+    first.write_text('{"$distinct_id": "u", "$properties": {"$mparticle_user_id": "undefined"}}\n')
+    second.write_text('{"$distinct_id": "u", "$properties": {"$mparticle_user_id": 42}}\n')
+    lab.load("mixpanel-profiles", first, as_of="2026-03-01T00:00:00Z")
+    lab.load("mixpanel-profiles", second, as_of="2026-03-03T00:00:00Z")
+    assert lab.sql("SELECT mparticle_user_id FROM mp_profiles").mparticle_user_id.tolist() == ["42"]
+    hist = lab.sql("SELECT mparticle_user_id, mparticle_user_id_type, as_of FROM mp_profile_history ORDER BY as_of")
+    assert hist.values.tolist() == [["undefined", "VARCHAR", pd.Timestamp("2026-03-01")],
+                                    ["42", "UBIGINT", pd.Timestamp("2026-03-03")]]
+    lab.engine.execute("INSERT INTO mpa_profiles (mpid) VALUES (42)")
+    lab.engine.execute("INSERT INTO mp_cohort_snapshots (snapshot_id, cohort_name, as_of) VALUES (9001, 'K', '2026-03-02')")
+    lab.engine.execute("INSERT INTO mp_cohort_members (snapshot_id, cohort_name, as_of, distinct_id) "
+                       "VALUES (9001, 'K', '2026-03-02', 'u')")
+    sent_early = lab.simulate("K", at="2026-03-04", settings=DAILY).resolution
+    assert sent_early[["identifier", "status"]].values.tolist() == [["undefined", "unmatched"]]
+    as_of = lab.simulate("K", at="2026-03-04", settings={**DAILY, "resolution_time": "as_of"}).resolution
+    assert as_of[["identifier", "status"]].values.tolist() == [["42", "matched"]]
+
+
+def test_the_strict_fallback_follows_the_eit_in_force_at_each_send(data):
+    """EIT customer_id until Mar 5, mparticle_id after. "42" (an MPID as distinct_id) is sent on
+    Mar 1, when the strict fallback is refused; "43" enters on Mar 6 and is matched."""
+    data.mpa(42).mpa(43)
+    data.profile("42").profile("43")
+    data.snapshot(C, "2026-03-01", ["42"])
+    data.snapshot(C, "2026-03-06", ["42", "43"])
+    s = {**DAILY, "fallback": "strict",
+         "eit_timeline": [{"since": None, "eit": "customer_id"}, {"since": "2026-03-05", "eit": "mparticle_id"}]}
+    r = data.lab.simulate(C, at="2026-03-07", settings=s)
+    assert by_member(r, "identifier_source", "status", "gap_reason") == {
+        "42": ("none", "unmatched", "fallback_disabled"), "43": ("distinct_id", "matched", None)}
+    r = data.lab.simulate(C, at="2026-03-07", settings={**s, "resolution_time": "as_of"})
+    assert by_member(r, "status") == {"42": ("matched",), "43": ("matched",)}

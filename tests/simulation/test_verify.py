@@ -1,0 +1,282 @@
+"""docs/rules.md#observed-state: the simulated cohort attribute against an observed mParticle
+snapshot. Hand-built worlds, one per cause; the expected values are written in each test."""
+
+import json
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+
+from cohortlab import Lab
+from cohortlab.simulation.verify import CAUSES, VerifyError
+
+from .conftest import Data, ts
+
+C = "Power Users"
+
+
+def observe(data, mpid, value=None, name=C, load_id=1, last_stored=None, as_of=None):
+    """``mpid`` in the mParticle snapshot written by load ``load_id`` (a loads row with ``as_of``
+    in its options when given), with attribute ``name`` = ``value`` (None: no attribute)."""
+    e = data.engine
+    if not e.query_rows("SELECT 1 FROM loads WHERE load_id = ?", [load_id]):
+        opts = json.dumps({"as_of": as_of} if as_of else {})
+        e.execute("INSERT INTO loads (load_id, kind, source_file, options) VALUES (?, 'mparticle-profiles', ?, ?)",
+                  [load_id, f"snap{load_id}.json", opts])
+    if e.query_rows("SELECT 1 FROM mpa_profiles WHERE mpid = ?", [mpid]):
+        e.execute("UPDATE mpa_profiles SET load_id = ?, last_stored_at = ? WHERE mpid = ?", [load_id, ts(last_stored), mpid])
+    else:
+        e.execute("INSERT INTO mpa_profiles (mpid, last_stored_at, source, load_id) VALUES (?, ?, 'profile_api', ?)",
+                  [mpid, ts(last_stored), load_id])
+    if value is not None:
+        bool_value = value if isinstance(value, bool) else None
+        e.execute("INSERT INTO mpa_attributes (mpid, name, value, value_bool, load_id, line) VALUES (?, ?, ?, ?, ?, 1)",
+                  [mpid, name, json.dumps(value), bool_value, load_id])
+    return data
+
+
+def linked(data, pairs):
+    for d, mpid in pairs.items():
+        data.mpa(mpid)
+        data.profile(d, mparticle_user_id=str(mpid))
+
+
+def rows(v):
+    """{mpid: (simulated, observed, cause)}"""
+    return {int(r.mpid): (r.simulated, r.observed, r.cause if isinstance(r.cause, str) else None)
+            for r in v.profiles.itertuples()}
+
+
+def causes(v):
+    return {c: n for c, n in zip(v.causes.cause, v.causes.profiles) if n}
+
+
+# --------------------------------------------------------------------------- agreement
+def test_agreement_confusion_and_audience(data):
+    linked(data, {"a": 1, "b": 2, "c": 3})
+    data.snapshot(C, "2026-03-01T00:00", ["a", "b"])
+    data.snapshot(C, "2026-03-01T00:20", ["b", "c"])  # a leaves: false at 00:30
+    for mpid, value in ((1, False), (2, True), (3, True)):
+        observe(data, mpid, value, last_stored="2026-03-01T00:30")
+    observe(data, 4, None, last_stored="2026-03-01T00:10")  # in the snapshot, never written: absent/absent
+    v = data.lab.verify(C)
+    assert v.snapshot_at == pd.Timestamp("2026-03-01T00:30", tz="UTC")  # latest last_stored_at
+    assert "last_stored_at" in v.snapshot_at_from
+    assert rows(v) == {1: ("false", "false", None), 2: ("true", "true", None), 3: ("true", "true", None)}
+    assert v.confusion.loc["true", "true"] == 2 and v.confusion.loc["false", "false"] == 1
+    assert v.confusion.loc["absent", "absent"] == 1 and v.confusion.values.sum() == 4
+    assert v.agreement == 1.0 and len(v.disagreements) == 0
+    aud = v.audience.set_index("audience")
+    assert aud.loc["= true"].tolist() == [2, 2, 0] and aud.loc["= false"].tolist() == [1, 1, 0]
+
+
+def test_no_observed_attribute_is_a_clear_error(data):
+    linked(data, {"a": 1})
+    data.snapshot(C, "2026-03-01", ["a"])
+    observe(data, 1, True, name="Something Else")
+    with pytest.raises(VerifyError, match="no observed state for cohort 'Power Users'.*'Power Users'"):
+        data.lab.verify(C)
+
+
+# --------------------------------------------------------------------------- causes, one per world
+def test_snapshot_before_last_run(data):
+    linked(data, {"a": 1, "b": 2})
+    data.snapshot(C, "2026-03-01T00:00", ["a"])
+    data.snapshot(C, "2026-03-01T01:00", ["b"])  # 01:00: a removed (false), b added (true)
+    observe(data, 1, True)
+    observe(data, 2, None)
+    v = data.lab.verify(C, at="2026-03-01T01:00", snapshot_at="2026-03-01T00:30")
+    assert v.snapshot_at_from == "given"
+    assert rows(v) == {1: ("false", "true", "snapshot_before_last_run"),
+                       2: ("true", "absent", "snapshot_before_last_run")}
+    d = v.disagreements.set_index("mpid").loc[2, "detail"]
+    assert d == "the run at 2026-03-01 01:00:00 wrote true; this profile was captured at 2026-03-01 00:30:00"
+    # the same snapshot compared at its own time agrees
+    assert data.lab.verify(C, snapshot_at="2026-03-01T00:30").agreement == 1.0
+
+
+def test_a_load_as_of_is_the_capture_time_of_its_profiles(data):
+    linked(data, {"a": 1, "b": 2})
+    data.snapshot(C, "2026-03-01T00:00", ["a"])
+    data.snapshot(C, "2026-03-01T01:00", ["a", "b"])
+    observe(data, 1, True, load_id=1, as_of="2026-03-01T02:00:00+00:00")
+    observe(data, 2, None, load_id=2, as_of="2026-03-01T00:45:00+00:00")  # captured before b's write
+    v = data.lab.verify(C)
+    assert v.snapshot_at == pd.Timestamp("2026-03-01T02:00", tz="UTC")
+    assert rows(v) == {1: ("true", "true", None), 2: ("true", "absent", "snapshot_before_last_run")}
+
+
+def test_attribute_name_differs_older_form_and_renamed_cohort(data):
+    linked(data, {"a": 1, "b": 2, "c": 3})
+    data.engine.execute("INSERT INTO mp_cohorts (cohort_id, name, created) VALUES ('77', 'Heavy Users', '2025-01-01')")
+    data.snapshot(C, "2026-03-01T00:00", ["a", "b", "c"], cohort_id="77")
+    observe(data, 1, True)
+    observe(data, 2, True, name="Mixpanel - Power Users")  # the older template
+    observe(data, 3, "true", name="Heavy Users")  # the cohort's earlier name (a string "true")
+    data.engine.execute("UPDATE mpa_attributes SET value_bool = TRUE WHERE mpid = 3")
+    v = data.lab.verify(C, snapshot_at="2026-03-01T01:00")
+    assert rows(v) == {1: ("true", "true", None), 2: ("true", "absent", "attribute_name_differs"),
+                       3: ("true", "absent", "attribute_name_differs")}
+    dis = v.disagreements.set_index("mpid")
+    assert dis.loc[2, "detail"] == "carries 'Mixpanel - Power Users' = true instead (simulated true)"
+    assert dis.loc[3, "other_name"] == "Heavy Users"
+    names = v.names.set_index("attribute")
+    assert names.loc["Mixpanel - Power Users", "how"] == "older form"
+    assert names.loc["Heavy Users", "how"] == "template of the earlier name 'Heavy Users'"
+    assert names.loc["Power Users", "profiles"] == 1
+
+
+def test_profile_missing_in_snapshot(data):
+    linked(data, {"a": 1, "b": 2})
+    data.snapshot(C, "2026-03-01T00:00", ["a", "b"])
+    observe(data, 1, True, load_id=1)
+    # profile 2 comes from another load (an identity export) that carries no cohort attribute
+    data.engine.execute("INSERT INTO loads (load_id, kind, source_file) VALUES (2, 'mparticle-csv', 'ids.csv')")
+    data.engine.execute("UPDATE mpa_profiles SET load_id = 2 WHERE mpid = 2")
+    v = data.lab.verify(C, snapshot_at="2026-03-01T01:00")
+    assert rows(v) == {1: ("true", "true", None), 2: ("true", "absent", "profile_missing_in_snapshot")}
+    assert v.profiles.set_index("mpid").loc[2, "in_snapshot"] == False  # noqa: E712
+
+
+def test_pause_not_modelled(data):
+    linked(data, {"a": 1, "b": 2})
+    data.snapshot(C, "2026-03-01T00:00", ["a"])
+    data.snapshot(C, "2026-03-01T01:00", ["a", "b"])
+    observe(data, 1, True, last_stored="2026-03-01T00:00")
+    observe(data, 2, False, last_stored="2026-02-20T00:00")  # the feed never reached it
+    v = data.lab.verify(C, snapshot_at="2026-03-01T02:00")
+    assert rows(v) == {1: ("true", "true", None), 2: ("true", "false", "pause_not_modelled")}
+    assert v.disagreements.detail.iloc[0] == (
+        "the run at 2026-03-01 01:00:00 should have written true; observed false; mParticle last stored this "
+        "profile at 2026-02-20 00:00:00, before that run")
+    # the same pause, modelled in the settings, explains everything
+    pause = {"pauses": [{"start": "2026-03-01T00:30:00Z", "end": "2026-03-01T02:30:00Z"}]}
+    v2 = data.lab.verify(C, snapshot_at="2026-03-01T02:00", settings=pause)
+    assert rows(v2)[2] == ("absent", "false", "unexplained")  # false was never written by the simulated feed
+
+
+def test_unexplained_with_identity_changed_evidence_masks_other_emails(data):
+    data.mpa(1)
+    data.mpa(4, customer_id="ann@example.com")
+    data.profile("ann@example.com", mparticle_user_id="1")  # the member now resolves to 1, not 4
+    data.snapshot(C, "2026-03-01T00:00", ["ann@example.com"])
+    observe(data, 1, True)
+    observe(data, 4, True)  # still true from before the identity change
+    v = data.lab.verify(C, snapshot_at="2026-03-01T01:00")
+    assert rows(v) == {1: ("true", "true", None), 4: ("absent", "true", "unexplained")}
+    r = v.disagreements.iloc[0]
+    assert r.evidence == "identity_changed"
+    assert "ann@example.com" not in r.detail
+    assert "identity changed: member" in r.detail and "holds this profile's customer_id but now resolves to MPID 1" in r.detail
+    shown = data.lab.verify(C, snapshot_at="2026-03-01T01:00", show_personal_data=True)
+    assert "member ann@example.com holds" in shown.disagreements.detail.iloc[0]
+
+
+def test_every_cause_counted_in_order(data):
+    """One world with every cause at once: the counts and the text name each."""
+    linked(data, {"a": 1, "b": 2, "c": 3, "d": 4, "e": 5})
+    data.mpa(6)
+    data.snapshot(C, "2026-03-01T00:00", ["a", "b", "c", "d"])
+    data.snapshot(C, "2026-03-01T03:00", ["a", "b", "c", "d", "e"])
+    observe(data, 1, True)
+    observe(data, 2, True, name="Mixpanel - Power Users")
+    data.engine.execute("INSERT INTO loads (load_id, kind, source_file) VALUES (2, 'mparticle-csv', 'ids.csv')")
+    data.engine.execute("UPDATE mpa_profiles SET load_id = 2 WHERE mpid = 3")
+    observe(data, 4, False)
+    observe(data, 5, None)
+    observe(data, 6, True)
+    v = data.lab.verify(C, at="2026-03-01T03:00", snapshot_at="2026-03-01T02:00")
+    assert rows(v) == {
+        1: ("true", "true", None),
+        2: ("true", "absent", "attribute_name_differs"),
+        3: ("true", "absent", "profile_missing_in_snapshot"),
+        4: ("true", "false", "pause_not_modelled"),
+        5: ("true", "absent", "snapshot_before_last_run"),
+        6: ("absent", "true", "unexplained"),
+    }
+    assert causes(v) == {c: 1 for c in CAUSES}
+    text = v.to_text()
+    for c in CAUSES:
+        assert c in text
+    assert "agreement: 16.67% of 6 profiles; 5 disagree" in text
+    assert v.summary()["observed_true"] == 2 and v.summary()["simulated_true"] == 5
+
+
+# --------------------------------------------------------------------------- property
+members_st = st.lists(st.sets(st.sampled_from("abcdefg"), max_size=7), min_size=1, max_size=5)
+
+
+@hsettings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(snaps=members_st, shared=st.booleans(), one_time=st.booleans(), cut=st.integers(0, 4))
+def test_observed_state_produced_by_the_simulation_agrees_everywhere(snaps, shared, one_time, cut):
+    """Write the simulation's own attribute state as the observed snapshot: verify agrees 100%."""
+    with Lab() as lab:
+        data = Data(lab)
+        for i, d in enumerate("abcdefg"):
+            mpid = 100 + (i // 2 if shared else i)  # shared: two distinct_ids per profile
+            if not lab.sql(f"SELECT 1 FROM mpa_profiles WHERE mpid = {mpid}").shape[0]:
+                data.mpa(mpid)
+            data.profile(d, mparticle_user_id=str(mpid) if d != "g" else "junk")
+        for k, members in enumerate(snaps):
+            data.snapshot(C, f"2026-03-0{k + 1}T00:00", sorted(members))
+        settings = {"sync_type": "one_time"} if one_time else {}
+        at = f"2026-03-0{min(cut, len(snaps) - 1) + 1}T06:00"
+        sim = lab.simulate(C, at=at, settings=settings).attribute_state
+        lab.engine.execute("INSERT INTO loads (load_id, kind, source_file) VALUES (1, 'mparticle-profiles', 'x')")
+        lab.engine.execute("UPDATE mpa_profiles SET load_id = 1, last_stored_at = ?", [ts(at)])
+        for r in sim.itertuples():
+            lab.engine.execute("INSERT INTO mpa_attributes (mpid, name, value, value_bool, load_id) VALUES (?, ?, ?, ?, 1)",
+                               [int(r.mpid), C, json.dumps(bool(r.value)), bool(r.value)])
+        if not len(sim):
+            lab.engine.execute("INSERT INTO mpa_attributes (mpid, name, value, value_bool, load_id) "
+                               "VALUES (999, 'Mixpanel - Power Users', 'true', TRUE, 1)")
+        v = lab.verify(C, settings=settings)
+        assert v.at == pd.Timestamp(at, tz="UTC")
+        assert v.agreement == 1.0, v.to_text()
+        assert v.confusion.loc["true", "true"] == int(sim.value.sum())
+        assert v.confusion.loc["false", "false"] == int((~sim.value.astype(bool)).sum())
+
+
+# --------------------------------------------------------------------------- command line
+def test_cli_verify(tmp_path):
+    db = str(tmp_path / "lab.duckdb")
+    with Lab(db) as lab:
+        data = Data(lab)
+        linked(data, {"a": 1, "b": 2})
+        data.snapshot(C, "2026-03-01T00:00", ["a", "b"])
+        observe(data, 1, True, last_stored="2026-03-01T01:00")
+        observe(data, 2, False, last_stored="2026-02-01T00:00")
+    from cohortlab.cli import main
+
+    out = tmp_path / "profiles.csv"
+    r = CliRunner().invoke(main, ["verify", "--db", db, "--cohort", C, "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "mParticle snapshot: 2026-03-01 01:00:00 UTC" in r.output
+    assert "  = true                   1          2          -1" in r.output
+    assert "MPID 2: simulated true, observed false -> pause_not_modelled" in r.output
+    assert pd.read_csv(out).shape[0] == 2
+    bad = CliRunner().invoke(main, ["verify", "--db", db, "--cohort", "Nope"])
+    assert bad.exit_code == 1 and "unknown cohort 'Nope'" in bad.output
+
+
+def test_a_written_profile_that_is_not_loaded_is_named_deleted(data):
+    """A simulation (here a stand-in for one run elsewhere) that wrote a profile mParticle no longer has."""
+    from types import SimpleNamespace
+
+    from cohortlab.simulation.resolution import RESOLUTION_COLUMNS
+
+    linked(data, {"a": 1})
+    data.snapshot(C, "2026-03-01T00:00", ["a"])
+    observe(data, 1, True)
+    state = pd.DataFrame({"mpid": [1, 55], "is_orphan": [False, False], "value": [True, True],
+                          "last_write_at": pd.to_datetime(["2026-03-01", "2026-03-01"])})
+    fake = SimpleNamespace(attribute_state=state, resolution=pd.DataFrame(columns=RESOLUTION_COLUMNS),
+                           at=pd.Timestamp("2026-03-01T01:00", tz="UTC"))
+    from cohortlab.simulation.verify import verify
+
+    v = verify(data.engine, C, snapshot_at="2026-03-01T01:00", simulate_fn=lambda *a: fake)
+    assert rows(v) == {1: ("true", "true", None), 55: ("true", "absent", "profile_missing_in_snapshot")}
+    r = v.disagreements.iloc[0]
+    assert r.evidence == "profile_deleted"
+    assert r.detail == "no mParticle profile with this MPID is loaded (deleted, or another workspace)"

@@ -1,0 +1,89 @@
+"""The observed mParticle state of a synth world (cohortlab.synth.observed): its planted causes of
+disagreement, and ``verify`` on the loaded world equal to ``truth_verify.parquet`` row for row."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from cohortlab import Lab
+from cohortlab.loaders.folder import load_world
+from cohortlab.simulation.verify import CAUSES
+from tests.synth.conftest import jsonl
+
+
+@pytest.fixture(scope="module")
+def world(make_world):
+    return make_world("mid_migration", users=3000, seed=5)
+
+
+@pytest.fixture(scope="module")
+def lab(world):
+    with Lab() as lab:
+        load_world(lab, world.out_dir)
+        yield lab
+
+
+def _rows(df):
+    out = df[["mpid", "simulated", "observed", "cause"]].copy()
+    out["cause"] = out["cause"].astype(object).where(out["cause"].notna(), None)
+    return sorted(out.itertuples(index=False, name=None))
+
+
+def test_files_carry_the_planted_state(world):
+    m = world.manifest
+    assert m["observed_at"] == "2026-02-28T12:00:00Z"  # halfway between the last two snapshots
+    ev = m["expected_verify"]
+    assert (ev["snapshot_at"], ev["at"]) == ("2026-02-28T12:00:00Z", "2026-03-01T00:00:00Z")
+    assert ev["pause"] == {"start": "2026-02-27T23:59:00Z", "end": "2026-02-28T13:00:00Z", "modelled": False}
+    names = {"Power Users", "Recent Purchasers"}
+    old = {f"Mixpanel - {n}" for n in names}
+    snapshot = list(jsonl(world.out_dir / "mparticle/profiles.jsonl"))
+    outside = list(jsonl(world.out_dir / "mparticle/profiles/identities-only.jsonl"))
+    assert outside and all(not (set(o["user_attributes"]) & (names | old)) for o in outside)
+    carried = [set(o["user_attributes"]) & (names | old) for o in snapshot]
+    assert any(c & old for c in carried) and any(c & names for c in carried)
+    assert not any(c & old and c & names for c in carried)  # a planted person carries only the old names
+    truth = pd.read_parquet(world.out_dir / "truth_verify.parquet")
+    planted = set(truth.cause.dropna())
+    assert {"snapshot_before_last_run", "attribute_name_differs", "profile_missing_in_snapshot",
+            "pause_not_modelled"} <= planted
+    # the snapshot is older than the last run: exactly the profiles whose last write is that run
+    last = truth.last_write_si == truth.last_write_si.max()
+    assert (truth.cause[last & (truth.simulated != truth.observed)] == "snapshot_before_last_run").all()
+
+
+def test_verify_equals_the_truth_row_for_row(world, lab):
+    ev = world.manifest["expected_verify"]
+    truth = pd.read_parquet(world.out_dir / "truth_verify.parquet")
+    for cohort, expected in ev["cohorts"].items():
+        v = lab.verify(cohort, at=ev["at"], snapshot_at=ev["snapshot_at"])
+        assert _rows(v.profiles) == _rows(truth[truth.cohort_name == cohort])
+        got = {f"{s}/{o}": int(v.confusion.loc[s, o]) for s in v.confusion.index for o in v.confusion.columns
+               if v.confusion.loc[s, o]}
+        assert got == expected["confusion"]
+        assert {c: n for c, n in zip(v.causes.cause, v.causes.profiles) if n} == expected["causes"]
+
+
+def test_with_the_pause_modelled_only_the_name_and_missing_plants_disagree(world, lab):
+    ev = world.manifest["expected_verify"]
+    pause = {"pauses": [{"start": ev["pause"]["start"], "end": ev["pause"]["end"]}]}
+    truth = pd.read_parquet(world.out_dir / "truth_verify.parquet")
+    for cohort in ev["cohorts"]:
+        v = lab.verify(cohort, settings=pause, snapshot_at=ev["snapshot_at"])  # at = the snapshot time
+        assert set(v.disagreements.cause) <= {"attribute_name_differs", "profile_missing_in_snapshot"}
+        t = truth[truth.cohort_name == cohort]
+        planted = set(t.mpid[t.other_name.notna() | ~t.in_snapshot])
+        assert set(v.disagreements.mpid) <= planted and len(v.disagreements) > 0
+    assert set(CAUSES) >= set(truth.cause.dropna())
+
+
+def test_verify_equals_the_truth_in_every_scenario(scenario_world):
+    """Every scenario's independent verify truth (identifiers from profiles, events, distinct_ids)."""
+    ev = scenario_world.manifest["expected_verify"]
+    truth = pd.read_parquet(scenario_world.out_dir / "truth_verify.parquet")
+    with Lab() as lab:
+        load_world(lab, scenario_world.out_dir)
+        for cohort in ev["cohorts"]:
+            v = lab.verify(cohort, at=ev["at"], snapshot_at=ev["snapshot_at"])
+            assert _rows(v.profiles) == _rows(truth[truth.cohort_name == cohort]), cohort

@@ -1,0 +1,133 @@
+"""The documentation: docs/ builds as an MkDocs site without a warning, and nothing the project
+ships (the package, the README, docs/) cites a file that the repository does not contain."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Text that the citation check reads: everything a user or a reader of the code sees.
+CHECKED = ("cohortlab", "docs", "README.md", "bench/README.md", "data")
+TEXT_SUFFIXES = {".py", ".md", ".ipynb", ".yaml", ".yml", ".txt", ".html", ".cfg", ".toml"}
+SKIP_DIRS = {".git", ".venv", "__pycache__", "site", "node_modules"}
+
+# The contract and the design notes lived outside the repository: citing them sends a reader to
+# a file they cannot open. Cite docs/rules.md#<anchor> instead.
+FORBIDDEN = [
+    (re.compile(r"\bSPEC\b"), "cites SPEC (outside the repository); cite docs/rules.md#<anchor>"),
+    (re.compile(r"\bDESIGN\b"), "cites DESIGN (outside the repository); cite docs/DEVELOPING.md"),
+    (re.compile(r"§\s*\d"), "cites a numbered section (§n) of a document; cite docs/rules.md#<anchor>"),
+]
+# A file name with one of these extensions must name a file of the repository (a stem of two
+# characters or more, not followed by "(": `ci.md(...)` is a call, `p.txt` a SQL column).
+FILE_NAME = re.compile(r"(?<![\w/.\\-])((?:[\w-]+/)*[\w-][\w.-]*\w\.(?:md|txt))\b(?!\()")
+MD_LINK = re.compile(r"\]\(([^)\s#]+)(?:#[^)\s]*)?\)")
+
+
+def repo_files(root: Path) -> list[Path]:
+    out = []
+    for p in root.rglob("*"):
+        if p.is_file() and not (SKIP_DIRS & set(p.relative_to(root).parts)):
+            out.append(p)
+    return out
+
+
+def checked_files(root: Path, targets=CHECKED) -> list[Path]:
+    files = []
+    for t in targets:
+        p = root / t
+        if p.is_file():
+            files.append(p)
+        elif p.is_dir():
+            files += [f for f in repo_files(p) if f.suffix in TEXT_SUFFIXES]
+    return sorted(files)
+
+
+def citation_problems(root: Path, targets=CHECKED) -> list[str]:
+    """``path:line: what`` for every citation of something the repository at ``root`` does not
+    contain: SPEC/DESIGN and §-sections, file names (``*.md``, ``*.txt``) of no file in the
+    repository, and relative Markdown links to a missing file."""
+    names = {p.name for p in repo_files(root)}
+    problems = []
+    for f in checked_files(root, targets):
+        text = f.read_text(encoding="utf-8", errors="replace")
+        rel = f.relative_to(root)
+        for n, line in enumerate(text.splitlines(), 1):
+            for rx, what in FORBIDDEN:
+                if rx.search(line):
+                    problems.append(f"{rel}:{n}: {what}: {line.strip()[:120]}")
+            for m in FILE_NAME.finditer(line):
+                if Path(m.group(1)).name not in names:
+                    problems.append(f"{rel}:{n}: cites {m.group(1)}, which is not in the repository")
+            if f.suffix == ".md":
+                for m in MD_LINK.finditer(line):
+                    target = m.group(1)
+                    if "://" in target or target.startswith("mailto:"):
+                        continue
+                    if not (f.parent / target).exists():
+                        problems.append(f"{rel}:{n}: links to {target}, which does not exist")
+    return problems
+
+
+# ----------------------------------------------------------------------------- the site
+def test_mkdocs_builds_strict(tmp_path):
+    """Every page is in the nav, every link and anchor resolves, no warning at all."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--clean",
+         "--config-file", str(ROOT / "mkdocs.yml"), "--site-dir", str(tmp_path / "site")],
+        cwd=ROOT, capture_output=True, text=True,
+    )
+    assert proc.returncode == 0, f"mkdocs build --strict failed:\n{proc.stdout}\n{proc.stderr}"
+    assert (tmp_path / "site" / "rules" / "index.html").exists()
+
+
+def test_rules_page_has_the_anchors_the_code_cites():
+    """Every docs/rules.md#anchor cited in the package or the docs exists on the page."""
+    rules = (ROOT / "docs" / "rules.md").read_text(encoding="utf-8")
+    anchors = set(re.findall(r"\{#([\w-]+)\}", rules))
+    cited = set()
+    for f in checked_files(ROOT):
+        cited |= set(re.findall(r"rules\.md#([\w-]+)", f.read_text(encoding="utf-8", errors="replace")))
+    assert cited, "nothing cites docs/rules.md"
+    assert cited - anchors == set()
+
+
+# ----------------------------------------------------------------------------- citations
+def test_nothing_cites_a_file_outside_the_repository():
+    problems = citation_problems(ROOT)
+    assert problems == [], "\n".join(problems)
+
+
+@pytest.mark.parametrize(
+    "planted, expected",
+    [
+        ("the waterfall (SPEC §4) adds up", "cites SPEC"),
+        ('"""See SPEC.md for the rules."""', "cites SPEC"),
+        ("# the portable subset of DESIGN.md", "cites DESIGN"),
+        ("wire formats: formats.md §5", "cites formats.md"),
+        ("see architecture-anchors.md", "cites architecture-anchors.md"),
+        ("as the guide says (section §3.2)", "numbered section"),
+        ("[the rules](missing.md#gap-reasons)", "links to missing.md"),
+    ],
+)
+def test_the_citation_check_catches_a_planted_citation(tmp_path, planted, expected):
+    (tmp_path / "README.md").write_text("# x\nsee [rules](docs/rules.md#gap-reasons)\n")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "rules.md").write_text("## Gap reasons {#gap-reasons}\n")
+    pkg = tmp_path / "cohortlab"
+    pkg.mkdir()
+    (pkg / "clean.py").write_text('"""Gap reasons: docs/rules.md#gap-reasons."""\n')
+    assert citation_problems(tmp_path) == []
+
+    suffix = ".md" if planted.startswith("[") else ".py"
+    (pkg / f"planted{suffix}").write_text(f"first line\n{planted}\n")
+    problems = citation_problems(tmp_path)
+    assert len(problems) >= 1
+    assert all(p.startswith(f"cohortlab/planted{suffix}:2: ") for p in problems), problems
+    assert any(expected in p for p in problems), problems
