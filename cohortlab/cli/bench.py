@@ -17,8 +17,8 @@ from cohortlab.cli.app import fail, main
 @click.option("--data", type=click.Path(file_okay=False, exists=True),
               help="Reuse this world (a `cohortlab synth` folder) instead of generating one.")
 @click.option("--steps", default=None,
-              help="Comma-separated subset of: load, resolve, timeline, migration, report, demo, duckdb, pandas "
-                   "(default: all).")
+              help="Comma-separated subset of: load, resolve, simulate, classify, timeline, migration, report_db, "
+                   "report, demo, duckdb, pandas (default: all).")
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the results as JSON to this file.")
 @click.option("--keep", type=click.Path(file_okay=False),
               help="Work in this folder and keep it (world, database, logs); default: a temporary folder.")
@@ -27,7 +27,8 @@ from cohortlab.cli.app import fail, main
               help="Run the pandas baseline even above 2M users (it needs more memory than the machine).")
 @click.option("--memory-limit", default=None,
               help="DuckDB memory_limit (e.g. 1.5GB) for cohortlab's load/resolve/timeline/migration steps and the "
-                   "DuckDB baseline (report and demo use the default). Default: DuckDB's (80%% of RAM).")
+                   "DuckDB baselines (the CLI steps use COHORTLAB_MEMORY_LIMIT). Default: cohortlab's own, "
+                   "min(1.5 GB, 25%% of RAM); the baselines then run with DuckDB's (80%% of RAM).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="DuckDB threads for the same steps (default: all cores).")
 def bench_cmd(users, repeat, scenario, seed, data, steps, out, keep, gzip, force_pandas, memory_limit, threads):

@@ -1,8 +1,17 @@
 """DuckDB engine: runs the core SQL as written. In-memory or a ``.duckdb`` file.
 
-``memory_limit`` / ``threads`` default to ``$COHORTLAB_MEMORY_LIMIT`` / ``$COHORTLAB_THREADS``
-when set (so every command and notebook of a scheduled job can be capped at once), else to
-DuckDB's own defaults (80% of RAM, all cores).
+Memory-safe by default (every command, notebook and script that opens a lab):
+
+* ``memory_limit``: ``$COHORTLAB_MEMORY_LIMIT`` when set, else the smaller of 1.5 GB and 25% of
+  the machine's memory (DuckDB's own default, 80% of RAM, let a 10M-user load use 20 GiB as
+  cache). Work beyond it spills to ``temp_directory``.
+* ``threads``: ``$COHORTLAB_THREADS`` when set, else the cores this process may run on.
+* ``temp_directory``: next to the database file (``<file>.tmp``), or a private folder under the
+  system temp folder for an in-memory database (removed at close; DuckDB's default would be
+  ``.tmp`` in the current directory).
+
+Inputs that cannot spill (one JSON document, which DuckDB reads whole) are refused with a
+message when they do not fit the limit (:meth:`cohortlab.loaders.base.FileContext.document_buffer`).
 
 Opening a database file another process holds (DuckDB allows one process per file) waits up to
 ``lock_wait`` seconds (default ``$COHORTLAB_LOCK_WAIT``, else :data:`DEFAULT_LOCK_WAIT`), then
@@ -14,8 +23,11 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sys
+import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -115,8 +127,16 @@ class DuckDBEngine(Engine):
                 # inside a Jupyter kernel DuckDB refuses to touch the setting without ipywidgets
                 # (and draws no text bar there anyway)
                 pass
-        memory_limit = memory_limit or os.environ.get("COHORTLAB_MEMORY_LIMIT") or None
-        threads = threads or (int(os.environ["COHORTLAB_THREADS"]) if os.environ.get("COHORTLAB_THREADS") else None)
+        memory_limit = memory_limit or os.environ.get("COHORTLAB_MEMORY_LIMIT") or default_memory_limit()
+        threads = threads or (int(os.environ["COHORTLAB_THREADS"]) if os.environ.get("COHORTLAB_THREADS") else None) \
+            or default_threads()
+        self._own_temp = None
+        if connection is None:
+            if self.database and not read_only:
+                temp = self.database + ".tmp"
+            else:  # nothing written next to a read-only database; created by DuckDB only if it spills; removed at close
+                temp = self._own_temp = os.path.join(tempfile.gettempdir(), f"cohortlab-duckdb-{uuid.uuid4().hex[:12]}")
+            self.execute(f"SET temp_directory = '{temp.replace(chr(39), chr(39) * 2)}'")
         if memory_limit:
             self.execute(f"SET memory_limit = '{memory_limit}'")
         if threads:
@@ -206,3 +226,31 @@ class DuckDBEngine(Engine):
 
     def close(self) -> None:
         self.con.close()
+        if self._own_temp:
+            shutil.rmtree(self._own_temp, ignore_errors=True)
+
+
+def physical_memory() -> int | None:
+    """Bytes of memory of the machine (None when the platform does not say)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+DEFAULT_MEMORY_CAP = 1_500_000_000  # 1.5 GB: with Python and the result sets, a step stays under 2 GiB
+
+
+def default_memory_limit() -> str | None:
+    """DuckDB memory_limit when none is given: min(1.5 GB, 25% of the machine's memory), in MB."""
+    total = physical_memory()
+    limit = DEFAULT_MEMORY_CAP if total is None else min(DEFAULT_MEMORY_CAP, total // 4)
+    return f"{max(limit // 1_000_000, 100)}MB"
+
+
+def default_threads() -> int:
+    """DuckDB threads when none is given: the cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)

@@ -57,6 +57,8 @@ ARRAY_THEN_MORE = ("more JSON after the top-level array (an array followed by JS
                    "JSON array, or one JSON value per line")
 RAW_LIMIT = 2000  # characters of a rejected record kept in `rejects.raw`
 MAX_LINE_SIZE = 64 * 1024 * 1024
+# the largest element of a JSON array file (a record); DuckDB's buffer is twice this
+ARRAY_ELEMENT_MAX = 16 * 1024 * 1024
 # files at least this big are parsed in parallel (FileContext.numbered_table); smaller ones in
 # one statement (fewer statements: a directory of small page files loads faster). The env var
 # lets the test suite run every loader through both paths.
@@ -265,6 +267,59 @@ def _first_line(path: Path) -> str:
     return data.decode("utf-8", errors="replace")
 
 
+def last_char(path: Path) -> str:
+    """The last non-whitespace character of the (decompressed) file ('' when there is none)."""
+    try:
+        if is_gzip(path):
+            tail = b""
+            with gzip.open(path, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    if chunk.strip():
+                        tail = chunk
+        else:
+            with open(path, "rb") as f:
+                size = f.seek(0, os.SEEK_END)
+                pos, tail = size, b""
+                while pos > 0 and not tail.strip():
+                    step = min(pos, 1 << 16)
+                    pos -= step
+                    f.seek(pos)
+                    tail = f.read(step) + tail
+    except (OSError, EOFError) as e:
+        raise LoadError(path, f"cannot read file: {e}") from e
+    tail = tail.rstrip()
+    return tail[-1:].decode("latin-1") if tail else ""
+
+
+def array_end(path: Path, limit: int = 64 * 1024 * 1024) -> int | None:
+    """Where the top-level JSON array of ``path`` closes (offset of its ``]`` in the decompressed
+    text), or None when it does not close within the first ``limit`` bytes. Strings and escapes
+    are followed, so brackets inside strings do not count. Only called for a file whose last
+    character is not ``]`` (an error path: a truncated array, or JSON after the array)."""
+    opener = gzip.open if is_gzip(path) else open
+    depth, in_str, esc, pos = 0, False, False, 0
+    with opener(path, "rb") as f:
+        while pos < limit and (chunk := f.read(1 << 20)):
+            for b in chunk:
+                if in_str:
+                    if esc:
+                        esc = False
+                    elif b == 0x5C:  # backslash
+                        esc = True
+                    elif b == 0x22:
+                        in_str = False
+                elif b == 0x22:
+                    in_str = True
+                elif b in (0x5B, 0x7B):
+                    depth += 1
+                elif b in (0x5D, 0x7D):
+                    depth -= 1
+                    if depth == 0:
+                        return pos
+                pos += 1
+    return None
+
+
 CSV_DELIMITERS = (",", "\t", ";", "|")
 
 
@@ -295,7 +350,7 @@ def csv_read_sql(ctx: "FileContext", n_columns: int, delim: str) -> str:
     return (
         f"read_csv({ctx.file_sql}, header=true, auto_detect=false, columns={cols}, "
         f"delim={sql_str(delim)}, quote='\"', escape='\"', compression='{ctx.compression}', "
-        f"max_line_size={MAX_LINE_SIZE})"
+        f"max_line_size={MAX_LINE_SIZE}{ctx._buffer_option()})"
     )
 
 
@@ -350,6 +405,20 @@ def max_object_size(path: Path) -> int:
     return int(min(1 << 30, max(1 << 20, size + 4096)))
 
 
+_UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40,
+          "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+
+
+def memory_limit_bytes(engine: Engine) -> float | None:
+    """The engine's DuckDB ``memory_limit`` in bytes (None when it cannot be read)."""
+    try:
+        limit = str(engine.query_rows("SELECT current_setting('memory_limit')")[0][0]).strip()
+        num, unit = limit.split()
+        return float(num) * _UNITS[unit]
+    except (ValueError, KeyError, IndexError):
+        return None
+
+
 # --------------------------------------------------------------------------- per-file context
 @dataclass
 class FileContext:
@@ -395,15 +464,28 @@ class FileContext:
         """read_csv's buffer is by default 16 x max_line_size: 1 GiB blocks, out of memory under
         a small memory_limit (1.5 GB). Then the buffer is max_line_size; not otherwise (an
         explicit buffer_size costs ~1 s more per 1M lines, at close)."""
-        limit = str(self.engine.query_rows("SELECT current_setting('memory_limit')")[0][0]).strip()
-        units = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40,
-                 "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
-        try:
-            num, unit = limit.split()
-            limit_bytes = float(num) * units[unit]
-        except (ValueError, KeyError):
+        limit_bytes = memory_limit_bytes(self.engine)
+        if limit_bytes is None:
             return ""
         return f", buffer_size={MAX_LINE_SIZE}" if limit_bytes < 8 * 16 * MAX_LINE_SIZE else ""
+
+    def document_buffer(self) -> int:
+        """``maximum_object_size`` for reading the file as whole JSON documents
+        (:func:`max_object_size`), or a LoadError saying why when that cannot fit the engine's
+        memory limit: DuckDB holds a JSON document whole, in a buffer of twice that size, and
+        cannot spill it."""
+        size = max_object_size(self.path)
+        limit = memory_limit_bytes(self.engine)
+        if limit is not None and 2 * size > 0.9 * limit:
+            raise LoadError(
+                self.path,
+                f"a JSON document of up to {size / 2**20:,.0f} MiB is read whole (DuckDB holds a document in "
+                f"memory, in a buffer of twice its size, and cannot spill it): more than the memory limit of "
+                f"{limit / 2**20:,.0f} MiB allows. Write it as JSONL, one record per line (e.g. jq -c '.[]' for "
+                f"an array, jq -c '.results[]' for Engage pages), which is read in pieces, or raise "
+                f"COHORTLAB_MEMORY_LIMIT",
+            )
+        return size
 
     def lines_sql(self) -> str:
         """SELECT (line BIGINT, raw VARCHAR) — every physical line of the file, 1-based.
@@ -457,16 +539,23 @@ class FileContext:
                 f"SELECT line, raw, TRY_CAST(raw AS JSON) AS j "
                 f"FROM ({self.lines_sql()}) WHERE {nonblank_sql('raw')}"
             )
+        if layout == "array":
+            # element by element, never the whole array in memory (it cannot spill); raw minified.
+            # read_json_objects reports every malformed array but one cut after a comma
+            if last_char(self.path) != "]":
+                if array_end(self.path) is not None:
+                    raise LoadError(self.path, ARRAY_THEN_MORE)
+                raise LoadError(self.path, "malformed JSON: the array is not closed (truncated file?)")
+            return (
+                "SELECT row_number() OVER () AS line, json(json)::VARCHAR AS raw, json AS j FROM read_json_objects("
+                f"{self.file_sql}, format='array', compression='{self.compression}', "
+                f"maximum_object_size={ARRAY_ELEMENT_MAX})"
+            )
         docs = (
             f"SELECT row_number() OVER () AS doc_no, json AS doc FROM read_json_objects("
             f"{self.file_sql}, format='unstructured', compression='{self.compression}', "
-            f"maximum_object_size={max_object_size(self.path)})"
+            f"maximum_object_size={self.document_buffer()})"
         )
-        if layout == "array":
-            return (
-                "SELECT CAST(e.key AS BIGINT) + 1 AS line, e.value::VARCHAR AS raw, e.value AS j "
-                f"FROM ({docs}) d, json_each(CASE WHEN d.doc_no = 1 THEN d.doc ELSE error({sql_str(ARRAY_THEN_MORE)}) END) e"
-            )
         return f"SELECT doc_no AS line, doc::VARCHAR AS raw, doc AS j FROM ({docs})"
 
     def reject(self, select_sql: str) -> Counter:

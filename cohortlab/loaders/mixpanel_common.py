@@ -25,7 +25,6 @@ from cohortlab.loaders.base import (
     FileContext,
     LoadError,
     container_type_sql,
-    max_object_size,
     nonblank_sql,
     sniff_json_layout,
 )
@@ -103,7 +102,7 @@ def doc_texts_sql(ctx: FileContext, layout: str) -> str:
     return (
         "SELECT row_number() OVER () AS doc_no, json::VARCHAR AS text FROM read_json_objects("
         f"{ctx.file_sql}, format='unstructured', compression='{ctx.compression}', "
-        f"maximum_object_size={max_object_size(ctx.path)})"
+        f"maximum_object_size={ctx.document_buffer()})"
     )
 
 

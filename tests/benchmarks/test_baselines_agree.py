@@ -56,6 +56,13 @@ def test_baselines_agree_with_cohortlab(tmp_path, layout):
         assert compare_counts(ours, theirs) == [], name
         assert {c: v["members"] for c, v in theirs.items()} == {c: v["members"] for c, v in ours.items()}
 
+    # the classification query on the loaded tables, one cohort at a time (the simulate reference)
+    classify = _baseline("classify")
+    for cohort in ours:
+        theirs = classify.run(db, cohort)["counts"]
+        assert list(theirs) == [cohort]
+        assert compare_counts({cohort: ours[cohort]}, theirs) == [], cohort
+
 
 def test_compare_counts_reports_every_difference():
     ours = {"A": {"as_of": "2026-03-01T00:00:00", "members": 3,

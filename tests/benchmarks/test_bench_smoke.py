@@ -22,14 +22,17 @@ def test_bench_runs_every_step_at_10k_users(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     res = json.loads(out.read_text())
     assert res["users"] == 10_000
-    for step in ("load", "resolve", "timeline", "migration", "report", "demo", "duckdb", "pandas"):
+    for step in ("load", "resolve", "simulate", "classify", "timeline", "migration", "report_db", "report", "demo",
+                 "duckdb", "pandas"):
         s = res["steps"][step]
         assert s["status"] == "ok", (step, s["status"])
         assert s["median_wall_s"] > 0 and s["peak_rss_mib"] > 0
         assert s["ratio_duckdb"] > 0 and s["ratio_pandas"] > 0
-    assert res["agreement"] == {"duckdb": "agree", "pandas": "agree"}
+    assert res["steps"]["simulate"]["ratio_classify"] > 0
+    assert res["agreement"] == {"duckdb": "agree", "pandas": "agree", "classify": "agree"}
     assert res["steps"]["timeline"]["detail"]["runs"] == 30 * 96 + 1
-    assert set(res["targets"]) >= {"load_resolve_within_1.5x_duckdb", "10x_faster_than_pandas", "demo_under_90_s"}
+    assert set(res["targets"]) >= {"load_resolve_within_1.5x_duckdb", "10x_faster_than_pandas", "demo_under_30_s",
+                                   "simulate_within_1.5x_classify", "report_db_under_30_s"}
     assert "load + resolution + waterfall" in proc.stdout
 
 

@@ -78,12 +78,24 @@ def balanced(lab):
     return _check
 
 
-@pytest.fixture(autouse=True, params=["whole", "parallel"])
+@pytest.fixture(autouse=True, params=["whole", "parallel", "fast"])
 def parse_path(request, monkeypatch):
-    """Every loader test runs twice: files parsed in one statement (small files), and through the
-    parallel path big files take (FileContext.numbered_table, threshold lowered to 0 bytes)."""
-    from cohortlab.loaders import base
+    """Every loader test runs three times: files parsed in one statement (small files), through
+    the parallel path big files take (FileContext.numbered_table, threshold lowered to 0 bytes),
+    and through the typed fast path (cohortlab.loaders.fast: read_json of the needed fields,
+    falling back to the exact path for a file it cannot take exactly). The first two run with
+    the fast path off, so they test the exact path alone."""
+    from cohortlab.loaders import base, fast
 
+    monkeypatch.setattr(fast, "ENABLED", request.param == "fast")
     if request.param == "parallel":
         monkeypatch.setattr(base, "PARALLEL_MIN_BYTES", 0)
     return request.param
+
+
+@pytest.fixture
+def run_once(parse_path):
+    """For a test that does not depend on the parse path (or chooses it itself): run it once,
+    not once per parse path."""
+    if parse_path != "whole":
+        pytest.skip("runs once: does not depend on the parse path")

@@ -58,3 +58,45 @@ def test_big_webhook_pages_load_under_a_small_memory_limit(tmp_path):
         rep = lab.load("mixpanel-webhooks", str(f))
         assert (rep.rows_read, rep.loaded) == (2100, 2100)
         assert lab.engine.query_rows("SELECT count(*) FROM mp_webhook_members")[0][0] == 2100 * 1000
+
+
+def test_a_document_too_big_for_the_memory_limit_is_refused_saying_why(tmp_path, run_once):
+    """A JSON document is read whole and cannot spill: when it cannot fit the limit, the load is
+    refused with the reason and the way out (JSONL), and nothing is loaded. A JSON array is read
+    element by element instead: it loads under the same limit."""
+    import pytest
+
+    from cohortlab.loaders import LoadError
+
+    result = '{"$distinct_id": "u%d", "$properties": {"$email": "' + "x" * 1000 + '"}}'
+    doc = tmp_path / "engage.json"
+    doc.write_text('{"status": "ok", "results": [' + ",\n".join(result % i for i in range(40_000)) + "]}")
+    array = tmp_path / "cohorts.json"
+    array.write_text("[" + ",\n".join('{"id": %d, "name": "c%d", "description": "%s"}' % (i, i, "x" * 1000)
+                                       for i in range(40_000)) + "]")  # ~40 MB
+    with Lab(memory_limit="64MB") as lab:
+        with pytest.raises(LoadError, match=r"engage\.json: a JSON document of up to 40 MiB is read whole.*JSONL"):
+            lab.load("mixpanel-profiles", str(doc))
+        assert lab.engine.query_rows("SELECT count(*) FROM mp_profiles") == [(0,)]
+    with Lab(str(tmp_path / "lab.duckdb"), memory_limit="160MB") as lab:  # the whole array was ~20x its size
+        assert lab.load("mixpanel-cohorts", str(array)).loaded == 40_000
+
+
+def test_defaults_cap_memory_and_spill_next_to_the_database(tmp_path, monkeypatch, run_once):
+    from cohortlab.engines import duckdb as eng
+
+    monkeypatch.delenv("COHORTLAB_MEMORY_LIMIT", raising=False)
+    monkeypatch.delenv("COHORTLAB_THREADS", raising=False)
+    setting = "SELECT current_setting('memory_limit'), current_setting('temp_directory'), current_setting('threads')"
+    with Lab(str(tmp_path / "lab.duckdb")) as lab:
+        limit, temp, threads = lab.engine.query_rows(setting)[0]
+    assert limit == "1.3 GiB" or eng.physical_memory() < 6_000_000_000  # min(1.5 GB, 25% of RAM)
+    assert temp == str(tmp_path / "lab.duckdb.tmp")
+    assert threads == eng.default_threads()
+    with Lab() as lab:
+        temp = lab.engine.query_rows(setting)[0][1]
+        lab.engine.execute("CREATE TABLE t AS SELECT 1")
+    assert "cohortlab-duckdb-" in temp
+    monkeypatch.setenv("COHORTLAB_MEMORY_LIMIT", "700MB")
+    with Lab() as lab:
+        assert lab.engine.query_rows(setting)[0][0] == "667.5 MiB"

@@ -37,7 +37,7 @@ def test_known_rows(lab, write, balanced):
         _ev("Open", time=T0 + 5, distinct_id="U7", **{"$mparticle_user_id": ""}),
     ]
     p = write("events.jsonl", "\n".join(lines) + "\n")
-    r = balanced(lab.load("mixpanel-events", p))
+    r = balanced(lab.load("mixpanel-events", p, properties="all"))
     assert (r.rows_read, r.loaded, r.deduplicated, r.n_quarantined) == (7, 7, 0, 0)
     t = lambda s: datetime.fromisoformat(s)  # noqa: E731
     assert _rows(lab) == [
@@ -71,17 +71,18 @@ def test_time_unit_option(lab, write):
         lab.load("mixpanel-events", p2, cohort="x")
 
 
-def test_properties_none_keeps_every_column_but_properties(lab, write, balanced):
+def test_properties_are_opt_in_and_none_keeps_every_other_column(lab, write, balanced):
     lines = [_ev("a", time=T0, distinct_id="U1", mp_lib="web", **{"$insert_id": "i1", "$mparticle_user_id": 1.2e18}),
              _ev("a", time=T0, distinct_id="U1", mp_lib="web", **{"$insert_id": "i1"}),  # duplicate
              "{not json", _ev("b", time=T0 + 1, distinct_id="U2")]
     p = write("ev.jsonl", "\n".join(lines) + "\n")
-    r = balanced(lab.load("mixpanel-events", p, properties="none"))
+    r = balanced(lab.load("mixpanel-events", p))  # the default: properties=none
     assert (r.rows_read, r.loaded, r.deduplicated, r.quarantined) == (4, 2, 1, {"malformed_json": 1})
     assert _rows(lab, "event, distinct_id, insert_id, mparticle_user_id, properties, line") == [
         ("a", "U1", "i1", "1.2e+18", None, 1), ("b", "U2", None, None, None, 4)]  # the exact token json.dumps wrote
     # another option value is another fingerprint: the same file loads again, every row a duplicate
-    again = balanced(lab.load("mixpanel-events", p))
+    assert lab.load("mixpanel-events", p, properties="none").skipped == [str(p)]
+    again = balanced(lab.load("mixpanel-events", p, properties="all"))
     assert (again.loaded, again.deduplicated, again.skipped) == (0, 3, [])
     with pytest.raises(ValueError, match="properties must be one of all, none"):
         lab.load("mixpanel-events", p, properties="some")

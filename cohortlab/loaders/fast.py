@@ -1,0 +1,95 @@
+"""The typed fast path of the loaders: DuckDB's parallel ``read_json`` with only the fields the
+canonical tables need, instead of parsing every line's text with the JSON functions.
+
+A loader asks for it first and falls back to its exact line-by-line path when the fast path
+declines the file. The fast path takes a file only when it can take it *exactly* as the exact
+path would:
+
+* every identifier-bearing value is read as a JSON leaf (``JSON`` columns, never cast by
+  ``read_json``), and typed by the same SQL as the exact path (``id_text_sql`` and friends), so a
+  number keeps its exact text and a string stays a string;
+* each physical line holds one record: ``read_json`` (``ignore_errors``) gives one row per
+  non-blank line (a NULL row for a line it cannot parse) and skips blank ones, so the file is
+  taken only when the number of rows equals the number of physical lines (no blank line, so a
+  row's position is its line number) and no row is NULL;
+* no record would be quarantined, and no identifier is spelled as a JSON float (the exact path
+  reads such a token back from the line's text).
+
+Anything else (a parse error, a value of an unexpected type, a blank line, a reject, a float
+identifier, a JSON array or document instead of JSONL) and the whole file goes through the exact
+path, which quarantines, numbers and types it as before. Nothing the fast path does can fail a
+statement on data it declines (``ignore_errors``; every cast is a ``TRY``): DuckDB aborts the
+whole load's transaction on a failed statement.
+
+``ENABLED`` switches the fast path off (the test suite runs every loader test with and without
+it; ``COHORTLAB_FAST_LOAD=0`` does the same for a process).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from cohortlab.loaders.base import FileContext, sniff_json_layout
+
+log = logging.getLogger(__name__)
+
+ENABLED = os.environ.get("COHORTLAB_FAST_LOAD", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def enabled() -> bool:
+    return ENABLED
+
+
+def json_leaf_struct(fields: dict[str, str | dict]) -> str:
+    """A DuckDB STRUCT type of JSON leaves (nested dicts become nested structs), for the
+    ``columns`` of ``read_json``: ``{"time": "JSON"}`` -> ``STRUCT("time" JSON)``."""
+    parts = []
+    for name, typ in fields.items():
+        t = json_leaf_struct(typ) if isinstance(typ, dict) else typ
+        parts.append(f'"{name}" {t}')
+    return "STRUCT(" + ", ".join(parts) + ")"
+
+
+def read_json_sql(ctx: FileContext, columns: dict[str, str | dict]) -> str:
+    """``read_json`` of ``ctx.path`` as JSONL with only ``columns`` (name -> type, a dict for a
+    struct of JSON leaves), one row per non-blank line, a NULL row for a line it cannot parse."""
+    cols = ", ".join(
+        f"'{name}': '{json_leaf_struct(t) if isinstance(t, dict) else t}'" for name, t in columns.items()
+    )
+    return (
+        f"read_json({ctx.file_sql}, format='newline_delimited', ignore_errors=true, "
+        f"compression='{ctx.compression}', columns={{{cols}}})"
+    )
+
+
+def physical_lines(ctx: FileContext) -> int:
+    """The number of physical lines of the file, as the exact path counts them (blank ones too)."""
+    return int(ctx.engine.query_rows(f"SELECT count(*) FROM ({ctx.raw_lines_sql()})")[0][0])
+
+
+def numbered_rows(ctx: FileContext, table: str, select_sql: str) -> str | None:
+    """Create temp table ``table`` from ``select_sql`` (one row per non-blank line, in file order)
+    and return the SQL expression of a row's line number, its position (from ``rowid``; see
+    :meth:`FileContext.numbered_table`). Returns None, dropping the table, when the rows are not
+    one per physical line or their positions cannot be trusted."""
+    eng = ctx.engine
+    kept = eng.query_rows("SELECT current_setting('preserve_insertion_order')")[0][0]
+    if str(kept).lower() not in ("true", "1") or sniff_json_layout(ctx.path) != "jsonl":
+        return None
+    eng.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {select_sql}")
+    first, last, n = eng.query_rows(f"SELECT min(rowid), max(rowid), count(*) FROM {table}")[0]
+    if not n or last - first + 1 != n or n != physical_lines(ctx):
+        eng.execute(f"DROP TABLE {table}")
+        return None
+    return f"(rowid - {int(first)} + 1)"
+
+
+def declined(ctx: FileContext, table: str, why: str) -> None:
+    """Drop the fast path's table and say why the file goes through the exact path."""
+    ctx.engine.execute(f"DROP TABLE IF EXISTS {table}")
+    log.debug("%s: %s: exact path (%s)", ctx.kind, ctx.path, why)
+
+
+def taken(ctx: FileContext) -> None:
+    log.debug("%s: %s: fast path", ctx.kind, ctx.path)
