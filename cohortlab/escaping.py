@@ -47,3 +47,8 @@ def unescape_md(text: str) -> str:
     through :func:`html_text`)."""
     return re.sub(r"\\(.)", r"\1", text)
 
+
+def one_line(value) -> str:
+    """Text from data shown on one line of terminal output: control characters escaped."""
+    s = str(value)
+    return s if s.isprintable() else s.encode("unicode_escape").decode("ascii")

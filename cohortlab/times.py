@@ -125,3 +125,12 @@ def parse_day(value: Any, what: str = "day") -> date:
 def format_time(v: datetime | None) -> str | None:
     """ISO-8601 UTC text with a ``Z`` and no trailing zero fraction (None stays None)."""
     return None if v is None else to_utc(v).strftime("%Y-%m-%dT%H:%M:%S.%f").rstrip("0").rstrip(".") + "Z"
+
+
+def format_instant(t: Any) -> str:
+    """``YYYY-MM-DD HH:MM:SS`` (UTC) for people; ``unknown`` for a missing time."""
+    import pandas as pd
+
+    if t is None or (not isinstance(t, str) and pd.isna(t)):
+        return "unknown"
+    return pd.Timestamp(t).strftime("%Y-%m-%d %H:%M:%S")

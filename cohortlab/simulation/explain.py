@@ -30,9 +30,10 @@ from typing import Any
 import pandas as pd
 
 from cohortlab.engines.base import Engine
+from cohortlab.escaping import one_line
 from cohortlab.identifiers import is_valid_mpid
 from cohortlab.settings import SyncSettings
-from cohortlab.times import naive_utc, to_utc
+from cohortlab.times import format_instant, naive_utc, to_utc
 
 R = "docs/rules.md#"
 RULES = {
@@ -86,16 +87,8 @@ class Explanation:
         return pd.DataFrame([{"kind": s.kind, "time": s.time, "text": s.text, "rule": s.rule} for s in self.steps])
 
 
-def _safe(v: Any) -> str:
-    """Text from data, shown on one line: control characters escaped."""
-    s = str(v)
-    return s if s.isprintable() else s.encode("unicode_escape").decode("ascii")
-
-
-def _fmt(t) -> str:
-    if t is None or (not isinstance(t, str) and pd.isna(t)):
-        return "unknown"
-    return pd.Timestamp(t).strftime("%Y-%m-%d %H:%M:%S")
+_safe = one_line
+_fmt = format_instant
 
 
 def _q(engine: Engine, sql: str, params: list) -> list[tuple]:

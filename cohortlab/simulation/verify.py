@@ -61,9 +61,10 @@ from typing import Any
 import pandas as pd
 
 from cohortlab.engines.base import Engine
+from cohortlab.escaping import one_line
 from cohortlab.pipeline import sql_str, sql_ts
 from cohortlab.settings import SyncSettings
-from cohortlab.times import naive_utc, parse_time, to_utc
+from cohortlab.times import format_instant, naive_utc, parse_time, to_utc
 
 VALUES = ("true", "false", "absent")
 CAUSES = (
@@ -309,16 +310,8 @@ def _database_key(engine: Engine) -> str:
     return database_key(engine)
 
 
-def _safe(v: Any) -> str:
-    """Text from data, shown on one line: control characters escaped."""
-    s = str(v)
-    return s if s.isprintable() else s.encode("unicode_escape").decode("ascii")
-
-
-def _fmt(t) -> str:
-    if t is None or (not isinstance(t, str) and pd.isna(t)):
-        return "unknown"
-    return pd.Timestamp(t).strftime("%Y-%m-%d %H:%M:%S")
+_safe = one_line
+_fmt = format_instant
 
 
 def _details_sql(engine: Engine, show_personal_data: bool) -> str:
