@@ -147,8 +147,8 @@ class DuckDBEngine(Engine):
         """Read-only mode: the user's file is ATTACHed ``READ_ONLY`` as catalog ``source``
         into an in-memory database. Unqualified names resolve in memory first, then in the file
         (``search_path``); everything written (simulation results, temp tables) goes to memory.
-        Tables that are not inputs (results of earlier commands) start empty in memory. The file
-        is never written: no ``.wal`` is left behind, and replacing it between two runs is
+        Results of earlier commands stored in the file stay readable until this run writes its
+        own (into memory). The file is never written: no ``.wal`` is left behind, and replacing it between two runs is
         harmless."""
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: no such database")
@@ -179,20 +179,9 @@ class DuckDBEngine(Engine):
                     first = msg.strip().splitlines()[0] if msg.strip() else type(e).__name__
                     raise DatabaseError(f"{path}: cannot open the database read-only ({first})") from None
             con.execute(f"SET search_path = 'memory.main,{READ_ONLY_CATALOG}.main'")
-            # results of earlier commands stored in the file (resolution, migration_daily, ...) are
-            # shadowed by empty tables of the same shape: this run's results replace them in memory
-            # (DELETE/INSERT would otherwise reach the read-only file)
-            from cohortlab import schema
-            from cohortlab.privacy import META_TABLE
-
-            inputs = set(schema.TABLES) | {META_TABLE}
-            for (name,) in con.execute(
-                "SELECT table_name FROM duckdb_tables() WHERE database_name = ? AND schema_name = 'main'",
-                [READ_ONLY_CATALOG],
-            ).fetchall():
-                if name not in inputs:
-                    q = '"' + name.replace('"', '""') + '"'
-                    con.execute(f"CREATE TABLE memory.main.{q} AS SELECT * FROM {READ_ONLY_CATALOG}.main.{q} LIMIT 0")
+            # results of earlier commands stored in the file (resolution, migration_daily, ...) stay
+            # readable; this run's results are written whole (CREATE OR REPLACE ... AS) into memory,
+            # where they shadow the stored ones
         except BaseException:
             con.close()
             raise

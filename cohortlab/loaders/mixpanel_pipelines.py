@@ -274,6 +274,7 @@ class MixpanelPipelineProfilesLoader(ProfileUpserts, Loader):
                    CASE WHEN json_type(mp_v) = 'DOUBLE' AND len(toks) = 1
                              AND TRY_CAST(toks[1] AS DOUBLE) = TRY_CAST(mp_text AS DOUBLE) THEN toks[1]
                         ELSE mp_text END AS mparticle_user_id,
+                   json_type(mp_v) AS mp_type,
                    json_extract_string({prop('$email')}, '$') AS email,
                    json_extract_string({prop('$phone')}, '$') AS phone,
                    timezone('UTC', TRY_CAST(trim(json_extract_string({prop('$created')}, '$')) AS TIMESTAMPTZ)) AS created,

@@ -355,8 +355,9 @@ def test_read_only_lab_simulates_without_writing_the_file(world, tmp_path):
     with Lab(str(db), read_only=True) as lab:
         result = lab.simulate(TAG_NAME)
         assert int(result.waterfall["count"].iloc[0]) > 0
-        assert len(lab.table("migration_daily")) == 0  # this run's results only, in memory
+        assert len(lab.table("migration_daily")) == stored  # earlier results stay readable
         assert len(lab.compare_plans([plan], "2026-02-01", "2026-02-03")) == 3
+        assert len(lab.table("migration_daily")) == 3  # this run's, written to memory: they replace the plan's rows
         lab.engine.execute("CREATE TABLE scratch AS SELECT 1 AS x")  # writes go to memory
     assert _digest(db) == before and not Path(f"{db}.wal").exists()
     with Lab(str(db)) as lab:
