@@ -297,16 +297,12 @@ def _former_members(engine: Engine, ref, result, settings: SyncSettings, dids: l
     ever a member; see docs/rules.md#resolution-as-of)."""
     if not dids:
         return {}
-    from cohortlab.simulation.resolution import resolve
-
-    table = "_explain_population"
-    try:
-        resolve(engine, ref, result.at, settings, table=table, population="ever")
-        df = engine.query_df(f"SELECT * FROM {table} WHERE distinct_id IN ({', '.join('?' * len(dids))})", dids)
-    except TypeError:  # pragma: no cover - a resolution without the `population` option
+    resolved = result.table_names.get("resolved")
+    if resolved is None:  # pragma: no cover - a simulation without per-send resolutions
         return {}
-    finally:
-        engine.execute(f"DROP TABLE IF EXISTS {table}")
+    df = engine.query_df(
+        f"SELECT * FROM {resolved} WHERE distinct_id IN ({', '.join('?' * len(dids))}) "
+        "QUALIFY row_number() OVER (PARTITION BY distinct_id ORDER BY resolve_time DESC) = 1", dids)
     return {str(r.distinct_id): r for _, r in df.iterrows()}
 
 

@@ -27,7 +27,7 @@ def _notebook(path: Path, cells: list[str], *, title: str = "Tiny") -> Path:
     nb.metadata["kernelspec"] = KERNELSPEC
     nb.cells.append(nbformat.v4.new_markdown_cell(f"# {title}"))
     params = nbformat.v4.new_code_cell(
-        'db = None\ndata = None\ncohorts = None\noutput_dir = "."\nshow_personal_data = False'
+        'db = None\ndata = None\ncohorts = None\nas_of = None\noutput_dir = "."\nshow_personal_data = False'
     )
     params.metadata["tags"] = ["parameters"]
     nb.cells.append(params)
@@ -58,7 +58,7 @@ def tiny(tmp_path_factory):
 
 
 def test_declared_parameters(tiny):
-    assert set(declared_parameters(tiny["good"])) == {"db", "data", "cohorts", "output_dir", "show_personal_data"}
+    assert set(declared_parameters(tiny["good"])) == {"db", "data", "cohorts", "as_of", "output_dir", "show_personal_data"}
 
 
 def test_report_writes_every_file(tiny, tmp_path):
