@@ -452,7 +452,8 @@ class _World:
         self.q(f"INSERT INTO g_mpa SELECT mpid FROM ps WHERE last_ev_t >= {keep}")
         self.q(f"""INSERT INTO g_idents
             SELECT 'customer_id', customer_id FROM ps WHERE last_ev_t >= {keep} AND logged
-            UNION ALL SELECT 'email', email FROM ps WHERE last_ev_t >= {keep} AND has_email""")
+            UNION ALL SELECT 'email', email FROM ps WHERE last_ev_t >= {keep} AND has_email
+            UNION ALL SELECT device_type, '$device:' || device FROM ps WHERE last_ev_t >= {keep}""")
         ident = lambda t, v: f"""concat('{{"type":"{t}","encoding":"none","value":"', {v}, '"}}')"""  # noqa: E731
         snap_t = [int(t) for t in self.snap]
         write_t = f"{sql_list([str(t) for t in snap_t])}[o.last_write_si + 1]::BIGINT"

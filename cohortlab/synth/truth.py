@@ -59,7 +59,9 @@ def truth_pre_sql(last_si: int) -> str:
 
 def truth_sql(as_of: int, cohorts_values: str) -> str:
     """Rules 2-4 over ``g_tpre`` (all chunks), ``g_mpa`` (existing MPIDs) and ``g_idents``
-    (type, value) of existing mParticle profiles."""
+    (type, value) of existing mParticle profiles: their user identities, and their device
+    identities as the ``$device:<id>`` distinct_id Mixpanel gives that device (recovery through
+    a device identity, docs/rules.md#recovery-order)."""
     return f"""
     WITH c AS (SELECT * FROM (VALUES {cohorts_values}) v(ci, cohort_name, cohort_id)),
     fl AS (SELECT DISTINCT TRY_CAST(CAST(mpid AS DOUBLE) AS BIGINT) AS f FROM g_mpa),

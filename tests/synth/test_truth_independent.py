@@ -18,13 +18,16 @@ def is_mpid(s) -> bool:
 
 def spec_truth_from_files(out, manifest) -> list[dict]:
     as_of = int(datetime.strptime(manifest["as_of"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp())
-    # mParticle snapshot: existing MPIDs and user identities
+    # mParticle snapshot: existing MPIDs, user identities, and device identities under the
+    # `$device:<id>` distinct_id Mixpanel gives the device (docs/rules.md#recovery-order)
     mpids, identities = set(), {}
     files = [f["path"] for f in manifest["files"] if f["kind"] == "mparticle-profiles"]
     for o in (o for path in files for o in jsonl(out / path)):
         mpids.add(o["mpid"])
         for ui in o["user_identities"]:
             identities.setdefault(ui["value"], set()).add(ui["type"])
+        for di in o.get("device_identities") or []:
+            identities.setdefault("$device:" + di["value"], set()).add(di["type"])
     rounded = set()
     for m in mpids:
         f = int(float(m))
