@@ -44,6 +44,9 @@ class Lab:
         self.engine = engine or DuckDBEngine(database, read_only=read_only, **engine_options)
         if not read_only:
             schema.create_all(self.engine.execute)
+            from cohortlab.privacy import ensure_key
+
+            ensure_key(self.engine)
 
     # ------------------------------------------------------------------ loading
     def load(self, kind: str, paths, *, progress: bool = False, strict: bool = False, **options: Any) -> LoadReport:

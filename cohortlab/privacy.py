@@ -75,11 +75,10 @@ def pseudonym(value: str, key: str) -> str:
     return PSEUDONYM_PREFIX + hashlib.sha256((key + str(value)).encode("utf-8")).hexdigest()[:12]
 
 
-def ensure_key(execute) -> None:
-    """Create the database's pseudonym key once (called with the canonical tables)."""
-    execute(f"CREATE TABLE IF NOT EXISTS {META_TABLE} (name VARCHAR PRIMARY KEY, value VARCHAR)")
-    execute(f"INSERT INTO {META_TABLE} SELECT '{KEY_NAME}', '{secrets.token_hex(16)}' "
-            f"WHERE NOT EXISTS (SELECT 1 FROM {META_TABLE} WHERE name = '{KEY_NAME}')")
+def ensure_key(engine: "Engine") -> None:
+    """Give the database its pseudonym key once (a whole-table write, as every engine takes it)."""
+    if not engine.table_exists(META_TABLE):
+        engine.materialise(META_TABLE, f"SELECT '{KEY_NAME}' AS name, '{secrets.token_hex(16)}' AS value")
 
 
 def database_key(engine: "Engine") -> str:

@@ -242,9 +242,6 @@ def create_all(execute) -> None:
         execute(t.ddl())
     execute("CREATE SEQUENCE IF NOT EXISTS load_id_seq START 1")
     execute("CREATE SEQUENCE IF NOT EXISTS webhook_seq START 1")
-    from cohortlab.privacy import ensure_key
-
-    ensure_key(execute)
 
 
 def describe() -> str:
