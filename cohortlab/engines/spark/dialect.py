@@ -86,6 +86,29 @@ def _generate_series_sql(self: Spark.Generator, e: exp.GenerateSeries) -> str:
     return sql
 
 
+def _json_type_sql(self: Spark.Generator, e: exp.JSONType) -> str:
+    """DuckDB's ``json_type(doc, '$."key"')`` for a top-level key, which Spark lacks: the JSON
+    type told by the first character of the key's value in the document's text (``"`` text,
+    a number with ``.``/``e`` a DOUBLE, other numbers BIGINT, ``n`` NULL, ``t``/``f`` BOOLEAN,
+    ``{`` OBJECT, ``[`` ARRAY); NULL when the key is absent or the path is not a top-level key."""
+    import re as _re
+
+    doc = self.sql(e, "this")
+    path = e.expression.name if isinstance(e.expression, exp.Literal) else None
+    m = _re.fullmatch(r'\$\."?([^".\[\]]+)"?', path or "")
+    if m is None:
+        self.unsupported(f"json_type with path {path!r}")
+        return "CAST(NULL AS STRING)"
+    key = _re.escape(m.group(1)).replace("\\", "\\\\").replace("'", "\\'")
+    head = f"regexp_extract({doc}, '\"{key}\"\\\\s*:\\\\s*(.)', 1)"
+    num = f"regexp_extract({doc}, '\"{key}\"\\\\s*:\\\\s*(-?[0-9][0-9.eE+-]*)', 1)"
+    return (f"CASE WHEN {doc} IS NULL OR {head} = '' THEN CAST(NULL AS STRING) "
+            f"WHEN {head} = '\"' THEN 'VARCHAR' "
+            f"WHEN {num} RLIKE '[.eE]' THEN 'DOUBLE' WHEN {num} <> '' THEN 'BIGINT' "
+            f"WHEN {head} = 'n' THEN 'NULL' WHEN {head} IN ('t', 'f') THEN 'BOOLEAN' "
+            f"WHEN {head} = '{{' THEN 'OBJECT' WHEN {head} = '[' THEN 'ARRAY' END")
+
+
 class CohortSpark(Spark):
     """sqlglot's Spark dialect with cohortlab's fixes."""
 
@@ -94,6 +117,7 @@ class CohortSpark(Spark):
             **Spark.Generator.TRANSFORMS,
             exp.UnixToTime: _unix_to_time_sql,
             exp.GenerateSeries: _generate_series_sql,
+            exp.JSONType: _json_type_sql,
         }
 
         TYPE_MAPPING = {
