@@ -60,18 +60,23 @@ def connect(database: str, *, read_only: bool = False, lock_wait: float | None =
     """``duckdb.connect`` with the errors a user can act on turned into a one-line
     :class:`DatabaseError`; waits up to ``lock_wait`` seconds for a lock held elsewhere."""
     wait = lock_wait_seconds() if lock_wait is None else lock_wait
-    deadline = time.monotonic() + wait
     try:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise DatabaseError(f"{database}: cannot create its folder ({e.strerror or e})") from None
     if Path(database).is_dir():
         raise DatabaseError(f"{database}: is a folder, not a DuckDB database file")
-    delay = 0.1
+    return open_waiting(database, lambda: duckdb.connect(database, read_only=read_only), wait)
+
+
+def open_waiting(database: str, open_fn, wait: float, how: str = "open the database"):
+    """``open_fn()``, retried while another process holds ``database``'s lock (up to ``wait``
+    seconds), with DuckDB's errors turned into one-line :class:`DatabaseError` messages."""
+    deadline, delay = time.monotonic() + wait, 0.1
     while True:
         try:
-            return duckdb.connect(database, read_only=read_only)
-        except duckdb.IOException as e:
+            return open_fn()
+        except duckdb.Error as e:
             msg = str(e)
             if "Could not set lock" in msg or "Conflicting lock" in msg:
                 if time.monotonic() < deadline:
@@ -87,10 +92,7 @@ def connect(database: str, *, read_only: bool = False, lock_wait: float | None =
             if "not a valid DuckDB database file" in msg:
                 raise DatabaseError(f"{database}: not a DuckDB database file") from None
             first = msg.strip().splitlines()[0] if msg.strip() else type(e).__name__
-            raise DatabaseError(f"{database}: cannot open the database ({first})") from None
-        except duckdb.Error as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise DatabaseError(f"{database}: cannot open the database ({first})") from None
+            raise DatabaseError(f"{database}: cannot {how} ({first})") from None
 
 
 READ_ONLY_CATALOG = "source"  # the user's database in read-only mode (see DuckDBEngine._attach_read_only)
@@ -156,28 +158,8 @@ class DuckDBEngine(Engine):
 
         con = duckdb.connect(":memory:")
         try:
-            wait = lock_wait_seconds()
-            deadline, delay = time.monotonic() + wait, 0.1
-            while True:
-                try:
-                    con.execute(f"ATTACH {sql_str(path)} AS {READ_ONLY_CATALOG} (READ_ONLY)")
-                    break
-                except duckdb.Error as e:
-                    msg = str(e)
-                    if "Could not set lock" in msg or "Conflicting lock" in msg:
-                        if time.monotonic() < deadline:  # the same wait as connect()
-                            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-                            delay = min(delay * 2, 1.0)
-                            continue
-                        pid = re.search(r"PID (\d+)", msg)
-                        who = f" (PID {pid.group(1)})" if pid else ""
-                        raise DatabaseLockedError(
-                            f"{path}: the database is in use by another process{who}; waited {wait:g} s "
-                            "(--wait SECONDS to wait longer)") from None
-                    if "not a valid DuckDB database file" in msg:
-                        raise DatabaseError(f"{path}: not a DuckDB database file") from None
-                    first = msg.strip().splitlines()[0] if msg.strip() else type(e).__name__
-                    raise DatabaseError(f"{path}: cannot open the database read-only ({first})") from None
+            open_waiting(path, lambda: con.execute(f"ATTACH {sql_str(path)} AS {READ_ONLY_CATALOG} (READ_ONLY)"),
+                         lock_wait_seconds(), "open the database read-only")
             con.execute(f"SET search_path = 'memory.main,{READ_ONLY_CATALOG}.main'")
             # results of earlier commands stored in the file (resolution, migration_daily, ...) stay
             # readable; this run's results are written whole (CREATE OR REPLACE ... AS) into memory,
