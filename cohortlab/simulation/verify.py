@@ -343,17 +343,19 @@ def _details_sql(engine: Engine, show_personal_data: bool) -> str:
         SELECT ids.mpid, ids.identity_type, m.distinct_id, m.email, m.mpid, m.status, m.gap_reason
         FROM ids JOIN {_MEMBERS} m ON m.email = ids.value
     ),
-    notes AS (
-        SELECT mpid, count(*) AS n,
-               array_to_string(list(note ORDER BY member, identity_type)[1:3], '; ') AS text
+    notes AS (  -- the first three notes (by member, identity type) of each profile
+        SELECT mpid, count(*) AS n, string_agg(note, '; ' ORDER BY k) FILTER (WHERE k <= 3) AS text
         FROM (
-            SELECT m.mpid, m.member, m.identity_type,
-                   'identity changed: member ' || {shown} || ' holds this profile' || {quote} || 's '
-                   || m.identity_type || ' but now resolves to '
-                   || CASE WHEN m.now_mpid IS NOT NULL THEN 'MPID ' || CAST(m.now_mpid AS VARCHAR)
-                           ELSE 'nothing (' || m.status || ': ' || coalesce(m.gap_reason, '') || ')' END AS note
-            FROM holders m WHERE m.now_mpid IS NULL OR m.now_mpid <> m.mpid
-        ) x GROUP BY mpid
+            SELECT mpid, note, row_number() OVER (PARTITION BY mpid ORDER BY member, identity_type, note) AS k
+            FROM (
+                SELECT m.mpid, m.member, m.identity_type,
+                       'identity changed: member ' || {shown} || ' holds this profile' || {quote} || 's '
+                       || m.identity_type || ' but now resolves to '
+                       || CASE WHEN m.now_mpid IS NOT NULL THEN 'MPID ' || CAST(m.now_mpid AS VARCHAR)
+                               ELSE 'nothing (' || m.status || ': ' || coalesce(m.gap_reason, '') || ')' END AS note
+                FROM holders m WHERE m.now_mpid IS NULL OR m.now_mpid <> m.mpid
+            ) x
+        ) y GROUP BY mpid
     )
     SELECT c.mpid, c.simulated, c.observed, c.agree, c.cause,
            nullif(concat_ws(',', CASE WHEN c.cause = 'profile_missing_in_snapshot' AND NOT c.profile_loaded

@@ -109,6 +109,195 @@ def _json_type_sql(self: Spark.Generator, e: exp.JSONType) -> str:
             f"WHEN {head} = '{{' THEN 'OBJECT' WHEN {head} = '[' THEN 'ARRAY' END")
 
 
+# ---------------------------------------------------------------------- regular expressions
+# DuckDB's regexp functions use RE2; Spark's use java.util.regex. The same pattern text can mean
+# different things in the two (docs/spark.md#regex), so every pattern a regexp function sends to
+# Spark is rewritten by :func:`java_regex`, and what cannot be rewritten faithfully is refused.
+
+class RegexTranslationError(ValueError):
+    """An RE2 pattern (or option) with no faithful java.util.regex spelling."""
+
+
+def java_regex(pattern: str, *, full: bool = False, options: str = "") -> str:
+    """The java.util.regex pattern that matches what the RE2 ``pattern`` matches in DuckDB.
+
+    * ``.`` matches every character but ``\n`` in RE2; Java also stops at ``\r``, ``\u0085``,
+      ``\u2028``, ``\u2029`` unless UNIX_LINES: the pattern starts with ``(?d)``.
+    * ``$`` (outside a class) is the end of the text in RE2; in Java it also matches before a final
+      line break (``'7\n'`` would be a number): it becomes ``\z``.
+    * ``\s`` is ``[\t\n\f\r ]`` in RE2; Java adds the vertical tab: spelled out.  ``\v`` is the
+      vertical tab in RE2, a class of vertical whitespace in Java: ``\x0B``.
+    * Inside a class, ``[`` and ``&`` are literals in RE2 but start a nested class or an
+      intersection (``&&``) in Java: escaped.  ``(?P<name>`` becomes ``(?<name>``.
+    * Refused: POSIX classes ``[[:alpha:]]`` (Java reads them as a set of letters), ``\C``,
+      the ``m`` (multi-line) and ``U`` (ungreedy; Unicode classes in Java) flags, options other
+      than ``i``/``c``/``g``.
+    * ``full=True`` (``regexp_full_match``): the whole text must match, ``\A(?:pattern)\z``.
+    """
+    flags = ""
+    for o in options:
+        if o == "i":
+            flags += "i"
+        elif o not in "cg":
+            raise RegexTranslationError(f"regex option {o!r} has no Spark translation")
+    out: list[str] = []
+    in_class = False
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "\\":
+            if i + 1 >= n:
+                raise RegexTranslationError(f"pattern {pattern!r} ends with a backslash")
+            d = pattern[i + 1]
+            if d == "Q":  # \Q...\E: literal text in both
+                end = pattern.find("\\E", i + 2)
+                end = n if end < 0 else end + 2
+                out.append(pattern[i:end] + ("" if pattern.endswith("\\E", 0, end) else "\\E"))
+                i = end
+                continue
+            if d == "s":
+                out.append("\\t\\n\\f\\r " if in_class else "[\\t\\n\\f\\r ]")
+            elif d == "v":
+                out.append("\\x0B")
+            elif d == "C":
+                raise RegexTranslationError(f"\\C (any byte) in pattern {pattern!r} has no Java equivalent")
+            else:
+                out.append(c + d)
+            i += 2
+            continue
+        if in_class:
+            if c == "[":
+                if pattern.startswith("[:", i):
+                    raise RegexTranslationError(f"POSIX class in pattern {pattern!r}: write it out (e.g. [0-9])")
+                out.append("\\[")
+            elif c == "&":
+                out.append("\\&")
+            elif c == "]" and not class_start:
+                in_class = False
+                out.append(c)
+            else:
+                out.append(c)
+            class_start = False
+            i += 1
+            continue
+        if c == "[":
+            in_class = True
+            out.append(c)
+            i += 1
+            if i < n and pattern[i] == "^":
+                out.append("^")
+                i += 1
+            class_start = True  # a ']' right after '[' or '[^' is a literal in RE2: escape it
+            if i < n and pattern[i] == "]":
+                out.append("\\]")
+                i += 1
+                class_start = False
+            continue
+        if c == "$":
+            out.append("\\z")
+        elif c == "(" and pattern.startswith("(?", i):
+            if pattern.startswith("(?P<", i):
+                out.append("(?<")
+                i += 4
+                continue
+            j = i + 2
+            while j < n and pattern[j] not in ":)":
+                if pattern[j] in "mU":
+                    raise RegexTranslationError(f"flag {pattern[j]!r} in pattern {pattern!r} has no Spark translation")
+                j += 1
+            out.append(c)
+        else:
+            out.append(c)
+        i += 1
+    if in_class:
+        raise RegexTranslationError(f"unclosed character class in pattern {pattern!r}")
+    body = "".join(out)
+    if full:
+        body = f"\\A(?:{body})\\z"
+    return f"(?d{flags})" + body
+
+
+def _literal_text(e: exp.Expression | None) -> str | None:
+    return e.this if isinstance(e, exp.Literal) and e.is_string else None
+
+
+def _with_java_pattern(self: Spark.Generator, e: exp.Expression, *, full: bool = False,
+                       options_arg: str | None = None, keep_global: bool = False) -> exp.Expression | None:
+    """A copy of ``e`` whose pattern (``expression``) is the Java spelling, options folded in;
+    None (and ``self.unsupported``) when the pattern is not a string literal or not translatable."""
+    pattern = _literal_text(e.expression)
+    opts_e = e.args.get(options_arg) if options_arg else None
+    opts = "" if opts_e is None else _literal_text(opts_e)
+    name = e.sql_name().lower()
+    if pattern is None or opts is None:
+        self.unsupported(f"{name} with a pattern or options that are not string literals (RE2 -> Java cannot be checked)")
+        return None
+    if "g" in opts and not keep_global:
+        self.unsupported(f"{name} option 'g'")
+        return None
+    try:
+        java = java_regex(pattern, full=full, options=opts)
+    except RegexTranslationError as err:
+        self.unsupported(f"{name}: {err}")
+        return None
+    e = e.copy()
+    e.set("expression", exp.Literal.string(java))
+    if options_arg:
+        e.set(options_arg, None)
+    return e
+
+
+def _regexp_like_sql(self: Spark.Generator, e: exp.RegexpLike) -> str:
+    """DuckDB ``regexp_matches(x, p[, options])`` / ``x ~ p`` (a match anywhere) ->
+    ``x RLIKE <p in Java>``; with ``full_match`` the whole text."""
+    t = _with_java_pattern(self, e, full=bool(e.args.get("full_match")), options_arg="flag")
+    if t is None:
+        return "NULL"
+    return self.binary(t, "RLIKE")
+
+
+def _regexp_full_match_sql(self: Spark.Generator, e: exp.RegexpFullMatch) -> str:
+    """DuckDB ``regexp_full_match(x, p[, options])`` (Spark has no such function) ->
+    ``x RLIKE '(?d)\\A(?:p)\\z'`` with ``p`` in Java spelling (:func:`java_regex`)."""
+    t = _with_java_pattern(self, e, full=True, options_arg="options")
+    if t is None:
+        return "NULL"
+    return self.binary(t, "RLIKE")
+
+
+def _regexp_replace_sql(self: Spark.Generator, e: exp.RegexpReplace) -> str:
+    """DuckDB ``regexp_replace(x, p, r, 'g')`` -> Spark ``REGEXP_REPLACE`` (which always replaces
+    every match). Without ``'g'`` DuckDB replaces the first match only: refused. A replacement with
+    ``\\``/``$`` is refused too (back-references are ``\\1`` in DuckDB, ``$1`` in Java)."""
+    mods = _literal_text(e.args.get("modifiers")) if e.args.get("modifiers") is not None else ""
+    repl = e.args.get("replacement")
+    repl_text = "" if repl is None else _literal_text(repl)
+    if mods is None or "g" not in mods:
+        self.unsupported("regexp_replace without option 'g' (DuckDB replaces the first match only, Spark every match)")
+        return "NULL"
+    if repl_text is None or "\\" in repl_text or "$" in repl_text:
+        self.unsupported("regexp_replace with a replacement that is not a plain string literal")
+        return "NULL"
+    if e.args.get("position") is not None or e.args.get("occurrence") is not None:
+        self.unsupported("regexp_replace with position/occurrence")
+        return "NULL"
+    t = _with_java_pattern(self, e, options_arg="modifiers", keep_global=True)
+    if t is None:
+        return "NULL"
+    return self.func("REGEXP_REPLACE", t.this, t.expression, repl if repl is not None else exp.Literal.string(""))
+
+
+def _regexp_extract_sql(self: Spark.Generator, e: exp.RegexpExtract) -> str:
+    """DuckDB ``regexp_extract(x, p[, group])`` -> Spark ``REGEXP_EXTRACT`` with ``p`` in Java spelling."""
+    if e.args.get("parameters") is not None:
+        self.unsupported("regexp_extract with options")
+        return "NULL"
+    t = _with_java_pattern(self, e)
+    if t is None:
+        return "NULL"
+    return _BASE_TRANSFORMS[exp.RegexpExtract](self, t)
+
+
 class CohortSpark(Spark):
     """sqlglot's Spark dialect with cohortlab's fixes."""
 
@@ -118,6 +307,10 @@ class CohortSpark(Spark):
             exp.UnixToTime: _unix_to_time_sql,
             exp.GenerateSeries: _generate_series_sql,
             exp.JSONType: _json_type_sql,
+            exp.RegexpLike: _regexp_like_sql,
+            exp.RegexpFullMatch: _regexp_full_match_sql,
+            exp.RegexpReplace: _regexp_replace_sql,
+            exp.RegexpExtract: _regexp_extract_sql,
         }
 
         TYPE_MAPPING = {

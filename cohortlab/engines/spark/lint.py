@@ -19,6 +19,14 @@ and reports the constructs the core SQL must not use:
     ``ORDER BY`` is allowed.
 ``quoted_identifier``
     ``"Quoted"`` identifiers (snake_case only; a quoted string in ``FROM`` also reads a file).
+``unknown_function``
+    A function in the *translated* Spark SQL that is not on the allowlist :data:`SPARK_FUNCTIONS`
+    (Spark built-ins cohortlab relies on, each checked against Spark's ``SHOW FUNCTIONS`` by
+    ``tests/spark/test_engine.py``). sqlglot passes functions it models but cannot translate
+    through by name (``regexp_full_match(x, p)`` reached Spark verbatim and failed with
+    UNRESOLVED_ROUTINE), so the check reads what Spark would receive: a DuckDB-only function
+    either gets a translation in :mod:`cohortlab.engines.spark.dialect` (and disappears from the
+    Spark SQL) or fails here, naming the function and the pipeline step.
 ``duckdb_only``
     DuckDB syntax that sqlglot passes through to Spark unchanged (so Spark fails or differs)
     although it does not raise: functions sqlglot does not know (``epoch_us(...)`` is emitted
@@ -47,8 +55,37 @@ from cohortlab.engines.base import Engine
 from cohortlab.engines.spark.dialect import expression_to_spark, plan_query
 
 RULES = (
-    "parse", "transpile", "list_function", "table_function", "macro", "order_by", "quoted_identifier", "duckdb_only",
+    "parse", "transpile", "list_function", "table_function", "macro", "order_by", "quoted_identifier",
+    "unknown_function", "duckdb_only",
 )
+
+# Spark built-in functions the translated SQL may call (lower case, as Spark names them). Adding a
+# name here says: Spark has it and it means what the DuckDB function it comes from means (the
+# Spark equivalence tests compare the results). A DuckDB function Spark lacks gets a translation
+# in cohortlab/engines/spark/dialect.py instead (docs/spark.md#allowlist).
+SPARK_FUNCTIONS: frozenset[str] = frozenset({
+    # aggregates and windows
+    "any_value", "avg", "bit_or", "bool_and", "bool_or", "collect_list", "count", "first", "last", "lag",
+    "lead", "max", "max_by", "min", "min_by", "row_number", "sum",
+    # conditionals and comparison
+    "coalesce", "greatest", "if", "least", "nullif",
+    # numbers and bits
+    "abs", "ceil", "floor", "round", "shiftleft", "shiftright",
+    # text, regular expressions (patterns rewritten by dialect.java_regex), JSON text
+    "concat", "concat_ws", "get_json_object", "left", "length", "listagg", "lower", "regexp_extract", "regexp_replace",
+    "sha2", "startswith", "substring", "trim", "upper",
+    # time (DuckDB epoch_ms/to_timestamp/date_diff/strftime translate to these)
+    "date_format", "datediff", "timestamp_micros", "timestamp_millis", "timestamp_seconds", "unix_micros",
+    "unix_millis", "unix_seconds",
+    # structures (list functions are refused by the list_function rule)
+    "array", "array_join", "explode", "sequence", "struct",
+})
+
+# words Spark's grammar puts before "(" that are not function calls
+SPARK_SYNTAX: frozenset[str] = frozenset({
+    "and", "as", "cast", "else", "exists", "filter", "from", "in", "is", "join", "not", "on", "or", "over",
+    "select", "then", "try_cast", "union", "using", "values", "when", "where", "within",
+})
 
 # functions sqlglot does not model (exp.Anonymous) that exist in both engines with the same meaning
 KNOWN_PORTABLE_FUNCTIONS: frozenset[str] = frozenset()
@@ -59,10 +96,12 @@ class Violation:
     rule: str
     detail: str
     sql: str
+    step: str = ""  # the pipeline step (CTE or materialised table) the construct is in
 
     def __str__(self) -> str:
         one_line = " ".join(self.sql.split())
-        return f"[{self.rule}] {self.detail}\n    in: {one_line[:400]}"
+        where = f" in step {self.step}" if self.step else ""
+        return f"[{self.rule}] {self.detail}{where}\n    in: {one_line[:400]}"
 
 
 def _is_literal_list(e: exp.Expression | None) -> bool:
@@ -80,6 +119,45 @@ def _function_name_tokens(sql: str) -> list[str]:
         if b.token_type == TokenType.L_PAREN and a.token_type not in (TokenType.STRING,):
             out.append(a.text.lower())
     return out
+
+
+def spark_function_calls(spark_sql: str) -> set[str]:
+    """Lower-case names of the functions a Spark SQL statement calls (``name(`` that is neither
+    grammar nor a table, view or alias with a column list such as ``v(n)``)."""
+    tokens = sqlglot.tokenize(spark_sql, read="spark")
+    names = {
+        a.text.lower()
+        for a, b in zip(tokens, tokens[1:])
+        if b.token_type == TokenType.L_PAREN and a.token_type != TokenType.STRING and a.text.replace("_", "a").isalnum()
+    }
+    names -= SPARK_SYNTAX
+    if names:
+        for tree in sqlglot.parse(spark_sql, read="spark"):
+            if tree is None:
+                continue
+            names -= {t.name.lower() for t in tree.find_all(exp.Table)}
+            names -= {a.name.lower() for a in tree.find_all(exp.TableAlias)}
+            names -= {c.alias.lower() for c in tree.find_all(exp.CTE)}
+    return names
+
+
+def _unknown_functions(spark_sql: str) -> list[str]:
+    return [
+        f"{name}(): not a Spark function on the allowlist (lint.SPARK_FUNCTIONS) and not translated by "
+        "the Spark dialect (engines/spark/dialect.py)"
+        for name in sorted(spark_function_calls(spark_sql) - SPARK_FUNCTIONS)
+    ]
+
+
+def _spark_steps(tree: exp.Expression, name: str | None) -> list[tuple[str, str]]:
+    """(step, Spark SQL) of each statement the engine would run for ``tree``: a query's CTE
+    steps one by one (as temp views), then the final SELECT."""
+    table = name or "statement"
+    if isinstance(tree, exp.Query):
+        plan = plan_query(tree)
+        steps = [(f"{view.split('_', 3)[-1]} of {table}", sql) for view, sql, _ in plan.views]
+        return steps + [(table if not plan.views else f"final SELECT of {table}", plan.final)]
+    return [(table, expression_to_spark(tree))]
 
 
 def _order_allowed(order: exp.Order, root: exp.Expression, edge: bool) -> bool:
@@ -103,13 +181,18 @@ def _duckdb_only(tree: exp.Expression) -> list[str]:
             found.append(f"{n.args['method']} JOIN")
         elif isinstance(n, exp.Star) and any(n.args.get(k) for k in ("except", "except_", "replace", "rename")):
             found.append("* EXCLUDE/REPLACE/RENAME")
+        elif isinstance(n, exp.Slice):
+            found.append(f"list slice [{n.sql('duckdb')}]: emitted verbatim, Spark has no slice syntax")
+        elif isinstance(n, exp.ArrayAgg) and isinstance(n.this, exp.Order):
+            found.append("list(x ORDER BY ...): Spark's collect_list drops the order (use string_agg or a window)")
         elif type(n).__name__ in ("Columns", "TableSample", "Pivot", "Unpivot"):
             found.append(f"{type(n).__name__.upper()}")
     return found
 
 
-def check_sql(sql: str, *, edge: bool = False) -> list[Violation]:
-    """All portability violations of one or more DuckDB-dialect statements (empty = portable)."""
+def check_sql(sql: str, *, edge: bool = False, name: str | None = None) -> list[Violation]:
+    """All portability violations of one or more DuckDB-dialect statements (empty = portable).
+    ``name``: the table the statement materialises, to name the step in messages."""
     try:
         trees = [t for t in sqlglot.parse(sql, read="duckdb") if t is not None]
     except sqlglot.errors.ParseError as e:
@@ -118,9 +201,12 @@ def check_sql(sql: str, *, edge: bool = False) -> list[Violation]:
     for tree in trees:
         text = tree.sql(dialect="duckdb")
         try:  # exactly what SparkEngine runs: a query's CTE steps one by one, else the statement
-            plan_query(tree) if isinstance(tree, exp.Query) else expression_to_spark(tree)
+            steps = _spark_steps(tree, name)
         except Exception as e:  # sqlglot UnsupportedError and friends
-            out.append(Violation("transpile", f"{type(e).__name__}: {str(e).splitlines()[0]}", text))
+            out.append(Violation("transpile", f"{type(e).__name__}: {str(e).splitlines()[0]}", text, name or ""))
+            steps = []
+        for step, spark_sql in steps:
+            out += [Violation("unknown_function", d, text, step) for d in _unknown_functions(spark_sql)]
         for name in _function_name_tokens(sql):
             if name.startswith(("list_", "array_")):
                 out.append(Violation("list_function", f"{name}(): NULL elements differ between DuckDB and Spark", text))
@@ -138,7 +224,8 @@ def check_sql(sql: str, *, edge: bool = False) -> list[Violation]:
                 out.append(Violation("order_by", "ORDER BY inside a step (sort at the edge)", text))
         out += [Violation("duckdb_only", d, text) for d in _duckdb_only(tree)]
         for i in tree.find_all(exp.Identifier):
-            if i.quoted:
+            # a quoted output column name (``count(*) AS "true"``) is fine: Spark gets `true`
+            if i.quoted and not (isinstance(i.parent, exp.Alias) and i.parent.args.get("alias") is i):
                 out.append(Violation("quoted_identifier", f'quoted identifier "{i.this}"', text))
     return out
 
@@ -149,13 +236,14 @@ class Statement:
     kind: str  # execute | materialise | query
     sql: str
     params: list[Any] | None = None
+    name: str | None = None  # the table a materialise writes
 
     @property
     def edge(self) -> bool:
         return self.kind == "query"
 
     def violations(self) -> list[Violation]:
-        return check_sql(self.sql, edge=self.edge)
+        return check_sql(self.sql, edge=self.edge, name=self.name)
 
 
 @dataclass
@@ -178,9 +266,9 @@ class RecordingEngine(Engine):
             raise AttributeError(name)
         return getattr(self.inner, name)
 
-    def _rec(self, kind: str, sql: str, params: list[Any] | None) -> None:
+    def _rec(self, kind: str, sql: str, params: list[Any] | None, name: str | None = None) -> None:
         if self.recording:
-            self.statements.append(Statement(kind, sql, params))
+            self.statements.append(Statement(kind, sql, params, name))
 
     def execute(self, sql: str, params: list[Any] | None = None) -> None:
         self._rec("execute", sql, params)
@@ -204,7 +292,7 @@ class RecordingEngine(Engine):
         self.inner.drop(name)
 
     def materialise(self, name: str, sql: str, temp: bool = False) -> None:
-        self._rec("materialise", sql, None)
+        self._rec("materialise", sql, None, name)
         self.inner.materialise(name, sql, temp=temp)
 
     def count(self, name: str) -> int:
@@ -227,8 +315,8 @@ class RecordingEngine(Engine):
         seen: set[tuple[str, str]] = set()
         out: list[Violation] = []
         for s in self.statements:
-            if (s.kind, s.sql) in seen:
+            if (s.kind, s.sql, s.name) in seen:
                 continue
-            seen.add((s.kind, s.sql))
+            seen.add((s.kind, s.sql, s.name))
             out += s.violations()
         return out
