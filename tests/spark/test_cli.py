@@ -13,7 +13,6 @@ from .world import SNAP_COHORT, build_world
 pytestmark = pytest.mark.spark
 
 
-@pytest.mark.xfail(reason="the send-time resolution (this round) uses DuckDB-only functions in its core SQL (regexp_full_match, ...) that the Spark dialect does not translate yet; see docs/spark.md", strict=False)
 def test_simulate_on_spark_prints_the_same_report(tmp_path, spark_session, clean_views):
     db = tmp_path / "lab.duckdb"
     with Lab(db) as lab:

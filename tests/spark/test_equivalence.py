@@ -20,9 +20,7 @@ from .compare import diff
 from .conftest import temp_views
 from .world import api_calls, build_world
 
-# Known gap, kept visible: the Spark run of the simulation fails until the dialect translates the
-# functions the send-time resolution added (json_type is translated; regexp_full_match is not yet).
-pytestmark = [pytest.mark.spark, pytest.mark.xfail(reason="the send-time resolution (this round) uses DuckDB-only functions in its core SQL (regexp_full_match, ...) that the Spark dialect does not translate yet; see docs/spark.md", strict=False)]
+pytestmark = pytest.mark.spark
 
 CALLS = api_calls()
 

@@ -11,7 +11,7 @@ so it does not depend on the loaders. It holds, on purpose:
 * two members sharing one MPID, a member matched only through an event after the cutoff,
   events before/after the cutoff and at the same instant;
 * a snapshot cohort with members entering and leaving across 4 snapshots (one duplicate
-  ``as_of``), and a webhook cohort with ``members``/``add_members``/``remove_members``, a
+  ``as_of``), its attribute observed on five mParticle profiles (one stale), and a webhook cohort with ``members``/``add_members``/``remove_members``, a
   multi-page message and a replayed page.
 """
 
@@ -59,6 +59,10 @@ def build_world(engine: Engine) -> None:
             {"mpid": BIG, "kind": "user", "identity_type": "customer_id", "value": "C7"},
         ],
     )
+    # the observed mParticle state (verify): the cohort attribute on some profiles, one of them stale
+    _ins(engine, "mpa_attributes", [
+        {"mpid": m, "name": SNAP_COHORT, "value": json.dumps(v), "value_bool": v}
+        for m, v in [(101, True), (102, True), (BIG, True), (103, False), (300, True)]])
     profiles = [
         ("u1", "101", "a@x.com", "2026-02-20"),
         ("u1b", "101", None, "2026-01-01"),  # shares MPID 101 with u1
@@ -156,6 +160,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "event_identity_cutoff": None,
     },
     "one_time": {"sync_type": "one_time"},
+    "as_of": {"resolution_time": "as_of"},
 }
 
 
@@ -197,8 +202,37 @@ def api_calls() -> list[tuple[str, Callable[[Any], dict[str, pd.DataFrame]]]]:
         calls.append((f"simulate_snap_{s}", simulate(SNAP_COHORT, s)))
     calls.append(("simulate_hook_default", simulate(HOOK_COHORT, "default", at="2026-03-01T00:00:00Z")))
     calls.append(("simulate_hook_strict_debug", simulate(HOOK_COHORT, "strict_create", debug=True)))
+    calls += observed_calls()
     calls += migration_calls()
     return calls
+
+
+def observed_calls() -> list[tuple[str, Callable]]:
+    """verify, explain, the assumption ranges and the re-export value (personal data shown: the
+    pseudonym key differs between two databases, the identifiers do not)."""
+
+    def verify(lab):
+        v = lab.verify(SNAP_COHORT, show_personal_data=True)
+        return {"verify_confusion": v.confusion.reset_index(), "verify_audience": v.audience,
+                "verify_causes": v.causes, "verify_names": v.names, "verify_disagreements": v.disagreements,
+                "verify_profiles": v.profiles}
+
+    def explain(lab):
+        users = ["u1", "C2", str(BIG), "u_gone", "u_event", "$device:abc", "nobody"]
+        text = [lab.explain(SNAP_COHORT, u, show_personal_data=True).to_text() for u in users]
+        return {"explain": pd.DataFrame({"user": users, "text": text})}
+
+    def reexport(lab):
+        v = lab.reexport_value(SNAP_COHORT, when="2026-02-27T00:00:00Z")
+        return {"reexport_value": pd.DataFrame({"key": list(v), "value": [str(x) for x in v.values()]})}
+
+    return [("verify_snap", verify), ("explain_snap", explain), ("reexport_value_snap", reexport)]
+
+
+def lint_only_calls() -> list[tuple[str, Callable]]:
+    """Calls whose SQL the portability lint checks but the Spark suite does not run (each is a
+    dozen simulations with settings the Spark suite already runs one by one)."""
+    return [("assumption_ranges_snap", lambda lab: {"assumption_ranges": lab.assumption_ranges(SNAP_COHORT)})]
 
 
 def migration_calls() -> list[tuple[str, Callable]]:

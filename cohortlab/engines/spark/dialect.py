@@ -119,7 +119,7 @@ class RegexTranslationError(ValueError):
 
 
 def java_regex(pattern: str, *, full: bool = False, options: str = "") -> str:
-    """The java.util.regex pattern that matches what the RE2 ``pattern`` matches in DuckDB.
+    r"""The java.util.regex pattern that matches what the RE2 ``pattern`` matches in DuckDB.
 
     * ``.`` matches every character but ``\n`` in RE2; Java also stops at ``\r``, ``\u0085``,
       ``\u2028``, ``\u2029`` unless UNIX_LINES: the pattern starts with ``(?d)``.

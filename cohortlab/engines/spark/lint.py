@@ -121,17 +121,17 @@ def _function_name_tokens(sql: str) -> list[str]:
     return out
 
 
-def spark_function_calls(spark_sql: str) -> set[str]:
+def spark_function_calls(spark_sql: str, known: frozenset[str] = frozenset()) -> set[str]:
     """Lower-case names of the functions a Spark SQL statement calls (``name(`` that is neither
-    grammar nor a table, view or alias with a column list such as ``v(n)``)."""
+    grammar nor a table, view or alias with a column list such as ``v(n)``), ``known`` left out."""
     tokens = sqlglot.tokenize(spark_sql, read="spark")
     names = {
         a.text.lower()
         for a, b in zip(tokens, tokens[1:])
         if b.token_type == TokenType.L_PAREN and a.token_type != TokenType.STRING and a.text.replace("_", "a").isalnum()
     }
-    names -= SPARK_SYNTAX
-    if names:
+    names -= SPARK_SYNTAX | known
+    if names:  # only then parse, to tell a table or alias `v(n)` from a call
         for tree in sqlglot.parse(spark_sql, read="spark"):
             if tree is None:
                 continue
@@ -145,7 +145,7 @@ def _unknown_functions(spark_sql: str) -> list[str]:
     return [
         f"{name}(): not a Spark function on the allowlist (lint.SPARK_FUNCTIONS) and not translated by "
         "the Spark dialect (engines/spark/dialect.py)"
-        for name in sorted(spark_function_calls(spark_sql) - SPARK_FUNCTIONS)
+        for name in sorted(spark_function_calls(spark_sql, SPARK_FUNCTIONS))
     ]
 
 
@@ -198,6 +198,7 @@ def check_sql(sql: str, *, edge: bool = False, name: str | None = None) -> list[
     except sqlglot.errors.ParseError as e:
         return [Violation("parse", str(e).splitlines()[0], sql)]
     out: list[Violation] = []
+    called = _function_name_tokens(sql)
     for tree in trees:
         text = tree.sql(dialect="duckdb")
         try:  # exactly what SparkEngine runs: a query's CTE steps one by one, else the statement
@@ -207,7 +208,7 @@ def check_sql(sql: str, *, edge: bool = False, name: str | None = None) -> list[
             steps = []
         for step, spark_sql in steps:
             out += [Violation("unknown_function", d, text, step) for d in _unknown_functions(spark_sql)]
-        for name in _function_name_tokens(sql):
+        for name in called:
             if name.startswith(("list_", "array_")):
                 out.append(Violation("list_function", f"{name}(): NULL elements differ between DuckDB and Spark", text))
         if isinstance(tree, exp.Create) and (tree.args.get("kind") or "").upper() in ("MACRO", "FUNCTION"):

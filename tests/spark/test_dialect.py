@@ -1,0 +1,122 @@
+"""The Spark dialect's own translations (cohortlab/engines/spark/dialect.py).
+
+The translation tests need sqlglot only (no JVM, default suite). The ``spark`` tests run each
+translated expression on Spark and the original on DuckDB, on inputs where RE2 and
+java.util.regex disagree, and check Spark knows every function on the lint's allowlist.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from cohortlab.engines.spark.dialect import RegexTranslationError, java_regex, to_spark
+from cohortlab.engines.spark.lint import SPARK_FUNCTIONS, SPARK_SYNTAX, check_sql
+from cohortlab.privacy import EMAIL_PATTERN, PHONE_PATTERN
+from cohortlab.simulation.resolution import _FLOAT_SPELLING
+
+# --------------------------------------------------------------------------- RE2 -> Java patterns
+
+
+@pytest.mark.parametrize(
+    "re2, full, java",
+    [
+        ("-?[0-9]+", True, r"(?d)\A(?:-?[0-9]+)\z"),
+        ("^-?[0-9]+$", False, r"(?d)^-?[0-9]+\z"),  # Java's $ also matches before a final \n
+        ("a|b", True, r"(?d)\A(?:a|b)\z"),  # the alternation stays inside the anchors
+        (r"\+[\d\s().-]{6,}", False, r"(?d)\+[\d\t\n\f\r ().-]{6,}"),  # Java's \s adds \x0B
+        (r"[^@\s]+@[^@\s]+", False, r"(?d)[^@\t\n\f\r ]+@[^@\t\n\f\r ]+"),
+        (r"a\sb", False, r"(?d)a[\t\n\f\r ]b"),
+        (r"[a&&b]", False, r"(?d)[a\&\&b]"),  # && is an intersection in a Java class
+        (r"[][]", False, r"(?d)[\]\[]"),  # a leading ] is literal; [ in a class nests in Java
+        (r"\$[0-9]", False, r"(?d)\$[0-9]"),  # an escaped $ stays a dollar sign
+        (r"[$]", False, r"(?d)[$]"),
+        (r"(?P<n>x)", False, r"(?d)(?<n>x)"),
+        (r"\Q$.\E$", False, r"(?d)\Q$.\E\z"),
+        (r"a\vb", False, r"(?d)a\x0Bb"),
+    ],
+)
+def test_re2_patterns_get_their_java_spelling(re2, full, java):
+    assert java_regex(re2, full=full) == java
+
+
+def test_the_case_insensitive_option_becomes_an_inline_flag():
+    assert java_regex("ab", options="i") == "(?di)ab"
+    assert java_regex("ab", options="gc") == "(?d)ab"
+
+
+@pytest.mark.parametrize("re2, options", [("[[:digit:]]+", ""), (r"\C", ""), ("(?m)^a$", ""), ("(?U)a+", ""),
+                                          ("a", "m"), ("a", "s"), ("[a", ""), ("a\\", "")])
+def test_patterns_without_a_faithful_java_spelling_are_refused(re2, options):
+    with pytest.raises(RegexTranslationError):
+        java_regex(re2, options=options)
+
+
+def test_the_patterns_cohortlab_uses_translate():
+    for p in (_FLOAT_SPELLING, EMAIL_PATTERN, PHONE_PATTERN):
+        assert java_regex(p, full=True).startswith("(?d)\\A(?:")
+
+
+# --------------------------------------------------------------------------- SQL
+
+
+def test_regexp_full_match_becomes_an_anchored_rlike():
+    (sql,) = to_spark("SELECT regexp_full_match(x, '-?[0-9]+') AS ok FROM t")
+    assert sql == r"SELECT x RLIKE '(?d)\\A(?:-?[0-9]+)\\z' AS ok FROM t"
+
+
+def test_regexp_replace_needs_the_global_option():
+    (sql,) = to_spark("SELECT regexp_replace(x, '[^0-9-]', '', 'g') AS d FROM t")
+    assert sql == "SELECT REGEXP_REPLACE(x, '(?d)[^0-9-]', '') AS d FROM t"
+    # without 'g' DuckDB replaces the first match only; Spark would replace every match
+    assert {v.rule for v in check_sql("SELECT regexp_replace(x, 'a', 'b') AS d FROM t")} == {"transpile"}
+    # back-references are spelled \1 in DuckDB and $1 in Java
+    assert {v.rule for v in check_sql(r"SELECT regexp_replace(x, '(a)', '\1\1', 'g') AS d FROM t")} == {"transpile"}
+
+
+def test_a_regexp_with_a_computed_pattern_is_refused():
+    assert {v.rule for v in check_sql("SELECT regexp_full_match(x, p) AS ok FROM t")} == {"transpile"}
+    assert {v.rule for v in check_sql("SELECT regexp_matches(x, '[[:alpha:]]') AS ok FROM t")} == {"transpile"}
+
+
+def test_the_allowlist_and_the_grammar_words_do_not_overlap():
+    assert not SPARK_FUNCTIONS & SPARK_SYNTAX
+    assert all(n == n.lower() for n in SPARK_FUNCTIONS | SPARK_SYNTAX)
+
+
+# --------------------------------------------------------------------------- on Spark
+
+# (DuckDB expression over x, inputs): each input where RE2 and Java regex would disagree unless translated
+REGEX_CASES = [
+    ("regexp_full_match(x, '-?[0-9]+')", ["12", "-3", "12\n", "1 2", "", "x12"]),
+    ("regexp_matches(x, '^-?[0-9]+$')", ["12", "12\n", "\n12", "a"]),
+    ("regexp_full_match(x, 'a.b')", ["a.b", "a\rb", "a\nb", "a\u2028b", "ab"]),
+    ("regexp_full_match(x, 'a\\sb')", ["a b", "a\tb", "a\x0bb", "ab"]),
+    ("regexp_full_match(x, '[a&&b]+')", ["ab&", "a", "&&"]),
+    ("regexp_full_match(x, 'x|yz')", ["x", "yz", "xyz"]),
+    ("regexp_matches(x, 'AB', 'i')", ["xaby", "XABY", "a b"]),
+    (f"regexp_full_match(trim(x), '{PHONE_PATTERN}')", ["+1 (555) 010-0000", "+44\x0b20 7946", "555-0100"]),
+    (f"regexp_full_match(x, '{_FLOAT_SPELLING}')", ["1.0", "1e5", ".5", "1", "1.2e18", "1.0\n", "-2.5E-3"]),
+    ("regexp_replace(x, '[^0-9-]', '', 'g')", ["a1-2b3", "x", "1.2e18"]),
+    ("regexp_extract(x, '([0-9]+)\\s*$', 1)", ["ab 12", "ab 12\n", "12 x"]),
+]
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("expr, inputs", REGEX_CASES, ids=[c[0][:40] for c in REGEX_CASES])
+def test_translated_regexps_give_duckdb_results_on_spark(spark_engine, expr, inputs):
+    import pandas as pd
+
+    spark_engine.register("regex_inputs", pd.DataFrame({"i": range(len(inputs)), "x": inputs}))
+    sql = f"SELECT i, {expr} AS r FROM regex_inputs"
+    con = duckdb.connect()
+    con.register("regex_inputs", pd.DataFrame({"i": range(len(inputs)), "x": inputs}))
+    want = dict(con.execute(sql).fetchall())
+    got = dict(spark_engine.query_rows(sql))
+    assert got == want, {inputs[i]: (want[i], got[i]) for i in want if want[i] != got[i]}
+
+
+@pytest.mark.spark
+def test_spark_has_every_function_on_the_lint_allowlist(spark_session):
+    builtin = {r["function"] for r in spark_session.sql("SHOW FUNCTIONS").collect()}
+    assert not SPARK_FUNCTIONS - builtin
