@@ -83,8 +83,8 @@ SPARK_FUNCTIONS: frozenset[str] = frozenset({
 
 # words Spark's grammar puts before "(" that are not function calls
 SPARK_SYNTAX: frozenset[str] = frozenset({
-    "and", "as", "cast", "else", "exists", "filter", "from", "in", "is", "join", "not", "on", "or", "over",
-    "select", "then", "try_cast", "union", "using", "values", "when", "where", "within",
+    "and", "as", "cast", "else", "exists", "filter", "from", "group", "in", "is", "join", "not", "on", "or",
+    "over", "select", "then", "try_cast", "union", "using", "values", "when", "where", "within",
 })
 
 # functions sqlglot does not model (exp.Anonymous) that exist in both engines with the same meaning
@@ -130,12 +130,14 @@ def spark_function_calls(spark_sql: str, known: frozenset[str] = frozenset()) ->
         for a, b in zip(tokens, tokens[1:])
         if b.token_type == TokenType.L_PAREN and a.token_type != TokenType.STRING and a.text.replace("_", "a").isalnum()
     }
-    names -= SPARK_SYNTAX | known
+    # no built-in function starts with "_"; sqlglot's generated aliases do (`EXPLODE(..., _u(t))`)
+    names = {n for n in names if not n.startswith("_")} - SPARK_SYNTAX - known
     if names:  # only then parse, to tell a table or alias `v(n)` from a call
         for tree in sqlglot.parse(spark_sql, read="spark"):
             if tree is None:
                 continue
-            names -= {t.name.lower() for t in tree.find_all(exp.Table)}
+            # tables, and table functions (the table_function rule's business)
+            names -= {(t.name or getattr(t.this, "name", "")).lower() for t in tree.find_all(exp.Table)}
             names -= {a.name.lower() for a in tree.find_all(exp.TableAlias)}
             names -= {c.alias.lower() for c in tree.find_all(exp.CTE)}
     return names
