@@ -422,7 +422,7 @@ def observed_vs_simulated_chart(
         left.set_yticks(pos, [_wrap(str(v), 18) for v in a["cohort_name"]], fontsize=8)
         _count_axis(left.xaxis)
         left.margins(x=0.18)
-        left.legend(fontsize=8, loc="lower right")
+        left.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2, frameon=False)
     right.set_title("profiles that disagree, by cause", fontsize=10)
     right.set_xlabel("profiles")
     c = causes[causes["profiles"] > 0]

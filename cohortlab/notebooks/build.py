@@ -151,7 +151,7 @@ for cohort, c in v["cohorts"].items():
     ui.table(c["confusion"], columns={"simulated": "simulated ↓ · observed →", "true": "true", "false": "false",
                                       "absent": "absent", "other": "other value"})
     if c["disagreements"]:
-        ui.md(summaries.verify_causes_text(c))
+        ui.md(summaries.verify_causes_counts(c))
         shown = len(c["disagreement_rows"])
         ui.md(f"The {'first ' + format(shown, ',') + ' of the ' if c['disagreements'] > shown else ''}"
               f"{c['disagreements']:,} profile(s) that disagree:")

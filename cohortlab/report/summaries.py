@@ -194,6 +194,14 @@ def verify_causes_text(v: Mapping[str, Any]) -> str:
     return "\n".join(f"- **{cause_words(c)}**: {n:,} profile(s); {CAUSE_ADVICE.get(c, '')}." for c, n in rows)
 
 
+def verify_causes_counts(v: Mapping[str, Any]) -> str:
+    """Markdown, one line: the causes with disagreements and their profiles, in rule order."""
+    rows = [(c, n) for c, n in v["by_cause"].items() if n]
+    if not rows:
+        return "No disagreements."
+    return "Disagreements by cause: " + " · ".join(f"**{cause_words(c)}** {n:,}" for c, n in rows) + "."
+
+
 def sync_overview(stats: Mapping[str, Mapping[str, Any]]) -> str:
     """One sentence over all cohorts (the first line of the sync notebook's summary)."""
     h = sync_headline(stats)
