@@ -233,3 +233,33 @@ def test_without_observed_data_the_section_is_one_line_and_the_card_has_none(uno
     assert "table" not in page.tags[SECTION] and "img" not in page.tags[SECTION]
     card = _card(unobserved["out"] / "index.html")
     assert "Observed" not in card and "Mixpanel cohort members" in card
+
+
+# --------------------------------------------------------------------------- the words, from figures only
+def _figures(by_cause: dict[str, int], cohorts_observed: int = 1, cohorts: int = 1) -> dict:
+    full = {c: by_cause.get(c, 0) for c in CAUSES}
+    from cohortlab.report.metrics import _top_cause
+
+    return {"observed": True, "totals": {
+        "cohorts": cohorts, "cohorts_observed": cohorts_observed, "observed_true": 7, "simulated_true": 9,
+        "compared": 40, "disagreements": sum(full.values()), "agreement": 1 - sum(full.values()) / 40,
+        "by_cause": full, "top_cause": _top_cause(full)}, "cohorts": {}}
+
+
+def test_the_top_cause_is_the_largest_and_the_first_in_rule_order_on_a_tie():
+    from cohortlab.report.summaries import verify_line
+
+    line = verify_line(_figures({"pause_not_modelled": 2, "profile_missing_in_snapshot": 2, "unexplained": 1}))
+    assert line == ("**Observed 7 vs simulated 9** profiles with the attribute true in mParticle (agreement 87.5% "
+                    "of 40 profiles). Top cause of the 5 disagreement(s): **profile missing in snapshot** (2).")
+    assert verify_line(_figures({})).endswith("(agreement 100.0% of 40 profiles). Every profile agrees.")
+    assert "(1 of 3 cohorts have observed data)" in verify_line(_figures({}, 1, 3))
+
+
+def test_no_observed_cohort_gives_one_line_and_no_totals():
+    from cohortlab.report.metrics import verify_figures
+    from cohortlab.report.summaries import verify_summary
+
+    f = verify_figures({"A": None, "B": None})
+    assert f["observed"] is False and f["totals"]["agreement"] is None and f["totals"]["top_cause"] is None
+    assert "\n" not in verify_summary(f) and verify_summary(f).startswith("No observed state")
