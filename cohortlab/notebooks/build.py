@@ -143,9 +143,7 @@ for cohort, c in v["cohorts"].items():
     if not c["observed"]:
         continue
     ui.md(f"### {ui.text(cohort)}: observed vs simulated")
-    ui.md(f"Attribute **{ui.text(c['attribute'])}** in the mParticle snapshot of "
-          f"{summaries.when(c['snapshot_at'])} ({ui.text(c['snapshot_at_from'])}), against the simulation after "
-          f"the last run at or before {summaries.when(c['at'])}.")
+    ui.md(summaries.verify_times(c))
     ui.table(c["audience"], columns={"audience": "audience", "observed": "observed in mParticle",
                                      "simulated": "simulated", "difference": "observed − simulated"})
     ui.table(c["confusion"], columns={"simulated": "simulated ↓ · observed →", "true": "true", "false": "false",

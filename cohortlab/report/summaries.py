@@ -202,6 +202,15 @@ def verify_causes_counts(v: Mapping[str, Any]) -> str:
     return "Disagreements by cause: " + " · ".join(f"**{cause_words(c)}** {n:,}" for c, n in rows) + "."
 
 
+def verify_times(v: Mapping[str, Any]) -> str:
+    """Markdown, one line: which attribute of which snapshot a cohort's comparison read, and the
+    simulation time it was compared with."""
+    source = {"given": "the snapshot_at parameter"}.get(v["snapshot_at_from"], v["snapshot_at_from"])
+    return (f"Attribute **{md_text(v['attribute'])}** in the mParticle snapshot of {_when(v['snapshot_at'])} "
+            f"(time from {md_text(source)}), against the simulation after the last run at or before "
+            f"{_when(v['at'])}.")
+
+
 def sync_overview(stats: Mapping[str, Mapping[str, Any]]) -> str:
     """One sentence over all cohorts (the first line of the sync notebook's summary)."""
     h = sync_headline(stats)
@@ -267,11 +276,6 @@ def migration_summary(f: Mapping[str, Any]) -> str:
 
 def _when(t) -> str:
     return pd.Timestamp(t).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def when(t) -> str:
-    """A time for people: ``2026-02-28 12:00 UTC``."""
-    return _when(t)
 
 
 def settings_summary(settings=None) -> str:
