@@ -263,3 +263,40 @@ def test_no_observed_cohort_gives_one_line_and_no_totals():
     f = verify_figures({"A": None, "B": None})
     assert f["observed"] is False and f["totals"]["agreement"] is None and f["totals"]["top_cause"] is None
     assert "\n" not in verify_summary(f) and verify_summary(f).startswith("No observed state")
+
+
+# --------------------------------------------------------------------------- in a browser
+def test_the_section_and_the_card_render_in_chromium(observed):
+    """The page as a reader sees it (headless Chromium from the system packages): the card's line,
+    the section's chart loaded, the hostile name as text, no console error."""
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists():
+        pytest.skip("headless Chromium not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            problems: list[str] = []
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.goto((observed["out"] / "index.html").as_uri())
+            note = page.locator(".card .note")
+            assert note.count() == 1 and note.inner_text() == observed["metrics"]["card"][0]
+            page.goto((observed["out"] / "match_rates" / "match_rates.html").as_uri())
+            section = page.evaluate("""() => {
+                const hs = [...document.querySelectorAll('h2')];
+                const i = hs.findIndex(h => h.textContent.includes('Observed in mParticle vs simulated'));
+                const out = {images: [], text: ''};
+                for (let el = hs[i].closest('.jp-Cell') || hs[i]; el; el = el.nextElementSibling) {
+                    if (el !== (hs[i].closest('.jp-Cell') || hs[i]) && el.querySelector('h2')) break;
+                    out.text += el.innerText + '\\n';
+                    el.querySelectorAll('img').forEach(img => out.images.push([img.complete, img.naturalWidth]));
+                }
+                return out;
+            }""")
+            assert section["images"] and all(done and width > 0 for done, width in section["images"])
+            assert f"{HOSTILE}: observed vs simulated" in section["text"]
+            assert problems == []
+        finally:
+            browser.close()
