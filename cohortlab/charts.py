@@ -41,6 +41,7 @@ __all__ = [
     "predicted_vs_observed_chart",
     "shared_mpid_chart",
     "remedies_chart",
+    "observed_vs_simulated_chart",
     "FIGSIZE",
 ]
 
@@ -388,6 +389,53 @@ def remedies_chart(remedies: pd.DataFrame, *, title: str = "Users each remedy wo
     """Users recovered per remedy (columns ``remedy``, ``users``)."""
     return _hbar(remedies, "remedy", "users", title=title, xlabel="members recovered", ylabel="remedy",
                  color=GREEN, sort=False)
+
+
+# --------------------------------------------------------------------------- docs/rules.md#observed-state
+def observed_vs_simulated_chart(
+    audiences: pd.DataFrame,
+    causes: pd.DataFrame,
+    *,
+    title: str = "mParticle audience: observed vs simulated",
+) -> Figure:
+    """Left: per cohort, the profiles with the attribute true in the mParticle snapshot
+    (``observed``) and in the simulation (``simulated``), paired bars (``audiences``:
+    ``cohort_name, observed, simulated``). Right: the profiles that disagree, by cause
+    (``causes``: ``cause, profiles``, in rule order)."""
+    _require(audiences, ["cohort_name", "observed", "simulated"], "observed_vs_simulated_chart")
+    _require(causes, ["cause", "profiles"], "observed_vs_simulated_chart")
+    n = max(len(audiences), len(causes), 1)
+    fig = Figure(figsize=(FIGSIZE[0] + 1.5, max(2.8, 0.55 * n + 1.8)), dpi=DPI, layout="constrained")
+    fig.suptitle(title)
+    left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.15, 1]})
+    left.set_title("profiles with the attribute true", fontsize=10)
+    left.set_xlabel("profiles")
+    if audiences.empty:
+        _empty(left, "no cohort with observed data")
+    else:
+        a = audiences.iloc[::-1].reset_index(drop=True)  # first cohort on top
+        pos = np.arange(len(a))
+        b1 = left.barh(pos + 0.2, a["simulated"].astype(float), height=0.4, color=BLUE, label="simulated")
+        b2 = left.barh(pos - 0.2, a["observed"].astype(float), height=0.4, color=ORANGE, label="observed")
+        left.bar_label(b1, labels=[_fmt(v) for v in a["simulated"]], padding=3, fontsize=8)
+        left.bar_label(b2, labels=[_fmt(v) for v in a["observed"]], padding=3, fontsize=8)
+        left.set_yticks(pos, [_wrap(str(v), 18) for v in a["cohort_name"]], fontsize=8)
+        _count_axis(left.xaxis)
+        left.margins(x=0.18)
+        left.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2, frameon=False)
+    right.set_title("profiles that disagree, by cause", fontsize=10)
+    right.set_xlabel("profiles")
+    c = causes[causes["profiles"] > 0]
+    if c.empty:
+        _empty(right, "every profile agrees")
+    else:
+        c = c.iloc[::-1].reset_index(drop=True)
+        bars = right.barh([_wrap(str(v), 18) for v in c["cause"]], c["profiles"].astype(float), color=RED)
+        right.bar_label(bars, labels=[_fmt(v) for v in c["profiles"]], padding=3, fontsize=8)
+        right.tick_params(axis="y", labelsize=8)
+        _count_axis(right.xaxis)
+        right.margins(x=0.18)
+    return fig
 
 
 # --------------------------------------------------------------------------- sync over time (docs/rules.md#sync-over-time)

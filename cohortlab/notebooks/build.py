@@ -74,18 +74,24 @@ For each cohort: the share of its Mixpanel members whose identifier (the profile
 MPID of an existing mParticle profile, and the discrepancy waterfall from the Mixpanel cohort
 count to the mParticle audience size (docs/rules.md#waterfall).
 """),
-    code(COMMON_PARAMETERS, "parameters"),
+    code(COMMON_PARAMETERS + '''
+snapshot_at = None           # when the mParticle snapshot (observed attributes) was taken; None: detected''',
+         "parameters"),
     code(SETUP + '''
 sims = insights.simulate_all(lab, names, at=as_of, settings=settings)
 over_time = insights.match_rates_over_time(lab, names, settings=settings, until=as_of,
                                            limit=metrics.LIMIT_OVER_TIME)
 figures = metrics.match_rates_figures(sims, over_time)
+verified = insights.verify_all(lab, names, at=as_of, settings=settings, snapshot_at=snapshot_at,
+                               show_personal_data=show_personal_data)
+figures["verify"] = metrics.verify_figures(verified, redact=lambda df: ui.redact(df, show_personal_data, known))
 summary = summaries.match_rates_summary(figures)
 doc = ui.publish(output_dir, "match_rates", title="Match rates", figures=figures, summary=summary,
                  headline=metrics.figures_headline_match_rates(figures),
+                 card=[summaries.verify_line(figures["verify"])] if figures["verify"]["observed"] else None,
                  context=ui.context(names, [v["as_of"] for v in figures["cohorts"].values()], db=db, data=data,
                                     as_of=as_of, settings=settings),
-                 parameters={"cohorts": names, "as_of": as_of, "settings": settings})
+                 parameters={"cohorts": names, "as_of": as_of, "settings": settings, "snapshot_at": snapshot_at})
 f = doc["metrics"]  # from here on, every figure shown is read from metrics.json''', "remove-cell"),
     md("## Summary"),
     code('ui.md(summaries.match_rates_summary(f))'),
@@ -118,6 +124,40 @@ for cohort, v in f["cohorts"].items():
                "sync's pending and stale profiles: the last bar is the audience size in mParticle.",
                has_data=v["members"] > 0, nothing_to_show="the cohort has no members")
     ui.table(ui.waterfall_table(v["waterfall"]))"""),
+    md("""
+## Observed in mParticle vs simulated
+
+When a loaded mParticle snapshot carries the cohort attribute, each profile's observed value (true,
+false or absent) is compared with the simulated one (docs/rules.md#observed-state), and each
+disagreement gets the first cause that applies.
+"""),
+    code("""\
+v = f["verify"]
+ui.md(summaries.verify_summary(v))
+if v["observed"]:
+    ui.show(charts.observed_vs_simulated_chart(metrics.verify_audiences(v), metrics.verify_causes(v["totals"])),
+            "Left: profiles with the attribute true in the mParticle snapshot (observed) and in the simulation; "
+            "right: the profiles whose observed value differs from the simulated one, by cause, all cohorts.")
+    ui.md("**Disagreements by cause** (first that applies) and what to do:\\n\\n" + summaries.verify_causes_text(v["totals"]))
+for cohort, c in v["cohorts"].items():
+    if not c["observed"]:
+        continue
+    ui.md(f"### {ui.text(cohort)}: observed vs simulated")
+    ui.md(summaries.verify_times(c))
+    ui.table(c["audience"], columns={"audience": "audience", "observed": "observed in mParticle",
+                                     "simulated": "simulated", "difference": "observed − simulated"})
+    ui.table(c["confusion"], columns={"simulated": "simulated ↓ · observed →", "true": "true", "false": "false",
+                                      "absent": "absent", "other": "other value"})
+    if c["disagreements"]:
+        ui.md(summaries.verify_causes_counts(c))
+        shown = len(c["disagreement_rows"])
+        ui.md(f"The {'first ' + format(shown, ',') + ' of the ' if c['disagreements'] > shown else ''}"
+              f"{c['disagreements']:,} profile(s) that disagree:")
+        ui.table(c["disagreement_rows"], show_personal_data=show_personal_data, known=known, max_rows=v["row_limit"],
+                 columns={"mpid": "MPID", "simulated": "simulated", "observed": "observed", "cause": "cause",
+                          "detail": "what the data shows"})
+    for note in c["notes"]:
+        ui.md(f"Note: {ui.text(note)}.")"""),
     md("## Match rate over time"),
     code("""\
 over = ui.frame(f["over_time"])

@@ -61,6 +61,22 @@ def all_resolution(sims: Mapping[str, Any]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def verify_all(lab, cohorts: Iterable[str], *, at=None, settings=None, snapshot_at=None,
+               show_personal_data: bool = False) -> dict[str, Any]:
+    """``lab.verify`` for each cohort (docs/rules.md#observed-state): ``{cohort: VerifyResult}``,
+    None for a cohort whose attribute no loaded mParticle profile carries (nothing observed)."""
+    from cohortlab.simulation.verify import VerifyError
+
+    out: dict[str, Any] = {}
+    for c in cohorts:
+        try:
+            out[c] = lab.verify(c, at=at, settings=settings, snapshot_at=snapshot_at,
+                                show_personal_data=show_personal_data)
+        except VerifyError:  # raised only when nothing is observed for the cohort
+            out[c] = None
+    return out
+
+
 def match_rate_over_time(lab, cohort: str, *, settings=None, limit: int = 12, until=None) -> pd.DataFrame:
     """Match rate of ``cohort`` at each of its last ``limit`` snapshots up to ``until``
     (``as_of, cohort_name, members, matched, match_rate``); empty with fewer than two snapshots."""

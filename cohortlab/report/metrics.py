@@ -497,3 +497,89 @@ def figures_headline_migration(f: Mapping[str, Any]) -> dict[str, Any]:
         out["observed match rate (of cohort members)"] = f["validation"]["observed_match_rate"]
         out["predicted match rate (of cohort members)"] = f["validation"]["predicted_match_rate"]
     return out
+
+
+# =========================================================================== observed vs simulated
+# docs/rules.md#observed-state: the mParticle snapshot's cohort attribute against the simulation
+# (``Lab.verify``), in the match-rates report and on its index card.
+def verify_figures(results: Mapping[str, Any], *, redact=None, row_limit: int = ROW_LIMIT) -> dict[str, Any]:
+    """The observed-vs-simulated figures of several cohorts, from ``{cohort: VerifyResult or None}``
+    (None: no loaded mParticle profile carries the cohort's attribute). Per observed cohort: the
+    snapshot and simulation times, the audience observed vs simulated, the confusion table
+    (rows simulated, columns observed), the disagreements by cause (every cause, zero included),
+    the top cause, the attribute names seen and the first ``row_limit`` disagreements (MPID,
+    values, cause, detail; ``redact(frame)`` makes them safe to show). ``totals`` pools the
+    observed cohorts: ``agreement`` = 1 - disagreements / profiles compared."""
+    from cohortlab.simulation.verify import CAUSES
+
+    redact = redact or (lambda df: df)
+    cohorts: dict[str, Any] = {}
+    for c, v in results.items():
+        if v is None:
+            cohorts[c] = {"observed": False}
+            continue
+        aud = v.audience.set_index("audience")
+        by_cause = {str(k): int(n) for k, n in zip(v.causes["cause"], v.causes["profiles"])}
+        conf = v.confusion
+        dis = v.disagreements
+        listed = dis[["mpid", "simulated", "observed", "cause", "evidence", "detail"]].head(row_limit).copy()
+        listed["mpid"] = listed["mpid"].map(lambda x: str(int(x)))
+        names = v.names[v.names["profiles"] > 0][["attribute", "how", "profiles", "true", "false"]]
+        cohorts[c] = {
+            "observed": True,
+            "attribute": v.attribute,
+            "snapshot_at": pd.Timestamp(v.snapshot_at).isoformat(),
+            "snapshot_at_from": v.snapshot_at_from,
+            "at": pd.Timestamp(v.at).isoformat(),
+            "compared": int(v.compared),
+            "disagreements": int(len(dis)),
+            "agreement": float(v.agreement),
+            "observed_true": int(aud.loc["= true", "observed"]),
+            "simulated_true": int(aud.loc["= true", "simulated"]),
+            "observed_false": int(aud.loc["= false", "observed"]),
+            "simulated_false": int(aud.loc["= false", "simulated"]),
+            "audience": _rows(v.audience),
+            "confusion": [{"simulated": str(s), **{str(o): int(conf.loc[s, o]) for o in conf.columns}}
+                          for s in conf.index],
+            "by_cause": by_cause,
+            "top_cause": _top_cause(by_cause),
+            "names": _rows(names),
+            "disagreement_rows": _rows(redact(listed)),
+            "notes": list(v.notes),
+        }
+    observed = {c: v for c, v in cohorts.items() if v["observed"]}
+    by_cause = {cause: sum(v["by_cause"].get(cause, 0) for v in observed.values()) for cause in CAUSES}
+    compared = sum(v["compared"] for v in observed.values())
+    disagreements = sum(v["disagreements"] for v in observed.values())
+    totals = {
+        "cohorts": len(cohorts),
+        "cohorts_observed": len(observed),
+        "observed_true": sum(v["observed_true"] for v in observed.values()),
+        "simulated_true": sum(v["simulated_true"] for v in observed.values()),
+        "compared": compared,
+        "disagreements": disagreements,
+        "agreement": (1.0 - disagreements / compared if compared else 1.0) if observed else None,
+        "by_cause": by_cause,
+        "top_cause": _top_cause(by_cause),
+    }
+    return {"observed": bool(observed), "totals": totals, "cohorts": cohorts, "row_limit": row_limit}
+
+
+def _top_cause(by_cause: Mapping[str, int]) -> dict[str, Any] | None:
+    """The cause with the most disagreements (the first in rule order on a tie), or None."""
+    best = max(by_cause.items(), key=lambda kv: kv[1], default=(None, 0))  # max keeps the first of equals
+    return {"cause": best[0], "profiles": int(best[1])} if best[1] else None
+
+
+def verify_causes(v: Mapping[str, Any]) -> pd.DataFrame:
+    """``cause, profiles`` of :func:`verify_figures` (a cohort's or the totals), the causes with
+    disagreements only, in rule order: for the chart and the table."""
+    rows = [(c, n) for c, n in v["by_cause"].items() if n]
+    return pd.DataFrame(rows, columns=["cause", "profiles"])
+
+
+def verify_audiences(f: Mapping[str, Any]) -> pd.DataFrame:
+    """``cohort_name, observed, simulated`` (profiles with the attribute true) of the observed
+    cohorts of :func:`verify_figures`: for the chart."""
+    rows = [(c, v["observed_true"], v["simulated_true"]) for c, v in f["cohorts"].items() if v["observed"]]
+    return pd.DataFrame(rows, columns=["cohort_name", "observed", "simulated"])

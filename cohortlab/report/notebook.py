@@ -265,24 +265,32 @@ def context(cohorts, figures_as_of=None, *, db=None, data=None, as_of=None, sett
 
 def publish(output_dir: str | os.PathLike | None, notebook: str, *, title: str, figures: Mapping[str, Any],
             headline: Mapping[str, Any], summary: str = "", context: Mapping[str, Any] | None = None,
-            parameters: Mapping[str, Any] | None = None) -> dict[str, Any]:
+            parameters: Mapping[str, Any] | None = None, card: list[str] | None = None) -> dict[str, Any]:
     """Write ``metrics.json`` (:func:`write_metrics`) and return its content as read back: the
-    page then shows these figures and no others."""
+    page then shows these figures and no others. ``card``: Markdown lines the index card shows
+    under the summary (as plain text), e.g. the observed-vs-simulated line."""
     doc = _document(notebook, title=title, summary=summary, headline=headline, parameters=parameters,
-                    context=context, metrics=figures)
+                    context=context, metrics=figures, card=card)
     if output_dir is not None:
         Path(output_dir).mkdir(parents=True, exist_ok=True)
         (Path(output_dir) / "metrics.json").write_text(json.dumps(doc, indent=2, default=str), encoding="utf-8")
     return json.loads(json.dumps(doc, default=str))
 
 
+def _plain(markdown: str) -> str:
+    """The first line of a Markdown text as plain text (no emphasis marks, escapes undone,
+    personal values pseudonymised): what ``index.html`` shows, through :func:`html_text`."""
+    return _current().text(unescape_md(re.sub(r"(?<!\\)[*_`]", "", markdown.split("\n")[0]))) if markdown else ""
+
+
 def _document(notebook: str, *, title: str, summary: str = "", headline=None, parameters=None, context=None,
-              metrics=None) -> dict[str, Any]:
+              metrics=None, card=None) -> dict[str, Any]:
     return {
         "notebook": notebook,
         "title": title,
         "generated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "summary": _current().text(unescape_md(re.sub(r"(?<!\\)[*_`]", "", summary.split("\n")[0]))) if summary else "",
+        "summary": _plain(summary),
+        "card": [_plain(line) for line in card or [] if line],
         "headline": _jsonable(headline or {}),
         "context": _jsonable(context or {}),
         "parameters": _jsonable(parameters or {}),

@@ -83,6 +83,7 @@ h1 { font-size: 1.6rem; margin-bottom: .2rem; } .meta { color: #666; font-size: 
 .card { border: 1px solid #ddd; border-radius: 6px; padding: .8rem 1.1rem; margin: 1rem 0; }
 .card.failed { border-color: #c8553d; background: #fdf3f1; }
 .card h2 { font-size: 1.15rem; margin: 0 0 .3rem; } .summary { margin: .3rem 0 .5rem; }
+.note { margin: .3rem 0 .5rem; padding: .3rem .6rem; border-left: 3px solid #e39b3b; background: #fdf8f0; }
 table { border-collapse: collapse; font-size: .92rem; } td, th { padding: .15rem .9rem .15rem 0; }
 th { font-weight: normal; color: #666; text-align: right; } td.d { color: #555; text-align: right; }
 dl.meta { display: grid; grid-template-columns: max-content auto; gap: .1rem 1rem; } dl.meta dd { margin: 0; }
@@ -166,6 +167,7 @@ def write_index(out_dir: str | os.PathLike, results: list[NotebookResult], param
         head = ("<tr><th></th><th>this run</th>"
                 f"<th>change since {html.escape(prev.name)}</th></tr>" if prev is not None and rows else "")
         summary = f'<p class="summary">{html.escape(str(m["summary"]))}</p>' if m.get("summary") else ""
+        summary += "".join(f'<p class="note">{html.escape(str(line))}</p>' for line in m.get("card") or [])
         status = "" if r.ok else f"<pre>FAILED: {html.escape(r.error or '')}</pre>"
         cards.append(
             f'<div class="card{"" if r.ok else " failed"}"><h2>{title}</h2>{summary}'

@@ -99,6 +99,7 @@ PARAMETERS: dict[str, Parameter] = {p.name: p for p in [
     Parameter("engine", _choice("duckdb", "spark"), "the engine that runs the SQL"),
     Parameter("spark_master", _optional(_text), "Spark master URL (engine spark)"),
     Parameter("since", _optional(_time), "sync timeline: show runs from this time on"),
+    Parameter("snapshot_at", _optional(_time), "match rates: when the mParticle snapshot was taken; none: detected"),
     Parameter("plans", _optional(_texts), "migration plan YAML file(s)"),
     Parameter("switch", _optional(_time), "EIT switch time of the standard plans"),
     Parameter("start", _optional(_day), "first day of the migration prediction"),

@@ -125,6 +125,92 @@ def identity_gaps_summary(f: Mapping[str, Any], settings=None) -> str:
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------- observed vs simulated
+# docs/rules.md#observed-state: what to do about each cause of disagreement, in one line.
+CAUSE_ADVICE = {
+    "snapshot_before_last_run": "the snapshot was taken before the run that wrote the simulated value: take a "
+                                "newer snapshot, or set `as_of` to the snapshot time",
+    "attribute_name_differs": "the profile carries the attribute under another name (a renamed cohort, or the "
+                              "older `Mixpanel - {cohort_name}` form): point the audience at the name the feed "
+                              "writes, or set `attribute_template` to it",
+    "profile_missing_in_snapshot": "the profile is not in the snapshot (deleted, another workspace, or left out "
+                                   "of the export): export the snapshot with every profile",
+    "pause_not_modelled": "a run should have written true but mParticle does not show it: add the export's "
+                          "failed window to the settings' `pauses`, or reconnect the export (a full sync)",
+    "unexplained": "none of the known causes: look at one of these profiles with "
+                   "`cohortlab explain --cohort ... --user MPID`",
+}
+
+
+def cause_words(cause: str) -> str:
+    """``pause_not_modelled`` -> ``pause not modelled``."""
+    return str(cause).replace("_", " ")
+
+
+def verify_line(f: Mapping[str, Any]) -> str:
+    """Markdown, one line: observed vs simulated audience over the observed cohorts of
+    :func:`cohortlab.report.metrics.verify_figures`, the agreement and the top cause; the card of
+    the index page shows the same line as text. Says so when no cohort has observed data."""
+    t = f["totals"]
+    if not f["observed"]:
+        return ("No observed state: no loaded mParticle profile carries a cohort attribute, so the simulated "
+                "audience cannot be checked against mParticle.")
+    some = (f" ({t['cohorts_observed']:,} of {t['cohorts']:,} cohorts have observed data)"
+            if t["cohorts_observed"] < t["cohorts"] else "")
+    line = (f"**Observed {t['observed_true']:,} vs simulated {t['simulated_true']:,}** profiles with the attribute "
+            f"true in mParticle (agreement {pct(t['agreement'])} of {t['compared']:,} profiles){some}.")
+    top = t["top_cause"]
+    if top is None:
+        return line + " Every profile agrees."
+    return (line + f" Top cause of the {t['disagreements']:,} disagreement(s): **{cause_words(top['cause'])}** "
+            f"({top['profiles']:,}).")
+
+
+def verify_summary(f: Mapping[str, Any]) -> str:
+    """Markdown: :func:`verify_line`, then one line per observed cohort."""
+    lines = [verify_line(f)]
+    if not f["observed"]:
+        return lines[0]
+    for c, v in f["cohorts"].items():
+        if not v["observed"]:
+            lines.append(f"- **{md_text(c)}**: no loaded mParticle profile carries its attribute.")
+            continue
+        top = v["top_cause"]
+        lines.append(
+            f"- **{md_text(c)}**: observed {v['observed_true']:,} vs simulated {v['simulated_true']:,} profiles "
+            f"with {md_text(v['attribute'])} = true; {v['disagreements']:,} of {v['compared']:,} profiles disagree "
+            f"({pct(v['agreement'])} agree)"
+            + (f", most for {cause_words(top['cause'])} ({top['profiles']:,})." if top else ".")
+        )
+    return "\n".join(lines)
+
+
+def verify_causes_text(v: Mapping[str, Any]) -> str:
+    """Markdown list: each cause with disagreements (a cohort's or the totals of
+    :func:`cohortlab.report.metrics.verify_figures`), its profiles and what to do, in rule order."""
+    rows = [(c, n) for c, n in v["by_cause"].items() if n]
+    if not rows:
+        return "No disagreements: every profile compared holds the simulated value."
+    return "\n".join(f"- **{cause_words(c)}**: {n:,} profile(s); {CAUSE_ADVICE.get(c, '')}." for c, n in rows)
+
+
+def verify_causes_counts(v: Mapping[str, Any]) -> str:
+    """Markdown, one line: the causes with disagreements and their profiles, in rule order."""
+    rows = [(c, n) for c, n in v["by_cause"].items() if n]
+    if not rows:
+        return "No disagreements."
+    return "Disagreements by cause: " + " · ".join(f"**{cause_words(c)}** {n:,}" for c, n in rows) + "."
+
+
+def verify_times(v: Mapping[str, Any]) -> str:
+    """Markdown, one line: which attribute of which snapshot a cohort's comparison read, and the
+    simulation time it was compared with."""
+    source = {"given": "the snapshot_at parameter"}.get(v["snapshot_at_from"], v["snapshot_at_from"])
+    return (f"Attribute **{md_text(v['attribute'])}** in the mParticle snapshot of {_when(v['snapshot_at'])} "
+            f"(time from {md_text(source)}), against the simulation after the last run at or before "
+            f"{_when(v['at'])}.")
+
+
 def sync_overview(stats: Mapping[str, Mapping[str, Any]]) -> str:
     """One sentence over all cohorts (the first line of the sync notebook's summary)."""
     h = sync_headline(stats)

@@ -298,3 +298,24 @@ def test_no_chart_of_a_report_is_empty(report_run):
             assert hi - lo > 100, f"{page.name}: a blank chart"
             colours = len(img.getcolors(256) or range(257))  # None: more than 256 grey levels
             assert colours > 20, f"{page.name}: a chart with almost nothing drawn"
+
+
+def test_observed_vs_simulated_chart_pairs_the_audiences_and_counts_the_causes():
+    audiences = pd.DataFrame({"cohort_name": ["A", "B"], "observed": [43, 108], "simulated": [44, 112]})
+    causes = pd.DataFrame({"cause": ["attribute_name_differs", "pause_not_modelled"], "profiles": [1, 2]})
+    fig = charts.observed_vs_simulated_chart(audiences, causes)
+    left, right = fig.axes
+    assert "observed vs simulated" in fig.get_suptitle()
+    # B then A from the bottom (first cohort on top); simulated bars first, then observed
+    assert _bar_widths(left) == [112, 44, 108, 43]
+    assert [t.get_text() for t in left.get_yticklabels()] == ["B", "A"]
+    assert _bar_widths(right) == [2, 1]
+    assert [t.get_text() for t in right.get_yticklabels()] == ["pause not modelled", "attribute name\ndiffers"]
+    assert _png(fig).startswith(b"\x89PNG")
+
+
+def test_observed_vs_simulated_chart_without_disagreements_says_so():
+    audiences = pd.DataFrame({"cohort_name": ["A"], "observed": [5], "simulated": [5]})
+    fig = charts.observed_vs_simulated_chart(audiences, pd.DataFrame({"cause": [], "profiles": []}))
+    assert any("every profile agrees" in t.get_text() for t in fig.axes[1].texts)
+    assert _png(fig).startswith(b"\x89PNG")

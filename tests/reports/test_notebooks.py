@@ -19,7 +19,7 @@ from cohortlab.report.runner import DEFAULT_NOTEBOOKS, NOTEBOOKS_DIR
 COMMON = {"db", "data", "cohorts", "as_of", "settings", "output_dir", "show_personal_data", "engine",
           "spark_master"}
 EXTRA = {
-    "match_rates": set(),
+    "match_rates": {"snapshot_at"},
     "identity_gaps": set(),
     "sync_timeline": {"since"},
     "eit_migration": {"plans", "switch", "start", "end", "activity", "observed_db", "observed_data",

@@ -1,0 +1,302 @@
+"""Observed vs simulated in the reports (docs/reports.md#observed-vs-simulated): the match-rates
+notebook's verify section and the index card's line, on worlds whose observed mParticle state is
+known (the synth generator plants each cause of disagreement, docs/rules.md#observed-state), and
+on one without observed attribute data."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from cohortlab.simulation.verify import CAUSES
+
+HOSTILE = "<script>alert(2)</script> $x$ *Power* [a](javascript:alert(1))"
+SECTION = "Observed in mParticle vs simulated"
+
+
+# --------------------------------------------------------------------------- reading a page
+class _Text(HTMLParser):
+    """The visible text of a page, split at its h2 headings; tags and link targets kept apart."""
+
+    def __init__(self):
+        super().__init__()
+        self.sections: dict[str, list[str]] = {"": []}
+        self.tags: dict[str, list[str]] = {"": []}
+        self.urls: list[str] = []
+        self.scripts: list[str] = []
+        self._current, self._stack, self._h2 = "", [], None
+
+    def handle_starttag(self, tag, attrs):
+        self._stack.append(tag)
+        self.tags[self._current].append(tag)
+        self.urls += [v for k, v in attrs if k in ("href", "src") and v and not v.startswith("data:")]
+        if tag == "h2":
+            self._h2 = []
+
+    def handle_endtag(self, tag):
+        if self._stack and self._stack[-1] == tag:
+            self._stack.pop()
+        if tag == "h2" and self._h2 is not None:
+            name = "".join(self._h2).replace("¶", "").strip()
+            self._current, self._h2 = name, None
+            self.sections.setdefault(name, [])
+            self.tags.setdefault(name, [])
+
+    def handle_data(self, data):
+        if self._stack and self._stack[-1] in ("script", "style"):
+            if self._stack[-1] == "script":
+                self.scripts.append(data)
+            return
+        if self._h2 is not None:
+            self._h2.append(data)
+        else:
+            self.sections[self._current].append(data)
+
+
+def _page(path: Path) -> _Text:
+    p = _Text()
+    p.feed(path.read_text(encoding="utf-8"))
+    return p
+
+
+def _flat(parts: list[str]) -> str:
+    return re.sub(r"\s+", " ", "".join(parts)).strip()
+
+
+def _card(index: Path) -> str:
+    """The text of the match-rates card of index.html (under its h2)."""
+    return _flat(_page(index).sections["Match rates"])
+
+
+def _expected_line(confusion: dict[str, dict[str, int]], causes: dict[str, int]) -> tuple[str, str]:
+    """The card's line written from the truth: observed / simulated audiences (attribute true),
+    agreement over every compared profile, the top cause (most profiles, rule order on a tie)."""
+    obs = sim = compared = agree = 0
+    for conf in confusion.values():
+        for key, n in conf.items():
+            s, o = key.split("/")
+            obs += n if o == "true" else 0
+            sim += n if s == "true" else 0
+            compared += n
+            agree += n if s == o else 0
+    disagree = compared - agree
+    line = (f"Observed {obs:,} vs simulated {sim:,} profiles with the attribute true in mParticle "
+            f"(agreement {(1 - disagree / compared) * 100:.1f}% of {compared:,} profiles).")
+    top = max(((c, causes.get(c, 0)) for c in CAUSES), key=lambda kv: kv[1])
+    return line, f"Top cause of the {disagree:,} disagreement(s): {top[0].replace('_', ' ')} ({top[1]:,})."
+
+
+# --------------------------------------------------------------------------- worlds
+@pytest.fixture(scope="module")
+def observed(tmp_path_factory) -> dict:
+    """The demo scenario (observed snapshot with every planted cause) with its first cohort named
+    like an attack, loaded into a database and reported on (match_rates only) at the truth's
+    times: the simulation at the last snapshot, the snapshot at its planted capture time."""
+    from cohortlab import Lab
+    from cohortlab.loaders.folder import load_world
+    from cohortlab.report.runner import run_report
+    from cohortlab.synth import generate
+
+    d = tmp_path_factory.mktemp("verify_section")
+    cohorts = [
+        {"id": 1000, "name": HOSTILE, "min_count": 10, "window_days": 60},
+        {"id": 1001, "name": "Recent Purchasers", "event": "Purchase", "min_count": 1, "window_days": 90},
+    ]
+    world = generate(str(d / "world"), users=600, seed=5, scenario="demo", cohorts=cohorts)
+    manifest = json.loads((d / "world" / "manifest.json").read_text())
+    db = d / "world.duckdb"
+    with Lab(str(db)) as lab:
+        load_world(lab, str(d / "world"))
+    ev = manifest["expected_verify"]
+    result = run_report(["match_rates"], db=db, out=d / "report",
+                        params={"as_of": ev["at"], "snapshot_at": ev["snapshot_at"]})
+    assert all(r.ok for r in result.notebooks), [r.error for r in result.notebooks]
+    return {"dir": d, "world": world, "db": db, "expected": ev, "out": d / "report",
+            "metrics": json.loads((d / "report" / "match_rates" / "metrics.json").read_text())}
+
+
+@pytest.fixture(scope="module")
+def unobserved(observed) -> dict:
+    """The same database without any observed cohort attribute (no mParticle snapshot carries
+    one): the report runs, the section says so in one line."""
+    import duckdb
+
+    from cohortlab.report.runner import run_report
+
+    d = observed["dir"]
+    db = d / "unobserved.duckdb"
+    shutil.copy(observed["db"], db)
+    con = duckdb.connect(str(db))
+    con.execute("DELETE FROM mpa_attributes")
+    con.close()
+    result = run_report(["match_rates"], db=db, out=d / "report-unobserved")
+    assert all(r.ok for r in result.notebooks), [r.error for r in result.notebooks]
+    return {"out": d / "report-unobserved",
+            "metrics": json.loads((d / "report-unobserved" / "match_rates" / "metrics.json").read_text())}
+
+
+# --------------------------------------------------------------------------- with observed data
+def test_the_figures_equal_the_planted_truth(observed):
+    """Per cohort: the confusion table and the disagreements per cause of metrics.json are the
+    generator's (which plays the feed independently of cohortlab.simulation)."""
+    v = observed["metrics"]["metrics"]["verify"]
+    assert v["observed"] and set(v["cohorts"]) == set(observed["expected"]["cohorts"])
+    for cohort, expected in observed["expected"]["cohorts"].items():
+        got = v["cohorts"][cohort]
+        confusion = {f"{row['simulated']}/{o}": n for row in got["confusion"]
+                     for o, n in row.items() if o != "simulated" and n}
+        assert confusion == expected["confusion"], cohort
+        assert {c: n for c, n in got["by_cause"].items() if n} == expected["causes"], cohort
+    planted = {c for e in observed["expected"]["cohorts"].values() for c in e["causes"]}
+    assert {"snapshot_before_last_run", "attribute_name_differs", "profile_missing_in_snapshot",
+            "pause_not_modelled"} <= planted  # the premise: every cause is on the page
+    totals = v["totals"]
+    for cause in CAUSES:
+        assert totals["by_cause"][cause] == sum(e["causes"].get(cause, 0)
+                                                for e in observed["expected"]["cohorts"].values())
+
+
+def test_the_section_shows_the_counts_per_cause_and_the_audiences(observed):
+    page = _page(observed["out"] / "match_rates" / "match_rates.html")
+    section = _flat(page.sections[SECTION])
+    expected = observed["expected"]["cohorts"]
+    line, top = _expected_line({c: e["confusion"] for c, e in expected.items()},
+                               {k: sum(e["causes"].get(k, 0) for e in expected.values()) for k in CAUSES})
+    assert line in section and top in section
+    for cohort, e in expected.items():
+        by_cause = " · ".join(f"{c.replace('_', ' ')} {e['causes'][c]:,}" for c in CAUSES if c in e["causes"])
+        assert f"{cohort}: observed vs simulated" in section  # the cohort's heading, its name as text
+        assert f"Disagreements by cause: {by_cause}." in section, cohort
+        disagree = sum(e["causes"].values())
+        assert f"The {disagree:,} profile(s) that disagree:" in section
+    # one line of what to do per cause that occurs, once, in the pooled list
+    for cause in CAUSES:
+        occurs = any(cause in e["causes"] for e in expected.values())
+        assert section.count(f"{cause.replace('_', ' ')}: ") == (1 if occurs else 0), cause
+    assert page.tags[SECTION].count("img") == 1  # the chart
+    assert page.tags[SECTION].count("table") == 3 * len(expected)  # audience, confusion, disagreements
+
+
+def test_the_index_card_shows_observed_vs_simulated_and_the_top_cause(observed):
+    expected = observed["expected"]["cohorts"]
+    line, top = _expected_line({c: e["confusion"] for c, e in expected.items()},
+                               {k: sum(e["causes"].get(k, 0) for e in expected.values()) for k in CAUSES})
+    card = _card(observed["out"] / "index.html")
+    assert f"{line} {top}" in card
+    assert observed["metrics"]["card"] == [f"{line} {top}"]  # the line metrics.json holds, shown as is
+
+
+def test_a_hostile_cohort_name_is_text_in_the_section(observed):
+    html = (observed["out"] / "match_rates" / "match_rates.html").read_text(encoding="utf-8")
+    assert "<script>alert(2)</script>" not in html
+    page = _page(observed["out"] / "match_rates" / "match_rates.html")
+    assert not any("alert" in s for s in page.scripts)
+    assert not [u for u in page.urls if u.strip().lower().startswith("javascript:")]
+    section = _flat(page.sections[SECTION])
+    assert f"{HOSTILE}: observed vs simulated" in section  # as written: no markup, no emphasis, no link
+    assert f"with {HOSTILE} = true" in section
+    # the older attribute name of the hostile cohort (a planted disagreement) is shown as text too
+    assert f"carries 'Mixpanel - {HOSTILE}'" in section or "attribute_name_differs" not in \
+        observed["expected"]["cohorts"][HOSTILE]["causes"]
+
+
+def test_the_figures_equal_lab_verify_of_the_demo(report_run, world_lab):
+    """`cohortlab demo`'s report (its settings: two export pauses; snapshot time detected) shows
+    what Lab.verify gives on the same data."""
+    m = json.loads((report_run["out"] / "match_rates" / "metrics.json").read_text())["metrics"]["verify"]
+    settings = str(report_run["out"].parent / "settings.yaml")
+    assert m["observed"]
+    for cohort, got in m["cohorts"].items():
+        v = world_lab.verify(cohort, settings=settings)
+        assert got["by_cause"] == {c: int(n) for c, n in zip(v.causes.cause, v.causes.profiles)}
+        assert got["compared"] == v.compared and got["disagreements"] == len(v.disagreements)
+        assert (got["observed_true"], got["simulated_true"]) == tuple(
+            v.audience.set_index("audience").loc["= true", ["observed", "simulated"]])
+        assert got["agreement"] == pytest.approx(v.agreement)
+        assert [r["mpid"] for r in got["disagreement_rows"]] == [str(x) for x in v.disagreements.mpid]
+
+
+# --------------------------------------------------------------------------- without observed data
+def test_without_observed_data_the_section_is_one_line_and_the_card_has_none(unobserved):
+    v = unobserved["metrics"]["metrics"]["verify"]
+    assert v["observed"] is False and all(not c["observed"] for c in v["cohorts"].values())
+    assert unobserved["metrics"]["card"] == []
+    page = _page(unobserved["out"] / "match_rates" / "match_rates.html")
+    section = _flat(page.sections[SECTION])
+    assert section.endswith("No observed state: no loaded mParticle profile carries a cohort attribute, so the "
+                            "simulated audience cannot be checked against mParticle.")
+    assert "table" not in page.tags[SECTION] and "img" not in page.tags[SECTION]
+    card = _card(unobserved["out"] / "index.html")
+    assert "Observed" not in card and "Mixpanel cohort members" in card
+
+
+# --------------------------------------------------------------------------- the words, from figures only
+def _figures(by_cause: dict[str, int], cohorts_observed: int = 1, cohorts: int = 1) -> dict:
+    full = {c: by_cause.get(c, 0) for c in CAUSES}
+    from cohortlab.report.metrics import _top_cause
+
+    return {"observed": True, "totals": {
+        "cohorts": cohorts, "cohorts_observed": cohorts_observed, "observed_true": 7, "simulated_true": 9,
+        "compared": 40, "disagreements": sum(full.values()), "agreement": 1 - sum(full.values()) / 40,
+        "by_cause": full, "top_cause": _top_cause(full)}, "cohorts": {}}
+
+
+def test_the_top_cause_is_the_largest_and_the_first_in_rule_order_on_a_tie():
+    from cohortlab.report.summaries import verify_line
+
+    line = verify_line(_figures({"pause_not_modelled": 2, "profile_missing_in_snapshot": 2, "unexplained": 1}))
+    assert line == ("**Observed 7 vs simulated 9** profiles with the attribute true in mParticle (agreement 87.5% "
+                    "of 40 profiles). Top cause of the 5 disagreement(s): **profile missing in snapshot** (2).")
+    assert verify_line(_figures({})).endswith("(agreement 100.0% of 40 profiles). Every profile agrees.")
+    assert "(1 of 3 cohorts have observed data)" in verify_line(_figures({}, 1, 3))
+
+
+def test_no_observed_cohort_gives_one_line_and_no_totals():
+    from cohortlab.report.metrics import verify_figures
+    from cohortlab.report.summaries import verify_summary
+
+    f = verify_figures({"A": None, "B": None})
+    assert f["observed"] is False and f["totals"]["agreement"] is None and f["totals"]["top_cause"] is None
+    assert "\n" not in verify_summary(f) and verify_summary(f).startswith("No observed state")
+
+
+# --------------------------------------------------------------------------- in a browser
+def test_the_section_and_the_card_render_in_chromium(observed):
+    """The page as a reader sees it (headless Chromium from the system packages): the card's line,
+    the section's chart loaded, the hostile name as text, no console error."""
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists():
+        pytest.skip("headless Chromium not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            problems: list[str] = []
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.goto((observed["out"] / "index.html").as_uri())
+            note = page.locator(".card .note")
+            assert note.count() == 1 and note.inner_text() == observed["metrics"]["card"][0]
+            page.goto((observed["out"] / "match_rates" / "match_rates.html").as_uri())
+            section = page.evaluate("""() => {
+                const hs = [...document.querySelectorAll('h2')];
+                const i = hs.findIndex(h => h.textContent.includes('Observed in mParticle vs simulated'));
+                const out = {images: [], text: ''};
+                for (let el = hs[i].closest('.jp-Cell') || hs[i]; el; el = el.nextElementSibling) {
+                    if (el !== (hs[i].closest('.jp-Cell') || hs[i]) && el.querySelector('h2')) break;
+                    out.text += el.innerText + '\\n';
+                    el.querySelectorAll('img').forEach(img => out.images.push([img.complete, img.naturalWidth]));
+                }
+                return out;
+            }""")
+            assert section["images"] and all(done and width > 0 for done, width in section["images"])
+            assert f"{HOSTILE}: observed vs simulated" in section["text"]
+            assert problems == []
+        finally:
+            browser.close()
