@@ -1,0 +1,127 @@
+"""Every remedy valued by its own simulation (docs/simulate.md#remedies), on hand-built worlds
+whose answer is written here.
+
+The main world (cadence 1 day, runs Mar 1 .. Mar 7, the event rule off, remedies from Mar 2):
+
+* ``C1`` (customer id of MPID 101) is a member from Mar 1: sent unmatched on Mar 1, active on
+  Mar 3 (an event without a device id: server-side);
+* ``C2`` (customer id of MPID 102) enters on Mar 5, active on Mar 3 from the app (device id);
+* ``M`` has ``$mparticle_user_id`` = 104 (matched from the start) and is active on Mar 3;
+* ``X`` is not in mParticle at all.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from cohortlab.simulation.remedies import REMEDY_COLUMNS, value_remedies
+
+from .conftest import ts
+
+C = "Buyers"
+DAILY = {"cadence": "1d", "event_identity_cutoff": None}
+
+
+def app_event(data, distinct_id, time, device_id):
+    data.engine.execute(
+        "INSERT INTO mp_events (event, time, distinct_id, insert_id, device_id) VALUES ('Open', ?, ?, ?, ?)",
+        [ts(time), distinct_id, f"app-{distinct_id}-{time}", device_id])
+
+
+@pytest.fixture
+def world(data):
+    data.mpa(101, customer_id="C1").mpa(102, customer_id="C2").mpa(104, customer_id="C4")
+    data.profile("C1").profile("C2").profile("M", mparticle_user_id="104").profile("X")
+    data.event("C1", "2026-03-03")
+    app_event(data, "C2", "2026-03-03T10:00", "dev-2")
+    data.event("M", "2026-03-03")
+    data.event("X", "2026-03-03")
+    data.snapshot(C, "2026-03-01", ["C1", "M", "X"])
+    data.snapshot(C, "2026-03-05", ["C1", "C2", "M", "X"])
+    return data
+
+
+def gained(df):
+    return dict(zip(df.key, df.gained))
+
+
+def test_each_remedy_is_valued_by_its_own_simulation(world):
+    df = world.lab.remedies(C, at="2026-03-07", settings=DAILY, since="2026-03-02")
+    assert list(df.columns) == REMEDY_COLUMNS
+    assert set(df.audience_before) == {1}  # M only
+    assert gained(df) == {
+        "rule": 1,           # C2 is sent (enters Mar 5) after its fix (Mar 3); C1 was sent before it
+        "rule_reexport": 2,  # the re-export on Mar 7 re-sends C1 with the fixed identifier
+        "sdk_code": 1,       # only C2's events come from the app
+        "sdk_reexport": 1,   # C1 never runs the app: the re-export cannot help it
+        "switch_eit": 2,     # new profiles 101 and 102 enter on Mar 5 with the old ones
+        "reexport": 0,       # nothing fixed: the same identifiers again
+        "reconnect": 0,      # no pause
+    }
+    notes = dict(zip(df.key, df.note))
+    assert "3 split profiles" in notes["switch_eit"]  # 101, 102 and 104 (M's new profile)
+    assert notes["reconnect"] == "no pause in the settings"
+    assert "re-export at 2026-03-07T00:00:00Z" in notes["rule_reexport"]
+    assert df.attrs["since"] == pd.Timestamp("2026-03-02", tz="UTC")
+
+
+def test_the_inputs_are_unchanged_after_valuing(world):
+    before = world.lab.simulate(C, at="2026-03-07", settings=DAILY)
+    audience = before.audience
+    world.lab.clear_simulations()
+    value_remedies(world.engine, C, "2026-03-07", DAILY, since="2026-03-02")
+    assert world.engine.count("mp_cohort_members") == 7
+    assert world.engine.count("mp_profiles") == 4
+    assert world.lab.simulate(C, at="2026-03-07", settings=DAILY).audience == audience == 1
+    from cohortlab import schema
+
+    temp = [t for (t,) in world.engine.query_rows(
+        "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'temp'")]
+    assert [t for t in temp if t.startswith("_remedy_") or t in schema.TABLES] == []
+
+
+def test_a_remedy_starting_after_the_activity_recovers_no_one(world):
+    df = world.lab.remedies(C, at="2026-03-07", settings=DAILY, since="2026-03-04")
+    assert gained(df)["rule_reexport"] == 0 and gained(df)["switch_eit"] == 0
+
+
+def test_reconnect_after_a_pause_re_sends_the_fixed_identifier(data):
+    """C1 is sent unmatched on Mar 1; its profile gets $mparticle_user_id on Mar 3, during a pause
+    (Mar 2 - Mar 4). Resuming sends a diff (C1 not re-sent); a reconnect is a full sync."""
+    data.mpa(101, customer_id="C1").mpa(105)
+    data.profile("C1", history=True)
+    data.profile("C1", mparticle_user_id="101", as_of="2026-03-03")
+    data.snapshot(C, "2026-03-01", ["C1", "105"])
+    paused = {**DAILY, "pauses": [{"start": "2026-03-02", "end": "2026-03-04"}]}
+    df = data.lab.remedies(C, at="2026-03-06", settings=paused)
+    row = df.set_index("key").loc["reconnect"]
+    assert (row.audience_before, row.audience_after, row.gained) == (1, 2, 1)
+    assert "ends at 2026-03-04T00:00:00Z with a reconnect" in row.note
+
+
+def test_reconnect_ends_a_pause_still_running(data):
+    """Paused from Mar 2 on: b and c (entered Mar 3) never reach mParticle; reconnecting at the
+    last run (Mar 5) sends them."""
+    for m in (1, 2, 3):
+        data.mpa(m)
+    data.snapshot(C, "2026-03-01", ["1"])
+    data.snapshot(C, "2026-03-03", ["1", "2", "3"])
+    paused = {**DAILY, "pauses": [{"start": "2026-03-02", "end": "2026-03-20"}]}
+    row = data.lab.remedies(C, at="2026-03-05", settings=paused).set_index("key").loc["reconnect"]
+    assert (row.audience_before, row.audience_after, row.gained) == (1, 3, 2)
+    already = {**DAILY, "pauses": [{"start": "2026-03-02", "end": "2026-03-20", "ends_with": "reconnect"}]}
+    row = data.lab.remedies(C, at="2026-03-05", settings=already).set_index("key").loc["reconnect"]
+    assert row.gained == 0 and "already ends with a reconnect" in row.note
+
+
+def test_the_switch_with_webhooks(data):
+    """Membership replayed from webhooks: the new profile follows the old one's messages from its
+    creation (Mar 3): it enters with the Mar 4 add and leaves with the Mar 6 remove."""
+    data.mpa(101, customer_id="C1")
+    data.event("C1", "2026-03-03")
+    data.webhook(C, "members", "2026-03-01", ["C1"])
+    data.webhook(C, "add_members", "2026-03-04", ["C1"])
+    row = data.lab.remedies(C, at="2026-03-05", settings=DAILY, since="2026-03-02").set_index("key").loc["switch_eit"]
+    assert (row.audience_before, row.gained) == (0, 1)
+    assert "1 split profiles" in row.note
