@@ -195,7 +195,7 @@ class Lab:
         """Every remedy (Rule, SDK code, each with and without a re-export, EIT switch,
         re-export, reconnect after a pause) valued by its own simulation: one row per remedy with
         ``remedy, key, audience_before, audience_after, gained, note`` at ``at``, the remedy
-        applied from ``since`` (default: the event identity cutoff, else the first run)
+        applied from ``since`` (default: the event identity cutoff when at or before ``at``, else the first run)
         (:func:`cohortlab.simulation.remedies.value_remedies`)."""
         from cohortlab.simulation.remedies import value_remedies
 

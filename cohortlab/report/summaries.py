@@ -100,6 +100,19 @@ def cutoff_label(settings=None) -> str:
     return t.strftime("%Y-%m-%d") if (t.hour, t.minute) == (0, 0) else t.strftime("%Y-%m-%d %H:%M")
 
 
+def _rule_words(f: Mapping[str, Any]) -> str:
+    """The Rule remedy as simulated (Lab.remedies): with a re-export and with the next sends only."""
+    tail = (f"**{f['never_fixable']:,}** unmatched members are in mParticle but inactive since the cutoff (cannot "
+            f"be fixed retroactively); {f['not_in_mparticle']:,} are not in mParticle at all.")
+    if not f.get("remedies"):
+        return f"- Remedies were not simulated. {tail}"
+    since = f.get("remedies_since")
+    start = f" from {str(since)[:16].replace('T', ' ')} UTC" if since else ""
+    return (f"- Simulated, an mParticle Rule writing the MPID into `$mparticle_user_id`{start} followed by a "
+            f"re-export gains **{f['rule_fixable']:,}** profiles in the audience; without the re-export "
+            f"**{f.get('rule_next_sends', 0):,}** (a fix reaches mParticle only when the member is sent again). {tail}")
+
+
 def identity_gaps_summary(f: Mapping[str, Any], settings=None) -> str:
     """Markdown: the findings of the identity-gaps report, from its figures only."""
     if not f["unmatched"]:
@@ -114,9 +127,7 @@ def identity_gaps_summary(f: Mapping[str, Any], settings=None) -> str:
         f"identity): only the identifier Mixpanel sends is wrong.",
         f"- {f['active_after_cutoff']:,} of the unmatched were active on or after {cutoff_text(settings)}; "
         f"{f['inactive_since_cutoff']:,} were not.",
-        f"- A Rule or SDK code would recover **{f['rule_fixable']:,}** of the unmatched; "
-        f"**{f['never_fixable']:,}** more are in mParticle but inactive since the cutoff (cannot be fixed "
-        f"retroactively); {f['not_in_mparticle']:,} are not in mParticle at all.",
+        _rule_words(f),
     ]
     if f["shared_mpids"]:
         lines.append(f"- Not a gap but a smaller audience: {f['shared_mpids']:,} MPIDs are claimed by "

@@ -2,8 +2,7 @@
 
 :func:`value_remedies` runs the sync simulation (:func:`cohortlab.simulation.simulate.simulate`)
 once as configured and once per remedy, with the remedy applied from ``since`` (default: the
-event identity cutoff when it falls between the first run and the as-of time, else the first
-run): the members' own activity between ``since`` and ``at`` stands in for "sends data after
+event identity cutoff when it is at or before the as-of time, else the first run): the members' own activity between ``since`` and ``at`` stands in for "sends data after
 the remedy starts". Each row is the audience (profiles with ``<attribute> = true``) at ``at``
 without and with the remedy; ``gained`` is the difference.
 
@@ -103,9 +102,10 @@ def _temp(prefix: str = "rem") -> str:
 
 
 def default_since(settings: SyncSettings, t0: datetime, at: datetime) -> datetime:
-    """The event identity cutoff when it lies between the first run and ``at``, else the first run."""
+    """The event identity cutoff when it is at or before ``at`` (the members active since then are
+    the ones a remedy reaches: the activity the cutoff stands for), else the first run."""
     cut = settings.event_identity_cutoff
-    if cut is not None and to_utc(t0) <= cut <= to_utc(at):
+    if cut is not None and cut <= to_utc(at):
         return cut
     return to_utc(t0)
 
