@@ -125,3 +125,25 @@ def test_the_switch_with_webhooks(data):
     row = data.lab.remedies(C, at="2026-03-05", settings=DAILY, since="2026-03-02").set_index("key").loc["switch_eit"]
     assert (row.audience_before, row.gained) == (0, 1)
     assert "1 split profiles" in row.note
+
+
+def test_the_cli_prints_every_remedy(world, tmp_path):
+    from click.testing import CliRunner
+
+    from cohortlab.cli import main
+
+    db = tmp_path / "w.duckdb"
+    world.engine.execute(f"ATTACH '{db}' AS f")
+    world.engine.execute("COPY FROM DATABASE memory TO f")
+    world.engine.execute("DETACH f")
+    settings = tmp_path / "s.yaml"
+    settings.write_text("cadence: 1d\nevent_identity_cutoff: null\n")
+    out = CliRunner().invoke(main, ["remedies", "--db", str(db), "--cohort", C, "--at", "2026-03-07",
+                                    "--since", "2026-03-02", "--settings", str(settings)])
+    assert out.exit_code == 0, out.output
+    lines = {ln.split()[0]: ln.split()[1:3] for ln in out.output.splitlines()
+             if ln.split() and ln.split()[0] in ("rule", "rule_reexport", "switch_eit", "reconnect")}
+    assert lines == {"rule": ["2", "1"], "rule_reexport": ["3", "2"], "switch_eit": ["3", "2"], "reconnect": ["1", "0"]}
+    assert "audience as simulated: 1" in out.output
+    bad = CliRunner().invoke(main, ["remedies", "--db", str(db), "--cohort", C, "--since", "yesterday-ish"])
+    assert bad.exit_code == 1 and "--since" in bad.output and bad.output.count("\n") == 1
