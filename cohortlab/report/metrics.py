@@ -447,7 +447,8 @@ def migration_figures(plan_summary: pd.DataFrame, daily: pd.DataFrame, validatio
     plan(s) (ties kept), the daily rates and the validation, pooled over cohorts."""
     cols = ["plan", "first_change", "members_end", "matched_end", "final_match_rate", "split_profiles_end",
             "never_fixable_users", "stranded_profiles", "unmatched_users", "not_in_mparticle_profiles",
-            "deleted_mparticle_profiles", "unfixed_profiles", "days_to_90pct", "days_to_99pct"]
+            "deleted_mparticle_profiles", "unfixed_profiles", "users_needing_reexport", "reexport_users",
+            "days_to_90pct", "days_to_99pct"]
     plans = plan_summary[[c for c in cols if c in plan_summary.columns]].copy()
     no_change = plans["first_change"].isna() if "first_change" in plans.columns else pd.Series(False, plans.index)
     for c in ("days_to_90pct", "days_to_99pct"):  # whole days after the plan's first change; none without one
