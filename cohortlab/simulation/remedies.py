@@ -270,34 +270,52 @@ def _unmatched_written(ctx: RemedyContext, writes: str) -> int:
     )[0][0])
 
 
-def profile_fix_values(ctx: RemedyContext, kind: str = "rule") -> list[dict[str, Any]]:
+def _same_rows(engine: Engine, a: str, b: str) -> bool:
+    return int(engine.query_rows(
+        f"SELECT count(*) FROM ((SELECT * FROM {a} EXCEPT SELECT * FROM {b}) "
+        f"UNION ALL (SELECT * FROM {b} EXCEPT SELECT * FROM {a})) x")[0][0]) == 0
+
+
+def profile_fix_values(ctx: RemedyContext, kind: str = "rule", *,
+                       earlier: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Two rows for a Rule (``kind="rule"``) or SDK code (``"sdk"``): with the next sends only,
-    and with a re-export at the last run at or before ``at``."""
+    and with a re-export at the last run at or before ``at``; and what they were computed from
+    (``writes`` table, ``audiences``). ``earlier``: that of another kind: when its writes are
+    the same rows, its audiences are reused (the same inputs: the same simulation). The caller
+    drops the ``writes`` tables."""
     app_only = kind == "sdk"
     writes = _temp("writes")
     ctx.engine.materialise(writes, _writes_sql(ctx, app_only), temp=True)
     try:
-        reached = _unmatched_written(ctx, writes)
-        since = format_time(ctx.since)
-        who = ("members whose events carry a device id (the updated app; assumption) " if app_only else "members ")
-        base_note = (f"writes $mparticle_user_id from {since} on {reached:,} unmatched {who}with an event since then "
-                     "and a known MPID")
-        keys = ("sdk_code", "sdk_reexport") if app_only else ("rule", "rule_reexport")
-        if reached == 0 and ctx.engine.count(writes) == 0:
-            return [ctx.row(keys[0], None, base_note), ctx.row(keys[1], None, base_note)]
+        return _profile_fix_rows(ctx, app_only, writes, earlier)
+    except BaseException:
+        ctx.engine.drop(writes)
+        raise
+
+
+def _profile_fix_rows(ctx: RemedyContext, app_only: bool, writes: str,
+                      earlier: dict[str, Any] | None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    reached = _unmatched_written(ctx, writes)
+    since = format_time(ctx.since)
+    who = ("members whose events carry a device id (the updated app; assumption) " if app_only else "members ")
+    base_note = (f"writes $mparticle_user_id from {since} on {reached:,} unmatched {who}with an event since then "
+                 "and a known MPID")
+    keys = ("sdk_code", "sdk_reexport") if app_only else ("rule", "rule_reexport")
+    if ctx.engine.count(writes) == 0:
+        audiences: tuple[int | None, int | None] = (None, None)
+    elif earlier is not None and _same_rows(ctx.engine, writes, earlier["writes"]):
+        audiences = earlier["audiences"]
+    else:
         with shadowed(ctx.engine, "mp_profile_history", _history_with_writes_sql(ctx.engine, writes)):
             next_sends = _run_once(ctx, ctx.settings)
-            if ctx.reexport_time is not None:
-                with_reexport = _run_once(ctx, ctx.settings.replace(
-                    reexport_at=[*ctx.settings.reexport_at, ctx.reexport_time]))
-            else:
-                with_reexport = None
-    finally:
-        ctx.engine.drop(writes)
+            with_reexport = None if ctx.reexport_time is None else _run_once(
+                ctx, ctx.settings.replace(reexport_at=[*ctx.settings.reexport_at, ctx.reexport_time]))
+        audiences = (next_sends, with_reexport)
     re_note = (f"{base_note}; re-export at {format_time(ctx.reexport_time)} re-sends every member"
                if ctx.reexport_time is not None else f"{base_note}; no run to re-export at")
-    return [ctx.row(keys[0], next_sends, f"{base_note}; a fix reaches mParticle only when the member is sent again"),
-            ctx.row(keys[1], with_reexport, re_note)]
+    rows = [ctx.row(keys[0], audiences[0], f"{base_note}; a fix reaches mParticle only when the member is sent again"),
+            ctx.row(keys[1], audiences[1], re_note)]
+    return rows, {"writes": writes, "audiences": audiences}
 
 
 # ----------------------------------------------------------------------------- EIT switch
@@ -450,11 +468,16 @@ def value_remedies(
     persons = _temp("persons")
     engine.materialise(persons, persons_sql(base), temp=True)
     ctx = RemedyContext(engine, ref, s, base, since_t, last_run_time(s, base.t0, base.at), persons, run)
+    made = [persons]
     try:
-        rows = [*profile_fix_values(ctx, "rule"), *profile_fix_values(ctx, "sdk"), switch_eit_value(ctx),
-                reexport_row(ctx, ref.source), reconnect_value(ctx, ref.source)]
+        rule, done = profile_fix_values(ctx, "rule")
+        made.append(done["writes"])
+        sdk, done = profile_fix_values(ctx, "sdk", earlier=done)
+        made.append(done["writes"])
+        rows = [*rule, *sdk, switch_eit_value(ctx), reexport_row(ctx, ref.source), reconnect_value(ctx, ref.source)]
     finally:
-        engine.drop(persons)
+        for t in made:
+            engine.drop(t)
     out = pd.DataFrame(rows, columns=REMEDY_COLUMNS)
     out.attrs.update(cohort=base.cohort, at=base.at, since=since_t, reexport_at=ctx.reexport_time)
     return out
