@@ -30,8 +30,8 @@ without and with the remedy; ``gained`` is the difference.
   reconnect (a new export: full sync) instead of as configured; a pause still running at ``at``
   ends at the last run at or before ``at``. Without a pause the row says so (gained 0).
 
-The user's MPID is the MPID a matched member resolves to, else the one the resolution's
-recovery finds (``recoverable_via``, docs/rules.md#recovery-order) when exactly one profile holds
+The user's MPID is the MPID a matched member resolves to, else its distinct_id when that is an
+existing MPID (a junk ``$mparticle_user_id`` hides it), else the one the resolution's recovery finds (``recoverable_via``, docs/rules.md#recovery-order) when exactly one profile holds
 that identity. Members not in mParticle, or ambiguous, cannot be fixed by any remedy.
 
 Rule, SDK code and the EIT switch change the inputs of the simulation: for their run the
@@ -54,7 +54,7 @@ from cohortlab.engines.base import Engine
 from cohortlab.pipeline import sql_str, sql_ts
 from cohortlab.settings import EitPeriod, Pause, SyncSettings
 from cohortlab.simulation.membership import CohortRef, Source, find_cohort
-from cohortlab.simulation.resolution import profile_history_kind
+from cohortlab.simulation.resolution import fast_mpid_sql, profile_history_kind
 from cohortlab.simulation.simulate import SimulationResult, reexport_value, simulate
 from cohortlab.simulation.sync import RunGrid
 from cohortlab.times import format_time, parse_time, to_utc
@@ -153,9 +153,12 @@ def persons_sql(base: SimulationResult) -> str:
         )
         SELECT m.distinct_id,
                CAST(CASE WHEN m.status = 'matched' THEN m.mpid
+                         WHEN own.mpid IS NOT NULL THEN own.mpid
                          WHEN m.recoverable_via = 'mparticle_id' THEN m.self_mpid
                          WHEN b.profiles = 1 THEN b.mpid END AS BIGINT) AS mpid
-        FROM members m LEFT JOIN best b ON b.distinct_id = m.distinct_id AND b.pick = 1
+        FROM members m
+        LEFT JOIN best b ON b.distinct_id = m.distinct_id AND b.pick = 1
+        LEFT JOIN mpa_profiles own ON m.status <> 'matched' AND own.mpid = {fast_mpid_sql('m.distinct_id')}
     """
 
 

@@ -7,6 +7,8 @@ The main world (cadence 1 day, runs Mar 1 .. Mar 7, the event rule off, remedies
   Mar 3 (an event without a device id: server-side);
 * ``C2`` (customer id of MPID 102) enters on Mar 5, active on Mar 3 from the app (device id);
 * ``M`` has ``$mparticle_user_id`` = 104 (matched from the start) and is active on Mar 3;
+* ``105`` is keyed by its MPID but its profile holds a junk ``$mparticle_user_id`` (no fallback),
+  a member from Mar 1, active on Mar 3;
 * ``X`` is not in mParticle at all.
 """
 
@@ -32,13 +34,16 @@ def app_event(data, distinct_id, time, device_id):
 @pytest.fixture
 def world(data):
     data.mpa(101, customer_id="C1").mpa(102, customer_id="C2").mpa(104, customer_id="C4")
+    data.mpa(105)
     data.profile("C1").profile("C2").profile("M", mparticle_user_id="104").profile("X")
+    data.profile("105", mparticle_user_id="undefined")
+    data.event("105", "2026-03-03")
     data.event("C1", "2026-03-03")
     app_event(data, "C2", "2026-03-03T10:00", "dev-2")
     data.event("M", "2026-03-03")
     data.event("X", "2026-03-03")
-    data.snapshot(C, "2026-03-01", ["C1", "M", "X"])
-    data.snapshot(C, "2026-03-05", ["C1", "C2", "M", "X"])
+    data.snapshot(C, "2026-03-01", ["C1", "M", "X", "105"])
+    data.snapshot(C, "2026-03-05", ["C1", "C2", "M", "X", "105"])
     return data
 
 
@@ -51,11 +56,11 @@ def test_each_remedy_is_valued_by_its_own_simulation(world):
     assert list(df.columns) == REMEDY_COLUMNS
     assert set(df.audience_before) == {1}  # M only
     assert gained(df) == {
-        "rule": 1,           # C2 is sent (enters Mar 5) after its fix (Mar 3); C1 was sent before it
-        "rule_reexport": 2,  # the re-export on Mar 7 re-sends C1 with the fixed identifier
+        "rule": 1,           # C2 is sent (enters Mar 5) after its fix (Mar 3); C1 and 105 were sent before theirs
+        "rule_reexport": 3,  # the re-export on Mar 7 re-sends C1 and 105 with the fixed identifier
         "sdk_code": 1,       # only C2's events come from the app
-        "sdk_reexport": 1,   # C1 never runs the app: the re-export cannot help it
-        "switch_eit": 2,     # new profiles 101 and 102 enter on Mar 5 with the old ones
+        "sdk_reexport": 1,   # C1 and 105 never run the app: the re-export cannot help them
+        "switch_eit": 2,     # new profiles 101 and 102 enter on Mar 5; 105 is keyed by its MPID already: still junk
         "reexport": 0,       # nothing fixed: the same identifiers again
         "reconnect": 0,      # no pause
     }
@@ -71,8 +76,8 @@ def test_the_inputs_are_unchanged_after_valuing(world):
     audience = before.audience
     world.lab.clear_simulations()
     value_remedies(world.engine, C, "2026-03-07", DAILY, since="2026-03-02")
-    assert world.engine.count("mp_cohort_members") == 7
-    assert world.engine.count("mp_profiles") == 4
+    assert world.engine.count("mp_cohort_members") == 9
+    assert world.engine.count("mp_profiles") == 5
     assert world.lab.simulate(C, at="2026-03-07", settings=DAILY).audience == audience == 1
     from cohortlab import schema
 
@@ -143,7 +148,7 @@ def test_the_cli_prints_every_remedy(world, tmp_path):
     assert out.exit_code == 0, out.output
     lines = {ln.split()[0]: ln.split()[1:3] for ln in out.output.splitlines()
              if ln.split() and ln.split()[0] in ("rule", "rule_reexport", "switch_eit", "reconnect")}
-    assert lines == {"rule": ["2", "1"], "rule_reexport": ["3", "2"], "switch_eit": ["3", "2"], "reconnect": ["1", "0"]}
+    assert lines == {"rule": ["2", "1"], "rule_reexport": ["4", "3"], "switch_eit": ["3", "2"], "reconnect": ["1", "0"]}
     assert "audience as simulated: 1" in out.output
     bad = CliRunner().invoke(main, ["remedies", "--db", str(db), "--cohort", C, "--since", "yesterday-ish"])
     assert bad.exit_code == 1 and "--since" in bad.output and bad.output.count("\n") == 1
