@@ -51,12 +51,16 @@ def simulate_all(lab, cohorts: Iterable[str], *, at=None, settings=None) -> dict
     return {c: lab.simulate(c, at=at, settings=settings) for c in cohorts}
 
 
-def remedies_all(lab, cohorts: Iterable[str], *, at=None, settings=None, since=None) -> pd.DataFrame:
+def remedies_all(lab, cohorts: Iterable[str], *, at=None, settings=None, since=None) -> pd.DataFrame | None:
     """``lab.remedies`` for each cohort, stacked with a ``cohort`` column; ``attrs["since"]``:
-    when the remedies start (ISO text; the first cohort's)."""
+    when the remedies start (ISO text; the first cohort's). None on an engine that cannot
+    simulate them (the report then says the remedies were not simulated)."""
     frames, starts = [], []
     for c in cohorts:
-        df = lab.remedies(c, at=at, since=since, settings=settings)
+        try:
+            df = lab.remedies(c, at=at, since=since, settings=settings)
+        except NotImplementedError:
+            return None
         starts.append(df.attrs.get("since"))
         frames.append(df.assign(cohort=c))
     if not frames:

@@ -463,6 +463,8 @@ def value_remedies(
     remedy applied from ``since``, and the users gained. ``simulate_fn(cohort, at, settings,
     source)`` runs the unchanged-input simulations (a ``Lab`` passes its cached one).
     ``out.attrs``: ``cohort``, ``at``, ``since``, ``reexport_at``."""
+    if getattr(engine, "name", "duckdb") != "duckdb":  # before any work: the shadow tables need DuckDB
+        raise NotImplementedError(f"remedies are simulated on the DuckDB engine, not on {engine.name}")
     s = SyncSettings.coerce(settings)
     ref = cohort if isinstance(cohort, CohortRef) else find_cohort(engine, cohort, source)
     run = simulate_fn or (lambda c, a, st, src: simulate(engine, c, a, st, source=src))

@@ -208,3 +208,19 @@ def test_the_eit_report_calls_ties_ties():
     assert text.startswith("**Tie at the end of the window: switch only and Rule only**")
     assert "2026-02-15 00:00 UTC**, from the data" in text
     assert metrics.figures_headline_migration(f)["best plan (tie)"] == "switch only = Rule only"
+
+
+def test_the_findings_state_the_simulated_rule_or_that_nothing_was_simulated():
+    from cohortlab.report import summaries
+
+    values = pd.DataFrame([
+        ("A", "mParticle Rule: copy the MPID", "rule", 3, 4, 1, "n"),
+        ("A", "mParticle Rule, then re-export the cohort", "rule_reexport", 3, 6, 3, "n"),
+    ], columns=["cohort", "remedy", "key", "audience_before", "audience_after", "gained", "note"])
+    values.attrs["since"] = "2026-01-15T00:00:00+00:00"
+    f = metrics.identity_gaps_figures(RES, metrics.shared_mpids(RES), remedy_values=values)
+    text = summaries.identity_gaps_summary(f)
+    assert "from 2026-01-15 00:00 UTC followed by a re-export gains **3** profiles" in text
+    assert "without the re-export **1**" in text
+    none = summaries.identity_gaps_summary(metrics.identity_gaps_figures(RES, metrics.shared_mpids(RES)))
+    assert "Remedies were not simulated" in none and "gains" not in none
