@@ -113,6 +113,15 @@ def _rule_words(f: Mapping[str, Any]) -> str:
             f"**{f.get('rule_next_sends', 0):,}** (a fix reaches mParticle only when the member is sent again). {tail}")
 
 
+def _reexport_words(p: Mapping[str, Any]) -> str:
+    """A plan's re-export values (docs/migration.md#model), when there is something to say."""
+    need, done = p.get("users_needing_reexport") or 0, p.get("reexport_users") or 0
+    if not need:
+        return ""
+    return (f"; {need:,} users are fixed only after they were sent (they reach mParticle with a re-export"
+            + (f": the plan's re-export re-sends {done:,})" if done else ")"))
+
+
 def identity_gaps_summary(f: Mapping[str, Any], settings=None) -> str:
     """Markdown: the findings of the identity-gaps report, from its figures only."""
     if not f["unmatched"]:
@@ -187,6 +196,7 @@ def migration_summary(f: Mapping[str, Any]) -> str:
             f"- **{md_text(p['plan'])}**: {pct(p['final_match_rate'])} of {p['members_end']:,} Mixpanel profiles at the end; "
             f"{p['split_profiles_end']:,} split profiles; {p['never_fixable_users']:,} users can never be fixed "
             f"(inactive after the change)"
+            + _reexport_words(p)
             + (f"; reaches 90% of its final rate {d90:,} days after its first change." if d90 is not None
                and p.get("first_change") else ".")
         )
