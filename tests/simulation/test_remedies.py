@@ -152,3 +152,17 @@ def test_the_cli_prints_every_remedy(world, tmp_path):
     assert "audience as simulated: 1" in out.output
     bad = CliRunner().invoke(main, ["remedies", "--db", str(db), "--cohort", C, "--since", "yesterday-ish"])
     assert bad.exit_code == 1 and "--since" in bad.output and bad.output.count("\n") == 1
+
+
+def test_the_rule_write_stays_on_later_profile_versions_and_is_not_retroactive(data):
+    """C1's profile is known from the start and again from an export of Mar 6 (without the
+    property: the Rule's write of Mar 3 must still be there). Sent on Mar 1, before the write:
+    without a re-export it stays unmatched; the re-export on Mar 7 reads the Mar 6 version."""
+    data.mpa(101, customer_id="C1")
+    data.profile("C1", history=True)
+    data.profile("C1", as_of="2026-03-06")
+    data.event("C1", "2026-03-03")
+    data.snapshot(C, "2026-03-01", ["C1"])
+    df = data.lab.remedies(C, at="2026-03-07", settings=DAILY, since="2026-03-02")
+    assert gained(df)["rule"] == 0 and gained(df)["rule_reexport"] == 1
+    assert data.engine.count("mp_profile_history") == 2  # the stored history is untouched
