@@ -51,7 +51,7 @@ from typing import Any, Callable, Iterator
 import pandas as pd
 
 from cohortlab.engines.base import Engine
-from cohortlab.pipeline import sql_str, sql_ts
+from cohortlab.pipeline import sql_ts
 from cohortlab.settings import EitPeriod, Pause, SyncSettings
 from cohortlab.simulation.membership import CohortRef, Source, find_cohort
 from cohortlab.simulation.resolution import fast_mpid_sql, profile_history_kind
