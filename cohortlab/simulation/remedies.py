@@ -54,7 +54,7 @@ from cohortlab.engines.base import Engine
 from cohortlab.pipeline import sql_ts
 from cohortlab.settings import EitPeriod, Pause, SyncSettings
 from cohortlab.simulation.membership import CohortRef, Source, find_cohort
-from cohortlab.simulation.resolution import fast_mpid_sql, profile_history_kind
+from cohortlab.simulation.resolution import _FLOAT_SPELLING, fast_mpid_sql, profile_history_kind
 from cohortlab.simulation.simulate import SimulationResult, reexport_value, simulate
 from cohortlab.simulation.sync import RunGrid
 from cohortlab.times import format_time, parse_time, to_utc
@@ -119,15 +119,27 @@ def last_run_time(settings: SyncSettings, t0: datetime, at: datetime) -> datetim
 # ----------------------------------------------------------------------------- the user's MPID
 def persons_sql(base: SimulationResult) -> str:
     """``distinct_id, mpid``: per member at ``at`` the MPID of the mParticle user behind it, when
-    known without ambiguity (module docstring)."""
-    t = base.table_names
-    res, final, resolved = base.tables["resolution"].table_name, t["final_members"], t["resolved"]
+    known without ambiguity (module docstring). Reads the result table ``resolution`` only."""
+    res = base.tables["resolution"].table_name
+    digits = "regexp_replace(identifier, '[^0-9-]', '', 'g')"
     return f"""
         WITH members AS (
-            SELECT r.distinct_id, r.status, r.mpid, r.recoverable_via, r.email, rs.self_mpid
+            SELECT r.distinct_id, r.status, r.mpid, r.recoverable_via, r.email, r.identifier
             FROM {res} r
-            LEFT JOIN {final} f ON f.distinct_id = r.distinct_id
-            LEFT JOIN {resolved} rs ON rs.distinct_id = f.distinct_id AND rs.resolve_time = f.resolve_time
+        ),
+        itself AS (  -- recoverable through the MPID itself: a float spelling, or the digits of a junk value
+            SELECT distinct_id, identifier,
+                   CASE WHEN regexp_full_match(identifier, '{_FLOAT_SPELLING}') THEN TRY_CAST(identifier AS DOUBLE) END
+                       AS float_value,
+                   {fast_mpid_sql(digits)} AS digit_mpid
+            FROM members WHERE status <> 'matched' AND recoverable_via = 'mparticle_id'
+        ),
+        self_mpids AS (
+            SELECT i.distinct_id, min(mp.mpid) AS mpid, count(DISTINCT mp.mpid) AS profiles
+            FROM itself i JOIN mpa_profiles mp
+              ON (i.float_value IS NOT NULL AND CAST(mp.mpid AS DOUBLE) = i.float_value)
+              OR (i.float_value IS NULL AND mp.mpid = i.digit_mpid)
+            GROUP BY i.distinct_id
         ),
         keys AS (
             SELECT distinct_id, recoverable_via, distinct_id AS lookup, 1 AS key_rank, 'user' AS kind FROM members
@@ -154,10 +166,11 @@ def persons_sql(base: SimulationResult) -> str:
         SELECT m.distinct_id,
                CAST(CASE WHEN m.status = 'matched' THEN m.mpid
                          WHEN own.mpid IS NOT NULL THEN own.mpid
-                         WHEN m.recoverable_via = 'mparticle_id' THEN m.self_mpid
+                         WHEN m.recoverable_via = 'mparticle_id' AND sm.profiles = 1 THEN sm.mpid
                          WHEN b.profiles = 1 THEN b.mpid END AS BIGINT) AS mpid
         FROM members m
         LEFT JOIN best b ON b.distinct_id = m.distinct_id AND b.pick = 1
+        LEFT JOIN self_mpids sm ON sm.distinct_id = m.distinct_id
         LEFT JOIN mpa_profiles own ON m.status <> 'matched' AND own.mpid = {fast_mpid_sql('m.distinct_id')}
     """
 

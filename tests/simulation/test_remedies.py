@@ -166,3 +166,18 @@ def test_the_rule_write_stays_on_later_profile_versions_and_is_not_retroactive(d
     df = data.lab.remedies(C, at="2026-03-07", settings=DAILY, since="2026-03-02")
     assert gained(df)["rule"] == 0 and gained(df)["rule_reexport"] == 1
     assert data.engine.count("mp_profile_history") == 2  # the stored history is untouched
+
+
+def test_a_member_recoverable_through_the_mpid_itself(data):
+    """J's $mparticle_user_id is '"106"' (quotes: malformed), K's is a float spelling of 107's
+    MPID: recoverable through the MPID itself, so the Rule writes 106 and 107."""
+    big = 7340993254993012745
+    data.mpa(106).mpa(big)
+    data.profile("J", mparticle_user_id='"106"')
+    data.profile("K", mparticle_user_id=repr(float(big)))  # 7.340993254993013e+18
+    data.event("J", "2026-03-03").event("K", "2026-03-03")
+    data.snapshot(C, "2026-03-01", ["J", "K"])
+    base = data.lab.resolution(C, at="2026-03-07", settings=DAILY).set_index("distinct_id")
+    assert base.recoverable_via.tolist() == ["mparticle_id", "mparticle_id"]
+    df = data.lab.remedies(C, at="2026-03-07", settings=DAILY, since="2026-03-02")
+    assert gained(df)["rule"] == 0 and gained(df)["rule_reexport"] == 2
