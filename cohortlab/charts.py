@@ -385,9 +385,9 @@ def shared_mpid_chart(
     return fig
 
 
-def remedies_chart(remedies: pd.DataFrame, *, title: str = "Users each remedy would recover") -> Figure:
-    """Users recovered per remedy (columns ``remedy``, ``users``)."""
-    return _hbar(remedies, "remedy", "users", title=title, xlabel="members recovered", ylabel="remedy",
+def remedies_chart(remedies: pd.DataFrame, *, title: str = "Audience each remedy would gain (simulated)") -> Figure:
+    """Audience gained per remedy (columns ``remedy``, ``users``), each from its own simulation."""
+    return _hbar(remedies, "remedy", "users", title=title, xlabel="profiles gained", ylabel="remedy",
                  color=GREEN, sort=False)
 
 

@@ -190,6 +190,18 @@ class Lab:
         return reexport_value(self.engine, cohort, when, at, settings, source=source,
                               simulate_fn=lambda c, a, s, src: self.simulate(c, a, s, src))
 
+    def remedies(self, cohort: str, at: Any = None, since: Any = None, settings: Any = None,
+                 source: str = "auto") -> pd.DataFrame:
+        """Every remedy (Rule, SDK code, each with and without a re-export, EIT switch,
+        re-export, reconnect after a pause) valued by its own simulation: one row per remedy with
+        ``remedy, key, audience_before, audience_after, gained, note`` at ``at``, the remedy
+        applied from ``since`` (default: the event identity cutoff when at or before ``at``, else the first run)
+        (:func:`cohortlab.simulation.remedies.value_remedies`)."""
+        from cohortlab.simulation.remedies import value_remedies
+
+        return value_remedies(self.engine, cohort, at, settings, since=since, source=source,
+                              simulate_fn=lambda c, a, s, src: self.simulate(c, a, s, src))
+
     # ================================================================== end of simulation
 
     # ================================================================== migration (docs/rules.md#migration)

@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "cohortlab.cli.synth",
     "cohortlab.cli.verify",
     "cohortlab.cli.explain",
+    "cohortlab.cli.remedies",
 ]
 
 for _m in COMMAND_MODULES:

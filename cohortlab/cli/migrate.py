@@ -64,11 +64,11 @@ def _days(x):
 
 def _print_summary(summary):
     click.echo(f"{'plan':<24}{'final rate':>11}{'members':>10}{'matched':>10}{'split':>8}"
-               f"{'never fixable':>15}{'to 90%':>9}{'to 99%':>9}")
+               f"{'never fixable':>15}{'need re-export':>16}{'to 90%':>9}{'to 99%':>9}")
     for r in summary.itertuples():
         click.echo(f"{r.plan[:23]:<24}{_pct(r.final_match_rate):>11}{r.members_end:>10,}{r.matched_end:>10,}"
-                   f"{r.split_profiles_end:>8,}{r.never_fixable_users:>15,}{_days(r.days_to_90pct):>9}"
-                   f"{_days(r.days_to_99pct):>9}")
+                   f"{r.split_profiles_end:>8,}{r.never_fixable_users:>15,}{r.users_needing_reexport:>16,}"
+                   f"{_days(r.days_to_90pct):>9}{_days(r.days_to_99pct):>9}")
 
 
 def _print_steps(run):

@@ -8,6 +8,7 @@ event identity cutoff, as a validated pydantic model that reads from and writes 
       - {since: 2026-02-01, eit: mparticle_id}
     remediation:
       - {kind: rule, since: 2026-02-01}
+    reexport_at: 2026-02-15                # optional: re-export the cohort after fixing identifiers
     event_identity_cutoff: 2026-01-15      # default; null turns the rule off
 
 ``eit_timeline`` also accepts a single EIT name (``eit_timeline: customer_id``: no change).
@@ -95,6 +96,7 @@ class MigrationPlan(BaseModel):
     description: str = ""
     eit_timeline: list[EitPeriod] = Field(default_factory=lambda: [EitPeriod(since=None, eit="customer_id")])
     remediation: list[Remediation] = Field(default_factory=list)
+    reexport_at: datetime | None = None  # re-export the cohort (a full sync) after fixing identifiers
     event_identity_cutoff: datetime | None = DEFAULT_CUTOFF
 
     @field_validator("eit_timeline", mode="before")
@@ -135,12 +137,12 @@ class MigrationPlan(BaseModel):
             return [v]
         return v
 
-    @field_validator("event_identity_cutoff", mode="before")
+    @field_validator("event_identity_cutoff", "reexport_at", mode="before")
     @classmethod
     def _cut(cls, v):
         return _time(v)
 
-    @field_serializer("event_identity_cutoff")
+    @field_serializer("event_identity_cutoff", "reexport_at")
     def _ser(self, v):
         return format_time(v)
 
@@ -158,6 +160,8 @@ class MigrationPlan(BaseModel):
         """Dated changes of the plan: EIT switches, remediation starts, and the cutoff."""
         out = [(p.since, f"EIT → {p.eit}") for p in self.eit_timeline if p.since is not None]
         out += [(r.since, f"{r.kind} writes $mparticle_user_id") for r in self.remediation]
+        if self.reexport_at is not None:
+            out.append((self.reexport_at, "re-export the cohort"))
         if self.event_identity_cutoff is not None:
             out.append((self.event_identity_cutoff, "event rule ($mparticle_user_id on events)"))
         return sorted(out, key=lambda x: x[0])

@@ -21,7 +21,7 @@ from cohortlab.migration.plans import MigrationPlan
 from cohortlab.migration.store import DAILY_TABLE, PLANS_TABLE, SUMMARY_TABLE, USERS_TABLE, replace_rows
 from cohortlab.migration.switch import Switch, find_switch, plans_around
 from cohortlab.migration.validate import Reconciliation, check_activity, reconcile
-from cohortlab.pipeline import sql_str
+from cohortlab.pipeline import sql_str, sql_ts
 from cohortlab.settings import SyncSettings
 from cohortlab.times import format_time, naive_utc, parse_day
 
@@ -98,6 +98,31 @@ def _users_sql(users: str, plan: MigrationPlan) -> str:
         FROM {users}"""
 
 
+def _reexport_sql(users: str, plan: MigrationPlan) -> str:
+    """(users needing a re-export, users the plan's re-export recovers) at the window end.
+
+    Send-time resolution (docs/rules.md#resolution-time) on the migration model: a profile is sent
+    when it first exists (it enters the cohort); a profile matched at the end reaches mParticle
+    only if it was matchable when sent: keyed by its MPID (the fallback), or its
+    ``$mparticle_user_id`` arrived at or before its first event. The others are matched in
+    Mixpanel but not in mParticle until re-sent: a re-export at ``reexport_at`` re-sends those
+    fixed by then. Users: people (several profiles of one person count once), counted when no
+    profile of theirs reaches mParticle without the re-export."""
+    r = sql_ts(plan.reexport_at) if plan.reexport_at is not None else "CAST(NULL AS TIMESTAMP)"
+    return f"""
+        WITH u AS (
+            SELECT pid, status = 'matched' AS matched,
+                   status = 'matched' AND (fb_t IS NOT NULL OR fix_t <= first_t) AS delivered,
+                   status = 'matched' AND fix_t <= {r} AS fixed_by_reexport
+            FROM {users}
+        ),
+        p AS (SELECT pid, bool_or(matched) AS matched, bool_or(delivered) AS delivered,
+                     bool_or(fixed_by_reexport) AS by_reexport FROM u GROUP BY pid)
+        SELECT count(*) FILTER (WHERE matched AND NOT delivered),
+               count(*) FILTER (WHERE by_reexport AND NOT delivered)
+        FROM p"""
+
+
 def _plan_summary(engine: Engine, plan: MigrationPlan, users: str, daily: pd.DataFrame, cohort: str | None,
                   d0: date, d1: date) -> dict[str, Any]:
     cat = dict(engine.query_rows(f"SELECT category, count(*) FROM {users} GROUP BY category"))
@@ -105,6 +130,7 @@ def _plan_summary(engine: Engine, plan: MigrationPlan, users: str, daily: pd.Dat
         SELECT count(DISTINCT pid) FILTER (WHERE category = 'never_fixable'),
                count(DISTINCT pid) FILTER (WHERE NOT person_matched)
         FROM {users}""")[0]
+    need, by_reexport = engine.query_rows(_reexport_sql(users, plan))[0]
     change = plan.first_change()
     last = daily.iloc[-1] if len(daily) else None
     to90, to99 = time_to_fraction(daily, change, 0.90), time_to_fraction(daily, change, 0.99)
@@ -123,6 +149,9 @@ def _plan_summary(engine: Engine, plan: MigrationPlan, users: str, daily: pd.Dat
         "not_in_mparticle_profiles": int(cat.get("not_in_mparticle", 0)),
         "deleted_mparticle_profiles": int(cat.get("mparticle_profile_deleted", 0)),
         "unfixed_profiles": int(cat.get("unfixed", 0)),
+        "users_needing_reexport": int(need or 0),
+        "reexport_at": pd.Timestamp(naive_utc(plan.reexport_at)) if plan.reexport_at else pd.NaT,
+        "reexport_users": int(by_reexport or 0),
         "days_to_90pct": float("nan") if to90 is None else to90,
         "days_to_99pct": float("nan") if to99 is None else to99,
     }

@@ -175,14 +175,15 @@ IDENTITY_GAPS = notebook([
 The members that are lost between Mixpanel and mParticle, by reason (docs/rules.md#gap-reasons),
 whether they are in mParticle under another identity (`recoverable_via`), when they were last
 active, the precision-loss and junk identifiers behind the losses, MPIDs shared by several Mixpanel
-profiles, and what each remedy would recover.
+profiles, and what each remedy would gain, each valued by its own simulation.
 """),
     code(COMMON_PARAMETERS, "parameters"),
     code(SETUP + '''
 sims = insights.simulate_all(lab, names, at=as_of, settings=settings)
 resolution = insights.all_resolution(sims)
 shared = metrics.shared_mpids(resolution, with_ids=show_personal_data)
-figures = metrics.identity_gaps_figures(resolution, shared,
+remedy_values = insights.remedies_all(lab, names, at=as_of, settings=settings)  # one simulation per remedy
+figures = metrics.identity_gaps_figures(resolution, shared, remedy_values=remedy_values,
                                         redact=lambda df: ui.redact(df, show_personal_data, known))
 summary = summaries.identity_gaps_summary(figures, settings)
 doc = ui.publish(output_dir, "identity_gaps", title="Identity gaps", figures=figures, summary=summary,
@@ -251,10 +252,13 @@ if f["shared_mpids"]:
     code("""\
 remedies = ui.frame(f["remedies"])
 ui.show_if(lambda: charts.remedies_chart(remedies),
-           "Members recovered by each remedy, assuming those active since the cutoff send data again.",
-           has_data=int(remedies["users"].sum()) > 0 if len(remedies) else False,
-           nothing_to_show="no remedy recovers anyone: the unmatched members are not in mParticle or inactive")
-ui.table(remedies, columns={"remedy": "remedy", "users": "members recovered", "note": "note"})
+           "Profiles each remedy adds to the mParticle audience, each from its own simulation: the remedy applied "
+           "from its start (the members' activity since then stands in for new data), the audience compared "
+           "with the one simulated as configured (docs/simulate.md#remedies).",
+           has_data=int(remedies["users"].clip(lower=0).sum()) > 0 if len(remedies) else False,
+           nothing_to_show="no remedy gains anyone: the unmatched members are not in mParticle or inactive")
+ui.table(remedies, columns={"remedy": "remedy", "users": "audience gained", "audience_after": "audience after",
+                            "note": "how it was simulated"})
 ui.md(f"Not recoverable by any remedy: **{f['never_fixable']:,}** members in mParticle but inactive "
       f"since the cutoff, and **{f['not_in_mparticle']:,}** members not found in mParticle at all.")"""),
 ])
@@ -377,7 +381,9 @@ ui.table(f["plans"], columns={"plan": "plan", "split_profiles_end": "split profi
                               "stranded_profiles": "stranded profiles", "never_fixable_users": "never fixable users",
                               "unmatched_users": "unmatched users",
                               "not_in_mparticle_profiles": "not in mParticle",
-                              "deleted_mparticle_profiles": "deleted in mParticle"})"""),
+                              "deleted_mparticle_profiles": "deleted in mParticle",
+                              "users_needing_reexport": "fixed after being sent (need a re-export)",
+                              "reexport_users": "re-sent by the plan's re-export"})"""),
     md("## Predicted against observed"),
     code("""\
 v = f["validation"]

@@ -51,6 +51,25 @@ def simulate_all(lab, cohorts: Iterable[str], *, at=None, settings=None) -> dict
     return {c: lab.simulate(c, at=at, settings=settings) for c in cohorts}
 
 
+def remedies_all(lab, cohorts: Iterable[str], *, at=None, settings=None, since=None) -> pd.DataFrame | None:
+    """``lab.remedies`` for each cohort, stacked with a ``cohort`` column; ``attrs["since"]``:
+    when the remedies start (ISO text; the first cohort's). None on an engine that cannot
+    simulate them (the report then says the remedies were not simulated)."""
+    frames, starts = [], []
+    for c in cohorts:
+        try:
+            df = lab.remedies(c, at=at, since=since, settings=settings)
+        except NotImplementedError:
+            return None
+        starts.append(df.attrs.get("since"))
+        frames.append(df.assign(cohort=c))
+    if not frames:
+        return pd.DataFrame(columns=["cohort", "remedy", "key", "audience_before", "audience_after", "gained", "note"])
+    out = pd.concat(frames, ignore_index=True)
+    out.attrs = {"since": None if starts[0] is None else pd.Timestamp(starts[0]).isoformat()}
+    return out
+
+
 def all_resolution(sims: Mapping[str, Any]) -> pd.DataFrame:
     """The resolution tables of several simulations, stacked."""
     frames = [s.resolution for s in sims.values() if len(s.resolution)]

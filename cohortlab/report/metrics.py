@@ -105,44 +105,40 @@ def precision_loss(resolution: pd.DataFrame) -> pd.DataFrame:
     return p[["cohort_name", "distinct_id", "identifier_source", "identifier"]].reset_index(drop=True)
 
 
-REMEDIES = {
-    "mparticle_rule": "mParticle Rule: copy the MPID into $mparticle_user_id",
-    "sdk_code": "SDK code: set $mparticle_user_id in the app",
-    "switch_eit": "Switch External Identity Type to mParticle ID",
-}
+def remedies(resolution: pd.DataFrame, values: pd.DataFrame | None = None) -> pd.DataFrame:
+    """What each remedy gains, in users (``remedy, key, users, audience_before, audience_after,
+    note``), from ``values``: the rows of :func:`cohortlab.simulation.remedies.value_remedies`
+    (``Lab.remedies``) of one or more cohorts (column ``cohort`` when several), each the audience
+    with the remedy applied against the audience as simulated. ``users`` is the sum of ``gained``
+    over cohorts; the note is the cohort's own (prefixed by the cohort name when several).
 
-
-def remedies(resolution: pd.DataFrame) -> pd.DataFrame:
-    """What each remedy would recover, in users (``remedy, key, users, note``).
-
-    A remedy only changes what Mixpanel holds for users who send data after it starts, and only
-    helps members who ARE in mParticle (``recoverable_via`` set). Activity after the
-    ``event_identity_cutoff`` stands in for "will send data again".
-
-    * Rule / SDK code write ``$mparticle_user_id`` = the MPID on the member's own Mixpanel
-      profile: they recover unmatched members in mParticle and still active (the SDK count is an
-      upper bound: only users on an updated app).
-    * Switching the EIT to ``mparticle_id`` re-keys new events to the MPID: the same active users
-      reach mParticle, but through a second Mixpanel profile (distinct_id = MPID, matched by the
-      fallback); their old profile stays in the cohort unmatched (a split profile, counted twice).
-    * Members in mParticle but inactive since the cutoff cannot be fixed retroactively.
-    """
+    ``attrs``: ``never_fixable`` (unmatched, in mParticle under another identity, inactive since
+    the cutoff: no remedy that waits for new data reaches them) and ``not_in_mparticle``
+    (unmatched, found under no identity), counted in ``resolution``."""
+    cols = ["remedy", "key", "users", "audience_before", "audience_after", "note"]
+    if values is None or values.empty:
+        out = pd.DataFrame(columns=cols)
+    else:
+        several = "cohort" in values.columns and values["cohort"].nunique() > 1
+        rows = []
+        for key, g in values.groupby("key", sort=False):
+            notes = [f"{c}: {n}" for c, n in zip(g["cohort"], g["note"])] if several else list(g["note"])
+            rows.append({"remedy": g["remedy"].iloc[0], "key": key, "users": int(g["gained"].sum()),
+                         "audience_before": int(g["audience_before"].sum()),
+                         "audience_after": int(g["audience_after"].sum()), "note": "; ".join(notes)})
+        out = pd.DataFrame(rows, columns=cols)
     u = unmatched(resolution)
     in_mp = u["recoverable_via"].notna()
     active = u["active_after_cutoff"].fillna(False).astype(bool)
-    fixable = int((in_mp & active).sum())
-    rows = [
-        ("mparticle_rule", REMEDIES["mparticle_rule"], fixable,
-         "unmatched, in mParticle, active since the cutoff"),
-        ("sdk_code", REMEDIES["sdk_code"], fixable,
-         "same users, once they run the updated app (upper bound)"),
-        ("switch_eit", REMEDIES["switch_eit"], fixable,
-         f"through a new profile: {fixable:,} split profiles, the old ones stay unmatched in the cohort"),
-    ]
-    out = pd.DataFrame(rows, columns=["key", "remedy", "users", "note"])
     out.attrs["never_fixable"] = int((in_mp & ~active).sum())
     out.attrs["not_in_mparticle"] = int((~in_mp).sum())
-    return out[["remedy", "key", "users", "note"]]
+    return out
+
+
+def remedy_users(rem: pd.DataFrame, key: str) -> int:
+    """``users`` of remedy ``key`` in :func:`remedies` (0 when it was not valued)."""
+    hit = rem.loc[rem["key"] == key, "users"]
+    return int(hit.iloc[0]) if len(hit) else 0
 
 
 def audience_size(waterfall: pd.DataFrame) -> int:
@@ -355,12 +351,14 @@ def figures_headline_match_rates(f: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def identity_gaps_figures(resolution: pd.DataFrame, shared: pd.DataFrame, *, redact=None) -> dict[str, Any]:
+def identity_gaps_figures(resolution: pd.DataFrame, shared: pd.DataFrame, *, redact=None,
+                          remedy_values: pd.DataFrame | None = None) -> dict[str, Any]:
     """The figures of the identity-gaps report. ``redact(frame)`` makes identifier lists safe to
-    show (personal data) before they are stored."""
+    show (personal data) before they are stored. ``remedy_values``: the remedies valued by
+    simulation (``Lab.remedies`` of each cohort, stacked with a ``cohort`` column)."""
     redact = redact or (lambda df: df)
     u = unmatched(resolution)
-    rem = remedies(resolution)
+    rem = remedies(resolution, remedy_values)
     in_mp = int(u["recoverable_via"].notna().sum())
     active = int(u["active_after_cutoff"].fillna(False).astype(bool).sum())
     per_cohort = {}
@@ -392,7 +390,9 @@ def identity_gaps_figures(resolution: pd.DataFrame, shared: pd.DataFrame, *, red
         "shared_distribution": _rows(shared_mpid_distribution(shared)),
         "shared_rows": _rows(redact(shared_show)),
         "remedies": _rows(rem),
-        "rule_fixable": int(rem.loc[rem["key"] == "mparticle_rule", "users"].iloc[0]),
+        "rule_fixable": remedy_users(rem, "rule_reexport"),
+        "rule_next_sends": remedy_users(rem, "rule"),
+        "remedies_since": None if remedy_values is None else remedy_values.attrs.get("since"),
         "never_fixable": int(rem.attrs["never_fixable"]),
         "not_in_mparticle": int(rem.attrs["not_in_mparticle"]),
         "cohorts": per_cohort,
@@ -407,7 +407,7 @@ def figures_headline_identity_gaps(f: Mapping[str, Any]) -> dict[str, Any]:
         "unmatched (of all members)": f["unmatched_share"],
         "in mParticle under another identity": f["in_mparticle"],
         "most frequent gap reason": top,
-        "recoverable by a Rule": f["rule_fixable"],
+        "gained by a Rule + re-export (simulated)": f["rule_fixable"],
         "never fixable (in mParticle, inactive)": f["never_fixable"],
     }
 
@@ -447,7 +447,8 @@ def migration_figures(plan_summary: pd.DataFrame, daily: pd.DataFrame, validatio
     plan(s) (ties kept), the daily rates and the validation, pooled over cohorts."""
     cols = ["plan", "first_change", "members_end", "matched_end", "final_match_rate", "split_profiles_end",
             "never_fixable_users", "stranded_profiles", "unmatched_users", "not_in_mparticle_profiles",
-            "deleted_mparticle_profiles", "unfixed_profiles", "days_to_90pct", "days_to_99pct"]
+            "deleted_mparticle_profiles", "unfixed_profiles", "users_needing_reexport", "reexport_users",
+            "days_to_90pct", "days_to_99pct"]
     plans = plan_summary[[c for c in cols if c in plan_summary.columns]].copy()
     no_change = plans["first_change"].isna() if "first_change" in plans.columns else pd.Series(False, plans.index)
     for c in ("days_to_90pct", "days_to_99pct"):  # whole days after the plan's first change; none without one

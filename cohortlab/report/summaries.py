@@ -42,8 +42,9 @@ def _step_name(step: str) -> str:
 def _remedy_words(loss: Mapping[str, Any]) -> str:
     n = loss["remedy_users"]
     return {
-        "rule": f"an mParticle Rule (or SDK code) writing the MPID into `$mparticle_user_id` would recover "
-                f"**{n:,}** of them (those in mParticle and active since the cutoff)",
+        "rule": f"an mParticle Rule (or SDK code) writing the MPID into `$mparticle_user_id` reaches "
+                f"**{n:,}** of them (those in mParticle and active since the cutoff; the identity-gaps page "
+                f"simulates each remedy)",
         "merge_profiles": "no person is lost: mParticle counts each person once",
         "next_run": f"the next successful run sets these **{n:,}** true",
         "re_export": f"a full re-export would clear these **{n:,}**",
@@ -100,6 +101,28 @@ def cutoff_label(settings=None) -> str:
     return t.strftime("%Y-%m-%d") if (t.hour, t.minute) == (0, 0) else t.strftime("%Y-%m-%d %H:%M")
 
 
+def _rule_words(f: Mapping[str, Any]) -> str:
+    """The Rule remedy as simulated (Lab.remedies): with a re-export and with the next sends only."""
+    tail = (f"**{f['never_fixable']:,}** unmatched members are in mParticle but inactive since the cutoff (cannot "
+            f"be fixed retroactively); {f['not_in_mparticle']:,} are not in mParticle at all.")
+    if not f.get("remedies"):
+        return f"- Remedies were not simulated. {tail}"
+    since = f.get("remedies_since")
+    start = f" from {str(since)[:16].replace('T', ' ')} UTC" if since else ""
+    return (f"- Simulated, an mParticle Rule writing the MPID into `$mparticle_user_id`{start} followed by a "
+            f"re-export gains **{f['rule_fixable']:,}** profiles in the audience; without the re-export "
+            f"**{f.get('rule_next_sends', 0):,}** (a fix reaches mParticle only when the member is sent again). {tail}")
+
+
+def _reexport_words(p: Mapping[str, Any]) -> str:
+    """A plan's re-export values (docs/migration.md#model), when there is something to say."""
+    need, done = p.get("users_needing_reexport") or 0, p.get("reexport_users") or 0
+    if not need:
+        return ""
+    return (f"; {need:,} users are fixed only after they were sent (they reach mParticle with a re-export"
+            + (f": the plan's re-export re-sends {done:,})" if done else ")"))
+
+
 def identity_gaps_summary(f: Mapping[str, Any], settings=None) -> str:
     """Markdown: the findings of the identity-gaps report, from its figures only."""
     if not f["unmatched"]:
@@ -114,9 +137,7 @@ def identity_gaps_summary(f: Mapping[str, Any], settings=None) -> str:
         f"identity): only the identifier Mixpanel sends is wrong.",
         f"- {f['active_after_cutoff']:,} of the unmatched were active on or after {cutoff_text(settings)}; "
         f"{f['inactive_since_cutoff']:,} were not.",
-        f"- A Rule or SDK code would recover **{f['rule_fixable']:,}** of the unmatched; "
-        f"**{f['never_fixable']:,}** more are in mParticle but inactive since the cutoff (cannot be fixed "
-        f"retroactively); {f['not_in_mparticle']:,} are not in mParticle at all.",
+        _rule_words(f),
     ]
     if f["shared_mpids"]:
         lines.append(f"- Not a gap but a smaller audience: {f['shared_mpids']:,} MPIDs are claimed by "
@@ -262,6 +283,7 @@ def migration_summary(f: Mapping[str, Any]) -> str:
             f"- **{md_text(p['plan'])}**: {pct(p['final_match_rate'])} of {p['members_end']:,} Mixpanel profiles at the end; "
             f"{p['split_profiles_end']:,} split profiles; {p['never_fixable_users']:,} users can never be fixed "
             f"(inactive after the change)"
+            + _reexport_words(p)
             + (f"; reaches 90% of its final rate {d90:,} days after its first change." if d90 is not None
                and p.get("first_change") else ".")
         )

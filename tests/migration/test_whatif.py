@@ -286,3 +286,31 @@ def test_cohort_scope_follows_the_members_people_across_their_profiles(world):
     assert set(daily["cohort"]) == {"Power Users"}
     with pytest.raises(ValueError, match="no membership snapshot"):
         run_plans(world.engine, [plan("x")], START, END, cohort="Nope")
+
+
+# --------------------------------------------------------------------------- re-export after fixing identifiers
+def test_a_fix_after_the_first_send_needs_a_re_export(world):
+    """Rule from Jan 5: Bob's profile (first sent Dec 2) gets $mparticle_user_id on Jan 10, after it
+    was sent: matched in Mixpanel, not in mParticle until re-sent. Cat's profile is created on
+    Jan 7 with the fix already there: sent matched. A re-export on Jan 12 re-sends Bob; one on
+    Jan 8 comes before his fix."""
+    rule = {"kind": "rule", "since": "2026-01-05"}
+    _, summary = run(world, plan("no re-export", remediation=rule),
+                     plan("re-export Jan 12", remediation=rule, reexport_at="2026-01-12"),
+                     plan("re-export Jan 8", remediation=rule, reexport_at="2026-01-08"))
+    assert summary["users_needing_reexport"].tolist() == [1, 1, 1]
+    assert summary["reexport_users"].tolist() == [0, 1, 0]
+    assert summary.loc["re-export Jan 12", "reexport_at"] == pd.Timestamp("2026-01-12")
+    assert (summary.loc["no re-export", "matched_end"] == summary.loc["re-export Jan 12", "matched_end"])
+
+
+def test_the_switch_needs_no_re_export(world):
+    """Bob's new MPID profile is created after the switch, keyed by the MPID: sent matched."""
+    _, summary = run(world, plan("switch only", eit_timeline=SWITCH, reexport_at="2026-01-12"))
+    assert (summary.loc["switch only", "users_needing_reexport"], summary.loc["switch only", "reexport_users"]) == (0, 0)
+
+
+def test_the_re_export_is_a_dated_change_of_the_plan():
+    p = plan("p", remediation={"kind": "rule", "since": "2026-01-05"}, reexport_at="2026-01-12")
+    assert ("re-export the cohort" in [label for _, label in p.changes])
+    assert MigrationPlan.model_validate(p.to_dict()).reexport_at == p.reexport_at

@@ -58,11 +58,20 @@ def test_gap_counts_activity_shared_and_junk():
     assert metrics.precision_loss(RES)["distinct_id"].tolist() == ["u6"]
 
 
-def test_remedies_count_active_users_in_mparticle():
-    rem = metrics.remedies(RES).set_index("key")
-    assert rem.loc["mparticle_rule", "users"] == 1  # u3: in mParticle and active
-    assert rem.loc["switch_eit", "users"] == 1 and "split" in rem.loc["switch_eit", "note"]
-    assert metrics.remedies(RES).attrs == {"never_fixable": 2, "not_in_mparticle": 1}
+def test_remedies_sum_the_simulated_gains_over_cohorts():
+    values = pd.DataFrame([
+        ("A", "mParticle Rule, then re-export the cohort", "rule_reexport", 3, 5, 2, "writes on 2"),
+        ("B", "mParticle Rule, then re-export the cohort", "rule_reexport", 1, 2, 1, "writes on 1"),
+        ("A", "Switch External Identity Type to mParticle ID", "switch_eit", 3, 4, 1, "1 split profiles"),
+        ("B", "Switch External Identity Type to mParticle ID", "switch_eit", 1, 1, 0, "0 split profiles"),
+    ], columns=["cohort", "remedy", "key", "audience_before", "audience_after", "gained", "note"])
+    rem = metrics.remedies(RES, values).set_index("key")
+    assert rem.loc["rule_reexport", ["users", "audience_before", "audience_after"]].tolist() == [3, 4, 7]
+    assert rem.loc["switch_eit", "note"] == "A: 1 split profiles; B: 0 split profiles"
+    assert metrics.remedies(RES, values).attrs == {"never_fixable": 2, "not_in_mparticle": 1}
+    assert metrics.remedies(RES).empty  # not simulated: no value at all, never a proxy
+    f = metrics.identity_gaps_figures(RES, metrics.shared_mpids(RES), remedy_values=values)
+    assert (f["rule_fixable"], f["rule_next_sends"]) == (3, 0)
 
 
 def test_redact_drops_personal_columns_and_pseudonymises_values():
@@ -199,3 +208,19 @@ def test_the_eit_report_calls_ties_ties():
     assert text.startswith("**Tie at the end of the window: switch only and Rule only**")
     assert "2026-02-15 00:00 UTC**, from the data" in text
     assert metrics.figures_headline_migration(f)["best plan (tie)"] == "switch only = Rule only"
+
+
+def test_the_findings_state_the_simulated_rule_or_that_nothing_was_simulated():
+    from cohortlab.report import summaries
+
+    values = pd.DataFrame([
+        ("A", "mParticle Rule: copy the MPID", "rule", 3, 4, 1, "n"),
+        ("A", "mParticle Rule, then re-export the cohort", "rule_reexport", 3, 6, 3, "n"),
+    ], columns=["cohort", "remedy", "key", "audience_before", "audience_after", "gained", "note"])
+    values.attrs["since"] = "2026-01-15T00:00:00+00:00"
+    f = metrics.identity_gaps_figures(RES, metrics.shared_mpids(RES), remedy_values=values)
+    text = summaries.identity_gaps_summary(f)
+    assert "from 2026-01-15 00:00 UTC followed by a re-export gains **3** profiles" in text
+    assert "without the re-export **1**" in text
+    none = summaries.identity_gaps_summary(metrics.identity_gaps_figures(RES, metrics.shared_mpids(RES)))
+    assert "Remedies were not simulated" in none and "gains" not in none

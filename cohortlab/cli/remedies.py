@@ -1,0 +1,53 @@
+"""``cohortlab remedies``: every remedy valued by its own simulation (docs/simulate.md#remedies)."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from cohortlab.cli.app import db_option, fail, main, open_lab
+
+
+@main.command("remedies")
+@db_option
+@click.option("--cohort", required=True, help="Cohort name (or id).")
+@click.option("--at", "at", help="As-of time, UTC: the audience is compared here. Default: the cohort's latest "
+                                  "snapshot / webhook.")
+@click.option("--since", "since", help="When the remedies start, UTC (Rule, SDK code, EIT switch). Default: the "
+                                        "event identity cutoff when it is at or before --at, else the first "
+                                        "run.")
+@click.option("--settings", "settings_path", type=click.Path(dir_okay=False),
+              help="Simulation settings YAML (see SyncSettings); its pauses are what a reconnect ends.")
+@click.option("--source", type=click.Choice(["auto", "snapshots", "webhooks"]), default="auto", show_default=True,
+              help="Membership from snapshots or replayed webhooks.")
+def remedies_cmd(db, cohort, at, since, settings_path, source):
+    """What each remedy (mParticle Rule, SDK code, each with and without a re-export, EIT switch,
+    re-export, reconnect after a pause) would gain in audience, each from its own simulation."""
+    from cohortlab.errors import CohortlabError
+    from cohortlab.settings import SettingsError, SyncSettings
+    from cohortlab.simulation.resolution import CohortError
+    from cohortlab.times import format_time, parse_time
+
+    if not os.path.exists(db):
+        fail(f"{db}: no such database (load data first with `cohortlab load --db {db} ...`)")
+    try:
+        settings = SyncSettings.from_yaml(settings_path) if settings_path else SyncSettings()
+        for option, value in (("--at", at), ("--since", since)):  # a bad time: one line, before any work
+            if value is not None:
+                parse_time(value, option)
+    except SettingsError as e:
+        fail(f"{e}")
+    with open_lab(db) as lab:
+        try:
+            df = lab.remedies(cohort, at=at, since=since, settings=settings, source=source)
+        except (CohortError, CohortlabError, ValueError, NotImplementedError) as e:
+            fail(str(e))
+    a = df.attrs
+    click.echo(f"cohort {a['cohort']!r} at {format_time(a['at'])}; remedies from {format_time(a['since'])}"
+               + (f"; re-export at {format_time(a['reexport_at'])}" if a.get("reexport_at") else ""))
+    click.echo(f"audience as simulated: {int(df['audience_before'].iloc[0]):,}\n")
+    click.echo(df[["key", "audience_after", "gained", "remedy"]].to_string(index=False))
+    click.echo("")
+    for key, note in zip(df["key"], df["note"]):
+        click.echo(f"{key}: {note}")

@@ -1,0 +1,504 @@
+"""Every remedy valued by its own simulation (docs/simulate.md#remedies).
+
+:func:`value_remedies` runs the sync simulation (:func:`cohortlab.simulation.simulate.simulate`)
+once as configured and once per remedy, with the remedy applied from ``since`` (default: the
+event identity cutoff when it is at or before the as-of time, else the first run): the members' own activity between ``since`` and ``at`` stands in for "sends data after
+the remedy starts". Each row is the audience (profiles with ``<attribute> = true``) at ``at``
+without and with the remedy; ``gained`` is the difference.
+
+* ``rule`` — an mParticle Rule on the Mixpanel output writes ``$mparticle_user_id`` = the
+  user's MPID on the member's Mixpanel profile at the member's first event at or after ``since``
+  (the migration model's remediation, docs/rules.md#migration). The Mixpanel profile history
+  gains that version; what reaches mParticle then follows send-time resolution: the fix reaches
+  mParticle only for members sent after it (an add, a full refresh).
+* ``rule_reexport`` — the same Rule, then a re-export at the last run at or before ``at``: every
+  member is re-sent with the fixed identifier (the remedy "re-export the cohort after fixing
+  identifiers").
+* ``sdk_code`` / ``sdk_reexport`` — the same write made by app code, so only from events the app
+  sends: events that carry a ``$device_id`` (Mixpanel's client SDKs set it; server-side events
+  usually do not). Assumption: a user whose events after ``since`` carry a device id runs the
+  updated app from that event on.
+* ``switch_eit`` — the Mixpanel event output's External Identity Type switched to
+  ``mparticle_id`` at ``since``: the user's events from then on go to a new Mixpanel profile whose
+  distinct_id is the MPID, created at the first event at or after ``since``. Assumption: the new
+  profile is in the cohort whenever the old one is (same behaviour), from its creation; the old
+  profile stays in the cohort (a *split profile*, counted in the note). The new profile is matched
+  by the ``$distinct_id`` fallback (the EIT timeline gains the switch, for ``fallback="strict"``).
+* ``reexport`` — a re-export (full sync) at the last run at or before ``at``, nothing fixed
+  (:func:`cohortlab.simulation.simulate.reexport_value`).
+* ``reconnect`` — the last pause of the settings that started at or before ``at`` ends with a
+  reconnect (a new export: full sync) instead of as configured; a pause still running at ``at``
+  ends at the last run at or before ``at``. Without a pause the row says so (gained 0).
+
+The user's MPID is the MPID a matched member resolves to, else its distinct_id when that is an
+existing MPID (a junk ``$mparticle_user_id`` hides it), else the one the resolution's recovery finds (``recoverable_via``, docs/rules.md#recovery-order) when exactly one profile holds
+that identity. Members not in mParticle, or ambiguous, cannot be fixed by any remedy.
+
+Rule, SDK code and the EIT switch change the inputs of the simulation: for their run the
+canonical table (``mp_profile_history``, or the cohort's ``mp_cohort_members`` /
+``mp_webhook_members``) is shadowed by a temporary table of the same name holding the remedied
+rows, dropped right after (DuckDB engine). The remedied simulations bypass the ``Lab``'s cache.
+"""
+
+from __future__ import annotations
+
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Callable, Iterator
+
+import pandas as pd
+
+from cohortlab.engines.base import Engine
+from cohortlab.pipeline import sql_ts
+from cohortlab.settings import EitPeriod, Pause, SyncSettings
+from cohortlab.simulation.membership import CohortRef, Source, find_cohort
+from cohortlab.simulation.resolution import _FLOAT_SPELLING, fast_mpid_sql, profile_history_kind
+from cohortlab.simulation.simulate import SimulationResult, reexport_value, simulate
+from cohortlab.simulation.sync import RunGrid
+from cohortlab.times import format_time, parse_time, to_utc
+
+REMEDY_COLUMNS = ["remedy", "key", "audience_before", "audience_after", "gained", "note"]
+REMEDIES = {
+    "rule": "mParticle Rule: copy the MPID into $mparticle_user_id (next sends only)",
+    "rule_reexport": "mParticle Rule, then re-export the cohort",
+    "sdk_code": "SDK code: set $mparticle_user_id in the app (next sends only)",
+    "sdk_reexport": "SDK code, then re-export the cohort",
+    "switch_eit": "Switch External Identity Type to mParticle ID",
+    "reexport": "Re-export the cohort (nothing fixed)",
+    "reconnect": "Reconnect the export after the pause",
+}
+SimulateFn = Callable[[str, Any, SyncSettings, str], SimulationResult]
+
+
+@dataclass
+class RemedyContext:
+    """What every remedy needs: the baseline simulation, ``since``, the re-export time and the
+    table of users' MPIDs (``persons``: distinct_id, mpid of the members at ``at``)."""
+
+    engine: Engine
+    ref: CohortRef
+    settings: SyncSettings
+    base: SimulationResult
+    since: datetime
+    reexport_time: datetime | None
+    persons: str
+    simulate_fn: SimulateFn
+
+    @property
+    def at(self) -> datetime:
+        return self.base.at
+
+    def row(self, key: str, after: int | None, note: str) -> dict[str, Any]:
+        before = self.base.audience
+        after = before if after is None else int(after)
+        return {"remedy": REMEDIES[key], "key": key, "audience_before": before, "audience_after": after,
+                "gained": after - before, "note": note}
+
+
+def _temp(prefix: str = "rem") -> str:
+    return f"_remedy_{prefix}_{uuid.uuid4().hex[:8]}"
+
+
+def default_since(settings: SyncSettings, t0: datetime, at: datetime) -> datetime:
+    """The event identity cutoff when it is at or before ``at`` (the members active since then are
+    the ones a remedy reaches: the activity the cutoff stands for), else the first run."""
+    cut = settings.event_identity_cutoff
+    if cut is not None and cut <= to_utc(at):
+        return cut
+    return to_utc(t0)
+
+
+def last_run_time(settings: SyncSettings, t0: datetime, at: datetime) -> datetime | None:
+    """The time of the last run at or before ``at`` (None: no run yet)."""
+    grid = RunGrid(to_utc(t0), to_utc(at), settings)
+    return None if grid.last < 0 else to_utc(t0) + grid.last * settings.cadence
+
+
+# ----------------------------------------------------------------------------- the user's MPID
+def persons_sql(base: SimulationResult) -> str:
+    """``distinct_id, mpid``: per member at ``at`` the MPID of the mParticle user behind it, when
+    known without ambiguity (module docstring). Reads the result table ``resolution`` only."""
+    res = base.tables["resolution"].table_name
+    digits = "regexp_replace(identifier, '[^0-9-]', '', 'g')"
+    return f"""
+        WITH members AS (
+            SELECT r.distinct_id, r.status, r.mpid, r.recoverable_via, r.email, r.identifier
+            FROM {res} r
+        ),
+        itself AS (  -- recoverable through the MPID itself: a float spelling, or the digits of a junk value
+            SELECT distinct_id, identifier,
+                   CASE WHEN regexp_full_match(identifier, '{_FLOAT_SPELLING}') THEN TRY_CAST(identifier AS DOUBLE) END
+                       AS float_value,
+                   {fast_mpid_sql(digits)} AS digit_mpid
+            FROM members WHERE status <> 'matched' AND recoverable_via = 'mparticle_id'
+        ),
+        self_mpids AS (
+            SELECT i.distinct_id, min(mp.mpid) AS mpid, count(DISTINCT mp.mpid) AS profiles
+            FROM itself i JOIN mpa_profiles mp
+              ON (i.float_value IS NOT NULL AND CAST(mp.mpid AS DOUBLE) = i.float_value)
+              OR (i.float_value IS NULL AND mp.mpid = i.digit_mpid)
+            GROUP BY i.distinct_id
+        ),
+        keys AS (
+            SELECT distinct_id, recoverable_via, distinct_id AS lookup, 1 AS key_rank, 'user' AS kind FROM members
+            WHERE status <> 'matched' AND recoverable_via IS NOT NULL AND recoverable_via <> 'mparticle_id'
+            UNION ALL
+            SELECT distinct_id, recoverable_via, email, 2, 'user' FROM members
+            WHERE status <> 'matched' AND recoverable_via IS NOT NULL AND recoverable_via <> 'mparticle_id'
+              AND email IS NOT NULL AND email <> distinct_id
+            UNION ALL
+            SELECT distinct_id, recoverable_via, substr(distinct_id, 9), 3, 'device' FROM members
+            WHERE status <> 'matched' AND recoverable_via IS NOT NULL AND starts_with(distinct_id, '$device:')
+        ),
+        hits AS (
+            SELECT k.distinct_id, k.key_rank, min(i.mpid) AS mpid, count(DISTINCT i.mpid) AS profiles
+            FROM keys k JOIN mpa_identities i
+              ON i.value = k.lookup AND i.identity_type = k.recoverable_via AND coalesce(i.kind, 'user') = k.kind
+            GROUP BY k.distinct_id, k.key_rank
+        ),
+        best AS (
+            SELECT distinct_id, mpid, profiles,
+                   row_number() OVER (PARTITION BY distinct_id ORDER BY key_rank) AS pick
+            FROM hits
+        )
+        SELECT m.distinct_id,
+               CAST(CASE WHEN m.status = 'matched' THEN m.mpid
+                         WHEN own.mpid IS NOT NULL THEN own.mpid
+                         WHEN m.recoverable_via = 'mparticle_id' AND sm.profiles = 1 THEN sm.mpid
+                         WHEN b.profiles = 1 THEN b.mpid END AS BIGINT) AS mpid
+        FROM members m
+        LEFT JOIN best b ON b.distinct_id = m.distinct_id AND b.pick = 1
+        LEFT JOIN self_mpids sm ON sm.distinct_id = m.distinct_id
+        LEFT JOIN mpa_profiles own ON m.status <> 'matched' AND own.mpid = {fast_mpid_sql('m.distinct_id')}
+    """
+
+
+# ----------------------------------------------------------------------------- shadow tables
+@contextmanager
+def shadowed(engine: Engine, name: str, select_sql: str) -> Iterator[None]:
+    """For the duration of the block, the unqualified table ``name`` reads the rows of
+    ``select_sql`` (a temporary table of that name shadows the stored one; DuckDB)."""
+    if getattr(engine, "name", "duckdb") != "duckdb":
+        raise NotImplementedError(
+            f"valuing this remedy replaces the table {name} for one simulation; the {engine.name} engine "
+            "cannot do that yet (use the DuckDB engine)")
+    scratch = _temp("shadow")
+    engine.execute(f"CREATE TEMP TABLE {scratch} AS {select_sql}")
+    try:
+        engine.execute(f"ALTER TABLE {scratch} RENAME TO {name}")
+    except BaseException:
+        engine.execute(f"DROP TABLE IF EXISTS temp.main.{scratch}")
+        raise
+    try:
+        yield
+    finally:
+        engine.execute(f"DROP TABLE IF EXISTS temp.main.{name}")
+
+
+def _run_once(ctx: RemedyContext, settings: SyncSettings) -> int:
+    """The audience at ``at`` of a simulation on the (possibly shadowed) inputs; its tables are
+    dropped at once (never cached: the inputs differ from the stored ones)."""
+    r = simulate(ctx.engine, ctx.ref, ctx.at, settings)
+    try:
+        return r.audience
+    finally:
+        r.drop()
+
+
+# ----------------------------------------------------------------------------- Rule / SDK code
+def _writes_sql(ctx: RemedyContext, app_only: bool) -> str:
+    """``distinct_id, mpid, write_at``: the members a Rule (or SDK code) reaches and when: the
+    first event at or after ``since`` (and at or before ``at``) of a member whose MPID is known;
+    with ``app_only`` the first such event carrying a device id."""
+    app = " AND e.device_id IS NOT NULL AND e.device_id <> ''" if app_only else ""
+    return f"""
+        SELECT p.distinct_id, p.mpid, min(e.time) AS write_at
+        FROM {ctx.persons} p JOIN mp_events e ON e.distinct_id = p.distinct_id
+        WHERE p.mpid IS NOT NULL AND e.time >= {sql_ts(ctx.since)} AND e.time <= {sql_ts(ctx.at)}{app}
+        GROUP BY p.distinct_id, p.mpid
+    """
+
+
+def _history_with_writes_sql(engine: Engine, writes: str) -> str:
+    """The Mixpanel profile history with the remedy's writes (``writes``: distinct_id, mpid,
+    write_at): from ``write_at`` on the profile holds ``$mparticle_user_id`` = the MPID.
+
+    Rows: every stored version (``valid_from`` kept when the history has several versions of a
+    profile, else NULL: known at every time, as the simulation reads it), the property replaced
+    on versions from ``write_at`` on; a NULL-time copy of a written profile's first version (what
+    stands in before any version is known); a blank NULL-time row for a written member without
+    a profile; and the written version at ``write_at`` (the version in force then, with the MPID)."""
+    kind = profile_history_kind(engine)
+    if kind == "none":
+        stored = """SELECT distinct_id, mparticle_user_id, json_type(properties, '$."$mparticle_user_id"') AS mpuid_type,
+                           email, last_seen, CAST(NULL AS TIMESTAMP) AS valid_from, CAST(NULL AS BIGINT) AS load_id
+                    FROM mp_profiles"""
+    elif kind == "single":  # one version per profile, known at every time
+        stored = """SELECT distinct_id, mparticle_user_id, mparticle_user_id_type AS mpuid_type, email, last_seen,
+                           CAST(NULL AS TIMESTAMP) AS valid_from, CAST(NULL AS BIGINT) AS load_id
+                    FROM mp_profile_history"""
+    else:
+        stored = """SELECT h.distinct_id, h.mparticle_user_id, h.mparticle_user_id_type AS mpuid_type, h.email,
+                           h.last_seen, coalesce(h.as_of, l.loaded_at) AS valid_from, h.load_id
+                    FROM mp_profile_history h LEFT JOIN loads l ON l.load_id = h.load_id"""
+    return f"""
+        WITH stored AS ({stored}),
+        w AS (SELECT * FROM {writes}),
+        firsts AS (
+            SELECT s.*, row_number() OVER (PARTITION BY s.distinct_id ORDER BY s.valid_from NULLS FIRST, s.load_id)
+                        AS pick
+            FROM stored s JOIN w ON w.distinct_id = s.distinct_id
+        ),
+        in_force AS (
+            SELECT s.distinct_id, s.email, s.last_seen,
+                   row_number() OVER (PARTITION BY s.distinct_id
+                                      ORDER BY CASE WHEN s.valid_from IS NULL OR s.valid_from <= w.write_at THEN 0 ELSE 1 END,
+                                               CASE WHEN s.valid_from <= w.write_at THEN s.valid_from END DESC NULLS LAST,
+                                               s.valid_from, s.load_id DESC) AS pick
+            FROM stored s JOIN w ON w.distinct_id = s.distinct_id
+        )
+        SELECT s.distinct_id,
+               CASE WHEN w.distinct_id IS NOT NULL AND s.valid_from >= w.write_at
+                    THEN CAST(w.mpid AS VARCHAR) ELSE s.mparticle_user_id END AS mparticle_user_id,
+               CASE WHEN w.distinct_id IS NOT NULL AND s.valid_from >= w.write_at
+                    THEN 'VARCHAR' ELSE s.mpuid_type END AS mparticle_user_id_type,
+               s.email, s.last_seen, s.valid_from AS as_of, s.load_id
+        FROM stored s LEFT JOIN w ON w.distinct_id = s.distinct_id
+        UNION ALL
+        SELECT distinct_id, mparticle_user_id, mpuid_type, email, last_seen, CAST(NULL AS TIMESTAMP), CAST(NULL AS BIGINT)
+        FROM firsts WHERE pick = 1 AND valid_from IS NOT NULL
+        UNION ALL
+        SELECT w.distinct_id, CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR),
+               CAST(NULL AS TIMESTAMP), CAST(NULL AS TIMESTAMP), CAST(NULL AS BIGINT)
+        FROM w WHERE w.distinct_id NOT IN (SELECT distinct_id FROM stored)
+        UNION ALL
+        SELECT w.distinct_id, CAST(w.mpid AS VARCHAR), 'VARCHAR', f.email, f.last_seen, w.write_at, CAST(NULL AS BIGINT)
+        FROM w LEFT JOIN in_force f ON f.distinct_id = w.distinct_id AND f.pick = 1
+    """
+
+
+def _unmatched_written(ctx: RemedyContext, writes: str) -> int:
+    res = ctx.base.tables["resolution"].table_name
+    return int(ctx.engine.query_rows(
+        f"SELECT count(*) FROM {writes} w JOIN {res} r ON r.distinct_id = w.distinct_id WHERE r.status <> 'matched'"
+    )[0][0])
+
+
+def _same_rows(engine: Engine, a: str, b: str) -> bool:
+    return int(engine.query_rows(
+        f"SELECT count(*) FROM ((SELECT * FROM {a} EXCEPT SELECT * FROM {b}) "
+        f"UNION ALL (SELECT * FROM {b} EXCEPT SELECT * FROM {a})) x")[0][0]) == 0
+
+
+def profile_fix_values(ctx: RemedyContext, kind: str = "rule", *,
+                       earlier: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Two rows for a Rule (``kind="rule"``) or SDK code (``"sdk"``): with the next sends only,
+    and with a re-export at the last run at or before ``at``; and what they were computed from
+    (``writes`` table, ``audiences``). ``earlier``: that of another kind: when its writes are
+    the same rows, its audiences are reused (the same inputs: the same simulation). The caller
+    drops the ``writes`` tables."""
+    app_only = kind == "sdk"
+    writes = _temp("writes")
+    ctx.engine.materialise(writes, _writes_sql(ctx, app_only), temp=True)
+    try:
+        return _profile_fix_rows(ctx, app_only, writes, earlier)
+    except BaseException:
+        ctx.engine.drop(writes)
+        raise
+
+
+def _profile_fix_rows(ctx: RemedyContext, app_only: bool, writes: str,
+                      earlier: dict[str, Any] | None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    reached = _unmatched_written(ctx, writes)
+    since = format_time(ctx.since)
+    who = ("members whose events carry a device id (the updated app; assumption) " if app_only else "members ")
+    base_note = (f"writes $mparticle_user_id from {since} on {reached:,} unmatched {who}with an event since then "
+                 "and a known MPID")
+    keys = ("sdk_code", "sdk_reexport") if app_only else ("rule", "rule_reexport")
+    if ctx.engine.count(writes) == 0:
+        audiences: tuple[int | None, int | None] = (None, None)
+    elif earlier is not None and _same_rows(ctx.engine, writes, earlier["writes"]):
+        audiences = earlier["audiences"]
+    else:
+        with shadowed(ctx.engine, "mp_profile_history", _history_with_writes_sql(ctx.engine, writes)):
+            next_sends = _run_once(ctx, ctx.settings)
+            with_reexport = None if ctx.reexport_time is None else _run_once(
+                ctx, ctx.settings.replace(reexport_at=[*ctx.settings.reexport_at, ctx.reexport_time]))
+        audiences = (next_sends, with_reexport)
+    re_note = (f"{base_note}; re-export at {format_time(ctx.reexport_time)} re-sends every member"
+               if ctx.reexport_time is not None else f"{base_note}; no run to re-export at")
+    rows = [ctx.row(keys[0], audiences[0], f"{base_note}; a fix reaches mParticle only when the member is sent again"),
+            ctx.row(keys[1], audiences[1], re_note)]
+    return rows, {"writes": writes, "audiences": audiences}
+
+
+# ----------------------------------------------------------------------------- EIT switch
+def _new_profiles_sql(ctx: RemedyContext) -> str:
+    """``old_id, new_id, created_at``: the Mixpanel profile keyed by the MPID that a switch at
+    ``since`` creates for each member with a known MPID (not already keyed by it) and an event
+    at or after ``since``."""
+    return f"""
+        SELECT p.distinct_id AS old_id, CAST(p.mpid AS VARCHAR) AS new_id, min(e.time) AS created_at
+        FROM {ctx.persons} p JOIN mp_events e ON e.distinct_id = p.distinct_id
+        WHERE p.mpid IS NOT NULL AND p.distinct_id <> CAST(p.mpid AS VARCHAR)
+          AND e.time >= {sql_ts(ctx.since)} AND e.time <= {sql_ts(ctx.at)}
+        GROUP BY p.distinct_id, p.mpid
+    """
+
+
+def _members_with_new_profiles_sql(ctx: RemedyContext, new: str) -> tuple[str, str]:
+    """(table, rows): the cohort's membership rows plus, for each row of an old profile at or after
+    the new profile's creation, the same row for the new profile (once per snapshot / page)."""
+    ref = ctx.ref
+    if ref.source == "snapshots":
+        table, key, when = "mp_cohort_members", "snapshot_id", "m.as_of"
+        mine = f"m.snapshot_id IN (SELECT snapshot_id FROM mp_cohort_snapshots s WHERE {ref.snapshot_filter('s')})"
+        copy = "m.* REPLACE (n.new_id AS distinct_id)"
+        pages = ""
+    else:
+        table, key, when = "mp_webhook_members", "seq", "g.received_at"
+        mine = f"m.seq IN (SELECT seq FROM mp_webhook_pages s WHERE {ref.webhook_filter('s')})"
+        copy = "m.* REPLACE (n.new_id AS distinct_id, CAST(NULL AS VARCHAR) AS email)"
+        pages = "JOIN mp_webhook_pages g ON g.seq = m.seq"
+    return table, f"""
+        WITH mine AS (SELECT m.* FROM {table} m WHERE {mine}),
+        added AS (
+            SELECT {copy}
+            FROM mine m JOIN {new} n ON n.old_id = m.distinct_id {pages}
+            WHERE {when} >= n.created_at
+            QUALIFY row_number() OVER (PARTITION BY m.{key}, n.new_id ORDER BY m.distinct_id) = 1
+        )
+        SELECT * FROM mine
+        UNION ALL
+        SELECT a.* FROM added a
+        WHERE NOT EXISTS (SELECT 1 FROM mine x WHERE x.{key} = a.{key} AND x.distinct_id = a.distinct_id)
+    """
+
+
+def switch_eit_value(ctx: RemedyContext) -> dict[str, Any]:
+    """The audience at ``at`` had the EIT been switched to ``mparticle_id`` at ``since``."""
+    new = _temp("newprofiles")
+    ctx.engine.materialise(new, _new_profiles_sql(ctx), temp=True)
+    try:
+        table, rows = _members_with_new_profiles_sql(ctx, new)
+        _check_columns(ctx.engine, table, rows)
+        eits = [p for p in ctx.settings.eit_timeline if p.since is None or p.since < ctx.since]
+        settings = ctx.settings.replace(eit_timeline=[*eits, EitPeriod(since=ctx.since, eit="mparticle_id")])
+        with shadowed(ctx.engine, table, rows):
+            after = _run_once(ctx, settings)
+            split = int(ctx.engine.query_rows(_split_sql(ctx, table, new))[0][0])
+    finally:
+        ctx.engine.drop(new)
+    note = (f"events from {format_time(ctx.since)} go to a new Mixpanel profile keyed by the MPID, in the cohort "
+            f"whenever the old one is (assumption): {split:,} split profiles at {format_time(ctx.at)} "
+            "(the old profiles stay in the cohort)")
+    return ctx.row("switch_eit", after, note)
+
+
+def _split_sql(ctx: RemedyContext, table: str, new: str) -> str:
+    """New profiles that are members at ``at`` (their old profile stays: one person, two profiles)."""
+    ref, at = ctx.ref, sql_ts(ctx.at)
+    if ref.source == "snapshots":
+        latest = (f"SELECT snapshot_id FROM mp_cohort_snapshots s WHERE {ref.snapshot_filter('s')} AND s.as_of <= {at} "
+                  "QUALIFY row_number() OVER (ORDER BY s.as_of DESC, s.snapshot_id DESC) = 1")
+        return (f"SELECT count(DISTINCT m.distinct_id) FROM {table} m JOIN (SELECT DISTINCT new_id FROM {new}) n "
+                f"ON n.new_id = m.distinct_id WHERE m.snapshot_id IN ({latest})")
+    # webhooks: the new profile's last message at or before `at` added it
+    return f"""
+        SELECT count(*) FROM (
+            SELECT w.distinct_id, arg_max(g.action, g.seq) AS last_action
+            FROM {table} w JOIN mp_webhook_pages g ON g.seq = w.seq
+            JOIN (SELECT DISTINCT new_id FROM {new}) n ON n.new_id = w.distinct_id
+            WHERE {ref.webhook_filter('g')} AND g.received_at <= {at}
+            GROUP BY w.distinct_id
+        ) x WHERE last_action <> 'remove_members'
+    """
+
+
+def _check_columns(engine: Engine, table: str, rows: str) -> None:
+    """The shadow table has the stored table's columns, in order (a schema change fails here)."""
+    stored = engine.columns(table)
+    got = list(engine.query_df(f"SELECT * FROM ({rows}) x LIMIT 0").columns)
+    if got != stored:
+        raise RuntimeError(f"remedies: the rows replacing {table} have columns {got}, expected {stored}")
+
+
+# ----------------------------------------------------------------------------- re-export, reconnect
+def reexport_row(ctx: RemedyContext, source: Source) -> dict[str, Any]:
+    if ctx.reexport_time is None:
+        return ctx.row("reexport", None, "no run at or before the as-of time to re-export at")
+    v = reexport_value(ctx.engine, ctx.ref.name, ctx.reexport_time, ctx.at, ctx.settings, source=source,
+                       simulate_fn=ctx.simulate_fn)
+    return ctx.row("reexport", v["audience_after_reexport"],
+                   f"a full sync at {format_time(ctx.reexport_time)} re-sends every member with the identifier of "
+                   "that time (clears nothing: a re-export writes true only)")
+
+
+def reconnect_value(ctx: RemedyContext, source: Source) -> dict[str, Any]:
+    """The last pause that started at or before ``at`` ends with a reconnect (module docstring)."""
+    s = ctx.settings
+    if s.sync_type != "dynamic" or not s.pauses:
+        return ctx.row("reconnect", None, "no pause in the settings")
+    started = [(i, p) for i, p in enumerate(s.pauses) if p.start <= to_utc(ctx.at)]
+    if not started:
+        return ctx.row("reconnect", None, f"no pause started by {format_time(ctx.at)}")
+    i, pause = max(started, key=lambda ip: ip[1].start)
+    if pause.ends_with == "reconnect":
+        return ctx.row("reconnect", None, f"the pause from {format_time(pause.start)} already ends with a reconnect")
+    end = pause.end
+    if end > to_utc(ctx.at):  # still paused: reconnect at the last run
+        end = ctx.reexport_time if ctx.reexport_time is not None and ctx.reexport_time > pause.start else None
+        if end is None:
+            return ctx.row("reconnect", None, f"the pause from {format_time(pause.start)} leaves no run to reconnect at")
+    pauses = list(s.pauses)
+    pauses[i] = Pause(start=pause.start, end=end, ends_with="reconnect")
+    after = ctx.simulate_fn(ctx.ref.name, ctx.at, s.replace(pauses=[p.model_dump() for p in pauses]), source)
+    return ctx.row("reconnect", after.audience,
+                   f"the pause from {format_time(pause.start)} ends at {format_time(end)} with a reconnect "
+                   "(a new export: full sync) instead of "
+                   + ("resuming" if pause.end <= to_utc(ctx.at) else "running on"))
+
+
+# ----------------------------------------------------------------------------- entry
+def value_remedies(
+    engine: Engine,
+    cohort: str | CohortRef,
+    at: datetime | str | None = None,
+    settings: SyncSettings | dict | str | None = None,
+    *,
+    since: datetime | str | None = None,
+    source: Source = "auto",
+    simulate_fn: SimulateFn | None = None,
+) -> pd.DataFrame:
+    """One row per remedy (``REMEDY_COLUMNS``): the audience at ``at`` as simulated, with the
+    remedy applied from ``since``, and the users gained. ``simulate_fn(cohort, at, settings,
+    source)`` runs the unchanged-input simulations (a ``Lab`` passes its cached one).
+    ``out.attrs``: ``cohort``, ``at``, ``since``, ``reexport_at``."""
+    if getattr(engine, "name", "duckdb") != "duckdb":  # before any work: the shadow tables need DuckDB
+        raise NotImplementedError(f"remedies are simulated on the DuckDB engine, not on {engine.name}")
+    s = SyncSettings.coerce(settings)
+    ref = cohort if isinstance(cohort, CohortRef) else find_cohort(engine, cohort, source)
+    run = simulate_fn or (lambda c, a, st, src: simulate(engine, c, a, st, source=src))
+    base = run(ref.name, at, s, ref.source)
+    since_t = default_since(s, base.t0, base.at) if since is None else to_utc(parse_time(since))
+    persons = _temp("persons")
+    engine.materialise(persons, persons_sql(base), temp=True)
+    ctx = RemedyContext(engine, ref, s, base, since_t, last_run_time(s, base.t0, base.at), persons, run)
+    made = [persons]
+    try:
+        rule, done = profile_fix_values(ctx, "rule")
+        made.append(done["writes"])
+        sdk, done = profile_fix_values(ctx, "sdk", earlier=done)
+        made.append(done["writes"])
+        rows = [*rule, *sdk, switch_eit_value(ctx), reexport_row(ctx, ref.source), reconnect_value(ctx, ref.source)]
+    finally:
+        for t in made:
+            engine.drop(t)
+    out = pd.DataFrame(rows, columns=REMEDY_COLUMNS)
+    out.attrs.update(cohort=base.cohort, at=base.at, since=since_t, reexport_at=ctx.reexport_time)
+    return out
+
+
+__all__ = ["REMEDIES", "REMEDY_COLUMNS", "default_since", "last_run_time", "persons_sql", "value_remedies"]
