@@ -42,7 +42,7 @@ def _step_name(step: str) -> str:
 def _remedy_words(loss: Mapping[str, Any]) -> str:
     n = loss["remedy_users"]
     return {
-        "rule": f"an mParticle Rule (or SDK code) writing the MPID into `$mparticle_user_id` reaches "
+        "rule": f"an mParticle Rule (or SDK code) writing the MPID into `$mparticle_user_id` would recover "
                 f"**{n:,}** of them (those in mParticle and active since the cutoff; the identity-gaps page "
                 f"simulates each remedy)",
         "merge_profiles": "no person is lost: mParticle counts each person once",
