@@ -9,6 +9,7 @@ returned DataFrame, and, for the calls in debug mode, every materialised step ta
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -31,6 +32,15 @@ def _tables(engine) -> set[str]:
     return {r[0] for r in engine.query_rows("SELECT table_name FROM information_schema.tables")}
 
 
+_RUN_ID = re.compile(r"^sim_[0-9a-f]+_")
+
+
+def _new_steps(engine, before: set[str]) -> dict[str, str]:
+    """The debug step tables (``sim_<run id>_<table>__<step>``) a call created, by name without
+    the run id (each engine draws its own run ids)."""
+    return {_RUN_ID.sub("", t): t for t in _tables(engine) - before if "__" in t}
+
+
 @pytest.fixture(scope="module")
 def runs(spark_session, tmp_path_factory):
     """Run every API call on both engines; collect results, step-table diffs and timings."""
@@ -46,6 +56,7 @@ def runs(spark_session, tmp_path_factory):
 
     out: dict[str, dict] = {}
     for name, call in CALLS:
+        before = (_tables(duck.engine), _tables(engine)) if "debug" in name else (set(), set())
         t0 = time.perf_counter()
         d = call(duck)
         t1 = time.perf_counter()
@@ -56,15 +67,20 @@ def runs(spark_session, tmp_path_factory):
         t2 = time.perf_counter()
         steps = {}
         if err is None and "debug" in name:
-            common = {t for t in _tables(duck.engine) & _tables(engine) if "__" in t}
-            for t in sorted(common):
-                steps[t] = diff(duck.engine.query_df(f"SELECT * FROM {t}"), engine.query_df(f"SELECT * FROM {t}"))
+            d_steps, s_steps = _new_steps(duck.engine, before[0]), _new_steps(engine, before[1])
+            for t in sorted(d_steps.keys() & s_steps.keys()):
+                steps[t] = diff(duck.engine.query_df(f"SELECT * FROM {d_steps[t]}"),
+                                engine.query_df(f"SELECT * FROM {s_steps[t]}"))
         out[name] = {"duckdb": d, "spark": s, "error": err, "steps": steps, "seconds": (t1 - t0, t2 - t1)}
-    # every table both engines hold at the end (stored results, canonical tables)
+    # every table both engines hold at the end (stored results, canonical tables); the pseudonym
+    # key (cohortlab_meta) is drawn at random per database, so it is compared by shape below
     final = {}
-    for t in sorted((_tables(duck.engine) & _tables(engine))):
+    keys = {}
+    for e in (duck.engine, engine):
+        keys[e.name] = e.query_rows("SELECT name, length(value) FROM cohortlab_meta")
+    for t in sorted((_tables(duck.engine) & _tables(engine)) - {"cohortlab_meta"}):
         final[t] = diff(duck.engine.query_df(f"SELECT * FROM {t}"), engine.query_df(f"SELECT * FROM {t}"))
-    yield out, final
+    yield out, final, keys
     for name, r in out.items():
         print(f"{name:<32} duckdb {r['seconds'][0]:6.2f}s  spark {r['seconds'][1]:6.2f}s")
     spark.close()
@@ -73,7 +89,7 @@ def runs(spark_session, tmp_path_factory):
 
 @pytest.mark.parametrize("call", [n for n, _ in CALLS])
 def test_public_results_are_identical(runs, call):
-    out, _ = runs
+    out, _, _ = runs
     r = out[call]
     if r["error"] is not None:
         raise r["error"]
@@ -85,7 +101,7 @@ def test_public_results_are_identical(runs, call):
 
 @pytest.mark.parametrize("call", [n for n, _ in CALLS if "debug" in n])
 def test_every_pipeline_step_is_identical(runs, call):
-    out, _ = runs
+    out, _, _ = runs
     r = out[call]
     if r["error"] is not None:
         raise r["error"]
@@ -159,7 +175,11 @@ def test_synthetic_world_results_are_identical(synth_runs, call):
 
 
 def test_every_stored_table_is_identical(runs):
-    _, final = runs
-    assert {"resolution", "timeline", "waterfall", "attribute_state", "gap_summary", "mpa_profiles"} <= set(final)
+    """The published results (the calls publish explicitly: ``simulate(..., publish=True)``), the
+    migration and verify tables and the canonical tables hold the same rows on both engines."""
+    _, final, keys = runs
+    assert {"resolution", "timeline", "waterfall", "attribute_state", "gap_summary", "mpa_profiles",
+            "migration_daily", "migration_summary", "verify_profiles"} <= set(final)
+    assert keys["duckdb"] == keys["spark"] == [("pseudonym_key", 32)]
     problems = {k: v for k, v in final.items() if v}
     assert not problems, "\n".join(f"{k}: {v}" for k, v in problems.items())

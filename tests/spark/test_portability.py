@@ -199,7 +199,7 @@ def recorded():
 def test_every_core_statement_of_the_public_api_is_portable(recorded):
     rec, ran = recorded
     assert {"resolution_snap_debug", "simulate_snap_default", "simulate_hook_strict_debug", "verify_snap",
-            "explain_snap", "assumption_ranges_snap", "migration_validate"} <= set(ran)
+            "explain_snap", "assumption_ranges_snap", "report_insights", "migration_validate"} <= set(ran)
     kinds = Counter(s.kind for s in rec.statements)
     assert kinds["materialise"] >= 20 and kinds["query"] >= 10, kinds
     violations = rec.violations()

@@ -232,7 +232,20 @@ def observed_calls() -> list[tuple[str, Callable]]:
 def lint_only_calls() -> list[tuple[str, Callable]]:
     """Calls whose SQL the portability lint checks but the Spark suite does not run (each is a
     dozen simulations with settings the Spark suite already runs one by one)."""
-    return [("assumption_ranges_snap", lambda lab: {"assumption_ranges": lab.assumption_ranges(SNAP_COHORT)})]
+    def report(lab):  # what the report notebooks send besides the calls above
+        from cohortlab.privacy import Redactor
+        from cohortlab.report import insights
+
+        names = insights.cohort_names(lab)
+        rates = insights.match_rates_over_time(lab, names, limit=2)
+        switch, _ = insights.find_switch(lab)
+        start, end = insights.migration_window(lab)
+        known = Redactor.for_engine(lab.engine).known
+        return {"report_rates": rates, "report_window": pd.DataFrame({"start": [start], "end": [end],
+                                                                      "switch": [switch], "known": [len(known)]})}
+
+    return [("assumption_ranges_snap", lambda lab: {"assumption_ranges": lab.assumption_ranges(SNAP_COHORT)}),
+            ("report_insights", report)]
 
 
 def migration_calls() -> list[tuple[str, Callable]]:
