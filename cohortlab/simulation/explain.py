@@ -128,7 +128,8 @@ def _member_lookup(engine: Engine, user: str, dids: dict[str, str], mpids: dict[
     if mpid is not None:
         for (d,) in _q(engine, f"SELECT distinct_id FROM {resolution} WHERE mpid = ? ORDER BY distinct_id", [mpid]):
             dids.setdefault(str(d), "a cohort member that resolves to this MPID")
-    for (m, t) in _q(engine, "SELECT DISTINCT mpid, identity_type FROM mpa_identities WHERE value = ? AND kind = 'user'",
+    for (m, t) in _q(engine, "SELECT DISTINCT mpid, identity_type FROM mpa_identities WHERE value = ? AND kind = 'user' "
+                     "ORDER BY mpid, identity_type",
                      [user]):
         mpids.setdefault(int(m), f"the mParticle profile whose {t} is this id")
     if dids:
@@ -151,7 +152,7 @@ def find_user(engine: Engine, user: str, members: pd.DataFrame | str) -> tuple[l
             for d in members.loc[members.mpid.astype("Int64") == mpid, "distinct_id"]:
                 dids.setdefault(str(d), "a cohort member that resolves to this MPID")
         for (m, t) in _q(engine, "SELECT DISTINCT mpid, identity_type FROM mpa_identities WHERE value = ? "
-                                 "AND kind = 'user'", [user]):
+                                 "AND kind = 'user' ORDER BY mpid, identity_type", [user]):
             mpids.setdefault(int(m), f"the mParticle profile whose {t} is this id")
         for d in list(dids):
             if len(members):
