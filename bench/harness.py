@@ -9,7 +9,9 @@ resolve     resolution + sync + waterfall (+ gap summary) of every cohort at its
             snapshot, default settings (what ``cohortlab simulate`` computes), kept in the
             database (no DataFrame of the members is built)
 timeline    a 30-day dynamic sync timeline at 15-minute cadence (2,881 runs) of the largest
-            cohort ending at its latest snapshot
+            cohort ending at its latest snapshot, identifiers resolved at each send
+verify      ``Lab.verify`` of the largest cohort (simulation included), then again with it cached
+explain     ``Lab.explain`` of one member of the largest cohort (nothing cached)
 migration   the EIT migration what-if, 4 plans (switch only, switch + Rule, Rule only, do
             nothing) over the 60 days before the latest snapshot
 simulate    ``cohortlab simulate --db DB --cohort C`` of the largest cohort at its latest snapshot
