@@ -9,7 +9,9 @@ resolve     resolution + sync + waterfall (+ gap summary) of every cohort at its
             snapshot, default settings (what ``cohortlab simulate`` computes), kept in the
             database (no DataFrame of the members is built)
 timeline    a 30-day dynamic sync timeline at 15-minute cadence (2,881 runs) of the largest
-            cohort ending at its latest snapshot
+            cohort ending at its latest snapshot, identifiers resolved at each send
+verify      ``Lab.verify`` of the largest cohort (simulation included), then again with it cached
+explain     ``Lab.explain`` of one member of the largest cohort (nothing cached)
 migration   the EIT migration what-if, 4 plans (switch only, switch + Rule, Rule only, do
             nothing) over the 60 days before the latest snapshot
 simulate    ``cohortlab simulate --db DB --cohort C`` of the largest cohort at its latest snapshot
@@ -52,17 +54,20 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable
 
-STEPS = ("load", "resolve", "simulate", "classify", "timeline", "migration", "report_db", "report", "demo",
-         "duckdb", "pandas")
-COHORTLAB_STEPS = ("load", "resolve", "simulate", "timeline", "migration", "report_db", "report", "demo")
+STEPS = ("load", "resolve", "simulate", "classify", "timeline", "verify", "explain", "migration", "report_db", "report",
+         "demo", "duckdb", "pandas")
+COHORTLAB_STEPS = ("load", "resolve", "simulate", "timeline", "verify", "explain", "migration", "report_db", "report",
+                   "demo")
 # read the database the load step wrote
-DB_STEPS = ("resolve", "simulate", "classify", "timeline", "migration", "report_db")
+DB_STEPS = ("resolve", "simulate", "classify", "timeline", "verify", "explain", "migration", "report_db")
 BASELINES = ("duckdb", "pandas")
 STEP_LABELS = {
     "load": "load (all exports → DuckDB file)",
     "resolve": "resolution + waterfall (all cohorts)",
     "timeline": "30-day sync timeline, 15 min",
     "migration": "migration what-if, 4 plans × 60 d",
+    "verify": "cohortlab verify (largest cohort)",
+    "explain": "cohortlab explain (one member)",
     "simulate": "cohortlab simulate (1 snapshot)",
     "classify": "baseline: classification query on db",
     "report_db": "cohortlab report --db (loaded db)",
@@ -84,7 +89,12 @@ TARGETS = {
     "simulate_vs_classify": 1.5,     # cohortlab simulate / hand-written query on the loaded tables
     "demo_seconds": 30.0,            # cohortlab demo end to end
     "report_db_seconds": 30.0,       # cohortlab report --db on the loaded world (1M users)
+    "verify_seconds": 3.0,           # Lab.verify of a cohort of ~1M members (issue 14)
+    "explain_seconds": 3.0,          # Lab.explain of one member of that cohort
+    "timeline_send_seconds": 30.0,   # 30-day 15-minute timeline of ~1M members, identifiers at send time
 }
+# the timed call inside each step (seconds without Python start-up and opening the database)
+INNER_KEYS = {"verify": "verify_s", "explain": "explain_s", "timeline": "timeline_s"}
 
 
 class BenchError(RuntimeError):
@@ -134,9 +144,13 @@ def measure(cmd: list[str], *, env: dict[str, str] | None = None, cwd: str | Non
     wall = time.perf_counter() - t0
     if log:
         out.close()
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    ru = usage.ru_maxrss
     ru_bytes = ru if sys.platform == "darwin" else ru * 1024
-    return {"wall": wall, "rc": rc, "peak_rss": max(peak, ru_bytes), "poll_peak_rss": peak, "ru_maxrss": ru_bytes}
+    # CPU seconds of the step (user + system, every thread): less sensitive than wall time to
+    # other work on a shared machine
+    return {"wall": wall, "rc": rc, "peak_rss": max(peak, ru_bytes), "poll_peak_rss": peak, "ru_maxrss": ru_bytes,
+            "cpu": usage.ru_utime + usage.ru_stime}
 
 
 # ============================================================================ steps (in a subprocess)
@@ -220,24 +234,89 @@ def step_resolve(db: str, data: str | None = None, **kw: Any) -> dict[str, Any]:
     return {"counts": out}
 
 
-def step_timeline(db: str, data: str | None = None, **kw: Any) -> dict[str, Any]:
+def step_timeline(db: str, data: str | None = None, cohort: str | None = None, days: str = str(TIMELINE_DAYS),
+                  cadence: str = "15m", resolution_time: str = "send", **kw: Any) -> dict[str, Any]:
+    """The dynamic sync timeline of the largest cohort over the ``days`` before its latest
+    snapshot every ``cadence``, identifiers resolved at each send (default) or ``as_of``."""
     from cohortlab.simulation.simulate import simulate
 
+    cohort = cohort or largest_cohort(db)
     with _lab(db, **kw) as lab:
         eng = lab.engine
-        sizes = []
-        for cohort in _cohorts(eng):
-            n = eng.query_rows(
-                "SELECT max(member_count) FROM mp_cohort_snapshots WHERE cohort_name = ?", [cohort])[0][0]
-            sizes.append((n or 0, cohort))
-        _, cohort = max(sizes)
         at = _latest(eng, cohort)
-        settings = {"sync_type": "dynamic", "start": at - timedelta(days=TIMELINE_DAYS), "cadence": "15m"}
+        settings = {"sync_type": "dynamic", "start": at - timedelta(days=int(days)), "cadence": cadence,
+                    "resolution_time": resolution_time}
+        t0 = time.perf_counter()
         result = simulate(eng, cohort, at, settings)
-        runs, sent, members = eng.query_rows(
-            "SELECT count(*), count(*) FILTER (WHERE adds > 0 OR removes > 0), max(members) "
-            f"FROM {result.tables['timeline'].table_name}")[0]
-    return {"cohort": cohort, "runs": int(runs), "runs_with_changes": int(sent), "max_members": int(members or 0)}
+        runs, sent, members, last = eng.query_rows(
+            "SELECT count(*), count(*) FILTER (WHERE adds > 0 OR removes > 0), max(members), "
+            f"arg_max(members, run) FROM {result.tables['timeline'].table_name}")[0]
+        seconds = time.perf_counter() - t0
+        decisions = eng.count(result.table_names["decisions"])
+        audience = result.audience
+    return {"cohort": cohort, "resolution_time": resolution_time, "runs": int(runs), "runs_with_changes": int(sent),
+            "max_members": int(members or 0), "members": int(last or 0), "decisions": int(decisions),
+            "audience": int(audience), "timeline_s": round(seconds, 3)}
+
+
+def _explain_user(db: str, cohort: str) -> tuple[str, int]:
+    """(a member of ``cohort`` at its latest snapshot whose explanation has every part: the
+    smallest distinct_id that has a Mixpanel profile, the members at that snapshot); read-only,
+    connection closed."""
+    import duckdb
+
+    con = duckdb.connect(db, read_only=True)
+    try:
+        row = con.execute(
+            """WITH latest AS (SELECT snapshot_id FROM mp_cohort_snapshots WHERE cohort_name = ?
+                               ORDER BY as_of DESC, snapshot_id DESC LIMIT 1)
+               SELECT min(m.distinct_id) FILTER (WHERE p.distinct_id IS NOT NULL), count(DISTINCT m.distinct_id)
+               FROM mp_cohort_members m LEFT JOIN mp_profiles p ON p.distinct_id = m.distinct_id
+               WHERE m.snapshot_id = (SELECT snapshot_id FROM latest)""", [cohort]).fetchone()
+    finally:
+        con.close()
+    if not row or row[0] is None:
+        raise BenchError(f"{db}: cohort {cohort!r} has no member with a profile at its latest snapshot")
+    return row[0], int(row[1])
+
+
+def step_verify(db: str, data: str | None = None, cohort: str | None = None, **kw: Any) -> dict[str, Any]:
+    """``Lab.verify`` of the largest cohort (default settings: identifiers resolved at each send),
+    as ``cohortlab verify --db DB --cohort C`` runs it (simulation included), then once more on
+    the same Lab (the simulation cached: the comparison alone)."""
+    cohort = cohort or largest_cohort(db)
+    with _lab(db, **kw) as lab:
+        t0 = time.perf_counter()
+        v = lab.verify(cohort)
+        v.to_text()
+        first = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        again = lab.verify(cohort)
+        again.to_text()
+        cached = time.perf_counter() - t0
+        members = lab.engine.count(v.simulation.tables["resolution"].table_name)
+        summary = v.summary()
+    return {"cohort": cohort, "members": int(members), "compared": int(v.compared),
+            "disagreements": int(summary["disagreements"]), "observed_true": summary["observed_true"],
+            "simulated_true": summary["simulated_true"], "verify_s": round(first, 3),
+            "verify_cached_s": round(cached, 3)}
+
+
+def step_explain(db: str, data: str | None = None, cohort: str | None = None, user: str | None = None,
+                 **kw: Any) -> dict[str, Any]:
+    """``Lab.explain`` of one member of the largest cohort at its latest snapshot, as ``cohortlab
+    explain`` runs it (nothing cached: the members that matter to the user are simulated).
+    ``members``: the cohort's members at its latest snapshot."""
+    cohort = cohort or largest_cohort(db)
+    picked, members = _explain_user(db, cohort)
+    user = user or picked
+    with _lab(db, **kw) as lab:
+        t0 = time.perf_counter()
+        x = lab.explain(cohort, user)
+        x.to_text()
+        first = time.perf_counter() - t0
+    return {"cohort": cohort, "members": members, "user_steps": len(x.steps),
+            "kinds": sorted({s.kind for s in x.steps}), "explain_s": round(first, 3)}
 
 
 def migration_plans(switch: str = DEFAULT_SWITCH) -> list[dict[str, Any]]:
@@ -273,6 +352,8 @@ STEP_FUNCS: dict[str, Callable[..., dict[str, Any]]] = {
     "resolve": step_resolve,
     "timeline": step_timeline,
     "migration": step_migration,
+    "verify": step_verify,
+    "explain": step_explain,
 }
 
 
@@ -301,10 +382,17 @@ def _measure_main(argv: list[str]) -> int:
 class StepResult:
     name: str
     walls: list[float] = field(default_factory=list)
+    cpus: list[float] = field(default_factory=list)
     inner: list[float] = field(default_factory=list)
     peaks: list[int] = field(default_factory=list)
+    loads: list[float] = field(default_factory=list)  # 1-minute load average when each repeat started
     status: str = "ok"
     detail: dict[str, Any] = field(default_factory=dict)
+    details: list[dict[str, Any]] = field(default_factory=list)
+
+    def median_of(self, key: str) -> float | None:
+        vals = [float(d[key]) for d in self.details if d.get(key) is not None]
+        return statistics.median(vals) if vals else None
 
     @property
     def wall(self) -> float | None:
@@ -320,10 +408,16 @@ class StepResult:
             "status": self.status,
             "median_wall_s": None if self.wall is None else round(self.wall, 3),
             "wall_s": [round(w, 3) for w in self.walls],
+            "median_cpu_s": round(statistics.median(self.cpus), 3) if self.cpus else None,
+            "cpu_s": [round(c, 3) for c in self.cpus],
+            "load_average": self.loads,
             "inner_s": [round(w, 3) for w in self.inner],
             "peak_rss_mib": None if self.peak_mib is None else round(self.peak_mib, 1),
             "peak_rss_mib_each": [round(p / MIB, 1) for p in self.peaks],
             "detail": self.detail,
+            **({f"median_{INNER_KEYS[self.name]}": round(self.median_of(INNER_KEYS[self.name]), 3),
+                INNER_KEYS[self.name]: [d.get(INNER_KEYS[self.name]) for d in self.details]}
+               if self.name in INNER_KEYS and self.median_of(INNER_KEYS[self.name]) is not None else {}),
         }
 
 
@@ -485,7 +579,8 @@ def run_bench(
                         and results["load"].status != "ok":  # it would read a half-loaded database
                     r.status = "skipped: the load step failed"
                     continue
-                say(f"[{rep}/{repeat}] {name} ...")
+                say(f"[{rep}/{repeat}] {name} ... (load average {os.getloadavg()[0]:.1f})")
+                r.loads.append(round(os.getloadavg()[0], 2))
                 mfile = work / f"measure-{name}-{rep}.json"
                 log = logs / f"{name}-{rep}.log"
                 subprocess.run([py, "-m", "bench.harness", "measure", str(mfile), str(log), "--",
@@ -498,13 +593,16 @@ def run_bench(
                     continue
                 r.walls.append(m["wall"])
                 r.peaks.append(m["peak_rss"])
+                if m.get("cpu") is not None:
+                    r.cpus.append(m["cpu"])
                 rf = work / f"{name}-{rep}.json"
                 if rf.exists():
                     detail = json.loads(rf.read_text())
                     if "seconds" in detail:
                         r.inner.append(float(detail["seconds"]))
                     r.detail = detail
-                say(f"  {name}: {m['wall']:.1f} s, peak {m['peak_rss'] / MIB:,.0f} MiB")
+                    r.details.append(detail)
+                say(f"  {name}: {m['wall']:.1f} s, CPU {m.get('cpu', 0):.1f} s, peak {m['peak_rss'] / MIB:,.0f} MiB")
 
         # ---------------------------------------------------------------- agreement
         failures = [f"{s}: {r.status}" for s, r in results.items() if r.status.startswith("failed")]
@@ -591,6 +689,19 @@ def _verdicts(result: dict[str, Any], results: dict[str, StepResult], users: int
         v["report_db_under_30_s"] = {"value": round(results["report_db"].wall, 1), "target": "<= 30 s",
                                      "met": results["report_db"].wall <= TARGETS["report_db_seconds"],
                                      "note": "target stated at 1M users" if users != 1_000_000 else ""}
+    for name, key, target in (("verify", "verify_s", "verify_seconds"), ("explain", "explain_s", "explain_seconds"),
+                              ("timeline", "timeline_s", "timeline_send_seconds")):
+        r = results.get(name)
+        val = r.median_of(key) if r is not None else None
+        if val is None:
+            continue
+        members = r.detail.get("members")
+        note = f"{members:,} members" if members else ""
+        if name == "timeline":
+            note += f", {r.detail.get('runs', 0):,} runs, resolution_time {r.detail.get('resolution_time')}"
+        v[f"{name}_under_{TARGETS[target]:g}_s"] = {
+            "value": round(val, 2), "target": f"<= {TARGETS[target]:g} s (the timed call; wall incl. start-up "
+                                              f"{r.wall:.1f} s)", "met": val <= TARGETS[target], "note": note}
     return v
 
 
@@ -598,7 +709,7 @@ def format_table(result: dict[str, Any]) -> str:
     """The result as a fixed-width table (plus target verdicts)."""
     has_pd = any("ratio_pandas" in d for d in result["steps"].values())
     has_q = any("ratio_classify" in d for d in result["steps"].values())
-    head = f"{'step':<40}{'wall s':>9}{'peak MiB':>10}{'× duckdb':>10}" + (f"{'× pandas':>10}" if has_pd else "") \
+    head = f"{'step':<40}{'wall s':>9}{'cpu s':>9}{'peak MiB':>10}{'× duckdb':>10}" + (f"{'× pandas':>10}" if has_pd else "") \
         + (f"{'× query':>10}" if has_q else "")
     lines = [f"cohortlab bench: {result['users']:,} users, scenario {result['scenario']}, "
              f"repeat {result['repeat']} (median wall time; peak RSS incl. children); load average "
@@ -618,7 +729,8 @@ def format_table(result: dict[str, Any]) -> str:
         if d.get("status", "ok") != "ok":
             lines.append(f"{label:<40}  {d['status']}")
             continue
-        line = (f"{label:<40}{fmt(d.get('median_wall_s'), '9.2f')}{fmt(d.get('peak_rss_mib'), '10,.0f')}"
+        line = (f"{label:<40}{fmt(d.get('median_wall_s'), '9.2f')}{fmt(d.get('median_cpu_s'), '9.2f')}"
+                f"{fmt(d.get('peak_rss_mib'), '10,.0f')}"
                 f"{fmt(d.get('ratio_duckdb'), '10.2f')}")
         if has_pd:
             line += fmt(d.get("ratio_pandas"), "10.2f")

@@ -134,7 +134,7 @@ class Lab:
 
         s = SyncSettings.coerce(settings)
         ref = find_cohort(self.engine, cohort, source)
-        key = (ref.name, ref.source, resolve_at(ref, at), s.model_dump_json(), debug)
+        key = self._sim_key(ref, at, s, debug)
         cache = self._sim_cache()
         result = cache.get(key)
         if result is None:
@@ -150,6 +150,19 @@ class Lab:
             result.publish()
         self.last_step_counts = result.step_counts
         return result
+
+    def _sim_key(self, ref, at: Any, settings, debug: bool = False) -> tuple:
+        from cohortlab.simulation.membership import resolve_at
+
+        return (ref.name, ref.source, resolve_at(ref, at), settings.model_dump_json(), debug)
+
+    def cached_simulation(self, cohort: str, at: Any = None, settings: Any = None, source: str = "auto"):
+        """The cached result of ``simulate(cohort, at, settings, source)``, or None (runs nothing)."""
+        from cohortlab.settings import SyncSettings
+        from cohortlab.simulation.membership import find_cohort
+
+        ref = find_cohort(self.engine, cohort, source)
+        return self._sim_cache().get(self._sim_key(ref, at, SyncSettings.coerce(settings)))
 
     def resolution(self, cohort: str, at: Any = None, settings: Any = None, source: str = "auto",
                    debug: bool = False) -> pd.DataFrame:
@@ -293,7 +306,7 @@ class Lab:
 
         return explain(self.engine, cohort, user, at, settings, source=source, snapshot_at=snapshot_at,
                        show_personal_data=show_personal_data,
-                       simulate_fn=lambda c, a, s, src: self.simulate(c, a, s, source=src))
+                       cached_fn=lambda c, a, s, src: self.cached_simulation(c, a, s, source=src))
 
     # ================================================================== end of observed state
 

@@ -32,7 +32,9 @@ import pandas as pd
 from cohortlab.engines.base import Engine
 from cohortlab.escaping import one_line
 from cohortlab.identifiers import is_valid_mpid
+from cohortlab.pipeline import sql_str
 from cohortlab.settings import SyncSettings
+from cohortlab.simulation.resolution import RESOLUTION_COLUMNS
 from cohortlab.times import format_instant, naive_utc, to_utc
 
 R = "docs/rules.md#"
@@ -96,9 +98,8 @@ def _q(engine: Engine, sql: str, params: list) -> list[tuple]:
 
 
 # ----------------------------------------------------------------------------- lookup
-def find_user(engine: Engine, user: str, members: pd.DataFrame) -> tuple[list[str], list[int], list[str]]:
-    """(distinct_ids, MPIDs, how each was found). ``members``: the resolution of current members."""
-    user = str(user).strip()
+def _direct_lookup(engine: Engine, user: str) -> tuple[dict[str, str], dict[int, str], int | None]:
+    """The distinct_ids and MPIDs a user id names without the simulation (module docstring)."""
     dids: dict[str, str] = {}
     mpids: dict[int, str] = {}
     known = {r[0] for r in _q(engine, """
@@ -118,18 +119,122 @@ def find_user(engine: Engine, user: str, members: pd.DataFrame) -> tuple[list[st
             mpids[mpid] = "an mParticle profile with this MPID"
         for (d,) in _q(engine, "SELECT distinct_id FROM mp_profiles WHERE mparticle_user_id = ?", [user]):
             dids.setdefault(d, "the Mixpanel profile whose $mparticle_user_id is this MPID")
-        if len(members):
-            for d in members.loc[members.mpid.astype("Int64") == mpid, "distinct_id"]:
-                dids.setdefault(str(d), "a cohort member that resolves to this MPID")
-    for (m, t) in _q(engine, "SELECT DISTINCT mpid, identity_type FROM mpa_identities WHERE value = ? AND kind = 'user'",
+    return dids, mpids, mpid
+
+
+def _member_lookup(engine: Engine, user: str, dids: dict[str, str], mpids: dict[int, str], mpid: int | None,
+                   resolution: str) -> None:
+    """The rest of the lookup, from the members' resolution (table ``resolution``)."""
+    if mpid is not None:
+        for (d,) in _q(engine, f"SELECT distinct_id FROM {resolution} WHERE mpid = ? ORDER BY distinct_id", [mpid]):
+            dids.setdefault(str(d), "a cohort member that resolves to this MPID")
+    for (m, t) in _q(engine, "SELECT DISTINCT mpid, identity_type FROM mpa_identities WHERE value = ? AND kind = 'user' "
+                     "ORDER BY mpid, identity_type",
                      [user]):
         mpids.setdefault(int(m), f"the mParticle profile whose {t} is this id")
-    for d in list(dids):
-        if len(members):
-            for m in members.loc[members.distinct_id == d, "mpid"].dropna():
-                mpids.setdefault(int(m), f"the profile member {d} resolves to")
+    if dids:
+        got = dict(_q(engine, f"SELECT distinct_id, mpid FROM {resolution} WHERE mpid IS NOT NULL AND distinct_id IN "
+                              f"({', '.join('?' * len(dids))})", list(dids)))
+        for d in list(dids):
+            if got.get(d) is not None:
+                mpids.setdefault(int(got[d]), f"the profile member {d} resolves to")
+
+
+def find_user(engine: Engine, user: str, members: pd.DataFrame | str) -> tuple[list[str], list[int], list[str]]:
+    """(distinct_ids, MPIDs, how each was found). ``members``: the resolution of current members
+    (a DataFrame, or the name of a resolution table)."""
+    user = str(user).strip()
+    dids, mpids, mpid = _direct_lookup(engine, user)
+    if isinstance(members, str):
+        _member_lookup(engine, user, dids, mpids, mpid, members)
+    else:
+        if mpid is not None and len(members):
+            for d in members.loc[members.mpid.astype("Int64") == mpid, "distinct_id"]:
+                dids.setdefault(str(d), "a cohort member that resolves to this MPID")
+        for (m, t) in _q(engine, "SELECT DISTINCT mpid, identity_type FROM mpa_identities WHERE value = ? "
+                                 "AND kind = 'user' ORDER BY mpid, identity_type", [user]):
+            mpids.setdefault(int(m), f"the mParticle profile whose {t} is this id")
+        for d in list(dids):
+            if len(members):
+                for m in members.loc[members.distinct_id == d, "mpid"].dropna():
+                    mpids.setdefault(int(m), f"the profile member {d} resolves to")
     how = [f"distinct_id {_safe(d)}: {h}" for d, h in dids.items()] + [f"MPID {m}: {h}" for m, h in mpids.items()]
     return list(dids), list(mpids), how
+
+
+# ----------------------------------------------------------------------------- the members that matter
+_ONLY = "_explain_members"
+
+
+def _related_members_sql(dids: list[str], mpids: list[int]) -> str:
+    """The distinct_ids whose simulation decides everything explain shows about the user
+    (module docstring): the user's distinct_ids; every distinct_id whose identifier could ever
+    be one of the candidate MPIDs (the user's MPIDs, and every MPID an identifier of the user's
+    distinct_ids could denote: its profiles' ``$mparticle_user_id``, its events', itself); and
+    every distinct_id that holds a user identity of a candidate (as its id or an email)."""
+    from cohortlab.simulation.resolution import fast_mpid_sql
+
+    did_list = ", ".join(sql_str(d) for d in dids) or "NULL"
+    given = " UNION ALL ".join(f"SELECT CAST({int(m)} AS BIGINT)" for m in mpids) or "SELECT CAST(NULL AS BIGINT)"
+    mp = fast_mpid_sql
+    return f"""
+    WITH
+    own_ids AS (
+        SELECT mparticle_user_id AS v FROM mp_profiles WHERE distinct_id IN ({did_list})
+        UNION SELECT mparticle_user_id FROM mp_profile_history WHERE distinct_id IN ({did_list})
+        UNION SELECT mparticle_user_id FROM mp_events WHERE distinct_id IN ({did_list}) AND mparticle_user_id IS NOT NULL
+        UNION SELECT distinct_id FROM mp_profiles WHERE distinct_id IN ({did_list})
+        UNION SELECT * FROM (VALUES {', '.join(f'({sql_str(d)})' for d in dids) or '(NULL)'}) x(v)
+    ),
+    cands AS (
+        SELECT {mp('v')} AS mpid FROM own_ids WHERE {mp('v')} IS NOT NULL
+        UNION {given}
+    ),
+    identity_values AS (
+        SELECT i.value FROM mpa_identities i JOIN cands c ON c.mpid = i.mpid
+        WHERE coalesce(i.kind, 'user') = 'user' AND i.value IS NOT NULL
+    )
+    SELECT distinct_id FROM (VALUES {', '.join(f'({sql_str(d)})' for d in dids) or '(NULL)'}) x(distinct_id)
+    UNION SELECT p.distinct_id FROM mp_profiles p JOIN cands c ON c.mpid = {mp('p.mparticle_user_id')}
+    UNION SELECT h.distinct_id FROM mp_profile_history h JOIN cands c ON c.mpid = {mp('h.mparticle_user_id')}
+    UNION SELECT e.distinct_id FROM mp_events e JOIN cands c ON c.mpid = {mp('e.mparticle_user_id')}
+          WHERE e.mparticle_user_id IS NOT NULL
+    UNION SELECT m.distinct_id FROM mp_cohort_members m JOIN cands c ON c.mpid = {mp('m.distinct_id')}
+    UNION SELECT w.distinct_id FROM mp_webhook_members w JOIN cands c ON c.mpid = {mp('w.distinct_id')}
+    UNION SELECT value FROM identity_values
+    UNION SELECT p.distinct_id FROM mp_profiles p JOIN identity_values iv ON iv.value = p.email
+    UNION SELECT h.distinct_id FROM mp_profile_history h JOIN identity_values iv ON iv.value = h.email
+    UNION SELECT w.distinct_id FROM mp_webhook_members w JOIN identity_values iv ON iv.value = w.email
+    """
+
+
+@dataclass
+class _Table:
+    table_name: str
+
+
+@dataclass
+class _Restricted:
+    """The simulation of the members that matter to one user (same shape as the parts of a
+    :class:`cohortlab.simulation.simulate.SimulationResult` explain and verify read)."""
+
+    at: datetime
+    attribute: str
+    tables: dict[str, _Table]
+    table_names: dict[str, str]
+
+
+def _simulate_related(engine: Engine, ref, at, settings: SyncSettings, dids: list[str], mpids: list[int]) -> _Restricted:
+    from cohortlab.simulation.simulate import new_run_id
+    from cohortlab.simulation.sync import Names, run_sync
+
+    engine.materialise(_ONLY, _related_members_sql(dids, mpids), temp=True)
+    n = Names(f"sim_{new_run_id()}_x_")
+    run = run_sync(engine, ref, at, settings, names=n, only=_ONLY)
+    names = {step: f"{n.prefix}{step}" for step in run.step_counts}
+    return _Restricted(at=run.at, attribute=run.attribute,
+                       tables={t: _Table(names[t]) for t in ("resolution", "attribute_state", "timeline")},
+                       table_names=names)
 
 
 # ----------------------------------------------------------------------------- membership of one member
@@ -318,32 +423,66 @@ def explain(
     snapshot_at: datetime | str | None = None,
     show_personal_data: bool = False,
     simulate_fn=None,
+    cached_fn=None,
 ) -> Explanation:
     """See the module docstring. ``at``: the simulation time (default: the snapshot time when an
-    mParticle snapshot carries the attribute, else the cohort's latest time)."""
-    from cohortlab.simulation.resolution import find_cohort
-    from cohortlab.simulation.verify import VerifyError, verify
+    mParticle snapshot carries the attribute, else the cohort's latest time).
+
+    The simulation: ``cached_fn(cohort, at, settings, source)`` (a cached full simulation, or
+    None), else ``simulate_fn(cohort, at, settings, source)`` (a full one), else the simulation
+    of only the members that matter to this user (:func:`_related_members_sql`), which gives the
+    same facts as the full one."""
+    from cohortlab.simulation.resolution import find_cohort, resolve_at
+    from cohortlab.simulation.verify import VerifyError, observed_times, verify
 
     settings = SyncSettings.coerce(settings)
     ref = find_cohort(engine, cohort, source)
-    if simulate_fn is None:
-        from cohortlab.simulation.sync import simulate
-
-        def simulate_fn(c, a, s, src):
-            return simulate(engine, c, a, s, source=src)
-
-    v = None
     try:
-        v = verify(engine, ref.name, at, settings, snapshot_at=snapshot_at, source=source,
-                   show_personal_data=show_personal_data, simulate_fn=simulate_fn)
-        result = v.simulation
+        sim_at, _ = observed_times(engine, ref.name, at, settings, snapshot_at=snapshot_at, source=source)
+        observed = True
     except VerifyError:
-        result = simulate_fn(ref.name, at, settings, source)
-    res = result.resolution
-    dids, mpids, how = find_user(engine, str(user), res)
+        sim_at, observed = at, False
+    user_s = str(user).strip()
+    dids0, mpids0, mpid0 = _direct_lookup(engine, user_s)
+    own_table = None
+    result = cached_fn(ref.name, sim_at, settings, source) if cached_fn is not None else None
+    if result is None and simulate_fn is not None:
+        result = simulate_fn(ref.name, sim_at, settings, source)
+    if result is None:
+        given = list(mpids0) + ([mpid0] if mpid0 is not None else [])
+        given += [int(m) for (m,) in _q(engine, "SELECT DISTINCT mpid FROM mpa_identities WHERE value = ? "
+                                                "AND kind = 'user'", [user_s])]
+        result = _simulate_related(engine, ref, resolve_at(ref, sim_at), settings, list(dids0), given)
+        own_table = result
+    try:
+        return _explain(engine, ref, user, user_s, settings, result, observed, sim_at, snapshot_at, source,
+                        show_personal_data, dids0, mpids0, mpid0, verify)
+    finally:
+        if own_table is not None:
+            for name in own_table.table_names.values():
+                engine.execute(f"DROP TABLE IF EXISTS {name}")
+            engine.execute(f"DROP TABLE IF EXISTS {_ONLY}")
+
+
+def _explain(engine, ref, user, user_s, settings, result, observed, sim_at, snapshot_at, source, show_personal_data,
+             dids0, mpids0, mpid0, verify) -> Explanation:
+    res_t = result.tables["resolution"].table_name
+    state_t = result.tables["attribute_state"].table_name
+    dids_d, mpids_d = dict(dids0), dict(mpids0)
+    _member_lookup(engine, user_s, dids_d, mpids_d, mpid0, res_t)
+    dids, mpids = list(dids_d), list(mpids_d)
+    how = [f"distinct_id {_safe(d)}: {h}" for d, h in dids_d.items()] + [f"MPID {m}: {h}" for m, h in mpids_d.items()]
     if not dids and not mpids:
         raise ExplainError(f"user {_safe(user)!r} not found: no distinct_id, email, MPID or mParticle identity "
                            f"with this value is loaded")
+    v = None
+    if observed:
+        v = verify(engine, ref.name, sim_at, settings, snapshot_at=snapshot_at, source=source,
+                   show_personal_data=show_personal_data, simulate_fn=lambda *a: result, only_mpids=mpids)
+    cols = ", ".join(RESOLUTION_COLUMNS)
+    res = engine.query_df(
+        f"SELECT {cols} FROM {res_t} WHERE distinct_id IN ({', '.join('?' * len(dids))}) ORDER BY distinct_id", dids
+    ) if dids else pd.DataFrame(columns=RESOLUTION_COLUMNS)
     steps = [Step("lookup", h) for h in how]
     own_ids = {str(user), *dids}
     for d in dids:
@@ -356,7 +495,8 @@ def explain(
         own_ids.add(str(e))
 
     former = _former_members(engine, ref, result, settings, [d for d in dids if not (res.distinct_id == d).any()])
-    timeline = result.timeline
+    timeline = engine.query_df(
+        f"SELECT run_at, kind, sent, membership_as_of FROM {result.tables['timeline'].table_name} ORDER BY run")
     for d in dids:
         prof = _profile_step(engine, d)
         steps.append(prof)
@@ -405,11 +545,11 @@ def explain(
                             "pauses-and-refresh" if s["kind"] == "full_refresh" else "dynamic-sync")
             steps.append(Step("send", text, rule, time=s["run_at"], data={"distinct_id": d, **s}))
 
-    state = result.attribute_state
+    not_user = f" AND distinct_id NOT IN ({', '.join('?' * len(dids))})" if dids else ""
     for m in mpids:
         steps.append(_mparticle_step(engine, m, own_ids, show_personal_data))
-        st = state.loc[(~state.is_orphan.astype(bool)) & (state.mpid.astype("Int64") == m)] if len(state) else state
-        sharing = int(((res.mpid.astype("Int64") == m) & ~res.distinct_id.isin(dids)).sum()) if len(res) else 0
+        st = engine.query_df(f"SELECT value, writes, last_write_at FROM {state_t} WHERE NOT is_orphan AND mpid = ?", [m])
+        sharing = int(_q(engine, f"SELECT count(*) FROM {res_t} WHERE mpid = ?{not_user}", [m, *dids])[0][0])
         share = f"; {sharing} other current member(s) resolve to it (shared MPID)" if sharing else ""
         if len(st):
             r = st.iloc[0]

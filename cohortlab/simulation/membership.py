@@ -120,7 +120,8 @@ def find_cohort(engine: Engine, cohort: str, source: Source = "auto") -> CohortR
 
 
 # ----------------------------------------------------------------------------- membership
-def add_membership_steps(p: Pipeline, ref: CohortRef, at: datetime, *, transitions: bool = True) -> None:
+def add_membership_steps(p: Pipeline, ref: CohortRef, at: datetime, *, transitions: bool = True,
+                         only: str | None = None) -> None:
     """Steps describing the cohort's membership up to ``at`` as change points:
 
     * ``versions(version, at_time)`` — version 1, 2, ... : the times at which membership may change
@@ -134,8 +135,13 @@ def add_membership_steps(p: Pipeline, ref: CohortRef, at: datetime, *, transitio
     ordered by its first page (received_at, seq); ``members`` replaces the list,
     ``add_members``/``remove_members`` change it; a page replayed twice changes nothing (set
     semantics, and a message counts each member once).
+
+    ``only``: a relation with a ``distinct_id`` column; the transitions and emails of just those
+    members (a member's transitions depend only on its own rows and the versions).
     """
     AT = sql_ts(at)
+    mine = f" AND m.distinct_id IN (SELECT distinct_id FROM {only})" if only else ""
+    mine_w = f" AND w.distinct_id IN (SELECT distinct_id FROM {only})" if only else ""
     if ref.source == "snapshots":
         p.add(
             "snap_latest",
@@ -161,11 +167,11 @@ def add_membership_steps(p: Pipeline, ref: CohortRef, at: datetime, *, transitio
             SELECT m.distinct_id, (v.version - 1) // {BLOCK} AS block,
                    CAST(1 AS BIGINT) << ((v.version - 1) % {BLOCK} + 1) AS bit
             FROM mp_cohort_members m JOIN versions v ON m.snapshot_id = v.snapshot_id
-            WHERE m.distinct_id IS NOT NULL
+            WHERE m.distinct_id IS NOT NULL{mine}
             UNION ALL
             SELECT m.distinct_id, (v.version - 1) // {BLOCK} + 1 AS block, CAST(1 AS BIGINT) AS bit
             FROM mp_cohort_members m JOIN versions v ON m.snapshot_id = v.snapshot_id
-            WHERE m.distinct_id IS NOT NULL AND (v.version - 1) % {BLOCK} = {BLOCK - 1}
+            WHERE m.distinct_id IS NOT NULL AND (v.version - 1) % {BLOCK} = {BLOCK - 1}{mine}
             """,
         )
         p.add(
@@ -210,12 +216,12 @@ def add_membership_steps(p: Pipeline, ref: CohortRef, at: datetime, *, transitio
     )
     p.add(
         "wh_member_rows",
-        """
+        f"""
         SELECT w.distinct_id, w.email, v.version, v.action
         FROM mp_webhook_members w
         JOIN wh_pages g ON w.seq = g.seq
         JOIN versions v ON v.msg_key = g.msg_key AND v.action = g.action
-        WHERE w.distinct_id IS NOT NULL
+        WHERE w.distinct_id IS NOT NULL{mine_w}
         """,
     )
     p.add(

@@ -449,9 +449,9 @@ def resolution_stage(n: Names, ref: CohortRef, at: datetime, settings: SyncSetti
     return p
 
 
-def _membership_stage(ref: CohortRef, at: datetime, output: str) -> Pipeline:
+def _membership_stage(ref: CohortRef, at: datetime, output: str, only: str | None = None) -> Pipeline:
     p = Pipeline()
-    add_membership_steps(p, ref, at)
+    add_membership_steps(p, ref, at, only=only)
     names = [s.name for s in p.steps]
     return Pipeline(p.steps[: names.index(output) + 1])
 
@@ -473,15 +473,16 @@ RESULT_TABLES = ("resolution", "attribute_state", "timeline")
 
 def stages(
     ref: CohortRef, at: datetime, t0: datetime, settings: SyncSettings, attribute: str,
-    names: Names | None = None, history: ProfileHistory = "none",
+    names: Names | None = None, history: ProfileHistory = "none", only: str | None = None,
 ) -> list[tuple[str, Pipeline]]:
-    """(output table, pipeline) in execution order."""
+    """(output table, pipeline) in execution order. ``only``: a relation of ``distinct_id``s;
+    the simulation of just those members (see :func:`run_sync`)."""
     n = names or Names("sim_")
     grid = RunGrid(t0, at, settings)
     return [
         (n.versions, _membership_stage(ref, at, "versions")),
-        (n.transitions, _membership_stage(ref, at, "transitions")),
-        (n.member_emails, _membership_stage(ref, at, "member_emails")),
+        (n.transitions, _membership_stage(ref, at, "transitions", only)),
+        (n.member_emails, _membership_stage(ref, at, "member_emails", only)),
         (n.runs, runs_stage(n, grid, webhook=ref.source == "webhooks")),
         (n.version_runs, version_runs_stage(n)),
         (n.sends, sends_stage(n)),
@@ -510,10 +511,17 @@ def run_sync(
     source: Source = "auto",
     debug: bool = False,
     names: Names | None = None,
+    only: str | None = None,
 ) -> SyncRun:
     """Run the sync simulation up to ``at`` into the tables of ``names`` (default prefix
     ``sim_``). Every table is temporary (connection-scoped); :class:`SimulationResult.publish`
-    (cohortlab.simulation.simulate) copies the results to their documented names."""
+    (cohortlab.simulation.simulate) copies the results to their documented names.
+
+    ``only``: a relation with a ``distinct_id`` column: simulate just those members. Runs, a
+    member's sends, decisions and resolution depend only on its own rows, so they equal those of
+    the full simulation; the attribute state of a profile equals the full one when ``only`` holds
+    every member that ever resolves to it (what :mod:`cohortlab.simulation.explain` ensures);
+    the timeline's counts are those of the members simulated."""
     settings = SyncSettings.coerce(settings)
     ref = cohort if isinstance(cohort, CohortRef) else find_cohort(engine, cohort, source)
     attribute = settings.attribute_name(ref.name)
@@ -523,7 +531,7 @@ def run_sync(
     n = names or Names("sim_")
     run = SyncRun(ref, at_, t0, settings, attribute, n)
     history = profile_history_kind(engine)
-    for table, pipeline in stages(ref, at_, t0, settings, attribute, n, history):
+    for table, pipeline in stages(ref, at_, t0, settings, attribute, n, history, only):
         run.step_counts[table[len(n.prefix):]] = pipeline.run(engine, table, debug=debug, temp=True)
     return run
 

@@ -114,12 +114,13 @@ class VerifyResult:
     simulation: Any = None
     notes: list[str] = field(default_factory=list)
     engine: Any = field(default=None, repr=False)
+    table: str = field(default="verify_profiles", repr=False)
     _profiles: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
     def profiles(self) -> pd.DataFrame:
         if self._profiles is None:
-            self._profiles = _fetch(self.engine, "TRUE")
+            self._profiles = _fetch(self.engine, "TRUE", self.table)
         return self._profiles
 
     def profile(self, mpid: int) -> pd.Series | None:
@@ -127,7 +128,7 @@ class VerifyResult:
         if self._profiles is not None:
             rows = self._profiles[self._profiles.mpid == int(mpid)]
         else:
-            rows = _fetch(self.engine, f"mpid = {int(mpid)}")
+            rows = _fetch(self.engine, f"mpid = {int(mpid)}", self.table)
         return rows.iloc[0] if len(rows) else None
 
     @property
@@ -159,10 +160,10 @@ class VerifyResult:
         return format_verify(self, limit)
 
 
-def _fetch(engine: Engine, where: str) -> pd.DataFrame:
+def _fetch(engine: Engine, where: str, table: str = "verify_profiles") -> pd.DataFrame:
     order = " ".join(f"WHEN {sql_str(c)} THEN {i}" for i, c in enumerate(CAUSES))
     df = engine.query_df(
-        f"SELECT {', '.join(PROFILE_COLUMNS)} FROM verify_profiles WHERE {where} "
+        f"SELECT {', '.join(PROFILE_COLUMNS)} FROM {table} WHERE {where} "
         f"ORDER BY agree, CASE cause {order} END, mpid"
     )
     df["mpid"] = df["mpid"].astype("int64")
@@ -222,8 +223,16 @@ def detect_snapshot_at(engine: Engine, fallback: datetime | None) -> tuple[datet
 
 
 # ----------------------------------------------------------------------------- comparison
-def _profiles_sql(snapshot_at: datetime) -> str:
-    """One row per compared profile (see the module docstring for every rule)."""
+def _only(column: str, mpids: list[int] | None) -> str:
+    """SQL condition: ``column`` is one of ``mpids`` (TRUE when the comparison is not restricted)."""
+    if mpids is None:
+        return "TRUE"
+    return f"{column} IN ({', '.join(str(int(m)) for m in mpids)})" if mpids else "FALSE"
+
+
+def _profiles_sql(snapshot_at: datetime, only: list[int] | None = None) -> str:
+    """One row per compared profile (see the module docstring for every rule); ``only``: just
+    these MPIDs (explain one user)."""
     return f"""
     WITH
     obs AS (
@@ -234,6 +243,7 @@ def _profiles_sql(snapshot_at: datetime) -> str:
                        coalesce(a.load_id, 0) * 4294967296 + coalesce(a.line, 0)) AS code,
                max(CASE WHEN a.value_bool IS NULL THEN CAST(a.value AS VARCHAR) END) AS other_text
         FROM mpa_attributes a JOIN {_NAMES} n ON n.name = a.name
+        WHERE {_only('a.mpid', only)}
         GROUP BY a.mpid, a.name
     ),
     observed AS (
@@ -259,7 +269,7 @@ def _profiles_sql(snapshot_at: datetime) -> str:
                coalesce(ol.load_as_of, {sql_ts(snapshot_at)}) AS captured_at,
                coalesce(o.has_expected, FALSE) AS has_expected, o.expected_code, o.value_text,
                o.other_name, o.other_value
-        FROM {_SIM} s
+        FROM (SELECT * FROM {_SIM} WHERE {_only('mpid', only)}) s
         FULL OUTER JOIN observed o ON o.mpid = s.mpid
         LEFT JOIN mpa_profiles p ON p.mpid = coalesce(s.mpid, o.mpid)
         LEFT JOIN load_times ol ON ol.load_id = p.load_id
@@ -296,12 +306,17 @@ def _both_absent_sql() -> str:
 
 
 def _unregister(engine: Engine, name: str) -> None:
+    """Forget ``name``: a registered frame or a temporary view."""
     con = getattr(engine, "con", None)
     if con is not None and hasattr(con, "unregister"):
         try:
             con.unregister(name)
         except Exception:  # pragma: no cover - already gone
             pass
+    try:
+        engine.execute(f"DROP VIEW IF EXISTS {name}")
+    except Exception:  # pragma: no cover - a registered frame of another kind
+        pass
 
 
 def _database_key(engine: Engine) -> str:
@@ -424,33 +439,59 @@ def verify(
     source: str = "auto",
     show_personal_data: bool = False,
     simulate_fn=None,
+    only_mpids: list[int] | None = None,
 ) -> VerifyResult:
     """Compare the simulated attribute of ``cohort`` with the observed one (module docstring).
 
     ``at``: the simulation time (default: the snapshot time). ``snapshot_at``: when the mParticle
     snapshot was taken (default: detected). ``simulate_fn(cohort, at, settings, source)`` runs the
-    simulation (default: :func:`cohortlab.simulation.sync.simulate` on ``engine``)."""
+    simulation (default: :func:`cohortlab.simulation.sync.simulate` on ``engine``).
+    ``only_mpids``: compare just these profiles (what :func:`cohortlab.simulation.explain.explain`
+    needs for one user): the rows are those of the full comparison, kept in a temporary table
+    instead of ``verify_profiles``, and the counts cover only them."""
     from cohortlab.simulation.resolution import find_cohort
 
     settings = SyncSettings.coerce(settings)
     ref = find_cohort(engine, cohort, source)
     names = attribute_names(settings, known_names(engine, ref.name, ref.ids))
-    engine.register(
-        _NAMES,
-        pd.DataFrame({"name": [n for n, _ in names], "how": [h for _, h in names],
-                      "expected": [i == 0 for i in range(len(names))], "pos": list(range(len(names)))}),
-    )
+    _register_names(engine, names)
     try:
-        return _verify(engine, ref, names, at, settings, snapshot_at, source, show_personal_data, simulate_fn)
+        return _verify(engine, ref, names, at, settings, snapshot_at, source, show_personal_data, simulate_fn,
+                       only_mpids)
     finally:
         for t in (_NAMES, _SIM, _MEMBERS):
             _unregister(engine, t)
 
 
-def _verify(engine, ref, names, at, settings, snapshot_at, source, show_personal_data, simulate_fn) -> VerifyResult:
-    attribute = names[0][0]
+def _register_names(engine: Engine, names: list[tuple[str, str]]) -> None:
+    engine.register(
+        _NAMES,
+        pd.DataFrame({"name": [n for n, _ in names], "how": [h for _, h in names],
+                      "expected": [i == 0 for i in range(len(names))], "pos": list(range(len(names)))}),
+    )
+
+
+def observed_times(engine: Engine, cohort: str, at: datetime | str | None = None,
+                   settings: SyncSettings | dict | str | None = None, *, snapshot_at: datetime | str | None = None,
+                   source: str = "auto") -> tuple[datetime, datetime]:
+    """(simulation time, snapshot time) that :func:`verify` would use, without simulating;
+    raises :class:`VerifyError` when no loaded profile carries the cohort attribute."""
+    from cohortlab.simulation.resolution import find_cohort
+
+    settings = SyncSettings.coerce(settings)
+    ref = find_cohort(engine, cohort, source)
+    names = attribute_names(settings, known_names(engine, ref.name, ref.ids))
+    _register_names(engine, names)
+    try:
+        snap, _ = _snapshot(engine, ref, names, snapshot_at)
+    finally:
+        _unregister(engine, _NAMES)
+    return (parse_time(at, "at") if at is not None else snap), snap
+
+
+def _snapshot(engine: Engine, ref, names, snapshot_at) -> tuple[datetime, str]:
     observed_any = engine.query_rows(
-        f"SELECT count(*) FROM mpa_attributes a JOIN {_NAMES} n ON n.name = a.name"
+        f"SELECT EXISTS (SELECT 1 FROM mpa_attributes a JOIN {_NAMES} n ON n.name = a.name)"
     )[0][0]
     if not observed_any:
         shown = ", ".join(repr(n) for n, _ in names[:6])
@@ -459,17 +500,30 @@ def _verify(engine, ref, names, at, settings, snapshot_at, source, show_personal
             f"{shown} (load an mParticle snapshot, e.g. `cohortlab load mparticle-profiles ...`)"
         )
     if snapshot_at is not None:
-        snap, snap_from = parse_time(snapshot_at, "snapshot_at"), "given"
-    else:
-        snap, snap_from = detect_snapshot_at(engine, ref.last_time)
-    at_ = parse_time(at, "at") if at is not None else snap
-    if simulate_fn is None:
-        from cohortlab.simulation.sync import simulate
+        return parse_time(snapshot_at, "snapshot_at"), "given"
+    return detect_snapshot_at(engine, ref.last_time)
 
-        def simulate_fn(c, a, s, src):
-            return simulate(engine, c, a, s, source=src)
 
-    result = simulate_fn(ref.name, at_, settings, source)
+def _simulated_relations(engine: Engine, result) -> int:
+    """Make ``_SIM`` (mpid, value, last_write_at of the linked profiles the simulation wrote) and
+    ``_MEMBERS`` (the members' resolution) readable in SQL; returns the orphans written. A
+    simulation whose tables are in ``engine`` is read in place (views); another one (a stand-in
+    with pandas frames) is registered."""
+    tables = getattr(result, "tables", None)
+    if tables and "attribute_state" in tables and "resolution" in tables:
+        state, res = tables["attribute_state"].table_name, tables["resolution"].table_name
+        for t in (_SIM, _MEMBERS):
+            _unregister(engine, t)
+        engine.execute(
+            f"CREATE OR REPLACE TEMP VIEW {_SIM} AS SELECT CAST(mpid AS BIGINT) AS mpid, CAST(value AS BOOLEAN) AS value, "
+            f"last_write_at FROM {state} WHERE NOT is_orphan"
+        )
+        engine.execute(
+            f"CREATE OR REPLACE TEMP VIEW {_MEMBERS} AS SELECT CAST(distinct_id AS VARCHAR) AS distinct_id, "
+            f"CAST(email AS VARCHAR) AS email, CAST(mpid AS BIGINT) AS mpid, CAST(status AS VARCHAR) AS status, "
+            f"CAST(gap_reason AS VARCHAR) AS gap_reason FROM {res}"
+        )
+        return int(engine.query_rows(f"SELECT count(*) FROM {state} WHERE is_orphan")[0][0])
     state = result.attribute_state
     orphans = int(state.is_orphan.sum()) if len(state) else 0
     sim = state.loc[~state.is_orphan.astype(bool), ["mpid", "value", "last_write_at"]].copy()
@@ -484,12 +538,29 @@ def _verify(engine, ref, names, at, settings, snapshot_at, source, show_personal
         "status": res["status"].astype("string"),
         "gap_reason": res["gap_reason"].astype("string"),
     }))
-    engine.materialise("verify_compared", _profiles_sql(naive_utc(snap)), temp=True)
-    engine.materialise("verify_profiles", _details_sql(engine, show_personal_data))
-    engine.execute("DROP TABLE IF EXISTS verify_compared")
-    both_absent = int(engine.query_rows(_both_absent_sql())[0][0])
+    return orphans
 
-    counts = engine.query_rows("SELECT simulated, observed, cause, count(*) FROM verify_profiles GROUP BY ALL")
+
+def _verify(engine, ref, names, at, settings, snapshot_at, source, show_personal_data, simulate_fn,
+            only_mpids=None) -> VerifyResult:
+    attribute = names[0][0]
+    snap, snap_from = _snapshot(engine, ref, names, snapshot_at)
+    at_ = parse_time(at, "at") if at is not None else snap
+    if simulate_fn is None:
+        from cohortlab.simulation.sync import simulate
+
+        def simulate_fn(c, a, s, src):
+            return simulate(engine, c, a, s, source=src)
+
+    result = simulate_fn(ref.name, at_, settings, source)
+    orphans = _simulated_relations(engine, result)
+    table = "verify_profiles" if only_mpids is None else "_verify_profiles_of"
+    engine.materialise("verify_compared", _profiles_sql(naive_utc(snap), only_mpids), temp=True)
+    engine.materialise(table, _details_sql(engine, show_personal_data), temp=only_mpids is not None)
+    engine.execute("DROP TABLE IF EXISTS verify_compared")
+    both_absent = 0 if only_mpids is not None else int(engine.query_rows(_both_absent_sql())[0][0])
+
+    counts = engine.query_rows(f"SELECT simulated, observed, cause, count(*) FROM {table} GROUP BY ALL")
     cats = list(VALUES) + (["other"] if any(o == "other" for _, o, _, _ in counts) else [])
     confusion = pd.DataFrame(0, index=pd.Index(list(VALUES), name="simulated"),
                              columns=pd.Index(cats, name="observed"), dtype="int64")
@@ -523,8 +594,8 @@ def _verify(engine, ref, names, at, settings, snapshot_at, source, show_personal
     return VerifyResult(
         cohort=ref.name, attribute=attribute, snapshot_at=to_utc(snap), snapshot_at_from=snap_from,
         at=to_utc(result.at), confusion=confusion, audience=audience, causes=causes, names=names_df,
-        disagreements=_fetch(engine, "NOT agree"), listed=listed, both_absent=both_absent,
-        orphans_written=orphans, simulation=result, notes=notes, engine=engine,
+        disagreements=_fetch(engine, "NOT agree", table), listed=listed, both_absent=both_absent,
+        orphans_written=orphans, simulation=result, notes=notes, engine=engine, table=table,
     )
 
 
@@ -565,4 +636,4 @@ def format_verify(v: VerifyResult, limit: int = 20) -> str:
 
 
 __all__ = ["CAUSES", "EVIDENCE", "PROFILE_COLUMNS", "VerifyError", "VerifyResult", "attribute_names",
-           "format_verify", "known_names", "verify"]
+           "format_verify", "known_names", "observed_times", "verify"]

@@ -1,0 +1,117 @@
+"""Where verify, explain and the sync timeline spend their time: every SQL statement timed.
+
+    python bench/profile_sim.py DB verify [--cohort C] [--top 25]
+    python bench/profile_sim.py DB explain [--cohort C] [--user ID]
+    python bench/profile_sim.py DB timeline [--cohort C] [--days 30] [--cadence 15m]
+    python bench/profile_sim.py DB timeline --explain 'CREATE OR REPLACE TEMP TABLE sim_'
+
+Opens the loaded database DB (read-only: results go to memory), runs the command the same way
+the bench steps do (``bench/harness.py``: ``verify``, ``explain``, ``timeline``), and prints the
+total, then the statements that took longest grouped by their first 90 characters.
+``--explain PREFIX`` prints DuckDB's ``EXPLAIN ANALYZE`` of the first statement containing
+PREFIX, in place of the plain run of that statement (its effect happens once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import sys
+import time
+from pathlib import Path
+
+
+def _flatten(plan_json: str, top: int = 30) -> str:
+    """The operators of a JSON ``EXPLAIN ANALYZE``, slowest first: seconds, rows, name, detail."""
+    import json
+
+    ops = []
+
+    def walk(node, depth):
+        name = node.get("name") or node.get("operator_name") or node.get("operator_type") or "?"
+        extra = node.get("extra_info") or {}
+        detail = "; ".join(f"{k}={v}" for k, v in extra.items() if k not in ("Estimated Cardinality",))[:160]
+        ops.append((float(node.get("timing", node.get("operator_timing", 0)) or 0),
+                    int(node.get("intermediate_rows", node.get("operator_cardinality", 0)) or 0),
+                    depth, name.strip(), detail))
+        for c in node.get("children", []):
+            walk(c, depth + 1)
+
+    root = json.loads(plan_json)
+    root = root.get("operator", root) if isinstance(root, dict) else root
+    for n in (root if isinstance(root, list) else [root]):
+        walk(n, 0)
+    total = sum(o[0] for o in ops)
+    lines = [f"operators: {total:.2f} s in {len(ops)}"]
+    for t, rows, depth, name, detail in sorted(ops, reverse=True)[:top]:
+        lines.append(f"{t:7.2f} s {rows:>12,}  d{depth:<3} {name:<22} {detail}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("db")
+    ap.add_argument("what", choices=("verify", "explain", "timeline", "simulate"))
+    ap.add_argument("--cohort")
+    ap.add_argument("--user")
+    ap.add_argument("--days", type=int, default=30)
+    ap.add_argument("--cadence", default="15m")
+    ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--explain", metavar="PREFIX")
+    ap.add_argument("--as-of", action="store_true", help="resolution_time: as_of (the single-resolution mode)")
+    a = ap.parse_args(argv)
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from bench import harness
+    from cohortlab.engines.duckdb import DuckDBEngine
+
+    totals: collections.Counter = collections.Counter()
+    counts: collections.Counter = collections.Counter()
+    explained: list[str] = []
+    orig = {m: getattr(DuckDBEngine, m) for m in ("execute", "query_rows", "query_df")}
+
+    def timed(name):
+        f = orig[name]
+
+        def run(self, sql, params=None):
+            key = " ".join(sql.split())[:90]
+            t0 = time.perf_counter()
+            if name == "execute" and a.explain and not explained and a.explain in key:
+                plan = orig["query_rows"](self, "EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)[0][1]
+                explained.append(_flatten(plan))
+                out = None
+            else:
+                out = f(self, sql, params)
+            dt = time.perf_counter() - t0
+            totals[key] += dt
+            counts[key] += 1
+            return out
+        return run
+
+    for m in orig:
+        setattr(DuckDBEngine, m, timed(m))
+    t0 = time.perf_counter()
+    kw = {"cohort": a.cohort} if a.cohort else {}
+    if a.what == "verify":
+        out = harness.step_verify(a.db, **kw)
+    elif a.what == "explain":
+        out = harness.step_explain(a.db, **kw, **({"user": a.user} if a.user else {}))
+    elif a.what == "simulate":
+        cohort = a.cohort or harness.largest_cohort(a.db)
+        with harness._lab(a.db) as lab:
+            out = {"cohort": cohort, "audience": lab.simulate(cohort).audience}
+    else:
+        out = harness.step_timeline(a.db, **kw, days=str(a.days), cadence=a.cadence,
+                                    **({"resolution_time": "as_of"} if a.as_of else {}))
+    total = time.perf_counter() - t0
+    print(f"{a.what}: {total:.2f} s; {out}")
+    print(f"statements: {sum(totals.values()):.2f} s in {sum(counts.values())} calls")
+    for key, dt in totals.most_common(a.top):
+        print(f"{dt:8.2f} s {counts[key]:5d}x  {key}")
+    for e in explained:
+        print(e)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
