@@ -286,18 +286,19 @@ def outcome_counts_at(result: SimulationResult, times) -> pd.DataFrame:
                          f"WHERE d.k <= {int(last)})",
         })
         parts.append(f"SELECT {i} AS i, f.distinct_id, f.resolve_time FROM ({final_members_stage(before, t).sql()}) f")
-    engine.materialise(q.members, "\nUNION ALL\n".join(parts), temp=True)
-    extra = Pipeline().add(
-        "reqs",
-        f"""
-        SELECT DISTINCT m.distinct_id, m.resolve_time
-        FROM {q.members} m
-        LEFT JOIN {n.resolved} r ON r.distinct_id = m.distinct_id AND r.resolve_time = m.resolve_time
-        WHERE r.distinct_id IS NULL
-        """,
-    )
-    add_resolve_steps(extra, "reqs", s, profile_history_kind(engine))
     try:
+        engine.materialise(q.members, "\nUNION ALL\n".join(parts), temp=True)
+        engine.materialise(q.requests, f"""
+            SELECT DISTINCT m.distinct_id, m.resolve_time
+            FROM {q.members} m
+            LEFT JOIN {n.resolved} r ON r.distinct_id = m.distinct_id AND r.resolve_time = m.resolve_time
+            WHERE r.distinct_id IS NULL
+            """, temp=True)
+        extra = Pipeline().add("reqs", f"SELECT distinct_id, resolve_time FROM {q.requests}")
+        if engine.count(q.requests):  # members not sent by a run up to t: resolved at t
+            add_resolve_steps(extra, "reqs", s, profile_history_kind(engine))
+        else:
+            extra.add("resolved", "SELECT distinct_id, resolve_time, CAST(NULL AS VARCHAR) AS status FROM reqs")
         extra.run(engine, q.resolved, temp=True)
         rows = engine.query_rows(
             f"""
@@ -310,7 +311,7 @@ def outcome_counts_at(result: SimulationResult, times) -> pd.DataFrame:
             """
         )
     finally:
-        for name in (q.members, q.resolved):
+        for name in (q.members, q.requests, q.resolved):
             engine.execute(f"DROP TABLE IF EXISTS {name}")
     got = {int(i): (int(members), int(matched)) for i, members, matched in rows}
     return pd.DataFrame([(t, *got.get(i, (0, 0))) for i, t in enumerate(times)], columns=cols)
