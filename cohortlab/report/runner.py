@@ -424,6 +424,10 @@ def parallel_notebooks() -> int:
     return max(1, min(2, default_threads()))
 
 
+# the default notebooks, longest first on a loaded 1M-user world (docs/benchmarks.md)
+_LONGEST_FIRST = {"eit_migration": 0, "sync_timeline": 1, "match_rates": 2, "identity_gaps": 3}
+
+
 class _kernel_memory_share:
     """While ``workers`` kernels run at once, each gets 1/workers of the default DuckDB memory
     limit (``$COHORTLAB_MEMORY_LIMIT``, read by every kernel), so that together they stay within
@@ -498,9 +502,12 @@ def _run_all(sources, out_dir: Path, params: dict[str, Any], source: str, kernel
         else:  # each notebook is its own kernel process reading the database read-only
             from concurrent.futures import ThreadPoolExecutor
 
+            # the longest notebook starts first, so that it overlaps the others rather than
+            # running alone at the end
+            order = sorted(range(len(sources)), key=lambda j: _LONGEST_FIRST.get(sources[j].stem, len(_LONGEST_FIRST)))
             with _kernel_memory_share(workers), ThreadPoolExecutor(max_workers=workers) as pool:
-                futures = [pool.submit(one, i, src) for i, src in enumerate(sources, 1)]
-                results = [f.result() for f in futures]  # in the order asked for
+                futures = {j: pool.submit(one, j + 1, sources[j]) for j in order}
+                results = [futures[j].result() for j in range(len(sources))]  # in the order asked for
     finally:
         if scratch is not None:
             scratch.cleanup()
