@@ -495,7 +495,8 @@ def _run_all(sources, out_dir: Path, params: dict[str, Any], source: str, kernel
             say(f"[{i}/{len(sources)}] {src.stem}: FAILED in {r.error}")
         return r
 
-    workers = min(parallel_notebooks(), len(sources))
+    # two Spark sessions at once would compete for the same local cores and memory
+    workers = 1 if params.get("engine") == "spark" else min(parallel_notebooks(), len(sources))
     try:
         if workers <= 1:
             results = [one(i, src) for i, src in enumerate(sources, 1)]
