@@ -5,23 +5,40 @@ Public API::
     from cohortlab import Lab
     lab = Lab("project.duckdb")          # or Lab() for in-memory
     lab.load("mixpanel-events", "export/*.jsonl.gz")
+
+The names below are imported on first use, so that a command that needs only part of the
+package (``cohortlab report``, ``cohortlab --version``) does not pay for the rest at start-up.
 """
 
-from cohortlab.engines import DuckDBEngine, Engine
-from cohortlab.lab import Lab
-from cohortlab.loaders import LoadError, LoadReport
-from cohortlab.settings import SettingsError, SyncSettings
-from cohortlab.simulation.simulate import SimulationResult
+from importlib import import_module
 
 __version__ = "0.1.0"
+
+_HOMES = {
+    "Lab": "cohortlab.lab",
+    "Engine": "cohortlab.engines",
+    "DuckDBEngine": "cohortlab.engines",
+    "SparkEngine": "cohortlab.engines",
+    "LoadError": "cohortlab.loaders",
+    "LoadReport": "cohortlab.loaders",
+    "SyncSettings": "cohortlab.settings",
+    "SettingsError": "cohortlab.settings",
+    "SimulationResult": "cohortlab.simulation.simulate",
+}
 
 __all__ = ["Lab", "Engine", "DuckDBEngine", "LoadError", "LoadReport", "SyncSettings", "SettingsError", "SimulationResult",
            "__version__"]
 
 
 def __getattr__(name: str):
-    if name == "SparkEngine":
-        from cohortlab.engines import SparkEngine
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'cohortlab' has no attribute {name!r}")
+    value = getattr(import_module(home), name)
+    if name != "SparkEngine":  # SparkEngine stays lazy (it needs PySpark)
+        globals()[name] = value
+    return value
 
-        return SparkEngine
-    raise AttributeError(name)
+
+def __dir__():
+    return sorted(set(globals()) | set(_HOMES))

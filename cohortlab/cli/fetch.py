@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 
 import click
-import httpx
 
 from cohortlab.cli.app import fail, main
 
@@ -68,6 +67,8 @@ def fetch_cmd(out, db, sources, from_date, to_date, events, where, chunk_days, p
     """Download Mixpanel exports (raw events, Engage profiles, cohorts, cohort members) and
     mParticle profiles (Profile API, for the MPIDs the Mixpanel side refers to) into --out, then
     load them into --db. A second run fetches only what is missing."""
+    import httpx  # here, not at start-up: only this command talks to the network
+
     from cohortlab.errors import CohortlabError
     from cohortlab.fetch import RetryPolicy, fetch, load_credentials
 

@@ -102,12 +102,21 @@ def match_rate_over_time(lab, cohort: str, *, settings=None, limit: int = 12, un
     times = snapshot_times(lab, cohort, limit, until)
     if len(times) < 2:
         return pd.DataFrame(columns=["as_of", "cohort_name", "members", "matched", "match_rate"])
-    rows = []
-    for t in times:
-        r = lab.resolution(cohort, at=t.to_pydatetime(), settings=settings)
-        n = len(r)
-        m = int((r["status"] == "matched").sum())
-        rows.append((t, cohort, n, m, m / n if n else math.nan))
+    # one simulation up to the latest of the times (the report's own, cached); the earlier
+    # snapshots are read from its tables (exactly what simulating up to each of them gives)
+    latest = lab.simulate(cohort, at=times[-1].to_pydatetime(), settings=settings)
+    if latest.source == "snapshots":
+        from cohortlab.simulation.simulate import outcome_counts_at
+
+        counts = outcome_counts_at(latest, [t.to_pydatetime() for t in times])
+        pairs = zip(counts["members"], counts["matched"])
+    else:  # webhook membership: one simulation per time, counted in the database
+        pairs = []
+        for t in times:
+            table = lab.simulate(cohort, at=t.to_pydatetime(), settings=settings).tables["resolution"].table_name
+            pairs.append(lab.engine.query_rows(
+                f"SELECT count(*), count(CASE WHEN status = 'matched' THEN 1 END) FROM {table}")[0])
+    rows = [(t, cohort, int(n), int(m), int(m) / int(n) if n else math.nan) for t, (n, m) in zip(times, pairs)]
     return pd.DataFrame(rows, columns=["as_of", "cohort_name", "members", "matched", "match_rate"])
 
 

@@ -74,11 +74,13 @@ def shared_mpids(resolution: pd.DataFrame, *, with_ids: bool = False) -> pd.Data
     cols = ["cohort_name", "mpid", "profiles"] + (["distinct_ids"] if with_ids else [])
     if m.empty:
         return pd.DataFrame(columns=cols)
-    g = m.groupby(["cohort_name", "mpid"]).agg(
-        profiles=("distinct_id", "size"),
-        distinct_ids=("distinct_id", lambda s: ", ".join(sorted(map(str, s)))),
-    ).reset_index()
-    g = g[g["profiles"] > 1]
+    m = m[m.duplicated(["cohort_name", "mpid"], keep=False)]  # only MPIDs claimed more than once
+    if m.empty:
+        return pd.DataFrame(columns=cols)
+    agg = {"profiles": ("distinct_id", "size")}
+    if with_ids:
+        agg["distinct_ids"] = ("distinct_id", lambda s: ", ".join(sorted(map(str, s))))
+    g = m.groupby(["cohort_name", "mpid"]).agg(**agg).reset_index()
     g = g.sort_values(["profiles", "cohort_name", "mpid"], ascending=[False, True, True]).reset_index(drop=True)
     return g[cols]
 

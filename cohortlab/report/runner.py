@@ -410,6 +410,47 @@ def run_report(
     return _run_all(sources, out_dir, params, source, kernel, say, keep_data)
 
 
+def parallel_notebooks() -> int:
+    """How many notebooks run at once: ``$COHORTLAB_REPORT_PARALLEL`` when set, else the cores
+    this process may run on, at most 2 (each notebook is a kernel process with its own DuckDB)."""
+    raw = os.environ.get("COHORTLAB_REPORT_PARALLEL")
+    if raw:
+        try:
+            return max(1, int(raw))
+        except ValueError:
+            raise ReportError(f"COHORTLAB_REPORT_PARALLEL={raw!r}: expected a whole number of notebooks") from None
+    from cohortlab.engines.duckdb import default_threads
+
+    return max(1, min(2, default_threads()))
+
+
+# the default notebooks, longest first on a loaded 1M-user world (docs/benchmarks.md)
+_LONGEST_FIRST = {"eit_migration": 0, "sync_timeline": 1, "match_rates": 2, "identity_gaps": 3}
+
+
+class _kernel_memory_share:
+    """While ``workers`` kernels run at once, each gets 1/workers of the default DuckDB memory
+    limit (``$COHORTLAB_MEMORY_LIMIT``, read by every kernel), so that together they stay within
+    what one would use; a limit the user set is left alone."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.set = False
+
+    def __enter__(self):
+        if not os.environ.get("COHORTLAB_MEMORY_LIMIT"):
+            from cohortlab.engines.duckdb import default_memory_limit
+
+            mb = int(default_memory_limit()[:-2])
+            os.environ["COHORTLAB_MEMORY_LIMIT"] = f"{max(mb // self.workers, 100)}MB"
+            self.set = True
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.set:
+            os.environ.pop("COHORTLAB_MEMORY_LIMIT", None)
+
+
 def _run_all(sources, out_dir: Path, params: dict[str, Any], source: str, kernel: str, say,
              keep_data: bool) -> ReportResult:
     import tempfile
@@ -445,16 +486,29 @@ def _run_all(sources, out_dir: Path, params: dict[str, Any], source: str, kernel
                 params.setdefault("observed_db", str(db_path))
                 params.setdefault("validate_plan", "switch only")
 
+    def one(i: int, src: Path) -> NotebookResult:
+        say(f"[{i}/{len(sources)}] {src.stem} ...")
+        r = run_notebook(src, out_dir, params, kernel=kernel, page_source=source)
+        if r.ok:
+            say(f"[{i}/{len(sources)}] {src.stem}: ok ({r.seconds:.1f} s)")
+        else:
+            say(f"[{i}/{len(sources)}] {src.stem}: FAILED in {r.error}")
+        return r
+
+    # two Spark sessions at once would compete for the same local cores and memory
+    workers = 1 if params.get("engine") == "spark" else min(parallel_notebooks(), len(sources))
     try:
-        results = []
-        for i, src in enumerate(sources, 1):
-            say(f"[{i}/{len(sources)}] {src.stem} ...")
-            r = run_notebook(src, out_dir, params, kernel=kernel, page_source=source)
-            results.append(r)
-            if r.ok:
-                say(f"[{i}/{len(sources)}] {src.stem}: ok ({r.seconds:.1f} s)")
-            else:
-                say(f"[{i}/{len(sources)}] {src.stem}: FAILED in {r.error}")
+        if workers <= 1:
+            results = [one(i, src) for i, src in enumerate(sources, 1)]
+        else:  # each notebook is its own kernel process reading the database read-only
+            from concurrent.futures import ThreadPoolExecutor
+
+            # the longest notebook starts first, so that it overlaps the others rather than
+            # running alone at the end
+            order = sorted(range(len(sources)), key=lambda j: _LONGEST_FIRST.get(sources[j].stem, len(_LONGEST_FIRST)))
+            with _kernel_memory_share(workers), ThreadPoolExecutor(max_workers=workers) as pool:
+                futures = {j: pool.submit(one, j + 1, sources[j]) for j in order}
+                results = [futures[j].result() for j in range(len(sources))]  # in the order asked for
     finally:
         if scratch is not None:
             scratch.cleanup()

@@ -37,6 +37,7 @@ from cohortlab.simulation.membership import CohortRef, Source
 from cohortlab.simulation.resolution import RESOLUTION_COLUMNS
 from cohortlab.simulation.sync import ATTRIBUTE_STATE_COLUMNS, TIMELINE_COLUMNS, Names, run_sync
 from cohortlab.times import parse_time
+from cohortlab.pipeline import Pipeline, sql_ts
 from cohortlab.simulation.waterfall import (
     GAP_SUMMARY_ORDER,
     WATERFALL_COLUMNS,
@@ -227,6 +228,95 @@ def simulate(
     return result
 
 
+# ----------------------------------------------------------------------------- earlier snapshots
+class _Before(Names):
+    """Table names of a simulation, seen as the simulation at an earlier time ``t`` would have
+    written them: ``transitions`` up to the last version at or before ``t``, ``runs`` and
+    ``decisions`` up to the last run at or before ``t`` (subqueries over the run's tables)."""
+
+    def __init__(self, prefix: str, overrides: dict[str, str]) -> None:
+        super().__init__(prefix)
+        self._overrides = overrides
+
+    def __getattr__(self, step: str) -> str:
+        if step.startswith("_"):
+            raise AttributeError(step)
+        return self._overrides.get(step) or super().__getattr__(step)
+
+
+def outcome_counts_at(result: SimulationResult, times) -> pd.DataFrame:
+    """``as_of, members, matched`` at each of ``times`` (at or before ``result.at``): the member
+    count and the matched count that ``simulate(cohort, t, settings)`` gives at ``t``, read from
+    this simulation's own tables instead of simulating again up to each ``t``.
+
+    Exact for snapshot membership: everything the simulation at ``t`` computes is a prefix of
+    this one (the versions at or before ``t`` keep their numbers and transitions, the runs at or
+    before ``t`` their kind, sends and decisions: a run never looks ahead), so the members at
+    ``t`` are those whose transitions up to ``t`` sum to 1, their latest decision is the latest
+    one at a run at or before ``t`` (none: resolved at ``t``) and its outcome is a function of
+    (member, resolve time). Only the requests this simulation did not resolve are resolved (one
+    pass for all ``times``). Webhook membership is refused (a message may straddle ``t``)."""
+    from cohortlab.simulation.resolution import add_resolve_steps, profile_history_kind
+    from cohortlab.simulation.sync import RunGrid, final_members_stage
+    from cohortlab.times import naive_utc
+
+    cols = ["as_of", "members", "matched"]
+    times = [parse_time(t) for t in times]
+    if not times:
+        return pd.DataFrame(columns=cols)
+    if result.source != "snapshots":
+        raise ValueError("outcome_counts_at needs snapshot membership (webhook messages may straddle a time)")
+    late = [t for t in times if naive_utc(t) > naive_utc(result.at)]
+    if late:
+        raise ValueError(f"outcome_counts_at: {late[0]} is after the simulation's as-of time {result.at}")
+    engine, s = result.engine, result.settings
+    n = Names(f"sim_{result.run_id}_")
+    for t in PUBLISHED:
+        result.tables[t]._check()
+    q = Names(f"sim_{result.run_id}_before_")
+    parts = []
+    for i, t in enumerate(times):
+        last = RunGrid(result.t0, t, s).last
+        when = "d.resolve_time" if s.resolution_time == "send" else sql_ts(t)
+        before = _Before(n.prefix, {
+            "transitions": f"(SELECT t.* FROM {n.transitions} t WHERE t.version <= "
+                           f"(SELECT coalesce(max(v.version), 0) FROM {n.versions} v WHERE v.at_time <= {sql_ts(t)}))",
+            "runs": f"(SELECT * FROM {n.runs} WHERE k <= {int(last)})",
+            "decisions": f"(SELECT d.distinct_id, d.k, d.is_send, {when} AS resolve_time FROM {n.decisions} d "
+                         f"WHERE d.k <= {int(last)})",
+        })
+        parts.append(f"SELECT {i} AS i, f.distinct_id, f.resolve_time FROM ({final_members_stage(before, t).sql()}) f")
+    try:
+        engine.materialise(q.members, "\nUNION ALL\n".join(parts), temp=True)
+        engine.materialise(q.requests, f"""
+            SELECT DISTINCT m.distinct_id, m.resolve_time
+            FROM {q.members} m
+            LEFT JOIN {n.resolved} r ON r.distinct_id = m.distinct_id AND r.resolve_time = m.resolve_time
+            WHERE r.distinct_id IS NULL
+            """, temp=True)
+        extra = Pipeline().add("reqs", f"SELECT distinct_id, resolve_time FROM {q.requests}")
+        if engine.count(q.requests):  # members not sent by a run up to t: resolved at t
+            add_resolve_steps(extra, "reqs", s, profile_history_kind(engine))
+        else:
+            extra.add("resolved", "SELECT distinct_id, resolve_time, CAST(NULL AS VARCHAR) AS status FROM reqs")
+        extra.run(engine, q.resolved, temp=True)
+        rows = engine.query_rows(
+            f"""
+            SELECT m.i, count(*) AS members, count(CASE WHEN r.status = 'matched' THEN 1 END) AS matched
+            FROM {q.members} m
+            JOIN (SELECT distinct_id, resolve_time, status FROM {n.resolved}
+                  UNION ALL SELECT distinct_id, resolve_time, status FROM {q.resolved}) r
+              ON r.distinct_id = m.distinct_id AND r.resolve_time = m.resolve_time
+            GROUP BY m.i
+            """
+        )
+    finally:
+        for name in (q.members, q.requests, q.resolved):
+            engine.execute(f"DROP TABLE IF EXISTS {name}")
+    got = {int(i): (int(members), int(matched)) for i, members, matched in rows}
+    return pd.DataFrame([(t, *got.get(i, (0, 0))) for i, t in enumerate(times)], columns=cols)
+
+
 # ----------------------------------------------------------------------------- assumption ranges
 def assumption_values(settings: SyncSettings) -> dict[str, list[Any]]:
     """The values tried for each assumption (docs/rules.md, assumptions); the current value of
@@ -336,6 +426,7 @@ __all__ = [
     "assumption_ranges_wide",
     "assumption_values",
     "new_run_id",
+    "outcome_counts_at",
     "reexport_value",
     "simulate",
 ]

@@ -1,0 +1,92 @@
+"""The report runner runs two notebooks at a time: results (and the index) keep the order asked
+for, the longest default notebook starts first, each kernel gets its share of the memory limit,
+and ``COHORTLAB_REPORT_PARALLEL`` chooses how many run at once."""
+
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from cohortlab.report import runner
+from cohortlab.report.runner import ReportError, parallel_notebooks, run_report
+
+KERNELSPEC = {"name": "cohortlab", "display_name": "cohortlab (Python 3)", "language": "python"}
+
+
+def _notebook(path: Path, seconds: float) -> Path:
+    """A notebook that records when it ran and the memory limit its kernel was given."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = KERNELSPEC
+    params = nbformat.v4.new_code_cell('db = None\noutput_dir = "."')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells.append(params)
+    nb.cells.append(nbformat.v4.new_code_cell(
+        "import json, os, time\n"
+        "t0 = time.time()\n"
+        f"time.sleep({seconds})\n"
+        "json.dump({'title': os.path.basename(output_dir), 'start': t0, 'end': time.time(),\n"
+        "           'memory_limit': os.environ.get('COHORTLAB_MEMORY_LIMIT')},\n"
+        "          open(os.path.join(output_dir, 'metrics.json'), 'w'))"))
+    nbformat.write(nb, str(path))
+    return path
+
+
+@pytest.fixture
+def notebooks(tmp_path):
+    d = tmp_path / "nbs"
+    d.mkdir()
+    db = d / "x.duckdb"
+    db.write_bytes(b"")  # existence is all the runner checks
+    # named like the default notebooks: eit_migration is known to be the longest
+    return db, [_notebook(d / f"{n}.ipynb", 3.0) for n in ("match_rates", "identity_gaps", "eit_migration")]
+
+
+def test_two_at_a_time_in_the_order_asked_for_longest_first(notebooks, tmp_path, monkeypatch):
+    db, nbs = notebooks
+    monkeypatch.setenv("COHORTLAB_REPORT_PARALLEL", "2")
+    monkeypatch.delenv("COHORTLAB_MEMORY_LIMIT", raising=False)
+    result = run_report(nbs, db=db, out=tmp_path / "out")
+    assert result.ok
+    assert [n.name for n in result.notebooks] == ["match_rates", "identity_gaps", "eit_migration"]
+    runs = {n.name: n.metrics for n in result.notebooks}
+    # eit_migration and match_rates ran together; identity_gaps after one of them
+    assert runs["eit_migration"]["start"] < runs["match_rates"]["end"]
+    assert runs["match_rates"]["start"] < runs["eit_migration"]["end"]
+    assert runs["identity_gaps"]["start"] >= min(runs["eit_migration"]["end"], runs["match_rates"]["end"]) - 0.5
+    # each kernel had half of the default DuckDB memory limit
+    from cohortlab.engines.duckdb import default_memory_limit
+
+    half = f"{max(int(default_memory_limit()[:-2]) // 2, 100)}MB"
+    assert {r["memory_limit"] for r in runs.values()} == {half}
+    import os
+
+    assert "COHORTLAB_MEMORY_LIMIT" not in os.environ  # the runner's own setting is gone afterwards
+    index = (tmp_path / "out" / "index.html").read_text()
+    assert index.index("match_rates") < index.index("identity_gaps") < index.index("eit_migration")
+
+
+def test_one_at_a_time_and_a_limit_the_user_set(notebooks, tmp_path, monkeypatch):
+    db, nbs = notebooks
+    monkeypatch.setenv("COHORTLAB_REPORT_PARALLEL", "1")
+    monkeypatch.setenv("COHORTLAB_MEMORY_LIMIT", "700MB")
+    t0 = time.monotonic()
+    result = run_report(nbs[:2], db=db, out=tmp_path / "out")
+    assert result.ok and time.monotonic() - t0 >= 6.0  # 2 x 3 s, one after the other
+    a, b = (n.metrics for n in result.notebooks)
+    assert a["end"] <= b["start"] + 0.5
+    assert a["memory_limit"] == b["memory_limit"] == "700MB"
+
+
+def test_the_parallel_setting(monkeypatch):
+    monkeypatch.setenv("COHORTLAB_REPORT_PARALLEL", "3")
+    assert parallel_notebooks() == 3
+    monkeypatch.setenv("COHORTLAB_REPORT_PARALLEL", "two")
+    with pytest.raises(ReportError, match="COHORTLAB_REPORT_PARALLEL='two'"):
+        parallel_notebooks()
+    monkeypatch.delenv("COHORTLAB_REPORT_PARALLEL")
+    monkeypatch.setattr("cohortlab.engines.duckdb.default_threads", lambda: 1)
+    assert parallel_notebooks() == 1
+    monkeypatch.setattr("cohortlab.engines.duckdb.default_threads", lambda: 8)
+    assert parallel_notebooks() == 2
+    assert list(runner._LONGEST_FIRST)[0] == "eit_migration"
