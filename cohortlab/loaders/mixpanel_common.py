@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from cohortlab.pipeline import sql_list
+from cohortlab.loaders import fast
 from cohortlab.times import parse_naive_utc
 
 from cohortlab.loaders.base import (
@@ -263,6 +264,81 @@ def _engage_columns_sql(items: str, doc_no: str, keep: str = "") -> str:
         )"""
 
 
+# the fields of a bare Engage result the fast path reads (``results`` / ``status``: only to decline
+# a page, or a record with a status, which the exact path reads as a page)
+_FAST_ENGAGE_COLUMNS = {"$distinct_id": "JSON", "$properties": "JSON", "results": "JSON", "status": "JSON"}
+_FAST_PROPERTY_PATHS = ['$."$mparticle_user_id"', '$."$email"', '$."$phone"', '$."$created"', '$."$last_seen"']
+
+
+def _fast_engage_sql(ctx: FileContext) -> str:
+    """The typed fast path's rows of a JSONL file of bare Engage results (one per line): the
+    columns of :func:`_engage_columns_sql` for a good result, and ``ok``: FALSE for a record the
+    fast path cannot take exactly (a page, a ``status`` key, no usable ``$distinct_id``, a
+    ``$distinct_id`` that is not a string or an integer, ``$properties`` neither an object nor
+    null, a JSON-float ``$mparticle_user_id`` whose token the exact path reads back from the
+    line). ``$distinct_id`` is typed by the first character of its JSON text; the ``$properties``
+    fields by the exact path's expressions, from one parse of the object; a canonical ISO time
+    (``"2026-02-18T07:42:23"``) is read by ``strptime`` (:func:`fast.iso_utc_sql`)."""
+    def ts(i: int) -> str:
+        exact = f"timezone('UTC', TRY_CAST(trim(json_extract_string(f[{i}], '$')) AS TIMESTAMPTZ))"
+        return fast.iso_utc_sql(f"t{i}", f"p{i}", exact)
+
+    return f"""
+        WITH leaves AS (
+            SELECT "$distinct_id"::VARCHAR AS id, "$properties" AS pv,
+                   results IS NOT NULL OR status IS NOT NULL AS paged
+            FROM {fast.read_json_sql(ctx, _FAST_ENGAGE_COLUMNS)}
+        ),
+        fields AS (
+            SELECT *, {fast.leaf_kind_sql('id')} AS id_k, {container_type_sql('pv')} AS props_type,
+                   CASE WHEN left(pv, 1) = '{{' THEN json_extract(pv, {_paths_sql(_FAST_PROPERTY_PATHS)}) END AS f
+            FROM leaves
+        ),
+        typed AS (
+            SELECT *, CASE id_k WHEN 's' THEN nullif({fast.leaf_string_sql('id')}, '') WHEN 'i' THEN id END AS distinct_id,
+                   json_type(f[1]) AS mp_type, f[4]::VARCHAR AS t4, f[5]::VARCHAR AS t5,
+                   {fast.iso_parsed_sql('f[4]::VARCHAR')} AS p4, {fast.iso_parsed_sql('f[5]::VARCHAR')} AS p5
+            FROM fields
+        )
+        SELECT 0::BIGINT AS line, distinct_id,
+               CASE WHEN props_type = 'OBJECT' THEN pv ELSE '{{}}'::JSON END AS properties,
+               coalesce(props_type = 'OBJECT' AND pv::VARCHAR <> '{{}}', FALSE) AS has_properties,
+               mp_type, CASE WHEN mp_type <> 'NULL' THEN json_extract_string(f[1], '$') END AS mparticle_user_id,
+               json_extract_string(f[2], '$') AS email, json_extract_string(f[3], '$') AS phone,
+               {ts(4)} AS created, {ts(5)} AS last_seen,
+               FALSE AS is_page, NULL::JSON[] AS page_keys,
+               coalesce(NOT paged AND distinct_id IS NOT NULL AND (props_type IS NULL OR props_type IN ('OBJECT', 'NULL'))
+                        AND mp_type IS DISTINCT FROM 'DOUBLE', FALSE) AS ok
+        FROM typed"""
+
+
+def _stage_engage_fast(ctx: FileContext, st: str) -> bool:
+    """The typed fast path of :func:`stage_engage_results` for JSONL of bare results: table
+    ``{st}_rows`` (:func:`_fast_engage_sql`, numbered by :func:`fast.numbered_rows`) and view
+    ``st`` over it, when every record is one the fast path takes exactly; else nothing is left
+    behind and False is returned (the exact path reads the file)."""
+    eng = ctx.engine
+    rows = f"{st}_rows"
+    if str(eng.query_rows("SELECT current_setting('TimeZone')")[0][0]) != "UTC":
+        fast.declined(ctx, rows, "the session time zone is not UTC")
+        return False
+    line = fast.numbered_rows(ctx, rows, _fast_engage_sql(ctx))
+    if line is None:
+        fast.declined(ctx, rows, "not one JSON record per line")
+        return False
+    if eng.query_rows(f"SELECT 1 FROM {rows} WHERE NOT ok LIMIT 1"):
+        fast.declined(ctx, rows, "a record the typed read cannot take exactly")
+        return False
+    eng.execute(
+        f"""CREATE OR REPLACE TEMP VIEW {st} AS
+        SELECT {line} AS line, {line} AS doc_no, NULL::VARCHAR AS reason, 'result' AS kind, NULL::VARCHAR AS raw,
+               distinct_id, properties, has_properties, mp_type, mparticle_user_id, email, phone, created, last_seen
+        FROM {rows}"""
+    )
+    fast.taken(ctx)
+    return True
+
+
 def stage_engage_results(ctx: FileContext, st: str) -> str:
     """Create temp table (or view) ``st`` with one row per Engage result of the file, parsing each
     record once: (line, doc_no, reason, kind, raw, distinct_id, properties, has_properties,
@@ -286,6 +362,8 @@ def stage_engage_results(ctx: FileContext, st: str) -> str:
     paths = ("$.results",) + _RESULT_PATHS
     eng = ctx.engine
     if layout == "jsonl":
+        if fast.enabled() and _stage_engage_fast(ctx, st):
+            return layout
         # + the page-level keys of members pages, kept for pages: page_keys = [as_of, filter_by_cohort]
         paths += ("$.as_of", "$.filter_by_cohort", "$.status", "$.error")
         rows = f"{st}_rows"
