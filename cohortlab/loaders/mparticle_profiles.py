@@ -48,6 +48,8 @@ _SCALARS = [
     ("opted", "$.is_opted_out"),
     ("environment", "$.environment"),
 ]
+# the scalars the typed fast path reads as VARCHAR: used only as an MPID, epoch numbers or booleans
+_FAST_TEXT = ("mpid_text", "created_ms", "stored_ms", "opted")
 _CONTAINERS = [
     ("uid", "$.user_identities"),
     ("did", "$.device_identities"),
@@ -79,7 +81,7 @@ class MParticleProfilesLoader(Loader):
     def _stage(self, ctx: FileContext, tmp: Temp) -> str:
         """The staged records (see ``_mparticle.stage_sql``); a subclass reading another file
         format builds them from its own (line, j) records."""
-        return create_stage(ctx, tmp, _SCALARS, _CONTAINERS, _CHECKS)
+        return create_stage(ctx, tmp, _SCALARS, _CONTAINERS, _CHECKS, fast_text=_FAST_TEXT)
 
     def _load(self, ctx: FileContext, tmp: Temp) -> FileResult:
         stage = self._stage(ctx, tmp)
