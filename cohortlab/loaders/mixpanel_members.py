@@ -267,7 +267,7 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
         meta: dict[str, Any] = {"layout": "csv"}
         if as_of_col:
             values = [r[0] for r in eng.query_rows(
-                f"SELECT DISTINCT as_of FROM {rows} WHERE nullif(as_of, '') IS NOT NULL LIMIT 6")]
+                f"SELECT DISTINCT as_of FROM {rows} WHERE nullif(as_of, '') IS NOT NULL")]
             if len(values) > 1:
                 raise LoadError(ctx.path, f"the as_of column has several values {sorted(values)[:5]}: "
                                           "one file is one snapshot")
