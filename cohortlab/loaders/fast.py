@@ -2,7 +2,11 @@
 canonical tables need, instead of parsing every line's text with the JSON functions.
 
 A loader asks for it first and falls back to its exact line-by-line path when the fast path
-declines the file. The fast path takes a file only when it can take it *exactly* as the exact
+declines the file. Loaders with a fast path (docs/loading.md#fast-path): ``mixpanel-events``
+(JSONL, ``properties=none``), ``mixpanel-profiles`` and ``mixpanel-members`` (JSONL of bare
+Engage results: ``mixpanel_common._stage_engage_fast``; a members CSV:
+``MixpanelMembersLoader._stage_csv_fast``), ``mparticle-profiles`` (JSONL:
+``_mparticle._fast_stage``). The fast path takes a file only when it can take it *exactly* as the exact
 path would:
 
 * every identifier-bearing value is read as a JSON leaf (``JSON`` columns, never cast by

@@ -27,6 +27,10 @@ same rules as ``mixpanel-profiles`` (a later load replaces the same distinct_id;
 ``output_properties`` may have limited what a page carries). A page file whose pages all have
 ``"results": []`` is a valid snapshot of 0 members; so is a CSV with a header and no rows.
 
+JSONL of bare results and CSV are read by the typed fast path (:mod:`cohortlab.loaders.fast`)
+when every record can be taken exactly (a CSV: every row has an id); any other file by the exact
+path, with the same rows.
+
 Quarantine reasons: malformed_json, not_an_object, missing_distinct_id, bad_distinct_id,
 bad_properties.
 """

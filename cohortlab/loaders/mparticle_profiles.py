@@ -17,6 +17,10 @@ several concatenated objects, a JSON array of them, or JSONL; gzip detected by c
 * ``audience_memberships``: ``[{audience_id, audience_name, expiration_timestamp_ms}]``.
 * ``created_timestamp_ms``, ``last_stored_timestamp_ms``: epoch ms → UTC TIMESTAMP.
 
+JSONL is read by the typed fast path (:mod:`cohortlab.loaders.fast`: ``read_json`` of the
+top-level fields) when no record has a record-level problem (a malformed line, a missing or
+invalid MPID, a bad timestamp or container); any other file by the exact path, with the same rows.
+
 A later load replaces every row of the same MPID in the four tables (the file is a snapshot of
 the profile). Several records of one MPID inside a file: the last one wins; the others count as
 ``deduplicated``. Other quarantine reasons: ``malformed_json``, ``not_an_object``,
