@@ -115,8 +115,9 @@ def declined(ctx: FileContext, table: str, why: str) -> None:
     log.debug("%s: %s: exact path (%s)", ctx.kind, ctx.path, why)
 
 
-def taken(ctx: FileContext) -> None:
-    log.debug("%s: %s: fast path", ctx.kind, ctx.path)
+def taken(ctx: FileContext, note: str = "") -> None:
+    """Say that the file took the fast path (``note``: e.g. how many lines the exact path read)."""
+    log.debug("%s: %s: fast path%s", ctx.kind, ctx.path, f" ({note})" if note else "")
 
 
 # ----------------------------------------------------------------------------- typing JSON leaves

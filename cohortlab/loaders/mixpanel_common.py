@@ -306,7 +306,7 @@ def _fast_engage_sql(ctx: FileContext) -> str:
                mp_type, CASE WHEN mp_type <> 'NULL' THEN json_extract_string(f[1], '$') END AS mparticle_user_id,
                json_extract_string(f[2], '$') AS email, json_extract_string(f[3], '$') AS phone,
                {ts(4)} AS created, {ts(5)} AS last_seen,
-               FALSE AS is_page, NULL::JSON[] AS page_keys,
+               FALSE AS is_page, NULL::JSON[] AS page_keys, paged,
                coalesce(NOT paged AND distinct_id IS NOT NULL AND (props_type IS NULL OR props_type IN ('OBJECT', 'NULL'))
                         AND mp_type IS DISTINCT FROM 'DOUBLE', FALSE) AS ok
         FROM typed"""
@@ -315,10 +315,14 @@ def _fast_engage_sql(ctx: FileContext) -> str:
 def _stage_engage_fast(ctx: FileContext, st: str) -> bool:
     """The typed fast path of :func:`stage_engage_results` for JSONL of bare results: table
     ``{st}_rows`` (:func:`_fast_engage_sql`, numbered by :func:`fast.numbered_rows`) and view
-    ``st`` over it, when every record is one the fast path takes exactly; else nothing is left
-    behind and False is returned (the exact path reads the file)."""
+    ``st`` over it. The few lines the fast path cannot take exactly (a JSON-float
+    ``$mparticle_user_id``, a record to quarantine) are read again from their text by the exact
+    path's SQL, into ``{st}_pages`` (the name :func:`drop_engage_stage` drops), and take the
+    place of their fast rows. The whole file goes to the exact path (False, nothing left behind)
+    when the rows are not one per line, a line is a page or carries a ``status``, or more than
+    100 lines and a tenth of the file need the exact path."""
     eng = ctx.engine
-    rows = f"{st}_rows"
+    rows, fix = f"{st}_rows", f"{st}_pages"
     if str(eng.query_rows("SELECT current_setting('TimeZone')")[0][0]) != "UTC":
         fast.declined(ctx, rows, "the session time zone is not UTC")
         return False
@@ -326,16 +330,33 @@ def _stage_engage_fast(ctx: FileContext, st: str) -> bool:
     if line is None:
         fast.declined(ctx, rows, "not one JSON record per line")
         return False
-    if eng.query_rows(f"SELECT 1 FROM {rows} WHERE NOT ok LIMIT 1"):
-        fast.declined(ctx, rows, "a record the typed read cannot take exactly")
+    n, n_bad, n_paged = eng.query_rows(
+        f"SELECT count(*), count(*) FILTER (WHERE NOT ok), count(*) FILTER (WHERE paged) FROM {rows}")[0]
+    if n_paged or (n_bad > 100 and n_bad * 10 > n):
+        fast.declined(ctx, rows, "a page or a status key" if n_paged else "many records the typed read cannot take")
         return False
-    eng.execute(
-        f"""CREATE OR REPLACE TEMP VIEW {st} AS
-        SELECT {line} AS line, {line} AS doc_no, NULL::VARCHAR AS reason, 'result' AS kind, NULL::VARCHAR AS raw,
-               distinct_id, properties, has_properties, mp_type, mparticle_user_id, email, phone, created, last_seen
-        FROM {rows}"""
-    )
-    fast.taken(ctx)
+    cols = "distinct_id, properties, has_properties, mp_type, mparticle_user_id, email, phone, created, last_seen"
+    view = (f"SELECT {line} AS line, {line} AS doc_no, NULL::VARCHAR AS reason, 'result' AS kind, "
+            f"NULL::VARCHAR AS raw, {cols} FROM {rows}")
+    if n_bad:
+        # those lines by the exact path's SQL (as JSONL is read there: one record per line, a
+        # float's token from the line's text)
+        paths = ("$.results",) + _RESULT_PATHS + ("$.as_of", "$.filter_by_cohort", "$.status", "$.error")
+        lines = f"SELECT line, raw FROM ({ctx.lines_sql()}) WHERE line IN (SELECT {line} FROM {rows} WHERE NOT ok)"
+        records = (f"SELECT *, coalesce(json_type(v[1]) = 'ARRAY', FALSE) AS is_page "
+                   f"FROM ({parsed_lines_sql(lines, paths)})")
+        items = (f"SELECT line, line AS rec_line, raw, FALSE AS is_page_item, v[2:] AS f, "
+                 f"{_bare_kind_sql('v[2]')} AS kind, is_page, v[11] AS status_json FROM ({records})")
+        eng.execute(f"CREATE OR REPLACE TEMP TABLE {fix} AS "
+                    + _engage_columns_sql(items, "rec_line", ", is_page, status_json"))
+        if eng.query_rows(f"SELECT 1 FROM {fix} WHERE is_page OR status_json IS NOT NULL LIMIT 1"):
+            eng.execute(f"DROP TABLE {fix}")
+            fast.declined(ctx, rows, "a page or a status key")
+            return False
+        view += f" WHERE ok UNION ALL SELECT line, doc_no, reason, kind, raw, {cols} FROM {fix}"
+    eng.execute(f"CREATE OR REPLACE TEMP VIEW {st} AS {view}")
+    _check_engage_stage(ctx, st)
+    fast.taken(ctx, f"{n_bad:,} line(s) by the exact path" if n_bad else "")
     return True
 
 

@@ -1,7 +1,8 @@
 """The typed fast path of every loader that has one (cohortlab.loaders.fast): a clean file takes
 it and gives the same canonical rows, counts and fingerprints as the exact path; a file with one
-record the fast path cannot take exactly goes whole to the exact path, which quarantines exactly
-that record with its line number. Real-export quirks (extra keys, CRLF, escapes, odd types,
+record the fast path cannot take exactly goes whole to the exact path (Engage results: that line
+alone is read by the exact path's SQL), which quarantines exactly that record with its line
+number. Real-export quirks (extra keys, CRLF, escapes, odd types,
 pretty-printed JSON) are either taken with the exact path's rows or sent to it.
 
 (The events fast path has its own tests in test_fast_path.py; every loader test also runs with
@@ -89,18 +90,21 @@ ENGAGE_CLEAN = [
     _j({"$distinct_id": "U1", "$properties": {"$email": "b@example.com"}}),  # U1 again: the last wins
 ]
 
-# one record each that the fast path does not take: the whole file goes to the exact path
-ENGAGE_DECLINED = {
-    "malformed line": ('{"$distinct_id":"X","$properties":{', "malformed_json"),
-    "float mParticle id": ('{"$distinct_id":"X","$properties":{"$mparticle_user_id":1.2e18}}', None),
-    "boolean distinct_id": ('{"$distinct_id":true,"$properties":{}}', "bad_distinct_id"),
-    "float distinct_id": ('{"$distinct_id":12.5,"$properties":{}}', None),
-    "no distinct_id": ('{"$properties":{"$email":"x@example.com"}}', "missing_distinct_id"),
-    "empty distinct_id": ('{"$distinct_id":"","$properties":{}}', "missing_distinct_id"),
-    "properties an array": ('{"$distinct_id":"X","$properties":[1]}', "bad_properties"),
-    "not an object": ("[1, 2]", "not_an_object"),
-    "a status key": ('{"$distinct_id":"X","$properties":{},"status":"ok"}', None),
-    "blank line": ("", None),
+# one record each that the fast path does not take: (the line, its reject reason, the path the
+# file takes). "fast": the fast path reads that one line again from its text by the exact path's
+# SQL; "exact": the whole file goes to the exact path.
+ENGAGE_ODD = {
+    "malformed line": ('{"$distinct_id":"X","$properties":{', "malformed_json", "fast"),
+    "float mParticle id": ('{"$distinct_id":"X","$properties":{"$mparticle_user_id":1.2e18}}', None, "fast"),
+    "boolean distinct_id": ('{"$distinct_id":true,"$properties":{}}', "bad_distinct_id", "fast"),
+    "float distinct_id": ('{"$distinct_id":12.5,"$properties":{}}', None, "fast"),
+    "no distinct_id": ('{"$properties":{"$email":"x@example.com"}}', "missing_distinct_id", "fast"),
+    "empty distinct_id": ('{"$distinct_id":"","$properties":{}}', "missing_distinct_id", "fast"),
+    "properties an array": ('{"$distinct_id":"X","$properties":[1]}', "bad_properties", "fast"),
+    "not an object": ("[1, 2]", "not_an_object", "fast"),
+    "a status key": ('{"$distinct_id":"X","$properties":{},"status":"ok"}', None, "exact"),
+    "a page": ('{"results":[{"$distinct_id":"P"}],"status":"ok"}', None, "exact"),
+    "blank line": ("", None, "exact"),
 }
 
 
@@ -125,17 +129,39 @@ def test_crlf_line_ends_take_the_fast_path_too(tmp_path, caplog):
     assert taken == ["fast"]
 
 
-@pytest.mark.parametrize("case", sorted(ENGAGE_DECLINED))
-def test_one_engage_record_the_fast_path_cannot_take_sends_the_file_to_the_exact_path(tmp_path, caplog, case):
-    odd, reason = ENGAGE_DECLINED[case]
+@pytest.mark.parametrize("case", sorted(ENGAGE_ODD))
+def test_one_odd_engage_record_is_read_by_the_exact_path_with_its_line(tmp_path, caplog, case):
+    odd, reason, path = ENGAGE_ODD[case]
     p = _write(tmp_path, "profiles.jsonl", ENGAGE_CLEAN[:3] + [odd] + ENGAGE_CLEAN[3:])
     (rows_read, loaded, dedup, quarantined), snap, taken = _both(p, "mixpanel-profiles", caplog)
-    assert taken == ["exact"]
+    assert taken == [path]
     assert rows_read == loaded + dedup + sum(quarantined.values())
     rejects = [(r[3], r[4]) for r in snap["rejects"]]
     assert rejects == ([(4, reason)] if reason else [])
     lines = {r[-1] for r in snap["mp_profiles"]}
     assert {5, 8} <= lines  # the lines after the odd one keep their numbers
+
+
+def test_a_float_mparticle_id_keeps_its_exported_token_on_the_fast_path(tmp_path, caplog):
+    odd = '{"$distinct_id":"F","$properties":{"$mparticle_user_id":9.080350317581165e18,"$email":"f@example.com"}}'
+    p = _write(tmp_path, "profiles.jsonl", ENGAGE_CLEAN + [odd])
+    summary, snap, taken = _both(p, "mixpanel-profiles", caplog)
+    assert taken == ["fast"]
+    assert summary == (8, 7, 1, {})
+    row = next(r for r in snap["mp_profiles"] if r[0] == "F")
+    assert row[1] == "9.080350317581165e18" and row[2] == "f@example.com" and row[-1] == 8
+    assert next(r for r in snap["mp_profile_history"] if r[0] == "F")[2] == "DOUBLE"
+
+
+def test_a_page_among_bare_results_fails_or_loads_as_the_exact_path_says(tmp_path, caplog):
+    page = '{"results":[],"status":"error","error":"rate limited"}'
+    p = _write(tmp_path, "profiles.jsonl", ENGAGE_CLEAN[:2] + [page] + ENGAGE_CLEAN[2:])
+    errors = []
+    for use_fast in (True, False):
+        with pytest.raises(Exception) as e:
+            _load(p, "mixpanel-profiles", use_fast=use_fast, caplog=caplog)
+        errors.append(str(e.value))
+    assert errors[0] == errors[1] and "rate limited" in errors[0]
 
 
 def test_members_pages_of_bare_results_take_the_fast_path(tmp_path, caplog):
@@ -147,10 +173,10 @@ def test_members_pages_of_bare_results_take_the_fast_path(tmp_path, caplog):
     assert len(snap["mp_profiles"]) == 4  # the members with a non-empty $properties
 
 
-def test_members_with_one_malformed_line_fall_back_and_quarantine_it(tmp_path, caplog):
+def test_members_with_one_malformed_line_quarantine_exactly_it(tmp_path, caplog):
     p = _write(tmp_path, "members.jsonl", ENGAGE_CLEAN[:2] + ['{"$distinct_id":'] + ENGAGE_CLEAN[2:])
     summary, snap, taken = _both(p, "mixpanel-members", caplog, cohort="Power Users", as_of="2026-03-01T00:00:00Z")
-    assert taken == ["exact"]
+    assert taken == ["fast"]  # that line by the exact path's SQL
     assert summary == (8, 6, 1, {"malformed_json": 1})
     assert [(r[3], r[4], r[5]) for r in snap["rejects"]] == [(3, "malformed_json", '{"$distinct_id":')]
 
