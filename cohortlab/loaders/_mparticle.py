@@ -18,10 +18,12 @@ Everything here builds DuckDB SQL; nothing loops over records in Python.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 from cohortlab.identifiers import mpid_sql
 from cohortlab.pipeline import sql_list, sql_str
+from cohortlab.loaders import fast
 from cohortlab.loaders.base import FileContext, container_type_sql, nonblank_sql, sniff_json_layout
 
 from cohortlab.identity_types import DEVICE_IDENTITY_TYPES, IDENTITY_TYPE_ALIASES, USER_IDENTITY_TYPES
@@ -169,18 +171,82 @@ def create_stage(
     containers: list[tuple[str, str]],
     checks: list[tuple[str, str]],
     extra: str = "",
+    fast_text: tuple[str, ...] | None = None,
 ) -> str:
     """The staged records of :func:`stage_sql` for the file, as a temp table (or view); returns
     its name. A JSONL file is parsed in parallel: its lines are staged unnumbered, blank ones
     included (``line`` NULL), and the view ``stage`` numbers them by position
-    (:meth:`FileContext.numbered_table`)."""
+    (:meth:`FileContext.numbered_table`).
+
+    ``fast_text`` (not None): JSONL may take the typed fast path (:func:`_fast_stage`), which
+    reads these scalars as ``VARCHAR`` straight from ``read_json`` (only scalars used as numbers,
+    booleans or an MPID may be named: ``read_json`` spells a float ``1e+18`` where the JSON
+    functions spell it ``1000000000000000000.0``, which neither a number nor an MPID tells
+    apart)."""
     if sniff_json_layout(ctx.path) == "jsonl":
+        if fast_text is not None and fast.enabled() and not extra:
+            staged = _fast_stage(ctx, tmp, scalars, containers, checks, fast_text)
+            if staged is not None:
+                return staged
         rows = tmp("stage_rows")
         lines = f"SELECT line, raw AS j FROM ({ctx.unnumbered_lines_sql()})"
         line = ctx.numbered_table(rows, stage_sql(lines, scalars, containers, checks, extra))
         if line is not None:
             return tmp.view("stage", f"SELECT {line} AS line, * EXCLUDE (line) FROM {rows} WHERE line IS NOT NULL")
     return tmp.create("stage", stage_sql(records_sql(ctx), scalars, containers, checks, extra))
+
+
+_TOP_KEY = re.compile(r"\$\.([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _fast_stage(
+    ctx: FileContext,
+    tmp: "Temp",
+    scalars: list[tuple[str, str]],
+    containers: list[tuple[str, str]],
+    checks: list[tuple[str, str]],
+    fast_text: tuple[str, ...],
+) -> str | None:
+    """The typed fast path (:mod:`cohortlab.loaders.fast`) of :func:`create_stage` for JSONL:
+    the same columns from a ``read_json`` of the top-level fields only (scalars in ``fast_text``
+    as ``VARCHAR``, the others as JSON leaves typed by ``json_extract_string`` as in
+    :func:`stage_sql`, containers as JSON), numbered by position. Returns the view's name, or
+    None (nothing left behind) when the file needs the exact path: not one record per line, or a
+    record with a record-level reason (a malformed line, a missing or invalid MPID such as a JSON
+    float, a bad timestamp or container), which the exact path quarantines with its raw text."""
+    keys = [(n, _TOP_KEY.fullmatch(p)) for n, p in scalars + containers]
+    if any(m is None for _, m in keys):
+        return None
+    column = {n: m.group(1) for n, m in keys}
+    types = {column[n]: ("VARCHAR" if n in fast_text else "JSON") for n, _ in scalars}
+    types.update({column[n]: "JSON" for n, _ in containers})
+    if len(types) != len(keys):  # one key read twice: leave it to the exact path
+        return None
+
+    def src(n: str) -> str:
+        return '"' + column[n].replace('"', '""') + '"'
+
+    scols = ", ".join(
+        (f"{src(n)}::VARCHAR AS {n}" if n in fast_text else f"json_extract_string({src(n)}, '$') AS {n}")
+        for n, _ in scalars
+    )
+    ccols = ", ".join(f"{src(n)} AS {n}, {container_type_sql(src(n))} AS {n}_t" for n, _ in containers)
+    whens = " ".join(f"WHEN {cond} THEN {sql_str(reason)}" for cond, reason in checks)
+    select = f"""
+        SELECT *, CASE WHEN mpid_text IS NULL THEN 'missing_mpid' WHEN mpid IS NULL THEN 'invalid_mpid' {whens}
+                  END AS reason0
+        FROM (SELECT *, {mpid_sql('mpid_text')} AS mpid
+              FROM (SELECT 0::BIGINT AS line, {scols}, {ccols} FROM {fast.read_json_sql(ctx, types)}))"""
+    rows = tmp("fast_rows")
+    line = fast.numbered_rows(ctx, rows, select)
+    if line is None:
+        fast.declined(ctx, rows, "not one JSON record per line")
+        return None
+    if ctx.engine.query_rows(f"SELECT 1 FROM {rows} WHERE reason0 IS NOT NULL LIMIT 1"):
+        fast.declined(ctx, rows, "a record the typed read cannot take exactly")
+        return None
+    fast.taken(ctx)
+    return tmp.view("stage", f"SELECT {line} AS line, * EXCLUDE (line) FROM {rows}")
 
 
 def reject_with_raw(ctx: FileContext, checked: str) -> Counter:

@@ -2,7 +2,11 @@
 canonical tables need, instead of parsing every line's text with the JSON functions.
 
 A loader asks for it first and falls back to its exact line-by-line path when the fast path
-declines the file. The fast path takes a file only when it can take it *exactly* as the exact
+declines the file. Loaders with a fast path (docs/loading.md#fast-path): ``mixpanel-events``
+(JSONL, ``properties=none``), ``mixpanel-profiles`` and ``mixpanel-members`` (JSONL of bare
+Engage results: ``mixpanel_common._stage_engage_fast``; a members CSV:
+``MixpanelMembersLoader._stage_csv_fast``), ``mparticle-profiles`` (JSONL:
+``_mparticle._fast_stage``). The fast path takes a file only when it can take it *exactly* as the exact
 path would:
 
 * every identifier-bearing value is read as a JSON leaf (``JSON`` columns, never cast by
@@ -63,9 +67,26 @@ def read_json_sql(ctx: FileContext, columns: dict[str, str | dict]) -> str:
     )
 
 
-def physical_lines(ctx: FileContext) -> int:
-    """The number of physical lines of the file, as the exact path counts them (blank ones too)."""
-    return int(ctx.engine.query_rows(f"SELECT count(*) FROM ({ctx.raw_lines_sql()})")[0][0])
+def physical_lines(ctx: FileContext) -> int | None:
+    """The number of physical lines of the file, as the exact path counts them (blank ones too).
+    A plain file is counted in Python (``bytes.count`` of its newlines: a tenth of what DuckDB's
+    ``read_csv`` takes to split the lines); a file with a CR that does not end a CRLF (which
+    ``read_csv`` may count as a line end) gives None (the caller declines it). A gzip file is
+    counted by DuckDB."""
+    if ctx.compression != "none":
+        return int(ctx.engine.query_rows(f"SELECT count(*) FROM ({ctx.raw_lines_sql()})")[0][0])
+    newlines = crs = crlfs = 0
+    last = 0
+    buf = bytearray(8 * 1024 * 1024)
+    with open(ctx.path, "rb") as f:
+        while n := f.readinto(buf):
+            newlines += buf.count(b"\n", 0, n)
+            crs += buf.count(b"\r", 0, n)
+            crlfs += buf.count(b"\r\n", 0, n) + (last == 13 and buf[0] == 10)
+            last = buf[n - 1]
+    if crs != crlfs:
+        return None
+    return newlines + (1 if last not in (0, 10) else 0)
 
 
 def numbered_rows(ctx: FileContext, table: str, select_sql: str) -> str | None:
@@ -75,11 +96,14 @@ def numbered_rows(ctx: FileContext, table: str, select_sql: str) -> str | None:
     one per physical line or their positions cannot be trusted."""
     eng = ctx.engine
     kept = eng.query_rows("SELECT current_setting('preserve_insertion_order')")[0][0]
-    if str(kept).lower() not in ("true", "1") or sniff_json_layout(ctx.path) != "jsonl":
+    if str(kept).lower() not in ("true", "1") or ctx.skip_lines or sniff_json_layout(ctx.path) != "jsonl":
+        return None
+    lines = physical_lines(ctx)
+    if lines is None:
         return None
     eng.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {select_sql}")
     first, last, n = eng.query_rows(f"SELECT min(rowid), max(rowid), count(*) FROM {table}")[0]
-    if not n or last - first + 1 != n or n != physical_lines(ctx):
+    if not n or last - first + 1 != n or n != lines:
         eng.execute(f"DROP TABLE {table}")
         return None
     return f"(rowid - {int(first)} + 1)"
@@ -91,5 +115,39 @@ def declined(ctx: FileContext, table: str, why: str) -> None:
     log.debug("%s: %s: exact path (%s)", ctx.kind, ctx.path, why)
 
 
-def taken(ctx: FileContext) -> None:
-    log.debug("%s: %s: fast path", ctx.kind, ctx.path)
+def taken(ctx: FileContext, note: str = "") -> None:
+    """Say that the file took the fast path (``note``: e.g. how many lines the exact path read)."""
+    log.debug("%s: %s: fast path%s", ctx.kind, ctx.path, f" ({note})" if note else "")
+
+
+# ----------------------------------------------------------------------------- typing JSON leaves
+def leaf_kind_sql(t: str) -> str:
+    """'s' string, 'i' integer, 'n' JSON null, 'x' anything else (float, boolean, object, array),
+    NULL when absent, from the first character of the leaf's JSON text ``t`` (never re-parsed)."""
+    return (f"CASE WHEN {t} IS NULL THEN NULL WHEN left({t}, 1) = '\"' THEN 's' WHEN {t} = 'null' THEN 'n' "
+            f"WHEN regexp_full_match({t}, '-?[0-9]+') THEN 'i' ELSE 'x' END")
+
+
+def leaf_string_sql(t: str) -> str:
+    """The value of a JSON string leaf ``t`` (its JSON text): the text between the quotes,
+    unescaped by the JSON functions only when it holds a backslash."""
+    return f"CASE WHEN contains({t}, '\\') THEN json_extract_string({t}, '$') ELSE {t}[2:-2] END"
+
+
+ISO_SECONDS = '"%Y-%m-%dT%H:%M:%S"'  # a JSON string leaf holding an ISO time without a zone
+
+
+def iso_parsed_sql(t: str) -> str:
+    """The TIMESTAMP of a JSON string leaf ``t`` (its JSON text) spelled exactly
+    ``"YYYY-MM-DDTHH:MM:SS"`` (no zone: UTC), NULL for anything else. Pair it with
+    :func:`iso_utc_sql`."""
+    return f"try_strptime({t}, '{ISO_SECONDS}')"
+
+
+def iso_utc_sql(t: str, parsed: str, exact: str) -> str:
+    """The exact path's UTC TIMESTAMP of an ISO string (``exact``: the ``TIMESTAMPTZ`` cast and
+    ``timezone('UTC', ...)``, four times the cost) taken from ``parsed`` (:func:`iso_parsed_sql`
+    of leaf text ``t``) when the leaf is the canonical spelling of that time (it formats back to
+    the same text: no zone, two digits each, a valid date), which both read the same (the session
+    time zone is UTC); ``exact`` for anything else."""
+    return f"CASE WHEN strftime({parsed}, '{ISO_SECONDS}') = {t} THEN {parsed} ELSE {exact} END"

@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from cohortlab.pipeline import sql_list
+from cohortlab.loaders import fast
 from cohortlab.times import parse_naive_utc
 
 from cohortlab.loaders.base import (
@@ -263,6 +264,102 @@ def _engage_columns_sql(items: str, doc_no: str, keep: str = "") -> str:
         )"""
 
 
+# the fields of a bare Engage result the fast path reads (``results`` / ``status``: only to decline
+# a page, or a record with a status, which the exact path reads as a page)
+_FAST_ENGAGE_COLUMNS = {"$distinct_id": "JSON", "$properties": "JSON", "results": "JSON", "status": "JSON"}
+_FAST_PROPERTY_PATHS = ['$."$mparticle_user_id"', '$."$email"', '$."$phone"', '$."$created"', '$."$last_seen"']
+
+
+def _fast_engage_sql(ctx: FileContext) -> str:
+    """The typed fast path's rows of a JSONL file of bare Engage results (one per line): the
+    columns of :func:`_engage_columns_sql` for a good result, and ``ok``: FALSE for a record the
+    fast path cannot take exactly (a page, a ``status`` key, no usable ``$distinct_id``, a
+    ``$distinct_id`` that is not a string or an integer, ``$properties`` neither an object nor
+    null, a JSON-float ``$mparticle_user_id`` whose token the exact path reads back from the
+    line). ``$distinct_id`` is typed by the first character of its JSON text; the ``$properties``
+    fields by the exact path's expressions, from one parse of the object; a canonical ISO time
+    (``"2026-02-18T07:42:23"``) is read by ``strptime`` (:func:`fast.iso_utc_sql`)."""
+    def ts(i: int) -> str:
+        exact = f"timezone('UTC', TRY_CAST(trim(json_extract_string(f[{i}], '$')) AS TIMESTAMPTZ))"
+        return fast.iso_utc_sql(f"t{i}", f"p{i}", exact)
+
+    return f"""
+        WITH leaves AS (
+            SELECT "$distinct_id"::VARCHAR AS id, "$properties" AS pv,
+                   results IS NOT NULL OR status IS NOT NULL AS paged
+            FROM {fast.read_json_sql(ctx, _FAST_ENGAGE_COLUMNS)}
+        ),
+        fields AS (
+            SELECT *, {fast.leaf_kind_sql('id')} AS id_k, {container_type_sql('pv')} AS props_type,
+                   CASE WHEN left(pv, 1) = '{{' THEN json_extract(pv, {_paths_sql(_FAST_PROPERTY_PATHS)}) END AS f
+            FROM leaves
+        ),
+        typed AS (
+            SELECT *, CASE id_k WHEN 's' THEN nullif({fast.leaf_string_sql('id')}, '') WHEN 'i' THEN id END AS distinct_id,
+                   json_type(f[1]) AS mp_type, f[4]::VARCHAR AS t4, f[5]::VARCHAR AS t5,
+                   {fast.iso_parsed_sql('f[4]::VARCHAR')} AS p4, {fast.iso_parsed_sql('f[5]::VARCHAR')} AS p5
+            FROM fields
+        )
+        SELECT 0::BIGINT AS line, distinct_id,
+               CASE WHEN props_type = 'OBJECT' THEN pv ELSE '{{}}'::JSON END AS properties,
+               coalesce(props_type = 'OBJECT' AND pv::VARCHAR <> '{{}}', FALSE) AS has_properties,
+               mp_type, CASE WHEN mp_type <> 'NULL' THEN json_extract_string(f[1], '$') END AS mparticle_user_id,
+               json_extract_string(f[2], '$') AS email, json_extract_string(f[3], '$') AS phone,
+               {ts(4)} AS created, {ts(5)} AS last_seen,
+               FALSE AS is_page, NULL::JSON[] AS page_keys, paged,
+               coalesce(NOT paged AND distinct_id IS NOT NULL AND (props_type IS NULL OR props_type IN ('OBJECT', 'NULL'))
+                        AND mp_type IS DISTINCT FROM 'DOUBLE', FALSE) AS ok
+        FROM typed"""
+
+
+def _stage_engage_fast(ctx: FileContext, st: str) -> bool:
+    """The typed fast path of :func:`stage_engage_results` for JSONL of bare results: table
+    ``{st}_rows`` (:func:`_fast_engage_sql`, numbered by :func:`fast.numbered_rows`) and view
+    ``st`` over it. The few lines the fast path cannot take exactly (a JSON-float
+    ``$mparticle_user_id``, a record to quarantine) are read again from their text by the exact
+    path's SQL, into ``{st}_pages`` (the name :func:`drop_engage_stage` drops), and take the
+    place of their fast rows. The whole file goes to the exact path (False, nothing left behind)
+    when the rows are not one per line, a line is a page or carries a ``status``, or more than
+    100 lines and a tenth of the file need the exact path."""
+    eng = ctx.engine
+    rows, fix = f"{st}_rows", f"{st}_pages"
+    if str(eng.query_rows("SELECT current_setting('TimeZone')")[0][0]) != "UTC":
+        fast.declined(ctx, rows, "the session time zone is not UTC")
+        return False
+    line = fast.numbered_rows(ctx, rows, _fast_engage_sql(ctx))
+    if line is None:
+        fast.declined(ctx, rows, "not one JSON record per line")
+        return False
+    n, n_bad, n_paged = eng.query_rows(
+        f"SELECT count(*), count(*) FILTER (WHERE NOT ok), count(*) FILTER (WHERE paged) FROM {rows}")[0]
+    if n_paged or (n_bad > 100 and n_bad * 10 > n):
+        fast.declined(ctx, rows, "a page or a status key" if n_paged else "many records the typed read cannot take")
+        return False
+    cols = "distinct_id, properties, has_properties, mp_type, mparticle_user_id, email, phone, created, last_seen"
+    view = (f"SELECT {line} AS line, {line} AS doc_no, NULL::VARCHAR AS reason, 'result' AS kind, "
+            f"NULL::VARCHAR AS raw, {cols} FROM {rows}")
+    if n_bad:
+        # those lines by the exact path's SQL (as JSONL is read there: one record per line, a
+        # float's token from the line's text)
+        paths = ("$.results",) + _RESULT_PATHS + ("$.as_of", "$.filter_by_cohort", "$.status", "$.error")
+        lines = f"SELECT line, raw FROM ({ctx.lines_sql()}) WHERE line IN (SELECT {line} FROM {rows} WHERE NOT ok)"
+        records = (f"SELECT *, coalesce(json_type(v[1]) = 'ARRAY', FALSE) AS is_page "
+                   f"FROM ({parsed_lines_sql(lines, paths)})")
+        items = (f"SELECT line, line AS rec_line, raw, FALSE AS is_page_item, v[2:] AS f, "
+                 f"{_bare_kind_sql('v[2]')} AS kind, is_page, v[11] AS status_json FROM ({records})")
+        eng.execute(f"CREATE OR REPLACE TEMP TABLE {fix} AS "
+                    + _engage_columns_sql(items, "rec_line", ", is_page, status_json"))
+        if eng.query_rows(f"SELECT 1 FROM {fix} WHERE is_page OR status_json IS NOT NULL LIMIT 1"):
+            eng.execute(f"DROP TABLE {fix}")
+            fast.declined(ctx, rows, "a page or a status key")
+            return False
+        view += f" WHERE ok UNION ALL SELECT line, doc_no, reason, kind, raw, {cols} FROM {fix}"
+    eng.execute(f"CREATE OR REPLACE TEMP VIEW {st} AS {view}")
+    _check_engage_stage(ctx, st)
+    fast.taken(ctx, f"{n_bad:,} line(s) by the exact path" if n_bad else "")
+    return True
+
+
 def stage_engage_results(ctx: FileContext, st: str) -> str:
     """Create temp table (or view) ``st`` with one row per Engage result of the file, parsing each
     record once: (line, doc_no, reason, kind, raw, distinct_id, properties, has_properties,
@@ -286,6 +383,8 @@ def stage_engage_results(ctx: FileContext, st: str) -> str:
     paths = ("$.results",) + _RESULT_PATHS
     eng = ctx.engine
     if layout == "jsonl":
+        if fast.enabled() and _stage_engage_fast(ctx, st):
+            return layout
         # + the page-level keys of members pages, kept for pages: page_keys = [as_of, filter_by_cohort]
         paths += ("$.as_of", "$.filter_by_cohort", "$.status", "$.error")
         rows = f"{st}_rows"

@@ -278,17 +278,8 @@ def _leaf(x: str) -> str:
     return f"CAST({x} AS VARCHAR)"
 
 
-def _leaf_kind_sql(t: str) -> str:
-    """'s' string, 'i' integer, 'n' JSON null, 'x' anything else (float, boolean, object, array),
-    NULL when absent, from the first character of the leaf's JSON text ``t`` (never re-parsed)."""
-    return (f"CASE WHEN {t} IS NULL THEN NULL WHEN left({t}, 1) = '\"' THEN 's' WHEN {t} = 'null' THEN 'n' "
-            f"WHEN regexp_full_match({t}, '-?[0-9]+') THEN 'i' ELSE 'x' END")
-
-
-def _leaf_string_sql(t: str) -> str:
-    """The value of a JSON string leaf ``t``: its text between the quotes, unescaped by the JSON
-    functions only when it holds a backslash."""
-    return f"CASE WHEN contains({t}, '\\') THEN json_extract_string({t}, '$') ELSE {t}[2:-2] END"
+_leaf_kind_sql = fast.leaf_kind_sql
+_leaf_string_sql = fast.leaf_string_sql
 
 
 def _fast_stage_sql(ctx: FileContext, unit: str) -> str:

@@ -27,6 +27,10 @@ same rules as ``mixpanel-profiles`` (a later load replaces the same distinct_id;
 ``output_properties`` may have limited what a page carries). A page file whose pages all have
 ``"results": []`` is a valid snapshot of 0 members; so is a CSV with a header and no rows.
 
+JSONL of bare results and CSV are read by the typed fast path (:mod:`cohortlab.loaders.fast`)
+when every record can be taken exactly (a CSV: every row has an id); any other file by the exact
+path, with the same rows.
+
 Quarantine reasons: malformed_json, not_an_object, missing_distinct_id, bad_distinct_id,
 bad_properties.
 """
@@ -37,6 +41,7 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
+from cohortlab.loaders import fast
 from cohortlab.loaders.base import FileContext, FileResult, LoadError, Loader, csv_header, csv_read_sql, head_text
 from cohortlab.pipeline import sql_str
 from cohortlab.loaders.mixpanel_common import (
@@ -204,6 +209,10 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
         elif column not in cols:
             raise LoadError(ctx.path, f"no column {column!r}; the header has {cols}", line=1)
         qc = f"c{cols.index(column) + 1}"
+        if fast.enabled():
+            meta = self._stage_csv_fast(ctx, st, src, qc, f"c{cols.index('as_of') + 1}" if "as_of" in cols else None)
+            if meta is not None:
+                return meta, True
         # line = position + 1 (the header is line 1); the raw row text only for rejects
         rows = (
             f"SELECT CASE WHEN distinct_id IS NULL THEN 'missing_distinct_id' END AS reason, "
@@ -231,6 +240,45 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
             if values:
                 meta["as_of"] = values[0]
         return meta, True
+
+    def _stage_csv_fast(self, ctx: FileContext, st: str, src: str, qc: str, as_of_col: str | None) -> dict | None:
+        """The typed fast path of a members CSV (:mod:`cohortlab.loaders.fast`): one ``read_csv``
+        of the id column (and the as_of column) into ``{st}_rows``, numbered by position as the
+        exact path numbers rows (line = position + 1), and the view ``st`` over it; the as_of
+        value comes from the same read. Returns the file's meta, or None (nothing left behind)
+        when a row has no id (the exact path quarantines it with its text) or positions cannot
+        be trusted."""
+        eng = ctx.engine
+        rows = f"{st}_rows"
+        kept = eng.query_rows("SELECT current_setting('preserve_insertion_order')")[0][0]
+        if str(kept).lower() not in ("true", "1"):
+            fast.declined(ctx, rows, "insertion order is not preserved")
+            return None
+        as_of = f", trim(t.{as_of_col}) AS as_of" if as_of_col else ""
+        eng.execute(f"CREATE OR REPLACE TEMP TABLE {rows} AS "
+                    f"SELECT nullif(trim(t.{qc}), '') AS distinct_id{as_of} FROM {src} t")
+        first, last, n, missing = eng.query_rows(
+            f"SELECT min(rowid), max(rowid), count(*), count(*) FILTER (WHERE distinct_id IS NULL) FROM {rows}")[0]
+        if n and last - first + 1 != n:
+            fast.declined(ctx, rows, "row positions are not contiguous")
+            return None
+        if missing:
+            fast.declined(ctx, rows, "a row without a distinct_id")
+            return None
+        eng.execute(f"CREATE OR REPLACE TEMP VIEW {st} AS SELECT rowid - {int(first or 0)} + 2 AS line, "
+                    f"NULL::BIGINT AS doc_no, NULL::VARCHAR AS reason, NULL::VARCHAR AS raw, distinct_id, "
+                    f"NULL::JSON AS properties, FALSE AS has_properties FROM {rows}")
+        meta: dict[str, Any] = {"layout": "csv"}
+        if as_of_col:
+            values = [r[0] for r in eng.query_rows(
+                f"SELECT DISTINCT as_of FROM {rows} WHERE nullif(as_of, '') IS NOT NULL")]
+            if len(values) > 1:
+                raise LoadError(ctx.path, f"the as_of column has several values {sorted(values)[:5]}: "
+                                          "one file is one snapshot")
+            if values:
+                meta["as_of"] = values[0]
+        fast.taken(ctx)
+        return meta
 
     # ------------------------------------------------------------------ cohort and time
     def _resolve_cohort(self, ctx: FileContext, file_id: str | None,

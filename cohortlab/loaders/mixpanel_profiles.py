@@ -18,6 +18,9 @@ occurrence wins and the others count as deduplicated. Every load is also kept in
 ``mp_profile_history`` with its as-of time: option ``as_of`` (ISO-8601 UTC, the time the export
 was taken), else the load time counts (send-time resolution, docs/rules.md).
 
+JSONL of bare result objects is read by the typed fast path (:mod:`cohortlab.loaders.fast`)
+when every record can be taken exactly; any other file by the exact path, with the same rows.
+
 Quarantine reasons: malformed_json, not_an_object, missing_distinct_id, bad_distinct_id,
 bad_properties. A page with ``"status"`` other than ``"ok"``, or a file with JSON objects none of
 which is a page or a result object, is a LoadError.

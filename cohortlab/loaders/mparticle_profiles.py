@@ -17,6 +17,10 @@ several concatenated objects, a JSON array of them, or JSONL; gzip detected by c
 * ``audience_memberships``: ``[{audience_id, audience_name, expiration_timestamp_ms}]``.
 * ``created_timestamp_ms``, ``last_stored_timestamp_ms``: epoch ms → UTC TIMESTAMP.
 
+JSONL is read by the typed fast path (:mod:`cohortlab.loaders.fast`: ``read_json`` of the
+top-level fields) when no record has a record-level problem (a malformed line, a missing or
+invalid MPID, a bad timestamp or container); any other file by the exact path, with the same rows.
+
 A later load replaces every row of the same MPID in the four tables (the file is a snapshot of
 the profile). Several records of one MPID inside a file: the last one wins; the others count as
 ``deduplicated``. Other quarantine reasons: ``malformed_json``, ``not_an_object``,
@@ -48,6 +52,8 @@ _SCALARS = [
     ("opted", "$.is_opted_out"),
     ("environment", "$.environment"),
 ]
+# the scalars the typed fast path reads as VARCHAR: used only as an MPID, epoch numbers or booleans
+_FAST_TEXT = ("mpid_text", "created_ms", "stored_ms", "opted")
 _CONTAINERS = [
     ("uid", "$.user_identities"),
     ("did", "$.device_identities"),
@@ -79,7 +85,7 @@ class MParticleProfilesLoader(Loader):
     def _stage(self, ctx: FileContext, tmp: Temp) -> str:
         """The staged records (see ``_mparticle.stage_sql``); a subclass reading another file
         format builds them from its own (line, j) records."""
-        return create_stage(ctx, tmp, _SCALARS, _CONTAINERS, _CHECKS)
+        return create_stage(ctx, tmp, _SCALARS, _CONTAINERS, _CHECKS, fast_text=_FAST_TEXT)
 
     def _load(self, ctx: FileContext, tmp: Temp) -> FileResult:
         stage = self._stage(ctx, tmp)

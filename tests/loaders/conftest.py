@@ -82,8 +82,9 @@ def balanced(lab):
 def parse_path(request, monkeypatch):
     """Every loader test runs three times: files parsed in one statement (small files), through
     the parallel path big files take (FileContext.numbered_table, threshold lowered to 0 bytes),
-    and through the typed fast path (cohortlab.loaders.fast: read_json of the needed fields,
-    falling back to the exact path for a file it cannot take exactly). The first two run with
+    and through the typed fast path (cohortlab.loaders.fast: read_json / read_csv of the needed
+    fields, falling back to the exact path for a file it cannot take exactly; mixpanel-events,
+    mixpanel-profiles, mixpanel-members and mparticle-profiles have one). The first two run with
     the fast path off, so they test the exact path alone."""
     from cohortlab.loaders import base, fast
 
