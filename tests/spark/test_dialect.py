@@ -120,3 +120,18 @@ def test_translated_regexps_give_duckdb_results_on_spark(spark_engine, expr, inp
 def test_spark_has_every_function_on_the_lint_allowlist(spark_session):
     builtin = {r["function"] for r in spark_session.sql("SHOW FUNCTIONS").collect()}
     assert not SPARK_FUNCTIONS - builtin
+
+
+def test_nested_bigints_come_back_exact_from_arrow():
+    """A struct field holding an MPID, NULL in another row (pyarrow alone turns that field into
+    floats: 9.080350317581166e+18). No JVM needed."""
+    import pyarrow as pa
+
+    from cohortlab.engines.spark.engine import arrow_to_pandas
+
+    typ = pa.struct([("k", pa.int64()), ("target", pa.int64())])
+    rows = [{"k": 192, "target": 9080350317581165123}, None, {"k": None, "target": None}]
+    df = arrow_to_pandas(pa.table({"dec": pa.array(rows, type=typ)}))
+    got = df["dec"].tolist()
+    assert got == rows
+    assert isinstance(got[0]["target"], int) and isinstance(got[0]["k"], int)

@@ -524,7 +524,13 @@ def arrow_to_pandas(t: pa.Table) -> pd.DataFrame:
     """Arrow -> pandas as DuckDB's ``.df()`` does it: integer columns as pandas nullable
     ``Int64``/``Int32`` (exact, never float), timestamps naive UTC."""
     t = _naive_utc(t)
-    return t.to_pandas(types_mapper=_INT_DTYPES.get)
+    df = t.to_pandas(types_mapper=_INT_DTYPES.get)
+    for i, field in enumerate(t.schema):
+        # pyarrow converts a struct's/list's fields through numpy, so an int64 field with a NULL
+        # becomes float (9080350317581165123 -> 9.080350317581166e+18): build them from Python values
+        if pa.types.is_nested(field.type):
+            df[df.columns[i]] = pd.Series(t.column(i).to_pylist(), index=df.index, dtype=object)
+    return df
 
 
 def pandas_to_arrow(df: pd.DataFrame) -> pa.Table:
