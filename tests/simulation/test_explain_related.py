@@ -33,7 +33,7 @@ def facts(x):
             for s in x.steps]
 
 
-@hypothesis.settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+@hypothesis.settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow],
                      derandomize=True)
 @given(worlds())
 def test_explain_of_the_related_members_equals_explain_of_the_full_simulation(w):

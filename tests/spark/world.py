@@ -218,7 +218,8 @@ def observed_calls() -> list[tuple[str, Callable]]:
                 "verify_profiles": v.profiles}
 
     def explain(lab):
-        users = ["u1", "C2", str(BIG), "u_gone", "u_event", "$device:abc", "nobody"]
+        # three users, three paths (distinct_id, MPID, device id): each explain is a simulation on Spark
+        users = ["u1", str(BIG), "$device:abc"]
         text = [lab.explain(SNAP_COHORT, u, show_personal_data=True).to_text() for u in users]
         return {"explain": pd.DataFrame({"user": users, "text": text})}
 
