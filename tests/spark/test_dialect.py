@@ -127,7 +127,7 @@ def test_nested_bigints_come_back_exact_from_arrow():
     floats: 9.080350317581166e+18). No JVM needed."""
     import pyarrow as pa
 
-    from cohortlab.engines.spark.engine import arrow_to_pandas
+    from cohortlab.engines.spark.arrow import arrow_to_pandas
 
     typ = pa.struct([("k", pa.int64()), ("target", pa.int64())])
     rows = [{"k": 192, "target": 9080350317581165123}, None, {"k": None, "target": None}]
