@@ -253,9 +253,9 @@ def run_notebook(
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    source = Path(source)
+    source = Path(source).resolve()
     name = source.stem
-    nb_dir = Path(out_dir) / name
+    nb_dir = (Path(out_dir) / name).resolve()  # absolute: papermill's cwd= is process-wide
     nb_dir.mkdir(parents=True, exist_ok=True)
     declared = declared_parameters(source)
     from cohortlab.report.parameters import plain
@@ -455,6 +455,10 @@ def _run_all(sources, out_dir: Path, params: dict[str, Any], source: str, kernel
              keep_data: bool) -> ReportResult:
     import tempfile
 
+    # papermill's ``cwd=`` changes the directory of the whole process while a notebook runs, and two
+    # run at once: every path is made absolute here, before any notebook starts
+    out_dir = Path(out_dir).resolve()
+    sources = [Path(s).resolve() for s in sources]
     scratch = None
     if params.get("data"):
         from cohortlab.lab import Lab

@@ -90,3 +90,18 @@ def test_the_parallel_setting(monkeypatch):
     monkeypatch.setattr("cohortlab.engines.duckdb.default_threads", lambda: 8)
     assert parallel_notebooks() == 2
     assert list(runner._LONGEST_FIRST)[0] == "eit_migration"
+
+
+def test_a_relative_output_folder_works_with_two_notebooks_at_once(notebooks, tmp_path, monkeypatch):
+    """papermill's ``cwd=`` changes the directory of the whole process while a notebook runs: with
+    ``--out`` relative, the second notebook used to find no output folder (the demo, run outside
+    the repository, failed on it)."""
+    db, nbs = notebooks
+    monkeypatch.setenv("COHORTLAB_REPORT_PARALLEL", "2")
+    monkeypatch.chdir(tmp_path)
+    result = run_report(nbs, db=db, out="rel/report")
+    assert result.ok, [n.error for n in result.notebooks]
+    assert result.out_dir == (tmp_path / "rel" / "report").resolve()
+    for n in result.notebooks:
+        assert n.metrics["title"] == n.name
+        assert (tmp_path / "rel" / "report" / n.name / f"{n.name}.ipynb").exists()
