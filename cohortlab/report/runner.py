@@ -459,6 +459,7 @@ def _run_all(sources, out_dir: Path, params: dict[str, Any], source: str, kernel
     # run at once: every path is made absolute here, before any notebook starts
     out_dir = Path(out_dir).resolve()
     sources = [Path(s).resolve() for s in sources]
+    params = _absolute(params)
     scratch = None
     if params.get("data"):
         from cohortlab.lab import Lab

@@ -25,7 +25,7 @@ def _notebook(path: Path, seconds: float) -> Path:
         "import json, os, time\n"
         "t0 = time.time()\n"
         f"time.sleep({seconds})\n"
-        "json.dump({'title': os.path.basename(output_dir), 'start': t0, 'end': time.time(),\n"
+        "json.dump({'title': os.path.basename(output_dir), 'db': db, 'start': t0, 'end': time.time(),\n"
         "           'memory_limit': os.environ.get('COHORTLAB_MEMORY_LIMIT')},\n"
         "          open(os.path.join(output_dir, 'metrics.json'), 'w'))"))
     nbformat.write(nb, str(path))
@@ -99,9 +99,12 @@ def test_a_relative_output_folder_works_with_two_notebooks_at_once(notebooks, tm
     db, nbs = notebooks
     monkeypatch.setenv("COHORTLAB_REPORT_PARALLEL", "2")
     monkeypatch.chdir(tmp_path)
-    result = run_report(nbs, db=db, out="rel/report")
+    (tmp_path / "rel").mkdir()
+    (tmp_path / "rel" / "x.duckdb").write_bytes(b"")
+    result = run_report(nbs, db="rel/x.duckdb", out="rel/report")  # a relative path parameter too
     assert result.ok, [n.error for n in result.notebooks]
     assert result.out_dir == (tmp_path / "rel" / "report").resolve()
     for n in result.notebooks:
         assert n.metrics["title"] == n.name
+        assert n.metrics["db"] == str((tmp_path / "rel" / "x.duckdb").resolve())
         assert (tmp_path / "rel" / "report" / n.name / f"{n.name}.ipynb").exists()
