@@ -2,7 +2,7 @@
 ``cohortlab simulate`` of one snapshot in ``cohortlab bench``.
 
 What a DuckDB user would write against a cohortlab database to classify every member of one
-cohort's latest snapshot per SPEC §3 with the default settings (``fallback="data"``,
+cohort's latest snapshot per docs/rules.md#resolution with the default settings (``fallback="data"``,
 ``event_identity_cutoff`` 2026-01-15, ``protection="only_update"``): ONE query over
 ``mp_cohort_members``, ``mp_profiles``, ``mp_events`` and ``mpa_profiles``, counts of
 (identifier_source, status, gap_reason).
@@ -22,7 +22,7 @@ import time
 
 import duckdb
 
-CUTOFF = "2026-01-15 00:00:00"  # SPEC §1 event_identity_cutoff default
+CUTOFF = "2026-01-15 00:00:00"  # docs/rules.md#assumptions event_identity_cutoff default
 
 QUERY = f"""
 WITH

@@ -3,7 +3,7 @@
 What a DuckDB user would write by hand to answer "what happens to each cohort member" on a
 ``cohortlab synth`` world (or exports laid out the same way): read the files directly with
 ``read_json`` / ``read_csv`` (only the keys needed, typed up front) and classify every member of
-each cohort's latest snapshot per SPEC §3 with the default settings (``fallback="data"``,
+each cohort's latest snapshot per docs/rules.md#resolution with the default settings (``fallback="data"``,
 ``event_identity_cutoff`` 2026-01-15, ``protection="only_update"``) in ONE query.
 
     python bench/baseline_duckdb.py WORLD_DIR [--out counts.json] [--threads N] [--memory-limit 2GB]
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import duckdb
 
-CUTOFF_EPOCH = 1768435200  # 2026-01-15T00:00:00Z, SPEC §1 event_identity_cutoff default
+CUTOFF_EPOCH = 1768435200  # 2026-01-15T00:00:00Z, docs/rules.md#assumptions event_identity_cutoff default
 TS_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2})-(\d{2})-(\d{2})Z")
 
 

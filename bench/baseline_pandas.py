@@ -3,13 +3,13 @@ in a notebook.
 
 Reads a ``cohortlab synth`` world (or exports laid out the same way) with ``pd.read_json`` /
 ``pd.read_csv`` (JSONL in chunks, keeping only the keys needed) and classifies every member of
-each cohort's latest snapshot per SPEC §3 with the default settings (``fallback="data"``,
+each cohort's latest snapshot per docs/rules.md#resolution with the default settings (``fallback="data"``,
 ``event_identity_cutoff`` 2026-01-15, ``protection="only_update"``).
 
     python bench/baseline_pandas.py WORLD_DIR [--out counts.json] [--chunksize 500000]
 
 MPIDs stay exact integers: identifiers are text (``dtype=str``) until they are checked against
-the SPEC §2 pattern and int64 range, then ``Int64`` (never float64); ``mpid`` from the mParticle
+the docs/rules.md#mpid pattern and int64 range, then ``Int64`` (never float64); ``mpid`` from the mParticle
 JSON is an int64 column straight from the JSON parser, and the float-rounded values used for
 ``mpid_precision_loss`` are computed on purpose (``int(float(mpid))``), not by accident.
 
@@ -56,7 +56,7 @@ def as_text(s: pd.Series) -> pd.Series:
 
 
 def to_mpid(s: pd.Series) -> pd.Series:
-    """SPEC §2: text → Int64 when it is -?[0-9]+ within int64, else <NA>. No float on the way."""
+    """docs/rules.md#mpid: text → Int64 when it is -?[0-9]+ within int64, else <NA>. No float on the way."""
     t = s.fillna("").astype(str)
     ok = t.str.fullmatch(r"-?[0-9]+").to_numpy(dtype=bool)
     digits = t.str.lstrip("-").str.lstrip("0")
@@ -146,7 +146,7 @@ def classify(members: pd.DataFrame, profiles: pd.DataFrame, events: pd.DataFrame
     df["identifier"] = df["mpuid"].fillna(df["event_mpuid"]).fillna(df["distinct_id"])
     cand = to_mpid(df["identifier"])
     existing = pd.Index(mpids.astype("int64"))
-    f = existing.to_numpy().astype(np.float64)           # int(float(mpid)), SPEC §2 precision loss
+    f = existing.to_numpy().astype(np.float64)           # int(float(mpid)), docs/rules.md#mpid precision loss
     f = f[f < 2.0**63]
     float_rounded = pd.Index(np.unique(f.astype(np.int64)))
     found = cand.isin(existing).fillna(False).astype(bool)

@@ -1,4 +1,4 @@
-"""SPEC §2: what is and is not an MPID, in SQL and in Python alike."""
+"""docs/rules.md#mpid: what is and is not an MPID, in SQL and in Python alike."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""Every MPID-like identifier survives every Mixpanel loader exactly (SPEC §2: never via a float)."""
+"""Every MPID-like identifier survives every Mixpanel loader exactly (docs/rules.md#mpid: never via a float)."""
 
 from __future__ import annotations
 

@@ -100,7 +100,7 @@ class Data:
 
 
 def assert_portable(pipeline):
-    """DESIGN.md's portable subset: every step parses, transpiles to Spark with errors raised,
+    """The portable subset (docs/DEVELOPING.md#portable-sql): every step parses, transpiles to Spark with errors raised,
     has no ORDER BY outside a window, and reads no table function."""
     import sqlglot
     from sqlglot import ErrorLevel, exp

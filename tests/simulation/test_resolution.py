@@ -1,4 +1,4 @@
-"""SPEC §3: the outcome of each cohort member. Every identifier_source, every status, every
+"""docs/rules.md#resolution: the outcome of each cohort member. Every identifier_source, every status, every
 gap_reason, on hand-built rows with the expected values written out."""
 
 from datetime import datetime

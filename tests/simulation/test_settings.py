@@ -1,4 +1,4 @@
-"""Settings: every SPEC §1 assumption as a validated option, readable from and writable to YAML."""
+"""Settings: every docs/rules.md#assumptions assumption as a validated option, readable from and writable to YAML."""
 
 from datetime import datetime, timedelta, timezone
 

@@ -1,4 +1,4 @@
-"""SPEC §5: the sync played forward in time. Small hand-built cohorts; the expected attribute
+"""docs/rules.md#sync-over-time: the sync played forward in time. Small hand-built cohorts; the expected attribute
 values, timeline rows and waterfall counts are written out by hand."""
 
 import pandas as pd

@@ -1,4 +1,4 @@
-"""SPEC §4 waterfall rows, the gap summary, and the `cohortlab simulate` command."""
+"""docs/rules.md#waterfall waterfall rows, the gap summary, and the `cohortlab simulate` command."""
 
 import pandas as pd
 import pytest

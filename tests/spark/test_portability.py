@@ -1,4 +1,4 @@
-"""The portable subset of DESIGN.md, enforced without a JVM (runs in the default suite).
+"""The portable subset of SQL (docs/DEVELOPING.md#portable-sql), enforced without a JVM (runs in the default suite).
 
 Every SQL statement the public API sends through the Engine interface (resolution, sync,
 waterfall, gap summary, migration; loaders excluded) is recorded on a small DuckDB world,

@@ -1,4 +1,4 @@
-"""SPEC §3, re-implemented here in plain Python over the FILES the generator wrote, must give
+"""docs/rules.md#resolution, re-implemented here in plain Python over the FILES the generator wrote, must give
 truth.parquet row for row: the truth is what the exports imply, not what the generator meant."""
 
 from __future__ import annotations
