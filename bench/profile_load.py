@@ -15,7 +15,6 @@ place of the plain one, so its effect happens once, as in a normal load.
 from __future__ import annotations
 
 import argparse
-import collections
 import os
 import sys
 import tempfile
@@ -32,44 +31,22 @@ def main(argv=None) -> int:
     ap.add_argument("--explain", metavar="PREFIX")
     a = ap.parse_args(argv)
 
-    from cohortlab.engines.duckdb import DuckDBEngine
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from bench.timing import StatementTimer
     from cohortlab.lab import Lab
     from cohortlab.loaders.base import Loader
     from cohortlab.loaders.folder import load_world
 
-    totals: collections.Counter = collections.Counter()
-    counts: collections.Counter = collections.Counter()
-    by_kind: collections.Counter = collections.Counter()
-    current = {"kind": "-"}
-    explained: list[str] = []
-    orig_exec, orig_query = DuckDBEngine.execute, DuckDBEngine.query_rows
-
-    def timed(f):
-        def run(self, sql, params=None):
-            key = " ".join(sql.split())[:80]
-            t0 = time.perf_counter()
-            if f is orig_exec and a.explain and not explained and key.startswith(a.explain):
-                explained.append(orig_query(self, "EXPLAIN ANALYZE " + sql, params)[0][1])
-                out = None
-            else:
-                out = f(self, sql, params)
-            dt = time.perf_counter() - t0
-            totals[key] += dt
-            counts[key] += 1
-            by_kind[current["kind"]] += dt
-            return out
-        return run
-
+    timer = StatementTimer(width=80, explain=(lambda key: key.startswith(a.explain)) if a.explain else None)
     orig_load = Loader.load
 
     def load(self, engine, paths, **kwargs):
-        current["kind"] = self.kind
+        timer.label = self.kind
         try:
             return orig_load(self, engine, paths, **kwargs)
         finally:
-            current["kind"] = "-"
+            timer.label = "-"
 
-    DuckDBEngine.execute, DuckDBEngine.query_rows, Loader.load = timed(orig_exec), timed(orig_query), load
     tmp = None
     db = a.db
     if not db:
@@ -79,20 +56,25 @@ def main(argv=None) -> int:
         if os.path.exists(p):
             os.remove(p)
     t0 = time.perf_counter()
-    lab = Lab(db, memory_limit=a.memory_limit)
-    load_world(lab, a.world)
-    lab.close()
+    Loader.load = load
+    try:
+        with timer:
+            lab = Lab(db, memory_limit=a.memory_limit)
+            load_world(lab, a.world)
+            lab.close()
+    finally:
+        Loader.load = orig_load
     wall = time.perf_counter() - t0
-    print(f"load_world + close: {wall:.2f} s wall; statements {sum(totals.values()):.2f} s")
+    print(f"load_world + close: {wall:.2f} s wall; statements {timer.seconds:.2f} s")
     print("\nby loader kind:")
-    for kind, s in by_kind.most_common():
+    for kind, s in timer.by_label.most_common():
         print(f"  {kind:<22}{s:8.2f} s")
     print(f"\ntop {a.top} statements (grouped by their first 80 characters):")
-    for key, s in totals.most_common(a.top):
-        print(f"  {s:8.2f} s {counts[key]:4d}x  {key}")
-    if explained:
+    for key, s, n in timer.top(a.top):
+        print(f"  {s:8.2f} s {n:4d}x  {key}")
+    if timer.explained:
         print("\nEXPLAIN ANALYZE of the first statement starting with", repr(a.explain))
-        print(explained[0])
+        print(timer.explained[0])
     if tmp:
         tmp.cleanup()
     return 0

@@ -15,7 +15,6 @@ PREFIX, in place of the plain run of that statement (its effect happens once).
 from __future__ import annotations
 
 import argparse
-import collections
 import sys
 import time
 from pathlib import Path
@@ -63,53 +62,32 @@ def main(argv=None) -> int:
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from bench import harness
-    from cohortlab.engines.duckdb import DuckDBEngine
+    from bench.timing import StatementTimer
 
-    totals: collections.Counter = collections.Counter()
-    counts: collections.Counter = collections.Counter()
-    explained: list[str] = []
-    orig = {m: getattr(DuckDBEngine, m) for m in ("execute", "query_rows", "query_df")}
-
-    def timed(name):
-        f = orig[name]
-
-        def run(self, sql, params=None):
-            key = " ".join(sql.split())[:90]
-            t0 = time.perf_counter()
-            if name == "execute" and a.explain and not explained and a.explain in key:
-                plan = orig["query_rows"](self, "EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)[0][1]
-                explained.append(_flatten(plan))
-                out = None
-            else:
-                out = f(self, sql, params)
-            dt = time.perf_counter() - t0
-            totals[key] += dt
-            counts[key] += 1
-            return out
-        return run
-
-    for m in orig:
-        setattr(DuckDBEngine, m, timed(m))
+    timer = StatementTimer(width=90, methods=("execute", "query_rows", "query_df"),
+                           explain=(lambda key: a.explain in key) if a.explain else None,
+                           explain_sql="EXPLAIN (ANALYZE, FORMAT JSON)")
     t0 = time.perf_counter()
     kw = {"cohort": a.cohort} if a.cohort else {}
-    if a.what == "verify":
-        out = harness.step_verify(a.db, **kw)
-    elif a.what == "explain":
-        out = harness.step_explain(a.db, **kw, **({"user": a.user} if a.user else {}))
-    elif a.what == "simulate":
-        cohort = a.cohort or harness.largest_cohort(a.db)
-        with harness._lab(a.db) as lab:
-            out = {"cohort": cohort, "audience": lab.simulate(cohort).audience}
-    else:
-        out = harness.step_timeline(a.db, **kw, days=str(a.days), cadence=a.cadence,
-                                    **({"resolution_time": "as_of"} if a.as_of else {}))
+    with timer:
+        if a.what == "verify":
+            out = harness.step_verify(a.db, **kw)
+        elif a.what == "explain":
+            out = harness.step_explain(a.db, **kw, **({"user": a.user} if a.user else {}))
+        elif a.what == "simulate":
+            cohort = a.cohort or harness.largest_cohort(a.db)
+            with harness._lab(a.db) as lab:
+                out = {"cohort": cohort, "audience": lab.simulate(cohort).audience}
+        else:
+            out = harness.step_timeline(a.db, **kw, days=str(a.days), cadence=a.cadence,
+                                        **({"resolution_time": "as_of"} if a.as_of else {}))
     total = time.perf_counter() - t0
     print(f"{a.what}: {total:.2f} s; {out}")
-    print(f"statements: {sum(totals.values()):.2f} s in {sum(counts.values())} calls")
-    for key, dt in totals.most_common(a.top):
-        print(f"{dt:8.2f} s {counts[key]:5d}x  {key}")
-    for e in explained:
-        print(e)
+    print(f"statements: {timer.seconds:.2f} s in {timer.calls} calls")
+    for key, dt, n in timer.top(a.top):
+        print(f"{dt:8.2f} s {n:5d}x  {key}")
+    for plan in timer.explained:
+        print(_flatten(plan))
     return 0
 
 

@@ -65,6 +65,27 @@ def db_option(f):
     )(f)
 
 
+SETTINGS_HELP = "Simulation settings YAML (see SyncSettings)."
+SOURCE_HELP = "Membership from snapshots or replayed webhooks."
+
+
+def cohort_options(*, at: str, settings: str = SETTINGS_HELP, source: str | None = SOURCE_HELP):
+    """The options of a command that simulates one cohort of the database: ``--db`` and ``--wait``
+    (:func:`db_option`), ``--cohort``, ``--at``, ``--settings`` (parameter ``settings_path``) and
+    ``--source``, in that order. The command gives the help of ``--at`` (what the time is to it),
+    and of ``--settings`` / ``--source`` where it says more (None: no help)."""
+
+    def deco(f):
+        f = click.option("--source", type=click.Choice(["auto", "snapshots", "webhooks"]), default="auto",
+                         show_default=True, help=source)(f)
+        f = click.option("--settings", "settings_path", type=click.Path(dir_okay=False), help=settings)(f)
+        f = click.option("--at", "at", help=at)(f)
+        f = click.option("--cohort", required=True, help="Cohort name (or id).")(f)
+        return db_option(f)
+
+    return deco
+
+
 # --------------------------------------------------------------------------- engine choice
 # (issue 7, Spark scale-out) Commands that run the simulation take `--engine duckdb|spark` and
 # `--spark-master`; they open their Lab with `open_lab(...)`.

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
+from pathlib import Path
+from types import ModuleType
+
 import click
 
 from cohortlab.cli.app import fail, main
@@ -37,12 +42,8 @@ def bench_cmd(users, repeat, scenario, seed, data, steps, out, keep, gzip, force
 
     Every step runs in a fresh subprocess (wall time and peak RSS including children). Exits
     non-zero when a step fails or a baseline's member outcomes disagree with cohortlab's."""
-    try:
-        from bench.harness import BenchError, run_bench
-    except ImportError:
-        fail("cohortlab bench runs from a source checkout (it needs bench/ with the baseline scripts): "
-             "cd into the repository and run `make bench` or `python -m bench`")
-
+    harness = _harness()
+    BenchError, run_bench = harness.BenchError, harness.run_bench
     step_list = [s.strip() for s in steps.split(",") if s.strip()] if steps else None
     try:
         run_bench(users=users, repeat=repeat, scenario=scenario, seed=seed, steps=step_list, data=data,
@@ -51,3 +52,33 @@ def bench_cmd(users, repeat, scenario, seed, data, steps, out, keep, gzip, force
                   say=lambda m: click.echo(m, err=False))
     except BenchError as e:
         fail(str(e))
+
+
+def checkout_root(start: Path) -> Path | None:
+    """The source checkout holding ``bench/harness.py``: ``start`` or one of its parents up to
+    the git root (the first folder with a ``.git``); None when there is none. (Outside a git
+    checkout only ``start`` itself is looked at.)"""
+    start = start.resolve()
+    chain = [start, *start.parents]
+    git_root = next((i for i, d in enumerate(chain) if (d / ".git").exists()), 0)
+    return next((d for d in chain[: git_root + 1] if (d / "bench" / "harness.py").is_file()), None)
+
+
+def _harness() -> ModuleType:
+    """``bench.harness``, from the source checkout the command runs in: the console script does
+    not put the current folder on ``sys.path`` (``python -m`` does), so when the import fails and
+    the current folder or a parent up to the git root holds ``bench/harness.py``, that folder goes
+    on ``sys.path`` and the import is tried again. Fails with a clear error otherwise."""
+    try:
+        return importlib.import_module("bench.harness")
+    except ImportError:
+        root = checkout_root(Path.cwd())
+        if root is not None:
+            sys.path.insert(0, str(root))
+            sys.modules.pop("bench", None)  # another package named bench may have been imported
+            try:
+                return importlib.import_module("bench.harness")
+            except ImportError as e:
+                fail(f"{root / 'bench' / 'harness.py'}: cannot import the benchmark harness: {e}")
+        fail("cohortlab bench runs from a source checkout (it needs bench/ with the baseline scripts): "
+             "cd into the repository and run `make bench` or `python -m bench`")

@@ -6,18 +6,13 @@ import os
 
 import click
 
-from cohortlab.cli.app import db_option, fail, main, open_lab
+from cohortlab.cli.app import cohort_options, fail, main, open_lab
 
 
 @main.command("explain")
-@db_option
-@click.option("--cohort", required=True, help="Cohort name (or id).")
+@cohort_options(at="Simulation time, UTC. Default: the mParticle snapshot time, else the cohort's latest.", source=None)
 @click.option("--user", "user", required=True, help="The user: a distinct_id, an email or an MPID.")
-@click.option("--at", "at", help="Simulation time, UTC. Default: the mParticle snapshot time, else the cohort's latest.")
 @click.option("--snapshot-at", "snapshot_at", help="When the mParticle snapshot was taken, UTC (default: detected).")
-@click.option("--settings", "settings_path", type=click.Path(dir_okay=False),
-              help="Simulation settings YAML (see SyncSettings).")
-@click.option("--source", type=click.Choice(["auto", "snapshots", "webhooks"]), default="auto", show_default=True)
 @click.option("--show-personal-data", is_flag=True, help="Show other emails / phone numbers unmasked.")
 def explain_cmd(db, cohort, user, at, snapshot_at, settings_path, source, show_personal_data):
     """Explain one user: Mixpanel profile, events that set $mparticle_user_id, membership,

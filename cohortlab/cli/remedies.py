@@ -6,21 +6,15 @@ import os
 
 import click
 
-from cohortlab.cli.app import db_option, fail, main, open_lab
+from cohortlab.cli.app import cohort_options, fail, main, open_lab
 
 
 @main.command("remedies")
-@db_option
-@click.option("--cohort", required=True, help="Cohort name (or id).")
-@click.option("--at", "at", help="As-of time, UTC: the audience is compared here. Default: the cohort's latest "
-                                  "snapshot / webhook.")
+@cohort_options(at="As-of time, UTC: the audience is compared here. Default: the cohort's latest snapshot / webhook.",
+                settings="Simulation settings YAML (see SyncSettings); its pauses are what a reconnect ends.")
 @click.option("--since", "since", help="When the remedies start, UTC (Rule, SDK code, EIT switch). Default: the "
                                         "event identity cutoff when it is at or before --at, else the first "
                                         "run.")
-@click.option("--settings", "settings_path", type=click.Path(dir_okay=False),
-              help="Simulation settings YAML (see SyncSettings); its pauses are what a reconnect ends.")
-@click.option("--source", type=click.Choice(["auto", "snapshots", "webhooks"]), default="auto", show_default=True,
-              help="Membership from snapshots or replayed webhooks.")
 def remedies_cmd(db, cohort, at, since, settings_path, source):
     """What each remedy (mParticle Rule, SDK code, each with and without a re-export, EIT switch,
     re-export, reconnect after a pause) would gain in audience, each from its own simulation."""

@@ -6,7 +6,7 @@ import os
 
 import click
 
-from cohortlab.cli.app import db_option, engine_options, fail, main, open_lab  # engine choice: issue 7
+from cohortlab.cli.app import cohort_options, engine_options, fail, main, open_lab  # engine choice: issue 7
 from cohortlab.pipeline import sql_str
 
 
@@ -92,13 +92,9 @@ def _table(df, columns=None) -> str:
 
 
 @main.command("simulate")
-@db_option
-@click.option("--cohort", required=True, help="Cohort name (or id).")
-@click.option("--settings", "settings_path", type=click.Path(dir_okay=False),
-              help="Simulation settings YAML (see SyncSettings); defaults: docs/rules.md#assumptions.")
-@click.option("--at", "at", help="As-of time, UTC (e.g. 2026-03-01T12:00:00Z). Default: the cohort's latest snapshot/webhook.")
-@click.option("--source", type=click.Choice(["auto", "snapshots", "webhooks"]), default="auto", show_default=True,
-              help="Membership from snapshots or replayed webhooks (auto: snapshots if any).")
+@cohort_options(at="As-of time, UTC (e.g. 2026-03-01T12:00:00Z). Default: the cohort's latest snapshot/webhook.",
+                settings="Simulation settings YAML (see SyncSettings); defaults: docs/rules.md#assumptions.",
+                source="Membership from snapshots or replayed webhooks (auto: snapshots if any).")
 @click.option("--members-out", type=click.Path(dir_okay=False),
               help="Write the resolution table (one row per member) to a .csv or .parquet file.")
 @click.option("--show-personal-data", is_flag=True,

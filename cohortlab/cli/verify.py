@@ -7,21 +7,15 @@ import os
 
 import click
 
-from cohortlab.cli.app import db_option, fail, main, open_lab
+from cohortlab.cli.app import cohort_options, fail, main, open_lab
 
 
 @main.command("verify")
-@db_option
-@click.option("--cohort", required=True, help="Cohort name (or id).")
-@click.option("--at", "at", help="Simulation time, UTC: compare with the attribute after the last run at or before it. "
-                                  "Default: the snapshot time.")
+@cohort_options(at="Simulation time, UTC: compare with the attribute after the last run at or before it. "
+                   "Default: the snapshot time.")
 @click.option("--snapshot-at", "snapshot_at",
               help="When the mParticle snapshot was taken, UTC. Default: the load's as_of, else the latest "
                    "last_stored_at of its profiles.")
-@click.option("--settings", "settings_path", type=click.Path(dir_okay=False),
-              help="Simulation settings YAML (see SyncSettings).")
-@click.option("--source", type=click.Choice(["auto", "snapshots", "webhooks"]), default="auto", show_default=True,
-              help="Membership from snapshots or replayed webhooks.")
 @click.option("--limit", default=20, show_default=True, help="Disagreements listed one by one.")
 @click.option("--out", "out", type=click.Path(dir_okay=False),
               help="Write every compared profile (mpid, simulated, observed, cause, detail, ...) to .csv or .parquet.")

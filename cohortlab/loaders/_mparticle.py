@@ -238,14 +238,9 @@ def _fast_stage(
         FROM (SELECT *, {mpid_sql('mpid_text')} AS mpid
               FROM (SELECT 0::BIGINT AS line, {scols}, {ccols} FROM {fast.read_json_sql(ctx, types)}))"""
     rows = tmp("fast_rows")
-    line = fast.numbered_rows(ctx, rows, select)
+    line = fast.accepted(ctx, rows, select, rejected="reason0 IS NOT NULL")
     if line is None:
-        fast.declined(ctx, rows, "not one JSON record per line")
         return None
-    if ctx.engine.query_rows(f"SELECT 1 FROM {rows} WHERE reason0 IS NOT NULL LIMIT 1"):
-        fast.declined(ctx, rows, "a record the typed read cannot take exactly")
-        return None
-    fast.taken(ctx)
     return tmp.view("stage", f"SELECT {line} AS line, * EXCLUDE (line) FROM {rows}")
 
 

@@ -2,7 +2,8 @@
 canonical tables need, instead of parsing every line's text with the JSON functions.
 
 A loader asks for it first and falls back to its exact line-by-line path when the fast path
-declines the file. Loaders with a fast path (docs/loading.md#fast-path): ``mixpanel-events``
+declines the file; every loader's fast path decides the same way (:func:`accepted`: rows numbered
+by position, declined when they are not one per line or a row is one it cannot take exactly). Loaders with a fast path (docs/loading.md#fast-path): ``mixpanel-events``
 (JSONL, ``properties=none``), ``mixpanel-profiles`` and ``mixpanel-members`` (JSONL of bare
 Engage results: ``mixpanel_common._stage_engage_fast``; a members CSV:
 ``MixpanelMembersLoader._stage_csv_fast``), ``mparticle-profiles`` (JSONL:
@@ -89,28 +90,62 @@ def physical_lines(ctx: FileContext) -> int | None:
     return newlines + (1 if last not in (0, 10) else 0)
 
 
-def numbered_rows(ctx: FileContext, table: str, select_sql: str) -> str | None:
-    """Create temp table ``table`` from ``select_sql`` (one row per non-blank line, in file order)
-    and return the SQL expression of a row's line number, its position (from ``rowid``; see
-    :meth:`FileContext.numbered_table`). Returns None, dropping the table, when the rows are not
-    one per physical line or their positions cannot be trusted."""
+def numbered_rows(ctx: FileContext, table: str, select_sql: str, *, per_line: bool = True) -> str | None:
+    """Create temp table ``table`` from ``select_sql`` (in file order: one row per non-blank line
+    of JSONL, or with ``per_line`` False one row per row of a CSV) and return the SQL expression
+    of a row's 1-based position (from ``rowid``; see :meth:`FileContext.numbered_table`), which
+    is its line number for JSONL. Returns None, declining the file (:func:`declined`: the table
+    dropped, the reason said), when positions cannot be trusted or, with ``per_line``, the rows
+    are not one per physical line."""
     eng = ctx.engine
     kept = eng.query_rows("SELECT current_setting('preserve_insertion_order')")[0][0]
-    if str(kept).lower() not in ("true", "1") or ctx.skip_lines or sniff_json_layout(ctx.path) != "jsonl":
-        return None
-    lines = physical_lines(ctx)
-    if lines is None:
-        return None
+    if str(kept).lower() not in ("true", "1"):
+        return declined(ctx, table, "insertion order is not preserved")
+    lines = None
+    if per_line:
+        if not ctx.skip_lines and sniff_json_layout(ctx.path) == "jsonl":
+            lines = physical_lines(ctx)
+        if lines is None:
+            return declined(ctx, table, "not one JSON record per line")
     eng.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {select_sql}")
     first, last, n = eng.query_rows(f"SELECT min(rowid), max(rowid), count(*) FROM {table}")[0]
-    if not n or last - first + 1 != n or n != lines:
-        eng.execute(f"DROP TABLE {table}")
+    if per_line and (not n or n != lines):
+        return declined(ctx, table, "not one JSON record per line")
+    if n and last - first + 1 != n:
+        return declined(ctx, table, "row positions are not contiguous")
+    return f"(rowid - {int(first or 0)} + 1)"
+
+
+def accepted(
+    ctx: FileContext,
+    table: str,
+    select_sql: str,
+    *,
+    rejected: str = "reason IS NOT NULL",
+    why: str = "a record the typed read cannot take exactly",
+    per_line: bool = True,
+    take: bool = True,
+) -> str | None:
+    """The fast path's acceptance of a file, the same for every loader: temp table ``table`` from
+    ``select_sql`` numbered by position (:func:`numbered_rows`), declined when the rows are not one
+    per line (``per_line``) or their positions cannot be trusted, declined (``why``) when a row is
+    ``rejected`` (an SQL condition on its columns: a record the exact path would quarantine or
+    read otherwise), else taken (:func:`taken`; ``take`` False leaves that to a caller with more
+    checks to make). Returns the SQL expression of a row's position, or None when the file goes
+    through the exact path (nothing left behind)."""
+    line = numbered_rows(ctx, table, select_sql, per_line=per_line)
+    if line is None:
         return None
-    return f"(rowid - {int(first)} + 1)"
+    if ctx.engine.query_rows(f"SELECT 1 FROM {table} WHERE {rejected} LIMIT 1"):
+        return declined(ctx, table, why)
+    if take:
+        taken(ctx)
+    return line
 
 
 def declined(ctx: FileContext, table: str, why: str) -> None:
-    """Drop the fast path's table and say why the file goes through the exact path."""
+    """Drop the fast path's table and say why the file goes through the exact path (returns
+    None, the fast path's answer for a declined file)."""
     ctx.engine.execute(f"DROP TABLE IF EXISTS {table}")
     log.debug("%s: %s: exact path (%s)", ctx.kind, ctx.path, why)
 

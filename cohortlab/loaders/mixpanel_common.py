@@ -326,14 +326,12 @@ def _stage_engage_fast(ctx: FileContext, st: str) -> bool:
     if str(eng.query_rows("SELECT current_setting('TimeZone')")[0][0]) != "UTC":
         fast.declined(ctx, rows, "the session time zone is not UTC")
         return False
-    line = fast.numbered_rows(ctx, rows, _fast_engage_sql(ctx))
+    line = fast.accepted(ctx, rows, _fast_engage_sql(ctx), rejected="paged", why="a page or a status key", take=False)
     if line is None:
-        fast.declined(ctx, rows, "not one JSON record per line")
         return False
-    n, n_bad, n_paged = eng.query_rows(
-        f"SELECT count(*), count(*) FILTER (WHERE NOT ok), count(*) FILTER (WHERE paged) FROM {rows}")[0]
-    if n_paged or (n_bad > 100 and n_bad * 10 > n):
-        fast.declined(ctx, rows, "a page or a status key" if n_paged else "many records the typed read cannot take")
+    n, n_bad = eng.query_rows(f"SELECT count(*), count(*) FILTER (WHERE NOT ok) FROM {rows}")[0]
+    if n_bad > 100 and n_bad * 10 > n:
+        fast.declined(ctx, rows, "many records the typed read cannot take")
         return False
     cols = "distinct_id, properties, has_properties, mp_type, mparticle_user_id, email, phone, created, last_seen"
     view = (f"SELECT {line} AS line, {line} AS doc_no, NULL::VARCHAR AS reason, 'result' AS kind, "

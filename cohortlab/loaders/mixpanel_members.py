@@ -250,22 +250,12 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
         be trusted."""
         eng = ctx.engine
         rows = f"{st}_rows"
-        kept = eng.query_rows("SELECT current_setting('preserve_insertion_order')")[0][0]
-        if str(kept).lower() not in ("true", "1"):
-            fast.declined(ctx, rows, "insertion order is not preserved")
-            return None
         as_of = f", trim(t.{as_of_col}) AS as_of" if as_of_col else ""
-        eng.execute(f"CREATE OR REPLACE TEMP TABLE {rows} AS "
-                    f"SELECT nullif(trim(t.{qc}), '') AS distinct_id{as_of} FROM {src} t")
-        first, last, n, missing = eng.query_rows(
-            f"SELECT min(rowid), max(rowid), count(*), count(*) FILTER (WHERE distinct_id IS NULL) FROM {rows}")[0]
-        if n and last - first + 1 != n:
-            fast.declined(ctx, rows, "row positions are not contiguous")
+        position = fast.accepted(ctx, rows, f"SELECT nullif(trim(t.{qc}), '') AS distinct_id{as_of} FROM {src} t",
+                                 rejected="distinct_id IS NULL", why="a row without a distinct_id", per_line=False)
+        if position is None:
             return None
-        if missing:
-            fast.declined(ctx, rows, "a row without a distinct_id")
-            return None
-        eng.execute(f"CREATE OR REPLACE TEMP VIEW {st} AS SELECT rowid - {int(first or 0)} + 2 AS line, "
+        eng.execute(f"CREATE OR REPLACE TEMP VIEW {st} AS SELECT {position} + 1 AS line, "
                     f"NULL::BIGINT AS doc_no, NULL::VARCHAR AS reason, NULL::VARCHAR AS raw, distinct_id, "
                     f"NULL::JSON AS properties, FALSE AS has_properties FROM {rows}")
         meta: dict[str, Any] = {"layout": "csv"}
@@ -277,7 +267,6 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
                                           "one file is one snapshot")
             if values:
                 meta["as_of"] = values[0]
-        fast.taken(ctx)
         return meta
 
     # ------------------------------------------------------------------ cohort and time

@@ -114,7 +114,13 @@ ui.show_if(lambda: charts.match_rate_chart(by_source, by="identifier_source"),
            has_data=len(by_source) > 0, nothing_to_show="no cohort has members")
 ui.table(by_source, columns={"identifier_source": "identifier sent", "members": "members", "matched": "matched",
                              "match_rate": "match rate (of these members)"})"""),
-    md("## Where the users went: the discrepancy waterfall"),
+    md("""
+## Where the users went: the discrepancy waterfall
+
+The summary says what fixes each step. What a Rule or SDK code would gain is valued on the
+identity-gaps page (*What each remedy would recover*), each remedy by its own simulation: it is not
+estimated again here.
+"""),
     code("""\
 for cohort, v in f["cohorts"].items():
     ui.md(f"### {ui.text(cohort)}")

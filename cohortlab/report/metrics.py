@@ -248,41 +248,27 @@ def _rows(df: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
-def rule_fixable(resolution: pd.DataFrame) -> pd.Series:
-    """Per member: unmatched, in mParticle under another identity (``recoverable_via``) and active
-    since the cutoff, i.e. a Rule / SDK code writing ``$mparticle_user_id`` reaches them."""
-    in_mp = resolution["recoverable_via"].notna()
-    active = resolution["active_after_cutoff"].fillna(False).astype(bool)
-    return (resolution["status"] != "matched") & in_mp & active
-
-
-def ranked_losses(waterfall: pd.DataFrame, resolution: pd.DataFrame) -> list[dict[str, Any]]:
+def ranked_losses(waterfall: pd.DataFrame) -> list[dict[str, Any]]:
     """Every non-zero step of a cohort's waterfall between the Mixpanel count and the audience,
-    largest first: ``step, kind (minus/plus), users, share_of_members, remedy, remedy_users``.
+    largest first: ``step, kind (minus/plus), users, share_of_members, remedy``.
 
-    ``remedy_users`` is what the remedy is worth in users: for a gap reason, the members of that
-    reason a Rule (or SDK code) writing ``$mparticle_user_id`` recovers (in mParticle, active since
-    the cutoff); for shared MPIDs none (no person is lost: one person has several Mixpanel
-    profiles); for pending profiles all of them (the next successful run); for stale profiles all of
-    them (a full re-export clears them); for orphans all of them (``only_update`` protection)."""
+    ``remedy`` is what fixes the step: for a gap reason an mParticle Rule (or SDK code) writing
+    ``$mparticle_user_id`` (what it gains is valued by its own simulation on the identity-gaps page,
+    :func:`remedies`: not estimated here); for shared MPIDs none is needed (one person, several
+    Mixpanel profiles); pending profiles: the next successful run; stale profiles: a full
+    re-export; orphans: ``only_update`` protection (each of these the whole step)."""
     members = int(waterfall.loc[waterfall["step"] == "members", "count"].sum())
-    fix = rule_fixable(resolution) if len(resolution) else pd.Series(dtype=bool)
     out = []
     for step, kind, n in zip(waterfall["step"], waterfall["kind"], waterfall["count"]):
         n = int(n)
         if kind == "total" or n == 0:
             continue
         step = str(step)
-        if step.startswith("unmatched:"):
-            reason = step.split(":", 1)[1]
-            remedy, value = "rule", int((fix & (resolution["gap_reason"] == reason)).sum())
-        else:
-            remedy = {"shared_mpid": "merge_profiles", "not_yet_true": "next_run", "stale_true": "re_export",
-                      "orphans_true": "only_update"}.get(step, "none")
-            value = 0 if step == "shared_mpid" else n
+        remedy = "rule" if step.startswith("unmatched:") else {
+            "shared_mpid": "merge_profiles", "not_yet_true": "next_run", "stale_true": "re_export",
+            "orphans_true": "only_update"}.get(step, "none")
         out.append({"step": step, "kind": str(kind), "users": n,
-                    "share_of_members": n / members if members else None,
-                    "remedy": remedy, "remedy_users": value})
+                    "share_of_members": n / members if members else None, "remedy": remedy})
     return sorted(out, key=lambda r: (-r["users"], r["step"]))
 
 
@@ -306,7 +292,7 @@ def match_rates_figures(sims: Mapping[str, Any], over_time: pd.DataFrame | None 
             "audience": audience_size(sim.waterfall),
             "as_of": simulation_as_of(sim),
             "waterfall": _rows(sim.waterfall[["step", "label", "kind", "count"]]),
-            "losses": ranked_losses(sim.waterfall, sim.resolution),
+            "losses": ranked_losses(sim.waterfall),
         }
     members = sum(v["members"] for v in cohorts.values())
     matched = sum(v["matched"] for v in cohorts.values())

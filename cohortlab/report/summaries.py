@@ -40,11 +40,13 @@ def _step_name(step: str) -> str:
 
 
 def _remedy_words(loss: Mapping[str, Any]) -> str:
-    n = loss["remedy_users"]
+    """What fixes a waterfall step. A Rule's worth is the identity-gaps page's figure (each remedy
+    valued by its own simulation), pointed to, never estimated again here."""
+    n = loss["users"]
     return {
-        "rule": f"an mParticle Rule (or SDK code) writing the MPID into `$mparticle_user_id` would recover "
-                f"**{n:,}** of them (those in mParticle and active since the cutoff; the identity-gaps page "
-                f"simulates each remedy)",
+        "rule": "an mParticle Rule (or SDK code) writing the MPID into `$mparticle_user_id` reaches those of "
+                "them in mParticle and active since the cutoff: what it gains, with and without a re-export, "
+                "is simulated on the identity-gaps page (What each remedy would recover)",
         "merge_profiles": "no person is lost: mParticle counts each person once",
         "next_run": f"the next successful run sets these **{n:,}** true",
         "re_export": f"a full re-export would clear these **{n:,}**",
@@ -55,7 +57,7 @@ def _remedy_words(loss: Mapping[str, Any]) -> str:
 def match_rates_summary(f: Mapping[str, Any]) -> str:
     """Markdown: the findings of the match-rates report, from its figures only: the totals, then
     per cohort every step between the Mixpanel count and the audience, largest first, in words,
-    with its remedy and what the remedy is worth in users."""
+    with what fixes it (a Rule's worth: the identity-gaps page, which simulates each remedy)."""
     t = f["totals"]
     if not t["members"]:
         return "**No cohort members found** at the chosen time: nothing to reconcile."
