@@ -102,13 +102,13 @@ def _direct_lookup(engine: Engine, user: str) -> tuple[dict[str, str], dict[int,
     """The distinct_ids and MPIDs a user id names without the simulation (module docstring)."""
     dids: dict[str, str] = {}
     mpids: dict[int, str] = {}
-    known = {r[0] for r in _q(engine, """
-        SELECT distinct_id FROM mp_profiles WHERE distinct_id = ?
-        UNION SELECT distinct_id FROM mp_cohort_members WHERE distinct_id = ?
-        UNION SELECT distinct_id FROM mp_webhook_members WHERE distinct_id = ?
-        UNION SELECT distinct_id FROM (SELECT distinct_id FROM mp_events WHERE distinct_id = ? LIMIT 1)""",
-        [user] * 4)}
-    if user in known:
+    known = bool(_q(engine, """
+        SELECT 1 FROM mp_profiles WHERE distinct_id = ?
+        UNION ALL SELECT 1 FROM mp_cohort_members WHERE distinct_id = ?
+        UNION ALL SELECT 1 FROM mp_webhook_members WHERE distinct_id = ? LIMIT 1""", [user] * 3))
+    if not known:  # only then the events (the largest table)
+        known = bool(_q(engine, "SELECT 1 FROM mp_events WHERE distinct_id = ? LIMIT 1", [user]))
+    if known:
         dids[user] = "the distinct_id of a Mixpanel profile or cohort member"
     for (d,) in _q(engine, """SELECT distinct_id FROM mp_profiles WHERE email = ?
                              UNION SELECT distinct_id FROM mp_webhook_members WHERE email = ?""", [user, user]):
@@ -437,8 +437,8 @@ def explain(
 
     settings = SyncSettings.coerce(settings)
     ref = find_cohort(engine, cohort, source)
-    try:
-        sim_at, _ = observed_times(engine, ref.name, at, settings, snapshot_at=snapshot_at, source=source)
+    try:  # the snapshot time is detected once here and handed to verify
+        sim_at, snapshot_at = observed_times(engine, ref.name, at, settings, snapshot_at=snapshot_at, source=source)
         observed = True
     except VerifyError:
         sim_at, observed = at, False
