@@ -352,23 +352,26 @@ class Lab:
     # Verify the simulation against what mParticle holds, and explain one user. Implemented in
     # cohortlab.simulation.verify and cohortlab.simulation.explain (on top of Lab.simulate).
     def verify(self, cohort: str, at: Any = None, settings: Any = None, *, snapshot_at: Any = None,
-               source: str = "auto", show_personal_data: bool = False):
+               source: str = "auto", show_personal_data: bool = False, store: bool = False):
         """Per profile, the simulated cohort attribute (after the last run at or before ``at``,
         default: the snapshot time) against the observed one in the loaded mParticle snapshot
         (``mpa_attributes``; taken at ``snapshot_at``, default: detected): a
         :class:`cohortlab.simulation.verify.VerifyResult` with the confusion table, the audience
-        observed vs simulated and each disagreement with its cause."""
+        observed vs simulated and each disagreement with its cause. The simulation is
+        :meth:`simulate`'s (cached, or stored in the database); ``store=True`` stores it."""
         from cohortlab.simulation.verify import verify
 
         return verify(self.engine, cohort, at, settings, snapshot_at=snapshot_at, source=source,
                       show_personal_data=show_personal_data,
-                      simulate_fn=lambda c, a, s, src: self.simulate(c, a, s, source=src))
+                      simulate_fn=lambda c, a, s, src: self.simulate(c, a, s, source=src, store=store))
 
     def explain(self, cohort: str, user: Any, at: Any = None, settings: Any = None, *, source: str = "auto",
                 snapshot_at: Any = None, show_personal_data: bool = False):
         """Every fact about one user (``user``: distinct_id, email or MPID) on both sides and the
         rule that decided each step: a :class:`cohortlab.simulation.explain.Explanation`
-        (``.steps``: list of steps; ``.to_text()``)."""
+        (``.steps``: list of steps; ``.to_text()``). Reads the full simulation when this lab
+        holds it or the database stores it (:meth:`cached_simulation`), else simulates only the
+        members that matter to the user (``.simulation`` says which)."""
         from cohortlab.simulation.explain import explain
 
         return explain(self.engine, cohort, user, at, settings, source=source, snapshot_at=snapshot_at,

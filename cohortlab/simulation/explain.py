@@ -75,6 +75,9 @@ class Explanation:
     distinct_ids: list[str]
     mpids: list[int]
     steps: list[Step]
+    # the simulation read: "stored" (in the database), "cached" (a full one the caller held),
+    # "computed" (simulate_fn), "related" (only the members that matter to this user)
+    simulation: str = "related"
 
     def to_text(self) -> str:
         lines = [f"user {_safe(self.user)} in cohort {self.cohort!r} (attribute {self.attribute!r}), "
@@ -446,8 +449,12 @@ def explain(
     dids0, mpids0, mpid0 = _direct_lookup(engine, user_s)
     own_table = None
     result = cached_fn(ref.name, sim_at, settings, source) if cached_fn is not None else None
-    if result is None and simulate_fn is not None:
+    used = "related"
+    if result is not None:
+        used = "stored" if getattr(result, "stored", False) else "cached"
+    elif simulate_fn is not None:
         result = simulate_fn(ref.name, sim_at, settings, source)
+        used = "computed"
     if result is None:
         given = list(mpids0) + ([mpid0] if mpid0 is not None else [])
         given += [int(m) for (m,) in _q(engine, "SELECT DISTINCT mpid FROM mpa_identities WHERE value = ? "
@@ -455,8 +462,10 @@ def explain(
         result = _simulate_related(engine, ref, resolve_at(ref, sim_at), settings, list(dids0), given)
         own_table = result
     try:
-        return _explain(engine, ref, user, user_s, settings, result, observed, sim_at, snapshot_at, source,
-                        show_personal_data, dids0, mpids0, mpid0, verify)
+        x = _explain(engine, ref, user, user_s, settings, result, observed, sim_at, snapshot_at, source,
+                     show_personal_data, dids0, mpids0, mpid0, verify)
+        x.simulation = used
+        return x
     finally:
         if own_table is not None:
             for name in own_table.table_names.values():

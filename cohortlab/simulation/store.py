@@ -194,18 +194,23 @@ def _result(engine: Engine, entry: dict[str, Any], tables: dict[str, str]):
     )
 
 
-def save(engine: Engine, key: str, result, *, max_stored: int = MAX_STORED) -> dict[str, str]:
+def save(engine: Engine, key: str, result, *, max_stored: int | None = None) -> dict[str, str]:
     """Copy ``result``'s tables to ``simstore_<run id>_<name>`` and catalogue them under ``key``
-    (replacing what was stored under it); keeps at most ``max_stored`` (the oldest dropped).
+    (replacing what was stored under it, and anything stored from other data); keeps at most
+    ``max_stored`` (default :data:`MAX_STORED`; the oldest dropped).
     Returns {name: stored table}. A result read from the store is already stored."""
     if not supported(engine):
         raise StoreError(f"the {getattr(engine, 'name', '?')} engine does not store simulations "
                          "(only a DuckDB database does); run without storing")
     if not writable(engine):
         raise StoreError("the database is open read-only: a simulation cannot be stored in it")
-    fp = data_fingerprint(engine)
     if getattr(result, "stored", False):
         return dict(result.table_names)
+    fp = data_fingerprint(engine)
+    if _catalogue_exists(engine):  # this very run stored already (on this data): nothing to do
+        same = _entries(engine, "key = ? AND run_id = ? AND fingerprint = ?", [key, result.run_id, fp])
+        if same and all(engine.table_exists(t) for t in json.loads(same[-1]["tables"]).values()):
+            return json.loads(same[-1]["tables"])
     from cohortlab.simulation.simulate import PUBLISHED
 
     wanted = [t for t in (*PUBLISHED, *STORED_TABLES) if t in result.table_names]
@@ -226,8 +231,9 @@ def save(engine: Engine, key: str, result, *, max_stored: int = MAX_STORED) -> d
              json.dumps(result.counts, default=int), json.dumps(result.step_counts, default=int), fp,
              version()],
         )
+        keep = MAX_STORED if max_stored is None else max_stored
         entries = _entries(engine)
-        for entry in entries[: max(0, len(entries) - max_stored)]:
+        for entry in entries[: max(0, len(entries) - keep)]:
             _drop_entry(engine, entry)
     return tables
 
