@@ -100,7 +100,7 @@ def _store_line(lab, result, store: bool, debug: bool, engine: str, at) -> str:
         line = "simulation: not stored (--debug)"
     else:
         line = "simulation: not stored (--no-store)"
-    if at is None and engine == "duckdb":
+    if at is None and result.store_event is not None:  # stored: is it the one verify and explain read?
         from cohortlab.simulation.verify import VerifyError, observed_times
 
         try:
