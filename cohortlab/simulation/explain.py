@@ -337,9 +337,23 @@ def _profile_step(engine: Engine, d: str) -> Step:
                       "last_seen": last_seen})
 
 
-def _events_step(engine: Engine, d: str, settings: SyncSettings, at: datetime, profile_has_id: bool) -> Step:
-    rows = _q(engine, """SELECT time, mparticle_user_id FROM mp_events
-                         WHERE distinct_id = ? AND mparticle_user_id IS NOT NULL ORDER BY time DESC""", [d])
+def _events_of(engine: Engine, dids: list[str]) -> dict[str, list[tuple]]:
+    """{distinct_id: [(time, $mparticle_user_id), ...] latest first} of the events carrying
+    ``$mparticle_user_id``: one pass over the events for all of the user's distinct_ids."""
+    out: dict[str, list[tuple]] = {d: [] for d in dids}
+    if dids:
+        for d, t, v in _q(engine, f"""SELECT distinct_id, time, mparticle_user_id FROM mp_events
+                                       WHERE distinct_id IN ({', '.join('?' * len(dids))})
+                                         AND mparticle_user_id IS NOT NULL
+                                       ORDER BY distinct_id, time DESC""", list(dids)):
+            out[d].append((t, v))
+    return out
+
+
+def _events_step(engine: Engine, d: str, settings: SyncSettings, at: datetime, profile_has_id: bool,
+                 rows: list[tuple] | None = None) -> Step:
+    if rows is None:
+        rows = _events_of(engine, [d])[d]
     cutoff = settings.event_identity_cutoff
     at_ = naive_utc(at)
     cut = naive_utc(cutoff) if cutoff else None
@@ -506,10 +520,12 @@ def _explain(engine, ref, user, user_s, settings, result, observed, sim_at, snap
     former = _former_members(engine, ref, result, settings, [d for d in dids if not (res.distinct_id == d).any()])
     timeline = engine.query_df(
         f"SELECT run_at, kind, sent, membership_as_of FROM {result.tables['timeline'].table_name} ORDER BY run")
+    events = _events_of(engine, dids)
     for d in dids:
         prof = _profile_step(engine, d)
         steps.append(prof)
-        steps.append(_events_step(engine, d, settings, result.at, prof.data.get("mparticle_user_id") is not None))
+        steps.append(_events_step(engine, d, settings, result.at, prof.data.get("mparticle_user_id") is not None,
+                                  events[d]))
         versions = presence(engine, ref, d, result.at)
         changes, prev = [], False
         for t, p in versions:
