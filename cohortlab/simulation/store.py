@@ -29,7 +29,6 @@ Only the DuckDB engine stores simulations (:func:`lookup` returns None on anothe
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import datetime
 from typing import Any
@@ -236,12 +235,6 @@ def save(engine: Engine, key: str, result, *, max_stored: int | None = None) -> 
         for entry in entries[: max(0, len(entries) - keep)]:
             _drop_entry(engine, entry)
     return tables
-
-
-def describe(entry: dict[str, Any]) -> str:
-    """One line naming a stored simulation (for the CLI)."""
-    return (f"cohort {entry['cohort']!r} at {naive_utc(entry['at']):%Y-%m-%d %H:%M:%S} UTC "
-            f"({entry['source']}), stored {naive_utc(entry['created_at']):%Y-%m-%d %H:%M:%S} UTC")
 
 
 __all__ = ["CATALOGUE", "MAX_STORED", "STORED_TABLES", "STORE_VERSION", "StoreError", "data_fingerprint",
