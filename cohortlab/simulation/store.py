@@ -8,7 +8,8 @@ A stored simulation is
   (:data:`cohortlab.simulation.simulate.PUBLISHED`) and the run tables that readers of a result
   use (:data:`STORED_TABLES`: ``resolved`` and ``decisions`` for explain and
   :func:`~cohortlab.simulation.simulate.outcome_counts_at`, ``runs``, ``transitions``,
-  ``versions`` and ``member_emails``); the other intermediate tables of a run are not kept (copying them would double
+  ``versions`` and ``member_emails``, and ``targets`` and ``state`` that the remedies derive
+  from a baseline); the other intermediate tables of a run are not kept (copying them would double
   the cost of storing for tables nothing reads later);
 - one row of the catalogue table ``sim_store`` (:data:`CATALOGUE_COLUMNS`): the key (cohort
   name, membership source, resolved as-of time, settings as JSON: what ``Lab`` caches by), the
@@ -43,8 +44,10 @@ MAX_STORED = 8
 # bump when what a simulation writes (tables, columns, meaning) changes: every stored
 # simulation of an earlier version is then stale
 STORE_VERSION = "1"
-# run tables kept besides the published ones (what explain and outcome_counts_at read)
-STORED_TABLES = ("resolved", "decisions", "runs", "transitions", "versions", "member_emails")
+# run tables kept besides the published ones: what explain (resolved), outcome_counts_at
+# (decisions, runs, transitions, versions, member_emails) and the remedies' derived simulations
+# (targets, state, resolved, runs, transitions) read from a baseline
+STORED_TABLES = ("resolved", "decisions", "runs", "transitions", "versions", "member_emails", "targets", "state")
 CATALOGUE_COLUMNS = (
     ("key", "VARCHAR", "JSON [cohort, source, at, settings]: what the simulation was asked"),
     ("run_id", "VARCHAR", "the run id of the simulation (tables simstore_<run id>_<name>)"),

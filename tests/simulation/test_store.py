@@ -83,6 +83,9 @@ def test_a_stored_simulation_is_read_by_a_new_lab_also_read_only_with_identical_
             got = lab.simulate(C)
             assert got.stored and got.store_event == "read" and got.run_id == run_id
             assert all(t.table_name.startswith("simstore_") for t in got.tables.values())
+            # every table a reader of a result takes (explain, outcome_counts_at, the remedies)
+            assert set(got.table_names) == set(PUBLISHED) | set(store.STORED_TABLES)
+            assert all(lab.engine.table_exists(t) for t in got.table_names.values())
             assert_same_tables(frames(got), expected)
             assert got.counts == counts and got.audience == fresh.audience
             assert got.waterfall.equals(fresh.waterfall)
