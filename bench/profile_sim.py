@@ -5,9 +5,10 @@
     python bench/profile_sim.py DB timeline [--cohort C] [--days 30] [--cadence 15m]
     python bench/profile_sim.py DB timeline --explain 'CREATE OR REPLACE TEMP TABLE sim_'
 
-Opens the loaded database DB (read-only: results go to memory), runs the command the same way
-the bench steps do (``bench/harness.py``: ``verify``, ``explain``, ``timeline``), and prints the
-total, then the statements that took longest grouped by their first 90 characters.
+Opens the loaded database DB, runs the command the same way the bench steps do
+(``bench/harness.py``: ``verify``, ``explain``, ``timeline``; verify and explain also store a
+simulation, run again from it, and drop it), and prints the total, then the statements that
+took longest grouped by their first 90 characters.
 ``--explain PREFIX`` prints DuckDB's ``EXPLAIN ANALYZE`` of the first statement containing
 PREFIX, in place of the plain run of that statement (its effect happens once).
 """

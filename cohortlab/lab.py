@@ -39,9 +39,12 @@ class Lab:
         *,
         engine: Engine | None = None,
         read_only: bool = False,
+        use_stored: bool = True,
         **engine_options: Any,
     ) -> None:
         self.engine = engine or DuckDBEngine(database, read_only=read_only, **engine_options)
+        # read simulations stored in the database (cohortlab.simulation.store); False: always compute
+        self.use_stored = use_stored
         if not read_only:
             schema.create_all(self.engine.execute)
             from cohortlab.privacy import ensure_key
@@ -54,7 +57,12 @@ class Lab:
         The report's ``warnings`` list what to look at; ``strict=True`` turns them into an error
         (nothing loaded)."""
         self.clear_simulations()  # cached simulations describe the data as it was
-        return loader_class(kind)(**options).load(self.engine, paths, progress=progress, strict=strict)
+        report = loader_class(kind)(**options).load(self.engine, paths, progress=progress, strict=strict)
+        if report.load_ids:  # the data changed: so would every stored simulation
+            from cohortlab.simulation import store
+
+            store.drop_all(self.engine)
+        return report
 
     def fetch(self, out: str | os.PathLike, **options: Any):
         """Download the Mixpanel and mParticle exports into the folder ``out`` and load them into
@@ -103,7 +111,9 @@ class Lab:
     # Resolution of cohort members, the sync simulation over time and the discrepancy waterfall,
     # through the one entry cohortlab.simulation.simulate. Each simulation writes its own tables
     # (sim_<run id>_*, temporary); the shortcuts below reuse one cached simulation per
-    # (cohort, at, settings, source). Loading data clears the cache.
+    # (cohort, at, settings, source). Loading data clears the cache. A simulation stored in the
+    # database (cohortlab.simulation.store, tables simstore_*) is read instead of computed, by
+    # any Lab on that file (also a read-only one) while the data is unchanged.
     _SIM_CACHE_SIZE = 8
 
     def _sim_cache(self) -> "OrderedDict[tuple, Any]":
@@ -113,42 +123,73 @@ class Lab:
         return cache
 
     def clear_simulations(self) -> None:
-        """Forget the cached simulations and drop their tables (the data they describe changed)."""
+        """Forget the cached simulations and drop their tables (the data they describe changed).
+        Stored simulations stay (they are dropped when a load changes the data)."""
         cache = self._sim_cache()
         while cache:
             _, result = cache.popitem(last=False)
             result.drop()
 
     def simulate(self, cohort: str, at: Any = None, settings: Any = None, source: str = "auto",
-                 debug: bool = False, publish: bool = False):
+                 debug: bool = False, publish: bool = False, store: bool = False):
         """Resolution, sync over time, waterfall, attribute state and gap summary at ``at``, as a
         :class:`cohortlab.simulation.simulate.SimulationResult` whose tables are read on demand
         (``result.tables[name].table_name``, ``.as_pandas()``, ``.count()``). ``settings``: a
         :class:`SyncSettings`, a dict of options or a YAML path. ``publish=True`` also stores the
         results as tables ``resolution``, ``timeline``, ``waterfall``, ``attribute_state`` and
         ``gap_summary``. ``debug=True`` materialises every step; row counts in
-        ``result.step_counts``. The same call again returns the cached result."""
+        ``result.step_counts``. The same call again returns the cached result.
+
+        Where the result comes from: this Lab's cache, else a simulation stored in the database
+        for the same call on the same data (``result.stored`` is then True;
+        :mod:`cohortlab.simulation.store`), else it is computed. ``store=True`` also stores it in
+        the database (DuckDB, writable), so that later processes reuse it
+        (``result.store_event``: ``"read"``, ``"written"`` or None)."""
         from cohortlab.settings import SyncSettings
-        from cohortlab.simulation.membership import find_cohort, resolve_at
+        from cohortlab.simulation import store as sim_store
+        from cohortlab.simulation.membership import find_cohort
         from cohortlab.simulation.simulate import simulate
 
         s = SyncSettings.coerce(settings)
         ref = find_cohort(self.engine, cohort, source)
         key = self._sim_key(ref, at, s, debug)
+        if store and debug:
+            raise sim_store.StoreError("a debug simulation is not stored (simulate without debug to store it)")
+        if store and not sim_store.supported(self.engine):
+            raise sim_store.StoreError(f"the {self.engine.name} engine does not store simulations "
+                                       "(only a DuckDB database does): simulate without storing")
         cache = self._sim_cache()
         result = cache.get(key)
+        if result is None and not debug:
+            result = self._stored_simulation(key)
+            if result is not None:
+                cache[key] = result
         if result is None:
             result = simulate(self.engine, ref, at, s, debug=debug)
             # the tables go when nothing holds the result any more (evicted and not in use)
             weakref.finalize(result, _drop_quietly, self.engine, list(result.table_names.values()))
             cache[key] = result
-            while len(cache) > self._SIM_CACHE_SIZE:
-                cache.popitem(last=False)  # a caller may still hold it: its tables stay until then
         else:
             cache.move_to_end(key)
+        while len(cache) > self._SIM_CACHE_SIZE:
+            cache.popitem(last=False)  # a caller may still hold it: its tables stay until then
+        if store and not result.stored:
+            sim_store.save(self.engine, sim_store.store_key(*key[:4]), result)
+            result.store_event = "written"
         if publish:
             result.publish()
         self.last_step_counts = result.step_counts
+        return result
+
+    def _stored_simulation(self, key: tuple):
+        """The simulation stored in the database under ``key`` (valid for the data), or None."""
+        if not self.use_stored:
+            return None
+        from cohortlab.simulation import store as sim_store
+
+        result = sim_store.lookup(self.engine, sim_store.store_key(*key[:4]))
+        if result is not None:
+            result.store_event = "read"
         return result
 
     def _sim_key(self, ref, at: Any, settings, debug: bool = False) -> tuple:
@@ -157,12 +198,38 @@ class Lab:
         return (ref.name, ref.source, resolve_at(ref, at), settings.model_dump_json(), debug)
 
     def cached_simulation(self, cohort: str, at: Any = None, settings: Any = None, source: str = "auto"):
-        """The cached result of ``simulate(cohort, at, settings, source)``, or None (runs nothing)."""
+        """The result of ``simulate(cohort, at, settings, source)`` when it needs no computing (cached
+        in this Lab, or stored in the database), else None (runs nothing)."""
         from cohortlab.settings import SyncSettings
         from cohortlab.simulation.membership import find_cohort
 
         ref = find_cohort(self.engine, cohort, source)
-        return self._sim_cache().get(self._sim_key(ref, at, SyncSettings.coerce(settings)))
+        key = self._sim_key(ref, at, SyncSettings.coerce(settings))
+        cache = self._sim_cache()
+        result = cache.get(key)
+        if result is None:
+            result = self._stored_simulation(key)
+            if result is not None:
+                cache[key] = result
+                while len(cache) > self._SIM_CACHE_SIZE:
+                    cache.popitem(last=False)
+        return result
+
+    def stored_simulations(self) -> pd.DataFrame:
+        """The simulations stored in the database (table ``sim_store``), oldest first."""
+        from cohortlab.simulation import store as sim_store
+
+        return pd.DataFrame(sim_store.stored(self.engine))
+
+    def drop_stored_simulations(self) -> int:
+        """Drop every simulation stored in the database (and their tables); returns how many."""
+        from cohortlab.simulation import store as sim_store
+
+        cache = self._sim_cache()
+        for key in [k for k, r in cache.items() if r.stored]:
+            for t in cache.pop(key).tables.values():
+                t.dropped = True  # its holders now get DroppedTableError
+        return sim_store.drop_all(self.engine)
 
     def resolution(self, cohort: str, at: Any = None, settings: Any = None, source: str = "auto",
                    debug: bool = False) -> pd.DataFrame:
@@ -285,23 +352,26 @@ class Lab:
     # Verify the simulation against what mParticle holds, and explain one user. Implemented in
     # cohortlab.simulation.verify and cohortlab.simulation.explain (on top of Lab.simulate).
     def verify(self, cohort: str, at: Any = None, settings: Any = None, *, snapshot_at: Any = None,
-               source: str = "auto", show_personal_data: bool = False):
+               source: str = "auto", show_personal_data: bool = False, store: bool = False):
         """Per profile, the simulated cohort attribute (after the last run at or before ``at``,
         default: the snapshot time) against the observed one in the loaded mParticle snapshot
         (``mpa_attributes``; taken at ``snapshot_at``, default: detected): a
         :class:`cohortlab.simulation.verify.VerifyResult` with the confusion table, the audience
-        observed vs simulated and each disagreement with its cause."""
+        observed vs simulated and each disagreement with its cause. The simulation is
+        :meth:`simulate`'s (cached, or stored in the database); ``store=True`` stores it."""
         from cohortlab.simulation.verify import verify
 
         return verify(self.engine, cohort, at, settings, snapshot_at=snapshot_at, source=source,
                       show_personal_data=show_personal_data,
-                      simulate_fn=lambda c, a, s, src: self.simulate(c, a, s, source=src))
+                      simulate_fn=lambda c, a, s, src: self.simulate(c, a, s, source=src, store=store))
 
     def explain(self, cohort: str, user: Any, at: Any = None, settings: Any = None, *, source: str = "auto",
                 snapshot_at: Any = None, show_personal_data: bool = False):
         """Every fact about one user (``user``: distinct_id, email or MPID) on both sides and the
         rule that decided each step: a :class:`cohortlab.simulation.explain.Explanation`
-        (``.steps``: list of steps; ``.to_text()``)."""
+        (``.steps``: list of steps; ``.to_text()``). Reads the full simulation when this lab
+        holds it or the database stores it (:meth:`cached_simulation`), else simulates only the
+        members that matter to the user (``.simulation`` says which)."""
         from cohortlab.simulation.explain import explain
 
         return explain(self.engine, cohort, user, at, settings, source=source, snapshot_at=snapshot_at,

@@ -56,6 +56,21 @@ KNOWN_PERSONAL_SQL = """
 """
 
 
+def known_personal_among_sql(values: str) -> str:
+    """The rows of :data:`KNOWN_PERSONAL_SQL` (column ``v``) among the values of ``values`` (a
+    table or a parenthesised query with one column): a semi-join per source, so that only the
+    values about to be shown are looked up, not every personal value of the database."""
+    among = f"IN (SELECT * FROM {values})"
+    return f"""
+    SELECT email AS v FROM mp_profiles WHERE email {among}
+    UNION SELECT phone FROM mp_profiles WHERE phone {among}
+    UNION SELECT email FROM mp_webhook_members WHERE email {among}
+    UNION SELECT value FROM mpa_identities
+          WHERE identity_type IN ('email', 'mobile_number', 'phone_number_2', 'phone_number_3')
+            AND value {among}
+"""
+
+
 def looks_personal(value: Any) -> bool:
     """An email- or phone-looking text (without looking at the database)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):

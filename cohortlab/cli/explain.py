@@ -36,3 +36,8 @@ def explain_cmd(db, cohort, user, at, snapshot_at, settings_path, source, show_p
         except (CohortError, ExplainError, CohortlabError, ValueError) as e:
             fail(str(e))
         click.echo(x.to_text())
+        click.echo("\nsimulation: " + {
+            "stored": "read from the database (stored earlier on the same data)",
+            "cached": "the full simulation",
+        }.get(x.simulation, "only the members that matter to this user (no stored simulation: "
+                            "`cohortlab verify` or `cohortlab simulate --at ...` stores one)"))

@@ -87,6 +87,32 @@ def _copy_members(engine, table: str, path: str, show_personal_data: bool) -> No
     engine.execute(f"COPY ({_members_select(engine, table, show_personal_data)}) TO {target} ({fmt})")
 
 
+def _store_line(lab, result, store: bool, debug: bool, engine: str, at) -> str:
+    """Where the simulation came from and whether it was stored (docs/simulate.md#stored-simulations),
+    and the time verify / explain simulate at when it is another one."""
+    if result.store_event == "read":
+        line = "simulation: read from the database (stored earlier on the same data; not computed again)"
+    elif result.store_event == "written":
+        line = "simulation: stored in the database; verify, explain and the report reuse it while the data is unchanged"
+    elif engine != "duckdb":
+        line = f"simulation: not stored (the {engine} engine does not store simulations)"
+    elif debug:
+        line = "simulation: not stored (--debug)"
+    else:
+        line = "simulation: not stored (--no-store)"
+    if at is None and result.store_event is not None:  # stored: is it the one verify and explain read?
+        from cohortlab.simulation.verify import VerifyError, observed_times
+
+        try:
+            _, snap = observed_times(lab.engine, result.cohort, None, result.settings, source=result.source)
+        except (VerifyError, ValueError):
+            snap = None
+        if snap is not None and snap != result.at:
+            line += (f"\nnote: verify and explain simulate at the mParticle snapshot time {snap:%Y-%m-%d %H:%M:%S} UTC; "
+                     f"`cohortlab simulate --at {snap:%Y-%m-%dT%H:%M:%SZ}` (or the first verify) stores that one")
+    return line
+
+
 def _table(df, columns=None) -> str:
     return df.to_string(index=False, columns=columns)
 
@@ -104,13 +130,17 @@ def _table(df, columns=None) -> str:
 @click.option("--debug", is_flag=True, help="Materialise every SQL step and print its row count.")
 @click.option("--assumptions", type=click.Choice(["all"]), default=None,
               help="Also print the audience under each value of every assumption that changes it (min and max).")
+@click.option("--store/--no-store", "store", default=True, show_default=True,
+              help="Store the simulation in the database (tables simstore_*, catalogue sim_store), so that "
+                   "verify, explain and the report reuse it while the data is unchanged (DuckDB only).")
 @engine_options  # --engine duckdb|spark, --spark-master (issue 7)
 def simulate_cmd(db, cohort, settings_path, at, source, members_out, show_personal_data, show_timeline, debug,
-                 assumptions, engine, spark_master):
+                 assumptions, store, engine, spark_master):
     """Explain a cohort's Mixpanel count vs its mParticle audience: print the discrepancy
     waterfall (docs/rules.md#waterfall) and the sync timeline (docs/rules.md#timeline) and write the
     per-member resolution. The results are stored in the database as tables resolution, timeline,
-    attribute_state, waterfall and gap_summary."""
+    attribute_state, waterfall and gap_summary; the simulation itself is stored too (unless
+    --no-store, --debug or --engine spark) and reused by later commands on the same data."""
     from cohortlab.simulation.resolution import CohortError
     from cohortlab.settings import SettingsError, SyncSettings
 
@@ -123,8 +153,10 @@ def simulate_cmd(db, cohort, settings_path, at, source, members_out, show_person
     except SettingsError as e:
         fail(f"bad settings file: {e}")
     with open_lab(db, engine, spark_master) as lab:  # issue 7: DuckDB (default) or Spark
+        keep = store and not debug and engine == "duckdb"
         try:
-            result = lab.simulate(cohort, at=at, settings=settings, source=source, debug=debug, publish=True)
+            result = lab.simulate(cohort, at=at, settings=settings, source=source, debug=debug, publish=True,
+                                  store=keep)
         except (CohortError, SettingsError) as e:
             fail(str(e))
         members = int(result.waterfall.loc[result.waterfall.step == "members", "count"].iloc[0])
@@ -144,6 +176,7 @@ def simulate_cmd(db, cohort, settings_path, at, source, members_out, show_person
             f"snapshot_ttl={s.model_dump(mode='json')['snapshot_ttl']} refresh_clears_stale={s.refresh_clears_stale} "
             f"pauses={len(s.pauses)} resolution_time={s.resolution_time}"
         )
+        click.echo(_store_line(lab, result, store, debug, engine, at))
         click.echo("")
         click.echo("discrepancy waterfall")
         wf = result.waterfall.copy()

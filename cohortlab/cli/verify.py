@@ -20,7 +20,11 @@ from cohortlab.cli.app import cohort_options, fail, main, open_lab
 @click.option("--out", "out", type=click.Path(dir_okay=False),
               help="Write every compared profile (mpid, simulated, observed, cause, detail, ...) to .csv or .parquet.")
 @click.option("--show-personal-data", is_flag=True, help="Show emails / phone numbers used as ids (masked by default).")
-def verify_cmd(db, cohort, at, snapshot_at, settings_path, source, limit, out, show_personal_data):
+@click.option("--store/--no-store", "store", default=True, show_default=True,
+              help="Read the simulation stored in the database when there is one, else store the one computed "
+                   "(explain and later verifies then reuse it while the data is unchanged). --no-store: "
+                   "simulate afresh and store nothing.")
+def verify_cmd(db, cohort, at, snapshot_at, settings_path, source, limit, out, show_personal_data, store):
     """Compare the simulated cohort attribute with the observed one, profile by profile: confusion
     table, audience observed vs simulated, and the cause of each disagreement."""
     from cohortlab.errors import CohortlabError
@@ -37,12 +41,17 @@ def verify_cmd(db, cohort, at, snapshot_at, settings_path, source, limit, out, s
     except SettingsError as e:
         fail(f"bad settings file: {e}")
     with open_lab(db) as lab:
+        lab.use_stored = store
         try:
             v = lab.verify(cohort, at=at, settings=settings, snapshot_at=snapshot_at, source=source,
-                           show_personal_data=show_personal_data)
+                           show_personal_data=show_personal_data, store=store)
         except (CohortError, VerifyError, CohortlabError, ValueError) as e:
             fail(str(e))
         click.echo(v.to_text(limit=limit))
+        event = getattr(v.simulation, "store_event", None)
+        click.echo("\nsimulation: " + {"read": "read from the database (stored earlier on the same data)",
+                                        "written": "computed and stored in the database (explain and later "
+                                                   "verifies reuse it)"}.get(event, "computed (not stored)"))
         if out:
             from cohortlab.pipeline import sql_str
             from cohortlab.simulation.verify import PROFILE_COLUMNS

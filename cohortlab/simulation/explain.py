@@ -75,6 +75,9 @@ class Explanation:
     distinct_ids: list[str]
     mpids: list[int]
     steps: list[Step]
+    # the simulation read: "stored" (in the database), "cached" (a full one the caller held),
+    # "computed" (simulate_fn), "related" (only the members that matter to this user)
+    simulation: str = "related"
 
     def to_text(self) -> str:
         lines = [f"user {_safe(self.user)} in cohort {self.cohort!r} (attribute {self.attribute!r}), "
@@ -102,13 +105,13 @@ def _direct_lookup(engine: Engine, user: str) -> tuple[dict[str, str], dict[int,
     """The distinct_ids and MPIDs a user id names without the simulation (module docstring)."""
     dids: dict[str, str] = {}
     mpids: dict[int, str] = {}
-    known = {r[0] for r in _q(engine, """
-        SELECT distinct_id FROM mp_profiles WHERE distinct_id = ?
-        UNION SELECT distinct_id FROM mp_cohort_members WHERE distinct_id = ?
-        UNION SELECT distinct_id FROM mp_webhook_members WHERE distinct_id = ?
-        UNION SELECT distinct_id FROM (SELECT distinct_id FROM mp_events WHERE distinct_id = ? LIMIT 1)""",
-        [user] * 4)}
-    if user in known:
+    known = bool(_q(engine, """
+        SELECT 1 FROM mp_profiles WHERE distinct_id = ?
+        UNION ALL SELECT 1 FROM mp_cohort_members WHERE distinct_id = ?
+        UNION ALL SELECT 1 FROM mp_webhook_members WHERE distinct_id = ? LIMIT 1""", [user] * 3))
+    if not known:  # only then the events (the largest table)
+        known = bool(_q(engine, "SELECT 1 FROM mp_events WHERE distinct_id = ? LIMIT 1", [user]))
+    if known:
         dids[user] = "the distinct_id of a Mixpanel profile or cohort member"
     for (d,) in _q(engine, """SELECT distinct_id FROM mp_profiles WHERE email = ?
                              UNION SELECT distinct_id FROM mp_webhook_members WHERE email = ?""", [user, user]):
@@ -334,9 +337,23 @@ def _profile_step(engine: Engine, d: str) -> Step:
                       "last_seen": last_seen})
 
 
-def _events_step(engine: Engine, d: str, settings: SyncSettings, at: datetime, profile_has_id: bool) -> Step:
-    rows = _q(engine, """SELECT time, mparticle_user_id FROM mp_events
-                         WHERE distinct_id = ? AND mparticle_user_id IS NOT NULL ORDER BY time DESC""", [d])
+def _events_of(engine: Engine, dids: list[str]) -> dict[str, list[tuple]]:
+    """{distinct_id: [(time, $mparticle_user_id), ...] latest first} of the events carrying
+    ``$mparticle_user_id``: one pass over the events for all of the user's distinct_ids."""
+    out: dict[str, list[tuple]] = {d: [] for d in dids}
+    if dids:
+        for d, t, v in _q(engine, f"""SELECT distinct_id, time, mparticle_user_id FROM mp_events
+                                       WHERE distinct_id IN ({', '.join('?' * len(dids))})
+                                         AND mparticle_user_id IS NOT NULL
+                                       ORDER BY distinct_id, time DESC""", list(dids)):
+            out[d].append((t, v))
+    return out
+
+
+def _events_step(engine: Engine, d: str, settings: SyncSettings, at: datetime, profile_has_id: bool,
+                 rows: list[tuple] | None = None) -> Step:
+    if rows is None:
+        rows = _events_of(engine, [d])[d]
     cutoff = settings.event_identity_cutoff
     at_ = naive_utc(at)
     cut = naive_utc(cutoff) if cutoff else None
@@ -437,8 +454,8 @@ def explain(
 
     settings = SyncSettings.coerce(settings)
     ref = find_cohort(engine, cohort, source)
-    try:
-        sim_at, _ = observed_times(engine, ref.name, at, settings, snapshot_at=snapshot_at, source=source)
+    try:  # the snapshot time is detected once here and handed to verify
+        sim_at, snapshot_at = observed_times(engine, ref.name, at, settings, snapshot_at=snapshot_at, source=source)
         observed = True
     except VerifyError:
         sim_at, observed = at, False
@@ -446,8 +463,12 @@ def explain(
     dids0, mpids0, mpid0 = _direct_lookup(engine, user_s)
     own_table = None
     result = cached_fn(ref.name, sim_at, settings, source) if cached_fn is not None else None
-    if result is None and simulate_fn is not None:
+    used = "related"
+    if result is not None:
+        used = "stored" if getattr(result, "stored", False) else "cached"
+    elif simulate_fn is not None:
         result = simulate_fn(ref.name, sim_at, settings, source)
+        used = "computed"
     if result is None:
         given = list(mpids0) + ([mpid0] if mpid0 is not None else [])
         given += [int(m) for (m,) in _q(engine, "SELECT DISTINCT mpid FROM mpa_identities WHERE value = ? "
@@ -455,8 +476,10 @@ def explain(
         result = _simulate_related(engine, ref, resolve_at(ref, sim_at), settings, list(dids0), given)
         own_table = result
     try:
-        return _explain(engine, ref, user, user_s, settings, result, observed, sim_at, snapshot_at, source,
-                        show_personal_data, dids0, mpids0, mpid0, verify)
+        x = _explain(engine, ref, user, user_s, settings, result, observed, sim_at, snapshot_at, source,
+                     show_personal_data, dids0, mpids0, mpid0, verify)
+        x.simulation = used
+        return x
     finally:
         if own_table is not None:
             for name in own_table.table_names.values():
@@ -497,10 +520,12 @@ def _explain(engine, ref, user, user_s, settings, result, observed, sim_at, snap
     former = _former_members(engine, ref, result, settings, [d for d in dids if not (res.distinct_id == d).any()])
     timeline = engine.query_df(
         f"SELECT run_at, kind, sent, membership_as_of FROM {result.tables['timeline'].table_name} ORDER BY run")
+    events = _events_of(engine, dids)
     for d in dids:
         prof = _profile_step(engine, d)
         steps.append(prof)
-        steps.append(_events_step(engine, d, settings, result.at, prof.data.get("mparticle_user_id") is not None))
+        steps.append(_events_step(engine, d, settings, result.at, prof.data.get("mparticle_user_id") is not None,
+                                  events[d]))
         versions = presence(engine, ref, d, result.at)
         changes, prev = [], False
         for t, p in versions:

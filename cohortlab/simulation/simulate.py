@@ -121,6 +121,8 @@ class SimulationResult:
     counts: dict[str, int] = field(repr=False)
     step_counts: dict[str, dict[str, int]] = field(default_factory=dict, repr=False)
     _waterfall: pd.DataFrame | None = field(default=None, repr=False)
+    stored: bool = False  # read from the database's stored simulations (cohortlab.simulation.store)
+    store_event: str | None = field(default=None, repr=False)  # Lab.simulate: "read" (stored), "written"
 
     @cached_property
     def resolution(self) -> pd.DataFrame:
@@ -174,11 +176,20 @@ class SimulationResult:
         return out
 
     def drop(self) -> None:
-        """Drop every table of this run (its result object then refuses to read them)."""
+        """Drop every table of this run (its result object then refuses to read them). A stored
+        simulation's tables stay (:mod:`cohortlab.simulation.store` owns them)."""
+        if self.stored:
+            return
         for name in self.table_names.values():
             self.engine.execute(f"DROP TABLE IF EXISTS {name}")
         for t in self.tables.values():
             t.dropped = True
+
+
+def table_spec(table: str) -> tuple[list[str] | None, str]:
+    """(columns, order by) that a result table's :class:`SimTable` reads (``PUBLISHED`` names)."""
+    order_by, columns = _ORDER[table]
+    return (list(columns) if columns else None), order_by
 
 
 def new_run_id() -> str:
@@ -214,10 +225,7 @@ def simulate(
     if debug:  # the per-step debug tables belong to the run as well
         for stage, steps in run.step_counts.items():
             table_names.update({f"{stage}__{s}": f"{n.prefix}{stage}__{s}" for s in steps})
-    tables = {
-        t: SimTable(engine, table_names[t], list(_ORDER[t][1]) if _ORDER[t][1] else None, _ORDER[t][0])
-        for t in PUBLISHED
-    }
+    tables = {t: SimTable(engine, table_names[t], *table_spec(t)) for t in PUBLISHED}
     result = SimulationResult(
         engine=engine, cohort=run.cohort.name, at=run.at, settings=run.settings, attribute=run.attribute,
         t0=run.t0, source=run.cohort.source, run_id=rid, tables=tables, table_names=table_names,
@@ -229,19 +237,33 @@ def simulate(
 
 
 # ----------------------------------------------------------------------------- earlier snapshots
+class _RunTables(Names):
+    """The table names of one result (computed: ``sim_<run id>_*``; stored: ``simstore_*``)."""
+
+    def __init__(self, table_names: dict[str, str]) -> None:
+        super().__init__("")
+        self._tables = table_names
+
+    def __getattr__(self, step: str) -> str:
+        if step.startswith("_"):
+            raise AttributeError(step)
+        return self._tables[step]
+
+
 class _Before(Names):
     """Table names of a simulation, seen as the simulation at an earlier time ``t`` would have
     written them: ``transitions`` up to the last version at or before ``t``, ``runs`` and
     ``decisions`` up to the last run at or before ``t`` (subqueries over the run's tables)."""
 
-    def __init__(self, prefix: str, overrides: dict[str, str]) -> None:
-        super().__init__(prefix)
+    def __init__(self, base: Names, overrides: dict[str, str]) -> None:
+        super().__init__(base.prefix)
+        self._base = base
         self._overrides = overrides
 
     def __getattr__(self, step: str) -> str:
         if step.startswith("_"):
             raise AttributeError(step)
-        return self._overrides.get(step) or super().__getattr__(step)
+        return self._overrides.get(step) or getattr(self._base, step)
 
 
 def outcome_counts_at(result: SimulationResult, times) -> pd.DataFrame:
@@ -270,7 +292,7 @@ def outcome_counts_at(result: SimulationResult, times) -> pd.DataFrame:
     if late:
         raise ValueError(f"outcome_counts_at: {late[0]} is after the simulation's as-of time {result.at}")
     engine, s = result.engine, result.settings
-    n = Names(f"sim_{result.run_id}_")
+    n = _RunTables(result.table_names)
     for t in PUBLISHED:
         result.tables[t]._check()
     q = Names(f"sim_{result.run_id}_before_")
@@ -278,7 +300,7 @@ def outcome_counts_at(result: SimulationResult, times) -> pd.DataFrame:
     for i, t in enumerate(times):
         last = RunGrid(result.t0, t, s).last
         when = "d.resolve_time" if s.resolution_time == "send" else sql_ts(t)
-        before = _Before(n.prefix, {
+        before = _Before(n, {
             "transitions": f"(SELECT t.* FROM {n.transitions} t WHERE t.version <= "
                            f"(SELECT coalesce(max(v.version), 0) FROM {n.versions} v WHERE v.at_time <= {sql_ts(t)}))",
             "runs": f"(SELECT * FROM {n.runs} WHERE k <= {int(last)})",

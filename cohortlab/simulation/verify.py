@@ -334,7 +334,7 @@ def _details_sql(engine: Engine, show_personal_data: bool) -> str:
     what the data shows for its cause, and the identity-changed evidence (at most three members
     named per profile; personal values replaced by pseudonyms, :mod:`cohortlab.privacy`, unless
     ``show_personal_data``)."""
-    from cohortlab.privacy import KNOWN_PERSONAL_SQL, Redactor
+    from cohortlab.privacy import Redactor, known_personal_among_sql
 
     def ts(col: str) -> str:
         return f"coalesce(strftime({col}, '%Y-%m-%d %H:%M:%S'), 'unknown')"
@@ -344,7 +344,6 @@ def _details_sql(engine: Engine, show_personal_data: bool) -> str:
     quote = "''''"  # one quote character, as a SQL literal
     return f"""
     WITH
-    known_personal AS ({KNOWN_PERSONAL_SQL}),
     disagreeing AS (SELECT mpid FROM verify_compared WHERE NOT agree),
     ids AS (
         SELECT i.mpid, i.identity_type, i.value FROM mpa_identities i
@@ -357,6 +356,9 @@ def _details_sql(engine: Engine, show_personal_data: bool) -> str:
         UNION
         SELECT ids.mpid, ids.identity_type, m.distinct_id, m.email, m.mpid, m.status, m.gap_reason
         FROM ids JOIN {_MEMBERS} m ON m.email = ids.value
+    ),
+    known_personal AS (  -- the database's personal values among the members named (not all of them)
+        {known_personal_among_sql("(SELECT member FROM holders)")}
     ),
     notes AS (  -- the first three notes (by member, identity type) of each profile
         SELECT mpid, count(*) AS n, string_agg(note, '; ' ORDER BY k) FILTER (WHERE k <= 3) AS text
@@ -414,14 +416,15 @@ def _details_sql(engine: Engine, show_personal_data: bool) -> str:
     """
 
 
-def _names_table(engine: Engine, names: list[tuple[str, str]]) -> pd.DataFrame:
+def _names_table(engine: Engine, names: list[tuple[str, str]], only: list[int] | None = None) -> pd.DataFrame:
+    """Profiles (and values) per known attribute name; ``only``: among these MPIDs."""
     df = engine.query_df(
         f"""
         SELECT n.name AS attribute, n.how, count(DISTINCT a.mpid) AS profiles,
                count(*) FILTER (WHERE a.value_bool) AS "true",
                count(*) FILTER (WHERE NOT a.value_bool) AS "false",
                count(a.mpid) FILTER (WHERE a.value_bool IS NULL) AS other
-        FROM {_NAMES} n LEFT JOIN mpa_attributes a ON a.name = n.name
+        FROM {_NAMES} n LEFT JOIN (SELECT * FROM mpa_attributes WHERE {_only('mpid', only)}) a ON a.name = n.name
         GROUP BY n.name, n.how, n.pos ORDER BY n.pos
         """
     )
@@ -448,7 +451,7 @@ def verify(
     simulation (default: :func:`cohortlab.simulation.sync.simulate` on ``engine``).
     ``only_mpids``: compare just these profiles (what :func:`cohortlab.simulation.explain.explain`
     needs for one user): the rows are those of the full comparison, kept in a temporary table
-    instead of ``verify_profiles``, and the counts cover only them."""
+    instead of ``verify_profiles``, and the counts (and ``names``) cover only them."""
     from cohortlab.simulation.resolution import find_cohort
 
     settings = SyncSettings.coerce(settings)
@@ -579,8 +582,8 @@ def _verify(engine, ref, names, at, settings, snapshot_at, source, show_personal
     audience["difference"] = audience.observed - audience.simulated
     causes = pd.DataFrame({"cause": list(CAUSES), "profiles": [by_cause[c] for c in CAUSES], "rule": RULE})
     notes: list[str] = []
-    names_df = _names_table(engine, names)
-    if int(names_df.profiles.iloc[0]) == 0:
+    names_df = _names_table(engine, names, only_mpids)
+    if only_mpids is None and int(names_df.profiles.iloc[0]) == 0:
         other = names_df[names_df.profiles > 0]
         if len(other):
             notes.append(

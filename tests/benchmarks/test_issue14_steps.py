@@ -24,6 +24,7 @@ def test_verify_explain_and_timeline_steps_report_members_runs_and_seconds(tmp_p
     e = step_explain(db=db)
     t = step_timeline(db=db, days="2", cadence="1h")
     with Lab(db) as lab:
+        assert len(lab.stored_simulations()) == 0
         members = lab.simulate(cohort).tables["resolution"].count()
         verified = lab.verify(cohort)
         verified_members = verified.simulation.tables["resolution"].count()
@@ -31,6 +32,9 @@ def test_verify_explain_and_timeline_steps_report_members_runs_and_seconds(tmp_p
     assert e["members"] == members > 0 and v["members"] == verified_members > 0
     assert v["compared"] == verified.compared and v["disagreements"] == len(verified.disagreements)
     assert v["verify_s"] > 0 and v["verify_cached_s"] > 0 and e["explain_s"] > 0 and e["user_steps"] > 5
+    # the figures from a stored simulation (the steps store one, check it gives the same answer
+    # and drop it again: the database is left as it was)
+    assert v["verify_stored_s"] > 0 and v["store_s"] > 0 and e["explain_stored_s"] > 0
     assert {"lookup", "mixpanel_profile", "membership", "resolution"} <= set(e["kinds"])
     assert t["runs"] == 2 * 24 + 1 and t["resolution_time"] == "send" and t["timeline_s"] > 0
     assert t["members"] == members
