@@ -38,6 +38,11 @@ Rule, SDK code and the EIT switch change the inputs of the simulation: for their
 canonical table (``mp_profile_history``, or the cohort's ``mp_cohort_members`` /
 ``mp_webhook_members``) is shadowed by a temporary table of the same name holding the remedied
 rows, dropped right after (DuckDB engine). The remedied simulations bypass the ``Lab``'s cache.
+
+Rule, SDK code and the EIT switch simulate only the members the remedy may make write elsewhere
+and the members sharing a profile with them, on those members' rows (:class:`SubsetWorld`;
+exact, docs/simulate.md#remedies-subset). ``value_remedies(..., _full=True)`` simulates every
+member instead (the reference the tests compare with).
 """
 
 from __future__ import annotations
