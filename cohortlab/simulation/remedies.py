@@ -279,7 +279,12 @@ class SubsetWorld:
         self.ctx, self.bases = ctx, bases
         self.changed, self.profiles, self.rel, self.keep = _temp("changed"), _temp("profiles"), _temp("related"), \
             _temp("keep")
-        self.world = {t: _temp("world") for t in MEMBER_TABLES}
+        # the tables this simulation reads: mp_profiles only without a history, one membership table
+        read = {"mp_profile_history", "mp_events",
+                "mp_cohort_members" if ctx.ref.source == "snapshots" else "mp_webhook_members"}
+        if ctx.history == "none":
+            read.add("mp_profiles")
+        self.world = {t: _temp("world") for t in MEMBER_TABLES if t in read}
         e = ctx.engine
         e.materialise(self.changed, "SELECT CAST(NULL AS VARCHAR) AS distinct_id WHERE FALSE", temp=True)
         e.materialise(self.keep, "SELECT CAST(NULL AS VARCHAR) AS distinct_id WHERE FALSE", temp=True)
@@ -318,10 +323,12 @@ class SubsetWorld:
 
     @contextmanager
     def inputs(self, remedied: dict[str, str]) -> Iterator[None]:
-        """The world in place of the stored ``MEMBER_TABLES``; ``remedied``: {table: rows} (read
-        from the world, see :meth:`table`) in place of the world's rows of that table."""
+        """The world in place of the stored ``MEMBER_TABLES`` the simulation reads (not
+        ``mp_profiles`` when there is a history, not the other source's membership table);
+        ``remedied``: {table: rows} (read from the world, see :meth:`table`) in place of the
+        world's rows of that table."""
         with ExitStack() as stack:
-            for t in MEMBER_TABLES:
+            for t in self.world:
                 if t in remedied:
                     stack.enter_context(shadowed(self.ctx.engine, t, remedied[t]))
                 else:
@@ -528,7 +535,7 @@ def _profile_fix_rows(ctx: RemedyContext, app_only: bool, writes: str,
         members = _written_changed_sql(ctx, writes)
 
         def remedied() -> dict[str, str]:  # the world's rows, the writes of its members
-            tables = {t: world.table(t) for t in ("mp_profile_history", "mp_profiles")}
+            tables = {t: world.table(t) for t in ("mp_profile_history", "mp_profiles") if t in world.world}
             mine = f"(SELECT * FROM {writes} WHERE distinct_id IN (SELECT distinct_id FROM {world.rel}))"
             return {"mp_profile_history": _history_with_writes_sql(ctx.history, mine, tables)}
 
