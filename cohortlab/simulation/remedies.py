@@ -58,6 +58,7 @@ import pandas as pd
 from cohortlab.engines.base import Engine
 from cohortlab.pipeline import sql_ts
 from cohortlab.settings import EitPeriod, Pause, SyncSettings
+from cohortlab.simulation.last_run_reexport import DerivedReexport, derive_last_run_reexport
 from cohortlab.simulation.membership import CohortRef, Source, find_cohort
 from cohortlab.simulation.resolution import _FLOAT_SPELLING, ProfileHistory, fast_mpid_sql, profile_history_kind
 from cohortlab.simulation.simulate import SimulationResult, new_run_id, reexport_value, simulate
@@ -92,7 +93,7 @@ class RemedyContext:
     simulate_fn: SimulateFn
     history: ProfileHistory = "none"
     full: bool = False  # every remedy by a simulation of every member (the reference the tests compare with)
-    reexported: SimulationResult | None = None  # the baseline with the re-export (fast path)
+    reexported: Any = None  # the baseline with the re-export (fast path; a SimulationResult or DerivedReexport)
     world: "SubsetWorld | None" = None  # the subset simulations (fast path)
 
     @property
@@ -224,11 +225,12 @@ def _run_once(ctx: RemedyContext, settings: SyncSettings) -> int:
 
 # ----------------------------------------------------------------------------- the subset simulation
 _SUBSET_TABLES = ("targets", "attribute_state", "resolved")
+_DERIVE_TABLES = (*_SUBSET_TABLES, "runs", "transitions", "state")  # derive_last_run_reexport
 
 
-def subset_ready(base: SimulationResult | None) -> bool:
+def subset_ready(base: Any, tables: tuple[str, ...] = _SUBSET_TABLES) -> bool:
     """The baseline keeps the tables the subset simulation reads (a full simulation does)."""
-    return base is not None and all(t in base.table_names for t in _SUBSET_TABLES)
+    return base is not None and all(t in base.table_names for t in tables)
 
 
 def _profile_key(alias: str, id_column: str) -> str:
@@ -685,7 +687,7 @@ def _check_columns(engine: Engine, table: str, rows: str) -> None:
 def reexport_row(ctx: RemedyContext, source: Source) -> dict[str, Any]:
     if ctx.reexport_time is None:
         return ctx.row("reexport", None, "no run at or before the as-of time to re-export at")
-    if ctx.reexported is not None:  # the same simulation as reexport_value's
+    if ctx.reexported is not None:  # the same audience as reexport_value's simulation (exact derivation)
         after = ctx.reexported.audience
     else:
         after = reexport_value(ctx.engine, ctx.ref.name, ctx.reexport_time, ctx.at, ctx.settings, source=source,
@@ -786,9 +788,11 @@ def value_remedies(
     persons = _temp("persons")
     engine.materialise(persons, persons_sql(base), temp=True)
     ctx = RemedyContext(engine, ref, s, base, since_t, last_run_time(s, base.t0, base.at), persons, run,
-                        history=profile_history_kind(engine), full=_full or not subset_ready(base))
+                        history=profile_history_kind(engine), full=_full or not subset_ready(base, _DERIVE_TABLES))
     if not ctx.full and ctx.reexport_time is not None:  # before any table is shadowed
-        ctx.reexported = run(ref.name, base.at, ctx.reexport_settings, ref.source)
+        ctx.reexported = derive_last_run_reexport(engine, base, s, ctx.reexport_time, ctx.history)
+        if ctx.reexported is None:  # not at the last run: simulated
+            ctx.reexported = run(ref.name, base.at, ctx.reexport_settings, ref.source)
         if not subset_ready(ctx.reexported):
             ctx.full, ctx.reexported = True, None
     made = [persons]
@@ -803,6 +807,8 @@ def value_remedies(
             rule, done, sdk, switch = _fast_values(ctx, made)
         rows = [*rule, *sdk, switch, reexport_row(ctx, ref.source), reconnect_value(ctx, ref.source)]
     finally:
+        if isinstance(ctx.reexported, DerivedReexport):
+            ctx.reexported.drop()
         for t in made:
             engine.drop(t)
     out = pd.DataFrame(rows, columns=REMEDY_COLUMNS)

@@ -24,7 +24,7 @@ def both(engine, cohort, at=None, settings=None, since=None):
     fast = value_remedies(engine, cohort, at, settings, since=since)
     full = value_remedies(engine, cohort, at, settings, since=since, _full=True)
     left = engine.query_rows("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '_remedy_%' "
-                             "OR table_name LIKE 'sim_%_rem_%'")[0][0]
+                             "OR table_name LIKE '_reexport_%' OR table_name LIKE 'sim_%_rem_%'")[0][0]
     views = [v for (v,) in engine.query_rows("SELECT view_name FROM duckdb_views() WHERE temporary")
              if v in MEMBER_TABLES]
     assert (left, views) == (0, []), views
@@ -69,6 +69,20 @@ def test_members_sharing_a_profile_with_a_written_member(data):
     after = dict(zip(fast.key, fast.audience_after))
     assert after["rule"] == 1  # 102 only: S's remove on Mar 6 wins over C1's add on Mar 4
     assert after["rule_reexport"] == 2  # the re-export on Mar 7 re-sends C1: 101 true again
+
+
+def test_a_reexport_at_the_last_run_removes_nothing(data):
+    """S leaves in the snapshot the last run (Mar 7) sees: as configured that run removes it
+    (101 false); a re-export there is a full sync instead, which removes nothing, so 101 keeps
+    the value it had before (derived from the baseline, not simulated: the same figure)."""
+    data.mpa(101).mpa(102)
+    data.profile("S", mparticle_user_id="101").profile("T", mparticle_user_id="102")
+    data.snapshot(C, "2026-03-01", ["S", "T"])
+    data.snapshot(C, "2026-03-07", ["T"])
+    fast, full = both(data.engine, C, "2026-03-07", DAILY, "2026-03-02")
+    assert_same(fast, full)
+    row = fast.set_index("key").loc["reexport"]
+    assert (row.audience_before, row.audience_after) == (1, 2)
 
 
 def test_a_write_to_a_profile_mparticle_does_not_hold_creates_an_orphan(data):
