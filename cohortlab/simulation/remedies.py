@@ -287,6 +287,7 @@ class SubsetWorld:
         if ctx.history == "none":
             read.add("mp_profiles")
         self.world = {t: _temp("world") for t in MEMBER_TABLES if t in read}
+        self.owns_world = True  # False: the world's tables are another SubsetWorld's (share_world)
         e = ctx.engine
         e.materialise(self.changed, "SELECT CAST(NULL AS VARCHAR) AS distinct_id WHERE FALSE", temp=True)
         e.materialise(self.keep, "SELECT CAST(NULL AS VARCHAR) AS distinct_id WHERE FALSE", temp=True)
@@ -306,8 +307,8 @@ class SubsetWorld:
             e.execute(f"INSERT INTO {self.keep} SELECT DISTINCT distinct_id FROM ({keep_sql}) k "
                       "WHERE distinct_id IS NOT NULL")
 
-    def build(self) -> None:
-        """P, REL and the world from what was added (again after P grew)."""
+    def build(self, copy: bool = True) -> None:
+        """P, REL and (``copy``) the world from what was added (again after P grew)."""
         e = self.ctx.engine
         key = _profile_key("t", "target")
         base_p = " UNION ALL ".join(
@@ -319,9 +320,18 @@ class SubsetWorld:
             f"SELECT t.distinct_id FROM {b.table_names['targets']} t "
             f"JOIN {self.profiles} p ON p.is_orphan = t.is_orphan AND p.pkey = {key}" for b in self.bases)
         e.materialise(self.rel, f"SELECT distinct_id FROM {self.changed} UNION {writers}", temp=True)
-        held = f"(SELECT distinct_id FROM {self.rel} UNION SELECT distinct_id FROM {self.keep})"
+        if copy:
+            if not self.owns_world:  # never overwrite a shared world: a world of its own
+                self.world, self.owns_world = {t: _temp("world") for t in self.world}, True
+            self.copy_rows(self.held())
+
+    def held(self) -> str:
+        """The members whose rows the world must hold: REL and ``keep``."""
+        return f"SELECT distinct_id FROM {self.rel} UNION SELECT distinct_id FROM {self.keep}"
+
+    def copy_rows(self, held: str) -> None:
         for t, w in self.world.items():
-            e.materialise(w, f"SELECT * FROM {t} WHERE distinct_id IN {held}", temp=True)
+            self.ctx.engine.materialise(w, f"SELECT * FROM {t} WHERE distinct_id IN ({held})", temp=True)
 
     @contextmanager
     def inputs(self, remedied: dict[str, str]) -> Iterator[None]:
@@ -379,8 +389,20 @@ class SubsetWorld:
                     e.execute(f"DROP TABLE IF EXISTS {n.prefix}{step}")
 
     def drop(self) -> None:
-        for t in (self.changed, self.profiles, self.rel, self.keep, *self.world.values()):
+        for t in (self.changed, self.profiles, self.rel, self.keep, *(self.world.values() if self.owns_world else ())):
             self.ctx.engine.drop(t)
+
+
+def share_world(worlds: list[SubsetWorld]) -> None:
+    """Build every world, copying the stored rows once for all of them (the union of the members
+    each must hold): each still simulates its own REL only, and a member's simulation reads its
+    own rows only, so the other members' rows change nothing. Drop the first one last."""
+    for w in worlds:
+        w.build(copy=False)
+    first = worlds[0]
+    first.copy_rows(" UNION ".join(w.held() for w in worlds))
+    for w in worlds[1:]:
+        w.world, w.owns_world = dict(first.world), False
 
 
 # ----------------------------------------------------------------------------- Rule / SDK code
@@ -725,37 +747,36 @@ def reconnect_value(ctx: RemedyContext, source: Source) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- entry
 def _fast_values(ctx: RemedyContext, made: list[str]) -> tuple[list[dict[str, Any]], dict[str, Any],
                                                                list[dict[str, Any]], dict[str, Any]]:
-    """Rule, SDK code and the EIT switch by subset simulations sharing one :class:`SubsetWorld`
-    (every changed member registered first, the world made once). Tables made go to ``made``."""
+    """Rule, SDK code and the EIT switch by subset simulations (:class:`SubsetWorld`; every
+    changed member registered first, the stored rows copied once). Tables made go to ``made``."""
     e = ctx.engine
     rule_w, sdk_w, new = _temp("writes"), _temp("writes"), _temp("newprofiles")
     made += [rule_w, sdk_w, new]
     e.materialise(rule_w, _writes_sql(ctx, False), temp=True)
     e.materialise(sdk_w, _writes_sql(ctx, True), temp=True)
-    # the Rule and SDK code: one world (SDK code usually writes a subset of the Rule's members)
-    ctx.world = SubsetWorld(ctx, [b for b in (ctx.base, ctx.reexported) if b is not None])
+    e.materialise(new, _new_profiles_sql(ctx), temp=True)
+    # the Rule and SDK code: one subset (SDK code usually writes a subset of the Rule's members);
+    # the switch: its own (its changed members have nothing to do with the Rule's); one copy of
+    # the stored rows for both
+    fixes = SubsetWorld(ctx, [b for b in (ctx.base, ctx.reexported) if b is not None])
+    switch_world = SubsetWorld(ctx, [ctx.base])
     try:
         for w in (rule_w, sdk_w):
             changed = _written_changed_sql(ctx, w)
-            ctx.world.add(changed, f"SELECT FALSE AS is_orphan, CAST(mpid AS VARCHAR) AS pkey FROM {w} "
-                                   f"WHERE distinct_id IN ({changed})")
-        ctx.world.build()
+            fixes.add(changed, f"SELECT FALSE AS is_orphan, CAST(mpid AS VARCHAR) AS pkey FROM {w} "
+                               f"WHERE distinct_id IN ({changed})")
+        switch_world.add(_switch_changed_sql(ctx, new), f"SELECT FALSE AS is_orphan, new_id AS pkey FROM {new}",
+                         keep_sql=f"SELECT old_id AS distinct_id FROM {new}")
+        share_world([fixes, switch_world])
+        ctx.world = fixes
         rule, done = profile_fix_values(ctx, "rule", writes=rule_w)
         sdk, done = profile_fix_values(ctx, "sdk", earlier=done, writes=sdk_w)
-    finally:
-        ctx.world.drop()
-        ctx.world = None
-    # the switch: its own world (its changed members have nothing to do with the Rule's)
-    e.materialise(new, _new_profiles_sql(ctx), temp=True)
-    ctx.world = SubsetWorld(ctx, [ctx.base])
-    try:
-        ctx.world.add(_switch_changed_sql(ctx, new), f"SELECT FALSE AS is_orphan, new_id AS pkey FROM {new}",
-                      keep_sql=f"SELECT old_id AS distinct_id FROM {new}")
-        ctx.world.build()
+        ctx.world = switch_world
         switch = switch_eit_value(ctx, new=new)
     finally:
-        ctx.world.drop()
         ctx.world = None
+        switch_world.drop()
+        fixes.drop()
     return rule, done, sdk, switch
 
 
