@@ -41,8 +41,9 @@ rows, dropped right after (DuckDB engine). The remedied simulations bypass the `
 
 Rule, SDK code and the EIT switch simulate only the members the remedy may make write elsewhere
 and the members sharing a profile with them, on those members' rows (:class:`SubsetWorld`;
-exact, docs/simulate.md#remedies-subset). ``value_remedies(..., _full=True)`` simulates every
-member instead (the reference the tests compare with).
+exact, docs/simulate.md#remedies-subset); the re-export at the last run is derived from the
+baseline (:mod:`cohortlab.simulation.last_run_reexport`). ``value_remedies(..., _full=True)``
+simulates every member for every remedy instead (the reference the tests compare with).
 """
 
 from __future__ import annotations
