@@ -751,11 +751,21 @@ def _fast_values(ctx: RemedyContext, made: list[str]) -> tuple[list[dict[str, An
     """Rule, SDK code and the EIT switch by subset simulations (:class:`SubsetWorld`; every
     changed member registered first, the stored rows copied once). Tables made go to ``made``."""
     e = ctx.engine
-    rule_w, sdk_w, new = _temp("writes"), _temp("writes"), _temp("newprofiles")
-    made += [rule_w, sdk_w, new]
-    e.materialise(rule_w, _writes_sql(ctx, False), temp=True)
-    e.materialise(sdk_w, _writes_sql(ctx, True), temp=True)
-    e.materialise(new, _new_profiles_sql(ctx), temp=True)
+    firsts, rule_w, sdk_w, new = _temp("firsts"), _temp("writes"), _temp("writes"), _temp("newprofiles")
+    made += [firsts, rule_w, sdk_w, new]
+    # the rows of _writes_sql (both kinds) and _new_profiles_sql from one pass over the events
+    app = "e.device_id IS NOT NULL AND e.device_id <> ''"
+    e.materialise(firsts, f"""
+        SELECT p.distinct_id, p.mpid, min(e.time) AS write_at, min(CASE WHEN {app} THEN e.time END) AS app_write_at
+        FROM {ctx.persons} p JOIN mp_events e ON e.distinct_id = p.distinct_id
+        WHERE p.mpid IS NOT NULL AND e.time >= {sql_ts(ctx.since)} AND e.time <= {sql_ts(ctx.at)}
+        GROUP BY p.distinct_id, p.mpid
+        """, temp=True)
+    e.materialise(rule_w, f"SELECT distinct_id, mpid, write_at FROM {firsts}", temp=True)
+    e.materialise(sdk_w, f"SELECT distinct_id, mpid, app_write_at AS write_at FROM {firsts} "
+                         "WHERE app_write_at IS NOT NULL", temp=True)
+    e.materialise(new, f"SELECT distinct_id AS old_id, CAST(mpid AS VARCHAR) AS new_id, write_at AS created_at "
+                       f"FROM {firsts} WHERE distinct_id <> CAST(mpid AS VARCHAR)", temp=True)
     # the Rule and SDK code: one subset (SDK code usually writes a subset of the Rule's members);
     # the switch: its own (its changed members have nothing to do with the Rule's); one copy of
     # the stored rows for both
