@@ -368,7 +368,8 @@ class SubsetWorld:
             run = None
             try:
                 with self.inputs(remedied()):
-                    run = run_sync(e, ctx.ref, ctx.at, settings, names=n, only=self.rel, history=history)
+                    run = run_sync(e, ctx.ref, ctx.at, settings, names=n, only=self.rel, history=history,
+                                   skip=("resolution", "timeline"))  # only the attribute state is read
                     if inside is not None:
                         inside()
                 missed = f"""

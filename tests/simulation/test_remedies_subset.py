@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, strategies as st
 from cohortlab import Lab
 from cohortlab.simulation.remedies import MEMBER_TABLES, SubsetWorld, value_remedies
 
+from .conftest import ts
 from .test_properties import C as PC, POOL, T0, build, datasets
 from .test_remedies import C, DAILY, app_event, world  # noqa: F401  (the fixture)
 
@@ -177,3 +178,21 @@ def test_random_worlds(w):
                             "VALUES (?, 'user', 'customer_id', ?)", [m, v])
         fast, full = both(eng, PC, T0 + timedelta(minutes=at), opts, T0 + timedelta(minutes=since))
         assert_same(fast, full)
+
+
+def test_run_sync_can_skip_the_tables_the_subset_does_not_read(world):  # noqa: F811
+    """The subset simulations skip ``resolution`` and ``timeline``: the attribute state is the
+    same without them, their tables are not made, and nothing else can be skipped."""
+    from cohortlab.simulation.sync import Names, run_sync
+
+    a, b = Names("sim_skipa_"), Names("sim_skipb_")
+    run_sync(world.engine, C, "2026-03-07", DAILY, names=a)
+    run = run_sync(world.engine, C, "2026-03-07", DAILY, names=b, skip=("resolution", "timeline"))
+    assert "resolution" not in run.step_counts and "timeline" not in run.step_counts
+    cols = "mpid, orphan_identifier, is_orphan, value, last_write_at, writes"
+    got = world.engine.query_rows(f"SELECT {cols} FROM {b.attribute_state} ORDER BY mpid")
+    assert got == world.engine.query_rows(f"SELECT {cols} FROM {a.attribute_state} ORDER BY mpid")
+    assert got == [(104, None, False, True, ts("2026-03-01"), 1)]  # M, sent on Mar 1
+    assert not world.engine.query_rows("SELECT 1 FROM duckdb_tables() WHERE table_name = 'sim_skipb_timeline'")
+    with pytest.raises(ValueError, match="only resolution and timeline"):
+        run_sync(world.engine, C, "2026-03-07", DAILY, names=Names("sim_skipc_"), skip=("state",))
