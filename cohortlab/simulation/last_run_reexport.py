@@ -80,7 +80,7 @@ def derive_last_run_reexport(engine: Engine, base: Any, settings: SyncSettings, 
     try:
         members, new_reqs, new_res = f"{p}members", f"{p}requests", f"{p}new_resolved"
         resolved, targets, state = f"{p}resolved", f"{p}targets", f"{p}attribute_state"
-        out.own += [members, new_reqs, new_res, resolved, targets, state]
+        out.own += [state, targets, resolved, members, new_reqs, new_res]  # views before their tables
         # M(R), each decided at R
         engine.materialise(members, f"""
             SELECT t.distinct_id, {when} AS resolve_time
@@ -95,19 +95,20 @@ def derive_last_run_reexport(engine: Engine, base: Any, settings: SyncSettings, 
         pipe = Pipeline().add("reqs", f"SELECT distinct_id, resolve_time FROM {new_reqs}")
         add_resolve_steps(pipe, "reqs", settings, history)
         pipe.run(engine, new_res, temp=True)
-        engine.materialise(resolved, f"""
+        # the baseline's rows plus the new ones: views (read once or twice, never copied)
+        engine.execute(f"""CREATE TEMP VIEW {resolved} AS
             SELECT distinct_id, resolve_time, status, mpid, identifier FROM {n['resolved']}
             UNION ALL
             SELECT distinct_id, resolve_time, status, mpid, identifier FROM {new_res}
-            """, temp=True)
-        engine.materialise(targets, f"""
+            """)
+        engine.execute(f"""CREATE TEMP VIEW {targets} AS
             SELECT distinct_id, resolve_time, is_orphan, target, orphan_identifier FROM {n['targets']}
             UNION ALL
             SELECT distinct_id, resolve_time, status = 'orphan_created' AS is_orphan,
                    CAST(mpid AS BIGINT) AS target,
                    CASE WHEN status = 'orphan_created' THEN identifier END AS orphan_identifier
             FROM {new_res} WHERE status IN ('matched', 'orphan_created')
-            """, temp=True)
+            """)
         # true after R: written true at R (W), else true after the runs before R
         engine.materialise(state, f"""
             WITH orphan_names AS (
