@@ -391,7 +391,8 @@ class SubsetWorld:
                     e.execute(f"DROP TABLE IF EXISTS {n.prefix}{step}")
 
     def drop(self) -> None:
-        for t in (self.changed, self.profiles, self.rel, self.keep, *(self.world.values() if self.owns_world else ())):
+        world = list(self.world.values()) if self.owns_world else []
+        for t in (self.changed, self.profiles, self.rel, self.keep, *world):
             self.ctx.engine.drop(t)
 
 
