@@ -38,12 +38,18 @@ Rule, SDK code and the EIT switch change the inputs of the simulation: for their
 canonical table (``mp_profile_history``, or the cohort's ``mp_cohort_members`` /
 ``mp_webhook_members``) is shadowed by a temporary table of the same name holding the remedied
 rows, dropped right after (DuckDB engine). The remedied simulations bypass the ``Lab``'s cache.
+
+Rule, SDK code and the EIT switch simulate only the members the remedy may make write elsewhere
+and the members sharing a profile with them, on those members' rows (:class:`SubsetWorld`;
+exact, docs/simulate.md#remedies-subset); the re-export at the last run is derived from the
+baseline (:mod:`cohortlab.simulation.last_run_reexport`). ``value_remedies(..., _full=True)``
+simulates every member for every remedy instead (the reference the tests compare with).
 """
 
 from __future__ import annotations
 
 import uuid
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Iterator
@@ -53,10 +59,11 @@ import pandas as pd
 from cohortlab.engines.base import Engine
 from cohortlab.pipeline import sql_ts
 from cohortlab.settings import EitPeriod, Pause, SyncSettings
+from cohortlab.simulation.last_run_reexport import DerivedReexport, derive_last_run_reexport
 from cohortlab.simulation.membership import CohortRef, Source, find_cohort
-from cohortlab.simulation.resolution import _FLOAT_SPELLING, fast_mpid_sql, profile_history_kind
-from cohortlab.simulation.simulate import SimulationResult, reexport_value, simulate
-from cohortlab.simulation.sync import RunGrid
+from cohortlab.simulation.resolution import _FLOAT_SPELLING, ProfileHistory, fast_mpid_sql, profile_history_kind
+from cohortlab.simulation.simulate import SimulationResult, new_run_id, reexport_value, simulate
+from cohortlab.simulation.sync import Names, RunGrid, run_sync
 from cohortlab.times import format_time, parse_time, to_utc
 
 REMEDY_COLUMNS = ["remedy", "key", "audience_before", "audience_after", "gained", "note"]
@@ -85,10 +92,20 @@ class RemedyContext:
     reexport_time: datetime | None
     persons: str
     simulate_fn: SimulateFn
+    history: ProfileHistory = "none"
+    full: bool = False  # every remedy by a simulation of every member (the reference the tests compare with)
+    reexported: Any = None  # the baseline with the re-export (fast path; a SimulationResult or DerivedReexport)
+    world: "SubsetWorld | None" = None  # the subset simulations (fast path)
 
     @property
     def at(self) -> datetime:
         return self.base.at
+
+    @property
+    def reexport_settings(self) -> SyncSettings | None:
+        if self.reexport_time is None:
+            return None
+        return self.settings.replace(reexport_at=[*self.settings.reexport_at, self.reexport_time])
 
     def row(self, key: str, after: int | None, note: str) -> dict[str, Any]:
         before = self.base.audience
@@ -207,6 +224,190 @@ def _run_once(ctx: RemedyContext, settings: SyncSettings) -> int:
         r.drop()
 
 
+# ----------------------------------------------------------------------------- the subset simulation
+_SUBSET_TABLES = ("targets", "attribute_state", "resolved")
+_DERIVE_TABLES = (*_SUBSET_TABLES, "runs", "transitions", "state")  # derive_last_run_reexport
+
+
+def subset_ready(base: Any, tables: tuple[str, ...] = _SUBSET_TABLES) -> bool:
+    """The baseline keeps the tables the subset simulation reads (a full simulation does)."""
+    return base is not None and all(t in base.table_names for t in tables)
+
+
+def _profile_key(alias: str, id_column: str) -> str:
+    """A profile as text: the MPID of a linked target, the identifier of an orphan (the orphan's
+    number differs between two simulations; its identifier does not)."""
+    return f"CASE WHEN {alias}.is_orphan THEN {alias}.orphan_identifier ELSE CAST({alias}.{id_column} AS VARCHAR) END"
+
+
+# the inputs read per member (joined on the member's distinct_id); everything else the simulation
+# reads (snapshots, webhook pages, loads, mParticle profiles and identities) is read whole
+MEMBER_TABLES = ("mp_profile_history", "mp_profiles", "mp_events", "mp_cohort_members", "mp_webhook_members")
+
+
+@contextmanager
+def _viewed(engine: Engine, name: str, table: str) -> Iterator[None]:
+    """For the duration of the block the unqualified ``name`` reads ``table`` (a temporary view)."""
+    engine.execute(f"CREATE TEMP VIEW {name} AS SELECT * FROM {table}")
+    try:
+        yield
+    finally:
+        engine.execute(f"DROP VIEW IF EXISTS temp.main.{name}")
+
+
+class SubsetWorld:
+    """The subset simulations of one :func:`value_remedies` call (docs/simulate.md#remedies).
+
+    Each remedy registers (:meth:`add`) the members whose inputs it changes (C) and the profiles
+    they likely write to with the remedy; :meth:`build` then derives
+
+    * P: those profiles (``is_orphan``, MPID or orphan identifier) and every profile a member of
+      C writes to in any baseline (``bases``: the simulation as configured, and with the
+      re-export);
+    * REL: C and every member that writes to a profile of P in a baseline;
+    * the world: the stored rows of ``MEMBER_TABLES`` of the members of REL (and of ``keep``:
+      rows a remedy copies, e.g. the old profiles' membership for the EIT switch), once.
+
+    :meth:`audience` simulates REL alone (``run_sync(only=...)``) on the world, with the
+    remedy's rows in place of the stored ones. Members outside C have the inputs of the
+    baseline, so they make the same decisions and write to the same profiles; every member
+    that writes to a profile of P in the remedy is in REL, so the profiles of P get the state of
+    the full simulation, as long as C writes to no profile outside P: checked after each run
+    (P and the world are extended and the remedy simulated again when it does). A profile
+    outside P is written by the same members with the same decisions as in the baseline: its
+    state is the baseline's. Hence the audience with the remedy is the baseline's minus the
+    profiles of P true in the baseline plus those true in the subset simulation."""
+
+    def __init__(self, ctx: RemedyContext, bases: list[SimulationResult]) -> None:
+        self.ctx, self.bases = ctx, bases
+        self.changed, self.profiles, self.rel, self.keep = _temp("changed"), _temp("profiles"), _temp("related"), \
+            _temp("keep")
+        # the tables this simulation reads: mp_profiles only without a history, one membership table
+        read = {"mp_profile_history", "mp_events",
+                "mp_cohort_members" if ctx.ref.source == "snapshots" else "mp_webhook_members"}
+        if ctx.history == "none":
+            read.add("mp_profiles")
+        self.world = {t: _temp("world") for t in MEMBER_TABLES if t in read}
+        self.owns_world = True  # False: the world's tables are another SubsetWorld's (share_world)
+        e = ctx.engine
+        e.materialise(self.changed, "SELECT CAST(NULL AS VARCHAR) AS distinct_id WHERE FALSE", temp=True)
+        e.materialise(self.keep, "SELECT CAST(NULL AS VARCHAR) AS distinct_id WHERE FALSE", temp=True)
+        e.materialise(self.profiles, "SELECT CAST(NULL AS BOOLEAN) AS is_orphan, CAST(NULL AS VARCHAR) AS pkey "
+                                     "WHERE FALSE", temp=True)
+
+    def add(self, changed_sql: str, guess_sql: str | None = None, keep_sql: str | None = None) -> None:
+        """C += ``changed_sql`` (``distinct_id``); P += ``guess_sql`` (``is_orphan, pkey``); the
+        world keeps the stored rows of ``keep_sql`` (``distinct_id``) too."""
+        e = self.ctx.engine
+        e.execute(f"INSERT INTO {self.changed} SELECT DISTINCT distinct_id FROM ({changed_sql}) c "
+                  "WHERE distinct_id IS NOT NULL")
+        if guess_sql:
+            e.execute(f"INSERT INTO {self.profiles} SELECT CAST(is_orphan AS BOOLEAN), CAST(pkey AS VARCHAR) "
+                      f"FROM ({guess_sql}) g")
+        if keep_sql:
+            e.execute(f"INSERT INTO {self.keep} SELECT DISTINCT distinct_id FROM ({keep_sql}) k "
+                      "WHERE distinct_id IS NOT NULL")
+
+    def build(self, copy: bool = True) -> None:
+        """P, REL and (``copy``) the world from what was added (again after P grew)."""
+        e = self.ctx.engine
+        key = _profile_key("t", "target")
+        base_p = " UNION ALL ".join(
+            f"SELECT t.is_orphan, {key} FROM {b.table_names['targets']} t "
+            f"JOIN {self.changed} c ON c.distinct_id = t.distinct_id" for b in self.bases)
+        e.materialise(self.profiles, f"SELECT DISTINCT is_orphan, pkey FROM (SELECT * FROM {self.profiles} "
+                                     f"UNION ALL {base_p}) x", temp=True)
+        writers = " UNION ".join(
+            f"SELECT t.distinct_id FROM {b.table_names['targets']} t "
+            f"JOIN {self.profiles} p ON p.is_orphan = t.is_orphan AND p.pkey = {key}" for b in self.bases)
+        e.materialise(self.rel, f"SELECT distinct_id FROM {self.changed} UNION {writers}", temp=True)
+        if copy:
+            if not self.owns_world:  # never overwrite a shared world: a world of its own
+                self.world, self.owns_world = {t: _temp("world") for t in self.world}, True
+            self.copy_rows(self.held())
+
+    def held(self) -> str:
+        """The members whose rows the world must hold: REL and ``keep``."""
+        return f"SELECT distinct_id FROM {self.rel} UNION SELECT distinct_id FROM {self.keep}"
+
+    def copy_rows(self, held: str) -> None:
+        for t, w in self.world.items():
+            self.ctx.engine.materialise(w, f"SELECT * FROM {t} WHERE distinct_id IN ({held})", temp=True)
+
+    @contextmanager
+    def inputs(self, remedied: dict[str, str]) -> Iterator[None]:
+        """The world in place of the stored ``MEMBER_TABLES`` the simulation reads (not
+        ``mp_profiles`` when there is a history, not the other source's membership table);
+        ``remedied``: {table: rows} (read from the world, see :meth:`table`) in place of the
+        world's rows of that table."""
+        with ExitStack() as stack:
+            for t in self.world:
+                if t in remedied:
+                    stack.enter_context(shadowed(self.ctx.engine, t, remedied[t]))
+                else:
+                    stack.enter_context(_viewed(self.ctx.engine, t, self.world[t]))
+            yield
+
+    def table(self, name: str) -> str:
+        """The world's table holding the stored rows of ``name`` (one of ``MEMBER_TABLES``)."""
+        return self.world[name]
+
+    def audience(self, base: SimulationResult, settings: SyncSettings, changed_sql: str, history: ProfileHistory,
+                 remedied: Callable[[], dict[str, str]] = dict, inside: Callable[[], None] | None = None) -> int:
+        """The audience at ``at`` with the remedy whose changed members are ``changed_sql`` (they
+        were added), simulated with ``settings`` (those of ``base``, or a remedy's own EIT
+        timeline) on the world with ``remedied()`` (class docstring). ``history``:
+        :func:`profile_history_kind` of the remedied inputs, whole. ``inside()`` runs in the
+        world after each simulation (the last call is the one of the answer)."""
+        e, ctx = self.ctx.engine, self.ctx
+        key = _profile_key("t", "target")
+        if int(e.query_rows(f"SELECT count(*) FROM ({changed_sql}) c")[0][0]) == 0:
+            return base.audience  # nothing changes
+        while True:
+            n = Names(f"sim_{new_run_id()}_rem_")
+            run = None
+            try:
+                with self.inputs(remedied()):
+                    run = run_sync(e, ctx.ref, ctx.at, settings, names=n, only=self.rel, history=history,
+                                   skip=("resolution", "timeline"))  # only the attribute state is read
+                    if inside is not None:
+                        inside()
+                missed = f"""
+                    SELECT t.is_orphan, {key} AS pkey
+                    FROM {n.targets} t JOIN ({changed_sql}) c ON c.distinct_id = t.distinct_id
+                    EXCEPT SELECT is_orphan, pkey FROM {self.profiles}
+                """
+                if int(e.query_rows(f"SELECT count(*) FROM ({missed}) m")[0][0]):
+                    e.execute(f"INSERT INTO {self.profiles} {missed}")  # C writes elsewhere with the remedy
+                    self.build()
+                    continue
+                true_in = ("SELECT count(*) FROM {t} a JOIN " + self.profiles +
+                           " p ON p.is_orphan = a.is_orphan AND p.pkey = " + _profile_key("a", "mpid") + " WHERE a.value")
+                before, after = e.query_rows(f"SELECT ({true_in.format(t=base.table_names['attribute_state'])}), "
+                                             f"({true_in.format(t=n.attribute_state)})")[0]
+                return base.audience - int(before) + int(after)
+            finally:
+                for step in (run.step_counts if run is not None else ()):
+                    e.execute(f"DROP TABLE IF EXISTS {n.prefix}{step}")
+
+    def drop(self) -> None:
+        world = list(self.world.values()) if self.owns_world else []
+        for t in (self.changed, self.profiles, self.rel, self.keep, *world):
+            self.ctx.engine.drop(t)
+
+
+def share_world(worlds: list[SubsetWorld]) -> None:
+    """Build every world, copying the stored rows once for all of them (the union of the members
+    each must hold): each still simulates its own REL only, and a member's simulation reads its
+    own rows only, so the other members' rows change nothing. Drop the first one last."""
+    for w in worlds:
+        w.build(copy=False)
+    first = worlds[0]
+    first.copy_rows(" UNION ".join(w.held() for w in worlds))
+    for w in worlds[1:]:
+        w.world, w.owns_world = dict(first.world), False
+
+
 # ----------------------------------------------------------------------------- Rule / SDK code
 def _writes_sql(ctx: RemedyContext, app_only: bool) -> str:
     """``distinct_id, mpid, write_at``: the members a Rule (or SDK code) reaches and when: the
@@ -221,7 +422,7 @@ def _writes_sql(ctx: RemedyContext, app_only: bool) -> str:
     """
 
 
-def _history_with_writes_sql(engine: Engine, writes: str) -> str:
+def _history_with_writes_sql(kind: ProfileHistory, writes: str, tables: dict[str, str] | None = None) -> str:
     """The Mixpanel profile history with the remedy's writes (``writes``: distinct_id, mpid,
     write_at): from ``write_at`` on the profile holds ``$mparticle_user_id`` = the MPID.
 
@@ -229,20 +430,26 @@ def _history_with_writes_sql(engine: Engine, writes: str) -> str:
     profile, else NULL: known at every time, as the simulation reads it), the property replaced
     on versions from ``write_at`` on; a NULL-time copy of a written profile's first version (what
     stands in before any version is known); a blank NULL-time row for a written member without
-    a profile; and the written version at ``write_at`` (the version in force then, with the MPID)."""
-    kind = profile_history_kind(engine)
+    a profile; and the written version at ``write_at`` (the version in force then, with the MPID).
+    ``kind``: how the stored history is known (:func:`profile_history_kind`); ``tables``: where
+    to read ``mp_profile_history`` / ``mp_profiles`` ({name: table}; the subset world's).
+
+    With at least one write the result is a ``multi`` history (a written member has its stored
+    or blank row and the written version): :func:`written_history_kind`."""
+    history = (tables or {}).get("mp_profile_history", "mp_profile_history")
+    profiles = (tables or {}).get("mp_profiles", "mp_profiles")
     if kind == "none":
-        stored = """SELECT distinct_id, mparticle_user_id, json_type(properties, '$."$mparticle_user_id"') AS mpuid_type,
+        stored = f"""SELECT distinct_id, mparticle_user_id, json_type(properties, '$."$mparticle_user_id"') AS mpuid_type,
                            email, last_seen, CAST(NULL AS TIMESTAMP) AS valid_from, CAST(NULL AS BIGINT) AS load_id
-                    FROM mp_profiles"""
+                    FROM {profiles}"""
     elif kind == "single":  # one version per profile, known at every time
-        stored = """SELECT distinct_id, mparticle_user_id, mparticle_user_id_type AS mpuid_type, email, last_seen,
+        stored = f"""SELECT distinct_id, mparticle_user_id, mparticle_user_id_type AS mpuid_type, email, last_seen,
                            CAST(NULL AS TIMESTAMP) AS valid_from, CAST(NULL AS BIGINT) AS load_id
-                    FROM mp_profile_history"""
+                    FROM {history}"""
     else:
-        stored = """SELECT h.distinct_id, h.mparticle_user_id, h.mparticle_user_id_type AS mpuid_type, h.email,
+        stored = f"""SELECT h.distinct_id, h.mparticle_user_id, h.mparticle_user_id_type AS mpuid_type, h.email,
                            h.last_seen, coalesce(h.as_of, l.loaded_at) AS valid_from, h.load_id
-                    FROM mp_profile_history h LEFT JOIN loads l ON l.load_id = h.load_id"""
+                    FROM {history} h LEFT JOIN loads l ON l.load_id = h.load_id"""
     return f"""
         WITH stored AS ({stored}),
         w AS (SELECT * FROM {writes}),
@@ -279,6 +486,26 @@ def _history_with_writes_sql(engine: Engine, writes: str) -> str:
     """
 
 
+def _written_changed_sql(ctx: RemedyContext, writes: str) -> str:
+    """The written members the write may make write elsewhere (``distinct_id``): those with a
+    request at or after ``write_at`` not matched to the written MPID in a baseline (the
+    simulation as configured, and with the re-export). From ``write_at`` on a written member's
+    identifier is its MPID, matched when that profile exists; before, its profile is the stored
+    one. A member already matched to that MPID at every request from ``write_at`` on has the
+    same target at every request with the write as without: it writes where it wrote."""
+    bases = [b for b in (ctx.base, ctx.reexported) if b is not None]
+    return " UNION ".join(
+        f"SELECT w.distinct_id FROM {writes} w JOIN {b.table_names['resolved']} r ON r.distinct_id = w.distinct_id "
+        "WHERE r.resolve_time >= w.write_at AND (r.status <> 'matched' OR r.mpid IS DISTINCT FROM w.mpid)"
+        for b in bases)
+
+
+def written_history_kind(kind: ProfileHistory, writes: int) -> ProfileHistory:
+    """What :func:`profile_history_kind` says of the history with ``writes`` written members:
+    unchanged without writes, else ``multi`` (module docstring of _history_with_writes_sql)."""
+    return kind if writes == 0 else "multi"
+
+
 def _unmatched_written(ctx: RemedyContext, writes: str) -> int:
     res = ctx.base.tables["resolution"].table_name
     return int(ctx.engine.query_rows(
@@ -292,14 +519,16 @@ def _same_rows(engine: Engine, a: str, b: str) -> bool:
         f"UNION ALL (SELECT * FROM {b} EXCEPT SELECT * FROM {a})) x")[0][0]) == 0
 
 
-def profile_fix_values(ctx: RemedyContext, kind: str = "rule", *,
-                       earlier: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def profile_fix_values(ctx: RemedyContext, kind: str = "rule", *, earlier: dict[str, Any] | None = None,
+                       writes: str | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Two rows for a Rule (``kind="rule"``) or SDK code (``"sdk"``): with the next sends only,
     and with a re-export at the last run at or before ``at``; and what they were computed from
     (``writes`` table, ``audiences``). ``earlier``: that of another kind: when its writes are
     the same rows, its audiences are reused (the same inputs: the same simulation). The caller
-    drops the ``writes`` tables."""
+    drops the ``writes`` tables; ``writes``: the table of :func:`_writes_sql`, made already."""
     app_only = kind == "sdk"
+    if writes is not None:
+        return _profile_fix_rows(ctx, app_only, writes, earlier)
     writes = _temp("writes")
     ctx.engine.materialise(writes, _writes_sql(ctx, app_only), temp=True)
     try:
@@ -321,11 +550,25 @@ def _profile_fix_rows(ctx: RemedyContext, app_only: bool, writes: str,
         audiences: tuple[int | None, int | None] = (None, None)
     elif earlier is not None and _same_rows(ctx.engine, writes, earlier["writes"]):
         audiences = earlier["audiences"]
-    else:
-        with shadowed(ctx.engine, "mp_profile_history", _history_with_writes_sql(ctx.engine, writes)):
+    elif ctx.full:
+        with shadowed(ctx.engine, "mp_profile_history", _history_with_writes_sql(ctx.history, writes)):
             next_sends = _run_once(ctx, ctx.settings)
-            with_reexport = None if ctx.reexport_time is None else _run_once(
-                ctx, ctx.settings.replace(reexport_at=[*ctx.settings.reexport_at, ctx.reexport_time]))
+            with_reexport = None if ctx.reexport_time is None else _run_once(ctx, ctx.reexport_settings)
+        audiences = (next_sends, with_reexport)
+    else:  # the written members and the members sharing a profile with them (SubsetWorld)
+        world = ctx.world
+        assert world is not None
+        kind = written_history_kind(ctx.history, ctx.engine.count(writes))
+        members = _written_changed_sql(ctx, writes)
+
+        def remedied() -> dict[str, str]:  # the world's rows, the writes of its members
+            tables = {t: world.table(t) for t in ("mp_profile_history", "mp_profiles") if t in world.world}
+            mine = f"(SELECT * FROM {writes} WHERE distinct_id IN (SELECT distinct_id FROM {world.rel}))"
+            return {"mp_profile_history": _history_with_writes_sql(ctx.history, mine, tables)}
+
+        next_sends = world.audience(ctx.base, ctx.settings, members, kind, remedied)
+        with_reexport = None if ctx.reexported is None else world.audience(
+            ctx.reexported, ctx.reexport_settings, members, kind, remedied)
         audiences = (next_sends, with_reexport)
     re_note = (f"{base_note}; re-export at {format_time(ctx.reexport_time)} re-sends every member"
                if ctx.reexport_time is not None else f"{base_note}; no run to re-export at")
@@ -348,9 +591,10 @@ def _new_profiles_sql(ctx: RemedyContext) -> str:
     """
 
 
-def _members_with_new_profiles_sql(ctx: RemedyContext, new: str) -> tuple[str, str]:
+def _members_with_new_profiles_sql(ctx: RemedyContext, new: str, world: SubsetWorld | None = None) -> tuple[str, str]:
     """(table, rows): the cohort's membership rows plus, for each row of an old profile at or after
-    the new profile's creation, the same row for the new profile (once per snapshot / page)."""
+    the new profile's creation, the same row for the new profile (once per snapshot / page).
+    ``world``: read its rows, and keep those of its members (REL) only."""
     ref = ctx.ref
     if ref.source == "snapshots":
         table, key, when = "mp_cohort_members", "snapshot_id", "m.as_of"
@@ -362,39 +606,78 @@ def _members_with_new_profiles_sql(ctx: RemedyContext, new: str) -> tuple[str, s
         mine = f"m.seq IN (SELECT seq FROM mp_webhook_pages s WHERE {ref.webhook_filter('s')})"
         copy = "m.* REPLACE (n.new_id AS distinct_id, CAST(NULL AS VARCHAR) AS email)"
         pages = "JOIN mp_webhook_pages g ON g.seq = m.seq"
+    source, out = table, ""
+    if world is not None:  # the world holds the rows of REL and of the old profiles (kept)
+        source, out = world.table(table), f" WHERE distinct_id IN (SELECT distinct_id FROM {world.rel})"
     return table, f"""
-        WITH mine AS (SELECT m.* FROM {table} m WHERE {mine}),
+        WITH mine AS (SELECT m.* FROM {source} m WHERE {mine}),
         added AS (
             SELECT {copy}
             FROM mine m JOIN {new} n ON n.old_id = m.distinct_id {pages}
             WHERE {when} >= n.created_at
             QUALIFY row_number() OVER (PARTITION BY m.{key}, n.new_id ORDER BY m.distinct_id) = 1
         )
-        SELECT * FROM mine
-        UNION ALL
-        SELECT a.* FROM added a
-        WHERE NOT EXISTS (SELECT 1 FROM mine x WHERE x.{key} = a.{key} AND x.distinct_id = a.distinct_id)
+        SELECT * FROM (
+            SELECT * FROM mine
+            UNION ALL
+            SELECT a.* FROM added a
+            WHERE NOT EXISTS (SELECT 1 FROM mine x WHERE x.{key} = a.{key} AND x.distinct_id = a.distinct_id)
+        ) x{out}
     """
 
 
-def switch_eit_value(ctx: RemedyContext) -> dict[str, Any]:
-    """The audience at ``at`` had the EIT been switched to ``mparticle_id`` at ``since``."""
-    new = _temp("newprofiles")
-    ctx.engine.materialise(new, _new_profiles_sql(ctx), temp=True)
+def switch_eit_value(ctx: RemedyContext, new: str | None = None) -> dict[str, Any]:
+    """The audience at ``at`` had the EIT been switched to ``mparticle_id`` at ``since``.
+    ``new``: the table of :func:`_new_profiles_sql`, made already (the caller drops it)."""
+    made = new is None
+    if new is None:
+        new = _temp("newprofiles")
+        ctx.engine.materialise(new, _new_profiles_sql(ctx), temp=True)
     try:
         table, rows = _members_with_new_profiles_sql(ctx, new)
         _check_columns(ctx.engine, table, rows)
         eits = [p for p in ctx.settings.eit_timeline if p.since is None or p.since < ctx.since]
         settings = ctx.settings.replace(eit_timeline=[*eits, EitPeriod(since=ctx.since, eit="mparticle_id")])
-        with shadowed(ctx.engine, table, rows):
-            after = _run_once(ctx, settings)
-            split = int(ctx.engine.query_rows(_split_sql(ctx, table, new))[0][0])
+        if ctx.full:
+            with shadowed(ctx.engine, table, rows):
+                after = _run_once(ctx, settings)
+                split = int(ctx.engine.query_rows(_split_sql(ctx, table, new))[0][0])
+        else:  # the new profiles and the members sharing a profile with them (SubsetWorld)
+            world = ctx.world
+            assert world is not None
+            got: list[int] = []
+            after = world.audience(
+                ctx.base, settings, _switch_changed_sql(ctx, new), ctx.history,
+                lambda: {table: _members_with_new_profiles_sql(ctx, new, world)[1]},
+                # every new profile is in REL: its rows there are all its rows
+                inside=lambda: got.append(int(ctx.engine.query_rows(_split_sql(ctx, table, new))[0][0])))
+            split = got[-1] if got else 0  # no changed member: no new profile
     finally:
-        ctx.engine.drop(new)
+        if made:
+            ctx.engine.drop(new)
     note = (f"events from {format_time(ctx.since)} go to a new Mixpanel profile keyed by the MPID, in the cohort "
             f"whenever the old one is (assumption): {split:,} split profiles at {format_time(ctx.at)} "
             "(the old profiles stay in the cohort)")
     return ctx.row("switch_eit", after, note)
+
+
+def _switch_changed_sql(ctx: RemedyContext, new: str) -> str:
+    """The members the switch may make write elsewhere: the new profiles (their membership rows
+    are new); with ``fallback="strict"`` also every member resolved at or after ``since`` without
+    an identifier in the baseline (``identifier_source = 'none'``: no Mixpanel or event
+    ``$mparticle_user_id``, and the $distinct_id fallback off) whose distinct_id the fallback
+    now in force would make a target: an existing MPID, or any distinct_id with
+    ``protection="create_and_update"`` (an orphan). A member resolved with 'none' whose
+    distinct_id names no profile stays unmatched: it writes nowhere, with or without the
+    switch. The old profiles keep their rows and profiles."""
+    changed = f"SELECT new_id AS distinct_id FROM {new}"
+    if ctx.settings.fallback == "strict":
+        res = ctx.base.table_names["resolved"]
+        target = ("TRUE" if ctx.settings.protection == "create_and_update" else
+                  f"EXISTS (SELECT 1 FROM mpa_profiles mp WHERE mp.mpid = {fast_mpid_sql('r.distinct_id')})")
+        changed += (f" UNION SELECT DISTINCT r.distinct_id FROM {res} r WHERE r.identifier_source = 'none' "
+                    f"AND r.resolve_time >= {sql_ts(ctx.since)} AND {target}")
+    return changed
 
 
 def _split_sql(ctx: RemedyContext, table: str, new: str) -> str:
@@ -429,9 +712,12 @@ def _check_columns(engine: Engine, table: str, rows: str) -> None:
 def reexport_row(ctx: RemedyContext, source: Source) -> dict[str, Any]:
     if ctx.reexport_time is None:
         return ctx.row("reexport", None, "no run at or before the as-of time to re-export at")
-    v = reexport_value(ctx.engine, ctx.ref.name, ctx.reexport_time, ctx.at, ctx.settings, source=source,
-                       simulate_fn=ctx.simulate_fn)
-    return ctx.row("reexport", v["audience_after_reexport"],
+    if ctx.reexported is not None:  # the same audience as reexport_value's simulation (exact derivation)
+        after = ctx.reexported.audience
+    else:
+        after = reexport_value(ctx.engine, ctx.ref.name, ctx.reexport_time, ctx.at, ctx.settings, source=source,
+                               simulate_fn=ctx.simulate_fn)["audience_after_reexport"]
+    return ctx.row("reexport", after,
                    f"a full sync at {format_time(ctx.reexport_time)} re-sends every member with the identifier of "
                    "that time (clears nothing: a re-export writes true only)")
 
@@ -462,6 +748,51 @@ def reconnect_value(ctx: RemedyContext, source: Source) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- entry
+def _fast_values(ctx: RemedyContext, made: list[str]) -> tuple[list[dict[str, Any]], dict[str, Any],
+                                                               list[dict[str, Any]], dict[str, Any]]:
+    """Rule, SDK code and the EIT switch by subset simulations (:class:`SubsetWorld`; every
+    changed member registered first, the stored rows copied once). Tables made go to ``made``."""
+    e = ctx.engine
+    firsts, rule_w, sdk_w, new = _temp("firsts"), _temp("writes"), _temp("writes"), _temp("newprofiles")
+    made += [firsts, rule_w, sdk_w, new]
+    # the rows of _writes_sql (both kinds) and _new_profiles_sql from one pass over the events
+    app = "e.device_id IS NOT NULL AND e.device_id <> ''"
+    e.materialise(firsts, f"""
+        SELECT p.distinct_id, p.mpid, min(e.time) AS write_at, min(CASE WHEN {app} THEN e.time END) AS app_write_at
+        FROM {ctx.persons} p JOIN mp_events e ON e.distinct_id = p.distinct_id
+        WHERE p.mpid IS NOT NULL AND e.time >= {sql_ts(ctx.since)} AND e.time <= {sql_ts(ctx.at)}
+        GROUP BY p.distinct_id, p.mpid
+        """, temp=True)
+    e.materialise(rule_w, f"SELECT distinct_id, mpid, write_at FROM {firsts}", temp=True)
+    e.materialise(sdk_w, f"SELECT distinct_id, mpid, app_write_at AS write_at FROM {firsts} "
+                         "WHERE app_write_at IS NOT NULL", temp=True)
+    e.materialise(new, f"SELECT distinct_id AS old_id, CAST(mpid AS VARCHAR) AS new_id, write_at AS created_at "
+                       f"FROM {firsts} WHERE distinct_id <> CAST(mpid AS VARCHAR)", temp=True)
+    # the Rule and SDK code: one subset (SDK code usually writes a subset of the Rule's members);
+    # the switch: its own (its changed members have nothing to do with the Rule's); one copy of
+    # the stored rows for both
+    fixes = SubsetWorld(ctx, [b for b in (ctx.base, ctx.reexported) if b is not None])
+    switch_world = SubsetWorld(ctx, [ctx.base])
+    try:
+        for w in (rule_w, sdk_w):
+            changed = _written_changed_sql(ctx, w)
+            fixes.add(changed, f"SELECT FALSE AS is_orphan, CAST(mpid AS VARCHAR) AS pkey FROM {w} "
+                               f"WHERE distinct_id IN ({changed})")
+        switch_world.add(_switch_changed_sql(ctx, new), f"SELECT FALSE AS is_orphan, new_id AS pkey FROM {new}",
+                         keep_sql=f"SELECT old_id AS distinct_id FROM {new}")
+        share_world([fixes, switch_world])
+        ctx.world = fixes
+        rule, done = profile_fix_values(ctx, "rule", writes=rule_w)
+        sdk, done = profile_fix_values(ctx, "sdk", earlier=done, writes=sdk_w)
+        ctx.world = switch_world
+        switch = switch_eit_value(ctx, new=new)
+    finally:
+        ctx.world = None
+        switch_world.drop()
+        fixes.drop()
+    return rule, done, sdk, switch
+
+
 def value_remedies(
     engine: Engine,
     cohort: str | CohortRef,
@@ -471,11 +802,16 @@ def value_remedies(
     since: datetime | str | None = None,
     source: Source = "auto",
     simulate_fn: SimulateFn | None = None,
+    _full: bool = False,
 ) -> pd.DataFrame:
     """One row per remedy (``REMEDY_COLUMNS``): the audience at ``at`` as simulated, with the
     remedy applied from ``since``, and the users gained. ``simulate_fn(cohort, at, settings,
     source)`` runs the unchanged-input simulations (a ``Lab`` passes its cached one).
-    ``out.attrs``: ``cohort``, ``at``, ``since``, ``reexport_at``."""
+    ``out.attrs``: ``cohort``, ``at``, ``since``, ``reexport_at``.
+
+    Rule, SDK code and the EIT switch simulate only the members whose inputs they change and
+    the members sharing a profile with them (:class:`SubsetWorld`; exact).
+    ``_full=True``: simulate every member for every remedy (the reference, for the tests)."""
     if getattr(engine, "name", "duckdb") != "duckdb":  # before any work: the shadow tables need DuckDB
         raise NotImplementedError(f"remedies are simulated on the DuckDB engine, not on {engine.name}")
     s = SyncSettings.coerce(settings)
@@ -485,15 +821,28 @@ def value_remedies(
     since_t = default_since(s, base.t0, base.at) if since is None else to_utc(parse_time(since))
     persons = _temp("persons")
     engine.materialise(persons, persons_sql(base), temp=True)
-    ctx = RemedyContext(engine, ref, s, base, since_t, last_run_time(s, base.t0, base.at), persons, run)
+    ctx = RemedyContext(engine, ref, s, base, since_t, last_run_time(s, base.t0, base.at), persons, run,
+                        history=profile_history_kind(engine), full=_full or not subset_ready(base, _DERIVE_TABLES))
+    if not ctx.full and ctx.reexport_time is not None:  # before any table is shadowed
+        ctx.reexported = derive_last_run_reexport(engine, base, s, ctx.reexport_time, ctx.history)
+        if ctx.reexported is None:  # not at the last run: simulated
+            ctx.reexported = run(ref.name, base.at, ctx.reexport_settings, ref.source)
+        if not subset_ready(ctx.reexported):
+            ctx.full, ctx.reexported = True, None
     made = [persons]
     try:
-        rule, done = profile_fix_values(ctx, "rule")
-        made.append(done["writes"])
-        sdk, done = profile_fix_values(ctx, "sdk", earlier=done)
-        made.append(done["writes"])
-        rows = [*rule, *sdk, switch_eit_value(ctx), reexport_row(ctx, ref.source), reconnect_value(ctx, ref.source)]
+        if ctx.full:
+            rule, done = profile_fix_values(ctx, "rule")
+            made.append(done["writes"])
+            sdk, done = profile_fix_values(ctx, "sdk", earlier=done)
+            made.append(done["writes"])
+            switch = switch_eit_value(ctx)
+        else:
+            rule, done, sdk, switch = _fast_values(ctx, made)
+        rows = [*rule, *sdk, switch, reexport_row(ctx, ref.source), reconnect_value(ctx, ref.source)]
     finally:
+        if isinstance(ctx.reexported, DerivedReexport):
+            ctx.reexported.drop()
         for t in made:
             engine.drop(t)
     out = pd.DataFrame(rows, columns=REMEDY_COLUMNS)
@@ -501,4 +850,5 @@ def value_remedies(
     return out
 
 
-__all__ = ["REMEDIES", "REMEDY_COLUMNS", "default_since", "last_run_time", "persons_sql", "value_remedies"]
+__all__ = ["REMEDIES", "REMEDY_COLUMNS", "default_since", "last_run_time", "persons_sql", "SubsetWorld",
+           "value_remedies"]

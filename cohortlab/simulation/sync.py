@@ -512,6 +512,8 @@ def run_sync(
     debug: bool = False,
     names: Names | None = None,
     only: str | None = None,
+    history: ProfileHistory | None = None,
+    skip: tuple[str, ...] = (),
 ) -> SyncRun:
     """Run the sync simulation up to ``at`` into the tables of ``names`` (default prefix
     ``sim_``). Every table is temporary (connection-scoped); :class:`SimulationResult.publish`
@@ -521,7 +523,15 @@ def run_sync(
     member's sends, decisions and resolution depend only on its own rows, so they equal those of
     the full simulation; the attribute state of a profile equals the full one when ``only`` holds
     every member that ever resolves to it (what :mod:`cohortlab.simulation.explain` ensures);
-    the timeline's counts are those of the members simulated."""
+    the timeline's counts are those of the members simulated.
+
+    ``history``: how Mixpanel profiles are known (:func:`profile_history_kind`), when the
+    caller knows it already (one query fewer); default: read from the database. ``skip``: result
+    tables not to make (``resolution``, ``timeline``: no later table reads them), when the caller
+    reads only the attribute state."""
+    unknown = set(skip) - {"resolution", "timeline"}
+    if unknown:
+        raise ValueError(f"run_sync: only resolution and timeline can be skipped, not {sorted(unknown)}")
     settings = SyncSettings.coerce(settings)
     ref = cohort if isinstance(cohort, CohortRef) else find_cohort(engine, cohort, source)
     attribute = settings.attribute_name(ref.name)
@@ -530,8 +540,10 @@ def run_sync(
     settings.check_runs(to_utc(t0), to_utc(at_))  # refuse a run grid that would exhaust the machine
     n = names or Names("sim_")
     run = SyncRun(ref, at_, t0, settings, attribute, n)
-    history = profile_history_kind(engine)
+    history = profile_history_kind(engine) if history is None else history
     for table, pipeline in stages(ref, at_, t0, settings, attribute, n, history, only):
+        if table[len(n.prefix):] in skip:
+            continue
         run.step_counts[table[len(n.prefix):]] = pipeline.run(engine, table, debug=debug, temp=True)
     return run
 
