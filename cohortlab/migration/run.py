@@ -283,17 +283,15 @@ def run_plans(engine: Engine, plans: Iterable[Any], start: Any, end: Any, *, set
                 users.append(f"({sp.sql()}) AS s{i}")
         dailies = [_read_daily(engine, d) for d in daily_tables]
         daily = pd.concat(dailies, ignore_index=True) if dailies else pd.DataFrame()
-        # every plan's users, as stored (migration_users), written once: the summary is read from them
+        # every plan's users as stored (migration_users); the summary is read from them: from
+        # the stored table, written once, or without store straight from the steps (nothing written)
         stored_users = [f"({_users_sql(u, plan)}) AS u{i}" for i, (plan, u) in enumerate(zip(plans, users))]
         if store:
             replace_rows(engine, USERS_TABLE, stored_users, _these(plans))
-            users_table = USERS_TABLE
+            users_rel = USERS_TABLE
         else:
-            users_table = t.name("users")
-            engine.materialise(users_table, "\nUNION ALL\n".join(f"SELECT * FROM {u}" for u in stored_users),
-                               temp=True)
-            t.created.append(users_table)
-        rows = _summaries(engine, plans, users_table, dailies, cohort, d0, d1)
+            users_rel = "(" + "\nUNION ALL\n".join(f"SELECT * FROM {u}" for u in stored_users) + ") AS users"
+        rows = _summaries(engine, plans, users_rel, dailies, cohort, d0, d1)
         summary = pd.DataFrame(rows)
         if len(summary):
             summary["cohort"] = summary["cohort"].astype("string")
