@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any, Iterable
 
 from cohortlab.engines.base import Engine
-from cohortlab.identifiers import is_valid_mpid_sql, mpid_sql
+from cohortlab.identifiers import mpid_sql
 from cohortlab.migration.model import IDENTITY_COLUMNS, REPEAT_DAYS, RunTables, run_pipeline
 from cohortlab.migration.plans import MigrationPlan
 from cohortlab.pipeline import Pipeline, sql_str, sql_ts
@@ -56,14 +56,15 @@ def activity_pipelines(t: RunTables, *, bounds: list[datetime] | None = None, sh
 
     link = Pipeline()
     link.add("existing_mpids", "SELECT DISTINCT mpid FROM mpa_profiles WHERE mpid IS NOT NULL")
+    # held by exactly one profile (min = max: one distinct MPID)
     link.add("unique_user_identities", """
         SELECT value, min(mpid) AS mpid FROM mpa_identities
         WHERE kind = 'user' AND value IS NOT NULL
-        GROUP BY value HAVING count(DISTINCT mpid) = 1""")
+        GROUP BY value HAVING min(mpid) = max(mpid)""")
     link.add("unique_device_identities", """
         SELECT value, min(mpid) AS mpid FROM mpa_identities
         WHERE kind = 'device' AND value IS NOT NULL
-        GROUP BY value HAVING count(DISTINCT mpid) = 1""")
+        GROUP BY value HAVING min(mpid) = max(mpid)""")
     link.add("distinct_id_devices", f"""
         SELECT distinct_id, device, max(user_id) AS user_id,
                min(mup) AS mup_lo, max(mup) AS mup_hi, min(t_min) AS first_t
@@ -73,7 +74,7 @@ def activity_pipelines(t: RunTables, *, bounds: list[datetime] | None = None, sh
                {mpid_sql('distinct_id')} AS mpid_did
         FROM distinct_id_devices""")
     link.add("direct_links", """
-        SELECT dd.distinct_id, dd.device, dd.first_t,
+        SELECT dd.distinct_id, dd.device, dd.first_t, dd.mpid_did IS NOT NULL AS is_mpid,
                coalesce(p1.mpid, p2.mpid, p3.mpid, u1.mpid, u2.mpid) AS mpid_direct,
                coalesce(dd.mpid_hi, dd.mpid_lo) AS mpid_claimed
         FROM mpid_candidates dd
@@ -93,14 +94,14 @@ def activity_pipelines(t: RunTables, *, bounds: list[datetime] | None = None, sh
     # device identity (the device tables have one row per device, so nothing is counted twice)
     link.add("links_per_distinct_id", """
         SELECT m.distinct_id, max(m.mpid_direct) AS mpid_direct, max(m.mpid_claimed) AS mpid_claimed,
-               min(m.device) AS device, min(m.first_t) AS first_t,
+               min(m.device) AS device, min(m.first_t) AS first_t, bool_or(m.is_mpid) AS is_mpid,
                min(l.mpid) AS mpid_device_merge, min(v.mpid) AS mpid_device_identity
         FROM direct_links m
         LEFT JOIN device_first_user l ON l.device = m.device
         LEFT JOIN unique_device_identities v ON v.value = m.device
         GROUP BY m.distinct_id""")
     link.add("first_link_that_applies", """
-        SELECT distinct_id, device, first_t,
+        SELECT distinct_id, device, first_t, is_mpid,
                coalesce(mpid_direct, mpid_device_merge, mpid_device_identity, mpid_claimed) AS mpid,
                CASE WHEN mpid_direct IS NOT NULL THEN 'direct'
                     WHEN mpid_device_merge IS NOT NULL THEN 'device_merge'
@@ -110,7 +111,8 @@ def activity_pipelines(t: RunTables, *, bounds: list[datetime] | None = None, sh
         FROM links_per_distinct_id""")
     link.add("person_links", """
         SELECT distinct_id, mpid, link, device, first_t,
-               CASE WHEN mpid IS NULL THEN distinct_id END AS anon_id
+               CASE WHEN mpid IS NULL THEN distinct_id END AS anon_id,
+               is_mpid AS distinct_id_is_mpid
         FROM first_link_that_applies""")
 
     persons = Pipeline()
@@ -119,8 +121,7 @@ def activity_pipelines(t: RunTables, *, bounds: list[datetime] | None = None, sh
                             for typ, c in IDENTITY_COLUMNS.items())
                 + " FROM mpa_identities WHERE kind = 'user' GROUP BY mpid")
     persons.add("existing_mpids", "SELECT DISTINCT mpid FROM mpa_profiles WHERE mpid IS NOT NULL")
-    obs_ident = f"CASE WHEN NOT starts_with(distinct_id, '$device:') AND NOT {is_valid_mpid_sql('distinct_id')} " \
-                "THEN distinct_id END"
+    obs_ident = "CASE WHEN NOT starts_with(distinct_id, '$device:') AND NOT distinct_id_is_mpid THEN distinct_id END"
     # a person is an MPID (all its distinct_ids) or one distinct_id linked to nothing (anon_id)
     persons.add("people", f"""
         SELECT mpid, CAST(NULL AS VARCHAR) AS anon_id, min(device) AS device, min(first_t) AS first_t,
