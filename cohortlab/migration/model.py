@@ -343,16 +343,18 @@ def daily_pipeline(profiles: str, milestones: str, start: date, end: date, fb_ok
 
 
 def status_pipeline(profiles: str, plan: MigrationPlan, settings: SyncSettings, as_of: datetime,
-                    *, inclusive: bool = False, rfix: str = "k.rfix_t") -> Pipeline:
+                    *, inclusive: bool = False, rfix: str = "k.rfix_t", suffix: str = "") -> Pipeline:
     """Per (person, profile) status at ``as_of`` (the resolution's vocabulary) and its category.
-    ``rfix``: the plan's remediation column of ``profiles`` as ``k.<column>`` (see :func:`plan_profiles_sql`)."""
+    ``rfix``: the plan's remediation column of ``profiles`` as ``k.<column>`` (see
+    :func:`plan_profiles_sql`); ``suffix``: added to every step name (several plans' steps in
+    one statement)."""
     fb_ok = settings.fallback_applies(plan.eit_at(as_of))
     a = sql_ts(as_of)
     lt = "<=" if inclusive else "<"
     fix_instants = plan.fix_instants()
     first_fix = min(fix_instants) if fix_instants else None
     p = Pipeline()
-    p.add("profiles_at", f"""
+    p.add(f"profiles_at{suffix}", f"""
         SELECT k.pid, k.distinct_id, k.mpid, k.mpid_exists, k.mpid_key, k.first_t, k.last_t, k.events,
           {rfix} AS rfix_t, k.cfix_t, k.end_t, CASE WHEN k.mpid_exists THEN least({rfix}, k.cfix_t) END AS fix_t,
           k.fb_t,
@@ -363,13 +365,13 @@ def status_pipeline(profiles: str, plan: MigrationPlan, settings: SyncSettings, 
                ELSE 'none' END AS identifier_source
         FROM {profiles} k
         WHERE k.first_t {lt} {a} AND (k.end_t IS NULL OR k.end_t {'>' if inclusive else '>='} {a})""")
-    p.add("match_status", """
+    p.add(f"match_status{suffix}", f"""
         SELECT p.*,
           CASE WHEN identifier_source IN ('mparticle_user_id', 'event_property') THEN 'matched'
                WHEN identifier_source = 'distinct_id' AND mpid_exists AND mpid_key THEN 'matched'
                ELSE 'unmatched' END AS status
-        FROM profiles_at p""")
-    p.add("gap_reasons", f"""
+        FROM profiles_at{suffix} p""")
+    p.add(f"gap_reasons{suffix}", f"""
         SELECT s.*,
           CASE WHEN status = 'matched' THEN NULL
                WHEN identifier_source = 'none' THEN 'fallback_disabled'
@@ -378,8 +380,8 @@ def status_pipeline(profiles: str, plan: MigrationPlan, settings: SyncSettings, 
           bool_or(status = 'matched') OVER (PARTITION BY pid) AS person_matched,
           max(last_t) OVER (PARTITION BY pid) AS person_last_t,
           count(*) OVER (PARTITION BY pid) AS person_profiles
-        FROM match_status s""")
-    p.add("categories", f"""
+        FROM match_status{suffix} s""")
+    p.add(f"categories{suffix}", f"""
         SELECT g.*,
           CASE WHEN status = 'matched' THEN 'matched'
                WHEN mpid IS NULL THEN 'not_in_mparticle'
@@ -387,7 +389,7 @@ def status_pipeline(profiles: str, plan: MigrationPlan, settings: SyncSettings, 
                WHEN person_matched THEN 'stranded_split'
                WHEN {('person_last_t < ' + sql_ts(first_fix)) if first_fix else 'FALSE'} THEN 'never_fixable'
                ELSE 'unfixed' END AS category
-        FROM gap_reasons g WHERE exists_at""")
+        FROM gap_reasons{suffix} g WHERE exists_at""")
     return p
 
 

@@ -23,7 +23,7 @@ from cohortlab.migration.plans import MigrationPlan
 from cohortlab.migration.store import DAILY_TABLE, PLANS_TABLE, SUMMARY_TABLE, USERS_TABLE, replace_rows
 from cohortlab.migration.switch import Switch, find_switch, plans_around
 from cohortlab.migration.validate import Reconciliation, check_activity, reconcile
-from cohortlab.pipeline import sql_str, sql_ts
+from cohortlab.pipeline import Pipeline, sql_str, sql_ts
 from cohortlab.settings import SyncSettings
 from cohortlab.times import format_time, naive_utc, parse_day
 
@@ -100,7 +100,7 @@ def _users_sql(users: str, plan: MigrationPlan) -> str:
         FROM {users}"""
 
 
-def _summary_sql(plans: list[MigrationPlan], users: str) -> str:
+def _summary_pipeline(plans: list[MigrationPlan], users: str) -> Pipeline:
     """Per plan, from its users as stored (``migration_users``): profiles per category, people
     never fixable and unmatched, and the re-export figures.
 
@@ -118,37 +118,37 @@ def _summary_sql(plans: list[MigrationPlan], users: str) -> str:
                                         if p.reexport_at is not None) + " END"
                 if any(p.reexport_at is not None for p in plans) else "CAST(NULL AS TIMESTAMP)")
     cats = ", ".join(f"count(*) FILTER (WHERE category = {sql_str(c)}) AS {c}" for c in SUMMARY_CATEGORIES)
-    return f"""
-        WITH u AS (
-            SELECT plan, pid, category, person_matched, status = 'matched' AS matched,
-                   status = 'matched' AND matchable_from <= first_seen AS delivered,
-                   status = 'matched' AND least(remediation_at, event_rule_at) <= {reexport} AS fixed_by_reexport
-            FROM {users} WHERE plan IN ({names})
-        ),
-        per_plan AS (SELECT plan, {cats} FROM u GROUP BY plan),
-        per_person AS (
-            SELECT plan, pid, bool_or(category = 'never_fixable') AS never_fixable, bool_or(NOT person_matched) AS unmatched,
-                   bool_or(matched) AS matched, bool_or(delivered) AS delivered, bool_or(fixed_by_reexport) AS by_reexport
-            FROM u GROUP BY plan, pid
-        ),
-        people AS (
-            SELECT plan, count(*) FILTER (WHERE never_fixable) AS never_fixable_users,
-                   count(*) FILTER (WHERE unmatched) AS unmatched_users,
-                   count(*) FILTER (WHERE matched AND NOT delivered) AS users_needing_reexport,
-                   count(*) FILTER (WHERE by_reexport AND NOT delivered) AS reexport_users
-            FROM per_person GROUP BY plan
-        )
+    p = Pipeline()
+    p.add("summary_users", f"""
+        SELECT plan, pid, category, person_matched, status = 'matched' AS matched,
+               status = 'matched' AND matchable_from <= first_seen AS delivered,
+               status = 'matched' AND least(remediation_at, event_rule_at) <= {reexport} AS fixed_by_reexport
+        FROM {users} WHERE plan IN ({names})""")
+    p.add("per_plan", f"SELECT plan, {cats} FROM summary_users GROUP BY plan")
+    p.add("per_person", """
+        SELECT plan, pid, bool_or(category = 'never_fixable') AS never_fixable, bool_or(NOT person_matched) AS unmatched,
+               bool_or(matched) AS matched, bool_or(delivered) AS delivered, bool_or(fixed_by_reexport) AS by_reexport
+        FROM summary_users GROUP BY plan, pid""")
+    p.add("people", """
+        SELECT plan, count(*) FILTER (WHERE never_fixable) AS never_fixable_users,
+               count(*) FILTER (WHERE unmatched) AS unmatched_users,
+               count(*) FILTER (WHERE matched AND NOT delivered) AS users_needing_reexport,
+               count(*) FILTER (WHERE by_reexport AND NOT delivered) AS reexport_users
+        FROM per_person GROUP BY plan""")
+    p.add("plan_summary", """
         SELECT c.*, r.never_fixable_users, r.unmatched_users, r.users_needing_reexport, r.reexport_users
-        FROM per_plan c LEFT JOIN people r ON r.plan = c.plan"""
+        FROM per_plan c LEFT JOIN people r ON r.plan = c.plan""")
+    return p
 
 
 SUMMARY_CATEGORIES = ("stranded_split", "not_in_mparticle", "mparticle_profile_deleted", "unfixed")
 
 
-def _summaries(engine: Engine, plans: list[MigrationPlan], users: str, dailies: list[pd.DataFrame],
+def _summaries(engine: Engine, plans: list[MigrationPlan], sql: str, dailies: list[pd.DataFrame],
                cohort: str | None, d0: date, d1: date) -> list[dict[str, Any]]:
-    """One summary row per plan: the last day of its ``daily`` and the figures of its users."""
-    got = engine.query_df(_summary_sql(plans, users))
+    """One summary row per plan: the last day of its ``daily`` and the figures of its users
+    (``sql``: :func:`_summary_pipeline`'s)."""
+    got = engine.query_df(sql)
     figures = {r["plan"]: r for r in got.to_dict("records")}
     rows = []
     for plan, daily in zip(plans, dailies):
@@ -273,25 +273,32 @@ def run_plans(engine: Engine, plans: Iterable[Any], start: Any, end: Any, *, set
                                     fix=fix_sql(rfix[i]), p_fix=f"p_fix_{variants.index(rfix[i])}")
                 dp.add("daily_rates", _daily_rates_sql(plan, cohort))
                 counts[daily_tables[i]] = run_pipeline(engine, t, dp, daily_tables[i], debug=debug)
+        # every plan's users as stored (migration_users), in one statement: the summary is read
+        # from them (from the stored table, written once; without store straight from the steps,
+        # nothing written)
+        kept = keep_tables or debug  # the run's tables are read afterwards: each plan's users a table
+        users = Pipeline()
         for i, plan in enumerate(plans):
             sp = status_pipeline(profiles_of[i], plan, st, window_end,
-                                 rfix=("k." if rfix[i].startswith("rfix_") else "") + rfix[i])
-            if keep_tables or debug:  # the run's tables are read afterwards: each plan's users as a table
+                                 rfix=("k." if rfix[i].startswith("rfix_") else "") + rfix[i],
+                                 suffix="" if kept else f"_{i}")
+            if kept:
                 counts[t.plan(i, "users")] = run_pipeline(engine, t, sp, t.plan(i, "users"), debug=debug)
-                users.append(t.plan(i, "users"))
-            else:  # read once, to write the stored users
-                users.append(f"({sp.sql()}) AS s{i}")
+            else:
+                for step in sp.steps:
+                    users.add(step.name, step.sql)
+        users.add("plan_users", "\nUNION ALL\n".join(
+            _users_sql(t.plan(i, "users") if kept else f"categories_{i}", plan) for i, plan in enumerate(plans)))
         dailies = [_read_daily(engine, d) for d in daily_tables]
         daily = pd.concat(dailies, ignore_index=True) if dailies else pd.DataFrame()
-        # every plan's users as stored (migration_users); the summary is read from them: from
-        # the stored table, written once, or without store straight from the steps (nothing written)
-        stored_users = [f"({_users_sql(u, plan)}) AS u{i}" for i, (plan, u) in enumerate(zip(plans, users))]
         if store:
-            replace_rows(engine, USERS_TABLE, stored_users, _these(plans))
-            users_rel = USERS_TABLE
+            replace_rows(engine, USERS_TABLE, [f"({users.sql()}) AS u"], _these(plans))
+            summarise = _summary_pipeline(plans, USERS_TABLE)
         else:
-            users_rel = "(" + "\nUNION ALL\n".join(f"SELECT * FROM {u}" for u in stored_users) + ") AS users"
-        rows = _summaries(engine, plans, users_rel, dailies, cohort, d0, d1)
+            summarise = users
+            for step in _summary_pipeline(plans, "plan_users").steps:
+                summarise.add(step.name, step.sql)
+        rows = _summaries(engine, plans, summarise.sql(), dailies, cohort, d0, d1)
         summary = pd.DataFrame(rows)
         if len(summary):
             summary["cohort"] = summary["cohort"].astype("string")
