@@ -119,9 +119,34 @@ def _key_text_sql() -> str:
             f"{ids} END")
 
 
+def remediation_start(plan: MigrationPlan) -> datetime | None:
+    """When the plan's first remediation starts writing ``$mparticle_user_id`` (None: never)."""
+    return min((r.since for r in plan.remediation), default=None)
+
+
+def profile_shape(plan: MigrationPlan) -> tuple:
+    """What a plan's Mixpanel profiles depend on besides the remediation start: its EIT timeline
+    and its event identity cutoff. Plans of one shape share one profiles pass
+    (:func:`profiles_pipeline` with ``remediations``)."""
+    return (tuple((x.since, x.eit) for x in plan.eit_timeline), plan.event_identity_cutoff)
+
+
+def plan_profiles_sql(profiles: str, rfix: str) -> str:
+    """One plan's profiles from a shared profiles table (:func:`profiles_pipeline` with
+    ``remediations``): ``rfix`` is the plan's ``rfix_<i>`` column (or a NULL timestamp when the
+    plan has no remediation); ``fix_t``: when ``$mparticle_user_id`` first arrives (remediation or
+    event rule), for an existing MPID."""
+    return f"""
+        SELECT pid, distinct_id, mpid, mpid_exists, mpid_key, first_t, last_t, events,
+               {rfix} AS rfix_t, cfix_t, end_t,
+               CASE WHEN mpid_exists THEN least({rfix}, cfix_t) END AS fix_t, fb_t
+        FROM {profiles}"""
+
+
 def profiles_pipeline(plan: MigrationPlan, t: RunTables, *, horizon: datetime | None = None,
                       observed_only: bool = False, window_end: datetime | None = None,
-                      merge: str = "asof", scoped: bool = False) -> Pipeline:
+                      merge: str = "asof", scoped: bool = False,
+                      remediations: list[datetime] | None = None) -> Pipeline:
     """Steps from the activity table to one row per (person, Mixpanel profile key) under
     ``plan``: first/last activity, when ``$mparticle_user_id`` arrives (remediation / event rule).
 
@@ -131,9 +156,16 @@ def profiles_pipeline(plan: MigrationPlan, t: RunTables, *, horizon: datetime | 
     from the start, as exports taken later do (validation). A remediation writes the profile
     property only from identified activity (profiles exist for identified users: "Create Profile
     Only If Logged In"); the event rule puts it on every event. ``scoped``: only the persons of
-    the scope table."""
+    the scope table.
+
+    ``remediations``: one pass for every plan of ``plan``'s :func:`profile_shape`, which differ
+    only by their remediation start: the output has a column ``rfix_<i>`` per start (when the
+    remediation at ``remediations[i]`` reaches the profile) and neither ``rfix_t`` nor
+    ``fix_t``; :func:`plan_profiles_sql` gives one plan's profiles from it. Without it, the
+    output is ``plan``'s profiles (``rfix_t``, ``fix_t``)."""
     tl = plan.eit_timeline
-    rem = min((r.since for r in plan.remediation), default=None)
+    rems = [remediation_start(plan)] if remediations is None else list(remediations)
+    rcols = [f"rfix_{i}" for i in range(len(rems))]
     cut = plan.event_identity_cutoff
     # activity rows never straddle a plan instant (prepare() cut them there), so comparing the
     # first time of a row with an instant decides for the whole row.
@@ -154,12 +186,17 @@ def profiles_pipeline(plan: MigrationPlan, t: RunTables, *, horizon: datetime | 
     p = Pipeline()
     p.add("plan_activity", f"SELECT pid, anon, idmask, has_uid, t_min, t_max, n, {in_h} AS in_h, {period} AS ep "
           f"FROM {t.activity}" + (" WHERE " + " AND ".join(where) if where else ""))
-    rfix = f"min(CASE WHEN t_min >= {sql_ts(rem)} THEN t_min END)" if rem is not None else "CAST(NULL AS TIMESTAMP)"
+    rfix = ", ".join((f"min(CASE WHEN t_min >= {sql_ts(r)} THEN t_min END)" if r is not None
+                      else "CAST(NULL AS TIMESTAMP)") + f" AS {c}" for r, c in zip(rems, rcols))
     cfix = f"min(CASE WHEN t_min >= {sql_ts(cut)} THEN t_min END)" if cut is not None else "CAST(NULL AS TIMESTAMP)"
+
+    def cols(prefix: str) -> str:  # the rfix columns, each followed by a comma
+        return "".join(f"{prefix}{c}, " for c in rcols)
+
     p.add("activity_per_eit_period", f"""
         SELECT pid, ep, has_uid, in_h, any_value(anon) AS anon, any_value(idmask) AS idmask,
                min(t_min) AS first_t, max(t_max) AS last_t, sum(n) AS events,
-               {rfix} AS rfix_t, {cfix} AS cfix_t
+               {rfix + ', ' if rfix else ''}{cfix} AS cfix_t
         FROM plan_activity GROUP BY pid, ep, has_uid, in_h""")
     keys = [_key_sql(x.eit) for x in tl]
     if len(keys) == 1:
@@ -169,7 +206,7 @@ def profiles_pipeline(plan: MigrationPlan, t: RunTables, *, horizon: datetime | 
         ident = "CASE a.ep " + " ".join(f"WHEN {i} THEN {m}" for i, (_, m) in enumerate(keys)) + " END"
     p.add("keyed_activity", f"""
         SELECT a.pid, a.anon, CASE WHEN a.anon THEN FALSE ELSE coalesce({ident}, FALSE) END AS ident,
-               {idcode} AS idcode, a.in_h, a.first_t, a.last_t, a.events, a.rfix_t, a.cfix_t
+               {idcode} AS idcode, a.in_h, a.first_t, a.last_t, a.events, {cols('a.')}a.cfix_t
         FROM activity_per_eit_period a""")
     p.add("first_identified_key", """
         SELECT pid, arg_min(idcode, first_t) AS first_code, min(first_t) AS id_t
@@ -180,7 +217,7 @@ def profiles_pipeline(plan: MigrationPlan, t: RunTables, *, horizon: datetime | 
         # the exports show anonymous activity under the first identified key, whenever it came
         p.add("activity_after_id_merge", f"""
             SELECT k.pid, k.ident, {key_code},
-                   k.first_t, k.last_t, k.events, k.rfix_t, k.cfix_t, CAST(NULL AS TIMESTAMP) AS end_t
+                   k.first_t, k.last_t, k.events, {cols('k.')}k.cfix_t, CAST(NULL AS TIMESTAMP) AS end_t
             FROM keyed_activity k LEFT JOIN first_identified_key f ON f.pid = k.pid
             WHERE k.in_h""")
     else:
@@ -189,7 +226,7 @@ def profiles_pipeline(plan: MigrationPlan, t: RunTables, *, horizon: datetime | 
         p.add("activity_after_id_merge", f"""
             SELECT k.pid, k.ident, {key_code},
                    CASE WHEN {anon_row} THEN greatest(k.first_t, f.id_t) ELSE k.first_t END AS first_t,
-                   k.last_t, k.events, k.rfix_t,
+                   k.last_t, k.events, {cols('k.')}
                    CASE WHEN {anon_row} AND k.cfix_t IS NOT NULL THEN greatest(k.cfix_t, f.id_t)
                         ELSE k.cfix_t END AS cfix_t,
                    CAST(NULL AS TIMESTAMP) AS end_t
@@ -197,28 +234,76 @@ def profiles_pipeline(plan: MigrationPlan, t: RunTables, *, horizon: datetime | 
             WHERE k.in_h
             UNION ALL
             SELECT k.pid, FALSE AS ident, -1 AS code, k.first_t, least(k.last_t, f.id_t) AS last_t, k.events,
-                   CAST(NULL AS TIMESTAMP) AS rfix_t,
+                   {"".join(f"CAST(NULL AS TIMESTAMP) AS {c}, " for c in rcols)}
                    CASE WHEN k.cfix_t < f.id_t THEN k.cfix_t END AS cfix_t, f.id_t AS end_t
             FROM keyed_activity k JOIN first_identified_key f ON f.pid = k.pid
             WHERE k.in_h AND NOT k.anon AND NOT k.ident AND k.first_t < f.id_t""")
-    p.add("activity_per_profile", """
+    p.add("activity_per_profile", f"""
         SELECT pid, code, min(first_t) AS first_t, max(last_t) AS last_t,
                CAST(sum(events) AS BIGINT) AS events,
-               min(CASE WHEN ident THEN rfix_t END) AS rfix_t, min(cfix_t) AS cfix_t, max(end_t) AS end_t
+               {"".join(f"min(CASE WHEN ident THEN {c} END) AS {c}, " for c in rcols)}
+               min(cfix_t) AS cfix_t, max(end_t) AS end_t
         FROM activity_after_id_merge GROUP BY pid, code""")
     p.add("mixpanel_profiles", f"""
         SELECT k.pid, {_key_text_sql()} AS distinct_id, p.mpid, p.mpid_exists,
                k.code = 0 AND p.mpid IS NOT NULL AS mpid_key,
-               k.first_t, k.last_t, k.events, k.rfix_t, k.cfix_t, k.end_t,
-               CASE WHEN p.mpid_exists THEN least(k.rfix_t, k.cfix_t) END AS fix_t,
-               CASE WHEN p.mpid_exists AND k.code = 0 THEN k.first_t END AS fb_t,
-               row_number() OVER (PARTITION BY k.pid ORDER BY k.end_t IS NOT NULL, k.first_t, k.code) AS profile_rank
+               k.first_t, k.last_t, k.events, {cols('k.')}k.cfix_t, k.end_t,
+               CASE WHEN p.mpid_exists AND k.code = 0 THEN k.first_t END AS fb_t
         FROM activity_per_profile k JOIN {t.persons} p ON p.pid = k.pid""")
+    if remediations is None:
+        p.add("plan_profiles", plan_profiles_sql("mixpanel_profiles", rcols[0]))
     return p
 
 
-def daily_pipeline(profiles: str, start: date, end: date, fb_ok: list[bool], eits: list[str]) -> Pipeline:
-    """Day grid × histogram of (first seen day, matched-from day, fallback day) of ``profiles``."""
+def fix_sql(rfix: str) -> str:
+    """A plan's ``fix_t`` over a profiles table, from its remediation column ``rfix`` (see
+    :func:`plan_profiles_sql`)."""
+    return f"CASE WHEN mpid_exists THEN least({rfix}, cfix_t) END"
+
+
+def milestones_pipeline(profiles: str, fixes: list[str], eits: int) -> Pipeline:
+    """One row per person of ``profiles``: when it was first seen (``p_first``), when its second
+    current Mixpanel profile appeared (``p_second``: a split), when it first became matchable by
+    the fallback (``p_fb``) and, for each expression of ``fixes`` (a plan's ``fix_t``), when
+    ``$mparticle_user_id`` first reached one of its profiles (``p_fix_<i>``). Shared by the plans
+    of one profiles table.
+
+    ``p_second`` is the second smallest ``first_t`` among the person's profiles that never end
+    (``end_t`` NULL; the ``$device:`` profile of activity before the first identification ends).
+    A person has at most one such profile per distinct EIT of the timeline (``eits``), or one
+    when never identified: with two EITs it is the later of the two, else it is found in a
+    second pass."""
+    fix_cols = "".join(f", min({f}) AS p_fix_{i}" for i, f in enumerate(fixes))
+    p = Pipeline()
+    if eits <= 2:
+        p.add("person_milestones", f"""
+            SELECT pid, min(first_t) AS p_first,
+                   CASE WHEN count(*) FILTER (WHERE end_t IS NULL) >= 2
+                        THEN max(first_t) FILTER (WHERE end_t IS NULL) END AS p_second,
+                   min(fb_t) AS p_fb{fix_cols}
+            FROM {profiles} GROUP BY pid""")
+        return p
+    p.add("first_current_profile", f"""
+        SELECT pid, min(first_t) AS m1 FROM {profiles} WHERE end_t IS NULL GROUP BY pid""")
+    p.add("second_current_profile", f"""
+        SELECT k.pid, CASE WHEN count(*) FILTER (WHERE k.first_t = c.m1) >= 2 THEN min(c.m1)
+                           ELSE min(CASE WHEN k.first_t > c.m1 THEN k.first_t END) END AS p_second
+        FROM {profiles} k JOIN first_current_profile c ON c.pid = k.pid
+        WHERE k.end_t IS NULL GROUP BY k.pid""")
+    p.add("person_firsts", f"""
+        SELECT pid, min(first_t) AS p_first, min(fb_t) AS p_fb{fix_cols}
+        FROM {profiles} GROUP BY pid""")
+    p.add("person_milestones", f"""
+        SELECT f.pid, f.p_first, s.p_second, f.p_fb{"".join(f", f.p_fix_{i}" for i in range(len(fixes)))}
+        FROM person_firsts f LEFT JOIN second_current_profile s ON s.pid = f.pid""")
+    return p
+
+
+def daily_pipeline(profiles: str, milestones: str, start: date, end: date, fb_ok: list[bool], eits: list[str], *,
+                   fix: str = "fix_t", p_fix: str = "p_fix_0") -> Pipeline:
+    """Day grid × histogram of (first seen day, matched-from day, fallback day) of one plan's
+    ``profiles`` (``fix``: its ``fix_t``) and of its persons (``milestones``, from
+    :func:`milestones_pipeline`; ``p_fix``: the plan's column)."""
     n = (end - start).days + 1
     s = sql_ts(start)
     e = sql_ts(end + timedelta(days=1))
@@ -233,16 +318,11 @@ def daily_pipeline(profiles: str, start: date, end: date, fb_ok: list[bool], eit
     p = Pipeline()
     p.add("days", f"SELECT * FROM (VALUES {rows}) AS v(i, day, as_of, eit, fb_ok)")
     p.add("profiles_by_day_index", f"""
-        SELECT {idx('first_t')} AS e, {idx('fix_t')} AS f, {idx('fb_t')} AS b, {idx('end_t')} AS x, count(*) AS n
+        SELECT {idx('first_t')} AS e, {idx(fix)} AS f, {idx('fb_t')} AS b, {idx('end_t')} AS x, count(*) AS n
         FROM {profiles} GROUP BY 1, 2, 3, 4""")
-    p.add("person_milestones", f"""
-        SELECT pid, min(first_t) AS p_first,
-               min(CASE WHEN profile_rank = 2 AND end_t IS NULL THEN first_t END) AS p_second,
-               min(fix_t) AS p_fix, min(fb_t) AS p_fb
-        FROM {profiles} GROUP BY pid""")
     p.add("persons_by_day_index", f"""
-        SELECT {idx('p_first')} AS a, {idx('p_second')} AS s, {idx('p_fix')} AS f, {idx('p_fb')} AS b, count(*) AS n
-        FROM person_milestones GROUP BY 1, 2, 3, 4""")
+        SELECT {idx('p_first')} AS a, {idx('p_second')} AS s, {idx(p_fix)} AS f, {idx('p_fb')} AS b, count(*) AS n
+        FROM {milestones} GROUP BY 1, 2, 3, 4""")
     p.add("profiles_per_day", """
         SELECT d.i, CAST(sum(CASE WHEN h.e <= d.i AND d.i < h.x THEN h.n ELSE 0 END) AS BIGINT) AS members,
                CAST(sum(CASE WHEN (h.f <= d.i OR (h.b <= d.i AND d.fb_ok)) AND d.i < h.x THEN h.n ELSE 0 END)
@@ -263,30 +343,35 @@ def daily_pipeline(profiles: str, start: date, end: date, fb_ok: list[bool], eit
 
 
 def status_pipeline(profiles: str, plan: MigrationPlan, settings: SyncSettings, as_of: datetime,
-                    *, inclusive: bool = False) -> Pipeline:
-    """Per (person, profile) status at ``as_of`` (the resolution's vocabulary) and its category."""
+                    *, inclusive: bool = False, rfix: str = "k.rfix_t", suffix: str = "") -> Pipeline:
+    """Per (person, profile) status at ``as_of`` (the resolution's vocabulary) and its category.
+    ``rfix``: the plan's remediation column of ``profiles`` as ``k.<column>`` (see
+    :func:`plan_profiles_sql`); ``suffix``: added to every step name (several plans' steps in
+    one statement)."""
     fb_ok = settings.fallback_applies(plan.eit_at(as_of))
     a = sql_ts(as_of)
     lt = "<=" if inclusive else "<"
     fix_instants = plan.fix_instants()
     first_fix = min(fix_instants) if fix_instants else None
     p = Pipeline()
-    p.add("profiles_at", f"""
-        SELECT k.*,
+    p.add(f"profiles_at{suffix}", f"""
+        SELECT k.pid, k.distinct_id, k.mpid, k.mpid_exists, k.mpid_key, k.first_t, k.last_t, k.events,
+          {rfix} AS rfix_t, k.cfix_t, k.end_t, CASE WHEN k.mpid_exists THEN least({rfix}, k.cfix_t) END AS fix_t,
+          k.fb_t,
           k.first_t {lt} {a} AS exists_at,
-          CASE WHEN k.mpid_exists AND k.rfix_t {lt} {a} THEN 'mparticle_user_id'
+          CASE WHEN k.mpid_exists AND {rfix} {lt} {a} THEN 'mparticle_user_id'
                WHEN k.mpid_exists AND k.cfix_t {lt} {a} THEN 'event_property'
                WHEN {sql_bool(fb_ok)} THEN 'distinct_id'
                ELSE 'none' END AS identifier_source
         FROM {profiles} k
         WHERE k.first_t {lt} {a} AND (k.end_t IS NULL OR k.end_t {'>' if inclusive else '>='} {a})""")
-    p.add("match_status", """
+    p.add(f"match_status{suffix}", f"""
         SELECT p.*,
           CASE WHEN identifier_source IN ('mparticle_user_id', 'event_property') THEN 'matched'
                WHEN identifier_source = 'distinct_id' AND mpid_exists AND mpid_key THEN 'matched'
                ELSE 'unmatched' END AS status
-        FROM profiles_at p""")
-    p.add("gap_reasons", f"""
+        FROM profiles_at{suffix} p""")
+    p.add(f"gap_reasons{suffix}", f"""
         SELECT s.*,
           CASE WHEN status = 'matched' THEN NULL
                WHEN identifier_source = 'none' THEN 'fallback_disabled'
@@ -295,8 +380,8 @@ def status_pipeline(profiles: str, plan: MigrationPlan, settings: SyncSettings, 
           bool_or(status = 'matched') OVER (PARTITION BY pid) AS person_matched,
           max(last_t) OVER (PARTITION BY pid) AS person_last_t,
           count(*) OVER (PARTITION BY pid) AS person_profiles
-        FROM match_status s""")
-    p.add("categories", f"""
+        FROM match_status{suffix} s""")
+    p.add(f"categories{suffix}", f"""
         SELECT g.*,
           CASE WHEN status = 'matched' THEN 'matched'
                WHEN mpid IS NULL THEN 'not_in_mparticle'
@@ -304,9 +389,9 @@ def status_pipeline(profiles: str, plan: MigrationPlan, settings: SyncSettings, 
                WHEN person_matched THEN 'stranded_split'
                WHEN {('person_last_t < ' + sql_ts(first_fix)) if first_fix else 'FALSE'} THEN 'never_fixable'
                ELSE 'unfixed' END AS category
-        FROM gap_reasons g WHERE exists_at""")
+        FROM gap_reasons{suffix} g WHERE exists_at""")
     return p
 
 
-__all__ = ["RunTables", "run_pipeline", "profiles_pipeline", "daily_pipeline", "status_pipeline", "IDENTITY_COLUMNS",
-           "REPEAT_DAYS"]
+__all__ = ["RunTables", "run_pipeline", "profiles_pipeline", "plan_profiles_sql", "profile_shape", "remediation_start",
+           "fix_sql", "milestones_pipeline", "daily_pipeline", "status_pipeline", "IDENTITY_COLUMNS", "REPEAT_DAYS"]

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any, Iterable
 
 from cohortlab.engines.base import Engine
-from cohortlab.identifiers import is_valid_mpid_sql, mpid_sql
+from cohortlab.identifiers import mpid_sql
 from cohortlab.migration.model import IDENTITY_COLUMNS, REPEAT_DAYS, RunTables, run_pipeline
 from cohortlab.migration.plans import MigrationPlan
 from cohortlab.pipeline import Pipeline, sql_str, sql_ts
@@ -56,59 +56,63 @@ def activity_pipelines(t: RunTables, *, bounds: list[datetime] | None = None, sh
 
     link = Pipeline()
     link.add("existing_mpids", "SELECT DISTINCT mpid FROM mpa_profiles WHERE mpid IS NOT NULL")
+    # held by exactly one profile (min = max: one distinct MPID)
     link.add("unique_user_identities", """
         SELECT value, min(mpid) AS mpid FROM mpa_identities
         WHERE kind = 'user' AND value IS NOT NULL
-        GROUP BY value HAVING count(DISTINCT mpid) = 1""")
+        GROUP BY value HAVING min(mpid) = max(mpid)""")
     link.add("unique_device_identities", """
         SELECT value, min(mpid) AS mpid FROM mpa_identities
         WHERE kind = 'device' AND value IS NOT NULL
-        GROUP BY value HAVING count(DISTINCT mpid) = 1""")
+        GROUP BY value HAVING min(mpid) = max(mpid)""")
     link.add("distinct_id_devices", f"""
         SELECT distinct_id, device, max(user_id) AS user_id,
                min(mup) AS mup_lo, max(mup) AS mup_hi, min(t_min) AS first_t
         FROM {t.intervals} GROUP BY distinct_id, device""")
-    link.add("direct_links", f"""
-        SELECT dd.distinct_id, dd.device, dd.first_t,
+    link.add("mpid_candidates", f"""
+        SELECT distinct_id, device, user_id, first_t, {mpid_sql('mup_hi')} AS mpid_hi, {mpid_sql('mup_lo')} AS mpid_lo,
+               {mpid_sql('distinct_id')} AS mpid_did
+        FROM distinct_id_devices""")
+    link.add("direct_links", """
+        SELECT dd.distinct_id, dd.device, dd.first_t, dd.mpid_did IS NOT NULL AS is_mpid,
                coalesce(p1.mpid, p2.mpid, p3.mpid, u1.mpid, u2.mpid) AS mpid_direct,
-               coalesce({mpid_sql('dd.mup_hi')}, {mpid_sql('dd.mup_lo')}) AS mpid_claimed
-        FROM distinct_id_devices dd
-        LEFT JOIN existing_mpids p1 ON p1.mpid = {mpid_sql('dd.mup_hi')}
-        LEFT JOIN existing_mpids p2 ON p2.mpid = {mpid_sql('dd.mup_lo')}
-        LEFT JOIN existing_mpids p3 ON p3.mpid = {mpid_sql('dd.distinct_id')}
+               coalesce(dd.mpid_hi, dd.mpid_lo) AS mpid_claimed
+        FROM mpid_candidates dd
+        LEFT JOIN existing_mpids p1 ON p1.mpid = dd.mpid_hi
+        LEFT JOIN existing_mpids p2 ON p2.mpid = dd.mpid_lo
+        LEFT JOIN existing_mpids p3 ON p3.mpid = dd.mpid_did
         LEFT JOIN unique_user_identities u1 ON u1.value = dd.user_id
         LEFT JOIN unique_user_identities u2 ON u2.value = dd.distinct_id""")
     link.add("direct_link_per_distinct_id", """
-        SELECT distinct_id, max(mpid_direct) AS mpid_direct, max(mpid_claimed) AS mpid_claimed,
-               min(device) AS device, min(first_t) AS first_t
-        FROM direct_links GROUP BY distinct_id""")
+        SELECT distinct_id, max(mpid_direct) AS mpid_direct FROM direct_links GROUP BY distinct_id""")
     link.add("device_first_user", """
         SELECT m.device, arg_min(d.mpid_direct, m.first_t) AS mpid
         FROM direct_links m JOIN direct_link_per_distinct_id d ON d.distinct_id = m.distinct_id
         WHERE m.device IS NOT NULL AND d.mpid_direct IS NOT NULL
         GROUP BY m.device""")
-    link.add("linked_by_device_merge", """
-        SELECT m.distinct_id, min(l.mpid) AS mpid
-        FROM direct_links m JOIN device_first_user l ON l.device = m.device
-        GROUP BY m.distinct_id""")
-    link.add("linked_by_device_identity", """
-        SELECT m.distinct_id, min(v.mpid) AS mpid
-        FROM direct_links m JOIN unique_device_identities v ON v.value = m.device
+    # every way a distinct_id links, in one pass: its own ids, and its devices' first user and
+    # device identity (the device tables have one row per device, so nothing is counted twice)
+    link.add("links_per_distinct_id", """
+        SELECT m.distinct_id, max(m.mpid_direct) AS mpid_direct, max(m.mpid_claimed) AS mpid_claimed,
+               min(m.device) AS device, min(m.first_t) AS first_t, bool_or(m.is_mpid) AS is_mpid,
+               min(l.mpid) AS mpid_device_merge, min(v.mpid) AS mpid_device_identity
+        FROM direct_links m
+        LEFT JOIN device_first_user l ON l.device = m.device
+        LEFT JOIN unique_device_identities v ON v.value = m.device
         GROUP BY m.distinct_id""")
     link.add("first_link_that_applies", """
-        SELECT d.distinct_id, d.device, d.first_t,
-               coalesce(d.mpid_direct, dv.mpid, dvi.mpid, d.mpid_claimed) AS mpid,
-               CASE WHEN d.mpid_direct IS NOT NULL THEN 'direct'
-                    WHEN dv.mpid IS NOT NULL THEN 'device_merge'
-                    WHEN dvi.mpid IS NOT NULL THEN 'device_identity'
-                    WHEN d.mpid_claimed IS NOT NULL THEN 'claimed'
+        SELECT distinct_id, device, first_t, is_mpid,
+               coalesce(mpid_direct, mpid_device_merge, mpid_device_identity, mpid_claimed) AS mpid,
+               CASE WHEN mpid_direct IS NOT NULL THEN 'direct'
+                    WHEN mpid_device_merge IS NOT NULL THEN 'device_merge'
+                    WHEN mpid_device_identity IS NOT NULL THEN 'device_identity'
+                    WHEN mpid_claimed IS NOT NULL THEN 'claimed'
                     ELSE 'none' END AS link
-        FROM direct_link_per_distinct_id d
-        LEFT JOIN linked_by_device_merge dv ON dv.distinct_id = d.distinct_id
-        LEFT JOIN linked_by_device_identity dvi ON dvi.distinct_id = d.distinct_id""")
+        FROM links_per_distinct_id""")
     link.add("person_links", """
         SELECT distinct_id, mpid, link, device, first_t,
-               CASE WHEN mpid IS NULL THEN distinct_id END AS anon_id
+               CASE WHEN mpid IS NULL THEN distinct_id END AS anon_id,
+               is_mpid AS distinct_id_is_mpid
         FROM first_link_that_applies""")
 
     persons = Pipeline()
@@ -117,11 +121,15 @@ def activity_pipelines(t: RunTables, *, bounds: list[datetime] | None = None, sh
                             for typ, c in IDENTITY_COLUMNS.items())
                 + " FROM mpa_identities WHERE kind = 'user' GROUP BY mpid")
     persons.add("existing_mpids", "SELECT DISTINCT mpid FROM mpa_profiles WHERE mpid IS NOT NULL")
+    obs_ident = "CASE WHEN NOT starts_with(distinct_id, '$device:') AND NOT distinct_id_is_mpid THEN distinct_id END"
+    # a person is an MPID (all its distinct_ids) or one distinct_id linked to nothing (anon_id)
     persons.add("people", f"""
-        SELECT mpid, anon_id, min(device) AS device, min(first_t) AS first_t,
-               min(CASE WHEN NOT starts_with(distinct_id, '$device:') AND NOT {is_valid_mpid_sql('distinct_id')}
-                        THEN distinct_id END) AS obs_ident
-        FROM {t.links} GROUP BY mpid, anon_id""")
+        SELECT mpid, CAST(NULL AS VARCHAR) AS anon_id, min(device) AS device, min(first_t) AS first_t,
+               min({obs_ident}) AS obs_ident
+        FROM {t.links} WHERE mpid IS NOT NULL GROUP BY mpid
+        UNION ALL
+        SELECT CAST(NULL AS BIGINT) AS mpid, anon_id, device, first_t, {obs_ident} AS obs_ident
+        FROM {t.links} WHERE mpid IS NULL""")
     persons.add("numbered_people", """
         SELECT row_number() OVER (ORDER BY p.first_t, p.mpid, p.anon_id) AS pid,
                p.mpid, p.anon_id, p.obs_ident, e.mpid IS NOT NULL AS mpid_exists,
@@ -138,8 +146,11 @@ def activity_pipelines(t: RunTables, *, bounds: list[datetime] | None = None, sh
         f"CASE WHEN coalesce(p.{c}, p.obs_ident) IS NOT NULL THEN {2 ** (i + 1)} ELSE 0 END"
         for i, c in enumerate(IDENTITY_COLUMNS.values())])
     act.add("person_of_distinct_id", f"""
-        SELECT m.distinct_id, p.pid, p.anon_id IS NOT NULL AS anon, {idmask} AS idmask FROM {t.links} m
-        JOIN {t.persons} p ON p.mpid IS NOT DISTINCT FROM m.mpid AND p.anon_id IS NOT DISTINCT FROM m.anon_id""")
+        SELECT m.distinct_id, p.pid, FALSE AS anon, {idmask} AS idmask
+        FROM {t.links} m JOIN {t.persons} p ON p.mpid = m.mpid
+        UNION ALL
+        SELECT m.distinct_id, p.pid, TRUE AS anon, {idmask} AS idmask
+        FROM {t.links} m JOIN {t.persons} p ON p.anon_id = m.anon_id""")
     act.add("observed_activity", f"""
         SELECT pm.pid, pm.anon, pm.idmask, e.u, e.has_uid, e.t_min, e.t_max, e.n
         FROM {t.intervals} e JOIN person_of_distinct_id pm ON pm.distinct_id = e.distinct_id""")

@@ -15,13 +15,15 @@ import pandas as pd
 
 from cohortlab.engines.base import Engine
 from cohortlab.errors import SettingsError
-from cohortlab.migration.model import REPEAT_DAYS, RunTables, daily_pipeline, profiles_pipeline, run_pipeline, status_pipeline
+from cohortlab.migration.model import (REPEAT_DAYS, RunTables, daily_pipeline, fix_sql, milestones_pipeline,
+                                       profile_shape, profiles_pipeline, remediation_start, run_pipeline,
+                                       status_pipeline)
 from cohortlab.migration.persons import Prepared, cohort_scope_sql, prepare
 from cohortlab.migration.plans import MigrationPlan
 from cohortlab.migration.store import DAILY_TABLE, PLANS_TABLE, SUMMARY_TABLE, USERS_TABLE, replace_rows
 from cohortlab.migration.switch import Switch, find_switch, plans_around
 from cohortlab.migration.validate import Reconciliation, check_activity, reconcile
-from cohortlab.pipeline import sql_str, sql_ts
+from cohortlab.pipeline import Pipeline, sql_str, sql_ts
 from cohortlab.settings import SyncSettings
 from cohortlab.times import format_time, naive_utc, parse_day
 
@@ -98,63 +100,101 @@ def _users_sql(users: str, plan: MigrationPlan) -> str:
         FROM {users}"""
 
 
-def _reexport_sql(users: str, plan: MigrationPlan) -> str:
-    """(users needing a re-export, users the plan's re-export recovers) at the window end.
+def _summary_pipeline(plans: list[MigrationPlan], users: str) -> Pipeline:
+    """Per plan, from its users as stored (``migration_users``): profiles per category, people
+    never fixable and unmatched, and the re-export figures.
 
-    Send-time resolution (docs/rules.md#resolution-time) on the migration model: a profile is sent
-    when it first exists (it enters the cohort); a profile matched at the end reaches mParticle
-    only if it was matchable when sent: keyed by its MPID (the fallback), or its
-    ``$mparticle_user_id`` arrived at or before its first event. The others are matched in
-    Mixpanel but not in mParticle until re-sent: a re-export at ``reexport_at`` re-sends those
-    fixed by then. Users: people (several profiles of one person count once), counted when no
-    profile of theirs reaches mParticle without the re-export."""
-    r = sql_ts(plan.reexport_at) if plan.reexport_at is not None else "CAST(NULL AS TIMESTAMP)"
-    return f"""
-        WITH u AS (
-            SELECT pid, status = 'matched' AS matched,
-                   status = 'matched' AND (fb_t IS NOT NULL OR fix_t <= first_t) AS delivered,
-                   status = 'matched' AND fix_t <= {r} AS fixed_by_reexport
-            FROM {users}
-        ),
-        p AS (SELECT pid, bool_or(matched) AS matched, bool_or(delivered) AS delivered,
-                     bool_or(fixed_by_reexport) AS by_reexport FROM u GROUP BY pid)
-        SELECT count(*) FILTER (WHERE matched AND NOT delivered),
-               count(*) FILTER (WHERE by_reexport AND NOT delivered)
-        FROM p"""
+    Re-export (send-time resolution, docs/rules.md#resolution-time, on the migration model): a
+    profile is sent when it first exists (it enters the cohort); a profile matched at the end
+    reaches mParticle only if it was matchable when sent (``matchable_from`` at or before
+    ``first_seen``: keyed by its MPID, the fallback, or its ``$mparticle_user_id`` arrived at or
+    before its first event). The others are matched in Mixpanel but not in mParticle until
+    re-sent: a re-export at ``reexport_at`` re-sends those whose ``$mparticle_user_id`` arrived
+    by then (the earlier of ``remediation_at`` and ``event_rule_at``). Users: people (several
+    profiles of one person count once), counted when no profile of theirs reaches mParticle
+    without the re-export."""
+    names = ", ".join(sql_str(p.name) for p in plans)
+    reexport = ("CASE plan " + " ".join(f"WHEN {sql_str(p.name)} THEN {sql_ts(p.reexport_at)}" for p in plans
+                                        if p.reexport_at is not None) + " END"
+                if any(p.reexport_at is not None for p in plans) else "CAST(NULL AS TIMESTAMP)")
+    cats = ", ".join(f"count(*) FILTER (WHERE category = {sql_str(c)}) AS {c}" for c in SUMMARY_CATEGORIES)
+    p = Pipeline()
+    p.add("summary_users", f"""
+        SELECT plan, pid, category, person_matched, status = 'matched' AS matched,
+               status = 'matched' AND matchable_from <= first_seen AS delivered,
+               status = 'matched' AND least(remediation_at, event_rule_at) <= {reexport} AS fixed_by_reexport
+        FROM {users} WHERE plan IN ({names})""")
+    p.add("per_plan", f"SELECT plan, {cats} FROM summary_users GROUP BY plan")
+    p.add("per_person", """
+        SELECT plan, pid, bool_or(category = 'never_fixable') AS never_fixable, bool_or(NOT person_matched) AS unmatched,
+               bool_or(matched) AS matched, bool_or(delivered) AS delivered, bool_or(fixed_by_reexport) AS by_reexport
+        FROM summary_users GROUP BY plan, pid""")
+    p.add("people", """
+        SELECT plan, count(*) FILTER (WHERE never_fixable) AS never_fixable_users,
+               count(*) FILTER (WHERE unmatched) AS unmatched_users,
+               count(*) FILTER (WHERE matched AND NOT delivered) AS users_needing_reexport,
+               count(*) FILTER (WHERE by_reexport AND NOT delivered) AS reexport_users
+        FROM per_person GROUP BY plan""")
+    p.add("plan_summary", """
+        SELECT c.*, r.never_fixable_users, r.unmatched_users, r.users_needing_reexport, r.reexport_users
+        FROM per_plan c LEFT JOIN people r ON r.plan = c.plan""")
+    return p
 
 
-def _plan_summary(engine: Engine, plan: MigrationPlan, users: str, daily: pd.DataFrame, cohort: str | None,
-                  d0: date, d1: date) -> dict[str, Any]:
-    cat = dict(engine.query_rows(f"SELECT category, count(*) FROM {users} GROUP BY category"))
-    never = engine.query_rows(f"""
-        SELECT count(DISTINCT pid) FILTER (WHERE category = 'never_fixable'),
-               count(DISTINCT pid) FILTER (WHERE NOT person_matched)
-        FROM {users}""")[0]
-    need, by_reexport = engine.query_rows(_reexport_sql(users, plan))[0]
-    change = plan.first_change()
-    last = daily.iloc[-1] if len(daily) else None
-    to90, to99 = time_to_fraction(daily, change, 0.90), time_to_fraction(daily, change, 0.99)
-    return {
-        "plan": plan.name, "cohort": cohort,
-        "start": pd.Timestamp(d0), "end": pd.Timestamp(d1),
-        "first_change": pd.Timestamp(naive_utc(change)) if change else pd.NaT,
-        "members_end": int(last["members"]) if last is not None else 0,
-        "matched_end": int(last["matched"]) if last is not None else 0,
-        "final_match_rate": float(last["match_rate"]) if last is not None else float("nan"),
-        "people_end": int(last["people"]) if last is not None else 0,
-        "split_profiles_end": int(last["split_profiles"]) if last is not None else 0,
-        "stranded_profiles": int(cat.get("stranded_split", 0)),
-        "never_fixable_users": int(never[0] or 0),
-        "unmatched_users": int(never[1] or 0),
-        "not_in_mparticle_profiles": int(cat.get("not_in_mparticle", 0)),
-        "deleted_mparticle_profiles": int(cat.get("mparticle_profile_deleted", 0)),
-        "unfixed_profiles": int(cat.get("unfixed", 0)),
-        "users_needing_reexport": int(need or 0),
-        "reexport_at": pd.Timestamp(naive_utc(plan.reexport_at)) if plan.reexport_at else pd.NaT,
-        "reexport_users": int(by_reexport or 0),
-        "days_to_90pct": float("nan") if to90 is None else to90,
-        "days_to_99pct": float("nan") if to99 is None else to99,
-    }
+SUMMARY_CATEGORIES = ("stranded_split", "not_in_mparticle", "mparticle_profile_deleted", "unfixed")
+
+
+def _summaries(engine: Engine, plans: list[MigrationPlan], sql: str, dailies: list[pd.DataFrame],
+               cohort: str | None, d0: date, d1: date) -> list[dict[str, Any]]:
+    """One summary row per plan: the last day of its ``daily`` and the figures of its users
+    (``sql``: :func:`_summary_pipeline`'s)."""
+    got = engine.query_df(sql)
+    figures = {r["plan"]: r for r in got.to_dict("records")}
+    rows = []
+    for plan, daily in zip(plans, dailies):
+        f = figures.get(plan.name, {})
+
+        def n(col: str) -> int:
+            v = f.get(col)
+            return 0 if v is None or pd.isna(v) else int(v)
+
+        change = plan.first_change()
+        last = daily.iloc[-1] if len(daily) else None
+        to90, to99 = time_to_fraction(daily, change, 0.90), time_to_fraction(daily, change, 0.99)
+        rows.append({
+            "plan": plan.name, "cohort": cohort,
+            "start": pd.Timestamp(d0), "end": pd.Timestamp(d1),
+            "first_change": pd.Timestamp(naive_utc(change)) if change else pd.NaT,
+            "members_end": int(last["members"]) if last is not None else 0,
+            "matched_end": int(last["matched"]) if last is not None else 0,
+            "final_match_rate": float(last["match_rate"]) if last is not None else float("nan"),
+            "people_end": int(last["people"]) if last is not None else 0,
+            "split_profiles_end": int(last["split_profiles"]) if last is not None else 0,
+            "stranded_profiles": n("stranded_split"),
+            "never_fixable_users": n("never_fixable_users"),
+            "unmatched_users": n("unmatched_users"),
+            "not_in_mparticle_profiles": n("not_in_mparticle"),
+            "deleted_mparticle_profiles": n("mparticle_profile_deleted"),
+            "unfixed_profiles": n("unfixed"),
+            "users_needing_reexport": n("users_needing_reexport"),
+            "reexport_at": pd.Timestamp(naive_utc(plan.reexport_at)) if plan.reexport_at else pd.NaT,
+            "reexport_users": n("reexport_users"),
+            "days_to_90pct": float("nan") if to90 is None else to90,
+            "days_to_99pct": float("nan") if to99 is None else to99,
+        })
+    return rows
+
+
+def _shapes(plans: list[MigrationPlan]) -> list[list[int]]:
+    """Indices of ``plans`` grouped by :func:`profile_shape` (first appearance order)."""
+    groups: dict[tuple, list[int]] = {}
+    for i, p in enumerate(plans):
+        groups.setdefault(profile_shape(p), []).append(i)
+    return list(groups.values())
+
+
+def _these(plans: list[MigrationPlan]) -> str:
+    return f"plan IN ({', '.join(sql_str(p.name) for p in plans)})"
 
 
 def _population(engine: Engine, t: RunTables, cohort: str | None, summary: pd.DataFrame) -> str:
@@ -206,28 +246,64 @@ def run_plans(engine: Engine, plans: Iterable[Any], start: Any, end: Any, *, set
             engine.materialise(t.scope, cohort_scope_sql(t, cohort), temp=not debug)
             t.created.append(t.scope)
         days = [d0 + timedelta(days=i) for i in range((d1 - d0).days + 1)]
-        dailies, users, rows = [], [], []
-        for i, plan in enumerate(plans):
-            profiles, daily_t, users_t = t.plan(i, "profiles"), t.plan(i, "daily"), t.plan(i, "users")
+        daily_tables, users = [t.plan(i, "daily") for i in range(len(plans))], []
+        profiles_of: dict[int, str] = {}  # plan index -> its shape's profiles table
+        rfix: dict[int, str] = {}  # plan index -> its remediation column there (or a NULL timestamp)
+        for g, members in enumerate(_shapes(plans)):
+            # one profiles pass and one milestones pass for the plans of one shape (they differ
+            # only by their remediation start: one rfix_<i> column each)
+            first = plans[members[0]]
+            rems = sorted({r for r in (remediation_start(plans[i]) for i in members) if r is not None})
+            profiles, milestones = t.name(f"shape{g}_profiles"), t.name(f"shape{g}_milestones")
             counts[profiles] = run_pipeline(engine, t, profiles_pipeline(
-                plan, t, window_end=window_end, observed_only=activity == "observed", scoped=bool(cohort)),
-                profiles, debug=debug)
-            eits = [plan.eit_at(_midnight_after(d).replace(tzinfo=timezone.utc)) for d in days]
-            dp = daily_pipeline(profiles, d0, d1, [st.fallback_applies(e) for e in eits], eits)
-            dp.add("daily_rates", _daily_rates_sql(plan, cohort))
-            counts[daily_t] = run_pipeline(engine, t, dp, daily_t, debug=debug)
-            counts[users_t] = run_pipeline(engine, t, status_pipeline(profiles, plan, st, window_end), users_t,
-                                           debug=debug)
-            daily = _read_daily(engine, daily_t)
-            rows.append(_plan_summary(engine, plan, users_t, daily, cohort, d0, d1))
-            dailies.append(daily)
-            users.append(users_t)
+                first, t, window_end=window_end, observed_only=activity == "observed", scoped=bool(cohort),
+                remediations=rems), profiles, debug=debug)
+            for i in members:
+                r = remediation_start(plans[i])
+                profiles_of[i] = profiles
+                rfix[i] = f"rfix_{rems.index(r)}" if r is not None else "CAST(NULL AS TIMESTAMP)"
+            variants = sorted({rfix[i] for i in members})
+            counts[milestones] = run_pipeline(engine, t, milestones_pipeline(
+                profiles, [fix_sql(v) for v in variants], len({x.eit for x in first.eit_timeline})),
+                milestones, debug=debug)
+            for i in members:
+                plan = plans[i]
+                eits = [plan.eit_at(_midnight_after(d).replace(tzinfo=timezone.utc)) for d in days]
+                dp = daily_pipeline(profiles, milestones, d0, d1, [st.fallback_applies(e) for e in eits], eits,
+                                    fix=fix_sql(rfix[i]), p_fix=f"p_fix_{variants.index(rfix[i])}")
+                dp.add("daily_rates", _daily_rates_sql(plan, cohort))
+                counts[daily_tables[i]] = run_pipeline(engine, t, dp, daily_tables[i], debug=debug)
+        # every plan's users as stored (migration_users), in one statement: the summary is read
+        # from them (from the stored table, written once; without store straight from the steps,
+        # nothing written)
+        kept = keep_tables or debug  # the run's tables are read afterwards: each plan's users a table
+        users = Pipeline()
+        for i, plan in enumerate(plans):
+            sp = status_pipeline(profiles_of[i], plan, st, window_end,
+                                 rfix=("k." if rfix[i].startswith("rfix_") else "") + rfix[i],
+                                 suffix="" if kept else f"_{i}")
+            if kept:
+                counts[t.plan(i, "users")] = run_pipeline(engine, t, sp, t.plan(i, "users"), debug=debug)
+            else:
+                for step in sp.steps:
+                    users.add(step.name, step.sql)
+        users.add("plan_users", "\nUNION ALL\n".join(
+            _users_sql(t.plan(i, "users") if kept else f"categories_{i}", plan) for i, plan in enumerate(plans)))
+        dailies = [_read_daily(engine, d) for d in daily_tables]
         daily = pd.concat(dailies, ignore_index=True) if dailies else pd.DataFrame()
+        if store:
+            replace_rows(engine, USERS_TABLE, [f"({users.sql()}) AS u"], _these(plans))
+            summarise = _summary_pipeline(plans, USERS_TABLE)
+        else:
+            summarise = users
+            for step in _summary_pipeline(plans, "plan_users").steps:
+                summarise.add(step.name, step.sql)
+        rows = _summaries(engine, plans, summarise.sql(), dailies, cohort, d0, d1)
         summary = pd.DataFrame(rows)
         if len(summary):
             summary["cohort"] = summary["cohort"].astype("string")
         if store:
-            _store(engine, t, plans, [t.plan(i, "daily") for i in range(len(plans))], users, summary)
+            _store(engine, t, plans, daily_tables, summary)
         population = _population(engine, t, cohort, summary)
     finally:
         if not (keep_tables or debug):
@@ -242,16 +318,15 @@ def _read_daily(engine: Engine, table: str) -> pd.DataFrame:
     return daily
 
 
-def _store(engine: Engine, t: RunTables, plans: list[MigrationPlan], dailies: list[str], users: list[str],
+def _store(engine: Engine, t: RunTables, plans: list[MigrationPlan], dailies: list[str],
            summary: pd.DataFrame) -> None:
-    """Replace the rows of these plans in the four stored tables, each in one whole-table write."""
-    these = f"plan IN ({', '.join(sql_str(p.name) for p in plans)})"
-    stored_users = [f"({_users_sql(u, plan)}) AS u" for plan, u in zip(plans, users)]
+    """Replace the rows of these plans in the stored daily, summary and plans tables (the users
+    are written by :func:`run_plans`), each in one whole-table write."""
+    these = _these(plans)
     frames = {SUMMARY_TABLE: summary, PLANS_TABLE: pd.DataFrame({
         "plan": [p.name for p in plans], "definition": [p.model_dump_json() for p in plans],
         "yaml": [p.to_yaml() for p in plans]})}
     replace_rows(engine, DAILY_TABLE, dailies, these)
-    replace_rows(engine, USERS_TABLE, stored_users, these)
     for table, frame in frames.items():
         name = t.name(f"new_{table}")
         engine.materialise_frame(name, frame, temp=True)

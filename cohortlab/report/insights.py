@@ -1,6 +1,6 @@
 """What the notebooks gather from a :class:`~cohortlab.lab.Lab`: the cohorts, one simulation per
 cohort, the match rate at past snapshots, and the EIT-migration runs (through the migration
-package's public API: plan loading, ``Lab.compare_plans`` (``run_plans``) and
+package's public API: plan loading, ``run_plans`` (what ``Lab.compare_plans`` runs, not stored) and
 ``Lab.validate_migration`` (``validate``)). The figures themselves are computed by
 :mod:`.metrics`; this module only fetches."""
 
@@ -190,9 +190,15 @@ def migration_window(lab, start=None, end=None) -> tuple[_dt.date, _dt.date]:
 
 
 def run_migration(lab, plans, start, end, *, settings=None, activity: str = "observed"):
-    """``(daily, summary)`` of every plan (``lab.compare_plans``)."""
-    daily = lab.compare_plans(list(plans), start, end, settings=settings, activity=activity)
-    return daily, daily.attrs.get("summary", pd.DataFrame())
+    """``(daily, summary)`` of every plan (``run_plans``, as ``lab.compare_plans`` runs it, but
+    nothing is stored: the report reads the returned frames, and writing every plan's users as
+    ``migration_users`` into the read-only lab's memory was a fifth of the run)."""
+    from cohortlab.migration.run import run_plans
+
+    run = run_plans(lab.engine, list(plans), start, end, settings=settings, activity=activity, store=False)
+    daily, summary = run.daily, run.summary
+    daily.attrs["summary"] = summary
+    return daily, summary
 
 
 def plan_markers(plans, daily: pd.DataFrame | None = None) -> pd.DataFrame:
