@@ -406,8 +406,33 @@ def run_report(
     kernel = kernel or kernel_name()
     out_dir = prepare_output_dir(out, overwrite=overwrite, root=root)
     say(f"report folder: {out_dir}")
+    if params.get("db") and params.get("engine", "duckdb") == "duckdb":
+        hint = stored_simulations_hint(params["db"])
+        if hint:
+            say(hint)
     source = str(params.get("data") or params.get("db"))
     return _run_all(sources, out_dir, params, source, kernel, say, keep_data)
+
+
+def stored_simulations_hint(db: str | os.PathLike) -> str | None:
+    """A line for the user when the database ``db`` holds no simulation stored for its current
+    data (docs/simulate.md#stored-simulations): each notebook then simulates on its own, and
+    ``cohortlab simulate`` / ``cohortlab verify`` would store what the next report reuses.
+    None when one is stored, or when the file cannot be opened here (the notebooks say why)."""
+    from cohortlab.lab import Lab
+    from cohortlab.simulation import store
+
+    try:
+        with Lab(str(db), read_only=True) as lab:
+            entries = store.stored(lab.engine)
+            fingerprint = store.data_fingerprint(lab.engine) if entries else None
+    except Exception:  # a locked or foreign file: the notebooks report it
+        return None
+    if any(e["fingerprint"] == fingerprint for e in entries):
+        return None
+    return (f"no simulation is stored in {db} for its current data: each notebook simulates on its own; "
+            f"`cohortlab simulate --db {db} --cohort NAME` (and `cohortlab verify`) store theirs, "
+            "which the next report reuses (docs/simulate.md#stored-simulations)")
 
 
 def parallel_notebooks() -> int:

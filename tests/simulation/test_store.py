@@ -270,3 +270,18 @@ def test_verify_and_explain_are_identical_with_and_without_the_store(db):
             x = lab.explain(C, u)
             assert x.simulation == "stored"
             assert x.to_text() == alone[u], u
+
+
+# --------------------------------------------------------------------------- the report's hint
+def test_the_report_says_when_nothing_is_stored_for_the_current_data(db):
+    from cohortlab.report.runner import stored_simulations_hint
+
+    hint = stored_simulations_hint(db)
+    assert hint is not None and f"cohortlab simulate --db {db}" in hint
+    with Lab(db) as lab:
+        lab.simulate(C, store=True)
+    assert stored_simulations_hint(db) is None
+    with Lab(db) as lab:  # the data changes behind the store (a row of loads): stale, hint again
+        lab.engine.execute("UPDATE loads SET loaded = loaded + 1 WHERE load_id = (SELECT max(load_id) FROM loads)")
+    assert stored_simulations_hint(db) is not None
+    assert stored_simulations_hint(str(Path(db).with_name("missing.duckdb"))) is None
