@@ -41,12 +41,11 @@ def _step_name(step: str) -> str:
 
 def _remedy_words(loss: Mapping[str, Any]) -> str:
     """What fixes a waterfall step. A Rule's worth is the identity-gaps page's figure (each remedy
-    valued by its own simulation), pointed to, never estimated again here."""
+    valued by its own simulation), pointed to once below the list (†), never estimated again here."""
     n = loss["users"]
     return {
         "rule": "an mParticle Rule (or SDK code) writing the MPID into `$mparticle_user_id` reaches those of "
-                "them in mParticle and active since the cutoff: what it gains, with and without a re-export, "
-                "is simulated on the identity-gaps page (What each remedy would recover)",
+                "them in mParticle and active since the cutoff (†)",
         "merge_profiles": "no person is lost: mParticle counts each person once",
         "next_run": f"the next successful run sets these **{n:,}** true",
         "re_export": f"a full re-export would clear these **{n:,}**",
@@ -78,6 +77,9 @@ def match_rates_summary(f: Mapping[str, Any]) -> str:
             sign = "+" if loss["kind"] == "plus" else "−"
             lines.append(f"- {sign}{loss['users']:,} ({pct(loss['share_of_members'])} of members): "
                          f"{STEP_WORDS.get(loss['step'], loss['step'])}; {_remedy_words(loss)}.")
+    if any(loss["remedy"] == "rule" for v in f["cohorts"].values() for loss in v["losses"]):
+        lines.append("\n(†) What a Rule or SDK code gains, with and without a re-export, is simulated on the "
+                     "identity-gaps page (What each remedy would recover), each remedy by its own simulation.")
     return "\n".join(lines)
 
 

@@ -180,7 +180,10 @@ def test_findings_rank_every_waterfall_step_by_size_with_what_fixes_it():
     assert lines[0].startswith("- +3 (60.0% of members): profiles still true although their member left")
     assert "re-export would clear these **3**" in lines[0]
     assert lines[1].startswith("- −2 (40.0% of members)")
-    assert "simulated on the identity-gaps page (What each remedy would recover)" in lines[1]
+    assert lines[1].endswith("active since the cutoff (†).")
+    # the pointer to the simulated figure stands once, below the list, not in every line
+    assert text.count("simulated on the identity-gaps page (What each remedy would recover)") == 1
+    assert text.splitlines()[-1].startswith("(†) What a Rule or SDK code gains")
     assert re.findall(r"\d[\d,.]*", lines[1]) == ["2", "40.0"]  # the step's own numbers, no estimate
     assert "shared" not in lines[0] and "no person is lost" in lines[2]
     assert "2 of 5 Mixpanel cohort members (40.0% of members)" in text
