@@ -46,29 +46,26 @@ PSEUDONYM_PREFIX = "anon-"
 META_TABLE = "cohortlab_meta"
 KEY_NAME = "pseudonym_key"
 
-KNOWN_PERSONAL_SQL = """
-    SELECT email AS v FROM mp_profiles WHERE email IS NOT NULL
-    UNION SELECT phone FROM mp_profiles WHERE phone IS NOT NULL
-    UNION SELECT email FROM mp_webhook_members WHERE email IS NOT NULL
+def _known_personal_sql(condition: str) -> str:
+    """The personal values of the database (column ``v``) whose value meets ``condition``."""
+    return f"""
+    SELECT email AS v FROM mp_profiles WHERE email {condition}
+    UNION SELECT phone FROM mp_profiles WHERE phone {condition}
+    UNION SELECT email FROM mp_webhook_members WHERE email {condition}
     UNION SELECT value FROM mpa_identities
           WHERE identity_type IN ('email', 'mobile_number', 'phone_number_2', 'phone_number_3')
-            AND value IS NOT NULL
+            AND value {condition}
 """
+
+
+KNOWN_PERSONAL_SQL = _known_personal_sql("IS NOT NULL")
 
 
 def known_personal_among_sql(values: str) -> str:
     """The rows of :data:`KNOWN_PERSONAL_SQL` (column ``v``) among the values of ``values`` (a
     table or a parenthesised query with one column): a semi-join per source, so that only the
     values about to be shown are looked up, not every personal value of the database."""
-    among = f"IN (SELECT * FROM {values})"
-    return f"""
-    SELECT email AS v FROM mp_profiles WHERE email {among}
-    UNION SELECT phone FROM mp_profiles WHERE phone {among}
-    UNION SELECT email FROM mp_webhook_members WHERE email {among}
-    UNION SELECT value FROM mpa_identities
-          WHERE identity_type IN ('email', 'mobile_number', 'phone_number_2', 'phone_number_3')
-            AND value {among}
-"""
+    return _known_personal_sql(f"IN (SELECT * FROM {values})")
 
 
 def looks_personal(value: Any) -> bool:

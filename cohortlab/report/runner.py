@@ -424,11 +424,9 @@ def stored_simulations_hint(db: str | os.PathLike) -> str | None:
 
     try:
         with Lab(str(db), read_only=True) as lab:
-            entries = store.stored(lab.engine)
-            fingerprint = store.data_fingerprint(lab.engine) if entries else None
+            if store.current(lab.engine):
+                return None
     except Exception:  # a locked or foreign file: the notebooks report it
-        return None
-    if any(e["fingerprint"] == fingerprint for e in entries):
         return None
     return (f"no simulation is stored in {db} for its current data: each notebook simulates on its own; "
             f"`cohortlab simulate --db {db} --cohort NAME` (and `cohortlab verify`) store theirs, "

@@ -350,10 +350,9 @@ def _events_of(engine: Engine, dids: list[str]) -> dict[str, list[tuple]]:
     return out
 
 
-def _events_step(engine: Engine, d: str, settings: SyncSettings, at: datetime, profile_has_id: bool,
-                 rows: list[tuple] | None = None) -> Step:
-    if rows is None:
-        rows = _events_of(engine, [d])[d]
+def _events_step(d: str, settings: SyncSettings, at: datetime, profile_has_id: bool, rows: list[tuple]) -> Step:
+    """The event identity rule for ``d`` from ``rows``: its events' (time, $mparticle_user_id),
+    latest first (:func:`_events_of`)."""
     cutoff = settings.event_identity_cutoff
     at_ = naive_utc(at)
     cut = naive_utc(cutoff) if cutoff else None
@@ -524,7 +523,7 @@ def _explain(engine, ref, user, user_s, settings, result, observed, sim_at, snap
     for d in dids:
         prof = _profile_step(engine, d)
         steps.append(prof)
-        steps.append(_events_step(engine, d, settings, result.at, prof.data.get("mparticle_user_id") is not None,
+        steps.append(_events_step(d, settings, result.at, prof.data.get("mparticle_user_id") is not None,
                                   events[d]))
         versions = presence(engine, ref, d, result.at)
         changes, prev = [], False

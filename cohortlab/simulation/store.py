@@ -144,6 +144,16 @@ def stored(engine: Engine) -> list[dict[str, Any]]:
     return _entries(engine)
 
 
+def current(engine: Engine) -> list[dict[str, Any]]:
+    """The stored simulations that describe the data as it is now (their fingerprint is the
+    database's), oldest first; the others are never read (:func:`lookup`)."""
+    entries = stored(engine)
+    if not entries:
+        return []
+    fp = data_fingerprint(engine)
+    return [e for e in entries if e["fingerprint"] == fp]
+
+
 def drop_all(engine: Engine) -> int:
     """Drop every stored simulation and its tables (writable databases); returns how many."""
     if not supported(engine) or not writable(engine) or not _catalogue_exists(engine):
@@ -240,5 +250,5 @@ def save(engine: Engine, key: str, result, *, max_stored: int | None = None) -> 
     return tables
 
 
-__all__ = ["CATALOGUE", "MAX_STORED", "STORED_TABLES", "STORE_VERSION", "StoreError", "data_fingerprint",
+__all__ = ["CATALOGUE", "MAX_STORED", "STORED_TABLES", "STORE_VERSION", "StoreError", "current", "data_fingerprint",
            "drop_all", "lookup", "save", "store_key", "stored", "supported", "writable"]
