@@ -51,8 +51,10 @@ class DerivedReexport:
             self.engine.drop(t)
 
 
-def _key(alias: str) -> str:
-    return f"CASE WHEN {alias}.is_orphan THEN {alias}.orphan_identifier ELSE CAST({alias}.target AS VARCHAR) END"
+def profile_key(alias: str, id_column: str = "target") -> str:
+    """A profile as text: the MPID of a linked target, the identifier of an orphan (the orphan's
+    number differs between two simulations; its identifier does not)."""
+    return f"CASE WHEN {alias}.is_orphan THEN {alias}.orphan_identifier ELSE CAST({alias}.{id_column} AS VARCHAR) END"
 
 
 def derive_last_run_reexport(engine: Engine, base: Any, settings: SyncSettings, reexport_time: datetime,
@@ -125,7 +127,7 @@ def derive_last_run_reexport(engine: Engine, base: Any, settings: SyncSettings, 
                 FROM before b LEFT JOIN orphan_names o ON b.is_orphan AND o.target = b.target
                 WHERE b.is_true = 1
                 UNION
-                SELECT t.is_orphan, {_key('t')} AS pkey
+                SELECT t.is_orphan, {profile_key('t')} AS pkey
                 FROM {targets} t
                 JOIN {members} m ON m.distinct_id = t.distinct_id AND m.resolve_time = t.resolve_time
             )

@@ -59,7 +59,7 @@ import pandas as pd
 from cohortlab.engines.base import Engine
 from cohortlab.pipeline import sql_ts
 from cohortlab.settings import EitPeriod, Pause, SyncSettings
-from cohortlab.simulation.last_run_reexport import DerivedReexport, derive_last_run_reexport
+from cohortlab.simulation.last_run_reexport import DerivedReexport, derive_last_run_reexport, profile_key
 from cohortlab.simulation.membership import CohortRef, Source, find_cohort
 from cohortlab.simulation.resolution import _FLOAT_SPELLING, ProfileHistory, fast_mpid_sql, profile_history_kind
 from cohortlab.simulation.simulate import SimulationResult, new_run_id, reexport_value, simulate
@@ -234,12 +234,6 @@ def subset_ready(base: Any, tables: tuple[str, ...] = _SUBSET_TABLES) -> bool:
     return base is not None and all(t in base.table_names for t in tables)
 
 
-def _profile_key(alias: str, id_column: str) -> str:
-    """A profile as text: the MPID of a linked target, the identifier of an orphan (the orphan's
-    number differs between two simulations; its identifier does not)."""
-    return f"CASE WHEN {alias}.is_orphan THEN {alias}.orphan_identifier ELSE CAST({alias}.{id_column} AS VARCHAR) END"
-
-
 # the inputs read per member (joined on the member's distinct_id); everything else the simulation
 # reads (snapshots, webhook pages, loads, mParticle profiles and identities) is read whole
 MEMBER_TABLES = ("mp_profile_history", "mp_profiles", "mp_events", "mp_cohort_members", "mp_webhook_members")
@@ -311,7 +305,7 @@ class SubsetWorld:
     def build(self, copy: bool = True) -> None:
         """P, REL and (``copy``) the world from what was added (again after P grew)."""
         e = self.ctx.engine
-        key = _profile_key("t", "target")
+        key = profile_key("t")
         base_p = " UNION ALL ".join(
             f"SELECT t.is_orphan, {key} FROM {b.table_names['targets']} t "
             f"JOIN {self.changed} c ON c.distinct_id = t.distinct_id" for b in self.bases)
@@ -360,7 +354,7 @@ class SubsetWorld:
         :func:`profile_history_kind` of the remedied inputs, whole. ``inside()`` runs in the
         world after each simulation (the last call is the one of the answer)."""
         e, ctx = self.ctx.engine, self.ctx
-        key = _profile_key("t", "target")
+        key = profile_key("t")
         if int(e.query_rows(f"SELECT count(*) FROM ({changed_sql}) c")[0][0]) == 0:
             return base.audience  # nothing changes
         while True:
@@ -382,7 +376,7 @@ class SubsetWorld:
                     self.build()
                     continue
                 true_in = ("SELECT count(*) FROM {t} a JOIN " + self.profiles +
-                           " p ON p.is_orphan = a.is_orphan AND p.pkey = " + _profile_key("a", "mpid") + " WHERE a.value")
+                           " p ON p.is_orphan = a.is_orphan AND p.pkey = " + profile_key("a", "mpid") + " WHERE a.value")
                 before, after = e.query_rows(f"SELECT ({true_in.format(t=base.table_names['attribute_state'])}), "
                                              f"({true_in.format(t=n.attribute_state)})")[0]
                 return base.audience - int(before) + int(after)
