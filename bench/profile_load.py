@@ -4,9 +4,12 @@
     python bench/profile_load.py WORLD_DIR --explain 'INSERT INTO mp_events'
 
 Loads WORLD_DIR (a ``cohortlab synth`` folder or exports laid out the same way) into a fresh
-database, wrapping the engine so that each statement's wall time is recorded. Prints the total,
-the time per loader kind, and the statements that took longest, grouped by their first 80
-characters (the same statement for 40 event files is one line, with its count).
+database, wrapping the engine so that each statement's wall time is recorded. Prints the total
+(wall and CPU seconds), per loader kind the statements' wall time and the ``load()`` call's wall
+and CPU time (CPU of the whole process, every DuckDB thread and Python: on a shared machine it
+moves less with other work than wall time; wall minus statements is Python), and the statements
+that took longest, grouped by their first 80 characters (the same statement for 40 event files
+is one line, with its count).
 ``--explain PREFIX`` also prints DuckDB's ``EXPLAIN ANALYZE`` of the first statement (without a
 result: CREATE, INSERT, ...) starting with PREFIX: that statement runs under EXPLAIN ANALYZE in
 place of the plain one, so its effect happens once, as in a normal load.
@@ -39,13 +42,20 @@ def main(argv=None) -> int:
 
     timer = StatementTimer(width=80, explain=(lambda key: key.startswith(a.explain)) if a.explain else None)
     orig_load = Loader.load
+    # CPU seconds of the whole process (every DuckDB thread) per loader kind, Python included:
+    # on a shared machine less sensitive to other work than wall time
+    cpu_by_kind: dict[str, float] = {}
+    wall_by_kind: dict[str, float] = {}
 
     def load(self, engine, paths, **kwargs):
         timer.label = self.kind
+        c0, w0 = time.process_time(), time.perf_counter()
         try:
             return orig_load(self, engine, paths, **kwargs)
         finally:
             timer.label = "-"
+            cpu_by_kind[self.kind] = cpu_by_kind.get(self.kind, 0.0) + time.process_time() - c0
+            wall_by_kind[self.kind] = wall_by_kind.get(self.kind, 0.0) + time.perf_counter() - w0
 
     tmp = None
     db = a.db
@@ -55,7 +65,7 @@ def main(argv=None) -> int:
     for p in (db, db + ".wal"):
         if os.path.exists(p):
             os.remove(p)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     Loader.load = load
     try:
         with timer:
@@ -64,11 +74,12 @@ def main(argv=None) -> int:
             lab.close()
     finally:
         Loader.load = orig_load
-    wall = time.perf_counter() - t0
-    print(f"load_world + close: {wall:.2f} s wall; statements {timer.seconds:.2f} s")
-    print("\nby loader kind:")
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    print(f"load_world + close: {wall:.2f} s wall, {cpu:.2f} s CPU (all threads); statements {timer.seconds:.2f} s "
+          f"(load average {os.getloadavg()[0]:.1f})")
+    print("\nby loader kind:          statements   load() wall   load() CPU")
     for kind, s in timer.by_label.most_common():
-        print(f"  {kind:<22}{s:8.2f} s")
+        print(f"  {kind:<22}{s:8.2f} s  {wall_by_kind.get(kind, 0):10.2f} s  {cpu_by_kind.get(kind, 0):9.2f} s")
     print(f"\ntop {a.top} statements (grouped by their first 80 characters):")
     for key, s, n in timer.top(a.top):
         print(f"  {s:8.2f} s {n:4d}x  {key}")

@@ -78,7 +78,7 @@ def records_sql(ctx: FileContext) -> str:
     """SELECT (line, j) — like ``ctx.json_records_sql()`` (same records, same line numbers), but
     a JSONL line stays VARCHAR, not validated here: :func:`stage_sql` parses it once with
     ``try(json_extract(...))`` (NULL = not valid JSON, the validity of ``json_valid``)."""
-    if sniff_json_layout(ctx.path) == "jsonl":
+    if sniff_json_layout(ctx.text_path()) == "jsonl":
         return f"SELECT line, raw AS j FROM ({ctx.lines_sql()}) WHERE {nonblank_sql('raw')}"
     return f"SELECT line, j FROM ({ctx.json_records_sql()})"
 
@@ -183,7 +183,7 @@ def create_stage(
     booleans or an MPID may be named: ``read_json`` spells a float ``1e+18`` where the JSON
     functions spell it ``1000000000000000000.0``, which neither a number nor an MPID tells
     apart)."""
-    if sniff_json_layout(ctx.path) == "jsonl":
+    if sniff_json_layout(ctx.text_path()) == "jsonl":
         if fast_text is not None and fast.enabled() and not extra:
             staged = _fast_stage(ctx, tmp, scalars, containers, checks, fast_text)
             if staged is not None:

@@ -21,7 +21,8 @@ The same limits in every loader (a file beyond them fails with one line naming t
   ``invalid_utf8`` and the rest of the file loads, numbered as in the file; a file with more than
   ``MAX_INVALID_UTF8_LINES`` (1000) such lines, and a CSV with any, is refused as not UTF-8
   (UTF-16 is refused: convert it);
-* lines end in LF, CRLF or CR (a file with CR only is read line by line too);
+* lines end in LF, CRLF or CR (a file with CR only is read line by line too; a file mixing them
+  is read through an LF copy, :mod:`cohortlab.loaders.line_ends`, each of them ending a line);
 * JSON may nest to any depth DuckDB parses (no Python recursion limit applies);
 * a JSON array file holds one array: more JSON after it is refused;
 * CSV: the delimiter is read from the header line (the most frequent of ``, TAB ; |``; none in a
@@ -40,6 +41,7 @@ import glob as _glob
 import gzip
 import json
 import os
+import re
 from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass, field
@@ -50,6 +52,7 @@ import xxhash
 
 from cohortlab.engines.base import Engine
 from cohortlab.errors import CohortlabError
+from cohortlab.loaders.line_ends import TextCopies
 from cohortlab.pipeline import sql_str
 
 # the message of a file that starts with a JSON array and goes on with more JSON after it
@@ -215,6 +218,9 @@ def head_text(path: Path, n: int = 65536) -> str:
     return data.decode("utf-8", errors="replace")
 
 
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
 def sniff_json_layout(path: Path) -> str:
     """'jsonl' (one JSON value per line), 'array' (one top-level JSON array) or 'document'
     (one or several, possibly pretty-printed, JSON values). Raises LoadError for an empty file
@@ -228,11 +234,10 @@ def sniff_json_layout(path: Path) -> str:
         return "array"
     if first != "{":
         raise LoadError(path, f"unrecognised format: expected JSON, file starts with {stripped[:40]!r}")
-    # a file with CR-only line endings (old Mac, some Windows tools) has no "\n": its lines end
-    # in "\r" (read_csv splits on either)
-    eol = "\n" if "\n" in stripped or "\r" not in stripped else "\r"
-    first_line, newline, rest = stripped.partition(eol)
-    if not newline and len(head) >= 65536:  # a first line longer than the head (a big page)
+    # a line ends in LF, CRLF or a lone CR (old Mac tools; a file may mix them: line_ends)
+    end = _LINE_END.search(stripped)
+    first_line, rest = (stripped[: end.start()], stripped[end.end():]) if end else (stripped, "")
+    if not end and len(head) >= 65536:  # a first line longer than the head (a big page)
         first_line = _first_line(path).lstrip("\ufeff \t\r\n")
     try:
         json.loads(first_line.strip())
@@ -243,7 +248,7 @@ def sniff_json_layout(path: Path) -> str:
         pass
     # a JSONL file whose first line is malformed: the next non-blank (complete) line is a JSON
     # object on its own, which never happens inside a pretty-printed document
-    for line in rest.split(eol)[:-1]:
+    for line in _LINE_END.split(rest)[:-1]:
         if line.strip():
             try:
                 if line.strip().startswith("{") and isinstance(json.loads(line), dict):
@@ -347,23 +352,64 @@ def csv_read_sql(ctx: "FileContext", n_columns: int, delim: str) -> str:
     (``c1`` … ``cN``: a header named like a working column cannot clash), the dialect given, not
     guessed. A row with more or fewer fields than the header fails the load with its line."""
     cols = "{" + ", ".join(f"'c{i + 1}': 'VARCHAR'" for i in range(n_columns)) + "}"
+    text = ctx.text_path(csv=True)
     return (
-        f"read_csv({ctx.file_sql}, header=true, auto_detect=false, columns={cols}, "
-        f"delim={sql_str(delim)}, quote='\"', escape='\"', compression='{ctx.compression}', "
+        f"read_csv({sql_str(text)}, header=true, auto_detect=false, columns={cols}, "
+        f"delim={sql_str(delim)}, quote='\"', escape='\"', compression='{compression(text)}', "
         f"max_line_size={MAX_LINE_SIZE}{ctx._buffer_option()})"
     )
 
 
-def fingerprint(path: Path, kind: str, options: dict[str, Any]) -> str:
+@dataclass(frozen=True)
+class FileScan:
+    """What one read of a file's bytes tells: its ``fingerprint`` (kind + options + content
+    hash) and, for a plain (not gzip) file, its physical line count as the exact path counts
+    them (``lines``; None when a CR that does not end a CRLF makes the count uncertain: the
+    typed fast path then declines the file). ``counted`` is False for a gzip file (its lines
+    are counted by DuckDB when needed)."""
+
+    fingerprint: str
+    lines: int | None = None
+    counted: bool = False
+    # lines end in more than one way (LF, CRLF, lone CR): read through an LF copy (line_ends)
+    mixed_eol: bool = False
+
+
+def scan_file(path: Path, kind: str, options: dict[str, Any]) -> FileScan:
+    """Hash ``path`` and count its lines in the same pass (the file is read once here instead of
+    twice: the hash for the fingerprint, then the newline counts for the fast path). Newlines
+    are counted by numpy; CRs only when the block holds one (``bytes.find``: most exports have
+    none), then CRLFs, so that a file whose CRs all end a CRLF counts as LF lines."""
+    import numpy as np
+
     h = xxhash.xxh3_128()
     h.update(json.dumps({"kind": kind, "options": options}, sort_keys=True, default=str).encode())
     # one reused buffer: a fresh 8 MiB bytes object per read costs more (page faults) than the hash
     buf = bytearray(8 * 1024 * 1024)
     view = memoryview(buf)
+    arr = np.frombuffer(buf, dtype=np.uint8)
+    newlines = crs = crlfs = 0
+    last = 0
+    plain = not is_gzip(path)
     with open(path, "rb") as f:
         while n := f.readinto(buf):
             h.update(view[:n])
-    return h.hexdigest()
+            if not plain:
+                continue
+            newlines += int(np.count_nonzero(arr[:n] == 10))
+            if buf.find(b"\r", 0, n) >= 0 or last == 13:
+                crs += buf.count(b"\r", 0, n)
+                crlfs += buf.count(b"\r\n", 0, n) + (last == 13 and buf[0] == 10)
+            last = buf[n - 1]
+    if not plain:
+        return FileScan(h.hexdigest())
+    lines = None if crs != crlfs else newlines + (1 if last not in (0, 10) else 0)
+    mixed = sum(n > 0 for n in (newlines - crlfs, crlfs, crs - crlfs)) > 1
+    return FileScan(h.hexdigest(), lines, counted=True, mixed_eol=mixed)
+
+
+def fingerprint(path: Path, kind: str, options: dict[str, Any]) -> str:
+    return scan_file(path, kind, options).fingerprint
 
 
 def nonblank_sql(col: str = "raw") -> str:
@@ -432,6 +478,12 @@ class FileContext:
     # physical line numbers (1-based) that are not valid UTF-8: the line readers skip them and
     # number the others as in the file (the loader quarantines them as invalid_utf8)
     skip_lines: list[int] = field(default_factory=list)
+    # the fingerprint pass over the file's bytes, with its line count (fast.physical_lines)
+    scan: FileScan | None = None
+    # read the file's text through an LF copy (its line ends are mixed: line_ends), kept in
+    # ``copies`` (one per load() call)
+    normalise: bool = False
+    copies: TextCopies = field(default_factory=TextCopies)
 
     def line_sql(self, k: str) -> str:
         """SQL: the physical line number of the k-th line read (``k`` an SQL expression),
@@ -443,19 +495,38 @@ class FileContext:
 
     @property
     def file_sql(self) -> str:
+        """The file as it is (a Parquet file; text readers use :attr:`text_sql`)."""
         return sql_str(self.path)
 
     @property
     def compression(self) -> str:
         return compression(self.path)
 
+    def text_path(self, csv: bool = False) -> Path:
+        """The file whose lines the readers read: the file itself, or, when its line ends are
+        mixed (:attr:`normalise`), its LF copy (:mod:`cohortlab.loaders.line_ends`; ``csv``:
+        line ends inside quoted fields kept). Names in tables and errors stay :attr:`path`."""
+        return self.copies.get(self.path, csv=csv)[0] if self.normalise else self.path
+
+    def text_lines(self) -> int | None:
+        """The line count of the LF copy (None when the file is read as it is)."""
+        return self.copies.get(self.path)[1] if self.normalise else None
+
+    @property
+    def text_sql(self) -> str:
+        return sql_str(self.text_path())
+
+    @property
+    def text_compression(self) -> str:
+        return compression(self.text_path())
+
     def raw_lines_sql(self) -> str:
         """SELECT (raw VARCHAR) — every physical line of the file, in file order, unnumbered (a
         query on it runs in parallel; see :meth:`numbered_table`)."""
         return (
             f"SELECT raw FROM read_csv("
-            f"{self.file_sql}, columns={{'raw': 'VARCHAR'}}, delim='\\x01', quote='', escape='', "
-            f"header=false, auto_detect=false, compression='{self.compression}', "
+            f"{self.text_sql}, columns={{'raw': 'VARCHAR'}}, delim='\\x01', quote='', escape='', "
+            f"header=false, auto_detect=false, compression='{self.text_compression}', "
             f"max_line_size={MAX_LINE_SIZE}{self._buffer_option()}"
             f"{', ignore_errors=true' if self.skip_lines else ''})"
         )
@@ -474,7 +545,7 @@ class FileContext:
         (:func:`max_object_size`), or a LoadError saying why when that cannot fit the engine's
         memory limit: DuckDB holds a JSON document whole, in a buffer of twice that size, and
         cannot spill it."""
-        size = max_object_size(self.path)
+        size = max_object_size(self.text_path())
         limit = memory_limit_bytes(self.engine)
         if limit is not None and 2 * size > 0.9 * limit:
             raise LoadError(
@@ -533,7 +604,8 @@ class FileContext:
         * A JSON array document: one record per element; ``line`` is the 1-based element number.
         * One or several (pretty-printed) JSON documents: one record per document.
         A document that is not valid JSON raises a LoadError (nothing of the file is loaded)."""
-        layout = sniff_json_layout(self.path)
+        text = self.text_path()
+        layout = sniff_json_layout(text)
         if layout == "jsonl":
             return (
                 f"SELECT line, raw, TRY_CAST(raw AS JSON) AS j "
@@ -542,18 +614,18 @@ class FileContext:
         if layout == "array":
             # element by element, never the whole array in memory (it cannot spill); raw minified.
             # read_json_objects reports every malformed array but one cut after a comma
-            if last_char(self.path) != "]":
-                if array_end(self.path) is not None:
+            if last_char(text) != "]":
+                if array_end(text) is not None:
                     raise LoadError(self.path, ARRAY_THEN_MORE)
                 raise LoadError(self.path, "malformed JSON: the array is not closed (truncated file?)")
             return (
                 "SELECT row_number() OVER () AS line, json(json)::VARCHAR AS raw, json AS j FROM read_json_objects("
-                f"{self.file_sql}, format='array', compression='{self.compression}', "
+                f"{self.text_sql}, format='array', compression='{self.text_compression}', "
                 f"maximum_object_size={ARRAY_ELEMENT_MAX})"
             )
         docs = (
             f"SELECT row_number() OVER () AS doc_no, json AS doc FROM read_json_objects("
-            f"{self.file_sql}, format='unstructured', compression='{self.compression}', "
+            f"{self.text_sql}, format='unstructured', compression='{self.text_compression}', "
             f"maximum_object_size={self.document_buffer()})"
         )
         return f"SELECT doc_no AS line, doc::VARCHAR AS raw, doc AS j FROM ({docs})"
@@ -606,15 +678,35 @@ class Loader(ABC):
         load (:class:`StrictLoadError`), which then changes nothing."""
         files = expand_paths(paths)
         bad_lines: dict[Path, list[tuple[int, bytes]]] = {}
+        mixed: set[Path] = set()  # read through an LF copy although the scan did not say so (gzip)
+        copies = TextCopies()
+        try:
+            return self._load_retrying(engine, files, progress, strict, bad_lines, mixed, copies)
+        finally:
+            copies.close()
+
+    def _load_retrying(self, engine: Engine, files: list[Path], progress: bool, strict: bool,
+                       bad_lines: dict[Path, list[tuple[int, bytes]]], mixed: set[Path],
+                       copies: TextCopies) -> LoadReport:
         while True:
             try:
-                return self._load_once(engine, files, progress, strict, bad_lines)
+                return self._load_once(engine, files, progress, strict, bad_lines, mixed, copies)
+            except _MixedLineEnds as e:
+                # DuckDB's line reader refused the file (a gzip file whose line ends are mixed:
+                # the scan counts only plain files): load again (the failed attempt was rolled
+                # back) reading it through its LF copy; refused again, the file is unreadable
+                if e.file in mixed:
+                    raise LoadError(e.path, "its lines cannot be read, even with every line end made an LF "
+                                            "(DuckDB's CSV reader: \"the CSV Parser state machine reached "
+                                            "an invalid state\")") from None
+                mixed.add(e.file)
             except _InvalidUtf8 as e:
                 # a JSONL file with invalid UTF-8 (DuckDB refuses the whole file): find those
                 # lines, and load again (the failed attempt was rolled back) quarantining them
-                if e.file in bad_lines or not _is_jsonl(e.file):
+                text = copies.existing(e.file) or e.file  # numbered as the loader reads the lines
+                if e.file in bad_lines or not _is_jsonl(text):
                     raise LoadError(e.path, e.reason) from None
-                found = invalid_utf8_lines(e.file)
+                found = invalid_utf8_lines(text)
                 if not found:
                     raise LoadError(e.path, e.reason) from None
                 if len(found) > MAX_INVALID_UTF8_LINES:
@@ -623,7 +715,8 @@ class Loader(ABC):
                 bad_lines[e.file] = found
 
     def _load_once(self, engine: Engine, files: list[Path], progress: bool, strict: bool,
-                   bad_lines: dict[Path, list[tuple[int, bytes]]]) -> LoadReport:
+                   bad_lines: dict[Path, list[tuple[int, bytes]]], mixed: set[Path],
+                   copies: TextCopies) -> LoadReport:
         report = LoadReport(self.kind)
         iterator: Iterable[Path] = files
         if progress:
@@ -634,13 +727,15 @@ class Loader(ABC):
         with engine.transaction():
             self.begin(engine)
             for path in iterator:
-                fp = fingerprint(path, self.kind, fopts)
+                scan = scan_file(path, self.kind, fopts)
+                fp = scan.fingerprint
                 if engine.query_rows("SELECT 1 FROM loads WHERE fingerprint = ? LIMIT 1", [fp]):
                     report.skipped.append(str(path))
                     continue
                 load_id = int(engine.query_rows("SELECT nextval('load_id_seq')")[0][0])
                 bad = bad_lines.get(path, [])
-                ctx = FileContext(engine, path, load_id, self.kind, self.options, [n for n, _ in bad])
+                ctx = FileContext(engine, path, load_id, self.kind, self.options, [n for n, _ in bad], scan,
+                                  normalise=scan.mixed_eol or path in mixed, copies=copies)
                 try:
                     result = self.load_file(ctx)
                 except LoadError:
@@ -649,6 +744,8 @@ class Loader(ABC):
                     message = _clean_engine_error(e)
                     if "invalid UTF-8" in message:
                         raise _InvalidUtf8(path, message) from e
+                    if "state machine reached an invalid state" in message:
+                        raise _MixedLineEnds(path, message) from e
                     raise LoadError(path, message) from e
                 if bad:
                     _quarantine_invalid_utf8(ctx, bad, result)
@@ -675,6 +772,15 @@ MAX_INVALID_UTF8_LINES = 1000  # more lines than this that are not UTF-8: the fi
 class _InvalidUtf8(LoadError):
     """DuckDB refused a file for a byte sequence that is not UTF-8 (internal: Loader.load
     retries with those lines quarantined)."""
+
+    def __init__(self, path: Path, reason: str):
+        super().__init__(path, reason)
+        self.file = path
+
+
+class _MixedLineEnds(LoadError):
+    """DuckDB's line reader refused a file, as it refuses one whose lines end in more than one
+    way (internal: Loader.load retries reading it through an LF copy)."""
 
     def __init__(self, path: Path, reason: str):
         super().__init__(path, reason)

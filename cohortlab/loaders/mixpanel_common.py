@@ -102,7 +102,7 @@ def doc_texts_sql(ctx: FileContext, layout: str) -> str:
         return f"SELECT line AS doc_no, raw AS text FROM ({ctx.lines_sql()})"
     return (
         "SELECT row_number() OVER () AS doc_no, json::VARCHAR AS text FROM read_json_objects("
-        f"{ctx.file_sql}, format='unstructured', compression='{ctx.compression}', "
+        f"{ctx.text_sql}, format='unstructured', compression='{ctx.text_compression}', "
         f"maximum_object_size={ctx.document_buffer()})"
     )
 
@@ -377,7 +377,7 @@ def stage_engage_results(ctx: FileContext, st: str) -> str:
     results classified on the way, into ``{st}_rows`` (pages keep their results and
     ``page_keys`` = [as_of, filter_by_cohort] JSON values); the page lines are then expanded
     into ``{st}_pages``, and ``st`` is a view over both."""
-    layout = sniff_json_layout(ctx.path)
+    layout = sniff_json_layout(ctx.text_path())
     paths = ("$.results",) + _RESULT_PATHS
     eng = ctx.engine
     if layout == "jsonl":
@@ -603,7 +603,7 @@ def register_cohorts(ctx: FileContext, relation: str) -> int:
 
 
 def layout_of(ctx: FileContext) -> str:
-    return sniff_json_layout(ctx.path)
+    return sniff_json_layout(ctx.text_path())
 
 
 __all__ = [

@@ -294,7 +294,8 @@ def _fast_stage_sql(ctx: FileContext, unit: str) -> str:
            "us": 'properties."$user_id"', "de": 'properties."$device_id"', "ins": 'properties."$insert_id"',
            "mp": 'properties."$mparticle_user_id"'}
     texts = ", ".join(f"{_leaf(v)} AS {k}" for k, v in ids.items())
-    kinds = ", ".join(f"{_leaf_kind_sql(k)} AS {k}_k" for k in ids)
+    # the time is read as a number whichever number it is: its kind needs no integer test
+    kinds = ", ".join(f"{_leaf_kind_sql(k, integers=k != 'tm')} AS {k}_k" for k in ids)
 
     def idv(k: str, empty_is_null: bool = True) -> str:
         val = _leaf_string_sql(k)
@@ -311,7 +312,7 @@ def _fast_stage_sql(ctx: FileContext, unit: str) -> str:
                    CASE WHEN ev_k = 's' THEN {_leaf_string_sql('ev')} END AS event,
                    {idv('di')} AS did, {idv('us')} AS user_id, {idv('de')} AS device_id,
                    {idv('ins')} AS insert_id, {idv('mp', empty_is_null=False)} AS mparticle_user_id,
-                   CASE tm_k WHEN 'i' THEN TRY_CAST(tm AS DOUBLE) WHEN 'x' THEN TRY_CAST(tm AS DOUBLE)
+                   CASE tm_k WHEN 'x' THEN TRY_CAST(tm AS DOUBLE)
                              WHEN 's' THEN TRY_CAST(trim({_leaf_string_sql('tm')}) AS DOUBLE) END AS time_num
             FROM kinds
         ),
@@ -322,7 +323,7 @@ def _fast_stage_sql(ctx: FileContext, unit: str) -> str:
         )
         SELECT 0::BIGINT AS line, 0::BIGINT AS doc_no,
                CASE WHEN has_props AND event <> '' AND ts IS NOT NULL AND distinct_id IS NOT NULL
-                         AND coalesce(tm_k IN ('i', 's', 'x'), FALSE)
+                         AND coalesce(tm_k IN ('s', 'x'), FALSE)
                          AND coalesce(di_k, 'n') <> 'x' AND coalesce(us_k, 'n') <> 'x'
                          AND coalesce(de_k, 'n') <> 'x' AND coalesce(ins_k, 'n') <> 'x'
                          AND coalesce(mp_k, 'n') <> 'x'

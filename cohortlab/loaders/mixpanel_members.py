@@ -197,7 +197,7 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
         eng = ctx.engine
         # the dialect comes from the header line (a one-column file has no delimiter: ids such
         # as auth0|5f1a2b stay whole); columns are read by position (c1 … cN)
-        cols, delim = csv_header(ctx.path)
+        cols, delim = csv_header(ctx.text_path(csv=True))
         src = csv_read_sql(ctx, len(cols), delim)
         column = ctx.options.get("column")
         if column is None:

@@ -73,7 +73,7 @@ class MixpanelWebhooksLoader(Loader):
     def load_file(self, ctx: FileContext) -> FileResult:
         eng = ctx.engine
         st = f"_mp_wh_{ctx.load_id}"
-        layout = sniff_json_layout(ctx.path)
+        layout = sniff_json_layout(ctx.text_path())
         actions = "(" + ", ".join(f"'{a}'" for a in ACTIONS) + ")"
         opt_rx = ctx.options.get("received_at")
         if opt_rx is not None:

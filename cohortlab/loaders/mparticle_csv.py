@@ -69,7 +69,7 @@ class MParticleCsvLoader(Loader):
         return result
 
     def _load(self, ctx: FileContext, tmp: Temp) -> FileResult:
-        columns, delim = csv_header(ctx.path)
+        columns, delim = csv_header(ctx.text_path(csv=True))
         want = self.options["mpid_column"]
         mpid_col = next((c for c in columns if c == want), None) or next(
             (c for c in columns if c.strip().lower() == want.lower()), None

@@ -26,6 +26,11 @@ def test_profile_names_every_kind_and_explains_one_statement(tmp_path, capsys):
     out = capsys.readouterr().out
     for kind in ("mixpanel-events", "mixpanel-profiles", "mixpanel-members", "mparticle-profiles"):
         assert f"  {kind}" in out
+        # statements' wall, load() wall and load() CPU seconds, each a number
+        line = next(ln for ln in out.splitlines() if ln.startswith(f"  {kind} "))
+        figures = [float(x) for x in line.split()[1:] if x != "s"]
+        assert len(figures) == 3 and figures[1] > 0 and figures[2] > 0, line
+    assert "s CPU (all threads)" in out
     assert "top 3 statements" in out and "EXPLAIN ANALYZE" in out and "Insert" in out
     # the statement run under EXPLAIN ANALYZE took effect once, as in a normal load: the events
     # stored are the generator's count

@@ -8,7 +8,7 @@ options, and the expected outcome, either
 * ``error``: the load fails with one line on stderr containing ``message``, no traceback, and
   the database is unchanged.
 
-The families: line endings (CRLF, CR only), encodings (UTF-8 BOM, UTF-16, one invalid UTF-8
+The families: line endings (CRLF, CR only, the three mixed), encodings (UTF-8 BOM, UTF-16, one invalid UTF-8
 byte), truncation (a JSONL line, a JSON document, a gzip stream), empty and blank files, huge
 lines (3 MB, above DuckDB's 2 MB default), deep nesting (beyond Python's recursion limit), a JSON
 array followed by JSON lines, values of the wrong JSON type, int64 edges of MPIDs, CSV rows with
@@ -94,6 +94,13 @@ def _jsonl(records, eol: str = "\n") -> bytes:
     return (eol.join(json.dumps(r) for r in records) + eol).encode("utf-8")
 
 
+def _mixed_ends(records, cut: bytes) -> bytes:
+    """Two records, a cut one and a third, ending in a lone CR, an LF, a CRLF and an LF (lines 1
+    to 4 by the rule: each LF, CRLF and lone CR ends a line)."""
+    one, two, three = (json.dumps(r).encode() for r in records[:3])
+    return one + b"\r" + two + b"\n" + cut + b"\r\n" + three + b"\n"
+
+
 def _dumps_deep(record: dict, key_path: list[str], depth: int) -> str:
     placeholder = "\"__DEEP__\""
     rec = json.loads(json.dumps(record))
@@ -128,6 +135,12 @@ def json_cases() -> list[Case]:
             Case(f"{k}/cr-only", k, _jsonl(good, "\r"), options=opts, loaded=3, reasons={}),
             Case(f"{k}/cr-only-pretty", k, json.dumps(good, indent=2).replace("\n", "\r").encode(),
                  options=opts, loaded=3, reasons={}),
+            Case(f"{k}/mixed-line-ends", k, _mixed_ends(good, json.dumps(make(4)).encode()[:25]), options=opts,
+                 loaded=3, reasons={"malformed_json": 1},
+                 rows=(("SELECT line FROM rejects WHERE reason = 'malformed_json'", [(3,)]),)),
+            Case(f"{k}/mixed-line-ends-gzip", k, gzip.compress(_mixed_ends(good, json.dumps(make(4)).encode()[:25])),
+                 options=opts, loaded=3, reasons={"malformed_json": 1},
+                 rows=(("SELECT line FROM rejects WHERE reason = 'malformed_json'", [(3,)]),)),
             Case(f"{k}/utf8-bom", k, b"\xef\xbb\xbf" + _jsonl(good), options=opts, loaded=3),
             Case(f"{k}/truncated-line", k, _jsonl(good) + json.dumps(make(4)).encode()[:25], options=opts,
                  loaded=3, reasons={"malformed_json": 1}),
@@ -213,6 +226,16 @@ def csv_cases() -> list[Case]:
         Case("members-csv/short-row", m, b"distinct_id,x\nu1,1\nu2\n", options=members, name="m.csv",
              expect="error", message="line 3: fewer fields than the 2 of the header"),
         Case("mparticle-csv/cr-only", p, b"mpid,plan\r1,a\r2,b\r", name="p.csv", loaded=2),
+        Case("mparticle-csv/mixed-line-ends", p, b'mpid,plan\r\n1,"a\rb"\nx,b\r2,c\r\n', name="p.csv", loaded=2,
+             reasons={"invalid_mpid": 1},
+             rows=(("SELECT line FROM rejects WHERE reason = 'invalid_mpid'", [(3,)]),
+                   ("SELECT mpid, value->>'$' FROM mpa_attributes WHERE mpid < 10 ORDER BY 1", [(1, "a\rb"), (2, "c")]))),
+        # an Excel export: CRLF rows, LF inside a quoted cell (read as before: the LF is data)
+        Case("mparticle-csv/crlf-rows-lf-in-a-cell", p, b'mpid,note\r\n1,"x\ny"\r\n2,z\r\n', name="p.csv", loaded=2,
+             rows=(("SELECT mpid, value->>'$', line FROM mpa_attributes WHERE mpid < 10 ORDER BY 1",
+                    [(1, "x\ny", 2), (2, "z", 3)]),)),
+        Case("members-csv/mixed-line-ends", m, b"distinct_id\r\nu1\nu2\ru3\r\n", options=members, name="m.csv",
+             loaded=3),
         Case("mparticle-csv/header-only", p, b"mpid,plan\n", name="p.csv", expect="error", message="empty file"),
         Case("mparticle-csv/pipe-delimited", p, b"mpid|plan\n1|a\n2|b\n", name="p.csv", loaded=2,
              rows=(("SELECT mpid, value::VARCHAR FROM mpa_attributes WHERE mpid < 10 ORDER BY 1", [(1, '"a"'), (2, '"b"')]),)),

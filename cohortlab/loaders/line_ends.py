@@ -1,0 +1,96 @@
+"""Files whose lines end in more than one way (LF, CRLF and lone CR mixed), which DuckDB's CSV
+reader, the line reader of every JSONL and CSV loader, refuses ("The CSV Parser state machine
+reached an invalid state"): such a file is read through a copy whose line ends are all LF.
+
+The rule (docs/loading.md#line-numbers): each LF, each CRLF and each CR not followed by an LF
+ends a line, so the copy has the same lines, numbered the same, as the file read that way. The
+copy is made on demand, by the first reader that needs the file's lines
+(:meth:`cohortlab.loaders.base.FileContext.text_path`), in blocks (never the whole file in
+memory), decompressing a gzip file, and removed when the ``load()`` call ends. The file's
+fingerprint is the original's (the copy is only read).
+
+A CSV keeps the CRs and LFs inside its quoted fields (a value such as ``"line one\\rline two"``
+is data, and DuckDB reads it as such); a JSONL line cannot hold a raw CR or LF inside a JSON
+string, so every one of them ends a line there (a line cut by one is malformed JSON, and
+quarantined as such, with its number).
+"""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import tempfile
+from pathlib import Path
+
+BLOCK = 8 * 1024 * 1024
+
+
+def _to_lf(data: bytes) -> bytes:
+    return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+
+
+def normalise_line_ends(src: Path, dst: Path, *, csv: bool = False) -> int:
+    """Write ``src`` (gzip or plain) to ``dst`` (plain) with every line end an LF; return the
+    number of lines of the copy (the last one counted when it has no line end). ``csv``: line
+    ends inside double-quoted fields are kept as they are."""
+    from cohortlab.loaders.base import is_gzip  # base imports this module
+
+    opener = gzip.open if is_gzip(src) else open
+    in_quotes = False
+    carry = b""
+    lines = 0
+    last = b""
+    with opener(src, "rb") as f, open(dst, "wb") as out:
+        while True:
+            chunk = f.read(BLOCK)
+            data = carry + chunk
+            # a CR at the end of a block may be the first half of a CRLF: decide with the next
+            carry = b"\r" if chunk and data.endswith(b"\r") else b""
+            if carry:
+                data = data[:-1]
+            if csv:
+                parts = data.split(b'"')
+                # part i is outside quotes when the quotes before it (i, plus the state at the
+                # block's start) are even; an escaped quote ("") is two quotes, so it keeps the state
+                start = 1 if in_quotes else 0
+                data = b'"'.join(_to_lf(p) if (start + i) % 2 == 0 else p for i, p in enumerate(parts))
+                in_quotes = (start + len(parts) - 1) % 2 == 1
+            else:
+                data = _to_lf(data)
+            out.write(data)
+            lines += data.count(b"\n")
+            if data:
+                last = data[-1:]
+            if not chunk:
+                break
+    return lines + (1 if last not in (b"", b"\n") else 0)
+
+
+class TextCopies:
+    """The LF copies of one ``load()`` call's files (:func:`normalise_line_ends`), made on demand
+    in a temporary folder that :meth:`close` removes."""
+
+    def __init__(self) -> None:
+        self._dir: Path | None = None
+        self._copies: dict[tuple[Path, bool], tuple[Path, int]] = {}
+
+    def get(self, path: Path, *, csv: bool = False) -> tuple[Path, int]:
+        """The copy of ``path`` (made now if not yet) and its line count."""
+        key = (Path(path), csv)
+        if key not in self._copies:
+            if self._dir is None:
+                self._dir = Path(tempfile.mkdtemp(prefix="cohortlab-lines-"))
+            dst = self._dir / f"{len(self._copies)}{'.csv' if csv else '.jsonl'}"
+            self._copies[key] = (dst, normalise_line_ends(Path(path), dst, csv=csv))
+        return self._copies[key]
+
+    def existing(self, path: Path, *, csv: bool = False) -> Path | None:
+        """The copy of ``path`` when one was made, else None."""
+        hit = self._copies.get((Path(path), csv))
+        return hit[0] if hit else None
+
+    def close(self) -> None:
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+        self._dir = None
+        self._copies.clear()
