@@ -12,14 +12,15 @@ from __future__ import annotations
 import os
 import weakref
 from collections import OrderedDict
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from cohortlab import schema
 from cohortlab.engines.base import Engine
 from cohortlab.engines.duckdb import DuckDBEngine
 from cohortlab.loaders import LoadReport, loader_class
+
+if TYPE_CHECKING:  # pandas is imported where a frame is made (a simulation's command need not)
+    import pandas as pd
 
 
 
@@ -217,6 +218,8 @@ class Lab:
 
     def stored_simulations(self) -> pd.DataFrame:
         """The simulations stored in the database (table ``sim_store``), oldest first."""
+        import pandas as pd
+
         from cohortlab.simulation import store as sim_store
 
         return pd.DataFrame(sim_store.stored(self.engine))
@@ -322,7 +325,11 @@ class Lab:
 
     def migration_summary(self) -> pd.DataFrame:
         """The stored per-plan summary (table ``migration_summary``)."""
-        return self.table("migration_summary") if self.engine.table_exists("migration_summary") else pd.DataFrame()
+        if self.engine.table_exists("migration_summary"):
+            return self.table("migration_summary")
+        import pandas as pd
+
+        return pd.DataFrame()
 
     def validate_migration(self, plan: Any, cohort: str, at: Any = None, settings: Any = None,
                            observed: pd.DataFrame | None = None, activity: str = "observed",

@@ -7,6 +7,7 @@ import os
 import click
 
 from cohortlab.cli.app import cohort_options, engine_options, fail, main, open_lab  # engine choice: issue 7
+from cohortlab.cli.tables import text_table
 from cohortlab.pipeline import sql_str
 
 
@@ -117,6 +118,50 @@ def _table(df, columns=None) -> str:
     return df.to_string(index=False, columns=columns)
 
 
+_SIGNS = {"total": "=", "minus": "-", "plus": "+"}
+TIMELINE_SHOWN = ["run_at", "kind", "members", "adds", "removes", "true_count", "not_yet_true", "stale_true"]
+_CHANGED = "kind <> 'diff' OR adds > 0 OR removes > 0"  # runs that sent changes, failed or refreshed
+
+
+def _waterfall_text(result) -> str:
+    """The waterfall as ``sign step count label`` (the rows the simulation kept, else its frame)."""
+    rows = result.waterfall_rows
+    if rows is not None:
+        text = text_table(["sign", "step", "count", "label"],
+                          [(_SIGNS.get(kind), step, n, label) for step, label, kind, n in rows])
+        if text is not None:
+            return text
+    wf = result.waterfall.copy()
+    wf["sign"] = wf.kind.map(_SIGNS)
+    return _table(wf, ["sign", "step", "count", "label"])
+
+
+def _timeline_lines(engine, table: str) -> list[str]:
+    """The timeline summary (docs/simulate.md#cli-cost): one line of totals, then the runs that sent
+    changes, failed or refreshed (the last 20 when there are more). Two small queries on the
+    timeline table (a run's ``run_at`` grows with its number), no frame."""
+    n, first, last, failed, refreshes, adds, removes = engine.query_rows(f"""
+        SELECT count(*), min(run_at), max(run_at), sum(CASE WHEN failed THEN 1 ELSE 0 END),
+               sum(CASE WHEN full_refresh THEN 1 ELSE 0 END), sum(CASE WHEN sent THEN adds ELSE 0 END),
+               sum(CASE WHEN sent THEN removes ELSE 0 END)
+        FROM {table}
+        """)[0]
+    if not n:
+        return []
+    lines = [f"timeline: {n} runs from {first} to {last} UTC; {int(failed)} failed, {int(refreshes)} full refreshes, "
+             f"{int(adds)} adds and {int(removes)} removes sent"]
+    rows = engine.query_rows(f"SELECT {', '.join(TIMELINE_SHOWN)} FROM {table} WHERE {_CHANGED} ORDER BY run")
+    if len(rows) > 20:
+        rows = rows[-20:]
+        lines.append("last 20 runs that sent changes, failed or refreshed:")
+    text = text_table(TIMELINE_SHOWN, rows)
+    if text is None:  # a value text_table does not write exactly like pandas: print through pandas
+        tl = engine.query_df(f"SELECT {', '.join(TIMELINE_SHOWN)} FROM {table} WHERE {_CHANGED} ORDER BY run")
+        text = _table(tl.tail(20), TIMELINE_SHOWN)
+    lines.append(text)
+    return lines
+
+
 @main.command("simulate")
 @cohort_options(at="As-of time, UTC (e.g. 2026-03-01T12:00:00Z). Default: the cohort's latest snapshot/webhook.",
                 settings="Simulation settings YAML (see SyncSettings); defaults: docs/rules.md#assumptions.",
@@ -159,7 +204,7 @@ def simulate_cmd(db, cohort, settings_path, at, source, members_out, show_person
                                   store=keep)
         except (CohortError, SettingsError) as e:
             fail(str(e))
-        members = int(result.waterfall.loc[result.waterfall.step == "members", "count"].iloc[0])
+        members = int(result.counts["members"])
         if members == 0:
             fail(
                 f"cohort {result.cohort!r} has no members at {result.at:%Y-%m-%d %H:%M:%S} UTC "
@@ -179,25 +224,14 @@ def simulate_cmd(db, cohort, settings_path, at, source, members_out, show_person
         click.echo(_store_line(lab, result, store, debug, engine, at))
         click.echo("")
         click.echo("discrepancy waterfall")
-        wf = result.waterfall.copy()
-        wf["sign"] = wf.kind.map({"total": "=", "minus": "-", "plus": "+"})
-        click.echo(_table(wf, ["sign", "step", "count", "label"]))
+        click.echo(_waterfall_text(result))
         click.echo(f"audience on {result.attribute} = false: {result.audience_false:,} profiles")
-        tl = result.timeline
-        if show_timeline and len(tl):
-            click.echo("")
-            sent = tl[tl.sent]
-            click.echo(
-                f"timeline: {len(tl)} runs from {tl.run_at.iloc[0]} to {tl.run_at.iloc[-1]} UTC; "
-                f"{int(tl.failed.sum())} failed, {int(tl.full_refresh.sum())} full refreshes, "
-                f"{int(sent.adds.sum())} adds and {int(sent.removes.sum())} removes sent"
-            )
-            changed = tl[(tl.kind != "diff") | (tl.adds > 0) | (tl.removes > 0)]
-            if len(changed) > 20:
-                changed = changed.tail(20)
-                click.echo("last 20 runs that sent changes, failed or refreshed:")
-            cols = ["run_at", "kind", "members", "adds", "removes", "true_count", "not_yet_true", "stale_true"]
-            click.echo(_table(changed, cols))
+        if show_timeline:
+            lines = _timeline_lines(lab.engine, result.tables["timeline"].table_name)
+            if lines:
+                click.echo("")
+                for line in lines:
+                    click.echo(line)
         if debug:
             click.echo("")
             click.echo("rows per step (debug)")

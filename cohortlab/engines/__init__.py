@@ -1,15 +1,23 @@
 """Engines run cohortlab's SQL. DuckDB is the default; Spark is the optional scale-out engine.
 
-``SparkEngine`` is imported lazily so that ``import cohortlab`` works without PySpark.
+The names are imported on first use: ``Engine`` (:mod:`cohortlab.engines.base`, no third-party
+import), ``DuckDBEngine`` (:mod:`cohortlab.engines.duckdb`, imports DuckDB) and ``SparkEngine``
+(needs PySpark), so that ``import cohortlab.engines.base`` (what the loaders and the simulation
+import) pays for neither DuckDB nor pandas, and ``import cohortlab`` works without PySpark.
 """
 
-from cohortlab.engines.base import Engine
-from cohortlab.engines.duckdb import DuckDBEngine
+from importlib import import_module
 
 __all__ = ["Engine", "DuckDBEngine", "SparkEngine"]
 
+_HOMES = {"Engine": "cohortlab.engines.base", "DuckDBEngine": "cohortlab.engines.duckdb"}
+
 
 def __getattr__(name: str):
+    if name in _HOMES:
+        value = getattr(import_module(_HOMES[name]), name)
+        globals()[name] = value
+        return value
     if name == "SparkEngine":
         try:
             from cohortlab.engines.spark import SparkEngine
@@ -19,3 +27,7 @@ def __getattr__(name: str):
             ) from e
         return SparkEngine
     raise AttributeError(name)
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

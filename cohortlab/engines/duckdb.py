@@ -29,10 +29,12 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pandas as pd
+
+if TYPE_CHECKING:  # query_df's frames come from DuckDB (which imports pandas when asked for one)
+    import pandas as pd
 
 from cohortlab.engines.base import Engine
 from cohortlab.errors import DatabaseError, DatabaseLockedError

@@ -59,9 +59,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
-
-import pandas as pd
+from typing import TYPE_CHECKING, Literal
 
 from cohortlab.engines.base import Engine
 from cohortlab.identifiers import float_rounded_mpid_sql, mpid_sql
@@ -77,6 +75,9 @@ from cohortlab.simulation.membership import (  # noqa: F401  (re-exported: the e
     known_cohorts,
     resolve_at,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 IDENTIFIER_SOURCES = ("mparticle_user_id", "event_property", "distinct_id", "none")
 STATUSES = ("matched", "unmatched", "orphan_created")
@@ -159,10 +160,34 @@ def _profile_versions_sql(history: ProfileHistory) -> str:
         FROM mp_profile_history h LEFT JOIN loads l ON l.load_id = h.load_id"""
 
 
-def add_profile_at_steps(p: Pipeline, requests: str, history: ProfileHistory, prefix: str) -> str:
+def profile_versions_sql(history: ProfileHistory, only: str | None = None) -> str:
+    """The Mixpanel profile versions as rows ``distinct_id, mparticle_user_id, mpuid_type, email,
+    last_seen, valid_from, seq`` (``history`` ``none``: ``mp_profiles``, one version each;
+    otherwise ``mp_profile_history``, with each version's as-of time), of the distinct_ids of the
+    relation ``only`` when given (else of everyone)."""
+    sql = _profile_versions_sql(history)
+    if only is None:
+        return sql
+    alias = "h." if history == "multi" else ""
+    return f"{sql}\n        WHERE {alias}distinct_id IN (SELECT distinct_id FROM {only})"
+
+
+def member_history_kind(engine: Engine, versions: str) -> ProfileHistory:
+    """:func:`profile_history_kind` of the profile versions table ``versions`` (rows of
+    :func:`profile_versions_sql` for some members): ``single`` when no distinct_id in it has two
+    versions, else ``multi``. For those members both readings give the same profiles, so the
+    cheaper one (``single``: no pick among versions) is used when it may be."""
+    rows, ids = engine.query_rows(f"SELECT count(*), count(DISTINCT distinct_id) FROM {versions}")[0]
+    return "single" if rows == ids else "multi"
+
+
+def add_profile_at_steps(p: Pipeline, requests: str, history: ProfileHistory, prefix: str,
+                         versions: str | None = None) -> str:
     """Step ``<prefix>profiles``: per request (distinct_id, resolve_time) the profile version at
-    that time (see the module docstring); requests without a profile get no row."""
-    p.add(f"{prefix}versions", _profile_versions_sql(history))
+    that time (see the module docstring); requests without a profile get no row. ``versions``: a
+    table of :func:`profile_versions_sql` rows holding every requested distinct_id's versions
+    (read instead of the whole profile table)."""
+    p.add(f"{prefix}versions", f"SELECT * FROM {versions}" if versions else _profile_versions_sql(history))
     cols = "pv.mparticle_user_id, pv.mpuid_type, pv.email, pv.last_seen"
     if history != "multi":
         p.add(
@@ -195,9 +220,11 @@ def add_profile_at_steps(p: Pipeline, requests: str, history: ProfileHistory, pr
     return f"{prefix}profiles"
 
 
-def add_resolve_steps(p: Pipeline, requests: str, settings: SyncSettings, history: ProfileHistory) -> None:
-    """The steps from ``requests`` (distinct_id, resolve_time) to ``resolved`` (module docstring)."""
-    profiles = add_profile_at_steps(p, requests, history, "req_")
+def add_resolve_steps(p: Pipeline, requests: str, settings: SyncSettings, history: ProfileHistory,
+                      versions: str | None = None) -> None:
+    """The steps from ``requests`` (distinct_id, resolve_time) to ``resolved`` (module docstring).
+    ``versions``: see :func:`add_profile_at_steps`."""
+    profiles = add_profile_at_steps(p, requests, history, "req_", versions)
     p.add(
         "req_facts",
         f"""
@@ -359,13 +386,15 @@ def add_resolve_steps(p: Pipeline, requests: str, settings: SyncSettings, histor
 
 
 def add_context_steps(
-    p: Pipeline, members: str, at: datetime, settings: SyncSettings, history: ProfileHistory, cohort: str
+    p: Pipeline, members: str, at: datetime, settings: SyncSettings, history: ProfileHistory, cohort: str,
+    versions: str | None = None,
 ) -> None:
     """From ``members`` (distinct_id, member_email, the ``resolved`` columns, resolved_at,
-    sent_at) to the ``resolution`` output columns (module docstring)."""
+    sent_at) to the ``resolution`` output columns (module docstring). ``versions``: see
+    :func:`add_profile_at_steps`."""
     AT = sql_ts(at)
     p.add("ctx_requests", f"SELECT distinct_id, {AT} AS resolve_time FROM {members}")
-    profiles = add_profile_at_steps(p, "ctx_requests", history, "ctx_")
+    profiles = add_profile_at_steps(p, "ctx_requests", history, "ctx_", versions)
     p.add(
         "ctx_events",
         f"""
@@ -543,7 +572,9 @@ __all__ = [
     "fast_mpid_sql",
     "find_cohort",
     "known_cohorts",
+    "member_history_kind",
     "profile_history_kind",
+    "profile_versions_sql",
     "resolution_df",
     "resolution_pipeline",
     "resolve",

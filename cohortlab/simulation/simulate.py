@@ -27,9 +27,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from cohortlab.engines.base import Engine
 from cohortlab.settings import SyncSettings
@@ -42,9 +40,14 @@ from cohortlab.simulation.waterfall import (
     GAP_SUMMARY_ORDER,
     WATERFALL_COLUMNS,
     compute_gap_summary,
-    compute_waterfall,
+    store_waterfall,
     waterfall_counts,
+    waterfall_frame,
+    waterfall_rows,
 )
+
+if TYPE_CHECKING:  # pandas is imported when a frame is asked for (``cohortlab simulate`` never does)
+    import pandas as pd
 
 PUBLISHED = ("resolution", "timeline", "attribute_state", "waterfall", "gap_summary")
 
@@ -121,6 +124,7 @@ class SimulationResult:
     counts: dict[str, int] = field(repr=False)
     step_counts: dict[str, dict[str, int]] = field(default_factory=dict, repr=False)
     _waterfall: pd.DataFrame | None = field(default=None, repr=False)
+    waterfall_rows: list[tuple[str, str, str, int]] | None = field(default=None, repr=False)  # (step, label, kind, count)
     stored: bool = False  # read from the database's stored simulations (cohortlab.simulation.store)
     store_event: str | None = field(default=None, repr=False)  # Lab.simulate: "read" (stored), "written"
 
@@ -143,7 +147,10 @@ class SimulationResult:
     @property
     def waterfall(self) -> pd.DataFrame:
         if self._waterfall is None:
-            self._waterfall = self.tables["waterfall"].as_pandas()[WATERFALL_COLUMNS]
+            if self.waterfall_rows is not None:
+                self._waterfall = waterfall_frame(self.waterfall_rows)
+            else:
+                self._waterfall = self.tables["waterfall"].as_pandas()[WATERFALL_COLUMNS]
         return self._waterfall
 
     @property
@@ -215,10 +222,8 @@ def simulate(
     n = Names(f"sim_{rid}_")
     run = run_sync(engine, cohort, at, settings, source=source, debug=debug, names=n)
     counts = waterfall_counts(engine, n.resolution, n.attribute_state)
-    wf = compute_waterfall(
-        engine, attribute=run.attribute, resolution=n.resolution, attribute_state=n.attribute_state,
-        table=n.waterfall, temp=True,
-    )
+    wf = waterfall_rows(counts, run.attribute)
+    store_waterfall(engine, wf, n.waterfall, attribute=run.attribute, resolution=n.resolution, temp=True)
     compute_gap_summary(engine, n.resolution, n.gap_summary, temp=True, fetch=False)
     table_names = {step: f"{n.prefix}{step}" for step in run.step_counts}
     table_names.update(waterfall=n.waterfall, gap_summary=n.gap_summary)
@@ -229,7 +234,7 @@ def simulate(
     result = SimulationResult(
         engine=engine, cohort=run.cohort.name, at=run.at, settings=run.settings, attribute=run.attribute,
         t0=run.t0, source=run.cohort.source, run_id=rid, tables=tables, table_names=table_names,
-        counts=counts, step_counts=run.step_counts, _waterfall=wf,
+        counts=counts, step_counts=run.step_counts, waterfall_rows=wf,
     )
     if publish:
         result.publish()
@@ -281,6 +286,8 @@ def outcome_counts_at(result: SimulationResult, times) -> pd.DataFrame:
     from cohortlab.simulation.resolution import add_resolve_steps, profile_history_kind
     from cohortlab.simulation.sync import RunGrid, final_members_stage
     from cohortlab.times import naive_utc
+
+    import pandas as pd
 
     cols = ["as_of", "members", "matched"]
     times = [parse_time(t) for t in times]
@@ -384,6 +391,8 @@ def assumption_ranges(
     assumption ``min_audience``, ``max_audience`` and ``changes`` (min differs from max).
     ``simulate_fn(cohort, at, settings, source)`` defaults to :func:`simulate` (a ``Lab``
     passes its cached one)."""
+    import pandas as pd
+
     base = SyncSettings.coerce(settings)
     run = simulate_fn or (lambda c, a, s, src: simulate(engine, c, a, s, source=src))
     rows = []
@@ -408,6 +417,8 @@ def assumption_ranges(
 def assumption_ranges_wide(df: pd.DataFrame) -> pd.DataFrame:
     """One row per assumption: ``values`` ("value=audience, ...", the current one marked *),
     ``min``, ``max``, ``changes``."""
+    import pandas as pd
+
     out = []
     for option, g in df.groupby("assumption", sort=False):
         text = ", ".join(f"{v}{'*' if c else ''}={a:,}" for v, c, a in zip(g.value, g.is_current, g.audience))

@@ -49,6 +49,8 @@ Tables (each a :class:`cohortlab.pipeline.Pipeline` of named steps; ``<p>`` is t
 -------------------------------------------------------------------------------------------
 ``<p>versions(version, at_time[, snapshot_id | msg_key, action])``,
 ``<p>transitions(distinct_id, version, delta)``, ``<p>member_emails(distinct_id, member_email)``,
+``<p>member_profiles`` (the Mixpanel profile versions of anyone with a transition, read once by
+``resolved`` and ``resolution``: :func:`cohortlab.simulation.resolution.profile_versions_sql`),
 ``<p>runs(k, run_at, version, failed, sent, prev_k, prev_version, kind)``,
 ``<p>version_runs(version, k)`` (the first run that sees a version),
 ``<p>sends(k, distinct_id, net, is_full)`` (members sent by each successful run: +1 added, -1
@@ -91,7 +93,8 @@ from cohortlab.simulation.resolution import (
     ProfileHistory,
     add_context_steps,
     add_resolve_steps,
-    profile_history_kind,
+    member_history_kind,
+    profile_versions_sql,
 )
 from cohortlab.simulation.writes import (
     attribute_state_stage,
@@ -345,53 +348,78 @@ def decisions_stage(n: Names, at: datetime, settings: SyncSettings) -> Pipeline:
 
 
 def final_members_stage(n: Names, at: datetime) -> Pipeline:
-    """Members at ``at`` with their latest decision (none: resolved at ``at``) and last send."""
+    """Members at ``at`` with their latest decision (none: resolved at ``at``) and last send: one
+    aggregation per member over its transitions, email and decisions together."""
     p = Pipeline()
     p.add(
-        "current",
+        "member_facts",
         f"""
-        SELECT t.distinct_id, max(me.member_email) AS member_email
-        FROM {n.transitions} t LEFT JOIN {n.member_emails} me ON me.distinct_id = t.distinct_id
-        GROUP BY t.distinct_id HAVING sum(t.delta) = 1
-        """,
-    )
-    p.add(
-        "latest",
-        f"""
-        SELECT d.distinct_id, max(struct_pack(k := d.k, t := d.resolve_time)) AS dec,
-               max(CASE WHEN d.is_send THEN d.k END) AS sent_k
-        FROM {n.decisions} d JOIN current c ON c.distinct_id = d.distinct_id
-        GROUP BY d.distinct_id
+        SELECT distinct_id, sum(delta) AS member, max(member_email) AS member_email,
+               max(dec) AS dec, max(sent_k) AS sent_k
+        FROM (
+            SELECT t.distinct_id, t.delta, CAST(NULL AS VARCHAR) AS member_email,
+                   CAST(NULL AS STRUCT(k BIGINT, t TIMESTAMP)) AS dec, CAST(NULL AS BIGINT) AS sent_k
+            FROM {n.transitions} t
+            UNION ALL
+            SELECT me.distinct_id, 0 AS delta, me.member_email, CAST(NULL AS STRUCT(k BIGINT, t TIMESTAMP)) AS dec,
+                   CAST(NULL AS BIGINT) AS sent_k
+            FROM {n.member_emails} me
+            UNION ALL
+            SELECT d.distinct_id, 0 AS delta, CAST(NULL AS VARCHAR) AS member_email,
+                   struct_pack(k := CAST(d.k AS BIGINT), t := CAST(d.resolve_time AS TIMESTAMP)) AS dec,
+                   CAST(CASE WHEN d.is_send THEN d.k END AS BIGINT) AS sent_k
+            FROM {n.decisions} d
+        ) x
+        GROUP BY distinct_id
+        HAVING sum(delta) = 1
         """,
     )
     p.add(
         "final_members",
         f"""
-        SELECT c.distinct_id, c.member_email, l.dec.k AS k, coalesce(l.dec.t, {sql_ts(at)}) AS resolve_time,
+        SELECT c.distinct_id, c.member_email, c.dec.k AS k, coalesce(c.dec.t, {sql_ts(at)}) AS resolve_time,
                r.run_at AS sent_at
-        FROM current c
-        LEFT JOIN latest l ON l.distinct_id = c.distinct_id
-        LEFT JOIN {n.runs} r ON r.k = l.sent_k
+        FROM member_facts c
+        LEFT JOIN {n.runs} r ON r.k = c.sent_k
         """,
     )
     return p
 
 
-def requests_stage(n: Names) -> Pipeline:
-    return Pipeline().add(
-        "requests",
-        f"""
+def requests_stage(n: Names, settings: SyncSettings) -> Pipeline:
+    """Every (member, time) to resolve: the decisions, and the members at ``at`` without one
+    (resolved at ``at``). At send time a decision's time is its run's, so the decisions' (member,
+    time) pairs are distinct, and a member without a decision has none: nothing to de-duplicate."""
+    if settings.resolution_time == "send":
+        sql = f"""
+        SELECT distinct_id, resolve_time FROM {n.decisions}
+        UNION ALL
+        SELECT distinct_id, resolve_time FROM {n.final_members} WHERE k IS NULL
+        """
+    else:
+        sql = f"""
         SELECT DISTINCT distinct_id, resolve_time FROM {n.decisions}
         UNION
         SELECT distinct_id, resolve_time FROM {n.final_members}
-        """,
+        """
+    return Pipeline().add("requests", sql)
+
+
+def member_profiles_stage(n: Names, history_table: bool) -> Pipeline:
+    """The Mixpanel profile versions of the cohort's members (anyone with a transition), read
+    once for the resolution at each send time and for the context at ``at``
+    (:func:`cohortlab.simulation.resolution.profile_versions_sql`; ``history_table``: from
+    ``mp_profile_history``, else ``mp_profiles``)."""
+    return Pipeline().add(
+        "member_profiles",
+        profile_versions_sql("multi" if history_table else "none", only=n.transitions),
     )
 
 
 def resolved_stage(n: Names, settings: SyncSettings, history: ProfileHistory) -> Pipeline:
     p = Pipeline()
     p.add("reqs", f"SELECT distinct_id, resolve_time FROM {n.requests}")
-    add_resolve_steps(p, "reqs", settings, history)
+    add_resolve_steps(p, "reqs", settings, history, versions=n.member_profiles)
     return p
 
 
@@ -445,7 +473,7 @@ def resolution_stage(n: Names, ref: CohortRef, at: datetime, settings: SyncSetti
         JOIN {n.resolved} r ON r.distinct_id = f.distinct_id AND r.resolve_time = f.resolve_time
         """,
     )
-    add_context_steps(p, "member_outcomes", at, settings, history, ref.name)
+    add_context_steps(p, "member_outcomes", at, settings, history, ref.name, versions=n.member_profiles)
     return p
 
 
@@ -483,12 +511,13 @@ def stages(
         (n.versions, _membership_stage(ref, at, "versions")),
         (n.transitions, _membership_stage(ref, at, "transitions", only)),
         (n.member_emails, _membership_stage(ref, at, "member_emails", only)),
+        (n.member_profiles, member_profiles_stage(n, history != "none")),
         (n.runs, runs_stage(n, grid, webhook=ref.source == "webhooks")),
         (n.version_runs, version_runs_stage(n)),
         (n.sends, sends_stage(n)),
         (n.decisions, decisions_stage(n, at, settings)),
         (n.final_members, final_members_stage(n, at)),
-        (n.requests, requests_stage(n)),
+        (n.requests, requests_stage(n, settings)),
         (n.resolved, resolved_stage(n, settings, history)),
         (n.targets, targets_stage(n)),
         (n.decision_targets, decision_targets_stage(n)),
@@ -540,11 +569,21 @@ def run_sync(
     settings.check_runs(to_utc(t0), to_utc(at_))  # refuse a run grid that would exhaust the machine
     n = names or Names("sim_")
     run = SyncRun(ref, at_, t0, settings, attribute, n)
-    history = profile_history_kind(engine) if history is None else history
-    for table, pipeline in stages(ref, at_, t0, settings, attribute, n, history, only):
+    known = history
+    if history is None:  # "none" or not is one row away; "single" or "multi" the members' versions say
+        has_rows = engine.query_rows("SELECT count(*) FROM (SELECT 1 FROM mp_profile_history LIMIT 1) x")[0][0]
+        history = "single" if has_rows else "none"
+    plan = stages(ref, at_, t0, settings, attribute, n, history, only)
+    i = 0
+    while i < len(plan):
+        table, pipeline = plan[i]
+        i += 1
         if table[len(n.prefix):] in skip:
             continue
         run.step_counts[table[len(n.prefix):]] = pipeline.run(engine, table, debug=debug, temp=True)
+        if table == n.member_profiles and known is None and history != "none":
+            history = member_history_kind(engine, table)  # the later stages read the profiles that way
+            plan[i:] = stages(ref, at_, t0, settings, attribute, n, history, only)[i:]
     return run
 
 

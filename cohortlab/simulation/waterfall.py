@@ -26,10 +26,14 @@ members, share)``.
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from cohortlab.engines.base import Engine
+from cohortlab.pipeline import sql_str
 from cohortlab.simulation.resolution import GAP_REASONS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 WATERFALL_COLUMNS = ["step", "label", "kind", "count"]
 
@@ -81,8 +85,9 @@ def waterfall_counts(engine: Engine, resolution: str = "resolution", attribute_s
     }
 
 
-def build_waterfall(c: dict, attribute: str | None = None) -> pd.DataFrame:
-    """The waterfall rows from :func:`waterfall_counts`; checks that the steps add up."""
+def waterfall_rows(c: dict, attribute: str | None = None) -> list[tuple[str, str, str, int]]:
+    """The waterfall as rows ``(step, label, kind, count)`` from :func:`waterfall_counts`
+    (no pandas: what ``cohortlab simulate`` prints); checks that the steps add up."""
     attr = attribute or "<attribute>"
     rows = [("members", "Mixpanel cohort members", "total", c["members"])]
     unknown = set(c["gaps"]) - set(GAP_REASONS)
@@ -103,20 +108,36 @@ def build_waterfall(c: dict, attribute: str | None = None) -> pd.DataFrame:
         ("orphans_true", "orphan profiles created by the feed and true", "plus", c["orphans_true"]),
         ("audience", f"mParticle audience: {attr} = true", "total", audience),
     ]
-    df = pd.DataFrame(rows, columns=WATERFALL_COLUMNS)
-    check_waterfall(df)
-    return df
+    rows = [(step, label, kind, int(n)) for step, label, kind, n in rows]
+    _check_steps([(step, kind, n) for step, _, kind, n in rows], lambda: _rows_text(rows))
+    return rows
 
 
-def check_waterfall(df: pd.DataFrame) -> None:
-    """Every total equals the running sum of the steps before it; counts are non-negative."""
-    if (df["count"] < 0).any():
-        raise ReconciliationError(f"negative step in the waterfall:\n{df}")
+def waterfall_frame(rows: list[tuple[str, str, str, int]]) -> pd.DataFrame:
+    """:func:`waterfall_rows` as a DataFrame (columns ``WATERFALL_COLUMNS``)."""
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=WATERFALL_COLUMNS)
+
+
+def build_waterfall(c: dict, attribute: str | None = None) -> pd.DataFrame:
+    """The waterfall rows from :func:`waterfall_counts` as a DataFrame; checks that the steps add up."""
+    return waterfall_frame(waterfall_rows(c, attribute))
+
+
+def _rows_text(rows) -> str:
+    return "\n".join(" ".join(str(v) for v in r) for r in rows)
+
+
+def _check_steps(steps, shown) -> None:
+    """``steps``: (step, kind, count) in order; ``shown()``: the waterfall as text for the error."""
+    if any(n < 0 for _, _, n in steps):
+        raise ReconciliationError(f"negative step in the waterfall:\n{shown()}")
     running = None
-    for step, kind, n in zip(df.step, df.kind, df["count"]):
+    for step, kind, n in steps:
         if kind == "total":
             if running is not None and running != n:
-                raise ReconciliationError(f"waterfall does not add up at {step}: steps give {running}, total is {n}\n{df}")
+                raise ReconciliationError(f"waterfall does not add up at {step}: steps give {running}, total is {n}\n{shown()}")
             running = n
         elif kind == "minus":
             running -= n
@@ -124,6 +145,30 @@ def check_waterfall(df: pd.DataFrame) -> None:
             running += n
         else:
             raise ReconciliationError(f"unknown step kind {kind!r}")
+
+
+def check_waterfall(df: pd.DataFrame) -> None:
+    """Every total equals the running sum of the steps before it; counts are non-negative."""
+    _check_steps(list(zip(df.step, df.kind, df["count"])), lambda: str(df))
+
+
+def store_waterfall(
+    engine: Engine, rows: list[tuple[str, str, str, int]], table: str, *, attribute: str | None,
+    resolution: str = "resolution", temp: bool = False,
+) -> None:
+    """Write :func:`waterfall_rows` as ``table``: ``step, label, kind, count, position,
+    cohort_name, attribute_name, as_of`` (the last three from the ``resolution`` table), in one
+    statement (no frame registered)."""
+    values = ",\n".join(
+        f"({sql_str(step)}, {sql_str(label)}, {sql_str(kind)}, CAST({int(n)} AS BIGINT), CAST({i} AS BIGINT))"
+        for i, (step, label, kind, n) in enumerate(rows, start=1)
+    )
+    engine.materialise(table, f"""
+        SELECT w.step, w.label, w.kind, w.count, w.position, m.cohort_name,
+               CAST({sql_str(attribute)} AS VARCHAR) AS attribute_name, m.as_of
+        FROM (VALUES {values}) w(step, label, kind, count, position)
+        CROSS JOIN (SELECT any_value(cohort_name) AS cohort_name, max(as_of) AS as_of FROM {resolution}) m
+        """, temp=temp)  # readers order by position (no ORDER BY inside a step: docs/DEVELOPING.md#portable-sql)
 
 
 def compute_waterfall(
@@ -137,16 +182,10 @@ def compute_waterfall(
 ) -> pd.DataFrame:
     """docs/rules.md#waterfall from the ``resolution`` and ``attribute_state`` tables; stored as ``table``
     (with cohort_name, attribute_name and as_of) unless ``table`` is None."""
-    df = build_waterfall(waterfall_counts(engine, resolution, attribute_state), attribute)
+    rows = waterfall_rows(waterfall_counts(engine, resolution, attribute_state), attribute)
     if table:
-        meta = engine.query_rows(f"SELECT any_value(cohort_name), max(as_of) FROM {resolution}")[0]
-        stored = df.assign(
-            position=range(1, len(df) + 1), cohort_name=meta[0], attribute_name=attribute, as_of=meta[1]
-        )
-        stored["attribute_name"] = stored["attribute_name"].astype("object")
-        engine.register("_cohortlab_waterfall", stored)
-        engine.materialise(table, "SELECT * FROM _cohortlab_waterfall", temp=temp)
-    return df
+        store_waterfall(engine, rows, table, attribute=attribute, resolution=resolution, temp=temp)
+    return waterfall_frame(rows)
 
 
 GAP_SUMMARY_ORDER = "breakdown, members DESC, identifier_source, status, gap_reason, recoverable_via"
@@ -189,5 +228,8 @@ __all__ = [
     "check_waterfall",
     "compute_gap_summary",
     "compute_waterfall",
+    "store_waterfall",
     "waterfall_counts",
+    "waterfall_frame",
+    "waterfall_rows",
 ]

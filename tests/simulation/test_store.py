@@ -13,7 +13,6 @@ from click.testing import CliRunner
 
 from cohortlab import Lab
 from cohortlab.cli import main
-from cohortlab.simulation import simulate as simulate_module
 from cohortlab.simulation import store
 from cohortlab.simulation.simulate import PUBLISHED, outcome_counts_at
 from cohortlab.simulation.verify import observed_times
@@ -41,20 +40,6 @@ def db(world_db, tmp_path):
     path = tmp_path / "lab.duckdb"
     shutil.copy(world_db, path)
     return str(path)
-
-
-@pytest.fixture
-def computed(monkeypatch):
-    """Counts the simulations actually computed (not read from a cache or the store)."""
-    calls = []
-    real = simulate_module.simulate
-
-    def counting(*args, **kwargs):
-        calls.append(args[1])
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(simulate_module, "simulate", counting)
-    return calls
 
 
 def frames(result):
