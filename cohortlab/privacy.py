@@ -14,7 +14,8 @@ address and hashing it does not reveal whether it is in the data.
 A value is personal when it looks like an email (``x@y``) or an international phone number
 (``+`` and at least six digits or separators), or when it is one of the emails and phone numbers
 the database itself holds (Mixpanel ``$email``/``$phone``, mParticle email and phone identities),
-which catches phone numbers written without ``+``.
+which catches phone numbers written without ``+``. The database's values are looked up for the
+values about to be shown (:class:`KnownPersonal`), never all brought into Python.
 """
 
 from __future__ import annotations
@@ -107,13 +108,132 @@ def database_key(engine: "Engine") -> str:
 
 
 def known_personal_values(engine: "Engine") -> set[str]:
-    """Emails and phone numbers the database holds (values never to show)."""
+    """Every email and phone number the database holds. Millions of values on a large database:
+    for checks and tests on small data only (a :class:`Redactor` looks values up as it meets
+    them, :class:`KnownPersonal`)."""
     return {str(r[0]) for r in engine.query_rows(KNOWN_PERSONAL_SQL)}
+
+
+# Known values that a Redactor can be sure of without the database: one word (no separator of
+# _WORD_RE) of printable ASCII (where Python's and SQL's patterns agree) that looks like an email
+# (a non-"@" on both sides of an "@") or, whole, like a phone number. Every other known value is
+# either missed by the patterns (a phone without "+") or not one word ("07700 900123", which a
+# sentence shows as several words): those are the few the Redactor needs to know.
+_W = r"!#$%&+\-./0-9=?@A-Z\\^_a-z~"  # printable ASCII without whitespace and _WORD_RE's separators
+_N = _W.replace("@", "")
+_SURE_SQL = rf"[{_W}]*[{_N}]@[{_N}][{_W}]*|\+[0-9.\-]{{6,}}"
+_KNOWN_ALL_SQL = KNOWN_PERSONAL_SQL.replace("UNION SELECT", "UNION ALL SELECT")
+
+# At most this many such values are held in Python; above it, values are looked up as they come.
+FETCH_LIMIT = 20_000
+
+
+class KnownPersonal:
+    """The personal values of one database, as far as a :class:`Redactor` needs them, without
+    bringing every email and phone number of the database into Python.
+
+    The first question runs one query returning the known values the patterns alone would not
+    catch (``_SURE_SQL``: none on a database whose phones all start with ``+``). When there are at
+    most :data:`FETCH_LIMIT` of them they are kept, and no other query runs. Otherwise single
+    values are looked up as they come, in one query per batch for the values not asked about
+    before (:func:`known_personal_among_sql` over a registered frame; answers cached), and the
+    known values that are not one word are fetched once (or, when they too are too many, looked up
+    in each sentence). Every engine answers these (``register``, ``query_rows``, ``drop``);
+    nothing is written to the database.
+    """
+
+    def __init__(self, engine: "Engine", fetch_limit: int = FETCH_LIMIT):
+        self.engine = engine
+        self.fetch_limit = fetch_limit
+        self.queries = 0           # queries run, and rows they returned (tests, benchmarks)
+        self.rows_fetched = 0
+        self._missed: frozenset[str] | None = None      # known, not caught by the patterns
+        self._multiword: tuple[str, ...] | None = None  # known, not one word (longest first)
+        self._seen: dict[str, bool] = {}                # looked up one by one (when _missed is None)
+        self._asked = False
+
+    def _rows(self, sql: str) -> list[tuple]:
+        rows = self.engine.query_rows(sql)
+        self.queries += 1
+        self.rows_fetched += len(rows)
+        return rows
+
+    def _limited(self, condition: str) -> list[str] | None:
+        """The known values meeting ``condition`` (on ``v``), or None when there are too many."""
+        rows = self._rows(f"SELECT DISTINCT v FROM ({_KNOWN_ALL_SQL}) k WHERE {condition} "
+                          f"LIMIT {self.fetch_limit + 1}")
+        return [str(r[0]) for r in rows] if len(rows) <= self.fetch_limit else None
+
+    @staticmethod
+    def _longest_first(values: Iterable[str]) -> tuple[str, ...]:
+        return tuple(sorted({v for v in values if v and not _WORD_RE.fullmatch(v)}, key=len, reverse=True))
+
+    def _fetch(self) -> None:
+        if self._asked:
+            return
+        self._asked = True
+        values = self._limited(f"NOT regexp_full_match(v, '{_SURE_SQL}')")
+        if values is not None:
+            self._missed = frozenset(v for v in values if not looks_personal(v))
+            self._multiword = self._longest_first(values)
+            return
+        words = self._limited(f"NOT regexp_full_match(v, '[{_W}]+')")  # not one word (or not ASCII)
+        self._multiword = None if words is None else self._longest_first(words)
+
+    def among(self, values: Iterable[str]) -> set[str]:
+        """The values (texts that do not look personal) that the database knows as personal: at
+        most one query, for the values not asked about before."""
+        values = set(values)
+        if not values:
+            return set()
+        self._fetch()
+        if self._missed is not None:
+            return values & self._missed
+        return self._lookup(values)
+
+    def known_words(self, words: Iterable[str]) -> set[str]:
+        """The words of a sentence that the database knows as personal: as :meth:`among`, and
+        those that look like a phone number looked up too (a sentence may say "+150000 users";
+        only a known phone becomes a pseudonym)."""
+        words = set(words)
+        phones = {w for w in words if looks_personal(w)}
+        return self.among(words - phones) | (self._lookup(phones) if phones else set())
+
+    def _lookup(self, values: set[str]) -> set[str]:
+        """One query for the values not asked about before (answers cached)."""
+        new = [v for v in values if v not in self._seen]
+        if new:
+            import pandas as pd
+
+            name = "_cohortlab_lookup_" + secrets.token_hex(4)
+            self.engine.register(name, pd.DataFrame({"v": pd.Series(new, dtype=object)}))
+            try:
+                found = {str(r[0]) for r in self._rows(known_personal_among_sql(name))}
+            finally:
+                self.engine.drop(name)
+            self._seen.update((v, v in found) for v in new)
+        return {v for v in values if self._seen[v]}
+
+    def multiword_in(self, text: str) -> tuple[str, ...]:
+        """The known values that are not one word and appear in ``text``, longest first (a query
+        only when the database has too many such values to keep)."""
+        self._fetch()
+        if self._multiword is not None:
+            return tuple(v for v in self._multiword if v in text)
+        from cohortlab.pipeline import sql_str
+
+        found = self._rows(f"SELECT DISTINCT v FROM ({_KNOWN_ALL_SQL}) k "
+                           f"WHERE v <> '' AND instr({sql_str(text)}, v) > 0")
+        return self._longest_first(str(r[0]) for r in found)
 
 
 @dataclass
 class Redactor:
     """Replaces personal values by pseudonyms (or does nothing when ``show`` is True).
+
+    A value is personal when it looks like one (:func:`looks_personal`), is in ``known`` (values
+    given by hand), or is one the database knows (``database``, a :class:`KnownPersonal`, looked
+    up only for the values about to be shown).
 
     >>> r = Redactor.for_engine(lab.engine)          # doctest: +SKIP
     >>> r.value("ann@example.com")                    # doctest: +SKIP
@@ -123,15 +243,43 @@ class Redactor:
     key: str = field(default_factory=lambda: secrets.token_hex(16))
     known: frozenset[str] = frozenset()
     show: bool = False
+    database: KnownPersonal | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def for_engine(cls, engine: "Engine", show: bool = False) -> "Redactor":
+        """The database's key; its known values are looked up when needed (the engine must stay
+        open while the Redactor is used)."""
         if show:
             return cls(show=True)
-        return cls(key=database_key(engine), known=frozenset(known_personal_values(engine)))
+        return cls(key=database_key(engine), database=KnownPersonal(engine))
+
+    def with_known(self, values: Iterable[Any]) -> "Redactor":
+        """The same Redactor (key, database) with more values known as personal."""
+        extra = frozenset(map(str, values))
+        if self.show or extra <= self.known:
+            return self
+        return Redactor(key=self.key, known=self.known | extra, show=False, database=self.database)
+
+    def _personal(self, values: Iterable[str]) -> set[str]:
+        """The personal ones among ``values`` (texts): one lookup for those the patterns and
+        ``known`` leave open."""
+        out: set[str] = set()
+        rest: set[str] = set()
+        for v in set(values):
+            (out if v in self.known or looks_personal(v) else rest).add(v)
+        if rest and self.database is not None:
+            out |= self.database.among(rest)
+        return out
+
+    def prime(self, values: Iterable[Any]) -> None:
+        """Look up at once the values (and the words of the texts) about to be shown one by one
+        with :meth:`value` and :meth:`text`, so that these run no query each."""
+        texts = {str(v) for v in values if isinstance(v, str)}
+        if not self.show and self.database is not None and texts:
+            self._personal(texts | {w for t in texts for w in _WORD_RE.findall(t)})
 
     def is_personal(self, value: Any) -> bool:
-        return value is not None and (str(value) in self.known or looks_personal(value))
+        return value is not None and bool(self._personal([str(value)]))
 
     def value(self, value: Any) -> Any:
         if self.show or not self.is_personal(value):
@@ -139,41 +287,46 @@ class Redactor:
         return pseudonym(str(value), self.key)
 
     def values(self, values: Iterable[Any]) -> list[Any]:
-        return [self.value(v) for v in values]
+        values = list(values)
+        if self.show:
+            return values
+        personal = self._personal(str(v) for v in values if v is not None)
+        return [pseudonym(str(v), self.key) if v is not None and str(v) in personal else v for v in values]
 
     def text(self, text: str) -> str:
-        """A sentence with every personal value in it replaced (emails/phones found by pattern,
-        and the database's known values)."""
+        """A sentence with every personal value in it replaced: emails found by pattern, the
+        words that are known values (``known``, the database's), and the known values that are
+        not one word ("07700 900123")."""
         if self.show or not text:
             return text
         out = _EMAIL_RE.sub(lambda m: pseudonym(m.group(0), self.key), text)
-        if not self.known:
-            return out
-        # one pass over the words (a database may know a million values), then the few known
-        # values that are not one word ("07700 900123")
-        out = _WORD_RE.sub(lambda m: pseudonym(m.group(0), self.key) if m.group(0) in self.known else m.group(0), out)
-        for v in self._multiword_known():
+        words = set(_WORD_RE.findall(out))
+        personal = {w for w in words if w in self.known}
+        if self.database is not None and words - personal:
+            personal |= self.database.known_words(words - personal)
+        multiword = {v for v in self.known if v and not _WORD_RE.fullmatch(v) and v in out}
+        if self.database is not None:
+            multiword.update(self.database.multiword_in(out))
+        multiword = sorted(multiword, key=len, reverse=True)
+        if personal:
+            out = _WORD_RE.sub(lambda m: pseudonym(m.group(0), self.key) if m.group(0) in personal else m.group(0), out)
+        for v in multiword:
             if v in out:
                 out = out.replace(v, pseudonym(v, self.key))
         return out
 
-    def _multiword_known(self) -> tuple[str, ...]:
-        cached = self.__dict__.get("_multiword")
-        if cached is None or cached[0] is not self.known:
-            values = tuple(sorted((v for v in self.known if v and not _WORD_RE.fullmatch(v)), key=len, reverse=True))
-            cached = (self.known, values)
-            self.__dict__["_multiword"] = cached
-        return cached[1]
-
     def frame(self, df: "pd.DataFrame", id_columns: Iterable[str] = ID_COLUMNS) -> "pd.DataFrame":
-        """A copy without personal columns and with personal identifier values replaced."""
+        """A copy without personal columns and with personal identifier values replaced (the
+        values of all columns looked up at once)."""
         if self.show:
             return df
         out = df.drop(columns=[c for c in df.columns if c in PERSONAL_COLUMNS])
         ids = set(id_columns)
-        for c in out.columns:
-            if c in ids or out[c].dtype == object:
-                out[c] = out[c].map(lambda v: self.value(v) if isinstance(v, str) else v)
+        cols = [c for c in out.columns if c in ids or out[c].dtype == object]
+        texts = {v for c in cols for v in out[c] if isinstance(v, str)}
+        personal = self._personal(texts)
+        for c in cols:
+            out[c] = out[c].map(lambda v: pseudonym(v, self.key) if isinstance(v, str) and v in personal else v)
         return out
 
     def sql(self, expr: str, known_table: str | None = None) -> str:

@@ -204,15 +204,19 @@ def validate_cmd(db, plan_file, cohort, at, settings_path, out, show, show_perso
             res = lab.validate_migration(plan, cohort, at, settings=settings)
         except ValueError as e:
             fail(str(e))
+        # redacted while the database is open (known emails/phones are looked up as needed)
         redactor = Redactor.for_engine(lab.engine, show=show_personal_data)
-    click.echo(f"plan: {res.plan}   cohort: {res.cohort}   as of: {res.at:%Y-%m-%d %H:%M:%S} UTC")
-    click.echo(res.confusion.to_string())
-    d = res.differences
-    if len(d):
+        d = res.differences
         cols = [c for c in ("distinct_id", "obs_status", "obs_gap_reason", "predicted_status",
                             "predicted_gap_reason", "explanation") if c in d.columns]
+        differences = redactor.frame(d[cols].head(show)) if len(d) else None
+        users = redactor.frame(res.users) if out else None
+        verdict = redactor.text(res.verdict)
+    click.echo(f"plan: {res.plan}   cohort: {res.cohort}   as of: {res.at:%Y-%m-%d %H:%M:%S} UTC")
+    click.echo(res.confusion.to_string())
+    if differences is not None:
         click.echo(f"\nmembers that differ (first {min(show, len(d))} of {len(d)}):")
-        click.echo(redactor.frame(d[cols].head(show)).to_string(index=False))
-    _write(redactor.frame(res.users), out)
+        click.echo(differences.to_string(index=False))
+    _write(users, out)
     click.echo("")
-    click.echo(redactor.text(res.verdict))
+    click.echo(verdict)

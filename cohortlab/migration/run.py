@@ -120,15 +120,21 @@ def _summary_pipeline(plans: list[MigrationPlan], users: str) -> Pipeline:
     cats = ", ".join(f"count(*) FILTER (WHERE category = {sql_str(c)}) AS {c}" for c in SUMMARY_CATEGORIES)
     p = Pipeline()
     p.add("summary_users", f"""
-        SELECT plan, pid, category, person_matched, status = 'matched' AS matched,
+        SELECT plan, pid, category, person_matched, person_profiles, status = 'matched' AS matched,
                status = 'matched' AND matchable_from <= first_seen AS delivered,
                status = 'matched' AND least(remediation_at, event_rule_at) <= {reexport} AS fixed_by_reexport
         FROM {users} WHERE plan IN ({names})""")
     p.add("per_plan", f"SELECT plan, {cats} FROM summary_users GROUP BY plan")
+    # a person with one profile (most of them) is that profile's row: only the persons with
+    # several profiles are grouped (grouping every (plan, pid) was the costliest step of the run)
     p.add("per_person", """
+        SELECT plan, pid, category = 'never_fixable' AS never_fixable, NOT person_matched AS unmatched,
+               matched, delivered, fixed_by_reexport AS by_reexport
+        FROM summary_users WHERE person_profiles = 1
+        UNION ALL
         SELECT plan, pid, bool_or(category = 'never_fixable') AS never_fixable, bool_or(NOT person_matched) AS unmatched,
                bool_or(matched) AS matched, bool_or(delivered) AS delivered, bool_or(fixed_by_reexport) AS by_reexport
-        FROM summary_users GROUP BY plan, pid""")
+        FROM summary_users WHERE coalesce(person_profiles, 0) <> 1 GROUP BY plan, pid""")
     p.add("people", """
         SELECT plan, count(*) FILTER (WHERE never_fixable) AS never_fixable_users,
                count(*) FILTER (WHERE unmatched) AS unmatched_users,
