@@ -44,9 +44,13 @@ def _finish(result) -> None:
               help="With --data: keep the loaded database as data.duckdb in the report folder "
                    "(it holds all the raw data, personal data included; default: a temporary file, removed).")
 @click.option("--kernel", default=None, help="Jupyter kernel (default: cohortlab if installed, else python3).")
+@click.option("--share-simulations/--no-share-simulations", "share_simulations", default=True, show_default=True,
+              help="Simulate each cohort once, before the notebooks that start from it run, into a temporary "
+                   "file they read (the database is only read); --no-share-simulations: each notebook simulates "
+                   "on its own.")
 @engine_options  # --engine duckdb|spark, --spark-master (issue 7)
 def report_cmd(db, data, params_file, param_items, notebooks, out, overwrite, show_personal_data, keep_data, kernel,
-               engine, spark_master):
+               share_simulations, engine, spark_master):
     """Run the notebooks with papermill into HTML reports (no code), metrics.json and index.html.
 
     Exits non-zero, naming the notebook and the cell, when a notebook fails.
@@ -60,7 +64,7 @@ def report_cmd(db, data, params_file, param_items, notebooks, out, overwrite, sh
             names, db=db, data=data, params=params, out=out, overwrite=overwrite,
             show_personal_data=show_personal_data, kernel=kernel, progress=_say,
             engine=engine, spark_master=spark_master,  # notebook parameters, like every other input
-            keep_data=keep_data,
+            keep_data=keep_data, share_simulations=share_simulations,
         )
     except ReportError as e:
         fail(str(e))

@@ -32,6 +32,9 @@ show_personal_data = False   # emails and phone numbers are hidden unless True
 engine = "duckdb"            # "duckdb", or "spark" (`cohortlab report --engine spark`)
 spark_master = None          # Spark master URL when engine is "spark"; None: local'''
 
+SHARED_PARAMETER = '''
+simulations = None           # DuckDB file of the simulations the notebooks share (`cohortlab report` sets it)'''
+
 SETUP = '''\
 from cohortlab import charts
 from cohortlab.report import insights, metrics, summaries
@@ -39,8 +42,12 @@ from cohortlab.report import notebook as ui
 
 lab = ui.open_lab(db, data, engine=engine, spark_master=spark_master)  # read-only: the file is never written
 names = insights.cohort_names(lab, cohorts)
-privacy = ui.redactor(lab, show_personal_data)  # emails/phones become stable pseudonyms in every output
-known = privacy.known'''
+privacy = ui.redactor(lab, show_personal_data)  # emails/phones become stable pseudonyms in every output'''
+# the notebooks that start from the simulation of every cohort read the one the runner shares
+SHARED_SETUP = SETUP.replace("""  # read-only: the file is never written
+""", """  # read-only: the file is never written
+ui.share_simulations(lab, simulations)  # simulated once by `cohortlab report` for these notebooks
+""")
 
 
 def md(text: str):
@@ -74,17 +81,17 @@ For each cohort: the share of its Mixpanel members whose identifier (the profile
 MPID of an existing mParticle profile, and the discrepancy waterfall from the Mixpanel cohort
 count to the mParticle audience size (docs/rules.md#waterfall).
 """),
-    code(COMMON_PARAMETERS + '''
+    code(COMMON_PARAMETERS + SHARED_PARAMETER + '''
 snapshot_at = None           # when the mParticle snapshot (observed attributes) was taken; None: detected''',
          "parameters"),
-    code(SETUP + '''
+    code(SHARED_SETUP + '''
 sims = insights.simulate_all(lab, names, at=as_of, settings=settings)
 over_time = insights.match_rates_over_time(lab, names, settings=settings, until=as_of,
                                            limit=metrics.LIMIT_OVER_TIME)
 figures = metrics.match_rates_figures(sims, over_time)
 verified = insights.verify_all(lab, names, at=as_of, settings=settings, snapshot_at=snapshot_at,
                                show_personal_data=show_personal_data)
-figures["verify"] = metrics.verify_figures(verified, redact=lambda df: ui.redact(df, show_personal_data, known))
+figures["verify"] = metrics.verify_figures(verified, redact=lambda df: ui.redact(df, show_personal_data))
 summary = summaries.match_rates_summary(figures)
 doc = ui.publish(output_dir, "match_rates", title="Match rates", figures=figures, summary=summary,
                  headline=metrics.figures_headline_match_rates(figures),
@@ -159,7 +166,7 @@ for cohort, c in v["cohorts"].items():
         shown = len(c["disagreement_rows"])
         ui.md(f"The {'first ' + format(shown, ',') + ' of the ' if c['disagreements'] > shown else ''}"
               f"{c['disagreements']:,} profile(s) that disagree:")
-        ui.table(c["disagreement_rows"], show_personal_data=show_personal_data, known=known, max_rows=v["row_limit"],
+        ui.table(c["disagreement_rows"], show_personal_data=show_personal_data, max_rows=v["row_limit"],
                  columns={"mpid": "MPID", "simulated": "simulated", "observed": "observed", "cause": "cause",
                           "detail": "what the data shows"})
     for note in c["notes"]:
@@ -183,14 +190,14 @@ whether they are in mParticle under another identity (`recoverable_via`), when t
 active, the precision-loss and junk identifiers behind the losses, MPIDs shared by several Mixpanel
 profiles, and what each remedy would gain, each valued by its own simulation.
 """),
-    code(COMMON_PARAMETERS, "parameters"),
-    code(SETUP + '''
+    code(COMMON_PARAMETERS + SHARED_PARAMETER, "parameters"),
+    code(SHARED_SETUP + '''
 sims = insights.simulate_all(lab, names, at=as_of, settings=settings)
 resolution = insights.all_resolution(sims)
 shared = metrics.shared_mpids(resolution, with_ids=show_personal_data)
 remedy_values = insights.remedies_all(lab, names, at=as_of, settings=settings)  # one simulation per remedy
 figures = metrics.identity_gaps_figures(resolution, shared, remedy_values=remedy_values,
-                                        redact=lambda df: ui.redact(df, show_personal_data, known))
+                                        redact=lambda df: ui.redact(df, show_personal_data))
 summary = summaries.identity_gaps_summary(figures, settings)
 doc = ui.publish(output_dir, "identity_gaps", title="Identity gaps", figures=figures, summary=summary,
                  headline=metrics.figures_headline_identity_gaps(figures),
@@ -230,7 +237,7 @@ ui.md(f"**{f['precision_loss']:,}** members send an identifier that is an MPID r
 if f["precision_loss"]:
     if f["precision_loss"] > len(f["precision_loss_rows"]):
         ui.md(f"The first {len(f['precision_loss_rows']):,} of them:")
-    ui.table(f["precision_loss_rows"], show_personal_data=show_personal_data, known=known,
+    ui.table(f["precision_loss_rows"], show_personal_data=show_personal_data,
              max_rows=f["row_limit"],
              columns={"cohort_name": "cohort", "distinct_id": "distinct id", "identifier_source": "identifier sent",
                       "identifier": "value sent"})"""),
@@ -241,7 +248,7 @@ if not f["junk_rows"]:
 else:
     ui.md(f"**{f['malformed_mparticle_user_id']:,}** member(s) send a `$mparticle_user_id` that is not a valid "
           "MPID (it blocks the `$distinct_id` fallback); the most frequent values:")
-    ui.table(f["junk_rows"], show_personal_data=show_personal_data, known=known,
+    ui.table(f["junk_rows"], show_personal_data=show_personal_data,
              columns={"identifier": "value sent", "users": "members"})"""),
     md("## MPIDs shared by several Mixpanel profiles"),
     code("""\
@@ -251,7 +258,7 @@ ui.show_if(lambda: charts.shared_mpid_chart(ui.frame(f["shared_distribution"])),
 if f["shared_mpids"]:
     ui.md(f"**{f['shared_mpids']:,}** MPIDs are claimed by **{f['profiles_on_shared_mpids']:,}** Mixpanel profiles"
           + (f"; the first {len(f['shared_rows']):,}:" if f["shared_mpids"] > len(f["shared_rows"]) else "."))
-    ui.table(f["shared_rows"], show_personal_data=show_personal_data, known=known, max_rows=f["row_limit"],
+    ui.table(f["shared_rows"], show_personal_data=show_personal_data, max_rows=f["row_limit"],
              columns={"cohort_name": "cohort", "mpid": "MPID", "profiles": "Mixpanel profiles",
                       "distinct_ids": "distinct ids"})"""),
     md("## What each remedy would recover"),
@@ -279,9 +286,9 @@ against the number of mParticle profiles with `<attribute> = true`, the adds and
 sends, paused windows (failed runs), and the staleness they leave behind, for a dynamic sync and a
 one-time export.
 """),
-    code(COMMON_PARAMETERS + '''
+    code(COMMON_PARAMETERS + SHARED_PARAMETER + '''
 since = None                 # show runs from this ISO time on; None: from the first run''', "parameters"),
-    code(SETUP + '''
+    code(SHARED_SETUP + '''
 dynamic = insights.simulate_all(lab, names, at=as_of, settings=insights.with_sync_type(settings, "dynamic"))
 one_time = insights.simulate_all(lab, names, at=as_of, settings=insights.with_sync_type(settings, "one_time"))
 figures = metrics.sync_figures({c: metrics.window(s.timeline, since) for c, s in dynamic.items()},

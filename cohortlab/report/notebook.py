@@ -22,7 +22,7 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import pandas as pd
 
@@ -44,10 +44,20 @@ def open_lab(db: str | None = None, data: str | None = None, *, engine: str = "d
     return _open(db, data, engine=engine, spark_master=spark_master, read_only=read_only)
 
 
+def share_simulations(lab, simulations: str | None = None) -> bool:
+    """Read the simulations ``cohortlab report`` computed once for every notebook (the parameter
+    ``simulations``: a scratch DuckDB file, :mod:`cohortlab.report.shared`) instead of computing
+    them again. False (nothing to read) when the parameter is None or the lab is not a
+    read-only DuckDB lab."""
+    from cohortlab.report.shared import attach
+
+    return attach(lab.engine, simulations)
+
+
 def redactor(lab, show_personal_data: bool = False) -> Redactor:
-    """The notebook's :class:`~cohortlab.privacy.Redactor` (the database's pseudonym key and its
-    known emails/phones), registered for :func:`table`, :func:`md`, :func:`show` and
-    :func:`write_metrics`."""
+    """The notebook's :class:`~cohortlab.privacy.Redactor` (the database's pseudonym key; its
+    known emails/phones are looked up for the values shown, not fetched), registered for
+    :func:`table`, :func:`md`, :func:`show` and :func:`write_metrics`."""
     global _REDACTOR
     _REDACTOR = Redactor.for_engine(lab.engine, show=show_personal_data)
     return _REDACTOR
@@ -64,10 +74,11 @@ def _current(show_personal_data: bool | None = None) -> Redactor:
 
 def redact(df: pd.DataFrame, show_personal_data: bool = False, known=None) -> pd.DataFrame:
     """A copy safe to display: without personal columns and with personal identifier values
-    replaced by pseudonyms, unless ``show_personal_data``."""
+    replaced by pseudonyms, unless ``show_personal_data``. ``known``: more values to treat as
+    personal, besides the patterns and the database's (:func:`redactor`)."""
     r = _current(show_personal_data)
-    if known and not r.show and not set(map(str, known)) <= r.known:
-        r = Redactor(key=r.key, known=frozenset(r.known) | frozenset(map(str, known)))
+    if known:
+        r = r.with_known(known)
     return r.frame(df)
 
 
@@ -181,7 +192,7 @@ def _html_table(df: pd.DataFrame) -> str:
     return f'<table class="cl-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def table(df: pd.DataFrame | list, *, show_personal_data: bool = False, known: set[str] | frozenset = frozenset(),
+def table(df: pd.DataFrame | list, *, show_personal_data: bool = False, known=None,
           max_rows: int = 30, columns: Mapping[str, str] | None = None) -> None:
     """Display a (redacted) table for people (:func:`format_for_people`) without the index.
     ``df`` may be the rows of a ``metrics.json`` figure; ``columns`` picks and renames columns."""
@@ -191,7 +202,7 @@ def table(df: pd.DataFrame | list, *, show_personal_data: bool = False, known: s
         df = frame(df)
     if columns:
         df = df[[c for c in columns if c in df.columns]].rename(columns=dict(columns))
-    safe = redact(df, show_personal_data, known).head(max_rows)
+    safe = redact(df.head(max_rows), show_personal_data, known)  # only the rows shown are looked up
     display(HTML(_html_table(safe)))
     if len(df) > max_rows:
         display(Markdown(f"*… {len(df) - max_rows:,} more rows*"))
@@ -222,6 +233,22 @@ def waterfall_table(waterfall) -> pd.DataFrame:
         "what it is": w["label"],
         "users": [f"{sign.get(k, '')} {int(c):,}" for k, c in zip(w["kind"], w["count"])],
     })
+
+
+def _strings(v: Any) -> Iterator[str]:
+    """The texts inside ``v`` (what :func:`_jsonable` will redact)."""
+    if isinstance(v, str):
+        yield v
+    elif isinstance(v, Mapping):
+        for x in v.values():
+            yield from _strings(x)
+    elif isinstance(v, (list, tuple, set)):
+        for x in v:
+            yield from _strings(x)
+    elif isinstance(v, pd.DataFrame):
+        for c in v.columns:
+            if v[c].dtype == object:
+                yield from (x for x in v[c] if isinstance(x, str))
 
 
 def _jsonable(v: Any) -> Any:
@@ -285,6 +312,7 @@ def _plain(markdown: str) -> str:
 
 def _document(notebook: str, *, title: str, summary: str = "", headline=None, parameters=None, context=None,
               metrics=None, card=None) -> dict[str, Any]:
+    _current().prime(_strings([headline, context, parameters, metrics]))  # one lookup, not one per value
     return {
         "notebook": notebook,
         "title": title,

@@ -109,10 +109,12 @@ PARAMETERS: dict[str, Parameter] = {p.name: p for p in [
     Parameter("observed_data", _optional(_text), "folder of exports taken after the switch"),
     Parameter("validate_plan", _optional(_text), "plan to validate"),
     Parameter("previous_metrics", _optional(_text), "metrics.json of the previous run (trend)"),
+    Parameter("simulations", _optional(_text), "DuckDB file of the simulations the notebooks share "
+              "(set by cohortlab report)"),
 ]}
 
 PATH_PARAMETERS = ("db", "data", "settings", "output_dir", "plans", "observed_db", "observed_data",
-                   "previous_metrics")
+                   "previous_metrics", "simulations")
 
 
 def _kind(v: Any) -> str:

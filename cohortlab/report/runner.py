@@ -42,7 +42,7 @@ REPORTS_ROOT = "reports"
 DB_NAME = "data.duckdb"
 
 # parameters that hold paths: made absolute before they reach a notebook (whose cwd differs)
-PATH_PARAMETERS = ("db", "data", "settings", "output_dir", "observed_db", "observed_data", "plans")
+PATH_PARAMETERS = ("db", "data", "settings", "output_dir", "observed_db", "observed_data", "plans", "simulations")
 
 
 class ReportError(Exception):
@@ -181,6 +181,7 @@ def check_parameters(params: Mapping[str, Any], sources: Iterable[str | os.PathL
     for src in sources:
         declared |= set(declared_parameters(src))
     declared.discard("output_dir")  # set by the runner, never by the user
+    declared.discard("simulations")
     try:
         return validate(params, declared)
     except ParameterError as e:
@@ -371,6 +372,7 @@ def run_report(
     engine: str | None = None,
     spark_master: str | None = None,
     keep_data: bool = False,
+    share_simulations: bool = True,
 ) -> ReportResult:
     """Run the notebooks (default: the four of ``notebooks/``) on ``db`` or a ``data`` folder.
 
@@ -379,6 +381,11 @@ def run_report(
     checked first (:func:`check_parameters`): a value that is not plain data, or a name that no
     chosen notebook declares, is a :class:`ReportError` and nothing runs. ``params`` are notebook parameters (e.g. from a YAML file); ``db``,
     ``data`` and ``show_personal_data`` given here win over ``params``.
+
+    ``share_simulations`` (DuckDB): the simulation of every cohort that several notebooks start
+    from is computed once, before they run, into a scratch file they read
+    (:mod:`cohortlab.report.shared`; the user's database is only read); False: each notebook
+    simulates on its own.
     """
     say = progress or (lambda _m: None)
     sources = [notebook_path(n) for n in (notebooks or DEFAULT_NOTEBOOKS)]
@@ -406,12 +413,22 @@ def run_report(
     kernel = kernel or kernel_name()
     out_dir = prepare_output_dir(out, overwrite=overwrite, root=root)
     say(f"report folder: {out_dir}")
-    if params.get("db") and params.get("engine", "duckdb") == "duckdb":
+    # the notebooks that read the shared simulations (by position); shared when two or more do
+    readers = {j for j, src in enumerate(sources) if _reads_shared(Path(src))}
+    share = share_simulations and params.get("engine", "duckdb") == "duckdb" and len(readers) >= 2
+    if params.get("db") and params.get("engine", "duckdb") == "duckdb" and not share:
         hint = stored_simulations_hint(params["db"])
         if hint:
             say(hint)
     source = str(params.get("data") or params.get("db"))
-    return _run_all(sources, out_dir, params, source, kernel, say, keep_data)
+    return _run_all(sources, out_dir, params, source, kernel, say, keep_data, readers if share else set())
+
+
+def _reads_shared(src: Path) -> bool:
+    """Whether the notebook ``src`` reads the shared simulations (declares the parameter)."""
+    from cohortlab.report.shared import PARAMETER
+
+    return PARAMETER in declared_parameters(src)
 
 
 def stored_simulations_hint(db: str | os.PathLike) -> str | None:
@@ -447,35 +464,45 @@ def parallel_notebooks() -> int:
     return max(1, min(2, default_threads()))
 
 
-# the default notebooks, longest first on a loaded 1M-user world (docs/benchmarks.md)
-_LONGEST_FIRST = {"eit_migration": 0, "sync_timeline": 1, "match_rates": 2, "identity_gaps": 3}
+# the default notebooks, longest first on a loaded 1M-user world (one DuckDB thread each, the
+# cohorts' simulations shared): eit_migration (which reads no shared simulation) starts at once,
+# beside the shared simulations, and is about as long as them and identity_gaps together, so the
+# two halves end together (docs/reports.md#shared-simulations)
+_LONGEST_FIRST = {"eit_migration": 0, "identity_gaps": 1, "match_rates": 2, "sync_timeline": 3}
 
 
 class _kernel_memory_share:
     """While ``workers`` kernels run at once, each gets 1/workers of the default DuckDB memory
     limit (``$COHORTLAB_MEMORY_LIMIT``, read by every kernel), so that together they stay within
-    what one would use; a limit the user set is left alone."""
+    what one would use, and 1/workers of the cores as DuckDB threads (``$COHORTLAB_THREADS``, at
+    least 1): two kernels each running as many threads as there are cores spend a fifth more CPU
+    time on the same queries. A limit the user set is left alone."""
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
-        self.set = False
+        self.set: list[str] = []
 
     def __enter__(self):
-        if not os.environ.get("COHORTLAB_MEMORY_LIMIT"):
-            from cohortlab.engines.duckdb import default_memory_limit
+        from cohortlab.engines.duckdb import default_memory_limit, default_threads
 
+        if not os.environ.get("COHORTLAB_MEMORY_LIMIT"):
             mb = int(default_memory_limit()[:-2])
             os.environ["COHORTLAB_MEMORY_LIMIT"] = f"{max(mb // self.workers, 100)}MB"
-            self.set = True
+            self.set.append("COHORTLAB_MEMORY_LIMIT")
+        if not os.environ.get("COHORTLAB_THREADS"):
+            os.environ["COHORTLAB_THREADS"] = str(max(1, default_threads() // self.workers))
+            self.set.append("COHORTLAB_THREADS")
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.set:
-            os.environ.pop("COHORTLAB_MEMORY_LIMIT", None)
+        for name in self.set:
+            os.environ.pop(name, None)
 
 
 def _run_all(sources, out_dir: Path, params: dict[str, Any], source: str, kernel: str, say,
-             keep_data: bool) -> ReportResult:
+             keep_data: bool, readers: set[int] = frozenset()) -> ReportResult:
+    """Run the notebooks ``sources``; those at the positions ``readers`` read the simulations
+    shared by the runner (none: every notebook simulates on its own)."""
     import tempfile
 
     # papermill's ``cwd=`` changes the directory of the whole process while a notebook runs, and two
@@ -514,31 +541,60 @@ def _run_all(sources, out_dir: Path, params: dict[str, Any], source: str, kernel
                 params.setdefault("observed_db", str(db_path))
                 params.setdefault("validate_plan", "switch only")
 
-    def one(i: int, src: Path) -> NotebookResult:
+    def one(i: int, src: Path, extra: Mapping[str, Any] | None = None) -> NotebookResult:
         say(f"[{i}/{len(sources)}] {src.stem} ...")
-        r = run_notebook(src, out_dir, params, kernel=kernel, page_source=source)
+        r = run_notebook(src, out_dir, {**params, **(extra or {})}, kernel=kernel, page_source=source)
         if r.ok:
             say(f"[{i}/{len(sources)}] {src.stem}: ok ({r.seconds:.1f} s)")
         else:
             say(f"[{i}/{len(sources)}] {src.stem}: FAILED in {r.error}")
         return r
 
+    sims_dir = None
+
+    def shared() -> dict[str, Any]:
+        """The shared simulations, computed while the notebooks that do not read them run:
+        ``{"simulations": path}`` for the others, or ``{}`` (each simulates on its own)."""
+        nonlocal sims_dir
+        from cohortlab.report.shared import PARAMETER, SCRATCH_NAME, share_in_subprocess
+
+        sims_dir = tempfile.TemporaryDirectory(prefix="cohortlab-report-sims-")  # member data: never kept
+        say("simulating each cohort once for the notebooks that start from it ...")
+        try:
+            done = share_in_subprocess(params["db"], Path(sims_dir.name) / SCRATCH_NAME, cohorts=params.get("cohorts"),
+                                       as_of=params.get("as_of"), settings=params.get("settings"))
+        except Exception as e:  # noqa: BLE001 - the notebooks then simulate (and report any problem) on their own
+            say(f"  not shared ({type(e).__name__}: {e}): each notebook simulates on its own")
+            return {}
+        parts = [f"{len(done.simulated)} simulated"] + ([f"{len(done.reused)} stored in the database"]
+                                                        if done.reused else [])
+        say(f"  {', '.join(parts)} in {done.seconds:.1f} s")
+        return {PARAMETER: str(done.path)}
+
     # two Spark sessions at once would compete for the same local cores and memory
     workers = 1 if params.get("engine") == "spark" else min(parallel_notebooks(), len(sources))
+    # two at a time: the longest notebook starts first, so that it overlaps the others rather than
+    # running alone at the end; the notebooks that read the shared simulations start once they exist
+    order = sorted(range(len(sources)), key=lambda j: (j in readers, _LONGEST_FIRST.get(sources[j].stem,
+                                                                                      len(_LONGEST_FIRST))))
     try:
         if workers <= 1:
-            results = [one(i, src) for i, src in enumerate(sources, 1)]
+            extra = shared() if readers else {}
+            results = {j: one(j + 1, sources[j], extra if j in readers else None) for j in range(len(sources))}
         else:  # each notebook is its own kernel process reading the database read-only
             from concurrent.futures import ThreadPoolExecutor
 
-            # the longest notebook starts first, so that it overlaps the others rather than
-            # running alone at the end
-            order = sorted(range(len(sources)), key=lambda j: _LONGEST_FIRST.get(sources[j].stem, len(_LONGEST_FIRST)))
             with _kernel_memory_share(workers), ThreadPoolExecutor(max_workers=workers) as pool:
-                futures = {j: pool.submit(one, j + 1, sources[j]) for j in order}
-                results = [futures[j].result() for j in range(len(sources))]  # in the order asked for
+                futures = {j: pool.submit(one, j + 1, sources[j]) for j in order if j not in readers}
+                if readers:  # meanwhile, in this process
+                    extra = shared()
+                    futures.update({j: pool.submit(one, j + 1, sources[j], extra) for j in order if j in readers})
+                results = {j: f.result() for j, f in futures.items()}
+        results = [results[j] for j in range(len(sources))]  # in the order asked for
     finally:
         if scratch is not None:
             scratch.cleanup()
+        if sims_dir is not None:
+            sims_dir.cleanup()
     index = write_index(out_dir, results, {**params, "source": source})
     return ReportResult(out_dir=out_dir, index_html=index, notebooks=results)

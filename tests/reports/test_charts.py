@@ -157,11 +157,25 @@ def test_failed_windows_end_paused():
     assert charts.failed_windows(t, pd.Series([True, False, True])) == [(t[0], t[1]), (t[2], t[2])]
 
 
+def _run_bars(ax) -> dict:
+    """{label: the collection of one bar per run} of a sync-runs chart."""
+    from matplotlib.collections import PolyCollection
+
+    return {c.get_label(): c for c in ax.collections if isinstance(c, PolyCollection)}
+
+
 def test_sync_runs_chart_adds_up_removes_down():
     ax = _check_basics(charts.sync_runs_chart(TIMELINE), "adds and removes", "run", "members")
-    bars = [p for p in ax.patches if p.get_label() != "paused (failed runs)"]
-    heights = [b.get_height() for b in bars]
-    assert heights == [100, 3, 0, 0, 6, 0] + [0, -1, 0, 0, -4, 0]
+    bars = _run_bars(ax)
+    assert set(bars) == {"adds", "removes"}
+    assert charts.bar_heights(bars["adds"]) == [100, 3, 0, 0, 6, 0]
+    assert charts.bar_heights(bars["removes"]) == [0, -1, 0, 0, -4, 0]
+    # one bar per run, centred on its time
+    centres = [float(p.vertices[:, 0].mean()) for p in bars["adds"].get_paths()]
+    assert centres == pytest.approx(list(mdates.date2num(pd.to_datetime(TIMELINE["run_at"]).to_numpy())))
+    assert [t.get_text() for t in ax.get_legend().get_texts()][-2:] == ["adds", "removes"]
+    lo, hi = ax.get_ylim()
+    assert lo <= -4 and hi >= 100  # the axis holds every bar
 
 
 def test_staleness_chart():
@@ -275,8 +289,8 @@ def test_bars_of_a_long_timeline_are_wider_than_a_pixel():
     fig = charts.sync_runs_chart(_runs(577))
     fig.canvas.draw()
     ax = fig.axes[0]
-    bar = ax.patches[0]
-    width_px = ax.transData.transform((bar.get_x() + bar.get_width(), 0))[0] - ax.transData.transform((bar.get_x(), 0))[0]
+    x = _run_bars(ax)["adds"].get_paths()[0].vertices[:, 0]
+    width_px = ax.transData.transform((x.max(), 0))[0] - ax.transData.transform((x.min(), 0))[0]
     assert width_px >= 2.5
 
 

@@ -18,10 +18,10 @@ from cohortlab.report.runner import DEFAULT_NOTEBOOKS, NOTEBOOKS_DIR
 
 COMMON = {"db", "data", "cohorts", "as_of", "settings", "output_dir", "show_personal_data", "engine",
           "spark_master"}
-EXTRA = {
-    "match_rates": {"snapshot_at"},
-    "identity_gaps": set(),
-    "sync_timeline": {"since"},
+EXTRA = {  # simulations: the runner's shared simulations (docs/reports.md#shared-simulations)
+    "match_rates": {"snapshot_at", "simulations"},
+    "identity_gaps": {"simulations"},
+    "sync_timeline": {"since", "simulations"},
     "eit_migration": {"plans", "switch", "start", "end", "activity", "observed_db", "observed_data",
                       "validate_plan"},
 }
@@ -35,6 +35,8 @@ def test_declared_parameters(name):
     assert params["show_personal_data"]["default"] == "False"
     assert params["db"]["default"] == "None" and params["cohorts"]["default"] == "None"
     assert params["data"]["default"] == "\"../data\""  # runs as shipped, on the sample exports
+    if "simulations" in params:  # run by hand: the notebook simulates on its own
+        assert params["simulations"]["default"] == "None"
 
 
 @pytest.mark.parametrize("name", DEFAULT_NOTEBOOKS)

@@ -1,6 +1,6 @@
 """The report runner runs two notebooks at a time: results (and the index) keep the order asked
-for, the longest default notebook starts first, each kernel gets its share of the memory limit,
-and ``COHORTLAB_REPORT_PARALLEL`` chooses how many run at once."""
+for, the longest default notebook starts first, each kernel gets its share of the memory limit
+and of the cores (DuckDB threads), and ``COHORTLAB_REPORT_PARALLEL`` chooses how many run at once."""
 
 import time
 from pathlib import Path
@@ -14,11 +14,12 @@ from cohortlab.report.runner import ReportError, parallel_notebooks, run_report
 KERNELSPEC = {"name": "cohortlab", "display_name": "cohortlab (Python 3)", "language": "python"}
 
 
-def _notebook(path: Path, seconds: float) -> Path:
-    """A notebook that records when it ran and the memory limit its kernel was given."""
+def _notebook(path: Path, seconds: float, *, reads_shared: bool = False) -> Path:
+    """A notebook that records when it ran and the memory limit its kernel was given
+    (``reads_shared``: it declares the parameter of the shared simulations)."""
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = KERNELSPEC
-    params = nbformat.v4.new_code_cell('db = None\noutput_dir = "."')
+    params = nbformat.v4.new_code_cell('db = None\noutput_dir = "."' + ("\nsimulations = None" if reads_shared else ""))
     params.metadata["tags"] = ["parameters"]
     nb.cells.append(params)
     nb.cells.append(nbformat.v4.new_code_cell(
@@ -26,7 +27,8 @@ def _notebook(path: Path, seconds: float) -> Path:
         "t0 = time.time()\n"
         f"time.sleep({seconds})\n"
         "json.dump({'title': os.path.basename(output_dir), 'db': db, 'start': t0, 'end': time.time(),\n"
-        "           'memory_limit': os.environ.get('COHORTLAB_MEMORY_LIMIT')},\n"
+        "           'memory_limit': os.environ.get('COHORTLAB_MEMORY_LIMIT'),\n"
+        "           'threads': os.environ.get('COHORTLAB_THREADS'), 'simulations': globals().get('simulations')},\n"
         "          open(os.path.join(output_dir, 'metrics.json'), 'w'))"))
     nbformat.write(nb, str(path))
     return path
@@ -46,22 +48,25 @@ def test_two_at_a_time_in_the_order_asked_for_longest_first(notebooks, tmp_path,
     db, nbs = notebooks
     monkeypatch.setenv("COHORTLAB_REPORT_PARALLEL", "2")
     monkeypatch.delenv("COHORTLAB_MEMORY_LIMIT", raising=False)
+    monkeypatch.delenv("COHORTLAB_THREADS", raising=False)
     result = run_report(nbs, db=db, out=tmp_path / "out")
     assert result.ok
     assert [n.name for n in result.notebooks] == ["match_rates", "identity_gaps", "eit_migration"]
     runs = {n.name: n.metrics for n in result.notebooks}
-    # eit_migration and match_rates ran together; identity_gaps after one of them
-    assert runs["eit_migration"]["start"] < runs["match_rates"]["end"]
-    assert runs["match_rates"]["start"] < runs["eit_migration"]["end"]
-    assert runs["identity_gaps"]["start"] >= min(runs["eit_migration"]["end"], runs["match_rates"]["end"]) - 0.5
-    # each kernel had half of the default DuckDB memory limit
-    from cohortlab.engines.duckdb import default_memory_limit
+    # eit_migration and identity_gaps ran together; match_rates after one of them
+    assert runs["eit_migration"]["start"] < runs["identity_gaps"]["end"]
+    assert runs["identity_gaps"]["start"] < runs["eit_migration"]["end"]
+    assert runs["match_rates"]["start"] >= min(runs["eit_migration"]["end"], runs["identity_gaps"]["end"]) - 0.5
+    # each kernel had half of the default DuckDB memory limit and half of the cores (at least one)
+    from cohortlab.engines.duckdb import default_memory_limit, default_threads
 
     half = f"{max(int(default_memory_limit()[:-2]) // 2, 100)}MB"
     assert {r["memory_limit"] for r in runs.values()} == {half}
+    assert {r["threads"] for r in runs.values()} == {str(max(1, default_threads() // 2))}
     import os
 
-    assert "COHORTLAB_MEMORY_LIMIT" not in os.environ  # the runner's own setting is gone afterwards
+    # the runner's own settings are gone afterwards
+    assert "COHORTLAB_MEMORY_LIMIT" not in os.environ and "COHORTLAB_THREADS" not in os.environ
     index = (tmp_path / "out" / "index.html").read_text()
     assert index.index("match_rates") < index.index("identity_gaps") < index.index("eit_migration")
 
@@ -70,12 +75,39 @@ def test_one_at_a_time_and_a_limit_the_user_set(notebooks, tmp_path, monkeypatch
     db, nbs = notebooks
     monkeypatch.setenv("COHORTLAB_REPORT_PARALLEL", "1")
     monkeypatch.setenv("COHORTLAB_MEMORY_LIMIT", "700MB")
+    monkeypatch.delenv("COHORTLAB_THREADS", raising=False)
     t0 = time.monotonic()
     result = run_report(nbs[:2], db=db, out=tmp_path / "out")
     assert result.ok and time.monotonic() - t0 >= 6.0  # 2 x 3 s, one after the other
     a, b = (n.metrics for n in result.notebooks)
     assert a["end"] <= b["start"] + 0.5
     assert a["memory_limit"] == b["memory_limit"] == "700MB"
+    assert a["threads"] is None and b["threads"] is None  # one at a time: every core for each
+
+
+def test_readers_of_shared_simulations_start_after_the_others_and_run_without_them_when_it_fails(tmp_path,
+                                                                                                 monkeypatch):
+    d = tmp_path / "nbs"
+    d.mkdir()
+    db = d / "x.duckdb"
+    db.write_bytes(b"not a database")  # sharing fails: the notebooks simulate on their own
+    nbs = [_notebook(d / "match_rates.ipynb", 1.0, reads_shared=True),
+           _notebook(d / "sync_timeline.ipynb", 1.0, reads_shared=True),
+           _notebook(d / "eit_migration.ipynb", 1.0)]
+    monkeypatch.setenv("COHORTLAB_REPORT_PARALLEL", "2")
+    said: list[str] = []
+    result = run_report(nbs, db=db, out=tmp_path / "out", progress=said.append)
+    assert result.ok, [n.error for n in result.notebooks]
+    assert any("not shared" in m and "each notebook simulates on its own" in m for m in said), said
+    runs = {n.name: n.metrics for n in result.notebooks}
+    assert runs["match_rates"]["simulations"] is None and runs["sync_timeline"]["simulations"] is None
+    # the notebook that reads no shared simulation was started first (the sharing ran beside it)
+    order = [m.split("] ")[1].split(" ")[0] for m in said if m.endswith(" ...") and m.startswith("[")]
+    assert order[0] == "eit_migration" and set(order[1:]) == {"match_rates", "sync_timeline"}
+    # asked not to share: no attempt
+    said.clear()
+    assert run_report(nbs, db=db, out=tmp_path / "out2", progress=said.append, share_simulations=False).ok
+    assert not any("simulating each cohort once" in m or "not shared" in m for m in said), said
 
 
 def test_the_parallel_setting(monkeypatch):

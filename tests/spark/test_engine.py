@@ -95,3 +95,19 @@ def test_lineage_methods(spark_engine):
         spark_engine.lineage = method
         spark_engine.materialise("m", "SELECT 9080350317581165123 AS x")
         assert spark_engine.query_rows("SELECT x FROM m") == [(BIG,)]
+
+
+def test_the_redactor_looks_up_known_values_on_spark(spark_engine):
+    """privacy.KnownPersonal through the Engine API only (a registered frame, no table written):
+    kept (one query) and one by one (fetch_limit=0), a phone known only to the database."""
+    from cohortlab.privacy import KnownPersonal, Redactor, pseudonym
+
+    Lab(engine=spark_engine)
+    spark_engine.materialise("mp_profiles", "SELECT * FROM (VALUES ('p1', 'ann@x.com', '07700900999'), "
+                                            "('p2', CAST(NULL AS STRING), '07700 900123')) AS t(distinct_id, email, phone)")
+    for limit in (20_000, 0):
+        r = Redactor(key="k", database=KnownPersonal(spark_engine, fetch_limit=limit))
+        df = r.frame(pd.DataFrame({"distinct_id": ["07700900999", "p2", "ann@x.com"]}))
+        assert df.distinct_id.tolist() == [pseudonym("07700900999", "k"), "p2", pseudonym("ann@x.com", "k")]
+        assert r.text("call 07700 900123 or 07700900999, p1") == (
+            f"call {pseudonym('07700 900123', 'k')} or {pseudonym('07700900999', 'k')}, p1")

@@ -234,16 +234,21 @@ def lint_only_calls() -> list[tuple[str, Callable]]:
     """Calls whose SQL the portability lint checks but the Spark suite does not run (each is a
     dozen simulations with settings the Spark suite already runs one by one)."""
     def report(lab):  # what the report notebooks send besides the calls above
-        from cohortlab.privacy import Redactor
+        from cohortlab.privacy import KnownPersonal, Redactor
         from cohortlab.report import insights
 
         names = insights.cohort_names(lab)
         rates = insights.match_rates_over_time(lab, names, limit=2)
         switch, _ = insights.find_switch(lab)
         start, end = insights.migration_window(lab)
-        known = Redactor.for_engine(lab.engine).known
+        # the Redactor's lookups of known values, kept (fetch once) and one by one (fetch_limit=0)
+        shown = {}
+        for limit in (20_000, 0):
+            r = Redactor(key="k", database=KnownPersonal(lab.engine, fetch_limit=limit))
+            shown[f"limit_{limit}"] = r.values(["b@x.com", "u_gone", "555", None]) + [r.text("u_gone (e@x.com) 555")]
         return {"report_rates": rates, "report_window": pd.DataFrame({"start": [start], "end": [end],
-                                                                      "switch": [switch], "known": [len(known)]})}
+                                                                      "switch": [switch]}),
+                "report_redacted": pd.DataFrame(shown)}
 
     return [("assumption_ranges_snap", lambda lab: {"assumption_ranges": lab.assumption_ranges(SNAP_COHORT)}),
             ("report_insights", report)]
