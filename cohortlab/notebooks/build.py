@@ -272,8 +272,9 @@ ui.show_if(lambda: charts.remedies_chart(remedies),
            nothing_to_show="no remedy gains anyone: the unmatched members are not in mParticle or inactive")
 ui.table(remedies, columns={"remedy": "remedy", "users": "audience gained", "audience_after": "audience after",
                             "note": "how it was simulated"})
-ui.md(f"Not recoverable by any remedy: **{f['never_fixable']:,}** members in mParticle but inactive "
-      f"since the cutoff, and **{f['not_in_mparticle']:,}** members not found in mParticle at all.")"""),
+ui.md(f"Not recoverable by any remedy: {summaries.counted(f['never_fixable'], 'member', bold=True)} in mParticle "
+      f"but inactive since the cutoff, and {summaries.counted(f['not_in_mparticle'], 'member', bold=True)} not found "
+      f"in mParticle at all.")"""),
 ])
 
 # =========================================================================== sync_timeline

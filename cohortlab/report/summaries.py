@@ -17,6 +17,13 @@ def pct(x: float | None) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x * 100:.1f}%"
 
 
+def counted(n: int, noun: str, plural: str | None = None, bold: bool = False) -> str:
+    """``n`` with its noun in the right number: "1 member", "2 members", "1,200 members"
+    (``bold``: the number in Markdown bold)."""
+    num = f"**{n:,}**" if bold else f"{n:,}"
+    return f"{num} {noun if n == 1 else (plural or noun + 's')}"
+
+
 STEP_WORDS = {
     "unmatched:distinct_id_not_mpid": "members Mixpanel identifies only by a `$distinct_id` that is not an MPID "
                                       "(a customer id, an email or a device id)",
@@ -107,8 +114,10 @@ def cutoff_label(settings=None) -> str:
 
 def _rule_words(f: Mapping[str, Any]) -> str:
     """The Rule remedy as simulated (Lab.remedies): with a re-export and with the next sends only."""
-    tail = (f"**{f['never_fixable']:,}** unmatched members are in mParticle but inactive since the cutoff (cannot "
-            f"be fixed retroactively); {f['not_in_mparticle']:,} are not in mParticle at all.")
+    inactive, absent = f["never_fixable"], f["not_in_mparticle"]
+    tail = (f"{counted(inactive, 'unmatched member', bold=True)} {'is' if inactive == 1 else 'are'} in mParticle but "
+            f"inactive since the cutoff (cannot be fixed retroactively); {absent:,} {'is' if absent == 1 else 'are'} "
+            f"not in mParticle at all.")
     if not f.get("remedies"):
         return f"- Remedies were not simulated. {tail}"
     since = f.get("remedies_since")

@@ -536,7 +536,9 @@ def _profile_fix_rows(ctx: RemedyContext, app_only: bool, writes: str,
                       earlier: dict[str, Any] | None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     reached = _unmatched_written(ctx, writes)
     since = format_time(ctx.since)
-    who = ("members whose events carry a device id (the updated app; assumption) " if app_only else "members ")
+    one = reached == 1
+    who = (f"member{'' if one else 's'} whose events carry a device id (the updated app; assumption) " if app_only
+           else f"member{'' if one else 's'} ")
     base_note = (f"writes $mparticle_user_id from {since} on {reached:,} unmatched {who}with an event since then "
                  "and a known MPID")
     keys = ("sdk_code", "sdk_reexport") if app_only else ("rule", "rule_reexport")
@@ -649,8 +651,9 @@ def switch_eit_value(ctx: RemedyContext, new: str | None = None) -> dict[str, An
     finally:
         if made:
             ctx.engine.drop(new)
+    profiles = "split profile" if split == 1 else "split profiles"
     note = (f"events from {format_time(ctx.since)} go to a new Mixpanel profile keyed by the MPID, in the cohort "
-            f"whenever the old one is (assumption): {split:,} split profiles at {format_time(ctx.at)} "
+            f"whenever the old one is (assumption): {split:,} {profiles} at {format_time(ctx.at)} "
             "(the old profiles stay in the cohort)")
     return ctx.row("switch_eit", after, note)
 

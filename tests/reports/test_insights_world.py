@@ -230,5 +230,17 @@ def test_the_findings_state_the_simulated_rule_or_that_nothing_was_simulated():
     text = summaries.identity_gaps_summary(f)
     assert "from 2026-01-15 00:00 UTC followed by a re-export gains **3** profiles" in text
     assert "without the re-export **1**" in text
+    # RES: 2 unmatched members in mParticle but inactive, 1 not in mParticle (each verb in its number)
+    assert "**2** unmatched members are in mParticle but inactive" in text
+    assert "; 1 is not in mParticle at all." in text
     none = summaries.identity_gaps_summary(metrics.identity_gaps_figures(RES, metrics.shared_mpids(RES)))
     assert "Remedies were not simulated" in none and "gains" not in none
+
+
+def test_a_count_takes_its_noun_in_the_right_number():
+    from cohortlab.report import summaries
+
+    assert summaries.counted(1, "member") == "1 member"
+    assert summaries.counted(0, "member") == "0 members"
+    assert summaries.counted(1200, "member", bold=True) == "**1,200** members"
+    assert summaries.counted(2, "MPID", "MPIDs") == "2 MPIDs"

@@ -65,6 +65,8 @@ def test_each_remedy_is_valued_by_its_own_simulation(world):
         "reconnect": 0,      # no pause
     }
     notes = dict(zip(df.key, df.note))
+    assert "on 3 unmatched members with an event since then" in notes["rule"]  # C1, C2 and 105
+    assert "on 1 unmatched member whose events carry a device id" in notes["sdk_code"]  # C2, in the singular
     assert "3 split profiles" in notes["switch_eit"]  # 101, 102 and 104 (M's new profile)
     assert notes["reconnect"] == "no pause in the settings"
     assert "re-export at 2026-03-07T00:00:00Z" in notes["rule_reexport"]
@@ -129,7 +131,7 @@ def test_the_switch_with_webhooks(data):
     data.webhook(C, "add_members", "2026-03-04", ["C1"])
     row = data.lab.remedies(C, at="2026-03-05", settings=DAILY, since="2026-03-02").set_index("key").loc["switch_eit"]
     assert (row.audience_before, row.gained) == (0, 1)
-    assert "1 split profiles" in row.note
+    assert "1 split profile at" in row.note  # one, in the singular
 
 
 def test_the_cli_prints_every_remedy(world, tmp_path):
