@@ -637,9 +637,15 @@ def migration_match_rate_chart(
     ax = fig.axes[0]
     if events is not None and not events.empty and not rates.empty:
         _require(events, ["date", "label"], "migration_match_rate_chart events")
+        lo, hi = ax.get_xlim()
         for i, (d, lab) in enumerate(zip(pd.to_datetime(events["date"]), events["label"])):
             ax.axvline(d, color=GREY, ls="--", lw=1)
-            ax.text(d, 102 - 7 * (i % 3), f" {lab}", fontsize=8, color="#555555", va="top")
+            # a label right of its line in the left half of the axes, left of it in the right half:
+            # it stays inside the axes and does not run across a later marker
+            right_half = mdates.date2num(d) > (lo + hi) / 2
+            ax.text(d, 102 - 7 * (i % 3), f"{lab} " if right_half else f" {lab}", fontsize=8, color="#555555",
+                    va="top", ha="right" if right_half else "left")
+        ax.set_xlim(lo, hi)
     return fig
 
 

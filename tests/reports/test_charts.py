@@ -203,6 +203,15 @@ def test_migration_match_rate_chart_with_events():
     assert any("EIT" in t.get_text() for t in ax.texts)
 
 
+def test_migration_markers_are_labelled_on_the_side_that_keeps_them_inside_the_axes():
+    df = pd.DataFrame({"date": pd.to_datetime(["2026-01-01", "2026-03-01"]), "plan": ["p", "p"],
+                       "match_rate": [0.1, 0.9]})
+    ev = pd.DataFrame({"date": pd.to_datetime(["2026-01-10", "2026-02-25"]), "label": ["early", "late"]})
+    ax = charts.migration_match_rate_chart(df, events=ev).axes[0]
+    sides = {t.get_text().strip(): t.get_horizontalalignment() for t in ax.texts}
+    assert sides == {"early": "left", "late": "right"}  # right of the early line, left of the late one
+
+
 def test_predicted_vs_observed_over_time_and_by_category():
     over_time = pd.DataFrame({"date": pd.to_datetime(["2026-03-01", "2026-03-02"]),
                               "predicted": [0.5, 0.6], "observed": [0.45, 0.61]})
