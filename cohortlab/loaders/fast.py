@@ -35,8 +35,8 @@ from __future__ import annotations
 import logging
 import os
 
-from cohortlab.loaders.base import FileContext, sniff_json_layout
-from cohortlab.loaders.files import scan_file
+from cohortlab.loaders.base import FileContext
+from cohortlab.loaders.files import scan_file, sniff_json_layout
 
 log = logging.getLogger(__name__)
 

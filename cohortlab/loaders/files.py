@@ -1,22 +1,25 @@
 """What a file is before it is loaded, read from its bytes alone: its compression (gzip by
-content), its fingerprint and line count (one read: :func:`scan_file`), whether its line ends are
-mixed, where a top-level JSON array closes, and which lines are not UTF-8.
-
-No engine and no :class:`~cohortlab.loaders.base.LoadError` here: the helpers that sniff a
-file's layout and refuse it (``head_text``, ``sniff_json_layout``, ``csv_header``, ...) stay in
-:mod:`cohortlab.loaders.base`, which imports this module (never the other way round).
+content), its fingerprint and line count (one read: :func:`scan_file`), its layout (JSONL, one
+JSON array, or JSON documents: :func:`sniff_json_layout`; a CSV's header and delimiter:
+:func:`csv_header`), where a top-level JSON array closes, and which lines are not UTF-8.
+No engine here: what a load does with a file is :mod:`cohortlab.loaders.base`'s. A file that
+cannot be read, or is empty, raises :class:`~cohortlab.errors.LoadError` naming it.
 """
 
 from __future__ import annotations
 
+import glob as _glob
 import gzip
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import xxhash
+
+from cohortlab.errors import LoadError
 
 MAX_INVALID_UTF8_LINES = 1000  # more lines than this that are not UTF-8: the file's encoding is wrong
 
@@ -164,3 +167,157 @@ def invalid_utf8_lines(path: Path, limit: int = MAX_INVALID_UTF8_LINES) -> list[
             if not chunk:
                 return out
             chunk = f.read(8 * 1024 * 1024)
+
+
+# --------------------------------------------------------------------------- layout
+MAX_LINE_SIZE = 64 * 1024 * 1024
+
+
+def expand_paths(paths: Iterable[str | os.PathLike] | str | os.PathLike) -> list[Path]:
+    """A file, a directory (all non-hidden files below it, sorted) or a glob, or a list of those."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    out: list[Path] = []
+    for p in paths:
+        s = str(p)
+        if any(ch in s for ch in "*?["):
+            matches = sorted(Path(m) for m in _glob.glob(s, recursive=True) if Path(m).is_file())
+            if not matches:
+                raise LoadError(s, "no file matches this pattern")
+            out += matches
+        elif Path(s).is_dir():
+            matches = sorted(
+                f for f in Path(s).rglob("*")
+                if f.is_file() and not any(part.startswith(".") for part in f.relative_to(s).parts)
+            )
+            if not matches:
+                raise LoadError(s, "directory contains no files")
+            out += matches
+        elif Path(s).is_file():
+            out.append(Path(s))
+        else:
+            raise LoadError(s, "no such file or directory")
+    seen: set[Path] = set()
+    return [p for p in out if not (p.resolve() in seen or seen.add(p.resolve()))]
+
+
+def head_text(path: Path, n: int = 65536) -> str:
+    """The first ``n`` characters of the (decompressed) file, for format sniffing."""
+    try:
+        if is_gzip(path):
+            with gzip.open(path, "rb") as f:
+                data = f.read(n)
+        else:
+            with open(path, "rb") as f:
+                data = f.read(n)
+    except (OSError, EOFError) as e:
+        raise LoadError(path, f"cannot read file: {e}") from e
+    return data.decode("utf-8", errors="replace")
+
+
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+def sniff_json_layout(path: Path) -> str:
+    """'jsonl' (one JSON value per line), 'array' (one top-level JSON array) or 'document'
+    (one or several, possibly pretty-printed, JSON values). Raises LoadError for an empty file
+    or a file that is not JSON at all."""
+    head = head_text(path)
+    stripped = head.lstrip("\ufeff \t\r\n")
+    if not stripped:
+        raise LoadError(path, "empty file")
+    first = stripped[0]
+    if first == "[":
+        return "array"
+    if first != "{":
+        raise LoadError(path, f"unrecognised format: expected JSON, file starts with {stripped[:40]!r}")
+    # a line ends in LF, CRLF or a lone CR (old Mac tools; a file may mix them: line_ends)
+    end = _LINE_END.search(stripped)
+    first_line, rest = (stripped[: end.start()], stripped[end.end():]) if end else (stripped, "")
+    if not end and len(head) >= 65536:  # a first line longer than the head (a big page)
+        first_line = _first_line(path).lstrip("\ufeff \t\r\n")
+    try:
+        json.loads(first_line.strip())
+        return "jsonl"
+    except RecursionError:  # nested deeper than Python parses: a complete line all the same
+        return "jsonl"
+    except ValueError:
+        pass
+    # a JSONL file whose first line is malformed: the next non-blank (complete) line is a JSON
+    # object on its own, which never happens inside a pretty-printed document
+    for line in _LINE_END.split(rest)[:-1]:
+        if line.strip():
+            try:
+                if line.strip().startswith("{") and isinstance(json.loads(line), dict):
+                    return "jsonl"
+            except RecursionError:
+                return "jsonl"
+            except ValueError:
+                pass
+            break
+    return "document"
+
+
+def _first_line(path: Path) -> str:
+    """The first line of the (decompressed) file, read up to MAX_LINE_SIZE bytes."""
+    try:
+        opener = gzip.open if is_gzip(path) else open
+        with opener(path, "rb") as f:
+            data = f.readline(MAX_LINE_SIZE)
+    except (OSError, EOFError) as e:
+        raise LoadError(path, f"cannot read file: {e}") from e
+    return data.decode("utf-8", errors="replace")
+
+
+def last_char(path: Path) -> str:
+    """The last non-whitespace character of the (decompressed) file ('' when there is none)."""
+    try:
+        if is_gzip(path):
+            tail = b""
+            with gzip.open(path, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    if chunk.strip():
+                        tail = chunk
+        else:
+            with open(path, "rb") as f:
+                size = f.seek(0, os.SEEK_END)
+                pos, tail = size, b""
+                while pos > 0 and not tail.strip():
+                    step = min(pos, 1 << 16)
+                    pos -= step
+                    f.seek(pos)
+                    tail = f.read(step) + tail
+    except (OSError, EOFError) as e:
+        raise LoadError(path, f"cannot read file: {e}") from e
+    tail = tail.rstrip()
+    return tail[-1:].decode("latin-1") if tail else ""
+
+
+CSV_DELIMITERS = (",", "\t", ";", "|")
+
+
+def csv_header(path: Path) -> tuple[list[str], str]:
+    """The header of a CSV file and its delimiter, decided from the header line alone: the
+    most frequent of ``, TAB ; |`` in it, and none for a one-column file (so ids such as
+    ``auth0|5f1a2b`` in the rows are never split). Raises LoadError for an empty file."""
+    import csv
+    import io
+
+    head = head_text(path).lstrip("\ufeff")
+    if not head.strip(" \t\r\n"):
+        raise LoadError(path, "empty file")
+    first = head.splitlines()[0] if head.splitlines() else head
+    counts = {d: first.count(d) for d in CSV_DELIMITERS}
+    delim = max(CSV_DELIMITERS, key=lambda d: counts[d]) if any(counts.values()) else "\x01"
+    header = next(csv.reader(io.StringIO(head, newline=None), delimiter=delim), [])
+    if not header or not any(c.strip() for c in header):
+        raise LoadError(path, "no header line: expected column names on line 1", line=1)
+    return header, delim
+
+
+def is_jsonl(path: Path) -> bool:
+    """Whether the file holds one JSON value per line (False for any other layout, or none)."""
+    try:
+        return sniff_json_layout(path) == "jsonl"
+    except LoadError:
+        return False
