@@ -5,6 +5,8 @@ without a traceback, and exits non-zero."""
 
 from __future__ import annotations
 
+import os
+
 
 class CohortlabError(Exception):
     """Base of every error whose message is for the user."""
@@ -21,6 +23,21 @@ class DatabaseError(CohortlabError):
 
 class DatabaseLockedError(DatabaseError):
     """Another process holds the database's lock (DuckDB allows one writer process)."""
+
+
+class LoadError(CohortlabError):
+    """A file-level problem. The message names the file (and the line/record when known)."""
+
+    def __init__(self, path: str | os.PathLike, reason: str, line: int | None = None):
+        self.path = str(path)
+        self.reason = reason
+        self.line = line
+        where = f"{self.path}:{line}" if line is not None else self.path
+        super().__init__(f"{where}: {reason}")
+
+
+class StrictLoadError(CohortlabError):
+    """A load with ``strict=True`` had warnings; it was rolled back."""
 
 
 def yaml_problem(e: Exception) -> str:

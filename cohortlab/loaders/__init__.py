@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from cohortlab.loaders.base import FileResult, LoadError, Loader, LoadReport, StrictLoadError
+from cohortlab.errors import LoadError, StrictLoadError
+from cohortlab.loaders.base import FileResult, Loader, LoadReport
 
 # kind -> "module:Class" (imported on first use)
 LOADERS: dict[str, str] = {

@@ -24,7 +24,8 @@ from collections import Counter
 from cohortlab.identifiers import mpid_sql
 from cohortlab.pipeline import sql_list, sql_str
 from cohortlab.loaders import fast
-from cohortlab.loaders.base import FileContext, container_type_sql, nonblank_sql, sniff_json_layout
+from cohortlab.loaders.base import FileContext, container_type_sql, nonblank_sql
+from cohortlab.loaders.files import sniff_json_layout
 
 from cohortlab.identity_types import DEVICE_IDENTITY_TYPES, IDENTITY_TYPE_ALIASES, USER_IDENTITY_TYPES
 

@@ -37,8 +37,6 @@ A concrete loader subclasses :class:`Loader`, sets ``kind`` and implements ``loa
 
 from __future__ import annotations
 
-import glob as _glob
-import gzip
 import json
 import os
 import re
@@ -48,10 +46,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Iterable
 
-import xxhash
-
 from cohortlab.engines.base import Engine
-from cohortlab.errors import CohortlabError
+from cohortlab.errors import LoadError, StrictLoadError
+from cohortlab.loaders.files import (
+    MAX_INVALID_UTF8_LINES,
+    MAX_LINE_SIZE,
+    FileScan,
+    array_end,
+    compression,
+    expand_paths,
+    invalid_utf8_lines,
+    is_jsonl,
+    last_char,
+    max_object_size,
+    scan_file,
+    sniff_json_layout,
+)
 from cohortlab.loaders.line_ends import TextCopies
 from cohortlab.pipeline import sql_str
 
@@ -59,28 +69,12 @@ from cohortlab.pipeline import sql_str
 ARRAY_THEN_MORE = ("more JSON after the top-level array (an array followed by JSON lines?): expected one "
                    "JSON array, or one JSON value per line")
 RAW_LIMIT = 2000  # characters of a rejected record kept in `rejects.raw`
-MAX_LINE_SIZE = 64 * 1024 * 1024
 # the largest element of a JSON array file (a record); DuckDB's buffer is twice this
 ARRAY_ELEMENT_MAX = 16 * 1024 * 1024
 # files at least this big are parsed in parallel (FileContext.numbered_table); smaller ones in
 # one statement (fewer statements: a directory of small page files loads faster). The env var
 # lets the test suite run every loader through both paths.
 PARALLEL_MIN_BYTES = int(os.environ.get("COHORTLAB_PARALLEL_MIN_BYTES", 16 * 1024 * 1024))
-
-
-class LoadError(CohortlabError):
-    """A file-level problem. The message names the file (and the line/record when known)."""
-
-    def __init__(self, path: str | os.PathLike, reason: str, line: int | None = None):
-        self.path = str(path)
-        self.reason = reason
-        self.line = line
-        where = f"{self.path}:{line}" if line is not None else self.path
-        super().__init__(f"{where}: {reason}")
-
-
-class StrictLoadError(CohortlabError):
-    """A load with ``strict=True`` had warnings; it was rolled back."""
 
 
 @dataclass
@@ -166,187 +160,6 @@ class LoadReport:
 
 
 # --------------------------------------------------------------------------- file helpers
-def expand_paths(paths: Iterable[str | os.PathLike] | str | os.PathLike) -> list[Path]:
-    """A file, a directory (all non-hidden files below it, sorted) or a glob, or a list of those."""
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    out: list[Path] = []
-    for p in paths:
-        s = str(p)
-        if any(ch in s for ch in "*?["):
-            matches = sorted(Path(m) for m in _glob.glob(s, recursive=True) if Path(m).is_file())
-            if not matches:
-                raise LoadError(s, "no file matches this pattern")
-            out += matches
-        elif Path(s).is_dir():
-            matches = sorted(
-                f for f in Path(s).rglob("*")
-                if f.is_file() and not any(part.startswith(".") for part in f.relative_to(s).parts)
-            )
-            if not matches:
-                raise LoadError(s, "directory contains no files")
-            out += matches
-        elif Path(s).is_file():
-            out.append(Path(s))
-        else:
-            raise LoadError(s, "no such file or directory")
-    seen: set[Path] = set()
-    return [p for p in out if not (p.resolve() in seen or seen.add(p.resolve()))]
-
-
-def is_gzip(path: Path) -> bool:
-    """Gzip is detected by content (magic bytes), not by the file name."""
-    with open(path, "rb") as f:
-        return f.read(2) == b"\x1f\x8b"
-
-
-def compression(path: Path) -> str:
-    return "gzip" if is_gzip(path) else "none"
-
-
-def head_text(path: Path, n: int = 65536) -> str:
-    """The first ``n`` characters of the (decompressed) file, for format sniffing."""
-    try:
-        if is_gzip(path):
-            with gzip.open(path, "rb") as f:
-                data = f.read(n)
-        else:
-            with open(path, "rb") as f:
-                data = f.read(n)
-    except (OSError, EOFError) as e:
-        raise LoadError(path, f"cannot read file: {e}") from e
-    return data.decode("utf-8", errors="replace")
-
-
-_LINE_END = re.compile(r"\r\n|\r|\n")
-
-
-def sniff_json_layout(path: Path) -> str:
-    """'jsonl' (one JSON value per line), 'array' (one top-level JSON array) or 'document'
-    (one or several, possibly pretty-printed, JSON values). Raises LoadError for an empty file
-    or a file that is not JSON at all."""
-    head = head_text(path)
-    stripped = head.lstrip("\ufeff \t\r\n")
-    if not stripped:
-        raise LoadError(path, "empty file")
-    first = stripped[0]
-    if first == "[":
-        return "array"
-    if first != "{":
-        raise LoadError(path, f"unrecognised format: expected JSON, file starts with {stripped[:40]!r}")
-    # a line ends in LF, CRLF or a lone CR (old Mac tools; a file may mix them: line_ends)
-    end = _LINE_END.search(stripped)
-    first_line, rest = (stripped[: end.start()], stripped[end.end():]) if end else (stripped, "")
-    if not end and len(head) >= 65536:  # a first line longer than the head (a big page)
-        first_line = _first_line(path).lstrip("\ufeff \t\r\n")
-    try:
-        json.loads(first_line.strip())
-        return "jsonl"
-    except RecursionError:  # nested deeper than Python parses: a complete line all the same
-        return "jsonl"
-    except ValueError:
-        pass
-    # a JSONL file whose first line is malformed: the next non-blank (complete) line is a JSON
-    # object on its own, which never happens inside a pretty-printed document
-    for line in _LINE_END.split(rest)[:-1]:
-        if line.strip():
-            try:
-                if line.strip().startswith("{") and isinstance(json.loads(line), dict):
-                    return "jsonl"
-            except RecursionError:
-                return "jsonl"
-            except ValueError:
-                pass
-            break
-    return "document"
-
-
-def _first_line(path: Path) -> str:
-    """The first line of the (decompressed) file, read up to MAX_LINE_SIZE bytes."""
-    try:
-        opener = gzip.open if is_gzip(path) else open
-        with opener(path, "rb") as f:
-            data = f.readline(MAX_LINE_SIZE)
-    except (OSError, EOFError) as e:
-        raise LoadError(path, f"cannot read file: {e}") from e
-    return data.decode("utf-8", errors="replace")
-
-
-def last_char(path: Path) -> str:
-    """The last non-whitespace character of the (decompressed) file ('' when there is none)."""
-    try:
-        if is_gzip(path):
-            tail = b""
-            with gzip.open(path, "rb") as f:
-                while chunk := f.read(1 << 20):
-                    if chunk.strip():
-                        tail = chunk
-        else:
-            with open(path, "rb") as f:
-                size = f.seek(0, os.SEEK_END)
-                pos, tail = size, b""
-                while pos > 0 and not tail.strip():
-                    step = min(pos, 1 << 16)
-                    pos -= step
-                    f.seek(pos)
-                    tail = f.read(step) + tail
-    except (OSError, EOFError) as e:
-        raise LoadError(path, f"cannot read file: {e}") from e
-    tail = tail.rstrip()
-    return tail[-1:].decode("latin-1") if tail else ""
-
-
-def array_end(path: Path, limit: int = 64 * 1024 * 1024) -> int | None:
-    """Where the top-level JSON array of ``path`` closes (offset of its ``]`` in the decompressed
-    text), or None when it does not close within the first ``limit`` bytes. Strings and escapes
-    are followed, so brackets inside strings do not count. Only called for a file whose last
-    character is not ``]`` (an error path: a truncated array, or JSON after the array)."""
-    opener = gzip.open if is_gzip(path) else open
-    depth, in_str, esc, pos = 0, False, False, 0
-    with opener(path, "rb") as f:
-        while pos < limit and (chunk := f.read(1 << 20)):
-            for b in chunk:
-                if in_str:
-                    if esc:
-                        esc = False
-                    elif b == 0x5C:  # backslash
-                        esc = True
-                    elif b == 0x22:
-                        in_str = False
-                elif b == 0x22:
-                    in_str = True
-                elif b in (0x5B, 0x7B):
-                    depth += 1
-                elif b in (0x5D, 0x7D):
-                    depth -= 1
-                    if depth == 0:
-                        return pos
-                pos += 1
-    return None
-
-
-CSV_DELIMITERS = (",", "\t", ";", "|")
-
-
-def csv_header(path: Path) -> tuple[list[str], str]:
-    """The header of a CSV file and its delimiter, decided from the header line alone: the
-    most frequent of ``, TAB ; |`` in it, and none for a one-column file (so ids such as
-    ``auth0|5f1a2b`` in the rows are never split). Raises LoadError for an empty file."""
-    import csv
-    import io
-
-    head = head_text(path).lstrip("\ufeff")
-    if not head.strip(" \t\r\n"):
-        raise LoadError(path, "empty file")
-    first = head.splitlines()[0] if head.splitlines() else head
-    counts = {d: first.count(d) for d in CSV_DELIMITERS}
-    delim = max(CSV_DELIMITERS, key=lambda d: counts[d]) if any(counts.values()) else "\x01"
-    header = next(csv.reader(io.StringIO(head, newline=None), delimiter=delim), [])
-    if not header or not any(c.strip() for c in header):
-        raise LoadError(path, "no header line: expected column names on line 1", line=1)
-    return header, delim
-
-
 def csv_read_sql(ctx: "FileContext", n_columns: int, delim: str) -> str:
     """``read_csv`` of a CSV file with a header, every column VARCHAR and named by position
     (``c1`` … ``cN``: a header named like a working column cannot clash), the dialect given, not
@@ -358,58 +171,6 @@ def csv_read_sql(ctx: "FileContext", n_columns: int, delim: str) -> str:
         f"delim={sql_str(delim)}, quote='\"', escape='\"', compression='{compression(text)}', "
         f"max_line_size={MAX_LINE_SIZE}{ctx._buffer_option()})"
     )
-
-
-@dataclass(frozen=True)
-class FileScan:
-    """What one read of a file's bytes tells: its ``fingerprint`` (kind + options + content
-    hash) and, for a plain (not gzip) file, its physical line count as the exact path counts
-    them (``lines``; None when a CR that does not end a CRLF makes the count uncertain: the
-    typed fast path then declines the file). ``counted`` is False for a gzip file (its lines
-    are counted by DuckDB when needed)."""
-
-    fingerprint: str
-    lines: int | None = None
-    counted: bool = False
-    # lines end in more than one way (LF, CRLF, lone CR): read through an LF copy (line_ends)
-    mixed_eol: bool = False
-
-
-def scan_file(path: Path, kind: str, options: dict[str, Any]) -> FileScan:
-    """Hash ``path`` and count its lines in the same pass (the file is read once here instead of
-    twice: the hash for the fingerprint, then the newline counts for the fast path). Newlines
-    are counted by numpy; CRs only when the block holds one (``bytes.find``: most exports have
-    none), then CRLFs, so that a file whose CRs all end a CRLF counts as LF lines."""
-    import numpy as np
-
-    h = xxhash.xxh3_128()
-    h.update(json.dumps({"kind": kind, "options": options}, sort_keys=True, default=str).encode())
-    # one reused buffer: a fresh 8 MiB bytes object per read costs more (page faults) than the hash
-    buf = bytearray(8 * 1024 * 1024)
-    view = memoryview(buf)
-    arr = np.frombuffer(buf, dtype=np.uint8)
-    newlines = crs = crlfs = 0
-    last = 0
-    plain = not is_gzip(path)
-    with open(path, "rb") as f:
-        while n := f.readinto(buf):
-            h.update(view[:n])
-            if not plain:
-                continue
-            newlines += int(np.count_nonzero(arr[:n] == 10))
-            if buf.find(b"\r", 0, n) >= 0 or last == 13:
-                crs += buf.count(b"\r", 0, n)
-                crlfs += buf.count(b"\r\n", 0, n) + (last == 13 and buf[0] == 10)
-            last = buf[n - 1]
-    if not plain:
-        return FileScan(h.hexdigest())
-    lines = None if crs != crlfs else newlines + (1 if last not in (0, 10) else 0)
-    mixed = sum(n > 0 for n in (newlines - crlfs, crlfs, crs - crlfs)) > 1
-    return FileScan(h.hexdigest(), lines, counted=True, mixed_eol=mixed)
-
-
-def fingerprint(path: Path, kind: str, options: dict[str, Any]) -> str:
-    return scan_file(path, kind, options).fingerprint
 
 
 def nonblank_sql(col: str = "raw") -> str:
@@ -431,24 +192,6 @@ def container_type_sql(c: str) -> str:
         f"CASE WHEN {c} IS NULL THEN NULL WHEN left({c}, 1) = '{{' THEN 'OBJECT' "
         f"WHEN left({c}, 1) = '[' THEN 'ARRAY' WHEN {c} = 'null' THEN 'NULL' ELSE 'SCALAR' END"
     )
-
-
-def max_object_size(path: Path) -> int:
-    """``maximum_object_size`` for reading ``path`` as whole JSON documents: enough for the whole
-    (decompressed) file, and no more. DuckDB allocates a buffer of twice this size up front, so
-    a fixed 1 GiB meant a 2 GiB allocation for every small document, which fails outright under
-    a ``memory_limit`` below 2 GiB. Gzip: the larger of the trailer's ISIZE and 64x the
-    compressed size. Between 1 MiB and 1 GiB."""
-    size = path.stat().st_size
-    if is_gzip(path):
-        try:
-            with open(path, "rb") as f:
-                f.seek(-4, os.SEEK_END)
-                isize = int.from_bytes(f.read(4), "little")
-        except OSError:
-            isize = 0
-        size = max(isize, size * 64)
-    return int(min(1 << 30, max(1 << 20, size + 4096)))
 
 
 _UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40,
@@ -704,7 +447,7 @@ class Loader(ABC):
                 # a JSONL file with invalid UTF-8 (DuckDB refuses the whole file): find those
                 # lines, and load again (the failed attempt was rolled back) quarantining them
                 text = copies.existing(e.file) or e.file  # numbered as the loader reads the lines
-                if e.file in bad_lines or not _is_jsonl(text):
+                if e.file in bad_lines or not is_jsonl(text):
                     raise LoadError(e.path, e.reason) from None
                 found = invalid_utf8_lines(text)
                 if not found:
@@ -766,9 +509,6 @@ class Loader(ABC):
         return report
 
 
-MAX_INVALID_UTF8_LINES = 1000  # more lines than this that are not UTF-8: the file's encoding is wrong
-
-
 class _InvalidUtf8(LoadError):
     """DuckDB refused a file for a byte sequence that is not UTF-8 (internal: Loader.load
     retries with those lines quarantined)."""
@@ -787,49 +527,6 @@ class _MixedLineEnds(LoadError):
         self.file = path
 
 
-def _is_jsonl(path: Path) -> bool:
-    try:
-        return sniff_json_layout(path) == "jsonl"
-    except LoadError:
-        return False
-
-
-def invalid_utf8_lines(path: Path, limit: int = MAX_INVALID_UTF8_LINES) -> list[tuple[int, bytes]]:
-    """(line number, bytes) of the lines of ``path`` (decompressed) that are not valid UTF-8, at
-    most ``limit + 1``. Lines end in "\n" (or "\r" in a file without any "\n"). Blocks of 8 MiB
-    are decoded whole; only a block that fails is split into lines."""
-    out: list[tuple[int, bytes]] = []
-    opener = gzip.open if is_gzip(path) else open
-    with opener(path, "rb") as f:
-        first = f.read(8 * 1024 * 1024)
-        eol = b"\n" if b"\n" in first or b"\r" not in first else b"\r"
-        line_no, carry, chunk = 1, b"", first
-        while True:
-            data = carry + chunk
-            if chunk:
-                cut = data.rfind(eol)
-                if cut < 0:
-                    carry, chunk = data, f.read(8 * 1024 * 1024)
-                    continue
-                block, carry = data[: cut + 1], data[cut + 1 :]
-            else:
-                block, carry = data, b""
-            try:
-                block.decode("utf-8")
-            except UnicodeDecodeError:
-                for i, ln in enumerate(block.split(eol)):
-                    try:
-                        ln.decode("utf-8")
-                    except UnicodeDecodeError:
-                        out.append((line_no + i, ln))
-                        if len(out) > limit:
-                            return out
-            line_no += block.count(eol)
-            if not chunk:
-                return out
-            chunk = f.read(8 * 1024 * 1024)
-
-
 def _quarantine_invalid_utf8(ctx: FileContext, bad: list[tuple[int, bytes]], result: FileResult) -> None:
     """Quarantine the lines that are not UTF-8 (``invalid_utf8``, the raw text with U+FFFD for
     the bad bytes) and count them in ``result``."""
@@ -845,8 +542,6 @@ def _quarantine_invalid_utf8(ctx: FileContext, bad: list[tuple[int, bytes]], res
 def _clean_engine_error(e: Exception) -> str:
     """One line for an engine error. DuckDB's CSV errors (several lines with a dump of the
     dialect) become what was wrong on which line."""
-    import re
-
     text = str(e).strip()
     msg = text.splitlines()
     if not msg:

@@ -35,7 +35,8 @@ from __future__ import annotations
 import logging
 import os
 
-from cohortlab.loaders.base import FileContext, scan_file, sniff_json_layout
+from cohortlab.loaders.base import FileContext
+from cohortlab.loaders.files import scan_file, sniff_json_layout
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def read_json_sql(ctx: FileContext, columns: dict[str, str | dict]) -> str:
 def physical_lines(ctx: FileContext) -> int | None:
     """The number of physical lines of the file, as the exact path counts them (blank ones too).
     A plain file is counted in Python, by the same pass that hashed it for the fingerprint
-    (:func:`cohortlab.loaders.base.scan_file`: numpy counts the newlines, a tenth of what DuckDB's
+    (:func:`cohortlab.loaders.files.scan_file`: numpy counts the newlines, a tenth of what DuckDB's
     ``read_csv`` takes to split the lines), or here when the context has no scan; a file with a
     CR that does not end a CRLF (which ``read_csv`` may count as a line end) gives None (the
     caller declines it). A gzip file is counted by DuckDB."""

@@ -22,6 +22,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from cohortlab.loaders.files import is_gzip
+
 BLOCK = 8 * 1024 * 1024
 
 
@@ -33,8 +35,6 @@ def normalise_line_ends(src: Path, dst: Path, *, csv: bool = False) -> int:
     """Write ``src`` (gzip or plain) to ``dst`` (plain) with every line end an LF; return the
     number of lines of the copy (the last one counted when it has no line end). ``csv``: line
     ends inside double-quoted fields are kept as they are."""
-    from cohortlab.loaders.base import is_gzip  # base imports this module
-
     opener = gzip.open if is_gzip(src) else open
     in_quotes = False
     carry = b""

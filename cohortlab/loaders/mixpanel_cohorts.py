@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from cohortlab.loaders.base import FileContext, FileResult, LoadError, Loader
+from cohortlab.errors import LoadError
+from cohortlab.loaders.base import FileContext, FileResult, Loader
 from cohortlab.loaders.mixpanel_common import id_text_sql, raw_text_sql, utc_timestamp_sql
 
 

@@ -22,13 +22,9 @@ from cohortlab.pipeline import sql_list
 from cohortlab.loaders import fast
 from cohortlab.times import parse_naive_utc
 
-from cohortlab.loaders.base import (
-    FileContext,
-    LoadError,
-    container_type_sql,
-    nonblank_sql,
-    sniff_json_layout,
-)
+from cohortlab.errors import LoadError
+from cohortlab.loaders.base import FileContext, container_type_sql, nonblank_sql
+from cohortlab.loaders.files import sniff_json_layout
 
 NUMERIC_JSON_TYPES = "('BIGINT', 'UBIGINT', 'HUGEINT', 'DOUBLE')"
 

@@ -42,7 +42,9 @@ from datetime import datetime
 from typing import Any
 
 from cohortlab.loaders import fast
-from cohortlab.loaders.base import FileContext, FileResult, LoadError, Loader, csv_header, csv_read_sql, head_text
+from cohortlab.errors import LoadError
+from cohortlab.loaders.base import FileContext, FileResult, Loader, csv_read_sql
+from cohortlab.loaders.files import csv_header, head_text
 from cohortlab.pipeline import sql_str
 from cohortlab.loaders.mixpanel_common import (
     ProfileUpserts,

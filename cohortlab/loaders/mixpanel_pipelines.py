@@ -36,7 +36,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from cohortlab.loaders.base import FileContext, FileResult, LoadError, Loader, expand_paths, fingerprint, sql_str
+from cohortlab.errors import LoadError
+from cohortlab.loaders.base import FileContext, FileResult, Loader, sql_str
+from cohortlab.loaders.files import expand_paths
+from cohortlab.loaders.files import fingerprint
 from cohortlab.loaders.mixpanel_common import (
     MPUID_TOKEN_RE,
     NUMERIC_JSON_TYPES,

@@ -28,7 +28,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from cohortlab.loaders.base import FileContext, FileResult, LoadError, Loader, sniff_json_layout
+from cohortlab.errors import LoadError
+from cohortlab.loaders.base import FileContext, FileResult, Loader
+from cohortlab.loaders.files import sniff_json_layout
 from cohortlab.loaders.mixpanel_common import (
     NUMERIC_JSON_TYPES,
     epoch_to_timestamp_sql,

@@ -29,7 +29,9 @@ from typing import Any
 
 from cohortlab.identifiers import is_valid_mpid_sql
 from cohortlab.loaders._mparticle import Temp, count, identity_kind, normalise_identity_type, replace_profiles, text_bool_sql
-from cohortlab.loaders.base import FileContext, FileResult, LoadError, Loader, csv_header, csv_read_sql, head_text
+from cohortlab.errors import LoadError
+from cohortlab.loaders.base import FileContext, FileResult, Loader, csv_read_sql
+from cohortlab.loaders.files import csv_header, head_text
 from cohortlab.pipeline import sql_ident, sql_str
 
 

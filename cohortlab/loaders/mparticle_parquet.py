@@ -30,7 +30,8 @@ import dataclasses
 
 from cohortlab.loaders._mparticle import Temp, identity_kind, normalise_identity_type, stage_sql
 from cohortlab.loaders._warehouse import FILE_ROW, is_parquet, records_sql
-from cohortlab.loaders.base import FileContext, LoadError, sql_str
+from cohortlab.errors import LoadError
+from cohortlab.loaders.base import FileContext, sql_str
 from cohortlab.loaders.mparticle_profiles import _CHECKS, _CONTAINERS, _SCALARS, MParticleProfilesLoader
 
 MPID_NAMES = ("mpid", "mparticle_user_id", "mparticle_id")

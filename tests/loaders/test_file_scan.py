@@ -1,4 +1,4 @@
-"""One read of a file for its fingerprint and its line count (cohortlab.loaders.base.scan_file):
+"""One read of a file for its fingerprint and its line count (cohortlab.loaders.files.scan_file):
 the fingerprint is the one loads have always stored (a file loaded before is still skipped), and
 the line count is the one the fast path used to count in a pass of its own (LF, CRLF, a CR
 that does not end a CRLF: uncertain, so None), also across the 8 MiB read blocks.
@@ -16,7 +16,7 @@ import xxhash
 
 from cohortlab.lab import Lab
 from cohortlab.loaders import fast
-from cohortlab.loaders.base import fingerprint, scan_file
+from cohortlab.loaders.files import fingerprint, scan_file
 
 BLOCK = 8 * 1024 * 1024  # scan_file's read size
 

@@ -14,7 +14,7 @@ import tempfile
 import pytest
 
 from cohortlab.loaders import line_ends
-from cohortlab.loaders.base import scan_file
+from cohortlab.loaders.files import scan_file
 from cohortlab.loaders.line_ends import normalise_line_ends
 
 T = 1_772_000_000

@@ -11,7 +11,7 @@ import gzip
 from pathlib import Path
 
 from cohortlab import Lab
-from cohortlab.loaders.base import max_object_size
+from cohortlab.loaders.files import max_object_size
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 
