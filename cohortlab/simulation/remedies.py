@@ -40,30 +40,30 @@ canonical table (``mp_profile_history``, or the cohort's ``mp_cohort_members`` /
 rows, dropped right after (DuckDB engine). The remedied simulations bypass the ``Lab``'s cache.
 
 Rule, SDK code and the EIT switch simulate only the members the remedy may make write elsewhere
-and the members sharing a profile with them, on those members' rows (:class:`SubsetWorld`;
-exact, docs/simulate.md#remedies-subset); the re-export at the last run is derived from the
-baseline (:mod:`cohortlab.simulation.last_run_reexport`). ``value_remedies(..., _full=True)``
-simulates every member for every remedy instead (the reference the tests compare with).
+and the members sharing a profile with them, on those members' rows (:class:`SubsetWorld`, in
+:mod:`cohortlab.simulation.subset_world`; exact, docs/simulate.md#remedies-subset); the re-export
+at the last run is derived from the baseline (:mod:`cohortlab.simulation.last_run_reexport`).
+``value_remedies(..., _full=True)`` simulates every member for every remedy instead (the
+reference the tests compare with).
 """
 
 from __future__ import annotations
 
-import uuid
-from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pandas as pd
 
 from cohortlab.engines.base import Engine
 from cohortlab.pipeline import sql_ts
 from cohortlab.settings import EitPeriod, Pause, SyncSettings
-from cohortlab.simulation.last_run_reexport import DerivedReexport, derive_last_run_reexport, profile_key
+from cohortlab.simulation.last_run_reexport import DerivedReexport, derive_last_run_reexport
 from cohortlab.simulation.membership import CohortRef, Source, find_cohort
 from cohortlab.simulation.resolution import _FLOAT_SPELLING, ProfileHistory, fast_mpid_sql, profile_history_kind
-from cohortlab.simulation.simulate import SimulationResult, new_run_id, reexport_value, simulate
-from cohortlab.simulation.sync import Names, RunGrid, run_sync
+from cohortlab.simulation.simulate import SimulationResult, reexport_value, simulate
+from cohortlab.simulation.subset_world import DERIVE_TABLES, SubsetWorld, shadowed, share_world, subset_ready, temp
+from cohortlab.simulation.sync import RunGrid
 from cohortlab.times import format_time, parse_time, to_utc
 
 REMEDY_COLUMNS = ["remedy", "key", "audience_before", "audience_after", "gained", "note"]
@@ -112,10 +112,6 @@ class RemedyContext:
         after = before if after is None else int(after)
         return {"remedy": REMEDIES[key], "key": key, "audience_before": before, "audience_after": after,
                 "gained": after - before, "note": note}
-
-
-def _temp(prefix: str = "rem") -> str:
-    return f"_remedy_{prefix}_{uuid.uuid4().hex[:8]}"
 
 
 def default_since(settings: SyncSettings, t0: datetime, at: datetime) -> datetime:
@@ -192,28 +188,7 @@ def persons_sql(base: SimulationResult) -> str:
     """
 
 
-# ----------------------------------------------------------------------------- shadow tables
-@contextmanager
-def shadowed(engine: Engine, name: str, select_sql: str) -> Iterator[None]:
-    """For the duration of the block, the unqualified table ``name`` reads the rows of
-    ``select_sql`` (a temporary table of that name shadows the stored one; DuckDB)."""
-    if getattr(engine, "name", "duckdb") != "duckdb":
-        raise NotImplementedError(
-            f"valuing this remedy replaces the table {name} for one simulation; the {engine.name} engine "
-            "cannot do that yet (use the DuckDB engine)")
-    scratch = _temp("shadow")
-    engine.execute(f"CREATE TEMP TABLE {scratch} AS {select_sql}")
-    try:
-        engine.execute(f"ALTER TABLE {scratch} RENAME TO {name}")
-    except BaseException:
-        engine.execute(f"DROP TABLE IF EXISTS temp.main.{scratch}")
-        raise
-    try:
-        yield
-    finally:
-        engine.execute(f"DROP TABLE IF EXISTS temp.main.{name}")
-
-
+# ----------------------------------------------------------------------------- a whole simulation (_full)
 def _run_once(ctx: RemedyContext, settings: SyncSettings) -> int:
     """The audience at ``at`` of a simulation on the (possibly shadowed) inputs; its tables are
     dropped at once (never cached: the inputs differ from the stored ones)."""
@@ -222,184 +197,6 @@ def _run_once(ctx: RemedyContext, settings: SyncSettings) -> int:
         return r.audience
     finally:
         r.drop()
-
-
-# ----------------------------------------------------------------------------- the subset simulation
-_SUBSET_TABLES = ("targets", "attribute_state", "resolved")
-_DERIVE_TABLES = (*_SUBSET_TABLES, "runs", "transitions", "state")  # derive_last_run_reexport
-
-
-def subset_ready(base: Any, tables: tuple[str, ...] = _SUBSET_TABLES) -> bool:
-    """The baseline keeps the tables the subset simulation reads (a full simulation does)."""
-    return base is not None and all(t in base.table_names for t in tables)
-
-
-# the inputs read per member (joined on the member's distinct_id); everything else the simulation
-# reads (snapshots, webhook pages, loads, mParticle profiles and identities) is read whole
-MEMBER_TABLES = ("mp_profile_history", "mp_profiles", "mp_events", "mp_cohort_members", "mp_webhook_members")
-
-
-@contextmanager
-def _viewed(engine: Engine, name: str, table: str) -> Iterator[None]:
-    """For the duration of the block the unqualified ``name`` reads ``table`` (a temporary view)."""
-    engine.execute(f"CREATE TEMP VIEW {name} AS SELECT * FROM {table}")
-    try:
-        yield
-    finally:
-        engine.execute(f"DROP VIEW IF EXISTS temp.main.{name}")
-
-
-class SubsetWorld:
-    """The subset simulations of one :func:`value_remedies` call (docs/simulate.md#remedies).
-
-    Each remedy registers (:meth:`add`) the members whose inputs it changes (C) and the profiles
-    they likely write to with the remedy; :meth:`build` then derives
-
-    * P: those profiles (``is_orphan``, MPID or orphan identifier) and every profile a member of
-      C writes to in any baseline (``bases``: the simulation as configured, and with the
-      re-export);
-    * REL: C and every member that writes to a profile of P in a baseline;
-    * the world: the stored rows of ``MEMBER_TABLES`` of the members of REL (and of ``keep``:
-      rows a remedy copies, e.g. the old profiles' membership for the EIT switch), once.
-
-    :meth:`audience` simulates REL alone (``run_sync(only=...)``) on the world, with the
-    remedy's rows in place of the stored ones. Members outside C have the inputs of the
-    baseline, so they make the same decisions and write to the same profiles; every member
-    that writes to a profile of P in the remedy is in REL, so the profiles of P get the state of
-    the full simulation, as long as C writes to no profile outside P: checked after each run
-    (P and the world are extended and the remedy simulated again when it does). A profile
-    outside P is written by the same members with the same decisions as in the baseline: its
-    state is the baseline's. Hence the audience with the remedy is the baseline's minus the
-    profiles of P true in the baseline plus those true in the subset simulation."""
-
-    def __init__(self, ctx: RemedyContext, bases: list[SimulationResult]) -> None:
-        self.ctx, self.bases = ctx, bases
-        self.changed, self.profiles, self.rel, self.keep = _temp("changed"), _temp("profiles"), _temp("related"), \
-            _temp("keep")
-        # the tables this simulation reads: mp_profiles only without a history, one membership table
-        read = {"mp_profile_history", "mp_events",
-                "mp_cohort_members" if ctx.ref.source == "snapshots" else "mp_webhook_members"}
-        if ctx.history == "none":
-            read.add("mp_profiles")
-        self.world = {t: _temp("world") for t in MEMBER_TABLES if t in read}
-        self.owns_world = True  # False: the world's tables are another SubsetWorld's (share_world)
-        e = ctx.engine
-        e.materialise(self.changed, "SELECT CAST(NULL AS VARCHAR) AS distinct_id WHERE FALSE", temp=True)
-        e.materialise(self.keep, "SELECT CAST(NULL AS VARCHAR) AS distinct_id WHERE FALSE", temp=True)
-        e.materialise(self.profiles, "SELECT CAST(NULL AS BOOLEAN) AS is_orphan, CAST(NULL AS VARCHAR) AS pkey "
-                                     "WHERE FALSE", temp=True)
-
-    def add(self, changed_sql: str, guess_sql: str | None = None, keep_sql: str | None = None) -> None:
-        """C += ``changed_sql`` (``distinct_id``); P += ``guess_sql`` (``is_orphan, pkey``); the
-        world keeps the stored rows of ``keep_sql`` (``distinct_id``) too."""
-        e = self.ctx.engine
-        e.execute(f"INSERT INTO {self.changed} SELECT DISTINCT distinct_id FROM ({changed_sql}) c "
-                  "WHERE distinct_id IS NOT NULL")
-        if guess_sql:
-            e.execute(f"INSERT INTO {self.profiles} SELECT CAST(is_orphan AS BOOLEAN), CAST(pkey AS VARCHAR) "
-                      f"FROM ({guess_sql}) g")
-        if keep_sql:
-            e.execute(f"INSERT INTO {self.keep} SELECT DISTINCT distinct_id FROM ({keep_sql}) k "
-                      "WHERE distinct_id IS NOT NULL")
-
-    def build(self, copy: bool = True) -> None:
-        """P, REL and (``copy``) the world from what was added (again after P grew)."""
-        e = self.ctx.engine
-        key = profile_key("t")
-        base_p = " UNION ALL ".join(
-            f"SELECT t.is_orphan, {key} FROM {b.table_names['targets']} t "
-            f"JOIN {self.changed} c ON c.distinct_id = t.distinct_id" for b in self.bases)
-        e.materialise(self.profiles, f"SELECT DISTINCT is_orphan, pkey FROM (SELECT * FROM {self.profiles} "
-                                     f"UNION ALL {base_p}) x", temp=True)
-        writers = " UNION ".join(
-            f"SELECT t.distinct_id FROM {b.table_names['targets']} t "
-            f"JOIN {self.profiles} p ON p.is_orphan = t.is_orphan AND p.pkey = {key}" for b in self.bases)
-        e.materialise(self.rel, f"SELECT distinct_id FROM {self.changed} UNION {writers}", temp=True)
-        if copy:
-            if not self.owns_world:  # never overwrite a shared world: a world of its own
-                self.world, self.owns_world = {t: _temp("world") for t in self.world}, True
-            self.copy_rows(self.held())
-
-    def held(self) -> str:
-        """The members whose rows the world must hold: REL and ``keep``."""
-        return f"SELECT distinct_id FROM {self.rel} UNION SELECT distinct_id FROM {self.keep}"
-
-    def copy_rows(self, held: str) -> None:
-        for t, w in self.world.items():
-            self.ctx.engine.materialise(w, f"SELECT * FROM {t} WHERE distinct_id IN ({held})", temp=True)
-
-    @contextmanager
-    def inputs(self, remedied: dict[str, str]) -> Iterator[None]:
-        """The world in place of the stored ``MEMBER_TABLES`` the simulation reads (not
-        ``mp_profiles`` when there is a history, not the other source's membership table);
-        ``remedied``: {table: rows} (read from the world, see :meth:`table`) in place of the
-        world's rows of that table."""
-        with ExitStack() as stack:
-            for t in self.world:
-                if t in remedied:
-                    stack.enter_context(shadowed(self.ctx.engine, t, remedied[t]))
-                else:
-                    stack.enter_context(_viewed(self.ctx.engine, t, self.world[t]))
-            yield
-
-    def table(self, name: str) -> str:
-        """The world's table holding the stored rows of ``name`` (one of ``MEMBER_TABLES``)."""
-        return self.world[name]
-
-    def audience(self, base: SimulationResult, settings: SyncSettings, changed_sql: str, history: ProfileHistory,
-                 remedied: Callable[[], dict[str, str]] = dict, inside: Callable[[], None] | None = None) -> int:
-        """The audience at ``at`` with the remedy whose changed members are ``changed_sql`` (they
-        were added), simulated with ``settings`` (those of ``base``, or a remedy's own EIT
-        timeline) on the world with ``remedied()`` (class docstring). ``history``:
-        :func:`profile_history_kind` of the remedied inputs, whole. ``inside()`` runs in the
-        world after each simulation (the last call is the one of the answer)."""
-        e, ctx = self.ctx.engine, self.ctx
-        key = profile_key("t")
-        if int(e.query_rows(f"SELECT count(*) FROM ({changed_sql}) c")[0][0]) == 0:
-            return base.audience  # nothing changes
-        while True:
-            n = Names(f"sim_{new_run_id()}_rem_")
-            run = None
-            try:
-                with self.inputs(remedied()):
-                    run = run_sync(e, ctx.ref, ctx.at, settings, names=n, only=self.rel, history=history,
-                                   skip=("resolution", "timeline"))  # only the attribute state is read
-                    if inside is not None:
-                        inside()
-                missed = f"""
-                    SELECT t.is_orphan, {key} AS pkey
-                    FROM {n.targets} t JOIN ({changed_sql}) c ON c.distinct_id = t.distinct_id
-                    EXCEPT SELECT is_orphan, pkey FROM {self.profiles}
-                """
-                if int(e.query_rows(f"SELECT count(*) FROM ({missed}) m")[0][0]):
-                    e.execute(f"INSERT INTO {self.profiles} {missed}")  # C writes elsewhere with the remedy
-                    self.build()
-                    continue
-                true_in = ("SELECT count(*) FROM {t} a JOIN " + self.profiles +
-                           " p ON p.is_orphan = a.is_orphan AND p.pkey = " + profile_key("a", "mpid") + " WHERE a.value")
-                before, after = e.query_rows(f"SELECT ({true_in.format(t=base.table_names['attribute_state'])}), "
-                                             f"({true_in.format(t=n.attribute_state)})")[0]
-                return base.audience - int(before) + int(after)
-            finally:
-                for step in (run.step_counts if run is not None else ()):
-                    e.execute(f"DROP TABLE IF EXISTS {n.prefix}{step}")
-
-    def drop(self) -> None:
-        world = list(self.world.values()) if self.owns_world else []
-        for t in (self.changed, self.profiles, self.rel, self.keep, *world):
-            self.ctx.engine.drop(t)
-
-
-def share_world(worlds: list[SubsetWorld]) -> None:
-    """Build every world, copying the stored rows once for all of them (the union of the members
-    each must hold): each still simulates its own REL only, and a member's simulation reads its
-    own rows only, so the other members' rows change nothing. Drop the first one last."""
-    for w in worlds:
-        w.build(copy=False)
-    first = worlds[0]
-    first.copy_rows(" UNION ".join(w.held() for w in worlds))
-    for w in worlds[1:]:
-        w.world, w.owns_world = dict(first.world), False
 
 
 # ----------------------------------------------------------------------------- Rule / SDK code
@@ -523,7 +320,7 @@ def profile_fix_values(ctx: RemedyContext, kind: str = "rule", *, earlier: dict[
     app_only = kind == "sdk"
     if writes is not None:
         return _profile_fix_rows(ctx, app_only, writes, earlier)
-    writes = _temp("writes")
+    writes = temp("writes")
     ctx.engine.materialise(writes, _writes_sql(ctx, app_only), temp=True)
     try:
         return _profile_fix_rows(ctx, app_only, writes, earlier)
@@ -627,7 +424,7 @@ def switch_eit_value(ctx: RemedyContext, new: str | None = None) -> dict[str, An
     ``new``: the table of :func:`_new_profiles_sql`, made already (the caller drops it)."""
     made = new is None
     if new is None:
-        new = _temp("newprofiles")
+        new = temp("newprofiles")
         ctx.engine.materialise(new, _new_profiles_sql(ctx), temp=True)
     try:
         table, rows = _members_with_new_profiles_sql(ctx, new)
@@ -750,7 +547,7 @@ def _fast_values(ctx: RemedyContext, made: list[str]) -> tuple[list[dict[str, An
     """Rule, SDK code and the EIT switch by subset simulations (:class:`SubsetWorld`; every
     changed member registered first, the stored rows copied once). Tables made go to ``made``."""
     e = ctx.engine
-    firsts, rule_w, sdk_w, new = _temp("firsts"), _temp("writes"), _temp("writes"), _temp("newprofiles")
+    firsts, rule_w, sdk_w, new = temp("firsts"), temp("writes"), temp("writes"), temp("newprofiles")
     made += [firsts, rule_w, sdk_w, new]
     # the rows of _writes_sql (both kinds) and _new_profiles_sql from one pass over the events
     app = "e.device_id IS NOT NULL AND e.device_id <> ''"
@@ -816,10 +613,10 @@ def value_remedies(
     run = simulate_fn or (lambda c, a, st, src: simulate(engine, c, a, st, source=src))
     base = run(ref.name, at, s, ref.source)
     since_t = default_since(s, base.t0, base.at) if since is None else to_utc(parse_time(since))
-    persons = _temp("persons")
+    persons = temp("persons")
     engine.materialise(persons, persons_sql(base), temp=True)
     ctx = RemedyContext(engine, ref, s, base, since_t, last_run_time(s, base.t0, base.at), persons, run,
-                        history=profile_history_kind(engine), full=_full or not subset_ready(base, _DERIVE_TABLES))
+                        history=profile_history_kind(engine), full=_full or not subset_ready(base, DERIVE_TABLES))
     if not ctx.full and ctx.reexport_time is not None:  # before any table is shadowed
         ctx.reexported = derive_last_run_reexport(engine, base, s, ctx.reexport_time, ctx.history)
         if ctx.reexported is None:  # not at the last run: simulated
@@ -847,5 +644,4 @@ def value_remedies(
     return out
 
 
-__all__ = ["REMEDIES", "REMEDY_COLUMNS", "default_since", "last_run_time", "persons_sql", "SubsetWorld",
-           "value_remedies"]
+__all__ = ["REMEDIES", "REMEDY_COLUMNS", "default_since", "last_run_time", "persons_sql", "value_remedies"]

@@ -13,7 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, strategies as st
 
 from cohortlab import Lab
-from cohortlab.simulation.remedies import MEMBER_TABLES, SubsetWorld, value_remedies
+from cohortlab.simulation.remedies import value_remedies
+from cohortlab.simulation.subset_world import MEMBER_TABLES, SubsetWorld
 
 from .conftest import ts
 from .test_properties import C as PC, POOL, T0, build, datasets
