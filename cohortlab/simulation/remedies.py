@@ -62,7 +62,8 @@ from cohortlab.simulation.last_run_reexport import DerivedReexport, derive_last_
 from cohortlab.simulation.membership import CohortRef, Source, find_cohort
 from cohortlab.simulation.resolution import _FLOAT_SPELLING, ProfileHistory, fast_mpid_sql, profile_history_kind
 from cohortlab.simulation.simulate import SimulationResult, reexport_value, simulate
-from cohortlab.simulation.subset_world import DERIVE_TABLES, SubsetWorld, shadowed, share_world, subset_ready, temp
+from cohortlab.simulation.subset_world import (DERIVE_TABLES, SubsetWorld, shadowed, share_world, subset_ready,
+                                               temp_name)
 from cohortlab.simulation.sync import RunGrid
 from cohortlab.times import format_time, parse_time, to_utc
 
@@ -320,7 +321,7 @@ def profile_fix_values(ctx: RemedyContext, kind: str = "rule", *, earlier: dict[
     app_only = kind == "sdk"
     if writes is not None:
         return _profile_fix_rows(ctx, app_only, writes, earlier)
-    writes = temp("writes")
+    writes = temp_name("writes")
     ctx.engine.materialise(writes, _writes_sql(ctx, app_only), temp=True)
     try:
         return _profile_fix_rows(ctx, app_only, writes, earlier)
@@ -424,7 +425,7 @@ def switch_eit_value(ctx: RemedyContext, new: str | None = None) -> dict[str, An
     ``new``: the table of :func:`_new_profiles_sql`, made already (the caller drops it)."""
     made = new is None
     if new is None:
-        new = temp("newprofiles")
+        new = temp_name("newprofiles")
         ctx.engine.materialise(new, _new_profiles_sql(ctx), temp=True)
     try:
         table, rows = _members_with_new_profiles_sql(ctx, new)
@@ -547,7 +548,8 @@ def _fast_values(ctx: RemedyContext, made: list[str]) -> tuple[list[dict[str, An
     """Rule, SDK code and the EIT switch by subset simulations (:class:`SubsetWorld`; every
     changed member registered first, the stored rows copied once). Tables made go to ``made``."""
     e = ctx.engine
-    firsts, rule_w, sdk_w, new = temp("firsts"), temp("writes"), temp("writes"), temp("newprofiles")
+    firsts, new = temp_name("firsts"), temp_name("newprofiles")
+    rule_w, sdk_w = temp_name("writes"), temp_name("writes")
     made += [firsts, rule_w, sdk_w, new]
     # the rows of _writes_sql (both kinds) and _new_profiles_sql from one pass over the events
     app = "e.device_id IS NOT NULL AND e.device_id <> ''"
@@ -613,7 +615,7 @@ def value_remedies(
     run = simulate_fn or (lambda c, a, st, src: simulate(engine, c, a, st, source=src))
     base = run(ref.name, at, s, ref.source)
     since_t = default_since(s, base.t0, base.at) if since is None else to_utc(parse_time(since))
-    persons = temp("persons")
+    persons = temp_name("persons")
     engine.materialise(persons, persons_sql(base), temp=True)
     ctx = RemedyContext(engine, ref, s, base, since_t, last_run_time(s, base.t0, base.at), persons, run,
                         history=profile_history_kind(engine), full=_full or not subset_ready(base, DERIVE_TABLES))

@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # remedies imports this module: the context is an annotation 
     from cohortlab.simulation.remedies import RemedyContext
 
 
-def temp(prefix: str = "rem") -> str:
+def temp_name(prefix: str = "rem") -> str:
     """A new name for a scratch table of the remedies (``_remedy_<prefix>_<8 hex>``)."""
     return f"_remedy_{prefix}_{uuid.uuid4().hex[:8]}"
 
@@ -41,7 +41,7 @@ def shadowed(engine: Engine, name: str, select_sql: str) -> Iterator[None]:
         raise NotImplementedError(
             f"valuing this remedy replaces the table {name} for one simulation; the {engine.name} engine "
             "cannot do that yet (use the DuckDB engine)")
-    scratch = temp("shadow")
+    scratch = temp_name("shadow")
     engine.execute(f"CREATE TEMP TABLE {scratch} AS {select_sql}")
     try:
         engine.execute(f"ALTER TABLE {scratch} RENAME TO {name}")
@@ -105,14 +105,14 @@ class SubsetWorld:
 
     def __init__(self, ctx: RemedyContext, bases: list[SimulationResult]) -> None:
         self.ctx, self.bases = ctx, bases
-        self.changed, self.profiles, self.rel, self.keep = temp("changed"), temp("profiles"), temp("related"), \
-            temp("keep")
+        self.changed, self.profiles = temp_name("changed"), temp_name("profiles")
+        self.rel, self.keep = temp_name("related"), temp_name("keep")
         # the tables this simulation reads: mp_profiles only without a history, one membership table
         read = {"mp_profile_history", "mp_events",
                 "mp_cohort_members" if ctx.ref.source == "snapshots" else "mp_webhook_members"}
         if ctx.history == "none":
             read.add("mp_profiles")
-        self.world = {t: temp("world") for t in MEMBER_TABLES if t in read}
+        self.world = {t: temp_name("world") for t in MEMBER_TABLES if t in read}
         self.owns_world = True  # False: the world's tables are another SubsetWorld's (share_world)
         e = ctx.engine
         e.materialise(self.changed, "SELECT CAST(NULL AS VARCHAR) AS distinct_id WHERE FALSE", temp=True)
@@ -148,7 +148,7 @@ class SubsetWorld:
         e.materialise(self.rel, f"SELECT distinct_id FROM {self.changed} UNION {writers}", temp=True)
         if copy:
             if not self.owns_world:  # never overwrite a shared world: a world of its own
-                self.world, self.owns_world = {t: temp("world") for t in self.world}, True
+                self.world, self.owns_world = {t: temp_name("world") for t in self.world}, True
             self.copy_rows(self.held())
 
     def held(self) -> str:
@@ -233,4 +233,4 @@ def share_world(worlds: list[SubsetWorld]) -> None:
         w.world, w.owns_world = dict(first.world), False
 
 
-__all__ = ["DERIVE_TABLES", "MEMBER_TABLES", "SubsetWorld", "share_world", "shadowed", "subset_ready", "temp"]
+__all__ = ["DERIVE_TABLES", "MEMBER_TABLES", "SubsetWorld", "share_world", "shadowed", "subset_ready", "temp_name"]
