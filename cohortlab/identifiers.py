@@ -15,16 +15,28 @@ MPID_PATTERN = r"^-?[0-9]+$"
 
 
 def is_valid_mpid_sql(text_expr: str) -> str:
-    """SQL boolean: ``text_expr`` (VARCHAR) is a valid MPID. NULL input gives FALSE."""
+    """SQL boolean: ``text_expr`` (VARCHAR) is a valid MPID. NULL input gives FALSE.
+
+    A text whose BIGINT cast prints back identically is canonical and valid; only the rare
+    non-canonical numeric text (leading zeros, ``+5``, `` 5``, ``-0``), which the cast forgives,
+    is matched against :data:`MPID_PATTERN`. Written as a ``CASE`` because DuckDB evaluates
+    a ``CASE`` branch only on the rows that reach it (an ``AND`` evaluates both sides): a third
+    of the time of the pattern on every row, on a mix of ids."""
+    n = f"TRY_CAST({text_expr} AS BIGINT)"
     return (
-        f"coalesce(regexp_matches({text_expr}, '{MPID_PATTERN}') "
-        f"AND TRY_CAST({text_expr} AS BIGINT) IS NOT NULL, FALSE)"
+        f"CASE WHEN {n} IS NULL THEN FALSE WHEN CAST({n} AS VARCHAR) = {text_expr} THEN TRUE "
+        f"ELSE regexp_matches({text_expr}, '{MPID_PATTERN}') END"
     )
 
 
 def mpid_sql(text_expr: str) -> str:
-    """SQL BIGINT: the MPID that ``text_expr`` denotes, or NULL when it is not a valid MPID."""
-    return f"CASE WHEN {is_valid_mpid_sql(text_expr)} THEN CAST({text_expr} AS BIGINT) END"
+    """SQL BIGINT: the MPID that ``text_expr`` denotes, or NULL when it is not a valid MPID
+    (the test of :func:`is_valid_mpid_sql`, in the same order)."""
+    n = f"TRY_CAST({text_expr} AS BIGINT)"
+    return (
+        f"CASE WHEN {n} IS NULL THEN NULL WHEN CAST({n} AS VARCHAR) = {text_expr} THEN {n} "
+        f"WHEN regexp_matches({text_expr}, '{MPID_PATTERN}') THEN {n} END"
+    )
 
 
 def float_rounded_mpid_sql(bigint_expr: str) -> str:

@@ -18,6 +18,19 @@ CASES = [
     ("undefined", None),
     ("-", None),
     (None, None),
+    # what the BIGINT cast forgives or prints differently: the SQL falls back to the pattern
+    ("0", 0),
+    ("-0", 0),  # valid, printed back as "0"
+    ("007", 7),  # leading zeros: valid, printed back as "7"
+    ("-007", -7),
+    ("5 ", None),
+    ("1e3", None),
+    ("1.0", None),
+    ("0x10", None),
+    ("1_000", None),
+    ("١٢", None),  # Arabic-Indic digits
+    ("１２", None),  # full-width digits
+    ("12\n", None),
 ]
 
 

@@ -31,7 +31,7 @@ import pandas as pd
 
 from cohortlab.engines.base import Engine
 from cohortlab.escaping import one_line
-from cohortlab.identifiers import is_valid_mpid
+from cohortlab.identifiers import is_valid_mpid, mpid_sql
 from cohortlab.pipeline import sql_str
 from cohortlab.settings import SyncSettings
 from cohortlab.simulation.resolution import RESOLUTION_COLUMNS
@@ -175,11 +175,9 @@ def _related_members_sql(dids: list[str], mpids: list[int]) -> str:
     be one of the candidate MPIDs (the user's MPIDs, and every MPID an identifier of the user's
     distinct_ids could denote: its profiles' ``$mparticle_user_id``, its events', itself); and
     every distinct_id that holds a user identity of a candidate (as its id or an email)."""
-    from cohortlab.simulation.resolution import fast_mpid_sql
-
     did_list = ", ".join(sql_str(d) for d in dids) or "NULL"
     given = " UNION ALL ".join(f"SELECT CAST({int(m)} AS BIGINT)" for m in mpids) or "SELECT CAST(NULL AS BIGINT)"
-    mp = fast_mpid_sql
+    mp = mpid_sql
     return f"""
     WITH
     own_ids AS (

@@ -56,11 +56,12 @@ from typing import Any, Callable
 import pandas as pd
 
 from cohortlab.engines.base import Engine
+from cohortlab.identifiers import mpid_sql
 from cohortlab.pipeline import sql_ts
 from cohortlab.settings import EitPeriod, Pause, SyncSettings
 from cohortlab.simulation.last_run_reexport import DerivedReexport, derive_last_run_reexport
 from cohortlab.simulation.membership import CohortRef, Source, find_cohort
-from cohortlab.simulation.resolution import _FLOAT_SPELLING, ProfileHistory, fast_mpid_sql, profile_history_kind
+from cohortlab.simulation.resolution import _FLOAT_SPELLING, ProfileHistory, profile_history_kind
 from cohortlab.simulation.simulate import SimulationResult, reexport_value, simulate
 from cohortlab.simulation.subset_world import (DERIVE_TABLES, SubsetWorld, shadowed, share_world, subset_ready,
                                                temp_name)
@@ -145,7 +146,7 @@ def persons_sql(base: SimulationResult) -> str:
             SELECT distinct_id, identifier,
                    CASE WHEN regexp_full_match(identifier, '{_FLOAT_SPELLING}') THEN TRY_CAST(identifier AS DOUBLE) END
                        AS float_value,
-                   {fast_mpid_sql(digits)} AS digit_mpid
+                   {mpid_sql(digits)} AS digit_mpid
             FROM members WHERE status <> 'matched' AND recoverable_via = 'mparticle_id'
         ),
         self_mpids AS (
@@ -185,7 +186,7 @@ def persons_sql(base: SimulationResult) -> str:
         FROM members m
         LEFT JOIN best b ON b.distinct_id = m.distinct_id AND b.pick = 1
         LEFT JOIN self_mpids sm ON sm.distinct_id = m.distinct_id
-        LEFT JOIN mpa_profiles own ON m.status <> 'matched' AND own.mpid = {fast_mpid_sql('m.distinct_id')}
+        LEFT JOIN mpa_profiles own ON m.status <> 'matched' AND own.mpid = {mpid_sql('m.distinct_id')}
     """
 
 
@@ -469,7 +470,7 @@ def _switch_changed_sql(ctx: RemedyContext, new: str) -> str:
     if ctx.settings.fallback == "strict":
         res = ctx.base.table_names["resolved"]
         target = ("TRUE" if ctx.settings.protection == "create_and_update" else
-                  f"EXISTS (SELECT 1 FROM mpa_profiles mp WHERE mp.mpid = {fast_mpid_sql('r.distinct_id')})")
+                  f"EXISTS (SELECT 1 FROM mpa_profiles mp WHERE mp.mpid = {mpid_sql('r.distinct_id')})")
         changed += (f" UNION SELECT DISTINCT r.distinct_id FROM {res} r WHERE r.identifier_source = 'none' "
                     f"AND r.resolve_time >= {sql_ts(ctx.since)} AND {target}")
     return changed

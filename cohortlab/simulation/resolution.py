@@ -106,18 +106,6 @@ _FLOAT_SPELLING = r"-?([0-9]+\.[0-9]*|\.[0-9]+|[0-9]+(\.[0-9]*)?[eE][+-]?[0-9]+|
 ProfileHistory = Literal["none", "single", "multi"]
 
 
-def fast_mpid_sql(text_expr: str) -> str:
-    """Same value as :func:`cohortlab.identifiers.mpid_sql` (the MPID a text denotes, or NULL),
-    cheaper on millions of rows: a text whose BIGINT cast prints back identically is canonical
-    and valid; only the rare non-canonical numeric text (leading zeros, "+5", " 5") goes
-    through the regular expression."""
-    n = f"TRY_CAST({text_expr} AS BIGINT)"
-    return (
-        f"CASE WHEN {n} IS NULL THEN NULL WHEN CAST({n} AS VARCHAR) = {text_expr} THEN {n} "
-        f"WHEN {mpid_sql(text_expr)} IS NOT NULL THEN {n} END"
-    )
-
-
 def profile_history_kind(engine: Engine) -> ProfileHistory:
     """How Mixpanel profiles are known: ``none`` (no history rows: ``mp_profiles`` only),
     ``single`` (one version per distinct_id) or ``multi`` (several versions of some)."""
@@ -290,7 +278,7 @@ def add_resolve_steps(p: Pipeline, requests: str, settings: SyncSettings, histor
     p.add(
         "candidates",
         f"""
-        SELECT i.*, {fast_mpid_sql('i.identifier')} AS candidate,
+        SELECT i.*, {mpid_sql('i.identifier')} AS candidate,
                CASE WHEN i.identifier IS NOT NULL AND regexp_full_match(i.identifier, '{_FLOAT_SPELLING}')
                     THEN TRY_CAST(i.identifier AS DOUBLE) END AS float_value
         FROM identified i
@@ -330,7 +318,7 @@ def add_resolve_steps(p: Pipeline, requests: str, settings: SyncSettings, histor
         f"""
         SELECT d.identifier, mp.mpid
         FROM (
-            SELECT DISTINCT identifier, {fast_mpid_sql(digits)} AS digit_mpid FROM checked
+            SELECT DISTINCT identifier, {mpid_sql(digits)} AS digit_mpid FROM checked
             WHERE candidate IS NULL AND float_value IS NULL AND identifier IS NOT NULL
               AND identifier_source IN ('mparticle_user_id', 'event_property')
         ) d JOIN mpa_profiles mp ON mp.mpid = d.digit_mpid
@@ -569,7 +557,6 @@ __all__ = [
     "add_membership_steps",
     "add_resolve_steps",
     "fallback_sql",
-    "fast_mpid_sql",
     "find_cohort",
     "known_cohorts",
     "member_history_kind",
