@@ -109,10 +109,16 @@ ProfileHistory = Literal["none", "single", "multi"]
 def profile_history_kind(engine: Engine) -> ProfileHistory:
     """How Mixpanel profiles are known: ``none`` (no history rows: ``mp_profiles`` only),
     ``single`` (one version per distinct_id) or ``multi`` (several versions of some)."""
-    rows, ids = engine.query_rows("SELECT count(*), count(DISTINCT distinct_id) FROM mp_profile_history")[0]
+    rows, ids = _version_counts(engine, "mp_profile_history")
     if not rows:
         return "none"
     return "single" if rows == ids else "multi"
+
+
+def _version_counts(engine: Engine, versions: str) -> tuple[int, int]:
+    """(rows, distinct distinct_ids) of a table of profile versions."""
+    rows, ids = engine.query_rows(f"SELECT count(*), count(DISTINCT distinct_id) FROM {versions}")[0]
+    return int(rows), int(ids)
 
 
 def fallback_sql(settings: SyncSettings, time_expr: str) -> str:
@@ -165,7 +171,7 @@ def member_history_kind(engine: Engine, versions: str) -> ProfileHistory:
     :func:`profile_versions_sql` for some members): ``single`` when no distinct_id in it has two
     versions, else ``multi``. For those members both readings give the same profiles, so the
     cheaper one (``single``: no pick among versions) is used when it may be."""
-    rows, ids = engine.query_rows(f"SELECT count(*), count(DISTINCT distinct_id) FROM {versions}")[0]
+    rows, ids = _version_counts(engine, versions)
     return "single" if rows == ids else "multi"
 
 
