@@ -499,19 +499,29 @@ class SyncRun:
 RESULT_TABLES = ("resolution", "attribute_state", "timeline")
 
 
-def stages(
-    ref: CohortRef, at: datetime, t0: datetime, settings: SyncSettings, attribute: str,
-    names: Names | None = None, history: ProfileHistory = "none", only: str | None = None,
-) -> list[tuple[str, Pipeline]]:
-    """(output table, pipeline) in execution order. ``only``: a relation of ``distinct_id``s;
-    the simulation of just those members (see :func:`run_sync`)."""
+def membership_stages(ref: CohortRef, at: datetime, names: Names | None = None,
+                      history: ProfileHistory = "none", only: str | None = None) -> list[tuple[str, Pipeline]]:
+    """The first half of the plan, (output table, pipeline) in execution order: the cohort's
+    membership over time and its members' Mixpanel profile versions (``member_profiles``: how
+    they are versioned, :func:`member_history_kind`, decides how the second half reads them)."""
     n = names or Names("sim_")
-    grid = RunGrid(t0, at, settings)
     return [
         (n.versions, _membership_stage(ref, at, "versions")),
         (n.transitions, _membership_stage(ref, at, "transitions", only)),
         (n.member_emails, _membership_stage(ref, at, "member_emails", only)),
         (n.member_profiles, member_profiles_stage(n, history != "none")),
+    ]
+
+
+def sync_stages(
+    ref: CohortRef, at: datetime, t0: datetime, settings: SyncSettings, attribute: str,
+    names: Names | None = None, history: ProfileHistory = "none",
+) -> list[tuple[str, Pipeline]]:
+    """The second half of the plan: runs, sends, decisions, resolution at each decision, writes,
+    attribute state and timeline, reading the members' profiles as ``history`` says."""
+    n = names or Names("sim_")
+    grid = RunGrid(t0, at, settings)
+    return [
         (n.runs, runs_stage(n, grid, webhook=ref.source == "webhooks")),
         (n.version_runs, version_runs_stage(n)),
         (n.sends, sends_stage(n)),
@@ -529,6 +539,17 @@ def stages(
         (n.attribute_state, attribute_state_stage(n, ref, at, attribute)),
         (n.timeline, timeline_stage(n)),
     ]
+
+
+def stages(
+    ref: CohortRef, at: datetime, t0: datetime, settings: SyncSettings, attribute: str,
+    names: Names | None = None, history: ProfileHistory = "none", only: str | None = None,
+) -> list[tuple[str, Pipeline]]:
+    """(output table, pipeline) in execution order, both halves, for a known ``history``.
+    ``only``: a relation of ``distinct_id``s; the simulation of just those members (see
+    :func:`run_sync`)."""
+    return (membership_stages(ref, at, names, history, only)
+            + sync_stages(ref, at, t0, settings, attribute, names, history))
 
 
 def run_sync(
@@ -573,17 +594,17 @@ def run_sync(
     if history is None:  # "none" or not is one row away; "single" or "multi" the members' versions say
         has_rows = engine.query_rows("SELECT count(*) FROM (SELECT 1 FROM mp_profile_history LIMIT 1) x")[0][0]
         history = "single" if has_rows else "none"
-    plan = stages(ref, at_, t0, settings, attribute, n, history, only)
-    i = 0
-    while i < len(plan):
-        table, pipeline = plan[i]
-        i += 1
-        if table[len(n.prefix):] in skip:
-            continue
-        run.step_counts[table[len(n.prefix):]] = pipeline.run(engine, table, debug=debug, temp=True)
-        if table == n.member_profiles and known is None and history != "none":
-            history = member_history_kind(engine, table)  # the later stages read the profiles that way
-            plan[i:] = stages(ref, at_, t0, settings, attribute, n, history, only)[i:]
+
+    def play(plan: list[tuple[str, Pipeline]]) -> None:
+        for table, pipeline in plan:
+            step = table[len(n.prefix):]
+            if step not in skip:
+                run.step_counts[step] = pipeline.run(engine, table, debug=debug, temp=True)
+
+    play(membership_stages(ref, at_, n, history, only))
+    if known is None and history != "none":  # "single" or "multi": the members' versions say which
+        history = member_history_kind(engine, n.member_profiles)
+    play(sync_stages(ref, at_, t0, settings, attribute, n, history))
     return run
 
 
@@ -595,8 +616,10 @@ __all__ = [
     "RunGrid",
     "SyncRun",
     "TIMELINE_COLUMNS",
+    "membership_stages",
     "run_sync",
     "stages",
+    "sync_stages",
 ]
 
 
