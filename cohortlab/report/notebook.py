@@ -235,29 +235,16 @@ def waterfall_table(waterfall) -> pd.DataFrame:
     })
 
 
-def _strings(v: Any) -> Iterator[str]:
-    """The texts inside ``v`` (what :func:`_jsonable` will redact)."""
-    if isinstance(v, str):
-        yield v
-    elif isinstance(v, Mapping):
-        for x in v.values():
-            yield from _strings(x)
-    elif isinstance(v, (list, tuple, set)):
-        for x in v:
-            yield from _strings(x)
-    elif isinstance(v, pd.DataFrame):
-        for c in v.columns:
-            if v[c].dtype == object:
-                yield from (x for x in v[c] if isinstance(x, str))
-
-
-def _jsonable(v: Any) -> Any:
+def _to_json(v: Any) -> Any:
+    """``v`` as plain JSON values (dicts, lists, str, numbers, bool, None): frames become lists of
+    records, times ISO texts, numpy scalars Python ones, NaN/NA/NaT None. Texts are not redacted
+    yet (:func:`_redacted`), so that every text is known before the one lookup of the Redactor."""
     if isinstance(v, Mapping):
-        return {str(k): _jsonable(x) for k, x in v.items()}
+        return {str(k): _to_json(x) for k, x in v.items()}
     if isinstance(v, (list, tuple, set)):
-        return [_jsonable(x) for x in v]
+        return [_to_json(x) for x in v]
     if isinstance(v, pd.DataFrame):
-        return [_jsonable(r) for r in v.to_dict(orient="records")]
+        return [_to_json(r) for r in v.to_dict(orient="records")]
     if isinstance(v, (pd.Timestamp, _dt.datetime, _dt.date)):
         return v.isoformat()
     if hasattr(v, "item") and not isinstance(v, (str, bytes)):  # numpy scalar
@@ -269,8 +256,29 @@ def _jsonable(v: Any) -> Any:
         return None
     if v is pd.NA or v is pd.NaT:
         return None
+    return v
+
+
+def _texts(v: Any) -> Iterator[str]:
+    """The texts among the values of plain JSON ``v`` (keys are names, never shown redacted)."""
+    if isinstance(v, str):
+        yield v
+    elif isinstance(v, dict):
+        for x in v.values():
+            yield from _texts(x)
+    elif isinstance(v, list):
+        for x in v:
+            yield from _texts(x)
+
+
+def _redacted(v: Any) -> Any:
+    """Plain JSON ``v`` with every text value made safe to show by the current Redactor."""
     if isinstance(v, str):
         return _current().text(_current().value(v))
+    if isinstance(v, dict):
+        return {k: _redacted(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_redacted(x) for x in v]
     return v
 
 
@@ -312,17 +320,16 @@ def _plain(markdown: str) -> str:
 
 def _document(notebook: str, *, title: str, summary: str = "", headline=None, parameters=None, context=None,
               metrics=None, card=None) -> dict[str, Any]:
-    _current().prime(_strings([headline, context, parameters, metrics]))  # one lookup, not one per value
+    parts = {"headline": _to_json(headline or {}), "context": _to_json(context or {}),
+             "parameters": _to_json(parameters or {}), "metrics": _to_json(metrics or {})}
+    _current().prime(_texts(list(parts.values())))  # one lookup, not one per value
     return {
         "notebook": notebook,
         "title": title,
         "generated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "summary": _plain(summary),
         "card": [_plain(line) for line in card or [] if line],
-        "headline": _jsonable(headline or {}),
-        "context": _jsonable(context or {}),
-        "parameters": _jsonable(parameters or {}),
-        "metrics": _jsonable(metrics or {}),
+        **{name: _redacted(part) for name, part in parts.items()},
     }
 
 
