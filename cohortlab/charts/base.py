@@ -1,0 +1,158 @@
+"""Shared pieces of every chart: sizes and colours, the figure and axis helpers (count axes,
+date axes, horizontal bars, many bars as one collection), label wrapping; and the one
+matplotlib setting the charts need (mathtext off: labels are data, docs/reports.md#escaping)."""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+# Figures are built with ``Figure()`` directly (no pyplot), so no backend is selected or needed.
+import matplotlib
+import matplotlib.dates as mdates
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+FIGSIZE = (9.0, 4.5)
+DPI = 100
+
+BLUE = "#3b6ea5"
+RED = "#c8553d"
+GREEN = "#5a9e5a"
+GREY = "#9a9a9a"
+ORANGE = "#e39b3b"
+PAUSE = "#f2c7c0"
+
+# Labels are data (cohort, plan, identifier names): never parsed as TeX. "$x$" in a cohort name is
+# drawn as written, and an unbalanced "$" cannot make a chart fail (docs/reports.md#escaping).
+matplotlib.rcParams["text.parse_math"] = False
+
+_THOUSANDS = FuncFormatter(lambda v, _pos: f"{v:,.0f}")
+
+
+def _figure(figsize: tuple[float, float] = FIGSIZE, nrows: int = 1, **gridspec) -> tuple[Figure, list]:
+    fig = Figure(figsize=figsize, dpi=DPI, layout="constrained")
+    axes = fig.subplots(nrows, 1, squeeze=False, **({"gridspec_kw": gridspec} if gridspec else {}))
+    return fig, [a[0] for a in axes]
+
+
+def _require(df: pd.DataFrame, columns: Iterable[str], chart: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"{chart}: missing column(s) {', '.join(missing)}; got {list(df.columns)}")
+
+
+def _empty(ax, message: str = "no data") -> None:
+    ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, color=GREY, fontsize=12)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _count_axis(axis) -> None:
+    """A count axis: integer ticks only (never 25, 26, 26, 26, 27), with thousands separators."""
+    axis.set_major_locator(MaxNLocator(integer=True, nbins=6, min_n_ticks=2))
+    axis.set_major_formatter(_THOUSANDS)
+
+
+def _fmt(v: float) -> str:
+    return f"{v:,.0f}"
+
+
+def _hbar(
+    df: pd.DataFrame,
+    category: str,
+    value: str,
+    *,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    color: str | Sequence[str] = RED,
+    sort: bool = True,
+    labels: Sequence[str] | None = None,
+) -> Figure:
+    _require(df, [category, value], title)
+    data = df[[category, value]].copy()
+    data[category] = data[category].astype(object).where(data[category].notna(), "(none)").astype(str)
+    if labels is not None:
+        data["_label"] = list(labels)
+    else:
+        data["_label"] = data[category]
+    if sort:
+        data = data.sort_values(value, ascending=True, kind="stable")
+    height = max(2.5, 0.45 * len(data) + 1.4)
+    fig, (ax,) = _figure((FIGSIZE[0], min(height, 12)))
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if data.empty:
+        _empty(ax)
+        return fig
+    bars = ax.barh(data["_label"], data[value].astype(float), color=color)
+    ax.bar_label(bars, labels=[_fmt(v) for v in data[value]], padding=3)
+    _count_axis(ax.xaxis)
+    ax.margins(x=0.15)
+    return fig
+
+
+def _wrap(text: str, width: int) -> str:
+    words, lines, line = text.replace("_", " ").split(), [], ""
+    for w in words:
+        if line and len(line) + 1 + len(w) > width:
+            lines.append(line)
+            line = w
+        else:
+            line = f"{line} {w}".strip()
+    lines.append(line)
+    return "\n".join(lines)
+
+
+def _date_axis(ax) -> None:
+    """Dates that say their month and day at every tick (``Feb 23``), with the hour when the axis
+    spans less than three days; ticks never repeat a label."""
+    lo, hi = ax.get_xlim()
+    short = (hi - lo) < 3
+    locator = mdates.AutoDateLocator(minticks=3, maxticks=8)
+    if not short:
+        locator = mdates.DayLocator(interval=max(1, int(np.ceil((hi - lo) / 8)))) if (hi - lo) <= 62 else \
+            mdates.AutoDateLocator(minticks=3, maxticks=8)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%b %d %H:%M" if short else "%b %d"))
+
+
+def _many_bars(ax, t: pd.Series, heights: pd.Series, *, width: float, color: str, label: str):
+    """One bar per run (centred on its time, ``width`` days wide, from 0 to its height), drawn as
+    ONE collection of rectangles: the same rectangles ``ax.bar`` draws, but thousands of bar
+    patches took a second to render per chart and the collection takes a few milliseconds.
+    Returns the :class:`~matplotlib.collections.PolyCollection` (its ``get_paths()``: one
+    rectangle per run, in order; :func:`bar_heights` reads them back)."""
+    from matplotlib.collections import PolyCollection
+
+    ax.xaxis_date()
+    x = mdates.date2num(pd.to_datetime(t).to_numpy())
+    h = np.asarray(heights, dtype=float)
+    x0, x1, zero = x - width / 2, x + width / 2, np.zeros_like(h)
+    verts = np.stack([np.column_stack(p) for p in ((x0, zero), (x0, h), (x1, h), (x1, zero))], axis=1)
+    bars = PolyCollection(verts, facecolors=color, edgecolors="none", linewidths=0, label=label)
+    ax.add_collection(bars, autolim=False)
+    ax.update_datalim(np.column_stack([np.concatenate([x0, x1]),
+                                       np.concatenate([np.minimum(h, 0), np.maximum(h, 0)])]))
+    ax.autoscale_view()
+    return bars
+
+
+def bar_heights(bars) -> list[float]:
+    """The height of each bar of a :func:`_many_bars` collection (negative: drawn downwards)."""
+    return [float(p.vertices[1, 1] - p.vertices[0, 1]) for p in bars.get_paths()]
+
+
+def _bar_width(t: pd.Series) -> float:
+    """A bar width in days: 80% of the smallest gap between runs (matplotlib dates are days), but
+    at least 1/200 of the time span, so a bar is never a 1-pixel line on a long timeline."""
+    if len(t) < 2:
+        return 1 / 96
+    num = np.sort(mdates.date2num(t.to_numpy()))
+    gaps = np.diff(num)
+    gaps = gaps[gaps > 0]
+    width = float(gaps.min() * 0.8) if len(gaps) else 1 / 96
+    return max(width, float(num[-1] - num[0]) / 200)

@@ -1,0 +1,99 @@
+"""Charts of the identity-gaps notebook: unmatched members by gap reason (docs/rules.md#gap-reasons)
+and by the identity that would recover them, their last activity, MPIDs shared by several
+Mixpanel profiles, and the audience each remedy would gain."""
+
+from __future__ import annotations
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from cohortlab.charts.base import (
+    BLUE, FIGSIZE, GREEN, GREY, ORANGE,
+    _count_axis, _empty, _figure, _fmt, _hbar, _require,
+)
+
+
+def gaps_by_reason_chart(gaps: pd.DataFrame, *, title: str = "Unmatched members by gap reason") -> Figure:
+    """Unmatched members per ``gap_reason`` (columns ``gap_reason``, ``users``)."""
+    return _hbar(gaps, "gap_reason", "users", title=title, xlabel="unmatched members", ylabel="gap reason")
+
+
+def gaps_by_recoverable_chart(
+    gaps: pd.DataFrame, *, title: str = "Unmatched members that ARE in mParticle, by identity type"
+) -> Figure:
+    """Unmatched members per ``recoverable_via`` (columns ``recoverable_via``, ``users``); ``None``
+    (not found under any identity) is shown as "(not in mParticle)"."""
+    _require(gaps, ["recoverable_via", "users"], "gaps_by_recoverable_chart")
+    data = gaps.copy()
+    data["recoverable_via"] = data["recoverable_via"].astype(object).where(
+        data["recoverable_via"].notna(), "(not in mParticle)"
+    )
+    colors = [GREY if v == "(not in mParticle)" else ORANGE for v in data.sort_values("users", kind="stable")["recoverable_via"]]
+    return _hbar(
+        data, "recoverable_via", "users", title=title, xlabel="unmatched members",
+        ylabel="found through identity", color=colors,
+    )
+
+
+def activity_chart(
+    activity: pd.DataFrame,
+    *,
+    by: str = "gap_reason",
+    cutoff_label: str = "the cutoff",
+    title: str | None = None,
+) -> Figure:
+    """Stacked bars per ``by`` of members active after the cutoff vs only before.
+
+    ``activity`` columns: ``by``, ``active_after_cutoff`` (bool) and ``users``.
+    """
+    _require(activity, [by, "active_after_cutoff", "users"], "activity_chart")
+    title = title or f"Last activity of unmatched members, before/after {cutoff_label}"
+    data = activity.copy()
+    data[by] = data[by].astype(object).where(data[by].notna(), "(none)").astype(str)
+    data["active_after_cutoff"] = data["active_after_cutoff"].fillna(False).astype(bool)
+    wide = data.pivot_table(index=by, columns="active_after_cutoff", values="users", aggfunc="sum", fill_value=0)
+    for col in (True, False):
+        if col not in wide.columns:
+            wide[col] = 0
+    wide = wide.loc[(wide[True] + wide[False]).sort_values(kind="stable").index]
+    height = max(2.5, 0.45 * len(wide) + 1.6)
+    fig, (ax,) = _figure((FIGSIZE[0], min(height, 12)))
+    ax.set_title(title)
+    ax.set_xlabel("members")
+    ax.set_ylabel(by.replace("_", " "))
+    if wide.empty:
+        _empty(ax)
+        return fig
+    before = ax.barh(wide.index, wide[False], color=GREY, label=f"last active before {cutoff_label}")
+    after = ax.barh(wide.index, wide[True], left=wide[False], color=BLUE, label=f"active on/after {cutoff_label}")
+    ax.bar_label(before, labels=[_fmt(v) if v else "" for v in wide[False]], label_type="center", fontsize=8)
+    ax.bar_label(after, labels=[_fmt(v) if v else "" for v in wide[True]], label_type="center", fontsize=8, color="white")
+    _count_axis(ax.xaxis)
+    ax.legend(fontsize=8, loc="lower right")
+    return fig
+
+
+def shared_mpid_chart(
+    shared: pd.DataFrame, *, title: str = "mParticle profiles claimed by several Mixpanel profiles"
+) -> Figure:
+    """Distribution of Mixpanel profiles per MPID (columns ``profiles_per_mpid``, ``mpids``)."""
+    _require(shared, ["profiles_per_mpid", "mpids"], "shared_mpid_chart")
+    fig, (ax,) = _figure((FIGSIZE[0], 3.5))
+    ax.set_title(title)
+    ax.set_xlabel("Mixpanel profiles resolving to the same MPID")
+    ax.set_ylabel("MPIDs")
+    if shared.empty:
+        _empty(ax, "no shared MPIDs")
+        return fig
+    bars = ax.bar(shared["profiles_per_mpid"].astype(str), shared["mpids"].astype(float), color=ORANGE, width=0.6)
+    ax.bar_label(bars, labels=[_fmt(v) for v in shared["mpids"]], padding=2)
+    _count_axis(ax.yaxis)
+    ax.margins(y=0.15)
+    ax.set_xlim(-0.5 - max(0, 3 - len(shared)) / 2, len(shared) - 0.5 + max(0, 3 - len(shared)) / 2)  # one bar: not wall to wall
+    return fig
+
+
+def remedies_chart(remedies: pd.DataFrame, *, title: str = "Audience each remedy would gain (simulated)") -> Figure:
+    """Audience gained per remedy (columns ``remedy``, ``users``), each from its own simulation."""
+    return _hbar(remedies, "remedy", "users", title=title, xlabel="profiles gained", ylabel="remedy",
+                 color=GREEN, sort=False)

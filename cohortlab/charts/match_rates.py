@@ -1,0 +1,228 @@
+"""Charts of the match-rates notebook: the discrepancy waterfall (docs/rules.md#waterfall), match
+rate per group and over time, and the observed vs simulated mParticle audience
+(docs/rules.md#observed-state)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.ticker import PercentFormatter
+
+from cohortlab.charts.base import (
+    BLUE, DPI, FIGSIZE, GREEN, GREY, ORANGE, RED,
+    _count_axis, _date_axis, _empty, _figure, _fmt, _require, _wrap,
+)
+
+
+# --------------------------------------------------------------------------- docs/rules.md#waterfall
+def waterfall_chart(
+    waterfall: pd.DataFrame, *, title: str = "Where the users went", hide_zero: bool = False
+) -> Figure:
+    """The discrepancy waterfall (docs/rules.md#waterfall).
+
+    ``waterfall`` has one row per step, in order, with ``label``, ``kind`` (``total`` | ``minus`` |
+    ``plus``) and ``count`` (a positive number of users); when a textual ``step`` key is present
+    (``members``, ``unmatched:<gap_reason>``, ``shared_mpid``...) the bars are named by it (short),
+    else by ``label``. A ``total`` bar stands on zero; a ``minus`` bar hangs down from the
+    running level, a ``plus`` bar rises from it. Bar heights equal ``count``. ``hide_zero`` leaves
+    out minus/plus steps of 0 users.
+    """
+    _require(waterfall, ["label", "kind", "count"], "waterfall_chart")
+    if hide_zero:
+        waterfall = waterfall[(waterfall["kind"] == "total") | (waterfall["count"] != 0)]
+    waterfall = waterfall.reset_index(drop=True)
+    fig, (ax,) = _figure((10.0, 5.0))
+    ax.set_title(title)
+    ax.set_ylabel("users (Mixpanel members / mParticle profiles)")
+    ax.set_xlabel("step")
+    if waterfall.empty:
+        _empty(ax)
+        return fig
+    level = 0.0
+    bottoms, heights, colors = [], [], []
+    for kind, count in zip(waterfall["kind"], waterfall["count"].astype(float)):
+        if kind == "total":
+            bottoms.append(0.0)
+            level = count
+            colors.append(BLUE)
+        elif kind == "minus":
+            level -= count
+            bottoms.append(level)
+            colors.append(RED)
+        elif kind == "plus":
+            bottoms.append(level)
+            level += count
+            colors.append(GREEN)
+        else:
+            raise ValueError(f"waterfall_chart: unknown kind {kind!r} (expected total, minus, plus)")
+        heights.append(count)
+    x = np.arange(len(waterfall))
+    bars = ax.bar(x, heights, bottom=bottoms, color=colors, edgecolor="white", width=0.7)
+    signs = {"total": "", "minus": "−", "plus": "+"}
+    ax.bar_label(
+        bars,
+        labels=[f"{signs[k]}{_fmt(c)}" for k, c in zip(waterfall["kind"], waterfall["count"])],
+        label_type="edge",
+        padding=2,
+        fontsize=9,
+    )
+    # a step too small to see as a bar (a few users out of thousands) gets a thick tick at its level
+    top = max(heights) if heights else 0
+    for xi, b, h, c in zip(x, bottoms, heights, colors):
+        if 0 < h < 0.015 * top:
+            ax.hlines(b + h / 2, xi - 0.35, xi + 0.35, color=c, lw=4)
+    # connectors between consecutive bars at the running level
+    running = [b + h if k != "minus" else b for b, h, k in zip(bottoms, heights, waterfall["kind"])]
+    for i in range(len(x) - 1):
+        ax.plot([x[i] + 0.35, x[i + 1] - 0.35], [running[i]] * 2, color=GREY, lw=0.8, ls=":")
+    names = (
+        [_short_step(str(s)) for s in waterfall["step"]]
+        if "step" in waterfall.columns and waterfall["step"].map(lambda v: isinstance(v, str)).all()
+        else [str(s) for s in waterfall["label"]]
+    )
+    ax.set_xticks(x, [_wrap(n, 13) for n in names], fontsize=8)
+    _count_axis(ax.yaxis)
+    ax.margins(y=0.12)
+    _count_axis(ax.yaxis)
+    fig.legend(  # outside the axes: never over a bar or its value
+        handles=[Patch(color=BLUE, label="total"), Patch(color=RED, label="lost"), Patch(color=GREEN, label="added")],
+        loc="outside lower center",
+        ncol=3,
+        fontsize=8,
+    )
+    return fig
+
+
+_STEP_NAMES = {
+    "members": "Mixpanel members",
+    "shared_mpid": "shared MPID",
+    "should_be_true": "should be true",
+    "not_yet_true": "not yet true",
+    "stale_true": "stale true",
+    "orphans_true": "orphans true",
+    "audience": "mParticle audience",
+}
+
+
+def _short_step(step: str) -> str:
+    if step in _STEP_NAMES:
+        return _STEP_NAMES[step]
+    if ":" in step:
+        return step.split(":", 1)[1]
+    return step
+
+
+# --------------------------------------------------------------------------- match rates
+def match_rate_chart(
+    rates: pd.DataFrame, *, by: str = "cohort_name", title: str | None = None
+) -> Figure:
+    """Match rate per group (``by``: ``cohort_name`` or ``identifier_source``).
+
+    ``rates`` has columns ``by``, ``members``, ``matched`` and ``match_rate`` (0..1). Bars are the
+    match rate in percent; each is annotated with ``matched / members``.
+    """
+    _require(rates, [by, "members", "matched", "match_rate"], "match_rate_chart")
+    title = title or f"Match rate by {by.replace('_', ' ')}"
+    data = rates.copy()
+    data[by] = data[by].astype(object).where(data[by].notna(), "(none)").astype(str)
+    height = max(2.5, 0.5 * len(data) + 1.4)
+    fig, (ax,) = _figure((FIGSIZE[0], min(height, 12)))
+    ax.set_title(title)
+    ax.set_xlabel("members matched to an mParticle profile (%)")
+    ax.set_ylabel(by.replace("_", " "))
+    if data.empty:
+        _empty(ax)
+        return fig
+    bars = ax.barh(data[by], data["match_rate"].astype(float) * 100, color=BLUE)
+    ax.bar_label(
+        bars,
+        labels=[
+            f"{r * 100:.1f}%  ({_fmt(m)} / {_fmt(n)})"
+            for r, m, n in zip(data["match_rate"], data["matched"], data["members"])
+        ],
+        padding=3,
+        fontsize=9,
+    )
+    ax.set_xlim(0, 130)
+    ax.xaxis.set_major_formatter(PercentFormatter(100))
+    ax.set_xticks([0, 25, 50, 75, 100])
+    ax.invert_yaxis()
+    return fig
+
+
+def match_rate_over_time_chart(
+    rates: pd.DataFrame,
+    *,
+    time: str = "as_of",
+    series: str = "cohort_name",
+    title: str = "Match rate over time",
+    ylabel: str = "match rate (%)",
+) -> Figure:
+    """One line per ``series`` (cohort, plan...) of ``match_rate`` (0..1, or any share: name it
+    with ``ylabel``) against ``time``."""
+    _require(rates, [time, series, "match_rate"], "match_rate_over_time_chart")
+    fig, (ax,) = _figure()
+    ax.set_title(title)
+    ax.set_xlabel("date (UTC)")
+    ax.set_ylabel(ylabel)
+    if rates.empty:
+        _empty(ax)
+        return fig
+    styles = ["-", "--", ":", "-."]  # overlapping series stay distinguishable
+    for i, (name, g) in enumerate(rates.sort_values(time).groupby(series, sort=True)):
+        ax.plot(pd.to_datetime(g[time]), g["match_rate"].astype(float) * 100, marker="o" if len(g) < 30 else None,
+                ms=3, lw=1.8, ls=styles[i % len(styles)], label=str(name))
+    ax.set_ylim(0, 105)
+    ax.yaxis.set_major_formatter(PercentFormatter(100))
+    _date_axis(ax)
+    ax.legend(fontsize=8, loc="best")
+    return fig
+
+
+# --------------------------------------------------------------------------- docs/rules.md#observed-state
+def observed_vs_simulated_chart(
+    audiences: pd.DataFrame,
+    causes: pd.DataFrame,
+    *,
+    title: str = "mParticle audience: observed vs simulated",
+) -> Figure:
+    """Left: per cohort, the profiles with the attribute true in the mParticle snapshot
+    (``observed``) and in the simulation (``simulated``), paired bars (``audiences``:
+    ``cohort_name, observed, simulated``). Right: the profiles that disagree, by cause
+    (``causes``: ``cause, profiles``, in rule order)."""
+    _require(audiences, ["cohort_name", "observed", "simulated"], "observed_vs_simulated_chart")
+    _require(causes, ["cause", "profiles"], "observed_vs_simulated_chart")
+    n = max(len(audiences), len(causes), 1)
+    fig = Figure(figsize=(FIGSIZE[0] + 1.5, max(2.8, 0.55 * n + 1.8)), dpi=DPI, layout="constrained")
+    fig.suptitle(title)
+    left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.15, 1]})
+    left.set_title("profiles with the attribute true", fontsize=10)
+    left.set_xlabel("profiles")
+    if audiences.empty:
+        _empty(left, "no cohort with observed data")
+    else:
+        a = audiences.iloc[::-1].reset_index(drop=True)  # first cohort on top
+        pos = np.arange(len(a))
+        b1 = left.barh(pos + 0.2, a["simulated"].astype(float), height=0.4, color=BLUE, label="simulated")
+        b2 = left.barh(pos - 0.2, a["observed"].astype(float), height=0.4, color=ORANGE, label="observed")
+        left.bar_label(b1, labels=[_fmt(v) for v in a["simulated"]], padding=3, fontsize=8)
+        left.bar_label(b2, labels=[_fmt(v) for v in a["observed"]], padding=3, fontsize=8)
+        left.set_yticks(pos, [_wrap(str(v), 18) for v in a["cohort_name"]], fontsize=8)
+        _count_axis(left.xaxis)
+        left.margins(x=0.18)
+        left.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2, frameon=False)
+    right.set_title("profiles that disagree, by cause", fontsize=10)
+    right.set_xlabel("profiles")
+    c = causes[causes["profiles"] > 0]
+    if c.empty:
+        _empty(right, "every profile agrees")
+    else:
+        c = c.iloc[::-1].reset_index(drop=True)
+        bars = right.barh([_wrap(str(v), 18) for v in c["cause"]], c["profiles"].astype(float), color=RED)
+        right.bar_label(bars, labels=[_fmt(v) for v in c["profiles"]], padding=3, fontsize=8)
+        right.tick_params(axis="y", labelsize=8)
+        _count_axis(right.xaxis)
+        right.margins(x=0.18)
+    return fig
