@@ -197,6 +197,23 @@ def test_person_links(world):
     ]
 
 
+def test_person_links_read_every_event_not_one_per_interval(lab):
+    # Hal's two events fall in one interval and carry two $mparticle_user_id values: 999 (no
+    # profile) and 106 (his). Ivy's events are keyed by a distinct_id that is not her $user_id;
+    # Jo logged in once under another customer id. Every event's values count (the largest
+    # $user_id, the smallest and largest $mparticle_user_id, text order), whatever the scan order.
+    insert_events(lab, [("c-hal", "2026-01-20 09:00:00", "c-hal", "dev-hal", "999"),
+                        ("c-hal", "2026-01-20 10:00:00", "c-hal", "dev-hal", "106"),
+                        ("c-hal", "2026-01-20 11:00:00", "c-hal", "dev-hal", "c-hal"),
+                        ("x-ivy", "2026-01-20 09:00:00", "c-ivy", "dev-ivy"),
+                        ("c-jo", "2026-01-20 09:00:00", "c-jo", "dev-jo"),
+                        ("c-jo", "2026-01-20 10:00:00", "c-joe", "dev-jo")])
+    insert_profiles(lab, {106: [], 107: [("user", "customer_id", "c-ivy")], 108: [("user", "customer_id", "c-joe")]})
+    r = run_plans(lab.engine, [plan("x")], "2026-01-19", "2026-01-22", keep_tables=True)
+    rows = lab.engine.query_rows(f"SELECT distinct_id, mpid, link FROM {r.tables.links} ORDER BY distinct_id")
+    assert rows == [("c-hal", 106, "direct"), ("c-jo", 108, "direct"), ("x-ivy", 107, "direct")]
+
+
 def test_event_property_links_a_person_whose_profile_was_deleted(lab):
     # Gus's mParticle profile is gone (not in mpa_profiles), his events after the cutoff carry
     # his MPID: he is a person with an MPID that no longer exists: mpid_not_found, never matched.
