@@ -143,7 +143,9 @@ class Lab:
 
         Where the result comes from: this Lab's cache, else a simulation stored in the database
         for the same call on the same data (``result.stored`` is then True;
-        :mod:`cohortlab.simulation.store`), else it is computed. ``store=True`` also stores it in
+        :mod:`cohortlab.simulation.store`), else derived from a simulation of the same cohort and
+        settings at a later time held here (DuckDB; :mod:`cohortlab.simulation.earlier`), else it
+        is computed. ``store=True`` also stores it in
         the database (DuckDB, writable), so that later processes reuse it
         (``result.store_event``: ``"read"``, ``"written"`` or None)."""
         from cohortlab.settings import SyncSettings
@@ -163,15 +165,15 @@ class Lab:
         result = cache.get(key)
         if result is None and not debug:
             result = self._stored_simulation(key)
-            if result is not None:
-                cache[key] = result
         if result is None:
-            result = simulate(self.engine, ref, at, s, debug=debug)
+            # derived from a later one held here when it can be, else simulated in full
+            result = (None if debug else self._earlier_of_cached(key)) or simulate(self.engine, ref, at, s, debug=debug)
             # the tables go when nothing holds the result any more (evicted and not in use)
             weakref.finalize(result, _drop_quietly, self.engine, list(result.table_names.values()))
-            cache[key] = result
-        else:
+        if key in cache:
             cache.move_to_end(key)
+        else:
+            cache[key] = result
         while len(cache) > self._SIM_CACHE_SIZE:
             cache.popitem(last=False)  # a caller may still hold it: its tables stay until then
         if store and not result.stored:
@@ -181,6 +183,20 @@ class Lab:
             result.publish()
         self.last_step_counts = result.step_counts
         return result
+
+    def _earlier_of_cached(self, key: tuple):
+        """The simulation of ``key`` derived from a cached one of the same cohort and settings at
+        a later time (:mod:`cohortlab.simulation.earlier`: ``verify`` at the mParticle snapshot
+        after the latest snapshot was simulated), or None."""
+        from cohortlab.simulation.earlier import derivable, simulate_earlier
+
+        if self.engine.name != "duckdb":  # the cut's SQL is DuckDB's (ANTI/SEMI JOIN, UNION BY NAME)
+            return None
+        name, source, at, settings_json, _ = key
+        for k, base in reversed(self._sim_cache().items()):  # the most recently used first
+            if k[:2] == (name, source) and k[3] == settings_json and not k[4] and derivable(base, at):
+                return simulate_earlier(base, at)
+        return None
 
     def _stored_simulation(self, key: tuple):
         """The simulation stored in the database under ``key`` (valid for the data), or None."""

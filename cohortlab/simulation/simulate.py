@@ -221,6 +221,17 @@ def simulate(
     rid = run_id or new_run_id()
     n = Names(f"sim_{rid}_")
     run = run_sync(engine, cohort, at, settings, source=source, debug=debug, names=n)
+    result = result_of_run(engine, run, rid, debug=debug)
+    if publish:
+        result.publish()
+    return result
+
+
+def result_of_run(engine: Engine, run, rid: str, *, debug: bool = False) -> SimulationResult:
+    """The :class:`SimulationResult` of a played sync ``run`` (:func:`run_sync`, or a simulation
+    derived from a later one, :mod:`cohortlab.simulation.earlier`): its waterfall and gap summary
+    made, its tables listed."""
+    n = run.names
     counts = waterfall_counts(engine, n.resolution, n.attribute_state)
     wf = waterfall_rows(counts, run.attribute)
     store_waterfall(engine, wf, n.waterfall, attribute=run.attribute, resolution=n.resolution, temp=True)
@@ -231,14 +242,11 @@ def simulate(
         for stage, steps in run.step_counts.items():
             table_names.update({f"{stage}__{s}": f"{n.prefix}{stage}__{s}" for s in steps})
     tables = {t: SimTable(engine, table_names[t], *table_spec(t)) for t in PUBLISHED}
-    result = SimulationResult(
+    return SimulationResult(
         engine=engine, cohort=run.cohort.name, at=run.at, settings=run.settings, attribute=run.attribute,
         t0=run.t0, source=run.cohort.source, run_id=rid, tables=tables, table_names=table_names,
         counts=counts, step_counts=run.step_counts, waterfall_rows=wf,
     )
-    if publish:
-        result.publish()
-    return result
 
 
 # ----------------------------------------------------------------------------- earlier snapshots

@@ -1,0 +1,112 @@
+"""A simulation at an earlier time derived from a later one (``cohortlab.simulation.earlier``)
+equals the simulation computed up to that time, table for table, whatever the settings; the Lab
+uses it when it holds the later one (``verify`` at the mParticle snapshot after the report's
+simulation of the latest snapshot)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pandas as pd
+import pytest
+
+from cohortlab import Lab
+from cohortlab.loaders.folder import load_world
+from cohortlab.simulation.earlier import derivable, simulate_earlier
+from cohortlab.simulation.simulate import PUBLISHED, simulate
+
+
+@pytest.fixture(scope="module")
+def world_lab(tmp_path_factory):
+    pytest.importorskip("cohortlab.synth")
+    from cohortlab.synth import generate
+
+    world = tmp_path_factory.mktemp("earlier") / "world"
+    generate(world, users=500, seed=11, scenario="mid_migration")
+    lab = Lab()
+    load_world(lab, world)
+    yield lab
+    lab.close()
+
+
+def _snapshots(lab):
+    return [r[0] for r in lab.engine.query_rows("SELECT DISTINCT as_of FROM mp_cohort_snapshots ORDER BY as_of")]
+
+
+def _same_tables(got, want) -> None:
+    for table in PUBLISHED:
+        pd.testing.assert_frame_equal(got.tables[table].as_pandas(), want.tables[table].as_pandas(),
+                                      check_dtype=False, obj=table)
+    assert got.audience == want.audience and got.counts == want.counts
+
+
+SETTINGS = {
+    "defaults (send time)": {},
+    # runs every 7 h: snapshots fall between runs, members enter without a decision (resolved at t)
+    "off-grid cadence": {"cadence": "7h"},
+    "paused export, create_and_update": {
+        "protection": "create_and_update",
+        "pauses": [{"start": "2026-02-24T06:00:00Z", "end": "2026-02-27T18:00:00Z"}],
+    },
+    "one-time export with a re-export": {"sync_type": "one_time", "reexport_at": ["2026-02-26T12:00:00Z"]},
+    "start after the first snapshot, strict fallback": {"start": "2026-02-25T12:00:00Z", "fallback": "strict"},
+}
+
+
+@pytest.mark.parametrize("name", list(SETTINGS))
+def test_the_earlier_simulation_is_the_later_one_cut_at_its_time(world_lab, name):
+    lab, settings = world_lab, SETTINGS[name]
+    snaps = _snapshots(lab)
+    # at snapshots, between runs, and half a day before the last snapshot (an mParticle snapshot)
+    times = [*snaps[1:-1], snaps[2] + timedelta(minutes=7), snaps[-1] - timedelta(hours=12)]
+    derived = 0
+    for cohort in ("Power Users", "Recent Purchasers"):
+        later = simulate(lab.engine, cohort, None, settings)
+        try:
+            for t in times:
+                got = simulate_earlier(later, t)
+                if got is None:  # before the first run: nothing to cut
+                    assert not derivable(later, t) and t < later.t0.replace(tzinfo=None)
+                    continue
+                want = simulate(lab.engine, cohort, t, settings)
+                try:
+                    _same_tables(got, want)
+                    derived += 1
+                finally:
+                    got.drop()
+                    want.drop()
+        finally:
+            later.drop()
+    assert derived >= 6
+
+
+def test_not_derived_where_the_cut_would_not_be_exact(world_lab):
+    lab = world_lab
+    t = _snapshots(lab)[-2]
+    as_of = simulate(lab.engine, "Power Users", None, {"resolution_time": "as_of"})
+    send = simulate(lab.engine, "Power Users", t)
+    try:
+        assert simulate_earlier(as_of, t) is None  # every decision resolves at the as-of time
+        assert simulate_earlier(send, t + timedelta(hours=1)) is None  # not earlier
+        assert simulate_earlier(send, t) is not None
+    finally:
+        as_of.drop()
+        send.drop()
+
+
+def test_the_lab_derives_verify_time_from_the_latest_simulation(world_lab, monkeypatch):
+    import cohortlab.simulation.simulate as entry
+
+    lab = Lab(engine=world_lab.engine)
+    latest = lab.simulate("Recent Purchasers")
+    t = latest.at - timedelta(hours=12)
+    with monkeypatch.context() as m:  # derived: nothing is simulated in full
+        m.setattr(entry, "simulate", lambda *a, **k: pytest.fail("simulated in full"))
+        got = lab.simulate("Recent Purchasers", at=t)
+    assert got.at.replace(tzinfo=None) == t.replace(tzinfo=None)
+    want = simulate(lab.engine, "Recent Purchasers", t)
+    try:
+        _same_tables(got, want)
+    finally:
+        want.drop()
+    assert lab.simulate("Recent Purchasers", at=t) is got  # cached like any other
