@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cohortlab.pipeline import sql_str
+from cohortlab.pipeline import sql_ident, sql_str
 
 # the notebook parameter that names the scratch file (None: every notebook simulates on its own)
 PARAMETER = "simulations"
@@ -61,8 +61,8 @@ def _connect(db: str | os.PathLike, scratch: str | os.PathLike):
     try:
         open_waiting(str(db), lambda: con.execute(f"ATTACH {sql_str(str(db))} AS {DATA_CATALOG} (READ_ONLY)"),
                      lock_wait_seconds(), "open the database read-only")
-        main = con.execute("SELECT current_database()").fetchone()[0]
-        con.execute(f"SET search_path = '{main}.main,{DATA_CATALOG}.main'")
+        main = sql_ident(con.execute("SELECT current_database()").fetchone()[0])  # the file's name: any text
+        con.execute(f"SET search_path = {sql_str(f'{main}.main,{DATA_CATALOG}.main')}")
     except BaseException:
         con.close()
         raise
@@ -74,7 +74,7 @@ def _seed_catalogue(engine) -> None:
     current data (their tables resolve in the user's file through the ``search_path``)."""
     from cohortlab.simulation import store
 
-    main = engine.query_rows("SELECT current_database()")[0][0]
+    main = sql_ident(engine.query_rows("SELECT current_database()")[0][0])
     user_has = engine.query_rows(
         "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND table_name = ?",
         [DATA_CATALOG, store.CATALOGUE])[0][0]

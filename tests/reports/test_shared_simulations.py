@@ -65,6 +65,16 @@ def test_shared_simulations_are_read_instead_of_computed_and_are_the_same(db, tm
     assert computed == names  # only the fresh lab computed them
 
 
+@pytest.mark.parametrize("name", ["sims-1.duckdb", "it's here.duckdb"])
+def test_a_scratch_file_name_is_data_not_sql(db, tmp_path, computed, name):
+    # the scratch file's name becomes its catalog's name: quoted, whatever it holds
+    done = shared.share_simulations(db, tmp_path / name)
+    assert len(done.simulated) == 2
+    with Lab(db, read_only=True) as lab:
+        assert shared.attach(lab.engine, done.path)
+        assert all(lab.simulate(c).stored for c in done.simulated)
+
+
 def test_simulations_stored_in_the_database_stay_visible(db, tmp_path, computed):
     first, second = _cohorts(db)
     with Lab(db) as lab:  # `cohortlab simulate` stored one of them in the database
