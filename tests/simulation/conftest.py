@@ -124,3 +124,34 @@ def lab():
 @pytest.fixture
 def data(lab):
     return Data(lab)
+
+
+# ---------------------------------------------------------------- a small generated world
+# Settings under which a simulation at an earlier time can be read from a later one
+# (test_outcomes_at, test_earlier): identifiers decided at send time
+SEND_TIME_SETTINGS = {
+    "defaults (send time)": {},
+    # runs every 7 h: snapshots fall between runs, so members enter without a decision (resolved at t)
+    "off-grid cadence": {"cadence": "7h"},
+    "paused export, create_and_update": {
+        "protection": "create_and_update",
+        "pauses": [{"start": "2026-02-24T06:00:00Z", "end": "2026-02-27T18:00:00Z"}],
+    },
+    "one-time export with a re-export": {"sync_type": "one_time", "reexport_at": ["2026-02-26T12:00:00Z"]},
+    "start after the first snapshot, strict fallback": {"start": "2026-02-25T12:00:00Z", "fallback": "strict"},
+}
+
+
+@pytest.fixture(scope="module")
+def world_lab(tmp_path_factory):
+    """A generated world (500 users, mid_migration, seed 11), loaded into an in-memory Lab."""
+    pytest.importorskip("cohortlab.synth")
+    from cohortlab.loaders.folder import load_world
+    from cohortlab.synth import generate
+
+    world = tmp_path_factory.mktemp("generated") / "world"
+    generate(world, users=500, seed=11, scenario="mid_migration")
+    lab = Lab()
+    load_world(lab, world)
+    yield lab
+    lab.close()

@@ -11,22 +11,10 @@ import pandas as pd
 import pytest
 
 from cohortlab import Lab
-from cohortlab.loaders.folder import load_world
 from cohortlab.simulation.earlier import derivable, simulate_earlier
 from cohortlab.simulation.simulate import PUBLISHED, simulate
 
-
-@pytest.fixture(scope="module")
-def world_lab(tmp_path_factory):
-    pytest.importorskip("cohortlab.synth")
-    from cohortlab.synth import generate
-
-    world = tmp_path_factory.mktemp("earlier") / "world"
-    generate(world, users=500, seed=11, scenario="mid_migration")
-    lab = Lab()
-    load_world(lab, world)
-    yield lab
-    lab.close()
+from .conftest import SEND_TIME_SETTINGS
 
 
 def _snapshots(lab):
@@ -40,17 +28,7 @@ def _same_tables(got, want) -> None:
     assert got.audience == want.audience and got.counts == want.counts
 
 
-SETTINGS = {
-    "defaults (send time)": {},
-    # runs every 7 h: snapshots fall between runs, members enter without a decision (resolved at t)
-    "off-grid cadence": {"cadence": "7h"},
-    "paused export, create_and_update": {
-        "protection": "create_and_update",
-        "pauses": [{"start": "2026-02-24T06:00:00Z", "end": "2026-02-27T18:00:00Z"}],
-    },
-    "one-time export with a re-export": {"sync_type": "one_time", "reexport_at": ["2026-02-26T12:00:00Z"]},
-    "start after the first snapshot, strict fallback": {"start": "2026-02-25T12:00:00Z", "fallback": "strict"},
-}
+SETTINGS = SEND_TIME_SETTINGS  # as_of resolution is not derived (test below)
 
 
 @pytest.mark.parametrize("name", list(SETTINGS))

@@ -5,7 +5,7 @@ the same steps, texts and data, for every distinct_id, MPID and identity a user 
 from datetime import timedelta
 
 import hypothesis
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given, strategies as st
 
 from cohortlab import Lab
 from cohortlab.settings import SyncSettings

@@ -1,7 +1,6 @@
 """docs/rules.md#resolution: the outcome of each cohort member. Every identifier_source, every status, every
 gap_reason, on hand-built rows with the expected values written out."""
 
-from datetime import datetime
 
 import pandas as pd
 import pytest
