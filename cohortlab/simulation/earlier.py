@@ -24,7 +24,6 @@ a stored one keeps them: :data:`cohortlab.simulation.store.STORED_TABLES`). The 
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from cohortlab.pipeline import Pipeline, sql_ts
