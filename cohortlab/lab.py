@@ -143,9 +143,9 @@ class Lab:
 
         Where the result comes from: this Lab's cache, else a simulation stored in the database
         for the same call on the same data (``result.stored`` is then True;
-        :mod:`cohortlab.simulation.store`), else derived from a simulation of the same cohort and
-        settings at a later time held here (DuckDB; :mod:`cohortlab.simulation.earlier`), else it
-        is computed. ``store=True`` also stores it in
+        :mod:`cohortlab.simulation.store`), else cut from a simulation of the same cohort and
+        settings at a later time, held here or the latest one stored (DuckDB;
+        :mod:`cohortlab.simulation.earlier`), else it is computed. ``store=True`` also stores it in
         the database (DuckDB, writable), so that later processes reuse it
         (``result.store_event``: ``"read"``, ``"written"`` or None)."""
         from cohortlab.settings import SyncSettings
@@ -167,7 +167,7 @@ class Lab:
             result = self._stored_simulation(key)
         if result is None:
             # derived from a later one held here when it can be, else simulated in full
-            result = (None if debug else self._earlier_of_cached(key)) or simulate(self.engine, ref, at, s, debug=debug)
+            result = (None if debug else self._earlier_of_held(key)) or simulate(self.engine, ref, at, s, debug=debug)
             # the tables go when nothing holds the result any more (evicted and not in use)
             weakref.finalize(result, _drop_quietly, self.engine, list(result.table_names.values()))
         if key in cache:
@@ -184,19 +184,27 @@ class Lab:
         self.last_step_counts = result.step_counts
         return result
 
-    def _earlier_of_cached(self, key: tuple):
-        """The simulation of ``key`` derived from a cached one of the same cohort and settings at
-        a later time (:mod:`cohortlab.simulation.earlier`: ``verify`` at the mParticle snapshot
-        after the latest snapshot was simulated), or None."""
+    def _earlier_of_held(self, key: tuple):
+        """The simulation of ``key`` cut from one of the same cohort and settings at a later time
+        (:mod:`cohortlab.simulation.earlier`): one in this Lab's cache, else the cohort's latest
+        one stored in the database (``verify`` at the mParticle snapshot after ``simulate`` of
+        the latest snapshot); None when there is none to cut."""
         from cohortlab.simulation.earlier import derivable, simulate_earlier
+        from cohortlab.simulation.membership import find_cohort, resolve_at
 
         if self.engine.name != "duckdb":  # the cut's SQL is DuckDB's (ANTI/SEMI JOIN, UNION BY NAME)
             return None
         name, source, at, settings_json, _ = key
-        for k, base in reversed(self._sim_cache().items()):  # the most recently used first
+        cache = self._sim_cache()
+        for k, base in reversed(cache.items()):  # the most recently used first
             if k[:2] == (name, source) and k[3] == settings_json and not k[4] and derivable(base, at):
                 return simulate_earlier(base, at)
-        return None
+        latest = (name, source, resolve_at(find_cohort(self.engine, name, source), None), settings_json, False)
+        base = None if latest == key or latest in cache else self._stored_simulation(latest)
+        if base is None or not derivable(base, at):
+            return None
+        cache[latest] = base  # read once: later calls find it here
+        return simulate_earlier(base, at)
 
     def _stored_simulation(self, key: tuple):
         """The simulation stored in the database under ``key`` (valid for the data), or None."""

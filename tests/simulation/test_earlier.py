@@ -88,3 +88,23 @@ def test_the_lab_derives_verify_time_from_the_latest_simulation(world_lab, monke
     finally:
         want.drop()
     assert lab.simulate("Recent Purchasers", at=t) is got  # cached like any other
+
+
+def test_a_new_lab_cuts_the_latest_stored_simulation(world_lab, monkeypatch):
+    # `cohortlab simulate` stored the latest snapshot's simulation; a later process (`cohortlab
+    # verify`) wants the mParticle snapshot's time: it cuts the stored one instead of simulating
+    import cohortlab.simulation.simulate as entry
+
+    Lab(engine=world_lab.engine).simulate("Power Users", store=True)
+    lab = Lab(engine=world_lab.engine)  # nothing cached
+    t = lab.simulate("Power Users").at - timedelta(hours=12)  # the stored one, read
+    lab = Lab(engine=world_lab.engine)
+    with monkeypatch.context() as m:
+        m.setattr(entry, "simulate", lambda *a, **k: pytest.fail("simulated in full"))
+        got = lab.simulate("Power Users", at=t)
+    want = simulate(lab.engine, "Power Users", t)
+    try:
+        _same_tables(got, want)
+    finally:
+        want.drop()
+    assert not got.stored
