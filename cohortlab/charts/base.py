@@ -11,6 +11,7 @@ import matplotlib
 import matplotlib.dates as mdates
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
@@ -31,10 +32,17 @@ matplotlib.rcParams["text.parse_math"] = False
 _THOUSANDS = FuncFormatter(lambda v, _pos: f"{v:,.0f}")
 
 
-def _figure(figsize: tuple[float, float] = FIGSIZE, nrows: int = 1, **gridspec) -> tuple[Figure, list]:
+def _figure(title: str, *, xlabel: str | None = None, ylabel: str | None = None,
+            figsize: tuple[float, float] = FIGSIZE) -> tuple[Figure, Axes]:
+    """A chart's figure and its one axes, titled and labelled (every chart has one axes)."""
     fig = Figure(figsize=figsize, dpi=DPI, layout="constrained")
-    axes = fig.subplots(nrows, 1, squeeze=False, **({"gridspec_kw": gridspec} if gridspec else {}))
-    return fig, [a[0] for a in axes]
+    ax = fig.subplots()
+    ax.set_title(title)
+    if xlabel is not None:
+        ax.set_xlabel(xlabel)
+    if ylabel is not None:
+        ax.set_ylabel(ylabel)
+    return fig, ax
 
 
 def _require(df: pd.DataFrame, columns: Iterable[str], chart: str) -> None:
@@ -81,10 +89,7 @@ def _hbar(
     if sort:
         data = data.sort_values(value, ascending=True, kind="stable")
     height = max(2.5, 0.45 * len(data) + 1.4)
-    fig, (ax,) = _figure((FIGSIZE[0], min(height, 12)))
-    ax.set_title(title)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
+    fig, ax = _figure(title, xlabel=xlabel, ylabel=ylabel, figsize=(FIGSIZE[0], min(height, 12)))
     if data.empty:
         _empty(ax)
         return fig

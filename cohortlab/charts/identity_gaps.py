@@ -57,10 +57,7 @@ def activity_chart(
             wide[col] = 0
     wide = wide.loc[(wide[True] + wide[False]).sort_values(kind="stable").index]
     height = max(2.5, 0.45 * len(wide) + 1.6)
-    fig, (ax,) = _figure((FIGSIZE[0], min(height, 12)))
-    ax.set_title(title)
-    ax.set_xlabel("members")
-    ax.set_ylabel(by.replace("_", " "))
+    fig, ax = _figure(title, xlabel="members", ylabel=by.replace("_", " "), figsize=(FIGSIZE[0], min(height, 12)))
     if wide.empty:
         _empty(ax)
         return fig
@@ -78,10 +75,8 @@ def shared_mpid_chart(
 ) -> Figure:
     """Distribution of Mixpanel profiles per MPID (columns ``profiles_per_mpid``, ``mpids``)."""
     _require(shared, ["profiles_per_mpid", "mpids"], "shared_mpid_chart")
-    fig, (ax,) = _figure((FIGSIZE[0], 3.5))
-    ax.set_title(title)
-    ax.set_xlabel("Mixpanel profiles resolving to the same MPID")
-    ax.set_ylabel("MPIDs")
+    fig, ax = _figure(title, xlabel="Mixpanel profiles resolving to the same MPID", ylabel="MPIDs",
+                      figsize=(FIGSIZE[0], 3.5))
     if shared.empty:
         _empty(ax, "no shared MPIDs")
         return fig

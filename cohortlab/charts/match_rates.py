@@ -33,10 +33,7 @@ def waterfall_chart(
     if hide_zero:
         waterfall = waterfall[(waterfall["kind"] == "total") | (waterfall["count"] != 0)]
     waterfall = waterfall.reset_index(drop=True)
-    fig, (ax,) = _figure((10.0, 5.0))
-    ax.set_title(title)
-    ax.set_ylabel("users (Mixpanel members / mParticle profiles)")
-    ax.set_xlabel("step")
+    fig, ax = _figure(title, xlabel="step", ylabel="users (Mixpanel members / mParticle profiles)", figsize=(10.0, 5.0))
     if waterfall.empty:
         _empty(ax)
         return fig
@@ -128,10 +125,8 @@ def match_rate_chart(
     data = rates.copy()
     data[by] = data[by].astype(object).where(data[by].notna(), "(none)").astype(str)
     height = max(2.5, 0.5 * len(data) + 1.4)
-    fig, (ax,) = _figure((FIGSIZE[0], min(height, 12)))
-    ax.set_title(title)
-    ax.set_xlabel("members matched to an mParticle profile (%)")
-    ax.set_ylabel(by.replace("_", " "))
+    fig, ax = _figure(title, xlabel="members matched to an mParticle profile (%)", ylabel=by.replace("_", " "),
+                      figsize=(FIGSIZE[0], min(height, 12)))
     if data.empty:
         _empty(ax)
         return fig
@@ -163,10 +158,7 @@ def match_rate_over_time_chart(
     """One line per ``series`` (cohort, plan...) of ``match_rate`` (0..1, or any share: name it
     with ``ylabel``) against ``time``."""
     _require(rates, [time, series, "match_rate"], "match_rate_over_time_chart")
-    fig, (ax,) = _figure()
-    ax.set_title(title)
-    ax.set_xlabel("date (UTC)")
-    ax.set_ylabel(ylabel)
+    fig, ax = _figure(title, xlabel="date (UTC)", ylabel=ylabel)
     if rates.empty:
         _empty(ax)
         return fig

@@ -69,9 +69,7 @@ def predicted_vs_observed_chart(
     Otherwise (``x`` is a category, e.g. a metric or cohort): paired bars. With ``percent`` the
     values are fractions shown as percent."""
     _require(comparison, [x, "predicted", "observed"], "predicted_vs_observed_chart")
-    fig, (ax,) = _figure()
-    ax.set_title(title)
-    ax.set_ylabel(ylabel)
+    fig, ax = _figure(title, ylabel=ylabel)
     if comparison.empty:
         ax.set_xlabel(x.replace("_", " "))
         _empty(ax)

@@ -49,10 +49,7 @@ def timeline_chart(
     ``full_refresh``.
     """
     _require(timeline, ["run_at", "members", "true_count"], "timeline_chart")
-    fig, (ax,) = _figure()
-    ax.set_title(title)
-    ax.set_xlabel("sync run (UTC)")
-    ax.set_ylabel("users")
+    fig, ax = _figure(title, xlabel="sync run (UTC)", ylabel="users")
     if timeline.empty:
         _empty(ax)
         return fig
@@ -75,10 +72,7 @@ def sync_runs_chart(timeline: pd.DataFrame, *, title: str = "Adds and removes se
     """Adds (up) and removes (down) sent per run; failed runs shaded. Columns ``run_at``,
     ``adds``, ``removes``; optional ``failed``."""
     _require(timeline, ["run_at", "adds", "removes"], "sync_runs_chart")
-    fig, (ax,) = _figure()
-    ax.set_title(title)
-    ax.set_xlabel("sync run (UTC)")
-    ax.set_ylabel("members sent (adds up, removes down)")
+    fig, ax = _figure(title, xlabel="sync run (UTC)", ylabel="members sent (adds up, removes down)")
     if timeline.empty:
         _empty(ax)
         return fig
@@ -99,10 +93,7 @@ def staleness_chart(timeline: pd.DataFrame, *, title: str = "Audience errors aft
     """Profiles still ``true`` that left the cohort (``stale_true``) and matched members not yet
     ``true`` (``not_yet_true``), per run; paused windows shaded."""
     _require(timeline, ["run_at", "stale_true", "not_yet_true"], "staleness_chart")
-    fig, (ax,) = _figure()
-    ax.set_title(title)
-    ax.set_xlabel("sync run (UTC)")
-    ax.set_ylabel("profiles")
+    fig, ax = _figure(title, xlabel="sync run (UTC)", ylabel="profiles")
     if timeline.empty:
         _empty(ax)
         return fig
@@ -124,10 +115,7 @@ def sync_types_chart(
     """``true_count`` over time per ``sync_type`` (long frame: ``run_at``, ``sync_type``,
     ``true_count``, optional ``members``: the Mixpanel cohort size, drawn once in grey)."""
     _require(timelines, ["run_at", "sync_type", "true_count"], "sync_types_chart")
-    fig, (ax,) = _figure()
-    ax.set_title(title)
-    ax.set_xlabel("time (UTC)")
-    ax.set_ylabel("users")
+    fig, ax = _figure(title, xlabel="time (UTC)", ylabel="users")
     if timelines.empty:
         _empty(ax)
         return fig
