@@ -166,8 +166,9 @@ class Lab:
         if result is None and not debug:
             result = self._stored_simulation(key)
         if result is None:
-            # derived from a later one held here when it can be, else simulated in full
-            result = (None if debug else self._earlier_of_held(key)) or simulate(self.engine, ref, at, s, debug=debug)
+            # cut from a later one when it can be, else simulated in full
+            result = None if debug else self._earlier_of_held(key, ref, s)
+            result = result or simulate(self.engine, ref, at, s, debug=debug)
             # the tables go when nothing holds the result any more (evicted and not in use)
             weakref.finalize(result, _drop_quietly, self.engine, list(result.table_names.values()))
         if key in cache:
@@ -184,27 +185,24 @@ class Lab:
         self.last_step_counts = result.step_counts
         return result
 
-    def _earlier_of_held(self, key: tuple):
-        """The simulation of ``key`` cut from one of the same cohort and settings at a later time
-        (:mod:`cohortlab.simulation.earlier`): one in this Lab's cache, else the cohort's latest
-        one stored in the database (``verify`` at the mParticle snapshot after ``simulate`` of
-        the latest snapshot); None when there is none to cut."""
-        from cohortlab.simulation.earlier import derivable, simulate_earlier
-        from cohortlab.simulation.membership import find_cohort, resolve_at
+    def _earlier_of_held(self, key: tuple, ref, settings):
+        """The simulation of ``key`` (cohort ``ref``, ``settings``) cut from one of the same cohort
+        and settings at a later time (:mod:`cohortlab.simulation.earlier`): one in this Lab's
+        cache, else the cohort's latest one stored in the database (``verify`` at the mParticle
+        snapshot after ``simulate`` of the latest snapshot); None when there is none to cut."""
+        from cohortlab.simulation.earlier import simulate_earlier
 
-        if self.engine.name != "duckdb":  # the cut's SQL is DuckDB's (ANTI/SEMI JOIN, UNION BY NAME)
-            return None
-        name, source, at, settings_json, _ = key
         cache = self._sim_cache()
+        same = (*key[:2], key[3], False)  # cohort, source, settings; not a debug run
         for k, base in reversed(cache.items()):  # the most recently used first
-            if k[:2] == (name, source) and k[3] == settings_json and not k[4] and derivable(base, at):
-                return simulate_earlier(base, at)
-        latest = (name, source, resolve_at(find_cohort(self.engine, name, source), None), settings_json, False)
+            if (*k[:2], k[3], k[4]) == same and (cut := simulate_earlier(base, key[2])) is not None:
+                return cut
+        latest = self._sim_key(ref, None, settings)
         base = None if latest == key or latest in cache else self._stored_simulation(latest)
-        if base is None or not derivable(base, at):
+        if base is None:
             return None
         cache[latest] = base  # read once: later calls find it here
-        return simulate_earlier(base, at)
+        return simulate_earlier(base, key[2])
 
     def _stored_simulation(self, key: tuple):
         """The simulation stored in the database under ``key`` (valid for the data), or None."""

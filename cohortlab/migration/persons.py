@@ -19,6 +19,8 @@ from cohortlab.pipeline import Pipeline, sql_str, sql_ts
 from cohortlab.times import naive_utc, parse_naive_utc
 
 
+# the events the what-if reads
+_EVENT_ROWS = "distinct_id IS NOT NULL AND time IS NOT NULL"
 # a Mixpanel device: the event's $device_id, else the id in a "$device:<id>" distinct_id
 _DEVICE_SQL = "coalesce(device_id, CASE WHEN starts_with(distinct_id, '$device:') THEN substr(distinct_id, 9) END)"
 
@@ -49,7 +51,7 @@ def activity_pipelines(t: RunTables, *, bounds: list[datetime] | None = None, sh
         SELECT distinct_id, user_id, device_id, mparticle_user_id, time,
                {interval_case('time', bounds)} AS u, user_id IS NOT NULL AS has_uid
         FROM mp_events
-        WHERE distinct_id IS NOT NULL AND time IS NOT NULL""")
+        WHERE {_EVENT_ROWS}""")
     # no text aggregate here (a text state makes this aggregate spill under the report's memory
     # share: 2.8 s instead of 1.1 at 1M): only whether an event's $user_id / $mparticle_user_id is
     # the distinct_id itself; the values that differ from it are aggregated apart (links, "claims")
@@ -79,7 +81,7 @@ def activity_pipelines(t: RunTables, *, bounds: list[datetime] | None = None, sh
                min(mparticle_user_id) FILTER (WHERE mparticle_user_id <> distinct_id) AS mup_lo_other,
                max(mparticle_user_id) FILTER (WHERE mparticle_user_id <> distinct_id) AS mup_hi_other
         FROM mp_events
-        WHERE distinct_id IS NOT NULL AND time IS NOT NULL
+        WHERE {_EVENT_ROWS}
           AND (user_id <> distinct_id OR mparticle_user_id <> distinct_id)
         GROUP BY ALL""")
     link.add("distinct_id_devices", f"""

@@ -15,7 +15,7 @@ The earlier simulation is the later one cut at its time, with the members at tha
   read from the later simulation when it resolved that pair (a function of the pair), and
   resolved here for the others (members never sent by a run at or before ``at``).
 
-Not derived (``None``: simulate in full): webhook membership (a message may straddle ``at``),
+Not derived (``None``: simulate in full): another engine than DuckDB, webhook membership (a message may straddle ``at``),
 ``resolution_time = "as_of"`` (every decision resolves at the as-of time, which moves), a later
 simulation that is not later, and one without the tables the cut reads (a debug run lists more,
 a stored one keeps them: :data:`cohortlab.simulation.store.STORED_TABLES`). The result equals
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from cohortlab.pipeline import Pipeline, sql_ts
 from cohortlab.simulation.membership import find_cohort
-from cohortlab.simulation.resolution import add_resolve_steps, member_history_kind
+from cohortlab.simulation.resolution import add_resolve_steps, has_profile_history, member_history_kind
 from cohortlab.simulation.sync import Names, RunGrid, SyncRun, member_profiles_stage, sync_stages
 from cohortlab.times import naive_utc, parse_time
 
@@ -41,6 +41,8 @@ NEEDED = ("versions", "transitions", "member_emails", "runs", "decisions", "reso
 
 def derivable(base: "SimulationResult", at: Any) -> bool:
     """Whether :func:`simulate_earlier` can derive the simulation at ``at`` from ``base``."""
+    if getattr(base.engine, "name", None) != "duckdb":  # the cut's SQL: ANTI/SEMI JOIN, UNION BY NAME
+        return False
     if base.source != "snapshots" or base.settings.resolution_time != "send":
         return False
     if any(t not in base.table_names for t in NEEDED) or any(t.dropped for t in base.tables.values()):
@@ -74,9 +76,9 @@ def simulate_earlier(base: "SimulationResult", at: Any, *, run_id: str | None = 
     play(n.versions, cut("versions", f"at_time <= {sql_ts(at_)}"))
     play(n.transitions, cut("transitions", f"version <= (SELECT coalesce(max(version), 0) FROM {n.versions})"))
     play(n.member_emails, cut("member_emails", "TRUE"))  # snapshots carry no emails
-    has_rows = engine.query_rows("SELECT count(*) FROM (SELECT 1 FROM mp_profile_history LIMIT 1) x")[0][0]
-    play(n.member_profiles, member_profiles_stage(n, bool(has_rows)))
-    history = member_history_kind(engine, n.member_profiles) if has_rows else "none"
+    versioned = has_profile_history(engine)  # as run_sync decides it
+    play(n.member_profiles, member_profiles_stage(n, versioned))
+    history = member_history_kind(engine, n.member_profiles) if versioned else "none"
     for table, pipeline in sync_stages(ref, at_, base.t0, s, base.attribute, n, history):
         step = table[len(n.prefix):]
         if step == "runs":

@@ -115,6 +115,12 @@ def profile_history_kind(engine: Engine) -> ProfileHistory:
     return "single" if rows == ids else "multi"
 
 
+def has_profile_history(engine: Engine) -> bool:
+    """Whether ``mp_profile_history`` holds a row (one row read): the members' profiles are then
+    read from their versions (:func:`member_history_kind` says how), else from ``mp_profiles``."""
+    return bool(engine.query_rows("SELECT count(*) FROM (SELECT 1 FROM mp_profile_history LIMIT 1) x")[0][0])
+
+
 def _version_counts(engine: Engine, versions: str) -> tuple[int, int]:
     """(rows, distinct distinct_ids) of a table of profile versions."""
     rows, ids = engine.query_rows(f"SELECT count(*), count(DISTINCT distinct_id) FROM {versions}")[0]

@@ -93,6 +93,7 @@ from cohortlab.simulation.resolution import (
     ProfileHistory,
     add_context_steps,
     add_resolve_steps,
+    has_profile_history,
     member_history_kind,
     profile_versions_sql,
 )
@@ -592,8 +593,7 @@ def run_sync(
     run = SyncRun(ref, at_, t0, settings, attribute, n)
     known = history
     if history is None:  # "none" or not is one row away; "single" or "multi" the members' versions say
-        has_rows = engine.query_rows("SELECT count(*) FROM (SELECT 1 FROM mp_profile_history LIMIT 1) x")[0][0]
-        history = "single" if has_rows else "none"
+        history = "single" if has_profile_history(engine) else "none"
 
     def play(plan: list[tuple[str, Pipeline]]) -> None:
         for table, pipeline in plan:
