@@ -247,10 +247,12 @@ def run_notebook(
     html: bool = True,
     timeout: int | None = None,
     page_source: str | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> NotebookResult:
     """Execute one notebook into ``out_dir/<name>/`` (``<name>.ipynb``, ``<name>.html``,
     ``metrics.json`` written by the notebook). Parameters the notebook does not declare are
-    dropped; ``output_dir`` is always set to the notebook's folder."""
+    dropped; ``output_dir`` is always set to the notebook's folder. ``env``: variables its kernel
+    starts with, on top of this process's environment (which is not changed)."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -278,6 +280,7 @@ def run_notebook(
             cwd=str(nb_dir),
             execution_timeout=timeout,
             extra_arguments=["--IPKernelApp.log_level=CRITICAL"],  # no kernel start-up chatter
+            **({"kernel_manager_class": _kernel_manager_with(env)} if env else {}),
         )
     except PapermillExecutionError as e:
         result.error, result.cell_index, result.ename, result.failing_line = _describe_failure(e)
@@ -296,6 +299,21 @@ def run_notebook(
         result.html = export_html(result.ipynb, nb_dir / f"{name}.html")
         decorate_page(result.html, result, {**(parameters or {}), **({"source": page_source} if page_source else {})})
     return result
+
+
+def _kernel_manager_with(env: Mapping[str, str]) -> type:
+    """A kernel manager class (nbclient's default, ``AsyncKernelManager``) whose kernels start
+    with ``env`` on top of this process's environment."""
+    from jupyter_client import AsyncKernelManager
+
+    extra = dict(env)
+
+    class KernelManagerWithEnv(AsyncKernelManager):
+        async def start_kernel(self, **kw):
+            kw["env"] = {**os.environ, **(kw.get("env") or {}), **extra}
+            return await super().start_kernel(**kw)
+
+    return KernelManagerWithEnv
 
 
 # The JupyterLab HTML template without its CDN scripts (MathJax, Mermaid, require.js): the report
@@ -471,32 +489,44 @@ def parallel_notebooks() -> int:
 _LONGEST_FIRST = {"eit_migration": 0, "identity_gaps": 1, "match_rates": 2, "sync_timeline": 3}
 
 
-class _kernel_memory_share:
-    """While ``workers`` kernels run at once, each gets 1/workers of the default DuckDB memory
-    limit (``$COHORTLAB_MEMORY_LIMIT``, read by every kernel), so that together they stay within
-    what one would use, and 1/workers of the cores as DuckDB threads (``$COHORTLAB_THREADS``, at
-    least 1): two kernels each running as many threads as there are cores spend a fifth more CPU
-    time on the same queries. A limit the user set is left alone."""
+# While several notebooks run at once, the default DuckDB memory limit (what one cohortlab process
+# may give DuckDB) is the budget of all of them: every further process at once costs its Python
+# (the kernel, pandas, matplotlib, result frames: ~300 MB measured), taken from the budget, and the
+# rest is split by weight so that any of them running together stay within it. The migration
+# what-if spills below ~750 MB; the other notebooks and the shared simulations take 0.1-0.5 s more
+# with 450 MB than with 750 MB (docs/benchmarks.md#report-memory).
+_PYTHON_MB = 300
+_MEMORY_WEIGHT = {"eit_migration": 5}
+_DEFAULT_WEIGHT = 3
+SHARED_SIMULATIONS = "shared simulations"  # the key of the process that simulates for the readers
 
-    def __init__(self, workers: int) -> None:
-        self.workers = workers
-        self.set: list[str] = []
 
-    def __enter__(self):
-        from cohortlab.engines.duckdb import default_memory_limit, default_threads
+def kernel_settings(names: Iterable[str], workers: int) -> dict[str, dict[str, str]]:
+    """The environment each of ``names`` (notebooks, and :data:`SHARED_SIMULATIONS` when the
+    runner simulates for them) is started with while ``workers`` run at once:
+    ``COHORTLAB_MEMORY_LIMIT``, its share of the default limit (the budget less ``_PYTHON_MB`` for
+    every process beyond the first, split by ``_MEMORY_WEIGHT``: a share is what is left when every
+    other process at once has the largest weight among the others), and ``COHORTLAB_THREADS``, its
+    share of the cores (at least 1): two kernels each running as many threads as there are cores
+    spend a fifth more CPU time on the same queries. One at a time: nothing. A limit or a thread
+    count the user set is left alone."""
+    names = list(names)
+    if workers <= 1:
+        return {n: {} for n in names}
+    from cohortlab.engines.duckdb import default_memory_limit, default_threads
 
+    budget = int(default_memory_limit()[:-2]) - _PYTHON_MB * (workers - 1)
+    weight = {n: _MEMORY_WEIGHT.get(n, _DEFAULT_WEIGHT) for n in names}
+    out: dict[str, dict[str, str]] = {}
+    for n in names:
+        env = {}
         if not os.environ.get("COHORTLAB_MEMORY_LIMIT"):
-            mb = int(default_memory_limit()[:-2])
-            os.environ["COHORTLAB_MEMORY_LIMIT"] = f"{max(mb // self.workers, 100)}MB"
-            self.set.append("COHORTLAB_MEMORY_LIMIT")
+            others = max((w for m, w in weight.items() if m != n), default=weight[n])
+            env["COHORTLAB_MEMORY_LIMIT"] = f"{max(budget * weight[n] // (weight[n] + (workers - 1) * others), 100)}MB"
         if not os.environ.get("COHORTLAB_THREADS"):
-            os.environ["COHORTLAB_THREADS"] = str(max(1, default_threads() // self.workers))
-            self.set.append("COHORTLAB_THREADS")
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for name in self.set:
-            os.environ.pop(name, None)
+            env["COHORTLAB_THREADS"] = str(max(1, default_threads() // workers))
+        out[n] = env
+    return out
 
 
 def _run_all(sources, out_dir: Path, params: dict[str, Any], source: str, kernel: str, say,
@@ -543,7 +573,8 @@ def _run_all(sources, out_dir: Path, params: dict[str, Any], source: str, kernel
 
     def one(i: int, src: Path, extra: Mapping[str, Any] | None = None) -> NotebookResult:
         say(f"[{i}/{len(sources)}] {src.stem} ...")
-        r = run_notebook(src, out_dir, {**params, **(extra or {})}, kernel=kernel, page_source=source)
+        r = run_notebook(src, out_dir, {**params, **(extra or {})}, kernel=kernel, page_source=source,
+                         env=env.get(src.stem))
         if r.ok:
             say(f"[{i}/{len(sources)}] {src.stem}: ok ({r.seconds:.1f} s)")
         else:
@@ -562,7 +593,8 @@ def _run_all(sources, out_dir: Path, params: dict[str, Any], source: str, kernel
         say("simulating each cohort once for the notebooks that start from it ...")
         try:
             done = share_in_subprocess(params["db"], Path(sims_dir.name) / SCRATCH_NAME, cohorts=params.get("cohorts"),
-                                       as_of=params.get("as_of"), settings=params.get("settings"))
+                                       as_of=params.get("as_of"), settings=params.get("settings"),
+                                       env=env.get(SHARED_SIMULATIONS))
         except Exception as e:  # noqa: BLE001 - the notebooks then simulate (and report any problem) on their own
             say(f"  not shared ({type(e).__name__}: {e}): each notebook simulates on its own")
             return {}
@@ -573,6 +605,9 @@ def _run_all(sources, out_dir: Path, params: dict[str, Any], source: str, kernel
 
     # two Spark sessions at once would compete for the same local cores and memory
     workers = 1 if params.get("engine") == "spark" else min(parallel_notebooks(), len(sources))
+    # each process's memory share and threads, given to it alone (this process's environment is
+    # left as it is: two kernels start from it at once)
+    env = kernel_settings([s.stem for s in sources] + ([SHARED_SIMULATIONS] if readers else []), workers)
     # two at a time: the longest notebook starts first, so that it overlaps the others rather than
     # running alone at the end; the notebooks that read the shared simulations start once they exist
     order = sorted(range(len(sources)), key=lambda j: (j in readers, _LONGEST_FIRST.get(sources[j].stem,
@@ -584,7 +619,7 @@ def _run_all(sources, out_dir: Path, params: dict[str, Any], source: str, kernel
         else:  # each notebook is its own kernel process reading the database read-only
             from concurrent.futures import ThreadPoolExecutor
 
-            with _kernel_memory_share(workers), ThreadPoolExecutor(max_workers=workers) as pool:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
                 futures = {j: pool.submit(one, j + 1, sources[j]) for j in order if j not in readers}
                 if readers:  # meanwhile, in this process
                     extra = shared()

@@ -26,7 +26,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from cohortlab.pipeline import sql_ident, sql_str
 
@@ -126,9 +126,10 @@ def share_simulations(db: str | os.PathLike, scratch: str | os.PathLike, *, coho
 
 
 def share_in_subprocess(db: str | os.PathLike, scratch: str | os.PathLike, *, cohorts: Any = None, as_of: Any = None,
-                        settings: Any = None) -> Shared:
+                        settings: Any = None, env: Mapping[str, str] | None = None) -> Shared:
     """:func:`share_simulations` in a child process (``python -m cohortlab.report.shared``), so
-    that the memory it takes is given back before the notebooks that read it start. Raises
+    that the memory it takes is given back before the notebooks that read it start; ``env``:
+    variables it starts with on top of this process's environment (its memory share). Raises
     :class:`RuntimeError` with the child's last error line when it fails."""
     import json
     import subprocess
@@ -141,7 +142,7 @@ def share_in_subprocess(db: str | os.PathLike, scratch: str | os.PathLike, *, co
     # the child imports this very cohortlab, whatever the current directory (papermill changes
     # the process's while a notebook runs)
     root = str(Path(cohortlab.__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+    env = {**os.environ, **(env or {}), "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
     proc = subprocess.run([sys.executable, "-m", "cohortlab.report.shared", args], capture_output=True, text=True,
                           env=env, cwd=str(Path(scratch).resolve().parent))
     if proc.returncode != 0:

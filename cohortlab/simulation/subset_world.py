@@ -67,6 +67,10 @@ def subset_ready(base: Any, tables: tuple[str, ...] = _SUBSET_TABLES) -> bool:
 # the inputs read per member (joined on the member's distinct_id); everything else the simulation
 # reads (snapshots, webhook pages, loads, mParticle profiles and identities) is read whole
 MEMBER_TABLES = ("mp_profile_history", "mp_profiles", "mp_events", "mp_cohort_members", "mp_webhook_members")
+# the columns the world keeps: every one of a table a remedy replaces (its rows are the stored
+# ones with a change, checked column for column), only those the simulation reads of the events
+# (the resolution's event identities and last activity: cohortlab/simulation/resolution.py)
+_WORLD_COLUMNS = {"mp_events": "distinct_id, time, mparticle_user_id, properties"}
 
 
 @contextmanager
@@ -157,7 +161,8 @@ class SubsetWorld:
 
     def copy_rows(self, held: str) -> None:
         for t, w in self.world.items():
-            self.ctx.engine.materialise(w, f"SELECT * FROM {t} WHERE distinct_id IN ({held})", temp=True)
+            self.ctx.engine.materialise(w, f"SELECT {_WORLD_COLUMNS.get(t, '*')} FROM {t} WHERE distinct_id IN ({held})",
+                                        temp=True)
 
     @contextmanager
     def inputs(self, remedied: dict[str, str]) -> Iterator[None]:

@@ -57,11 +57,13 @@ def test_two_at_a_time_in_the_order_asked_for_longest_first(notebooks, tmp_path,
     assert runs["eit_migration"]["start"] < runs["identity_gaps"]["end"]
     assert runs["identity_gaps"]["start"] < runs["eit_migration"]["end"]
     assert runs["match_rates"]["start"] >= min(runs["eit_migration"]["end"], runs["identity_gaps"]["end"]) - 0.5
-    # each kernel had half of the default DuckDB memory limit and half of the cores (at least one)
-    from cohortlab.engines.duckdb import default_memory_limit, default_threads
+    # each kernel had its share of the default DuckDB memory limit (the migration what-if the
+    # larger one) and half of the cores (at least one)
+    from cohortlab.engines.duckdb import default_threads
 
-    half = f"{max(int(default_memory_limit()[:-2]) // 2, 100)}MB"
-    assert {r["memory_limit"] for r in runs.values()} == {half}
+    assert {n: r["memory_limit"] for n, r in runs.items()} == {
+        n: e["COHORTLAB_MEMORY_LIMIT"] for n, e in runner.kernel_settings(runs, 2).items()}
+    assert _mb(runs["eit_migration"]["memory_limit"]) > _mb(runs["identity_gaps"]["memory_limit"])
     assert {r["threads"] for r in runs.values()} == {str(max(1, default_threads() // 2))}
     import os
 
@@ -69,6 +71,33 @@ def test_two_at_a_time_in_the_order_asked_for_longest_first(notebooks, tmp_path,
     assert "COHORTLAB_MEMORY_LIMIT" not in os.environ and "COHORTLAB_THREADS" not in os.environ
     index = (tmp_path / "out" / "index.html").read_text()
     assert index.index("match_rates") < index.index("identity_gaps") < index.index("eit_migration")
+
+
+def _mb(limit: str) -> int:
+    assert limit.endswith("MB"), limit
+    return int(limit[:-2])
+
+
+def test_memory_shares_of_processes_that_run_together_stay_within_the_default_limit(monkeypatch):
+    monkeypatch.delenv("COHORTLAB_MEMORY_LIMIT", raising=False)
+    monkeypatch.delenv("COHORTLAB_THREADS", raising=False)
+    monkeypatch.setattr("cohortlab.engines.duckdb.default_memory_limit", lambda: "1500MB")
+    monkeypatch.setattr("cohortlab.engines.duckdb.default_threads", lambda: 2)
+    names = ["match_rates", "identity_gaps", "sync_timeline", "eit_migration", runner.SHARED_SIMULATIONS]
+    shares = {n: _mb(e["COHORTLAB_MEMORY_LIMIT"]) for n, e in runner.kernel_settings(names, 2).items()}
+    # 1,500 MB less the Python of the second process (300 MB), split 5:3 by weight
+    assert shares == {"eit_migration": 750, "match_rates": 450, "identity_gaps": 450, "sync_timeline": 450,
+                      runner.SHARED_SIMULATIONS: 450}
+    assert all(shares["eit_migration"] + shares[n] + runner._PYTHON_MB <= 1500 for n in names[:3])
+    # without the what-if, two light notebooks share the budget evenly
+    assert {n: _mb(e["COHORTLAB_MEMORY_LIMIT"]) for n, e in runner.kernel_settings(names[:2], 2).items()} == {
+        "match_rates": 600, "identity_gaps": 600}
+    assert {e["COHORTLAB_THREADS"] for e in runner.kernel_settings(names, 2).values()} == {"1"}
+    # one at a time: nothing set; what the user set: left alone
+    assert runner.kernel_settings(names, 1) == {n: {} for n in names}
+    monkeypatch.setenv("COHORTLAB_MEMORY_LIMIT", "2GB")
+    monkeypatch.setenv("COHORTLAB_THREADS", "4")
+    assert runner.kernel_settings(names, 2) == {n: {} for n in names}
 
 
 def test_one_at_a_time_and_a_limit_the_user_set(notebooks, tmp_path, monkeypatch):

@@ -136,3 +136,13 @@ def test_the_runner_shares_them_and_the_figures_do_not_change(db, tmp_path, monk
     assert json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
     assert sorted(a["match_rates"]["metrics"]["cohorts"]) == _cohorts(db)
     assert a["match_rates"]["headline"]["Mixpanel cohort members"] > 0
+
+
+def test_the_sharing_process_starts_with_the_memory_share_it_is_given(db, tmp_path, monkeypatch):
+    """The runner gives the process that simulates its own memory share (runner.kernel_settings)
+    through ``env``, not through this process's environment, which two kernels start from."""
+    monkeypatch.delenv("COHORTLAB_MEMORY_LIMIT", raising=False)
+    with pytest.raises(RuntimeError, match="Memory must have a number"):
+        shared.share_in_subprocess(db, tmp_path / "bad.duckdb", env={"COHORTLAB_MEMORY_LIMIT": "not a size"})
+    done = shared.share_in_subprocess(db, tmp_path / "sims.duckdb", env={"COHORTLAB_MEMORY_LIMIT": "200MB"})
+    assert sorted(done.simulated) == sorted(_cohorts(db)) and done.path.exists()
