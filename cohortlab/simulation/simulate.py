@@ -263,22 +263,6 @@ class _RunTables(Names):
         return self._tables[step]
 
 
-class _Before(Names):
-    """Table names of a simulation, seen as the simulation at an earlier time ``t`` would have
-    written them: ``transitions`` up to the last version at or before ``t``, ``runs`` and
-    ``decisions`` up to the last run at or before ``t`` (subqueries over the run's tables)."""
-
-    def __init__(self, base: Names, overrides: dict[str, str]) -> None:
-        super().__init__(base.prefix)
-        self._base = base
-        self._overrides = overrides
-
-    def __getattr__(self, step: str) -> str:
-        if step.startswith("_"):
-            raise AttributeError(step)
-        return self._overrides.get(step) or getattr(self._base, step)
-
-
 def outcome_counts_at(result: SimulationResult, times) -> pd.DataFrame:
     """``as_of, members, matched`` at each of ``times`` (at or before ``result.at``): the member
     count and the matched count that ``simulate(cohort, t, settings)`` gives at ``t``, read from
@@ -289,10 +273,11 @@ def outcome_counts_at(result: SimulationResult, times) -> pd.DataFrame:
     before ``t`` their kind, sends and decisions: a run never looks ahead), so the members at
     ``t`` are those whose transitions up to ``t`` sum to 1, their latest decision is the latest
     one at a run at or before ``t`` (none: resolved at ``t``) and its outcome is a function of
-    (member, resolve time). Only the requests this simulation did not resolve are resolved (one
-    pass for all ``times``). Webhook membership is refused (a message may straddle ``t``)."""
+    (member, resolve time). One pass over the transitions and decisions serves every time, and
+    only the requests this simulation did not resolve are resolved (one pass for all ``times``).
+    Webhook membership is refused (a message may straddle ``t``)."""
     from cohortlab.simulation.resolution import add_resolve_steps, profile_history_kind
-    from cohortlab.simulation.sync import RunGrid, final_members_stage
+    from cohortlab.simulation.sync import RunGrid
     from cohortlab.times import naive_utc
 
     import pandas as pd
@@ -311,20 +296,45 @@ def outcome_counts_at(result: SimulationResult, times) -> pd.DataFrame:
     for t in PUBLISHED:
         result.tables[t]._check()
     q = Names(f"sim_{result.run_id}_before_")
-    parts = []
-    for i, t in enumerate(times):
-        last = RunGrid(result.t0, t, s).last
-        when = "d.resolve_time" if s.resolution_time == "send" else sql_ts(t)
-        before = _Before(n, {
-            "transitions": f"(SELECT t.* FROM {n.transitions} t WHERE t.version <= "
-                           f"(SELECT coalesce(max(v.version), 0) FROM {n.versions} v WHERE v.at_time <= {sql_ts(t)}))",
-            "runs": f"(SELECT * FROM {n.runs} WHERE k <= {int(last)})",
-            "decisions": f"(SELECT d.distinct_id, d.k, d.is_send, {when} AS resolve_time FROM {n.decisions} d "
-                         f"WHERE d.k <= {int(last)})",
-        })
-        parts.append(f"SELECT {i} AS i, f.distinct_id, f.resolve_time FROM ({final_members_stage(before, t).sql()}) f")
+    # one pass for every time: the times in order (their last version and last run grow with
+    # them), each transition and decision in the first time that sees it (its bucket), the
+    # member's running sum and latest decision over its buckets, held until its next bucket
+    order = sorted(range(len(times)), key=lambda i: naive_utc(times[i]))
+    versions = engine.query_rows(
+        "SELECT " + ", ".join(f"(SELECT coalesce(max(v.version), 0) FROM {n.versions} v WHERE v.at_time <= {sql_ts(times[i])})"
+                              for i in order))[0]
+    lasts = [int(RunGrid(result.t0, times[i], s).last) for i in order]
+
+    def bucket(col: str, cuts) -> str:
+        return "CASE " + " ".join(f"WHEN {col} <= {int(c)} THEN {j}" for j, c in enumerate(cuts)) + " END"
+
+    cuts = ", ".join(f"({j}, {i}, {sql_ts(times[i])})" for j, i in enumerate(order))
+    resolve_time = "coalesce(r.dec.t, c.at_time)" if s.resolution_time == "send" else "c.at_time"
+    members_sql = f"""
+        WITH x AS (
+            SELECT t.distinct_id, {bucket('t.version', versions)} AS b, t.delta,
+                   CAST(NULL AS STRUCT(k BIGINT, t TIMESTAMP)) AS dec
+            FROM {n.transitions} t
+            UNION ALL
+            SELECT d.distinct_id, {bucket('d.k', lasts)} AS b, 0 AS delta,
+                   struct_pack(k := CAST(d.k AS BIGINT), t := CAST(d.resolve_time AS TIMESTAMP)) AS dec
+            FROM {n.decisions} d
+        ),
+        per_bucket AS (
+            SELECT distinct_id, b, sum(delta) AS delta, max(dec) AS dec FROM x WHERE b IS NOT NULL GROUP BY distinct_id, b
+        ),
+        running AS (
+            SELECT distinct_id, b, sum(delta) OVER w AS member, max(dec) OVER w AS dec,
+                   coalesce(lead(b) OVER (PARTITION BY distinct_id ORDER BY b), {len(order)}) AS next_b
+            FROM per_bucket
+            WINDOW w AS (PARTITION BY distinct_id ORDER BY b ROWS UNBOUNDED PRECEDING)
+        )
+        SELECT c.i, r.distinct_id, {resolve_time} AS resolve_time
+        FROM running r JOIN (VALUES {cuts}) c(j, i, at_time) ON c.j >= r.b AND c.j < r.next_b
+        WHERE r.member = 1
+        """
     try:
-        engine.materialise(q.members, "\nUNION ALL\n".join(parts), temp=True)
+        engine.materialise(q.members, members_sql, temp=True)
         engine.materialise(q.requests, f"""
             SELECT DISTINCT m.distinct_id, m.resolve_time
             FROM {q.members} m

@@ -48,6 +48,27 @@ def test_counts_at_earlier_snapshots_equal_a_simulation_up_to_each(world_lab, na
     assert checked > 0  # the world's cohorts have members: the comparison compared something
 
 
+def test_times_in_any_order_repeated_and_between_snapshots(world_lab):
+    """One pass answers every time: the answer for each time is the same whatever the order of
+    the times, a repeated time, a time between two snapshots or before the first."""
+    from datetime import timedelta
+
+    lab, cohort = world_lab, "Recent Purchasers"
+    snaps = _snapshots(lab, cohort)
+    between = snaps[1] + (snaps[2] - snaps[1]) / 2
+    times = [snaps[-1], snaps[0] - timedelta(days=1), between, snaps[1], snaps[-1], snaps[0]]
+    latest = simulate(lab.engine, cohort, snaps[-1])
+    try:
+        got = outcome_counts_at(latest, times)
+    finally:
+        latest.drop()
+    assert list(got["as_of"].map(lambda t: t.replace(tzinfo=None))) == times
+    expected = {t: _counts_by_simulating(lab, cohort, t, None) for t in set(times) - {times[1]}}
+    for t, members, matched in zip(times, got["members"], got["matched"]):
+        assert (members, matched) == ((0, 0) if t == times[1] else expected[t]), t
+    assert got["members"].iloc[0] == got["members"].iloc[4] > 0
+
+
 def test_times_after_the_simulation_and_webhook_membership_are_refused(world_lab):
     times = _snapshots(world_lab, "Power Users")
     r = simulate(world_lab.engine, "Power Users", times[1])
