@@ -88,7 +88,7 @@ snapshot_at = None           # when the mParticle snapshot (observed attributes)
 sims = insights.simulate_all(lab, names, at=as_of, settings=settings)
 over_time = insights.match_rates_over_time(lab, names, settings=settings, until=as_of,
                                            limit=metrics.LIMIT_OVER_TIME)
-figures = metrics.match_rates_figures(sims, over_time)
+figures = metrics.match_rates_figures(sims, over_time, insights.resolution_counts(sims))
 verified = insights.verify_all(lab, names, at=as_of, settings=settings, snapshot_at=snapshot_at,
                                show_personal_data=show_personal_data)
 figures["verify"] = metrics.verify_figures(verified, redact=lambda df: ui.redact(df, show_personal_data))
@@ -193,8 +193,8 @@ profiles, and what each remedy would gain, each valued by its own simulation.
     code(COMMON_PARAMETERS + SHARED_PARAMETER, "parameters"),
     code(SHARED_SETUP + '''
 sims = insights.simulate_all(lab, names, at=as_of, settings=settings)
-resolution = insights.all_resolution(sims)
-shared = metrics.shared_mpids(resolution, with_ids=show_personal_data)
+resolution = insights.resolution_counts(sims)  # members counted in the database, not fetched one by one
+shared = metrics.shared_mpids(insights.shared_mpid_members(sims), with_ids=show_personal_data)
 remedy_values = insights.remedies_all(lab, names, at=as_of, settings=settings)  # one simulation per remedy
 figures = metrics.identity_gaps_figures(resolution, shared, remedy_values=remedy_values,
                                         redact=lambda df: ui.redact(df, show_personal_data))

@@ -70,6 +70,58 @@ def remedies_all(lab, cohorts: Iterable[str], *, at=None, settings=None, since=N
     return out
 
 
+# what the report's figures group members by (cohortlab.report.metrics)
+_COUNTED_BY = ["cohort_name", "identifier_source", "status", "gap_reason", "recoverable_via", "active_after_cutoff"]
+
+
+def _stacked_resolution(sims: Mapping[str, Any]) -> str | None:
+    """SQL of the simulations' resolution tables stacked (each has its cohort_name); None when
+    there is none. The simulations are those of one Lab: their tables are in one engine."""
+    for s in sims.values():
+        s.tables["resolution"]._check()
+    cols = ", ".join(["distinct_id", "identifier", "mpid", *_COUNTED_BY])
+    parts = [f"SELECT {cols} FROM {s.tables['resolution'].table_name}" for s in sims.values()]
+    return " UNION ALL ".join(parts) if parts else None
+
+
+def resolution_counts(sims: Mapping[str, Any]) -> pd.DataFrame:
+    """The members of the simulations' resolution tables counted in the engine (``n``) per value of
+    what the report's figures group them by (``_COUNTED_BY``), and, for the members a figure lists,
+    their identifiers: the malformed ``$mparticle_user_id`` values (``identifier``) and the members
+    whose MPID lost precision (``identifier``, ``distinct_id``: one row each, in cohort and
+    distinct_id order). The metrics take it as they take :func:`all_resolution` and give the same
+    figures, but no per-member row reaches Python: a few hundred rows whatever the cohorts' size."""
+    sql = _stacked_resolution(sims)
+    if sql is None:
+        return pd.DataFrame(columns=[*_COUNTED_BY, "identifier", "distinct_id", "n"])
+    keys = ", ".join(_COUNTED_BY)
+    engine = next(iter(sims.values())).engine
+    return engine.query_df(f"""
+        SELECT {keys}, identifier, distinct_id, count(*) AS n
+        FROM (SELECT {keys},
+                     CASE WHEN gap_reason IN ('malformed_mparticle_user_id', 'mpid_precision_loss')
+                          THEN identifier END AS identifier,
+                     CASE WHEN gap_reason = 'mpid_precision_loss' THEN distinct_id END AS distinct_id
+              FROM ({sql}) r) c
+        GROUP BY {keys}, identifier, distinct_id
+        ORDER BY cohort_name, distinct_id NULLS FIRST, {keys}, identifier""")
+
+
+def shared_mpid_members(sims: Mapping[str, Any]) -> pd.DataFrame:
+    """The matched members of an MPID that several matched members of their cohort resolve to
+    (``cohort_name, distinct_id, mpid, status``), found in the engine: what
+    :func:`cohortlab.report.metrics.shared_mpids` needs of the resolution tables."""
+    sql = _stacked_resolution(sims)
+    if sql is None:
+        return pd.DataFrame(columns=["cohort_name", "distinct_id", "mpid", "status"])
+    engine = next(iter(sims.values())).engine
+    return engine.query_df(f"""
+        WITH matched AS (SELECT cohort_name, distinct_id, mpid, status FROM ({sql}) r WHERE status = 'matched'),
+             shared AS (SELECT cohort_name, mpid FROM matched GROUP BY cohort_name, mpid HAVING count(*) > 1)
+        SELECT m.* FROM matched m JOIN shared s ON s.cohort_name = m.cohort_name AND s.mpid = m.mpid
+        ORDER BY m.cohort_name, m.mpid, m.distinct_id""")
+
+
 def all_resolution(sims: Mapping[str, Any]) -> pd.DataFrame:
     """The resolution tables of several simulations, stacked."""
     frames = [s.resolution for s in sims.values() if len(s.resolution)]

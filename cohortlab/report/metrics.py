@@ -3,7 +3,10 @@ waterfalls, sync timelines, migration summaries). Numbers and small frames only:
 people (:mod:`.summaries`), no display (:mod:`.notebook`), no database access.
 
 Every function takes the frames of the Python API (``lab.resolution``, ``lab.simulate``...), so a
-number in a report is, by construction, the number the API gives.
+number in a report is, by construction, the number the API gives. A resolution frame may also be
+*counted* (:func:`cohortlab.report.insights.resolution_counts`): one row per value of what the
+figures group members by, with the number of members in ``n``, so that a report on millions of
+members never holds them in Python; every function here gives the same figures from both.
 """
 
 from __future__ import annotations
@@ -13,19 +16,29 @@ from typing import Any, Mapping
 import pandas as pd
 
 
+def weights(frame: pd.DataFrame) -> pd.Series:
+    """How many members each row of a resolution frame stands for: its ``n`` in a counted frame,
+    else 1 (one row per member)."""
+    if "n" in frame.columns:
+        return frame["n"].astype("int64")
+    return pd.Series(1, index=frame.index, dtype="int64")
+
+
+def members(frame: pd.DataFrame) -> int:
+    """The members a resolution frame (per member or counted) holds."""
+    return int(weights(frame).sum())
+
+
 def match_rates(resolution: pd.DataFrame, by: str = "cohort_name") -> pd.DataFrame:
     """Per ``by``: members, matched, unmatched, orphan_created and match_rate (matched/members)."""
     cols = [by, "members", "matched", "unmatched", "orphan_created", "match_rate"]
     if resolution.empty:
         return pd.DataFrame(columns=cols)
-    r = resolution.assign(_key=resolution[by].astype(object).where(resolution[by].notna(), "(none)"))
-    g = r.groupby("_key", sort=True)["status"]
-    out = pd.DataFrame({
-        "members": g.size(),
-        "matched": g.apply(lambda s: int((s == "matched").sum())),
-        "unmatched": g.apply(lambda s: int((s == "unmatched").sum())),
-        "orphan_created": g.apply(lambda s: int((s == "orphan_created").sum())),
-    })
+    key = resolution[by].astype(object).where(resolution[by].notna(), "(none)")
+    w = weights(resolution)
+    out = pd.DataFrame({"members": w.groupby(key, sort=True).sum()})
+    for status in ("matched", "unmatched", "orphan_created"):
+        out[status] = w.where(resolution["status"].eq(status).fillna(False).astype(bool), 0).groupby(key, sort=True).sum()
     out["match_rate"] = out["matched"] / out["members"]
     out = out.rename_axis(by).reset_index()
     return out[cols].astype({"members": int, "matched": int, "unmatched": int, "orphan_created": int})
@@ -41,7 +54,7 @@ def count_by(frame: pd.DataFrame, column: str, *, name: str = "users") -> pd.Dat
     if frame.empty:
         return pd.DataFrame({column: pd.Series(dtype=object), name: pd.Series(dtype=int)})
     s = frame[column].astype(object).where(frame[column].notna(), None)
-    out = s.value_counts(dropna=False).rename_axis(column).reset_index(name=name)
+    out = weights(frame).groupby(s, dropna=False, sort=False).sum().rename_axis(column).reset_index(name=name)
     out[column] = out[column].astype(object).where(out[column].notna(), None)
     return out.sort_values([name, column], ascending=[False, True], key=lambda c: c if c.name == name else c.astype(str),
                            kind="stable").reset_index(drop=True)
@@ -61,15 +74,17 @@ def activity(resolution: pd.DataFrame, by: str = "gap_reason") -> pd.DataFrame:
     if u.empty:
         return pd.DataFrame(columns=[by, "active_after_cutoff", "users"])
     u = u.assign(active_after_cutoff=u["active_after_cutoff"].fillna(False).astype(bool),
-                 _k=u[by].astype(object).where(u[by].notna(), "(none)"))
-    out = u.groupby(["_k", "active_after_cutoff"]).size().rename("users").reset_index().rename(columns={"_k": by})
+                 _k=u[by].astype(object).where(u[by].notna(), "(none)"), _w=weights(u))
+    out = u.groupby(["_k", "active_after_cutoff"])["_w"].sum().rename("users").reset_index().rename(columns={"_k": by})
     return out
 
 
 def shared_mpids(resolution: pd.DataFrame, *, with_ids: bool = False) -> pd.DataFrame:
     """MPIDs that several matched members (Mixpanel profiles) of one cohort resolve to:
     ``cohort_name, mpid, profiles`` (largest first); ``with_ids`` adds the ``distinct_ids``
-    (personal data when they are emails: only with show_personal_data)."""
+    (personal data when they are emails: only with show_personal_data). Needs one row per member
+    (at least those of the matched members on a shared MPID:
+    :func:`cohortlab.report.insights.shared_mpid_members`)."""
     m = resolution[resolution["status"] == "matched"]
     cols = ["cohort_name", "mpid", "profiles"] + (["distinct_ids"] if with_ids else [])
     if m.empty:
@@ -132,8 +147,8 @@ def remedies(resolution: pd.DataFrame, values: pd.DataFrame | None = None) -> pd
     u = unmatched(resolution)
     in_mp = u["recoverable_via"].notna()
     active = u["active_after_cutoff"].fillna(False).astype(bool)
-    out.attrs["never_fixable"] = int((in_mp & ~active).sum())
-    out.attrs["not_in_mparticle"] = int((~in_mp).sum())
+    out.attrs["never_fixable"] = members(u[in_mp & ~active])
+    out.attrs["not_in_mparticle"] = members(u[~in_mp])
     return out
 
 
@@ -272,12 +287,16 @@ def ranked_losses(waterfall: pd.DataFrame) -> list[dict[str, Any]]:
     return sorted(out, key=lambda r: (-r["users"], r["step"]))
 
 
-def match_rates_figures(sims: Mapping[str, Any], over_time: pd.DataFrame | None = None) -> dict[str, Any]:
+def match_rates_figures(sims: Mapping[str, Any], over_time: pd.DataFrame | None = None,
+                        resolution: pd.DataFrame | None = None) -> dict[str, Any]:
     """The figures of the match-rates report: totals (pooled over cohorts: matched / members),
     per cohort (counts, rate, audience, waterfall rows, ranked losses), per identifier source and
-    over time."""
-    frames = [s.resolution for s in sims.values() if len(s.resolution)]
-    res = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+    over time. ``resolution``: the simulations' resolution frames stacked or counted
+    (:func:`cohortlab.report.insights.resolution_counts`); default: read per member."""
+    if resolution is None:
+        frames = [s.resolution for s in sims.values() if len(s.resolution)]
+        resolution = pd.concat(frames, ignore_index=True) if frames else None
+    res = resolution if resolution is not None and len(resolution) else pd.DataFrame(
         columns=["cohort_name", "identifier_source", "status", "gap_reason", "recoverable_via", "active_after_cutoff"])
     rates = match_rates(res, "cohort_name").set_index("cohort_name") if len(res) else pd.DataFrame()
     cohorts = {}
@@ -316,9 +335,16 @@ def match_rates_figures(sims: Mapping[str, Any], over_time: pd.DataFrame | None 
 
 
 def simulation_as_of(sim) -> str | None:
-    t = getattr(sim, "as_of", None)
-    if t is None and len(sim.resolution) and "as_of" in sim.resolution.columns:
-        t = sim.resolution["as_of"].iloc[0]
+    """The as-of time of a simulation (its ``at``, the ``as_of`` of every row of its resolution
+    table), in the resolution's naive UTC spelling; None for a simulation without members."""
+    from cohortlab.times import naive_utc
+
+    if getattr(sim, "at", None) is None:  # not a SimulationResult: its own as_of, if any
+        t = getattr(sim, "as_of", None)
+    elif not getattr(sim, "counts", {}).get("members", 1):
+        return None
+    else:
+        t = naive_utc(sim.at)
     return None if t is None or pd.isna(t) else pd.Timestamp(t).isoformat()
 
 
@@ -347,12 +373,13 @@ def identity_gaps_figures(resolution: pd.DataFrame, shared: pd.DataFrame, *, red
     redact = redact or (lambda df: df)
     u = unmatched(resolution)
     rem = remedies(resolution, remedy_values)
-    in_mp = int(u["recoverable_via"].notna().sum())
-    active = int(u["active_after_cutoff"].fillna(False).astype(bool).sum())
+    in_mp = members(u[u["recoverable_via"].notna()])
+    active = members(u[u["active_after_cutoff"].fillna(False).astype(bool)])
+    n_members, n_unmatched = members(resolution), members(u)
     per_cohort = {}
     for c, g in resolution.groupby("cohort_name", sort=True):
         gu = unmatched(g)
-        per_cohort[str(c)] = {"members": int(len(g)), "unmatched": int(len(gu)),
+        per_cohort[str(c)] = {"members": members(g), "unmatched": members(gu),
                               "by_gap_reason": _counts(count_by(gu, "gap_reason"), "gap_reason")}
     precision = precision_loss(resolution)
     junk = junk_values(resolution, ROW_LIMIT)
@@ -360,18 +387,18 @@ def identity_gaps_figures(resolution: pd.DataFrame, shared: pd.DataFrame, *, red
     if len(shared_show):
         shared_show["mpid"] = shared_show["mpid"].map(lambda v: str(int(v)))
     return {
-        "members": int(len(resolution)),
-        "unmatched": int(len(u)),
-        "unmatched_share": len(u) / len(resolution) if len(resolution) else None,
+        "members": n_members,
+        "unmatched": n_unmatched,
+        "unmatched_share": n_unmatched / n_members if n_members else None,
         "in_mparticle": in_mp,
         "active_after_cutoff": active,
-        "inactive_since_cutoff": int(len(u)) - active,
+        "inactive_since_cutoff": n_unmatched - active,
         "by_gap_reason": _rows(gaps_by_reason(resolution)),
         "by_recoverable_via": _rows(gaps_by_recoverable(resolution)),
         "activity": _rows(activity(resolution, "gap_reason")),
-        "precision_loss": int(len(precision)),
+        "precision_loss": members(resolution[resolution["gap_reason"] == "mpid_precision_loss"]),
         "precision_loss_rows": _rows(redact(precision.head(ROW_LIMIT))),
-        "malformed_mparticle_user_id": int((resolution["gap_reason"] == "malformed_mparticle_user_id").sum()),
+        "malformed_mparticle_user_id": members(resolution[resolution["gap_reason"] == "malformed_mparticle_user_id"]),
         "junk_rows": _rows(redact(junk)),
         "shared_mpids": int(len(shared)),
         "profiles_on_shared_mpids": int(shared["profiles"].sum()) if len(shared) else 0,

@@ -1,0 +1,70 @@
+"""The report's figures come from members counted in the database (insights.resolution_counts,
+insights.shared_mpid_members), never from one Python row per member, and are the figures the
+per-member frames of the Python API give (metrics takes both)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pandas as pd
+import pytest
+
+from cohortlab import Lab
+from cohortlab.report import insights, metrics
+from cohortlab.simulation.simulate import SimulationResult
+
+
+@pytest.fixture
+def sims(report_run, tmp_path):
+    """The demo report's database (600 users, two cohorts) simulated at each cohort's latest data."""
+    path = tmp_path / "copy.duckdb"
+    shutil.copy(report_run["out"] / "data.duckdb", path)
+    with Lab(str(path), read_only=True) as lab:
+        yield insights.simulate_all(lab, insights.cohort_names(lab))
+
+
+def test_counted_members_give_the_figures_of_the_per_member_frames(sims):
+    per_member = insights.all_resolution(sims).sort_values(["cohort_name", "distinct_id"], ignore_index=True)
+    counted = insights.resolution_counts(sims)
+    assert counted["n"].sum() == len(per_member) and len(counted) < len(per_member) / 5
+    for with_ids in (False, True):
+        expected = metrics.identity_gaps_figures(per_member, metrics.shared_mpids(per_member, with_ids=with_ids))
+        got = metrics.identity_gaps_figures(
+            counted, metrics.shared_mpids(insights.shared_mpid_members(sims), with_ids=with_ids))
+        assert got == expected
+    # the world has what each figure counts and lists, so the comparison compared something
+    assert expected["precision_loss"] > 0 and expected["malformed_mparticle_user_id"] > 0
+    assert expected["shared_mpids"] > 0 and expected["unmatched"] > 0 and expected["in_mparticle"] > 0
+    assert metrics.match_rates_figures(sims, None, counted) == metrics.match_rates_figures(sims)
+
+
+def test_the_notebooks_figures_fetch_no_member_row(sims, monkeypatch):
+    def fetched(self):
+        raise AssertionError("a resolution table was fetched member by member")
+
+    monkeypatch.setattr(SimulationResult, "resolution", property(fetched))
+    counted = insights.resolution_counts(sims)
+    f = metrics.identity_gaps_figures(counted, metrics.shared_mpids(insights.shared_mpid_members(sims)))
+    m = metrics.match_rates_figures(sims, None, counted)
+    assert f["members"] == m["totals"]["members"] == int(counted["n"].sum())
+    assert all(metrics.simulation_as_of(s) for s in sims.values())
+
+
+def test_metrics_count_a_counted_frame_by_its_weights():
+    counted = pd.DataFrame({
+        "cohort_name": ["A", "A", "A", "B"], "identifier_source": ["mparticle_user_id", "distinct_id", "distinct_id", None],
+        "status": ["matched", "unmatched", "orphan_created", "unmatched"],
+        "gap_reason": [None, "distinct_id_not_mpid", "mpid_not_found", "malformed_mparticle_user_id"],
+        "recoverable_via": [None, "email", None, None], "active_after_cutoff": [True, False, None, True],
+        "identifier": [None, None, None, "undefined"], "distinct_id": [None] * 4, "n": [30, 5, 2, 4]})
+    r = metrics.match_rates(counted).set_index("cohort_name")
+    assert r.loc["A", ["members", "matched", "unmatched", "orphan_created"]].tolist() == [37, 30, 5, 2]
+    assert r.loc["B", "members"] == 4 and r.loc["A", "match_rate"] == pytest.approx(30 / 37)
+    assert metrics.gaps_by_reason(counted).values.tolist() == [
+        ["distinct_id_not_mpid", 5], ["malformed_mparticle_user_id", 4], ["mpid_not_found", 2]]
+    assert metrics.junk_values(counted).values.tolist() == [["undefined", 4]]
+    a = metrics.activity(counted).set_index(["gap_reason", "active_after_cutoff"])["users"]
+    assert a.to_dict() == {("distinct_id_not_mpid", False): 5, ("malformed_mparticle_user_id", True): 4,
+                           ("mpid_not_found", False): 2}
+    rem = metrics.remedies(counted)
+    assert rem.attrs == {"never_fixable": 5, "not_in_mparticle": 6}
