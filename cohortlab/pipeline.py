@@ -55,16 +55,20 @@ def sql_bool(value: bool) -> str:
 class Step:
     name: str
     sql: str
+    materialise: bool = False
 
 
 @dataclass
 class Pipeline:
     steps: list[Step] = field(default_factory=list)
 
-    def add(self, name: str, sql: str) -> "Pipeline":
+    def add(self, name: str, sql: str, *, materialise: bool = False) -> "Pipeline":
+        """Add a step. ``materialise``: :meth:`run` writes it as its own (temporary) table before
+        the steps after it run, so that one statement does not hold every step's hash tables and
+        aggregates at once (a statement that cannot spill enough fails under a memory limit)."""
         if any(s.name == name for s in self.steps):
             raise ValueError(f"duplicate pipeline step name: {name}")
-        self.steps.append(Step(name, sql.strip()))
+        self.steps.append(Step(name, sql.strip(), materialise))
         return self
 
     @property
@@ -80,8 +84,11 @@ class Pipeline:
 
     def run(self, engine: Engine, table: str, *, debug: bool = False, temp: bool = False) -> dict[str, int]:
         """Materialise the pipeline into ``table``. Returns {step: row count} in debug mode."""
-        if not debug:
+        if not debug and not any(s.materialise for s in self.steps[:-1]):
             engine.materialise(table, self.sql(), temp=temp)
+            return {}
+        if not debug:
+            self._run_in_parts(engine, table, temp)
             return {}
         counts: dict[str, int] = {}
         renamed: list[Step] = []
@@ -95,6 +102,49 @@ class Pipeline:
             renamed.append(s)
         engine.materialise(table, f"SELECT * FROM {table}__{self.output}", temp=temp)
         return counts
+
+
+    def _run_in_parts(self, engine: Engine, table: str, temp: bool) -> None:
+        """Each step marked ``materialise`` as its own table (``<table>__<step>``, dropped at the
+        end), then the output; each statement holds, as CTEs, the steps it needs that are not
+        materialised (a step needed on both sides of a materialised one is computed in both)."""
+        refs = {s.name: _table_names(s.sql) for s in self.steps}
+        done: dict[str, str] = {}  # materialised step -> its table
+        try:
+            for i, s in enumerate(self.steps):
+                if not (s.materialise or i == len(self.steps) - 1):
+                    continue
+                needed, todo = set(), [s.name]
+                while todo:  # the steps this one reads, through those not materialised
+                    for r in refs[todo.pop()]:
+                        if r in refs and r not in done and r not in needed:
+                            needed.add(r)
+                            todo.append(r)
+                part = Pipeline([Step(x.name, _rename_tables(x.sql, done)) for x in self.steps[:i]
+                                 if x.name in needed] + [Step(s.name, _rename_tables(s.sql, done))])
+                out = table if i == len(self.steps) - 1 else f"{table}__{s.name}"
+                engine.materialise(out, part.sql(), temp=temp)
+                if out != table:
+                    done[s.name] = out
+        finally:
+            for name in done.values():
+                engine.drop(name)
+
+
+def _table_names(sql: str) -> set[str]:
+    """The unqualified table names a step's SQL reads (sqlglot)."""
+    import sqlglot
+    from sqlglot import exp
+
+    return {t.name for t in sqlglot.parse_one(sql, read="duckdb").find_all(exp.Table) if not t.db}
+
+
+def _rename_tables(sql: str, names: dict[str, str]) -> str:
+    """``sql`` reading each table of ``names`` under its new name (unchanged when none is read)."""
+    for old, new in names.items():
+        if old in _table_names(sql):
+            sql = _replace_identifier(sql, old, new)
+    return sql
 
 
 def _replace_identifier(sql: str, old: str, new: str) -> str:

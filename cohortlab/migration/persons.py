@@ -61,6 +61,10 @@ def activity_pipelines(t: RunTables, *, bounds: list[datetime] | None = None, sh
                bool_or(user_id = distinct_id) AS uid_is_did, bool_or(mparticle_user_id = distinct_id) AS mup_is_did
         FROM events GROUP BY distinct_id, device_id, u, has_uid""")
 
+    # three steps are written as tables of their own (materialise): as one statement the links held
+    # every join's hash table and aggregate at once, and at 10M users failed under the report's
+    # 750 MB share (out of memory after 90 s); in four statements they spill and complete (136 s),
+    # for ~0.5 s more at 1M
     link = Pipeline()
     link.add("existing_mpids", "SELECT DISTINCT mpid FROM mpa_profiles WHERE mpid IS NOT NULL")
     # held by exactly one profile (min = max: one distinct MPID)
@@ -84,7 +88,7 @@ def activity_pipelines(t: RunTables, *, bounds: list[datetime] | None = None, sh
         WHERE {_EVENT_ROWS}
           AND (user_id <> distinct_id OR mparticle_user_id <> distinct_id)
         GROUP BY ALL""")
-    link.add("distinct_id_devices", f"""
+    link.add("distinct_id_devices", materialise=True, sql=f"""
         SELECT i.distinct_id, i.device,
                greatest(c.uid_other, CASE WHEN i.uid_is_did THEN i.distinct_id END) AS user_id,
                least(c.mup_lo_other, CASE WHEN i.mup_is_did THEN i.distinct_id END) AS mup_lo,
@@ -99,7 +103,7 @@ def activity_pipelines(t: RunTables, *, bounds: list[datetime] | None = None, sh
         SELECT distinct_id, device, user_id, first_t, {mpid_sql('mup_hi')} AS mpid_hi, {mpid_sql('mup_lo')} AS mpid_lo,
                {mpid_sql('distinct_id')} AS mpid_did
         FROM distinct_id_devices""")
-    link.add("direct_links", """
+    link.add("direct_links", materialise=True, sql="""
         SELECT dd.distinct_id, dd.device, dd.first_t, dd.mpid_did IS NOT NULL AS is_mpid,
                coalesce(p1.mpid, p2.mpid, p3.mpid, u1.mpid, u2.mpid) AS mpid_direct,
                coalesce(dd.mpid_hi, dd.mpid_lo) AS mpid_claimed
@@ -118,7 +122,7 @@ def activity_pipelines(t: RunTables, *, bounds: list[datetime] | None = None, sh
         GROUP BY m.device""")
     # every way a distinct_id links, in one pass: its own ids, and its devices' first user and
     # device identity (the device tables have one row per device, so nothing is counted twice)
-    link.add("links_per_distinct_id", """
+    link.add("links_per_distinct_id", materialise=True, sql="""
         SELECT m.distinct_id, max(m.mpid_direct) AS mpid_direct, max(m.mpid_claimed) AS mpid_claimed,
                min(m.device) AS device, min(m.first_t) AS first_t, bool_or(m.is_mpid) AS is_mpid,
                min(l.mpid) AS mpid_device_merge, min(v.mpid) AS mpid_device_identity
