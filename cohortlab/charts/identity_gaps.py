@@ -63,8 +63,18 @@ def activity_chart(
         return fig
     before = ax.barh(wide.index, wide[False], color=GREY, label=f"last active before {cutoff_label}")
     after = ax.barh(wide.index, wide[True], left=wide[False], color=BLUE, label=f"active on/after {cutoff_label}")
-    ax.bar_label(before, labels=[_fmt(v) if v else "" for v in wide[False]], label_type="center", fontsize=8)
-    ax.bar_label(after, labels=[_fmt(v) if v else "" for v in wide[True]], label_type="center", fontsize=8, color="white")
+    # a count sits inside its segment when the segment is wide enough for it; the counts of the
+    # narrower ones follow the bar instead (inside, they ran over the axis or the next segment)
+    totals = wide[True] + wide[False]
+    room = 0.08 * float(totals.max())
+    ax.bar_label(before, labels=[_fmt(v) if v >= room else "" for v in wide[False]], label_type="center", fontsize=8)
+    ax.bar_label(after, labels=[_fmt(v) if v >= room else "" for v in wide[True]], label_type="center", fontsize=8,
+                 color="white")
+    outside = [", ".join([f"{_fmt(b)} before"] * bool(0 < b < room) + [f"{_fmt(a)} on/after"] * bool(0 < a < room))
+               for b, a in zip(wide[False], wide[True])]
+    ax.bar_label(after, labels=outside, padding=3, fontsize=8)
+    if any(outside):
+        ax.set_xlim(right=float(totals.max()) * 1.3)
     _count_axis(ax.xaxis)
     ax.legend(fontsize=8, loc="lower right")
     return fig

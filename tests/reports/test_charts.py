@@ -118,6 +118,17 @@ def test_activity_chart_stacks_before_and_after():
     assert ax.patches[3].get_x() == 6  # after stacked on before
 
 
+def test_activity_chart_puts_the_counts_of_narrow_segments_after_the_bar():
+    act = pd.DataFrame({"gap_reason": ["distinct_id_not_mpid", "distinct_id_not_mpid", "mpid_not_found", "mpid_not_found"],
+                        "active_after_cutoff": [False, True, False, True], "users": [10283, 164, 306, 5752]})
+    ax = charts.activity_chart(act).axes[0]
+    texts = [t.get_text() for t in ax.texts]
+    # inside the segments: only those wide enough for their count
+    assert sorted(t for t in texts if t and "before" not in t and "after" not in t) == ["10,283", "5,752"]
+    assert "306 before" in texts and "164 on/after" in texts
+    assert ax.get_xlim()[1] >= 1.3 * 10447 - 1  # room for them
+
+
 def test_shared_mpid_and_remedies_charts():
     ax = _check_basics(charts.shared_mpid_chart(pd.DataFrame({"profiles_per_mpid": [2, 3], "mpids": [10, 1]})),
                        "several", "Mixpanel profiles", "MPIDs")
