@@ -490,12 +490,13 @@ _LONGEST_FIRST = {"eit_migration": 0, "identity_gaps": 1, "match_rates": 2, "syn
 
 
 # While several notebooks run at once, the default DuckDB memory limit (what one cohortlab process
-# may give DuckDB) is the budget of all of them: every further process at once costs its Python
-# (the kernel, pandas, matplotlib, result frames: ~300 MB measured), taken from the budget, and the
-# rest is split by weight so that any of them running together stay within it. The migration
-# what-if spills below ~750 MB; the other notebooks and the shared simulations take 0.1-0.5 s more
-# with 450 MB than with 750 MB (docs/benchmarks.md#report-memory).
-_PYTHON_MB = 300
+# may give DuckDB) is the budget of all of them: every further process at once costs what it holds
+# beyond its DuckDB limit (the kernel, pandas, matplotlib, result frames and DuckDB's own overshoot:
+# 260-420 MB measured at 10M users), taken from the budget, and the rest is split by weight so that
+# any of them running together stay within it. The migration what-if takes the same time with 680
+# as with 750 MB at 1M; the other notebooks and the shared simulations take 0.1-0.5 s more with
+# 450 MB than with 750 MB (docs/benchmarks.md#report-shares).
+_PYTHON_MB = 400
 _MEMORY_WEIGHT = {"eit_migration": 5}
 _DEFAULT_WEIGHT = 3
 SHARED_SIMULATIONS = "shared simulations"  # the key of the process that simulates for the readers
