@@ -87,32 +87,20 @@ class Pipeline:
         if not debug and not any(s.materialise for s in self.steps[:-1]):
             engine.materialise(table, self.sql(), temp=temp)
             return {}
-        if not debug:
-            self._run_in_parts(engine, table, temp)
-            return {}
-        counts: dict[str, int] = {}
-        renamed: list[Step] = []
-        for s in self.steps:
-            sql = s.sql
-            for prev in renamed:  # point references at the materialised debug tables
-                sql = _replace_identifier(sql, prev.name, f"{table}__{prev.name}")
-            name = f"{table}__{s.name}"
-            engine.materialise(name, sql, temp=temp)
-            counts[s.name] = engine.count(name)
-            renamed.append(s)
-        engine.materialise(table, f"SELECT * FROM {table}__{self.output}", temp=temp)
-        return counts
+        return self._run_in_parts(engine, table, temp, debug=debug)
 
-
-    def _run_in_parts(self, engine: Engine, table: str, temp: bool) -> None:
+    def _run_in_parts(self, engine: Engine, table: str, temp: bool, *, debug: bool = False) -> dict[str, int]:
         """Each step marked ``materialise`` as its own table (``<table>__<step>``, dropped at the
         end), then the output; each statement holds, as CTEs, the steps it needs that are not
-        materialised (a step needed on both sides of a materialised one is computed in both)."""
+        materialised (a step needed on both sides of a materialised one is computed in both).
+        ``debug``: every step is its own table, kept, and counted ({step: rows})."""
         refs = {s.name: _table_names(s.sql) for s in self.steps}
         done: dict[str, str] = {}  # materialised step -> its table
+        counts: dict[str, int] = {}
         try:
             for i, s in enumerate(self.steps):
-                if not (s.materialise or i == len(self.steps) - 1):
+                last = i == len(self.steps) - 1
+                if not (debug or s.materialise or last):
                     continue
                 needed, todo = set(), [s.name]
                 while todo:  # the steps this one reads, through those not materialised
@@ -122,13 +110,19 @@ class Pipeline:
                             todo.append(r)
                 part = Pipeline([Step(x.name, _rename_tables(x.sql, done)) for x in self.steps[:i]
                                  if x.name in needed] + [Step(s.name, _rename_tables(s.sql, done))])
-                out = table if i == len(self.steps) - 1 else f"{table}__{s.name}"
+                out = table if last and not debug else f"{table}__{s.name}"
                 engine.materialise(out, part.sql(), temp=temp)
                 if out != table:
                     done[s.name] = out
+                if debug:
+                    counts[s.name] = engine.count(out)
+            if debug:
+                engine.materialise(table, f"SELECT * FROM {done[self.output]}", temp=temp)
         finally:
-            for name in done.values():
-                engine.drop(name)
+            if not debug:  # debug keeps every step's table
+                for name in done.values():
+                    engine.drop(name)
+        return counts
 
 
 def _table_names(sql: str) -> set[str]:
