@@ -70,8 +70,11 @@ def activity_chart(
     ax.bar_label(before, labels=[_fmt(v) if v >= room else "" for v in wide[False]], label_type="center", fontsize=8)
     ax.bar_label(after, labels=[_fmt(v) if v >= room else "" for v in wide[True]], label_type="center", fontsize=8,
                  color="white")
-    outside = [", ".join([f"{_fmt(b)} before"] * bool(0 < b < room) + [f"{_fmt(a)} on/after"] * bool(0 < a < room))
-               for b, a in zip(wide[False], wide[True])]
+
+    def narrow(n, when: str) -> list[str]:
+        return [f"{_fmt(n)} {when}"] if 0 < n < room else []
+
+    outside = [", ".join(narrow(b, "before") + narrow(a, "on/after")) for b, a in zip(wide[False], wide[True])]
     ax.bar_label(after, labels=outside, padding=3, fontsize=8)
     if any(outside):
         ax.set_xlim(right=float(totals.max()) * 1.3)
