@@ -11,6 +11,7 @@ from cohortlab.charts.base import (
     BLUE, FIGSIZE, GREEN, GREY, ORANGE,
     _count_axis, _empty, _figure, _fmt, _hbar, _require,
 )
+from cohortlab.report.metrics import flags
 
 
 def gaps_by_reason_chart(gaps: pd.DataFrame, *, title: str = "Unmatched members by gap reason") -> Figure:
@@ -50,7 +51,7 @@ def activity_chart(
     title = title or f"Last activity of unmatched members, before/after {cutoff_label}"
     data = activity.copy()
     data[by] = data[by].astype(object).where(data[by].notna(), "(none)").astype(str)
-    data["active_after_cutoff"] = data["active_after_cutoff"].fillna(False).astype(bool)
+    data["active_after_cutoff"] = flags(data["active_after_cutoff"])
     wide = data.pivot_table(index=by, columns="active_after_cutoff", values="users", aggfunc="sum", fill_value=0)
     for col in (True, False):
         if col not in wide.columns:

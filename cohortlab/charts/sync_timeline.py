@@ -12,6 +12,7 @@ from cohortlab.charts.base import (
     BLUE, GREEN, GREY, ORANGE, PAUSE, RED,
     _bar_width, _count_axis, _date_axis, _empty, _figure, _many_bars, _require,
 )
+from cohortlab.report.metrics import flags
 
 
 def failed_windows(times: pd.Series, failed: pd.Series) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
@@ -20,7 +21,7 @@ def failed_windows(times: pd.Series, failed: pd.Series) -> list[tuple[pd.Timesta
     windows: list[tuple[pd.Timestamp, pd.Timestamp]] = []
     start = None
     t = list(pd.to_datetime(times))
-    f = [bool(x) for x in failed.fillna(False)]
+    f = list(flags(pd.Series(failed)))
     for i, (ti, fi) in enumerate(zip(t, f)):
         if fi and start is None:
             start = ti
@@ -59,7 +60,7 @@ def timeline_chart(
     ax.step(t, timeline["members"], where="post", color=GREY, lw=5, alpha=0.45, label="Mixpanel cohort members")
     ax.step(t, timeline["true_count"], where="post", color=BLUE, lw=1.8, label="mParticle attribute = true")
     if "full_refresh" in timeline.columns:
-        fr = timeline["full_refresh"].fillna(False).astype(bool)
+        fr = flags(timeline["full_refresh"])
         if fr.any():
             ax.scatter(t[fr], timeline.loc[fr, "true_count"], marker="v", color=ORANGE, zorder=3, label="full refresh")
     _count_axis(ax.yaxis)

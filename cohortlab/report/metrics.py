@@ -24,6 +24,11 @@ def weights(frame: pd.DataFrame) -> pd.Series:
     return pd.Series(1, index=frame.index, dtype="int64")
 
 
+def flags(series: pd.Series) -> pd.Series:
+    """A boolean column as plain ``bool``: a missing value (None, NA, NaN) is false."""
+    return series.astype("boolean").fillna(False).astype(bool)
+
+
 def members(frame: pd.DataFrame) -> int:
     """The members a resolution frame (per member or counted) holds."""
     return int(weights(frame).sum())
@@ -38,7 +43,7 @@ def match_rates(resolution: pd.DataFrame, by: str = "cohort_name") -> pd.DataFra
     w = weights(resolution)
     out = pd.DataFrame({"members": w.groupby(key, sort=True).sum()})
     for status in ("matched", "unmatched", "orphan_created"):
-        out[status] = w.where(resolution["status"].eq(status).fillna(False).astype(bool), 0).groupby(key, sort=True).sum()
+        out[status] = w.where(flags(resolution["status"].eq(status)), 0).groupby(key, sort=True).sum()
     out["match_rate"] = out["matched"] / out["members"]
     out = out.rename_axis(by).reset_index()
     return out[cols].astype({"members": int, "matched": int, "unmatched": int, "orphan_created": int})
@@ -73,7 +78,7 @@ def activity(resolution: pd.DataFrame, by: str = "gap_reason") -> pd.DataFrame:
     u = unmatched(resolution)
     if u.empty:
         return pd.DataFrame(columns=[by, "active_after_cutoff", "users"])
-    u = u.assign(active_after_cutoff=u["active_after_cutoff"].fillna(False).astype(bool),
+    u = u.assign(active_after_cutoff=flags(u["active_after_cutoff"]),
                  _k=u[by].astype(object).where(u[by].notna(), "(none)"), _w=weights(u))
     out = u.groupby(["_k", "active_after_cutoff"])["_w"].sum().rename("users").reset_index().rename(columns={"_k": by})
     return out
@@ -146,7 +151,7 @@ def remedies(resolution: pd.DataFrame, values: pd.DataFrame | None = None) -> pd
         out = pd.DataFrame(rows, columns=cols)
     u = unmatched(resolution)
     in_mp = u["recoverable_via"].notna()
-    active = u["active_after_cutoff"].fillna(False).astype(bool)
+    active = flags(u["active_after_cutoff"])
     out.attrs["never_fixable"] = members(u[in_mp & ~active])
     out.attrs["not_in_mparticle"] = members(u[~in_mp])
     return out
@@ -171,8 +176,8 @@ def timeline_summary(timeline: pd.DataFrame) -> dict[str, Any]:
     last = timeline.iloc[-1]
     return {
         "runs": int(len(timeline)),
-        "failed_runs": int(timeline["failed"].fillna(False).astype(bool).sum()),
-        "full_refreshes": int(timeline["full_refresh"].fillna(False).astype(bool).sum()),
+        "failed_runs": int(flags(timeline["failed"]).sum()),
+        "full_refreshes": int(flags(timeline["full_refresh"]).sum()),
         "adds_sent": int(timeline["adds"].sum()),
         "removes_sent": int(timeline["removes"].sum()),
         "members": int(last["members"]),
@@ -193,7 +198,7 @@ def paused_windows(timeline: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=["start", "end", "failed_runs"])
     wins = failed_windows(timeline["run_at"], timeline["failed"])
     t = pd.to_datetime(timeline["run_at"])
-    f = timeline["failed"].fillna(False).astype(bool)
+    f = flags(timeline["failed"])
     rows = [(a, b, int(((t >= a) & (t <= b) & f).sum())) for a, b in wins]
     return pd.DataFrame(rows, columns=["start", "end", "failed_runs"])
 
@@ -374,7 +379,7 @@ def identity_gaps_figures(resolution: pd.DataFrame, shared: pd.DataFrame, *, red
     u = unmatched(resolution)
     rem = remedies(resolution, remedy_values)
     in_mp = members(u[u["recoverable_via"].notna()])
-    active = members(u[u["active_after_cutoff"].fillna(False).astype(bool)])
+    active = members(u[flags(u["active_after_cutoff"])])
     n_members, n_unmatched = members(resolution), members(u)
     per_cohort = {}
     for c, g in resolution.groupby("cohort_name", sort=True):

@@ -68,3 +68,13 @@ def test_metrics_count_a_counted_frame_by_its_weights():
                            ("mpid_not_found", False): 2}
     rem = metrics.remedies(counted)
     assert rem.attrs == {"never_fixable": 5, "not_in_mparticle": 6}
+
+
+@pytest.mark.parametrize("column", [
+    pd.Series([True, False, None, True], dtype=object),
+    pd.Series([True, False, pd.NA, True], dtype="boolean"),
+    pd.Series([1.0, 0.0, float("nan"), 1.0]),
+])
+def test_a_missing_flag_counts_as_false_whatever_the_column_type(column):
+    assert metrics.flags(column).tolist() == [True, False, False, True]
+    assert metrics.flags(column).dtype == bool
