@@ -9,7 +9,8 @@ the same id is replaced (as is a name-only row registered earlier by a members/w
 the same name); within one file the last row of an id wins, the others count as deduplicated.
 
 Quarantine reasons: malformed_json, not_an_object, missing_id, missing_name.
-A file with JSON objects none of which has an ``id`` is a LoadError (unrecognised format).
+A file with JSON objects none of which has an ``id`` is a LoadError (unrecognised format); an
+empty array (``[]``: a project without cohorts) loads no cohorts.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections import Counter
 
 from cohortlab.errors import LoadError
 from cohortlab.loaders.base import FileContext, FileResult, Loader
+from cohortlab.loaders.files import sniff_json_layout
 from cohortlab.loaders.mixpanel_common import id_text_sql, raw_text_sql, utc_timestamp_sql
 
 
@@ -92,5 +94,7 @@ class MixpanelCohortsLoader(Loader):
         loaded = int(eng.query_rows(f"SELECT count(*) FROM {st}_last")[0][0])
         eng.execute(f"DROP TABLE {st}")
         eng.execute(f"DROP TABLE {st}_last")
+        # `[]` is the answer of a project without cohorts, not an empty file
         return FileResult(rows_read=int(rows_read), loaded=loaded, deduplicated=int(valid) - loaded,
-                          quarantined=Counter(quarantined))
+                          quarantined=Counter(quarantined),
+                          allow_empty=int(rows_read) == 0 and sniff_json_layout(ctx.text_path()) == "array")

@@ -450,6 +450,19 @@ def drop_engage_stage(ctx: FileContext, st: str) -> None:
         eng.execute(f"DROP TABLE IF EXISTS {st}")
 
 
+def has_engage_page(ctx: FileContext) -> bool:
+    """Whether the file holds an Engage response page (``{"results": [...]}``): a file of pages
+    whose results are all empty (the last page when the total is a multiple of ``page_size``, a
+    project or cohort without profiles) is a valid answer with no records, not an empty file.
+    (Read only when a file gave no records; a page whose status is not ``"ok"`` failed earlier.)"""
+    if sniff_json_layout(ctx.text_path()) == "jsonl":
+        records = (f"SELECT try(json_type(raw, '$.results')) AS rt FROM ({ctx.lines_sql()}) "
+                   f"WHERE raw IS NOT NULL AND trim(raw) <> ''")
+    else:
+        records = f"SELECT json_type(j, '$.results') AS rt FROM ({ctx.json_records_sql()})"
+    return bool(ctx.engine.query_rows(f"SELECT 1 FROM ({records}) WHERE rt = 'ARRAY' LIMIT 1"))
+
+
 def _check_page_status(ctx: FileContext, records: str) -> None:
     """Raise LoadError for the first record of ``records`` (line, status JSON, error JSON) whose
     ``status`` is a string other than ``"ok"``: an Engage error response (``"status": "error"``,

@@ -23,7 +23,9 @@ when every record can be taken exactly; any other file by the exact path, with t
 
 Quarantine reasons: malformed_json, not_an_object, missing_distinct_id, bad_distinct_id,
 bad_properties. A page with ``"status"`` other than ``"ok"``, or a file with JSON objects none of
-which is a page or a result object, is a LoadError.
+which is a page or a result object, is a LoadError. A file of pages with empty ``results`` (the
+last page when the total is a multiple of ``page_size``; a project without profiles) loads no
+profiles.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from cohortlab.loaders.mixpanel_common import (
     ProfileUpserts,
     parse_utc,
     drop_engage_stage,
+    has_engage_page,
     stage_engage_results,
     upsert_profiles,
 )
@@ -61,4 +64,5 @@ class MixpanelProfilesLoader(ProfileUpserts, Loader):
         rows_read = int(eng.query_rows(f"SELECT count(*) FROM {st}")[0][0])
         drop_engage_stage(ctx, st)
         return FileResult(rows_read=rows_read, loaded=loaded, deduplicated=dedup,
-                          quarantined=Counter(quarantined))
+                          quarantined=Counter(quarantined),
+                          allow_empty=rows_read == 0 and has_engage_page(ctx))

@@ -202,6 +202,16 @@ def test_fetch_mixpanel_and_load(fake, creds, policy, tmp_path):
     datetime.fromisoformat(manifest["runs"][0]["items"][2]["as_of"].replace("Z", "+00:00"))
 
 
+def test_profiles_whose_count_is_a_multiple_of_the_page_size_fetch_and_load(fake, creds, policy, tmp_path):
+    fake.page_size = 5  # 5 profiles: a full page, then Engage's empty last page (its own file)
+    with Lab() as lab:
+        fetch(tmp_path, lab=lab, sources=["mixpanel"], from_date="2026-01-01", to_date="2026-01-03",
+              credentials=creds, policy=policy, progress=False)
+        assert sorted(p.name for p in (tmp_path / "mixpanel" / "profiles").iterdir()) == [
+            "engage_page_00000.json", "engage_page_00001.json"]
+        assert lab.engine.query_rows("SELECT count(*) FROM mp_profiles")[0][0] == 5
+
+
 def test_unknown_cohort_is_a_clear_error(fake, creds, policy, tmp_path):
     with pytest.raises(FetchError, match="no cohort 'Nope' in the project's cohorts list"):
         fetch(tmp_path, sources=["mixpanel"], cohorts=["Nope"], profiles=False, credentials=creds,

@@ -56,9 +56,14 @@ def test_rejects(lab, write, balanced):
         (2, "missing_id"), (3, "missing_name"), (4, "missing_name"), (5, "not_an_object"), (6, "malformed_json")]
 
 
+def test_an_empty_list_is_a_project_without_cohorts(lab, write, balanced):
+    r = balanced(lab.load("mixpanel-cohorts", write("cohorts.json", "[]\n")))
+    assert (r.rows_read, r.loaded) == (0, 0)
+    assert lab.engine.query_rows("SELECT count(*) FROM mp_cohorts") == [(0,)]
+
+
 @pytest.mark.parametrize("text, match", [
     ("", "empty file"),
-    ("[]", "empty file"),
     ('{"page":0,"results":[]}', "unrecognised format"),
     ('[{"$distinct_id":"U1"}]', "unrecognised format"),
     ("id,name\n1,A\n", "unrecognised format"),

@@ -117,9 +117,21 @@ def test_later_load_replaces_and_last_in_file_wins(lab, write, balanced):
         ("U1", "new@example.com", "7", str(f2), 2), ("U2", "u2@example.com", None, str(f1), 2)]
 
 
+def test_pages_without_results_load_no_profiles(lab, write, balanced):
+    """Engage's last page is empty when the total is a multiple of page_size (fetch writes it to
+    its own file); a project without profiles answers one empty page."""
+    full = write("engage_page_00000.json", json.dumps(_page([{"$distinct_id": "U1", "$properties": {}}])))
+    last = write("engage_page_00001.json", json.dumps(_page([])))
+    r = balanced(lab.load("mixpanel-profiles", [full, last]))
+    assert (r.rows_read, r.loaded) == (1, 1)
+    assert lab.engine.query_rows("SELECT distinct_id FROM mp_profiles") == [("U1",)]
+    only = write("none.jsonl", json.dumps(_page([])) + "\n")
+    assert balanced(lab.load("mixpanel-profiles", only)).rows_read == 0
+    assert lab.engine.query_rows("SELECT count(*) FROM loads WHERE source_file = ?", [str(only)]) == [(1,)]
+
+
 @pytest.mark.parametrize("text, match", [
     ("", "empty file"),
-    (json.dumps(_page([])), "empty file"),
     (json.dumps({"status": "error", "error": "Invalid session_id"}), "status 'error': Invalid session_id"),
     ('[{"count":1,"id":1000,"name":"Cohort One"}]', "unrecognised format"),
     ("distinct_id\nU1\n", "unrecognised format"),
