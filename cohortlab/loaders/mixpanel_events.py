@@ -24,7 +24,8 @@ Per record ``{"event": ..., "properties": {...}}``:
 
 Quarantine reasons: malformed_json, not_an_object, missing_event, bad_event (an event name that
 is not a JSON string: a number, boolean, array or object), bad_properties, missing_time,
-bad_time, missing_distinct_id.
+bad_time, missing_distinct_id, bad_distinct_id (a ``distinct_id`` that is a boolean, array or
+object: only an absent, null or empty one is derived).
 """
 
 from __future__ import annotations
@@ -247,6 +248,9 @@ def _stage_sql(records: str, unit: str, keep_properties: bool, *, inline_tokens:
                         WHEN props_type IS NULL OR props_type = 'NULL' THEN 'missing_time'
                         WHEN props_type <> 'OBJECT' THEN 'bad_properties'
                         WHEN time_type IS NULL OR time_type = 'NULL' THEN 'missing_time'
+                        -- only an absent, null or empty distinct_id is derived from $user_id /
+                        -- $device_id: a boolean, array or object is a bad one
+                        WHEN json_type(v[4]) IN ('BOOLEAN', 'OBJECT', 'ARRAY') THEN 'bad_distinct_id'
                    END AS pre_reason,
                    {mp_text} AS mp_text,
                    {toks} AS toks

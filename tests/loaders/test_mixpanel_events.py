@@ -105,16 +105,20 @@ def test_rejects_name_line_and_reason(lab, write, balanced):
         json.dumps({"event": "x"}),  # 13 no properties: no time
         json.dumps({"event": "x", "properties": None}),  # 14
         json.dumps({"event": "x", "properties": [{"time": T0, "distinct_id": "U"}]}),  # 15
+        # a distinct_id that is no identifier is not replaced by $user_id / $device_id
+        json.dumps({"event": "x", "properties": {"time": T0, "distinct_id": {"id": "U"}, "$user_id": "u1"}}),  # 16
+        json.dumps({"event": "x", "properties": {"time": T0, "distinct_id": True, "$device_id": "d2"}}),  # 17
+        json.dumps({"event": "x", "properties": {"time": T0, "distinct_id": ["U"], "$user_id": "u3"}}),  # 18
     ]) + "\n"
     p = write("bad.jsonl", text)
     r = balanced(lab.load("mixpanel-events", p))
-    assert r.rows_read == 14 and r.loaded == 1
+    assert r.rows_read == 17 and r.loaded == 1
     rejects = lab.engine.query_rows("SELECT source_file, line, reason, kind FROM rejects ORDER BY line")
     assert [(ln, reason) for _, ln, reason, _ in rejects] == [
         (2, "malformed_json"), (3, "not_an_object"), (5, "missing_event"), (6, "missing_time"),
         (7, "bad_time"), (8, "missing_distinct_id"), (9, "missing_distinct_id"), (10, "bad_properties"),
         (11, "bad_time"), (12, "missing_event"), (13, "missing_time"), (14, "missing_time"),
-        (15, "bad_properties"),
+        (15, "bad_properties"), (16, "bad_distinct_id"), (17, "bad_distinct_id"), (18, "bad_distinct_id"),
     ]
     assert {s for s, _, _, _ in rejects} == {str(p)} and {k for *_, k in rejects} == {"mixpanel-events"}
     raw = lab.engine.query_rows("SELECT raw FROM rejects WHERE line = 2")[0][0]
