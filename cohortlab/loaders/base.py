@@ -539,6 +539,9 @@ def _quarantine_invalid_utf8(ctx: FileContext, bad: list[tuple[int, bytes]], res
     result.quarantined["invalid_utf8"] += len(rows)
 
 
+_MALFORMED_JSON = re.compile(r'Malformed JSON in file ".*", at byte (\d+) in record/value (\d+): (.*)$')
+
+
 def _clean_engine_error(e: Exception) -> str:
     """One line for an engine error. DuckDB's CSV errors (several lines with a dump of the
     dialect) become what was wrong on which line."""
@@ -562,6 +565,10 @@ def _clean_engine_error(e: Exception) -> str:
             return f"line {line}: longer than the maximum line size of {MAX_LINE_SIZE // (1024 * 1024)} MiB"
         detail = next((x.strip() for x in msg[1:] if x.strip() and not x.startswith("Original Line")), "")
         return f"line {line}: not a readable CSV/JSON line" + (f" ({detail})" if detail else "")
+    m = _MALFORMED_JSON.search(msg[0])
+    if m:  # DuckDB 2.0's record/value count is one more than the 1-based record (tests/loaders)
+        byte, record, what = int(m.group(1)), int(m.group(2)) - 1, m.group(3).rstrip(". ")
+        return f"record {record}: malformed JSON ({what} at byte {byte} of the record)"
     if "maximum recursion depth" in text or "nesting depth" in text.lower():
         return "JSON nested too deeply to read"
     first = re.sub(r"^(Invalid Input|Conversion|IO) Error: ", "", msg[0])

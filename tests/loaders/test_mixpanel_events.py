@@ -198,6 +198,19 @@ def test_file_level_errors(lab, write, text, match):
     assert lab.engine.query_rows("SELECT count(*) FROM loads")[0][0] == 0
 
 
+@pytest.mark.parametrize("layout", ["array", "documents"])
+@pytest.mark.parametrize("bad_at", [1, 3, 5])
+def test_a_malformed_record_of_a_json_document_is_named_by_its_number(lab, write, layout, bad_at):
+    records = [json.dumps({"event": "a", "properties": {"time": T0, "distinct_id": f"U{i}"}}, indent=1)
+               for i in range(1, 6)]  # pretty-printed
+    records[bad_at - 1] = '{"event": "a",\n "properties": {"time": 1, "distinct_id" "U"}}'
+    text = "[" + ",\n".join(records) + "]" if layout == "array" else "\n\n".join(records)
+    p = write("f.json", text)
+    with pytest.raises(LoadError, match=rf"f\.json: record {bad_at}: malformed JSON \(unexpected character"):
+        lab.load("mixpanel-events", p)
+    assert lab.engine.query_rows("SELECT count(*) FROM mp_events")[0][0] == 0
+
+
 def test_all_or_nothing(lab, write, table_snapshot):
     lab.load("mixpanel-events", write("first.jsonl", _ev("a", time=T0, distinct_id="U0") + "\n"))
     good = write("good.jsonl", _ev("a", time=T0, distinct_id="U1") + "\n")
