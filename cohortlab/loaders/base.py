@@ -59,6 +59,7 @@ from cohortlab.loaders.files import (
     is_jsonl,
     last_char,
     max_object_size,
+    refuse_wide_text,
     scan_file,
     sniff_json_layout,
 )
@@ -470,6 +471,7 @@ class Loader(ABC):
         with engine.transaction():
             self.begin(engine)
             for path in iterator:
+                refuse_wide_text(path)  # before anything reads it as UTF-8
                 scan = scan_file(path, self.kind, fopts)
                 fp = scan.fingerprint
                 if engine.query_rows("SELECT 1 FROM loads WHERE fingerprint = ? LIMIT 1", [fp]):

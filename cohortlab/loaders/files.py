@@ -201,18 +201,43 @@ def expand_paths(paths: Iterable[str | os.PathLike] | str | os.PathLike) -> list
     return [p for p in out if not (p.resolve() in seen or seen.add(p.resolve()))]
 
 
-def head_text(path: Path, n: int = 65536) -> str:
-    """The first ``n`` characters of the (decompressed) file, for format sniffing."""
+def head_bytes(path: Path, n: int = 65536) -> bytes:
+    """The first ``n`` bytes of the (decompressed) file."""
     try:
         if is_gzip(path):
             with gzip.open(path, "rb") as f:
-                data = f.read(n)
-        else:
-            with open(path, "rb") as f:
-                data = f.read(n)
+                return f.read(n)
+        with open(path, "rb") as f:
+            return f.read(n)
     except (OSError, EOFError) as e:
         raise LoadError(path, f"cannot read file: {e}") from e
-    return data.decode("utf-8", errors="replace")
+
+
+def head_text(path: Path, n: int = 65536) -> str:
+    """The first ``n`` characters of the (decompressed) file, for format sniffing."""
+    return head_bytes(path, n).decode("utf-8", errors="replace")
+
+
+def utf16_or_32(head: bytes) -> str | None:
+    """``"UTF-16"`` or ``"UTF-32"`` when text starting with ``head`` is in that encoding (a byte
+    order mark, or an ASCII start with every other byte NUL), else None."""
+    if head.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        return "UTF-32"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "UTF-16"
+    if len(head) >= 4 and (head[1] == head[3] == 0 and head[0] and head[2]
+                           or head[0] == head[2] == 0 and head[1] and head[3]):
+        return "UTF-16"
+    return None
+
+
+def refuse_wide_text(path: Path) -> None:
+    """A LoadError for a UTF-16 or UTF-32 file (exports are UTF-8; Excel and PowerShell write
+    UTF-16), saying how to convert it."""
+    encoding = utf16_or_32(head_bytes(path, 4))
+    if encoding:
+        raise LoadError(path, f"the file is {encoding} text; cohortlab reads UTF-8: convert it first "
+                              f"(iconv -f {encoding} -t UTF-8 IN > OUT)")
 
 
 _LINE_END = re.compile(r"\r\n|\r|\n")
