@@ -4,7 +4,7 @@
   float (DuckDB keeps the exact text of JSON integers, even above 2^53).
 * :func:`recover_float_tokens`: DuckDB re-serialises JSON *floats* (``1.2e18`` becomes
   ``1200000000000000000.0``). For the few rows whose ``$mparticle_user_id`` is a JSON float the
-  exact token is read back from the file text with a regular expression.
+  exact token is read back from the file text with a regular expression (matched by value).
 * :func:`upsert_profiles`: the "upsert Mixpanel profiles from a relation" step used by the
   profiles loader and by the members loader (Engage pages carry ``$properties``).
 * :func:`stage_engage_results`: Engage response pages and/or bare result objects, one row per
@@ -15,7 +15,7 @@ Everything is set-based; nothing loops over records in Python.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from cohortlab.pipeline import sql_list
@@ -31,6 +31,16 @@ NUMERIC_JSON_TYPES = "('BIGINT', 'UBIGINT', 'HUGEINT', 'DOUBLE')"
 # Matches every `"$mparticle_user_id": <value>` key in a JSON text and captures the numeric token
 # (empty for a non-numeric value). The number of matches is the number of occurrences of the key.
 MPUID_TOKEN_RE = r'"\$mparticle_user_id"\s*:\s*(-?[0-9.eE+\-]*)'
+
+
+def inline_float_token_sql(raw: str, text: str) -> str:
+    """The exact token of a JSON-float ``$mparticle_user_id`` whose DuckDB text is ``text``, from
+    ``raw``, the text of the one record holding it: the number written after a
+    ``"$mparticle_user_id"`` key whose value is the same, when ``raw`` spells that value one way
+    only (other keys, nested or with other values, do not count); else ``text``."""
+    toks = (f"list_distinct(list_filter(regexp_extract_all({raw}, '{MPUID_TOKEN_RE}', 1), "
+            f"lambda x: TRY_CAST(x AS DOUBLE) = TRY_CAST({text} AS DOUBLE)))")
+    return f"coalesce(CASE WHEN len({toks}) = 1 THEN {toks}[1] END, {text})"
 
 
 def id_text_sql(v: str) -> str:
@@ -113,12 +123,15 @@ def recover_float_tokens(ctx: FileContext, layout: str, stage: str, *, key: str,
     """Replace ``stage.text`` by the exact JSON token for rows whose ``$mparticle_user_id`` is a
     JSON float (``typ = 'DOUBLE'``). Returns the number of rows fixed.
 
-    ``stage`` must hold every record of the file (rejected ones too) with the columns named by
-    ``key`` (unique row key), ``doc_no`` (document holding the record), ``ord_`` (document order),
-    ``typ`` (json_type of the value, NULL when the key is absent) and ``text``.
-    The k-th record having the key in a document takes the k-th occurrence of the key in the text;
-    a token is used only when the occurrences and records line up and the token has the same
-    numeric value, otherwise DuckDB's text is kept."""
+    ``stage`` must hold the records of the file with the columns named by ``key`` (unique row
+    key), ``doc_no`` (document holding the record), ``typ`` (json_type of the value) and
+    ``text`` (``ord_``, the order of the records in a document, is not needed: tokens are
+    matched by value). A record takes the number token written after a ``"$mparticle_user_id"``
+    key in its document whose value is its own; when its document spells that value in two ways
+    (``1.2e18`` and ``1.20e18``), which one is its own is unknown and DuckDB's text is kept.
+    Keys elsewhere in the document (a nested ``{"$mparticle_user_id": "4"}``, a string value)
+    do not disturb the match."""
+    del ord_
     eng = ctx.engine
     if not eng.query_rows(f"SELECT 1 FROM {stage} WHERE {typ} = 'DOUBLE' LIMIT 1"):
         return 0
@@ -126,21 +139,16 @@ def recover_float_tokens(ctx: FileContext, layout: str, stage: str, *, key: str,
     eng.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {fix} AS
-        WITH need AS (SELECT DISTINCT {doc_no} AS doc_no FROM {stage} WHERE {typ} = 'DOUBLE'),
+        WITH floats AS (SELECT {key} AS k, {doc_no} AS doc_no, TRY_CAST({text} AS DOUBLE) AS val
+                        FROM {stage} WHERE {typ} = 'DOUBLE'),
         toks AS (
-            SELECT d.doc_no, regexp_extract_all(d.text, '{MPUID_TOKEN_RE}', 1) AS toks
-            FROM ({doc_texts_sql(ctx, layout)}) d WHERE d.doc_no IN (SELECT doc_no FROM need)
-        ),
-        present AS (
-            SELECT {key} AS k, {doc_no} AS doc_no, {typ} AS typ, {text} AS txt,
-                   row_number() OVER (PARTITION BY {doc_no} ORDER BY {ord_}) AS n,
-                   count(*) OVER (PARTITION BY {doc_no}) AS total
-            FROM {stage} WHERE {typ} IS NOT NULL AND {doc_no} IN (SELECT doc_no FROM need)
+            SELECT doc_no, tok, TRY_CAST(tok AS DOUBLE) AS val
+            FROM (SELECT d.doc_no, unnest(regexp_extract_all(d.text, '{MPUID_TOKEN_RE}', 1)) AS tok
+                  FROM ({doc_texts_sql(ctx, layout)}) d WHERE d.doc_no IN (SELECT doc_no FROM floats))
         )
-        SELECT p.k, t.toks[p.n] AS token
-        FROM present p JOIN toks t ON t.doc_no = p.doc_no
-        WHERE p.typ = 'DOUBLE' AND len(t.toks) = p.total
-          AND TRY_CAST(t.toks[p.n] AS DOUBLE) = TRY_CAST(p.txt AS DOUBLE)
+        SELECT f.k, min(t.tok) AS token
+        FROM floats f JOIN toks t ON t.doc_no = f.doc_no AND t.val = f.val
+        GROUP BY f.k HAVING count(DISTINCT t.tok) = 1
         """
     )
     n = int(eng.query_rows(f"SELECT count(*) FROM {fix}")[0][0])
@@ -227,7 +235,7 @@ def _bare_kind_sql(idv: str) -> str:
 def _engage_columns_sql(items: str, doc_no: str, keep: str = "") -> str:
     """The stage columns (see :func:`stage_engage_results`) of ``items`` (line, rec_line, raw,
     is_page_item, f, kind [, ``keep`` columns passed through]). A bare record's JSON-float
-    ``$mparticle_user_id`` takes its exact token from its own text when the key occurs once."""
+    ``$mparticle_user_id`` takes its exact token from its own text (:func:`inline_float_token_sql`)."""
     fields = "f[1] AS idv, f[2] AS pv, f[3] AS m, f[4] AS e, f[5] AS ph, f[6] AS cr, f[7] AS ls"
     mp_text = "CASE WHEN json_type(m) <> 'NULL' THEN json_extract_string(m, '$') END"
     return f"""
@@ -235,9 +243,7 @@ def _engage_columns_sql(items: str, doc_no: str, keep: str = "") -> str:
                CASE WHEN props_type = 'OBJECT' THEN pv ELSE '{{}}'::JSON END AS properties,
                coalesce(props_type = 'OBJECT' AND pv::VARCHAR <> '{{}}', FALSE) AS has_properties,
                mp_type,
-               CASE WHEN mp_type = 'DOUBLE' AND NOT is_page_item THEN
-                        coalesce(CASE WHEN len(toks) = 1 AND TRY_CAST(toks[1] AS DOUBLE) = TRY_CAST(mp_text AS DOUBLE)
-                                      THEN toks[1] END, mp_text)
+               CASE WHEN mp_type = 'DOUBLE' AND NOT is_page_item THEN {inline_float_token_sql('raw', 'mp_text')}
                     ELSE mp_text END AS mparticle_user_id,
                -- strings as is; other types as JSON text (dates of another type then fail the cast: NULL)
                json_extract_string(e, '$') AS email, json_extract_string(ph, '$') AS phone,
@@ -249,9 +255,7 @@ def _engage_columns_sql(items: str, doc_no: str, keep: str = "") -> str:
                                CASE WHEN props_type IS NOT NULL AND props_type NOT IN ('OBJECT', 'NULL')
                                     THEN 'bad_properties' END
                            WHEN id_type IN ('BOOLEAN', 'OBJECT', 'ARRAY') THEN 'bad_distinct_id'
-                           ELSE 'missing_distinct_id' END AS reason,
-                      CASE WHEN mp_type = 'DOUBLE' AND NOT is_page_item
-                           THEN regexp_extract_all(raw, '{MPUID_TOKEN_RE}', 1) END AS toks
+                           ELSE 'missing_distinct_id' END AS reason
             FROM (
                 SELECT *, {id_text_sql('idv')} AS distinct_id, json_type(idv) AS id_type,
                        {container_type_sql('pv')} AS props_type, json_type(m) AS mp_type, {mp_text} AS mp_text
@@ -624,6 +628,7 @@ __all__ = [
     "parse_utc",
     "parsed_lines_sql",
     "parsed_records_sql",
+    "inline_float_token_sql",
     "recover_float_tokens",
     "stage_engage_results",
     "drop_engage_stage",

@@ -36,7 +36,6 @@ from typing import Any
 from cohortlab.loaders import fast
 from cohortlab.loaders.base import FileContext, FileResult, Loader, container_type_sql
 from cohortlab.loaders.mixpanel_common import (
-    MPUID_TOKEN_RE,
     NUMERIC_JSON_TYPES,
     doc_no_sql,
     epoch_to_timestamp_sql,
@@ -45,6 +44,7 @@ from cohortlab.loaders.mixpanel_common import (
     parsed_lines_sql,
     parsed_records_sql,
     raw_text_sql,
+    inline_float_token_sql,
     recover_float_tokens,
 )
 
@@ -202,17 +202,11 @@ def _stage_sql(records: str, unit: str, keep_properties: bool, *, inline_tokens:
     ``reason`` (NULL for a good event), ``raw`` (rejects only), ``mp_type`` and ``doc_no``;
     ``properties`` is NULL unless ``keep_properties``.
     ``inline_tokens``: each record is a line of its own (JSONL), so a JSON-float
-    ``$mparticle_user_id`` takes its exact token from ``raw`` when the key occurs once in it."""
+    ``$mparticle_user_id`` takes its exact token from ``raw`` (:func:`inline_float_token_sql`;
+    :func:`recover_float_tokens` does the same per document)."""
     mp_text = raw_text_sql("v[8]")
-    if inline_tokens:
-        mp_value = (
-            f"CASE WHEN mp_type = 'DOUBLE' THEN coalesce(CASE WHEN len(toks) = 1 AND "
-            f"TRY_CAST(toks[1] AS DOUBLE) = TRY_CAST(mp_text AS DOUBLE) THEN toks[1] END, mp_text) "
-            f"ELSE mp_text END"
-        )
-        toks = f"CASE WHEN mp_type = 'DOUBLE' THEN regexp_extract_all(raw, '{MPUID_TOKEN_RE}', 1) END"
-    else:
-        mp_value, toks = "mp_text", "NULL::VARCHAR[]"
+    mp_value = f"CASE WHEN mp_type = 'DOUBLE' THEN {inline_float_token_sql('raw', 'mp_text')} ELSE mp_text END" \
+        if inline_tokens else "mp_text"
     return f"""
         WITH cols AS (
             -- each value typed once; `properties` (most of the line) by its first character
@@ -252,8 +246,7 @@ def _stage_sql(records: str, unit: str, keep_properties: bool, *, inline_tokens:
                         -- $device_id: a boolean, array or object is a bad one
                         WHEN json_type(v[4]) IN ('BOOLEAN', 'OBJECT', 'ARRAY') THEN 'bad_distinct_id'
                    END AS pre_reason,
-                   {mp_text} AS mp_text,
-                   {toks} AS toks
+                   {mp_text} AS mp_text
             FROM typed
         )
         SELECT line, {doc_no}::BIGINT AS doc_no,

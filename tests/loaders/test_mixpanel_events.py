@@ -71,6 +71,24 @@ def test_time_unit_option(lab, write):
         lab.load("mixpanel-events", p2, cohort="x")
 
 
+@pytest.mark.parametrize("layout", ["jsonl", "array"])
+def test_a_json_float_mpid_keeps_its_token_beside_other_mpid_keys(lab, write, balanced, layout):
+    records = [
+        '{"event": "a", "properties": {"time": %d, "distinct_id": "d1", "$mparticle_user_id": 1.2e18, '
+        '"history": [{"$mparticle_user_id": "4"}, {"$mparticle_user_id": 7}]}}' % T0,
+        '{"event": "a", "properties": {"time": %d, "distinct_id": "d2", "$mparticle_user_id": 9.08e+18}}' % T0,
+        '{"event": "a", "properties": {"time": %d, "distinct_id": "d3", "$mparticle_user_id": 1.2e18, '
+        '"x": {"$mparticle_user_id": 1.20e18}}}' % T0,
+    ]
+    if layout == "jsonl":  # each line is a document
+        balanced(lab.load("mixpanel-events", write("ev.json", "\n".join(records) + "\n")))
+        expected = [("d1", "1.2e18"), ("d2", "9.08e+18"), ("d3", "1200000000000000000.0")]
+    else:  # the array is one document: d3's two spellings of 1.2e18 would make d1's unknown too
+        balanced(lab.load("mixpanel-events", write("ev.json", "[" + ",\n".join(records[:2]) + "]")))
+        expected = [("d1", "1.2e18"), ("d2", "9.08e+18")]
+    assert _rows(lab, "distinct_id, mparticle_user_id") == expected
+
+
 def test_properties_are_opt_in_and_none_keeps_every_other_column(lab, write, balanced):
     lines = [_ev("a", time=T0, distinct_id="U1", mp_lib="web", **{"$insert_id": "i1", "$mparticle_user_id": 1.2e18}),
              _ev("a", time=T0, distinct_id="U1", mp_lib="web", **{"$insert_id": "i1"}),  # duplicate

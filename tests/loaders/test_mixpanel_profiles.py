@@ -56,6 +56,27 @@ def test_array_of_pages_and_position_numbering(lab, write, balanced):
         ("U00", 1), ("U01", 2), ("U02", 3), ("U20", 4), ("U21", 5), ("U22", 6)]
 
 
+@pytest.mark.parametrize("layout", ["page", "jsonl"])
+def test_a_json_float_mpid_keeps_its_token_beside_other_mpid_keys(lab, write, balanced, layout):
+    """The exact token of a JSON-float $mparticle_user_id is read from the text, matched by value:
+    a nested key elsewhere (a history list) does not disturb it; a value spelled two ways in one
+    document (a line of JSONL; a whole page) keeps DuckDB's text, as which is its own is unknown."""
+    results = [
+        '{"$distinct_id": "d1", "$properties": {"$mparticle_user_id": 4611686018427387904.00}}',
+        '{"$distinct_id": "d2", "$properties": {"$mparticle_user_id": 1.2e18, "history": '
+        '[{"$mparticle_user_id": "4"}, {"$mparticle_user_id": 7}, {"$mparticle_user_id": 9.5e17}]}}',
+        '{"$distinct_id": "d3", "$properties": {"$mparticle_user_id": 1.2e18, "old": {"$mparticle_user_id": 1.20e18}}}',
+    ]
+    if layout == "page":  # the page is one document: d3 (a second page) in a file of its own
+        page = '{{"page": 0, "page_size": 1000, "status": "ok", "results": [\n{}]}}'.format
+        balanced(lab.load("mixpanel-profiles", [write("p.json", page(",\n".join(results[:2]))),
+                                                write("p2.json", page(results[2]))]))
+    else:
+        balanced(lab.load("mixpanel-profiles", write("p.json", "\n".join(results) + "\n")))
+    assert lab.engine.query_rows("SELECT distinct_id, mparticle_user_id FROM mp_profiles ORDER BY 1") == [
+        ("d1", "4611686018427387904.00"), ("d2", "1.2e18"), ("d3", "1200000000000000000.0")]
+
+
 def test_jsonl_of_results_line_numbers_and_types(lab, write, balanced):
     text = "\n".join([
         '{"$distinct_id": 4611686018427387904, "$properties": {"$mparticle_user_id": 1.2e18}}',
