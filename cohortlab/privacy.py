@@ -39,7 +39,10 @@ ID_COLUMNS = ("distinct_id", "distinct_ids", "identifier", "value", "user", "orp
 
 EMAIL_PATTERN = r"[^@\s]+@[^@\s]+"
 PHONE_PATTERN = r"\+[\d\s().-]{6,}"
-_EMAIL_RE = re.compile(EMAIL_PATTERN)
+_EMAIL_VALUE_RE = re.compile(EMAIL_PATTERN)  # a value that holds an email (as looks_personal_sql)
+# an email inside a sentence: the value alone, not the marks around it ("email=a@b.com," ->
+# "a@b.com"; a full stop after it ends the sentence)
+_EMAIL_RE = re.compile(r"[^\s,;:()\[\]{}<>\"'`*|=@]+@[^\s,;:()\[\]{}<>\"'`*|=@]*[^\s,;:()\[\]{}<>\"'`*|=@.]")
 _PHONE_RE = re.compile(PHONE_PATTERN)
 _WORD_RE = re.compile(r"[^\s,;:()\[\]{}<>\"'`*|]+")  # a value inside a sentence (Markdown marks excluded)
 
@@ -74,7 +77,7 @@ def looks_personal(value: Any) -> bool:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return False
     s = str(value).strip()
-    return bool(_EMAIL_RE.search(s) or _PHONE_RE.fullmatch(s))
+    return bool(_EMAIL_VALUE_RE.search(s) or _PHONE_RE.fullmatch(s))
 
 
 def looks_personal_sql(expr: str) -> str:

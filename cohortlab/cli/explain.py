@@ -13,7 +13,9 @@ from cohortlab.cli.app import cohort_options, fail, main, open_lab
 @cohort_options(at="Simulation time, UTC. Default: the mParticle snapshot time, else the cohort's latest.", source=None)
 @click.option("--user", "user", required=True, help="The user: a distinct_id, an email or an MPID.")
 @click.option("--snapshot-at", "snapshot_at", help="When the mParticle snapshot was taken, UTC (default: detected).")
-@click.option("--show-personal-data", is_flag=True, help="Show other emails / phone numbers unmasked.")
+@click.option("--show-personal-data", is_flag=True,
+              help="Show emails and phone numbers as they are (default: pseudonyms; the --user value is "
+                   "shown as given).")
 def explain_cmd(db, cohort, user, at, snapshot_at, settings_path, source, show_personal_data):
     """Explain one user: Mixpanel profile, events that set $mparticle_user_id, membership,
     resolution, each run that sent the member, the writes to its mParticle profile and the

@@ -16,9 +16,10 @@ mParticle user identity such as a customer id) and lists, in order:
    attribute with the verify cause when an mParticle snapshot carries it (#observed-state).
 
 The result is an :class:`Explanation`: ``steps`` (a list of :class:`Step`: kind, time, text,
-rule, data) and ``to_text()``. The user asked about by id may see their own identifiers; other
-users' identifiers never appear (shared profiles are counted), and other emails / phone numbers
-are replaced by pseudonyms (:mod:`cohortlab.privacy`) unless ``show_personal_data``.
+rule, data) and ``to_text()``. Other users' identifiers never appear (shared profiles are
+counted), and every email and phone number (the user's own too, and a distinct_id that is one)
+is replaced by its pseudonym (:mod:`cohortlab.privacy`) unless ``show_personal_data``; only the
+value the user was asked about by is shown as given.
 """
 
 from __future__ import annotations
@@ -504,15 +505,7 @@ def _explain(engine, ref, user, user_s, settings, result, observed, sim_at, snap
         f"SELECT {cols} FROM {res_t} WHERE distinct_id IN ({', '.join('?' * len(dids))}) ORDER BY distinct_id", dids
     ) if dids else pd.DataFrame(columns=RESOLUTION_COLUMNS)
     steps = [Step("lookup", h) for h in how]
-    own_ids = {str(user), *dids}
-    for d in dids:
-        own = res.loc[res.distinct_id == d]
-        row = own.iloc[0] if len(own) else None
-        if row is not None and row.get("email") is not None and not pd.isna(row.get("email")):
-            own_ids.add(str(row["email"]))
-    for (e,) in _q(engine, f"SELECT email FROM mp_profiles WHERE distinct_id IN ({', '.join('?' * len(dids))}) "
-                           "AND email IS NOT NULL", dids) if dids else []:
-        own_ids.add(str(e))
+    own_ids = {user_s}  # shown as given; every other personal value: a pseudonym (_redacted)
 
     former = _former_members(engine, ref, result, settings, [d for d in dids if not (res.distinct_id == d).any()])
     timeline = engine.query_df(
@@ -596,7 +589,24 @@ def _explain(engine, ref, user, user_s, settings, result, observed, sim_at, snap
             text += f" (mParticle snapshot of {_fmt(v.snapshot_at)})"
             steps.append(Step("observed", text, RULES["observed"], data=data))
     return Explanation(cohort=ref.name, user=str(user), at=to_utc(result.at), attribute=result.attribute,
-                       distinct_ids=dids, mpids=mpids, steps=steps)
+                       distinct_ids=dids, mpids=mpids, steps=_redacted(engine, steps, user_s, show_personal_data))
+
+
+def _redacted(engine: Engine, steps: list[Step], user_s: str, show_personal_data: bool) -> list[Step]:
+    """The steps with every email and phone number in their texts (by pattern, or known to the
+    database: also the user's own, and a distinct_id that is one) replaced by its pseudonym, but
+    the value the user was asked about by; the ``email`` in their data likewise."""
+    if show_personal_data or not steps:
+        return steps
+    from dataclasses import replace
+
+    from cohortlab.privacy import Redactor, pseudonym
+
+    redactor = Redactor.for_engine(engine)
+    # one look-up for all texts (each is one line)
+    texts = redactor.text("\n".join(s.text for s in steps)).replace(pseudonym(user_s, redactor.key), user_s)
+    return [replace(s, text=t, data={k: redactor.value(v) if k == "email" and v else v for k, v in s.data.items()})
+            for s, t in zip(steps, texts.split("\n"))]
 
 
 __all__ = ["ExplainError", "Explanation", "Step", "explain", "find_user", "presence", "sends"]

@@ -56,7 +56,18 @@ def test_explain_by_distinct_id_lists_every_fact_with_its_rule(data):
     assert by["observed"][0].text.startswith("MPID 101: observed true, simulated false: unexplained")
     text = x.to_text()
     assert "other@example.com" not in text  # another user's personal data never appears
-    assert "ann@example.com" in text  # the user's own email may
+    # nor the user's own email: a pseudonym, the same one wherever it is shown, unless asked for
+    assert "ann@example.com" not in text and "$email anon-" in text
+    assert "ann@example.com" not in str([s.data for s in x.steps])
+    shown = data.lab.explain(C, "cust-1", show_personal_data=True).to_text()
+    assert "$email ann@example.com;" in shown and "other@example.com" not in shown
+
+
+def test_explain_by_email_shows_that_email_as_given(data):
+    world(data)
+    text = data.lab.explain(C, "ann@example.com").to_text()
+    assert text.startswith("user ann@example.com in cohort") and "$email ann@example.com;" in text
+    assert "other@example.com" not in text
 
 
 def test_explain_by_email_and_by_mpid_find_the_same_user(data):
