@@ -278,6 +278,13 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
         cid: str | None = ctx.options.get("cohort_id")
         name: str | None = None
         opt = ctx.options.get("cohort")
+        if cid is not None and opt is not None:  # both given: they must name the same cohort
+            known = q("SELECT name FROM mp_cohorts WHERE cohort_id = ? AND name IS NOT NULL LIMIT 1", [cid])
+            ids = [r[0] for r in q("SELECT cohort_id FROM mp_cohorts WHERE name = ? AND cohort_id IS NOT NULL", [opt])]
+            if (known and opt not in (known[0][0], cid)) or (ids and cid not in ids):
+                other = f"cohort_id {cid} is {known[0][0]!r}" if known else f"{opt!r} has cohort_id {ids[0]}"
+                raise LoadError(ctx.path, f"-o cohort={opt!r} and -o cohort_id={cid} name different cohorts "
+                                          f"({other}): pass one of them")
         if opt is not None:
             by_name = q("SELECT cohort_id FROM mp_cohorts WHERE name = ? LIMIT 1", [opt])
             if by_name:

@@ -81,6 +81,20 @@ def test_cohort_option_id_must_exist(lab, write):
     assert _snapshots(lab) == [(r.load_ids[0], "5167408", "Power Users", AS_OF, 1)]
 
 
+def test_cohort_and_cohort_id_that_name_different_cohorts_are_refused(lab, write, table_snapshot):
+    lab.load("mixpanel-cohorts", write("c.json", '[{"id": 5167408, "name": "Power Users"}, {"id": 7, "name": "Churn Risk"}]'))
+    f = write("m.csv", "distinct_id\nA\n")
+    before = table_snapshot()
+    with pytest.raises(LoadError, match=r"-o cohort='Churn Risk' and -o cohort_id=5167408 name different cohorts "
+                                        r"\(cohort_id 5167408 is 'Power Users'\): pass one of them"):
+        lab.load("mixpanel-members", f, cohort="Churn Risk", cohort_id="5167408", as_of="2026-03-01")
+    with pytest.raises(LoadError, match=r"\('New' has cohort_id|cohort_id 5167408 is 'Power Users'"):
+        lab.load("mixpanel-members", f, cohort="New", cohort_id="5167408", as_of="2026-03-01")
+    assert table_snapshot() == before  # another cohort's snapshot is never written
+    r = lab.load("mixpanel-members", f, cohort="Power Users", cohort_id="5167408", as_of="2026-03-01")
+    assert _snapshots(lab) == [(r.load_ids[0], "5167408", "Power Users", AS_OF, 1)]
+
+
 def test_as_of_required(lab, write, table_snapshot):
     before = table_snapshot()
     f = write("m.jsonl", '{"$distinct_id": "A"}\n')
