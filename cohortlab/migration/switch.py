@@ -40,6 +40,12 @@ class Switch:
         return f"switch to mparticle_id at {format_time(self.at)} ({how})"
 
 
+# why the data shows no switch (first_mpid_keyed_event found none)
+NO_SWITCH = ("no identified event (one with a $user_id; any event when none has one) has the MPID of an "
+             "existing mParticle profile as its distinct_id, and the settings' eit_timeline has no switch "
+             "to mparticle_id")
+
+
 def first_mpid_keyed_event(engine: Engine) -> datetime | None:
     """Time (UTC) of the first identified event whose distinct_id is a valid MPID of an existing
     profile (of any event when no event has a ``$user_id``); None when there is none."""
@@ -65,9 +71,7 @@ def find_switch(engine: Engine, switch: Any = None, settings: Any = None) -> Swi
             return Switch(p.since, "settings")
     first = first_mpid_keyed_event(engine)
     if first is None:
-        raise ValueError("no switch date: no event's distinct_id is the MPID of an existing mParticle profile and "
-                         "the settings' eit_timeline has no switch to mparticle_id; give the switch date "
-                         "(--switch DATE, or switch=...)")
+        raise ValueError(f"no switch date: {NO_SWITCH}; give the switch date (--switch DATE, or switch=...)")
     return Switch(first, "data")
 
 

@@ -221,8 +221,10 @@ def migration_plans(plans=None, *, switch_at=None) -> list:
 
     if plans is None:
         if switch_at is None:
-            raise ValueError("no EIT switch to study: give the parameter switch (or plans), or settings with an "
-                             "eit_timeline; the data shows no day where most events are keyed by an MPID")
+            from cohortlab.migration.switch import NO_SWITCH
+
+            raise ValueError(f"no EIT switch to study: {NO_SWITCH}; give the parameter switch (the day to "
+                             "study) or plans")
         return standard_plans(switch_at)
     paths = [plans] if isinstance(plans, (str, os.PathLike)) else list(plans)
     out = []

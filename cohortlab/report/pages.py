@@ -82,6 +82,7 @@ body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; mar
 h1 { font-size: 1.6rem; margin-bottom: .2rem; } .meta { color: #666; font-size: .9rem; }
 .card { border: 1px solid #ddd; border-radius: 6px; padding: .8rem 1.1rem; margin: 1rem 0; }
 .card.failed { border-color: #c8553d; background: #fdf3f1; }
+.card.skipped { border-style: dashed; color: #555; }
 .card h2 { font-size: 1.15rem; margin: 0 0 .3rem; } .summary { margin: .3rem 0 .5rem; }
 .note { margin: .3rem 0 .5rem; padding: .3rem .6rem; border-left: 3px solid #e39b3b; background: #fdf8f0; }
 table { border-collapse: collapse; font-size: .92rem; } td, th { padding: .15rem .9rem .15rem 0; }
@@ -139,6 +140,10 @@ def _fmt_change(now: Any, before: Any) -> str:
     return f"{'+' if d > 0 else '−'}{abs(d):,}" if isinstance(d, int) else f"{'+' if d > 0 else '−'}{abs(d):,.2f}"
 
 
+# a notebook's title when it wrote no metrics.json (failed, not run); else its own
+_TITLES = {"eit_migration": "EIT migration"}
+
+
 def write_index(out_dir: str | os.PathLike, results: list[NotebookResult], params: Mapping[str, Any] | None = None) -> Path:
     """``index.html``: one card per notebook (title, status, summary, headline numbers with their
     change since the previous run in the same reports folder, links)."""
@@ -151,7 +156,7 @@ def write_index(out_dir: str | os.PathLike, results: list[NotebookResult], param
     for r in results:
         m = r.metrics or {}
         before = _previous_headline(prev, r.name)
-        title = html.escape(str(m.get("title") or r.name.replace("_", " ").capitalize()))
+        title = html.escape(str(m.get("title") or _TITLES.get(r.name) or r.name.replace("_", " ").capitalize()))
         links = []
         if r.html and r.html.exists():
             links.append(f'<a href="{html.escape(r.html.relative_to(out_dir).as_posix())}">report</a>')
@@ -168,6 +173,10 @@ def write_index(out_dir: str | os.PathLike, results: list[NotebookResult], param
                 f"<th>change since {html.escape(prev.name)}</th></tr>" if prev is not None and rows else "")
         summary = f'<p class="summary">{html.escape(str(m["summary"]))}</p>' if m.get("summary") else ""
         summary += "".join(f'<p class="note">{html.escape(str(line))}</p>' for line in m.get("card") or [])
+        if r.skipped:  # not run: it does not apply to the data
+            cards.append(f'<div class="card skipped"><h2>{title}</h2>'
+                         f'<p class="summary">Not run: {html.escape(r.skipped)}</p></div>')
+            continue
         status = "" if r.ok else f"<pre>FAILED: {html.escape(r.error or '')}</pre>"
         cards.append(
             f'<div class="card{"" if r.ok else " failed"}"><h2>{title}</h2>{summary}'

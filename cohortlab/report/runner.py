@@ -59,6 +59,8 @@ class NotebookResult:
     metrics: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     error: str | None = None  # names the cell and line; None when the notebook ran
+    # why a notebook run by default was not run: it does not apply to the data (its card says so)
+    skipped: str | None = None
     cell_index: int | None = None
     ename: str | None = None
     evalue: str | None = None
@@ -439,7 +441,8 @@ def run_report(
         if hint:
             say(hint)
     source = str(params.get("data") or params.get("db"))
-    return _run_all(sources, out_dir, params, source, kernel, say, keep_data, readers if share else set())
+    return _run_all(sources, out_dir, params, source, kernel, say, keep_data, readers if share else set(),
+                    optional=notebooks is None)
 
 
 def _reads_shared(src: Path) -> bool:
@@ -530,10 +533,31 @@ def kernel_settings(names: Iterable[str], workers: int) -> dict[str, dict[str, s
     return out
 
 
+def not_applicable(name: str, params: Mapping[str, Any]) -> str | None:
+    """Why the notebook ``name`` does not apply to the database ``params["db"]``, or None. The
+    migration what-if needs a switch to study: the parameters ``switch`` or ``plans``, the
+    settings' ``eit_timeline``, or one the data shows (:func:`cohortlab.migration.switch.find_switch`)."""
+    if name != "eit_migration" or params.get("plans") or params.get("switch") \
+            or params.get("engine", "duckdb") != "duckdb":
+        return None
+    from cohortlab.lab import Lab
+    from cohortlab.migration.switch import NO_SWITCH, find_switch
+
+    with Lab(str(params["db"]), read_only=True) as lab:
+        try:
+            find_switch(lab.engine, None, params.get("settings"))
+        except ValueError:
+            return (f"no EIT switch to study: {NO_SWITCH}. Give -p switch=YYYY-MM-DD (the day to study) "
+                    "or -p plans=PLANS.yaml")
+    return None
+
+
 def _run_all(sources, out_dir: Path, params: dict[str, Any], source: str, kernel: str, say,
-             keep_data: bool, readers: set[int] = frozenset()) -> ReportResult:
+             keep_data: bool, readers: set[int] = frozenset(), *, optional: bool = False) -> ReportResult:
     """Run the notebooks ``sources``; those at the positions ``readers`` read the simulations
-    shared by the runner (none: every notebook simulates on its own)."""
+    shared by the runner (none: every notebook simulates on its own). ``optional``: the
+    notebooks were not asked for by name, so one that does not apply to the data
+    (:func:`not_applicable`) is not run; its card says why."""
     import tempfile
 
     # papermill's ``cwd=`` changes the directory of the whole process while a notebook runs, and two
@@ -572,6 +596,16 @@ def _run_all(sources, out_dir: Path, params: dict[str, Any], source: str, kernel
                 params.setdefault("observed_db", str(db_path))
                 params.setdefault("validate_plan", "switch only")
 
+    skipped: dict[int, NotebookResult] = {}
+    if optional:
+        for j, src in enumerate(sources):
+            why = not_applicable(src.stem, params)
+            if why:
+                say(f"[{j + 1}/{len(sources)}] {src.stem}: not run: {why}")
+                skipped[j] = NotebookResult(name=src.stem, source=src, ipynb=out_dir / src.stem / src.name,
+                                            skipped=why)
+        readers = {j for j in readers if j not in skipped}
+
     def one(i: int, src: Path, extra: Mapping[str, Any] | None = None) -> NotebookResult:
         say(f"[{i}/{len(sources)}] {src.stem} ...")
         r = run_notebook(src, out_dir, {**params, **(extra or {})}, kernel=kernel, page_source=source,
@@ -605,18 +639,18 @@ def _run_all(sources, out_dir: Path, params: dict[str, Any], source: str, kernel
         return {PARAMETER: str(done.path)}
 
     # two Spark sessions at once would compete for the same local cores and memory
-    workers = 1 if params.get("engine") == "spark" else min(parallel_notebooks(), len(sources))
+    run = [j for j in range(len(sources)) if j not in skipped]
+    workers = 1 if params.get("engine") == "spark" else max(1, min(parallel_notebooks(), len(run)))
     # each process's memory share and threads, given to it alone (this process's environment is
     # left as it is: two kernels start from it at once)
-    env = kernel_settings([s.stem for s in sources] + ([SHARED_SIMULATIONS] if readers else []), workers)
+    env = kernel_settings([sources[j].stem for j in run] + ([SHARED_SIMULATIONS] if readers else []), workers)
     # two at a time: the longest notebook starts first, so that it overlaps the others rather than
     # running alone at the end; the notebooks that read the shared simulations start once they exist
-    order = sorted(range(len(sources)), key=lambda j: (j in readers, _LONGEST_FIRST.get(sources[j].stem,
-                                                                                      len(_LONGEST_FIRST))))
+    order = sorted(run, key=lambda j: (j in readers, _LONGEST_FIRST.get(sources[j].stem, len(_LONGEST_FIRST))))
     try:
         if workers <= 1:
             extra = shared() if readers else {}
-            results = {j: one(j + 1, sources[j], extra if j in readers else None) for j in range(len(sources))}
+            results = {j: one(j + 1, sources[j], extra if j in readers else None) for j in run}
         else:  # each notebook is its own kernel process reading the database read-only
             from concurrent.futures import ThreadPoolExecutor
 
@@ -626,7 +660,7 @@ def _run_all(sources, out_dir: Path, params: dict[str, Any], source: str, kernel
                     extra = shared()
                     futures.update({j: pool.submit(one, j + 1, sources[j], extra) for j in order if j in readers})
                 results = {j: f.result() for j, f in futures.items()}
-        results = [results[j] for j in range(len(sources))]  # in the order asked for
+        results = [results[j] if j in results else skipped[j] for j in range(len(sources))]  # in the order asked for
     finally:
         if scratch is not None:
             scratch.cleanup()

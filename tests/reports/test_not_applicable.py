@@ -1,0 +1,48 @@
+"""A notebook run by default that does not apply to the data is not run, and its card says why:
+the migration what-if of data that shows no EIT switch (the bundled sample data/). Asked for by
+name, it runs and fails with the same reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cohortlab import Lab
+from cohortlab.loaders.folder import load_world
+from cohortlab.report.runner import not_applicable, run_report
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def sample_db(tmp_path_factory):
+    db = tmp_path_factory.mktemp("sample") / "sample.duckdb"
+    with Lab(str(db)) as lab:
+        load_world(lab, str(ROOT / "data"), progress=False)
+    return str(db)
+
+
+def test_the_migration_what_if_needs_a_switch_to_study(sample_db, report_run):
+    why = not_applicable("eit_migration", {"db": sample_db})
+    assert why.startswith("no EIT switch to study: no identified event") and "-p switch=YYYY-MM-DD" in why
+    assert not_applicable("eit_migration", {"db": sample_db, "switch": "2026-02-01"}) is None
+    assert not_applicable("eit_migration", {"db": sample_db, "plans": "plans.yaml"}) is None
+    assert not_applicable("match_rates", {"db": sample_db}) is None
+    # the demo world switched its EIT: the data shows it
+    assert not_applicable("eit_migration", {"db": str(report_run["out"] / "data.duckdb")}) is None
+
+
+def test_the_default_report_of_data_without_a_switch_runs_the_others_and_says_why(sample_db, tmp_path):
+    res = run_report(db=sample_db, out=tmp_path / "r")
+    assert res.ok and [(n.name, n.skipped is not None) for n in res.notebooks] == [
+        ("match_rates", False), ("identity_gaps", False), ("sync_timeline", False), ("eit_migration", True)]
+    assert not (tmp_path / "r" / "eit_migration").exists()
+    index = res.index_html.read_text()
+    assert '<div class="card skipped"><h2>EIT migration</h2><p class="summary">Not run: no EIT switch to study' in index
+
+
+def test_asked_for_by_name_it_runs_and_fails_with_the_reason(sample_db, tmp_path):
+    res = run_report(["eit_migration"], db=sample_db, out=tmp_path / "r")
+    assert not res.ok and res.notebooks[0].skipped is None
+    assert "no EIT switch to study: no identified event" in res.notebooks[0].error
