@@ -430,6 +430,15 @@ def run_report(
         raise ReportError(f"{params['db']}: no such database")
     if params.get("data") and not Path(params["data"]).is_dir():
         raise ReportError(f"{params['data']}: no such folder")
+    if params.get("db") and params.get("engine", "duckdb") == "duckdb":  # before any folder or kernel
+        from cohortlab.errors import DatabaseError
+        from cohortlab.lab import Lab
+
+        try:
+            with Lab(str(params["db"]), read_only=True):
+                pass
+        except DatabaseError as e:
+            raise ReportError(str(e)) from None
     kernel = kernel or kernel_name()
     out_dir = prepare_output_dir(out, overwrite=overwrite, root=root)
     say(f"report folder: {out_dir}")

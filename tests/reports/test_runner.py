@@ -268,3 +268,11 @@ def test_the_index_shows_the_change_since_the_previous_run(tmp_path):
     index = second.index_html.read_text()
     assert "change since 2026-03-01" in index and 'href="../2026-03-01/index.html"' in index
     assert "+5" in index and "+5.0 pts" in index
+
+
+def test_a_file_that_is_not_a_duckdb_database_is_refused_before_anything_runs(tmp_path):
+    db = tmp_path / "notes.duckdb"
+    db.write_text("not a database\n")
+    with pytest.raises(ReportError, match=r"notes\.duckdb: not a DuckDB database file"):
+        run_report(db=db, out=tmp_path / "r")
+    assert not (tmp_path / "r").exists()
