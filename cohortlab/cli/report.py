@@ -83,8 +83,9 @@ pauses:
 
 
 @main.command("demo")
-@click.option("--users", default=1000, show_default=True, help="Users in the synthetic world.")
-@click.option("--seed", default=7, show_default=True, help="Random seed of the world.")
+@click.option("--users", default=1000, show_default=True, type=click.IntRange(min=1),
+              help="Users in the synthetic world.")
+@click.option("--seed", default=7, show_default=True, type=click.IntRange(min=0), help="Random seed of the world.")
 @click.option("--out", type=click.Path(file_okay=False),
               help="Output folder (the world goes to OUT/world, the report to OUT/report). "
                    "Default: reports/demo-<YYYY-MM-DD>[-N].")
@@ -100,7 +101,7 @@ def demo_cmd(users, seed, out, overwrite):
     except ReportError as e:
         fail(str(e))
     world = base / "world"
-    _say(f"generating a mid_migration world of {users:,} users into {world} ...")
+    _say(f"generating a demo world of {users:,} users (mid-migration, a paused export) into {world} ...")
     try:
         from cohortlab.synth import generate
     except ImportError:

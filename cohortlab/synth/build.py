@@ -624,8 +624,12 @@ class _World:
         only_ids = self.close_sink("mparticle_ids")
         assert in_snapshot + only_ids == self.counts["mparticle_profiles"]
         self.counts["mparticle_deleted"] = self.users - self.counts["mparticle_profiles"]
-        self.add_file(path, "mparticle-profiles", in_snapshot, observed_at=_iso(self.observed_at))
-        self.add_file(ids_path, "mparticle-profiles", only_ids)
+        # a file without profiles (a tiny world) is not written: an empty export is no snapshot
+        for p, n, extra in ((path, in_snapshot, {"observed_at": _iso(self.observed_at)}), (ids_path, only_ids, {})):
+            if n:
+                self.add_file(p, "mparticle-profiles", n, **extra)
+            else:
+                p.unlink()
 
     # ------------------------------------------------------------------ truth
     def _truth(self) -> None:

@@ -97,6 +97,20 @@ def test_load_world_reads_a_synth_folder(make_world):
         check_counts(lab, res)
 
 
+@pytest.mark.parametrize("users", [1, 3])
+def test_a_tiny_world_loads(make_world, users):
+    """A world too small to have every kind of profile writes no empty file (an empty export is
+    refused by the loaders): every file it lists loads."""
+    world = pytest.importorskip("cohortlab.loaders.folder")
+    res = make_world("demo", users=users)
+    assert all((res.out_dir / f["path"]).stat().st_size > 0 for f in res.manifest["files"]
+               if f["kind"].startswith("mparticle"))
+    with Lab() as lab:
+        report = world.load_world(lab, res.out_dir)
+        assert not report.ignored
+        check_counts(lab, res)
+
+
 def resolution_available() -> bool:
     try:
         import cohortlab.simulation.resolution  # noqa: F401
