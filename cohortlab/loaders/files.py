@@ -243,6 +243,15 @@ def refuse_wide_text(path: Path) -> None:
 _LINE_END = re.compile(r"\r\n|\r|\n")
 
 
+def _opening(text: str, n: int = 40) -> str:
+    """The first ``n`` characters of a file for an error message, an email or a phone number in
+    them replaced by ``<personal data>`` (a CSV of members given as JSON starts with one)."""
+    from cohortlab.privacy import looks_personal
+
+    return re.sub(r"[^\s,;:\"'\[\]{}]+", lambda m: "<personal data>" if looks_personal(m.group(0)) else m.group(0),
+                  text[:n])
+
+
 def sniff_json_layout(path: Path) -> str:
     """'jsonl' (one JSON value per line), 'array' (one top-level JSON array) or 'document'
     (one or several, possibly pretty-printed, JSON values). Raises LoadError for an empty file
@@ -255,7 +264,7 @@ def sniff_json_layout(path: Path) -> str:
     if first == "[":
         return "array"
     if first != "{":
-        raise LoadError(path, f"unrecognised format: expected JSON, file starts with {stripped[:40]!r}")
+        raise LoadError(path, f"unrecognised format: expected JSON, file starts with {_opening(stripped)!r}")
     # a line ends in LF, CRLF or a lone CR (old Mac tools; a file may mix them: line_ends)
     end = _LINE_END.search(stripped)
     first_line, rest = (stripped[: end.start()], stripped[end.end():]) if end else (stripped, "")

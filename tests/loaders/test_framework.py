@@ -66,6 +66,16 @@ def test_unrecognised_format_is_a_load_error(lab, write, kind, content):
     assert str(p) in str(e.value)
 
 
+def test_the_opening_of_an_unrecognised_file_is_shown_without_personal_data(lab, write, run_once):
+    p = write("members.csv", "ann@example.com,+15555550105,x\nbob@example.com,+44 7700 900123,y\n")
+    with pytest.raises(LoadError) as e:
+        lab.load("mixpanel-events", p)
+    assert str(e.value).endswith("file starts with '<personal data>,<personal data>,x\\n<personal data>'")
+    p = write("page.json", "<html><body>403 Forbidden</body></html>")
+    with pytest.raises(LoadError, match=r"file starts with '<html><body>403 Forbidden</body></html>'"):
+        lab.load("mixpanel-events", p)
+
+
 def test_csv_loader_on_a_json_file_names_the_file_and_columns(lab, write):
     p = write("p.csv", '{"mpid": 1}\n')
     with pytest.raises(LoadError, match="columns found") as e:
