@@ -430,15 +430,18 @@ def run_report(
         raise ReportError(f"{params['db']}: no such database")
     if params.get("data") and not Path(params["data"]).is_dir():
         raise ReportError(f"{params['data']}: no such folder")
+    seen = [s.stem for s in sources]
+    twice = sorted({n for n in seen if seen.count(n) > 1})
+    if twice:
+        raise ReportError(f"notebook(s) {', '.join(twice)} asked for more than once (each writes one folder)")
+    # the settings and cohorts the package's notebooks read must be readable and exist (another
+    # notebook may read these parameters otherwise)
+    ours = all(Path(s).resolve().parent == NOTEBOOKS_DIR.resolve() for s in sources)
+    if ours:
+        _check_settings(params.get("settings"))
+    cohorts = params.get("cohorts") if ours else None
     if params.get("db") and params.get("engine", "duckdb") == "duckdb":  # before any folder or kernel
-        from cohortlab.errors import DatabaseError
-        from cohortlab.lab import Lab
-
-        try:
-            with Lab(str(params["db"]), read_only=True):
-                pass
-        except DatabaseError as e:
-            raise ReportError(str(e)) from None
+        check_database(params["db"], cohorts)
     kernel = kernel or kernel_name()
     out_dir = prepare_output_dir(out, overwrite=overwrite, root=root)
     say(f"report folder: {out_dir}")
@@ -542,6 +545,39 @@ def kernel_settings(names: Iterable[str], workers: int) -> dict[str, dict[str, s
     return out
 
 
+def _check_settings(settings: Any) -> None:
+    """The ``settings`` parameter (a YAML path or a mapping) read as the notebooks will read it."""
+    if settings is None:
+        return
+    from cohortlab.errors import SettingsError
+    from cohortlab.settings import SyncSettings
+
+    try:
+        SyncSettings.coerce(settings)
+    except SettingsError as e:
+        raise ReportError(f"settings: {e}") from None
+
+
+def check_database(db: str | os.PathLike, cohorts: Any = None) -> None:
+    """A ReportError, before any notebook runs, when ``db`` is not a DuckDB database or a cohort
+    of ``cohorts`` (a name or a list; None: every cohort) has no membership data in it."""
+    from cohortlab.errors import CohortlabError, DatabaseError
+    from cohortlab.lab import Lab
+    from cohortlab.simulation.membership import find_cohort
+
+    try:
+        with Lab(str(db), read_only=True) as lab:
+            if cohorts is None:
+                return
+            for name in [cohorts] if isinstance(cohorts, str) else list(cohorts):
+                try:
+                    find_cohort(lab.engine, str(name))
+                except (CohortlabError, ValueError) as e:
+                    raise ReportError(f"cohorts: {e}") from None
+    except DatabaseError as e:
+        raise ReportError(str(e)) from None
+
+
 def not_applicable(name: str, params: Mapping[str, Any]) -> str | None:
     """Why the notebook ``name`` does not apply to the database ``params["db"]``, or None. The
     migration what-if needs a switch to study: the parameters ``switch`` or ``plans``, the
@@ -596,6 +632,8 @@ def _run_all(sources, out_dir: Path, params: dict[str, Any], source: str, kernel
             raise ReportError(f"cannot load {params['data']}: {e}") from e
         say(f"  loaded in {time.monotonic() - t0:.1f} s")
         params["db"] = str(db_path)
+        if params.get("engine", "duckdb") == "duckdb" and all(s.parent == NOTEBOOKS_DIR.resolve() for s in sources):
+            check_database(db_path, params.get("cohorts"))
         hints = world_hints(params.pop("data"))
         if hints.get("switch") and "plans" not in params:
             # a world that already switched its EIT: study that switch, and validate the

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
+
+from cohortlab import Lab
 from click.testing import CliRunner
 
 from cohortlab.cli import main
@@ -49,7 +51,8 @@ BROKEN = ["x = 1", "raise ValueError('deliberately broken')", "print('never')"]
 def tiny(tmp_path_factory):
     d = tmp_path_factory.mktemp("nbs")
     db = d / "x.duckdb"
-    db.write_bytes(b"")  # existence is all the runner checks
+    with Lab(str(db)):  # an empty cohortlab database: the tiny notebooks read nothing
+        pass
     return {
         "good": _notebook(d / "good.ipynb", GOOD, title="Good"),
         "broken": _notebook(d / "broken.ipynb", BROKEN, title="Broken"),
@@ -224,7 +227,8 @@ LONG_CELL = ["x = 1", "a = 1\nb = 2\nraise ValueError('deliberately broken on li
 def test_a_failed_page_and_the_cli_show_the_failing_line_and_the_message(tmp_path):
     nb = _notebook(tmp_path / "late.ipynb", LONG_CELL, title="Late")
     db = tmp_path / "x.duckdb"
-    db.write_bytes(b"")
+    with Lab(str(db)):  # an empty cohortlab database
+        pass
     r = CliRunner().invoke(main, ["report", "--db", str(db), "--notebooks", str(nb), "--out", str(tmp_path / "o")])
     assert r.exit_code == 1
     assert "line 3: ValueError: deliberately broken on line 3" in r.stderr
@@ -257,7 +261,8 @@ def test_the_index_shows_the_change_since_the_previous_run(tmp_path):
 
     reports = tmp_path / "reports"
     db = tmp_path / "x.duckdb"
-    db.write_bytes(b"")
+    with Lab(str(db)):  # an empty cohortlab database
+        pass
     def with_members(n):
         return _notebook(tmp_path / "m.ipynb", [
             "import json, os\njson.dump({'title': 'Members', 'headline': {'members': %d, 'match rate': %s, "
@@ -276,3 +281,16 @@ def test_a_file_that_is_not_a_duckdb_database_is_refused_before_anything_runs(tm
     with pytest.raises(ReportError, match=r"notes\.duckdb: not a DuckDB database file"):
         run_report(db=db, out=tmp_path / "r")
     assert not (tmp_path / "r").exists()
+
+
+def test_parameters_the_notebooks_would_fail_on_are_refused_before_anything_runs(tiny, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("pauses: 5\n")
+    for params, notebooks, message in (  # the package's notebooks: a cohort must exist
+        ({"cohorts": ["Nope"]}, ["match_rates"], r"cohorts: unknown cohort 'Nope'"),
+        ({"settings": str(bad)}, ["match_rates"], r"settings: .*bad\.yaml: invalid settings: pauses"),
+        ({}, [tiny["good"], tiny["good"]], r"notebook\(s\) good asked for more than once"),
+    ):
+        with pytest.raises(ReportError, match=message):
+            run_report(notebooks, db=tiny["db"], out=tmp_path / "r", params=params)
+        assert not (tmp_path / "r").exists()

@@ -8,6 +8,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from cohortlab import Lab
+
 from cohortlab.report import runner
 from cohortlab.report.runner import ReportError, parallel_notebooks, run_report
 
@@ -39,7 +41,8 @@ def notebooks(tmp_path):
     d = tmp_path / "nbs"
     d.mkdir()
     db = d / "x.duckdb"
-    db.write_bytes(b"")  # existence is all the runner checks
+    with Lab(str(db)):  # an empty cohortlab database: the tiny notebooks read nothing
+        pass
     # named like the default notebooks: eit_migration is known to be the longest
     return db, [_notebook(d / f"{n}.ipynb", 3.0) for n in ("match_rates", "identity_gaps", "eit_migration")]
 
@@ -119,7 +122,14 @@ def test_readers_of_shared_simulations_start_after_the_others_and_run_without_th
     d = tmp_path / "nbs"
     d.mkdir()
     db = d / "x.duckdb"
-    db.write_bytes(b"not a database")  # sharing fails: the notebooks simulate on their own
+    with Lab(str(db)):
+        pass
+    from cohortlab.report import shared
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("deliberately broken")
+
+    monkeypatch.setattr(shared, "share_in_subprocess", fails)  # the notebooks then simulate on their own
     nbs = [_notebook(d / "match_rates.ipynb", 1.0, reads_shared=True),
            _notebook(d / "sync_timeline.ipynb", 1.0, reads_shared=True),
            _notebook(d / "eit_migration.ipynb", 1.0)]
@@ -161,7 +171,8 @@ def test_a_relative_output_folder_works_with_two_notebooks_at_once(notebooks, tm
     monkeypatch.setenv("COHORTLAB_REPORT_PARALLEL", "2")
     monkeypatch.chdir(tmp_path)
     (tmp_path / "rel").mkdir()
-    (tmp_path / "rel" / "x.duckdb").write_bytes(b"")
+    with Lab(str(tmp_path / "rel" / "x.duckdb")):
+        pass
     result = run_report(nbs, db="rel/x.duckdb", out="rel/report")  # a relative path parameter too
     assert result.ok, [n.error for n in result.notebooks]
     assert result.out_dir == (tmp_path / "rel" / "report").resolve()
