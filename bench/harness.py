@@ -536,6 +536,17 @@ def run_bench(
     if unknown:
         raise BenchError(f"unknown step(s) {unknown}; known: {', '.join(STEPS)}")
     steps = [s for s in STEPS if s in steps]  # canonical order (load first)
+    if data is None:
+        from cohortlab.synth.scenarios import SCENARIOS
+
+        if scenario not in SCENARIOS:
+            raise BenchError(f"unknown scenario {scenario!r}; expected one of {', '.join(SCENARIOS)}")
+    if memory_limit:  # every step would fail on it, each with a traceback in its log
+        from cohortlab.cli.app import memory_limit_problem
+
+        problem = memory_limit_problem(memory_limit)
+        if problem:
+            raise BenchError(f"memory_limit {memory_limit!r}: {problem}")
     bdir = bench_dir() if any(s in BASELINES or s == "classify" for s in steps) else None
     work = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="cohortlab-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -632,7 +643,12 @@ def run_bench(
                 m = json.loads(mfile.read_text())
                 if m["rc"] != 0:
                     tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-                    r.status = f"failed (exit {m['rc']}; log {log})"
+                    if keep:
+                        r.status = f"failed (exit {m['rc']}; log {log})"
+                    else:  # the log goes with the temporary folder: its last line instead of its path
+                        last = _last_line(tail)
+                        r.status = (f"failed (exit {m['rc']}{': ' + last if last else ''}; "
+                                    "the log was in a temporary folder, now removed: --keep DIR keeps it)")
                     say(f"  {name} FAILED (exit {m['rc']}):\n{tail}")
                     continue
                 r.walls.append(m["wall"])
@@ -682,6 +698,14 @@ def run_bench(
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _last_line(text: str, limit: int = 300) -> str:
+    """The last non-blank line of a log (a traceback's last line is the error), shortened to ``limit``."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        return ""
+    return lines[-1] if len(lines[-1]) <= limit else lines[-1][: limit - 3] + "..."
 
 
 def _ratios(result: dict[str, Any], results: dict[str, StepResult]) -> None:

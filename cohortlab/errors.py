@@ -40,6 +40,22 @@ class StrictLoadError(CohortlabError):
     """A load with ``strict=True`` had warnings; it was rolled back."""
 
 
+def read_text_file(path: str | os.PathLike, error: type[Exception] = CohortlabError, what: str = "the file") -> str:
+    """The text of a UTF-8 file. A file that cannot be read, or is not UTF-8 text (a binary file,
+    another encoding), raises ``error`` with one line naming the file: ``s.yaml: not UTF-8 text
+    (invalid byte at offset 0): save it as UTF-8``. ``what`` names the file in the message of a
+    read error: ``s.yaml: cannot read {what} (No such file or directory)``."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise error(f"{path}: cannot read {what} ({e.strerror or e})") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise error(f"{path}: not UTF-8 text (invalid byte at offset {e.start}): save it as UTF-8") from None
+
+
 def yaml_problem(e: Exception) -> str:
     """A PyYAML error on one line: ``line 3, column 10: could not determine a constructor for the
     tag '...python/object/apply:os.system'`` (PyYAML's own message spans several lines)."""

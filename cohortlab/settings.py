@@ -279,11 +279,10 @@ class SyncSettings(_Model):
     def from_yaml(cls, path: str | Path) -> "SyncSettings":
         import yaml
 
+        from cohortlab.errors import read_text_file
+
         p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except OSError as e:
-            raise SettingsError(f"{p}: cannot read settings file ({e.strerror or e})") from None
+        text = read_text_file(p, SettingsError, "settings file")  # not UTF-8 (binary): one line naming it
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as e:

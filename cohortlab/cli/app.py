@@ -18,6 +18,11 @@ class _Group(click.Group):
 
     def invoke(self, ctx):
         wait = os.environ.get("COHORTLAB_LOCK_WAIT")  # --wait sets it for this command only
+        env_limit = os.environ.get("COHORTLAB_MEMORY_LIMIT")
+        if env_limit:  # every DuckDB engine reads it: a bad value is one line here, not a traceback later
+            problem = memory_limit_problem(env_limit)
+            if problem:
+                fail(f"COHORTLAB_MEMORY_LIMIT={env_limit!r}: {problem}")
         try:
             return super().invoke(ctx)
         except CohortlabError as e:
@@ -43,6 +48,49 @@ def fail(message: str, code: int = 1) -> None:
     """Print an error on stderr and exit non-zero."""
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
+
+
+def check_output_path(path: str, option: str, suffixes=(".csv", ".csv.gz", ".parquet")) -> None:
+    """Fail now (before any work) when ``path`` cannot be written: a wrong suffix, a folder,
+    a parent folder that does not exist or is not writable."""
+    if not path.lower().endswith(tuple(suffixes)):
+        names = f"{', '.join(suffixes[:-1])} or {suffixes[-1]}" if len(suffixes) > 1 else suffixes[0]
+        fail(f"{option} {path}: expected a {names} file name")
+    if os.path.isdir(path):
+        fail(f"{option} {path}: is a folder")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        fail(f"{option} {path}: the folder {parent} does not exist")
+    if not os.access(parent, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        fail(f"{option} {path}: not writable")
+
+
+def memory_limit_problem(value: str) -> str | None:
+    """What is wrong with a DuckDB ``memory_limit`` (``1.5GB``, ``800MiB``, ``50%``), or None
+    when DuckDB takes it. DuckDB itself is asked, on a throwaway in-memory connection."""
+    import duckdb
+
+    text = str(value).strip()
+    if not text or "'" in text:
+        return "not a memory size (e.g. 1.5GB, 800MB, 2GiB)"
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute(f"SET memory_limit = '{text}'")
+    except duckdb.Error as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return f"not a memory size (e.g. 1.5GB, 800MB, 2GiB): {first.removeprefix('Parser Error: ')}"
+    finally:
+        con.close()
+    return None
+
+
+def check_memory_limit(ctx, param, value):
+    """Click callback of a ``--memory-limit`` option: a value DuckDB refuses is one error line, now."""
+    if value is not None:
+        problem = memory_limit_problem(value)
+        if problem:
+            fail(f"{param.opts[0] if param is not None else '--memory-limit'} {value}: {problem}")
+    return value
 
 
 def _set_lock_wait(ctx, param, value):

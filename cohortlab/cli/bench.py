@@ -9,7 +9,17 @@ from types import ModuleType
 
 import click
 
-from cohortlab.cli.app import fail, main
+from cohortlab.cli.app import check_memory_limit, fail, main
+
+
+def _check_scenario(ctx, param, value):
+    """--scenario: one of the generator's scenarios (read when the command runs, not at start-up:
+    ``cohortlab.synth`` imports DuckDB and NumPy)."""
+    from cohortlab.synth.scenarios import SCENARIOS
+
+    if value not in SCENARIOS:
+        fail(f"--scenario {value}: unknown scenario; expected one of {', '.join(SCENARIOS)}")
+    return value
 
 
 @main.command("bench")
@@ -17,8 +27,10 @@ from cohortlab.cli.app import fail, main
               help="People in the generated world.")
 @click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True,
               help="Repeats of every step (interleaved); the table shows medians.")
-@click.option("--scenario", default="mid_migration", show_default=True, help="Generator scenario.")
-@click.option("--seed", type=int, default=1, show_default=True, help="Generator seed.")
+@click.option("--scenario", default="mid_migration", show_default=True, callback=_check_scenario,
+              help="Generator scenario: healthy, customer_id_legacy, mid_migration, remediated or demo.")
+@click.option("--seed", type=click.IntRange(min=0, max=2**63 - 1), default=1, show_default=True,
+              help="Generator seed.")
 @click.option("--data", type=click.Path(file_okay=False, exists=True),
               help="Reuse this world (a `cohortlab synth` folder) instead of generating one.")
 @click.option("--steps", default=None,
@@ -30,7 +42,7 @@ from cohortlab.cli.app import fail, main
 @click.option("--gzip/--no-gzip", "gzip", default=None, help="Gzip the generated JSONL exports.")
 @click.option("--force-pandas", is_flag=True,
               help="Run the pandas baseline even above 2M users (it needs more memory than the machine).")
-@click.option("--memory-limit", default=None,
+@click.option("--memory-limit", default=None, callback=check_memory_limit,
               help="DuckDB memory_limit (e.g. 1.5GB) for cohortlab's load/resolve/timeline/migration steps and the "
                    "DuckDB baselines (the CLI steps use COHORTLAB_MEMORY_LIMIT). Default: cohortlab's own, "
                    "min(1.5 GB, 25%% of RAM); the baselines then run with DuckDB's (80%% of RAM).")

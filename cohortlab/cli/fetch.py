@@ -6,18 +6,41 @@ Credentials come from environment variables or a config file, never from the com
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import re
+from datetime import date
 
 import click
 
 from cohortlab.cli.app import fail, main
 
 
+def _check_days(from_date: str | None, to_date: str | None) -> None:
+    """--from / --to: both or neither, each a day YYYY-MM-DD, --from not after --to. Checked before
+    the credentials are read, any folder is created or any request is made."""
+    days = {}
+    for option, value in (("--from", from_date), ("--to", to_date)):
+        if value is None:
+            continue
+        text = value.strip()
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            fail(f"{option} {value or repr(value)}: not a day (expected YYYY-MM-DD, e.g. 2026-01-31)")
+        try:
+            days[option] = date.fromisoformat(text)
+        except ValueError as e:
+            fail(f"{option} {value}: not a valid day ({e})")
+    if (from_date is None) != (to_date is None):
+        given, missing = ("--from", "--to") if to_date is None else ("--to", "--from")
+        fail(f"{given} without {missing}: give both (the days of the raw event export, inclusive) or neither")
+    if days and days["--from"] > days["--to"]:
+        fail(f"--from {from_date} is after --to {to_date}: the range of days is empty")
+
+
 def _read_mpids(path: str) -> list[int]:
+    from cohortlab.errors import read_text_file
     from cohortlab.identifiers import is_valid_mpid
 
     out, bad = [], []
-    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(read_text_file(path, what="the MPIDs file").splitlines(), 1):
         s = line.strip()
         if not s or s.startswith("#"):
             continue
@@ -67,6 +90,7 @@ def fetch_cmd(out, db, sources, from_date, to_date, events, where, chunk_days, p
     """Download Mixpanel exports (raw events, Engage profiles, cohorts, cohort members) and
     mParticle profiles (Profile API, for the MPIDs the Mixpanel side refers to) into --out, then
     load them into --db. A second run fetches only what is missing."""
+    _check_days(from_date, to_date)
     import httpx  # here, not at start-up: only this command talks to the network
 
     from cohortlab.errors import CohortlabError

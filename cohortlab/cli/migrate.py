@@ -6,7 +6,9 @@ import os
 
 import click
 
-from cohortlab.cli.app import db_option, fail, main
+from cohortlab.cli.app import check_output_path, db_option, fail, main
+
+CHART_SUFFIXES = (".png", ".svg", ".pdf")
 
 
 def _plans(paths: tuple[str, ...]):
@@ -80,6 +82,14 @@ def _print_steps(run):
                        + " → ".join(f"{step} {n:,}" for step, n in counts.items()))
 
 
+def _check_outputs(out, chart=None):
+    """--out and --chart: checked before any work (a missing folder, a wrong suffix)."""
+    if out:
+        check_output_path(out, "--out")
+    if chart:
+        check_output_path(chart, "--chart", CHART_SUFFIXES)
+
+
 def _run(db, plans, start, end, settings_path, activity, repeat_days, out, chart, debug, cohort=None, switch=None):
     from cohortlab.migration.run import compare
 
@@ -132,8 +142,9 @@ _common = [
                  help="With --activity repeat: the period (days at the end of the data) that is repeated."),
     click.option("--cohort", help="Only the people behind the members of this cohort's latest snapshot; also "
                                   "explains how the rates differ from `cohortlab simulate`'s."),
-    click.option("--out", type=click.Path(dir_okay=False), help="Write the daily table to .csv or .parquet."),
-    click.option("--chart", type=click.Path(dir_okay=False), help="Write the match-rate chart (PNG)."),
+    click.option("--out", type=click.Path(dir_okay=False),
+                 help="Write the daily table to .csv, .csv.gz or .parquet."),
+    click.option("--chart", type=click.Path(dir_okay=False), help="Write the match-rate chart (.png, .svg or .pdf)."),
     click.option("--debug", is_flag=True, help="Keep every SQL step as a table (mig_<run>_<table>__<step>) and "
                                                "print the rows after each step."),
 ]
@@ -159,6 +170,7 @@ def migrate_group():
               help="Plan YAML (one plan, or a list).")
 def plan_cmd(db, start, end, settings_path, activity, repeat_days, cohort, out, chart, debug, plan_files):
     """Predict the daily match rate of one plan (or each plan of the file)."""
+    _check_outputs(out, chart)
     _run(db, _plans(plan_files), start, end, settings_path, activity, repeat_days, out, chart, debug, cohort)
 
 
@@ -173,6 +185,7 @@ def compare_cmd(db, start, end, settings_path, activity, repeat_days, cohort, ou
     """Several plans side by side on the same data: one table, one chart, the best plan or a tie."""
     if plan_files and switch:
         fail("give either --plan files or --switch (the standard plans), not both")
+    _check_outputs(out, chart)
     _run(db, _plans(plan_files) if plan_files else None, start, end, settings_path, activity, repeat_days, out,
          chart, debug, cohort, switch)
 
@@ -183,8 +196,10 @@ def compare_cmd(db, start, end, settings_path, activity, repeat_days, cohort, ou
               help="The plan that was carried out (YAML, one plan).")
 @click.option("--cohort", required=True, help="Cohort name whose loaded exports to compare with.")
 @click.option("--at", help="As-of time, UTC. Default: the cohort's latest snapshot.")
-@click.option("--settings", "settings_path", type=click.Path(dir_okay=False), help="Simulation settings YAML.")
-@click.option("--out", type=click.Path(dir_okay=False), help="Write the per-member comparison to .csv or .parquet.")
+@click.option("--settings", "settings_path", type=click.Path(dir_okay=False),
+              help="Simulation settings YAML.")
+@click.option("--out", type=click.Path(dir_okay=False),
+              help="Write the per-member comparison to .csv, .csv.gz or .parquet.")
 @click.option("--show", default=20, show_default=True, help="Members that differ to print.")
 @click.option("--show-personal-data", is_flag=True,
               help="Print and write emails and phone numbers as they are (default: stable pseudonyms, "
@@ -194,6 +209,7 @@ def validate_cmd(db, plan_file, cohort, at, settings_path, out, show, show_perso
     from cohortlab.migration.plans import MigrationPlan, PlanError
     from cohortlab.privacy import Redactor
 
+    _check_outputs(out)
     try:
         plan = MigrationPlan.from_yaml(plan_file)
     except PlanError as e:

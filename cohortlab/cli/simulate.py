@@ -6,7 +6,9 @@ import os
 
 import click
 
-from cohortlab.cli.app import cohort_options, engine_options, fail, main, open_lab  # engine choice: issue 7
+from cohortlab.cli.app import (  # engine choice: issue 7
+    check_output_path, cohort_options, engine_options, fail, main, open_lab,
+)
 from cohortlab.cli.tables import text_table
 from cohortlab.pipeline import sql_str
 
@@ -29,20 +31,6 @@ def _members_select(engine, table: str, show_personal_data: bool) -> str:
     exprs = [f"{redactor.sql(f'CAST({c} AS VARCHAR)', 'cohortlab_personal_values')} AS {c}"
              if c in PSEUDONYMISED_COLUMNS else c for c in cols]
     return f"SELECT {', '.join(exprs)} FROM {table} ORDER BY distinct_id"
-
-
-def check_output_path(path: str, option: str, suffixes=(".csv", ".csv.gz", ".parquet")) -> None:
-    """Fail now (before any work) when ``path`` cannot be written: a wrong suffix, a folder,
-    a parent folder that does not exist or is not writable."""
-    if not path.lower().endswith(tuple(suffixes)):
-        fail(f"{option} {path}: expected a {', '.join(suffixes[:-1])} or {suffixes[-1]} file name")
-    if os.path.isdir(path):
-        fail(f"{option} {path}: is a folder")
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        fail(f"{option} {path}: the folder {parent} does not exist")
-    if not os.access(parent, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
-        fail(f"{option} {path}: not writable")
 
 
 def _write_parquet(engine, sql: str, path: str) -> None:

@@ -7,7 +7,7 @@ import os
 
 import click
 
-from cohortlab.cli.app import cohort_options, fail, main, open_lab
+from cohortlab.cli.app import check_output_path, cohort_options, fail, main, open_lab
 
 
 @main.command("verify")
@@ -18,7 +18,8 @@ from cohortlab.cli.app import cohort_options, fail, main, open_lab
                    "last_stored_at of its profiles.")
 @click.option("--limit", default=20, show_default=True, help="Disagreements listed one by one.")
 @click.option("--out", "out", type=click.Path(dir_okay=False),
-              help="Write every compared profile (mpid, simulated, observed, cause, detail, ...) to .csv or .parquet.")
+              help="Write every compared profile (mpid, simulated, observed, cause, detail, ...) to .csv, .csv.gz "
+                   "or .parquet.")
 @click.option("--show-personal-data", is_flag=True, help="Show emails / phone numbers used as ids (masked by default).")
 @click.option("--store/--no-store", "store", default=True, show_default=True,
               help="Read the simulation stored in the database when there is one, else store the one computed "
@@ -34,8 +35,8 @@ def verify_cmd(db, cohort, at, snapshot_at, settings_path, source, limit, out, s
 
     if not os.path.exists(db):
         fail(f"{db}: no such database (load data first with `cohortlab load --db {db} ...`)")
-    if out and not out.lower().endswith((".csv", ".parquet")):
-        fail(f"--out {out}: expected a .csv or .parquet file name")
+    if out:  # checked before the simulation runs, not after
+        check_output_path(out, "--out")
     try:
         settings = SyncSettings.from_yaml(settings_path) if settings_path else SyncSettings()
     except SettingsError as e:
@@ -56,7 +57,9 @@ def verify_cmd(db, cohort, at, snapshot_at, settings_path, source, limit, out, s
             from cohortlab.pipeline import sql_str
             from cohortlab.simulation.verify import PROFILE_COLUMNS
 
-            fmt = "FORMAT PARQUET" if out.lower().endswith(".parquet") else "FORMAT CSV, HEADER TRUE"
+            low = out.lower()
+            fmt = ("FORMAT PARQUET" if low.endswith(".parquet") else
+                   "FORMAT CSV, HEADER TRUE" + (", COMPRESSION gzip" if low.endswith(".gz") else ""))
             lab.engine.execute(f"COPY (SELECT {', '.join(PROFILE_COLUMNS)} FROM verify_profiles ORDER BY agree, mpid) "
                                f"TO {sql_str(out)} ({fmt})")
             click.echo(f"\nwrote {v.listed:,} profiles to {out}")

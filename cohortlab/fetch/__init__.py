@@ -89,12 +89,18 @@ def fetch(
     from cohortlab.fetch.mixpanel import MixpanelClient, date_chunks, parse_day
     from cohortlab.fetch.mparticle import MParticleClient, referenced_mpids
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     sources = tuple(sources)
     unknown = set(sources) - set(SOURCES)
     if unknown or not sources:
         raise FetchError(f"sources must be among {', '.join(SOURCES)}, got {sorted(unknown) or 'none'}")
+    n_chunks = 0
+    if "mixpanel" in sources:  # the days are checked before any folder or request
+        if (from_date is None) != (to_date is None):
+            raise FetchError("give both from_date and to_date for the event export (or neither)")
+        if from_date is not None:
+            n_chunks = len(date_chunks(parse_day(from_date, "from_date"), parse_day(to_date, "to_date"), chunk_days))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     creds = credentials or load_credentials(config)
     show = sys.stderr.isatty() if progress is None else progress
     summary = FetchSummary(out)
@@ -102,8 +108,6 @@ def fetch(
     cohorts = [str(c) for c in cohorts]
 
     if "mixpanel" in sources:
-        if (from_date is None) != (to_date is None):
-            raise FetchError("give both from_date and to_date for the event export (or neither)")
         mp = MixpanelClient(creds.mixpanel, policy=policy)
         summary.stats["mixpanel"] = mp.http.stats
         try:
@@ -111,7 +115,6 @@ def fetch(
             summary.add("cohorts", len(listed), f"mixpanel cohorts list: {len(listed)} cohorts -> mixpanel/cohorts.json")
             manifest["items"].append({"kind": "mixpanel-cohorts", "path": "mixpanel/cohorts.json", "as_of": _now()})
             if from_date is not None:
-                n_chunks = len(date_chunks(parse_day(from_date, "from_date"), parse_day(to_date, "to_date"), chunk_days))
                 bar = _bar(show, n_chunks, "Mixpanel events", "chunk")
                 try:
                     chunks = mp.export_events(out, from_date, to_date, events=events, where=where,

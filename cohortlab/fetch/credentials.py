@@ -178,10 +178,9 @@ _SECRET_FIELDS = {"secret", "api_secret", "client_secret"}
 
 
 def _read_config(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise FetchError(f"{path}: cannot read the config file ({e.strerror})") from None
+    from cohortlab.errors import read_text_file
+
+    text = read_text_file(path, FetchError, "the config file")  # not UTF-8 (a binary file): one line, no bytes shown
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:

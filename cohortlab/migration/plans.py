@@ -106,13 +106,17 @@ class MigrationPlan(BaseModel):
             v = [{"since": None, "eit": v}]
         if isinstance(v, dict):  # {since: eit} or one period
             v = [v] if "eit" in v else [{"since": k, "eit": e} for k, e in v.items()]
+        if v is None:
+            return []
+        if not isinstance(v, (list, tuple)):
+            return v  # a number, a boolean: pydantic says "eit_timeline: Input should be a valid list"
         out = []
-        for p in v or []:
-            if isinstance(p, EitPeriod):
-                out.append(p)
-                continue
+        for p in v:
             if isinstance(p, (list, tuple)) and len(p) == 2:
                 p = {"since": p[0], "eit": p[1]}
+            if not isinstance(p, dict):  # an EitPeriod, or a wrong type pydantic names (eit_timeline.N)
+                out.append(p)
+                continue
             p = dict(p)
             if "from" in p and "since" not in p:
                 p["since"] = p.pop("from")
@@ -221,11 +225,12 @@ def _explain(e: ValidationError) -> str:
 def _read_yaml(path: str | Path) -> Any:
     import yaml
 
+    from cohortlab.errors import read_text_file
+
     p = Path(path)
+    text = read_text_file(p, PlanError, "plan file")  # not UTF-8 (binary): one line naming it
     try:
-        return yaml.safe_load(p.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise PlanError(f"{p}: cannot read plan file ({e.strerror or e})") from None
+        return yaml.safe_load(text)
     except yaml.YAMLError as e:
         from cohortlab.errors import yaml_problem
 

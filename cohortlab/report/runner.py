@@ -132,11 +132,11 @@ def load_params(path: str | os.PathLike | None) -> dict[str, Any]:
         return {}
     import yaml
 
+    from cohortlab.errors import read_text_file
+
+    text = read_text_file(path, ReportError, "the parameters file")  # not UTF-8 (binary): one line naming it
     try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f) or {}
-    except OSError as e:
-        raise ReportError(f"{path}: {e.strerror}") from None
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:
         from cohortlab.errors import yaml_problem
 

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 EIT_TYPES = ("mparticle_id", "customer_id", "email")
 EVENT_NAMES = ("App Open", "Page View", "Search", "Add to Cart", "Purchase", "Sign In")
@@ -254,25 +254,60 @@ def build_config(scenario: str | None = None, config: str | Path | dict | None =
     A ``scenario`` given here and a different one in the YAML is an error."""
     from cohortlab.synth.scenarios import SCENARIOS, DEFAULT_SCENARIO
 
+    from cohortlab.errors import SettingsError, read_text_file, yaml_problem
+
     data: dict[str, Any] = {}
+    where = ""  # "FILE: " when the parameters come from a YAML file: its errors name it
     if config is not None:
         if isinstance(config, dict):
             data = dict(config)
         else:
-            text = Path(config).read_text(encoding="utf-8")
-            loaded = yaml.safe_load(text) or {}
+            where = f"{config}: "
+            text = read_text_file(config, SettingsError, "the config file")
+            try:
+                loaded = yaml.safe_load(text)
+            except yaml.YAMLError as e:
+                raise SettingsError(f"{where}not valid YAML ({yaml_problem(e)})") from None
+            if loaded is None:
+                loaded = {}
             if not isinstance(loaded, dict):
-                raise ValueError(f"{config}: expected a YAML mapping of parameters")
+                raise SettingsError(f"{where}expected a YAML mapping of parameters, got {type(loaded).__name__}")
             data = loaded
     base = data.pop("scenario", None)
     if scenario and base and scenario != base:
-        raise ValueError(f"scenario {scenario!r} given, but the config says {base!r}")
+        raise ValueError(f"scenario {scenario!r} given, but {where or 'the config '}says {base!r}")
     name = scenario or base or DEFAULT_SCENARIO
-    if name not in SCENARIOS:
-        raise ValueError(f"unknown scenario {name!r}; expected one of {', '.join(SCENARIOS)}")
+    if not isinstance(name, str) or name not in SCENARIOS:
+        raise ValueError(f"{where if base and not scenario else ''}unknown scenario {name!r}; "
+                         f"expected one of {', '.join(SCENARIOS)}")
     params: dict[str, Any] = dict(SCENARIOS[name].params)
     params["scenario"] = name
     params["description"] = SCENARIOS[name].description
     params.update(data)
     params.update(overrides)
-    return WorldConfig(**params)
+    if not where:
+        return WorldConfig(**params)
+    try:
+        return WorldConfig(**params)
+    except ValidationError as e:  # a file: one line naming it, `key: message` per problem
+        raise SettingsError(f"{where}{explain_validation(e)}") from None
+
+
+def explain_validation(e: ValidationError) -> str:
+    """A ``WorldConfig`` validation error on one line: ``invalid world config: key: message (got
+    VALUE); ...``; an unknown key lists the known ones (no pydantic URLs, no multi-line dump)."""
+    problems = []
+    for err in e.errors():
+        loc = ".".join(str(x) for x in err["loc"]) or "config"
+        if err["type"] == "extra_forbidden":
+            known = f" (known parameters: {', '.join(WorldConfig.model_fields)})" if len(err["loc"]) == 1 else ""
+            problems.append(f"{loc}: unknown parameter{known}")
+            continue
+        msg = str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        value = err.get("input")
+        got = ""
+        if err["loc"] and not isinstance(value, (dict, list, BaseModel)):  # a model-level error has no loc
+            text = repr(value)
+            got = f" (got {text if len(text) <= 60 else text[:57] + '...'})"
+        problems.append(f"{loc}: {msg}{got}")
+    return "invalid world config: " + "; ".join(problems)

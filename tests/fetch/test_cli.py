@@ -149,4 +149,5 @@ def test_a_bad_date_is_one_line(fake, env, tmp_path):
     r = _run(["--out", str(tmp_path / "o"), "--source", "mixpanel", "--from", "2026-13-01", "--to", "2026-01-02"],
              env, tmp_path)
     assert r.exit_code == 1
-    assert r.stderr.startswith("error: from_date") and r.stderr.count("\n") == 1
+    assert r.stderr == "error: --from 2026-13-01: not a valid day (month must be in 1..12)\n"
+    assert fake.log == []  # checked before any request (tests/fetch/test_cli_arguments.py)

@@ -1,0 +1,295 @@
+"""User errors on the command line are one line ``error: ...`` naming the file or option, with a
+non-zero exit and no traceback (docs/troubleshooting.md), and they are found before any work:
+
+* a YAML file that is not UTF-8 text (a binary file) given as ``--settings``, ``--plan``,
+  ``fetch --config`` or ``synth --config``;
+* ``synth --config``: invalid YAML, an unknown key or a value of the wrong type;
+* ``bench``: an unknown ``--scenario``, a bad ``--memory-limit`` (or ``$COHORTLAB_MEMORY_LIMIT``),
+  and a failed step whose log went with the temporary folder;
+* output files (``verify --out``, ``migrate ... --out / --chart``) in a folder that does not exist,
+  checked before the simulation runs; ``verify --out`` writes ``.csv.gz`` like the others.
+
+(``fetch --from/--to``: tests/fetch/test_cli_arguments.py.)"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from cohortlab.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+BINARY = b"\x89PNG\r\n\x1a\n\x00\xff\xfe binary, not YAML"
+NOT_UTF8 = "not UTF-8 text (invalid byte at offset 0): save it as UTF-8"
+PLAN = "name: switch\neit_timeline:\n  - {since: null, eit: customer_id}\n  - {since: 2026-02-01, eit: mparticle_id}\n"
+
+
+def run(*args, env: dict[str, str | None] | None = None):
+    return CliRunner().invoke(main, [str(a) for a in args], env=env)
+
+
+def error_line(r) -> str:
+    """The one ``error:`` line of a failed command (and nothing else on stderr, no traceback)."""
+    assert r.exit_code not in (0, None), f"expected a failure, got exit 0:\n{r.output}"
+    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
+    assert "Traceback" not in r.output
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory):
+    """A small synthetic world (cohorts Power Users, Recent Purchasers; an mParticle snapshot),
+    loaded into a database file."""
+    from cohortlab import Lab
+    from cohortlab.loaders.folder import load_world
+    from cohortlab.synth import generate
+
+    folder = tmp_path_factory.mktemp("cli-errors")
+    generate(folder / "world", users=200, seed=3, scenario="mid_migration")
+    path = folder / "lab.duckdb"
+    with Lab(str(path)) as lab:
+        load_world(lab, folder / "world")
+    return str(path)
+
+
+@pytest.fixture
+def binary(tmp_path):
+    p = tmp_path / "binary.yaml"
+    p.write_bytes(BINARY)
+    return str(p)
+
+
+@pytest.fixture
+def plan(tmp_path):
+    p = tmp_path / "plan.yaml"
+    p.write_text(PLAN)
+    return str(p)
+
+
+# --------------------------------------------------------------------------- 1. not UTF-8 text
+@pytest.mark.parametrize("command", [
+    ["simulate", "--cohort", "Power Users"],
+    ["verify", "--cohort", "Power Users"],
+    ["explain", "--cohort", "Power Users", "--user", "someone"],
+    ["remedies", "--cohort", "Power Users"],
+    ["migrate", "compare"],
+    ["migrate", "plan", "--plan", "{plan}"],
+    ["migrate", "validate", "--plan", "{plan}", "--cohort", "Power Users"],
+], ids=lambda c: " ".join(c[:2]))
+def test_a_binary_settings_file_is_one_line_naming_it(db, binary, plan, command):
+    args = [a.replace("{plan}", plan) for a in command]
+    r = run(*args, "--db", db, "--settings", binary)
+    line = error_line(r)  # the settings reader's message: the file named
+    assert line.startswith("error: ") and line.endswith(f"{binary}: {NOT_UTF8}")
+    assert r.stdout == ""  # nothing ran
+
+
+@pytest.mark.parametrize("command", [
+    ["migrate", "plan"],
+    ["migrate", "compare"],
+    ["migrate", "validate", "--cohort", "Power Users"],
+], ids=lambda c: " ".join(c[:2]))
+def test_a_binary_plan_file_is_one_line_naming_it(db, binary, command):
+    r = run(*command, "--db", db, "--plan", binary)
+    line = error_line(r)  # the plan reader's message: the file named
+    assert line.startswith("error: ") and line.endswith(f"{binary}: {NOT_UTF8}")
+
+
+def test_one_binary_plan_among_several_is_named(db, binary, plan):
+    r = run("migrate", "compare", "--db", db, "--plan", plan, "--plan", binary)
+    line = error_line(r)
+    assert line.startswith("error: ") and line.endswith(f"{binary}: {NOT_UTF8}")
+
+
+def test_a_binary_fetch_config_is_one_line_and_nothing_is_created(binary, tmp_path):
+    out = tmp_path / "exports"
+    env = {k: None for k in os.environ if k.startswith(("MIXPANEL_", "MPARTICLE_", "COHORTLAB_"))}
+    r = run("fetch", "--out", out, "--config", binary, env=env)
+    assert error_line(r) == f"error: {binary}: {NOT_UTF8}"
+    assert not out.exists()
+
+
+def test_a_binary_fetch_config_is_a_fetch_error_for_the_library(binary):
+    from cohortlab.fetch import FetchError, load_credentials
+
+    with pytest.raises(FetchError, match="binary.yaml: not UTF-8 text"):
+        load_credentials(binary, env={})
+
+
+def test_read_text_file_names_the_file(tmp_path, binary):
+    from cohortlab.errors import CohortlabError, SettingsError, read_text_file
+
+    with pytest.raises(SettingsError) as e:
+        read_text_file(binary, SettingsError)
+    assert str(e.value) == f"{binary}: {NOT_UTF8}"
+    late = tmp_path / "late.yaml"
+    late.write_bytes("a: é\n".encode() + b"b: \xe9\n")  # latin-1 after valid UTF-8
+    with pytest.raises(CohortlabError, match=r"late.yaml: not UTF-8 text \(invalid byte at offset 9\)"):
+        read_text_file(late)
+    with pytest.raises(CohortlabError, match=r"missing.yaml: cannot read the settings file \(No such file"):
+        read_text_file(tmp_path / "missing.yaml", what="the settings file")
+    good = tmp_path / "good.yaml"
+    good.write_text("a: é\n", encoding="utf-8")
+    assert read_text_file(good) == "a: é\n"
+
+
+# --------------------------------------------------------------------------- 3. synth --config
+@pytest.mark.parametrize("text, problem", [
+    (None, NOT_UTF8),
+    ("a: [1, 2\n", "not valid YAML (line 2, column 1: expected ',' or ']', but got '<stream end>')"),
+    ("- 1\n- 2\n", "expected a YAML mapping of parameters, got list"),
+    ("login_share: abc\n",
+     "invalid world config: login_share: Input should be a valid number, unable to parse string as a number "
+     "(got 'abc')"),
+    ("tiers: [{name: a, share: 0.5, rate_min: 1, rate_max: 2}]\n",
+     "invalid world config: config: tier shares must add up to 1"),
+    ("cohorts: [{id: 1, name: x, bogus: 2}]\n", "invalid world config: cohorts.0.bogus: unknown parameter"),
+    ("scenario: nope\n",
+     "unknown scenario 'nope'; expected one of healthy, customer_id_legacy, mid_migration, remediated, demo"),
+], ids=["binary", "invalid-yaml", "a-list", "wrong-type", "model-check", "nested-unknown-key", "unknown-scenario"])
+def test_a_bad_synth_config_is_one_line_naming_the_file(tmp_path, text, problem):
+    cfg = tmp_path / "world.yaml"
+    if text is None:
+        cfg.write_bytes(BINARY)
+    else:
+        cfg.write_text(text)
+    out = tmp_path / "w"
+    r = run("synth", out, "--users", 10, "--config", cfg, "--no-progress")
+    assert error_line(r) == f"error: {cfg}: {problem}"
+    assert not out.exists()
+
+
+def test_an_unknown_synth_config_key_lists_the_known_ones(tmp_path):
+    cfg = tmp_path / "world.yaml"
+    cfg.write_text("nope_key: 1\nlogin_share: 2\n")
+    line = error_line(run("synth", tmp_path / "w", "--users", 10, "--config", cfg, "--no-progress"))
+    assert line.startswith(f"error: {cfg}: invalid world config: login_share: Input should be less than or equal "
+                           "to 1 (got 2); nope_key: unknown parameter (known parameters: scenario, description, ")
+    assert "pydantic" not in line and "For further information" not in line
+
+
+def test_build_config_from_a_file_raises_a_settings_error(tmp_path):
+    from cohortlab.errors import SettingsError
+    from cohortlab.synth import build_config
+
+    cfg = tmp_path / "world.yaml"
+    cfg.write_text("churn_share: [1]\n")
+    with pytest.raises(SettingsError, match=r"world.yaml: invalid world config: churn_share: Input should be"):
+        build_config(config=cfg)
+
+
+# --------------------------------------------------------------------------- 5. bench
+@pytest.fixture
+def in_checkout(monkeypatch):
+    monkeypatch.chdir(REPO)  # the steps run `python -m bench.harness` from the checkout
+
+
+def test_bench_refuses_an_unknown_scenario_up_front(in_checkout):
+    r = run("bench", "--scenario", "nope", "--steps", "load")
+    assert error_line(r) == ("error: --scenario nope: unknown scenario; expected one of healthy, customer_id_legacy, "
+                             "mid_migration, remediated, demo")
+
+
+def test_bench_refuses_a_bad_memory_limit_up_front(in_checkout):
+    r = run("bench", "--memory-limit", "banana", "--steps", "load")
+    assert error_line(r) == ("error: --memory-limit banana: not a memory size (e.g. 1.5GB, 800MB, 2GiB): "
+                             "Memory must have a number (e.g. 1GB)")
+    assert r.stdout == ""  # no world generated
+
+
+def test_the_harness_checks_scenario_and_memory_limit_too(in_checkout, tmp_path):
+    from bench.harness import BenchError, run_bench
+
+    with pytest.raises(BenchError, match="unknown scenario 'nope'"):
+        run_bench(users=100, scenario="nope", steps=["load"], keep=tmp_path / "k", say=lambda m: None)
+    with pytest.raises(BenchError, match="memory_limit \"1GB'\": not a memory size"):
+        run_bench(users=100, steps=["load"], memory_limit="1GB'", keep=tmp_path / "k", say=lambda m: None)
+    assert not (tmp_path / "k").exists()
+
+
+def test_a_bad_memory_limit_in_the_environment_is_one_line(db):
+    r = run("simulate", "--db", db, "--cohort", "Power Users", env={"COHORTLAB_MEMORY_LIMIT": "lots"})
+    assert error_line(r) == ("error: COHORTLAB_MEMORY_LIMIT='lots': not a memory size (e.g. 1.5GB, 800MB, 2GiB): "
+                             "Memory must have a number (e.g. 1GB)")
+
+
+def test_a_good_memory_limit_in_the_environment_is_used(db):
+    r = run("simulate", "--db", db, "--cohort", "Power Users", "--no-store", env={"COHORTLAB_MEMORY_LIMIT": "500MB"})
+    assert r.exit_code == 0, r.output
+
+
+def test_a_failed_step_without_keep_gives_the_log_tail_not_a_removed_path(in_checkout, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = run("bench", "--data", empty, "--steps", "load", "--repeat", "1")
+    assert r.exit_code == 1 and "Traceback" not in r.stderr
+    assert r.stderr.splitlines() == [
+        "error: benchmark failed:",
+        f"  load: failed (exit 1: FileNotFoundError: {empty}: expected mixpanel/ and/or mparticle/ export folders; "
+        "the log was in a temporary folder, now removed: --keep DIR keeps it)",
+    ]
+    assert "cohortlab-bench-" not in r.output  # no path into the removed folder
+
+
+def test_a_failed_step_with_keep_points_at_the_kept_log(in_checkout, tmp_path):
+    empty, keep = tmp_path / "empty", tmp_path / "keep"
+    empty.mkdir()
+    r = run("bench", "--data", empty, "--steps", "load", "--repeat", "1", "--keep", keep)
+    assert r.exit_code == 1 and "Traceback" not in r.stderr
+    log = keep / "logs" / "load-1.log"
+    assert r.stderr.splitlines() == ["error: benchmark failed:", f"  load: failed (exit 1; log {log})"]
+    assert "expected mixpanel/ and/or mparticle/ export folders" in log.read_text()
+
+
+# --------------------------------------------------------------------------- 6. output paths
+@pytest.mark.parametrize("command, option, name", [
+    (["verify", "--cohort", "Power Users"], "--out", "v.csv"),
+    (["migrate", "compare"], "--out", "daily.csv"),
+    (["migrate", "compare"], "--chart", "c.png"),
+    (["migrate", "plan", "--plan", "{plan}"], "--out", "daily.csv"),
+    (["migrate", "plan", "--plan", "{plan}"], "--chart", "c.png"),
+    (["migrate", "validate", "--plan", "{plan}", "--cohort", "Power Users"], "--out", "u.csv"),
+], ids=["verify-out", "compare-out", "compare-chart", "plan-out", "plan-chart", "validate-out"])
+def test_an_output_in_a_missing_folder_is_refused_before_any_work(db, plan, tmp_path, command, option, name):
+    target = tmp_path / "nodir" / name
+    args = [a.replace("{plan}", plan) for a in command]
+    r = run(*args, "--db", db, option, target)
+    assert error_line(r) == f"error: {option} {target}: the folder {tmp_path / 'nodir'} does not exist"
+    assert r.stdout == ""  # nothing was computed
+
+
+@pytest.mark.parametrize("command, option, name, expected", [
+    (["verify", "--cohort", "Power Users"], "--out", "v.txt", "a .csv, .csv.gz or .parquet"),
+    (["migrate", "compare"], "--out", "daily.json", "a .csv, .csv.gz or .parquet"),
+    (["migrate", "compare"], "--chart", "c.txt", "a .png, .svg or .pdf"),
+], ids=["verify-out", "compare-out", "compare-chart"])
+def test_an_output_with_a_wrong_suffix_is_refused_before_any_work(db, tmp_path, command, option, name, expected):
+    target = tmp_path / name
+    r = run(*command, "--db", db, option, target)
+    assert error_line(r) == f"error: {option} {target}: expected {expected} file name"
+    assert r.stdout == ""
+
+
+def test_verify_writes_csv_gz(db, tmp_path):
+    out = tmp_path / "profiles.csv.gz"
+    r = run("verify", "--db", db, "--cohort", "Power Users", "--out", out, "--no-store")
+    assert r.exit_code == 0, r.output
+    with gzip.open(out, "rt") as f:
+        assert f.readline().startswith("mpid,simulated,observed,agree,cause")
+    df = pd.read_csv(out)
+    assert len(df) > 0 and f"wrote {len(df):,} profiles to {out}" in r.stdout
+
+
+def test_migrate_compare_writes_csv_gz_and_an_svg_chart(db, tmp_path):
+    out, chart = tmp_path / "daily.csv.gz", tmp_path / "rates.svg"
+    r = run("migrate", "compare", "--db", db, "--switch", "2026-02-01", "--out", out, "--chart", chart)
+    assert r.exit_code == 0, r.output
+    assert len(pd.read_csv(out)) > 0
+    assert chart.read_text().lstrip().startswith("<?xml")

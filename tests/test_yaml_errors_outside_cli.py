@@ -1,0 +1,69 @@
+"""User errors whose fix is in the library readers (settings, migration plans, report
+parameters): a file that is not UTF-8 text is one error naming the file for the library too (and
+for `report --params`); a plan value of the wrong type names the file and the key."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from cohortlab.cli import main
+
+BINARY = b"\x89PNG\r\n\x1a\n\x00\xff\xfe binary, not YAML"
+NOT_UTF8 = "not UTF-8 text (invalid byte at offset 0): save it as UTF-8"
+
+
+def error_line(r) -> str:
+    assert r.exit_code not in (0, None), r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
+    assert "Traceback" not in r.output
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def binary(tmp_path):
+    p = tmp_path / "binary.yaml"
+    p.write_bytes(BINARY)
+    return str(p)
+
+
+def test_library_readers_name_a_binary_file(binary):
+    from cohortlab.migration.plans import MigrationPlan, PlanError, load_plans
+    from cohortlab.report.runner import ReportError, load_params
+    from cohortlab.settings import SettingsError, SyncSettings
+
+    for call, error in ((SyncSettings.from_yaml, SettingsError), (SyncSettings.coerce, SettingsError),
+                        (load_plans, PlanError), (MigrationPlan.from_yaml, PlanError), (load_params, ReportError)):
+        with pytest.raises(error) as e:
+            call(binary)
+        assert str(e.value) == f"{binary}: {NOT_UTF8}", call
+
+
+def test_report_params_binary_is_one_line(binary, tmp_path):
+    db = tmp_path / "lab.duckdb"
+    db.write_bytes(b"")
+    r = CliRunner().invoke(main, ["report", "--db", str(db), "--params", binary, "--out", str(tmp_path / "r")])
+    assert error_line(r) == f"error: {binary}: {NOT_UTF8}"
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("value, problem", [
+    ("5", "eit_timeline: Input should be a valid list"),
+    ("true", "eit_timeline: Input should be a valid list"),
+    ("[5]", "eit_timeline.0: Input should be a valid dictionary or instance of EitPeriod"),
+    ("[[1, 2, 3]]", "eit_timeline.0: Input should be a valid dictionary or instance of EitPeriod"),
+])
+def test_a_plan_value_of_the_wrong_type_names_the_file_and_key(tmp_path, value, problem):
+    from cohortlab.migration.plans import PlanError, load_plans
+
+    plan = tmp_path / "p.yaml"
+    plan.write_text(f"name: p\neit_timeline: {value}\n")
+    with pytest.raises(PlanError) as e:
+        load_plans(plan)
+    assert str(e.value) == f"{plan}: invalid migration plan: {problem}"
+    db = tmp_path / "lab.duckdb"
+    db.write_bytes(b"")
+    r = CliRunner().invoke(main, ["migrate", "plan", "--db", str(db), "--plan", str(plan)])
+    assert error_line(r) == f"error: {plan}: invalid migration plan: {problem}"
