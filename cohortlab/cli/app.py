@@ -99,29 +99,38 @@ def _set_lock_wait(ctx, param, value):
     return value
 
 
-def db_option(f):
+DB_HELP = "DuckDB database file, written by `cohortlab load`."
+# the commands with --engine spark also read a folder written by `cohortlab export` (docs/spark.md)
+DB_OR_EXPORT_HELP = DB_HELP + " With --engine spark, also a folder written by `cohortlab export`."
+
+
+def db_option(f=None, *, help: str = DB_HELP, folder: bool = False):
     """``--db FILE`` (parameter ``db``) and ``--wait SECONDS`` (how long to wait when another
-    process holds the database; not passed to the command: it sets ``$COHORTLAB_LOCK_WAIT``)."""
-    f = click.option(
-        "--wait", "lock_wait", type=click.FloatRange(min=0, max=24 * 3600), default=None, expose_value=False,
-        callback=_set_lock_wait, envvar="COHORTLAB_LOCK_WAIT",
-        help="Seconds to wait when another process is using the database (default 5).",
-    )(f)
-    return click.option(
-        "--db", "db", required=True, type=click.Path(dir_okay=False),
-        help="DuckDB database file (created if missing).",
-    )(f)
+    process holds the database; not passed to the command: it sets ``$COHORTLAB_LOCK_WAIT``).
+    ``folder``: a folder is taken too (an export, for --engine spark)."""
+
+    def deco(f):
+        f = click.option(
+            "--wait", "lock_wait", type=click.FloatRange(min=0, max=24 * 3600), default=None, expose_value=False,
+            callback=_set_lock_wait, envvar="COHORTLAB_LOCK_WAIT",
+            help="Seconds to wait when another process is using the database (default 5).",
+        )(f)
+        return click.option("--db", "db", required=True, type=click.Path(dir_okay=folder), help=help)(f)
+
+    return deco(f) if f is not None else deco
 
 
 SETTINGS_HELP = "Simulation settings YAML (see SyncSettings)."
 SOURCE_HELP = "Membership from snapshots or replayed webhooks."
 
 
-def cohort_options(*, at: str, settings: str = SETTINGS_HELP, source: str | None = SOURCE_HELP):
+def cohort_options(*, at: str, settings: str = SETTINGS_HELP, source: str | None = SOURCE_HELP,
+                   export_folder: bool = False):
     """The options of a command that simulates one cohort of the database: ``--db`` and ``--wait``
     (:func:`db_option`), ``--cohort``, ``--at``, ``--settings`` (parameter ``settings_path``) and
     ``--source``, in that order. The command gives the help of ``--at`` (what the time is to it),
-    and of ``--settings`` / ``--source`` where it says more (None: no help)."""
+    and of ``--settings`` / ``--source`` where it says more (None: no help). ``export_folder``:
+    ``--db`` may be a folder written by ``cohortlab export`` (the commands with ``--engine``)."""
 
     def deco(f):
         f = click.option("--source", type=click.Choice(["auto", "snapshots", "webhooks"]), default="auto",
@@ -129,7 +138,7 @@ def cohort_options(*, at: str, settings: str = SETTINGS_HELP, source: str | None
         f = click.option("--settings", "settings_path", type=click.Path(dir_okay=False), help=settings)(f)
         f = click.option("--at", "at", help=at)(f)
         f = click.option("--cohort", required=True, help="Cohort name (or id).")(f)
-        return db_option(f)
+        return db_option(f, folder=export_folder, help=DB_OR_EXPORT_HELP if export_folder else DB_HELP)
 
     return deco
 

@@ -21,7 +21,7 @@ def _parse_option(ctx, param, values):
 
 
 @main.command("load")
-@db_option
+@db_option(help="DuckDB database file (created if missing).")
 @click.argument("kind", type=click.Choice(sorted(LOADERS)))
 @click.argument("paths", nargs=-1, required=True)
 @click.option("-o", "--option", "options", multiple=True, callback=_parse_option,

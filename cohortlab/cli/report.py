@@ -25,7 +25,8 @@ def _finish(result) -> None:
 
 
 @main.command("report")
-@click.option("--db", type=click.Path(dir_okay=False), help="DuckDB database with loaded exports.")
+@click.option("--db", type=click.Path(), help="DuckDB database with loaded exports (with --engine spark, also a "
+                                             "folder written by `cohortlab export`).")
 @click.option("--data", type=click.Path(file_okay=False),
               help="Folder of exports (mixpanel/..., mparticle/...), e.g. a `cohortlab synth` world; loaded once.")
 @click.option("--params", "params_file", type=click.Path(dir_okay=False, exists=True),
@@ -85,7 +86,8 @@ pauses:
 @main.command("demo")
 @click.option("--users", default=1000, show_default=True, type=click.IntRange(min=1),
               help="Users in the synthetic world.")
-@click.option("--seed", default=7, show_default=True, type=click.IntRange(min=0), help="Random seed of the world.")
+@click.option("--seed", default=7, show_default=True, type=click.IntRange(min=0, max=2**63 - 1),
+              help="Random seed of the world.")
 @click.option("--out", type=click.Path(file_okay=False),
               help="Output folder (the world goes to OUT/world, the report to OUT/report). "
                    "Default: reports/demo-<YYYY-MM-DD>[-N].")

@@ -151,7 +151,8 @@ def _timeline_lines(engine, table: str) -> list[str]:
 
 
 @main.command("simulate")
-@cohort_options(at="As-of time, UTC (e.g. 2026-03-01T12:00:00Z). Default: the cohort's latest snapshot/webhook.",
+@cohort_options(export_folder=True,
+                at="As-of time, UTC (e.g. 2026-03-01T12:00:00Z). Default: the cohort's latest snapshot/webhook.",
                 settings="Simulation settings YAML (see SyncSettings); defaults: docs/rules.md#assumptions.",
                 source="Membership from snapshots or replayed webhooks (auto: snapshots if any).")
 @click.option("--members-out", type=click.Path(dir_okay=False),
@@ -165,7 +166,8 @@ def _timeline_lines(engine, table: str) -> list[str]:
               help="Also print the audience under each value of every assumption that changes it (min and max).")
 @click.option("--store/--no-store", "store", default=True, show_default=True,
               help="Store the simulation in the database (tables simstore_*, catalogue sim_store), so that "
-                   "verify, explain and the report reuse it while the data is unchanged (DuckDB only).")
+                   "verify, explain and the report reuse it while the data is unchanged (DuckDB only). "
+                   "--no-store: neither read a stored one nor store.")
 @engine_options  # --engine duckdb|spark, --spark-master (issue 7)
 def simulate_cmd(db, cohort, settings_path, at, source, members_out, show_personal_data, show_timeline, debug,
                  assumptions, store, engine, spark_master):
@@ -187,6 +189,8 @@ def simulate_cmd(db, cohort, settings_path, at, source, members_out, show_person
         fail(f"bad settings file: {e}")
     with open_lab(db, engine, spark_master) as lab:  # issue 7: DuckDB (default) or Spark
         keep = store and not debug and engine == "duckdb"
+        if engine == "duckdb":
+            lab.use_stored = store  # --no-store: neither reads a stored simulation nor stores one
         try:
             result = lab.simulate(cohort, at=at, settings=settings, source=source, debug=debug, publish=True,
                                   store=keep)

@@ -213,6 +213,13 @@ def test_cli_simulate_stores_by_default_and_not_with_no_store(db):
         assert len(lab.stored_simulations()) == 1
 
 
+def test_cli_simulate_no_store_neither_reads_nor_stores(db, computed):
+    assert CliRunner().invoke(main, ["simulate", "--db", db, "--cohort", C]).exit_code == 0  # stored
+    r = CliRunner().invoke(main, ["simulate", "--db", db, "--cohort", C, "--no-store"])
+    assert r.exit_code == 0 and "simulation: not stored (--no-store)" in r.output
+    assert computed == [C, C]  # computed again, not read
+
+
 def test_cli_verify_stores_then_explain_reads_it(db, computed):
     r = CliRunner().invoke(main, ["verify", "--db", db, "--cohort", C, "--no-store"])
     assert r.exit_code == 0 and "simulation: computed (not stored)" in r.output

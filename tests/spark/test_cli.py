@@ -34,3 +34,22 @@ def test_simulate_on_spark_prints_the_same_report(tmp_path, spark_session, clean
                       "spark": ["simulation: not stored (the spark engine does not store simulations)"]}
     assert "discrepancy waterfall" in outs["spark"][0]
     assert spark_session.sparkContext._jsc is not None  # the shared session was not stopped
+
+
+def test_simulate_on_spark_reads_an_export_folder(tmp_path, spark_session, clean_views):
+    """docs/spark.md: with --engine spark, --db may be a folder written by `cohortlab export`."""
+    db = tmp_path / "lab.duckdb"
+    with Lab(db) as lab:
+        build_world(lab.engine)
+    out = tmp_path / "canonical"
+    r = CliRunner().invoke(main, ["export", "--db", str(db), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    texts = {}
+    for engine, source in (("duckdb", db), ("spark", out)):
+        r = CliRunner().invoke(main, ["simulate", "--db", str(source), "--cohort", SNAP_COHORT, "--engine", engine,
+                                      "--spark-master", "local[2]", "--no-store"])
+        assert r.exit_code == 0, r.output
+        texts[engine] = [x for x in r.output.splitlines() if not x.startswith("simulation:")]
+    assert texts["spark"] == texts["duckdb"]
+    r = CliRunner().invoke(main, ["simulate", "--db", str(out), "--cohort", SNAP_COHORT])  # DuckDB: a file only
+    assert r.exit_code == 1 and "is a folder, not a DuckDB database file" in r.output
