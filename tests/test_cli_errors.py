@@ -293,3 +293,11 @@ def test_migrate_compare_writes_csv_gz_and_an_svg_chart(db, tmp_path):
     assert r.exit_code == 0, r.output
     assert len(pd.read_csv(out)) > 0
     assert chart.read_text().lstrip().startswith("<?xml")
+
+
+def test_options_that_make_no_sense_are_refused(db, tmp_path):
+    r = run("report", "--db", db, "--keep-data", "--out", tmp_path / "r")
+    assert error_line(r) == "error: --keep-data keeps the database loaded from --data: give --data (a --db is never copied)"
+    assert not (tmp_path / "r").exists()
+    r = run("verify", "--db", db, "--cohort", "Power Users", "--limit", "-5")
+    assert r.exit_code == 2 and "Invalid value for '--limit': -5 is not in the range x>=0" in r.stderr

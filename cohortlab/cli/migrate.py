@@ -200,7 +200,8 @@ def compare_cmd(db, start, end, settings_path, activity, repeat_days, cohort, ou
               help="Simulation settings YAML.")
 @click.option("--out", type=click.Path(dir_okay=False),
               help="Write the per-member comparison to .csv, .csv.gz or .parquet.")
-@click.option("--show", default=20, show_default=True, help="Members that differ to print.")
+@click.option("--show", default=20, show_default=True, type=click.IntRange(min=0),
+              help="Members that differ to print.")
 @click.option("--show-personal-data", is_flag=True,
               help="Print and write emails and phone numbers as they are (default: stable pseudonyms, "
                    "the same as in `simulate --members-out` and the reports).")

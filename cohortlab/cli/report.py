@@ -59,6 +59,8 @@ def report_cmd(db, data, params_file, param_items, notebooks, out, overwrite, sh
     from cohortlab.report.runner import ReportError, load_params, parse_param_items, run_report
 
     names = [n.strip() for item in notebooks for n in item.split(",") if n.strip()] or None
+    if keep_data and not data:
+        fail("--keep-data keeps the database loaded from --data: give --data (a --db is never copied)")
     try:
         params = {**load_params(params_file), **parse_param_items(param_items)}
         result = run_report(

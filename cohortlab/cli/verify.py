@@ -16,7 +16,8 @@ from cohortlab.cli.app import check_output_path, cohort_options, fail, main, ope
 @click.option("--snapshot-at", "snapshot_at",
               help="When the mParticle snapshot was taken, UTC. Default: the load's as_of, else the latest "
                    "last_stored_at of its profiles.")
-@click.option("--limit", default=20, show_default=True, help="Disagreements listed one by one.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=0),
+              help="Disagreements listed one by one.")
 @click.option("--out", "out", type=click.Path(dir_okay=False),
               help="Write every compared profile (mpid, simulated, observed, cause, detail, ...) to .csv, .csv.gz "
                    "or .parquet.")
