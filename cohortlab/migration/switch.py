@@ -59,16 +59,35 @@ def first_mpid_keyed_event(engine: Engine) -> datetime | None:
     return parse_time(t) if t is not None else None
 
 
+def settings_switch(settings: Any = None) -> datetime | None:
+    """The settings' first dated switch to ``mparticle_id`` (their ``eit_timeline``), or None."""
+    for p in SyncSettings.coerce(settings).eit_timeline:
+        if p.since is not None and p.eit == "mparticle_id":
+            return p.since
+    return None
+
+
+def has_mpid_keyed_event(engine: Engine) -> bool:
+    """Whether :func:`first_mpid_keyed_event` finds one: the same rule, asked as existence (the
+    scan stops at the first such event instead of reading them all for the first time)."""
+    keyed = (f"SELECT 1 FROM mp_events e SEMI JOIN (SELECT mpid FROM mpa_profiles WHERE mpid IS NOT NULL) p "
+             f"ON p.mpid = {mpid_sql('e.distinct_id')}")
+    if engine.query_rows(f"{keyed} WHERE e.user_id IS NOT NULL LIMIT 1"):
+        return True
+    if engine.query_rows("SELECT 1 FROM mp_events WHERE user_id IS NOT NULL LIMIT 1"):
+        return False  # identified events exist, none keyed by an MPID
+    return bool(engine.query_rows(f"{keyed} LIMIT 1"))
+
+
 def find_switch(engine: Engine, switch: Any = None, settings: Any = None) -> Switch:
     """The switch date: ``switch`` when given, else the settings' first dated switch to
     ``mparticle_id``, else the data's first MPID-keyed event. Raises ``ValueError`` when none
     of them has one."""
     if switch is not None:
         return Switch(parse_time(switch, "switch"), "parameter")
-    st = SyncSettings.coerce(settings)
-    for p in st.eit_timeline:
-        if p.since is not None and p.eit == "mparticle_id":
-            return Switch(p.since, "settings")
+    at = settings_switch(settings)
+    if at is not None:
+        return Switch(at, "settings")
     first = first_mpid_keyed_event(engine)
     if first is None:
         raise ValueError(f"no switch date: {NO_SWITCH}; give the switch date (--switch DATE, or switch=...)")
@@ -80,7 +99,7 @@ def history_plan(engine: Engine, settings: Any = None) -> MigrationPlan:
     ``mparticle_id``, else a switch at the data's first MPID-keyed activity (if any), with the
     settings' event rule and no remediation. Its name says where the switch came from."""
     st = SyncSettings.coerce(settings)
-    if any(p.since is not None and p.eit == "mparticle_id" for p in st.eit_timeline):
+    if settings_switch(st) is not None:
         return MigrationPlan(name="history (settings)", eit_timeline=list(st.eit_timeline),
                              event_identity_cutoff=st.event_identity_cutoff)
     first = first_mpid_keyed_event(engine)

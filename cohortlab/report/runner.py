@@ -586,15 +586,15 @@ def not_applicable(name: str, params: Mapping[str, Any]) -> str | None:
             or params.get("engine", "duckdb") != "duckdb":
         return None
     from cohortlab.lab import Lab
-    from cohortlab.migration.switch import NO_SWITCH, find_switch
+    from cohortlab.migration.switch import NO_SWITCH, has_mpid_keyed_event, settings_switch
 
+    if settings_switch(params.get("settings")) is not None:
+        return None
     with Lab(str(params["db"]), read_only=True) as lab:
-        try:
-            find_switch(lab.engine, None, params.get("settings"))
-        except ValueError:
-            return (f"no EIT switch to study: {NO_SWITCH}. Give -p switch=YYYY-MM-DD (the day to study) "
-                    "or -p plans=PLANS.yaml")
-    return None
+        if has_mpid_keyed_event(lab.engine):
+            return None
+    return (f"no EIT switch to study: {NO_SWITCH}. Give -p switch=YYYY-MM-DD (the day to study) "
+            "or -p plans=PLANS.yaml")
 
 
 def _run_all(sources, out_dir: Path, params: dict[str, Any], source: str, kernel: str, say,

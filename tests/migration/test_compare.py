@@ -25,7 +25,7 @@ from cohortlab import Lab
 from cohortlab.cli import main
 from cohortlab.migration.plans import MigrationPlan
 from cohortlab.migration.run import best_plans, compare, run_plans
-from cohortlab.migration.switch import find_switch, first_mpid_keyed_event
+from cohortlab.migration.switch import find_switch, first_mpid_keyed_event, has_mpid_keyed_event
 from cohortlab.migration.validate import predict_at
 
 from .conftest import insert_events, insert_profiles
@@ -115,10 +115,13 @@ def test_switch_date_comes_from_a_parameter_the_settings_or_the_data(world):
     # no event is keyed by an MPID yet: nothing to find, and nothing is made up
     with pytest.raises(ValueError, match="no switch date"):
         find_switch(world.engine)
+    assert not has_mpid_keyed_event(world.engine)
     # Cat's anonymous event under her MPID (merged retroactively) does not count; her first
     # identified MPID-keyed event does
-    insert_events(world, [("103", "2026-01-06 08:00:00", None, "dev-cat"),
-                          ("103", "2026-01-07 12:30:00", "c-cat", "dev-cat")])
+    insert_events(world, [("103", "2026-01-06 08:00:00", None, "dev-cat")])
+    assert not has_mpid_keyed_event(world.engine) and first_mpid_keyed_event(world.engine) is None
+    insert_events(world, [("103", "2026-01-07 12:30:00", "c-cat", "dev-cat")])
+    assert has_mpid_keyed_event(world.engine)
     sw = find_switch(world.engine)
     assert (sw.source, sw.at.isoformat()) == ("data", "2026-01-07T12:30:00+00:00")
     assert sw.text == ("switch to mparticle_id at 2026-01-07T12:30:00Z (from the data: the first identified event "
@@ -130,8 +133,10 @@ def test_switch_date_comes_from_a_parameter_the_settings_or_the_data(world):
 
 def test_without_user_ids_the_first_mpid_keyed_event_of_any_kind_counts(lab):
     insert_events(lab, [("c-x", "2026-01-01 00:00:00", None, "d1"), ("55", "2026-01-03 00:00:00", None, "d1")])
+    assert not has_mpid_keyed_event(lab.engine)
     insert_profiles(lab, {55: []})
     assert str(first_mpid_keyed_event(lab.engine)) == "2026-01-03 00:00:00+00:00"
+    assert has_mpid_keyed_event(lab.engine)
 
 
 # --------------------------------------------------------------------------- projection window

@@ -46,3 +46,9 @@ def test_asked_for_by_name_it_runs_and_fails_with_the_reason(sample_db, tmp_path
     res = run_report(["eit_migration"], db=sample_db, out=tmp_path / "r")
     assert not res.ok and res.notebooks[0].skipped is None
     assert "no EIT switch to study: no identified event" in res.notebooks[0].error
+
+
+def test_a_switch_in_the_settings_is_one_to_study(sample_db, tmp_path):
+    settings = tmp_path / "s.yaml"
+    settings.write_text('eit_timeline:\n  - {since: null, eit: customer_id}\n  - {since: "2026-02-01", eit: mparticle_id}\n')
+    assert not_applicable("eit_migration", {"db": sample_db, "settings": str(settings)}) is None
