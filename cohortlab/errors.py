@@ -6,6 +6,7 @@ without a traceback, and exits non-zero."""
 from __future__ import annotations
 
 import os
+from typing import Any
 
 
 class CohortlabError(Exception):
@@ -54,6 +55,33 @@ def read_text_file(path: str | os.PathLike, error: type[Exception] = CohortlabEr
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise error(f"{path}: not UTF-8 text (invalid byte at offset {e.start}): save it as UTF-8") from None
+
+
+def read_yaml_file(path: str | os.PathLike, error: type[Exception] = CohortlabError, what: str = "the file", *,
+                   mapping: str | None = "option: value", quote: bool = True) -> Any:
+    """A YAML file's content (:func:`read_text_file`, then ``yaml.safe_load``: data, never code),
+    each problem one line naming the file, raised as ``error``: ``FILE: not valid YAML (line 3,
+    column 10: ...)``. ``mapping``: the content must be a mapping (empty: ``{}``), described
+    as ``FILE: expected a mapping of {mapping}, got list``; None: any YAML value. ``quote``:
+    False for a file of secrets, whose YAML error (which may quote the file) is reduced to its
+    line."""
+    import yaml
+
+    text = read_text_file(path, error, what)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        if quote:
+            raise error(f"{path}: not valid YAML ({yaml_problem(e)})") from None
+        mark = getattr(e, "problem_mark", None)
+        raise error(f"{path}: not valid YAML" + (f" (line {mark.line + 1})" if mark is not None else "")) from None
+    if mapping is None:
+        return data
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise error(f"{path}: expected a mapping of {mapping}, got {type(data).__name__}")
+    return data
 
 
 def yaml_problem(e: Exception) -> str:

@@ -277,22 +277,10 @@ class SyncSettings(_Model):
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "SyncSettings":
-        import yaml
-
-        from cohortlab.errors import read_text_file
+        from cohortlab.errors import read_yaml_file
 
         p = Path(path)
-        text = read_text_file(p, SettingsError, "settings file")  # not UTF-8 (binary): one line naming it
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            from cohortlab.errors import yaml_problem
-
-            raise SettingsError(f"{p}: not valid YAML ({yaml_problem(e)})") from None
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            raise SettingsError(f"{p}: expected a mapping of option: value, got {type(data).__name__}")
+        data = read_yaml_file(p, SettingsError, "settings file")
         try:
             return cls.model_validate(data)
         except ValidationError as e:

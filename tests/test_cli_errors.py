@@ -144,7 +144,7 @@ def test_read_text_file_names_the_file(tmp_path, binary):
 @pytest.mark.parametrize("text, problem", [
     (None, NOT_UTF8),
     ("a: [1, 2\n", "not valid YAML (line 2, column 1: expected ',' or ']', but got '<stream end>')"),
-    ("- 1\n- 2\n", "expected a YAML mapping of parameters, got list"),
+    ("- 1\n- 2\n", "expected a mapping of parameters, got list"),
     ("login_share: abc\n",
      "invalid world config: login_share: Input should be a valid number, unable to parse string as a number "
      "(got 'abc')"),

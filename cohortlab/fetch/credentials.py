@@ -40,8 +40,6 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
 from cohortlab.fetch.http import FetchError
 
 DEFAULT_CONFIG = Path("~/.config/cohortlab/credentials.yaml")
@@ -178,18 +176,11 @@ _SECRET_FIELDS = {"secret", "api_secret", "client_secret"}
 
 
 def _read_config(path: Path) -> dict[str, Any]:
-    from cohortlab.errors import read_text_file
+    from cohortlab.errors import read_yaml_file
 
-    text = read_text_file(path, FetchError, "the config file")  # not UTF-8 (a binary file): one line, no bytes shown
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        # the YAML error text may quote the file: never show it
-        raise FetchError(f"{path}:{where}: the config file is not valid YAML") from None
-    if not isinstance(data, dict):
-        raise FetchError(f"{path}: the config file must be a mapping with mixpanel: and/or mparticle: sections")
+    # a file of secrets: its YAML error (which may quote it) is reduced to the line
+    data = read_yaml_file(path, FetchError, "the config file", mapping="mixpanel: and/or mparticle: sections",
+                          quote=False)
     try:
         mode = path.stat().st_mode
         if mode & (stat.S_IRGRP | stat.S_IROTH):

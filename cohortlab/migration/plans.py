@@ -223,18 +223,9 @@ def _explain(e: ValidationError) -> str:
 
 
 def _read_yaml(path: str | Path) -> Any:
-    import yaml
+    from cohortlab.errors import read_yaml_file
 
-    from cohortlab.errors import read_text_file
-
-    p = Path(path)
-    text = read_text_file(p, PlanError, "plan file")  # not UTF-8 (binary): one line naming it
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        from cohortlab.errors import yaml_problem
-
-        raise PlanError(f"{p}: not valid YAML ({yaml_problem(e)})") from None
+    return read_yaml_file(Path(path), PlanError, "plan file", mapping=None)  # one plan or a list
 
 
 def _one(path) -> MigrationPlan:

@@ -130,19 +130,9 @@ def load_params(path: str | os.PathLike | None) -> dict[str, Any]:
     """Notebook parameters from a YAML (or JSON) mapping; ``None`` gives ``{}``."""
     if path is None:
         return {}
-    import yaml
+    from cohortlab.errors import read_yaml_file
 
-    from cohortlab.errors import read_text_file
-
-    text = read_text_file(path, ReportError, "the parameters file")  # not UTF-8 (binary): one line naming it
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as e:
-        from cohortlab.errors import yaml_problem
-
-        raise ReportError(f"{path}: not valid YAML: {yaml_problem(e)}") from None
-    if not isinstance(data, dict):
-        raise ReportError(f"{path}: expected a mapping of parameter: value, got {type(data).__name__}")
+    data = read_yaml_file(path, ReportError, "the parameters file", mapping="parameter: value")
     return {str(k): _plain(v) for k, v in data.items()}
 
 

@@ -41,7 +41,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 EIT_TYPES = ("mparticle_id", "customer_id", "email")
@@ -254,7 +253,7 @@ def build_config(scenario: str | None = None, config: str | Path | dict | None =
     A ``scenario`` given here and a different one in the YAML is an error."""
     from cohortlab.synth.scenarios import SCENARIOS, DEFAULT_SCENARIO
 
-    from cohortlab.errors import SettingsError, read_text_file, yaml_problem
+    from cohortlab.errors import SettingsError, read_yaml_file
 
     data: dict[str, Any] = {}
     where = ""  # "FILE: " when the parameters come from a YAML file: its errors name it
@@ -263,16 +262,7 @@ def build_config(scenario: str | None = None, config: str | Path | dict | None =
             data = dict(config)
         else:
             where = f"{config}: "
-            text = read_text_file(config, SettingsError, "the config file")
-            try:
-                loaded = yaml.safe_load(text)
-            except yaml.YAMLError as e:
-                raise SettingsError(f"{where}not valid YAML ({yaml_problem(e)})") from None
-            if loaded is None:
-                loaded = {}
-            if not isinstance(loaded, dict):
-                raise SettingsError(f"{where}expected a YAML mapping of parameters, got {type(loaded).__name__}")
-            data = loaded
+            data = read_yaml_file(config, SettingsError, "the config file", mapping="parameters")
     base = data.pop("scenario", None)
     if scenario and base and scenario != base:
         raise ValueError(f"scenario {scenario!r} given, but {where or 'the config '}says {base!r}")
