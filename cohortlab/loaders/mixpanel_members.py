@@ -215,12 +215,14 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
             meta = self._stage_csv_fast(ctx, st, src, qc, f"c{cols.index('as_of') + 1}" if "as_of" in cols else None)
             if meta is not None:
                 return meta, True
-        # line = position + 1 (the header is line 1); the raw row text only for rejects
+        # line = position + 1 (the header is line 1); the raw row only for rejects: a JSON object
+        # of the header's names and the row's values (as mparticle-csv keeps them)
+        row_json = "json_object(" + ", ".join(f"{sql_str(c)}, t.c{i + 1}" for i, c in enumerate(cols)) + ")::VARCHAR"
         rows = (
             f"SELECT CASE WHEN distinct_id IS NULL THEN 'missing_distinct_id' END AS reason, "
             f"CASE WHEN distinct_id IS NULL THEN raw END AS raw, distinct_id "
             f"FROM (SELECT nullif(trim(t.{qc}), '') AS distinct_id, "
-            f"CASE WHEN nullif(trim(t.{qc}), '') IS NULL THEN t::VARCHAR END AS raw FROM {src} t)"
+            f"CASE WHEN nullif(trim(t.{qc}), '') IS NULL THEN {row_json} END AS raw FROM {src} t)"
         )
         stage_cols = "reason, raw, distinct_id, NULL::JSON AS properties, FALSE AS has_properties"
         line = ctx.numbered_table(f"{st}_rows", rows)

@@ -117,7 +117,8 @@ def test_csv_default_column_and_as_of_column(lab, write, balanced):
     r = balanced(lab.load("mixpanel-members", f, cohort="Churn Risk"))
     assert (r.rows_read, r.loaded, r.deduplicated, dict(r.quarantined)) == (4, 2, 1, {"missing_distinct_id": 1})
     assert [(d, ln) for *_, d, ln in _members(lab)] == [("cust-1", 2), ("4611686018427387904", 3)]
-    assert lab.engine.query_rows("SELECT line, reason FROM rejects") == [(4, "missing_distinct_id")]
+    assert lab.engine.query_rows("SELECT line, reason, raw FROM rejects") == [
+        (4, "missing_distinct_id", '{"$email":"x@example.com","$distinct_id":null,"as_of":"2026-03-01T00:00:00Z"}')]
     assert _snapshots(lab)[0][3] == AS_OF
 
 
