@@ -444,7 +444,7 @@ def run_report(
             say(hint)
     source = str(params.get("data") or params.get("db"))
     return _run_all(sources, out_dir, params, source, kernel, say, keep_data, readers if share else set(),
-                    optional=notebooks is None)
+                    optional=notebooks is None, cohorts=cohorts)
 
 
 def _reads_shared(src: Path) -> bool:
@@ -588,11 +588,13 @@ def not_applicable(name: str, params: Mapping[str, Any]) -> str | None:
 
 
 def _run_all(sources, out_dir: Path, params: dict[str, Any], source: str, kernel: str, say,
-             keep_data: bool, readers: set[int] = frozenset(), *, optional: bool = False) -> ReportResult:
+             keep_data: bool, readers: set[int] = frozenset(), *, optional: bool = False,
+             cohorts: Any = None) -> ReportResult:
     """Run the notebooks ``sources``; those at the positions ``readers`` read the simulations
     shared by the runner (none: every notebook simulates on its own). ``optional``: the
     notebooks were not asked for by name, so one that does not apply to the data
-    (:func:`not_applicable`) is not run; its card says why."""
+    (:func:`not_applicable`) is not run; its card says why. ``cohorts``: the cohorts that must
+    exist in the data loaded from ``params["data"]`` (:func:`check_database`)."""
     import tempfile
 
     # papermill's ``cwd=`` changes the directory of the whole process while a notebook runs, and two
@@ -622,8 +624,8 @@ def _run_all(sources, out_dir: Path, params: dict[str, Any], source: str, kernel
             raise ReportError(f"cannot load {params['data']}: {e}") from e
         say(f"  loaded in {time.monotonic() - t0:.1f} s")
         params["db"] = str(db_path)
-        if params.get("engine", "duckdb") == "duckdb" and all(s.parent == NOTEBOOKS_DIR.resolve() for s in sources):
-            check_database(db_path, params.get("cohorts"))
+        if cohorts is not None and params.get("engine", "duckdb") == "duckdb":
+            check_database(db_path, cohorts)
         hints = world_hints(params.pop("data"))
         if hints.get("switch") and "plans" not in params:
             # a world that already switched its EIT: study that switch, and validate the
