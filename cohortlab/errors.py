@@ -5,6 +5,7 @@ without a traceback, and exits non-zero."""
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
@@ -69,7 +70,7 @@ def read_yaml_file(path: str | os.PathLike, error: type[Exception] = CohortlabEr
 
     text = read_text_file(path, error, what)
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_unique_keys_loader())  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as e:
         if quote:
             raise error(f"{path}: not valid YAML ({yaml_problem(e)})") from None
@@ -82,6 +83,32 @@ def read_yaml_file(path: str | os.PathLike, error: type[Exception] = CohortlabEr
     if not isinstance(data, dict):
         raise error(f"{path}: expected a mapping of {mapping}, got {type(data).__name__}")
     return data
+
+
+@functools.cache
+def _unique_keys_loader():
+    """PyYAML's SafeLoader (data, never code) that refuses a mapping with the same key twice
+    (plain PyYAML keeps the last one silently: a settings file with ``fallback:`` twice would run
+    with whichever came last). Keys merged in with ``<<:`` may still be overridden."""
+    import yaml
+
+    class UniqueKeysLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    duplicate = key in seen
+                except TypeError:  # an unhashable key: SafeLoader's own error says so
+                    break
+                if duplicate:
+                    raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeysLoader
 
 
 def yaml_problem(e: Exception) -> str:

@@ -67,3 +67,36 @@ def test_a_plan_value_of_the_wrong_type_names_the_file_and_key(tmp_path, value, 
     db.write_bytes(b"")
     r = CliRunner().invoke(main, ["migrate", "plan", "--db", str(db), "--plan", str(plan)])
     assert error_line(r) == f"error: {plan}: invalid migration plan: {problem}"
+
+
+def test_every_yaml_reader_refuses_a_key_given_twice(tmp_path):
+    """PyYAML alone keeps the last of two equal keys; a settings file with `fallback:` twice
+    would then run with whichever came last, silently."""
+    from cohortlab.migration.plans import MigrationPlan, PlanError, load_plans
+    from cohortlab.report.runner import ReportError, load_params
+    from cohortlab.settings import SettingsError, SyncSettings
+
+    p = tmp_path / "twice.yaml"
+    p.write_text("fallback: data\ncadence: 15m\nfallback: strict\n")
+    for call, error in ((SyncSettings.from_yaml, SettingsError), (SyncSettings.coerce, SettingsError),
+                        (load_plans, PlanError), (MigrationPlan.from_yaml, PlanError), (load_params, ReportError)):
+        with pytest.raises(error) as e:
+            call(str(p))
+        assert str(e.value) == f"{p}: not valid YAML (line 3, column 1: duplicate key 'fallback')", call
+
+
+def test_a_key_given_twice_inside_a_list_is_refused_with_its_line(tmp_path):
+    from cohortlab.settings import SettingsError, SyncSettings
+
+    p = tmp_path / "pauses.yaml"
+    p.write_text("pauses:\n  - start: 2026-03-01\n    end: 2026-03-02\n    start: 2026-03-03\n")
+    with pytest.raises(SettingsError, match=r"line 4, column 5: duplicate key 'start'"):
+        SyncSettings.from_yaml(str(p))
+
+
+def test_yaml_merge_keys_may_still_be_overridden(tmp_path):
+    from cohortlab.errors import read_yaml_file
+
+    p = tmp_path / "merge.yaml"
+    p.write_text("base: &b {fallback: data, cadence: 1h}\nstrict:\n  <<: *b\n  fallback: strict\n")
+    assert read_yaml_file(p)["strict"] == {"fallback": "strict", "cadence": "1h"}
