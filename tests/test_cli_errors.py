@@ -301,3 +301,23 @@ def test_options_that_make_no_sense_are_refused(db, tmp_path):
     assert not (tmp_path / "r").exists()
     r = run("verify", "--db", db, "--cohort", "Power Users", "--limit", "-5")
     assert r.exit_code == 2 and "Invalid value for '--limit': -5 is not in the range x>=0" in r.stderr
+
+
+def test_export_of_an_unknown_table_makes_no_folder(db, tmp_path):
+    out = tmp_path / "canonical"
+    line = error_line(run("export", "--db", db, "--out", out, "--table", "mp_events", "--table", "nope"))
+    assert line.startswith("error: not canonical tables: nope (known: loads, rejects, mp_events, ")
+    assert not out.exists()
+
+
+def test_export_over_existing_files_writes_nothing(db, tmp_path):
+    out = tmp_path / "canonical"
+    out.mkdir()
+    (out / "mp_profiles.parquet").write_bytes(b"mine")
+    line = error_line(run("export", "--db", db, "--out", out))
+    assert line == f"error: {out / 'mp_profiles.parquet'} exists (use overwrite)"
+    assert sorted(p.name for p in out.iterdir()) == ["mp_profiles.parquet"]  # not even the tables before it
+    assert (out / "mp_profiles.parquet").read_bytes() == b"mine"
+    r = run("export", "--db", db, "--out", out, "--overwrite")
+    assert r.exit_code == 0, r.output
+    assert (out / "mp_profiles.parquet").read_bytes()[:4] == b"PAR1"

@@ -37,21 +37,23 @@ def export_canonical(
 ) -> dict[str, int]:
     """Write each canonical table of a DuckDB ``engine`` to ``out_dir/<table>.parquet``.
 
-    Returns ``{table: rows}``. Existing files are an error unless ``overwrite``.
+    Returns ``{table: rows}``. An unknown table name, or an existing file (unless ``overwrite``),
+    is an error before anything is written or any folder made; a table the database does not
+    hold is skipped.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     names = list(tables) if tables is not None else list(_schema.TABLES)
     unknown = [n for n in names if n not in _schema.TABLES]
     if unknown:
-        raise ValueError(f"not canonical tables: {', '.join(unknown)}")
+        raise ValueError(f"not canonical tables: {', '.join(unknown)} (known: {', '.join(_schema.TABLES)})")
+    names = [n for n in names if engine.table_exists(n)]
+    existing = [str(out / f"{n}.parquet") for n in names if (out / f"{n}.parquet").exists()]
+    if existing and not overwrite:  # checked for every table before anything is written
+        raise FileExistsError(f"{', '.join(existing)} exist{'s' if len(existing) == 1 else ''} (use overwrite)")
+    out.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
     for name in names:
         target = out / f"{name}.parquet"
-        if target.exists() and not overwrite:
-            raise FileExistsError(f"{target} exists (use overwrite)")
-        if not engine.table_exists(name):
-            continue
         cols = ", ".join(
             f"CAST({c} AS VARCHAR) AS {c}" if t.upper() == "JSON" else c
             for c, t, _ in _schema.TABLES[name].columns
