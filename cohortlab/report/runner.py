@@ -367,6 +367,20 @@ def prepare_output_dir(out: str | os.PathLike | None, *, overwrite: bool, root: 
     return target
 
 
+def _remove_unused_output(out_dir: Path, db_path: Path) -> None:
+    """After a report that failed before any notebook ran: remove the database loaded into the
+    report folder (``keep_data``), then the folder itself when nothing else is in it (only the
+    marker of :func:`prepare_output_dir`)."""
+    for path in (db_path, Path(f"{db_path}.wal"), Path(f"{db_path}.tmp")):
+        if path.parent == out_dir:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            elif path.exists():
+                path.unlink()
+    if out_dir.is_dir() and {p.name for p in out_dir.iterdir()} <= {MARKER}:
+        shutil.rmtree(out_dir, ignore_errors=True)
+
+
 def run_report(
     notebooks: Iterable[str | os.PathLike] | None = None,
     *,
@@ -616,16 +630,18 @@ def _run_all(sources, out_dir: Path, params: dict[str, Any], source: str, kernel
         t0 = time.monotonic()
         say(f"loading {params['data']} into {db_path} ...")
         try:
-            with Lab(str(db_path)) as lab:
-                load_world(lab, params["data"], progress=False)
-        except (OSError, ValueError) as e:
-            raise ReportError(f"cannot load {params['data']}: {e}") from e
-        except LoadError as e:
-            raise ReportError(f"cannot load {params['data']}: {e}") from e
-        say(f"  loaded in {time.monotonic() - t0:.1f} s")
+            try:
+                with Lab(str(db_path)) as lab:
+                    load_world(lab, params["data"], progress=False)
+            except (OSError, ValueError, LoadError) as e:
+                raise ReportError(f"cannot load {params['data']}: {e}") from e
+            say(f"  loaded in {time.monotonic() - t0:.1f} s")
+            if cohorts is not None and params.get("engine", "duckdb") == "duckdb":
+                check_database(db_path, cohorts)
+        except ReportError:
+            _remove_unused_output(out_dir, db_path)  # no report: no folder left behind
+            raise
         params["db"] = str(db_path)
-        if cohorts is not None and params.get("engine", "duckdb") == "duckdb":
-            check_database(db_path, cohorts)
         hints = world_hints(params.pop("data"))
         if hints.get("switch") and "plans" not in params:
             # a world that already switched its EIT: study that switch, and validate the

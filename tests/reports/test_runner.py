@@ -156,6 +156,19 @@ def test_cli_data_folder_that_is_not_exports(tmp_path):
     (tmp_path / "empty").mkdir()
     r = CliRunner().invoke(main, ["report", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "o")])
     assert r.exit_code == 1 and "expected mixpanel/" in r.stderr
+    assert not (tmp_path / "o").exists()  # no report, no folder
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_an_unknown_cohort_in_a_data_folder_leaves_no_report_folder(tmp_path, keep):
+    from cohortlab.synth import generate
+
+    generate(tmp_path / "world", users=60, seed=1)
+    out = tmp_path / "o"
+    r = CliRunner().invoke(main, ["report", "--data", str(tmp_path / "world"), "--out", str(out),
+                                  "-p", "cohorts=[Nope]", *(["--keep-data"] if keep else [])])
+    assert r.exit_code == 1 and "unknown cohort 'Nope'" in r.stderr, r.stderr
+    assert not out.exists()  # neither the folder nor, with --keep-data, the loaded database
 
 
 def test_params_yaml(tmp_path, tiny):
