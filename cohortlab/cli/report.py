@@ -126,7 +126,7 @@ def demo_cmd(users, seed, out, overwrite):
 
 
 @main.command("lab", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@click.option("--notebooks-dir", type=click.Path(file_okay=False), default=None,
+@click.option("--notebooks-dir", type=click.Path(file_okay=False, exists=True), default=None,
               help="Folder to open (default: the project's notebooks/).")
 @click.argument("jupyter_args", nargs=-1, type=click.UNPROCESSED)
 def lab_cmd(notebooks_dir, jupyter_args):

@@ -206,6 +206,16 @@ def test_lab_and_demo_help():
     assert runner.invoke(main, ["demo", "--help"]).exit_code == 0
 
 
+def test_lab_refuses_a_missing_notebooks_folder_before_starting_jupyter(tmp_path, monkeypatch):
+    import cohortlab.cli.report as cli_report
+
+    started = []
+    monkeypatch.setattr(cli_report, "run_server", lambda cmd, **kw: started.append(cmd) or 0)
+    r = CliRunner().invoke(main, ["lab", "--notebooks-dir", str(tmp_path / "nope")])
+    assert r.exit_code == 2 and "Directory" in r.output and "does not exist" in r.output
+    assert started == []
+
+
 def test_engine_choice_reaches_the_notebook_as_a_parameter(tmp_path, tiny, monkeypatch):
     monkeypatch.delenv("COHORTLAB_ENGINE", raising=False)
     nb = _notebook(tmp_path / "engine.ipynb", [
