@@ -569,7 +569,7 @@ def run_bench(
             world = work / "world"
             say(f"generating a {scenario} world of {users:,} users (seed {seed}) into {world} ...")
             t0 = time.perf_counter()
-            res = generate(world, users=users, seed=seed, scenario=scenario, force=True, gzip=gzip)
+            generate(world, users=users, seed=seed, scenario=scenario, force=True, gzip=gzip)
             result["generate_s"] = round(time.perf_counter() - t0, 1)
             say(f"  generated in {result['generate_s']:.1f} s")
         else:

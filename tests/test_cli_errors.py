@@ -321,3 +321,16 @@ def test_export_over_existing_files_writes_nothing(db, tmp_path):
     r = run("export", "--db", db, "--out", out, "--overwrite")
     assert r.exit_code == 0, r.output
     assert (out / "mp_profiles.parquet").read_bytes()[:4] == b"PAR1"
+
+
+@pytest.mark.parametrize("args, option", [
+    (["simulate", "--db", "DB", "--cohort", "Power Users", "--at", "yesterday"], "--at"),
+    (["verify", "--db", "DB", "--cohort", "Power Users", "--at", "yesterday"], "--at"),
+    (["explain", "--db", "DB", "--cohort", "Power Users", "--user", "u1", "--at", "yesterday"], "--at"),
+    (["remedies", "--db", "DB", "--cohort", "Power Users", "--at", "yesterday"], "--at"),
+    (["remedies", "--db", "DB", "--cohort", "Power Users", "--since", "yesterday"], "--since"),
+    (["migrate", "validate", "--db", "DB", "--cohort", "Power Users", "--plan", "PLAN", "--at", "yesterday"], "--at"),
+])
+def test_a_time_that_is_not_a_time_names_its_option(db, plan, args, option):
+    line = error_line(run(*[{"DB": db, "PLAN": plan}.get(a, a) for a in args]))
+    assert line == f"error: {option}: not a time: 'yesterday' (expected ISO-8601, e.g. 2026-03-01T12:00:00Z)"

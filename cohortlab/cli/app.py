@@ -120,6 +120,21 @@ def db_option(f=None, *, help: str = DB_HELP, folder: bool = False):
     return deco(f) if f is not None else deco
 
 
+def check_time(ctx, param, value):
+    """Click callback of a time option (``--at``, ``--since``): a value that is not a time is one
+    line naming the option (``error: --at: not a time: 'yesterday' (expected ISO-8601, ...)``)
+    before any work; the value goes on as given."""
+    if value is not None:
+        from cohortlab.errors import SettingsError
+        from cohortlab.times import parse_time
+
+        try:
+            parse_time(value, param.opts[0])
+        except SettingsError as e:
+            fail(str(e))
+    return value
+
+
 SETTINGS_HELP = "Simulation settings YAML (see SyncSettings)."
 SOURCE_HELP = "Membership from snapshots or replayed webhooks."
 
@@ -136,7 +151,7 @@ def cohort_options(*, at: str, settings: str = SETTINGS_HELP, source: str | None
         f = click.option("--source", type=click.Choice(["auto", "snapshots", "webhooks"]), default="auto",
                          show_default=True, help=source)(f)
         f = click.option("--settings", "settings_path", type=click.Path(dir_okay=False), help=settings)(f)
-        f = click.option("--at", "at", help=at)(f)
+        f = click.option("--at", "at", help=at, callback=check_time)(f)
         f = click.option("--cohort", required=True, help="Cohort name (or id).")(f)
         return db_option(f, folder=export_folder, help=DB_OR_EXPORT_HELP if export_folder else DB_HELP)
 

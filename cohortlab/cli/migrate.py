@@ -6,7 +6,7 @@ import os
 
 import click
 
-from cohortlab.cli.app import check_output_path, db_option, fail, main
+from cohortlab.cli.app import check_output_path, check_time, db_option, fail, main
 
 CHART_SUFFIXES = (".png", ".svg", ".pdf")
 
@@ -195,7 +195,7 @@ def compare_cmd(db, start, end, settings_path, activity, repeat_days, cohort, ou
 @click.option("--plan", "plan_file", required=True, type=click.Path(exists=True, dir_okay=False),
               help="The plan that was carried out (YAML, one plan).")
 @click.option("--cohort", required=True, help="Cohort name whose loaded exports to compare with.")
-@click.option("--at", help="As-of time, UTC. Default: the cohort's latest snapshot.")
+@click.option("--at", help="As-of time, UTC. Default: the cohort's latest snapshot.", callback=check_time)
 @click.option("--settings", "settings_path", type=click.Path(dir_okay=False),
               help="Simulation settings YAML.")
 @click.option("--out", type=click.Path(dir_okay=False),

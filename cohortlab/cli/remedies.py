@@ -6,7 +6,7 @@ import os
 
 import click
 
-from cohortlab.cli.app import cohort_options, fail, main, open_lab
+from cohortlab.cli.app import check_time, cohort_options, fail, main, open_lab
 
 
 @main.command("remedies")
@@ -14,22 +14,19 @@ from cohortlab.cli.app import cohort_options, fail, main, open_lab
                 settings="Simulation settings YAML (see SyncSettings); its pauses are what a reconnect ends.")
 @click.option("--since", "since", help="When the remedies start, UTC (Rule, SDK code, EIT switch). Default: the "
                                         "event identity cutoff when it is at or before --at, else the first "
-                                        "run.")
+                                        "run.", callback=check_time)
 def remedies_cmd(db, cohort, at, since, settings_path, source):
     """What each remedy (mParticle Rule, SDK code, each with and without a re-export, EIT switch,
     re-export, reconnect after a pause) would gain in audience, each from its own simulation."""
     from cohortlab.errors import CohortlabError
     from cohortlab.settings import SettingsError, SyncSettings
     from cohortlab.simulation.resolution import CohortError
-    from cohortlab.times import format_time, parse_time
+    from cohortlab.times import format_time
 
     if not os.path.exists(db):
         fail(f"{db}: no such database (load data first with `cohortlab load --db {db} ...`)")
     try:
         settings = SyncSettings.from_yaml(settings_path) if settings_path else SyncSettings()
-        for option, value in (("--at", at), ("--since", since)):  # a bad time: one line, before any work
-            if value is not None:
-                parse_time(value, option)
     except SettingsError as e:
         fail(f"{e}")
     with open_lab(db) as lab:

@@ -38,7 +38,7 @@ import httpx
 
 from cohortlab.fetch.credentials import MParticleCredentials
 from cohortlab.fetch.files import atomic_file, state_dir, write_json
-from cohortlab.fetch.http import FetchError, HttpClient, RetryPolicy
+from cohortlab.fetch.http import HttpClient, RetryPolicy
 from cohortlab.identifiers import is_valid_mpid
 
 API_URL = "https://api.mparticle.com"

@@ -45,7 +45,6 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime, timedelta
 
-from cohortlab.errors import SettingsError
 from cohortlab.engines.base import Engine
 from cohortlab.identifiers import is_valid_mpid_sql
 from cohortlab.migration.plans import EIT_IDENTITY_TYPE, MigrationPlan

@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from cohortlab.pipeline import sql_str
 
 
 

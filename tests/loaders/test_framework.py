@@ -4,7 +4,6 @@ nothing, idempotence, rows_read = loaded + deduplicated + quarantined, and the C
 
 from __future__ import annotations
 
-import gzip
 import json
 import shutil
 

@@ -1,7 +1,5 @@
 """Explain one user: every fact on both sides and the rule behind each step (hand-built world)."""
 
-import json
-
 from click.testing import CliRunner
 
 from cohortlab import Lab
