@@ -334,3 +334,15 @@ def test_export_over_existing_files_writes_nothing(db, tmp_path):
 def test_a_time_that_is_not_a_time_names_its_option(db, plan, args, option):
     line = error_line(run(*[{"DB": db, "PLAN": plan}.get(a, a) for a in args]))
     assert line == f"error: {option}: not a time: 'yesterday' (expected ISO-8601, e.g. 2026-03-01T12:00:00Z)"
+
+
+def test_migrate_validate_prints_the_confusion_table_without_pandas_axis_names(db, plan):
+    r = run("migrate", "validate", "--db", db, "--plan", plan, "--cohort", "Power Users")
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert lines[1].split() == ["observed", "matched", "observed", "unmatched"]  # the header, alone
+    rows = {" ".join(ln.split()[:2]): [int(x) for x in ln.split()[2:]] for ln in lines[2:4]}
+    assert set(rows) == {"predicted matched", "predicted unmatched"}
+    differ = int(lines[5].split("; ")[1].split()[0])
+    assert rows["predicted matched"][1] + rows["predicted unmatched"][0] == differ
+    assert "observed_matched" not in r.output and "predicted_matched" not in r.output

@@ -230,7 +230,7 @@ def validate_cmd(db, plan_file, cohort, at, settings_path, out, show, show_perso
         users = redactor.frame(res.users) if out else None
         verdict = redactor.text(res.verdict)
     click.echo(f"plan: {res.plan}   cohort: {res.cohort}   as of: {res.at:%Y-%m-%d %H:%M:%S} UTC")
-    click.echo(res.confusion.to_string())
+    click.echo(res.confusion.rename_axis(index=None, columns=None).to_string())  # no pandas axis names
     if differences is not None:
         click.echo(f"\nmembers that differ (first {min(show, len(d))} of {len(d)}):")
         click.echo(differences.to_string(index=False))
