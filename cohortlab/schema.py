@@ -91,7 +91,8 @@ MP_EVENTS = _table(
     ("device_id", "VARCHAR", "properties.$device_id"),
     ("user_id", "VARCHAR", "properties.$user_id"),
     ("mparticle_user_id", "VARCHAR", "event property $mparticle_user_id as exported text; NULL if absent/null"),
-    ("properties", "JSON", "all properties as exported"),
+    ("properties", "JSON", "all properties as exported (loader option properties=all); by default NULL, "
+                           "except {\"$mparticle_user_id\": token} when that value is a JSON float"),
 )
 
 MP_PROFILES = _table(

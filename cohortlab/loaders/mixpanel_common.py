@@ -43,6 +43,17 @@ def inline_float_token_sql(raw: str, text: str) -> str:
     return f"coalesce(CASE WHEN len({toks}) = 1 THEN {toks}[1] END, {text})"
 
 
+def properties_kept_sql(properties: str, mp_type: str, mpuid: str) -> str:
+    """An event's ``properties`` as stored (``mp_events.properties``): the staged object (loader
+    option ``properties=all``); with ``properties=none`` (the staged value NULL) NULL, except for
+    an event whose ``$mparticle_user_id`` is a JSON float (``mp_type`` = 'DOUBLE'):
+    ``{"$mparticle_user_id": <its exact token>}``, whose JSON type tells the resolution that the
+    number was a JSON float (``precision_loss_form`` json_float, not float_text). The JSON text is
+    kept as written, so the token's digits stay."""
+    return (f"CASE WHEN {properties} IS NULL AND {mp_type} = 'DOUBLE' "
+            f"THEN ('{{\"$mparticle_user_id\": ' || {mpuid} || '}}')::JSON ELSE {properties} END")
+
+
 def id_text_sql(v: str) -> str:
     """Identifier text of JSON value ``v``: a string as is, a number as its exact JSON text;
     NULL for absent, JSON null, the empty string, booleans, objects and arrays."""

@@ -14,7 +14,9 @@ Per record ``{"event": ..., "properties": {...}}``:
 * ``properties`` = the whole ``properties`` object as JSON, opt-in. Option ``properties``:
   ``none`` (default: the column stays NULL; cohortlab computes with the identity columns above,
   and a 5.26M-event load takes 178 MiB of database instead of 671 MiB) or ``all`` (keep every
-  event's properties, for a notebook that looks at them).
+  event's properties, for a notebook that looks at them). With ``none``, an event whose
+  ``$mparticle_user_id`` is a JSON float keeps ``{"$mparticle_user_id": <exact token>}``: the
+  resolution tells a JSON float (``json_float``) from a float spelled as a string by its JSON type.
 * Identities first: with ``properties=none`` a JSONL file is read by the typed fast path
   (:mod:`cohortlab.loaders.fast`: ``read_json`` of the identity fields only); a file it cannot
   take exactly (a malformed or blank line, a record to quarantine, a JSON-float identifier)
@@ -43,6 +45,7 @@ from cohortlab.loaders.mixpanel_common import (
     layout_of,
     parsed_lines_sql,
     parsed_records_sql,
+    properties_kept_sql,
     raw_text_sql,
     inline_float_token_sql,
     recover_float_tokens,
@@ -180,7 +183,7 @@ class MixpanelEventsLoader(Loader):
             INSERT INTO mp_events (event, time, distinct_id, insert_id, device_id, user_id,
                                    mparticle_user_id, properties, load_id, source_file, line)
             SELECT event, time, distinct_id, insert_id, device_id, user_id, mparticle_user_id,
-                   properties, ?, ?, line
+                   {properties_kept_sql('properties', 'mp_type', 'mparticle_user_id')}, ?, ?, line
             FROM {st} s
             WHERE reason IS NULL{" AND line NOT IN (SELECT line FROM " + dup + ")" if n_dup else ""}
             """,

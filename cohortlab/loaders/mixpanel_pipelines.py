@@ -46,6 +46,7 @@ from cohortlab.loaders.mixpanel_common import (
     ProfileUpserts,
     epoch_to_timestamp_sql,
     id_text_sql,
+    properties_kept_sql,
     raw_text_sql,
     upsert_profiles,
 )
@@ -166,7 +167,8 @@ class MixpanelPipelineEventsLoader(Loader):
             f"""
             INSERT INTO mp_events (event, time, distinct_id, insert_id, device_id, user_id,
                                    mparticle_user_id, properties, load_id, source_file, line)
-            SELECT event, time, distinct_id, insert_id, device_id, user_id, mparticle_user_id, properties, ?, ?, line
+            SELECT event, time, distinct_id, insert_id, device_id, user_id, mparticle_user_id,
+                   {properties_kept_sql('properties', 'mp_type', 'mparticle_user_id')}, ?, ?, line
             FROM {st} WHERE reason IS NULL AND line NOT IN (SELECT line FROM {dup})
             """,
             [ctx.load_id, str(ctx.path)],
@@ -231,7 +233,7 @@ class MixpanelPipelineEventsLoader(Loader):
                    raw, event, ts AS time, distinct_id, insert_id, device_id, user_id,
                    CASE WHEN mp_type = 'DOUBLE' AND len(toks) = 1
                              AND TRY_CAST(toks[1] AS DOUBLE) = TRY_CAST(mp_text AS DOUBLE) THEN toks[1]
-                        ELSE mp_text END AS mparticle_user_id,
+                        ELSE mp_text END AS mparticle_user_id, mp_type,
                    {"props" if keep_properties else "NULL::JSON"} AS properties
             FROM g"""
 

@@ -97,7 +97,9 @@ def test_properties_are_opt_in_and_none_keeps_every_other_column(lab, write, bal
     r = balanced(lab.load("mixpanel-events", p))  # the default: properties=none
     assert (r.rows_read, r.loaded, r.deduplicated, r.quarantined) == (4, 2, 1, {"malformed_json": 1})
     assert _rows(lab, "event, distinct_id, insert_id, mparticle_user_id, properties, line") == [
-        ("a", "U1", "i1", "1.2e+18", None, 1), ("b", "U2", None, None, None, 4)]  # the exact token json.dumps wrote
+        # the exact token json.dumps wrote; a JSON-float $mparticle_user_id keeps its JSON type
+        ("a", "U1", "i1", "1.2e+18", '{"$mparticle_user_id": 1.2e+18}', 1), ("b", "U2", None, None, None, 4)]
+    assert _rows(lab, "json_type(properties, '$.\"$mparticle_user_id\"')") == [("DOUBLE",), (None,)]
     # another option value is another fingerprint: the same file loads again, every row a duplicate
     assert lab.load("mixpanel-events", p, properties="none").skipped == [str(p)]
     again = balanced(lab.load("mixpanel-events", p, properties="all"))

@@ -53,6 +53,15 @@ def test_json_pipeline_events(lab, q, write, balanced):
     assert q("SELECT properties->>'amount' FROM mp_events WHERE insert_id = 'i3'") == [("5",)]
 
 
+def test_pipeline_events_without_properties_keep_the_json_type_of_a_float_mpid(lab, q, write, balanced):
+    p = write("part-0.json", jsonl(*PIPELINE_EVENTS))
+    balanced(lab.load(EVENTS, p, properties="none"))
+    assert q("SELECT insert_id, mparticle_user_id, properties::VARCHAR, "
+             "json_type(properties, '$.\"$mparticle_user_id\"') FROM mp_events") == [
+        ("i1", str(BIG), None, None), ("i2", "-7346244611012968789", None, None),
+        ("i3", "1.2e+18", '{"$mparticle_user_id": 1.2e+18}', "DOUBLE")]
+
+
 def test_parquet_pipeline_events_with_timestamp_and_json_columns(lab, q, tmp_path, balanced):
     p = parquet(tmp_path / "events.parquet", f"""
         SELECT * FROM (VALUES

@@ -107,3 +107,29 @@ def test_assumption_ranges_show_the_audience_under_each_value(data):
     assert changes["fallback"] and not changes["apply_order"] and not changes["resolution_time"]
     fb = df[df.assumption == "fallback"].iloc[0]
     assert (fb.min_audience, fb.max_audience) == (1, 2)
+
+
+@pytest.mark.parametrize("properties", ["none", "all"])
+@pytest.mark.parametrize("layout", ["jsonl", "array"])
+def test_a_json_float_on_an_event_is_json_float_whichever_properties_option(tmp_path, properties, layout):
+    """Loaded from files: the loader keeps the JSON type of an event's $mparticle_user_id even
+    when the properties are not stored (properties=none), so the form is json_float, as on a
+    profile; a float spelled as a string stays float_text."""
+    from cohortlab import Lab
+
+    (tmp_path / "mpa.jsonl").write_text('{"mpid": %d, "user_identities": [], "user_attributes": {}}\n' % BIG)
+    (tmp_path / "profiles.jsonl").write_text('{"$distinct_id": "ev_json"}\n{"$distinct_id": "ev_text"}\n')
+    events = ['{"event": "e", "properties": {"time": 1771000000, "distinct_id": "ev_json", '
+              '"$mparticle_user_id": 9.080350317581166e+18}}',
+              '{"event": "e", "properties": {"time": 1771000000, "distinct_id": "ev_text", '
+              '"$mparticle_user_id": "9.080350317581166e+18"}}']
+    (tmp_path / "events.json").write_text("\n".join(events) + "\n" if layout == "jsonl" else "[" + ",".join(events) + "]")
+    (tmp_path / "members.jsonl").write_text('{"$distinct_id": "ev_json"}\n{"$distinct_id": "ev_text"}\n')
+    with Lab() as lab:
+        lab.load("mparticle-profiles", tmp_path / "mpa.jsonl")
+        lab.load("mixpanel-profiles", tmp_path / "profiles.jsonl")
+        lab.load("mixpanel-events", tmp_path / "events.json", properties=properties)
+        lab.load("mixpanel-members", tmp_path / "members.jsonl", cohort=C, as_of="2026-03-01T00:00:00Z")
+        got = outcomes(lab.simulate(C))
+    assert got == {"ev_json": ("mpid_precision_loss", "json_float", "mparticle_id", 1),
+                   "ev_text": ("mpid_precision_loss", "float_text", "mparticle_id", 1)}
