@@ -2,9 +2,11 @@
 
 * :func:`id_text_sql` / :func:`raw_text_sql`: a JSON value as identifier text, never through a
   float (DuckDB keeps the exact text of JSON integers, even above 2^53).
-* :func:`recover_float_tokens`: DuckDB re-serialises JSON *floats* (``1.2e18`` becomes
-  ``1200000000000000000.0``). For the few rows whose ``$mparticle_user_id`` is a JSON float the
-  exact token is read back from the file text with a regular expression (matched by value).
+* :func:`recover_float_tokens` / :func:`inline_float_token_sql`: DuckDB re-serialises JSON
+  *floats* (``1.2e18`` becomes ``1200000000000000000.0``). For the few rows whose
+  ``$mparticle_user_id`` or distinct_id is a JSON float the exact token is read back from the
+  file text with a regular expression (matched by value), so an identifier stays its exported
+  text (``9080350317581165123.0`` and ``9.080350317581165123e18`` stay two identifiers).
 * :func:`upsert_profiles`: the "upsert Mixpanel profiles from a relation" step used by the
   profiles loader and by the members loader (Engage pages carry ``$properties``).
 * :func:`stage_engage_results`: Engage response pages and/or bare result objects, one row per
@@ -15,6 +17,7 @@ Everything is set-based; nothing loops over records in Python.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -28,19 +31,33 @@ from cohortlab.loaders.files import sniff_json_layout
 
 NUMERIC_JSON_TYPES = "('BIGINT', 'UBIGINT', 'HUGEINT', 'DOUBLE')"
 
-# Matches every `"$mparticle_user_id": <value>` key in a JSON text and captures the numeric token
-# (empty for a non-numeric value). The number of matches is the number of occurrences of the key.
-MPUID_TOKEN_RE = r'"\$mparticle_user_id"\s*:\s*(-?[0-9.eE+\-]*)'
+MPUID_KEY = "$mparticle_user_id"
 
 
-def inline_float_token_sql(raw: str, text: str) -> str:
-    """The exact token of a JSON-float ``$mparticle_user_id`` whose DuckDB text is ``text``, from
-    ``raw``, the text of the one record holding it: the number written after a
-    ``"$mparticle_user_id"`` key whose value is the same, when ``raw`` spells that value one way
-    only (other keys, nested or with other values, do not count); else ``text``."""
-    toks = (f"list_distinct(list_filter(regexp_extract_all({raw}, '{MPUID_TOKEN_RE}', 1), "
+def float_token_re(key: str = MPUID_KEY) -> str:
+    """A regular expression that matches every ``"<key>": <value>`` in a JSON text and captures
+    the numeric token (empty for a non-numeric value)."""
+    return '"' + re.escape(key) + r'"\s*:\s*(-?[0-9.eE+\-]*)'
+
+
+MPUID_TOKEN_RE = float_token_re(MPUID_KEY)
+
+
+def inline_float_token_sql(raw: str, text: str, key: str = MPUID_KEY) -> str:
+    """The exact token of a JSON-float value of ``key`` (``$mparticle_user_id``, ``distinct_id``,
+    ...) whose DuckDB text is ``text``, from ``raw``, the text of the one record holding it: the
+    number written after a ``"<key>"`` key whose value is the same, when ``raw`` spells that
+    value one way only (other keys, nested or with other values, do not count); else ``text``."""
+    toks = (f"list_distinct(list_filter(regexp_extract_all({raw}, '{float_token_re(key)}', 1), "
             f"lambda x: TRY_CAST(x AS DOUBLE) = TRY_CAST({text} AS DOUBLE)))")
     return f"coalesce(CASE WHEN len({toks}) = 1 THEN {toks}[1] END, {text})"
+
+
+def exact_id_sql(v: str, raw: str, key: str) -> str:
+    """:func:`id_text_sql` of JSON value ``v`` (the value of ``key`` in the record whose text is
+    ``raw``), a JSON float as its exact token in ``raw`` (:func:`inline_float_token_sql`)."""
+    return (f"CASE WHEN json_type({v}) = 'DOUBLE' THEN {inline_float_token_sql(raw, f'{v}::VARCHAR', key)} "
+            f"ELSE {id_text_sql(v)} END")
 
 
 def properties_kept_sql(properties: str, mp_type: str, mpuid: str) -> str:
@@ -130,14 +147,15 @@ def doc_no_sql(layout: str, line: str = "line") -> str:
 
 
 def recover_float_tokens(ctx: FileContext, layout: str, stage: str, *, key: str, doc_no: str,
-                         ord_: str, typ: str, text: str) -> int:
-    """Replace ``stage.text`` by the exact JSON token for rows whose ``$mparticle_user_id`` is a
-    JSON float (``typ = 'DOUBLE'``). Returns the number of rows fixed.
+                         ord_: str, typ: str, text: str, json_key: str = MPUID_KEY) -> int:
+    """Replace ``stage.text`` by the exact JSON token for rows whose value of ``json_key``
+    (``$mparticle_user_id``, ``$distinct_id``, ...) is a JSON float (``typ = 'DOUBLE'``).
+    Returns the number of rows fixed.
 
     ``stage`` must hold the records of the file with the columns named by ``key`` (unique row
     key), ``doc_no`` (document holding the record), ``typ`` (json_type of the value) and
     ``text`` (``ord_``, the order of the records in a document, is not needed: tokens are
-    matched by value). A record takes the number token written after a ``"$mparticle_user_id"``
+    matched by value). A record takes the number token written after a ``"<json_key>"``
     key in its document whose value is its own; when its document spells that value in two ways
     (``1.2e18`` and ``1.20e18``), which one is its own is unknown and DuckDB's text is kept.
     Keys elsewhere in the document (a nested ``{"$mparticle_user_id": "4"}``, a string value)
@@ -154,7 +172,7 @@ def recover_float_tokens(ctx: FileContext, layout: str, stage: str, *, key: str,
                         FROM {stage} WHERE {typ} = 'DOUBLE'),
         toks AS (
             SELECT doc_no, tok, TRY_CAST(tok AS DOUBLE) AS val
-            FROM (SELECT d.doc_no, unnest(regexp_extract_all(d.text, '{MPUID_TOKEN_RE}', 1)) AS tok
+            FROM (SELECT d.doc_no, unnest(regexp_extract_all(d.text, '{float_token_re(json_key)}', 1)) AS tok
                   FROM ({doc_texts_sql(ctx, layout)}) d WHERE d.doc_no IN (SELECT doc_no FROM floats))
         )
         SELECT f.k, min(t.tok) AS token
@@ -246,11 +264,16 @@ def _bare_kind_sql(idv: str) -> str:
 def _engage_columns_sql(items: str, doc_no: str, keep: str = "") -> str:
     """The stage columns (see :func:`stage_engage_results`) of ``items`` (line, rec_line, raw,
     is_page_item, f, kind [, ``keep`` columns passed through]). A bare record's JSON-float
-    ``$mparticle_user_id`` takes its exact token from its own text (:func:`inline_float_token_sql`)."""
+    ``$mparticle_user_id`` or ``$distinct_id`` takes its exact token from its own text
+    (:func:`inline_float_token_sql`); a page's are recovered from the document
+    (:func:`recover_engage_float_tokens`)."""
     fields = "f[1] AS idv, f[2] AS pv, f[3] AS m, f[4] AS e, f[5] AS ph, f[6] AS cr, f[7] AS ls"
     mp_text = "CASE WHEN json_type(m) <> 'NULL' THEN json_extract_string(m, '$') END"
     return f"""
-        SELECT line, doc_no, reason, kind, CASE WHEN reason IS NOT NULL THEN raw END AS raw, distinct_id,
+        SELECT line, doc_no, reason, kind, CASE WHEN reason IS NOT NULL THEN raw END AS raw,
+               CASE WHEN id_type = 'DOUBLE' AND NOT is_page_item
+                    THEN {inline_float_token_sql('raw', 'distinct_id', '$distinct_id')}
+                    ELSE distinct_id END AS distinct_id, id_type,
                CASE WHEN props_type = 'OBJECT' THEN pv ELSE '{{}}'::JSON END AS properties,
                coalesce(props_type = 'OBJECT' AND pv::VARCHAR <> '{{}}', FALSE) AS has_properties,
                mp_type,
@@ -413,7 +436,7 @@ def stage_engage_results(ctx: FileContext, st: str) -> str:
         if line is not None:
             cols = ("line, doc_no, reason, kind, raw, distinct_id, properties, has_properties, mp_type, "
                     "mparticle_user_id, email, phone, created, last_seen")
-            bare = (f"SELECT {line} AS line, {line} AS doc_no, * EXCLUDE (line, doc_no, is_page, results, n, page_keys) "
+            bare = (f"SELECT {line} AS line, {line} AS doc_no, * EXCLUDE (line, doc_no, is_page, results, n, page_keys, id_type) "
                     f"FROM {rows} WHERE line IS NOT NULL AND NOT is_page")
             if eng.query_rows(f"SELECT 1 FROM {rows} WHERE is_page LIMIT 1"):
                 pages = f"{st}_pages"
@@ -433,8 +456,7 @@ def stage_engage_results(ctx: FileContext, st: str) -> str:
                     JOIN (SELECT {line} AS line, sum(n) OVER (ORDER BY {line} ROWS UNBOUNDED PRECEDING) - n AS before
                           FROM {rows} WHERE is_page) p ON p.line = e.line"""
                 eng.execute(f"CREATE OR REPLACE TEMP TABLE {pages} AS " + _engage_columns_sql(page_items, "rec_line"))
-                recover_float_tokens(ctx, layout, pages, key="line", doc_no="doc_no", ord_="line",
-                                     typ="mp_type", text="mparticle_user_id")
+                recover_engage_float_tokens(ctx, layout, pages)
                 bare += f" UNION ALL SELECT {cols} FROM {pages}"
             eng.execute(f"CREATE OR REPLACE TEMP VIEW {st} AS SELECT {cols} FROM ({bare})")
             _check_page_status(ctx, f"SELECT {line} AS line, page_keys[3] AS status, page_keys[4] AS error "
@@ -449,9 +471,17 @@ def stage_engage_results(ctx: FileContext, st: str) -> str:
     _check_page_status(ctx, f"SELECT line, v[1] AS status, v[2] AS error "
                             f"FROM ({parsed_records_sql(ctx, layout, ('$.status', '$.error'))})")
     _check_engage_stage(ctx, st)
-    recover_float_tokens(ctx, layout, st, key="line", doc_no="doc_no", ord_="line",
-                         typ="mp_type", text="mparticle_user_id")
+    recover_engage_float_tokens(ctx, layout, st)
     return layout
+
+
+def recover_engage_float_tokens(ctx: FileContext, layout: str, stage: str) -> None:
+    """The exported tokens of JSON-float ``$mparticle_user_id`` and ``$distinct_id`` values of
+    the Engage results staged in ``stage`` (:func:`recover_float_tokens`)."""
+    recover_float_tokens(ctx, layout, stage, key="line", doc_no="doc_no", ord_="line",
+                         typ="mp_type", text="mparticle_user_id")
+    recover_float_tokens(ctx, layout, stage, key="line", doc_no="doc_no", ord_="line",
+                         typ="id_type", text="distinct_id", json_key="$distinct_id")
 
 
 def drop_engage_stage(ctx: FileContext, st: str) -> None:
@@ -639,6 +669,8 @@ __all__ = [
     "parse_utc",
     "parsed_lines_sql",
     "parsed_records_sql",
+    "exact_id_sql",
+    "float_token_re",
     "inline_float_token_sql",
     "recover_float_tokens",
     "stage_engage_results",

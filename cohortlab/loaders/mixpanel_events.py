@@ -41,6 +41,7 @@ from cohortlab.loaders.mixpanel_common import (
     NUMERIC_JSON_TYPES,
     doc_no_sql,
     epoch_to_timestamp_sql,
+    exact_id_sql,
     id_text_sql,
     layout_of,
     parsed_lines_sql,
@@ -135,6 +136,9 @@ class MixpanelEventsLoader(Loader):
                                      doc_no=doc_no_sql(layout)))
             recover_float_tokens(ctx, layout, st, key="line", doc_no="doc_no", ord_="line",
                                  typ="mp_type", text="mparticle_user_id")
+            # a JSON-float distinct_id: its exported token (before the de-duplication reads it)
+            recover_float_tokens(ctx, layout, st, key="line", doc_no="doc_no", ord_="line",
+                                 typ="did_type", text="distinct_id", json_key="distinct_id")
         quarantined = ctx.reject(f"SELECT line, reason, raw FROM {st} WHERE reason IS NOT NULL")
         rows_read, valid = eng.query_rows(
             f"SELECT count(*), count(*) FILTER (WHERE reason IS NULL) FROM {st}"
@@ -210,6 +214,9 @@ def _stage_sql(records: str, unit: str, keep_properties: bool, *, inline_tokens:
     mp_text = raw_text_sql("v[8]")
     mp_value = f"CASE WHEN mp_type = 'DOUBLE' THEN {inline_float_token_sql('raw', 'mp_text')} ELSE mp_text END" \
         if inline_tokens else "mp_text"
+
+    def ident(i: int, key: str) -> str:  # a JSON-float identifier keeps its exported token
+        return exact_id_sql(f"v[{i}]", "raw", key) if inline_tokens else id_text_sql(f"v[{i}]")
     return f"""
         WITH cols AS (
             -- each value typed once; `properties` (most of the line) by its first character
@@ -217,10 +224,10 @@ def _stage_sql(records: str, unit: str, keep_properties: bool, *, inline_tokens:
                    {raw_text_sql('v[1]')} AS event, json_type(v[1]) AS event_type,
                    {container_type_sql('v[2]')} AS props_type,
                    json_type(v[3]) AS time_type,
-                   {id_text_sql('v[4]')} AS did,
-                   {id_text_sql('v[5]')} AS user_id,
-                   {id_text_sql('v[6]')} AS device_id,
-                   {id_text_sql('v[7]')} AS insert_id,
+                   {ident(4, 'distinct_id')} AS did, json_type(v[4]) AS did_type,
+                   {ident(5, '$user_id')} AS user_id,
+                   {ident(6, '$device_id')} AS device_id,
+                   {ident(7, '$insert_id')} AS insert_id,
                    json_type(v[8]) AS mp_type
             FROM ({records})
         ),
@@ -260,6 +267,7 @@ def _stage_sql(records: str, unit: str, keep_properties: bool, *, inline_tokens:
                CASE WHEN line IS NOT NULL AND (pre_reason IS NOT NULL OR ts IS NULL OR distinct_id IS NULL)
                     THEN raw END AS raw,
                event, ts AS time, distinct_id, insert_id, device_id, user_id, mp_type,
+               CASE WHEN did IS NOT NULL THEN did_type END AS did_type,
                {mp_value} AS mparticle_user_id,
                {"v[2]" if keep_properties else "NULL::JSON"} AS properties
         FROM classified"""
@@ -329,7 +337,7 @@ def _fast_stage_sql(ctx: FileContext, unit: str) -> str:
                          AND coalesce(mp_k, 'n') <> 'x'
                     THEN NULL ELSE 'not_for_fast_path' END AS reason,
                NULL::VARCHAR AS raw, event, ts AS time, distinct_id, insert_id, device_id, user_id,
-               NULL::VARCHAR AS mp_type, mparticle_user_id, NULL::JSON AS properties
+               NULL::VARCHAR AS mp_type, NULL::VARCHAR AS did_type, mparticle_user_id, NULL::JSON AS properties
         FROM classified"""
 
 

@@ -33,12 +33,14 @@ from cohortlab.loaders.base import FileContext, FileResult, Loader
 from cohortlab.loaders.files import sniff_json_layout
 from cohortlab.loaders.mixpanel_common import (
     NUMERIC_JSON_TYPES,
+    doc_no_sql,
     epoch_to_timestamp_sql,
     id_text_sql,
     json_number_sql,
     parse_utc,
     parsed_records_sql,
     raw_text_sql,
+    recover_float_tokens,
     register_cohorts,
 )
 
@@ -136,8 +138,9 @@ class MixpanelWebhooksLoader(Loader):
         eng.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE {st}_m AS
-            SELECT line, idx, json_type(value) AS mt,
+            SELECT line, idx, line::VARCHAR || ':' || idx AS mkey, json_type(value) AS mt,
                    coalesce({mid}, {mid2}) AS distinct_id,
+                   json_type(mv[1]) AS mid_type, CASE WHEN {mid} IS NULL THEN json_type(mv[2]) END AS mid2_type,
                    coalesce(nullif(mv[3]->>'$', ''), nullif(mv[4]->>'$', '')) AS email,
                    value AS properties
             FROM (
@@ -152,6 +155,10 @@ class MixpanelWebhooksLoader(Loader):
             )
             """
         )
+        # a JSON-float distinct_id: its exported token, before the pages' signatures are taken
+        for typ, json_key in (("mid_type", "mixpanel_distinct_id"), ("mid2_type", "$distinct_id")):
+            recover_float_tokens(ctx, layout, f"{st}_m", key="mkey", doc_no=doc_no_sql(layout), ord_="idx",
+                                 typ=typ, text="distinct_id", json_key=json_key)
         eng.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE {st}_p AS

@@ -89,6 +89,27 @@ def test_a_json_float_mpid_keeps_its_token_beside_other_mpid_keys(lab, write, ba
     assert _rows(lab, "distinct_id, mparticle_user_id") == expected
 
 
+@pytest.mark.parametrize("layout", ["jsonl", "array"])
+def test_a_json_float_identifier_keeps_its_exported_token(lab, write, balanced, layout):
+    """distinct_id (and in JSONL $user_id, $device_id, $insert_id) written as a JSON float is its
+    exported text: two events whose distinct_ids are the same double spelled apart are two events
+    of two users, not one event and a duplicate (JSONL: each line is its own document)."""
+    records = ['{"event": "a", "properties": {"time": %d, "distinct_id": 9080350317581165123.0, "$insert_id": "i"}}' % T0,
+               '{"event": "a", "properties": {"time": %d, "distinct_id": 1.2e18, "$insert_id": "i", '
+               '"nested": {"distinct_id": 7}}}' % T0,
+               '{"event": "a", "properties": {"time": %d, "$user_id": 1.5e3, "$insert_id": 2.50}}' % T0]
+    twin = '{"event": "a", "properties": {"time": %d, "distinct_id": 9.080350317581165123e18, "$insert_id": "i"}}' % T0
+    if layout == "jsonl":
+        r = balanced(lab.load("mixpanel-events", write("ev.json", "\n".join(records + [twin]) + "\n")))
+        assert (r.loaded, r.deduplicated) == (4, 0)
+        assert _rows(lab, "distinct_id, user_id, insert_id") == [
+            ("9080350317581165123.0", None, "i"), ("1.2e18", None, "i"), ("1.5e3", "1.5e3", "2.50"),
+            ("9.080350317581165123e18", None, "i")]
+    else:  # one document: distinct_id recovered by value (user_id, insert_id keep DuckDB's text)
+        balanced(lab.load("mixpanel-events", write("ev.json", "[" + ",\n".join(records) + "]")))
+        assert [r[0] for r in _rows(lab, "distinct_id")] == ["9080350317581165123.0", "1.2e18", "1500.0"]
+
+
 def test_properties_are_opt_in_and_none_keeps_every_other_column(lab, write, balanced):
     lines = [_ev("a", time=T0, distinct_id="U1", mp_lib="web", **{"$insert_id": "i1", "$mparticle_user_id": 1.2e18}),
              _ev("a", time=T0, distinct_id="U1", mp_lib="web", **{"$insert_id": "i1"}),  # duplicate

@@ -77,6 +77,30 @@ def test_a_json_float_mpid_keeps_its_token_beside_other_mpid_keys(lab, write, ba
         ("d1", "4611686018427387904.00"), ("d2", "1.2e18"), ("d3", "1200000000000000000.0")]
 
 
+@pytest.mark.parametrize("kind", ["mixpanel-profiles", "mixpanel-members"])
+@pytest.mark.parametrize("layout", ["page", "array", "jsonl"])
+def test_a_json_float_distinct_id_keeps_its_exported_token(lab, write, balanced, kind, layout):
+    """A $distinct_id written as a JSON float is its exported text, not a double's: two ids that
+    are the same double spelled apart stay two profiles (two members) in JSONL, where each line is
+    its own document; in one page or array they are one document, so the ambiguous pair keeps
+    DuckDB's text (and merges), while a float spelled one way is kept exactly."""
+    results = ['{"$distinct_id": 9080350317581165123.0, "$properties": {"nested": {"$distinct_id": 5}}}',
+               '{"$distinct_id": 1.2e18, "$properties": {}}',
+               '{"$distinct_id": "s", "$properties": {}}']
+    twin = '{"$distinct_id": 9.080350317581165123e18, "$properties": {}}'
+    if layout == "page":
+        text = '{"page": 0, "page_size": 1000, "status": "ok", "results": [\n%s]}' % ",\n".join(results)
+    elif layout == "array":
+        text = "[" + ",\n".join(results) + "]"
+    else:
+        text = "\n".join(results + [twin]) + "\n"
+    opts = {"cohort": "C", "as_of": "2026-03-01T00:00:00Z"} if kind == "mixpanel-members" else {}
+    balanced(lab.load(kind, write("p.json", text), **opts))
+    table = "mp_cohort_members" if kind == "mixpanel-members" else "mp_profiles"
+    expected = ["1.2e18", "9080350317581165123.0", "s"] + (["9.080350317581165123e18"] if layout == "jsonl" else [])
+    assert sorted(r[0] for r in lab.engine.query_rows(f"SELECT distinct_id FROM {table}")) == sorted(expected)
+
+
 def test_jsonl_of_results_line_numbers_and_types(lab, write, balanced):
     text = "\n".join([
         '{"$distinct_id": 4611686018427387904, "$properties": {"$mparticle_user_id": 1.2e18}}',

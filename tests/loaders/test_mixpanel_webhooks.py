@@ -164,3 +164,15 @@ def test_sample_files_and_loading_twice(lab, mixpanel_data_dir, table_snapshot, 
     before = table_snapshot()
     assert len(lab.load("mixpanel-webhooks", mixpanel_data_dir / "webhooks").skipped) == 2
     assert table_snapshot() == before
+
+
+@pytest.mark.parametrize("layout", ["jsonl", "array"])
+def test_a_json_float_distinct_id_keeps_its_exported_token(lab, write, balanced, layout):
+    """Two members whose ids are the same double, spelled apart, stay two members (a JSON float is
+    read back from the file's text, not through a double)."""
+    text = ('{"action": "members", "received_at": "2026-03-01T00:00:00Z", "parameters": {"mixpanel_cohort_id": "1", '
+            '"mixpanel_cohort_name": "C", "mixpanel_session_id": "s", "page_info": {"total_pages": 1, "page_count": 1}, '
+            '"members": [{"mixpanel_distinct_id": 9080350317581165123.0}, {"$distinct_id": 1.2e18}, '
+            '{"mixpanel_distinct_id": "x", "nested": {"mixpanel_distinct_id": 5}}]}}')
+    balanced(lab.load("mixpanel-webhooks", write("wh.json", text + "\n" if layout == "jsonl" else f"[{text}]")))
+    assert sorted(d for _, d, _ in _members(lab)) == ["1.2e18", "9080350317581165123.0", "x"]
