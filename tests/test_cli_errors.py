@@ -321,6 +321,8 @@ def test_export_over_existing_files_writes_nothing(db, tmp_path):
     r = run("export", "--db", db, "--out", out, "--overwrite")
     assert r.exit_code == 0, r.output
     assert (out / "mp_profiles.parquet").read_bytes()[:4] == b"PAR1"
+    line = error_line(run("export", "--db", db, "--out", out))  # every file there now: the first named
+    assert line.startswith(f"error: {out / 'loads.parquet'} exists; ") and line.endswith(" more table file(s) too (use overwrite)")
 
 
 @pytest.mark.parametrize("args, option", [

@@ -49,7 +49,8 @@ def export_canonical(
     names = [n for n in names if engine.table_exists(n)]
     existing = [str(out / f"{n}.parquet") for n in names if (out / f"{n}.parquet").exists()]
     if existing and not overwrite:  # checked for every table before anything is written
-        raise FileExistsError(f"{', '.join(existing)} exist{'s' if len(existing) == 1 else ''} (use overwrite)")
+        more = f"; {len(existing) - 1} more table file(s) too" if len(existing) > 1 else ""
+        raise FileExistsError(f"{existing[0]} exists{more} (use overwrite)")
     out.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
     for name in names:
