@@ -10,11 +10,13 @@ What is simulated
   before it. A run inside a pause window ``[start, end)`` fails: nothing is sent and the last
   successful membership stays as it was.
   - ``dynamic``: the first successful run is a full sync (``kind='first'``). A later successful
-    run is, in this order: ``reconnect`` (the first successful run at or after the start of a
+    run is, in this order: ``full_refresh`` when the gap since the last successful run is longer
+    than ``snapshot_ttl`` (SPEC 5: that run *is* a full refresh, also when a reconnect or a
+    re-export lands on it), ``reconnect`` (the first successful run at or after the start of a
     pause that ends with a reconnect: a new export, full sync), ``reexport`` (the first
-    successful run at or after a ``reexport_at`` time: full sync), ``full_refresh`` (the gap
-    since the last successful run is longer than ``snapshot_ttl``, or, with webhooks, a replayed
-    ``members`` message arrived since the last successful run), else ``diff``: the diff between
+    successful run at or after a ``reexport_at`` time: full sync), ``full_refresh`` (with
+    webhooks, a replayed ``members`` message arrived since the last successful run), else
+    ``diff``: the diff between
     M(t) and the membership of the last successful run, removes and adds in ``apply_order``
     (last write wins on a target shared by several members). A full run writes ``true`` on the
     target of every member of M(t); only ``full_refresh`` with ``refresh_clears_stale`` also
@@ -26,9 +28,12 @@ What is simulated
   is decided at each run that sends it as an add or in a full run (first, one_time,
   full_refresh, reexport, reconnect), from the profiles and events known at that run's time
   (:mod:`cohortlab.simulation.resolution`), and stays until the member is sent again. A remove
-  writes to the target of the member's latest decision. A member seen by a run before it is first
-  sent (entering during a pause) is decided provisionally at that run, for the ``should be true``
-  set only. ``resolution_time="as_of"``: every decision resolves at the as-of time (one
+  writes to the target of the member's latest decision sent. mParticle *holds* a member at a run
+  when it is in the membership of the last successful run before it. A stint of a member in the
+  cohort that a run sees while mParticle does not hold it, and that run does not send (it
+  entered during a pause), is decided provisionally at that run, for the ``should be true`` set
+  only; in the resolution table a member mParticle does not hold after the last successful run
+  is resolved at the as-of time. ``resolution_time="as_of"``: every decision resolves at the as-of time (one
   resolution applied to every run).
 * **Targets**: a ``matched`` decision's MPID; with ``create_and_update``, an ``orphan_created``
   decision's identifier (one orphan profile per distinct identifier, created the first time it
@@ -57,7 +62,7 @@ Tables (each a :class:`cohortlab.pipeline.Pipeline` of named steps; ``<p>`` is t
 removed; a full run sends every member of M(t)),
 ``<p>decisions(distinct_id, k, is_send, resolve_time)``,
 ``<p>final_members(distinct_id, member_email, k, resolve_time, sent_at)`` (members at ``at``
-with their latest decision),
+with the decision mParticle holds for them; none: resolved at ``at``),
 ``<p>requests(distinct_id, resolve_time)``, ``<p>resolved`` (see resolution.py),
 ``<p>targets(distinct_id, resolve_time, is_orphan, target, orphan_identifier)``,
 ``<p>decision_targets(distinct_id, k, is_send, is_orphan, target)``,
@@ -251,9 +256,11 @@ def runs_stage(n: Names, grid: RunGrid, webhook: bool) -> Pipeline:
         SELECT r.k, r.run_at, r.version, r.failed, r.sent, s.prev_k, s.prev_version,
                CASE WHEN NOT r.sent THEN (CASE WHEN r.failed THEN 'failed' ELSE 'observation' END)
                     WHEN s.prev_k IS NULL THEN {first}
+                    -- SPEC 5: the first successful run after a gap longer than snapshot_ttl IS a
+                    -- full refresh (stale values cleared), whatever else lands on it
+                    WHEN {sql_bool(not one_time)} AND (r.k - s.prev_k) * {cad} > {ttl} THEN 'full_refresh'
                     WHEN r.k IN {_ks(reconnect)} THEN 'reconnect'
                     WHEN r.k IN {_ks(reexport)} THEN 'reexport'
-                    WHEN (r.k - s.prev_k) * {cad} > {ttl} THEN 'full_refresh'
                     WHEN mr.k IS NOT NULL THEN 'full_refresh'
                     ELSE 'diff' END AS kind
         FROM run_sent r LEFT JOIN successes s ON s.k = r.k LEFT JOIN members_runs mr ON mr.k = r.k
@@ -314,16 +321,55 @@ def sends_stage(n: Names) -> Pipeline:
 
 def decisions_stage(n: Names, at: datetime, settings: SyncSettings) -> Pipeline:
     """When each member's identifier is decided: every run that sends it as an add or in a full
-    run, and (provisionally) the first run that sees it, if it was not sent then."""
+    run, and provisionally the first run that sees each of its stints in the cohort (an enter and
+    the leave after it) when mParticle does not hold the member then (it is not in the membership
+    of the last successful run before) and that run does not send it: it entered during a pause.
+    A stint no run sees (entered and left between two runs) gets no decision, nor one whose
+    member mParticle still holds (it left and came back while no run succeeded: nothing is sent,
+    what was sent stays)."""
     when = "r.run_at" if settings.resolution_time == "send" else sql_ts(at)
     p = Pipeline()
     p.add(
+        "stints",
+        f"""
+        SELECT distinct_id, version AS enter_version, leave_version
+        FROM (
+            SELECT distinct_id, version, delta,
+                   lead(version) OVER (PARTITION BY distinct_id ORDER BY version) AS leave_version
+            FROM {n.transitions}
+        ) x
+        WHERE delta > 0
+        """,
+    )
+    p.add(
+        "stint_seen",
+        f"""
+        SELECT s.distinct_id, vr.k
+        FROM stints s
+        JOIN {n.version_runs} vr ON vr.version = s.enter_version
+        JOIN {n.runs} r ON r.k = vr.k
+        WHERE s.leave_version IS NULL OR r.version < s.leave_version
+        """,
+    )
+    # mParticle holds the member at run k when it is in the membership of the last successful
+    # run before k (the base the feed diffs against): then nothing new is decided for it
+    p.add(
+        "prior_success",
+        f"""
+        SELECT k, max(CASE WHEN sent THEN version END)
+                  OVER (ORDER BY k ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS version
+        FROM {n.runs}
+        """,
+    )
+    p.add(
         "first_seen",
         f"""
-        SELECT t.distinct_id, min(vr.k) AS k
-        FROM {n.transitions} t JOIN {n.version_runs} vr ON vr.version = t.version
-        WHERE t.delta > 0
-        GROUP BY t.distinct_id
+        SELECT f.distinct_id, f.k
+        FROM stint_seen f
+        JOIN prior_success ps ON ps.k = f.k
+        LEFT JOIN {n.transitions} t ON t.distinct_id = f.distinct_id AND t.version <= ps.version
+        GROUP BY f.distinct_id, f.k
+        HAVING coalesce(sum(t.delta), 0) <> 1
         """,
     )
     p.add(
@@ -349,27 +395,31 @@ def decisions_stage(n: Names, at: datetime, settings: SyncSettings) -> Pipeline:
 
 
 def final_members_stage(n: Names, at: datetime) -> Pipeline:
-    """Members at ``at`` with their latest decision (none: resolved at ``at``) and last send: one
-    aggregation per member over its transitions, email and decisions together."""
+    """Members at ``at`` with the decision mParticle holds for them and the run that sent it
+    (``sent_at``): for a member of the last successful run's membership, its latest send; a member
+    mParticle does not hold (not in that membership: never sent, or left since) is resolved at
+    ``at`` (``k`` and ``sent_at`` NULL). One aggregation per member over its transitions, email
+    and sends together."""
+    dec_null = "CAST(NULL AS STRUCT(k BIGINT, t TIMESTAMP)) AS dec"
     p = Pipeline()
+    p.add("last_success", f"SELECT max(version) AS version FROM {n.runs} WHERE sent")
     p.add(
         "member_facts",
         f"""
-        SELECT distinct_id, sum(delta) AS member, max(member_email) AS member_email,
-               max(dec) AS dec, max(sent_k) AS sent_k
+        SELECT distinct_id, sum(delta) AS member, sum(held_delta) AS held, max(member_email) AS member_email,
+               max(dec) AS dec
         FROM (
-            SELECT t.distinct_id, t.delta, CAST(NULL AS VARCHAR) AS member_email,
-                   CAST(NULL AS STRUCT(k BIGINT, t TIMESTAMP)) AS dec, CAST(NULL AS BIGINT) AS sent_k
-            FROM {n.transitions} t
+            SELECT t.distinct_id, t.delta, CASE WHEN t.version <= ls.version THEN t.delta ELSE 0 END AS held_delta,
+                   CAST(NULL AS VARCHAR) AS member_email, {dec_null}
+            FROM {n.transitions} t CROSS JOIN last_success ls
             UNION ALL
-            SELECT me.distinct_id, 0 AS delta, me.member_email, CAST(NULL AS STRUCT(k BIGINT, t TIMESTAMP)) AS dec,
-                   CAST(NULL AS BIGINT) AS sent_k
+            SELECT me.distinct_id, 0 AS delta, 0 AS held_delta, me.member_email, {dec_null}
             FROM {n.member_emails} me
             UNION ALL
-            SELECT d.distinct_id, 0 AS delta, CAST(NULL AS VARCHAR) AS member_email,
-                   struct_pack(k := CAST(d.k AS BIGINT), t := CAST(d.resolve_time AS TIMESTAMP)) AS dec,
-                   CAST(CASE WHEN d.is_send THEN d.k END AS BIGINT) AS sent_k
+            SELECT d.distinct_id, 0 AS delta, 0 AS held_delta, CAST(NULL AS VARCHAR) AS member_email,
+                   struct_pack(k := CAST(d.k AS BIGINT), t := CAST(d.resolve_time AS TIMESTAMP)) AS dec
             FROM {n.decisions} d
+            WHERE d.is_send
         ) x
         GROUP BY distinct_id
         HAVING sum(delta) = 1
@@ -378,23 +428,24 @@ def final_members_stage(n: Names, at: datetime) -> Pipeline:
     p.add(
         "final_members",
         f"""
-        SELECT c.distinct_id, c.member_email, c.dec.k AS k, coalesce(c.dec.t, {sql_ts(at)}) AS resolve_time,
+        SELECT c.distinct_id, c.member_email, c.cur.k AS k, coalesce(c.cur.t, {sql_ts(at)}) AS resolve_time,
                r.run_at AS sent_at
-        FROM member_facts c
-        LEFT JOIN {n.runs} r ON r.k = c.sent_k
+        FROM (SELECT *, CASE WHEN held = 1 THEN dec END AS cur FROM member_facts) c
+        LEFT JOIN {n.runs} r ON r.k = c.cur.k
         """,
     )
     return p
 
 
 def requests_stage(n: Names, settings: SyncSettings) -> Pipeline:
-    """Every (member, time) to resolve: the decisions, and the members at ``at`` without one
-    (resolved at ``at``). At send time a decision's time is its run's, so the decisions' (member,
-    time) pairs are distinct, and a member without a decision has none: nothing to de-duplicate."""
+    """Every (member, time) to resolve, once: the decisions, and the members at ``at`` not sent in
+    their current stint (resolved at ``at``)."""
     if settings.resolution_time == "send":
+        # a member not sent in its current stint is resolved at `at`, which may also be the time
+        # of a provisional decision (a failed run at `at`): UNION, not UNION ALL
         sql = f"""
         SELECT distinct_id, resolve_time FROM {n.decisions}
-        UNION ALL
+        UNION
         SELECT distinct_id, resolve_time FROM {n.final_members} WHERE k IS NULL
         """
     else:

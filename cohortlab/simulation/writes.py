@@ -126,7 +126,7 @@ def s_deltas_stage(n: Names) -> Pipeline:
 def writes_stage(n: Names, settings: SyncSettings) -> Pipeline:
     """Every attribute write: (run k, target, value), plus full-refresh clear candidates.
     An add or a full run writes to the target decided at that run; a remove to the target of
-    the member's latest earlier decision (what was sent)."""
+    the member's latest earlier decision sent (not a provisional one: what mParticle holds)."""
     removes_first = settings.apply_order == "removes_then_adds"
     p = Pipeline()
     p.add(
@@ -150,7 +150,7 @@ def writes_stage(n: Names, settings: SyncSettings) -> Pipeline:
                    max(struct_pack(k := dt.k, is_orphan := dt.is_orphan, target := dt.target)) AS dec
             FROM {n.sends} s
             JOIN {n.member_kinds} mk ON mk.distinct_id = s.distinct_id AND NOT mk.simple
-            JOIN {n.decision_targets} dt ON dt.distinct_id = s.distinct_id AND dt.k < s.k
+            JOIN {n.decision_targets} dt ON dt.distinct_id = s.distinct_id AND dt.k < s.k AND dt.is_send
             WHERE s.net < 0
             GROUP BY s.k, s.distinct_id
         ) x

@@ -147,23 +147,28 @@ def reference_sync(source, msgs, resolve, s: SyncSettings, t0, at):
     reexport = {first_sent_at_or_after(pd.Timestamp(r)) for r in s.reexport_at} - {None}
     reconnect = set() if s.sync_type == "one_time" else (
         {first_sent_at_or_after(pd.Timestamp(p.start)) for p in s.pauses if p.ends_with == "reconnect"} - {None})
-    # the time each member first entered: its provisional decision is at the first run after it
+    # the times each member entered (the start of each of its stints in the cohort)
     entered, members = {}, set()
     for action, mm, ds in msgs:  # message by message, as the versions of the membership
         if action == "members":
-            members = set(ds)
+            new = set(ds)
         elif action == "add_members":
-            members = members | ds
+            new = members | ds
         else:
-            members = members - ds
-        for d in members:
-            entered.setdefault(d, T0 + timedelta(minutes=mm))
+            new = members - ds
+        for d in new - members:
+            entered.setdefault(d, []).append(T0 + timedelta(minutes=mm))
+        members = new
+    sent_dec = {}  # d -> target of the decision it was last sent with
+    seen = set()  # (d, stint start) seen by a run
     k = 0
     while grid(k) <= at:
         t = grid(k)
         when = t if s.resolution_time == "send" else at
         m = replay(source, msgs, t)
         failed = failed_at(t)
+        held = set(last_ok_members)  # what mParticle holds before this run: the last successful membership
+        sent_now = set()
         sent = (k == 0 or k in reexport) if s.sync_type == "one_time" else not failed
         adds = removes = 0
         kind = "failed" if failed else "observation"
@@ -184,7 +189,8 @@ def reference_sync(source, msgs, resolve, s: SyncSettings, t0, at):
             if kind != "diff":
                 adds = len(m)
                 for d in m:
-                    dec[d] = resolve(d, when)
+                    dec[d] = sent_dec[d] = resolve(d, when)
+                    sent_now.add(d)
                     if dec[d] is not None:
                         run_writes[dec[d]] = True
                 if kind == "full_refresh" and s.refresh_clears_stale:
@@ -196,7 +202,8 @@ def reference_sync(source, msgs, resolve, s: SyncSettings, t0, at):
                 adds, removes = len(added), len(removed)
                 removed_targets = {dec[d] for d in removed if dec.get(d) is not None}
                 for d in added:
-                    dec[d] = resolve(d, when)
+                    dec[d] = sent_dec[d] = resolve(d, when)
+                    sent_now.add(d)
                 added_targets = {dec[d] for d in added if dec[d] is not None}
                 order = [(removed_targets, False), (added_targets, True)]
                 if s.apply_order == "adds_then_removes":
@@ -210,12 +217,14 @@ def reference_sync(source, msgs, resolve, s: SyncSettings, t0, at):
                 last_write[tg] = t
                 writes[tg] = writes.get(tg, 0) + 1
             last_ok_k, last_ok_t, last_ok_members = k, t, m
-        # a member seen for the first time by this run and not sent by it is decided provisionally
-        # (for the should-be-true set); sent members were decided above, with the same result
-        prev_t = grid(k - 1) if k else None
-        for d, e in entered.items():
-            if e <= t and (prev_t is None or e > prev_t):
-                dec[d] = resolve(d, when)
+        # the first run that sees a stint of a member mParticle does not hold, and does not send
+        # it (a pause), decides it provisionally (for the should-be-true set only)
+        for d in m:
+            stint = (d, max(e for e in entered[d] if e <= t))
+            if stint not in seen:
+                seen.add(stint)
+                if d not in sent_now and d not in held:
+                    dec[d] = resolve(d, when)
         s_set = {dec[d] for d in m if dec.get(d) is not None and dec[d][0] == "mpid"}
         t_linked = {tg for tg, v in value.items() if v and tg[0] == "mpid"}
         t_orph = {tg for tg, v in value.items() if v and tg[0] == "orphan"}
@@ -223,7 +232,10 @@ def reference_sync(source, msgs, resolve, s: SyncSettings, t0, at):
                      len(t_linked) + len(t_orph), len(s_set - t_linked), len(t_linked - s_set)))
         k += 1
     state = {tg: (value[tg], last_write[tg], writes[tg]) for tg in value}
-    return rows, state, conflicts, dec
+    # the resolution at `at`: what mParticle holds (the last send, the member still in the last
+    # successful membership); a member it does not hold is resolved at `at` (None here)
+    final = {d: sent_dec[d] for d in last_ok_members if d in sent_dec}
+    return rows, state, conflicts, final
 
 
 @hsettings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -277,7 +289,7 @@ def test_sql_sync_matches_a_run_by_run_replay_and_the_waterfall_adds_up(ds):
         }
         assert got_state == state
 
-        # the resolution at `at`: each member's latest decision (never decided: resolved at `at`)
+        # the resolution at `at`: what was last sent to a member mParticle holds; else resolved at `at`
         expected = {d: dec[d] if d in dec else resolve_py(profiles, mpid_set, s, d, at) for d in members}
         got_targets = {
             x.distinct_id: ("mpid", int(x.mpid)) if x.status == "matched" else (

@@ -119,6 +119,71 @@ def test_before_the_first_profile_version_the_first_one_stands_in(data):
     assert by_member(r, "status", "resolved_at") == {"p": ("matched", pd.Timestamp("2026-03-01"))}
 
 
+# --------------------------------------------------------------------------- a member's stints
+HOURLY = {"cadence": "1h"}
+
+
+@pytest.fixture
+def fixed_at_2(data):
+    """c1's $mparticle_user_id is junk until 02:00, then fixed to 101 (MPID 101 exists)."""
+    data.mpa(101)
+    data.profile("c1", mparticle_user_id="undefined", as_of="2026-03-01T00:00", history=True)
+    data.profile("c1", mparticle_user_id="101", as_of="2026-03-01T02:00")
+    return data
+
+
+def test_a_member_re_entering_during_a_pause_is_pending_with_the_identifier_of_its_new_stint(fixed_at_2):
+    """c1 was sent (junk) at 00:00 and removed at 01:00; it re-enters at 03:00, during a pause
+    until 06:00. Its new stint is decided provisionally at 03:00 (the fixed 101), so it is
+    pending (not_yet_true), not a malformed gap inherited from its first stint; once the pause
+    ends it is sent with 101."""
+    data = fixed_at_2
+    data.snapshot(C, "2026-03-01T00:00", ["c1"])
+    data.snapshot(C, "2026-03-01T01:00", [])
+    data.snapshot(C, "2026-03-01T03:00", ["c1"])
+    s = {**HOURLY, "pauses": [{"start": "2026-03-01T03:00", "end": "2026-03-01T06:00"}]}
+    r = data.lab.simulate(C, at="2026-03-01T05:00", settings=s)
+    assert by_member(r, "identifier", "status", "gap_reason", "resolved_at", "sent_at") == {
+        "c1": ("101", "matched", None, pd.Timestamp("2026-03-01T05:00"), None)}  # not sent: resolved at `at`
+    assert (wf(r)["should_be_true"], wf(r)["not_yet_true"], wf(r)["audience"]) == (1, 1, 0)
+    t = r.timeline.set_index("run_at")
+    assert t.loc["2026-03-01T03:00":, "should_be_true"].tolist() == [1, 1, 1]  # the provisional decision
+    assert t.loc["2026-03-01T03:00":, "not_yet_true"].tolist() == [1, 1, 1]
+    r = data.lab.simulate(C, at="2026-03-01T06:00", settings=s)
+    assert by_member(r, "identifier", "status", "sent_at") == {"c1": ("101", "matched", pd.Timestamp("2026-03-01T06:00"))}
+    assert wf(r)["audience"] == 1
+
+
+def test_a_stint_no_run_has_seen_is_resolved_at_the_as_of_time(fixed_at_2):
+    """c1's first stint (00:00) was never sent (paused until 02:00) and left at 01:30; its
+    current stint starts at 03:30, after the last run (03:00). Nothing of the first stint
+    carries over: c1 is resolved at the as-of time, as if the first stint had not been."""
+    data = fixed_at_2
+    data.snapshot(C, "2026-03-01T00:00", ["c1"])
+    data.snapshot(C, "2026-03-01T01:30", [])
+    data.snapshot(C, "2026-03-01T03:30", ["c1"])
+    r = data.lab.simulate(C, settings={**HOURLY, "pauses": [{"start": "2026-03-01T00:00", "end": "2026-03-01T02:00"}]})
+    assert by_member(r, "identifier", "status", "resolved_at", "sent_at") == {
+        "c1": ("101", "matched", pd.Timestamp("2026-03-01T03:30"), None)}
+    assert (wf(r)["should_be_true"], wf(r)["not_yet_true"]) == (1, 1)
+
+
+def test_a_remove_writes_to_what_was_sent_not_to_a_provisional_decision(data):
+    """d was sent as 101 at 00:00; its profile moves to 102 at 01:30. It leaves at 01:00 (not yet
+    sent: paused), is back at 02:00 (seen by the failed run at 02:00: provisionally 102) and
+    leaves again at 03:00. When the pause ends at 04:00 the diff removes it: false is written on
+    101, the profile mParticle holds, not on 102, which was never written."""
+    data.mpa(101).mpa(102)
+    data.profile("d", mparticle_user_id="101", as_of="2026-03-01T00:00", history=True)
+    data.profile("d", mparticle_user_id="102", as_of="2026-03-01T01:30")
+    for t, members in (("00:00", ["d", "e"]), ("01:00", ["e"]), ("02:00", ["d", "e"]), ("03:00", ["e"])):
+        data.snapshot(C, f"2026-03-01T{t}", members)
+    s = {**HOURLY, "pauses": [{"start": "2026-03-01T01:00", "end": "2026-03-01T04:00"}]}
+    r = data.lab.simulate(C, at="2026-03-01T04:00", settings=s)
+    assert r.timeline.set_index("run_at").loc[pd.Timestamp("2026-03-01T04:00"), "removes"] == 1
+    assert {int(x.mpid): bool(x.value) for x in r.attribute_state.itertuples() if not pd.isna(x.mpid)} == {101: False}
+
+
 # --------------------------------------------------------------------------- pauses
 @pytest.fixture
 def paused(data):
@@ -141,6 +206,27 @@ def test_a_pause_ends_by_itself_or_with_a_reconnect(paused, ends_with, kind, add
     assert (row.kind, row.adds, row.removes) == (kind, adds, removes)
     assert {int(x.mpid): bool(x.value) for x in r.attribute_state.itertuples()} == state
     assert wf(r)["stale_true"] == (1 if ends_with == "reconnect" else 0)
+
+
+@pytest.mark.parametrize("extra", [{}, {"ends_with": "reconnect"}, {"reexport": True}])
+def test_after_a_gap_longer_than_the_ttl_the_run_is_a_full_refresh_whatever_lands_on_it(data, extra):
+    """SPEC 5: the first successful run after a gap longer than snapshot_ttl is a full refresh,
+    stale values cleared. A reconnect or a re-export landing on it changes nothing: 102 left the
+    cohort during the pause and is cleared either way, and no remedy is credited with it."""
+    data.mpa(101).mpa(102)
+    data.profile("101").profile("102")
+    data.snapshot(C, "2026-03-01T00:00", ["101", "102"])
+    data.snapshot(C, "2026-03-01T02:00", ["101"])
+    pause = {"start": "2026-03-01T01:00", "end": "2026-03-01T05:00", **{k: v for k, v in extra.items() if k != "reexport"}}
+    s = {"cadence": "1h", "snapshot_ttl": "2h", "pauses": [pause],
+         **({"reexport_at": ["2026-03-01T05:00"]} if extra.get("reexport") else {})}
+    r = data.lab.simulate(C, at="2026-03-01T05:00", settings=s)
+    assert r.timeline.kind.tolist() == ["first", "failed", "failed", "failed", "failed", "full_refresh"]
+    assert {int(x.mpid): bool(x.value) for x in r.attribute_state.itertuples()} == {101: True, 102: False}
+    assert (wf(r)["stale_true"], wf(r)["audience"]) == (0, 1)
+    if not extra:
+        v = data.lab.reexport_value(C, when="2026-03-01T05:00", at="2026-03-01T05:00", settings=s)
+        assert (v["audience"], v["audience_after_reexport"], v["gained"]) == (1, 1, 0)
 
 
 # --------------------------------------------------------------------------- profile history storage
