@@ -36,6 +36,7 @@ from cohortlab.identifiers import is_valid_mpid, mpid_sql
 from cohortlab.pipeline import sql_str
 from cohortlab.settings import SyncSettings
 from cohortlab.simulation.resolution import RESOLUTION_COLUMNS
+from cohortlab.simulation.sync import FULL_KINDS
 from cohortlab.times import format_instant, naive_utc, to_utc
 
 R = "docs/rules.md#"
@@ -303,7 +304,7 @@ def sends(timeline: pd.DataFrame, versions: list[tuple[datetime, bool]]) -> list
             continue
         if not r.sent:
             continue
-        if r.kind in ("first", "one_time", "full_refresh"):
+        if r.kind in FULL_KINDS:  # every member is sent (also by a re-export or a reconnect)
             if now:
                 out.append({"run_at": r.run_at, "kind": r.kind, "action": "full"})
             elif last_sent_present and r.kind == "full_refresh":
@@ -557,7 +558,8 @@ def _explain(engine, ref, user, user_s, settings, result, observed, sim_at, snap
                               f"{settings.refresh_clears_stale})")
                 text = f"{_safe(d)}: {s['kind']} run, {sent}; {effect}"
                 rule = R + ("one-time-export" if s["kind"] == "one_time" else
-                            "pauses-and-refresh" if s["kind"] == "full_refresh" else "dynamic-sync")
+                            "pauses-and-refresh" if s["kind"] in ("full_refresh", "reconnect") else
+                            "re-export" if s["kind"] == "reexport" else "dynamic-sync")
             steps.append(Step("send", text, rule, time=s["run_at"], data={"distinct_id": d, **s}))
 
     not_user = f" AND distinct_id NOT IN ({', '.join('?' * len(dids))})" if dids else ""

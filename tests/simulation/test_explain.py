@@ -89,3 +89,14 @@ def test_explain_unknown_user_and_cli(tmp_path):
     assert "- send: 2026-03-01 00:00:00  x: first run, sent as a member; writes true on MPID 202" in r.output
     bad = CliRunner().invoke(main, ["explain", "--db", db, "--cohort", C, "--user", "nobody"])
     assert bad.exit_code == 1 and "user 'nobody' not found" in bad.output
+
+
+def test_a_re_export_is_one_of_the_runs_that_sent_the_user(data):
+    data.mpa(7)
+    data.profile("u", mparticle_user_id="7")
+    data.snapshot(C, "2026-03-01T00:00", ["u"])
+    x = data.lab.explain(C, "u", at="2026-03-03T00:00",
+                         settings={"cadence": "1d", "reexport_at": ["2026-03-02T00:00:00Z"]})
+    sends = [(str(s.time), s.data["kind"], s.data["action"], s.rule) for s in x.steps if s.kind == "send"]
+    assert sends == [("2026-03-01 00:00:00", "first", "full", "docs/rules.md#dynamic-sync"),
+                     ("2026-03-02 00:00:00", "reexport", "full", "docs/rules.md#re-export")]
