@@ -11,8 +11,8 @@ What is simulated
   successful membership stays as it was.
   - ``dynamic``: the first successful run is a full sync (``kind='first'``). A later successful
     run is, in this order: ``full_refresh`` when the gap since the last successful run is longer
-    than ``snapshot_ttl`` (SPEC 5: that run *is* a full refresh, also when a reconnect or a
-    re-export lands on it), ``reconnect`` (the first successful run at or after the start of a
+    than ``snapshot_ttl`` (that run *is* a full refresh, also when a reconnect or a re-export
+    lands on it: docs/rules.md#pauses-and-refresh), ``reconnect`` (the first successful run at or after the start of a
     pause that ends with a reconnect: a new export, full sync), ``reexport`` (the first
     successful run at or after a ``reexport_at`` time: full sync), ``full_refresh`` (with
     webhooks, a replayed ``members`` message arrived since the last successful run), else
@@ -256,7 +256,7 @@ def runs_stage(n: Names, grid: RunGrid, webhook: bool) -> Pipeline:
         SELECT r.k, r.run_at, r.version, r.failed, r.sent, s.prev_k, s.prev_version,
                CASE WHEN NOT r.sent THEN (CASE WHEN r.failed THEN 'failed' ELSE 'observation' END)
                     WHEN s.prev_k IS NULL THEN {first}
-                    -- SPEC 5: the first successful run after a gap longer than snapshot_ttl IS a
+                    -- docs/rules.md#pauses-and-refresh: the first successful run after a gap longer than snapshot_ttl IS a
                     -- full refresh (stale values cleared), whatever else lands on it
                     WHEN {sql_bool(not one_time)} AND (r.k - s.prev_k) * {cad} > {ttl} THEN 'full_refresh'
                     WHEN r.k IN {_ks(reconnect)} THEN 'reconnect'

@@ -210,7 +210,7 @@ def test_a_pause_ends_by_itself_or_with_a_reconnect(paused, ends_with, kind, add
 
 @pytest.mark.parametrize("extra", [{}, {"ends_with": "reconnect"}, {"reexport": True}])
 def test_after_a_gap_longer_than_the_ttl_the_run_is_a_full_refresh_whatever_lands_on_it(data, extra):
-    """SPEC 5: the first successful run after a gap longer than snapshot_ttl is a full refresh,
+    """docs/rules.md#pauses-and-refresh: the first successful run after a gap longer than snapshot_ttl is a full refresh,
     stale values cleared. A reconnect or a re-export landing on it changes nothing: 102 left the
     cohort during the pause and is cleared either way, and no remedy is credited with it."""
     data.mpa(101).mpa(102)
