@@ -28,8 +28,9 @@ Steps of :func:`add_resolve_steps` (one row per request):
 * ``resolved`` — ``status``, the first applicable ``gap_reason`` (``GAP_REASONS`` order),
   ``precision_loss_form`` (``integer_text`` | ``float_text`` | ``json_float``), and
   ``self_mpid`` / ``self_profiles``: the MPID the identifier itself leads to (a float spelling
-  whose value is ``float(mpid)`` of existing profiles, or the digits of a malformed identifier)
-  and how many profiles it could be. A valid int64 that lost precision (``integer_text``) is
+  whose value is ``float(mpid)`` of existing profiles, else the digits of a malformed or
+  float-spelled identifier: ``"101"`` with its quotes, ``12.5`` -> 125) and how many profiles it
+  could be. A valid int64 that lost precision (``integer_text``) is
   not recovered through the MPID: its digits name no profile.
 
 Columns of ``resolved``: ``distinct_id, resolve_time, identifier_source, identifier, mpid,
@@ -323,7 +324,8 @@ def add_resolve_steps(p: Pipeline, requests: str, settings: SyncSettings, histor
         GROUP BY c.float_value
         """,
     )
-    # the MPID named by the digits of a malformed identifier ('"123"', 'id:123', ' 123')
+    # the MPID named by the digits of a malformed identifier ('"123"', 'id:123', ' 123') or of a
+    # float-spelled one ('12.5' -> 125; one whose value is float(mpid) is matched by value above)
     digits = "regexp_replace(identifier, '[^0-9-]', '', 'g')"
     p.add(
         "digit_mpids",
@@ -331,8 +333,8 @@ def add_resolve_steps(p: Pipeline, requests: str, settings: SyncSettings, histor
         SELECT d.identifier, mp.mpid
         FROM (
             SELECT DISTINCT identifier, {mpid_sql(digits)} AS digit_mpid FROM checked
-            WHERE candidate IS NULL AND float_value IS NULL AND identifier IS NOT NULL
-              AND identifier_source IN ('mparticle_user_id', 'event_property')
+            WHERE candidate IS NULL AND identifier IS NOT NULL
+              AND (identifier_source IN ('mparticle_user_id', 'event_property') OR float_value IS NOT NULL)
         ) d JOIN mpa_profiles mp ON mp.mpid = d.digit_mpid
         """,
     )
@@ -378,8 +380,8 @@ def add_resolve_steps(p: Pipeline, requests: str, settings: SyncSettings, histor
         FROM checked c
         LEFT JOIN float_rounded fr ON c.candidate IS NULL AND fr.float_value = c.float_value
         LEFT JOIN int_rounded ir ON ir.candidate = c.candidate AND NOT c.profile_exists
-        LEFT JOIN digit_mpids dm ON dm.identifier = c.identifier AND c.candidate IS NULL AND c.float_value IS NULL
-             AND c.identifier_source IN ('mparticle_user_id', 'event_property')
+        LEFT JOIN digit_mpids dm ON dm.identifier = c.identifier AND c.candidate IS NULL
+             AND (c.identifier_source IN ('mparticle_user_id', 'event_property') OR c.float_value IS NOT NULL)
         LEFT JOIN identity_ids ii ON ii.identifier = c.identifier AND c.identifier_source = 'distinct_id'
         """,
     )

@@ -133,3 +133,18 @@ def test_a_json_float_on_an_event_is_json_float_whichever_properties_option(tmp_
         got = outcomes(lab.simulate(C))
     assert got == {"ev_json": ("mpid_precision_loss", "json_float", "mparticle_id", 1),
                    "ev_text": ("mpid_precision_loss", "float_text", "mparticle_id", 1)}
+
+
+def test_a_float_spelling_that_lost_no_precision_is_recovered_through_its_digits(data):
+    """'10.1' is float-spelled but no MPID's float: it is malformed (as $mparticle_user_id) or
+    not an MPID (as the distinct_id), and its digits name MPID 101: recoverable through the MPID
+    itself, as '"101"' with its quotes is; a float spelling that is float(mpid) is matched by
+    value first (above)."""
+    data.mpa(101)
+    data.profile("p", mparticle_user_id="10.1")
+    data.profile("10.1")
+    data.snapshot(C, "2026-03-01", ["p", "10.1"])
+    assert outcomes(data.lab.simulate(C)) == {
+        "p": ("malformed_mparticle_user_id", None, "mparticle_id", 1),
+        "10.1": ("distinct_id_not_mpid", None, "mparticle_id", 1),
+    }
