@@ -17,7 +17,8 @@ One record = one page = one row read. ``seq`` follows the file order (the replay
 identical to a page already stored or earlier in the file (same cohort, session_id, action,
 page_count and member set) is deduplicated: replaying the same page changes nothing. A missing
 ``members`` key is an empty page (Mixpanel makes empty diff calls). The cohort is registered in
-``mp_cohorts`` when unknown.
+``mp_cohorts`` when unknown and the payload names it (a payload with an id alone is stored; the
+cohort's name then comes from the cohort list, which the simulation asks for).
 
 Quarantine reasons: malformed_json, not_an_object, bad_action, bad_parameters, missing_cohort,
 bad_members (``members`` not an array, a member not an object or without a distinct id).

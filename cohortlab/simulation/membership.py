@@ -86,6 +86,20 @@ def find_cohort(engine: Engine, cohort: str, source: Source = "auto") -> CohortR
             """,
             [str(cohort)],
         )
+        if not by_id and engine.query_rows(
+            """
+            SELECT 1 FROM (
+                SELECT cohort_id AS id, cohort_name AS name FROM mp_cohort_snapshots
+                UNION ALL SELECT cohort_id, cohort_name FROM mp_webhook_pages
+            ) WHERE id = ? AND name IS NULL LIMIT 1
+            """,
+            [str(cohort)],
+        ):
+            raise CohortError(
+                f"cohort id {str(cohort)!r} has membership data but no name, and the feed names the "
+                f"attribute after the cohort: load the cohort list (cohortlab load mixpanel-cohorts "
+                f"cohorts.json), or the payloads or snapshots with the cohort's name"
+            )
         if len(by_id) != 1:
             shown = ", ".join(repr(n) for n in names[:50]) or "none loaded"
             more = f" (and {len(names) - 50} more)" if len(names) > 50 else ""

@@ -176,3 +176,18 @@ def test_a_json_float_distinct_id_keeps_its_exported_token(lab, write, balanced,
             '{"mixpanel_distinct_id": "x", "nested": {"mixpanel_distinct_id": 5}}]}}')
     balanced(lab.load("mixpanel-webhooks", write("wh.json", text + "\n" if layout == "jsonl" else f"[{text}]")))
     assert sorted(d for _, d, _ in _members(lab)) == ["1.2e18", "9080350317581165123.0", "x"]
+
+
+def test_a_cohort_named_only_by_id_says_what_to_load(lab, write):
+    """A payload with mixpanel_cohort_id and no name loads; simulating that id asks for the
+    cohort's name (the attribute is named after it), and works once the cohort list is loaded."""
+    from cohortlab.simulation.resolution import CohortError
+
+    page = _payload("members", [{"mixpanel_distinct_id": "U1"}], cohort_id="7", name=None)
+    del page["parameters"]["mixpanel_cohort_name"]
+    lab.load("mixpanel-webhooks", write("wh.jsonl", _jsonl(page)))
+    with pytest.raises(CohortError, match=r"cohort id '7' has membership data but no name.*mixpanel-cohorts"):
+        lab.simulate("7", source="webhooks")
+    lab.load("mixpanel-cohorts", write("cohorts.json", '[{"id": 7, "name": "Seven"}]'))
+    r = lab.simulate("7", source="webhooks")
+    assert (r.cohort, r.attribute, r.counts["members"]) == ("Seven", "Seven", 1)
