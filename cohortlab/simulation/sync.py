@@ -11,12 +11,11 @@ What is simulated
   successful membership stays as it was.
   - ``dynamic``: the first successful run is a full sync (``kind='first'``). A later successful
     run is, in this order: ``full_refresh`` when the gap since the last successful run is longer
-    than ``snapshot_ttl`` (that run *is* a full refresh, also when a reconnect or a re-export
-    lands on it: docs/rules.md#pauses-and-refresh), ``reconnect`` (the first successful run at or after the start of a
-    pause that ends with a reconnect: a new export, full sync), ``reexport`` (the first
-    successful run at or after a ``reexport_at`` time: full sync), ``full_refresh`` (with
-    webhooks, a replayed ``members`` message arrived since the last successful run), else
-    ``diff``: the diff between
+    than ``snapshot_ttl`` or, with webhooks, a replayed ``members`` message arrived since the last
+    successful run (that run *is* a full refresh, also when a reconnect or a re-export lands on
+    it: docs/rules.md#pauses-and-refresh), ``reconnect`` (the first successful run at or after the
+    start of a pause that ends with a reconnect: a new export, full sync), ``reexport`` (the first
+    successful run at or after a ``reexport_at`` time: full sync), else ``diff``: the diff between
     M(t) and the membership of the last successful run, removes and adds in ``apply_order``
     (last write wins on a target shared by several members). A full run writes ``true`` on the
     target of every member of M(t); only ``full_refresh`` with ``refresh_clears_stale`` also
@@ -258,10 +257,10 @@ def runs_stage(n: Names, grid: RunGrid, webhook: bool) -> Pipeline:
                     WHEN s.prev_k IS NULL THEN {first}
                     -- docs/rules.md#pauses-and-refresh: the first successful run after a gap longer than snapshot_ttl IS a
                     -- full refresh (stale values cleared), whatever else lands on it
-                    WHEN {sql_bool(not one_time)} AND (r.k - s.prev_k) * {cad} > {ttl} THEN 'full_refresh'
+                    WHEN {sql_bool(not one_time)} AND ((r.k - s.prev_k) * {cad} > {ttl} OR mr.k IS NOT NULL)
+                         THEN 'full_refresh'
                     WHEN r.k IN {_ks(reconnect)} THEN 'reconnect'
                     WHEN r.k IN {_ks(reexport)} THEN 'reexport'
-                    WHEN mr.k IS NOT NULL THEN 'full_refresh'
                     ELSE 'diff' END AS kind
         FROM run_sent r LEFT JOIN successes s ON s.k = r.k LEFT JOIN members_runs mr ON mr.k = r.k
         """,

@@ -178,14 +178,12 @@ def reference_sync(source, msgs, resolve, s: SyncSettings, t0, at):
                 a == "members" and last_ok_t < T0 + timedelta(minutes=mm) <= t for a, mm, _ in msgs)
             if last_ok_k is None:
                 kind = "one_time" if s.sync_type == "one_time" else "first"
-            elif s.sync_type == "dynamic" and (k - last_ok_k) * s.cadence > s.snapshot_ttl:
-                kind = "full_refresh"  # after a gap longer than the ttl, whatever else lands on the run
+            elif s.sync_type == "dynamic" and ((k - last_ok_k) * s.cadence > s.snapshot_ttl or members_msg):
+                kind = "full_refresh"  # after a gap longer than the ttl or a `members` message, whatever else lands
             elif k in reconnect:
                 kind = "reconnect"
             elif k in reexport:
                 kind = "reexport"
-            elif members_msg:
-                kind = "full_refresh"
             else:
                 kind = "diff"
             if kind != "diff":
