@@ -76,30 +76,24 @@ def find_cohort(engine: Engine, cohort: str, source: Source = "auto") -> CohortR
     names = known_cohorts(engine)
     name = cohort
     if cohort not in names:
+        # the names given to this id (mp_cohorts never holds a NULL name: the loader quarantines it)
         by_id = engine.query_rows(
             """
             SELECT DISTINCT name FROM (
                 SELECT cohort_id AS id, cohort_name AS name FROM mp_cohort_snapshots
                 UNION ALL SELECT cohort_id, cohort_name FROM mp_webhook_pages
                 UNION ALL SELECT cohort_id, name FROM mp_cohorts
-            ) WHERE id = ? AND name IS NOT NULL
+            ) WHERE id = ?
             """,
             [str(cohort)],
         )
-        if not by_id and engine.query_rows(
-            """
-            SELECT 1 FROM (
-                SELECT cohort_id AS id, cohort_name AS name FROM mp_cohort_snapshots
-                UNION ALL SELECT cohort_id, cohort_name FROM mp_webhook_pages
-            ) WHERE id = ? AND name IS NULL LIMIT 1
-            """,
-            [str(cohort)],
-        ):
+        if by_id and all(r[0] is None for r in by_id):
             raise CohortError(
                 f"cohort id {str(cohort)!r} has membership data but no name, and the feed names the "
                 f"attribute after the cohort: load the cohort list (cohortlab load mixpanel-cohorts "
                 f"cohorts.json), or the payloads or snapshots with the cohort's name"
             )
+        by_id = [r for r in by_id if r[0] is not None]
         if len(by_id) != 1:
             shown = ", ".join(repr(n) for n in names[:50]) or "none loaded"
             more = f" (and {len(names) - 50} more)" if len(names) > 50 else ""

@@ -32,8 +32,8 @@ What is simulated
   cohort that a run sees while mParticle does not hold it, and that run does not send (it
   entered during a pause), is decided provisionally at that run, for the ``should be true`` set
   only; in the resolution table a member mParticle does not hold after the last successful run
-  is resolved at the as-of time. ``resolution_time="as_of"``: every decision resolves at the as-of time (one
-  resolution applied to every run).
+  is resolved at the as-of time. ``resolution_time="as_of"``: every decision resolves at the
+  as-of time (one resolution applied to every run).
 * **Targets**: a ``matched`` decision's MPID; with ``create_and_update``, an ``orphan_created``
   decision's identifier (one orphan profile per distinct identifier, created the first time it
   is written). Unmatched members are sent (they count in adds/removes) but write nothing.
@@ -255,8 +255,8 @@ def runs_stage(n: Names, grid: RunGrid, webhook: bool) -> Pipeline:
         SELECT r.k, r.run_at, r.version, r.failed, r.sent, s.prev_k, s.prev_version,
                CASE WHEN NOT r.sent THEN (CASE WHEN r.failed THEN 'failed' ELSE 'observation' END)
                     WHEN s.prev_k IS NULL THEN {first}
-                    -- docs/rules.md#pauses-and-refresh: the first successful run after a gap longer than snapshot_ttl IS a
-                    -- full refresh (stale values cleared), whatever else lands on it
+                    -- after a gap longer than snapshot_ttl, or a replayed `members` message, the run
+                    -- IS a full refresh, whatever else lands on it (docs/rules.md#pauses-and-refresh)
                     WHEN {sql_bool(not one_time)} AND ((r.k - s.prev_k) * {cad} > {ttl} OR mr.k IS NOT NULL)
                          THEN 'full_refresh'
                     WHEN r.k IN {_ks(reconnect)} THEN 'reconnect'
