@@ -61,14 +61,18 @@ def exact_id_sql(v: str, raw: str, key: str) -> str:
 
 
 def properties_kept_sql(properties: str, mp_type: str, mpuid: str) -> str:
-    """An event's ``properties`` as stored (``mp_events.properties``): the staged object (loader
-    option ``properties=all``); with ``properties=none`` (the staged value NULL) NULL, except for
-    an event whose ``$mparticle_user_id`` is a JSON float (``mp_type`` = 'DOUBLE'):
+    """A record's ``properties`` as stored (``mp_events.properties``, ``mp_profiles.properties``):
+    the staged object (loader option ``properties=all``), or NULL (``properties=none``), except
+    for a record whose ``$mparticle_user_id`` is a JSON float (``mp_type`` = 'DOUBLE') and whose
+    properties do not hold it as a JSON number under that key (not kept, or a schematized
+    pipeline row that names it ``mp_mparticle_user_id``): they get
     ``{"$mparticle_user_id": <its exact token>}``, whose JSON type tells the resolution that the
-    number was a JSON float (``precision_loss_form`` json_float, not float_text). The JSON text is
-    kept as written, so the token's digits stay."""
-    return (f"CASE WHEN {properties} IS NULL AND {mp_type} = 'DOUBLE' "
-            f"THEN ('{{\"$mparticle_user_id\": ' || {mpuid} || '}}')::JSON ELSE {properties} END")
+    number was a JSON float (``precision_loss_form`` json_float, not float_text). Alone, the JSON
+    text is kept as written, so the token's digits stay."""
+    token = f"('{{\"$mparticle_user_id\": ' || {mpuid} || '}}')::JSON"
+    return (f"CASE WHEN {mp_type} = 'DOUBLE' AND json_type({properties}, '$.\"$mparticle_user_id\"') "
+            f"IS DISTINCT FROM 'DOUBLE' THEN CASE WHEN {properties} IS NULL THEN {token} "
+            f"ELSE json_merge_patch({properties}, {token}) END ELSE {properties} END")
 
 
 def id_text_sql(v: str) -> str:

@@ -15,8 +15,11 @@
   distinct_id of the raw export API. Option ``identity_mappings`` (a file, folder or glob of the
   ``mp_identity_mappings_data`` export: ``distinct_id``, ``resolved_distinct_id``) replaces each
   distinct_id by its resolved one, as Mixpanel's docs prescribe; without it the ids are kept as
-  exported. ``$mparticle_user_id`` = ``properties.$mparticle_user_id`` as exported text (a JSON
-  float keeps its exact token when the text has it). De-duplicated as ``mixpanel-events`` does
+  exported. ``$mparticle_user_id`` = ``properties.$mparticle_user_id`` (schematized:
+  ``mp_mparticle_user_id``) as exported text. A JSON float (that MPID, ``distinct_id``,
+  ``user_id``, ``device_id``, ``insert_id``) keeps its exact token, read from the record's text
+  (or from ``properties`` exported as JSON text), and a float ``$mparticle_user_id`` keeps its
+  JSON type in ``properties`` (docs/loading.md#mixpanel). De-duplicated as ``mixpanel-events`` does
   on (event, distinct_id, time, insert_id), within the file and against stored events.
   Option ``properties`` = all | none.
   Quarantine: malformed_json, not_an_object, missing_event, bad_properties, missing_time,
@@ -41,11 +44,13 @@ from cohortlab.loaders.base import FileContext, FileResult, Loader, sql_str
 from cohortlab.loaders.files import expand_paths
 from cohortlab.loaders.files import fingerprint
 from cohortlab.loaders.mixpanel_common import (
-    MPUID_TOKEN_RE,
+    MPUID_KEY,
     NUMERIC_JSON_TYPES,
     ProfileUpserts,
     epoch_to_timestamp_sql,
+    exact_id_sql,
     id_text_sql,
+    inline_float_token_sql,
     properties_kept_sql,
     raw_text_sql,
     upsert_profiles,
@@ -64,6 +69,29 @@ def _first(*exprs: str) -> str:
 def _prop(p: str, key: str) -> str:
     """JSON value of property ``key`` of the properties object ``p``."""
     return f"json_extract({p}, {sql_str('$.' + json.dumps(key))})"
+
+
+def _ident(top: str, top_key: str, p: str, prop_key: str) -> str:
+    """Identifier text of the top-level value ``top`` (key ``top_key``), else of property
+    ``prop_key``; a JSON float keeps its exported token (:func:`exact_id_sql`), read from the
+    record's own text (``j::VARCHAR`` is the text as written in every JSON layout) or from the
+    properties' text when a warehouse exported them as a JSON string (``props_text``)."""
+    return _first(exact_id_sql(top, "j::VARCHAR", top_key),
+                  exact_id_sql(_prop(p, prop_key), _PROPS_TEXT, prop_key))
+
+
+# where a property's JSON-float token is written: the properties' own text when they are a JSON
+# string (the escaped copy in the record does not match), else the record's text
+_PROPS_TEXT = "coalesce(props_text, j::VARCHAR)"
+
+
+def _mpuid_sql(prop: str, typ: str, text: str) -> str:
+    """``$mparticle_user_id`` as exported text: a JSON float as its exact token, written either
+    as the property ``$mparticle_user_id`` (``prop`` present) or as the schematized column
+    ``mp_mparticle_user_id``."""
+    return (f"CASE WHEN {typ} <> 'DOUBLE' THEN {text} "
+            f"WHEN {present_sql(prop)} THEN {inline_float_token_sql(_PROPS_TEXT, text, MPUID_KEY)} "
+            f"ELSE {inline_float_token_sql('j::VARCHAR', text, 'mp_mparticle_user_id')} END")
 
 
 def _time_sql(tv: str, unit: str) -> str:
@@ -206,19 +234,17 @@ class MixpanelPipelineEventsLoader(Loader):
                 SELECT *,
                        {_first(raw_text_sql('v[1]'), raw_text_sql('v[2]'), raw_text_sql('v[3]'))} AS event,
                        {tv} AS tv,
-                       {_first(id_text_sql('v[7]'), id_text_sql(_prop(p, '$user_id')))} AS user_id,
-                       {_first(id_text_sql('v[8]'), id_text_sql(_prop(p, '$device_id')))} AS device_id,
-                       {_first(id_text_sql('v[9]'), id_text_sql(_prop(p, '$insert_id')))} AS insert_id,
-                       {_first(id_text_sql('v[6]'), id_text_sql(_prop(p, 'distinct_id')))} AS did,
-                       {mp_v} AS mp_v
+                       {_ident('v[7]', 'user_id', p, '$user_id')} AS user_id,
+                       {_ident('v[8]', 'device_id', p, '$device_id')} AS device_id,
+                       {_ident('v[9]', 'insert_id', p, '$insert_id')} AS insert_id,
+                       {_ident('v[6]', 'distinct_id', p, 'distinct_id')} AS did,
+                       {mp_v} AS mp_v, {_prop(p, '$mparticle_user_id')} AS mp_prop
                 FROM p
             ),
             g AS (
                 SELECT *, {_time_sql('tv', unit)} AS ts,
                        coalesce(did, user_id, '$device:' || device_id) AS distinct_id,
-                       json_type(mp_v) AS mp_type, {raw_text_sql('mp_v')} AS mp_text,
-                       CASE WHEN json_type(mp_v) = 'DOUBLE'
-                            THEN regexp_extract_all(coalesce(props_text, raw), '{MPUID_TOKEN_RE}', 1) END AS toks
+                       json_type(mp_v) AS mp_type, {raw_text_sql('mp_v')} AS mp_text
                 FROM f
             )
             SELECT line,
@@ -231,9 +257,7 @@ class MixpanelPipelineEventsLoader(Loader):
                         WHEN distinct_id IS NULL THEN 'missing_distinct_id'
                    END AS reason,
                    raw, event, ts AS time, distinct_id, insert_id, device_id, user_id,
-                   CASE WHEN mp_type = 'DOUBLE' AND len(toks) = 1
-                             AND TRY_CAST(toks[1] AS DOUBLE) = TRY_CAST(mp_text AS DOUBLE) THEN toks[1]
-                        ELSE mp_text END AS mparticle_user_id, mp_type,
+                   {_mpuid_sql('mp_prop', 'mp_type', 'mp_text')} AS mparticle_user_id, mp_type,
                    {"props" if keep_properties else "NULL::JSON"} AS properties
             FROM g"""
 
@@ -265,29 +289,31 @@ class MixpanelPipelineProfilesLoader(ProfileUpserts, Loader):
                        CASE WHEN {present_sql('v[2]')} THEN {json_object_sql('v[2]')}
                             WHEN is_obj THEN json_remove(j, '$.distinct_id') END AS props,
                        CASE WHEN json_type(v[2]) = 'VARCHAR' THEN json_extract_string(v[2], '$') END AS props_text,
-                       coalesce({id_text_sql('v[1]')}, {id_text_sql('v[3]')}) AS distinct_id
+                       coalesce({exact_id_sql('v[1]', 'j::VARCHAR', 'distinct_id')},
+                                {exact_id_sql('v[3]', 'j::VARCHAR', '$distinct_id')}) AS distinct_id
                 FROM v
             ),
             f AS (
-                SELECT *, {prop('$mparticle_user_id')} AS mp_v FROM p
+                SELECT *, {prop('$mparticle_user_id')} AS mp_v, {_prop(p, '$mparticle_user_id')} AS mp_prop FROM p
+            ),
+            g AS (
+                SELECT *, json_type(mp_v) AS mp_type, {raw_text_sql('mp_v')} AS mp_text FROM f
+            ),
+            m AS (
+                SELECT *, {_mpuid_sql('mp_prop', 'mp_type', 'mp_text')} AS mparticle_user_id FROM g
             )
             SELECT line,
                    CASE WHEN malformed THEN 'malformed_json' WHEN NOT is_obj THEN 'not_an_object'
                         WHEN distinct_id IS NULL THEN 'missing_distinct_id'
                         WHEN has_props AND props IS NULL THEN 'bad_properties' END AS reason,
-                   raw, distinct_id, coalesce(props, '{{}}'::JSON) AS properties,
-                   CASE WHEN json_type(mp_v) = 'DOUBLE' AND len(toks) = 1
-                             AND TRY_CAST(toks[1] AS DOUBLE) = TRY_CAST(mp_text AS DOUBLE) THEN toks[1]
-                        ELSE mp_text END AS mparticle_user_id,
-                   json_type(mp_v) AS mp_type,
+                   raw, distinct_id,
+                   {properties_kept_sql("coalesce(props, '{}'::JSON)", 'mp_type', 'mparticle_user_id')} AS properties,
+                   mparticle_user_id, mp_type,
                    json_extract_string({prop('$email')}, '$') AS email,
                    json_extract_string({prop('$phone')}, '$') AS phone,
                    timezone('UTC', TRY_CAST(trim(json_extract_string({prop('$created')}, '$')) AS TIMESTAMPTZ)) AS created,
                    timezone('UTC', TRY_CAST(trim(json_extract_string({prop('$last_seen')}, '$')) AS TIMESTAMPTZ)) AS last_seen
-            FROM (SELECT *, {raw_text_sql('mp_v')} AS mp_text,
-                         CASE WHEN json_type(mp_v) = 'DOUBLE'
-                              THEN regexp_extract_all(coalesce(props_text, raw), '{MPUID_TOKEN_RE}', 1) END AS toks
-                  FROM f)
+            FROM m
             """
         )
         quarantined = ctx.reject(f"SELECT line, reason, raw FROM {st} WHERE reason IS NOT NULL")

@@ -135,6 +135,47 @@ def test_a_json_float_on_an_event_is_json_float_whichever_properties_option(tmp_
                    "ev_text": ("mpid_precision_loss", "float_text", "mparticle_id", 1)}
 
 
+@pytest.mark.parametrize("schematized", [False, True], ids=["json_pipeline", "schematized"])
+@pytest.mark.parametrize("layout", ["jsonl", "array"])
+def test_data_pipelines_exports_keep_json_float_tokens_and_their_json_type(tmp_path, schematized, layout):
+    """Data Pipelines exports, in the JSON-pipeline layout (``properties``) and in the schematized
+    one (``mp_mparticle_user_id`` columns): a JSON-float $mparticle_user_id keeps its exported
+    token and is json_float on an event and on a profile, also beside a nested key of another
+    value; a distinct_id written as a JSON float keeps its token, so two spellings of one
+    number stay two members."""
+    from cohortlab import Lab
+
+    def mpuid(value: str) -> str:  # where the layout writes $mparticle_user_id
+        return f'"mp_mparticle_user_id": {value}' if schematized else f'"properties": {{"$mparticle_user_id": {value}, "x": {{"$mparticle_user_id": 5}}}}'
+
+    def doc(records: list[str]) -> str:
+        return "\n".join(records) + "\n" if layout == "jsonl" else "[\n" + ",\n".join(records) + "\n]"
+
+    (tmp_path / "mpa.jsonl").write_text('{"mpid": %d, "user_identities": [], "user_attributes": {}}\n' % BIG)
+    (tmp_path / "people.json").write_text(doc([
+        '{"distinct_id": "prof", %s}' % mpuid("9.080350317581166e+18"),
+        '{"distinct_id": "ev"}',
+        '{"distinct_id": 9080350317581165123.0}', '{"distinct_id": 9.080350317581165123e18}']))
+    (tmp_path / "events.json").write_text(doc([
+        '{"event_name": "e", "time": 1771000000, "distinct_id": "ev", %s}' % mpuid("9080350317581165568.0")]))
+    (tmp_path / "members.jsonl").write_text("".join(
+        '{"$distinct_id": "%s"}\n' % d for d in ["prof", "ev", "9080350317581165123.0", "9.080350317581165123e18"]))
+    with Lab() as lab:
+        lab.load("mparticle-profiles", tmp_path / "mpa.jsonl")
+        lab.load("mixpanel-pipeline-profiles", tmp_path / "people.json")
+        lab.load("mixpanel-pipeline-events", tmp_path / "events.json")
+        lab.load("mixpanel-members", tmp_path / "members.jsonl", cohort=C, as_of="2026-03-01T00:00:00Z")
+        res = lab.simulate(C).resolution.set_index("distinct_id")
+        got = outcomes(lab.simulate(C))
+    assert res.loc["prof", "identifier"] == "9.080350317581166e+18"
+    assert res.loc["ev", "identifier"] == "9080350317581165568.0"
+    assert got == {"prof": ("mpid_precision_loss", "json_float", "mparticle_id", 1),
+                   "ev": ("mpid_precision_loss", "json_float", "mparticle_id", 1),
+                   # float-spelled distinct_ids: two members, each sent as its exported text
+                   "9080350317581165123.0": ("mpid_precision_loss", "float_text", "mparticle_id", 1),
+                   "9.080350317581165123e18": ("mpid_precision_loss", "float_text", "mparticle_id", 1)}
+
+
 def test_a_float_spelling_that_lost_no_precision_is_recovered_through_its_digits(data):
     """'10.1' is float-spelled but no MPID's float: it is malformed (as $mparticle_user_id) or
     not an MPID (as the distinct_id), and its digits name MPID 101: recoverable through the MPID
