@@ -1,9 +1,12 @@
-"""The documentation: docs/ builds as an MkDocs site without a warning, and nothing the project
-ships (the package, the README, docs/) cites a file that the repository does not contain."""
+"""The documentation: docs/ builds as an MkDocs site without a warning, nothing the project
+ships (the package, the README, docs/) cites a file that the repository does not contain, and
+every ``cohortlab`` command line the README and docs/ show names a command and options that
+exist."""
 
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -135,3 +138,91 @@ def test_the_citation_check_catches_a_planted_citation(tmp_path, planted, expect
     assert len(problems) >= 1
     assert all(p.startswith(f"cohortlab/planted{suffix}:2: ") for p in problems), problems
     assert any(expected in p for p in problems), problems
+
+
+# ----------------------------------------------------------------------------- command lines
+# `cohortlab <command> ...` at the start of a shell line (after `$ `, `&&`, `;` or `|`) in a
+# code block, or at the start of an inline code span
+SHELL_COMMAND = re.compile(r"(?:^|\$ |&& |; |\| )cohortlab\s+(.*)")
+INLINE_COMMAND = re.compile(r"`cohortlab\s+([^`]+)`")
+
+
+def command_lines(text: str):
+    """(line number, the text after ``cohortlab``) of every command line of a Markdown text:
+    shell lines of fenced code blocks (continuations with ``\\`` joined) and inline code spans."""
+    fenced = False
+    pending, start = "", 0
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.lstrip().startswith("```"):
+            fenced, pending = not fenced, ""
+            continue
+        if fenced:
+            if not pending:
+                start = n
+            pending += line.rstrip("\\") + " " if line.rstrip().endswith("\\") else line
+            if line.rstrip().endswith("\\"):
+                continue
+            m = SHELL_COMMAND.search(pending.strip())
+            if m:
+                yield start, m.group(1)
+            pending = ""
+        else:
+            for m in INLINE_COMMAND.finditer(line):
+                yield n, m.group(1)
+
+
+def command_problems(path: Path, text: str) -> list[str]:
+    """``path:line: what`` for every command line of ``text`` that names a command or an option
+    the CLI does not have (values are not checked: an example's files need not exist). A command
+    that passes unknown options on (``cohortlab lab`` to Jupyter) takes any."""
+    import click
+
+    from cohortlab.cli import main
+
+    problems = []
+    for n, rest in command_lines(text):
+        try:
+            toks = shlex.split(rest.split(" #")[0])
+        except ValueError:
+            continue
+        cmd, names = main, []
+        while isinstance(cmd, click.Group) and toks and not toks[0].startswith("-"):
+            if "|" in toks[0] and set(toks[0].split("|")) <= set(cmd.commands):  # a synopsis: `plan|compare`
+                cmd = None
+                break
+            if toks[0] not in cmd.commands:
+                if not re.fullmatch(r"\W*", toks[0]) and toks[0] not in ("COMMAND", "<command>"):
+                    problems.append(f"{path}:{n}: cohortlab {' '.join(names + toks[:1])}: no such command")
+                break
+            names.append(toks[0])
+            cmd = cmd.commands[toks.pop(0)]
+        if cmd is None or isinstance(cmd, click.Group) or cmd.context_settings.get("ignore_unknown_options"):
+            continue
+        known = {"-h", "--help"}
+        for param in cmd.params:
+            known.update(param.opts + param.secondary_opts)
+        for t in toks:  # `--x=1`, a synopsis' `[--flag/--no-flag]`
+            for opt in t.split("=")[0].strip("[]|").split("/"):
+                if opt.startswith("-") and not re.fullmatch(r"-[\d.]+|-+", opt) and opt not in known:
+                    problems.append(f"{path}:{n}: cohortlab {' '.join(names)}: no option {opt}")
+    return problems
+
+
+def test_every_command_line_the_docs_show_exists():
+    """README, docs/, and what the package and notebooks say (help, errors, hints)."""
+    problems = []
+    for f in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "cohortlab").rglob("*.py")),
+              *sorted((ROOT / "notebooks").glob("*.ipynb"))]:
+        problems += command_problems(f.relative_to(ROOT), f.read_text(encoding="utf-8"))
+    assert problems == [], "\n".join(problems)
+
+
+@pytest.mark.parametrize("planted, expected", [
+    ("```sh\ncohortlab simulate --db lab.duckdb --cohort C --members-csv out.csv\n```", "x.md:2: cohortlab simulate: no option --members-csv"),
+    ("```sh\n$ cohortlab load --db x.duckdb \\\n    mixpanel-events ev/ --propertys all\n```", "x.md:2: cohortlab load: no option --propertys"),
+    ("run `cohortlab simulat --db lab.duckdb` first", "x.md:1: cohortlab simulat: no such command"),
+    ("```sh\nmake demo && cohortlab migrate compar --db x\n```", "x.md:2: cohortlab migrate compar: no such command"),
+])
+def test_the_command_check_catches_a_planted_mistake(planted, expected):
+    assert command_problems(Path("x.md"), "```sh\ncohortlab simulate --db lab.duckdb --cohort C --no-store\n```") == []
+    assert command_problems(Path("x.md"), planted) == [expected]
