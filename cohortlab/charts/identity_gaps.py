@@ -102,7 +102,8 @@ def shared_mpid_chart(
     return fig
 
 
-def remedies_chart(remedies: pd.DataFrame, *, title: str = "Audience each remedy would gain (simulated)") -> Figure:
-    """Audience gained per remedy (columns ``remedy``, ``users``), each from its own simulation."""
-    return _hbar(remedies, "remedy", "users", title=title, xlabel="profiles gained", ylabel="remedy",
+def remedies_chart(remedies: pd.DataFrame, *, title: str = "Members' users each remedy would recover (simulated)") -> Figure:
+    """Members' users recovered per remedy (columns ``remedy``, ``users``), each from its own
+    simulation."""
+    return _hbar(remedies, "remedy", "users", title=title, xlabel="members' users recovered", ylabel="remedy",
                  color=GREEN, sort=False)

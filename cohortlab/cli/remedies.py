@@ -38,7 +38,7 @@ def remedies_cmd(db, cohort, at, since, settings_path, source):
     click.echo(f"cohort {a['cohort']!r} at {format_time(a['at'])}; remedies from {format_time(a['since'])}"
                + (f"; re-export at {format_time(a['reexport_at'])}" if a.get("reexport_at") else ""))
     click.echo(f"audience as simulated: {int(df['audience_before'].iloc[0]):,}\n")
-    click.echo(df[["key", "audience_after", "gained", "remedy"]].to_string(index=False))
+    click.echo(df[["key", "audience_after", "gained", "recovered", "remedy"]].to_string(index=False))
     click.echo("")
     for key, note in zip(df["key"], df["note"]):
         click.echo(f"{key}: {note}")

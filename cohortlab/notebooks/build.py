@@ -265,12 +265,15 @@ if f["shared_mpids"]:
     code("""\
 remedies = ui.frame(f["remedies"])
 ui.show_if(lambda: charts.remedies_chart(remedies),
-           "Profiles each remedy adds to the mParticle audience, each from its own simulation: the remedy applied "
-           "from its start (the members' activity since then stands in for new data), the audience compared "
-           "with the one simulated as configured (docs/simulate.md#remedies).",
+           "The members' users (their mParticle profiles) each remedy brings into the audience, each from its own "
+           "simulation: the remedy applied from its start (the members' activity since then stands in for new "
+           "data), compared with the simulation as configured (docs/simulate.md#remedies). A profile that is true "
+           "without being a member's (a member who left stays true after a re-export, which removes nothing) "
+           "counts in the audience's change, not here.",
            has_data=int(remedies["users"].clip(lower=0).sum()) > 0 if len(remedies) else False,
-           nothing_to_show="no remedy gains anyone: the unmatched members are not in mParticle or inactive")
-ui.table(remedies, columns={"remedy": "remedy", "users": "audience gained", "audience_after": "audience after",
+           nothing_to_show="no remedy recovers anyone: the unmatched members are not in mParticle or inactive")
+ui.table(remedies, columns={"remedy": "remedy", "users": "members' users recovered",
+                            "gained": "audience change", "audience_after": "audience after",
                             "note": "how it was simulated"})
 ui.md(f"Not recoverable by any remedy: {summaries.counted(f['never_fixable'], 'member', bold=True)} in mParticle "
       f"but inactive since the cutoff, and {summaries.counted(f['not_in_mparticle'], 'member', bold=True)} not found "

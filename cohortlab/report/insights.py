@@ -15,6 +15,7 @@ from typing import Any, Iterable, Mapping
 import pandas as pd
 
 from cohortlab.report.notebook import open_lab
+from cohortlab.simulation.remedies import REMEDY_COLUMNS
 
 
 def cohort_names(lab, cohorts: str | Iterable[str] | None = None) -> list[str]:
@@ -64,7 +65,7 @@ def remedies_all(lab, cohorts: Iterable[str], *, at=None, settings=None, since=N
         starts.append(df.attrs.get("since"))
         frames.append(df.assign(cohort=c))
     if not frames:
-        return pd.DataFrame(columns=["cohort", "remedy", "key", "audience_before", "audience_after", "gained", "note"])
+        return pd.DataFrame(columns=["cohort", *REMEDY_COLUMNS])
     out = pd.concat(frames, ignore_index=True)
     out.attrs = {"since": None if starts[0] is None else pd.Timestamp(starts[0]).isoformat()}
     return out

@@ -128,16 +128,19 @@ def precision_loss(resolution: pd.DataFrame) -> pd.DataFrame:
 
 
 def remedies(resolution: pd.DataFrame, values: pd.DataFrame | None = None) -> pd.DataFrame:
-    """What each remedy gains, in users (``remedy, key, users, audience_before, audience_after,
-    note``), from ``values``: the rows of :func:`cohortlab.simulation.remedies.value_remedies`
-    (``Lab.remedies``) of one or more cohorts (column ``cohort`` when several), each the audience
-    with the remedy applied against the audience as simulated. ``users`` is the sum of ``gained``
-    over cohorts; the note is the cohort's own (prefixed by the cohort name when several).
+    """What each remedy recovers, in users (``remedy, key, users, gained, audience_before,
+    audience_after, note``), from ``values``: the rows of
+    :func:`cohortlab.simulation.remedies.value_remedies` (``Lab.remedies``) of one or more
+    cohorts (column ``cohort`` when several), each the simulation with the remedy applied against
+    the one as configured. ``users`` is the sum of ``recovered`` over cohorts (the members' own
+    people the remedy brings into the audience), ``gained`` the sum of ``gained`` (every profile
+    it makes true, a stale one too); the note is the cohort's own (prefixed by the cohort name
+    when several).
 
     ``attrs``: ``never_fixable`` (unmatched, in mParticle under another identity, inactive since
     the cutoff: no remedy that waits for new data reaches them) and ``not_in_mparticle``
     (unmatched, found under no identity), counted in ``resolution``."""
-    cols = ["remedy", "key", "users", "audience_before", "audience_after", "note"]
+    cols = ["remedy", "key", "users", "gained", "audience_before", "audience_after", "note"]
     if values is None or values.empty:
         out = pd.DataFrame(columns=cols)
     else:
@@ -145,7 +148,8 @@ def remedies(resolution: pd.DataFrame, values: pd.DataFrame | None = None) -> pd
         rows = []
         for key, g in values.groupby("key", sort=False):
             notes = [f"{c}: {n}" for c, n in zip(g["cohort"], g["note"])] if several else list(g["note"])
-            rows.append({"remedy": g["remedy"].iloc[0], "key": key, "users": int(g["gained"].sum()),
+            rows.append({"remedy": g["remedy"].iloc[0], "key": key, "users": int(g["recovered"].sum()),
+                         "gained": int(g["gained"].sum()),
                          "audience_before": int(g["audience_before"].sum()),
                          "audience_after": int(g["audience_after"].sum()), "note": "; ".join(notes)})
         out = pd.DataFrame(rows, columns=cols)
@@ -427,7 +431,7 @@ def figures_headline_identity_gaps(f: Mapping[str, Any]) -> dict[str, Any]:
         "unmatched (of all members)": f["unmatched_share"],
         "in mParticle under another identity": f["in_mparticle"],
         "most frequent gap reason": top,
-        "gained by a Rule + re-export (simulated)": f["rule_fixable"],
+        "recovered by a Rule + re-export (simulated)": f["rule_fixable"],
         "never fixable (in mParticle, inactive)": f["never_fixable"],
     }
 

@@ -85,7 +85,7 @@ def match_rates_summary(f: Mapping[str, Any]) -> str:
             lines.append(f"- {sign}{loss['users']:,} ({pct(loss['share_of_members'])} of members): "
                          f"{STEP_WORDS.get(loss['step'], loss['step'])}; {_remedy_words(loss)}.")
     if any(loss["remedy"] == "rule" for v in f["cohorts"].values() for loss in v["losses"]):
-        lines.append("\n(†) What a Rule or SDK code gains, with and without a re-export, is simulated on the "
+        lines.append("\n(†) What a Rule or SDK code recovers, with and without a re-export, is simulated on the "
                      "identity-gaps page (What each remedy would recover), each remedy by its own simulation.")
     return "\n".join(lines)
 
@@ -123,8 +123,9 @@ def _rule_words(f: Mapping[str, Any]) -> str:
     since = f.get("remedies_since")
     start = f" from {str(since)[:16].replace('T', ' ')} UTC" if since else ""
     return (f"- Simulated, an mParticle Rule writing the MPID into `$mparticle_user_id`{start} followed by a "
-            f"re-export gains **{f['rule_fixable']:,}** profiles in the audience; without the re-export "
-            f"**{f.get('rule_next_sends', 0):,}** (a fix reaches mParticle only when the member is sent again). {tail}")
+            f"re-export brings **{f['rule_fixable']:,}** more of the members' users into the audience; without the "
+            f"re-export **{f.get('rule_next_sends', 0):,}** (a fix reaches mParticle only when the member is sent again). "
+            f"{tail}")
 
 
 def _reexport_words(p: Mapping[str, Any]) -> str:

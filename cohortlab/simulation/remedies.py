@@ -4,7 +4,11 @@
 once as configured and once per remedy, with the remedy applied from ``since`` (default: the
 event identity cutoff when it is at or before the as-of time, else the first run): the members' own activity between ``since`` and ``at`` stands in for "sends data after
 the remedy starts". Each row is the audience (profiles with ``<attribute> = true``) at ``at``
-without and with the remedy; ``gained`` is the difference.
+without and with the remedy (``gained`` is the difference), and the cohort's own people in it:
+``people_before`` / ``people_after`` count the MPIDs of the members' users (below) whose
+attribute is ``true``, and ``recovered`` is their difference. ``gained`` counts every profile
+that becomes ``true``; ``recovered`` only the members' own: a re-export removes nothing, so a
+member who left since the previous run stays ``true`` and is gained, not recovered.
 
 * ``rule`` — an mParticle Rule on the Mixpanel output writes ``$mparticle_user_id`` = the
   user's MPID on the member's Mixpanel profile at the member's first event at or after ``since``
@@ -62,13 +66,14 @@ from cohortlab.settings import EitPeriod, Pause, SyncSettings
 from cohortlab.simulation.last_run_reexport import DerivedReexport, derive_last_run_reexport
 from cohortlab.simulation.membership import CohortRef, Source, find_cohort
 from cohortlab.simulation.resolution import _FLOAT_SPELLING, ProfileHistory, profile_history_kind
-from cohortlab.simulation.simulate import SimulationResult, reexport_value, simulate
-from cohortlab.simulation.subset_world import (DERIVE_TABLES, SubsetWorld, shadowed, share_world, subset_ready,
-                                               temp_name)
+from cohortlab.simulation.simulate import SimulationResult, simulate
+from cohortlab.simulation.subset_world import (DERIVE_TABLES, SubsetWorld, Valued, people_true_sql, shadowed,
+                                               share_world, subset_ready, temp_name)
 from cohortlab.simulation.sync import RunGrid
 from cohortlab.times import format_time, parse_time, to_utc
 
-REMEDY_COLUMNS = ["remedy", "key", "audience_before", "audience_after", "gained", "note"]
+REMEDY_COLUMNS = ["remedy", "key", "audience_before", "audience_after", "gained", "people_before", "people_after",
+                  "recovered", "note"]
 REMEDIES = {
     "rule": "mParticle Rule: copy the MPID into $mparticle_user_id (next sends only)",
     "rule_reexport": "mParticle Rule, then re-export the cohort",
@@ -79,6 +84,7 @@ REMEDIES = {
     "reconnect": "Reconnect the export after the pause",
 }
 SimulateFn = Callable[[str, Any, SyncSettings, str], SimulationResult]
+
 
 
 @dataclass
@@ -109,11 +115,21 @@ class RemedyContext:
             return None
         return self.settings.replace(reexport_at=[*self.settings.reexport_at, self.reexport_time])
 
-    def row(self, key: str, after: int | None, note: str) -> dict[str, Any]:
-        before = self.base.audience
-        after = before if after is None else int(after)
-        return {"remedy": REMEDIES[key], "key": key, "audience_before": before, "audience_after": after,
-                "gained": after - before, "note": note}
+    def people(self, sim: Any) -> int:
+        """The members' users in the audience of ``sim`` (a simulation's ``attribute_state``)."""
+        return int(self.engine.query_rows(people_true_sql(sim.table_names["attribute_state"], self.persons))[0][0])
+
+    def valued(self, sim: Any) -> Valued:
+        """:class:`Valued` of a whole simulation (a SimulationResult or a derived re-export)."""
+        return Valued(int(sim.audience), self.people(sim))
+
+    def row(self, key: str, after: Valued | None, note: str) -> dict[str, Any]:
+        before = self.valued(self.base)
+        after = before if after is None else after
+        return {"remedy": REMEDIES[key], "key": key, "audience_before": before.audience,
+                "audience_after": after.audience, "gained": after.audience - before.audience,
+                "people_before": before.people, "people_after": after.people,
+                "recovered": after.people - before.people, "note": note}
 
 
 def default_since(settings: SyncSettings, t0: datetime, at: datetime) -> datetime:
@@ -191,12 +207,12 @@ def persons_sql(base: SimulationResult) -> str:
 
 
 # ----------------------------------------------------------------------------- a whole simulation (_full)
-def _run_once(ctx: RemedyContext, settings: SyncSettings) -> int:
-    """The audience at ``at`` of a simulation on the (possibly shadowed) inputs; its tables are
-    dropped at once (never cached: the inputs differ from the stored ones)."""
+def _run_once(ctx: RemedyContext, settings: SyncSettings) -> Valued:
+    """The audience at ``at`` of a simulation on the (possibly shadowed) inputs, and the people in
+    it; its tables are dropped at once (never cached: the inputs differ from the stored ones)."""
     r = simulate(ctx.engine, ctx.ref, ctx.at, settings)
     try:
-        return r.audience
+        return ctx.valued(r)
     finally:
         r.drop()
 
@@ -342,7 +358,7 @@ def _profile_fix_rows(ctx: RemedyContext, app_only: bool, writes: str,
                  "and a known MPID")
     keys = ("sdk_code", "sdk_reexport") if app_only else ("rule", "rule_reexport")
     if ctx.engine.count(writes) == 0:
-        audiences: tuple[int | None, int | None] = (None, None)
+        audiences: tuple[Valued | None, Valued | None] = (None, None)
     elif earlier is not None and _same_rows(ctx.engine, writes, earlier["writes"]):
         audiences = earlier["audiences"]
     elif ctx.full:
@@ -361,8 +377,8 @@ def _profile_fix_rows(ctx: RemedyContext, app_only: bool, writes: str,
             mine = f"(SELECT * FROM {writes} WHERE distinct_id IN (SELECT distinct_id FROM {world.rel}))"
             return {"mp_profile_history": _history_with_writes_sql(ctx.history, mine, tables)}
 
-        next_sends = world.audience(ctx.base, ctx.settings, members, kind, remedied)
-        with_reexport = None if ctx.reexported is None else world.audience(
+        next_sends = world.value(ctx.base, ctx.settings, members, kind, remedied)
+        with_reexport = None if ctx.reexported is None else world.value(
             ctx.reexported, ctx.reexport_settings, members, kind, remedied)
         audiences = (next_sends, with_reexport)
     re_note = (f"{base_note}; re-export at {format_time(ctx.reexport_time)} re-sends every member"
@@ -441,7 +457,7 @@ def switch_eit_value(ctx: RemedyContext, new: str | None = None) -> dict[str, An
             world = ctx.world
             assert world is not None
             got: list[int] = []
-            after = world.audience(
+            after = world.value(
                 ctx.base, settings, _switch_changed_sql(ctx, new), ctx.history,
                 lambda: {table: _members_with_new_profiles_sql(ctx, new, world)[1]},
                 # every new profile is in REL: its rows there are all its rows
@@ -509,10 +525,9 @@ def reexport_row(ctx: RemedyContext, source: Source) -> dict[str, Any]:
     if ctx.reexport_time is None:
         return ctx.row("reexport", None, "no run at or before the as-of time to re-export at")
     if ctx.reexported is not None:  # the same audience as reexport_value's simulation (exact derivation)
-        after = ctx.reexported.audience
-    else:
-        after = reexport_value(ctx.engine, ctx.ref.name, ctx.reexport_time, ctx.at, ctx.settings, source=source,
-                               simulate_fn=ctx.simulate_fn)["audience_after_reexport"]
+        after = ctx.valued(ctx.reexported)
+    else:  # what reexport_value simulates
+        after = ctx.valued(ctx.simulate_fn(ctx.ref.name, ctx.at, ctx.reexport_settings, source))
     return ctx.row("reexport", after,
                    f"a full sync at {format_time(ctx.reexport_time)} re-sends every member with the identifier of "
                    "that time (clears nothing: a re-export writes true only)")
@@ -537,7 +552,7 @@ def reconnect_value(ctx: RemedyContext, source: Source) -> dict[str, Any]:
     pauses = list(s.pauses)
     pauses[i] = Pause(start=pause.start, end=end, ends_with="reconnect")
     after = ctx.simulate_fn(ctx.ref.name, ctx.at, s.replace(pauses=[p.model_dump() for p in pauses]), source)
-    return ctx.row("reconnect", after.audience,
+    return ctx.row("reconnect", ctx.valued(after),
                    f"the pause from {format_time(pause.start)} ends at {format_time(end)} with a reconnect "
                    "(a new export: full sync) instead of "
                    + ("resuming" if pause.end <= to_utc(ctx.at) else "running on"))
@@ -602,7 +617,7 @@ def value_remedies(
     _full: bool = False,
 ) -> pd.DataFrame:
     """One row per remedy (``REMEDY_COLUMNS``): the audience at ``at`` as simulated, with the
-    remedy applied from ``since``, and the users gained. ``simulate_fn(cohort, at, settings,
+    remedy applied from ``since``, the profiles gained and the members' users recovered. ``simulate_fn(cohort, at, settings,
     source)`` runs the unchanged-input simulations (a ``Lab`` passes its cached one).
     ``out.attrs``: ``cohort``, ``at``, ``since``, ``reexport_at``.
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import uuid
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from cohortlab.engines.base import Engine
@@ -25,6 +26,22 @@ from cohortlab.simulation.sync import Names, run_sync
 
 if TYPE_CHECKING:  # remedies imports this module: the context is an annotation only here
     from cohortlab.simulation.remedies import RemedyContext
+
+
+@dataclass(frozen=True)
+class Valued:
+    """What a simulation with a remedy gives at ``at``: the audience, and the people in it (the
+    MPIDs of the members' users whose attribute is ``true``)."""
+
+    audience: int
+    people: int
+
+
+def people_true_sql(state: str, persons: str) -> str:
+    """The number of members' users (``persons``: distinct_id, mpid) whose profile is ``true`` in
+    ``state`` (an ``attribute_state`` table: is_orphan, mpid, value)."""
+    return (f"SELECT count(*) FROM {state} a WHERE a.value AND NOT a.is_orphan "
+            f"AND a.mpid IN (SELECT mpid FROM {persons} WHERE mpid IS NOT NULL)")
 
 
 def temp_name(prefix: str = "rem") -> str:
@@ -182,9 +199,10 @@ class SubsetWorld:
         """The world's table holding the stored rows of ``name`` (one of ``MEMBER_TABLES``)."""
         return self.world[name]
 
-    def audience(self, base: SimulationResult, settings: SyncSettings, changed_sql: str, history: ProfileHistory,
-                 remedied: Callable[[], dict[str, str]] = dict, inside: Callable[[], None] | None = None) -> int:
-        """The audience at ``at`` with the remedy whose changed members are ``changed_sql`` (they
+    def value(self, base: SimulationResult, settings: SyncSettings, changed_sql: str, history: ProfileHistory,
+              remedied: Callable[[], dict[str, str]] = dict, inside: Callable[[], None] | None = None) -> Valued:
+        """The audience at ``at``, and the members' users in it (:class:`Valued`), with the remedy
+        whose changed members are ``changed_sql`` (they
         were added), simulated with ``settings`` (those of ``base``, or a remedy's own EIT
         timeline) on the world with ``remedied()`` (class docstring). ``history``:
         :func:`profile_history_kind` of the remedied inputs, whole. ``inside()`` runs in the
@@ -192,7 +210,7 @@ class SubsetWorld:
         e, ctx = self.ctx.engine, self.ctx
         key = profile_key("t")
         if int(e.query_rows(f"SELECT count(*) FROM ({changed_sql}) c")[0][0]) == 0:
-            return base.audience  # nothing changes
+            return ctx.valued(base)  # nothing changes
         while True:
             n = Names(f"sim_{new_run_id()}_rem_")
             run = None
@@ -211,11 +229,16 @@ class SubsetWorld:
                     e.execute(f"INSERT INTO {self.profiles} {missed}")  # C writes elsewhere with the remedy
                     self.build()
                     continue
+                # the profiles of P take their state from the subset; the others keep the baseline's
                 true_in = ("SELECT count(*) FROM {t} a JOIN " + self.profiles +
                            " p ON p.is_orphan = a.is_orphan AND p.pkey = " + profile_key("a", "mpid") + " WHERE a.value")
-                before, after = e.query_rows(f"SELECT ({true_in.format(t=base.table_names['attribute_state'])}), "
-                                             f"({true_in.format(t=n.attribute_state)})")[0]
-                return base.audience - int(before) + int(after)
+                people_in = true_in + f" AND NOT a.is_orphan AND a.mpid IN (SELECT mpid FROM {ctx.persons} WHERE mpid IS NOT NULL)"
+                b, a = base.table_names["attribute_state"], n.attribute_state
+                before, after, people_before, people_after = e.query_rows(
+                    f"SELECT ({true_in.format(t=b)}), ({true_in.format(t=a)}), "
+                    f"({people_in.format(t=b)}), ({people_in.format(t=a)})")[0]
+                return Valued(base.audience - int(before) + int(after),
+                              ctx.people(base) - int(people_before) + int(people_after))
             finally:
                 for step in (run.step_counts if run is not None else ()):
                     e.execute(f"DROP TABLE IF EXISTS {n.prefix}{step}")
@@ -238,4 +261,5 @@ def share_world(worlds: list[SubsetWorld]) -> None:
         w.world, w.owns_world = dict(first.world), False
 
 
-__all__ = ["DERIVE_TABLES", "MEMBER_TABLES", "SubsetWorld", "share_world", "shadowed", "subset_ready", "temp_name"]
+__all__ = ["DERIVE_TABLES", "MEMBER_TABLES", "SubsetWorld", "Valued", "people_true_sql", "share_world", "shadowed", "subset_ready",
+           "temp_name"]

@@ -134,7 +134,7 @@ def test_shared_mpid_and_remedies_charts():
                        "several", "Mixpanel profiles", "MPIDs")
     assert _bar_heights(ax) == [10, 1]
     rem = pd.DataFrame({"remedy": ["mParticle Rule", "SDK code", "EIT = mparticle_id"], "users": [40, 35, 20]})
-    ax = _check_basics(charts.remedies_chart(rem), "remedy", "gained", "remedy")
+    ax = _check_basics(charts.remedies_chart(rem), "recover", "recovered", "remedy")
     assert _bar_widths(ax) == [40, 35, 20]
 
 

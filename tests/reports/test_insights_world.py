@@ -12,6 +12,7 @@ from cohortlab import Lab
 from cohortlab.report import metrics
 from cohortlab.report import notebook as ui
 from cohortlab.loaders.folder import as_of_from_name, load_world
+from cohortlab.simulation.remedies import REMEDY_COLUMNS
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 
@@ -59,15 +60,26 @@ def test_gap_counts_activity_shared_and_junk():
     assert metrics.precision_loss(RES)["distinct_id"].tolist() == ["u6"]
 
 
-def test_remedies_sum_the_simulated_gains_over_cohorts():
-    values = pd.DataFrame([
+def remedy_rows(rows):
+    """value_remedies rows from (cohort, remedy, key, audience_before, audience_after, recovered,
+    note); the people before are the audience before, nothing stale, unless ``gained`` differs."""
+    out = []
+    for c, remedy, key, before, after, recovered, note, *gained in rows:
+        g = gained[0] if gained else after - before
+        out.append((c, remedy, key, before, after, g, before, before + recovered, recovered, note))
+    return pd.DataFrame(out, columns=["cohort", *REMEDY_COLUMNS])
+
+
+def test_remedies_sum_the_simulated_recoveries_over_cohorts():
+    values = remedy_rows([
         ("A", "mParticle Rule, then re-export the cohort", "rule_reexport", 3, 5, 2, "writes on 2"),
-        ("B", "mParticle Rule, then re-export the cohort", "rule_reexport", 1, 2, 1, "writes on 1"),
+        ("B", "mParticle Rule, then re-export the cohort", "rule_reexport", 1, 3, 1, "writes on 1", 2),  # 1 stale
         ("A", "Switch External Identity Type to mParticle ID", "switch_eit", 3, 4, 1, "1 split profiles"),
         ("B", "Switch External Identity Type to mParticle ID", "switch_eit", 1, 1, 0, "0 split profiles"),
-    ], columns=["cohort", "remedy", "key", "audience_before", "audience_after", "gained", "note"])
+    ])
     rem = metrics.remedies(RES, values).set_index("key")
-    assert rem.loc["rule_reexport", ["users", "audience_before", "audience_after"]].tolist() == [3, 4, 7]
+    # users: the members' users recovered; gained: every profile made true (a stale one too)
+    assert rem.loc["rule_reexport", ["users", "gained", "audience_before", "audience_after"]].tolist() == [3, 4, 4, 8]
     assert rem.loc["switch_eit", "note"] == "A: 1 split profiles; B: 0 split profiles"
     assert metrics.remedies(RES, values).attrs == {"never_fixable": 2, "not_in_mparticle": 1}
     assert metrics.remedies(RES).empty  # not simulated: no value at all, never a proxy
@@ -183,7 +195,7 @@ def test_findings_rank_every_waterfall_step_by_size_with_what_fixes_it():
     assert lines[1].endswith("active since the cutoff (†).")
     # the pointer to the simulated figure stands once, below the list, not in every line
     assert text.count("simulated on the identity-gaps page (What each remedy would recover)") == 1
-    assert text.splitlines()[-1].startswith("(†) What a Rule or SDK code gains")
+    assert text.splitlines()[-1].startswith("(†) What a Rule or SDK code recovers")
     assert re.findall(r"\d[\d,.]*", lines[1]) == ["2", "40.0"]  # the step's own numbers, no estimate
     assert "shared" not in lines[0] and "no person is lost" in lines[2]
     assert "2 of 5 Mixpanel cohort members (40.0% of members)" in text
@@ -221,20 +233,20 @@ def test_the_eit_report_calls_ties_ties():
 def test_the_findings_state_the_simulated_rule_or_that_nothing_was_simulated():
     from cohortlab.report import summaries
 
-    values = pd.DataFrame([
+    values = remedy_rows([
         ("A", "mParticle Rule: copy the MPID", "rule", 3, 4, 1, "n"),
-        ("A", "mParticle Rule, then re-export the cohort", "rule_reexport", 3, 6, 3, "n"),
-    ], columns=["cohort", "remedy", "key", "audience_before", "audience_after", "gained", "note"])
+        ("A", "mParticle Rule, then re-export the cohort", "rule_reexport", 3, 7, 3, "n", 4),  # 1 stale
+    ])
     values.attrs["since"] = "2026-01-15T00:00:00+00:00"
     f = metrics.identity_gaps_figures(RES, metrics.shared_mpids(RES), remedy_values=values)
     text = summaries.identity_gaps_summary(f)
-    assert "from 2026-01-15 00:00 UTC followed by a re-export gains **3** profiles" in text
+    assert "from 2026-01-15 00:00 UTC followed by a re-export brings **3** more of the members' users" in text
     assert "without the re-export **1**" in text
     # RES: 2 unmatched members in mParticle but inactive, 1 not in mParticle (each verb in its number)
     assert "**2** unmatched members are in mParticle but inactive" in text
     assert "; 1 is not in mParticle at all." in text
     none = summaries.identity_gaps_summary(metrics.identity_gaps_figures(RES, metrics.shared_mpids(RES)))
-    assert "Remedies were not simulated" in none and "gains" not in none
+    assert "Remedies were not simulated" in none and "brings" not in none
 
 
 def test_a_count_takes_its_noun_in_the_right_number():

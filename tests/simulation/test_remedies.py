@@ -73,6 +73,31 @@ def test_each_remedy_is_valued_by_its_own_simulation(world):
     assert df.attrs["since"] == pd.Timestamp("2026-03-02", tz="UTC")
 
 
+def test_recovered_counts_the_members_own_people_and_gained_every_profile(world):
+    """``recovered``: the members' users (their MPIDs) whose attribute is true, after minus
+    before; here every profile gained is a member's (M's 104 is in the audience before)."""
+    df = world.lab.remedies(C, at="2026-03-07", settings=DAILY, since="2026-03-02").set_index("key")
+    assert set(df.people_before) == {1}  # 104 (M)
+    assert (df.recovered == df.gained).all()
+    assert df.loc["rule_reexport", "people_after"] == 4  # 101, 102, 104, 105
+
+
+def test_a_member_who_leaves_at_the_reexport_run_is_gained_but_not_recovered(data):
+    """A re-export removes nothing (docs/rules.md#re-export): a member who leaves the cohort at
+    the run the re-export replaces stays true. The audience grows by that stale profile
+    (``gained`` 1) while no member's user is added (``recovered`` 0)."""
+    data.mpa(201).mpa(202)
+    data.profile("A", mparticle_user_id="201").profile("B", mparticle_user_id="202")
+    data.snapshot(C, "2026-03-01", ["A", "B"])
+    data.snapshot(C, "2026-03-07", ["A"])  # B leaves on the last day: the Mar 7 run removes it
+    df = data.lab.remedies(C, at="2026-03-07", settings=DAILY, since="2026-03-02").set_index("key")
+    row = df.loc["reexport"]
+    assert (row.audience_before, row.audience_after, row.gained) == (1, 2, 1)  # 202 stays true
+    assert (row.people_before, row.people_after, row.recovered) == (1, 1, 0)  # only A is a member's user
+    full = value_remedies(data.engine, C, "2026-03-07", DAILY, since="2026-03-02", _full=True).set_index("key")
+    assert (full.loc["reexport", "gained"], full.loc["reexport", "recovered"]) == (1, 0)
+
+
 def test_the_inputs_are_unchanged_after_valuing(world):
     before = world.lab.simulate(C, at="2026-03-07", settings=DAILY)
     audience = before.audience
