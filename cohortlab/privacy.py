@@ -11,10 +11,13 @@ but the value cannot be read back. The pseudonym is a keyed hash (SHA-256 of a r
 in the database's ``cohortlab_meta`` table, then the value): without the key, guessing an
 address and hashing it does not reveal whether it is in the data.
 
-A value is personal when it looks like an email (``x@y``) or an international phone number
-(``+`` and at least six digits or separators), or when it is one of the emails and phone numbers
-the database itself holds (Mixpanel ``$email``/``$phone``, mParticle email and phone identities),
-which catches phone numbers written without ``+``. The database's values are looked up for the
+A value is personal when it looks like an email (``x@y``), an international phone number
+(``+`` and at least six digits or separators) or, as a whole value, a national one (7 to 15
+digits with a space, a dash or parentheses between them, ``07700 900123``, ``(415) 555-0123``,
+or dotted ``415.555.0123``; not a date), or when it is one of the emails and phone numbers the
+database itself holds (Mixpanel ``$email``/``$phone``, mParticle email and phone identities),
+which catches phone numbers written as plain digits (``07700900123``, which an MPID could be
+too). A national shape is not searched for inside sentences, where dates and counts take it. The database's values are looked up for the
 values about to be shown (:class:`KnownPersonal`), never all brought into Python.
 """
 
@@ -39,6 +42,10 @@ ID_COLUMNS = ("distinct_id", "distinct_ids", "identifier", "value", "user", "orp
 
 EMAIL_PATTERN = r"[^@\s]+@[^@\s]+"
 PHONE_PATTERN = r"\+[\d\s().-]{6,}"
+# a national phone number as a whole value (with the digit count and the date check below)
+NATIONAL_PHONE_PATTERN = r"\(?\d[\d\s().-]*[\s()-][\d\s().-]*\d|\d{3}\.\d{3}\.\d{4}"
+_NATIONAL_PHONE_RE = re.compile(NATIONAL_PHONE_PATTERN)
+_DATE_START_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _EMAIL_VALUE_RE = re.compile(EMAIL_PATTERN)  # a value that holds an email (as looks_personal_sql)
 # an email inside a sentence: the value alone, not the marks around it ("email=a@b.com," ->
 # "a@b.com"; a full stop after it ends the sentence)
@@ -72,18 +79,28 @@ def known_personal_among_sql(values: str) -> str:
     return _known_personal_sql(f"IN (SELECT * FROM {values})")
 
 
+def looks_national_phone(s: str) -> bool:
+    """A whole value shaped like a national phone number (module docstring)."""
+    return (_NATIONAL_PHONE_RE.fullmatch(s) is not None and 7 <= sum(c.isdigit() for c in s) <= 15
+            and _DATE_START_RE.match(s) is None)
+
+
 def looks_personal(value: Any) -> bool:
     """An email- or phone-looking text (without looking at the database)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return False
     s = str(value).strip()
-    return bool(_EMAIL_VALUE_RE.search(s) or _PHONE_RE.fullmatch(s))
+    return bool(_EMAIL_VALUE_RE.search(s) or _PHONE_RE.fullmatch(s) or looks_national_phone(s))
 
 
 def looks_personal_sql(expr: str) -> str:
-    """SQL predicate: ``expr`` (text) looks like an email or a phone number."""
+    """SQL predicate: ``expr`` (text) looks like an email or a phone number (:func:`looks_personal`)."""
+    t = f"trim({expr})"
+    national = (f"(regexp_full_match({t}, '{NATIONAL_PHONE_PATTERN}') "
+                f"AND length(regexp_replace({t}, '[^0-9]', '', 'g')) BETWEEN 7 AND 15 "
+                f"AND NOT regexp_matches({t}, '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}'))")
     return (f"(regexp_matches({expr}, '{EMAIL_PATTERN}') "
-            f"OR regexp_full_match(trim({expr}), '{PHONE_PATTERN}'))")
+            f"OR regexp_full_match({t}, '{PHONE_PATTERN}') OR {national})")
 
 
 def pseudonym(value: str, key: str) -> str:

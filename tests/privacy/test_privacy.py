@@ -17,6 +17,30 @@ def test_what_counts_as_personal():
     assert not looks_personal(None)
 
 
+NATIONAL_PHONES = ["07700 900123", "(415) 555-0123", "415-555-0123", "415.555.0123", " 0170 1234567 "]
+NOT_PHONES = ["07700900123",             # plain digits: an MPID could be written so (known values catch it)
+              "2026-03-01", "2026-03-01 12:00",   # dates
+              "-7346244611012968789", "9080350317581165000.0", "9.08e+18",  # MPIDs and their float spellings
+              "cust-1000040", "123-456", "12 34", "2f4e4d4c-3ce7-466c", "$device:ab12", "undefined", ""]
+
+
+def test_a_whole_value_shaped_like_a_national_phone_number_is_personal_in_python_and_sql():
+    """A phone typed into an identifier field (a junk $mparticle_user_id) without "+": 7 to 15
+    digits with a space, dash or parentheses between them, or dotted 3.3.4; never a date, an
+    MPID or its float spelling."""
+    assert all(looks_personal(v) for v in NATIONAL_PHONES)
+    assert not any(looks_personal(v) for v in NOT_PHONES)
+    con = duckdb.connect()
+    con.execute("CREATE TABLE v AS SELECT unnest(?) AS v", [NATIONAL_PHONES + NOT_PHONES])
+    r = Redactor(key="k")
+    got = dict(con.execute(f"SELECT v, {r.sql('v')} FROM v").fetchall())
+    assert {v: got[v] for v in NATIONAL_PHONES} == {v: pseudonym(v, "k") for v in NATIONAL_PHONES}
+    assert {v: got[v] for v in NOT_PHONES} == {v: v for v in NOT_PHONES}
+    # inside a sentence only known values are replaced: dates and counts take the same shape
+    assert r.text("between 2026-02-23 00:00 and 2026-03-01 12:00, 1 000 000 runs") == (
+        "between 2026-02-23 00:00 and 2026-03-01 12:00, 1 000 000 runs")
+
+
 def test_pseudonyms_are_stable_keyed_and_unreadable():
     r = Redactor(key="k1")
     a = r.value("ann@example.com")
@@ -61,3 +85,17 @@ def test_a_database_keeps_its_key(tmp_path):
         assert Redactor.for_engine(lab.engine).value("ann@example.com") == first
     with Lab(tmp_path / "other.duckdb") as lab:
         assert Redactor.for_engine(lab.engine).value("ann@example.com") != first
+
+
+def test_a_phone_typed_as_mparticle_user_id_is_a_pseudonym_in_the_junk_values_table():
+    """The identity-gaps page lists the most frequent junk $mparticle_user_id values: a phone
+    number typed there is shown as its pseudonym, with or without "+"."""
+    from cohortlab.report import metrics
+
+    res = pd.DataFrame({"cohort_name": "A", "distinct_id": ["u1", "u2", "u3"],
+                        "identifier_source": "mparticle_user_id",
+                        "identifier": ["07700 900123", "+447700900456", "undefined"],
+                        "gap_reason": "malformed_mparticle_user_id", "status": "unmatched"})
+    junk = Redactor(key="k").frame(metrics.junk_values(res))
+    assert sorted(junk["identifier"]) == sorted([pseudonym("07700 900123", "k"), pseudonym("+447700900456", "k"),
+                                                 "undefined"])
