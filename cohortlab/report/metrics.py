@@ -225,21 +225,41 @@ def sync_types(dynamic: pd.DataFrame, one_time: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([d, o], ignore_index=True)[["run_at", "sync_type", "true_count", "members"]]
 
 
+class Headline(dict):
+    """The few figures of an index card, in order, each with its unit, stated where the figure is
+    made, never guessed from the value: ``count`` (a number of members, profiles or runs),
+    ``percent`` (a share 0..1, shown as a percentage also when it is exactly 0 or 1) or ``text``
+    (a name; None shown as "—"). ``metrics.json`` holds the units beside the values
+    (``headline_units``)."""
+
+    UNITS = ("count", "percent", "text")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.units: dict[str, str] = {}
+
+    def add(self, label: str, value: Any, unit: str = "count") -> "Headline":
+        if unit not in self.UNITS:
+            raise ValueError(f"headline {label!r}: unknown unit {unit!r} ({', '.join(self.UNITS)})")
+        self[label] = value
+        self.units[label] = unit
+        return self
+
+
 def _counts(df: pd.DataFrame, column: str) -> dict[str, int]:
     return {("null" if k is None else str(k)): int(v) for k, v in zip(df[column], df["users"])}
 
 
-def sync_headline(stats: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+def sync_headline(stats: Mapping[str, Mapping[str, Any]]) -> Headline:
     s = [v for v in stats.values() if v.get("runs")]
-    return {
-        "cohorts": len(stats),
-        "sync runs": sum(v["runs"] for v in s),
-        "failed runs": sum(v["failed_runs"] for v in s),
-        "Mixpanel members (last run)": sum(v["members"] for v in s),
-        "attribute = true (last run)": sum(v["true_count"] for v in s),
-        "stale true (last run)": sum(v["stale_true"] for v in s),
-        "not yet true (last run)": sum(v["not_yet_true"] for v in s),
-    }
+    return (Headline()
+            .add("cohorts", len(stats))
+            .add("sync runs", sum(v["runs"] for v in s))
+            .add("failed runs", sum(v["failed_runs"] for v in s))
+            .add("Mixpanel members (last run)", sum(v["members"] for v in s))
+            .add("attribute = true (last run)", sum(v["true_count"] for v in s))
+            .add("stale true (last run)", sum(v["stale_true"] for v in s))
+            .add("not yet true (last run)", sum(v["not_yet_true"] for v in s)))
 
 
 # =========================================================================== the figures of a page
@@ -353,20 +373,19 @@ def simulation_as_of(sim) -> str | None:
     return None if t is None or pd.isna(t) else pd.Timestamp(t).isoformat()
 
 
-def figures_headline_match_rates(f: Mapping[str, Any]) -> dict[str, Any]:
+def figures_headline_match_rates(f: Mapping[str, Any]) -> Headline:
     from cohortlab.charts import _short_step
 
     t = f["totals"]
-    out = {
-        "Mixpanel cohort members": t["members"],
-        "reach an mParticle profile": t["matched"],
-        "match rate (of all members)": t["match_rate"],
-        "mParticle audience (attribute = true)": t["audience"],
-    }
+    out = (Headline()
+           .add("Mixpanel cohort members", t["members"])
+           .add("reach an mParticle profile", t["matched"])
+           .add("match rate (of all members)", t["match_rate"], "percent")
+           .add("mParticle audience (attribute = true)", t["audience"]))
     if f["losses"]:
         top = f["losses"][0]
         sign = "+" if top["kind"] == "plus" else "−"
-        out[f"largest step, all cohorts: {_short_step(top['step']).replace('_', ' ')} ({sign})"] = top["users"]
+        out.add(f"largest step, all cohorts: {_short_step(top['step']).replace('_', ' ')} ({sign})", top["users"])
     return out
 
 
@@ -420,16 +439,15 @@ def identity_gaps_figures(resolution: pd.DataFrame, shared: pd.DataFrame, *, red
     }
 
 
-def figures_headline_identity_gaps(f: Mapping[str, Any]) -> dict[str, Any]:
-    top = f["by_gap_reason"][0]["gap_reason"] if f["by_gap_reason"] else None
-    return {
-        "unmatched members": f["unmatched"],
-        "unmatched (of all members)": f["unmatched_share"],
-        "in mParticle under another identity": f["in_mparticle"],
-        "most frequent gap reason": top,
-        "gained by a Rule + re-export (simulated)": f["rule_fixable"],
-        "never fixable (in mParticle, inactive)": f["never_fixable"],
-    }
+def figures_headline_identity_gaps(f: Mapping[str, Any]) -> Headline:
+    top = f["by_gap_reason"][0]["gap_reason"] if f["by_gap_reason"] else None  # None: no unmatched member
+    return (Headline()
+            .add("unmatched members", f["unmatched"])
+            .add("unmatched (of all members)", f["unmatched_share"], "percent")
+            .add("in mParticle under another identity", f["in_mparticle"])
+            .add("most frequent gap reason", top, "text")
+            .add("gained by a Rule + re-export (simulated)", f["rule_fixable"])
+            .add("never fixable (in mParticle, inactive)", f["never_fixable"]))
 
 
 def timeline_rows(timeline: pd.DataFrame) -> list[dict[str, Any]]:
@@ -503,20 +521,19 @@ def migration_figures(plan_summary: pd.DataFrame, daily: pd.DataFrame, validatio
     return out
 
 
-def figures_headline_migration(f: Mapping[str, Any]) -> dict[str, Any]:
+def figures_headline_migration(f: Mapping[str, Any]) -> Headline:
     if not f["plans"]:
-        return {"plans": 0}
+        return Headline().add("plans", 0)
     best = next(p for p in f["plans"] if p["plan"] == f["best"][0])
-    out = {
-        "plans compared": len(f["plans"]),
-        "best plan" + (" (tie)" if len(f["best"]) > 1 else ""): " = ".join(f["best"]),
-        "its final match rate (of Mixpanel profiles)": best["final_match_rate"],
-        "its split profiles": best["split_profiles_end"],
-        "its users never fixable (inactive after the change)": best["never_fixable_users"],
-    }
+    out = (Headline()
+           .add("plans compared", len(f["plans"]))
+           .add("best plan" + (" (tie)" if len(f["best"]) > 1 else ""), " = ".join(f["best"]), "text")
+           .add("its final match rate (of Mixpanel profiles)", best["final_match_rate"], "percent")
+           .add("its split profiles", best["split_profiles_end"])
+           .add("its users never fixable (inactive after the change)", best["never_fixable_users"]))
     if f["validation"]:
-        out["observed match rate (of cohort members)"] = f["validation"]["observed_match_rate"]
-        out["predicted match rate (of cohort members)"] = f["validation"]["predicted_match_rate"]
+        out.add("observed match rate (of cohort members)", f["validation"]["observed_match_rate"], "percent")
+        out.add("predicted match rate (of cohort members)", f["validation"]["predicted_match_rate"], "percent")
     return out
 
 

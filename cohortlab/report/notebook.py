@@ -323,13 +323,17 @@ def _document(notebook: str, *, title: str, summary: str = "", headline=None, pa
     parts = {"headline": _to_json(headline or {}), "context": _to_json(context or {}),
              "parameters": _to_json(parameters or {}), "metrics": _to_json(metrics or {})}
     _current().prime(_texts(list(parts.values())))  # one lookup, not one per value
+    shown = {name: _redacted(part) for name, part in parts.items()}
     return {
         "notebook": notebook,
         "title": title,
         "generated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "summary": _plain(summary),
         "card": [_plain(line) for line in card or [] if line],
-        **{name: _redacted(part) for name, part in parts.items()},
+        "headline": shown.pop("headline"),
+        # each headline figure's unit (metrics.Headline), for the index page: never guessed from the value
+        "headline_units": dict(getattr(headline, "units", None) or {}),
+        **shown,
     }
 
 
@@ -337,7 +341,8 @@ def write_metrics(output_dir: str | os.PathLike | None, notebook: str, *, title:
                   headline: Mapping[str, Any] | None = None, parameters: Mapping[str, Any] | None = None,
                   **metrics: Any) -> Path | None:
     """Write ``output_dir/metrics.json``: ``notebook, title, generated_at, summary (plain text),
-    headline (the few numbers of the index page), parameters, metrics``. ``output_dir=None``
+    headline (the few numbers of the index page; a :class:`cohortlab.report.metrics.Headline`
+    gives their units, ``headline_units``), parameters, metrics``. ``output_dir=None``
     (a notebook opened interactively) writes nothing."""
     if output_dir is None:
         return None

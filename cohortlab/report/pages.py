@@ -93,15 +93,22 @@ a { color: #2b5c8f; }
 """
 
 
-def _fmt_value(v: Any) -> str:
-    if isinstance(v, bool) or v is None:
-        return html.escape(str(v))
+def _fmt_value(v: Any, unit: str | None = None) -> str:
+    """A headline value in its unit (``metrics.Headline``: count, percent, text): a percent is a
+    percentage also at exactly 0 or 1, a missing value is "—". Without a unit (a notebook that
+    states none) a number is shown as the number it is, never guessed to be a share."""
+    from cohortlab.report.summaries import pct
+
+    if v is None:
+        return "—"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if unit == "percent" and isinstance(v, (int, float)):
+        return html.escape(pct(float(v)))
     if isinstance(v, int):
         return f"{v:,}"
     if isinstance(v, float):
-        if 0 <= v <= 1 and not float(v).is_integer():
-            return f"{v * 100:.1f}%"
-        return f"{v:,.2f}"
+        return f"{v:,.0f}" if v.is_integer() else f"{v:,.2f}"
     return html.escape(str(v))
 
 
@@ -123,16 +130,17 @@ def _previous_headline(prev: Path | None, name: str) -> dict[str, Any]:
         return {}
 
 
-def _fmt_change(now: Any, before: Any) -> str:
-    """``+3`` / ``−1.2 pts`` / ``no change`` / ``new``: a headline value against the previous run."""
+def _fmt_change(now: Any, before: Any, unit: str | None = None) -> str:
+    """``+3`` / ``−1.2 pts`` / ``no change`` / ``new``: a headline value against the previous run
+    (a ``percent`` changes by percentage points)."""
     if isinstance(now, bool) or isinstance(before, bool):
         return ""
     if not isinstance(now, (int, float)):
-        return "" if before is None or before == now else f"was {html.escape(str(before))}"
+        return "" if before is None or before == now else f"was {_fmt_value(before, unit)}"
     if not isinstance(before, (int, float)):
         return "new"
     d = now - before
-    if isinstance(now, float) and 0 <= now <= 1 and isinstance(before, float):
+    if unit == "percent":
         pts = d * 100
         return "no change" if abs(pts) < 0.05 else f"{'+' if pts > 0 else '−'}{abs(pts):.1f} pts"
     if d == 0:
@@ -164,9 +172,11 @@ def write_index(out_dir: str | os.PathLike, results: list[NotebookResult], param
             links.append(f'<a href="{html.escape(r.ipynb.relative_to(out_dir).as_posix())}">notebook</a>')
         if r.metrics_path:
             links.append(f'<a href="{html.escape(r.metrics_path.relative_to(out_dir).as_posix())}">metrics.json</a>')
+        units = m.get("headline_units") or {}
         rows = "".join(
-            f"<tr><td>{html.escape(str(k))}</td><td class=v>{_fmt_value(v)}</td>"
-            + (f'<td class="d">{_fmt_change(v, before.get(k))}</td>' if prev is not None else "") + "</tr>"
+            f"<tr><td>{html.escape(str(k))}</td><td class=v>{_fmt_value(v, units.get(k))}</td>"
+            + (f'<td class="d">{_fmt_change(v, before.get(k), units.get(k))}</td>' if prev is not None else "")
+            + "</tr>"
             for k, v in (m.get("headline") or {}).items()
         )
         head = ("<tr><th></th><th>this run</th>"

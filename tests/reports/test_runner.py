@@ -42,7 +42,7 @@ GOOD = [
     "SECRET_SOURCE_MARKER = 'this code must not appear in the HTML'\nimport json, os",
     "print('members: 42')",
     "json.dump({'title': 'Tiny report', 'summary': '42 members', 'headline': {'members': 42, 'match rate': 0.5},"
-    " 'db': db}, open(os.path.join(output_dir, 'metrics.json'), 'w'))",
+    " 'headline_units': {'match rate': 'percent'}, 'db': db}, open(os.path.join(output_dir, 'metrics.json'), 'w'))",
 ]
 BROKEN = ["x = 1", "raise ValueError('deliberately broken')", "print('never')"]
 
@@ -289,7 +289,8 @@ def test_the_index_shows_the_change_since_the_previous_run(tmp_path):
     def with_members(n):
         return _notebook(tmp_path / "m.ipynb", [
             "import json, os\njson.dump({'title': 'Members', 'headline': {'members': %d, 'match rate': %s, "
-            "'main reason': 'x'}}, open(os.path.join(output_dir, 'metrics.json'), 'w'))" % (n, n / 100)])
+            "'main reason': 'x'}, 'headline_units': {'match rate': 'percent'}}, "
+            "open(os.path.join(output_dir, 'metrics.json'), 'w'))" % (n, n / 100)])
     first = run_report([with_members(40)], db=db, out=reports / "2026-03-01")
     os.utime(first.index_html, (time.time() - 60, time.time() - 60))
     second = run_report([with_members(45)], db=db, out=reports / "2026-03-08")
