@@ -302,14 +302,33 @@ def publish(output_dir: str | os.PathLike | None, notebook: str, *, title: str, 
             headline: Mapping[str, Any], summary: str = "", context: Mapping[str, Any] | None = None,
             parameters: Mapping[str, Any] | None = None, card: list[str] | None = None) -> dict[str, Any]:
     """Write ``metrics.json`` (:func:`write_metrics`) and return its content as read back: the
-    page then shows these figures and no others. ``card``: Markdown lines the index card shows
+    page then shows these figures and no others. Paths in ``context`` and ``parameters`` (data
+    source, settings) are written as the report shows them (:func:`_shown_paths`). ``card``: Markdown lines the index card shows
     under the summary (as plain text), e.g. the observed-vs-simulated line."""
-    doc = _document(notebook, title=title, summary=summary, headline=headline, parameters=parameters,
-                    context=context, metrics=figures, card=card)
+    report_dir = None if output_dir is None else Path(output_dir).parent
+    doc = _document(notebook, title=title, summary=summary, headline=headline,
+                    parameters=_shown_paths(parameters, report_dir),
+                    context=_shown_paths(context, report_dir, keys=("source",)),
+                    metrics=figures, card=card)
     if output_dir is not None:
         Path(output_dir).mkdir(parents=True, exist_ok=True)
         (Path(output_dir) / "metrics.json").write_text(json.dumps(doc, indent=2, default=str), encoding="utf-8")
     return json.loads(json.dumps(doc, default=str))
+
+
+PATH_PARAMETERS = ("db", "data", "settings", "observed_db", "observed_data")  # parameters that are paths
+
+
+def _shown_paths(values: Mapping[str, Any] | None, report_dir, keys=PATH_PARAMETERS) -> dict[str, Any] | None:
+    """``values`` (a page's context or parameters) with the paths as a report shows them
+    (:func:`cohortlab.report.pages.shown_path`: relative to the report folder, else the name),
+    never this machine's absolute paths."""
+    from cohortlab.report.pages import shown_path
+
+    if values is None:
+        return None
+    return {k: shown_path(v, report_dir) if k in keys and isinstance(v, (str, os.PathLike)) and v else v
+            for k, v in values.items()}
 
 
 def _plain(markdown: str) -> str:

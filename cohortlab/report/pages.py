@@ -15,6 +15,23 @@ from typing import Any, Mapping
 MARKER = ".cohortlab-report"  # in every folder a run writes: only such folders are ever replaced
 
 
+# --------------------------------------------------------------------------- paths as shown
+def shown_path(path: str | os.PathLike | None, report_dir: str | os.PathLike | None = None) -> str:
+    """A file or folder (the data source, the settings) as a report shows it, so that a report
+    can be shared without this machine's directory layout: relative to the report folder when
+    inside it (``data.duckdb`` of ``--keep-data``), else its own name (``project.duckdb``,
+    ``exports``). Empty for no path."""
+    if path is None or str(path) == "":
+        return ""
+    p = Path(path).expanduser().resolve()
+    if report_dir is not None:
+        try:
+            return p.relative_to(Path(report_dir).expanduser().resolve()).as_posix() or "."
+        except ValueError:
+            pass
+    return p.name or str(path)
+
+
 # --------------------------------------------------------------------------- one page
 _PAGE_STYLE = """
 .cl-header { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; max-width: 72rem;
@@ -44,7 +61,8 @@ def page_context(result: "NotebookResult", params: Mapping[str, Any]) -> dict[st
     return {
         "cohorts": ", ".join(map(str, cohorts)) if isinstance(cohorts, (list, tuple)) else str(cohorts or "all"),
         "as of": str(as_of or "each cohort's latest data"),
-        "data source": str(params.get("source") or ctx.get("source") or params.get("data") or params.get("db") or ""),
+        "data source": shown_path(params.get("source") or ctx.get("source") or params.get("data") or params.get("db"),
+                                  Path(result.ipynb).parent.parent),
         "settings": str(ctx["settings"]),
         "generated": str(generated).replace("T", " ").replace("+00:00", " UTC"),
     }
@@ -158,7 +176,7 @@ def write_index(out_dir: str | os.PathLike, results: list[NotebookResult], param
     out_dir = Path(out_dir)
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     params = dict(params or {})
-    source = params.get("source") or params.get("db") or params.get("data") or ""
+    source = shown_path(params.get("source") or params.get("db") or params.get("data"), out_dir)
     prev = previous_run(out_dir)
     cards = []
     for r in results:

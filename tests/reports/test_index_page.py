@@ -62,3 +62,34 @@ def test_a_headline_unit_must_be_known():
 
     with pytest.raises(ValueError, match="unknown unit 'pct'"):
         metrics.Headline().add("rate", 0.5, "pct")
+
+
+def test_a_path_is_shown_relative_to_the_report_folder_or_by_its_name(tmp_path):
+    from cohortlab.report.pages import shown_path
+
+    report = tmp_path / "reports" / "2026-03-01"
+    assert shown_path(report / "data.duckdb", report) == "data.duckdb"  # --keep-data: inside the report
+    assert shown_path(tmp_path / "exports" / "world", report) == "world"  # elsewhere: its name only
+    assert shown_path(str(tmp_path / "project.duckdb")) == "project.duckdb"
+    assert shown_path(None, report) == ""
+
+
+def test_metrics_json_holds_no_absolute_path_of_this_machine(tmp_path):
+    out = tmp_path / "report" / "match_rates"
+    settings = tmp_path / "settings.yaml"
+    ui.publish(out, "match_rates", title="Match rates", figures={}, headline={},
+               context={"cohorts": ["A"], "source": str(tmp_path / "report" / "data.duckdb"),
+                        "settings": "fallback data; no pauses"},
+               parameters={"settings": str(settings), "as_of": None})
+    doc = json.loads((out / "metrics.json").read_text())
+    assert doc["context"]["source"] == "data.duckdb"
+    assert doc["context"]["settings"] == "fallback data; no pauses"  # a summary, not a path: as it is
+    assert doc["parameters"] == {"settings": "settings.yaml", "as_of": None}
+    assert str(tmp_path) not in (out / "metrics.json").read_text()
+
+
+def test_the_index_names_the_data_source_without_its_absolute_path(tmp_path):
+    out = tmp_path / "reports" / "run"
+    doc = {"title": "T", "headline": {}}
+    index = write_index(out, [_result(out, "t", doc)], {"source": str(tmp_path / "exports")}).read_text()
+    assert "<dt>data source</dt><dd>exports</dd>" in index and str(tmp_path) not in index
