@@ -1,6 +1,6 @@
 """The HTML around the notebooks: the header of every report page (title, cohorts, as-of time,
 data source, settings, generation time, a link back, the failing line of a failed notebook) and
-the index page of a run (one card per notebook, the change since the previous run)."""
+the index page of a run (one card per notebook, the change since the previous comparable run)."""
 
 from __future__ import annotations
 
@@ -130,13 +130,44 @@ def _fmt_value(v: Any, unit: str | None = None) -> str:
     return html.escape(str(v))
 
 
-def previous_run(out_dir: str | os.PathLike) -> Path | None:
-    """The latest earlier run in the same reports folder (a sibling folder written by
-    ``cohortlab report`` with an ``index.html``), or None."""
+RUN_FILE = "run.json"  # what a run reported on, for the next run to know whether it is comparable
+
+
+def run_identity(source: str | os.PathLike | None, cohorts: Any, settings: str) -> dict[str, Any]:
+    """What makes two runs comparable: the same data source (a hash of its absolute path, so
+    the shared folder does not show it), the same cohorts and the same settings (their one-line
+    summary)."""
+    import hashlib
+
+    where = str(Path(source).expanduser().resolve()) if source else ""
+    names = sorted(map(str, cohorts)) if isinstance(cohorts, (list, tuple)) else str(cohorts or "all")
+    return {"source": hashlib.sha256(where.encode("utf-8")).hexdigest()[:16], "cohorts": names,
+            "settings": str(settings)}
+
+
+def _identity_of(run: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((run / RUN_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # a run of an older version, or no run file: not known to be comparable
+        return None
+
+
+def earlier_runs(out_dir: str | os.PathLike) -> list[Path]:
+    """The other runs in the same reports folder (sibling folders written by ``cohortlab report``
+    with an ``index.html``), newest first."""
     out_dir = Path(out_dir).resolve()
+    if not out_dir.parent.is_dir():
+        return []
     runs = [d for d in out_dir.parent.iterdir()
             if d.is_dir() and d.resolve() != out_dir and (d / MARKER).exists() and (d / "index.html").exists()]
-    return max(runs, key=lambda d: (d / "index.html").stat().st_mtime) if runs else None
+    return sorted(runs, key=lambda d: (d / "index.html").stat().st_mtime, reverse=True)
+
+
+def previous_run(out_dir: str | os.PathLike, identity: Mapping[str, Any]) -> Path | None:
+    """The latest earlier run in the same reports folder of the same data source, cohorts and
+    settings (:func:`run_identity`, in its ``run.json``), or None: a run of other data or other
+    cohorts is never compared with."""
+    return next((d for d in earlier_runs(out_dir) if _identity_of(d) == dict(identity)), None)
 
 
 def _previous_headline(prev: Path | None, name: str) -> dict[str, Any]:
@@ -172,12 +203,25 @@ _TITLES = {"eit_migration": "EIT migration"}
 
 def write_index(out_dir: str | os.PathLike, results: list[NotebookResult], params: Mapping[str, Any] | None = None) -> Path:
     """``index.html``: one card per notebook (title, status, summary, headline numbers with their
-    change since the previous run in the same reports folder, links)."""
+    change since the previous run of the same data source, cohorts and settings in the same
+    reports folder, links), and ``run.json`` (:func:`run_identity`), for the next run."""
     out_dir = Path(out_dir)
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     params = dict(params or {})
-    source = shown_path(params.get("source") or params.get("db") or params.get("data"), out_dir)
-    prev = previous_run(out_dir)
+    given = params.get("source") or params.get("db") or params.get("data")
+    source = shown_path(given, out_dir)
+    ctx = next((r.metrics.get("context") for r in results if (r.metrics or {}).get("context")), None) or {}
+    settings = ctx.get("settings")
+    if settings is None:
+        try:
+            from cohortlab.report.summaries import settings_summary
+
+            settings = settings_summary(params.get("settings"))
+        except Exception:
+            settings = shown_path(params.get("settings"), out_dir) or "defaults"
+    cohorts = ctx.get("cohorts") or params.get("cohorts") or "all"
+    identity = run_identity(given, cohorts, settings)
+    prev = previous_run(out_dir, identity)
     cards = []
     for r in results:
         m = r.metrics or {}
@@ -211,19 +255,7 @@ def write_index(out_dir: str | os.PathLike, results: list[NotebookResult], param
             f'{"<table>" + head + rows + "</table>" if rows else ""}{status}'
             f'<p>{" · ".join(links)} <span class="meta">({r.seconds:.1f} s)</span></p></div>'
         )
-    trend = (f'<p class="meta">Compared with the previous run in this folder: '
-             f'<a href="../{html.escape(prev.name)}/index.html">{html.escape(prev.name)}</a></p>'
-             if prev is not None else '<p class="meta">No previous run in this folder to compare with.</p>')
-    ctx = next((r.metrics.get("context") for r in results if (r.metrics or {}).get("context")), None) or {}
-    settings = ctx.get("settings")
-    if settings is None:
-        try:
-            from cohortlab.report.summaries import settings_summary
-
-            settings = settings_summary(params.get("settings"))
-        except Exception:
-            settings = str(params.get("settings") or "defaults")
-    cohorts = ctx.get("cohorts") or params.get("cohorts") or "all"
+    trend = f'<p class="meta">{_trend_line(prev, len(earlier_runs(out_dir)))}</p>'
     as_of = ctx.get("as_of") or params.get("as_of") or "each cohort's latest data"
     page = (
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
@@ -239,6 +271,19 @@ def write_index(out_dir: str | os.PathLike, results: list[NotebookResult], param
         + trend + "".join(cards)
         + "</body></html>"
     )
+    (out_dir / RUN_FILE).write_text(json.dumps(identity, indent=2) + "\n", encoding="utf-8")
     path = out_dir / "index.html"
     path.write_text(page, encoding="utf-8")
     return path
+
+
+def _trend_line(prev: Path | None, others: int) -> str:
+    """Which earlier run the changes are against, or why there is none (HTML)."""
+    if prev is not None:
+        return (f'Compared with the previous run of the same data source, cohorts and settings in this folder: '
+                f'<a href="../{html.escape(prev.name)}/index.html">{html.escape(prev.name)}</a>')
+    if others:
+        return (f"No comparable previous run in this folder: the {others:,} other "
+                f"{'run reports' if others == 1 else 'runs report'} on another data source, other cohorts or "
+                f"other settings, so no change is shown.")
+    return "No previous run in this folder to compare with."

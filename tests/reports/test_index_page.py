@@ -93,3 +93,50 @@ def test_the_index_names_the_data_source_without_its_absolute_path(tmp_path):
     doc = {"title": "T", "headline": {}}
     index = write_index(out, [_result(out, "t", doc)], {"source": str(tmp_path / "exports")}).read_text()
     assert "<dt>data source</dt><dd>exports</dd>" in index and str(tmp_path) not in index
+
+
+def _run(reports: Path, name: str, source: Path, cohorts: list[str], settings: str, members: int) -> str:
+    """One run in ``reports``: a notebook with one headline figure; returns its index.html."""
+    import os
+    import time
+
+    out = reports / name
+    out.mkdir(parents=True)
+    (out / ".cohortlab-report").write_text("written by cohortlab report\n")
+    doc = {"title": "Members", "headline": {"members": members},
+           "context": {"cohorts": cohorts, "settings": settings}}
+    index = write_index(out, [_result(out, "m", doc)], {"source": str(source)})
+    age = {"2026-03-01": 300, "2026-03-08": 200, "2026-03-15": 100}.get(name, 0)  # older runs first
+    os.utime(index, (time.time() - age, time.time() - age))
+    return index.read_text()
+
+
+def test_the_change_is_only_against_a_previous_run_of_the_same_source_cohorts_and_settings(tmp_path):
+    reports, world, other = tmp_path / "reports", tmp_path / "world", tmp_path / "legacy"
+    _run(reports, "2026-03-01", world, ["Power Users"], "fallback data; no pauses", 40)
+    _run(reports, "2026-03-08", other, ["Power Users"], "fallback data; no pauses", 1000)  # another world
+    _run(reports, "2026-03-15", world, ["Buyers"], "fallback data; no pauses", 7)  # other cohorts
+    index = _run(reports, "2026-03-22", world, ["Power Users"], "fallback data; no pauses", 45)
+    assert "Compared with the previous run of the same data source, cohorts and settings" in index
+    assert 'href="../2026-03-01/index.html"' in index and "change since 2026-03-01" in index
+    assert '<td class="d">+5</td>' in index  # 45 against 40, not against the other world's 1,000
+    assert "2026-03-08" not in index and "2026-03-15" not in index
+
+
+def test_no_comparable_previous_run_says_so_and_shows_no_change(tmp_path):
+    reports = tmp_path / "reports"
+    _run(reports, "2026-03-01", tmp_path / "legacy", ["Power Users", "Recent Purchasers"], "fallback data", 3374)
+    _run(reports, "2026-03-08", tmp_path / "esc", ["Power Users", "Recent Purchasers"], "fallback strict", 1280)
+    index = _run(reports, "2026-03-15", tmp_path / "esc", ["Power Users", "Recent Purchasers"], "fallback data", 1280)
+    assert ("No comparable previous run in this folder: the 2 other runs report on another data source, other "
+            "cohorts or other settings, so no change is shown.") in index
+    assert "change since" not in index and '<td class="d">' not in index
+
+
+def test_a_run_records_what_it_reported_on_without_the_path(tmp_path):
+    out = tmp_path / "run"
+    doc = {"title": "T", "headline": {}, "context": {"cohorts": ["B", "A"], "settings": "fallback data"}}
+    write_index(out, [_result(out, "t", doc)], {"source": str(tmp_path / "world")})
+    run = json.loads((out / "run.json").read_text())
+    assert run["cohorts"] == ["A", "B"] and run["settings"] == "fallback data"
+    assert len(run["source"]) == 16 and str(tmp_path) not in (out / "run.json").read_text()
