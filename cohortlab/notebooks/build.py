@@ -327,8 +327,7 @@ for cohort, v in f["cohorts"].items():
                has_data=has_runs, nothing_to_show="no sync runs in the window")
     if v["paused_windows"]:
         ui.md("Paused windows:")
-        ui.table(v["paused_windows"], columns={"start": "first failed run", "end": "run after the pause",
-                                              "failed_runs": "failed runs"})'''),
+        ui.table(ui.paused_windows_table(v["paused_windows"], v["dynamic"].get("last_run")))'''),
 ])
 
 # =========================================================================== eit_migration

@@ -191,16 +191,25 @@ def timeline_summary(timeline: pd.DataFrame) -> dict[str, Any]:
 
 
 def paused_windows(timeline: pd.DataFrame) -> pd.DataFrame:
-    """Contiguous windows of failed runs: ``start, end, failed_runs``."""
-    from cohortlab.charts import failed_windows
-
+    """Each window of consecutive failed runs of a timeline: ``start`` (its first failed run),
+    ``last_failed`` (its last failed run), ``failed_runs`` (the failed runs from the one to the
+    other: the windows add up to the timeline's failed runs) and ``end``, the first successful
+    run after the pause, None when the timeline ends still paused."""
+    cols = ["start", "last_failed", "end", "failed_runs"]
     if timeline.empty:
-        return pd.DataFrame(columns=["start", "end", "failed_runs"])
-    wins = failed_windows(timeline["run_at"], timeline["failed"])
-    t = pd.to_datetime(timeline["run_at"])
-    f = flags(timeline["failed"])
-    rows = [(a, b, int(((t >= a) & (t <= b) & f).sum())) for a, b in wins]
-    return pd.DataFrame(rows, columns=["start", "end", "failed_runs"])
+        return pd.DataFrame(columns=cols)
+    t = pd.to_datetime(timeline["run_at"]).reset_index(drop=True)
+    f = flags(timeline["failed"]).reset_index(drop=True)
+    window_no = (f != f.shift(fill_value=False)).cumsum()  # a new number at every change failed / not failed
+    runs = pd.DataFrame({"t": t, "window": window_no})[f]
+    if runs.empty:
+        return pd.DataFrame(columns=cols)
+    g = runs.groupby("window", sort=True)["t"]
+    out = pd.DataFrame({"start": g.min(), "last_failed": g.max(), "failed_runs": g.size().astype(int)})
+    successful = t[~f]
+    out["end"] = [successful[successful > last].min() if (successful > last).any() else None
+                  for last in out["last_failed"]]
+    return out.reset_index(drop=True)[cols]
 
 
 def window(timeline: pd.DataFrame, since=None) -> pd.DataFrame:

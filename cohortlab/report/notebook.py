@@ -208,7 +208,8 @@ def table(df: pd.DataFrame | list, *, show_personal_data: bool = False, known=No
         display(Markdown(f"*… {len(df) - max_rows:,} more rows*"))
 
 
-TIME_COLUMNS = ("run_at", "as_of", "day", "start", "end", "first_change", "date", "first_run", "last_run")
+TIME_COLUMNS = ("run_at", "as_of", "day", "start", "end", "first_change", "date", "first_run", "last_run",
+                "last_failed")
 
 
 def frame(rows) -> pd.DataFrame:
@@ -232,6 +233,25 @@ def waterfall_table(waterfall) -> pd.DataFrame:
         "step": [_short_step(str(s)).replace("_", " ") for s in w["step"]],
         "what it is": w["label"],
         "users": [f"{sign.get(k, '')} {int(c):,}" for k, c in zip(w["kind"], w["count"])],
+    })
+
+
+def paused_windows_table(windows, last_run=None) -> pd.DataFrame:
+    """A cohort's paused windows (:func:`cohortlab.report.metrics.paused_windows`, a frame or its
+    ``metrics.json`` rows) as a table for people: the first and last failed run, the failed runs
+    between them, and the first successful run after the pause, or that the sync was still paused
+    at the last run (``last_run``)."""
+    w = frame(windows)
+
+    def when(t) -> str:
+        return pd.Timestamp(t).strftime("%Y-%m-%d %H:%M")
+
+    still = "none: still paused at the last run" + (f" ({when(last_run)})" if last_run is not None else "")
+    return pd.DataFrame({
+        "first failed run": [when(t) for t in w["start"]],
+        "last failed run": [when(t) for t in w["last_failed"]],
+        "failed runs": [int(n) for n in w["failed_runs"]],
+        "first successful run after the pause": [still if pd.isna(t) else when(t) for t in w["end"]],
     })
 
 
