@@ -556,7 +556,10 @@ def verify_figures(results: Mapping[str, Any], *, redact=None, row_limit: int = 
     (rows simulated, columns observed), the disagreements by cause (every cause, zero included),
     the top cause, the attribute names seen and the first ``row_limit`` disagreements (MPID,
     values, cause, detail; ``redact(frame)`` makes them safe to show). ``totals`` pools the
-    observed cohorts: ``agreement`` = 1 - disagreements / profiles compared."""
+    observed cohorts: ``agreement`` = 1 - disagreements / profiles compared. Each also gives
+    ``with_attribute`` (the compared profiles where either side has the attribute: all but
+    absent / absent) and ``agreement_with_attribute`` = 1 - disagreements / with_attribute, which
+    a snapshot of mostly unrelated profiles does not inflate."""
     from cohortlab.simulation.verify import CAUSES
 
     redact = redact or (lambda df: df)
@@ -572,6 +575,8 @@ def verify_figures(results: Mapping[str, Any], *, redact=None, row_limit: int = 
         listed = dis[["mpid", "simulated", "observed", "cause", "evidence", "detail"]].head(row_limit).copy()
         listed["mpid"] = listed["mpid"].map(lambda x: str(int(x)))
         names = v.names[v.names["profiles"] > 0][["attribute", "how", "profiles", "true", "false"]]
+        both_absent = int(conf.loc["absent", "absent"]) if {"absent"} <= set(conf.index) & set(conf.columns) else 0
+        with_attribute = int(v.compared) - both_absent  # either side has the attribute
         cohorts[c] = {
             "observed": True,
             "attribute": v.attribute,
@@ -581,6 +586,8 @@ def verify_figures(results: Mapping[str, Any], *, redact=None, row_limit: int = 
             "compared": int(v.compared),
             "disagreements": int(len(dis)),
             "agreement": float(v.agreement),
+            "with_attribute": with_attribute,
+            "agreement_with_attribute": _agreement(len(dis), with_attribute),
             "observed_true": int(aud.loc["= true", "observed"]),
             "simulated_true": int(aud.loc["= true", "simulated"]),
             "observed_false": int(aud.loc["= false", "observed"]),
@@ -597,6 +604,7 @@ def verify_figures(results: Mapping[str, Any], *, redact=None, row_limit: int = 
     observed = {c: v for c, v in cohorts.items() if v["observed"]}
     by_cause = {cause: sum(v["by_cause"].get(cause, 0) for v in observed.values()) for cause in CAUSES}
     compared = sum(v["compared"] for v in observed.values())
+    with_attribute = sum(v["with_attribute"] for v in observed.values())
     disagreements = sum(v["disagreements"] for v in observed.values())
     totals = {
         "cohorts": len(cohorts),
@@ -605,11 +613,18 @@ def verify_figures(results: Mapping[str, Any], *, redact=None, row_limit: int = 
         "simulated_true": sum(v["simulated_true"] for v in observed.values()),
         "compared": compared,
         "disagreements": disagreements,
-        "agreement": (1.0 - disagreements / compared if compared else 1.0) if observed else None,
+        "agreement": _agreement(disagreements, compared) if observed else None,
+        "with_attribute": with_attribute,
+        "agreement_with_attribute": _agreement(disagreements, with_attribute) if observed else None,
         "by_cause": by_cause,
         "top_cause": _top_cause(by_cause),
     }
     return {"observed": bool(observed), "totals": totals, "cohorts": cohorts, "row_limit": row_limit}
+
+
+def _agreement(disagreements: int, profiles: int) -> float:
+    """The share of ``profiles`` that agree (1.0 when none was compared: nothing disagrees)."""
+    return 1.0 - disagreements / profiles if profiles else 1.0
 
 
 def _top_cause(by_cause: Mapping[str, int]) -> dict[str, Any] | None:

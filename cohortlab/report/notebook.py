@@ -151,8 +151,10 @@ def _kind(column: str, values: pd.Series) -> str:
 
 def format_for_people(df: pd.DataFrame) -> pd.DataFrame:
     """A copy with every cell as text a person reads: thousands separators, percentages with one
-    decimal, days as whole numbers, times to the minute (UTC), ``—`` for missing values, and
-    column names in words."""
+    decimal (never 0.0% or 100.0% for a share strictly between), days as whole numbers, times to
+    the minute (UTC), ``—`` for missing values, and column names in words."""
+    from cohortlab.report.summaries import pct  # a share between 0 and 1 is never 0.0% or 100.0%
+
     out = pd.DataFrame(index=df.index)
     for c in df.columns:
         s = df[c]
@@ -166,7 +168,7 @@ def format_for_people(df: pd.DataFrame) -> pd.DataFrame:
             if kind == "num":
                 return f"{float(v):,.2f}"
             if kind == "pct":
-                return f"{float(v) * 100:.1f}%"
+                return pct(float(v))
             if kind == "days":
                 return f"{int(round(float(v))):,}"
             if kind == "bool":

@@ -14,7 +14,26 @@ from cohortlab.report.metrics import sync_headline
 
 
 def pct(x: float | None) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x * 100:.1f}%"
+    """A share 0..1 as a percentage with one decimal; a share strictly between 0 and 1 is never
+    rounded to 0.0% or 100.0% (``<0.1%``, ``>99.9%``): 1 disagreement in 3,374 profiles is not
+    100.0% agreement."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    text = f"{x * 100:.1f}%"
+    if text == "100.0%" and x < 1:
+        return ">99.9%"
+    if text in ("0.0%", "-0.0%") and x > 0:
+        return "<0.1%"
+    return text
+
+
+def agreement_text(v: Mapping[str, Any]) -> str:
+    """The agreement of observed-vs-simulated figures (a cohort's or the totals of
+    :func:`cohortlab.report.metrics.verify_figures`) over every profile compared, then over those
+    where either side has the attribute: "99.9% of 3,374 profiles; 92.3% of the 39 where either
+    side has the attribute"."""
+    return (f"{pct(v['agreement'])} of {v['compared']:,} profiles; {pct(v['agreement_with_attribute'])} of the "
+            f"{v['with_attribute']:,} where either side has the attribute")
 
 
 def counted(n: int, noun: str, plural: str | None = None, bold: bool = False) -> str:
@@ -192,7 +211,7 @@ def verify_line(f: Mapping[str, Any]) -> str:
     some = (f" ({t['cohorts_observed']:,} of {t['cohorts']:,} cohorts have observed data)"
             if t["cohorts_observed"] < t["cohorts"] else "")
     line = (f"**Observed {t['observed_true']:,} vs simulated {t['simulated_true']:,}** profiles with the attribute "
-            f"true in mParticle (agreement {pct(t['agreement'])} of {t['compared']:,} profiles){some}.")
+            f"true in mParticle (agreement {agreement_text(t)}){some}.")
     top = t["top_cause"]
     if top is None:
         return line + " Every profile agrees."
@@ -213,7 +232,7 @@ def verify_summary(f: Mapping[str, Any]) -> str:
         lines.append(
             f"- **{md_text(c)}**: observed {v['observed_true']:,} vs simulated {v['simulated_true']:,} profiles "
             f"with {md_text(v['attribute'])} = true; {v['disagreements']:,} of {v['compared']:,} profiles disagree "
-            f"({pct(v['agreement'])} agree)"
+            f"(agreement {agreement_text(v)})"
             + (f", most for {cause_words(top['cause'])} ({top['profiles']:,})." if top else ".")
         )
     return "\n".join(lines)

@@ -44,3 +44,51 @@ def test_the_paused_windows_table_says_when_the_sync_is_still_paused_at_the_last
 
 def test_a_timeline_without_failed_runs_has_no_paused_window():
     assert metrics.paused_windows(_timeline([("2026-03-01", False), ("2026-03-02", False)])).empty
+
+
+# --------------------------------------------------------------------------- observed vs simulated
+def test_a_share_with_exceptions_is_never_rounded_to_100_or_0_percent():
+    assert summaries.pct(1 - 1 / 3374) == ">99.9%"  # 1 of 3,374 profiles disagrees
+    assert summaries.pct(1 / 3374) == "<0.1%"
+    assert summaries.pct(1.0) == "100.0%" and summaries.pct(0.0) == "0.0%"
+    assert summaries.pct(0.9227) == "92.3%" and summaries.pct(None) == "n/a"
+    assert ui.format_for_people(pd.DataFrame({"match_rate": [3373 / 3374, 1.0]}))["match rate"].tolist() == [
+        ">99.9%", "100.0%"]
+
+
+class _Verified:
+    """A VerifyResult as :func:`metrics.verify_figures` reads it: the legacy world's Power Users,
+    3,374 profiles compared, 3,364 of them absent on both sides, 1 disagreement."""
+
+    def __init__(self):
+        values = ["true", "false", "absent"]
+        conf = pd.DataFrame(0, index=pd.Index(values, name="simulated"), columns=values + ["other"])
+        conf.loc["true", "true"], conf.loc["false", "false"], conf.loc["true", "absent"] = 7, 2, 1
+        conf.loc["absent", "absent"] = 3364
+        self.confusion = conf
+        self.compared = 3374
+        self.agreement = 1 - 1 / 3374
+        self.attribute, self.snapshot_at, self.snapshot_at_from = "Power Users", "2026-03-01", "given"
+        self.at = "2026-03-01"
+        self.audience = pd.DataFrame({"audience": ["= true", "= false"], "observed": [7, 2], "simulated": [8, 2],
+                                      "difference": [-1, 0]})
+        self.causes = pd.DataFrame({"cause": ["pause_not_modelled"], "profiles": [1]})
+        self.disagreements = pd.DataFrame({"mpid": [42], "simulated": ["true"], "observed": ["absent"],
+                                           "cause": ["pause_not_modelled"], "evidence": [""], "detail": [""]})
+        self.names = pd.DataFrame({"attribute": ["Power Users"], "how": ["exact"], "profiles": [9], "true": [7],
+                                   "false": [2]})
+        self.notes = []
+
+
+def test_agreement_is_also_stated_over_the_profiles_where_either_side_has_the_attribute():
+    f = metrics.verify_figures({"Power Users": _Verified()})
+    c, t = f["cohorts"]["Power Users"], f["totals"]
+    assert (c["compared"], c["with_attribute"], c["disagreements"]) == (3374, 10, 1)
+    assert c["agreement_with_attribute"] == 0.9 and t["agreement_with_attribute"] == 0.9
+    assert t["agreement"] == c["agreement"] == 1 - 1 / 3374  # the figure over every profile compared stays
+    text = summaries.verify_summary(f)
+    assert ("**Observed 7 vs simulated 8** profiles with the attribute true in mParticle (agreement >99.9% of "
+            "3,374 profiles; 90.0% of the 10 where either side has the attribute).") in text
+    assert ("1 of 3,374 profiles disagree (agreement >99.9% of 3,374 profiles; 90.0% of the 10 where either side "
+            "has the attribute)") in text
+    assert "100.0%" not in text
