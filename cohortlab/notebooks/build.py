@@ -319,8 +319,7 @@ for cohort, v in f["cohorts"].items():
     errors = has_runs and int(tl["stale_true"].sum() + tl["not_yet_true"].sum()) > 0
     ui.show_if(lambda: charts.staleness_chart(tl, title=f"{cohort}: stale and pending profiles"),
                "Stale: profiles still true although the member left; pending: matched members not yet true.",
-               has_data=errors, nothing_to_show="after every run the audience matched the cohort exactly "
-                                                "(no stale, no pending profiles)")
+               has_data=errors, nothing_to_show=summaries.no_staleness(v["dynamic"]))
     ui.show_if(lambda: charts.sync_types_chart(metrics.sync_types(tl, ot),
                                                title=f"{cohort}: dynamic sync vs one-time export"),
                "A one-time export is never updated: it drifts away from the cohort as members come and go.",

@@ -294,6 +294,17 @@ def sync_summary(cohort: str, stats: Mapping[str, Any], one_time: Mapping[str, A
     return s
 
 
+def no_staleness(stats: Mapping[str, Any]) -> str:
+    """What a cohort without stale or pending profiles after any run means (the "nothing to show"
+    of its staleness chart): the audience always held exactly the matched members, which may be
+    far fewer than the cohort's members."""
+    n = stats.get("runs") or 0
+    runs = "the one run" if n == 1 else f"any of the {n:,} runs"
+    return (f"no stale or pending profiles after {runs} (the audience always held exactly "
+            f"the matched members: {stats.get('true_count', 0):,} of the {counted(stats.get('members', 0), 'member')} "
+            f"after the last run)")
+
+
 def migration_summary(f: Mapping[str, Any]) -> str:
     """Markdown: the findings of the EIT-migration report, from its figures only."""
     if not f["plans"]:

@@ -92,3 +92,13 @@ def test_agreement_is_also_stated_over_the_profiles_where_either_side_has_the_at
     assert ("1 of 3,374 profiles disagree (agreement >99.9% of 3,374 profiles; 90.0% of the 10 where either side "
             "has the attribute)") in text
     assert "100.0%" not in text
+
+
+# --------------------------------------------------------------------------- sync timeline
+def test_no_stale_or_pending_profiles_is_not_said_to_be_an_audience_matching_the_cohort():
+    # the legacy world's Power Users: 210 members, 7 of them matched, never a stale or pending profile
+    stats = {"runs": 577, "members": 210, "true_count": 7, "stale_true": 0, "not_yet_true": 0}
+    assert summaries.no_staleness(stats) == (
+        "no stale or pending profiles after any of the 577 runs (the audience always held exactly the matched "
+        "members: 7 of the 210 members after the last run)")
+    assert "matched the cohort" not in summaries.no_staleness(stats)
