@@ -85,11 +85,13 @@ def activity_chart(
 
 
 def shared_mpid_chart(
-    shared: pd.DataFrame, *, title: str = "mParticle profiles claimed by several Mixpanel profiles"
+    shared: pd.DataFrame, *, title: str = "mParticle profiles claimed by several Mixpanel profiles",
+    ylabel: str = "MPIDs",
 ) -> Figure:
-    """Distribution of Mixpanel profiles per MPID (columns ``profiles_per_mpid``, ``mpids``)."""
+    """Distribution of Mixpanel profiles per MPID (columns ``profiles_per_mpid``, ``mpids``);
+    ``ylabel`` says how the MPIDs are counted (once per cohort when one is shared in several)."""
     _require(shared, ["profiles_per_mpid", "mpids"], "shared_mpid_chart")
-    fig, ax = _figure(title, xlabel="Mixpanel profiles resolving to the same MPID", ylabel="MPIDs",
+    fig, ax = _figure(title, xlabel="Mixpanel profiles resolving to the same MPID", ylabel=ylabel,
                       figsize=(FIGSIZE[0], 3.5))
     if shared.empty:
         _empty(ax, "no shared MPIDs")

@@ -232,7 +232,7 @@ ui.show_if(lambda: charts.activity_chart(ui.frame(f["activity"]), cutoff_label=s
            "retroactively.", has_data=f["unmatched"] > 0, nothing_to_show="no unmatched members")"""),
     md("## Precision loss"),
     code("""\
-ui.md(f"**{f['precision_loss']:,}** members send an identifier that is an MPID rounded through a float "
+ui.md(f"{summaries.precision_loss_words(f)} an identifier that is an MPID rounded through a float "
       "(a JavaScript number or a pandas float column upstream).")
 if f["precision_loss"]:
     if f["precision_loss"] > len(f["precision_loss_rows"]):
@@ -252,12 +252,15 @@ else:
              columns={"identifier": "value sent", "users": "members"})"""),
     md("## MPIDs shared by several Mixpanel profiles"),
     code("""\
-ui.show_if(lambda: charts.shared_mpid_chart(ui.frame(f["shared_distribution"])),
+per_cohort = f["shared_mpids"] > f["shared_mpids_distinct"]  # an MPID shared in several cohorts: one bar each
+ui.show_if(lambda: charts.shared_mpid_chart(ui.frame(f["shared_distribution"]),
+                                            ylabel="MPIDs (counted once per cohort)" if per_cohort else "MPIDs"),
            "One person with several Mixpanel profiles in the cohort: counted once in mParticle.",
            has_data=f["shared_mpids"] > 0, nothing_to_show="no MPID is claimed by several Mixpanel profiles")
 if f["shared_mpids"]:
-    ui.md(f"**{f['shared_mpids']:,}** MPIDs are claimed by **{f['profiles_on_shared_mpids']:,}** Mixpanel profiles"
-          + (f"; the first {len(f['shared_rows']):,}:" if f["shared_mpids"] > len(f["shared_rows"]) else "."))
+    ui.md(summaries.shared_mpids_words(f, bold=True)
+          + (f"; the first {len(f['shared_rows']):,} (cohort, MPID) pairs:" if f["shared_mpids"] > len(f["shared_rows"])
+             else "."))
     ui.table(f["shared_rows"], show_personal_data=show_personal_data, max_rows=f["row_limit"],
              columns={"cohort_name": "cohort", "mpid": "MPID", "profiles": "Mixpanel profiles",
                       "distinct_ids": "distinct ids"})"""),

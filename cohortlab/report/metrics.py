@@ -430,10 +430,14 @@ def identity_gaps_figures(resolution: pd.DataFrame, shared: pd.DataFrame, *, red
         "by_recoverable_via": _rows(gaps_by_recoverable(resolution)),
         "activity": _rows(activity(resolution, "gap_reason")),
         "precision_loss": members(resolution[resolution["gap_reason"] == "mpid_precision_loss"]),
+        # the same Mixpanel profile in several cohorts is a member of each: counted once here
+        "precision_loss_profiles": int(resolution.loc[resolution["gap_reason"] == "mpid_precision_loss",
+                                                      "distinct_id"].nunique()),
         "precision_loss_rows": _rows(redact(precision.head(ROW_LIMIT))),
         "malformed_mparticle_user_id": members(resolution[resolution["gap_reason"] == "malformed_mparticle_user_id"]),
         "junk_rows": _rows(redact(junk)),
-        "shared_mpids": int(len(shared)),
+        "shared_mpids": int(len(shared)),  # (cohort, MPID) pairs: an MPID shared in two cohorts counts twice
+        "shared_mpids_distinct": int(shared["mpid"].nunique()) if len(shared) else 0,
         "profiles_on_shared_mpids": int(shared["profiles"].sum()) if len(shared) else 0,
         "shared_distribution": _rows(shared_mpid_distribution(shared)),
         "shared_rows": _rows(redact(shared_show)),

@@ -172,10 +172,33 @@ def identity_gaps_summary(f: Mapping[str, Any], settings=None) -> str:
         _rule_words(f),
     ]
     if f["shared_mpids"]:
-        lines.append(f"- Not a gap but a smaller audience: {f['shared_mpids']:,} MPIDs are claimed by "
-                     f"{f['profiles_on_shared_mpids']:,} Mixpanel profiles (one person, several profiles), counted "
-                     f"once in mParticle (the waterfall's shared MPID step, on the match-rates page).")
+        lines.append(f"- Not a gap but a smaller audience: {shared_mpids_words(f)} (one person, several profiles), "
+                     f"counted once in mParticle (the waterfall's shared MPID step, on the match-rates page).")
     return "\n".join(lines)
+
+
+def shared_mpids_words(f: Mapping[str, Any], bold: bool = False) -> str:
+    """The MPIDs several Mixpanel profiles of a cohort resolve to, in words: distinct MPIDs, and
+    when one is shared in several cohorts, the (cohort, MPID) pairs and profiles counted per
+    cohort that the chart and table list."""
+    b = "**" if bold else ""
+    pairs, distinct, profiles = f["shared_mpids"], f.get("shared_mpids_distinct", f["shared_mpids"]), \
+        f["profiles_on_shared_mpids"]
+    if distinct == pairs:
+        return f"{b}{pairs:,}{b} {'MPID is' if pairs == 1 else 'MPIDs are'} claimed by {b}{profiles:,}{b} Mixpanel profiles"
+    return (f"{b}{distinct:,}{b} {'MPID is' if distinct == 1 else 'MPIDs are'} each claimed by several Mixpanel "
+            f"profiles of a cohort (counted once per cohort, as the chart and the table list them: {b}{pairs:,}{b} "
+            f"(cohort, MPID) pairs, {b}{profiles:,}{b} profiles)")
+
+
+def precision_loss_words(f: Mapping[str, Any]) -> str:
+    """The members whose identifier is an MPID rounded through a float, in words: members of
+    each cohort, and the distinct Mixpanel profiles when one is in several cohorts."""
+    n, profiles = f["precision_loss"], f.get("precision_loss_profiles", f["precision_loss"])
+    if not n or profiles == n:
+        return f"**{n:,}** {'member sends' if n == 1 else 'members send'}"
+    return (f"**{n:,}** cohort members ({counted(profiles, 'Mixpanel profile')}, some in several cohorts, "
+            f"listed with each cohort) send")
 
 
 # --------------------------------------------------------------------------- observed vs simulated

@@ -102,3 +102,43 @@ def test_no_stale_or_pending_profiles_is_not_said_to_be_an_audience_matching_the
         "no stale or pending profiles after any of the 577 runs (the audience always held exactly the matched "
         "members: 7 of the 210 members after the last run)")
     assert "matched the cohort" not in summaries.no_staleness(stats)
+
+
+# --------------------------------------------------------------------------- across cohorts
+def _member(cohort, distinct_id, mpid, gap=None, identifier=None):
+    status = "matched" if gap is None else "unmatched"
+    return {"cohort_name": cohort, "distinct_id": distinct_id, "identifier_source": "distinct_id",
+            "identifier": identifier or str(mpid), "mpid": mpid, "status": status, "gap_reason": gap,
+            "recoverable_via": None, "active_after_cutoff": True}
+
+
+# MPID 11 is shared by two profiles in both cohorts, MPID 22 in cohort A only; cust-9 lost
+# precision and is a member of both cohorts
+ACROSS = pd.DataFrame([
+    _member("A", "p1", 11), _member("A", "p2", 11), _member("B", "p1", 11), _member("B", "p2", 11),
+    _member("A", "p3", 22), _member("A", "p4", 22), _member("A", "p5", 22),
+    _member("A", "cust-9", None, "mpid_precision_loss", "7000000000000000000"),
+    _member("B", "cust-9", None, "mpid_precision_loss", "7000000000000000000"),
+])
+
+
+def test_an_mpid_shared_in_two_cohorts_is_counted_once_and_the_pairs_are_named_as_such():
+    f = metrics.identity_gaps_figures(ACROSS, metrics.shared_mpids(ACROSS))
+    assert (f["shared_mpids"], f["shared_mpids_distinct"], f["profiles_on_shared_mpids"]) == (3, 2, 7)
+    assert summaries.shared_mpids_words(f, bold=True) == (
+        "**2** MPIDs are each claimed by several Mixpanel profiles of a cohort (counted once per cohort, as the "
+        "chart and the table list them: **3** (cohort, MPID) pairs, **7** profiles)")
+    assert "- Not a gap but a smaller audience: 2 MPIDs are each claimed" in summaries.identity_gaps_summary(f)
+    one = metrics.identity_gaps_figures(ACROSS[ACROSS["cohort_name"] == "A"],
+                                        metrics.shared_mpids(ACROSS[ACROSS["cohort_name"] == "A"]))
+    assert summaries.shared_mpids_words(one) == "2 MPIDs are claimed by 5 Mixpanel profiles"
+
+
+def test_a_member_in_two_cohorts_is_counted_once_as_a_profile():
+    f = metrics.identity_gaps_figures(ACROSS, metrics.shared_mpids(ACROSS))
+    assert (f["precision_loss"], f["precision_loss_profiles"]) == (2, 1)
+    assert summaries.precision_loss_words(f) == (
+        "**2** cohort members (1 Mixpanel profile, some in several cohorts, listed with each cohort) send")
+    assert [r["cohort_name"] for r in f["precision_loss_rows"]] == ["A", "B"]  # each listed with its cohort
+    one = metrics.identity_gaps_figures(ACROSS[ACROSS["cohort_name"] == "A"], metrics.shared_mpids(ACROSS))
+    assert summaries.precision_loss_words(one) == "**1** member sends"
