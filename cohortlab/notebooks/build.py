@@ -362,8 +362,8 @@ validation = insights.migration_validation(lab, plan_list, validate_plan, names,
                                            observed_data=observed_data, settings=settings, at=as_of,
                                            activity=activity)
 figures = metrics.migration_figures(plan_summary, daily, validation, switch=switch_at, switch_source=switch_source,
-                                    start=start_day, end=end_day)
-summary = summaries.migration_summary(figures)
+                                    start=start_day, end=end_day, plan_list=plan_list)
+summary = summaries.migration_summary(figures, settings)
 doc = ui.publish(output_dir, "eit_migration", title="EIT migration", figures=figures, summary=summary,
                  headline=metrics.figures_headline_migration(figures),
                  context=ui.context(names, None, db=db, data=data, as_of=as_of, settings=settings),
@@ -371,7 +371,7 @@ doc = ui.publish(output_dir, "eit_migration", title="EIT migration", figures=fig
                              "activity": activity, "settings": settings, "switch": switch_at})
 f = doc["metrics"]  # from here on, every figure shown is read from metrics.json''', "remove-cell"),
     md("## Summary"),
-    code('ui.md(summaries.migration_summary(f))'),
+    code('ui.md(summaries.migration_summary(f, settings))'),
     md("## Predicted match rate per plan"),
     code("""\
 daily_f = ui.frame(f["daily"])

@@ -491,21 +491,58 @@ def best_plans(summary: pd.DataFrame) -> list[str]:
     return summary.loc[rates == rates.max(), "plan"].tolist()
 
 
+def no_effect_plans(plan_summary: pd.DataFrame, daily: pd.DataFrame) -> dict[str, str]:
+    """``{plan: baseline}``: the plans whose daily series (members and matched, every day) is the
+    series of a plan that changes nothing (no ``first_change``, e.g. "do nothing"): in the window
+    they have no effect at all, whatever their own changes."""
+    if daily.empty or "first_change" not in plan_summary.columns:
+        return {}
+    baselines = plan_summary.loc[plan_summary["first_change"].isna(), "plan"].tolist()
+
+    def series(plan: str) -> list[tuple]:
+        d = daily[daily["plan"] == plan].sort_values("day")
+        return list(zip(d["day"], d["members"], d["matched"]))
+
+    base = {b: series(b) for b in baselines}
+    out = {}
+    for plan in plan_summary.loc[plan_summary["first_change"].notna(), "plan"]:
+        same = next((b for b, s in base.items() if s and series(plan) == s), None)
+        if same is not None:
+            out[plan] = same
+    return out
+
+
+def plan_changes(plans) -> dict[str, list[dict[str, Any]]]:
+    """``{plan: [{"at", "what"}]}``: each plan's actions in time order (an EIT switch, a Rule or SDK
+    code writing ``$mparticle_user_id``, a re-export; not the event identity cutoff, which every
+    plan has), from :attr:`cohortlab.migration.plans.MigrationPlan.changes`."""
+    return {p.name: [{"at": pd.Timestamp(t).isoformat(), "what": str(what)} for t, what in p.changes
+                     if not str(what).startswith("event rule")]
+            for p in plans or []}
+
+
 def migration_figures(plan_summary: pd.DataFrame, daily: pd.DataFrame, validation=None, *, switch=None,
-                      switch_source: str = "", start=None, end=None) -> dict[str, Any]:
+                      switch_source: str = "", start=None, end=None, plan_list=None) -> dict[str, Any]:
     """The figures of the EIT-migration report: the switch studied and where it comes from, per
-    plan the end state (rates over all Mixpanel profiles with events in the window), the best
+    plan the end state (rates over all Mixpanel profiles with events in the window), its changes
+    (``plan_list``: the :class:`~cohortlab.migration.plans.MigrationPlan` objects) and whether it has
+    no effect in the window (:func:`no_effect_plans`: then no days to 90% / 99%), the best
     plan(s) (ties kept), the daily rates and the validation, pooled over cohorts."""
     cols = ["plan", "first_change", "members_end", "matched_end", "final_match_rate", "split_profiles_end",
             "never_fixable_users", "stranded_profiles", "unmatched_users", "not_in_mparticle_profiles",
             "deleted_mparticle_profiles", "unfixed_profiles", "users_needing_reexport", "reexport_users",
             "days_to_90pct", "days_to_99pct"]
     plans = plan_summary[[c for c in cols if c in plan_summary.columns]].copy()
+    same_as = no_effect_plans(plan_summary, daily)
+    plans["no_effect_as"] = [same_as.get(p) for p in plans["plan"]]  # the plan it equals every day, if any
     no_change = plans["first_change"].isna() if "first_change" in plans.columns else pd.Series(False, plans.index)
-    for c in ("days_to_90pct", "days_to_99pct"):  # whole days after the plan's first change; none without one
+    no_change = no_change | plans["no_effect_as"].notna()
+    for c in ("days_to_90pct", "days_to_99pct"):  # whole days after the plan's first change; none without an effect
         if c in plans.columns:
             plans[c] = [None if nc or v is None or pd.isna(v) else int(round(float(v)))
                         for v, nc in zip(plans[c], no_change)]
+    changes = plan_changes(plan_list)
+    plans["changes"] = [changes.get(p, []) for p in plans["plan"]]
     d = daily[["day", "plan", "members", "matched", "match_rate", "split_profiles"]].copy() if len(daily) else \
         pd.DataFrame(columns=["day", "plan", "members", "matched", "match_rate", "split_profiles"])
     d["split_share"] = (d["split_profiles"] / d["members"].where(d["members"] > 0)).astype(float)

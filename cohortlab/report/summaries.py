@@ -328,31 +328,54 @@ def no_staleness(stats: Mapping[str, Any]) -> str:
             f"after the last run)")
 
 
-def migration_summary(f: Mapping[str, Any]) -> str:
-    """Markdown: the findings of the EIT-migration report, from its figures only."""
+def _plan_changes_words(p: Mapping[str, Any]) -> str:
+    """A plan's changes in words: "rule writes `$mparticle_user_id` from 2026-02-15 00:00 UTC"."""
+    return "; ".join(f"{md_text(c['what'])} from {_when(c['at'])}" for c in p.get("changes") or [])
+
+
+def _plan_effect_words(p: Mapping[str, Any]) -> str:
+    """How fast a plan takes effect, or that it has none in the window."""
+    if p.get("no_effect_as"):
+        return (f"; **no effect** in this window: every day the same match rate as {md_text(p['no_effect_as'])}"
+                + (f" (its changes: {_plan_changes_words(p)})" if p.get("changes") else "") + ".")
+    d90 = p.get("days_to_90pct")
+    changes = f" (its changes: {_plan_changes_words(p)})" if p.get("changes") else ""
+    if d90 is not None and p.get("first_change"):
+        return f"; reaches 90% of its final rate {counted(int(d90), 'day')} after its first change{changes}."
+    return f"{changes}."
+
+
+def migration_summary(f: Mapping[str, Any], settings=None) -> str:
+    """Markdown: the findings of the EIT-migration report, from its figures only. ``settings``:
+    those of the identity-gaps page, whose remedies start at their event identity cutoff (said
+    here, beside the plans' own start dates)."""
     if not f["plans"]:
         return "No migration plans to compare."
     lines = []
     best = f["best"]
     rate = next(p for p in f["plans"] if p["plan"] == best[0])["final_match_rate"]
+    end = f" ({f['end']})" if f.get("end") else ""
     if len(best) > 1:
-        lines.append(f"**Tie at the end of the window: {' and '.join(md_text(b) for b in best)}**, each with {pct(rate)} of the Mixpanel "
-                     f"profiles predicted to reach an mParticle profile.")
+        lines.append(f"**Tie at the end of the window{end}: {' and '.join(md_text(b) for b in best)}**, each with "
+                     f"{pct(rate)} of the Mixpanel profiles predicted to reach an mParticle profile.")
     else:
-        lines.append(f"**Best plan at the end of the window: {md_text(best[0])}**: {pct(rate)} of the Mixpanel profiles "
-                     f"predicted to reach an mParticle profile.")
+        lines.append(f"**Best plan at the end of the window{end}: {md_text(best[0])}**: {pct(rate)} of the Mixpanel "
+                     f"profiles predicted to reach an mParticle profile.")
     if f["switch"]:
-        lines.append(f"\nThe EIT switch studied is **{_when(f['switch'])}**, from {f['switch_source']}.\n")
+        window = f" The window runs from {f['start']} to {f['end']}." if f.get("start") and f.get("end") else ""
+        lines.append(f"\nThe EIT switch studied is **{_when(f['switch'])}**, from {f['switch_source']}.{window}\n")
     for p in f["plans"]:
-        d90 = p.get("days_to_90pct")
         lines.append(
             f"- **{md_text(p['plan'])}**: {pct(p['final_match_rate'])} of {p['members_end']:,} Mixpanel profiles at the end; "
             f"{p['split_profiles_end']:,} split profiles; {p['never_fixable_users']:,} users can never be fixed "
             f"(inactive after the change)"
             + _reexport_words(p)
-            + (f"; reaches 90% of its final rate {d90:,} days after its first change." if d90 is not None
-               and p.get("first_change") else ".")
+            + _plan_effect_words(p)
         )
+    if any("rule" in c["what"] or "sdk" in c["what"] for p in f["plans"] for c in p.get("changes") or []):
+        lines.append(f"\nA plan's Rule or SDK code starts on the date given with the plan. The identity-gaps page "
+                     f"values its remedies from {cutoff_text(settings)} instead, so what a Rule gains there differs "
+                     f"from these plans.")
     v = f.get("validation")
     if v:
         lines.append(f"\nValidation of **{v['plan']}** against the exports taken after the switch: of "

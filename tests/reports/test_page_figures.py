@@ -142,3 +142,45 @@ def test_a_member_in_two_cohorts_is_counted_once_as_a_profile():
     assert [r["cohort_name"] for r in f["precision_loss_rows"]] == ["A", "B"]  # each listed with its cohort
     one = metrics.identity_gaps_figures(ACROSS[ACROSS["cohort_name"] == "A"], metrics.shared_mpids(ACROSS))
     assert summaries.precision_loss_words(one) == "**1** member sends"
+
+
+# --------------------------------------------------------------------------- EIT migration
+def _daily(rates: dict[str, list[int]]) -> pd.DataFrame:
+    """Three days, 100 Mixpanel profiles, ``matched`` per day of each plan."""
+    days = pd.to_datetime(["2026-02-14", "2026-02-15", "2026-02-16"])
+    return pd.DataFrame([{"day": d, "plan": p, "members": 100, "matched": m, "match_rate": m / 100,
+                          "split_profiles": 0} for p, ms in rates.items() for d, m in zip(days, ms)])
+
+
+def test_a_plan_that_equals_do_nothing_every_day_has_no_effect_and_no_days_to_90_percent():
+    from cohortlab.migration.plans import standard_plans
+
+    plans = standard_plans("2026-02-15T00:00:00Z")  # switch only, switch + Rule, Rule only, do nothing
+    daily = _daily({"switch only": [40, 60, 75], "switch + Rule": [40, 60, 75], "Rule only": [40, 40, 40],
+                    "do nothing": [40, 40, 40]})
+    first = pd.Timestamp("2026-02-15")
+    summary = pd.DataFrame({"plan": [p.name for p in plans], "first_change": [first, first, first, pd.NaT],
+                            "members_end": 100, "matched_end": [75, 75, 40, 40],
+                            "final_match_rate": [0.75, 0.75, 0.40, 0.40], "split_profiles_end": 0,
+                            "never_fixable_users": 0, "days_to_90pct": [1.0, 1.0, 1.0, None],
+                            "days_to_99pct": [1.0, 1.0, 11.0, None]})
+    f = metrics.migration_figures(summary, daily, switch="2026-02-15T00:00:00Z", switch_source="the switch parameter",
+                                  start="2026-02-14", end="2026-02-16", plan_list=plans)
+    rows = {p["plan"]: p for p in f["plans"]}
+    assert rows["Rule only"]["no_effect_as"] == "do nothing"
+    assert (rows["Rule only"]["days_to_90pct"], rows["Rule only"]["days_to_99pct"]) == (None, None)
+    assert rows["switch only"]["no_effect_as"] is None and rows["switch only"]["days_to_90pct"] == 1
+    from cohortlab.escaping import unescape_md
+
+    text = unescape_md(summaries.migration_summary(f, {"event_identity_cutoff": "2026-01-15T00:00:00Z"}))
+    assert ("- **Rule only**: 40.0% of 100 Mixpanel profiles at the end; 0 split profiles; 0 users can never be "
+            "fixed (inactive after the change); **no effect** in this window: every day the same match rate as "
+            "do nothing (its changes: rule writes $mparticle_user_id from 2026-02-15 00:00 UTC).") in text
+    assert "Rule only**: 40.0% of 100 Mixpanel profiles at the end; 0 split profiles; 0 users can never be fixed " \
+           "(inactive after the change); reaches" not in text
+    assert "reaches 90% of its final rate 1 day after its first change" in text  # switch only
+    assert ("A plan's Rule or SDK code starts on the date given with the plan. The identity-gaps page values its "
+            "remedies from the 2026-01-15 00:00 UTC cutoff instead") in text
+    assert "The window runs from 2026-02-14 to 2026-02-16." in text
+    table = ui.format_for_people(ui.frame(f["plans"])[["plan", "days_to_90pct", "days_to_99pct"]])
+    assert table.loc[2].tolist() == ["Rule only", "—", "—"]
