@@ -20,7 +20,7 @@ def _png(fig: Figure) -> bytes:
 def _check_basics(fig, title_part, xlabel_part=None, ylabel_part=None):
     assert isinstance(fig, Figure)
     ax = fig.axes[0]
-    assert title_part.lower() in ax.get_title().lower()
+    assert title_part.lower() in fig.get_suptitle().lower()
     if xlabel_part:
         assert xlabel_part.lower() in ax.get_xlabel().lower()
     if ylabel_part:
@@ -127,6 +127,22 @@ def test_activity_chart_puts_the_counts_of_narrow_segments_after_the_bar():
     assert sorted(t for t in texts if t and "before" not in t and "after" not in t) == ["10,283", "5,752"]
     assert "306 before" in texts and "164 on/after" in texts
     assert ax.get_xlim()[1] >= 1.3 * 10447 - 1  # room for them
+
+
+def test_a_title_is_whole_inside_the_figure_however_long_the_labels():
+    """Long bar labels push the axes to the right: the title still lies inside the PNG."""
+    rem = pd.DataFrame({"remedy": ["mParticle Rule: copy the MPID into $mparticle_user_id (next sends only)",
+                                   "SDK code: set $mparticle_user_id in the app (next sends only)",
+                                   "Reconnect the export after the pause"], "users": [13, 13, 2]})
+    fig = charts.remedies_chart(rem)
+    _png(fig)  # laid out and drawn
+    box = fig.get_suptitle() and fig._suptitle.get_window_extent()
+    width, _ = fig.get_size_inches() * fig.dpi
+    assert fig.get_suptitle() == "Audience each remedy would gain (simulated)"
+    assert 0 <= box.x0 and box.x1 <= width
+    long = charts.gaps_by_reason_chart(pd.DataFrame({"gap_reason": ["x"], "users": [1]}), title="word " * 40)
+    _png(long)
+    assert long.get_suptitle().count("\n") == 2 and long._suptitle.get_window_extent().x1 <= width
 
 
 def test_shared_mpid_and_remedies_charts():
