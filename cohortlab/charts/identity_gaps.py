@@ -20,7 +20,7 @@ def gaps_by_reason_chart(gaps: pd.DataFrame, *, title: str = "Unmatched members 
 
 
 def gaps_by_recoverable_chart(
-    gaps: pd.DataFrame, *, title: str = "Unmatched members that ARE in mParticle, by identity type"
+    gaps: pd.DataFrame, *, title: str = "Unmatched members by the mParticle identity that finds them"
 ) -> Figure:
     """Unmatched members per ``recoverable_via`` (columns ``recoverable_via``, ``users``); ``None``
     (not found under any identity) is shown as "(not in mParticle)"."""

@@ -221,7 +221,8 @@ if f["unmatched"]:
 recoverable = ui.frame(f["by_recoverable_via"]).fillna({"recoverable_via": "(not in mParticle)"})
 ui.show_if(lambda: charts.gaps_by_recoverable_chart(recoverable),
            "The mParticle identity through which an unmatched member's distinct_id or email finds an existing "
-           "profile: the user is there, only the identifier Mixpanel sends is wrong.",
+           "profile (orange: the user is there, only the identifier Mixpanel sends is wrong); grey: found under no "
+           "identity, not in mParticle.",
            has_data=f["unmatched"] > 0, nothing_to_show="no unmatched members")
 if f["unmatched"]:
     ui.table(recoverable, columns={"recoverable_via": "found in mParticle through", "users": "unmatched members"})"""),

@@ -165,8 +165,9 @@ def identity_gaps_summary(f: Mapping[str, Any], settings=None) -> str:
         f"an mParticle profile.**",
         f"- Most frequent gap reason among the unmatched: **{top['gap_reason']}** ({top['users']:,} members): "
         f"{STEP_WORDS.get('unmatched:' + str(top['gap_reason']), '')}.",
-        f"- **{f['in_mparticle']:,}** of the {f['unmatched']:,} unmatched ARE in mParticle (found through another "
-        f"identity): only the identifier Mixpanel sends is wrong.",
+        f"- **{f['in_mparticle']:,}** of the {counted(f['unmatched'], 'unmatched member')} "
+        f"{'is' if f['in_mparticle'] == 1 else 'are'} in mParticle after all (found through another identity): only "
+        f"the identifier Mixpanel sends is wrong.",
         f"- {f['active_after_cutoff']:,} of the unmatched were active on or after {cutoff_text(settings)}; "
         f"{f['inactive_since_cutoff']:,} were not.",
         _rule_words(f),

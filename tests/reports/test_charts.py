@@ -106,6 +106,8 @@ def test_gaps_by_recoverable_names_none_as_not_in_mparticle():
     ax = _check_basics(charts.gaps_by_recoverable_chart(gaps), "mparticle", "unmatched", "identity")
     assert _bar_widths(ax) == [3, 5, 12]
     assert "(not in mParticle)" in [t.get_text() for t in ax.get_yticklabels()]
+    # the title covers every bar, the "(not in mParticle)" one too: it does not say they ARE in mParticle
+    assert ax.figure.get_suptitle() == "Unmatched members by the mParticle identity that finds them"
 
 
 def test_activity_chart_stacks_before_and_after():

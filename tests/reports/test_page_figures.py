@@ -184,3 +184,9 @@ def test_a_plan_that_equals_do_nothing_every_day_has_no_effect_and_no_days_to_90
     assert "The window runs from 2026-02-14 to 2026-02-16." in text
     table = ui.format_for_people(ui.frame(f["plans"])[["plan", "days_to_90pct", "days_to_99pct"]])
     assert table.loc[2].tolist() == ["Rule only", "—", "—"]
+
+
+def test_the_unmatched_found_in_mparticle_are_counted_in_plain_words():
+    f = metrics.identity_gaps_figures(ACROSS, metrics.shared_mpids(ACROSS))
+    assert "- **0** of the 2 unmatched members are in mParticle after all (found through another identity)" in \
+        summaries.identity_gaps_summary(f)
