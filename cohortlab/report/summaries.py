@@ -69,13 +69,14 @@ def _remedy_words(loss: Mapping[str, Any]) -> str:
     """What fixes a waterfall step. A Rule's worth is the identity-gaps page's figure (each remedy
     valued by its own simulation), pointed to once below the list (†), never estimated again here."""
     n = loss["users"]
+    these = f"this **1** profile" if n == 1 else f"these **{n:,}** profiles"
     return {
         "rule": "an mParticle Rule (or SDK code) writing the MPID into `$mparticle_user_id` reaches those of "
                 "them in mParticle and active since the cutoff (†)",
         "merge_profiles": "no person is lost: mParticle counts each person once",
-        "next_run": f"the next successful run sets these **{n:,}** true",
-        "re_export": f"a full re-export would clear these **{n:,}**",
-        "only_update": f"Input Protection `only_update` would stop these **{n:,}**",
+        "next_run": f"the next successful run sets {these} true",
+        "re_export": f"a full re-export would clear {these}",
+        "only_update": f"Input Protection `only_update` would stop {these}",
     }.get(loss["remedy"], "no remedy")
 
 

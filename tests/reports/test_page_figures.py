@@ -190,3 +190,10 @@ def test_the_unmatched_found_in_mparticle_are_counted_in_plain_words():
     f = metrics.identity_gaps_figures(ACROSS, metrics.shared_mpids(ACROSS))
     assert "- **0** of the 2 unmatched members are in mParticle after all (found through another identity)" in \
         summaries.identity_gaps_summary(f)
+
+
+# --------------------------------------------------------------------------- wording
+def test_one_pending_profile_is_one_profile_not_these_1():
+    loss = {"step": "not_yet_true", "kind": "minus", "users": 1, "share_of_members": 0.01, "remedy": "next_run"}
+    assert summaries._remedy_words(loss) == "the next successful run sets this **1** profile true"
+    assert summaries._remedy_words({**loss, "users": 3}) == "the next successful run sets these **3** profiles true"
