@@ -15,8 +15,18 @@ from cohortlab.report.metrics import flags
 
 
 def gaps_by_reason_chart(gaps: pd.DataFrame, *, title: str = "Unmatched members by gap reason") -> Figure:
-    """Unmatched members per ``gap_reason`` (columns ``gap_reason``, ``users``)."""
-    return _hbar(gaps, "gap_reason", "users", title=title, xlabel="unmatched members", ylabel="gap reason")
+    """Unmatched members per ``gap_reason`` (columns ``gap_reason``, ``users``), each reason in words
+    (``distinct id not mpid``), as the waterfall names its steps."""
+    _require(gaps, ["gap_reason", "users"], "gaps_by_reason_chart")
+    words = [reason_words(v) for v in gaps["gap_reason"]]
+    return _hbar(gaps, "gap_reason", "users", title=title, xlabel="unmatched members", ylabel="gap reason",
+                 labels=words)
+
+
+def reason_words(code) -> str:
+    """A gap reason (or any code) as the pages write it: ``distinct_id_not_mpid`` -> ``distinct id not
+    mpid``; None -> ``(none)``."""
+    return "(none)" if code is None or (isinstance(code, float) and code != code) else str(code).replace("_", " ")
 
 
 def gaps_by_recoverable_chart(
@@ -50,7 +60,7 @@ def activity_chart(
     _require(activity, [by, "active_after_cutoff", "users"], "activity_chart")
     title = title or f"Last activity of unmatched members, before/after {cutoff_label}"
     data = activity.copy()
-    data[by] = data[by].astype(object).where(data[by].notna(), "(none)").astype(str)
+    data[by] = [reason_words(v) for v in data[by].astype(object).where(data[by].notna(), None)]
     data["active_after_cutoff"] = flags(data["active_after_cutoff"])
     wide = data.pivot_table(index=by, columns="active_after_cutoff", values="users", aggfunc="sum", fill_value=0)
     for col in (True, False):

@@ -166,7 +166,9 @@ for cohort, c in v["cohorts"].items():
         shown = len(c["disagreement_rows"])
         ui.md(f"The {'first ' + format(shown, ',') + ' of the ' if c['disagreements'] > shown else ''}"
               f"{c['disagreements']:,} profile(s) that disagree:")
-        ui.table(c["disagreement_rows"], show_personal_data=show_personal_data, max_rows=v["row_limit"],
+        rows = ui.frame(c["disagreement_rows"])
+        ui.table(rows.assign(cause=[summaries.cause_words(x) for x in rows["cause"]]),
+                 show_personal_data=show_personal_data, max_rows=v["row_limit"],
                  columns={"mpid": "MPID", "simulated": "simulated", "observed": "observed", "cause": "cause",
                           "detail": "what the data shows"})
     for note in c["notes"]:
@@ -215,7 +217,8 @@ ui.show_if(lambda: charts.gaps_by_reason_chart(gaps),
            "Why each unmatched member's identifier does not reach an mParticle profile (first reason that applies).",
            has_data=f["unmatched"] > 0, nothing_to_show="every member reaches an mParticle profile")
 if f["unmatched"]:
-    ui.table(gaps, columns={"gap_reason": "gap reason", "users": "unmatched members"})"""),
+    ui.table(gaps.assign(gap_reason=[charts.reason_words(v) for v in gaps["gap_reason"]]),
+             columns={"gap_reason": "gap reason", "users": "unmatched members"})"""),
     md("## Are they in mParticle after all?"),
     code("""\
 recoverable = ui.frame(f["by_recoverable_via"]).fillna({"recoverable_via": "(not in mParticle)"})

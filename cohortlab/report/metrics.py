@@ -454,6 +454,7 @@ def identity_gaps_figures(resolution: pd.DataFrame, shared: pd.DataFrame, *, red
 
 def figures_headline_identity_gaps(f: Mapping[str, Any]) -> Headline:
     top = f["by_gap_reason"][0]["gap_reason"] if f["by_gap_reason"] else None  # None: no unmatched member
+    top = None if top is None else str(top).replace("_", " ")  # in words, as the pages write it
     return (Headline()
             .add("unmatched members", f["unmatched"])
             .add("unmatched (of all members)", f["unmatched_share"], "percent")

@@ -132,9 +132,19 @@ def show_if(fig_or_make, caption: str | None, *, has_data: bool, nothing_to_show
     show(fig_or_make() if callable(fig_or_make) else fig_or_make, caption)
 
 
+def _is_identifier(column: str) -> bool:
+    c = column.lower()
+    return c in ("mpid", "identifier", "distinct_id", "distinct_ids") or c.endswith("_id")
+
+
+def _minus(number: str) -> str:
+    """A negative number with the minus sign the pages write everywhere (``−2``, not ``-2``)."""
+    return "−" + number[1:] if number.startswith("-") else number
+
+
 def _kind(column: str, values: pd.Series) -> str:
     c = column.lower()
-    if c in ("mpid", "identifier", "distinct_id", "distinct_ids") or c.endswith("_id"):
+    if _is_identifier(column):
         return "text"
     if c.startswith("days") or c.endswith("_days"):
         return "days"
@@ -151,22 +161,25 @@ def _kind(column: str, values: pd.Series) -> str:
 
 def format_for_people(df: pd.DataFrame) -> pd.DataFrame:
     """A copy with every cell as text a person reads: thousands separators, percentages with one
-    decimal (never 0.0% or 100.0% for a share strictly between), days as whole numbers, times to
-    the minute (UTC), ``—`` for missing values, and column names in words."""
-    from cohortlab.report.summaries import pct  # a share between 0 and 1 is never 0.0% or 100.0%
+    decimal (never 0.0% or 100.0% for a share strictly between), negative numbers with "−", days
+    as whole numbers, times to the minute (UTC; times inside text as ``2026-01-15 00:00 UTC``,
+    as the sentences write them), ``—`` for missing values, and column names in words.
+    Identifiers (MPID, distinct id...) are shown as they are."""
+    from cohortlab.report.summaries import pct, readable_times  # a share between 0 and 1 is never 0.0% or 100.0%
 
     out = pd.DataFrame(index=df.index)
     for c in df.columns:
         s = df[c]
         kind = _kind(str(c), s)
+        words = kind == "text" and not _is_identifier(str(c))  # identifiers are shown as they are
 
-        def fmt(v, kind=kind):
+        def fmt(v, kind=kind, words=words):
             if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA or v is pd.NaT:
                 return "—"
             if kind == "int":
-                return f"{int(v):,}"
+                return _minus(f"{int(v):,}")
             if kind == "num":
-                return f"{float(v):,.2f}"
+                return _minus(f"{float(v):,.2f}")
             if kind == "pct":
                 return pct(float(v))
             if kind == "days":
@@ -175,7 +188,7 @@ def format_for_people(df: pd.DataFrame) -> pd.DataFrame:
                 return "yes" if bool(v) else "no"
             if kind == "time" or isinstance(v, (pd.Timestamp, _dt.datetime)):
                 return pd.Timestamp(v).strftime("%Y-%m-%d %H:%M")
-            return str(v)
+            return readable_times(v) if words else str(v)
 
         out[str(c).replace("_", " ")] = [fmt(v) for v in s]
     return out
@@ -307,13 +320,13 @@ def _redacted(v: Any) -> Any:
 def context(cohorts, figures_as_of=None, *, db=None, data=None, as_of=None, settings=None) -> dict[str, Any]:
     """What a page is about, for its header and the index: cohorts, as-of time(s), data source
     and the settings in one line."""
-    from cohortlab.report.summaries import settings_summary
+    from cohortlab.report.summaries import readable_times, settings_summary
 
     if as_of:
-        when = str(as_of)
+        when = readable_times(str(as_of))
     elif figures_as_of:
         times = sorted({str(t) for t in figures_as_of if t})
-        when = ", ".join(t.replace("T", " ") for t in times) + " (each cohort's latest data)" if times else None
+        when = ", ".join(readable_times(t) for t in times) + " (each cohort's latest data)" if times else None
     else:
         when = None
     return {"cohorts": list(cohorts), "as_of": when or "each cohort's latest data",

@@ -46,6 +46,8 @@ _PAGE_STYLE = """
 def page_context(result: "NotebookResult", params: Mapping[str, Any]) -> dict[str, str]:
     """What the header of a page states: cohorts, as-of time, data source, settings, generation
     time. From the notebook's ``metrics.json`` (``context``), else from the run's parameters."""
+    from cohortlab.report.summaries import readable_times
+
     ctx = dict((result.metrics or {}).get("context") or {})
     generated = (result.metrics or {}).get("generated_at") or _dt.datetime.now(_dt.timezone.utc).isoformat(
         timespec="seconds")
@@ -60,11 +62,11 @@ def page_context(result: "NotebookResult", params: Mapping[str, Any]) -> dict[st
     as_of = ctx.get("as_of", params.get("as_of"))
     return {
         "cohorts": ", ".join(map(str, cohorts)) if isinstance(cohorts, (list, tuple)) else str(cohorts or "all"),
-        "as of": str(as_of or "each cohort's latest data"),
+        "as of": readable_times(str(as_of or "each cohort's latest data")),
         "data source": shown_path(params.get("source") or ctx.get("source") or params.get("data") or params.get("db"),
                                   Path(result.ipynb).parent.parent),
         "settings": str(ctx["settings"]),
-        "generated": str(generated).replace("T", " ").replace("+00:00", " UTC"),
+        "generated": readable_times(str(generated)),
     }
 
 
@@ -207,6 +209,8 @@ def write_index(out_dir: str | os.PathLike, results: list[NotebookResult], param
     reports folder, links), and ``run.json`` (:func:`run_identity`), for the next run."""
     out_dir = Path(out_dir)
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    from cohortlab.report.summaries import readable_times
+
     params = dict(params or {})
     given = params.get("source") or params.get("db") or params.get("data")
     source = shown_path(given, out_dir)
@@ -264,7 +268,7 @@ def write_index(out_dir: str | os.PathLike, results: list[NotebookResult], param
         "<h1>cohortlab report</h1>"
         '<dl class="meta">'
         f"<dt>cohorts</dt><dd>{html.escape(', '.join(cohorts) if isinstance(cohorts, list) else str(cohorts))}</dd>"
-        f"<dt>as of</dt><dd>{html.escape(str(as_of))}</dd>"
+        f"<dt>as of</dt><dd>{html.escape(readable_times(str(as_of)))}</dd>"
         f"<dt>data source</dt><dd>{html.escape(str(source))}</dd>"
         f"<dt>settings</dt><dd>{html.escape(str(settings))}</dd>"
         f"<dt>generated</dt><dd>{now}</dd></dl>"

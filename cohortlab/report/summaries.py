@@ -5,6 +5,7 @@ from the settings the simulation used, never assumed."""
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Mapping
 
 import pandas as pd
@@ -164,7 +165,8 @@ def identity_gaps_summary(f: Mapping[str, Any], settings=None) -> str:
     lines = [
         f"**{f['unmatched']:,} of {f['members']:,} members ({pct(f['unmatched_share'])} of members) do not reach "
         f"an mParticle profile.**",
-        f"- Most frequent gap reason among the unmatched: **{top['gap_reason']}** ({top['users']:,} members): "
+        f"- Most frequent gap reason among the unmatched: **{cause_words(top['gap_reason'])}** "
+        f"({counted(top['users'], 'member')}): "
         f"{STEP_WORDS.get('unmatched:' + str(top['gap_reason']), '')}.",
         f"- **{f['in_mparticle']:,}** of the {counted(f['unmatched'], 'unmatched member')} "
         f"{'is' if f['in_mparticle'] == 1 else 'are'} in mParticle after all (found through another identity): only "
@@ -306,7 +308,7 @@ def sync_summary(cohort: str, stats: Mapping[str, Any], one_time: Mapping[str, A
     if not stats.get("runs"):
         return f"**{md_text(cohort)}**: no sync runs in the window."
     s = (
-        f"**{md_text(cohort)}**: {stats['runs']:,} dynamic sync run(s) from {stats['first_run']} to {stats['last_run']} "
+        f"**{md_text(cohort)}**: {stats['runs']:,} dynamic sync run(s) from {_when(stats['first_run'])} to {_when(stats['last_run'])} "
         f"({stats['failed_runs']:,} failed, {stats['full_refreshes']:,} full "
         f"{'refresh' if stats['full_refreshes'] == 1 else 'refreshes'}). After the last run "
         f"Mixpanel has **{stats['members']:,}** members and mParticle **{stats['true_count']:,}** profiles "
@@ -388,7 +390,17 @@ def migration_summary(f: Mapping[str, Any], settings=None) -> str:
 
 
 def _when(t) -> str:
+    """A time as every page writes it in words: ``2026-03-01 00:00 UTC``."""
     return pd.Timestamp(t).strftime("%Y-%m-%d %H:%M UTC")
+
+
+_ISO_TIME = re.compile(r"\b(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(?::\d{2}(?:\.\d+)?)?(?:Z|\+00:00|\b)(?! UTC)")
+
+
+def readable_times(text: str) -> str:
+    """``text`` with every time in it (``2026-01-15T00:00:00Z``, ``2026-02-28 00:00:00``) written as
+    the pages write times (:func:`_when`: ``2026-01-15 00:00 UTC``); dates alone stay as they are."""
+    return _ISO_TIME.sub(lambda m: f"{m.group(1)} {m.group(2)} UTC", str(text))
 
 
 def settings_summary(settings=None) -> str:

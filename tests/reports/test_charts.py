@@ -82,6 +82,22 @@ def test_match_rate_chart_bars_are_percent():
     assert "90.0%  (45 / 50)" in texts
 
 
+def test_match_rate_labels_stay_inside_the_frame_and_never_round_to_100_percent():
+    rates = pd.DataFrame({"cohort_name": ['<b>x</b> "&\' Power', "Buyers <script>alert(1)</script> & $x$ *em*", "Few"],
+                          "members": [216, 3374, 100], "matched": [216, 3373, 20],
+                          "match_rate": [1.0, 3373 / 3374, 0.2]})
+    fig = charts.match_rate_chart(rates, by="cohort_name")
+    _png(fig)  # laid out and drawn
+    ax = fig.axes[0]
+    frame = ax.get_window_extent()
+    labels = [t for t in ax.texts if t.get_text()]
+    assert sorted(t.get_text() for t in labels) == ["100.0%  (216 / 216)", "20.0%  (20 / 100)",
+                                                    ">99.9%  (3,373 / 3,374)"]
+    for t in labels:
+        box = t.get_window_extent()
+        assert frame.x0 <= box.x0 and box.x1 <= frame.x1, t.get_text()
+
+
 def test_match_rate_over_time_has_a_line_per_cohort():
     df = pd.DataFrame({
         "as_of": pd.to_datetime(["2026-02-01", "2026-02-02", "2026-02-01", "2026-02-02"]),
@@ -97,8 +113,8 @@ def test_gaps_by_reason_sorted_bars_equal_users():
                          "users": [7, 30, 2]})
     ax = _check_basics(charts.gaps_by_reason_chart(gaps), "gap reason", "unmatched", "gap reason")
     assert _bar_widths(ax) == [2, 7, 30]
-    assert [t.get_text() for t in ax.get_yticklabels()] == [
-        "malformed_mparticle_user_id", "mpid_not_found", "distinct_id_not_mpid"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == [  # in words, as the waterfall names them
+        "malformed mparticle user id", "mpid not found", "distinct id not mpid"]
 
 
 def test_gaps_by_recoverable_names_none_as_not_in_mparticle():

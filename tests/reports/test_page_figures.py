@@ -197,3 +197,26 @@ def test_one_pending_profile_is_one_profile_not_these_1():
     loss = {"step": "not_yet_true", "kind": "minus", "users": 1, "share_of_members": 0.01, "remedy": "next_run"}
     assert summaries._remedy_words(loss) == "the next successful run sets this **1** profile true"
     assert summaries._remedy_words({**loss, "users": 3}) == "the next successful run sets these **3** profiles true"
+
+
+def test_tables_write_negative_numbers_with_the_minus_sign_and_times_as_the_sentences_do():
+    df = pd.DataFrame({"audience": ["= true", "= false"], "difference": [-2, 0], "mpid": ["-5", "7"],
+                       "note": ["writes from 2026-01-15T00:00:00Z; re-export at 2026-03-01T00:00:00Z",
+                                "the run at 2026-02-28 00:00:00 wrote false"]})
+    out = ui.format_for_people(df)
+    assert out["difference"].tolist() == ["−2", "0"]
+    assert out["mpid"].tolist() == ["-5", "7"]  # an identifier keeps its characters
+    assert out["note"].tolist() == ["writes from 2026-01-15 00:00 UTC; re-export at 2026-03-01 00:00 UTC",
+                                    "the run at 2026-02-28 00:00 UTC wrote false"]
+
+
+def test_gap_reasons_are_written_in_words_as_the_waterfall_writes_its_steps():
+    from cohortlab import charts
+
+    gaps = pd.DataFrame({"gap_reason": ["distinct_id_not_mpid", "mpid_not_found"], "users": [30, 7]})
+    ax = charts.gaps_by_reason_chart(gaps).axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["mpid not found", "distinct id not mpid"]
+    f = metrics.identity_gaps_figures(ACROSS, metrics.shared_mpids(ACROSS))
+    assert metrics.figures_headline_identity_gaps(f)["most frequent gap reason"] == "mpid precision loss"
+    assert "Most frequent gap reason among the unmatched: **mpid precision loss** (2 members)" in \
+        summaries.identity_gaps_summary(f)

@@ -182,6 +182,8 @@ def test_the_section_shows_the_counts_per_cause_and_the_audiences(observed):
     for cause in CAUSES:
         occurs = any(cause in e["causes"] for e in expected.values())
         assert section.count(f"{cause.replace('_', ' ')}: ") == (1 if occurs else 0), cause
+    for cause in CAUSES:  # the causes in words, in the tables as in the bullets
+        assert cause not in section, cause
     assert page.tags[SECTION].count("img") == 1  # the chart
     assert page.tags[SECTION].count("table") == 3 * len(expected)  # audience, confusion, disagreements
 
