@@ -176,8 +176,8 @@ def identity_gaps_summary(f: Mapping[str, Any], settings=None) -> str:
         _rule_words(f),
     ]
     if f["shared_mpids"]:
-        lines.append(f"- Not a gap but a smaller audience: {shared_mpids_words(f)} (one person, several profiles), "
-                     f"counted once in mParticle (the waterfall's shared MPID step, on the match-rates page).")
+        lines.append(f"- Not a gap but a smaller audience (one person, several profiles, counted once in mParticle: "
+                     f"the waterfall's shared MPID step, on the match-rates page): {shared_mpids_words(f)}.")
     return "\n".join(lines)
 
 

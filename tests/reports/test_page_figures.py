@@ -128,7 +128,9 @@ def test_an_mpid_shared_in_two_cohorts_is_counted_once_and_the_pairs_are_named_a
     assert summaries.shared_mpids_words(f, bold=True) == (
         "**2** MPIDs are each claimed by several Mixpanel profiles of a cohort (counted once per cohort, as the "
         "chart and the table list them: **3** (cohort, MPID) pairs, **7** profiles)")
-    assert "- Not a gap but a smaller audience: 2 MPIDs are each claimed" in summaries.identity_gaps_summary(f)
+    assert ("on the match-rates page): 2 MPIDs are each claimed by several Mixpanel profiles of a cohort (counted "
+            "once per cohort, as the chart and the table list them: 3 (cohort, MPID) pairs, 7 profiles).") in \
+        summaries.identity_gaps_summary(f)
     one = metrics.identity_gaps_figures(ACROSS[ACROSS["cohort_name"] == "A"],
                                         metrics.shared_mpids(ACROSS[ACROSS["cohort_name"] == "A"]))
     assert summaries.shared_mpids_words(one) == "2 MPIDs are claimed by 5 Mixpanel profiles"
