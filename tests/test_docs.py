@@ -226,3 +226,19 @@ def test_every_command_line_the_docs_show_exists():
 def test_the_command_check_catches_a_planted_mistake(planted, expected):
     assert command_problems(Path("x.md"), "```sh\ncohortlab simulate --db lab.duckdb --cohort C --no-store\n```") == []
     assert command_problems(Path("x.md"), planted) == [expected]
+
+
+def test_the_demo_dates_the_reports_page_gives_are_the_demo_scenario_s():
+    """docs/reports.md#demo describes the world `cohortlab demo` generates: the generator's `demo`
+    scenario, its EIT switch and the day events start to carry `$mparticle_user_id`."""
+    from cohortlab.settings import SyncSettings
+    from cohortlab.synth.scenarios import SCENARIOS
+
+    demo = (ROOT / "docs" / "reports.md").read_text(encoding="utf-8").split("## The demo", 1)[1].split("\n## ", 1)[0]
+    params = SCENARIOS["demo"].params
+    switch = next(e["start"] for e in params["eit"] if e["type"] == "mparticle_id")[:10]
+    cutoff = SyncSettings().event_identity_cutoff.strftime("%Y-%m-%d")
+    assert "`demo` scenario" in demo
+    assert f"Customer ID until {switch}, then mParticle ID" in demo
+    assert f"`$mparticle_user_id` on events from {params['event_mpuid_from'][:10]}" in demo
+    assert f"event identity cutoff {cutoff}" in demo

@@ -53,6 +53,7 @@ from cohortlab.charts.identity_gaps import (
     activity_chart,
     gaps_by_reason_chart,
     gaps_by_recoverable_chart,
+    reason_words,
     remedies_chart,
     shared_mpid_chart,
 )

@@ -32,12 +32,20 @@ matplotlib.rcParams["text.parse_math"] = False
 _THOUSANDS = FuncFormatter(lambda v, _pos: f"{v:,.0f}")
 
 
+TITLE_CHARS = 90  # a title longer than this wraps: at 9 inches wide it would not fit on one line
+
+
 def _figure(title: str, *, xlabel: str | None = None, ylabel: str | None = None,
             figsize: tuple[float, float] = FIGSIZE) -> tuple[Figure, Axes]:
-    """A chart's figure and its one axes, titled and labelled (every chart has one axes)."""
+    """A chart's figure and its one axes, titled and labelled (every chart has one axes). The
+    title is the figure's (``suptitle``), centred on the whole figure and wrapped when long: an
+    axes title is centred over the axes, which long tick labels push to the right, and ran past
+    the figure's edge, cut off in the PNG."""
+    import textwrap
+
     fig = Figure(figsize=figsize, dpi=DPI, layout="constrained")
     ax = fig.subplots()
-    ax.set_title(title)
+    fig.suptitle(textwrap.fill(title, TITLE_CHARS), fontsize="large")
     if xlabel is not None:
         ax.set_xlabel(xlabel)
     if ylabel is not None:

@@ -1,6 +1,6 @@
 """Charts of the identity-gaps notebook: unmatched members by gap reason (docs/rules.md#gap-reasons)
 and by the identity that would recover them, their last activity, MPIDs shared by several
-Mixpanel profiles, and the audience each remedy would gain."""
+Mixpanel profiles, and the members' users each remedy would recover."""
 
 from __future__ import annotations
 
@@ -15,12 +15,22 @@ from cohortlab.report.metrics import flags
 
 
 def gaps_by_reason_chart(gaps: pd.DataFrame, *, title: str = "Unmatched members by gap reason") -> Figure:
-    """Unmatched members per ``gap_reason`` (columns ``gap_reason``, ``users``)."""
-    return _hbar(gaps, "gap_reason", "users", title=title, xlabel="unmatched members", ylabel="gap reason")
+    """Unmatched members per ``gap_reason`` (columns ``gap_reason``, ``users``), each reason in words
+    (``distinct id not mpid``), as the waterfall names its steps."""
+    _require(gaps, ["gap_reason", "users"], "gaps_by_reason_chart")
+    words = [reason_words(v) for v in gaps["gap_reason"]]
+    return _hbar(gaps, "gap_reason", "users", title=title, xlabel="unmatched members", ylabel="gap reason",
+                 labels=words)
+
+
+def reason_words(code) -> str:
+    """A gap reason (or any code) as the pages write it: ``distinct_id_not_mpid`` -> ``distinct id not
+    mpid``; None -> ``(none)``."""
+    return "(none)" if code is None or (isinstance(code, float) and code != code) else str(code).replace("_", " ")
 
 
 def gaps_by_recoverable_chart(
-    gaps: pd.DataFrame, *, title: str = "Unmatched members that ARE in mParticle, by identity type"
+    gaps: pd.DataFrame, *, title: str = "Unmatched members by the mParticle identity that finds them"
 ) -> Figure:
     """Unmatched members per ``recoverable_via`` (columns ``recoverable_via``, ``users``); ``None``
     (not found under any identity) is shown as "(not in mParticle)"."""
@@ -50,7 +60,7 @@ def activity_chart(
     _require(activity, [by, "active_after_cutoff", "users"], "activity_chart")
     title = title or f"Last activity of unmatched members, before/after {cutoff_label}"
     data = activity.copy()
-    data[by] = data[by].astype(object).where(data[by].notna(), "(none)").astype(str)
+    data[by] = [reason_words(v) for v in data[by].astype(object).where(data[by].notna(), None)]
     data["active_after_cutoff"] = flags(data["active_after_cutoff"])
     wide = data.pivot_table(index=by, columns="active_after_cutoff", values="users", aggfunc="sum", fill_value=0)
     for col in (True, False):
@@ -85,11 +95,13 @@ def activity_chart(
 
 
 def shared_mpid_chart(
-    shared: pd.DataFrame, *, title: str = "mParticle profiles claimed by several Mixpanel profiles"
+    shared: pd.DataFrame, *, title: str = "mParticle profiles claimed by several Mixpanel profiles",
+    ylabel: str = "MPIDs",
 ) -> Figure:
-    """Distribution of Mixpanel profiles per MPID (columns ``profiles_per_mpid``, ``mpids``)."""
+    """Distribution of Mixpanel profiles per MPID (columns ``profiles_per_mpid``, ``mpids``);
+    ``ylabel`` says how the MPIDs are counted (once per cohort when one is shared in several)."""
     _require(shared, ["profiles_per_mpid", "mpids"], "shared_mpid_chart")
-    fig, ax = _figure(title, xlabel="Mixpanel profiles resolving to the same MPID", ylabel="MPIDs",
+    fig, ax = _figure(title, xlabel="Mixpanel profiles resolving to the same MPID", ylabel=ylabel,
                       figsize=(FIGSIZE[0], 3.5))
     if shared.empty:
         _empty(ax, "no shared MPIDs")

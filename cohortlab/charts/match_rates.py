@@ -130,16 +130,19 @@ def match_rate_chart(
     if data.empty:
         _empty(ax)
         return fig
+    from cohortlab.report.summaries import pct  # never 100.0% with one member unmatched
+
     bars = ax.barh(data[by], data["match_rate"].astype(float) * 100, color=BLUE)
-    ax.bar_label(
-        bars,
-        labels=[
-            f"{r * 100:.1f}%  ({_fmt(m)} / {_fmt(n)})"
-            for r, m, n in zip(data["match_rate"], data["matched"], data["members"])
-        ],
-        padding=3,
-        fontsize=9,
-    )
+    labels = [f"{pct(float(r))}  ({_fmt(m)} / {_fmt(n)})"
+              for r, m, n in zip(data["match_rate"], data["matched"], data["members"])]
+    # a long bar carries its label inside (white), a short one after its end: a label after a bar
+    # near 100% ran over the frame, however wide the axes
+    inside = [float(r) >= 0.6 for r in data["match_rate"]]
+    for bar, text, within in zip(bars, labels, inside):
+        if within:
+            ax.annotate(text, (bar.get_width(), bar.get_y() + bar.get_height() / 2), xytext=(-4, 0),
+                        textcoords="offset points", ha="right", va="center", fontsize=9, color="white")
+    ax.bar_label(bars, labels=["" if i else t for t, i in zip(labels, inside)], padding=3, fontsize=9)
     ax.set_xlim(0, 130)
     ax.xaxis.set_major_formatter(PercentFormatter(100))
     ax.set_xticks([0, 25, 50, 75, 100])

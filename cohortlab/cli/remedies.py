@@ -17,7 +17,8 @@ from cohortlab.cli.app import check_time, cohort_options, fail, main, open_lab
                                         "run.", callback=check_time)
 def remedies_cmd(db, cohort, at, since, settings_path, source):
     """What each remedy (mParticle Rule, SDK code, each with and without a re-export, EIT switch,
-    re-export, reconnect after a pause) would gain in audience, each from its own simulation."""
+    re-export, reconnect after a pause) would recover (the members' users it brings into the audience)
+    and gain in audience, each from its own simulation."""
     from cohortlab.errors import CohortlabError
     from cohortlab.settings import SettingsError, SyncSettings
     from cohortlab.simulation.resolution import CohortError

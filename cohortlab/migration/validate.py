@@ -151,9 +151,13 @@ def _comparison_sql(t: RunTables, predicted: str, observed: str, keep: list[str]
 def _verdict(n: int, obs_rate: float, pred_rate: float, differ: int, expl: dict[str, int]) -> str:
     if not n:
         return "no cohort members to compare"
-    verdict = f"observed match rate {obs_rate:.1%}, predicted {pred_rate:.1%}; {differ:,} users differ"
-    if differ:
-        verdict += f", {int(expl.get('activity_after_export', 0)):,} of them activity after the export"
+    verdict = (f"observed match rate {obs_rate:.1%}, predicted {pred_rate:.1%}; "
+               f"{differ:,} {'user differs' if differ == 1 else 'users differ'}")
+    active = int(expl.get("activity_after_export", 0))
+    if differ == 1:
+        verdict += f", {'with' if active else 'without'} activity after the export"
+    elif differ:
+        verdict += f", {active:,} of them with activity after the export"
         rest = {k: v for k, v in expl.items() if k != "activity_after_export"}
         if rest:
             verdict += " (" + ", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in sorted(rest.items())) + ")"

@@ -124,7 +124,7 @@ ui.table(by_source, columns={"identifier_source": "identifier sent", "members": 
     md("""
 ## Where the users went: the discrepancy waterfall
 
-The summary says what fixes each step. What a Rule or SDK code would gain is valued on the
+The summary says what fixes each step. What a Rule or SDK code would recover is valued on the
 identity-gaps page (*What each remedy would recover*), each remedy by its own simulation: it is not
 estimated again here.
 """),
@@ -166,7 +166,9 @@ for cohort, c in v["cohorts"].items():
         shown = len(c["disagreement_rows"])
         ui.md(f"The {'first ' + format(shown, ',') + ' of the ' if c['disagreements'] > shown else ''}"
               f"{c['disagreements']:,} profile(s) that disagree:")
-        ui.table(c["disagreement_rows"], show_personal_data=show_personal_data, max_rows=v["row_limit"],
+        rows = ui.frame(c["disagreement_rows"])
+        ui.table(rows.assign(cause=[summaries.cause_words(x) for x in rows["cause"]]),
+                 show_personal_data=show_personal_data, max_rows=v["row_limit"],
                  columns={"mpid": "MPID", "simulated": "simulated", "observed": "observed", "cause": "cause",
                           "detail": "what the data shows"})
     for note in c["notes"]:
@@ -188,7 +190,7 @@ IDENTITY_GAPS = notebook([
 The members that are lost between Mixpanel and mParticle, by reason (docs/rules.md#gap-reasons),
 whether they are in mParticle under another identity (`recoverable_via`), when they were last
 active, the precision-loss and junk identifiers behind the losses, MPIDs shared by several Mixpanel
-profiles, and what each remedy would gain, each valued by its own simulation.
+profiles, and what each remedy would recover, each valued by its own simulation.
 """),
     code(COMMON_PARAMETERS + SHARED_PARAMETER, "parameters"),
     code(SHARED_SETUP + '''
@@ -215,13 +217,15 @@ ui.show_if(lambda: charts.gaps_by_reason_chart(gaps),
            "Why each unmatched member's identifier does not reach an mParticle profile (first reason that applies).",
            has_data=f["unmatched"] > 0, nothing_to_show="every member reaches an mParticle profile")
 if f["unmatched"]:
-    ui.table(gaps, columns={"gap_reason": "gap reason", "users": "unmatched members"})"""),
+    ui.table(gaps.assign(gap_reason=[charts.reason_words(v) for v in gaps["gap_reason"]]),
+             columns={"gap_reason": "gap reason", "users": "unmatched members"})"""),
     md("## Are they in mParticle after all?"),
     code("""\
 recoverable = ui.frame(f["by_recoverable_via"]).fillna({"recoverable_via": "(not in mParticle)"})
 ui.show_if(lambda: charts.gaps_by_recoverable_chart(recoverable),
            "The mParticle identity through which an unmatched member's distinct_id or email finds an existing "
-           "profile: the user is there, only the identifier Mixpanel sends is wrong.",
+           "profile (orange: the user is there, only the identifier Mixpanel sends is wrong); grey: found under no "
+           "identity, not in mParticle.",
            has_data=f["unmatched"] > 0, nothing_to_show="no unmatched members")
 if f["unmatched"]:
     ui.table(recoverable, columns={"recoverable_via": "found in mParticle through", "users": "unmatched members"})"""),
@@ -232,7 +236,7 @@ ui.show_if(lambda: charts.activity_chart(ui.frame(f["activity"]), cutoff_label=s
            "retroactively.", has_data=f["unmatched"] > 0, nothing_to_show="no unmatched members")"""),
     md("## Precision loss"),
     code("""\
-ui.md(f"**{f['precision_loss']:,}** members send an identifier that is an MPID rounded through a float "
+ui.md(f"{summaries.precision_loss_words(f)} an identifier that is an MPID rounded through a float "
       "(a JavaScript number or a pandas float column upstream).")
 if f["precision_loss"]:
     if f["precision_loss"] > len(f["precision_loss_rows"]):
@@ -252,12 +256,15 @@ else:
              columns={"identifier": "value sent", "users": "members"})"""),
     md("## MPIDs shared by several Mixpanel profiles"),
     code("""\
-ui.show_if(lambda: charts.shared_mpid_chart(ui.frame(f["shared_distribution"])),
+per_cohort = f["shared_mpids"] > f["shared_mpids_distinct"]  # an MPID shared in several cohorts: one bar each
+ui.show_if(lambda: charts.shared_mpid_chart(ui.frame(f["shared_distribution"]),
+                                            ylabel="MPIDs (counted once per cohort)" if per_cohort else "MPIDs"),
            "One person with several Mixpanel profiles in the cohort: counted once in mParticle.",
            has_data=f["shared_mpids"] > 0, nothing_to_show="no MPID is claimed by several Mixpanel profiles")
 if f["shared_mpids"]:
-    ui.md(f"**{f['shared_mpids']:,}** MPIDs are claimed by **{f['profiles_on_shared_mpids']:,}** Mixpanel profiles"
-          + (f"; the first {len(f['shared_rows']):,}:" if f["shared_mpids"] > len(f["shared_rows"]) else "."))
+    ui.md(summaries.shared_mpids_words(f, bold=True)
+          + (f"; the first {len(f['shared_rows']):,} (cohort, MPID) pairs:" if f["shared_mpids"] > len(f["shared_rows"])
+             else "."))
     ui.table(f["shared_rows"], show_personal_data=show_personal_data, max_rows=f["row_limit"],
              columns={"cohort_name": "cohort", "mpid": "MPID", "profiles": "Mixpanel profiles",
                       "distinct_ids": "distinct ids"})"""),
@@ -322,16 +329,14 @@ for cohort, v in f["cohorts"].items():
     errors = has_runs and int(tl["stale_true"].sum() + tl["not_yet_true"].sum()) > 0
     ui.show_if(lambda: charts.staleness_chart(tl, title=f"{cohort}: stale and pending profiles"),
                "Stale: profiles still true although the member left; pending: matched members not yet true.",
-               has_data=errors, nothing_to_show="after every run the audience matched the cohort exactly "
-                                                "(no stale, no pending profiles)")
+               has_data=errors, nothing_to_show=summaries.no_staleness(v["dynamic"]))
     ui.show_if(lambda: charts.sync_types_chart(metrics.sync_types(tl, ot),
                                                title=f"{cohort}: dynamic sync vs one-time export"),
                "A one-time export is never updated: it drifts away from the cohort as members come and go.",
                has_data=has_runs, nothing_to_show="no sync runs in the window")
     if v["paused_windows"]:
         ui.md("Paused windows:")
-        ui.table(v["paused_windows"], columns={"start": "first failed run", "end": "run after the pause",
-                                              "failed_runs": "failed runs"})'''),
+        ui.table(ui.paused_windows_table(v["paused_windows"], v["dynamic"].get("last_run")))'''),
 ])
 
 # =========================================================================== eit_migration
@@ -364,8 +369,8 @@ validation = insights.migration_validation(lab, plan_list, validate_plan, names,
                                            observed_data=observed_data, settings=settings, at=as_of,
                                            activity=activity)
 figures = metrics.migration_figures(plan_summary, daily, validation, switch=switch_at, switch_source=switch_source,
-                                    start=start_day, end=end_day)
-summary = summaries.migration_summary(figures)
+                                    start=start_day, end=end_day, plan_list=plan_list)
+summary = summaries.migration_summary(figures, settings)
 doc = ui.publish(output_dir, "eit_migration", title="EIT migration", figures=figures, summary=summary,
                  headline=metrics.figures_headline_migration(figures),
                  context=ui.context(names, None, db=db, data=data, as_of=as_of, settings=settings),
@@ -373,7 +378,7 @@ doc = ui.publish(output_dir, "eit_migration", title="EIT migration", figures=fig
                              "activity": activity, "settings": settings, "switch": switch_at})
 f = doc["metrics"]  # from here on, every figure shown is read from metrics.json''', "remove-cell"),
     md("## Summary"),
-    code('ui.md(summaries.migration_summary(f))'),
+    code('ui.md(summaries.migration_summary(f, settings))'),
     md("## Predicted match rate per plan"),
     code("""\
 daily_f = ui.frame(f["daily"])

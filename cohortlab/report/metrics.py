@@ -195,16 +195,25 @@ def timeline_summary(timeline: pd.DataFrame) -> dict[str, Any]:
 
 
 def paused_windows(timeline: pd.DataFrame) -> pd.DataFrame:
-    """Contiguous windows of failed runs: ``start, end, failed_runs``."""
-    from cohortlab.charts import failed_windows
-
+    """Each window of consecutive failed runs of a timeline: ``start`` (its first failed run),
+    ``last_failed`` (its last failed run), ``failed_runs`` (the failed runs from the one to the
+    other: the windows add up to the timeline's failed runs) and ``end``, the first successful
+    run after the pause, None when the timeline ends still paused."""
+    cols = ["start", "last_failed", "end", "failed_runs"]
     if timeline.empty:
-        return pd.DataFrame(columns=["start", "end", "failed_runs"])
-    wins = failed_windows(timeline["run_at"], timeline["failed"])
-    t = pd.to_datetime(timeline["run_at"])
-    f = flags(timeline["failed"])
-    rows = [(a, b, int(((t >= a) & (t <= b) & f).sum())) for a, b in wins]
-    return pd.DataFrame(rows, columns=["start", "end", "failed_runs"])
+        return pd.DataFrame(columns=cols)
+    t = pd.to_datetime(timeline["run_at"]).reset_index(drop=True)
+    f = flags(timeline["failed"]).reset_index(drop=True)
+    window_no = (f != f.shift(fill_value=False)).cumsum()  # a new number at every change failed / not failed
+    runs = pd.DataFrame({"t": t, "window": window_no})[f]
+    if runs.empty:
+        return pd.DataFrame(columns=cols)
+    g = runs.groupby("window", sort=True)["t"]
+    out = pd.DataFrame({"start": g.min(), "last_failed": g.max(), "failed_runs": g.size().astype(int)})
+    successful = t[~f]
+    out["end"] = [successful[successful > last].min() if (successful > last).any() else None
+                  for last in out["last_failed"]]
+    return out.reset_index(drop=True)[cols]
 
 
 def window(timeline: pd.DataFrame, since=None) -> pd.DataFrame:
@@ -229,21 +238,41 @@ def sync_types(dynamic: pd.DataFrame, one_time: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([d, o], ignore_index=True)[["run_at", "sync_type", "true_count", "members"]]
 
 
+class Headline(dict):
+    """The few figures of an index card, in order, each with its unit, stated where the figure is
+    made, never guessed from the value: ``count`` (a number of members, profiles or runs),
+    ``percent`` (a share 0..1, shown as a percentage also when it is exactly 0 or 1) or ``text``
+    (a name; None shown as "—"). ``metrics.json`` holds the units beside the values
+    (``headline_units``)."""
+
+    UNITS = ("count", "percent", "text")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.units: dict[str, str] = {}
+
+    def add(self, label: str, value: Any, unit: str = "count") -> "Headline":
+        if unit not in self.UNITS:
+            raise ValueError(f"headline {label!r}: unknown unit {unit!r} ({', '.join(self.UNITS)})")
+        self[label] = value
+        self.units[label] = unit
+        return self
+
+
 def _counts(df: pd.DataFrame, column: str) -> dict[str, int]:
     return {("null" if k is None else str(k)): int(v) for k, v in zip(df[column], df["users"])}
 
 
-def sync_headline(stats: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+def sync_headline(stats: Mapping[str, Mapping[str, Any]]) -> Headline:
     s = [v for v in stats.values() if v.get("runs")]
-    return {
-        "cohorts": len(stats),
-        "sync runs": sum(v["runs"] for v in s),
-        "failed runs": sum(v["failed_runs"] for v in s),
-        "Mixpanel members (last run)": sum(v["members"] for v in s),
-        "attribute = true (last run)": sum(v["true_count"] for v in s),
-        "stale true (last run)": sum(v["stale_true"] for v in s),
-        "not yet true (last run)": sum(v["not_yet_true"] for v in s),
-    }
+    return (Headline()
+            .add("cohorts", len(stats))
+            .add("sync runs", sum(v["runs"] for v in s))
+            .add("failed runs", sum(v["failed_runs"] for v in s))
+            .add("Mixpanel members (last run)", sum(v["members"] for v in s))
+            .add("attribute = true (last run)", sum(v["true_count"] for v in s))
+            .add("stale true (last run)", sum(v["stale_true"] for v in s))
+            .add("not yet true (last run)", sum(v["not_yet_true"] for v in s)))
 
 
 # =========================================================================== the figures of a page
@@ -357,20 +386,19 @@ def simulation_as_of(sim) -> str | None:
     return None if t is None or pd.isna(t) else pd.Timestamp(t).isoformat()
 
 
-def figures_headline_match_rates(f: Mapping[str, Any]) -> dict[str, Any]:
+def figures_headline_match_rates(f: Mapping[str, Any]) -> Headline:
     from cohortlab.charts import _short_step
 
     t = f["totals"]
-    out = {
-        "Mixpanel cohort members": t["members"],
-        "reach an mParticle profile": t["matched"],
-        "match rate (of all members)": t["match_rate"],
-        "mParticle audience (attribute = true)": t["audience"],
-    }
+    out = (Headline()
+           .add("Mixpanel cohort members", t["members"])
+           .add("reach an mParticle profile", t["matched"])
+           .add("match rate (of all members)", t["match_rate"], "percent")
+           .add("mParticle audience (attribute = true)", t["audience"]))
     if f["losses"]:
         top = f["losses"][0]
         sign = "+" if top["kind"] == "plus" else "−"
-        out[f"largest step, all cohorts: {_short_step(top['step']).replace('_', ' ')} ({sign})"] = top["users"]
+        out.add(f"largest step, all cohorts: {_short_step(top['step']).replace('_', ' ')} ({sign})", top["users"])
     return out
 
 
@@ -406,10 +434,14 @@ def identity_gaps_figures(resolution: pd.DataFrame, shared: pd.DataFrame, *, red
         "by_recoverable_via": _rows(gaps_by_recoverable(resolution)),
         "activity": _rows(activity(resolution, "gap_reason")),
         "precision_loss": members(resolution[resolution["gap_reason"] == "mpid_precision_loss"]),
+        # the same Mixpanel profile in several cohorts is a member of each: counted once here
+        "precision_loss_profiles": int(resolution.loc[resolution["gap_reason"] == "mpid_precision_loss",
+                                                      "distinct_id"].nunique()),
         "precision_loss_rows": _rows(redact(precision.head(ROW_LIMIT))),
         "malformed_mparticle_user_id": members(resolution[resolution["gap_reason"] == "malformed_mparticle_user_id"]),
         "junk_rows": _rows(redact(junk)),
-        "shared_mpids": int(len(shared)),
+        "shared_mpids": int(len(shared)),  # (cohort, MPID) pairs: an MPID shared in two cohorts counts twice
+        "shared_mpids_distinct": int(shared["mpid"].nunique()) if len(shared) else 0,
         "profiles_on_shared_mpids": int(shared["profiles"].sum()) if len(shared) else 0,
         "shared_distribution": _rows(shared_mpid_distribution(shared)),
         "shared_rows": _rows(redact(shared_show)),
@@ -424,16 +456,16 @@ def identity_gaps_figures(resolution: pd.DataFrame, shared: pd.DataFrame, *, red
     }
 
 
-def figures_headline_identity_gaps(f: Mapping[str, Any]) -> dict[str, Any]:
-    top = f["by_gap_reason"][0]["gap_reason"] if f["by_gap_reason"] else None
-    return {
-        "unmatched members": f["unmatched"],
-        "unmatched (of all members)": f["unmatched_share"],
-        "in mParticle under another identity": f["in_mparticle"],
-        "most frequent gap reason": top,
-        "recovered by a Rule + re-export (simulated)": f["rule_fixable"],
-        "never fixable (in mParticle, inactive)": f["never_fixable"],
-    }
+def figures_headline_identity_gaps(f: Mapping[str, Any]) -> Headline:
+    top = f["by_gap_reason"][0]["gap_reason"] if f["by_gap_reason"] else None  # None: no unmatched member
+    top = None if top is None else str(top).replace("_", " ")  # in words, as the pages write it
+    return (Headline()
+            .add("unmatched members", f["unmatched"])
+            .add("unmatched (of all members)", f["unmatched_share"], "percent")
+            .add("in mParticle under another identity", f["in_mparticle"])
+            .add("most frequent gap reason", top, "text")
+            .add("recovered by a Rule + re-export (simulated)", f["rule_fixable"])
+            .add("never fixable (in mParticle, inactive)", f["never_fixable"]))
 
 
 def timeline_rows(timeline: pd.DataFrame) -> list[dict[str, Any]]:
@@ -464,21 +496,58 @@ def best_plans(summary: pd.DataFrame) -> list[str]:
     return summary.loc[rates == rates.max(), "plan"].tolist()
 
 
+def no_effect_plans(plan_summary: pd.DataFrame, daily: pd.DataFrame) -> dict[str, str]:
+    """``{plan: baseline}``: the plans whose daily series (members and matched, every day) is the
+    series of a plan that changes nothing (no ``first_change``, e.g. "do nothing"): in the window
+    they have no effect at all, whatever their own changes."""
+    if daily.empty or "first_change" not in plan_summary.columns:
+        return {}
+    baselines = plan_summary.loc[plan_summary["first_change"].isna(), "plan"].tolist()
+
+    def series(plan: str) -> list[tuple]:
+        d = daily[daily["plan"] == plan].sort_values("day")
+        return list(zip(d["day"], d["members"], d["matched"]))
+
+    base = {b: series(b) for b in baselines}
+    out = {}
+    for plan in plan_summary.loc[plan_summary["first_change"].notna(), "plan"]:
+        same = next((b for b, s in base.items() if s and series(plan) == s), None)
+        if same is not None:
+            out[plan] = same
+    return out
+
+
+def plan_changes(plans) -> dict[str, list[dict[str, Any]]]:
+    """``{plan: [{"at", "what"}]}``: each plan's actions in time order (an EIT switch, a Rule or SDK
+    code writing ``$mparticle_user_id``, a re-export; not the event identity cutoff, which every
+    plan has), from :attr:`cohortlab.migration.plans.MigrationPlan.changes`."""
+    return {p.name: [{"at": pd.Timestamp(t).isoformat(), "what": str(what)} for t, what in p.changes
+                     if not str(what).startswith("event rule")]
+            for p in plans or []}
+
+
 def migration_figures(plan_summary: pd.DataFrame, daily: pd.DataFrame, validation=None, *, switch=None,
-                      switch_source: str = "", start=None, end=None) -> dict[str, Any]:
+                      switch_source: str = "", start=None, end=None, plan_list=None) -> dict[str, Any]:
     """The figures of the EIT-migration report: the switch studied and where it comes from, per
-    plan the end state (rates over all Mixpanel profiles with events in the window), the best
+    plan the end state (rates over all Mixpanel profiles with events in the window), its changes
+    (``plan_list``: the :class:`~cohortlab.migration.plans.MigrationPlan` objects) and whether it has
+    no effect in the window (:func:`no_effect_plans`: then no days to 90% / 99%), the best
     plan(s) (ties kept), the daily rates and the validation, pooled over cohorts."""
     cols = ["plan", "first_change", "members_end", "matched_end", "final_match_rate", "split_profiles_end",
             "never_fixable_users", "stranded_profiles", "unmatched_users", "not_in_mparticle_profiles",
             "deleted_mparticle_profiles", "unfixed_profiles", "users_needing_reexport", "reexport_users",
             "days_to_90pct", "days_to_99pct"]
     plans = plan_summary[[c for c in cols if c in plan_summary.columns]].copy()
+    same_as = no_effect_plans(plan_summary, daily)
+    plans["no_effect_as"] = [same_as.get(p) for p in plans["plan"]]  # the plan it equals every day, if any
     no_change = plans["first_change"].isna() if "first_change" in plans.columns else pd.Series(False, plans.index)
-    for c in ("days_to_90pct", "days_to_99pct"):  # whole days after the plan's first change; none without one
+    no_change = no_change | plans["no_effect_as"].notna()
+    for c in ("days_to_90pct", "days_to_99pct"):  # whole days after the plan's first change; none without an effect
         if c in plans.columns:
             plans[c] = [None if nc or v is None or pd.isna(v) else int(round(float(v)))
                         for v, nc in zip(plans[c], no_change)]
+    changes = plan_changes(plan_list)
+    plans["changes"] = [changes.get(p, []) for p in plans["plan"]]
     d = daily[["day", "plan", "members", "matched", "match_rate", "split_profiles"]].copy() if len(daily) else \
         pd.DataFrame(columns=["day", "plan", "members", "matched", "match_rate", "split_profiles"])
     d["split_share"] = (d["split_profiles"] / d["members"].where(d["members"] > 0)).astype(float)
@@ -507,20 +576,19 @@ def migration_figures(plan_summary: pd.DataFrame, daily: pd.DataFrame, validatio
     return out
 
 
-def figures_headline_migration(f: Mapping[str, Any]) -> dict[str, Any]:
+def figures_headline_migration(f: Mapping[str, Any]) -> Headline:
     if not f["plans"]:
-        return {"plans": 0}
+        return Headline().add("plans", 0)
     best = next(p for p in f["plans"] if p["plan"] == f["best"][0])
-    out = {
-        "plans compared": len(f["plans"]),
-        "best plan" + (" (tie)" if len(f["best"]) > 1 else ""): " = ".join(f["best"]),
-        "its final match rate (of Mixpanel profiles)": best["final_match_rate"],
-        "its split profiles": best["split_profiles_end"],
-        "its users never fixable (inactive after the change)": best["never_fixable_users"],
-    }
+    out = (Headline()
+           .add("plans compared", len(f["plans"]))
+           .add("best plan" + (" (tie)" if len(f["best"]) > 1 else ""), " = ".join(f["best"]), "text")
+           .add("its final match rate (of Mixpanel profiles)", best["final_match_rate"], "percent")
+           .add("its split profiles", best["split_profiles_end"])
+           .add("its users never fixable (inactive after the change)", best["never_fixable_users"]))
     if f["validation"]:
-        out["observed match rate (of cohort members)"] = f["validation"]["observed_match_rate"]
-        out["predicted match rate (of cohort members)"] = f["validation"]["predicted_match_rate"]
+        out.add("observed match rate (of cohort members)", f["validation"]["observed_match_rate"], "percent")
+        out.add("predicted match rate (of cohort members)", f["validation"]["predicted_match_rate"], "percent")
     return out
 
 
@@ -534,7 +602,10 @@ def verify_figures(results: Mapping[str, Any], *, redact=None, row_limit: int = 
     (rows simulated, columns observed), the disagreements by cause (every cause, zero included),
     the top cause, the attribute names seen and the first ``row_limit`` disagreements (MPID,
     values, cause, detail; ``redact(frame)`` makes them safe to show). ``totals`` pools the
-    observed cohorts: ``agreement`` = 1 - disagreements / profiles compared."""
+    observed cohorts: ``agreement`` = 1 - disagreements / profiles compared. Each also gives
+    ``with_attribute`` (the compared profiles where either side has the attribute: all but
+    absent / absent) and ``agreement_with_attribute`` = 1 - disagreements / with_attribute, which
+    a snapshot of mostly unrelated profiles does not inflate."""
     from cohortlab.simulation.verify import CAUSES
 
     redact = redact or (lambda df: df)
@@ -550,6 +621,8 @@ def verify_figures(results: Mapping[str, Any], *, redact=None, row_limit: int = 
         listed = dis[["mpid", "simulated", "observed", "cause", "evidence", "detail"]].head(row_limit).copy()
         listed["mpid"] = listed["mpid"].map(lambda x: str(int(x)))
         names = v.names[v.names["profiles"] > 0][["attribute", "how", "profiles", "true", "false"]]
+        both_absent = int(conf.loc["absent", "absent"]) if {"absent"} <= set(conf.index) & set(conf.columns) else 0
+        with_attribute = int(v.compared) - both_absent  # either side has the attribute
         cohorts[c] = {
             "observed": True,
             "attribute": v.attribute,
@@ -559,6 +632,8 @@ def verify_figures(results: Mapping[str, Any], *, redact=None, row_limit: int = 
             "compared": int(v.compared),
             "disagreements": int(len(dis)),
             "agreement": float(v.agreement),
+            "with_attribute": with_attribute,
+            "agreement_with_attribute": _agreement(len(dis), with_attribute),
             "observed_true": int(aud.loc["= true", "observed"]),
             "simulated_true": int(aud.loc["= true", "simulated"]),
             "observed_false": int(aud.loc["= false", "observed"]),
@@ -575,6 +650,7 @@ def verify_figures(results: Mapping[str, Any], *, redact=None, row_limit: int = 
     observed = {c: v for c, v in cohorts.items() if v["observed"]}
     by_cause = {cause: sum(v["by_cause"].get(cause, 0) for v in observed.values()) for cause in CAUSES}
     compared = sum(v["compared"] for v in observed.values())
+    with_attribute = sum(v["with_attribute"] for v in observed.values())
     disagreements = sum(v["disagreements"] for v in observed.values())
     totals = {
         "cohorts": len(cohorts),
@@ -583,11 +659,18 @@ def verify_figures(results: Mapping[str, Any], *, redact=None, row_limit: int = 
         "simulated_true": sum(v["simulated_true"] for v in observed.values()),
         "compared": compared,
         "disagreements": disagreements,
-        "agreement": (1.0 - disagreements / compared if compared else 1.0) if observed else None,
+        "agreement": _agreement(disagreements, compared) if observed else None,
+        "with_attribute": with_attribute,
+        "agreement_with_attribute": _agreement(disagreements, with_attribute) if observed else None,
         "by_cause": by_cause,
         "top_cause": _top_cause(by_cause),
     }
     return {"observed": bool(observed), "totals": totals, "cohorts": cohorts, "row_limit": row_limit}
+
+
+def _agreement(disagreements: int, profiles: int) -> float:
+    """The share of ``profiles`` that agree (1.0 when none was compared: nothing disagrees)."""
+    return 1.0 - disagreements / profiles if profiles else 1.0
 
 
 def _top_cause(by_cause: Mapping[str, int]) -> dict[str, Any] | None:

@@ -132,9 +132,19 @@ def show_if(fig_or_make, caption: str | None, *, has_data: bool, nothing_to_show
     show(fig_or_make() if callable(fig_or_make) else fig_or_make, caption)
 
 
+def _is_identifier(column: str) -> bool:
+    c = column.lower()
+    return c in ("mpid", "identifier", "distinct_id", "distinct_ids") or c.endswith("_id")
+
+
+def _minus(number: str) -> str:
+    """A negative number with the minus sign the pages write everywhere (``−2``, not ``-2``)."""
+    return "−" + number[1:] if number.startswith("-") else number
+
+
 def _kind(column: str, values: pd.Series) -> str:
     c = column.lower()
-    if c in ("mpid", "identifier", "distinct_id", "distinct_ids") or c.endswith("_id"):
+    if _is_identifier(column):
         return "text"
     if c.startswith("days") or c.endswith("_days"):
         return "days"
@@ -151,29 +161,34 @@ def _kind(column: str, values: pd.Series) -> str:
 
 def format_for_people(df: pd.DataFrame) -> pd.DataFrame:
     """A copy with every cell as text a person reads: thousands separators, percentages with one
-    decimal, days as whole numbers, times to the minute (UTC), ``—`` for missing values, and
-    column names in words."""
+    decimal (never 0.0% or 100.0% for a share strictly between), negative numbers with "−", days
+    as whole numbers, times to the minute (UTC; times inside text as ``2026-01-15 00:00 UTC``,
+    as the sentences write them), ``—`` for missing values, and column names in words.
+    Identifiers (MPID, distinct id...) are shown as they are."""
+    from cohortlab.report.summaries import pct, readable_times  # a share between 0 and 1 is never 0.0% or 100.0%
+
     out = pd.DataFrame(index=df.index)
     for c in df.columns:
         s = df[c]
         kind = _kind(str(c), s)
+        words = kind == "text" and not _is_identifier(str(c))  # identifiers are shown as they are
 
-        def fmt(v, kind=kind):
+        def fmt(v, kind=kind, words=words):
             if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA or v is pd.NaT:
                 return "—"
             if kind == "int":
-                return f"{int(v):,}"
+                return _minus(f"{int(v):,}")
             if kind == "num":
-                return f"{float(v):,.2f}"
+                return _minus(f"{float(v):,.2f}")
             if kind == "pct":
-                return f"{float(v) * 100:.1f}%"
+                return pct(float(v))
             if kind == "days":
                 return f"{int(round(float(v))):,}"
             if kind == "bool":
                 return "yes" if bool(v) else "no"
             if kind == "time" or isinstance(v, (pd.Timestamp, _dt.datetime)):
                 return pd.Timestamp(v).strftime("%Y-%m-%d %H:%M")
-            return str(v)
+            return readable_times(v) if words else str(v)
 
         out[str(c).replace("_", " ")] = [fmt(v) for v in s]
     return out
@@ -208,7 +223,8 @@ def table(df: pd.DataFrame | list, *, show_personal_data: bool = False, known=No
         display(Markdown(f"*… {len(df) - max_rows:,} more rows*"))
 
 
-TIME_COLUMNS = ("run_at", "as_of", "day", "start", "end", "first_change", "date", "first_run", "last_run")
+TIME_COLUMNS = ("run_at", "as_of", "day", "start", "end", "first_change", "date", "first_run", "last_run",
+                "last_failed")
 
 
 def frame(rows) -> pd.DataFrame:
@@ -232,6 +248,25 @@ def waterfall_table(waterfall) -> pd.DataFrame:
         "step": [_short_step(str(s)).replace("_", " ") for s in w["step"]],
         "what it is": w["label"],
         "users": [f"{sign.get(k, '')} {int(c):,}" for k, c in zip(w["kind"], w["count"])],
+    })
+
+
+def paused_windows_table(windows, last_run=None) -> pd.DataFrame:
+    """A cohort's paused windows (:func:`cohortlab.report.metrics.paused_windows`, a frame or its
+    ``metrics.json`` rows) as a table for people: the first and last failed run, the failed runs
+    between them, and the first successful run after the pause, or that the sync was still paused
+    at the last run (``last_run``)."""
+    w = frame(windows)
+
+    def when(t) -> str:
+        return pd.Timestamp(t).strftime("%Y-%m-%d %H:%M")
+
+    still = "none: still paused at the last run" + (f" ({when(last_run)})" if last_run is not None else "")
+    return pd.DataFrame({
+        "first failed run": [when(t) for t in w["start"]],
+        "last failed run": [when(t) for t in w["last_failed"]],
+        "failed runs": [int(n) for n in w["failed_runs"]],
+        "first successful run after the pause": [still if pd.isna(t) else when(t) for t in w["end"]],
     })
 
 
@@ -285,13 +320,13 @@ def _redacted(v: Any) -> Any:
 def context(cohorts, figures_as_of=None, *, db=None, data=None, as_of=None, settings=None) -> dict[str, Any]:
     """What a page is about, for its header and the index: cohorts, as-of time(s), data source
     and the settings in one line."""
-    from cohortlab.report.summaries import settings_summary
+    from cohortlab.report.summaries import readable_times, settings_summary
 
     if as_of:
-        when = str(as_of)
+        when = readable_times(str(as_of))
     elif figures_as_of:
         times = sorted({str(t) for t in figures_as_of if t})
-        when = ", ".join(t.replace("T", " ") for t in times) + " (each cohort's latest data)" if times else None
+        when = ", ".join(readable_times(t) for t in times) + " (each cohort's latest data)" if times else None
     else:
         when = None
     return {"cohorts": list(cohorts), "as_of": when or "each cohort's latest data",
@@ -302,14 +337,33 @@ def publish(output_dir: str | os.PathLike | None, notebook: str, *, title: str, 
             headline: Mapping[str, Any], summary: str = "", context: Mapping[str, Any] | None = None,
             parameters: Mapping[str, Any] | None = None, card: list[str] | None = None) -> dict[str, Any]:
     """Write ``metrics.json`` (:func:`write_metrics`) and return its content as read back: the
-    page then shows these figures and no others. ``card``: Markdown lines the index card shows
+    page then shows these figures and no others. Paths in ``context`` and ``parameters`` (data
+    source, settings) are written as the report shows them (:func:`_shown_paths`). ``card``: Markdown lines the index card shows
     under the summary (as plain text), e.g. the observed-vs-simulated line."""
-    doc = _document(notebook, title=title, summary=summary, headline=headline, parameters=parameters,
-                    context=context, metrics=figures, card=card)
+    report_dir = None if output_dir is None else Path(output_dir).parent
+    doc = _document(notebook, title=title, summary=summary, headline=headline,
+                    parameters=_shown_paths(parameters, report_dir),
+                    context=_shown_paths(context, report_dir, keys=("source",)),
+                    metrics=figures, card=card)
     if output_dir is not None:
         Path(output_dir).mkdir(parents=True, exist_ok=True)
         (Path(output_dir) / "metrics.json").write_text(json.dumps(doc, indent=2, default=str), encoding="utf-8")
     return json.loads(json.dumps(doc, default=str))
+
+
+PATH_PARAMETERS = ("db", "data", "settings", "observed_db", "observed_data")  # parameters that are paths
+
+
+def _shown_paths(values: Mapping[str, Any] | None, report_dir, keys=PATH_PARAMETERS) -> dict[str, Any] | None:
+    """``values`` (a page's context or parameters) with the paths as a report shows them
+    (:func:`cohortlab.report.pages.shown_path`: relative to the report folder, else the name),
+    never this machine's absolute paths."""
+    from cohortlab.report.pages import shown_path
+
+    if values is None:
+        return None
+    return {k: shown_path(v, report_dir) if k in keys and isinstance(v, (str, os.PathLike)) and v else v
+            for k, v in values.items()}
 
 
 def _plain(markdown: str) -> str:
@@ -323,13 +377,17 @@ def _document(notebook: str, *, title: str, summary: str = "", headline=None, pa
     parts = {"headline": _to_json(headline or {}), "context": _to_json(context or {}),
              "parameters": _to_json(parameters or {}), "metrics": _to_json(metrics or {})}
     _current().prime(_texts(list(parts.values())))  # one lookup, not one per value
+    shown = {name: _redacted(part) for name, part in parts.items()}
     return {
         "notebook": notebook,
         "title": title,
         "generated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "summary": _plain(summary),
         "card": [_plain(line) for line in card or [] if line],
-        **{name: _redacted(part) for name, part in parts.items()},
+        "headline": shown.pop("headline"),
+        # each headline figure's unit (metrics.Headline), for the index page: never guessed from the value
+        "headline_units": dict(getattr(headline, "units", None) or {}),
+        **shown,
     }
 
 
@@ -337,7 +395,8 @@ def write_metrics(output_dir: str | os.PathLike | None, notebook: str, *, title:
                   headline: Mapping[str, Any] | None = None, parameters: Mapping[str, Any] | None = None,
                   **metrics: Any) -> Path | None:
     """Write ``output_dir/metrics.json``: ``notebook, title, generated_at, summary (plain text),
-    headline (the few numbers of the index page), parameters, metrics``. ``output_dir=None``
+    headline (the few numbers of the index page; a :class:`cohortlab.report.metrics.Headline`
+    gives their units, ``headline_units``), parameters, metrics``. ``output_dir=None``
     (a notebook opened interactively) writes nothing."""
     if output_dir is None:
         return None

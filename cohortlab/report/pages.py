@@ -1,6 +1,6 @@
 """The HTML around the notebooks: the header of every report page (title, cohorts, as-of time,
 data source, settings, generation time, a link back, the failing line of a failed notebook) and
-the index page of a run (one card per notebook, the change since the previous run)."""
+the index page of a run (one card per notebook, the change since the previous comparable run)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,23 @@ from pathlib import Path
 from typing import Any, Mapping
 
 MARKER = ".cohortlab-report"  # in every folder a run writes: only such folders are ever replaced
+
+
+# --------------------------------------------------------------------------- paths as shown
+def shown_path(path: str | os.PathLike | None, report_dir: str | os.PathLike | None = None) -> str:
+    """A file or folder (the data source, the settings) as a report shows it, so that a report
+    can be shared without this machine's directory layout: relative to the report folder when
+    inside it (``data.duckdb`` of ``--keep-data``), else its own name (``project.duckdb``,
+    ``exports``). Empty for no path."""
+    if path is None or str(path) == "":
+        return ""
+    p = Path(path).expanduser().resolve()
+    if report_dir is not None:
+        try:
+            return p.relative_to(Path(report_dir).expanduser().resolve()).as_posix() or "."
+        except ValueError:
+            pass
+    return p.name or str(path)
 
 
 # --------------------------------------------------------------------------- one page
@@ -29,6 +46,8 @@ _PAGE_STYLE = """
 def page_context(result: "NotebookResult", params: Mapping[str, Any]) -> dict[str, str]:
     """What the header of a page states: cohorts, as-of time, data source, settings, generation
     time. From the notebook's ``metrics.json`` (``context``), else from the run's parameters."""
+    from cohortlab.report.summaries import readable_times
+
     ctx = dict((result.metrics or {}).get("context") or {})
     generated = (result.metrics or {}).get("generated_at") or _dt.datetime.now(_dt.timezone.utc).isoformat(
         timespec="seconds")
@@ -43,10 +62,11 @@ def page_context(result: "NotebookResult", params: Mapping[str, Any]) -> dict[st
     as_of = ctx.get("as_of", params.get("as_of"))
     return {
         "cohorts": ", ".join(map(str, cohorts)) if isinstance(cohorts, (list, tuple)) else str(cohorts or "all"),
-        "as of": str(as_of or "each cohort's latest data"),
-        "data source": str(params.get("source") or ctx.get("source") or params.get("data") or params.get("db") or ""),
+        "as of": readable_times(str(as_of or "each cohort's latest data")),
+        "data source": shown_path(params.get("source") or ctx.get("source") or params.get("data") or params.get("db"),
+                                  Path(result.ipynb).parent.parent),
         "settings": str(ctx["settings"]),
-        "generated": str(generated).replace("T", " ").replace("+00:00", " UTC"),
+        "generated": readable_times(str(generated)),
     }
 
 
@@ -93,25 +113,63 @@ a { color: #2b5c8f; }
 """
 
 
-def _fmt_value(v: Any) -> str:
-    if isinstance(v, bool) or v is None:
-        return html.escape(str(v))
+def _fmt_value(v: Any, unit: str | None = None) -> str:
+    """A headline value in its unit (``metrics.Headline``: count, percent, text): a percent is a
+    percentage also at exactly 0 or 1, a missing value is "—". Without a unit (a notebook that
+    states none) a number is shown as the number it is, never guessed to be a share."""
+    from cohortlab.report.summaries import pct
+
+    if v is None:
+        return "—"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if unit == "percent" and isinstance(v, (int, float)):
+        return html.escape(pct(float(v)))
     if isinstance(v, int):
         return f"{v:,}"
     if isinstance(v, float):
-        if 0 <= v <= 1 and not float(v).is_integer():
-            return f"{v * 100:.1f}%"
-        return f"{v:,.2f}"
+        return f"{v:,.0f}" if v.is_integer() else f"{v:,.2f}"
     return html.escape(str(v))
 
 
-def previous_run(out_dir: str | os.PathLike) -> Path | None:
-    """The latest earlier run in the same reports folder (a sibling folder written by
-    ``cohortlab report`` with an ``index.html``), or None."""
+RUN_FILE = "run.json"  # what a run reported on, for the next run to know whether it is comparable
+
+
+def run_identity(source: str | os.PathLike | None, cohorts: Any, settings: str) -> dict[str, Any]:
+    """What makes two runs comparable: the same data source (a hash of its absolute path, so
+    the shared folder does not show it), the same cohorts and the same settings (their one-line
+    summary)."""
+    import hashlib
+
+    where = str(Path(source).expanduser().resolve()) if source else ""
+    names = sorted(map(str, cohorts)) if isinstance(cohorts, (list, tuple)) else str(cohorts or "all")
+    return {"source": hashlib.sha256(where.encode("utf-8")).hexdigest()[:16], "cohorts": names,
+            "settings": str(settings)}
+
+
+def _identity_of(run: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((run / RUN_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # a run of an older version, or no run file: not known to be comparable
+        return None
+
+
+def earlier_runs(out_dir: str | os.PathLike) -> list[Path]:
+    """The other runs in the same reports folder (sibling folders written by ``cohortlab report``
+    with an ``index.html``), newest first."""
     out_dir = Path(out_dir).resolve()
+    if not out_dir.parent.is_dir():
+        return []
     runs = [d for d in out_dir.parent.iterdir()
             if d.is_dir() and d.resolve() != out_dir and (d / MARKER).exists() and (d / "index.html").exists()]
-    return max(runs, key=lambda d: (d / "index.html").stat().st_mtime) if runs else None
+    return sorted(runs, key=lambda d: (d / "index.html").stat().st_mtime, reverse=True)
+
+
+def previous_run(out_dir: str | os.PathLike, identity: Mapping[str, Any]) -> Path | None:
+    """The latest earlier run in the same reports folder of the same data source, cohorts and
+    settings (:func:`run_identity`, in its ``run.json``), or None: a run of other data or other
+    cohorts is never compared with."""
+    return next((d for d in earlier_runs(out_dir) if _identity_of(d) == dict(identity)), None)
 
 
 def _previous_headline(prev: Path | None, name: str) -> dict[str, Any]:
@@ -123,16 +181,17 @@ def _previous_headline(prev: Path | None, name: str) -> dict[str, Any]:
         return {}
 
 
-def _fmt_change(now: Any, before: Any) -> str:
-    """``+3`` / ``−1.2 pts`` / ``no change`` / ``new``: a headline value against the previous run."""
+def _fmt_change(now: Any, before: Any, unit: str | None = None) -> str:
+    """``+3`` / ``−1.2 pts`` / ``no change`` / ``new``: a headline value against the previous run
+    (a ``percent`` changes by percentage points)."""
     if isinstance(now, bool) or isinstance(before, bool):
         return ""
     if not isinstance(now, (int, float)):
-        return "" if before is None or before == now else f"was {html.escape(str(before))}"
+        return "" if before is None or before == now else f"was {_fmt_value(before, unit)}"
     if not isinstance(before, (int, float)):
         return "new"
     d = now - before
-    if isinstance(now, float) and 0 <= now <= 1 and isinstance(before, float):
+    if unit == "percent":
         pts = d * 100
         return "no change" if abs(pts) < 0.05 else f"{'+' if pts > 0 else '−'}{abs(pts):.1f} pts"
     if d == 0:
@@ -146,12 +205,27 @@ _TITLES = {"eit_migration": "EIT migration"}
 
 def write_index(out_dir: str | os.PathLike, results: list[NotebookResult], params: Mapping[str, Any] | None = None) -> Path:
     """``index.html``: one card per notebook (title, status, summary, headline numbers with their
-    change since the previous run in the same reports folder, links)."""
+    change since the previous run of the same data source, cohorts and settings in the same
+    reports folder, links), and ``run.json`` (:func:`run_identity`), for the next run."""
     out_dir = Path(out_dir)
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    from cohortlab.report.summaries import readable_times
+
     params = dict(params or {})
-    source = params.get("source") or params.get("db") or params.get("data") or ""
-    prev = previous_run(out_dir)
+    given = params.get("source") or params.get("db") or params.get("data")
+    source = shown_path(given, out_dir)
+    ctx = next((r.metrics.get("context") for r in results if (r.metrics or {}).get("context")), None) or {}
+    settings = ctx.get("settings")
+    if settings is None:
+        try:
+            from cohortlab.report.summaries import settings_summary
+
+            settings = settings_summary(params.get("settings"))
+        except Exception:
+            settings = shown_path(params.get("settings"), out_dir) or "defaults"
+    cohorts = ctx.get("cohorts") or params.get("cohorts") or "all"
+    identity = run_identity(given, cohorts, settings)
+    prev = previous_run(out_dir, identity)
     cards = []
     for r in results:
         m = r.metrics or {}
@@ -164,9 +238,11 @@ def write_index(out_dir: str | os.PathLike, results: list[NotebookResult], param
             links.append(f'<a href="{html.escape(r.ipynb.relative_to(out_dir).as_posix())}">notebook</a>')
         if r.metrics_path:
             links.append(f'<a href="{html.escape(r.metrics_path.relative_to(out_dir).as_posix())}">metrics.json</a>')
+        units = m.get("headline_units") or {}
         rows = "".join(
-            f"<tr><td>{html.escape(str(k))}</td><td class=v>{_fmt_value(v)}</td>"
-            + (f'<td class="d">{_fmt_change(v, before.get(k))}</td>' if prev is not None else "") + "</tr>"
+            f"<tr><td>{html.escape(str(k))}</td><td class=v>{_fmt_value(v, units.get(k))}</td>"
+            + (f'<td class="d">{_fmt_change(v, before.get(k), units.get(k))}</td>' if prev is not None else "")
+            + "</tr>"
             for k, v in (m.get("headline") or {}).items()
         )
         head = ("<tr><th></th><th>this run</th>"
@@ -183,19 +259,7 @@ def write_index(out_dir: str | os.PathLike, results: list[NotebookResult], param
             f'{"<table>" + head + rows + "</table>" if rows else ""}{status}'
             f'<p>{" · ".join(links)} <span class="meta">({r.seconds:.1f} s)</span></p></div>'
         )
-    trend = (f'<p class="meta">Compared with the previous run in this folder: '
-             f'<a href="../{html.escape(prev.name)}/index.html">{html.escape(prev.name)}</a></p>'
-             if prev is not None else '<p class="meta">No previous run in this folder to compare with.</p>')
-    ctx = next((r.metrics.get("context") for r in results if (r.metrics or {}).get("context")), None) or {}
-    settings = ctx.get("settings")
-    if settings is None:
-        try:
-            from cohortlab.report.summaries import settings_summary
-
-            settings = settings_summary(params.get("settings"))
-        except Exception:
-            settings = str(params.get("settings") or "defaults")
-    cohorts = ctx.get("cohorts") or params.get("cohorts") or "all"
+    trend = f'<p class="meta">{_trend_line(prev, len(earlier_runs(out_dir)))}</p>'
     as_of = ctx.get("as_of") or params.get("as_of") or "each cohort's latest data"
     page = (
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
@@ -204,13 +268,26 @@ def write_index(out_dir: str | os.PathLike, results: list[NotebookResult], param
         "<h1>cohortlab report</h1>"
         '<dl class="meta">'
         f"<dt>cohorts</dt><dd>{html.escape(', '.join(cohorts) if isinstance(cohorts, list) else str(cohorts))}</dd>"
-        f"<dt>as of</dt><dd>{html.escape(str(as_of))}</dd>"
+        f"<dt>as of</dt><dd>{html.escape(readable_times(str(as_of)))}</dd>"
         f"<dt>data source</dt><dd>{html.escape(str(source))}</dd>"
         f"<dt>settings</dt><dd>{html.escape(str(settings))}</dd>"
         f"<dt>generated</dt><dd>{now}</dd></dl>"
         + trend + "".join(cards)
         + "</body></html>"
     )
+    (out_dir / RUN_FILE).write_text(json.dumps(identity, indent=2) + "\n", encoding="utf-8")
     path = out_dir / "index.html"
     path.write_text(page, encoding="utf-8")
     return path
+
+
+def _trend_line(prev: Path | None, others: int) -> str:
+    """Which earlier run the changes are against, or why there is none (HTML)."""
+    if prev is not None:
+        return (f'Compared with the previous run of the same data source, cohorts and settings in this folder: '
+                f'<a href="../{html.escape(prev.name)}/index.html">{html.escape(prev.name)}</a>')
+    if others:
+        return (f"No comparable previous run in this folder: the {others:,} other "
+                f"{'run reports' if others == 1 else 'runs report'} on another data source, other cohorts or "
+                f"other settings, so no change is shown.")
+    return "No previous run in this folder to compare with."

@@ -7,7 +7,9 @@
 Layout of one run (``reports/<YYYY-MM-DD>[-N]`` unless ``out`` is given)::
 
     index.html                        links + headline numbers of every notebook, with the change
-                                      since the previous run in the same folder (:mod:`.pages`)
+                                      since the previous run of the same data source, cohorts and
+                                      settings in the same folder (:mod:`.pages`)
+    run.json                          what the run reported on, for the next run's comparison
     data.duckdb                       only with ``data=`` and ``keep_data=True``: the exports loaded once
                                       (else that database is a temporary file, removed after the run)
     <notebook>/<notebook>.ipynb       the executed notebook (kept for audit)
@@ -456,7 +458,7 @@ def run_report(
         hint = stored_simulations_hint(params["db"])
         if hint:
             say(hint)
-    source = str(params.get("data") or params.get("db"))
+    source = str(Path(params.get("data") or params.get("db")).expanduser().resolve())  # as the pages show it: pages.shown_path
     return _run_all(sources, out_dir, params, source, kernel, say, keep_data, readers if share else set(),
                     optional=notebooks is None, cohorts=cohorts)
 

@@ -5,6 +5,7 @@ from the settings the simulation used, never assumed."""
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Mapping
 
 import pandas as pd
@@ -14,7 +15,26 @@ from cohortlab.report.metrics import sync_headline
 
 
 def pct(x: float | None) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x * 100:.1f}%"
+    """A share 0..1 as a percentage with one decimal; a share strictly between 0 and 1 is never
+    rounded to 0.0% or 100.0% (``<0.1%``, ``>99.9%``): 1 disagreement in 3,374 profiles is not
+    100.0% agreement."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    text = f"{x * 100:.1f}%"
+    if text == "100.0%" and x < 1:
+        return ">99.9%"
+    if text in ("0.0%", "-0.0%") and x > 0:
+        return "<0.1%"
+    return text
+
+
+def agreement_text(v: Mapping[str, Any]) -> str:
+    """The agreement of observed-vs-simulated figures (a cohort's or the totals of
+    :func:`cohortlab.report.metrics.verify_figures`) over every profile compared, then over those
+    where either side has the attribute: "99.9% of 3,374 profiles; 92.3% of the 39 where either
+    side has the attribute"."""
+    return (f"{pct(v['agreement'])} of {v['compared']:,} profiles; {pct(v['agreement_with_attribute'])} of the "
+            f"{v['with_attribute']:,} where either side has the attribute")
 
 
 def counted(n: int, noun: str, plural: str | None = None, bold: bool = False) -> str:
@@ -50,13 +70,14 @@ def _remedy_words(loss: Mapping[str, Any]) -> str:
     """What fixes a waterfall step. A Rule's worth is the identity-gaps page's figure (each remedy
     valued by its own simulation), pointed to once below the list (†), never estimated again here."""
     n = loss["users"]
+    these = f"this **1** profile" if n == 1 else f"these **{n:,}** profiles"
     return {
         "rule": "an mParticle Rule (or SDK code) writing the MPID into `$mparticle_user_id` reaches those of "
                 "them in mParticle and active since the cutoff (†)",
         "merge_profiles": "no person is lost: mParticle counts each person once",
-        "next_run": f"the next successful run sets these **{n:,}** true",
-        "re_export": f"a full re-export would clear these **{n:,}**",
-        "only_update": f"Input Protection `only_update` would stop these **{n:,}**",
+        "next_run": f"the next successful run sets {these} true",
+        "re_export": f"a full re-export would clear {these}",
+        "only_update": f"Input Protection `only_update` would stop {these}",
     }.get(loss["remedy"], "no remedy")
 
 
@@ -145,19 +166,44 @@ def identity_gaps_summary(f: Mapping[str, Any], settings=None) -> str:
     lines = [
         f"**{f['unmatched']:,} of {f['members']:,} members ({pct(f['unmatched_share'])} of members) do not reach "
         f"an mParticle profile.**",
-        f"- Most frequent gap reason among the unmatched: **{top['gap_reason']}** ({top['users']:,} members): "
+        f"- Most frequent gap reason among the unmatched: **{cause_words(top['gap_reason'])}** "
+        f"({counted(top['users'], 'member')}): "
         f"{STEP_WORDS.get('unmatched:' + str(top['gap_reason']), '')}.",
-        f"- **{f['in_mparticle']:,}** of the {f['unmatched']:,} unmatched ARE in mParticle (found through another "
-        f"identity): only the identifier Mixpanel sends is wrong.",
+        f"- **{f['in_mparticle']:,}** of the {counted(f['unmatched'], 'unmatched member')} "
+        f"{'is' if f['in_mparticle'] == 1 else 'are'} in mParticle after all (found through another identity): only "
+        f"the identifier Mixpanel sends is wrong.",
         f"- {f['active_after_cutoff']:,} of the unmatched were active on or after {cutoff_text(settings)}; "
         f"{f['inactive_since_cutoff']:,} were not.",
         _rule_words(f),
     ]
     if f["shared_mpids"]:
-        lines.append(f"- Not a gap but a smaller audience: {f['shared_mpids']:,} MPIDs are claimed by "
-                     f"{f['profiles_on_shared_mpids']:,} Mixpanel profiles (one person, several profiles), counted "
-                     f"once in mParticle (the waterfall's shared MPID step, on the match-rates page).")
+        lines.append(f"- Not a gap but a smaller audience (one person, several profiles, counted once in mParticle: "
+                     f"the waterfall's shared MPID step, on the match-rates page): {shared_mpids_words(f)}.")
     return "\n".join(lines)
+
+
+def shared_mpids_words(f: Mapping[str, Any], bold: bool = False) -> str:
+    """The MPIDs several Mixpanel profiles of a cohort resolve to, in words: distinct MPIDs, and
+    when one is shared in several cohorts, the (cohort, MPID) pairs and profiles counted per
+    cohort that the chart and table list."""
+    b = "**" if bold else ""
+    pairs, distinct, profiles = f["shared_mpids"], f.get("shared_mpids_distinct", f["shared_mpids"]), \
+        f["profiles_on_shared_mpids"]
+    if distinct == pairs:
+        return f"{b}{pairs:,}{b} {'MPID is' if pairs == 1 else 'MPIDs are'} claimed by {b}{profiles:,}{b} Mixpanel profiles"
+    return (f"{b}{distinct:,}{b} {'MPID is' if distinct == 1 else 'MPIDs are'} each claimed by several Mixpanel "
+            f"profiles of a cohort (counted once per cohort, as the chart and the table list them: {b}{pairs:,}{b} "
+            f"(cohort, MPID) pairs, {b}{profiles:,}{b} profiles)")
+
+
+def precision_loss_words(f: Mapping[str, Any]) -> str:
+    """The members whose identifier is an MPID rounded through a float, in words: members of
+    each cohort, and the distinct Mixpanel profiles when one is in several cohorts."""
+    n, profiles = f["precision_loss"], f.get("precision_loss_profiles", f["precision_loss"])
+    if not n or profiles == n:
+        return f"**{n:,}** {'member sends' if n == 1 else 'members send'}"
+    return (f"**{n:,}** cohort members ({counted(profiles, 'Mixpanel profile')}, some in several cohorts, "
+            f"listed with each cohort) send")
 
 
 # --------------------------------------------------------------------------- observed vs simulated
@@ -193,7 +239,7 @@ def verify_line(f: Mapping[str, Any]) -> str:
     some = (f" ({t['cohorts_observed']:,} of {t['cohorts']:,} cohorts have observed data)"
             if t["cohorts_observed"] < t["cohorts"] else "")
     line = (f"**Observed {t['observed_true']:,} vs simulated {t['simulated_true']:,}** profiles with the attribute "
-            f"true in mParticle (agreement {pct(t['agreement'])} of {t['compared']:,} profiles){some}.")
+            f"true in mParticle (agreement {agreement_text(t)}){some}.")
     top = t["top_cause"]
     if top is None:
         return line + " Every profile agrees."
@@ -214,7 +260,7 @@ def verify_summary(f: Mapping[str, Any]) -> str:
         lines.append(
             f"- **{md_text(c)}**: observed {v['observed_true']:,} vs simulated {v['simulated_true']:,} profiles "
             f"with {md_text(v['attribute'])} = true; {v['disagreements']:,} of {v['compared']:,} profiles disagree "
-            f"({pct(v['agreement'])} agree)"
+            f"(agreement {agreement_text(v)})"
             + (f", most for {cause_words(top['cause'])} ({top['profiles']:,})." if top else ".")
         )
     return "\n".join(lines)
@@ -263,7 +309,7 @@ def sync_summary(cohort: str, stats: Mapping[str, Any], one_time: Mapping[str, A
     if not stats.get("runs"):
         return f"**{md_text(cohort)}**: no sync runs in the window."
     s = (
-        f"**{md_text(cohort)}**: {stats['runs']:,} dynamic sync run(s) from {stats['first_run']} to {stats['last_run']} "
+        f"**{md_text(cohort)}**: {stats['runs']:,} dynamic sync run(s) from {_when(stats['first_run'])} to {_when(stats['last_run'])} "
         f"({stats['failed_runs']:,} failed, {stats['full_refreshes']:,} full "
         f"{'refresh' if stats['full_refreshes'] == 1 else 'refreshes'}). After the last run "
         f"Mixpanel has **{stats['members']:,}** members and mParticle **{stats['true_count']:,}** profiles "
@@ -276,31 +322,65 @@ def sync_summary(cohort: str, stats: Mapping[str, Any], one_time: Mapping[str, A
     return s
 
 
-def migration_summary(f: Mapping[str, Any]) -> str:
-    """Markdown: the findings of the EIT-migration report, from its figures only."""
+def no_staleness(stats: Mapping[str, Any]) -> str:
+    """What a cohort without stale or pending profiles after any run means (the "nothing to show"
+    of its staleness chart): the audience always held exactly the matched members, which may be
+    far fewer than the cohort's members."""
+    n = stats.get("runs") or 0
+    runs = "the one run" if n == 1 else f"any of the {n:,} runs"
+    return (f"no stale or pending profiles after {runs} (the audience always held exactly "
+            f"the matched members: {stats.get('true_count', 0):,} of the {counted(stats.get('members', 0), 'member')} "
+            f"after the last run)")
+
+
+def _plan_changes_words(p: Mapping[str, Any]) -> str:
+    """A plan's changes in words: "rule writes `$mparticle_user_id` from 2026-02-15 00:00 UTC"."""
+    return "; ".join(f"{md_text(c['what'])} from {_when(c['at'])}" for c in p.get("changes") or [])
+
+
+def _plan_effect_words(p: Mapping[str, Any]) -> str:
+    """How fast a plan takes effect, or that it has none in the window."""
+    if p.get("no_effect_as"):
+        return (f"; **no effect** in this window: every day the same match rate as {md_text(p['no_effect_as'])}"
+                + (f" (its changes: {_plan_changes_words(p)})" if p.get("changes") else "") + ".")
+    d90 = p.get("days_to_90pct")
+    changes = f" (its changes: {_plan_changes_words(p)})" if p.get("changes") else ""
+    if d90 is not None and p.get("first_change"):
+        return f"; reaches 90% of its final rate {counted(int(d90), 'day')} after its first change{changes}."
+    return f"{changes}."
+
+
+def migration_summary(f: Mapping[str, Any], settings=None) -> str:
+    """Markdown: the findings of the EIT-migration report, from its figures only. ``settings``:
+    those of the identity-gaps page, whose remedies start at their event identity cutoff (said
+    here, beside the plans' own start dates)."""
     if not f["plans"]:
         return "No migration plans to compare."
     lines = []
     best = f["best"]
     rate = next(p for p in f["plans"] if p["plan"] == best[0])["final_match_rate"]
+    end = f" ({f['end']})" if f.get("end") else ""
     if len(best) > 1:
-        lines.append(f"**Tie at the end of the window: {' and '.join(md_text(b) for b in best)}**, each with {pct(rate)} of the Mixpanel "
-                     f"profiles predicted to reach an mParticle profile.")
+        lines.append(f"**Tie at the end of the window{end}: {' and '.join(md_text(b) for b in best)}**, each with "
+                     f"{pct(rate)} of the Mixpanel profiles predicted to reach an mParticle profile.")
     else:
-        lines.append(f"**Best plan at the end of the window: {md_text(best[0])}**: {pct(rate)} of the Mixpanel profiles "
-                     f"predicted to reach an mParticle profile.")
+        lines.append(f"**Best plan at the end of the window{end}: {md_text(best[0])}**: {pct(rate)} of the Mixpanel "
+                     f"profiles predicted to reach an mParticle profile.")
     if f["switch"]:
-        lines.append(f"\nThe EIT switch studied is **{_when(f['switch'])}**, from {f['switch_source']}.\n")
+        window = f" The window runs from {f['start']} to {f['end']}." if f.get("start") and f.get("end") else ""
+        lines.append(f"\nThe EIT switch studied is **{_when(f['switch'])}**, from {f['switch_source']}.{window}\n")
     for p in f["plans"]:
-        d90 = p.get("days_to_90pct")
         lines.append(
             f"- **{md_text(p['plan'])}**: {pct(p['final_match_rate'])} of {p['members_end']:,} Mixpanel profiles at the end; "
             f"{p['split_profiles_end']:,} split profiles; {p['never_fixable_users']:,} users can never be fixed "
             f"(inactive after the change)"
             + _reexport_words(p)
-            + (f"; reaches 90% of its final rate {d90:,} days after its first change." if d90 is not None
-               and p.get("first_change") else ".")
+            + _plan_effect_words(p)
         )
+    if any("rule" in c["what"] or "sdk" in c["what"] for p in f["plans"] for c in p.get("changes") or []):
+        lines.append(f"\nA plan's Rule or SDK code starts on the date given with the plan. The identity-gaps page "
+                     f"values its remedies from {cutoff_text(settings)} instead, so what a Rule gains there differs "
+                     f"from these plans.")
     v = f.get("validation")
     if v:
         lines.append(f"\nValidation of **{v['plan']}** against the exports taken after the switch: of "
@@ -311,7 +391,17 @@ def migration_summary(f: Mapping[str, Any]) -> str:
 
 
 def _when(t) -> str:
+    """A time as every page writes it in words: ``2026-03-01 00:00 UTC``."""
     return pd.Timestamp(t).strftime("%Y-%m-%d %H:%M UTC")
+
+
+_ISO_TIME = re.compile(r"\b(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(?::\d{2}(?:\.\d+)?)?(?:Z|\+00:00|\b)(?! UTC)")
+
+
+def readable_times(text: str) -> str:
+    """``text`` with every time in it (``2026-01-15T00:00:00Z``, ``2026-02-28 00:00:00``) written as
+    the pages write times (:func:`_when`: ``2026-01-15 00:00 UTC``); dates alone stay as they are."""
+    return _ISO_TIME.sub(lambda m: f"{m.group(1)} {m.group(2)} UTC", str(text))
 
 
 def settings_summary(settings=None) -> str:

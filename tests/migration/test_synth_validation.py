@@ -105,7 +105,8 @@ def test_mid_migration_with_app_noise_differs_only_where_app_code_wrote_the_iden
         same = v.users[~v.users["differs"]]
         assert (same["predicted_matched"] == same["observed_matched"]).all()
         assert v.verdict.startswith(f"observed match rate {v.observed_match_rate:.1%}, predicted "
-                                    f"{v.predicted_match_rate:.1%}; {v.differ:,} users differ")
+                                    f"{v.predicted_match_rate:.1%}; {v.differ:,} "
+                                    f"{'user differs' if v.differ == 1 else 'users differ'}")
         conf = v.confusion
         assert int(conf.values.sum()) == len(observed)
         assert int(conf.loc["predicted matched", "observed unmatched"] + conf.loc["predicted unmatched", "observed matched"]) == v.differ

@@ -29,6 +29,14 @@ OBSERVED = pd.DataFrame([
 ], columns=["distinct_id", "status", "gap_reason", "identifier_source", "identifier"])
 
 
+def test_a_verdict_takes_its_nouns_in_the_right_number():
+    from cohortlab.migration.validate import _verdict
+
+    assert _verdict(6, 0.5, 0.5, 1, {"activity_after_export": 0}) == (
+        "observed match rate 50.0%, predicted 50.0%; 1 user differs, without activity after the export")
+    assert _verdict(6, 0.5, 0.5, 0, {}).endswith("; 0 users differ")
+
+
 def test_confusion_table_differences_and_verdict(world):
     v = validate(world.engine, PLAN, OBSERVED, "Power Users", AT)
     assert v.confusion.loc["predicted matched"].tolist() == [1, 0]
@@ -43,8 +51,8 @@ def test_confusion_table_differences_and_verdict(world):
     assert d.loc["ghost", "predicted_gap_reason"] == "not_predicted"
     assert d.loc["c-bob", "predicted_gap_reason"] == "distinct_id_not_mpid"
     assert (v.observed_match_rate, v.predicted_match_rate) == (pytest.approx(4 / 6), pytest.approx(1 / 6))
-    assert v.verdict == ("observed match rate 66.7%, predicted 16.7%; 3 users differ, 1 of them activity after "
-                         "the export (1 member without events, 1 property written outside plan)")
+    assert v.verdict == ("observed match rate 66.7%, predicted 16.7%; 3 users differ, 1 of them with activity "
+                         "after the export (1 member without events, 1 property written outside plan)")
     stored = world.sql("SELECT * FROM migration_validation_summary").iloc[0]
     assert (stored.members, stored.differ, stored.observed_only, stored.both_unmatched) == (6, 3, 3, 2)
     assert world.engine.count("migration_validation") == 6

@@ -20,7 +20,7 @@ def _png(fig: Figure) -> bytes:
 def _check_basics(fig, title_part, xlabel_part=None, ylabel_part=None):
     assert isinstance(fig, Figure)
     ax = fig.axes[0]
-    assert title_part.lower() in ax.get_title().lower()
+    assert title_part.lower() in fig.get_suptitle().lower()
     if xlabel_part:
         assert xlabel_part.lower() in ax.get_xlabel().lower()
     if ylabel_part:
@@ -82,6 +82,22 @@ def test_match_rate_chart_bars_are_percent():
     assert "90.0%  (45 / 50)" in texts
 
 
+def test_match_rate_labels_stay_inside_the_frame_and_never_round_to_100_percent():
+    rates = pd.DataFrame({"cohort_name": ['<b>x</b> "&\' Power', "Buyers <script>alert(1)</script> & $x$ *em*", "Few"],
+                          "members": [216, 3374, 100], "matched": [216, 3373, 20],
+                          "match_rate": [1.0, 3373 / 3374, 0.2]})
+    fig = charts.match_rate_chart(rates, by="cohort_name")
+    _png(fig)  # laid out and drawn
+    ax = fig.axes[0]
+    frame = ax.get_window_extent()
+    labels = [t for t in ax.texts if t.get_text()]
+    assert sorted(t.get_text() for t in labels) == ["100.0%  (216 / 216)", "20.0%  (20 / 100)",
+                                                    ">99.9%  (3,373 / 3,374)"]
+    for t in labels:
+        box = t.get_window_extent()
+        assert frame.x0 <= box.x0 and box.x1 <= frame.x1, t.get_text()
+
+
 def test_match_rate_over_time_has_a_line_per_cohort():
     df = pd.DataFrame({
         "as_of": pd.to_datetime(["2026-02-01", "2026-02-02", "2026-02-01", "2026-02-02"]),
@@ -97,8 +113,8 @@ def test_gaps_by_reason_sorted_bars_equal_users():
                          "users": [7, 30, 2]})
     ax = _check_basics(charts.gaps_by_reason_chart(gaps), "gap reason", "unmatched", "gap reason")
     assert _bar_widths(ax) == [2, 7, 30]
-    assert [t.get_text() for t in ax.get_yticklabels()] == [
-        "malformed_mparticle_user_id", "mpid_not_found", "distinct_id_not_mpid"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == [  # in words, as the waterfall names them
+        "malformed mparticle user id", "mpid not found", "distinct id not mpid"]
 
 
 def test_gaps_by_recoverable_names_none_as_not_in_mparticle():
@@ -106,6 +122,8 @@ def test_gaps_by_recoverable_names_none_as_not_in_mparticle():
     ax = _check_basics(charts.gaps_by_recoverable_chart(gaps), "mparticle", "unmatched", "identity")
     assert _bar_widths(ax) == [3, 5, 12]
     assert "(not in mParticle)" in [t.get_text() for t in ax.get_yticklabels()]
+    # the title covers every bar, the "(not in mParticle)" one too: it does not say they ARE in mParticle
+    assert ax.figure.get_suptitle() == "Unmatched members by the mParticle identity that finds them"
 
 
 def test_activity_chart_stacks_before_and_after():
@@ -127,6 +145,22 @@ def test_activity_chart_puts_the_counts_of_narrow_segments_after_the_bar():
     assert sorted(t for t in texts if t and "before" not in t and "after" not in t) == ["10,283", "5,752"]
     assert "306 before" in texts and "164 on/after" in texts
     assert ax.get_xlim()[1] >= 1.3 * 10447 - 1  # room for them
+
+
+def test_a_title_is_whole_inside_the_figure_however_long_the_labels():
+    """Long bar labels push the axes to the right: the title still lies inside the PNG."""
+    rem = pd.DataFrame({"remedy": ["mParticle Rule: copy the MPID into $mparticle_user_id (next sends only)",
+                                   "SDK code: set $mparticle_user_id in the app (next sends only)",
+                                   "Reconnect the export after the pause"], "users": [13, 13, 2]})
+    fig = charts.remedies_chart(rem)
+    _png(fig)  # laid out and drawn
+    box = fig.get_suptitle() and fig._suptitle.get_window_extent()
+    width, _ = fig.get_size_inches() * fig.dpi
+    assert fig.get_suptitle() == "Members' users each remedy would recover (simulated)"
+    assert 0 <= box.x0 and box.x1 <= width
+    long = charts.gaps_by_reason_chart(pd.DataFrame({"gap_reason": ["x"], "users": [1]}), title="word " * 40)
+    _png(long)
+    assert long.get_suptitle().count("\n") == 2 and long._suptitle.get_window_extent().x1 <= width
 
 
 def test_shared_mpid_and_remedies_charts():

@@ -76,7 +76,7 @@ def _card(index: Path) -> str:
 def _expected_line(confusion: dict[str, dict[str, int]], causes: dict[str, int]) -> tuple[str, str]:
     """The card's line written from the truth: observed / simulated audiences (attribute true),
     agreement over every compared profile, the top cause (most profiles, rule order on a tie)."""
-    obs = sim = compared = agree = 0
+    obs = sim = compared = agree = both_absent = 0
     for conf in confusion.values():
         for key, n in conf.items():
             s, o = key.split("/")
@@ -84,9 +84,13 @@ def _expected_line(confusion: dict[str, dict[str, int]], causes: dict[str, int])
             sim += n if s == "true" else 0
             compared += n
             agree += n if s == o else 0
+            both_absent += n if s == o == "absent" else 0
     disagree = compared - agree
+    with_attribute = compared - both_absent
     line = (f"Observed {obs:,} vs simulated {sim:,} profiles with the attribute true in mParticle "
-            f"(agreement {(1 - disagree / compared) * 100:.1f}% of {compared:,} profiles).")
+            f"(agreement {(1 - disagree / compared) * 100:.1f}% of {compared:,} profiles; "
+            f"{(1 - disagree / with_attribute) * 100:.1f}% of the {with_attribute:,} where either side has the "
+            f"attribute).")
     top = max(((c, causes.get(c, 0)) for c in CAUSES), key=lambda kv: kv[1])
     return line, f"Top cause of the {disagree:,} disagreement(s): {top[0].replace('_', ' ')} ({top[1]:,})."
 
@@ -178,6 +182,8 @@ def test_the_section_shows_the_counts_per_cause_and_the_audiences(observed):
     for cause in CAUSES:
         occurs = any(cause in e["causes"] for e in expected.values())
         assert section.count(f"{cause.replace('_', ' ')}: ") == (1 if occurs else 0), cause
+    for cause in CAUSES:  # the causes in words, in the tables as in the bullets
+        assert cause not in section, cause
     assert page.tags[SECTION].count("img") == 1  # the chart
     assert page.tags[SECTION].count("table") == 3 * len(expected)  # audience, confusion, disagreements
 
@@ -243,6 +249,7 @@ def _figures(by_cause: dict[str, int], cohorts_observed: int = 1, cohorts: int =
     return {"observed": True, "totals": {
         "cohorts": cohorts, "cohorts_observed": cohorts_observed, "observed_true": 7, "simulated_true": 9,
         "compared": 40, "disagreements": sum(full.values()), "agreement": 1 - sum(full.values()) / 40,
+        "with_attribute": 10, "agreement_with_attribute": 1 - sum(full.values()) / 10,
         "by_cause": full, "top_cause": _top_cause(full)}, "cohorts": {}}
 
 
@@ -251,8 +258,10 @@ def test_the_top_cause_is_the_largest_and_the_first_in_rule_order_on_a_tie():
 
     line = verify_line(_figures({"pause_not_modelled": 2, "profile_missing_in_snapshot": 2, "unexplained": 1}))
     assert line == ("**Observed 7 vs simulated 9** profiles with the attribute true in mParticle (agreement 87.5% "
-                    "of 40 profiles). Top cause of the 5 disagreement(s): **profile missing in snapshot** (2).")
-    assert verify_line(_figures({})).endswith("(agreement 100.0% of 40 profiles). Every profile agrees.")
+                    "of 40 profiles; 50.0% of the 10 where either side has the attribute). Top cause of the 5 "
+                    "disagreement(s): **profile missing in snapshot** (2).")
+    assert verify_line(_figures({})).endswith("(agreement 100.0% of 40 profiles; 100.0% of the 10 where either side "
+                                              "has the attribute). Every profile agrees.")
     assert "(1 of 3 cohorts have observed data)" in verify_line(_figures({}, 1, 3))
 
 

@@ -1,0 +1,142 @@
+"""The index page of a report (``cohortlab.report.pages.write_index``), from the ``metrics.json``
+of each notebook: headline figures in their units."""
+
+import json
+from pathlib import Path
+
+from cohortlab.report import metrics
+from cohortlab.report import notebook as ui
+from cohortlab.report.pages import write_index
+from cohortlab.report.runner import NotebookResult
+
+
+def _result(out: Path, name: str, doc: dict) -> NotebookResult:
+    """A notebook that ran and wrote ``doc`` as its metrics.json."""
+    folder = out / name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "metrics.json").write_text(json.dumps(doc), encoding="utf-8")
+    return NotebookResult(name=name, source=Path(f"{name}.ipynb"), ipynb=folder / f"{name}.ipynb",
+                          metrics_path=folder / "metrics.json", metrics=doc)
+
+
+def _cells(index: str) -> dict[str, str]:
+    """``{headline label: value shown}`` of an index page."""
+    import re
+
+    return dict(re.findall(r"<tr><td>(.*?)</td><td class=v>(.*?)</td>", index))
+
+
+def _healthy_gaps() -> dict:
+    """The identity-gaps figures of a world where every member is matched."""
+    return {"unmatched": 0, "unmatched_share": 0.0, "in_mparticle": 0, "by_gap_reason": [], "rule_fixable": 0,
+            "never_fixable": 0}
+
+
+def test_headline_figures_are_shown_in_their_unit_even_at_exactly_0_or_1(tmp_path):
+    gaps = ui.publish(None, "identity_gaps", title="Identity gaps", figures={},
+                      headline=metrics.figures_headline_identity_gaps(_healthy_gaps()))
+    rates = ui.publish(None, "match_rates", title="Match rates", figures={},
+                       headline=metrics.figures_headline_match_rates(
+                           {"totals": {"members": 216, "matched": 216, "match_rate": 1.0, "audience": 216},
+                            "losses": []}))
+    assert gaps["headline_units"]["unmatched (of all members)"] == "percent"
+    assert gaps["headline_units"]["most frequent gap reason"] == "text"
+    index = write_index(tmp_path, [_result(tmp_path, "match_rates", rates),
+                                   _result(tmp_path, "identity_gaps", gaps)]).read_text()
+    shown = _cells(index)
+    assert shown["match rate (of all members)"] == "100.0%"
+    assert shown["unmatched (of all members)"] == "0.0%"
+    assert shown["most frequent gap reason"] == "—"
+    assert shown["Mixpanel cohort members"] == "216" and shown["unmatched members"] == "0"
+    assert "None" not in index and "1.00" not in index and "0.00" not in index
+
+
+def test_a_number_without_a_unit_is_not_guessed_to_be_a_share(tmp_path):
+    doc = {"title": "Hand-made", "headline": {"ratio": 0.5, "score": 1.0, "missing": None}}
+    shown = _cells(write_index(tmp_path, [_result(tmp_path, "mine", doc)]).read_text())
+    assert shown == {"ratio": "0.50", "score": "1", "missing": "—"}
+
+
+def test_a_headline_unit_must_be_known():
+    import pytest
+
+    with pytest.raises(ValueError, match="unknown unit 'pct'"):
+        metrics.Headline().add("rate", 0.5, "pct")
+
+
+def test_a_path_is_shown_relative_to_the_report_folder_or_by_its_name(tmp_path):
+    from cohortlab.report.pages import shown_path
+
+    report = tmp_path / "reports" / "2026-03-01"
+    assert shown_path(report / "data.duckdb", report) == "data.duckdb"  # --keep-data: inside the report
+    assert shown_path(tmp_path / "exports" / "world", report) == "world"  # elsewhere: its name only
+    assert shown_path(str(tmp_path / "project.duckdb")) == "project.duckdb"
+    assert shown_path(None, report) == ""
+
+
+def test_metrics_json_holds_no_absolute_path_of_this_machine(tmp_path):
+    out = tmp_path / "report" / "match_rates"
+    settings = tmp_path / "settings.yaml"
+    ui.publish(out, "match_rates", title="Match rates", figures={}, headline={},
+               context={"cohorts": ["A"], "source": str(tmp_path / "report" / "data.duckdb"),
+                        "settings": "fallback data; no pauses"},
+               parameters={"settings": str(settings), "as_of": None})
+    doc = json.loads((out / "metrics.json").read_text())
+    assert doc["context"]["source"] == "data.duckdb"
+    assert doc["context"]["settings"] == "fallback data; no pauses"  # a summary, not a path: as it is
+    assert doc["parameters"] == {"settings": "settings.yaml", "as_of": None}
+    assert str(tmp_path) not in (out / "metrics.json").read_text()
+
+
+def test_the_index_names_the_data_source_without_its_absolute_path(tmp_path):
+    out = tmp_path / "reports" / "run"
+    doc = {"title": "T", "headline": {}}
+    index = write_index(out, [_result(out, "t", doc)], {"source": str(tmp_path / "exports")}).read_text()
+    assert "<dt>data source</dt><dd>exports</dd>" in index and str(tmp_path) not in index
+
+
+def _run(reports: Path, name: str, source: Path, cohorts: list[str], settings: str, members: int) -> str:
+    """One run in ``reports``: a notebook with one headline figure; returns its index.html."""
+    import os
+    import time
+
+    out = reports / name
+    out.mkdir(parents=True)
+    (out / ".cohortlab-report").write_text("written by cohortlab report\n")
+    doc = {"title": "Members", "headline": {"members": members},
+           "context": {"cohorts": cohorts, "settings": settings}}
+    index = write_index(out, [_result(out, "m", doc)], {"source": str(source)})
+    age = {"2026-03-01": 300, "2026-03-08": 200, "2026-03-15": 100}.get(name, 0)  # older runs first
+    os.utime(index, (time.time() - age, time.time() - age))
+    return index.read_text()
+
+
+def test_the_change_is_only_against_a_previous_run_of_the_same_source_cohorts_and_settings(tmp_path):
+    reports, world, other = tmp_path / "reports", tmp_path / "world", tmp_path / "legacy"
+    _run(reports, "2026-03-01", world, ["Power Users"], "fallback data; no pauses", 40)
+    _run(reports, "2026-03-08", other, ["Power Users"], "fallback data; no pauses", 1000)  # another world
+    _run(reports, "2026-03-15", world, ["Buyers"], "fallback data; no pauses", 7)  # other cohorts
+    index = _run(reports, "2026-03-22", world, ["Power Users"], "fallback data; no pauses", 45)
+    assert "Compared with the previous run of the same data source, cohorts and settings" in index
+    assert 'href="../2026-03-01/index.html"' in index and "change since 2026-03-01" in index
+    assert '<td class="d">+5</td>' in index  # 45 against 40, not against the other world's 1,000
+    assert "2026-03-08" not in index and "2026-03-15" not in index
+
+
+def test_no_comparable_previous_run_says_so_and_shows_no_change(tmp_path):
+    reports = tmp_path / "reports"
+    _run(reports, "2026-03-01", tmp_path / "legacy", ["Power Users", "Recent Purchasers"], "fallback data", 3374)
+    _run(reports, "2026-03-08", tmp_path / "esc", ["Power Users", "Recent Purchasers"], "fallback strict", 1280)
+    index = _run(reports, "2026-03-15", tmp_path / "esc", ["Power Users", "Recent Purchasers"], "fallback data", 1280)
+    assert ("No comparable previous run in this folder: the 2 other runs report on another data source, other "
+            "cohorts or other settings, so no change is shown.") in index
+    assert "change since" not in index and '<td class="d">' not in index
+
+
+def test_a_run_records_what_it_reported_on_without_the_path(tmp_path):
+    out = tmp_path / "run"
+    doc = {"title": "T", "headline": {}, "context": {"cohorts": ["B", "A"], "settings": "fallback data"}}
+    write_index(out, [_result(out, "t", doc)], {"source": str(tmp_path / "world")})
+    run = json.loads((out / "run.json").read_text())
+    assert run["cohorts"] == ["A", "B"] and run["settings"] == "fallback data"
+    assert len(run["source"]) == 16 and str(tmp_path) not in (out / "run.json").read_text()

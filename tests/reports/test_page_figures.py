@@ -1,0 +1,224 @@
+"""What the report pages say, on hand-built figures: each number in the words and tables a reader
+sees (paused windows, agreement, shared MPIDs, migration plans, wording)."""
+
+import pandas as pd
+
+from cohortlab.report import metrics, summaries
+from cohortlab.report import notebook as ui
+
+
+def _timeline(runs: list[tuple[str, bool]]) -> pd.DataFrame:
+    """A dynamic sync's timeline: ``(run time, failed)`` per run, in order."""
+    return pd.DataFrame({"run_at": pd.to_datetime([t for t, _ in runs]), "failed": [f for _, f in runs]})
+
+
+# the demo's two pauses: one ends with a successful run, the other still runs at the last run
+DEMO_LIKE = _timeline([
+    ("2026-02-24 04:00", False), ("2026-02-24 06:00", True), ("2026-02-24 08:00", True),
+    ("2026-02-27 18:00", False), ("2026-02-28 18:00", False),
+    ("2026-02-28 20:00", True), ("2026-02-28 22:00", True), ("2026-03-01 00:00", True),
+])
+
+
+def test_a_paused_window_names_its_first_successful_run_after_the_pause_or_that_it_still_runs():
+    w = metrics.paused_windows(DEMO_LIKE)
+    assert w["start"].tolist() == list(pd.to_datetime(["2026-02-24 06:00", "2026-02-28 20:00"]))
+    assert w["last_failed"].tolist() == list(pd.to_datetime(["2026-02-24 08:00", "2026-03-01 00:00"]))
+    assert w["end"].iloc[0] == pd.Timestamp("2026-02-27 18:00") and pd.isna(w["end"].iloc[1])
+    # only failed runs are counted, in every row: the windows add up to the timeline's failed runs
+    assert w["failed_runs"].tolist() == [2, 3]
+    assert int(w["failed_runs"].sum()) == metrics.timeline_summary(DEMO_LIKE.assign(
+        full_refresh=False, adds=0, removes=0, members=0, true_count=0, not_yet_true=0, stale_true=0))["failed_runs"]
+
+
+def test_the_paused_windows_table_says_when_the_sync_is_still_paused_at_the_last_run():
+    rows = metrics._rows(metrics.paused_windows(DEMO_LIKE))
+    table = ui.paused_windows_table(rows, last_run="2026-03-01T00:00:00")
+    assert table.to_dict(orient="records") == [
+        {"first failed run": "2026-02-24 06:00", "last failed run": "2026-02-24 08:00", "failed runs": 2,
+         "first successful run after the pause": "2026-02-27 18:00"},
+        {"first failed run": "2026-02-28 20:00", "last failed run": "2026-03-01 00:00", "failed runs": 3,
+         "first successful run after the pause": "none: still paused at the last run (2026-03-01 00:00)"},
+    ]
+
+
+def test_a_timeline_without_failed_runs_has_no_paused_window():
+    assert metrics.paused_windows(_timeline([("2026-03-01", False), ("2026-03-02", False)])).empty
+
+
+# --------------------------------------------------------------------------- observed vs simulated
+def test_a_share_with_exceptions_is_never_rounded_to_100_or_0_percent():
+    assert summaries.pct(1 - 1 / 3374) == ">99.9%"  # 1 of 3,374 profiles disagrees
+    assert summaries.pct(1 / 3374) == "<0.1%"
+    assert summaries.pct(1.0) == "100.0%" and summaries.pct(0.0) == "0.0%"
+    assert summaries.pct(0.9227) == "92.3%" and summaries.pct(None) == "n/a"
+    assert ui.format_for_people(pd.DataFrame({"match_rate": [3373 / 3374, 1.0]}))["match rate"].tolist() == [
+        ">99.9%", "100.0%"]
+
+
+class _Verified:
+    """A VerifyResult as :func:`metrics.verify_figures` reads it: the legacy world's Power Users,
+    3,374 profiles compared, 3,364 of them absent on both sides, 1 disagreement."""
+
+    def __init__(self):
+        values = ["true", "false", "absent"]
+        conf = pd.DataFrame(0, index=pd.Index(values, name="simulated"), columns=values + ["other"])
+        conf.loc["true", "true"], conf.loc["false", "false"], conf.loc["true", "absent"] = 7, 2, 1
+        conf.loc["absent", "absent"] = 3364
+        self.confusion = conf
+        self.compared = 3374
+        self.agreement = 1 - 1 / 3374
+        self.attribute, self.snapshot_at, self.snapshot_at_from = "Power Users", "2026-03-01", "given"
+        self.at = "2026-03-01"
+        self.audience = pd.DataFrame({"audience": ["= true", "= false"], "observed": [7, 2], "simulated": [8, 2],
+                                      "difference": [-1, 0]})
+        self.causes = pd.DataFrame({"cause": ["pause_not_modelled"], "profiles": [1]})
+        self.disagreements = pd.DataFrame({"mpid": [42], "simulated": ["true"], "observed": ["absent"],
+                                           "cause": ["pause_not_modelled"], "evidence": [""], "detail": [""]})
+        self.names = pd.DataFrame({"attribute": ["Power Users"], "how": ["exact"], "profiles": [9], "true": [7],
+                                   "false": [2]})
+        self.notes = []
+
+
+def test_agreement_is_also_stated_over_the_profiles_where_either_side_has_the_attribute():
+    f = metrics.verify_figures({"Power Users": _Verified()})
+    c, t = f["cohorts"]["Power Users"], f["totals"]
+    assert (c["compared"], c["with_attribute"], c["disagreements"]) == (3374, 10, 1)
+    assert c["agreement_with_attribute"] == 0.9 and t["agreement_with_attribute"] == 0.9
+    assert t["agreement"] == c["agreement"] == 1 - 1 / 3374  # the figure over every profile compared stays
+    text = summaries.verify_summary(f)
+    assert ("**Observed 7 vs simulated 8** profiles with the attribute true in mParticle (agreement >99.9% of "
+            "3,374 profiles; 90.0% of the 10 where either side has the attribute).") in text
+    assert ("1 of 3,374 profiles disagree (agreement >99.9% of 3,374 profiles; 90.0% of the 10 where either side "
+            "has the attribute)") in text
+    assert "100.0%" not in text
+
+
+# --------------------------------------------------------------------------- sync timeline
+def test_no_stale_or_pending_profiles_is_not_said_to_be_an_audience_matching_the_cohort():
+    # the legacy world's Power Users: 210 members, 7 of them matched, never a stale or pending profile
+    stats = {"runs": 577, "members": 210, "true_count": 7, "stale_true": 0, "not_yet_true": 0}
+    assert summaries.no_staleness(stats) == (
+        "no stale or pending profiles after any of the 577 runs (the audience always held exactly the matched "
+        "members: 7 of the 210 members after the last run)")
+    assert "matched the cohort" not in summaries.no_staleness(stats)
+
+
+# --------------------------------------------------------------------------- across cohorts
+def _member(cohort, distinct_id, mpid, gap=None, identifier=None):
+    status = "matched" if gap is None else "unmatched"
+    return {"cohort_name": cohort, "distinct_id": distinct_id, "identifier_source": "distinct_id",
+            "identifier": identifier or str(mpid), "mpid": mpid, "status": status, "gap_reason": gap,
+            "recoverable_via": None, "active_after_cutoff": True}
+
+
+# MPID 11 is shared by two profiles in both cohorts, MPID 22 in cohort A only; cust-9 lost
+# precision and is a member of both cohorts
+ACROSS = pd.DataFrame([
+    _member("A", "p1", 11), _member("A", "p2", 11), _member("B", "p1", 11), _member("B", "p2", 11),
+    _member("A", "p3", 22), _member("A", "p4", 22), _member("A", "p5", 22),
+    _member("A", "cust-9", None, "mpid_precision_loss", "7000000000000000000"),
+    _member("B", "cust-9", None, "mpid_precision_loss", "7000000000000000000"),
+])
+
+
+def test_an_mpid_shared_in_two_cohorts_is_counted_once_and_the_pairs_are_named_as_such():
+    f = metrics.identity_gaps_figures(ACROSS, metrics.shared_mpids(ACROSS))
+    assert (f["shared_mpids"], f["shared_mpids_distinct"], f["profiles_on_shared_mpids"]) == (3, 2, 7)
+    assert summaries.shared_mpids_words(f, bold=True) == (
+        "**2** MPIDs are each claimed by several Mixpanel profiles of a cohort (counted once per cohort, as the "
+        "chart and the table list them: **3** (cohort, MPID) pairs, **7** profiles)")
+    assert ("on the match-rates page): 2 MPIDs are each claimed by several Mixpanel profiles of a cohort (counted "
+            "once per cohort, as the chart and the table list them: 3 (cohort, MPID) pairs, 7 profiles).") in \
+        summaries.identity_gaps_summary(f)
+    one = metrics.identity_gaps_figures(ACROSS[ACROSS["cohort_name"] == "A"],
+                                        metrics.shared_mpids(ACROSS[ACROSS["cohort_name"] == "A"]))
+    assert summaries.shared_mpids_words(one) == "2 MPIDs are claimed by 5 Mixpanel profiles"
+
+
+def test_a_member_in_two_cohorts_is_counted_once_as_a_profile():
+    f = metrics.identity_gaps_figures(ACROSS, metrics.shared_mpids(ACROSS))
+    assert (f["precision_loss"], f["precision_loss_profiles"]) == (2, 1)
+    assert summaries.precision_loss_words(f) == (
+        "**2** cohort members (1 Mixpanel profile, some in several cohorts, listed with each cohort) send")
+    assert [r["cohort_name"] for r in f["precision_loss_rows"]] == ["A", "B"]  # each listed with its cohort
+    one = metrics.identity_gaps_figures(ACROSS[ACROSS["cohort_name"] == "A"], metrics.shared_mpids(ACROSS))
+    assert summaries.precision_loss_words(one) == "**1** member sends"
+
+
+# --------------------------------------------------------------------------- EIT migration
+def _daily(rates: dict[str, list[int]]) -> pd.DataFrame:
+    """Three days, 100 Mixpanel profiles, ``matched`` per day of each plan."""
+    days = pd.to_datetime(["2026-02-14", "2026-02-15", "2026-02-16"])
+    return pd.DataFrame([{"day": d, "plan": p, "members": 100, "matched": m, "match_rate": m / 100,
+                          "split_profiles": 0} for p, ms in rates.items() for d, m in zip(days, ms)])
+
+
+def test_a_plan_that_equals_do_nothing_every_day_has_no_effect_and_no_days_to_90_percent():
+    from cohortlab.migration.plans import standard_plans
+
+    plans = standard_plans("2026-02-15T00:00:00Z")  # switch only, switch + Rule, Rule only, do nothing
+    daily = _daily({"switch only": [40, 60, 75], "switch + Rule": [40, 60, 75], "Rule only": [40, 40, 40],
+                    "do nothing": [40, 40, 40]})
+    first = pd.Timestamp("2026-02-15")
+    summary = pd.DataFrame({"plan": [p.name for p in plans], "first_change": [first, first, first, pd.NaT],
+                            "members_end": 100, "matched_end": [75, 75, 40, 40],
+                            "final_match_rate": [0.75, 0.75, 0.40, 0.40], "split_profiles_end": 0,
+                            "never_fixable_users": 0, "days_to_90pct": [1.0, 1.0, 1.0, None],
+                            "days_to_99pct": [1.0, 1.0, 11.0, None]})
+    f = metrics.migration_figures(summary, daily, switch="2026-02-15T00:00:00Z", switch_source="the switch parameter",
+                                  start="2026-02-14", end="2026-02-16", plan_list=plans)
+    rows = {p["plan"]: p for p in f["plans"]}
+    assert rows["Rule only"]["no_effect_as"] == "do nothing"
+    assert (rows["Rule only"]["days_to_90pct"], rows["Rule only"]["days_to_99pct"]) == (None, None)
+    assert rows["switch only"]["no_effect_as"] is None and rows["switch only"]["days_to_90pct"] == 1
+    from cohortlab.escaping import unescape_md
+
+    text = unescape_md(summaries.migration_summary(f, {"event_identity_cutoff": "2026-01-15T00:00:00Z"}))
+    assert ("- **Rule only**: 40.0% of 100 Mixpanel profiles at the end; 0 split profiles; 0 users can never be "
+            "fixed (inactive after the change); **no effect** in this window: every day the same match rate as "
+            "do nothing (its changes: rule writes $mparticle_user_id from 2026-02-15 00:00 UTC).") in text
+    assert "Rule only**: 40.0% of 100 Mixpanel profiles at the end; 0 split profiles; 0 users can never be fixed " \
+           "(inactive after the change); reaches" not in text
+    assert "reaches 90% of its final rate 1 day after its first change" in text  # switch only
+    assert ("A plan's Rule or SDK code starts on the date given with the plan. The identity-gaps page values its "
+            "remedies from the 2026-01-15 00:00 UTC cutoff instead") in text
+    assert "The window runs from 2026-02-14 to 2026-02-16." in text
+    table = ui.format_for_people(ui.frame(f["plans"])[["plan", "days_to_90pct", "days_to_99pct"]])
+    assert table.loc[2].tolist() == ["Rule only", "—", "—"]
+
+
+def test_the_unmatched_found_in_mparticle_are_counted_in_plain_words():
+    f = metrics.identity_gaps_figures(ACROSS, metrics.shared_mpids(ACROSS))
+    assert "- **0** of the 2 unmatched members are in mParticle after all (found through another identity)" in \
+        summaries.identity_gaps_summary(f)
+
+
+# --------------------------------------------------------------------------- wording
+def test_one_pending_profile_is_one_profile_not_these_1():
+    loss = {"step": "not_yet_true", "kind": "minus", "users": 1, "share_of_members": 0.01, "remedy": "next_run"}
+    assert summaries._remedy_words(loss) == "the next successful run sets this **1** profile true"
+    assert summaries._remedy_words({**loss, "users": 3}) == "the next successful run sets these **3** profiles true"
+
+
+def test_tables_write_negative_numbers_with_the_minus_sign_and_times_as_the_sentences_do():
+    df = pd.DataFrame({"audience": ["= true", "= false"], "difference": [-2, 0], "mpid": ["-5", "7"],
+                       "note": ["writes from 2026-01-15T00:00:00Z; re-export at 2026-03-01T00:00:00Z",
+                                "the run at 2026-02-28 00:00:00 wrote false"]})
+    out = ui.format_for_people(df)
+    assert out["difference"].tolist() == ["−2", "0"]
+    assert out["mpid"].tolist() == ["-5", "7"]  # an identifier keeps its characters
+    assert out["note"].tolist() == ["writes from 2026-01-15 00:00 UTC; re-export at 2026-03-01 00:00 UTC",
+                                    "the run at 2026-02-28 00:00 UTC wrote false"]
+
+
+def test_gap_reasons_are_written_in_words_as_the_waterfall_writes_its_steps():
+    from cohortlab import charts
+
+    gaps = pd.DataFrame({"gap_reason": ["distinct_id_not_mpid", "mpid_not_found"], "users": [30, 7]})
+    ax = charts.gaps_by_reason_chart(gaps).axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["mpid not found", "distinct id not mpid"]
+    f = metrics.identity_gaps_figures(ACROSS, metrics.shared_mpids(ACROSS))
+    assert metrics.figures_headline_identity_gaps(f)["most frequent gap reason"] == "mpid precision loss"
+    assert "Most frequent gap reason among the unmatched: **mpid precision loss** (2 members)" in \
+        summaries.identity_gaps_summary(f)
