@@ -18,7 +18,8 @@
    profile per (person, key): a person active before and after a switch has two (a *split*).
    A profile exists from its first event.
 3. **$mparticle_user_id.** A remediation (Rule or SDK) writes it on the profile the event goes
-   to, for every event at or after its start; the event rule (``event_identity_cutoff``)
+   to, for every logged-in event (one with a ``$user_id``) at or after its start, under
+   ``mparticle_id`` too; never on a ``$device:`` profile; the event rule (``event_identity_cutoff``)
    puts it on every event at or after the cutoff. Either way the value is the person's MPID.
    Values that app code wrote outside any plan (junk, float-rounded MPIDs) are not modelled:
    validation names them (``bad_mparticle_user_id``).
@@ -153,8 +154,9 @@ def profiles_pipeline(plan: MigrationPlan, t: RunTables, *, horizon: datetime | 
     person is first identified, then (retroactively) under the first identified key
     (``merge="asof"``, day by day); ``merge="export"`` shows it under the first identified key
     from the start, as exports taken later do (validation). A remediation writes the profile
-    property only from identified activity (profiles exist for identified users: "Create Profile
-    Only If Logged In"); the event rule puts it on every event. ``scoped``: only the persons of
+    property only from logged-in activity (events with a ``$user_id``, also under
+    ``mparticle_id``) on an identified profile (profiles exist for identified users: "Create
+    Profile Only If Logged In"); the event rule puts it on every event. ``scoped``: only the persons of
     the scope table.
 
     ``remediations``: one pass for every plan of ``plan``'s :func:`profile_shape`, which differ
@@ -185,7 +187,9 @@ def profiles_pipeline(plan: MigrationPlan, t: RunTables, *, horizon: datetime | 
     p = Pipeline()
     p.add("plan_activity", f"SELECT pid, anon, idmask, has_uid, t_min, t_max, n, {in_h} AS in_h, {period} AS ep "
           f"FROM {t.activity}" + (" WHERE " + " AND ".join(where) if where else ""))
-    rfix = ", ".join((f"min(CASE WHEN t_min >= {sql_ts(r)} THEN t_min END)" if r is not None
+    # a remediation writes for logged-in activity only: the first event with a $user_id at or
+    # after its start (the rows are grouped by has_uid, so this is exact)
+    rfix = ", ".join((f"min(CASE WHEN has_uid AND t_min >= {sql_ts(r)} THEN t_min END)" if r is not None
                       else "CAST(NULL AS TIMESTAMP)") + f" AS {c}" for r, c in zip(rems, rcols))
     cfix = f"min(CASE WHEN t_min >= {sql_ts(cut)} THEN t_min END)" if cut is not None else "CAST(NULL AS TIMESTAMP)"
 
@@ -211,12 +215,21 @@ def profiles_pipeline(plan: MigrationPlan, t: RunTables, *, horizon: datetime | 
         SELECT pid, arg_min(idcode, first_t) AS first_code, min(first_t) AS id_t
         FROM keyed_activity WHERE ident GROUP BY pid""")
     anon_row = "NOT k.anon AND NOT k.ident AND f.id_t IS NOT NULL"
+
+    # the remediation reaches an identified profile: by its own identified rows, or by logged-in
+    # rows that go to the first identified key after it (a $user_id the EIT cannot key); never a
+    # $device: profile, nor activity merged retroactively into the identified key
+    written = f"k.ident OR ({anon_row} AND k.first_t >= f.id_t)"
+
+    def written_cols(prefix: str) -> str:  # the rfix columns where the remediation writes, each + comma
+        return "".join(f"CASE WHEN {written} THEN {prefix}{c} END AS {c}, " for c in rcols)
+
     key_code = "CASE WHEN k.anon THEN -2 WHEN k.ident THEN k.idcode ELSE coalesce(f.first_code, -1) END AS code"
     if merge == "export":
         # the exports show anonymous activity under the first identified key, whenever it came
         p.add("activity_after_id_merge", f"""
             SELECT k.pid, k.ident, {key_code},
-                   k.first_t, k.last_t, k.events, {cols('k.')}k.cfix_t, CAST(NULL AS TIMESTAMP) AS end_t
+                   k.first_t, k.last_t, k.events, {written_cols('k.')}k.cfix_t, CAST(NULL AS TIMESTAMP) AS end_t
             FROM keyed_activity k LEFT JOIN first_identified_key f ON f.pid = k.pid
             WHERE k.in_h""")
     else:
@@ -225,7 +238,7 @@ def profiles_pipeline(plan: MigrationPlan, t: RunTables, *, horizon: datetime | 
         p.add("activity_after_id_merge", f"""
             SELECT k.pid, k.ident, {key_code},
                    CASE WHEN {anon_row} THEN greatest(k.first_t, f.id_t) ELSE k.first_t END AS first_t,
-                   k.last_t, k.events, {cols('k.')}
+                   k.last_t, k.events, {written_cols('k.')}
                    CASE WHEN {anon_row} AND k.cfix_t IS NOT NULL THEN greatest(k.cfix_t, f.id_t)
                         ELSE k.cfix_t END AS cfix_t,
                    CAST(NULL AS TIMESTAMP) AS end_t
@@ -240,7 +253,7 @@ def profiles_pipeline(plan: MigrationPlan, t: RunTables, *, horizon: datetime | 
     p.add("activity_per_profile", f"""
         SELECT pid, code, min(first_t) AS first_t, max(last_t) AS last_t,
                CAST(sum(events) AS BIGINT) AS events,
-               {"".join(f"min(CASE WHEN ident THEN {c} END) AS {c}, " for c in rcols)}
+               {"".join(f"min({c}) AS {c}, " for c in rcols)}
                min(cfix_t) AS cfix_t, max(end_t) AS end_t
         FROM activity_after_id_merge GROUP BY pid, code""")
     p.add("mixpanel_profiles", f"""
