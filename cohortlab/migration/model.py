@@ -47,10 +47,11 @@ import uuid
 from datetime import date, datetime, timedelta
 
 from cohortlab.engines.base import Engine
-from cohortlab.identifiers import is_valid_mpid_sql
+from cohortlab.identifiers import is_valid_mpid_sql, mpid_sql
 from cohortlab.migration.plans import EIT_IDENTITY_TYPE, MigrationPlan
 from cohortlab.pipeline import Pipeline, sql_bool, sql_str, sql_ts
 from cohortlab.settings import SyncSettings
+from cohortlab.simulation.resolution import identity_ids_sql, int_rounded_sql
 
 IDENTITY_COLUMNS = {t: f"id_{t}" for t in EIT_IDENTITY_TYPE.values() if t}
 _ID_CODES = {t: i + 1 for i, t in enumerate(IDENTITY_COLUMNS)}  # identity type -> key code
@@ -383,16 +384,31 @@ def status_pipeline(profiles: str, plan: MigrationPlan, settings: SyncSettings, 
                WHEN identifier_source = 'distinct_id' AND mpid_exists AND mpid_key THEN 'matched'
                ELSE 'unmatched' END AS status
         FROM profiles_at{suffix} p""")
+    # the gap reasons of the resolution (docs/rules.md#gap-reasons), with its own lookups: the
+    # identifier of an unmatched profile is its distinct_id (the fallback) or nothing; a valid
+    # int64 one that names no profile is a float-rounded MPID, else a user identity, else not found
+    p.add(f"unmatched_int64_keys{suffix}", f"""
+        SELECT DISTINCT s.distinct_id AS identifier, {mpid_sql('s.distinct_id')} AS candidate
+        FROM match_status{suffix} s LEFT JOIN mpa_profiles mp ON mp.mpid = {mpid_sql('s.distinct_id')}
+        WHERE s.status = 'unmatched' AND s.identifier_source = 'distinct_id'
+          AND {is_valid_mpid_sql('s.distinct_id')} AND mp.mpid IS NULL""")
+    p.add(f"int_rounded{suffix}", int_rounded_sql(f"SELECT candidate FROM unmatched_int64_keys{suffix}"))
+    p.add(f"identity_ids{suffix}", identity_ids_sql(f"SELECT identifier FROM unmatched_int64_keys{suffix}"))
     p.add(f"gap_reasons{suffix}", f"""
         SELECT s.*,
           CASE WHEN status = 'matched' THEN NULL
                WHEN identifier_source = 'none' THEN 'fallback_disabled'
-               WHEN {is_valid_mpid_sql('distinct_id')} THEN 'mpid_not_found'
-               ELSE 'distinct_id_not_mpid' END AS gap_reason,
+               WHEN NOT {is_valid_mpid_sql('s.distinct_id')} THEN 'distinct_id_not_mpid'
+               WHEN ir.candidate IS NOT NULL THEN 'mpid_precision_loss'
+               WHEN ii.identifier IS NOT NULL THEN 'distinct_id_is_identity'
+               ELSE 'mpid_not_found' END AS gap_reason,
           bool_or(status = 'matched') OVER (PARTITION BY pid) AS person_matched,
           max(last_t) OVER (PARTITION BY pid) AS person_last_t,
           count(*) OVER (PARTITION BY pid) AS person_profiles
-        FROM match_status{suffix} s""")
+        FROM match_status{suffix} s
+        LEFT JOIN unmatched_int64_keys{suffix} u ON u.identifier = s.distinct_id
+        LEFT JOIN int_rounded{suffix} ir ON ir.candidate = u.candidate
+        LEFT JOIN identity_ids{suffix} ii ON ii.identifier = u.identifier""")
     p.add(f"categories{suffix}", f"""
         SELECT g.*,
           CASE WHEN status = 'matched' THEN 'matched'

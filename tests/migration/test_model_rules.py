@@ -61,3 +61,27 @@ def test_a_rule_writes_from_the_first_logged_in_event_also_under_mparticle_id(la
                                     remediation={"kind": "rule", "since": "2026-02-01"}), "2026-02-03")
     got = lab.sql(f"SELECT distinct_id, identifier_source FROM {t} WHERE distinct_id = '77'")
     assert list(got.identifier_source) == ["distinct_id"]
+
+
+# --------------------------------------------------------------------------- gap reasons
+def test_gap_reasons_follow_the_resolution_rules(lab):
+    # Profile 77 has the numeric customer id 1001 (no profile 1001): under customer_id its
+    # profile "1001" is unmatched with distinct_id_is_identity (rules.md#distinct-id-is-identity,
+    # before mpid_not_found). "9080350317581165568" is in no profile (not in mParticle) and is
+    # int(float(9080350317581165123)), an existing MPID: mpid_precision_loss. "555" is a deleted
+    # profile (its $mparticle_user_id names no profile) keyed by that MPID after the switch:
+    # mpid_not_found. "c-9" is a customer id: distinct_id_not_mpid.
+    insert_events(lab, [("1001", "2026-01-05 10:00:00", "1001", "A"),
+                        ("9080350317581165568", "2026-01-06 10:00:00", "9080350317581165568", "B"),
+                        ("c-5", "2026-02-06 10:00:00", "c-5", "C", "555"),
+                        ("c-9", "2026-01-07 10:00:00", "c-9", "D")])
+    insert_profiles(lab, {77: [("user", "customer_id", "1001")],
+                          9080350317581165123: [("user", "customer_id", "other")],
+                          9: [("user", "customer_id", "c-9")]})
+    run(lab, plan("do nothing"), plan("switch", eit_timeline=SWITCH_FEB))
+    got = {r.distinct_id: r.gap_reason for r in users(lab, "do nothing").itertuples()}
+    assert got == {"1001": "distinct_id_is_identity", "9080350317581165568": "mpid_precision_loss",
+                   "c-5": "distinct_id_not_mpid", "c-9": "distinct_id_not_mpid"}
+    got = {r.distinct_id: (r.category, r.gap_reason) for r in users(lab, "switch").itertuples()}
+    assert got["555"] == ("mparticle_profile_deleted", "mpid_not_found")
+    assert got["1001"] == ("never_fixable", "distinct_id_is_identity")
