@@ -15,7 +15,8 @@
    its time: ``mparticle_id`` → the person's MPID (decimal text); ``customer_id``/``email``/
    ``other``/``other2..4`` → the person's identity value of that type, or ``$device:<device>``
    when the person has none (an unlinked person keeps its own distinct_id). One Mixpanel
-   profile per (person, key): a person active before and after a switch has two (a *split*).
+   profile per (person, key text): a person active before and after a switch has two (a
+   *split*); two periods that give the same text (customer id = email, or = the MPID) one.
    A profile exists from its first event.
 3. **$mparticle_user_id.** A remediation (Rule or SDK) writes it on the profile the event goes
    to, for every logged-in event (one with a ``$user_id``) at or after its start, under
@@ -251,18 +252,25 @@ def profiles_pipeline(plan: MigrationPlan, t: RunTables, *, horizon: datetime | 
                    CASE WHEN k.cfix_t < f.id_t THEN k.cfix_t END AS cfix_t, f.id_t AS end_t
             FROM keyed_activity k JOIN first_identified_key f ON f.pid = k.pid
             WHERE k.in_h AND NOT k.anon AND NOT k.ident AND k.first_t < f.id_t""")
+    # one Mixpanel profile per (person, distinct_id): two EIT periods that give the same text
+    # (a customer id that is also the email, or the person's own MPID) give one profile. Only
+    # the $device: profile of activity before the first identification ends (at id_t)
     p.add("activity_per_profile", f"""
-        SELECT pid, code, min(first_t) AS first_t, max(last_t) AS last_t,
-               CAST(sum(events) AS BIGINT) AS events,
-               {"".join(f"min({c}) AS {c}, " for c in rcols)}
-               min(cfix_t) AS cfix_t, max(end_t) AS end_t
-        FROM activity_after_id_merge GROUP BY pid, code""")
+        SELECT k.pid, {_key_text_sql()} AS distinct_id, any_value(p.mpid) AS mpid,
+               any_value(p.mpid_exists) AS mpid_exists, min(k.first_t) AS first_t, max(k.last_t) AS last_t,
+               CAST(sum(k.events) AS BIGINT) AS events,
+               {"".join(f"min(k.{c}) AS {c}, " for c in rcols)}
+               min(k.cfix_t) AS cfix_t, CASE WHEN bool_and(k.end_t IS NOT NULL) THEN max(k.end_t) END AS end_t
+        FROM activity_after_id_merge k JOIN {t.persons} p ON p.pid = k.pid
+        GROUP BY ALL""")
+    # keyed by its MPID: the key is the MPID's text (under mparticle_id, or an identity that
+    # happens to be that text); the fallback matches it from its first event
+    own_mpid = "distinct_id = CAST(mpid AS VARCHAR)"
     p.add("mixpanel_profiles", f"""
-        SELECT k.pid, {_key_text_sql()} AS distinct_id, p.mpid, p.mpid_exists,
-               k.code = 0 AND p.mpid IS NOT NULL AS mpid_key,
-               k.first_t, k.last_t, k.events, {cols('k.')}k.cfix_t, k.end_t,
-               CASE WHEN p.mpid_exists AND k.code = 0 THEN k.first_t END AS fb_t
-        FROM activity_per_profile k JOIN {t.persons} p ON p.pid = k.pid""")
+        SELECT pid, distinct_id, mpid, mpid_exists, coalesce({own_mpid}, FALSE) AS mpid_key,
+               first_t, last_t, events, {cols('')}cfix_t, end_t,
+               CASE WHEN mpid_exists AND {own_mpid} THEN first_t END AS fb_t
+        FROM activity_per_profile""")
     if remediations is None:
         p.add("plan_profiles", plan_profiles_sql("mixpanel_profiles", rcols[0]))
     return p

@@ -85,3 +85,37 @@ def test_gap_reasons_follow_the_resolution_rules(lab):
     got = {r.distinct_id: (r.category, r.gap_reason) for r in users(lab, "switch").itertuples()}
     assert got["555"] == ("mparticle_profile_deleted", "mpid_not_found")
     assert got["1001"] == ("never_fixable", "distinct_id_is_identity")
+
+
+# --------------------------------------------------------------------------- one profile per distinct_id
+def test_two_eit_periods_that_give_the_same_distinct_id_give_one_profile(lab):
+    # Profile 77: customer id = email = a@x.com, logged in Jan 5 and Feb 5; customer_id, then
+    # email from Feb 1: both periods key a@x.com, one Mixpanel profile, no split.
+    # Profile 11: customer id "11", its own MPID's text; customer_id, then mparticle_id from
+    # Feb 1: both periods key "11", one profile, keyed by its MPID, matched by the fallback
+    # (fallback: data) from its first event on Jan 6.
+    insert_events(lab, [("a@x.com", "2026-01-05 10:00:00", "a@x.com", "A"),
+                        ("a@x.com", "2026-02-05 10:00:00", "a@x.com", "A"),
+                        ("11", "2026-01-06 10:00:00", "11", "B"),
+                        ("11", "2026-02-06 10:00:00", "11", "B")])
+    insert_profiles(lab, {77: [("user", "customer_id", "a@x.com"), ("user", "email", "a@x.com")],
+                          11: [("user", "customer_id", "11")]})
+    daily, summary = run(lab, plan("to email", eit_timeline=[{"since": None, "eit": "customer_id"},
+                                                             {"since": "2026-02-01", "eit": "email"}]),
+                         plan("to mpid", eit_timeline=SWITCH_FEB))
+    u = users(lab, "to email").set_index("distinct_id")
+    assert list(u.index) == ["a@x.com", "11"]
+    assert (u.loc["a@x.com", "events"], u.loc["a@x.com", "person_profiles"]) == (2, 1)
+    assert u.loc["a@x.com", "status"] == "unmatched" and u.loc["a@x.com", "category"] == "unfixed"
+    # "11" under customer_id is its own MPID's text: the data fallback matches it
+    assert (u.loc["11", "status"], bool(u.loc["11", "keyed_by_mpid"])) == ("matched", True)
+    s = summary.loc["to email"]
+    assert (s.members_end, s.people_end, s.split_profiles_end, s.stranded_profiles) == (2, 2, 0, 0)
+    assert s.final_match_rate == pytest.approx(0.5)
+
+    u = users(lab, "to mpid").set_index("distinct_id")
+    assert list(u.index) == ["a@x.com", "11", "77"]   # by first_seen
+    assert (u.loc["11", "events"], u.loc["11", "person_profiles"], u.loc["11", "status"]) == (2, 1, "matched")
+    assert u.loc["11", "matchable_from"] == pd.Timestamp("2026-01-06 10:00:00")
+    s = summary.loc["to mpid"]
+    assert (s.members_end, s.people_end, s.split_profiles_end) == (3, 2, 1)   # 77 splits, 11 does not
