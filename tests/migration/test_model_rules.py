@@ -119,3 +119,24 @@ def test_two_eit_periods_that_give_the_same_distinct_id_give_one_profile(lab):
     assert u.loc["11", "matchable_from"] == pd.Timestamp("2026-01-06 10:00:00")
     s = summary.loc["to mpid"]
     assert (s.members_end, s.people_end, s.split_profiles_end) == (3, 2, 1)   # 77 splits, 11 does not
+
+
+# --------------------------------------------------------------------------- person links
+def test_person_links_take_the_first_rule_over_all_devices_in_text_order(lab):
+    # cust-x: on device A its event carries $mparticle_user_id 5 (an existing MPID: rule a);
+    # on device B nothing but its $user_id, the customer id of profile 9 (rule c). Rule a comes
+    # first, over all its events: 5 (before: 9, the larger of the two per-device links).
+    # cust-y: $mparticle_user_id "9" on device A, "10" on device B, both existing: the largest
+    # in text order is "9" (before: 10, the numerically largest).
+    # cust-z: "abc" (junk) on device A and 7 on device B, no profile 7 (deleted): rule f, 7.
+    insert_events(lab, [("cust-x", "2026-01-20 10:00:00", "cust-x", "A", "5"),
+                        ("cust-x", "2026-01-21 10:00:00", "cust-x", "B"),
+                        ("cust-y", "2026-01-20 10:00:00", "cust-y", "C", "9"),
+                        ("cust-y", "2026-01-21 10:00:00", "cust-y", "D", "10"),
+                        ("cust-z", "2026-01-20 10:00:00", "cust-z", "E", "abc"),
+                        ("cust-z", "2026-01-21 10:00:00", "cust-z", "F", "7")])
+    insert_profiles(lab, {5: [("user", "email", "x@x.com")], 9: [("user", "customer_id", "cust-x")], 10: []})
+    r = run_plans(lab.engine, [plan("x")], START, END, keep_tables=True)
+    rows = lab.engine.query_rows(f"SELECT distinct_id, mpid, link FROM {r.tables.links} ORDER BY distinct_id")
+    assert rows == [("cust-x", 5, "direct"), ("cust-y", 9, "direct"), ("cust-z", 7, "claimed")]
+    r.drop_tables(lab.engine)
