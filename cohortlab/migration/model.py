@@ -14,7 +14,8 @@
 2. **What Mixpanel would hold under a plan.** Each event is re-keyed with the EIT in force at
    its time: ``mparticle_id`` → the person's MPID (decimal text); ``customer_id``/``email``/
    ``other``/``other2..4`` → the person's identity value of that type, or ``$device:<device>``
-   when the person has none (an unlinked person keeps its own distinct_id). One Mixpanel
+   when the person has none (an unlinked person keeps its own distinct_id; a deleted profile
+   its observed distinct_id as its customer id). One Mixpanel
    profile per (person, key text): a person active before and after a switch has two (a
    *split*); two periods that give the same text (customer id = email, or = the MPID) one.
    A profile exists from its first event.
@@ -116,7 +117,7 @@ def _key_sql(eit: str) -> tuple[str, str]:
 
 def _key_text_sql() -> str:
     """distinct_id text of a key code (``k.code``) of person ``p``."""
-    ids = " ".join(f"WHEN {_ID_CODES[typ]} THEN coalesce(p.{c}, p.obs_ident)" for typ, c in IDENTITY_COLUMNS.items())
+    ids = " ".join(f"WHEN {_ID_CODES[typ]} THEN p.{c}" for typ, c in IDENTITY_COLUMNS.items())
     return (f"CASE k.code WHEN -2 THEN p.anon_id WHEN -1 THEN p.device_key WHEN 0 THEN CAST(p.mpid AS VARCHAR) "
             f"{ids} END")
 

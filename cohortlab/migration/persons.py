@@ -169,13 +169,20 @@ def activity_pipelines(t: RunTables, *, bounds: list[datetime] | None = None, sh
                     WHEN p.device IS NOT NULL THEN '$device:' || p.device
                     ELSE '$device:mpid-' || CAST(p.mpid AS VARCHAR) END AS device_key
         FROM people p LEFT JOIN existing_mpids e ON e.mpid = p.mpid""")
-    persons.add("persons_with_identities", "SELECT p.*, " + ", ".join(f"i.{c}" for c in IDENTITY_COLUMNS.values())
+    # a person's key under an identity EIT is that identity (docs/rules.md#external-identity-type),
+    # else a device id. One exception: a deleted profile (its MPID is in no loaded profile, so its
+    # identities are unknown) keeps its observed distinct_id as its customer id, what the
+    # customer_id-keyed exports show; never as an email or other identity
+    observed_cid = "CASE WHEN p.mpid IS NOT NULL AND NOT p.mpid_exists THEN p.obs_ident END"
+    persons.add("persons_with_identities", "SELECT p.*, " + ", ".join(
+        f"coalesce(i.{c}, {observed_cid}) AS {c}" if typ == "customer_id" else f"i.{c}"
+        for typ, c in IDENTITY_COLUMNS.items())
                 + " FROM numbered_people p LEFT JOIN identities_by_type i ON i.mpid = p.mpid")
 
     act = Pipeline()
     # idmask: bit 0 = the person has an MPID, bit c = it has the identity of key code c
     idmask = " + ".join(["CASE WHEN p.mpid IS NOT NULL THEN 1 ELSE 0 END"] + [
-        f"CASE WHEN coalesce(p.{c}, p.obs_ident) IS NOT NULL THEN {2 ** (i + 1)} ELSE 0 END"
+        f"CASE WHEN p.{c} IS NOT NULL THEN {2 ** (i + 1)} ELSE 0 END"
         for i, c in enumerate(IDENTITY_COLUMNS.values())])
     act.add("person_of_distinct_id", f"""
         SELECT m.distinct_id, p.pid, FALSE AS anon, {idmask} AS idmask

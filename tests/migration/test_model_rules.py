@@ -140,3 +140,30 @@ def test_person_links_take_the_first_rule_over_all_devices_in_text_order(lab):
     rows = lab.engine.query_rows(f"SELECT distinct_id, mpid, link FROM {r.tables.links} ORDER BY distinct_id")
     assert rows == [("cust-x", 5, "direct"), ("cust-y", 9, "direct"), ("cust-z", 7, "claimed")]
     r.drop_tables(lab.engine)
+
+
+# --------------------------------------------------------------------------- keys under an identity EIT
+def test_under_email_a_person_without_an_email_is_keyed_by_a_device(lab):
+    # Profile 1 has a customer id (c1) but no email. Plan: email, then mparticle_id from Feb 1.
+    # Jan 5 (logged in as c1): no email to key by, so a device id, $device:A (rules.md
+    # #external-identity-type), not the customer id c1. Feb 10: keyed by the MPID "1", and the
+    # device merges into it (Simplified ID Merge): one profile, no split, matched at the end.
+    # Profile 555 is deleted (only its $mparticle_user_id on c-5's events): under email it is
+    # keyed by its device too; under customer_id by its observed distinct_id c-5 (its identities
+    # are unknown; the customer_id-keyed exports show c-5).
+    insert_events(lab, [("c1", "2026-01-05 10:00:00", "c1", "A"),
+                        ("1", "2026-02-10 10:00:00", "1", "A"),
+                        ("c-5", "2026-01-06 10:00:00", "c-5", "E", "555")])
+    insert_profiles(lab, {1: [("user", "customer_id", "c1")]})
+    daily, summary = run(lab, plan("email", eit_timeline=[{"since": None, "eit": "email"},
+                                                          {"since": "2026-02-01", "eit": "mparticle_id"}]),
+                         plan("customer id"))
+    u = users(lab, "email").set_index("distinct_id")
+    assert list(u.index) == ["$device:E", "1"]
+    assert (u.loc["1", "events"], u.loc["1", "person_profiles"], u.loc["1", "status"]) == (2, 1, "matched")
+    on = daily[daily["plan"] == "email"].set_index("day")
+    assert tuple(on.loc[pd.Timestamp("2026-02-09"), ["members", "people", "split_profiles"]]) == (2, 2, 0)  # $device:A
+    s = summary.loc["email"]
+    assert (s.members_end, s.split_profiles_end, s.stranded_profiles) == (2, 0, 0)
+    assert s.final_match_rate == pytest.approx(0.5)
+    assert set(users(lab, "customer id").distinct_id) == {"c1", "c-5"}
