@@ -223,7 +223,8 @@ def prepare(engine: Engine, tables: RunTables, plans: Iterable[MigrationPlan] = 
             debug: bool = False) -> Prepared:
     """Materialise the intervals, links, persons and activity tables of ``tables`` for ``plans``.
     With ``project``, the activity of the last ``repeat_days`` whole days of data (all of it
-    when the data span fewer days) is repeated with that period up to ``window_end``."""
+    when the data span fewer days: the days before the first event count as empty) is repeated
+    with the period ``repeat_days`` up to ``window_end``."""
     lo, hi = engine.query_rows("SELECT min(time), max(time) FROM mp_events")[0]
     we = parse_naive_utc(window_end) if window_end is not None else None
     instants = {naive_utc(t) for p in plans for t, _ in p.changes}
@@ -236,7 +237,9 @@ def prepare(engine: Engine, tables: RunTables, plans: Iterable[MigrationPlan] = 
     if project and we is not None and lo is not None:
         if repeat_days < 1:
             raise ValueError("repeat_days must be at least 1")
-        period = min((hi.date() - lo.date()).days + 1, int(repeat_days))
+        # the period is repeat_days even when the data span fewer days (a shorter period would
+        # repeat a monthly visitor every 10 days when 10 days are loaded: a made-up rhythm)
+        period = int(repeat_days)
         data_end = datetime.combine(hi.date() + timedelta(days=1), datetime.min.time())
         tail_start = data_end - timedelta(days=period)
         instants.add(tail_start)

@@ -167,3 +167,21 @@ def test_under_email_a_person_without_an_email_is_keyed_by_a_device(lab):
     assert (s.members_end, s.split_profiles_end, s.stranded_profiles) == (2, 0, 0)
     assert s.final_match_rate == pytest.approx(0.5)
     assert set(users(lab, "customer id").distinct_id) == {"c1", "c-5"}
+
+
+# --------------------------------------------------------------------------- projection
+def test_repeat_keeps_the_period_when_the_data_span_fewer_days(lab):
+    # 10 days of data: c1 on Jan 20, c2 on Jan 29 (profiles 1 and 2). repeat_days 30: the last
+    # 30 days (Dec 31 .. Jan 29) repeat every 30 days, the days before Jan 20 empty: c1 comes back
+    # on Feb 19 and Mar 21 (after the window), c2 on Feb 28. Not every 10 days (c1 on Jan 30,
+    # Feb 9, Feb 19, Mar 1: a rhythm the data never showed). A Rule from Feb 25 reaches c2 only;
+    # c1 is never fixable.
+    insert_events(lab, [("c1", "2026-01-20 10:00:00", "c1", "A"), ("c2", "2026-01-29 10:00:00", "c2", "B")])
+    insert_profiles(lab, {1: [("user", "customer_id", "c1")], 2: [("user", "customer_id", "c2")]})
+    _, summary = run(lab, plan("Rule", remediation={"kind": "rule", "since": "2026-02-25"}), activity="repeat",
+                     start="2026-01-20", end="2026-03-10")
+    u = users(lab, "Rule").set_index("distinct_id")
+    assert (u.loc["c1", "events"], u.loc["c1", "last_seen"]) == (2, pd.Timestamp("2026-02-19 10:00:00"))
+    assert (u.loc["c1", "status"], u.loc["c1", "category"]) == ("unmatched", "never_fixable")
+    assert (u.loc["c2", "events"], u.loc["c2", "status"]) == (2, "matched")
+    assert summary.loc["Rule"].final_match_rate == pytest.approx(0.5)

@@ -59,8 +59,8 @@ def test_later_prediction_agrees_with_bob(world):
 
 def test_prediction_made_before_the_switch_with_projected_activity(world):
     # only the events before 12-20 were known when the plan was made (12-01 .. 12-10: a 10-day
-    # span); repeated every 10 days, Ann's 12-10 visit comes back on 12-20, 12-30, 01-09: after
-    # the switch, so her MPID profile is predicted to match by 01-11
+    # span); repeated every 30 days (the period, however short the data), Ann's 12-10 visit
+    # comes back on 01-09: after the switch, so her MPID profile is predicted to match by 01-11
     world.engine.execute("DELETE FROM mp_events WHERE time >= TIMESTAMP '2025-12-20'")
     obs = pd.DataFrame({"distinct_id": ["101"], "status": ["matched"]})
     v = validate(world.engine, PLAN, obs, "c", "2026-01-11T00:00:00Z", activity="repeat", store=False)
