@@ -14,11 +14,14 @@
 2. **What Mixpanel would hold under a plan.** Each event is re-keyed with the EIT in force at
    its time: ``mparticle_id`` → the person's MPID (decimal text); ``customer_id``/``email``/
    ``other``/``other2..4`` → the person's identity value of that type, or ``$device:<device>``
-   when the person has none (an unlinked person keeps its own distinct_id). One Mixpanel
-   profile per (person, key): a person active before and after a switch has two (a *split*).
+   when the person has none (an unlinked person keeps its own distinct_id; a deleted profile
+   its observed distinct_id as its customer id). One Mixpanel
+   profile per (person, key text): a person active before and after a switch has two (a
+   *split*); two periods that give the same text (customer id = email, or = the MPID) one.
    A profile exists from its first event.
 3. **$mparticle_user_id.** A remediation (Rule or SDK) writes it on the profile the event goes
-   to, for every event at or after its start; the event rule (``event_identity_cutoff``)
+   to, for every logged-in event (one with a ``$user_id``) at or after its start, under
+   ``mparticle_id`` too; never on a ``$device:`` profile; the event rule (``event_identity_cutoff``)
    puts it on every event at or after the cutoff. Either way the value is the person's MPID.
    Values that app code wrote outside any plan (junk, float-rounded MPIDs) are not modelled:
    validation names them (``bad_mparticle_user_id``).
@@ -46,10 +49,11 @@ import uuid
 from datetime import date, datetime, timedelta
 
 from cohortlab.engines.base import Engine
-from cohortlab.identifiers import is_valid_mpid_sql
+from cohortlab.identifiers import is_valid_mpid_sql, mpid_sql
 from cohortlab.migration.plans import EIT_IDENTITY_TYPE, MigrationPlan
 from cohortlab.pipeline import Pipeline, sql_bool, sql_str, sql_ts
 from cohortlab.settings import SyncSettings
+from cohortlab.simulation.resolution import identity_ids_sql, int_rounded_sql
 
 IDENTITY_COLUMNS = {t: f"id_{t}" for t in EIT_IDENTITY_TYPE.values() if t}
 _ID_CODES = {t: i + 1 for i, t in enumerate(IDENTITY_COLUMNS)}  # identity type -> key code
@@ -113,7 +117,7 @@ def _key_sql(eit: str) -> tuple[str, str]:
 
 def _key_text_sql() -> str:
     """distinct_id text of a key code (``k.code``) of person ``p``."""
-    ids = " ".join(f"WHEN {_ID_CODES[typ]} THEN coalesce(p.{c}, p.obs_ident)" for typ, c in IDENTITY_COLUMNS.items())
+    ids = " ".join(f"WHEN {_ID_CODES[typ]} THEN p.{c}" for typ, c in IDENTITY_COLUMNS.items())
     return (f"CASE k.code WHEN -2 THEN p.anon_id WHEN -1 THEN p.device_key WHEN 0 THEN CAST(p.mpid AS VARCHAR) "
             f"{ids} END")
 
@@ -153,8 +157,9 @@ def profiles_pipeline(plan: MigrationPlan, t: RunTables, *, horizon: datetime | 
     person is first identified, then (retroactively) under the first identified key
     (``merge="asof"``, day by day); ``merge="export"`` shows it under the first identified key
     from the start, as exports taken later do (validation). A remediation writes the profile
-    property only from identified activity (profiles exist for identified users: "Create Profile
-    Only If Logged In"); the event rule puts it on every event. ``scoped``: only the persons of
+    property only from logged-in activity (events with a ``$user_id``, also under
+    ``mparticle_id``) on an identified profile (profiles exist for identified users: "Create
+    Profile Only If Logged In"); the event rule puts it on every event. ``scoped``: only the persons of
     the scope table.
 
     ``remediations``: one pass for every plan of ``plan``'s :func:`profile_shape`, which differ
@@ -185,7 +190,9 @@ def profiles_pipeline(plan: MigrationPlan, t: RunTables, *, horizon: datetime | 
     p = Pipeline()
     p.add("plan_activity", f"SELECT pid, anon, idmask, has_uid, t_min, t_max, n, {in_h} AS in_h, {period} AS ep "
           f"FROM {t.activity}" + (" WHERE " + " AND ".join(where) if where else ""))
-    rfix = ", ".join((f"min(CASE WHEN t_min >= {sql_ts(r)} THEN t_min END)" if r is not None
+    # a remediation writes for logged-in activity only: the first event with a $user_id at or
+    # after its start (the rows are grouped by has_uid, so this is exact)
+    rfix = ", ".join((f"min(CASE WHEN has_uid AND t_min >= {sql_ts(r)} THEN t_min END)" if r is not None
                       else "CAST(NULL AS TIMESTAMP)") + f" AS {c}" for r, c in zip(rems, rcols))
     cfix = f"min(CASE WHEN t_min >= {sql_ts(cut)} THEN t_min END)" if cut is not None else "CAST(NULL AS TIMESTAMP)"
 
@@ -211,12 +218,21 @@ def profiles_pipeline(plan: MigrationPlan, t: RunTables, *, horizon: datetime | 
         SELECT pid, arg_min(idcode, first_t) AS first_code, min(first_t) AS id_t
         FROM keyed_activity WHERE ident GROUP BY pid""")
     anon_row = "NOT k.anon AND NOT k.ident AND f.id_t IS NOT NULL"
+
+    # the remediation reaches an identified profile: by its own identified rows, or by logged-in
+    # rows that go to the first identified key after it (a $user_id the EIT cannot key); never a
+    # $device: profile, nor activity merged retroactively into the identified key
+    written = f"k.ident OR ({anon_row} AND k.first_t >= f.id_t)"
+
+    def written_cols(prefix: str) -> str:  # the rfix columns where the remediation writes, each + comma
+        return "".join(f"CASE WHEN {written} THEN {prefix}{c} END AS {c}, " for c in rcols)
+
     key_code = "CASE WHEN k.anon THEN -2 WHEN k.ident THEN k.idcode ELSE coalesce(f.first_code, -1) END AS code"
     if merge == "export":
         # the exports show anonymous activity under the first identified key, whenever it came
         p.add("activity_after_id_merge", f"""
             SELECT k.pid, k.ident, {key_code},
-                   k.first_t, k.last_t, k.events, {cols('k.')}k.cfix_t, CAST(NULL AS TIMESTAMP) AS end_t
+                   k.first_t, k.last_t, k.events, {written_cols('k.')}k.cfix_t, CAST(NULL AS TIMESTAMP) AS end_t
             FROM keyed_activity k LEFT JOIN first_identified_key f ON f.pid = k.pid
             WHERE k.in_h""")
     else:
@@ -225,7 +241,7 @@ def profiles_pipeline(plan: MigrationPlan, t: RunTables, *, horizon: datetime | 
         p.add("activity_after_id_merge", f"""
             SELECT k.pid, k.ident, {key_code},
                    CASE WHEN {anon_row} THEN greatest(k.first_t, f.id_t) ELSE k.first_t END AS first_t,
-                   k.last_t, k.events, {cols('k.')}
+                   k.last_t, k.events, {written_cols('k.')}
                    CASE WHEN {anon_row} AND k.cfix_t IS NOT NULL THEN greatest(k.cfix_t, f.id_t)
                         ELSE k.cfix_t END AS cfix_t,
                    CAST(NULL AS TIMESTAMP) AS end_t
@@ -237,18 +253,25 @@ def profiles_pipeline(plan: MigrationPlan, t: RunTables, *, horizon: datetime | 
                    CASE WHEN k.cfix_t < f.id_t THEN k.cfix_t END AS cfix_t, f.id_t AS end_t
             FROM keyed_activity k JOIN first_identified_key f ON f.pid = k.pid
             WHERE k.in_h AND NOT k.anon AND NOT k.ident AND k.first_t < f.id_t""")
+    # one Mixpanel profile per (person, distinct_id): two EIT periods that give the same text
+    # (a customer id that is also the email, or the person's own MPID) give one profile. Only
+    # the $device: profile of activity before the first identification ends (at id_t)
     p.add("activity_per_profile", f"""
-        SELECT pid, code, min(first_t) AS first_t, max(last_t) AS last_t,
-               CAST(sum(events) AS BIGINT) AS events,
-               {"".join(f"min(CASE WHEN ident THEN {c} END) AS {c}, " for c in rcols)}
-               min(cfix_t) AS cfix_t, max(end_t) AS end_t
-        FROM activity_after_id_merge GROUP BY pid, code""")
+        SELECT k.pid, {_key_text_sql()} AS distinct_id, any_value(p.mpid) AS mpid,
+               any_value(p.mpid_exists) AS mpid_exists, min(k.first_t) AS first_t, max(k.last_t) AS last_t,
+               CAST(sum(k.events) AS BIGINT) AS events,
+               {"".join(f"min(k.{c}) AS {c}, " for c in rcols)}
+               min(k.cfix_t) AS cfix_t, CASE WHEN bool_and(k.end_t IS NOT NULL) THEN max(k.end_t) END AS end_t
+        FROM activity_after_id_merge k JOIN {t.persons} p ON p.pid = k.pid
+        GROUP BY ALL""")
+    # keyed by its MPID: the key is the MPID's text (under mparticle_id, or an identity that
+    # happens to be that text); the fallback matches it from its first event
+    own_mpid = "distinct_id = CAST(mpid AS VARCHAR)"
     p.add("mixpanel_profiles", f"""
-        SELECT k.pid, {_key_text_sql()} AS distinct_id, p.mpid, p.mpid_exists,
-               k.code = 0 AND p.mpid IS NOT NULL AS mpid_key,
-               k.first_t, k.last_t, k.events, {cols('k.')}k.cfix_t, k.end_t,
-               CASE WHEN p.mpid_exists AND k.code = 0 THEN k.first_t END AS fb_t
-        FROM activity_per_profile k JOIN {t.persons} p ON p.pid = k.pid""")
+        SELECT pid, distinct_id, mpid, mpid_exists, coalesce({own_mpid}, FALSE) AS mpid_key,
+               first_t, last_t, events, {cols('')}cfix_t, end_t,
+               CASE WHEN mpid_exists AND {own_mpid} THEN first_t END AS fb_t
+        FROM activity_per_profile""")
     if remediations is None:
         p.add("plan_profiles", plan_profiles_sql("mixpanel_profiles", rcols[0]))
     return p
@@ -370,16 +393,31 @@ def status_pipeline(profiles: str, plan: MigrationPlan, settings: SyncSettings, 
                WHEN identifier_source = 'distinct_id' AND mpid_exists AND mpid_key THEN 'matched'
                ELSE 'unmatched' END AS status
         FROM profiles_at{suffix} p""")
+    # the gap reasons of the resolution (docs/rules.md#gap-reasons), with its own lookups: the
+    # identifier of an unmatched profile is its distinct_id (the fallback) or nothing; a valid
+    # int64 one that names no profile is a float-rounded MPID, else a user identity, else not found
+    p.add(f"unmatched_int64_keys{suffix}", f"""
+        SELECT DISTINCT s.distinct_id AS identifier, {mpid_sql('s.distinct_id')} AS candidate
+        FROM match_status{suffix} s LEFT JOIN mpa_profiles mp ON mp.mpid = {mpid_sql('s.distinct_id')}
+        WHERE s.status = 'unmatched' AND s.identifier_source = 'distinct_id'
+          AND {is_valid_mpid_sql('s.distinct_id')} AND mp.mpid IS NULL""")
+    p.add(f"int_rounded{suffix}", int_rounded_sql(f"SELECT candidate FROM unmatched_int64_keys{suffix}"))
+    p.add(f"identity_ids{suffix}", identity_ids_sql(f"SELECT identifier FROM unmatched_int64_keys{suffix}"))
     p.add(f"gap_reasons{suffix}", f"""
         SELECT s.*,
           CASE WHEN status = 'matched' THEN NULL
                WHEN identifier_source = 'none' THEN 'fallback_disabled'
-               WHEN {is_valid_mpid_sql('distinct_id')} THEN 'mpid_not_found'
-               ELSE 'distinct_id_not_mpid' END AS gap_reason,
+               WHEN NOT {is_valid_mpid_sql('s.distinct_id')} THEN 'distinct_id_not_mpid'
+               WHEN ir.candidate IS NOT NULL THEN 'mpid_precision_loss'
+               WHEN ii.identifier IS NOT NULL THEN 'distinct_id_is_identity'
+               ELSE 'mpid_not_found' END AS gap_reason,
           bool_or(status = 'matched') OVER (PARTITION BY pid) AS person_matched,
           max(last_t) OVER (PARTITION BY pid) AS person_last_t,
           count(*) OVER (PARTITION BY pid) AS person_profiles
-        FROM match_status{suffix} s""")
+        FROM match_status{suffix} s
+        LEFT JOIN unmatched_int64_keys{suffix} u ON u.identifier = s.distinct_id
+        LEFT JOIN int_rounded{suffix} ir ON ir.candidate = u.candidate
+        LEFT JOIN identity_ids{suffix} ii ON ii.identifier = u.identifier""")
     p.add(f"categories{suffix}", f"""
         SELECT g.*,
           CASE WHEN status = 'matched' THEN 'matched'

@@ -76,35 +76,38 @@ def activity_pipelines(t: RunTables, *, bounds: list[datetime] | None = None, sh
         SELECT value, min(mpid) AS mpid FROM mpa_identities
         WHERE kind = 'device' AND value IS NOT NULL
         GROUP BY value HAVING min(mpid) = max(mpid)""")
-    # per (distinct_id, device): the largest $user_id and the smallest and largest
-    # $mparticle_user_id of its events (text order). Most equal the distinct_id itself (the
-    # intervals say whether one does); the others are aggregated over the few events that carry them
+    # per distinct_id, over all its events (every device): the largest $user_id and the smallest
+    # and largest $mparticle_user_id (text order), so the first rule that applies is decided on
+    # all of them. Most equal the distinct_id itself (the intervals say whether one does); the
+    # others are aggregated over the few events that carry them
     link.add("claims_other_than_distinct_id", f"""
-        SELECT distinct_id, {_DEVICE_SQL} AS device,
+        SELECT distinct_id,
                max(user_id) FILTER (WHERE user_id <> distinct_id) AS uid_other,
                min(mparticle_user_id) FILTER (WHERE mparticle_user_id <> distinct_id) AS mup_lo_other,
                max(mparticle_user_id) FILTER (WHERE mparticle_user_id <> distinct_id) AS mup_hi_other
         FROM mp_events
         WHERE {_EVENT_ROWS}
           AND (user_id <> distinct_id OR mparticle_user_id <> distinct_id)
-        GROUP BY ALL""")
+        GROUP BY distinct_id""")
     link.add("distinct_id_devices", materialise=True, sql=f"""
-        SELECT i.distinct_id, i.device,
+        SELECT distinct_id, device, bool_or(uid_is_did) AS uid_is_did, bool_or(mup_is_did) AS mup_is_did,
+               min(t_min) AS first_t
+        FROM {t.intervals} GROUP BY distinct_id, device""")
+    link.add("claims_per_distinct_id", """
+        SELECT i.distinct_id,
                greatest(c.uid_other, CASE WHEN i.uid_is_did THEN i.distinct_id END) AS user_id,
                least(c.mup_lo_other, CASE WHEN i.mup_is_did THEN i.distinct_id END) AS mup_lo,
-               greatest(c.mup_hi_other, CASE WHEN i.mup_is_did THEN i.distinct_id END) AS mup_hi,
-               i.first_t
-        FROM (SELECT distinct_id, device, bool_or(uid_is_did) AS uid_is_did, bool_or(mup_is_did) AS mup_is_did,
-                     min(t_min) AS first_t
-              FROM {t.intervals} GROUP BY distinct_id, device) i
-        LEFT JOIN claims_other_than_distinct_id c
-          ON c.distinct_id = i.distinct_id AND c.device IS NOT DISTINCT FROM i.device""")
+               greatest(c.mup_hi_other, CASE WHEN i.mup_is_did THEN i.distinct_id END) AS mup_hi
+        FROM (SELECT distinct_id, bool_or(uid_is_did) AS uid_is_did, bool_or(mup_is_did) AS mup_is_did
+              FROM distinct_id_devices GROUP BY distinct_id) i
+        LEFT JOIN claims_other_than_distinct_id c ON c.distinct_id = i.distinct_id""")
     link.add("mpid_candidates", f"""
-        SELECT distinct_id, device, user_id, first_t, {mpid_sql('mup_hi')} AS mpid_hi, {mpid_sql('mup_lo')} AS mpid_lo,
+        SELECT distinct_id, user_id, {mpid_sql('mup_hi')} AS mpid_hi, {mpid_sql('mup_lo')} AS mpid_lo,
                {mpid_sql('distinct_id')} AS mpid_did
-        FROM distinct_id_devices""")
+        FROM claims_per_distinct_id""")
+    # rules a (largest $mparticle_user_id first), b, c; and f's candidate (a deleted profile)
     link.add("direct_links", materialise=True, sql="""
-        SELECT dd.distinct_id, dd.device, dd.first_t, dd.mpid_did IS NOT NULL AS is_mpid,
+        SELECT dd.distinct_id, dd.mpid_did IS NOT NULL AS is_mpid,
                coalesce(p1.mpid, p2.mpid, p3.mpid, u1.mpid, u2.mpid) AS mpid_direct,
                coalesce(dd.mpid_hi, dd.mpid_lo) AS mpid_claimed
         FROM mpid_candidates dd
@@ -113,20 +116,19 @@ def activity_pipelines(t: RunTables, *, bounds: list[datetime] | None = None, sh
         LEFT JOIN existing_mpids p3 ON p3.mpid = dd.mpid_did
         LEFT JOIN unique_user_identities u1 ON u1.value = dd.user_id
         LEFT JOIN unique_user_identities u2 ON u2.value = dd.distinct_id""")
-    link.add("direct_link_per_distinct_id", """
-        SELECT distinct_id, max(mpid_direct) AS mpid_direct FROM direct_links GROUP BY distinct_id""")
     link.add("device_first_user", """
         SELECT m.device, arg_min(d.mpid_direct, m.first_t) AS mpid
-        FROM direct_links m JOIN direct_link_per_distinct_id d ON d.distinct_id = m.distinct_id
+        FROM distinct_id_devices m JOIN direct_links d ON d.distinct_id = m.distinct_id
         WHERE m.device IS NOT NULL AND d.mpid_direct IS NOT NULL
         GROUP BY m.device""")
     # every way a distinct_id links, in one pass: its own ids, and its devices' first user and
     # device identity (the device tables have one row per device, so nothing is counted twice)
     link.add("links_per_distinct_id", materialise=True, sql="""
-        SELECT m.distinct_id, max(m.mpid_direct) AS mpid_direct, max(m.mpid_claimed) AS mpid_claimed,
-               min(m.device) AS device, min(m.first_t) AS first_t, bool_or(m.is_mpid) AS is_mpid,
+        SELECT m.distinct_id, any_value(d.mpid_direct) AS mpid_direct, any_value(d.mpid_claimed) AS mpid_claimed,
+               min(m.device) AS device, min(m.first_t) AS first_t, any_value(d.is_mpid) AS is_mpid,
                min(l.mpid) AS mpid_device_merge, min(v.mpid) AS mpid_device_identity
-        FROM direct_links m
+        FROM distinct_id_devices m
+        JOIN direct_links d ON d.distinct_id = m.distinct_id
         LEFT JOIN device_first_user l ON l.device = m.device
         LEFT JOIN unique_device_identities v ON v.value = m.device
         GROUP BY m.distinct_id""")
@@ -167,13 +169,20 @@ def activity_pipelines(t: RunTables, *, bounds: list[datetime] | None = None, sh
                     WHEN p.device IS NOT NULL THEN '$device:' || p.device
                     ELSE '$device:mpid-' || CAST(p.mpid AS VARCHAR) END AS device_key
         FROM people p LEFT JOIN existing_mpids e ON e.mpid = p.mpid""")
-    persons.add("persons_with_identities", "SELECT p.*, " + ", ".join(f"i.{c}" for c in IDENTITY_COLUMNS.values())
+    # a person's key under an identity EIT is that identity (docs/rules.md#external-identity-type),
+    # else a device id. One exception: a deleted profile (its MPID is in no loaded profile, so its
+    # identities are unknown) keeps its observed distinct_id as its customer id, what the
+    # customer_id-keyed exports show; never as an email or other identity
+    observed_cid = "CASE WHEN p.mpid IS NOT NULL AND NOT p.mpid_exists THEN p.obs_ident END"
+    persons.add("persons_with_identities", "SELECT p.*, " + ", ".join(
+        f"coalesce(i.{c}, {observed_cid}) AS {c}" if typ == "customer_id" else f"i.{c}"
+        for typ, c in IDENTITY_COLUMNS.items())
                 + " FROM numbered_people p LEFT JOIN identities_by_type i ON i.mpid = p.mpid")
 
     act = Pipeline()
     # idmask: bit 0 = the person has an MPID, bit c = it has the identity of key code c
     idmask = " + ".join(["CASE WHEN p.mpid IS NOT NULL THEN 1 ELSE 0 END"] + [
-        f"CASE WHEN coalesce(p.{c}, p.obs_ident) IS NOT NULL THEN {2 ** (i + 1)} ELSE 0 END"
+        f"CASE WHEN p.{c} IS NOT NULL THEN {2 ** (i + 1)} ELSE 0 END"
         for i, c in enumerate(IDENTITY_COLUMNS.values())])
     act.add("person_of_distinct_id", f"""
         SELECT m.distinct_id, p.pid, FALSE AS anon, {idmask} AS idmask
@@ -214,7 +223,8 @@ def prepare(engine: Engine, tables: RunTables, plans: Iterable[MigrationPlan] = 
             debug: bool = False) -> Prepared:
     """Materialise the intervals, links, persons and activity tables of ``tables`` for ``plans``.
     With ``project``, the activity of the last ``repeat_days`` whole days of data (all of it
-    when the data span fewer days) is repeated with that period up to ``window_end``."""
+    when the data span fewer days: the days before the first event count as empty) is repeated
+    with the period ``repeat_days`` up to ``window_end``."""
     lo, hi = engine.query_rows("SELECT min(time), max(time) FROM mp_events")[0]
     we = parse_naive_utc(window_end) if window_end is not None else None
     instants = {naive_utc(t) for p in plans for t, _ in p.changes}
@@ -227,7 +237,9 @@ def prepare(engine: Engine, tables: RunTables, plans: Iterable[MigrationPlan] = 
     if project and we is not None and lo is not None:
         if repeat_days < 1:
             raise ValueError("repeat_days must be at least 1")
-        period = min((hi.date() - lo.date()).days + 1, int(repeat_days))
+        # the period is repeat_days even when the data span fewer days (a shorter period would
+        # repeat a monthly visitor every 10 days when 10 days are loaded: a made-up rhythm)
+        period = int(repeat_days)
         data_end = datetime.combine(hi.date() + timedelta(days=1), datetime.min.time())
         tail_start = data_end - timedelta(days=period)
         instants.add(tail_start)

@@ -29,6 +29,8 @@ ACTIVITIES = ("observed", "repeat")
 EXPLANATIONS = {
     "activity_after_export": "active after the export (the prediction counts activity up to its time)",
     "member_without_events": "no loaded event under this distinct_id (outside the model)",
+    "not_keyed_by_plan": "events loaded under this distinct_id, but the plan keys this person's activity "
+                         "under other distinct_ids (the exports followed another EIT timeline)",
     "bad_mparticle_user_id": "$mparticle_user_id written by app code is not their MPID (no plan writes it)",
     "property_written_outside_plan": "$mparticle_user_id on the profile that the plan does not write",
     "event_property_missing": "the event rule's $mparticle_user_id is missing from their events",
@@ -117,9 +119,16 @@ def _comparison_sql(t: RunTables, predicted: str, observed: str, keep: list[str]
         predicted AS (
             SELECT p.*, l.link FROM {predicted} p
             LEFT JOIN {t.links} l ON l.distinct_id = p.distinct_id),
+        -- the member's own person, when it has loaded events (every distinct_id with events is
+        -- in the links), whether or not the plan keys anything under its distinct_id
+        member_persons AS (
+            SELECT o.distinct_id, pm.pid
+            FROM {observed} o
+            JOIN {t.links} l ON l.distinct_id = o.distinct_id
+            JOIN {t.persons} pm ON pm.mpid IS NOT DISTINCT FROM l.mpid AND pm.anon_id IS NOT DISTINCT FROM l.anon_id),
         member_predictions AS (
             SELECT o.distinct_id, {ocols},
-                   p.pid, p.mpid AS predicted_mpid, p.link,
+                   p.pid, mp.pid IS NOT NULL AS has_events, p.mpid AS predicted_mpid, p.link,
                    coalesce(p.status, 'unmatched') AS predicted_status,
                    CASE WHEN p.pid IS NULL THEN 'not_predicted' ELSE p.gap_reason END AS predicted_gap_reason,
                    p.identifier_source AS predicted_identifier_source,
@@ -127,7 +136,8 @@ def _comparison_sql(t: RunTables, predicted: str, observed: str, keep: list[str]
                    coalesce(l.events_after, 0) AS events_after, l.next_activity
             FROM {observed} o
             LEFT JOIN predicted p ON p.distinct_id = o.distinct_id
-            LEFT JOIN activity_after_export l ON l.pid = p.pid),
+            LEFT JOIN member_persons mp ON mp.distinct_id = o.distinct_id
+            LEFT JOIN activity_after_export l ON l.pid = coalesce(p.pid, mp.pid)),
         both_sides AS (
             SELECT m.*, coalesce(m.obs_status = 'matched', FALSE) AS observed_matched,
                    m.predicted_status = 'matched' AS predicted_matched
@@ -137,7 +147,8 @@ def _comparison_sql(t: RunTables, predicted: str, observed: str, keep: list[str]
                -- why prediction and observation differ (first that applies)
                CASE WHEN predicted_matched = observed_matched THEN NULL
                     WHEN events_after > 0 THEN 'activity_after_export'
-                    WHEN pid IS NULL THEN 'member_without_events'
+                    WHEN pid IS NULL AND NOT has_events THEN 'member_without_events'
+                    WHEN pid IS NULL THEN 'not_keyed_by_plan'
                     WHEN {src} IN ('mparticle_user_id', 'event_property') AND {ident} IS NOT NULL
                          AND predicted_mpid IS NOT NULL AND {ident} <> CAST(predicted_mpid AS VARCHAR)
                          THEN 'bad_mparticle_user_id'

@@ -221,6 +221,30 @@ def add_profile_at_steps(p: Pipeline, requests: str, history: ProfileHistory, pr
     return f"{prefix}profiles"
 
 
+def int_rounded_sql(candidates: str) -> str:
+    """SQL: precision loss, integer spelling (docs/rules.md#precision-loss). ``candidates`` is a
+    query of one column ``candidate`` (valid int64 identifiers that name no profile, without
+    duplicates); the result has one row per candidate that equals ``int(float(mpid))`` of an
+    existing MPID: ``candidate``, ``mpid`` (the smallest such MPID), ``profiles`` (how many).
+    Shared with the migration what-if's gap reasons."""
+    return f"""
+        SELECT c.candidate, min(mp.mpid) AS mpid, count(DISTINCT mp.mpid) AS profiles
+        FROM ({candidates}) c
+        JOIN mpa_profiles mp ON {float_rounded_mpid_sql('mp.mpid')} = c.candidate
+        GROUP BY c.candidate"""
+
+
+def identity_ids_sql(identifiers: str) -> str:
+    """SQL: the identifiers of ``identifiers`` (a query of one column ``identifier``: distinct_ids
+    sent by the fallback, valid int64, no such profile) that equal a user identity of a profile
+    (docs/rules.md#distinct-id-is-identity), one row each. Shared with the migration what-if's
+    gap reasons."""
+    return f"""
+        SELECT DISTINCT c.identifier
+        FROM ({identifiers}) c JOIN mpa_identities i ON i.value = c.identifier
+        WHERE coalesce(i.kind, 'user') = 'user'"""
+
+
 def add_resolve_steps(p: Pipeline, requests: str, settings: SyncSettings, history: ProfileHistory,
                       versions: str | None = None) -> None:
     """The steps from ``requests`` (distinct_id, resolve_time) to ``resolved`` (module docstring).
@@ -307,12 +331,7 @@ def add_resolve_steps(p: Pipeline, requests: str, settings: SyncSettings, histor
     # precision loss, integer spelling: int(float(mpid)) of an existing MPID
     p.add(
         "int_rounded",
-        f"""
-        SELECT c.candidate, min(mp.mpid) AS mpid, count(DISTINCT mp.mpid) AS profiles
-        FROM (SELECT DISTINCT candidate FROM checked WHERE NOT profile_exists AND candidate IS NOT NULL) c
-        JOIN mpa_profiles mp ON {float_rounded_mpid_sql('mp.mpid')} = c.candidate
-        GROUP BY c.candidate
-        """,
+        int_rounded_sql("SELECT DISTINCT candidate FROM checked WHERE NOT profile_exists AND candidate IS NOT NULL"),
     )
     # precision loss, float spelling: the value as a double equals float(mpid)
     p.add(
@@ -341,12 +360,9 @@ def add_resolve_steps(p: Pipeline, requests: str, settings: SyncSettings, histor
     # a numeric distinct_id that is a user identity (e.g. a numeric customer id) of a profile
     p.add(
         "identity_ids",
-        """
-        SELECT DISTINCT c.identifier
-        FROM checked c JOIN mpa_identities i ON i.value = c.identifier
-        WHERE c.identifier_source = 'distinct_id' AND NOT c.profile_exists AND c.candidate IS NOT NULL
-          AND coalesce(i.kind, 'user') = 'user'
-        """,
+        identity_ids_sql("""
+            SELECT identifier FROM checked
+            WHERE identifier_source = 'distinct_id' AND NOT profile_exists AND candidate IS NOT NULL"""),
     )
     creates = settings.protection == "create_and_update"
     p.add(
@@ -572,6 +588,8 @@ __all__ = [
     "add_resolve_steps",
     "fallback_sql",
     "find_cohort",
+    "identity_ids_sql",
+    "int_rounded_sql",
     "known_cohorts",
     "member_history_kind",
     "profile_history_kind",

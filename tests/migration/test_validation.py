@@ -67,11 +67,31 @@ def test_later_prediction_agrees_with_bob(world):
 
 def test_prediction_made_before_the_switch_with_projected_activity(world):
     # only the events before 12-20 were known when the plan was made (12-01 .. 12-10: a 10-day
-    # span); repeated every 10 days, Ann's 12-10 visit comes back on 12-20, 12-30, 01-09: after
-    # the switch, so her MPID profile is predicted to match by 01-11
+    # span); repeated every 30 days (the period, however short the data), Ann's 12-10 visit
+    # comes back on 01-09: after the switch, so her MPID profile is predicted to match by 01-11
     world.engine.execute("DELETE FROM mp_events WHERE time >= TIMESTAMP '2025-12-20'")
     obs = pd.DataFrame({"distinct_id": ["101"], "status": ["matched"]})
     v = validate(world.engine, PLAN, obs, "c", "2026-01-11T00:00:00Z", activity="repeat", store=False)
     assert v.users.iloc[0]["predicted_status"] == "matched" and v.differ == 0
     v = validate(world.engine, PLAN, obs, "c", "2026-01-11T00:00:00Z", store=False)
     assert v.users.iloc[0]["predicted_status"] == "unmatched"
+
+
+def test_a_member_with_events_that_the_plan_keys_elsewhere_is_not_a_member_without_events(world):
+    # The exports followed a switch: Ann shows up as "101" (an event on 01-06, keyed by her
+    # MPID). Validated against "do nothing" (customer_id throughout), the plan keys that event
+    # as c-ann and never predicts a profile "101": the member has events, so the reason is
+    # not_keyed_by_plan, not member_without_events ("ghost" has none).
+    from .conftest import insert_events
+    insert_events(world, [("101", "2026-01-06 10:00:00", "101", "dev-ann")])
+    do_nothing = MigrationPlan(name="do nothing", event_identity_cutoff=None, eit_timeline="customer_id")
+    obs = pd.DataFrame([("101", "matched", None, "distinct_id", "101"),
+                        ("ghost", "matched", None, "distinct_id", "ghost")],
+                       columns=["distinct_id", "status", "gap_reason", "identifier_source", "identifier"])
+    v = validate(world.engine, do_nothing, obs, "Power Users", AT, store=False)
+    assert v.differences.set_index("distinct_id")["explanation"].to_dict() == {
+        "101": "not_keyed_by_plan", "ghost": "member_without_events"}
+    assert v.verdict.endswith("(1 member without events, 1 not keyed by plan)")
+    # activity after the export is found through the member's person, predicted or not
+    v = validate(world.engine, do_nothing, obs, "Power Users", "2026-01-06T00:00:00Z", store=False)
+    assert v.differences.set_index("distinct_id").loc["101", "explanation"] == "activity_after_export"

@@ -1,0 +1,187 @@
+"""The what-if's model rules (docs/migration.md#model), each on a small hand-built world whose right
+answer is worked out in the test. Several come from an independent re-implementation of the model
+from the docs, which found where the code and the docs disagreed.
+
+Every world here is a few events and profiles inserted straight into the canonical tables
+(``conftest.insert_events``: distinct_id, time, $user_id, $device_id[, $mparticle_user_id]).
+The window is 2026-01-01 .. 2026-03-10 and the event rule is off unless a test says otherwise.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from cohortlab.migration.plans import MigrationPlan
+from cohortlab.migration.run import run_plans
+
+from .conftest import insert_events, insert_profiles
+
+START, END = "2026-01-01", "2026-03-10"
+SWITCH_FEB = [{"since": None, "eit": "customer_id"}, {"since": "2026-02-01", "eit": "mparticle_id"}]
+
+
+def plan(name="p", **kw):
+    kw.setdefault("event_identity_cutoff", None)
+    kw.setdefault("eit_timeline", "customer_id")
+    return MigrationPlan(name=name, **kw)
+
+
+def run(lab, *plans, settings=None, activity="observed", start=START, end=END):
+    r = run_plans(lab.engine, plans, start, end, settings=settings, activity=activity)
+    return r.daily, r.summary.set_index("plan")
+
+
+def users(lab, plan_name):
+    df = lab.sql(f"SELECT * FROM migration_users WHERE plan = '{plan_name}' ORDER BY first_seen")
+    return df
+
+
+# --------------------------------------------------------------------------- remediation
+def test_a_rule_writes_from_the_first_logged_in_event_also_under_mparticle_id(lab):
+    # Profile 77 (customer id c77). Jan 5 logged in as c77; after the Feb 1 switch an anonymous
+    # event on Feb 2 (keyed by the MPID: mparticle_id keys everyone) and a logged-in one on Feb 5.
+    # The Rule (from Feb 1) writes $mparticle_user_id for logged-in activity only: Feb 5, not
+    # Feb 2. Until Feb 5 the MPID profile matches through the distinct_id fallback.
+    insert_events(lab, [("c77", "2026-01-05 10:00:00", "c77", "A"),
+                        ("$device:A", "2026-02-02 10:00:00", None, "A"),
+                        ("77", "2026-02-05 10:00:00", "77", "A")])
+    insert_profiles(lab, {77: [("user", "customer_id", "c77")]})
+    run(lab, plan("switch + Rule", eit_timeline=SWITCH_FEB, remediation={"kind": "rule", "since": "2026-02-01"}))
+    u = users(lab, "switch + Rule").set_index("distinct_id")
+    assert list(u.index) == ["c77", "77"]
+    assert u.loc["77", "remediation_at"] == pd.Timestamp("2026-02-05 10:00:00")
+    assert u.loc["77", "identifier_source"] == "mparticle_user_id"
+    assert u.loc["77", "matchable_from"] == pd.Timestamp("2026-02-02 10:00:00")   # the fallback, from its first event
+    assert pd.isna(u.loc["c77", "remediation_at"])
+
+    # validation's as-of view: at Feb 3 the profile property is not there yet
+    from cohortlab.migration.validate import predict_at
+    t = predict_at(lab.engine, plan("switch + Rule", eit_timeline=SWITCH_FEB,
+                                    remediation={"kind": "rule", "since": "2026-02-01"}), "2026-02-03")
+    got = lab.sql(f"SELECT distinct_id, identifier_source FROM {t} WHERE distinct_id = '77'")
+    assert list(got.identifier_source) == ["distinct_id"]
+
+
+# --------------------------------------------------------------------------- gap reasons
+def test_gap_reasons_follow_the_resolution_rules(lab):
+    # Profile 77 has the numeric customer id 1001 (no profile 1001): under customer_id its
+    # profile "1001" is unmatched with distinct_id_is_identity (rules.md#distinct-id-is-identity,
+    # before mpid_not_found). "9080350317581165568" is in no profile (not in mParticle) and is
+    # int(float(9080350317581165123)), an existing MPID: mpid_precision_loss. "555" is a deleted
+    # profile (its $mparticle_user_id names no profile) keyed by that MPID after the switch:
+    # mpid_not_found. "c-9" is a customer id: distinct_id_not_mpid.
+    insert_events(lab, [("1001", "2026-01-05 10:00:00", "1001", "A"),
+                        ("9080350317581165568", "2026-01-06 10:00:00", "9080350317581165568", "B"),
+                        ("c-5", "2026-02-06 10:00:00", "c-5", "C", "555"),
+                        ("c-9", "2026-01-07 10:00:00", "c-9", "D")])
+    insert_profiles(lab, {77: [("user", "customer_id", "1001")],
+                          9080350317581165123: [("user", "customer_id", "other")],
+                          9: [("user", "customer_id", "c-9")]})
+    run(lab, plan("do nothing"), plan("switch", eit_timeline=SWITCH_FEB))
+    got = {r.distinct_id: r.gap_reason for r in users(lab, "do nothing").itertuples()}
+    assert got == {"1001": "distinct_id_is_identity", "9080350317581165568": "mpid_precision_loss",
+                   "c-5": "distinct_id_not_mpid", "c-9": "distinct_id_not_mpid"}
+    got = {r.distinct_id: (r.category, r.gap_reason) for r in users(lab, "switch").itertuples()}
+    assert got["555"] == ("mparticle_profile_deleted", "mpid_not_found")
+    assert got["1001"] == ("never_fixable", "distinct_id_is_identity")
+
+
+# --------------------------------------------------------------------------- one profile per distinct_id
+def test_two_eit_periods_that_give_the_same_distinct_id_give_one_profile(lab):
+    # Profile 77: customer id = email = a@x.com, logged in Jan 5 and Feb 5; customer_id, then
+    # email from Feb 1: both periods key a@x.com, one Mixpanel profile, no split.
+    # Profile 11: customer id "11", its own MPID's text; customer_id, then mparticle_id from
+    # Feb 1: both periods key "11", one profile, keyed by its MPID, matched by the fallback
+    # (fallback: data) from its first event on Jan 6.
+    insert_events(lab, [("a@x.com", "2026-01-05 10:00:00", "a@x.com", "A"),
+                        ("a@x.com", "2026-02-05 10:00:00", "a@x.com", "A"),
+                        ("11", "2026-01-06 10:00:00", "11", "B"),
+                        ("11", "2026-02-06 10:00:00", "11", "B")])
+    insert_profiles(lab, {77: [("user", "customer_id", "a@x.com"), ("user", "email", "a@x.com")],
+                          11: [("user", "customer_id", "11")]})
+    daily, summary = run(lab, plan("to email", eit_timeline=[{"since": None, "eit": "customer_id"},
+                                                             {"since": "2026-02-01", "eit": "email"}]),
+                         plan("to mpid", eit_timeline=SWITCH_FEB))
+    u = users(lab, "to email").set_index("distinct_id")
+    assert list(u.index) == ["a@x.com", "11"]
+    assert (u.loc["a@x.com", "events"], u.loc["a@x.com", "person_profiles"]) == (2, 1)
+    assert u.loc["a@x.com", "status"] == "unmatched" and u.loc["a@x.com", "category"] == "unfixed"
+    # "11" under customer_id is its own MPID's text: the data fallback matches it
+    assert (u.loc["11", "status"], bool(u.loc["11", "keyed_by_mpid"])) == ("matched", True)
+    s = summary.loc["to email"]
+    assert (s.members_end, s.people_end, s.split_profiles_end, s.stranded_profiles) == (2, 2, 0, 0)
+    assert s.final_match_rate == pytest.approx(0.5)
+
+    u = users(lab, "to mpid").set_index("distinct_id")
+    assert list(u.index) == ["a@x.com", "11", "77"]   # by first_seen
+    assert (u.loc["11", "events"], u.loc["11", "person_profiles"], u.loc["11", "status"]) == (2, 1, "matched")
+    assert u.loc["11", "matchable_from"] == pd.Timestamp("2026-01-06 10:00:00")
+    s = summary.loc["to mpid"]
+    assert (s.members_end, s.people_end, s.split_profiles_end) == (3, 2, 1)   # 77 splits, 11 does not
+
+
+# --------------------------------------------------------------------------- person links
+def test_person_links_take_the_first_rule_over_all_devices_in_text_order(lab):
+    # cust-x: on device A its event carries $mparticle_user_id 5 (an existing MPID: rule a);
+    # on device B nothing but its $user_id, the customer id of profile 9 (rule c). Rule a comes
+    # first, over all its events: 5 (before: 9, the larger of the two per-device links).
+    # cust-y: $mparticle_user_id "9" on device A, "10" on device B, both existing: the largest
+    # in text order is "9" (before: 10, the numerically largest).
+    # cust-z: "abc" (junk) on device A and 7 on device B, no profile 7 (deleted): rule f, 7.
+    insert_events(lab, [("cust-x", "2026-01-20 10:00:00", "cust-x", "A", "5"),
+                        ("cust-x", "2026-01-21 10:00:00", "cust-x", "B"),
+                        ("cust-y", "2026-01-20 10:00:00", "cust-y", "C", "9"),
+                        ("cust-y", "2026-01-21 10:00:00", "cust-y", "D", "10"),
+                        ("cust-z", "2026-01-20 10:00:00", "cust-z", "E", "abc"),
+                        ("cust-z", "2026-01-21 10:00:00", "cust-z", "F", "7")])
+    insert_profiles(lab, {5: [("user", "email", "x@x.com")], 9: [("user", "customer_id", "cust-x")], 10: []})
+    r = run_plans(lab.engine, [plan("x")], START, END, keep_tables=True)
+    rows = lab.engine.query_rows(f"SELECT distinct_id, mpid, link FROM {r.tables.links} ORDER BY distinct_id")
+    assert rows == [("cust-x", 5, "direct"), ("cust-y", 9, "direct"), ("cust-z", 7, "claimed")]
+    r.drop_tables(lab.engine)
+
+
+# --------------------------------------------------------------------------- keys under an identity EIT
+def test_under_email_a_person_without_an_email_is_keyed_by_a_device(lab):
+    # Profile 1 has a customer id (c1) but no email. Plan: email, then mparticle_id from Feb 1.
+    # Jan 5 (logged in as c1): no email to key by, so a device id, $device:A (rules.md
+    # #external-identity-type), not the customer id c1. Feb 10: keyed by the MPID "1", and the
+    # device merges into it (Simplified ID Merge): one profile, no split, matched at the end.
+    # Profile 555 is deleted (only its $mparticle_user_id on c-5's events): under email it is
+    # keyed by its device too; under customer_id by its observed distinct_id c-5 (its identities
+    # are unknown; the customer_id-keyed exports show c-5).
+    insert_events(lab, [("c1", "2026-01-05 10:00:00", "c1", "A"),
+                        ("1", "2026-02-10 10:00:00", "1", "A"),
+                        ("c-5", "2026-01-06 10:00:00", "c-5", "E", "555")])
+    insert_profiles(lab, {1: [("user", "customer_id", "c1")]})
+    daily, summary = run(lab, plan("email", eit_timeline=[{"since": None, "eit": "email"},
+                                                          {"since": "2026-02-01", "eit": "mparticle_id"}]),
+                         plan("customer id"))
+    u = users(lab, "email").set_index("distinct_id")
+    assert list(u.index) == ["$device:E", "1"]
+    assert (u.loc["1", "events"], u.loc["1", "person_profiles"], u.loc["1", "status"]) == (2, 1, "matched")
+    on = daily[daily["plan"] == "email"].set_index("day")
+    assert tuple(on.loc[pd.Timestamp("2026-02-09"), ["members", "people", "split_profiles"]]) == (2, 2, 0)  # $device:A
+    s = summary.loc["email"]
+    assert (s.members_end, s.split_profiles_end, s.stranded_profiles) == (2, 0, 0)
+    assert s.final_match_rate == pytest.approx(0.5)
+    assert set(users(lab, "customer id").distinct_id) == {"c1", "c-5"}
+
+
+# --------------------------------------------------------------------------- projection
+def test_repeat_keeps_the_period_when_the_data_span_fewer_days(lab):
+    # 10 days of data: c1 on Jan 20, c2 on Jan 29 (profiles 1 and 2). repeat_days 30: the last
+    # 30 days (Dec 31 .. Jan 29) repeat every 30 days, the days before Jan 20 empty: c1 comes back
+    # on Feb 19 and Mar 21 (after the window), c2 on Feb 28. Not every 10 days (c1 on Jan 30,
+    # Feb 9, Feb 19, Mar 1: a rhythm the data never showed). A Rule from Feb 25 reaches c2 only;
+    # c1 is never fixable.
+    insert_events(lab, [("c1", "2026-01-20 10:00:00", "c1", "A"), ("c2", "2026-01-29 10:00:00", "c2", "B")])
+    insert_profiles(lab, {1: [("user", "customer_id", "c1")], 2: [("user", "customer_id", "c2")]})
+    _, summary = run(lab, plan("Rule", remediation={"kind": "rule", "since": "2026-02-25"}), activity="repeat",
+                     start="2026-01-20", end="2026-03-10")
+    u = users(lab, "Rule").set_index("distinct_id")
+    assert (u.loc["c1", "events"], u.loc["c1", "last_seen"]) == (2, pd.Timestamp("2026-02-19 10:00:00"))
+    assert (u.loc["c1", "status"], u.loc["c1", "category"]) == ("unmatched", "never_fixable")
+    assert (u.loc["c2", "events"], u.loc["c2", "status"]) == (2, "matched")
+    assert summary.loc["Rule"].final_match_rate == pytest.approx(0.5)
