@@ -393,14 +393,27 @@ def status_pipeline(profiles: str, plan: MigrationPlan, settings: SyncSettings, 
                WHEN identifier_source = 'distinct_id' AND mpid_exists AND mpid_key THEN 'matched'
                ELSE 'unmatched' END AS status
         FROM profiles_at{suffix} p""")
+    # the person's figures over the plain profiles, read once: DuckDB turns these windows into
+    # one aggregate and a join (over the joins of the gap reasons it sorts: 1M profiles, 0.1 s
+    # against 1.2 s per plan)
+    p.add(f"person_facts{suffix}", f"""
+        SELECT s.*,
+          bool_or(status = 'matched') OVER (PARTITION BY pid) AS person_matched,
+          max(last_t) OVER (PARTITION BY pid) AS person_last_t,
+          count(*) OVER (PARTITION BY pid) AS person_profiles
+        FROM match_status{suffix} s""")
     # the gap reasons of the resolution (docs/rules.md#gap-reasons), with its own lookups: the
     # identifier of an unmatched profile is its distinct_id (the fallback) or nothing; a valid
-    # int64 one that names no profile is a float-rounded MPID, else a user identity, else not found
+    # int64 one that names no profile is a float-rounded MPID, else a user identity, else not
+    # found. The lookups are functions of the key: they read the keys of the plan's profiles
+    # (a stored table), not the steps above, which DuckDB would then have to keep (a second
+    # reader), spilling under a report's memory share; the few keys found are looked up with IN
+    # (a hash table of the keys, never of the profiles)
     p.add(f"unmatched_int64_keys{suffix}", f"""
-        SELECT DISTINCT s.distinct_id AS identifier, {mpid_sql('s.distinct_id')} AS candidate
-        FROM match_status{suffix} s LEFT JOIN mpa_profiles mp ON mp.mpid = {mpid_sql('s.distinct_id')}
-        WHERE s.status = 'unmatched' AND s.identifier_source = 'distinct_id'
-          AND {is_valid_mpid_sql('s.distinct_id')} AND mp.mpid IS NULL""")
+        SELECT DISTINCT k.distinct_id AS identifier, {mpid_sql('k.distinct_id')} AS candidate
+        FROM {profiles} k LEFT JOIN mpa_profiles mp ON mp.mpid = {mpid_sql('k.distinct_id')}
+        WHERE NOT coalesce(k.mpid_key AND k.mpid_exists, FALSE)  -- keyed by its own, existing MPID: cheap first
+          AND {is_valid_mpid_sql('k.distinct_id')} AND mp.mpid IS NULL""")
     p.add(f"int_rounded{suffix}", int_rounded_sql(f"SELECT candidate FROM unmatched_int64_keys{suffix}"))
     p.add(f"identity_ids{suffix}", identity_ids_sql(f"SELECT identifier FROM unmatched_int64_keys{suffix}"))
     p.add(f"gap_reasons{suffix}", f"""
@@ -408,16 +421,12 @@ def status_pipeline(profiles: str, plan: MigrationPlan, settings: SyncSettings, 
           CASE WHEN status = 'matched' THEN NULL
                WHEN identifier_source = 'none' THEN 'fallback_disabled'
                WHEN NOT {is_valid_mpid_sql('s.distinct_id')} THEN 'distinct_id_not_mpid'
-               WHEN ir.candidate IS NOT NULL THEN 'mpid_precision_loss'
-               WHEN ii.identifier IS NOT NULL THEN 'distinct_id_is_identity'
-               ELSE 'mpid_not_found' END AS gap_reason,
-          bool_or(status = 'matched') OVER (PARTITION BY pid) AS person_matched,
-          max(last_t) OVER (PARTITION BY pid) AS person_last_t,
-          count(*) OVER (PARTITION BY pid) AS person_profiles
-        FROM match_status{suffix} s
-        LEFT JOIN unmatched_int64_keys{suffix} u ON u.identifier = s.distinct_id
-        LEFT JOIN int_rounded{suffix} ir ON ir.candidate = u.candidate
-        LEFT JOIN identity_ids{suffix} ii ON ii.identifier = u.identifier""")
+               WHEN s.distinct_id IN (SELECT u.identifier FROM unmatched_int64_keys{suffix} u
+                                      JOIN int_rounded{suffix} ir ON ir.candidate = u.candidate)
+                    THEN 'mpid_precision_loss'
+               WHEN s.distinct_id IN (SELECT identifier FROM identity_ids{suffix}) THEN 'distinct_id_is_identity'
+               ELSE 'mpid_not_found' END AS gap_reason
+        FROM person_facts{suffix} s""")
     p.add(f"categories{suffix}", f"""
         SELECT g.*,
           CASE WHEN status = 'matched' THEN 'matched'
