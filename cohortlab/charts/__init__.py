@@ -80,6 +80,7 @@ from cohortlab.charts.sync_timeline import (
 )
 
 __all__ = [
+    "reason_words",
     "waterfall_chart",
     "match_rate_chart",
     "match_rate_over_time_chart",

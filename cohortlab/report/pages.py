@@ -10,7 +10,10 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:  # the runner imports this module
+    from cohortlab.report.runner import NotebookResult
 
 MARKER = ".cohortlab-report"  # in every folder a run writes: only such folders are ever replaced
 

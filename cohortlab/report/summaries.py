@@ -70,7 +70,7 @@ def _remedy_words(loss: Mapping[str, Any]) -> str:
     """What fixes a waterfall step. A Rule's worth is the identity-gaps page's figure (each remedy
     valued by its own simulation), pointed to once below the list (†), never estimated again here."""
     n = loss["users"]
-    these = f"this **1** profile" if n == 1 else f"these **{n:,}** profiles"
+    these = "this **1** profile" if n == 1 else f"these **{n:,}** profiles"
     return {
         "rule": "an mParticle Rule (or SDK code) writing the MPID into `$mparticle_user_id` reaches those of "
                 "them in mParticle and active since the cutoff (†)",
