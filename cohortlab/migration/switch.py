@@ -28,15 +28,19 @@ class Switch:
     """The instant the Mixpanel output switches to ``mparticle_id`` (UTC) and its ``source``:
     ``parameter`` (given), ``settings`` (the first dated switch to ``mparticle_id`` in the
     settings' ``eit_timeline``) or ``data`` (the first event whose distinct_id is the MPID of
-    an existing mParticle profile)."""
+    an existing mParticle profile; ``identified``: an identified one, as when the data has
+    events with a ``$user_id``, else an event of any kind)."""
     at: datetime
     source: str
+    identified: bool = True
 
     @property
     def text(self) -> str:
+        data = ("from the data: the first identified event keyed by an existing MPID" if self.identified else
+                "from the data: the first event keyed by an existing MPID; no event has a $user_id")
         how = {"parameter": "given as a parameter",
                "settings": "from the settings' eit_timeline",
-               "data": "from the data: the first identified event keyed by an existing MPID"}[self.source]
+               "data": data}[self.source]
         return f"switch to mparticle_id at {format_time(self.at)} ({how})"
 
 
@@ -91,7 +95,8 @@ def find_switch(engine: Engine, switch: Any = None, settings: Any = None) -> Swi
     first = first_mpid_keyed_event(engine)
     if first is None:
         raise ValueError(f"no switch date: {NO_SWITCH}; give the switch date (--switch DATE, or switch=...)")
-    return Switch(first, "data")
+    identified = bool(engine.query_rows("SELECT 1 FROM mp_events WHERE user_id IS NOT NULL LIMIT 1"))
+    return Switch(first, "data", identified)
 
 
 def history_plan(engine: Engine, settings: Any = None) -> MigrationPlan:

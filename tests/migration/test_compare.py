@@ -137,6 +137,9 @@ def test_without_user_ids_the_first_mpid_keyed_event_of_any_kind_counts(lab):
     insert_profiles(lab, {55: []})
     assert str(first_mpid_keyed_event(lab.engine)) == "2026-01-03 00:00:00+00:00"
     assert has_mpid_keyed_event(lab.engine)
+    # the output does not call that event identified
+    assert find_switch(lab.engine).text == ("switch to mparticle_id at 2026-01-03T00:00:00Z (from the data: the first "
+                                            "event keyed by an existing MPID; no event has a $user_id)")
 
 
 # --------------------------------------------------------------------------- projection window
