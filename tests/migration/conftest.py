@@ -17,6 +17,8 @@ from __future__ import annotations
 import pytest
 
 from cohortlab import Lab
+from cohortlab.migration.plans import MigrationPlan
+from cohortlab.migration.run import run_plans
 
 EVENTS = [
     # distinct_id, time, user_id, device_id
@@ -67,3 +69,19 @@ def world():
 def lab():
     with Lab() as lab:
         yield lab
+
+
+def plan(name="p", **kw):
+    """A plan for the tests: the event rule off and customer_id throughout unless given."""
+    kw.setdefault("event_identity_cutoff", None)
+    kw.setdefault("eit_timeline", "customer_id")
+    return MigrationPlan(name=name, **kw)
+
+
+def runner(start, end):
+    """``run(lab, *plans, settings=None, activity="observed", start=start, end=end)`` ->
+    (daily, summary indexed by plan) over a module's window."""
+    def run(lab, *plans, settings=None, activity="observed", start=start, end=end):
+        r = run_plans(lab.engine, plans, start, end, settings=settings, activity=activity)
+        return r.daily, r.summary.set_index("plan")
+    return run

@@ -12,24 +12,15 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from cohortlab.migration.plans import MigrationPlan
 from cohortlab.migration.run import run_plans
 
-from .conftest import insert_events, insert_profiles
+from .conftest import insert_events, insert_profiles, plan, runner
 
 START, END = "2026-01-01", "2026-03-10"
 SWITCH_FEB = [{"since": None, "eit": "customer_id"}, {"since": "2026-02-01", "eit": "mparticle_id"}]
 
 
-def plan(name="p", **kw):
-    kw.setdefault("event_identity_cutoff", None)
-    kw.setdefault("eit_timeline", "customer_id")
-    return MigrationPlan(name=name, **kw)
-
-
-def run(lab, *plans, settings=None, activity="observed", start=START, end=END):
-    r = run_plans(lab.engine, plans, start, end, settings=settings, activity=activity)
-    return r.daily, r.summary.set_index("plan")
+run = runner(START, END)
 
 
 def users(lab, plan_name):

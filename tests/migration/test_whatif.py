@@ -13,21 +13,13 @@ import pytest
 from cohortlab.migration.run import run_plans
 from cohortlab.migration.plans import MigrationPlan, PlanError, load_plans, standard_plans
 
-from .conftest import EVENTS, PROFILES, insert_events, insert_profiles
+from .conftest import insert_events, insert_profiles, plan, runner
 
 START, END = "2025-12-01", "2026-01-14"
 SWITCH = [{"since": None, "eit": "customer_id"}, {"since": "2026-01-05", "eit": "mparticle_id"}]
 
 
-def plan(name="p", **kw):
-    kw.setdefault("event_identity_cutoff", None)
-    kw.setdefault("eit_timeline", "customer_id")
-    return MigrationPlan(name=name, **kw)
-
-
-def run(lab, *plans, settings=None, activity="observed", start=START, end=END):
-    r = run_plans(lab.engine, plans, start, end, settings=settings, activity=activity)
-    return r.daily, r.summary.set_index("plan")
+run = runner(START, END)
 
 
 def day(daily, d, plan_name=None):
