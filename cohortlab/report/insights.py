@@ -182,6 +182,13 @@ def match_rates_over_time(lab, cohorts: Iterable[str], *, settings=None, limit: 
     return pd.concat(frames, ignore_index=True)
 
 
+def sync_type_of(settings) -> str:
+    """The sync type the settings configure (``dynamic`` or ``one_time``)."""
+    from cohortlab.settings import SyncSettings
+
+    return SyncSettings.coerce(settings).sync_type
+
+
 def with_sync_type(settings, sync_type: str):
     """``settings`` (None, a YAML path, a dict or SyncSettings) with ``sync_type`` replaced."""
     from cohortlab.settings import SyncSettings

@@ -474,17 +474,20 @@ def timeline_rows(timeline: pd.DataFrame) -> list[dict[str, Any]]:
     return _rows(timeline[[c for c in cols if c in timeline.columns]])
 
 
-def sync_figures(timelines: Mapping[str, pd.DataFrame], one_time: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
+def sync_figures(timelines: Mapping[str, pd.DataFrame], one_time: Mapping[str, pd.DataFrame],
+                 configured: str = "dynamic") -> dict[str, Any]:
     """The figures of the sync report: per cohort the stats and the runs of a dynamic sync and of
-    a one-time export, and the totals over cohorts after the last run."""
+    a one-time export, and the totals over cohorts after the last run of the sync the settings
+    configure (``configured``: ``dynamic`` or ``one_time``, the other shown beside it), so that
+    they are the figures the other pages simulate."""
     cohorts = {}
     for c, tl in timelines.items():
         ot = one_time[c]
         cohorts[c] = {"dynamic": timeline_summary(tl), "one_time": timeline_summary(ot),
                       "paused_windows": _rows(paused_windows(tl)),
                       "runs": timeline_rows(tl), "one_time_runs": timeline_rows(ot)}
-    stats = {c: v["dynamic"] for c, v in cohorts.items()}
-    return {"totals": sync_headline(stats), "cohorts": cohorts}
+    stats = {c: v[configured] for c, v in cohorts.items()}
+    return {"totals": sync_headline(stats), "cohorts": cohorts, "configured": configured}
 
 
 def best_plans(summary: pd.DataFrame) -> list[str]:

@@ -138,16 +138,25 @@ def _fmt_value(v: Any, unit: str | None = None) -> str:
 RUN_FILE = "run.json"  # what a run reported on, for the next run to know whether it is comparable
 
 
-def run_identity(source: str | os.PathLike | None, cohorts: Any, settings: str) -> dict[str, Any]:
+def run_identity(source: str | os.PathLike | None, cohorts: Any, settings: str,
+                 settings_given: Any = None) -> dict[str, Any]:
     """What makes two runs comparable: the same data source (a hash of its absolute path, so
-    the shared folder does not show it), the same cohorts and the same settings (their one-line
-    summary)."""
+    the shared folder does not show it), the same cohorts and the same settings: their one-line
+    summary, and every option (``settings_key``, a hash of the whole settings ``settings_given``,
+    a file, a dict or None for the defaults: the summary leaves out the ttl, the pauses' ends,
+    ...)."""
     import hashlib
 
     where = str(Path(source).expanduser().resolve()) if source else ""
     names = sorted(map(str, cohorts)) if isinstance(cohorts, (list, tuple)) else str(cohorts or "all")
+    try:
+        from cohortlab.settings import SyncSettings
+
+        whole = SyncSettings.coerce(settings_given).model_dump_json()
+    except Exception:  # unreadable settings: the run said so on its pages; the summary stands alone
+        whole = str(settings_given)
     return {"source": hashlib.sha256(where.encode("utf-8")).hexdigest()[:16], "cohorts": names,
-            "settings": str(settings)}
+            "settings": str(settings), "settings_key": hashlib.sha256(whole.encode("utf-8")).hexdigest()[:16]}
 
 
 def _identity_of(run: Path) -> dict[str, Any] | None:
@@ -227,7 +236,7 @@ def write_index(out_dir: str | os.PathLike, results: list[NotebookResult], param
         except Exception:
             settings = shown_path(params.get("settings"), out_dir) or "defaults"
     cohorts = ctx.get("cohorts") or params.get("cohorts") or "all"
-    identity = run_identity(given, cohorts, settings)
+    identity = run_identity(given, cohorts, settings, params.get("settings"))
     prev = previous_run(out_dir, identity)
     cards = []
     for r in results:

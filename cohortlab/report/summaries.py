@@ -76,7 +76,8 @@ def _remedy_words(loss: Mapping[str, Any]) -> str:
                 "them in mParticle and active since the cutoff (†)",
         "merge_profiles": "no person is lost: mParticle counts each person once",
         "next_run": f"the next successful run sets {these} true",
-        "re_export": f"a full re-export would clear {these}",
+        "re_export": (f"a dynamic sync's next successful run sends the removes that set {these} false (a full "
+                      "refresh clears them too); a one-time export never does, and a re-export removes nothing"),
         "only_update": f"Input Protection `only_update` would stop {these}",
     }.get(loss["remedy"], "no remedy")
 
@@ -305,7 +306,17 @@ def sync_overview(stats: Mapping[str, Mapping[str, Any]]) -> str:
     )
 
 
-def sync_summary(cohort: str, stats: Mapping[str, Any], one_time: Mapping[str, Any] | None = None) -> str:
+def sync_summary(cohort: str, stats: Mapping[str, Any], one_time: Mapping[str, Any] | None = None,
+                 configured: str = "dynamic") -> str:
+    if configured == "one_time" and one_time and one_time.get("runs"):
+        s = (f"**{md_text(cohort)}**: the one-time export (as configured) at {_when(one_time['first_run'])} "
+             f"leaves **{one_time['stale_true']:,}** stale and **{one_time['not_yet_true']:,}** missing profiles "
+             f"after the last run: {one_time['true_count']:,} profiles with the attribute true for "
+             f"{one_time['members']:,} Mixpanel members.")
+        if stats.get("runs"):
+            s += (f" A dynamic sync ({stats['runs']:,} runs) would leave {stats['stale_true']:,} stale and "
+                  f"{stats['not_yet_true']:,} not yet true.")
+        return s
     if not stats.get("runs"):
         return f"**{md_text(cohort)}**: no sync runs in the window."
     s = (
@@ -425,7 +436,12 @@ def settings_summary(settings=None) -> str:
 
 
 def sync_report_summary(f: Mapping[str, Any]) -> str:
-    """Markdown: the findings of the sync report, from its figures only."""
-    cohorts = f["cohorts"]
-    return "\n\n".join([sync_overview({c: v["dynamic"] for c, v in cohorts.items()})]
-                       + [sync_summary(c, v["dynamic"], v["one_time"]) for c, v in cohorts.items()])
+    """Markdown: the findings of the sync report, from its figures only: the overview of the sync
+    the settings configure, then per cohort the dynamic sync and the one-time export."""
+    cohorts, configured = f["cohorts"], f.get("configured", "dynamic")
+    overview = sync_overview({c: v[configured] for c, v in cohorts.items()})
+    if configured == "one_time":
+        overview = ("The settings configure a **one-time export**: the figures below the charts' dynamic replay "
+                    "are what a recurring sync would do instead. " + overview)
+    return "\n\n".join([overview] + [sync_summary(c, v["dynamic"], v["one_time"], configured)
+                                       for c, v in cohorts.items()])

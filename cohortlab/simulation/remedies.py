@@ -110,6 +110,23 @@ class RemedyContext:
         return self.base.at
 
     @property
+    def reexport_paused(self) -> bool:
+        """The re-export time falls in a pause that lasts to ``at``: no successful run sends it."""
+        if self.reexport_time is None:
+            return False
+        grid = RunGrid(to_utc(self.base.t0), to_utc(self.at), self.reexport_settings)
+        return grid.first_sent_at_or_after(self.reexport_time) is None
+
+    def reexport_words(self) -> str:
+        """What the re-export does, for a note."""
+        if self.reexport_time is None:
+            return "no run to re-export at"
+        when = format_time(self.reexport_time)
+        if self.reexport_paused:
+            return f"no re-export: the last run ({when}) fails, the export being paused until after the as-of time"
+        return f"re-export at {when} re-sends every member"
+
+    @property
     def reexport_settings(self) -> SyncSettings | None:
         if self.reexport_time is None:
             return None
@@ -381,8 +398,7 @@ def _profile_fix_rows(ctx: RemedyContext, app_only: bool, writes: str,
         with_reexport = None if ctx.reexported is None else world.value(
             ctx.reexported, ctx.reexport_settings, members, kind, remedied)
         audiences = (next_sends, with_reexport)
-    re_note = (f"{base_note}; re-export at {format_time(ctx.reexport_time)} re-sends every member"
-               if ctx.reexport_time is not None else f"{base_note}; no run to re-export at")
+    re_note = f"{base_note}; {ctx.reexport_words()}"
     rows = [ctx.row(keys[0], audiences[0], f"{base_note}; a fix reaches mParticle only when the member is sent again"),
             ctx.row(keys[1], audiences[1], re_note)]
     return rows, {"writes": writes, "audiences": audiences}
@@ -524,6 +540,8 @@ def _check_columns(engine: Engine, table: str, rows: str) -> None:
 def reexport_row(ctx: RemedyContext, source: Source) -> dict[str, Any]:
     if ctx.reexport_time is None:
         return ctx.row("reexport", None, "no run at or before the as-of time to re-export at")
+    if ctx.reexport_paused:
+        return ctx.row("reexport", None, ctx.reexport_words())
     if ctx.reexported is not None:  # the same audience as reexport_value's simulation (exact derivation)
         after = ctx.valued(ctx.reexported)
     else:  # what reexport_value simulates

@@ -133,6 +133,23 @@ def test_no_comparable_previous_run_says_so_and_shows_no_change(tmp_path):
     assert "change since" not in index and '<td class="d">' not in index
 
 
+def test_runs_whose_settings_differ_beyond_the_summary_line_are_not_compared(tmp_path):
+    """The one-line summary leaves out options (here the ttl): the whole settings decide."""
+    reports, world = tmp_path / "reports", tmp_path / "world"
+    doc = {"title": "Members", "headline": {"members": 40}, "context": {"cohorts": ["C"], "settings": "fallback data"}}
+    for name, ttl in (("a", "3d"), ("b", "1d")):
+        out = reports / name
+        out.mkdir(parents=True)
+        (out / ".cohortlab-report").write_text("written by cohortlab report\n")
+        index = write_index(out, [_result(out, "m", doc)], {"source": str(world), "settings": {"snapshot_ttl": ttl}})
+    assert "No comparable previous run" in index.read_text()
+    out = reports / "c"
+    out.mkdir()
+    (out / ".cohortlab-report").write_text("written by cohortlab report\n")
+    same = write_index(out, [_result(out, "m", doc)], {"source": str(world), "settings": {"snapshot_ttl": "1d"}})
+    assert 'href="../b/index.html"' in same.read_text()
+
+
 def test_a_run_records_what_it_reported_on_without_the_path(tmp_path):
     out = tmp_path / "run"
     doc = {"title": "T", "headline": {}, "context": {"cohorts": ["B", "A"], "settings": "fallback data"}}

@@ -190,7 +190,7 @@ def test_findings_rank_every_waterfall_step_by_size_with_what_fixes_it():
     text = summaries.match_rates_summary(metrics.match_rates_figures({"A": Sim()}))
     lines = [ln for ln in text.splitlines() if ln.startswith("- ")]
     assert lines[0].startswith("- +3 (60.0% of members): profiles still true although their member left")
-    assert "re-export would clear these **3** profiles" in lines[0]
+    assert "sends the removes that set these **3** profiles false" in lines[0]
     assert lines[1].startswith("- −2 (40.0% of members)")
     assert lines[1].endswith("active since the cutoff (†).")
     # the pointer to the simulated figure stands once, below the list, not in every line

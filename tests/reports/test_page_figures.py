@@ -1,6 +1,8 @@
 """What the report pages say, on hand-built figures: each number in the words and tables a reader
 sees (paused windows, agreement, shared MPIDs, migration plans, wording)."""
 
+import json
+
 import pandas as pd
 
 from cohortlab.report import metrics, summaries
@@ -201,6 +203,15 @@ def test_one_pending_profile_is_one_profile_not_these_1():
     assert summaries._remedy_words({**loss, "users": 3}) == "the next successful run sets these **3** profiles true"
 
 
+def test_stale_profiles_are_not_said_to_be_cleared_by_a_re_export():
+    """A re-export removes nothing (the identity-gaps page's remedies say so): what sets a stale
+    profile false is a dynamic sync's removes or a full refresh."""
+    loss = {"step": "stale_true", "kind": "plus", "users": 7, "share_of_members": 0.03, "remedy": "re_export"}
+    words = summaries._remedy_words(loss)
+    assert words.startswith("a dynamic sync's next successful run sends the removes that set these **7** profiles false")
+    assert "a re-export removes nothing" in words and "would clear" not in words
+
+
 def test_tables_write_negative_numbers_with_the_minus_sign_and_times_as_the_sentences_do():
     df = pd.DataFrame({"audience": ["= true", "= false"], "difference": [-2, 0], "mpid": ["-5", "7"],
                        "note": ["writes from 2026-01-15T00:00:00Z; re-export at 2026-03-01T00:00:00Z",
@@ -222,3 +233,27 @@ def test_gap_reasons_are_written_in_words_as_the_waterfall_writes_its_steps():
     assert metrics.figures_headline_identity_gaps(f)["most frequent gap reason"] == "mpid precision loss"
     assert "Most frequent gap reason among the unmatched: **mpid precision loss** (2 members)" in \
         summaries.identity_gaps_summary(f)
+
+
+def _sync_timeline(rows):
+    """(run_at, members, adds, removes, failed, full_refresh, true_count, not_yet_true, stale_true)"""
+    return pd.DataFrame(rows, columns=["run_at", "members", "adds", "removes", "failed", "full_refresh", "true_count",
+                                       "not_yet_true", "stale_true"])
+
+
+def test_the_sync_page_leads_with_the_sync_the_settings_configure():
+    """With ``sync_type: one_time`` the headline and the overview are the one-time export's (as the
+    other pages simulate it), and the dynamic replay is named as the alternative."""
+    dynamic = _sync_timeline([(pd.Timestamp("2026-03-01 00:00"), 10, 10, 0, False, False, 8, 0, 0),
+                         (pd.Timestamp("2026-03-01 00:15"), 9, 0, 1, False, False, 7, 0, 0)])
+    one_time = _sync_timeline([(pd.Timestamp("2026-03-01 00:00"), 9, 10, 0, False, False, 8, 1, 2)])
+    f = metrics.sync_figures({"C": dynamic}, {"C": one_time}, configured="one_time")
+    assert (f["totals"]["stale true (last run)"], f["totals"]["not yet true (last run)"]) == (2, 1)
+    text = summaries.sync_report_summary(json.loads(json.dumps(f, default=str)))
+    assert text.startswith("The settings configure a **one-time export**")
+    assert "the one-time export (as configured) at 2026-03-01 00:00 UTC leaves **2** stale and **1** missing" in text
+    assert "A dynamic sync (2 runs) would leave 0 stale and 0 not yet true." in text
+    # the default: the dynamic sync leads, as before
+    d = metrics.sync_figures({"C": dynamic}, {"C": one_time})
+    assert (d["configured"], d["totals"]["stale true (last run)"]) == ("dynamic", 0)
+    assert "2 dynamic sync run" in summaries.sync_report_summary(d)

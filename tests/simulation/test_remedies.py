@@ -142,6 +142,12 @@ def test_reconnect_ends_a_pause_still_running(data):
     paused = {**DAILY, "pauses": [{"start": "2026-03-02", "end": "2026-03-20"}]}
     row = data.lab.remedies(C, at="2026-03-05", settings=paused).set_index("key").loc["reconnect"]
     assert (row.audience_before, row.audience_after, row.gained) == (1, 3, 2)
+    # the re-export would land on the last run, which fails: none is sent, and the notes say so
+    df = data.lab.remedies(C, at="2026-03-05", settings=paused).set_index("key")
+    assert df.loc["reexport", "gained"] == 0 and df.loc["reexport", "recovered"] == 0
+    assert df.loc["reexport", "note"] == ("no re-export: the last run (2026-03-05T00:00:00Z) fails, the export being "
+                                          "paused until after the as-of time")
+    assert "re-sends every member" not in df.loc["rule_reexport", "note"]
     already = {**DAILY, "pauses": [{"start": "2026-03-02", "end": "2026-03-20", "ends_with": "reconnect"}]}
     row = data.lab.remedies(C, at="2026-03-05", settings=already).set_index("key").loc["reconnect"]
     assert row.gained == 0 and "already ends with a reconnect" in row.note
