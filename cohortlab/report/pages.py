@@ -82,7 +82,11 @@ def decorate_page(page: str | os.PathLike, result: "NotebookResult", params: Map
     title = str((result.metrics or {}).get("title") or result.name.replace("_", " ").capitalize())
     rows = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in page_context(result, params).items())
     failed = ""
-    if not result.ok:
+    if not result.ok and result.cell_index is None:  # no cell ran: the kernel did not start, ...
+        failed = (f'<div class="cl-failed"><strong>This report failed before any cell ran</strong>: '
+                  f"<code>{html.escape(str(result.error or 'an error'))}</code>. Nothing below was computed; "
+                  "run the report again.</div>")
+    elif not result.ok:
         failed = (f'<div class="cl-failed"><strong>This report failed</strong> in cell {result.cell_index}: '
                   f"<code>{html.escape(result.failing_line or '')}</code> raised "
                   f"<strong>{html.escape(str(result.ename or 'an error'))}</strong>: "

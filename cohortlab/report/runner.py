@@ -264,23 +264,31 @@ def run_notebook(
         params["output_dir"] = str(nb_dir.resolve())
     result = NotebookResult(name=name, source=source, ipynb=nb_dir / f"{name}.ipynb")
     t0 = time.monotonic()
-    try:
-        papermill.execute_notebook(
-            str(source),
-            str(result.ipynb),
-            parameters=params,
-            kernel_name=kernel or kernel_name(),
-            progress_bar=False,
-            cwd=str(nb_dir),
-            execution_timeout=timeout,
-            extra_arguments=["--IPKernelApp.log_level=CRITICAL"],  # no kernel start-up chatter
-            **({"kernel_manager_class": _kernel_manager_with(env)} if env else {}),
-        )
-    except PapermillExecutionError as e:
-        result.error, result.cell_index, result.ename, result.failing_line = _describe_failure(e)
-        result.evalue = str(e.evalue)
-    except Exception as e:  # kernel died, notebook unreadable, ...
-        result.error = f"{type(e).__name__}: {e}"
+    for attempt in range(1 + KERNEL_START_RETRIES):
+        try:
+            papermill.execute_notebook(
+                str(source),
+                str(result.ipynb),
+                parameters=params,
+                kernel_name=kernel or kernel_name(),
+                progress_bar=False,
+                cwd=str(nb_dir),
+                execution_timeout=timeout,
+                extra_arguments=["--IPKernelApp.log_level=CRITICAL"],  # no kernel start-up chatter
+                **({"kernel_manager_class": _kernel_manager_with(env)} if env else {}),
+            )
+        except PapermillExecutionError as e:
+            result.error, result.cell_index, result.ename, result.failing_line = _describe_failure(e)
+            result.evalue = str(e.evalue)
+        except Exception as e:  # kernel died, notebook unreadable, ...
+            if kernel_did_not_start(e) and attempt < KERNEL_START_RETRIES:
+                # two kernels starting at once can pick the same free port (jupyter_client picks
+                # ports, then the kernel binds them): the loser dies before kernel_info; a new
+                # kernel picks new ports. No cell has run, so nothing is repeated.
+                time.sleep(0.5 * (attempt + 1))
+                continue
+            result.error = f"{type(e).__name__}: {e}"
+        break
     result.seconds = time.monotonic() - t0
     metrics = nb_dir / "metrics.json"
     if metrics.exists():
@@ -293,6 +301,15 @@ def run_notebook(
         result.html = export_html(result.ipynb, nb_dir / f"{name}.html")
         decorate_page(result.html, result, {**(parameters or {}), **({"source": page_source} if page_source else {})})
     return result
+
+
+KERNEL_START_RETRIES = 2  # kernels that die before their first reply are started again this often
+
+
+def kernel_did_not_start(error: BaseException) -> bool:
+    """A kernel that died before replying to ``kernel_info`` (no cell ran): nbclient raises a
+    RuntimeError saying so (e.g. after its ports were taken by a kernel started at the same time)."""
+    return isinstance(error, RuntimeError) and "before replying to kernel_info" in str(error)
 
 
 def _kernel_manager_with(env: Mapping[str, str]) -> type:

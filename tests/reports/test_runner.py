@@ -320,3 +320,56 @@ def test_parameters_the_notebooks_would_fail_on_are_refused_before_anything_runs
         with pytest.raises(ReportError, match=message):
             run_report(notebooks, db=tiny["db"], out=tmp_path / "r", params=params)
         assert not (tmp_path / "r").exists()
+
+
+def test_a_kernel_that_dies_before_its_first_reply_is_started_again(tiny, tmp_path, monkeypatch):
+    """Two kernels started at once can pick the same free port; the loser dies before replying
+    to kernel_info, before any cell ran. Such a start is tried again (twice at most); any other
+    failure is reported at once."""
+    import papermill
+
+    from cohortlab.report import runner
+
+    calls = []
+
+    def flaky(source, output, **kw):
+        calls.append(output)
+        if len(calls) == 1:
+            raise RuntimeError("Kernel died before replying to kernel_info")
+        Path(output).write_text(Path(source).read_text())
+
+    monkeypatch.setattr(papermill, "execute_notebook", flaky)
+    monkeypatch.setattr(runner.time, "sleep", lambda s: None)
+    r = runner.run_notebook(tiny["good"], tmp_path / "out", html=False)
+    assert r.error is None and len(calls) == 2
+
+    def dead(source, output, **kw):
+        calls.append(output)
+        raise RuntimeError("Kernel died before replying to kernel_info")
+
+    calls.clear()
+    monkeypatch.setattr(papermill, "execute_notebook", dead)
+    r = runner.run_notebook(tiny["good"], tmp_path / "out2", html=False)
+    assert len(calls) == 3 and r.error == "RuntimeError: Kernel died before replying to kernel_info"
+
+    def broken(source, output, **kw):
+        calls.append(output)
+        raise ValueError("notebook unreadable")
+
+    calls.clear()
+    monkeypatch.setattr(papermill, "execute_notebook", broken)
+    r = runner.run_notebook(tiny["good"], tmp_path / "out3", html=False)
+    assert len(calls) == 1 and r.error == "ValueError: notebook unreadable"
+
+
+def test_a_page_whose_kernel_never_started_says_no_cell_ran(tmp_path):
+    from cohortlab.report.pages import decorate_page
+    from cohortlab.report.runner import NotebookResult
+
+    page = tmp_path / "m.html"
+    page.write_text("<html><head><title>x</title></head><body><h1>Match rates</h1></body></html>")
+    r = NotebookResult(name="match_rates", source=tmp_path / "m.ipynb", ipynb=tmp_path / "m.ipynb",
+                       error="RuntimeError: Kernel died before replying to kernel_info")
+    header = decorate_page(page, r, {}).read_text()
+    assert "This report failed before any cell ran" in header and "Kernel died before replying" in header
+    assert "in cell None" not in header and "traceback is at the end" not in header
