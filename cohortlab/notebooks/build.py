@@ -165,7 +165,8 @@ for cohort, c in v["cohorts"].items():
         ui.md(summaries.verify_causes_counts(c))
         shown = len(c["disagreement_rows"])
         ui.md(f"The {'first ' + format(shown, ',') + ' of the ' if c['disagreements'] > shown else ''}"
-              f"{c['disagreements']:,} profile(s) that disagree:")
+              f"{summaries.counted(c['disagreements'], 'profile')} that "
+              f"{'disagrees' if c['disagreements'] == 1 else 'disagree'}:")
         rows = ui.frame(c["disagreement_rows"])
         ui.table(rows.assign(cause=[summaries.cause_words(x) for x in rows["cause"]]),
                  show_personal_data=show_personal_data, max_rows=v["row_limit"],
@@ -250,7 +251,9 @@ if f["precision_loss"]:
 if not f["junk_rows"]:
     ui.md("No malformed `$mparticle_user_id` values.")
 else:
-    ui.md(f"**{f['malformed_mparticle_user_id']:,}** member(s) send a `$mparticle_user_id` that is not a valid "
+    n = f["malformed_mparticle_user_id"]
+    ui.md(f"{summaries.counted(n, 'member', bold=True)} {'sends' if n == 1 else 'send'} a `$mparticle_user_id` "
+          "that is not a valid "
           "MPID (it blocks the `$distinct_id` fallback); the most frequent values:")
     ui.table(f["junk_rows"], show_personal_data=show_personal_data,
              columns={"identifier": "value sent", "users": "members"})"""),

@@ -91,7 +91,7 @@ def match_rates_summary(f: Mapping[str, Any]) -> str:
         return "**No cohort members found** at the chosen time: nothing to reconcile."
     lines = [
         f"**{t['matched']:,} of {t['members']:,} Mixpanel cohort members ({pct(t['match_rate'])} of members) "
-        f"reach an mParticle profile** across {t['cohorts']:,} cohort(s); the mParticle audiences hold "
+        f"reach an mParticle profile** across {counted(t['cohorts'], 'cohort')}; the mParticle audiences hold "
         f"**{t['audience']:,}** profiles."
         + (f" The largest step between the two: {_step_name(f['losses'][0]['step'])} "
            f"({'+' if f['losses'][0]['kind'] == 'plus' else '−'}{f['losses'][0]['users']:,})." if f.get("losses") else "")
@@ -244,7 +244,7 @@ def verify_line(f: Mapping[str, Any]) -> str:
     top = t["top_cause"]
     if top is None:
         return line + " Every profile agrees."
-    return (line + f" Top cause of the {t['disagreements']:,} disagreement(s): **{cause_words(top['cause'])}** "
+    return (line + f" Top cause of the {counted(t['disagreements'], 'disagreement')}: **{cause_words(top['cause'])}** "
             f"({top['profiles']:,}).")
 
 
@@ -273,7 +273,7 @@ def verify_causes_text(v: Mapping[str, Any]) -> str:
     rows = [(c, n) for c, n in v["by_cause"].items() if n]
     if not rows:
         return "No disagreements: every profile compared holds the simulated value."
-    return "\n".join(f"- **{cause_words(c)}**: {n:,} profile(s); {CAUSE_ADVICE.get(c, '')}." for c, n in rows)
+    return "\n".join(f"- **{cause_words(c)}**: {counted(n, 'profile')}; {CAUSE_ADVICE.get(c, '')}." for c, n in rows)
 
 
 def verify_causes_counts(v: Mapping[str, Any]) -> str:
@@ -301,7 +301,7 @@ def sync_overview(stats: Mapping[str, Mapping[str, Any]]) -> str:
     return (
         f"**After the last run, {h['Mixpanel members (last run)']:,} Mixpanel members face "
         f"{h['attribute = true (last run)']:,} mParticle profiles with the attribute true** across "
-        f"{h['cohorts']} cohort(s): {h['stale true (last run)']:,} stale, {h['not yet true (last run)']:,} "
+        f"{counted(h['cohorts'], 'cohort')}: {h['stale true (last run)']:,} stale, {h['not yet true (last run)']:,} "
         f"pending; {h['failed runs']:,} of {h['sync runs']:,} runs failed."
     )
 
@@ -320,7 +320,7 @@ def sync_summary(cohort: str, stats: Mapping[str, Any], one_time: Mapping[str, A
     if not stats.get("runs"):
         return f"**{md_text(cohort)}**: no sync runs in the window."
     s = (
-        f"**{md_text(cohort)}**: {stats['runs']:,} dynamic sync run(s) from {_when(stats['first_run'])} to {_when(stats['last_run'])} "
+        f"**{md_text(cohort)}**: {counted(stats['runs'], 'dynamic sync run')} from {_when(stats['first_run'])} to {_when(stats['last_run'])} "
         f"({stats['failed_runs']:,} failed, {stats['full_refreshes']:,} full "
         f"{'refresh' if stats['full_refreshes'] == 1 else 'refreshes'}). After the last run "
         f"Mixpanel has **{stats['members']:,}** members and mParticle **{stats['true_count']:,}** profiles "

@@ -92,7 +92,8 @@ def _expected_line(confusion: dict[str, dict[str, int]], causes: dict[str, int])
             f"{(1 - disagree / with_attribute) * 100:.1f}% of the {with_attribute:,} where either side has the "
             f"attribute).")
     top = max(((c, causes.get(c, 0)) for c in CAUSES), key=lambda kv: kv[1])
-    return line, f"Top cause of the {disagree:,} disagreement(s): {top[0].replace('_', ' ')} ({top[1]:,})."
+    noun = "disagreement" if disagree == 1 else "disagreements"
+    return line, f"Top cause of the {disagree:,} {noun}: {top[0].replace('_', ' ')} ({top[1]:,})."
 
 
 # --------------------------------------------------------------------------- worlds
@@ -177,7 +178,8 @@ def test_the_section_shows_the_counts_per_cause_and_the_audiences(observed):
         assert f"{cohort}: observed vs simulated" in section  # the cohort's heading, its name as text
         assert f"Disagreements by cause: {by_cause}." in section, cohort
         disagree = sum(e["causes"].values())
-        assert f"The {disagree:,} profile(s) that disagree:" in section
+        assert (f"The {disagree:,} profile that disagrees:" if disagree == 1
+                else f"The {disagree:,} profiles that disagree:") in section
     # one line of what to do per cause that occurs, once, in the pooled list
     for cause in CAUSES:
         occurs = any(cause in e["causes"] for e in expected.values())
@@ -259,7 +261,7 @@ def test_the_top_cause_is_the_largest_and_the_first_in_rule_order_on_a_tie():
     line = verify_line(_figures({"pause_not_modelled": 2, "profile_missing_in_snapshot": 2, "unexplained": 1}))
     assert line == ("**Observed 7 vs simulated 9** profiles with the attribute true in mParticle (agreement 87.5% "
                     "of 40 profiles; 50.0% of the 10 where either side has the attribute). Top cause of the 5 "
-                    "disagreement(s): **profile missing in snapshot** (2).")
+                    "disagreements: **profile missing in snapshot** (2).")
     assert verify_line(_figures({})).endswith("(agreement 100.0% of 40 profiles; 100.0% of the 10 where either side "
                                               "has the attribute). Every profile agrees.")
     assert "(1 of 3 cohorts have observed data)" in verify_line(_figures({}, 1, 3))
