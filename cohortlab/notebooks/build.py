@@ -285,9 +285,11 @@ ui.show_if(lambda: charts.remedies_chart(remedies),
 ui.table(remedies, columns={"remedy": "remedy", "users": "members' users recovered",
                             "gained": "audience change", "audience_after": "audience after",
                             "note": "how it was simulated"})
-ui.md(f"Not recoverable by any remedy: {summaries.counted(f['never_fixable'], 'member', bold=True)} in mParticle "
-      f"but inactive since the cutoff, and {summaries.counted(f['not_in_mparticle'], 'member', bold=True)} not found "
-      f"in mParticle at all.")"""),
+ui.md(f"Not recoverable by a remedy that waits for new data: {summaries.counted(f['never_fixable'], 'member', bold=True)} "
+      f"in mParticle but inactive since the cutoff. Found under none of their identities: "
+      f"{summaries.counted(f['not_in_mparticle'], 'member', bold=True)} (`recoverable_via` empty; one whose "
+      f"`$distinct_id` is the MPID of an existing profile, hidden by a junk `$mparticle_user_id`, is among them, "
+      f"and the remedies above do reach it).")"""),
 ])
 
 # =========================================================================== sync_timeline

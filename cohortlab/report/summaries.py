@@ -139,7 +139,8 @@ def _rule_words(f: Mapping[str, Any]) -> str:
     inactive, absent = f["never_fixable"], f["not_in_mparticle"]
     tail = (f"{counted(inactive, 'unmatched member', bold=True)} {'is' if inactive == 1 else 'are'} in mParticle but "
             f"inactive since the cutoff (cannot be fixed retroactively); {absent:,} {'is' if absent == 1 else 'are'} "
-            f"not in mParticle at all.")
+            f"found under none of their identities (a member whose `$distinct_id` is an MPID hidden by a junk "
+            f"`$mparticle_user_id` counts here, yet a Rule reaches it).")
     if not f.get("remedies"):
         return f"- Remedies were not simulated. {tail}"
     since = f.get("remedies_since")
