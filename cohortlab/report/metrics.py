@@ -397,8 +397,8 @@ def figures_headline_match_rates(f: Mapping[str, Any]) -> Headline:
            .add("mParticle audience (attribute = true)", t["audience"]))
     if f["losses"]:
         top = f["losses"][0]
-        sign = "+" if top["kind"] == "plus" else "−"
-        out.add(f"largest step, all cohorts: {_short_step(top['step']).replace('_', ' ')} ({sign})", top["users"])
+        what = "largest addition" if top["kind"] == "plus" else "largest loss"  # the sign in words, not "(−) 30"
+        out.add(f"{what}, all cohorts: {_short_step(top['step']).replace('_', ' ')}", top["users"])
     return out
 
 

@@ -157,3 +157,14 @@ def test_a_run_records_what_it_reported_on_without_the_path(tmp_path):
     run = json.loads((out / "run.json").read_text())
     assert run["cohorts"] == ["A", "B"] and run["settings"] == "fallback data"
     assert len(run["source"]) == 16 and str(tmp_path) not in (out / "run.json").read_text()
+
+
+def test_the_largest_step_says_its_direction_in_words():
+    """Not "shared MPID (−) 30": the sign of a step belongs to its name ("largest loss")."""
+    loss = {"step": "shared_mpid", "kind": "minus", "users": 30}
+    h = metrics.figures_headline_match_rates({"totals": {"members": 9, "matched": 8, "match_rate": 0.9, "audience": 7},
+                                              "losses": [loss]})
+    assert h["largest loss, all cohorts: shared MPID"] == 30
+    h = metrics.figures_headline_match_rates({"totals": {"members": 9, "matched": 8, "match_rate": 0.9, "audience": 7},
+                                              "losses": [{**loss, "step": "stale_true", "kind": "plus"}]})
+    assert h["largest addition, all cohorts: stale true"] == 30
