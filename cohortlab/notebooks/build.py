@@ -279,7 +279,8 @@ ui.show_if(lambda: charts.remedies_chart(remedies),
            "simulation: the remedy applied from its start (the members' activity since then stands in for new "
            "data), compared with the simulation as configured (docs/simulate.md#remedies). A profile that is true "
            "without being a member's (a member who left stays true after a re-export, which removes nothing) "
-           "counts in the audience's change, not here.",
+           "counts in the audience's change, not here; a matched member still waiting to be sent (pending) that "
+           "a re-export sends counts here, so a re-export can recover more people than are unmatched.",
            has_data=int(remedies["users"].clip(lower=0).sum()) > 0 if len(remedies) else False,
            nothing_to_show="no remedy recovers anyone: the unmatched members are not in mParticle or inactive")
 ui.table(remedies, columns={"remedy": "remedy", "users": "members' users recovered",
