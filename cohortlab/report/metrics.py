@@ -182,6 +182,8 @@ def timeline_summary(timeline: pd.DataFrame) -> dict[str, Any]:
         "runs": int(len(timeline)),
         "failed_runs": int(flags(timeline["failed"]).sum()),
         "full_refreshes": int(flags(timeline["full_refresh"]).sum()),
+        # full syncs that are not refreshes: a reconnect, a re-export (they clear nothing)
+        "full_syncs": int(timeline["kind"].isin(["reconnect", "reexport"]).sum()) if "kind" in timeline.columns else 0,
         "adds_sent": int(timeline["adds"].sum()),
         "removes_sent": int(timeline["removes"].sum()),
         "members": int(last["members"]),
@@ -198,8 +200,9 @@ def paused_windows(timeline: pd.DataFrame) -> pd.DataFrame:
     """Each window of consecutive failed runs of a timeline: ``start`` (its first failed run),
     ``last_failed`` (its last failed run), ``failed_runs`` (the failed runs from the one to the
     other: the windows add up to the timeline's failed runs) and ``end``, the first successful
-    run after the pause, None when the timeline ends still paused."""
-    cols = ["start", "last_failed", "end", "failed_runs"]
+    run after the pause, None when the timeline ends still paused; ``end_kind``: how that run
+    sent (the timeline's ``kind``: ``diff``, ``full_refresh``, ``reconnect``, ...), when known."""
+    cols = ["start", "last_failed", "end", "failed_runs", "end_kind"]
     if timeline.empty:
         return pd.DataFrame(columns=cols)
     t = pd.to_datetime(timeline["run_at"]).reset_index(drop=True)
@@ -213,6 +216,8 @@ def paused_windows(timeline: pd.DataFrame) -> pd.DataFrame:
     successful = t[~f]
     out["end"] = [successful[successful > last].min() if (successful > last).any() else None
                   for last in out["last_failed"]]
+    kinds = dict(zip(t, timeline["kind"].astype(object))) if "kind" in timeline.columns else {}
+    out["end_kind"] = [None if e is None or pd.isna(e) else kinds.get(e) for e in out["end"]]
     return out.reset_index(drop=True)[cols]
 
 

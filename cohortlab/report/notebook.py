@@ -262,11 +262,20 @@ def paused_windows_table(windows, last_run=None) -> pd.DataFrame:
         return pd.Timestamp(t).strftime("%Y-%m-%d %H:%M")
 
     still = "none: still paused at the last run" + (f" ({when(last_run)})" if last_run is not None else "")
+    how = {"reconnect": "a reconnect: full sync", "reexport": "a re-export: full sync", "full_refresh": "full refresh",
+           "diff": "diff", "first": "first run: full sync"}
+    kinds = w["end_kind"] if "end_kind" in w.columns else [None] * len(w)
+
+    def after(t, kind) -> str:
+        if pd.isna(t):
+            return still
+        return when(t) + (f" ({how.get(str(kind), str(kind))})" if isinstance(kind, str) and kind else "")
+
     return pd.DataFrame({
         "first failed run": [when(t) for t in w["start"]],
         "last failed run": [when(t) for t in w["last_failed"]],
         "failed runs": [int(n) for n in w["failed_runs"]],
-        "first successful run after the pause": [still if pd.isna(t) else when(t) for t in w["end"]],
+        "first successful run after the pause": [after(t, k) for t, k in zip(w["end"], kinds)],
     })
 
 

@@ -323,7 +323,10 @@ def sync_summary(cohort: str, stats: Mapping[str, Any], one_time: Mapping[str, A
     s = (
         f"**{md_text(cohort)}**: {counted(stats['runs'], 'dynamic sync run')} from {_when(stats['first_run'])} to {_when(stats['last_run'])} "
         f"({stats['failed_runs']:,} failed, {stats['full_refreshes']:,} full "
-        f"{'refresh' if stats['full_refreshes'] == 1 else 'refreshes'}). After the last run "
+        f"{'refresh' if stats['full_refreshes'] == 1 else 'refreshes'}"
+        + (f", {counted(stats['full_syncs'], 'full sync', 'full syncs')} after a reconnect or a re-export"
+           if stats.get("full_syncs") else "")
+        + f"). After the last run "
         f"Mixpanel has **{stats['members']:,}** members and mParticle **{stats['true_count']:,}** profiles "
         f"with the attribute true: {stats['not_yet_true']:,} not yet true, {stats['stale_true']:,} stale "
         f"(left the cohort, still true; at most {stats['max_stale_true']:,})."

@@ -44,6 +44,21 @@ def test_the_paused_windows_table_says_when_the_sync_is_still_paused_at_the_last
     ]
 
 
+def test_a_pause_that_ends_with_a_reconnect_says_so_and_counts_as_a_full_sync():
+    """A reconnect's first successful run is a full sync (not a full refresh: it clears nothing):
+    the paused-windows table says how the pause ended, the summary counts it."""
+    tl = _sync_timeline([(pd.Timestamp("2026-02-25 00:00"), 5, 5, 0, False, False, 5, 0, 0),
+                         (pd.Timestamp("2026-02-25 00:15"), 5, 0, 0, True, False, 5, 0, 0),
+                         (pd.Timestamp("2026-02-25 00:30"), 6, 6, 0, False, False, 6, 0, 0)]).assign(
+        kind=["first", "failed", "reconnect"])
+    w = metrics._rows(metrics.paused_windows(tl))
+    assert ui.paused_windows_table(w)["first successful run after the pause"].tolist() == [
+        "2026-02-25 00:30 (a reconnect: full sync)"]
+    stats = metrics.timeline_summary(tl)
+    assert (stats["full_refreshes"], stats["full_syncs"]) == (0, 1)
+    assert "(1 failed, 0 full refreshes, 1 full sync after a reconnect or a re-export)" in summaries.sync_summary("C", stats)
+
+
 def test_a_timeline_without_failed_runs_has_no_paused_window():
     assert metrics.paused_windows(_timeline([("2026-03-01", False), ("2026-03-02", False)])).empty
 
