@@ -40,9 +40,6 @@ def float_token_re(key: str = MPUID_KEY) -> str:
     return '"' + re.escape(key) + r'"\s*:\s*(-?[0-9.eE+\-]*)'
 
 
-MPUID_TOKEN_RE = float_token_re(MPUID_KEY)
-
-
 def inline_float_token_sql(raw: str, text: str, key: str = MPUID_KEY) -> str:
     """The exact token of a JSON-float value of ``key`` (``$mparticle_user_id``, ``distinct_id``,
     ...) whose DuckDB text is ``text``, from ``raw``, the text of the one record holding it: the

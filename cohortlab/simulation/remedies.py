@@ -53,7 +53,7 @@ reference the tests compare with).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable
 
@@ -86,7 +86,6 @@ REMEDIES = {
 SimulateFn = Callable[[str, Any, SyncSettings, str], SimulationResult]
 
 
-
 @dataclass
 class RemedyContext:
     """What every remedy needs: the baseline simulation, ``since``, the re-export time and the
@@ -104,6 +103,7 @@ class RemedyContext:
     full: bool = False  # every remedy by a simulation of every member (the reference the tests compare with)
     reexported: Any = None  # the baseline with the re-export (fast path; a SimulationResult or DerivedReexport)
     world: "SubsetWorld | None" = None  # the subset simulations (fast path)
+    _people: dict[str, int] = field(default_factory=dict, repr=False)  # by attribute_state table
 
     @property
     def at(self) -> datetime:
@@ -133,8 +133,12 @@ class RemedyContext:
         return self.settings.replace(reexport_at=[*self.settings.reexport_at, self.reexport_time])
 
     def people(self, sim: Any) -> int:
-        """The members' users in the audience of ``sim`` (a simulation's ``attribute_state``)."""
-        return int(self.engine.query_rows(people_true_sql(sim.table_names["attribute_state"], self.persons))[0][0])
+        """The members' users in the audience of ``sim`` (a simulation's ``attribute_state``),
+        counted once per simulation (every row reads the baseline's)."""
+        state = sim.table_names["attribute_state"]
+        if state not in self._people:
+            self._people[state] = int(self.engine.query_rows(people_true_sql(state, self.persons))[0][0])
+        return self._people[state]
 
     def valued(self, sim: Any) -> Valued:
         """:class:`Valued` of a whole simulation (a SimulationResult or a derived re-export)."""

@@ -37,11 +37,16 @@ class Valued:
     people: int
 
 
+def members_user_sql(alias: str, persons: str) -> str:
+    """SQL predicate: the profile ``alias`` (of an ``attribute_state``: is_orphan, mpid) is a
+    members' user's (``persons``: distinct_id, mpid)."""
+    return f"NOT {alias}.is_orphan AND {alias}.mpid IN (SELECT mpid FROM {persons} WHERE mpid IS NOT NULL)"
+
+
 def people_true_sql(state: str, persons: str) -> str:
     """The number of members' users (``persons``: distinct_id, mpid) whose profile is ``true`` in
     ``state`` (an ``attribute_state`` table: is_orphan, mpid, value)."""
-    return (f"SELECT count(*) FROM {state} a WHERE a.value AND NOT a.is_orphan "
-            f"AND a.mpid IN (SELECT mpid FROM {persons} WHERE mpid IS NOT NULL)")
+    return f"SELECT count(*) FROM {state} a WHERE a.value AND {members_user_sql('a', persons)}"
 
 
 def temp_name(prefix: str = "rem") -> str:
@@ -232,7 +237,7 @@ class SubsetWorld:
                 # the profiles of P take their state from the subset; the others keep the baseline's
                 true_in = ("SELECT count(*) FROM {t} a JOIN " + self.profiles +
                            " p ON p.is_orphan = a.is_orphan AND p.pkey = " + profile_key("a", "mpid") + " WHERE a.value")
-                people_in = true_in + f" AND NOT a.is_orphan AND a.mpid IN (SELECT mpid FROM {ctx.persons} WHERE mpid IS NOT NULL)"
+                people_in = true_in + f" AND {members_user_sql('a', ctx.persons)}"
                 b, a = base.table_names["attribute_state"], n.attribute_state
                 before, after, people_before, people_after = e.query_rows(
                     f"SELECT ({true_in.format(t=b)}), ({true_in.format(t=a)}), "
@@ -261,5 +266,5 @@ def share_world(worlds: list[SubsetWorld]) -> None:
         w.world, w.owns_world = dict(first.world), False
 
 
-__all__ = ["DERIVE_TABLES", "MEMBER_TABLES", "SubsetWorld", "Valued", "people_true_sql", "share_world", "shadowed", "subset_ready",
-           "temp_name"]
+__all__ = ["DERIVE_TABLES", "MEMBER_TABLES", "SubsetWorld", "Valued", "members_user_sql", "people_true_sql",
+           "share_world", "shadowed", "subset_ready", "temp_name"]

@@ -343,21 +343,19 @@ def test_a_kernel_that_dies_before_its_first_reply_is_started_again(tiny, tmp_pa
     r = runner.run_notebook(tiny["good"], tmp_path / "out", html=False)
     assert r.error is None and len(calls) == 2
 
-    def dead(source, output, **kw):
-        calls.append(output)
-        raise RuntimeError("Kernel died before replying to kernel_info")
+    def always(error):  # a papermill that raises ``error`` at every start
+        def run(source, output, **kw):
+            calls.append(output)
+            raise error
+        return run
 
     calls.clear()
-    monkeypatch.setattr(papermill, "execute_notebook", dead)
+    monkeypatch.setattr(papermill, "execute_notebook", always(RuntimeError("Kernel died before replying to kernel_info")))
     r = runner.run_notebook(tiny["good"], tmp_path / "out2", html=False)
     assert len(calls) == 3 and r.error == "RuntimeError: Kernel died before replying to kernel_info"
 
-    def broken(source, output, **kw):
-        calls.append(output)
-        raise ValueError("notebook unreadable")
-
     calls.clear()
-    monkeypatch.setattr(papermill, "execute_notebook", broken)
+    monkeypatch.setattr(papermill, "execute_notebook", always(ValueError("notebook unreadable")))
     r = runner.run_notebook(tiny["good"], tmp_path / "out3", html=False)
     assert len(calls) == 1 and r.error == "ValueError: notebook unreadable"
 
