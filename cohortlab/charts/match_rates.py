@@ -9,6 +9,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import PercentFormatter
+from matplotlib.transforms import offset_copy
 
 from cohortlab.charts.base import (
     BLUE, DPI, FIGSIZE, GREEN, GREY, ORANGE, RED,
@@ -17,6 +18,9 @@ from cohortlab.charts.base import (
 
 
 # --------------------------------------------------------------------------- docs/rules.md#waterfall
+TICK_PT = 4.0  # the thickness, in points, of the tick that marks a step too small to see
+
+
 def waterfall_chart(
     waterfall: pd.DataFrame, *, title: str = "Where the users went", hide_zero: bool = False
 ) -> Figure:
@@ -65,11 +69,16 @@ def waterfall_chart(
         padding=2,
         fontsize=9,
     )
-    # a step too small to see as a bar (a few users out of thousands) gets a thick tick at its level
+    # a step too small to see as a bar (a few users out of thousands) gets a thick tick on the
+    # side of the running level it moves to: under it for a loss, over it for an addition, so
+    # the tick never pokes past the total it is taken from
     top = max(heights) if heights else 0
-    for xi, b, h, c in zip(x, bottoms, heights, colors):
-        if 0 < h < 0.015 * top:
-            ax.hlines(b + h / 2, xi - 0.35, xi + 0.35, color=c, lw=4)
+    for xi, b, h, c, kind in zip(x, bottoms, heights, colors, waterfall["kind"]):
+        if kind != "total" and 0 < h < 0.015 * top:
+            level_before = b + h if kind == "minus" else b
+            shift = -TICK_PT / 2 if kind == "minus" else TICK_PT / 2
+            ax.hlines(level_before, xi - 0.35, xi + 0.35, color=c, lw=TICK_PT,
+                      transform=offset_copy(ax.transData, fig=fig, y=shift, units="points"))
     # connectors between consecutive bars at the running level
     running = [b + h if k != "minus" else b for b, h, k in zip(bottoms, heights, waterfall["kind"])]
     for i in range(len(x) - 1):

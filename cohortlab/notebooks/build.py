@@ -274,14 +274,15 @@ if f["shared_mpids"]:
     md("## What each remedy would recover"),
     code("""\
 remedies = ui.frame(f["remedies"])
-ui.show_if(lambda: charts.remedies_chart(remedies),
+applicable = remedies[remedies["applies"].astype(bool)] if len(remedies) else remedies  # the chart leaves out a remedy with nothing to act on
+ui.show_if(lambda: charts.remedies_chart(applicable),
            "The members' users (their mParticle profiles) each remedy brings into the audience, each from its own "
            "simulation: the remedy applied from its start (the members' activity since then stands in for new "
            "data), compared with the simulation as configured (docs/simulate.md#remedies). A profile that is true "
            "without being a member's (a member who left stays true after a re-export, which removes nothing) "
            "counts in the audience's change, not here; a matched member still waiting to be sent (pending) that "
            "a re-export sends counts here, so a re-export can recover more people than are unmatched.",
-           has_data=int(remedies["users"].clip(lower=0).sum()) > 0 if len(remedies) else False,
+           has_data=int(applicable["users"].clip(lower=0).sum()) > 0 if len(applicable) else False,
            nothing_to_show="no remedy recovers anyone: the unmatched members are not in mParticle or inactive")
 ui.table(remedies, columns={"remedy": "remedy", "users": "members' users recovered",
                             "gained": "audience change", "audience_after": "audience after",

@@ -129,18 +129,19 @@ def precision_loss(resolution: pd.DataFrame) -> pd.DataFrame:
 
 def remedies(resolution: pd.DataFrame, values: pd.DataFrame | None = None) -> pd.DataFrame:
     """What each remedy recovers, in users (``remedy, key, users, gained, audience_before,
-    audience_after, note``), from ``values``: the rows of
+    audience_after, applies, note``), from ``values``: the rows of
     :func:`cohortlab.simulation.remedies.value_remedies` (``Lab.remedies``) of one or more
     cohorts (column ``cohort`` when several), each the simulation with the remedy applied against
     the one as configured. ``users`` is the sum of ``recovered`` over cohorts (the members' own
     people the remedy brings into the audience), ``gained`` the sum of ``gained`` (every profile
-    it makes true, a stale one too); the note is the cohort's own (prefixed by the cohort name
+    it makes true, a stale one too); ``applies`` whether it was simulated for some cohort (a
+    reconnect without a pause was not); the note is the cohort's own (prefixed by the cohort name
     when several).
 
     ``attrs``: ``never_fixable`` (unmatched, in mParticle under another identity, inactive since
     the cutoff: no remedy that waits for new data reaches them) and ``not_in_mparticle``
     (unmatched, found under no identity), counted in ``resolution``."""
-    cols = ["remedy", "key", "users", "gained", "audience_before", "audience_after", "note"]
+    cols = ["remedy", "key", "users", "gained", "audience_before", "audience_after", "applies", "note"]
     if values is None or values.empty:
         out = pd.DataFrame(columns=cols)
     else:
@@ -151,7 +152,9 @@ def remedies(resolution: pd.DataFrame, values: pd.DataFrame | None = None) -> pd
             rows.append({"remedy": g["remedy"].iloc[0], "key": key, "users": int(g["recovered"].sum()),
                          "gained": int(g["gained"].sum()),
                          "audience_before": int(g["audience_before"].sum()),
-                         "audience_after": int(g["audience_after"].sum()), "note": "; ".join(notes)})
+                         "audience_after": int(g["audience_after"].sum()),
+                         "applies": bool(g["applies"].any()) if "applies" in g else True,
+                         "note": "; ".join(notes)})
         out = pd.DataFrame(rows, columns=cols)
     u = unmatched(resolution)
     in_mp = u["recoverable_via"].notna()

@@ -73,7 +73,7 @@ from cohortlab.simulation.sync import RunGrid
 from cohortlab.times import format_time, parse_time, to_utc
 
 REMEDY_COLUMNS = ["remedy", "key", "audience_before", "audience_after", "gained", "people_before", "people_after",
-                  "recovered", "note"]
+                  "recovered", "applies", "note"]
 REMEDIES = {
     "rule": "mParticle Rule: copy the MPID into $mparticle_user_id (next sends only)",
     "rule_reexport": "mParticle Rule, then re-export the cohort",
@@ -144,13 +144,16 @@ class RemedyContext:
         """:class:`Valued` of a whole simulation (a SimulationResult or a derived re-export)."""
         return Valued(int(sim.audience), self.people(sim))
 
-    def row(self, key: str, after: Valued | None, note: str) -> dict[str, Any]:
+    def row(self, key: str, after: Valued | None, note: str, *, applies: bool = True) -> dict[str, Any]:
+        """``after`` None: nothing changes (the figures of the simulation as configured).
+        ``applies=False``: the settings give the remedy nothing to act on (no pause to reconnect
+        after, no run to re-export at); the note says why."""
         before = self.valued(self.base)
         after = before if after is None else after
         return {"remedy": REMEDIES[key], "key": key, "audience_before": before.audience,
                 "audience_after": after.audience, "gained": after.audience - before.audience,
                 "people_before": before.people, "people_after": after.people,
-                "recovered": after.people - before.people, "note": note}
+                "recovered": after.people - before.people, "applies": applies, "note": note}
 
 
 def default_since(settings: SyncSettings, t0: datetime, at: datetime) -> datetime:
@@ -543,9 +546,9 @@ def _check_columns(engine: Engine, table: str, rows: str) -> None:
 # ----------------------------------------------------------------------------- re-export, reconnect
 def reexport_row(ctx: RemedyContext, source: Source) -> dict[str, Any]:
     if ctx.reexport_time is None:
-        return ctx.row("reexport", None, "no run at or before the as-of time to re-export at")
+        return ctx.row("reexport", None, "no run at or before the as-of time to re-export at", applies=False)
     if ctx.reexport_paused:
-        return ctx.row("reexport", None, ctx.reexport_words())
+        return ctx.row("reexport", None, ctx.reexport_words(), applies=False)
     if ctx.reexported is not None:  # the same audience as reexport_value's simulation (exact derivation)
         after = ctx.valued(ctx.reexported)
     else:  # what reexport_value simulates
@@ -559,18 +562,20 @@ def reconnect_value(ctx: RemedyContext, source: Source) -> dict[str, Any]:
     """The last pause that started at or before ``at`` ends with a reconnect (module docstring)."""
     s = ctx.settings
     if s.sync_type != "dynamic" or not s.pauses:
-        return ctx.row("reconnect", None, "no pause in the settings")
+        return ctx.row("reconnect", None, "no pause in the settings", applies=False)
     started = [(i, p) for i, p in enumerate(s.pauses) if p.start <= to_utc(ctx.at)]
     if not started:
-        return ctx.row("reconnect", None, f"no pause started by {format_time(ctx.at)}")
+        return ctx.row("reconnect", None, f"no pause started by {format_time(ctx.at)}", applies=False)
     i, pause = max(started, key=lambda ip: ip[1].start)
     if pause.ends_with == "reconnect":
-        return ctx.row("reconnect", None, f"the pause from {format_time(pause.start)} already ends with a reconnect")
+        return ctx.row("reconnect", None, f"the pause from {format_time(pause.start)} already ends with a reconnect",
+                       applies=False)
     end = pause.end
     if end > to_utc(ctx.at):  # still paused: reconnect at the last run
         end = ctx.reexport_time if ctx.reexport_time is not None and ctx.reexport_time > pause.start else None
         if end is None:
-            return ctx.row("reconnect", None, f"the pause from {format_time(pause.start)} leaves no run to reconnect at")
+            return ctx.row("reconnect", None, f"the pause from {format_time(pause.start)} leaves no run to reconnect at",
+                           applies=False)
     pauses = list(s.pauses)
     pauses[i] = Pause(start=pause.start, end=end, ends_with="reconnect")
     after = ctx.simulate_fn(ctx.ref.name, ctx.at, s.replace(pauses=[p.model_dump() for p in pauses]), source)

@@ -339,6 +339,35 @@ def test_a_small_waterfall_step_is_labelled_and_visible():
     assert fig.legends and not ax.get_legend()
 
 
+def _tick_edges_px(fig, mark):
+    """The display y of the top and bottom edges of a thick tick (a one-segment LineCollection)."""
+    fig.canvas.draw()
+    (seg,) = mark.get_segments()
+    y = mark.get_transform().transform(seg)[0][1]
+    half = mark.get_linewidth()[0] / 2 * fig.dpi / 72
+    return y - half, y + half
+
+
+def test_a_small_loss_is_marked_under_the_level_it_is_taken_from_and_an_addition_over_it():
+    w = pd.DataFrame({"step": ["members", "unmatched:malformed", "shared_mpid", "should_be_true",
+                               "stale_true", "audience"],
+                      "label": list("mnstxa"), "kind": ["total", "minus", "minus", "total", "plus", "total"],
+                      "count": [236, 1, 20, 215, 1, 216]})
+    fig = charts.waterfall_chart(w)
+    ax = fig.axes[0]
+    marks = [c for c in ax.collections if c.get_linewidth()[0] >= 4]
+    assert len(marks) == 2
+    to_px = ax.transData.transform
+    loss_low, loss_high = _tick_edges_px(fig, marks[0])
+    level_236 = to_px((1, 236))[1]
+    # the loss of 1 hangs from 236: its tick ends at 236 and lies under it, never over the total
+    assert loss_high == pytest.approx(level_236, abs=0.5) and loss_low < level_236
+    add_low, add_high = _tick_edges_px(fig, marks[1])
+    level_215 = to_px((4, 215))[1]
+    # the addition of 1 rises from 215: its tick starts there
+    assert add_low == pytest.approx(level_215, abs=0.5) and add_high > level_215
+
+
 def test_bars_of_a_long_timeline_are_wider_than_a_pixel():
     fig = charts.sync_runs_chart(_runs(577))
     fig.canvas.draw()

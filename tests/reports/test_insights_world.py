@@ -62,11 +62,13 @@ def test_gap_counts_activity_shared_and_junk():
 
 def remedy_rows(rows):
     """value_remedies rows from (cohort, remedy, key, audience_before, audience_after, recovered,
-    note); the people before are the audience before, nothing stale, unless ``gained`` differs."""
+    note[, gained[, applies]]); the people before are the audience before, nothing stale, unless
+    ``gained`` differs; a remedy applies unless told."""
     out = []
-    for c, remedy, key, before, after, recovered, note, *gained in rows:
-        g = gained[0] if gained else after - before
-        out.append((c, remedy, key, before, after, g, before, before + recovered, recovered, note))
+    for c, remedy, key, before, after, recovered, note, *rest in rows:
+        g = rest[0] if rest and rest[0] is not None else after - before
+        applies = rest[1] if len(rest) > 1 else True
+        out.append((c, remedy, key, before, after, g, before, before + recovered, recovered, applies, note))
     return pd.DataFrame(out, columns=["cohort", *REMEDY_COLUMNS])
 
 
@@ -85,6 +87,18 @@ def test_remedies_sum_the_simulated_recoveries_over_cohorts():
     assert metrics.remedies(RES).empty  # not simulated: no value at all, never a proxy
     f = metrics.identity_gaps_figures(RES, metrics.shared_mpids(RES), remedy_values=values)
     assert (f["rule_fixable"], f["rule_next_sends"]) == (3, 0)
+
+
+def test_a_remedy_applies_when_it_was_simulated_for_some_cohort():
+    values = remedy_rows([
+        ("A", "Reconnect the export after the pause", "reconnect", 3, 3, 0, "no pause in the settings", None, False),
+        ("B", "Reconnect the export after the pause", "reconnect", 1, 1, 0, "no pause in the settings", None, False),
+        ("A", "Re-export the cohort", "reexport", 3, 3, 0, "no run at or before the as-of time", None, False),
+        ("B", "Re-export the cohort", "reexport", 1, 2, 1, "re-export at ... re-sends every member"),
+    ])
+    rem = metrics.remedies(RES, values).set_index("key")
+    assert rem["applies"].to_dict() == {"reconnect": False, "reexport": True}
+    assert rem.loc["reexport", "users"] == 1
 
 
 def test_redact_drops_personal_columns_and_pseudonymises_values():

@@ -69,6 +69,8 @@ def test_each_remedy_is_valued_by_its_own_simulation(world):
     assert "on 1 unmatched member whose events carry a device id" in notes["sdk_code"]  # C2, in the singular
     assert "3 split profiles" in notes["switch_eit"]  # 101, 102 and 104 (M's new profile)
     assert notes["reconnect"] == "no pause in the settings"
+    # only the reconnect has nothing to act on: it alone was not simulated
+    assert dict(zip(df.key, df.applies)) == {k: k != "reconnect" for k in df.key}
     assert "re-export at 2026-03-07T00:00:00Z" in notes["rule_reexport"]
     assert df.attrs["since"] == pd.Timestamp("2026-03-02", tz="UTC")
 
@@ -130,6 +132,7 @@ def test_reconnect_after_a_pause_re_sends_the_fixed_identifier(data):
     row = df.set_index("key").loc["reconnect"]
     assert (row.audience_before, row.audience_after, row.gained) == (1, 2, 1)
     assert "ends at 2026-03-04T00:00:00Z with a reconnect" in row.note
+    assert row.applies
 
 
 def test_reconnect_ends_a_pause_still_running(data):
@@ -145,12 +148,13 @@ def test_reconnect_ends_a_pause_still_running(data):
     # the re-export would land on the last run, which fails: none is sent, and the notes say so
     df = data.lab.remedies(C, at="2026-03-05", settings=paused).set_index("key")
     assert df.loc["reexport", "gained"] == 0 and df.loc["reexport", "recovered"] == 0
+    assert not df.loc["reexport", "applies"] and df.loc["rule_reexport", "applies"]  # the Rule still writes
     assert df.loc["reexport", "note"] == ("no re-export: the last run (2026-03-05T00:00:00Z) fails, the export being "
                                           "paused until after the as-of time")
     assert "re-sends every member" not in df.loc["rule_reexport", "note"]
     already = {**DAILY, "pauses": [{"start": "2026-03-02", "end": "2026-03-20", "ends_with": "reconnect"}]}
     row = data.lab.remedies(C, at="2026-03-05", settings=already).set_index("key").loc["reconnect"]
-    assert row.gained == 0 and "already ends with a reconnect" in row.note
+    assert row.gained == 0 and "already ends with a reconnect" in row.note and not row.applies
 
 
 def test_the_switch_with_webhooks(data):
