@@ -381,7 +381,8 @@ figures = metrics.migration_figures(plan_summary, daily, validation, switch=swit
 summary = summaries.migration_summary(figures, settings)
 doc = ui.publish(output_dir, "eit_migration", title="EIT migration", figures=figures, summary=summary,
                  headline=metrics.figures_headline_migration(figures),
-                 context=ui.context(names, None, db=db, data=data, as_of=as_of, settings=settings),
+                 context=ui.context(names, None, db=db, data=data, settings=settings,
+                                    as_of=as_of or f"{end_day} (the last day predicted, from {start_day})"),
                  parameters={"plans": [p.name for p in plan_list], "start": start_day, "end": end_day,
                              "activity": activity, "settings": settings, "switch": switch_at})
 f = doc["metrics"]  # from here on, every figure shown is read from metrics.json''', "remove-cell"),

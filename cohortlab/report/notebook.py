@@ -162,10 +162,10 @@ def _kind(column: str, values: pd.Series) -> str:
 def format_for_people(df: pd.DataFrame) -> pd.DataFrame:
     """A copy with every cell as text a person reads: thousands separators, percentages with one
     decimal (never 0.0% or 100.0% for a share strictly between), negative numbers with "−", days
-    as whole numbers, times to the minute (UTC; times inside text as ``2026-01-15 00:00 UTC``,
-    as the sentences write them), ``—`` for missing values, and column names in words.
+    as whole numbers, times to the minute as the sentences write them (``2026-01-15 00:00 UTC``,
+    also inside text), ``—`` for missing values, and column names in words.
     Identifiers (MPID, distinct id...) are shown as they are."""
-    from cohortlab.report.summaries import pct, readable_times  # a share between 0 and 1 is never 0.0% or 100.0%
+    from cohortlab.report.summaries import _when, pct, readable_times  # a share between 0 and 1 is never 0.0% or 100.0%
 
     out = pd.DataFrame(index=df.index)
     for c in df.columns:
@@ -187,7 +187,7 @@ def format_for_people(df: pd.DataFrame) -> pd.DataFrame:
             if kind == "bool":
                 return "yes" if bool(v) else "no"
             if kind == "time" or isinstance(v, (pd.Timestamp, _dt.datetime)):
-                return pd.Timestamp(v).strftime("%Y-%m-%d %H:%M")
+                return _when(v)
             return readable_times(v) if words else str(v)
 
         out[str(c).replace("_", " ")] = [fmt(v) for v in s]

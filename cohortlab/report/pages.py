@@ -181,11 +181,22 @@ def earlier_runs(out_dir: str | os.PathLike) -> list[Path]:
     return sorted(runs, key=lambda d: (d / "index.html").stat().st_mtime, reverse=True)
 
 
-def previous_run(out_dir: str | os.PathLike, identity: Mapping[str, Any]) -> Path | None:
-    """The latest earlier run in the same reports folder of the same data source, cohorts and
-    settings (:func:`run_identity`, in its ``run.json``), or None: a run of other data or other
+def comparable_runs(out_dir: str | os.PathLike, identity: Mapping[str, Any]) -> list[Path]:
+    """The earlier runs in the same reports folder of the same data source, cohorts and settings
+    (:func:`run_identity`, in their ``run.json``), newest first: a run of other data or other
     cohorts is never compared with."""
-    return next((d for d in earlier_runs(out_dir) if _identity_of(d) == dict(identity)), None)
+    return [d for d in earlier_runs(out_dir) if _identity_of(d) == dict(identity)]
+
+
+def previous_figures(runs: list[Path], name: str) -> tuple[Path | None, dict[str, Any]]:
+    """The newest of ``runs`` whose notebook ``name`` wrote its figures, with its headline: a run
+    where that notebook failed (no ``metrics.json``) is passed over, so the figures are compared
+    with the last run that has them, not called new."""
+    for d in runs:
+        headline = _previous_headline(d, name)
+        if headline:
+            return d, headline
+    return None, {}
 
 
 def _previous_headline(prev: Path | None, name: str) -> dict[str, Any]:
@@ -241,11 +252,12 @@ def write_index(out_dir: str | os.PathLike, results: list[NotebookResult], param
             settings = shown_path(params.get("settings"), out_dir) or "defaults"
     cohorts = ctx.get("cohorts") or params.get("cohorts") or "all"
     identity = run_identity(given, cohorts, settings, params.get("settings"))
-    prev = previous_run(out_dir, identity)
+    comparable = comparable_runs(out_dir, identity)
+    prev = next(iter(comparable), None)
     cards = []
     for r in results:
         m = r.metrics or {}
-        before = _previous_headline(prev, r.name)
+        since, before = previous_figures(comparable, r.name)
         title = html.escape(str(m.get("title") or _TITLES.get(r.name) or r.name.replace("_", " ").capitalize()))
         links = []
         if r.html and r.html.exists():
@@ -261,8 +273,12 @@ def write_index(out_dir: str | os.PathLike, results: list[NotebookResult], param
             + "</tr>"
             for k, v in (m.get("headline") or {}).items()
         )
+        if since is not None and since != prev:  # the latest comparable run has none of this notebook's figures
+            against = f"{since.name} ({prev.name} has no figures of this report)"
+        else:
+            against = prev.name if prev is not None else ""
         head = ("<tr><th></th><th>this run</th>"
-                f"<th>change since {html.escape(prev.name)}</th></tr>" if prev is not None and rows else "")
+                f"<th>change since {html.escape(against)}</th></tr>" if prev is not None and rows else "")
         summary = f'<p class="summary">{html.escape(str(m["summary"]))}</p>' if m.get("summary") else ""
         summary += "".join(f'<p class="note">{html.escape(str(line))}</p>' for line in m.get("card") or [])
         if r.skipped:  # not run: it does not apply to the data

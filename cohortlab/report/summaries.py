@@ -406,8 +406,11 @@ def migration_summary(f: Mapping[str, Any], settings=None) -> str:
 
 
 def _when(t) -> str:
-    """A time as every page writes it in words: ``2026-03-01 00:00 UTC``."""
-    return pd.Timestamp(t).strftime("%Y-%m-%d %H:%M UTC")
+    """A time as every page writes it in words: ``2026-03-01 00:00 UTC`` (a naive time is UTC)."""
+    ts = pd.Timestamp(t)
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC")
+    return ts.strftime("%Y-%m-%d %H:%M UTC")
 
 
 _ISO_TIME = re.compile(r"\b(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(?::\d{2}(?:\.\d+)?)?(?:Z|\+00:00|\b)(?! UTC)")

@@ -168,3 +168,33 @@ def test_the_largest_step_says_its_direction_in_words():
     h = metrics.figures_headline_match_rates({"totals": {"members": 9, "matched": 8, "match_rate": 0.9, "audience": 7},
                                               "losses": [{**loss, "step": "stale_true", "kind": "plus"}]})
     assert h["largest addition, all cohorts: stale true"] == 30
+
+
+def test_a_report_that_failed_in_the_last_run_is_compared_with_the_run_before(tmp_path):
+    """run2's "m" failed (no metrics.json): run3 compares "m" with run1, and says so; "g", which
+    ran every time, with run2."""
+    import os
+    import time
+
+    reports, world = tmp_path / "reports", tmp_path / "world"
+    context = {"cohorts": ["C"], "settings": "fallback data"}
+
+    def run(name: str, m: int | None, g: int, age: int) -> str:
+        out = reports / name
+        out.mkdir(parents=True)
+        (out / ".cohortlab-report").write_text("written by cohortlab report\n")
+        gaps = _result(out, "g", {"title": "Gaps", "headline": {"unmatched": g}, "context": context})
+        members = (_result(out, "m", {"title": "Members", "headline": {"members": m}, "context": context})
+                   if m is not None else
+                   NotebookResult(name="m", source=Path("m.ipynb"), ipynb=out / "m" / "m.ipynb", error="failed in cell 3"))
+        index = write_index(out, [members, gaps], {"source": str(world)})
+        os.utime(index, (time.time() - age, time.time() - age))
+        return index.read_text()
+
+    run("run1", 40, 7, 300)
+    run("run2", None, 9, 200)
+    index = run("run3", 45, 8, 0)
+    members_card, gaps_card = index.split('<div class="card')[1:]
+    assert "change since run1 (run2 has no figures of this report)" in members_card
+    assert '<td class="d">+5</td>' in members_card  # 45 against run1's 40, not "new"
+    assert "change since run2</th>" in gaps_card and '<td class="d">−1</td>' in gaps_card

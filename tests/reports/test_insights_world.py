@@ -224,7 +224,7 @@ def test_tables_for_people():
     assert out["match rate"].tolist() == ["92.3%", "—"]
     assert out["days to 90pct"].tolist() == ["11", "2"]
     assert out["mpid"].tolist() == ["9080350317581164903", "-5"]  # identifiers keep their digits
-    assert out["as of"].tolist() == ["2026-03-01 00:00", "2026-03-02 06:30"]
+    assert out["as of"].tolist() == ["2026-03-01 00:00 UTC", "2026-03-02 06:30 UTC"]  # as the sentences write them
     assert out["failed"].tolist() == ["yes", "no"]
 
 

@@ -145,6 +145,8 @@ def test_eit_migration_numbers_equal_the_api(report_run, world_lab):
     plans = standard_plans("2026-02-15T00:00:00Z")
     assert [p.name for p in plans] == params["plans"]
     assert doc["metrics"]["switch"].startswith("2026-02-15T00:00:00")
+    # the header says which days were predicted (not "each cohort's latest data", which is another page's)
+    assert doc["context"]["as_of"] == f"{params['end']} (the last day predicted, from {params['start']})"
     settings = _settings(report_run)
     summary = world_lab.compare_plans(plans, params["start"], params["end"], settings=settings).attrs["summary"]
     got = {p["plan"]: p for p in doc["metrics"]["plans"]}
