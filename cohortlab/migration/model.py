@@ -265,13 +265,18 @@ def profiles_pipeline(plan: MigrationPlan, t: RunTables, *, horizon: datetime | 
         FROM activity_after_id_merge k JOIN {t.persons} p ON p.pid = k.pid
         GROUP BY ALL""")
     # keyed by its MPID: the key is the MPID's text (under mparticle_id, or an identity that
-    # happens to be that text); the fallback matches it from its first event
-    own_mpid = "distinct_id = CAST(mpid AS VARCHAR)"
+    # happens to be that text); the fallback matches it from its first event. So it does a key
+    # that is the MPID of another existing profile (a numeric customer id equal to someone
+    # else's MPID), as the resolution would: to the wrong person (docs/migration.md#model). Only
+    # the keys that are not the person's own MPID are looked up, in one pass (no second reader)
+    own_mpid = "a.distinct_id = CAST(a.mpid AS VARCHAR)"
     p.add("mixpanel_profiles", f"""
-        SELECT pid, distinct_id, mpid, mpid_exists, coalesce({own_mpid}, FALSE) AS mpid_key,
-               first_t, last_t, events, {cols('')}cfix_t, end_t,
-               CASE WHEN mpid_exists AND {own_mpid} THEN first_t END AS fb_t
-        FROM activity_per_profile""")
+        SELECT a.pid, a.distinct_id, a.mpid, a.mpid_exists, coalesce({own_mpid}, FALSE) AS mpid_key,
+               a.first_t, a.last_t, a.events, {cols('a.')}a.cfix_t, a.end_t,
+               CASE WHEN (a.mpid_exists AND {own_mpid}) OR other.mpid IS NOT NULL THEN a.first_t END AS fb_t
+        FROM activity_per_profile a
+        LEFT JOIN mpa_profiles other
+          ON other.mpid = CASE WHEN NOT coalesce({own_mpid}, FALSE) THEN {mpid_sql('a.distinct_id')} END""")
     if remediations is None:
         p.add("plan_profiles", plan_profiles_sql("mixpanel_profiles", rcols[0]))
     return p
@@ -390,7 +395,7 @@ def status_pipeline(profiles: str, plan: MigrationPlan, settings: SyncSettings, 
     p.add(f"match_status{suffix}", f"""
         SELECT p.*,
           CASE WHEN identifier_source IN ('mparticle_user_id', 'event_property') THEN 'matched'
-               WHEN identifier_source = 'distinct_id' AND mpid_exists AND mpid_key THEN 'matched'
+               WHEN identifier_source = 'distinct_id' AND fb_t IS NOT NULL THEN 'matched'
                ELSE 'unmatched' END AS status
         FROM profiles_at{suffix} p""")
     # the person's figures over the plain profiles, read once: DuckDB turns these windows into

@@ -78,6 +78,25 @@ def test_gap_reasons_follow_the_resolution_rules(lab):
     assert got["1001"] == ("never_fixable", "distinct_id_is_identity")
 
 
+def test_a_key_that_is_another_profiles_mpid_is_matched_as_the_resolution_matches_it(lab):
+    # Profile 77's customer id is "88", which is the MPID of profile 88 (another person). Under
+    # customer_id its Mixpanel profile is keyed "88": the $distinct_id fallback matches it
+    # whenever the distinct_id is the MPID of an existing profile (rules.md#resolution), to the
+    # wrong person, from its first event. It was unmatched with mpid_not_found, a reason that
+    # contradicted itself (the MPID exists).
+    insert_events(lab, [("88", "2026-01-05 10:00:00", "88", "A", "77")])
+    insert_profiles(lab, {77: [("user", "customer_id", "88")], 88: [("user", "customer_id", "zz")]})
+    daily, summary = run(lab, plan("do nothing"))
+    u = users(lab, "do nothing").set_index("distinct_id")
+    assert list(u.index) == ["88"]
+    row = u.loc["88"]
+    assert (row.mpid, row.identifier_source, row.status, row.category) == (77, "distinct_id", "matched", "matched")
+    assert pd.isna(row.gap_reason) and not row.keyed_by_mpid  # not its own MPID
+    assert row.matchable_from == pd.Timestamp("2026-01-05 10:00:00")
+    assert daily.iloc[-1][["members", "matched"]].tolist() == [1, 1]
+    assert summary.loc["do nothing", "final_match_rate"] == 1.0
+
+
 # --------------------------------------------------------------------------- one profile per distinct_id
 def test_two_eit_periods_that_give_the_same_distinct_id_give_one_profile(lab):
     # Profile 77: customer id = email = a@x.com, logged in Jan 5 and Feb 5; customer_id, then
