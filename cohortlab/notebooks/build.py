@@ -430,7 +430,7 @@ else:
                                     "predicted_match_rate": "predicted match rate (of members)",
                                     "observed_match_rate": "observed match rate (of members)",
                                     "users_differ": "members that differ"})
-    ui.md("\\n".join(f"- **{c}**: {text}" for c, text in v["verdicts"].items()))"""),
+    ui.md("\\n".join(f"- **{ui.text(c)}**: {ui.text(text)}" for c, text in v["verdicts"].items()))"""),
 ])
 
 NOTEBOOKS = {

@@ -222,7 +222,11 @@ def report(world, tmp_path_factory) -> dict:
     settings = d / "settings.yaml"
     settings.write_text('attribute_template: "<img src=y onerror=alert(4)>{cohort_name}"\n')
     out = d / "report"
-    r = cli("report", "--data", world["data"], "--out", out, "-p", f"plans={plan}", "-p", f"settings={settings}")
+    # observed_db: the EIT page's validation section, which names each cohort in a list
+    observed = d / "observed.duckdb"
+    shutil.copyfile(world["db"], observed)
+    r = cli("report", "--data", world["data"], "--out", out, "-p", f"plans={plan}", "-p", f"settings={settings}",
+            "-p", f"observed_db={observed}")
     assert r.exit_code == 0, r.output + r.stderr
     return {"out": out, "stderr": r.stderr}
 
@@ -243,6 +247,8 @@ def test_report_html_shows_data_text_escaped_and_runs_no_script_from_data(report
     for name in ("match_rates.html", "sync_timeline.html"):  # the names, as written, as text
         assert SCRIPT_NAME in shown[name] and TAG_NAME in shown[name], name
     assert PLAN_NAME in shown["eit_migration.html"]
+    assert "Predicted against observed" in shown["eit_migration.html"]
+    assert f"{SCRIPT_NAME}: observed match rate" in shown["eit_migration.html"]  # the validation's list
 
 
 def test_no_email_in_any_report_file(report, world):
