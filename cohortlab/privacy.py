@@ -17,7 +17,10 @@ digits with a space, a dash or parentheses between them, ``07700 900123``, ``(41
 or dotted ``415.555.0123``; not a date), or when it is one of the emails and phone numbers the
 database itself holds (Mixpanel ``$email``/``$phone``, mParticle email and phone identities),
 which catches phone numbers written as plain digits (``07700900123``, which an MPID could be
-too). A national shape is not searched for inside sentences, where dates and counts take it. The database's values are looked up for the
+too). A national shape is not searched for inside sentences, where dates and counts take it.
+Before the patterns, a value is read with every kind of space as a space, full-width ``＠``/``＋``
+as ``@``/``+``, and ``%40``, ``%2B``, ``tel:`` undone (``carol%40example.com``,
+``tel:+14155550111``), the same in Python and SQL (:func:`normalised`). The database's values are looked up for the
 values about to be shown (:class:`KnownPersonal`), never all brought into Python.
 """
 
@@ -79,6 +82,36 @@ def known_personal_among_sql(values: str) -> str:
     return _known_personal_sql(f"IN (SELECT * FROM {values})")
 
 
+# What a value is read as before the patterns: every whitespace character Python's ``\s`` knows
+# becomes a space (RE2's ``\s``, in SQL, knows only the ASCII ones: a phone written with no-break
+# or thin spaces must look the same to both), a full-width ``＠``/``＋`` the ASCII one, and the
+# spellings of a URL or a link (``%40``, ``%2B``, ``tel:``) are undone. In Python and SQL alike
+# (:func:`normalised_sql`); the pseudonym is still that of the value as written.
+_SPACES = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f\x85\xa0\u1680" + "".join(chr(c) for c in range(0x2000, 0x200B))
+           + "\u2028\u2029\u202f\u205f\u3000")
+_FROM, _TO = _SPACES + "\uff20\uff0b", " " * len(_SPACES) + "@+"
+_TRANSLATE = str.maketrans(_FROM, _TO)
+_UNDONE = (("%40", "@"), ("%2B", "+"), ("%2b", "+"), ("tel:", ""), ("TEL:", ""))
+
+
+def normalised(value: str) -> str:
+    """``value`` as the patterns read it (see ``_SPACES``), trimmed of spaces."""
+    s = value.translate(_TRANSLATE)
+    for a, b in _UNDONE:
+        s = s.replace(a, b)
+    return s.strip(" ")
+
+
+def normalised_sql(expr: str) -> str:
+    """SQL: :func:`normalised` of ``expr`` (text)."""
+    from cohortlab.pipeline import sql_str
+
+    out = f"translate({expr}, {sql_str(_FROM)}, {sql_str(_TO)})"
+    for a, b in _UNDONE:
+        out = f"replace({out}, '{a}', '{b}')"
+    return f"trim({out})"
+
+
 def looks_national_phone(s: str) -> bool:
     """A whole value shaped like a national phone number (module docstring)."""
     return (_NATIONAL_PHONE_RE.fullmatch(s) is not None and 7 <= sum(c.isdigit() for c in s) <= 15
@@ -89,17 +122,17 @@ def looks_personal(value: Any) -> bool:
     """An email- or phone-looking text (without looking at the database)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return False
-    s = str(value).strip()
+    s = normalised(str(value))
     return bool(_EMAIL_VALUE_RE.search(s) or _PHONE_RE.fullmatch(s) or looks_national_phone(s))
 
 
 def looks_personal_sql(expr: str) -> str:
     """SQL predicate: ``expr`` (text) looks like an email or a phone number (:func:`looks_personal`)."""
-    t = f"trim({expr})"
+    t = normalised_sql(expr)
     national = (f"(regexp_full_match({t}, '{NATIONAL_PHONE_PATTERN}') "
                 f"AND length(regexp_replace({t}, '[^0-9]', '', 'g')) BETWEEN 7 AND 15 "
                 f"AND NOT regexp_matches({t}, '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}'))")
-    return (f"(regexp_matches({expr}, '{EMAIL_PATTERN}') "
+    return (f"(regexp_matches({t}, '{EMAIL_PATTERN}') "
             f"OR regexp_full_match({t}, '{PHONE_PATTERN}') OR {national})")
 
 

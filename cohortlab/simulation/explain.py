@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Iterable
 
 import pandas as pd
 
@@ -591,22 +591,32 @@ def _explain(engine, ref, user, user_s, settings, result, observed, sim_at, snap
             text += f" (mParticle snapshot of {_fmt(v.snapshot_at)})"
             steps.append(Step("observed", text, RULES["observed"], data=data))
     return Explanation(cohort=ref.name, user=str(user), at=to_utc(result.at), attribute=result.attribute,
-                       distinct_ids=dids, mpids=mpids, steps=_redacted(engine, steps, user_s, show_personal_data))
+                       distinct_ids=dids, mpids=mpids,
+                       steps=_redacted(engine, steps, user_s, show_personal_data,
+                                       ids=[*dids, *res["identifier"].dropna()]))
 
 
-def _redacted(engine: Engine, steps: list[Step], user_s: str, show_personal_data: bool) -> list[Step]:
+def _redacted(engine: Engine, steps: list[Step], user_s: str, show_personal_data: bool,
+              ids: Iterable[Any] = ()) -> list[Step]:
     """The steps with every email and phone number in their texts (by pattern, or known to the
     database: also the user's own, and a distinct_id that is one) replaced by its pseudonym, but
-    the value the user was asked about by; the ``email`` in their data likewise."""
+    the value the user was asked about by; the ``email`` in their data likewise. ``ids``: the
+    identifiers the steps name (distinct_ids, identifiers sent): one that looks personal as a
+    whole value (a phone number as a distinct_id) is replaced where it is shown, as
+    ``--members-out`` replaces it; inside sentences only the database's phones are looked for."""
     if show_personal_data or not steps:
         return steps
     from dataclasses import replace
 
-    from cohortlab.privacy import Redactor, pseudonym
+    from cohortlab.privacy import Redactor, looks_personal, pseudonym
 
     redactor = Redactor.for_engine(engine)
+    joined = "\n".join(s.text for s in steps)
+    for v in sorted({str(v) for v in ids if v is not None and str(v) != user_s and looks_personal(v)},
+                    key=len, reverse=True):  # the longest first: one never replaces part of another
+        joined = joined.replace(_safe(v), pseudonym(v, redactor.key))
     # one look-up for all texts (each is one line)
-    texts = redactor.text("\n".join(s.text for s in steps)).replace(pseudonym(user_s, redactor.key), user_s)
+    texts = redactor.text(joined).replace(pseudonym(user_s, redactor.key), user_s)
     return [replace(s, text=t, data={k: redactor.value(v) if k == "email" and v else v for k, v in s.data.items()})
             for s, t in zip(steps, texts.split("\n"))]
 

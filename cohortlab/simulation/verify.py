@@ -342,6 +342,12 @@ def _details_sql(engine: Engine, show_personal_data: bool) -> str:
     redactor = Redactor(show=show_personal_data, key=_database_key(engine))
     shown = redactor.sql("m.member", "known_personal")
     quote = "''''"  # one quote character, as a SQL literal
+
+    def shown_value(col: str) -> str:
+        """An observed attribute value (JSON text: a string in its quotes), its pseudonym when the
+        value inside the quotes is an email or a phone number."""
+        inner = f"regexp_replace({col}, '^\"|\"$', '', 'g')"
+        return f"CASE WHEN {redactor.sql(inner)} = {inner} THEN {col} ELSE {redactor.sql(inner)} END"
     return f"""
     WITH
     disagreeing AS (SELECT mpid FROM verify_compared WHERE NOT agree),
@@ -399,7 +405,8 @@ def _details_sql(engine: Engine, show_personal_data: bool) -> str:
                          ELSE '' END
                ELSE
                  CASE WHEN c.observed = 'other'
-                      THEN 'observed the non-boolean value ' || c.value_text || '; simulated ' || c.simulated
+                      THEN 'observed the non-boolean value ' || {shown_value('c.value_text')}
+                           || '; simulated ' || c.simulated
                       WHEN c.simulated = 'absent'
                       THEN 'observed ' || c.observed || '; no run of the simulation wrote this profile'
                       ELSE 'observed ' || c.observed || '; the run at ' || {ts('c.last_write_at')}

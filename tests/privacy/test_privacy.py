@@ -41,6 +41,26 @@ def test_a_whole_value_shaped_like_a_national_phone_number_is_personal_in_python
         "between 2026-02-23 00:00 and 2026-03-01 12:00, 1 000 000 runs")
 
 
+SPELLED_OTHERWISE = ["+44\u00a07700\u00a0900321",      # no-break spaces
+                     "+1\u2009415\u2009555\u20090142",  # thin spaces
+                     "\t+44 7700 900123", "\x0b+44 7700 900124", "(415)\u202f555-0111",
+                     "tel:+14155550111", "%2B447700900789", "carol%40example.com",  # a link, a URL
+                     "frank\uff20example.com", "\uff0b44 7700 900125"]              # full-width @ and +
+
+
+def test_other_spellings_of_emails_and_phones_are_personal_in_python_and_sql_alike():
+    """Python's \\s knows every Unicode space, RE2's (SQL) only the ASCII ones: a phone written
+    with no-break spaces was a pseudonym in a report and in clear in --members-out. Percent-encoded
+    and tel: spellings, and full-width @/+, are the same values."""
+    assert all(looks_personal(v) for v in SPELLED_OTHERWISE)
+    con = duckdb.connect()
+    con.execute("CREATE TABLE v AS SELECT unnest(?) AS v", [SPELLED_OTHERWISE + NOT_PHONES])
+    r = Redactor(key="k")
+    got = dict(con.execute(f"SELECT v, {r.sql('v')} FROM v").fetchall())
+    assert got == {**{v: pseudonym(v, "k") for v in SPELLED_OTHERWISE}, **{v: v for v in NOT_PHONES}}
+    assert [r.value(v) for v in SPELLED_OTHERWISE] == [got[v] for v in SPELLED_OTHERWISE]
+
+
 def test_pseudonyms_are_stable_keyed_and_unreadable():
     r = Redactor(key="k1")
     a = r.value("ann@example.com")

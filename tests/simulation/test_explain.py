@@ -100,3 +100,25 @@ def test_a_re_export_is_one_of_the_runs_that_sent_the_user(data):
     sends = [(str(s.time), s.data["kind"], s.data["action"], s.rule) for s in x.steps if s.kind == "send"]
     assert sends == [("2026-03-01 00:00:00", "first", "full", "docs/rules.md#dynamic-sync"),
                      ("2026-03-02 00:00:00", "reexport", "full", "docs/rules.md#re-export")]
+
+
+def test_phone_numbers_as_other_members_distinct_ids_are_pseudonyms_as_in_members_out(data):
+    """Four Mixpanel profiles claim MPID 101 with phone numbers as distinct_ids (one with no-break
+    spaces): explaining the MPID names each, as the pseudonym --members-out gives it, never the
+    number."""
+    from cohortlab.privacy import Redactor
+
+    phones = ["+447700900555", "+44 7700 900556", "(415) 555-0111", "+44\u00a07700\u00a0900557"]
+    data.mpa(101, customer_id="cust-1")
+    data.profile("cust-1", mparticle_user_id="101")
+    for p in phones:
+        data.profile(p, mparticle_user_id="101")
+    data.snapshot(C, "2026-03-01T00:00", ["cust-1", *phones])
+    text = data.lab.explain(C, "101").to_text()
+    r = Redactor.for_engine(data.engine)
+    for p in phones:
+        assert p not in text and p.encode("unicode_escape").decode() not in text, p
+        assert f"distinct_id {r.value(p)}: " in text  # the same pseudonym as every other output
+    assert "cust-1" in text
+    # the phone the user asks about is shown as given
+    assert "+44 7700 900556" in data.lab.explain(C, "+44 7700 900556").to_text()

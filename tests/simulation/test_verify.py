@@ -280,3 +280,22 @@ def test_a_written_profile_that_is_not_loaded_is_named_deleted(data):
     r = v.disagreements.iloc[0]
     assert r.evidence == "profile_deleted"
     assert r.detail == "no mParticle profile with this MPID is loaded (deleted, or another workspace)"
+
+
+def test_an_observed_value_that_is_an_email_or_a_phone_is_shown_as_its_pseudonym(data):
+    """An attribute holding an email or a phone number: the detail gives its pseudonym, unless
+    asked for (under an older name only its kind is shown: "other")."""
+    from cohortlab.privacy import Redactor
+
+    linked(data, {"a": 1, "b": 2, "c": 3})
+    data.snapshot(C, "2026-03-01T00:00", ["a", "b", "c"])
+    observe(data, 1, "alice.value@example.com")
+    observe(data, 2, "+44 7700 900888")
+    observe(data, 3, "+44 7700 900889", name="Mixpanel - Power Users")
+    r = Redactor.for_engine(data.engine)
+    dis = data.lab.verify(C, snapshot_at="2026-03-01T01:00").disagreements.set_index("mpid")
+    assert dis.loc[1, "detail"] == f"observed the non-boolean value {r.value('alice.value@example.com')}; simulated true"
+    assert dis.loc[2, "detail"] == f"observed the non-boolean value {r.value('+44 7700 900888')}; simulated true"
+    assert dis.loc[3, "other_value"] == "other" and "900889" not in dis.loc[3, "detail"]
+    shown = data.lab.verify(C, snapshot_at="2026-03-01T01:00", show_personal_data=True).disagreements.set_index("mpid")
+    assert shown.loc[2, "detail"] == 'observed the non-boolean value "+44 7700 900888"; simulated true'

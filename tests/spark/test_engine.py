@@ -111,3 +111,19 @@ def test_the_redactor_looks_up_known_values_on_spark(spark_engine):
         assert df.distinct_id.tolist() == [pseudonym("07700900999", "k"), "p2", pseudonym("ann@x.com", "k")]
         assert r.text("call 07700 900123 or 07700900999, p1") == (
             f"call {pseudonym('07700 900123', 'k')} or {pseudonym('07700900999', 'k')}, p1")
+
+
+def test_personal_values_spelled_otherwise_get_the_same_pseudonym_on_spark(spark_engine):
+    """privacy.Redactor.sql (normalised spaces, full-width @/+, %40/%2B/tel:) means on Spark what
+    it means on DuckDB and in Python."""
+    from cohortlab.privacy import Redactor, pseudonym
+
+    personal = ["+44\u00a07700\u00a0900321", "+1\u2009415\u2009555\u20090142", "\t+44 7700 900123",
+                "\x0b+44 7700 900124", "tel:+14155550111", "%2B447700900789", "carol%40example.com",
+                "frank\uff20example.com", "07700 900123", "(415) 555-0123"]
+    not_personal = ["07700900123", "2026-03-01 12:00", "-7346244611012968789", "9.08e+18", "cust-1000040", ""]
+    values = personal + not_personal
+    spark_engine.register("vals", pd.DataFrame({"i": range(len(values)), "v": pd.Series(values, dtype=object)}))
+    r = Redactor(key="k")
+    got = [row[0] for row in spark_engine.query_rows(f"SELECT {r.sql('v')} FROM vals ORDER BY i")]
+    assert got == [pseudonym(v, "k") for v in personal] + not_personal

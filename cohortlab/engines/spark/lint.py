@@ -73,7 +73,7 @@ SPARK_FUNCTIONS: frozenset[str] = frozenset({
     "abs", "ceil", "floor", "round", "shiftleft", "shiftright",
     # text, regular expressions (patterns rewritten by dialect.java_regex), JSON text
     "concat", "concat_ws", "get_json_object", "left", "length", "listagg", "lower", "regexp_extract", "regexp_replace",
-    "sha2", "startswith", "substring", "trim", "upper",
+    "replace", "sha2", "startswith", "substring", "translate", "trim", "upper",
     # time (DuckDB epoch_ms/to_timestamp/date_diff/strftime translate to these)
     "date_format", "datediff", "timestamp_micros", "timestamp_millis", "timestamp_seconds", "unix_micros",
     "unix_millis", "unix_seconds",
