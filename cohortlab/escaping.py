@@ -49,6 +49,27 @@ def unescape_md(text: str) -> str:
 
 
 def one_line(value) -> str:
-    """Text from data shown on one line of terminal output: control characters escaped."""
+    """Text from data shown on one line of terminal output: every character that is not printable
+    (control characters, line breaks, escape sequences, no-break and other special spaces) written
+    as its escape (``\\x1b``, ``\\n``), the others as they are (``Café``), so a name from data
+    can neither move the cursor, recolour, retitle the terminal nor start a line of its own."""
     s = str(value)
-    return s if s.isprintable() else s.encode("unicode_escape").decode("ascii")
+    if s.isprintable():
+        return s
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in s)
+
+
+def one_line_frame(df):
+    """A copy of a DataFrame whose text cells (and column names) are :func:`one_line`, for
+    printing with ``to_string`` (pandas escapes only tabs and line breaks)."""
+    out = df.copy()
+    for c in out.columns:
+        if out[c].dtype == object or str(out[c].dtype) == "string":
+            out[c] = out[c].map(lambda v: one_line(v) if isinstance(v, str) else v)
+    out.columns = [one_line(c) if isinstance(c, str) else c for c in out.columns]
+    return out
+
+
+def terminal_text(message: str) -> str:
+    """A message (possibly several lines) for the terminal: each line :func:`one_line`."""
+    return "\n".join(one_line(line) for line in str(message).split("\n"))

@@ -9,6 +9,7 @@ import click
 
 from cohortlab import __version__
 from cohortlab.errors import CohortlabError
+from cohortlab.escaping import terminal_text
 
 
 class _Group(click.Group):
@@ -35,7 +36,7 @@ class _Group(click.Group):
 
 
 def _one_line(message: str) -> str:
-    return " ".join(message.split("\n")).strip() or "failed"
+    return " ".join(message.split("\n")).strip() or "failed"  # fail() escapes what remains
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -46,7 +47,7 @@ def main() -> None:
 
 def fail(message: str, code: int = 1) -> None:
     """Print an error on stderr and exit non-zero."""
-    click.echo(f"error: {message}", err=True)
+    click.echo(f"error: {terminal_text(message)}", err=True)  # names from data may hold escape sequences
     sys.exit(code)
 
 

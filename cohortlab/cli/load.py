@@ -7,6 +7,7 @@ import json
 import click
 
 from cohortlab.cli.app import db_option, fail, main, progress_option
+from cohortlab.escaping import one_line_frame
 from cohortlab.loaders import LOADERS, LoadError
 
 
@@ -75,4 +76,4 @@ def info_cmd(db, show_schema):
         click.echo(f"webhooks: {wh[0]} .. {wh[1]} (UTC)")
     if len(info["cohorts"]):
         click.echo("cohorts:")
-        click.echo(info["cohorts"].to_string(index=False))
+        click.echo(one_line_frame(info["cohorts"]).to_string(index=False))

@@ -7,6 +7,7 @@ import os
 import click
 
 from cohortlab.cli.app import check_output_path, check_time, db_option, fail, main
+from cohortlab.escaping import one_line, one_line_frame
 
 CHART_SUFFIXES = (".png", ".svg", ".pdf")
 
@@ -68,7 +69,7 @@ def _print_summary(summary):
     click.echo(f"{'plan':<24}{'final rate':>11}{'members':>10}{'matched':>10}{'split':>8}"
                f"{'never fixable':>15}{'need re-export':>16}{'to 90%':>9}{'to 99%':>9}")
     for r in summary.itertuples():
-        click.echo(f"{r.plan[:23]:<24}{_pct(r.final_match_rate):>11}{r.members_end:>10,}{r.matched_end:>10,}"
+        click.echo(f"{one_line(r.plan)[:23]:<24}{_pct(r.final_match_rate):>11}{r.members_end:>10,}{r.matched_end:>10,}"
                    f"{r.split_profiles_end:>8,}{r.never_fixable_users:>15,}{r.users_needing_reexport:>16,}"
                    f"{_days(r.days_to_90pct):>9}{_days(r.days_to_99pct):>9}")
 
@@ -229,11 +230,11 @@ def validate_cmd(db, plan_file, cohort, at, settings_path, out, show, show_perso
         differences = redactor.frame(d[cols].head(show)) if len(d) else None
         users = redactor.frame(res.users) if out else None
         verdict = redactor.text(res.verdict)
-    click.echo(f"plan: {res.plan}   cohort: {res.cohort}   as of: {res.at:%Y-%m-%d %H:%M:%S} UTC")
+    click.echo(f"plan: {one_line(res.plan)}   cohort: {one_line(res.cohort)}   as of: {res.at:%Y-%m-%d %H:%M:%S} UTC")
     click.echo(res.confusion.rename_axis(index=None, columns=None).to_string())  # no pandas axis names
     if differences is not None:
         click.echo(f"\nmembers that differ (first {min(show, len(d))} of {len(d)}):")
-        click.echo(differences.to_string(index=False))
+        click.echo(one_line_frame(differences).to_string(index=False))
     _write(users, out)
     click.echo("")
     click.echo(verdict)

@@ -10,6 +10,7 @@ from cohortlab.cli.app import (  # engine choice: issue 7
     check_output_path, cohort_options, engine_options, fail, main, open_lab,
 )
 from cohortlab.cli.tables import text_table
+from cohortlab.escaping import one_line, one_line_frame
 from cohortlab.pipeline import sql_str
 
 
@@ -103,7 +104,7 @@ def _store_line(lab, result, store: bool, debug: bool, engine: str, at) -> str:
 
 
 def _table(df, columns=None) -> str:
-    return df.to_string(index=False, columns=columns)
+    return one_line_frame(df).to_string(index=False, columns=columns)
 
 
 _SIGNS = {"total": "=", "minus": "-", "plus": "+"}
@@ -203,7 +204,7 @@ def simulate_cmd(db, cohort, settings_path, at, source, members_out, show_person
                 f"(source: {result.source}); try another --at"
             )
         s = result.settings
-        click.echo(f"cohort: {result.cohort}   attribute: {result.attribute!r}")
+        click.echo(f"cohort: {one_line(result.cohort)}   attribute: {result.attribute!r}")
         click.echo(
             f"as of: {result.at:%Y-%m-%d %H:%M:%S} UTC   membership: {result.source}   sync: {s.sync_type} "
             f"from {result.t0:%Y-%m-%d %H:%M:%S} UTC every {s.model_dump(mode='json')['cadence']}"
@@ -217,7 +218,7 @@ def simulate_cmd(db, cohort, settings_path, at, source, members_out, show_person
         click.echo("")
         click.echo("discrepancy waterfall")
         click.echo(_waterfall_text(result))
-        click.echo(f"audience on {result.attribute} = false: {result.audience_false:,} profiles")
+        click.echo(f"audience on {one_line(result.attribute)} = false: {result.audience_false:,} profiles")
         if show_timeline:
             lines = _timeline_lines(lab.engine, result.tables["timeline"].table_name)
             if lines:

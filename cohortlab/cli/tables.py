@@ -4,7 +4,7 @@ this way; importing pandas would cost more than the rest of its start-up).
 
 :func:`text_table` handles the values those tables hold: text, integers, booleans and naive
 timestamps. For anything else (a NULL, a float, a timestamp with a fraction of a second, text
-with a control character, no rows) it returns None and the caller prints through pandas, so the
+that is not printable, no rows) it returns None and the caller prints through pandas, so the
 output never differs from what pandas prints.
 """
 
@@ -19,8 +19,8 @@ def _plain(value: Any) -> bool:
         return True
     if isinstance(value, int):
         return True
-    if isinstance(value, str):
-        return not any(ord(ch) < 32 or ord(ch) == 127 for ch in value)
+    if isinstance(value, str):  # else pandas, through escaping.one_line_frame
+        return value.isprintable()
     if isinstance(value, datetime):
         return value.tzinfo is None and value.microsecond == 0
     return False

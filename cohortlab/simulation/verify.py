@@ -612,7 +612,7 @@ def _verify(engine, ref, names, at, settings, snapshot_at, source, show_personal
 # ----------------------------------------------------------------------------- text
 def format_verify(v: VerifyResult, limit: int = 20) -> str:
     lines = [
-        f"cohort: {v.cohort}   attribute: {v.attribute!r}",
+        f"cohort: {_safe(v.cohort)}   attribute: {v.attribute!r}",
         f"mParticle snapshot: {_fmt(v.snapshot_at)} UTC ({v.snapshot_at_from})",
         f"simulated: after the last run at or before {_fmt(v.at)} UTC",
         "",

@@ -260,3 +260,34 @@ def test_duckdb_progress_bar_is_off_when_stderr_is_not_a_terminal(monkeypatch):
         assert eng.query_rows("SELECT current_setting('enable_progress_bar')")[0][0] is False
     finally:
         eng.close()
+
+
+EVIL = "Power\x1b]0;PWNED\x07\x1b[31mRED\x1b[2K\rFORGED\nerror: forged line"
+
+
+def test_names_from_data_never_reach_the_terminal_as_control_sequences(tmp_path, cli):
+    """A cohort name and a distinct_id holding escape sequences, a carriage return and a line
+    break: every command prints them escaped (\\x1b, \\r, \\n), on their own line, never raw."""
+    path = tmp_path / "evil.duckdb"
+    (tmp_path / "mp.jsonl").write_text(
+        json.dumps({"$distinct_id": "a", "$properties": {"$mparticle_user_id": str(BIG)}}) + "\n"
+        + json.dumps({"$distinct_id": "\x1b[31mEVIL\x1b[0m", "$properties": {"$mparticle_user_id": "7"}}) + "\n")
+    (tmp_path / "mpa.jsonl").write_text(f'{{"mpid": {BIG}, "user_attributes": {{{json.dumps(EVIL)}: true}}}}\n')
+    (tmp_path / "members.csv").write_text('distinct_id\na\n"\x1b[31mEVIL\x1b[0m"\n')
+    with Lab(path) as lab:
+        lab.load("mixpanel-profiles", tmp_path / "mp.jsonl")
+        lab.load("mparticle-profiles", tmp_path / "mpa.jsonl")
+        lab.load("mixpanel-members", tmp_path / "members.csv", cohort=EVIL, as_of="2026-03-01")
+    runs = {
+        "info": cli("info", "--db", path),
+        "simulate": cli("simulate", "--db", path, "--cohort", EVIL),
+        "verify": cli("verify", "--db", path, "--cohort", EVIL),
+        "unknown cohort": cli("simulate", "--db", path, "--cohort", EVIL + "x"),
+    }
+    assert runs["simulate"].code == 0 and runs["verify"].code == 0, runs["simulate"].stdout
+    runs["unknown cohort"].assert_one_line_error("unknown cohort")
+    for name, r in runs.items():
+        out = r.stdout + r.stderr
+        assert not any(c in out for c in "\x1b\x07\r"), (name, out)
+        assert "\nerror: forged line" not in out and "\nFORGED" not in out, (name, out)
+    assert "Power\\x1b]0;PWNED\\x07\\x1b[31mRED\\x1b[2K\\rFORGED\\nerror: forged line" in runs["simulate"].stdout
