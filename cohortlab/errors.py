@@ -31,8 +31,10 @@ class LoadError(CohortlabError):
     """A file-level problem. The message names the file (and the line/record when known)."""
 
     def __init__(self, path: str | os.PathLike, reason: str, line: int | None = None):
+        from cohortlab.privacy import masked_text  # a reason may quote a record: no email or phone in it
+
         self.path = str(path)
-        self.reason = reason
+        self.reason = reason = masked_text(reason)
         self.line = line
         where = f"{self.path}:{line}" if line is not None else self.path
         super().__init__(f"{where}: {reason}")

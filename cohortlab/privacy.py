@@ -136,6 +136,15 @@ def looks_personal_sql(expr: str) -> str:
             f"OR regexp_full_match({t}, '{PHONE_PATTERN}') OR {national})")
 
 
+def masked_text(text: str) -> str:
+    """An error message that quotes data (a header taken for a record, a value that is not a time,
+    a server's error text) with every email and ``+`` phone number in it replaced by ``<email>`` /
+    ``<phone number>``: an error names what is wrong, never whose record it is. A ``load`` has no
+    database key yet and an error needs no join, hence no pseudonym."""
+    out = _EMAIL_RE.sub("<email>", str(text))
+    return _PHONE_RE.sub(lambda m: "<phone number>" + (" " if m.group(0).endswith(" ") else ""), out)
+
+
 def pseudonym(value: str, key: str) -> str:
     """The pseudonym of ``value`` under ``key`` (same as :meth:`Redactor.sql`)."""
     return PSEUDONYM_PREFIX + hashlib.sha256((key + str(value)).encode("utf-8")).hexdigest()[:12]

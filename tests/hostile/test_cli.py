@@ -291,3 +291,24 @@ def test_names_from_data_never_reach_the_terminal_as_control_sequences(tmp_path,
         assert not any(c in out for c in "\x1b\x07\r"), (name, out)
         assert "\nerror: forged line" not in out and "\nFORGED" not in out, (name, out)
     assert "Power\\x1b]0;PWNED\\x07\\x1b[31mRED\\x1b[2K\\rFORGED\\nerror: forged line" in runs["simulate"].stdout
+
+
+@pytest.mark.parametrize("kind, name, content, options, names", [
+    ("mparticle-csv", "audience.csv", "-7346244611012968789,cust-1,ann.smith@example.com,+44 7700 900123\n", [],
+     "columns found: -7346244611012968789, cust-1, <email>, <phone number>"),
+    ("mixpanel-members", "members.csv", "alice.jones@example.com,2026-03-01T00:00:00Z\n", ["-o", "cohort=X"],
+     "the header has ['<email>', '2026-03-01T00:00:00Z']"),
+    ("mixpanel-members", "swapped.csv", "distinct_id,as_of\n2026-03-01T00:00:00Z,bob.brown@example.com\n",
+     ["-o", "cohort=X"], "as_of: not a time: '<email>'"),
+    ("mixpanel-members", "engage.json",
+     '{"status":"error","error":"no access to profile carol.white@example.com","results":[]}\n',
+     ["-o", "cohort=X", "-o", "as_of=2026-03-01"], "no access to profile <email>"),
+])
+def test_a_load_error_that_quotes_a_record_shows_no_email_or_phone(db, cli, tmp_path, kind, name, content, options,
+                                                                   names):
+    """A header taken for a record, swapped columns, a server's error text: the error still says
+    what is wrong and where, without whose record it is."""
+    path = tmp_path / name
+    path.write_text(content)
+    line = cli("load", "--db", db, kind, path, *options).assert_one_line_error(names)
+    assert "@" not in line and "7700" not in line and name in line
