@@ -127,7 +127,8 @@ def match_rate_chart(
     """Match rate per group (``by``: ``cohort_name`` or ``identifier_source``).
 
     ``rates`` has columns ``by``, ``members``, ``matched`` and ``match_rate`` (0..1). Bars are the
-    match rate in percent; each is annotated with ``matched / members``.
+    match rate in percent; each is annotated with ``matched / members`` (a group without members,
+    whose rate is missing, with "no members").
     """
     _require(rates, [by, "members", "matched", "match_rate"], "match_rate_chart")
     title = title or f"Match rate by {by.replace('_', ' ')}"
@@ -141,12 +142,13 @@ def match_rate_chart(
         return fig
     from cohortlab.report.summaries import pct  # never 100.0% with one member unmatched
 
-    bars = ax.barh(data[by], data["match_rate"].astype(float) * 100, color=BLUE)
-    labels = [f"{pct(float(r))}  ({_fmt(m)} / {_fmt(n)})"
-              for r, m, n in zip(data["match_rate"], data["matched"], data["members"])]
+    rate = pd.to_numeric(data["match_rate"], errors="coerce")  # no rate without members (NaN)
+    bars = ax.barh(data[by], rate.fillna(0) * 100, color=BLUE)
+    labels = ["no members" if pd.isna(r) else f"{pct(float(r))}  ({_fmt(m)} / {_fmt(n)})"
+              for r, m, n in zip(rate, data["matched"], data["members"])]
     # a long bar carries its label inside (white), a short one after its end: a label after a bar
     # near 100% ran over the frame, however wide the axes
-    inside = [float(r) >= 0.6 for r in data["match_rate"]]
+    inside = [bool(r >= 0.6) for r in rate.fillna(0)]
     for bar, text, within in zip(bars, labels, inside):
         if within:
             ax.annotate(text, (bar.get_width(), bar.get_y() + bar.get_height() / 2), xytext=(-4, 0),

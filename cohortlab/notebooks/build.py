@@ -108,7 +108,8 @@ rates = ui.frame([{"cohort_name": c, **{k: v[k] for k in ("members", "matched", 
                   for c, v in f["cohorts"].items()])
 ui.show_if(lambda: charts.match_rate_chart(rates, by="cohort_name"),
            "Share of each cohort's Mixpanel members whose identifier reaches an existing mParticle profile "
-           "(matched / members).", has_data=len(rates) > 0, nothing_to_show="no cohort has members")
+           "(matched / members).", has_data=bool(len(rates)) and int(rates["members"].sum()) > 0,
+           nothing_to_show="no cohort has members")
 ui.table(rates, columns={"cohort_name": "cohort", "members": "Mixpanel members", "matched": "matched",
                          "unmatched": "not matched", "match_rate": "match rate (of members)",
                          "audience": "mParticle audience"})"""),

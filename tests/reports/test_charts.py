@@ -416,3 +416,14 @@ def test_observed_vs_simulated_chart_without_disagreements_says_so():
     fig = charts.observed_vs_simulated_chart(audiences, pd.DataFrame({"cause": [], "profiles": []}))
     assert any("every profile agrees" in t.get_text() for t in fig.axes[1].texts)
     assert _png(fig).startswith(b"\x89PNG")
+
+
+def test_a_cohort_without_members_has_no_rate_and_says_so():
+    """At a time before every snapshot a cohort has no members, so no match rate (None): the
+    chart draws no bar for it and says "no members" (it raised a TypeError)."""
+    rates = pd.DataFrame({"cohort_name": ["Power Users", "Buyers"], "members": [0, 4], "matched": [0, 3],
+                          "match_rate": [None, 0.75]})
+    ax = charts.match_rate_chart(rates, by="cohort_name").axes[0]
+    assert _bar_widths(ax) == [0, 75]
+    shown = [t.get_text() for t in ax.texts]
+    assert "no members" in shown and "75.0%  (3 / 4)" in shown
