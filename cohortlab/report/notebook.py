@@ -304,11 +304,13 @@ def _to_json(v: Any) -> Any:
 
 
 def _texts(v: Any) -> Iterator[str]:
-    """The texts among the values of plain JSON ``v`` (keys are names, never shown redacted)."""
+    """The texts among the keys and values of plain JSON ``v``."""
     if isinstance(v, str):
         yield v
     elif isinstance(v, dict):
-        for x in v.values():
+        for k, x in v.items():
+            if isinstance(k, str):
+                yield k
             yield from _texts(x)
     elif isinstance(v, list):
         for x in v:
@@ -316,11 +318,14 @@ def _texts(v: Any) -> Iterator[str]:
 
 
 def _redacted(v: Any) -> Any:
-    """Plain JSON ``v`` with every text value made safe to show by the current Redactor."""
+    """Plain JSON ``v`` with every text value made safe to show by the current Redactor, and every
+    key that is personal as a whole (a cohort name that is an email: ``figures["cohorts"]`` is
+    keyed by name) replaced by its pseudonym, as the page's headings show it: the charts and
+    tables read their names from these keys."""
     if isinstance(v, str):
         return _current().text(_current().value(v))
     if isinstance(v, dict):
-        return {k: _redacted(x) for k, x in v.items()}
+        return {(_current().value(k) if isinstance(k, str) else k): _redacted(x) for k, x in v.items()}
     if isinstance(v, list):
         return [_redacted(x) for x in v]
     return v

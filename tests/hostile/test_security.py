@@ -26,6 +26,7 @@ EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+\.[A-Za-z.]+")
 SCRIPT_NAME = "<script>alert(2)</script> $x$ *Power* [a](javascript:alert(1))"
 TAG_NAME = "Buyers & <b>Co</b>"
 PLAN_NAME = "<img src=x onerror=alert(3)> plan"
+EMAIL_NAME = "QA list of alice.qa@example.com"  # a cohort name with an email in it
 
 
 def cli(*args: str):
@@ -66,7 +67,8 @@ def world(tmp_path_factory) -> dict:
     cfg.write_text(json.dumps({
         "scenario": "healthy", "eit": [{"type": "email"}],
         "cohorts": [{"id": 1000, "name": SCRIPT_NAME, "min_count": 3},
-                    {"id": 1001, "name": TAG_NAME, "event": "Purchase"}],
+                    {"id": 1001, "name": TAG_NAME, "event": "Purchase"},
+                    {"id": 1002, "name": EMAIL_NAME, "min_count": 2}],
     }))
     from cohortlab.synth.world import WorldConfig
 
@@ -77,7 +79,7 @@ def world(tmp_path_factory) -> dict:
         emails = {r[0] for r in lab.engine.query_rows(
             "SELECT DISTINCT distinct_id FROM mp_cohort_members WHERE distinct_id LIKE '%@%'")}
     assert len(emails) > 20  # the premise: identifiers are emails
-    return {"dir": d, "data": d / "world", "db": db, "emails": emails}
+    return {"dir": d, "data": d / "world", "db": db, "emails": emails | {"alice.qa@example.com"}}
 
 
 def _digest(path: Path) -> str:
@@ -394,8 +396,9 @@ def test_failed_notebook_leaves_no_wal_and_a_replaced_db_still_reports(world, tm
     other = tmp_path / "other.duckdb"
     shutil.copy(world["db"], other)
     con = duckdb.connect(str(other))
-    con.execute("DELETE FROM mp_cohort_members WHERE distinct_id IN "
-                "(SELECT distinct_id FROM mp_cohort_members ORDER BY distinct_id LIMIT 40)")
+    con.execute("DELETE FROM mp_cohort_members WHERE cohort_name = ? AND distinct_id IN "
+                "(SELECT distinct_id FROM mp_cohort_members WHERE cohort_name = ? ORDER BY distinct_id LIMIT 40)",
+                [TAG_NAME, TAG_NAME])
     con.close()
     shutil.copy(other, db)
     r = cli("report", "--db", db, "--notebooks", str(good), "--out", tmp_path / "r2")
