@@ -9,15 +9,19 @@
   endpoint (path only) and what to check. Never retried.
 * **Bounded concurrency.** ``rate`` (requests per second, shared by every thread of the client)
   paces requests; the callers bound the number of threads.
-* **Secrets.** Every message built here goes through :func:`mask`, which replaces each secret
-  value the client knows of by ``****``; URLs in messages are reduced to their path (no query
-  string), and request bodies are never shown.
+* **Secrets.** Every message built here goes through :func:`mask`, which replaces by ``****``
+  each secret value the client knows of in every form a server may echo it back: as is,
+  JSON-escaped, URL-encoded, and the base64 of the Basic credentials (``user:secret``,
+  ``secret:``, ``:secret``) a reflected ``Authorization`` header shows. An error body is masked
+  whole *before* it is cut short, so no part of a secret is printed. URLs in messages are
+  reduced to their path (no query string), and request bodies are never shown.
 """
 
 from __future__ import annotations
 
 import email.utils
 import random
+import re
 import threading
 import time
 from collections import Counter
@@ -68,11 +72,41 @@ def no_sleep_policy(retries: int = 5) -> RetryPolicy:
     return p
 
 
-def mask(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every (non-trivial) secret value replaced by ``****``."""
-    for s in sorted((s for s in secrets if s and len(s) >= 4), key=len, reverse=True):
+def mask(text: str, secrets: Iterable[str], pairs: Iterable[tuple[str, str]] = ()) -> str:
+    """``text`` with every (non-trivial) secret value replaced by ``****``, in each of the forms of
+    :func:`secret_forms` (``pairs``: the Basic-auth ``(user, password)`` pairs in use)."""
+    for s in secret_forms(secrets, pairs):
         text = text.replace(s, "****")
     return text
+
+
+def secret_forms(secrets: Iterable[str], pairs: Iterable[tuple[str, str]] = ()) -> list[str]:
+    """Every spelling of the secrets a server might echo back, longest first: the value, its
+    JSON-escaped forms (``\\"``, ``\\/``, ``\\uXXXX``), its URL-encoded forms (``%2F`` /
+    ``%2f``, ``+`` for a space), and the base64 (standard and URL-safe, with or without padding)
+    of the value, of ``value:``, of ``:value`` and of each Basic ``user:password`` pair."""
+    import base64
+    import json
+    from urllib.parse import quote, quote_plus
+
+    values = [s for s in secrets if s and len(s) >= 4]
+    basic = {f"{u}:{p}" for u, p in pairs if (u and len(u) >= 4) or (p and len(p) >= 4)}
+    for s in values:
+        basic.update((s, f"{s}:", f":{s}"))
+    forms: set[str] = set()
+    for s in values:
+        forms.add(s)
+        for ascii_only in (False, True):
+            j = json.dumps(s, ensure_ascii=ascii_only)[1:-1]
+            forms.update((j, j.replace("/", "\\/")))
+        for q in (quote(s, safe=""), quote_plus(s, safe=""), quote(s)):
+            forms.update((q, re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), q)))
+    for b in basic:
+        raw = b.encode("utf-8")
+        for enc in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
+            t = enc.decode("ascii")
+            forms.update((t, t.rstrip("=")))
+    return sorted((f for f in forms if len(f) >= 4), key=len, reverse=True)
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -139,7 +173,8 @@ class HttpClient:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.service = service
-        self.secrets = [s for s in secrets if s]
+        self.secrets = [s for s in secrets if s]  # a token learnt later is appended
+        self.basic_pairs = [tuple(auth)] if isinstance(auth, tuple) else []
         self.policy = policy or RetryPolicy()
         self.limiter = RateLimiter(rate, sleep=self.policy.sleep if rate else time.sleep)
         self.auth_hint = auth_hint
@@ -170,8 +205,12 @@ class HttpClient:
             else:
                 self.stats.retries[cause] += 1
 
+    def mask(self, text: str) -> str:
+        """``text`` with the secrets of this client masked (:func:`mask`)."""
+        return mask(text, list(self.secrets), self.basic_pairs)
+
     def error(self, message: str, cls: type[FetchError] = FetchError) -> FetchError:
-        return cls(mask(f"{self.service}: {message}", self.secrets))
+        return cls(self.mask(f"{self.service}: {message}"))
 
     # ------------------------------------------------------------------ requests
     def request(
@@ -203,7 +242,7 @@ class HttpClient:
                     if resp.status_code in ok:
                         result = consume(resp) if consume else resp.read()
                         return resp, result
-                    body = _short_body(resp)
+                    body = _short_body(resp, self.mask)
                     status = resp.status_code
                     if status == 401 and auth_refresh and not refreshed:
                         refreshed = True
@@ -234,20 +273,28 @@ class HttpClient:
             attempt += 1
 
 
-def _short_body(resp: httpx.Response, limit: int = 300) -> str:
-    """The error body as one short line (a JSON ``error`` field when there is one)."""
+def short_text(text: str, masker: Callable[[str], str], limit: int = 300) -> str:
+    """``text`` as one line of at most ``limit`` characters, masked whole *before* it is cut (a
+    secret straddling the cut would otherwise show its first half)."""
+    text = " ".join(masker(text).split())
+    text = masker(text)  # a secret holding whitespace, once the whitespace is collapsed
+    return text[:limit] + ("…" if len(text) > limit else "")
+
+
+def _short_body(resp: httpx.Response, masker: Callable[[str], str], limit: int = 300) -> str:
+    """The error body as one short masked line (a JSON ``error`` field when there is one)."""
+    import json
+
     try:
-        raw = resp.read()[:4096]
+        raw = resp.read()[:65536]
         text = raw.decode("utf-8", errors="replace")
     except (httpx.HTTPError, OSError):
         return ""
+    text = masker(text)  # the escaped forms, before JSON decoding turns them into the value
     try:
-        import json
-
         data = json.loads(text)
         if isinstance(data, dict):
             text = str(data.get("error") or data.get("message") or data.get("errors") or text)
     except ValueError:
         pass
-    text = " ".join(text.split())
-    return text[:limit] + ("…" if len(text) > limit else "")
+    return short_text(text, masker, limit)

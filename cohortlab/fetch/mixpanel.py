@@ -33,7 +33,7 @@ import httpx
 
 from cohortlab.fetch.credentials import MixpanelCredentials
 from cohortlab.fetch.files import atomic_dir, atomic_file, state_dir, write_json
-from cohortlab.fetch.http import FetchError, HttpClient, RetryableError, RetryPolicy
+from cohortlab.fetch.http import FetchError, HttpClient, RetryableError, RetryPolicy, short_text
 
 HOSTS = {  # region -> (export host, query host)
     "us": ("https://data.mixpanel.com", "https://mixpanel.com"),
@@ -199,14 +199,16 @@ class MixpanelClient:
         except ValueError:
             data = None
         if resp.status_code == 400:
-            err = str(data.get("error", "")) if isinstance(data, dict) else body.decode("utf-8", "replace")[:300]
+            err = str(data.get("error", "")) if isinstance(data, dict) else body.decode("utf-8", "replace")
+            err = short_text(err, self.http.mask)  # masked before it is cut
             if "session" in err.lower() and form.get("session_id"):
                 raise _Restart(f"session expired: {err}")
-            raise self.http.error(f"HTTP 400 on /api/query/engage: {' '.join(err.split())[:300]}")
+            raise self.http.error(f"HTTP 400 on /api/query/engage: {err}")
         if not isinstance(data, dict) or not isinstance(data.get("results"), list):
             raise self.http.error("unexpected Engage answer: expected a JSON object with a results list")
         if data.get("status", "ok") != "ok":
-            raise self.http.error(f"Engage answered status {data.get('status')!r}: {data.get('error', '')}")
+            raise self.http.error(f"Engage answered status {data.get('status')!r}: "
+                                  f"{short_text(str(data.get('error', '')), self.http.mask)}")
         return data
 
     def engage(self, form: dict[str, str]) -> EngageListing:

@@ -12,6 +12,8 @@
 
 Faults are scripted per endpoint (``fake.faults[name]`` is a list consumed in order, or
 ``fake.sticky[name]`` applied to every request): ``("status", code, retry_after)``,
+``("echo", code, template)`` (a plain-text body reflecting ``{auth}`` (the Authorization header),
+``{body}`` (the request body) and ``{query}`` (the query string), as some gateways do),
 ``"truncate_gzip"``, ``"cut_line"``, ``"expire_session"``, ``"shift"``, ``"expire_token"``; and
 for one MPID ``fake.profile_faults[mpid]``. Every request is recorded in ``fake.log``.
 """
@@ -88,6 +90,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def _fault(self, f) -> bool:
         """Answer a status fault; True when answered."""
+        if isinstance(f, tuple) and f[0] == "echo":  # ("echo", code, template): a body reflecting the request
+            body = f[2].format(auth=self.headers.get("Authorization", ""), body=getattr(self, "raw_body", b"").decode(),
+                               query=urlparse(self.path).query)
+            self._send(f[1], body.encode(), "text/plain")
+            return True
         if isinstance(f, tuple) and f[0] == "status":
             code, retry_after = f[1], f[2] if len(f) > 2 else None
             self._json(code, {"error": f"fault {code}"}, {"Retry-After": str(retry_after)} if retry_after is not None else None)
@@ -118,7 +125,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         u = urlparse(self.path)
         q = {k: v[-1] for k, v in parse_qs(u.query).items()}
-        body = self._body()
+        body = self.raw_body = self._body()
         if u.path == "/api/query/engage":
             form = {k: v[-1] for k, v in parse_qs(body.decode()).items()}
             return self._engage(q, form)
