@@ -5,7 +5,9 @@
   ``where``, ``project_id``; ``Accept-Encoding: gzip``. The range is fetched in chunks of
   ``chunk_days`` days, one file per chunk (``mixpanel/events/<from>_<to>.jsonl[.gz]``, the gzip
   body kept as is). A chunk whose file exists is not fetched again (``refresh`` to force).
-  A truncated or corrupt gzip stream, or a plain body whose last line is cut, is retried.
+  A truncated or corrupt gzip stream, or a plain body whose last line is cut, is retried; so is
+  an HTTP 200 whose first line is not an event (an error object such as ``{"error": …,
+  "status": "error"}``): it is never saved as a fetched chunk.
 * **Engage** — ``POST https://{mixpanel|eu.mixpanel|in.mixpanel}.com/api/query/engage`` (form
   body), paged with ``session_id`` + ``page`` while a page has ``page_size`` results. When the
   session expires (HTTP 400 naming the session) or the results shift under us (a later page
@@ -176,6 +178,7 @@ class MixpanelClient:
                     counter.feed(chunk)
                     f.write(chunk)
                 counter.finish()  # a truncated stream: RetryableError, the file is not kept
+                _check_events(counter.first, self.http.mask)  # an error body: retried, not kept
                 if counter.lines == 0:
                     raise _Empty()
             return target, counter.lines
@@ -298,12 +301,17 @@ class _Empty(Exception):
 
 class _LineCounter:
     """Counts the lines of a (gzip) body as it streams, and checks at the end that the gzip
-    stream is complete and the last line is whole."""
+    stream is complete and the last line is whole. Keeps the first line (up to 1 MB) for
+    :func:`_check_events`."""
+
+    FIRST_MAX = 1024 * 1024
 
     def __init__(self, gz: bool) -> None:
         self._d = zlib.decompressobj(zlib.MAX_WBITS | 16) if gz else None
         self.lines = 0
         self._tail: bytes | None = b""
+        self.first = b""  # the start of the body's first line
+        self._first_done = False
 
     def feed(self, chunk: bytes) -> None:
         if self._d is not None:
@@ -319,6 +327,10 @@ class _LineCounter:
                 raise RetryableError(f"corrupt gzip stream: {e}") from None
         if not chunk:
             return
+        if not self._first_done:
+            nl = chunk.find(b"\n")
+            self.first += chunk if nl < 0 else chunk[:nl]
+            self._first_done = nl >= 0 or len(self.first) > self.FIRST_MAX
         self.lines += chunk.count(b"\n")
         if b"\n" in chunk:
             self._tail = chunk[chunk.rfind(b"\n") + 1:]
@@ -338,6 +350,26 @@ class _LineCounter:
         except ValueError:
             raise RetryableError("the export body ends in the middle of a line (truncated)") from None
         self.lines += 1  # a complete last line without a newline
+
+
+def _check_events(first_line: bytes, masker) -> None:
+    """The export's first line must be an event (a JSON object with an ``event``). Mixpanel may
+    answer HTTP 200 with an error object instead (``{"error": "...", "status": "error"}``): that
+    body is not kept as a fetched chunk but retried like a 5xx."""
+    text = first_line.strip()
+    if not text or len(first_line) > _LineCounter.FIRST_MAX:
+        return
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        obj = None
+    if isinstance(obj, dict) and "event" in obj:
+        return
+    if isinstance(obj, dict) and obj.get("error"):
+        what = f"an error instead of events: {short_text(str(obj['error']), masker)}"
+    else:
+        what = f"something that is not JSONL events: {short_text(text.decode('utf-8', 'replace'), masker, 100)}"
+    raise RetryableError(f"the export answered HTTP 200 with {what}")
 
 
 def _int(v: Any, default: int) -> int:

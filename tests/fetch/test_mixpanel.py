@@ -106,6 +106,28 @@ def test_truncated_every_time_fails_cleanly(fake, creds, policy, tmp_path):
     assert not list((tmp_path / "mixpanel").rglob("*.jsonl*")) if (tmp_path / "mixpanel").exists() else True
 
 
+def test_an_error_object_answered_with_200_is_retried_never_kept(fake, creds, policy, tmp_path):
+    # audit 92, #3: it was saved as the chunk's file and the chunk never fetched again
+    fake.faults["export"] = ["error_200"]
+    mp = _mp(creds, policy)
+    chunks = mp.export_events(tmp_path, "2026-01-01", "2026-01-03", chunk_days=3)
+    assert chunks[0].events == 5 and len(_lines(chunks[0].file)) == 5
+    assert mp.http.stats.retries["bad_body"] == 1
+    assert _no_tmp(tmp_path)
+
+
+def test_an_error_object_answered_with_200_every_time_is_an_error_and_not_fetched(fake, creds, policy, tmp_path):
+    fake.sticky["export"] = "error_200"
+    mp = _mp(creds, policy)
+    with pytest.raises(FetchError, match=r"giving up after 4 attempts: the export answered HTTP 200 with an error "
+                                         r"instead of events: Internal error while exporting, please retry"):
+        mp.export_events(tmp_path, "2026-01-01", "2026-01-03", chunk_days=3)
+    assert not list(tmp_path.rglob("*.jsonl*"))
+    del fake.sticky["export"]
+    again = mp.export_events(tmp_path, "2026-01-01", "2026-01-03", chunk_days=3)  # not remembered as fetched
+    assert [(c.skipped, c.events) for c in again] == [(False, 5)]
+
+
 # --------------------------------------------------------------------------- engage
 def test_engage_pages_with_session_id(fake, creds, policy, tmp_path):
     mp = _mp(creds, policy)
