@@ -118,6 +118,8 @@ def fetch_cmd(out, db, sources, from_date, to_date, events, where, chunk_days, p
         fail(str(e))
     except httpx.HTTPError as e:  # not expected past the client's own handling; still one line
         fail(f"network error: {type(e).__name__}: {e}")
+    except OSError as e:  # a file that cannot be written (disk full, permissions): one line
+        fail(f"{e.filename or out}: {e.strerror or e}")
     except KeyboardInterrupt:
         fail("interrupted: what was written is complete; run the same command again to resume", code=130)
     if as_json:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from cohortlab.fetch.credentials import Credentials, load_credentials
-from cohortlab.fetch.files import write_json
+from cohortlab.fetch.files import state_dir, write_json
 from cohortlab.fetch.http import AuthError, FetchError, RetryPolicy, Stats
 
 SOURCES = ("mixpanel", "mparticle")
@@ -100,7 +100,11 @@ def fetch(
         if from_date is not None:
             n_chunks = len(date_chunks(parse_day(from_date, "from_date"), parse_day(to_date, "to_date"), chunk_days))
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        state_dir(out)  # a folder that exists but is not writable fails here, before any request
+    except OSError as e:
+        raise FetchError(f"{out}: cannot create the output folder: {e.strerror or e}") from None
     creds = credentials or load_credentials(config)
     show = sys.stderr.isatty() if progress is None else progress
     summary = FetchSummary(out)

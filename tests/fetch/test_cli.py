@@ -151,3 +151,26 @@ def test_a_bad_date_is_one_line(fake, env, tmp_path):
     assert r.exit_code == 1
     assert r.stderr == "error: --from 2026-13-01: not a valid day (month must be in 1..12)\n"
     assert fake.log == []  # checked before any request (tests/fetch/test_cli_arguments.py)
+
+
+@pytest.mark.parametrize("kind", ["under-a-file", "read-only"])
+def test_an_out_that_cannot_be_created_is_one_line(fake, env, tmp_path, kind):
+    # audit 92, #15: a traceback ending in NotADirectoryError / PermissionError
+    if kind == "under-a-file":
+        (tmp_path / "afile").write_text("x")
+        out = tmp_path / "afile" / "exports"
+        expected = f"error: {out}: cannot create the output folder: Not a directory"
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root can write anywhere")
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o500)
+        out = ro / "exports"
+        expected = f"error: {out}: cannot create the output folder: Permission denied"
+    r = CliRunner().invoke(main, ["fetch", "--out", str(out), "--source", "mixpanel", "--retries", "0"],
+                           env={**os.environ, **env})
+    assert r.exit_code == 1, r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
+    assert r.stderr == expected + "\n"
+    assert fake.log == []  # before any request
