@@ -2,9 +2,10 @@
 
 * **Retries.** 429 and 5xx answers (500, 502, 503, 504) and transport errors (connection reset,
   timeout, a body cut short) are retried up to ``RetryPolicy.retries`` times. The wait is the
-  answer's ``Retry-After`` (seconds or an HTTP date) when it has one, else exponential backoff
-  (``backoff * 2**attempt``, capped at ``max_backoff``) with jitter. ``RetryPolicy.sleep`` is
-  injectable: the tests record the waits instead of sleeping.
+  answer's ``Retry-After`` (seconds or an HTTP date; capped at ``max_retry_after``, 300 s) when
+  it has one it can read, else exponential backoff (``backoff * 2**attempt``, capped at
+  ``max_backoff``) with jitter: an unreadable ``Retry-After`` (``NaN``) is ignored.
+  ``RetryPolicy.sleep`` is injectable: the tests record the waits instead of sleeping.
 * **Auth errors.** 401 and 403 raise :class:`AuthError`: one line naming the service, the
   endpoint (path only) and what to check. Never retried.
 * **Bounded concurrency.** ``rate`` (requests per second, shared by every thread of the client)
@@ -20,6 +21,7 @@
 from __future__ import annotations
 
 import email.utils
+import math
 import random
 import re
 import threading
@@ -53,12 +55,12 @@ class RetryPolicy:
     retries: int = 5
     backoff: float = 1.0  # first wait (seconds) without Retry-After
     max_backoff: float = 60.0
-    max_retry_after: float = 900.0  # a Retry-After above this is capped
+    max_retry_after: float = 300.0  # a Retry-After above this is capped (and the message says so)
     sleep: Callable[[float], None] = time.sleep
     jitter: bool = True
 
     def wait(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
+        if retry_after is not None and math.isfinite(retry_after):
             return min(max(retry_after, 0.0), self.max_retry_after)
         base = min(self.backoff * (2 ** attempt), self.max_backoff)
         return base * (0.5 + random.random() / 2) if self.jitter else base
@@ -109,20 +111,24 @@ def secret_forms(secrets: Iterable[str], pairs: Iterable[tuple[str, str]] = ()) 
     return sorted((f for f in forms if len(f) >= 4), key=len, reverse=True)
 
 
+_DELTA_SECONDS = re.compile(r"[0-9]{1,10}(?:\.[0-9]{1,6})?")
+
+
 def parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds (digits; a decimal fraction is
+    tolerated) or an HTTP date (RFC 9110). Anything else (``NaN``, ``Infinity``, ``1e3``, ``-5``,
+    ``soon``) is None: treated as absent, so the normal backoff applies."""
     if not value:
         return None
     value = value.strip()
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
+    if _DELTA_SECONDS.fullmatch(value):
+        return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        wait = when.timestamp() - time.time()
+    except (TypeError, ValueError, OverflowError, IndexError):
         return None
-    return max(when.timestamp() - time.time(), 0.0)
+    return max(wait, 0.0) if math.isfinite(wait) else None
 
 
 class RateLimiter:
@@ -260,6 +266,9 @@ class HttpClient:
                     cause = str(status)
                     retry_after = parse_retry_after(resp.headers.get("Retry-After"))
                     last = f"HTTP {status} on {path}" + (f": {body}" if body else "")
+                    if retry_after is not None and retry_after > self.policy.max_retry_after:
+                        last += (f" (the server asked to wait {retry_after:.0f} s; cohortlab waits at most "
+                                 f"{self.policy.max_retry_after:.0f} s before a retry)")
             except RetryableError as e:
                 cause, last = "bad_body", str(e)
             except httpx.DecodingError as e:  # a compressed body that does not decompress

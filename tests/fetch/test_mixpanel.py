@@ -76,6 +76,34 @@ def test_429_honours_retry_after_and_5xx_is_retried(fake, creds, policy, tmp_pat
     assert policy.waits[1:] == [2.0, 4.0]  # exponential backoff (jitter off in the test policy)
 
 
+@pytest.mark.parametrize("value", ["NaN", "nan", "Infinity", "-inf", "1e3", "+5", "-1", "soon", "0x10"])
+def test_an_unreadable_retry_after_is_the_normal_backoff(fake, creds, policy, tmp_path, value):
+    # audit 92, #9: Retry-After: NaN was a ValueError traceback from time.sleep(nan)
+    fake.faults["export"] = [("status", 503, value), ("status", 429, value)]
+    mp = _mp(creds, policy)
+    chunks = mp.export_events(tmp_path, "2026-01-01", "2026-01-03", chunk_days=3)
+    assert chunks[0].events == 5
+    assert policy.waits == [1.0, 2.0]  # the backoff, as without the header
+
+
+def test_parse_retry_after():
+    from cohortlab.fetch.http import parse_retry_after
+
+    assert parse_retry_after("7") == 7.0 and parse_retry_after(" 2.5 ") == 2.5
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # a date in the past: now
+    for bad in ("NaN", "Infinity", "1e3", "+5", "-1", "", None, "Wed, 99 Foo 2015", "9" * 400):
+        assert parse_retry_after(bad) is None, bad
+
+
+def test_a_long_retry_after_is_capped_and_the_error_says_so(fake, creds, policy, tmp_path):
+    fake.sticky["export"] = ("status", 429, 3600)
+    mp = _mp(creds, policy)
+    with pytest.raises(FetchError, match=r"HTTP 429 on /api/2.0/export: fault 429 \(the server asked to wait 3600 s; "
+                                         r"cohortlab waits at most 300 s before a retry\)$"):
+        mp.export_events(tmp_path, "2026-01-01", "2026-01-03", chunk_days=3)
+    assert policy.waits == [300.0] * 3
+
+
 def test_5xx_exhausted_writes_nothing(fake, creds, policy, tmp_path):
     fake.sticky["export"] = ("status", 500)
     mp = _mp(creds, policy)
