@@ -75,6 +75,7 @@ def fetch(
     config: str | os.PathLike | None = None,
     credentials: Credentials | None = None,
     policy: RetryPolicy | None = None,
+    timeout: float | None = None,
     progress: bool | None = None,
     load: bool = True,
 ) -> FetchSummary:
@@ -85,6 +86,8 @@ def fetch(
     cohort in ``cohorts`` (ids or names) or every cohort with ``all_cohorts``.
     mParticle: one Profile API call per MPID in ``mpids``, or else per MPID the Mixpanel side
     refers to (read from ``lab`` after loading, or from the fetched Mixpanel files).
+    ``timeout``: seconds one read from a server may wait (then the request is retried like a
+    dropped connection); None: 120 s for Mixpanel, 60 s for mParticle.
     ``progress``: None = a progress bar only when stderr is a terminal."""
     from cohortlab.fetch.mixpanel import MixpanelClient, date_chunks, parse_day
     from cohortlab.fetch.mparticle import MParticleClient, referenced_mpids
@@ -112,7 +115,7 @@ def fetch(
     cohorts = [str(c) for c in cohorts]
 
     if "mixpanel" in sources:
-        mp = MixpanelClient(creds.mixpanel, policy=policy)
+        mp = MixpanelClient(creds.mixpanel, policy=policy, **({"timeout": timeout} if timeout else {}))
         summary.stats["mixpanel"] = mp.http.stats
         try:
             listed = mp.cohorts(out)
@@ -165,7 +168,7 @@ def fetch(
             else:
                 mpids = _mpids_from_files(out)
         mpids = list(mpids)
-        mpa = MParticleClient(creds.mparticle, policy=policy, rate=rate)
+        mpa = MParticleClient(creds.mparticle, policy=policy, rate=rate, **({"timeout": timeout} if timeout else {}))
         summary.stats["mparticle"] = mpa.http.stats
         try:
             res = mpa.fetch_profiles(out, mpids, concurrency=concurrency, part_size=part_size,

@@ -46,6 +46,9 @@ AUTH_HINT = ("Check the service account user name and secret, MIXPANEL_PROJECT_I
              "(--region / MIXPANEL_REGION), and that the service account has a role on the project")
 
 
+DEFAULT_TIMEOUT = 120.0  # seconds one read (or connect) may wait; the export streams, so it is per read
+
+
 class _Restart(Exception):
     """The Engage listing must start again from page 0."""
 
@@ -112,7 +115,7 @@ def slug(name: str) -> str:
 
 class MixpanelClient:
     def __init__(self, creds: MixpanelCredentials, *, policy: RetryPolicy | None = None,
-                 max_restarts: int = 3, max_pages: int = 100_000, timeout: float = 600.0) -> None:
+                 max_restarts: int = 3, max_pages: int = 100_000, timeout: float = DEFAULT_TIMEOUT) -> None:
         creds.check()
         export_host, query_host = HOSTS[creds.region]
         self.export_url = (creds.export_url or export_host).rstrip("/")

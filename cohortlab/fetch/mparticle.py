@@ -43,6 +43,7 @@ from cohortlab.identifiers import is_valid_mpid
 
 API_URL = "https://api.mparticle.com"
 AUTH_URL = "https://sso.auth.mparticle.com/oauth/token"
+DEFAULT_TIMEOUT = 60.0  # seconds one read (or connect) may wait
 FIELDS = "device_identities,user_identities,user_attributes,audience_memberships,attribution"
 AUTH_HINT = ("Check MPARTICLE_CLIENT_ID / MPARTICLE_CLIENT_SECRET and the org/account/workspace ids; "
              "the credentials must be Platform API credentials with access to the Profile API")
@@ -71,7 +72,7 @@ class ProfilesResult:
 
 class MParticleClient:
     def __init__(self, creds: MParticleCredentials, *, policy: RetryPolicy | None = None,
-                 rate: float | None = 15.0, timeout: float = 60.0) -> None:
+                 rate: float | None = 15.0, timeout: float = DEFAULT_TIMEOUT) -> None:
         creds.check()
         self.creds = creds
         self.api_url = (creds.api_url or API_URL).rstrip("/")

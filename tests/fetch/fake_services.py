@@ -14,7 +14,7 @@ Faults are scripted per endpoint (``fake.faults[name]`` is a list consumed in or
 ``fake.sticky[name]`` applied to every request): ``("status", code, retry_after)``,
 ``("echo", code, template)`` (a plain-text body reflecting ``{auth}`` (the Authorization header),
 ``{body}`` (the request body) and ``{query}`` (the query string), as some gateways do),
-``"truncate_gzip"``, ``"cut_line"``, ``"error_200"``, ``"expire_session"``, ``"shift"``, ``"expire_token"``; and
+``"hang"`` (no answer for ``fake.hang`` seconds), ``"truncate_gzip"``, ``"cut_line"``, ``"error_200"``, ``"expire_session"``, ``"shift"``, ``"expire_token"``; and
 for one MPID ``fake.profile_faults[mpid]``. Every request is recorded in ``fake.log``.
 """
 
@@ -56,6 +56,7 @@ class Fake:
         self.inflight = 0
         self.max_inflight = 0
         self.profile_delay = 0.0
+        self.hang = 1.0
 
     def count(self, endpoint: str) -> int:
         return sum(1 for e, _, _ in self.log if e == endpoint)
@@ -90,6 +91,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def _fault(self, f) -> bool:
         """Answer a status fault; True when answered."""
+        if f == "hang":  # accept the request, answer nothing for fake.hang seconds, then drop it
+            time.sleep(self.fake.hang)
+            self.close_connection = True
+            return True
         if isinstance(f, tuple) and f[0] == "echo":  # ("echo", code, template): a body reflecting the request
             body = f[2].format(auth=self.headers.get("Authorization", ""), body=getattr(self, "raw_body", b"").decode(),
                                query=urlparse(self.path).query)

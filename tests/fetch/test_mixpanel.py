@@ -104,6 +104,24 @@ def test_a_long_retry_after_is_capped_and_the_error_says_so(fake, creds, policy,
     assert policy.waits == [300.0] * 3
 
 
+def test_reads_have_a_finite_default_timeout_and_a_hanging_server_is_retried(fake, creds, policy, tmp_path):
+    # audit 92, #11: the default was 600 s per read (x 6 attempts), with no way to change it
+    from cohortlab.fetch.mparticle import MParticleClient
+
+    mp, mpa = _mp(creds, policy), MParticleClient(creds.mparticle, policy=policy)
+    assert mp.http._client.timeout.read == 120.0 and mp.http._client.timeout.connect == 30.0
+    assert mpa.http._client.timeout.read == 60.0
+    mp.close(), mpa.close()
+    fake.hang = 0.8
+    fake.faults["cohorts"] = ["hang"]
+    mp = _mp(creds, policy, timeout=0.2)
+    assert len(mp.cohorts(tmp_path)) == 2
+    assert dict(mp.http.stats.retries) == {"transport": 1}
+    fake.sticky["cohorts"] = "hang"
+    with pytest.raises(FetchError, match=r"^mixpanel: giving up after 4 attempts: ReadTimeout on /api/query/cohorts/list"):
+        mp.cohorts(tmp_path)
+
+
 def test_5xx_exhausted_writes_nothing(fake, creds, policy, tmp_path):
     fake.sticky["export"] = ("status", 500)
     mp = _mp(creds, policy)
