@@ -140,7 +140,7 @@ def fetch(
             if profiles:
                 listing, _ = mp.profiles(out)
                 summary.add("profiles", listing.results,
-                            f"mixpanel profiles: {listing.results:,} in {len(listing.pages)} page(s) -> mixpanel/profiles/"
+                            f"mixpanel profiles: {listing.results:,} in {listing.pages} page(s) -> mixpanel/profiles/"
                             + (f" (paging restarted {listing.restarts}x)" if listing.restarts else ""))
                 manifest["items"].append({"kind": "mixpanel-profiles", "path": "mixpanel/profiles",
                                           "as_of": _iso(listing.as_of)})

@@ -36,6 +36,15 @@ MPA_CLIENT, MPA_SECRET = "mpa-client", "mpa-secret-ABCDEFGHIJ"
 ORG, ACCOUNT, WORKSPACE = "11", "22", "33"
 
 
+class Raw(str):
+    """A profile (or member) the fake serves as this exact JSON text: numbers and escapes as
+    written (``1.0e18``, a lone surrogate ``\\ud83d``), which ``json.dumps`` cannot produce."""
+
+
+def _item(x: Any) -> str:
+    return x if isinstance(x, Raw) else json.dumps(x)
+
+
 class Fake:
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -57,6 +66,7 @@ class Fake:
         self.max_inflight = 0
         self.profile_delay = 0.0
         self.hang = 1.0
+        self.engage_bodies: list[bytes] = []  # every Engage 200 body, as sent
 
     def count(self, endpoint: str) -> int:
         return sum(1 for e, _, _ in self.log if e == endpoint)
@@ -194,9 +204,10 @@ class Handler(BaseHTTPRequestHandler):
         if page == 0:
             if "filter_by_cohort" in form:
                 cid = json.loads(form["filter_by_cohort"])["id"]
-                snap = [{"$distinct_id": d, "$properties": {}} for d in fake.members.get(cid, [])]
+                snap = [d if isinstance(d, Raw) else {"$distinct_id": d, "$properties": {}}
+                        for d in fake.members.get(cid, [])]
             else:
-                snap = [dict(p) for p in fake.profiles]
+                snap = [p if isinstance(p, Raw) else dict(p) for p in fake.profiles]
             with fake.lock:
                 fake.n_sessions += 1
                 sid = f"s{fake.n_sessions}"
@@ -210,12 +221,14 @@ class Handler(BaseHTTPRequestHandler):
                 with fake.lock:
                     fake.n_sessions += 1
                     sid = f"s{fake.n_sessions}"
-                    fake.sessions[sid] = [dict(p) for p in fake.profiles]
+                    fake.sessions[sid] = [p if isinstance(p, Raw) else dict(p) for p in fake.profiles]
         snap = fake.sessions[sid]
         ps = fake.page_size
         results = snap[page * ps:(page + 1) * ps]
-        self._json(200, {"page": page, "page_size": ps, "session_id": sid, "status": "ok",
-                         "total": len(results), "results": results})
+        head = json.dumps({"page": page, "page_size": ps, "session_id": sid, "status": "ok", "total": len(results)})
+        body = (head[:-1] + ', "results": [' + ", ".join(_item(r) for r in results) + "]}").encode()
+        fake.engage_bodies.append(body)
+        self._send(200, body)
 
     # ------------------------------------------------------------------ mParticle
     def _token(self, body: dict[str, Any]) -> None:

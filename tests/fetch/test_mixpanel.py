@@ -13,6 +13,7 @@ import pytest
 from cohortlab import Lab
 from cohortlab.fetch import FetchError, fetch
 from cohortlab.fetch.mixpanel import MixpanelClient
+from tests.fetch import fake_services as fs
 from tests.fetch.conftest import BIG, FALLBACK, NEG
 
 
@@ -25,6 +26,11 @@ def _lines(path) -> list[dict]:
     if data[:2] == b"\x1f\x8b":
         data = gzip.decompress(data)
     return [json.loads(line) for line in data.decode().splitlines() if line.strip()]
+
+
+def _pages(folder) -> list[dict]:
+    """The Engage pages written in a profiles folder, in order."""
+    return [json.loads(p.read_text()) for p in sorted(folder.iterdir())]
 
 
 def _no_tmp(out) -> bool:
@@ -178,7 +184,8 @@ def test_an_error_object_answered_with_200_every_time_is_an_error_and_not_fetche
 def test_engage_pages_with_session_id(fake, creds, policy, tmp_path):
     mp = _mp(creds, policy)
     listing, folder = mp.profiles(tmp_path)
-    assert [len(p["results"]) for p in listing.pages] == [2, 2, 1]
+    assert listing.page_results == [2, 2, 1] and listing.pages == 3
+    assert [len(p["results"]) for p in _pages(folder)] == [2, 2, 1]
     calls = [p for e, _, p in fake.log if e == "engage"]
     assert [(c.get("page"), c.get("session_id")) for c in calls] == [(None, None), ("1", "s1"), ("2", "s1")]
     assert sorted(p.name for p in folder.iterdir()) == [f"engage_page_0000{i}.json" for i in range(3)]
@@ -192,9 +199,9 @@ def test_engage_session_expiry_restarts_from_page_zero_on_the_new_data(fake, cre
     fake.sessions.clear()
     listing, folder = mp.profiles(tmp_path)
     assert listing.restarts == 1
-    ids = [r["$distinct_id"] for p in listing.pages for r in p["results"]]
+    ids = [r["$distinct_id"] for p in _pages(folder) for r in p["results"]]
     assert len(ids) == len(set(ids)) == 6 and "cust-0" in ids
-    assert {p["session_id"] for p in listing.pages} == {"s2"}  # one session per listing
+    assert {p["session_id"] for p in _pages(folder)} == {"s2"}  # one session per listing (s1's page 0 dropped)
 
 
 def test_engage_shifting_pages_restart_and_give_up_when_it_never_settles(fake, creds, policy, tmp_path):
@@ -208,6 +215,64 @@ def test_engage_shifting_pages_restart_and_give_up_when_it_never_settles(fake, c
         mp.profiles(tmp_path / "other")
     # bounded: 3 attempts x (page 0 + the shifted page 1)
     assert fake.count("engage") == 5 + 3 * 2  # first listing: 2 + 3 pages; then 3 x (page 0, page 1)
+
+
+FLOATS = fs.Raw('{"$distinct_id": "cust-f", "$properties": {"$mparticle_user_id": 1.0e18, '
+                '"score": 9.080350317581165e18, "n": 1.50}}')
+SURROGATE = fs.Raw('{"$distinct_id": "cust-s", "$properties": {"$name": "Ann \\ud83d"}}')  # JS cut an emoji
+
+
+def test_profile_pages_are_written_exactly_as_sent(fake, creds, policy, tmp_path):
+    # audit 92, #7 (1.0e18 was re-encoded 1e+18) and #8 (a lone surrogate was a UnicodeEncodeError)
+    fake.profiles[1:1] = [FLOATS, SURROGATE]
+    with Lab() as lab:
+        fetch(tmp_path, lab=lab, sources=["mixpanel"], credentials=creds, policy=policy, progress=False)
+        files = sorted((tmp_path / "mixpanel" / "profiles").iterdir())
+        assert [f.read_bytes() for f in files] == [b + b"\n" for b in fake.engage_bodies]
+        assert b'"$mparticle_user_id": 1.0e18' in files[0].read_bytes() + files[1].read_bytes()
+        q = lab.engine.query_rows
+        assert q("SELECT mparticle_user_id FROM mp_profiles WHERE distinct_id = 'cust-f'") == [("1.0e18",)]
+        # the page holding the lone surrogate is quarantined by the loader (malformed_json: the
+        # loader reads a page as one record); the other pages load and the run goes on
+        assert q("SELECT count(*) FROM mp_profiles")[0][0] == 7 - 2
+        assert q("SELECT count(*) FROM mp_profiles WHERE distinct_id = 'cust-s'")[0][0] == 0
+        # the same as loading the very same pages fetched by hand
+        hand = tmp_path / "hand"
+        hand.mkdir()
+        for i, b in enumerate(fake.engage_bodies):
+            (hand / f"page{i}.json").write_bytes(b)
+        with Lab() as lab2:
+            lab2.load("mixpanel-profiles", sorted(str(p) for p in hand.iterdir()))
+            cols = "distinct_id, mparticle_user_id"
+            assert sorted(lab2.engine.query_rows(f"SELECT {cols} FROM mp_profiles")) == sorted(
+                q(f"SELECT {cols} FROM mp_profiles"))
+
+
+def test_members_pages_keep_numbers_and_escapes_as_sent(fake, creds, policy, tmp_path):
+    fake.members[1000] = ["cust-1", fs.Raw('{"$distinct_id": "cust-9", "$properties": {"x": 1.0e18}}'),
+                          fs.Raw('{"$distinct_id": "m\\ud83d", "$properties": {}}')]
+    mp = _mp(creds, policy)
+    snap = mp.members(tmp_path, "1000", "Power Users")
+    text = snap.file.read_text()
+    assert '"x": 1.0e18' in text and '"m\\ud83d"' in text
+    lines = text.splitlines()
+    assert len(lines) == 2 and all(line.startswith('{"as_of": "') for line in lines)
+    assert json.loads(lines[0])["filter_by_cohort"] == {"id": 1000, "name": "Power Users"}
+
+
+def test_engage_pages_are_written_as_they_arrive(fake, creds, policy, tmp_path, monkeypatch):
+    # audit 92, #13: every page was held in memory until the listing ended
+    mp = _mp(creds, policy)
+    seen: list[int] = []
+    real = mp._post_engage
+
+    def spy(form):
+        seen.append(len(list((tmp_path / ".fetch" / "tmp").rglob("engage_page_*.json"))))
+        return real(form)
+
+    monkeypatch.setattr(mp, "_post_engage", spy)
+    mp.profiles(tmp_path)
+    assert seen == [0, 1, 2]  # page N is on disk before page N+1 is asked for
 
 
 def test_members_snapshot_in_the_members_loader_layout(fake, creds, policy, tmp_path):
@@ -302,8 +367,8 @@ def test_regions_choose_the_documented_hosts(creds, policy):
 
 def test_negative_mpid_text_survives(fake, creds, policy, tmp_path):
     mp = _mp(creds, policy)
-    listing, _ = mp.profiles(tmp_path)
-    assert listing.pages[0]["results"][0]["$properties"]["$mparticle_user_id"] == str(NEG)
+    _, folder = mp.profiles(tmp_path)
+    assert _pages(folder)[0]["results"][0]["$properties"]["$mparticle_user_id"] == str(NEG)
 
 
 def test_recent_chunks_are_fetched_again_closed_ones_are_not(fake, creds, policy, tmp_path):
