@@ -178,7 +178,8 @@ def fetch(
         summary.add("mparticle_profiles", res.fetched,
                     f"mparticle profiles: {res.requested:,} MPIDs referenced, {res.fetched:,} fetched, "
                     f"{res.missing:,} not found (404), {res.skipped:,} already fetched"
-                    + (f", {res.mismatched} answered another mpid" if res.mismatched else ""))
+                    + (f", {res.mismatched} answered another or an inexact mpid (kept as mpid_returned)"
+                       if res.mismatched else ""))
         summary.counts["mparticle_missing"] = res.missing
         if res.files:
             manifest["items"].append({"kind": "mparticle-profiles", "path": "mparticle/profiles",

@@ -273,8 +273,8 @@ class Handler(BaseHTTPRequestHandler):
             prof = fake.mpa_profiles.get(mpid)
             if prof is None:
                 return self._json(404, {"errors": "profile not found"})
-            # the MPID as an exact JSON integer (json.dumps of a Python int)
-            self._json(200, prof)
+            # the MPID as an exact JSON integer (json.dumps of a Python int), or a Raw text as is
+            self._send(200, prof.encode()) if isinstance(prof, Raw) else self._json(200, prof)
         finally:
             with fake.lock:
                 fake.inflight -= 1
