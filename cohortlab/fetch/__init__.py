@@ -200,14 +200,16 @@ def _pick_cohorts(listed: list[dict[str, Any]], wanted: list[str], every: bool) 
     by_id = {str(c.get("id")): str(c.get("name")) for c in listed if isinstance(c, dict) and c.get("id") is not None}
     if every:
         return sorted(by_id.items(), key=lambda kv: kv[1])
-    out = []
+    out: list[tuple[str, str]] = []
     for w in wanted:
         if w in by_id:
-            out.append((w, by_id[w]))
+            if (w, by_id[w]) not in out:  # the same cohort by id and by name: one snapshot
+                out.append((w, by_id[w]))
             continue
         hits = [cid for cid, name in by_id.items() if name == w]
         if len(hits) == 1:
-            out.append((hits[0], w))
+            if (hits[0], w) not in out:
+                out.append((hits[0], w))
         elif hits:
             raise FetchError(f"cohort name {w!r} is ambiguous (ids {', '.join(hits)}): give the id")
         else:

@@ -18,7 +18,7 @@
   each exactly as Engage sent it: numbers keep their spelling (``1.0e18``), escapes stay
   escapes (``cohortlab.fetch.jsontext``).
 * **Cohort members** — Engage with ``filter_by_cohort={"id": N}``; one snapshot per fetch,
-  ``mixpanel/members/<cohort>/<as_of>.jsonl``: one page per line, each page carrying ``as_of``
+  ``mixpanel/members/<cohort>-<id>/<as_of>.jsonl``: one page per line, each page carrying ``as_of``
   (UTC time the first page was requested) and ``filter_by_cohort`` ``{"id", "name"}``: the
   layout the ``mixpanel-members`` loader reads.
 * **Cohorts list** — ``POST …/api/query/cohorts/list`` → ``mixpanel/cohorts.json``.
@@ -314,7 +314,9 @@ class MixpanelClient:
         and escapes as written) with ``as_of`` and ``filter_by_cohort`` added first. Lines are
         written as the pages arrive."""
         fbc = {"id": int(cohort_id)} if str(cohort_id).lstrip("-").isdigit() else {"id": cohort_id}
-        folder = out / "mixpanel" / "members" / slug(name)
+        # the cohort id makes the folder unique: names differing only in characters outside
+        # [A-Za-z0-9._-] (日本のユーザー and Пользователи, A/B and A B) reduce to the same slug
+        folder = out / "mixpanel" / "members" / f"{slug(name)}-{slug(str(cohort_id))}"
         stamp: list[str] = []
         with atomic_file(out, lambda: folder / f"{stamp[0]}.jsonl", "w") as f:
             def start(as_of: datetime) -> None:

@@ -280,7 +280,7 @@ def test_members_snapshot_in_the_members_loader_layout(fake, creds, policy, tmp_
     mp.cohorts(tmp_path)
     snap = mp.members(tmp_path, "1000", "Power Users")
     assert snap.members == 3
-    assert snap.file.parent == tmp_path / "mixpanel" / "members" / "Power_Users"
+    assert snap.file.parent == tmp_path / "mixpanel" / "members" / "Power_Users-1000"
     pages = [json.loads(line) for line in snap.file.read_text().splitlines()]
     assert len(pages) == 2
     assert {p["as_of"] for p in pages} == {snap.as_of.strftime("%Y-%m-%dT%H:%M:%SZ")}
@@ -295,6 +295,27 @@ def test_members_snapshot_in_the_members_loader_layout(fake, creds, policy, tmp_
         assert rows == [("1000", "Power Users", snap.as_of.replace(tzinfo=None), 3)]
         assert sorted(r[0] for r in lab.engine.query_rows("SELECT distinct_id FROM mp_cohort_members")) == sorted(
             ["cust-1", "cust-2", str(FALLBACK)])
+
+
+def test_cohorts_whose_names_reduce_to_the_same_folder_name_keep_their_own_snapshot(fake, creds, policy, tmp_path):
+    # audit 92, #5: both slugged to "cohort" (or "A_B"), one snapshot replaced the other
+    fake.cohorts = [{"id": 2001, "name": "日本のユーザー"}, {"id": 2002, "name": "Пользователи"},
+                    {"id": 2003, "name": "A/B"}, {"id": 2004, "name": "A B"}]
+    fake.members.update({2001: ["u1", "u2"], 2002: ["u3"], 2003: ["u4"], 2004: []})
+    with Lab() as lab:
+        s = fetch(tmp_path, lab=lab, sources=["mixpanel"], all_cohorts=True, profiles=False, credentials=creds,
+                  policy=policy, progress=False)
+        rows = sorted(lab.engine.query_rows("SELECT cohort_id, cohort_name, member_count FROM mp_cohort_snapshots"))
+        assert rows == [("2001", "日本のユーザー", 2), ("2002", "Пользователи", 1), ("2003", "A/B", 1), ("2004", "A B", 0)]
+    folders = sorted(p.parent.name for p in (tmp_path / "mixpanel" / "members").rglob("*.jsonl"))
+    assert folders == ["A_B-2003", "A_B-2004", "cohort-2001", "cohort-2002"]
+    assert len({line for line in s.lines if line.startswith("members of")}) == 4
+
+
+def test_the_same_cohort_asked_twice_is_one_snapshot(fake, creds, policy, tmp_path):
+    s = fetch(tmp_path, sources=["mixpanel"], cohorts=["1000", "Power Users"], profiles=False, credentials=creds,
+              policy=policy, progress=False)
+    assert sum(1 for line in s.lines if line.startswith("members of")) == 1
 
 
 def test_empty_cohort_is_a_snapshot_of_zero_members(fake, creds, policy, tmp_path):
