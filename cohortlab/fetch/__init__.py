@@ -156,7 +156,9 @@ def fetch(
         finally:
             mp.close()
 
-    if lab is not None and load:
+    # the folder is loaded when it holds something (a --source mparticle run into a new folder
+    # has nothing yet: its MPIDs come from the lab, its profiles are loaded below)
+    if lab is not None and load and any((out / d).is_dir() for d in SOURCES):
         summary.loads.append(_load(lab, out, show))
 
     if "mparticle" in sources:

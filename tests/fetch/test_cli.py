@@ -187,3 +187,20 @@ def test_timeout_option_bounds_each_read(fake, env, tmp_path):
     assert r.exit_code == 1
     assert r.stderr.startswith("error: mixpanel: giving up after 1 attempt: ReadTimeout on /api/query/cohorts/list")
     assert time.monotonic() - t0 < 2.5
+
+
+def test_mparticle_only_with_db_into_a_new_out(fake, env, tmp_path):
+    # audit 92, #4: "the fetched files did not load: expected mixpanel/ and/or mparticle/" before any request
+    db = tmp_path / "lab.duckdb"
+    r = _run(["--out", str(tmp_path / "a"), "--db", str(db), "--source", "mparticle", "--mpids", str(_mpids(tmp_path))],
+             env, tmp_path)
+    assert r.exit_code == 0, r.output
+    assert "mparticle profiles: 2 MPIDs referenced, 1 fetched, 1 not found (404)" in r.stdout
+    # the documented way: MPIDs read from a --db that already holds the Mixpanel side
+    r = _run(["--out", str(tmp_path / "mp"), "--db", str(db), "--source", "mixpanel"], env, tmp_path)
+    assert r.exit_code == 0, r.output
+    r = _run(["--out", str(tmp_path / "b"), "--db", str(db), "--source", "mparticle"], env, tmp_path)
+    assert r.exit_code == 0, r.output
+    assert "mparticle profiles: 4 MPIDs referenced, 3 fetched, 1 not found (404)" in r.stdout
+    with Lab(str(db)) as lab:
+        assert lab.engine.query_rows("SELECT count(*) FROM mpa_profiles")[0][0] == 3
