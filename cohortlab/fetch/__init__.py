@@ -137,6 +137,12 @@ def fetch(
                             f"{sum(1 for c in got if c.file)} file(s)"
                             + (f", {skipped} chunk(s) already fetched" if skipped else "")
                             + (f", {sum(1 for c in got if not c.file)} empty chunk(s)" if any(not c.file for c in got) else ""))
+                manifest["items"].append({
+                    "kind": "mixpanel-events", "path": "mixpanel/events", "from_date": str(from_date),
+                    "to_date": str(to_date), "as_of": _now(), "events": n,
+                    "files": [c.file.relative_to(out).as_posix() for c in got if c.file],
+                    "empty_chunks": [f"{c.from_date}_{c.to_date}" for c in got if not c.file],
+                    "already_fetched": skipped})
             if profiles:
                 listing, _ = mp.profiles(out)
                 summary.add("profiles", listing.results,

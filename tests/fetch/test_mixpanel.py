@@ -352,8 +352,15 @@ def test_fetch_mixpanel_and_load(fake, creds, policy, tmp_path):
     manifest = json.loads((tmp_path / "fetch.json").read_text())
     assert len(manifest["runs"]) == 2
     kinds = [i["kind"] for i in manifest["runs"][0]["items"]]
-    assert kinds == ["mixpanel-cohorts", "mixpanel-profiles", "mixpanel-members"]
-    datetime.fromisoformat(manifest["runs"][0]["items"][2]["as_of"].replace("Z", "+00:00"))
+    assert kinds == ["mixpanel-cohorts", "mixpanel-events", "mixpanel-profiles", "mixpanel-members"]
+    datetime.fromisoformat(manifest["runs"][0]["items"][3]["as_of"].replace("Z", "+00:00"))
+    # the raw event chunks are recorded too (audit 92, #14): what the run fetched, and what it skipped
+    events = manifest["runs"][0]["items"][1]
+    assert {k: events[k] for k in ("path", "from_date", "to_date", "events", "files", "already_fetched")} == {
+        "path": "mixpanel/events", "from_date": "2026-01-01", "to_date": "2026-01-03", "events": 5,
+        "files": ["mixpanel/events/2026-01-01_2026-01-03.jsonl.gz"], "already_fetched": 0}
+    again = manifest["runs"][1]["items"][1]
+    assert (again["kind"], again["files"], again["already_fetched"]) == ("mixpanel-events", [], 1)
 
 
 def test_profiles_whose_count_is_a_multiple_of_the_page_size_fetch_and_load(fake, creds, policy, tmp_path):
