@@ -185,6 +185,7 @@ class HttpClient:
         self.limiter = RateLimiter(rate, sleep=self.policy.sleep if rate else time.sleep)
         self.auth_hint = auth_hint
         self.stats = Stats()
+        self.cancelled = threading.Event()  # set by cancel(): no new attempt, no more waiting
         self._lock = threading.Lock()
         self._client = httpx.Client(
             auth=auth,
@@ -210,6 +211,23 @@ class HttpClient:
                 self.stats.requests += 1
             else:
                 self.stats.retries[cause] += 1
+
+    def cancel(self) -> None:
+        """Stop every request of this client at its next attempt or wait (Ctrl-C, or another
+        thread's error): a wait between retries ends at once, a read in flight ends by itself
+        (at most the timeout). ``cancelled.clear()`` to use the client again."""
+        self.cancelled.set()
+
+    def _check_cancelled(self) -> None:
+        if self.cancelled.is_set():
+            raise self.error("cancelled")
+
+    def _wait(self, seconds: float) -> None:
+        if self.policy.sleep is time.sleep:  # the real wait: ended at once by cancel()
+            self.cancelled.wait(seconds)
+        else:
+            self.policy.sleep(seconds)
+        self._check_cancelled()
 
     def mask(self, text: str) -> str:
         """``text`` with the secrets of this client masked (:func:`mask`)."""
@@ -239,6 +257,7 @@ class HttpClient:
         attempt = 0
         refreshed = False
         while True:
+            self._check_cancelled()
             self.limiter.acquire()
             self._count()
             cause: str | None = None
@@ -278,7 +297,7 @@ class HttpClient:
             if attempt >= self.policy.retries:
                 raise self.error(f"giving up after {attempt + 1} attempt{'s' if attempt else ''}: {last}")
             self._count(cause)
-            self.policy.sleep(self.policy.wait(attempt, retry_after))
+            self._wait(self.policy.wait(attempt, retry_after))
             attempt += 1
 
 

@@ -194,6 +194,7 @@ class MParticleClient:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(todo), desc="mParticle profiles", unit="profile", file=sys.stderr)
+        self.http.cancelled.clear()
         pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
         try:
             pending = {pool.submit(one, m) for m in todo}
@@ -206,8 +207,13 @@ class MParticleClient:
                     bar.update(len(done))
                 if len(buffer) >= part_size:
                     flush()
+        except BaseException:
+            # an error or Ctrl-C: the requests in flight stop at their next retry or wait instead
+            # of running their whole retry loop (a read in flight ends within the timeout)
+            self.http.cancel()
+            raise
         finally:
-            # on an error or Ctrl-C the queued requests are dropped (the ones in flight finish);
+            # on an error or Ctrl-C the queued requests are dropped (the ones in flight end);
             # what was fetched stays fetched: the next run resumes from here
             pool.shutdown(wait=True, cancel_futures=True)
             flush()

@@ -195,3 +195,45 @@ def test_a_string_mpid_equal_to_the_one_asked_is_written_as_the_integer(fake, cr
     res = _client(creds, policy).fetch_profiles(tmp_path, [NEG], progress=False)
     assert res.mismatched == 0
     assert res.files[0].read_text() == f'{{"mpid": {NEG}, "user_attributes": {{}}}}\n'
+
+
+def test_an_error_stops_the_other_threads_retry_loops(fake, creds, tmp_path):
+    # audit 92, #12: on an error or Ctrl-C the requests in flight ran their whole retry loop
+    # (up to 6 x 60 s) before the run could end
+    from cohortlab.fetch.http import no_sleep_policy
+
+    fake.mpa_profiles.update({1: {"mpid": 1}, 2: {"mpid": 2}})
+    fake.profile_faults[1] = [("status", 400)]  # not retried: the run fails at once
+    fake.profile_faults[2] = [("status", 503)] * 100  # retried, slowly
+    fake.profile_delay = 0.02
+    mpa = _client(creds, no_sleep_policy(retries=50))
+    with pytest.raises(FetchError, match="HTTP 400"):
+        mpa.fetch_profiles(tmp_path, [1, 2], concurrency=2, progress=False)
+    assert sum(1 for e, _, p in fake.log if e == "profile" and p["path"].endswith("/2")) < 10  # not 51
+
+
+def test_cancel_ends_a_real_wait_between_retries_at_once(fake, creds, tmp_path):
+    import threading
+    import time
+
+    from cohortlab.fetch.http import RetryPolicy
+
+    fake.sticky["profile"] = ("status", 503, 30)  # Retry-After: 30 s
+    mpa = _client(creds, RetryPolicy(retries=3))  # the real time.sleep
+    mpa._auth.token = "tok-1"
+    errors: list[Exception] = []
+
+    def run():
+        try:
+            mpa.profile(NEG)
+        except FetchError as e:
+            errors.append(e)
+
+    t0 = time.monotonic()
+    th = threading.Thread(target=run)
+    th.start()
+    time.sleep(0.3)
+    mpa.http.cancel()
+    th.join(5)
+    assert not th.is_alive() and time.monotonic() - t0 < 3
+    assert [str(e) for e in errors] == ["mparticle: cancelled"]
