@@ -82,11 +82,14 @@ def _read_mpids(path: str) -> list[int]:
               help="Credentials file (YAML); default $COHORTLAB_CONFIG or ~/.config/cohortlab/credentials.yaml.")
 @click.option("--retries", default=5, show_default=True, type=click.IntRange(0, 20),
               help="Retries of a request answered 429/5xx or cut short.")
+@click.option("--timeout", default=None, type=click.FloatRange(1, 3600), metavar="SECONDS",
+              help="Seconds one read from a server may wait before the request is retried "
+                   "(default: 120 for Mixpanel, 60 for mParticle).")
 @click.option("--progress/--no-progress", "progress", default=None,
               help="Progress bars (default: only when stderr is a terminal).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary counts as JSON.")
 def fetch_cmd(out, db, sources, from_date, to_date, events, where, chunk_days, profiles, cohorts, all_cohorts,
-              mpids_file, concurrency, rate, retry_missing, refresh, region, config, retries, progress, as_json):
+              mpids_file, concurrency, rate, retry_missing, refresh, region, config, retries, timeout, progress, as_json):
     """Download Mixpanel exports (raw events, Engage profiles, cohorts, cohort members) and
     mParticle profiles (Profile API, for the MPIDs the Mixpanel side refers to) into --out, then
     load them into --db. A second run fetches only what is missing."""
@@ -106,7 +109,7 @@ def fetch_cmd(out, db, sources, from_date, to_date, events, where, chunk_days, p
                        events=events, where=where, chunk_days=chunk_days, profiles=profiles, cohorts=cohorts,
                        all_cohorts=all_cohorts, mpids=mpids, concurrency=concurrency, rate=rate,
                        retry_missing=retry_missing, refresh=refresh, credentials=creds, policy=policy,
-                       progress=progress)
+                       timeout=timeout, progress=progress)
         if db:
             from cohortlab.lab import Lab
 
@@ -118,6 +121,8 @@ def fetch_cmd(out, db, sources, from_date, to_date, events, where, chunk_days, p
         fail(str(e))
     except httpx.HTTPError as e:  # not expected past the client's own handling; still one line
         fail(f"network error: {type(e).__name__}: {e}")
+    except OSError as e:  # a file that cannot be written (disk full, permissions): one line
+        fail(f"{e.filename or out}: {e.strerror or e}")
     except KeyboardInterrupt:
         fail("interrupted: what was written is complete; run the same command again to resume", code=130)
     if as_json:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from cohortlab.fetch.credentials import Credentials, load_credentials
-from cohortlab.fetch.files import write_json
+from cohortlab.fetch.files import state_dir, write_json
 from cohortlab.fetch.http import AuthError, FetchError, RetryPolicy, Stats
 
 SOURCES = ("mixpanel", "mparticle")
@@ -75,6 +75,7 @@ def fetch(
     config: str | os.PathLike | None = None,
     credentials: Credentials | None = None,
     policy: RetryPolicy | None = None,
+    timeout: float | None = None,
     progress: bool | None = None,
     load: bool = True,
 ) -> FetchSummary:
@@ -85,6 +86,8 @@ def fetch(
     cohort in ``cohorts`` (ids or names) or every cohort with ``all_cohorts``.
     mParticle: one Profile API call per MPID in ``mpids``, or else per MPID the Mixpanel side
     refers to (read from ``lab`` after loading, or from the fetched Mixpanel files).
+    ``timeout``: seconds one read from a server may wait (then the request is retried like a
+    dropped connection); None: 120 s for Mixpanel, 60 s for mParticle.
     ``progress``: None = a progress bar only when stderr is a terminal."""
     from cohortlab.fetch.mixpanel import MixpanelClient, date_chunks, parse_day
     from cohortlab.fetch.mparticle import MParticleClient, referenced_mpids
@@ -100,7 +103,11 @@ def fetch(
         if from_date is not None:
             n_chunks = len(date_chunks(parse_day(from_date, "from_date"), parse_day(to_date, "to_date"), chunk_days))
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        state_dir(out)  # a folder that exists but is not writable fails here, before any request
+    except OSError as e:
+        raise FetchError(f"{out}: cannot create the output folder: {e.strerror or e}") from None
     creds = credentials or load_credentials(config)
     show = sys.stderr.isatty() if progress is None else progress
     summary = FetchSummary(out)
@@ -108,7 +115,7 @@ def fetch(
     cohorts = [str(c) for c in cohorts]
 
     if "mixpanel" in sources:
-        mp = MixpanelClient(creds.mixpanel, policy=policy)
+        mp = MixpanelClient(creds.mixpanel, policy=policy, **({"timeout": timeout} if timeout else {}))
         summary.stats["mixpanel"] = mp.http.stats
         try:
             listed = mp.cohorts(out)
@@ -130,10 +137,16 @@ def fetch(
                             f"{sum(1 for c in got if c.file)} file(s)"
                             + (f", {skipped} chunk(s) already fetched" if skipped else "")
                             + (f", {sum(1 for c in got if not c.file)} empty chunk(s)" if any(not c.file for c in got) else ""))
+                manifest["items"].append({
+                    "kind": "mixpanel-events", "path": "mixpanel/events", "from_date": str(from_date),
+                    "to_date": str(to_date), "as_of": _now(), "events": n,
+                    "files": [c.file.relative_to(out).as_posix() for c in got if c.file],
+                    "empty_chunks": [f"{c.from_date}_{c.to_date}" for c in got if not c.file],
+                    "already_fetched": skipped})
             if profiles:
                 listing, _ = mp.profiles(out)
                 summary.add("profiles", listing.results,
-                            f"mixpanel profiles: {listing.results:,} in {len(listing.pages)} page(s) -> mixpanel/profiles/"
+                            f"mixpanel profiles: {listing.results:,} in {listing.pages} page(s) -> mixpanel/profiles/"
                             + (f" (paging restarted {listing.restarts}x)" if listing.restarts else ""))
                 manifest["items"].append({"kind": "mixpanel-profiles", "path": "mixpanel/profiles",
                                           "as_of": _iso(listing.as_of)})
@@ -149,7 +162,9 @@ def fetch(
         finally:
             mp.close()
 
-    if lab is not None and load:
+    # the folder is loaded when it holds something (a --source mparticle run into a new folder
+    # has nothing yet: its MPIDs come from the lab, its profiles are loaded below)
+    if lab is not None and load and any((out / d).is_dir() for d in SOURCES):
         summary.loads.append(_load(lab, out, show))
 
     if "mparticle" in sources:
@@ -161,7 +176,7 @@ def fetch(
             else:
                 mpids = _mpids_from_files(out)
         mpids = list(mpids)
-        mpa = MParticleClient(creds.mparticle, policy=policy, rate=rate)
+        mpa = MParticleClient(creds.mparticle, policy=policy, rate=rate, **({"timeout": timeout} if timeout else {}))
         summary.stats["mparticle"] = mpa.http.stats
         try:
             res = mpa.fetch_profiles(out, mpids, concurrency=concurrency, part_size=part_size,
@@ -171,7 +186,8 @@ def fetch(
         summary.add("mparticle_profiles", res.fetched,
                     f"mparticle profiles: {res.requested:,} MPIDs referenced, {res.fetched:,} fetched, "
                     f"{res.missing:,} not found (404), {res.skipped:,} already fetched"
-                    + (f", {res.mismatched} answered another mpid" if res.mismatched else ""))
+                    + (f", {res.mismatched} answered another or an inexact mpid (kept as mpid_returned)"
+                       if res.mismatched else ""))
         summary.counts["mparticle_missing"] = res.missing
         if res.files:
             manifest["items"].append({"kind": "mparticle-profiles", "path": "mparticle/profiles",
@@ -192,14 +208,16 @@ def _pick_cohorts(listed: list[dict[str, Any]], wanted: list[str], every: bool) 
     by_id = {str(c.get("id")): str(c.get("name")) for c in listed if isinstance(c, dict) and c.get("id") is not None}
     if every:
         return sorted(by_id.items(), key=lambda kv: kv[1])
-    out = []
+    out: list[tuple[str, str]] = []
     for w in wanted:
         if w in by_id:
-            out.append((w, by_id[w]))
+            if (w, by_id[w]) not in out:  # the same cohort by id and by name: one snapshot
+                out.append((w, by_id[w]))
             continue
         hits = [cid for cid, name in by_id.items() if name == w]
         if len(hits) == 1:
-            out.append((hits[0], w))
+            if (hits[0], w) not in out:
+                out.append((hits[0], w))
         elif hits:
             raise FetchError(f"cohort name {w!r} is ambiguous (ids {', '.join(hits)}): give the id")
         else:

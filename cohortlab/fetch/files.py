@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any, Callable, Iterator
 
 
 def state_dir(out: Path) -> Path:
@@ -30,17 +30,20 @@ def _tmp_dir(out: Path) -> Path:
 
 
 @contextmanager
-def atomic_file(out: Path, target: Path, mode: str = "wb") -> Iterator[IO[Any]]:
-    """Open a temporary file; on a clean exit it is fsynced and renamed to ``target``; on an
-    exception it is removed and ``target`` is left as it was."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=_tmp_dir(out), prefix=target.name + ".", suffix=".part")
+def atomic_file(out: Path, target: Path | Callable[[], Path], mode: str = "wb") -> Iterator[IO[Any]]:
+    """Open a temporary file; on a clean exit it is fsynced and renamed to ``target`` (a path, or
+    a function giving it then, for a name known only once the file is written); on an exception
+    it is removed and ``target`` is left as it was."""
+    name = target.name if isinstance(target, Path) else "file"
+    fd, tmp = tempfile.mkstemp(dir=_tmp_dir(out), prefix=name + ".", suffix=".part")
     try:
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, target)
+        final = target if isinstance(target, Path) else target()
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, final)
     except BaseException:
         try:
             os.unlink(tmp)

@@ -2,22 +2,28 @@
 
 * **Retries.** 429 and 5xx answers (500, 502, 503, 504) and transport errors (connection reset,
   timeout, a body cut short) are retried up to ``RetryPolicy.retries`` times. The wait is the
-  answer's ``Retry-After`` (seconds or an HTTP date) when it has one, else exponential backoff
-  (``backoff * 2**attempt``, capped at ``max_backoff``) with jitter. ``RetryPolicy.sleep`` is
-  injectable: the tests record the waits instead of sleeping.
+  answer's ``Retry-After`` (seconds or an HTTP date; capped at ``max_retry_after``, 300 s) when
+  it has one it can read, else exponential backoff (``backoff * 2**attempt``, capped at
+  ``max_backoff``) with jitter: an unreadable ``Retry-After`` (``NaN``) is ignored.
+  ``RetryPolicy.sleep`` is injectable: the tests record the waits instead of sleeping.
 * **Auth errors.** 401 and 403 raise :class:`AuthError`: one line naming the service, the
   endpoint (path only) and what to check. Never retried.
 * **Bounded concurrency.** ``rate`` (requests per second, shared by every thread of the client)
   paces requests; the callers bound the number of threads.
-* **Secrets.** Every message built here goes through :func:`mask`, which replaces each secret
-  value the client knows of by ``****``; URLs in messages are reduced to their path (no query
-  string), and request bodies are never shown.
+* **Secrets.** Every message built here goes through :func:`mask`, which replaces by ``****``
+  each secret value the client knows of in every form a server may echo it back: as is,
+  JSON-escaped, URL-encoded, and the base64 of the Basic credentials (``user:secret``,
+  ``secret:``, ``:secret``) a reflected ``Authorization`` header shows. An error body is masked
+  whole *before* it is cut short, so no part of a secret is printed. URLs in messages are
+  reduced to their path (no query string), and request bodies are never shown.
 """
 
 from __future__ import annotations
 
 import email.utils
+import math
 import random
+import re
 import threading
 import time
 from collections import Counter
@@ -49,12 +55,12 @@ class RetryPolicy:
     retries: int = 5
     backoff: float = 1.0  # first wait (seconds) without Retry-After
     max_backoff: float = 60.0
-    max_retry_after: float = 900.0  # a Retry-After above this is capped
+    max_retry_after: float = 300.0  # a Retry-After above this is capped (and the message says so)
     sleep: Callable[[float], None] = time.sleep
     jitter: bool = True
 
     def wait(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
+        if retry_after is not None and math.isfinite(retry_after):
             return min(max(retry_after, 0.0), self.max_retry_after)
         base = min(self.backoff * (2 ** attempt), self.max_backoff)
         return base * (0.5 + random.random() / 2) if self.jitter else base
@@ -68,27 +74,61 @@ def no_sleep_policy(retries: int = 5) -> RetryPolicy:
     return p
 
 
-def mask(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every (non-trivial) secret value replaced by ``****``."""
-    for s in sorted((s for s in secrets if s and len(s) >= 4), key=len, reverse=True):
+def mask(text: str, secrets: Iterable[str], pairs: Iterable[tuple[str, str]] = ()) -> str:
+    """``text`` with every (non-trivial) secret value replaced by ``****``, in each of the forms of
+    :func:`secret_forms` (``pairs``: the Basic-auth ``(user, password)`` pairs in use)."""
+    for s in secret_forms(secrets, pairs):
         text = text.replace(s, "****")
     return text
 
 
+def secret_forms(secrets: Iterable[str], pairs: Iterable[tuple[str, str]] = ()) -> list[str]:
+    """Every spelling of the secrets a server might echo back, longest first: the value, its
+    JSON-escaped forms (``\\"``, ``\\/``, ``\\uXXXX``), its URL-encoded forms (``%2F`` /
+    ``%2f``, ``+`` for a space), and the base64 (standard and URL-safe, with or without padding)
+    of the value, of ``value:``, of ``:value`` and of each Basic ``user:password`` pair."""
+    import base64
+    import json
+    from urllib.parse import quote, quote_plus
+
+    values = [s for s in secrets if s and len(s) >= 4]
+    basic = {f"{u}:{p}" for u, p in pairs if (u and len(u) >= 4) or (p and len(p) >= 4)}
+    for s in values:
+        basic.update((s, f"{s}:", f":{s}"))
+    forms: set[str] = set()
+    for s in values:
+        forms.add(s)
+        for ascii_only in (False, True):
+            j = json.dumps(s, ensure_ascii=ascii_only)[1:-1]
+            forms.update((j, j.replace("/", "\\/")))
+        for q in (quote(s, safe=""), quote_plus(s, safe=""), quote(s)):
+            forms.update((q, re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), q)))
+    for b in basic:
+        raw = b.encode("utf-8")
+        for enc in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
+            t = enc.decode("ascii")
+            forms.update((t, t.rstrip("=")))
+    return sorted((f for f in forms if len(f) >= 4), key=len, reverse=True)
+
+
+_DELTA_SECONDS = re.compile(r"[0-9]{1,10}(?:\.[0-9]{1,6})?")
+
+
 def parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds (digits; a decimal fraction is
+    tolerated) or an HTTP date (RFC 9110). Anything else (``NaN``, ``Infinity``, ``1e3``, ``-5``,
+    ``soon``) is None: treated as absent, so the normal backoff applies."""
     if not value:
         return None
     value = value.strip()
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
+    if _DELTA_SECONDS.fullmatch(value):
+        return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        wait = when.timestamp() - time.time()
+    except (TypeError, ValueError, OverflowError, IndexError):
         return None
-    return max(when.timestamp() - time.time(), 0.0)
+    return max(wait, 0.0) if math.isfinite(wait) else None
 
 
 class RateLimiter:
@@ -139,11 +179,13 @@ class HttpClient:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.service = service
-        self.secrets = [s for s in secrets if s]
+        self.secrets = [s for s in secrets if s]  # a token learnt later is appended
+        self.basic_pairs = [tuple(auth)] if isinstance(auth, tuple) else []
         self.policy = policy or RetryPolicy()
         self.limiter = RateLimiter(rate, sleep=self.policy.sleep if rate else time.sleep)
         self.auth_hint = auth_hint
         self.stats = Stats()
+        self.cancelled = threading.Event()  # set by cancel(): no new attempt, no more waiting
         self._lock = threading.Lock()
         self._client = httpx.Client(
             auth=auth,
@@ -170,8 +212,29 @@ class HttpClient:
             else:
                 self.stats.retries[cause] += 1
 
+    def cancel(self) -> None:
+        """Stop every request of this client at its next attempt or wait (Ctrl-C, or another
+        thread's error): a wait between retries ends at once, a read in flight ends by itself
+        (at most the timeout). ``cancelled.clear()`` to use the client again."""
+        self.cancelled.set()
+
+    def _check_cancelled(self) -> None:
+        if self.cancelled.is_set():
+            raise self.error("cancelled")
+
+    def _wait(self, seconds: float) -> None:
+        if self.policy.sleep is time.sleep:  # the real wait: ended at once by cancel()
+            self.cancelled.wait(seconds)
+        else:
+            self.policy.sleep(seconds)
+        self._check_cancelled()
+
+    def mask(self, text: str) -> str:
+        """``text`` with the secrets of this client masked (:func:`mask`)."""
+        return mask(text, list(self.secrets), self.basic_pairs)
+
     def error(self, message: str, cls: type[FetchError] = FetchError) -> FetchError:
-        return cls(mask(f"{self.service}: {message}", self.secrets))
+        return cls(self.mask(f"{self.service}: {message}"))
 
     # ------------------------------------------------------------------ requests
     def request(
@@ -194,6 +257,7 @@ class HttpClient:
         attempt = 0
         refreshed = False
         while True:
+            self._check_cancelled()
             self.limiter.acquire()
             self._count()
             cause: str | None = None
@@ -203,7 +267,7 @@ class HttpClient:
                     if resp.status_code in ok:
                         result = consume(resp) if consume else resp.read()
                         return resp, result
-                    body = _short_body(resp)
+                    body = _short_body(resp, self.mask)
                     status = resp.status_code
                     if status == 401 and auth_refresh and not refreshed:
                         refreshed = True
@@ -221,6 +285,9 @@ class HttpClient:
                     cause = str(status)
                     retry_after = parse_retry_after(resp.headers.get("Retry-After"))
                     last = f"HTTP {status} on {path}" + (f": {body}" if body else "")
+                    if retry_after is not None and retry_after > self.policy.max_retry_after:
+                        last += (f" (the server asked to wait {retry_after:.0f} s; cohortlab waits at most "
+                                 f"{self.policy.max_retry_after:.0f} s before a retry)")
             except RetryableError as e:
                 cause, last = "bad_body", str(e)
             except httpx.DecodingError as e:  # a compressed body that does not decompress
@@ -230,24 +297,32 @@ class HttpClient:
             if attempt >= self.policy.retries:
                 raise self.error(f"giving up after {attempt + 1} attempt{'s' if attempt else ''}: {last}")
             self._count(cause)
-            self.policy.sleep(self.policy.wait(attempt, retry_after))
+            self._wait(self.policy.wait(attempt, retry_after))
             attempt += 1
 
 
-def _short_body(resp: httpx.Response, limit: int = 300) -> str:
-    """The error body as one short line (a JSON ``error`` field when there is one)."""
+def short_text(text: str, masker: Callable[[str], str], limit: int = 300) -> str:
+    """``text`` as one line of at most ``limit`` characters, masked whole *before* it is cut (a
+    secret straddling the cut would otherwise show its first half)."""
+    text = " ".join(masker(text).split())
+    text = masker(text)  # a secret holding whitespace, once the whitespace is collapsed
+    return text[:limit] + ("…" if len(text) > limit else "")
+
+
+def _short_body(resp: httpx.Response, masker: Callable[[str], str], limit: int = 300) -> str:
+    """The error body as one short masked line (a JSON ``error`` field when there is one)."""
+    import json
+
     try:
-        raw = resp.read()[:4096]
+        raw = resp.read()[:65536]
         text = raw.decode("utf-8", errors="replace")
     except (httpx.HTTPError, OSError):
         return ""
+    text = masker(text)  # the escaped forms, before JSON decoding turns them into the value
     try:
-        import json
-
         data = json.loads(text)
         if isinstance(data, dict):
             text = str(data.get("error") or data.get("message") or data.get("errors") or text)
     except ValueError:
         pass
-    text = " ".join(text.split())
-    return text[:limit] + ("…" if len(text) > limit else "")
+    return short_text(text, masker, limit)

@@ -5,15 +5,20 @@
   ``where``, ``project_id``; ``Accept-Encoding: gzip``. The range is fetched in chunks of
   ``chunk_days`` days, one file per chunk (``mixpanel/events/<from>_<to>.jsonl[.gz]``, the gzip
   body kept as is). A chunk whose file exists is not fetched again (``refresh`` to force).
-  A truncated or corrupt gzip stream, or a plain body whose last line is cut, is retried.
+  A truncated or corrupt gzip stream, or a plain body whose last line is cut, is retried; so is
+  an HTTP 200 whose first line is not an event (an error object such as ``{"error": …,
+  "status": "error"}``): it is never saved as a fetched chunk.
 * **Engage** — ``POST https://{mixpanel|eu.mixpanel|in.mixpanel}.com/api/query/engage`` (form
   body), paged with ``session_id`` + ``page`` while a page has ``page_size`` results. When the
   session expires (HTTP 400 naming the session) or the results shift under us (a later page
   answers with another ``session_id`` or ``page``), the listing restarts from page 0 (at most
   ``max_restarts`` times): pages of two sessions are never mixed in one file.
   Profiles go to ``mixpanel/profiles/`` (one page per file, the folder swapped in atomically).
+  Pages are written as they arrive (memory holds one page, whatever the number of profiles),
+  each exactly as Engage sent it: numbers keep their spelling (``1.0e18``), escapes stay
+  escapes (``cohortlab.fetch.jsontext``).
 * **Cohort members** — Engage with ``filter_by_cohort={"id": N}``; one snapshot per fetch,
-  ``mixpanel/members/<cohort>/<as_of>.jsonl``: one page per line, each page carrying ``as_of``
+  ``mixpanel/members/<cohort>-<id>/<as_of>.jsonl``: one page per line, each page carrying ``as_of``
   (UTC time the first page was requested) and ``filter_by_cohort`` ``{"id", "name"}``: the
   layout the ``mixpanel-members`` loader reads.
 * **Cohorts list** — ``POST …/api/query/cohorts/list`` → ``mixpanel/cohorts.json``.
@@ -27,13 +32,14 @@ import zlib
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import httpx
 
 from cohortlab.fetch.credentials import MixpanelCredentials
 from cohortlab.fetch.files import atomic_dir, atomic_file, state_dir, write_json
-from cohortlab.fetch.http import FetchError, HttpClient, RetryableError, RetryPolicy
+from cohortlab.fetch.http import FetchError, HttpClient, RetryableError, RetryPolicy, short_text
+from cohortlab.fetch.jsontext import build_object, object_members
 
 HOSTS = {  # region -> (export host, query host)
     "us": ("https://data.mixpanel.com", "https://mixpanel.com"),
@@ -42,6 +48,9 @@ HOSTS = {  # region -> (export host, query host)
 }
 AUTH_HINT = ("Check the service account user name and secret, MIXPANEL_PROJECT_ID, the region "
              "(--region / MIXPANEL_REGION), and that the service account has a role on the project")
+
+
+DEFAULT_TIMEOUT = 120.0  # seconds one read (or connect) may wait; the export streams, so it is per read
 
 
 class _Restart(Exception):
@@ -59,13 +68,19 @@ class EventsChunk:
 
 @dataclass
 class EngageListing:
-    pages: list[dict[str, Any]]
+    """One Engage listing (its pages are written as they arrive, not held here)."""
+
+    page_results: list[int]  # the number of results of each page
     restarts: int = 0
     as_of: datetime | None = None
 
     @property
+    def pages(self) -> int:
+        return len(self.page_results)
+
+    @property
     def results(self) -> int:
-        return sum(len(p.get("results") or []) for p in self.pages)
+        return sum(self.page_results)
 
 
 @dataclass
@@ -110,7 +125,7 @@ def slug(name: str) -> str:
 
 class MixpanelClient:
     def __init__(self, creds: MixpanelCredentials, *, policy: RetryPolicy | None = None,
-                 max_restarts: int = 3, max_pages: int = 100_000, timeout: float = 600.0) -> None:
+                 max_restarts: int = 3, max_pages: int = 100_000, timeout: float = DEFAULT_TIMEOUT) -> None:
         creds.check()
         export_host, query_host = HOSTS[creds.region]
         self.export_url = (creds.export_url or export_host).rstrip("/")
@@ -176,6 +191,7 @@ class MixpanelClient:
                     counter.feed(chunk)
                     f.write(chunk)
                 counter.finish()  # a truncated stream: RetryableError, the file is not kept
+                _check_events(counter.first, self.http.mask)  # an error body: retried, not kept
                 if counter.lines == 0:
                     raise _Empty()
             return target, counter.lines
@@ -190,7 +206,8 @@ class MixpanelClient:
         return EventsChunk(a, b, target, n)
 
     # ------------------------------------------------------------------ engage
-    def _post_engage(self, form: dict[str, str]) -> dict[str, Any]:
+    def _post_engage(self, form: dict[str, str]) -> tuple[bytes, dict[str, Any]]:
+        """One Engage page: (the body as received, the body parsed)."""
         resp, body = self.http.request(
             "POST", f"{self.query_url}/api/query/engage", params=self._project(), data=form, ok=(200, 400),
         )
@@ -199,50 +216,59 @@ class MixpanelClient:
         except ValueError:
             data = None
         if resp.status_code == 400:
-            err = str(data.get("error", "")) if isinstance(data, dict) else body.decode("utf-8", "replace")[:300]
+            err = str(data.get("error", "")) if isinstance(data, dict) else body.decode("utf-8", "replace")
+            err = short_text(err, self.http.mask)  # masked before it is cut
             if "session" in err.lower() and form.get("session_id"):
                 raise _Restart(f"session expired: {err}")
-            raise self.http.error(f"HTTP 400 on /api/query/engage: {' '.join(err.split())[:300]}")
+            raise self.http.error(f"HTTP 400 on /api/query/engage: {err}")
         if not isinstance(data, dict) or not isinstance(data.get("results"), list):
             raise self.http.error("unexpected Engage answer: expected a JSON object with a results list")
         if data.get("status", "ok") != "ok":
-            raise self.http.error(f"Engage answered status {data.get('status')!r}: {data.get('error', '')}")
-        return data
+            raise self.http.error(f"Engage answered status {data.get('status')!r}: "
+                                  f"{short_text(str(data.get('error', '')), self.http.mask)}")
+        return body, data
 
-    def engage(self, form: dict[str, str]) -> EngageListing:
+    def engage(self, form: dict[str, str], start: Callable[[datetime], None],
+               page: Callable[[int, bytes, dict[str, Any]], None]) -> EngageListing:
         """All pages of one Engage query (``form``: where, output_properties, filter_by_cohort, ...),
-        from one session; restarts from page 0 when the session expires or the pages shift."""
+        from one session; restarts from page 0 when the session expires or the pages shift.
+        Each page is handed over as it arrives, ``page(number, body as received, body parsed)``,
+        and not kept: ``start(as_of)`` is called before page 0 of each attempt (a restart must
+        drop the pages handed over before it)."""
         restarts = 0
         while True:
             as_of = datetime.now(timezone.utc).replace(microsecond=0)
+            start(as_of)
             try:
-                pages = self._engage_once(form)
+                counts = self._engage_once(form, page)
             except _Restart as why:
                 restarts += 1
                 if restarts > self.max_restarts:
                     raise self.http.error(f"Engage paging restarted {self.max_restarts} times and still "
                                           f"failed ({why}); try again later") from None
                 continue
-            return EngageListing(pages, restarts, as_of)
+            return EngageListing(counts, restarts, as_of)
 
-    def _engage_once(self, form: dict[str, str]) -> list[dict[str, Any]]:
-        pages: list[dict[str, Any]] = []
+    def _engage_once(self, form: dict[str, str], on_page: Callable[[int, bytes, dict[str, Any]], None]) -> list[int]:
+        counts: list[int] = []
         session_id: str | None = None
         page = 0
         while True:
             req = dict(form)
             if page > 0:
                 req.update(session_id=str(session_id), page=str(page))
-            data = self._post_engage(req)
+            raw, data = self._post_engage(req)
             if page == 0:
                 session_id = data.get("session_id")
             elif data.get("session_id") != session_id or _int(data.get("page"), page) != page:
                 raise _Restart(f"page {page} answered session {data.get('session_id')!r} page {data.get('page')!r}")
-            pages.append(data)
-            page_size = _int(data.get("page_size"), 1000)
             n = len(data["results"])
+            page_size = _int(data.get("page_size"), 1000)
+            on_page(page, raw, data)
+            counts.append(n)
+            del raw, data  # one page in memory at a time
             if n == 0 or n < page_size:
-                return pages
+                return counts
             if session_id is None:
                 raise self.http.error("Engage answered a full page without a session_id: cannot page")
             page += 1
@@ -251,17 +277,24 @@ class MixpanelClient:
 
     def profiles(self, out: Path, *, where: str | None = None,
                  output_properties: Iterable[str] | None = None) -> tuple[EngageListing, Path]:
+        """Every profile, one page per file (``engage_page_NNNNN.json``), each file the body exactly
+        as Engage sent it (numbers and escapes as written). The pages are written as they arrive
+        into a temporary folder that replaces ``mixpanel/profiles/`` once the listing is whole."""
         form: dict[str, str] = {}
         if where:
             form["where"] = where
         if output_properties:
             form["output_properties"] = json.dumps(list(output_properties))
-        listing = self.engage(form)
         target = out / "mixpanel" / "profiles"
         with atomic_dir(out, target) as work:
-            for i, p in enumerate(listing.pages):
-                (work / f"engage_page_{i:05d}.json").write_text(json.dumps(p, ensure_ascii=False) + "\n",
-                                                                encoding="utf-8")
+            def start(_as_of: datetime) -> None:
+                for old in work.iterdir():
+                    old.unlink()
+
+            def page(i: int, raw: bytes, _data: dict[str, Any]) -> None:
+                (work / f"engage_page_{i:05d}.json").write_bytes(raw if raw.endswith(b"\n") else raw + b"\n")
+
+            listing = self.engage(form, start, page)
         return listing, target
 
     # ------------------------------------------------------------------ cohorts
@@ -277,17 +310,31 @@ class MixpanelClient:
         return data
 
     def members(self, out: Path, cohort_id: str, name: str) -> MembersSnapshot:
+        """A members snapshot: one line per Engage page, each the page as Engage sent it (numbers
+        and escapes as written) with ``as_of`` and ``filter_by_cohort`` added first. Lines are
+        written as the pages arrive."""
         fbc = {"id": int(cohort_id)} if str(cohort_id).lstrip("-").isdigit() else {"id": cohort_id}
-        listing = self.engage({"filter_by_cohort": json.dumps(fbc)})
+        # the cohort id makes the folder unique: names differing only in characters outside
+        # [A-Za-z0-9._-] (日本のユーザー and Пользователи, A/B and A B) reduce to the same slug
+        folder = out / "mixpanel" / "members" / f"{slug(name)}-{slug(str(cohort_id))}"
+        stamp: list[str] = []
+        with atomic_file(out, lambda: folder / f"{stamp[0]}.jsonl", "w") as f:
+            def start(as_of: datetime) -> None:
+                f.seek(0)
+                f.truncate()
+                stamp[:] = [as_of.strftime("%Y-%m-%dT%H-%M-%SZ"), as_of.strftime("%Y-%m-%dT%H:%M:%SZ")]
+
+            def page(_i: int, raw: bytes, _data: dict[str, Any]) -> None:
+                ours = [("as_of", json.dumps(stamp[1])),
+                        ("filter_by_cohort", json.dumps({**fbc, "name": name}, ensure_ascii=False))]
+                members = object_members(raw.decode("utf-8"))
+                theirs = {key for key, _, _ in members}  # a key Engage sent itself wins, as it always did
+                f.write(build_object([kv for kv in ours if kv[0] not in theirs], members) + "\n")
+
+            listing = self.engage({"filter_by_cohort": json.dumps(fbc)}, start, page)
         as_of = listing.as_of or datetime.now(timezone.utc)
-        stamp = as_of.strftime("%Y-%m-%dT%H-%M-%SZ")
-        target = out / "mixpanel" / "members" / slug(name) / f"{stamp}.jsonl"
-        with atomic_file(out, target, "w") as f:
-            for p in listing.pages:
-                page = {"as_of": as_of.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                        "filter_by_cohort": {**fbc, "name": name}, **p}
-                f.write(json.dumps(page, ensure_ascii=False) + "\n")
-        return MembersSnapshot(str(cohort_id), name, target, listing.results, as_of, listing.restarts)
+        return MembersSnapshot(str(cohort_id), name, folder / f"{stamp[0]}.jsonl", listing.results, as_of,
+                               listing.restarts)
 
 
 class _Empty(Exception):
@@ -296,12 +343,17 @@ class _Empty(Exception):
 
 class _LineCounter:
     """Counts the lines of a (gzip) body as it streams, and checks at the end that the gzip
-    stream is complete and the last line is whole."""
+    stream is complete and the last line is whole. Keeps the first line (up to 1 MB) for
+    :func:`_check_events`."""
+
+    FIRST_MAX = 1024 * 1024
 
     def __init__(self, gz: bool) -> None:
         self._d = zlib.decompressobj(zlib.MAX_WBITS | 16) if gz else None
         self.lines = 0
         self._tail: bytes | None = b""
+        self.first = b""  # the start of the body's first line
+        self._first_done = False
 
     def feed(self, chunk: bytes) -> None:
         if self._d is not None:
@@ -317,6 +369,10 @@ class _LineCounter:
                 raise RetryableError(f"corrupt gzip stream: {e}") from None
         if not chunk:
             return
+        if not self._first_done:
+            nl = chunk.find(b"\n")
+            self.first += chunk if nl < 0 else chunk[:nl]
+            self._first_done = nl >= 0 or len(self.first) > self.FIRST_MAX
         self.lines += chunk.count(b"\n")
         if b"\n" in chunk:
             self._tail = chunk[chunk.rfind(b"\n") + 1:]
@@ -336,6 +392,26 @@ class _LineCounter:
         except ValueError:
             raise RetryableError("the export body ends in the middle of a line (truncated)") from None
         self.lines += 1  # a complete last line without a newline
+
+
+def _check_events(first_line: bytes, masker) -> None:
+    """The export's first line must be an event (a JSON object with an ``event``). Mixpanel may
+    answer HTTP 200 with an error object instead (``{"error": "...", "status": "error"}``): that
+    body is not kept as a fetched chunk but retried like a 5xx."""
+    text = first_line.strip()
+    if not text or len(first_line) > _LineCounter.FIRST_MAX:
+        return
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        obj = None
+    if isinstance(obj, dict) and "event" in obj:
+        return
+    if isinstance(obj, dict) and obj.get("error"):
+        what = f"an error instead of events: {short_text(str(obj['error']), masker)}"
+    else:
+        what = f"something that is not JSONL events: {short_text(text.decode('utf-8', 'replace'), masker, 100)}"
+    raise RetryableError(f"the export answered HTTP 200 with {what}")
 
 
 def _int(v: Any, default: int) -> int:

@@ -17,9 +17,11 @@
   A later run skips the MPIDs already in a part or in the missing list, so an interrupted run
   continues where it stopped; ``retry_missing`` asks for the missing ones again.
 * **Exact MPIDs** — the answers are parsed with Python's ``json`` (integers exact at any size) and
-  each line written carries the MPID that was asked for as a JSON integer (an answer whose
-  ``mpid`` differs, e.g. rounded through a float upstream, keeps its own value in
-  ``mpid_returned`` and is counted).
+  each line written carries the MPID that was asked for as a JSON integer, then the answer's
+  other members as sent (numbers and escapes as written: ``cohortlab.fetch.jsontext``). An
+  answer whose ``mpid`` is not exactly that MPID (another integer, or a JSON float, even one
+  equal in value, e.g. rounded through a double upstream) keeps its own value, as sent, in
+  ``mpid_returned`` and is counted.
 """
 
 from __future__ import annotations
@@ -39,10 +41,12 @@ import httpx
 from cohortlab.fetch.credentials import MParticleCredentials
 from cohortlab.fetch.files import atomic_file, state_dir, write_json
 from cohortlab.fetch.http import HttpClient, RetryPolicy
+from cohortlab.fetch.jsontext import build_object, object_members
 from cohortlab.identifiers import is_valid_mpid
 
 API_URL = "https://api.mparticle.com"
 AUTH_URL = "https://sso.auth.mparticle.com/oauth/token"
+DEFAULT_TIMEOUT = 60.0  # seconds one read (or connect) may wait
 FIELDS = "device_identities,user_identities,user_attributes,audience_memberships,attribution"
 AUTH_HINT = ("Check MPARTICLE_CLIENT_ID / MPARTICLE_CLIENT_SECRET and the org/account/workspace ids; "
              "the credentials must be Platform API credentials with access to the Profile API")
@@ -71,7 +75,7 @@ class ProfilesResult:
 
 class MParticleClient:
     def __init__(self, creds: MParticleCredentials, *, policy: RetryPolicy | None = None,
-                 rate: float | None = 15.0, timeout: float = 60.0) -> None:
+                 rate: float | None = 15.0, timeout: float = DEFAULT_TIMEOUT) -> None:
         creds.check()
         self.creds = creds
         self.api_url = (creds.api_url or API_URL).rstrip("/")
@@ -117,6 +121,11 @@ class MParticleClient:
 
     def profile(self, mpid: int) -> dict[str, Any] | None:
         """The Profile API answer for ``mpid``, or None when there is no such profile (404)."""
+        got = self.profile_text(mpid)
+        return None if got is None else got[0]
+
+    def profile_text(self, mpid: int) -> tuple[dict[str, Any], str] | None:
+        """(the answer parsed, the answer's text as sent) for ``mpid``; None on a 404."""
         used = self._auth.token
         resp, raw = self.http.request("GET", self.profile_url(mpid), params={"fields": FIELDS}, ok=(200, 404),
                                       auth_refresh=lambda: self.authenticate(stale=used))
@@ -128,7 +137,7 @@ class MParticleClient:
             raise self.http.error(f"the profile of MPID {mpid} is not JSON") from None
         if not isinstance(data, dict):
             raise self.http.error(f"the profile of MPID {mpid} is not a JSON object")
-        return data
+        return data, raw.decode("utf-8")
 
     def fetch_profiles(self, out: Path, mpids: Iterable[int], *, concurrency: int = 4, part_size: int = 1000,
                        retry_missing: bool = False, progress: bool | None = None) -> ProfilesResult:
@@ -166,23 +175,18 @@ class MParticleClient:
                 write_json(out, missing_file, sorted(all_missing), indent=None)
 
         def one(mpid: int) -> None:
-            data = self.profile(mpid)
-            with lock:
-                if data is None:
+            got = self.profile_text(mpid)
+            if got is None:
+                with lock:
                     new_missing.add(mpid)
                     res.missing += 1
-                    return
-                returned = data.get("mpid")
-                if isinstance(returned, str) and is_valid_mpid(returned.strip()):
-                    returned = int(returned.strip())
-                if returned != mpid or isinstance(returned, bool):
-                    if returned is not None:
-                        data["mpid_returned"] = returned
-                        res.mismatched += 1
-                    data["mpid"] = mpid
-                # the MPID first: a later run finds it without parsing the whole line
-                buffer.append(json.dumps({"mpid": data.pop("mpid"), **data}, ensure_ascii=False) + "\n")
+                return
+            data, text = got
+            line, mismatched = profile_line(mpid, data, text)
+            with lock:
+                buffer.append(line)
                 res.fetched += 1
+                res.mismatched += mismatched
 
         bar = None
         show = sys.stderr.isatty() if progress is None else progress
@@ -190,6 +194,7 @@ class MParticleClient:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(todo), desc="mParticle profiles", unit="profile", file=sys.stderr)
+        self.http.cancelled.clear()
         pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
         try:
             pending = {pool.submit(one, m) for m in todo}
@@ -202,14 +207,37 @@ class MParticleClient:
                     bar.update(len(done))
                 if len(buffer) >= part_size:
                     flush()
+        except BaseException:
+            # an error or Ctrl-C: the requests in flight stop at their next retry or wait instead
+            # of running their whole retry loop (a read in flight ends within the timeout)
+            self.http.cancel()
+            raise
         finally:
-            # on an error or Ctrl-C the queued requests are dropped (the ones in flight finish);
+            # on an error or Ctrl-C the queued requests are dropped (the ones in flight end);
             # what was fetched stays fetched: the next run resumes from here
             pool.shutdown(wait=True, cancel_futures=True)
             flush()
             if bar is not None:
                 bar.close()
         return res
+
+
+def profile_line(mpid: int, data: dict[str, Any], text: str) -> tuple[str, bool]:
+    """The part-file line of one Profile API answer: ``{"mpid": <the MPID asked for>, ...}`` then
+    the answer's other members exactly as sent (numbers and escapes as written). An answer whose
+    ``mpid`` is not exactly the MPID asked for (another integer, or a JSON float, even one equal
+    in value, since a float cannot be trusted to name one int64) keeps it, as sent, in
+    ``mpid_returned``; True is returned for those."""
+    returned = data.get("mpid")
+    if isinstance(returned, str) and is_valid_mpid(returned.strip()):
+        returned = int(returned.strip())
+    exact = type(returned) is int and returned == mpid
+    members = object_members(text)
+    first = [("mpid", str(int(mpid)))]
+    mismatched = returned is not None and not exact
+    if mismatched:
+        first.append(("mpid_returned", next(v for k, _, v in reversed(members) if k == "mpid")))
+    return build_object(first, members, skip={"mpid", "mpid_returned"}) + "\n", mismatched
 
 
 _LEADING_MPID = re.compile(r'^\{"mpid": (-?[0-9]{1,19})[,}]')

@@ -12,7 +12,9 @@
 
 Faults are scripted per endpoint (``fake.faults[name]`` is a list consumed in order, or
 ``fake.sticky[name]`` applied to every request): ``("status", code, retry_after)``,
-``"truncate_gzip"``, ``"cut_line"``, ``"expire_session"``, ``"shift"``, ``"expire_token"``; and
+``("echo", code, template)`` (a plain-text body reflecting ``{auth}`` (the Authorization header),
+``{body}`` (the request body) and ``{query}`` (the query string), as some gateways do),
+``"hang"`` (no answer for ``fake.hang`` seconds), ``"truncate_gzip"``, ``"cut_line"``, ``"error_200"``, ``"expire_session"``, ``"shift"``, ``"expire_token"``; and
 for one MPID ``fake.profile_faults[mpid]``. Every request is recorded in ``fake.log``.
 """
 
@@ -32,6 +34,15 @@ from urllib.parse import parse_qs, urlparse
 MP_USER, MP_SECRET, PROJECT = "svc.cohortlab", "mp-secret-0123456789", "4242"
 MPA_CLIENT, MPA_SECRET = "mpa-client", "mpa-secret-ABCDEFGHIJ"
 ORG, ACCOUNT, WORKSPACE = "11", "22", "33"
+
+
+class Raw(str):
+    """A profile (or member) the fake serves as this exact JSON text: numbers and escapes as
+    written (``1.0e18``, a lone surrogate ``\\ud83d``), which ``json.dumps`` cannot produce."""
+
+
+def _item(x: Any) -> str:
+    return x if isinstance(x, Raw) else json.dumps(x)
 
 
 class Fake:
@@ -54,6 +65,8 @@ class Fake:
         self.inflight = 0
         self.max_inflight = 0
         self.profile_delay = 0.0
+        self.hang = 1.0
+        self.engage_bodies: list[bytes] = []  # every Engage 200 body, as sent
 
     def count(self, endpoint: str) -> int:
         return sum(1 for e, _, _ in self.log if e == endpoint)
@@ -88,6 +101,15 @@ class Handler(BaseHTTPRequestHandler):
 
     def _fault(self, f) -> bool:
         """Answer a status fault; True when answered."""
+        if f == "hang":  # accept the request, answer nothing for fake.hang seconds, then drop it
+            time.sleep(self.fake.hang)
+            self.close_connection = True
+            return True
+        if isinstance(f, tuple) and f[0] == "echo":  # ("echo", code, template): a body reflecting the request
+            body = f[2].format(auth=self.headers.get("Authorization", ""), body=getattr(self, "raw_body", b"").decode(),
+                               query=urlparse(self.path).query)
+            self._send(f[1], body.encode(), "text/plain")
+            return True
         if isinstance(f, tuple) and f[0] == "status":
             code, retry_after = f[1], f[2] if len(f) > 2 else None
             self._json(code, {"error": f"fault {code}"}, {"Retry-After": str(retry_after)} if retry_after is not None else None)
@@ -118,7 +140,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         u = urlparse(self.path)
         q = {k: v[-1] for k, v in parse_qs(u.query).items()}
-        body = self._body()
+        body = self.raw_body = self._body()
         if u.path == "/api/query/engage":
             form = {k: v[-1] for k, v in parse_qs(body.decode()).items()}
             return self._engage(q, form)
@@ -149,6 +171,8 @@ class Handler(BaseHTTPRequestHandler):
             if a <= day <= b and (names is None or e["event"] in names):
                 lines.append(json.dumps(e))
         body = "".join(line + "\n" for line in lines).encode()
+        if f == "error_200":  # an error object with status 200, instead of the JSONL events
+            return self._json(200, {"error": "Internal error while exporting, please retry", "status": "error"})
         if f == "cut_line" and body:
             return self._send(200, body[: len(body) - 7], "text/plain")
         if "gzip" in self.headers.get("Accept-Encoding", "") and body:
@@ -180,9 +204,10 @@ class Handler(BaseHTTPRequestHandler):
         if page == 0:
             if "filter_by_cohort" in form:
                 cid = json.loads(form["filter_by_cohort"])["id"]
-                snap = [{"$distinct_id": d, "$properties": {}} for d in fake.members.get(cid, [])]
+                snap = [d if isinstance(d, Raw) else {"$distinct_id": d, "$properties": {}}
+                        for d in fake.members.get(cid, [])]
             else:
-                snap = [dict(p) for p in fake.profiles]
+                snap = [p if isinstance(p, Raw) else dict(p) for p in fake.profiles]
             with fake.lock:
                 fake.n_sessions += 1
                 sid = f"s{fake.n_sessions}"
@@ -196,12 +221,14 @@ class Handler(BaseHTTPRequestHandler):
                 with fake.lock:
                     fake.n_sessions += 1
                     sid = f"s{fake.n_sessions}"
-                    fake.sessions[sid] = [dict(p) for p in fake.profiles]
+                    fake.sessions[sid] = [p if isinstance(p, Raw) else dict(p) for p in fake.profiles]
         snap = fake.sessions[sid]
         ps = fake.page_size
         results = snap[page * ps:(page + 1) * ps]
-        self._json(200, {"page": page, "page_size": ps, "session_id": sid, "status": "ok",
-                         "total": len(results), "results": results})
+        head = json.dumps({"page": page, "page_size": ps, "session_id": sid, "status": "ok", "total": len(results)})
+        body = (head[:-1] + ', "results": [' + ", ".join(_item(r) for r in results) + "]}").encode()
+        fake.engage_bodies.append(body)
+        self._send(200, body)
 
     # ------------------------------------------------------------------ mParticle
     def _token(self, body: dict[str, Any]) -> None:
@@ -246,8 +273,8 @@ class Handler(BaseHTTPRequestHandler):
             prof = fake.mpa_profiles.get(mpid)
             if prof is None:
                 return self._json(404, {"errors": "profile not found"})
-            # the MPID as an exact JSON integer (json.dumps of a Python int)
-            self._json(200, prof)
+            # the MPID as an exact JSON integer (json.dumps of a Python int), or a Raw text as is
+            self._send(200, prof.encode()) if isinstance(prof, Raw) else self._json(200, prof)
         finally:
             with fake.lock:
                 fake.inflight -= 1

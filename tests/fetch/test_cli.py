@@ -151,3 +151,56 @@ def test_a_bad_date_is_one_line(fake, env, tmp_path):
     assert r.exit_code == 1
     assert r.stderr == "error: --from 2026-13-01: not a valid day (month must be in 1..12)\n"
     assert fake.log == []  # checked before any request (tests/fetch/test_cli_arguments.py)
+
+
+@pytest.mark.parametrize("kind", ["under-a-file", "read-only"])
+def test_an_out_that_cannot_be_created_is_one_line(fake, env, tmp_path, kind):
+    # audit 92, #15: a traceback ending in NotADirectoryError / PermissionError
+    if kind == "under-a-file":
+        (tmp_path / "afile").write_text("x")
+        out = tmp_path / "afile" / "exports"
+        expected = f"error: {out}: cannot create the output folder: Not a directory"
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root can write anywhere")
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o500)
+        out = ro / "exports"
+        expected = f"error: {out}: cannot create the output folder: Permission denied"
+    r = CliRunner().invoke(main, ["fetch", "--out", str(out), "--source", "mixpanel", "--retries", "0"],
+                           env={**os.environ, **env})
+    assert r.exit_code == 1, r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
+    assert r.stderr == expected + "\n"
+    assert fake.log == []  # before any request
+
+
+def test_timeout_option_bounds_each_read(fake, env, tmp_path):
+    import time
+
+    fake.hang = 3.0
+    fake.sticky["cohorts"] = "hang"
+    t0 = time.monotonic()
+    r = _run(["--out", str(tmp_path / "o"), "--source", "mixpanel", "--no-profiles", "--retries", "0",
+              "--timeout", "1"], env, tmp_path)
+    assert r.exit_code == 1
+    assert r.stderr.startswith("error: mixpanel: giving up after 1 attempt: ReadTimeout on /api/query/cohorts/list")
+    assert time.monotonic() - t0 < 2.5
+
+
+def test_mparticle_only_with_db_into_a_new_out(fake, env, tmp_path):
+    # audit 92, #4: "the fetched files did not load: expected mixpanel/ and/or mparticle/" before any request
+    db = tmp_path / "lab.duckdb"
+    r = _run(["--out", str(tmp_path / "a"), "--db", str(db), "--source", "mparticle", "--mpids", str(_mpids(tmp_path))],
+             env, tmp_path)
+    assert r.exit_code == 0, r.output
+    assert "mparticle profiles: 2 MPIDs referenced, 1 fetched, 1 not found (404)" in r.stdout
+    # the documented way: MPIDs read from a --db that already holds the Mixpanel side
+    r = _run(["--out", str(tmp_path / "mp"), "--db", str(db), "--source", "mixpanel"], env, tmp_path)
+    assert r.exit_code == 0, r.output
+    r = _run(["--out", str(tmp_path / "b"), "--db", str(db), "--source", "mparticle"], env, tmp_path)
+    assert r.exit_code == 0, r.output
+    assert "mparticle profiles: 4 MPIDs referenced, 3 fetched, 1 not found (404)" in r.stdout
+    with Lab(str(db)) as lab:
+        assert lab.engine.query_rows("SELECT count(*) FROM mpa_profiles")[0][0] == 3

@@ -13,6 +13,7 @@ import pytest
 from cohortlab import Lab
 from cohortlab.fetch import FetchError, fetch
 from cohortlab.fetch.mixpanel import MixpanelClient
+from tests.fetch import fake_services as fs
 from tests.fetch.conftest import BIG, FALLBACK, NEG
 
 
@@ -25,6 +26,11 @@ def _lines(path) -> list[dict]:
     if data[:2] == b"\x1f\x8b":
         data = gzip.decompress(data)
     return [json.loads(line) for line in data.decode().splitlines() if line.strip()]
+
+
+def _pages(folder) -> list[dict]:
+    """The Engage pages written in a profiles folder, in order."""
+    return [json.loads(p.read_text()) for p in sorted(folder.iterdir())]
 
 
 def _no_tmp(out) -> bool:
@@ -76,6 +82,52 @@ def test_429_honours_retry_after_and_5xx_is_retried(fake, creds, policy, tmp_pat
     assert policy.waits[1:] == [2.0, 4.0]  # exponential backoff (jitter off in the test policy)
 
 
+@pytest.mark.parametrize("value", ["NaN", "nan", "Infinity", "-inf", "1e3", "+5", "-1", "soon", "0x10"])
+def test_an_unreadable_retry_after_is_the_normal_backoff(fake, creds, policy, tmp_path, value):
+    # audit 92, #9: Retry-After: NaN was a ValueError traceback from time.sleep(nan)
+    fake.faults["export"] = [("status", 503, value), ("status", 429, value)]
+    mp = _mp(creds, policy)
+    chunks = mp.export_events(tmp_path, "2026-01-01", "2026-01-03", chunk_days=3)
+    assert chunks[0].events == 5
+    assert policy.waits == [1.0, 2.0]  # the backoff, as without the header
+
+
+def test_parse_retry_after():
+    from cohortlab.fetch.http import parse_retry_after
+
+    assert parse_retry_after("7") == 7.0 and parse_retry_after(" 2.5 ") == 2.5
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # a date in the past: now
+    for bad in ("NaN", "Infinity", "1e3", "+5", "-1", "", None, "Wed, 99 Foo 2015", "9" * 400):
+        assert parse_retry_after(bad) is None, bad
+
+
+def test_a_long_retry_after_is_capped_and_the_error_says_so(fake, creds, policy, tmp_path):
+    fake.sticky["export"] = ("status", 429, 3600)
+    mp = _mp(creds, policy)
+    with pytest.raises(FetchError, match=r"HTTP 429 on /api/2.0/export: fault 429 \(the server asked to wait 3600 s; "
+                                         r"cohortlab waits at most 300 s before a retry\)$"):
+        mp.export_events(tmp_path, "2026-01-01", "2026-01-03", chunk_days=3)
+    assert policy.waits == [300.0] * 3
+
+
+def test_reads_have_a_finite_default_timeout_and_a_hanging_server_is_retried(fake, creds, policy, tmp_path):
+    # audit 92, #11: the default was 600 s per read (x 6 attempts), with no way to change it
+    from cohortlab.fetch.mparticle import MParticleClient
+
+    mp, mpa = _mp(creds, policy), MParticleClient(creds.mparticle, policy=policy)
+    assert mp.http._client.timeout.read == 120.0 and mp.http._client.timeout.connect == 30.0
+    assert mpa.http._client.timeout.read == 60.0
+    mp.close(), mpa.close()
+    fake.hang = 0.8
+    fake.faults["cohorts"] = ["hang"]
+    mp = _mp(creds, policy, timeout=0.2)
+    assert len(mp.cohorts(tmp_path)) == 2
+    assert dict(mp.http.stats.retries) == {"transport": 1}
+    fake.sticky["cohorts"] = "hang"
+    with pytest.raises(FetchError, match=r"^mixpanel: giving up after 4 attempts: ReadTimeout on /api/query/cohorts/list"):
+        mp.cohorts(tmp_path)
+
+
 def test_5xx_exhausted_writes_nothing(fake, creds, policy, tmp_path):
     fake.sticky["export"] = ("status", 500)
     mp = _mp(creds, policy)
@@ -106,11 +158,34 @@ def test_truncated_every_time_fails_cleanly(fake, creds, policy, tmp_path):
     assert not list((tmp_path / "mixpanel").rglob("*.jsonl*")) if (tmp_path / "mixpanel").exists() else True
 
 
+def test_an_error_object_answered_with_200_is_retried_never_kept(fake, creds, policy, tmp_path):
+    # audit 92, #3: it was saved as the chunk's file and the chunk never fetched again
+    fake.faults["export"] = ["error_200"]
+    mp = _mp(creds, policy)
+    chunks = mp.export_events(tmp_path, "2026-01-01", "2026-01-03", chunk_days=3)
+    assert chunks[0].events == 5 and len(_lines(chunks[0].file)) == 5
+    assert mp.http.stats.retries["bad_body"] == 1
+    assert _no_tmp(tmp_path)
+
+
+def test_an_error_object_answered_with_200_every_time_is_an_error_and_not_fetched(fake, creds, policy, tmp_path):
+    fake.sticky["export"] = "error_200"
+    mp = _mp(creds, policy)
+    with pytest.raises(FetchError, match=r"giving up after 4 attempts: the export answered HTTP 200 with an error "
+                                         r"instead of events: Internal error while exporting, please retry"):
+        mp.export_events(tmp_path, "2026-01-01", "2026-01-03", chunk_days=3)
+    assert not list(tmp_path.rglob("*.jsonl*"))
+    del fake.sticky["export"]
+    again = mp.export_events(tmp_path, "2026-01-01", "2026-01-03", chunk_days=3)  # not remembered as fetched
+    assert [(c.skipped, c.events) for c in again] == [(False, 5)]
+
+
 # --------------------------------------------------------------------------- engage
 def test_engage_pages_with_session_id(fake, creds, policy, tmp_path):
     mp = _mp(creds, policy)
     listing, folder = mp.profiles(tmp_path)
-    assert [len(p["results"]) for p in listing.pages] == [2, 2, 1]
+    assert listing.page_results == [2, 2, 1] and listing.pages == 3
+    assert [len(p["results"]) for p in _pages(folder)] == [2, 2, 1]
     calls = [p for e, _, p in fake.log if e == "engage"]
     assert [(c.get("page"), c.get("session_id")) for c in calls] == [(None, None), ("1", "s1"), ("2", "s1")]
     assert sorted(p.name for p in folder.iterdir()) == [f"engage_page_0000{i}.json" for i in range(3)]
@@ -124,9 +199,9 @@ def test_engage_session_expiry_restarts_from_page_zero_on_the_new_data(fake, cre
     fake.sessions.clear()
     listing, folder = mp.profiles(tmp_path)
     assert listing.restarts == 1
-    ids = [r["$distinct_id"] for p in listing.pages for r in p["results"]]
+    ids = [r["$distinct_id"] for p in _pages(folder) for r in p["results"]]
     assert len(ids) == len(set(ids)) == 6 and "cust-0" in ids
-    assert {p["session_id"] for p in listing.pages} == {"s2"}  # one session per listing
+    assert {p["session_id"] for p in _pages(folder)} == {"s2"}  # one session per listing (s1's page 0 dropped)
 
 
 def test_engage_shifting_pages_restart_and_give_up_when_it_never_settles(fake, creds, policy, tmp_path):
@@ -142,12 +217,70 @@ def test_engage_shifting_pages_restart_and_give_up_when_it_never_settles(fake, c
     assert fake.count("engage") == 5 + 3 * 2  # first listing: 2 + 3 pages; then 3 x (page 0, page 1)
 
 
+FLOATS = fs.Raw('{"$distinct_id": "cust-f", "$properties": {"$mparticle_user_id": 1.0e18, '
+                '"score": 9.080350317581165e18, "n": 1.50}}')
+SURROGATE = fs.Raw('{"$distinct_id": "cust-s", "$properties": {"$name": "Ann \\ud83d"}}')  # JS cut an emoji
+
+
+def test_profile_pages_are_written_exactly_as_sent(fake, creds, policy, tmp_path):
+    # audit 92, #7 (1.0e18 was re-encoded 1e+18) and #8 (a lone surrogate was a UnicodeEncodeError)
+    fake.profiles[1:1] = [FLOATS, SURROGATE]
+    with Lab() as lab:
+        fetch(tmp_path, lab=lab, sources=["mixpanel"], credentials=creds, policy=policy, progress=False)
+        files = sorted((tmp_path / "mixpanel" / "profiles").iterdir())
+        assert [f.read_bytes() for f in files] == [b + b"\n" for b in fake.engage_bodies]
+        assert b'"$mparticle_user_id": 1.0e18' in files[0].read_bytes() + files[1].read_bytes()
+        q = lab.engine.query_rows
+        assert q("SELECT mparticle_user_id FROM mp_profiles WHERE distinct_id = 'cust-f'") == [("1.0e18",)]
+        # the page holding the lone surrogate is quarantined by the loader (malformed_json: the
+        # loader reads a page as one record); the other pages load and the run goes on
+        assert q("SELECT count(*) FROM mp_profiles")[0][0] == 7 - 2
+        assert q("SELECT count(*) FROM mp_profiles WHERE distinct_id = 'cust-s'")[0][0] == 0
+        # the same as loading the very same pages fetched by hand
+        hand = tmp_path / "hand"
+        hand.mkdir()
+        for i, b in enumerate(fake.engage_bodies):
+            (hand / f"page{i}.json").write_bytes(b)
+        with Lab() as lab2:
+            lab2.load("mixpanel-profiles", sorted(str(p) for p in hand.iterdir()))
+            cols = "distinct_id, mparticle_user_id"
+            assert sorted(lab2.engine.query_rows(f"SELECT {cols} FROM mp_profiles")) == sorted(
+                q(f"SELECT {cols} FROM mp_profiles"))
+
+
+def test_members_pages_keep_numbers_and_escapes_as_sent(fake, creds, policy, tmp_path):
+    fake.members[1000] = ["cust-1", fs.Raw('{"$distinct_id": "cust-9", "$properties": {"x": 1.0e18}}'),
+                          fs.Raw('{"$distinct_id": "m\\ud83d", "$properties": {}}')]
+    mp = _mp(creds, policy)
+    snap = mp.members(tmp_path, "1000", "Power Users")
+    text = snap.file.read_text()
+    assert '"x": 1.0e18' in text and '"m\\ud83d"' in text
+    lines = text.splitlines()
+    assert len(lines) == 2 and all(line.startswith('{"as_of": "') for line in lines)
+    assert json.loads(lines[0])["filter_by_cohort"] == {"id": 1000, "name": "Power Users"}
+
+
+def test_engage_pages_are_written_as_they_arrive(fake, creds, policy, tmp_path, monkeypatch):
+    # audit 92, #13: every page was held in memory until the listing ended
+    mp = _mp(creds, policy)
+    seen: list[int] = []
+    real = mp._post_engage
+
+    def spy(form):
+        seen.append(len(list((tmp_path / ".fetch" / "tmp").rglob("engage_page_*.json"))))
+        return real(form)
+
+    monkeypatch.setattr(mp, "_post_engage", spy)
+    mp.profiles(tmp_path)
+    assert seen == [0, 1, 2]  # page N is on disk before page N+1 is asked for
+
+
 def test_members_snapshot_in_the_members_loader_layout(fake, creds, policy, tmp_path):
     mp = _mp(creds, policy)
     mp.cohorts(tmp_path)
     snap = mp.members(tmp_path, "1000", "Power Users")
     assert snap.members == 3
-    assert snap.file.parent == tmp_path / "mixpanel" / "members" / "Power_Users"
+    assert snap.file.parent == tmp_path / "mixpanel" / "members" / "Power_Users-1000"
     pages = [json.loads(line) for line in snap.file.read_text().splitlines()]
     assert len(pages) == 2
     assert {p["as_of"] for p in pages} == {snap.as_of.strftime("%Y-%m-%dT%H:%M:%SZ")}
@@ -162,6 +295,27 @@ def test_members_snapshot_in_the_members_loader_layout(fake, creds, policy, tmp_
         assert rows == [("1000", "Power Users", snap.as_of.replace(tzinfo=None), 3)]
         assert sorted(r[0] for r in lab.engine.query_rows("SELECT distinct_id FROM mp_cohort_members")) == sorted(
             ["cust-1", "cust-2", str(FALLBACK)])
+
+
+def test_cohorts_whose_names_reduce_to_the_same_folder_name_keep_their_own_snapshot(fake, creds, policy, tmp_path):
+    # audit 92, #5: both slugged to "cohort" (or "A_B"), one snapshot replaced the other
+    fake.cohorts = [{"id": 2001, "name": "日本のユーザー"}, {"id": 2002, "name": "Пользователи"},
+                    {"id": 2003, "name": "A/B"}, {"id": 2004, "name": "A B"}]
+    fake.members.update({2001: ["u1", "u2"], 2002: ["u3"], 2003: ["u4"], 2004: []})
+    with Lab() as lab:
+        s = fetch(tmp_path, lab=lab, sources=["mixpanel"], all_cohorts=True, profiles=False, credentials=creds,
+                  policy=policy, progress=False)
+        rows = sorted(lab.engine.query_rows("SELECT cohort_id, cohort_name, member_count FROM mp_cohort_snapshots"))
+        assert rows == [("2001", "日本のユーザー", 2), ("2002", "Пользователи", 1), ("2003", "A/B", 1), ("2004", "A B", 0)]
+    folders = sorted(p.parent.name for p in (tmp_path / "mixpanel" / "members").rglob("*.jsonl"))
+    assert folders == ["A_B-2003", "A_B-2004", "cohort-2001", "cohort-2002"]
+    assert len({line for line in s.lines if line.startswith("members of")}) == 4
+
+
+def test_the_same_cohort_asked_twice_is_one_snapshot(fake, creds, policy, tmp_path):
+    s = fetch(tmp_path, sources=["mixpanel"], cohorts=["1000", "Power Users"], profiles=False, credentials=creds,
+              policy=policy, progress=False)
+    assert sum(1 for line in s.lines if line.startswith("members of")) == 1
 
 
 def test_empty_cohort_is_a_snapshot_of_zero_members(fake, creds, policy, tmp_path):
@@ -198,8 +352,15 @@ def test_fetch_mixpanel_and_load(fake, creds, policy, tmp_path):
     manifest = json.loads((tmp_path / "fetch.json").read_text())
     assert len(manifest["runs"]) == 2
     kinds = [i["kind"] for i in manifest["runs"][0]["items"]]
-    assert kinds == ["mixpanel-cohorts", "mixpanel-profiles", "mixpanel-members"]
-    datetime.fromisoformat(manifest["runs"][0]["items"][2]["as_of"].replace("Z", "+00:00"))
+    assert kinds == ["mixpanel-cohorts", "mixpanel-events", "mixpanel-profiles", "mixpanel-members"]
+    datetime.fromisoformat(manifest["runs"][0]["items"][3]["as_of"].replace("Z", "+00:00"))
+    # the raw event chunks are recorded too (audit 92, #14): what the run fetched, and what it skipped
+    events = manifest["runs"][0]["items"][1]
+    assert {k: events[k] for k in ("path", "from_date", "to_date", "events", "files", "already_fetched")} == {
+        "path": "mixpanel/events", "from_date": "2026-01-01", "to_date": "2026-01-03", "events": 5,
+        "files": ["mixpanel/events/2026-01-01_2026-01-03.jsonl.gz"], "already_fetched": 0}
+    again = manifest["runs"][1]["items"][1]
+    assert (again["kind"], again["files"], again["already_fetched"]) == ("mixpanel-events", [], 1)
 
 
 def test_profiles_whose_count_is_a_multiple_of_the_page_size_fetch_and_load(fake, creds, policy, tmp_path):
@@ -234,8 +395,8 @@ def test_regions_choose_the_documented_hosts(creds, policy):
 
 def test_negative_mpid_text_survives(fake, creds, policy, tmp_path):
     mp = _mp(creds, policy)
-    listing, _ = mp.profiles(tmp_path)
-    assert listing.pages[0]["results"][0]["$properties"]["$mparticle_user_id"] == str(NEG)
+    _, folder = mp.profiles(tmp_path)
+    assert _pages(folder)[0]["results"][0]["$properties"]["$mparticle_user_id"] == str(NEG)
 
 
 def test_recent_chunks_are_fetched_again_closed_ones_are_not(fake, creds, policy, tmp_path):

@@ -11,6 +11,7 @@ import pytest
 from cohortlab import Lab
 from cohortlab.fetch import AuthError, FetchError, fetch
 from cohortlab.fetch.mparticle import MParticleClient, fetched_mpids, read_missing
+from tests.fetch import fake_services as fs
 from tests.fetch.conftest import BIG, FALLBACK, GONE, NEG
 
 
@@ -152,3 +153,87 @@ def test_a_rounded_mpid_in_the_answer_is_not_trusted(fake, creds, policy, tmp_pa
     assert res.mismatched == 1
     line = json.loads(res.files[0].read_text())
     assert line["mpid"] == BIG and line["mpid_returned"] == 9080350317581165000
+
+
+EXACT = 9080350317581164544  # an int64 a double holds exactly: 9.080350317581165e18 equals it in value
+
+
+def test_a_float_mpid_equal_in_value_is_kept_aside_and_the_line_loads(fake, creds, policy, tmp_path):
+    # audit 92, #10: the float was written as the line's mpid (9.080350317581165e+18), the loader
+    # quarantined the line (invalid_mpid) and every run fetched the MPID again
+    fake.mpa_profiles[EXACT] = fs.Raw('{"mpid": 9.080350317581165e18, "user_attributes": {"score": 1.0e18}}')
+    mpa = _client(creds, policy)
+    res = mpa.fetch_profiles(tmp_path, [EXACT], progress=False)
+    assert (res.fetched, res.mismatched) == (1, 1)
+    text = res.files[0].read_text()
+    assert text == f'{{"mpid": {EXACT}, "mpid_returned": 9.080350317581165e18, "user_attributes": {{"score": 1.0e18}}}}\n'
+    assert fetched_mpids(tmp_path / "mparticle" / "profiles") == {EXACT}
+    again = mpa.fetch_profiles(tmp_path, [EXACT], progress=False)
+    assert (again.fetched, again.skipped) == (0, 1)  # not fetched again
+    with Lab() as lab:
+        lab.load("mparticle-profiles", [str(p) for p in res.files])
+        assert lab.engine.query_rows("SELECT mpid FROM mpa_profiles") == [(EXACT,)]
+
+
+def test_a_profile_with_a_lone_surrogate_does_not_stop_the_run(fake, creds, policy, tmp_path):
+    # audit 92, #8 on the mParticle side: json.dumps then write_text raised UnicodeEncodeError
+    fake.mpa_profiles[42] = fs.Raw('{"mpid": 42, "user_attributes": {"$FirstName": "Ann \\ud83d"}}')
+    mpa = _client(creds, policy)
+    res = mpa.fetch_profiles(tmp_path, [42, NEG], progress=False)
+    assert res.fetched == 2
+    lines = "".join(p.read_text() for p in res.files).splitlines()
+    assert '{"mpid": 42, "user_attributes": {"$FirstName": "Ann \\ud83d"}}' in lines
+    assert fetched_mpids(tmp_path / "mparticle" / "profiles") == {42, NEG}
+    with Lab() as lab:
+        r = lab.load("mparticle-profiles", [str(p) for p in res.files])
+        assert dict(r.quarantined) == {"malformed_json": 1}  # that line, as for the same answer by hand
+        assert lab.engine.query_rows("SELECT mpid FROM mpa_profiles") == [(NEG,)]
+
+
+def test_a_string_mpid_equal_to_the_one_asked_is_written_as_the_integer(fake, creds, policy, tmp_path):
+    fake.mpa_profiles[NEG] = {"mpid": str(NEG), "user_attributes": {}}
+    res = _client(creds, policy).fetch_profiles(tmp_path, [NEG], progress=False)
+    assert res.mismatched == 0
+    assert res.files[0].read_text() == f'{{"mpid": {NEG}, "user_attributes": {{}}}}\n'
+
+
+def test_an_error_stops_the_other_threads_retry_loops(fake, creds, tmp_path):
+    # audit 92, #12: on an error or Ctrl-C the requests in flight ran their whole retry loop
+    # (up to 6 x 60 s) before the run could end
+    from cohortlab.fetch.http import no_sleep_policy
+
+    fake.mpa_profiles.update({1: {"mpid": 1}, 2: {"mpid": 2}})
+    fake.profile_faults[1] = [("status", 400)]  # not retried: the run fails at once
+    fake.profile_faults[2] = [("status", 503)] * 100  # retried, slowly
+    fake.profile_delay = 0.02
+    mpa = _client(creds, no_sleep_policy(retries=50))
+    with pytest.raises(FetchError, match="HTTP 400"):
+        mpa.fetch_profiles(tmp_path, [1, 2], concurrency=2, progress=False)
+    assert sum(1 for e, _, p in fake.log if e == "profile" and p["path"].endswith("/2")) < 10  # not 51
+
+
+def test_cancel_ends_a_real_wait_between_retries_at_once(fake, creds, tmp_path):
+    import threading
+    import time
+
+    from cohortlab.fetch.http import RetryPolicy
+
+    fake.sticky["profile"] = ("status", 503, 30)  # Retry-After: 30 s
+    mpa = _client(creds, RetryPolicy(retries=3))  # the real time.sleep
+    mpa._auth.token = "tok-1"
+    errors: list[Exception] = []
+
+    def run():
+        try:
+            mpa.profile(NEG)
+        except FetchError as e:
+            errors.append(e)
+
+    t0 = time.monotonic()
+    th = threading.Thread(target=run)
+    th.start()
+    time.sleep(0.3)
+    mpa.http.cancel()
+    th.join(5)
+    assert not th.is_alive() and time.monotonic() - t0 < 3
+    assert [str(e) for e in errors] == ["mparticle: cancelled"]
