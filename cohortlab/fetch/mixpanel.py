@@ -26,6 +26,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import zlib
@@ -123,6 +124,18 @@ def slug(name: str) -> str:
     return s[:100] or "cohort"
 
 
+def filter_tag(events: list[str], where: str | None) -> str:
+    """The part of a chunk's file name that says which events it holds: empty for every event,
+    else ``_filter-<hash>`` of the ``event`` list and the ``where`` expression. A chunk fetched
+    with a filter is then never taken for the whole chunk by a later run without it (or with
+    another filter): each is its own file, and loading several is safe (the loader drops the
+    events it already has)."""
+    if not events and not where:
+        return ""
+    key = json.dumps({"event": sorted(events), "where": where or ""}, sort_keys=True)
+    return "_filter-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:8]
+
+
 class MixpanelClient:
     def __init__(self, creds: MixpanelCredentials, *, policy: RetryPolicy | None = None,
                  max_restarts: int = 3, max_pages: int = 100_000, timeout: float = DEFAULT_TIMEOUT) -> None:
@@ -154,9 +167,11 @@ class MixpanelClient:
         # a chunk reaching yesterday (UTC) or later may still grow (late events): fetched again
         # by the next run (the loader drops the events it already has)
         recent = datetime.now(timezone.utc).date() - timedelta(days=1)
+        events = list(events)
+        tag = filter_tag(events, where)
         chunks: list[EventsChunk] = []
         for a, b in date_chunks(start, end, chunk_days):
-            stem = f"{a.isoformat()}_{b.isoformat()}"
+            stem = f"{a.isoformat()}_{b.isoformat()}{tag}"
             existing = [p for p in (folder / f"{stem}.jsonl.gz", folder / f"{stem}.jsonl") if p.exists()]
             if not refresh and stem not in open_ and (existing or stem in empty):
                 chunks.append(EventsChunk(a, b, existing[0] if existing else None, 0, skipped=True))

@@ -71,6 +71,25 @@ def test_export_event_filter_and_empty_chunk(fake, creds, policy, tmp_path):
     assert fake.count("export") == 4
 
 
+def test_a_chunk_fetched_with_a_filter_is_not_the_whole_chunk_for_a_later_run(fake, creds, policy, tmp_path):
+    """--event Purchase, then no filter: the second run fetches the whole chunk (it took the
+    filtered file for it and kept 3 of the 5 events); both files load, each event once."""
+    mp = _mp(creds, policy)
+    filtered = mp.export_events(tmp_path, "2026-01-01", "2026-01-03", chunk_days=3, events=["Purchase"])
+    whole = mp.export_events(tmp_path, "2026-01-01", "2026-01-03", chunk_days=3)
+    assert [c.skipped for c in whole] == [False] and fake.count("export") == 2
+    assert (filtered[0].events, whole[0].events) == (3, 5)
+    names = sorted(p.name for p in (tmp_path / "mixpanel" / "events").iterdir())
+    assert names[0] == "2026-01-01_2026-01-03.jsonl.gz" and names[1].startswith("2026-01-01_2026-01-03_filter-")
+    # the same filter again: nothing fetched
+    assert all(c.skipped for c in mp.export_events(tmp_path, "2026-01-01", "2026-01-03", chunk_days=3,
+                                                   events=["Purchase"]))
+    assert fake.count("export") == 2
+    with Lab() as lab:
+        lab.load("mixpanel-events", tmp_path / "mixpanel" / "events")
+        assert lab.sql("SELECT count(*) AS n FROM mp_events").n[0] == 5
+
+
 def test_429_honours_retry_after_and_5xx_is_retried(fake, creds, policy, tmp_path):
     fake.faults["export"] = [("status", 429, 7), ("status", 503), ("status", 502)]
     mp = _mp(creds, policy)
