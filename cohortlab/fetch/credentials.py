@@ -106,7 +106,7 @@ class MixpanelCredentials:
         raise FetchError(
             "mixpanel: no credentials: set MIXPANEL_SERVICE_ACCOUNT_USERNAME and "
             "MIXPANEL_SERVICE_ACCOUNT_SECRET (or mixpanel.service_account_username/_secret in the "
-            "config file)"
+            "config file), or the legacy project secret MIXPANEL_API_SECRET (mixpanel.api_secret)"
         )
 
     def check(self) -> None:

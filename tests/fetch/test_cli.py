@@ -204,3 +204,9 @@ def test_mparticle_only_with_db_into_a_new_out(fake, env, tmp_path):
     assert "mparticle profiles: 4 MPIDs referenced, 3 fetched, 1 not found (404)" in r.stdout
     with Lab(str(db)) as lab:
         assert lab.engine.query_rows("SELECT count(*) FROM mpa_profiles")[0][0] == 3
+
+
+def test_missing_mixpanel_credentials_name_both_ways_to_give_them(fake, tmp_path):
+    r = _run(["--out", str(tmp_path / "o"), "--source", "mixpanel", "--no-profiles"], {}, tmp_path)
+    assert r.exit_code == 1
+    assert "MIXPANEL_SERVICE_ACCOUNT_USERNAME" in r.stderr and "MIXPANEL_API_SECRET" in r.stderr
