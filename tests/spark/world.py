@@ -62,7 +62,12 @@ def build_world(engine: Engine) -> None:
     # the observed mParticle state (verify): the cohort attribute on some profiles, one of them stale
     _ins(engine, "mpa_attributes", [
         {"mpid": m, "name": SNAP_COHORT, "value": json.dumps(v), "value_bool": v}
-        for m, v in [(101, True), (102, True), (BIG, True), (103, False), (300, True)]])
+        for m, v in [(101, True), (102, True), (BIG, True), (103, False), (300, True)]]
+        # and under the older template, each kind of value (verify's other_value: a list index
+        # read one place off on Spark, audit 93)
+        + [{"mpid": m, "name": f"Mixpanel - {SNAP_COHORT}", "value": json.dumps(v),
+            "value_bool": v if isinstance(v, bool) else None}
+           for m, v in [(103, True), (102, "maybe"), (300, False)]])
     profiles = [
         ("u1", "101", "a@x.com", "2026-02-20"),
         ("u1b", "101", None, "2026-01-01"),  # shares MPID 101 with u1

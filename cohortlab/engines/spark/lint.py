@@ -185,6 +185,10 @@ def _duckdb_only(tree: exp.Expression) -> list[str]:
             found.append("* EXCLUDE/REPLACE/RENAME")
         elif isinstance(n, exp.Slice):
             found.append(f"list slice [{n.sql('duckdb')}]: emitted verbatim, Spark has no slice syntax")
+        elif isinstance(n, exp.Bracket) and not all(isinstance(i, exp.Literal) for i in n.expressions):
+            # DuckDB lists start at 1, Spark arrays at 0: sqlglot shifts a literal index only
+            found.append(f"list index by an expression [{', '.join(i.sql('duckdb') for i in n.expressions)}]: "
+                         "DuckDB counts from 1, Spark from 0 (write a CASE)")
         elif isinstance(n, exp.ArrayAgg) and isinstance(n.this, exp.Order):
             found.append("list(x ORDER BY ...): Spark's collect_list drops the order (use string_agg or a window)")
         elif type(n).__name__ in ("Columns", "TableSample", "Pivot", "Unpivot"):
