@@ -102,8 +102,8 @@ def normalised(value: str) -> str:
     return s.strip(" ")
 
 
-# a text that :func:`normalised` leaves as it is (but for the trim): printable ASCII without
-# ``%`` and without ``tel:`` (as RE2 reads it: ``[ -~]`` is space to tilde)
+# a text that :func:`normalised` leaves as it is (but for the trim): printable ASCII (RE2's
+# ``[ -~]``, space to tilde) without ``%`` and without the other spellings of _UNDONE
 _PLAIN_SQL = "[ -$&-~]*"
 
 
@@ -116,8 +116,9 @@ def normalised_sql(expr: str) -> str:
     out = f"translate({expr}, {sql_str(_FROM)}, {sql_str(_TO)})"
     for a, b in _UNDONE:
         out = f"replace({out}, '{a}', '{b}')"
-    return (f"CASE WHEN regexp_full_match({expr}, '{_PLAIN_SQL}') AND NOT contains({expr}, 'tel:') AND NOT contains({expr}, 'TEL:') "
-            f"THEN trim({expr}) ELSE trim({out}) END")
+    plain = " AND ".join([f"regexp_full_match({expr}, '{_PLAIN_SQL}')",
+                          *(f"NOT contains({expr}, '{a}')" for a, _ in _UNDONE if "%" not in a)])
+    return f"CASE WHEN {plain} THEN trim({expr}) ELSE trim({out}) END"
 
 
 def looks_national_phone(s: str) -> bool:
@@ -400,15 +401,18 @@ class Redactor:
             out[c] = out[c].map(lambda v: pseudonym(v, self.key) if isinstance(v, str) and v in personal else v)
         return out
 
-    def sql(self, expr: str, known_table: str | None = None) -> str:
+    def sql(self, expr: str, known_table: str | None = None, otherwise: str | None = None) -> str:
         """SQL expression: ``expr`` (text) or its pseudonym. ``known_table``: a table/view with
-        the database's personal values in column ``v`` (e.g. from :data:`KNOWN_PERSONAL_SQL`)."""
+        the database's personal values in column ``v`` (e.g. from :data:`KNOWN_PERSONAL_SQL`).
+        ``otherwise``: what to show when ``expr`` is not personal (default ``expr`` itself; e.g.
+        the JSON text a string value was taken out of)."""
+        otherwise = expr if otherwise is None else otherwise
         if self.show:
-            return expr
+            return otherwise
         from cohortlab.pipeline import sql_str
 
         cond = looks_personal_sql(expr)
         if known_table:
             cond = f"({cond} OR {expr} IN (SELECT v FROM {known_table}))"
         return (f"CASE WHEN {expr} IS NOT NULL AND {cond} "
-                f"THEN '{PSEUDONYM_PREFIX}' || left(sha256({sql_str(self.key)} || {expr}), 12) ELSE {expr} END")
+                f"THEN '{PSEUDONYM_PREFIX}' || left(sha256({sql_str(self.key)} || {expr}), 12) ELSE {otherwise} END")

@@ -153,7 +153,7 @@ def remedies(resolution: pd.DataFrame, values: pd.DataFrame | None = None) -> pd
                          "gained": int(g["gained"].sum()),
                          "audience_before": int(g["audience_before"].sum()),
                          "audience_after": int(g["audience_after"].sum()),
-                         "applies": bool(g["applies"].any()) if "applies" in g else True,
+                         "applies": bool(g["applies"].any()),
                          "note": "; ".join(notes)})
         out = pd.DataFrame(rows, columns=cols)
     u = unmatched(resolution)

@@ -348,8 +348,8 @@ def _details_sql(engine: Engine, show_personal_data: bool) -> str:
     def shown_value(col: str) -> str:
         """An observed attribute value (JSON text: a string in its quotes), its pseudonym when the
         value inside the quotes is an email or a phone number."""
-        inner = f"regexp_replace({col}, '^\"|\"$', '', 'g')"
-        return f"CASE WHEN {redactor.sql(inner)} = {inner} THEN {col} ELSE {redactor.sql(inner)} END"
+        return redactor.sql(f"regexp_replace({col}, '^\"|\"$', '', 'g')", otherwise=col)
+
     return f"""
     WITH
     disagreeing AS (SELECT mpid FROM verify_compared WHERE NOT agree),

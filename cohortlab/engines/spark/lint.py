@@ -72,7 +72,7 @@ SPARK_FUNCTIONS: frozenset[str] = frozenset({
     # numbers and bits
     "abs", "ceil", "floor", "round", "shiftleft", "shiftright",
     # text, regular expressions (patterns rewritten by dialect.java_regex), JSON text
-    "concat", "concat_ws", "get_json_object", "left", "length", "listagg", "lower", "regexp_extract", "regexp_replace",
+    "concat", "concat_ws", "contains", "get_json_object", "left", "length", "listagg", "lower", "regexp_extract", "regexp_replace",
     "replace", "sha2", "startswith", "substring", "translate", "trim", "upper",
     # time (DuckDB epoch_ms/to_timestamp/date_diff/strftime translate to these)
     "date_format", "datediff", "timestamp_micros", "timestamp_millis", "timestamp_seconds", "unix_micros",
