@@ -4,11 +4,14 @@
     python bench/profile_sim.py DB explain [--cohort C] [--user ID]
     python bench/profile_sim.py DB timeline [--cohort C] [--days 30] [--cadence 15m]
     python bench/profile_sim.py DB timeline --explain 'CREATE OR REPLACE TEMP TABLE sim_'
+    COHORTLAB_MEMORY_LIMIT=687MB COHORTLAB_THREADS=1 python bench/profile_sim.py DB migration
 
 Opens the loaded database DB, runs the command the same way the bench steps do
 (``bench/harness.py``: ``verify``, ``explain``, ``timeline``; verify and explain also store a
 simulation, run again from it, and drop it), and prints the total, then the statements that
-took longest grouped by their first 90 characters.
+took longest grouped by their first 90 characters. ``migration`` runs what the report's EIT
+notebook runs (read-only, the standard plans around the data's switch, the events' days,
+nothing stored); the report gives that notebook's kernel 687MB and one thread, as above.
 ``--explain PREFIX`` prints DuckDB's ``EXPLAIN ANALYZE`` of the first statement containing
 PREFIX, in place of the plain run of that statement (its effect happens once).
 """
@@ -48,10 +51,27 @@ def _flatten(plan_json: str, top: int = 30) -> str:
     return "\n".join(lines)
 
 
+def _report_migration(db: str) -> dict:
+    """The EIT notebook's what-if (``notebooks/eit_migration``) on a read-only lab."""
+    from cohortlab.report import insights
+    from cohortlab.report.notebook import open_lab
+
+    lab = open_lab(db)
+    try:
+        switch_at, _ = insights.find_switch(lab)
+        plans = insights.migration_plans(None, switch_at=switch_at)
+        start, end = insights.migration_window(lab)
+        daily, summary = insights.run_migration(lab, plans, start, end)
+    finally:
+        lab.close()
+    return {"days": int(daily["day"].nunique()), "plans": len(plans),
+            "final_match_rate": {r.plan: round(float(r.final_match_rate), 4) for r in summary.itertuples()}}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("db")
-    ap.add_argument("what", choices=("verify", "explain", "timeline", "simulate"))
+    ap.add_argument("what", choices=("verify", "explain", "timeline", "simulate", "migration"))
     ap.add_argument("--cohort")
     ap.add_argument("--user")
     ap.add_argument("--days", type=int, default=30)
@@ -75,6 +95,8 @@ def main(argv=None) -> int:
             out = harness.step_verify(a.db, **kw)
         elif a.what == "explain":
             out = harness.step_explain(a.db, **kw, **({"user": a.user} if a.user else {}))
+        elif a.what == "migration":
+            out = _report_migration(a.db)
         elif a.what == "simulate":
             cohort = a.cohort or harness.largest_cohort(a.db)
             with harness._lab(a.db) as lab:
