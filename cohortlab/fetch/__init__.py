@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from cohortlab.fetch.credentials import Credentials, load_credentials
-from cohortlab.fetch.files import state_dir, write_json
+from cohortlab.fetch.files import run_lock, state_dir, write_json
 from cohortlab.fetch.http import AuthError, FetchError, RetryPolicy, Stats
 
 SOURCES = ("mixpanel", "mparticle")
@@ -108,100 +108,104 @@ def fetch(
         state_dir(out)  # a folder that exists but is not writable fails here, before any request
     except OSError as e:
         raise FetchError(f"{out}: cannot create the output folder: {e.strerror or e}") from None
-    creds = credentials or load_credentials(config)
-    show = sys.stderr.isatty() if progress is None else progress
-    summary = FetchSummary(out)
-    manifest: dict[str, Any] = {"fetched_at": _now(), "items": []}
-    cohorts = [str(c) for c in cohorts]
+    with run_lock(out) as removed:  # one run per folder; what a killed run left is removed
+        creds = credentials or load_credentials(config)
+        show = sys.stderr.isatty() if progress is None else progress
+        summary = FetchSummary(out)
+        manifest: dict[str, Any] = {"fetched_at": _now(), "items": []}
+        cohorts = [str(c) for c in cohorts]
+        if removed:
+            summary.add("leftovers_removed", removed,
+                        f"removed {removed} temporary file(s) an interrupted run left in .fetch/tmp/")
 
-    if "mixpanel" in sources:
-        mp = MixpanelClient(creds.mixpanel, policy=policy, **({"timeout": timeout} if timeout else {}))
-        summary.stats["mixpanel"] = mp.http.stats
-        try:
-            listed = mp.cohorts(out)
-            summary.add("cohorts", len(listed), f"mixpanel cohorts list: {len(listed)} cohorts -> mixpanel/cohorts.json")
-            manifest["items"].append({"kind": "mixpanel-cohorts", "path": "mixpanel/cohorts.json", "as_of": _now()})
-            if from_date is not None:
-                bar = _bar(show, n_chunks, "Mixpanel events", "chunk")
-                try:
-                    chunks = mp.export_events(out, from_date, to_date, events=events, where=where,
-                                              chunk_days=chunk_days, refresh=refresh, progress=bar)
-                finally:
-                    if bar is not None:
-                        bar.close()
-                got = [c for c in chunks if not c.skipped]
-                n = sum(c.events for c in got)
-                skipped = len(chunks) - len(got)
-                summary.add("events", n,
-                            f"mixpanel events {from_date}..{to_date}: {n:,} events in "
-                            f"{sum(1 for c in got if c.file)} file(s)"
-                            + (f", {skipped} chunk(s) already fetched" if skipped else "")
-                            + (f", {sum(1 for c in got if not c.file)} empty chunk(s)" if any(not c.file for c in got) else ""))
-                manifest["items"].append({
-                    "kind": "mixpanel-events", "path": "mixpanel/events", "from_date": str(from_date),
-                    "to_date": str(to_date), "as_of": _now(), "events": n,
-                    "files": [c.file.relative_to(out).as_posix() for c in got if c.file],
-                    "empty_chunks": [f"{c.from_date}_{c.to_date}" for c in got if not c.file],
-                    "already_fetched": skipped})
-            if profiles:
-                listing, _ = mp.profiles(out)
-                summary.add("profiles", listing.results,
-                            f"mixpanel profiles: {listing.results:,} in {listing.pages} page(s) -> mixpanel/profiles/"
-                            + (f" (paging restarted {listing.restarts}x)" if listing.restarts else ""))
-                manifest["items"].append({"kind": "mixpanel-profiles", "path": "mixpanel/profiles",
-                                          "as_of": _iso(listing.as_of)})
-            wanted = _pick_cohorts(listed, cohorts, all_cohorts)
-            for cid, name in wanted:
-                snap = mp.members(out, cid, name)
-                rel = snap.file.relative_to(out).as_posix()
-                summary.add(f"members:{name}", snap.members,
-                            f"members of {name!r} (id {cid}): {snap.members:,} as of {_iso(snap.as_of)} -> {rel}"
-                            + (f" (paging restarted {snap.restarts}x)" if snap.restarts else ""))
-                manifest["items"].append({"kind": "mixpanel-members", "path": rel, "cohort": name,
-                                          "cohort_id": cid, "as_of": _iso(snap.as_of)})
-        finally:
-            mp.close()
-
-    # the folder is loaded when it holds something (a --source mparticle run into a new folder
-    # has nothing yet: its MPIDs come from the lab, its profiles are loaded below)
-    if lab is not None and load and any((out / d).is_dir() for d in SOURCES):
-        summary.loads.append(_load(lab, out, show))
-
-    if "mparticle" in sources:
-        if mpids is None:
-            if lab is not None:
-                if not load:
-                    raise FetchError("mparticle: with load=False give the MPIDs to fetch (mpids=...)")
-                mpids = referenced_mpids(lab.engine)
-            else:
-                mpids = _mpids_from_files(out)
-        mpids = list(mpids)
-        mpa = MParticleClient(creds.mparticle, policy=policy, rate=rate, **({"timeout": timeout} if timeout else {}))
-        summary.stats["mparticle"] = mpa.http.stats
-        try:
-            res = mpa.fetch_profiles(out, mpids, concurrency=concurrency, part_size=part_size,
-                                     retry_missing=retry_missing, progress=show)
-        finally:
-            mpa.close()
-        summary.add("mparticle_profiles", res.fetched,
-                    f"mparticle profiles: {res.requested:,} MPIDs referenced, {res.fetched:,} fetched, "
-                    f"{res.missing:,} not found (404), {res.skipped:,} already fetched"
-                    + (f", {res.mismatched} answered another or an inexact mpid (kept as mpid_returned)"
-                       if res.mismatched else ""))
-        summary.counts["mparticle_missing"] = res.missing
-        if res.files:
-            manifest["items"].append({"kind": "mparticle-profiles", "path": "mparticle/profiles",
-                                      "as_of": _iso(res.fetched_at), "files": [p.name for p in res.files]})
-        if lab is not None and load and res.files:
-            from cohortlab.loaders import LoadError
-
+        if "mixpanel" in sources:
+            mp = MixpanelClient(creds.mixpanel, policy=policy, **({"timeout": timeout} if timeout else {}))
+            summary.stats["mixpanel"] = mp.http.stats
             try:
-                summary.loads.append(lab.load("mparticle-profiles", [str(p) for p in res.files], progress=show))
-            except (LoadError, ValueError) as e:
-                raise FetchError(f"the fetched mParticle profiles did not load: {e}") from e
+                listed = mp.cohorts(out)
+                summary.add("cohorts", len(listed), f"mixpanel cohorts list: {len(listed)} cohorts -> mixpanel/cohorts.json")
+                manifest["items"].append({"kind": "mixpanel-cohorts", "path": "mixpanel/cohorts.json", "as_of": _now()})
+                if from_date is not None:
+                    bar = _bar(show, n_chunks, "Mixpanel events", "chunk")
+                    try:
+                        chunks = mp.export_events(out, from_date, to_date, events=events, where=where,
+                                                  chunk_days=chunk_days, refresh=refresh, progress=bar)
+                    finally:
+                        if bar is not None:
+                            bar.close()
+                    got = [c for c in chunks if not c.skipped]
+                    n = sum(c.events for c in got)
+                    skipped = len(chunks) - len(got)
+                    summary.add("events", n,
+                                f"mixpanel events {from_date}..{to_date}: {n:,} events in "
+                                f"{sum(1 for c in got if c.file)} file(s)"
+                                + (f", {skipped} chunk(s) already fetched" if skipped else "")
+                                + (f", {sum(1 for c in got if not c.file)} empty chunk(s)" if any(not c.file for c in got) else ""))
+                    manifest["items"].append({
+                        "kind": "mixpanel-events", "path": "mixpanel/events", "from_date": str(from_date),
+                        "to_date": str(to_date), "as_of": _now(), "events": n,
+                        "files": [c.file.relative_to(out).as_posix() for c in got if c.file],
+                        "empty_chunks": [f"{c.from_date}_{c.to_date}" for c in got if not c.file],
+                        "already_fetched": skipped})
+                if profiles:
+                    listing, _ = mp.profiles(out)
+                    summary.add("profiles", listing.results,
+                                f"mixpanel profiles: {listing.results:,} in {listing.pages} page(s) -> mixpanel/profiles/"
+                                + (f" (paging restarted {listing.restarts}x)" if listing.restarts else ""))
+                    manifest["items"].append({"kind": "mixpanel-profiles", "path": "mixpanel/profiles",
+                                              "as_of": _iso(listing.as_of)})
+                wanted = _pick_cohorts(listed, cohorts, all_cohorts)
+                for cid, name in wanted:
+                    snap = mp.members(out, cid, name)
+                    rel = snap.file.relative_to(out).as_posix()
+                    summary.add(f"members:{name}", snap.members,
+                                f"members of {name!r} (id {cid}): {snap.members:,} as of {_iso(snap.as_of)} -> {rel}"
+                                + (f" (paging restarted {snap.restarts}x)" if snap.restarts else ""))
+                    manifest["items"].append({"kind": "mixpanel-members", "path": rel, "cohort": name,
+                                              "cohort_id": cid, "as_of": _iso(snap.as_of)})
+            finally:
+                mp.close()
 
-    _record(out, manifest)
-    return summary
+        # the folder is loaded when it holds something (a --source mparticle run into a new folder
+        # has nothing yet: its MPIDs come from the lab, its profiles are loaded below)
+        if lab is not None and load and any((out / d).is_dir() for d in SOURCES):
+            summary.loads.append(_load(lab, out, show))
+
+        if "mparticle" in sources:
+            if mpids is None:
+                if lab is not None:
+                    if not load:
+                        raise FetchError("mparticle: with load=False give the MPIDs to fetch (mpids=...)")
+                    mpids = referenced_mpids(lab.engine)
+                else:
+                    mpids = _mpids_from_files(out)
+            mpids = list(mpids)
+            mpa = MParticleClient(creds.mparticle, policy=policy, rate=rate, **({"timeout": timeout} if timeout else {}))
+            summary.stats["mparticle"] = mpa.http.stats
+            try:
+                res = mpa.fetch_profiles(out, mpids, concurrency=concurrency, part_size=part_size,
+                                         retry_missing=retry_missing, progress=show)
+            finally:
+                mpa.close()
+            summary.add("mparticle_profiles", res.fetched,
+                        f"mparticle profiles: {res.requested:,} MPIDs referenced, {res.fetched:,} fetched, "
+                        f"{res.missing:,} not found (404), {res.skipped:,} already fetched"
+                        + (f", {res.mismatched} answered another or an inexact mpid (kept as mpid_returned)"
+                           if res.mismatched else ""))
+            summary.counts["mparticle_missing"] = res.missing
+            if res.files:
+                manifest["items"].append({"kind": "mparticle-profiles", "path": "mparticle/profiles",
+                                          "as_of": _iso(res.fetched_at), "files": [p.name for p in res.files]})
+            if lab is not None and load and res.files:
+                from cohortlab.loaders import LoadError
+
+                try:
+                    summary.loads.append(lab.load("mparticle-profiles", [str(p) for p in res.files], progress=show))
+                except (LoadError, ValueError) as e:
+                    raise FetchError(f"the fetched mParticle profiles did not load: {e}") from e
+
+        _record(out, manifest)
+        return summary
 
 
 def _pick_cohorts(listed: list[dict[str, Any]], wanted: list[str], every: bool) -> list[tuple[str, str]]:

@@ -4,6 +4,10 @@ Every output is written to a temporary name in ``<out>/.fetch/tmp/`` (same file 
 renamed into place; a folder of pages is assembled in a temporary folder and swapped in. The
 folder loader ignores hidden folders, so ``.fetch/`` (temporary files, the list of MPIDs the
 Profile API does not know) is never loaded.
+
+One run at a time writes to a folder: :func:`run_lock` holds ``<out>/.fetch/lock`` (an OS file
+lock, released by the OS when the process ends, however it ends) and removes what a killed run
+left in ``.fetch/tmp/``.
 """
 
 from __future__ import annotations
@@ -16,11 +20,53 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
+from cohortlab.fetch.http import FetchError
+
 
 def state_dir(out: Path) -> Path:
     d = out / ".fetch"
     d.mkdir(parents=True, exist_ok=True)
     return d
+
+
+@contextmanager
+def run_lock(out: Path) -> Iterator[int]:
+    """Hold ``<out>/.fetch/lock`` for a whole run, or fail at once (:class:`FetchError`) when
+    another run holds it. Once held, nobody else writes to ``.fetch/tmp/``: the temporary files and
+    folders left there by a run that was killed (SIGKILL, power loss) are removed. Yields how
+    many were removed. Without ``fcntl`` (Windows) there is no lock and nothing is removed."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on the platforms CI runs
+        yield 0
+        return
+    path = state_dir(out) / "lock"
+    with open(path, "a+", encoding="utf-8") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            pid = f.read().strip()
+            raise FetchError(f"{out}: another cohortlab fetch is writing to this folder"
+                             + (f" (process {pid})" if pid.isdigit() else "")
+                             + ": wait for it to end, or fetch into another --out") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        removed = 0
+        for leftover in _tmp_dir(out).iterdir():
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
+            removed += 1
+        try:
+            yield removed
+        finally:
+            f.seek(0)
+            f.truncate()
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def _tmp_dir(out: Path) -> Path:

@@ -210,3 +210,45 @@ def test_missing_mixpanel_credentials_name_both_ways_to_give_them(fake, tmp_path
     r = _run(["--out", str(tmp_path / "o"), "--source", "mixpanel", "--no-profiles"], {}, tmp_path)
     assert r.exit_code == 1
     assert "MIXPANEL_SERVICE_ACCOUNT_USERNAME" in r.stderr and "MIXPANEL_API_SECRET" in r.stderr
+
+
+def test_a_second_fetch_into_the_same_folder_is_refused_while_one_runs(fake, env, tmp_path):
+    # two runs writing the same chunk state and page folders would undo each other's work: the
+    # second is one error line, before any request, naming the running process
+    import subprocess
+    import sys
+
+    out = tmp_path / "exports"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from cohortlab.fetch.files import run_lock\n"
+         "with run_lock(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)", str(out)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        r = _run(["--out", str(out), "--source", "mixpanel", "--no-profiles", "--retries", "0"], env, tmp_path)
+        assert r.exit_code == 1, r.output
+        assert r.stderr == (f"error: {out}: another cohortlab fetch is writing to this folder (process {holder.pid}): "
+                            "wait for it to end, or fetch into another --out\n")
+        assert fake.log == []
+    finally:
+        holder.kill()
+        holder.wait()
+    # the OS released the killed process's lock: the next run goes ahead
+    r = _run(["--out", str(out), "--source", "mixpanel", "--no-profiles", "--retries", "0"], env, tmp_path)
+    assert r.exit_code == 0, r.output
+
+
+def test_a_killed_run_leaves_no_temporary_files_behind_the_next(fake, env, tmp_path):
+    # a run killed with SIGKILL cannot clean up: its .part files and half-filled page folders stay
+    # in .fetch/tmp/ (never loaded: the folder is hidden) until the next run holds the folder
+    out = tmp_path / "exports"
+    tmp = out / ".fetch" / "tmp"
+    tmp.mkdir(parents=True)
+    (tmp / "cohorts.json.x1y2.part").write_text('[{"id": 1')
+    (tmp / "profiles.abc").mkdir()
+    (tmp / "profiles.abc" / "page-00000.json").write_text("{}")
+    r = _run(["--out", str(out), "--source", "mixpanel", "--no-profiles", "--retries", "0"], env, tmp_path)
+    assert r.exit_code == 0, r.output
+    assert "removed 2 temporary file(s) an interrupted run left in .fetch/tmp/" in r.stdout
+    assert list(tmp.iterdir()) == []
+    assert json.loads((out / "mixpanel" / "cohorts.json").read_text())[0]["id"] == 1000
