@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
+from cohortlab.escaping import one_line
 from cohortlab.fetch.credentials import Credentials, load_credentials
 from cohortlab.fetch.files import run_lock, state_dir, write_json
 from cohortlab.fetch.http import AuthError, FetchError, RetryPolicy, Stats
@@ -148,7 +149,12 @@ def fetch(
                         "empty_chunks": [f"{c.from_date}_{c.to_date}" for c in got if not c.file],
                         "already_fetched": skipped})
                 if profiles:
-                    listing, _ = mp.profiles(out)
+                    bar = _bar(show, None, "Mixpanel profiles", " profiles")
+                    try:
+                        listing, _ = mp.profiles(out, progress=bar)
+                    finally:
+                        if bar is not None:
+                            bar.close()
                     summary.add("profiles", listing.results,
                                 f"mixpanel profiles: {listing.results:,} in {listing.pages} page(s) -> mixpanel/profiles/"
                                 + (f" (paging restarted {listing.restarts}x)" if listing.restarts else ""))
@@ -156,7 +162,12 @@ def fetch(
                                               "as_of": _iso(listing.as_of)})
                 wanted = _pick_cohorts(listed, cohorts, all_cohorts)
                 for cid, name in wanted:
-                    snap = mp.members(out, cid, name)
+                    bar = _bar(show, None, f"members of {one_line(name)}", " members")
+                    try:
+                        snap = mp.members(out, cid, name, progress=bar)
+                    finally:
+                        if bar is not None:
+                            bar.close()
                     rel = snap.file.relative_to(out).as_posix()
                     summary.add(f"members:{name}", snap.members,
                                 f"members of {name!r} (id {cid}): {snap.members:,} as of {_iso(snap.as_of)} -> {rel}"
@@ -275,7 +286,9 @@ def _record(out: Path, manifest: dict[str, Any]) -> None:
     write_json(out, path, {"runs": runs[-100:]})
 
 
-def _bar(show: bool, total: int, desc: str, unit: str):
+def _bar(show: bool, total: int | None, desc: str, unit: str):
+    """A tqdm bar on stderr when ``show`` (``total`` None: a count, as for Engage listings, whose
+    size is known only at their last page)."""
     if not show:
         return None
     from tqdm.auto import tqdm

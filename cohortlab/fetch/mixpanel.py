@@ -244,18 +244,27 @@ class MixpanelClient:
         return body, data
 
     def engage(self, form: dict[str, str], start: Callable[[datetime], None],
-               page: Callable[[int, bytes, dict[str, Any]], None]) -> EngageListing:
+               page: Callable[[int, bytes, dict[str, Any]], None], progress=None) -> EngageListing:
         """All pages of one Engage query (``form``: where, output_properties, filter_by_cohort, ...),
         from one session; restarts from page 0 when the session expires or the pages shift.
         Each page is handed over as it arrives, ``page(number, body as received, body parsed)``,
         and not kept: ``start(as_of)`` is called before page 0 of each attempt (a restart must
-        drop the pages handed over before it)."""
+        drop the pages handed over before it). ``progress``: a tqdm bar counting the results
+        (reset when the listing restarts)."""
         restarts = 0
+
+        def counted(i: int, raw: bytes, data: dict[str, Any]) -> None:
+            page(i, raw, data)
+            if progress is not None:
+                progress.update(len(data["results"]))
+
         while True:
             as_of = datetime.now(timezone.utc).replace(microsecond=0)
             start(as_of)
+            if progress is not None:
+                progress.reset()
             try:
-                counts = self._engage_once(form, page)
+                counts = self._engage_once(form, counted)
             except _Restart as why:
                 restarts += 1
                 if restarts > self.max_restarts:
@@ -291,7 +300,7 @@ class MixpanelClient:
                 raise self.http.error(f"more than {self.max_pages} Engage pages: stopping")
 
     def profiles(self, out: Path, *, where: str | None = None,
-                 output_properties: Iterable[str] | None = None) -> tuple[EngageListing, Path]:
+                 output_properties: Iterable[str] | None = None, progress=None) -> tuple[EngageListing, Path]:
         """Every profile, one page per file (``engage_page_NNNNN.json``), each file the body exactly
         as Engage sent it (numbers and escapes as written). The pages are written as they arrive
         into a temporary folder that replaces ``mixpanel/profiles/`` once the listing is whole."""
@@ -309,7 +318,7 @@ class MixpanelClient:
             def page(i: int, raw: bytes, _data: dict[str, Any]) -> None:
                 (work / f"engage_page_{i:05d}.json").write_bytes(raw if raw.endswith(b"\n") else raw + b"\n")
 
-            listing = self.engage(form, start, page)
+            listing = self.engage(form, start, page, progress)
         return listing, target
 
     # ------------------------------------------------------------------ cohorts
@@ -324,7 +333,7 @@ class MixpanelClient:
         write_json(out, out / "mixpanel" / "cohorts.json", data)
         return data
 
-    def members(self, out: Path, cohort_id: str, name: str) -> MembersSnapshot:
+    def members(self, out: Path, cohort_id: str, name: str, progress=None) -> MembersSnapshot:
         """A members snapshot: one line per Engage page, each the page as Engage sent it (numbers
         and escapes as written) with ``as_of`` and ``filter_by_cohort`` added first. Lines are
         written as the pages arrive."""
@@ -346,7 +355,7 @@ class MixpanelClient:
                 theirs = {key for key, _, _ in members}  # a key Engage sent itself wins, as it always did
                 f.write(build_object([kv for kv in ours if kv[0] not in theirs], members) + "\n")
 
-            listing = self.engage({"filter_by_cohort": json.dumps(fbc)}, start, page)
+            listing = self.engage({"filter_by_cohort": json.dumps(fbc)}, start, page, progress)
         as_of = listing.as_of or datetime.now(timezone.utc)
         return MembersSnapshot(str(cohort_id), name, folder / f"{stamp[0]}.jsonl", listing.results, as_of,
                                listing.restarts)

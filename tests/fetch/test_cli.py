@@ -252,3 +252,17 @@ def test_a_killed_run_leaves_no_temporary_files_behind_the_next(fake, env, tmp_p
     assert "removed 2 temporary file(s) an interrupted run left in .fetch/tmp/" in r.stdout
     assert list(tmp.iterdir()) == []
     assert json.loads((out / "mixpanel" / "cohorts.json").read_text())[0]["id"] == 1000
+
+
+def test_engage_listings_show_progress_when_asked(fake, env, tmp_path):
+    # an Engage listing of a large project takes hours (60 queries an hour): its bar counts the
+    # profiles and members as pages arrive; a cohort name from data is one escaped line
+    fake.cohorts[0]["name"] = "Power\x1b[2J Users"
+    out = tmp_path / "exports"
+    r = _run(["--out", str(out), "--source", "mixpanel", "--cohort", "1000", "--retries", "0", "--progress"],
+             env, tmp_path)
+    assert r.exit_code == 0, r.output
+    final = {line.rsplit("\r", 1)[-1].split(" [")[0] for line in r.stderr.splitlines()}
+    assert "Mixpanel profiles: 5 profiles" in final
+    assert "members of Power\\x1b[2J Users: 3 members" in final
+    assert "\x1b[2J" not in r.stderr
