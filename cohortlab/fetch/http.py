@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import collections
 import email.utils
 import math
 import random
@@ -152,6 +153,33 @@ class RateLimiter:
             self._sleep(start - now)
 
 
+class HourlyBudget:
+    """At most ``per_hour`` request starts in any hour (a sliding window), as Mixpanel documents
+    for its raw export and its Query API (60 queries an hour each). A request that would be one
+    too many waits until the oldest of the last ``per_hour`` is an hour old. For one thread at a
+    time (Mixpanel requests are sent one at a time); retries count, as they do for Mixpanel."""
+
+    WINDOW = 3600.0
+
+    def __init__(self, per_hour: int, name: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_hour, self.name, self.clock = per_hour, name, clock
+        self._starts: collections.deque[float] = collections.deque()
+
+    def delay(self, now: float) -> float:
+        """Seconds to wait from ``now`` (the clock's time) before the next request may start."""
+        while self._starts and self._starts[0] <= now - self.WINDOW:
+            self._starts.popleft()
+        if len(self._starts) < self.per_hour:
+            return 0.0
+        return self._starts[0] + self.WINDOW - now
+
+    def record(self, start: float) -> None:
+        """A request starts at ``start`` (the clock's time)."""
+        self._starts.append(start)
+        while len(self._starts) > self.per_hour:
+            self._starts.popleft()
+
+
 @dataclass
 class Stats:
     requests: int = 0
@@ -186,6 +214,7 @@ class HttpClient:
         self.auth_hint = auth_hint
         self.stats = Stats()
         self.cancelled = threading.Event()  # set by cancel(): no new attempt, no more waiting
+        self.notify: Callable[[str], None] = _to_stderr  # a line the user should see now (long waits)
         self._lock = threading.Lock()
         self._client = httpx.Client(
             auth=auth,
@@ -245,19 +274,29 @@ class HttpClient:
         ok: Iterable[int] = (200,),
         consume: Callable[[httpx.Response], Any] | None = None,
         auth_refresh: Callable[[], bool] | None = None,
+        budget: HourlyBudget | None = None,
         **kwargs: Any,
     ) -> tuple[httpx.Response, Any]:
         """Send the request, retrying as the module says. ``consume(response)`` reads the body of a
         response whose status is in ``ok`` (streamed; it may raise :class:`RetryableError`);
         returns (response, what consume returned, or the body bytes when there is no consume).
         ``auth_refresh``: called once on a 401 (e.g. an expired OAuth token); a True return
-        retries the request with the new credentials."""
+        retries the request with the new credentials. ``budget``: the :class:`HourlyBudget` of the
+        endpoint; an attempt that would exceed it waits, and :attr:`notify` says so first."""
         ok = set(ok)
         path = httpx.URL(url).path
         attempt = 0
         refreshed = False
         while True:
             self._check_cancelled()
+            if budget is not None:
+                now = budget.clock()
+                wait = budget.delay(now)
+                if wait > 0:
+                    self.notify(f"{self.service}: {budget.per_hour} requests to {budget.name} in the last hour, "
+                                f"the most Mixpanel allows: waiting {duration_text(wait)} before the next")
+                    self._wait(wait)
+                budget.record(now + wait)
             self.limiter.acquire()
             self._count()
             cause: str | None = None
@@ -299,6 +338,23 @@ class HttpClient:
             self._count(cause)
             self._wait(self.policy.wait(attempt, retry_after))
             attempt += 1
+
+
+def _to_stderr(line: str) -> None:
+    import sys
+
+    from cohortlab.escaping import terminal_text
+
+    sys.stderr.write(terminal_text(line) + "\n")
+    sys.stderr.flush()
+
+
+def duration_text(seconds: float) -> str:
+    """``42 s``, ``7 min``, ``1 h 05 min``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 def short_text(text: str, masker: Callable[[str], str], limit: int = 300) -> str:

@@ -39,8 +39,11 @@ import httpx
 
 from cohortlab.fetch.credentials import MixpanelCredentials
 from cohortlab.fetch.files import atomic_dir, atomic_file, state_dir, write_json
-from cohortlab.fetch.http import FetchError, HttpClient, RetryableError, RetryPolicy, short_text
+from cohortlab.fetch.http import (FetchError, HourlyBudget, HttpClient, RetryableError, RetryPolicy, duration_text,
+                                  short_text)
 from cohortlab.fetch.jsontext import build_object, object_members
+
+QUERIES_PER_HOUR = 60  # Mixpanel's documented limit, for the raw export and for the Query API each
 
 HOSTS = {  # region -> (export host, query host)
     "us": ("https://data.mixpanel.com", "https://mixpanel.com"),
@@ -148,6 +151,10 @@ class MixpanelClient:
         self.max_pages = max_pages
         self.http = HttpClient("mixpanel", auth=creds.basic_auth(), secrets=creds.secrets(),
                                policy=policy, auth_hint=AUTH_HINT, timeout=timeout)
+        # Mixpanel documents 60 queries an hour for the raw export and for the Query API
+        # (Engage, cohorts/list): requests wait rather than run into HTTP 429
+        self.export_budget = HourlyBudget(QUERIES_PER_HOUR, "/api/2.0/export")
+        self.query_budget = HourlyBudget(QUERIES_PER_HOUR, "/api/query")
 
     def close(self) -> None:
         self.http.close()
@@ -214,7 +221,7 @@ class MixpanelClient:
         try:
             _, (target, n) = self.http.request(
                 "GET", f"{self.export_url}/api/2.0/export", params=params,
-                headers={"Accept-Encoding": "gzip"}, consume=consume,
+                headers={"Accept-Encoding": "gzip"}, consume=consume, budget=self.export_budget,
             )
         except _Empty:
             return EventsChunk(a, b, None, 0)
@@ -225,6 +232,7 @@ class MixpanelClient:
         """One Engage page: (the body as received, the body parsed)."""
         resp, body = self.http.request(
             "POST", f"{self.query_url}/api/query/engage", params=self._project(), data=form, ok=(200, 400),
+            budget=self.query_budget,
         )
         try:
             data = json.loads(body)
@@ -284,6 +292,7 @@ class MixpanelClient:
             raw, data = self._post_engage(req)
             if page == 0:
                 session_id = data.get("session_id")
+                self._say_how_long(data)
             elif data.get("session_id") != session_id or _int(data.get("page"), page) != page:
                 raise _Restart(f"page {page} answered session {data.get('session_id')!r} page {data.get('page')!r}")
             n = len(data["results"])
@@ -298,6 +307,20 @@ class MixpanelClient:
             page += 1
             if page >= self.max_pages:
                 raise self.http.error(f"more than {self.max_pages} Engage pages: stopping")
+
+    def _say_how_long(self, page0: dict[str, Any]) -> None:
+        """When page 0 says the listing needs more pages than Mixpanel answers in an hour, say how
+        long it will take, now (only when ``total`` is clearly the listing's size: larger than the
+        page; Mixpanel's own docs disagree on what it counts)."""
+        n, total = len(page0["results"]), _int(page0.get("total"), 0)
+        size = _int(page0.get("page_size"), 1000) or 1000
+        pages = -(-total // size)
+        per_hour = self.query_budget.per_hour
+        if n and total > n and pages > per_hour:
+            self.http.notify(
+                f"mixpanel: Engage lists {total:,} profiles in {pages:,} pages; at {per_hour} queries an hour "
+                f"(Mixpanel's limit) this takes about {duration_text(pages * 3600 / per_hour)}. For a project this "
+                "size a Data Pipelines export is faster (docs/fetching.md#mixpanel-data-pipelines)")
 
     def profiles(self, out: Path, *, where: str | None = None,
                  output_properties: Iterable[str] | None = None, progress=None) -> tuple[EngageListing, Path]:
@@ -323,7 +346,8 @@ class MixpanelClient:
 
     # ------------------------------------------------------------------ cohorts
     def cohorts(self, out: Path) -> list[dict[str, Any]]:
-        resp, body = self.http.request("POST", f"{self.query_url}/api/query/cohorts/list", params=self._project())
+        resp, body = self.http.request("POST", f"{self.query_url}/api/query/cohorts/list", params=self._project(),
+                                       budget=self.query_budget)
         try:
             data = json.loads(body)
         except ValueError:

@@ -67,6 +67,9 @@ class Fake:
         self.profile_delay = 0.0
         self.hang = 1.0
         self.engage_bodies: list[bytes] = []  # every Engage 200 body, as sent
+        # Engage's total: the page's results (as the Query API's openapi describes it), or the
+        # whole listing's size
+        self.total_is_listing = False
 
     def count(self, endpoint: str) -> int:
         return sum(1 for e, _, _ in self.log if e == endpoint)
@@ -225,7 +228,8 @@ class Handler(BaseHTTPRequestHandler):
         snap = fake.sessions[sid]
         ps = fake.page_size
         results = snap[page * ps:(page + 1) * ps]
-        head = json.dumps({"page": page, "page_size": ps, "session_id": sid, "status": "ok", "total": len(results)})
+        total = len(snap) if fake.total_is_listing else len(results)
+        head = json.dumps({"page": page, "page_size": ps, "session_id": sid, "status": "ok", "total": total})
         body = (head[:-1] + ', "results": [' + ", ".join(_item(r) for r in results) + "]}").encode()
         fake.engage_bodies.append(body)
         self._send(200, body)

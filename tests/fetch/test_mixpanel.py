@@ -457,3 +457,71 @@ def test_lab_fetch_is_the_same_call(fake, creds, policy, tmp_path):
                       progress=False)
         assert s.counts["members:Power Users"] == 3
         assert lab.engine.query_rows("SELECT count(*) FROM mp_cohort_members")[0][0] == 3
+
+
+def test_an_hourly_budget_lets_the_last_hours_requests_decide_the_wait():
+    from cohortlab.fetch.http import HourlyBudget
+
+    b = HourlyBudget(3, "/api/query")
+    for t in (0.0, 10.0, 20.0):
+        assert b.delay(t) == 0.0
+        b.record(t)
+    assert b.delay(30.0) == 3570.0  # the 4th waits for the 1st to be an hour old
+    b.record(3600.0)
+    assert b.delay(3600.0) == 10.0  # then for the 2nd
+    assert b.delay(3700.0) == 0.0  # the 2nd and 3rd are older than an hour by then: only one in the window
+    b.record(3700.0)
+    assert b.delay(3700.0) == 0.0 and b.delay(3600.0 + 1) == 0.0
+
+
+def test_engage_waits_within_mixpanels_hourly_limit_and_says_how_long_first(fake, creds, tmp_path):
+    # 60 queries an hour (Mixpanel's documented limit for the Query API): a listing of more pages
+    # waits instead of running into HTTP 429 and failing after its retries; page 0 says how long
+    # the whole listing will take when Engage's total gives its size
+    from cohortlab.fetch.http import RetryPolicy
+
+    clock, waits = [0.0], []
+
+    def sleep(seconds: float) -> None:  # a clock that moves only when the client waits
+        waits.append(seconds)
+        clock[0] += seconds
+
+    mp = _mp(creds, RetryPolicy(retries=3, sleep=sleep, jitter=False))
+    mp.query_budget.per_hour = 2  # the fake has 5 profiles in pages of 2: 3 pages + the cohorts list
+    mp.query_budget.clock = lambda: clock[0]
+    fake.total_is_listing = True
+    said: list[str] = []
+    mp.http.notify = said.append
+    try:
+        mp.cohorts(tmp_path)  # query 1 at 0 s
+        listing, _ = mp.profiles(tmp_path)  # page 0 at 0 s, page 1 at 3600 s, page 2 at 3600 s
+    finally:
+        mp.close()
+    assert listing.page_results == [2, 2, 1]
+    assert waits == [3600.0]
+    assert said == [
+        "mixpanel: Engage lists 5 profiles in 3 pages; at 2 queries an hour (Mixpanel's limit) this takes about "
+        "1 h 30 min. For a project this size a Data Pipelines export is faster (docs/fetching.md#mixpanel-data-pipelines)",
+        "mixpanel: 2 requests to /api/query in the last hour, the most Mixpanel allows: waiting 1 h 00 min before the next"]
+    assert fake.count("engage") == 3 and fake.count("cohorts") == 1  # each asked once: nothing ran into a 429
+
+
+def test_raw_export_chunks_wait_within_the_hourly_limit_too(fake, creds, tmp_path):
+    from cohortlab.fetch.http import RetryPolicy
+
+    clock, waits = [100.0], []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        clock[0] += seconds
+
+    mp = _mp(creds, RetryPolicy(retries=3, sleep=sleep, jitter=False))
+    mp.export_budget.per_hour = 2
+    mp.export_budget.clock = lambda: clock[0]
+    mp.http.notify = lambda line: None
+    try:  # three 1-day chunks: the third waits for the first to be an hour old
+        chunks = mp.export_events(tmp_path, "2026-01-01", "2026-01-03", chunk_days=1)
+    finally:
+        mp.close()
+    assert [c.events for c in chunks] == [2, 2, 1]
+    assert waits == [3600.0]
