@@ -54,6 +54,7 @@ from cohortlab.loaders.files import (
     FileScan,
     array_end,
     compression,
+    csv_line_end,
     expand_paths,
     invalid_utf8_lines,
     is_jsonl,
@@ -164,12 +165,14 @@ class LoadReport:
 def csv_read_sql(ctx: "FileContext", n_columns: int, delim: str) -> str:
     """``read_csv`` of a CSV file with a header, every column VARCHAR and named by position
     (``c1`` … ``cN``: a header named like a working column cannot clash), the dialect given, not
-    guessed. A row with more or fewer fields than the header fails the load with its line."""
+    guessed (the line end too: :func:`~cohortlab.loaders.files.csv_line_end`). A row with more
+    or fewer fields than the header fails the load with its line."""
     cols = "{" + ", ".join(f"'c{i + 1}': 'VARCHAR'" for i in range(n_columns)) + "}"
     text = ctx.text_path(csv=True)
     return (
         f"read_csv({sql_str(text)}, header=true, auto_detect=false, columns={cols}, "
-        f"delim={sql_str(delim)}, quote='\"', escape='\"', compression='{compression(text)}', "
+        f"delim={sql_str(delim)}, quote='\"', escape='\"', new_line={sql_str(csv_line_end(text))}, "
+        f"compression='{compression(text)}', "
         f"max_line_size={MAX_LINE_SIZE}{ctx._buffer_option()})"
     )
 

@@ -340,13 +340,38 @@ def csv_header(path: Path) -> tuple[list[str], str]:
     head = head_text(path).lstrip("\ufeff")
     if not head.strip(" \t\r\n"):
         raise LoadError(path, "empty file")
-    first = head.splitlines()[0] if head.splitlines() else head
+    first = head[:_first_line_end(head)[0]]  # the header record: line ends inside quotes are data
     counts = {d: first.count(d) for d in CSV_DELIMITERS}
     delim = max(CSV_DELIMITERS, key=lambda d: counts[d]) if any(counts.values()) else "\x01"
-    header = next(csv.reader(io.StringIO(head, newline=None), delimiter=delim), [])
+    # newline="": a CR or LF inside a quoted name is part of the name, as DuckDB reads it
+    header = next(csv.reader(io.StringIO(head, newline=""), delimiter=delim), [])
     if not header or not any(c.strip() for c in header):
         raise LoadError(path, "no header line: expected column names on line 1", line=1)
     return header, delim
+
+
+def _first_line_end(head: str) -> tuple[int, str]:
+    """(position, text) of the first line end outside double quotes in ``head``: ``\\r\\n``,
+    ``\\n`` or ``\\r``; ``(len(head), "\\n")`` when there is none."""
+    import re
+
+    in_quotes = False
+    for m in re.finditer(r'["\r\n]', head):
+        c = m.group()
+        if c == '"':
+            in_quotes = not in_quotes
+        elif not in_quotes:
+            return m.start(), "\r\n" if c == "\r" and head[m.end():m.end() + 1] == "\n" else c
+    return len(head), "\n"
+
+
+def csv_line_end(path: Path) -> str:
+    """DuckDB's ``new_line`` for a CSV file (``\\r\\n``, ``\\n`` or ``\\r``, escaped as DuckDB
+    reads it): the first line end outside double quotes in the file's first MiB; ``\\n`` when
+    there is none. DuckDB's own detection takes the first CR or LF it meets, even inside a
+    quoted header name, and then reads the whole file as the header."""
+    end = _first_line_end(head_bytes(path, 1 << 20).decode("utf-8", errors="replace"))[1]
+    return end.replace("\r", "\\r").replace("\n", "\\n")
 
 
 def is_jsonl(path: Path) -> bool:

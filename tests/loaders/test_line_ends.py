@@ -174,3 +174,23 @@ def test_mixed_csv_keeps_line_ends_inside_quotes(lab, tmp_path, balanced):
     assert r.loaded == 3
     assert lab.engine.query_rows(
         "SELECT list(distinct_id ORDER BY distinct_id) FROM mp_cohort_members")[0][0] == ["u1", "u2", "u3"]
+
+
+@pytest.mark.parametrize("end", ["\n", "\r\n", "\r"])
+def test_a_line_end_inside_a_quoted_header_name_is_part_of_the_name(lab, tmp_path, balanced, end):
+    # DuckDB's own detection takes the first CR it meets as the file's line end, even one inside a
+    # quoted header name, and then read the whole file as its header: "empty file: no records"
+    p = tmp_path / "p.csv"
+    p.write_bytes(f'mpid,"Power\rUsers",plan{end}1,true,free{end}2,false,"a\rb"{end}'.encode())
+    r = balanced(lab.load("mparticle-csv", [p]))
+    assert r.loaded == 2
+    assert lab.engine.query_rows("SELECT mpid, name, value->>'$' FROM mpa_attributes ORDER BY mpid, name") == [
+        (1, "Power\rUsers", "true"), (1, "plan", "free"), (2, "Power\rUsers", "false"), (2, "plan", "a\rb")]
+    assert lab.engine.query_rows("SELECT mpid, line FROM mpa_profiles ORDER BY mpid") == [(1, 2), (2, 3)]
+
+    m = tmp_path / "m.csv"
+    m.write_bytes(f'"distinct\nid note",distinct_id{end}x,u1{end}y,u2{end}'.encode())
+    r = balanced(lab.load("mixpanel-members", [m], cohort="Quoted", as_of="2026-03-01T00:00:00Z"))
+    assert r.loaded == 2
+    assert lab.engine.query_rows("SELECT list(distinct_id ORDER BY distinct_id) FROM mp_cohort_members")[0][0] == [
+        "u1", "u2"]
