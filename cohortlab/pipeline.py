@@ -71,6 +71,10 @@ class Pipeline:
         self.steps.append(Step(name, sql.strip(), materialise))
         return self
 
+    def has(self, name: str) -> bool:
+        """Whether a step of that name was added."""
+        return any(s.name == name for s in self.steps)
+
     @property
     def output(self) -> str:
         return self.steps[-1].name

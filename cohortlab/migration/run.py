@@ -254,6 +254,7 @@ def run_plans(engine: Engine, plans: Iterable[Any], start: Any, end: Any, *, set
         days = [d0 + timedelta(days=i) for i in range((d1 - d0).days + 1)]
         daily_tables, users = [t.plan(i, "daily") for i in range(len(plans))], []
         profiles_of: dict[int, str] = {}  # plan index -> its shape's profiles table
+        shape_of: dict[int, int] = {}  # plan index -> its shape
         rfix: dict[int, str] = {}  # plan index -> its remediation column there (or a NULL timestamp)
         for g, members in enumerate(_shapes(plans)):
             # one profiles pass and one milestones pass for the plans of one shape (they differ
@@ -266,7 +267,7 @@ def run_plans(engine: Engine, plans: Iterable[Any], start: Any, end: Any, *, set
                 remediations=rems), profiles, debug=debug)
             for i in members:
                 r = remediation_start(plans[i])
-                profiles_of[i] = profiles
+                profiles_of[i], shape_of[i] = profiles, g
                 rfix[i] = f"rfix_{rems.index(r)}" if r is not None else "CAST(NULL AS TIMESTAMP)"
             variants = sorted({rfix[i] for i in members})
             counts[milestones] = run_pipeline(engine, t, milestones_pipeline(
@@ -287,12 +288,13 @@ def run_plans(engine: Engine, plans: Iterable[Any], start: Any, end: Any, *, set
         for i, plan in enumerate(plans):
             sp = status_pipeline(profiles_of[i], plan, st, window_end,
                                  rfix=("k." if rfix[i].startswith("rfix_") else "") + rfix[i],
-                                 suffix="" if kept else f"_{i}")
+                                 suffix="" if kept else f"_{i}", lookups=None if kept else f"_shape{shape_of[i]}")
             if kept:
                 counts[t.plan(i, "users")] = run_pipeline(engine, t, sp, t.plan(i, "users"), debug=debug)
             else:
-                for step in sp.steps:
-                    users.add(step.name, step.sql)
+                for step in sp.steps:  # the gap-reason lookups of a shape: once, for all its plans
+                    if not users.has(step.name):
+                        users.add(step.name, step.sql)
         users.add("plan_users", "\nUNION ALL\n".join(
             _users_sql(t.plan(i, "users") if kept else f"categories_{i}", plan) for i, plan in enumerate(plans)))
         dailies = [_read_daily(engine, d) for d in daily_tables]

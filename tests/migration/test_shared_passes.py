@@ -86,3 +86,22 @@ def test_split_profiles_are_persons_whose_second_current_profile_exists(lab, nam
     if name == "three EITs + SDK":  # someone has three current profiles: the second-pass case is exercised
         current = prof[~prof["ended"]].groupby("pid").size()
         assert current.max() == 3
+
+
+def test_the_plans_of_one_shape_share_their_gap_reason_lookups(lab, monkeypatch):
+    # the lookups read only the shape's profiles: in the users' one statement they are steps of
+    # the shape, not of each plan (7 plans, 3 shapes: 3 lookups, not 7)
+    written = {}
+    engine_cls = type(lab.engine)
+    materialise = engine_cls.materialise
+
+    def spy(self, table, sql, *args, **kw):
+        written[table] = sql
+        return materialise(self, table, sql, *args, **kw)
+
+    monkeypatch.setattr(engine_cls, "materialise", spy)
+    run_plans(lab.engine, plans(), START, END)
+    sql = written["migration_users"]
+    assert [sql.count(f"unmatched_int64_keys_shape{g} AS (") for g in range(4)] == [1, 1, 1, 0]
+    assert [sql.count(f"identity_ids_shape{g} AS (") for g in range(3)] == [1, 1, 1]
+    assert "unmatched_int64_keys_0" not in sql and sql.count("gap_reasons_") == len(plans()) * 2  # defined, read
