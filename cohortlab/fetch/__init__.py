@@ -121,6 +121,7 @@ def fetch(
 
         if "mixpanel" in sources:
             mp = MixpanelClient(creds.mixpanel, policy=policy, **({"timeout": timeout} if timeout else {}))
+            mp.remember_budgets(state_dir(out))  # the folder is ours (run_lock): earlier runs' requests count
             summary.stats["mixpanel"] = mp.http.stats
             try:
                 listed = mp.cohorts(out)

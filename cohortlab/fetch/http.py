@@ -29,6 +29,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import httpx
@@ -164,6 +165,24 @@ class HourlyBudget:
     def __init__(self, per_hour: int, name: str, clock: Callable[[], float] = time.monotonic) -> None:
         self.per_hour, self.name, self.clock = per_hour, name, clock
         self._starts: collections.deque[float] = collections.deque()
+        self._file: Path | None = None
+
+    def remember(self, file: Path) -> None:
+        """Keep the last hour's request starts in ``file`` (JSON, wall-clock seconds), and take
+        those an earlier run left there: a run started right after another one waits for the
+        hour they share. The times are written after each request; unreadable content is ignored."""
+        import json
+
+        self._file = file
+        try:
+            starts = json.loads(file.read_text(encoding="utf-8"))
+            wall, now = time.time(), self.clock()
+            earlier = sorted(float(t) for t in starts if isinstance(t, (int, float)) and t == t)
+        except (OSError, ValueError, TypeError):
+            return
+        for t in earlier[-self.per_hour:]:
+            if t > wall - self.WINDOW:
+                self.record(now - (wall - min(t, wall)), save=False)
 
     def delay(self, now: float) -> float:
         """Seconds to wait from ``now`` (the clock's time) before the next request may start."""
@@ -173,11 +192,20 @@ class HourlyBudget:
             return 0.0
         return self._starts[0] + self.WINDOW - now
 
-    def record(self, start: float) -> None:
+    def record(self, start: float, save: bool = True) -> None:
         """A request starts at ``start`` (the clock's time)."""
         self._starts.append(start)
         while len(self._starts) > self.per_hour:
             self._starts.popleft()
+        if save and self._file is not None:
+            import json
+
+            offset = time.time() - self.clock()  # the clock's time as wall-clock seconds
+            try:
+                self._file.write_text(json.dumps([round(t + offset, 3) for t in self._starts]) + "\n",
+                                      encoding="utf-8")
+            except OSError:  # the folder went away: the limit still holds within this run
+                pass
 
 
 @dataclass

@@ -159,6 +159,12 @@ class MixpanelClient:
     def close(self) -> None:
         self.http.close()
 
+    def remember_budgets(self, folder: Path) -> None:
+        """Keep the hourly budgets' request times in ``folder`` (the output's ``.fetch/``), so that
+        a run started within the hour of another one counts that run's requests too."""
+        self.export_budget.remember(folder / "mixpanel_export_requests.json")
+        self.query_budget.remember(folder / "mixpanel_query_requests.json")
+
     def _project(self) -> dict[str, str]:
         return {"project_id": self.project_id} if self.project_id else {}
 

@@ -525,3 +525,51 @@ def test_raw_export_chunks_wait_within_the_hourly_limit_too(fake, creds, tmp_pat
         mp.close()
     assert [c.events for c in chunks] == [2, 2, 1]
     assert waits == [3600.0]
+
+
+def test_a_run_started_within_the_hour_of_another_counts_its_requests(fake, creds, tmp_path):
+    # the limit is Mixpanel's, per hour, not per run: a second run right after a first one that
+    # used the hour's queries waits for them (their times are kept in the folder's .fetch/)
+    from cohortlab.fetch.http import no_sleep_policy
+
+    first = _mp(creds, no_sleep_policy())
+    first.query_budget.per_hour = 2
+    first.remember_budgets(tmp_path)
+    try:
+        first.cohorts(tmp_path)
+        first.cohorts(tmp_path)
+    finally:
+        first.close()
+    assert len(json.loads((tmp_path / "mixpanel_query_requests.json").read_text())) == 2
+
+    policy = no_sleep_policy()
+    second = _mp(creds, policy)
+    second.query_budget.per_hour = 2
+    second.http.notify = lambda line: None
+    second.remember_budgets(tmp_path)
+    try:
+        second.cohorts(tmp_path)
+    finally:
+        second.close()
+    assert len(policy.waits) == 1 and 3500 < policy.waits[0] <= 3600
+
+    # times older than an hour, and a file that is not a list of times, are no reason to wait
+    (tmp_path / "mixpanel_query_requests.json").write_text(json.dumps([1.0, 2.0]))
+    (tmp_path / "mixpanel_export_requests.json").write_text("{not json")
+    policy = no_sleep_policy()
+    third = _mp(creds, policy)
+    third.query_budget.per_hour = 2
+    third.remember_budgets(tmp_path)
+    try:
+        third.cohorts(tmp_path)
+        third.cohorts(tmp_path)
+    finally:
+        third.close()
+    assert policy.waits == []
+
+
+def test_fetch_keeps_the_hours_request_times_in_its_folder(fake, creds, policy, tmp_path):
+    fetch(tmp_path, sources=["mixpanel"], profiles=True, credentials=creds, policy=policy, progress=False)
+    times = json.loads((tmp_path / ".fetch" / "mixpanel_query_requests.json").read_text())
+    assert len(times) == 1 + 3  # the cohorts list, 5 profiles in pages of 2
+    assert times == sorted(times) and abs(times[-1] - __import__("time").time()) < 60
