@@ -235,7 +235,9 @@ if f["unmatched"]:
     code("""\
 ui.show_if(lambda: charts.activity_chart(ui.frame(f["activity"]), cutoff_label=summaries.cutoff_label(settings)),
            "Members active since the cutoff will send new data (a fix reaches them); the others cannot be fixed "
-           "retroactively.", has_data=f["unmatched"] > 0, nothing_to_show="no unmatched members")"""),
+           "retroactively.", has_data=f["unmatched"] > 0 and f["active_after_cutoff"] is not None,
+           nothing_to_show="no unmatched members" if not f["unmatched"] else
+           "the event identity rule is off in these settings: there is no cutoff to compare the last activity with")"""),
     md("## Precision loss"),
     code("""\
 ui.md(f"{summaries.precision_loss_words(f)} an identifier that is an MPID rounded through a float "
@@ -288,8 +290,10 @@ ui.show_if(lambda: charts.remedies_chart(applicable),
 ui.table(remedies, columns={"remedy": "remedy", "users": "members' users recovered",
                             "gained": "audience change", "audience_after": "audience after",
                             "note": "how it was simulated"})
-ui.md(f"Not recoverable by a remedy that waits for new data: {summaries.counted(f['never_fixable'], 'member', bold=True)} "
-      f"in mParticle but inactive since the cutoff. Found under none of their identities: "
+ui.md((f"Not recoverable by a remedy that waits for new data: {summaries.counted(f['never_fixable'], 'member', bold=True)} "
+       f"in mParticle but inactive since the cutoff. " if f["never_fixable"] is not None else
+       "The event identity rule is off in these settings: no member is counted as inactive since a cutoff. ")
+      + f"Found under none of their identities: "
       f"{summaries.counted(f['not_in_mparticle'], 'member', bold=True)} (`recoverable_via` empty; one whose "
       f"`$distinct_id` is the MPID of an existing profile, hidden by a junk `$mparticle_user_id`, is among them, "
       f"and the remedies above do reach it).")"""),

@@ -137,10 +137,14 @@ def cutoff_label(settings=None) -> str:
 def _rule_words(f: Mapping[str, Any]) -> str:
     """The Rule remedy as simulated (Lab.remedies): with a re-export and with the next sends only."""
     inactive, absent = f["never_fixable"], f["not_in_mparticle"]
-    tail = (f"{counted(inactive, 'unmatched member', bold=True)} {'is' if inactive == 1 else 'are'} in mParticle but "
-            f"inactive since the cutoff (cannot be fixed retroactively); {absent:,} {'is' if absent == 1 else 'are'} "
-            f"found under none of their identities (a member whose `$distinct_id` is an MPID hidden by a junk "
-            f"`$mparticle_user_id` counts here, yet a Rule reaches it).")
+    found = (f"found under none of their identities (a member whose `$distinct_id` is an MPID hidden by a junk "
+             f"`$mparticle_user_id` counts here, yet a Rule reaches it).")
+    if inactive is None:  # the event identity rule off: no cutoff to be inactive since
+        tail = f"{counted(absent, 'unmatched member', bold=True)} {'is' if absent == 1 else 'are'} {found}"
+    else:
+        tail = (f"{counted(inactive, 'unmatched member', bold=True)} {'is' if inactive == 1 else 'are'} in mParticle "
+                f"but inactive since the cutoff (cannot be fixed retroactively); {absent:,} "
+                f"{'is' if absent == 1 else 'are'} {found}")
     if not f.get("remedies"):
         return f"- Remedies were not simulated. {tail}"
     since = f.get("remedies_since")
@@ -174,14 +178,23 @@ def identity_gaps_summary(f: Mapping[str, Any], settings=None) -> str:
         f"- **{f['in_mparticle']:,}** of the {counted(f['unmatched'], 'unmatched member')} "
         f"{'is' if f['in_mparticle'] == 1 else 'are'} in mParticle after all (found through another identity): only "
         f"the identifier Mixpanel sends is wrong.",
-        f"- {f['active_after_cutoff']:,} of the unmatched were active on or after {cutoff_text(settings)}; "
-        f"{f['inactive_since_cutoff']:,} were not.",
+        activity_words(f, settings),
         _rule_words(f),
     ]
     if f["shared_mpids"]:
         lines.append(f"- Not a gap but a smaller audience (one person, several profiles, counted once in mParticle: "
                      f"the waterfall's shared MPID step, on the match-rates page): {shared_mpids_words(f)}.")
     return "\n".join(lines)
+
+
+def activity_words(f: Mapping[str, Any], settings=None) -> str:
+    """The unmatched members' activity since the event identity cutoff, in one list item; with the
+    rule off (``event_identity_cutoff: null``) there is no cutoff, and no one is counted as inactive."""
+    if f.get("active_after_cutoff") is None:
+        return ("- The event identity rule is off in these settings: there is no cutoff, so the unmatched are "
+                "not split into active and inactive members, and none is counted as never fixable.")
+    return (f"- {f['active_after_cutoff']:,} of the unmatched were active on or after {cutoff_text(settings)}; "
+            f"{f['inactive_since_cutoff']:,} were not.")
 
 
 def shared_mpids_words(f: Mapping[str, Any], bold: bool = False) -> str:

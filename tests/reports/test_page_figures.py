@@ -272,3 +272,31 @@ def test_the_sync_page_leads_with_the_sync_the_settings_configure():
     d = metrics.sync_figures({"C": dynamic}, {"C": one_time})
     assert (d["configured"], d["totals"]["stale true (last run)"]) == ("dynamic", 0)
     assert "2 dynamic sync run" in summaries.sync_report_summary(d)
+
+
+def test_with_the_event_identity_rule_off_no_unmatched_member_is_called_inactive_or_never_fixable():
+    """``event_identity_cutoff: null``: ``active_after_cutoff`` is null for every member (no cutoff),
+    which is not "inactive": the page said "0 of the unmatched were active ...; 3 were not" and
+    counted every unmatched member found in mParticle as never fixable, beside a Rule that recovers them."""
+    off = pd.DataFrame([
+        {**_member("A", "p1", 11)},
+        {**_member("A", "cust-1", None, "distinct_id_not_mpid", "cust-1"), "recoverable_via": "customer_id"},
+        {**_member("A", "cust-2", None, "distinct_id_not_mpid", "cust-2"), "recoverable_via": "customer_id"},
+        {**_member("A", "cust-3", None, "distinct_id_not_mpid", "cust-3")},
+    ]).assign(active_after_cutoff=None)
+    for frame in (off, off.assign(n=1)):  # per member, and counted
+        f = json.loads(json.dumps(metrics.identity_gaps_figures(frame, metrics.shared_mpids(frame))))
+        assert (f["unmatched"], f["in_mparticle"], f["not_in_mparticle"]) == (3, 2, 1)
+        assert f["never_fixable"] is None and f["active_after_cutoff"] is None and f["inactive_since_cutoff"] is None
+        assert f["activity"] == []
+        assert metrics.figures_headline_identity_gaps(f)["never fixable (in mParticle, inactive)"] is None
+        text = summaries.identity_gaps_summary(f, {"event_identity_cutoff": None})
+        assert "; 3 were not" not in text and "inactive since the cutoff" not in text
+        assert "The event identity rule is off in these settings" in text
+        assert "**1** unmatched member is found under none of their identities" in text
+    # with the rule on, a member without activity since the cutoff is inactive, as before
+    on = off.assign(active_after_cutoff=False)
+    f = metrics.identity_gaps_figures(on, metrics.shared_mpids(on))
+    assert (f["never_fixable"], f["active_after_cutoff"], f["inactive_since_cutoff"]) == (2, 0, 3)
+    assert "- 0 of the unmatched were active on or after the 2026-01-15 00:00 UTC cutoff; 3 were not." in \
+        summaries.identity_gaps_summary(f)
