@@ -353,12 +353,14 @@ def sync_summary(cohort: str, stats: Mapping[str, Any], one_time: Mapping[str, A
 def no_staleness(stats: Mapping[str, Any]) -> str:
     """What a cohort without stale or pending profiles after any run means (the "nothing to show"
     of its staleness chart): the audience always held exactly the matched members, which may be
-    far fewer than the cohort's members."""
+    far fewer than the cohort's members. It counts profiles, not members: matched members who share
+    an MPID are one profile (the waterfall's shared MPID step), so the members the match-rates page
+    says are matched can be more."""
     n = stats.get("runs") or 0
     runs = "the one run" if n == 1 else f"any of the {n:,} runs"
-    return (f"no stale or pending profiles after {runs} (the audience always held exactly "
-            f"the matched members: {stats.get('true_count', 0):,} of the {counted(stats.get('members', 0), 'member')} "
-            f"after the last run)")
+    return (f"no stale or pending profiles after {runs} (the audience always held exactly the profiles of "
+            f"the matched members: {counted(stats.get('true_count', 0), 'profile')} for the "
+            f"{counted(stats.get('members', 0), 'member')} after the last run)")
 
 
 def _plan_changes_words(p: Mapping[str, Any]) -> str:

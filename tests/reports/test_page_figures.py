@@ -116,9 +116,19 @@ def test_no_stale_or_pending_profiles_is_not_said_to_be_an_audience_matching_the
     # the legacy world's Power Users: 210 members, 7 of them matched, never a stale or pending profile
     stats = {"runs": 577, "members": 210, "true_count": 7, "stale_true": 0, "not_yet_true": 0}
     assert summaries.no_staleness(stats) == (
-        "no stale or pending profiles after any of the 577 runs (the audience always held exactly the matched "
-        "members: 7 of the 210 members after the last run)")
+        "no stale or pending profiles after any of the 577 runs (the audience always held exactly the profiles "
+        "of the matched members: 7 profiles for the 210 members after the last run)")
     assert "matched the cohort" not in summaries.no_staleness(stats)
+
+
+def test_no_staleness_counts_the_audience_in_profiles_not_in_matched_members():
+    """The demo's Power Users: 175 members, 165 matched (the match-rates page), 19 of them on an MPID
+    another member has: 146 profiles. The sentence said "146 of the 175 members", a second, different
+    count of the matched members."""
+    stats = {"runs": 577, "members": 175, "true_count": 146, "stale_true": 0, "not_yet_true": 0}
+    text = summaries.no_staleness(stats)
+    assert "146 of the 175 members" not in text
+    assert "146 profiles for the 175 members after the last run" in text
 
 
 # --------------------------------------------------------------------------- across cohorts
