@@ -66,9 +66,22 @@ def _empty(ax, message: str = "no data") -> None:
 
 
 def _count_axis(axis) -> None:
-    """A count axis: integer ticks only (never 25, 26, 26, 26, 27), with thousands separators."""
+    """A count axis: integer ticks only (never 25, 26, 26, 26, 27), with thousands separators.
+    Called after the data is drawn: a flat series (a cohort that never had a member: every count
+    0) spans less than one unit, where integer ticks cannot be found and the axis read
+    ``0, 0, 0, -0, -0``; it gets the whole numbers around its value (never below 0 for a series
+    at or above 0)."""
     axis.set_major_locator(MaxNLocator(integer=True, nbins=6, min_n_ticks=2))
     axis.set_major_formatter(_THOUSANDS)
+    ax = axis.axes
+    get, put = (ax.get_ylim, ax.set_ylim) if axis is ax.yaxis else (ax.get_xlim, ax.set_xlim)
+    lo, hi = get()
+    if abs(hi - lo) < 2:
+        flipped = lo > hi  # an inverted axis stays inverted
+        lo, hi = min(lo, hi), max(lo, hi)
+        mid = round((lo + hi) / 2)
+        new = (mid - 1 if mid >= 1 else min(lo, 0), max(hi, mid + 1))
+        put(*(new[::-1] if flipped else new))
 
 
 def _fmt(v: float) -> str:

@@ -314,6 +314,21 @@ def test_count_axes_have_integer_ticks_without_repeats(make):
         assert "." not in label and label.replace(",", "").lstrip("−-").isdigit(), labels
 
 
+@pytest.mark.parametrize("members", [0, 7])
+@pytest.mark.parametrize("make", [
+    lambda tl: charts.timeline_chart(tl),
+    lambda tl: charts.sync_types_chart(pd.concat([tl.assign(sync_type="dynamic"), tl.assign(sync_type="one_time")])),
+])
+def test_a_flat_count_axis_has_whole_distinct_ticks(make, members):
+    """A cohort that never has a member (every count 0) drew its counts on an axis reading
+    0, 0, 0, -0, -0; a flat non-zero series one reading 7, 7, 7."""
+    tl = _runs(577, members=members).assign(members=members, true_count=members)
+    labels = _drawn_tick_labels(make(tl), "y")
+    assert len(labels) >= 2 and len(labels) == len(set(labels)), labels
+    assert all(label.isdigit() for label in labels), labels  # no "-0", no fraction
+    assert str(members) in labels
+
+
 def test_date_axes_name_the_right_month_on_every_tick():
     fig = charts.timeline_chart(_runs(577, start="2026-02-23"))  # Feb 23 .. Mar 1
     labels = _drawn_tick_labels(fig, "x")
