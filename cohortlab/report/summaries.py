@@ -442,19 +442,49 @@ def settings_summary(settings=None) -> str:
     from cohortlab.settings import SyncSettings
 
     st = SyncSettings.coerce(settings)
+    default = SyncSettings()
     minutes = st.cadence.total_seconds() / 60
+    start = f" from {_when(st.start)}" if st.start else ""
     parts = [
         f"fallback {st.fallback}",
         "event rule off" if st.event_identity_cutoff is None else f"event cutoff {_when(st.event_identity_cutoff)}",
         f"protection {st.protection}",
-        f"{st.sync_type.replace('_', '-')} sync every {minutes:g} min",
+        # a one-time export runs once: it has no cadence
+        (f"one-time export at {_when(st.start)}" if st.start else "one-time export at the first run")
+        if st.sync_type == "one_time" else f"dynamic sync every {minutes:g} min{start}",
         f"attribute \"{st.attribute_template}\"",
     ]
     if st.pauses:
-        parts.append("paused " + ", ".join(f"{_when(p.start)} to {_when(p.end)}" for p in st.pauses))
+        parts.append("paused " + ", ".join(f"{_when(p.start)} to {_when(p.end)}"
+                                           + (" (then a reconnect)" if p.ends_with == "reconnect" else "")
+                                           for p in st.pauses))
     else:
         parts.append("no pauses")
+    # the options that change the story when not at their default: two runs with different
+    # settings never show the same line
+    if st.eit_timeline != default.eit_timeline:
+        parts.append("EIT " + ", then ".join(p.eit if p.since is None else f"{p.eit} from {_when(p.since)}"
+                                             for p in st.eit_timeline))
+    if st.resolution_time != default.resolution_time:
+        parts.append("identifiers resolved once, at the as-of time")
+    if st.reexport_at:
+        parts.append("re-export at " + ", ".join(_when(t) for t in st.reexport_at))
+    if st.apply_order != default.apply_order:
+        parts.append(f"apply order {st.apply_order.replace('_', ' ')}")
+    if st.snapshot_ttl != default.snapshot_ttl:
+        parts.append(f"full refresh after a gap of {_duration(st.snapshot_ttl)}")
+    if st.refresh_clears_stale != default.refresh_clears_stale:
+        parts.append("a full refresh leaves stale profiles true")
     return "; ".join(parts)
+
+
+def _duration(d) -> str:
+    """A duration in words: ``3 days``, ``12 hours``, ``90 minutes``, ``45 seconds``."""
+    secs = d.total_seconds()
+    for unit, n in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if secs >= n and secs % n == 0:
+            return counted(int(secs // n), unit)
+    return f"{secs:g} seconds"
 
 
 def sync_report_summary(f: Mapping[str, Any]) -> str:
