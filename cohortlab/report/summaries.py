@@ -97,14 +97,20 @@ def match_rates_summary(f: Mapping[str, Any]) -> str:
            f"({'+' if f['losses'][0]['kind'] == 'plus' else '−'}{f['losses'][0]['users']:,})." if f.get("losses") else "")
     ]
     for c, v in f["cohorts"].items():
-        lines.append(
-            f"\n**{md_text(c)}**: {v['members']:,} members in Mixpanel, {v['matched']:,} reach a profile "
-            f"({pct(v['match_rate'])} of its members); the audience holds **{v['audience']:,}** profiles. "
-            + ("Where the difference goes, largest first:" if v["losses"] else "Nothing is lost on the way.")
-        )
+        if not v["members"]:  # no rate to give (the table shows "—"): never "n/a of its members"
+            lines.append(f"\n**{md_text(c)}**: no members in Mixpanel at the chosen time; the audience holds "
+                         f"**{v['audience']:,}** profiles."
+                         + (" Where they come from:" if v["losses"] else ""))
+        else:
+            lines.append(
+                f"\n**{md_text(c)}**: {v['members']:,} members in Mixpanel, {v['matched']:,} reach a profile "
+                f"({pct(v['match_rate'])} of its members); the audience holds **{v['audience']:,}** profiles. "
+                + ("Where the difference goes, largest first:" if v["losses"] else "Nothing is lost on the way.")
+            )
         for loss in v["losses"]:
             sign = "+" if loss["kind"] == "plus" else "−"
-            lines.append(f"- {sign}{loss['users']:,} ({pct(loss['share_of_members'])} of members): "
+            share = f" ({pct(loss['share_of_members'])} of members)" if loss.get("share_of_members") is not None else ""
+            lines.append(f"- {sign}{loss['users']:,}{share}: "
                          f"{STEP_WORDS.get(loss['step'], loss['step'])}; {_remedy_words(loss)}.")
     if any(loss["remedy"] == "rule" for v in f["cohorts"].values() for loss in v["losses"]):
         lines.append("\n(†) What a Rule or SDK code recovers, with and without a re-export, is simulated on the "
@@ -166,6 +172,8 @@ def _reexport_words(p: Mapping[str, Any]) -> str:
 
 def identity_gaps_summary(f: Mapping[str, Any], settings=None) -> str:
     """Markdown: the findings of the identity-gaps report, from its figures only."""
+    if not f["members"]:
+        return "**No cohort members found** at the chosen time: no identity gaps to explain."
     if not f["unmatched"]:
         return f"**All {f['members']:,} cohort members reach an mParticle profile.** No identity gaps."
     top = f["by_gap_reason"][0]

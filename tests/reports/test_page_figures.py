@@ -331,3 +331,23 @@ def test_the_settings_line_of_a_page_header_tells_apart_settings_that_change_the
     assert "EIT customer_id, then mparticle_id from 2026-02-10 00:00 UTC" in lines[-2]
     assert "2026-02-24 00:00 UTC to 2026-02-25 00:00 UTC (then a reconnect)" in lines[-1]
     assert "full refresh after a gap of 36 hours" in lines[3]
+
+
+def test_a_cohort_without_members_is_said_to_have_none_not_a_rate_of_n_a():
+    """The match-rates summary said "Nobody: 0 members in Mixpanel, 0 reach a profile (n/a of its
+    members)" where its table shows "—"; a stale profile of an emptied cohort said "(n/a of members)";
+    with no member in any cohort the identity-gaps page said "All 0 cohort members reach an mParticle
+    profile"."""
+    empty = {"members": 0, "matched": 0, "match_rate": None, "audience": 0, "losses": []}
+    emptied = {**empty, "audience": 2, "losses": [{"step": "stale_true", "kind": "plus", "users": 2,
+                                                   "share_of_members": None, "remedy": "re_export"}]}
+    f = {"totals": {"members": 5, "matched": 5, "match_rate": 1.0, "cohorts": 3, "audience": 7},
+         "losses": [], "cohorts": {"Buyers": {"members": 5, "matched": 5, "match_rate": 1.0, "audience": 5,
+                                               "losses": []}, "Nobody": empty, "Emptied": emptied}}
+    text = summaries.match_rates_summary(f)
+    assert "n/a" not in text
+    assert "**Nobody**: no members in Mixpanel at the chosen time; the audience holds **0** profiles." in text
+    assert ("**Emptied**: no members in Mixpanel at the chosen time; the audience holds **2** profiles. Where they "
+            "come from:\n- +2: profiles still true although their member left the cohort;") in text
+    none = metrics.identity_gaps_figures(ACROSS.iloc[0:0], metrics.shared_mpids(ACROSS.iloc[0:0]))
+    assert summaries.identity_gaps_summary(none).startswith("**No cohort members found**")
