@@ -286,7 +286,7 @@ ui.show_if(lambda: charts.remedies_chart(applicable),
            "counts in the audience's change, not here; a matched member still waiting to be sent (pending) that "
            "a re-export sends counts here, so a re-export can recover more people than are unmatched.",
            has_data=int(applicable["users"].clip(lower=0).sum()) > 0 if len(applicable) else False,
-           nothing_to_show="no remedy recovers anyone: the unmatched members are not in mParticle or inactive")
+           nothing_to_show=summaries.no_remedy_recovers(f))
 ui.table(remedies, columns={"remedy": "remedy", "users": "members' users recovered",
                             "gained": "audience change", "audience_after": "audience after",
                             "note": "how it was simulated"})

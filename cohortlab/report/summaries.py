@@ -195,6 +195,15 @@ def identity_gaps_summary(f: Mapping[str, Any], settings=None) -> str:
     return "\n".join(lines)
 
 
+def no_remedy_recovers(f: Mapping[str, Any]) -> str:
+    """Why the remedies chart of the identity-gaps page has nothing to show: no remedy recovers
+    anyone, because no member is unmatched, or because the unmatched are not in mParticle or not
+    active since the remedies start."""
+    if not f.get("unmatched"):
+        return "no remedy recovers anyone: every member reaches an mParticle profile"
+    return "no remedy recovers anyone: the unmatched members are not in mParticle or inactive"
+
+
 def activity_words(f: Mapping[str, Any], settings=None) -> str:
     """The unmatched members' activity since the event identity cutoff, in one list item; with the
     rule off (``event_identity_cutoff: null``) there is no cutoff, and no one is counted as inactive."""

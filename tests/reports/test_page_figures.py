@@ -351,3 +351,11 @@ def test_a_cohort_without_members_is_said_to_have_none_not_a_rate_of_n_a():
             "come from:\n- +2: profiles still true although their member left the cohort;") in text
     none = metrics.identity_gaps_figures(ACROSS.iloc[0:0], metrics.shared_mpids(ACROSS.iloc[0:0]))
     assert summaries.identity_gaps_summary(none).startswith("**No cohort members found**")
+
+
+def test_no_remedy_is_not_blamed_on_unmatched_members_when_there_are_none():
+    """With every member matched the remedies chart said "the unmatched members are not in
+    mParticle or inactive"."""
+    assert "the unmatched members" not in summaries.no_remedy_recovers({"unmatched": 0})
+    assert "every member reaches an mParticle profile" in summaries.no_remedy_recovers({"unmatched": 0})
+    assert "not in mParticle or inactive" in summaries.no_remedy_recovers({"unmatched": 4})
