@@ -107,8 +107,15 @@ def _hbar(
         data["_label"] = list(labels)
     else:
         data["_label"] = data[category]
+    if not isinstance(color, str):  # one colour per row of ``df``: kept with its row
+        data["_color"] = list(color)
+    # barh draws the first row at the bottom: the rows are reversed so that the chart reads top-down
+    # in its table's order (``sort``: largest first, ties in the table's order)
     if sort:
-        data = data.sort_values(value, ascending=True, kind="stable")
+        data = data.sort_values(value, ascending=False, kind="stable")
+    data = data.iloc[::-1]
+    if "_color" in data.columns:
+        color = list(data["_color"])
     height = max(2.5, 0.45 * len(data) + 1.4)
     fig, ax = _figure(title, xlabel=xlabel, ylabel=ylabel, figsize=(FIGSIZE[0], min(height, 12)))
     if data.empty:

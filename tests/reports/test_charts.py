@@ -169,7 +169,7 @@ def test_shared_mpid_and_remedies_charts():
     assert _bar_heights(ax) == [10, 1]
     rem = pd.DataFrame({"remedy": ["mParticle Rule", "SDK code", "EIT = mparticle_id"], "users": [40, 35, 20]})
     ax = _check_basics(charts.remedies_chart(rem), "recover", "recovered", "remedy")
-    assert _bar_widths(ax) == [40, 35, 20]
+    assert _bar_widths(ax) == [20, 35, 40]  # drawn bottom-up: the table's first remedy on top
 
 
 TIMELINE = pd.DataFrame({
@@ -442,3 +442,25 @@ def test_a_cohort_without_members_has_no_rate_and_says_so():
     assert _bar_widths(ax) == [0, 75]
     shown = [t.get_text() for t in ax.texts]
     assert "no members" in shown and "75.0%  (3 / 4)" in shown
+
+
+def test_horizontal_bars_read_top_down_in_their_tables_order():
+    """The remedies chart (not sorted) drew its table's first remedy at the bottom, the last on top;
+    sorted bars of equal length came in the reverse of the table's order; a colour per row stays
+    with its row."""
+    remedies = pd.DataFrame({"remedy": ["Rule", "Rule, then re-export", "Re-export"], "users": [29, 30, 1]})
+    ax = charts.remedies_chart(remedies).axes[0]
+    top_down = [t.get_text() for t in ax.get_yticklabels()][::-1]
+    assert top_down == ["Rule", "Rule, then re-export", "Re-export"]
+    gaps = pd.DataFrame({"gap_reason": ["distinct_id_not_mpid", "malformed_mparticle_user_id", "mpid_not_found"],
+                         "users": [53, 4, 4]})  # the table's order: largest first, ties by name
+    ax = charts.gaps_by_reason_chart(gaps).axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()][::-1] == [
+        "distinct id not mpid", "malformed mparticle user id", "mpid not found"]
+    rec = pd.DataFrame({"recoverable_via": ["customer_id", None, "email"], "users": [23, 23, 3]})
+    ax = charts.gaps_by_recoverable_chart(rec).axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()][::-1]
+    assert labels == ["customer_id", "(not in mParticle)", "email"]
+    colours = {label: bar.get_facecolor() for label, bar in zip([t.get_text() for t in ax.get_yticklabels()],
+                                                                 ax.patches)}
+    assert colours["(not in mParticle)"] != colours["customer_id"] == colours["email"]
