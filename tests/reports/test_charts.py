@@ -329,6 +329,14 @@ def test_a_flat_count_axis_has_whole_distinct_ticks(make, members):
     assert str(members) in labels
 
 
+def test_predicted_vs_observed_bar_labels_never_round_a_rate_with_an_unmatched_member_to_100_percent():
+    """The validation chart of the EIT-migration page labelled 2,999 of 3,000 members "100.0%"."""
+    by_cohort = pd.DataFrame({"cohort_name": ["Power Users"], "predicted": [1.0], "observed": [2999 / 3000]})
+    ax = charts.predicted_vs_observed_chart(by_cohort, x="cohort_name").axes[0]
+    labels = [t.get_text() for t in ax.texts]
+    assert labels == ["100.0%", ">99.9%"], labels
+
+
 def test_date_axes_name_the_right_month_on_every_tick():
     fig = charts.timeline_chart(_runs(577, start="2026-02-23"))  # Feb 23 .. Mar 1
     labels = _drawn_tick_labels(fig, "x")
