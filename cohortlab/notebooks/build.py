@@ -387,7 +387,7 @@ summary = summaries.migration_summary(figures, settings)
 doc = ui.publish(output_dir, "eit_migration", title="EIT migration", figures=figures, summary=summary,
                  headline=metrics.figures_headline_migration(figures),
                  context=ui.context(names, None, db=db, data=data, settings=settings,
-                                    as_of=as_of or f"{end_day} (the last day predicted, from {start_day})"),
+                                    as_of=summaries.migration_as_of(as_of, start_day, end_day)),
                  parameters={"plans": [p.name for p in plan_list], "start": start_day, "end": end_day,
                              "activity": activity, "settings": settings, "switch": switch_at})
 f = doc["metrics"]  # from here on, every figure shown is read from metrics.json''', "remove-cell"),

@@ -437,6 +437,16 @@ def migration_summary(f: Mapping[str, Any], settings=None) -> str:
     return "\n".join(lines)
 
 
+def migration_as_of(as_of, start, end) -> str:
+    """The "as of" of the EIT-migration page's header: the plans are predicted day by day over the
+    window (``start`` to ``end``, by default the events' range), whatever ``as_of``, which only the
+    validation uses; a header saying "as of <as_of>" alone put figures of later days under it."""
+    if as_of:
+        return (f"{readable_times(str(as_of))} for the validation; the plans are predicted day by day from "
+                f"{start} to {end}")
+    return f"{end} (the last day predicted, from {start})"
+
+
 def _when(t) -> str:
     """A time as every page writes it in words: ``2026-03-01 00:00 UTC`` (a naive time is UTC)."""
     ts = pd.Timestamp(t)

@@ -359,3 +359,12 @@ def test_no_remedy_is_not_blamed_on_unmatched_members_when_there_are_none():
     assert "the unmatched members" not in summaries.no_remedy_recovers({"unmatched": 0})
     assert "every member reaches an mParticle profile" in summaries.no_remedy_recovers({"unmatched": 0})
     assert "not in mParticle or inactive" in summaries.no_remedy_recovers({"unmatched": 4})
+
+
+def test_the_migration_page_header_does_not_put_later_days_under_an_earlier_as_of():
+    """With ``-p as_of=2026-02-26T12:00:00Z`` the EIT-migration page's header said "as of
+    2026-02-26 12:00 UTC" above plans predicted to 2026-02-28 (its window: the events' range)."""
+    text = summaries.migration_as_of("2026-02-26T12:00:00Z", "2025-11-01", "2026-02-28")
+    assert text == ("2026-02-26 12:00 UTC for the validation; the plans are predicted day by day from 2025-11-01 "
+                    "to 2026-02-28")
+    assert summaries.migration_as_of(None, "2025-11-01", "2026-02-28") == "2026-02-28 (the last day predicted, from 2025-11-01)"
