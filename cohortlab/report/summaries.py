@@ -91,8 +91,8 @@ def match_rates_summary(f: Mapping[str, Any]) -> str:
         return "**No cohort members found** at the chosen time: nothing to reconcile."
     lines = [
         f"**{t['matched']:,} of {t['members']:,} Mixpanel cohort members ({pct(t['match_rate'])} of members) "
-        f"reach an mParticle profile** across {counted(t['cohorts'], 'cohort')}; the mParticle audiences hold "
-        f"**{t['audience']:,}** profiles."
+        f"reach an mParticle profile** across {counted(t['cohorts'], 'cohort')}; the mParticle "
+        f"{'audience holds' if t['cohorts'] == 1 else 'audiences hold'} **{t['audience']:,}** profiles."
         + (f" The largest step between the two: {_step_name(f['losses'][0]['step'])} "
            f"({'+' if f['losses'][0]['kind'] == 'plus' else '−'}{f['losses'][0]['users']:,})." if f.get("losses") else "")
     ]

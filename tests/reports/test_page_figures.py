@@ -368,3 +368,14 @@ def test_the_migration_page_header_does_not_put_later_days_under_an_earlier_as_o
     assert text == ("2026-02-26 12:00 UTC for the validation; the plans are predicted day by day from 2025-11-01 "
                     "to 2026-02-28")
     assert summaries.migration_as_of(None, "2025-11-01", "2026-02-28") == "2026-02-28 (the last day predicted, from 2025-11-01)"
+
+
+def test_one_cohort_has_one_audience():
+    """A report of one cohort said "across 1 cohort; the mParticle audiences hold 99 profiles"."""
+    one = {"members": 102, "matched": 99, "match_rate": 99 / 102, "audience": 99, "losses": []}
+    f = {"totals": {"members": 102, "matched": 99, "match_rate": 99 / 102, "cohorts": 1, "audience": 99},
+         "losses": [], "cohorts": {"Power Users": one}}
+    assert "across 1 cohort; the mParticle audience holds **99** profiles." in summaries.match_rates_summary(f)
+    f["totals"]["cohorts"] = 2
+    f["cohorts"]["Other"] = one
+    assert "across 2 cohorts; the mParticle audiences hold" in summaries.match_rates_summary(f)
