@@ -327,22 +327,24 @@ f = doc["metrics"]  # from here on, every figure shown is read from metrics.json
     md("## Summary"),
     code('ui.md(summaries.sync_report_summary(f))'),
     code('''\
+suffix, prefix = summaries.dynamic_replay_words(f.get("configured", "dynamic"))  # the charts replay a dynamic sync
+within = prefix[:1].lower() + prefix[1:]  # after "Nothing to show: "
 for cohort, v in f["cohorts"].items():
     tl, ot = ui.frame(v["runs"]), ui.frame(v["one_time_runs"])
     ui.md(f"## {ui.text(cohort)}")
     has_runs = len(tl) > 0
-    ui.show_if(lambda: charts.timeline_chart(tl, title=f"{cohort}: Mixpanel cohort vs mParticle audience"),
-               "Grey: members in the Mixpanel cohort; blue: mParticle profiles with the attribute true after each "
-               "run; shaded: paused (failed runs); triangles: full refreshes.", has_data=has_runs,
+    ui.show_if(lambda: charts.timeline_chart(tl, title=f"{cohort}: Mixpanel cohort vs mParticle audience{suffix}"),
+               prefix + "Grey: members in the Mixpanel cohort; blue: mParticle profiles with the attribute true after "
+               "each run; shaded: paused (failed runs); triangles: full refreshes.", has_data=has_runs,
                nothing_to_show="no sync runs in the window")
     sent = has_runs and int(tl["adds"].sum() + tl["removes"].sum()) > 0
-    ui.show_if(lambda: charts.sync_runs_chart(tl, title=f"{cohort}: adds and removes per run"),
-               "Members each run sends: adds (up) and removes (down); nothing is sent while paused.",
-               has_data=sent, nothing_to_show="no run sent any add or remove")
+    ui.show_if(lambda: charts.sync_runs_chart(tl, title=f"{cohort}: adds and removes per run{suffix}"),
+               prefix + "Members each run sends: adds (up) and removes (down); nothing is sent while paused.",
+               has_data=sent, nothing_to_show=within + "no run sent any add or remove")
     errors = has_runs and int(tl["stale_true"].sum() + tl["not_yet_true"].sum()) > 0
-    ui.show_if(lambda: charts.staleness_chart(tl, title=f"{cohort}: stale and pending profiles"),
-               "Stale: profiles still true although the member left; pending: matched members not yet true.",
-               has_data=errors, nothing_to_show=summaries.no_staleness(v["dynamic"]))
+    ui.show_if(lambda: charts.staleness_chart(tl, title=f"{cohort}: stale and pending profiles{suffix}"),
+               prefix + "Stale: profiles still true although the member left; pending: matched members not yet true.",
+               has_data=errors, nothing_to_show=within + summaries.no_staleness(v["dynamic"]))
     ui.show_if(lambda: charts.sync_types_chart(metrics.sync_types(tl, ot),
                                                title=f"{cohort}: dynamic sync vs one-time export"),
                "A one-time export is never updated: it drifts away from the cohort as members come and go.",

@@ -379,3 +379,19 @@ def test_one_cohort_has_one_audience():
     f["totals"]["cohorts"] = 2
     f["cohorts"]["Other"] = one
     assert "across 2 cohorts; the mParticle audiences hold" in summaries.match_rates_summary(f)
+
+
+def test_with_a_one_time_export_configured_the_dynamic_charts_are_named_as_such():
+    """``sync_type: one_time``: the per-cohort charts replay a dynamic sync; titled "mParticle
+    audience" they showed 146 profiles where the configured export leaves 150, and their "no stale
+    or pending profiles" stood beside a summary counting 13 stale and 9 missing."""
+    assert summaries.dynamic_replay_words("dynamic") == ("", "")
+    suffix, prefix = summaries.dynamic_replay_words("one_time")
+    assert suffix == " (dynamic sync, not the one configured)"
+    assert prefix.startswith("What a dynamic sync would do (the settings configure a one-time export")
+    dynamic = _sync_timeline([(pd.Timestamp("2026-03-01 00:00"), 10, 10, 0, False, False, 8, 0, 0)])
+    one_time = _sync_timeline([(pd.Timestamp("2026-03-01 00:00"), 9, 10, 0, False, False, 8, 1, 2)])
+    f = metrics.sync_figures({"C": dynamic}, {"C": one_time}, configured="one_time")
+    text = summaries.sync_report_summary(json.loads(json.dumps(f, default=str)))
+    assert "the figures below the charts' dynamic replay" not in text
+    assert "the charts replay a dynamic sync instead" in text
