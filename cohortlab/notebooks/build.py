@@ -134,8 +134,9 @@ for cohort, v in f["cohorts"].items():
     ui.md(f"### {ui.text(cohort)}")
     ui.show_if(lambda: charts.waterfall_chart(ui.frame(v["waterfall"]), hide_zero=True,
                                               title=f"{cohort}: from Mixpanel members to the mParticle audience"),
-               "Start from the Mixpanel cohort, subtract members lost per gap reason and duplicates, then the "
-               "sync's pending and stale profiles: the last bar is the audience size in mParticle.",
+               "Start from the Mixpanel cohort, subtract the members lost per gap reason and the extra profiles of "
+               "shared MPIDs, then the matched profiles not yet true; add the stale profiles and the orphans the feed "
+               "set true: the last bar is the audience size in mParticle.",
                has_data=v["members"] > 0, nothing_to_show="the cohort has no members")
     ui.table(ui.waterfall_table(v["waterfall"]))"""),
     md("""

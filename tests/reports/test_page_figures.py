@@ -395,3 +395,13 @@ def test_with_a_one_time_export_configured_the_dynamic_charts_are_named_as_such(
     text = summaries.sync_report_summary(json.loads(json.dumps(f, default=str)))
     assert "the figures below the charts' dynamic replay" not in text
     assert "the charts replay a dynamic sync instead" in text
+
+
+def test_the_waterfall_caption_names_every_kind_of_step():
+    """The caption said "subtract members lost per gap reason and duplicates, then the sync's pending
+    and stale profiles": nothing of the orphans a create_and_update feed adds (+584 in a legacy world),
+    and stale profiles are added, not subtracted."""
+    from cohortlab.notebooks.build import MATCH_RATES
+
+    cell = next(c.source for c in MATCH_RATES.cells if "waterfall_chart" in c.source)
+    assert "orphans" in cell and "add the stale profiles" in cell
