@@ -324,16 +324,19 @@ def verify_times(v: Mapping[str, Any]) -> str:
             f"{_when(v['at'])}.")
 
 
-def sync_overview(stats: Mapping[str, Mapping[str, Any]]) -> str:
-    """One sentence over all cohorts (the first line of the sync notebook's summary)."""
+def sync_overview(stats: Mapping[str, Mapping[str, Any]], configured: str = "dynamic") -> str:
+    """One sentence over all cohorts (the first line of the sync notebook's summary). With a
+    one-time export (``configured``) the matched members not true are missing, not pending: no run
+    will send them (the per-cohort lines say "missing" too)."""
     h = sync_headline(stats)
     if not h["sync runs"]:
         return "**No sync runs** in the window."
+    waiting = "missing" if configured == "one_time" else "pending"
     return (
         f"**After the last run, {h['Mixpanel members (last run)']:,} Mixpanel members face "
         f"{h['attribute = true (last run)']:,} mParticle profiles with the attribute true** across "
         f"{counted(h['cohorts'], 'cohort')}: {h['stale true (last run)']:,} stale, {h['not yet true (last run)']:,} "
-        f"pending; {h['failed runs']:,} of {h['sync runs']:,} runs failed."
+        f"{waiting}; {h['failed runs']:,} of {h['sync runs']:,} runs failed."
     )
 
 
@@ -530,7 +533,7 @@ def sync_report_summary(f: Mapping[str, Any]) -> str:
     """Markdown: the findings of the sync report, from its figures only: the overview of the sync
     the settings configure, then per cohort the dynamic sync and the one-time export."""
     cohorts, configured = f["cohorts"], f.get("configured", "dynamic")
-    overview = sync_overview({c: v[configured] for c, v in cohorts.items()})
+    overview = sync_overview({c: v[configured] for c, v in cohorts.items()}, configured)
     if configured == "one_time":
         overview = ("The settings configure a **one-time export**: the per-cohort lines below say what it leaves; "
                     "the charts replay a dynamic sync instead, what a recurring sync would do (the last chart of "

@@ -405,3 +405,15 @@ def test_the_waterfall_caption_names_every_kind_of_step():
 
     cell = next(c.source for c in MATCH_RATES.cells if "waterfall_chart" in c.source)
     assert "orphans" in cell and "add the stale profiles" in cell
+
+
+def test_a_one_time_exports_missing_profiles_are_not_called_pending():
+    """The overview said "15 stale, 55 pending" for a one-time export, whose per-cohort lines call
+    the same profiles missing: no run will send them."""
+    dynamic = _sync_timeline([(pd.Timestamp("2026-03-01 00:00"), 10, 10, 0, False, False, 8, 0, 0)])
+    one_time = _sync_timeline([(pd.Timestamp("2026-03-01 00:00"), 9, 10, 0, False, False, 8, 1, 2)])
+    f = json.loads(json.dumps(metrics.sync_figures({"C": dynamic}, {"C": one_time}, configured="one_time"), default=str))
+    text = summaries.sync_report_summary(f)
+    assert "2 stale, 1 missing;" in text and "pending" not in text.split("\n")[0]
+    d = json.loads(json.dumps(metrics.sync_figures({"C": dynamic}, {"C": one_time}), default=str))
+    assert "0 stale, 0 pending;" in summaries.sync_report_summary(d)
