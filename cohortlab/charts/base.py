@@ -66,9 +66,22 @@ def _empty(ax, message: str = "no data") -> None:
 
 
 def _count_axis(axis) -> None:
-    """A count axis: integer ticks only (never 25, 26, 26, 26, 27), with thousands separators."""
+    """A count axis: integer ticks only (never 25, 26, 26, 26, 27), with thousands separators.
+    Called after the data is drawn: a flat series (a cohort that never had a member: every count
+    0) spans less than one unit, where integer ticks cannot be found and the axis read
+    ``0, 0, 0, -0, -0``; it gets the whole numbers around its value (never below 0 for a series
+    at or above 0)."""
     axis.set_major_locator(MaxNLocator(integer=True, nbins=6, min_n_ticks=2))
     axis.set_major_formatter(_THOUSANDS)
+    ax = axis.axes
+    get, put = (ax.get_ylim, ax.set_ylim) if axis is ax.yaxis else (ax.get_xlim, ax.set_xlim)
+    lo, hi = get()
+    if abs(hi - lo) < 2:
+        flipped = lo > hi  # an inverted axis stays inverted
+        lo, hi = min(lo, hi), max(lo, hi)
+        mid = round((lo + hi) / 2)
+        new = (mid - 1 if mid >= 1 else min(lo, 0), max(hi, mid + 1))
+        put(*(new[::-1] if flipped else new))
 
 
 def _fmt(v: float) -> str:
@@ -94,8 +107,15 @@ def _hbar(
         data["_label"] = list(labels)
     else:
         data["_label"] = data[category]
+    if not isinstance(color, str):  # one colour per row of ``df``: kept with its row
+        data["_color"] = list(color)
+    # barh draws the first row at the bottom: the rows are reversed so that the chart reads top-down
+    # in its table's order (``sort``: largest first, ties in the table's order)
     if sort:
-        data = data.sort_values(value, ascending=True, kind="stable")
+        data = data.sort_values(value, ascending=False, kind="stable")
+    data = data.iloc[::-1]
+    if "_color" in data.columns:
+        color = list(data["_color"])
     height = max(2.5, 0.45 * len(data) + 1.4)
     fig, ax = _figure(title, xlabel=xlabel, ylabel=ylabel, figsize=(FIGSIZE[0], min(height, 12)))
     if data.empty:

@@ -39,7 +39,7 @@ def gaps_by_recoverable_chart(
     data["recoverable_via"] = data["recoverable_via"].astype(object).where(
         data["recoverable_via"].notna(), "(not in mParticle)"
     )
-    colors = [GREY if v == "(not in mParticle)" else ORANGE for v in data.sort_values("users", kind="stable")["recoverable_via"]]
+    colors = [GREY if v == "(not in mParticle)" else ORANGE for v in data["recoverable_via"]]
     return _hbar(
         data, "recoverable_via", "users", title=title, xlabel="unmatched members",
         ylabel="found through identity", color=colors,

@@ -162,7 +162,9 @@ def _comparison_sql(t: RunTables, predicted: str, observed: str, keep: list[str]
 def _verdict(n: int, obs_rate: float, pred_rate: float, differ: int, expl: dict[str, int]) -> str:
     if not n:
         return "no cohort members to compare"
-    verdict = (f"observed match rate {obs_rate:.1%}, predicted {pred_rate:.1%}; "
+    from cohortlab.report.summaries import pct  # as the reports write it: never 100.0% with an unmatched member
+
+    verdict = (f"observed match rate {pct(obs_rate)}, predicted {pct(pred_rate)}; "
                f"{differ:,} {'user differs' if differ == 1 else 'users differ'}")
     active = int(expl.get("activity_after_export", 0))
     if differ == 1:

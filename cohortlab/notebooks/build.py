@@ -134,8 +134,9 @@ for cohort, v in f["cohorts"].items():
     ui.md(f"### {ui.text(cohort)}")
     ui.show_if(lambda: charts.waterfall_chart(ui.frame(v["waterfall"]), hide_zero=True,
                                               title=f"{cohort}: from Mixpanel members to the mParticle audience"),
-               "Start from the Mixpanel cohort, subtract members lost per gap reason and duplicates, then the "
-               "sync's pending and stale profiles: the last bar is the audience size in mParticle.",
+               "Start from the Mixpanel cohort, subtract the members lost per gap reason and the extra profiles of "
+               "shared MPIDs, then the matched profiles not yet true; add the stale profiles and the orphans the feed "
+               "set true: the last bar is the audience size in mParticle.",
                has_data=v["members"] > 0, nothing_to_show="the cohort has no members")
     ui.table(ui.waterfall_table(v["waterfall"]))"""),
     md("""
@@ -235,7 +236,9 @@ if f["unmatched"]:
     code("""\
 ui.show_if(lambda: charts.activity_chart(ui.frame(f["activity"]), cutoff_label=summaries.cutoff_label(settings)),
            "Members active since the cutoff will send new data (a fix reaches them); the others cannot be fixed "
-           "retroactively.", has_data=f["unmatched"] > 0, nothing_to_show="no unmatched members")"""),
+           "retroactively.", has_data=f["unmatched"] > 0 and f["active_after_cutoff"] is not None,
+           nothing_to_show="no unmatched members" if not f["unmatched"] else
+           "the event identity rule is off in these settings: there is no cutoff to compare the last activity with")"""),
     md("## Precision loss"),
     code("""\
 ui.md(f"{summaries.precision_loss_words(f)} an identifier that is an MPID rounded through a float "
@@ -284,12 +287,14 @@ ui.show_if(lambda: charts.remedies_chart(applicable),
            "counts in the audience's change, not here; a matched member still waiting to be sent (pending) that "
            "a re-export sends counts here, so a re-export can recover more people than are unmatched.",
            has_data=int(applicable["users"].clip(lower=0).sum()) > 0 if len(applicable) else False,
-           nothing_to_show="no remedy recovers anyone: the unmatched members are not in mParticle or inactive")
+           nothing_to_show=summaries.no_remedy_recovers(f))
 ui.table(remedies, columns={"remedy": "remedy", "users": "members' users recovered",
                             "gained": "audience change", "audience_after": "audience after",
                             "note": "how it was simulated"})
-ui.md(f"Not recoverable by a remedy that waits for new data: {summaries.counted(f['never_fixable'], 'member', bold=True)} "
-      f"in mParticle but inactive since the cutoff. Found under none of their identities: "
+ui.md((f"Not recoverable by a remedy that waits for new data: {summaries.counted(f['never_fixable'], 'member', bold=True)} "
+       f"in mParticle but inactive since the cutoff. " if f["never_fixable"] is not None else
+       "The event identity rule is off in these settings: no member is counted as inactive since a cutoff. ")
+      + f"Found under none of their identities: "
       f"{summaries.counted(f['not_in_mparticle'], 'member', bold=True)} (`recoverable_via` empty; one whose "
       f"`$distinct_id` is the MPID of an existing profile, hidden by a junk `$mparticle_user_id`, is among them, "
       f"and the remedies above do reach it).")"""),
@@ -323,22 +328,24 @@ f = doc["metrics"]  # from here on, every figure shown is read from metrics.json
     md("## Summary"),
     code('ui.md(summaries.sync_report_summary(f))'),
     code('''\
+suffix, prefix = summaries.dynamic_replay_words(f.get("configured", "dynamic"))  # the charts replay a dynamic sync
+within = prefix[:1].lower() + prefix[1:]  # after "Nothing to show: "
 for cohort, v in f["cohorts"].items():
     tl, ot = ui.frame(v["runs"]), ui.frame(v["one_time_runs"])
     ui.md(f"## {ui.text(cohort)}")
     has_runs = len(tl) > 0
-    ui.show_if(lambda: charts.timeline_chart(tl, title=f"{cohort}: Mixpanel cohort vs mParticle audience"),
-               "Grey: members in the Mixpanel cohort; blue: mParticle profiles with the attribute true after each "
-               "run; shaded: paused (failed runs); triangles: full refreshes.", has_data=has_runs,
+    ui.show_if(lambda: charts.timeline_chart(tl, title=f"{cohort}: Mixpanel cohort vs mParticle audience{suffix}"),
+               prefix + "Grey: members in the Mixpanel cohort; blue: mParticle profiles with the attribute true after "
+               "each run; shaded: paused (failed runs); triangles: full refreshes.", has_data=has_runs,
                nothing_to_show="no sync runs in the window")
     sent = has_runs and int(tl["adds"].sum() + tl["removes"].sum()) > 0
-    ui.show_if(lambda: charts.sync_runs_chart(tl, title=f"{cohort}: adds and removes per run"),
-               "Members each run sends: adds (up) and removes (down); nothing is sent while paused.",
-               has_data=sent, nothing_to_show="no run sent any add or remove")
+    ui.show_if(lambda: charts.sync_runs_chart(tl, title=f"{cohort}: adds and removes per run{suffix}"),
+               prefix + "Members each run sends: adds (up) and removes (down); nothing is sent while paused.",
+               has_data=sent, nothing_to_show=within + "no run sent any add or remove")
     errors = has_runs and int(tl["stale_true"].sum() + tl["not_yet_true"].sum()) > 0
-    ui.show_if(lambda: charts.staleness_chart(tl, title=f"{cohort}: stale and pending profiles"),
-               "Stale: profiles still true although the member left; pending: matched members not yet true.",
-               has_data=errors, nothing_to_show=summaries.no_staleness(v["dynamic"]))
+    ui.show_if(lambda: charts.staleness_chart(tl, title=f"{cohort}: stale and pending profiles{suffix}"),
+               prefix + "Stale: profiles still true although the member left; pending: matched members not yet true.",
+               has_data=errors, nothing_to_show=within + summaries.no_staleness(v["dynamic"]))
     ui.show_if(lambda: charts.sync_types_chart(metrics.sync_types(tl, ot),
                                                title=f"{cohort}: dynamic sync vs one-time export"),
                "A one-time export is never updated: it drifts away from the cohort as members come and go.",
@@ -383,7 +390,7 @@ summary = summaries.migration_summary(figures, settings)
 doc = ui.publish(output_dir, "eit_migration", title="EIT migration", figures=figures, summary=summary,
                  headline=metrics.figures_headline_migration(figures),
                  context=ui.context(names, None, db=db, data=data, settings=settings,
-                                    as_of=as_of or f"{end_day} (the last day predicted, from {start_day})"),
+                                    as_of=summaries.migration_as_of(as_of, start_day, end_day)),
                  parameters={"plans": [p.name for p in plan_list], "start": start_day, "end": end_day,
                              "activity": activity, "settings": settings, "switch": switch_at})
 f = doc["metrics"]  # from here on, every figure shown is read from metrics.json''', "remove-cell"),

@@ -139,7 +139,8 @@ def remedies(resolution: pd.DataFrame, values: pd.DataFrame | None = None) -> pd
     when several).
 
     ``attrs``: ``never_fixable`` (unmatched, in mParticle under another identity, inactive since
-    the cutoff: no remedy that waits for new data reaches them) and ``not_in_mparticle``
+    the cutoff: no remedy that waits for new data reaches them; None with the event identity rule off,
+    whose members are neither active nor inactive since a cutoff) and ``not_in_mparticle``
     (unmatched, found under no identity), counted in ``resolution``."""
     cols = ["remedy", "key", "users", "gained", "audience_before", "audience_after", "applies", "note"]
     if values is None or values.empty:
@@ -159,9 +160,18 @@ def remedies(resolution: pd.DataFrame, values: pd.DataFrame | None = None) -> pd
     u = unmatched(resolution)
     in_mp = u["recoverable_via"].notna()
     active = flags(u["active_after_cutoff"])
-    out.attrs["never_fixable"] = members(u[in_mp & ~active])
+    # the event identity rule off: no cutoff, no activity since it (null), so none is known to be inactive
+    out.attrs["never_fixable"] = members(u[in_mp & ~active]) if activity_known(resolution) else None
     out.attrs["not_in_mparticle"] = members(u[~in_mp])
     return out
+
+
+def activity_known(resolution: pd.DataFrame) -> bool:
+    """Whether the unmatched members' activity since the event identity cutoff is known: not when
+    the rule is off (``event_identity_cutoff: null``), where ``active_after_cutoff`` is null for every
+    member (docs/rules.md#recoverable-via), which is neither active nor inactive."""
+    u = unmatched(resolution)
+    return u.empty or bool(u["active_after_cutoff"].notna().any())
 
 
 def remedy_users(rem: pd.DataFrame, key: str) -> int:
@@ -419,7 +429,8 @@ def identity_gaps_figures(resolution: pd.DataFrame, shared: pd.DataFrame, *, red
     u = unmatched(resolution)
     rem = remedies(resolution, remedy_values)
     in_mp = members(u[u["recoverable_via"].notna()])
-    active = members(u[flags(u["active_after_cutoff"])])
+    known = activity_known(resolution)  # not with the event identity rule off: then None, never "inactive"
+    active = members(u[flags(u["active_after_cutoff"])]) if known else None
     n_members, n_unmatched = members(resolution), members(u)
     per_cohort = {}
     for c, g in resolution.groupby("cohort_name", sort=True):
@@ -437,10 +448,10 @@ def identity_gaps_figures(resolution: pd.DataFrame, shared: pd.DataFrame, *, red
         "unmatched_share": n_unmatched / n_members if n_members else None,
         "in_mparticle": in_mp,
         "active_after_cutoff": active,
-        "inactive_since_cutoff": n_unmatched - active,
+        "inactive_since_cutoff": None if active is None else n_unmatched - active,
         "by_gap_reason": _rows(gaps_by_reason(resolution)),
         "by_recoverable_via": _rows(gaps_by_recoverable(resolution)),
-        "activity": _rows(activity(resolution, "gap_reason")),
+        "activity": _rows(activity(resolution, "gap_reason")) if known else [],
         "precision_loss": members(resolution[resolution["gap_reason"] == "mpid_precision_loss"]),
         # the same Mixpanel profile in several cohorts is a member of each: counted once here
         "precision_loss_profiles": int(resolution.loc[resolution["gap_reason"] == "mpid_precision_loss",
@@ -457,7 +468,7 @@ def identity_gaps_figures(resolution: pd.DataFrame, shared: pd.DataFrame, *, red
         "rule_fixable": remedy_users(rem, "rule_reexport"),
         "rule_next_sends": remedy_users(rem, "rule"),
         "remedies_since": None if remedy_values is None else remedy_values.attrs.get("since"),
-        "never_fixable": int(rem.attrs["never_fixable"]),
+        "never_fixable": None if rem.attrs["never_fixable"] is None else int(rem.attrs["never_fixable"]),
         "not_in_mparticle": int(rem.attrs["not_in_mparticle"]),
         "cohorts": per_cohort,
         "row_limit": ROW_LIMIT,

@@ -91,20 +91,26 @@ def match_rates_summary(f: Mapping[str, Any]) -> str:
         return "**No cohort members found** at the chosen time: nothing to reconcile."
     lines = [
         f"**{t['matched']:,} of {t['members']:,} Mixpanel cohort members ({pct(t['match_rate'])} of members) "
-        f"reach an mParticle profile** across {counted(t['cohorts'], 'cohort')}; the mParticle audiences hold "
-        f"**{t['audience']:,}** profiles."
+        f"reach an mParticle profile** across {counted(t['cohorts'], 'cohort')}; the mParticle "
+        f"{'audience holds' if t['cohorts'] == 1 else 'audiences hold'} **{t['audience']:,}** profiles."
         + (f" The largest step between the two: {_step_name(f['losses'][0]['step'])} "
            f"({'+' if f['losses'][0]['kind'] == 'plus' else '−'}{f['losses'][0]['users']:,})." if f.get("losses") else "")
     ]
     for c, v in f["cohorts"].items():
-        lines.append(
-            f"\n**{md_text(c)}**: {v['members']:,} members in Mixpanel, {v['matched']:,} reach a profile "
-            f"({pct(v['match_rate'])} of its members); the audience holds **{v['audience']:,}** profiles. "
-            + ("Where the difference goes, largest first:" if v["losses"] else "Nothing is lost on the way.")
-        )
+        if not v["members"]:  # no rate to give (the table shows "—"): never "n/a of its members"
+            lines.append(f"\n**{md_text(c)}**: no members in Mixpanel at the chosen time; the audience holds "
+                         f"**{v['audience']:,}** profiles."
+                         + (" Where they come from:" if v["losses"] else ""))
+        else:
+            lines.append(
+                f"\n**{md_text(c)}**: {v['members']:,} members in Mixpanel, {v['matched']:,} reach a profile "
+                f"({pct(v['match_rate'])} of its members); the audience holds **{v['audience']:,}** profiles. "
+                + ("Where the difference goes, largest first:" if v["losses"] else "Nothing is lost on the way.")
+            )
         for loss in v["losses"]:
             sign = "+" if loss["kind"] == "plus" else "−"
-            lines.append(f"- {sign}{loss['users']:,} ({pct(loss['share_of_members'])} of members): "
+            share = f" ({pct(loss['share_of_members'])} of members)" if loss.get("share_of_members") is not None else ""
+            lines.append(f"- {sign}{loss['users']:,}{share}: "
                          f"{STEP_WORDS.get(loss['step'], loss['step'])}; {_remedy_words(loss)}.")
     if any(loss["remedy"] == "rule" for v in f["cohorts"].values() for loss in v["losses"]):
         lines.append("\n(†) What a Rule or SDK code recovers, with and without a re-export, is simulated on the "
@@ -137,10 +143,14 @@ def cutoff_label(settings=None) -> str:
 def _rule_words(f: Mapping[str, Any]) -> str:
     """The Rule remedy as simulated (Lab.remedies): with a re-export and with the next sends only."""
     inactive, absent = f["never_fixable"], f["not_in_mparticle"]
-    tail = (f"{counted(inactive, 'unmatched member', bold=True)} {'is' if inactive == 1 else 'are'} in mParticle but "
-            f"inactive since the cutoff (cannot be fixed retroactively); {absent:,} {'is' if absent == 1 else 'are'} "
-            f"found under none of their identities (a member whose `$distinct_id` is an MPID hidden by a junk "
-            f"`$mparticle_user_id` counts here, yet a Rule reaches it).")
+    found = (f"found under none of their identities (a member whose `$distinct_id` is an MPID hidden by a junk "
+             f"`$mparticle_user_id` counts here, yet a Rule reaches it).")
+    if inactive is None:  # the event identity rule off: no cutoff to be inactive since
+        tail = f"{counted(absent, 'unmatched member', bold=True)} {'is' if absent == 1 else 'are'} {found}"
+    else:
+        tail = (f"{counted(inactive, 'unmatched member', bold=True)} {'is' if inactive == 1 else 'are'} in mParticle "
+                f"but inactive since the cutoff (cannot be fixed retroactively); {absent:,} "
+                f"{'is' if absent == 1 else 'are'} {found}")
     if not f.get("remedies"):
         return f"- Remedies were not simulated. {tail}"
     since = f.get("remedies_since")
@@ -162,6 +172,8 @@ def _reexport_words(p: Mapping[str, Any]) -> str:
 
 def identity_gaps_summary(f: Mapping[str, Any], settings=None) -> str:
     """Markdown: the findings of the identity-gaps report, from its figures only."""
+    if not f["members"]:
+        return "**No cohort members found** at the chosen time: no identity gaps to explain."
     if not f["unmatched"]:
         return f"**All {f['members']:,} cohort members reach an mParticle profile.** No identity gaps."
     top = f["by_gap_reason"][0]
@@ -174,14 +186,32 @@ def identity_gaps_summary(f: Mapping[str, Any], settings=None) -> str:
         f"- **{f['in_mparticle']:,}** of the {counted(f['unmatched'], 'unmatched member')} "
         f"{'is' if f['in_mparticle'] == 1 else 'are'} in mParticle after all (found through another identity): only "
         f"the identifier Mixpanel sends is wrong.",
-        f"- {f['active_after_cutoff']:,} of the unmatched were active on or after {cutoff_text(settings)}; "
-        f"{f['inactive_since_cutoff']:,} were not.",
+        activity_words(f, settings),
         _rule_words(f),
     ]
     if f["shared_mpids"]:
         lines.append(f"- Not a gap but a smaller audience (one person, several profiles, counted once in mParticle: "
                      f"the waterfall's shared MPID step, on the match-rates page): {shared_mpids_words(f)}.")
     return "\n".join(lines)
+
+
+def no_remedy_recovers(f: Mapping[str, Any]) -> str:
+    """Why the remedies chart of the identity-gaps page has nothing to show: no remedy recovers
+    anyone, because no member is unmatched, or because the unmatched are not in mParticle or not
+    active since the remedies start."""
+    if not f.get("unmatched"):
+        return "no remedy recovers anyone: every member reaches an mParticle profile"
+    return "no remedy recovers anyone: the unmatched members are not in mParticle or inactive"
+
+
+def activity_words(f: Mapping[str, Any], settings=None) -> str:
+    """The unmatched members' activity since the event identity cutoff, in one list item; with the
+    rule off (``event_identity_cutoff: null``) there is no cutoff, and no one is counted as inactive."""
+    if f.get("active_after_cutoff") is None:
+        return ("- The event identity rule is off in these settings: there is no cutoff, so the unmatched are "
+                "not split into active and inactive members, and none is counted as never fixable.")
+    return (f"- {f['active_after_cutoff']:,} of the unmatched were active on or after {cutoff_text(settings)}; "
+            f"{f['inactive_since_cutoff']:,} were not.")
 
 
 def shared_mpids_words(f: Mapping[str, Any], bold: bool = False) -> str:
@@ -294,16 +324,19 @@ def verify_times(v: Mapping[str, Any]) -> str:
             f"{_when(v['at'])}.")
 
 
-def sync_overview(stats: Mapping[str, Mapping[str, Any]]) -> str:
-    """One sentence over all cohorts (the first line of the sync notebook's summary)."""
+def sync_overview(stats: Mapping[str, Mapping[str, Any]], configured: str = "dynamic") -> str:
+    """One sentence over all cohorts (the first line of the sync notebook's summary). With a
+    one-time export (``configured``) the matched members not true are missing, not pending: no run
+    will send them (the per-cohort lines say "missing" too)."""
     h = sync_headline(stats)
     if not h["sync runs"]:
         return "**No sync runs** in the window."
+    waiting = "missing" if configured == "one_time" else "pending"
     return (
         f"**After the last run, {h['Mixpanel members (last run)']:,} Mixpanel members face "
         f"{h['attribute = true (last run)']:,} mParticle profiles with the attribute true** across "
         f"{counted(h['cohorts'], 'cohort')}: {h['stale true (last run)']:,} stale, {h['not yet true (last run)']:,} "
-        f"pending; {h['failed runs']:,} of {h['sync runs']:,} runs failed."
+        f"{waiting}; {h['failed runs']:,} of {h['sync runs']:,} runs failed."
     )
 
 
@@ -337,15 +370,29 @@ def sync_summary(cohort: str, stats: Mapping[str, Any], one_time: Mapping[str, A
     return s
 
 
+def dynamic_replay_words(configured: str = "dynamic") -> tuple[str, str]:
+    """``(title suffix, caption prefix)`` of the sync page's per-cohort charts, which replay a
+    dynamic sync: nothing when the settings configure one; with a one-time export they are not the
+    audience the other pages and the summary report (a chart titled "mParticle audience" showed
+    146 profiles where the configured one-time export leaves 150, and "no stale or pending
+    profiles" beside a summary counting 13 stale and 9 missing)."""
+    if configured != "one_time":
+        return "", ""
+    return (" (dynamic sync, not the one configured)",
+            "What a dynamic sync would do (the settings configure a one-time export, compared in the last chart): ")
+
+
 def no_staleness(stats: Mapping[str, Any]) -> str:
     """What a cohort without stale or pending profiles after any run means (the "nothing to show"
     of its staleness chart): the audience always held exactly the matched members, which may be
-    far fewer than the cohort's members."""
+    far fewer than the cohort's members. It counts profiles, not members: matched members who share
+    an MPID are one profile (the waterfall's shared MPID step), so the members the match-rates page
+    says are matched can be more."""
     n = stats.get("runs") or 0
     runs = "the one run" if n == 1 else f"any of the {n:,} runs"
-    return (f"no stale or pending profiles after {runs} (the audience always held exactly "
-            f"the matched members: {stats.get('true_count', 0):,} of the {counted(stats.get('members', 0), 'member')} "
-            f"after the last run)")
+    return (f"no stale or pending profiles after {runs} (the audience always held exactly the profiles of "
+            f"the matched members: {counted(stats.get('true_count', 0), 'profile')} for the "
+            f"{counted(stats.get('members', 0), 'member')} after the last run)")
 
 
 def _plan_changes_words(p: Mapping[str, Any]) -> str:
@@ -405,6 +452,16 @@ def migration_summary(f: Mapping[str, Any], settings=None) -> str:
     return "\n".join(lines)
 
 
+def migration_as_of(as_of, start, end) -> str:
+    """The "as of" of the EIT-migration page's header: the plans are predicted day by day over the
+    window (``start`` to ``end``, by default the events' range), whatever ``as_of``, which only the
+    validation uses; a header saying "as of <as_of>" alone put figures of later days under it."""
+    if as_of:
+        return (f"{readable_times(str(as_of))} for the validation; the plans are predicted day by day from "
+                f"{start} to {end}")
+    return f"{end} (the last day predicted, from {start})"
+
+
 def _when(t) -> str:
     """A time as every page writes it in words: ``2026-03-01 00:00 UTC`` (a naive time is UTC)."""
     ts = pd.Timestamp(t)
@@ -427,28 +484,59 @@ def settings_summary(settings=None) -> str:
     from cohortlab.settings import SyncSettings
 
     st = SyncSettings.coerce(settings)
+    default = SyncSettings()
     minutes = st.cadence.total_seconds() / 60
+    start = f" from {_when(st.start)}" if st.start else ""
     parts = [
         f"fallback {st.fallback}",
         "event rule off" if st.event_identity_cutoff is None else f"event cutoff {_when(st.event_identity_cutoff)}",
         f"protection {st.protection}",
-        f"{st.sync_type.replace('_', '-')} sync every {minutes:g} min",
+        # a one-time export runs once: it has no cadence
+        (f"one-time export at {_when(st.start)}" if st.start else "one-time export at the first run")
+        if st.sync_type == "one_time" else f"dynamic sync every {minutes:g} min{start}",
         f"attribute \"{st.attribute_template}\"",
     ]
     if st.pauses:
-        parts.append("paused " + ", ".join(f"{_when(p.start)} to {_when(p.end)}" for p in st.pauses))
+        parts.append("paused " + ", ".join(f"{_when(p.start)} to {_when(p.end)}"
+                                           + (" (then a reconnect)" if p.ends_with == "reconnect" else "")
+                                           for p in st.pauses))
     else:
         parts.append("no pauses")
+    # the options that change the story when not at their default: two runs with different
+    # settings never show the same line
+    if st.eit_timeline != default.eit_timeline:
+        parts.append("EIT " + ", then ".join(p.eit if p.since is None else f"{p.eit} from {_when(p.since)}"
+                                             for p in st.eit_timeline))
+    if st.resolution_time != default.resolution_time:
+        parts.append("identifiers resolved once, at the as-of time")
+    if st.reexport_at:
+        parts.append("re-export at " + ", ".join(_when(t) for t in st.reexport_at))
+    if st.apply_order != default.apply_order:
+        parts.append(f"apply order {st.apply_order.replace('_', ' ')}")
+    if st.snapshot_ttl != default.snapshot_ttl:
+        parts.append(f"full refresh after a gap of {_duration(st.snapshot_ttl)}")
+    if st.refresh_clears_stale != default.refresh_clears_stale:
+        parts.append("a full refresh leaves stale profiles true")
     return "; ".join(parts)
+
+
+def _duration(d) -> str:
+    """A duration in words: ``3 days``, ``12 hours``, ``90 minutes``, ``45 seconds``."""
+    secs = d.total_seconds()
+    for unit, n in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if secs >= n and secs % n == 0:
+            return counted(int(secs // n), unit)
+    return f"{secs:g} seconds"
 
 
 def sync_report_summary(f: Mapping[str, Any]) -> str:
     """Markdown: the findings of the sync report, from its figures only: the overview of the sync
     the settings configure, then per cohort the dynamic sync and the one-time export."""
     cohorts, configured = f["cohorts"], f.get("configured", "dynamic")
-    overview = sync_overview({c: v[configured] for c, v in cohorts.items()})
+    overview = sync_overview({c: v[configured] for c, v in cohorts.items()}, configured)
     if configured == "one_time":
-        overview = ("The settings configure a **one-time export**: the figures below the charts' dynamic replay "
-                    "are what a recurring sync would do instead. " + overview)
+        overview = ("The settings configure a **one-time export**: the per-cohort lines below say what it leaves; "
+                    "the charts replay a dynamic sync instead, what a recurring sync would do (the last chart of "
+                    "each cohort compares the two). " + overview)
     return "\n\n".join([overview] + [sync_summary(c, v["dynamic"], v["one_time"], configured)
                                        for c, v in cohorts.items()])

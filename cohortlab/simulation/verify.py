@@ -628,7 +628,9 @@ def format_verify(v: VerifyResult, limit: int = 20) -> str:
     for idx, row in conf.iterrows():
         lines.append(f"  {idx:<10}" + "".join(f"{int(x):>10,}" for x in row))
     dis = v.disagreements
-    lines += ["", f"agreement: {v.agreement:.2%} of {v.compared:,} profiles; {len(dis):,} disagree"]
+    from cohortlab.report.summaries import pct  # as the reports write it: never 100.0% with a disagreement
+
+    lines += ["", f"agreement: {pct(v.agreement)} of {v.compared:,} profiles; {len(dis):,} disagree"]
     if len(dis):
         lines.append(f"disagreements by cause (first that applies, {RULE})")
         for r in v.causes.itertuples(index=False):

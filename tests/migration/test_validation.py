@@ -95,3 +95,13 @@ def test_a_member_with_events_that_the_plan_keys_elsewhere_is_not_a_member_witho
     # activity after the export is found through the member's person, predicted or not
     v = validate(world.engine, do_nothing, obs, "Power Users", "2026-01-06T00:00:00Z", store=False)
     assert v.differences.set_index("distinct_id").loc["101", "explanation"] == "activity_after_export"
+
+
+def test_a_verdict_never_rounds_a_rate_with_an_unmatched_member_to_100_percent():
+    """The verdict is shown on the EIT-migration page, where no share strictly between 0 and 1 is
+    written 100.0% or 0.0%."""
+    from cohortlab.migration.validate import _verdict
+
+    text = _verdict(30000, 29999 / 30000, 1.0, 1, {})
+    assert text.startswith("observed match rate >99.9%, predicted 100.0%; 1 user differs")
+    assert _verdict(30000, 1 / 30000, 0.0, 1, {}).startswith("observed match rate <0.1%, predicted 0.0%")

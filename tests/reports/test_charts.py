@@ -169,7 +169,7 @@ def test_shared_mpid_and_remedies_charts():
     assert _bar_heights(ax) == [10, 1]
     rem = pd.DataFrame({"remedy": ["mParticle Rule", "SDK code", "EIT = mparticle_id"], "users": [40, 35, 20]})
     ax = _check_basics(charts.remedies_chart(rem), "recover", "recovered", "remedy")
-    assert _bar_widths(ax) == [40, 35, 20]
+    assert _bar_widths(ax) == [20, 35, 40]  # drawn bottom-up: the table's first remedy on top
 
 
 TIMELINE = pd.DataFrame({
@@ -314,6 +314,29 @@ def test_count_axes_have_integer_ticks_without_repeats(make):
         assert "." not in label and label.replace(",", "").lstrip("−-").isdigit(), labels
 
 
+@pytest.mark.parametrize("members", [0, 7])
+@pytest.mark.parametrize("make", [
+    lambda tl: charts.timeline_chart(tl),
+    lambda tl: charts.sync_types_chart(pd.concat([tl.assign(sync_type="dynamic"), tl.assign(sync_type="one_time")])),
+])
+def test_a_flat_count_axis_has_whole_distinct_ticks(make, members):
+    """A cohort that never has a member (every count 0) drew its counts on an axis reading
+    0, 0, 0, -0, -0; a flat non-zero series one reading 7, 7, 7."""
+    tl = _runs(577, members=members).assign(members=members, true_count=members)
+    labels = _drawn_tick_labels(make(tl), "y")
+    assert len(labels) >= 2 and len(labels) == len(set(labels)), labels
+    assert all(label.isdigit() for label in labels), labels  # no "-0", no fraction
+    assert str(members) in labels
+
+
+def test_predicted_vs_observed_bar_labels_never_round_a_rate_with_an_unmatched_member_to_100_percent():
+    """The validation chart of the EIT-migration page labelled 2,999 of 3,000 members "100.0%"."""
+    by_cohort = pd.DataFrame({"cohort_name": ["Power Users"], "predicted": [1.0], "observed": [2999 / 3000]})
+    ax = charts.predicted_vs_observed_chart(by_cohort, x="cohort_name").axes[0]
+    labels = [t.get_text() for t in ax.texts]
+    assert labels == ["100.0%", ">99.9%"], labels
+
+
 def test_date_axes_name_the_right_month_on_every_tick():
     fig = charts.timeline_chart(_runs(577, start="2026-02-23"))  # Feb 23 .. Mar 1
     labels = _drawn_tick_labels(fig, "x")
@@ -427,3 +450,25 @@ def test_a_cohort_without_members_has_no_rate_and_says_so():
     assert _bar_widths(ax) == [0, 75]
     shown = [t.get_text() for t in ax.texts]
     assert "no members" in shown and "75.0%  (3 / 4)" in shown
+
+
+def test_horizontal_bars_read_top_down_in_their_tables_order():
+    """The remedies chart (not sorted) drew its table's first remedy at the bottom, the last on top;
+    sorted bars of equal length came in the reverse of the table's order; a colour per row stays
+    with its row."""
+    remedies = pd.DataFrame({"remedy": ["Rule", "Rule, then re-export", "Re-export"], "users": [29, 30, 1]})
+    ax = charts.remedies_chart(remedies).axes[0]
+    top_down = [t.get_text() for t in ax.get_yticklabels()][::-1]
+    assert top_down == ["Rule", "Rule, then re-export", "Re-export"]
+    gaps = pd.DataFrame({"gap_reason": ["distinct_id_not_mpid", "malformed_mparticle_user_id", "mpid_not_found"],
+                         "users": [53, 4, 4]})  # the table's order: largest first, ties by name
+    ax = charts.gaps_by_reason_chart(gaps).axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()][::-1] == [
+        "distinct id not mpid", "malformed mparticle user id", "mpid not found"]
+    rec = pd.DataFrame({"recoverable_via": ["customer_id", None, "email"], "users": [23, 23, 3]})
+    ax = charts.gaps_by_recoverable_chart(rec).axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()][::-1]
+    assert labels == ["customer_id", "(not in mParticle)", "email"]
+    colours = {label: bar.get_facecolor() for label, bar in zip([t.get_text() for t in ax.get_yticklabels()],
+                                                                 ax.patches)}
+    assert colours["(not in mParticle)"] != colours["customer_id"] == colours["email"]

@@ -116,9 +116,19 @@ def test_no_stale_or_pending_profiles_is_not_said_to_be_an_audience_matching_the
     # the legacy world's Power Users: 210 members, 7 of them matched, never a stale or pending profile
     stats = {"runs": 577, "members": 210, "true_count": 7, "stale_true": 0, "not_yet_true": 0}
     assert summaries.no_staleness(stats) == (
-        "no stale or pending profiles after any of the 577 runs (the audience always held exactly the matched "
-        "members: 7 of the 210 members after the last run)")
+        "no stale or pending profiles after any of the 577 runs (the audience always held exactly the profiles "
+        "of the matched members: 7 profiles for the 210 members after the last run)")
     assert "matched the cohort" not in summaries.no_staleness(stats)
+
+
+def test_no_staleness_counts_the_audience_in_profiles_not_in_matched_members():
+    """The demo's Power Users: 175 members, 165 matched (the match-rates page), 19 of them on an MPID
+    another member has: 146 profiles. The sentence said "146 of the 175 members", a second, different
+    count of the matched members."""
+    stats = {"runs": 577, "members": 175, "true_count": 146, "stale_true": 0, "not_yet_true": 0}
+    text = summaries.no_staleness(stats)
+    assert "146 of the 175 members" not in text
+    assert "146 profiles for the 175 members after the last run" in text
 
 
 # --------------------------------------------------------------------------- across cohorts
@@ -272,3 +282,138 @@ def test_the_sync_page_leads_with_the_sync_the_settings_configure():
     d = metrics.sync_figures({"C": dynamic}, {"C": one_time})
     assert (d["configured"], d["totals"]["stale true (last run)"]) == ("dynamic", 0)
     assert "2 dynamic sync run" in summaries.sync_report_summary(d)
+
+
+def test_with_the_event_identity_rule_off_no_unmatched_member_is_called_inactive_or_never_fixable():
+    """``event_identity_cutoff: null``: ``active_after_cutoff`` is null for every member (no cutoff),
+    which is not "inactive": the page said "0 of the unmatched were active ...; 3 were not" and
+    counted every unmatched member found in mParticle as never fixable, beside a Rule that recovers them."""
+    off = pd.DataFrame([
+        {**_member("A", "p1", 11)},
+        {**_member("A", "cust-1", None, "distinct_id_not_mpid", "cust-1"), "recoverable_via": "customer_id"},
+        {**_member("A", "cust-2", None, "distinct_id_not_mpid", "cust-2"), "recoverable_via": "customer_id"},
+        {**_member("A", "cust-3", None, "distinct_id_not_mpid", "cust-3")},
+    ]).assign(active_after_cutoff=None)
+    for frame in (off, off.assign(n=1)):  # per member, and counted
+        f = json.loads(json.dumps(metrics.identity_gaps_figures(frame, metrics.shared_mpids(frame))))
+        assert (f["unmatched"], f["in_mparticle"], f["not_in_mparticle"]) == (3, 2, 1)
+        assert f["never_fixable"] is None and f["active_after_cutoff"] is None and f["inactive_since_cutoff"] is None
+        assert f["activity"] == []
+        assert metrics.figures_headline_identity_gaps(f)["never fixable (in mParticle, inactive)"] is None
+        text = summaries.identity_gaps_summary(f, {"event_identity_cutoff": None})
+        assert "; 3 were not" not in text and "inactive since the cutoff" not in text
+        assert "The event identity rule is off in these settings" in text
+        assert "**1** unmatched member is found under none of their identities" in text
+    # with the rule on, a member without activity since the cutoff is inactive, as before
+    on = off.assign(active_after_cutoff=False)
+    f = metrics.identity_gaps_figures(on, metrics.shared_mpids(on))
+    assert (f["never_fixable"], f["active_after_cutoff"], f["inactive_since_cutoff"]) == (2, 0, 3)
+    assert "- 0 of the unmatched were active on or after the 2026-01-15 00:00 UTC cutoff; 3 were not." in \
+        summaries.identity_gaps_summary(f)
+
+
+def test_the_settings_line_of_a_page_header_tells_apart_settings_that_change_the_story():
+    """The header said "one-time sync every 15 min" for a one-time export (which runs once), and
+    showed the same line for settings that differ in resolution time, re-exports or EIT timeline."""
+    line = summaries.settings_summary({"sync_type": "one_time"})
+    assert "one-time export at the first run" in line and "every 15 min" not in line
+    assert "one-time export at 2026-02-01 00:00 UTC" in summaries.settings_summary(
+        {"sync_type": "one_time", "start": "2026-02-01"})
+    default = summaries.settings_summary(None)
+    assert default == ('fallback data; event cutoff 2026-01-15 00:00 UTC; protection only_update; dynamic sync every '
+                       '15 min; attribute "{cohort_name}"; no pauses')  # unchanged: earlier runs stay comparable
+    others = [{"resolution_time": "as_of"}, {"reexport_at": ["2026-03-20"]}, {"apply_order": "adds_then_removes"},
+              {"snapshot_ttl": "36h"}, {"refresh_clears_stale": False}, {"start": "2026-02-01"},
+              {"eit_timeline": [{"since": None, "eit": "customer_id"}, {"since": "2026-02-10", "eit": "mparticle_id"}]},
+              {"pauses": [{"start": "2026-02-24", "end": "2026-02-25", "ends_with": "reconnect"}]}]
+    lines = [summaries.settings_summary(o) for o in others]
+    assert len(set(lines + [default])) == len(others) + 1, lines
+    assert "EIT customer_id, then mparticle_id from 2026-02-10 00:00 UTC" in lines[-2]
+    assert "2026-02-24 00:00 UTC to 2026-02-25 00:00 UTC (then a reconnect)" in lines[-1]
+    assert "full refresh after a gap of 36 hours" in lines[3]
+
+
+def test_a_cohort_without_members_is_said_to_have_none_not_a_rate_of_n_a():
+    """The match-rates summary said "Nobody: 0 members in Mixpanel, 0 reach a profile (n/a of its
+    members)" where its table shows "—"; a stale profile of an emptied cohort said "(n/a of members)";
+    with no member in any cohort the identity-gaps page said "All 0 cohort members reach an mParticle
+    profile"."""
+    empty = {"members": 0, "matched": 0, "match_rate": None, "audience": 0, "losses": []}
+    emptied = {**empty, "audience": 2, "losses": [{"step": "stale_true", "kind": "plus", "users": 2,
+                                                   "share_of_members": None, "remedy": "re_export"}]}
+    f = {"totals": {"members": 5, "matched": 5, "match_rate": 1.0, "cohorts": 3, "audience": 7},
+         "losses": [], "cohorts": {"Buyers": {"members": 5, "matched": 5, "match_rate": 1.0, "audience": 5,
+                                               "losses": []}, "Nobody": empty, "Emptied": emptied}}
+    text = summaries.match_rates_summary(f)
+    assert "n/a" not in text
+    assert "**Nobody**: no members in Mixpanel at the chosen time; the audience holds **0** profiles." in text
+    assert ("**Emptied**: no members in Mixpanel at the chosen time; the audience holds **2** profiles. Where they "
+            "come from:\n- +2: profiles still true although their member left the cohort;") in text
+    none = metrics.identity_gaps_figures(ACROSS.iloc[0:0], metrics.shared_mpids(ACROSS.iloc[0:0]))
+    assert summaries.identity_gaps_summary(none).startswith("**No cohort members found**")
+
+
+def test_no_remedy_is_not_blamed_on_unmatched_members_when_there_are_none():
+    """With every member matched the remedies chart said "the unmatched members are not in
+    mParticle or inactive"."""
+    assert "the unmatched members" not in summaries.no_remedy_recovers({"unmatched": 0})
+    assert "every member reaches an mParticle profile" in summaries.no_remedy_recovers({"unmatched": 0})
+    assert "not in mParticle or inactive" in summaries.no_remedy_recovers({"unmatched": 4})
+
+
+def test_the_migration_page_header_does_not_put_later_days_under_an_earlier_as_of():
+    """With ``-p as_of=2026-02-26T12:00:00Z`` the EIT-migration page's header said "as of
+    2026-02-26 12:00 UTC" above plans predicted to 2026-02-28 (its window: the events' range)."""
+    text = summaries.migration_as_of("2026-02-26T12:00:00Z", "2025-11-01", "2026-02-28")
+    assert text == ("2026-02-26 12:00 UTC for the validation; the plans are predicted day by day from 2025-11-01 "
+                    "to 2026-02-28")
+    assert summaries.migration_as_of(None, "2025-11-01", "2026-02-28") == "2026-02-28 (the last day predicted, from 2025-11-01)"
+
+
+def test_one_cohort_has_one_audience():
+    """A report of one cohort said "across 1 cohort; the mParticle audiences hold 99 profiles"."""
+    one = {"members": 102, "matched": 99, "match_rate": 99 / 102, "audience": 99, "losses": []}
+    f = {"totals": {"members": 102, "matched": 99, "match_rate": 99 / 102, "cohorts": 1, "audience": 99},
+         "losses": [], "cohorts": {"Power Users": one}}
+    assert "across 1 cohort; the mParticle audience holds **99** profiles." in summaries.match_rates_summary(f)
+    f["totals"]["cohorts"] = 2
+    f["cohorts"]["Other"] = one
+    assert "across 2 cohorts; the mParticle audiences hold" in summaries.match_rates_summary(f)
+
+
+def test_with_a_one_time_export_configured_the_dynamic_charts_are_named_as_such():
+    """``sync_type: one_time``: the per-cohort charts replay a dynamic sync; titled "mParticle
+    audience" they showed 146 profiles where the configured export leaves 150, and their "no stale
+    or pending profiles" stood beside a summary counting 13 stale and 9 missing."""
+    assert summaries.dynamic_replay_words("dynamic") == ("", "")
+    suffix, prefix = summaries.dynamic_replay_words("one_time")
+    assert suffix == " (dynamic sync, not the one configured)"
+    assert prefix.startswith("What a dynamic sync would do (the settings configure a one-time export")
+    dynamic = _sync_timeline([(pd.Timestamp("2026-03-01 00:00"), 10, 10, 0, False, False, 8, 0, 0)])
+    one_time = _sync_timeline([(pd.Timestamp("2026-03-01 00:00"), 9, 10, 0, False, False, 8, 1, 2)])
+    f = metrics.sync_figures({"C": dynamic}, {"C": one_time}, configured="one_time")
+    text = summaries.sync_report_summary(json.loads(json.dumps(f, default=str)))
+    assert "the figures below the charts' dynamic replay" not in text
+    assert "the charts replay a dynamic sync instead" in text
+
+
+def test_the_waterfall_caption_names_every_kind_of_step():
+    """The caption said "subtract members lost per gap reason and duplicates, then the sync's pending
+    and stale profiles": nothing of the orphans a create_and_update feed adds (+584 in a legacy world),
+    and stale profiles are added, not subtracted."""
+    from cohortlab.notebooks.build import MATCH_RATES
+
+    cell = next(c.source for c in MATCH_RATES.cells if "waterfall_chart" in c.source)
+    assert "orphans" in cell and "add the stale profiles" in cell
+
+
+def test_a_one_time_exports_missing_profiles_are_not_called_pending():
+    """The overview said "15 stale, 55 pending" for a one-time export, whose per-cohort lines call
+    the same profiles missing: no run will send them."""
+    dynamic = _sync_timeline([(pd.Timestamp("2026-03-01 00:00"), 10, 10, 0, False, False, 8, 0, 0)])
+    one_time = _sync_timeline([(pd.Timestamp("2026-03-01 00:00"), 9, 10, 0, False, False, 8, 1, 2)])
+    f = json.loads(json.dumps(metrics.sync_figures({"C": dynamic}, {"C": one_time}, configured="one_time"), default=str))
+    text = summaries.sync_report_summary(f)
+    assert "2 stale, 1 missing;" in text and "pending" not in text.split("\n")[0]
+    d = json.loads(json.dumps(metrics.sync_figures({"C": dynamic}, {"C": one_time}), default=str))
+    assert "0 stale, 0 pending;" in summaries.sync_report_summary(d)

@@ -199,7 +199,12 @@ def test_every_cause_counted_in_order(data):
     text = v.to_text()
     for c in CAUSES:
         assert c in text
-    assert "agreement: 16.67% of 6 profiles; 5 disagree" in text
+    assert "agreement: 16.7% of 6 profiles; 5 disagree" in text  # one decimal, as the report writes it
+    # 5 disagreements in a million profiles: not "100.00%" (the report's own line says >99.9%)
+    import dataclasses
+
+    many = dataclasses.replace(v, both_absent=v.both_absent + 999_994)
+    assert "agreement: >99.9% of 1,000,000 profiles; 5 disagree" in many.to_text()
     assert v.summary()["observed_true"] == 2 and v.summary()["simulated_true"] == 5
 
 
