@@ -80,7 +80,9 @@ class Lab:
 
     def table(self, name: str) -> pd.DataFrame:
         if name not in schema.TABLES and not self.engine.table_exists(name):
-            raise ValueError(f"no table {name!r}")
+            from cohortlab.errors import SettingsError
+
+            raise SettingsError(f"no table {name!r} (lab.info()['tables'] lists the canonical tables)")
         return self.engine.query_df(f"SELECT * FROM {name}")
 
     def info(self) -> dict[str, Any]:

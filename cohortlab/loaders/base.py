@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Iterable
 
 from cohortlab.engines.base import Engine
-from cohortlab.errors import LoadError, StrictLoadError
+from cohortlab.errors import LoadError, SettingsError, StrictLoadError
 from cohortlab.loaders.files import (
     MAX_INVALID_UTF8_LINES,
     MAX_LINE_SIZE,
@@ -394,7 +394,12 @@ class Loader(ABC):
     description: ClassVar[str] = ""
 
     def __init__(self, **options: Any) -> None:
-        self.options = self.validate_options(options)
+        try:
+            self.options = self.validate_options(options)
+        except LoadError:
+            raise
+        except ValueError as e:  # an unknown option or a bad value: the user's mistake, one line
+            raise SettingsError(str(e)) from None
 
     def validate_options(self, options: dict[str, Any]) -> dict[str, Any]:
         """Check and normalise options; raise ValueError with a clear message. Default: none allowed."""

@@ -31,6 +31,7 @@ from typing import Any, Iterable
 import pandas as pd
 
 from cohortlab.engines.base import Engine
+from cohortlab.errors import CohortlabError
 from cohortlab.escaping import one_line
 from cohortlab.identifiers import is_valid_mpid, mpid_sql
 from cohortlab.pipeline import sql_str
@@ -55,7 +56,7 @@ RULES = {
 MAX_EVENTS = 10
 
 
-class ExplainError(ValueError):
+class ExplainError(CohortlabError, ValueError):
     """The user is not found for this cohort."""
 
 

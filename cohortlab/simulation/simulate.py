@@ -30,6 +30,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from cohortlab.engines.base import Engine
+from cohortlab.errors import CohortlabError
 from cohortlab.settings import SyncSettings
 from cohortlab.simulation.membership import CohortRef, Source
 from cohortlab.simulation.resolution import RESOLUTION_COLUMNS
@@ -60,7 +61,7 @@ _ORDER = {
 }
 
 
-class DroppedTableError(RuntimeError):
+class DroppedTableError(CohortlabError, RuntimeError):
     """The tables of a simulation were dropped (e.g. evicted from the Lab's cache)."""
 
 

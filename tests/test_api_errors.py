@@ -1,0 +1,57 @@
+"""An analyst's mistakes through the Python API (``Lab``) raise cohortlab's own errors: a
+:class:`cohortlab.errors.CohortlabError` (the base the CLI prints on one line, and the one a
+notebook can catch), still the ``ValueError``/``RuntimeError`` it was, with a message that names
+what to fix: not a KeyError, a pydantic or a DuckDB internal."""
+
+from __future__ import annotations
+
+import pytest
+
+from cohortlab import Lab
+from cohortlab.errors import CohortlabError
+
+
+@pytest.fixture
+def lab():
+    with Lab() as lab:
+        lab.engine.execute("INSERT INTO mp_cohort_snapshots (snapshot_id, cohort_name, as_of, member_count) "
+                           "VALUES (1, 'Power Users', '2026-03-01', 1)")
+        lab.engine.execute("INSERT INTO mp_cohort_members (snapshot_id, cohort_name, as_of, distinct_id) "
+                           "VALUES (1, 'Power Users', '2026-03-01', 'u1')")
+        yield lab
+
+
+PLAN = {"name": "p", "eit_timeline": "customer_id"}
+
+
+@pytest.mark.parametrize("call,base,message", [
+    (lambda lab: lab.simulate("Power Userz"), ValueError, "unknown cohort 'Power Userz'; known cohorts: 'Power Users'"),
+    (lambda lab: lab.resolution("Nope"), ValueError, "unknown cohort 'Nope'"),
+    (lambda lab: lab.verify("Nope"), ValueError, "unknown cohort 'Nope'"),
+    (lambda lab: lab.explain("Nope", "u1"), ValueError, "unknown cohort 'Nope'"),
+    (lambda lab: lab.explain("Power Users", "nobody"), ValueError, "user 'nobody' not found"),
+    (lambda lab: lab.verify("Power Users"), ValueError, "no observed state for cohort 'Power Users'"),
+    (lambda lab: lab.simulate("Power Users", source="csv"), ValueError, "source must be auto, snapshots or webhooks"),
+    (lambda lab: lab.table("nope"), ValueError, "no table 'nope'"),
+    (lambda lab: lab.load("mixpanel-event", "x.jsonl"), ValueError, "unknown load kind 'mixpanel-event'"),
+    (lambda lab: lab.load("mixpanel-events", "x.jsonl", timeunit="s"), ValueError, "unknown option"),
+    (lambda lab: lab.load("mixpanel-events", "x.jsonl", time_unit="hours"), ValueError, "time_unit must be one of"),
+    (lambda lab: lab.migration_plan({"name": "p", "switch_at": "2026-02-01"}, "2026-01-01", "2026-02-01"),
+     ValueError, "invalid migration plan: switch_at"),
+])
+def test_a_mistake_raises_a_cohortlab_error_naming_it(lab, call, base, message):
+    with pytest.raises(CohortlabError) as e:
+        call(lab)
+    assert isinstance(e.value, base)  # what callers caught before still catches it
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_dropped_simulation_is_a_cohortlab_error(lab):
+    from cohortlab.simulation.simulate import DroppedTableError
+
+    r = lab.simulate("Power Users")
+    lab.clear_simulations()
+    with pytest.raises(DroppedTableError) as e:
+        r.tables["resolution"].as_pandas()
+    assert isinstance(e.value, CohortlabError) and isinstance(e.value, RuntimeError)
+    assert "run the simulation again" in str(e.value)
