@@ -116,6 +116,7 @@ class LoadReport:
     warnings: list[str] = field(default_factory=list)
 
     def add(self, path: str, load_id: int, r: FileResult) -> None:
+        """Count one loaded file (its load id and :class:`FileResult`) into the report."""
         self.warnings += r.warnings
         if r.rows_read and not r.loaded and not r.deduplicated:
             reasons = ", ".join(f"{reason} {n:,}" for reason, n in r.quarantined.most_common(3))
@@ -132,9 +133,11 @@ class LoadReport:
 
     @property
     def n_quarantined(self) -> int:
+        """Records quarantined, all reasons together (per reason: ``quarantined``)."""
         return sum(self.quarantined.values())
 
     def as_dict(self) -> dict[str, Any]:
+        """The report as plain JSON values (what ``cohortlab load --json`` prints)."""
         return {
             "kind": self.kind,
             "files": self.files,
