@@ -385,7 +385,8 @@ class Lab:
         their gap reasons and an explanation, verdict line). ``observed`` defaults to
         the members resolved at ``at`` (``lab.resolution(cohort, at, settings)`` with
         ``resolution_time="as_of"``; or give the resolution of another lab holding the
-        later exports, with ``activity="repeat"`` when this lab's events end before ``at``)."""
+        later exports, with ``activity="repeat"`` when this lab's events end before ``at``; its ``mpid``
+        integers or their text, never floats: docs/migration.md#validation)."""
         from cohortlab.migration.validate import validate
 
         if observed is None:  # what the exports show: every member resolved at `at`
