@@ -55,3 +55,19 @@ def test_a_dropped_simulation_is_a_cohortlab_error(lab):
         r.tables["resolution"].as_pandas()
     assert isinstance(e.value, CohortlabError) and isinstance(e.value, RuntimeError)
     assert "run the simulation again" in str(e.value)
+
+
+def test_a_closed_lab_says_so(tmp_path):
+    """Using a Lab after close() (a notebook cell run again after `with Lab(...)`) is one line naming
+    the database, not DuckDB's ConnectionException; closing twice is harmless."""
+    from cohortlab.errors import DatabaseError
+
+    db = tmp_path / "lab.duckdb"
+    with Lab(db) as lab:
+        pass
+    lab.close()
+    for call in (lambda: lab.sql("SELECT 1"), lambda: lab.simulate("Power Users"), lambda: lab.info()):
+        with pytest.raises(DatabaseError, match=r"lab.duckdb: this lab was closed .*open a new Lab"):
+            call()
+    with Lab(db) as again:  # the file is free again
+        assert again.sql("SELECT 1 AS x").x.tolist() == [1]

@@ -97,6 +97,18 @@ def open_waiting(database: str, open_fn, wait: float, how: str = "open the datab
             raise DatabaseError(f"{database}: cannot {how} ({first})") from None
 
 
+class _Closed:
+    """The connection of a closed engine: any use raises one line saying so (DuckDB's own error
+    is ``ConnectionException: Connection Error: Connection already closed!``)."""
+
+    def __init__(self, database: str | None) -> None:
+        self.database = database
+
+    def __getattr__(self, name: str):
+        raise DatabaseError(f"{self.database or 'the in-memory database'}: this lab was closed "
+                            "(lab.close() or the end of a `with` block): open a new Lab")
+
+
 READ_ONLY_CATALOG = "source"  # the user's database in read-only mode (see DuckDBEngine._attach_read_only)
 
 
@@ -206,8 +218,12 @@ class DuckDBEngine(Engine):
             self.execute(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} IF EXISTS {name}")
 
     def close(self) -> None:
-        """Close the connection and remove this engine's own temporary folder."""
+        """Close the connection and remove this engine's own temporary folder (again: nothing);
+        using the engine afterwards raises :class:`DatabaseError`."""
+        if isinstance(self.con, _Closed):
+            return
         self.con.close()
+        self.con = _Closed(self.database)
         if self._own_temp:
             shutil.rmtree(self._own_temp, ignore_errors=True)
 
