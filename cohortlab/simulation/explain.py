@@ -108,7 +108,12 @@ def user_text(engine: Engine, user: Any) -> str:
     """The text explain looks ``user`` up by: as given when a distinct_id, an email or an
     mParticle user identity is spelled exactly so (a distinct_id may start or end with a space,
     docs/loading.md#mixpanel-members), else without its surrounding spaces (an id pasted with
-    them). Only a value with surrounding spaces is looked up here."""
+    them). Only a value with surrounding spaces is looked up here. A float is refused: it names
+    no id exactly (an MPID above 2^53 has lost its last digits: docs/rules.md#exact-numbers)."""
+    if isinstance(user, float) or type(user).__module__ == "numpy" and getattr(user, "dtype", None) is not None \
+            and user.dtype.kind == "f":
+        raise ExplainError(f"user {user!r} is a float, which names no MPID or id exactly (an MPID above 2^53 has "
+                           "lost its last digits): give the id as text or an int")
     text = str(user)
     stripped = text.strip()
     if stripped == text:

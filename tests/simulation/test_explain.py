@@ -141,3 +141,20 @@ def test_explain_finds_a_distinct_id_with_surrounding_spaces_as_spelled(data):
     # spaces pasted around an id that has none: the id itself
     assert data.lab.explain(C, " 007 ").mpids == [top]
     assert data.lab.explain(C, f" {top}\n").distinct_ids == [" 12"]
+
+
+def test_explain_refuses_a_float_user(data):
+    """A float (an MPID read from a float column) names no id exactly: refused with the reason,
+    not 'not found'."""
+    import numpy as np
+    import pytest
+
+    from cohortlab.simulation.explain import ExplainError
+
+    data.mpa(9007199254740993)
+    data.profile("u", mparticle_user_id="9007199254740993")
+    data.snapshot(C, "2026-03-01T00:00", ["u"])
+    for user in (9007199254740993.0, np.float64(9007199254740993)):
+        with pytest.raises(ExplainError, match="is a float, which names no MPID or id exactly"):
+            data.lab.explain(C, user)
+    assert data.lab.explain(C, np.int64(9007199254740993)).distinct_ids == ["u"]
