@@ -351,16 +351,21 @@ class Lab:
                       activity: str = "observed", repeat_days: int = 30, cohort: str | None = None,
                       debug: bool = False) -> pd.DataFrame:
         """Several plans on the same data, one table (plan, day, match_rate, matched, members,
-        split_profiles, ...). ``plans``: a list of plans/dicts/YAML paths, or one YAML file
-        holding a list. ``activity="repeat"`` projects the activity of the last ``repeat_days``
+        split_profiles, ...). ``plans``: a list of plans/dicts/YAML paths, one plan (a
+        ``MigrationPlan`` or a dict), or one YAML file holding a list. ``activity="repeat"`` projects the activity of the last ``repeat_days``
         days of data past the last event (repeated with that period). ``cohort``: only the people
         behind the members of that cohort's latest snapshot (default: everyone with events).
         The per-plan summary is in ``df.attrs["summary"]`` (and table ``migration_summary``)."""
-        from cohortlab.migration.plans import load_plans
+        from cohortlab.migration.plans import MigrationPlan, PlanError, load_plans
         from cohortlab.migration.run import run_plans
 
         if isinstance(plans, (str, os.PathLike)):
             plans = load_plans(plans)
+        elif isinstance(plans, (dict, MigrationPlan)):  # one plan (a dict's keys are no plans)
+            plans = [plans]
+        elif not isinstance(plans, (list, tuple)):
+            raise PlanError(f"plans must be a list of plans (MigrationPlan, dict or YAML path) or a YAML file, "
+                            f"not {type(plans).__name__}")
         run = run_plans(self.engine, list(plans), start, end, settings=settings,
                         activity=activity, repeat_days=repeat_days, cohort=cohort, debug=debug)
         daily, summary = run.daily, run.summary

@@ -71,3 +71,14 @@ def test_a_closed_lab_says_so(tmp_path):
             call()
     with Lab(db) as again:  # the file is free again
         assert again.sql("SELECT 1 AS x").x.tolist() == [1]
+
+
+def test_compare_plans_takes_one_plan_or_a_list_and_says_what_else_is_wrong(lab):
+    from cohortlab.migration.plans import PlanError
+
+    with pytest.raises(PlanError, match="plans must be a list of plans .* not int"):
+        lab.compare_plans(5, "2026-02-20", "2026-03-01")
+    lab.engine.execute("INSERT INTO mp_events (event, time, distinct_id, insert_id) "
+                       "VALUES ('e', '2026-02-25', 'u1', 'i1')")
+    one = lab.compare_plans({"name": "p", "eit_timeline": "customer_id"}, "2026-02-20", "2026-03-01")
+    assert set(one["plan"]) == {"p"}  # a dict is one plan, not a list of its keys
