@@ -34,6 +34,17 @@ def _drop_quietly(engine: Engine, tables: list[str]) -> None:
 
 
 class Lab:
+    """A DuckDB database (a file, or in memory) with the canonical tables, and every analysis on
+    it: :meth:`load` exports, :meth:`simulate` a cohort (``resolution``, ``timeline``,
+    ``waterfall``, ``gap_summary``), :meth:`verify` against mParticle, :meth:`explain` one user,
+    the remedies and the EIT migration what-if, :meth:`sql` and :meth:`table` to look.
+
+    Frames are pandas; MPIDs in them are 64-bit integers (``int64``, or ``Int64`` when a value is
+    missing), never floats; distinct_ids and identifiers are text as exported. A user mistake
+    (unknown cohort, bad time or setting) raises a :class:`cohortlab.errors.CohortlabError`.
+    Use it as a context manager (``with Lab("x.duckdb") as lab:``) or :meth:`close` it: DuckDB
+    lets one process at a time write a database file."""
+
     def __init__(
         self,
         database: str | os.PathLike | None = None,
@@ -43,6 +54,12 @@ class Lab:
         use_stored: bool = True,
         **engine_options: Any,
     ) -> None:
+        """``database``: a DuckDB file (created, with its folder, when missing), or None for an
+        in-memory database. ``read_only=True``: the file is never written (results go to
+        memory). ``use_stored=False``: always simulate, never read
+        a simulation stored in the database. ``engine``: an engine instead of a DuckDB database
+        (e.g. :class:`cohortlab.engines.SparkEngine`). ``engine_options``: ``memory_limit``
+        (``"1.5GB"``) and ``threads`` for DuckDB (defaults: docs/settings.md#engine-settings)."""
         self.engine = engine or DuckDBEngine(database, read_only=read_only, **engine_options)
         # read simulations stored in the database (cohortlab.simulation.store); False: always compute
         self.use_stored = use_stored
@@ -79,8 +96,13 @@ class Lab:
         return self.engine.query_df(query, params)
 
     def table(self, name: str) -> pd.DataFrame:
+        """The whole table ``name`` (a canonical table, ``cohortlab info --schema``, or one this
+        lab or a command wrote: ``resolution``, ``migration_daily``, ...) as a DataFrame; an
+        unknown name raises :class:`cohortlab.errors.SettingsError`."""
         if name not in schema.TABLES and not self.engine.table_exists(name):
-            raise ValueError(f"no table {name!r}")
+            from cohortlab.errors import SettingsError
+
+            raise SettingsError(f"no table {name!r} (lab.info()['tables'] lists the canonical tables)")
         return self.engine.query_df(f"SELECT * FROM {name}")
 
     def info(self) -> dict[str, Any]:
@@ -299,7 +321,8 @@ class Lab:
                  source: str = "auto") -> pd.DataFrame:
         """Every remedy (Rule, SDK code, each with and without a re-export, EIT switch,
         re-export, reconnect after a pause) valued by its own simulation: one row per remedy with
-        ``remedy, key, audience_before, audience_after, gained, note`` at ``at``, the remedy
+        ``remedy, key, audience_before, audience_after, gained, people_before, people_after,
+        recovered, applies, note`` at ``at``, the remedy
         applied from ``since`` (default: the event identity cutoff when at or before ``at``, else the first run)
         (:func:`cohortlab.simulation.remedies.value_remedies`)."""
         from cohortlab.simulation.remedies import value_remedies
@@ -328,16 +351,21 @@ class Lab:
                       activity: str = "observed", repeat_days: int = 30, cohort: str | None = None,
                       debug: bool = False) -> pd.DataFrame:
         """Several plans on the same data, one table (plan, day, match_rate, matched, members,
-        split_profiles, ...). ``plans``: a list of plans/dicts/YAML paths, or one YAML file
-        holding a list. ``activity="repeat"`` projects the activity of the last ``repeat_days``
+        split_profiles, ...). ``plans``: a list of plans/dicts/YAML paths, one plan (a
+        ``MigrationPlan`` or a dict), or one YAML file holding a list. ``activity="repeat"`` projects the activity of the last ``repeat_days``
         days of data past the last event (repeated with that period). ``cohort``: only the people
         behind the members of that cohort's latest snapshot (default: everyone with events).
         The per-plan summary is in ``df.attrs["summary"]`` (and table ``migration_summary``)."""
-        from cohortlab.migration.plans import load_plans
+        from cohortlab.migration.plans import MigrationPlan, PlanError, load_plans
         from cohortlab.migration.run import run_plans
 
         if isinstance(plans, (str, os.PathLike)):
             plans = load_plans(plans)
+        elif isinstance(plans, (dict, MigrationPlan)):  # one plan (a dict's keys are no plans)
+            plans = [plans]
+        elif not isinstance(plans, (list, tuple)):
+            raise PlanError(f"plans must be a list of plans (MigrationPlan, dict or YAML path) or a YAML file, "
+                            f"not {type(plans).__name__}")
         run = run_plans(self.engine, list(plans), start, end, settings=settings,
                         activity=activity, repeat_days=repeat_days, cohort=cohort, debug=debug)
         daily, summary = run.daily, run.summary
@@ -360,8 +388,10 @@ class Lab:
         ``at`` (default: the cohort's latest snapshot), per member: a
         :class:`cohortlab.migration.validate.ValidationResult` (confusion table, users that differ with
         their gap reasons and an explanation, verdict line). ``observed`` defaults to
-        ``lab.resolution(cohort, at, settings)`` (or give the resolution of another lab holding the
-        later exports, with ``activity="repeat"`` when this lab's events end before ``at``)."""
+        the members resolved at ``at`` (``lab.resolution(cohort, at, settings)`` with
+        ``resolution_time="as_of"``; or give the resolution of another lab holding the
+        later exports, with ``activity="repeat"`` when this lab's events end before ``at``; its ``mpid``
+        integers or their text, never floats: docs/migration.md#validation)."""
         from cohortlab.migration.validate import validate
 
         if observed is None:  # what the exports show: every member resolved at `at`
@@ -396,7 +426,8 @@ class Lab:
 
     def explain(self, cohort: str, user: Any, at: Any = None, settings: Any = None, *, source: str = "auto",
                 snapshot_at: Any = None, show_personal_data: bool = False):
-        """Every fact about one user (``user``: distinct_id, email or MPID) on both sides and the
+        """Every fact about one user (``user``: distinct_id, email, MPID or mParticle user identity,
+        looked up as spelled; spaces around it are dropped when it names nothing as given) on both sides and the
         rule that decided each step: a :class:`cohortlab.simulation.explain.Explanation`
         (``.steps``: list of steps; ``.to_text()``). Reads the full simulation when this lab
         holds it or the database stores it (:meth:`cached_simulation`), else simulates only the
@@ -410,6 +441,7 @@ class Lab:
     # ================================================================== end of observed state
 
     def close(self) -> None:
+        """Close the database (a file's lock is released; the lab cannot be used after)."""
         close = getattr(self.engine, "close", None)
         if close:
             close()

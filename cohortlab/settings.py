@@ -265,9 +265,12 @@ class SyncSettings(_Model):
 
     # ------------------------------------------------------------------ YAML
     def to_dict(self) -> dict[str, Any]:
+        """Every option as plain JSON values (times as ISO text, durations as ``15m``)."""
         return self.model_dump(mode="json")
 
     def to_yaml(self, path: str | Path | None = None) -> str:
+        """The settings as YAML text (every option), also written to ``path`` when given;
+        :meth:`from_yaml` reads it back."""
         import yaml
 
         text = yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=False)
@@ -277,6 +280,8 @@ class SyncSettings(_Model):
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "SyncSettings":
+        """Settings from a YAML file of ``option: value`` (docs/settings.md); an unreadable
+        file, an unknown option or a bad value raises :class:`SettingsError` naming the file."""
         from cohortlab.errors import read_yaml_file
 
         p = Path(path)

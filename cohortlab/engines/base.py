@@ -38,7 +38,8 @@ class Engine(ABC):
         """Expose a (small) pandas DataFrame as a table/view called ``name``."""
 
     @abstractmethod
-    def table_exists(self, name: str) -> bool: ...
+    def table_exists(self, name: str) -> bool:
+        """Whether a table or view called ``name`` exists."""
 
     @abstractmethod
     def drop(self, name: str) -> None:
@@ -64,6 +65,7 @@ class Engine(ABC):
         return list(self.query_df(f"SELECT * FROM {name} LIMIT 0").columns)
 
     def count(self, name: str) -> int:
+        """Rows of table ``name``."""
         return int(self.query_rows(f"SELECT count(*) FROM {name}")[0][0])
 
     @contextmanager

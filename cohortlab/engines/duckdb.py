@@ -97,10 +97,25 @@ def open_waiting(database: str, open_fn, wait: float, how: str = "open the datab
             raise DatabaseError(f"{database}: cannot {how} ({first})") from None
 
 
+class _Closed:
+    """The connection of a closed engine: any use raises one line saying so (DuckDB's own error
+    is ``ConnectionException: Connection Error: Connection already closed!``)."""
+
+    def __init__(self, database: str | None) -> None:
+        self.database = database
+
+    def __getattr__(self, name: str):
+        raise DatabaseError(f"{self.database or 'the in-memory database'}: this lab was closed "
+                            "(lab.close() or the end of a `with` block): open a new Lab")
+
+
 READ_ONLY_CATALOG = "source"  # the user's database in read-only mode (see DuckDBEngine._attach_read_only)
 
 
 class DuckDBEngine(Engine):
+    """The default engine: one DuckDB connection, to a file or in memory (module docstring:
+    memory limit, threads, temporary folder, a database another process holds)."""
+
     name = "duckdb"
 
     def __init__(
@@ -112,6 +127,10 @@ class DuckDBEngine(Engine):
         threads: int | None = None,
         read_only: bool = False,
     ) -> None:
+        """``database``: a file (its folder created when missing) or None / ``":memory:"``;
+        ``connection``: an open DuckDB connection to use instead; ``memory_limit`` (``"1.5GB"``)
+        and ``threads``: defaults from ``$COHORTLAB_MEMORY_LIMIT`` / ``$COHORTLAB_THREADS``, else
+        the machine's; ``read_only``: the file is attached read-only and never written."""
         if connection is not None:
             self.con = connection
             self.database = None
@@ -186,6 +205,7 @@ class DuckDBEngine(Engine):
         self.con.register(name, df)
 
     def table_exists(self, name: str) -> bool:
+        """Whether a table or view called ``name`` exists (any schema of this connection)."""
         rows = self.query_rows(
             "SELECT 1 FROM information_schema.tables WHERE table_name = ? LIMIT 1", [name]
         )
@@ -198,7 +218,12 @@ class DuckDBEngine(Engine):
             self.execute(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} IF EXISTS {name}")
 
     def close(self) -> None:
+        """Close the connection and remove this engine's own temporary folder (again: nothing);
+        using the engine afterwards raises :class:`DatabaseError`."""
+        if isinstance(self.con, _Closed):
+            return
         self.con.close()
+        self.con = _Closed(self.database)
         if self._own_temp:
             shutil.rmtree(self._own_temp, ignore_errors=True)
 

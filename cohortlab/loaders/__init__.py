@@ -32,7 +32,9 @@ def loader_class(kind: str) -> type[Loader]:
     try:
         target = LOADERS[kind]
     except KeyError:
-        raise ValueError(f"unknown load kind {kind!r}; expected one of {', '.join(LOADERS)}") from None
+        from cohortlab.errors import SettingsError
+
+        raise SettingsError(f"unknown load kind {kind!r}; expected one of {', '.join(LOADERS)}") from None
     module, cls = target.split(":")
     return getattr(import_module(module), cls)
 

@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Iterable
 
 from cohortlab.engines.base import Engine
-from cohortlab.errors import LoadError, StrictLoadError
+from cohortlab.errors import LoadError, SettingsError, StrictLoadError
 from cohortlab.loaders.files import (
     MAX_INVALID_UTF8_LINES,
     MAX_LINE_SIZE,
@@ -117,6 +117,7 @@ class LoadReport:
     warnings: list[str] = field(default_factory=list)
 
     def add(self, path: str, load_id: int, r: FileResult) -> None:
+        """Count one loaded file (its load id and :class:`FileResult`) into the report."""
         self.warnings += r.warnings
         if r.rows_read and not r.loaded and not r.deduplicated:
             reasons = ", ".join(f"{reason} {n:,}" for reason, n in r.quarantined.most_common(3))
@@ -133,9 +134,11 @@ class LoadReport:
 
     @property
     def n_quarantined(self) -> int:
+        """Records quarantined, all reasons together (per reason: ``quarantined``)."""
         return sum(self.quarantined.values())
 
     def as_dict(self) -> dict[str, Any]:
+        """The report as plain JSON values (what ``cohortlab load --json`` prints)."""
         return {
             "kind": self.kind,
             "files": self.files,
@@ -397,7 +400,12 @@ class Loader(ABC):
     description: ClassVar[str] = ""
 
     def __init__(self, **options: Any) -> None:
-        self.options = self.validate_options(options)
+        try:
+            self.options = self.validate_options(options)
+        except LoadError:
+            raise
+        except ValueError as e:  # an unknown option or a bad value: the user's mistake, one line
+            raise SettingsError(str(e)) from None
 
     def validate_options(self, options: dict[str, Any]) -> dict[str, Any]:
         """Check and normalise options; raise ValueError with a clear message. Default: none allowed."""

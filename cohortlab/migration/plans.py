@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator
 
-from cohortlab.errors import SettingsError
+from cohortlab.errors import CohortlabError, SettingsError
 from cohortlab.settings import EitPeriod, SyncSettings
 from cohortlab.times import format_time, naive_utc, parse_time, to_utc
 
@@ -49,7 +49,7 @@ _EIT_ALIASES = {
 }
 
 
-class PlanError(ValueError):
+class PlanError(CohortlabError, ValueError):
     """A migration plan is invalid or cannot be read."""
 
 

@@ -15,6 +15,8 @@ from typing import Any
 import pandas as pd
 
 from cohortlab.engines.base import Engine
+from cohortlab.errors import SettingsError
+from cohortlab.identifiers import is_valid_mpid
 from cohortlab.migration.model import REPEAT_DAYS, RunTables, profiles_pipeline, run_pipeline, status_pipeline
 from cohortlab.migration.persons import prepare
 from cohortlab.migration.plans import MigrationPlan
@@ -104,7 +106,35 @@ def _observed_frame(observed: pd.DataFrame, cohort: str) -> tuple[pd.DataFrame, 
     for c in keep:
         if c != "mpid":
             obs[c] = obs[c].astype("string")
+    if "mpid" in keep:
+        obs["mpid"] = exact_mpids(obs["mpid"])
     return obs.rename(columns={c: f"obs_{c}" for c in keep if c != "distinct_id"}), keep
+
+
+def exact_mpids(col: pd.Series) -> pd.Series:
+    """An observed resolution's ``mpid`` column as pandas ``Int64``, exactly: integers as they
+    are, texts (a CSV read with ``dtype=str``) parsed as int64, empty or missing as NA. A
+    floating-point column is refused with :class:`SettingsError`: it has already lost the last
+    digits of every MPID above 2^53 (docs/rules.md#exact-numbers), and the comparison would
+    report wrong MPIDs (``pd.read_csv`` makes one of an MPID column with an empty value)."""
+    if pd.api.types.is_float_dtype(col):
+        raise SettingsError(
+            f"observed: column mpid is floating point ({col.dtype}), which cannot hold an MPID above 2^53 "
+            "exactly; read it as text or Int64: pd.read_csv(path, dtype=str, keep_default_na=False), "
+            "or the .parquet of --members-out")
+    if pd.api.types.is_integer_dtype(col):
+        return col.astype("Int64")
+    values: list[Any] = []
+    for v in col:
+        if v is None or v is pd.NA or v == "":
+            values.append(pd.NA)
+        elif isinstance(v, int) and not isinstance(v, bool) or hasattr(v, "dtype") and v.dtype.kind in "iu":
+            values.append(int(v))
+        elif isinstance(v, str) and is_valid_mpid(v):
+            values.append(int(v))
+        else:
+            raise SettingsError(f"observed: mpid {v!r} is not an MPID (an integer, or its decimal text)")
+    return pd.Series(pd.array(values, dtype="Int64"), index=col.index, name=col.name)
 
 
 def _comparison_sql(t: RunTables, predicted: str, observed: str, keep: list[str], at: datetime) -> str:

@@ -31,6 +31,7 @@ from typing import Any, Iterable
 import pandas as pd
 
 from cohortlab.engines.base import Engine
+from cohortlab.errors import CohortlabError
 from cohortlab.escaping import one_line
 from cohortlab.identifiers import is_valid_mpid, mpid_sql
 from cohortlab.pipeline import sql_str
@@ -55,7 +56,7 @@ RULES = {
 MAX_EVENTS = 10
 
 
-class ExplainError(ValueError):
+class ExplainError(CohortlabError, ValueError):
     """The user is not found for this cohort."""
 
 
@@ -103,6 +104,29 @@ def _q(engine: Engine, sql: str, params: list) -> list[tuple]:
 
 
 # ----------------------------------------------------------------------------- lookup
+def user_text(engine: Engine, user: Any) -> str:
+    """The text explain looks ``user`` up by: as given when a distinct_id, an email or an
+    mParticle user identity is spelled exactly so (a distinct_id may start or end with a space,
+    docs/loading.md#mixpanel-members), else without its surrounding spaces (an id pasted with
+    them). Only a value with surrounding spaces is looked up here. A float is refused: it names
+    no id exactly (an MPID above 2^53 has lost its last digits: docs/rules.md#exact-numbers)."""
+    if isinstance(user, float) or type(user).__module__ == "numpy" and getattr(user, "dtype", None) is not None \
+            and user.dtype.kind == "f":
+        raise ExplainError(f"user {user!r} is a float, which names no MPID or id exactly (an MPID above 2^53 has "
+                           "lost its last digits): give the id as text or an int")
+    text = str(user)
+    stripped = text.strip()
+    if stripped == text:
+        return text
+    found = _q(engine, """
+        SELECT 1 FROM mp_profiles WHERE distinct_id = ? OR email = ?
+        UNION ALL SELECT 1 FROM mp_cohort_members WHERE distinct_id = ?
+        UNION ALL SELECT 1 FROM mp_webhook_members WHERE distinct_id = ? OR email = ?
+        UNION ALL SELECT 1 FROM mpa_identities WHERE value = ? AND kind = 'user' LIMIT 1""", [text] * 6) \
+        or _q(engine, "SELECT 1 FROM mp_events WHERE distinct_id = ? LIMIT 1", [text])
+    return text if found else stripped
+
+
 def _direct_lookup(engine: Engine, user: str) -> tuple[dict[str, str], dict[int, str], int | None]:
     """The distinct_ids and MPIDs a user id names without the simulation (module docstring)."""
     dids: dict[str, str] = {}
@@ -148,7 +172,7 @@ def _member_lookup(engine: Engine, user: str, dids: dict[str, str], mpids: dict[
 def find_user(engine: Engine, user: str, members: pd.DataFrame | str) -> tuple[list[str], list[int], list[str]]:
     """(distinct_ids, MPIDs, how each was found). ``members``: the resolution of current members
     (a DataFrame, or the name of a resolution table)."""
-    user = str(user).strip()
+    user = user_text(engine, user)
     dids, mpids, mpid = _direct_lookup(engine, user)
     if isinstance(members, str):
         _member_lookup(engine, user, dids, mpids, mpid, members)
@@ -458,7 +482,7 @@ def explain(
         observed = True
     except VerifyError:
         sim_at, observed = at, False
-    user_s = str(user).strip()
+    user_s = user_text(engine, user)
     dids0, mpids0, mpid0 = _direct_lookup(engine, user_s)
     own_table = None
     result = cached_fn(ref.name, sim_at, settings, source) if cached_fn is not None else None

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Literal
 
 from cohortlab.engines.base import Engine
+from cohortlab.errors import CohortlabError, SettingsError
 from cohortlab.pipeline import Pipeline, sql_str, sql_ts
 from cohortlab.times import parse_time
 
@@ -26,7 +27,7 @@ Source = Literal["auto", "snapshots", "webhooks"]
 BLOCK = 61  # snapshot versions per presence bitmask (bits 1..61 of a BIGINT, bit 0 = carry)
 
 
-class CohortError(ValueError):
+class CohortError(CohortlabError, ValueError):
     """Unknown cohort, or a cohort without membership data."""
 
 
@@ -72,7 +73,7 @@ def find_cohort(engine: Engine, cohort: str, source: Source = "auto") -> CohortR
     without membership data in the requested source.
     """
     if source not in ("auto", "snapshots", "webhooks"):
-        raise ValueError(f"source must be auto, snapshots or webhooks, not {source!r}")
+        raise SettingsError(f"source must be auto, snapshots or webhooks, not {source!r}")
     names = known_cohorts(engine)
     name = cohort
     if cohort not in names:

@@ -30,6 +30,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from cohortlab.engines.base import Engine
+from cohortlab.errors import CohortlabError
 from cohortlab.settings import SyncSettings
 from cohortlab.simulation.membership import CohortRef, Source
 from cohortlab.simulation.resolution import RESOLUTION_COLUMNS
@@ -60,7 +61,7 @@ _ORDER = {
 }
 
 
-class DroppedTableError(RuntimeError):
+class DroppedTableError(CohortlabError, RuntimeError):
     """The tables of a simulation were dropped (e.g. evicted from the Lab's cache)."""
 
 
@@ -130,22 +131,32 @@ class SimulationResult:
 
     @cached_property
     def resolution(self) -> pd.DataFrame:
+        """One row per member at ``at``: ``cohort_name, distinct_id, identifier_source,
+        identifier, mpid, status, gap_reason, ...`` (docs/simulate.md#tables); ``mpid`` int64
+        (``Int64`` when a member has none)."""
         return self.tables["resolution"].as_pandas()
 
     @cached_property
     def timeline(self) -> pd.DataFrame:
+        """One row per sync run up to ``at``: ``run_at, members, adds, removes, failed,
+        full_refresh, true_count, not_yet_true, stale_true, run, kind, ...``."""
         return self.tables["timeline"].as_pandas()
 
     @cached_property
     def attribute_state(self) -> pd.DataFrame:
+        """One row per profile ever written: ``cohort_name, attribute_name, mpid,
+        orphan_identifier, is_orphan, value, last_write_at, writes, as_of``."""
         return self.tables["attribute_state"].as_pandas()
 
     @cached_property
     def gap_summary(self) -> pd.DataFrame:
+        """Members by ``status`` x ``gap_reason`` x ``recoverable_via``, and by
+        ``identifier_source`` (column ``breakdown``), with ``members`` and ``share``."""
         return self.tables["gap_summary"].as_pandas()
 
     @property
     def waterfall(self) -> pd.DataFrame:
+        """The discrepancy waterfall: ``step, label, kind (total, minus, plus), count``."""
         if self._waterfall is None:
             if self.waterfall_rows is not None:
                 self._waterfall = waterfall_frame(self.waterfall_rows)

@@ -61,6 +61,7 @@ from typing import Any
 import pandas as pd
 
 from cohortlab.engines.base import Engine
+from cohortlab.errors import CohortlabError
 from cohortlab.escaping import one_line
 from cohortlab.pipeline import sql_str, sql_ts
 from cohortlab.settings import SyncSettings
@@ -87,7 +88,7 @@ _NAMES = "_verify_names"
 _MEMBERS = "_verify_members"
 
 
-class VerifyError(ValueError):
+class VerifyError(CohortlabError, ValueError):
     """Nothing to verify (no observed attribute), or a bad parameter."""
 
 

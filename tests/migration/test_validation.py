@@ -105,3 +105,29 @@ def test_a_verdict_never_rounds_a_rate_with_an_unmatched_member_to_100_percent()
     text = _verdict(30000, 29999 / 30000, 1.0, 1, {})
     assert text.startswith("observed match rate >99.9%, predicted 100.0%; 1 user differs")
     assert _verdict(30000, 1 / 30000, 0.0, 1, {}).startswith("observed match rate <0.1%, predicted 0.0%")
+
+
+def test_an_observed_mpid_column_is_kept_exact_and_a_float_one_is_refused(world, tmp_path):
+    """``observed`` read back from ``simulate --members-out``: a CSV read by pandas makes a float
+    column of ``mpid`` (empty for an unmatched member), whose MPIDs above 2^53 have lost their last
+    digits: refused, naming the fix. The same file read as text, or with Int64, keeps every MPID
+    exact (int64 limits included) in ``users.obs_mpid``, as Int64."""
+    from cohortlab.errors import CohortlabError
+
+    big = [2**63 - 1, -(2**63), 9007199254740993]
+    obs = OBSERVED.assign(mpid=pd.array([103, None, 102, 104, None, None], dtype="Int64"))
+    obs = pd.concat([obs, pd.DataFrame({"distinct_id": [str(m) for m in big], "status": "unmatched",
+                                        "gap_reason": "mpid_not_found", "identifier_source": "distinct_id",
+                                        "identifier": [str(m) for m in big], "mpid": pd.array(big, dtype="Int64")})],
+                    ignore_index=True)
+    path = tmp_path / "members.csv"
+    obs.to_csv(path, index=False)
+    with pytest.raises(CohortlabError, match="column mpid is floating point .* read it as text or Int64"):
+        validate(world.engine, PLAN, pd.read_csv(path), "Power Users", AT, store=False)
+    for read in (pd.read_csv(path, dtype=str, keep_default_na=False), pd.read_csv(path, dtype={"mpid": "Int64"}), obs):
+        u = validate(world.engine, PLAN, read, "Power Users", AT, store=False).users.set_index("distinct_id")
+        assert str(u["obs_mpid"].dtype) == "Int64"
+        assert [u.loc[str(m), "obs_mpid"] for m in big] == big and u.loc["103", "obs_mpid"] == 103
+    with pytest.raises(CohortlabError, match="mpid '1.5' is not an MPID"):
+        validate(world.engine, PLAN, obs.astype({"mpid": object}).assign(mpid=["1.5"] + [None] * 8), "Power Users", AT,
+                 store=False)

@@ -122,3 +122,39 @@ def test_phone_numbers_as_other_members_distinct_ids_are_pseudonyms_as_in_member
     assert "cust-1" in text
     # the phone the user asks about is shown as given
     assert "+44 7700 900556" in data.lab.explain(C, "+44 7700 900556").to_text()
+
+
+def test_explain_finds_a_distinct_id_with_surrounding_spaces_as_spelled(data):
+    """A distinct_id may start with a space (the JSON loaders keep it: docs/loading.md): explain
+    finds it by its exact spelling, and still forgives spaces pasted around another id. MPIDs at
+    the int64 limits are found exactly, in both directions."""
+    top, bottom = 2**63 - 1, -(2**63)
+    data.mpa(top, customer_id="007")
+    data.mpa(bottom)
+    data.profile(" 12", mparticle_user_id=str(top))
+    data.profile("12", mparticle_user_id=str(bottom))  # the same text without the space: someone else
+    data.snapshot(C, "2026-03-01T00:00", [" 12", "12"])
+    x = data.lab.explain(C, " 12")
+    assert x.distinct_ids == [" 12"] and x.mpids == [top]
+    assert data.lab.explain(C, "12").mpids == [bottom]
+    assert data.lab.explain(C, str(bottom)).distinct_ids == ["12"]
+    # spaces pasted around an id that has none: the id itself
+    assert data.lab.explain(C, " 007 ").mpids == [top]
+    assert data.lab.explain(C, f" {top}\n").distinct_ids == [" 12"]
+
+
+def test_explain_refuses_a_float_user(data):
+    """A float (an MPID read from a float column) names no id exactly: refused with the reason,
+    not 'not found'."""
+    import numpy as np
+    import pytest
+
+    from cohortlab.simulation.explain import ExplainError
+
+    data.mpa(9007199254740993)
+    data.profile("u", mparticle_user_id="9007199254740993")
+    data.snapshot(C, "2026-03-01T00:00", ["u"])
+    for user in (9007199254740993.0, np.float64(9007199254740993)):
+        with pytest.raises(ExplainError, match="is a float, which names no MPID or id exactly"):
+            data.lab.explain(C, user)
+    assert data.lab.explain(C, np.int64(9007199254740993)).distinct_ids == ["u"]

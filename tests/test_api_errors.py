@@ -1,0 +1,84 @@
+"""An analyst's mistakes through the Python API (``Lab``) raise cohortlab's own errors: a
+:class:`cohortlab.errors.CohortlabError` (the base the CLI prints on one line, and the one a
+notebook can catch), still the ``ValueError``/``RuntimeError`` it was, with a message that names
+what to fix: not a KeyError, a pydantic or a DuckDB internal."""
+
+from __future__ import annotations
+
+import pytest
+
+from cohortlab import Lab
+from cohortlab.errors import CohortlabError
+
+
+@pytest.fixture
+def lab():
+    with Lab() as lab:
+        lab.engine.execute("INSERT INTO mp_cohort_snapshots (snapshot_id, cohort_name, as_of, member_count) "
+                           "VALUES (1, 'Power Users', '2026-03-01', 1)")
+        lab.engine.execute("INSERT INTO mp_cohort_members (snapshot_id, cohort_name, as_of, distinct_id) "
+                           "VALUES (1, 'Power Users', '2026-03-01', 'u1')")
+        yield lab
+
+
+PLAN = {"name": "p", "eit_timeline": "customer_id"}
+
+
+@pytest.mark.parametrize("call,base,message", [
+    (lambda lab: lab.simulate("Power Userz"), ValueError, "unknown cohort 'Power Userz'; known cohorts: 'Power Users'"),
+    (lambda lab: lab.resolution("Nope"), ValueError, "unknown cohort 'Nope'"),
+    (lambda lab: lab.verify("Nope"), ValueError, "unknown cohort 'Nope'"),
+    (lambda lab: lab.explain("Nope", "u1"), ValueError, "unknown cohort 'Nope'"),
+    (lambda lab: lab.explain("Power Users", "nobody"), ValueError, "user 'nobody' not found"),
+    (lambda lab: lab.verify("Power Users"), ValueError, "no observed state for cohort 'Power Users'"),
+    (lambda lab: lab.simulate("Power Users", source="csv"), ValueError, "source must be auto, snapshots or webhooks"),
+    (lambda lab: lab.table("nope"), ValueError, "no table 'nope'"),
+    (lambda lab: lab.load("mixpanel-event", "x.jsonl"), ValueError, "unknown load kind 'mixpanel-event'"),
+    (lambda lab: lab.load("mixpanel-events", "x.jsonl", timeunit="s"), ValueError, "unknown option"),
+    (lambda lab: lab.load("mixpanel-events", "x.jsonl", time_unit="hours"), ValueError, "time_unit must be one of"),
+    (lambda lab: lab.migration_plan({"name": "p", "switch_at": "2026-02-01"}, "2026-01-01", "2026-02-01"),
+     ValueError, "invalid migration plan: switch_at"),
+])
+def test_a_mistake_raises_a_cohortlab_error_naming_it(lab, call, base, message):
+    with pytest.raises(CohortlabError) as e:
+        call(lab)
+    assert isinstance(e.value, base)  # what callers caught before still catches it
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_dropped_simulation_is_a_cohortlab_error(lab):
+    from cohortlab.simulation.simulate import DroppedTableError
+
+    r = lab.simulate("Power Users")
+    lab.clear_simulations()
+    with pytest.raises(DroppedTableError) as e:
+        r.tables["resolution"].as_pandas()
+    assert isinstance(e.value, CohortlabError) and isinstance(e.value, RuntimeError)
+    assert "run the simulation again" in str(e.value)
+
+
+def test_a_closed_lab_says_so(tmp_path):
+    """Using a Lab after close() (a notebook cell run again after `with Lab(...)`) is one line naming
+    the database, not DuckDB's ConnectionException; closing twice is harmless."""
+    from cohortlab.errors import DatabaseError
+
+    db = tmp_path / "lab.duckdb"
+    with Lab(db) as lab:
+        pass
+    lab.close()
+    for call in (lambda: lab.sql("SELECT 1"), lambda: lab.simulate("Power Users"), lambda: lab.info()):
+        with pytest.raises(DatabaseError, match=r"lab.duckdb: this lab was closed .*open a new Lab"):
+            call()
+    with Lab(db) as again:  # the file is free again
+        assert again.sql("SELECT 1 AS x").x.tolist() == [1]
+
+
+def test_compare_plans_takes_one_plan_or_a_list_and_says_what_else_is_wrong(lab):
+    from cohortlab.migration.plans import PlanError
+
+    with pytest.raises(PlanError, match="plans must be a list of plans .* not int"):
+        lab.compare_plans(5, "2026-02-20", "2026-03-01")
+    lab.engine.execute("INSERT INTO mp_events (event, time, distinct_id, insert_id) "
+                       "VALUES ('e', '2026-02-25', 'u1', 'i1')")
+    one = lab.compare_plans({"name": "p", "eit_timeline": "customer_id"}, "2026-02-20", "2026-03-01")
+    assert set(one["plan"]) == {"p"}  # a dict is one plan, not a list of its keys
