@@ -143,8 +143,8 @@ def cutoff_label(settings=None) -> str:
 def _rule_words(f: Mapping[str, Any]) -> str:
     """The Rule remedy as simulated (Lab.remedies): with a re-export and with the next sends only."""
     inactive, absent = f["never_fixable"], f["not_in_mparticle"]
-    found = (f"found under none of their identities (a member whose `$distinct_id` is an MPID hidden by a junk "
-             f"`$mparticle_user_id` counts here, yet a Rule reaches it).")
+    found = ("found under none of their identities (a member whose `$distinct_id` is an MPID hidden by a junk "
+             "`$mparticle_user_id` counts here, yet a Rule reaches it).")
     if inactive is None:  # the event identity rule off: no cutoff to be inactive since
         tail = f"{counted(absent, 'unmatched member', bold=True)} {'is' if absent == 1 else 'are'} {found}"
     else:

@@ -141,7 +141,7 @@ def java_regex(pattern: str, *, full: bool = False, options: str = "") -> str:
         elif o not in "cg":
             raise RegexTranslationError(f"regex option {o!r} has no Spark translation")
     out: list[str] = []
-    in_class = False
+    in_class = class_start = False
     i, n = 0, len(pattern)
     while i < n:
         c = pattern[i]
