@@ -24,6 +24,7 @@ value the user was asked about by is shown as given.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable
@@ -118,13 +119,43 @@ def user_text(engine: Engine, user: Any) -> str:
     stripped = text.strip()
     if stripped == text:
         return text
-    found = _q(engine, """
+    return text if _names_something(engine, text) else stripped
+
+
+_PSEUDONYM = re.compile(r"anon-[0-9a-f]{12}")
+
+
+def unpseudonymised(engine: Engine, user: str) -> str | None:
+    """The value whose pseudonym ``user`` is (``anon-`` and 12 hex digits, as reports and
+    ``--members-out`` show an email or a phone number), among the values explain looks users up
+    by, when ``user`` is spelled like a pseudonym and names nothing as given; else None."""
+    if not _PSEUDONYM.fullmatch(user) or _names_something(engine, user):
+        return None
+    from cohortlab.privacy import PSEUDONYM_PREFIX, database_key
+
+    key = sql_str(database_key(engine))
+    rows = _q(engine, f"""
+        WITH candidates AS (
+            SELECT distinct_id AS v FROM mp_profiles UNION SELECT email FROM mp_profiles
+            UNION SELECT distinct_id FROM mp_profile_history UNION SELECT email FROM mp_profile_history
+            UNION SELECT distinct_id FROM mp_cohort_members
+            UNION SELECT distinct_id FROM mp_webhook_members UNION SELECT email FROM mp_webhook_members
+            UNION SELECT value FROM mpa_identities WHERE kind = 'user'
+            UNION SELECT distinct_id FROM mp_events)
+        SELECT v FROM candidates
+        WHERE v IS NOT NULL AND '{PSEUDONYM_PREFIX}' || left(sha256({key} || v), 12) = ?
+        ORDER BY v LIMIT 2""", [user])
+    return rows[0][0] if len(rows) == 1 else None
+
+
+def _names_something(engine: Engine, text: str) -> bool:
+    """Whether ``text`` is, exactly, a distinct_id, an email or an mParticle user identity."""
+    return bool(_q(engine, """
         SELECT 1 FROM mp_profiles WHERE distinct_id = ? OR email = ?
         UNION ALL SELECT 1 FROM mp_cohort_members WHERE distinct_id = ?
         UNION ALL SELECT 1 FROM mp_webhook_members WHERE distinct_id = ? OR email = ?
-        UNION ALL SELECT 1 FROM mpa_identities WHERE value = ? AND kind = 'user' LIMIT 1""", [text] * 6) \
-        or _q(engine, "SELECT 1 FROM mp_events WHERE distinct_id = ? LIMIT 1", [text])
-    return text if found else stripped
+        UNION ALL SELECT 1 FROM mpa_identities WHERE value = ? AND kind = 'user' LIMIT 1""", [text] * 6)
+        or _q(engine, "SELECT 1 FROM mp_events WHERE distinct_id = ? LIMIT 1", [text]))
 
 
 def _direct_lookup(engine: Engine, user: str) -> tuple[dict[str, str], dict[int, str], int | None]:
@@ -483,6 +514,11 @@ def explain(
     except VerifyError:
         sim_at, observed = at, False
     user_s = user_text(engine, user)
+    # a pseudonym (from a report or --members-out) finds its value, which stays hidden: the
+    # output shows the pseudonym, as the file the user took it from did
+    hidden = unpseudonymised(engine, user_s)
+    if hidden is not None:
+        user_s = hidden
     dids0, mpids0, mpid0 = _direct_lookup(engine, user_s)
     own_table = None
     result = cached_fn(ref.name, sim_at, settings, source) if cached_fn is not None else None
@@ -500,7 +536,7 @@ def explain(
         own_table = result
     try:
         x = _explain(engine, ref, user, user_s, settings, result, observed, sim_at, snapshot_at, source,
-                     show_personal_data, dids0, mpids0, mpid0, verify)
+                     show_personal_data, dids0, mpids0, mpid0, verify, clear=hidden is None)
         x.simulation = used
         return x
     finally:
@@ -511,7 +547,7 @@ def explain(
 
 
 def _explain(engine, ref, user, user_s, settings, result, observed, sim_at, snapshot_at, source, show_personal_data,
-             dids0, mpids0, mpid0, verify) -> Explanation:
+             dids0, mpids0, mpid0, verify, clear: bool = True) -> Explanation:
     res_t = result.tables["resolution"].table_name
     state_t = result.tables["attribute_state"].table_name
     dids_d, mpids_d = dict(dids0), dict(mpids0)
@@ -530,7 +566,7 @@ def _explain(engine, ref, user, user_s, settings, result, observed, sim_at, snap
         f"SELECT {cols} FROM {res_t} WHERE distinct_id IN ({', '.join('?' * len(dids))}) ORDER BY distinct_id", dids
     ) if dids else pd.DataFrame(columns=RESOLUTION_COLUMNS)
     steps = [Step("lookup", h) for h in how]
-    own_ids = {user_s}  # shown as given; every other personal value: a pseudonym (_redacted)
+    own_ids = {user_s} if clear else set()  # shown as given; every other personal value: a pseudonym (_redacted)
 
     former = _former_members(engine, ref, result, settings, [d for d in dids if not (res.distinct_id == d).any()])
     timeline = engine.query_df(
@@ -616,15 +652,16 @@ def _explain(engine, ref, user, user_s, settings, result, observed, sim_at, snap
             steps.append(Step("observed", text, RULES["observed"], data=data))
     return Explanation(cohort=ref.name, user=str(user), at=to_utc(result.at), attribute=result.attribute,
                        distinct_ids=dids, mpids=mpids,
-                       steps=_redacted(engine, steps, user_s, show_personal_data,
+                       steps=_redacted(engine, steps, user_s if clear else None, show_personal_data,
                                        ids=[*dids, *res["identifier"].dropna()]))
 
 
-def _redacted(engine: Engine, steps: list[Step], user_s: str, show_personal_data: bool,
+def _redacted(engine: Engine, steps: list[Step], user_s: str | None, show_personal_data: bool,
               ids: Iterable[Any] = ()) -> list[Step]:
     """The steps with every email and phone number in their texts (by pattern, or known to the
     database: also the user's own, and a distinct_id that is one) replaced by its pseudonym, but
-    the value the user was asked about by; the ``email`` in their data likewise. ``ids``: the
+    the value the user was asked about by (``user_s``; None when it was asked by its pseudonym);
+    the ``email`` in their data likewise. ``ids``: the
     identifiers the steps name (distinct_ids, identifiers sent): one that looks personal as a
     whole value (a phone number as a distinct_id) is replaced where it is shown, as
     ``--members-out`` replaces it; inside sentences only the database's phones are looked for."""
@@ -640,7 +677,9 @@ def _redacted(engine: Engine, steps: list[Step], user_s: str, show_personal_data
                     key=len, reverse=True):  # the longest first: one never replaces part of another
         joined = joined.replace(_safe(v), pseudonym(v, redactor.key))
     # one look-up for all texts (each is one line)
-    texts = redactor.text(joined).replace(pseudonym(user_s, redactor.key), user_s)
+    texts = redactor.text(joined)
+    if user_s is not None:
+        texts = texts.replace(pseudonym(user_s, redactor.key), user_s)
     return [replace(s, text=t, data={k: redactor.value(v) if k == "email" and v else v for k, v in s.data.items()})
             for s, t in zip(steps, texts.split("\n"))]
 

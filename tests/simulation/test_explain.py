@@ -158,3 +158,30 @@ def test_explain_refuses_a_float_user(data):
         with pytest.raises(ExplainError, match="is a float, which names no MPID or id exactly"):
             data.lab.explain(C, user)
     assert data.lab.explain(C, np.int64(9007199254740993)).distinct_ids == ["u"]
+
+
+def test_a_pseudonym_from_a_report_finds_its_user_and_stays_a_pseudonym(data, tmp_path):
+    """An analyst sees ``anon-…`` in a report or in --members-out for an email or a phone that is a
+    distinct_id, and asks explain about it: the user is found, and shown by that pseudonym (the
+    value is never printed, since the analyst did not have it)."""
+    from cohortlab.privacy import Redactor
+
+    world(data)
+    data.profile("+447700900555", mparticle_user_id="202")
+    data.snapshot(C, "2026-03-01T02:00", ["other@example.com", "x", "+447700900555"])
+    r = Redactor.for_engine(data.engine)
+    for value, did in (("other@example.com", "other@example.com"), ("+447700900555", "+447700900555"),
+                       ("ann@example.com", "cust-1")):  # an email that is no distinct_id finds its profile's
+        x = data.lab.explain(C, r.value(value))
+        assert did in x.distinct_ids, value
+        text = x.to_text()  # what the command prints
+        assert value not in text and r.value(value) in text and x.user == r.value(value)
+        assert text.startswith(f"user {r.value(value)} in cohort")
+    # a pseudonym of nothing loaded, and one spelled wrongly, are not found
+    for bad in ("anon-000000000000", r.value("other@example.com")[:-1]):
+        try:
+            data.lab.explain(C, bad)
+        except Exception as e:
+            assert f"user {bad!r} not found" in str(e)
+        else:
+            raise AssertionError(bad)
