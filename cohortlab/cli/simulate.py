@@ -129,15 +129,22 @@ def _timeline_lines(engine, table: str) -> list[str]:
     """The timeline summary (docs/simulate.md#cli-cost): one line of totals, then the runs that sent
     changes, failed or refreshed (the last 20 when there are more). Two small queries on the
     timeline table (a run's ``run_at`` grows with its number), no frame."""
-    n, first, last, failed, refreshes, adds, removes = engine.query_rows(f"""
-        SELECT count(*), min(run_at), max(run_at), sum(CASE WHEN failed THEN 1 ELSE 0 END),
+    n, first, last, obs, obs_last, failed, refreshes, adds, removes = engine.query_rows(f"""
+        SELECT count(*) FILTER (WHERE kind <> 'observation'), min(run_at) FILTER (WHERE kind <> 'observation'),
+               max(run_at) FILTER (WHERE kind <> 'observation'), count(*) FILTER (WHERE kind = 'observation'),
+               max(run_at), sum(CASE WHEN failed THEN 1 ELSE 0 END),
                sum(CASE WHEN full_refresh THEN 1 ELSE 0 END), sum(CASE WHEN sent THEN adds ELSE 0 END),
                sum(CASE WHEN sent THEN removes ELSE 0 END)
         FROM {table}
         """)[0]
-    if not n:
+    if not n and not obs:
         return []
-    lines = [f"timeline: {n} runs from {first} to {last} UTC; {int(failed)} failed, {int(refreshes)} full refreshes, "
+    # a one-time export runs once (and at each re-export); its timeline goes on with observation
+    # points where nothing is sent: they are not runs
+    runs = f"1 run at {first} UTC" if n == 1 else f"{n} runs from {first} to {last} UTC"
+    if obs:
+        runs += f", then {obs} observation points to {obs_last} UTC (nothing sent)"
+    lines = [f"timeline: {runs}; {int(failed)} failed, {int(refreshes)} full refreshes, "
              f"{int(adds)} adds and {int(removes)} removes sent"]
     rows = engine.query_rows(f"SELECT {', '.join(TIMELINE_SHOWN)} FROM {table} WHERE {_CHANGED} ORDER BY run")
     if len(rows) > 20:

@@ -187,12 +187,16 @@ def audience_size(waterfall: pd.DataFrame) -> int:
 
 
 def timeline_summary(timeline: pd.DataFrame) -> dict[str, Any]:
-    """Runs, failed runs, full refreshes, adds/removes sent and the final state of a timeline."""
+    """Runs, failed runs, full refreshes, adds/removes sent and the final state of a timeline (a
+    one-time export's observation points, where nothing is sent, are counted apart)."""
     if timeline.empty:
         return {"runs": 0}
     last = timeline.iloc[-1]
+    # a one-time export's timeline goes on with observation points (nothing sent): not runs
+    observed = timeline["kind"].eq("observation") if "kind" in timeline.columns else pd.Series(False, timeline.index)
     return {
-        "runs": int(len(timeline)),
+        "runs": int((~observed).sum()),
+        "observation_points": int(observed.sum()),
         "failed_runs": int(flags(timeline["failed"]).sum()),
         "full_refreshes": int(flags(timeline["full_refresh"]).sum()),
         # full syncs that are not refreshes: a reconnect, a re-export (they clear nothing)

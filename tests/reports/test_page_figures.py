@@ -59,6 +59,18 @@ def test_a_pause_that_ends_with_a_reconnect_says_so_and_counts_as_a_full_sync():
     assert "(1 failed, 0 full refreshes, 1 full sync after a reconnect or a re-export)" in summaries.sync_summary("C", stats)
 
 
+def test_a_one_time_exports_observation_points_are_not_counted_as_runs():
+    """A one-time export runs once; its timeline goes on with points where nothing is sent (the
+    sync card said "sync runs 1,154" and "0 of 1,154 runs failed" for two one-time exports)."""
+    tl = _sync_timeline([(pd.Timestamp("2026-02-25 00:00"), 5, 5, 0, False, False, 5, 0, 0),
+                         (pd.Timestamp("2026-02-25 00:15"), 5, 0, 0, False, False, 5, 0, 0),
+                         (pd.Timestamp("2026-02-25 00:30"), 6, 0, 0, False, False, 5, 0, 0)]).assign(
+        kind=["one_time", "observation", "observation"])
+    stats = metrics.timeline_summary(tl)
+    assert (stats["runs"], stats["observation_points"], stats["failed_runs"]) == (1, 2, 0)
+    assert metrics.sync_headline({"C": stats, "D": stats})["sync runs"] == 2
+
+
 def test_a_timeline_without_failed_runs_has_no_paused_window():
     assert metrics.paused_windows(_timeline([("2026-03-01", False), ("2026-03-02", False)])).empty
 

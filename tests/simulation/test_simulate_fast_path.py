@@ -73,8 +73,12 @@ BUSY = {"pauses": [{"start": "2026-03-01T05:10:00Z", "end": "2026-03-01T07:00:00
 
 def _pandas_timeline(tl):
     """What `cohortlab simulate` printed before it read the timeline without pandas."""
-    sent = tl[tl.sent]
-    lines = [f"timeline: {len(tl)} runs from {tl.run_at.iloc[0]} to {tl.run_at.iloc[-1]} UTC; "
+    sent, runs, obs = tl[tl.sent], tl[tl.kind != "observation"], tl[tl.kind == "observation"]
+    what = (f"1 run at {runs.run_at.iloc[0]} UTC" if len(runs) == 1
+            else f"{len(runs)} runs from {runs.run_at.iloc[0]} to {runs.run_at.iloc[-1]} UTC")
+    if len(obs):
+        what += f", then {len(obs)} observation points to {tl.run_at.iloc[-1]} UTC (nothing sent)"
+    lines = [f"timeline: {what}; "
              f"{int(tl.failed.sum())} failed, {int(tl.full_refresh.sum())} full refreshes, "
              f"{int(sent.adds.sum())} adds and {int(sent.removes.sum())} removes sent"]
     changed = tl[(tl.kind != "diff") | (tl.adds > 0) | (tl.removes > 0)]
@@ -93,6 +97,9 @@ def test_the_printed_waterfall_and_timeline_are_the_pandas_ones(busy, settings):
     wf = r.waterfall.copy()
     wf["sign"] = wf.kind.map({"total": "=", "minus": "-", "plus": "+"})
     assert _waterfall_text(r) == wf.to_string(index=False, columns=["sign", "step", "count", "label"])
+    if settings.get("sync_type") == "one_time":  # one export, then points where nothing is sent: not runs
+        assert lines[0].startswith("timeline: 1 run at 2026-03-01 00:00:00 UTC, then 116 observation points to "
+                                   "2026-03-02 05:00:00 UTC (nothing sent); 0 failed"), lines[0]
     if settings is BUSY:
         assert "runs from 2026-03-01 00:00:00 to 2026-03-02 05:00:00 UTC; 7 failed, 1 full refreshes" in lines[0]  # 05:15 .. 06:45
         assert lines[1] == "last 20 runs that sent changes, failed or refreshed:"
@@ -120,7 +127,7 @@ def test_simulate_command_imports_no_pandas(tmp_path):
                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "app []" in out.stdout and "simulate []" in out.stdout, out.stdout
-    assert "audience" in out.stdout and "timeline: 1 runs" in out.stdout
+    assert "audience" in out.stdout and "timeline: 1 run at" in out.stdout
 
 
 def test_simulate_output_is_unchanged_through_the_command(busy, tmp_path):

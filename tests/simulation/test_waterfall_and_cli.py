@@ -93,7 +93,7 @@ def test_simulate_prints_the_waterfall_and_writes_members_without_personal_data(
     assert res.exit_code == 0, res.output
     assert "discrepancy waterfall" in res.output
     assert "unmatched:malformed_mparticle_user_id" in res.output
-    assert "timeline: 1 runs" in res.output
+    assert "timeline: 1 run at" in res.output
     assert "ann@example.com" not in res.output
     members = pd.read_csv(out)
     assert members.distinct_id.tolist() == ["a", "b"]
