@@ -8,14 +8,15 @@ import sys
 import click
 
 from cohortlab import __version__
-from cohortlab.errors import CohortlabError
+from cohortlab.errors import INTERRUPTED_EXIT, CohortlabError, is_interrupt
 from cohortlab.escaping import terminal_text
 
 
 class _Group(click.Group):
     """The root group: a user-facing error (:class:`~cohortlab.errors.CohortlabError`, which
     includes every loader's ``LoadError``) from any command is printed as one line on stderr,
-    without a traceback, with exit status 1."""
+    without a traceback, with exit status 1. Ctrl-C (also when it interrupts a DuckDB query) is
+    one line ``error: interrupted``, exit status 130."""
 
     def invoke(self, ctx):
         wait = os.environ.get("COHORTLAB_LOCK_WAIT")  # --wait sets it for this command only
@@ -28,6 +29,10 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except CohortlabError as e:
             fail(_one_line(str(e)))
+        except (KeyboardInterrupt, Exception) as e:  # noqa: BLE001 - re-raised unless it is Ctrl-C
+            if not is_interrupt(e):
+                raise
+            fail("interrupted", INTERRUPTED_EXIT)
         finally:
             if wait is None:
                 os.environ.pop("COHORTLAB_LOCK_WAIT", None)

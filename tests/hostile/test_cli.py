@@ -51,6 +51,57 @@ def test_a_database_in_use_is_one_line_naming_the_process(db, cli, tmp_path, com
         holder.wait()
 
 
+# --------------------------------------------------------------------------- Ctrl-C
+# DuckDB 2 turns a SIGINT that lands during a query into RuntimeError("Query interrupted"); Python
+# raises KeyboardInterrupt elsewhere. Either way: one line, exit 130, the database as it was.
+@pytest.mark.parametrize("where, error", [
+    ("load_file", RuntimeError("Query interrupted")),  # was: "error: e.jsonl: Query interrupted"
+    ("finish", RuntimeError("Query interrupted")),  # was: a traceback
+    ("load_file", KeyboardInterrupt()),  # was: "Aborted!", exit 1
+])
+def test_ctrl_c_during_a_load_is_one_line_exit_130_and_changes_nothing(db, cli, tmp_path, monkeypatch, where, error):
+    from cohortlab.loaders.mixpanel_events import MixpanelEventsLoader
+
+    events = tmp_path / "e.jsonl"
+    events.write_text('{"event":"x","properties":{"time":1772000000,"distinct_id":"a"}}\n')
+    before = checksum(db)
+
+    def interrupted(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(MixpanelEventsLoader, where, interrupted)
+    run = cli("load", "--db", db, "mixpanel-events", events)
+    assert run.assert_one_line_error() == "error: interrupted"
+    assert run.code == 130
+    assert checksum(db) == before
+    monkeypatch.undo()
+    assert cli("load", "--db", db, "mixpanel-events", events).code == 0  # nothing marked as loaded
+    assert checksum(db) != before
+
+
+def test_ctrl_c_during_a_simulation_is_one_line_exit_130(db, cli, monkeypatch):
+    from cohortlab import lab as lab_module
+
+    def interrupted(*args, **kwargs):
+        raise RuntimeError("Query interrupted")
+
+    monkeypatch.setattr(lab_module.Lab, "simulate", interrupted)
+    run = cli("simulate", "--db", db, "--cohort", "Seeded")
+    assert run.assert_one_line_error() == "error: interrupted"
+    assert run.code == 130
+
+
+def test_other_runtime_errors_still_show_their_traceback(db, cli, monkeypatch):
+    from cohortlab import lab as lab_module
+
+    def bug(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(lab_module.Lab, "simulate", bug)
+    run = cli("simulate", "--db", db, "--cohort", "Seeded")
+    assert isinstance(run.result.exception, RuntimeError)
+
+
 def test_wait_lets_a_command_run_once_the_other_process_is_done(db, cli):
     holder = _hold(db, 1.0)
     try:
