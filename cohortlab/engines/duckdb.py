@@ -154,6 +154,8 @@ class DuckDBEngine(Engine):
         Results of earlier commands stored in the file stay readable until this run writes its
         own (into memory). The file is never written: no ``.wal`` is left behind, and replacing it between two runs is
         harmless."""
+        if Path(path).is_dir():
+            raise DatabaseError(f"{path}: is a folder, not a DuckDB database file")
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: no such database")
         from cohortlab.pipeline import sql_str

@@ -582,14 +582,24 @@ def _check_settings(settings: Any) -> None:
 
 
 def check_database(db: str | os.PathLike, cohorts: Any = None) -> None:
-    """A ReportError, before any notebook runs, when ``db`` is not a DuckDB database or a cohort
-    of ``cohorts`` (a name or a list; None: every cohort) has no membership data in it."""
+    """A ReportError, before any notebook runs, when ``db`` is not a DuckDB database (a folder,
+    another file), holds none or only some of the canonical tables, or a cohort of ``cohorts``
+    (a name or a list; None: every cohort) has no membership data in it."""
     from cohortlab.errors import CohortlabError, DatabaseError
     from cohortlab.lab import Lab
     from cohortlab.simulation.membership import find_cohort
 
+    from cohortlab import schema
+
     try:
         with Lab(str(db), read_only=True) as lab:
+            missing = [t for t in schema.TABLES if not lab.engine.table_exists(t)]
+            if len(missing) == len(schema.TABLES):  # every notebook would fail on it
+                raise ReportError(f"{db}: not a cohortlab database (none of its tables is one that "
+                                  "`cohortlab load` writes): load the exports into it first")
+            if missing:
+                raise ReportError(f"{db}: no table {', '.join(missing)}: written by an older cohortlab "
+                                  f"(`cohortlab info --db {db}` adds the missing tables)")
             if cohorts is None:
                 return
             for name in [cohorts] if isinstance(cohorts, str) else list(cohorts):

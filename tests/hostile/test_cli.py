@@ -102,6 +102,26 @@ def test_other_runtime_errors_still_show_their_traceback(db, cli, monkeypatch):
     assert isinstance(run.result.exception, RuntimeError)
 
 
+@pytest.mark.parametrize("command", [["info"], ["load", "mixpanel-events", "EVENTS"], ["simulate", "--cohort", "Seeded"],
+                                     ["verify", "--cohort", "Seeded"], ["export", "--out", "OUT"]])
+def test_tables_of_an_older_cohortlab_are_one_line_naming_the_database(db, cli, tmp_path, command):
+    """A canonical table without a column of this version (a database written by an older
+    cohortlab): one line naming the database and the column (it was a traceback, or for a load a
+    binder error that named the input file as the problem), and the database is not changed."""
+    import duckdb
+
+    with duckdb.connect(db) as con:
+        con.execute("ALTER TABLE mp_events DROP COLUMN properties")
+    events = tmp_path / "e.jsonl"
+    events.write_text('{"event":"x","properties":{"time":1772000000,"distinct_id":"a"}}\n')
+    args = [str(events) if a == "EVENTS" else str(tmp_path / "out") if a == "OUT" else a for a in command]
+    run = cli(args[0], "--db", db, *args[1:])
+    line = run.assert_one_line_error()
+    assert line == (f"error: {db}: its tables were written by an older cohortlab (mp_events has no column "
+                    "properties): load the exports into a new database file")
+    assert not (tmp_path / "out").exists()
+
+
 def test_wait_lets_a_command_run_once_the_other_process_is_done(db, cli):
     holder = _hold(db, 1.0)
     try:

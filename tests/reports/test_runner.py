@@ -309,6 +309,29 @@ def test_a_file_that_is_not_a_duckdb_database_is_refused_before_anything_runs(tm
     assert not (tmp_path / "r").exists()
 
 
+def test_a_folder_or_a_database_without_cohortlab_tables_is_refused_before_anything_runs(tiny, tmp_path):
+    """(They were tracebacks: FileNotFoundError "no such database" for a folder, a CatalogException
+    "mp_events does not exist" from a file another program made, after the folder was made.)"""
+    import duckdb
+
+    (tmp_path / "folder.duckdb").mkdir()
+    foreign = tmp_path / "foreign.duckdb"
+    with duckdb.connect(str(foreign)) as con:
+        con.execute("CREATE TABLE notes (x INTEGER)")
+    older = tmp_path / "older.duckdb"
+    older.write_bytes(Path(tiny["db"]).read_bytes())
+    with duckdb.connect(str(older)) as con:
+        con.execute("DROP TABLE mpa_batch_times")
+    for db, message in (
+        (tmp_path / "folder.duckdb", r"folder\.duckdb: is a folder, not a DuckDB database file"),
+        (foreign, r"foreign\.duckdb: not a cohortlab database \(none of its tables is one that `cohortlab load` writes\)"),
+        (older, r"older\.duckdb: no table mpa_batch_times: written by an older cohortlab \(`cohortlab info --db "),
+    ):
+        with pytest.raises(ReportError, match=message):
+            run_report(db=db, out=tmp_path / "r")
+        assert not (tmp_path / "r").exists()
+
+
 def test_parameters_the_notebooks_would_fail_on_are_refused_before_anything_runs(tiny, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("pauses: 5\n")
