@@ -220,6 +220,13 @@ def test_a_bad_memory_limit_in_the_environment_is_one_line(db):
                              "Memory must have a number (e.g. 1GB)")
 
 
+@pytest.mark.parametrize("value", ["many", "0", "-1", "2.5"])
+def test_a_bad_thread_count_in_the_environment_is_one_line(db, value):
+    r = run("simulate", "--db", db, "--cohort", "Power Users", env={"COHORTLAB_THREADS": value})
+    assert error_line(r) == (f"error: COHORTLAB_THREADS={value!r}: not a number of threads "
+                             "(a whole number, at least 1, e.g. 2)")
+
+
 def test_a_good_memory_limit_in_the_environment_is_used(db):
     r = run("simulate", "--db", db, "--cohort", "Power Users", "--no-store", env={"COHORTLAB_MEMORY_LIMIT": "500MB"})
     assert r.exit_code == 0, r.output

@@ -22,3 +22,13 @@ def test_explicit_arguments_win_over_the_environment(monkeypatch):
     eng = DuckDBEngine(None, memory_limit="1GB", threads=2)
     assert _setting(eng, "memory_limit") == "953.6 MiB"
     assert _setting(eng, "threads") == 2
+
+
+def test_a_thread_count_that_is_not_one_is_a_settings_error(monkeypatch):
+    import pytest
+
+    from cohortlab.errors import SettingsError
+
+    monkeypatch.setenv("COHORTLAB_THREADS", "many")
+    with pytest.raises(SettingsError, match=r"COHORTLAB_THREADS='many': not a number of threads"):
+        DuckDBEngine(None)

@@ -25,6 +25,13 @@ class _Group(click.Group):
             problem = memory_limit_problem(env_limit)
             if problem:
                 fail(f"COHORTLAB_MEMORY_LIMIT={env_limit!r}: {problem}")
+        env_threads = os.environ.get("COHORTLAB_THREADS")
+        if env_threads:  # the same for the threads: a word or 0 was a ValueError traceback
+            from cohortlab.engines.duckdb import threads_problem
+
+            problem = threads_problem(env_threads)
+            if problem:
+                fail(f"COHORTLAB_THREADS={env_threads!r}: {problem}")
         try:
             return super().invoke(ctx)
         except CohortlabError as e:

@@ -132,8 +132,7 @@ class DuckDBEngine(Engine):
                 # (and draws no text bar there anyway)
                 pass
         memory_limit = memory_limit or os.environ.get("COHORTLAB_MEMORY_LIMIT") or default_memory_limit()
-        threads = threads or (int(os.environ["COHORTLAB_THREADS"]) if os.environ.get("COHORTLAB_THREADS") else None) \
-            or default_threads()
+        threads = threads or env_threads() or default_threads()
         self._own_temp = None
         if connection is None:
             if self.database and not read_only:
@@ -221,6 +220,29 @@ def default_memory_limit() -> str | None:
     total = physical_memory()
     limit = DEFAULT_MEMORY_CAP if total is None else min(DEFAULT_MEMORY_CAP, total // 4)
     return f"{max(limit // 1_000_000, 100)}MB"
+
+
+def threads_problem(value: str) -> str | None:
+    """What is wrong with a ``$COHORTLAB_THREADS`` value, or None when it is a whole number >= 1."""
+    try:
+        ok = int(str(value).strip()) >= 1
+    except ValueError:
+        ok = False
+    return None if ok else "not a number of threads (a whole number, at least 1, e.g. 2)"
+
+
+def env_threads() -> int | None:
+    """``$COHORTLAB_THREADS`` as a number (None when unset or empty); a value that is not a whole
+    number >= 1 raises :class:`~cohortlab.errors.SettingsError` naming the variable."""
+    raw = os.environ.get("COHORTLAB_THREADS")
+    if not raw:
+        return None
+    problem = threads_problem(raw)
+    if problem:
+        from cohortlab.errors import SettingsError
+
+        raise SettingsError(f"COHORTLAB_THREADS={raw!r}: {problem}")
+    return int(raw.strip())
 
 
 def default_threads() -> int:
