@@ -91,6 +91,33 @@ def test_ctrl_c_during_a_simulation_is_one_line_exit_130(db, cli, monkeypatch):
     assert run.code == 130
 
 
+def _raising(error):
+    def raise_it(*args, **kwargs):
+        raise error
+
+    return raise_it
+
+
+@pytest.mark.parametrize("error, expected", [
+    (OSError(28, "No space left on device"), "error: no space left on the device: free some space, or write elsewhere"),
+    (RuntimeError('IO Error: Async write failed for range [offset=0, size=9]: {"exception_type":"IO",'
+                   '"exception_message":"Could not write file \\"/full/m.csv\\": No space left on device","errno":"28"}'),
+     "error: /full/m.csv: no space left on the device: free some space, or write elsewhere"),
+    (RuntimeError("Out of Memory Error: failed to allocate data of size 2.0 MiB (292.0 KiB/1.9 MiB used)"),
+     "error: Out of Memory Error: failed to allocate data of size 2.0 MiB (292.0 KiB/1.9 MiB used) (with the "
+     "default memory limit): give DuckDB more memory, e.g. COHORTLAB_MEMORY_LIMIT=1.5GB"),
+])
+def test_a_full_disk_or_too_little_memory_is_one_line(db, cli, monkeypatch, error, expected):
+    """(They were tracebacks: export, simulate --members-out or report onto a full disk, a load whose
+    COMMIT could not write the .wal, a simulation under a tiny COHORTLAB_MEMORY_LIMIT.)"""
+    from cohortlab import lab as lab_module
+
+    monkeypatch.delenv("COHORTLAB_MEMORY_LIMIT", raising=False)
+    monkeypatch.setattr(lab_module.Lab, "simulate", _raising(error))
+    run = cli("simulate", "--db", db, "--cohort", "Seeded")
+    assert run.assert_one_line_error() == expected
+
+
 def test_other_runtime_errors_still_show_their_traceback(db, cli, monkeypatch):
     from cohortlab import lab as lab_module
 
