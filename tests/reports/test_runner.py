@@ -2,6 +2,7 @@
 overwriting, failures named by notebook and cell, HTML without code."""
 
 import json
+import time
 from pathlib import Path
 
 import nbformat
@@ -299,6 +300,40 @@ def test_the_index_shows_the_change_since_the_previous_run(tmp_path):
     index = second.index_html.read_text()
     assert "change since 2026-03-01" in index and 'href="../2026-03-01/index.html"' in index
     assert "+5" in index and "+5.0 pts" in index
+
+
+def test_ctrl_c_stops_the_running_notebooks_starts_no_other_and_leaves_no_folder(tiny, tmp_path, monkeypatch):
+    """Ctrl-C while two notebooks run (their kernels are in sessions of their own: the terminal's
+    SIGINT reaches only this process). It waited for them, then ran every queued notebook to its
+    end, then left a report folder without an index."""
+    import os
+    import signal
+    import threading
+
+    from cohortlab.report import runner
+
+    started = tmp_path / "started"
+    started.mkdir()
+    slow = [_notebook(tmp_path / f"slow{i}.ipynb", [
+        f"import pathlib, time\npathlib.Path({str(started)!r}, 'slow{i}').touch()\ntime.sleep(120)",
+    ], title=f"Slow {i}") for i in range(3)]
+    monkeypatch.setenv("COHORTLAB_REPORT_PARALLEL", "2")
+
+    def ctrl_c_once_two_run():
+        deadline = time.monotonic() + 120
+        while len(list(started.iterdir())) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        os.kill(os.getpid(), signal.SIGINT)  # a real signal: it wakes the main thread's wait
+
+    threading.Thread(target=ctrl_c_once_two_run, daemon=True).start()
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        run_report(slow, db=tiny["db"], out=tmp_path / "r")
+    stopped = time.monotonic()
+    assert sorted(p.name for p in started.iterdir()) == ["slow0", "slow1"]  # the third never started
+    assert stopped - t0 < 100  # not after the 120 s the running ones sleep
+    assert not (tmp_path / "r").exists()
+    assert not runner._KERNELS and not runner._STOPPING.is_set()
 
 
 def test_a_file_that_is_not_a_duckdb_database_is_refused_before_anything_runs(tmp_path):
