@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -63,15 +64,39 @@ def report_cmd(db, data, params_file, param_items, notebooks, out, overwrite, sh
         fail("--keep-data keeps the database loaded from --data: give --data (a --db is never copied)")
     try:
         params = {**load_params(params_file), **parse_param_items(param_items)}
-        result = run_report(
-            names, db=db, data=data, params=params, out=out, overwrite=overwrite,
-            show_personal_data=show_personal_data, kernel=kernel, progress=_say,
-            engine=engine, spark_master=spark_master,  # notebook parameters, like every other input
-            keep_data=keep_data, share_simulations=share_simulations,
-        )
+        with _terminate_as_ctrl_c():
+            result = run_report(
+                names, db=db, data=data, params=params, out=out, overwrite=overwrite,
+                show_personal_data=show_personal_data, kernel=kernel, progress=_say,
+                engine=engine, spark_master=spark_master,  # notebook parameters, like every other input
+                keep_data=keep_data, share_simulations=share_simulations,
+            )
     except ReportError as e:
         fail(str(e))
     _finish(result)
+
+
+@contextmanager
+def _terminate_as_ctrl_c():
+    """SIGTERM and SIGHUP (``kill PID``, a supervisor, a closed terminal) stop a report as Ctrl-C
+    does: its kernels stopped, its folder and its temporary database (all the raw data of --data,
+    personal data included) removed. Python's default for them ends the process on the spot."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _stop(signum, frame):
+        raise KeyboardInterrupt
+
+    old = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 # The demo's sync story: the export is paused for three and a half days (longer than the 3-day

@@ -336,6 +336,37 @@ def test_ctrl_c_stops_the_running_notebooks_starts_no_other_and_leaves_no_folder
     assert not runner._KERNELS and not runner._STOPPING.is_set()
 
 
+class _Terminated(Exception):
+    pass
+
+
+def test_sigterm_stops_a_report_as_ctrl_c_does(tiny, tmp_path, monkeypatch):
+    """`kill PID` (SIGTERM) or a closed terminal (SIGHUP) ended the process on the spot: the
+    temporary database of --data (all the raw data) and the report folder were left behind."""
+    import os
+    import signal
+
+    from cohortlab.report import runner
+
+    def terminated(signum, frame):  # in place of Python's default, which would end pytest
+        raise _Terminated
+
+    def run_report(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+        raise AssertionError("SIGTERM did not stop the report")
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        monkeypatch.setattr(runner, "run_report", run_report)
+        r = CliRunner().invoke(main, ["report", "--db", str(tiny["db"]), "--out", str(tmp_path / "r")])
+        assert not isinstance(r.exception, _Terminated)
+        assert r.exit_code == 130 and r.stderr.strip() == "error: interrupted", r.stderr
+        assert signal.getsignal(signal.SIGTERM) is terminated  # the command's handler is gone again
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def test_a_file_that_is_not_a_duckdb_database_is_refused_before_anything_runs(tmp_path):
     db = tmp_path / "notes.duckdb"
     db.write_text("not a database\n")
