@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from cohortlab.cli.app import engine_options, fail, main  # engine_options: issue 7
+from cohortlab.cli.app import _set_lock_wait, engine_options, fail, main  # engine_options: issue 7
 
 
 def _say(message: str) -> None:
@@ -50,6 +50,9 @@ def _finish(result) -> None:
               help="Simulate each cohort once, before the notebooks that start from it run, into a temporary "
                    "file they read (the database is only read); --no-share-simulations: each notebook simulates "
                    "on its own.")
+@click.option("--wait", "lock_wait", type=click.FloatRange(min=0, max=24 * 3600), default=None, expose_value=False,
+              callback=_set_lock_wait, envvar="COHORTLAB_LOCK_WAIT",
+              help="Seconds to wait when another process is using the database (default 5).")
 @engine_options  # --engine duckdb|spark, --spark-master (issue 7)
 def report_cmd(db, data, params_file, param_items, notebooks, out, overwrite, show_personal_data, keep_data, kernel,
                share_simulations, engine, spark_master):

@@ -149,6 +149,19 @@ def test_tables_of_an_older_cohortlab_are_one_line_naming_the_database(db, cli, 
     assert not (tmp_path / "out").exists()
 
 
+def test_report_takes_the_wait_its_error_names(db, cli, tmp_path):
+    """The error says "--wait SECONDS to wait longer": report had no --wait (only $COHORTLAB_LOCK_WAIT)."""
+    holder = _hold(db, 30)
+    try:
+        run = cli("report", "--db", db, "--wait", "0.5", "--out", tmp_path / "r")
+        line = run.assert_one_line_error("the database is in use by another process")
+        assert "waited 0.5 s (--wait SECONDS to wait longer)" in line
+        assert not (tmp_path / "r").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_wait_lets_a_command_run_once_the_other_process_is_done(db, cli):
     holder = _hold(db, 1.0)
     try:
