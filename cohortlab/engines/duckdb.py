@@ -6,7 +6,8 @@ Memory-safe by default (every command, notebook and script that opens a lab):
   the machine's memory (DuckDB's own default, 80% of RAM, let a 10M-user load use 20 GiB as
   cache). Work beyond it spills to ``temp_directory``.
 * ``threads``: ``$COHORTLAB_THREADS`` when set, else the cores this process may run on.
-* ``temp_directory``: next to the database file (``<file>.tmp``), or a private folder under the
+* ``temp_directory``: next to the database file (``<file>.tmp``; spill files a killed process left
+  there are removed when the file is next opened for writing), or a private folder under the
   system temp folder for an in-memory database (removed at close; DuckDB's default would be
   ``.tmp`` in the current directory).
 
@@ -137,6 +138,7 @@ class DuckDBEngine(Engine):
         if connection is None:
             if self.database and not read_only:
                 temp = self.database + ".tmp"
+                _remove_stale_spill(temp)
             else:  # nothing written next to a read-only database; created by DuckDB only if it spills; removed at close
                 temp = self._own_temp = os.path.join(tempfile.gettempdir(), f"cohortlab-duckdb-{uuid.uuid4().hex[:12]}")
             self.execute(f"SET temp_directory = '{temp.replace(chr(39), chr(39) * 2)}'")
@@ -202,6 +204,22 @@ class DuckDBEngine(Engine):
         self.con.close()
         if self._own_temp:
             shutil.rmtree(self._own_temp, ignore_errors=True)
+
+
+def _remove_stale_spill(temp: str) -> None:
+    """Remove the spill files that a killed process left in a database's ``<file>.tmp`` (DuckDB
+    removes its own at close, never another process's: after a SIGKILL or a crash they stayed
+    for good, as large as the data spilled, personal data included). Safe: this process holds the
+    database's write lock, so no other process has the file open, nor spills next to it."""
+    try:
+        stale = [p for p in Path(temp).iterdir() if p.name.startswith("duckdb_temp_")]
+    except OSError:  # no folder (nothing ever spilled), or not readable: nothing to do
+        return
+    for p in stale:
+        try:
+            p.unlink()
+        except OSError:
+            pass
 
 
 def physical_memory() -> int | None:
