@@ -44,6 +44,20 @@ class StrictLoadError(CohortlabError):
     """A load with ``strict=True`` had warnings; it was rolled back."""
 
 
+INTERRUPTED_EXIT = 130  # the exit status of a command stopped by Ctrl-C (128 + SIGINT), as a shell's
+
+
+def is_interrupt(error: BaseException) -> bool:
+    """Ctrl-C: Python's ``KeyboardInterrupt``, or a DuckDB query that the signal interrupted
+    (DuckDB 2 raises a plain ``RuntimeError("Query interrupted")``, older versions
+    ``duckdb.InterruptException``). Not a problem of the data: never reported as one."""
+    if isinstance(error, KeyboardInterrupt):
+        return True
+    if type(error).__name__ == "InterruptException":
+        return True
+    return isinstance(error, RuntimeError) and str(error).strip() == "Query interrupted"
+
+
 def read_text_file(path: str | os.PathLike, error: type[Exception] = CohortlabError, what: str = "the file") -> str:
     """The text of a UTF-8 file. A file that cannot be read, or is not UTF-8 text (a binary file,
     another encoding), raises ``error`` with one line naming the file: ``s.yaml: not UTF-8 text

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from cohortlab import schema
 from cohortlab.engines.base import Engine
 from cohortlab.engines.duckdb import DuckDBEngine
+from cohortlab.errors import DatabaseError
 from cohortlab.loaders import LoadReport, loader_class
 
 if TYPE_CHECKING:  # pandas is imported where a frame is made (a simulation's command need not)
@@ -63,6 +64,14 @@ class Lab:
         self.engine = engine or DuckDBEngine(database, read_only=read_only, **engine_options)
         # read simulations stored in the database (cohortlab.simulation.store); False: always compute
         self.use_stored = use_stored
+        if engine is None and database not in (None, ":memory:"):
+            # tables of an older cohortlab: one line naming the file, not a binder error later
+            # (naming an input file as the problem, or a traceback)
+            problem = schema.outdated(self.engine.query_rows)
+            if problem:
+                self.engine.close()
+                raise DatabaseError(f"{database}: its tables were written by an older cohortlab ({problem}): "
+                                    "load the exports into a new database file")
         if not read_only:
             schema.create_all(self.engine.execute)
             from cohortlab.privacy import ensure_key

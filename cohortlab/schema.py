@@ -245,6 +245,24 @@ def create_all(execute) -> None:
     execute("CREATE SEQUENCE IF NOT EXISTS webhook_seq START 1")
 
 
+def outdated(query_rows) -> str | None:
+    """What makes a database's canonical tables older than this version's (``query_rows`` runs
+    one SQL string and returns its rows): ``"mp_events has no column properties"``, or None when
+    every canonical table it holds has all its columns (a missing table is created by
+    :func:`create_all`; a missing column is not: the loaders and the simulation would fail on it)."""
+    have: dict[str, set[str]] = {}
+    for table, column in query_rows(
+        "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'main'"
+    ):
+        have.setdefault(table, set()).add(column)
+    problems = []
+    for t in TABLES.values():
+        missing = [c for c in t.column_names if t.name in have and c not in have[t.name]]
+        if missing:
+            problems.append(f"{t.name} has no column {', '.join(missing)}")
+    return "; ".join(problems) or None
+
+
 def describe() -> str:
     """Markdown description of all canonical tables (used by `cohortlab info --schema` and docs)."""
     out = []

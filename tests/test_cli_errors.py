@@ -220,6 +220,13 @@ def test_a_bad_memory_limit_in_the_environment_is_one_line(db):
                              "Memory must have a number (e.g. 1GB)")
 
 
+@pytest.mark.parametrize("value", ["many", "0", "-1", "2.5"])
+def test_a_bad_thread_count_in_the_environment_is_one_line(db, value):
+    r = run("simulate", "--db", db, "--cohort", "Power Users", env={"COHORTLAB_THREADS": value})
+    assert error_line(r) == (f"error: COHORTLAB_THREADS={value!r}: not a number of threads "
+                             "(a whole number, at least 1, e.g. 2)")
+
+
 def test_a_good_memory_limit_in_the_environment_is_used(db):
     r = run("simulate", "--db", db, "--cohort", "Power Users", "--no-store", env={"COHORTLAB_MEMORY_LIMIT": "500MB"})
     assert r.exit_code == 0, r.output
@@ -323,6 +330,33 @@ def test_export_over_existing_files_writes_nothing(db, tmp_path):
     assert (out / "mp_profiles.parquet").read_bytes()[:4] == b"PAR1"
     line = error_line(run("export", "--db", db, "--out", out))  # every file there now: the first named
     assert line.startswith(f"error: {out / 'loads.parquet'} exists; ") and line.endswith(" more table file(s) too (use overwrite)")
+
+
+def test_export_never_writes_a_table_under_its_final_name(db, tmp_path):
+    """A table file appears whole, by a rename: an export killed while DuckDB writes one leaves no
+    truncated <table>.parquet (it did: unreadable, 'No magic bytes found', and the next export
+    refused to replace it without --overwrite)."""
+    from cohortlab.engines.duckdb import DuckDBEngine
+    from cohortlab.engines.spark.readers import export_canonical
+
+    out = tmp_path / "canonical"
+    (out).mkdir()
+    (out / ".mp_events.parquet.part").write_bytes(b"left by a killed export")
+    engine = DuckDBEngine(db, read_only=True)
+    execute, seen = engine.execute, []
+
+    def checking(sql, params=None):
+        execute(sql, params)
+        if sql.startswith("COPY ("):
+            seen.append(sorted(p.name for p in out.iterdir() if not p.name.startswith(".")))
+
+    engine.execute = checking
+    try:
+        counts = export_canonical(engine, out)
+    finally:
+        engine.close()
+    assert seen[0] == [] and seen[-1] == sorted(f"{t}.parquet" for t in list(counts)[:-1])
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{t}.parquet" for t in counts)  # no .part left
 
 
 @pytest.mark.parametrize("args, option", [

@@ -8,14 +8,15 @@ import sys
 import click
 
 from cohortlab import __version__
-from cohortlab.errors import CohortlabError
+from cohortlab.errors import INTERRUPTED_EXIT, CohortlabError, is_interrupt
 from cohortlab.escaping import terminal_text
 
 
 class _Group(click.Group):
     """The root group: a user-facing error (:class:`~cohortlab.errors.CohortlabError`, which
     includes every loader's ``LoadError``) from any command is printed as one line on stderr,
-    without a traceback, with exit status 1."""
+    without a traceback, with exit status 1. Ctrl-C (also when it interrupts a DuckDB query) is
+    one line ``error: interrupted``, exit status 130."""
 
     def invoke(self, ctx):
         wait = os.environ.get("COHORTLAB_LOCK_WAIT")  # --wait sets it for this command only
@@ -24,15 +25,50 @@ class _Group(click.Group):
             problem = memory_limit_problem(env_limit)
             if problem:
                 fail(f"COHORTLAB_MEMORY_LIMIT={env_limit!r}: {problem}")
+        env_threads = os.environ.get("COHORTLAB_THREADS")
+        if env_threads:  # the same for the threads: a word or 0 was a ValueError traceback
+            from cohortlab.engines.duckdb import threads_problem
+
+            problem = threads_problem(env_threads)
+            if problem:
+                fail(f"COHORTLAB_THREADS={env_threads!r}: {problem}")
         try:
             return super().invoke(ctx)
         except CohortlabError as e:
             fail(_one_line(str(e)))
+        except (KeyboardInterrupt, Exception) as e:  # noqa: BLE001 - re-raised unless the machine's or Ctrl-C
+            if is_interrupt(e):
+                fail("interrupted", INTERRUPTED_EXIT)
+            problem = machine_problem(e)
+            if problem is None:
+                raise
+            fail(problem)
         finally:
             if wait is None:
                 os.environ.pop("COHORTLAB_LOCK_WAIT", None)
             else:
                 os.environ["COHORTLAB_LOCK_WAIT"] = wait
+
+
+def machine_problem(error: BaseException) -> str | None:
+    """One line for an error of the machine rather than of cohortlab or the input: a full disk
+    (Python's or DuckDB's), DuckDB out of memory. None for any other error (a bug keeps its
+    traceback)."""
+    import errno
+    import re
+
+    text = str(error).strip()
+    if (isinstance(error, OSError) and error.errno == errno.ENOSPC) or "No space left on device" in text:
+        path = getattr(error, "filename", None)
+        m = re.search(r'(?:write|open|create) file \\?"([^"\\]+)\\?"', text)  # in DuckDB's JSON too
+        where = f"{path or (m.group(1) if m else None)}: " if (path or m) else ""
+        return f"{where}no space left on the device: free some space, or write elsewhere"
+    if type(error).__name__ == "OutOfMemoryException" or text.startswith("Out of Memory Error"):
+        first = text.splitlines()[0] if text else type(error).__name__
+        limit = os.environ.get("COHORTLAB_MEMORY_LIMIT")
+        now = f"COHORTLAB_MEMORY_LIMIT={limit}" if limit else "the default memory limit"
+        return f"{first} (with {now}): give DuckDB more memory, e.g. COHORTLAB_MEMORY_LIMIT=1.5GB"
+    return None
 
 
 def _one_line(message: str) -> str:

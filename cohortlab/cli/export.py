@@ -24,8 +24,14 @@ def export_cmd(db, out_dir, tables, overwrite):
 
     if not os.path.exists(db):
         fail(f"{db}: no such database")
+    from cohortlab.schema import outdated
+
     engine = DuckDBEngine(db, read_only=True)
     try:
+        problem = outdated(engine.query_rows)
+        if problem:
+            fail(f"{db}: its tables were written by an older cohortlab ({problem}): "
+                 "load the exports into a new database file")
         counts = export_canonical(engine, out_dir, tables=tables or None, overwrite=overwrite)
     except (ValueError, FileExistsError) as e:
         fail(str(e))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
-from cohortlab.cli.app import engine_options, fail, main  # engine_options: issue 7
+from cohortlab.cli.app import _set_lock_wait, engine_options, fail, main  # engine_options: issue 7
 
 
 def _say(message: str) -> None:
@@ -49,6 +50,9 @@ def _finish(result) -> None:
               help="Simulate each cohort once, before the notebooks that start from it run, into a temporary "
                    "file they read (the database is only read); --no-share-simulations: each notebook simulates "
                    "on its own.")
+@click.option("--wait", "lock_wait", type=click.FloatRange(min=0, max=24 * 3600), default=None, expose_value=False,
+              callback=_set_lock_wait, envvar="COHORTLAB_LOCK_WAIT",
+              help="Seconds to wait when another process is using the database (default 5).")
 @engine_options  # --engine duckdb|spark, --spark-master (issue 7)
 def report_cmd(db, data, params_file, param_items, notebooks, out, overwrite, show_personal_data, keep_data, kernel,
                share_simulations, engine, spark_master):
@@ -63,15 +67,39 @@ def report_cmd(db, data, params_file, param_items, notebooks, out, overwrite, sh
         fail("--keep-data keeps the database loaded from --data: give --data (a --db is never copied)")
     try:
         params = {**load_params(params_file), **parse_param_items(param_items)}
-        result = run_report(
-            names, db=db, data=data, params=params, out=out, overwrite=overwrite,
-            show_personal_data=show_personal_data, kernel=kernel, progress=_say,
-            engine=engine, spark_master=spark_master,  # notebook parameters, like every other input
-            keep_data=keep_data, share_simulations=share_simulations,
-        )
+        with _terminate_as_ctrl_c():
+            result = run_report(
+                names, db=db, data=data, params=params, out=out, overwrite=overwrite,
+                show_personal_data=show_personal_data, kernel=kernel, progress=_say,
+                engine=engine, spark_master=spark_master,  # notebook parameters, like every other input
+                keep_data=keep_data, share_simulations=share_simulations,
+            )
     except ReportError as e:
         fail(str(e))
     _finish(result)
+
+
+@contextmanager
+def _terminate_as_ctrl_c():
+    """SIGTERM and SIGHUP (``kill PID``, a supervisor, a closed terminal) stop a report as Ctrl-C
+    does: its kernels stopped, its folder and its temporary database (all the raw data of --data,
+    personal data included) removed. Python's default for them ends the process on the spot."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _stop(signum, frame):
+        raise KeyboardInterrupt
+
+    old = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 # The demo's sync story: the export is paused for three and a half days (longer than the 3-day

@@ -6,7 +6,8 @@ Memory-safe by default (every command, notebook and script that opens a lab):
   the machine's memory (DuckDB's own default, 80% of RAM, let a 10M-user load use 20 GiB as
   cache). Work beyond it spills to ``temp_directory``.
 * ``threads``: ``$COHORTLAB_THREADS`` when set, else the cores this process may run on.
-* ``temp_directory``: next to the database file (``<file>.tmp``), or a private folder under the
+* ``temp_directory``: next to the database file (``<file>.tmp``; spill files a killed process left
+  there are removed when the file is next opened for writing), or a private folder under the
   system temp folder for an in-memory database (removed at close; DuckDB's default would be
   ``.tmp`` in the current directory).
 
@@ -151,12 +152,12 @@ class DuckDBEngine(Engine):
                 # (and draws no text bar there anyway)
                 pass
         memory_limit = memory_limit or os.environ.get("COHORTLAB_MEMORY_LIMIT") or default_memory_limit()
-        threads = threads or (int(os.environ["COHORTLAB_THREADS"]) if os.environ.get("COHORTLAB_THREADS") else None) \
-            or default_threads()
+        threads = threads or env_threads() or default_threads()
         self._own_temp = None
         if connection is None:
             if self.database and not read_only:
                 temp = self.database + ".tmp"
+                _remove_stale_spill(temp)
             else:  # nothing written next to a read-only database; created by DuckDB only if it spills; removed at close
                 temp = self._own_temp = os.path.join(tempfile.gettempdir(), f"cohortlab-duckdb-{uuid.uuid4().hex[:12]}")
             self.execute(f"SET temp_directory = '{temp.replace(chr(39), chr(39) * 2)}'")
@@ -173,6 +174,8 @@ class DuckDBEngine(Engine):
         Results of earlier commands stored in the file stay readable until this run writes its
         own (into memory). The file is never written: no ``.wal`` is left behind, and replacing it between two runs is
         harmless."""
+        if Path(path).is_dir():
+            raise DatabaseError(f"{path}: is a folder, not a DuckDB database file")
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: no such database")
         from cohortlab.pipeline import sql_str
@@ -228,6 +231,22 @@ class DuckDBEngine(Engine):
             shutil.rmtree(self._own_temp, ignore_errors=True)
 
 
+def _remove_stale_spill(temp: str) -> None:
+    """Remove the spill files that a killed process left in a database's ``<file>.tmp`` (DuckDB
+    removes its own at close, never another process's: after a SIGKILL or a crash they stayed
+    for good, as large as the data spilled, personal data included). Safe: this process holds the
+    database's write lock, so no other process has the file open, nor spills next to it."""
+    try:
+        stale = [p for p in Path(temp).iterdir() if p.name.startswith("duckdb_temp_")]
+    except OSError:  # no folder (nothing ever spilled), or not readable: nothing to do
+        return
+    for p in stale:
+        try:
+            p.unlink()
+        except OSError:
+            pass
+
+
 def physical_memory() -> int | None:
     """Bytes of memory of the machine (None when the platform does not say)."""
     try:
@@ -244,6 +263,29 @@ def default_memory_limit() -> str | None:
     total = physical_memory()
     limit = DEFAULT_MEMORY_CAP if total is None else min(DEFAULT_MEMORY_CAP, total // 4)
     return f"{max(limit // 1_000_000, 100)}MB"
+
+
+def threads_problem(value: str) -> str | None:
+    """What is wrong with a ``$COHORTLAB_THREADS`` value, or None when it is a whole number >= 1."""
+    try:
+        ok = int(str(value).strip()) >= 1
+    except ValueError:
+        ok = False
+    return None if ok else "not a number of threads (a whole number, at least 1, e.g. 2)"
+
+
+def env_threads() -> int | None:
+    """``$COHORTLAB_THREADS`` as a number (None when unset or empty); a value that is not a whole
+    number >= 1 raises :class:`~cohortlab.errors.SettingsError` naming the variable."""
+    raw = os.environ.get("COHORTLAB_THREADS")
+    if not raw:
+        return None
+    problem = threads_problem(raw)
+    if problem:
+        from cohortlab.errors import SettingsError
+
+        raise SettingsError(f"COHORTLAB_THREADS={raw!r}: {problem}")
+    return int(raw.strip())
 
 
 def default_threads() -> int:

@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Iterable
 
 from cohortlab.engines.base import Engine
-from cohortlab.errors import LoadError, SettingsError, StrictLoadError
+from cohortlab.errors import LoadError, SettingsError, StrictLoadError, is_interrupt
 from cohortlab.loaders.files import (
     MAX_INVALID_UTF8_LINES,
     MAX_LINE_SIZE,
@@ -497,6 +497,8 @@ class Loader(ABC):
                 except LoadError:
                     raise
                 except Exception as e:  # engine errors: name the file
+                    if is_interrupt(e):  # Ctrl-C during a query: not a problem of the file
+                        raise
                     message = _clean_engine_error(e)
                     if "invalid UTF-8" in message:
                         raise _InvalidUtf8(path, message) from e

@@ -30,6 +30,8 @@ import json
 import os
 import re
 import shutil
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -275,7 +277,7 @@ def run_notebook(
                 cwd=str(nb_dir),
                 execution_timeout=timeout,
                 extra_arguments=["--IPKernelApp.log_level=CRITICAL"],  # no kernel start-up chatter
-                **({"kernel_manager_class": _kernel_manager_with(env)} if env else {}),
+                kernel_manager_class=_kernel_manager_with(env or {}),
             )
         except PapermillExecutionError as e:
             result.error, result.cell_index, result.ename, result.failing_line = _describe_failure(e)
@@ -312,9 +314,39 @@ def kernel_did_not_start(error: BaseException) -> bool:
     return isinstance(error, RuntimeError) and "before replying to kernel_info" in str(error)
 
 
+# the kernels of the notebooks running now, stopped by stop_kernels() when the run is interrupted
+# (Ctrl-C): they run in sessions of their own, so the terminal's SIGINT never reaches them
+_KERNELS: set = set()
+_KERNELS_LOCK = threading.Lock()
+_STOPPING = threading.Event()
+
+
+def _kill_kernel(km) -> None:
+    pid = getattr(getattr(km, "provisioner", None), "pid", None)
+    if pid:
+        try:
+            os.kill(pid, signal.SIGKILL)  # it only reads the database (read-only): nothing to save
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def stop_kernels() -> None:
+    """Kill the kernel of every notebook running now, and of any that starts from now on (its
+    notebook then fails at once): what an interrupted report does before it exits."""
+    import logging
+
+    _STOPPING.set()
+    logging.getLogger("papermill").disabled = True  # no "Kernel died while waiting for execute reply." per notebook
+    with _KERNELS_LOCK:
+        kernels = list(_KERNELS)
+        _KERNELS.clear()  # a killed kernel is not shut down by its manager: forget it here
+    for km in kernels:
+        _kill_kernel(km)
+
+
 def _kernel_manager_with(env: Mapping[str, str]) -> type:
     """A kernel manager class (nbclient's default, ``AsyncKernelManager``) whose kernels start
-    with ``env`` on top of this process's environment."""
+    with ``env`` on top of this process's environment, known to :func:`stop_kernels` while they run."""
     from jupyter_client import AsyncKernelManager
 
     extra = dict(env)
@@ -322,7 +354,19 @@ def _kernel_manager_with(env: Mapping[str, str]) -> type:
     class KernelManagerWithEnv(AsyncKernelManager):
         async def start_kernel(self, **kw):
             kw["env"] = {**os.environ, **(kw.get("env") or {}), **extra}
-            return await super().start_kernel(**kw)
+            out = await super().start_kernel(**kw)
+            with _KERNELS_LOCK:  # (stop_kernels sets _STOPPING, then takes the lock)
+                stopping = _STOPPING.is_set()
+                if not stopping:
+                    _KERNELS.add(self)
+            if stopping:  # started while the run was being stopped
+                _kill_kernel(self)
+            return out
+
+        async def shutdown_kernel(self, *args, **kw):
+            with _KERNELS_LOCK:
+                _KERNELS.discard(self)
+            return await super().shutdown_kernel(*args, **kw)
 
     return KernelManagerWithEnv
 
@@ -582,14 +626,24 @@ def _check_settings(settings: Any) -> None:
 
 
 def check_database(db: str | os.PathLike, cohorts: Any = None) -> None:
-    """A ReportError, before any notebook runs, when ``db`` is not a DuckDB database or a cohort
-    of ``cohorts`` (a name or a list; None: every cohort) has no membership data in it."""
+    """A ReportError, before any notebook runs, when ``db`` is not a DuckDB database (a folder,
+    another file), holds none or only some of the canonical tables, or a cohort of ``cohorts``
+    (a name or a list; None: every cohort) has no membership data in it."""
     from cohortlab.errors import CohortlabError, DatabaseError
     from cohortlab.lab import Lab
     from cohortlab.simulation.membership import find_cohort
 
+    from cohortlab import schema
+
     try:
         with Lab(str(db), read_only=True) as lab:
+            missing = [t for t in schema.TABLES if not lab.engine.table_exists(t)]
+            if len(missing) == len(schema.TABLES):  # every notebook would fail on it
+                raise ReportError(f"{db}: not a cohortlab database (none of its tables is one that "
+                                  "`cohortlab load` writes): load the exports into it first")
+            if missing:
+                raise ReportError(f"{db}: no table {', '.join(missing)}: written by an older cohortlab "
+                                  f"(`cohortlab info --db {db}` adds the missing tables)")
             if cohorts is None:
                 return
             for name in [cohorts] if isinstance(cohorts, str) else list(cohorts):
@@ -657,8 +711,8 @@ def _run_all(sources, out_dir: Path, params: dict[str, Any], source: str, kernel
             say(f"  loaded in {time.monotonic() - t0:.1f} s")
             if cohorts is not None and params.get("engine", "duckdb") == "duckdb":
                 check_database(db_path, cohorts)
-        except ReportError:
-            _remove_unused_output(out_dir, db_path)  # no report: no folder left behind
+        except BaseException:  # a ReportError, Ctrl-C: no report, no folder (nor half-loaded data) left behind
+            _remove_unused_output(out_dir, db_path)
             raise
         params["db"] = str(db_path)
         hints = world_hints(params.pop("data"))
@@ -684,6 +738,8 @@ def _run_all(sources, out_dir: Path, params: dict[str, Any], source: str, kernel
         say(f"[{i}/{len(sources)}] {src.stem} ...")
         r = run_notebook(src, out_dir, {**params, **(extra or {})}, kernel=kernel, page_source=source,
                          env=env.get(src.stem))
+        if _STOPPING.is_set():  # interrupted: its kernel was stopped, not a failure to report
+            return r
         if r.ok:
             say(f"[{i}/{len(sources)}] {src.stem}: ok ({r.seconds:.1f} s)")
         else:
@@ -728,14 +784,34 @@ def _run_all(sources, out_dir: Path, params: dict[str, Any], source: str, kernel
         else:  # each notebook is its own kernel process reading the database read-only
             from concurrent.futures import ThreadPoolExecutor
 
-            with ThreadPoolExecutor(max_workers=workers) as pool:
+            pool = ThreadPoolExecutor(max_workers=workers)
+            try:
                 futures = {j: pool.submit(one, j + 1, sources[j]) for j in order if j not in readers}
                 if readers:  # meanwhile, in this process
                     extra = shared()
                     futures.update({j: pool.submit(one, j + 1, sources[j], extra) for j in order if j in readers})
                 results = {j: f.result() for j, f in futures.items()}
+            except BaseException:  # Ctrl-C: no notebook starts any more, the running ones stop
+                pool.shutdown(wait=False, cancel_futures=True)
+                stop_kernels()
+                pool.shutdown(wait=True)  # their threads end as soon as their kernel is gone
+                raise
+            pool.shutdown()
         results = [results[j] if j in results else skipped[j] for j in range(len(sources))]  # in the order asked for
+    except BaseException as e:
+        from cohortlab.errors import is_interrupt
+
+        if is_interrupt(e):
+            stop_kernels()  # (one notebook at a time: nbclient stops its kernel itself, normally)
+            if (out_dir / MARKER).exists():  # an interrupted report: no half of one left
+                shutil.rmtree(out_dir, ignore_errors=True)
+        raise
     finally:
+        if _STOPPING.is_set():
+            import logging
+
+            _STOPPING.clear()
+            logging.getLogger("papermill").disabled = False
         if scratch is not None:
             scratch.cleanup()
         if sims_dir is not None:

@@ -184,13 +184,16 @@ class SimulationResult:
     def publish(self, names: dict[str, str] | None = None) -> dict[str, str]:
         """Store the result tables under their documented names (``resolution``, ``timeline``,
         ``attribute_state``, ``waterfall``, ``gap_summary``) or under ``names`` ({table: name}),
-        as persistent tables. Returns {table: stored name}."""
+        as persistent tables, in one transaction: an interruption (Ctrl-C, a killed process) leaves
+        the five tables of the earlier run, never some of each. Returns {table: stored name}."""
         out = {}
         for t in PUBLISHED:
-            name = (names or {}).get(t, t)
             self.tables[t]._check()
-            self.engine.materialise(name, f"SELECT * FROM {self.tables[t].table_name}")
-            out[t] = name
+        with self.engine.transaction():
+            for t in PUBLISHED:
+                name = (names or {}).get(t, t)
+                self.engine.materialise(name, f"SELECT * FROM {self.tables[t].table_name}")
+                out[t] = name
         return out
 
     def drop(self) -> None:

@@ -51,6 +51,117 @@ def test_a_database_in_use_is_one_line_naming_the_process(db, cli, tmp_path, com
         holder.wait()
 
 
+# --------------------------------------------------------------------------- Ctrl-C
+# DuckDB 2 turns a SIGINT that lands during a query into RuntimeError("Query interrupted"); Python
+# raises KeyboardInterrupt elsewhere. Either way: one line, exit 130, the database as it was.
+@pytest.mark.parametrize("where, error", [
+    ("load_file", RuntimeError("Query interrupted")),  # was: "error: e.jsonl: Query interrupted"
+    ("finish", RuntimeError("Query interrupted")),  # was: a traceback
+    ("load_file", KeyboardInterrupt()),  # was: "Aborted!", exit 1
+])
+def test_ctrl_c_during_a_load_is_one_line_exit_130_and_changes_nothing(db, cli, tmp_path, monkeypatch, where, error):
+    from cohortlab.loaders.mixpanel_events import MixpanelEventsLoader
+
+    events = tmp_path / "e.jsonl"
+    events.write_text('{"event":"x","properties":{"time":1772000000,"distinct_id":"a"}}\n')
+    before = checksum(db)
+
+    def interrupted(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(MixpanelEventsLoader, where, interrupted)
+    run = cli("load", "--db", db, "mixpanel-events", events)
+    assert run.assert_one_line_error() == "error: interrupted"
+    assert run.code == 130
+    assert checksum(db) == before
+    monkeypatch.undo()
+    assert cli("load", "--db", db, "mixpanel-events", events).code == 0  # nothing marked as loaded
+    assert checksum(db) != before
+
+
+def test_ctrl_c_during_a_simulation_is_one_line_exit_130(db, cli, monkeypatch):
+    from cohortlab import lab as lab_module
+
+    def interrupted(*args, **kwargs):
+        raise RuntimeError("Query interrupted")
+
+    monkeypatch.setattr(lab_module.Lab, "simulate", interrupted)
+    run = cli("simulate", "--db", db, "--cohort", "Seeded")
+    assert run.assert_one_line_error() == "error: interrupted"
+    assert run.code == 130
+
+
+def _raising(error):
+    def raise_it(*args, **kwargs):
+        raise error
+
+    return raise_it
+
+
+@pytest.mark.parametrize("error, expected", [
+    (OSError(28, "No space left on device"), "error: no space left on the device: free some space, or write elsewhere"),
+    (RuntimeError('IO Error: Async write failed for range [offset=0, size=9]: {"exception_type":"IO",'
+                   '"exception_message":"Could not write file \\"/full/m.csv\\": No space left on device","errno":"28"}'),
+     "error: /full/m.csv: no space left on the device: free some space, or write elsewhere"),
+    (RuntimeError("Out of Memory Error: failed to allocate data of size 2.0 MiB (292.0 KiB/1.9 MiB used)"),
+     "error: Out of Memory Error: failed to allocate data of size 2.0 MiB (292.0 KiB/1.9 MiB used) (with the "
+     "default memory limit): give DuckDB more memory, e.g. COHORTLAB_MEMORY_LIMIT=1.5GB"),
+])
+def test_a_full_disk_or_too_little_memory_is_one_line(db, cli, monkeypatch, error, expected):
+    """(They were tracebacks: export, simulate --members-out or report onto a full disk, a load whose
+    COMMIT could not write the .wal, a simulation under a tiny COHORTLAB_MEMORY_LIMIT.)"""
+    from cohortlab import lab as lab_module
+
+    monkeypatch.delenv("COHORTLAB_MEMORY_LIMIT", raising=False)
+    monkeypatch.setattr(lab_module.Lab, "simulate", _raising(error))
+    run = cli("simulate", "--db", db, "--cohort", "Seeded")
+    assert run.assert_one_line_error() == expected
+
+
+def test_other_runtime_errors_still_show_their_traceback(db, cli, monkeypatch):
+    from cohortlab import lab as lab_module
+
+    def bug(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(lab_module.Lab, "simulate", bug)
+    run = cli("simulate", "--db", db, "--cohort", "Seeded")
+    assert isinstance(run.result.exception, RuntimeError)
+
+
+@pytest.mark.parametrize("command", [["info"], ["load", "mixpanel-events", "EVENTS"], ["simulate", "--cohort", "Seeded"],
+                                     ["verify", "--cohort", "Seeded"], ["export", "--out", "OUT"]])
+def test_tables_of_an_older_cohortlab_are_one_line_naming_the_database(db, cli, tmp_path, command):
+    """A canonical table without a column of this version (a database written by an older
+    cohortlab): one line naming the database and the column (it was a traceback, or for a load a
+    binder error that named the input file as the problem), and the database is not changed."""
+    import duckdb
+
+    with duckdb.connect(db) as con:
+        con.execute("ALTER TABLE mp_events DROP COLUMN properties")
+    events = tmp_path / "e.jsonl"
+    events.write_text('{"event":"x","properties":{"time":1772000000,"distinct_id":"a"}}\n')
+    args = [str(events) if a == "EVENTS" else str(tmp_path / "out") if a == "OUT" else a for a in command]
+    run = cli(args[0], "--db", db, *args[1:])
+    line = run.assert_one_line_error()
+    assert line == (f"error: {db}: its tables were written by an older cohortlab (mp_events has no column "
+                    "properties): load the exports into a new database file")
+    assert not (tmp_path / "out").exists()
+
+
+def test_report_takes_the_wait_its_error_names(db, cli, tmp_path):
+    """The error says "--wait SECONDS to wait longer": report had no --wait (only $COHORTLAB_LOCK_WAIT)."""
+    holder = _hold(db, 30)
+    try:
+        run = cli("report", "--db", db, "--wait", "0.5", "--out", tmp_path / "r")
+        line = run.assert_one_line_error("the database is in use by another process")
+        assert "waited 0.5 s (--wait SECONDS to wait longer)" in line
+        assert not (tmp_path / "r").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_wait_lets_a_command_run_once_the_other_process_is_done(db, cli):
     holder = _hold(db, 1.0)
     try:

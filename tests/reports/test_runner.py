@@ -2,6 +2,7 @@
 overwriting, failures named by notebook and cell, HTML without code."""
 
 import json
+import time
 from pathlib import Path
 
 import nbformat
@@ -301,12 +302,100 @@ def test_the_index_shows_the_change_since_the_previous_run(tmp_path):
     assert "+5" in index and "+5.0 pts" in index
 
 
+def test_ctrl_c_stops_the_running_notebooks_starts_no_other_and_leaves_no_folder(tiny, tmp_path, monkeypatch):
+    """Ctrl-C while two notebooks run (their kernels are in sessions of their own: the terminal's
+    SIGINT reaches only this process). It waited for them, then ran every queued notebook to its
+    end, then left a report folder without an index."""
+    import os
+    import signal
+    import threading
+
+    from cohortlab.report import runner
+
+    started = tmp_path / "started"
+    started.mkdir()
+    slow = [_notebook(tmp_path / f"slow{i}.ipynb", [
+        f"import pathlib, time\npathlib.Path({str(started)!r}, 'slow{i}').touch()\ntime.sleep(120)",
+    ], title=f"Slow {i}") for i in range(3)]
+    monkeypatch.setenv("COHORTLAB_REPORT_PARALLEL", "2")
+
+    def ctrl_c_once_two_run():
+        deadline = time.monotonic() + 120
+        while len(list(started.iterdir())) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        os.kill(os.getpid(), signal.SIGINT)  # a real signal: it wakes the main thread's wait
+
+    threading.Thread(target=ctrl_c_once_two_run, daemon=True).start()
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        run_report(slow, db=tiny["db"], out=tmp_path / "r")
+    stopped = time.monotonic()
+    assert sorted(p.name for p in started.iterdir()) == ["slow0", "slow1"]  # the third never started
+    assert stopped - t0 < 100  # not after the 120 s the running ones sleep
+    assert not (tmp_path / "r").exists()
+    assert not runner._KERNELS and not runner._STOPPING.is_set()
+
+
+class _Terminated(Exception):
+    pass
+
+
+def test_sigterm_stops_a_report_as_ctrl_c_does(tiny, tmp_path, monkeypatch):
+    """`kill PID` (SIGTERM) or a closed terminal (SIGHUP) ended the process on the spot: the
+    temporary database of --data (all the raw data) and the report folder were left behind."""
+    import os
+    import signal
+
+    from cohortlab.report import runner
+
+    def terminated(signum, frame):  # in place of Python's default, which would end pytest
+        raise _Terminated
+
+    def run_report(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+        raise AssertionError("SIGTERM did not stop the report")
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        monkeypatch.setattr(runner, "run_report", run_report)
+        r = CliRunner().invoke(main, ["report", "--db", str(tiny["db"]), "--out", str(tmp_path / "r")])
+        assert not isinstance(r.exception, _Terminated)
+        assert r.exit_code == 130 and r.stderr.strip() == "error: interrupted", r.stderr
+        assert signal.getsignal(signal.SIGTERM) is terminated  # the command's handler is gone again
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def test_a_file_that_is_not_a_duckdb_database_is_refused_before_anything_runs(tmp_path):
     db = tmp_path / "notes.duckdb"
     db.write_text("not a database\n")
     with pytest.raises(ReportError, match=r"notes\.duckdb: not a DuckDB database file"):
         run_report(db=db, out=tmp_path / "r")
     assert not (tmp_path / "r").exists()
+
+
+def test_a_folder_or_a_database_without_cohortlab_tables_is_refused_before_anything_runs(tiny, tmp_path):
+    """(They were tracebacks: FileNotFoundError "no such database" for a folder, a CatalogException
+    "mp_events does not exist" from a file another program made, after the folder was made.)"""
+    import duckdb
+
+    (tmp_path / "folder.duckdb").mkdir()
+    foreign = tmp_path / "foreign.duckdb"
+    with duckdb.connect(str(foreign)) as con:
+        con.execute("CREATE TABLE notes (x INTEGER)")
+    older = tmp_path / "older.duckdb"
+    older.write_bytes(Path(tiny["db"]).read_bytes())
+    with duckdb.connect(str(older)) as con:
+        con.execute("DROP TABLE mpa_batch_times")
+    for db, message in (
+        (tmp_path / "folder.duckdb", r"folder\.duckdb: is a folder, not a DuckDB database file"),
+        (foreign, r"foreign\.duckdb: not a cohortlab database \(none of its tables is one that `cohortlab load` writes\)"),
+        (older, r"older\.duckdb: no table mpa_batch_times: written by an older cohortlab \(`cohortlab info --db "),
+    ):
+        with pytest.raises(ReportError, match=message):
+            run_report(db=db, out=tmp_path / "r")
+        assert not (tmp_path / "r").exists()
 
 
 def test_parameters_the_notebooks_would_fail_on_are_refused_before_anything_runs(tiny, tmp_path):

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from cohortlab.settings import SyncSettings
+from cohortlab.simulation.simulate import PUBLISHED
 
 C = "Power Users"
 
@@ -320,6 +321,35 @@ def test_results_are_stored_for_notebooks_when_asked(data):
     assert stored.step.tolist()[0] == "members" and stored.cohort_name.unique().tolist() == [C]
 
 
+def test_an_interrupted_publish_leaves_the_earlier_tables_whole(data):
+    """Ctrl-C (or a killed process) while the five tables are written: all five stay those of the
+    earlier run (they were: resolution of the new run beside the waterfall of the old one)."""
+    linked(data, {"a": 1, "b": 2})
+    data.snapshot(C, "2026-03-01", ["a"])
+    data.snapshot("Other", "2026-03-01", ["a", "b"])
+    data.lab.simulate(C).publish()
+    engine = data.lab.engine
+    before = {t: engine.query_rows(f"SELECT * FROM {t}") for t in PUBLISHED}
+    r = data.lab.simulate("Other")
+    materialise, written = engine.materialise, []
+
+    def interrupted_on_the_third(name, sql, temp=False):
+        written.append(name)
+        if len(written) == 3:
+            raise KeyboardInterrupt
+        return materialise(name, sql, temp)
+
+    engine.materialise = interrupted_on_the_third
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            r.publish()
+    finally:
+        engine.materialise = materialise
+    assert {t: engine.query_rows(f"SELECT * FROM {t}") for t in PUBLISHED} == before
+    r.publish()
+    assert engine.query_rows("SELECT DISTINCT cohort_name FROM waterfall") == [("Other",)]
+
+
 def test_lab_shortcuts_reuse_one_simulation(data):
     linked(data, {"a": 1})
     data.snapshot(C, "2026-03-01", ["a"])
@@ -358,7 +388,7 @@ def test_a_result_reads_its_tables_on_demand_and_loading_data_clears_the_cache(d
     f.write_text('{"$distinct_id": "b", "$properties": {}}\n')
     data.lab.load("mixpanel-profiles", f)
     assert len(data.lab._sim_cache()) == 0
-    from cohortlab.simulation.simulate import DroppedTableError
+    from cohortlab.simulation.simulate import PUBLISHED, DroppedTableError
 
     with pytest.raises(DroppedTableError):
         r.tables["timeline"].as_pandas()
