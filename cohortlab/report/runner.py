@@ -254,7 +254,7 @@ def run_notebook(
 
     source = Path(source).resolve()
     name = source.stem
-    nb_dir = (Path(out_dir) / name).resolve()  # absolute: papermill's cwd= is process-wide
+    nb_dir = (Path(out_dir) / name).resolve()
     nb_dir.mkdir(parents=True, exist_ok=True)
     declared = declared_parameters(source)
     from cohortlab.report.parameters import plain
@@ -274,10 +274,12 @@ def run_notebook(
                 parameters=params,
                 kernel_name=kernel or kernel_name(),
                 progress_bar=False,
-                cwd=str(nb_dir),
+                # the kernel starts in the notebook's folder; papermill's cwd= would chdir this
+                # whole process from a pool thread, and two notebooks at once restore each
+                # other's folder: the process ended in a report folder (deleted when interrupted)
                 execution_timeout=timeout,
                 extra_arguments=["--IPKernelApp.log_level=CRITICAL"],  # no kernel start-up chatter
-                kernel_manager_class=_kernel_manager_with(env or {}),
+                kernel_manager_class=_kernel_manager_with(env or {}, cwd=nb_dir),
             )
         except PapermillExecutionError as e:
             result.error, result.cell_index, result.ename, result.failing_line = _describe_failure(e)
@@ -344,16 +346,20 @@ def stop_kernels() -> None:
         _kill_kernel(km)
 
 
-def _kernel_manager_with(env: Mapping[str, str]) -> type:
+def _kernel_manager_with(env: Mapping[str, str], cwd: str | os.PathLike | None = None) -> type:
     """A kernel manager class (nbclient's default, ``AsyncKernelManager``) whose kernels start
-    with ``env`` on top of this process's environment, known to :func:`stop_kernels` while they run."""
+    with ``env`` on top of this process's environment, in the folder ``cwd`` (this process's own
+    working directory is never changed), known to :func:`stop_kernels` while they run."""
     from jupyter_client import AsyncKernelManager
 
     extra = dict(env)
+    folder = None if cwd is None else str(cwd)
 
     class KernelManagerWithEnv(AsyncKernelManager):
         async def start_kernel(self, **kw):
             kw["env"] = {**os.environ, **(kw.get("env") or {}), **extra}
+            if folder is not None:
+                kw["cwd"] = folder
             out = await super().start_kernel(**kw)
             with _KERNELS_LOCK:  # (stop_kernels sets _STOPPING, then takes the lock)
                 stopping = _STOPPING.is_set()

@@ -30,7 +30,8 @@ def _notebook(path: Path, seconds: float, *, reads_shared: bool = False) -> Path
         f"time.sleep({seconds})\n"
         "json.dump({'title': os.path.basename(output_dir), 'db': db, 'start': t0, 'end': time.time(),\n"
         "           'memory_limit': os.environ.get('COHORTLAB_MEMORY_LIMIT'),\n"
-        "           'threads': os.environ.get('COHORTLAB_THREADS'), 'simulations': globals().get('simulations')},\n"
+        "           'threads': os.environ.get('COHORTLAB_THREADS'), 'simulations': globals().get('simulations'),\n"
+        "           'cwd': os.getcwd()},\n"
         "          open(os.path.join(output_dir, 'metrics.json'), 'w'))"))
     nbformat.write(nb, str(path))
     return path
@@ -74,6 +75,28 @@ def test_two_at_a_time_in_the_order_asked_for_longest_first(notebooks, tmp_path,
     assert "COHORTLAB_MEMORY_LIMIT" not in os.environ and "COHORTLAB_THREADS" not in os.environ
     index = (tmp_path / "out" / "index.html").read_text()
     assert index.index("match_rates") < index.index("identity_gaps") < index.index("eit_migration")
+
+
+def test_each_kernel_runs_in_its_notebooks_folder_and_this_process_stays_where_it_was(notebooks, tmp_path,
+                                                                                     monkeypatch):
+    # papermill's cwd= changes the whole process's folder from the thread that runs a notebook:
+    # two at once restored each other's, so the process was left in a report folder (a deleted
+    # one after an interrupted report: every later getcwd() failed)
+    import os
+
+    db, nbs = notebooks
+    monkeypatch.setenv("COHORTLAB_REPORT_PARALLEL", "2")
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    seen = []
+    real_chdir = os.chdir
+    monkeypatch.setattr(os, "chdir", lambda p: (seen.append(str(p)), real_chdir(p))[1])
+    result = run_report(nbs, db=db, out=tmp_path / "out")
+    assert result.ok
+    assert {n.name: n.metrics["cwd"] for n in result.notebooks} == {
+        n.name: str((tmp_path / "out" / n.name).resolve()) for n in result.notebooks}
+    assert os.getcwd() == str(here) and set(seen) <= {str(here)}  # (some libraries chdir to where it is)
 
 
 def _mb(limit: str) -> int:
