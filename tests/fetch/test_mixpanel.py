@@ -527,45 +527,36 @@ def test_raw_export_chunks_wait_within_the_hourly_limit_too(fake, creds, tmp_pat
     assert waits == [3600.0]
 
 
+def _run_of_cohorts_lists(creds, folder, times: int) -> list[float]:
+    """A run (a new client remembering its budgets in ``folder``, 2 queries an hour) asking for
+    the cohorts list ``times`` times; the waits it made."""
+    from cohortlab.fetch.http import no_sleep_policy
+
+    policy = no_sleep_policy()
+    mp = _mp(creds, policy)
+    mp.query_budget.per_hour = 2
+    mp.http.notify = lambda line: None
+    mp.remember_budgets(folder)
+    try:
+        for _ in range(times):
+            mp.cohorts(folder)
+    finally:
+        mp.close()
+    return policy.waits
+
+
 def test_a_run_started_within_the_hour_of_another_counts_its_requests(fake, creds, tmp_path):
     # the limit is Mixpanel's, per hour, not per run: a second run right after a first one that
     # used the hour's queries waits for them (their times are kept in the folder's .fetch/)
-    from cohortlab.fetch.http import no_sleep_policy
-
-    first = _mp(creds, no_sleep_policy())
-    first.query_budget.per_hour = 2
-    first.remember_budgets(tmp_path)
-    try:
-        first.cohorts(tmp_path)
-        first.cohorts(tmp_path)
-    finally:
-        first.close()
+    assert _run_of_cohorts_lists(creds, tmp_path, 2) == []
     assert len(json.loads((tmp_path / "mixpanel_query_requests.json").read_text())) == 2
-
-    policy = no_sleep_policy()
-    second = _mp(creds, policy)
-    second.query_budget.per_hour = 2
-    second.http.notify = lambda line: None
-    second.remember_budgets(tmp_path)
-    try:
-        second.cohorts(tmp_path)
-    finally:
-        second.close()
-    assert len(policy.waits) == 1 and 3500 < policy.waits[0] <= 3600
+    waits = _run_of_cohorts_lists(creds, tmp_path, 1)
+    assert len(waits) == 1 and 3500 < waits[0] <= 3600
 
     # times older than an hour, and a file that is not a list of times, are no reason to wait
     (tmp_path / "mixpanel_query_requests.json").write_text(json.dumps([1.0, 2.0]))
     (tmp_path / "mixpanel_export_requests.json").write_text("{not json")
-    policy = no_sleep_policy()
-    third = _mp(creds, policy)
-    third.query_budget.per_hour = 2
-    third.remember_budgets(tmp_path)
-    try:
-        third.cohorts(tmp_path)
-        third.cohorts(tmp_path)
-    finally:
-        third.close()
-    assert policy.waits == []
+    assert _run_of_cohorts_lists(creds, tmp_path, 2) == []
 
 
 def test_fetch_keeps_the_hours_request_times_in_its_folder(fake, creds, policy, tmp_path):
