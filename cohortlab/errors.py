@@ -134,3 +134,14 @@ def yaml_problem(e: Exception) -> str:
     problem = getattr(e, "problem", None) or getattr(e, "context", None) or str(e)
     where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
     return " ".join(f"{where}{problem}".split())
+
+
+def more_memory_advice() -> str:
+    """What to do about DuckDB running out of memory, for the end of an error line: the limit in
+    use (``COHORTLAB_MEMORY_LIMIT`` when set, else the default) and how to give more."""
+    import os
+
+    limit = os.environ.get("COHORTLAB_MEMORY_LIMIT")
+    now = f"COHORTLAB_MEMORY_LIMIT={limit}" if limit else "the default memory limit"
+    return f"(with {now}): give DuckDB more memory, e.g. COHORTLAB_MEMORY_LIMIT=1.5GB"
+

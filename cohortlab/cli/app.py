@@ -65,9 +65,9 @@ def machine_problem(error: BaseException) -> str | None:
         return f"{where}no space left on the device: free some space, or write elsewhere"
     if type(error).__name__ == "OutOfMemoryException" or text.startswith("Out of Memory Error"):
         first = text.splitlines()[0] if text else type(error).__name__
-        limit = os.environ.get("COHORTLAB_MEMORY_LIMIT")
-        now = f"COHORTLAB_MEMORY_LIMIT={limit}" if limit else "the default memory limit"
-        return f"{first} (with {now}): give DuckDB more memory, e.g. COHORTLAB_MEMORY_LIMIT=1.5GB"
+        from cohortlab.errors import more_memory_advice
+
+        return f"{first} {more_memory_advice()}"
     return None
 
 

@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Iterable
 
 from cohortlab.engines.base import Engine
-from cohortlab.errors import LoadError, SettingsError, StrictLoadError, is_interrupt
+from cohortlab.errors import LoadError, SettingsError, StrictLoadError, is_interrupt, more_memory_advice
 from cohortlab.loaders.files import (
     MAX_INVALID_UTF8_LINES,
     MAX_LINE_SIZE,
@@ -588,5 +588,5 @@ def _clean_engine_error(e: Exception) -> str:
         return "JSON nested too deeply to read"
     first = re.sub(r"^(Invalid Input|Conversion|IO) Error: ", "", msg[0])
     if "Out of Memory Error" in first:
-        return f"{first} (set COHORTLAB_MEMORY_LIMIT, e.g. 1.5GB, so DuckDB spills to disk)"
+        return f"{first} {more_memory_advice()}"
     return first

@@ -285,3 +285,18 @@ def test_cli_errors_exit_non_zero_with_message_on_stderr(tmp_path, write):
     # nothing was loaded by the failed commands
     with Lab(db) as lab:
         assert lab.engine.count("loads") == 0
+
+
+def test_a_load_out_of_memory_names_the_limit_in_use_and_asks_for_more(monkeypatch):
+    """DuckDB spills what it can: out of memory under a limit (the default one, or one the user
+    set) calls for more memory, not for setting a limit already set (audit 94)."""
+    from cohortlab.loaders.base import _clean_engine_error
+
+    oom = RuntimeError("Out of Memory Error: failed to allocate data of size 64.0 MiB (1.3 GiB/1.4 GiB used)")
+    monkeypatch.delenv("COHORTLAB_MEMORY_LIMIT", raising=False)
+    assert _clean_engine_error(oom) == (
+        "Out of Memory Error: failed to allocate data of size 64.0 MiB (1.3 GiB/1.4 GiB used) (with the default "
+        "memory limit): give DuckDB more memory, e.g. COHORTLAB_MEMORY_LIMIT=1.5GB")
+    monkeypatch.setenv("COHORTLAB_MEMORY_LIMIT", "1.4GB")
+    assert _clean_engine_error(oom).endswith(
+        "(with COHORTLAB_MEMORY_LIMIT=1.4GB): give DuckDB more memory, e.g. COHORTLAB_MEMORY_LIMIT=1.5GB")
