@@ -234,6 +234,56 @@ def _absolute(params: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+_LOCAL_FILES_INSTALLED = False
+
+
+def _papermill_local_files_without_chdir() -> None:
+    """Replace papermill's local file handler with one that never changes this process's folder.
+    Papermill's reads and writes run in ``chdir(<its folder>)``, from whichever thread runs a
+    notebook, and the folder is one process-wide value that each run sets and restores: with two
+    notebooks at once, each restored the other's, and the process could end in a stale folder.
+    This one joins a relative path to that folder instead (the report's paths are absolute)."""
+    global _LOCAL_FILES_INSTALLED
+    if _LOCAL_FILES_INSTALLED:
+        return
+    import json as _json
+
+    from papermill.iorw import LocalHandler, papermill_io
+
+    class LocalFiles(LocalHandler):
+        def _at(self, path: str) -> str:
+            return path if os.path.isabs(path) or not self._cwd else os.path.join(self._cwd, path)
+
+        def read(self, path):
+            try:
+                with open(self._at(path), encoding="utf-8") as f:
+                    return f.read()
+            except OSError:
+                try:  # a notebook given as a JSON string, as papermill's own handler allows
+                    _json.loads(path)
+                    return path
+                except ValueError:
+                    raise
+
+        def listdir(self, path):
+            return [os.path.join(path, fn) for fn in os.listdir(self._at(path))]
+
+        def write(self, buf, path):
+            target = self._at(path)
+            folder = os.path.dirname(target)
+            if folder and not os.path.exists(folder):
+                raise FileNotFoundError(f"output folder {folder} doesn't exist.")
+            with open(target, "w", encoding="utf-8") as f:
+                f.write(buf)
+
+    # in place of papermill's own: get_handler falls back to the last "local" handler listed, so
+    # registering another one in front would not be used for plain paths
+    handlers = getattr(papermill_io, "_handlers", None)
+    if isinstance(handlers, list) and any(scheme == "local" for scheme, _ in handlers):
+        papermill_io._handlers = [(scheme, LocalFiles() if scheme == "local" else h) for scheme, h in handlers]
+    _LOCAL_FILES_INSTALLED = True
+
+
 def run_notebook(
     source: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -251,6 +301,8 @@ def run_notebook(
     starts with, on top of this process's environment (which is not changed)."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
+
+    _papermill_local_files_without_chdir()
 
     source = Path(source).resolve()
     name = source.stem

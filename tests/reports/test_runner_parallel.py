@@ -96,7 +96,7 @@ def test_each_kernel_runs_in_its_notebooks_folder_and_this_process_stays_where_i
     assert result.ok
     assert {n.name: n.metrics["cwd"] for n in result.notebooks} == {
         n.name: str((tmp_path / "out" / n.name).resolve()) for n in result.notebooks}
-    assert os.getcwd() == str(here) and set(seen) <= {str(here)}  # (some libraries chdir to where it is)
+    assert os.getcwd() == str(here) and seen == []
 
 
 def _mb(limit: str) -> int:
