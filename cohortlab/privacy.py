@@ -57,6 +57,8 @@ _PHONE_RE = re.compile(PHONE_PATTERN)
 _WORD_RE = re.compile(r"[^\s,;:()\[\]{}<>\"'`*|]+")  # a value inside a sentence (Markdown marks excluded)
 
 PSEUDONYM_PREFIX = "anon-"
+PSEUDONYM_DIGITS = 12  # hex digits of the salted SHA-256 a pseudonym keeps
+PSEUDONYM_RE = re.compile(re.escape(PSEUDONYM_PREFIX) + "[0-9a-f]{%d}" % PSEUDONYM_DIGITS)  # a whole pseudonym
 META_TABLE = "cohortlab_meta"
 KEY_NAME = "pseudonym_key"
 
@@ -156,8 +158,15 @@ def masked_text(text: str) -> str:
 
 
 def pseudonym(value: str, key: str) -> str:
-    """The pseudonym of ``value`` under ``key`` (same as :meth:`Redactor.sql`)."""
-    return PSEUDONYM_PREFIX + hashlib.sha256((key + str(value)).encode("utf-8")).hexdigest()[:12]
+    """The pseudonym of ``value`` under ``key`` (same as :func:`pseudonym_sql`)."""
+    return PSEUDONYM_PREFIX + hashlib.sha256((key + str(value)).encode("utf-8")).hexdigest()[:PSEUDONYM_DIGITS]
+
+
+def pseudonym_sql(expr: str, key: str) -> str:
+    """SQL expression: the pseudonym of the text ``expr`` under ``key`` (same as :func:`pseudonym`)."""
+    from cohortlab.pipeline import sql_str
+
+    return f"'{PSEUDONYM_PREFIX}' || left(sha256({sql_str(key)} || {expr}), {PSEUDONYM_DIGITS})"
 
 
 def ensure_key(engine: "Engine") -> None:
@@ -409,10 +418,7 @@ class Redactor:
         otherwise = expr if otherwise is None else otherwise
         if self.show:
             return otherwise
-        from cohortlab.pipeline import sql_str
-
         cond = looks_personal_sql(expr)
         if known_table:
             cond = f"({cond} OR {expr} IN (SELECT v FROM {known_table}))"
-        return (f"CASE WHEN {expr} IS NOT NULL AND {cond} "
-                f"THEN '{PSEUDONYM_PREFIX}' || left(sha256({sql_str(self.key)} || {expr}), 12) ELSE {otherwise} END")
+        return f"CASE WHEN {expr} IS NOT NULL AND {cond} THEN {pseudonym_sql(expr, self.key)} ELSE {otherwise} END"

@@ -24,7 +24,6 @@ value the user was asked about by is shown as given.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable
@@ -122,18 +121,14 @@ def user_text(engine: Engine, user: Any) -> str:
     return text if _names_something(engine, text) else stripped
 
 
-_PSEUDONYM = re.compile(r"anon-[0-9a-f]{12}")
-
-
 def unpseudonymised(engine: Engine, user: str) -> str | None:
     """The value whose pseudonym ``user`` is (``anon-`` and 12 hex digits, as reports and
     ``--members-out`` show an email or a phone number), among the values explain looks users up
     by, when ``user`` is spelled like a pseudonym and names nothing as given; else None."""
-    if not _PSEUDONYM.fullmatch(user) or _names_something(engine, user):
-        return None
-    from cohortlab.privacy import PSEUDONYM_PREFIX, database_key
+    from cohortlab.privacy import PSEUDONYM_RE, database_key, pseudonym_sql
 
-    key = sql_str(database_key(engine))
+    if not PSEUDONYM_RE.fullmatch(user) or _names_something(engine, user):
+        return None
     rows = _q(engine, f"""
         WITH candidates AS (
             SELECT distinct_id AS v FROM mp_profiles UNION SELECT email FROM mp_profiles
@@ -143,7 +138,7 @@ def unpseudonymised(engine: Engine, user: str) -> str | None:
             UNION SELECT value FROM mpa_identities WHERE kind = 'user'
             UNION SELECT distinct_id FROM mp_events)
         SELECT v FROM candidates
-        WHERE v IS NOT NULL AND '{PSEUDONYM_PREFIX}' || left(sha256({key} || v), 12) = ?
+        WHERE v IS NOT NULL AND {pseudonym_sql('v', database_key(engine))} = ?
         ORDER BY v LIMIT 2""", [user])
     return rows[0][0] if len(rows) == 1 else None
 
