@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from cohortlab.escaping import one_line
 from cohortlab.fetch.credentials import Credentials, load_credentials
@@ -128,13 +129,9 @@ def fetch(
                 summary.add("cohorts", len(listed), f"mixpanel cohorts list: {len(listed)} cohorts -> mixpanel/cohorts.json")
                 manifest["items"].append({"kind": "mixpanel-cohorts", "path": "mixpanel/cohorts.json", "as_of": _now()})
                 if from_date is not None:
-                    bar = _bar(show, n_chunks, "Mixpanel events", "chunk")
-                    try:
+                    with _bar(show, n_chunks, "Mixpanel events", "chunk") as bar:
                         chunks = mp.export_events(out, from_date, to_date, events=events, where=where,
                                                   chunk_days=chunk_days, refresh=refresh, progress=bar)
-                    finally:
-                        if bar is not None:
-                            bar.close()
                     got = [c for c in chunks if not c.skipped]
                     n = sum(c.events for c in got)
                     skipped = len(chunks) - len(got)
@@ -150,12 +147,8 @@ def fetch(
                         "empty_chunks": [f"{c.from_date}_{c.to_date}" for c in got if not c.file],
                         "already_fetched": skipped})
                 if profiles:
-                    bar = _bar(show, None, "Mixpanel profiles", " profiles")
-                    try:
+                    with _bar(show, None, "Mixpanel profiles", " profiles") as bar:
                         listing, _ = mp.profiles(out, progress=bar)
-                    finally:
-                        if bar is not None:
-                            bar.close()
                     summary.add("profiles", listing.results,
                                 f"mixpanel profiles: {listing.results:,} in {listing.pages} page(s) -> mixpanel/profiles/"
                                 + (f" (paging restarted {listing.restarts}x)" if listing.restarts else ""))
@@ -163,12 +156,8 @@ def fetch(
                                               "as_of": _iso(listing.as_of)})
                 wanted = _pick_cohorts(listed, cohorts, all_cohorts)
                 for cid, name in wanted:
-                    bar = _bar(show, None, f"members of {one_line(name)}", " members")
-                    try:
+                    with _bar(show, None, f"members of {one_line(name)}", " members") as bar:
                         snap = mp.members(out, cid, name, progress=bar)
-                    finally:
-                        if bar is not None:
-                            bar.close()
                     rel = snap.file.relative_to(out).as_posix()
                     summary.add(f"members:{name}", snap.members,
                                 f"members of {name!r} (id {cid}): {snap.members:,} as of {_iso(snap.as_of)} -> {rel}"
@@ -287,14 +276,17 @@ def _record(out: Path, manifest: dict[str, Any]) -> None:
     write_json(out, path, {"runs": runs[-100:]})
 
 
-def _bar(show: bool, total: int | None, desc: str, unit: str):
-    """A tqdm bar on stderr when ``show`` (``total`` None: a count, as for Engage listings, whose
-    size is known only at their last page)."""
+@contextmanager
+def _bar(show: bool, total: int | None, desc: str, unit: str) -> Iterator[Any]:
+    """A tqdm bar on stderr while the block runs, when ``show``; else None (``total`` None: a
+    count, as for Engage listings, whose size is known only at their last page)."""
     if not show:
-        return None
+        yield None
+        return
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr)
+    with tqdm(total=total, desc=desc, unit=unit, file=sys.stderr) as bar:
+        yield bar
 
 
 def _now() -> str:

@@ -325,7 +325,7 @@ class MixpanelClient:
         if n and total > n and pages > per_hour:
             self.http.notify(
                 f"mixpanel: Engage lists {total:,} profiles in {pages:,} pages; at {per_hour} queries an hour "
-                f"(Mixpanel's limit) this takes about {duration_text(pages * 3600 / per_hour)}. For a project this "
+                f"(Mixpanel's limit) this takes about {duration_text(pages * HourlyBudget.WINDOW / per_hour)}. For a project this "
                 "size a Data Pipelines export is faster (docs/fetching.md#mixpanel-data-pipelines)")
 
     def profiles(self, out: Path, *, where: str | None = None,
