@@ -67,11 +67,11 @@ class Lab:
         if engine is None and database not in (None, ":memory:"):
             # tables of an older cohortlab: one line naming the file, not a binder error later
             # (naming an input file as the problem, or a traceback)
-            problem = schema.outdated(self.engine.query_rows)
-            if problem:
+            try:
+                schema.check_current(self.engine.query_rows, database)
+            except DatabaseError:
                 self.engine.close()
-                raise DatabaseError(f"{database}: its tables were written by an older cohortlab ({problem}): "
-                                    "load the exports into a new database file")
+                raise
         if not read_only:
             schema.create_all(self.engine.execute)
             from cohortlab.privacy import ensure_key

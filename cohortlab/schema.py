@@ -263,6 +263,17 @@ def outdated(query_rows) -> str | None:
     return "; ".join(problems) or None
 
 
+def check_current(query_rows, database) -> None:
+    """Raise a :class:`~cohortlab.errors.DatabaseError` naming ``database`` when its canonical
+    tables are older than this version's (:func:`outdated`): one line, not a binder error later."""
+    problem = outdated(query_rows)
+    if problem:
+        from cohortlab.errors import DatabaseError
+
+        raise DatabaseError(f"{database}: its tables were written by an older cohortlab ({problem}): "
+                            "load the exports into a new database file")
+
+
 def describe() -> str:
     """Markdown description of all canonical tables (used by `cohortlab info --schema` and docs)."""
     out = []

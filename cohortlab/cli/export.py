@@ -24,14 +24,11 @@ def export_cmd(db, out_dir, tables, overwrite):
 
     if not os.path.exists(db):
         fail(f"{db}: no such database")
-    from cohortlab.schema import outdated
+    from cohortlab.schema import check_current
 
     engine = DuckDBEngine(db, read_only=True)
     try:
-        problem = outdated(engine.query_rows)
-        if problem:
-            fail(f"{db}: its tables were written by an older cohortlab ({problem}): "
-                 "load the exports into a new database file")
+        check_current(engine.query_rows, db)  # a DatabaseError: one error line
         counts = export_canonical(engine, out_dir, tables=tables or None, overwrite=overwrite)
     except (ValueError, FileExistsError) as e:
         fail(str(e))
