@@ -359,6 +359,48 @@ def test_export_never_writes_a_table_under_its_final_name(db, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == sorted(f"{t}.parquet" for t in counts)  # no .part left
 
 
+@pytest.mark.parametrize("command, option, name", [
+    (["simulate", "--cohort", "Power Users", "--no-store"], "--members-out", "members.csv"),
+    (["simulate", "--cohort", "Power Users", "--no-store"], "--members-out", "members.csv.gz"),
+    (["simulate", "--cohort", "Power Users", "--no-store"], "--members-out", "members.parquet"),
+    (["verify", "--cohort", "Power Users", "--no-store"], "--out", "profiles.parquet"),
+    (["migrate", "compare", "--switch", "2026-02-01"], "--out", "daily.csv.gz"),
+    (["migrate", "compare", "--switch", "2026-02-01"], "--chart", "rates.png"),
+    (["migrate", "validate", "--plan", "{plan}", "--cohort", "Power Users"], "--out", "users.parquet"),
+], ids=["members-csv", "members-csv-gz", "members-parquet", "verify-out", "compare-out", "compare-chart",
+        "validate-out"])
+def test_an_output_file_appears_whole_or_not_at_all(db, plan, tmp_path, monkeypatch, command, option, name):
+    """Each output is written under a hidden part name and renamed: a command stopped while it
+    writes (here: Ctrl-C at the rename) leaves the user's older file as it was and no part file
+    (it wrote in place: a killed write left a truncated file that looked complete; audit 94, left)."""
+    import cohortlab.output_files as output_files
+
+    target = tmp_path / name
+    target.write_bytes(b"an older file")
+    (tmp_path / f".{name}.part").write_bytes(b"left by a killed write")
+    args = [a.replace("{plan}", plan) for a in command]
+    written = {}
+
+    def interrupted(src, dst):
+        written["part"] = Path(src).read_bytes()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(output_files.os, "replace", interrupted)
+    r = run(*args, "--db", db, option, target)
+    assert r.exit_code != 0
+    assert len(written["part"]) > 100 and written["part"] != b"left by a killed write"  # the whole output
+    assert target.read_bytes() == b"an older file"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    monkeypatch.undo()
+    r = run(*args, "--db", db, option, target)
+    assert r.exit_code == 0, r.output
+    assert target.read_bytes() == written["part"] or name.endswith((".png", ".parquet"))  # same content
+    if name.endswith(".gz"):
+        assert gzip.decompress(target.read_bytes())[:4] != b""  # a real gzip file
+    if name.endswith(".parquet"):
+        assert len(pd.read_parquet(target)) > 0
+
+
 @pytest.mark.parametrize("args, option", [
     (["simulate", "--db", "DB", "--cohort", "Power Users", "--at", "yesterday"], "--at"),
     (["verify", "--db", "DB", "--cohort", "Power Users", "--at", "yesterday"], "--at"),

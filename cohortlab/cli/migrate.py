@@ -8,6 +8,7 @@ import click
 
 from cohortlab.cli.app import check_output_path, check_time, db_option, fail, main
 from cohortlab.escaping import one_line, one_line_frame
+from cohortlab.output_files import is_gzip_name, written_whole
 
 CHART_SUFFIXES = (".png", ".svg", ".pdf")
 
@@ -48,12 +49,13 @@ def _write(df, path):
     if not path:
         return
     low = path.lower()
-    if low.endswith(".parquet"):
-        df.to_parquet(path, index=False)
-    elif low.endswith(".csv") or low.endswith(".csv.gz"):
-        df.to_csv(path, index=False)
-    else:
+    if not low.endswith((".parquet", ".csv", ".csv.gz")):
         fail(f"{path}: expected a .csv, .csv.gz or .parquet file name")
+    with written_whole(path) as part:  # a killed or failed write leaves no truncated file
+        if low.endswith(".parquet"):
+            df.to_parquet(part, index=False)
+        else:
+            df.to_csv(part, index=False, compression="gzip" if is_gzip_name(path) else None)
     click.echo(f"wrote {path}")
 
 
@@ -123,7 +125,8 @@ def _run(db, plans, start, end, settings_path, activity, repeat_days, out, chart
         from cohortlab.charts import migration_chart
 
         fig = migration_chart(run.daily, run.plans)
-        fig.savefig(chart, dpi=110, bbox_inches="tight")
+        with written_whole(chart) as part:
+            fig.savefig(part, dpi=110, bbox_inches="tight", format=os.path.splitext(chart)[1][1:].lower())
         click.echo(f"wrote {chart}")
     if debug:
         _print_steps(run)

@@ -11,6 +11,7 @@ from cohortlab.cli.app import (  # engine choice: issue 7
 )
 from cohortlab.cli.tables import text_table
 from cohortlab.escaping import one_line, one_line_frame
+from cohortlab.output_files import is_gzip_name, written_whole
 from cohortlab.pipeline import sql_str
 
 
@@ -51,12 +52,17 @@ def _write_parquet(engine, sql: str, path: str) -> None:
 
 def _copy_members(engine, table: str, path: str, show_personal_data: bool) -> None:
     check_output_path(path, "--members-out")
-    parquet = path.lower().endswith(".parquet")
+    with written_whole(path) as part:  # a killed or failed write leaves no truncated file
+        _write_members(engine, table, str(part), path.lower().endswith(".parquet"),
+                       is_gzip_name(path), show_personal_data)
+
+
+def _write_members(engine, table: str, part: str, parquet: bool, gzip: bool, show_personal_data: bool) -> None:
     if parquet and engine.name != "spark":
-        _write_parquet(engine, _members_select(engine, table, show_personal_data), path)
+        _write_parquet(engine, _members_select(engine, table, show_personal_data), part)
         return
-    fmt = "FORMAT PARQUET" if parquet else "FORMAT CSV, HEADER TRUE"
-    target = sql_str(path)
+    fmt = "FORMAT PARQUET" if parquet else "FORMAT CSV, HEADER TRUE" + (", COMPRESSION gzip" if gzip else "")
+    target = sql_str(part)
     if engine.name == "spark":  # issue 7: fetch the (small) table, write it with DuckDB's COPY as below
         import duckdb
 
@@ -67,7 +73,7 @@ def _copy_members(engine, table: str, path: str, show_personal_data: bool) -> No
         df = engine.query_df(f"SELECT {', '.join(cols)} FROM {table}")
         df = Redactor.for_engine(engine, show=show_personal_data).frame(df, id_columns=PSEUDONYMISED_COLUMNS)
         if parquet:  # exact MPIDs for every reader: nullable Int64 with pandas metadata
-            df.astype({"mpid": "Int64"}).sort_values("distinct_id").to_parquet(path, index=False)
+            df.astype({"mpid": "Int64"}).sort_values("distinct_id").to_parquet(part, index=False)
             return
         con = duckdb.connect()
         con.register("resolution", df)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 from cohortlab import schema as _schema
+from cohortlab.output_files import written_whole
 from cohortlab.pipeline import sql_str
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -59,18 +60,12 @@ def export_canonical(
             f"CAST({c} AS VARCHAR) AS {c}" if t.upper() == "JSON" else c
             for c, t, _ in _schema.TABLES[name].columns
         )
-        # written under a hidden name, then renamed: a killed export (or a full disk) never leaves a
-        # truncated <table>.parquet that looks complete (and that a re-run refuses to replace)
-        part = out / f".{name}.parquet.part"
-        part.unlink(missing_ok=True)  # of an export killed earlier
-        try:
+        # a killed export (or a full disk) never leaves a truncated <table>.parquet that looks
+        # complete (and that a re-run refuses to replace)
+        with written_whole(target) as part:
             engine.execute(
                 f"COPY (SELECT {cols} FROM {name}) TO {sql_str(part)} (FORMAT parquet, COMPRESSION {compression})"
             )
-            os.replace(part, target)
-        except BaseException:
-            part.unlink(missing_ok=True)
-            raise
         counts[name] = engine.count(name)
     return counts
 

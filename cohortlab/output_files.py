@@ -1,0 +1,41 @@
+"""Files a command writes for the user (``--members-out``, ``verify --out``, ``migrate --out``
+and ``--chart``, ``export``): written whole or not at all.
+
+Each is written under a hidden name beside it (``.<name>.part``) and renamed over the target once
+complete, so a killed command, a full disk or an error never leaves a truncated file that looks
+complete where the user asked for one (an older file of that name stays as it was). A part file
+left by a process killed mid-write is replaced by the next write. Writers are given the part
+path, so the format must be named explicitly (not inferred from the suffix, which the part
+name does not end with).
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+
+def part_path(path: str | os.PathLike) -> Path:
+    """The hidden temporary name ``path`` is written under: ``<folder>/.<name>.part``."""
+    p = Path(path)
+    return p.with_name(f".{p.name}.part")
+
+
+@contextmanager
+def written_whole(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield the part path to write; on a clean exit it replaces ``path``; on any exception
+    (Ctrl-C included) it is removed and ``path`` is left as it was."""
+    part = part_path(path)
+    part.unlink(missing_ok=True)  # of a write killed earlier
+    try:
+        yield part
+        os.replace(part, path)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+
+
+def is_gzip_name(path: str | os.PathLike) -> bool:
+    return str(path).lower().endswith(".gz")
