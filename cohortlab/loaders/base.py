@@ -51,10 +51,10 @@ from cohortlab.errors import LoadError, SettingsError, StrictLoadError, is_inter
 from cohortlab.loaders.files import (
     MAX_INVALID_UTF8_LINES,
     MAX_LINE_SIZE,
+    CsvHead,
     FileScan,
     array_end,
     compression,
-    csv_line_end,
     expand_paths,
     invalid_utf8_lines,
     is_jsonl,
@@ -165,16 +165,16 @@ class LoadReport:
 
 
 # --------------------------------------------------------------------------- file helpers
-def csv_read_sql(ctx: "FileContext", n_columns: int, delim: str) -> str:
+def csv_read_sql(ctx: "FileContext", head: "CsvHead") -> str:
     """``read_csv`` of a CSV file with a header, every column VARCHAR and named by position
     (``c1`` … ``cN``: a header named like a working column cannot clash), the dialect given, not
-    guessed (the line end too: :func:`~cohortlab.loaders.files.csv_line_end`). A row with more
-    or fewer fields than the header fails the load with its line."""
-    cols = "{" + ", ".join(f"'c{i + 1}': 'VARCHAR'" for i in range(n_columns)) + "}"
+    guessed (:func:`~cohortlab.loaders.files.csv_header`: the delimiter and the line end). A row
+    with more or fewer fields than the header fails the load with its line."""
+    cols = "{" + ", ".join(f"'c{i + 1}': 'VARCHAR'" for i in range(len(head.columns))) + "}"
     text = ctx.text_path(csv=True)
     return (
         f"read_csv({sql_str(text)}, header=true, auto_detect=false, columns={cols}, "
-        f"delim={sql_str(delim)}, quote='\"', escape='\"', new_line={sql_str(csv_line_end(text))}, "
+        f"delim={sql_str(head.delim)}, quote='\"', escape='\"', new_line={sql_str(head.line_end)}, "
         f"compression='{compression(text)}', "
         f"max_line_size={MAX_LINE_SIZE}{ctx._buffer_option()})"
     )

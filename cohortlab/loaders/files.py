@@ -15,7 +15,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 import xxhash
 
@@ -330,24 +330,37 @@ def last_char(path: Path) -> str:
 CSV_DELIMITERS = (",", "\t", ";", "|")
 
 
-def csv_header(path: Path) -> tuple[list[str], str]:
-    """The header of a CSV file and its delimiter, decided from the header line alone: the
-    most frequent of ``, TAB ; |`` in it, and none for a one-column file (so ids such as
-    ``auth0|5f1a2b`` in the rows are never split). Raises LoadError for an empty file."""
+class CsvHead(NamedTuple):
+    """What a CSV file's first record says of it: the column names, the delimiter and the line
+    end (as DuckDB's ``new_line`` option spells it: ``\\r\\n``, ``\\n`` or ``\\r``)."""
+
+    columns: list[str]
+    delim: str
+    line_end: str
+
+
+def csv_header(path: Path) -> CsvHead:
+    """The header of a CSV file, its delimiter and its line end, from one read of the file's
+    first MiB. The delimiter is decided from the header record alone: the most frequent of
+    ``, TAB ; |`` in it, and none for a one-column file (so ids such as ``auth0|5f1a2b`` in the
+    rows are never split). The line end is the first one outside double quotes (``\\n`` when
+    there is none): DuckDB's own detection takes the first CR or LF it meets, even inside a quoted
+    header name, and then reads the whole file as the header. Raises LoadError for an empty file."""
     import csv
     import io
 
-    head = head_text(path).lstrip("\ufeff")
+    head = head_text(path, 1 << 20).lstrip("\ufeff")
     if not head.strip(" \t\r\n"):
         raise LoadError(path, "empty file")
-    first = head[:_first_line_end(head)[0]]  # the header record: line ends inside quotes are data
+    end, line_end = _first_line_end(head)
+    first = head[:end]  # the header record: line ends inside quotes are data
     counts = {d: first.count(d) for d in CSV_DELIMITERS}
     delim = max(CSV_DELIMITERS, key=lambda d: counts[d]) if any(counts.values()) else "\x01"
     # newline="": a CR or LF inside a quoted name is part of the name, as DuckDB reads it
     header = next(csv.reader(io.StringIO(head, newline=""), delimiter=delim), [])
     if not header or not any(c.strip() for c in header):
         raise LoadError(path, "no header line: expected column names on line 1", line=1)
-    return header, delim
+    return CsvHead(header, delim, line_end.replace("\r", "\\r").replace("\n", "\\n"))
 
 
 def _first_line_end(head: str) -> tuple[int, str]:
@@ -363,15 +376,6 @@ def _first_line_end(head: str) -> tuple[int, str]:
         elif not in_quotes:
             return m.start(), "\r\n" if c == "\r" and head[m.end():m.end() + 1] == "\n" else c
     return len(head), "\n"
-
-
-def csv_line_end(path: Path) -> str:
-    """DuckDB's ``new_line`` for a CSV file (``\\r\\n``, ``\\n`` or ``\\r``, escaped as DuckDB
-    reads it): the first line end outside double quotes in the file's first MiB; ``\\n`` when
-    there is none. DuckDB's own detection takes the first CR or LF it meets, even inside a
-    quoted header name, and then reads the whole file as the header."""
-    end = _first_line_end(head_bytes(path, 1 << 20).decode("utf-8", errors="replace"))[1]
-    return end.replace("\r", "\\r").replace("\n", "\\n")
 
 
 def is_jsonl(path: Path) -> bool:

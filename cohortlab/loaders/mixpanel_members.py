@@ -199,8 +199,9 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
         eng = ctx.engine
         # the dialect comes from the header line (a one-column file has no delimiter: ids such
         # as auth0|5f1a2b stay whole); columns are read by position (c1 … cN)
-        cols, delim = csv_header(ctx.text_path(csv=True))
-        src = csv_read_sql(ctx, len(cols), delim)
+        head = csv_header(ctx.text_path(csv=True))
+        cols = head.columns
+        src = csv_read_sql(ctx, head)
         column = ctx.options.get("column")
         if column is None:
             column = next((c for c in DEFAULT_COLUMNS if c in cols), None)

@@ -71,7 +71,8 @@ class MParticleCsvLoader(Loader):
         return result
 
     def _load(self, ctx: FileContext, tmp: Temp) -> FileResult:
-        columns, delim = csv_header(ctx.text_path(csv=True))
+        head = csv_header(ctx.text_path(csv=True))
+        columns = head.columns
         want = self.options["mpid_column"]
         mpid_col = next((c for c in columns if c == want), None) or next(
             (c for c in columns if c.strip().lower() == want.lower()), None
@@ -104,7 +105,7 @@ class MParticleCsvLoader(Loader):
         m = ref(mpid_col)
         rows = tmp.create(
             "rows",
-            f"SELECT row_number() OVER () + 1 AS __line, * FROM {csv_read_sql(ctx, len(columns), delim)}",
+            f"SELECT row_number() OVER () + 1 AS __line, * FROM {csv_read_sql(ctx, head)}",
         )
         checked = tmp.create(
             "checked",
