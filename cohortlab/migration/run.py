@@ -253,21 +253,24 @@ def run_plans(engine: Engine, plans: Iterable[Any], start: Any, end: Any, *, set
             t.created.append(t.scope)
         days = [d0 + timedelta(days=i) for i in range((d1 - d0).days + 1)]
         daily_tables, users = [t.plan(i, "daily") for i in range(len(plans))], []
-        profiles_of: dict[int, str] = {}  # plan index -> its shape's profiles table
         shape_of: dict[int, int] = {}  # plan index -> its shape
+
+        def shape_profiles(g: int) -> str:  # a shape's profiles table
+            return t.name(f"shape{g}_profiles")
+
         rfix: dict[int, str] = {}  # plan index -> its remediation column there (or a NULL timestamp)
         for g, members in enumerate(_shapes(plans)):
             # one profiles pass and one milestones pass for the plans of one shape (they differ
             # only by their remediation start: one rfix_<i> column each)
             first = plans[members[0]]
             rems = sorted({r for r in (remediation_start(plans[i]) for i in members) if r is not None})
-            profiles, milestones = t.name(f"shape{g}_profiles"), t.name(f"shape{g}_milestones")
+            profiles, milestones = shape_profiles(g), t.name(f"shape{g}_milestones")
             counts[profiles] = run_pipeline(engine, t, profiles_pipeline(
                 first, t, window_end=window_end, observed_only=activity == "observed", scoped=bool(cohort),
                 remediations=rems), profiles, debug=debug)
             for i in members:
                 r = remediation_start(plans[i])
-                profiles_of[i], shape_of[i] = profiles, g
+                shape_of[i] = g
                 rfix[i] = f"rfix_{rems.index(r)}" if r is not None else "CAST(NULL AS TIMESTAMP)"
             variants = sorted({rfix[i] for i in members})
             counts[milestones] = run_pipeline(engine, t, milestones_pipeline(
@@ -286,7 +289,7 @@ def run_plans(engine: Engine, plans: Iterable[Any], start: Any, end: Any, *, set
         kept = keep_tables or debug  # the run's tables are read afterwards: each plan's users a table
         users = Pipeline()
         for i, plan in enumerate(plans):
-            sp = status_pipeline(profiles_of[i], plan, st, window_end,
+            sp = status_pipeline(shape_profiles(shape_of[i]), plan, st, window_end,
                                  rfix=("k." if rfix[i].startswith("rfix_") else "") + rfix[i],
                                  suffix="" if kept else f"_{i}", lookups=None if kept else f"_shape{shape_of[i]}")
             if kept:
