@@ -105,6 +105,18 @@ def utc_timestamp_sql(v: str) -> str:
     )
 
 
+TIME_UNITS = ("auto", "s", "ms")  # of an event's epoch `time` (auto: above 1e11 is milliseconds)
+
+
+def pop_time_unit(kind: str, opts: dict[str, Any]) -> str:
+    """The loader option ``time_unit`` taken out of ``opts`` (default ``auto``); ValueError
+    naming the loader ``kind`` for any other value."""
+    unit = str(opts.pop("time_unit", "auto")).strip().lower()
+    if unit not in TIME_UNITS:
+        raise ValueError(f"{kind}: time_unit must be one of {', '.join(TIME_UNITS)}, got {unit!r}")
+    return unit
+
+
 def epoch_to_timestamp_sql(num: str, unit: str = "auto") -> str:
     """TIMESTAMP (UTC) from a DOUBLE epoch ``num`` in seconds, milliseconds or auto (> 1e11 = ms);
     NULL when not finite or outside the TIMESTAMP range."""

@@ -41,6 +41,7 @@ from cohortlab.loaders.mixpanel_common import (
     NUMERIC_JSON_TYPES,
     doc_no_sql,
     epoch_to_timestamp_sql,
+    pop_time_unit,
     exact_id_sql,
     id_text_sql,
     layout_of,
@@ -52,7 +53,6 @@ from cohortlab.loaders.mixpanel_common import (
     recover_float_tokens,
 )
 
-TIME_UNITS = ("auto", "s", "ms")
 PROPERTIES = ("all", "none")
 
 _PATHS = [
@@ -78,9 +78,7 @@ class MixpanelEventsLoader(Loader):
 
     def validate_options(self, options: dict[str, Any]) -> dict[str, Any]:
         opts = dict(options)
-        unit = str(opts.pop("time_unit", "auto")).strip().lower()
-        if unit not in TIME_UNITS:
-            raise ValueError(f"{self.kind}: time_unit must be one of {', '.join(TIME_UNITS)}, got {unit!r}")
+        unit = pop_time_unit(self.kind, opts)
         props = str(opts.pop("properties", "none")).strip().lower()
         if props not in PROPERTIES:
             raise ValueError(f"{self.kind}: properties must be one of {', '.join(PROPERTIES)}, got {props!r}")

@@ -48,6 +48,7 @@ from cohortlab.loaders.mixpanel_common import (
     NUMERIC_JSON_TYPES,
     ProfileUpserts,
     epoch_to_timestamp_sql,
+    pop_time_unit,
     exact_id_sql,
     id_text_sql,
     inline_float_token_sql,
@@ -57,7 +58,6 @@ from cohortlab.loaders.mixpanel_common import (
 )
 from cohortlab.loaders._warehouse import is_parquet, json_object_sql, present_sql, records_sql
 
-TIME_UNITS = ("auto", "s", "ms")
 _MAP = "_mp_pl_idmap"
 KEY = "event, distinct_id, time, insert_id"
 
@@ -110,9 +110,7 @@ class MixpanelPipelineEventsLoader(Loader):
 
     def validate_options(self, options: dict[str, Any]) -> dict[str, Any]:
         opts = dict(options)
-        unit = str(opts.pop("time_unit", "auto")).strip().lower()
-        if unit not in TIME_UNITS:
-            raise ValueError(f"{self.kind}: time_unit must be one of {', '.join(TIME_UNITS)}, got {unit!r}")
+        unit = pop_time_unit(self.kind, opts)
         props = str(opts.pop("properties", "all")).strip().lower()
         if props not in ("all", "none"):
             raise ValueError(f"{self.kind}: properties must be all or none, got {props!r}")

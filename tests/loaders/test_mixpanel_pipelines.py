@@ -158,9 +158,9 @@ def test_pipeline_profiles_json_and_parquet(lab, q, write, tmp_path, balanced):
     assert q("SELECT distinct_id, mparticle_user_id, email FROM mp_profiles") == [
         ("4611686018427387904", None, None), ("cust-1", str(BIG), "ann@example.org")]
 
-    pq = parquet(tmp_path / "people.parquet", f"""
-        SELECT * FROM (VALUES ('cust-1', '{{"$mparticle_user_id": "-7346244611012968789", "$last_seen": "2026-02-01T00:00:00"}}'),
-                              ('cust-7', '{{"$email": "g@example.com"}}')) t(distinct_id, properties)""")
+    pq = parquet(tmp_path / "people.parquet", """
+        SELECT * FROM (VALUES ('cust-1', '{"$mparticle_user_id": "-7346244611012968789", "$last_seen": "2026-02-01T00:00:00"}'),
+                              ('cust-7', '{"$email": "g@example.com"}')) t(distinct_id, properties)""")
     balanced(lab.load(PROFILES, pq))
     # a later load replaces the same distinct_id
     assert q("SELECT distinct_id, mparticle_user_id, last_seen, source_file FROM mp_profiles WHERE distinct_id <> '4611686018427387904'") == [

@@ -388,7 +388,7 @@ def test_a_result_reads_its_tables_on_demand_and_loading_data_clears_the_cache(d
     f.write_text('{"$distinct_id": "b", "$properties": {}}\n')
     data.lab.load("mixpanel-profiles", f)
     assert len(data.lab._sim_cache()) == 0
-    from cohortlab.simulation.simulate import PUBLISHED, DroppedTableError
+    from cohortlab.simulation.simulate import DroppedTableError
 
     with pytest.raises(DroppedTableError):
         r.tables["timeline"].as_pandas()
