@@ -40,6 +40,21 @@ def _shade_pauses(ax, timeline: pd.DataFrame, label: bool = True) -> int:
     return len(windows)
 
 
+def _legend_below(ax) -> None:
+    """The legend in a row under the chart: inside, it hid the lines it names (the paused windows'
+    shading covers the whole height, so no corner of the axes is free of data)."""
+    n = len(ax.get_legend_handles_labels()[1])
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=min(n, 4), frameon=False)
+
+
+def _from_zero(ax, *counts: pd.Series) -> None:
+    """Count axes start at 0: the gap between the cohort and the audience is read from the
+    heights (an axis from near the smallest count made 47 against 59 look like 1 against 13)."""
+    top = max([float(c.max()) for c in counts if len(c)] + [0.0])
+    room = max(top * 1.05, 1.0)  # up to the first whole tick above the data, with some room
+    ax.set_ylim(0, min(t for t in ax.yaxis.get_major_locator().tick_values(0, room) if t >= room))
+
+
 def timeline_chart(
     timeline: pd.DataFrame, *, title: str = "Mixpanel cohort vs mParticle audience over time"
 ) -> Figure:
@@ -64,8 +79,9 @@ def timeline_chart(
         if fr.any():
             ax.scatter(t[fr], timeline.loc[fr, "true_count"], marker="v", color=ORANGE, zorder=3, label="full refresh")
     _count_axis(ax.yaxis)
+    _from_zero(ax, timeline["members"], timeline["true_count"])
     _date_axis(ax)
-    ax.legend(fontsize=8, loc="best")
+    _legend_below(ax)
     return fig
 
 
@@ -86,7 +102,7 @@ def sync_runs_chart(timeline: pd.DataFrame, *, title: str = "Adds and removes se
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{abs(v):,.0f}"))
     ax.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=6))
     _date_axis(ax)
-    ax.legend(fontsize=8, loc="best")
+    _legend_below(ax)
     return fig
 
 
@@ -103,10 +119,9 @@ def staleness_chart(timeline: pd.DataFrame, *, title: str = "Audience errors aft
     ax.step(t, timeline["stale_true"], where="post", color=ORANGE, lw=1.8, label="stale true (left the cohort, still true)")
     ax.step(t, timeline["not_yet_true"], where="post", color=RED, lw=1.8, label="not yet true (should be true)")
     _count_axis(ax.yaxis)
-    top = float(max(timeline["stale_true"].max(), timeline["not_yet_true"].max(), 0))
-    ax.set_ylim(0, max(top * 1.1, 1.0))
+    _from_zero(ax, timeline["stale_true"], timeline["not_yet_true"])
     _date_axis(ax)
-    ax.legend(fontsize=8, loc="best")
+    _legend_below(ax)
     return fig
 
 
@@ -129,6 +144,7 @@ def sync_types_chart(
         ax.step(pd.to_datetime(g["run_at"]), g["true_count"], where="post", lw=1.8,
                 color=colors.get(str(name)), label=f"attribute = true ({str(name).replace('_', '-')})")
     _count_axis(ax.yaxis)
+    _from_zero(ax, timelines["true_count"], *([timelines["members"]] if "members" in timelines.columns else []))
     _date_axis(ax)
-    ax.legend(fontsize=8, loc="best")
+    _legend_below(ax)
     return fig

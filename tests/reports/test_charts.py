@@ -196,6 +196,18 @@ def test_timeline_chart_lines_and_paused_window():
     assert mdates.num2date(x1).replace(tzinfo=None) == TIMELINE["run_at"][4]
 
 
+@pytest.mark.parametrize("make, top", [
+    (lambda: charts.timeline_chart(TIMELINE), 120),  # the data up to 105: ticks every 20
+    (lambda: charts.staleness_chart(TIMELINE), 6),  # up to 5: ticks every 1
+    (lambda: charts.sync_types_chart(pd.concat([TIMELINE.assign(sync_type="dynamic"),
+                                                TIMELINE.assign(sync_type="one_time", true_count=90)])), 120),
+], ids=["timeline", "staleness", "sync_types"])
+def test_count_axes_start_at_zero_and_end_on_a_tick(make, top):
+    """90 profiles against 100 members is drawn as 90 against 100, not on an axis from 89 that
+    makes the audience look a fraction of the cohort (audit 95, left item)."""
+    assert make().axes[0].get_ylim() == (0, top)
+
+
 def test_failed_windows_end_paused():
     t = pd.Series(pd.date_range("2026-03-01", periods=3, freq="15min"))
     assert charts.failed_windows(t, pd.Series([False, True, True])) == [(t[1], t[2])]
@@ -321,12 +333,13 @@ def test_count_axes_have_integer_ticks_without_repeats(make):
 ])
 def test_a_flat_count_axis_has_whole_distinct_ticks(make, members):
     """A cohort that never has a member (every count 0) drew its counts on an axis reading
-    0, 0, 0, -0, -0; a flat non-zero series one reading 7, 7, 7."""
+    0, 0, 0, -0, -0; a flat non-zero series one reading 7, 7, 7. The axis runs from 0 to a
+    whole tick above the value."""
     tl = _runs(577, members=members).assign(members=members, true_count=members)
     labels = _drawn_tick_labels(make(tl), "y")
     assert len(labels) >= 2 and len(labels) == len(set(labels)), labels
     assert all(label.isdigit() for label in labels), labels  # no "-0", no fraction
-    assert str(members) in labels
+    assert labels[0] == "0" and int(labels[-1]) > members
 
 
 def test_predicted_vs_observed_bar_labels_never_round_a_rate_with_an_unmatched_member_to_100_percent():
