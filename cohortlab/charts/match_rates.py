@@ -178,7 +178,11 @@ def match_rate_over_time_chart(
         return fig
     styles = ["-", "--", ":", "-."]  # overlapping series stay distinguishable
     for i, (name, g) in enumerate(rates.sort_values(time).groupby(series, sort=True)):
-        ax.plot(pd.to_datetime(g[time]), g["match_rate"].astype(float) * 100, marker="o" if len(g) < 30 else None,
+        rate = g["match_rate"].astype(float)
+        if rate.isna().all():  # e.g. a cohort that never has a member: said in the legend, no line
+            ax.plot([], [], ls="none", label=f"{name}: no rate (nobody to match)")
+            continue
+        ax.plot(pd.to_datetime(g[time]), rate * 100, marker="o" if len(g) < 30 else None,
                 ms=3, lw=1.8, ls=styles[i % len(styles)], label=str(name))
     ax.set_ylim(0, 105)
     ax.yaxis.set_major_formatter(PercentFormatter(100))

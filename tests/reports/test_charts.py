@@ -108,6 +108,18 @@ def test_match_rate_over_time_has_a_line_per_cohort():
     assert list(ax.lines[0].get_ydata()) == pytest.approx([50, 60])
 
 
+def test_a_cohort_without_a_rate_is_named_in_the_legend_without_a_line():
+    """A cohort that never has a member has no match rate: its legend entry said so only by a line
+    that was nowhere on the chart (audit 95, left item)."""
+    df = pd.DataFrame({
+        "as_of": pd.to_datetime(["2026-02-01", "2026-02-02", "2026-02-01", "2026-02-02"]),
+        "cohort_name": ["A", "A", "Empty", "Empty"], "match_rate": [0.5, 0.6, None, None],
+    })
+    ax = charts.match_rate_over_time_chart(df).axes[0]
+    assert [len(line.get_xdata()) for line in ax.lines] == [2, 0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["A", "Empty: no rate (nobody to match)"]
+
+
 def test_gaps_by_reason_sorted_bars_equal_users():
     gaps = pd.DataFrame({"gap_reason": ["mpid_not_found", "distinct_id_not_mpid", "malformed_mparticle_user_id"],
                          "users": [7, 30, 2]})
