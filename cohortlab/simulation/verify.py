@@ -369,17 +369,20 @@ def _details_sql(engine: Engine, show_personal_data: bool) -> str:
     known_personal AS (  -- the database's personal values among the members named (not all of them)
         {known_personal_among_sql("(SELECT member FROM holders)")}
     ),
-    notes AS (  -- the first three notes (by member, identity type) of each profile
+    notes AS (  -- the first three notes (one per member, naming every identity it holds) of each profile
         SELECT mpid, count(*) AS n, string_agg(note, '; ' ORDER BY k) FILTER (WHERE k <= 3) AS text
         FROM (
-            SELECT mpid, note, row_number() OVER (PARTITION BY mpid ORDER BY member, identity_type, note) AS k
+            SELECT mpid, note, row_number() OVER (PARTITION BY mpid ORDER BY member, note) AS k
             FROM (
-                SELECT m.mpid, m.member, m.identity_type,
+                SELECT m.mpid, m.member,
                        'identity changed: member ' || {shown} || ' holds this profile' || {quote} || 's '
-                       || m.identity_type || ' but now resolves to '
+                       || string_agg(DISTINCT m.identity_type, ' and ' ORDER BY m.identity_type)
+                       || ' but now resolves to '
                        || CASE WHEN m.now_mpid IS NOT NULL THEN 'MPID ' || CAST(m.now_mpid AS VARCHAR)
-                               ELSE 'nothing (' || m.status || ': ' || coalesce(m.gap_reason, '') || ')' END AS note
+                               ELSE 'nothing (' || m.status || ': '
+                                    || replace(coalesce(m.gap_reason, ''), '_', ' ') || ')' END AS note
                 FROM holders m WHERE m.now_mpid IS NULL OR m.now_mpid <> m.mpid
+                GROUP BY m.mpid, m.member, m.now_mpid, m.status, m.gap_reason
             ) x
         ) y GROUP BY mpid
     )

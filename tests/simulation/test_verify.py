@@ -173,6 +173,19 @@ def test_unexplained_with_identity_changed_evidence_masks_other_emails(data):
     assert "member ann@example.com holds" in shown.disagreements.detail.iloc[0]
 
 
+def test_identity_changed_names_a_member_once_with_every_identity_it_holds(data):
+    """A member holding a profile's customer_id and its other id is one note, not one per identity
+    type, and a gap reason is written in words as the pages write it (audit 95, left item)."""
+    data.mpa(4, customer_id="cust-9", other="cust-9")
+    data.profile("cust-9")  # resolves to nothing now: its distinct_id is no MPID
+    data.snapshot(C, "2026-03-01T00:00", ["cust-9"])
+    observe(data, 4, True)
+    r = data.lab.verify(C, snapshot_at="2026-03-01T01:00").disagreements.iloc[0]
+    assert r.evidence == "identity_changed"
+    assert r.detail.endswith("; identity changed: member cust-9 holds this profile's customer_id and other but "
+                             "now resolves to nothing (unmatched: distinct id not mpid)"), r.detail
+
+
 def test_every_cause_counted_in_order(data):
     """One world with every cause at once: the counts and the text name each."""
     linked(data, {"a": 1, "b": 2, "c": 3, "d": 4, "e": 5})
