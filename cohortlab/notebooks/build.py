@@ -295,9 +295,8 @@ ui.md((f"Not recoverable by a remedy that waits for new data: {summaries.counted
        f"in mParticle but inactive since the cutoff. " if f["never_fixable"] is not None else
        "The event identity rule is off in these settings: no member is counted as inactive since a cutoff. ")
       + f"Found under none of their identities: "
-      f"{summaries.counted(f['not_in_mparticle'], 'member', bold=True)} (`recoverable_via` empty; one whose "
-      f"`$distinct_id` is the MPID of an existing profile, hidden by a junk `$mparticle_user_id`, is among them, "
-      f"and the remedies above do reach it).")"""),
+      f"{summaries.counted(f['not_in_mparticle'], 'member', bold=True)} (`recoverable_via` empty; "
+      f"{summaries.HIDDEN_MPID_NOTE}).")"""),
 ])
 
 # =========================================================================== sync_timeline

@@ -259,6 +259,8 @@ def test_the_findings_state_the_simulated_rule_or_that_nothing_was_simulated():
     # RES: 2 unmatched members in mParticle but inactive, 1 not in mParticle (each verb in its number)
     assert "**2** unmatched members are in mParticle but inactive" in text
     assert "; 1 is found under none of their identities" in text
+    # a float-rounded $mparticle_user_id hides a real MPID as a junk one does (audit 95, left item)
+    assert "hidden by a junk or float-rounded `$mparticle_user_id`, counts here, yet a Rule reaches it" in text
     none = summaries.identity_gaps_summary(metrics.identity_gaps_figures(RES, metrics.shared_mpids(RES)))
     assert "Remedies were not simulated" in none and "brings" not in none
 
