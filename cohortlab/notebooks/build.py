@@ -420,7 +420,7 @@ ui.table(f["plans"], columns={"plan": "plan", "split_profiles_end": "split profi
                               "unmatched_users": "unmatched users",
                               "not_in_mparticle_profiles": "not in mParticle",
                               "deleted_mparticle_profiles": "deleted in mParticle",
-                              "users_needing_reexport": "fixed after being sent (need a re-export)",
+                              "users_needing_reexport": "matchable only after being sent (need a re-export)",
                               "reexport_users": "re-sent by the plan's re-export"})"""),
     md("## Predicted against observed"),
     code("""\

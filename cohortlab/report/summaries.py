@@ -171,7 +171,7 @@ def _reexport_words(p: Mapping[str, Any]) -> str:
     need, done = p.get("users_needing_reexport") or 0, p.get("reexport_users") or 0
     if not need:
         return ""
-    return (f"; {need:,} users are fixed only after they were sent (they reach mParticle with a re-export"
+    return (f"; {need:,} users become matchable only after they were sent (they reach mParticle with a re-export"
             + (f": the plan's re-export re-sends {done:,})" if done else ")"))
 
 

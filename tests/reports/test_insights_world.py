@@ -244,6 +244,20 @@ def test_the_eit_report_calls_ties_ties():
     assert metrics.figures_headline_migration(f)["best plan (tie)"] == "switch only = Rule only"
 
 
+def test_a_plan_without_changes_makes_nobody_fixed():
+    """Users whose identifier matches only after they were sent are "matchable", also under the
+    plan that changes nothing (they owe it to the event identity rule): "781 users are fixed only
+    after they were sent" read as if doing nothing fixed them (audit 95, left item)."""
+    from cohortlab.report import summaries
+
+    text = summaries.migration_summary({"plans": [{
+        "plan": "do nothing", "final_match_rate": 0.6, "members_end": 10, "split_profiles_end": 0,
+        "never_fixable_users": 1, "users_needing_reexport": 3, "reexport_users": 0}], "best": ["do nothing"],
+        "switch": None})
+    assert "; 3 users become matchable only after they were sent (they reach mParticle with a re-export)" in text
+    assert "fixed only" not in text
+
+
 def test_the_findings_state_the_simulated_rule_or_that_nothing_was_simulated():
     from cohortlab.report import summaries
 
