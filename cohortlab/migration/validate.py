@@ -195,7 +195,7 @@ def _verdict(n: int, obs_rate: float, pred_rate: float, differ: int, expl: dict[
     from cohortlab.report.summaries import pct  # as the reports write it: never 100.0% with an unmatched member
 
     verdict = (f"observed match rate {pct(obs_rate)}, predicted {pct(pred_rate)}; "
-               f"{differ:,} {'user differs' if differ == 1 else 'users differ'}")
+               f"{differ:,} {'member differs' if differ == 1 else 'members differ'}")
     active = int(expl.get("activity_after_export", 0))
     if differ == 1:
         verdict += f", {'with' if active else 'without'} activity after the export"

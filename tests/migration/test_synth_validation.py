@@ -106,7 +106,7 @@ def test_mid_migration_with_app_noise_differs_only_where_app_code_wrote_the_iden
         assert (same["predicted_matched"] == same["observed_matched"]).all()
         assert v.verdict.startswith(f"observed match rate {v.observed_match_rate:.1%}, predicted "
                                     f"{v.predicted_match_rate:.1%}; {v.differ:,} "
-                                    f"{'user differs' if v.differ == 1 else 'users differ'}")
+                                    f"{'member differs' if v.differ == 1 else 'members differ'}")
         conf = v.confusion
         assert int(conf.values.sum()) == len(observed)
         assert int(conf.loc["predicted matched", "observed unmatched"] + conf.loc["predicted unmatched", "observed matched"]) == v.differ
@@ -133,6 +133,6 @@ def test_mid_migration_split_profiles_match_the_generator(worlds):
 def test_lab_validate_migration_on_the_export(worlds):
     res, lab = worlds("mid_migration", noise=False)
     v = lab.validate_migration(plan_of(res.config), "Power Users")
-    assert v.differ == 0 and v.verdict.endswith("0 users differ")
+    assert v.differ == 0 and v.verdict.endswith("0 members differ")
     stored = lab.sql("SELECT * FROM migration_validation_summary")
     assert stored.iloc[0]["differ"] == 0 and stored.iloc[0]["members"] == len(v.users)

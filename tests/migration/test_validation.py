@@ -33,8 +33,8 @@ def test_a_verdict_takes_its_nouns_in_the_right_number():
     from cohortlab.migration.validate import _verdict
 
     assert _verdict(6, 0.5, 0.5, 1, {"activity_after_export": 0}) == (
-        "observed match rate 50.0%, predicted 50.0%; 1 user differs, without activity after the export")
-    assert _verdict(6, 0.5, 0.5, 0, {}).endswith("; 0 users differ")
+        "observed match rate 50.0%, predicted 50.0%; 1 member differs, without activity after the export")
+    assert _verdict(6, 0.5, 0.5, 0, {}).endswith("; 0 members differ")
 
 
 def test_confusion_table_differences_and_verdict(world):
@@ -51,7 +51,7 @@ def test_confusion_table_differences_and_verdict(world):
     assert d.loc["ghost", "predicted_gap_reason"] == "not_predicted"
     assert d.loc["c-bob", "predicted_gap_reason"] == "distinct_id_not_mpid"
     assert (v.observed_match_rate, v.predicted_match_rate) == (pytest.approx(4 / 6), pytest.approx(1 / 6))
-    assert v.verdict == ("observed match rate 66.7%, predicted 16.7%; 3 users differ, 1 of them with activity "
+    assert v.verdict == ("observed match rate 66.7%, predicted 16.7%; 3 members differ, 1 of them with activity "
                          "after the export (1 member without events, 1 property written outside plan)")
     stored = world.sql("SELECT * FROM migration_validation_summary").iloc[0]
     assert (stored.members, stored.differ, stored.observed_only, stored.both_unmatched) == (6, 3, 3, 2)
@@ -103,7 +103,7 @@ def test_a_verdict_never_rounds_a_rate_with_an_unmatched_member_to_100_percent()
     from cohortlab.migration.validate import _verdict
 
     text = _verdict(30000, 29999 / 30000, 1.0, 1, {})
-    assert text.startswith("observed match rate >99.9%, predicted 100.0%; 1 user differs")
+    assert text.startswith("observed match rate >99.9%, predicted 100.0%; 1 member differs")
     assert _verdict(30000, 1 / 30000, 0.0, 1, {}).startswith("observed match rate <0.1%, predicted 0.0%")
 
 
