@@ -63,6 +63,7 @@ from cohortlab.charts.match_rates import (
     match_rate_chart,
     match_rate_over_time_chart,
     observed_vs_simulated_chart,
+    source_words,
     waterfall_chart,
 )
 from cohortlab.charts.migration import (
@@ -81,6 +82,7 @@ from cohortlab.charts.sync_timeline import (
 
 __all__ = [
     "reason_words",
+    "source_words",
     "waterfall_chart",
     "match_rate_chart",
     "match_rate_over_time_chart",

@@ -121,6 +121,22 @@ def _short_step(step: str) -> str:
 
 
 # --------------------------------------------------------------------------- match rates
+SOURCE_WORDS = {  # docs/glossary.md#identifier-sources
+    "mparticle_user_id": "profile's $mparticle_user_id",
+    "event_property": "event's $mparticle_user_id",
+    "distinct_id": "$distinct_id (fallback)",
+    "none": "none (strict fallback)",
+}
+
+
+def source_words(code) -> str:
+    """An identifier source as the pages write it: ``event_property`` -> ``event's
+    $mparticle_user_id``; an unknown code as it is; None -> ``(none)``."""
+    if code is None or (isinstance(code, float) and code != code):
+        return "(none)"
+    return SOURCE_WORDS.get(str(code), str(code))
+
+
 def match_rate_chart(
     rates: pd.DataFrame, *, by: str = "cohort_name", title: str | None = None
 ) -> Figure:

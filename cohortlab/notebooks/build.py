@@ -116,6 +116,8 @@ ui.table(rates, columns={"cohort_name": "cohort", "members": "Mixpanel members",
     md("## Match rate per identifier source"),
     code("""\
 by_source = ui.frame(f["by_identifier_source"])
+if len(by_source):  # the identifier sources in words (docs/glossary.md#identifier-sources)
+    by_source["identifier_source"] = [charts.source_words(v) for v in by_source["identifier_source"]]
 ui.show_if(lambda: charts.match_rate_chart(by_source, by="identifier_source"),
            "Which identifier Mixpanel sent: the profile's `$mparticle_user_id`, the event property (events "
            f"since {summaries.cutoff_text(settings)}), the `$distinct_id` fallback, or none.",
@@ -246,7 +248,9 @@ ui.md(f"{summaries.precision_loss_words(f)} an identifier that is an MPID rounde
 if f["precision_loss"]:
     if f["precision_loss"] > len(f["precision_loss_rows"]):
         ui.md(f"The first {len(f['precision_loss_rows']):,} of them:")
-    ui.table(f["precision_loss_rows"], show_personal_data=show_personal_data,
+    rows = ui.frame(f["precision_loss_rows"])
+    rows["identifier_source"] = [charts.source_words(v) for v in rows["identifier_source"]]
+    ui.table(rows, show_personal_data=show_personal_data,
              max_rows=f["row_limit"],
              columns={"cohort_name": "cohort", "distinct_id": "distinct id", "identifier_source": "identifier sent",
                       "identifier": "value sent"})"""),

@@ -98,6 +98,13 @@ def test_match_rate_labels_stay_inside_the_frame_and_never_round_to_100_percent(
         assert frame.x0 <= box.x0 and box.x1 <= frame.x1, t.get_text()
 
 
+def test_source_words_follow_the_glossary():
+    assert [charts.source_words(v) for v in ["mparticle_user_id", "event_property", "distinct_id", "none", None,
+                                              "other"]] == [
+        "profile's $mparticle_user_id", "event's $mparticle_user_id", "$distinct_id (fallback)",
+        "none (strict fallback)", "(none)", "other"]
+
+
 def test_match_rate_over_time_has_a_line_per_cohort():
     df = pd.DataFrame({
         "as_of": pd.to_datetime(["2026-02-01", "2026-02-02", "2026-02-01", "2026-02-02"]),

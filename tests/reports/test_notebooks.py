@@ -109,6 +109,18 @@ def test_match_rates_numbers_equal_the_api(report_run, world_lab):
         assert got["audience"] == int(wf["count"].iloc[-1])
 
 
+def test_identifier_sources_are_shown_in_words(report_run):
+    """The match-rates page names the identifier Mixpanel sent as docs/glossary.md does, not by
+    its code (``event_property`` was a bar label and a table cell; audit 95, left item)."""
+    import html as _html
+
+    by_source = _metrics(report_run, "match_rates")["metrics"]["by_identifier_source"]
+    assert {r["identifier_source"] for r in by_source} >= {"event_property"}  # metrics.json keeps the codes
+    page = _html.unescape((report_run["out"] / "match_rates" / "match_rates.html").read_text())
+    assert """<td style="text-align:left">event's $mparticle_user_id</td>""" in page
+    assert ">event_property<" not in page
+
+
 def test_identity_gaps_numbers_equal_the_api(report_run, world_lab):
     m = _metrics(report_run, "identity_gaps")["metrics"]
     for c, got in m["cohorts"].items():
