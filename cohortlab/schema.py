@@ -274,6 +274,35 @@ def check_current(query_rows, database) -> None:
                             "load the exports into a new database file")
 
 
+def table_names(path) -> set[str] | None:
+    """The tables of the DuckDB file ``path`` (schema ``main``), read without writing anything;
+    None when it cannot be read now (not a DuckDB file, or locked by a writer: the caller's own
+    open then says so)."""
+    import duckdb
+
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error:
+        return None
+    try:
+        return {r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()}
+    finally:
+        con.close()
+
+
+def is_foreign(path) -> bool:
+    """Whether the DuckDB file ``path`` holds tables, none of them a canonical one: another
+    program's database, which a command that reads loaded data must not write its tables into."""
+    names = table_names(path)
+    return bool(names) and not (names & set(TABLES))
+
+
+def not_cohortlab_message(path) -> str:
+    return (f"{path}: not a cohortlab database (none of its tables is one that `cohortlab load` writes): "
+            "load the exports into it first")
+
+
 def describe() -> str:
     """Markdown description of all canonical tables (used by `cohortlab info --schema` and docs)."""
     out = []

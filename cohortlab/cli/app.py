@@ -223,6 +223,29 @@ def open_lab(db: str, engine: str = "duckdb", spark_master: str | None = None, *
         fail(str(e))
 
 
+def loaded_database(db: str) -> bool:
+    """The checks of a command that reads a loaded database (``info``, ``simulate``, ``verify``,
+    ``explain``, ``remedies``, ``migrate``), before any work. One error line when ``db`` does
+    not exist, or is another program's DuckDB file (tables, none of them cohortlab's: it is never
+    written into). Returns whether to open it read-only: when the file or its folder cannot be
+    written (permissions, a read-only mount), the command computes in memory and stores nothing,
+    and a note on stderr says so."""
+    from cohortlab import schema
+
+    if not os.path.exists(db):
+        fail(f"{db}: no such database (load data first with `cohortlab load --db {db} ...`)")
+    if os.path.isdir(db):
+        return False  # an export folder (--engine spark), or one error line from the open
+    if schema.is_foreign(db):
+        fail(schema.not_cohortlab_message(db))
+    folder = os.path.dirname(os.path.abspath(db))
+    if os.access(db, os.W_OK) and os.access(folder, os.W_OK):
+        return False
+    click.echo(f"note: {terminal_text(db)} cannot be written here: results are computed in memory and "
+               "not stored in it", err=True)
+    return True
+
+
 def _progress_default(ctx, param, value):
     return sys.stderr.isatty() if value is None else value
 

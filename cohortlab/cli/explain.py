@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
-from cohortlab.cli.app import cohort_options, fail, main, open_lab
+from cohortlab.cli.app import cohort_options, fail, loaded_database, main, open_lab
 
 
 @main.command("explain")
@@ -26,13 +24,12 @@ def explain_cmd(db, cohort, user, at, snapshot_at, settings_path, source, show_p
     from cohortlab.simulation.explain import ExplainError
     from cohortlab.simulation.resolution import CohortError
 
-    if not os.path.exists(db):
-        fail(f"{db}: no such database (load data first with `cohortlab load --db {db} ...`)")
+    read_only = loaded_database(db)
     try:
         settings = SyncSettings.from_yaml(settings_path) if settings_path else SyncSettings()
     except SettingsError as e:
         fail(f"bad settings file: {e}")
-    with open_lab(db) as lab:
+    with open_lab(db, read_only=read_only) as lab:
         try:
             x = lab.explain(cohort, user, at=at, settings=settings, source=source, snapshot_at=snapshot_at,
                             show_personal_data=show_personal_data)

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from cohortlab.cli.app import db_option, fail, main, progress_option
+from cohortlab.cli.app import db_option, fail, loaded_database, main, progress_option
 from cohortlab.escaping import one_line_frame
 from cohortlab.loaders import LOADERS, LoadError
 
@@ -58,11 +58,7 @@ def info_cmd(db, show_schema):
     if show_schema:
         click.echo(schema.describe())
         return
-    import os
-
-    if not os.path.exists(db):
-        fail(f"{db}: no such database")
-    with Lab(db) as lab:
+    with Lab(db, read_only=loaded_database(db)) as lab:
         info = lab.info()
     click.echo(f"database: {info['database']}")
     click.echo("tables:")

@@ -6,7 +6,7 @@ import os
 
 import click
 
-from cohortlab.cli.app import check_output_path, check_time, db_option, fail, main
+from cohortlab.cli.app import check_output_path, check_time, db_option, fail, loaded_database, main
 from cohortlab.escaping import one_line, one_line_frame
 from cohortlab.output_files import is_gzip_name, written_whole
 
@@ -40,9 +40,7 @@ def _settings(path):
 def _lab(db):
     from cohortlab.lab import Lab
 
-    if not os.path.exists(db):
-        fail(f"{db}: no such database (load data first with `cohortlab load --db {db} ...`)")
-    return Lab(db)
+    return Lab(db, read_only=loaded_database(db))
 
 
 def _write(df, path):

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
-from cohortlab.cli.app import check_time, cohort_options, fail, main, open_lab
+from cohortlab.cli.app import check_time, cohort_options, fail, loaded_database, main, open_lab
 
 
 @main.command("remedies")
@@ -24,13 +22,12 @@ def remedies_cmd(db, cohort, at, since, settings_path, source):
     from cohortlab.simulation.resolution import CohortError
     from cohortlab.times import format_time
 
-    if not os.path.exists(db):
-        fail(f"{db}: no such database (load data first with `cohortlab load --db {db} ...`)")
+    read_only = loaded_database(db)
     try:
         settings = SyncSettings.from_yaml(settings_path) if settings_path else SyncSettings()
     except SettingsError as e:
         fail(f"{e}")
-    with open_lab(db) as lab:
+    with open_lab(db, read_only=read_only) as lab:
         try:
             df = lab.remedies(cohort, at=at, since=since, settings=settings, source=source)
         except (CohortError, CohortlabError, ValueError, NotImplementedError) as e:

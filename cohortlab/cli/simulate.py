@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
 from cohortlab.cli.app import (  # engine choice: issue 7
-    check_output_path, cohort_options, engine_options, fail, main, open_lab,
+    check_output_path, cohort_options, engine_options, fail, loaded_database, main, open_lab,
 )
 from cohortlab.cli.tables import text_table
 from cohortlab.escaping import one_line, one_line_frame
@@ -83,7 +81,7 @@ def _write_members(engine, table: str, part: str, parquet: bool, gzip: bool, sho
     engine.execute(f"COPY ({_members_select(engine, table, show_personal_data)}) TO {target} ({fmt})")
 
 
-def _store_line(lab, result, store: bool, debug: bool, engine: str, at) -> str:
+def _store_line(lab, result, store: bool, debug: bool, engine: str, at, read_only: bool = False) -> str:
     """Where the simulation came from and whether it was stored (docs/simulate.md#stored-simulations),
     and the time verify / explain simulate at when it is another one."""
     if result.store_event == "read":
@@ -94,6 +92,8 @@ def _store_line(lab, result, store: bool, debug: bool, engine: str, at) -> str:
         line = f"simulation: not stored (the {engine} engine does not store simulations)"
     elif debug:
         line = "simulation: not stored (--debug)"
+    elif read_only:
+        line = "simulation: not stored (the database cannot be written here)"
     else:
         line = "simulation: not stored (--no-store)"
     if at is None and result.store_event is not None:  # stored: is it the one verify and explain read?
@@ -193,16 +193,15 @@ def simulate_cmd(db, cohort, settings_path, at, source, members_out, show_person
     from cohortlab.simulation.resolution import CohortError
     from cohortlab.settings import SettingsError, SyncSettings
 
-    if not os.path.exists(db):
-        fail(f"{db}: no such database (load data first with `cohortlab load --db {db} ...`)")
+    read_only = loaded_database(db)
     if members_out:  # checked before the simulation runs, not after
         check_output_path(members_out, "--members-out")
     try:
         settings = SyncSettings.from_yaml(settings_path) if settings_path else SyncSettings()
     except SettingsError as e:
         fail(f"bad settings file: {e}")
-    with open_lab(db, engine, spark_master) as lab:  # issue 7: DuckDB (default) or Spark
-        keep = store and not debug and engine == "duckdb"
+    with open_lab(db, engine, spark_master, read_only=read_only) as lab:  # issue 7: DuckDB (default) or Spark
+        keep = store and not debug and engine == "duckdb" and not read_only
         if engine == "duckdb":
             lab.use_stored = store  # --no-store: neither reads a stored simulation nor stores one
         try:
@@ -227,7 +226,7 @@ def simulate_cmd(db, cohort, settings_path, at, source, members_out, show_person
             f"snapshot_ttl={s.model_dump(mode='json')['snapshot_ttl']} refresh_clears_stale={s.refresh_clears_stale} "
             f"pauses={len(s.pauses)} resolution_time={s.resolution_time}"
         )
-        click.echo(_store_line(lab, result, store, debug, engine, at))
+        click.echo(_store_line(lab, result, store, debug, engine, at, read_only))
         click.echo("")
         click.echo("discrepancy waterfall")
         click.echo(_waterfall_text(result))

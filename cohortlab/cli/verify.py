@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
-from cohortlab.cli.app import check_output_path, cohort_options, fail, main, open_lab
+from cohortlab.cli.app import check_output_path, cohort_options, fail, loaded_database, main, open_lab
 
 
 @main.command("verify")
@@ -34,19 +32,18 @@ def verify_cmd(db, cohort, at, snapshot_at, settings_path, source, limit, out, s
     from cohortlab.simulation.resolution import CohortError
     from cohortlab.simulation.verify import VerifyError
 
-    if not os.path.exists(db):
-        fail(f"{db}: no such database (load data first with `cohortlab load --db {db} ...`)")
+    read_only = loaded_database(db)
     if out:  # checked before the simulation runs, not after
         check_output_path(out, "--out")
     try:
         settings = SyncSettings.from_yaml(settings_path) if settings_path else SyncSettings()
     except SettingsError as e:
         fail(f"bad settings file: {e}")
-    with open_lab(db) as lab:
+    with open_lab(db, read_only=read_only) as lab:
         lab.use_stored = store
         try:
             v = lab.verify(cohort, at=at, settings=settings, snapshot_at=snapshot_at, source=source,
-                           show_personal_data=show_personal_data, store=store)
+                           show_personal_data=show_personal_data, store=store and not read_only)
         except (CohortError, VerifyError, CohortlabError, ValueError) as e:
             fail(str(e))
         click.echo(v.to_text(limit=limit))

@@ -697,8 +697,7 @@ def check_database(db: str | os.PathLike, cohorts: Any = None) -> None:
         with Lab(str(db), read_only=True) as lab:
             missing = [t for t in schema.TABLES if not lab.engine.table_exists(t)]
             if len(missing) == len(schema.TABLES):  # every notebook would fail on it
-                raise ReportError(f"{db}: not a cohortlab database (none of its tables is one that "
-                                  "`cohortlab load` writes): load the exports into it first")
+                raise ReportError(schema.not_cohortlab_message(db))
             if missing:
                 raise ReportError(f"{db}: no table {', '.join(missing)}: written by an older cohortlab "
                                   f"(`cohortlab info --db {db}` adds the missing tables)")
