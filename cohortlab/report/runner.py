@@ -468,7 +468,25 @@ def export_html(ipynb: str | os.PathLike, out: str | os.PathLike) -> Path:
 
 def prepare_output_dir(out: str | os.PathLike | None, *, overwrite: bool, root: str | os.PathLike = REPORTS_ROOT) -> Path:
     """The run's folder: ``out`` or the dated folder. An existing, non-empty ``out`` is refused
-    unless ``overwrite`` (then its previous content is removed)."""
+    unless ``overwrite`` (then its previous content is removed). The folder is claimed by creating
+    its marker file: of two runs started at once into one ``out``, the second is refused; into
+    the dated folder, it takes the next one."""
+    for _attempt in range(100):
+        try:
+            return _claim_output_dir(out, overwrite=overwrite, root=root)
+        except _Claimed as e:
+            if out is not None or overwrite:
+                raise ReportError(f"{e.target} already exists: another report is being written into it "
+                                  "(choose another --out)") from None
+    raise ReportError(f"no free dated folder under {root}")
+
+
+class _Claimed(Exception):
+    def __init__(self, target: Path):
+        self.target = target
+
+
+def _claim_output_dir(out, *, overwrite: bool, root) -> Path:
     if out is None:
         if overwrite:
             target = Path(root) / _dt.datetime.now(_dt.timezone.utc).date().isoformat()
@@ -484,7 +502,11 @@ def prepare_output_dir(out: str | os.PathLike | None, *, overwrite: bool, root: 
                               "even with --overwrite (choose another --out)")
         shutil.rmtree(target)
     target.mkdir(parents=True, exist_ok=True)
-    (target / MARKER).write_text("written by cohortlab report; --overwrite may replace this folder\n")
+    try:  # created, never replaced: of two runs started at once into one folder, the second stops here
+        with open(target / MARKER, "x", encoding="utf-8") as f:
+            f.write("written by cohortlab report; --overwrite may replace this folder\n")
+    except FileExistsError:
+        raise _Claimed(target) from None
     return target
 
 

@@ -118,6 +118,38 @@ def test_dated_folders_get_a_suffix(tmp_path):
     assert second != first and second.name.startswith(first.name + "-")
 
 
+def test_a_folder_claimed_by_another_run_is_refused_or_skipped(tmp_path, monkeypatch):
+    """Two runs started at once both found the folder free and wrote into one (audit 94, left
+    item): the folder is claimed by creating its marker, which only one run can. Here the other
+    run claims it between the check and the claim."""
+    import cohortlab.report.runner as runner
+
+    real_mkdir = Path.mkdir
+
+    def other_run_first(self, *a, **k):  # the other run creates the folder and its marker first
+        real_mkdir(self, *a, **k)
+        if not (self / runner.MARKER).exists():
+            (self / runner.MARKER).write_text("the other run")
+
+    monkeypatch.setattr(Path, "mkdir", other_run_first)
+    with pytest.raises(ReportError, match="another report is being written into it"):
+        prepare_output_dir(tmp_path / "out", overwrite=False)
+    assert (tmp_path / "out" / runner.MARKER).read_text() == "the other run"
+    monkeypatch.undo()
+    calls = []
+
+    def other_run_once(self, *a, **k):  # a dated folder taken by the other run: the next one is used
+        real_mkdir(self, *a, **k)
+        if self.parent == tmp_path / "r" and not calls:
+            calls.append(self)
+            (self / runner.MARKER).write_text("the other run")
+
+    monkeypatch.setattr(Path, "mkdir", other_run_once)
+    mine = prepare_output_dir(None, overwrite=False, root=tmp_path / "r")
+    assert mine != calls[0] and mine.name.startswith(calls[0].name + "-")
+    assert (mine / runner.MARKER).read_text().startswith("written by cohortlab report")
+
+
 def test_failure_names_notebook_and_cell_and_other_notebooks_still_run(tiny, tmp_path):
     res = run_report([tiny["broken"], tiny["good"]], db=tiny["db"], out=tmp_path / "run")
     assert not res.ok
