@@ -26,7 +26,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -39,6 +38,7 @@ if TYPE_CHECKING:  # query_df's frames come from DuckDB (which imports pandas wh
 
 from cohortlab.engines.base import Engine
 from cohortlab.errors import DatabaseError, DatabaseLockedError
+from cohortlab.tempdirs import temp_dir_path
 
 DEFAULT_LOCK_WAIT = 5.0  # seconds a command waits for another process to release the database
 
@@ -159,7 +159,7 @@ class DuckDBEngine(Engine):
                 temp = self.database + ".tmp"
                 _remove_stale_spill(temp)
             else:  # nothing written next to a read-only database; created by DuckDB only if it spills; removed at close
-                temp = self._own_temp = os.path.join(tempfile.gettempdir(), f"cohortlab-duckdb-{uuid.uuid4().hex[:12]}")
+                temp = self._own_temp = temp_dir_path("duckdb", uuid.uuid4().hex[:12])
             self.execute(f"SET temp_directory = '{temp.replace(chr(39), chr(39) * 2)}'")
         if memory_limit:
             self.execute(f"SET memory_limit = '{memory_limit}'")

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from cohortlab.report.pages import MARKER, decorate_page, write_index
+from cohortlab.tempdirs import make_temp_dir
 
 NOTEBOOKS_DIR = Path(str(importlib.resources.files("cohortlab") / "notebooks"))  # package data
 DEFAULT_NOTEBOOKS = ("match_rates", "identity_gaps", "sync_timeline", "eit_migration")
@@ -761,8 +762,6 @@ def _run_all(sources, out_dir: Path, params: dict[str, Any], source: str, kernel
     notebooks were not asked for by name, so one that does not apply to the data
     (:func:`not_applicable`) is not run; its card says why. ``cohorts``: the cohorts that must
     exist in the data loaded from ``params["data"]`` (:func:`check_database`)."""
-    import tempfile
-
     # papermill's ``cwd=`` changes the directory of the whole process while a notebook runs, and two
     # run at once: every path is made absolute here, before any notebook starts
     out_dir = Path(out_dir).resolve()
@@ -777,7 +776,7 @@ def _run_all(sources, out_dir: Path, params: dict[str, Any], source: str, kernel
         if keep_data:
             db_path = out_dir / DB_NAME
         else:  # all the raw data (personal data included): never left next to index.html
-            scratch = tempfile.TemporaryDirectory(prefix="cohortlab-report-")
+            scratch = make_temp_dir("report")
             db_path = Path(scratch.name) / DB_NAME
         t0 = time.monotonic()
         say(f"loading {params['data']} into {db_path} ...")
@@ -833,7 +832,7 @@ def _run_all(sources, out_dir: Path, params: dict[str, Any], source: str, kernel
         nonlocal sims_dir
         from cohortlab.report.shared import PARAMETER, SCRATCH_NAME, share_in_subprocess
 
-        sims_dir = tempfile.TemporaryDirectory(prefix="cohortlab-report-sims-")  # member data: never kept
+        sims_dir = make_temp_dir("report-sims")  # member data: never kept
         say("simulating each cohort once for the notebooks that start from it ...")
         try:
             done = share_in_subprocess(params["db"], Path(sims_dir.name) / SCRATCH_NAME, cohorts=params.get("cohorts"),

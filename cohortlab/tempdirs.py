@@ -1,0 +1,75 @@
+"""cohortlab's own folders in the system's temporary folder, and the sweep of those a killed
+process left.
+
+A report loaded from ``--data`` keeps its database (all the raw data, personal data included) in
+``cohortlab-report-<pid>-…``, its shared simulations (member data) in
+``cohortlab-report-sims-<pid>-…``, and a read-only DuckDB engine spills into
+``cohortlab-duckdb-<pid>-…``. Each is removed when its run ends, even on Ctrl-C or SIGTERM; a
+SIGKILL or a crash cannot be caught, so the next run that makes such a folder first removes the
+ones whose process no longer exists (:func:`sweep_stale`). The process id in the name says whose
+a folder is; a folder of a live process (or of another user) is never touched.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+KINDS = ("report", "report-sims", "duckdb")
+_NAME = re.compile(r"^cohortlab-(report-sims|report|duckdb)-(\d+)-")
+
+
+def make_temp_dir(kind: str) -> tempfile.TemporaryDirectory:
+    """A new ``cohortlab-<kind>-<pid>-…`` folder (removed with the object), after sweeping the
+    stale ones."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown temporary folder kind {kind!r}")
+    sweep_stale()
+    return tempfile.TemporaryDirectory(prefix=f"cohortlab-{kind}-{os.getpid()}-")
+
+
+def temp_dir_path(kind: str, suffix: str) -> str:
+    """The path of a ``cohortlab-<kind>-<pid>-<suffix>`` folder that its user creates (DuckDB
+    creates its spill folder only when it spills), after sweeping the stale ones."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown temporary folder kind {kind!r}")
+    sweep_stale()
+    return os.path.join(tempfile.gettempdir(), f"cohortlab-{kind}-{os.getpid()}-{suffix}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def sweep_stale(folder: str | os.PathLike | None = None) -> list[Path]:
+    """Remove this user's ``cohortlab-*-<pid>-…`` folders in ``folder`` (default: the system's
+    temporary folder) whose process has ended; returns them."""
+    root = Path(folder or tempfile.gettempdir())
+    removed = []
+    try:
+        entries = list(root.iterdir())
+    except OSError:
+        return removed
+    me = os.getuid() if hasattr(os, "getuid") else None
+    for p in entries:
+        m = _NAME.match(p.name)
+        if not m or int(m.group(2)) == os.getpid():
+            continue
+        try:
+            st = p.lstat()
+        except OSError:
+            continue
+        if not p.is_dir() or p.is_symlink() or (me is not None and st.st_uid != me) or _alive(int(m.group(2))):
+            continue
+        shutil.rmtree(p, ignore_errors=True)
+        removed.append(p)
+    return removed
