@@ -161,6 +161,11 @@ def test_empty_page_is_an_empty_snapshot(lab, write, balanced):
     ("  \n", "empty file"),
     ('[{"count": 1, "id": 1, "name": "C"}]', "unrecognised format"),
     ('{"page": 0, "status": "error", "error": "rate limited"}', "status 'error'"),
+    # Mixpanel's numeric failure status: a failed request, not a cohort of 0 members
+    ('{"page": 0, "results": [], "status": 0, "error": "Engage API error: bad session"}',
+     "status '0': Engage API error: bad session"),
+    ('{"page": 0, "results": [], "status": false}', "status 'false'"),
+    ('{"page": 0, "results": []}\n{"page": 1, "results": [], "status": 0.0, "error": "x"}\n', "status '0.0': x"),
 ])
 def test_file_level_errors(lab, write, table_snapshot, text, match):
     good = write("good.csv", "distinct_id\nA\n")
