@@ -141,7 +141,18 @@ class MixpanelWebhooksLoader(Loader):
                  '"received_at" key to each payload'),
                 line=int(line),
             )
-        # members, one row per (page, member entry): the records are parsed again, streaming
+        # members, one row per (page, member entry): the records are parsed again, streaming (a
+        # semi join: the records are never held); a second pass only when a page carries its
+        # members beside "parameters"
+        paths = ["$.parameters.members[*]"]
+        if eng.query_rows(f"SELECT 1 FROM {st} WHERE members_type = 'ARRAY' AND NOT members_twice "
+                          f"AND members_path = '$.members[*]' LIMIT 1"):
+            paths.append("$.members[*]")
+        elems = " UNION ALL ".join(
+            f"SELECT r.line, json_extract(r.raw, '{path}') AS elems FROM ({records}) r SEMI JOIN {st} s "
+            f"ON s.line = r.line AND s.members_type = 'ARRAY' AND NOT s.members_twice AND s.members_path = '{path}'"
+            for path in paths
+        )
         mid = id_text_sql("mv[1]")
         mid2 = id_text_sql("mv[2]")
         eng.execute(
@@ -158,11 +169,7 @@ class MixpanelWebhooksLoader(Loader):
                 FROM (
                     -- unnest of a list, not a json_each lateral join (quadratic on many pages)
                     SELECT line, unnest(elems) AS value, generate_subscripts(elems, 1) AS idx
-                    FROM (SELECT r.line,
-                                 CASE s.members_path WHEN '$.members[*]' THEN json_extract(r.raw, '$.members[*]')
-                                      ELSE json_extract(r.raw, '$.parameters.members[*]') END AS elems
-                          FROM ({records}) r JOIN {st} s ON s.line = r.line AND s.members_type = 'ARRAY'
-                                                           AND NOT s.members_twice)
+                    FROM ({elems})
                 )
             )
             """
