@@ -523,13 +523,18 @@ def has_engage_page(ctx: FileContext) -> bool:
 
 def _check_page_status(ctx: FileContext, records: str) -> None:
     """Raise LoadError for the first record of ``records`` (line, status JSON, error JSON) whose
-    ``status`` is a string other than ``"ok"``: an Engage error response (``"status": "error"``,
-    usually with ``"results": []``) is not an empty cohort, it is a failed request."""
+    ``status`` is a string other than ``"ok"``, or the number 0 / ``false`` (Mixpanel's failure
+    status in its numeric convention, ``{"error": "...", "status": 0}``): an Engage error response
+    (usually with ``"results": []``) is not an empty cohort, it is a failed request."""
     bad = ctx.engine.query_rows(
         f"""
-        SELECT line, json_extract_string(status, '$'), coalesce(json_extract_string(error, '$'), '')
+        SELECT line, CASE WHEN json_type(status) = 'VARCHAR' THEN json_extract_string(status, '$')
+                          ELSE status::VARCHAR END,
+               coalesce(json_extract_string(error, '$'), '')
         FROM ({records})
         WHERE json_type(status) = 'VARCHAR' AND lower(json_extract_string(status, '$')) <> 'ok'
+           OR json_type(status) IN ('UBIGINT', 'BIGINT', 'DOUBLE') AND TRY_CAST(status::VARCHAR AS DOUBLE) = 0
+           OR json_type(status) = 'BOOLEAN' AND NOT status::VARCHAR::BOOLEAN
         ORDER BY line LIMIT 1
         """
     )

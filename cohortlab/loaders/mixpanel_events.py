@@ -24,6 +24,9 @@ Per record ``{"event": ..., "properties": {...}}``:
 * De-duplicated on (event, distinct_id, time, insert_id) within the file and against the rows
   already in ``mp_events`` (a missing insert_id compares equal to a missing insert_id).
 
+A line ``terminated early`` (Mixpanel's end of an export it stopped before its end) is a LoadError:
+the file holds only part of the range.
+
 Quarantine reasons: malformed_json, not_an_object, missing_event, bad_event (an event name that
 is not a JSON string: a number, boolean, array or object), bad_properties, missing_time,
 bad_time, missing_distinct_id, bad_distinct_id (a ``distinct_id`` that is a boolean, array or
@@ -35,6 +38,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from cohortlab.errors import LoadError
 from cohortlab.loaders import fast
 from cohortlab.loaders.base import FileContext, FileResult, Loader, container_type_sql
 from cohortlab.loaders.mixpanel_common import (
@@ -137,6 +141,14 @@ class MixpanelEventsLoader(Loader):
             # a JSON-float distinct_id: its exported token (before the de-duplication reads it)
             recover_float_tokens(ctx, layout, st, key="line", doc_no="doc_no", ord_="line",
                                  typ="did_type", text="distinct_id", json_key="distinct_id")
+        # Mixpanel ends a raw export that it stopped before the end with a line "terminated
+        # early": the file is incomplete, not a file with one bad record
+        cut = eng.query_rows(f"SELECT min(line) FROM {st} WHERE reason = 'malformed_json' "
+                             f"AND lower(trim(raw)) = 'terminated early'")[0][0]
+        if cut is not None:
+            raise LoadError(ctx.path, "Mixpanel stopped this export before its end (its 'terminated early' "
+                                      "line): the range's events are incomplete; export the range again, "
+                                      "in shorter date ranges", line=int(cut))
         quarantined = ctx.reject(f"SELECT line, reason, raw FROM {st} WHERE reason IS NOT NULL")
         rows_read, valid = eng.query_rows(
             f"SELECT count(*), count(*) FILTER (WHERE reason IS NULL) FROM {st}"

@@ -9,7 +9,9 @@ Accepted inputs (gzip detected by content):
   JSON string such as ``'{"id": 1000}'`` or an object, optionally with ``"name"``).
 * CSV with a header and a distinct_id column: option ``column``, default the first of
   ``distinct_id``, ``$distinct_id``, ``mixpanel_distinct_id`` present. An optional ``as_of``
-  column (one value for the whole file) gives the snapshot time.
+  column (one value for the whole file) gives the snapshot time. An ``operation`` column (the
+  CSV a cohort sync's export offers: ``add``, ``no-op``, ``remove``) marks the users who left
+  the cohort: a ``remove`` row is not a member (quarantined ``removed_member``).
 
 Options (they override what the file says): ``cohort`` (a name, or the id of a cohort in
 ``mp_cohorts``), ``cohort_id``, ``as_of`` (ISO-8601 string or datetime; no zone = UTC),
@@ -32,7 +34,7 @@ when every record can be taken exactly (a CSV: every row has an id); any other f
 path, with the same rows.
 
 Quarantine reasons: malformed_json, not_an_object, missing_distinct_id, bad_distinct_id,
-bad_properties.
+bad_properties, removed_member (CSV).
 """
 
 from __future__ import annotations
@@ -212,18 +214,24 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
         elif column not in cols:
             raise LoadError(ctx.path, f"no column {column!r}; the header has {cols}", line=1)
         qc = f"c{cols.index(column) + 1}"
-        if fast.enabled():
+        # the CSV of a cohort sync's export (Integrations > the cohort) lists the users sent with an
+        # "operation" column: add (entered), no-op (stayed) or remove (left the cohort: not a member)
+        op = next((f"c{i + 1}" for i, c in enumerate(cols) if c.strip().lower() == "operation"), None)
+        if fast.enabled() and op is None:
             meta = self._stage_csv_fast(ctx, st, src, qc, f"c{cols.index('as_of') + 1}" if "as_of" in cols else None)
             if meta is not None:
                 return meta, True
         # line = position + 1 (the header is line 1); the raw row only for rejects: a JSON object
         # of the header's names and the row's values (as mparticle-csv keeps them)
         row_json = "json_object(" + ", ".join(f"{sql_str(c)}, t.c{i + 1}" for i, c in enumerate(cols)) + ")::VARCHAR"
+        removed = f"lower(trim(t.{op})) = 'remove'" if op else "FALSE"
         rows = (
-            f"SELECT CASE WHEN distinct_id IS NULL THEN 'missing_distinct_id' END AS reason, "
-            f"CASE WHEN distinct_id IS NULL THEN raw END AS raw, distinct_id "
-            f"FROM (SELECT nullif(trim(t.{qc}), '') AS distinct_id, "
-            f"CASE WHEN nullif(trim(t.{qc}), '') IS NULL THEN {row_json} END AS raw FROM {src} t)"
+            f"SELECT CASE WHEN distinct_id IS NULL THEN 'missing_distinct_id' "
+            f"WHEN removed THEN 'removed_member' END AS reason, "
+            f"CASE WHEN distinct_id IS NULL OR removed THEN raw END AS raw, distinct_id "
+            f"FROM (SELECT nullif(trim(t.{qc}), '') AS distinct_id, coalesce({removed}, FALSE) AS removed, "
+            f"CASE WHEN nullif(trim(t.{qc}), '') IS NULL OR coalesce({removed}, FALSE) THEN {row_json} END AS raw "
+            f"FROM {src} t)"
         )
         stage_cols = "reason, raw, distinct_id, NULL::JSON AS properties, FALSE AS has_properties"
         line = ctx.numbered_table(f"{st}_rows", rows)

@@ -16,7 +16,9 @@ without a receive time is a LoadError naming the file and record.
 One record = one page = one row read. ``seq`` follows the file order (the replay order). A page
 identical to a page already stored or earlier in the file (same cohort, session_id, action,
 page_count and member set) is deduplicated: replaying the same page changes nothing. A missing
-``members`` key is an empty page (Mixpanel makes empty diff calls). The cohort is registered in
+``members`` key is an empty page (Mixpanel makes empty diff calls); a ``members`` array beside
+``parameters`` (a receiver that stored the payload that way) holds the page's members, and members
+in both places are ``bad_members``. The cohort is registered in
 ``mp_cohorts`` when unknown and the payload names it (a payload with an id alone is stored; the
 cohort's name then comes from the cohort list, which the simulation asks for).
 
@@ -58,8 +60,9 @@ _PATHS = [
     "$.parameters.mixpanel_cohort_description",  # 8
     "$.parameters.mixpanel_project_id",  # 9
 ]
-# only the JSON types of these (a page's parameters hold all its members: never copied whole)
-_TYPE_PATHS = ["$.parameters", "$.parameters.members"]
+# only the JSON types of these (a page's parameters hold all its members: never copied whole);
+# a payload seen with its members beside "parameters" instead of inside carries them at "$.members"
+_TYPE_PATHS = ["$.parameters", "$.parameters.members", "$.members"]
 
 
 class MixpanelWebhooksLoader(Loader):
@@ -113,7 +116,12 @@ class MixpanelWebhooksLoader(Loader):
                    {id_text_sql('v[4]')} AS session_id,
                    TRY_CAST({raw_text_sql('v[5]')} AS INTEGER) AS page_count,
                    TRY_CAST({raw_text_sql('v[6]')} AS INTEGER) AS total_pages,
-                   t[2] AS members_type,
+                   -- the members: in "parameters", else beside it (never both: bad_members)
+                   CASE WHEN t[2] IS NULL OR t[2] = 'NULL' THEN t[3] ELSE t[2] END AS members_type,
+                   CASE WHEN t[2] IS NULL OR t[2] = 'NULL' THEN '$.members[*]'
+                        ELSE '$.parameters.members[*]' END AS members_path,
+                   t[2] IS NOT NULL AND t[2] <> 'NULL' AND t[3] IS NOT NULL AND t[3] <> 'NULL'
+                     AS members_twice,
                    v[7] IS NOT NULL AND json_type(v[7]) <> 'NULL' AS has_rx,
                    {rx_sql} AS received_at,
                    {raw_text_sql('v[8]')} AS description,
@@ -133,7 +141,18 @@ class MixpanelWebhooksLoader(Loader):
                  '"received_at" key to each payload'),
                 line=int(line),
             )
-        # members, one row per (page, member entry): the records are parsed again, streaming
+        # members, one row per (page, member entry): the records are parsed again, streaming (a
+        # semi join: the records are never held); a second pass only when a page carries its
+        # members beside "parameters"
+        paths = ["$.parameters.members[*]"]
+        if eng.query_rows(f"SELECT 1 FROM {st} WHERE members_type = 'ARRAY' AND NOT members_twice "
+                          f"AND members_path = '$.members[*]' LIMIT 1"):
+            paths.append("$.members[*]")
+        elems = " UNION ALL ".join(
+            f"SELECT r.line, json_extract(r.raw, '{path}') AS elems FROM ({records}) r SEMI JOIN {st} s "
+            f"ON s.line = r.line AND s.members_type = 'ARRAY' AND NOT s.members_twice AND s.members_path = '{path}'"
+            for path in paths
+        )
         mid = id_text_sql("mv[1]")
         mid2 = id_text_sql("mv[2]")
         eng.execute(
@@ -150,8 +169,7 @@ class MixpanelWebhooksLoader(Loader):
                 FROM (
                     -- unnest of a list, not a json_each lateral join (quadratic on many pages)
                     SELECT line, unnest(elems) AS value, generate_subscripts(elems, 1) AS idx
-                    FROM (SELECT r.line, json_extract(r.raw, '$.parameters.members[*]') AS elems
-                          FROM ({records}) r SEMI JOIN {st} s ON s.line = r.line AND s.members_type = 'ARRAY')
+                    FROM ({elems})
                 )
             )
             """
@@ -170,7 +188,7 @@ class MixpanelWebhooksLoader(Loader):
                         WHEN params_type IS DISTINCT FROM 'OBJECT' THEN 'bad_parameters'
                         WHEN cohort_id IS NULL AND cohort_name IS NULL THEN 'missing_cohort'
                         WHEN members_type IS NOT NULL AND members_type NOT IN ('ARRAY', 'NULL')
-                          OR coalesce(m.bad, 0) > 0 THEN 'bad_members'
+                          OR members_twice OR coalesce(m.bad, 0) > 0 THEN 'bad_members'
                    END AS reason,
                    coalesce(m.sig, md5('')) AS sig, coalesce(m.n, 0) AS member_count
             FROM {st} s LEFT JOIN (

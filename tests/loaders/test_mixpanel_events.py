@@ -319,3 +319,22 @@ def test_malformed_first_line_is_a_reject_not_a_file_error(lab, write, balanced)
     r = balanced(lab.load("mixpanel-events", p))
     assert (r.loaded, dict(r.quarantined)) == (1, {"malformed_json": 1})
     assert lab.engine.query_rows("SELECT line, reason FROM rejects") == [(1, "malformed_json")]
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_an_export_that_mixpanel_cut_short_is_a_load_error(lab, write, table_snapshot, gz):
+    """The raw export ends a response it stopped before the end with a plain line "terminated
+    early": the file holds only part of the range's events. That is a failed export, not an
+    export with one bad record: the load stops, names the line, and changes nothing."""
+    good = write("good.jsonl", _ev("a", time=T0, distinct_id="U0") + "\n")
+    lines = [_ev("a", time=T0, distinct_id="U1", **{"$insert_id": "i1"}), _ev("b", time=T0 + 1, distinct_id="U2"),
+             "terminated early"]
+    cut = write("cut.jsonl", "\n".join(lines) + "\n", gz=gz)
+    before = table_snapshot()
+    with pytest.raises(LoadError, match="terminated early") as e:
+        lab.load("mixpanel-events", [good, cut])
+    assert f"{cut}:3" in str(e.value)
+    assert table_snapshot() == before
+    # the same words inside a record are data
+    ok = write("ok.jsonl", _ev("terminated early", time=T0, distinct_id="U3") + "\n")
+    assert lab.load("mixpanel-events", ok).loaded == 1

@@ -161,6 +161,11 @@ def test_empty_page_is_an_empty_snapshot(lab, write, balanced):
     ("  \n", "empty file"),
     ('[{"count": 1, "id": 1, "name": "C"}]', "unrecognised format"),
     ('{"page": 0, "status": "error", "error": "rate limited"}', "status 'error'"),
+    # Mixpanel's numeric failure status: a failed request, not a cohort of 0 members
+    ('{"page": 0, "results": [], "status": 0, "error": "Engage API error: bad session"}',
+     "status '0': Engage API error: bad session"),
+    ('{"page": 0, "results": [], "status": false}', "status 'false'"),
+    ('{"page": 0, "results": []}\n{"page": 1, "results": [], "status": 0.0, "error": "x"}\n', "status '0.0': x"),
 ])
 def test_file_level_errors(lab, write, table_snapshot, text, match):
     good = write("good.csv", "distinct_id\nA\n")
@@ -214,3 +219,21 @@ def test_header_only_csv_is_an_empty_snapshot_and_gzip_csv_loads(lab, write, bal
                            cohort="C", as_of="2026-03-02"))
     assert r2.loaded == 2
     assert sorted(d for *_, d, _ in _members(lab, r2.load_ids[0])) == ["-1", "9223372036854775807"]
+
+
+def test_a_cohort_sync_export_csv_with_an_operation_column_keeps_only_current_members(lab, write, balanced):
+    """The CSV a cohort sync's export offers lists the users sent with an operation: add (entered
+    the cohort), no-op (stayed) and remove (left). A removed user is not a member of the snapshot:
+    the row is quarantined with its reason, not counted as a member."""
+    f = write("sync.csv", "distinct_id,mparticle_user_id,operation\r\n"
+                          "U1,-7346244611012968789,add\r\n"
+                          "U2,9080350317581165123,remove\r\n"
+                          "U3,,no-op\r\n"
+                          "U4,, Remove \r\n")
+    r = balanced(lab.load("mixpanel-members", f, cohort="Power Users", as_of="2026-03-01"))
+    assert (r.rows_read, r.loaded, dict(r.quarantined)) == (4, 2, {"removed_member": 2})
+    assert [(d, ln) for *_, d, ln in _members(lab)] == [("U1", 2), ("U3", 4)]
+    assert _snapshots(lab)[0][4] == 2
+    assert lab.engine.query_rows("SELECT line, reason, raw FROM rejects ORDER BY line") == [
+        (3, "removed_member", '{"distinct_id":"U2","mparticle_user_id":"9080350317581165123","operation":"remove"}'),
+        (5, "removed_member", '{"distinct_id":"U4","mparticle_user_id":null,"operation":" Remove "}')]

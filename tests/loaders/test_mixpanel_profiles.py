@@ -178,6 +178,8 @@ def test_pages_without_results_load_no_profiles(lab, write, balanced):
 @pytest.mark.parametrize("text, match", [
     ("", "empty file"),
     (json.dumps({"status": "error", "error": "Invalid session_id"}), "status 'error': Invalid session_id"),
+    (json.dumps({"page": 0, "results": [], "status": 0, "error": "Invalid session_id"}),
+     "status '0': Invalid session_id"),
     ('[{"count":1,"id":1000,"name":"Cohort One"}]', "unrecognised format"),
     ("distinct_id\nU1\n", "unrecognised format"),
 ])

@@ -191,3 +191,28 @@ def test_a_cohort_named_only_by_id_says_what_to_load(lab, write):
     lab.load("mixpanel-cohorts", write("cohorts.json", '[{"id": 7, "name": "Seven"}]'))
     r = lab.simulate("7", source="webhooks")
     assert (r.cohort, r.attribute, r.counts["members"]) == ("Seven", "Seven", 1)
+
+
+@pytest.mark.parametrize("layout", ["jsonl", "pretty"])
+def test_members_beside_the_parameters_are_the_pages_members(lab, write, balanced, layout):
+    """A payload whose ``members`` array sits beside ``parameters`` (not inside it) keeps its
+    members: it is not an empty page (for a ``members`` action that would empty the cohort). A
+    payload with members in both places is ambiguous and quarantined."""
+    beside = {"action": "members", "received_at": "2026-03-01T00:00:00Z",
+              "parameters": {"mixpanel_cohort_id": "5167408", "mixpanel_project_id": "2201475",
+                             "mixpanel_session_id": "s1", "mixpanel_cohort_name": "Power Users",
+                             "mixpanel_integration_id": "0"},
+              "members": [{"utm_medium": "ppc", "$distinct_id": "zoe@example.com",
+                           "mixpanel_distinct_id": "zoe@example.com"},
+                          {"mixpanel_distinct_id": 4611686018427387905}]}
+    null_inside = dict(beside, parameters=dict(beside["parameters"], mixpanel_session_id="s2", members=None),
+                       members=[{"mixpanel_distinct_id": "U7"}])
+    both = dict(beside, parameters=dict(beside["parameters"], mixpanel_session_id="s3",
+                                        members=[{"mixpanel_distinct_id": "U8"}]))
+    pages = [beside, null_inside, both]
+    text = _jsonl(*pages) if layout == "jsonl" else json.dumps(pages, indent=4)
+    r = balanced(lab.load("mixpanel-webhooks", write("wh.json", text)))
+    assert (r.rows_read, r.loaded, r.n_quarantined) == (3, 2, 1)
+    assert lab.engine.query_rows("SELECT line, reason FROM rejects") == [(3, "bad_members")]
+    assert [p[6:9] for p in _pages(lab)] == [(None, None, 2), (None, None, 1)]
+    assert _members(lab) == [(1, "4611686018427387905", None), (1, "zoe@example.com", None), (2, "U7", None)]
