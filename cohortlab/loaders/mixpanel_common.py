@@ -105,6 +105,18 @@ def utc_timestamp_sql(v: str) -> str:
     )
 
 
+def profile_time_sql(v: str) -> str:
+    """TIMESTAMP (UTC) of a profile date (``$created``, ``$last_seen``) from its JSON value ``v``:
+    an ISO-8601 string (no zone = UTC; an offset is honoured), or an epoch number in seconds or
+    milliseconds (read as an event's ``time``: above 1e11 is milliseconds), which imported
+    profiles carry; NULL for anything else."""
+    return (
+        f"CASE WHEN json_type({v}) IN {NUMERIC_JSON_TYPES} "
+        f"THEN {epoch_to_timestamp_sql(f'TRY_CAST({v}::VARCHAR AS DOUBLE)')} "
+        f"ELSE timezone('UTC', TRY_CAST(trim(json_extract_string({v}, '$')) AS TIMESTAMPTZ)) END"
+    )
+
+
 TIME_UNITS = ("auto", "s", "ms")  # of an event's epoch `time` (auto: above 1e11 is milliseconds)
 
 
@@ -292,10 +304,9 @@ def _engage_columns_sql(items: str, doc_no: str, keep: str = "") -> str:
                mp_type,
                CASE WHEN mp_type = 'DOUBLE' AND NOT is_page_item THEN {inline_float_token_sql('raw', 'mp_text')}
                     ELSE mp_text END AS mparticle_user_id,
-               -- strings as is; other types as JSON text (dates of another type then fail the cast: NULL)
+               -- strings as is; other types as JSON text; dates: ISO strings or epoch numbers
                json_extract_string(e, '$') AS email, json_extract_string(ph, '$') AS phone,
-               timezone('UTC', TRY_CAST(trim(json_extract_string(cr, '$')) AS TIMESTAMPTZ)) AS created,
-               timezone('UTC', TRY_CAST(trim(json_extract_string(ls, '$')) AS TIMESTAMPTZ)) AS last_seen {keep}
+               {profile_time_sql('cr')} AS created, {profile_time_sql('ls')} AS last_seen {keep}
         FROM (
             SELECT *, CASE WHEN kind IN ('malformed_json', 'not_an_object') THEN kind
                            WHEN distinct_id IS NOT NULL THEN
@@ -327,7 +338,7 @@ def _fast_engage_sql(ctx: FileContext) -> str:
     fields by the exact path's expressions, from one parse of the object; a canonical ISO time
     (``"2026-02-18T07:42:23"``) is read by ``strptime`` (:func:`fast.iso_utc_sql`)."""
     def ts(i: int) -> str:
-        exact = f"timezone('UTC', TRY_CAST(trim(json_extract_string(f[{i}], '$')) AS TIMESTAMPTZ))"
+        exact = profile_time_sql(f"f[{i}]")
         return fast.iso_utc_sql(f"t{i}", f"p{i}", exact)
 
     return f"""
@@ -582,8 +593,8 @@ def upsert_profiles(ctx: FileContext, relation: str, as_of=None) -> tuple[int, i
     ``load()`` call by :class:`ProfileUpserts` (one pass, not one per file: a directory of
     thousands of Engage pages would otherwise rescan ``mp_profiles`` for every page).
     The derived columns: ``$mparticle_user_id`` (text as exported; a JSON float keeps its exact
-    token), ``$email``, ``$phone``, ``$created``, ``$last_seen`` (ISO strings, UTC; odd types →
-    NULL). Returns (loaded, deduplicated): distinct profiles written, and rows superseded within
+    token), ``$email``, ``$phone``, ``$created``, ``$last_seen`` (ISO strings, UTC, or epoch
+    numbers; other types → NULL). Returns (loaded, deduplicated): distinct profiles written, and rows superseded within
     the relation. Every row written is also appended to ``mp_profile_history`` with ``as_of``
     (the argument, else the load's ``as_of`` option, else NULL: the load time counts)."""
     eng = ctx.engine

@@ -49,6 +49,7 @@ from cohortlab.loaders.mixpanel_common import (
     ProfileUpserts,
     epoch_to_timestamp_sql,
     pop_time_unit,
+    profile_time_sql,
     exact_id_sql,
     id_text_sql,
     inline_float_token_sql,
@@ -309,8 +310,8 @@ class MixpanelPipelineProfilesLoader(ProfileUpserts, Loader):
                    mparticle_user_id, mp_type,
                    json_extract_string({prop('$email')}, '$') AS email,
                    json_extract_string({prop('$phone')}, '$') AS phone,
-                   timezone('UTC', TRY_CAST(trim(json_extract_string({prop('$created')}, '$')) AS TIMESTAMPTZ)) AS created,
-                   timezone('UTC', TRY_CAST(trim(json_extract_string({prop('$last_seen')}, '$')) AS TIMESTAMPTZ)) AS last_seen
+                   {profile_time_sql(prop('$created'))} AS created,
+                   {profile_time_sql(prop('$last_seen'))} AS last_seen
             FROM m
             """
         )

@@ -39,11 +39,34 @@ def test_pretty_pages_known_rows(lab, write, balanced):
         ("U1", "-7346244611012968789", "a@example.com", "+15555550100",
          datetime(2025, 12, 12, 11, 20, 47), datetime(2026, 1, 20, 23, 8, 40), 1),
         ("$device:D9", None, None, None, None, datetime(2026, 1, 21, 10, 0), 2),
-        # odd types: not a reject, NULL dates; a number as email keeps its text
-        ("9080350317581165123", "9080350317581165123", "42", None, None, None, 3),
+        # odd types: not a reject; an epoch number is a date, a string that is no date NULL; a
+        # number as email keeps its text
+        ("9080350317581165123", "9080350317581165123", "42", None, datetime(2023, 11, 14, 22, 13, 20), None, 3),
     ]
     props = json.loads(lab.engine.query_rows("SELECT properties FROM mp_profiles WHERE distinct_id = 'U1'")[0][0])
     assert props["$email"] == "a@example.com" and props["$phone"] == "+15555550100"
+
+
+@pytest.mark.parametrize("layout", ["jsonl", "page"])
+def test_profile_dates_given_as_epoch_numbers_are_dates(lab, write, balanced, layout):
+    """Imported profiles can carry `$last_seen` / `$created` as epoch seconds or milliseconds: they
+    were NULL without a word (audit 97), which left the member's last activity unknown."""
+    results = [
+        {"$distinct_id": "s", "$properties": {"$last_seen": 1614853230, "$created": 1614853230.5}},
+        {"$distinct_id": "ms", "$properties": {"$last_seen": 1614853230000}},
+        {"$distinct_id": "iso", "$properties": {"$last_seen": "2021-03-04T10:20:30"}},
+        {"$distinct_id": "text", "$properties": {"$last_seen": "1614853230", "$created": True}},
+    ]
+    text = ("\n".join(json.dumps(r) for r in results) + "\n" if layout == "jsonl"
+            else json.dumps(_page(results)))
+    balanced(lab.load("mixpanel-profiles", write("p.json", text)))
+    got = {d: (c, ls) for d, _, _, _, c, ls, _ in _rows(lab)}
+    assert got == {
+        "s": (datetime(2021, 3, 4, 10, 20, 30, 500000), datetime(2021, 3, 4, 10, 20, 30)),
+        "ms": (None, datetime(2021, 3, 4, 10, 20, 30)),
+        "iso": (None, datetime(2021, 3, 4, 10, 20, 30)),
+        "text": (None, None),  # a string is read as an ISO time only; true is no date
+    }
 
 
 def test_array_of_pages_and_position_numbering(lab, write, balanced):
