@@ -173,8 +173,22 @@ def invalid_utf8_lines(path: Path, limit: int = MAX_INVALID_UTF8_LINES) -> list[
 MAX_LINE_SIZE = 64 * 1024 * 1024
 
 
+def is_bucket_verification_file(path: Path) -> bool:
+    """mParticle's S3 bucket verification file (``mParticle_Bucket_Verification_<time>.txt``,
+    holding ``{}``), which mParticle writes into the bucket when the connection is saved: no data,
+    and in a folder of batches it is skipped (loaded, it was a quarantined record, and a
+    ``--strict`` load of the bucket always failed on it)."""
+    if not path.name.startswith("mParticle_Bucket_Verification_"):
+        return False
+    try:
+        return path.stat().st_size <= 64 and path.read_bytes().strip() in (b"{}", b"")
+    except OSError:
+        return False
+
+
 def expand_paths(paths: Iterable[str | os.PathLike] | str | os.PathLike) -> list[Path]:
-    """A file, a directory (all non-hidden files below it, sorted) or a glob, or a list of those."""
+    """A file, a directory (all files below it, sorted, except hidden ones and mParticle's bucket
+    verification file: :func:`is_bucket_verification_file`) or a glob, or a list of those."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     out: list[Path] = []
@@ -189,6 +203,7 @@ def expand_paths(paths: Iterable[str | os.PathLike] | str | os.PathLike) -> list
             matches = sorted(
                 f for f in Path(s).rglob("*")
                 if f.is_file() and not any(part.startswith(".") for part in f.relative_to(s).parts)
+                and not is_bucket_verification_file(f)
             )
             if not matches:
                 raise LoadError(s, "directory contains no files")

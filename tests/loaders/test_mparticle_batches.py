@@ -88,6 +88,22 @@ def test_batches_apply_in_file_order(lab, q, write):
     ]
 
 
+def test_a_bucket_folder_loads_without_mparticles_verification_file(lab, q, write):
+    """mParticle writes mParticle_Bucket_Verification_<time>.txt holding {} into an S3 bucket when
+    the output is saved. In a folder it is skipped: it was a quarantined record, so a --strict
+    load of the bucket always failed (audit 97, left item 1). Named alone, or with other
+    content, it is loaded as any file."""
+    batch = write("bucket/mPTravel_20171017170911644493_34523.txt", jsonl(
+        {"mpid": 7, "user_attributes": {"Power Users": True}}))
+    marker = write("bucket/mParticle_Bucket_Verification_20171017-170911.txt", "{}")
+    r = lab.load(KIND, batch.parent, strict=True)
+    assert (r.rows_read, r.loaded, r.n_quarantined) == (1, 1, 0)
+    assert attrs(q, 7) == [("Power Users", "true", True)]
+    assert lab.load(KIND, marker).n_quarantined == 1  # named: loaded, and its record quarantined
+    marker.write_text('{"mpid": 8}\n')  # not the verification file's content: part of the folder
+    assert lab.load(KIND, batch.parent).rows_read == 1 and q("SELECT count(*) FROM mpa_profiles WHERE mpid = 8") == [(1,)]
+
+
 def test_batches_apply_in_load_order(lab, q, write):
     a = write("a.jsonl", jsonl({"mpid": 1, "user_attributes": {"Power Users": True}, "user_identities": {"email": "a@x"}}))
     b = write("b.jsonl", jsonl({"mpid": 1, "user_attributes": {"Power Users": "false"}}))
