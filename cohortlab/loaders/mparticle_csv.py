@@ -85,14 +85,15 @@ class MParticleCsvLoader(Loader):
         identity_cols = [(c, identity_kind(c), normalise_identity_type(c)) for c in others if identity_kind(c)]
         attr_cols = [c for c in others if not identity_kind(c)]
         if self.options["attributes"] is not None:
-            missing = [a for a in self.options["attributes"] if a not in attr_cols]
+            missing = [a for a in self.options["attributes"] if a not in attr_cols and a not in
+                       [c.strip() for c in attr_cols]]
             if missing:
                 raise LoadError(
                     ctx.path,
                     f"attribute column(s) {', '.join(missing)} not found (option attributes); "
                     f"attribute columns found: {', '.join(attr_cols) or 'none'}",
                 )
-            attr_cols = [c for c in attr_cols if c in self.options["attributes"]]
+            attr_cols = [c for c in attr_cols if c in self.options["attributes"] or c.strip() in self.options["attributes"]]
 
         # the file's columns are read under positional names (c1 … cN): `ref` maps a header to its
         # position's name, so a header named like a working column (__reason, __line) cannot clash
@@ -145,8 +146,10 @@ class MParticleCsvLoader(Loader):
             attributes = tmp.create(
                 "attributes",
                 " UNION ALL ".join(
-                    f"SELECT __mpid AS mpid, {sql_str(c)} AS name, to_json({ref(c)}) AS value, "
-                    f"{text_bool_sql(ref(c))} AS value_bool, __line AS line "
+                    # the name without the spaces around it (a "mpid, Power Users" header), as an
+                    # identity column's type is read; true / false with spaces around it is a boolean
+                    f"SELECT __mpid AS mpid, {sql_str(c.strip())} AS name, to_json({ref(c)}) AS value, "
+                    f"{text_bool_sql(f'trim({ref(c)})')} AS value_bool, __line AS line "
                     f"FROM {winners} WHERE {ref(c)} IS NOT NULL AND {ref(c)} <> ''"
                     for c in attr_cols
                 ),

@@ -90,6 +90,16 @@ def test_values_read_as_text_exactly(lab, q, write):
     ]
 
 
+def test_a_header_with_spaces_after_its_commas_names_attributes_without_them(lab, q, write):
+    """A hand-written "mpid, email, Power Users" header: the attribute is "Power Users", as the
+    identity column is "email" (it was " Power Users", which no cohort attribute matches, and
+    " true" was no boolean; audit 97, left item 3). Values keep their text."""
+    p = write("p.csv", "mpid, email, Power Users\n1,a@x, true\n")
+    lab.load(KIND, p, attributes="Power Users")
+    assert q("SELECT name, value::VARCHAR, value_bool FROM mpa_attributes") == [("Power Users", '" true"', True)]
+    assert q("SELECT identity_type, value FROM mpa_identities") == [("email", "a@x")]
+
+
 def test_bad_rows_quarantined_with_line_numbers(lab, q, write):
     p = write("p.csv", "mpid,email\n"        # line 1: header
                        "1,a@x\n"             # 2
