@@ -38,7 +38,21 @@ MAX_DURATION = timedelta(days=3660)  # cadence and snapshot_ttl: at most ~10 yea
 EitType = Literal["mparticle_id", "customer_id", "email", "other", "other2", "other3", "other4"]
 
 
-class _Model(BaseModel):
+class _SettingsMeta(type(BaseModel)):
+    """Calling a settings class (``SyncSettings(fallback="strick")``) raises a
+    :class:`SettingsError` (a ``CohortlabError`` and a ``ValueError``) with one line per problem,
+    as a settings file does: pydantic's ``ValidationError`` escaped a notebook's ``except
+    CohortlabError``. (On the class's call, not in ``__init__``: pydantic calls an overridden
+    ``__init__`` for nested models too, and would wrap the error once per level.)"""
+
+    def __call__(cls, *args: Any, **kwargs: Any):
+        try:
+            return super().__call__(*args, **kwargs)
+        except ValidationError as e:
+            raise SettingsError(_explain(e)) from None
+
+
+class _Model(BaseModel, metaclass=_SettingsMeta):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from cohortlab import Lab
+from cohortlab import Lab, SyncSettings
 from cohortlab.errors import CohortlabError
 
 
@@ -38,6 +38,8 @@ PLAN = {"name": "p", "eit_timeline": "customer_id"}
     (lambda lab: lab.load("mixpanel-events", "x.jsonl", time_unit="hours"), ValueError, "time_unit must be one of"),
     (lambda lab: lab.migration_plan({"name": "p", "switch_at": "2026-02-01"}, "2026-01-01", "2026-02-01"),
      ValueError, "invalid migration plan: switch_at"),
+    (lambda lab: lab.simulate("Power Users", settings=SyncSettings(fallback="strick")), ValueError,
+     "invalid settings: fallback: Input should be 'data' or 'strict' (got 'strick')"),
 ])
 def test_a_mistake_raises_a_cohortlab_error_naming_it(lab, call, base, message):
     with pytest.raises(CohortlabError) as e:

@@ -3,9 +3,9 @@
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from pydantic import ValidationError
 
 from cohortlab import SyncSettings
+from cohortlab.settings import Pause
 from cohortlab.errors import SettingsError
 from cohortlab.times import format_duration, parse_duration
 
@@ -75,8 +75,13 @@ def test_empty_yaml_file_means_defaults(tmp_path):
 
 
 def test_unknown_option_is_an_error_naming_it(tmp_path):
-    with pytest.raises(ValidationError, match="extra"):
-        SyncSettings(cadance="15m")
+    with pytest.raises(SettingsError, match=r"^invalid settings: cadance: unknown option \(known options: fallback"):
+        SyncSettings(cadance="15m")  # a CohortlabError, not pydantic's ValidationError (audit 96, left item)
+    with pytest.raises(SettingsError, match=r"^invalid settings: fallback: Input should be 'data' or 'strict' "
+                                            r"\(got 'strick'\)$"):
+        SyncSettings(fallback="strick")
+    with pytest.raises(ValueError):  # still the ValueError it was
+        Pause(start="2026-03-02", end="not a time")
     path = tmp_path / "s.yaml"
     path.write_text("cadance: 15m\n")
     with pytest.raises(SettingsError, match=r"s.yaml: invalid settings: cadance: unknown option \(known options: fallback"):
