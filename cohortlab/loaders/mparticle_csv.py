@@ -28,7 +28,9 @@ from __future__ import annotations
 from typing import Any
 
 from cohortlab.identifiers import is_valid_mpid_sql
-from cohortlab.loaders._mparticle import Temp, count, identity_kind, normalise_identity_type, replace_profiles, text_bool_sql
+from cohortlab.loaders._mparticle import (
+    Temp, count, identity_kind, normalise_identity_type, pop_snapshot_as_of, replace_profiles, text_bool_sql,
+)
 from cohortlab.errors import LoadError
 from cohortlab.loaders.base import FileContext, FileResult, Loader, csv_read_sql
 from cohortlab.loaders.files import csv_header, head_text
@@ -49,9 +51,10 @@ class MParticleCsvLoader(Loader):
         opts = dict(options)
         mpid_column = str(opts.pop("mpid_column", "mpid")).strip()
         attributes = opts.pop("attributes", None)
+        as_of = pop_snapshot_as_of(opts, self.kind)
         if opts:
             raise ValueError(
-                f"{self.kind}: unknown option(s) {sorted(opts)}; expected mpid_column, attributes"
+                f"{self.kind}: unknown option(s) {sorted(opts)}; expected mpid_column, attributes, as_of"
             )
         if not mpid_column:
             raise ValueError(f"{self.kind}: mpid_column must not be empty")
@@ -59,7 +62,7 @@ class MParticleCsvLoader(Loader):
             attributes = [a.strip() for a in attributes.split(",") if a.strip()]
         elif attributes is not None:
             attributes = [str(a) for a in attributes]
-        return {"mpid_column": mpid_column, "attributes": attributes}
+        return {"mpid_column": mpid_column, "attributes": attributes, **as_of}
 
 
     def load_file(self, ctx: FileContext) -> FileResult:

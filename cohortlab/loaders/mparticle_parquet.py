@@ -28,7 +28,7 @@ from typing import Any
 
 import dataclasses
 
-from cohortlab.loaders._mparticle import Temp, identity_kind, normalise_identity_type, stage_sql
+from cohortlab.loaders._mparticle import Temp, identity_kind, normalise_identity_type, pop_snapshot_as_of, stage_sql
 from cohortlab.loaders._warehouse import FILE_ROW, is_parquet, records_sql
 from cohortlab.errors import LoadError
 from cohortlab.loaders.base import FileContext, sql_str
@@ -52,9 +52,10 @@ class MParticleParquetLoader(MParticleProfilesLoader):
     def validate_options(self, options: dict[str, Any]) -> dict[str, Any]:
         opts = dict(options)
         col = opts.pop("mpid_column", None)
+        as_of = pop_snapshot_as_of(opts, self.kind)
         if opts:
-            raise ValueError(f"{self.kind}: unknown option(s) {sorted(opts)}; known: mpid_column")
-        return {"mpid_column": str(col).strip()} if col not in (None, "") else {}
+            raise ValueError(f"{self.kind}: unknown option(s) {sorted(opts)}; known: mpid_column, as_of")
+        return {**({"mpid_column": str(col).strip()} if col not in (None, "") else {}), **as_of}
 
     def _stage(self, ctx: FileContext, tmp: Temp) -> str:
         if not is_parquet(ctx.path):

@@ -39,6 +39,7 @@ from cohortlab.loaders._mparticle import (
     epoch_ms_sql,
     identities_sql,
     create_stage,
+    pop_snapshot_as_of,
     reject_with_raw,
     replace_profiles,
     text_bool_sql,
@@ -73,6 +74,13 @@ _AUDIENCE = '[{"audience_id": "VARCHAR", "audience_name": "VARCHAR", "expiration
 class MParticleProfilesLoader(Loader):
     kind = "mparticle-profiles"
     description = "mParticle Profile API responses (JSON object(s), JSON array or JSONL)"
+
+    def validate_options(self, options):
+        opts = dict(options)
+        as_of = pop_snapshot_as_of(opts, self.kind)
+        if opts:
+            raise ValueError(f"{self.kind}: unknown option(s) {sorted(opts)}; known: as_of")
+        return as_of
 
     def load_file(self, ctx: FileContext) -> FileResult:
         tmp = Temp(ctx)

@@ -303,6 +303,14 @@ def test_unknown_option_is_refused(lab, write):
         lab.load(KIND, write("p.jsonl", jsonl({"mpid": 1})), bogus="x")
 
 
+def test_as_of_option_is_kept_in_utc(lab, q, write):
+    # the time the snapshot was taken: verify's capture time of the load's profiles (docs/simulate.md#verify)
+    lab.load(KIND, write("p.jsonl", jsonl({"mpid": 1})), as_of="2026-03-01T02:00:00+02:00")
+    assert q("SELECT json_extract_string(options, '$.as_of') FROM loads") == [("2026-03-01T00:00:00",)]
+    with pytest.raises(ValueError, match="as_of"):
+        lab.load(KIND, write("q.jsonl", jsonl({"mpid": 2})), as_of="yesterday-ish")
+
+
 def test_not_json_is_a_load_error(lab, write):
     p = write("p.json", "mpid,email\n1,a@x\n")
     with pytest.raises(LoadError, match="unrecognised format") as e:

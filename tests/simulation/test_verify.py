@@ -107,6 +107,24 @@ def test_a_load_as_of_is_the_capture_time_of_its_profiles(data):
     assert rows(v) == {1: ("true", "true", None), 2: ("true", "absent", "snapshot_before_last_run")}
 
 
+def test_the_as_of_option_of_an_mparticle_load_is_the_capture_time(data, tmp_path):
+    # docs/simulate.md#verify: "else the as_of of the mParticle load"; the mParticle loaders
+    # refused the option, so only a hand-written loads row could reach that rule (audit 99)
+    linked(data, {"a": 1, "b": 2})
+    data.snapshot(C, "2026-03-01T00:00", ["a"])
+    data.snapshot(C, "2026-03-01T01:00", ["a", "b"])  # b enters: true at 01:00
+    p1 = tmp_path / "p1.jsonl"
+    p1.write_text(json.dumps({"mpid": 1, "user_attributes": {C: True}}) + "\n")
+    p2 = tmp_path / "p2.csv"
+    p2.write_text(f"mpid,{C}\n2,false\n")
+    data.lab.load("mparticle-profiles", p1, as_of="2026-03-01T04:00:00+02:00")
+    data.lab.load("mparticle-csv", p2, as_of="2026-03-01T00:45:00Z")  # taken before b's write
+    v = data.lab.verify(C)
+    assert v.snapshot_at == pd.Timestamp("2026-03-01T02:00", tz="UTC")
+    assert v.snapshot_at_from == "the as_of of the mParticle load"
+    assert rows(v) == {1: ("true", "true", None), 2: ("true", "false", "snapshot_before_last_run")}
+
+
 def test_attribute_name_differs_older_form_and_renamed_cohort(data):
     linked(data, {"a": 1, "b": 2, "c": 3})
     data.engine.execute("INSERT INTO mp_cohorts (cohort_id, name, created) VALUES ('77', 'Heavy Users', '2025-01-01')")
