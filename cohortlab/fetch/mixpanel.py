@@ -218,6 +218,10 @@ class MixpanelClient:
                 for chunk in resp.iter_raw():
                     counter.feed(chunk)
                     f.write(chunk)
+                if counter.terminated_early():  # not retried: the same range would stop again
+                    raise FetchError(f"Mixpanel stopped the export of {a.isoformat()}..{b.isoformat()} before "
+                                     "its end (its last line is 'terminated early'): fetch again with a smaller "
+                                     "--chunk-days (the chunk is not kept)")
                 counter.finish()  # a truncated stream: RetryableError, the file is not kept
                 _check_events(counter.first, self.http.mask)  # an error body: retried, not kept
                 if counter.lines == 0:
@@ -408,6 +412,13 @@ class _LineCounter:
         self._tail: bytes | None = b""
         self.first = b""  # the start of the body's first line
         self._first_done = False
+        self.end = b""  # the body's last 64 bytes
+
+    def terminated_early(self) -> bool:
+        """Whether the body's last line is Mixpanel's ``terminated early``: it stopped the export
+        before the end of the range (the lines before are a part of it)."""
+        last = self.end.rstrip().rsplit(b"\n", 1)[-1]
+        return last.strip().lower() == b"terminated early"
 
     def feed(self, chunk: bytes) -> None:
         if self._d is not None:
@@ -428,6 +439,7 @@ class _LineCounter:
             self.first += chunk if nl < 0 else chunk[:nl]
             self._first_done = nl >= 0 or len(self.first) > self.FIRST_MAX
         self.lines += chunk.count(b"\n")
+        self.end = (self.end + chunk)[-64:]
         if b"\n" in chunk:
             self._tail = chunk[chunk.rfind(b"\n") + 1:]
         elif self._tail is not None:

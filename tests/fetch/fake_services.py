@@ -174,6 +174,8 @@ class Handler(BaseHTTPRequestHandler):
             if a <= day <= b and (names is None or e["event"] in names):
                 lines.append(json.dumps(e))
         body = "".join(line + "\n" for line in lines).encode()
+        if f == "terminated_early":  # Mixpanel stopped the export before its end: part of it, then this line
+            body = "".join(line + "\n" for line in lines[:2]).encode() + b"terminated early\n"
         if f == "error_200":  # an error object with status 200, instead of the JSONL events
             return self._json(200, {"error": "Internal error while exporting, please retry", "status": "error"})
         if f == "cut_line" and body:

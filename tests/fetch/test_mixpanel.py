@@ -177,6 +177,20 @@ def test_truncated_every_time_fails_cleanly(fake, creds, policy, tmp_path):
     assert not list((tmp_path / "mixpanel").rglob("*.jsonl*")) if (tmp_path / "mixpanel").exists() else True
 
 
+def test_an_export_mixpanel_terminated_early_is_an_error_and_not_kept(fake, creds, policy, tmp_path):
+    """Mixpanel ends an export it stopped before the end with a line 'terminated early': the
+    chunk was kept, and its load failed later (audit 97, left item). It is not retried (the same
+    range would stop again): the error says to fetch with smaller chunks."""
+    fake.faults["export"] = ["terminated_early"]
+    mp = _mp(creds, policy)
+    with pytest.raises(FetchError, match=r"^Mixpanel stopped the export of 2026-01-01\.\.2026-01-03 before its "
+                                         r"end \(its last line is 'terminated early'\): fetch again with a smaller "
+                                         r"--chunk-days"):
+        mp.export_events(tmp_path, "2026-01-01", "2026-01-03", chunk_days=3)
+    assert fake.count("export") == 1
+    assert not list(tmp_path.rglob("*.jsonl*")) and _no_tmp(tmp_path)
+
+
 def test_an_error_object_answered_with_200_is_retried_never_kept(fake, creds, policy, tmp_path):
     # audit 92, #3: it was saved as the chunk's file and the chunk never fetched again
     fake.faults["export"] = ["error_200"]
