@@ -248,7 +248,7 @@ def na(v):
     return None if pd.isna(v) else v
 
 
-@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("seed", range(10))
 def test_simulation_agrees_with_a_reference_written_from_the_rules(seed, tmp_path):
     rng = random.Random(seed)
     w = world(rng)
