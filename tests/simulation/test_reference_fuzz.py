@@ -1,0 +1,278 @@
+"""Differential check, seeded: small random worlds, written as the export files cohortlab loads
+(docs/loading.md) and loaded with ``Lab.load``, simulated under random settings drawn over the
+documented options (docs/settings.md), and compared member by member and profile by profile with
+a compact reference written from docs/rules.md alone (no cohortlab code): the identifier and its
+outcome (identifiers at send time, the event identity rule, the strict fallback under an EIT
+timeline, precision loss in integer and float spellings), the sync run by run (first sync, diffs
+in `apply_order`, pauses that resume or reconnect, full refreshes after `snapshot_ttl`,
+re-exports, one-time exports, orphans) and the waterfall.
+
+The full fuzzer of audit 98 (more options, recovery, the timeline's should-be-true columns,
+replayed webhooks) is the same idea at a larger scale.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from datetime import datetime, timedelta
+
+import pandas as pd
+import pytest
+
+from cohortlab import Lab
+
+T0 = datetime(2026, 3, 1)
+BIG = 9080350317581165123
+POOL = [101, 102, -103, 555, BIG, BIG + 1, 4611686018427387904]
+CUTOFF = datetime(2026, 1, 15)
+C = "Power Users"
+
+
+def iso(t):
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ----------------------------------------------------------------------------- the reference
+def valid_mpid(text):
+    return re.fullmatch(r"-?[0-9]+", text) is not None and -(2**63) <= int(text) < 2**63
+
+
+def float_spelled(text):
+    return re.fullmatch(r"-?[0-9]+(\.[0-9]*)?([eE][+-]?[0-9]+)?", text) is not None and not valid_mpid(text)
+
+
+class Reference:
+    def __init__(self, w, s):
+        self.w, self.s, self.mpids = w, s, set(w["mpa"])
+
+    def decide(self, d, t):
+        """docs/rules.md#choosing-the-identifier, #gap-reasons, #resolution-time."""
+        vs = sorted(self.w["versions"].get(d, []), key=lambda v: v[0])
+        prop = vs[0][1] if vs else None  # before the first version, the first one stands in
+        for as_of, p in vs:
+            if as_of <= t:
+                prop = p
+        cutoff = self.s["cutoff"]
+        evs = sorted((et, raw) for dd, et, raw in self.w["events"]
+                     if dd == d and raw is not None and cutoff is not None and cutoff <= et <= t)
+        eit = "customer_id"
+        for since, e in sorted(self.s["eit"]):
+            if since <= t:
+                eit = e
+        if prop is not None:
+            source, (text, form) = "mparticle_user_id", prop
+        elif evs:
+            source, (text, form) = "event_property", evs[-1][1]
+        elif self.s["fallback"] == "strict" and eit != "mparticle_id":
+            return dict(source="none", identifier=None, mpid=None, status="unmatched", gap="fallback_disabled",
+                        form=None, target=None, resolved_at=t)
+        else:
+            source, text, form = "distinct_id", d, "str"
+        out = dict(source=source, identifier=text, mpid=None, status="unmatched", gap=None, form=None, target=None,
+                   resolved_at=t)
+        if valid_mpid(text) and int(text) in self.mpids:
+            return dict(out, status="matched", mpid=int(text), target=int(text))
+        if float_spelled(text) and any(float(text) == float(m) for m in self.mpids):
+            out.update(gap="mpid_precision_loss", form="json_float" if form == "float" else "float_text")
+        elif not valid_mpid(text):
+            out["gap"] = "distinct_id_not_mpid" if source == "distinct_id" else "malformed_mparticle_user_id"
+        elif any(int(text) == int(float(m)) for m in self.mpids):
+            out.update(gap="mpid_precision_loss", form="integer_text")
+        elif source == "distinct_id" and any(text in ids for ids in self.w["mpa"].values()):
+            out["gap"] = "distinct_id_is_identity"
+        else:
+            out["gap"] = "mpid_not_found"
+        if self.s["protection"] == "create_and_update":
+            out.update(status="orphan_created", target="orphan:" + text)
+        return out
+
+    def members(self, t):
+        cur = set()
+        for as_of, m in self.w["snapshots"]:
+            if as_of <= t:
+                cur = set(m)
+        return cur
+
+    def simulate(self, at):
+        """docs/rules.md#sync-over-time, one loop iteration per run."""
+        s = self.s
+        decide = (lambda d, t: self.decide(d, at)) if s["resolution_time"] == "as_of" else self.decide
+        state, held, prev, last_ok, runs, t = {}, {}, None, None, [], s["start"] or self.w["snapshots"][0][0]
+        exported = set()
+        while t <= at:
+            M = self.members(t)
+            row = dict(run_at=t, members=len(M), adds=0, removes=0)
+            due = [r for r in s["reexport_at"] if r <= t and r not in exported]
+            if s["sync_type"] == "one_time" and (last_ok is None or due):
+                exported |= set(due)
+                row.update(kind="one_time" if last_ok is None else "reexport", adds=len(M))
+                held = {d: dict(decide(d, t), sent_at=t) for d in M}
+                state.update({x["target"]: True for x in held.values() if x["target"] is not None})
+                last_ok = t
+            elif s["sync_type"] == "one_time":
+                row["kind"] = "observation"
+            elif any(p["start"] <= t < p["end"] for p in s["pauses"]):
+                row["kind"] = "failed"
+            else:
+                if prev is None:
+                    kind = "first"
+                elif t - last_ok > s["ttl"]:
+                    kind = "full_refresh"
+                elif any(p["reconnect"] and last_ok < p["start"] <= t for p in s["pauses"]):
+                    kind = "reconnect"
+                elif any(last_ok < r <= t for r in s["reexport_at"]):
+                    kind = "reexport"
+                else:
+                    kind = "diff"
+                if kind != "diff":
+                    held = {d: dict(decide(d, t), sent_at=t) for d in M}
+                    targets = {x["target"] for x in held.values() if x["target"] is not None}
+                    state.update({k: True for k in targets})
+                    if kind == "full_refresh" and s["clears"]:
+                        state.update({k: False for k, v in state.items() if v and k not in targets})
+                    row["adds"] = len(M)
+                else:
+                    removed, added = sorted(prev - M), sorted(M - prev)
+                    writes = [(held.pop(d)["target"], False) for d in removed]
+                    for d in added:
+                        held[d] = dict(decide(d, t), sent_at=t)
+                    adds = [(held[d]["target"], True) for d in added]
+                    writes = adds + writes if s["order"] == "adds_then_removes" else writes + adds
+                    state.update({k: v for k, v in writes if k is not None})
+                    row.update(adds=len(added), removes=len(removed))
+                row["kind"] = kind
+                prev, last_ok = M, t
+            row["true_count"] = sum(state.values())
+            runs.append(row)
+            t += s["cadence"]
+        res = {d: held[d] if d in held else dict(self.decide(d, at), sent_at=None) for d in self.members(at)}
+        S = {x["mpid"] for x in res.values() if x["status"] == "matched"}
+        T = {k for k, v in state.items() if v and not str(k).startswith("orphan:")}
+        wf = {"members": len(res), "shared_mpid": sum(x["status"] == "matched" for x in res.values()) - len(S),
+              "should_be_true": len(S), "not_yet_true": len(S - T), "stale_true": len(T - S),
+              "orphans_true": sum(v for k, v in state.items() if str(k).startswith("orphan:"))}
+        wf["audience"] = len(T) + wf["orphans_true"]
+        for x in res.values():
+            if x["status"] != "matched":
+                wf["unmatched:" + x["gap"]] = wf.get("unmatched:" + x["gap"], 0) + 1
+        return res, state, runs, wf
+
+
+# ----------------------------------------------------------------------------- random worlds and settings
+def world(rng):
+    mpa = {m: [v for v in (f"cust-{rng.randint(0, 6)}", "12345") if rng.random() < 0.4]
+           for m in rng.sample(POOL, rng.randint(2, len(POOL)))}
+    junk = [(repr(float(BIG)), "float"), (repr(float(BIG)), "str"), (str(int(float(BIG))), "int"),
+            ("9080350317581165000", "str"), ("101.0", "str"), ("undefined", "str"), ("", "str"), ("id:101", "str")]
+
+    def raw():
+        m = rng.choice(POOL + [999])
+        return rng.choice([None, None, (str(m), "str"), (str(m), "int"), rng.choice(junk)])
+
+    forms = [lambda: f"cust-{rng.randint(0, 6)}", lambda: f"$device:d{rng.randint(0, 6)}", lambda: "12345",
+             lambda: str(rng.choice(POOL + [999])), lambda: str(int(float(BIG))), lambda: repr(float(BIG))]
+    people = sorted({rng.choice(forms)() for _ in range(rng.randint(6, 16))})
+    versions = {d: [(T0 + timedelta(minutes=m), raw()) for m in sorted(rng.sample(range(-60, 120, 5), rng.choice([1, 1, 2])))]
+                for d in people if rng.random() < 0.8}
+    events = [(d, T0 + timedelta(minutes=m), raw()) for d in people for m in {rng.randrange(-90, 120, 7) for _ in range(rng.randint(0, 2))}]
+    events.append((people[0], datetime(2026, 1, 1), (str(POOL[0]), "str")))  # before the cutoff: never counts
+    snapshots, cur = [], set(rng.sample(people, rng.randint(1, len(people))))
+    for m in sorted({0, *rng.sample(range(5, 120, 5), rng.randint(0, 4))}):
+        cur ^= {d for d in people if m and rng.random() < 0.2}
+        snapshots.append((T0 + timedelta(minutes=m), sorted(cur)))
+    return dict(mpa=mpa, versions=versions, events=events, snapshots=snapshots)
+
+
+def settings(rng):
+    opts, s = {}, {}
+    s["fallback"] = opts["fallback"] = rng.choice(["data", "strict"])
+    s["cutoff"] = rng.choice([CUTOFF, None, T0 + timedelta(minutes=30)])
+    opts["event_identity_cutoff"] = s["cutoff"] and iso(s["cutoff"])
+    s["protection"] = opts["protection"] = rng.choice(["only_update", "create_and_update"])
+    s["order"] = opts["apply_order"] = rng.choice(["removes_then_adds", "adds_then_removes"])
+    cad, ttl = rng.choice([5, 10, 15, 30]), rng.choice([10, 20, 45, 4320])
+    opts["cadence"], opts["snapshot_ttl"] = f"{cad}m", f"{ttl}m"
+    s["cadence"], s["ttl"] = timedelta(minutes=cad), timedelta(minutes=ttl)
+    s["clears"] = opts["refresh_clears_stale"] = rng.random() < 0.5
+    s["sync_type"] = opts["sync_type"] = rng.choice(["dynamic", "dynamic", "one_time"])
+    s["resolution_time"] = opts["resolution_time"] = rng.choice(["send", "as_of"])
+    s["start"] = rng.choice([None, None, T0 - timedelta(minutes=10), T0 + timedelta(minutes=7)])
+    if s["start"]:
+        opts["start"] = iso(s["start"])
+    s["pauses"], opts["pauses"] = [], []
+    for _ in range(rng.choice([0, 1, 1, 2])):
+        a, b = rng.randrange(-10, 110, 5), rng.randrange(5, 90, 5)
+        reconnect = rng.random() < 0.5
+        s["pauses"].append(dict(start=T0 + timedelta(minutes=a), end=T0 + timedelta(minutes=a + b), reconnect=reconnect))
+        opts["pauses"].append(dict(start=iso(s["pauses"][-1]["start"]), end=iso(s["pauses"][-1]["end"]),
+                                   ends_with="reconnect" if reconnect else "resume"))
+    s["eit"] = [(T0 + timedelta(minutes=rng.randrange(-20, 120, 5)), rng.choice(["mparticle_id", "email"]))] if rng.random() < 0.5 else []
+    opts["eit_timeline"] = [{"since": None, "eit": "customer_id"}] + [{"since": iso(a), "eit": e} for a, e in s["eit"]]
+    s["reexport_at"] = sorted({T0 + timedelta(minutes=rng.randrange(-5, 130, 5))}) if rng.random() < 0.3 else []
+    opts["reexport_at"] = [iso(r) for r in s["reexport_at"]]
+    return opts, s
+
+
+def token(raw):
+    text, form = raw
+    return json.dumps(text) if form == "str" else text  # an "int" or "float" is written as a JSON number token
+
+
+def load(lab, w, tmp):
+    (tmp / "mpa.jsonl").write_text("".join(json.dumps(
+        {"mpid": m, "user_identities": [{"type": "customer_id" if v != "12345" else "other", "value": v} for v in ids]}) + "\n"
+        for m, ids in w["mpa"].items()))
+    lab.load("mparticle-profiles", [str(tmp / "mpa.jsonl")])
+    by_time = {}
+    for d, vs in w["versions"].items():
+        for as_of, raw in vs:
+            props = "" if raw is None else '"$mparticle_user_id": ' + token(raw)
+            by_time.setdefault(as_of, []).append('{"$distinct_id": %s, "$properties": {%s}}\n' % (json.dumps(d), props))
+    for i, (as_of, lines) in enumerate(sorted(by_time.items())):
+        (tmp / f"profiles{i}.jsonl").write_text("".join(lines))
+        lab.load("mixpanel-profiles", [str(tmp / f"profiles{i}.jsonl")], as_of=iso(as_of))
+    (tmp / "events.jsonl").write_text("".join(
+        '{"event": "E", "properties": {"time": %d, "distinct_id": %s, "$insert_id": "e%d"%s}}\n' % (
+            (t - datetime(1970, 1, 1)).total_seconds(), json.dumps(d), i,
+            "" if raw is None else ', "$mparticle_user_id": ' + token(raw))
+        for i, (d, t, raw) in enumerate(w["events"])))
+    lab.load("mixpanel-events", [str(tmp / "events.jsonl")])
+    for i, (as_of, members) in enumerate(w["snapshots"]):
+        (tmp / f"members{i}.jsonl").write_text("".join(json.dumps({"$distinct_id": d}) + "\n" for d in members))
+        lab.load("mixpanel-members", [str(tmp / f"members{i}.jsonl")], cohort=C, as_of=iso(as_of))
+
+
+def na(v):
+    return None if pd.isna(v) else v
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_simulation_agrees_with_a_reference_written_from_the_rules(seed, tmp_path):
+    rng = random.Random(seed)
+    w = world(rng)
+    with Lab() as lab:
+        load(lab, w, tmp_path)
+        for _ in range(3):
+            opts, s = settings(rng)
+            at = w["snapshots"][-1][0] + timedelta(minutes=rng.choice([0, 12, 40]))
+            res, state, runs, wf = Reference(w, s).simulate(at)
+            r = lab.simulate(C, at=iso(at), settings=opts)
+            where = f"seed {seed}, settings {opts}"
+            got = {x["distinct_id"]: x for x in r.resolution.to_dict("records")}
+            assert set(got) == set(res), where
+            for d, e in res.items():
+                g = got[d]
+                have = (g["identifier_source"], na(g["identifier"]), na(g["mpid"]), g["status"], na(g["gap_reason"]),
+                        na(g["precision_loss_form"]), na(g["resolved_at"]), na(g["sent_at"]))
+                want = (e["source"], e["identifier"], e["mpid"], e["status"], e["gap"], e["form"], e["resolved_at"],
+                        e["sent_at"])
+                assert have == want, f"{where}, member {d!r}"
+            have_state = {(f"orphan:{x['orphan_identifier']}" if x["is_orphan"] else int(x["mpid"])): bool(x["value"])
+                          for x in r.attribute_state.to_dict("records")}
+            assert have_state == state, where
+            cols = ["run_at", "members", "adds", "removes", "kind", "true_count"]
+            assert [tuple(x) for x in r.timeline[cols].itertuples(index=False)] == [tuple(x[c] for c in cols) for x in runs], where
+            have_wf = {k: v for k, v in zip(r.waterfall.step, r.waterfall["count"]) if v or k in wf}
+            assert have_wf == {k: v for k, v in wf.items() if v or k in have_wf}, where
