@@ -36,6 +36,7 @@ from cohortlab.escaping import one_line
 from cohortlab.identifiers import is_valid_mpid, mpid_sql
 from cohortlab.pipeline import sql_str
 from cohortlab.settings import SyncSettings
+from cohortlab.simulation.membership import webhook_pages_sql
 from cohortlab.simulation.resolution import RESOLUTION_COLUMNS
 from cohortlab.simulation.sync import FULL_KINDS
 from cohortlab.times import format_instant, naive_utc, to_utc
@@ -306,10 +307,7 @@ def presence(engine: Engine, ref, distinct_id: str, at: datetime) -> list[tuple[
             GROUP BY s.as_of ORDER BY s.as_of""", [distinct_id, *names, *ids, at_])
         return [(to_utc(t), bool(p)) for t, p in rows]
     rows = _q(engine, f"""
-        WITH pages AS (
-            SELECT s.seq, s.received_at, s.action, coalesce(s.session_id, 'seq:' || CAST(s.seq AS VARCHAR)) AS msg_key
-            FROM mp_webhook_pages s
-            WHERE {cond_s} AND s.received_at <= ? AND s.action IN ('members', 'add_members', 'remove_members')),
+        WITH pages AS ({webhook_pages_sql(cond_s, "?")}),
         msgs AS (SELECT msg_key, action, min(received_at) AS at_time, min(seq) AS first_seq FROM pages GROUP BY ALL),
         hits AS (SELECT DISTINCT p.msg_key, p.action FROM pages p JOIN mp_webhook_members w ON w.seq = p.seq
                  WHERE w.distinct_id = ?)

@@ -129,6 +129,31 @@ def find_cohort(engine: Engine, cohort: str, source: Source = "auto") -> CohortR
 
 
 # ----------------------------------------------------------------------------- membership
+WEBHOOK_ACTIONS = "('members', 'add_members', 'remove_members')"
+
+
+def webhook_pages_sql(where: str, at: str, alias: str = "s") -> str:
+    """SQL: the webhook pages (``seq, received_at, action, msg_key, msg_at``) of the messages that
+    took effect at or before ``at``, among the pages ``where`` keeps (a condition on
+    ``mp_webhook_pages`` as ``alias``). The pages of one ``mixpanel_session_id`` and action are
+    one message, which takes effect at its first page's receive time (``msg_at``;
+    docs/rules.md#membership): a page received after ``at`` belongs to a message that began before
+    it and counts (a filter on each page's own time cut such a message in two)."""
+    a = alias
+    return f"""
+        SELECT seq, received_at, action, msg_key, msg_at FROM (
+            SELECT seq, received_at, action, msg_key,
+                   min(received_at) OVER (PARTITION BY msg_key, action) AS msg_at
+            FROM (
+                SELECT {a}.seq, {a}.received_at, {a}.action,
+                       coalesce({a}.session_id, concat('seq:', CAST({a}.seq AS VARCHAR))) AS msg_key
+                FROM mp_webhook_pages {a}
+                WHERE {where} AND {a}.action IN {WEBHOOK_ACTIONS}
+            ) pages
+        ) messages
+        WHERE msg_at <= {at}"""
+
+
 def add_membership_steps(p: Pipeline, ref: CohortRef, at: datetime, *, transitions: bool = True,
                          only: str | None = None) -> None:
     """Steps describing the cohort's membership up to ``at`` as change points:
@@ -205,16 +230,7 @@ def add_membership_steps(p: Pipeline, ref: CohortRef, at: datetime, *, transitio
         )
         return
 
-    p.add(
-        "wh_pages",
-        f"""
-        SELECT s.seq, s.received_at, s.action,
-               coalesce(s.session_id, concat('seq:', CAST(s.seq AS VARCHAR))) AS msg_key
-        FROM mp_webhook_pages s
-        WHERE {ref.webhook_filter('s')} AND s.received_at <= {AT}
-          AND s.action IN ('members', 'add_members', 'remove_members')
-        """,
-    )
+    p.add("wh_pages", webhook_pages_sql(ref.webhook_filter("s"), AT))
     p.add(
         "wh_messages",
         "SELECT msg_key, action, min(received_at) AS at_time, min(seq) AS first_seq FROM wh_pages GROUP BY msg_key, action",

@@ -64,7 +64,7 @@ from cohortlab.identifiers import mpid_sql
 from cohortlab.pipeline import sql_ts
 from cohortlab.settings import EitPeriod, Pause, SyncSettings
 from cohortlab.simulation.last_run_reexport import DerivedReexport, derive_last_run_reexport
-from cohortlab.simulation.membership import CohortRef, Source, find_cohort
+from cohortlab.simulation.membership import CohortRef, Source, find_cohort, webhook_pages_sql
 from cohortlab.simulation.resolution import _FLOAT_SPELLING, ProfileHistory, profile_history_kind
 from cohortlab.simulation.simulate import SimulationResult, simulate
 from cohortlab.simulation.subset_world import (DERIVE_TABLES, SubsetWorld, Valued, people_true_sql, shadowed,
@@ -523,13 +523,12 @@ def _split_sql(ctx: RemedyContext, table: str, new: str) -> str:
                   "QUALIFY row_number() OVER (ORDER BY s.as_of DESC, s.snapshot_id DESC) = 1")
         return (f"SELECT count(DISTINCT m.distinct_id) FROM {table} m JOIN (SELECT DISTINCT new_id FROM {new}) n "
                 f"ON n.new_id = m.distinct_id WHERE m.snapshot_id IN ({latest})")
-    # webhooks: the new profile's last message at or before `at` added it
+    # webhooks: the new profile's last message that took effect at or before `at` added it
     return f"""
         SELECT count(*) FROM (
-            SELECT w.distinct_id, arg_max(g.action, g.seq) AS last_action
-            FROM {table} w JOIN mp_webhook_pages g ON g.seq = w.seq
+            SELECT w.distinct_id, arg_max(g.action, g.msg_at) AS last_action
+            FROM {table} w JOIN ({webhook_pages_sql(ref.webhook_filter('g'), at, 'g')}) g ON g.seq = w.seq
             JOIN (SELECT DISTINCT new_id FROM {new}) n ON n.new_id = w.distinct_id
-            WHERE {ref.webhook_filter('g')} AND g.received_at <= {at}
             GROUP BY w.distinct_id
         ) x WHERE last_action <> 'remove_members'
     """
