@@ -320,7 +320,8 @@ class Lab:
     def reexport_value(self, cohort: str, when: Any = None, at: Any = None, settings: Any = None,
                        source: str = "auto") -> dict[str, Any]:
         """The remedy re-export valued in users: audience at ``at`` with and without a re-export
-        (full sync with the identifiers of that time) at ``when`` (default: ``at``)."""
+        (full sync with the identifiers of that time) at ``when`` (default: the last run at or
+        before ``at``, as the ``reexport`` row of :meth:`remedies`)."""
         from cohortlab.simulation.simulate import reexport_value
 
         return reexport_value(self.engine, cohort, when, at, settings, source=source,

@@ -471,11 +471,17 @@ def reexport_value(
 ) -> dict[str, Any]:
     """The remedy *re-export* valued in users: the audience at ``at`` as simulated, and with a
     re-export (a full sync re-sending every member with the identifier of that time) at
-    ``when`` (default: ``at`` itself, i.e. re-export now). ``gained`` = the difference."""
+    ``when`` (default: the last run at or before ``at``, as the ``reexport`` row of
+    :func:`cohortlab.simulation.remedies.value_remedies` values it; ``at`` itself when no run is
+    due by then). ``gained`` = the difference."""
+    from cohortlab.simulation.remedies import last_run_time
+
     base = SyncSettings.coerce(settings)
     run = simulate_fn or (lambda c, a, s, src: simulate(engine, c, a, s, source=src))
     before = run(cohort, at, base, source)
-    t = before.at if when is None else parse_time(when)
+    # a re-export takes effect at the first successful run at or after its time: `at` itself,
+    # between two runs, re-exported at no run up to `at` and was worth 0 (audit 98)
+    t = parse_time(when) if when is not None else (last_run_time(before.settings, before.t0, before.at) or before.at)
     after = run(cohort, before.at, base.replace(reexport_at=[*base.reexport_at, t]), source)
     return {"cohort": before.cohort, "at": before.at, "reexport_at": t,
             "audience": before.audience, "audience_after_reexport": after.audience,
