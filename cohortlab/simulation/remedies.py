@@ -684,7 +684,10 @@ def value_remedies(
         for t in made:
             engine.drop(t)
     out = pd.DataFrame(rows, columns=REMEDY_COLUMNS)
-    out.attrs.update(cohort=base.cohort, at=base.at, since=since_t, reexport_at=ctx.reexport_time)
+    # the re-export's time, None when no re-export applies (no run yet, or the last run fails in a
+    # pause that lasts to `at`: a header naming a time then announced a re-export that never happens)
+    out.attrs.update(cohort=base.cohort, at=base.at, since=since_t,
+                     reexport_at=None if ctx.reexport_paused else ctx.reexport_time)
     return out
 
 

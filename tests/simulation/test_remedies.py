@@ -152,6 +152,10 @@ def test_reconnect_ends_a_pause_still_running(data):
     assert df.loc["reexport", "note"] == ("no re-export: the last run (2026-03-05T00:00:00Z) fails, the export being "
                                           "paused until after the as-of time")
     assert "re-sends every member" not in df.loc["rule_reexport", "note"]
+    # and no re-export time is announced (the CLI's header named one; audit 99, Q4)
+    assert df.attrs["reexport_at"] is None
+    assert data.lab.remedies(C, at="2026-03-05", settings=DAILY).attrs["reexport_at"] == \
+        pd.Timestamp("2026-03-05T00:00:00Z").to_pydatetime()
     already = {**DAILY, "pauses": [{"start": "2026-03-02", "end": "2026-03-20", "ends_with": "reconnect"}]}
     row = data.lab.remedies(C, at="2026-03-05", settings=already).set_index("key").loc["reconnect"]
     assert row.gained == 0 and "already ends with a reconnect" in row.note and not row.applies
