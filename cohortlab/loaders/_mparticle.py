@@ -99,19 +99,6 @@ def bad_epoch_ms_sql(text: str) -> str:
     return f"({text} IS NOT NULL AND TRY_CAST({text} AS DOUBLE) IS NULL)"
 
 
-def pop_snapshot_as_of(opts: dict, kind: str) -> dict:
-    """Remove the option ``as_of`` from ``opts`` and return it normalised (``{}`` without it):
-    the time the snapshot (Profile API, CSV, Parquet) was taken, ISO-8601 UTC. ``cohortlab verify``
-    reads it from ``loads.options`` as the capture time of the load's profiles
-    (docs/simulate.md#verify)."""
-    from cohortlab.loaders.mixpanel_common import parse_utc
-
-    value = opts.pop("as_of", None)
-    if value in (None, ""):
-        return {}
-    return {"as_of": parse_utc(value, f"{kind}: as_of").isoformat()}
-
-
 def json_bool_sql(j: str, jtype: str | None = None) -> str:
     """SQL BOOLEAN: JSON true / "true" / "True" / "TRUE" → TRUE, false / "false" / … → FALSE,
     anything else (numbers, lists, null, other strings) → NULL. ``jtype``: its JSON type if known."""

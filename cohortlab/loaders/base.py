@@ -164,6 +164,19 @@ class LoadReport:
         return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------- options
+def pop_as_of(opts: dict[str, Any], kind: str) -> dict[str, str]:
+    """Take the option ``as_of`` (the time an export or snapshot was taken: ISO-8601, a datetime
+    or epoch seconds / milliseconds) out of ``opts``: ``{"as_of": <ISO-8601 UTC>}``, or ``{}``
+    without it. A bad value is a ValueError naming ``kind``."""
+    from cohortlab.times import parse_naive_utc
+
+    value = opts.pop("as_of", None)
+    if value in (None, ""):
+        return {}
+    return {"as_of": parse_naive_utc(value, f"{kind}: as_of", epoch=True).isoformat()}
+
+
 # --------------------------------------------------------------------------- file helpers
 def csv_read_sql(ctx: "FileContext", head: "CsvHead") -> str:
     """``read_csv`` of a CSV file with a header, every column VARCHAR and named by position

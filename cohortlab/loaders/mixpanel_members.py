@@ -45,7 +45,7 @@ from typing import Any
 
 from cohortlab.loaders import fast
 from cohortlab.errors import LoadError
-from cohortlab.loaders.base import FileContext, FileResult, Loader, csv_read_sql
+from cohortlab.loaders.base import FileContext, FileResult, Loader, csv_read_sql, pop_as_of
 from cohortlab.loaders.files import csv_header, head_text
 from cohortlab.pipeline import sql_str
 from cohortlab.loaders.mixpanel_common import (
@@ -93,9 +93,7 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
             v = options.get(k)
             if v is not None and str(v).strip() != "":
                 out[k] = str(v).strip() if k != "column" else str(v)
-        if options.get("as_of") not in (None, ""):
-            out["as_of"] = parse_utc(options["as_of"], f"{self.kind}: as_of").isoformat()
-        return out
+        return {**out, **pop_as_of(dict(options), self.kind)}
 
     # ------------------------------------------------------------------ per file
     def load_file(self, ctx: FileContext) -> FileResult:

@@ -32,10 +32,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from cohortlab.loaders.base import FileContext, FileResult, Loader
+from cohortlab.loaders.base import FileContext, FileResult, Loader, pop_as_of
 from cohortlab.loaders.mixpanel_common import (
     ProfileUpserts,
-    parse_utc,
     drop_engage_stage,
     has_engage_page,
     stage_engage_results,
@@ -48,12 +47,11 @@ class MixpanelProfilesLoader(ProfileUpserts, Loader):
     description = "Mixpanel Engage pages / result JSONL -> mp_profiles"
 
     def validate_options(self, options):
-        unknown = sorted(set(options) - {"as_of"})
-        if unknown:
-            raise ValueError(f"{self.kind}: unknown option(s) {unknown}; known: as_of")
-        if options.get("as_of") in (None, ""):
-            return {}
-        return {"as_of": parse_utc(options["as_of"], f"{self.kind}: as_of").isoformat()}
+        opts = dict(options)
+        as_of = pop_as_of(opts, self.kind)
+        if opts:
+            raise ValueError(f"{self.kind}: unknown option(s) {sorted(opts)}; known: as_of")
+        return as_of
 
     def load_file(self, ctx: FileContext) -> FileResult:
         eng = ctx.engine

@@ -29,10 +29,10 @@ from typing import Any
 
 from cohortlab.identifiers import is_valid_mpid_sql
 from cohortlab.loaders._mparticle import (
-    Temp, count, identity_kind, normalise_identity_type, pop_snapshot_as_of, replace_profiles, text_bool_sql,
+    Temp, count, identity_kind, normalise_identity_type, replace_profiles, text_bool_sql,
 )
 from cohortlab.errors import LoadError
-from cohortlab.loaders.base import FileContext, FileResult, Loader, csv_read_sql
+from cohortlab.loaders.base import FileContext, FileResult, Loader, csv_read_sql, pop_as_of
 from cohortlab.loaders.files import csv_header, head_text
 from cohortlab.pipeline import sql_ident, sql_str
 
@@ -51,7 +51,7 @@ class MParticleCsvLoader(Loader):
         opts = dict(options)
         mpid_column = str(opts.pop("mpid_column", "mpid")).strip()
         attributes = opts.pop("attributes", None)
-        as_of = pop_snapshot_as_of(opts, self.kind)
+        as_of = pop_as_of(opts, self.kind)
         if opts:
             raise ValueError(
                 f"{self.kind}: unknown option(s) {sorted(opts)}; expected mpid_column, attributes, as_of"
@@ -88,15 +88,16 @@ class MParticleCsvLoader(Loader):
         identity_cols = [(c, identity_kind(c), normalise_identity_type(c)) for c in others if identity_kind(c)]
         attr_cols = [c for c in others if not identity_kind(c)]
         if self.options["attributes"] is not None:
-            missing = [a for a in self.options["attributes"] if a not in attr_cols and a not in
-                       [c.strip() for c in attr_cols]]
+            wanted = set(self.options["attributes"])  # a header named as written, or without its spaces
+            names = set(attr_cols) | {c.strip() for c in attr_cols}
+            missing = [a for a in self.options["attributes"] if a not in names]
             if missing:
                 raise LoadError(
                     ctx.path,
                     f"attribute column(s) {', '.join(missing)} not found (option attributes); "
                     f"attribute columns found: {', '.join(attr_cols) or 'none'}",
                 )
-            attr_cols = [c for c in attr_cols if c in self.options["attributes"] or c.strip() in self.options["attributes"]]
+            attr_cols = [c for c in attr_cols if c in wanted or c.strip() in wanted]
 
         # the file's columns are read under positional names (c1 … cN): `ref` maps a header to its
         # position's name, so a header named like a working column (__reason, __line) cannot clash

@@ -28,10 +28,10 @@ from typing import Any
 
 import dataclasses
 
-from cohortlab.loaders._mparticle import Temp, identity_kind, normalise_identity_type, pop_snapshot_as_of, stage_sql
+from cohortlab.loaders._mparticle import Temp, identity_kind, normalise_identity_type, stage_sql
 from cohortlab.loaders._warehouse import FILE_ROW, is_parquet, records_sql
 from cohortlab.errors import LoadError
-from cohortlab.loaders.base import FileContext, sql_str
+from cohortlab.loaders.base import FileContext, pop_as_of, sql_str
 from cohortlab.loaders.mparticle_profiles import _CHECKS, _CONTAINERS, _SCALARS, MParticleProfilesLoader
 
 MPID_NAMES = ("mpid", "mparticle_user_id", "mparticle_id")
@@ -52,7 +52,7 @@ class MParticleParquetLoader(MParticleProfilesLoader):
     def validate_options(self, options: dict[str, Any]) -> dict[str, Any]:
         opts = dict(options)
         col = opts.pop("mpid_column", None)
-        as_of = pop_snapshot_as_of(opts, self.kind)
+        as_of = pop_as_of(opts, self.kind)
         if opts:
             raise ValueError(f"{self.kind}: unknown option(s) {sorted(opts)}; known: mpid_column, as_of")
         return {**({"mpid_column": str(col).strip()} if col not in (None, "") else {}), **as_of}

@@ -39,12 +39,11 @@ from cohortlab.loaders._mparticle import (
     epoch_ms_sql,
     identities_sql,
     create_stage,
-    pop_snapshot_as_of,
     reject_with_raw,
     replace_profiles,
     text_bool_sql,
 )
-from cohortlab.loaders.base import FileContext, FileResult, Loader
+from cohortlab.loaders.base import FileContext, FileResult, Loader, pop_as_of
 
 _SCALARS = [
     ("mpid_text", "$.mpid"),
@@ -77,7 +76,7 @@ class MParticleProfilesLoader(Loader):
 
     def validate_options(self, options):
         opts = dict(options)
-        as_of = pop_snapshot_as_of(opts, self.kind)
+        as_of = pop_as_of(opts, self.kind)
         if opts:
             raise ValueError(f"{self.kind}: unknown option(s) {sorted(opts)}; known: as_of")
         return as_of
