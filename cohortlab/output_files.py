@@ -39,3 +39,11 @@ def written_whole(path: str | os.PathLike) -> Iterator[Path]:
 
 def is_gzip_name(path: str | os.PathLike) -> bool:
     return str(path).lower().endswith(".gz")
+
+
+def copy_format(path: str | os.PathLike) -> str:
+    """DuckDB ``COPY ... TO`` options for an output named ``path`` (``.parquet``, ``.csv`` or
+    ``.csv.gz``), named explicitly: the part file it is written under has no such suffix."""
+    if str(path).lower().endswith(".parquet"):
+        return "FORMAT PARQUET"
+    return "FORMAT CSV, HEADER TRUE" + (", COMPRESSION gzip" if is_gzip_name(path) else "")

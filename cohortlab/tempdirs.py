@@ -6,7 +6,7 @@ A report loaded from ``--data`` keeps its database (all the raw data, personal d
 ``cohortlab-report-sims-<pid>-…``, and a read-only DuckDB engine spills into
 ``cohortlab-duckdb-<pid>-…``. Each is removed when its run ends, even on Ctrl-C or SIGTERM; a
 SIGKILL or a crash cannot be caught, so the next run that makes such a folder first removes the
-ones whose process no longer exists (:func:`sweep_stale`). The process id in the name says whose
+ones whose process no longer exists (:func:`sweep_stale`, once per process). The process id in the name says whose
 a folder is; a folder of a live process (or of another user) is never touched.
 """
 
@@ -23,21 +23,31 @@ _NAME = re.compile(r"^cohortlab-(report-sims|report|duckdb)-(\d+)-")
 
 
 def make_temp_dir(kind: str) -> tempfile.TemporaryDirectory:
-    """A new ``cohortlab-<kind>-<pid>-…`` folder (removed with the object), after sweeping the
-    stale ones."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown temporary folder kind {kind!r}")
-    sweep_stale()
-    return tempfile.TemporaryDirectory(prefix=f"cohortlab-{kind}-{os.getpid()}-")
+    """A new ``cohortlab-<kind>-<pid>-…`` folder (removed with the object)."""
+    return tempfile.TemporaryDirectory(prefix=_prefix(kind))
 
 
 def temp_dir_path(kind: str, suffix: str) -> str:
     """The path of a ``cohortlab-<kind>-<pid>-<suffix>`` folder that its user creates (DuckDB
-    creates its spill folder only when it spills), after sweeping the stale ones."""
+    creates its spill folder only when it spills)."""
+    return os.path.join(tempfile.gettempdir(), _prefix(kind) + suffix)
+
+
+_swept: set[str] = set()  # the temporary folders swept by this process
+
+
+def _prefix(kind: str) -> str:
+    """``cohortlab-<kind>-<pid>-``, after sweeping the stale folders once per process and
+    temporary folder (a read-only engine is opened many times in a report: the listing of the
+    temporary folder is not repeated each time; a process that ends meanwhile is swept by the next
+    run)."""
     if kind not in KINDS:
         raise ValueError(f"unknown temporary folder kind {kind!r}")
-    sweep_stale()
-    return os.path.join(tempfile.gettempdir(), f"cohortlab-{kind}-{os.getpid()}-{suffix}")
+    root = tempfile.gettempdir()
+    if root not in _swept:
+        _swept.add(root)
+        sweep_stale(root)
+    return f"cohortlab-{kind}-{os.getpid()}-"
 
 
 def _alive(pid: int) -> bool:

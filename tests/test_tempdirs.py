@@ -43,5 +43,9 @@ def test_a_new_folder_names_its_process_and_sweeps_first(tmp_path, monkeypatch):
     finally:
         d.cleanup()
     assert tempdirs.temp_dir_path("duckdb", "f00") == str(tmp_path / f"cohortlab-duckdb-{os.getpid()}-f00")
+    # once per process and temporary folder: a report opens many engines, the listing is not repeated
+    (tmp_path / f"cohortlab-report-{dead}-later").mkdir()
+    tempdirs.make_temp_dir("report").cleanup()
+    assert (tmp_path / f"cohortlab-report-{dead}-later").exists()
     with pytest.raises(ValueError):
         tempdirs.make_temp_dir("other")

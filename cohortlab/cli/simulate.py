@@ -9,7 +9,7 @@ from cohortlab.cli.app import (  # engine choice: issue 7
 )
 from cohortlab.cli.tables import text_table
 from cohortlab.escaping import one_line, one_line_frame
-from cohortlab.output_files import is_gzip_name, written_whole
+from cohortlab.output_files import copy_format, written_whole
 from cohortlab.pipeline import sql_str
 
 
@@ -51,15 +51,16 @@ def _write_parquet(engine, sql: str, path: str) -> None:
 def _copy_members(engine, table: str, path: str, show_personal_data: bool) -> None:
     check_output_path(path, "--members-out")
     with written_whole(path) as part:  # a killed or failed write leaves no truncated file
-        _write_members(engine, table, str(part), path.lower().endswith(".parquet"),
-                       is_gzip_name(path), show_personal_data)
+        _write_members(engine, table, str(part), path, show_personal_data)
 
 
-def _write_members(engine, table: str, part: str, parquet: bool, gzip: bool, show_personal_data: bool) -> None:
+def _write_members(engine, table: str, part: str, path: str, show_personal_data: bool) -> None:
+    """The members into ``part``, in the format ``path`` names."""
+    parquet = path.lower().endswith(".parquet")
     if parquet and engine.name != "spark":
         _write_parquet(engine, _members_select(engine, table, show_personal_data), part)
         return
-    fmt = "FORMAT PARQUET" if parquet else "FORMAT CSV, HEADER TRUE" + (", COMPRESSION gzip" if gzip else "")
+    fmt = copy_format(path)
     target = sql_str(part)
     if engine.name == "spark":  # issue 7: fetch the (small) table, write it with DuckDB's COPY as below
         import duckdb

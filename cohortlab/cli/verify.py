@@ -52,14 +52,11 @@ def verify_cmd(db, cohort, at, snapshot_at, settings_path, source, limit, out, s
                                         "written": "computed and stored in the database (explain and later "
                                                    "verifies reuse it)"}.get(event, "computed (not stored)"))
         if out:
-            from cohortlab.output_files import written_whole
+            from cohortlab.output_files import copy_format, written_whole
             from cohortlab.pipeline import sql_str
             from cohortlab.simulation.verify import PROFILE_COLUMNS
 
-            low = out.lower()
-            fmt = ("FORMAT PARQUET" if low.endswith(".parquet") else
-                   "FORMAT CSV, HEADER TRUE" + (", COMPRESSION gzip" if low.endswith(".gz") else ""))
             with written_whole(out) as part:  # a killed or failed write leaves no truncated file
                 lab.engine.execute(f"COPY (SELECT {', '.join(PROFILE_COLUMNS)} FROM verify_profiles "
-                                   f"ORDER BY agree, mpid) TO {sql_str(part)} ({fmt})")
+                                   f"ORDER BY agree, mpid) TO {sql_str(part)} ({copy_format(out)})")
             click.echo(f"\nwrote {v.listed:,} profiles to {out}")
