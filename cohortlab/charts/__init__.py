@@ -25,8 +25,8 @@ One module per report notebook, every name re-exported here (``charts.<name>``):
 from __future__ import annotations
 
 # Every function and constant of the modules, re-exported: callers use ``charts.<name>`` and
-# ``from cohortlab.charts import <name>``, private helpers included (``_short_step``: report
-# summaries; ``failed_windows``: metrics).
+# ``from cohortlab.charts import <name>``, private helpers included (``failed_windows``: metrics); the words of the codes are
+# cohortlab.glossary's (``reason_words``, ``source_words`` re-exported for the notebooks).
 from cohortlab.charts.base import (
     _THOUSANDS,
     BLUE,
@@ -53,19 +53,16 @@ from cohortlab.charts.identity_gaps import (
     activity_chart,
     gaps_by_reason_chart,
     gaps_by_recoverable_chart,
-    reason_words,
     remedies_chart,
     shared_mpid_chart,
 )
 from cohortlab.charts.match_rates import (
-    _STEP_NAMES,
-    _short_step,
     match_rate_chart,
     match_rate_over_time_chart,
     observed_vs_simulated_chart,
-    source_words,
     waterfall_chart,
 )
+from cohortlab.glossary import reason_words, source_words
 from cohortlab.charts.migration import (
     migration_chart,
     migration_match_rate_chart,

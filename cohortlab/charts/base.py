@@ -129,7 +129,7 @@ def _hbar(
 
 
 def _wrap(text: str, width: int) -> str:
-    words, lines, line = text.replace("_", " ").split(), [], ""
+    words, lines, line = text.split(), [], ""
     for w in words:
         if line and len(line) + 1 + len(w) > width:
             lines.append(line)

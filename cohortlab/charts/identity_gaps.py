@@ -11,22 +11,17 @@ from cohortlab.charts.base import (
     BLUE, FIGSIZE, GREEN, GREY, ORANGE,
     _count_axis, _empty, _figure, _fmt, _hbar, _require,
 )
+from cohortlab.glossary import reason_words
 from cohortlab.report.metrics import flags
 
 
 def gaps_by_reason_chart(gaps: pd.DataFrame, *, title: str = "Unmatched members by gap reason") -> Figure:
     """Unmatched members per ``gap_reason`` (columns ``gap_reason``, ``users``), each reason in words
-    (``distinct id not mpid``), as the waterfall names its steps."""
+    (``$distinct_id not an MPID``, :mod:`cohortlab.glossary`), as the waterfall names its steps."""
     _require(gaps, ["gap_reason", "users"], "gaps_by_reason_chart")
     words = [reason_words(v) for v in gaps["gap_reason"]]
     return _hbar(gaps, "gap_reason", "users", title=title, xlabel="unmatched members", ylabel="gap reason",
                  labels=words)
-
-
-def reason_words(code) -> str:
-    """A gap reason (or any code) as the pages write it: ``distinct_id_not_mpid`` -> ``distinct id not
-    mpid``; None -> ``(none)``."""
-    return "(none)" if code is None or (isinstance(code, float) and code != code) else str(code).replace("_", " ")
 
 
 def gaps_by_recoverable_chart(

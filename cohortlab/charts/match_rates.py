@@ -11,6 +11,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import PercentFormatter
 from matplotlib.transforms import offset_copy
 
+from cohortlab.glossary import cause_words, step_words
 from cohortlab.charts.base import (
     BLUE, DPI, FIGSIZE, GREEN, GREY, ORANGE, RED,
     _count_axis, _date_axis, _empty, _figure, _fmt, _require, _wrap,
@@ -84,7 +85,7 @@ def waterfall_chart(
     for i in range(len(x) - 1):
         ax.plot([x[i] + 0.35, x[i + 1] - 0.35], [running[i]] * 2, color=GREY, lw=0.8, ls=":")
     names = (
-        [_short_step(str(s)) for s in waterfall["step"]]
+        [step_words(s) for s in waterfall["step"]]
         if "step" in waterfall.columns and waterfall["step"].map(lambda v: isinstance(v, str)).all()
         else [str(s) for s in waterfall["label"]]
     )
@@ -101,42 +102,9 @@ def waterfall_chart(
     return fig
 
 
-_STEP_NAMES = {
-    "members": "Mixpanel members",
-    "shared_mpid": "shared MPID",
-    "should_be_true": "should be true",
-    "not_yet_true": "not yet true",
-    "stale_true": "stale true",
-    "orphans_true": "orphans true",
-    "audience": "mParticle audience",
-}
-
-
-def _short_step(step: str) -> str:
-    if step in _STEP_NAMES:
-        return _STEP_NAMES[step]
-    if ":" in step:
-        return step.split(":", 1)[1]
-    return step
 
 
 # --------------------------------------------------------------------------- match rates
-SOURCE_WORDS = {  # docs/glossary.md#identifier-sources
-    "mparticle_user_id": "profile's $mparticle_user_id",
-    "event_property": "event's $mparticle_user_id",
-    "distinct_id": "$distinct_id (fallback)",
-    "none": "none (strict fallback)",
-}
-
-
-def source_words(code) -> str:
-    """An identifier source as the pages write it: ``event_property`` -> ``event's
-    $mparticle_user_id``; an unknown code as it is; None -> ``(none)``."""
-    if code is None or (isinstance(code, float) and code != code):
-        return "(none)"
-    return SOURCE_WORDS.get(str(code), str(code))
-
-
 def match_rate_chart(
     rates: pd.DataFrame, *, by: str = "cohort_name", title: str | None = None
 ) -> Figure:
@@ -246,7 +214,7 @@ def observed_vs_simulated_chart(
         _empty(right, "every profile agrees")
     else:
         c = c.iloc[::-1].reset_index(drop=True)
-        bars = right.barh([_wrap(str(v), 18) for v in c["cause"]], c["profiles"].astype(float), color=RED)
+        bars = right.barh([_wrap(cause_words(v), 18) for v in c["cause"]], c["profiles"].astype(float), color=RED)
         right.bar_label(bars, labels=[_fmt(v) for v in c["profiles"]], padding=3, fontsize=8)
         right.tick_params(axis="y", labelsize=8)
         _count_axis(right.xaxis)

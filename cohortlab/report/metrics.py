@@ -15,6 +15,8 @@ from typing import Any, Mapping
 
 import pandas as pd
 
+from cohortlab.glossary import reason_words
+
 
 def weights(frame: pd.DataFrame) -> pd.Series:
     """How many members each row of a resolution frame stands for: its ``n`` in a counted frame,
@@ -409,7 +411,7 @@ def simulation_as_of(sim) -> str | None:
 
 
 def figures_headline_match_rates(f: Mapping[str, Any]) -> Headline:
-    from cohortlab.charts import _short_step
+    from cohortlab.glossary import step_words
 
     t = f["totals"]
     out = (Headline()
@@ -420,7 +422,7 @@ def figures_headline_match_rates(f: Mapping[str, Any]) -> Headline:
     if f["losses"]:
         top = f["losses"][0]
         what = "largest addition" if top["kind"] == "plus" else "largest loss"  # the sign in words, not "(−) 30"
-        out.add(f"{what}, all cohorts: {_short_step(top['step']).replace('_', ' ')}", top["users"])
+        out.add(f"{what}, all cohorts: {step_words(top['step'])}", top["users"])
     return out
 
 
@@ -481,7 +483,7 @@ def identity_gaps_figures(resolution: pd.DataFrame, shared: pd.DataFrame, *, red
 
 def figures_headline_identity_gaps(f: Mapping[str, Any]) -> Headline:
     top = f["by_gap_reason"][0]["gap_reason"] if f["by_gap_reason"] else None  # None: no unmatched member
-    top = None if top is None else str(top).replace("_", " ")  # in words, as the pages write it
+    top = None if top is None else reason_words(top)  # in words, as the pages write it
     return (Headline()
             .add("unmatched members", f["unmatched"])
             .add("unmatched (of all members)", f["unmatched_share"], "percent")

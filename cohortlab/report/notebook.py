@@ -240,12 +240,12 @@ def frame(rows) -> pd.DataFrame:
 def waterfall_table(waterfall) -> pd.DataFrame:
     """The waterfall (a frame or its ``metrics.json`` rows) as a table for people: the step in
     words and the signed change."""
-    from cohortlab.charts import _short_step
+    from cohortlab.glossary import step_words
 
     w = frame(waterfall)
     sign = {"total": "=", "minus": "−", "plus": "+"}
     return pd.DataFrame({
-        "step": [_short_step(str(s)).replace("_", " ") for s in w["step"]],
+        "step": [step_words(s) for s in w["step"]],
         "what it is": w["label"],
         "users": [f"{sign.get(k, '')} {int(c):,}" for k, c in zip(w["kind"], w["count"])],
     })

@@ -11,6 +11,7 @@ from typing import Any, Mapping
 import pandas as pd
 
 from cohortlab.escaping import md_text  # names from data are text, never Markdown
+from cohortlab.glossary import cause_words, reason_words, step_words
 from cohortlab.report.metrics import sync_headline
 
 
@@ -44,7 +45,9 @@ def counted(n: int, noun: str, plural: str | None = None, bold: bool = False) ->
     return f"{num} {noun if n == 1 else (plural or noun + 's')}"
 
 
-STEP_WORDS = {
+# a waterfall step as a sentence about its members (the summaries' bullets); its short words are
+# cohortlab.glossary's
+STEP_SENTENCES = {
     "unmatched:distinct_id_not_mpid": "members Mixpanel identifies only by a `$distinct_id` that is not an MPID "
                                       "(a customer id, an email or a device id)",
     "unmatched:mpid_precision_loss": "members whose identifier is an MPID rounded through a float",
@@ -61,9 +64,7 @@ STEP_WORDS = {
 
 
 def _step_name(step: str) -> str:
-    from cohortlab.charts import _short_step
-
-    return _short_step(step).replace("_", " ")
+    return step_words(step)
 
 
 def _remedy_words(loss: Mapping[str, Any]) -> str:
@@ -111,7 +112,7 @@ def match_rates_summary(f: Mapping[str, Any]) -> str:
             sign = "+" if loss["kind"] == "plus" else "−"
             share = f" ({pct(loss['share_of_members'])} of members)" if loss.get("share_of_members") is not None else ""
             lines.append(f"- {sign}{loss['users']:,}{share}: "
-                         f"{STEP_WORDS.get(loss['step'], loss['step'])}; {_remedy_words(loss)}.")
+                         f"{STEP_SENTENCES.get(loss['step'], loss['step'])}; {_remedy_words(loss)}.")
     if any(loss["remedy"] == "rule" for v in f["cohorts"].values() for loss in v["losses"]):
         lines.append("\n(†) What a Rule or SDK code recovers, with and without a re-export, is simulated on the "
                      "identity-gaps page (What each remedy would recover), each remedy by its own simulation.")
@@ -185,9 +186,9 @@ def identity_gaps_summary(f: Mapping[str, Any], settings=None) -> str:
     lines = [
         f"**{f['unmatched']:,} of {f['members']:,} members ({pct(f['unmatched_share'])} of members) do not reach "
         f"an mParticle profile.**",
-        f"- Most frequent gap reason among the unmatched: **{cause_words(top['gap_reason'])}** "
+        f"- Most frequent gap reason among the unmatched: **{reason_words(top['gap_reason'])}** "
         f"({counted(top['users'], 'member')}): "
-        f"{STEP_WORDS.get('unmatched:' + str(top['gap_reason']), '')}.",
+        f"{STEP_SENTENCES.get('unmatched:' + str(top['gap_reason']), '')}.",
         f"- **{f['in_mparticle']:,}** of the {counted(f['unmatched'], 'unmatched member')} "
         f"{'is' if f['in_mparticle'] == 1 else 'are'} in mParticle after all (found through another identity): only "
         f"the identifier Mixpanel sends is wrong.",
@@ -258,11 +259,6 @@ CAUSE_ADVICE = {
     "unexplained": "none of the known causes: look at one of these profiles with "
                    "`cohortlab explain --cohort ... --user MPID`",
 }
-
-
-def cause_words(cause: str) -> str:
-    """``pause_not_modelled`` -> ``pause not modelled``."""
-    return str(cause).replace("_", " ")
 
 
 def verify_line(f: Mapping[str, Any]) -> str:

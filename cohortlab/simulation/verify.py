@@ -63,6 +63,7 @@ import pandas as pd
 from cohortlab.engines.base import Engine
 from cohortlab.errors import CohortlabError
 from cohortlab.escaping import one_line
+from cohortlab.glossary import REASON_WORDS, words_sql
 from cohortlab.pipeline import sql_str, sql_ts
 from cohortlab.settings import SyncSettings
 from cohortlab.times import format_instant, naive_utc, parse_time, to_utc
@@ -380,7 +381,7 @@ def _details_sql(engine: Engine, show_personal_data: bool) -> str:
                        || ' but now resolves to '
                        || CASE WHEN m.now_mpid IS NOT NULL THEN 'MPID ' || CAST(m.now_mpid AS VARCHAR)
                                ELSE 'nothing (' || m.status || ': '
-                                    || replace(coalesce(m.gap_reason, ''), '_', ' ') || ')' END AS note
+                                    || {words_sql(REASON_WORDS, 'm.gap_reason')} || ')' END AS note
                 FROM holders m WHERE m.now_mpid IS NULL OR m.now_mpid <> m.mpid
                 GROUP BY m.mpid, m.member, m.now_mpid, m.status, m.gap_reason
             ) x

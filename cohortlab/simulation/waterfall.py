@@ -29,6 +29,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from cohortlab.engines.base import Engine
+from cohortlab.glossary import REASON_LABELS
 from cohortlab.pipeline import sql_str
 from cohortlab.simulation.resolution import GAP_REASONS
 
@@ -37,14 +38,7 @@ if TYPE_CHECKING:
 
 WATERFALL_COLUMNS = ["step", "label", "kind", "count"]
 
-GAP_LABELS = {
-    "fallback_disabled": "no $mparticle_user_id and the $distinct_id fallback is off (EIT not mparticle_id)",
-    "malformed_mparticle_user_id": "$mparticle_user_id is not a valid MPID",
-    "distinct_id_not_mpid": "$distinct_id is not an MPID (customer id, email, device id)",
-    "mpid_precision_loss": "MPID lost precision through a float",
-    "distinct_id_is_identity": "$distinct_id is a user identity (e.g. a numeric customer id), not an MPID",
-    "mpid_not_found": "MPID of no existing mParticle profile",
-}
+GAP_LABELS = REASON_LABELS  # each unmatched step's label (cohortlab/glossary.py)
 
 
 class ReconciliationError(AssertionError):

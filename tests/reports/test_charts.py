@@ -55,7 +55,8 @@ def test_waterfall_bars_equal_counts_and_float_at_running_level():
     assert [b.get_height() for b in bars] == [100, 20, 5, 3, 72, 2, 10]
     # minus bars hang from the running level, plus bars rise from it
     assert [b.get_y() for b in bars] == [0, 80, 75, 72, 0, 70, 70]
-    assert [t.get_text().replace("\n", " ") for t in ax.get_xticklabels()][1] == "distinct id not mpid"
+    # without step codes, the labels are drawn as written (a label is data: its underscores stay)
+    assert [t.get_text().replace("\n", " ") for t in ax.get_xticklabels()][1] == "distinct_id_not_mpid"
 
 
 def test_waterfall_rejects_unknown_kind():
@@ -133,7 +134,7 @@ def test_gaps_by_reason_sorted_bars_equal_users():
     ax = _check_basics(charts.gaps_by_reason_chart(gaps), "gap reason", "unmatched", "gap reason")
     assert _bar_widths(ax) == [2, 7, 30]
     assert [t.get_text() for t in ax.get_yticklabels()] == [  # in words, as the waterfall names them
-        "malformed mparticle user id", "mpid not found", "distinct id not mpid"]
+        "$mparticle_user_id not an MPID", "MPID of no mParticle profile", "$distinct_id not an MPID"]
 
 
 def test_gaps_by_recoverable_names_none_as_not_in_mparticle():
@@ -462,8 +463,16 @@ def test_observed_vs_simulated_chart_pairs_the_audiences_and_counts_the_causes()
     assert _bar_widths(left) == [112, 44, 108, 43]
     assert [t.get_text() for t in left.get_yticklabels()] == ["B", "A"]
     assert _bar_widths(right) == [2, 1]
-    assert [t.get_text() for t in right.get_yticklabels()] == ["pause not modelled", "attribute name\ndiffers"]
+    assert [t.get_text() for t in right.get_yticklabels()] == ["pause not modelled", "attribute under\nanother name"]
     assert _png(fig).startswith(b"\x89PNG")
+
+
+def test_a_cohort_name_is_drawn_as_written_underscores_included():
+    """A name is data: wrapping a long one breaks it at spaces and never turns its underscores into
+    spaces (``power_users_v2`` was drawn as ``power users v2``)."""
+    audiences = pd.DataFrame({"cohort_name": ["power_users_v2", "x_y"], "observed": [3, 4], "simulated": [3, 4]})
+    fig = charts.observed_vs_simulated_chart(audiences, pd.DataFrame({"cause": [], "profiles": []}))
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["x_y", "power_users_v2"]
 
 
 def test_observed_vs_simulated_chart_without_disagreements_says_so():
@@ -496,7 +505,7 @@ def test_horizontal_bars_read_top_down_in_their_tables_order():
                          "users": [53, 4, 4]})  # the table's order: largest first, ties by name
     ax = charts.gaps_by_reason_chart(gaps).axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()][::-1] == [
-        "distinct id not mpid", "malformed mparticle user id", "mpid not found"]
+        "$distinct_id not an MPID", "$mparticle_user_id not an MPID", "MPID of no mParticle profile"]
     rec = pd.DataFrame({"recoverable_via": ["customer_id", None, "email"], "users": [23, 23, 3]})
     ax = charts.gaps_by_recoverable_chart(rec).axes[0]
     labels = [t.get_text() for t in ax.get_yticklabels()][::-1]

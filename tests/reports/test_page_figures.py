@@ -265,10 +265,10 @@ def test_gap_reasons_are_written_in_words_as_the_waterfall_writes_its_steps():
 
     gaps = pd.DataFrame({"gap_reason": ["distinct_id_not_mpid", "mpid_not_found"], "users": [30, 7]})
     ax = charts.gaps_by_reason_chart(gaps).axes[0]
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["mpid not found", "distinct id not mpid"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["MPID of no mParticle profile", "$distinct_id not an MPID"]
     f = metrics.identity_gaps_figures(ACROSS, metrics.shared_mpids(ACROSS))
-    assert metrics.figures_headline_identity_gaps(f)["most frequent gap reason"] == "mpid precision loss"
-    assert "Most frequent gap reason among the unmatched: **mpid precision loss** (2 members)" in \
+    assert metrics.figures_headline_identity_gaps(f)["most frequent gap reason"] == "MPID rounded through a float"
+    assert "Most frequent gap reason among the unmatched: **MPID rounded through a float** (2 members)" in \
         summaries.identity_gaps_summary(f)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from cohortlab.glossary import cause_words
 from cohortlab.simulation.verify import CAUSES
 
 HOSTILE = "<script>alert(2)</script> $x$ *Power* [a](javascript:alert(1))"
@@ -93,7 +94,7 @@ def _expected_line(confusion: dict[str, dict[str, int]], causes: dict[str, int])
             f"attribute).")
     top = max(((c, causes.get(c, 0)) for c in CAUSES), key=lambda kv: kv[1])
     noun = "disagreement" if disagree == 1 else "disagreements"
-    return line, f"Top cause of the {disagree:,} {noun}: {top[0].replace('_', ' ')} ({top[1]:,})."
+    return line, f"Top cause of the {disagree:,} {noun}: {cause_words(top[0])} ({top[1]:,})."
 
 
 # --------------------------------------------------------------------------- worlds
@@ -174,7 +175,7 @@ def test_the_section_shows_the_counts_per_cause_and_the_audiences(observed):
                                {k: sum(e["causes"].get(k, 0) for e in expected.values()) for k in CAUSES})
     assert line in section and top in section
     for cohort, e in expected.items():
-        by_cause = " · ".join(f"{c.replace('_', ' ')} {e['causes'][c]:,}" for c in CAUSES if c in e["causes"])
+        by_cause = " · ".join(f"{cause_words(c)} {e['causes'][c]:,}" for c in CAUSES if c in e["causes"])
         assert f"{cohort}: observed vs simulated" in section  # the cohort's heading, its name as text
         assert f"Disagreements by cause: {by_cause}." in section, cohort
         disagree = sum(e["causes"].values())
@@ -183,7 +184,7 @@ def test_the_section_shows_the_counts_per_cause_and_the_audiences(observed):
     # one line of what to do per cause that occurs, once, in the pooled list
     for cause in CAUSES:
         occurs = any(cause in e["causes"] for e in expected.values())
-        assert section.count(f"{cause.replace('_', ' ')}: ") == (1 if occurs else 0), cause
+        assert section.count(f"{cause_words(cause)}: ") == (1 if occurs else 0), cause
     for cause in CAUSES:  # the causes in words, in the tables as in the bullets
         assert cause not in section, cause
     assert page.tags[SECTION].count("img") == 1  # the chart
@@ -261,7 +262,7 @@ def test_the_top_cause_is_the_largest_and_the_first_in_rule_order_on_a_tie():
     line = verify_line(_figures({"pause_not_modelled": 2, "profile_missing_in_snapshot": 2, "unexplained": 1}))
     assert line == ("**Observed 7 vs simulated 9** profiles with the attribute true in mParticle (agreement 87.5% "
                     "of 40 profiles; 50.0% of the 10 where either side has the attribute). Top cause of the 5 "
-                    "disagreements: **profile missing in snapshot** (2).")
+                    "disagreements: **profile not in the snapshot** (2).")
     assert verify_line(_figures({})).endswith("(agreement 100.0% of 40 profiles; 100.0% of the 10 where either side "
                                               "has the attribute). Every profile agrees.")
     assert "(1 of 3 cohorts have observed data)" in verify_line(_figures({}, 1, 3))

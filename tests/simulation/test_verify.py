@@ -201,7 +201,7 @@ def test_identity_changed_names_a_member_once_with_every_identity_it_holds(data)
     r = data.lab.verify(C, snapshot_at="2026-03-01T01:00").disagreements.iloc[0]
     assert r.evidence == "identity_changed"
     assert r.detail.endswith("; identity changed: member cust-9 holds this profile's customer_id and other but "
-                             "now resolves to nothing (unmatched: distinct id not mpid)"), r.detail
+                             "now resolves to nothing (unmatched: $distinct_id not an MPID)"), r.detail
 
 
 def test_every_cause_counted_in_order(data):
