@@ -392,8 +392,10 @@ figures = metrics.migration_figures(plan_summary, daily, validation, switch=swit
 summary = summaries.migration_summary(figures, settings)
 doc = ui.publish(output_dir, "eit_migration", title="EIT migration", figures=figures, summary=summary,
                  headline=metrics.figures_headline_migration(figures),
-                 context=ui.context(names, None, db=db, data=data, settings=settings,
-                                    as_of=summaries.migration_as_of(as_of, start_day, end_day)),
+                 # the plans count every Mixpanel profile with events; the cohorts are the validation's
+                 context=ui.context(names if validation is not None else [], None, db=db, data=data,
+                                    settings=settings, as_of=summaries.migration_as_of(as_of, start_day, end_day),
+                                    population="every Mixpanel profile with events"),
                  parameters={"plans": [p.name for p in plan_list], "start": start_day, "end": end_day,
                              "activity": activity, "settings": settings, "switch": switch_at})
 f = doc["metrics"]  # from here on, every figure shown is read from metrics.json''', "remove-cell"),

@@ -331,9 +331,12 @@ def _redacted(v: Any) -> Any:
     return v
 
 
-def context(cohorts, figures_as_of=None, *, db=None, data=None, as_of=None, settings=None) -> dict[str, Any]:
+def context(cohorts, figures_as_of=None, *, db=None, data=None, as_of=None, settings=None,
+            population: str | None = None) -> dict[str, Any]:
     """What a page is about, for its header and the index: cohorts, as-of time(s), data source
-    and the settings in one line."""
+    and the settings in one line. ``population``: what the page's figures count when it is not
+    the cohorts' members (the EIT page's plans count every Mixpanel profile with events: its
+    cohorts are those of the validation); the header then says both."""
     from cohortlab.report.summaries import readable_times, settings_summary
 
     if as_of:
@@ -343,8 +346,11 @@ def context(cohorts, figures_as_of=None, *, db=None, data=None, as_of=None, sett
         when = ", ".join(readable_times(t) for t in times) + " (each cohort's latest data)" if times else None
     else:
         when = None
-    return {"cohorts": list(cohorts), "as_of": when or "each cohort's latest data",
-            "source": str(db or data or ""), "settings": settings_summary(settings)}
+    out = {"cohorts": list(cohorts), "as_of": when or "each cohort's latest data",
+           "source": str(db or data or ""), "settings": settings_summary(settings)}
+    if population:
+        out["population"] = str(population)
+    return out
 
 
 def publish(output_dir: str | os.PathLike | None, notebook: str, *, title: str, figures: Mapping[str, Any],

@@ -66,8 +66,11 @@ def page_context(result: "NotebookResult", params: Mapping[str, Any]) -> dict[st
             ctx["settings"] = f"unreadable ({e})"
     cohorts = ctx.get("cohorts", params.get("cohorts"))
     as_of = ctx.get("as_of", params.get("as_of"))
+    shown = ", ".join(map(str, cohorts)) if isinstance(cohorts, (list, tuple)) else str(cohorts or "all")
+    population = {"population": str(ctx["population"])} if ctx.get("population") else {}
     return {
-        "cohorts": ", ".join(map(str, cohorts)) if isinstance(cohorts, (list, tuple)) else str(cohorts or "all"),
+        **population,  # what the figures count, first, when it is not the cohorts' members
+        "cohorts": shown if not population else (f"{shown} (the validation)" if cohorts else "none (no validation)"),
         "as of": readable_times(str(as_of or "each cohort's latest data")),
         "data source": shown_path(params.get("source") or ctx.get("source") or params.get("data") or params.get("db"),
                                   Path(result.ipynb).parent.parent),

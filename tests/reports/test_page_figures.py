@@ -382,6 +382,28 @@ def test_the_migration_page_header_does_not_put_later_days_under_an_earlier_as_o
     assert summaries.migration_as_of(None, "2025-11-01", "2026-02-28") == "2026-02-28 (the last day predicted, from 2025-11-01)"
 
 
+def test_the_migration_page_header_names_what_its_plans_count_and_what_its_cohorts_are_for(tmp_path):
+    """The EIT page's header named the report's cohorts above plans that count every Mixpanel
+    profile with events: its cohorts are only those of the validation (session 15's left item)."""
+    from cohortlab.report.pages import page_context
+    from cohortlab.report.runner import NotebookResult
+
+    def header(cohorts, population=None):
+        ctx = ui.context(cohorts, None, db="w.duckdb", settings={}, as_of="2026-02-28", population=population)
+        result = NotebookResult(name="eit_migration", source=tmp_path / "eit_migration.ipynb",
+                                ipynb=tmp_path / "eit_migration" / "eit_migration.ipynb")
+        result.metrics = json.loads(json.dumps({"context": ctx}))
+        return page_context(result, {})
+
+    validated = header(["Power Users", "Recent Purchasers"], "every Mixpanel profile with events")
+    assert list(validated)[:2] == ["population", "cohorts"]
+    assert validated["population"] == "every Mixpanel profile with events"
+    assert validated["cohorts"] == "Power Users, Recent Purchasers (the validation)"
+    assert header([], "every Mixpanel profile with events")["cohorts"] == "none (no validation)"
+    plain = header(["Power Users"])  # the other pages: their figures count the cohorts' members
+    assert "population" not in plain and plain["cohorts"] == "Power Users"
+
+
 def test_one_cohort_has_one_audience():
     """A report of one cohort said "across 1 cohort; the mParticle audiences hold 99 profiles"."""
     one = {"members": 102, "matched": 99, "match_rate": 99 / 102, "audience": 99, "losses": []}
