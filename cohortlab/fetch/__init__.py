@@ -91,8 +91,7 @@ def fetch(
     ``timeout``: seconds one read from a server may wait (then the request is retried like a
     dropped connection); None: 120 s for Mixpanel, 60 s for mParticle.
     ``progress``: None = a progress bar only when stderr is a terminal."""
-    from cohortlab.fetch.mixpanel import MixpanelClient, date_chunks, parse_day
-    from cohortlab.fetch.mparticle import MParticleClient, referenced_mpids
+    from cohortlab.fetch.mixpanel import date_chunks, parse_day
 
     sources = tuple(sources)
     unknown = set(sources) - set(SOURCES)
@@ -111,102 +110,135 @@ def fetch(
     except OSError as e:
         raise FetchError(f"{out}: cannot create the output folder: {e.strerror or e}") from None
     with run_lock(out) as removed:  # one run per folder; what a killed run left is removed
-        creds = credentials or load_credentials(config)
-        show = sys.stderr.isatty() if progress is None else progress
-        summary = FetchSummary(out)
-        manifest: dict[str, Any] = {"fetched_at": _now(), "items": []}
-        cohorts = [str(c) for c in cohorts]
+        run = _Run(out, credentials or load_credentials(config), policy, timeout,
+                   sys.stderr.isatty() if progress is None else progress)
         if removed:
-            summary.add("leftovers_removed", removed,
-                        f"removed {removed} temporary file(s) an interrupted run left in .fetch/tmp/")
-
+            run.summary.add("leftovers_removed", removed,
+                            f"removed {removed} temporary file(s) an interrupted run left in .fetch/tmp/")
         if "mixpanel" in sources:
-            mp = MixpanelClient(creds.mixpanel, policy=policy, **({"timeout": timeout} if timeout else {}))
-            mp.remember_budgets(state_dir(out))  # the folder is ours (run_lock): earlier runs' requests count
-            summary.stats["mixpanel"] = mp.http.stats
-            try:
-                listed = mp.cohorts(out)
-                summary.add("cohorts", len(listed), f"mixpanel cohorts list: {len(listed)} cohorts -> mixpanel/cohorts.json")
-                manifest["items"].append({"kind": "mixpanel-cohorts", "path": "mixpanel/cohorts.json", "as_of": _now()})
-                if from_date is not None:
-                    with _bar(show, n_chunks, "Mixpanel events", "chunk") as bar:
-                        chunks = mp.export_events(out, from_date, to_date, events=events, where=where,
-                                                  chunk_days=chunk_days, refresh=refresh, progress=bar)
-                    got = [c for c in chunks if not c.skipped]
-                    n = sum(c.events for c in got)
-                    skipped = len(chunks) - len(got)
-                    summary.add("events", n,
-                                f"mixpanel events {from_date}..{to_date}: {n:,} events in "
-                                f"{sum(1 for c in got if c.file)} file(s)"
-                                + (f", {skipped} chunk(s) already fetched" if skipped else "")
-                                + (f", {sum(1 for c in got if not c.file)} empty chunk(s)" if any(not c.file for c in got) else ""))
-                    manifest["items"].append({
-                        "kind": "mixpanel-events", "path": "mixpanel/events", "from_date": str(from_date),
-                        "to_date": str(to_date), "as_of": _now(), "events": n,
-                        "files": [c.file.relative_to(out).as_posix() for c in got if c.file],
-                        "empty_chunks": [f"{c.from_date}_{c.to_date}" for c in got if not c.file],
-                        "already_fetched": skipped})
-                if profiles:
-                    with _bar(show, None, "Mixpanel profiles", " profiles") as bar:
-                        listing, _ = mp.profiles(out, progress=bar)
-                    summary.add("profiles", listing.results,
-                                f"mixpanel profiles: {listing.results:,} in {listing.pages} page(s) -> mixpanel/profiles/"
-                                + (f" (paging restarted {listing.restarts}x)" if listing.restarts else ""))
-                    manifest["items"].append({"kind": "mixpanel-profiles", "path": "mixpanel/profiles",
-                                              "as_of": _iso(listing.as_of)})
-                wanted = _pick_cohorts(listed, cohorts, all_cohorts)
-                for cid, name in wanted:
-                    with _bar(show, None, f"members of {one_line(name)}", " members") as bar:
-                        snap = mp.members(out, cid, name, progress=bar)
-                    rel = snap.file.relative_to(out).as_posix()
-                    summary.add(f"members:{name}", snap.members,
-                                f"members of {name!r} (id {cid}): {snap.members:,} as of {_iso(snap.as_of)} -> {rel}"
-                                + (f" (paging restarted {snap.restarts}x)" if snap.restarts else ""))
-                    manifest["items"].append({"kind": "mixpanel-members", "path": rel, "cohort": name,
-                                              "cohort_id": cid, "as_of": _iso(snap.as_of)})
-            finally:
-                mp.close()
-
+            _fetch_mixpanel(run, from_date, to_date, n_chunks, events=events, where=where, chunk_days=chunk_days,
+                            refresh=refresh, profiles=profiles, cohorts=[str(c) for c in cohorts],
+                            all_cohorts=all_cohorts)
         # the folder is loaded when it holds something (a --source mparticle run into a new folder
         # has nothing yet: its MPIDs come from the lab, its profiles are loaded below)
         if lab is not None and load and any((out / d).is_dir() for d in SOURCES):
-            summary.loads.append(_load(lab, out, show))
-
+            run.summary.loads.append(_load(lab, out, run.show))
         if "mparticle" in sources:
-            if mpids is None:
-                if lab is not None:
-                    if not load:
-                        raise FetchError("mparticle: with load=False give the MPIDs to fetch (mpids=...)")
-                    mpids = referenced_mpids(lab.engine)
-                else:
-                    mpids = _mpids_from_files(out)
-            mpids = list(mpids)
-            mpa = MParticleClient(creds.mparticle, policy=policy, rate=rate, **({"timeout": timeout} if timeout else {}))
-            summary.stats["mparticle"] = mpa.http.stats
-            try:
-                res = mpa.fetch_profiles(out, mpids, concurrency=concurrency, part_size=part_size,
-                                         retry_missing=retry_missing, progress=show)
-            finally:
-                mpa.close()
-            summary.add("mparticle_profiles", res.fetched,
-                        f"mparticle profiles: {res.requested:,} MPIDs referenced, {res.fetched:,} fetched, "
-                        f"{res.missing:,} not found (404), {res.skipped:,} already fetched"
-                        + (f", {res.mismatched} answered another or an inexact mpid (kept as mpid_returned)"
-                           if res.mismatched else ""))
-            summary.counts["mparticle_missing"] = res.missing
-            if res.files:
-                manifest["items"].append({"kind": "mparticle-profiles", "path": "mparticle/profiles",
-                                          "as_of": _iso(res.fetched_at), "files": [p.name for p in res.files]})
-            if lab is not None and load and res.files:
-                from cohortlab.loaders import LoadError
+            _fetch_mparticle(run, lab if load else None, mpids, lab_without_load=lab is not None and not load,
+                             concurrency=concurrency, rate=rate, part_size=part_size, retry_missing=retry_missing)
+        _record(out, run.manifest)
+        return run.summary
 
-                try:
-                    summary.loads.append(lab.load("mparticle-profiles", [str(p) for p in res.files], progress=show))
-                except (LoadError, ValueError) as e:
-                    raise FetchError(f"the fetched mParticle profiles did not load: {e}") from e
 
-        _record(out, manifest)
-        return summary
+@dataclass
+class _Run:
+    """One fetch under way: its folder, credentials and request options, and what it has done so
+    far (the printed summary and the manifest written at the end)."""
+
+    out: Path
+    creds: Credentials
+    policy: RetryPolicy | None
+    timeout: float | None
+    show: bool  # progress bars
+    summary: FetchSummary = field(init=False)
+    manifest: dict[str, Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.summary = FetchSummary(self.out)
+        self.manifest = {"fetched_at": _now(), "items": []}
+
+    def client_options(self) -> dict[str, Any]:
+        return {"policy": self.policy, **({"timeout": self.timeout} if self.timeout else {})}
+
+    def item(self, **entry: Any) -> None:
+        self.manifest["items"].append(entry)
+
+
+def _fetch_mixpanel(run: _Run, from_date: Any, to_date: Any, n_chunks: int, *, events: Iterable[str],
+                    where: str | None, chunk_days: int, refresh: bool, profiles: bool, cohorts: list[str],
+                    all_cohorts: bool) -> None:
+    """The Mixpanel side: the cohorts list, the raw events of ``from_date``..``to_date`` (when
+    given), the Engage profiles (``profiles``) and the members of the cohorts asked for."""
+    from cohortlab.fetch.mixpanel import MixpanelClient
+
+    out, summary = run.out, run.summary
+    mp = MixpanelClient(run.creds.mixpanel, **run.client_options())
+    mp.remember_budgets(state_dir(out))  # the folder is ours (run_lock): earlier runs' requests count
+    summary.stats["mixpanel"] = mp.http.stats
+    try:
+        listed = mp.cohorts(out)
+        summary.add("cohorts", len(listed), f"mixpanel cohorts list: {len(listed)} cohorts -> mixpanel/cohorts.json")
+        run.item(kind="mixpanel-cohorts", path="mixpanel/cohorts.json", as_of=_now())
+        if from_date is not None:
+            with _bar(run.show, n_chunks, "Mixpanel events", "chunk") as bar:
+                chunks = mp.export_events(out, from_date, to_date, events=events, where=where,
+                                          chunk_days=chunk_days, refresh=refresh, progress=bar)
+            got = [c for c in chunks if not c.skipped]
+            n = sum(c.events for c in got)
+            skipped = len(chunks) - len(got)
+            summary.add("events", n,
+                        f"mixpanel events {from_date}..{to_date}: {n:,} events in "
+                        f"{sum(1 for c in got if c.file)} file(s)"
+                        + (f", {skipped} chunk(s) already fetched" if skipped else "")
+                        + (f", {sum(1 for c in got if not c.file)} empty chunk(s)" if any(not c.file for c in got) else ""))
+            run.item(kind="mixpanel-events", path="mixpanel/events", from_date=str(from_date), to_date=str(to_date),
+                     as_of=_now(), events=n, files=[c.file.relative_to(out).as_posix() for c in got if c.file],
+                     empty_chunks=[f"{c.from_date}_{c.to_date}" for c in got if not c.file], already_fetched=skipped)
+        if profiles:
+            with _bar(run.show, None, "Mixpanel profiles", " profiles") as bar:
+                listing, _ = mp.profiles(out, progress=bar)
+            summary.add("profiles", listing.results,
+                        f"mixpanel profiles: {listing.results:,} in {listing.pages} page(s) -> mixpanel/profiles/"
+                        + (f" (paging restarted {listing.restarts}x)" if listing.restarts else ""))
+            run.item(kind="mixpanel-profiles", path="mixpanel/profiles", as_of=_iso(listing.as_of))
+        for cid, name in _pick_cohorts(listed, cohorts, all_cohorts):
+            with _bar(run.show, None, f"members of {one_line(name)}", " members") as bar:
+                snap = mp.members(out, cid, name, progress=bar)
+            rel = snap.file.relative_to(out).as_posix()
+            summary.add(f"members:{name}", snap.members,
+                        f"members of {name!r} (id {cid}): {snap.members:,} as of {_iso(snap.as_of)} -> {rel}"
+                        + (f" (paging restarted {snap.restarts}x)" if snap.restarts else ""))
+            run.item(kind="mixpanel-members", path=rel, cohort=name, cohort_id=cid, as_of=_iso(snap.as_of))
+    finally:
+        mp.close()
+
+
+def _fetch_mparticle(run: _Run, lab, mpids: Iterable[int] | None, *, lab_without_load: bool, concurrency: int,
+                     rate: float | None, part_size: int, retry_missing: bool) -> None:
+    """The mParticle side: one Profile API call per MPID of ``mpids``, or else per MPID the
+    Mixpanel side refers to (read from ``lab``, which the Mixpanel side was loaded into, or from
+    the fetched Mixpanel files); the profiles fetched are loaded into ``lab`` when given."""
+    from cohortlab.fetch.mparticle import MParticleClient, referenced_mpids
+
+    out, summary = run.out, run.summary
+    if mpids is None:
+        if lab_without_load:
+            raise FetchError("mparticle: with load=False give the MPIDs to fetch (mpids=...)")
+        mpids = referenced_mpids(lab.engine) if lab is not None else _mpids_from_files(out)
+    mpids = list(mpids)
+    mpa = MParticleClient(run.creds.mparticle, rate=rate, **run.client_options())
+    summary.stats["mparticle"] = mpa.http.stats
+    try:
+        res = mpa.fetch_profiles(out, mpids, concurrency=concurrency, part_size=part_size,
+                                 retry_missing=retry_missing, progress=run.show)
+    finally:
+        mpa.close()
+    summary.add("mparticle_profiles", res.fetched,
+                f"mparticle profiles: {res.requested:,} MPIDs referenced, {res.fetched:,} fetched, "
+                f"{res.missing:,} not found (404), {res.skipped:,} already fetched"
+                + (f", {res.mismatched} answered another or an inexact mpid (kept as mpid_returned)"
+                   if res.mismatched else ""))
+    summary.counts["mparticle_missing"] = res.missing
+    if res.files:
+        run.item(kind="mparticle-profiles", path="mparticle/profiles", as_of=_iso(res.fetched_at),
+                 files=[p.name for p in res.files])
+    if lab is not None and res.files:
+        from cohortlab.loaders import LoadError
+
+        try:
+            summary.loads.append(lab.load("mparticle-profiles", [str(p) for p in res.files], progress=run.show))
+        except (LoadError, ValueError) as e:
+            raise FetchError(f"the fetched mParticle profiles did not load: {e}") from e
 
 
 def _pick_cohorts(listed: list[dict[str, Any]], wanted: list[str], every: bool) -> list[tuple[str, str]]:

@@ -233,7 +233,7 @@ def add_membership_steps(p: Pipeline, ref: CohortRef, at: datetime, *, transitio
     p.add("wh_pages", webhook_pages_sql(ref.webhook_filter("s"), AT))
     p.add(
         "wh_messages",
-        "SELECT msg_key, action, min(received_at) AS at_time, min(seq) AS first_seq FROM wh_pages GROUP BY msg_key, action",
+        "SELECT msg_key, action, min(msg_at) AS at_time, min(seq) AS first_seq FROM wh_pages GROUP BY msg_key, action",  # msg_at: one per message
     )
     p.add(
         "versions",

@@ -43,6 +43,20 @@ def test_fetch_the_referenced_mpids_and_load_them(fake, creds, policy, tmp_path)
                          "  deduplicated             0\n  quarantined              0")
 
 
+def test_with_a_lab_and_load_false_the_mpids_must_be_given_and_nothing_is_loaded(fake, creds, policy, tmp_path):
+    """load=False: the lab holds none of the fetched Mixpanel side, so it cannot name the MPIDs
+    (an error before any mParticle request); given MPIDs are fetched and left in the folder."""
+    with Lab() as lab:
+        with pytest.raises(FetchError, match="with load=False give the MPIDs"):
+            fetch(tmp_path / "a", lab=lab, load=False, credentials=creds, policy=policy, progress=False)
+        assert not [e for e, _, _ in fake.log if e == "profile"]
+        s = fetch(tmp_path / "b", lab=lab, load=False, sources=["mparticle"], mpids=[NEG, BIG], credentials=creds,
+                  policy=policy, progress=False)
+        assert s.counts["mparticle_profiles"] == 2 and not s.loads
+        assert lab.engine.query_rows("SELECT count(*) FROM mpa_profiles") == [(0,)]
+    assert fetched_mpids(tmp_path / "b" / "mparticle" / "profiles") == {NEG, BIG}
+
+
 def test_mpids_read_from_the_fetched_files_without_a_database(fake, creds, policy, tmp_path):
     fetch(tmp_path, sources=["mixpanel"], credentials=creds, policy=policy, progress=False)
     s = fetch(tmp_path, sources=["mparticle"], credentials=creds, policy=policy, progress=False)
