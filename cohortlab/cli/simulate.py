@@ -116,7 +116,9 @@ def _table(df, columns=None) -> str:
 
 _SIGNS = {"total": "=", "minus": "-", "plus": "+"}
 TIMELINE_SHOWN = ["run_at", "kind", "members", "adds", "removes", "true_count", "not_yet_true", "stale_true"]
-_CHANGED = "kind <> 'diff' OR adds > 0 OR removes > 0"  # runs that sent changes, failed or refreshed
+# runs that sent changes, failed or refreshed; a one-time export's observation points send nothing
+# and are not runs (docs/simulate.md#tables): listed, they pushed the export itself out of the last 20
+_CHANGED = "kind NOT IN ('diff', 'observation') OR adds > 0 OR removes > 0"
 
 
 def _waterfall_text(result) -> str:
