@@ -479,3 +479,28 @@ def test_migrate_validate_prints_the_confusion_table_without_pandas_axis_names(d
     differ = int(lines[5].split("; ")[1].split()[0])
     assert rows["predicted matched"][1] + rows["predicted unmatched"][0] == differ
     assert "observed_matched" not in r.output and "predicted_matched" not in r.output
+
+
+def _commands(group, path=()):
+    import click
+
+    for name, cmd in sorted(group.commands.items()):
+        yield (*path, name)
+        if isinstance(cmd, click.Group):
+            yield from _commands(cmd, (*path, name))
+
+
+@pytest.mark.parametrize("command", list(_commands(main)), ids=" ".join)
+def test_help_texts_print_a_percent_sign_once(command):
+    """click does not %-format help texts: a ``%%`` meant as an escaped ``%`` is printed as it is
+    (``bench --memory-limit`` said "25%% of RAM"; audit 100)."""
+    r = run(*command, "--help")
+    assert r.exit_code == 0, r.output
+    assert "%%" not in r.output
+
+
+def test_simulate_help_names_every_members_out_format():
+    """``--members-out`` takes what every output file takes (.csv, .csv.gz, .parquet); its help
+    named two of them (audit 100)."""
+    text = " ".join(run("simulate", "--help").output.split())
+    assert ".csv, .csv.gz or .parquet" in text

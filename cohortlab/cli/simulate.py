@@ -173,7 +173,7 @@ def _timeline_lines(engine, table: str) -> list[str]:
                 settings="Simulation settings YAML (see SyncSettings); defaults: docs/rules.md#assumptions.",
                 source="Membership from snapshots or replayed webhooks (auto: snapshots if any).")
 @click.option("--members-out", type=click.Path(dir_okay=False),
-              help="Write the resolution table (one row per member) to a .csv or .parquet file.")
+              help="Write the resolution table (one row per member) to a .csv, .csv.gz or .parquet file.")
 @click.option("--show-personal-data", is_flag=True,
               help="Write emails and phone numbers in --members-out as they are (default: stable pseudonyms, "
                    "no email column).")
