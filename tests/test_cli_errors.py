@@ -322,14 +322,15 @@ def test_export_over_existing_files_writes_nothing(db, tmp_path):
     out.mkdir()
     (out / "mp_profiles.parquet").write_bytes(b"mine")
     line = error_line(run("export", "--db", db, "--out", out))
-    assert line == f"error: {out / 'mp_profiles.parquet'} exists (use overwrite)"
+    # the option the command has, not the Python argument (audit 100)
+    assert line == f"error: {out / 'mp_profiles.parquet'} exists (use --overwrite; overwrite=True in Python)"
     assert sorted(p.name for p in out.iterdir()) == ["mp_profiles.parquet"]  # not even the tables before it
     assert (out / "mp_profiles.parquet").read_bytes() == b"mine"
     r = run("export", "--db", db, "--out", out, "--overwrite")
     assert r.exit_code == 0, r.output
     assert (out / "mp_profiles.parquet").read_bytes()[:4] == b"PAR1"
     line = error_line(run("export", "--db", db, "--out", out))  # every file there now: the first named
-    assert line.startswith(f"error: {out / 'loads.parquet'} exists; ") and line.endswith(" more table file(s) too (use overwrite)")
+    assert line.startswith(f"error: {out / 'loads.parquet'} exists; ") and line.endswith(" more table file(s) too (use --overwrite; overwrite=True in Python)")
 
 
 def test_export_never_writes_a_table_under_its_final_name(db, tmp_path):
