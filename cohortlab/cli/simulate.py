@@ -243,9 +243,10 @@ def simulate_cmd(db, cohort, settings_path, at, source, members_out, show_person
         if debug:
             click.echo("")
             click.echo("rows per step (debug)")
-            for stage, counts in result.step_counts.items():
-                for step, n in counts.items():
-                    click.echo(f"  {stage}.{step:<28}{n:>12,}")
+            names = [(f"{stage}.{step}", n) for stage, counts in result.step_counts.items() for step, n in counts.items()]
+            width = max((len(name) for name, _ in names), default=0)  # one column of counts
+            for name, n in names:
+                click.echo(f"  {name:<{width}}{n:>12,}")
         if assumptions:
             from cohortlab.simulation.simulate import assumption_ranges_wide
 
