@@ -106,7 +106,8 @@ class SyncSettings(_Model):
     fallback: Literal["data", "strict"] = Field(
         "data",
         description="'data': the $distinct_id fallback matches whenever it is the decimal MPID of an existing "
-        "profile. 'strict': the fallback is used only when the EIT in force at the as-of time is mparticle_id.",
+        "profile. 'strict': the fallback is used only when the EIT in force at the time the member is resolved "
+        "(its send time, or the as-of time with resolution_time='as_of') is mparticle_id.",
     )
     event_identity_cutoff: datetime | None = Field(
         datetime(2026, 1, 15, tzinfo=timezone.utc),

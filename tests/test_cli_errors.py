@@ -322,14 +322,15 @@ def test_export_over_existing_files_writes_nothing(db, tmp_path):
     out.mkdir()
     (out / "mp_profiles.parquet").write_bytes(b"mine")
     line = error_line(run("export", "--db", db, "--out", out))
-    assert line == f"error: {out / 'mp_profiles.parquet'} exists (use overwrite)"
+    # the option the command has, not the Python argument (audit 100)
+    assert line == f"error: {out / 'mp_profiles.parquet'} exists (use --overwrite; overwrite=True in Python)"
     assert sorted(p.name for p in out.iterdir()) == ["mp_profiles.parquet"]  # not even the tables before it
     assert (out / "mp_profiles.parquet").read_bytes() == b"mine"
     r = run("export", "--db", db, "--out", out, "--overwrite")
     assert r.exit_code == 0, r.output
     assert (out / "mp_profiles.parquet").read_bytes()[:4] == b"PAR1"
     line = error_line(run("export", "--db", db, "--out", out))  # every file there now: the first named
-    assert line.startswith(f"error: {out / 'loads.parquet'} exists; ") and line.endswith(" more table file(s) too (use overwrite)")
+    assert line.startswith(f"error: {out / 'loads.parquet'} exists; ") and line.endswith(" more table file(s) too (use --overwrite; overwrite=True in Python)")
 
 
 def test_export_never_writes_a_table_under_its_final_name(db, tmp_path):
@@ -479,3 +480,28 @@ def test_migrate_validate_prints_the_confusion_table_without_pandas_axis_names(d
     differ = int(lines[5].split("; ")[1].split()[0])
     assert rows["predicted matched"][1] + rows["predicted unmatched"][0] == differ
     assert "observed_matched" not in r.output and "predicted_matched" not in r.output
+
+
+def _commands(group, path=()):
+    import click
+
+    for name, cmd in sorted(group.commands.items()):
+        yield (*path, name)
+        if isinstance(cmd, click.Group):
+            yield from _commands(cmd, (*path, name))
+
+
+@pytest.mark.parametrize("command", list(_commands(main)), ids=" ".join)
+def test_help_texts_print_a_percent_sign_once(command):
+    """click does not %-format help texts: a ``%%`` meant as an escaped ``%`` is printed as it is
+    (``bench --memory-limit`` said "25%% of RAM"; audit 100)."""
+    r = run(*command, "--help")
+    assert r.exit_code == 0, r.output
+    assert "%%" not in r.output
+
+
+def test_simulate_help_names_every_members_out_format():
+    """``--members-out`` takes what every output file takes (.csv, .csv.gz, .parquet); its help
+    named two of them (audit 100)."""
+    text = " ".join(run("simulate", "--help").output.split())
+    assert ".csv, .csv.gz or .parquet" in text

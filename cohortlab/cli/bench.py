@@ -45,7 +45,7 @@ def _check_scenario(ctx, param, value):
 @click.option("--memory-limit", default=None, callback=check_memory_limit,
               help="DuckDB memory_limit (e.g. 1.5GB) for cohortlab's load/resolve/timeline/migration steps and the "
                    "DuckDB baselines (the CLI steps use COHORTLAB_MEMORY_LIMIT). Default: cohortlab's own, "
-                   "min(1.5 GB, 25%% of RAM); the baselines then run with DuckDB's (80%% of RAM).")
+                   "min(1.5 GB, 25% of RAM); the baselines then run with DuckDB's (80% of RAM).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="DuckDB threads for the same steps (default: all cores).")
 def bench_cmd(users, repeat, scenario, seed, data, steps, out, keep, gzip, force_pandas, memory_limit, threads):

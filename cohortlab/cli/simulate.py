@@ -116,7 +116,9 @@ def _table(df, columns=None) -> str:
 
 _SIGNS = {"total": "=", "minus": "-", "plus": "+"}
 TIMELINE_SHOWN = ["run_at", "kind", "members", "adds", "removes", "true_count", "not_yet_true", "stale_true"]
-_CHANGED = "kind <> 'diff' OR adds > 0 OR removes > 0"  # runs that sent changes, failed or refreshed
+# runs that sent changes, failed or refreshed; a one-time export's observation points send nothing
+# and are not runs (docs/simulate.md#tables): listed, they pushed the export itself out of the last 20
+_CHANGED = "kind NOT IN ('diff', 'observation') OR adds > 0 OR removes > 0"
 
 
 def _waterfall_text(result) -> str:
@@ -171,7 +173,7 @@ def _timeline_lines(engine, table: str) -> list[str]:
                 settings="Simulation settings YAML (see SyncSettings); defaults: docs/rules.md#assumptions.",
                 source="Membership from snapshots or replayed webhooks (auto: snapshots if any).")
 @click.option("--members-out", type=click.Path(dir_okay=False),
-              help="Write the resolution table (one row per member) to a .csv or .parquet file.")
+              help="Write the resolution table (one row per member) to a .csv, .csv.gz or .parquet file.")
 @click.option("--show-personal-data", is_flag=True,
               help="Write emails and phone numbers in --members-out as they are (default: stable pseudonyms, "
                    "no email column).")
@@ -241,9 +243,10 @@ def simulate_cmd(db, cohort, settings_path, at, source, members_out, show_person
         if debug:
             click.echo("")
             click.echo("rows per step (debug)")
-            for stage, counts in result.step_counts.items():
-                for step, n in counts.items():
-                    click.echo(f"  {stage}.{step:<28}{n:>12,}")
+            names = [(f"{stage}.{step}", n) for stage, counts in result.step_counts.items() for step, n in counts.items()]
+            width = max((len(name) for name, _ in names), default=0)  # one column of counts
+            for name, n in names:
+                click.echo(f"  {name:<{width}}{n:>12,}")
         if assumptions:
             from cohortlab.simulation.simulate import assumption_ranges_wide
 

@@ -122,6 +122,8 @@ def find_cohort(engine: Engine, cohort: str, source: Source = "auto") -> CohortR
     row = snap if chosen == "snapshots" else hook
     if not row[2]:
         what = "snapshots (load mixpanel-members)" if chosen == "snapshots" else "webhook payloads (load mixpanel-webhooks)"
+        if source == "auto":  # neither source has any: name both, not only the one auto fell back to
+            what = "snapshots (load mixpanel-members) and no webhook payloads (load mixpanel-webhooks)"
         raise CohortError(f"cohort {name!r} has no membership data: no {what}")
     ref.source = chosen
     ref.first_time, ref.last_time = parse_time(row[0]), parse_time(row[1])

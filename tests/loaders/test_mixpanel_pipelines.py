@@ -168,6 +168,18 @@ def test_pipeline_profiles_json_and_parquet(lab, q, write, tmp_path, balanced):
     assert lab.load(PROFILES, pq).skipped == [str(pq)]
 
 
+def test_pipeline_profiles_take_the_export_time_as_of(lab, q, write):
+    """A Data Pipelines profile export is a snapshot taken at a time: ``-o as_of`` dates the
+    versions it adds to mp_profile_history, which send-time resolution reads, as for
+    mixpanel-profiles (docs/loading.md#warehouse; audit 100: the option was refused)."""
+    people = write("mp_people_data/part-0.json", jsonl({"distinct_id": "cust-1", "properties": {"$mparticle_user_id": BIG}}))
+    lab.load(PROFILES, people, as_of="2026-02-01T06:00:00+01:00")
+    assert q("SELECT distinct_id, mparticle_user_id, as_of FROM mp_profile_history") == [
+        ("cust-1", str(BIG), datetime(2026, 2, 1, 5))]
+    with pytest.raises(ValueError, match="mixpanel-pipeline-profiles: unknown option"):
+        lab.load(PROFILES, people, asof="2026-02-01")
+
+
 def test_schematized_profiles(lab, q, tmp_path):
     pq = parquet(tmp_path / "mp_people_data.parquet",
                  f"SELECT 'cust-2' AS distinct_id, {BIG}::BIGINT AS mp_mparticle_user_id, 'b@example.com' AS mp_email")

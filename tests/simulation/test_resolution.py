@@ -221,6 +221,16 @@ def test_cohort_without_membership_in_the_chosen_source(data):
         data.lab.resolution(COHORT, source="webhooks")
 
 
+def test_cohort_without_any_membership_names_both_sources(data):
+    """With --source auto (the default) and neither snapshots nor webhook payloads, the error names
+    both, not only the webhooks auto fell back to (docs/troubleshooting.md#simulating; audit 100)."""
+    data.mpa(1)
+    data.lab.sql("INSERT INTO mp_cohorts (cohort_id, name) VALUES ('7', 'Listed Only')")
+    with pytest.raises(CohortError, match=r"cohort 'Listed Only' has no membership data: no snapshots "
+                                          r"\(load mixpanel-members\) and no webhook payloads"):
+        data.lab.resolution("Listed Only")
+
+
 def test_debug_mode_materialises_each_step_with_row_counts(world):
     r = world.lab.simulate(COHORT, debug=True)
     counts = r.step_counts

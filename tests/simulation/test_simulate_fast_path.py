@@ -81,7 +81,7 @@ def _pandas_timeline(tl):
     lines = [f"timeline: {what}; "
              f"{int(tl.failed.sum())} failed, {int(tl.full_refresh.sum())} full refreshes, "
              f"{int(sent.adds.sum())} adds and {int(sent.removes.sum())} removes sent"]
-    changed = tl[(tl.kind != "diff") | (tl.adds > 0) | (tl.removes > 0)]
+    changed = tl[~tl.kind.isin(["diff", "observation"]) | (tl.adds > 0) | (tl.removes > 0)]
     if len(changed) > 20:
         changed = changed.tail(20)
         lines.append("last 20 runs that sent changes, failed or refreshed:")
@@ -104,6 +104,35 @@ def test_the_printed_waterfall_and_timeline_are_the_pandas_ones(busy, settings):
         assert "runs from 2026-03-01 00:00:00 to 2026-03-02 05:00:00 UTC; 7 failed, 1 full refreshes" in lines[0]  # 05:15 .. 06:45
         assert lines[1] == "last 20 runs that sent changes, failed or refreshed:"
         assert "2026-03-02 05:00:00 diff" in lines[-1]  # times, not dates: not every run is at midnight
+
+
+def test_a_one_time_export_lists_its_export_not_its_observation_points(busy):
+    """The listing names the runs that sent changes, failed or refreshed: a one-time export's
+    observation points send nothing (116 of them here) and are not listed, so the export itself
+    is not pushed out of the last 20 (audit 100)."""
+    r = busy.lab.simulate(C, settings={"sync_type": "one_time", "reexport_at": ["2026-03-01T12:00:00Z"]})
+    lines = _timeline_lines(busy.engine, r.tables["timeline"].table_name)
+    assert "last 20 runs" not in "\n".join(lines)
+    listed = lines[1].splitlines()[1:]
+    assert [ln.split()[2] for ln in listed] == ["one_time", "reexport"], lines
+    assert "observation" not in lines[1]
+
+
+def test_debug_row_counts_are_one_column(tmp_path):
+    """``--debug`` prints ``stage.step`` and its row count: the counts in one right-aligned column,
+    whatever the length of the stage's name (the step alone was padded; audit 100)."""
+    db = tmp_path / "lab.duckdb"
+    with Lab(db) as lab:
+        d = Data(lab)
+        d.mpa(1)
+        d.profile("a", mparticle_user_id="1")
+        d.snapshot(C, "2026-03-01T00:00", ["a", "junk"])
+    r = CliRunner().invoke(main, ["simulate", "--db", str(db), "--cohort", C, "--debug", "--no-timeline"])
+    assert r.exit_code == 0, r.output
+    rows = r.output.split("rows per step (debug)\n", 1)[1].splitlines()
+    rows = rows[:next((i for i, ln in enumerate(rows) if not ln.startswith("  ")), len(rows))]
+    assert len(rows) > 10 and len({len(ln) for ln in rows}) == 1, rows
+    assert all(ln.split()[-1].replace(",", "").isdigit() for ln in rows)
 
 
 def test_simulate_command_imports_no_pandas(tmp_path):

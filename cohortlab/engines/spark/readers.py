@@ -51,7 +51,7 @@ def export_canonical(
     existing = [str(out / f"{n}.parquet") for n in names if (out / f"{n}.parquet").exists()]
     if existing and not overwrite:  # checked for every table before anything is written
         more = f"; {len(existing) - 1} more table file(s) too" if len(existing) > 1 else ""
-        raise FileExistsError(f"{existing[0]} exists{more} (use overwrite)")
+        raise FileExistsError(f"{existing[0]} exists{more} (use --overwrite; overwrite=True in Python)")
     out.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
     for name in names:
