@@ -118,15 +118,21 @@ def test_a_one_time_export_lists_its_export_not_its_observation_points(busy):
     assert "observation" not in lines[1]
 
 
-def test_debug_row_counts_are_one_column(tmp_path):
-    """``--debug`` prints ``stage.step`` and its row count: the counts in one right-aligned column,
-    whatever the length of the stage's name (the step alone was padded; audit 100)."""
+def _small_db(tmp_path):
+    """A database with one matched member (``a``) and one that is not (``junk``) of cohort ``C``."""
     db = tmp_path / "lab.duckdb"
     with Lab(db) as lab:
         d = Data(lab)
         d.mpa(1)
         d.profile("a", mparticle_user_id="1")
         d.snapshot(C, "2026-03-01T00:00", ["a", "junk"])
+    return db
+
+
+def test_debug_row_counts_are_one_column(tmp_path):
+    """``--debug`` prints ``stage.step`` and its row count: the counts in one right-aligned column,
+    whatever the length of the stage's name (the step alone was padded; audit 100)."""
+    db = _small_db(tmp_path)
     r = CliRunner().invoke(main, ["simulate", "--db", str(db), "--cohort", C, "--debug", "--no-timeline"])
     assert r.exit_code == 0, r.output
     rows = r.output.split("rows per step (debug)\n", 1)[1].splitlines()
@@ -136,12 +142,7 @@ def test_debug_row_counts_are_one_column(tmp_path):
 
 
 def test_simulate_command_imports_no_pandas(tmp_path):
-    db = tmp_path / "lab.duckdb"
-    with Lab(db) as lab:
-        d = Data(lab)
-        d.mpa(1)
-        d.profile("a", mparticle_user_id="1")
-        d.snapshot(C, "2026-03-01T00:00", ["a", "junk"])
+    db = _small_db(tmp_path)
     code = (
         "import sys\n"
         "import cohortlab.cli.app\n"
