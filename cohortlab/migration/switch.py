@@ -6,7 +6,13 @@ MPID-keyed activity in the data: an *identified* event (one with a ``$user_id``)
 distinct_id is the MPID of an existing mParticle profile. Anonymous events do not count: with
 Simplified ID Merge an export taken after the switch shows a person's earlier anonymous events
 under the identity they later got, the MPID, so they carry MPIDs from before the switch. Only
-when no event has a ``$user_id`` at all does the first MPID-keyed event of any kind count."""
+when no event has a ``$user_id`` at all does the first MPID-keyed event of any kind count.
+
+A switch is a change: when the data's very first identified event (of any kind, without
+``$user_id``s) is already keyed by an existing MPID, the data is keyed by MPID from its start
+(the output's EIT was mParticle ID before the data begins) and shows no switch. Studying one at
+its first event told a story of a world that never had it (a "do nothing" plan keyed by
+customer ids)."""
 
 from __future__ import annotations
 
@@ -46,21 +52,32 @@ class Switch:
 
 # why the data shows no switch (first_mpid_keyed_event found none)
 NO_SWITCH = ("no identified event (one with a $user_id; any event when none has one) has the MPID of an "
-             "existing mParticle profile as its distinct_id, and the settings' eit_timeline has no switch "
+             "existing mParticle profile as its distinct_id after one that has not (the data is keyed by "
+             "MPID from its first such event, or never), and the settings' eit_timeline has no switch "
              "to mparticle_id")
+
+_EXISTING = "(SELECT DISTINCT mpid FROM mpa_profiles WHERE mpid IS NOT NULL)"
+
+
+def _counted(engine: Engine) -> str:
+    """SQL condition on ``mp_events e``: the events a switch is read from, identified ones when
+    the data has any, else all."""
+    has_uid = bool(engine.query_rows("SELECT 1 FROM mp_events WHERE user_id IS NOT NULL LIMIT 1"))
+    return "e.user_id IS NOT NULL" if has_uid else "TRUE"
 
 
 def first_mpid_keyed_event(engine: Engine) -> datetime | None:
     """Time (UTC) of the first identified event whose distinct_id is a valid MPID of an existing
-    profile (of any event when no event has a ``$user_id``); None when there is none."""
-    identified, anyone, with_uid = engine.query_rows(f"""
-        SELECT min(CASE WHEN e.user_id IS NOT NULL THEN e.time END), min(e.time),
-               (SELECT count(*) FROM mp_events WHERE user_id IS NOT NULL)
-        FROM mp_events e
-        JOIN (SELECT DISTINCT mpid FROM mpa_profiles WHERE mpid IS NOT NULL) p
-          ON p.mpid = {mpid_sql('e.distinct_id')}""")[0]
-    t = identified if with_uid else anyone
-    return parse_time(t) if t is not None else None
+    profile (of any event when no event has a ``$user_id``); None when there is none, or when it
+    is the data's first such event (keyed by MPID from the start: no switch)."""
+    counted = _counted(engine)
+    first, keyed = engine.query_rows(f"""
+        SELECT (SELECT min(e.time) FROM mp_events e WHERE {counted}),
+               (SELECT min(e.time) FROM mp_events e JOIN {_EXISTING} p ON p.mpid = {mpid_sql('e.distinct_id')}
+                WHERE {counted})""")[0]
+    if keyed is None or keyed == first:
+        return None
+    return parse_time(keyed)
 
 
 def settings_switch(settings: Any = None) -> datetime | None:
@@ -73,14 +90,14 @@ def settings_switch(settings: Any = None) -> datetime | None:
 
 def has_mpid_keyed_event(engine: Engine) -> bool:
     """Whether :func:`first_mpid_keyed_event` finds one: the same rule, asked as existence (the
-    scan stops at the first such event instead of reading them all for the first time)."""
-    keyed = (f"SELECT 1 FROM mp_events e SEMI JOIN (SELECT mpid FROM mpa_profiles WHERE mpid IS NOT NULL) p "
-             f"ON p.mpid = {mpid_sql('e.distinct_id')}")
-    if engine.query_rows(f"{keyed} WHERE e.user_id IS NOT NULL LIMIT 1"):
-        return True
-    if engine.query_rows("SELECT 1 FROM mp_events WHERE user_id IS NOT NULL LIMIT 1"):
-        return False  # identified events exist, none keyed by an MPID
-    return bool(engine.query_rows(f"{keyed} LIMIT 1"))
+    scans stop at the first such event instead of reading them all for the first time): an
+    MPID-keyed event exists, and none of the data's first events is one."""
+    counted = _counted(engine)
+    keyed = f"SELECT 1 FROM mp_events e SEMI JOIN {_EXISTING} p ON p.mpid = {mpid_sql('e.distinct_id')}"
+    if not engine.query_rows(f"{keyed} WHERE {counted} LIMIT 1"):
+        return False
+    first = f"(SELECT min(e.time) FROM mp_events e WHERE {counted})"
+    return not engine.query_rows(f"{keyed} WHERE {counted} AND e.time = {first} LIMIT 1")
 
 
 def find_switch(engine: Engine, switch: Any = None, settings: Any = None) -> Switch:
@@ -95,8 +112,7 @@ def find_switch(engine: Engine, switch: Any = None, settings: Any = None) -> Swi
     first = first_mpid_keyed_event(engine)
     if first is None:
         raise ValueError(f"no switch date: {NO_SWITCH}; give the switch date (--switch DATE, or switch=...)")
-    identified = bool(engine.query_rows("SELECT 1 FROM mp_events WHERE user_id IS NOT NULL LIMIT 1"))
-    return Switch(first, "data", identified)
+    return Switch(first, "data", _counted(engine) != "TRUE")
 
 
 def history_plan(engine: Engine, settings: Any = None) -> MigrationPlan:

@@ -142,6 +142,28 @@ def test_without_user_ids_the_first_mpid_keyed_event_of_any_kind_counts(lab):
                                             "event keyed by an existing MPID; no event has a $user_id)")
 
 
+def test_data_keyed_by_mpid_from_its_first_event_shows_no_switch(lab):
+    """The EIT was mParticle ID before the data begins (a healthy world): its first identified
+    event is already keyed by an existing MPID. That is no switch; studying one there compared
+    plans with a "do nothing" keyed by customer ids this world never had (session 15's left item)."""
+    insert_profiles(lab, {55: [], 66: []})
+    insert_events(lab, [("55", "2026-01-01 00:00:00", "u-55", "d1"), ("66", "2026-01-02 00:00:00", "u-66", "d2"),
+                        ("c-x", "2026-01-03 00:00:00", "c-x", "d3")])
+    assert first_mpid_keyed_event(lab.engine) is None and not has_mpid_keyed_event(lab.engine)
+    with pytest.raises(ValueError, match="keyed by MPID from its first such event"):
+        find_switch(lab.engine)
+    # an identified event keyed by a customer id before it: the data shows the switch
+    insert_events(lab, [("c-y", "2025-12-31 00:00:00", "c-y", "d4")])
+    assert str(first_mpid_keyed_event(lab.engine)) == "2026-01-01 00:00:00+00:00"
+    assert has_mpid_keyed_event(lab.engine)
+
+
+def test_without_user_ids_events_keyed_by_mpid_from_the_first_show_no_switch(lab):
+    insert_profiles(lab, {55: []})
+    insert_events(lab, [("55", "2026-01-01 00:00:00", None, "d1"), ("c-x", "2026-01-03 00:00:00", None, "d2")])
+    assert first_mpid_keyed_event(lab.engine) is None and not has_mpid_keyed_event(lab.engine)
+
+
 # --------------------------------------------------------------------------- projection window
 def test_repeat_without_an_end_projects_one_period_past_the_last_event(world):
     # the data end on 2026-01-10; 30 days of repeated activity: the window ends 2026-02-09
