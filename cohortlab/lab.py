@@ -411,7 +411,9 @@ class Lab:
             sim = self.simulate(cohort, at, as_of)
             observed, at = sim.resolution, sim.at
         if at is None:
-            raise ValueError("validate_migration needs `at` when `observed` is given")
+            from cohortlab.errors import SettingsError
+
+            raise SettingsError("validate_migration needs `at` when `observed` is given")
         return validate(self.engine, plan, observed, cohort, at, settings=settings, activity=activity,
                         repeat_days=repeat_days)
 

@@ -40,6 +40,17 @@ PLAN = {"name": "p", "eit_timeline": "customer_id"}
      ValueError, "invalid migration plan: switch_at"),
     (lambda lab: lab.simulate("Power Users", settings=SyncSettings(fallback="strick")), ValueError,
      "invalid settings: fallback: Input should be 'data' or 'strict' (got 'strick')"),
+    # the migration what-if's mistakes were plain ValueErrors (audit 101)
+    (lambda lab: lab.migration_plan(PLAN, "2026-01-01", "2026-02-01", activity="obs"), ValueError,
+     "activity must be one of observed, repeat, not 'obs'"),
+    (lambda lab: lab.migration_plan(PLAN, "2026-02-01", "2026-01-01"), ValueError,
+     "window end 2026-01-01 is before its start 2026-02-01"),
+    (lambda lab: lab.compare_plans([PLAN, PLAN], "2026-01-01", "2026-02-01"), ValueError,
+     "plan names must be unique"),
+    (lambda lab: lab.migration_plan(PLAN, "2026-01-01", "2026-02-01", cohort="Power Userz"), ValueError,
+     "no membership snapshot of cohort 'Power Userz' is loaded; cohorts with snapshots: 'Power Users'"),
+    (lambda lab: lab.validate_migration(PLAN, "Power Users", observed=lab.sql("SELECT 'u1' AS distinct_id")),
+     ValueError, "validate_migration needs `at` when `observed` is given"),
 ])
 def test_a_mistake_raises_a_cohortlab_error_naming_it(lab, call, base, message):
     with pytest.raises(CohortlabError) as e:
