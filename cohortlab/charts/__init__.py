@@ -91,6 +91,7 @@ __all__ = [
     "staleness_chart",
     "sync_types_chart",
     "migration_match_rate_chart",
+    "migration_chart",
     "predicted_vs_observed_chart",
     "shared_mpid_chart",
     "remedies_chart",

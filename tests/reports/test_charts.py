@@ -192,6 +192,20 @@ def test_shared_mpid_and_remedies_charts():
     assert _bar_widths(ax) == [20, 35, 40]  # drawn bottom-up: the table's first remedy on top
 
 
+def test_a_frame_without_the_columns_is_named_by_the_chart_function():
+    """lab.remedies() has `recovered`, the chart `users`: the error named the chart's title ("Members'
+    users each remedy would recover (simulated): missing column(s) users"), not the function (audit 101)."""
+    import pytest
+
+    rem = pd.DataFrame({"remedy": ["mParticle Rule"], "recovered": [3]})
+    with pytest.raises(ValueError, match=r"^remedies_chart: missing column\(s\) users; got \['remedy', 'recovered'\]"):
+        charts.remedies_chart(rem)
+    _png(charts.remedies_chart(rem.rename(columns={"recovered": "users"})))  # as its docstring says
+    # every chart function the package exports is in __all__ (`from cohortlab.charts import *`)
+    public = {n for n in dir(charts) if n.endswith("_chart") and not n.startswith("_")}
+    assert public <= set(charts.__all__), public - set(charts.__all__)
+
+
 TIMELINE = pd.DataFrame({
     "run_at": pd.date_range("2026-03-01", periods=6, freq="15min"),
     "members": [100, 102, 102, 105, 104, 104],
