@@ -27,6 +27,11 @@ class DatabaseLockedError(DatabaseError):
     """Another process holds the database's lock (DuckDB allows one writer process)."""
 
 
+class InputNotFoundError(CohortlabError, FileNotFoundError):
+    """The database file or the folder of exports a notebook (or :func:`cohortlab.lab.open_lab`) was
+    given does not exist."""
+
+
 class LoadError(CohortlabError):
     """A file-level problem. The message names the file (and the line/record when known)."""
 

@@ -473,17 +473,23 @@ def open_lab(
     spark_master: str | None = None,
     read_only: bool = False,
     progress: bool = False,
+    names: tuple[str, str] = ("db", "data"),
 ) -> Lab:
     """The one way commands and notebooks open their data.
 
     ``db``: a DuckDB file (must exist; or, with ``engine="spark"``, also a folder written by
     ``cohortlab export``). Else ``data``: a folder of exports, loaded into an in-memory lab
-    (:func:`cohortlab.loaders.folder.load_world`). ``engine``: ``duckdb`` or ``spark``."""
+    (:func:`cohortlab.loaders.folder.load_world`). ``engine``: ``duckdb`` or ``spark``. A missing
+    file or folder is an :class:`~cohortlab.errors.InputNotFoundError` naming the parameter to set
+    (``names``: what the caller calls ``db`` and ``data``, e.g. a notebook's ``observed_db``)."""
+    from cohortlab.errors import InputNotFoundError, SettingsError
+
     if engine not in ("duckdb", "spark"):
-        raise ValueError(f"unknown engine {engine!r} (duckdb or spark)")
+        raise SettingsError(f"unknown engine {engine!r} (duckdb or spark)")
     if db:
         if not os.path.exists(db):
-            raise FileNotFoundError(f"{db}: no such database")
+            raise InputNotFoundError(f"{db}: no such database{_where(db)}: set {names[0]} to a DuckDB file "
+                                     f"(`cohortlab load`), or {names[0]} = None and {names[1]} to a folder of exports")
         if engine == "spark":
             from cohortlab.engines.spark.readers import open_spark_engine
 
@@ -492,7 +498,15 @@ def open_lab(
     if data:
         from cohortlab.loaders.folder import load_world
 
+        if not os.path.isdir(data):  # a notebook's relative path is seen from the notebook's folder: say which
+            raise InputNotFoundError(f"{data}: no such folder{_where(data)}: set {names[1]} to a folder of exports "
+                                     f"(mixpanel/..., mparticle/...), or {names[0]} to a DuckDB file")
         lab = Lab()
         load_world(lab, data, progress=progress)
         return lab
-    raise ValueError("set db (a DuckDB file) or data (a folder of exports)")
+    raise SettingsError(f"set {names[0]} (a DuckDB file) or {names[1]} (a folder of exports)")
+
+
+def _where(path: str | os.PathLike) -> str:
+    """`` (/abs/path)`` for a relative path (a notebook's is relative to the notebook's folder), else ""."""
+    return "" if os.path.isabs(path) else f" ({os.path.abspath(path)})"

@@ -95,3 +95,25 @@ def test_compare_plans_takes_one_plan_or_a_list_and_says_what_else_is_wrong(lab)
                        "VALUES ('e', '2026-02-25', 'u1', 'i1')")
     one = lab.compare_plans({"name": "p", "eit_timeline": "customer_id"}, "2026-02-20", "2026-03-01")
     assert set(one["plan"]) == {"p"}  # a dict is one plan, not a list of its keys
+
+
+def test_a_notebooks_missing_db_or_data_is_one_line_naming_the_parameter_and_the_folder(tmp_path, monkeypatch):
+    """A notebook's `db`/`data` (lab.open_lab) that names nothing: the message names the absolute path
+    a relative one was looked for at (the notebook's folder) and the parameter to set; it was
+    "../data: no such folder", a plain FileNotFoundError (audit 101). Still a FileNotFoundError."""
+    from cohortlab.errors import InputNotFoundError, SettingsError
+    from cohortlab.lab import open_lab
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputNotFoundError) as e:
+        open_lab(None, "../data")
+    assert isinstance(e.value, FileNotFoundError) and isinstance(e.value, CohortlabError)
+    assert str(e.value) == (f"../data: no such folder ({tmp_path.parent / 'data'}): set data to a folder of exports "
+                            "(mixpanel/..., mparticle/...), or db to a DuckDB file")
+    with pytest.raises(InputNotFoundError, match=r"^lab\.duckdb: no such database \(.*lab\.duckdb\): set db to a "
+                                                 r"DuckDB file \(`cohortlab load`\), or db = None and data to"):
+        open_lab("lab.duckdb")
+    with pytest.raises(InputNotFoundError, match=r"set observed_db to a DuckDB file"):
+        open_lab("lab.duckdb", names=("observed_db", "observed_data"))
+    with pytest.raises(SettingsError, match=r"set db \(a DuckDB file\) or data \(a folder of exports\)"):
+        open_lab()

@@ -316,7 +316,7 @@ def migration_validation(lab, plans, validate_plan=None, cohorts=(), *, observed
     current = getattr(lab.engine, "database", None)
     same = observed_db is not None and current not in (None, ":memory:") and (
         Path(str(observed_db)).resolve() == Path(str(current)).resolve())
-    obs_lab = lab if same else open_lab(observed_db, observed_data)
+    obs_lab = lab if same else open_lab(observed_db, observed_data, names=("observed_db", "observed_data"))
     results = {}
     for c in cohort_names(obs_lab, list(cohorts) or None):
         if obs_lab is lab:
