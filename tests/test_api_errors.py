@@ -117,3 +117,15 @@ def test_a_notebooks_missing_db_or_data_is_one_line_naming_the_parameter_and_the
         open_lab("lab.duckdb", names=("observed_db", "observed_data"))
     with pytest.raises(SettingsError, match=r"set db \(a DuckDB file\) or data \(a folder of exports\)"):
         open_lab()
+
+
+def test_a_notebooks_unknown_cohort_fails_its_setup_cell(lab):
+    """A notebook's `cohorts` (insights.cohort_names, its setup cell) is checked as `cohortlab report`
+    checks it: the EIT migration notebook uses its cohorts only to validate, and a typo there ran
+    to the end without a word when run by hand (audit 101)."""
+    from cohortlab.report import insights
+    from cohortlab.simulation.membership import CohortError
+
+    assert insights.cohort_names(lab) == ["Power Users"] == insights.cohort_names(lab, "Power Users")
+    with pytest.raises(CohortError, match=r"^unknown cohort 'Power User'; known cohorts: 'Power Users'$"):
+        insights.cohort_names(lab, ["Power Users", "Power User"])
