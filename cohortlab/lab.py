@@ -270,12 +270,17 @@ class Lab:
         return result
 
     def stored_simulations(self) -> pd.DataFrame:
-        """The simulations stored in the database (table ``sim_store``), oldest first."""
+        """The simulations stored in the database (table ``sim_store``), oldest first: one row per
+        simulation with ``key, run_id, cohort, source, as_of, settings, t0, attribute, tables,
+        counts, step_counts, fingerprint, version, created_at``
+        (:data:`cohortlab.simulation.store.CATALOGUE_COLUMNS`); those columns also when none is
+        stored."""
         import pandas as pd
 
         from cohortlab.simulation import store as sim_store
 
-        return pd.DataFrame(sim_store.stored(self.engine))
+        columns = [name for name, _, _ in sim_store.CATALOGUE_COLUMNS]
+        return pd.DataFrame(sim_store.stored(self.engine), columns=columns)
 
     def drop_stored_simulations(self) -> int:
         """Drop every simulation stored in the database (and their tables); returns how many."""
@@ -291,20 +296,32 @@ class Lab:
                    debug: bool = False) -> pd.DataFrame:
         """One row per member of ``cohort`` at ``at`` (default: the cohort's latest
         snapshot/webhook time) with the outcome of the identifier it was last sent with
-        (``resolution_time="send"``, default) or resolved at ``at`` (``"as_of"``). From the
-        cached simulation (``lab.simulate(...).tables["resolution"]``)."""
+        (``resolution_time="send"``, default) or resolved at ``at`` (``"as_of"``): ``cohort_name,
+        distinct_id, identifier_source, identifier, mpid`` (``Int64``: missing when unmatched),
+        ``status, gap_reason, last_seen, active_after_cutoff, recoverable_via, email`` (the
+        Mixpanel profile's ``$email``, as loaded: personal data, shown as it is), ``as_of, recoverable_profiles, precision_loss_form, resolved_at,
+        sent_at`` (docs/glossary.md). From the cached simulation
+        (``lab.simulate(...).tables["resolution"]``)."""
         return self.simulate(cohort, at, settings, source, debug).resolution
 
     def timeline(self, cohort: str, at: Any = None, settings: Any = None, source: str = "auto") -> pd.DataFrame:
-        """One row per run up to ``at`` (from the cached simulation)."""
+        """One row per run up to ``at`` (from the cached simulation): ``run_at, members, adds,
+        removes, failed, full_refresh, true_count, not_yet_true, stale_true, run, kind, sent,
+        should_be_true, true_linked, orphans_true, membership_as_of, false_count``
+        (docs/rules.md#sync-over-time)."""
         return self.simulate(cohort, at, settings, source).timeline
 
     def waterfall(self, cohort: str, at: Any = None, settings: Any = None, source: str = "auto") -> pd.DataFrame:
-        """The discrepancy waterfall at ``at`` (steps add up exactly; from the cached simulation)."""
+        """The discrepancy waterfall at ``at``: ``step, label, kind`` (``total``, ``minus``,
+        ``plus``), ``count`` (steps add up exactly; from the cached simulation;
+        ``charts.waterfall_chart`` draws it as it is)."""
         return self.simulate(cohort, at, settings, source).waterfall
 
     def gap_summary(self, cohort: str, at: Any = None, settings: Any = None, source: str = "auto") -> pd.DataFrame:
-        """Member counts by status x gap_reason x recoverable_via, and by identifier_source."""
+        """Member counts by status x gap_reason x recoverable_via, and by identifier_source:
+        ``breakdown`` (``gap_reason`` or ``identifier_source``: which of the two a row counts),
+        ``identifier_source, status, gap_reason, recoverable_via, members, share`` (of the
+        members)."""
         return self.simulate(cohort, at, settings, source).gap_summary
 
     def assumption_ranges(self, cohort: str, at: Any = None, settings: Any = None, source: str = "auto") -> pd.DataFrame:

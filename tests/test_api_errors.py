@@ -129,3 +129,13 @@ def test_a_notebooks_unknown_cohort_fails_its_setup_cell(lab):
     assert insights.cohort_names(lab) == ["Power Users"] == insights.cohort_names(lab, "Power Users")
     with pytest.raises(CohortError, match=r"^unknown cohort 'Power User'; known cohorts: 'Power Users'$"):
         insights.cohort_names(lab, ["Power Users", "Power User"])
+
+
+def test_stored_simulations_has_its_columns_also_when_none_is_stored(lab):
+    """lab.stored_simulations() before anything was stored was a frame without columns, so
+    `lab.stored_simulations()["cohort"]` was a KeyError (audit 101)."""
+    from cohortlab.simulation.store import CATALOGUE_COLUMNS
+
+    df = lab.stored_simulations()
+    assert df.empty and list(df.columns) == [name for name, _, _ in CATALOGUE_COLUMNS]
+    assert df["cohort"].tolist() == []
