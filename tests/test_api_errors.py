@@ -139,3 +139,39 @@ def test_stored_simulations_has_its_columns_also_when_none_is_stored(lab):
     df = lab.stored_simulations()
     assert df.empty and list(df.columns) == [name for name, _, _ in CATALOGUE_COLUMNS]
     assert df["cohort"].tolist() == []
+
+
+def test_in_a_notebook_a_cohortlab_error_is_the_cells_line_and_the_message(tmp_path):
+    """Run by hand (JupyterLab, `jupyter nbconvert --execute`), a notebook cell whose cohortlab call
+    fails showed a traceback through cohortlab's frames (lab.py, membership.py, ...) above the one
+    line that says what to fix. Now: the cell's line that raised, then the message; other errors,
+    and `%xmode Verbose`, keep every frame (audit 101)."""
+    import re
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in (
+        "from cohortlab import Lab\nlab = Lab()",
+        "x = 1\nlab.simulate('Nope')",
+        "%xmode Verbose",
+        "lab.simulate('Nope')",
+        "%xmode Context\nint('x')",
+    )]
+    NotebookClient(nb, kernel_name="python3", timeout=120, allow_errors=True,
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+
+    def shown(cell):
+        (err,) = [o for o in nb.cells[cell].outputs if o.output_type == "error"]
+        return err, re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(err.traceback))
+
+    err, text = shown(1)
+    assert (err.ename, err.evalue) == ("CohortError", "unknown cohort 'Nope'; known cohorts: none loaded")
+    assert re.search(r"Cell In\[\d+\], line 2", text) and "----> 2 lab.simulate('Nope')" in text
+    assert "CohortError: unknown cohort 'Nope'; known cohorts: none loaded" in text
+    assert "membership.py" not in text and "lab.py" not in text and "%xmode Verbose shows them" in text
+    _, verbose = shown(3)
+    assert "membership.py" in verbose and "CohortError: unknown cohort 'Nope'" in verbose
+    err, other = shown(4)  # not a cohortlab error: as IPython shows it
+    assert err.ename == "ValueError" and "invalid literal for int()" in other
