@@ -40,6 +40,13 @@ PLAN = {"name": "p", "eit_timeline": "customer_id"}
      ValueError, "invalid migration plan: switch_at"),
     (lambda lab: lab.simulate("Power Users", settings=SyncSettings(fallback="strick")), ValueError,
      "invalid settings: fallback: Input should be 'data' or 'strict' (got 'strick')"),
+    # a time that is not one names the argument, not "time" (audit 101)
+    (lambda lab: lab.simulate("Power Users", at="yesterday"), ValueError, "at: not a time: 'yesterday'"),
+    (lambda lab: lab.resolution("Power Users", "yesterday"), ValueError, "at: not a time: 'yesterday'"),
+    (lambda lab: lab.remedies("Power Users", since="yesterday"), ValueError, "since: not a time: 'yesterday'"),
+    (lambda lab: lab.reexport_value("Power Users", when="yesterday"), ValueError, "when: not a time: 'yesterday'"),
+    (lambda lab: lab.migration_plan(PLAN, "yesterday", "2026-02-01"), ValueError, "start: not a time: 'yesterday'"),
+    (lambda lab: lab.compare_plans([PLAN], "2026-01-01", "tomorrow"), ValueError, "end: not a time: 'tomorrow'"),
     # the migration what-if's mistakes were plain ValueErrors (audit 101)
     (lambda lab: lab.migration_plan(PLAN, "2026-01-01", "2026-02-01", activity="obs"), ValueError,
      "activity must be one of observed, repeat, not 'obs'"),

@@ -233,7 +233,7 @@ def run_plans(engine: Engine, plans: Iterable[Any], start: Any, end: Any, *, set
     if len(set(names)) != len(names):
         raise SettingsError(f"plan names must be unique: {names}")
     st = SyncSettings.coerce(settings)
-    d0, d1 = parse_day(start), parse_day(end)
+    d0, d1 = parse_day(start, "start"), parse_day(end, "end")
     if d1 < d0:
         raise SettingsError(f"window end {d1} is before its start {d0}")
     if (d1 - d0).days + 1 > MAX_WINDOW_DAYS:
@@ -425,12 +425,12 @@ def default_window(engine: Engine, start: Any = None, end: Any = None, *, activi
     if lo is None and (start is None or end is None):
         raise SettingsError("no Mixpanel events loaded: the what-if needs events (who was active when)")
     src = {"start": "parameter" if start is not None else "data", "end": "parameter" if end is not None else "data"}
-    d0 = parse_day(start) if start is not None else lo.date()
+    d0 = parse_day(start, "start") if start is not None else lo.date()
     if end is None:
         d1 = hi.date() + timedelta(days=repeat_days) if activity == "repeat" else hi.date()
         src["end"] = f"data + {repeat_days} days" if activity == "repeat" else "data"
     else:
-        d1 = parse_day(end)
+        d1 = parse_day(end, "end")
         if activity == "repeat" and hi is not None and d1 <= hi.date():
             raise SettingsError(f"activity 'repeat' projects activity after the last event ({hi.date()}); the window "
                              f"end {d1} is not after it, so it would change nothing: give a later end, or "
