@@ -182,3 +182,17 @@ def test_in_a_notebook_a_cohortlab_error_is_the_cells_line_and_the_message(tmp_p
     assert "membership.py" in verbose and "CohortError: unknown cohort 'Nope'" in verbose
     err, other = shown(4)  # not a cohortlab error: as IPython shows it
     assert err.ename == "ValueError" and "invalid literal for int()" in other
+
+
+def test_a_time_taken_from_a_frames_numpy_array_is_a_time(lab):
+    """`lab.simulate(c, at=r.timeline["run_at"].to_numpy()[5])`: a NumPy datetime64 was "at: not a
+    time" although a pandas Timestamp of the same column was taken (audit 101); NaT is still refused."""
+    import numpy as np
+
+    r = lab.simulate("Power Users")
+    at = r.timeline["run_at"].to_numpy()[-1]
+    assert isinstance(at, np.datetime64)
+    assert lab.simulate("Power Users", at=at).at == r.at
+    assert lab.simulate("Power Users", at=np.datetime64("2026-03-01")).at == r.at
+    with pytest.raises(CohortlabError, match=r"^at: not a time: np\.datetime64\('NaT'"):
+        lab.simulate("Power Users", at=np.datetime64("NaT"))
