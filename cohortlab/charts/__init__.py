@@ -31,6 +31,7 @@ from cohortlab.charts.base import (
     _THOUSANDS,
     BLUE,
     DPI,
+    ChartFigure,
     FIGSIZE,
     GREEN,
     GREY,
