@@ -13,6 +13,36 @@ from typing import Any
 class CohortlabError(Exception):
     """Base of every error whose message is for the user."""
 
+    def _render_traceback_(self) -> list[str]:
+        """What IPython (a notebook, JupyterLab) shows for this error: the traceback of the
+        notebook's own code only (its cell and line, ``Cell In[3], line 5``), then the one-line
+        message, without the frames inside cohortlab, which say nothing to the user that the message
+        does not (``%xmode Verbose`` shows them all). Outside IPython it is never called."""
+        import types
+
+        head = f"{type(self).__name__}: {self}"
+        try:
+            from IPython import get_ipython
+
+            shell = get_ipython()
+            package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+            frames, tb = [], self.__traceback__
+            while tb is not None and not os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(package):
+                frames.append(tb)
+                tb = tb.tb_next
+            if shell is None:
+                raise LookupError
+            if tb is None or len(frames) < 2 or getattr(shell.InteractiveTB, "mode", "") == "Verbose":
+                # no cohortlab frame to leave out, or every frame asked for (%xmode Verbose)
+                return shell.InteractiveTB.structured_traceback(type(self), self, self.__traceback__)
+            short = None
+            for t in reversed(frames):  # the same frames, the last of them before cohortlab ending the chain
+                short = types.TracebackType(short, t.tb_frame, t.tb_lasti, t.tb_lineno)
+            stb = shell.InteractiveTB.structured_traceback(type(self), self, short)
+            return [*stb, "(the frames inside cohortlab are left out: %xmode Verbose shows them)"]
+        except Exception:  # noqa: BLE001 - whatever went wrong here, the message is shown
+            return [head]
+
 
 class SettingsError(CohortlabError, ValueError):
     """A setting or parameter is unknown, has a bad value, or a settings file cannot be read."""
@@ -25,6 +55,11 @@ class DatabaseError(CohortlabError):
 
 class DatabaseLockedError(DatabaseError):
     """Another process holds the database's lock (DuckDB allows one writer process)."""
+
+
+class InputNotFoundError(CohortlabError, FileNotFoundError):
+    """The database file or the folder of exports a notebook (or :func:`cohortlab.lab.open_lab`) was
+    given does not exist."""
 
 
 class LoadError(CohortlabError):

@@ -270,12 +270,17 @@ class Lab:
         return result
 
     def stored_simulations(self) -> pd.DataFrame:
-        """The simulations stored in the database (table ``sim_store``), oldest first."""
+        """The simulations stored in the database (table ``sim_store``), oldest first: one row per
+        simulation with ``key, run_id, cohort, source, as_of, settings, t0, attribute, tables,
+        counts, step_counts, fingerprint, version, created_at``
+        (:data:`cohortlab.simulation.store.CATALOGUE_COLUMNS`); those columns also when none is
+        stored."""
         import pandas as pd
 
         from cohortlab.simulation import store as sim_store
 
-        return pd.DataFrame(sim_store.stored(self.engine))
+        columns = [name for name, _, _ in sim_store.CATALOGUE_COLUMNS]
+        return pd.DataFrame(sim_store.stored(self.engine), columns=columns)
 
     def drop_stored_simulations(self) -> int:
         """Drop every simulation stored in the database (and their tables); returns how many."""
@@ -291,20 +296,32 @@ class Lab:
                    debug: bool = False) -> pd.DataFrame:
         """One row per member of ``cohort`` at ``at`` (default: the cohort's latest
         snapshot/webhook time) with the outcome of the identifier it was last sent with
-        (``resolution_time="send"``, default) or resolved at ``at`` (``"as_of"``). From the
-        cached simulation (``lab.simulate(...).tables["resolution"]``)."""
+        (``resolution_time="send"``, default) or resolved at ``at`` (``"as_of"``): ``cohort_name,
+        distinct_id, identifier_source, identifier, mpid`` (``Int64``: missing when unmatched),
+        ``status, gap_reason, last_seen, active_after_cutoff, recoverable_via, email`` (the
+        Mixpanel profile's ``$email``, as loaded: personal data, shown as it is), ``as_of, recoverable_profiles, precision_loss_form, resolved_at,
+        sent_at`` (docs/glossary.md). From the cached simulation
+        (``lab.simulate(...).tables["resolution"]``)."""
         return self.simulate(cohort, at, settings, source, debug).resolution
 
     def timeline(self, cohort: str, at: Any = None, settings: Any = None, source: str = "auto") -> pd.DataFrame:
-        """One row per run up to ``at`` (from the cached simulation)."""
+        """One row per run up to ``at`` (from the cached simulation): ``run_at, members, adds,
+        removes, failed, full_refresh, true_count, not_yet_true, stale_true, run, kind, sent,
+        should_be_true, true_linked, orphans_true, membership_as_of, false_count``
+        (docs/rules.md#sync-over-time)."""
         return self.simulate(cohort, at, settings, source).timeline
 
     def waterfall(self, cohort: str, at: Any = None, settings: Any = None, source: str = "auto") -> pd.DataFrame:
-        """The discrepancy waterfall at ``at`` (steps add up exactly; from the cached simulation)."""
+        """The discrepancy waterfall at ``at``: ``step, label, kind`` (``total``, ``minus``,
+        ``plus``), ``count`` (steps add up exactly; from the cached simulation;
+        ``charts.waterfall_chart`` draws it as it is)."""
         return self.simulate(cohort, at, settings, source).waterfall
 
     def gap_summary(self, cohort: str, at: Any = None, settings: Any = None, source: str = "auto") -> pd.DataFrame:
-        """Member counts by status x gap_reason x recoverable_via, and by identifier_source."""
+        """Member counts by status x gap_reason x recoverable_via, and by identifier_source:
+        ``breakdown`` (``gap_reason`` or ``identifier_source``: which of the two a row counts),
+        ``identifier_source, status, gap_reason, recoverable_via, members, share`` (of the
+        members)."""
         return self.simulate(cohort, at, settings, source).gap_summary
 
     def assumption_ranges(self, cohort: str, at: Any = None, settings: Any = None, source: str = "auto") -> pd.DataFrame:
@@ -411,7 +428,9 @@ class Lab:
             sim = self.simulate(cohort, at, as_of)
             observed, at = sim.resolution, sim.at
         if at is None:
-            raise ValueError("validate_migration needs `at` when `observed` is given")
+            from cohortlab.errors import SettingsError
+
+            raise SettingsError("validate_migration needs `at` when `observed` is given")
         return validate(self.engine, plan, observed, cohort, at, settings=settings, activity=activity,
                         repeat_days=repeat_days)
 
@@ -471,17 +490,23 @@ def open_lab(
     spark_master: str | None = None,
     read_only: bool = False,
     progress: bool = False,
+    names: tuple[str, str] = ("db", "data"),
 ) -> Lab:
     """The one way commands and notebooks open their data.
 
     ``db``: a DuckDB file (must exist; or, with ``engine="spark"``, also a folder written by
     ``cohortlab export``). Else ``data``: a folder of exports, loaded into an in-memory lab
-    (:func:`cohortlab.loaders.folder.load_world`). ``engine``: ``duckdb`` or ``spark``."""
+    (:func:`cohortlab.loaders.folder.load_world`). ``engine``: ``duckdb`` or ``spark``. A missing
+    file or folder is an :class:`~cohortlab.errors.InputNotFoundError` naming the parameter to set
+    (``names``: what the caller calls ``db`` and ``data``, e.g. a notebook's ``observed_db``)."""
+    from cohortlab.errors import InputNotFoundError, SettingsError
+
     if engine not in ("duckdb", "spark"):
-        raise ValueError(f"unknown engine {engine!r} (duckdb or spark)")
+        raise SettingsError(f"unknown engine {engine!r} (duckdb or spark)")
     if db:
         if not os.path.exists(db):
-            raise FileNotFoundError(f"{db}: no such database")
+            raise InputNotFoundError(f"{db}: no such database{_where(db)}: set {names[0]} to a DuckDB file "
+                                     f"(`cohortlab load`), or {names[0]} = None and {names[1]} to a folder of exports")
         if engine == "spark":
             from cohortlab.engines.spark.readers import open_spark_engine
 
@@ -490,7 +515,15 @@ def open_lab(
     if data:
         from cohortlab.loaders.folder import load_world
 
+        if not os.path.isdir(data):  # a notebook's relative path is seen from the notebook's folder: say which
+            raise InputNotFoundError(f"{data}: no such folder{_where(data)}: set {names[1]} to a folder of exports "
+                                     f"(mixpanel/..., mparticle/...), or {names[0]} to a DuckDB file")
         lab = Lab()
         load_world(lab, data, progress=progress)
         return lab
-    raise ValueError("set db (a DuckDB file) or data (a folder of exports)")
+    raise SettingsError(f"set {names[0]} (a DuckDB file) or {names[1]} (a folder of exports)")
+
+
+def _where(path: str | os.PathLike) -> str:
+    """`` (/abs/path)`` for a relative path (a notebook's is relative to the notebook's folder), else ""."""
+    return "" if os.path.isabs(path) else f" ({os.path.abspath(path)})"

@@ -79,11 +79,16 @@ def parse_time(value: Any, what: str = "time", *, epoch: bool = False) -> dateti
     """A time as a user or an export gives it -> aware UTC datetime.
 
     Accepts ISO-8601 text (``2026-03-01``, ``2026-03-01T12:00:00Z``, an offset is honoured, none
-    means UTC), a ``datetime``/``date``/pandas ``Timestamp``, and with ``epoch=True`` epoch
-    seconds or milliseconds (a number or numeric text). Anything else raises
-    :class:`~cohortlab.errors.SettingsError` naming ``what``."""
+    means UTC), a ``datetime``/``date``/pandas ``Timestamp``/NumPy ``datetime64`` (a value of
+    ``df["run_at"].to_numpy()``, UTC), and with ``epoch=True`` epoch seconds or milliseconds (a
+    number or numeric text). Anything else raises :class:`~cohortlab.errors.SettingsError` naming
+    ``what``."""
     if isinstance(value, datetime):
         return to_utc(value)
+    if type(value).__name__ == "datetime64" and type(value).__module__ == "numpy":  # numpy not imported here
+        as_dt = value.astype("datetime64[us]").item()  # a naive datetime; None for NaT
+        if isinstance(as_dt, datetime):
+            return to_utc(as_dt)
     if hasattr(value, "to_pydatetime"):
         return to_utc(value.to_pydatetime())
     if isinstance(value, date):

@@ -40,6 +40,24 @@ PLAN = {"name": "p", "eit_timeline": "customer_id"}
      ValueError, "invalid migration plan: switch_at"),
     (lambda lab: lab.simulate("Power Users", settings=SyncSettings(fallback="strick")), ValueError,
      "invalid settings: fallback: Input should be 'data' or 'strict' (got 'strick')"),
+    # a time that is not one names the argument, not "time" (audit 101)
+    (lambda lab: lab.simulate("Power Users", at="yesterday"), ValueError, "at: not a time: 'yesterday'"),
+    (lambda lab: lab.resolution("Power Users", "yesterday"), ValueError, "at: not a time: 'yesterday'"),
+    (lambda lab: lab.remedies("Power Users", since="yesterday"), ValueError, "since: not a time: 'yesterday'"),
+    (lambda lab: lab.reexport_value("Power Users", when="yesterday"), ValueError, "when: not a time: 'yesterday'"),
+    (lambda lab: lab.migration_plan(PLAN, "yesterday", "2026-02-01"), ValueError, "start: not a time: 'yesterday'"),
+    (lambda lab: lab.compare_plans([PLAN], "2026-01-01", "tomorrow"), ValueError, "end: not a time: 'tomorrow'"),
+    # the migration what-if's mistakes were plain ValueErrors (audit 101)
+    (lambda lab: lab.migration_plan(PLAN, "2026-01-01", "2026-02-01", activity="obs"), ValueError,
+     "activity must be one of observed, repeat, not 'obs'"),
+    (lambda lab: lab.migration_plan(PLAN, "2026-02-01", "2026-01-01"), ValueError,
+     "window end 2026-01-01 is before its start 2026-02-01"),
+    (lambda lab: lab.compare_plans([PLAN, PLAN], "2026-01-01", "2026-02-01"), ValueError,
+     "plan names must be unique"),
+    (lambda lab: lab.migration_plan(PLAN, "2026-01-01", "2026-02-01", cohort="Power Userz"), ValueError,
+     "no membership snapshot of cohort 'Power Userz' is loaded; cohorts with snapshots: 'Power Users'"),
+    (lambda lab: lab.validate_migration(PLAN, "Power Users", observed=lab.sql("SELECT 'u1' AS distinct_id")),
+     ValueError, "validate_migration needs `at` when `observed` is given"),
 ])
 def test_a_mistake_raises_a_cohortlab_error_naming_it(lab, call, base, message):
     with pytest.raises(CohortlabError) as e:
@@ -84,3 +102,97 @@ def test_compare_plans_takes_one_plan_or_a_list_and_says_what_else_is_wrong(lab)
                        "VALUES ('e', '2026-02-25', 'u1', 'i1')")
     one = lab.compare_plans({"name": "p", "eit_timeline": "customer_id"}, "2026-02-20", "2026-03-01")
     assert set(one["plan"]) == {"p"}  # a dict is one plan, not a list of its keys
+
+
+def test_a_notebooks_missing_db_or_data_is_one_line_naming_the_parameter_and_the_folder(tmp_path, monkeypatch):
+    """A notebook's `db`/`data` (lab.open_lab) that names nothing: the message names the absolute path
+    a relative one was looked for at (the notebook's folder) and the parameter to set; it was
+    "../data: no such folder", a plain FileNotFoundError (audit 101). Still a FileNotFoundError."""
+    from cohortlab.errors import InputNotFoundError, SettingsError
+    from cohortlab.lab import open_lab
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputNotFoundError) as e:
+        open_lab(None, "../data")
+    assert isinstance(e.value, FileNotFoundError) and isinstance(e.value, CohortlabError)
+    assert str(e.value) == (f"../data: no such folder ({tmp_path.parent / 'data'}): set data to a folder of exports "
+                            "(mixpanel/..., mparticle/...), or db to a DuckDB file")
+    with pytest.raises(InputNotFoundError, match=r"^lab\.duckdb: no such database \(.*lab\.duckdb\): set db to a "
+                                                 r"DuckDB file \(`cohortlab load`\), or db = None and data to"):
+        open_lab("lab.duckdb")
+    with pytest.raises(InputNotFoundError, match=r"set observed_db to a DuckDB file"):
+        open_lab("lab.duckdb", names=("observed_db", "observed_data"))
+    with pytest.raises(SettingsError, match=r"set db \(a DuckDB file\) or data \(a folder of exports\)"):
+        open_lab()
+
+
+def test_a_notebooks_unknown_cohort_fails_its_setup_cell(lab):
+    """A notebook's `cohorts` (insights.cohort_names, its setup cell) is checked as `cohortlab report`
+    checks it: the EIT migration notebook uses its cohorts only to validate, and a typo there ran
+    to the end without a word when run by hand (audit 101)."""
+    from cohortlab.report import insights
+    from cohortlab.simulation.membership import CohortError
+
+    assert insights.cohort_names(lab) == ["Power Users"] == insights.cohort_names(lab, "Power Users")
+    with pytest.raises(CohortError, match=r"^unknown cohort 'Power User'; known cohorts: 'Power Users'$"):
+        insights.cohort_names(lab, ["Power Users", "Power User"])
+
+
+def test_stored_simulations_has_its_columns_also_when_none_is_stored(lab):
+    """lab.stored_simulations() before anything was stored was a frame without columns, so
+    `lab.stored_simulations()["cohort"]` was a KeyError (audit 101)."""
+    from cohortlab.simulation.store import CATALOGUE_COLUMNS
+
+    df = lab.stored_simulations()
+    assert df.empty and list(df.columns) == [name for name, _, _ in CATALOGUE_COLUMNS]
+    assert df["cohort"].tolist() == []
+
+
+def test_in_a_notebook_a_cohortlab_error_is_the_cells_line_and_the_message(tmp_path):
+    """Run by hand (JupyterLab, `jupyter nbconvert --execute`), a notebook cell whose cohortlab call
+    fails showed a traceback through cohortlab's frames (lab.py, membership.py, ...) above the one
+    line that says what to fix. Now: the cell's line that raised, then the message; other errors,
+    and `%xmode Verbose`, keep every frame (audit 101)."""
+    import re
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in (
+        "from cohortlab import Lab\nlab = Lab()",
+        "x = 1\nlab.simulate('Nope')",
+        "%xmode Verbose",
+        "lab.simulate('Nope')",
+        "%xmode Context\nint('x')",
+    )]
+    NotebookClient(nb, kernel_name="python3", timeout=120, allow_errors=True,
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+
+    def shown(cell):
+        (err,) = [o for o in nb.cells[cell].outputs if o.output_type == "error"]
+        return err, re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(err.traceback))
+
+    err, text = shown(1)
+    assert (err.ename, err.evalue) == ("CohortError", "unknown cohort 'Nope'; known cohorts: none loaded")
+    assert re.search(r"Cell In\[\d+\], line 2", text) and "----> 2 lab.simulate('Nope')" in text
+    assert "CohortError: unknown cohort 'Nope'; known cohorts: none loaded" in text
+    assert "membership.py" not in text and "lab.py" not in text and "%xmode Verbose shows them" in text
+    _, verbose = shown(3)
+    assert "membership.py" in verbose and "CohortError: unknown cohort 'Nope'" in verbose
+    err, other = shown(4)  # not a cohortlab error: as IPython shows it
+    assert err.ename == "ValueError" and "invalid literal for int()" in other
+
+
+def test_a_time_taken_from_a_frames_numpy_array_is_a_time(lab):
+    """`lab.simulate(c, at=r.timeline["run_at"].to_numpy()[5])`: a NumPy datetime64 was "at: not a
+    time" although a pandas Timestamp of the same column was taken (audit 101); NaT is still refused."""
+    import numpy as np
+
+    r = lab.simulate("Power Users")
+    at = r.timeline["run_at"].to_numpy()[-1]
+    assert isinstance(at, np.datetime64)
+    assert lab.simulate("Power Users", at=at).at == r.at
+    assert lab.simulate("Power Users", at=np.datetime64("2026-03-01")).at == r.at
+    with pytest.raises(CohortlabError, match=r"^at: not a time: np\.datetime64\('NaT'"):
+        lab.simulate("Power Users", at=np.datetime64("NaT"))

@@ -34,6 +34,30 @@ def test_a_thread_count_that_is_not_one_is_a_settings_error(monkeypatch):
         DuckDBEngine(None)
 
 
+def test_bad_engine_arguments_from_python_are_settings_errors_naming_them(tmp_path, monkeypatch):
+    """Lab(memory_limit="lots") was DuckDB's ParserException, Lab(threads="two") a ValueError from int()
+    and Lab(threads=0) silently all cores; each is one line naming the argument (audit 101), and
+    the database file is not left open behind the error."""
+    import pytest
+
+    from cohortlab import Lab
+    from cohortlab.errors import SettingsError
+
+    db = tmp_path / "lab.duckdb"
+    for kw, message in [({"memory_limit": "lots"}, r"memory_limit='lots': not a memory size \(e\.g\. 1\.5GB"),
+                        ({"memory_limit": "1'GB"}, r"memory_limit=\"1'GB\": not a memory size"),
+                        ({"threads": "two"}, r"threads='two': not a number of threads"),
+                        ({"threads": 0}, r"threads=0: not a number of threads")]:
+        with pytest.raises(SettingsError, match=message):
+            Lab(db, **kw)
+    monkeypatch.setenv("COHORTLAB_MEMORY_LIMIT", "lots")
+    with pytest.raises(SettingsError, match=r"COHORTLAB_MEMORY_LIMIT='lots': not a memory size"):
+        DuckDBEngine(None)
+    monkeypatch.delenv("COHORTLAB_MEMORY_LIMIT")
+    with Lab(db, memory_limit="1GB", threads="2") as lab:  # a number as text is a number
+        assert _setting(lab.engine, "threads") == 2
+
+
 def test_spill_files_a_killed_process_left_are_removed_at_the_next_open(tmp_path):
     """A load killed while DuckDB spilled left <db>.tmp/duckdb_temp_<pid>_* for good (DuckDB removes
     only its own, at close); the next process that opens the file for writing removes them."""

@@ -4,6 +4,7 @@ matplotlib setting the charts need (mathtext off: labels are data, docs/reports.
 
 from __future__ import annotations
 
+import io
 from typing import Iterable, Sequence
 
 # Figures are built with ``Figure()`` directly (no pyplot), so no backend is selected or needed.
@@ -32,6 +33,19 @@ matplotlib.rcParams["text.parse_math"] = False
 _THOUSANDS = FuncFormatter(lambda v, _pos: f"{v:,.0f}")
 
 
+class ChartFigure(Figure):
+    """A chart's :class:`~matplotlib.figure.Figure`, which a notebook shows as its picture when it is
+    a cell's last value or given to ``display(fig)``. The charts make their figures without pyplot,
+    so no inline backend is behind them, and a plain Figure showed as the text
+    ``<Figure size 900x450 with 1 Axes>``. With pyplot's inline backend active its own PNG is shown
+    (once: IPython's formatter for Figure comes first)."""
+
+    def _repr_png_(self) -> bytes:
+        buf = io.BytesIO()
+        self.savefig(buf, format="png", dpi=self.dpi)
+        return buf.getvalue()
+
+
 TITLE_CHARS = 90  # a title longer than this wraps: at 9 inches wide it would not fit on one line
 
 
@@ -43,7 +57,7 @@ def _figure(title: str, *, xlabel: str | None = None, ylabel: str | None = None,
     the figure's edge, cut off in the PNG."""
     import textwrap
 
-    fig = Figure(figsize=figsize, dpi=DPI, layout="constrained")
+    fig = ChartFigure(figsize=figsize, dpi=DPI, layout="constrained")
     ax = fig.subplots()
     fig.suptitle(textwrap.fill(title, TITLE_CHARS), fontsize="large")
     if xlabel is not None:

@@ -111,6 +111,7 @@ def shared_mpid_chart(
 
 def remedies_chart(remedies: pd.DataFrame, *, title: str = "Members' users each remedy would recover (simulated)") -> Figure:
     """Members' users recovered per remedy (columns ``remedy``, ``users``), each from its own
-    simulation."""
+    simulation. From :meth:`cohortlab.Lab.remedies`: ``rem.rename(columns={"recovered": "users"})``."""
+    _require(remedies, ["remedy", "users"], "remedies_chart")  # named by the function, not by its title
     return _hbar(remedies, "remedy", "users", title=title, xlabel="members' users recovered", ylabel="remedy",
                  color=GREEN, sort=False)

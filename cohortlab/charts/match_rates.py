@@ -13,7 +13,7 @@ from matplotlib.transforms import offset_copy
 
 from cohortlab.glossary import cause_words, step_words
 from cohortlab.charts.base import (
-    BLUE, DPI, FIGSIZE, GREEN, GREY, ORANGE, RED,
+    BLUE, DPI, ChartFigure, FIGSIZE, GREEN, GREY, ORANGE, RED,
     _count_axis, _date_axis, _empty, _figure, _fmt, _require, _wrap,
 )
 
@@ -189,7 +189,7 @@ def observed_vs_simulated_chart(
     _require(audiences, ["cohort_name", "observed", "simulated"], "observed_vs_simulated_chart")
     _require(causes, ["cause", "profiles"], "observed_vs_simulated_chart")
     n = max(len(audiences), len(causes), 1)
-    fig = Figure(figsize=(FIGSIZE[0] + 1.5, max(2.8, 0.55 * n + 1.8)), dpi=DPI, layout="constrained")
+    fig = ChartFigure(figsize=(FIGSIZE[0] + 1.5, max(2.8, 0.55 * n + 1.8)), dpi=DPI, layout="constrained")
     fig.suptitle(title)
     left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.15, 1]})
     left.set_title("profiles with the attribute true", fontsize=10)

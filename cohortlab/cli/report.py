@@ -155,7 +155,8 @@ def demo_cmd(users, seed, out, overwrite):
 
 @main.command("lab", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.option("--notebooks-dir", type=click.Path(file_okay=False, exists=True), default=None,
-              help="Folder to open (default: the project's notebooks/).")
+              help="Folder to open (default: the package's notebooks, cohortlab/notebooks/, which "
+                   "notebooks/ of a checkout links to).")
 @click.argument("jupyter_args", nargs=-1, type=click.UNPROCESSED)
 def lab_cmd(notebooks_dir, jupyter_args):
     """Open JupyterLab on the notebooks (they use the project's `cohortlab` kernel). Other

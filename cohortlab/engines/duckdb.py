@@ -132,6 +132,11 @@ class DuckDBEngine(Engine):
         ``connection``: an open DuckDB connection to use instead; ``memory_limit`` (``"1.5GB"``)
         and ``threads``: defaults from ``$COHORTLAB_MEMORY_LIMIT`` / ``$COHORTLAB_THREADS``, else
         the machine's; ``read_only``: the file is attached read-only and never written."""
+        if threads is not None and (isinstance(threads, bool) or threads_problem(threads)):
+            # checked before the file is opened: a word or 0 was a ValueError from int() after it
+            from cohortlab.errors import SettingsError
+
+            raise SettingsError(f"threads={threads!r}: not a number of threads (a whole number, at least 1, e.g. 2)")
         if connection is not None:
             self.con = connection
             self.database = None
@@ -151,6 +156,7 @@ class DuckDBEngine(Engine):
                 # inside a Jupyter kernel DuckDB refuses to touch the setting without ipywidgets
                 # (and draws no text bar there anyway)
                 pass
+        memory_limit_arg = memory_limit
         memory_limit = memory_limit or os.environ.get("COHORTLAB_MEMORY_LIMIT") or default_memory_limit()
         threads = threads or env_threads() or default_threads()
         self._own_temp = None
@@ -162,7 +168,22 @@ class DuckDBEngine(Engine):
                 temp = self._own_temp = temp_dir_path("duckdb", uuid.uuid4().hex[:12])
             self.execute(f"SET temp_directory = '{temp.replace(chr(39), chr(39) * 2)}'")
         if memory_limit:
-            self.execute(f"SET memory_limit = '{memory_limit}'")
+            problem = None
+            try:
+                if "'" in str(memory_limit):
+                    problem = "not a memory size (e.g. 1.5GB, 800MB, 2GiB)"
+                else:
+                    self.execute(f"SET memory_limit = '{memory_limit}'")
+            except duckdb.Error as e:  # DuckDB's ParserException (Lab(memory_limit="lots")): one line naming it
+                first = (str(e).strip().splitlines() or [type(e).__name__])[0].removeprefix("Parser Error: ")
+                problem = f"not a memory size (e.g. 1.5GB, 800MB, 2GiB): {first}"
+            if problem:
+                from cohortlab.errors import SettingsError
+
+                if connection is None:
+                    self.close()  # the file is not left open (locked) behind the error
+                given = "memory_limit" if memory_limit_arg else "COHORTLAB_MEMORY_LIMIT"
+                raise SettingsError(f"{given}={memory_limit!r}: {problem}")
         if threads:
             self.execute(f"SET threads = {int(threads)}")
 

@@ -236,7 +236,9 @@ def prepare(engine: Engine, tables: RunTables, plans: Iterable[MigrationPlan] = 
     tail_start = None
     if project and we is not None and lo is not None:
         if repeat_days < 1:
-            raise ValueError("repeat_days must be at least 1")
+            from cohortlab.errors import SettingsError
+
+            raise SettingsError(f"repeat_days must be at least 1, not {repeat_days!r}")
         # the period is repeat_days even when the data span fewer days (a shorter period would
         # repeat a monthly visitor every 10 days when 10 days are loaded: a made-up rhythm)
         period = int(repeat_days)

@@ -231,11 +231,11 @@ def run_plans(engine: Engine, plans: Iterable[Any], start: Any, end: Any, *, set
     plans = [MigrationPlan.coerce(p) for p in plans]
     names = [p.name for p in plans]
     if len(set(names)) != len(names):
-        raise ValueError(f"plan names must be unique: {names}")
+        raise SettingsError(f"plan names must be unique: {names}")
     st = SyncSettings.coerce(settings)
-    d0, d1 = parse_day(start), parse_day(end)
+    d0, d1 = parse_day(start, "start"), parse_day(end, "end")
     if d1 < d0:
-        raise ValueError(f"window end {d1} is before its start {d0}")
+        raise SettingsError(f"window end {d1} is before its start {d0}")
     if (d1 - d0).days + 1 > MAX_WINDOW_DAYS:
         raise SettingsError(f"window {d0} .. {d1} is {(d1 - d0).days + 1:,} days: at most {MAX_WINDOW_DAYS:,} days "
                             "(one row per day per plan); pick a later --start or an earlier --end")
@@ -248,7 +248,12 @@ def run_plans(engine: Engine, plans: Iterable[Any], start: Any, end: Any, *, set
         counts = dict(prep.counts)
         if cohort:
             if not engine.query_rows(f"SELECT count(*) FROM mp_cohort_snapshots WHERE cohort_name = {sql_str(cohort)}")[0][0]:
-                raise ValueError(f"no membership snapshot of cohort {cohort!r} is loaded")
+                from cohortlab.simulation.membership import CohortError
+
+                known = [r[0] for r in engine.query_rows(
+                    "SELECT DISTINCT cohort_name FROM mp_cohort_snapshots WHERE cohort_name IS NOT NULL ORDER BY 1")]
+                shown = ", ".join(repr(n) for n in known[:50]) or "none loaded"
+                raise CohortError(f"no membership snapshot of cohort {cohort!r} is loaded; cohorts with snapshots: {shown}")
             engine.materialise(t.scope, cohort_scope_sql(t, cohort), temp=not debug)
             t.created.append(t.scope)
         days = [d0 + timedelta(days=i) for i in range((d1 - d0).days + 1)]
@@ -418,16 +423,16 @@ def default_window(engine: Engine, start: Any = None, end: Any = None, *, activi
     check_activity(activity)
     lo, hi = engine.query_rows("SELECT min(time), max(time) FROM mp_events")[0]
     if lo is None and (start is None or end is None):
-        raise ValueError("no Mixpanel events loaded: the what-if needs events (who was active when)")
+        raise SettingsError("no Mixpanel events loaded: the what-if needs events (who was active when)")
     src = {"start": "parameter" if start is not None else "data", "end": "parameter" if end is not None else "data"}
-    d0 = parse_day(start) if start is not None else lo.date()
+    d0 = parse_day(start, "start") if start is not None else lo.date()
     if end is None:
         d1 = hi.date() + timedelta(days=repeat_days) if activity == "repeat" else hi.date()
         src["end"] = f"data + {repeat_days} days" if activity == "repeat" else "data"
     else:
-        d1 = parse_day(end)
+        d1 = parse_day(end, "end")
         if activity == "repeat" and hi is not None and d1 <= hi.date():
-            raise ValueError(f"activity 'repeat' projects activity after the last event ({hi.date()}); the window "
+            raise SettingsError(f"activity 'repeat' projects activity after the last event ({hi.date()}); the window "
                              f"end {d1} is not after it, so it would change nothing: give a later end, or "
                              f"none (default: {hi.date() + timedelta(days=repeat_days)})")
     return d0, d1, src

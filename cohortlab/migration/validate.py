@@ -63,7 +63,7 @@ class ValidationResult:
 
 def check_activity(activity: str) -> None:
     if activity not in ACTIVITIES:
-        raise ValueError(f"activity must be one of {ACTIVITIES}, not {activity!r}")
+        raise SettingsError(f"activity must be one of {', '.join(ACTIVITIES)}, not {activity!r}")
 
 
 def predict_at(engine: Engine, plan: Any, at: Any, *, settings: Any = None, activity: str = "observed",

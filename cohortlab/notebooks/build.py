@@ -21,9 +21,11 @@ HERE = Path(__file__).resolve().parent
 KERNELSPEC = {"name": "cohortlab", "display_name": "cohortlab (Python 3)", "language": "python"}
 
 COMMON_PARAMETERS = '''\
-# Parameters (papermill / `cohortlab report` inject new values after this cell)
+# Parameters (papermill / `cohortlab report` inject new values after this cell). Run by hand, set db
+# (or data) to your data; a relative path is read from this notebook's folder (cohortlab/notebooks/).
 db = None                    # DuckDB file with the loaded exports (`cohortlab load`, `report --data`)
-data = "../data"             # or: a folder of exports (mixpanel/..., mparticle/...), loaded in memory; db wins
+data = "../../data"          # or: a folder of exports (mixpanel/..., mparticle/...), loaded in memory; db wins
+                             # (default: the sample exports, data/ of the repository)
 cohorts = None               # a cohort name, a list of names, or None for every cohort
 as_of = None                 # ISO time such as "2026-03-01T00:00:00Z"; None: each cohort's latest data
 settings = None              # SyncSettings YAML file (fallback, cutoff, cadence, pauses...); None: defaults
@@ -376,8 +378,8 @@ switch = None                # EIT switch date of the standard plans; None: from
 start = None                 # first day of the prediction (ISO date); None: the first event day
 end = None                   # last day; None: the last event day
 activity = "observed"        # "observed": loaded events only; "repeat": project the observed activity forward
-observed_db = None           # DuckDB file (or:)
-observed_data = None         # folder of exports taken after the switch, for validation; None: skip
+observed_db = None           # DuckDB file of exports taken after the switch, for validation (or:)
+observed_data = None         # a folder of such exports; both None: no validation
 validate_plan = None         # plan name to validate; None: the first plan''', "parameters"),
     code(SETUP + '''
 switch_at, switch_source = insights.find_switch(lab, settings, switch) if plans is None else (None, "the plans")

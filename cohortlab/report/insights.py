@@ -20,11 +20,17 @@ from cohortlab.simulation.remedies import REMEDY_COLUMNS
 
 def cohort_names(lab, cohorts: str | Iterable[str] | None = None) -> list[str]:
     """The cohorts to report on: the given name(s), or every cohort with membership data
-    (snapshots or webhook payloads), sorted by name."""
-    if isinstance(cohorts, str):
-        return [cohorts]
-    if cohorts is not None:
-        return list(cohorts)
+    (snapshots or webhook payloads), sorted by name. A given name that names no cohort raises
+    :class:`~cohortlab.simulation.membership.CohortError` (the known cohorts listed), as
+    ``cohortlab report`` checks before it runs a notebook: a notebook run by hand that uses its
+    cohorts only for an optional step (the migration what-if's validation) said nothing of a typo."""
+    if isinstance(cohorts, str) or cohorts is not None:
+        from cohortlab.simulation.membership import find_cohort
+
+        names = [cohorts] if isinstance(cohorts, str) else list(cohorts)
+        for name in names:
+            find_cohort(lab.engine, str(name))
+        return names
     df = lab.sql(
         "SELECT DISTINCT cohort_name FROM mp_cohort_snapshots WHERE cohort_name IS NOT NULL "
         "UNION SELECT DISTINCT cohort_name FROM mp_webhook_pages WHERE cohort_name IS NOT NULL"
@@ -316,7 +322,7 @@ def migration_validation(lab, plans, validate_plan=None, cohorts=(), *, observed
     current = getattr(lab.engine, "database", None)
     same = observed_db is not None and current not in (None, ":memory:") and (
         Path(str(observed_db)).resolve() == Path(str(current)).resolve())
-    obs_lab = lab if same else open_lab(observed_db, observed_data)
+    obs_lab = lab if same else open_lab(observed_db, observed_data, names=("observed_db", "observed_data"))
     results = {}
     for c in cohort_names(obs_lab, list(cohorts) or None):
         if obs_lab is lab:

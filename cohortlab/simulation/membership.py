@@ -293,7 +293,7 @@ def add_membership_steps(p: Pipeline, ref: CohortRef, at: datetime, *, transitio
 
 def resolve_at(ref: CohortRef, at: datetime | str | None) -> datetime:
     """``at=None`` means the latest snapshot / webhook time of the cohort."""
-    return ref.last_time if at is None else parse_time(at)
+    return ref.last_time if at is None else parse_time(at, "at")
 
 
 __all__ = ["BLOCK", "CohortError", "CohortRef", "Source", "add_membership_steps", "find_cohort", "known_cohorts", "resolve_at"]

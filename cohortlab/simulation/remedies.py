@@ -656,7 +656,7 @@ def value_remedies(
     ref = cohort if isinstance(cohort, CohortRef) else find_cohort(engine, cohort, source)
     run = simulate_fn or (lambda c, a, st, src: simulate(engine, c, a, st, source=src))
     base = run(ref.name, at, s, ref.source)
-    since_t = default_since(s, base.t0, base.at) if since is None else to_utc(parse_time(since))
+    since_t = default_since(s, base.t0, base.at) if since is None else to_utc(parse_time(since, "since"))
     persons = temp_name("persons")
     engine.materialise(persons, persons_sql(base), temp=True)
     ctx = RemedyContext(engine, ref, s, base, since_t, last_run_time(s, base.t0, base.at), persons, run,

@@ -192,6 +192,20 @@ def test_shared_mpid_and_remedies_charts():
     assert _bar_widths(ax) == [20, 35, 40]  # drawn bottom-up: the table's first remedy on top
 
 
+def test_a_frame_without_the_columns_is_named_by_the_chart_function():
+    """lab.remedies() has `recovered`, the chart `users`: the error named the chart's title ("Members'
+    users each remedy would recover (simulated): missing column(s) users"), not the function (audit 101)."""
+    import pytest
+
+    rem = pd.DataFrame({"remedy": ["mParticle Rule"], "recovered": [3]})
+    with pytest.raises(ValueError, match=r"^remedies_chart: missing column\(s\) users; got \['remedy', 'recovered'\]"):
+        charts.remedies_chart(rem)
+    _png(charts.remedies_chart(rem.rename(columns={"recovered": "users"})))  # as its docstring says
+    # every chart function the package exports is in __all__ (`from cohortlab.charts import *`)
+    public = {n for n in dir(charts) if n.endswith("_chart") and not n.startswith("_")}
+    assert public <= set(charts.__all__), public - set(charts.__all__)
+
+
 TIMELINE = pd.DataFrame({
     "run_at": pd.date_range("2026-03-01", periods=6, freq="15min"),
     "members": [100, 102, 102, 105, 104, 104],
@@ -513,3 +527,19 @@ def test_horizontal_bars_read_top_down_in_their_tables_order():
     colours = {label: bar.get_facecolor() for label, bar in zip([t.get_text() for t in ax.get_yticklabels()],
                                                                  ax.patches)}
     assert colours["(not in mParticle)"] != colours["customer_id"] == colours["email"]
+
+
+def test_a_chart_shows_as_its_picture_in_a_notebook():
+    """As a cell's last value or with display(fig) (the charts' docstring), a chart showed as the text
+    "<Figure size 900x450 with 1 Axes>": made without pyplot, no inline backend formats it. A chart
+    figure has its PNG for IPython, the same picture savefig writes (audit 101)."""
+    from IPython.core.formatters import DisplayFormatter
+
+    wf = pd.DataFrame({"step": ["members", "audience"], "label": ["members", "audience"],
+                       "kind": ["total", "total"], "count": [10, 8]})
+    audiences = pd.DataFrame({"cohort_name": ["A"], "observed": [5], "simulated": [6]})
+    causes = pd.DataFrame({"cause": ["unexplained"], "profiles": [1]})
+    for fig in (charts.waterfall_chart(wf), charts.observed_vs_simulated_chart(audiences, causes)):
+        data, _ = DisplayFormatter().format(fig)
+        assert "image/png" in data and data["image/png"][:8] == b"\x89PNG\r\n\x1a\n"
+        assert isinstance(fig, Figure) and isinstance(fig, charts.ChartFigure)

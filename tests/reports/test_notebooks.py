@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import json
+import os
 import re
 from pathlib import Path
 
@@ -34,9 +35,21 @@ def test_declared_parameters(name):
     assert set(params) == COMMON | EXTRA[name]
     assert params["show_personal_data"]["default"] == "False"
     assert params["db"]["default"] == "None" and params["cohorts"]["default"] == "None"
-    assert params["data"]["default"] == "\"../data\""  # runs as shipped, on the sample exports
+    assert params["data"]["default"] == "\"../../data\""  # runs as shipped, on the sample exports
     if "simulations" in params:  # run by hand: the notebook simulates on its own
         assert params["simulations"]["default"] == "None"
+
+
+@pytest.mark.parametrize("folder", [NOTEBOOKS_DIR, NOTEBOOKS_DIR.parents[1] / "notebooks"])
+def test_the_default_data_is_the_sample_exports_from_the_notebooks_folder(folder):
+    """Opened as shipped (JupyterLab, `cohortlab lab`, `jupyter nbconvert --execute`), a notebook runs in
+    its own folder, cohortlab/notebooks/ (notebooks/ links to it): its default ``data`` must name the
+    repository's data/ from there. "../data" named cohortlab/data, which does not exist, so every
+    notebook run as shipped failed in its first code cell ("../data: no such folder")."""
+    default = papermill.inspect_notebook(str(NOTEBOOKS_DIR / "match_rates.ipynb"))["data"]["default"]
+    data = Path(os.path.join(folder, default.strip('"')))  # as the kernel resolves it, from its folder
+    assert (data / "mixpanel").is_dir() and (data / "mparticle").is_dir(), data
+    assert data.resolve() == (NOTEBOOKS_DIR.parents[1] / "data").resolve()
 
 
 @pytest.mark.parametrize("name", DEFAULT_NOTEBOOKS)

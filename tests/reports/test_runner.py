@@ -235,7 +235,9 @@ def test_cli_param_reaches_the_notebook(tiny, tmp_path):
 
 def test_lab_and_demo_help():
     runner = CliRunner()
-    assert runner.invoke(main, ["lab", "--help"]).exit_code == 0
+    r = runner.invoke(main, ["lab", "--help"])
+    # the folder it opens by default, as it is named (it said "the project's notebooks/": audit 101)
+    assert r.exit_code == 0 and "cohortlab/notebooks/" in " ".join(r.output.split())
     assert runner.invoke(main, ["demo", "--help"]).exit_code == 0
 
 
