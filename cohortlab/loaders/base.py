@@ -150,6 +150,10 @@ class LoadReport:
             "warnings": list(self.warnings),
         }
 
+    def __repr__(self) -> str:
+        return (f"<LoadReport {self.kind}: {len(self.files)} file(s), {self.loaded:,} loaded, "
+                f"{self.n_quarantined:,} quarantined; print() for the summary>")
+
     def __str__(self) -> str:
         lines = [
             f"{self.kind}: {len(self.files)} file(s) loaded"

@@ -56,6 +56,11 @@ class ValidationResult:
     def __str__(self) -> str:
         return self.verdict
 
+    def __repr__(self) -> str:
+        # the figures, not the members (a dataclass repr printed users' distinct_ids, emails among them)
+        return (f"<ValidationResult of plan {self.plan!r} for {self.cohort!r} at {format_time(self.at)}: "
+                f"{self.verdict}; .users, .differences, .confusion>")
+
     @property
     def differences(self) -> pd.DataFrame:
         return self.users[self.users["differs"]]

@@ -83,6 +83,11 @@ class Explanation:
     # "computed" (simulate_fn), "related" (only the members that matter to this user)
     simulation: str = "related"
 
+    def __repr__(self) -> str:
+        # not the user nor its distinct_ids (an email is a distinct_id too): to_text() tells the story
+        return (f"<Explanation of one user of {self.cohort!r} as of {_fmt(self.at)} UTC: {len(self.steps)} steps, "
+                f"{len(self.distinct_ids)} distinct_id(s), {len(self.mpids)} MPID(s); .to_text(), .to_frame()>")
+
     def to_text(self) -> str:
         lines = [f"user {_safe(self.user)} in cohort {self.cohort!r} (attribute {self.attribute!r}), "
                  f"as of {_fmt(self.at)} UTC"]

@@ -119,6 +119,13 @@ class VerifyResult:
     table: str = field(default="verify_profiles", repr=False)
     _profiles: pd.DataFrame | None = field(default=None, repr=False)
 
+    def __repr__(self) -> str:
+        # the figures, not the frames (the disagreements' detail names members)
+        n = int(self.causes["profiles"].sum()) if "profiles" in self.causes else len(self.disagreements)
+        return (f"<VerifyResult of {self.cohort!r} (attribute {self.attribute!r}), snapshot at "
+                f"{_fmt(self.snapshot_at)} UTC: {n:,} profile(s) disagree; .confusion, .audience, .causes, "
+                f".disagreements, .profiles>")
+
     @property
     def profiles(self) -> pd.DataFrame:
         if self._profiles is None:

@@ -1,0 +1,54 @@
+"""What a notebook shows for a result object left as a cell's value (its ``repr``): its figures in
+one line and where the rows are, never the members' identifiers (a distinct_id can be an email)
+nor a dump of a frame."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timezone
+
+import pandas as pd
+
+from cohortlab.loaders.base import LoadReport
+from cohortlab.migration.validate import ValidationResult
+from cohortlab.simulation.explain import Explanation, Step
+from cohortlab.simulation.verify import CAUSES, VerifyResult
+
+AT = datetime(2026, 3, 1, tzinfo=timezone.utc)
+EMAIL = "ann.lee@example.com"
+
+
+def test_a_validation_shows_its_verdict_not_its_members():
+    users = pd.DataFrame({"distinct_id": [EMAIL, "b"], "differs": [True, False]})
+    v = ValidationResult("switch only", "Power Users", AT, users, pd.DataFrame(), 0.5, 1.0, 1, {},
+                         "observed match rate 50.0%, predicted 100.0%; 1 member differs")
+    assert repr(v) == ("<ValidationResult of plan 'switch only' for 'Power Users' at 2026-03-01T00:00:00Z: "
+                       "observed match rate 50.0%, predicted 100.0%; 1 member differs; .users, .differences, "
+                       ".confusion>")
+    assert str(v) == v.verdict
+
+
+def test_an_explanation_shows_its_size_not_the_user():
+    e = Explanation("Power Users", EMAIL, AT, "Power Users", [EMAIL, "dev-1"], [42],
+                    [Step("member", AT, f"{EMAIL} entered", None)])
+    assert EMAIL not in repr(e) and "ann" not in repr(e)
+    assert repr(e) == ("<Explanation of one user of 'Power Users' as of 2026-03-01 00:00:00 UTC: 1 steps, "
+                       "2 distinct_id(s), 1 MPID(s); .to_text(), .to_frame()>")
+    assert EMAIL in e.to_text()  # asked for: the story names the user it was asked about
+
+
+def test_a_verify_result_shows_its_disagreements_count_not_their_detail():
+    causes = pd.DataFrame({"cause": list(CAUSES), "profiles": [2, 0, 1, 0, 0]})
+    disagreements = pd.DataFrame({"mpid": [1, 2, 3], "detail": [f"member {EMAIL} holds ..."] * 3})
+    v = VerifyResult("Power Users", "Power Users", AT, "option", AT, pd.DataFrame(), pd.DataFrame(), causes,
+                     pd.DataFrame(), disagreements, 3, 0, 0)
+    assert EMAIL not in repr(v)
+    assert repr(v).startswith("<VerifyResult of 'Power Users' (attribute 'Power Users'), snapshot at "
+                              "2026-03-01 00:00:00 UTC: 3 profile(s) disagree;")
+
+
+def test_a_load_report_shows_its_counts_and_prints_its_summary():
+    r = LoadReport("mixpanel-events", files=["a.jsonl", "b.jsonl"], rows_read=12, loaded=10,
+                   quarantined=Counter({"malformed_json": 2}))
+    assert repr(r) == "<LoadReport mixpanel-events: 2 file(s), 10 loaded, 2 quarantined; print() for the summary>"
+    assert str(r).startswith("mixpanel-events: 2 file(s) loaded")
