@@ -75,6 +75,40 @@ def time_to_fraction(daily: pd.DataFrame, since: datetime | None, fraction: floa
     return max(0.0, float((day - start).days))
 
 
+def no_effect_plans(plan_summary: pd.DataFrame, daily: pd.DataFrame) -> dict[str, str]:
+    """``{plan: baseline}``: the plans whose daily series (members and matched, every day) is the
+    series of a plan that changes nothing (no ``first_change``, e.g. "do nothing"): in the window
+    they have no effect at all, whatever their own changes (and so no days to 90% / 99%)."""
+    if daily.empty or "first_change" not in plan_summary.columns:
+        return {}
+    baselines = plan_summary.loc[plan_summary["first_change"].isna(), "plan"].tolist()
+
+    def series(plan: str) -> list[tuple]:
+        d = daily[daily["plan"] == plan].sort_values("day")
+        return list(zip(d["day"], d["members"], d["matched"]))
+
+    base = {b: series(b) for b in baselines}
+    out = {}
+    for plan in plan_summary.loc[plan_summary["first_change"].notna(), "plan"]:
+        same = next((b for b, s in base.items() if s and series(plan) == s), None)
+        if same is not None:
+            out[plan] = same
+    return out
+
+
+def _no_days_without_an_effect(summary: pd.DataFrame, daily: pd.DataFrame) -> pd.DataFrame:
+    """Days to 90% / 99% count from a plan's first change: none for a plan without a change (do
+    nothing) nor for one with no effect in the window (:func:`no_effect_plans`). One rule for the
+    CLI (``migrate compare``/``plan``), the stored ``migration_summary`` and the report's page."""
+    if summary.empty or "first_change" not in summary.columns:
+        return summary
+    none = summary["first_change"].isna() | summary["plan"].isin(list(no_effect_plans(summary, daily)))
+    for c in ("days_to_90pct", "days_to_99pct"):
+        if c in summary.columns:
+            summary.loc[none, c] = float("nan")
+    return summary
+
+
 def _midnight_after(d: date) -> datetime:
     return datetime.combine(d + timedelta(days=1), datetime.min.time())
 
@@ -310,7 +344,7 @@ def run_plans(engine: Engine, plans: Iterable[Any], start: Any, end: Any, *, set
             for step in _summary_pipeline(plans, "plan_users").steps:
                 summarise.add(step.name, step.sql)
         rows = _summaries(engine, plans, summarise.sql(), dailies, cohort, d0, d1)
-        summary = pd.DataFrame(rows)
+        summary = _no_days_without_an_effect(pd.DataFrame(rows), daily)
         if len(summary):
             summary["cohort"] = summary["cohort"].astype("string")
         if store:
@@ -462,5 +496,5 @@ def compare(engine: Engine, plans: Iterable[Any] | None = None, *, switch: Any =
     return Comparison(run, best_plans(run.summary, tie_pp), sw, src, rec, tie_pp)
 
 
-__all__ = ["PlanRun", "run_plans", "time_to_fraction", "best_plans", "Comparison", "compare", "default_window",
+__all__ = ["PlanRun", "run_plans", "time_to_fraction", "no_effect_plans", "best_plans", "Comparison", "compare", "default_window",
            "TIE_PP"]

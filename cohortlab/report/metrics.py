@@ -525,24 +525,11 @@ def best_plans(summary: pd.DataFrame) -> list[str]:
 
 
 def no_effect_plans(plan_summary: pd.DataFrame, daily: pd.DataFrame) -> dict[str, str]:
-    """``{plan: baseline}``: the plans whose daily series (members and matched, every day) is the
-    series of a plan that changes nothing (no ``first_change``, e.g. "do nothing"): in the window
-    they have no effect at all, whatever their own changes."""
-    if daily.empty or "first_change" not in plan_summary.columns:
-        return {}
-    baselines = plan_summary.loc[plan_summary["first_change"].isna(), "plan"].tolist()
+    """``{plan: baseline}``: the plans with no effect in the window
+    (:func:`cohortlab.migration.run.no_effect_plans`, the one rule the CLI uses too)."""
+    from cohortlab.migration.run import no_effect_plans as rule
 
-    def series(plan: str) -> list[tuple]:
-        d = daily[daily["plan"] == plan].sort_values("day")
-        return list(zip(d["day"], d["members"], d["matched"]))
-
-    base = {b: series(b) for b in baselines}
-    out = {}
-    for plan in plan_summary.loc[plan_summary["first_change"].notna(), "plan"]:
-        same = next((b for b, s in base.items() if s and series(plan) == s), None)
-        if same is not None:
-            out[plan] = same
-    return out
+    return rule(plan_summary, daily)
 
 
 def plan_changes(plans) -> dict[str, list[dict[str, Any]]]:
