@@ -128,6 +128,10 @@ def test_a_plan_without_a_change_or_without_an_effect_has_no_days_to_90_percent(
     rows = {line[:24].strip(): line.split()[-2:] for line in r.output.splitlines()
             if line.startswith(("Rule only", "do nothing"))}
     assert rows == {"Rule only": ["—", "—"], "do nothing": ["—", "—"]}, r.output
+    # the count the rates divide by is of Mixpanel profiles, as the page's "Mixpanel profiles"
+    # column and the line above the table say ("Not a cohort's members"), not "members"
+    header = next(line for line in r.output.splitlines() if line.startswith("plan "))
+    assert header.split()[:5] == ["plan", "final", "rate", "profiles", "matched"], header
 
 
 # --------------------------------------------------------------------------- switch date
