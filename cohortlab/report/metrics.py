@@ -325,15 +325,17 @@ def _rows(df: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
-def ranked_losses(waterfall: pd.DataFrame) -> list[dict[str, Any]]:
+def ranked_losses(waterfall: pd.DataFrame, one_time: bool = False) -> list[dict[str, Any]]:
     """Every non-zero step of a cohort's waterfall between the Mixpanel count and the audience,
     largest first: ``step, kind (minus/plus), users, share_of_members, remedy``.
 
     ``remedy`` is what fixes the step: for a gap reason an mParticle Rule (or SDK code) writing
     ``$mparticle_user_id`` (what it gains is valued by its own simulation on the identity-gaps page,
     :func:`remedies`: not estimated here); for shared MPIDs none is needed (one person, several
-    Mixpanel profiles); pending profiles: the next successful run; stale profiles: a full
-    re-export; orphans: ``only_update`` protection (each of these the whole step)."""
+    Mixpanel profiles); pending profiles: the next successful run, or, with a one-time export
+    (``one_time``), where no run will send them (missing, not pending), a new export
+    (``new_export``); stale profiles: a full re-export; orphans: ``only_update`` protection (each
+    of these the whole step)."""
     members = int(waterfall.loc[waterfall["step"] == "members", "count"].sum())
     out = []
     for step, kind, n in zip(waterfall["step"], waterfall["kind"], waterfall["count"]):
@@ -342,7 +344,8 @@ def ranked_losses(waterfall: pd.DataFrame) -> list[dict[str, Any]]:
             continue
         step = str(step)
         remedy = "rule" if step.startswith("unmatched:") else {
-            "shared_mpid": "merge_profiles", "not_yet_true": "next_run", "stale_true": "re_export",
+            "shared_mpid": "merge_profiles", "not_yet_true": "new_export" if one_time else "next_run",
+            "stale_true": "re_export",
             "orphans_true": "only_update"}.get(step, "none")
         out.append({"step": step, "kind": str(kind), "users": n,
                     "share_of_members": n / members if members else None, "remedy": remedy})
@@ -373,7 +376,8 @@ def match_rates_figures(sims: Mapping[str, Any], over_time: pd.DataFrame | None 
             "audience": audience_size(sim.waterfall),
             "as_of": simulation_as_of(sim),
             "waterfall": _rows(sim.waterfall[["step", "label", "kind", "count"]]),
-            "losses": ranked_losses(sim.waterfall),
+            "losses": ranked_losses(sim.waterfall, one_time=getattr(getattr(sim, "settings", None), "sync_type",
+                                                                    "dynamic") == "one_time"),
         }
     members = sum(v["members"] for v in cohorts.values())
     matched = sum(v["matched"] for v in cohorts.values())

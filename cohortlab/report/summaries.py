@@ -61,6 +61,9 @@ STEP_SENTENCES = {
     "stale_true": "profiles still true although their member left the cohort",
     "orphans_true": "orphan profiles the feed created and set true",
 }
+# the not-yet-true step of a one-time export: no run sends these members, so they are missing, not
+# pending (as the sync-timeline page calls them)
+MISSING_SENTENCE = "matched profiles missing in mParticle (the one-time export did not send them, and no run will)"
 
 
 def _step_name(step: str) -> str:
@@ -77,6 +80,7 @@ def _remedy_words(loss: Mapping[str, Any]) -> str:
                 "them in mParticle and active since the cutoff (†)",
         "merge_profiles": "no person is lost: mParticle counts each person once",
         "next_run": f"the next successful run sets {these} true",
+        "new_export": f"only a new export (a re-export, `reexport_at`) sets {these} true",
         "re_export": (f"a dynamic sync's next successful run sends the removes that set {these} false (a full "
                       "refresh clears them too); a one-time export never does, and a re-export removes nothing"),
         "only_update": f"Input Protection `only_update` would stop {these}",
@@ -112,7 +116,8 @@ def match_rates_summary(f: Mapping[str, Any]) -> str:
             sign = "+" if loss["kind"] == "plus" else "−"
             share = f" ({pct(loss['share_of_members'])} of members)" if loss.get("share_of_members") is not None else ""
             lines.append(f"- {sign}{loss['users']:,}{share}: "
-                         f"{STEP_SENTENCES.get(loss['step'], loss['step'])}; {_remedy_words(loss)}.")
+                         f"{MISSING_SENTENCE if loss['remedy'] == 'new_export' else STEP_SENTENCES.get(loss['step'], loss['step'])}; "
+                         f"{_remedy_words(loss)}.")
     if any(loss["remedy"] == "rule" for v in f["cohorts"].values() for loss in v["losses"]):
         lines.append("\n(†) What a Rule or SDK code recovers, with and without a re-export, is simulated on the "
                      "identity-gaps page (What each remedy would recover), each remedy by its own simulation.")

@@ -451,3 +451,30 @@ def test_a_one_time_exports_missing_profiles_are_not_called_pending():
     assert "2 stale, 1 missing;" in text and "pending" not in text.split("\n")[0]
     d = json.loads(json.dumps(metrics.sync_figures({"C": dynamic}, {"C": one_time}), default=str))
     assert "0 stale, 0 pending;" in summaries.sync_report_summary(d)
+
+
+def test_a_one_time_exports_matched_profiles_not_true_are_missing_on_the_match_rates_page_too():
+    """With ``sync_type: one_time`` no run sends a member the export left out: the sync-timeline page
+    calls them missing, and the match-rates page must not promise that "the next successful run
+    sets them true" (audit 102: it did, for the same 59 profiles the sync page called missing)."""
+    from cohortlab.settings import SyncSettings
+
+    waterfall = pd.DataFrame([("members", "x", "total", 10), ("shared_mpid", "x", "minus", 0),
+                              ("should_be_true", "x", "total", 10), ("not_yet_true", "x", "minus", 3),
+                              ("stale_true", "x", "plus", 0), ("audience", "x", "total", 7)],
+                             columns=["step", "label", "kind", "count"])
+    resolution = pd.DataFrame({"cohort_name": ["A"] * 10, "identifier_source": "event_property",
+                               "status": "matched", "gap_reason": None, "recoverable_via": None,
+                               "active_after_cutoff": True})
+
+    def sim(sync_type):
+        return type("Sim", (), {"resolution": resolution, "as_of": None, "waterfall": waterfall,
+                                "settings": SyncSettings(sync_type=sync_type)})()
+
+    one_time = summaries.match_rates_summary(metrics.match_rates_figures({"A": sim("one_time")}))
+    line = next(ln for ln in one_time.splitlines() if ln.startswith("- −3"))
+    assert "missing" in line and "the one-time export did not send them" in line
+    assert "next successful run" not in line and "pending" not in line
+    assert "only a new export (a re-export, `reexport_at`) sets these **3** profiles true" in line
+    dynamic = summaries.match_rates_summary(metrics.match_rates_figures({"A": sim("dynamic")}))
+    assert "pending until a successful run); the next successful run sets these **3** profiles true" in dynamic
