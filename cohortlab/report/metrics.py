@@ -287,7 +287,14 @@ def _counts(df: pd.DataFrame, column: str) -> dict[str, int]:
     return {("null" if k is None else str(k)): int(v) for k, v in zip(df[column], df["users"])}
 
 
-def sync_headline(stats: Mapping[str, Mapping[str, Any]]) -> Headline:
+def sync_waiting_label(configured: str = "dynamic") -> str:
+    """The headline label of the matched profiles not true after the last run: "not yet true"
+    (pending: a run will send them) for a dynamic sync; "missing" for a one-time export, which no
+    run sends (the words of the page's summary and of the match-rates page)."""
+    return "missing (last run)" if configured == "one_time" else "not yet true (last run)"
+
+
+def sync_headline(stats: Mapping[str, Mapping[str, Any]], configured: str = "dynamic") -> Headline:
     s = [v for v in stats.values() if v.get("runs")]
     return (Headline()
             .add("cohorts", len(stats))
@@ -296,7 +303,7 @@ def sync_headline(stats: Mapping[str, Mapping[str, Any]]) -> Headline:
             .add("Mixpanel members (last run)", sum(v["members"] for v in s))
             .add("attribute = true (last run)", sum(v["true_count"] for v in s))
             .add("stale true (last run)", sum(v["stale_true"] for v in s))
-            .add("not yet true (last run)", sum(v["not_yet_true"] for v in s)))
+            .add(sync_waiting_label(configured), sum(v["not_yet_true"] for v in s)))
 
 
 # =========================================================================== the figures of a page
@@ -516,7 +523,7 @@ def sync_figures(timelines: Mapping[str, pd.DataFrame], one_time: Mapping[str, p
                       "paused_windows": _rows(paused_windows(tl)),
                       "runs": timeline_rows(tl), "one_time_runs": timeline_rows(ot)}
     stats = {c: v[configured] for c, v in cohorts.items()}
-    return {"totals": sync_headline(stats), "cohorts": cohorts, "configured": configured}
+    return {"totals": sync_headline(stats, configured), "cohorts": cohorts, "configured": configured}
 
 
 def best_plans(summary: pd.DataFrame) -> list[str]:

@@ -12,7 +12,7 @@ import pandas as pd
 
 from cohortlab.escaping import md_text  # names from data are text, never Markdown
 from cohortlab.glossary import cause_words, reason_words, step_words
-from cohortlab.report.metrics import sync_headline
+from cohortlab.report.metrics import sync_headline, sync_waiting_label
 
 
 def pct(x: float | None) -> str:
@@ -334,14 +334,14 @@ def sync_overview(stats: Mapping[str, Mapping[str, Any]], configured: str = "dyn
     """One sentence over all cohorts (the first line of the sync notebook's summary). With a
     one-time export (``configured``) the matched members not true are missing, not pending: no run
     will send them (the per-cohort lines say "missing" too)."""
-    h = sync_headline(stats)
+    h = sync_headline(stats, configured)
     if not h["sync runs"]:
         return "**No sync runs** in the window."
     waiting = "missing" if configured == "one_time" else "pending"
     return (
         f"**After the last run, {h['Mixpanel members (last run)']:,} Mixpanel members face "
         f"{h['attribute = true (last run)']:,} mParticle profiles with the attribute true** across "
-        f"{counted(h['cohorts'], 'cohort')}: {h['stale true (last run)']:,} stale, {h['not yet true (last run)']:,} "
+        f"{counted(h['cohorts'], 'cohort')}: {h['stale true (last run)']:,} stale, {h[sync_waiting_label(configured)]:,} "
         f"{waiting}; {h['failed runs']:,} of {h['sync runs']:,} runs failed."
     )
 

@@ -285,14 +285,18 @@ def test_the_sync_page_leads_with_the_sync_the_settings_configure():
                          (pd.Timestamp("2026-03-01 00:15"), 9, 0, 1, False, False, 7, 0, 0)])
     one_time = _sync_timeline([(pd.Timestamp("2026-03-01 00:00"), 9, 10, 0, False, False, 8, 1, 2)])
     f = metrics.sync_figures({"C": dynamic}, {"C": one_time}, configured="one_time")
-    assert (f["totals"]["stale true (last run)"], f["totals"]["not yet true (last run)"]) == (2, 1)
+    assert (f["totals"]["stale true (last run)"], f["totals"]["missing (last run)"]) == (2, 1)
+    # the card's label says what the summary says: missing, not "not yet true" (no run sends them;
+    # audit 102: the card read "not yet true (last run) 59" beside "59 missing")
+    assert "not yet true (last run)" not in f["totals"] and f["totals"].units["missing (last run)"] == "count"
     text = summaries.sync_report_summary(json.loads(json.dumps(f, default=str)))
     assert text.startswith("The settings configure a **one-time export**")
     assert "the one-time export (as configured) at 2026-03-01 00:00 UTC leaves **2** stale and **1** missing" in text
     assert "A dynamic sync (2 runs) would leave 0 stale and 0 not yet true." in text
     # the default: the dynamic sync leads, as before
     d = metrics.sync_figures({"C": dynamic}, {"C": one_time})
-    assert (d["configured"], d["totals"]["stale true (last run)"]) == ("dynamic", 0)
+    assert (d["configured"], d["totals"]["stale true (last run)"], d["totals"]["not yet true (last run)"]) == (
+        "dynamic", 0, 0)
     assert "2 dynamic sync run" in summaries.sync_report_summary(d)
 
 
