@@ -391,11 +391,14 @@ def match_rates_figures(sims: Mapping[str, Any], over_time: pd.DataFrame | None 
     by_source = match_rates(res, "identifier_source") if len(res) else pd.DataFrame(
         columns=["identifier_source", "members", "matched", "unmatched", "orphan_created", "match_rate"])
     steps: dict[tuple[str, str], int] = {}
+    missing = set()  # steps that are a one-time export's missing profiles (remedy new_export)
     for v in cohorts.values():
         for loss in v["losses"]:
             steps[(loss["step"], loss["kind"])] = steps.get((loss["step"], loss["kind"]), 0) + loss["users"]
+            if loss["remedy"] == "new_export":
+                missing.add(loss["step"])
     return {
-        "losses": [{"step": k[0], "kind": k[1], "users": n}
+        "losses": [{"step": k[0], "kind": k[1], "users": n, **({"one_time_missing": True} if k[0] in missing else {})}
                    for k, n in sorted(steps.items(), key=lambda kv: (-kv[1], kv[0][0]))],
         "totals": {"cohorts": len(cohorts), "members": members, "matched": matched,
                    "unmatched": members - matched, "match_rate": matched / members if members else None,
@@ -421,9 +424,16 @@ def simulation_as_of(sim) -> str | None:
     return None if t is None or pd.isna(t) else pd.Timestamp(t).isoformat()
 
 
-def figures_headline_match_rates(f: Mapping[str, Any]) -> Headline:
+def loss_words(loss: Mapping[str, Any]) -> str:
+    """A waterfall step of the pooled losses in words (:func:`cohortlab.glossary.step_words`), but
+    "missing (one-time export)" for a one-time export's matched profiles not true, which no run
+    sends (the sync-timeline page's word)."""
     from cohortlab.glossary import step_words
 
+    return "missing (one-time export)" if loss.get("one_time_missing") else step_words(loss["step"])
+
+
+def figures_headline_match_rates(f: Mapping[str, Any]) -> Headline:
     t = f["totals"]
     out = (Headline()
            .add("Mixpanel cohort members", t["members"])
@@ -433,7 +443,7 @@ def figures_headline_match_rates(f: Mapping[str, Any]) -> Headline:
     if f["losses"]:
         top = f["losses"][0]
         what = "largest addition" if top["kind"] == "plus" else "largest loss"  # the sign in words, not "(−) 30"
-        out.add(f"{what}, all cohorts: {step_words(top['step'])}", top["users"])
+        out.add(f"{what}, all cohorts: {loss_words(top)}", top["users"])
     return out
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 
 from cohortlab.escaping import md_text  # names from data are text, never Markdown
 from cohortlab.glossary import cause_words, reason_words, step_words
-from cohortlab.report.metrics import sync_headline, sync_waiting_label
+from cohortlab.report.metrics import loss_words, sync_headline, sync_waiting_label
 
 
 def pct(x: float | None) -> str:
@@ -66,10 +66,6 @@ STEP_SENTENCES = {
 MISSING_SENTENCE = "matched profiles missing in mParticle (the one-time export did not send them, and no run will)"
 
 
-def _step_name(step: str) -> str:
-    return step_words(step)
-
-
 def _remedy_words(loss: Mapping[str, Any]) -> str:
     """What fixes a waterfall step. A Rule's worth is the identity-gaps page's figure (each remedy
     valued by its own simulation), pointed to once below the list (†), never estimated again here."""
@@ -98,7 +94,7 @@ def match_rates_summary(f: Mapping[str, Any]) -> str:
         f"**{t['matched']:,} of {t['members']:,} Mixpanel cohort members ({pct(t['match_rate'])} of members) "
         f"reach an mParticle profile** across {counted(t['cohorts'], 'cohort')}; the mParticle "
         f"{'audience holds' if t['cohorts'] == 1 else 'audiences hold'} **{t['audience']:,}** profiles."
-        + (f" The largest step between the two: {_step_name(f['losses'][0]['step'])} "
+        + (f" The largest step between the two: {loss_words(f['losses'][0])} "
            f"({'+' if f['losses'][0]['kind'] == 'plus' else '−'}{f['losses'][0]['users']:,})." if f.get("losses") else "")
     ]
     for c, v in f["cohorts"].items():

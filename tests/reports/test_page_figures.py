@@ -480,5 +480,10 @@ def test_a_one_time_exports_matched_profiles_not_true_are_missing_on_the_match_r
     assert "missing" in line and "the one-time export did not send them" in line
     assert "next successful run" not in line and "pending" not in line
     assert "only a new export (a re-export, `reexport_at`) sets these **3** profiles true" in line
+    # the largest step, in the summary's first line and on the index card, is named so too
+    assert "The largest step between the two: missing (one-time export) (−3)." in one_time
+    f = metrics.match_rates_figures({"A": sim("one_time")})
+    assert dict(metrics.figures_headline_match_rates(f))["largest loss, all cohorts: missing (one-time export)"] == 3
     dynamic = summaries.match_rates_summary(metrics.match_rates_figures({"A": sim("dynamic")}))
     assert "pending until a successful run); the next successful run sets these **3** profiles true" in dynamic
+    assert "The largest step between the two: not yet true (−3)." in dynamic
