@@ -11,7 +11,7 @@ from typing import Any, Mapping
 import pandas as pd
 
 from cohortlab.escaping import md_text  # names from data are text, never Markdown
-from cohortlab.glossary import cause_words, reason_words, step_words
+from cohortlab.glossary import cause_words, reason_words
 from cohortlab.report.metrics import loss_words, sync_headline, sync_waiting_label
 
 
