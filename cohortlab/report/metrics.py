@@ -682,6 +682,7 @@ def verify_figures(results: Mapping[str, Any], *, redact=None, row_limit: int = 
             "names": _rows(names),
             "disagreement_rows": _rows(redact(listed)),
             "notes": list(v.notes),
+            "orphans": int(getattr(v, "orphans_written", 0) or 0),  # written, no known MPID: not compared
         }
     observed = {c: v for c, v in cohorts.items() if v["observed"]}
     by_cause = {cause: sum(v["by_cause"].get(cause, 0) for v in observed.values()) for cause in CAUSES}
@@ -700,6 +701,7 @@ def verify_figures(results: Mapping[str, Any], *, redact=None, row_limit: int = 
         "agreement_with_attribute": _agreement(disagreements, with_attribute) if observed else None,
         "by_cause": by_cause,
         "top_cause": _top_cause(by_cause),
+        "orphans": sum(v.get("orphans", 0) for v in observed.values()),
     }
     return {"observed": bool(observed), "totals": totals, "cohorts": cohorts, "row_limit": row_limit}
 

@@ -272,8 +272,12 @@ def verify_line(f: Mapping[str, Any]) -> str:
                 "audience cannot be checked against mParticle.")
     some = (f" ({t['cohorts_observed']:,} of {t['cohorts']:,} cohorts have observed data)"
             if t["cohorts_observed"] < t["cohorts"] else "")
+    # orphans (create_and_update) have no MPID to compare: the simulated count leaves them out, so it
+    # is not the audience the same card shows beside it (which counts them)
+    orphans = (f"; the {counted(t['orphans'], 'orphan profile')} the feed wrote, without a known MPID, are not "
+               "compared" if t.get("orphans") else "")
     line = (f"**Observed {t['observed_true']:,} vs simulated {t['simulated_true']:,}** profiles with the attribute "
-            f"true in mParticle (agreement {agreement_text(t)}){some}.")
+            f"true in mParticle (agreement {agreement_text(t)}{orphans}){some}.")
     top = t["top_cause"]
     if top is None:
         return line + " Every profile agrees."
