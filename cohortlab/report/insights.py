@@ -222,10 +222,13 @@ SWITCH_SOURCES = {"parameter": "the switch parameter",
                   "data": "the data: the first identified event keyed by an existing MPID"}
 
 
-def migration_plans(plans=None, *, switch_at=None) -> list:
+def migration_plans(plans=None, *, switch_at=None, settings=None) -> list:
     """Plans from YAML file(s) (a path or a list of paths), or the standard four (switch only,
-    switch + Rule, Rule only, do nothing) around ``switch_at`` (see :func:`find_switch`)."""
-    from cohortlab.migration.plans import load_plans, standard_plans
+    switch + Rule, Rule only, do nothing) around ``switch_at`` (see :func:`find_switch`), with the
+    settings' event identity cutoff and EIT before the switch, as ``migrate compare`` builds them
+    (:func:`cohortlab.migration.switch.plans_around`)."""
+    from cohortlab.migration.plans import load_plans
+    from cohortlab.migration.switch import plans_around
 
     if plans is None:
         if switch_at is None:
@@ -233,7 +236,7 @@ def migration_plans(plans=None, *, switch_at=None) -> list:
 
             raise ValueError(f"no EIT switch to study: {NO_SWITCH}; give the parameter switch (the day to "
                              "study) or plans")
-        return standard_plans(switch_at)
+        return plans_around(switch_at, settings=settings)
     paths = [plans] if isinstance(plans, (str, os.PathLike)) else list(plans)
     out = []
     for p in paths:

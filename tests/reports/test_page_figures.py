@@ -487,3 +487,23 @@ def test_a_one_time_exports_matched_profiles_not_true_are_missing_on_the_match_r
     dynamic = summaries.match_rates_summary(metrics.match_rates_figures({"A": sim("dynamic")}))
     assert "pending until a successful run); the next successful run sets these **3** profiles true" in dynamic
     assert "The largest step between the two: not yet true (−3)." in dynamic
+
+
+def test_the_eit_page_builds_the_standard_plans_with_the_settings_as_migrate_compare_does():
+    """The EIT page's standard plans take the settings' event identity cutoff and the EIT before
+    the switch, as ``migrate compare --settings`` does (audit 102: with ``event_identity_cutoff:
+    null`` and ``fallback: strict`` the page predicted "do nothing" at 68.2% with the default
+    cutoff, under a header saying "event rule off", where ``migrate compare`` gave 0.0%)."""
+    from cohortlab.migration.switch import plans_around
+    from cohortlab.report import insights
+
+    settings = {"event_identity_cutoff": None, "fallback": "strict",
+                "eit_timeline": [{"since": None, "eit": "email"}, {"since": "2026-02-15T00:00:00Z", "eit": "mparticle_id"}]}
+    at = pd.Timestamp("2026-02-15T00:00:00Z").to_pydatetime()
+    page = insights.migration_plans(None, switch_at=at, settings=settings)
+    assert page == plans_around(at, settings=settings)
+    assert [p.name for p in page] == ["switch only", "switch + Rule", "Rule only", "do nothing"]
+    assert all(p.event_identity_cutoff is None for p in page)
+    assert page[-1].eit_at(pd.Timestamp("2026-03-01").to_pydatetime()) == "email"
+    # without settings: the defaults, as before
+    assert insights.migration_plans(None, switch_at=at) == plans_around(at)
