@@ -386,10 +386,15 @@ def _shown_paths(values: Mapping[str, Any] | None, report_dir, keys=PATH_PARAMET
             for k, v in values.items()}
 
 
+# the marks of emphasis and code spans: ``*`` and backticks, and ``_`` unless inside a word (an
+# intraword ``_`` is no emphasis in Markdown: ``$distinct_id`` is shown as written on the page)
+_MD_MARKS = re.compile(r"(?<!\\)(?:[*`]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
+
+
 def _plain(markdown: str) -> str:
     """The first line of a Markdown text as plain text (no emphasis marks, escapes undone,
     personal values pseudonymised): what ``index.html`` shows, through :func:`html_text`."""
-    return _current().text(unescape_md(re.sub(r"(?<!\\)[*_`]", "", markdown.split("\n")[0]))) if markdown else ""
+    return _current().text(unescape_md(_MD_MARKS.sub("", markdown.split("\n")[0]))) if markdown else ""
 
 
 def _document(notebook: str, *, title: str, summary: str = "", headline=None, parameters=None, context=None,

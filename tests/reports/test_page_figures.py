@@ -507,3 +507,17 @@ def test_the_eit_page_builds_the_standard_plans_with_the_settings_as_migrate_com
     assert page[-1].eit_at(pd.Timestamp("2026-03-01").to_pydatetime()) == "email"
     # without settings: the defaults, as before
     assert insights.migration_plans(None, switch_at=at) == plans_around(at)
+
+
+def test_the_index_and_metrics_json_keep_the_underscores_of_a_step_named_on_the_page():
+    """metrics.json's summary (the index card's finding) is the page's first line as plain text:
+    emphasis and code marks go, an underscore inside a word stays (audit 102: "The largest step
+    between the two: $distinctid not an MPID (−248)." on the index, "$distinct_id" on the page)."""
+    f = {"totals": {"cohorts": 1, "members": 10, "matched": 7, "match_rate": 0.7, "audience": 7},
+         "losses": [{"step": "unmatched:distinct_id_not_mpid", "kind": "minus", "users": 3}], "cohorts": {}}
+    first = summaries.match_rates_summary(f).split("\n")[0]
+    assert ui._plain(first) == ("7 of 10 Mixpanel cohort members (70.0% of members) reach an mParticle profile across "
+                                "1 cohort; the mParticle audience holds 7 profiles. The largest step between the two: "
+                                "$distinct_id not an MPID (−3).")
+    assert ui._plain("**bold** _em_ __strong__ `$mparticle_user_id` and a \\_ kept") == (
+        "bold em strong $mparticle_user_id and a _ kept")
