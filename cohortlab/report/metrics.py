@@ -220,8 +220,10 @@ def paused_windows(timeline: pd.DataFrame) -> pd.DataFrame:
     ``last_failed`` (its last failed run), ``failed_runs`` (the failed runs from the one to the
     other: the windows add up to the timeline's failed runs) and ``end``, the first successful
     run after the pause, None when the timeline ends still paused; ``end_kind``: how that run
-    sent (the timeline's ``kind``: ``diff``, ``full_refresh``, ``reconnect``, ...), when known."""
-    cols = ["start", "last_failed", "end", "failed_runs", "end_kind"]
+    sent (the timeline's ``kind``: ``diff``, ``full_refresh``, ``reconnect``, ...), when known;
+    ``started_before``: the window began before the first run of a timeline cut at ``since``
+    (:func:`window`), so ``start`` is the first failed run shown, not the pause's first."""
+    cols = ["start", "last_failed", "end", "failed_runs", "end_kind", "started_before"]
     if timeline.empty:
         return pd.DataFrame(columns=cols)
     t = pd.to_datetime(timeline["run_at"]).reset_index(drop=True)
@@ -237,6 +239,8 @@ def paused_windows(timeline: pd.DataFrame) -> pd.DataFrame:
                   for last in out["last_failed"]]
     kinds = dict(zip(t, timeline["kind"].astype(object))) if "kind" in timeline.columns else {}
     out["end_kind"] = [None if e is None or pd.isna(e) else kinds.get(e) for e in out["end"]]
+    before = timeline.attrs.get("run_before")
+    out["started_before"] = [bool(before and before["failed"] and s == t.iloc[0]) for s in out["start"]]
     return out.reset_index(drop=True)[cols]
 
 
@@ -247,7 +251,14 @@ def window(timeline: pd.DataFrame, since=None) -> pd.DataFrame:
     from cohortlab.times import naive_utc, parse_time
 
     t0 = pd.Timestamp(naive_utc(parse_time(since)))
-    return timeline[pd.to_datetime(timeline["run_at"]) >= t0].reset_index(drop=True)
+    kept = pd.to_datetime(timeline["run_at"]) >= t0
+    out = timeline[kept].reset_index(drop=True)
+    # the last run left out: a paused window running across ``since`` started before the first run
+    # shown (:func:`paused_windows` says so rather than dating its start at ``since``)
+    before = timeline[~kept]
+    out.attrs["run_before"] = ({"run_at": pd.Timestamp(before["run_at"].iloc[-1]), "failed": bool(flags(before["failed"]).iloc[-1])}
+                               if len(before) and "failed" in before.columns else None)
+    return out
 
 
 def sync_types(dynamic: pd.DataFrame, one_time: pd.DataFrame) -> pd.DataFrame:

@@ -271,8 +271,11 @@ def paused_windows_table(windows, last_run=None) -> pd.DataFrame:
             return still
         return when(t) + (f" ({how.get(str(kind), str(kind))})" if isinstance(kind, str) and kind else "")
 
+    before = w["started_before"] if "started_before" in w.columns else [False] * len(w)
     return pd.DataFrame({
-        "first failed run": [when(t) for t in w["start"]],
+        # a window cut by ``since``: its first failed run is earlier than the first run shown
+        "first failed run": [f"before {when(t)} (the first run shown)" if b in (True,) else when(t)
+                             for t, b in zip(w["start"], before)],
         "last failed run": [when(t) for t in w["last_failed"]],
         "failed runs": [int(n) for n in w["failed_runs"]],
         "first successful run after the pause": [after(t, k) for t, k in zip(w["end"], kinds)],

@@ -521,3 +521,20 @@ def test_the_index_and_metrics_json_keep_the_underscores_of_a_step_named_on_the_
                                 "$distinct_id not an MPID (−3).")
     assert ui._plain("**bold** _em_ __strong__ `$mparticle_user_id` and a \\_ kept") == (
         "bold em strong $mparticle_user_id and a _ kept")
+
+
+def test_a_paused_window_cut_by_since_says_it_began_before_the_first_run_shown():
+    """``since`` shows the runs from that time on: a pause already running then began earlier (the
+    header's settings line dates it), so the table must not give the first run shown as its first
+    failed run (audit 102: "first failed run 2026-02-27 00:00" under a header "paused 2026-02-24
+    06:00 UTC to 2026-02-27 18:00 UTC")."""
+    cut = metrics.window(DEMO_LIKE, "2026-02-24T07:00:00Z")
+    rows = metrics._rows(metrics.paused_windows(cut))
+    assert [r["started_before"] for r in rows] == [True, False]
+    table = ui.paused_windows_table(rows, last_run="2026-03-01T00:00:00")
+    assert table["first failed run"].tolist() == ["before 2026-02-24 08:00 (the first run shown)", "2026-02-28 20:00"]
+    assert table["failed runs"].tolist() == [1, 3]
+    # cut where no pause runs, or not cut: the first failed run is the pause's own
+    assert not any(r["started_before"] for r in metrics._rows(metrics.paused_windows(metrics.window(DEMO_LIKE, "2026-02-27T18:00:00Z"))))
+    whole = ui.paused_windows_table(metrics._rows(metrics.paused_windows(metrics.window(DEMO_LIKE, None))))
+    assert whole["first failed run"].tolist() == ["2026-02-24 06:00", "2026-02-28 20:00"]
