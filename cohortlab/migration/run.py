@@ -97,16 +97,18 @@ def no_effect_plans(plan_summary: pd.DataFrame, daily: pd.DataFrame) -> dict[str
 
 
 def _no_days_without_an_effect(summary: pd.DataFrame, daily: pd.DataFrame) -> pd.DataFrame:
-    """Days to 90% / 99% count from a plan's first change: none for a plan without a change (do
-    nothing) nor for one with no effect in the window (:func:`no_effect_plans`). One rule for the
-    CLI (``migrate compare``/``plan``), the stored ``migration_summary`` and the report's page."""
+    """Plans compared side by side (:func:`compare`, the report's EIT page): no days to 90% / 99%
+    for a plan with no effect in the window (:func:`no_effect_plans`: every day the series of a
+    plan without a change). A property of the comparison, not of the plan: ``run_plans`` gives a
+    plan run with others what it gives alone (a plan without a change has no days there either)."""
     if summary.empty or "first_change" not in summary.columns:
         return summary
     none = summary["first_change"].isna() | summary["plan"].isin(list(no_effect_plans(summary, daily)))
+    out = summary.copy()
     for c in ("days_to_90pct", "days_to_99pct"):
-        if c in summary.columns:
-            summary.loc[none, c] = float("nan")
-    return summary
+        if c in out.columns:
+            out.loc[none, c] = float("nan")
+    return out
 
 
 def _midnight_after(d: date) -> datetime:
@@ -200,7 +202,10 @@ def _summaries(engine: Engine, plans: list[MigrationPlan], sql: str, dailies: li
 
         change = plan.first_change()
         last = daily.iloc[-1] if len(daily) else None
-        to90, to99 = time_to_fraction(daily, change, 0.90), time_to_fraction(daily, change, 0.99)
+        # days from the plan's first change: none for a plan without one ("do nothing"), not days
+        # from the window's start (docs/migration.md)
+        to90, to99 = ((time_to_fraction(daily, change, 0.90), time_to_fraction(daily, change, 0.99)) if change
+                      else (None, None))
         rows.append({
             "plan": plan.name, "cohort": cohort,
             "start": pd.Timestamp(d0), "end": pd.Timestamp(d1),
@@ -344,7 +349,7 @@ def run_plans(engine: Engine, plans: Iterable[Any], start: Any, end: Any, *, set
             for step in _summary_pipeline(plans, "plan_users").steps:
                 summarise.add(step.name, step.sql)
         rows = _summaries(engine, plans, summarise.sql(), dailies, cohort, d0, d1)
-        summary = _no_days_without_an_effect(pd.DataFrame(rows), daily)
+        summary = pd.DataFrame(rows)
         if len(summary):
             summary["cohort"] = summary["cohort"].astype("string")
         if store:
@@ -485,6 +490,7 @@ def compare(engine: Engine, plans: Iterable[Any] | None = None, *, switch: Any =
     d0, d1, src = default_window(engine, start, end, activity=activity, repeat_days=repeat_days)
     run = run_plans(engine, plans, d0, d1, settings=settings, activity=activity, repeat_days=repeat_days,
                     cohort=cohort, store=store, debug=debug)
+    run.summary = _no_days_without_an_effect(run.summary, run.daily)  # as the report's EIT page shows them
     rec = None
     if cohort and observed is not None:
         at = observed_at
