@@ -538,3 +538,27 @@ def test_a_paused_window_cut_by_since_says_it_began_before_the_first_run_shown()
     assert not any(r["started_before"] for r in metrics._rows(metrics.paused_windows(metrics.window(DEMO_LIKE, "2026-02-27T18:00:00Z"))))
     whole = ui.paused_windows_table(metrics._rows(metrics.paused_windows(metrics.window(DEMO_LIKE, None))))
     assert whole["first failed run"].tolist() == ["2026-02-24 06:00", "2026-02-28 20:00"]
+
+
+def test_the_eit_pages_window_with_repeated_activity_ends_one_period_past_the_last_event():
+    """``activity: repeat`` projects the activity past the last event: the page's default window
+    ends one period later, as ``migrate compare --activity repeat`` (audit 102: the page stopped
+    at the last event's day, so the projection added nothing and its figures differed from the
+    CLI's: 69.8% vs 70.0%)."""
+    import datetime as dt
+
+    import pytest
+
+    from cohortlab import Lab
+    from cohortlab.report import insights
+
+    with Lab() as lab:
+        for did, t in (("a", "2026-01-05 10:00:00"), ("b", "2026-02-28 10:00:00")):
+            lab.engine.execute("INSERT INTO mp_events (event, time, distinct_id, insert_id) "
+                               "VALUES ('e', CAST(? AS TIMESTAMP), ?, ?)", [t, did, did])
+        assert insights.migration_window(lab) == (dt.date(2026, 1, 5), dt.date(2026, 2, 28))
+        assert insights.migration_window(lab, activity="repeat") == (dt.date(2026, 1, 5), dt.date(2026, 3, 30))
+        assert insights.migration_window(lab, "2026-02-01", "2026-04-01", activity="repeat") == (
+            dt.date(2026, 2, 1), dt.date(2026, 4, 1))
+        with pytest.raises(ValueError, match="would change nothing"):
+            insights.migration_window(lab, None, "2026-02-20", activity="repeat")
