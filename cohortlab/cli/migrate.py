@@ -66,7 +66,7 @@ def _days(x):
 
 
 def _print_summary(summary):
-    click.echo(f"{'plan':<24}{'final rate':>11}{'members':>10}{'matched':>10}{'split':>8}"
+    click.echo(f"{'plan':<24}{'final rate':>11}{'profiles':>10}{'matched':>10}{'split':>8}"
                f"{'never fixable':>15}{'need re-export':>16}{'to 90%':>9}{'to 99%':>9}")
     for r in summary.itertuples():
         click.echo(f"{one_line(r.plan)[:23]:<24}{_pct(r.final_match_rate):>11}{r.members_end:>10,}{r.matched_end:>10,}"

@@ -75,6 +75,42 @@ def time_to_fraction(daily: pd.DataFrame, since: datetime | None, fraction: floa
     return max(0.0, float((day - start).days))
 
 
+def no_effect_plans(plan_summary: pd.DataFrame, daily: pd.DataFrame) -> dict[str, str]:
+    """``{plan: baseline}``: the plans whose daily series (members and matched, every day) is the
+    series of a plan that changes nothing (no ``first_change``, e.g. "do nothing"): in the window
+    they have no effect at all, whatever their own changes (and so no days to 90% / 99%)."""
+    if daily.empty or "first_change" not in plan_summary.columns:
+        return {}
+    baselines = plan_summary.loc[plan_summary["first_change"].isna(), "plan"].tolist()
+
+    def series(plan: str) -> list[tuple]:
+        d = daily[daily["plan"] == plan].sort_values("day")
+        return list(zip(d["day"], d["members"], d["matched"]))
+
+    base = {b: series(b) for b in baselines}
+    out = {}
+    for plan in plan_summary.loc[plan_summary["first_change"].notna(), "plan"]:
+        same = next((b for b, s in base.items() if s and series(plan) == s), None)
+        if same is not None:
+            out[plan] = same
+    return out
+
+
+def _no_days_without_an_effect(summary: pd.DataFrame, daily: pd.DataFrame) -> pd.DataFrame:
+    """Plans compared side by side (:func:`compare`, the report's EIT page): no days to 90% / 99%
+    for a plan with no effect in the window (:func:`no_effect_plans`: every day the series of a
+    plan without a change). A property of the comparison, not of the plan: ``run_plans`` gives a
+    plan run with others what it gives alone (a plan without a change has no days there either)."""
+    if summary.empty or "first_change" not in summary.columns:
+        return summary
+    none = summary["first_change"].isna() | summary["plan"].isin(list(no_effect_plans(summary, daily)))
+    out = summary.copy()
+    for c in ("days_to_90pct", "days_to_99pct"):
+        if c in out.columns:
+            out.loc[none, c] = float("nan")
+    return out
+
+
 def _midnight_after(d: date) -> datetime:
     return datetime.combine(d + timedelta(days=1), datetime.min.time())
 
@@ -166,7 +202,10 @@ def _summaries(engine: Engine, plans: list[MigrationPlan], sql: str, dailies: li
 
         change = plan.first_change()
         last = daily.iloc[-1] if len(daily) else None
-        to90, to99 = time_to_fraction(daily, change, 0.90), time_to_fraction(daily, change, 0.99)
+        # days from the plan's first change: none for a plan without one ("do nothing"), not days
+        # from the window's start (docs/migration.md)
+        to90, to99 = ((time_to_fraction(daily, change, 0.90), time_to_fraction(daily, change, 0.99)) if change
+                      else (None, None))
         rows.append({
             "plan": plan.name, "cohort": cohort,
             "start": pd.Timestamp(d0), "end": pd.Timestamp(d1),
@@ -456,6 +495,7 @@ def compare(engine: Engine, plans: Iterable[Any] | None = None, *, switch: Any =
     d0, d1, src = default_window(engine, start, end, activity=activity, repeat_days=repeat_days)
     run = run_plans(engine, plans, d0, d1, settings=settings, activity=activity, repeat_days=repeat_days,
                     cohort=cohort, store=store, debug=debug)
+    run.summary = _no_days_without_an_effect(run.summary, run.daily)  # as the report's EIT page shows them
     rec = None
     if cohort and observed is not None:
         at = observed_at
@@ -467,5 +507,5 @@ def compare(engine: Engine, plans: Iterable[Any] | None = None, *, switch: Any =
     return Comparison(run, best_plans(run.summary, tie_pp), sw, src, rec, tie_pp)
 
 
-__all__ = ["PlanRun", "run_plans", "time_to_fraction", "best_plans", "Comparison", "compare", "default_window",
+__all__ = ["PlanRun", "run_plans", "time_to_fraction", "no_effect_plans", "best_plans", "Comparison", "compare", "default_window",
            "TIE_PP"]

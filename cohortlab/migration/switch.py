@@ -133,12 +133,14 @@ def history_plan(engine: Engine, settings: Any = None) -> MigrationPlan:
                          event_identity_cutoff=st.event_identity_cutoff)
 
 
-def plans_around(switch: Switch, *, rule: Any = None, settings: Any = None) -> list[MigrationPlan]:
+def plans_around(switch: Switch | Any, *, rule: Any = None, settings: Any = None) -> list[MigrationPlan]:
     """The standard four plans (switch only, switch + Rule, Rule only, do nothing) around
-    ``switch``, with the settings' event rule and EIT before the switch."""
+    ``switch`` (a :class:`Switch` or its time), with the settings' event rule and EIT before the
+    switch: ``migrate compare`` and the report's EIT page build them here alike."""
     st = SyncSettings.coerce(settings)
     before = st.eit_timeline[0].eit if st.eit_timeline and st.eit_timeline[0].eit != "mparticle_id" else "customer_id"
-    return standard_plans(switch.at, rule=rule, current_eit=before, event_identity_cutoff=st.event_identity_cutoff)
+    at = switch.at if isinstance(switch, Switch) else switch
+    return standard_plans(at, rule=rule, current_eit=before, event_identity_cutoff=st.event_identity_cutoff)
 
 
 __all__ = ["Switch", "SOURCES", "find_switch", "first_mpid_keyed_event", "history_plan", "plans_around"]

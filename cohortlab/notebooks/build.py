@@ -383,8 +383,8 @@ observed_data = None         # a folder of such exports; both None: no validatio
 validate_plan = None         # plan name to validate; None: the first plan''', "parameters"),
     code(SETUP + '''
 switch_at, switch_source = insights.find_switch(lab, settings, switch) if plans is None else (None, "the plans")
-plan_list = insights.migration_plans(plans, switch_at=switch_at)
-start_day, end_day = insights.migration_window(lab, start, end)
+plan_list = insights.migration_plans(plans, switch_at=switch_at, settings=settings)
+start_day, end_day = insights.migration_window(lab, start, end, activity=activity)
 daily, plan_summary = insights.run_migration(lab, plan_list, start_day, end_day, settings=settings, activity=activity)
 validation = insights.migration_validation(lab, plan_list, validate_plan, names, observed_db=observed_db,
                                            observed_data=observed_data, settings=settings, at=as_of,

@@ -202,13 +202,6 @@ def with_sync_type(settings, sync_type: str):
     return SyncSettings.coerce(settings).replace(sync_type=sync_type)
 
 
-def _event_days(lab) -> tuple[_dt.date | None, _dt.date | None]:
-    lo, hi = lab.sql("SELECT min(time) AS lo, max(time) AS hi FROM mp_events").iloc[0]
-    if pd.isna(lo):
-        return None, None
-    return pd.Timestamp(lo).date(), pd.Timestamp(hi).date()
-
-
 def find_switch(lab, settings=None, switch=None) -> tuple[_dt.datetime | None, str]:
     """The EIT switch to study and where it comes from, never invented
     (:func:`cohortlab.migration.switch.find_switch`: the ``switch`` parameter, else the settings'
@@ -228,10 +221,13 @@ SWITCH_SOURCES = {"parameter": "the switch parameter",
                   "data": "the data: the first identified event keyed by an existing MPID"}
 
 
-def migration_plans(plans=None, *, switch_at=None) -> list:
+def migration_plans(plans=None, *, switch_at=None, settings=None) -> list:
     """Plans from YAML file(s) (a path or a list of paths), or the standard four (switch only,
-    switch + Rule, Rule only, do nothing) around ``switch_at`` (see :func:`find_switch`)."""
-    from cohortlab.migration.plans import load_plans, standard_plans
+    switch + Rule, Rule only, do nothing) around ``switch_at`` (see :func:`find_switch`), with the
+    settings' event identity cutoff and EIT before the switch, as ``migrate compare`` builds them
+    (:func:`cohortlab.migration.switch.plans_around`)."""
+    from cohortlab.migration.plans import load_plans
+    from cohortlab.migration.switch import plans_around
 
     if plans is None:
         if switch_at is None:
@@ -239,7 +235,7 @@ def migration_plans(plans=None, *, switch_at=None) -> list:
 
             raise ValueError(f"no EIT switch to study: {NO_SWITCH}; give the parameter switch (the day to "
                              "study) or plans")
-        return standard_plans(switch_at)
+        return plans_around(switch_at, settings=settings)
     paths = [plans] if isinstance(plans, (str, os.PathLike)) else list(plans)
     out = []
     for p in paths:
@@ -247,13 +243,13 @@ def migration_plans(plans=None, *, switch_at=None) -> list:
     return out
 
 
-def migration_window(lab, start=None, end=None) -> tuple[_dt.date, _dt.date]:
-    """(first day, last day) of the prediction: given, or the events' range."""
-    lo, hi = _event_days(lab)
-    d0 = pd.Timestamp(start).date() if start else lo
-    d1 = pd.Timestamp(end).date() if end else hi
-    if d0 is None or d1 is None:
-        raise ValueError("no Mixpanel events loaded and no start/end given")
+def migration_window(lab, start=None, end=None, activity: str = "observed") -> tuple[_dt.date, _dt.date]:
+    """(first day, last day) of the prediction: given, or the events' range; with ``activity``
+    ``repeat`` the end defaults to one projected period past the last event, and a given end must
+    be after it, as ``migrate compare`` decides (:func:`cohortlab.migration.run.default_window`)."""
+    from cohortlab.migration.run import default_window
+
+    d0, d1, _ = default_window(lab.engine, start or None, end or None, activity=activity)
     return d0, d1
 
 

@@ -220,8 +220,10 @@ def paused_windows(timeline: pd.DataFrame) -> pd.DataFrame:
     ``last_failed`` (its last failed run), ``failed_runs`` (the failed runs from the one to the
     other: the windows add up to the timeline's failed runs) and ``end``, the first successful
     run after the pause, None when the timeline ends still paused; ``end_kind``: how that run
-    sent (the timeline's ``kind``: ``diff``, ``full_refresh``, ``reconnect``, ...), when known."""
-    cols = ["start", "last_failed", "end", "failed_runs", "end_kind"]
+    sent (the timeline's ``kind``: ``diff``, ``full_refresh``, ``reconnect``, ...), when known;
+    ``started_before``: the window began before the first run of a timeline cut at ``since``
+    (:func:`window`), so ``start`` is the first failed run shown, not the pause's first."""
+    cols = ["start", "last_failed", "end", "failed_runs", "end_kind", "started_before"]
     if timeline.empty:
         return pd.DataFrame(columns=cols)
     t = pd.to_datetime(timeline["run_at"]).reset_index(drop=True)
@@ -237,6 +239,8 @@ def paused_windows(timeline: pd.DataFrame) -> pd.DataFrame:
                   for last in out["last_failed"]]
     kinds = dict(zip(t, timeline["kind"].astype(object))) if "kind" in timeline.columns else {}
     out["end_kind"] = [None if e is None or pd.isna(e) else kinds.get(e) for e in out["end"]]
+    before = timeline.attrs.get("run_before")
+    out["started_before"] = [bool(before and before["failed"] and s == t.iloc[0]) for s in out["start"]]
     return out.reset_index(drop=True)[cols]
 
 
@@ -247,7 +251,14 @@ def window(timeline: pd.DataFrame, since=None) -> pd.DataFrame:
     from cohortlab.times import naive_utc, parse_time
 
     t0 = pd.Timestamp(naive_utc(parse_time(since)))
-    return timeline[pd.to_datetime(timeline["run_at"]) >= t0].reset_index(drop=True)
+    kept = pd.to_datetime(timeline["run_at"]) >= t0
+    out = timeline[kept].reset_index(drop=True)
+    # the last run left out: a paused window running across ``since`` started before the first run
+    # shown (:func:`paused_windows` says so rather than dating its start at ``since``)
+    before = timeline[~kept]
+    out.attrs["run_before"] = ({"run_at": pd.Timestamp(before["run_at"].iloc[-1]), "failed": bool(flags(before["failed"]).iloc[-1])}
+                               if len(before) and "failed" in before.columns else None)
+    return out
 
 
 def sync_types(dynamic: pd.DataFrame, one_time: pd.DataFrame) -> pd.DataFrame:
@@ -287,7 +298,14 @@ def _counts(df: pd.DataFrame, column: str) -> dict[str, int]:
     return {("null" if k is None else str(k)): int(v) for k, v in zip(df[column], df["users"])}
 
 
-def sync_headline(stats: Mapping[str, Mapping[str, Any]]) -> Headline:
+def sync_waiting_label(configured: str = "dynamic") -> str:
+    """The headline label of the matched profiles not true after the last run: "not yet true"
+    (pending: a run will send them) for a dynamic sync; "missing" for a one-time export, which no
+    run sends (the words of the page's summary and of the match-rates page)."""
+    return "missing (last run)" if configured == "one_time" else "not yet true (last run)"
+
+
+def sync_headline(stats: Mapping[str, Mapping[str, Any]], configured: str = "dynamic") -> Headline:
     s = [v for v in stats.values() if v.get("runs")]
     return (Headline()
             .add("cohorts", len(stats))
@@ -296,7 +314,7 @@ def sync_headline(stats: Mapping[str, Mapping[str, Any]]) -> Headline:
             .add("Mixpanel members (last run)", sum(v["members"] for v in s))
             .add("attribute = true (last run)", sum(v["true_count"] for v in s))
             .add("stale true (last run)", sum(v["stale_true"] for v in s))
-            .add("not yet true (last run)", sum(v["not_yet_true"] for v in s)))
+            .add(sync_waiting_label(configured), sum(v["not_yet_true"] for v in s)))
 
 
 # =========================================================================== the figures of a page
@@ -325,15 +343,17 @@ def _rows(df: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
-def ranked_losses(waterfall: pd.DataFrame) -> list[dict[str, Any]]:
+def ranked_losses(waterfall: pd.DataFrame, one_time: bool = False) -> list[dict[str, Any]]:
     """Every non-zero step of a cohort's waterfall between the Mixpanel count and the audience,
     largest first: ``step, kind (minus/plus), users, share_of_members, remedy``.
 
     ``remedy`` is what fixes the step: for a gap reason an mParticle Rule (or SDK code) writing
     ``$mparticle_user_id`` (what it gains is valued by its own simulation on the identity-gaps page,
     :func:`remedies`: not estimated here); for shared MPIDs none is needed (one person, several
-    Mixpanel profiles); pending profiles: the next successful run; stale profiles: a full
-    re-export; orphans: ``only_update`` protection (each of these the whole step)."""
+    Mixpanel profiles); pending profiles: the next successful run, or, with a one-time export
+    (``one_time``), where no run will send them (missing, not pending), a new export
+    (``new_export``); stale profiles: a full re-export; orphans: ``only_update`` protection (each
+    of these the whole step)."""
     members = int(waterfall.loc[waterfall["step"] == "members", "count"].sum())
     out = []
     for step, kind, n in zip(waterfall["step"], waterfall["kind"], waterfall["count"]):
@@ -342,7 +362,8 @@ def ranked_losses(waterfall: pd.DataFrame) -> list[dict[str, Any]]:
             continue
         step = str(step)
         remedy = "rule" if step.startswith("unmatched:") else {
-            "shared_mpid": "merge_profiles", "not_yet_true": "next_run", "stale_true": "re_export",
+            "shared_mpid": "merge_profiles", "not_yet_true": "new_export" if one_time else "next_run",
+            "stale_true": "re_export",
             "orphans_true": "only_update"}.get(step, "none")
         out.append({"step": step, "kind": str(kind), "users": n,
                     "share_of_members": n / members if members else None, "remedy": remedy})
@@ -373,18 +394,22 @@ def match_rates_figures(sims: Mapping[str, Any], over_time: pd.DataFrame | None 
             "audience": audience_size(sim.waterfall),
             "as_of": simulation_as_of(sim),
             "waterfall": _rows(sim.waterfall[["step", "label", "kind", "count"]]),
-            "losses": ranked_losses(sim.waterfall),
+            "losses": ranked_losses(sim.waterfall, one_time=getattr(getattr(sim, "settings", None), "sync_type",
+                                                                    "dynamic") == "one_time"),
         }
     members = sum(v["members"] for v in cohorts.values())
     matched = sum(v["matched"] for v in cohorts.values())
     by_source = match_rates(res, "identifier_source") if len(res) else pd.DataFrame(
         columns=["identifier_source", "members", "matched", "unmatched", "orphan_created", "match_rate"])
     steps: dict[tuple[str, str], int] = {}
+    missing = set()  # steps that are a one-time export's missing profiles (remedy new_export)
     for v in cohorts.values():
         for loss in v["losses"]:
             steps[(loss["step"], loss["kind"])] = steps.get((loss["step"], loss["kind"]), 0) + loss["users"]
+            if loss["remedy"] == "new_export":
+                missing.add(loss["step"])
     return {
-        "losses": [{"step": k[0], "kind": k[1], "users": n}
+        "losses": [{"step": k[0], "kind": k[1], "users": n, **({"one_time_missing": True} if k[0] in missing else {})}
                    for k, n in sorted(steps.items(), key=lambda kv: (-kv[1], kv[0][0]))],
         "totals": {"cohorts": len(cohorts), "members": members, "matched": matched,
                    "unmatched": members - matched, "match_rate": matched / members if members else None,
@@ -410,9 +435,16 @@ def simulation_as_of(sim) -> str | None:
     return None if t is None or pd.isna(t) else pd.Timestamp(t).isoformat()
 
 
-def figures_headline_match_rates(f: Mapping[str, Any]) -> Headline:
+def loss_words(loss: Mapping[str, Any]) -> str:
+    """A waterfall step of the pooled losses in words (:func:`cohortlab.glossary.step_words`), but
+    "missing (one-time export)" for a one-time export's matched profiles not true, which no run
+    sends (the sync-timeline page's word)."""
     from cohortlab.glossary import step_words
 
+    return "missing (one-time export)" if loss.get("one_time_missing") else step_words(loss["step"])
+
+
+def figures_headline_match_rates(f: Mapping[str, Any]) -> Headline:
     t = f["totals"]
     out = (Headline()
            .add("Mixpanel cohort members", t["members"])
@@ -422,7 +454,7 @@ def figures_headline_match_rates(f: Mapping[str, Any]) -> Headline:
     if f["losses"]:
         top = f["losses"][0]
         what = "largest addition" if top["kind"] == "plus" else "largest loss"  # the sign in words, not "(−) 30"
-        out.add(f"{what}, all cohorts: {step_words(top['step'])}", top["users"])
+        out.add(f"{what}, all cohorts: {loss_words(top)}", top["users"])
     return out
 
 
@@ -512,7 +544,7 @@ def sync_figures(timelines: Mapping[str, pd.DataFrame], one_time: Mapping[str, p
                       "paused_windows": _rows(paused_windows(tl)),
                       "runs": timeline_rows(tl), "one_time_runs": timeline_rows(ot)}
     stats = {c: v[configured] for c, v in cohorts.items()}
-    return {"totals": sync_headline(stats), "cohorts": cohorts, "configured": configured}
+    return {"totals": sync_headline(stats, configured), "cohorts": cohorts, "configured": configured}
 
 
 def best_plans(summary: pd.DataFrame) -> list[str]:
@@ -525,24 +557,11 @@ def best_plans(summary: pd.DataFrame) -> list[str]:
 
 
 def no_effect_plans(plan_summary: pd.DataFrame, daily: pd.DataFrame) -> dict[str, str]:
-    """``{plan: baseline}``: the plans whose daily series (members and matched, every day) is the
-    series of a plan that changes nothing (no ``first_change``, e.g. "do nothing"): in the window
-    they have no effect at all, whatever their own changes."""
-    if daily.empty or "first_change" not in plan_summary.columns:
-        return {}
-    baselines = plan_summary.loc[plan_summary["first_change"].isna(), "plan"].tolist()
+    """``{plan: baseline}``: the plans with no effect in the window
+    (:func:`cohortlab.migration.run.no_effect_plans`, the one rule the CLI uses too)."""
+    from cohortlab.migration.run import no_effect_plans as rule
 
-    def series(plan: str) -> list[tuple]:
-        d = daily[daily["plan"] == plan].sort_values("day")
-        return list(zip(d["day"], d["members"], d["matched"]))
-
-    base = {b: series(b) for b in baselines}
-    out = {}
-    for plan in plan_summary.loc[plan_summary["first_change"].notna(), "plan"]:
-        same = next((b for b, s in base.items() if s and series(plan) == s), None)
-        if same is not None:
-            out[plan] = same
-    return out
+    return rule(plan_summary, daily)
 
 
 def plan_changes(plans) -> dict[str, list[dict[str, Any]]]:
@@ -674,6 +693,7 @@ def verify_figures(results: Mapping[str, Any], *, redact=None, row_limit: int = 
             "names": _rows(names),
             "disagreement_rows": _rows(redact(listed)),
             "notes": list(v.notes),
+            "orphans": int(getattr(v, "orphans_written", 0) or 0),  # written, no known MPID: not compared
         }
     observed = {c: v for c, v in cohorts.items() if v["observed"]}
     by_cause = {cause: sum(v["by_cause"].get(cause, 0) for v in observed.values()) for cause in CAUSES}
@@ -692,6 +712,7 @@ def verify_figures(results: Mapping[str, Any], *, redact=None, row_limit: int = 
         "agreement_with_attribute": _agreement(disagreements, with_attribute) if observed else None,
         "by_cause": by_cause,
         "top_cause": _top_cause(by_cause),
+        "orphans": sum(v.get("orphans", 0) for v in observed.values()),
     }
     return {"observed": bool(observed), "totals": totals, "cohorts": cohorts, "row_limit": row_limit}
 

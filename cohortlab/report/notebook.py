@@ -271,8 +271,11 @@ def paused_windows_table(windows, last_run=None) -> pd.DataFrame:
             return still
         return when(t) + (f" ({how.get(str(kind), str(kind))})" if isinstance(kind, str) and kind else "")
 
+    before = w["started_before"] if "started_before" in w.columns else [False] * len(w)
     return pd.DataFrame({
-        "first failed run": [when(t) for t in w["start"]],
+        # a window cut by ``since``: its first failed run is earlier than the first run shown
+        "first failed run": [f"before {when(t)} (the first run shown)" if b in (True,) else when(t)
+                             for t, b in zip(w["start"], before)],
         "last failed run": [when(t) for t in w["last_failed"]],
         "failed runs": [int(n) for n in w["failed_runs"]],
         "first successful run after the pause": [after(t, k) for t, k in zip(w["end"], kinds)],
@@ -386,10 +389,15 @@ def _shown_paths(values: Mapping[str, Any] | None, report_dir, keys=PATH_PARAMET
             for k, v in values.items()}
 
 
+# the marks of emphasis and code spans: ``*`` and backticks, and ``_`` unless inside a word (an
+# intraword ``_`` is no emphasis in Markdown: ``$distinct_id`` is shown as written on the page)
+_MD_MARKS = re.compile(r"(?<!\\)(?:[*`]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
+
+
 def _plain(markdown: str) -> str:
     """The first line of a Markdown text as plain text (no emphasis marks, escapes undone,
     personal values pseudonymised): what ``index.html`` shows, through :func:`html_text`."""
-    return _current().text(unescape_md(re.sub(r"(?<!\\)[*_`]", "", markdown.split("\n")[0]))) if markdown else ""
+    return _current().text(unescape_md(_MD_MARKS.sub("", markdown.split("\n")[0]))) if markdown else ""
 
 
 def _document(notebook: str, *, title: str, summary: str = "", headline=None, parameters=None, context=None,

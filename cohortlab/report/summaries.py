@@ -11,8 +11,8 @@ from typing import Any, Mapping
 import pandas as pd
 
 from cohortlab.escaping import md_text  # names from data are text, never Markdown
-from cohortlab.glossary import cause_words, reason_words, step_words
-from cohortlab.report.metrics import sync_headline
+from cohortlab.glossary import cause_words, reason_words
+from cohortlab.report.metrics import loss_words, sync_headline, sync_waiting_label
 
 
 def pct(x: float | None) -> str:
@@ -61,10 +61,9 @@ STEP_SENTENCES = {
     "stale_true": "profiles still true although their member left the cohort",
     "orphans_true": "orphan profiles the feed created and set true",
 }
-
-
-def _step_name(step: str) -> str:
-    return step_words(step)
+# the not-yet-true step of a one-time export: no run sends these members, so they are missing, not
+# pending (as the sync-timeline page calls them)
+MISSING_SENTENCE = "matched profiles missing in mParticle (the one-time export did not send them, and no run will)"
 
 
 def _remedy_words(loss: Mapping[str, Any]) -> str:
@@ -77,6 +76,7 @@ def _remedy_words(loss: Mapping[str, Any]) -> str:
                 "them in mParticle and active since the cutoff (†)",
         "merge_profiles": "no person is lost: mParticle counts each person once",
         "next_run": f"the next successful run sets {these} true",
+        "new_export": f"only a new export (a re-export, `reexport_at`) sets {these} true",
         "re_export": (f"a dynamic sync's next successful run sends the removes that set {these} false (a full "
                       "refresh clears them too); a one-time export never does, and a re-export removes nothing"),
         "only_update": f"Input Protection `only_update` would stop {these}",
@@ -94,7 +94,7 @@ def match_rates_summary(f: Mapping[str, Any]) -> str:
         f"**{t['matched']:,} of {t['members']:,} Mixpanel cohort members ({pct(t['match_rate'])} of members) "
         f"reach an mParticle profile** across {counted(t['cohorts'], 'cohort')}; the mParticle "
         f"{'audience holds' if t['cohorts'] == 1 else 'audiences hold'} **{t['audience']:,}** profiles."
-        + (f" The largest step between the two: {_step_name(f['losses'][0]['step'])} "
+        + (f" The largest step between the two: {loss_words(f['losses'][0])} "
            f"({'+' if f['losses'][0]['kind'] == 'plus' else '−'}{f['losses'][0]['users']:,})." if f.get("losses") else "")
     ]
     for c, v in f["cohorts"].items():
@@ -112,7 +112,8 @@ def match_rates_summary(f: Mapping[str, Any]) -> str:
             sign = "+" if loss["kind"] == "plus" else "−"
             share = f" ({pct(loss['share_of_members'])} of members)" if loss.get("share_of_members") is not None else ""
             lines.append(f"- {sign}{loss['users']:,}{share}: "
-                         f"{STEP_SENTENCES.get(loss['step'], loss['step'])}; {_remedy_words(loss)}.")
+                         f"{MISSING_SENTENCE if loss['remedy'] == 'new_export' else STEP_SENTENCES.get(loss['step'], loss['step'])}; "
+                         f"{_remedy_words(loss)}.")
     if any(loss["remedy"] == "rule" for v in f["cohorts"].values() for loss in v["losses"]):
         lines.append("\n(†) What a Rule or SDK code recovers, with and without a re-export, is simulated on the "
                      "identity-gaps page (What each remedy would recover), each remedy by its own simulation.")
@@ -271,8 +272,12 @@ def verify_line(f: Mapping[str, Any]) -> str:
                 "audience cannot be checked against mParticle.")
     some = (f" ({t['cohorts_observed']:,} of {t['cohorts']:,} cohorts have observed data)"
             if t["cohorts_observed"] < t["cohorts"] else "")
+    # orphans (create_and_update) have no MPID to compare: the simulated count leaves them out, so it
+    # is not the audience the same card shows beside it (which counts them)
+    orphans = (f"; the {counted(t['orphans'], 'orphan profile')} the feed wrote, without a known MPID, are not "
+               "compared" if t.get("orphans") else "")
     line = (f"**Observed {t['observed_true']:,} vs simulated {t['simulated_true']:,}** profiles with the attribute "
-            f"true in mParticle (agreement {agreement_text(t)}){some}.")
+            f"true in mParticle (agreement {agreement_text(t)}{orphans}){some}.")
     top = t["top_cause"]
     if top is None:
         return line + " Every profile agrees."
@@ -329,14 +334,14 @@ def sync_overview(stats: Mapping[str, Mapping[str, Any]], configured: str = "dyn
     """One sentence over all cohorts (the first line of the sync notebook's summary). With a
     one-time export (``configured``) the matched members not true are missing, not pending: no run
     will send them (the per-cohort lines say "missing" too)."""
-    h = sync_headline(stats)
+    h = sync_headline(stats, configured)
     if not h["sync runs"]:
         return "**No sync runs** in the window."
     waiting = "missing" if configured == "one_time" else "pending"
     return (
         f"**After the last run, {h['Mixpanel members (last run)']:,} Mixpanel members face "
         f"{h['attribute = true (last run)']:,} mParticle profiles with the attribute true** across "
-        f"{counted(h['cohorts'], 'cohort')}: {h['stale true (last run)']:,} stale, {h['not yet true (last run)']:,} "
+        f"{counted(h['cohorts'], 'cohort')}: {h['stale true (last run)']:,} stale, {h[sync_waiting_label(configured)]:,} "
         f"{waiting}; {h['failed runs']:,} of {h['sync runs']:,} runs failed."
     )
 

@@ -95,7 +95,8 @@ def waterfall_rows(c: dict, attribute: str | None = None) -> list[tuple[str, str
     s, t_linked, both = c["should_be_true"], c["true_linked"], c["true_and_should"]
     audience = t_linked + c["orphans_true"]
     rows += [
-        ("shared_mpid", "matched members sharing an MPID with another member", "minus", shared),
+        ("shared_mpid", "matched members beyond the first on each MPID (several Mixpanel profiles, one person)",
+         "minus", shared),
         ("should_be_true", "mParticle profiles that should be true", "total", s),
         ("not_yet_true", "not (yet) true: pending next run, failed run, or false written by a duplicate's remove", "minus", s - both),
         ("stale_true", "stale true: no longer a member, still true", "plus", t_linked - both),

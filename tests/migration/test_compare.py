@@ -106,6 +106,34 @@ def test_compare_calls_a_tie_a_tie(shop):
     assert c.verdict == "best: Rule only (66.7% at the end of the window, 66.67 pp ahead of no event rule)"
 
 
+def test_a_plan_without_a_change_or_without_an_effect_has_no_days_to_90_percent(shop, tmp_path):
+    # "do nothing" has no change to count days from; "Rule only" equals it every day (the event
+    # rule already matched Ann and Bob): no effect, so no days either, in the CLI as on the report's
+    # page (audit 102: `migrate compare` printed "1 d" and "107 d" where the page shows "—")
+    c = compare(shop.engine, plans(), start="2025-12-01", end="2026-01-10", settings=SETTINGS)
+    s = c.summary.set_index("plan")
+    assert s[["days_to_90pct", "days_to_99pct"]].isna().all().all()
+    late = [plans()[0], MigrationPlan(name="no event rule", event_identity_cutoff=None)]
+    s = compare(shop.engine, late, start="2025-12-01", end="2026-01-10", settings=SETTINGS).summary.set_index("plan")
+    assert s.loc["Rule only", "days_to_90pct"] == 2                         # from 01-07, 2 days to 01-09 (Bob)
+    assert pd.isna(s.loc["no event rule", "days_to_90pct"])                 # no change: no days
+    db = str(tmp_path / "shop.duckdb")
+    with Lab(db) as lab:
+        build_shop(lab)
+    settings = tmp_path / "s.yaml"
+    settings.write_text("event_identity_cutoff: 2026-01-06T00:00:00Z\n")
+    r = cli("migrate", "compare", "--db", db, "--settings", str(settings), "--start", "2025-12-01",
+            "--end", "2026-01-10", "--switch", "2026-01-09")
+    assert r.exit_code == 0, r.output
+    rows = {line[:24].strip(): line.split()[-2:] for line in r.output.splitlines()
+            if line.startswith(("Rule only", "do nothing"))}
+    assert rows == {"Rule only": ["—", "—"], "do nothing": ["—", "—"]}, r.output
+    # the count the rates divide by is of Mixpanel profiles, as the page's "Mixpanel profiles"
+    # column and the line above the table say ("Not a cohort's members"), not "members"
+    header = next(line for line in r.output.splitlines() if line.startswith("plan "))
+    assert header.split()[:5] == ["plan", "final", "rate", "profiles", "matched"], header
+
+
 # --------------------------------------------------------------------------- switch date
 def test_switch_date_comes_from_a_parameter_the_settings_or_the_data(world):
     assert find_switch(world.engine, "2026-01-05").source == "parameter"

@@ -285,14 +285,18 @@ def test_the_sync_page_leads_with_the_sync_the_settings_configure():
                          (pd.Timestamp("2026-03-01 00:15"), 9, 0, 1, False, False, 7, 0, 0)])
     one_time = _sync_timeline([(pd.Timestamp("2026-03-01 00:00"), 9, 10, 0, False, False, 8, 1, 2)])
     f = metrics.sync_figures({"C": dynamic}, {"C": one_time}, configured="one_time")
-    assert (f["totals"]["stale true (last run)"], f["totals"]["not yet true (last run)"]) == (2, 1)
+    assert (f["totals"]["stale true (last run)"], f["totals"]["missing (last run)"]) == (2, 1)
+    # the card's label says what the summary says: missing, not "not yet true" (no run sends them;
+    # audit 102: the card read "not yet true (last run) 59" beside "59 missing")
+    assert "not yet true (last run)" not in f["totals"] and f["totals"].units["missing (last run)"] == "count"
     text = summaries.sync_report_summary(json.loads(json.dumps(f, default=str)))
     assert text.startswith("The settings configure a **one-time export**")
     assert "the one-time export (as configured) at 2026-03-01 00:00 UTC leaves **2** stale and **1** missing" in text
     assert "A dynamic sync (2 runs) would leave 0 stale and 0 not yet true." in text
     # the default: the dynamic sync leads, as before
     d = metrics.sync_figures({"C": dynamic}, {"C": one_time})
-    assert (d["configured"], d["totals"]["stale true (last run)"]) == ("dynamic", 0)
+    assert (d["configured"], d["totals"]["stale true (last run)"], d["totals"]["not yet true (last run)"]) == (
+        "dynamic", 0, 0)
     assert "2 dynamic sync run" in summaries.sync_report_summary(d)
 
 
@@ -451,3 +455,110 @@ def test_a_one_time_exports_missing_profiles_are_not_called_pending():
     assert "2 stale, 1 missing;" in text and "pending" not in text.split("\n")[0]
     d = json.loads(json.dumps(metrics.sync_figures({"C": dynamic}, {"C": one_time}), default=str))
     assert "0 stale, 0 pending;" in summaries.sync_report_summary(d)
+
+
+def test_a_one_time_exports_matched_profiles_not_true_are_missing_on_the_match_rates_page_too():
+    """With ``sync_type: one_time`` no run sends a member the export left out: the sync-timeline page
+    calls them missing, and the match-rates page must not promise that "the next successful run
+    sets them true" (audit 102: it did, for the same 59 profiles the sync page called missing)."""
+    from cohortlab.settings import SyncSettings
+
+    waterfall = pd.DataFrame([("members", "x", "total", 10), ("shared_mpid", "x", "minus", 0),
+                              ("should_be_true", "x", "total", 10), ("not_yet_true", "x", "minus", 3),
+                              ("stale_true", "x", "plus", 0), ("audience", "x", "total", 7)],
+                             columns=["step", "label", "kind", "count"])
+    resolution = pd.DataFrame({"cohort_name": ["A"] * 10, "identifier_source": "event_property",
+                               "status": "matched", "gap_reason": None, "recoverable_via": None,
+                               "active_after_cutoff": True})
+
+    def sim(sync_type):
+        return type("Sim", (), {"resolution": resolution, "as_of": None, "waterfall": waterfall,
+                                "settings": SyncSettings(sync_type=sync_type)})()
+
+    one_time = summaries.match_rates_summary(metrics.match_rates_figures({"A": sim("one_time")}))
+    line = next(ln for ln in one_time.splitlines() if ln.startswith("- −3"))
+    assert "missing" in line and "the one-time export did not send them" in line
+    assert "next successful run" not in line and "pending" not in line
+    assert "only a new export (a re-export, `reexport_at`) sets these **3** profiles true" in line
+    # the largest step, in the summary's first line and on the index card, is named so too
+    assert "The largest step between the two: missing (one-time export) (−3)." in one_time
+    f = metrics.match_rates_figures({"A": sim("one_time")})
+    assert dict(metrics.figures_headline_match_rates(f))["largest loss, all cohorts: missing (one-time export)"] == 3
+    dynamic = summaries.match_rates_summary(metrics.match_rates_figures({"A": sim("dynamic")}))
+    assert "pending until a successful run); the next successful run sets these **3** profiles true" in dynamic
+    assert "The largest step between the two: not yet true (−3)." in dynamic
+
+
+def test_the_eit_page_builds_the_standard_plans_with_the_settings_as_migrate_compare_does():
+    """The EIT page's standard plans take the settings' event identity cutoff and the EIT before
+    the switch, as ``migrate compare --settings`` does (audit 102: with ``event_identity_cutoff:
+    null`` and ``fallback: strict`` the page predicted "do nothing" at 68.2% with the default
+    cutoff, under a header saying "event rule off", where ``migrate compare`` gave 0.0%)."""
+    from cohortlab.migration.switch import plans_around
+    from cohortlab.report import insights
+
+    settings = {"event_identity_cutoff": None, "fallback": "strict",
+                "eit_timeline": [{"since": None, "eit": "email"}, {"since": "2026-02-15T00:00:00Z", "eit": "mparticle_id"}]}
+    at = pd.Timestamp("2026-02-15T00:00:00Z").to_pydatetime()
+    page = insights.migration_plans(None, switch_at=at, settings=settings)
+    assert page == plans_around(at, settings=settings)
+    assert [p.name for p in page] == ["switch only", "switch + Rule", "Rule only", "do nothing"]
+    assert all(p.event_identity_cutoff is None for p in page)
+    assert page[-1].eit_at(pd.Timestamp("2026-03-01").to_pydatetime()) == "email"
+    # without settings: the defaults, as before
+    assert insights.migration_plans(None, switch_at=at) == plans_around(at)
+
+
+def test_the_index_and_metrics_json_keep_the_underscores_of_a_step_named_on_the_page():
+    """metrics.json's summary (the index card's finding) is the page's first line as plain text:
+    emphasis and code marks go, an underscore inside a word stays (audit 102: "The largest step
+    between the two: $distinctid not an MPID (−248)." on the index, "$distinct_id" on the page)."""
+    f = {"totals": {"cohorts": 1, "members": 10, "matched": 7, "match_rate": 0.7, "audience": 7},
+         "losses": [{"step": "unmatched:distinct_id_not_mpid", "kind": "minus", "users": 3}], "cohorts": {}}
+    first = summaries.match_rates_summary(f).split("\n")[0]
+    assert ui._plain(first) == ("7 of 10 Mixpanel cohort members (70.0% of members) reach an mParticle profile across "
+                                "1 cohort; the mParticle audience holds 7 profiles. The largest step between the two: "
+                                "$distinct_id not an MPID (−3).")
+    assert ui._plain("**bold** _em_ __strong__ `$mparticle_user_id` and a \\_ kept") == (
+        "bold em strong $mparticle_user_id and a _ kept")
+
+
+def test_a_paused_window_cut_by_since_says_it_began_before_the_first_run_shown():
+    """``since`` shows the runs from that time on: a pause already running then began earlier (the
+    header's settings line dates it), so the table must not give the first run shown as its first
+    failed run (audit 102: "first failed run 2026-02-27 00:00" under a header "paused 2026-02-24
+    06:00 UTC to 2026-02-27 18:00 UTC")."""
+    cut = metrics.window(DEMO_LIKE, "2026-02-24T07:00:00Z")
+    rows = metrics._rows(metrics.paused_windows(cut))
+    assert [r["started_before"] for r in rows] == [True, False]
+    table = ui.paused_windows_table(rows, last_run="2026-03-01T00:00:00")
+    assert table["first failed run"].tolist() == ["before 2026-02-24 08:00 (the first run shown)", "2026-02-28 20:00"]
+    assert table["failed runs"].tolist() == [1, 3]
+    # cut where no pause runs, or not cut: the first failed run is the pause's own
+    assert not any(r["started_before"] for r in metrics._rows(metrics.paused_windows(metrics.window(DEMO_LIKE, "2026-02-27T18:00:00Z"))))
+    whole = ui.paused_windows_table(metrics._rows(metrics.paused_windows(metrics.window(DEMO_LIKE, None))))
+    assert whole["first failed run"].tolist() == ["2026-02-24 06:00", "2026-02-28 20:00"]
+
+
+def test_the_eit_pages_window_with_repeated_activity_ends_one_period_past_the_last_event():
+    """``activity: repeat`` projects the activity past the last event: the page's default window
+    ends one period later, as ``migrate compare --activity repeat`` (audit 102: the page stopped
+    at the last event's day, so the projection added nothing and its figures differed from the
+    CLI's: 69.8% vs 70.0%)."""
+    import datetime as dt
+
+    import pytest
+
+    from cohortlab import Lab
+    from cohortlab.report import insights
+
+    with Lab() as lab:
+        for did, t in (("a", "2026-01-05 10:00:00"), ("b", "2026-02-28 10:00:00")):
+            lab.engine.execute("INSERT INTO mp_events (event, time, distinct_id, insert_id) "
+                               "VALUES ('e', CAST(? AS TIMESTAMP), ?, ?)", [t, did, did])
+        assert insights.migration_window(lab) == (dt.date(2026, 1, 5), dt.date(2026, 2, 28))
+        assert insights.migration_window(lab, activity="repeat") == (dt.date(2026, 1, 5), dt.date(2026, 3, 30))
+        assert insights.migration_window(lab, "2026-02-01", "2026-04-01", activity="repeat") == (
+            dt.date(2026, 2, 1), dt.date(2026, 4, 1))
+        with pytest.raises(ValueError, match="would change nothing"):
+            insights.migration_window(lab, None, "2026-02-20", activity="repeat")

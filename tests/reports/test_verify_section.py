@@ -268,6 +268,23 @@ def test_the_top_cause_is_the_largest_and_the_first_in_rule_order_on_a_tie():
     assert "(1 of 3 cohorts have observed data)" in verify_line(_figures({}, 1, 3))
 
 
+def test_the_line_says_the_orphans_are_not_compared_so_its_simulated_count_is_not_the_audience():
+    """With ``create_and_update`` the audience beside this line on the index card counts the
+    orphans the feed set true; the simulated count compared with mParticle cannot (no MPID): the
+    line says so (audit 102: "simulated 29 profiles with the attribute true in mParticle" beside
+    "mParticle audience (attribute = true) 729", 700 of them orphans, unexplained)."""
+    from cohortlab.report.summaries import verify_line
+
+    f = _figures({"attribute_name_differs": 2})
+    f["totals"]["orphans"] = 706
+    assert verify_line(f).startswith(
+        "**Observed 7 vs simulated 9** profiles with the attribute true in mParticle (agreement 95.0% of 40 "
+        "profiles; 80.0% of the 10 where either side has the attribute; the 706 orphan profiles the feed wrote, "
+        "without a known MPID, are not compared).")
+    f["totals"]["orphans"] = 0
+    assert "orphan" not in verify_line(f)
+
+
 def test_no_observed_cohort_gives_one_line_and_no_totals():
     from cohortlab.report.metrics import verify_figures
     from cohortlab.report.summaries import verify_summary
