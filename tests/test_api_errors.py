@@ -126,6 +126,19 @@ def test_a_notebooks_missing_db_or_data_is_one_line_naming_the_parameter_and_the
         open_lab()
 
 
+def test_the_eit_notebooks_missing_observed_db_names_that_parameter(lab, tmp_path, monkeypatch):
+    """The validation's exports (insights.migration_validation, the EIT notebook's observed_db)
+    open through the notebook's open_lab, which did not pass the parameter names on: the
+    validation failed with a TypeError on every observed_db other than db itself."""
+    from cohortlab.errors import InputNotFoundError
+    from cohortlab.report import insights
+
+    monkeypatch.chdir(tmp_path)
+    plans = insights.migration_plans(switch_at="2026-02-01T00:00:00Z")
+    with pytest.raises(InputNotFoundError, match=r"^later\.duckdb: no such database .*set observed_db to a DuckDB file"):
+        insights.migration_validation(lab, plans, observed_db="later.duckdb")
+
+
 def test_a_notebooks_unknown_cohort_fails_its_setup_cell(lab):
     """A notebook's `cohorts` (insights.cohort_names, its setup cell) is checked as `cohortlab report`
     checks it: the EIT migration notebook uses its cohorts only to validate, and a typo there ran

@@ -33,15 +33,16 @@ _REDACTOR: Redactor | None = None  # registered by redactor(); None: nothing kno
 
 
 def open_lab(db: str | None = None, data: str | None = None, *, engine: str = "duckdb",
-             spark_master: str | None = None, read_only: bool = True):
+             spark_master: str | None = None, read_only: bool = True, names: tuple[str, str] = ("db", "data")):
     """The notebook's data: :func:`cohortlab.lab.open_lab` (a database file, or a folder of
     exports loaded in memory). ``engine`` is a notebook parameter, set by
     ``cohortlab report --engine``. A database file is opened read-only: the user's file is
     never written (results of the simulation stay in memory), so a failing notebook leaves no
-    ``.wal`` behind."""
+    ``.wal`` behind. ``names``: the parameters ``db`` and ``data`` are called in the messages
+    (``observed_db``, ``observed_data`` for the validation's)."""
     from cohortlab.lab import open_lab as _open
 
-    return _open(db, data, engine=engine, spark_master=spark_master, read_only=read_only)
+    return _open(db, data, engine=engine, spark_master=spark_master, read_only=read_only, names=names)
 
 
 def share_simulations(lab, simulations: str | None = None) -> bool:
