@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from cohortlab import schema
 from cohortlab.engines.base import Engine
 from cohortlab.engines.duckdb import DuckDBEngine
-from cohortlab.errors import DatabaseError
+from cohortlab.errors import DatabaseError, SettingsError
 from cohortlab.loaders import LoadReport, loader_class
 
 if TYPE_CHECKING:  # pandas is imported where a frame is made (a simulation's command need not)
@@ -53,15 +53,19 @@ class Lab:
         engine: Engine | None = None,
         read_only: bool = False,
         use_stored: bool = True,
-        **engine_options: Any,
+        memory_limit: str | None = None,
+        threads: int | None = None,
     ) -> None:
         """``database``: a DuckDB file (created, with its folder, when missing), or None for an
         in-memory database. ``read_only=True``: the file is never written (results go to
         memory). ``use_stored=False``: always simulate, never read
         a simulation stored in the database. ``engine``: an engine instead of a DuckDB database
-        (e.g. :class:`cohortlab.engines.SparkEngine`). ``engine_options``: ``memory_limit``
-        (``"1.5GB"``) and ``threads`` for DuckDB (defaults: docs/settings.md#engine-settings)."""
-        self.engine = engine or DuckDBEngine(database, read_only=read_only, **engine_options)
+        (e.g. :class:`cohortlab.engines.SparkEngine`). ``memory_limit`` (``"1.5GB"``) and
+        ``threads``: DuckDB's (defaults: docs/settings.md#engine-settings); a misspelt option is
+        Python's ``TypeError`` naming ``Lab`` and the option."""
+        if engine is not None and (memory_limit is not None or threads is not None):
+            raise SettingsError("Lab: memory_limit and threads are DuckDB's: set them on the engine given")
+        self.engine = engine or DuckDBEngine(database, read_only=read_only, memory_limit=memory_limit, threads=threads)
         # read simulations stored in the database (cohortlab.simulation.store); False: always compute
         self.use_stored = use_stored
         if engine is None and database not in (None, ":memory:"):

@@ -58,6 +58,22 @@ def test_bad_engine_arguments_from_python_are_settings_errors_naming_them(tmp_pa
         assert _setting(lab.engine, "threads") == 2
 
 
+def test_a_misspelt_lab_option_names_lab_and_an_engine_given_takes_no_duckdb_option(tmp_path):
+    """Lab(memry_limit=...) was a TypeError naming DuckDBEngine.__init__, a class the user never
+    called (audit 101); and with an engine given, memory_limit was silently not applied."""
+    import pytest
+
+    from cohortlab import Lab
+    from cohortlab.errors import SettingsError
+
+    with pytest.raises(TypeError, match=r"Lab\.__init__\(\) got an unexpected keyword argument 'memry_limit'"):
+        Lab(tmp_path / "a.duckdb", memry_limit="1GB")
+    engine = DuckDBEngine(None)
+    with pytest.raises(SettingsError, match="memory_limit and threads are DuckDB's: set them on the engine given"):
+        Lab(engine=engine, memory_limit="1GB")
+    engine.close()
+
+
 def test_spill_files_a_killed_process_left_are_removed_at_the_next_open(tmp_path):
     """A load killed while DuckDB spilled left <db>.tmp/duckdb_temp_<pid>_* for good (DuckDB removes
     only its own, at close); the next process that opens the file for writing removes them."""
