@@ -181,6 +181,20 @@ def pop_as_of(opts: dict[str, Any], kind: str) -> dict[str, str]:
     return {"as_of": parse_naive_utc(value, f"{kind}: as_of", epoch=True).isoformat()}
 
 
+class AsOfOnly:
+    """For a loader (before :class:`Loader` in its bases) whose one option is ``as_of``, the time
+    its export was taken (:func:`pop_as_of`)."""
+
+    kind: str
+
+    def validate_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        opts = dict(options)
+        as_of = pop_as_of(opts, self.kind)
+        if opts:
+            raise ValueError(f"{self.kind}: unknown option(s) {sorted(opts)}; known: as_of")
+        return as_of
+
+
 # --------------------------------------------------------------------------- file helpers
 def csv_read_sql(ctx: "FileContext", head: "CsvHead") -> str:
     """``read_csv`` of a CSV file with a header, every column VARCHAR and named by position

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from cohortlab.errors import LoadError
-from cohortlab.loaders.base import FileContext, FileResult, Loader, pop_as_of, sql_str
+from cohortlab.loaders.base import AsOfOnly, FileContext, FileResult, Loader, sql_str
 from cohortlab.loaders.files import expand_paths
 from cohortlab.loaders.files import fingerprint
 from cohortlab.loaders.mixpanel_common import (
@@ -261,18 +261,11 @@ class MixpanelPipelineEventsLoader(Loader):
             FROM g"""
 
 
-class MixpanelPipelineProfilesLoader(ProfileUpserts, Loader):
+class MixpanelPipelineProfilesLoader(ProfileUpserts, AsOfOnly, Loader):
+    # as_of: when the export was taken, the time of the profile versions it adds to
+    # mp_profile_history (else the load time), as for mixpanel-profiles (docs/loading.md#warehouse)
     kind = "mixpanel-pipeline-profiles"
     description = "Mixpanel Data Pipelines user profiles (JSON or Parquet; mp_people_data) -> mp_profiles"
-
-    def validate_options(self, options: dict[str, Any]) -> dict[str, Any]:
-        """``as_of``: when the export was taken, the time of the profile versions it adds to
-        ``mp_profile_history`` (else the load time), as for mixpanel-profiles (docs/loading.md#warehouse)."""
-        opts = dict(options)
-        as_of = pop_as_of(opts, self.kind)
-        if opts:
-            raise ValueError(f"{self.kind}: unknown option(s) {sorted(opts)}; known: as_of")
-        return as_of
 
     def load_file(self, ctx: FileContext) -> FileResult:
         eng = ctx.engine

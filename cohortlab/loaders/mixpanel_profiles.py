@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from cohortlab.loaders.base import FileContext, FileResult, Loader, pop_as_of
+from cohortlab.loaders.base import AsOfOnly, FileContext, FileResult, Loader
 from cohortlab.loaders.mixpanel_common import (
     ProfileUpserts,
     drop_engage_stage,
@@ -42,16 +42,9 @@ from cohortlab.loaders.mixpanel_common import (
 )
 
 
-class MixpanelProfilesLoader(ProfileUpserts, Loader):
+class MixpanelProfilesLoader(ProfileUpserts, AsOfOnly, Loader):
     kind = "mixpanel-profiles"
     description = "Mixpanel Engage pages / result JSONL -> mp_profiles"
-
-    def validate_options(self, options):
-        opts = dict(options)
-        as_of = pop_as_of(opts, self.kind)
-        if opts:
-            raise ValueError(f"{self.kind}: unknown option(s) {sorted(opts)}; known: as_of")
-        return as_of
 
     def load_file(self, ctx: FileContext) -> FileResult:
         eng = ctx.engine

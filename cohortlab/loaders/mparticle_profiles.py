@@ -43,7 +43,7 @@ from cohortlab.loaders._mparticle import (
     replace_profiles,
     text_bool_sql,
 )
-from cohortlab.loaders.base import FileContext, FileResult, Loader, pop_as_of
+from cohortlab.loaders.base import AsOfOnly, FileContext, FileResult, Loader
 
 _SCALARS = [
     ("mpid_text", "$.mpid"),
@@ -70,16 +70,9 @@ _CHECKS = [
 _AUDIENCE = '[{"audience_id": "VARCHAR", "audience_name": "VARCHAR", "expiration_timestamp_ms": "VARCHAR"}]'
 
 
-class MParticleProfilesLoader(Loader):
+class MParticleProfilesLoader(AsOfOnly, Loader):
     kind = "mparticle-profiles"
     description = "mParticle Profile API responses (JSON object(s), JSON array or JSONL)"
-
-    def validate_options(self, options):
-        opts = dict(options)
-        as_of = pop_as_of(opts, self.kind)
-        if opts:
-            raise ValueError(f"{self.kind}: unknown option(s) {sorted(opts)}; known: as_of")
-        return as_of
 
     def load_file(self, ctx: FileContext) -> FileResult:
         tmp = Temp(ctx)
