@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from cohortlab import schema
 from cohortlab.engines.base import Engine
 from cohortlab.engines.duckdb import DuckDBEngine
-from cohortlab.errors import DatabaseError, SettingsError
+from cohortlab.errors import DatabaseError, InputNotFoundError, SettingsError
 from cohortlab.loaders import LoadReport, loader_class
 
 if TYPE_CHECKING:  # pandas is imported where a frame is made (a simulation's command need not)
@@ -113,8 +113,6 @@ class Lab:
         lab or a command wrote: ``resolution``, ``migration_daily``, ...) as a DataFrame; an
         unknown name raises :class:`cohortlab.errors.SettingsError`."""
         if name not in schema.TABLES and not self.engine.table_exists(name):
-            from cohortlab.errors import SettingsError
-
             raise SettingsError(f"no table {name!r} (lab.info()['tables'] lists the canonical tables)")
         return self.engine.query_df(f"SELECT * FROM {name}")
 
@@ -432,8 +430,6 @@ class Lab:
             sim = self.simulate(cohort, at, as_of)
             observed, at = sim.resolution, sim.at
         if at is None:
-            from cohortlab.errors import SettingsError
-
             raise SettingsError("validate_migration needs `at` when `observed` is given")
         return validate(self.engine, plan, observed, cohort, at, settings=settings, activity=activity,
                         repeat_days=repeat_days)
@@ -503,8 +499,6 @@ def open_lab(
     (:func:`cohortlab.loaders.folder.load_world`). ``engine``: ``duckdb`` or ``spark``. A missing
     file or folder is an :class:`~cohortlab.errors.InputNotFoundError` naming the parameter to set
     (``names``: what the caller calls ``db`` and ``data``, e.g. a notebook's ``observed_db``)."""
-    from cohortlab.errors import InputNotFoundError, SettingsError
-
     if engine not in ("duckdb", "spark"):
         raise SettingsError(f"unknown engine {engine!r} (duckdb or spark)")
     if db:
