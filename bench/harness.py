@@ -542,7 +542,7 @@ def run_bench(
         if scenario not in SCENARIOS:
             raise BenchError(f"unknown scenario {scenario!r}; expected one of {', '.join(SCENARIOS)}")
     if memory_limit:  # every step would fail on it, each with a traceback in its log
-        from cohortlab.cli.app import memory_limit_problem
+        from cohortlab.engines.duckdb import memory_limit_problem
 
         problem = memory_limit_problem(memory_limit)
         if problem:

@@ -22,6 +22,8 @@ class _Group(click.Group):
         wait = os.environ.get("COHORTLAB_LOCK_WAIT")  # --wait sets it for this command only
         env_limit = os.environ.get("COHORTLAB_MEMORY_LIMIT")
         if env_limit:  # every DuckDB engine reads it: a bad value is one line here, not a traceback later
+            from cohortlab.engines.duckdb import memory_limit_problem
+
             problem = memory_limit_problem(env_limit)
             if problem:
                 fail(f"COHORTLAB_MEMORY_LIMIT={env_limit!r}: {problem}")
@@ -102,27 +104,10 @@ def check_output_path(path: str, option: str, suffixes=(".csv", ".csv.gz", ".par
         fail(f"{option} {path}: not writable")
 
 
-def memory_limit_problem(value: str) -> str | None:
-    """What is wrong with a DuckDB ``memory_limit`` (``1.5GB``, ``800MiB``, ``50%``), or None
-    when DuckDB takes it. DuckDB itself is asked, on a throwaway in-memory connection."""
-    import duckdb
-
-    text = str(value).strip()
-    if not text or "'" in text:
-        return "not a memory size (e.g. 1.5GB, 800MB, 2GiB)"
-    con = duckdb.connect(":memory:")
-    try:
-        con.execute(f"SET memory_limit = '{text}'")
-    except duckdb.Error as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        return f"not a memory size (e.g. 1.5GB, 800MB, 2GiB): {first.removeprefix('Parser Error: ')}"
-    finally:
-        con.close()
-    return None
-
-
 def check_memory_limit(ctx, param, value):
     """Click callback of a ``--memory-limit`` option: a value DuckDB refuses is one error line, now."""
+    from cohortlab.engines.duckdb import memory_limit_problem
+
     if value is not None:
         problem = memory_limit_problem(value)
         if problem:

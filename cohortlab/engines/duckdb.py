@@ -113,6 +113,26 @@ class _Closed:
 READ_ONLY_CATALOG = "source"  # the user's database in read-only mode (see DuckDBEngine._attach_read_only)
 
 
+def memory_limit_problem(value: str, con: "duckdb.DuckDBPyConnection | None" = None) -> str | None:
+    """What is wrong with a DuckDB ``memory_limit`` (``1.5GB``, ``800MiB``, ``50%``), or None when
+    DuckDB takes it. DuckDB itself is asked: ``con`` gets the limit set (an engine's own
+    connection), else a throwaway in-memory connection is asked (the CLI's check of an option)."""
+    text = str(value).strip()
+    if not text or "'" in text:
+        return "not a memory size (e.g. 1.5GB, 800MB, 2GiB)"
+    own = con is None
+    con = duckdb.connect(":memory:") if own else con
+    try:
+        con.execute(f"SET memory_limit = '{text}'")
+    except duckdb.Error as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return f"not a memory size (e.g. 1.5GB, 800MB, 2GiB): {first.removeprefix('Parser Error: ')}"
+    finally:
+        if own:
+            con.close()
+    return None
+
+
 class DuckDBEngine(Engine):
     """The default engine: one DuckDB connection, to a file or in memory (module docstring:
     memory limit, threads, temporary folder, a database another process holds)."""
@@ -168,15 +188,8 @@ class DuckDBEngine(Engine):
                 temp = self._own_temp = temp_dir_path("duckdb", uuid.uuid4().hex[:12])
             self.execute(f"SET temp_directory = '{temp.replace(chr(39), chr(39) * 2)}'")
         if memory_limit:
-            problem = None
-            try:
-                if "'" in str(memory_limit):
-                    problem = "not a memory size (e.g. 1.5GB, 800MB, 2GiB)"
-                else:
-                    self.execute(f"SET memory_limit = '{memory_limit}'")
-            except duckdb.Error as e:  # DuckDB's ParserException (Lab(memory_limit="lots")): one line naming it
-                first = (str(e).strip().splitlines() or [type(e).__name__])[0].removeprefix("Parser Error: ")
-                problem = f"not a memory size (e.g. 1.5GB, 800MB, 2GiB): {first}"
+            # set on this connection; a value DuckDB refuses (Lab(memory_limit="lots")) is one line naming it
+            problem = memory_limit_problem(memory_limit, self.con)
             if problem:
                 from cohortlab.errors import SettingsError
 
