@@ -164,7 +164,7 @@ class Lab:
             _, result = cache.popitem(last=False)
             result.drop()
 
-    def simulate(self, cohort: str, at: Any = None, settings: Any = None, source: str = "auto",
+    def simulate(self, cohort: str, at: Any = None, settings: Any = None, *, source: str = "auto",
                  debug: bool = False, publish: bool = False, store: bool = False):
         """Resolution, sync over time, waterfall, attribute state and gap summary at ``at``, as a
         :class:`cohortlab.simulation.simulate.SimulationResult` whose tables are read on demand
@@ -253,7 +253,7 @@ class Lab:
 
         return (ref.name, ref.source, resolve_at(ref, at), settings.model_dump_json(), debug)
 
-    def cached_simulation(self, cohort: str, at: Any = None, settings: Any = None, source: str = "auto"):
+    def cached_simulation(self, cohort: str, at: Any = None, settings: Any = None, *, source: str = "auto"):
         """The result of ``simulate(cohort, at, settings, source)`` when it needs no computing (cached
         in this Lab, or stored in the database), else None (runs nothing)."""
         from cohortlab.settings import SyncSettings
@@ -294,7 +294,7 @@ class Lab:
                 t.dropped = True  # its holders now get DroppedTableError
         return sim_store.drop_all(self.engine)
 
-    def resolution(self, cohort: str, at: Any = None, settings: Any = None, source: str = "auto",
+    def resolution(self, cohort: str, at: Any = None, settings: Any = None, *, source: str = "auto",
                    debug: bool = False) -> pd.DataFrame:
         """One row per member of ``cohort`` at ``at`` (default: the cohort's latest
         snapshot/webhook time) with the outcome of the identifier it was last sent with
@@ -304,29 +304,29 @@ class Lab:
         Mixpanel profile's ``$email``, as loaded: personal data, shown as it is), ``as_of, recoverable_profiles, precision_loss_form, resolved_at,
         sent_at`` (docs/glossary.md). From the cached simulation
         (``lab.simulate(...).tables["resolution"]``)."""
-        return self.simulate(cohort, at, settings, source, debug).resolution
+        return self.simulate(cohort, at, settings, source=source, debug=debug).resolution
 
-    def timeline(self, cohort: str, at: Any = None, settings: Any = None, source: str = "auto") -> pd.DataFrame:
+    def timeline(self, cohort: str, at: Any = None, settings: Any = None, *, source: str = "auto") -> pd.DataFrame:
         """One row per run up to ``at`` (from the cached simulation): ``run_at, members, adds,
         removes, failed, full_refresh, true_count, not_yet_true, stale_true, run, kind, sent,
         should_be_true, true_linked, orphans_true, membership_as_of, false_count``
         (docs/rules.md#sync-over-time)."""
-        return self.simulate(cohort, at, settings, source).timeline
+        return self.simulate(cohort, at, settings, source=source).timeline
 
-    def waterfall(self, cohort: str, at: Any = None, settings: Any = None, source: str = "auto") -> pd.DataFrame:
+    def waterfall(self, cohort: str, at: Any = None, settings: Any = None, *, source: str = "auto") -> pd.DataFrame:
         """The discrepancy waterfall at ``at``: ``step, label, kind`` (``total``, ``minus``,
         ``plus``), ``count`` (steps add up exactly; from the cached simulation;
         ``charts.waterfall_chart`` draws it as it is)."""
-        return self.simulate(cohort, at, settings, source).waterfall
+        return self.simulate(cohort, at, settings, source=source).waterfall
 
-    def gap_summary(self, cohort: str, at: Any = None, settings: Any = None, source: str = "auto") -> pd.DataFrame:
+    def gap_summary(self, cohort: str, at: Any = None, settings: Any = None, *, source: str = "auto") -> pd.DataFrame:
         """Member counts by status x gap_reason x recoverable_via, and by identifier_source:
         ``breakdown`` (``gap_reason`` or ``identifier_source``: which of the two a row counts),
         ``identifier_source, status, gap_reason, recoverable_via, members, share`` (of the
         members)."""
-        return self.simulate(cohort, at, settings, source).gap_summary
+        return self.simulate(cohort, at, settings, source=source).gap_summary
 
-    def assumption_ranges(self, cohort: str, at: Any = None, settings: Any = None, source: str = "auto") -> pd.DataFrame:
+    def assumption_ranges(self, cohort: str, at: Any = None, settings: Any = None, *, source: str = "auto") -> pd.DataFrame:
         """The audience under each value of every assumption (fallback, event_identity_cutoff,
         protection, apply_order, snapshot_ttl, refresh_clears_stale, resolution_time), the
         others as in ``settings``: one row per (assumption, value) with min/max per assumption
@@ -334,9 +334,9 @@ class Lab:
         from cohortlab.simulation.simulate import assumption_ranges
 
         return assumption_ranges(self.engine, cohort, at, settings, source=source,
-                                 simulate_fn=lambda c, a, s, src: self.simulate(c, a, s, src))
+                                 simulate_fn=lambda c, a, s, src: self.simulate(c, a, s, source=src))
 
-    def reexport_value(self, cohort: str, when: Any = None, at: Any = None, settings: Any = None,
+    def reexport_value(self, cohort: str, at: Any = None, settings: Any = None, *, when: Any = None,
                        source: str = "auto") -> dict[str, Any]:
         """The remedy re-export valued in users: audience at ``at`` with and without a re-export
         (full sync with the identifiers of that time) at ``when`` (default: the last run at or
@@ -344,9 +344,9 @@ class Lab:
         from cohortlab.simulation.simulate import reexport_value
 
         return reexport_value(self.engine, cohort, when, at, settings, source=source,
-                              simulate_fn=lambda c, a, s, src: self.simulate(c, a, s, src))
+                              simulate_fn=lambda c, a, s, src: self.simulate(c, a, s, source=src))
 
-    def remedies(self, cohort: str, at: Any = None, since: Any = None, settings: Any = None,
+    def remedies(self, cohort: str, at: Any = None, settings: Any = None, *, since: Any = None,
                  source: str = "auto") -> pd.DataFrame:
         """Every remedy (Rule, SDK code, each with and without a re-export, EIT switch,
         re-export, reconnect after a pause) valued by its own simulation: one row per remedy with
@@ -357,7 +357,7 @@ class Lab:
         from cohortlab.simulation.remedies import value_remedies
 
         return value_remedies(self.engine, cohort, at, settings, since=since, source=source,
-                              simulate_fn=lambda c, a, s, src: self.simulate(c, a, s, src))
+                              simulate_fn=lambda c, a, s, src: self.simulate(c, a, s, source=src))
 
     # ================================================================== end of simulation
 
@@ -366,7 +366,7 @@ class Lab:
     # (plans, model, run, validate); results are stored in the database (tables migration_daily,
     # migration_users, migration_summary, migration_plans, migration_validation,
     # migration_validation_summary).
-    def migration_plan(self, plan: Any, start: Any, end: Any, settings: Any = None,
+    def migration_plan(self, plan: Any, start: Any, end: Any, settings: Any = None, *,
                        activity: str = "observed", repeat_days: int = 30, cohort: str | None = None,
                        debug: bool = False) -> pd.DataFrame:
         """docs/rules.md#migration: what-if of one plan (a ``MigrationPlan``, a dict or a YAML path): one row per
@@ -376,7 +376,7 @@ class Lab:
         return self.compare_plans([plan], start, end, settings=settings, activity=activity,
                                   repeat_days=repeat_days, cohort=cohort, debug=debug)
 
-    def compare_plans(self, plans: Any, start: Any, end: Any, settings: Any = None,
+    def compare_plans(self, plans: Any, start: Any, end: Any, settings: Any = None, *,
                       activity: str = "observed", repeat_days: int = 30, cohort: str | None = None,
                       debug: bool = False) -> pd.DataFrame:
         """Several plans on the same data, one table (plan, day, match_rate, matched, members,
@@ -410,7 +410,7 @@ class Lab:
 
         return pd.DataFrame()
 
-    def validate_migration(self, plan: Any, cohort: str, at: Any = None, settings: Any = None,
+    def validate_migration(self, plan: Any, cohort: str, at: Any = None, settings: Any = None, *,
                            observed: pd.DataFrame | None = None, activity: str = "observed",
                            repeat_days: int = 30):
         """Compare the prediction of ``plan`` with what the loaded exports show for ``cohort`` at
