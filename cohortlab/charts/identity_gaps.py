@@ -12,13 +12,27 @@ from cohortlab.charts.base import (
     _count_axis, _empty, _figure, _fmt, _hbar, _require,
 )
 from cohortlab.glossary import reason_words
+from cohortlab.report import metrics
 from cohortlab.report.metrics import flags
 
 
+def _unmatched_by(frame: pd.DataFrame, key: str, chart: str) -> pd.DataFrame:
+    """``key, users``: the frame itself when it has them (the report's aggregate), else the unmatched
+    members of a result as it is counted by ``key``: a resolution (``Lab.resolution``, one row per
+    member) or a gap summary (``Lab.gap_summary``: its ``gap_reason`` rows, ``members`` each)."""
+    if "users" in frame.columns or "status" not in frame.columns:
+        _require(frame, [key, "users"], chart)
+        return frame
+    if "breakdown" in frame.columns:  # a gap summary counts every member once per breakdown
+        frame = frame[frame["breakdown"] == "gap_reason"].rename(columns={"members": "n"})
+    return metrics.count_by(metrics.unmatched(frame), key)
+
+
 def gaps_by_reason_chart(gaps: pd.DataFrame, *, title: str = "Unmatched members by gap reason") -> Figure:
-    """Unmatched members per ``gap_reason`` (columns ``gap_reason``, ``users``), each reason in words
-    (``$distinct_id not an MPID``, :mod:`cohortlab.glossary`), as the waterfall names its steps."""
-    _require(gaps, ["gap_reason", "users"], "gaps_by_reason_chart")
+    """Unmatched members per ``gap_reason`` (columns ``gap_reason``, ``users``; or a result as it is:
+    ``lab.resolution(...)``, ``lab.gap_summary(...)``), each reason in words (``$distinct_id not an
+    MPID``, :mod:`cohortlab.glossary`), as the waterfall names its steps."""
+    gaps = _unmatched_by(gaps, "gap_reason", "gaps_by_reason_chart")
     words = [reason_words(v) for v in gaps["gap_reason"]]
     return _hbar(gaps, "gap_reason", "users", title=title, xlabel="unmatched members", ylabel="gap reason",
                  labels=words)
@@ -27,9 +41,10 @@ def gaps_by_reason_chart(gaps: pd.DataFrame, *, title: str = "Unmatched members 
 def gaps_by_recoverable_chart(
     gaps: pd.DataFrame, *, title: str = "Unmatched members by the mParticle identity that finds them"
 ) -> Figure:
-    """Unmatched members per ``recoverable_via`` (columns ``recoverable_via``, ``users``); ``None``
-    (not found under any identity) is shown as "(not in mParticle)"."""
-    _require(gaps, ["recoverable_via", "users"], "gaps_by_recoverable_chart")
+    """Unmatched members per ``recoverable_via`` (columns ``recoverable_via``, ``users``; or a result
+    as it is: ``lab.resolution(...)``, ``lab.gap_summary(...)``); ``None`` (not found under any
+    identity) is shown as "(not in mParticle)"."""
+    gaps = _unmatched_by(gaps, "recoverable_via", "gaps_by_recoverable_chart")
     data = gaps.copy()
     data["recoverable_via"] = data["recoverable_via"].astype(object).where(
         data["recoverable_via"].notna(), "(not in mParticle)"
@@ -111,7 +126,9 @@ def shared_mpid_chart(
 
 def remedies_chart(remedies: pd.DataFrame, *, title: str = "Members' users each remedy would recover (simulated)") -> Figure:
     """Members' users recovered per remedy (columns ``remedy``, ``users``), each from its own
-    simulation. From :meth:`cohortlab.Lab.remedies`: ``rem.rename(columns={"recovered": "users"})``."""
+    simulation; or :meth:`cohortlab.Lab.remedies` as it is (its ``recovered``)."""
+    if "users" not in remedies.columns and "recovered" in remedies.columns:
+        remedies = remedies.rename(columns={"recovered": "users"})
     _require(remedies, ["remedy", "users"], "remedies_chart")  # named by the function, not by its title
     return _hbar(remedies, "remedy", "users", title=title, xlabel="members' users recovered", ylabel="remedy",
                  color=GREEN, sort=False)

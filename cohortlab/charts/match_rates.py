@@ -4,6 +4,8 @@ rate per group and over time, and the observed vs simulated mParticle audience
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -177,15 +179,22 @@ def match_rate_over_time_chart(
 
 # --------------------------------------------------------------------------- docs/rules.md#observed-state
 def observed_vs_simulated_chart(
-    audiences: pd.DataFrame,
-    causes: pd.DataFrame,
+    audiences,
+    causes: pd.DataFrame | None = None,
     *,
     title: str = "mParticle audience: observed vs simulated",
 ) -> Figure:
     """Left: per cohort, the profiles with the attribute true in the mParticle snapshot
     (``observed``) and in the simulation (``simulated``), paired bars (``audiences``:
     ``cohort_name, observed, simulated``). Right: the profiles that disagree, by cause
-    (``causes``: ``cause, profiles``, in rule order)."""
+    (``causes``: ``cause, profiles``, in rule order). Or the results as they are, without
+    ``causes``: one ``lab.verify(...)`` or several (a list, or ``{cohort: result}``), counted as
+    the report counts them (:func:`cohortlab.report.metrics.verify_figures`)."""
+    if not isinstance(audiences, pd.DataFrame):
+        audiences, causes = _verify_frames(audiences)
+    elif causes is None:
+        raise TypeError("observed_vs_simulated_chart: give causes (cause, profiles) with an audiences frame, "
+                        "or pass the verify results themselves")
     _require(audiences, ["cohort_name", "observed", "simulated"], "observed_vs_simulated_chart")
     _require(causes, ["cause", "profiles"], "observed_vs_simulated_chart")
     n = max(len(audiences), len(causes), 1)
@@ -220,3 +229,15 @@ def observed_vs_simulated_chart(
         _count_axis(right.xaxis)
         right.margins(x=0.18)
     return fig
+
+
+def _verify_frames(results) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(audiences, causes)`` of one or several verify results, as the report counts them."""
+    from cohortlab.report import metrics
+
+    if hasattr(results, "causes"):  # one VerifyResult
+        results = [results]
+    if not isinstance(results, Mapping):
+        results = {v.cohort: v for v in results}
+    figures = metrics.verify_figures(results)
+    return metrics.verify_audiences(figures), metrics.verify_causes(figures["totals"])

@@ -197,10 +197,11 @@ def test_a_frame_without_the_columns_is_named_by_the_chart_function():
     users each remedy would recover (simulated): missing column(s) users"), not the function (audit 101)."""
     import pytest
 
-    rem = pd.DataFrame({"remedy": ["mParticle Rule"], "recovered": [3]})
-    with pytest.raises(ValueError, match=r"^remedies_chart: missing column\(s\) users; got \['remedy', 'recovered'\]"):
+    rem = pd.DataFrame({"remedy": ["mParticle Rule"], "gained": [3]})
+    with pytest.raises(ValueError, match=r"^remedies_chart: missing column\(s\) users; got \['remedy', 'gained'\]"):
         charts.remedies_chart(rem)
-    _png(charts.remedies_chart(rem.rename(columns={"recovered": "users"})))  # as its docstring says
+    with pytest.raises(ValueError, match=r"^gaps_by_reason_chart: missing column\(s\) users"):
+        charts.gaps_by_reason_chart(pd.DataFrame({"gap_reason": ["mpid_not_found"], "members": [2]}))
     # every chart function the package exports is in __all__ (`from cohortlab.charts import *`)
     public = {n for n in dir(charts) if n.endswith("_chart") and not n.startswith("_")}
     assert public <= set(charts.__all__), public - set(charts.__all__)
@@ -543,3 +544,31 @@ def test_a_chart_shows_as_its_picture_in_a_notebook():
         data, _ = DisplayFormatter().format(fig)
         assert "image/png" in data and data["image/png"][:8] == b"\x89PNG\r\n\x1a\n"
         assert isinstance(fig, Figure) and isinstance(fig, charts.ChartFigure)
+
+
+def test_charts_take_the_lab_results_as_they_are(report_run, world_lab):
+    """lab.resolution / lab.gap_summary, lab.remedies and lab.verify go into their charts as they
+    are, and draw the same bars as the report's own aggregates (cohortlab.report.metrics) of the
+    same results (audit 101: each wanted a renamed or recounted frame)."""
+    from cohortlab.report import metrics
+
+    cohort = world_lab.sql("SELECT min(cohort_name) AS c FROM mp_cohort_members")["c"][0]
+    res = world_lab.resolution(cohort)
+    expected = metrics.gaps_by_reason(res)
+    assert expected["users"].sum() == int((res["status"] != "matched").sum()) > 0
+    for frame in (res, world_lab.gap_summary(cohort), expected):
+        assert sorted(_bar_widths(charts.gaps_by_reason_chart(frame).axes[0])) == sorted(expected["users"])
+    by_identity = metrics.gaps_by_recoverable(res)
+    for frame in (res, world_lab.gap_summary(cohort)):
+        assert sorted(_bar_widths(charts.gaps_by_recoverable_chart(frame).axes[0])) == sorted(by_identity["users"])
+
+    rem = world_lab.remedies(cohort)
+    assert _bar_widths(charts.remedies_chart(rem).axes[0]) == list(rem["recovered"][::-1])
+
+    v = world_lab.verify(cohort)
+    fig = charts.observed_vs_simulated_chart(v)
+    aud = v.audience.set_index("audience").loc["= true"]
+    assert sorted(_bar_widths(fig.axes[0])) == sorted([aud["simulated"], aud["observed"]])
+    disagree = v.causes[v.causes["profiles"] > 0]
+    assert sorted(_bar_widths(fig.axes[1])) == sorted(disagree["profiles"])
+    assert _bar_widths(charts.observed_vs_simulated_chart({cohort: v}).axes[0]) == _bar_widths(fig.axes[0])
