@@ -24,8 +24,8 @@ COMMON_PARAMETERS = '''\
 # Parameters (papermill / `cohortlab report` inject new values after this cell). Run by hand, set db
 # (or data) to your data; a relative path is read from this notebook's folder (cohortlab/notebooks/).
 db = None                    # DuckDB file with the loaded exports (`cohortlab load`, `report --data`)
-data = "../../data"          # or: a folder of exports (mixpanel/..., mparticle/...), loaded in memory; db wins
-                             # (default: the sample exports, data/ of the repository)
+data = "../sample_data"      # or: a folder of exports (mixpanel/..., mparticle/...), loaded in memory; db wins
+                             # (default: the sample exports shipped with cohortlab)
 cohorts = None               # a cohort name, a list of names, or None for every cohort
 as_of = None                 # ISO time such as "2026-03-01T00:00:00Z"; None: each cohort's latest data
 settings = None              # SyncSettings YAML file (fallback, cutoff, cadence, pauses...); None: defaults

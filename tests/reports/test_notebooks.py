@@ -35,7 +35,7 @@ def test_declared_parameters(name):
     assert set(params) == COMMON | EXTRA[name]
     assert params["show_personal_data"]["default"] == "False"
     assert params["db"]["default"] == "None" and params["cohorts"]["default"] == "None"
-    assert params["data"]["default"] == "\"../../data\""  # runs as shipped, on the sample exports
+    assert params["data"]["default"] == "\"../sample_data\""  # runs as shipped, on the sample exports
     if "simulations" in params:  # run by hand: the notebook simulates on its own
         assert params["simulations"]["default"] == "None"
 

@@ -68,3 +68,14 @@ def test_wheel_install_runs_the_demo_outside_the_repository(tmp_path):
         assert f"{name}: ok" in r.stderr
         doc = json.loads((away / "demo" / "report" / name / "metrics.json").read_text())
         assert doc["notebook"] == name and doc["headline"]
+
+    # a notebook opened as shipped reads the sample exports shipped in the wheel (its default data,
+    # ../sample_data from its own folder): the wheel had no sample data, and the notebook failed
+    installed = Path(where[1])
+    assert (installed.parent / "sample_data" / "mixpanel" / "cohorts.json").is_file()
+    _run([py, "-m", "papermill", installed / "match_rates.ipynb", away / "as_shipped.ipynb", "-k", "python3",
+          "--cwd", installed], cwd=away, env=env, timeout=600)
+    cells = json.loads((away / "as_shipped.ipynb").read_text())["cells"]
+    outputs = [o for c in cells for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    assert "Power Users" in json.dumps(outputs)  # a cohort of the sample exports
