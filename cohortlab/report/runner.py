@@ -590,6 +590,8 @@ def run_report(
     cohorts = params.get("cohorts") if ours else None
     if params.get("db") and params.get("engine", "duckdb") == "duckdb":  # before any folder or kernel
         check_database(params["db"], cohorts)
+        if ours and "eit_migration" in seen:
+            check_migration_window(params["db"], params)
     kernel = kernel or kernel_name()
     out_dir = prepare_output_dir(out, overwrite=overwrite, root=root)
     say(f"report folder: {out_dir}")
@@ -735,6 +737,23 @@ def check_database(db: str | os.PathLike, cohorts: Any = None) -> None:
         raise ReportError(str(e)) from None
 
 
+def check_migration_window(db: str | os.PathLike, params: Mapping[str, Any]) -> None:
+    """A ReportError, before any notebook runs, when the EIT page's window is one ``migrate
+    compare`` refuses: with ``activity: repeat``, an ``end`` not after the last event's day (the
+    projection would add nothing; :func:`cohortlab.migration.run.default_window`)."""
+    if params.get("activity") != "repeat" or not params.get("end"):
+        return
+    from cohortlab.errors import CohortlabError
+    from cohortlab.lab import Lab
+    from cohortlab.migration.run import default_window
+
+    with Lab(str(db), read_only=True) as lab:
+        try:
+            default_window(lab.engine, params.get("start") or None, params["end"], activity="repeat")
+        except (CohortlabError, ValueError) as e:
+            raise ReportError(f"end: {e}") from None
+
+
 def not_applicable(name: str, params: Mapping[str, Any]) -> str | None:
     """Why the notebook ``name`` does not apply to the database ``params["db"]``, or None. The
     migration what-if needs a switch to study: the parameters ``switch`` or ``plans``, the
@@ -789,6 +808,8 @@ def _run_all(sources, out_dir: Path, params: dict[str, Any], source: str, kernel
             say(f"  loaded in {time.monotonic() - t0:.1f} s")
             if cohorts is not None and params.get("engine", "duckdb") == "duckdb":
                 check_database(db_path, cohorts)
+            if any(s.stem == "eit_migration" and s.parent == NOTEBOOKS_DIR.resolve() for s in sources):
+                check_migration_window(db_path, params)
         except BaseException:  # a ReportError, Ctrl-C: no report, no folder (nor half-loaded data) left behind
             _remove_unused_output(out_dir, db_path)
             raise

@@ -12,8 +12,10 @@ from cohortlab import Lab
 from click.testing import CliRunner
 
 from cohortlab.cli import main
+from cohortlab.loaders.folder import load_world
 from cohortlab.report.runner import (
     ReportError,
+    check_migration_window,
     dated_output_dir,
     declared_parameters,
     load_params,
@@ -22,6 +24,7 @@ from cohortlab.report.runner import (
     run_report,
 )
 
+ROOT = Path(__file__).resolve().parents[2]
 KERNELSPEC = {"name": "cohortlab", "display_name": "cohortlab (Python 3)", "language": "python"}
 
 
@@ -505,3 +508,23 @@ def test_a_page_whose_kernel_never_started_says_no_cell_ran(tmp_path):
     header = decorate_page(page, r, {}).read_text()
     assert "This report failed before any cell ran" in header and "Kernel died before replying" in header
     assert "in cell None" not in header and "traceback is at the end" not in header
+
+
+def test_a_repeated_activity_window_ending_inside_the_data_is_refused_before_anything_runs(tmp_path):
+    """With activity: repeat, an end not after the last event is what `migrate compare` refuses (the
+    projection would add nothing); the EIT notebook failed on it after the report folder was made,
+    the other pages run (audit 102's left item). The sample exports' events end on 2026-02-..."""
+    params = {"activity": "repeat", "end": "2026-01-20"}
+    message = (r"^end: activity 'repeat' projects activity after the last event \(2026-02-\d\d\); the window end "
+               r"2026-01-20 is not after it")
+    with pytest.raises(ReportError, match=message):
+        run_report(["eit_migration"], data=ROOT / "data", out=tmp_path / "r", params=params)
+    assert not (tmp_path / "r").exists()
+    db = tmp_path / "sample.duckdb"
+    with Lab(str(db)) as lab:
+        load_world(lab, ROOT / "data")
+    with pytest.raises(ReportError, match=message):
+        run_report(["eit_migration"], db=db, out=tmp_path / "r", params=params)
+    assert not (tmp_path / "r").exists()
+    check_migration_window(db, {**params, "end": "2026-04-01"})  # after the last event: fine
+    check_migration_window(db, {"end": "2026-01-20"})  # observed activity: any end
