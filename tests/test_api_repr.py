@@ -52,3 +52,25 @@ def test_a_load_report_shows_its_counts_and_prints_its_summary():
                    quarantined=Counter({"malformed_json": 2}))
     assert repr(r) == "<LoadReport mixpanel-events: 2 file(s), 10 loaded, 2 quarantined; print() for the summary>"
     assert str(r).startswith("mixpanel-events: 2 file(s) loaded")
+
+
+def test_a_simulation_shows_its_figures_and_says_when_it_is_before_the_first_run():
+    """Its repr was the dataclass's: every setting on one long line. An `at` before the sync's first
+    run gives an empty result from Python (`cohortlab simulate` refuses it): the repr says why."""
+    from pathlib import Path
+
+    from cohortlab import Lab
+    from cohortlab.loaders.folder import load_world
+
+    with Lab() as lab:
+        load_world(lab, Path(__file__).resolve().parents[1] / "data")
+        r = lab.simulate("Power Users")
+        n, audience = r.counts["members"], r.audience
+        assert n > 0
+        assert repr(r) == (f"<SimulationResult of 'Power Users' at 2026-03-08 00:00:00 UTC (snapshots): {n} member(s), "
+                           f"audience {audience}; .waterfall, .timeline, .resolution, .attribute_state, "
+                           ".gap_summary, .summary()>")
+        early = lab.simulate("Power Users", at="2025-01-01")
+        assert early.counts["members"] == 0
+        assert repr(early).startswith("<SimulationResult of 'Power Users' at 2025-01-01 00:00:00 UTC (snapshots): "
+                                      "no members: before the sync's first run (2026-03-01 00:00:00 UTC);")

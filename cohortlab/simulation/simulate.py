@@ -35,7 +35,7 @@ from cohortlab.settings import SyncSettings
 from cohortlab.simulation.membership import CohortRef, Source
 from cohortlab.simulation.resolution import RESOLUTION_COLUMNS
 from cohortlab.simulation.sync import ATTRIBUTE_STATE_COLUMNS, TIMELINE_COLUMNS, Names, run_sync
-from cohortlab.times import parse_time
+from cohortlab.times import format_instant, parse_time
 from cohortlab.pipeline import Pipeline, sql_ts
 from cohortlab.simulation.waterfall import (
     GAP_SUMMARY_ORDER,
@@ -173,6 +173,19 @@ class SimulationResult:
     def audience_false(self) -> int:
         """Profiles with ``<attribute> = false`` (an audience on ``= false``)."""
         return int(self.counts["audience_false"])
+
+    def __repr__(self) -> str:
+        # the figures in one line, not the settings and tables (a cell's value in a notebook)
+        members = int(self.counts.get("members", 0))
+        if members:
+            figures = f"{members:,} member(s), audience {self.audience:,}"
+        elif self.at < self.t0:  # `cohortlab simulate` refuses it; here the empty result is the answer
+            figures = f"no members: before the sync's first run ({format_instant(self.t0)} UTC)"
+        else:
+            figures = "no members at this time"
+        return (f"<SimulationResult of {self.cohort!r} at {format_instant(self.at)} UTC ({self.source}"
+                f"{', stored' if self.stored else ''}): {figures}; .waterfall, .timeline, .resolution, "
+                f".attribute_state, .gap_summary, .summary()>")
 
     def summary(self) -> dict[str, Any]:
         """The waterfall as {step: count} plus a few headline numbers."""
