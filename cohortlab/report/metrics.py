@@ -522,7 +522,7 @@ def figures_headline_identity_gaps(f: Mapping[str, Any]) -> Headline:
             .add("in mParticle under another identity", f["in_mparticle"])
             .add("most frequent gap reason", top, "text")
             .add("recovered by a Rule + re-export (simulated)", f["rule_fixable"])
-            .add("never fixable (in mParticle, inactive)", f["never_fixable"]))
+            .add("never fixable (in mParticle, inactive since the cutoff)", f["never_fixable"]))
 
 
 def timeline_rows(timeline: pd.DataFrame) -> list[dict[str, Any]]:
@@ -632,7 +632,7 @@ def figures_headline_migration(f: Mapping[str, Any]) -> Headline:
            .add("best plan" + (" (tie)" if len(f["best"]) > 1 else ""), " = ".join(f["best"]), "text")
            .add("its final match rate (of Mixpanel profiles)", best["final_match_rate"], "percent")
            .add("its split profiles", best["split_profiles_end"])
-           .add("its users never fixable (inactive after the change)", best["never_fixable_users"]))
+           .add("its users never fixable (inactive after the plan's change)", best["never_fixable_users"]))
     if f["validation"]:
         out.add("observed match rate (of cohort members)", f["validation"]["observed_match_rate"], "percent")
         out.add("predicted match rate (of cohort members)", f["validation"]["predicted_match_rate"], "percent")

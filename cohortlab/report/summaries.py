@@ -441,7 +441,7 @@ def migration_summary(f: Mapping[str, Any], settings=None) -> str:
         lines.append(
             f"- **{md_text(p['plan'])}**: {pct(p['final_match_rate'])} of {p['members_end']:,} Mixpanel profiles at the end; "
             f"{p['split_profiles_end']:,} split profiles; {p['never_fixable_users']:,} users can never be fixed "
-            f"(inactive after the change)"
+            f"(inactive after the plan's change)"
             + _reexport_words(p)
             + _plan_effect_words(p)
         )

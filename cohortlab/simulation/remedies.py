@@ -80,7 +80,7 @@ REMEDIES = {
     "sdk_code": "SDK code: set $mparticle_user_id in the app (next sends only)",
     "sdk_reexport": "SDK code, then re-export the cohort",
     "switch_eit": "Switch External Identity Type to mParticle ID",
-    "reexport": "Re-export the cohort (nothing fixed)",
+    "reexport": "Re-export the cohort (no identifier fixed)",
     "reconnect": "Reconnect the export after the pause",
 }
 SimulateFn = Callable[[str, Any, SyncSettings, str], SimulationResult]

@@ -215,10 +215,10 @@ def test_a_plan_that_equals_do_nothing_every_day_has_no_effect_and_no_days_to_90
 
     text = unescape_md(summaries.migration_summary(f, {"event_identity_cutoff": "2026-01-15T00:00:00Z"}))
     assert ("- **Rule only**: 40.0% of 100 Mixpanel profiles at the end; 0 split profiles; 0 users can never be "
-            "fixed (inactive after the change); **no effect** in this window: every day the same match rate as "
+            "fixed (inactive after the plan's change); **no effect** in this window: every day the same match rate as "
             "do nothing (its changes: rule writes $mparticle_user_id from 2026-02-15 00:00 UTC).") in text
     assert "Rule only**: 40.0% of 100 Mixpanel profiles at the end; 0 split profiles; 0 users can never be fixed " \
-           "(inactive after the change); reaches" not in text
+           "(inactive after the plan's change); reaches" not in text
     assert "reaches 90% of its final rate 1 day after its first change" in text  # switch only
     assert ("A plan's Rule or SDK code starts on the date given with the plan. The identity-gaps page values its "
             "remedies from the 2026-01-15 00:00 UTC cutoff instead") in text
@@ -315,7 +315,7 @@ def test_with_the_event_identity_rule_off_no_unmatched_member_is_called_inactive
         assert (f["unmatched"], f["in_mparticle"], f["not_in_mparticle"]) == (3, 2, 1)
         assert f["never_fixable"] is None and f["active_after_cutoff"] is None and f["inactive_since_cutoff"] is None
         assert f["activity"] == []
-        assert metrics.figures_headline_identity_gaps(f)["never fixable (in mParticle, inactive)"] is None
+        assert metrics.figures_headline_identity_gaps(f)["never fixable (in mParticle, inactive since the cutoff)"] is None
         text = summaries.identity_gaps_summary(f, {"event_identity_cutoff": None})
         assert "; 3 were not" not in text and "inactive since the cutoff" not in text
         assert "The event identity rule is off in these settings" in text
