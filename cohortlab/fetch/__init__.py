@@ -236,9 +236,23 @@ def _fetch_mparticle(run: _Run, lab, mpids: Iterable[int] | None, *, lab_without
     mpids = list(mpids)
     mpa = MParticleClient(run.creds.mparticle, rate=rate, **run.client_options())
     summary.stats["mparticle"] = mpa.http.stats
+    item: dict[str, Any] = {}  # this run's record of its part files, in fetch.json
+
+    def on_part(part: Path, as_of: datetime, started: datetime) -> None:
+        """A part is in place: recorded at once (also when the run then stops on an error) with
+        the time of the first request whose answer it holds; ``as_of`` of the item: the run's
+        start, as fetch.json had it before file_times."""
+        if not item:
+            item.update(kind="mparticle-profiles", path="mparticle/profiles", as_of=_iso(started), files=[],
+                        file_times={})
+            run.manifest["items"].append(item)
+        item["files"].append(part.name)
+        item["file_times"][part.name] = _iso(as_of)
+        run.save()
+
     try:
         res = mpa.fetch_profiles(out, mpids, concurrency=concurrency, part_size=part_size,
-                                 retry_missing=retry_missing, progress=run.show)
+                                 retry_missing=retry_missing, progress=run.show, on_part=on_part)
     finally:
         mpa.close()
     summary.add("mparticle_profiles", res.fetched,
@@ -247,9 +261,6 @@ def _fetch_mparticle(run: _Run, lab, mpids: Iterable[int] | None, *, lab_without
                 + (f", {res.mismatched} answered another or an inexact mpid (kept as mpid_returned)"
                    if res.mismatched else ""))
     summary.counts["mparticle_missing"] = res.missing
-    if res.files:  # recorded before they are loaded: the load reads their time from fetch.json
-        run.item(kind="mparticle-profiles", path="mparticle/profiles", as_of=_iso(res.fetched_at),
-                 files=[p.name for p in res.files])
     if lab is not None and res.files:
         from cohortlab.loaders import LoadError
 

@@ -6,7 +6,7 @@ now, months later."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -58,6 +58,9 @@ def test_a_fetched_folder_loaded_later_takes_the_recorded_capture_times(fake, cr
     record = json.loads((tmp_path / "fetch.json").read_text())["runs"][-1]
     items = {i["kind"]: i for i in record["items"]}
     assert items["mixpanel-profiles"]["as_of"] == "2026-03-02T09:00:00Z"  # the first page's request
+    part = items["mparticle-profiles"]["files"][0]
+    assert part == "part-20260302T090000Z-00001.jsonl"  # named by its capture time
+    assert items["mparticle-profiles"]["file_times"] == {part: "2026-03-02T09:00:00Z"}
     # a whole-folder load (report --data, fetch --db), months later
     with Lab() as lab:
         load_world(lab, tmp_path)
@@ -205,3 +208,32 @@ def test_fetch_json_keeps_the_engage_listing_of_the_profiles_folder_however_old(
         load_world(lab, tmp_path)
         assert {r[0] for r in lab.engine.query_rows("SELECT as_of FROM mp_profile_history")} == {
             MONDAY.replace(tzinfo=None)}
+
+
+def test_each_mparticle_part_is_dated_by_its_first_request(fake, creds, policy, tmp_path, monkeypatch):
+    """A long Profile API run: a later part holds later answers, and gets a later time, not the
+    run's start (a million MPIDs at 15 a second take 18 hours)."""
+    calls: list[datetime] = []
+
+    class Ticking(datetime):
+        @classmethod
+        def now(cls, tz=None):  # every reading of the clock is one hour later
+            calls.append(MONDAY + timedelta(hours=len(calls)))
+            return calls[-1]
+
+    monkeypatch.setattr(fetch_mparticle, "datetime", Ticking)
+    fetch(tmp_path, sources=["mparticle"], mpids=MPIDS, part_size=1, concurrency=1, credentials=creds,
+          policy=policy, progress=False)
+    item = json.loads((tmp_path / "fetch.json").read_text())["runs"][-1]["items"][0]
+    assert item["as_of"] == "2026-03-02T09:00:00Z"  # the run's start, as before
+    # one clock reading per request after the run's start (10:00, 11:00, 12:00); a part is dated by
+    # its first (a part usually holds one answer; two when they complete before the part is written)
+    times = item["file_times"]
+    assert item["files"] == list(times)
+    assert min(times.values()) == "2026-03-02T10:00:00Z"
+    assert sorted(times.values()) == list(times.values()) and len(set(times.values())) == len(times)
+    for name, t in times.items():  # the part's name carries the same time
+        assert name.startswith("part-" + t.replace("-", "").replace(":", "") + "-")
+    with Lab() as lab:
+        load_world(lab, tmp_path)
+        assert _mparticle_as_of(lab) == sorted(t.rstrip("Z") for t in times.values())
