@@ -120,14 +120,14 @@ def parse_record(path: Path) -> CaptureTimes:
     return out
 
 
-_CACHE: dict[tuple[str, int, int], CaptureTimes] = {}
+_CACHE: dict[tuple[str, int, int, int], CaptureTimes] = {}
 
 
 def record_times(record: Path) -> CaptureTimes:
     """:func:`parse_record`, read once per version of the file (a folder of a thousand pages
     reads it once)."""
     st = record.stat()
-    key = (str(record.resolve()), st.st_mtime_ns, st.st_size)
+    key = (str(record.resolve()), st.st_ino, st.st_mtime_ns, st.st_size)  # fetch replaces it: a new inode
     if key not in _CACHE:
         if len(_CACHE) > 32:
             _CACHE.clear()
