@@ -110,23 +110,31 @@ def fetch(
     except OSError as e:
         raise FetchError(f"{out}: cannot create the output folder: {e.strerror or e}") from None
     with run_lock(out) as removed:  # one run per folder; what a killed run left is removed
+        earlier = _earlier_runs(out)  # a malformed fetch.json: an error before any request
         run = _Run(out, credentials or load_credentials(config), policy, timeout,
-                   sys.stderr.isatty() if progress is None else progress)
+                   sys.stderr.isatty() if progress is None else progress, earlier)
         if removed:
             run.summary.add("leftovers_removed", removed,
                             f"removed {removed} temporary file(s) an interrupted run left in .fetch/tmp/")
-        if "mixpanel" in sources:
-            _fetch_mixpanel(run, from_date, to_date, n_chunks, events=events, where=where, chunk_days=chunk_days,
-                            refresh=refresh, profiles=profiles, cohorts=[str(c) for c in cohorts],
-                            all_cohorts=all_cohorts)
-        # the folder is loaded when it holds something (a --source mparticle run into a new folder
-        # has nothing yet: its MPIDs come from the lab, its profiles are loaded below)
-        if lab is not None and load and any((out / d).is_dir() for d in SOURCES):
-            run.summary.loads.append(_load(lab, out, run.show))
-        if "mparticle" in sources:
-            _fetch_mparticle(run, lab if load else None, mpids, lab_without_load=lab is not None and not load,
-                             concurrency=concurrency, rate=rate, part_size=part_size, retry_missing=retry_missing)
-        _record(out, run.manifest)
+        # fetch.json is written as each item is in place (also when the run stops on an error):
+        # the loads below, and any later one, read the capture times from it
+        try:
+            if "mixpanel" in sources:
+                _fetch_mixpanel(run, from_date, to_date, n_chunks, events=events, where=where,
+                                chunk_days=chunk_days, refresh=refresh, profiles=profiles,
+                                cohorts=[str(c) for c in cohorts], all_cohorts=all_cohorts)
+            # the folder is loaded when it holds something (a --source mparticle run into a new folder
+            # has nothing yet: its MPIDs come from the lab, its profiles are loaded below)
+            if lab is not None and load and any((out / d).is_dir() for d in SOURCES):
+                run.summary.loads.append(_load(lab, out, run.show))
+            if "mparticle" in sources:
+                _fetch_mparticle(run, lab if load else None, mpids, lab_without_load=lab is not None and not load,
+                                 concurrency=concurrency, rate=rate, part_size=part_size,
+                                 retry_missing=retry_missing)
+            run.manifest["complete"] = True
+        finally:
+            if run.manifest["items"] or run.manifest["complete"]:
+                run.save()
         return run.summary
 
 
@@ -140,18 +148,25 @@ class _Run:
     policy: RetryPolicy | None
     timeout: float | None
     show: bool  # progress bars
+    earlier: list[Any] = field(default_factory=list)  # the runs fetch.json already recorded
     summary: FetchSummary = field(init=False)
     manifest: dict[str, Any] = field(init=False)
 
     def __post_init__(self) -> None:
         self.summary = FetchSummary(self.out)
-        self.manifest = {"fetched_at": _now(), "items": []}
+        self.manifest = {"fetched_at": _now(), "complete": False, "items": []}
 
     def client_options(self) -> dict[str, Any]:
         return {"policy": self.policy, **({"timeout": self.timeout} if self.timeout else {})}
 
-    def item(self, **entry: Any) -> None:
+    def item(self, **entry: Any) -> dict[str, Any]:
+        """Record what was fetched, in fetch.json at once (the files are in place)."""
         self.manifest["items"].append(entry)
+        self.save()
+        return entry
+
+    def save(self) -> None:
+        _record(self.out, self.earlier, self.manifest)
 
 
 def _fetch_mixpanel(run: _Run, from_date: Any, to_date: Any, n_chunks: int, *, events: Iterable[str],
@@ -190,7 +205,10 @@ def _fetch_mixpanel(run: _Run, from_date: Any, to_date: Any, n_chunks: int, *, e
             summary.add("profiles", listing.results,
                         f"mixpanel profiles: {listing.results:,} in {listing.pages} page(s) -> mixpanel/profiles/"
                         + (f" (paging restarted {listing.restarts}x)" if listing.restarts else ""))
-            run.item(kind="mixpanel-profiles", path="mixpanel/profiles", as_of=_iso(listing.as_of))
+            # as_of: the time the listing's first page was requested (as members snapshots are
+            # dated); completed_at: when its last page was in (docs/fetching.md#capture-times)
+            run.item(kind="mixpanel-profiles", path="mixpanel/profiles", as_of=_iso(listing.as_of),
+                     completed_at=_now(), profiles=listing.results, pages=listing.pages)
         for cid, name in _pick_cohorts(listed, cohorts, all_cohorts):
             with _bar(run.show, None, f"members of {one_line(name)}", " members") as bar:
                 snap = mp.members(out, cid, name, progress=bar)
@@ -218,9 +236,23 @@ def _fetch_mparticle(run: _Run, lab, mpids: Iterable[int] | None, *, lab_without
     mpids = list(mpids)
     mpa = MParticleClient(run.creds.mparticle, rate=rate, **run.client_options())
     summary.stats["mparticle"] = mpa.http.stats
+    item: dict[str, Any] = {}  # this run's record of its part files, in fetch.json
+
+    def on_part(part: Path, as_of: datetime, started: datetime) -> None:
+        """A part is in place: recorded at once (also when the run then stops on an error) with
+        the time of the first request whose answer it holds; ``as_of`` of the item: the run's
+        start, as fetch.json had it before file_times."""
+        if not item:
+            item.update(kind="mparticle-profiles", path="mparticle/profiles", as_of=_iso(started), files=[],
+                        file_times={})
+            run.manifest["items"].append(item)
+        item["files"].append(part.name)
+        item["file_times"][part.name] = _iso(as_of)
+        run.save()
+
     try:
         res = mpa.fetch_profiles(out, mpids, concurrency=concurrency, part_size=part_size,
-                                 retry_missing=retry_missing, progress=run.show)
+                                 retry_missing=retry_missing, progress=run.show, on_part=on_part)
     finally:
         mpa.close()
     summary.add("mparticle_profiles", res.fetched,
@@ -229,9 +261,6 @@ def _fetch_mparticle(run: _Run, lab, mpids: Iterable[int] | None, *, lab_without
                 + (f", {res.mismatched} answered another or an inexact mpid (kept as mpid_returned)"
                    if res.mismatched else ""))
     summary.counts["mparticle_missing"] = res.missing
-    if res.files:
-        run.item(kind="mparticle-profiles", path="mparticle/profiles", as_of=_iso(res.fetched_at),
-                 files=[p.name for p in res.files])
     if lab is not None and res.files:
         from cohortlab.loaders import LoadError
 
@@ -293,19 +322,43 @@ def _load(lab, out: Path, progress: bool, only_mixpanel: bool = False):
         raise FetchError(f"the fetched files did not load: {e}") from e
 
 
-def _record(out: Path, manifest: dict[str, Any]) -> None:
-    """``<out>/fetch.json``: what each run fetched and as of when (appended, newest last)."""
+MAX_RUNS = 100  # fetch.json keeps the last runs (and the newest Engage listing's, however old)
+
+
+def _earlier_runs(out: Path) -> list[Any]:
+    """The runs ``<out>/fetch.json`` records. One that cannot be read is a :class:`FetchError`
+    naming it (before any request): it dates the fetched profiles (docs/loading.md#fetched), so
+    it is not replaced behind the user's back."""
+    from cohortlab.loaders import LoadError
+    from cohortlab.loaders.fetched import RECORD, parse_record
+
+    path = out / RECORD
+    if not path.exists():
+        return []
+    try:
+        parse_record(path)
+    except LoadError as e:
+        raise FetchError(f"{e}; fetch does not overwrite it: it dates the files already fetched") from None
     import json
 
-    path = out / "fetch.json"
-    runs: list[Any] = []
-    if path.exists():
-        try:
-            runs = json.loads(path.read_text(encoding="utf-8")).get("runs", [])
-        except (ValueError, AttributeError):
-            runs = []
-    runs.append(manifest)
-    write_json(out, path, {"runs": runs[-100:]})
+    return list(json.loads(path.read_text(encoding="utf-8"))["runs"])
+
+
+def _record(out: Path, earlier: list[Any], manifest: dict[str, Any]) -> None:
+    """``<out>/fetch.json``: what each run fetched and as of when (appended, newest last). The
+    last :data:`MAX_RUNS` runs are kept, and the newest run that listed the Engage profiles
+    (the time of the profiles in ``mixpanel/profiles/``) when it is older."""
+    runs = [*earlier, manifest]
+    kept = runs[-MAX_RUNS:]
+    if not any(_lists_profiles(r) for r in kept):
+        older = [r for r in runs[:-MAX_RUNS] if _lists_profiles(r)]
+        kept = older[-1:] + runs[-(MAX_RUNS - len(older[-1:])):]
+    write_json(out, out / "fetch.json", {"runs": kept})
+
+
+def _lists_profiles(run: Any) -> bool:
+    return isinstance(run, dict) and any(isinstance(i, dict) and i.get("kind") == "mixpanel-profiles"
+                                         for i in run.get("items") or [])
 
 
 @contextmanager

@@ -13,7 +13,8 @@
   second (default 15, the documented starting limit); 429/5xx are retried honouring
   ``Retry-After``.
 * **Resumable** — profiles are written in parts (``mparticle/profiles/part-<stamp>-<n>.jsonl``,
-  one Profile API answer per line, each part written atomically every ``part_size`` profiles).
+  one Profile API answer per line, each part written atomically every ``part_size`` profiles;
+  ``<stamp>``: the part's capture time, the first request whose answer it holds, UTC).
   A later run skips the MPIDs already in a part or in the missing list, so an interrupted run
   continues where it stopped; ``retry_missing`` asks for the missing ones again.
 * **Exact MPIDs** — the answers are parsed with Python's ``json`` (integers exact at any size) and
@@ -34,7 +35,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import httpx
 
@@ -140,7 +141,12 @@ class MParticleClient:
         return data, raw.decode("utf-8")
 
     def fetch_profiles(self, out: Path, mpids: Iterable[int], *, concurrency: int = 4, part_size: int = 1000,
-                       retry_missing: bool = False, progress: bool | None = None) -> ProfilesResult:
+                       retry_missing: bool = False, progress: bool | None = None,
+                       on_part: Callable[[Path, datetime, datetime], None] | None = None) -> ProfilesResult:
+        """Fetch the profiles of ``mpids`` not fetched yet into part files. ``on_part(path,
+        as_of, started)`` is called as each part is in place: ``as_of`` is the time of the first
+        request whose answer the part holds (its capture time, also in its name), ``started``
+        the run's start (``ProfilesResult.fetched_at``)."""
         folder = out / "mparticle" / "profiles"
         missing_file = state_dir(out) / "mparticle_missing.json"
         have = fetched_mpids(folder)
@@ -154,8 +160,7 @@ class MParticleClient:
             return res
         if self._auth.token is None:
             self.authenticate()
-        stamp = res.fetched_at.strftime("%Y%m%dT%H%M%SZ")
-        buffer: list[str] = []
+        buffer: list[tuple[datetime, str]] = []  # (when its request was sent, the line)
         new_missing: set[int] = set()
         lock = threading.Lock()
 
@@ -164,17 +169,24 @@ class MParticleClient:
                 lines, buffer[:] = list(buffer), []
                 gone = set(new_missing)
             if lines:
+                # the part's capture time: the first request whose answer it holds (the answers
+                # are snapshots taken from then on, as an Engage listing is dated by its first page)
+                as_of = min(t for t, _ in lines)
+                stamp = as_of.strftime("%Y%m%dT%H%M%SZ")
                 n = len(res.files) + 1
                 while (target := folder / f"part-{stamp}-{n:05d}.jsonl").exists():  # never overwrite a part
                     n += 1
                 with atomic_file(out, target, "w") as f:
-                    f.writelines(lines)
+                    f.writelines(line for _, line in lines)
                 res.files.append(target)
+                if on_part is not None:
+                    on_part(target, as_of, res.fetched_at)
             if gone or retry_missing:
                 all_missing = (missing - (set(todo) if retry_missing else set())) | gone
                 write_json(out, missing_file, sorted(all_missing), indent=None)
 
         def one(mpid: int) -> None:
+            sent = datetime.now(timezone.utc).replace(microsecond=0)
             got = self.profile_text(mpid)
             if got is None:
                 with lock:
@@ -184,7 +196,7 @@ class MParticleClient:
             data, text = got
             line, mismatched = profile_line(mpid, data, text)
             with lock:
-                buffer.append(line)
+                buffer.append((sent, line))
                 res.fetched += 1
                 res.mismatched += mismatched
 

@@ -183,9 +183,12 @@ def pop_as_of(opts: dict[str, Any], kind: str) -> dict[str, str]:
 
 class AsOfOnly:
     """For a loader (before :class:`Loader` in its bases) whose one option is ``as_of``, the time
-    its export was taken (:func:`pop_as_of`)."""
+    its export was taken (:func:`pop_as_of`). Without the option, a file of a folder written by
+    ``cohortlab fetch`` takes the capture time its ``fetch.json`` records
+    (:func:`cohortlab.loaders.fetched.capture_time`); else the load time counts."""
 
     kind: str
+    options: dict[str, Any]
 
     def validate_options(self, options: dict[str, Any]) -> dict[str, Any]:
         opts = dict(options)
@@ -193,6 +196,14 @@ class AsOfOnly:
         if opts:
             raise ValueError(f"{self.kind}: unknown option(s) {sorted(opts)}; known: as_of")
         return as_of
+
+    def file_options(self, path: Path) -> dict[str, Any]:
+        if "as_of" in self.options:  # the user's as_of wins
+            return {}
+        from cohortlab.loaders.fetched import capture_time
+
+        as_of = capture_time(path)
+        return {"as_of": as_of} if as_of else {}
 
 
 # --------------------------------------------------------------------------- file helpers
@@ -448,6 +459,11 @@ class Loader(ABC):
         """Options that change the rows a file produces (part of the fingerprint)."""
         return self.options
 
+    def file_options(self, path: Path) -> dict[str, Any]:
+        """Options of one file added to the load's (default: none): part of its fingerprint, of
+        its ``loads.options`` and of ``FileContext.options``."""
+        return {}
+
     @abstractmethod
     def load_file(self, ctx: FileContext) -> FileResult: ...
 
@@ -514,14 +530,17 @@ class Loader(ABC):
             self.begin(engine)
             for path in iterator:
                 refuse_wide_text(path)  # before anything reads it as UTF-8
-                scan = scan_file(path, self.kind, fopts)
+                extra = self.file_options(path)  # e.g. the capture time fetch.json records
+                file_fopts = {**fopts, **extra}
+                scan = scan_file(path, self.kind, file_fopts)
                 fp = scan.fingerprint
                 if engine.query_rows("SELECT 1 FROM loads WHERE fingerprint = ? LIMIT 1", [fp]):
                     report.skipped.append(str(path))
                     continue
                 load_id = int(engine.query_rows("SELECT nextval('load_id_seq')")[0][0])
                 bad = bad_lines.get(path, [])
-                ctx = FileContext(engine, path, load_id, self.kind, self.options, [n for n, _ in bad], scan,
+                ctx = FileContext(engine, path, load_id, self.kind, {**self.options, **extra},
+                                  [n for n, _ in bad], scan,
                                   normalise=scan.mixed_eol or path in mixed, copies=copies)
                 try:
                     result = self.load_file(ctx)
@@ -544,7 +563,7 @@ class Loader(ABC):
                     raise AssertionError(f"{path}: load counts do not add up: {result}")
                 engine.execute(
                     "INSERT INTO loads VALUES (?, ?, ?, ?, ?::JSON, now()::TIMESTAMP, ?, ?, ?, ?)",
-                    [load_id, self.kind, str(path), fp, json.dumps(fopts, default=str),
+                    [load_id, self.kind, str(path), fp, json.dumps(file_fopts, default=str),
                      result.rows_read, result.loaded, result.deduplicated, result.n_quarantined],
                 )
                 report.add(str(path), load_id, result)

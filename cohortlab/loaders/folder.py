@@ -20,6 +20,10 @@ Anything else (``truth.parquet``, ``manifest.json``, READMEs) is not an export a
 Order: mParticle first, then Mixpanel cohorts, profiles, events, members, webhooks; members
 snapshots and webhook pages in file-name order (the replay order).
 
+A folder written by ``cohortlab fetch`` holds ``fetch.json``: its profile exports take the capture
+times it records (:mod:`cohortlab.loaders.fetched`, docs/loading.md#fetched); one that cannot be
+read is a :class:`LoadError` before anything is loaded.
+
 A members file without an ``as_of`` inside takes it from ``manifest.json`` (a ``snapshots`` list
 of ``{path, as_of, cohort}``) or from a timestamp in its file name (``2026-03-01T12-00-00Z.json``,
 ``20260301T120000Z.json``, ``2026-03-01.json``). Its cohort, when the file does not name one,
@@ -36,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from cohortlab.loaders import LoadError, LoadReport
+from cohortlab.loaders.fetched import folder_record, record_times
 
 IGNORED_SUFFIXES = (".parquet", ".md", ".txt", ".yaml", ".yml", ".py", ".png", ".html")
 IGNORED_NAMES = ("manifest.json", "truth.json")
@@ -223,6 +228,9 @@ def load_world(lab, folder: str | os.PathLike, *, progress: bool = False) -> Wor
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder")
+    record = folder_record(folder)
+    if record is not None:  # a fetch.json that cannot be read: one error before anything is loaded
+        record_times(record)
     mp, mpa = folder / "mixpanel", folder / "mparticle"
     report = WorldReport(folder=folder)
 

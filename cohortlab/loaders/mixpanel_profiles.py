@@ -16,7 +16,9 @@ unparsable strings give NULL (not a reject).
 A later load replaces the earlier row of the same distinct_id; within one file the last
 occurrence wins and the others count as deduplicated. Every load is also kept in
 ``mp_profile_history`` with its as-of time: option ``as_of`` (ISO-8601 UTC, the time the export
-was taken), else the load time counts (send-time resolution, docs/rules.md).
+was taken), else, for the pages of a folder written by ``cohortlab fetch``, the time its
+``fetch.json`` records (:mod:`cohortlab.loaders.fetched`), else the load time counts (send-time
+resolution, docs/rules.md).
 
 JSONL of bare result objects is read by the typed fast path (:mod:`cohortlab.loaders.fast`)
 when every record can be taken exactly; any other file by the exact path, with the same rows.
