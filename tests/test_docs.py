@@ -29,6 +29,8 @@ FORBIDDEN = [
     (re.compile(r"\bSPEC\b"), "cites SPEC (outside the repository); cite docs/rules.md#<anchor>"),
     (re.compile(r"\bDESIGN\b"), "cites DESIGN (outside the repository); cite docs/DEVELOPING.md"),
     (re.compile(r"§\s*\d"), "cites a numbered section (§n) of a document; cite docs/rules.md#<anchor>"),
+    (re.compile(r"https?://(?:docs\.|help\.|developer\.|github\.com|stackoverflow\.com)"),
+     "links to documentation outside the repository; say it in the project's own words"),
 ]
 # A file name with one of these extensions must name a file of the repository (a stem of two
 # characters or more, not followed by "(": `ci.md(...)` is a call, `p.txt` a SQL column).
@@ -121,6 +123,7 @@ def test_nothing_cites_a_file_outside_the_repository():
         ("see architecture-anchors.md", "cites architecture-anchors.md"),
         ("as the guide says (section §3.2)", "numbered section"),
         ("[the rules](missing.md#gap-reasons)", "links to missing.md"),
+        ("the export API (<https://docs.mixpanel.com/reference/raw-event-export>)", "documentation outside"),
     ],
 )
 def test_the_citation_check_catches_a_planted_citation(tmp_path, planted, expected):
