@@ -9,10 +9,13 @@ under the identity they later got, the MPID, so they carry MPIDs from before the
 when no event has a ``$user_id`` at all does the first MPID-keyed event of any kind count.
 
 A switch is a change: when the data's very first identified event (of any kind, without
-``$user_id``s) is already keyed by an existing MPID, the data is keyed by MPID from its start
-(the output's EIT was mParticle ID before the data begins) and shows no switch. Studying one at
+``$user_id``s) is already keyed by an MPID, the data is keyed by MPID from its start (the
+output's EIT was mParticle ID before the data begins) and shows no switch. Studying one at
 its first event told a story of a world that never had it (a "do nothing" plan keyed by
-customer ids)."""
+customer ids). That first MPID need not be of an existing profile: a profile deleted since
+(mParticle deletes inactive ones) still keyed the events it had; asking for an existing one
+found a "switch" at the second event of a healthy world whose first user's profile was
+deleted."""
 
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from cohortlab.engines.base import Engine
-from cohortlab.identifiers import mpid_sql
+from cohortlab.identifiers import is_valid_mpid_sql, mpid_sql
 from cohortlab.migration.plans import MigrationPlan, standard_plans
 from cohortlab.settings import SyncSettings
 from cohortlab.times import format_time, parse_time
@@ -68,14 +71,16 @@ def _counted(engine: Engine) -> str:
 
 def first_mpid_keyed_event(engine: Engine) -> datetime | None:
     """Time (UTC) of the first identified event whose distinct_id is a valid MPID of an existing
-    profile (of any event when no event has a ``$user_id``); None when there is none, or when it
-    is the data's first such event (keyed by MPID from the start: no switch)."""
+    profile (of any event when no event has a ``$user_id``); None when there is none, or when
+    the data's first such event is already keyed by an MPID, existing or deleted since (keyed
+    by MPID from the start: no switch)."""
     counted = _counted(engine)
-    first, keyed = engine.query_rows(f"""
+    first, first_mpid, keyed = engine.query_rows(f"""
         SELECT (SELECT min(e.time) FROM mp_events e WHERE {counted}),
+               (SELECT min(e.time) FROM mp_events e WHERE {counted} AND {is_valid_mpid_sql('e.distinct_id')}),
                (SELECT min(e.time) FROM mp_events e JOIN {_EXISTING} p ON p.mpid = {mpid_sql('e.distinct_id')}
                 WHERE {counted})""")[0]
-    if keyed is None or keyed == first:
+    if keyed is None or first_mpid == first:
         return None
     return parse_time(keyed)
 
@@ -91,13 +96,15 @@ def settings_switch(settings: Any = None) -> datetime | None:
 def has_mpid_keyed_event(engine: Engine) -> bool:
     """Whether :func:`first_mpid_keyed_event` finds one: the same rule, asked as existence (the
     scans stop at the first such event instead of reading them all for the first time): an
-    MPID-keyed event exists, and none of the data's first events is one."""
+    event keyed by an existing MPID exists, and none of the data's first events is keyed by an
+    MPID (existing or deleted since)."""
     counted = _counted(engine)
     keyed = f"SELECT 1 FROM mp_events e SEMI JOIN {_EXISTING} p ON p.mpid = {mpid_sql('e.distinct_id')}"
     if not engine.query_rows(f"{keyed} WHERE {counted} LIMIT 1"):
         return False
     first = f"(SELECT min(e.time) FROM mp_events e WHERE {counted})"
-    return not engine.query_rows(f"{keyed} WHERE {counted} AND e.time = {first} LIMIT 1")
+    return not engine.query_rows(f"SELECT 1 FROM mp_events e WHERE {counted} AND e.time = {first} "
+                                 f"AND {is_valid_mpid_sql('e.distinct_id')} LIMIT 1")
 
 
 def find_switch(engine: Engine, switch: Any = None, settings: Any = None) -> Switch:

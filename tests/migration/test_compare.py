@@ -186,6 +186,17 @@ def test_data_keyed_by_mpid_from_its_first_event_shows_no_switch(lab):
     assert has_mpid_keyed_event(lab.engine)
 
 
+def test_data_keyed_by_the_mpid_of_a_deleted_profile_from_its_first_event_shows_no_switch(lab):
+    """A healthy world whose first user's profile was deleted since (mParticle deletes inactive
+    ones): its first identified event is keyed by an MPID that no loaded profile has. Still MPID
+    from the start: a "switch" at the second event was found (audit 104, synth healthy seed 7)."""
+    insert_profiles(lab, {66: []})
+    insert_events(lab, [("55", "2026-01-01 00:00:00", "u-55", "d1"), ("66", "2026-01-02 00:00:00", "u-66", "d2")])
+    assert first_mpid_keyed_event(lab.engine) is None and not has_mpid_keyed_event(lab.engine)
+    with pytest.raises(ValueError, match="no switch date"):
+        find_switch(lab.engine)
+
+
 def test_without_user_ids_events_keyed_by_mpid_from_the_first_show_no_switch(lab):
     insert_profiles(lab, {55: []})
     insert_events(lab, [("55", "2026-01-01 00:00:00", None, "d1"), ("c-x", "2026-01-03 00:00:00", None, "d2")])
