@@ -21,7 +21,7 @@ from cohortlab.migration.model import (REPEAT_DAYS, RunTables, daily_pipeline, f
 from cohortlab.migration.persons import Prepared, cohort_scope_sql, prepare
 from cohortlab.migration.plans import MigrationPlan
 from cohortlab.migration.store import DAILY_TABLE, PLANS_TABLE, SUMMARY_TABLE, USERS_TABLE, replace_rows
-from cohortlab.migration.switch import Switch, find_switch, plans_around
+from cohortlab.migration.switch import Switch, check_switch_in_window, find_switch, plans_around
 from cohortlab.migration.validate import Reconciliation, check_activity, reconcile
 from cohortlab.pipeline import Pipeline, sql_str, sql_ts
 from cohortlab.settings import SyncSettings
@@ -493,6 +493,8 @@ def compare(engine: Engine, plans: Iterable[Any] | None = None, *, switch: Any =
         sw = find_switch(engine, switch, settings)
         plans = plans_around(sw, settings=settings)
     d0, d1, src = default_window(engine, start, end, activity=activity, repeat_days=repeat_days)
+    if sw is not None:
+        check_switch_in_window(engine, sw, d1, src["end"])
     run = run_plans(engine, plans, d0, d1, settings=settings, activity=activity, repeat_days=repeat_days,
                     cohort=cohort, store=store, debug=debug)
     run.summary = _no_days_without_an_effect(run.summary, run.daily)  # as the report's EIT page shows them

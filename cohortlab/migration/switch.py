@@ -122,6 +122,35 @@ def find_switch(engine: Engine, switch: Any = None, settings: Any = None) -> Swi
     return Switch(first, "data", _counted(engine) != "TRUE")
 
 
+def check_switch_in_window(engine: Engine, switch: Switch | datetime, end_day: Any, end_source: str = "parameter",
+                           *, how: str | None = None) -> None:
+    """A :class:`SettingsError` (one line) when the standard plans around ``switch`` (a
+    :class:`Switch`, or its time and ``how`` it was found) cannot differ: it is before the data's
+    first event (all of the data would be under mParticle ID: nothing to switch from), or at or
+    after the end of the window's last day ``end_day`` (``end_source``: where that end came
+    from, as ``migrate compare`` says it). The four plans are then the same every day, and the
+    comparison says nothing about the switch."""
+    from datetime import timedelta
+
+    from cohortlab.errors import SettingsError
+    from cohortlab.times import naive_utc, parse_day
+
+    if isinstance(switch, Switch):
+        at, where = naive_utc(switch.at), switch.text.removeprefix("switch to mparticle_id at ")
+    else:
+        at, where = naive_utc(switch), f"{format_time(switch)} ({how or 'the switch studied'})"
+    first = engine.query_rows("SELECT min(time) FROM mp_events")[0][0]
+    if first is not None and at < parse_time(first).replace(tzinfo=None):
+        raise SettingsError(f"the switch {where} is before the first event ({format_time(first)}): the data would "
+                            "all be under mParticle ID, with nothing to switch from; give a switch inside the data")
+    end = parse_day(end_day, "end")
+    if at >= datetime.combine(end + timedelta(days=1), datetime.min.time()):
+        raise SettingsError(f"the switch {where} is after the window's last day ({end}, from the {end_source}): "
+                            "the four plans are the same every day of the window; give a switch inside it, or a "
+                            "window that reaches it: a later end (--end, end=), past the last event with "
+                            "--activity repeat (activity=\"repeat\")")
+
+
 def history_plan(engine: Engine, settings: Any = None) -> MigrationPlan:
     """The plan the loaded data followed: the settings' EIT timeline when it has a switch to
     ``mparticle_id``, else a switch at the data's first MPID-keyed activity (if any), with the
@@ -150,4 +179,4 @@ def plans_around(switch: Switch | Any, *, rule: Any = None, settings: Any = None
     return standard_plans(at, rule=rule, current_eit=before, event_identity_cutoff=st.event_identity_cutoff)
 
 
-__all__ = ["Switch", "SOURCES", "find_switch", "first_mpid_keyed_event", "history_plan", "plans_around"]
+__all__ = ["Switch", "SOURCES", "check_switch_in_window", "find_switch", "first_mpid_keyed_event", "history_plan", "plans_around"]

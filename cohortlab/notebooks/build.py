@@ -385,6 +385,10 @@ validate_plan = None         # plan name to validate; None: the first plan''', "
 switch_at, switch_source = insights.find_switch(lab, settings, switch) if plans is None else (None, "the plans")
 plan_list = insights.migration_plans(plans, switch_at=switch_at, settings=settings)
 start_day, end_day = insights.migration_window(lab, start, end, activity=activity)
+if plans is None:  # the standard plans around a switch outside the data or after the window are all the same
+    from cohortlab.migration.switch import check_switch_in_window
+
+    check_switch_in_window(lab.engine, switch_at, end_day, "parameter" if end else "data", how=f"from {switch_source}")
 daily, plan_summary = insights.run_migration(lab, plan_list, start_day, end_day, settings=settings, activity=activity)
 validation = insights.migration_validation(lab, plan_list, validate_plan, names, observed_db=observed_db,
                                            observed_data=observed_data, settings=settings, at=as_of,

@@ -28,7 +28,7 @@ from cohortlab.migration.run import best_plans, compare, run_plans
 from cohortlab.migration.switch import find_switch, first_mpid_keyed_event, has_mpid_keyed_event
 from cohortlab.migration.validate import predict_at
 
-from .conftest import insert_events, insert_profiles
+from .conftest import EVENTS, PROFILES, insert_events, insert_profiles
 
 SETTINGS = {"event_identity_cutoff": "2026-01-06T00:00:00Z"}
 COHORT = "Buyers"
@@ -218,6 +218,35 @@ def test_repeat_without_an_end_projects_one_period_past_the_last_event(world):
     assert compare(world.engine, [switch], activity="repeat", repeat_days=7).run.end.isoformat() == "2026-01-17"
 
 
+def test_a_switch_outside_the_data_or_after_the_window_is_one_error_line(world, tmp_path):
+    """The standard plans around a switch after the window's last day, or before the first event,
+    are the same four series: compare ran them and called a four-way tie (audit 104)."""
+    after = ("the switch 2026-01-20T00:00:00Z (given as a parameter) is after the window's last day (2026-01-10, "
+             "from the data): the four plans are the same every day of the window; give a switch inside it, or a "
+             "window that reaches it: a later end (--end, end=), past the last event with --activity repeat "
+             '(activity="repeat")')
+    with pytest.raises(ValueError) as e:
+        compare(world.engine, switch="2026-01-20")
+    assert str(e.value) == after
+    with pytest.raises(ValueError, match=r"is after the window's last day \(2026-01-04, from the parameter\)"):
+        compare(world.engine, switch="2026-01-05", end="2026-01-04")
+    with pytest.raises(ValueError, match=r"^the switch 2025-11-01T00:00:00Z \(given as a parameter\) is before the "
+                                         r"first event \(2025-12-01T10:00:00Z\)"):
+        compare(world.engine, switch="2025-11-01")
+    st = {"eit_timeline": [{"since": None, "eit": "customer_id"}, {"since": "2026-02-01T00:00:00Z", "eit": "mparticle_id"}]}
+    with pytest.raises(ValueError, match=r"2026-02-01T00:00:00Z \(from the settings' eit_timeline\) is after"):
+        compare(world.engine, settings=st)
+    # inside the window: the last instant of its last day, or a projected one
+    assert compare(world.engine, switch="2026-01-10T23:59:59Z").switch.source == "parameter"
+    assert str(compare(world.engine, switch="2026-01-20", activity="repeat").run.end) == "2026-02-09"
+    db = str(tmp_path / "w.duckdb")
+    with Lab(db) as lab:
+        insert_events(lab, EVENTS)
+        insert_profiles(lab, PROFILES)
+    r = CliRunner().invoke(main, ["migrate", "compare", "--db", db, "--switch", "2026-01-20"])
+    assert r.exit_code == 1 and r.stderr.strip() == f"error: {after}"
+
+
 def test_repeat_with_an_end_inside_the_data_is_an_error(world):
     with pytest.raises(ValueError, match=r"after the last event \(2026-01-10\); the window end 2026-01-10 is not"):
         compare(world.engine, plans(), end="2026-01-10", activity="repeat")
@@ -320,3 +349,4 @@ def test_migration_chart_draws_each_plan_and_marks_the_changes_inside_the_window
     marks = sorted(t.get_text().strip() for t in ax.texts)
     assert marks == ["EIT → mparticle_id", "event rule ($mparticle_user_id on events)",
                      "event rule ($mparticle_user_id on events)"]
+
