@@ -509,5 +509,32 @@ def compare(engine: Engine, plans: Iterable[Any] | None = None, *, switch: Any =
     return Comparison(run, best_plans(run.summary, tie_pp), sw, src, rec, tie_pp)
 
 
-__all__ = ["PlanRun", "run_plans", "time_to_fraction", "no_effect_plans", "best_plans", "Comparison", "compare", "default_window",
+def settings_used(settings: Any = None, *, plans_given: bool = False, validation: bool = False) -> str:
+    """The settings line of the report's EIT page (docs/migration.md#settings-used): the options
+    the what-if uses, then the others as "not used by the what-if". It uses ``fallback``; the
+    event identity cutoff and the EIT timeline only for the standard plans (``plans_given``:
+    plan files, each with its own), the cutoff also for the observed side of a ``validation``;
+    never the sync's options (protection, sync type and cadence, attribute, pauses, ...). The
+    header showed them all, as if the plans depended on them."""
+    from cohortlab.report.summaries import settings_summary
+
+    used, unused = [], []
+    for part in settings_summary(settings).split("; "):
+        if part.startswith("fallback "):
+            used.append(part)
+        elif part.startswith(("event cutoff", "event rule off")):
+            if not plans_given:
+                used.append(part)
+            elif validation:
+                used.append(f"{part} (the observed side of the validation; each plan has its own)")
+            else:
+                unused.append(f"{part} (each plan has its own)")
+        elif part.startswith("EIT "):
+            (unused if plans_given else used).append(part if not plans_given else f"{part} (each plan has its own)")
+        else:
+            unused.append(part)
+    return "; ".join(used) + ("; not used by the what-if: " + "; ".join(unused) if unused else "")
+
+
+__all__ = ["PlanRun", "run_plans", "settings_used", "time_to_fraction", "no_effect_plans", "best_plans", "Comparison", "compare", "default_window",
            "TIE_PP"]

@@ -396,12 +396,16 @@ validation = insights.migration_validation(lab, plan_list, validate_plan, names,
 figures = metrics.migration_figures(plan_summary, daily, validation, switch=switch_at, switch_source=switch_source,
                                     start=start_day, end=end_day, plan_list=plan_list)
 summary = summaries.migration_summary(figures, settings)
+# the plans count every Mixpanel profile with events; the cohorts are the validation's
+context = ui.context(names if validation is not None else [], None, db=db, data=data, settings=settings,
+                     as_of=summaries.migration_as_of(as_of, start_day, end_day),
+                     population="every Mixpanel profile with events")
+from cohortlab.migration.run import settings_used
+
+# the header says which settings the what-if uses, and which it does not (the sync's options)
+context["settings"] = settings_used(settings, plans_given=plans is not None, validation=validation is not None)
 doc = ui.publish(output_dir, "eit_migration", title="EIT migration", figures=figures, summary=summary,
-                 headline=metrics.figures_headline_migration(figures),
-                 # the plans count every Mixpanel profile with events; the cohorts are the validation's
-                 context=ui.context(names if validation is not None else [], None, db=db, data=data,
-                                    settings=settings, as_of=summaries.migration_as_of(as_of, start_day, end_day),
-                                    population="every Mixpanel profile with events"),
+                 headline=metrics.figures_headline_migration(figures), context=context,
                  parameters={"plans": [p.name for p in plan_list], "start": start_day, "end": end_day,
                              "activity": activity, "settings": settings, "switch": switch_at})
 f = doc["metrics"]  # from here on, every figure shown is read from metrics.json''', "remove-cell"),

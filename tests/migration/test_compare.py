@@ -350,3 +350,24 @@ def test_migration_chart_draws_each_plan_and_marks_the_changes_inside_the_window
     assert marks == ["EIT → mparticle_id", "event rule ($mparticle_user_id on events)",
                      "event rule ($mparticle_user_id on events)"]
 
+
+# --------------------------------------------------------------------------- the report's settings line
+def test_the_eit_page_settings_line_separates_what_the_what_if_uses_from_the_sync_settings():
+    """The EIT page's header showed protection, sync type, attribute and pauses as if the plans
+    depended on them (audit 104): the what-if uses the fallback, and the event cutoff and EIT
+    timeline only for the standard plans (plan files carry their own)."""
+    from cohortlab.migration.run import settings_used
+
+    st = {"pauses": [{"start": "2026-02-24", "end": "2026-02-25"}], "sync_type": "one_time",
+          "eit_timeline": [{"since": None, "eit": "email"}, {"since": "2026-02-10", "eit": "mparticle_id"}]}
+    assert settings_used(st) == (
+        "fallback data; event cutoff 2026-01-15 00:00 UTC; EIT email, then mparticle_id from 2026-02-10 00:00 UTC; "
+        "not used by the what-if: protection only_update; one-time export at the first run; attribute "
+        '"{cohort_name}"; paused 2026-02-24 00:00 UTC to 2026-02-25 00:00 UTC')
+    files = settings_used(st, plans_given=True)
+    assert files.startswith("fallback data; not used by the what-if: event cutoff 2026-01-15 00:00 UTC (each plan "
+                            "has its own); protection only_update")
+    assert files.endswith("; EIT email, then mparticle_id from 2026-02-10 00:00 UTC (each plan has its own)")
+    assert settings_used(None, plans_given=True, validation=True).startswith(
+        "fallback data; event cutoff 2026-01-15 00:00 UTC (the observed side of the validation; each plan has its own)"
+        "; not used by the what-if: protection")

@@ -173,6 +173,12 @@ def test_eit_migration_numbers_equal_the_api(report_run, world_lab):
     # the header says which days were predicted (not "each cohort's latest data", which is another page's)
     assert doc["context"]["as_of"] == f"{params['end']} (the last day predicted, from {params['start']})"
     settings = _settings(report_run)
+    # the header's settings: those the what-if uses, the sync's marked as not used (it showed them all)
+    from cohortlab.migration.run import settings_used
+
+    assert doc["context"]["settings"] == settings_used(settings, validation=True)
+    assert doc["context"]["settings"].startswith("fallback data; event cutoff ")
+    assert "; not used by the what-if: protection only_update; dynamic sync every " in doc["context"]["settings"]
     summary = world_lab.compare_plans(plans, params["start"], params["end"], settings=settings).attrs["summary"]
     got = {p["plan"]: p for p in doc["metrics"]["plans"]}
     for _, row in summary.iterrows():
