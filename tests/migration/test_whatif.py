@@ -122,6 +122,18 @@ def test_remediation_after_the_last_visit_fixes_nobody(world):
     assert u["102"].identifier_source == "distinct_id" and pd.isna(u["102"].remediation_at)
 
 
+def test_nobody_is_never_fixable_in_a_window_that_ends_before_the_plans_first_fix(world):
+    """A window ending 2026-01-03, before the 01-05 switch: Ann, Bob and Dan (in mParticle) are
+    unmatched, not yet fixable; they may come back after the switch. All three were counted "never
+    fixable (inactive after the change)" (audit 104: synth mid_migration, a window ending before the
+    2026-01-15 event rule gave 450 of them). With the switch inside the window, as before."""
+    _, summary = run(world, plan("switch only", eit_timeline=SWITCH), end="2026-01-03")
+    s = summary.loc["switch only"]
+    assert (s.never_fixable_users, s.unfixed_profiles, s.unmatched_users) == (0, 3, 4)  # and Eve
+    _, summary = run(world, plan("switch only", eit_timeline=SWITCH), end="2026-01-05")
+    assert summary.loc["switch only"].never_fixable_users == 3
+
+
 # --------------------------------------------------------------------------- do nothing / event rule
 def test_do_nothing_without_event_rule_matches_nobody(world):
     _, summary = run(world, plan("do nothing"))
