@@ -493,7 +493,7 @@ def compare(engine: Engine, plans: Iterable[Any] | None = None, *, switch: Any =
         sw = find_switch(engine, switch, settings)
         plans = plans_around(sw, settings=settings)
     d0, d1, src = default_window(engine, start, end, activity=activity, repeat_days=repeat_days)
-    if sw is not None:
+    if sw is not None and d1 >= d0:  # (a window that ends before its start: run_plans says so first)
         check_switch_in_window(engine, sw, d1, src["end"])
     run = run_plans(engine, plans, d0, d1, settings=settings, activity=activity, repeat_days=repeat_days,
                     cohort=cohort, store=store, debug=debug)

@@ -236,6 +236,8 @@ def test_a_switch_outside_the_data_or_after_the_window_is_one_error_line(world, 
     st = {"eit_timeline": [{"since": None, "eit": "customer_id"}, {"since": "2026-02-01T00:00:00Z", "eit": "mparticle_id"}]}
     with pytest.raises(ValueError, match=r"2026-02-01T00:00:00Z \(from the settings' eit_timeline\) is after"):
         compare(world.engine, settings=st)
+    with pytest.raises(ValueError, match=r"^window end 2026-01-01 is before its start 2026-01-03$"):  # said first
+        compare(world.engine, switch="2026-01-05", start="2026-01-03", end="2026-01-01")
     # inside the window: the last instant of its last day, or a projected one
     assert compare(world.engine, switch="2026-01-10T23:59:59Z").switch.source == "parameter"
     assert str(compare(world.engine, switch="2026-01-20", activity="repeat").run.end) == "2026-02-09"
