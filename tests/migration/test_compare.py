@@ -373,3 +373,19 @@ def test_the_eit_page_settings_line_separates_what_the_what_if_uses_from_the_syn
     assert settings_used(None, plans_given=True, validation=True).startswith(
         "fallback data; event cutoff 2026-01-15 00:00 UTC (the observed side of the validation; each plan has its own)"
         "; not used by the what-if: protection")
+
+
+def test_cli_validate_at_a_time_without_members_is_one_error_line(tmp_path):
+    """`migrate validate --at` before the cohort's first snapshot printed an empty confusion table
+    and "no cohort members to compare", exit 0 (audit 104); `simulate` refuses it in one line."""
+    db = str(tmp_path / "shop.duckdb")
+    with Lab(db) as lab:
+        build_shop(lab)
+    plan = tmp_path / "p.yaml"
+    plan.write_text("name: do nothing\n")
+    r = CliRunner().invoke(main, ["migrate", "validate", "--db", db, "--plan", str(plan), "--cohort", COHORT,
+                                  "--at", "2025-01-01T00:00:00Z"])
+    assert r.exit_code == 1 and r.stdout == ""
+    assert r.stderr == "error: cohort 'Buyers' has no members at 2025-01-01 00:00:00 UTC; try another --at\n"
+    r = CliRunner().invoke(main, ["migrate", "validate", "--db", db, "--plan", str(plan), "--cohort", COHORT])
+    assert r.exit_code == 0 and "observed match rate" in r.output
