@@ -536,5 +536,19 @@ def settings_used(settings: Any = None, *, plans_given: bool = False, validation
     return "; ".join(used) + ("; not used by the what-if: " + "; ".join(unused) if unused else "")
 
 
-__all__ = ["PlanRun", "run_plans", "settings_used", "time_to_fraction", "no_effect_plans", "best_plans", "Comparison", "compare", "default_window",
+def projection_words(engine: Engine, activity: str = "observed", repeat_days: int = REPEAT_DAYS) -> str | None:
+    """With ``activity="repeat"``, which days of a window are projected, in words (the report's
+    EIT page says it in its header and summary: its figures after the last event were read as
+    measured); None for ``observed``."""
+    check_activity(activity)
+    if activity != "repeat":
+        return None
+    last = engine.query_rows("SELECT max(time) FROM mp_events")[0][0]
+    if last is None:
+        return None
+    return (f"days after {last.date()} (the last event's day) are projected: the last {repeat_days} days of "
+            "activity repeated (activity: repeat)")
+
+
+__all__ = ["PlanRun", "run_plans", "settings_used", "projection_words", "time_to_fraction", "no_effect_plans", "best_plans", "Comparison", "compare", "default_window",
            "TIE_PP"]

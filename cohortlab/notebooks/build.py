@@ -400,17 +400,24 @@ summary = summaries.migration_summary(figures, settings)
 context = ui.context(names if validation is not None else [], None, db=db, data=data, settings=settings,
                      as_of=summaries.migration_as_of(as_of, start_day, end_day),
                      population="every Mixpanel profile with events")
-from cohortlab.migration.run import settings_used
+from cohortlab.migration.run import projection_words, settings_used
 
 # the header says which settings the what-if uses, and which it does not (the sync's options)
 context["settings"] = settings_used(settings, plans_given=plans is not None, validation=validation is not None)
+projection = projection_words(lab.engine, activity)  # None, or which days are projected (activity: repeat)
+if projection:
+    context["as_of"] += f"; {projection}"
 doc = ui.publish(output_dir, "eit_migration", title="EIT migration", figures=figures, summary=summary,
                  headline=metrics.figures_headline_migration(figures), context=context,
                  parameters={"plans": [p.name for p in plan_list], "start": start_day, "end": end_day,
-                             "activity": activity, "settings": settings, "switch": switch_at})
+                             "activity": activity, "settings": settings, "switch": switch_at,
+                             "projection": projection})
 f = doc["metrics"]  # from here on, every figure shown is read from metrics.json''', "remove-cell"),
     md("## Summary"),
-    code('ui.md(summaries.migration_summary(f, settings))'),
+    code("""\
+ui.md(summaries.migration_summary(f, settings))
+if doc["parameters"]["projection"]:  # activity: repeat: the figures after the last event are projected
+    ui.md(f"The {ui.text(doc['parameters']['projection'])}.")"""),
     md("## Predicted match rate per plan"),
     code("""\
 daily_f = ui.frame(f["daily"])
