@@ -8,14 +8,14 @@ Simplified ID Merge an export taken after the switch shows a person's earlier an
 under the identity they later got, the MPID, so they carry MPIDs from before the switch. Only
 when no event has a ``$user_id`` at all does the first MPID-keyed event of any kind count.
 
-A switch is a change: when the data's very first identified event (of any kind, without
-``$user_id``s) is already keyed by an MPID, the data is keyed by MPID from its start (the
-output's EIT was mParticle ID before the data begins) and shows no switch. Studying one at
-its first event told a story of a world that never had it (a "do nothing" plan keyed by
-customer ids). That first MPID need not be of an existing profile: a profile deleted since
-(mParticle deletes inactive ones) still keyed the events it had; asking for an existing one
-found a "switch" at the second event of a healthy world whose first user's profile was
-deleted."""
+A switch is a change: the data shows one only when an identified event before that first
+MPID-keyed one is keyed by something else than an MPID (a customer id, an email; a numeric one
+when it is a user identity of a loaded profile). Otherwise the data is keyed by MPID from its
+start (the output's EIT was mParticle ID before the data begins) and shows no switch. Studying
+one at its first event told a story of a world that never had it (a "do nothing" plan keyed by
+customer ids). The events before it may be keyed by the MPID of a profile deleted since
+(mParticle deletes inactive ones): a healthy world whose first user's profile was deleted showed
+a "switch" at its second event."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from typing import Any
 from cohortlab.engines.base import Engine
 from cohortlab.identifiers import is_valid_mpid_sql, mpid_sql
 from cohortlab.migration.plans import MigrationPlan, standard_plans
+from cohortlab.pipeline import sql_ts
 from cohortlab.settings import SyncSettings
 from cohortlab.times import format_time, parse_time
 
@@ -69,18 +70,28 @@ def _counted(engine: Engine) -> str:
     return "e.user_id IS NOT NULL" if has_uid else "TRUE"
 
 
+def _not_mpid_keyed(engine: Engine) -> str:
+    """SQL condition on ``mp_events e``: its distinct_id is no MPID: a text that is no valid MPID
+    (a customer id such as ``cust-1``, an email, a ``$device:`` id), or a numeric one that is a
+    user identity of a loaded profile (a numeric customer id). A numeric distinct_id that is
+    neither an existing MPID nor a known identity counts as an MPID: that of a profile deleted
+    since (mParticle deletes inactive ones)."""
+    return (f"(NOT {is_valid_mpid_sql('e.distinct_id')} OR e.distinct_id IN "
+            "(SELECT value FROM mpa_identities WHERE kind = 'user' AND value IS NOT NULL))")
+
+
 def first_mpid_keyed_event(engine: Engine) -> datetime | None:
     """Time (UTC) of the first identified event whose distinct_id is a valid MPID of an existing
-    profile (of any event when no event has a ``$user_id``); None when there is none, or when
-    the data's first such event is already keyed by an MPID, existing or deleted since (keyed
-    by MPID from the start: no switch)."""
+    profile (of any event when no event has a ``$user_id``); None when there is none, or when no
+    identified event before it is keyed by something else than an MPID (:func:`_not_mpid_keyed`:
+    the data is keyed by MPID from its start, no switch)."""
     counted = _counted(engine)
-    first, first_mpid, keyed = engine.query_rows(f"""
-        SELECT (SELECT min(e.time) FROM mp_events e WHERE {counted}),
-               (SELECT min(e.time) FROM mp_events e WHERE {counted} AND {is_valid_mpid_sql('e.distinct_id')}),
-               (SELECT min(e.time) FROM mp_events e JOIN {_EXISTING} p ON p.mpid = {mpid_sql('e.distinct_id')}
-                WHERE {counted})""")[0]
-    if keyed is None or first_mpid == first:
+    keyed = engine.query_rows(f"""
+        SELECT min(e.time) FROM mp_events e JOIN {_EXISTING} p ON p.mpid = {mpid_sql('e.distinct_id')}
+        WHERE {counted}""")[0][0]
+    if keyed is None or not engine.query_rows(f"""
+            SELECT 1 FROM mp_events e WHERE {counted} AND e.time < {sql_ts(keyed)}
+              AND {_not_mpid_keyed(engine)} LIMIT 1"""):
         return None
     return parse_time(keyed)
 
@@ -94,17 +105,13 @@ def settings_switch(settings: Any = None) -> datetime | None:
 
 
 def has_mpid_keyed_event(engine: Engine) -> bool:
-    """Whether :func:`first_mpid_keyed_event` finds one: the same rule, asked as existence (the
-    scans stop at the first such event instead of reading them all for the first time): an
-    event keyed by an existing MPID exists, and none of the data's first events is keyed by an
-    MPID (existing or deleted since)."""
+    """Whether :func:`first_mpid_keyed_event` finds one: the same rule, asked as existence first
+    (the scan stops at the first event keyed by an existing MPID when there is none)."""
     counted = _counted(engine)
     keyed = f"SELECT 1 FROM mp_events e SEMI JOIN {_EXISTING} p ON p.mpid = {mpid_sql('e.distinct_id')}"
     if not engine.query_rows(f"{keyed} WHERE {counted} LIMIT 1"):
         return False
-    first = f"(SELECT min(e.time) FROM mp_events e WHERE {counted})"
-    return not engine.query_rows(f"SELECT 1 FROM mp_events e WHERE {counted} AND e.time = {first} "
-                                 f"AND {is_valid_mpid_sql('e.distinct_id')} LIMIT 1")
+    return first_mpid_keyed_event(engine) is not None
 
 
 def find_switch(engine: Engine, switch: Any = None, settings: Any = None) -> Switch:

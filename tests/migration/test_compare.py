@@ -389,3 +389,15 @@ def test_cli_validate_at_a_time_without_members_is_one_error_line(tmp_path):
     assert r.stderr == "error: cohort 'Buyers' has no members at 2025-01-01 00:00:00 UTC; try another --at\n"
     r = CliRunner().invoke(main, ["migrate", "validate", "--db", db, "--plan", str(plan), "--cohort", COHORT])
     assert r.exit_code == 0 and "observed match rate" in r.output
+
+
+def test_numeric_customer_ids_before_the_first_mpid_keyed_event_show_the_switch(lab):
+    """Customer ids that are numbers (a database id) are valid MPID texts: a numeric key counts as
+    a customer id when it is a user identity of a loaded profile, so the data shows its switch;
+    one that is no known identity nor an existing MPID counts as a deleted profile's MPID."""
+    insert_profiles(lab, {55: [("user", "customer_id", "1001")], 66: [("user", "customer_id", "1002")]})
+    insert_events(lab, [("1001", "2026-01-01 00:00:00", "1001", "d1"), ("66", "2026-01-05 00:00:00", "1002", "d2")])
+    assert str(first_mpid_keyed_event(lab.engine)) == "2026-01-05 00:00:00+00:00" and has_mpid_keyed_event(lab.engine)
+    # the same history, the first key no known identity (a deleted profile's MPID): no switch
+    lab.engine.execute("DELETE FROM mpa_identities WHERE value = '1001'")
+    assert first_mpid_keyed_event(lab.engine) is None and not has_mpid_keyed_event(lab.engine)
