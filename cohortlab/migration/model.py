@@ -387,7 +387,7 @@ def status_pipeline(profiles: str, plan: MigrationPlan, settings: SyncSettings, 
     first_fix = min(fix_instants) if fix_instants else None
     if first_fix is not None and naive_utc(first_fix) >= naive_utc(as_of):
         # the first fix has not come yet at as_of (a window that ends before it): nobody is
-        # "never fixable" yet, only unfixed; every unmatched person inactive in the window was
+        # "never fixable" yet, only unfixed (every unmatched person in mParticle was counted so)
         first_fix = None
     p = Pipeline()
     p.add(f"profiles_at{suffix}", f"""

@@ -70,7 +70,7 @@ def _counted(engine: Engine) -> str:
     return "e.user_id IS NOT NULL" if has_uid else "TRUE"
 
 
-def _not_mpid_keyed(engine: Engine) -> str:
+def _not_mpid_keyed() -> str:
     """SQL condition on ``mp_events e``: its distinct_id is no MPID: a text that is no valid MPID
     (a customer id such as ``cust-1``, an email, a ``$device:`` id), or a numeric one that is a
     user identity of a loaded profile (a numeric customer id). A numeric distinct_id that is
@@ -91,7 +91,7 @@ def first_mpid_keyed_event(engine: Engine) -> datetime | None:
         WHERE {counted}""")[0][0]
     if keyed is None or not engine.query_rows(f"""
             SELECT 1 FROM mp_events e WHERE {counted} AND e.time < {sql_ts(keyed)}
-              AND {_not_mpid_keyed(engine)} LIMIT 1"""):
+              AND {_not_mpid_keyed()} LIMIT 1"""):
         return None
     return parse_time(keyed)
 
