@@ -100,3 +100,30 @@ def test_yaml_merge_keys_may_still_be_overridden(tmp_path):
     p = tmp_path / "merge.yaml"
     p.write_text("base: &b {fallback: data, cadence: 1h}\nstrict:\n  <<: *b\n  fallback: strict\n")
     assert read_yaml_file(p)["strict"] == {"fallback": "strict", "cadence": "1h"}
+
+
+def test_an_impossible_date_in_a_plan_or_a_migrate_settings_file_is_one_line_naming_the_file(tmp_path):
+    """YAML reads `2026-02-30` as a date and Python refuses it with a ValueError, which is no
+    YAMLError: `migrate plan --plan` printed a traceback (audit 104)."""
+    from cohortlab.migration.plans import MigrationPlan, PlanError, load_plans
+
+    plan = tmp_path / "p.yaml"
+    plan.write_text("name: p\neit_timeline:\n  - {since: null, eit: customer_id}\n"
+                    "  - {since: 2026-02-30, eit: mparticle_id}\n")
+    problem = f"{plan}: not valid YAML (an impossible date: day is out of range for month)"
+    for call in (load_plans, MigrationPlan.from_yaml):
+        with pytest.raises(PlanError) as e:
+            call(plan)
+        assert str(e.value) == problem
+    db = tmp_path / "lab.duckdb"
+    db.write_bytes(b"")
+    for cmd in (["migrate", "plan", "--db", str(db), "--plan", str(plan)],
+                ["migrate", "validate", "--db", str(db), "--plan", str(plan), "--cohort", "c"]):
+        assert error_line(CliRunner().invoke(main, cmd)) == f"error: {problem}"
+    settings = tmp_path / "s.yaml"
+    settings.write_text("event_identity_cutoff: 2026-02-30\n")
+    good = tmp_path / "good.yaml"
+    good.write_text("name: good\n")
+    r = CliRunner().invoke(main, ["migrate", "plan", "--db", str(db), "--plan", str(good), "--settings", str(settings)])
+    assert error_line(r) == (f"error: bad settings file: {settings}: not valid YAML (an impossible date: day is out "
+                             "of range for month)")

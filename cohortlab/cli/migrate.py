@@ -35,6 +35,8 @@ def _settings(path):
         return SyncSettings.from_yaml(path) if path else SyncSettings()
     except SettingsError as e:
         fail(f"bad settings file: {e}")
+    except ValueError as e:  # YAML reads 2026-02-30 as a date, and Python refuses it: no YAMLError
+        fail(f"bad settings file: {path}: not valid YAML (an impossible date: {e})")
 
 
 def _lab(db):
@@ -223,6 +225,8 @@ def validate_cmd(db, plan_file, cohort, at, settings_path, out, show, show_perso
             res = lab.validate_migration(plan, cohort, at, settings=settings)
         except ValueError as e:
             fail(str(e))
+        if not len(res.users):  # as `simulate` says it (it printed an empty table and "no cohort members")
+            fail(f"cohort {res.cohort!r} has no members at {res.at:%Y-%m-%d %H:%M:%S} UTC; try another --at")
         # redacted while the database is open (known emails/phones are looked up as needed)
         redactor = Redactor.for_engine(lab.engine, show=show_personal_data)
         d = res.differences

@@ -54,6 +54,7 @@ from cohortlab.migration.plans import EIT_IDENTITY_TYPE, MigrationPlan
 from cohortlab.pipeline import Pipeline, sql_bool, sql_str, sql_ts
 from cohortlab.settings import SyncSettings
 from cohortlab.simulation.resolution import identity_ids_sql, int_rounded_sql
+from cohortlab.times import naive_utc
 
 IDENTITY_COLUMNS = {t: f"id_{t}" for t in EIT_IDENTITY_TYPE.values() if t}
 _ID_CODES = {t: i + 1 for i, t in enumerate(IDENTITY_COLUMNS)}  # identity type -> key code
@@ -384,6 +385,10 @@ def status_pipeline(profiles: str, plan: MigrationPlan, settings: SyncSettings, 
     lt = "<=" if inclusive else "<"
     fix_instants = plan.fix_instants()
     first_fix = min(fix_instants) if fix_instants else None
+    if first_fix is not None and naive_utc(first_fix) >= naive_utc(as_of):
+        # the first fix has not come yet at as_of (a window that ends before it): nobody is
+        # "never fixable" yet, only unfixed (every unmatched person in mParticle was counted so)
+        first_fix = None
     p = Pipeline()
     p.add(f"profiles_at{suffix}", f"""
         SELECT k.pid, k.distinct_id, k.mpid, k.mpid_exists, k.mpid_key, k.first_t, k.last_t, k.events,

@@ -133,7 +133,12 @@ class MigrationPlan(BaseModel):
     def _timeline(cls, v):
         if not v:
             raise ValueError("eit_timeline needs at least one period")
-        return SyncSettings.model_validate({"eit_timeline": v}).eit_timeline
+        out = SyncSettings.model_validate({"eit_timeline": v}).eit_timeline
+        if out[0].since is not None:
+            # before the first dated period: customer_id, mParticle's default (SyncSettings.eit_at);
+            # the model keyed that activity by the first dated period's EIT, eit_at by customer_id
+            out = [EitPeriod(since=None, eit="customer_id"), *out]
+        return out
 
     @field_validator("remediation", mode="before")
     @classmethod
@@ -228,7 +233,12 @@ def _explain(e: ValidationError) -> str:
 def _read_yaml(path: str | Path) -> Any:
     from cohortlab.errors import read_yaml_file
 
-    return read_yaml_file(Path(path), PlanError, "plan file", mapping=None)  # one plan or a list
+    try:
+        return read_yaml_file(Path(path), PlanError, "plan file", mapping=None)  # one plan or a list
+    except PlanError:
+        raise
+    except ValueError as e:  # YAML reads 2026-02-30 as a date, and Python refuses it: no YAMLError
+        raise PlanError(f"{path}: not valid YAML (an impossible date: {e})") from None
 
 
 def _one(path) -> MigrationPlan:

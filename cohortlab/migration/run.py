@@ -21,7 +21,7 @@ from cohortlab.migration.model import (REPEAT_DAYS, RunTables, daily_pipeline, f
 from cohortlab.migration.persons import Prepared, cohort_scope_sql, prepare
 from cohortlab.migration.plans import MigrationPlan
 from cohortlab.migration.store import DAILY_TABLE, PLANS_TABLE, SUMMARY_TABLE, USERS_TABLE, replace_rows
-from cohortlab.migration.switch import Switch, find_switch, plans_around
+from cohortlab.migration.switch import Switch, check_switch_in_window, find_switch, plans_around
 from cohortlab.migration.validate import Reconciliation, check_activity, reconcile
 from cohortlab.pipeline import Pipeline, sql_str, sql_ts
 from cohortlab.settings import SyncSettings
@@ -493,6 +493,8 @@ def compare(engine: Engine, plans: Iterable[Any] | None = None, *, switch: Any =
         sw = find_switch(engine, switch, settings)
         plans = plans_around(sw, settings=settings)
     d0, d1, src = default_window(engine, start, end, activity=activity, repeat_days=repeat_days)
+    if sw is not None and d1 >= d0:  # (a window that ends before its start: run_plans says so first)
+        check_switch_in_window(engine, sw, d1, src["end"])
     run = run_plans(engine, plans, d0, d1, settings=settings, activity=activity, repeat_days=repeat_days,
                     cohort=cohort, store=store, debug=debug)
     run.summary = _no_days_without_an_effect(run.summary, run.daily)  # as the report's EIT page shows them
@@ -507,5 +509,46 @@ def compare(engine: Engine, plans: Iterable[Any] | None = None, *, switch: Any =
     return Comparison(run, best_plans(run.summary, tie_pp), sw, src, rec, tie_pp)
 
 
-__all__ = ["PlanRun", "run_plans", "time_to_fraction", "no_effect_plans", "best_plans", "Comparison", "compare", "default_window",
+def settings_used(settings: Any = None, *, plans_given: bool = False, validation: bool = False) -> str:
+    """The settings line of the report's EIT page (docs/migration.md#settings-used): the options
+    the what-if uses, then the others as "not used by the what-if". It uses ``fallback``; the
+    event identity cutoff and the EIT timeline only for the standard plans (``plans_given``:
+    plan files, each with its own), the cutoff also for the observed side of a ``validation``;
+    never the sync's options (protection, sync type and cadence, attribute, pauses, ...). The
+    header showed them all, as if the plans depended on them."""
+    from cohortlab.report.summaries import settings_summary
+
+    used, unused = [], []
+    for part in settings_summary(settings).split("; "):
+        if part.startswith("fallback "):
+            used.append(part)
+        elif part.startswith(("event cutoff", "event rule off")):
+            if not plans_given:
+                used.append(part)
+            elif validation:
+                used.append(f"{part} (the observed side of the validation; each plan has its own)")
+            else:
+                unused.append(f"{part} (each plan has its own)")
+        elif part.startswith("EIT "):
+            (unused if plans_given else used).append(part if not plans_given else f"{part} (each plan has its own)")
+        else:
+            unused.append(part)
+    return "; ".join(used) + ("; not used by the what-if: " + "; ".join(unused) if unused else "")
+
+
+def projection_words(engine: Engine, activity: str = "observed", repeat_days: int = REPEAT_DAYS) -> str | None:
+    """With ``activity="repeat"``, which days of a window are projected, in words (the report's
+    EIT page says it in its header and summary: its figures after the last event were read as
+    measured); None for ``observed``."""
+    check_activity(activity)
+    if activity != "repeat":
+        return None
+    last = engine.query_rows("SELECT max(time) FROM mp_events")[0][0]
+    if last is None:
+        return None
+    return (f"days after {last.date()} (the last event's day) are projected: the last {repeat_days} days of "
+            "activity repeated (activity: repeat)")
+
+
+__all__ = ["PlanRun", "run_plans", "settings_used", "projection_words", "time_to_fraction", "no_effect_plans", "best_plans", "Comparison", "compare", "default_window",
            "TIE_PP"]

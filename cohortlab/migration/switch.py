@@ -8,11 +8,14 @@ Simplified ID Merge an export taken after the switch shows a person's earlier an
 under the identity they later got, the MPID, so they carry MPIDs from before the switch. Only
 when no event has a ``$user_id`` at all does the first MPID-keyed event of any kind count.
 
-A switch is a change: when the data's very first identified event (of any kind, without
-``$user_id``s) is already keyed by an existing MPID, the data is keyed by MPID from its start
-(the output's EIT was mParticle ID before the data begins) and shows no switch. Studying one at
-its first event told a story of a world that never had it (a "do nothing" plan keyed by
-customer ids)."""
+A switch is a change: the data shows one only when an identified event before that first
+MPID-keyed one is keyed by something else than an MPID (a customer id, an email; a numeric one
+when it is a user identity of a loaded profile). Otherwise the data is keyed by MPID from its
+start (the output's EIT was mParticle ID before the data begins) and shows no switch. Studying
+one at its first event told a story of a world that never had it (a "do nothing" plan keyed by
+customer ids). The events before it may be keyed by the MPID of a profile deleted since
+(mParticle deletes inactive ones): a healthy world whose first user's profile was deleted showed
+a "switch" at its second event."""
 
 from __future__ import annotations
 
@@ -21,8 +24,9 @@ from datetime import datetime
 from typing import Any
 
 from cohortlab.engines.base import Engine
-from cohortlab.identifiers import mpid_sql
+from cohortlab.identifiers import is_valid_mpid_sql, mpid_sql
 from cohortlab.migration.plans import MigrationPlan, standard_plans
+from cohortlab.pipeline import sql_ts
 from cohortlab.settings import SyncSettings
 from cohortlab.times import format_time, parse_time
 
@@ -66,16 +70,28 @@ def _counted(engine: Engine) -> str:
     return "e.user_id IS NOT NULL" if has_uid else "TRUE"
 
 
+def _not_mpid_keyed() -> str:
+    """SQL condition on ``mp_events e``: its distinct_id is no MPID: a text that is no valid MPID
+    (a customer id such as ``cust-1``, an email, a ``$device:`` id), or a numeric one that is a
+    user identity of a loaded profile (a numeric customer id). A numeric distinct_id that is
+    neither an existing MPID nor a known identity counts as an MPID: that of a profile deleted
+    since (mParticle deletes inactive ones)."""
+    return (f"(NOT {is_valid_mpid_sql('e.distinct_id')} OR e.distinct_id IN "
+            "(SELECT value FROM mpa_identities WHERE kind = 'user' AND value IS NOT NULL))")
+
+
 def first_mpid_keyed_event(engine: Engine) -> datetime | None:
     """Time (UTC) of the first identified event whose distinct_id is a valid MPID of an existing
-    profile (of any event when no event has a ``$user_id``); None when there is none, or when it
-    is the data's first such event (keyed by MPID from the start: no switch)."""
+    profile (of any event when no event has a ``$user_id``); None when there is none, or when no
+    identified event before it is keyed by something else than an MPID (:func:`_not_mpid_keyed`:
+    the data is keyed by MPID from its start, no switch)."""
     counted = _counted(engine)
-    first, keyed = engine.query_rows(f"""
-        SELECT (SELECT min(e.time) FROM mp_events e WHERE {counted}),
-               (SELECT min(e.time) FROM mp_events e JOIN {_EXISTING} p ON p.mpid = {mpid_sql('e.distinct_id')}
-                WHERE {counted})""")[0]
-    if keyed is None or keyed == first:
+    keyed = engine.query_rows(f"""
+        SELECT min(e.time) FROM mp_events e JOIN {_EXISTING} p ON p.mpid = {mpid_sql('e.distinct_id')}
+        WHERE {counted}""")[0][0]
+    if keyed is None or not engine.query_rows(f"""
+            SELECT 1 FROM mp_events e WHERE {counted} AND e.time < {sql_ts(keyed)}
+              AND {_not_mpid_keyed()} LIMIT 1"""):
         return None
     return parse_time(keyed)
 
@@ -89,15 +105,13 @@ def settings_switch(settings: Any = None) -> datetime | None:
 
 
 def has_mpid_keyed_event(engine: Engine) -> bool:
-    """Whether :func:`first_mpid_keyed_event` finds one: the same rule, asked as existence (the
-    scans stop at the first such event instead of reading them all for the first time): an
-    MPID-keyed event exists, and none of the data's first events is one."""
+    """Whether :func:`first_mpid_keyed_event` finds one: the same rule, asked as existence first
+    (the scan stops at the first event keyed by an existing MPID when there is none)."""
     counted = _counted(engine)
     keyed = f"SELECT 1 FROM mp_events e SEMI JOIN {_EXISTING} p ON p.mpid = {mpid_sql('e.distinct_id')}"
     if not engine.query_rows(f"{keyed} WHERE {counted} LIMIT 1"):
         return False
-    first = f"(SELECT min(e.time) FROM mp_events e WHERE {counted})"
-    return not engine.query_rows(f"{keyed} WHERE {counted} AND e.time = {first} LIMIT 1")
+    return first_mpid_keyed_event(engine) is not None
 
 
 def find_switch(engine: Engine, switch: Any = None, settings: Any = None) -> Switch:
@@ -113,6 +127,35 @@ def find_switch(engine: Engine, switch: Any = None, settings: Any = None) -> Swi
     if first is None:
         raise ValueError(f"no switch date: {NO_SWITCH}; give the switch date (--switch DATE, or switch=...)")
     return Switch(first, "data", _counted(engine) != "TRUE")
+
+
+def check_switch_in_window(engine: Engine, switch: Switch | datetime, end_day: Any, end_source: str = "parameter",
+                           *, how: str | None = None) -> None:
+    """A :class:`SettingsError` (one line) when the standard plans around ``switch`` (a
+    :class:`Switch`, or its time and ``how`` it was found) cannot differ: it is before the data's
+    first event (all of the data would be under mParticle ID: nothing to switch from), or at or
+    after the end of the window's last day ``end_day`` (``end_source``: where that end came
+    from, as ``migrate compare`` says it). The four plans are then the same every day, and the
+    comparison says nothing about the switch."""
+    from datetime import timedelta
+
+    from cohortlab.errors import SettingsError
+    from cohortlab.times import naive_utc, parse_day
+
+    if isinstance(switch, Switch):
+        at, where = naive_utc(switch.at), switch.text.removeprefix("switch to mparticle_id at ")
+    else:
+        at, where = naive_utc(switch), f"{format_time(switch)} ({how or 'the switch studied'})"
+    first = engine.query_rows("SELECT min(time) FROM mp_events")[0][0]
+    if first is not None and at < parse_time(first).replace(tzinfo=None):
+        raise SettingsError(f"the switch {where} is before the first event ({format_time(first)}): the data would "
+                            "all be under mParticle ID, with nothing to switch from; give a switch inside the data")
+    end = parse_day(end_day, "end")
+    if at >= datetime.combine(end + timedelta(days=1), datetime.min.time()):
+        raise SettingsError(f"the switch {where} is after the window's last day ({end}, from the {end_source}): "
+                            "the four plans are the same every day of the window; give a switch inside it, or a "
+                            "window that reaches it: a later end (--end, end=), past the last event with "
+                            "--activity repeat (activity=\"repeat\")")
 
 
 def history_plan(engine: Engine, settings: Any = None) -> MigrationPlan:
@@ -143,4 +186,4 @@ def plans_around(switch: Switch | Any, *, rule: Any = None, settings: Any = None
     return standard_plans(at, rule=rule, current_eit=before, event_identity_cutoff=st.event_identity_cutoff)
 
 
-__all__ = ["Switch", "SOURCES", "find_switch", "first_mpid_keyed_event", "history_plan", "plans_around"]
+__all__ = ["Switch", "SOURCES", "check_switch_in_window", "find_switch", "first_mpid_keyed_event", "history_plan", "plans_around"]

@@ -232,6 +232,7 @@ def validate(engine: Engine, plan: Any, observed: pd.DataFrame, cohort: str, at:
         t.created.append(observed_table)
         df = engine.query_df(_comparison_sql(t, predicted, observed_table, keep, at_))
         df = df.drop_duplicates("distinct_id").reset_index(drop=True)
+        _check_same_world(engine, df, observed_table, cohort, at_)
         res = _result(plan, cohort, at_, df)
         if store:
             _store(engine, t, res)
@@ -239,6 +240,24 @@ def validate(engine: Engine, plan: Any, observed: pd.DataFrame, cohort: str, at:
         if not keep_tables:
             t.drop(engine)
     return res
+
+
+def _check_same_world(engine: Engine, df: pd.DataFrame, observed: str, cohort: str, at: datetime) -> None:
+    """A :class:`SettingsError` when the observed members (table ``observed``) are of another
+    world: none has loaded events here or is a profile the plan predicts, and none of their
+    observed MPIDs is a loaded mParticle profile. The comparison then had nothing on one side: a
+    predicted 0.0% against the observed rate, every member "without events"."""
+    if not len(df) or (df["has_events"] | df["pid"].notna()).any() or "obs_mpid" not in df.columns:
+        return
+    mpids, known = engine.query_rows(f"""
+        SELECT count(DISTINCT o.obs_mpid), count(DISTINCT p.mpid)
+        FROM {observed} o LEFT JOIN mpa_profiles p ON p.mpid = o.obs_mpid""")[0]
+    if not mpids or known:
+        return
+    raise SettingsError(
+        f"the {len(df):,} members of {cohort!r} observed at {format_time(at)} are of another world: none has "
+        f"loaded events in this database, and none of their {mpids:,} observed MPIDs is a loaded mParticle "
+        "profile; check the observed exports (observed=, the report's observed_db / observed_data)")
 
 
 def _result(plan: MigrationPlan, cohort: str, at: datetime, df: pd.DataFrame) -> ValidationResult:

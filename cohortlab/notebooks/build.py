@@ -385,6 +385,10 @@ validate_plan = None         # plan name to validate; None: the first plan''', "
 switch_at, switch_source = insights.find_switch(lab, settings, switch) if plans is None else (None, "the plans")
 plan_list = insights.migration_plans(plans, switch_at=switch_at, settings=settings)
 start_day, end_day = insights.migration_window(lab, start, end, activity=activity)
+if plans is None:  # the standard plans around a switch outside the data or after the window are all the same
+    from cohortlab.migration.switch import check_switch_in_window
+
+    check_switch_in_window(lab.engine, switch_at, end_day, "parameter" if end else "data", how=f"from {switch_source}")
 daily, plan_summary = insights.run_migration(lab, plan_list, start_day, end_day, settings=settings, activity=activity)
 validation = insights.migration_validation(lab, plan_list, validate_plan, names, observed_db=observed_db,
                                            observed_data=observed_data, settings=settings, at=as_of,
@@ -392,17 +396,28 @@ validation = insights.migration_validation(lab, plan_list, validate_plan, names,
 figures = metrics.migration_figures(plan_summary, daily, validation, switch=switch_at, switch_source=switch_source,
                                     start=start_day, end=end_day, plan_list=plan_list)
 summary = summaries.migration_summary(figures, settings)
+# the plans count every Mixpanel profile with events; the cohorts are the validation's
+context = ui.context(names if validation is not None else [], None, db=db, data=data, settings=settings,
+                     as_of=summaries.migration_as_of(as_of, start_day, end_day),
+                     population="every Mixpanel profile with events")
+from cohortlab.migration.run import projection_words, settings_used
+
+# the header says which settings the what-if uses, and which it does not (the sync's options)
+context["settings"] = settings_used(settings, plans_given=plans is not None, validation=validation is not None)
+projection = projection_words(lab.engine, activity)  # None, or which days are projected (activity: repeat)
+if projection:
+    context["as_of"] += f"; {projection}"
 doc = ui.publish(output_dir, "eit_migration", title="EIT migration", figures=figures, summary=summary,
-                 headline=metrics.figures_headline_migration(figures),
-                 # the plans count every Mixpanel profile with events; the cohorts are the validation's
-                 context=ui.context(names if validation is not None else [], None, db=db, data=data,
-                                    settings=settings, as_of=summaries.migration_as_of(as_of, start_day, end_day),
-                                    population="every Mixpanel profile with events"),
+                 headline=metrics.figures_headline_migration(figures), context=context,
                  parameters={"plans": [p.name for p in plan_list], "start": start_day, "end": end_day,
-                             "activity": activity, "settings": settings, "switch": switch_at})
+                             "activity": activity, "settings": settings, "switch": switch_at,
+                             "projection": projection})
 f = doc["metrics"]  # from here on, every figure shown is read from metrics.json''', "remove-cell"),
     md("## Summary"),
-    code('ui.md(summaries.migration_summary(f, settings))'),
+    code("""\
+ui.md(summaries.migration_summary(f, settings))
+if doc["parameters"]["projection"]:  # activity: repeat: the figures after the last event are projected
+    ui.md(f"The {ui.text(doc['parameters']['projection'])}.")"""),
     md("## Predicted match rate per plan"),
     code("""\
 daily_f = ui.frame(f["daily"])

@@ -28,7 +28,7 @@ from cohortlab.migration.run import best_plans, compare, run_plans
 from cohortlab.migration.switch import find_switch, first_mpid_keyed_event, has_mpid_keyed_event
 from cohortlab.migration.validate import predict_at
 
-from .conftest import insert_events, insert_profiles
+from .conftest import EVENTS, PROFILES, insert_events, insert_profiles
 
 SETTINGS = {"event_identity_cutoff": "2026-01-06T00:00:00Z"}
 COHORT = "Buyers"
@@ -186,6 +186,17 @@ def test_data_keyed_by_mpid_from_its_first_event_shows_no_switch(lab):
     assert has_mpid_keyed_event(lab.engine)
 
 
+def test_data_keyed_by_the_mpid_of_a_deleted_profile_from_its_first_event_shows_no_switch(lab):
+    """A healthy world whose first user's profile was deleted since (mParticle deletes inactive
+    ones): its first identified event is keyed by an MPID that no loaded profile has. Still MPID
+    from the start: a "switch" at the second event was found (audit 104, synth healthy seed 7)."""
+    insert_profiles(lab, {66: []})
+    insert_events(lab, [("55", "2026-01-01 00:00:00", "u-55", "d1"), ("66", "2026-01-02 00:00:00", "u-66", "d2")])
+    assert first_mpid_keyed_event(lab.engine) is None and not has_mpid_keyed_event(lab.engine)
+    with pytest.raises(ValueError, match="no switch date"):
+        find_switch(lab.engine)
+
+
 def test_without_user_ids_events_keyed_by_mpid_from_the_first_show_no_switch(lab):
     insert_profiles(lab, {55: []})
     insert_events(lab, [("55", "2026-01-01 00:00:00", None, "d1"), ("c-x", "2026-01-03 00:00:00", None, "d2")])
@@ -205,6 +216,37 @@ def test_repeat_without_an_end_projects_one_period_past_the_last_event(world):
     s = c.summary.iloc[0]
     assert (s.matched_end, s.split_profiles_end) == (2, 2)
     assert compare(world.engine, [switch], activity="repeat", repeat_days=7).run.end.isoformat() == "2026-01-17"
+
+
+def test_a_switch_outside_the_data_or_after_the_window_is_one_error_line(world, tmp_path):
+    """The standard plans around a switch after the window's last day, or before the first event,
+    are the same four series: compare ran them and called a four-way tie (audit 104)."""
+    after = ("the switch 2026-01-20T00:00:00Z (given as a parameter) is after the window's last day (2026-01-10, "
+             "from the data): the four plans are the same every day of the window; give a switch inside it, or a "
+             "window that reaches it: a later end (--end, end=), past the last event with --activity repeat "
+             '(activity="repeat")')
+    with pytest.raises(ValueError) as e:
+        compare(world.engine, switch="2026-01-20")
+    assert str(e.value) == after
+    with pytest.raises(ValueError, match=r"is after the window's last day \(2026-01-04, from the parameter\)"):
+        compare(world.engine, switch="2026-01-05", end="2026-01-04")
+    with pytest.raises(ValueError, match=r"^the switch 2025-11-01T00:00:00Z \(given as a parameter\) is before the "
+                                         r"first event \(2025-12-01T10:00:00Z\)"):
+        compare(world.engine, switch="2025-11-01")
+    st = {"eit_timeline": [{"since": None, "eit": "customer_id"}, {"since": "2026-02-01T00:00:00Z", "eit": "mparticle_id"}]}
+    with pytest.raises(ValueError, match=r"2026-02-01T00:00:00Z \(from the settings' eit_timeline\) is after"):
+        compare(world.engine, settings=st)
+    with pytest.raises(ValueError, match=r"^window end 2026-01-01 is before its start 2026-01-03$"):  # said first
+        compare(world.engine, switch="2026-01-05", start="2026-01-03", end="2026-01-01")
+    # inside the window: the last instant of its last day, or a projected one
+    assert compare(world.engine, switch="2026-01-10T23:59:59Z").switch.source == "parameter"
+    assert str(compare(world.engine, switch="2026-01-20", activity="repeat").run.end) == "2026-02-09"
+    db = str(tmp_path / "w.duckdb")
+    with Lab(db) as lab:
+        insert_events(lab, EVENTS)
+        insert_profiles(lab, PROFILES)
+    r = CliRunner().invoke(main, ["migrate", "compare", "--db", db, "--switch", "2026-01-20"])
+    assert r.exit_code == 1 and r.stderr.strip() == f"error: {after}"
 
 
 def test_repeat_with_an_end_inside_the_data_is_an_error(world):
@@ -309,3 +351,53 @@ def test_migration_chart_draws_each_plan_and_marks_the_changes_inside_the_window
     marks = sorted(t.get_text().strip() for t in ax.texts)
     assert marks == ["EIT → mparticle_id", "event rule ($mparticle_user_id on events)",
                      "event rule ($mparticle_user_id on events)"]
+
+
+# --------------------------------------------------------------------------- the report's settings line
+def test_the_eit_page_settings_line_separates_what_the_what_if_uses_from_the_sync_settings():
+    """The EIT page's header showed protection, sync type, attribute and pauses as if the plans
+    depended on them (audit 104): the what-if uses the fallback, and the event cutoff and EIT
+    timeline only for the standard plans (plan files carry their own)."""
+    from cohortlab.migration.run import settings_used
+
+    st = {"pauses": [{"start": "2026-02-24", "end": "2026-02-25"}], "sync_type": "one_time",
+          "eit_timeline": [{"since": None, "eit": "email"}, {"since": "2026-02-10", "eit": "mparticle_id"}]}
+    assert settings_used(st) == (
+        "fallback data; event cutoff 2026-01-15 00:00 UTC; EIT email, then mparticle_id from 2026-02-10 00:00 UTC; "
+        "not used by the what-if: protection only_update; one-time export at the first run; attribute "
+        '"{cohort_name}"; paused 2026-02-24 00:00 UTC to 2026-02-25 00:00 UTC')
+    files = settings_used(st, plans_given=True)
+    assert files.startswith("fallback data; not used by the what-if: event cutoff 2026-01-15 00:00 UTC (each plan "
+                            "has its own); protection only_update")
+    assert files.endswith("; EIT email, then mparticle_id from 2026-02-10 00:00 UTC (each plan has its own)")
+    assert settings_used(None, plans_given=True, validation=True).startswith(
+        "fallback data; event cutoff 2026-01-15 00:00 UTC (the observed side of the validation; each plan has its own)"
+        "; not used by the what-if: protection")
+
+
+def test_cli_validate_at_a_time_without_members_is_one_error_line(tmp_path):
+    """`migrate validate --at` before the cohort's first snapshot printed an empty confusion table
+    and "no cohort members to compare", exit 0 (audit 104); `simulate` refuses it in one line."""
+    db = str(tmp_path / "shop.duckdb")
+    with Lab(db) as lab:
+        build_shop(lab)
+    plan = tmp_path / "p.yaml"
+    plan.write_text("name: do nothing\n")
+    r = CliRunner().invoke(main, ["migrate", "validate", "--db", db, "--plan", str(plan), "--cohort", COHORT,
+                                  "--at", "2025-01-01T00:00:00Z"])
+    assert r.exit_code == 1 and r.stdout == ""
+    assert r.stderr == "error: cohort 'Buyers' has no members at 2025-01-01 00:00:00 UTC; try another --at\n"
+    r = CliRunner().invoke(main, ["migrate", "validate", "--db", db, "--plan", str(plan), "--cohort", COHORT])
+    assert r.exit_code == 0 and "observed match rate" in r.output
+
+
+def test_numeric_customer_ids_before_the_first_mpid_keyed_event_show_the_switch(lab):
+    """Customer ids that are numbers (a database id) are valid MPID texts: a numeric key counts as
+    a customer id when it is a user identity of a loaded profile, so the data shows its switch;
+    one that is no known identity nor an existing MPID counts as a deleted profile's MPID."""
+    insert_profiles(lab, {55: [("user", "customer_id", "1001")], 66: [("user", "customer_id", "1002")]})
+    insert_events(lab, [("1001", "2026-01-01 00:00:00", "1001", "d1"), ("66", "2026-01-05 00:00:00", "1002", "d2")])
+    assert str(first_mpid_keyed_event(lab.engine)) == "2026-01-05 00:00:00+00:00" and has_mpid_keyed_event(lab.engine)
+    # the same history, the first key no known identity (a deleted profile's MPID): no switch
+    lab.engine.execute("DELETE FROM mpa_identities WHERE value = '1001'")
+    assert first_mpid_keyed_event(lab.engine) is None and not has_mpid_keyed_event(lab.engine)

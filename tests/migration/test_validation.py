@@ -131,3 +131,24 @@ def test_an_observed_mpid_column_is_kept_exact_and_a_float_one_is_refused(world,
     with pytest.raises(CohortlabError, match="mpid '1.5' is not an MPID"):
         validate(world.engine, PLAN, obs.astype({"mpid": object}).assign(mpid=["1.5"] + [None] * 8), "Power Users", AT,
                  store=False)
+
+
+def test_observed_members_of_another_world_are_one_error_not_a_comparison(world):
+    """Exports of another world (the report's observed_db of another synth seed): no member has
+    loaded events or a predicted profile, and none of their MPIDs is a loaded profile. The
+    validation showed a predicted 0.0% against the observed rate, every member "without events"
+    (audit 104)."""
+    from cohortlab.errors import SettingsError
+
+    other = pd.DataFrame({"distinct_id": ["901", "902", "c-zed"], "status": ["matched", "matched", "unmatched"],
+                          "mpid": pd.array([901, 902, None], dtype="Int64")})
+    with pytest.raises(SettingsError) as e:
+        validate(world.engine, PLAN, other, "Power Users", AT, store=False)
+    assert str(e.value) == (
+        "the 3 members of 'Power Users' observed at 2026-01-08T00:00:00Z are of another world: none has loaded events "
+        "in this database, and none of their 2 observed MPIDs is a loaded mParticle profile; check the observed "
+        "exports (observed=, the report's observed_db / observed_data)")
+    # one of their MPIDs is a profile here (the same world, its members keyed otherwise): compared
+    v = validate(world.engine, PLAN, other.assign(mpid=pd.array([901, 104, None], dtype="Int64")), "Power Users", AT,
+                 store=False)
+    assert v.differ == 2 and set(v.differences["explanation"]) == {"member_without_events"}

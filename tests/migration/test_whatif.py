@@ -122,6 +122,18 @@ def test_remediation_after_the_last_visit_fixes_nobody(world):
     assert u["102"].identifier_source == "distinct_id" and pd.isna(u["102"].remediation_at)
 
 
+def test_nobody_is_never_fixable_in_a_window_that_ends_before_the_plans_first_fix(world):
+    """A window ending 2026-01-03, before the 01-05 switch: Ann, Bob and Dan (in mParticle) are
+    unmatched, not yet fixable; they may come back after the switch. All three were counted "never
+    fixable (inactive after the change)" (audit 104: synth mid_migration, a window ending before the
+    2026-01-15 event rule gave 450 of them). With the switch inside the window, as before."""
+    _, summary = run(world, plan("switch only", eit_timeline=SWITCH), end="2026-01-03")
+    s = summary.loc["switch only"]
+    assert (s.never_fixable_users, s.unfixed_profiles, s.unmatched_users) == (0, 3, 4)  # and Eve
+    _, summary = run(world, plan("switch only", eit_timeline=SWITCH), end="2026-01-05")
+    assert summary.loc["switch only"].never_fixable_users == 3
+
+
 # --------------------------------------------------------------------------- do nothing / event rule
 def test_do_nothing_without_event_rule_matches_nobody(world):
     _, summary = run(world, plan("do nothing"))
@@ -323,3 +335,16 @@ def test_the_re_export_is_a_dated_change_of_the_plan():
     p = plan("p", remediation={"kind": "rule", "since": "2026-01-05"}, reexport_at="2026-01-12")
     assert ("re-export the cohort" in [label for _, label in p.changes])
     assert MigrationPlan.model_validate(p.to_dict()).reexport_at == p.reexport_at
+
+
+def test_a_timeline_without_an_undated_period_is_customer_id_before_its_first_date(world):
+    """`eit_timeline: [{since: 2026-01-05, eit: mparticle_id}]`: before 01-05 the EIT is customer_id
+    (mParticle's default, as SyncSettings.eit_at and the daily `eit` column said), but the model
+    keyed that activity by MPID: no split, everyone matched from their first event (audit 104)."""
+    dated = plan("dated only", eit_timeline=[{"since": "2026-01-05", "eit": "mparticle_id"}])
+    assert [(p.since, p.eit) for p in dated.eit_timeline][0] == (None, "customer_id")
+    daily, summary = run(world, dated, plan("switch only", eit_timeline=SWITCH))
+    cols = ["members_end", "matched_end", "split_profiles_end", "never_fixable_users", "days_to_90pct"]
+    assert summary.loc["dated only", cols].tolist() == summary.loc["switch only", cols].tolist()
+    assert tuple(day(daily, "2026-01-06", "dated only")[["members", "matched", "eit"]]) == (4, 0, "mparticle_id")
+    assert day(daily, "2026-01-03", "dated only")["eit"] == "customer_id"  # (01-04: the state at 01-05 00:00)

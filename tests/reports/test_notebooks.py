@@ -173,6 +173,12 @@ def test_eit_migration_numbers_equal_the_api(report_run, world_lab):
     # the header says which days were predicted (not "each cohort's latest data", which is another page's)
     assert doc["context"]["as_of"] == f"{params['end']} (the last day predicted, from {params['start']})"
     settings = _settings(report_run)
+    # the header's settings: those the what-if uses, the sync's marked as not used (it showed them all)
+    from cohortlab.migration.run import settings_used
+
+    assert doc["context"]["settings"] == settings_used(settings, validation=True)
+    assert doc["context"]["settings"].startswith("fallback data; event cutoff ")
+    assert "; not used by the what-if: protection only_update; dynamic sync every " in doc["context"]["settings"]
     summary = world_lab.compare_plans(plans, params["start"], params["end"], settings=settings).attrs["summary"]
     got = {p["plan"]: p for p in doc["metrics"]["plans"]}
     for _, row in summary.iterrows():
@@ -221,3 +227,24 @@ def test_no_email_or_phone_from_the_input_in_any_html(report_run, synth_world, w
         text = page.read_text()
         leaked = sorted(v for v in personal if v in text)
         assert not leaked, f"{page.name} shows personal data: {leaked[:5]}"
+
+
+def test_eit_migration_says_which_days_are_projected_and_refuses_a_switch_after_the_window(report_run, tmp_path):
+    """With activity: repeat the page's figures after the last event are projected; the page said
+    so nowhere (its header: "as of <end> (the last day predicted)"). A switch after the window gave
+    four identical plans (audit 104)."""
+    from cohortlab.report.runner import run_report
+
+    db = str(report_run["out"] / "data.duckdb")
+    res = run_report(["eit_migration"], db=db, out=tmp_path / "r", params={"activity": "repeat"})
+    assert res.ok, res.notebooks[0].error
+    doc = json.loads((tmp_path / "r" / "eit_migration" / "metrics.json").read_text())
+    projected = doc["parameters"]["projection"]
+    assert projected.startswith("days after 2026-0") and projected.endswith(
+        "(the last event's day) are projected: the last 30 days of activity repeated (activity: repeat)")
+    assert doc["context"]["as_of"].endswith(f"; {projected}")
+    html = (tmp_path / "r" / "eit_migration" / "eit_migration.html").read_text()
+    assert f"The {projected}." in html
+    res = run_report(["eit_migration"], db=db, out=tmp_path / "r2", params={"switch": "2027-01-01"})
+    assert not res.ok and "SettingsError: the switch 2027-01-01T00:00:00Z (from the switch parameter) is after the " \
+                          "window's last day" in res.notebooks[0].error
