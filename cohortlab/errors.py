@@ -127,6 +127,8 @@ def read_yaml_file(path: str | os.PathLike, error: type[Exception] = CohortlabEr
             raise error(f"{path}: not valid YAML ({yaml_problem(e)})") from None
         mark = getattr(e, "problem_mark", None)
         raise error(f"{path}: not valid YAML" + (f" (line {mark.line + 1})" if mark is not None else "")) from None
+    except ValueError as e:  # YAML reads 2026-02-30 as a date, and Python refuses it: no YAMLError
+        raise error(f"{path}: not valid YAML (an impossible date: {e})") from None
     if mapping is None:
         return data
     if data is None:

@@ -127,3 +127,26 @@ def test_an_impossible_date_in_a_plan_or_a_migrate_settings_file_is_one_line_nam
     r = CliRunner().invoke(main, ["migrate", "plan", "--db", str(db), "--plan", str(good), "--settings", str(settings)])
     assert error_line(r) == (f"error: bad settings file: {settings}: not valid YAML (an impossible date: day is out "
                              "of range for month)")
+
+
+def test_an_impossible_date_is_one_line_naming_the_file_in_every_yaml_file(tmp_path):
+    """The same for every YAML file cohortlab reads (read_yaml_file): `simulate --settings` with
+    2026-02-30 printed a traceback (audit 104's left item), and so did the report's --params."""
+    settings = tmp_path / "s.yaml"
+    settings.write_text("event_identity_cutoff: 2026-02-30\n")
+    problem = f"{settings}: not valid YAML (an impossible date: day is out of range for month)"
+    from cohortlab.errors import CohortlabError, read_yaml_file
+    from cohortlab.settings import SettingsError, SyncSettings
+
+    with pytest.raises(SettingsError) as e:
+        SyncSettings.from_yaml(settings)
+    assert str(e.value) == problem
+    with pytest.raises(CohortlabError) as e:
+        read_yaml_file(settings)
+    assert str(e.value) == problem
+    db = tmp_path / "lab.duckdb"
+    db.write_bytes(b"")
+    r = CliRunner().invoke(main, ["simulate", "--db", str(db), "--cohort", "c", "--settings", str(settings)])
+    assert error_line(r) == f"error: bad settings file: {problem}"
+    r = CliRunner().invoke(main, ["report", "--db", str(db), "--params", str(settings)])
+    assert error_line(r).startswith("error: ") and "an impossible date: day is out of range for month" in error_line(r)
