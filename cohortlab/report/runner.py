@@ -738,20 +738,43 @@ def check_database(db: str | os.PathLike, cohorts: Any = None) -> None:
 
 
 def check_migration_window(db: str | os.PathLike, params: Mapping[str, Any]) -> None:
-    """A ReportError, before any notebook runs, when the EIT page's window is one ``migrate
-    compare`` refuses: with ``activity: repeat``, an ``end`` not after the last event's day (the
-    projection would add nothing; :func:`cohortlab.migration.run.default_window`)."""
-    if params.get("activity") != "repeat" or not params.get("end"):
+    """A ReportError, before any notebook runs, when the EIT page would refuse its window or its
+    switch, as ``migrate compare`` refuses them: with ``activity: repeat``, an ``end`` not after
+    the last event's day (the projection would add nothing;
+    :func:`cohortlab.migration.run.default_window`); for the standard plans, a switch before the
+    first event or after the window's last day (the four plans would be the same every day;
+    :func:`cohortlab.migration.switch.check_switch_in_window`). A switch found in the data lies
+    inside it: it is checked only against a given ``end`` (finding it reads every event)."""
+    from cohortlab.migration.switch import settings_switch
+
+    repeat_end = params.get("activity") == "repeat" and bool(params.get("end"))
+    standard = not params.get("plans")
+    given = params.get("switch") is not None or settings_switch(params.get("settings")) is not None
+    if not repeat_end and not (standard and (given or params.get("end"))):
         return
     from cohortlab.errors import CohortlabError
     from cohortlab.lab import Lab
     from cohortlab.migration.run import default_window
+    from cohortlab.migration.switch import check_switch_in_window
+    from cohortlab.report import insights
 
+    activity = params.get("activity") or "observed"
     with Lab(str(db), read_only=True) as lab:
         try:
-            default_window(lab.engine, params.get("start") or None, params["end"], activity="repeat")
+            window = default_window(lab.engine, params.get("start") or None, params.get("end") or None,
+                                    activity=activity)
         except (CohortlabError, ValueError) as e:
-            raise ReportError(f"end: {e}") from None
+            raise ReportError(f"end: {e}" if repeat_end else f"eit_migration: {e}") from None
+        if not standard:
+            return
+        switch_at, source = insights.find_switch(lab, params.get("settings"), params.get("switch"))
+        if switch_at is None:  # no switch to study: the page is not run, or says why
+            return
+        try:
+            check_switch_in_window(lab.engine, switch_at, window[1], "parameter" if params.get("end") else "data",
+                                   how=f"from {source}")
+        except (CohortlabError, ValueError) as e:
+            raise ReportError(f"eit_migration: {e}") from None
 
 
 def not_applicable(name: str, params: Mapping[str, Any]) -> str | None:

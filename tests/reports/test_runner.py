@@ -528,3 +528,26 @@ def test_a_repeated_activity_window_ending_inside_the_data_is_refused_before_any
     assert not (tmp_path / "r").exists()
     check_migration_window(db, {**params, "end": "2026-04-01"})  # after the last event: fine
     check_migration_window(db, {"end": "2026-01-20"})  # observed activity: any end
+
+
+def test_a_switch_the_eit_page_would_refuse_is_refused_before_anything_runs(tmp_path):
+    """A switch before the first event, or after the window's last day, makes the four standard
+    plans the same every day; the EIT page refuses it, as migrate compare does, but only after
+    the other pages ran (audit 104's left item). The sample exports' events run 2025-11-20 .. 2026-02-27."""
+    db = tmp_path / "sample.duckdb"
+    with Lab(str(db)) as lab:
+        load_world(lab, ROOT / "data")
+    for params, message in (
+        ({"switch": "2025-06-01"}, r"^eit_migration: the switch 2025-06-01T00:00:00Z \(from the switch parameter\) is "
+                                   r"before the first event \(2025-11-20T08:14:05Z\)"),
+        ({"switch": "2026-02-10", "end": "2026-02-01"}, r"^eit_migration: the switch 2026-02-10T00:00:00Z \(from the "
+                                                        r"switch parameter\) is after the window's last day \(2026-02-01, "
+                                                        r"from the parameter\)"),
+    ):
+        with pytest.raises(ReportError, match=message):
+            run_report(["eit_migration"], db=db, out=tmp_path / "r", params=params)
+        assert not (tmp_path / "r").exists()
+        run_report(["match_rates"], db=db, out=tmp_path / "other", params={}, overwrite=True)  # not the EIT page
+    check_migration_window(db, {"switch": "2026-02-10"})  # inside the data and the window
+    check_migration_window(db, {"switch": "2026-02-10", "plans": str(ROOT / "data" / "plans" / "standard.yaml"),
+                                "end": "2026-02-01"})  # plan files carry their own dates
