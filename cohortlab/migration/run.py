@@ -443,6 +443,8 @@ class Comparison:
         if not self.best:
             return "no plan has a match rate (no Mixpanel profiles in the window)"
         rate = f"{s[self.best[0]]:.1%}"
+        if len(s) == 1:  # nothing to be best among
+            return f"{self.best[0]}: {rate} at the end of the window (one plan: nothing to compare it with)"
         if self.tie:
             tied = s[self.best]
             names = ", ".join(self.best[:-1]) + " and " + self.best[-1]

@@ -194,6 +194,13 @@ def _comparison_sql(t: RunTables, predicted: str, observed: str, keep: list[str]
         FROM both_sides b ORDER BY distinct_id"""
 
 
+def _reason_words(key: str, n: int) -> str:
+    """A reason key in words for ``n`` members: ``member_without_events`` → "members without
+    events" (2) or "member without events" (1)."""
+    words = key.replace("_", " ")
+    return f"members{words[len('member'):]}" if n != 1 and words.startswith("member ") else words
+
+
 def _verdict(n: int, obs_rate: float, pred_rate: float, differ: int, expl: dict[str, int]) -> str:
     if not n:
         return "no cohort members to compare"
@@ -208,7 +215,7 @@ def _verdict(n: int, obs_rate: float, pred_rate: float, differ: int, expl: dict[
         verdict += f", {active:,} of them with activity after the export"
         rest = {k: v for k, v in expl.items() if k != "activity_after_export"}
         if rest:
-            verdict += " (" + ", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in sorted(rest.items())) + ")"
+            verdict += " (" + ", ".join(f"{v:,} {_reason_words(k, v)}" for k, v in sorted(rest.items())) + ")"
     return verdict
 
 

@@ -104,6 +104,8 @@ def test_compare_calls_a_tie_a_tie(shop):
     c = compare(shop.engine, late, start="2025-12-01", end="2026-01-10", settings=SETTINGS)
     assert c.best == ["Rule only"] and not c.tie
     assert c.verdict == "best: Rule only (66.7% at the end of the window, 66.67 pp ahead of no event rule)"
+    one = compare(shop.engine, plans()[:1], start="2025-12-01", end="2026-01-10", settings=SETTINGS)
+    assert one.verdict == "Rule only: 66.7% at the end of the window (one plan: nothing to compare it with)"
 
 
 def test_a_plan_without_a_change_or_without_an_effect_has_no_days_to_90_percent(shop, tmp_path):

@@ -152,3 +152,14 @@ def test_observed_members_of_another_world_are_one_error_not_a_comparison(world)
     v = validate(world.engine, PLAN, other.assign(mpid=pd.array([901, 104, None], dtype="Int64")), "Power Users", AT,
                  store=False)
     assert v.differ == 2 and set(v.differences["explanation"]) == {"member_without_events"}
+
+
+def test_the_verdict_counts_its_reasons_in_words_that_agree_with_the_count():
+    """'86 member without events' read as a typo (audit 104's left item)."""
+    from cohortlab.migration.validate import _verdict
+
+    verdict = _verdict(100, 0.9, 0.8, 90, {"activity_after_export": 2, "member_without_events": 86,
+                                           "not_keyed_by_plan": 2})
+    assert verdict.endswith("2 of them with activity after the export (86 members without events, 2 not keyed by plan)")
+    assert _verdict(100, 0.9, 0.8, 2, {"member_without_events": 1, "model_differs": 1}).endswith(
+        "(1 member without events, 1 model differs)")
