@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import click
 
@@ -207,7 +208,13 @@ def compare_cmd(db, start, end, settings_path, activity, repeat_days, cohort, ou
 @click.option("--show-personal-data", is_flag=True,
               help="Print and write emails and phone numbers as they are (default: stable pseudonyms, "
                    "the same as in `simulate --members-out` and the reports).")
-def validate_cmd(db, plan_file, cohort, at, settings_path, out, show, show_personal_data):
+@click.option("--observed-db", type=click.Path(exists=True, dir_okay=False),
+              help="DuckDB file of the exports taken after the switch, when --db holds those of before "
+                   "(default: --db holds both).")
+@click.option("--activity", type=click.Choice(["observed", "repeat"]), default="observed", show_default=True,
+              help="With --observed-db whose exports end after --db's events: repeat: project --db's "
+                   "activity up to the observed time.")
+def validate_cmd(db, plan_file, cohort, at, settings_path, out, show, show_personal_data, observed_db, activity):
     """Compare the prediction of a plan with what the exports (taken after the switch) show."""
     from cohortlab.migration.plans import MigrationPlan, PlanError
     from cohortlab.privacy import Redactor
@@ -218,9 +225,18 @@ def validate_cmd(db, plan_file, cohort, at, settings_path, out, show, show_perso
     except PlanError as e:
         fail(str(e))
     settings = _settings(settings_path)
+    observed = None
+    if observed_db and Path(observed_db).resolve() != Path(db).resolve():
+        # what the later exports show: every member resolved at `at` (as validate_migration reads its own)
+        with _lab(observed_db) as obs:
+            try:
+                sim = obs.simulate(cohort, at, settings.replace(resolution_time="as_of"))
+            except ValueError as e:
+                fail(f"--observed-db: {e}")
+            observed, at = sim.resolution, sim.at
     with _lab(db) as lab:
         try:
-            res = lab.validate_migration(plan, cohort, at, settings=settings)
+            res = lab.validate_migration(plan, cohort, at, settings=settings, observed=observed, activity=activity)
         except ValueError as e:
             fail(str(e))
         if not len(res.users):  # as `simulate` says it (it printed an empty table and "no cohort members")
