@@ -525,12 +525,17 @@ class Loader(ABC):
                                   normalise=scan.mixed_eol or path in mixed, copies=copies)
                 try:
                     result = self.load_file(ctx)
-                except LoadError:
+                except LoadError as e:
+                    # an error found in the file's LF copy names the file (docs/loading#line-numbers)
+                    if type(e) is LoadError and e.path in _copy_names(copies, path):
+                        raise LoadError(path, e.reason, line=e.line) from None
                     raise
                 except Exception as e:  # engine errors: name the file
                     if is_interrupt(e):  # Ctrl-C during a query: not a problem of the file
                         raise
                     message = _clean_engine_error(e)
+                    for copy in _copy_names(copies, path):
+                        message = message.replace(copy, str(path))
                     if "invalid UTF-8" in message:
                         raise _InvalidUtf8(path, message) from e
                     if "state machine reached an invalid state" in message:
@@ -553,6 +558,12 @@ class Loader(ABC):
             if strict and report.warnings:
                 raise StrictLoadError("; ".join(report.warnings) + " (--strict: nothing was loaded)")
         return report
+
+
+def _copy_names(copies: TextCopies, path: Path) -> list[str]:
+    """The names of the LF copies made of ``path`` (:mod:`cohortlab.loaders.line_ends`), which
+    an error must not name: it names ``path``."""
+    return [str(c) for c in (copies.existing(path), copies.existing(path, csv=True)) if c is not None]
 
 
 class _InvalidUtf8(LoadError):
