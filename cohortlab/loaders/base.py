@@ -120,7 +120,9 @@ class LoadReport:
         """Count one loaded file (its load id and :class:`FileResult`) into the report."""
         self.warnings += r.warnings
         if r.rows_read and not r.loaded and not r.deduplicated:
-            reasons = ", ".join(f"{reason} {n:,}" for reason, n in r.quarantined.most_common(3))
+            # the most frequent first, ties by name: the same text whatever order the rows came in
+            top = sorted(r.quarantined.items(), key=lambda rn: (-rn[1], rn[0]))[:3]
+            reasons = ", ".join(f"{reason} {n:,}" for reason, n in top)
             self.warnings.append(
                 f"{path}: every record was quarantined ({r.n_quarantined:,}: {reasons}); "
                 f"is this a {self.kind} file?"
@@ -146,7 +148,7 @@ class LoadReport:
             "rows_read": self.rows_read,
             "loaded": self.loaded,
             "deduplicated": self.deduplicated,
-            "quarantined": dict(self.quarantined),
+            "quarantined": dict(sorted(self.quarantined.items())),
             "warnings": list(self.warnings),
         }
 
