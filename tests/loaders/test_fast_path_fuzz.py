@@ -9,7 +9,8 @@ lines, gzip). Each file is loaded into two fresh labs, one with the fast path, o
 canonical tables (load times left out), the rejects, the counts and any error must be the same.
 
 The values are written as raw JSON tokens, so each spelling reaches the loaders as written.
-Deterministic (fixed seeds); the bigger run is /work/audit105 (run.py)."""
+Deterministic (fixed seeds); for a bigger run, raise N_FILES (a few hundred files per kind
+were compared when it was written, with the exact path in parallel too)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,10 @@ from cohortlab import schema
 from cohortlab.lab import Lab
 from cohortlab.loaders import fast
 
-N_FILES = 10  # per kind
+N_FILES = 8  # per kind (about 3 s each on this machine)
+# the seeds of each kind: the first N_FILES, and for events two whose files hold an integer
+# identifier beyond 64 bits, which the fast path took while the exact path read it as a JSON float
+SEEDS = {"mixpanel-events": [*range(N_FILES - 2), 25, 28]}
 
 
 @pytest.fixture(autouse=True)
@@ -33,7 +37,7 @@ def _once(run_once):
 
 
 # ------------------------------------------------------------------ value tokens (raw JSON text)
-INTS = ["0", "-0", "1", "-1", "7", "123", "007", "9007199254740992", "9007199254740993", "-9007199254740993",
+INTS = ["0", "-0", "1", "-1", "7", "123", "9007199254740992", "9007199254740993", "-9007199254740993",
         "9223372036854775807", "9223372036854775808", "-9223372036854775808", "-9223372036854775809",
         "18446744073709551615", "18446744073709551616", "100000000000000000000000000000",
         "4611686018427387904", "-7346244611012968789", "9080350317581165123"]
@@ -49,11 +53,11 @@ LENIENT = ["NaN", "Infinity", "-Infinity", "nan", "'x'", '"raw\ttab"', '"raw\x01
            '"raw\x85nel"', '"raw\x7fdel"', '"\\x41"', '"bad\\qescape"', '"\\ud800"', '"\\udc00x"', "0x10", ".5", "1.",
            "+1", "01"]
 OTHERS = ["true", "false", "null", "{}", '{"a":1}', "[]", "[1]", '["x"]', '[{"a":null}]']
-TIMES_ODD = ['"2026-03-01T00:00:00"', '"2026-03-01T00:00:00Z"', '"2026-02-30T00:00:00"', "253402300800",
+TIMES_ODD = ['"1772000000\\t"', '"2026-03-01T00:00:00"', '"2026-03-01T00:00:00Z"', '"2026-02-30T00:00:00"', "253402300800",
              "-62135596801", "1e400", "true", "null", '""', "{}", "[1772000000]"]
 TIMES = ["1772000000", "1772000000123", "1772000000.5", "1772000000.123456", '"1772000000"', '" 1772000000 "',
          '"1772000000123"', "1e11", "100000000001", "-1", "0", "-0", "1.772e9", "1772000000.0", '"1.772e9"',
-         '"+1772000000"', "1772000000e0", '"\\u0031772000000"', '"1772000000\\t"']
+         '"+1772000000"', "1772000000e0", '"\\u0031772000000"']
 ISO = ['"2026-02-18T07:42:23"', '"2026-02-18T07:42:23Z"', '"2026-02-18 07:42:23"', '"2026-02-18T07:42:23+02:00"',
        '" 2026-02-18T07:42:23 "', '"2026-02-18"', '"2026-02-30T00:00:00"', '"2026-2-18T7:42:23"',
        '"2026-02-18T07:42:23.123"', '"yesterday"', "1772000000", "1772000000123", "1.7e9", '"1772000000"']
@@ -85,8 +89,10 @@ class Gen:
         items = [(k, v) for k, v in items if v is not None]
         r = self.r
         if extra and r.random() < 0.3:
-            items.append((r.choice(["mp_lib", "x", "$city", "nested", "é", "time2"]), self.scalar(1)))
-        if items and r.random() < 0.12:  # a duplicate key
+            items.append((r.choice(["mp_lib", "x", "$city", "nested", "é", "time2", "Time", "Distinct_Id", "EVENT",
+                                    "Properties", "MPID", "$Distinct_Id", "$PROPERTIES", "User_Attributes", "$EMAIL",
+                                    "$Mparticle_User_Id", "$Created", "Results", "STATUS"]), self.scalar(1)))
+        if items and r.random() < 0.12 * (self.level > 0):  # a duplicate key
             k, _ = r.choice(items)
             items.insert(r.randrange(len(items) + 1), (k, self.scalar(0.5, ['"DUP"', "1"])))
         if r.random() < 0.3:
@@ -137,7 +143,7 @@ class Gen:
             return self.scalar(1)
         entries = []
         for _ in range(r.randrange(0, 3)):
-            t = r.choice(kinds)
+            t = r.choice(kinds) if r.random() > 0.1 * self.level else r.choice(["", " ", "Customer ID", "x-y"])
             v = self.scalar(0.3, ['"a@example.com"', '"cust-1"', "123", '"9080350317581165123"'])
             if r.random() < 0.5:
                 entries.append((t, v))
@@ -162,9 +168,9 @@ class Gen:
                                  "0", '"007"'], wild=False)
         attrs = self.obj([(r.choice(["plan", "Power Users", "x", "é"]), self.scalar(0.5, ['"pro"', "true", '"True"', "null"]))
                           for _ in range(r.randrange(0, 3))], extra=False) if r.random() < 0.95 else self.scalar(1)
-        aud = "[" + ",".join(self.obj([("audience_id", self.scalar(0.3, ["1", '"2"'])),
+        aud = "[" + ",".join(self.obj([("audience_id", self.scalar(0.3, ["1", '"2"', "-0", '"9223372036854775807"'], wild=False)),
                                        ("audience_name", self.scalar(0.3, ['"Power"'])),
-                                       ("expiration_timestamp_ms", self.maybe(self.scalar(0.3, ["1772000000123", "-1"]), 0.5))],
+                                       ("expiration_timestamp_ms", self.maybe(self.scalar(0.3, ["1772000000123", "-1", '"17"', "1.5e3"], wild=False), 0.5))],
                                       extra=False) for _ in range(r.randrange(0, 2))) + "]"
         if r.random() < 0.05:
             aud = self.scalar(1)
@@ -177,7 +183,7 @@ class Gen:
                                                                 wild=False), 0.3)),
             ("is_opted_out", self.maybe(self.scalar(0.3, ["true", "false", '"True"']), 0.5)),
             ("environment", self.maybe(self.scalar(0.3, ['"production"', '"development"']), 0.5)),
-            ("user_identities", self.maybe(self.identities(["customer_id", "email", "customerid", "other2", "Customer ID", ""]), 0.2)),
+            ("user_identities", self.maybe(self.identities(["customer_id", "email", "customerid", "other2", "Customer ID"]), 0.2)),
             ("device_identities", self.maybe(self.identities(["ios_idfv", "android_uuid", "ios_idfa"]), 0.5)),
             ("user_attributes", self.maybe(attrs, 0.3)),
             ("audience_memberships", self.maybe(aud, 0.5)),
@@ -320,7 +326,8 @@ def _load(path, kind, opts, *, use_fast, caplog):
 def test_random_files_load_the_same_by_the_fast_and_the_exact_path(tmp_path, caplog, kind):
     real = "mixpanel-members" if kind == "mixpanel-members-csv" else kind
     took_fast = 0
-    for seed in range(N_FILES):
+    seeds = SEEDS.get(kind, range(N_FILES))
+    for seed in seeds:
         g = Gen(seed * 1000 + sum(map(ord, kind)))
         data, flags, opts = KINDS[kind](g)
         p = tmp_path / f"{seed}.{'csv' if 'csv' in kind else 'jsonl'}"
@@ -329,4 +336,4 @@ def test_random_files_load_the_same_by_the_fast_and_the_exact_path(tmp_path, cap
         got_exact = _load(p, real, opts, use_fast=False, caplog=caplog)
         assert got_fast[:2] == got_exact[:2], (seed, flags, data[:2000])
         took_fast += got_fast[2]
-    assert took_fast >= N_FILES // 5  # the fuzz reaches the fast path, not only its refusals
+    assert took_fast >= len(seeds) // 5  # the fuzz reaches the fast path, not only its refusals
