@@ -120,7 +120,9 @@ class LoadReport:
         """Count one loaded file (its load id and :class:`FileResult`) into the report."""
         self.warnings += r.warnings
         if r.rows_read and not r.loaded and not r.deduplicated:
-            reasons = ", ".join(f"{reason} {n:,}" for reason, n in r.quarantined.most_common(3))
+            # the most frequent first, ties by name: the same text whatever order the rows came in
+            top = sorted(r.quarantined.items(), key=lambda rn: (-rn[1], rn[0]))[:3]
+            reasons = ", ".join(f"{reason} {n:,}" for reason, n in top)
             self.warnings.append(
                 f"{path}: every record was quarantined ({r.n_quarantined:,}: {reasons}); "
                 f"is this a {self.kind} file?"
@@ -146,7 +148,7 @@ class LoadReport:
             "rows_read": self.rows_read,
             "loaded": self.loaded,
             "deduplicated": self.deduplicated,
-            "quarantined": dict(self.quarantined),
+            "quarantined": dict(sorted(self.quarantined.items())),
             "warnings": list(self.warnings),
         }
 
@@ -544,12 +546,17 @@ class Loader(ABC):
                                   normalise=scan.mixed_eol or path in mixed, copies=copies)
                 try:
                     result = self.load_file(ctx)
-                except LoadError:
+                except LoadError as e:
+                    # an error found in the file's LF copy names the file (docs/loading#line-numbers)
+                    if type(e) is LoadError and e.path in _copy_names(copies, path):
+                        raise LoadError(path, e.reason, line=e.line) from None
                     raise
                 except Exception as e:  # engine errors: name the file
                     if is_interrupt(e):  # Ctrl-C during a query: not a problem of the file
                         raise
                     message = _clean_engine_error(e)
+                    for copy in _copy_names(copies, path):
+                        message = message.replace(copy, str(path))
                     if "invalid UTF-8" in message:
                         raise _InvalidUtf8(path, message) from e
                     if "state machine reached an invalid state" in message:
@@ -572,6 +579,12 @@ class Loader(ABC):
             if strict and report.warnings:
                 raise StrictLoadError("; ".join(report.warnings) + " (--strict: nothing was loaded)")
         return report
+
+
+def _copy_names(copies: TextCopies, path: Path) -> list[str]:
+    """The names of the LF copies made of ``path`` (:mod:`cohortlab.loaders.line_ends`), which
+    an error must not name: it names ``path``."""
+    return [str(c) for c in (copies.existing(path), copies.existing(path, csv=True)) if c is not None]
 
 
 class _InvalidUtf8(LoadError):

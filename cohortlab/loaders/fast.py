@@ -153,9 +153,13 @@ def taken(ctx: FileContext, note: str = "") -> None:
 def leaf_kind_sql(t: str, integers: bool = True) -> str:
     """'s' string, 'i' integer, 'n' JSON null, 'x' anything else (float, boolean, object, array),
     NULL when absent, from the first character of the leaf's JSON text ``t`` (never re-parsed).
+    An integer is 'i' only in the range the JSON functions type as one (``BIGINT`` or
+    ``UBIGINT``: -2^63 to 2^64-1); beyond it they type it ``DOUBLE``, a JSON float to the exact
+    path, so it is 'x' (only a leaf of 20 digits or more is cast to tell).
     ``integers`` False: no 'i' (an integer is 'x' too), for a leaf read the same way whichever
     number it holds (no regular expression per row)."""
-    integer = f"WHEN regexp_full_match({t}, '-?[0-9]+') THEN 'i' " if integers else ""
+    integer = (f"WHEN regexp_full_match({t}, '-?[0-9]+') AND (length({t}) < 20 OR TRY_CAST({t} AS HUGEINT) "
+               f"BETWEEN -9223372036854775808 AND 18446744073709551615) THEN 'i' ") if integers else ""
     return (f"CASE WHEN {t} IS NULL THEN NULL WHEN left({t}, 1) = '\"' THEN 's' WHEN {t} = 'null' THEN 'n' "
             f"{integer}ELSE 'x' END")
 

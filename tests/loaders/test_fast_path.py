@@ -46,6 +46,11 @@ DECLINED = {
     "malformed line": '{"event":"broken","properties":{"time":',
     "float identifier": '{"event":"x","properties":{"time":1768867200,"distinct_id":"U","$mparticle_user_id":1.2e18}}',
     "float distinct_id": '{"event":"x","properties":{"time":1768867200,"distinct_id":12.5}}',
+    # an integer beyond uint64 is a JSON float to DuckDB's JSON functions: the exact path keeps
+    # {"$mparticle_user_id": <token>} in properties (json_float), as for 1.2e18 (audit 105)
+    "integer beyond uint64 identifier":
+        '{"event":"x","properties":{"time":1768867200,"distinct_id":"U","$mparticle_user_id":100000000000000000000000000000}}',
+    "integer below int64 identifier": '{"event":"x","properties":{"time":1768867200,"distinct_id":-9223372036854775809}}',
     "missing time": _ev("x", distinct_id="U"),
     "bad time": _ev("x", time="yesterday", distinct_id="U"),
     "missing distinct_id": _ev("x", time=T0),

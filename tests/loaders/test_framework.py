@@ -300,3 +300,19 @@ def test_a_load_out_of_memory_names_the_limit_in_use_and_asks_for_more(monkeypat
     monkeypatch.setenv("COHORTLAB_MEMORY_LIMIT", "1.4GB")
     assert _clean_engine_error(oom).endswith(
         "(with COHORTLAB_MEMORY_LIMIT=1.4GB): give DuckDB more memory, e.g. COHORTLAB_MEMORY_LIMIT=1.5GB")
+
+
+def test_the_all_quarantined_warning_and_json_counts_do_not_depend_on_row_order(run_once):
+    """Reasons with the same count are named in one order, whatever order the engine's GROUP BY
+    gave them (the warning's text changed from run to run; audit 105)."""
+    from collections import Counter
+
+    from cohortlab.loaders.base import FileResult, LoadReport
+
+    texts = set()
+    for order in (["malformed_json", "bad_properties", "not_an_object"], ["not_an_object", "bad_properties", "malformed_json"]):
+        report = LoadReport("mixpanel-members")
+        report.add("m.json", 1, FileResult(rows_read=3, quarantined=Counter({r: 1 for r in order})))
+        texts.add((tuple(report.warnings), json.dumps(report.as_dict())))
+    assert len(texts) == 1
+    assert "(3: bad_properties 1, malformed_json 1, not_an_object 1)" in texts.pop()[0][0]

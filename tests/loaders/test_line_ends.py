@@ -194,3 +194,21 @@ def test_a_line_end_inside_a_quoted_header_name_is_part_of_the_name(lab, tmp_pat
     assert r.loaded == 2
     assert lab.engine.query_rows("SELECT list(distinct_id ORDER BY distinct_id) FROM mp_cohort_members")[0][0] == [
         "u1", "u2"]
+
+
+@pytest.mark.parametrize("kind, text", [
+    ("mixpanel-events", "not json\r\n" + "{}\n"),
+    ("mixpanel-events", "\r\n\n\r"),
+    ("mparticle-profiles", "# a comment\n" + json.dumps({"mpid": 1}) + "\r\n"),
+])
+def test_a_refused_mixed_file_is_named_not_its_copy(lab, tmp_path, kind, text):
+    """A file read through its LF copy and refused (not JSON, blank) names the file itself, as
+    every error does (the copy is a temporary file the user never sees; audit 105)."""
+    from cohortlab.errors import LoadError
+
+    p = tmp_path / "export.jsonl"
+    p.write_bytes(text.encode())
+    with pytest.raises(LoadError) as e:
+        lab.load(kind, [p])
+    assert e.value.path == str(p) and str(e.value).startswith(f"{p}: ")
+    assert "cohortlab-lines-" not in str(e.value)
