@@ -338,3 +338,17 @@ def test_an_export_that_mixpanel_cut_short_is_a_load_error(lab, write, table_sna
     # the same words inside a record are data
     ok = write("ok.jsonl", _ev("terminated early", time=T0, distinct_id="U3") + "\n")
     assert lab.load("mixpanel-events", ok).loaded == 1
+
+
+def test_a_lone_surrogate_escape_is_quarantined_and_counted_an_escaped_pair_loads(lab, write, balanced):
+    """docs/loading.md#limits: DuckDB's JSON parser refuses a lone surrogate (a string cut in the
+    middle of an emoji); the record is quarantined as malformed_json with its line, never dropped
+    silently, and the rest of the file loads. An escaped pair is an emoji like any other."""
+    lines = [
+        '{"event":"Open","properties":{"time":1768867200,"distinct_id":"U1","$insert_id":"i1","title":"cut \\ud83d"}}',
+        '{"event":"Open","properties":{"time":1768867201,"distinct_id":"U2","$insert_id":"i2","title":"ok \\ud83d\\ude00"}}',
+    ]
+    r = balanced(lab.load("mixpanel-events", write("events.jsonl", "\n".join(lines) + "\n"), properties="all"))
+    assert (r.loaded, dict(r.quarantined)) == (1, {"malformed_json": 1})
+    assert lab.engine.query_rows("SELECT line, reason FROM rejects") == [(1, "malformed_json")]
+    assert lab.engine.query_rows("SELECT distinct_id, properties->>'title' FROM mp_events") == [("U2", "ok \U0001F600")]
