@@ -21,9 +21,10 @@ import random
 
 import pytest
 
-from cohortlab import schema
 from cohortlab.lab import Lab
 from cohortlab.loaders import fast
+
+from .test_fast_paths_all_loaders import _snapshot  # every canonical table's rows, sorted
 
 N_FILES = 8  # per kind (about 3 s each on this machine)
 # the seeds of each kind: the first N_FILES, and for events two whose files hold an integer
@@ -292,17 +293,6 @@ KINDS = {
     "mixpanel-members-csv": mixpanel_members_csv,
     "mparticle-profiles": mparticle_profiles_file,
 }
-
-
-def _snapshot(lab) -> dict[str, list[tuple]]:
-    out = {}
-    for name in schema.TABLES:
-        cols = [r[0] for r in lab.engine.query_rows(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
-            [name])]
-        sel = ", ".join(f'"{c}"' for c in cols if c != "loaded_at")
-        out[name] = sorted(lab.engine.query_rows(f"SELECT {sel} FROM {name}"), key=repr)
-    return out
 
 
 def _load(path, kind, opts, *, use_fast, caplog):
