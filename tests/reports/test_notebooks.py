@@ -245,6 +245,15 @@ def test_eit_migration_says_which_days_are_projected_and_refuses_a_switch_after_
     assert doc["context"]["as_of"].endswith(f"; {projected}")
     html = (tmp_path / "r" / "eit_migration" / "eit_migration.html").read_text()
     assert f"The {projected}." in html
-    res = run_report(["eit_migration"], db=db, out=tmp_path / "r2", params={"switch": "2027-01-01"})
-    assert not res.ok and "SettingsError: the switch 2027-01-01T00:00:00Z (from the switch parameter) is after the " \
-                          "window's last day" in res.notebooks[0].error
+    # the report refuses it before any page runs; the notebook run by hand refuses it itself
+    from cohortlab.report.runner import ReportError, kernel_name
+
+    problem = "the switch 2027-01-01T00:00:00Z (from the switch parameter) is after the window's last day"
+    with pytest.raises(ReportError, match=re.escape(f"eit_migration: {problem}")):
+        run_report(["eit_migration"], db=db, out=tmp_path / "r2", params={"switch": "2027-01-01"})
+    assert not (tmp_path / "r2").exists()
+    with pytest.raises(papermill.PapermillExecutionError) as e:
+        papermill.execute_notebook(str(NOTEBOOKS_DIR / "eit_migration.ipynb"), str(tmp_path / "by_hand.ipynb"),
+                                   parameters={"db": db, "switch": "2027-01-01"}, cwd=str(NOTEBOOKS_DIR),
+                                   kernel_name=kernel_name(), progress_bar=False)
+    assert e.value.ename == "SettingsError" and e.value.evalue.startswith(problem)

@@ -365,6 +365,10 @@ def test_ctrl_c_stops_the_running_notebooks_starts_no_other_and_leaves_no_folder
         if not finished.is_set():  # never into a later test of this process
             os.kill(os.getpid(), signal.SIGINT)  # a real signal: it wakes the main thread's wait
 
+    # a terminal's Ctrl-C: Python's own handler, also when this process started with SIGINT
+    # ignored (a command run with `&` by a shell without job control, as a CI script may run it:
+    # the signal then did nothing, and the test failed after 240 s)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     threading.Thread(target=ctrl_c_once_two_run, daemon=True).start()
     t0 = time.monotonic()
     try:
@@ -377,6 +381,7 @@ def test_ctrl_c_stops_the_running_notebooks_starts_no_other_and_leaves_no_folder
                     f"{[(r.name, r.error) for r in result.notebooks]}")
     finally:
         finished.set()
+        signal.signal(signal.SIGINT, previous)
     stopped = time.monotonic()
     assert sorted(p.name for p in started.iterdir()) == ["slow0", "slow1"]  # the third never started
     assert stopped - t0 < 100  # not after the 120 s the running ones sleep
