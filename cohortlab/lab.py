@@ -117,7 +117,9 @@ class Lab:
         return self.engine.query_df(f"SELECT * FROM {name}")
 
     def info(self) -> dict[str, Any]:
-        """Row counts of the canonical tables, the cohorts and their snapshots, time ranges."""
+        """Row counts of the canonical tables, the cohorts and their snapshots, the Mixpanel profile
+        snapshots (``profile_snapshots``: the time each profile load counts from, and whether it is
+        its ``as_of`` or its load time), time ranges."""
         q = self.engine.query_rows
         counts = {t: int(q(f"SELECT count(*) FROM {t}")[0][0]) for t in schema.TABLES}
         cohorts = self.engine.query_df(
@@ -131,12 +133,23 @@ class Lab:
             GROUP BY 1 ORDER BY 1
             """
         )
+        # the times send-time resolution reads each Mixpanel profile load by (docs/rules.md#resolution-time)
+        profile_snapshots = self.engine.query_df(
+            """
+            SELECT coalesce(h.as_of, l.loaded_at) AS counts_from,
+                   CASE WHEN h.as_of IS NULL THEN 'load time' ELSE 'as_of' END AS dated_by,
+                   count(DISTINCT h.load_id) AS files, count(*) AS profiles
+            FROM mp_profile_history h JOIN loads l ON l.load_id = h.load_id
+            GROUP BY 1, 2 ORDER BY 1, 2
+            """
+        )
         ev = q("SELECT min(time), max(time) FROM mp_events")[0]
         wh = q("SELECT min(received_at), max(received_at) FROM mp_webhook_pages")[0]
         return {
             "database": getattr(self.engine, "database", None) or ":memory:",
             "tables": counts,
             "cohorts": cohorts,
+            "profile_snapshots": profile_snapshots,
             "events_time_range": ev,
             "webhooks_time_range": wh,
         }

@@ -9,6 +9,7 @@ import click
 from cohortlab.cli.app import db_option, fail, loaded_database, main, progress_option
 from cohortlab.escaping import one_line_frame
 from cohortlab.loaders import LOADERS, LoadError
+from cohortlab.times import format_instant
 
 
 def _parse_option(ctx, param, values):
@@ -70,6 +71,12 @@ def info_cmd(db, show_schema):
     wh = info["webhooks_time_range"]
     if wh[0] is not None:
         click.echo(f"webhooks: {wh[0]} .. {wh[1]} (UTC)")
+    if len(info["profile_snapshots"]):
+        click.echo("Mixpanel profile snapshots (send-time resolution reads each from this time):")
+        snaps = info["profile_snapshots"]
+        when = [format_instant(t) for t in snaps["counts_from"]]
+        click.echo(snaps.assign(counts_from=when).to_string(index=False, formatters={
+            "files": "{:,}".format, "profiles": "{:,}".format}))
     if len(info["cohorts"]):
         click.echo("cohorts:")
         click.echo(one_line_frame(info["cohorts"]).to_string(index=False))

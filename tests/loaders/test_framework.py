@@ -249,6 +249,29 @@ def test_cli_load_and_info(tmp_path, mparticle_data_dir):
     assert lines["mpa_profiles"] == "9" and lines["loads"] == "3" and lines["rejects"] == "0"
 
 
+def test_info_says_from_which_time_each_mixpanel_profile_load_counts(tmp_path, write):
+    """Send-time resolution reads a profile load by its as_of, else by its load time (a fetched
+    folder's profiles take fetch.json's time): `info` shows which, per time, so that a load that
+    forgot -o as_of is seen before it dates the profiles wrongly."""
+    db = tmp_path / "lab.duckdb"
+    first = write("p1.jsonl", '{"$distinct_id": "u1", "$properties": {"$mparticle_user_id": "1"}}\n'
+                              '{"$distinct_id": "u2", "$properties": {}}\n')
+    later = write("p2.jsonl", '{"$distinct_id": "u1", "$properties": {"$mparticle_user_id": "2"}}\n')
+    assert run("load", "--db", db, "--no-progress", "mixpanel-profiles", first, "-o", "as_of=2026-03-01T05:00:00Z"
+               ).exit_code == 0
+    assert run("load", "--db", db, "--no-progress", "mixpanel-profiles", later).exit_code == 0
+    with Lab(db) as lab:
+        loaded_at = lab.engine.query_rows("SELECT loaded_at FROM loads WHERE source_file = ?", [str(later)])[0][0]
+        snaps = lab.info()["profile_snapshots"]
+    assert snaps[["dated_by", "files", "profiles"]].values.tolist() == [["as_of", 1, 2], ["load time", 1, 1]]
+    assert [str(t) for t in snaps["counts_from"]] == ["2026-03-01 05:00:00", str(loaded_at)]
+    res = run("info", "--db", db)
+    assert res.exit_code == 0, res.output
+    text = res.stdout.split("Mixpanel profile snapshots (send-time resolution reads each from this time):\n")[1]
+    assert text.splitlines()[1].split() == ["2026-03-01", "05:00:00", "as_of", "1", "2"]
+    assert text.splitlines()[2].split()[2:] == ["load", "time", "1", "1"]
+
+
 def test_cli_csv_options(tmp_path, write):
     db = tmp_path / "lab.duckdb"
     p = write("p.csv", "id,email,plan,note\n7,a@x,pro,n\n")
