@@ -434,14 +434,10 @@ class Lab:
         ``resolution_time="as_of"``; or give the resolution of another lab holding the
         later exports, with ``activity="repeat"`` when this lab's events end before ``at``; its ``mpid``
         integers or their text, never floats: docs/migration.md#validation)."""
-        from cohortlab.migration.validate import validate
+        from cohortlab.migration.validate import observed_members, validate
 
         if observed is None:  # what the exports show: every member resolved at `at`
-            from cohortlab.settings import SyncSettings
-
-            as_of = SyncSettings.coerce(settings).replace(resolution_time="as_of")
-            sim = self.simulate(cohort, at, as_of)
-            observed, at = sim.resolution, sim.at
+            observed, at = observed_members(self, cohort, at, settings)
         if at is None:
             raise SettingsError("validate_migration needs `at` when `observed` is given")
         return validate(self.engine, plan, observed, cohort, at, settings=settings, activity=activity,

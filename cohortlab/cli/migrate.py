@@ -227,13 +227,13 @@ def validate_cmd(db, plan_file, cohort, at, settings_path, out, show, show_perso
     settings = _settings(settings_path)
     observed = None
     if observed_db and Path(observed_db).resolve() != Path(db).resolve():
-        # what the later exports show: every member resolved at `at` (as validate_migration reads its own)
-        with _lab(observed_db) as obs:
+        from cohortlab.migration.validate import observed_members
+
+        with _lab(observed_db) as obs:  # what the later exports show, as validate_migration reads its own
             try:
-                sim = obs.simulate(cohort, at, settings.replace(resolution_time="as_of"))
+                observed, at = observed_members(obs, cohort, at, settings)
             except ValueError as e:
                 fail(f"--observed-db: {e}")
-            observed, at = sim.resolution, sim.at
     with _lab(db) as lab:
         try:
             res = lab.validate_migration(plan, cohort, at, settings=settings, observed=observed, activity=activity)

@@ -219,6 +219,15 @@ def _verdict(n: int, obs_rate: float, pred_rate: float, differ: int, expl: dict[
     return verdict
 
 
+def observed_members(lab: Any, cohort: str, at: Any = None, settings: Any = None) -> tuple[pd.DataFrame, datetime]:
+    """The observed side of a validation: what the exports loaded in ``lab`` show for ``cohort``
+    at ``at`` (default: its latest snapshot), every member resolved at that time
+    (``resolution_time="as_of"``), and that time. ``Lab.validate_migration``, the report's
+    ``observed_db`` and ``migrate validate --observed-db`` read it alike."""
+    sim = lab.simulate(cohort, at, SyncSettings.coerce(settings).replace(resolution_time="as_of"))
+    return sim.resolution, sim.at
+
+
 def validate(engine: Engine, plan: Any, observed: pd.DataFrame, cohort: str, at: Any, *,
              settings: Any = None, store: bool = True, activity: str = "observed",
              repeat_days: int = REPEAT_DAYS, keep_tables: bool = False) -> ValidationResult:
@@ -359,4 +368,4 @@ def reconcile(engine: Engine, observed: pd.DataFrame, cohort: str, at: Any, *, s
                           v.observed_match_rate, dict(v.differ_explained), v)
 
 
-__all__ = ["ValidationResult", "predict_at", "validate", "Reconciliation", "reconcile", "EXPLANATIONS"]
+__all__ = ["ValidationResult", "predict_at", "observed_members", "validate", "Reconciliation", "reconcile", "EXPLANATIONS"]

@@ -324,9 +324,9 @@ def migration_validation(lab, plans, validate_plan=None, cohorts=(), *, observed
         if obs_lab is lab:
             results[c] = lab.validate_migration(plan, c, at=at, settings=settings, activity=activity)
         else:
-            from cohortlab.settings import SyncSettings
+            from cohortlab.migration.validate import observed_members
 
-            sim = obs_lab.simulate(c, at=at, settings=SyncSettings.coerce(settings).replace(resolution_time="as_of"))
-            results[c] = lab.validate_migration(plan, c, at=sim.at, settings=settings,
-                                                observed=sim.resolution, activity=activity)
+            observed, observed_at = observed_members(obs_lab, c, at, settings)
+            results[c] = lab.validate_migration(plan, c, at=observed_at, settings=settings,
+                                                observed=observed, activity=activity)
     return MigrationValidation(plan.name, results)
