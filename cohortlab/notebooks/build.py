@@ -382,13 +382,11 @@ observed_db = None           # DuckDB file of exports taken after the switch, fo
 observed_data = None         # a folder of such exports; both None: no validation
 validate_plan = None         # plan name to validate; None: the first plan''', "parameters"),
     code(SETUP + '''
-switch_at, switch_source = insights.find_switch(lab, settings, switch) if plans is None else (None, "the plans")
-plan_list = insights.migration_plans(plans, switch_at=switch_at, settings=settings)
 start_day, end_day = insights.migration_window(lab, start, end, activity=activity)
-if plans is None:  # the standard plans around a switch outside the data or after the window are all the same
-    from cohortlab.migration.switch import check_switch_in_window
-
-    check_switch_in_window(lab.engine, switch_at, end_day, "parameter" if end else "data", how=f"from {switch_source}")
+# the standard plans around a switch outside the data or after the window are all the same: refused
+switch_at, switch_source = (insights.switch_in_window(lab, settings, switch, end_day=end_day, end_given=bool(end))
+                            if plans is None else (None, "the plans"))
+plan_list = insights.migration_plans(plans, switch_at=switch_at, settings=settings)
 daily, plan_summary = insights.run_migration(lab, plan_list, start_day, end_day, settings=settings, activity=activity)
 validation = insights.migration_validation(lab, plan_list, validate_plan, names, observed_db=observed_db,
                                            observed_data=observed_data, settings=settings, at=as_of,

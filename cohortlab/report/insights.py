@@ -253,6 +253,21 @@ def migration_window(lab, start=None, end=None, activity: str = "observed") -> t
     return d0, d1
 
 
+def switch_in_window(lab, settings=None, switch=None, *, end_day, end_given: bool) -> tuple[_dt.datetime | None, str]:
+    """:func:`find_switch`, refused (a ``SettingsError``, one line) when the standard plans around
+    it cannot differ in the window ending on ``end_day`` (``end_given``: the parameter ``end``,
+    else the data's): a switch before the first event or after the window's last day
+    (:func:`cohortlab.migration.switch.check_switch_in_window`). The EIT page and the report's
+    check before any page runs read it alike."""
+    from cohortlab.migration.switch import check_switch_in_window
+
+    switch_at, source = find_switch(lab, settings, switch)
+    if switch_at is not None:
+        check_switch_in_window(lab.engine, switch_at, end_day, "parameter" if end_given else "data",
+                               how=f"from {source}")
+    return switch_at, source
+
+
 def run_migration(lab, plans, start, end, *, settings=None, activity: str = "observed"):
     """``(daily, summary)`` of every plan (``run_plans``, as ``lab.compare_plans`` runs it, but
     nothing is stored: the report reads the returned frames, and writing every plan's users as

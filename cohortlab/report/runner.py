@@ -754,25 +754,19 @@ def check_migration_window(db: str | os.PathLike, params: Mapping[str, Any]) -> 
         return
     from cohortlab.errors import CohortlabError
     from cohortlab.lab import Lab
-    from cohortlab.migration.run import default_window
-    from cohortlab.migration.switch import check_switch_in_window
     from cohortlab.report import insights
 
-    activity = params.get("activity") or "observed"
-    with Lab(str(db), read_only=True) as lab:
+    with Lab(str(db), read_only=True) as lab:  # as the EIT page reads them
         try:
-            window = default_window(lab.engine, params.get("start") or None, params.get("end") or None,
-                                    activity=activity)
+            _, end_day = insights.migration_window(lab, params.get("start"), params.get("end"),
+                                                   activity=params.get("activity") or "observed")
         except (CohortlabError, ValueError) as e:
             raise ReportError(f"end: {e}" if repeat_end else f"eit_migration: {e}") from None
         if not standard:
             return
-        switch_at, source = insights.find_switch(lab, params.get("settings"), params.get("switch"))
-        if switch_at is None:  # no switch to study: the page is not run, or says why
-            return
-        try:
-            check_switch_in_window(lab.engine, switch_at, window[1], "parameter" if params.get("end") else "data",
-                                   how=f"from {source}")
+        try:  # (no switch at all: the page is not run, or says why)
+            insights.switch_in_window(lab, params.get("settings"), params.get("switch"), end_day=end_day,
+                                      end_given=bool(params.get("end")))
         except (CohortlabError, ValueError) as e:
             raise ReportError(f"eit_migration: {e}") from None
 
