@@ -532,7 +532,10 @@ def settings_used(settings: Any = None, *, plans_given: bool = False, validation
             else:
                 unused.append(f"{part} (each plan has its own)")
         elif part.startswith("EIT "):
-            (unused if plans_given else used).append(part if not plans_given else f"{part} (each plan has its own)")
+            if plans_given:
+                unused.append(f"{part} (each plan has its own)")
+            else:
+                used.append(part)
         else:
             unused.append(part)
     return "; ".join(used) + ("; not used by the what-if: " + "; ".join(unused) if unused else "")

@@ -20,15 +20,16 @@ a "switch" at its second event."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from cohortlab.engines.base import Engine
+from cohortlab.errors import SettingsError
 from cohortlab.identifiers import is_valid_mpid_sql, mpid_sql
 from cohortlab.migration.plans import MigrationPlan, standard_plans
 from cohortlab.pipeline import sql_ts
 from cohortlab.settings import SyncSettings
-from cohortlab.times import format_time, parse_time
+from cohortlab.times import format_time, naive_utc, parse_day, parse_time
 
 SOURCES = ("parameter", "settings", "data")
 
@@ -137,11 +138,6 @@ def check_switch_in_window(engine: Engine, switch: Switch | datetime, end_day: A
     after the end of the window's last day ``end_day`` (``end_source``: where that end came
     from, as ``migrate compare`` says it). The four plans are then the same every day, and the
     comparison says nothing about the switch."""
-    from datetime import timedelta
-
-    from cohortlab.errors import SettingsError
-    from cohortlab.times import naive_utc, parse_day
-
     if isinstance(switch, Switch):
         at, where = naive_utc(switch.at), switch.text.removeprefix("switch to mparticle_id at ")
     else:
