@@ -13,7 +13,6 @@ from cohortlab.charts.base import (
 )
 from cohortlab.glossary import reason_words
 from cohortlab.report import metrics
-from cohortlab.report.metrics import flags
 
 
 def _unmatched_by(frame: pd.DataFrame, key: str, chart: str) -> pd.DataFrame:
@@ -71,7 +70,7 @@ def activity_chart(
     title = title or f"Last activity of unmatched members, before/after {cutoff_label}"
     data = activity.copy()
     data[by] = [reason_words(v) for v in data[by].astype(object).where(data[by].notna(), None)]
-    data["active_after_cutoff"] = flags(data["active_after_cutoff"])
+    data["active_after_cutoff"] = metrics.flags(data["active_after_cutoff"])
     wide = data.pivot_table(index=by, columns="active_after_cutoff", values="users", aggfunc="sum", fill_value=0)
     for col in (True, False):
         if col not in wide.columns:

@@ -14,6 +14,7 @@ from matplotlib.ticker import PercentFormatter
 from matplotlib.transforms import offset_copy
 
 from cohortlab.glossary import cause_words, step_words
+from cohortlab.report import metrics
 from cohortlab.charts.base import (
     BLUE, DPI, ChartFigure, FIGSIZE, GREEN, GREY, ORANGE, RED,
     _count_axis, _date_axis, _empty, _figure, _fmt, _require, _wrap,
@@ -233,8 +234,6 @@ def observed_vs_simulated_chart(
 
 def _verify_frames(results) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(audiences, causes)`` of one or several verify results, as the report counts them."""
-    from cohortlab.report import metrics
-
     if hasattr(results, "causes"):  # one VerifyResult
         results = [results]
     if not isinstance(results, Mapping):
