@@ -17,7 +17,7 @@ overwrite it. ``mpa_batch_keys`` keeps the batches applied: a batch loaded again
 replay, counted as deduplicated, and changes nothing.
 
 * a batch for an MPID without a profile creates it (``source = 'batches'``, ``created_at`` = its
-  first batch time); an existing profile keeps its row, with ``last_stored_at`` moved to the latest
+  earliest batch time, also when an older batch arrives in a later load); an existing profile keeps its row, with ``last_stored_at`` moved to the latest
   batch time and ``environment`` set from the latest batch that has one;
 * identities: per (MPID, type) the latest value wins and replaces the stored one; an identity
   sent as JSON ``null`` removes that identity (assumption);
@@ -176,6 +176,10 @@ class MParticleBatchesLoader(Loader):
         ex(
             f"""
             UPDATE mpa_profiles SET
+              -- a profile a batch created is created at its earliest batch, whatever the load
+              -- order (an older batch may arrive in a later load); a Profile API row keeps its own
+              created_at = CASE WHEN mpa_profiles.source = 'batches' THEN least(mpa_profiles.created_at, a.first_ts)
+                                ELSE mpa_profiles.created_at END,
               last_stored_at = CASE WHEN a.last_ts IS NULL THEN mpa_profiles.last_stored_at
                                     ELSE greatest(mpa_profiles.last_stored_at, a.last_ts) END,
               environment = coalesce(a.environment, mpa_profiles.environment)
