@@ -437,10 +437,12 @@ def _events_of(engine: Engine, dids: list[str]) -> dict[str, list[tuple]]:
 
 def _events_step(d: str, settings: SyncSettings, at: datetime, profile_has_id: bool, rows: list[tuple]) -> Step:
     """The event identity rule for ``d`` from ``rows``: its events' (time, $mparticle_user_id),
-    latest first (:func:`_events_of`)."""
+    latest first (:func:`_events_of`), as of ``at``: an event after it (a later day's export,
+    loaded since) is not yet known then."""
     cutoff = settings.event_identity_cutoff
     at_ = naive_utc(at)
     cut = naive_utc(cutoff) if cutoff else None
+    rows = [(t, v) for t, v in rows if t <= at_]
     counted = [(t, v) for t, v in rows if cut is not None and cut <= t <= at_]
     if not rows:
         text = f"{_safe(d)}: no event carries $mparticle_user_id"

@@ -210,3 +210,17 @@ def test_the_profile_shown_is_the_version_the_simulation_reads_at_the_as_of_time
     # at a later time the later version is the one read, and shown
     later = [s for s in data.lab.explain(C, "cust-1", at="2026-03-06T00:00").steps if s.kind == "mixpanel_profile"]
     assert "$mparticle_user_id = '101'" in later[0].text and "of 2026-03-05 00:00:00" in later[0].text
+
+
+def test_events_after_the_as_of_time_are_not_counted(data):
+    # a later day's events, loaded since, do not change what explain says at an earlier time
+    data.mpa(101, customer_id="cust-1")
+    data.profile("cust-1")
+    data.event("cust-1", "2026-02-01", mparticle_user_id="101")
+    data.snapshot(C, "2026-03-01T00:00", ["cust-1"])
+    before = [s.text for s in data.lab.explain(C, "cust-1", at="2026-03-01T00:00").steps if s.kind == "events"]
+    assert "1 event(s) carry $mparticle_user_id; 1 at or after the cutoff" in before[0]
+    data.event("cust-1", "2026-03-02", mparticle_user_id="202")
+    data.lab.clear_simulations()
+    after = [s for s in data.lab.explain(C, "cust-1", at="2026-03-01T00:00").steps if s.kind == "events"]
+    assert [s.text for s in after] == before and after[0].data["total"] == 1
