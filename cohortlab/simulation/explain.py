@@ -371,12 +371,12 @@ def sends(timeline: pd.DataFrame, versions: list[tuple[datetime, bool]]) -> list
 
 # ----------------------------------------------------------------------------- facts
 def _profile_at(engine: Engine, d: str, at: datetime) -> tuple | None:
-    """``(mparticle_user_id, email, last_seen, has_key, valid_from, versions)``: the version of
+    """``(mparticle_user_id, email, last_seen, has_key, valid_from, seq)``: the version of
     ``d``'s Mixpanel profile that the simulation reads at ``at`` (docs/rules.md#resolution-time:
     the latest at or before it, else the first known one stands in), or None without a history."""
     known = "(valid_from IS NULL OR valid_from <= ?)"
     rows = _q(engine, f"""
-        SELECT mparticle_user_id, email, last_seen, has_key, valid_from, count(*) OVER () AS versions FROM (
+        SELECT mparticle_user_id, email, last_seen, has_key, valid_from, seq FROM (
           SELECT h.mparticle_user_id, h.email, h.last_seen, h.mparticle_user_id_type IS NOT NULL AS has_key,
                  coalesce(h.as_of, l.loaded_at) AS valid_from, coalesce(h.load_id, 0) AS seq
           FROM mp_profile_history h LEFT JOIN loads l ON l.load_id = h.load_id
@@ -394,13 +394,12 @@ def _profile_step(engine: Engine, d: str, at: datetime | None = None) -> Step:
     version = _profile_at(engine, d, at) if at is not None else None
     note = ""
     if version is not None:
-        mpuid, email, last_seen, has_key, valid_from, n = version
-        if n > 1:
-            which = "known from the start" if valid_from is None else f"of {_fmt(valid_from)}"
-            note = (f" (the version {which}, of {n} loaded: the latest at or before {_fmt(at)})"
-                    if valid_from is None or valid_from <= naive_utc(at) else
-                    f" (the version {which}, of {n} loaded: none is at or before {_fmt(at)}, "
-                    "so the first stands in)")
+        mpuid, email, last_seen, has_key, valid_from, _ = version
+        # the same words whatever was loaded after the as-of time
+        which = "known from the start" if valid_from is None else f"of {_fmt(valid_from)}"
+        note = (f" (the version {which}: the latest at or before {_fmt(at)})"
+                if valid_from is None or valid_from <= naive_utc(at) else
+                f" (the version {which}: none is at or before {_fmt(at)}, so the first stands in)")
     else:
         rows = _q(engine, "SELECT mparticle_user_id, email, last_seen, properties FROM mp_profiles WHERE distinct_id = ?",
                   [d])
