@@ -232,7 +232,7 @@ MPA_BATCH_TIMES = _table(
     "Per profile and identity or attribute: the time of the batch that last set or removed it. A "
     "batch older than that, loaded later, does not overwrite it (batches apply in their own time order).",
     ("mpid", "BIGINT", "profile MPID"),
-    ("item", "VARCHAR", "'identity:<kind>:<type>' or 'attribute:<name>'"),
+    ("item", "VARCHAR", "'identity:<kind>:<type>', 'attribute:<name>' or 'environment'"),
     ("batch_time", "TIMESTAMP", "order time of that batch (UTC); NULL: no time, load order applies"),
 )
 

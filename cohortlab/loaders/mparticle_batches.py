@@ -17,8 +17,9 @@ overwrite it. ``mpa_batch_keys`` keeps the batches applied: a batch loaded again
 replay, counted as deduplicated, and changes nothing.
 
 * a batch for an MPID without a profile creates it (``source = 'batches'``, ``created_at`` = its
-  first batch time); an existing profile keeps its row, with ``last_stored_at`` moved to the latest
-  batch time and ``environment`` set from the latest batch that has one;
+  earliest batch time, also when an older batch arrives in a later load); an existing profile keeps its row, with ``last_stored_at`` moved to the latest
+  batch time and ``environment`` set from the latest batch (in time order, also across loads:
+  ``mpa_batch_times`` item ``environment``) that has one;
 * identities: per (MPID, type) the latest value wins and replaces the stored one; an identity
   sent as JSON ``null`` removes that identity (assumption);
 * ``user_attributes`` set (latest wins, value kept as JSON, ``value_bool`` as for profiles);
@@ -86,6 +87,10 @@ def _identity_item(a: str) -> str:
 
 def _attribute_item(a: str) -> str:
     return f"'attribute:' || {a}.name"
+
+
+def _environment_item(a: str) -> str:
+    return "'environment'"
 
 
 def _newer_stored(alias: str, item) -> str:
@@ -169,26 +174,41 @@ class MParticleBatchesLoader(Loader):
         agg = tmp.create(
             "agg",
             f"""
-            SELECT mpid, min(ts) AS first_ts, max(ts) AS last_ts, min(line) AS first_line,
-                   arg_max(environment, line) FILTER (WHERE environment IS NOT NULL) AS environment
+            SELECT mpid, min(ts) AS first_ts, max(ts) AS last_ts, min(line) AS first_line
             FROM {kept} GROUP BY mpid""",
         )
+        # the environment of the latest batch (in time order, as everything else) that has one,
+        # unless a newer batch of an earlier load set it
+        env = tmp.create(
+            "env",
+            f"""
+            SELECT mpid, environment, line, okey FROM (
+              SELECT mpid, environment, line, okey,
+                     row_number() OVER (PARTITION BY mpid ORDER BY okey DESC NULLS LAST, line DESC) AS rn
+              FROM {kept} WHERE environment IS NOT NULL
+            ) l WHERE rn = 1 AND NOT {_newer_stored("l", _environment_item)}""",
+        )
+        _record_times(ex, env, _environment_item, params)
         ex(
             f"""
             UPDATE mpa_profiles SET
+              -- a profile a batch created is created at its earliest batch, whatever the load
+              -- order (an older batch may arrive in a later load); a Profile API row keeps its own
+              created_at = CASE WHEN mpa_profiles.source = 'batches' THEN least(mpa_profiles.created_at, a.first_ts)
+                                ELSE mpa_profiles.created_at END,
               last_stored_at = CASE WHEN a.last_ts IS NULL THEN mpa_profiles.last_stored_at
-                                    ELSE greatest(mpa_profiles.last_stored_at, a.last_ts) END,
-              environment = coalesce(a.environment, mpa_profiles.environment)
+                                    ELSE greatest(mpa_profiles.last_stored_at, a.last_ts) END
             FROM {agg} a WHERE mpa_profiles.mpid = a.mpid"""
         )
         ex(
             f"""
             INSERT INTO mpa_profiles
-            SELECT a.mpid, a.first_ts, a.last_ts, NULL, a.environment, 'batches', ?::BIGINT, ?::VARCHAR,
+            SELECT a.mpid, a.first_ts, a.last_ts, NULL, NULL, 'batches', ?::BIGINT, ?::VARCHAR,
                    a.first_line
             FROM {agg} a WHERE NOT EXISTS (SELECT 1 FROM mpa_profiles p WHERE p.mpid = a.mpid)""",
             params,
         )
+        ex(f"UPDATE mpa_profiles SET environment = e.environment FROM {env} e WHERE mpa_profiles.mpid = e.mpid")
 
         # -- identities: per (mpid, kind, type) the latest value replaces the stored one
         latest_ids = tmp.create(

@@ -370,13 +370,44 @@ def sends(timeline: pd.DataFrame, versions: list[tuple[datetime, bool]]) -> list
 
 
 # ----------------------------------------------------------------------------- facts
-def _profile_step(engine: Engine, d: str) -> Step:
-    rows = _q(engine, "SELECT mparticle_user_id, email, last_seen, properties FROM mp_profiles WHERE distinct_id = ?", [d])
-    if not rows:
-        return Step("mixpanel_profile", f"{_safe(d)}: no Mixpanel profile is loaded", RULES["mixpanel_profile"],
-                    data={"distinct_id": d, "exists": False})
-    mpuid, email, last_seen, props = rows[0]
-    has_key = props is not None and '"$mparticle_user_id"' in str(props)
+def _profile_at(engine: Engine, d: str, at: datetime) -> tuple | None:
+    """``(mparticle_user_id, email, last_seen, has_key, valid_from, seq)``: the version of
+    ``d``'s Mixpanel profile that the simulation reads at ``at`` (docs/rules.md#resolution-time:
+    the latest at or before it, else the first known one stands in), or None without a history."""
+    known = "(valid_from IS NULL OR valid_from <= ?)"
+    rows = _q(engine, f"""
+        SELECT mparticle_user_id, email, last_seen, has_key, valid_from, seq FROM (
+          SELECT h.mparticle_user_id, h.email, h.last_seen, h.mparticle_user_id_type IS NOT NULL AS has_key,
+                 coalesce(h.as_of, l.loaded_at) AS valid_from, coalesce(h.load_id, 0) AS seq
+          FROM mp_profile_history h LEFT JOIN loads l ON l.load_id = h.load_id
+          WHERE h.distinct_id = ?)
+        ORDER BY CASE WHEN {known} THEN 0 ELSE 1 END, CASE WHEN {known} THEN valid_from END DESC NULLS LAST,
+                 CASE WHEN NOT {known} THEN valid_from END, seq DESC
+        LIMIT 1""", [d, naive_utc(at), naive_utc(at), naive_utc(at)])
+    return rows[0] if rows else None
+
+
+def _profile_step(engine: Engine, d: str, at: datetime | None = None) -> Step:
+    """``d``'s Mixpanel profile as the simulation reads it at ``at``: its version at that time when
+    profiles are kept as versions (a profile export taken later does not change it), else the
+    loaded profile."""
+    version = _profile_at(engine, d, at) if at is not None else None
+    note = ""
+    if version is not None:
+        mpuid, email, last_seen, has_key, valid_from, _ = version
+        # the same words whatever was loaded after the as-of time
+        which = "known from the start" if valid_from is None else f"of {_fmt(valid_from)}"
+        note = (f" (the version {which}: the latest at or before {_fmt(at)})"
+                if valid_from is None or valid_from <= naive_utc(at) else
+                f" (the version {which}: none is at or before {_fmt(at)}, so the first stands in)")
+    else:
+        rows = _q(engine, "SELECT mparticle_user_id, email, last_seen, properties FROM mp_profiles WHERE distinct_id = ?",
+                  [d])
+        if not rows:
+            return Step("mixpanel_profile", f"{_safe(d)}: no Mixpanel profile is loaded", RULES["mixpanel_profile"],
+                        data={"distinct_id": d, "exists": False})
+        mpuid, email, last_seen, props = rows[0]
+        has_key = props is not None and '"$mparticle_user_id"' in str(props)
     if mpuid is not None:
         prop = f"$mparticle_user_id = {_safe(mpuid)!r} (the primary identifier)"
     elif has_key:
@@ -384,7 +415,7 @@ def _profile_step(engine: Engine, d: str) -> Step:
     else:
         prop = "no $mparticle_user_id"
     text = f"{_safe(d)}: Mixpanel profile with {prop}; $email {_safe(email) if email else 'absent'}; " \
-           f"$last_seen {_fmt(last_seen)}"
+           f"$last_seen {_fmt(last_seen)}{note}"
     return Step("mixpanel_profile", text, RULES["mixpanel_profile"],
                 data={"distinct_id": d, "exists": True, "mparticle_user_id": mpuid, "email": email,
                       "last_seen": last_seen})
@@ -405,10 +436,12 @@ def _events_of(engine: Engine, dids: list[str]) -> dict[str, list[tuple]]:
 
 def _events_step(d: str, settings: SyncSettings, at: datetime, profile_has_id: bool, rows: list[tuple]) -> Step:
     """The event identity rule for ``d`` from ``rows``: its events' (time, $mparticle_user_id),
-    latest first (:func:`_events_of`)."""
+    latest first (:func:`_events_of`), as of ``at``: an event after it (a later day's export,
+    loaded since) is not yet known then."""
     cutoff = settings.event_identity_cutoff
     at_ = naive_utc(at)
     cut = naive_utc(cutoff) if cutoff else None
+    rows = [(t, v) for t, v in rows if t <= at_]
     counted = [(t, v) for t, v in rows if cut is not None and cut <= t <= at_]
     if not rows:
         text = f"{_safe(d)}: no event carries $mparticle_user_id"
@@ -571,7 +604,7 @@ def _explain(engine, ref, user, user_s, settings, result, observed, sim_at, snap
         f"SELECT run_at, kind, sent, membership_as_of FROM {result.tables['timeline'].table_name} ORDER BY run")
     events = _events_of(engine, dids)
     for d in dids:
-        prof = _profile_step(engine, d)
+        prof = _profile_step(engine, d, result.at)
         steps.append(prof)
         steps.append(_events_step(d, settings, result.at, prof.data.get("mparticle_user_id") is not None,
                                   events[d]))

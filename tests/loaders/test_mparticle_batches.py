@@ -179,6 +179,40 @@ def test_unknown_mpid_creates_a_profile(lab, q, write):
     ], key=repr)
 
 
+def test_created_at_is_the_earliest_batch_time_whatever_the_load_order(lab, q, write):
+    # deliveries arriving out of order (day 2 before day 1): the profile a batch created is
+    # created at its earliest batch's time, as when the two files load in order or together
+    day1 = write("day1.jsonl", jsonl({"mpid": 1, "timestamp_unixtime_ms": 1767225600000, "user_attributes": {"a": 1}}))
+    day2 = write("day2.jsonl", jsonl({"mpid": 1, "timestamp_unixtime_ms": 1767312000000, "user_attributes": {"a": 2}},
+                                     {"mpid": 2}))
+    lab.load(KIND, day2)
+    lab.load(KIND, day1)
+    assert q("SELECT mpid, created_at, last_stored_at, source FROM mpa_profiles ORDER BY mpid") == [
+        (1, datetime(2026, 1, 1), datetime(2026, 1, 2), "batches"), (2, None, None, "batches")]
+    assert attrs(q, 1) == [("a", "2", None)]  # the newer batch's value stays
+    # a later, older batch times the untimed profile it did not create
+    lab.load(KIND, write("day0.jsonl", jsonl({"mpid": 2, "timestamp_unixtime_ms": 1767139200000})))
+    assert q("SELECT created_at FROM mpa_profiles WHERE mpid = 2") == [(datetime(2025, 12, 31),)]
+
+
+def test_environment_is_the_latest_batch_s_in_time_order(lab, q, write):
+    # batches apply in the order of their own time: the newer batch's environment stays, whether
+    # it comes first in its file or in an earlier load (a late delivery of an older batch)
+    lab.load(KIND, write("one.jsonl", jsonl(
+        {"mpid": 1, "timestamp_unixtime_ms": 1767312000000, "environment": "production"},
+        {"mpid": 1, "timestamp_unixtime_ms": 1767225600000, "environment": "development"},
+        {"mpid": 2, "timestamp_unixtime_ms": 1767312000000, "environment": "production"},
+    )))
+    lab.load(KIND, write("late.jsonl", jsonl(
+        {"mpid": 2, "timestamp_unixtime_ms": 1767225600000, "environment": "development"},
+        {"mpid": 2, "timestamp_unixtime_ms": 1767225600000, "user_attributes": {"a": 1}},
+    )))
+    assert q("SELECT mpid, environment FROM mpa_profiles ORDER BY mpid") == [(1, "production"), (2, "production")]
+    lab.load(KIND, write("newer.jsonl", jsonl({"mpid": 2, "timestamp_unixtime_ms": 1767398400000,
+                                              "environment": "development"})))
+    assert q("SELECT environment FROM mpa_profiles WHERE mpid = 2") == [("development",)]
+
+
 # --------------------------------------------------------------------------- layouts
 def test_single_batch_pretty_printed_and_gzip_jsonl(lab, q, write):
     one = write("one.json", json.dumps({"mpid": 1, "user_attributes": {"a": "1"}}, indent=2))

@@ -185,3 +185,42 @@ def test_a_pseudonym_from_a_report_finds_its_user_and_stays_a_pseudonym(data, tm
             assert f"user {bad!r} not found" in str(e)
         else:
             raise AssertionError(bad)
+
+
+def test_the_profile_shown_is_the_version_the_simulation_reads_at_the_as_of_time(data):
+    # loading day by day: a profile export taken after the as-of time (here the fix of
+    # $mparticle_user_id) changes neither the resolution at that time nor the profile shown
+    data.mpa(101, customer_id="cust-1")
+    data.profile("cust-1", mparticle_user_id="999", as_of="2026-02-01T00:00")
+    data.snapshot(C, "2026-03-01T00:00", ["cust-1"])
+    by = {}
+    for s in data.lab.explain(C, "cust-1", at="2026-03-01T00:00").steps:
+        by.setdefault(s.kind, []).append(s)
+    before = (by["mixpanel_profile"][0].text, by["resolution"][0].text)
+    assert "$mparticle_user_id = '999'" in before[0] and "identifier '999'" in before[1]
+    data.profile("cust-1", mparticle_user_id="101", as_of="2026-03-05T00:00")  # the next export
+    data.lab.clear_simulations()
+    by = {}
+    for s in data.lab.explain(C, "cust-1", at="2026-03-01T00:00").steps:
+        by.setdefault(s.kind, []).append(s)
+    assert by["resolution"][0].text == before[1]
+    assert by["mixpanel_profile"][0].text == before[0]  # the same words, the same version
+    assert before[0].endswith("(the version of 2026-02-01 00:00:00: the latest at or before 2026-03-01 00:00:00)")
+    assert by["mixpanel_profile"][0].data["mparticle_user_id"] == "999"
+    # at a later time the later version is the one read, and shown
+    later = [s for s in data.lab.explain(C, "cust-1", at="2026-03-06T00:00").steps if s.kind == "mixpanel_profile"]
+    assert "$mparticle_user_id = '101'" in later[0].text and "of 2026-03-05 00:00:00" in later[0].text
+
+
+def test_events_after_the_as_of_time_are_not_counted(data):
+    # a later day's events, loaded since, do not change what explain says at an earlier time
+    data.mpa(101, customer_id="cust-1")
+    data.profile("cust-1")
+    data.event("cust-1", "2026-02-01", mparticle_user_id="101")
+    data.snapshot(C, "2026-03-01T00:00", ["cust-1"])
+    before = [s.text for s in data.lab.explain(C, "cust-1", at="2026-03-01T00:00").steps if s.kind == "events"]
+    assert "1 event(s) carry $mparticle_user_id; 1 at or after the cutoff" in before[0]
+    data.event("cust-1", "2026-03-02", mparticle_user_id="202")
+    data.lab.clear_simulations()
+    after = [s for s in data.lab.explain(C, "cust-1", at="2026-03-01T00:00").steps if s.kind == "events"]
+    assert [s.text for s in after] == before and after[0].data["total"] == 1
