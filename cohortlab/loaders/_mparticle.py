@@ -13,7 +13,8 @@ Everything here builds DuckDB SQL; nothing loops over records in Python.
   also above 2^53) and validated by :mod:`cohortlab.identifiers`; a JSON float (``1.5``,
   ``9.08e18``, ``1.0``) is never an MPID.
 * :func:`replace_profiles` writes staged profiles into the four ``mpa_*`` tables, replacing
-  every row of the same MPIDs (Profile API and CSV snapshots).
+  every row of the same MPIDs (Profile API, CSV and Parquet snapshots) unless a snapshot taken
+  later holds them.
 """
 
 from __future__ import annotations
@@ -362,14 +363,25 @@ class Temp:
         self.views.clear()
 
 
+# the capture time of the stored snapshot rows: their load's as_of, else its load time
+_SNAPSHOT_KINDS = ("mparticle-profiles", "mparticle-csv", "mparticle-parquet")
+_CAPTURED_SQL = "coalesce(TRY_CAST(json_extract_string(l.options, '$.as_of') AS TIMESTAMP), l.loaded_at)"
+
+
 def replace_profiles(
     ctx: FileContext,
     profiles: str,
     identities: str | None,
     attributes: str | None,
     audiences: str | None,
-) -> None:
-    """Replace every ``mpa_*`` row of the MPIDs in ``profiles`` by the staged rows.
+) -> int:
+    """Replace every ``mpa_*`` row of the MPIDs in ``profiles`` by the staged rows, unless a
+    snapshot taken later holds the MPID: returns how many staged MPIDs that kept (superseded).
+
+    The file's capture time is its ``as_of`` (option or ``fetch.json``), else the load time; a
+    stored row's is its load's. A snapshot delivered late (day 4 after day 5) so leaves each
+    MPID as the newest snapshot has it, whatever the order of the loads
+    (docs/loading.md#mparticle-profiles). Rows an Events API batch wrote are replaced as before.
 
     ``profiles``: (mpid, created_at, last_stored_at, is_opted_out, environment, source, line);
     ``identities``: (mpid, kind, identity_type, value, line);
@@ -377,6 +389,25 @@ def replace_profiles(
     ``audiences``: (mpid, audience_id, audience_name, expiration_at, line).
     A staged table given as None means "none" (the MPID's rows are still removed)."""
     ex = ctx.engine.execute
+    superseded = 0
+    as_of = ctx.options.get("as_of")
+    captured = f"TIMESTAMP {sql_str(as_of)}" if as_of else "now()::TIMESTAMP"
+    newer = f"_mpa_newer_{ctx.load_id}"
+    # a stored snapshot can be newer only if some earlier load was captured after this file:
+    # a look at the few rows of `loads` spares the join of every stored profile otherwise
+    if ctx.engine.query_rows(
+        f"SELECT 1 FROM loads l WHERE list_contains({sql_list(_SNAPSHOT_KINDS)}, l.kind) AND {_CAPTURED_SQL} > {captured} LIMIT 1"
+    ):
+        ex(f"""CREATE OR REPLACE TEMP TABLE {newer} AS
+               SELECT p.mpid FROM mpa_profiles p JOIN loads l ON l.load_id = p.load_id
+               WHERE p.source <> 'batches' AND {_CAPTURED_SQL} > {captured}
+                 AND p.mpid IN (SELECT mpid FROM {profiles})""")
+        superseded = int(ctx.engine.query_rows(f"SELECT count(*) FROM {newer}")[0][0])
+    if superseded:
+        def kept(staged: str | None) -> str | None:
+            return staged and f"(SELECT * FROM {staged} WHERE mpid NOT IN (SELECT mpid FROM {newer}))"
+
+        profiles, identities, attributes, audiences = map(kept, (profiles, identities, attributes, audiences))
     for t in ("mpa_profiles", "mpa_identities", "mpa_attributes", "mpa_audiences"):
         ex(f"DELETE FROM {t} WHERE mpid IN (SELECT mpid FROM {profiles})")
     prov = "?::BIGINT, ?::VARCHAR, line"
@@ -396,6 +427,8 @@ def replace_profiles(
             f"FROM {audiences}",
             params,
         )
+    ex(f"DROP TABLE IF EXISTS {newer}")
+    return superseded
 
 
 def count(ctx: FileContext, sql: str) -> int:

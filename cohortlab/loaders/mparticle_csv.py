@@ -18,8 +18,8 @@ One row per profile, a header line naming the columns (gzip detected by content)
   ``false``/…, else NULL. An empty cell is no attribute.
 
 ``line`` is the 1-based line of the row, the header being line 1 (exact unless the file has blank
-lines or quoted values spanning lines). A later load replaces every row of the same MPID (the
-row is a snapshot of the profile); several rows of one MPID in a file: the last one wins, the
+lines or quoted values spanning lines). A later snapshot (by its ``as_of``, else its load time) replaces every row of the
+same MPID (the row is a snapshot of the profile: ``_mparticle.replace_profiles``); several rows of one MPID in a file: the last one wins, the
 others count as ``deduplicated``.
 """
 
@@ -158,10 +158,10 @@ class MParticleCsvLoader(Loader):
                     for c in attr_cols
                 ),
             )
-        replace_profiles(ctx, profiles, identities, attributes, None)
+        superseded = replace_profiles(ctx, profiles, identities, attributes, None)
 
         rows_read = count(ctx, f"SELECT 1 FROM {rows}")
-        loaded = count(ctx, f"SELECT 1 FROM {winners}")
+        loaded = count(ctx, f"SELECT 1 FROM {winners}") - superseded  # as de-duplicated
         valid = count(ctx, f"SELECT 1 FROM {checked} WHERE __reason IS NULL")
         return FileResult(rows_read=rows_read, loaded=loaded, deduplicated=valid - loaded,
                           quarantined=quarantined)

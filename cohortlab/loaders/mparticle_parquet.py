@@ -18,8 +18,8 @@ One row per profile. Columns (names matched case-insensitively):
   there is no ``user_attributes`` column, every other column is a user attribute (NULL = absent).
 
 Rows are converted to Profile API records in SQL and go through the ``mparticle-profiles``
-staging: the same quarantine reasons, the same snapshot semantics (a later load replaces every
-row of the same MPID; within a file the last row of an MPID wins). ``source`` = ``parquet``.
+staging: the same quarantine reasons, the same snapshot semantics (a later snapshot replaces
+every row of the same MPID; within a file the last row of an MPID wins). ``source`` = ``parquet``.
 """
 
 from __future__ import annotations

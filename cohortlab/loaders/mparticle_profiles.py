@@ -21,8 +21,8 @@ JSONL is read by the typed fast path (:mod:`cohortlab.loaders.fast`: ``read_json
 top-level fields) when no record has a record-level problem (a malformed line, a missing or
 invalid MPID, a bad timestamp or container); any other file by the exact path, with the same rows.
 
-A later load replaces every row of the same MPID in the four tables (the file is a snapshot of
-the profile). Several records of one MPID inside a file: the last one wins; the others count as
+A later snapshot (by its ``as_of``, else its load time) replaces every row of the same MPID in
+the four tables (the file is a snapshot of the profile: ``_mparticle.replace_profiles``). Several records of one MPID inside a file: the last one wins; the others count as
 ``deduplicated``. Other quarantine reasons: ``malformed_json``, ``not_an_object``,
 ``invalid_timestamp``, ``invalid_identities`` (not a list/map, entry without a type, non-scalar
 value), ``invalid_user_attributes`` (not an object), ``invalid_audiences``.
@@ -145,6 +145,7 @@ class MParticleProfilesLoader(AsOfOnly, Loader):
         identities = f"(SELECT mpid, kind, identity_type, value, line FROM {ids} WHERE value IS NOT NULL AND {won})"
         attributes = f"({attributes_sql(f'(SELECT * FROM {stage} WHERE reason0 IS NULL AND {won})', 'attrs')})"
         audiences = f"(SELECT mpid, audience_id, audience_name, expiration_at, line FROM {aud} WHERE {won})"
-        replace_profiles(ctx, profiles, identities, attributes, audiences)
-        return FileResult(rows_read=int(rows_read), loaded=int(distinct), deduplicated=int(valid) - int(distinct),
+        superseded = replace_profiles(ctx, profiles, identities, attributes, audiences)
+        loaded = int(distinct) - superseded  # a later snapshot's MPIDs count as de-duplicated
+        return FileResult(rows_read=int(rows_read), loaded=loaded, deduplicated=int(valid) - loaded,
                           quarantined=quarantined)

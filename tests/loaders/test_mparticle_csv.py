@@ -172,6 +172,22 @@ def test_duplicates_last_wins_and_later_load_replaces(lab, q, write):
     assert q("SELECT mpid, source_file FROM mpa_profiles") == [(1, str(b)), (2, str(a))]
 
 
+def test_a_snapshot_taken_earlier_loaded_later_keeps_the_newer_rows(lab, q, write):
+    # snapshots delivered out of order: per MPID the newest capture time wins, and a JSON
+    # snapshot and a CSV one are compared alike (docs/loading.md#mparticle-profiles)
+    newer = write("mar01.csv", "mpid,customer_id,Power Users\n1,c1,true\n")
+    older = write("feb15.csv", "mpid,customer_id,Power Users\n1,c1-old,false\n2,c2,true\n")
+    lab.load(KIND, newer, as_of="2026-03-01")
+    r = lab.load(KIND, older, as_of="2026-02-15")
+    assert (r.rows_read, r.loaded, r.deduplicated) == (2, 1, 1)
+    assert q("SELECT mpid, value FROM mpa_identities") == [(1, "c1"), (2, "c2")]
+    assert q("SELECT mpid, value_bool FROM mpa_attributes") == [(1, True), (2, True)]
+    older_json = write("feb20.jsonl", '{"mpid": 1, "user_attributes": {"Power Users": "false"}}\n')
+    r = lab.load("mparticle-profiles", older_json, as_of="2026-02-20")
+    assert (r.loaded, r.deduplicated) == (0, 1)
+    assert q("SELECT mpid, value_bool FROM mpa_attributes WHERE mpid = 1") == [(1, True)]
+
+
 def test_only_a_header_is_a_load_error(lab, write):
     p = write("p.csv", "mpid,email\n")
     with pytest.raises(LoadError, match="empty") as e:

@@ -298,6 +298,56 @@ def test_later_load_replaces_the_same_mpid_everywhere(lab, q, write):
     assert q("SELECT count(*) FROM mpa_audiences") == [(0,)]
 
 
+def _snapshots(write):
+    """Two snapshots of MPIDs 1 and 2 (and 3, only in the older), each with its capture time."""
+    older = write("feb15.jsonl", jsonl(
+        {"mpid": 1, "user_identities": {"customer_id": "c1-old"}, "user_attributes": {"Power Users": "false"}},
+        {"mpid": 3, "user_attributes": {"Power Users": "true"}},
+    ))
+    newer = write("mar01.jsonl", jsonl(
+        {"mpid": 1, "user_identities": {"customer_id": "c1"}, "user_attributes": {"Power Users": "true"}},
+        {"mpid": 2, "user_attributes": {"Power Users": "true"}},
+    ))
+    return (older, "2026-02-15T00:00:00Z"), (newer, "2026-03-01T00:00:00Z")
+
+
+TABLES = ("SELECT mpid, source_file FROM mpa_profiles",
+          "SELECT mpid, identity_type, value FROM mpa_identities",
+          "SELECT mpid, name, value_bool FROM mpa_attributes")
+
+
+@pytest.mark.parametrize("order", ["in order", "late delivery"])
+def test_a_snapshot_taken_earlier_never_replaces_a_later_one(lab, q, write, order):
+    # day 5's snapshot loaded before day 4's: each MPID is as the newest snapshot has it, the
+    # older file's record of it counts as de-duplicated (docs/loading.md#mparticle-profiles)
+    (older, t_old), (newer, t_new) = _snapshots(write)
+    loads = [(older, t_old), (newer, t_new)] if order == "in order" else [(newer, t_new), (older, t_old)]
+    reports = [lab.load(KIND, path, as_of=t) for path, t in loads]
+    assert q(TABLES[0]) == [(1, str(newer)), (2, str(newer)), (3, str(older))]
+    assert q(TABLES[1]) == [(1, "customer_id", "c1")]
+    assert q(TABLES[2]) == [(1, "Power Users", True), (2, "Power Users", True), (3, "Power Users", True)]
+    last = reports[-1]
+    if order == "late delivery":  # the older file: MPID 1 kept as the newer snapshot has it
+        assert (last.rows_read, last.loaded, last.deduplicated) == (2, 1, 1)
+    else:
+        assert (last.rows_read, last.loaded, last.deduplicated) == (2, 2, 0)
+
+
+def test_a_snapshot_without_as_of_counts_from_its_load_time(lab, q, write):
+    # a file with no capture time was taken when loaded: it replaces a snapshot dated before,
+    # and a snapshot dated after it (a capture time in the future of the load) keeps its MPIDs
+    (older, t_old), (newer, _) = _snapshots(write)
+    lab.load(KIND, older, as_of=t_old)
+    r = lab.load(KIND, newer)
+    assert (r.loaded, r.deduplicated) == (2, 0)
+    assert q(TABLES[1]) == [(1, "customer_id", "c1")]
+    future = write("future.jsonl", jsonl({"mpid": 2, "user_attributes": {"Power Users": "false"}}))
+    lab.load(KIND, future, as_of="2999-01-01T00:00:00Z")
+    r = lab.load(KIND, write("now.jsonl", jsonl({"mpid": 2}, {"mpid": 4})))
+    assert (r.rows_read, r.loaded, r.deduplicated) == (2, 1, 1)
+    assert q("SELECT mpid, name, value_bool FROM mpa_attributes WHERE mpid = 2") == [(2, "Power Users", False)]
+
+
 def test_unknown_option_is_refused(lab, write):
     with pytest.raises(ValueError, match="unknown option"):
         lab.load(KIND, write("p.jsonl", jsonl({"mpid": 1})), bogus="x")
