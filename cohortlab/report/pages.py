@@ -187,11 +187,44 @@ def earlier_runs(out_dir: str | os.PathLike) -> list[Path]:
     return sorted(runs, key=lambda d: (d / "index.html").stat().st_mtime, reverse=True)
 
 
-def comparable_runs(out_dir: str | os.PathLike, identity: Mapping[str, Any]) -> list[Path]:
+def comparable_runs(out_dir: str | os.PathLike, identity: Mapping[str, Any],
+                    data_time: str | None = None) -> list[Path]:
     """The earlier runs in the same reports folder of the same data source, cohorts and settings
-    (:func:`run_identity`, in their ``run.json``), newest first: a run of other data or other
-    cohorts is never compared with."""
-    return [d for d in earlier_runs(out_dir) if _identity_of(d) == dict(identity)]
+    (:func:`run_identity`, in their ``run.json``), the previous first: a run of other data or
+    other cohorts is never compared with.
+
+    ``data_time`` (ISO UTC: the time this run's figures are as of): a run whose figures are as
+    of a later time is not compared with (a backfill of a past day is no change "since" a later
+    day), and the others come latest data time first, then newest; runs that recorded no data
+    time (earlier versions) come after them, newest first."""
+    same = [d for d in earlier_runs(out_dir) if _without_time(_identity_of(d)) == _without_time(identity)]
+    if data_time is None:
+        return same
+    dated = [(t, d) for d in same if (t := _data_time_of(d)) is not None and t <= data_time]
+    dated.sort(key=lambda td: td[0], reverse=True)  # stable: the newest of one data time first
+    return [d for _, d in dated] + [d for d in same if _data_time_of(d) is None]
+
+
+def _without_time(identity: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return None if identity is None else {k: v for k, v in identity.items() if k != "data_time"}
+
+
+def _data_time_of(run: Path) -> str | None:
+    return (_identity_of(run) or {}).get("data_time")
+
+
+def run_data_time(params: Mapping[str, Any], results: list["NotebookResult"]) -> str | None:
+    """The time a run's figures are as of (ISO UTC): the ``as_of`` parameter, else the latest
+    data time its pages recorded (``context.data_time``: each cohort's latest data)."""
+    from cohortlab.times import parse_naive_utc
+
+    if params.get("as_of"):
+        try:
+            return parse_naive_utc(params["as_of"]).isoformat()
+        except (TypeError, ValueError):
+            return None
+    times = [str(t) for r in results if (t := ((r.metrics or {}).get("context") or {}).get("data_time"))]
+    return max(times) if times else None
 
 
 def previous_figures(runs: list[Path], name: str) -> tuple[Path | None, dict[str, Any]]:
@@ -258,7 +291,8 @@ def write_index(out_dir: str | os.PathLike, results: list[NotebookResult], param
             settings = shown_path(params.get("settings"), out_dir) or "defaults"
     cohorts = ctx.get("cohorts") or params.get("cohorts") or "all"
     identity = run_identity(given, cohorts, settings, params.get("settings"))
-    comparable = comparable_runs(out_dir, identity)
+    data_time = run_data_time(params, results)
+    comparable = comparable_runs(out_dir, identity, data_time)
     prev = next(iter(comparable), None)
     cards = []
     for r in results:
@@ -297,7 +331,8 @@ def write_index(out_dir: str | os.PathLike, results: list[NotebookResult], param
             f'{"<table>" + head + rows + "</table>" if rows else ""}{status}'
             f'<p>{" · ".join(links)} <span class="meta">({r.seconds:.1f} s)</span></p></div>'
         )
-    trend = f'<p class="meta">{_trend_line(prev, len(earlier_runs(out_dir)))}</p>'
+    later = len(comparable_runs(out_dir, identity)) - len(comparable)  # same runs, figures of a later time
+    trend = f'<p class="meta">{_trend_line(prev, len(earlier_runs(out_dir)), later)}</p>'
     as_of = ctx.get("as_of") or params.get("as_of") or "each cohort's latest data"
     page = (
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
@@ -313,17 +348,28 @@ def write_index(out_dir: str | os.PathLike, results: list[NotebookResult], param
         + trend + "".join(cards)
         + "</body></html>"
     )
-    (out_dir / RUN_FILE).write_text(json.dumps(identity, indent=2) + "\n", encoding="utf-8")
+    (out_dir / RUN_FILE).write_text(json.dumps({**identity, "data_time": data_time}, indent=2) + "\n",
+                                    encoding="utf-8")
     path = out_dir / "index.html"
     path.write_text(page, encoding="utf-8")
     return path
 
 
-def _trend_line(prev: Path | None, others: int) -> str:
-    """Which earlier run the changes are against, or why there is none (HTML)."""
+def _trend_line(prev: Path | None, others: int, later: int = 0) -> str:
+    """Which earlier run the changes are against (and the time its figures are as of), or why
+    there is none (HTML); ``later``: runs of the same data, cohorts and settings passed over
+    because their figures are as of a later time."""
+    from cohortlab.report.summaries import readable_times
+
     if prev is not None:
+        when = _data_time_of(prev)
+        as_of = f" (figures as of {html.escape(readable_times(when))})" if when else ""
         return (f'Compared with the previous run of the same data source, cohorts and settings in this folder: '
-                f'<a href="../{html.escape(prev.name)}/index.html">{html.escape(prev.name)}</a>')
+                f'<a href="../{html.escape(prev.name)}/index.html">{html.escape(prev.name)}</a>{as_of}')
+    if later:
+        return (f"No comparable previous run in this folder: the {later:,} "
+                f"{'run' if later == 1 else 'runs'} of the same data source, cohorts and settings "
+                f"{'has' if later == 1 else 'have'} figures as of a later time than this run's, so no change is shown.")
     if others:
         return (f"No comparable previous run in this folder: the {others:,} other "
                 f"{'run reports' if others == 1 else 'runs report'} on another data source, other cohorts or "

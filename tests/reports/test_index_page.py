@@ -198,3 +198,37 @@ def test_a_report_that_failed_in_the_last_run_is_compared_with_the_run_before(tm
     assert "change since run1 (run2 has no figures of this report)" in members_card
     assert '<td class="d">+5</td>' in members_card  # 45 against run1's 40, not "new"
     assert "change since run2</th>" in gaps_card and '<td class="d">−1</td>' in gaps_card
+
+
+def test_a_backfill_compares_with_the_run_of_the_latest_earlier_data_not_the_newest_run(tmp_path):
+    """Daily runs as of Feb 26 and 27, then a backfill as of Feb 24 (an orchestrator re-running a
+    past interval): the backfill is no change "since" later data; the next daily run, as of Feb
+    28, compares with Feb 27's, not with the newer backfill; a run as of each cohort's latest
+    data is placed by its pages' data time."""
+    import os
+    import time
+
+    reports, world = tmp_path / "reports", tmp_path / "world"
+
+    def run(name: str, members: int, age: int, as_of: str | None = None, latest: str | None = None) -> str:
+        out = reports / name
+        out.mkdir(parents=True)
+        (out / ".cohortlab-report").write_text("written by cohortlab report\n")
+        ctx = ui.context(["C"], [latest] if latest else None, as_of=as_of)
+        doc = {"title": "Members", "headline": {"members": members}, "context": ctx}
+        index = write_index(out, [_result(out, "m", doc)], {"source": str(world), "as_of": as_of})
+        os.utime(index, (time.time() - age, time.time() - age))
+        return index.read_text()
+
+    run("day26", 500, 400, as_of="2026-02-26T00:00:00Z")
+    run("day27", 547, 300, latest="2026-02-27T00:00:00")  # no as_of: each cohort's latest data
+    backfill = run("back24", 518, 200, as_of="2026-02-24")
+    assert "No comparable previous run in this folder: the 2 runs of the same data source, cohorts and " \
+           "settings have figures as of a later time than this run's, so no change is shown." in backfill
+    assert "change since" not in backfill
+    day28 = run("day28", 560, 0, as_of="2026-02-28T00:00:00Z")
+    assert "change since day27" in day28 and '<td class="d">+13</td>' in day28
+    assert "(figures as of 2026-02-27 00:00 UTC)" in day28
+    assert json.loads((reports / "day28" / "run.json").read_text())["data_time"] == "2026-02-28T00:00:00"
+    back25 = run("back25", 530, 0, as_of="2026-02-25")
+    assert "change since back24" in back25 and '<td class="d">+12</td>' in back25
