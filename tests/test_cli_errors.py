@@ -464,6 +464,13 @@ def test_a_database_that_cannot_be_written_is_read_without_storing(db, tmp_path,
     (["remedies", "--db", "DB", "--cohort", "Power Users", "--at", "yesterday"], "--at"),
     (["remedies", "--db", "DB", "--cohort", "Power Users", "--since", "yesterday"], "--since"),
     (["migrate", "validate", "--db", "DB", "--cohort", "Power Users", "--plan", "PLAN", "--at", "yesterday"], "--at"),
+    # (audit 107) these named the Python argument (snapshot_at, start, end, switch), found after the database was opened
+    (["verify", "--db", "DB", "--cohort", "Power Users", "--snapshot-at", "yesterday"], "--snapshot-at"),
+    (["explain", "--db", "DB", "--cohort", "Power Users", "--user", "u1", "--snapshot-at", "yesterday"], "--snapshot-at"),
+    (["migrate", "compare", "--db", "DB", "--switch", "yesterday"], "--switch"),
+    (["migrate", "compare", "--db", "DB", "--start", "yesterday", "--switch", "2026-02-01"], "--start"),
+    (["migrate", "plan", "--db", "DB", "--plan", "PLAN", "--end", "yesterday"], "--end"),
+    (["migrate", "plan", "--db", "missing.duckdb", "--plan", "PLAN", "--start", "yesterday"], "--start"),
 ])
 def test_a_time_that_is_not_a_time_names_its_option(db, plan, args, option):
     line = error_line(run(*[{"DB": db, "PLAN": plan}.get(a, a) for a in args]))
