@@ -8,6 +8,7 @@ non-zero exit and no traceback (docs/troubleshooting.md), and they are found bef
   and a failed step whose log went with the temporary folder;
 * output files (``verify --out``, ``migrate ... --out / --chart``) in a folder that does not exist,
   checked before the simulation runs; ``verify --out`` writes ``.csv.gz`` like the others.
+* a failed ``load`` into a new database path leaves neither the file nor the folders made for it.
 
 (``fetch --from/--to``: tests/fetch/test_cli_arguments.py.)"""
 
@@ -512,3 +513,32 @@ def test_simulate_help_names_every_members_out_format():
     named two of them (audit 100)."""
     text = " ".join(run("simulate", "--help").output.split())
     assert ".csv, .csv.gz or .parquet" in text
+
+
+# --------------------------------------------------------------------------- a failed first load
+@pytest.mark.parametrize("make_path", [
+    lambda tmp: tmp / "no-such-file.jsonl",
+    lambda tmp: (tmp / "empty-folder").mkdir() or tmp / "empty-folder",
+    lambda tmp: (tmp / "notes.txt").write_text("hello\n") and tmp / "notes.txt",
+])
+def test_a_failed_load_leaves_no_database_it_created(tmp_path, make_path):
+    """(audit 107) A load that fails leaves no trace: it left an empty database file (and the
+    folders made for it), which ``info`` then showed as an empty database instead of saying
+    ``no such database``."""
+    path = make_path(tmp_path)
+    db = tmp_path / "new" / "sub" / "lab.duckdb"
+    line = error_line(run("load", "--db", db, "mixpanel-events", path))
+    assert str(path.name) in line
+    assert not (tmp_path / "new").exists()
+    # a database that existed is kept, with what it held
+    existing = tmp_path / "lab.duckdb"
+    assert run("load", "--db", existing, "mixpanel-cohorts", REPO / "data/mixpanel/cohorts.json").exit_code == 0
+    error_line(run("load", "--db", existing, "mixpanel-events", path))
+    assert existing.exists()
+    assert "mp_cohorts" in run("info", "--db", existing).output
+
+
+def test_a_strict_load_that_warns_leaves_no_database_it_created(tmp_path):
+    db = tmp_path / "lab.duckdb"
+    error_line(run("load", "--db", db, "mixpanel-events", "--strict", REPO / "data/mixpanel/cohorts.json"))
+    assert not db.exists() and not (tmp_path / "lab.duckdb.wal").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import click
 
@@ -22,6 +23,37 @@ def _parse_option(ctx, param, values):
     return out
 
 
+def _new_paths(db: str) -> list[str]:
+    """What opening ``db`` creates: the database file when it does not exist yet, then each of
+    its folders that does not exist yet, innermost first (empty when the file exists)."""
+    path = os.path.abspath(db)
+    if os.path.lexists(path):
+        return []
+    created = [path]
+    folder = os.path.dirname(path)
+    while not os.path.lexists(folder):
+        created.append(folder)
+        folder = os.path.dirname(folder)
+    return created
+
+
+def _remove_new(created: list[str]) -> None:
+    """Remove what a failed first load created (:func:`_new_paths`): the database file and its
+    WAL, then the folders made for it, each only if still empty."""
+    if not created:
+        return
+    for f in (created[0], created[0] + ".wal"):
+        try:
+            os.remove(f)
+        except FileNotFoundError:
+            pass
+    for folder in created[1:]:
+        try:
+            os.rmdir(folder)
+        except OSError:  # not empty: something else wrote into it meanwhile
+            break
+
+
 @main.command("load")
 @db_option(help="DuckDB database file (created if missing).")
 @click.argument("kind", type=click.Choice(sorted(LOADERS)))
@@ -38,11 +70,15 @@ def load_cmd(db, kind, paths, options, progress, as_json, strict):
     """Load Mixpanel or mParticle export files (file, directory or glob) of KIND into --db."""
     from cohortlab.lab import Lab
 
+    created = _new_paths(db)
     try:
         with Lab(db) as lab:
             report = lab.load(kind, list(paths), progress=progress, strict=strict, **options)
-    except (LoadError, ValueError) as e:
-        fail(str(e))
+    except BaseException as e:  # a failed (or interrupted) load leaves no database it created
+        _remove_new(created)
+        if isinstance(e, (LoadError, ValueError)):
+            fail(str(e))
+        raise
     click.echo(json.dumps(report.as_dict(), indent=2) if as_json else str(report))
     for w in report.warnings:
         click.echo(f"warning: {w}", err=True)
