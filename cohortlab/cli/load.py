@@ -45,7 +45,7 @@ def _remove_new(created: list[str]) -> None:
     for f in (created[0], created[0] + ".wal"):
         try:
             os.remove(f)
-        except FileNotFoundError:
+        except OSError:  # never created (a missing folder, a file where a folder should be)
             pass
     for folder in created[1:]:
         try:
