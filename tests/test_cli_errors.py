@@ -542,3 +542,48 @@ def test_a_strict_load_that_warns_leaves_no_database_it_created(tmp_path):
     db = tmp_path / "lab.duckdb"
     error_line(run("load", "--db", db, "mixpanel-events", "--strict", REPO / "data/mixpanel/cohorts.json"))
     assert not db.exists() and not (tmp_path / "lab.duckdb.wal").exists()
+
+
+# --------------------------------------------------------------------------- a database of older loaders
+def test_a_load_records_the_version_of_the_loaders(tmp_path):
+    from cohortlab import Lab
+    from cohortlab.schema import LOADER_VERSION
+
+    db = tmp_path / "lab.duckdb"
+    assert run("load", "--db", db, "mixpanel-cohorts", REPO / "data/mixpanel/cohorts.json").exit_code == 0
+    with Lab(str(db), read_only=True) as lab:
+        assert lab.engine.query_rows("SELECT DISTINCT loader_version FROM loads") == [(LOADER_VERSION,)]
+
+
+@pytest.mark.parametrize("older, problem", [
+    ("ALTER TABLE loads DROP COLUMN loader_version", "loads has no column loader_version"),
+    ("UPDATE loads SET loader_version = {previous} WHERE kind = 'mixpanel-members'",
+     "{n} of its loads were read by older loaders, version {previous} (this one's: {current})"),
+])
+@pytest.mark.parametrize("command", [
+    ["info"], ["load", "mixpanel-cohorts", "COHORTS"], ["simulate", "--cohort", "Power Users"],
+    ["verify", "--cohort", "Power Users"], ["report", "--out", "OUT"], ["export", "--out", "OUT"],
+])
+def test_a_database_loaded_by_older_loaders_is_refused_in_one_line(db, tmp_path, older, problem, command):
+    """(audit 107) A database keeps what the loaders of its cohortlab read, and loading the same
+    file again is skipped (same fingerprint): a database loaded before a loader fix (e.g. a
+    members CSV whose ``remove`` rows counted as members) gave other results than a fresh load,
+    without a word. Such a database (before loads.loader_version, or with loads of a lower
+    version) is refused by every command, one line saying what to do, and left as it was."""
+    import duckdb
+
+    from cohortlab.schema import LOADER_VERSION
+
+    copy = tmp_path / "old.duckdb"
+    copy.write_bytes(Path(db).read_bytes())
+    with duckdb.connect(str(copy)) as con:
+        n = con.execute("SELECT count(*) FROM loads WHERE kind = 'mixpanel-members'").fetchone()[0]
+        con.execute(older.format(previous=LOADER_VERSION - 1))
+    before = copy.read_bytes()
+    subs = {"COHORTS": str(REPO / "data/mixpanel/cohorts.json"), "OUT": str(tmp_path / "out")}
+    line = error_line(run(command[0], "--db", copy, *[subs.get(a, a) for a in command[1:]]))
+    expected = problem.format(n=n, previous=LOADER_VERSION - 1, current=LOADER_VERSION)
+    assert line == (f"error: {copy}: its tables were written by an older cohortlab ({expected}): "
+                    "load the exports into a new database file")
+    assert copy.read_bytes() == before and not (tmp_path / "old.duckdb.wal").exists()
+    assert not (tmp_path / "out").exists()
