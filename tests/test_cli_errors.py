@@ -587,3 +587,35 @@ def test_a_database_loaded_by_older_loaders_is_refused_in_one_line(db, tmp_path,
                     "load the exports into a new database file")
     assert copy.read_bytes() == before and not (tmp_path / "old.duckdb.wal").exists()
     assert not (tmp_path / "out").exists()
+
+
+# --------------------------------------------------------------------------- a truncated database file
+@pytest.mark.parametrize("command", [
+    ["info"], ["load", "mixpanel-cohorts", "COHORTS"], ["simulate", "--cohort", "Power Users"],
+    ["verify", "--cohort", "Power Users"], ["explain", "--cohort", "Power Users", "--user", "u1"],
+    ["remedies", "--cohort", "Power Users"], ["report", "--out", "OUT"], ["export", "--out", "OUT"],
+])
+def test_a_truncated_database_file_is_one_line_and_left_as_it_was(db, tmp_path, command):
+    """(audit 107) A database file cut short (a copy that did not finish) opened, and the first
+    read of a missing block was a traceback (IOException: Could not read enough bytes); a load
+    into it succeeded, and a report left its folder."""
+    whole = Path(db).read_bytes()
+    cut = tmp_path / "cut.duckdb"
+    cut.write_bytes(whole[: len(whole) // 2])
+    subs = {"COHORTS": str(REPO / "data/mixpanel/cohorts.json"), "OUT": str(tmp_path / "out")}
+    line = error_line(run(command[0], "--db", cut, *[subs.get(a, a) for a in command[1:]]))
+    assert line.startswith(f"error: {cut}: the database file is truncated or damaged (a copy that did not finish?): "
+                           "restore it from a whole copy, or load the exports into a new database file ("), line
+    assert cut.read_bytes() == whole[: len(whole) // 2]
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cut.duckdb.wal").exists()
+
+
+def test_a_read_of_a_missing_block_is_one_line():
+    import duckdb
+
+    from cohortlab.cli.app import machine_problem
+
+    error = duckdb.IOException('IO Error: Could not read enough bytes from file "/x/lab.duckdb": attempted to read '
+                               '262144 bytes from location 798720')
+    assert machine_problem(error) == ("/x/lab.duckdb: the database file is truncated or damaged (a copy that did not "
+                                      "finish?): restore it from a whole copy, or load the exports into a new database file")
