@@ -619,3 +619,28 @@ def test_a_read_of_a_missing_block_is_one_line():
                                '262144 bytes from location 798720')
     assert machine_problem(error) == ("/x/lab.duckdb: the database file is truncated or damaged (a copy that did not "
                                       "finish?): restore it from a whole copy, or load the exports into a new database file")
+
+
+# --------------------------------------------------------------------------- usage mistakes
+@pytest.mark.parametrize("args", [
+    ["simulate", "--db", "DB", "--cohort", "Power Users", "--no-such-option"],
+    ["simulat", "--db", "DB"],
+    ["simulate", "--db", "DB"],
+    ["load", "--db", "DB", "mixpanel-bogus", "x.json"],
+    ["report", "--db", "DB", "--out", "AFILE"],
+    ["simulate", "--db", "DB", "--cohort", "Power Users", "--settings", "AFOLDER"],
+])
+def test_a_mistake_in_the_command_line_exits_2_as_troubleshooting_says(db, tmp_path, args):
+    """(audit 107) docs/troubleshooting.md described exit statuses 130 and 'non-zero', not the 2
+    of a usage mistake, nor its form (the usage, then ``Error: …``)."""
+    (tmp_path / "afile").write_text("x")
+    subs = {"DB": db, "AFILE": str(tmp_path / "afile"), "AFOLDER": str(tmp_path)}
+    r = run(*[subs.get(a, a) for a in args])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: ") and "--help' for help." in r.stderr  # 'cohortlab' under CliRunner: 'main'
+    text = (REPO / "docs/troubleshooting.md").read_text(encoding="utf-8")
+    statuses = text.split("**Exit statuses.**", 1)[1].split("\n\n", 1)[0]
+    for status in ("`0`", "`1`", "`2`", "`130`"):
+        assert status in statuses
+    assert "`Error: …`" in statuses
