@@ -25,7 +25,9 @@ def _parse_option(ctx, param, values):
 
 def _new_paths(db: str) -> list[str]:
     """What opening ``db`` creates: the database file when it does not exist yet, then each of
-    its folders that does not exist yet, innermost first (empty when the file exists)."""
+    its folders that does not exist yet, innermost first (empty when the file exists). Another
+    process may create the file before this one opens it: :func:`_nothing_loaded` then keeps it
+    when that process loaded something."""
     path = os.path.abspath(db)
     if os.path.lexists(path):
         return []
@@ -54,6 +56,14 @@ def _remove_new(created: list[str]) -> None:
             break
 
 
+def _nothing_loaded(lab) -> bool:
+    """Whether the database of ``lab`` holds no load (only the empty tables a first open makes)."""
+    try:
+        return lab.engine.query_rows("SELECT count(*) FROM loads")[0][0] == 0
+    except Exception:  # noqa: BLE001 - cannot tell: keep the file
+        return False
+
+
 @main.command("load")
 @db_option(help="DuckDB database file (created if missing).")
 @click.argument("kind", type=click.Choice(sorted(LOADERS)))
@@ -76,12 +86,16 @@ def load_cmd(db, kind, paths, options, progress, as_json, strict):
     created = _new_paths(db)
     try:
         with Lab(db) as lab:
-            report = lab.load(kind, list(paths), progress=progress, strict=strict, **options)
-    except BaseException as e:  # a failed (or interrupted) load leaves no database it created
-        _remove_new(created)
-        if isinstance(e, (LoadError, ValueError)):
-            fail(str(e))
-        raise
+            try:
+                report = lab.load(kind, list(paths), progress=progress, strict=strict, **options)
+            except BaseException:  # a failed (or interrupted) load leaves no database it created
+                if created and _nothing_loaded(lab):
+                    # removed while this process still holds the database (no other process is in
+                    # it; one that opens the path after this makes a new file)
+                    _remove_new(created)
+                raise
+    except (LoadError, ValueError) as e:
+        fail(str(e))
     click.echo(json.dumps(report.as_dict(), indent=2) if as_json else str(report))
     for w in report.warnings:
         click.echo(f"warning: {w}", err=True)
