@@ -281,15 +281,44 @@ def outdated(query_rows) -> str | None:
     return "; ".join(problems) or None
 
 
+def newer(query_rows) -> str | None:
+    """What makes a database's canonical tables newer than this version's (a database loaded by
+    a later cohortlab, opened by this one): a canonical table with a column this version does not
+    know (its loaders would fail on it), or a load read by loaders newer than
+    :data:`LOADER_VERSION`; None when neither."""
+    have: dict[str, set[str]] = {}
+    for table, column in query_rows(
+        "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'main'"
+    ):
+        have.setdefault(table, set()).add(column)
+    problems = []
+    for t in TABLES.values():
+        unknown = sorted(have.get(t.name, set()) - set(t.column_names))
+        if unknown:
+            problems.append(f"{t.name} has a column {', '.join(unknown)} this version does not know")
+    if "loader_version" in have.get("loads", ()):
+        ((later, version),) = query_rows(
+            f"SELECT count(*), max(loader_version) FROM loads WHERE loader_version > {int(LOADER_VERSION)}")
+        if later:
+            problems.append(f"{later:,} of its loads were read by newer loaders, version {version} "
+                            f"(this one's: {LOADER_VERSION})")
+    return "; ".join(problems) or None
+
+
 def check_current(query_rows, database) -> None:
     """Raise a :class:`~cohortlab.errors.DatabaseError` naming ``database`` when its canonical
-    tables are older than this version's (:func:`outdated`): one line, not a binder error later."""
+    tables are older than this version's (:func:`outdated`) or newer (:func:`newer`): one line,
+    not a binder error later."""
+    from cohortlab.errors import DatabaseError
+
     problem = outdated(query_rows)
     if problem:
-        from cohortlab.errors import DatabaseError
-
         raise DatabaseError(f"{database}: its tables were written by an older cohortlab ({problem}): "
                             "load the exports into a new database file")
+    problem = newer(query_rows)
+    if problem:
+        raise DatabaseError(f"{database}: its tables were written by a newer cohortlab ({problem}): "
+                            "use that version, or load the exports into a new database file")
 
 
 def table_names(path) -> set[str] | None:

@@ -644,3 +644,31 @@ def test_a_mistake_in_the_command_line_exits_2_as_troubleshooting_says(db, tmp_p
     for status in ("`0`", "`1`", "`2`", "`130`"):
         assert status in statuses
     assert "`Error: …`" in statuses
+
+
+@pytest.mark.parametrize("newer, problem", [
+    ("ALTER TABLE mp_events ADD COLUMN future VARCHAR", "mp_events has a column future this version does not know"),
+    ("UPDATE loads SET loader_version = {next} WHERE kind = 'mixpanel-members'",
+     "{n} of its loads were read by newer loaders, version {next} (this one's: {current})"),
+])
+def test_a_database_of_a_newer_cohortlab_is_refused_in_one_line(db, tmp_path, newer, problem):
+    """(audit 107) The other way round: a database loaded by a later cohortlab, opened by this one
+    (a downgrade, two versions on one machine). A load into it was a binder error ('table loads
+    has 11 columns but 10 values were supplied'): one line now, and the file is left as it was."""
+    import duckdb
+
+    from cohortlab.schema import LOADER_VERSION
+
+    copy = tmp_path / "new.duckdb"
+    copy.write_bytes(Path(db).read_bytes())
+    with duckdb.connect(str(copy)) as con:
+        n = con.execute("SELECT count(*) FROM loads WHERE kind = 'mixpanel-members'").fetchone()[0]
+        con.execute(newer.format(next=LOADER_VERSION + 1))
+    before = copy.read_bytes()
+    for command in (["info"], ["load", "mixpanel-cohorts", str(REPO / "data/mixpanel/cohorts.json")],
+                    ["simulate", "--cohort", "Power Users"]):
+        line = error_line(run(command[0], "--db", copy, *command[1:]))
+        expected = problem.format(n=n, next=LOADER_VERSION + 1, current=LOADER_VERSION)
+        assert line == (f"error: {copy}: its tables were written by a newer cohortlab ({expected}): "
+                        "use that version, or load the exports into a new database file")
+    assert copy.read_bytes() == before
