@@ -65,6 +65,8 @@ LOADS = _table(
     ("loaded", "BIGINT", "records written to canonical tables"),
     ("deduplicated", "BIGINT", "records dropped as duplicates (of the file or of earlier loads)"),
     ("quarantined", "BIGINT", "records written to `rejects`"),
+    ("loader_version", "INTEGER", "LOADER_VERSION of the cohortlab that read the file: a database holding loads of "
+                                  "an older one is refused (its loaders read some files differently)"),
     provenance=False,
 )
 
@@ -237,6 +239,14 @@ MPA_BATCH_TIMES = _table(
 )
 
 
+# The version of what the loaders read from a file. Bump it when a loader reads the same bytes into
+# other rows (a fix of what a record means, e.g. a members CSV's `remove` rows are no longer
+# members): a database loaded by an earlier version is then refused (outdated, check_current),
+# because loading the same file again is skipped (its fingerprint is unchanged) and the old rows
+# would stay. A database loaded before the version was recorded has no column loads.loader_version.
+LOADER_VERSION = 1
+
+
 def create_all(execute) -> None:
     """Create every canonical table that does not exist yet (``execute`` runs one SQL string)."""
     for t in TABLES.values():
@@ -249,7 +259,9 @@ def outdated(query_rows) -> str | None:
     """What makes a database's canonical tables older than this version's (``query_rows`` runs
     one SQL string and returns its rows): ``"mp_events has no column properties"``, or None when
     every canonical table it holds has all its columns (a missing table is created by
-    :func:`create_all`; a missing column is not: the loaders and the simulation would fail on it)."""
+    :func:`create_all`; a missing column is not: the loaders and the simulation would fail on it)
+    and no load was read by loaders older than :data:`LOADER_VERSION` (their rows may differ
+    from what this version reads, and loading the same files again would skip them)."""
     have: dict[str, set[str]] = {}
     for table, column in query_rows(
         "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'main'"
@@ -260,18 +272,53 @@ def outdated(query_rows) -> str | None:
         missing = [c for c in t.column_names if t.name in have and c not in have[t.name]]
         if missing:
             problems.append(f"{t.name} has no column {', '.join(missing)}")
+    if not problems and "loader_version" in have.get("loads", ()):
+        ((older, version),) = query_rows(
+            f"SELECT count(*), max(loader_version) FROM loads WHERE loader_version < {int(LOADER_VERSION)}")
+        if older:
+            problems.append(f"{older:,} of its loads were read by older loaders, version {version} "
+                            f"(this one's: {LOADER_VERSION})")
+    return "; ".join(problems) or None
+
+
+def newer(query_rows) -> str | None:
+    """What makes a database's canonical tables newer than this version's (a database loaded by
+    a later cohortlab, opened by this one): a canonical table with a column this version does not
+    know (its loaders would fail on it), or a load read by loaders newer than
+    :data:`LOADER_VERSION`; None when neither."""
+    have: dict[str, set[str]] = {}
+    for table, column in query_rows(
+        "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'main'"
+    ):
+        have.setdefault(table, set()).add(column)
+    problems = []
+    for t in TABLES.values():
+        unknown = sorted(have.get(t.name, set()) - set(t.column_names))
+        if unknown:
+            problems.append(f"{t.name} has a column {', '.join(unknown)} this version does not know")
+    if "loader_version" in have.get("loads", ()):
+        ((later, version),) = query_rows(
+            f"SELECT count(*), max(loader_version) FROM loads WHERE loader_version > {int(LOADER_VERSION)}")
+        if later:
+            problems.append(f"{later:,} of its loads were read by newer loaders, version {version} "
+                            f"(this one's: {LOADER_VERSION})")
     return "; ".join(problems) or None
 
 
 def check_current(query_rows, database) -> None:
     """Raise a :class:`~cohortlab.errors.DatabaseError` naming ``database`` when its canonical
-    tables are older than this version's (:func:`outdated`): one line, not a binder error later."""
+    tables are older than this version's (:func:`outdated`) or newer (:func:`newer`): one line,
+    not a binder error later."""
+    from cohortlab.errors import DatabaseError
+
     problem = outdated(query_rows)
     if problem:
-        from cohortlab.errors import DatabaseError
-
         raise DatabaseError(f"{database}: its tables were written by an older cohortlab ({problem}): "
                             "load the exports into a new database file")
+    problem = newer(query_rows)
+    if problem:
+        raise DatabaseError(f"{database}: its tables were written by a newer cohortlab ({problem}): "
+                            "use that version, or load the exports into a new database file")
 
 
 def table_names(path) -> set[str] | None:

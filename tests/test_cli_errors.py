@@ -8,6 +8,7 @@ non-zero exit and no traceback (docs/troubleshooting.md), and they are found bef
   and a failed step whose log went with the temporary folder;
 * output files (``verify --out``, ``migrate ... --out / --chart``) in a folder that does not exist,
   checked before the simulation runs; ``verify --out`` writes ``.csv.gz`` like the others.
+* a failed ``load`` into a new database path leaves neither the file nor the folders made for it.
 
 (``fetch --from/--to``: tests/fetch/test_cli_arguments.py.)"""
 
@@ -464,6 +465,13 @@ def test_a_database_that_cannot_be_written_is_read_without_storing(db, tmp_path,
     (["remedies", "--db", "DB", "--cohort", "Power Users", "--at", "yesterday"], "--at"),
     (["remedies", "--db", "DB", "--cohort", "Power Users", "--since", "yesterday"], "--since"),
     (["migrate", "validate", "--db", "DB", "--cohort", "Power Users", "--plan", "PLAN", "--at", "yesterday"], "--at"),
+    # (audit 107) these named the Python argument (snapshot_at, start, end, switch), found after the database was opened
+    (["verify", "--db", "DB", "--cohort", "Power Users", "--snapshot-at", "yesterday"], "--snapshot-at"),
+    (["explain", "--db", "DB", "--cohort", "Power Users", "--user", "u1", "--snapshot-at", "yesterday"], "--snapshot-at"),
+    (["migrate", "compare", "--db", "DB", "--switch", "yesterday"], "--switch"),
+    (["migrate", "compare", "--db", "DB", "--start", "yesterday", "--switch", "2026-02-01"], "--start"),
+    (["migrate", "plan", "--db", "DB", "--plan", "PLAN", "--end", "yesterday"], "--end"),
+    (["migrate", "plan", "--db", "missing.duckdb", "--plan", "PLAN", "--start", "yesterday"], "--start"),
 ])
 def test_a_time_that_is_not_a_time_names_its_option(db, plan, args, option):
     line = error_line(run(*[{"DB": db, "PLAN": plan}.get(a, a) for a in args]))
@@ -505,3 +513,162 @@ def test_simulate_help_names_every_members_out_format():
     named two of them (audit 100)."""
     text = " ".join(run("simulate", "--help").output.split())
     assert ".csv, .csv.gz or .parquet" in text
+
+
+# --------------------------------------------------------------------------- a failed first load
+@pytest.mark.parametrize("make_path", [
+    lambda tmp: tmp / "no-such-file.jsonl",
+    lambda tmp: (tmp / "empty-folder").mkdir() or tmp / "empty-folder",
+    lambda tmp: (tmp / "notes.txt").write_text("hello\n") and tmp / "notes.txt",
+])
+def test_a_failed_load_leaves_no_database_it_created(tmp_path, make_path):
+    """(audit 107) A load that fails leaves no trace: it left an empty database file (and the
+    folders made for it), which ``info`` then showed as an empty database instead of saying
+    ``no such database``."""
+    path = make_path(tmp_path)
+    db = tmp_path / "new" / "sub" / "lab.duckdb"
+    line = error_line(run("load", "--db", db, "mixpanel-events", path))
+    assert str(path.name) in line
+    assert not (tmp_path / "new").exists()
+    # a database that existed is kept, with what it held
+    existing = tmp_path / "lab.duckdb"
+    assert run("load", "--db", existing, "mixpanel-cohorts", REPO / "data/mixpanel/cohorts.json").exit_code == 0
+    error_line(run("load", "--db", existing, "mixpanel-events", path))
+    assert existing.exists()
+    assert "mp_cohorts" in run("info", "--db", existing).output
+
+
+def test_a_strict_load_that_warns_leaves_no_database_it_created(tmp_path):
+    db = tmp_path / "lab.duckdb"
+    error_line(run("load", "--db", db, "mixpanel-events", "--strict", REPO / "data/mixpanel/cohorts.json"))
+    assert not db.exists() and not (tmp_path / "lab.duckdb.wal").exists()
+
+
+# --------------------------------------------------------------------------- a database of older loaders
+def test_a_load_records_the_version_of_the_loaders(tmp_path):
+    from cohortlab import Lab
+    from cohortlab.schema import LOADER_VERSION
+
+    db = tmp_path / "lab.duckdb"
+    assert run("load", "--db", db, "mixpanel-cohorts", REPO / "data/mixpanel/cohorts.json").exit_code == 0
+    with Lab(str(db), read_only=True) as lab:
+        assert lab.engine.query_rows("SELECT DISTINCT loader_version FROM loads") == [(LOADER_VERSION,)]
+
+
+@pytest.mark.parametrize("older, problem", [
+    ("ALTER TABLE loads DROP COLUMN loader_version", "loads has no column loader_version"),
+    ("UPDATE loads SET loader_version = {previous} WHERE kind = 'mixpanel-members'",
+     "{n} of its loads were read by older loaders, version {previous} (this one's: {current})"),
+])
+@pytest.mark.parametrize("command", [
+    ["info"], ["load", "mixpanel-cohorts", "COHORTS"], ["simulate", "--cohort", "Power Users"],
+    ["verify", "--cohort", "Power Users"], ["report", "--out", "OUT"], ["export", "--out", "OUT"],
+])
+def test_a_database_loaded_by_older_loaders_is_refused_in_one_line(db, tmp_path, older, problem, command):
+    """(audit 107) A database keeps what the loaders of its cohortlab read, and loading the same
+    file again is skipped (same fingerprint): a database loaded before a loader fix (e.g. a
+    members CSV whose ``remove`` rows counted as members) gave other results than a fresh load,
+    without a word. Such a database (before loads.loader_version, or with loads of a lower
+    version) is refused by every command, one line saying what to do, and left as it was."""
+    import duckdb
+
+    from cohortlab.schema import LOADER_VERSION
+
+    copy = tmp_path / "old.duckdb"
+    copy.write_bytes(Path(db).read_bytes())
+    with duckdb.connect(str(copy)) as con:
+        n = con.execute("SELECT count(*) FROM loads WHERE kind = 'mixpanel-members'").fetchone()[0]
+        con.execute(older.format(previous=LOADER_VERSION - 1))
+    before = copy.read_bytes()
+    subs = {"COHORTS": str(REPO / "data/mixpanel/cohorts.json"), "OUT": str(tmp_path / "out")}
+    line = error_line(run(command[0], "--db", copy, *[subs.get(a, a) for a in command[1:]]))
+    expected = problem.format(n=n, previous=LOADER_VERSION - 1, current=LOADER_VERSION)
+    assert line == (f"error: {copy}: its tables were written by an older cohortlab ({expected}): "
+                    "load the exports into a new database file")
+    assert copy.read_bytes() == before and not (tmp_path / "old.duckdb.wal").exists()
+    assert not (tmp_path / "out").exists()
+
+
+# --------------------------------------------------------------------------- a truncated database file
+@pytest.mark.parametrize("command", [
+    ["info"], ["load", "mixpanel-cohorts", "COHORTS"], ["simulate", "--cohort", "Power Users"],
+    ["verify", "--cohort", "Power Users"], ["explain", "--cohort", "Power Users", "--user", "u1"],
+    ["remedies", "--cohort", "Power Users"], ["report", "--out", "OUT"], ["export", "--out", "OUT"],
+])
+def test_a_truncated_database_file_is_one_line_and_left_as_it_was(db, tmp_path, command):
+    """(audit 107) A database file cut short (a copy that did not finish) opened, and the first
+    read of a missing block was a traceback (IOException: Could not read enough bytes); a load
+    into it succeeded, and a report left its folder."""
+    whole = Path(db).read_bytes()
+    cut = tmp_path / "cut.duckdb"
+    cut.write_bytes(whole[: len(whole) // 2])
+    subs = {"COHORTS": str(REPO / "data/mixpanel/cohorts.json"), "OUT": str(tmp_path / "out")}
+    line = error_line(run(command[0], "--db", cut, *[subs.get(a, a) for a in command[1:]]))
+    assert line.startswith(f"error: {cut}: the database file is truncated or damaged (a copy that did not finish?): "
+                           "restore it from a whole copy, or load the exports into a new database file ("), line
+    assert cut.read_bytes() == whole[: len(whole) // 2]
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cut.duckdb.wal").exists()
+
+
+def test_a_read_of_a_missing_block_is_one_line():
+    import duckdb
+
+    from cohortlab.cli.app import machine_problem
+
+    error = duckdb.IOException('IO Error: Could not read enough bytes from file "/x/lab.duckdb": attempted to read '
+                               '262144 bytes from location 798720')
+    assert machine_problem(error) == ("/x/lab.duckdb: the database file is truncated or damaged (a copy that did not "
+                                      "finish?): restore it from a whole copy, or load the exports into a new database file")
+
+
+# --------------------------------------------------------------------------- usage mistakes
+@pytest.mark.parametrize("args", [
+    ["simulate", "--db", "DB", "--cohort", "Power Users", "--no-such-option"],
+    ["simulat", "--db", "DB"],
+    ["simulate", "--db", "DB"],
+    ["load", "--db", "DB", "mixpanel-bogus", "x.json"],
+    ["report", "--db", "DB", "--out", "AFILE"],
+    ["simulate", "--db", "DB", "--cohort", "Power Users", "--settings", "AFOLDER"],
+])
+def test_a_mistake_in_the_command_line_exits_2_as_troubleshooting_says(db, tmp_path, args):
+    """(audit 107) docs/troubleshooting.md described exit statuses 130 and 'non-zero', not the 2
+    of a usage mistake, nor its form (the usage, then ``Error: …``)."""
+    (tmp_path / "afile").write_text("x")
+    subs = {"DB": db, "AFILE": str(tmp_path / "afile"), "AFOLDER": str(tmp_path)}
+    r = run(*[subs.get(a, a) for a in args])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: ") and "--help' for help." in r.stderr  # 'cohortlab' under CliRunner: 'main'
+    text = (REPO / "docs/troubleshooting.md").read_text(encoding="utf-8")
+    statuses = text.split("**Exit statuses.**", 1)[1].split("\n\n", 1)[0]
+    for status in ("`0`", "`1`", "`2`", "`130`"):
+        assert status in statuses
+    assert "`Error: …`" in statuses
+
+
+@pytest.mark.parametrize("newer, problem", [
+    ("ALTER TABLE mp_events ADD COLUMN future VARCHAR", "mp_events has a column future this version does not know"),
+    ("UPDATE loads SET loader_version = {next} WHERE kind = 'mixpanel-members'",
+     "{n} of its loads were read by newer loaders, version {next} (this one's: {current})"),
+])
+def test_a_database_of_a_newer_cohortlab_is_refused_in_one_line(db, tmp_path, newer, problem):
+    """(audit 107) The other way round: a database loaded by a later cohortlab, opened by this one
+    (a downgrade, two versions on one machine). A load into it was a binder error ('table loads
+    has 11 columns but 10 values were supplied'): one line now, and the file is left as it was."""
+    import duckdb
+
+    from cohortlab.schema import LOADER_VERSION
+
+    copy = tmp_path / "new.duckdb"
+    copy.write_bytes(Path(db).read_bytes())
+    with duckdb.connect(str(copy)) as con:
+        n = con.execute("SELECT count(*) FROM loads WHERE kind = 'mixpanel-members'").fetchone()[0]
+        con.execute(newer.format(next=LOADER_VERSION + 1))
+    before = copy.read_bytes()
+    for command in (["info"], ["load", "mixpanel-cohorts", str(REPO / "data/mixpanel/cohorts.json")],
+                    ["simulate", "--cohort", "Power Users"]):
+        line = error_line(run(command[0], "--db", copy, *command[1:]))
+        expected = problem.format(n=n, next=LOADER_VERSION + 1, current=LOADER_VERSION)
+        assert line == (f"error: {copy}: its tables were written by a newer cohortlab ({expected}): "
+                        "use that version, or load the exports into a new database file")
+    assert copy.read_bytes() == before

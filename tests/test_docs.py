@@ -245,3 +245,32 @@ def test_the_demo_dates_the_reports_page_gives_are_the_demo_scenario_s():
     assert f"Customer ID until {switch}, then mParticle ID" in demo
     assert f"`$mparticle_user_id` on events from {params['event_mpuid_from'][:10]}" in demo
     assert f"event identity cutoff {cutoff}" in demo
+
+
+def test_the_readme_s_command_line_prints_the_waterfall_the_readme_shows(tmp_path, monkeypatch):
+    """(audit 107) README's "Five minutes with the command line", run as printed (in a temporary
+    folder; the report is left out: tests/reports runs it), prints the waterfall the README shows.
+    Its last load named only mparticle/profiles.jsonl, so the profiles of
+    mparticle/profiles/identities-only.jsonl were missing and 11 more members were
+    mpid_not_found than the README showed."""
+    from click.testing import CliRunner
+
+    from cohortlab.cli import main
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Five minutes with the command line", 1)[1]
+    block = re.findall(r"^```sh\n(.*?)^```", section, re.S | re.M)[0]
+    shown = section.split("\ndiscrepancy waterfall\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    out = ""
+    for line in block.splitlines():
+        line = line.split("   #", 1)[0].replace("/tmp/world", str(tmp_path / "world"))
+        if not line.startswith("cohortlab ") or line.startswith("cohortlab report "):
+            continue
+        r = CliRunner().invoke(main, shlex.split(line)[1:])
+        assert r.exit_code == 0, f"{line}\n{r.output}"
+        out = r.stdout
+    printed = out.split("\ndiscrepancy waterfall\n", 1)[1].split("\n\n", 1)[0]
+    def words(text: str) -> list[list[str]]:
+        return [ln.split() for ln in text.strip().splitlines()]
+    assert words(printed) == words(shown)

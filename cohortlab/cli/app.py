@@ -65,11 +65,52 @@ def machine_problem(error: BaseException) -> str | None:
         m = re.search(r'(?:write|open|create) file \\?"([^"\\]+)\\?"', text)  # in DuckDB's JSON too
         where = f"{path or (m.group(1) if m else None)}: " if (path or m) else ""
         return f"{where}no space left on the device: free some space, or write elsewhere"
+    m = re.search(r'Could not read enough bytes from file "([^"]+)"', text)
+    if type(error).__name__ == "IOException" and m:  # a database file cut short, found on a read
+        return f"{m.group(1)}: {TRUNCATED}"
     if type(error).__name__ == "OutOfMemoryException" or text.startswith("Out of Memory Error"):
         first = text.splitlines()[0] if text else type(error).__name__
         from cohortlab.errors import more_memory_advice
 
         return f"{first} {more_memory_advice()}"
+    return None
+
+
+TRUNCATED = ("the database file is truncated or damaged (a copy that did not finish?): restore it from a "
+             "whole copy, or load the exports into a new database file")
+
+
+def truncated(db: str) -> str | None:
+    """The error line's text when the DuckDB file ``db`` ends before a block its tables use (a
+    copy cut short, a full disk during a copy): DuckDB opens such a file and fails only when a
+    command reads a missing block, a traceback half-way through the command, and a load into it
+    succeeded. Reads the tables' storage metadata only (a fraction of a second for a 1 GB file).
+    None when the file is whole, or cannot be read now (the command's own open says why)."""
+    import duckdb
+
+    if not os.path.isfile(db):
+        return None
+    try:
+        con = duckdb.connect(db, read_only=True)
+    except duckdb.Error:
+        return None
+    try:
+        (block_size,) = con.execute("SELECT block_size FROM pragma_database_size()").fetchone()
+        last = -1
+        for (table,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+                                    "AND schema_name = 'main'").fetchall():
+            (block,) = con.execute("SELECT max(block_id) FROM pragma_storage_info(?) WHERE persistent",
+                                   [table]).fetchone()
+            last = max(last, -1 if block is None else int(block))
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
+    size = os.path.getsize(db)
+    # block i of a DuckDB file starts after its three 4 KiB headers, at 12288 + i * block_size
+    needed = 3 * 4096 + (last + 1) * int(block_size)
+    if last >= 0 and size < needed:
+        return f"{db}: {TRUNCATED} ({size:,} bytes; its tables use {needed:,})"
     return None
 
 
@@ -223,6 +264,9 @@ def loaded_database(db: str) -> bool:
         return False  # an export folder (--engine spark), or one error line from the open
     if schema.is_foreign(db):
         fail(schema.not_cohortlab_message(db))
+    problem = truncated(db)
+    if problem:
+        fail(problem)
     folder = os.path.dirname(os.path.abspath(db))
     if os.access(db, os.W_OK) and os.access(folder, os.W_OK):
         return False

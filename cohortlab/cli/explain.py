@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import click
 
-from cohortlab.cli.app import cohort_options, fail, loaded_database, main, open_lab
+from cohortlab.cli.app import check_time, cohort_options, fail, loaded_database, main, open_lab
 
 
 @main.command("explain")
 @cohort_options(at="Simulation time, UTC. Default: the mParticle snapshot time, else the cohort's latest.", source=None)
 @click.option("--user", "user", required=True, help="The user: a distinct_id, an email, an MPID or mParticle identity, or the "
                    "anon-... pseudonym a report or --members-out shows for an email or phone number.")
-@click.option("--snapshot-at", "snapshot_at", help="When the mParticle snapshot was taken, UTC (default: detected).")
+@click.option("--snapshot-at", "snapshot_at", help="When the mParticle snapshot was taken, UTC (default: detected).",
+              callback=check_time)
 @click.option("--show-personal-data", is_flag=True,
               help="Show emails and phone numbers as they are (default: pseudonyms; the --user value is "
                    "shown as given).")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 
 import click
 
-from cohortlab.cli.app import db_option, fail, loaded_database, main, progress_option
+from cohortlab.cli.app import db_option, fail, loaded_database, main, progress_option, truncated
 from cohortlab.escaping import one_line_frame
 from cohortlab.loaders import LOADERS, LoadError
 from cohortlab.times import format_instant
@@ -20,6 +21,47 @@ def _parse_option(ctx, param, values):
         k, val = v.split("=", 1)
         out[k.strip().replace("-", "_")] = val
     return out
+
+
+def _new_paths(db: str) -> list[str]:
+    """What opening ``db`` creates: the database file when it does not exist yet, then each of
+    its folders that does not exist yet, innermost first (empty when the file exists). Another
+    process may create the file before this one opens it: :func:`_nothing_loaded` then keeps it
+    when that process loaded something."""
+    path = os.path.abspath(db)
+    if os.path.lexists(path):
+        return []
+    created = [path]
+    folder = os.path.dirname(path)
+    while not os.path.lexists(folder):
+        created.append(folder)
+        folder = os.path.dirname(folder)
+    return created
+
+
+def _remove_new(created: list[str]) -> None:
+    """Remove what a failed first load created (:func:`_new_paths`): the database file and its
+    WAL, then the folders made for it, each only if still empty."""
+    if not created:
+        return
+    for f in (created[0], created[0] + ".wal"):
+        try:
+            os.remove(f)
+        except OSError:  # never created (a missing folder, a file where a folder should be)
+            pass
+    for folder in created[1:]:
+        try:
+            os.rmdir(folder)
+        except OSError:  # not empty: something else wrote into it meanwhile
+            break
+
+
+def _nothing_loaded(lab) -> bool:
+    """Whether the database of ``lab`` holds no load (only the empty tables a first open makes)."""
+    try:
+        return lab.engine.query_rows("SELECT count(*) FROM loads")[0][0] == 0
+    except Exception:  # noqa: BLE001 - cannot tell: keep the file
+        return False
 
 
 @main.command("load")
@@ -38,9 +80,20 @@ def load_cmd(db, kind, paths, options, progress, as_json, strict):
     """Load Mixpanel or mParticle export files (file, directory or glob) of KIND into --db."""
     from cohortlab.lab import Lab
 
+    problem = truncated(db)
+    if problem:  # loading into it succeeded, and the next command's read failed
+        fail(problem)
+    created = _new_paths(db)
     try:
         with Lab(db) as lab:
-            report = lab.load(kind, list(paths), progress=progress, strict=strict, **options)
+            try:
+                report = lab.load(kind, list(paths), progress=progress, strict=strict, **options)
+            except BaseException:  # a failed (or interrupted) load leaves no database it created
+                if created and _nothing_loaded(lab):
+                    # removed while this process still holds the database (no other process is in
+                    # it; one that opens the path after this makes a new file)
+                    _remove_new(created)
+                raise
     except (LoadError, ValueError) as e:
         fail(str(e))
     click.echo(json.dumps(report.as_dict(), indent=2) if as_json else str(report))

@@ -134,9 +134,9 @@ def _run(db, plans, start, end, settings_path, activity, repeat_days, out, chart
 
 _common = [
     db_option,
-    click.option("--start", help="First day (UTC date). Default: the first event's day."),
+    click.option("--start", help="First day (UTC date). Default: the first event's day.", callback=check_time),
     click.option("--end", help="Last day (UTC date). Default: the last event's day; with --activity repeat, "
-                               "--repeat-days after it."),
+                               "--repeat-days after it.", callback=check_time),
     click.option("--settings", "settings_path", type=click.Path(dir_okay=False),
                  help="Simulation settings YAML (fallback, event rule, EIT timeline); defaults: docs/rules.md."),
     click.option("--activity", type=click.Choice(["observed", "repeat"]), default="observed", show_default=True,
@@ -183,7 +183,7 @@ def plan_cmd(db, start, end, settings_path, activity, repeat_days, cohort, out, 
               help="Plan YAML files (repeatable; a file may hold a list). Default: the standard four around the switch.")
 @click.option("--switch", help="With no --plan: the switch date of the standard plans (switch only, switch + Rule, "
                                "Rule only, do nothing). Default: the settings' eit_timeline, else the first event "
-                               "keyed by an existing MPID; the output says which.")
+                               "keyed by an existing MPID; the output says which.", callback=check_time)
 def compare_cmd(db, start, end, settings_path, activity, repeat_days, cohort, out, chart, debug, plan_files, switch):
     """Several plans side by side on the same data: one table, one chart, the best plan or a tie."""
     if plan_files and switch:

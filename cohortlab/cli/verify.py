@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from cohortlab.cli.app import check_output_path, cohort_options, fail, loaded_database, main, open_lab
+from cohortlab.cli.app import check_output_path, check_time, cohort_options, fail, loaded_database, main, open_lab
 
 
 @main.command("verify")
@@ -13,7 +13,7 @@ from cohortlab.cli.app import check_output_path, cohort_options, fail, loaded_da
                    "Default: the snapshot time.")
 @click.option("--snapshot-at", "snapshot_at",
               help="When the mParticle snapshot was taken, UTC. Default: the load's as_of, else the latest "
-                   "last_stored_at of its profiles.")
+                   "last_stored_at of its profiles.", callback=check_time)
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(min=0),
               help="Disagreements listed one by one.")
 @click.option("--out", "out", type=click.Path(dir_okay=False),

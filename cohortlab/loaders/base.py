@@ -66,6 +66,7 @@ from cohortlab.loaders.files import (
 )
 from cohortlab.loaders.line_ends import TextCopies
 from cohortlab.pipeline import sql_str
+from cohortlab.schema import LOADER_VERSION
 
 # the message of a file that starts with a JSON array and goes on with more JSON after it
 ARRAY_THEN_MORE = ("more JSON after the top-level array (an array followed by JSON lines?): expected one "
@@ -569,9 +570,10 @@ class Loader(ABC):
                 if not result.balanced():
                     raise AssertionError(f"{path}: load counts do not add up: {result}")
                 engine.execute(
-                    "INSERT INTO loads VALUES (?, ?, ?, ?, ?::JSON, now()::TIMESTAMP, ?, ?, ?, ?)",
+                    "INSERT INTO loads VALUES (?, ?, ?, ?, ?::JSON, now()::TIMESTAMP, ?, ?, ?, ?, ?)",
                     [load_id, self.kind, str(path), fp, json.dumps(file_fopts, default=str),
-                     result.rows_read, result.loaded, result.deduplicated, result.n_quarantined],
+                     result.rows_read, result.loaded, result.deduplicated, result.n_quarantined,
+                     LOADER_VERSION],
                 )
                 report.add(str(path), load_id, result)
             if report.load_ids:
