@@ -182,3 +182,12 @@ def more_memory_advice() -> str:
     now = f"COHORTLAB_MEMORY_LIMIT={limit}" if limit else "the default memory limit"
     return f"(with {now}): give DuckDB more memory, e.g. COHORTLAB_MEMORY_LIMIT=1.5GB"
 
+
+
+def close_names(name: str, known: list[str], n: int = 3, cutoff: float = 0.75) -> list[str]:
+    """The names of ``known`` close to ``name`` (difflib; case and surrounding spaces ignored),
+    closest first: what "did you mean" offers for a mistyped cohort name."""
+    import difflib
+
+    by_key = {k.strip().lower(): k for k in known}
+    return [by_key[k] for k in difflib.get_close_matches(str(name).strip().lower(), list(by_key), n=n, cutoff=cutoff)]

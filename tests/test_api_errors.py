@@ -25,7 +25,7 @@ PLAN = {"name": "p", "eit_timeline": "customer_id"}
 
 
 @pytest.mark.parametrize("call,base,message", [
-    (lambda lab: lab.simulate("Power Userz"), ValueError, "unknown cohort 'Power Userz'; known cohorts: 'Power Users'"),
+    (lambda lab: lab.simulate("Power Userz"), ValueError, "unknown cohort 'Power Userz' (did you mean 'Power Users'?); known cohorts: 'Power Users'"),
     (lambda lab: lab.resolution("Nope"), ValueError, "unknown cohort 'Nope'"),
     (lambda lab: lab.verify("Nope"), ValueError, "unknown cohort 'Nope'"),
     (lambda lab: lab.explain("Nope", "u1"), ValueError, "unknown cohort 'Nope'"),
@@ -147,7 +147,7 @@ def test_a_notebooks_unknown_cohort_fails_its_setup_cell(lab):
     from cohortlab.simulation.membership import CohortError
 
     assert insights.cohort_names(lab) == ["Power Users"] == insights.cohort_names(lab, "Power Users")
-    with pytest.raises(CohortError, match=r"^unknown cohort 'Power User'; known cohorts: 'Power Users'$"):
+    with pytest.raises(CohortError, match=r"^unknown cohort 'Power User' \(did you mean 'Power Users'\?\); known cohorts: 'Power Users'$"):
         insights.cohort_names(lab, ["Power Users", "Power User"])
 
 

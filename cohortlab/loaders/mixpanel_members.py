@@ -44,7 +44,7 @@ from datetime import datetime
 from typing import Any
 
 from cohortlab.loaders import fast
-from cohortlab.errors import LoadError
+from cohortlab.errors import LoadError, close_names
 from cohortlab.loaders.base import FileContext, FileResult, Loader, csv_read_sql, pop_as_of
 from cohortlab.loaders.files import csv_header, head_text
 from cohortlab.pipeline import sql_str
@@ -63,17 +63,13 @@ _OPTIONS = ("cohort", "cohort_id", "as_of", "column")
 
 
 def _near_cohorts(ctx: FileContext, name: str) -> list[str]:
-    """Known cohort names (cohorts list and snapshots) close to ``name`` (difflib; case and
-    surrounding spaces ignored), closest first."""
-    import difflib
-
+    """Known cohort names (cohorts list and snapshots) close to ``name`` (:func:`close_names`:
+    case and surrounding spaces ignored), closest first."""
     known = [r[0] for r in ctx.engine.query_rows(
         "SELECT name FROM mp_cohorts WHERE name IS NOT NULL UNION SELECT cohort_name FROM mp_cohort_snapshots "
         "WHERE cohort_name IS NOT NULL"
     )]
-    by_key = {k.strip().lower(): k for k in known}
-    keys = difflib.get_close_matches(name.strip().lower(), list(by_key), n=3, cutoff=0.75)
-    return [by_key[k] for k in keys]
+    return close_names(name, known)
 
 
 def _looks_like_id(s: str) -> bool:

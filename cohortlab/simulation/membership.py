@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Literal
 
 from cohortlab.engines.base import Engine
-from cohortlab.errors import CohortlabError, SettingsError
+from cohortlab.errors import CohortlabError, SettingsError, close_names
 from cohortlab.pipeline import Pipeline, sql_str, sql_ts
 from cohortlab.times import parse_time
 
@@ -98,7 +98,9 @@ def find_cohort(engine: Engine, cohort: str, source: Source = "auto") -> CohortR
         if len(by_id) != 1:
             shown = ", ".join(repr(n) for n in names[:50]) or "none loaded"
             more = f" (and {len(names) - 50} more)" if len(names) > 50 else ""
-            raise CohortError(f"unknown cohort {cohort!r}; known cohorts: {shown}{more}")
+            near = close_names(str(cohort), names, n=1, cutoff=0.6)
+            guess = f" (did you mean {near[0]!r}?)" if near else ""
+            raise CohortError(f"unknown cohort {cohort!r}{guess}; known cohorts: {shown}{more}")
         name = by_id[0][0]
     ids = [
         r[0]
