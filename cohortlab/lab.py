@@ -89,10 +89,12 @@ class Lab:
         (nothing loaded)."""
         self.clear_simulations()  # cached simulations describe the data as it was
         report = loader_class(kind)(**options).load(self.engine, paths, progress=progress, strict=strict)
-        if report.load_ids:  # the data changed: so would every stored simulation
+        if report.load_ids:  # the data changed: so would every stored and published simulation
             from cohortlab.simulation import store
+            from cohortlab.simulation.simulate import drop_published
 
             store.drop_all(self.engine)
+            drop_published(self.engine)
         return report
 
     def fetch(self, out: str | os.PathLike, **options: Any):

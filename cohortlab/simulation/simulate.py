@@ -220,6 +220,15 @@ class SimulationResult:
             t.dropped = True
 
 
+def drop_published(engine: Engine) -> None:
+    """Drop the result tables published under their documented names (:data:`PUBLISHED`), in one
+    transaction: after a load that changed the data they describe the data as it was, and SQL
+    reading ``resolution`` would read yesterday's results without a sign (docs/simulate.md#tables)."""
+    with engine.transaction():
+        for t in PUBLISHED:
+            engine.execute(f"DROP TABLE IF EXISTS {t}")
+
+
 def table_spec(table: str) -> tuple[list[str] | None, str]:
     """(columns, order by) that a result table's :class:`SimTable` reads (``PUBLISHED`` names)."""
     order_by, columns = _ORDER[table]
@@ -504,6 +513,7 @@ def reexport_value(
 __all__ = [
     "DroppedTableError",
     "PUBLISHED",
+    "drop_published",
     "SimTable",
     "SimulationResult",
     "assumption_ranges",

@@ -366,6 +366,23 @@ def test_an_interrupted_publish_leaves_the_earlier_tables_whole(data):
     assert engine.query_rows("SELECT DISTINCT cohort_name FROM waterfall") == [("Other",)]
 
 
+def test_a_load_that_changes_the_data_drops_the_published_tables(data, tmp_path):
+    """The published tables describe the data as it was: after a load that wrote rows, SQL
+    reading `resolution` would read yesterday's results without a sign, so they go, as the
+    stored simulations do; a load that writes nothing (the same file again) keeps them."""
+    linked(data, {"a": 1})
+    data.snapshot(C, "2026-03-01", ["a"])
+    data.lab.simulate(C).publish()
+    members = tmp_path / "members.csv"
+    members.write_text("distinct_id\na\nb\n")
+    data.lab.load("mixpanel-members", members, cohort=C, as_of="2026-03-02")
+    assert [t for t in PUBLISHED if data.lab.engine.table_exists(t)] == []
+    data.lab.simulate(C).publish()
+    assert data.lab.engine.count("resolution") == 2
+    report = data.lab.load("mixpanel-members", members, cohort=C, as_of="2026-03-02")
+    assert report.skipped == [str(members)] and data.lab.engine.count("resolution") == 2
+
+
 def test_lab_shortcuts_reuse_one_simulation(data):
     linked(data, {"a": 1})
     data.snapshot(C, "2026-03-01", ["a"])
