@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from cohortlab.engines.duckdb import DuckDBEngine
 
 
@@ -88,3 +90,19 @@ def test_spill_files_a_killed_process_left_are_removed_at_the_next_open(tmp_path
     assert len(list(spill.iterdir())) == 3
     DuckDBEngine(str(db)).close()
     assert [p.name for p in spill.iterdir()] == ["notes.txt"]
+
+
+def test_an_interrupted_query_is_a_keyboard_interrupt_in_python():
+    """Ctrl-C during a DuckDB statement of any Lab call (a load, a simulation) reaches Python as
+    KeyboardInterrupt, as everywhere else in Python; DuckDB raises its own exception types
+    (audit 108: a Ctrl-C inside Lab.load surfaced as RuntimeError: Query interrupted)."""
+    import threading
+    import time
+
+    from cohortlab.lab import Lab
+
+    with Lab() as lab:
+        threading.Thread(target=lambda: (time.sleep(0.3), lab.engine.con.interrupt()), daemon=True).start()
+        with pytest.raises(KeyboardInterrupt):
+            lab.engine.query_rows("SELECT count(*) FROM range(100000000000) a, range(10) b")
+        assert lab.engine.query_rows("SELECT 42") == [(42,)]  # the connection is still usable

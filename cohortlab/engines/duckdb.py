@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # query_df's frames come from DuckDB (which imports pandas wh
     import pandas as pd
 
 from cohortlab.engines.base import Engine
-from cohortlab.errors import DatabaseError, DatabaseLockedError
+from cohortlab.errors import DatabaseError, DatabaseLockedError, is_interrupt
 from cohortlab.tempdirs import temp_dir_path
 
 DEFAULT_LOCK_WAIT = 5.0  # seconds a command waits for another process to release the database
@@ -227,16 +227,27 @@ class DuckDBEngine(Engine):
             raise
         return con
 
+    def _run(self, sql: str, params: list[Any] | None, fetch=None):
+        """The statement run (and its result fetched by ``fetch``); Ctrl-C during either is
+        Python's ``KeyboardInterrupt`` (DuckDB 2 raises a plain ``RuntimeError("Query
+        interrupted")`` on SIGINT, ``InterruptException`` on ``interrupt()``, which an API
+        user's ``except KeyboardInterrupt`` would miss)."""
+        try:
+            rel = self.con.execute(sql, params) if params is not None else self.con.execute(sql)
+            return fetch(rel) if fetch else None
+        except Exception as e:  # noqa: BLE001 (re-raised as it is unless an interrupt)
+            if is_interrupt(e):
+                raise KeyboardInterrupt from e
+            raise
+
     def execute(self, sql: str, params: list[Any] | None = None) -> None:
-        self.con.execute(sql, params) if params is not None else self.con.execute(sql)
+        self._run(sql, params)
 
     def query_df(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
-        rel = self.con.execute(sql, params) if params is not None else self.con.execute(sql)
-        return rel.df()
+        return self._run(sql, params, lambda rel: rel.df())
 
     def query_rows(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
-        rel = self.con.execute(sql, params) if params is not None else self.con.execute(sql)
-        return rel.fetchall()
+        return self._run(sql, params, lambda rel: rel.fetchall())
 
     def register(self, name: str, df: pd.DataFrame) -> None:
         self.con.register(name, df)
