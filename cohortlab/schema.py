@@ -255,6 +255,26 @@ def create_all(execute) -> None:
     execute("CREATE SEQUENCE IF NOT EXISTS webhook_seq START 1")
 
 
+def _columns(query_rows) -> dict[str, set[str]]:
+    """{table: its columns} of the database's schema ``main``."""
+    have: dict[str, set[str]] = {}
+    for table, column in query_rows(
+        "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'main'"
+    ):
+        have.setdefault(table, set()).add(column)
+    return have
+
+
+def _loads_read_by(query_rows, have: dict[str, set[str]], op: str, which: str) -> list[str]:
+    """``["N of its loads were read by <which> loaders, version V (this one's: W)"]`` for the loads
+    whose ``loader_version`` is ``op`` (``<`` or ``>``) this version's, else ``[]``."""
+    if "loader_version" not in have.get("loads", ()):
+        return []
+    ((n, version),) = query_rows(
+        f"SELECT count(*), max(loader_version) FROM loads WHERE loader_version {op} {int(LOADER_VERSION)}")
+    return [f"{n:,} of its loads were read by {which} loaders, version {version} (this one's: {LOADER_VERSION})"] if n else []
+
+
 def outdated(query_rows) -> str | None:
     """What makes a database's canonical tables older than this version's (``query_rows`` runs
     one SQL string and returns its rows): ``"mp_events has no column properties"``, or None when
@@ -262,22 +282,14 @@ def outdated(query_rows) -> str | None:
     :func:`create_all`; a missing column is not: the loaders and the simulation would fail on it)
     and no load was read by loaders older than :data:`LOADER_VERSION` (their rows may differ
     from what this version reads, and loading the same files again would skip them)."""
-    have: dict[str, set[str]] = {}
-    for table, column in query_rows(
-        "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'main'"
-    ):
-        have.setdefault(table, set()).add(column)
+    have = _columns(query_rows)
     problems = []
     for t in TABLES.values():
         missing = [c for c in t.column_names if t.name in have and c not in have[t.name]]
         if missing:
             problems.append(f"{t.name} has no column {', '.join(missing)}")
-    if not problems and "loader_version" in have.get("loads", ()):
-        ((older, version),) = query_rows(
-            f"SELECT count(*), max(loader_version) FROM loads WHERE loader_version < {int(LOADER_VERSION)}")
-        if older:
-            problems.append(f"{older:,} of its loads were read by older loaders, version {version} "
-                            f"(this one's: {LOADER_VERSION})")
+    if not problems:
+        problems += _loads_read_by(query_rows, have, "<", "older")
     return "; ".join(problems) or None
 
 
@@ -286,22 +298,13 @@ def newer(query_rows) -> str | None:
     a later cohortlab, opened by this one): a canonical table with a column this version does not
     know (its loaders would fail on it), or a load read by loaders newer than
     :data:`LOADER_VERSION`; None when neither."""
-    have: dict[str, set[str]] = {}
-    for table, column in query_rows(
-        "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'main'"
-    ):
-        have.setdefault(table, set()).add(column)
+    have = _columns(query_rows)
     problems = []
     for t in TABLES.values():
         unknown = sorted(have.get(t.name, set()) - set(t.column_names))
         if unknown:
             problems.append(f"{t.name} has a column {', '.join(unknown)} this version does not know")
-    if "loader_version" in have.get("loads", ()):
-        ((later, version),) = query_rows(
-            f"SELECT count(*), max(loader_version) FROM loads WHERE loader_version > {int(LOADER_VERSION)}")
-        if later:
-            problems.append(f"{later:,} of its loads were read by newer loaders, version {version} "
-                            f"(this one's: {LOADER_VERSION})")
+    problems += _loads_read_by(query_rows, have, ">", "newer")
     return "; ".join(problems) or None
 
 
