@@ -38,8 +38,9 @@ def synth_cmd(out_dir, users, seed, scenario, config_path, gzip, force, progress
     m = res.manifest
     c = m["counts"]
     click.echo(f"wrote {out_dir} in {res.seconds:.1f}s: scenario {m['scenario'] or '(config)'}, seed {seed}")
+    parts = [f"{f['records']:,} in {f['path']}" for f in m["files"] if f["kind"] == "mparticle-profiles"]
     click.echo(f"  people {c['people']:,}  events {c['events']:,}  Mixpanel profiles {c['mixpanel_profiles']:,}  "
-               f"mParticle profiles {c['mparticle_profiles']:,}")
+               f"mParticle profiles {c['mparticle_profiles']:,}" + (f" ({', '.join(parts)})" if len(parts) > 1 else ""))
     for name, e in m["expected"].items():
         rate = "-" if e["match_rate"] is None else f"{100 * e['match_rate']:.1f}%"
         gaps = ", ".join(f"{k} {v:,}" for k, v in e["gap_reason"].items() if k != "null")

@@ -30,6 +30,22 @@ def test_cli_writes_a_world_and_refuses_to_overwrite(tmp_path):
     assert r.exit_code == 0 and (out / "truth.parquet").read_bytes() == before
 
 
+def test_cli_says_where_the_mparticle_profiles_it_counts_are(tmp_path):
+    """The count of mParticle profiles is split by file: a newcomer counting the lines of
+    profiles.jsonl found fewer (the profiles missing from the attribute snapshot are in
+    identities-only.jsonl) and was puzzled (audit 107)."""
+    out = tmp_path / "w"
+    r = run(out, "--users", 2000, "--seed", 3, "--scenario", "demo", "--no-progress")
+    assert r.exit_code == 0, r.output
+    lines = {p: sum(1 for _ in (out / p).open()) for p in
+             ("mparticle/profiles.jsonl", "mparticle/profiles/identities-only.jsonl")}
+    total = json.loads((out / "manifest.json").read_text())["counts"]["mparticle_profiles"]
+    assert sum(lines.values()) == total and min(lines.values()) > 0
+    assert (f"mParticle profiles {total:,} ({lines['mparticle/profiles.jsonl']:,} in mparticle/profiles.jsonl, "
+            f"{lines['mparticle/profiles/identities-only.jsonl']:,} in mparticle/profiles/identities-only.jsonl)"
+            ) in r.output
+
+
 def test_cli_force_never_deletes_foreign_files(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     r = run(tmp_path, "--users", 50, "--force", "--no-progress")
