@@ -258,7 +258,7 @@ class SparkEngine(Engine):
         table = pandas_to_arrow(df)
         sdf = self.spark.createDataFrame(table)
         if schema is not None:
-            sdf = _cast_to(sdf, schema)
+            sdf = _cast_to(sdf, schema, name)
         self._replace_view(name, sdf, frame=None)
 
     def table_exists(self, name: str) -> bool:
@@ -335,7 +335,7 @@ class SparkEngine(Engine):
                 sdf = self.spark.read.format("delta").load(str(path))
             else:
                 sdf = self.spark.read.parquet(str(path))
-            sdf = _cast_to(sdf, _canonical_ddl(name))
+            sdf = _cast_to(sdf, _canonical_ddl(name), name)
             self._replace_view(name, sdf, frame=None)
             found.append(name)
         if create_missing:
@@ -482,17 +482,31 @@ def _canonical_ddl(name: str) -> str:
     return ", ".join(f"{c} {spark_type(t)}" for c, t, _ in _schema.TABLES[name].columns)
 
 
-def _cast_to(sdf: DataFrame, schema: Any) -> DataFrame:
+def _cast_to(sdf: DataFrame, schema: Any, what: str = "") -> DataFrame:
     """Select the columns of ``schema`` (StructType or DDL string) from ``sdf``, cast to its types;
-    missing columns become typed NULLs. Casting strings to BIGINT is exact (no float)."""
+    missing columns become typed NULLs. Casting strings to BIGINT is exact (no float). A
+    floating-point (or fractional DECIMAL) column for an integer one is refused (``TypeError``
+    naming ``what``, the table): its MPIDs already went through a double and lost their last
+    digits, and a cast would pass them on as exact (the DuckDB loaders quarantine them as
+    ``invalid_mpid``, docs/loading.md)."""
     from pyspark.sql import functions as F
-    from pyspark.sql.types import StructType
+    from pyspark.sql.types import DecimalType, DoubleType, FloatType, IntegralType, StructType
 
     st = schema if isinstance(schema, StructType) else StructType.fromDDL(schema)
     have = {c.lower(): c for c in sdf.columns}
+    types = {f.name.lower(): f.dataType for f in sdf.schema.fields}
     cols = []
     for f in st.fields:
         src = have.get(f.name.lower())
+        t = types.get(f.name.lower())
+        if isinstance(f.dataType, IntegralType) and (
+            isinstance(t, (FloatType, DoubleType)) or (isinstance(t, DecimalType) and t.scale > 0)
+        ):
+            raise TypeError(
+                f"{what + '.' if what else ''}{src}: a {t.simpleString()} column, where cohortlab expects "
+                f"{f.dataType.simpleString()}: integers (MPIDs) stored as floating point have lost "
+                "precision; write them as BIGINT (or text), e.g. with `cohortlab export`"
+            )
         col = F.col(f"`{src}`") if src is not None else F.lit(None)
         cols.append(col.cast(f.dataType).alias(f.name))
     return sdf.select(*cols)
