@@ -65,3 +65,16 @@ def test_spark_native_readers_match_the_duckdb_loaders(loaded, spark_engine):
         assert diff(duck.sql(f"SELECT {icols} FROM mpa_identities"), spark_engine.query_df(f"SELECT {icols} FROM id")) is None
     assert 9080350317581165123 in {r[0] for r in spark_engine.query_rows("SELECT mpid FROM pr")}
     assert "-7346244611012968789" in {r[0] for r in spark_engine.query_rows("SELECT mparticle_user_id FROM ev")}
+
+
+def test_spark_native_readers_give_every_canonical_column(spark_engine):
+    """register_df of a reader's DataFrame gives the core SQL every column it reads (verify reads
+    mpa_profiles.load_id): the canonical columns in order, provenance columns NULL."""
+    from cohortlab import schema
+    from cohortlab.engines.spark.readers import read_mixpanel_events, read_mparticle_profiles
+
+    frames = {"mp_events": read_mixpanel_events(spark_engine.spark, str(DATA / "mixpanel" / "events" / "*")),
+              **read_mparticle_profiles(spark_engine.spark, str(DATA / "mparticle" / "profiles.jsonl"))}
+    for table, df in frames.items():
+        assert df.columns == [c for c, _, _ in schema.TABLES[table].columns], table
+        assert dict(df.dtypes)["load_id"] == "bigint", table

@@ -82,7 +82,7 @@ _MIXPANEL_EVENT_DDL = (
 
 
 def read_mixpanel_events(spark: "SparkSession", paths: str | list[str], *, time_unit: str = "auto") -> "DataFrame":
-    """Mixpanel raw export JSONL -> the ``mp_events`` columns (without provenance ids).
+    """Mixpanel raw export JSONL -> the ``mp_events`` columns, in order (``load_id`` and ``line`` NULL).
 
     ``time`` is epoch seconds (fractional allowed) or milliseconds (``time_unit="ms"``, or
     ``"auto"``: values above 1e11 are milliseconds), as the DuckDB loader reads it; ``properties``
@@ -117,7 +117,7 @@ def read_mixpanel_events(spark: "SparkSession", paths: str | list[str], *, time_
         text(p["distinct_id"]), text(p["$user_id"]),
         F.concat(F.lit("$device:"), text(p["$device_id"])),
     )
-    return parsed.select(
+    return _canonical_columns(parsed.select(
         F.col("j.event").alias("event"),
         ts.alias("time"),
         did.alias("distinct_id"),
@@ -127,7 +127,22 @@ def read_mixpanel_events(spark: "SparkSession", paths: str | list[str], *, time_
         p["$mparticle_user_id"].alias("mparticle_user_id"),
         F.col("properties_json").alias("properties"),
         F.col("source_file"),
-    ).where(F.col("time").isNotNull())
+    ).where(F.col("time").isNotNull()), "mp_events")
+
+
+def _canonical_columns(df: "DataFrame", table: str) -> "DataFrame":
+    """``df`` with exactly the columns of the canonical ``table``, in its order: the provenance
+    columns a reader does not know (``load_id``, ``line``, ...) as typed NULLs, so that
+    ``register_df`` gives the core SQL every column it reads (verify reads
+    ``mpa_profiles.load_id``)."""
+    from pyspark.sql import functions as F
+
+    from cohortlab.engines.spark.dialect import spark_type
+
+    return df.select(*[
+        F.col(c) if c in df.columns else F.lit(None).cast(spark_type(t)).alias(c)
+        for c, t, _ in _schema.TABLES[table].columns
+    ])
 
 
 _PROFILE_DDL = (
@@ -156,7 +171,7 @@ def _identities(raw_col, kind: str):
 
 def read_mparticle_profiles(spark: "SparkSession", paths: str | list[str]) -> dict[str, "DataFrame"]:
     """mParticle Profile API JSONL (one profile object per line) -> ``{"mpa_profiles": ...,
-    "mpa_identities": ...}`` with the canonical columns (provenance columns NULL).
+    "mpa_identities": ...}`` with the canonical columns, in order (provenance columns NULL).
 
     Explicit schema; the MPID is read as text (a JSON number above 2^53 keeps its digits) and cast
     to BIGINT only when it is a valid int64. ``user_identities``/``device_identities`` may be lists
@@ -199,7 +214,8 @@ def read_mparticle_profiles(spark: "SparkSession", paths: str | list[str]) -> di
                 F.col("i.value").alias("value"),
             )
         )
-    return {"mpa_profiles": profiles, "mpa_identities": parts[0].unionByName(parts[1])}
+    return {"mpa_profiles": _canonical_columns(profiles, "mpa_profiles"),
+            "mpa_identities": _canonical_columns(parts[0].unionByName(parts[1]), "mpa_identities")}
 
 
 def open_spark_engine(source: str | os.PathLike, *, master: str | None = None, spark: "SparkSession | None" = None):
