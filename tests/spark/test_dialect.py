@@ -135,3 +135,21 @@ def test_nested_bigints_come_back_exact_from_arrow():
     got = df["dec"].tolist()
     assert got == rows
     assert isinstance(got[0]["target"], int) and isinstance(got[0]["k"], int)
+
+
+def test_a_boolean_with_nulls_comes_back_as_duckdb_gives_it():
+    """A BOOLEAN column with a NULL (``active_after_cutoff`` with ``event_identity_cutoff: null``)
+    is pandas' nullable ``boolean`` from DuckDB's ``.df()``; pyarrow alone gives ``object``, where
+    ``~col`` fails on None. No JVM needed."""
+    import duckdb
+    import pyarrow as pa
+
+    from cohortlab.engines.spark.arrow import arrow_to_pandas
+
+    sql = "SELECT * FROM (VALUES (true, true), (NULL, false)) v(a, b)"
+    want = duckdb.connect().execute(sql).df()
+    got = arrow_to_pandas(pa.table({"a": pa.array([True, None]), "b": pa.array([True, False])}))
+    assert {c: str(t) for c, t in got.dtypes.items()} == {c: str(t) for c, t in want.dtypes.items()} == {
+        "a": "boolean", "b": "bool"}
+    assert got["a"].isna().tolist() == [False, True] and not (~got["a"]).iloc[0]  # ~ works
+
