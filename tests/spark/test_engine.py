@@ -146,3 +146,11 @@ def test_floating_point_mpids_are_refused_not_cast(spark_engine, tmp_path):
         spark_engine.read_canonical(out)
     with pytest.raises(TypeError, match=r"q\.v: a double column"):
         spark_engine.register("q", pd.DataFrame({"v": [float(BIG)]}), schema="v BIGINT")
+
+
+def test_read_canonical_of_a_folder_without_tables_says_so(spark_engine, tmp_path):
+    """A wrong folder (the export's parent) is an error naming it, not an empty lab whose cohorts
+    are then "not found"."""
+    (tmp_path / "export").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"no canonical table in this folder.*cohortlab export"):
+        spark_engine.read_canonical(tmp_path)

@@ -313,7 +313,8 @@ class SparkEngine(Engine):
         ``<table>/`` directories of Parquet parts or a Delta table), or a mapping
         ``{table name: path}``. Columns are cast to the canonical types of
         :mod:`cohortlab.schema` (MPIDs BIGINT). Canonical tables not found are created empty
-        (``create_missing``). Returns the names registered from files.
+        (``create_missing``); a folder holding none of them is a ``FileNotFoundError``. Returns
+        the names registered from files.
         """
         if isinstance(source, Mapping):
             paths = {k: Path(v) for k, v in source.items()}
@@ -327,6 +328,10 @@ class SparkEngine(Engine):
                     if cand.exists():
                         paths[name] = cand
                         break
+            if not paths:  # a wrong folder (the export's parent, a typo) would read as an empty lab
+                raise FileNotFoundError(
+                    f"{root}: no canonical table in this folder (<table>.parquet, <table>/ or <table>.delta, "
+                    "e.g. mp_events.parquet): give a folder written by `cohortlab export`")
         found = []
         for name, path in paths.items():
             if name not in _schema.TABLES:
