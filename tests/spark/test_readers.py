@@ -78,3 +78,21 @@ def test_spark_native_readers_give_every_canonical_column(spark_engine):
     for table, df in frames.items():
         assert df.columns == [c for c, _, _ in schema.TABLES[table].columns], table
         assert dict(df.dtypes)["load_id"] == "bigint", table
+
+
+def test_a_duckdb_file_opened_on_spark_keeps_its_pseudonym_key(loaded, spark_session, clean_views, monkeypatch):
+    """`--engine spark --db lab.duckdb` pseudonymises with the database's key: the same
+    pseudonyms as the DuckDB outputs of that database (a new random key was drawn on every run)."""
+    from cohortlab.engines.spark.engine import SparkEngine
+    from cohortlab.engines.spark.readers import open_spark_engine
+    from cohortlab.privacy import database_key
+
+    with Lab(loaded, read_only=True) as duck:
+        key = database_key(duck.engine)
+    # the tables themselves are the other tests' business (reading them costs 20 s here)
+    monkeypatch.setattr(SparkEngine, "read_canonical", lambda self, source, **kw: [])
+    engine = open_spark_engine(loaded, spark=spark_session)
+    try:
+        assert database_key(engine) == key  # so Lab(engine=...) does not draw one of its own
+    finally:
+        engine.close()

@@ -221,7 +221,8 @@ def read_mparticle_profiles(spark: "SparkSession", paths: str | list[str]) -> di
 def open_spark_engine(source: str | os.PathLike, *, master: str | None = None, spark: "SparkSession | None" = None):
     """A :class:`~cohortlab.engines.spark.SparkEngine` holding the canonical tables of ``source``:
     a folder of canonical Parquet/Delta tables (``cohortlab export``), or a DuckDB file, whose
-    canonical tables are first exported to the engine's scratch folder. ``master`` defaults to
+    canonical tables are first exported to the engine's scratch folder (and whose pseudonym key
+    is kept, so that personal values get the database's pseudonyms). ``master`` defaults to
     ``$COHORTLAB_SPARK_MASTER`` or ``local[2]``. Closing the engine stops a session it started."""
     from cohortlab.engines.duckdb import DuckDBEngine
     from cohortlab.engines.spark import SparkEngine
@@ -233,10 +234,19 @@ def open_spark_engine(source: str | os.PathLike, *, master: str | None = None, s
     if src.is_dir():
         engine.read_canonical(src)
     else:
+        from cohortlab.privacy import META_TABLE
+
         duck = DuckDBEngine(src, read_only=True)
         try:
             export_canonical(duck, engine.scratch_dir / "canonical")
+            # the database's pseudonym key: the same pseudonyms as every other output of the
+            # database (docs/reports.md#personal-data), not a new random key per Spark run
+            meta = duck.query_rows(f"SELECT name, value FROM {META_TABLE}") if duck.table_exists(META_TABLE) else []
         finally:
             duck.close()
         engine.read_canonical(engine.scratch_dir / "canonical")
+        if meta:
+            import pandas as pd
+
+            engine.register(META_TABLE, pd.DataFrame([tuple(map(str, r)) for r in meta], columns=["name", "value"]))
     return engine
