@@ -80,19 +80,27 @@ def test_spark_native_readers_give_every_canonical_column(spark_engine):
         assert dict(df.dtypes)["load_id"] == "bigint", table
 
 
-def test_a_duckdb_file_opened_on_spark_keeps_its_pseudonym_key(loaded, spark_session, clean_views, monkeypatch):
-    """`--engine spark --db lab.duckdb` pseudonymises with the database's key: the same
+def test_the_pseudonym_key_goes_with_the_export(loaded, tmp_path, spark_engine):
+    """`cohortlab export` writes the database's pseudonym key and read_canonical reads it back
+    (`--engine spark --db lab.duckdb` exports then reads the same way): Spark outputs get the same
     pseudonyms as the DuckDB outputs of that database (a new random key was drawn on every run)."""
-    from cohortlab.engines.spark.engine import SparkEngine
-    from cohortlab.engines.spark.readers import open_spark_engine
+    import shutil
+
+    from cohortlab.engines.duckdb import DuckDBEngine
+    from cohortlab.engines.spark.readers import export_canonical
     from cohortlab.privacy import database_key
 
-    with Lab(loaded, read_only=True) as duck:
-        key = database_key(duck.engine)
-    # the tables themselves are the other tests' business (reading them costs 20 s here)
-    monkeypatch.setattr(SparkEngine, "read_canonical", lambda self, source, **kw: [])
-    engine = open_spark_engine(loaded, spark=spark_session)
+    duck = DuckDBEngine(loaded, read_only=True)
     try:
-        assert database_key(engine) == key  # so Lab(engine=...) does not draw one of its own
+        key = database_key(duck)
+        assert "cohortlab_meta" in export_canonical(duck, tmp_path / "all")
     finally:
-        engine.close()
+        duck.close()
+    few = tmp_path / "few"  # two of its files: reading all fifteen tables costs 20 s here
+    few.mkdir()
+    for name in ("loads.parquet", "cohortlab_meta.parquet"):
+        shutil.copy(tmp_path / "all" / name, few / name)
+    assert spark_engine.read_canonical(few) == ["loads"]
+    assert database_key(spark_engine) == key
+    Lab(engine=spark_engine)  # what the commands open: it keeps the key
+    assert database_key(spark_engine) == key

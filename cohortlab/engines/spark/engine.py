@@ -50,6 +50,7 @@ from sqlglot import exp
 from cohortlab import schema as _schema
 from cohortlab.engines.base import Engine
 from cohortlab.engines.spark.arrow import _naive_utc, arrow_to_pandas, pandas_to_arrow
+from cohortlab.privacy import META_TABLE
 from cohortlab.engines.spark.dialect import (
     SparkPlan,
     expression_to_spark,
@@ -313,8 +314,9 @@ class SparkEngine(Engine):
         ``<table>/`` directories of Parquet parts or a Delta table), or a mapping
         ``{table name: path}``. Columns are cast to the canonical types of
         :mod:`cohortlab.schema` (MPIDs BIGINT). Canonical tables not found are created empty
-        (``create_missing``); a folder holding none of them is a ``FileNotFoundError``. Returns
-        the names registered from files.
+        (``create_missing``); a folder holding none of them is a ``FileNotFoundError``. A
+        folder's ``cohortlab_meta.parquet`` (the database's pseudonym key, written by
+        ``cohortlab export``) is registered too. Returns the canonical names registered from files.
         """
         if isinstance(source, Mapping):
             paths = {k: Path(v) for k, v in source.items()}
@@ -343,6 +345,11 @@ class SparkEngine(Engine):
             sdf = _cast_to(sdf, _canonical_ddl(name), name)
             self._replace_view(name, sdf, frame=None)
             found.append(name)
+        if not isinstance(source, Mapping) and (root / f"{META_TABLE}.parquet").exists():
+            # the database's pseudonym key, written by `cohortlab export` (Lab then keeps it)
+            meta = _cast_to(self.spark.read.parquet(str(root / f"{META_TABLE}.parquet")), "name STRING, value STRING",
+                            META_TABLE)
+            self._replace_view(META_TABLE, meta, frame=None)
         if create_missing:
             for name, t in _schema.TABLES.items():
                 if name not in paths and not self.table_exists(name):

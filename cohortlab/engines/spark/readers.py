@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Iterable
 from cohortlab import schema as _schema
 from cohortlab.output_files import written_whole
 from cohortlab.pipeline import sql_str
+from cohortlab.privacy import META_TABLE
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
@@ -40,7 +41,9 @@ def export_canonical(
 
     Returns ``{table: rows}``. An unknown table name, or an existing file (unless ``overwrite``),
     is an error before anything is written or any folder made; a table the database does not
-    hold is skipped.
+    hold is skipped. A whole export (``tables=None``) also writes the database's pseudonym key,
+    ``cohortlab_meta.parquet``, which :meth:`SparkEngine.read_canonical` reads back, so that
+    personal values get the same pseudonyms on Spark as in the DuckDB outputs.
     """
     out = Path(out_dir)
     names = list(tables) if tables is not None else list(_schema.TABLES)
@@ -48,6 +51,8 @@ def export_canonical(
     if unknown:
         raise ValueError(f"not canonical tables: {', '.join(unknown)} (known: {', '.join(_schema.TABLES)})")
     names = [n for n in names if engine.table_exists(n)]
+    if tables is None and engine.table_exists(META_TABLE):
+        names.append(META_TABLE)  # the pseudonym key: the same pseudonyms on Spark as on DuckDB
     existing = [str(out / f"{n}.parquet") for n in names if (out / f"{n}.parquet").exists()]
     if existing and not overwrite:  # checked for every table before anything is written
         more = f"; {len(existing) - 1} more table file(s) too" if len(existing) > 1 else ""
@@ -56,7 +61,7 @@ def export_canonical(
     counts: dict[str, int] = {}
     for name in names:
         target = out / f"{name}.parquet"
-        cols = ", ".join(
+        cols = "name, value" if name == META_TABLE else ", ".join(
             f"CAST({c} AS VARCHAR) AS {c}" if t.upper() == "JSON" else c
             for c, t, _ in _schema.TABLES[name].columns
         )
@@ -234,19 +239,10 @@ def open_spark_engine(source: str | os.PathLike, *, master: str | None = None, s
     if src.is_dir():
         engine.read_canonical(src)
     else:
-        from cohortlab.privacy import META_TABLE
-
         duck = DuckDBEngine(src, read_only=True)
-        try:
+        try:  # with the pseudonym key (cohortlab_meta.parquet), which read_canonical reads back
             export_canonical(duck, engine.scratch_dir / "canonical")
-            # the database's pseudonym key: the same pseudonyms as every other output of the
-            # database (docs/reports.md#personal-data), not a new random key per Spark run
-            meta = duck.query_rows(f"SELECT name, value FROM {META_TABLE}") if duck.table_exists(META_TABLE) else []
         finally:
             duck.close()
         engine.read_canonical(engine.scratch_dir / "canonical")
-        if meta:
-            import pandas as pd
-
-            engine.register(META_TABLE, pd.DataFrame([tuple(map(str, r)) for r in meta], columns=["name", "value"]))
     return engine
