@@ -503,8 +503,9 @@ def identity_gaps_figures(resolution: pd.DataFrame, shared: pd.DataFrame, *, red
         "shared_distribution": _rows(shared_mpid_distribution(shared)),
         "shared_rows": _rows(redact(shared_show)),
         "remedies": _rows(rem),
-        "rule_fixable": remedy_users(rem, "rule_reexport"),
-        "rule_next_sends": remedy_users(rem, "rule"),
+        # None when the remedies were not simulated (the Spark engine): no value, never a 0
+        "rule_fixable": None if remedy_values is None else remedy_users(rem, "rule_reexport"),
+        "rule_next_sends": None if remedy_values is None else remedy_users(rem, "rule"),
         "remedies_since": None if remedy_values is None else remedy_values.attrs.get("since"),
         "never_fixable": None if rem.attrs["never_fixable"] is None else int(rem.attrs["never_fixable"]),
         "not_in_mparticle": int(rem.attrs["not_in_mparticle"]),

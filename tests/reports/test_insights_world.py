@@ -89,6 +89,14 @@ def test_remedies_sum_the_simulated_recoveries_over_cohorts():
     assert (f["rule_fixable"], f["rule_next_sends"]) == (3, 0)
 
 
+def test_remedies_not_simulated_give_no_figure_not_a_zero():
+    """On the Spark engine the remedies are not simulated: the headline's "recovered by a Rule +
+    re-export (simulated)" has no value (it said 0, and the index showed −2 against a DuckDB run)."""
+    f = metrics.identity_gaps_figures(RES, metrics.shared_mpids(RES), remedy_values=None)
+    assert (f["rule_fixable"], f["rule_next_sends"]) == (None, None)
+    assert metrics.figures_headline_identity_gaps(f)["recovered by a Rule + re-export (simulated)"] is None
+
+
 def test_a_remedy_applies_when_it_was_simulated_for_some_cohort():
     values = remedy_rows([
         ("A", "Reconnect the export after the pause", "reconnect", 3, 3, 0, "no pause in the settings", None, False),

@@ -135,3 +135,47 @@ def test_nested_bigints_come_back_exact_from_arrow():
     got = df["dec"].tolist()
     assert got == rows
     assert isinstance(got[0]["target"], int) and isinstance(got[0]["k"], int)
+
+
+def test_a_boolean_with_nulls_comes_back_as_duckdb_gives_it():
+    """A BOOLEAN column with a NULL (``active_after_cutoff`` with ``event_identity_cutoff: null``)
+    is pandas' nullable ``boolean`` from DuckDB's ``.df()``; pyarrow alone gives ``object``, where
+    ``~col`` fails on None. No JVM needed."""
+    import duckdb
+    import pyarrow as pa
+
+    from cohortlab.engines.spark.arrow import arrow_to_pandas
+
+    sql = "SELECT * FROM (VALUES (true, true), (NULL, false)) v(a, b)"
+    want = duckdb.connect().execute(sql).df()
+    got = arrow_to_pandas(pa.table({"a": pa.array([True, None]), "b": pa.array([True, False])}))
+    assert {c: str(t) for c, t in got.dtypes.items()} == {c: str(t) for c, t in want.dtypes.items()} == {
+        "a": "boolean", "b": "bool"}
+    assert got["a"].isna().tolist() == [False, True] and not (~got["a"]).iloc[0]  # ~ works
+
+
+# json_type of a top-level key (the translation's documented scope), every JSON type and DuckDB's
+# integer ranges: UBIGINT from 0 to 2^64-1, BIGINT when negative within int64, else DOUBLE
+JSON_TYPE_INPUTS = [
+    '{"$mparticle_user_id": 1.2e18}', '{"$mparticle_user_id": "1.2e18"}', '{"$mparticle_user_id": -1.5E+18}',
+    '{"$mparticle_user_id": 123}', '{"$mparticle_user_id": 0}', '{"$mparticle_user_id": -0}',
+    '{"$mparticle_user_id": -9223372036854775808}', '{"$mparticle_user_id": -9223372036854775809}',
+    '{"$mparticle_user_id": 18446744073709551615}', '{"$mparticle_user_id": 18446744073709551616}',
+    '{"$mparticle_user_id": 99999999999999999999999}', '{"$mparticle_user_id" : null}',
+    '{"$mparticle_user_id": true}', '{"$mparticle_user_id": {"a": 1}}', '{"$mparticle_user_id": [1]}',
+    '{"a": 1}', None,
+]
+
+
+@pytest.mark.spark
+def test_json_type_gives_duckdb_results_on_spark(spark_engine):
+    import pandas as pd
+
+    frame = pd.DataFrame({"i": range(len(JSON_TYPE_INPUTS)), "x": JSON_TYPE_INPUTS})
+    spark_engine.register("json_inputs", frame)
+    sql = "SELECT i, json_type(x, '$.\"$mparticle_user_id\"') AS t FROM json_inputs"
+    con = duckdb.connect()
+    con.register("json_inputs", frame)
+    want = dict(con.execute(sql).fetchall())
+    got = dict(spark_engine.query_rows(sql))
+    assert got == want, {JSON_TYPE_INPUTS[i]: (want[i], got[i]) for i in want if want[i] != got[i]}

@@ -129,3 +129,28 @@ def test_personal_values_spelled_otherwise_get_the_same_pseudonym_on_spark(spark
     assert check_sql(f"SELECT {r.sql('v')} AS x FROM vals") == []  # every function on the allowlist
     got = [row[0] for row in spark_engine.query_rows(f"SELECT {r.sql('v')} FROM vals ORDER BY i")]
     assert got == [pseudonym(v, "k") for v in personal] + not_personal
+
+
+def test_floating_point_mpids_are_refused_not_cast(spark_engine, tmp_path):
+    """An MPID column stored as a double already lost its last digits (9080350317581165123 is
+    9080350317581165568 as a double): read_canonical and register refuse it, naming the table and
+    the column, where a cast would pass the wrong MPID on as exact (docs/spark.md#existing-session)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "canonical"
+    out.mkdir()
+    pq.write_table(pa.table({"mpid": pa.array([float(BIG)]), "kind": ["user"], "identity_type": ["email"],
+                             "value": ["a@x.com"]}), out / "mpa_identities.parquet")
+    with pytest.raises(TypeError, match=r"mpa_identities\.mpid: a double column"):
+        spark_engine.read_canonical(out)
+    with pytest.raises(TypeError, match=r"q\.v: a double column"):
+        spark_engine.register("q", pd.DataFrame({"v": [float(BIG)]}), schema="v BIGINT")
+
+
+def test_read_canonical_of_a_folder_without_tables_says_so(spark_engine, tmp_path):
+    """A wrong folder (the export's parent) is an error naming it, not an empty lab whose cohorts
+    are then "not found"."""
+    (tmp_path / "export").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"no canonical table in this folder.*cohortlab export"):
+        spark_engine.read_canonical(tmp_path)

@@ -65,3 +65,42 @@ def test_spark_native_readers_match_the_duckdb_loaders(loaded, spark_engine):
         assert diff(duck.sql(f"SELECT {icols} FROM mpa_identities"), spark_engine.query_df(f"SELECT {icols} FROM id")) is None
     assert 9080350317581165123 in {r[0] for r in spark_engine.query_rows("SELECT mpid FROM pr")}
     assert "-7346244611012968789" in {r[0] for r in spark_engine.query_rows("SELECT mparticle_user_id FROM ev")}
+
+
+def test_spark_native_readers_give_every_canonical_column(spark_engine):
+    """register_df of a reader's DataFrame gives the core SQL every column it reads (verify reads
+    mpa_profiles.load_id): the canonical columns in order, provenance columns NULL."""
+    from cohortlab import schema
+    from cohortlab.engines.spark.readers import read_mixpanel_events, read_mparticle_profiles
+
+    frames = {"mp_events": read_mixpanel_events(spark_engine.spark, str(DATA / "mixpanel" / "events" / "*")),
+              **read_mparticle_profiles(spark_engine.spark, str(DATA / "mparticle" / "profiles.jsonl"))}
+    for table, df in frames.items():
+        assert df.columns == [c for c, _, _ in schema.TABLES[table].columns], table
+        assert dict(df.dtypes)["load_id"] == "bigint", table
+
+
+def test_the_pseudonym_key_goes_with_the_export(loaded, tmp_path, spark_engine):
+    """`cohortlab export` writes the database's pseudonym key and read_canonical reads it back
+    (`--engine spark --db lab.duckdb` exports then reads the same way): Spark outputs get the same
+    pseudonyms as the DuckDB outputs of that database (a new random key was drawn on every run)."""
+    import shutil
+
+    from cohortlab.engines.duckdb import DuckDBEngine
+    from cohortlab.engines.spark.readers import export_canonical
+    from cohortlab.privacy import database_key
+
+    duck = DuckDBEngine(loaded, read_only=True)
+    try:
+        key = database_key(duck)
+        assert "cohortlab_meta" in export_canonical(duck, tmp_path / "all")
+    finally:
+        duck.close()
+    few = tmp_path / "few"  # two of its files: reading all fifteen tables costs 20 s here
+    few.mkdir()
+    for name in ("loads.parquet", "cohortlab_meta.parquet"):
+        shutil.copy(tmp_path / "all" / name, few / name)
+    assert spark_engine.read_canonical(few) == ["loads"]
+    assert database_key(spark_engine) == key
+    Lab(engine=spark_engine)  # what the commands open: it keeps the key
+    assert database_key(spark_engine) == key

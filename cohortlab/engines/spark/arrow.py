@@ -36,7 +36,8 @@ _INT_DTYPES = {
 
 def arrow_to_pandas(t: pa.Table) -> pd.DataFrame:
     """Arrow -> pandas as DuckDB's ``.df()`` does it: integer columns as pandas nullable
-    ``Int64``/``Int32`` (exact, never float), timestamps naive UTC."""
+    ``Int64``/``Int32`` (exact, never float), a boolean column with a NULL as nullable
+    ``boolean``, timestamps naive UTC."""
     t = _naive_utc(t)
     df = t.to_pandas(types_mapper=_INT_DTYPES.get)
     for i, field in enumerate(t.schema):
@@ -44,6 +45,10 @@ def arrow_to_pandas(t: pa.Table) -> pd.DataFrame:
         # becomes float (9080350317581165123 -> 9.080350317581166e+18): build them from Python values
         if pa.types.is_nested(field.type):
             df[df.columns[i]] = pd.Series(t.column(i).to_pylist(), index=df.index, dtype=object)
+        # a BOOLEAN with a NULL: pandas' nullable ``boolean``, as DuckDB's .df() gives it (pyarrow
+        # gives object, where ``~col`` fails on None; ``active_after_cutoff`` with the cutoff off)
+        elif pa.types.is_boolean(field.type) and t.column(i).null_count:
+            df[df.columns[i]] = pd.Series(t.column(i).to_pylist(), index=df.index, dtype="boolean")
     return df
 
 

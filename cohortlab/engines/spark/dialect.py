@@ -89,8 +89,12 @@ def _generate_series_sql(self: Spark.Generator, e: exp.GenerateSeries) -> str:
 def _json_type_sql(self: Spark.Generator, e: exp.JSONType) -> str:
     """DuckDB's ``json_type(doc, '$."key"')`` for a top-level key, which Spark lacks: the JSON
     type told by the first character of the key's value in the document's text (``"`` text,
-    a number with ``.``/``e`` a DOUBLE, other numbers BIGINT, ``n`` NULL, ``t``/``f`` BOOLEAN,
-    ``{`` OBJECT, ``[`` ARRAY); NULL when the key is absent or the path is not a top-level key."""
+    a number with ``.``/``e`` a DOUBLE, an integer UBIGINT from 0 to 2^64-1, BIGINT when negative
+    and within int64, else DOUBLE, as DuckDB types them; ``n`` NULL, ``t``/``f`` BOOLEAN,
+    ``{`` OBJECT, ``[`` ARRAY); NULL when the key is absent or the path is not a top-level key.
+    The text is searched, not parsed: the first ``"key":`` in it is read, so a nested key of the
+    same name written before the top-level one, or a key spelled with escapes (``\\u0024``), is not
+    told apart (docs/spark.md#translations)."""
     import re as _re
 
     doc = self.sql(e, "this")
@@ -104,7 +108,11 @@ def _json_type_sql(self: Spark.Generator, e: exp.JSONType) -> str:
     num = f"regexp_extract({doc}, '\"{key}\"\\\\s*:\\\\s*(-?[0-9][0-9.eE+-]*)', 1)"
     return (f"CASE WHEN {doc} IS NULL OR {head} = '' THEN CAST(NULL AS STRING) "
             f"WHEN {head} = '\"' THEN 'VARCHAR' "
-            f"WHEN {num} RLIKE '[.eE]' THEN 'DOUBLE' WHEN {num} <> '' THEN 'BIGINT' "
+            f"WHEN {num} RLIKE '[.eE]' THEN 'DOUBLE' "
+            # DuckDB types an integer by its range: UBIGINT from 0, BIGINT below, else DOUBLE
+            f"WHEN {num} RLIKE '^-' THEN CASE WHEN TRY_CAST({num} AS BIGINT) IS NOT NULL THEN 'BIGINT' ELSE 'DOUBLE' END "
+            f"WHEN {num} <> '' THEN CASE WHEN length({num}) < 20 OR (length({num}) = 20 "
+            f"AND {num} <= '18446744073709551615') THEN 'UBIGINT' ELSE 'DOUBLE' END "
             f"WHEN {head} = 'n' THEN 'NULL' WHEN {head} IN ('t', 'f') THEN 'BOOLEAN' "
             f"WHEN {head} = '{{' THEN 'OBJECT' WHEN {head} = '[' THEN 'ARRAY' END")
 

@@ -50,6 +50,7 @@ from sqlglot import exp
 from cohortlab import schema as _schema
 from cohortlab.engines.base import Engine
 from cohortlab.engines.spark.arrow import _naive_utc, arrow_to_pandas, pandas_to_arrow
+from cohortlab.privacy import META_TABLE
 from cohortlab.engines.spark.dialect import (
     SparkPlan,
     expression_to_spark,
@@ -258,7 +259,7 @@ class SparkEngine(Engine):
         table = pandas_to_arrow(df)
         sdf = self.spark.createDataFrame(table)
         if schema is not None:
-            sdf = _cast_to(sdf, schema)
+            sdf = _cast_to(sdf, schema, name)
         self._replace_view(name, sdf, frame=None)
 
     def table_exists(self, name: str) -> bool:
@@ -313,7 +314,9 @@ class SparkEngine(Engine):
         ``<table>/`` directories of Parquet parts or a Delta table), or a mapping
         ``{table name: path}``. Columns are cast to the canonical types of
         :mod:`cohortlab.schema` (MPIDs BIGINT). Canonical tables not found are created empty
-        (``create_missing``). Returns the names registered from files.
+        (``create_missing``); a folder holding none of them is a ``FileNotFoundError``. A
+        folder's ``cohortlab_meta.parquet`` (the database's pseudonym key, written by
+        ``cohortlab export``) is registered too. Returns the canonical names registered from files.
         """
         if isinstance(source, Mapping):
             paths = {k: Path(v) for k, v in source.items()}
@@ -327,6 +330,10 @@ class SparkEngine(Engine):
                     if cand.exists():
                         paths[name] = cand
                         break
+            if not paths:  # a wrong folder (the export's parent, a typo) would read as an empty lab
+                raise FileNotFoundError(
+                    f"{root}: no canonical table in this folder (<table>.parquet, <table>/ or <table>.delta, "
+                    "e.g. mp_events.parquet): give a folder written by `cohortlab export`")
         found = []
         for name, path in paths.items():
             if name not in _schema.TABLES:
@@ -335,9 +342,14 @@ class SparkEngine(Engine):
                 sdf = self.spark.read.format("delta").load(str(path))
             else:
                 sdf = self.spark.read.parquet(str(path))
-            sdf = _cast_to(sdf, _canonical_ddl(name))
+            sdf = _cast_to(sdf, _canonical_ddl(name), name)
             self._replace_view(name, sdf, frame=None)
             found.append(name)
+        if not isinstance(source, Mapping) and (root / f"{META_TABLE}.parquet").exists():
+            # the database's pseudonym key, written by `cohortlab export` (Lab then keeps it)
+            meta = _cast_to(self.spark.read.parquet(str(root / f"{META_TABLE}.parquet")), "name STRING, value STRING",
+                            META_TABLE)
+            self._replace_view(META_TABLE, meta, frame=None)
         if create_missing:
             for name, t in _schema.TABLES.items():
                 if name not in paths and not self.table_exists(name):
@@ -482,17 +494,31 @@ def _canonical_ddl(name: str) -> str:
     return ", ".join(f"{c} {spark_type(t)}" for c, t, _ in _schema.TABLES[name].columns)
 
 
-def _cast_to(sdf: DataFrame, schema: Any) -> DataFrame:
+def _cast_to(sdf: DataFrame, schema: Any, what: str = "") -> DataFrame:
     """Select the columns of ``schema`` (StructType or DDL string) from ``sdf``, cast to its types;
-    missing columns become typed NULLs. Casting strings to BIGINT is exact (no float)."""
+    missing columns become typed NULLs. Casting strings to BIGINT is exact (no float). A
+    floating-point (or fractional DECIMAL) column for an integer one is refused (``TypeError``
+    naming ``what``, the table): its MPIDs already went through a double and lost their last
+    digits, and a cast would pass them on as exact (the DuckDB loaders quarantine them as
+    ``invalid_mpid``, docs/loading.md)."""
     from pyspark.sql import functions as F
-    from pyspark.sql.types import StructType
+    from pyspark.sql.types import DecimalType, DoubleType, FloatType, IntegralType, StructType
 
     st = schema if isinstance(schema, StructType) else StructType.fromDDL(schema)
     have = {c.lower(): c for c in sdf.columns}
+    types = {f.name.lower(): f.dataType for f in sdf.schema.fields}
     cols = []
     for f in st.fields:
         src = have.get(f.name.lower())
+        t = types.get(f.name.lower())
+        if isinstance(f.dataType, IntegralType) and (
+            isinstance(t, (FloatType, DoubleType)) or (isinstance(t, DecimalType) and t.scale > 0)
+        ):
+            raise TypeError(
+                f"{what + '.' if what else ''}{src}: a {t.simpleString()} column, where cohortlab expects "
+                f"{f.dataType.simpleString()}: integers (MPIDs) stored as floating point have lost "
+                "precision; write them as BIGINT (or text), e.g. with `cohortlab export`"
+            )
         col = F.col(f"`{src}`") if src is not None else F.lit(None)
         cols.append(col.cast(f.dataType).alias(f.name))
     return sdf.select(*cols)

@@ -22,7 +22,7 @@ and reports the constructs the core SQL must not use:
 ``unknown_function``
     A function in the *translated* Spark SQL that is not on the allowlist :data:`SPARK_FUNCTIONS`
     (Spark built-ins cohortlab relies on, each checked against Spark's ``SHOW FUNCTIONS`` by
-    ``tests/spark/test_engine.py``). sqlglot passes functions it models but cannot translate
+    ``tests/spark/test_dialect.py``). sqlglot passes functions it models but cannot translate
     through by name (``regexp_full_match(x, p)`` reached Spark verbatim and failed with
     UNRESOLVED_ROUTINE), so the check reads what Spark would receive: a DuckDB-only function
     either gets a translation in :mod:`cohortlab.engines.spark.dialect` (and disappears from the

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Iterable
 from cohortlab import schema as _schema
 from cohortlab.output_files import written_whole
 from cohortlab.pipeline import sql_str
+from cohortlab.privacy import META_TABLE
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
@@ -40,7 +41,9 @@ def export_canonical(
 
     Returns ``{table: rows}``. An unknown table name, or an existing file (unless ``overwrite``),
     is an error before anything is written or any folder made; a table the database does not
-    hold is skipped.
+    hold is skipped. A whole export (``tables=None``) also writes the database's pseudonym key,
+    ``cohortlab_meta.parquet``, which :meth:`SparkEngine.read_canonical` reads back, so that
+    personal values get the same pseudonyms on Spark as in the DuckDB outputs.
     """
     out = Path(out_dir)
     names = list(tables) if tables is not None else list(_schema.TABLES)
@@ -48,6 +51,8 @@ def export_canonical(
     if unknown:
         raise ValueError(f"not canonical tables: {', '.join(unknown)} (known: {', '.join(_schema.TABLES)})")
     names = [n for n in names if engine.table_exists(n)]
+    if tables is None and engine.table_exists(META_TABLE):
+        names.append(META_TABLE)  # the pseudonym key: the same pseudonyms on Spark as on DuckDB
     existing = [str(out / f"{n}.parquet") for n in names if (out / f"{n}.parquet").exists()]
     if existing and not overwrite:  # checked for every table before anything is written
         more = f"; {len(existing) - 1} more table file(s) too" if len(existing) > 1 else ""
@@ -56,7 +61,7 @@ def export_canonical(
     counts: dict[str, int] = {}
     for name in names:
         target = out / f"{name}.parquet"
-        cols = ", ".join(
+        cols = "name, value" if name == META_TABLE else ", ".join(
             f"CAST({c} AS VARCHAR) AS {c}" if t.upper() == "JSON" else c
             for c, t, _ in _schema.TABLES[name].columns
         )
@@ -82,7 +87,7 @@ _MIXPANEL_EVENT_DDL = (
 
 
 def read_mixpanel_events(spark: "SparkSession", paths: str | list[str], *, time_unit: str = "auto") -> "DataFrame":
-    """Mixpanel raw export JSONL -> the ``mp_events`` columns (without provenance ids).
+    """Mixpanel raw export JSONL -> the ``mp_events`` columns, in order (``load_id`` and ``line`` NULL).
 
     ``time`` is epoch seconds (fractional allowed) or milliseconds (``time_unit="ms"``, or
     ``"auto"``: values above 1e11 are milliseconds), as the DuckDB loader reads it; ``properties``
@@ -117,7 +122,7 @@ def read_mixpanel_events(spark: "SparkSession", paths: str | list[str], *, time_
         text(p["distinct_id"]), text(p["$user_id"]),
         F.concat(F.lit("$device:"), text(p["$device_id"])),
     )
-    return parsed.select(
+    return _canonical_columns(parsed.select(
         F.col("j.event").alias("event"),
         ts.alias("time"),
         did.alias("distinct_id"),
@@ -127,7 +132,22 @@ def read_mixpanel_events(spark: "SparkSession", paths: str | list[str], *, time_
         p["$mparticle_user_id"].alias("mparticle_user_id"),
         F.col("properties_json").alias("properties"),
         F.col("source_file"),
-    ).where(F.col("time").isNotNull())
+    ).where(F.col("time").isNotNull()), "mp_events")
+
+
+def _canonical_columns(df: "DataFrame", table: str) -> "DataFrame":
+    """``df`` with exactly the columns of the canonical ``table``, in its order: the provenance
+    columns a reader does not know (``load_id``, ``line``, ...) as typed NULLs, so that
+    ``register_df`` gives the core SQL every column it reads (verify reads
+    ``mpa_profiles.load_id``)."""
+    from pyspark.sql import functions as F
+
+    from cohortlab.engines.spark.dialect import spark_type
+
+    return df.select(*[
+        F.col(c) if c in df.columns else F.lit(None).cast(spark_type(t)).alias(c)
+        for c, t, _ in _schema.TABLES[table].columns
+    ])
 
 
 _PROFILE_DDL = (
@@ -156,7 +176,7 @@ def _identities(raw_col, kind: str):
 
 def read_mparticle_profiles(spark: "SparkSession", paths: str | list[str]) -> dict[str, "DataFrame"]:
     """mParticle Profile API JSONL (one profile object per line) -> ``{"mpa_profiles": ...,
-    "mpa_identities": ...}`` with the canonical columns (provenance columns NULL).
+    "mpa_identities": ...}`` with the canonical columns, in order (provenance columns NULL).
 
     Explicit schema; the MPID is read as text (a JSON number above 2^53 keeps its digits) and cast
     to BIGINT only when it is a valid int64. ``user_identities``/``device_identities`` may be lists
@@ -199,13 +219,15 @@ def read_mparticle_profiles(spark: "SparkSession", paths: str | list[str]) -> di
                 F.col("i.value").alias("value"),
             )
         )
-    return {"mpa_profiles": profiles, "mpa_identities": parts[0].unionByName(parts[1])}
+    return {"mpa_profiles": _canonical_columns(profiles, "mpa_profiles"),
+            "mpa_identities": _canonical_columns(parts[0].unionByName(parts[1]), "mpa_identities")}
 
 
 def open_spark_engine(source: str | os.PathLike, *, master: str | None = None, spark: "SparkSession | None" = None):
     """A :class:`~cohortlab.engines.spark.SparkEngine` holding the canonical tables of ``source``:
     a folder of canonical Parquet/Delta tables (``cohortlab export``), or a DuckDB file, whose
-    canonical tables are first exported to the engine's scratch folder. ``master`` defaults to
+    canonical tables are first exported to the engine's scratch folder (and whose pseudonym key
+    is kept, so that personal values get the database's pseudonyms). ``master`` defaults to
     ``$COHORTLAB_SPARK_MASTER`` or ``local[2]``. Closing the engine stops a session it started."""
     from cohortlab.engines.duckdb import DuckDBEngine
     from cohortlab.engines.spark import SparkEngine
@@ -218,7 +240,7 @@ def open_spark_engine(source: str | os.PathLike, *, master: str | None = None, s
         engine.read_canonical(src)
     else:
         duck = DuckDBEngine(src, read_only=True)
-        try:
+        try:  # with the pseudonym key (cohortlab_meta.parquet), which read_canonical reads back
             export_canonical(duck, engine.scratch_dir / "canonical")
         finally:
             duck.close()
