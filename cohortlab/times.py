@@ -118,6 +118,18 @@ def parse_naive_utc(value: Any, what: str = "time", *, epoch: bool = False) -> d
     return None if value is None else naive_utc(parse_time(value, what, epoch=epoch))
 
 
+def latest_time_iso(given: Any, times: Any = ()) -> str | None:
+    """ISO text (naive UTC) of ``given`` when it is set, else of the latest of ``times``; None when
+    neither holds a time (text that is not one, as the EIT page's window): the time a report's
+    figures are as of, which orders the runs of a reports folder."""
+    try:
+        parsed = [parse_naive_utc(given)] if given else [parse_naive_utc(t) for t in times or () if t]
+    except (TypeError, ValueError):
+        return None
+    parsed = [t for t in parsed if t is not None]
+    return max(parsed).isoformat() if parsed else None
+
+
 def parse_day(value: Any, what: str = "day") -> date:
     """A calendar day (UTC) from a date, a datetime or text (``2026-03-01`` or a full time)."""
     if isinstance(value, datetime):

@@ -335,27 +335,15 @@ def _redacted(v: Any) -> Any:
     return v
 
 
-def _data_time(as_of, figures_as_of) -> str | None:
-    """The time the figures are as of, as ISO UTC: the given ``as_of``, else the latest of
-    ``figures_as_of``; None when neither is a time (the EIT page's window)."""
-    from cohortlab.times import parse_naive_utc
-
-    try:
-        times = [parse_naive_utc(as_of)] if as_of else [parse_naive_utc(t) for t in figures_as_of or () if t]
-    except (TypeError, ValueError):
-        return None
-    times = [t for t in times if t is not None]
-    return max(times).isoformat() if times else None
-
-
 def context(cohorts, figures_as_of=None, *, db=None, data=None, as_of=None, settings=None,
             population: str | None = None) -> dict[str, Any]:
     """What a page is about, for its header and the index: cohorts, as-of time(s), data source
     and the settings in one line. ``population``: what the page's figures count when it is not
     the cohorts' members (the EIT page's plans count every Mixpanel profile with events: its
     cohorts are those of the validation); the header then says both. ``data_time``: the time the
-    figures are as of, ISO UTC (:func:`_data_time`), when there is one."""
+    figures are as of, ISO UTC (:func:`~cohortlab.times.latest_time_iso`), when there is one."""
     from cohortlab.report.summaries import readable_times, settings_summary
+    from cohortlab.times import latest_time_iso
 
     if as_of:
         when = readable_times(str(as_of))
@@ -366,7 +354,7 @@ def context(cohorts, figures_as_of=None, *, db=None, data=None, as_of=None, sett
         when = None
     out = {"cohorts": list(cohorts), "as_of": when or "each cohort's latest data",
            "source": str(db or data or ""), "settings": settings_summary(settings)}
-    data_time = _data_time(as_of, figures_as_of)
+    data_time = latest_time_iso(as_of, figures_as_of)
     if data_time:  # the index orders the runs of a reports folder by it (pages.comparable_runs)
         out["data_time"] = data_time
     if population:

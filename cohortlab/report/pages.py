@@ -187,44 +187,43 @@ def earlier_runs(out_dir: str | os.PathLike) -> list[Path]:
     return sorted(runs, key=lambda d: (d / "index.html").stat().st_mtime, reverse=True)
 
 
-def comparable_runs(out_dir: str | os.PathLike, identity: Mapping[str, Any],
-                    data_time: str | None = None) -> list[Path]:
+def same_runs(out_dir: str | os.PathLike, identity: Mapping[str, Any]) -> dict[Path, str | None]:
     """The earlier runs in the same reports folder of the same data source, cohorts and settings
-    (:func:`run_identity`, in their ``run.json``), the previous first: a run of other data or
-    other cohorts is never compared with.
+    (:func:`run_identity`, in their ``run.json``), newest first, each with the time its figures
+    are as of (``data_time``; None for a run of an earlier version): a run of other data or other
+    cohorts is never compared with. Each ``run.json`` is read once."""
+    out: dict[Path, str | None] = {}
+    for d in earlier_runs(out_dir):
+        record = _identity_of(d)
+        if record is not None and _without_time(record) == _without_time(identity):
+            out[d] = record.get("data_time")
+    return out
 
-    ``data_time`` (ISO UTC: the time this run's figures are as of): a run whose figures are as
-    of a later time is not compared with (a backfill of a past day is no change "since" a later
-    day), and the others come latest data time first, then newest; runs that recorded no data
-    time (earlier versions) come after them, newest first."""
-    same = [d for d in earlier_runs(out_dir) if _without_time(_identity_of(d)) == _without_time(identity)]
+
+def comparable_runs(same: Mapping[Path, str | None], data_time: str | None = None) -> list[Path]:
+    """The runs of ``same`` (:func:`same_runs`) a run as of ``data_time`` (ISO UTC) compares
+    with, the previous first. A run whose figures are as of a later time is left out (a backfill
+    of a past day is no change "since" a later day); the others come latest data time first,
+    then newest; runs that recorded no data time (earlier versions) come after them, newest
+    first. Without ``data_time``: every run, newest first."""
     if data_time is None:
-        return same
-    dated = [(t, d) for d in same if (t := _data_time_of(d)) is not None and t <= data_time]
-    dated.sort(key=lambda td: td[0], reverse=True)  # stable: the newest of one data time first
-    return [d for _, d in dated] + [d for d in same if _data_time_of(d) is None]
+        return list(same)
+    dated = sorted(((t, d) for d, t in same.items() if t is not None and t <= data_time),
+                   key=lambda td: td[0], reverse=True)  # stable: the newest of one data time first
+    return [d for _, d in dated] + [d for d, t in same.items() if t is None]
 
 
-def _without_time(identity: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    return None if identity is None else {k: v for k, v in identity.items() if k != "data_time"}
-
-
-def _data_time_of(run: Path) -> str | None:
-    return (_identity_of(run) or {}).get("data_time")
+def _without_time(identity: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in identity.items() if k != "data_time"}
 
 
 def run_data_time(params: Mapping[str, Any], results: list["NotebookResult"]) -> str | None:
     """The time a run's figures are as of (ISO UTC): the ``as_of`` parameter, else the latest
     data time its pages recorded (``context.data_time``: each cohort's latest data)."""
-    from cohortlab.times import parse_naive_utc
+    from cohortlab.times import latest_time_iso
 
-    if params.get("as_of"):
-        try:
-            return parse_naive_utc(params["as_of"]).isoformat()
-        except (TypeError, ValueError):
-            return None
-    times = [str(t) for r in results if (t := ((r.metrics or {}).get("context") or {}).get("data_time"))]
-    return max(times) if times else None
+    return latest_time_iso(params.get("as_of"),
+                           [((r.metrics or {}).get("context") or {}).get("data_time") for r in results])
 
 
 def previous_figures(runs: list[Path], name: str) -> tuple[Path | None, dict[str, Any]]:
@@ -292,7 +291,8 @@ def write_index(out_dir: str | os.PathLike, results: list[NotebookResult], param
     cohorts = ctx.get("cohorts") or params.get("cohorts") or "all"
     identity = run_identity(given, cohorts, settings, params.get("settings"))
     data_time = run_data_time(params, results)
-    comparable = comparable_runs(out_dir, identity, data_time)
+    same = same_runs(out_dir, identity)
+    comparable = comparable_runs(same, data_time)
     prev = next(iter(comparable), None)
     cards = []
     for r in results:
@@ -331,8 +331,8 @@ def write_index(out_dir: str | os.PathLike, results: list[NotebookResult], param
             f'{"<table>" + head + rows + "</table>" if rows else ""}{status}'
             f'<p>{" · ".join(links)} <span class="meta">({r.seconds:.1f} s)</span></p></div>'
         )
-    later = len(comparable_runs(out_dir, identity)) - len(comparable)  # same runs, figures of a later time
-    trend = f'<p class="meta">{_trend_line(prev, len(earlier_runs(out_dir)), later)}</p>'
+    later = len(same) - len(comparable)  # the same runs, with figures of a later time
+    trend = f'<p class="meta">{_trend_line(prev, same.get(prev), len(earlier_runs(out_dir)), later)}</p>'
     as_of = ctx.get("as_of") or params.get("as_of") or "each cohort's latest data"
     page = (
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
@@ -355,14 +355,13 @@ def write_index(out_dir: str | os.PathLike, results: list[NotebookResult], param
     return path
 
 
-def _trend_line(prev: Path | None, others: int, later: int = 0) -> str:
-    """Which earlier run the changes are against (and the time its figures are as of), or why
-    there is none (HTML); ``later``: runs of the same data, cohorts and settings passed over
-    because their figures are as of a later time."""
+def _trend_line(prev: Path | None, when: str | None, others: int, later: int = 0) -> str:
+    """Which earlier run the changes are against (and ``when``, the time its figures are as of),
+    or why there is none (HTML); ``later``: runs of the same data, cohorts and settings passed
+    over because their figures are as of a later time."""
     from cohortlab.report.summaries import readable_times
 
     if prev is not None:
-        when = _data_time_of(prev)
         as_of = f" (figures as of {html.escape(readable_times(when))})" if when else ""
         return (f'Compared with the previous run of the same data source, cohorts and settings in this folder: '
                 f'<a href="../{html.escape(prev.name)}/index.html">{html.escape(prev.name)}</a>{as_of}')
