@@ -183,7 +183,6 @@ def more_memory_advice() -> str:
     return f"(with {now}): give DuckDB more memory, e.g. COHORTLAB_MEMORY_LIMIT=1.5GB"
 
 
-
 def close_names(name: str, known: list[str], n: int = 3, cutoff: float = 0.75) -> list[str]:
     """The names of ``known`` close to ``name`` (difflib; case and surrounding spaces ignored),
     closest first: what "did you mean" offers for a mistyped cohort name."""

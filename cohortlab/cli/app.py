@@ -80,6 +80,14 @@ TRUNCATED = ("the database file is truncated or damaged (a copy that did not fin
              "whole copy, or load the exports into a new database file")
 
 
+def refuse_truncated(db: str) -> None:
+    """Fail with one line, before any work, when the DuckDB file ``db`` is cut short
+    (:func:`truncated`)."""
+    problem = truncated(db)
+    if problem:
+        fail(problem)
+
+
 def truncated(db: str) -> str | None:
     """The error line's text when the DuckDB file ``db`` ends before a block its tables use (a
     copy cut short, a full disk during a copy): DuckDB opens such a file and fails only when a
@@ -264,9 +272,7 @@ def loaded_database(db: str) -> bool:
         return False  # an export folder (--engine spark), or one error line from the open
     if schema.is_foreign(db):
         fail(schema.not_cohortlab_message(db))
-    problem = truncated(db)
-    if problem:
-        fail(problem)
+    refuse_truncated(db)
     folder = os.path.dirname(os.path.abspath(db))
     if os.access(db, os.W_OK) and os.access(folder, os.W_OK):
         return False

@@ -7,7 +7,7 @@ import os
 
 import click
 
-from cohortlab.cli.app import db_option, fail, main, truncated
+from cohortlab.cli.app import db_option, fail, main, refuse_truncated
 
 
 @main.command("export")
@@ -24,9 +24,7 @@ def export_cmd(db, out_dir, tables, overwrite):
 
     if not os.path.exists(db):
         fail(f"{db}: no such database")
-    problem = truncated(db)
-    if problem:
-        fail(problem)
+    refuse_truncated(db)
     from cohortlab.schema import check_current
 
     engine = DuckDBEngine(db, read_only=True)

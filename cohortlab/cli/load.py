@@ -7,7 +7,7 @@ import os
 
 import click
 
-from cohortlab.cli.app import db_option, fail, loaded_database, main, progress_option, truncated
+from cohortlab.cli.app import db_option, fail, loaded_database, main, progress_option, refuse_truncated
 from cohortlab.escaping import one_line_frame
 from cohortlab.loaders import LOADERS, LoadError
 from cohortlab.times import format_instant
@@ -80,9 +80,7 @@ def load_cmd(db, kind, paths, options, progress, as_json, strict):
     """Load Mixpanel or mParticle export files (file, directory or glob) of KIND into --db."""
     from cohortlab.lab import Lab
 
-    problem = truncated(db)
-    if problem:  # loading into it succeeded, and the next command's read failed
-        fail(problem)
+    refuse_truncated(db)  # loading into it succeeded, and the next command's read failed
     created = _new_paths(db)
     try:
         with Lab(db) as lab:

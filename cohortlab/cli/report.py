@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from cohortlab.cli.app import _set_lock_wait, engine_options, fail, main, truncated  # engine_options: issue 7
+from cohortlab.cli.app import _set_lock_wait, engine_options, fail, main, refuse_truncated  # engine_options: issue 7
 
 
 def _say(message: str) -> None:
@@ -67,9 +67,7 @@ def report_cmd(db, data, params_file, param_items, notebooks, out, overwrite, sh
         fail("--keep-data keeps the database loaded from --data: give --data (a --db is never copied)")
     try:
         params = {**load_params(params_file), **parse_param_items(param_items)}
-        problem = truncated(str(db or params.get("db") or ""))  # before the report folder is made
-        if problem:
-            fail(problem)
+        refuse_truncated(str(db or params.get("db") or ""))  # before the report folder is made
         with _terminate_as_ctrl_c():
             result = run_report(
                 names, db=db, data=data, params=params, out=out, overwrite=overwrite,
