@@ -34,10 +34,10 @@ from cohortlab.engines.base import Engine
 from cohortlab.errors import CohortlabError
 from cohortlab.escaping import one_line
 from cohortlab.identifiers import is_valid_mpid, mpid_sql
-from cohortlab.pipeline import sql_str
+from cohortlab.pipeline import sql_str, sql_ts
 from cohortlab.settings import SyncSettings
 from cohortlab.simulation.membership import webhook_pages_sql
-from cohortlab.simulation.resolution import RESOLUTION_COLUMNS
+from cohortlab.simulation.resolution import RESOLUTION_COLUMNS, profile_versions_sql, version_order_sql
 from cohortlab.simulation.sync import FULL_KINDS
 from cohortlab.times import format_instant, naive_utc, to_utc
 
@@ -374,16 +374,11 @@ def _profile_at(engine: Engine, d: str, at: datetime) -> tuple | None:
     """``(mparticle_user_id, email, last_seen, has_key, valid_from, seq)``: the version of
     ``d``'s Mixpanel profile that the simulation reads at ``at`` (docs/rules.md#resolution-time:
     the latest at or before it, else the first known one stands in), or None without a history."""
-    known = "(valid_from IS NULL OR valid_from <= ?)"
     rows = _q(engine, f"""
-        SELECT mparticle_user_id, email, last_seen, has_key, valid_from, seq FROM (
-          SELECT h.mparticle_user_id, h.email, h.last_seen, h.mparticle_user_id_type IS NOT NULL AS has_key,
-                 coalesce(h.as_of, l.loaded_at) AS valid_from, coalesce(h.load_id, 0) AS seq
-          FROM mp_profile_history h LEFT JOIN loads l ON l.load_id = h.load_id
-          WHERE h.distinct_id = ?)
-        ORDER BY CASE WHEN {known} THEN 0 ELSE 1 END, CASE WHEN {known} THEN valid_from END DESC NULLS LAST,
-                 CASE WHEN NOT {known} THEN valid_from END, seq DESC
-        LIMIT 1""", [d, naive_utc(at), naive_utc(at), naive_utc(at)])
+        SELECT mparticle_user_id, email, last_seen, mpuid_type IS NOT NULL AS has_key, valid_from, seq
+        FROM ({profile_versions_sql("multi")}) WHERE distinct_id = ?
+        ORDER BY {version_order_sql("valid_from", sql_ts(naive_utc(at)), "seq")}
+        LIMIT 1""", [d])
     return rows[0] if rows else None
 
 

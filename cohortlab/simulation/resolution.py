@@ -182,6 +182,16 @@ def member_history_kind(engine: Engine, versions: str) -> ProfileHistory:
     return "single" if rows == ids else "multi"
 
 
+def version_order_sql(valid_from: str, at: str, seq: str) -> str:
+    """SQL ``ORDER BY`` keys that put first the profile version read at ``at``: the latest at or
+    before it (a version without a time is known from the start), else the first known one
+    stands in; of one time, the later load (``seq``). ``valid_from``/``seq``: columns of
+    :func:`profile_versions_sql` rows. Shared with explain's profile step."""
+    known = f"({valid_from} IS NULL OR {valid_from} <= {at})"
+    return (f"CASE WHEN {known} THEN 0 ELSE 1 END, CASE WHEN {known} THEN {valid_from} END DESC NULLS LAST, "
+            f"CASE WHEN NOT {known} THEN {valid_from} END, {seq} DESC")
+
+
 def add_profile_at_steps(p: Pipeline, requests: str, history: ProfileHistory, prefix: str,
                          versions: str | None = None) -> str:
     """Step ``<prefix>profiles``: per request (distinct_id, resolve_time) the profile version at
@@ -199,17 +209,13 @@ def add_profile_at_steps(p: Pipeline, requests: str, history: ProfileHistory, pr
             """,
         )
         return f"{prefix}profiles"
-    known = "(pv.valid_from IS NULL OR pv.valid_from <= r.resolve_time)"
     p.add(
         f"{prefix}profile_rows",
         f"""
         SELECT r.distinct_id, r.resolve_time, {cols},
                row_number() OVER (
                    PARTITION BY r.distinct_id, r.resolve_time
-                   ORDER BY CASE WHEN {known} THEN 0 ELSE 1 END,
-                            CASE WHEN {known} THEN pv.valid_from END DESC NULLS LAST,
-                            CASE WHEN NOT {known} THEN pv.valid_from END,
-                            pv.seq DESC
+                   ORDER BY {version_order_sql("pv.valid_from", "r.resolve_time", "pv.seq")}
                ) AS pick
         FROM {requests} r JOIN {prefix}versions pv ON pv.distinct_id = r.distinct_id
         """,
@@ -598,4 +604,5 @@ __all__ = [
     "resolution_pipeline",
     "resolve",
     "resolve_at",
+    "version_order_sql",
 ]
