@@ -65,7 +65,7 @@ from cohortlab.pipeline import sql_ts
 from cohortlab.settings import EitPeriod, Pause, SyncSettings
 from cohortlab.simulation.last_run_reexport import DerivedReexport, derive_last_run_reexport
 from cohortlab.simulation.membership import CohortRef, Source, find_cohort, webhook_pages_sql
-from cohortlab.simulation.resolution import _FLOAT_SPELLING, ProfileHistory, profile_history_kind
+from cohortlab.simulation.resolution import _FLOAT_SPELLING, ProfileHistory, profile_history_kind, version_order_sql
 from cohortlab.simulation.simulate import SimulationResult, simulate
 from cohortlab.simulation.subset_world import (DERIVE_TABLES, SubsetWorld, Valued, people_true_sql, shadowed,
                                                share_world, subset_ready, temp_name)
@@ -294,9 +294,7 @@ def _history_with_writes_sql(kind: ProfileHistory, writes: str, tables: dict[str
         in_force AS (
             SELECT s.distinct_id, s.email, s.last_seen,
                    row_number() OVER (PARTITION BY s.distinct_id
-                                      ORDER BY CASE WHEN s.valid_from IS NULL OR s.valid_from <= w.write_at THEN 0 ELSE 1 END,
-                                               CASE WHEN s.valid_from <= w.write_at THEN s.valid_from END DESC NULLS LAST,
-                                               s.valid_from, s.load_id DESC) AS pick
+                                      ORDER BY {version_order_sql("s.valid_from", "w.write_at", "s.load_id")}) AS pick
             FROM stored s JOIN w ON w.distinct_id = s.distinct_id
         )
         SELECT s.distinct_id,

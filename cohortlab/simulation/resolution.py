@@ -186,7 +186,8 @@ def version_order_sql(valid_from: str, at: str, seq: str) -> str:
     """SQL ``ORDER BY`` keys that put first the profile version read at ``at``: the latest at or
     before it (a version without a time is known from the start), else the first known one
     stands in; of one time, the later load (``seq``). ``valid_from``/``seq``: columns of
-    :func:`profile_versions_sql` rows. Shared with explain's profile step."""
+    :func:`profile_versions_sql` rows. Shared with explain's profile step and the remedies' written
+    version (the version in force at the write)."""
     known = f"({valid_from} IS NULL OR {valid_from} <= {at})"
     return (f"CASE WHEN {known} THEN 0 ELSE 1 END, CASE WHEN {known} THEN {valid_from} END DESC NULLS LAST, "
             f"CASE WHEN NOT {known} THEN {valid_from} END, {seq} DESC")
