@@ -148,6 +148,27 @@ def test_floating_point_mpids_are_refused_not_cast(spark_engine, tmp_path):
         spark_engine.register("q", pd.DataFrame({"v": [float(BIG)]}), schema="v BIGINT")
 
 
+def test_read_canonical_refuses_a_table_without_its_identifier_column(spark_engine, tmp_path):
+    """A Parquet table whose MPID column has another name would read as all-NULL MPIDs (every
+    profile lost): it is refused, naming the table, the column and the columns found; a missing
+    column that is not an identifier (here the provenance) still reads as NULL
+    (docs/spark.md#existing-session)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "canonical"
+    out.mkdir()
+    pq.write_table(pa.table({"mParticle_ID": pa.array([BIG], pa.int64()), "kind": ["user"],
+                             "identity_type": ["email"], "value": ["a@x.com"]}), out / "mpa_identities.parquet")
+    with pytest.raises(ValueError, match=r"mpa_identities: no column mpid in .*mpa_identities\.parquet "
+                                         r"\(its columns: mParticle_ID, kind, identity_type, value\)"):
+        spark_engine.read_canonical(out)
+    pq.write_table(pa.table({"MPID": pa.array([BIG], pa.int64()), "kind": ["user"], "identity_type": ["email"],
+                             "value": ["a@x.com"]}), out / "mpa_identities.parquet")
+    assert spark_engine.read_canonical(out) == ["mpa_identities"]  # column names match in any case
+    assert spark_engine.query_rows("SELECT mpid, load_id FROM mpa_identities") == [(BIG, None)]
+
+
 def test_read_canonical_of_a_folder_without_tables_says_so(spark_engine, tmp_path):
     """A wrong folder (the export's parent) is an error naming it, not an empty lab whose cohorts
     are then "not found"."""

@@ -342,7 +342,7 @@ class SparkEngine(Engine):
                 sdf = self.spark.read.format("delta").load(str(path))
             else:
                 sdf = self.spark.read.parquet(str(path))
-            sdf = _cast_to(sdf, _canonical_ddl(name), name)
+            sdf = _cast_to(sdf, _canonical_ddl(name), name, required=_schema.identifier_columns(name), path=path)
             self._replace_view(name, sdf, frame=None)
             found.append(name)
         if not isinstance(source, Mapping) and (root / f"{META_TABLE}.parquet").exists():
@@ -494,9 +494,12 @@ def _canonical_ddl(name: str) -> str:
     return ", ".join(f"{c} {spark_type(t)}" for c, t, _ in _schema.TABLES[name].columns)
 
 
-def _cast_to(sdf: DataFrame, schema: Any, what: str = "") -> DataFrame:
+def _cast_to(sdf: DataFrame, schema: Any, what: str = "", *, required: Iterable[str] = (),
+             path: Any = None) -> DataFrame:
     """Select the columns of ``schema`` (StructType or DDL string) from ``sdf``, cast to its types;
-    missing columns become typed NULLs. Casting strings to BIGINT is exact (no float). A
+    missing columns become typed NULLs, but for those of ``required`` (the table's identifiers),
+    which are a ``ValueError`` naming ``what``, the column, ``path`` and the columns found: read
+    as NULLs, every row would lose its identifier. Casting strings to BIGINT is exact (no float). A
     floating-point (or fractional DECIMAL) column for an integer one is refused (``TypeError``
     naming ``what``, the table): its MPIDs already went through a double and lost their last
     digits, and a cast would pass them on as exact (the DuckDB loaders quarantine them as
@@ -507,6 +510,13 @@ def _cast_to(sdf: DataFrame, schema: Any, what: str = "") -> DataFrame:
     st = schema if isinstance(schema, StructType) else StructType.fromDDL(schema)
     have = {c.lower(): c for c in sdf.columns}
     types = {f.name.lower(): f.dataType for f in sdf.schema.fields}
+    lacking = [c for c in required if c.lower() not in have]
+    if lacking:
+        raise ValueError(
+            f"{what + ': ' if what else ''}no column {', '.join(lacking)}"
+            f"{f' in {path}' if path is not None else ''} (its columns: {', '.join(sdf.columns) or 'none'}): "
+            "an identifier column cannot be read as NULL; rename the column, or write the table with "
+            "`cohortlab export`")
     cols = []
     for f in st.fields:
         src = have.get(f.name.lower())
