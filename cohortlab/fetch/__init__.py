@@ -336,12 +336,9 @@ def _earlier_runs(out: Path) -> list[Any]:
     if not path.exists():
         return []
     try:
-        parse_record(path)
+        return list(parse_record(path).runs)
     except LoadError as e:
         raise FetchError(f"{e}; fetch does not overwrite it: it dates the files already fetched") from None
-    import json
-
-    return list(json.loads(path.read_text(encoding="utf-8"))["runs"])
 
 
 def _record(out: Path, earlier: list[Any], manifest: dict[str, Any]) -> None:

@@ -41,6 +41,7 @@ class CaptureTimes:
     profiles: str | None = None  # the as_of of the newest mixpanel-profiles listing
     profiles_path: str | None = None  # and its folder
     parts: dict[str, str] = field(default_factory=dict)  # "mparticle/profiles/part-…" -> as_of
+    runs: list[Any] = field(default_factory=list, repr=False)  # the runs as recorded (fetch appends to them)
 
     def time_of(self, rel: str) -> str | None:
         if self.profiles_path is not None and rel.startswith(self.profiles_path.rstrip("/") + "/"):
@@ -86,7 +87,7 @@ def parse_record(path: Path) -> CaptureTimes:
     if not isinstance(runs, list):
         raise LoadError(path, 'expected an object with a "runs" list (what cohortlab fetch writes): the capture '
                               "times of the fetched files cannot be read; fix or remove it")
-    out = CaptureTimes(path.parent)
+    out = CaptureTimes(path.parent, runs=runs)
     for r, run in enumerate(runs, 1):
         items = run.get("items", []) if isinstance(run, dict) else None
         if not isinstance(items, list):
