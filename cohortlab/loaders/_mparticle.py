@@ -90,14 +90,27 @@ def absent_sql(col: str) -> str:
     return f"({col}_t IS NULL OR {col}_t = 'NULL')"
 
 
+# the epoch milliseconds a TIMESTAMP (and Python's datetime) can hold: years 1 to 9999
+# (cohortlab.times.MIN_TIME / MAX_TIME, as an event's `time` is bounded)
+_MS_RANGE = "BETWEEN -62135596800000 AND 253402300799999"
+
+
+def _epoch_ms_int_sql(text: str) -> str:
+    return f"TRY_CAST(TRY_CAST({text} AS DOUBLE) AS BIGINT)"
+
+
 def epoch_ms_sql(text: str) -> str:
-    """SQL TIMESTAMP (UTC) of an epoch-milliseconds value given as text (number or numeric string)."""
-    return f"epoch_ms(TRY_CAST(TRY_CAST({text} AS DOUBLE) AS BIGINT))"
+    """SQL TIMESTAMP (UTC) of an epoch-milliseconds value given as text (number or numeric string);
+    NULL for anything else, also for a number outside the years 1-9999 (a later reader of the
+    column could not hold it: audit 110)."""
+    ms = _epoch_ms_int_sql(text)
+    return f"CASE WHEN {ms} {_MS_RANGE} THEN epoch_ms({ms}) END"
 
 
 def bad_epoch_ms_sql(text: str) -> str:
-    """SQL BOOLEAN: the text is present (not absent/null) but not an epoch-ms number."""
-    return f"({text} IS NOT NULL AND TRY_CAST({text} AS DOUBLE) IS NULL)"
+    """SQL BOOLEAN: the text is present (not absent/null) but not an epoch-ms number of the
+    years 1-9999 (:func:`epoch_ms_sql` reads it as NULL)."""
+    return f"({text} IS NOT NULL AND coalesce(NOT {_epoch_ms_int_sql(text)} {_MS_RANGE}, TRUE))"
 
 
 def json_bool_sql(j: str, jtype: str | None = None) -> str:
