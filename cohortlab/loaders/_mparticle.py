@@ -95,22 +95,17 @@ def absent_sql(col: str) -> str:
 _MS_RANGE = "BETWEEN -62135596800000 AND 253402300799999"
 
 
-def _epoch_ms_int_sql(text: str) -> str:
-    return f"TRY_CAST(TRY_CAST({text} AS DOUBLE) AS BIGINT)"
-
-
 def epoch_ms_sql(text: str) -> str:
     """SQL TIMESTAMP (UTC) of an epoch-milliseconds value given as text (number or numeric string);
-    NULL for anything else, also for a number outside the years 1-9999 (a later reader of the
-    column could not hold it: audit 110)."""
-    ms = _epoch_ms_int_sql(text)
+    NULL for a number no TIMESTAMP of the years 1-9999 holds (``1e400``, ``1e20``, year 10000),
+    as for one beyond BIGINT: a later reader of the column could not hold it (audit 110)."""
+    ms = f"TRY_CAST(TRY_CAST({text} AS DOUBLE) AS BIGINT)"
     return f"CASE WHEN {ms} {_MS_RANGE} THEN epoch_ms({ms}) END"
 
 
 def bad_epoch_ms_sql(text: str) -> str:
-    """SQL BOOLEAN: the text is present (not absent/null) but not an epoch-ms number of the
-    years 1-9999 (:func:`epoch_ms_sql` reads it as NULL)."""
-    return f"({text} IS NOT NULL AND coalesce(NOT {_epoch_ms_int_sql(text)} {_MS_RANGE}, TRUE))"
+    """SQL BOOLEAN: the text is present (not absent/null) but not an epoch-ms number."""
+    return f"({text} IS NOT NULL AND TRY_CAST({text} AS DOUBLE) IS NULL)"
 
 
 def json_bool_sql(j: str, jtype: str | None = None) -> str:
