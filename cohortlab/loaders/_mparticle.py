@@ -90,9 +90,17 @@ def absent_sql(col: str) -> str:
     return f"({col}_t IS NULL OR {col}_t = 'NULL')"
 
 
+# the epoch milliseconds a TIMESTAMP (and Python's datetime) can hold: years 1 to 9999
+# (cohortlab.times.MIN_TIME / MAX_TIME, as an event's `time` is bounded)
+_MS_RANGE = "BETWEEN -62135596800000 AND 253402300799999"
+
+
 def epoch_ms_sql(text: str) -> str:
-    """SQL TIMESTAMP (UTC) of an epoch-milliseconds value given as text (number or numeric string)."""
-    return f"epoch_ms(TRY_CAST(TRY_CAST({text} AS DOUBLE) AS BIGINT))"
+    """SQL TIMESTAMP (UTC) of an epoch-milliseconds value given as text (number or numeric string);
+    NULL for a number no TIMESTAMP of the years 1-9999 holds (``1e400``, ``1e20``, year 10000),
+    as for one beyond BIGINT: a later reader of the column could not hold it (audit 110)."""
+    ms = f"TRY_CAST(TRY_CAST({text} AS DOUBLE) AS BIGINT)"
+    return f"CASE WHEN {ms} {_MS_RANGE} THEN epoch_ms({ms}) END"
 
 
 def bad_epoch_ms_sql(text: str) -> str:

@@ -26,7 +26,8 @@ read is a :class:`LoadError` before anything is loaded.
 
 A members file without an ``as_of`` inside takes it from ``manifest.json`` (a ``snapshots`` list
 of ``{path, as_of, cohort}``) or from a timestamp in its file name (``2026-03-01T12-00-00Z.json``,
-``20260301T120000Z.json``, ``2026-03-01.json``). Its cohort, when the file does not name one,
+``20260301T120000Z.json``, ``2026-03-01.json``; an offset after the seconds is converted to UTC).
+Its cohort, when the file does not name one,
 is the folder name (or the manifest's ``cohort``).
 """
 
@@ -111,18 +112,32 @@ def _glob(folder: Path, *patterns: str) -> list[Path]:
 
 
 _TS_PATTERNS = [
-    # 2026-03-01T12-00-00Z, 2026-03-01T12:00:00Z, 2026-03-01_12-00, 20260301T120000Z, 2026-03-01
-    re.compile(r"(\d{4})-?(\d{2})-?(\d{2})(?:[T_ ](\d{2})[-:]?(\d{2})(?:[-:]?(\d{2}))?)?"),
+    # 2026-03-01T12-00-00Z, 2026-03-01T12:00:00Z, 2026-03-01_12-00, 20260301T120000Z, 2026-03-01,
+    # 2026-03-01T17:30:00+05:30, 20260301T120000-0500, 2026-03-01T17-30-00+05-30: a run of digits
+    # of its own (not the middle of a longer number, as an epoch or an id:
+    # cohort-1234567-2026-03-01.json holds 2026-03-01); an offset after the seconds (hours up to
+    # 14, minutes 00/15/30/45, so a page number -0001 is none) is honoured; a fraction is dropped
+    re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})"
+               r"(?:[T_ ](\d{2})[-:]?(\d{2})(?:[-:]?(\d{2})(?:\.\d+)?(Z|[+-](?:0\d|1[0-4])[:-]?(?:00|15|30|45))?)?)?(?!\d)"),
 ]
 
 
 def as_of_from_name(name: str) -> str | None:
-    """A UTC ISO timestamp read from a file name, or None."""
+    """A UTC ISO timestamp read from a file name, or None. The first timestamp that is a real
+    time counts (``2026-13-01`` is none); no zone means UTC, an offset is converted."""
+    from datetime import datetime, timezone
+
     for pat in _TS_PATTERNS:
         m = pat.search(name)
-        if m:
-            y, mo, d, h, mi, s = m.groups()
-            return f"{y}-{mo}-{d}T{h or '00'}:{mi or '00'}:{s or '00'}+00:00"
+        while m:
+            y, mo, d, h, mi, s, zone = m.groups()
+            zone = "+00:00" if zone in (None, "Z") else zone[:3] + ":" + zone[-2:]
+            try:
+                t = datetime.fromisoformat(f"{y}-{mo}-{d}T{h or '00'}:{mi or '00'}:{s or '00'}{zone}")
+            except ValueError:  # not a date after all (month 13, hour 25): look further on
+                m = pat.search(name, m.start() + 1)
+                continue
+            return t.astimezone(timezone.utc).isoformat()
     return None
 
 

@@ -182,6 +182,8 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
                                       "holding one")
         for i, key in ((0, "as_of"), (1, "cohort_id"), (2, "cohort_name")):
             values = {r[i] for r in rows if r[i] is not None}
+            if key == "as_of":
+                values = set(_one_per_instant(values))
             if len(values) > 1:
                 raise LoadError(ctx.path, f"pages disagree on {key}: {sorted(values)}")
             if values:
@@ -241,6 +243,7 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
             values = [r[0] for r in eng.query_rows(
                 f"SELECT DISTINCT trim({a}) FROM {src} WHERE nullif(trim({a}), '') IS NOT NULL"
             )]
+            values = _one_per_instant(values)
             if len(values) > 1:
                 raise LoadError(ctx.path, f"the as_of column has several values {sorted(values)[:5]}: "
                                           "one file is one snapshot")
@@ -269,6 +272,7 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
         if as_of_col:
             values = [r[0] for r in eng.query_rows(
                 f"SELECT DISTINCT as_of FROM {rows} WHERE nullif(as_of, '') IS NOT NULL")]
+            values = _one_per_instant(values)
             if len(values) > 1:
                 raise LoadError(ctx.path, f"the as_of column has several values {sorted(values)[:5]}: "
                                           "one file is one snapshot")
@@ -338,6 +342,21 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
             return parse_utc(value, "as_of")
         except ValueError as e:
             raise LoadError(ctx.path, str(e)) from None
+
+
+def _one_per_instant(values) -> list[str]:
+    """The as_of values of a file's pages or rows, one per instant they name: the same time
+    spelled two ways (``2026-03-01T00:00:00Z``, ``2026-03-01 00:00:00``,
+    ``2026-03-01T05:30:00+05:30``) is one snapshot time, not pages that disagree (audit 110). A
+    value that is no time stays as it is (the load then says so)."""
+    out: dict[Any, str] = {}
+    for v in sorted(values, key=str):
+        try:
+            key = parse_utc(v, "as_of")
+        except ValueError:
+            key = v
+        out.setdefault(key, v)
+    return list(out.values())
 
 
 __all__ = ["MixpanelMembersLoader"]

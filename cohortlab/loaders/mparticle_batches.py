@@ -161,7 +161,7 @@ class MParticleBatchesLoader(Loader):
             f"""
             SELECT *, coalesce(ts, max(ts) OVER (ORDER BY line ROWS UNBOUNDED PRECEDING)) AS okey FROM (
               SELECT line, mpid, attrs, attrs_t, del, del_t, environment, bkey,
-                     coalesce({epoch_ms_sql('ts_ms')}, epoch_ms(CAST(event_ms AS BIGINT))) AS ts
+                     coalesce({epoch_ms_sql('ts_ms')}, {epoch_ms_sql('event_ms')}) AS ts
               FROM (
                 SELECT *, row_number() OVER (PARTITION BY srid ORDER BY line) AS n
                 FROM {checked} WHERE reason IS NULL

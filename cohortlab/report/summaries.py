@@ -476,13 +476,25 @@ def _when(t) -> str:
     return ts.strftime("%Y-%m-%d %H:%M UTC")
 
 
-_ISO_TIME = re.compile(r"\b(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(?::\d{2}(?:\.\d+)?)?(?:Z|\+00:00|\b)(?! UTC)")
+_ISO_TIME = re.compile(r"\b(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(?::\d{2}(?:\.\d+)?)?"
+                       r"(Z|[+-](?:0\d|1[0-4]):?(?:00|15|30|45)(?!\d)|\b)(?! UTC)")
+
+
+def _readable_time(m: re.Match) -> str:
+    zone = m.group(3)
+    if zone and zone != "Z":  # an offset: the same instant in UTC, not the wall time called UTC
+        from datetime import datetime, timezone
+
+        t = datetime.fromisoformat(f"{m.group(1)}T{m.group(2)}{zone[:3]}:{zone[-2:]}").astimezone(timezone.utc)
+        return t.strftime("%Y-%m-%d %H:%M UTC")
+    return f"{m.group(1)} {m.group(2)} UTC"
 
 
 def readable_times(text: str) -> str:
-    """``text`` with every time in it (``2026-01-15T00:00:00Z``, ``2026-02-28 00:00:00``) written as
-    the pages write times (:func:`_when`: ``2026-01-15 00:00 UTC``); dates alone stay as they are."""
-    return _ISO_TIME.sub(lambda m: f"{m.group(1)} {m.group(2)} UTC", str(text))
+    """``text`` with every time in it (``2026-01-15T00:00:00Z``, ``2026-02-28 00:00:00``,
+    ``2026-03-01T05:30:00+05:30``) written as the pages write times (:func:`_when`: ``2026-01-15
+    00:00 UTC``; a time with an offset converted to UTC); dates alone stay as they are."""
+    return _ISO_TIME.sub(_readable_time, str(text))
 
 
 def settings_summary(settings=None) -> str:

@@ -418,13 +418,16 @@ def _profile_step(engine: Engine, d: str, at: datetime | None = None) -> Step:
 
 def _events_of(engine: Engine, dids: list[str]) -> dict[str, list[tuple]]:
     """{distinct_id: [(time, $mparticle_user_id), ...] latest first} of the events carrying
-    ``$mparticle_user_id``: one pass over the events for all of the user's distinct_ids."""
+    ``$mparticle_user_id``: one pass over the events for all of the user's distinct_ids. Events
+    of the same time come in the order the simulation takes the latest of them (its
+    ``max(struct_pack(t := time, v := value))``: the largest value first), so that "the latest
+    says" names the value the resolution used (audit 110)."""
     out: dict[str, list[tuple]] = {d: [] for d in dids}
     if dids:
         for d, t, v in _q(engine, f"""SELECT distinct_id, time, mparticle_user_id FROM mp_events
                                        WHERE distinct_id IN ({', '.join('?' * len(dids))})
                                          AND mparticle_user_id IS NOT NULL
-                                       ORDER BY distinct_id, time DESC""", list(dids)):
+                                       ORDER BY distinct_id, time DESC, mparticle_user_id DESC""", list(dids)):
             out[d].append((t, v))
     return out
 

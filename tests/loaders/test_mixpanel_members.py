@@ -148,6 +148,21 @@ def test_pages_that_disagree(lab, write):
         lab.load("mixpanel-members", write("m.json", json.dumps(pages)))
 
 
+def test_one_time_spelled_two_ways_is_one_snapshot_time(lab, q, write):
+    # the pages (or rows) name one instant in two spellings: one snapshot, not pages that
+    # disagree (audit 110); two instants still are an error
+    pages = [_page([{"$distinct_id": "A"}], as_of="2026-03-01T00:00:00Z", filter_by_cohort={"id": 1, "name": "C"}),
+             _page([{"$distinct_id": "B"}], as_of="2026-03-01T05:30:00+05:30", filter_by_cohort={"id": 1, "name": "C"})]
+    assert lab.load("mixpanel-members", write("m.json", json.dumps(pages))).loaded == 2
+    f = write("m.csv", "distinct_id,as_of\nD,2026-03-02T00:00:00Z\nE,2026-03-02 00:00:00\nF,2026-03-01T19:00:00-05:00\n")
+    assert lab.load("mixpanel-members", f, cohort="C").loaded == 3
+    assert q("SELECT as_of, member_count FROM mp_cohort_snapshots ORDER BY 1") == [
+        (datetime(2026, 3, 1), 2), (datetime(2026, 3, 2), 3)]
+    f = write("n.csv", "distinct_id,as_of\nA,2026-03-03T00:00:00Z\nB,2026-03-03T00:00:00+01:00\n")
+    with pytest.raises(LoadError, match="several values"):
+        lab.load("mixpanel-members", f, cohort="C")
+
+
 def test_empty_page_is_an_empty_snapshot(lab, write, balanced):
     f = write("m.json", json.dumps(_page([], as_of="2026-03-01", filter_by_cohort={"id": 1, "name": "C"})))
     r = balanced(lab.load("mixpanel-members", f))

@@ -265,6 +265,21 @@ def test_bad_batches_are_quarantined(lab, q, write):
     assert q("SELECT mpid FROM mpa_profiles") == [(1,), (8,)]
 
 
+def test_a_time_outside_the_years_1_to_9999_is_no_time(lab, q, write):
+    # an event time beyond BIGINT failed the whole load with a cast error, one of year 10000 was
+    # stored and failed every reader of the column (audit 110): such a batch has no time
+    p = write("far.jsonl", jsonl(
+        '{"mpid": 1, "user_attributes": {"a": 1}, "events": [{"data": {"timestamp_unixtime_ms": 1e300}}]}',
+        {"mpid": 2, "events": [{"data": {"timestamp_unixtime_ms": 253402300800000}}]},
+        {"mpid": 3, "timestamp_unixtime_ms": 253402300800000},
+        {"mpid": 4, "events": [{"data": {"timestamp_unixtime_ms": 1767225600000}}]},
+    ))
+    r = lab.load(KIND, p)
+    assert (r.loaded, r.n_quarantined) == (4, 0)
+    assert q("SELECT mpid, created_at, last_stored_at FROM mpa_profiles ORDER BY mpid") == [
+        (1, None, None), (2, None, None), (3, None, None), (4, datetime(2026, 1, 1), datetime(2026, 1, 1))]
+
+
 def test_unknown_option_is_refused(lab, write):
     with pytest.raises(ValueError, match="unknown option"):
         lab.load(KIND, write("b.jsonl", jsonl({"mpid": 1})), order="reverse")

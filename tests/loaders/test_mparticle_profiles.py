@@ -198,6 +198,24 @@ def test_timestamps_are_epoch_ms_utc(lab, q, write):
 
 
 # --------------------------------------------------------------------------- bad records
+def test_a_timestamp_outside_the_years_1_to_9999_is_no_time(lab, q, write):
+    # a time of year 10000 was stored, and every reader of the column (verify, explain) then failed
+    # on it (audit 110): it is no time, as a number beyond BIGINT already was (1e300); the same
+    # bounds as an event's time
+    p = write("far.jsonl", jsonl(
+        {"mpid": 1, "created_timestamp_ms": 253402300799999, "last_stored_timestamp_ms": -62135596800000},
+        {"mpid": 2, "last_stored_timestamp_ms": 253402300800000},   # year 10000
+        {"mpid": 3, "created_timestamp_ms": -62135596800001},       # before year 1
+        '{"mpid": 4, "created_timestamp_ms": 1e300}',
+        {"mpid": 5, "created_timestamp_ms": 9223372036854775807},
+    ))
+    r = lab.load(KIND, p)
+    assert (r.loaded, r.n_quarantined) == (5, 0)
+    assert q("SELECT mpid, created_at, last_stored_at FROM mpa_profiles ORDER BY mpid") == [
+        (1, datetime(9999, 12, 31, 23, 59, 59, 999000), datetime(1, 1, 1)),
+        (2, None, None), (3, None, None), (4, None, None), (5, None, None)]
+
+
 def test_each_bad_record_is_quarantined_with_its_line(lab, q, write):
     p = write("bad.jsonl", jsonl(
         {"mpid": 1},                                          # 1 ok

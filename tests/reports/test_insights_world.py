@@ -138,6 +138,31 @@ def test_as_of_from_file_names():
     assert as_of_from_name("members.json") is None
 
 
+def test_as_of_from_file_names_honours_an_offset_and_skips_other_digits():
+    # a time with an offset is that instant, not the same wall time in UTC (audit 110)
+    assert as_of_from_name("2026-03-01T05:30:00+05:30.json") == "2026-03-01T00:00:00+00:00"
+    assert as_of_from_name("2026-03-01T05-30-00+05-30.csv") == "2026-03-01T00:00:00+00:00"
+    assert as_of_from_name("20260228T190000-0500.json") == "2026-03-01T00:00:00+00:00"
+    # a page number after the time is no offset
+    assert as_of_from_name("2026-03-01T00-00-00-0001.json") == "2026-03-01T00:00:00+00:00"
+    # digits of an id or an epoch are no date: the date further on is the snapshot's
+    assert as_of_from_name("cohort-1234567-2026-03-01.json") == "2026-03-01T00:00:00+00:00"
+    assert as_of_from_name("members_1772323200.json") is None
+    assert as_of_from_name("2026-13-01_2026-03-01.json") == "2026-03-01T00:00:00+00:00"
+
+
+def test_load_world_reads_the_snapshot_time_of_a_file_name_with_an_id_and_an_offset(tmp_path):
+    members = tmp_path / "mixpanel" / "members" / "power-users"
+    members.mkdir(parents=True)
+    page = {"page": 0, "status": "ok", "results": [{"$distinct_id": "u1", "$properties": {}}]}
+    (members / "cohort-1234567-2026-03-01.json").write_text(json.dumps(page))
+    (members / "2026-03-02T05:30:00+05:30.json").write_text(json.dumps(page))
+    with Lab() as lab:
+        load_world(lab, tmp_path)
+        snaps = lab.sql("SELECT as_of FROM mp_cohort_snapshots ORDER BY 1")
+        assert list(pd.to_datetime(snaps["as_of"])) == [pd.Timestamp("2026-03-01"), pd.Timestamp("2026-03-02")]
+
+
 @pytest.mark.skipif(not (DATA / "mixpanel" / "members").is_dir(), reason="sample data not present")
 def test_load_world_on_the_sample_exports():
     with Lab() as lab:

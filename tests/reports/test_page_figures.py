@@ -386,6 +386,20 @@ def test_the_migration_page_header_does_not_put_later_days_under_an_earlier_as_o
     assert summaries.migration_as_of(None, "2025-11-01", "2026-02-28") == "2026-02-28 (the last day predicted, from 2025-11-01)"
 
 
+def test_a_time_with_an_offset_is_written_in_utc_in_the_page_header():
+    """A notebook run with ``as_of = "2026-03-01T05:30:00+05:30"`` (JupyterLab: the parameter as
+    typed, not checked by ``cohortlab report``) said "as of 2026-03-01 05:30 UTC+05:30", an
+    instant 5.5 hours off (audit 110)."""
+    assert summaries.readable_times("2026-03-01T05:30:00+05:30") == "2026-03-01 00:00 UTC"
+    assert summaries.readable_times("until 2026-02-28T19:00:00-0500.") == "until 2026-03-01 00:00 UTC."
+    assert summaries.readable_times("2026-03-01T00:00:00Z and 2026-03-01 12:00:00") == \
+        "2026-03-01 00:00 UTC and 2026-03-01 12:00 UTC"
+    assert summaries.readable_times("2026-03-01 00:00 UTC, 2026-03-01") == "2026-03-01 00:00 UTC, 2026-03-01"
+    assert ui.context(["A"], None, as_of="2026-03-01T05:30:00+05:30")["as_of"] == "2026-03-01 00:00 UTC"
+    assert summaries.migration_as_of("2026-02-28T19:00:00-05:00", "2025-11-01", "2026-02-28").startswith(
+        "2026-03-01 00:00 UTC for the validation")
+
+
 def test_the_migration_page_header_names_what_its_plans_count_and_what_its_cohorts_are_for(tmp_path):
     """The EIT page's header named the report's cohorts above plans that count every Mixpanel
     profile with events: its cohorts are only those of the validation (session 15's left item)."""

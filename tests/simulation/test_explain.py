@@ -224,3 +224,19 @@ def test_events_after_the_as_of_time_are_not_counted(data):
     data.lab.clear_simulations()
     after = [s for s in data.lab.explain(C, "cust-1", at="2026-03-01T00:00").steps if s.kind == "events"]
     assert [s.text for s in after] == before and after[0].data["total"] == 1
+
+
+def test_of_two_events_of_the_same_time_the_latest_shown_is_the_one_the_resolution_used(data):
+    # events of one second (an export in whole seconds) carrying two values: explain named the
+    # one loaded first, the resolution took the other (audit 110)
+    data.mpa(111)
+    data.mpa(999)
+    data.profile("u1")
+    data.event("u1", "2026-02-25T06:13:20", mparticle_user_id="111")
+    data.event("u1", "2026-02-25T06:13:20", mparticle_user_id="999")
+    data.snapshot(C, "2026-03-01T00:00", ["u1"])
+    resolved = data.lab.resolution(C, at="2026-03-01T00:00")
+    used = resolved.loc[resolved["distinct_id"] == "u1", "identifier"].iloc[0]
+    steps = {s.kind: s for s in data.lab.explain(C, "u1", at="2026-03-01T00:00").steps}
+    assert f"the latest (2026-02-25 06:13:20) says {used!r}" in steps["events"].text
+    assert f"identifier {used!r} from event_property" in steps["resolution"].text
