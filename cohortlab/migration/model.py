@@ -211,10 +211,13 @@ def profiles_pipeline(plan: MigrationPlan, t: RunTables, *, horizon: datetime | 
     else:
         idcode = "CASE a.ep " + " ".join(f"WHEN {i} THEN {k}" for i, (k, _) in enumerate(keys)) + " END"
         ident = "CASE a.ep " + " ".join(f"WHEN {i} THEN {m}" for i, (_, m) in enumerate(keys)) + " END"
+    # keyed_activity and activity_after_id_merge are tables of their own (three statements, not
+    # one): as one statement its three aggregates and two joins failed at 10M users under the
+    # report's share for the what-if (687 MB; docs/benchmarks.md#report-shares)
     p.add("keyed_activity", f"""
         SELECT a.pid, a.anon, CASE WHEN a.anon THEN FALSE ELSE coalesce({ident}, FALSE) END AS ident,
                {idcode} AS idcode, a.in_h, a.first_t, a.last_t, a.events, {cols('a.')}a.cfix_t
-        FROM activity_per_eit_period a""")
+        FROM activity_per_eit_period a""", materialise=True)
     p.add("first_identified_key", """
         SELECT pid, arg_min(idcode, first_t) AS first_code, min(first_t) AS id_t
         FROM keyed_activity WHERE ident GROUP BY pid""")
@@ -235,7 +238,7 @@ def profiles_pipeline(plan: MigrationPlan, t: RunTables, *, horizon: datetime | 
             SELECT k.pid, k.ident, {key_code},
                    k.first_t, k.last_t, k.events, {written_cols('k.')}k.cfix_t, CAST(NULL AS TIMESTAMP) AS end_t
             FROM keyed_activity k LEFT JOIN first_identified_key f ON f.pid = k.pid
-            WHERE k.in_h""")
+            WHERE k.in_h""", materialise=True)
     else:
         # day by day: anonymous activity is a $device: member until the person is first
         # identified (id_t), then it belongs to the identified key (from id_t on)
@@ -253,7 +256,7 @@ def profiles_pipeline(plan: MigrationPlan, t: RunTables, *, horizon: datetime | 
                    {"".join(f"CAST(NULL AS TIMESTAMP) AS {c}, " for c in rcols)}
                    CASE WHEN k.cfix_t < f.id_t THEN k.cfix_t END AS cfix_t, f.id_t AS end_t
             FROM keyed_activity k JOIN first_identified_key f ON f.pid = k.pid
-            WHERE k.in_h AND NOT k.anon AND NOT k.ident AND k.first_t < f.id_t""")
+            WHERE k.in_h AND NOT k.anon AND NOT k.ident AND k.first_t < f.id_t""", materialise=True)
     # one Mixpanel profile per (person, distinct_id): two EIT periods that give the same text
     # (a customer id that is also the email, or the person's own MPID) give one profile. Only
     # the $device: profile of activity before the first identification ends (at id_t)

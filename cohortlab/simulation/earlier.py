@@ -81,6 +81,8 @@ def simulate_earlier(base: "SimulationResult", at: Any, *, run_id: str | None = 
     history = member_history_kind(engine, n.member_profiles) if versioned else "none"
     for table, pipeline in sync_stages(ref, at_, base.t0, s, base.attribute, n, history):
         step = table[len(n.prefix):]
+        if step == "seen_deltas":
+            continue  # read only by decisions, which are cut from the later simulation's
         if step == "runs":
             pipeline = cut("runs", f"k <= {int(last)}")
         elif step == "decisions":

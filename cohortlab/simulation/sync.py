@@ -318,15 +318,13 @@ def sends_stage(n: Names) -> Pipeline:
     return p
 
 
-def decisions_stage(n: Names, at: datetime, settings: SyncSettings) -> Pipeline:
-    """When each member's identifier is decided: every run that sends it as an add or in a full
-    run, and provisionally the first run that sees each of its stints in the cohort (an enter and
-    the leave after it) when mParticle does not hold the member then (it is not in the membership
-    of the last successful run before) and that run does not send it: it entered during a pause.
-    A stint no run sees (entered and left between two runs) gets no decision, nor one whose
-    member mParticle still holds (it left and came back while no run succeeded: nothing is sent,
-    what was sent stays)."""
-    when = "r.run_at" if settings.resolution_time == "send" else sql_ts(at)
+def seen_deltas_stage(n: Names) -> Pipeline:
+    """The first half of :func:`decisions_stage`: for the first run that sees each stint of a
+    member in the cohort (an enter and the leave after it), the member's transitions up to the
+    last successful run before it (``distinct_id, k, delta``; one row with a NULL ``delta`` when
+    there are none). Its own table, so that the join and the count per (member, run) after it
+    do not hold their memory at once: as one statement they failed at 10M users under a report
+    kernel's share of 412 MB (docs/benchmarks.md#report-shares)."""
     p = Pipeline()
     p.add(
         "stints",
@@ -361,14 +359,34 @@ def decisions_stage(n: Names, at: datetime, settings: SyncSettings) -> Pipeline:
         """,
     )
     p.add(
-        "first_seen",
+        "seen_deltas",
         f"""
-        SELECT f.distinct_id, f.k
+        SELECT f.distinct_id, f.k, t.delta
         FROM stint_seen f
         JOIN prior_success ps ON ps.k = f.k
         LEFT JOIN {n.transitions} t ON t.distinct_id = f.distinct_id AND t.version <= ps.version
-        GROUP BY f.distinct_id, f.k
-        HAVING coalesce(sum(t.delta), 0) <> 1
+        """,
+    )
+    return p
+
+
+def decisions_stage(n: Names, at: datetime, settings: SyncSettings) -> Pipeline:
+    """When each member's identifier is decided: every run that sends it as an add or in a full
+    run, and provisionally the first run that sees each of its stints in the cohort (an enter and
+    the leave after it) when mParticle does not hold the member then (it is not in the membership
+    of the last successful run before: :func:`seen_deltas_stage`) and that run does not send it:
+    it entered during a pause. A stint no run sees (entered and left between two runs) gets no
+    decision, nor one whose member mParticle still holds (it left and came back while no run
+    succeeded: nothing is sent, what was sent stays)."""
+    when = "r.run_at" if settings.resolution_time == "send" else sql_ts(at)
+    p = Pipeline()
+    p.add(
+        "first_seen",
+        f"""
+        SELECT distinct_id, k
+        FROM {n.seen_deltas}
+        GROUP BY distinct_id, k
+        HAVING coalesce(sum(delta), 0) <> 1
         """,
     )
     p.add(
@@ -576,6 +594,7 @@ def sync_stages(
         (n.runs, runs_stage(n, grid, webhook=ref.source == "webhooks")),
         (n.version_runs, version_runs_stage(n)),
         (n.sends, sends_stage(n)),
+        (n.seen_deltas, seen_deltas_stage(n)),
         (n.decisions, decisions_stage(n, at, settings)),
         (n.final_members, final_members_stage(n, at)),
         (n.requests, requests_stage(n, settings)),
