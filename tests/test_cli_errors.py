@@ -451,6 +451,8 @@ def test_a_database_that_cannot_be_written_is_read_without_storing(db, tmp_path,
     lines = r.stderr.splitlines()
     assert lines[0] == f"note: {copy} cannot be written here: results are computed in memory and not stored in it"
     assert "Traceback" not in r.output
+    # `migrate compare` ended with `stored: migration_daily, ...` all the same (audit 111)
+    assert not any(line.startswith("stored:") for line in r.stdout.splitlines()), r.stdout
     if command[0] == "explain":  # an unknown user: its own error line, after the note
         assert r.exit_code == 1 and len(lines) == 2 and lines[1].startswith("error: "), r.stderr
     else:
