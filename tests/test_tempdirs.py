@@ -81,3 +81,14 @@ def test_a_read_only_or_in_memory_engine_spills_into_a_folder_only_its_owner_rea
     finally:
         os.umask(old_umask)
     assert not os.path.exists(temp)  # removed at close
+
+
+def test_the_spill_folder_of_an_engine_never_closed_goes_with_its_process(tmp_path):
+    """A notebook's kernel ends with its labs open: their private spill folders are removed when
+    the process ends, not left empty in the temporary folder until the next run sweeps them."""
+    code = "from cohortlab import Lab; lab = Lab(); print(lab.engine.query_rows(\"SELECT current_setting('temp_directory')\")[0][0])"
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    temp = out.strip()
+    assert os.path.dirname(temp) == str(tmp_path) and os.path.basename(temp).startswith("cohortlab-duckdb-")
+    assert list(tmp_path.iterdir()) == []

@@ -28,6 +28,7 @@ import re
 import shutil
 import sys
 import time
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -186,6 +187,9 @@ class DuckDBEngine(Engine):
                 _remove_stale_spill(temp)
             else:  # nothing written next to a read-only database; a folder only its owner reads; removed at close
                 temp = self._own_temp = make_private_dir("duckdb")
+                # also removed when the engine is never closed (a notebook's kernel ends with its
+                # labs open): at garbage collection or the end of the process
+                self._remove_own_temp = weakref.finalize(self, _remove_folder_of, temp, os.getpid())
             self.execute(f"SET temp_directory = '{temp.replace(chr(39), chr(39) * 2)}'")
         if memory_limit:
             # set on this connection; a value DuckDB refuses (Lab(memory_limit="lots")) is one line naming it
@@ -273,7 +277,13 @@ class DuckDBEngine(Engine):
         self.con.close()
         self.con = _Closed(self.database)
         if self._own_temp:
-            shutil.rmtree(self._own_temp, ignore_errors=True)
+            self._remove_own_temp()
+
+
+def _remove_folder_of(folder: str, pid: int) -> None:
+    """Remove ``folder``, made by process ``pid``, if this is that process (not a forked child)."""
+    if os.getpid() == pid:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _remove_stale_spill(temp: str) -> None:
