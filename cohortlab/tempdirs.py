@@ -27,6 +27,21 @@ def make_temp_dir(kind: str) -> tempfile.TemporaryDirectory:
     return tempfile.TemporaryDirectory(prefix=_prefix(kind))
 
 
+def no_temp_dir_problem(error: BaseException) -> str | None:
+    """One line for Python's ``No usable temporary directory found in [...]`` (no writable
+    ``$TMPDIR``, ``/tmp``, ``/var/tmp`` nor current folder), saying what to set; None for any
+    other error."""
+    if isinstance(error, FileNotFoundError) and "No usable temporary directory" in str(error):
+        return f"{error.strerror or error}: set TMPDIR to a folder you can write (e.g. mkdir -p ~/tmp; export TMPDIR=~/tmp)"
+    return None
+
+
+def require_temp_dir() -> None:
+    """Raise :class:`FileNotFoundError` (see :func:`no_temp_dir_problem`) now, before any work or
+    output folder, when there is no writable temporary folder."""
+    tempfile.gettempdir()
+
+
 def make_private_dir(kind: str) -> str:
     """A new ``cohortlab-<kind>-<pid>-…`` folder, readable by its owner only (mode 0700, whatever
     the umask), that the caller removes. A read-only engine's spill folder is made here rather

@@ -623,6 +623,45 @@ def test_a_read_of_a_missing_block_is_one_line():
                                       "finish?): restore it from a whole copy, or load the exports into a new database file")
 
 
+# --------------------------------------------------------------------------- no writable temporary folder
+def _no_temp_dir(monkeypatch):
+    """Python's own error when neither $TMPDIR, /tmp, /var/tmp nor the current folder can be written."""
+    import errno
+    import tempfile
+
+    def gettempdir():
+        raise FileNotFoundError(errno.ENOENT, "No usable temporary directory found in ['/tmp', '/var/tmp', '/usr/tmp', '/']")
+
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    monkeypatch.setattr(tempfile, "gettempdir", gettempdir)
+    monkeypatch.setattr(tempfile, "_get_default_tempdir", gettempdir)
+
+
+@pytest.mark.parametrize("source", ["--data", "--db"])
+def test_a_report_without_a_writable_temporary_folder_is_one_line_and_leaves_no_folder(db, tmp_path, monkeypatch,
+                                                                                       source):
+    """(audit 111) As an ordinary user with no writable temporary folder, ``report`` ended in a
+    traceback, and with --data left its report folder behind."""
+    _no_temp_dir(monkeypatch)
+    out = tmp_path / "rep"
+    r = run("report", source, Path(db).parent / "world" if source == "--data" else db, "--out", out)
+    assert error_line(r) == ("error: No usable temporary directory found in ['/tmp', '/var/tmp', '/usr/tmp', '/']: "
+                             "set TMPDIR to a folder you can write (e.g. mkdir -p ~/tmp; export TMPDIR=~/tmp)")
+    assert not out.exists()
+
+
+def test_no_writable_temporary_folder_is_one_line_for_every_command(monkeypatch):
+    import tempfile
+
+    from cohortlab.cli.app import machine_problem
+
+    _no_temp_dir(monkeypatch)
+    with pytest.raises(FileNotFoundError) as e:
+        tempfile.mkdtemp()
+    assert machine_problem(e.value).endswith(": set TMPDIR to a folder you can write (e.g. mkdir -p ~/tmp; "
+                                             "export TMPDIR=~/tmp)")
+
+
 # --------------------------------------------------------------------------- usage mistakes
 @pytest.mark.parametrize("args", [
     ["simulate", "--db", "DB", "--cohort", "Power Users", "--no-such-option"],
