@@ -5,9 +5,10 @@ A report loaded from ``--data`` keeps its database (all the raw data, personal d
 ``cohortlab-report-<pid>-…``, its shared simulations (member data) in
 ``cohortlab-report-sims-<pid>-…``, and a read-only DuckDB engine spills into
 ``cohortlab-duckdb-<pid>-…``, each readable by its owner only (0700). Each is removed when its
-run ends, even on Ctrl-C or SIGTERM; a SIGKILL or a crash cannot be caught, so the next run that makes such a folder first removes the
-ones whose process no longer exists (:func:`sweep_stale`, once per process). The process id in the name says whose
-a folder is; a folder of a live process (or of another user) is never touched.
+run ends, even on Ctrl-C or SIGTERM; a SIGKILL or a crash cannot be caught, so the next run that
+makes such a folder first removes the ones whose process no longer exists (:func:`sweep_stale`,
+once per process). The process id in the name says whose a folder is; a folder of a live process
+(or of another user) is never touched.
 """
 
 from __future__ import annotations
