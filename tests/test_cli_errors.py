@@ -517,6 +517,34 @@ def test_simulate_help_names_every_members_out_format():
     assert ".csv, .csv.gz or .parquet" in text
 
 
+@pytest.mark.parametrize("command, option, name", [
+    (["migrate", "compare", "--switch", "2026-02-01"], "--chart", "rates.png"),  # matplotlib wrote through it
+    (["simulate", "--cohort", "Power Users", "--no-store"], "--members-out", "members.csv"),
+], ids=["chart", "members"])
+def test_an_output_file_is_never_written_through_a_link_put_in_its_place(db, tmp_path, monkeypatch, command, option,
+                                                                         name):
+    """(audit 111) ``--chart /tmp/rates.png``: the part file ``/tmp/.rates.png.part`` was removed,
+    then opened by name by the writer; another user who put a link there in between (a loop does
+    it) had the output written over any file of this user's the link pointed to."""
+    import cohortlab.output_files as output_files
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("a file of the user's")
+    real_unlink = Path.unlink
+
+    def unlink_then_link(self, missing_ok=False):  # the other user wins the race
+        real_unlink(self, missing_ok=missing_ok)
+        if self.name.endswith(".part") and not self.is_symlink():
+            self.symlink_to(victim)
+
+    monkeypatch.setattr(output_files.Path, "unlink", unlink_then_link)
+    target = tmp_path / name
+    r = run(*command, "--db", db, option, target)
+    assert victim.read_bytes() == b"a file of the user's"
+    assert error_line(r).startswith(f"error: {tmp_path / f'.{name}.part'}: made by another process")
+    assert not target.exists()
+
+
 # --------------------------------------------------------------------------- a failed first load
 @pytest.mark.parametrize("make_path", [
     lambda tmp: tmp / "no-such-file.jsonl",
