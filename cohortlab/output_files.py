@@ -4,7 +4,8 @@ and ``--chart``, ``export``): written whole or not at all.
 Each is written under a hidden name beside it (``.<name>.part``) and renamed over the target once
 complete, so a killed command, a full disk or an error never leaves a truncated file that looks
 complete where the user asked for one (an older file of that name stays as it was). A part file
-left by a process killed mid-write is replaced by the next write. Writers are given the part
+left by a process killed mid-write is replaced by the next write; the part file is made anew by
+cohortlab (never written through a link another user put there). Writers are given the part
 path, so the format must be named explicitly (not inferred from the suffix, which the part
 name does not end with).
 """
@@ -29,6 +30,18 @@ def written_whole(path: str | os.PathLike) -> Iterator[Path]:
     (Ctrl-C included) it is removed and ``path`` is left as it was."""
     part = part_path(path)
     part.unlink(missing_ok=True)  # of a write killed earlier
+    try:
+        # made here, as a new file of this user's (O_EXCL: never through a link), before the writer
+        # opens it by name: in a folder every user writes to (/tmp), another user could otherwise
+        # put a link there between the unlink and the writer's open, and the output would be
+        # written through it, over a file of this user's it points to (in a sticky folder nobody
+        # else can then remove or replace the file made here)
+        os.close(os.open(part, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+    except FileExistsError:
+        from cohortlab.errors import CohortlabError
+
+        raise CohortlabError(f"{part}: made by another process just as this one was to write it (a folder other "
+                             "users can write to?): nothing written; write the output elsewhere") from None
     try:
         yield part
         os.replace(part, path)

@@ -4,10 +4,11 @@ process left.
 A report loaded from ``--data`` keeps its database (all the raw data, personal data included) in
 ``cohortlab-report-<pid>-…``, its shared simulations (member data) in
 ``cohortlab-report-sims-<pid>-…``, and a read-only DuckDB engine spills into
-``cohortlab-duckdb-<pid>-…``. Each is removed when its run ends, even on Ctrl-C or SIGTERM; a
-SIGKILL or a crash cannot be caught, so the next run that makes such a folder first removes the
-ones whose process no longer exists (:func:`sweep_stale`, once per process). The process id in the name says whose
-a folder is; a folder of a live process (or of another user) is never touched.
+``cohortlab-duckdb-<pid>-…``, each readable by its owner only (0700). Each is removed when its
+run ends, even on Ctrl-C or SIGTERM; a SIGKILL or a crash cannot be caught, so the next run that
+makes such a folder first removes the ones whose process no longer exists (:func:`sweep_stale`,
+once per process). The process id in the name says whose a folder is; a folder of a live process
+(or of another user) is never touched.
 """
 
 from __future__ import annotations
@@ -27,10 +28,28 @@ def make_temp_dir(kind: str) -> tempfile.TemporaryDirectory:
     return tempfile.TemporaryDirectory(prefix=_prefix(kind))
 
 
-def temp_dir_path(kind: str, suffix: str) -> str:
-    """The path of a ``cohortlab-<kind>-<pid>-<suffix>`` folder that its user creates (DuckDB
-    creates its spill folder only when it spills)."""
-    return os.path.join(tempfile.gettempdir(), _prefix(kind) + suffix)
+def no_temp_dir_problem(error: BaseException) -> str | None:
+    """One line for Python's ``No usable temporary directory found in [...]`` (no writable
+    ``$TMPDIR``, ``/tmp``, ``/var/tmp`` nor current folder), saying what to set; None for any
+    other error."""
+    if isinstance(error, FileNotFoundError) and "No usable temporary directory" in str(error):
+        return f"{error.strerror or error}: set TMPDIR to a folder you can write (e.g. mkdir -p ~/tmp; export TMPDIR=~/tmp)"
+    return None
+
+
+def require_temp_dir() -> None:
+    """Raise :class:`FileNotFoundError` (see :func:`no_temp_dir_problem`) now, before any work or
+    output folder, when there is no writable temporary folder."""
+    tempfile.gettempdir()
+
+
+def make_private_dir(kind: str) -> str:
+    """A new ``cohortlab-<kind>-<pid>-…`` folder, readable by its owner only (mode 0700, whatever
+    the umask), that the caller removes. A read-only engine's spill folder is made here rather
+    than left to DuckDB, which made it 0755 and its spill files (rows of the user's data,
+    personal data included) 0644 under the usual umask 022: readable by every user of the
+    machine while the process ran."""
+    return tempfile.mkdtemp(prefix=_prefix(kind))
 
 
 _swept: set[str] = set()  # the temporary folders swept by this process

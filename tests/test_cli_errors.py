@@ -451,6 +451,8 @@ def test_a_database_that_cannot_be_written_is_read_without_storing(db, tmp_path,
     lines = r.stderr.splitlines()
     assert lines[0] == f"note: {copy} cannot be written here: results are computed in memory and not stored in it"
     assert "Traceback" not in r.output
+    # `migrate compare` ended with `stored: migration_daily, ...` all the same (audit 111)
+    assert not any(line.startswith("stored:") for line in r.stdout.splitlines()), r.stdout
     if command[0] == "explain":  # an unknown user: its own error line, after the note
         assert r.exit_code == 1 and len(lines) == 2 and lines[1].startswith("error: "), r.stderr
     else:
@@ -513,6 +515,34 @@ def test_simulate_help_names_every_members_out_format():
     named two of them (audit 100)."""
     text = " ".join(run("simulate", "--help").output.split())
     assert ".csv, .csv.gz or .parquet" in text
+
+
+@pytest.mark.parametrize("command, option, name", [
+    (["migrate", "compare", "--switch", "2026-02-01"], "--chart", "rates.png"),  # matplotlib wrote through it
+    (["simulate", "--cohort", "Power Users", "--no-store"], "--members-out", "members.csv"),
+], ids=["chart", "members"])
+def test_an_output_file_is_never_written_through_a_link_put_in_its_place(db, tmp_path, monkeypatch, command, option,
+                                                                         name):
+    """(audit 111) ``--chart /tmp/rates.png``: the part file ``/tmp/.rates.png.part`` was removed,
+    then opened by name by the writer; another user who put a link there in between (a loop does
+    it) had the output written over any file of this user's the link pointed to."""
+    import cohortlab.output_files as output_files
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("a file of the user's")
+    real_unlink = Path.unlink
+
+    def unlink_then_link(self, missing_ok=False):  # the other user wins the race
+        real_unlink(self, missing_ok=missing_ok)
+        if self.name.endswith(".part") and not self.is_symlink():
+            self.symlink_to(victim)
+
+    monkeypatch.setattr(output_files.Path, "unlink", unlink_then_link)
+    target = tmp_path / name
+    r = run(*command, "--db", db, option, target)
+    assert victim.read_bytes() == b"a file of the user's"
+    assert error_line(r).startswith(f"error: {tmp_path / f'.{name}.part'}: made by another process")
+    assert not target.exists()
 
 
 # --------------------------------------------------------------------------- a failed first load
@@ -619,6 +649,45 @@ def test_a_read_of_a_missing_block_is_one_line():
                                '262144 bytes from location 798720')
     assert machine_problem(error) == ("/x/lab.duckdb: the database file is truncated or damaged (a copy that did not "
                                       "finish?): restore it from a whole copy, or load the exports into a new database file")
+
+
+# --------------------------------------------------------------------------- no writable temporary folder
+def _no_temp_dir(monkeypatch):
+    """Python's own error when neither $TMPDIR, /tmp, /var/tmp nor the current folder can be written."""
+    import errno
+    import tempfile
+
+    def gettempdir():
+        raise FileNotFoundError(errno.ENOENT, "No usable temporary directory found in ['/tmp', '/var/tmp', '/usr/tmp', '/']")
+
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    monkeypatch.setattr(tempfile, "gettempdir", gettempdir)
+    monkeypatch.setattr(tempfile, "_get_default_tempdir", gettempdir)
+
+
+@pytest.mark.parametrize("source", ["--data", "--db"])
+def test_a_report_without_a_writable_temporary_folder_is_one_line_and_leaves_no_folder(db, tmp_path, monkeypatch,
+                                                                                       source):
+    """(audit 111) As an ordinary user with no writable temporary folder, ``report`` ended in a
+    traceback, and with --data left its report folder behind."""
+    _no_temp_dir(monkeypatch)
+    out = tmp_path / "rep"
+    r = run("report", source, Path(db).parent / "world" if source == "--data" else db, "--out", out)
+    assert error_line(r) == ("error: No usable temporary directory found in ['/tmp', '/var/tmp', '/usr/tmp', '/']: "
+                             "set TMPDIR to a folder you can write (e.g. mkdir -p ~/tmp; export TMPDIR=~/tmp)")
+    assert not out.exists()
+
+
+def test_no_writable_temporary_folder_is_one_line_for_every_command(monkeypatch):
+    import tempfile
+
+    from cohortlab.cli.app import machine_problem
+
+    _no_temp_dir(monkeypatch)
+    with pytest.raises(FileNotFoundError) as e:
+        tempfile.mkdtemp()
+    assert machine_problem(e.value).endswith(": set TMPDIR to a folder you can write (e.g. mkdir -p ~/tmp; "
+                                             "export TMPDIR=~/tmp)")
 
 
 # --------------------------------------------------------------------------- usage mistakes

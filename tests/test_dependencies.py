@@ -28,3 +28,17 @@ def test_duckdb_lower_bound_is_a_version_that_keeps_mpids_exact():
     # what the bound is for: a nullable BIGINT comes back exact, as pandas Int64
     df = duckdb.connect().execute("SELECT * FROM (VALUES (NULL::BIGINT), (9007199254740993)) t(mpid)").df()
     assert str(df["mpid"].dtype) == "Int64" and df["mpid"].iloc[1] == 9007199254740993
+
+
+def test_the_build_backend_bound_is_a_setuptools_that_reads_the_licence_as_written():
+    """(audit 111) ``license = "MIT"`` is a PEP 639 licence expression: setuptools before 77 stops
+    the build at it (``project.license must be valid exactly by one definition``), and
+    ``requires = ["setuptools>=68"]`` let a build without isolation (``pip install
+    --no-build-isolation``, a distribution's packaging) use one of those."""
+    import tomllib
+
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert isinstance(data["project"]["license"], str)
+    (req,) = [r for r in data["build-system"]["requires"] if re.match(r"setuptools\b", r)]
+    bound = tuple(int(x) for x in re.search(r">=\s*([0-9.]+)", req).group(1).split("."))
+    assert bound >= (77,)

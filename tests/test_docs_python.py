@@ -83,9 +83,10 @@ def test_the_python_examples_of_a_page_run(page, world, tmp_path, monkeypatch):
     ns: dict = {"lab": Lab("project.duckdb")}
     try:
         for i, block in enumerate(blocks):
-            # the README's world is the one `cohortlab synth` wrote to /tmp/world; explain's user
-            # is one of the cohort's members
-            code = block.replace("/tmp/world", str(folder)).replace("bob@example.com", email)
+            # the README's world is the one `cohortlab synth` wrote to world/ (it was /tmp/world:
+            # a predictable name in a folder every user writes to); explain's user is one of the
+            # cohort's members
+            code = block.replace('"world/', f'"{folder}/').replace("bob@example.com", email)
             if not _lab_open(ns["lab"]):  # an example closed it; the next one assumes it open
                 ns["lab"] = Lab("project.duckdb")
             exec(compile(code, f"{page} python block {i + 1}", "exec"), ns)  # noqa: S102 - the docs' own code

@@ -42,10 +42,53 @@ def test_a_new_folder_names_its_process_and_sweeps_first(tmp_path, monkeypatch):
         assert not (tmp_path / f"cohortlab-report-{dead}-old").exists()
     finally:
         d.cleanup()
-    assert tempdirs.temp_dir_path("duckdb", "f00") == str(tmp_path / f"cohortlab-duckdb-{os.getpid()}-f00")
+    private = tempdirs.make_private_dir("duckdb")
+    assert os.path.dirname(private) == str(tmp_path)
+    assert os.path.basename(private).startswith(f"cohortlab-duckdb-{os.getpid()}-")
+    os.rmdir(private)
     # once per process and temporary folder: a report opens many engines, the listing is not repeated
     (tmp_path / f"cohortlab-report-{dead}-later").mkdir()
     tempdirs.make_temp_dir("report").cleanup()
     assert (tmp_path / f"cohortlab-report-{dead}-later").exists()
     with pytest.raises(ValueError):
         tempdirs.make_temp_dir("other")
+
+
+@pytest.mark.parametrize("read_only", [False, True], ids=["in-memory", "read-only"])
+def test_a_read_only_or_in_memory_engine_spills_into_a_folder_only_its_owner_reads(tmp_path, monkeypatch, read_only):
+    """(audit 111) DuckDB made the spill folder of an in-memory or read-only engine itself, 0755,
+    and its spill files 0644 under the usual umask 022: rows of the user's data, personal data
+    included, readable by every user of the machine in /tmp while the process ran."""
+    import duckdb
+
+    from cohortlab import Lab
+
+    monkeypatch.setattr(tempdirs.tempfile, "tempdir", str(tmp_path))
+    db = None
+    if read_only:
+        db = str(tmp_path / "lab.duckdb")
+        duckdb.connect(db).close()
+    old_umask = os.umask(0o022)
+    try:
+        with Lab(db, read_only=read_only, memory_limit="30MB", threads=1) as lab:
+            temp = lab.engine.query_rows("SELECT current_setting('temp_directory')")[0][0]
+            assert os.path.basename(temp).startswith(f"cohortlab-duckdb-{os.getpid()}-")
+            assert os.stat(temp).st_mode & 0o777 == 0o700
+            lab.sql("SET preserve_insertion_order = false")  # a sort that spills: DuckDB writes into the folder
+            lab.sql("CREATE TEMP TABLE x AS SELECT repeat('someone@example.com', 5) || i AS s FROM range(600000) t(i)")
+            assert lab.sql("SELECT count(DISTINCT s) AS n FROM x")["n"][0] == 600000
+            assert os.stat(temp).st_mode & 0o777 == 0o700
+    finally:
+        os.umask(old_umask)
+    assert not os.path.exists(temp)  # removed at close
+
+
+def test_the_spill_folder_of_an_engine_never_closed_goes_with_its_process(tmp_path):
+    """A notebook's kernel ends with its labs open: their private spill folders are removed when
+    the process ends, not left empty in the temporary folder until the next run sweeps them."""
+    code = "from cohortlab import Lab; lab = Lab(); print(lab.engine.query_rows(\"SELECT current_setting('temp_directory')\")[0][0])"
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    temp = out.strip()
+    assert os.path.dirname(temp) == str(tmp_path) and os.path.basename(temp).startswith("cohortlab-duckdb-")
+    assert list(tmp_path.iterdir()) == []

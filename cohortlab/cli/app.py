@@ -54,12 +54,16 @@ class _Group(click.Group):
 
 def machine_problem(error: BaseException) -> str | None:
     """One line for an error of the machine rather than of cohortlab or the input: a full disk
-    (Python's or DuckDB's), DuckDB out of memory. None for any other error (a bug keeps its
+    (Python's or DuckDB's), DuckDB out of memory, no writable temporary folder. None for any other error (a bug keeps its
     traceback)."""
     import errno
     import re
 
+    from cohortlab.tempdirs import no_temp_dir_problem
+
     text = str(error).strip()
+    if no_temp_dir_problem(error):
+        return no_temp_dir_problem(error)
     if (isinstance(error, OSError) and error.errno == errno.ENOSPC) or "No space left on device" in text:
         path = getattr(error, "filename", None)
         m = re.search(r'(?:write|open|create) file \\?"([^"\\]+)\\?"', text)  # in DuckDB's JSON too
@@ -254,7 +258,9 @@ def open_lab(db: str, engine: str = "duckdb", spark_master: str | None = None, *
     try:
         return _open(db, engine=engine, spark_master=spark_master, read_only=read_only)
     except (ImportError, FileNotFoundError) as e:
-        fail(str(e))
+        from cohortlab.tempdirs import no_temp_dir_problem
+
+        fail(no_temp_dir_problem(e) or str(e))
 
 
 def loaded_database(db: str) -> bool:

@@ -38,10 +38,12 @@ def _settings(path):
         fail(f"bad settings file: {e}")
 
 
-def _lab(db):
+def _lab(db, read_only: bool | None = None):
+    """The lab of ``db``, read-only when the file cannot be written here (``loaded_database``
+    says so on stderr; ``read_only``: already asked)."""
     from cohortlab.lab import Lab
 
-    return Lab(db, read_only=loaded_database(db))
+    return Lab(db, read_only=loaded_database(db) if read_only is None else read_only)
 
 
 def _write(df, path):
@@ -96,7 +98,8 @@ def _run(db, plans, start, end, settings_path, activity, repeat_days, out, chart
     from cohortlab.migration.run import compare
 
     settings = _settings(settings_path)
-    with _lab(db) as lab:
+    read_only = loaded_database(db)
+    with _lab(db, read_only) as lab:
         try:
             observed = observed_at = None
             if cohort:  # what the exports show: every member resolved at the cohort's latest data
@@ -129,7 +132,10 @@ def _run(db, plans, start, end, settings_path, activity, repeat_days, out, chart
         click.echo(f"wrote {chart}")
     if debug:
         _print_steps(run)
-    click.echo("stored: migration_daily, migration_users, migration_summary, migration_plans")
+    if read_only:  # the tables are in memory only, gone with the command
+        click.echo("not stored: the database cannot be written here (the note above)")
+    else:
+        click.echo("stored: migration_daily, migration_users, migration_summary, migration_plans")
 
 
 _common = [

@@ -7,9 +7,10 @@ Memory-safe by default (every command, notebook and script that opens a lab):
   cache). Work beyond it spills to ``temp_directory``.
 * ``threads``: ``$COHORTLAB_THREADS`` when set, else the cores this process may run on.
 * ``temp_directory``: next to the database file (``<file>.tmp``; spill files a killed process left
-  there are removed when the file is next opened for writing), or a private folder under the
-  system temp folder for an in-memory database (removed at close; DuckDB's default would be
-  ``.tmp`` in the current directory).
+  there are removed when the file is next opened for writing), or a private folder (mode 0700:
+  DuckDB would make its spill files readable by every user) under the system temp folder for an
+  in-memory or read-only database (removed at close; DuckDB's default would be ``.tmp`` in the
+  current directory).
 
 Inputs that cannot spill (one JSON document, which DuckDB reads whole) are refused with a
 message when they do not fit the limit (:meth:`cohortlab.loaders.base.FileContext.document_buffer`).
@@ -27,7 +28,7 @@ import re
 import shutil
 import sys
 import time
-import uuid
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +39,7 @@ if TYPE_CHECKING:  # query_df's frames come from DuckDB (which imports pandas wh
 
 from cohortlab.engines.base import Engine
 from cohortlab.errors import DatabaseError, DatabaseLockedError, is_interrupt
-from cohortlab.tempdirs import temp_dir_path
+from cohortlab.tempdirs import make_private_dir
 
 DEFAULT_LOCK_WAIT = 5.0  # seconds a command waits for another process to release the database
 
@@ -184,8 +185,11 @@ class DuckDBEngine(Engine):
             if self.database and not read_only:
                 temp = self.database + ".tmp"
                 _remove_stale_spill(temp)
-            else:  # nothing written next to a read-only database; created by DuckDB only if it spills; removed at close
-                temp = self._own_temp = temp_dir_path("duckdb", uuid.uuid4().hex[:12])
+            else:  # nothing written next to a read-only database; a folder only its owner reads; removed at close
+                temp = self._own_temp = make_private_dir("duckdb")
+                # also removed when the engine is never closed (a notebook's kernel ends with its
+                # labs open): at garbage collection or the end of the process
+                self._remove_own_temp = weakref.finalize(self, _remove_folder_of, temp, os.getpid())
             self.execute(f"SET temp_directory = '{temp.replace(chr(39), chr(39) * 2)}'")
         if memory_limit:
             # set on this connection; a value DuckDB refuses (Lab(memory_limit="lots")) is one line naming it
@@ -273,7 +277,13 @@ class DuckDBEngine(Engine):
         self.con.close()
         self.con = _Closed(self.database)
         if self._own_temp:
-            shutil.rmtree(self._own_temp, ignore_errors=True)
+            self._remove_own_temp()
+
+
+def _remove_folder_of(folder: str, pid: int) -> None:
+    """Remove ``folder``, made by process ``pid``, if this is that process (not a forked child)."""
+    if os.getpid() == pid:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _remove_stale_spill(temp: str) -> None:

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from cohortlab.report.pages import MARKER, decorate_page, write_index
-from cohortlab.tempdirs import make_temp_dir
+from cohortlab.tempdirs import make_temp_dir, no_temp_dir_problem, require_temp_dir
 
 NOTEBOOKS_DIR = Path(str(importlib.resources.files("cohortlab") / "notebooks"))  # package data
 DEFAULT_NOTEBOOKS = ("match_rates", "identity_gaps", "sync_timeline", "eit_migration")
@@ -578,6 +578,10 @@ def run_report(
         raise ReportError(f"{params['db']}: no such database")
     if params.get("data") and not Path(params["data"]).is_dir():
         raise ReportError(f"{params['data']}: no such folder")
+    try:  # the kernels, the data loaded from --data and the shared simulations need one: before any folder
+        require_temp_dir()
+    except FileNotFoundError as e:
+        raise ReportError(no_temp_dir_problem(e) or str(e)) from None
     seen = [s.stem for s in sources]
     twice = sorted({n for n in seen if seen.count(n) > 1})
     if twice:
