@@ -410,3 +410,26 @@ def test_failed_notebook_leaves_no_wal_and_a_replaced_db_still_reports(world, tm
     assert r.exit_code == 0, r.output + r.stderr
     assert json.loads((tmp_path / "r3" / "good" / "metrics.json").read_text())["members"] == first
     assert not Path(f"{db}.wal").exists()
+
+
+def test_members_out_shows_a_cohort_name_holding_an_email_as_its_pseudonym(world, tmp_path):
+    """The cohort_name column of --members-out is the name the reports show: a name that holds
+    an email is its pseudonym (it was in clear in the CSV and Parquet of DuckDB, while Spark's
+    already gave the pseudonym); --show-personal-data keeps it."""
+    from cohortlab.lab import Lab
+    from cohortlab.privacy import Redactor
+
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(world["db"], db)
+    with Lab(str(db), read_only=True) as lab:
+        shown = Redactor.for_engine(lab.engine).value(EMAIL_NAME)
+    assert shown.startswith("anon-")
+    for name in ("m.csv", "m.parquet"):
+        r = cli("simulate", "--db", db, "--cohort", EMAIL_NAME, "--members-out", tmp_path / name, "--no-timeline")
+        assert r.exit_code == 0, r.output
+        assert not EMAIL.search((tmp_path / name).read_bytes().decode("latin-1")), name
+    assert set(pd.read_csv(tmp_path / "m.csv", dtype=str)["cohort_name"]) == {shown}
+    assert set(pd.read_parquet(tmp_path / "m.parquet")["cohort_name"]) == {shown}
+    r = cli("simulate", "--db", db, "--cohort", EMAIL_NAME, "--members-out", tmp_path / "raw.csv", "--no-timeline",
+            "--show-personal-data")
+    assert set(pd.read_csv(tmp_path / "raw.csv", dtype=str)["cohort_name"]) == {EMAIL_NAME}
