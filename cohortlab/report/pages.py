@@ -169,11 +169,23 @@ def run_identity(source: str | os.PathLike | None, cohorts: Any, settings: str,
             "settings": str(settings), "settings_key": hashlib.sha256(whole.encode("utf-8")).hexdigest()[:16]}
 
 
-def _identity_of(run: Path) -> dict[str, Any] | None:
+def _read_object(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``; None when it cannot be read or is not one (a file of a
+    reports folder shared with others may hold anything: a list, a value nested 100,000 deep)."""
     try:
-        return json.loads((run / RUN_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):  # a run of an older version, or no run file: not known to be comparable
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
         return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _identity_of(run: Path) -> dict[str, Any] | None:
+    """A run's ``run.json``; None for a run of an older version, no run file, or one this version
+    did not write (a ``data_time`` that is not a text): not known to be comparable."""
+    record = _read_object(run / RUN_FILE)
+    if record is None or not isinstance(record.get("data_time"), (str, type(None))):
+        return None
+    return record
 
 
 def earlier_runs(out_dir: str | os.PathLike) -> list[Path]:
@@ -240,10 +252,8 @@ def previous_figures(runs: list[Path], name: str) -> tuple[Path | None, dict[str
 def _previous_headline(prev: Path | None, name: str) -> dict[str, Any]:
     if prev is None:
         return {}
-    try:
-        return json.loads((prev / name / "metrics.json").read_text(encoding="utf-8")).get("headline") or {}
-    except (OSError, ValueError):
-        return {}
+    headline = (_read_object(prev / name / "metrics.json") or {}).get("headline")
+    return headline if isinstance(headline, dict) else {}
 
 
 def _fmt_change(now: Any, before: Any, unit: str | None = None) -> str:
