@@ -145,13 +145,17 @@ def parse_param_items(items: Iterable[str]) -> dict[str, Any]:
     """``KEY=VALUE`` strings into parameters; VALUE is read as YAML (``[a, b]``, ``true``, ``3``)."""
     import yaml
 
+    from cohortlab.errors import YamlTooLarge, yaml_data
+
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ReportError(f"expected KEY=VALUE, got {item!r}")
         try:
-            out[key.strip()] = _plain(yaml.safe_load(value)) if value.strip() else None
+            out[key.strip()] = _plain(yaml_data(value, unique_keys=False)) if value.strip() else None
+        except YamlTooLarge as e:
+            raise ReportError(f"-p {key.strip()}: not a usable YAML value ({e})") from None
         except yaml.YAMLError:
             out[key.strip()] = value
     return out

@@ -177,6 +177,37 @@ def test_settings_file_with_python_tags_is_refused(tmp_path, world):
     assert not marker.exists()
 
 
+def _laughs(width: int = 10, depth: int = 6) -> str:
+    """YAML aliases nested ``depth`` deep, ``width`` wide: a few lines, width**depth values."""
+    lines = [f"l0: &l0 [{', '.join(['lol'] * width)}]"]
+    lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * width)}]" for i in range(1, depth)]
+    return "{" + ", ".join(lines) + "}"
+
+
+@pytest.mark.parametrize("text, message", [
+    (f"pauses: {_laughs()}\n", "once its aliases (*name) are expanded"),  # a million values (nine deep: billions)
+    ("pauses: " + "[" * 50_000 + "]" * 50_000 + "\n", "nested too deeply"),
+])
+def test_yaml_that_expands_past_any_use_or_nests_too_deep_is_one_line(tmp_path, world, text, message):
+    """Billion laughs and deep nesting: a settings file, a --params file and a -p value are
+    refused when read, as one line (a settings file nested 50,000 deep was a RecursionError
+    traceback; aliases were expanded by the checks, the error message's repr of the value and
+    the parameters' copy: memory without bound)."""
+    from cohortlab.report.runner import ReportError, load_params, parse_param_items
+
+    settings = tmp_path / "settings.yaml"
+    settings.write_text(text)
+    r = cli("simulate", "--db", world["db"], "--cohort", TAG_NAME, "--settings", settings, "--no-store")
+    assert message in one_line_error(r)
+    params = tmp_path / "params.yaml"
+    params.write_text(text.replace("pauses:", "cohorts:"))
+    with pytest.raises(ReportError, match=re.escape(message)):
+        load_params(params)
+    with pytest.raises(ReportError, match=re.escape(message)):
+        parse_param_items(["cohorts=" + text.removeprefix("pauses: ").strip()])
+    assert parse_param_items(["cohorts=[a, *b]"]) == {"cohorts": "[a, *b]"}  # not YAML: the text, as before
+
+
 def test_a_cohort_name_is_never_code(tmp_path, world):
     marker = tmp_path / "PWNED"
     r = cli("simulate", "--db", world["db"], "--cohort", _payload(marker))
