@@ -440,3 +440,18 @@ def test_plan_names_never_reach_the_terminal_as_control_sequences(db, cli, tmp_p
     assert not any(c in out for c in "\x1b\x07\r"), out
     assert "\nerror: forged line" not in out and "\nFORGED" not in out, out
     assert "Power\\x1b]0;PWNED\\x07" in run.stdout
+
+
+def test_a_warning_naming_a_file_never_writes_its_control_characters(db, cli, tmp_path):
+    """A load's warning names the file, and an export folder's file names are data: printed
+    escaped on one line (it was raw: an OSC sequence retitled the terminal, a line break in the
+    name forged a line); --strict's error line too."""
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    (folder / ("p" + EVIL + ".json")).write_text('[{"id": 1, "name": "A", "count": 3}]')
+    for strict in (["--strict"], []):  # --strict first: it loads nothing
+        run = cli("load", "--db", db, "mparticle-profiles", folder, *strict)
+        assert not any(c in run.stdout + run.stderr for c in "\x1b\x07\r"), run.stderr
+        lines = [ln for ln in run.stderr.splitlines() if ln.strip()]
+        assert len(lines) == 1 and "every record was quarantined" in lines[0], run.stderr
+        assert lines[0].startswith("error: " if strict else "warning: ") and "Power\\x1b]0;PWNED\\x07" in lines[0]
