@@ -239,6 +239,12 @@ class _Page(HTMLParser):
         (self.scripts if self._tag == "script" else self.text).append(data)
 
 
+def parse_text(html: str) -> list[str]:
+    p = _Page()
+    p.feed(html)
+    return p.text
+
+
 def parse(path: Path) -> _Page:
     p = _Page()
     p.feed(path.read_text(encoding="utf-8"))
@@ -322,6 +328,34 @@ def test_tables_escape_cells_and_headers(monkeypatch):
     page.feed(shown[0].data)
     assert "script" not in page.tags and "b" not in page.tags
     assert "<script>alert(1)</script>" in "".join(page.text) and "<b>col</b>" in "".join(page.text)
+
+
+def test_a_bidi_override_in_a_name_cannot_reorder_the_figures_after_it(monkeypatch, tmp_path):
+    """An RLO (U+202E) left open in a cohort name reversed the rest of its paragraph on a page:
+    "362 members" after it read "263 srebmem". Every override, embedding and isolate is shown as
+    its escape, in Markdown, tables and index.html, as on the terminal; an RLM mark stays."""
+    from nbconvert.filters.markdown import markdown2html
+
+    from cohortlab.report import notebook as ui
+    from cohortlab.report.pages import write_index
+    from cohortlab.report.runner import NotebookResult
+
+    controls = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+    name = "Power\u202e Users\u2067 \u200f"
+    html = markdown2html(ui._markdown(f"**{ui.text(name)}**: 362 members in Mixpanel"))
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda obj: shown.append(obj))
+    ui.table(pd.DataFrame({"cohort" + controls: [name]}))
+    out = tmp_path / "run"
+    (out / "m").mkdir(parents=True)
+    doc = {"title": "T" + controls, "summary": name + ": 362 members", "headline": {name: 362},
+           "context": {"cohorts": [name], "settings": "s"}}
+    (out / "m" / "metrics.json").write_text(json.dumps(doc))
+    index = write_index(out, [NotebookResult(name="m", source=Path("m.ipynb"), ipynb=out / "m" / "m.ipynb",
+                                             metrics_path=out / "m" / "metrics.json", metrics=doc)]).read_text()
+    for page in (html, shown[0].data, index):
+        assert not any(c in page for c in controls), page
+        assert "Power\\u202e Users\\u2067 \u200f" in "".join(parse_text(page))
 
 
 def test_chart_labels_are_not_tex():
