@@ -121,7 +121,9 @@ def read_yaml_file(path: str | os.PathLike, error: type[Exception] = CohortlabEr
 
     text = read_text_file(path, error, what)
     try:
-        data = yaml.load(text, Loader=_unique_keys_loader())  # noqa: S506 (a SafeLoader)
+        data = yaml_data(text)
+    except YamlTooLarge as e:
+        raise error(f"{path}: not valid YAML ({e})") from None
     except yaml.YAMLError as e:
         if quote:
             raise error(f"{path}: not valid YAML ({yaml_problem(e)})") from None
@@ -135,6 +137,39 @@ def read_yaml_file(path: str | os.PathLike, error: type[Exception] = CohortlabEr
         return {}
     if not isinstance(data, dict):
         raise error(f"{path}: expected a mapping of {mapping}, got {type(data).__name__}")
+    return data
+
+
+MAX_YAML_VALUES = 100_000  # values in a YAML document once its aliases are expanded
+
+
+class YamlTooLarge(ValueError):
+    """A YAML document nested too deeply, or of more than :data:`MAX_YAML_VALUES` values once its
+    aliases are expanded (``&a [*b, *b, ...]`` nine deep: a few lines, billions of values)."""
+
+
+def yaml_data(text: str, unique_keys: bool = True) -> Any:
+    """``text`` read as YAML by a SafeLoader (data, never code; with ``unique_keys`` a key given
+    twice is an error), bounded: :class:`YamlTooLarge` for a document nested too deeply for the parser or that
+    expands to more than :data:`MAX_YAML_VALUES` values (every later step, the checks, their
+    error messages and the notebooks' parameters, would otherwise expand it in memory)."""
+    import yaml
+
+    try:
+        data = yaml.load(text, Loader=_unique_keys_loader() if unique_keys else yaml.SafeLoader)  # noqa: S506
+    except RecursionError:
+        raise YamlTooLarge("nested too deeply") from None
+    todo, n = [data], 0
+    while todo:  # counted without recursion, each alias as often as it is used
+        v = todo.pop()
+        n += 1
+        if n > MAX_YAML_VALUES:
+            raise YamlTooLarge(f"more than {MAX_YAML_VALUES:,} values once its aliases (*name) are expanded")
+        if isinstance(v, dict):
+            todo.extend(v.keys())
+            todo.extend(v.values())
+        elif isinstance(v, (list, tuple, set)):
+            todo.extend(v)
     return data
 
 

@@ -8,7 +8,7 @@ import os
 import click
 
 from cohortlab.cli.app import db_option, fail, loaded_database, main, progress_option, refuse_truncated
-from cohortlab.escaping import one_line_frame
+from cohortlab.escaping import one_line, one_line_frame
 from cohortlab.loaders import LOADERS, LoadError
 from cohortlab.times import format_instant
 
@@ -96,7 +96,7 @@ def load_cmd(db, kind, paths, options, progress, as_json, strict):
         fail(str(e))
     click.echo(json.dumps(report.as_dict(), indent=2) if as_json else str(report))
     for w in report.warnings:
-        click.echo(f"warning: {w}", err=True)
+        click.echo(f"warning: {one_line(w)}", err=True)  # it names a file, whose name is data
 
 
 @main.command("info")

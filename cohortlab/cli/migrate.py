@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from cohortlab.cli.app import check_output_path, check_time, db_option, fail, loaded_database, main
-from cohortlab.escaping import one_line, one_line_frame
+from cohortlab.escaping import one_line, one_line_frame, terminal_text
 from cohortlab.output_files import is_gzip_name, written_whole
 
 CHART_SUFFIXES = (".png", ".svg", ".pdf")
@@ -115,13 +115,13 @@ def _run(db, plans, start, end, settings_path, activity, repeat_days, out, chart
     click.echo(f"window: {run.start} .. {run.end} (UTC, state at the end of each day; start from the "
                f"{ends['start']}, end from the {ends['end']})   activity: {activity}   fallback: {settings.fallback}")
     if res.switch is not None:
-        click.echo(res.switch.text)
-    click.echo(f"rates count {run.population}")
+        click.echo(terminal_text(res.switch.text))
+    click.echo(terminal_text(f"rates count {run.population}"))
     _print_summary(run.summary)
-    click.echo(res.verdict)
+    click.echo(one_line(res.verdict))  # one line naming plans, from a YAML file: data
     if res.reconciliation is not None:
         click.echo("")
-        click.echo(res.reconciliation.text)
+        click.echo(terminal_text(res.reconciliation.text))
     _write(run.daily, out)
     if chart:
         from cohortlab.charts import migration_chart

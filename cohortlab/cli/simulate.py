@@ -13,7 +13,9 @@ from cohortlab.output_files import copy_format, written_whole
 from cohortlab.pipeline import sql_str
 
 
-PSEUDONYMISED_COLUMNS = ("distinct_id", "identifier")  # identifiers that may be emails or phone numbers
+# identifiers that may be emails or phone numbers, and the cohort name (one that holds an email is its
+# pseudonym, as in the reports: docs/reports.md#personal-data)
+PSEUDONYMISED_COLUMNS = ("distinct_id", "identifier", "cohort_name")
 
 
 def _members_select(engine, table: str, show_personal_data: bool) -> str:

@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from cohortlab.escaping import one_line
+from cohortlab.escaping import one_line, terminal_text
 from cohortlab.fetch.credentials import Credentials, load_credentials
 from cohortlab.fetch.files import run_lock, state_dir, write_json
 from cohortlab.fetch.http import AuthError, FetchError, RetryPolicy, Stats
@@ -52,7 +52,9 @@ class FetchSummary:
             out.append(f"  {service} requests: {st.requests}, retries: {st.n_retries}"
                        + (f" ({retries})" if retries else ""))
         out += [str(r) for r in self.loads]
-        return "\n".join(out)
+        # cohort names and ids come from the server's cohorts list: no control character of
+        # theirs reaches the terminal (docs/reports.md#escaping)
+        return terminal_text("\n".join(out))
 
 
 def fetch(
@@ -214,7 +216,7 @@ def _fetch_mixpanel(run: _Run, from_date: Any, to_date: Any, n_chunks: int, *, e
                 snap = mp.members(out, cid, name, progress=bar)
             rel = snap.file.relative_to(out).as_posix()
             summary.add(f"members:{name}", snap.members,
-                        f"members of {name!r} (id {cid}): {snap.members:,} as of {_iso(snap.as_of)} -> {rel}"
+                        f"members of {name!r} (id {one_line(cid)}): {snap.members:,} as of {_iso(snap.as_of)} -> {rel}"
                         + (f" (paging restarted {snap.restarts}x)" if snap.restarts else ""))
             run.item(kind="mixpanel-members", path=rel, cohort=name, cohort_id=cid, as_of=_iso(snap.as_of))
     finally:

@@ -25,8 +25,21 @@ from cohortlab.fetch.http import FetchError
 
 def state_dir(out: Path) -> Path:
     d = out / ".fetch"
+    if d.is_symlink():  # a folder shared with others: the run would delete and write where it points
+        raise FetchError(f"{d} is a symbolic link: fetch keeps its own files there (remove the link)")
     d.mkdir(parents=True, exist_ok=True)
     return d
+
+
+def _no_links(d: Path) -> None:
+    """``.fetch/`` holds only what fetch writes (the lock, the temporary folder, its records):
+    an entry that is a symbolic link was put there by someone else, and fetch would truncate,
+    overwrite or empty what it points to (``tmp`` -> a folder of documents: every file in it
+    removed as a killed run's leftovers)."""
+    links = sorted(p.name for p in d.iterdir() if p.is_symlink())
+    if links:
+        raise FetchError(f"{d / links[0]} is a symbolic link: fetch writes only its own files in {d} "
+                         "and does not follow links there (remove it)")
 
 
 @contextmanager
@@ -40,6 +53,7 @@ def run_lock(out: Path) -> Iterator[int]:
     except ImportError:  # pragma: no cover - not on the platforms CI runs
         yield 0
         return
+    _no_links(state_dir(out))
     path = state_dir(out) / "lock"
     with open(path, "a+", encoding="utf-8") as f:
         try:

@@ -178,7 +178,7 @@ class HourlyBudget:
             starts = json.loads(file.read_text(encoding="utf-8"))
             wall, now = time.time(), self.clock()
             earlier = sorted(float(t) for t in starts if isinstance(t, (int, float)) and t == t)
-        except (OSError, ValueError, TypeError):
+        except (OSError, ValueError, TypeError, RecursionError):  # nested too deeply: unreadable too
             return
         for t in earlier[-self.per_hour:]:
             if t > wall - self.WINDOW:

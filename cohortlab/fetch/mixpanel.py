@@ -127,6 +127,19 @@ def slug(name: str) -> str:
     return s[:100] or "cohort"
 
 
+def _chunk_state(path: Path) -> dict[str, list[str]]:
+    """The chunks an earlier run found empty or still open (``.fetch/mixpanel_chunks.json``);
+    unreadable or of another shape = none (those chunks are fetched again, which is safe)."""
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return {}
+    if not isinstance(state, dict):
+        return {}
+    return {k: [x for x in v if isinstance(x, str)] for k in ("empty", "open")
+            if isinstance(v := state.get(k), list)}
+
+
 def filter_tag(events: list[str], where: str | None) -> str:
     """The part of a chunk's file name that says which events it holds: empty for every event,
     else ``_filter-<hash>`` of the ``event`` list and the ``where`` expression. A chunk fetched
@@ -175,7 +188,7 @@ class MixpanelClient:
         start, end = parse_day(from_date, "from_date"), parse_day(to_date, "to_date")
         folder = out / "mixpanel" / "events"
         state_file = state_dir(out) / "mixpanel_chunks.json"
-        state = json.loads(state_file.read_text()) if state_file.exists() else {}
+        state = _chunk_state(state_file)
         empty, open_ = set(state.get("empty", [])), set(state.get("open", []))
         # a chunk reaching yesterday (UTC) or later may still grow (late events): fetched again
         # by the next run (the loader drops the events it already has)

@@ -282,7 +282,7 @@ def read_missing(path: Path) -> set[int]:
     """The MPIDs an earlier run found missing (a JSON list of integers; unreadable = none)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return set()
     return {m for m in data if isinstance(m, int) and not isinstance(m, bool)} if isinstance(data, list) else set()
 

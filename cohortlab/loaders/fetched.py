@@ -83,6 +83,9 @@ def parse_record(path: Path) -> CaptureTimes:
     except ValueError as e:
         raise LoadError(path, f"not valid JSON ({e}): the capture times of the fetched files cannot be read; "
                               "fix or remove it (the profiles then take -o as_of or the load time)") from None
+    except RecursionError:  # JSON nested beyond Python's recursion limit: nothing fetch writes
+        raise LoadError(path, "not valid JSON (nested too deeply): the capture times of the fetched files cannot "
+                              "be read; fix or remove it (the profiles then take -o as_of or the load time)") from None
     runs = data.get("runs") if isinstance(data, dict) else None
     if not isinstance(runs, list):
         raise LoadError(path, 'expected an object with a "runs" list (what cohortlab fetch writes): the capture '

@@ -148,7 +148,7 @@ def _manifest_snapshots(folder: Path) -> dict[Path, dict[str, Any]]:
         return {}
     try:
         manifest = json.loads(mf.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # nested too deeply: no manifest either
         return {}
     out: dict[Path, dict[str, Any]] = {}
 
@@ -163,7 +163,10 @@ def _manifest_snapshots(folder: Path) -> dict[Path, dict[str, Any]]:
             for v in node:
                 visit(v)
 
-    visit(manifest)
+    try:
+        visit(manifest)
+    except RecursionError:
+        return {}
     return out
 
 
@@ -221,10 +224,13 @@ def world_hints(folder: str | os.PathLike) -> dict[str, Any]:
     mf = Path(folder) / "manifest.json"
     try:
         manifest = json.loads(mf.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
+        return {}
+    if not isinstance(manifest, dict):  # not one cohortlab synth wrote
         return {}
     hints: dict[str, Any] = {}
-    steps = (manifest.get("parameters") or {}).get("eit") or []
+    params = manifest.get("parameters")
+    steps = (params.get("eit") if isinstance(params, dict) else None) or []
     for step in steps if isinstance(steps, list) else []:
         if isinstance(step, dict) and step.get("type") == "mparticle_id" and step.get("start"):
             hints["switch"] = step["start"]

@@ -26,7 +26,7 @@ from typing import Any, Iterator, Mapping
 
 import pandas as pd
 
-from cohortlab.escaping import md_html, md_text, unescape_md
+from cohortlab.escaping import html_text, md_html, md_text, unescape_md
 from cohortlab.privacy import Redactor
 
 _REDACTOR: Redactor | None = None  # registered by redactor(); None: nothing known yet
@@ -197,13 +197,11 @@ def format_for_people(df: pd.DataFrame) -> pd.DataFrame:
 
 def _html_table(df: pd.DataFrame) -> str:
     """An HTML table for people: numbers right-aligned, text left-aligned, every cell escaped."""
-    import html as _html
-
     kinds = [_kind(str(c), df[c]) for c in df.columns]
     cells = format_for_people(df)
     align = ["right" if k in ("int", "num", "pct", "days") else "left" for k in kinds]
-    head = "".join(f'<th style="text-align:{a}">{_html.escape(str(c))}</th>' for c, a in zip(cells.columns, align))
-    body = "".join("<tr>" + "".join(f'<td style="text-align:{a}">{_html.escape(str(v))}</td>'
+    head = "".join(f'<th style="text-align:{a}">{html_text(c)}</th>' for c, a in zip(cells.columns, align))
+    body = "".join("<tr>" + "".join(f'<td style="text-align:{a}">{html_text(v)}</td>'
                                     for v, a in zip(row, align)) + "</tr>" for row in cells.itertuples(index=False))
     return f'<table class="cl-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 

@@ -5,12 +5,13 @@ the index page of a run (one card per notebook, the change since the previous co
 from __future__ import annotations
 
 import datetime as _dt
-import html
 import json
 import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
+
+from cohortlab.escaping import html_text
 
 if TYPE_CHECKING:  # the runner imports this module
     from cohortlab.report.runner import NotebookResult
@@ -86,21 +87,21 @@ def decorate_page(page: str | os.PathLike, result: "NotebookResult", params: Map
     page = Path(page)
     text = page.read_text(encoding="utf-8")
     title = str((result.metrics or {}).get("title") or result.name.replace("_", " ").capitalize())
-    rows = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in page_context(result, params).items())
+    rows = "".join(f"<dt>{html_text(k)}</dt><dd>{html_text(v)}</dd>" for k, v in page_context(result, params).items())
     failed = ""
     if not result.ok and result.cell_index is None:  # no cell ran: the kernel did not start, ...
         failed = (f'<div class="cl-failed"><strong>This report failed before any cell ran</strong>: '
-                  f"<code>{html.escape(str(result.error or 'an error'))}</code>. Nothing below was computed; "
+                  f"<code>{html_text(str(result.error or 'an error'))}</code>. Nothing below was computed; "
                   "run the report again.</div>")
     elif not result.ok:
         failed = (f'<div class="cl-failed"><strong>This report failed</strong> in cell {result.cell_index}: '
-                  f"<code>{html.escape(result.failing_line or '')}</code> raised "
-                  f"<strong>{html.escape(str(result.ename or 'an error'))}</strong>: "
-                  f"<code>{html.escape(str(result.evalue or result.error or ''))}</code>. "
+                  f"<code>{html_text(result.failing_line or '')}</code> raised "
+                  f"<strong>{html_text(str(result.ename or 'an error'))}</strong>: "
+                  f"<code>{html_text(str(result.evalue or result.error or ''))}</code>. "
                   "The traceback is at the end of this page.</div>")
     header = (f'<header class="cl-header"><a href="../index.html">&larr; all reports</a>'
               f"<dl>{rows}</dl>{failed}</header>")
-    text = re.sub(r"<title>.*?</title>", lambda _m: f"<title>{html.escape(title)} · cohortlab</title>", text,
+    text = re.sub(r"<title>.*?</title>", lambda _m: f"<title>{html_text(title)} · cohortlab</title>", text,
                   count=1, flags=re.S)
     text = text.replace("</head>", f"<style>{_PAGE_STYLE}</style></head>", 1)
     text = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + header, text, count=1)
@@ -137,12 +138,12 @@ def _fmt_value(v: Any, unit: str | None = None) -> str:
     if isinstance(v, bool):
         return "yes" if v else "no"
     if unit == "percent" and isinstance(v, (int, float)):
-        return html.escape(pct(float(v)))
+        return html_text(pct(float(v)))
     if isinstance(v, int):
         return f"{v:,}"
     if isinstance(v, float):
         return f"{v:,.0f}" if v.is_integer() else f"{v:,.2f}"
-    return html.escape(str(v))
+    return html_text(str(v))
 
 
 RUN_FILE = "run.json"  # what a run reported on, for the next run to know whether it is comparable
@@ -169,11 +170,23 @@ def run_identity(source: str | os.PathLike | None, cohorts: Any, settings: str,
             "settings": str(settings), "settings_key": hashlib.sha256(whole.encode("utf-8")).hexdigest()[:16]}
 
 
-def _identity_of(run: Path) -> dict[str, Any] | None:
+def _read_object(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``; None when it cannot be read or is not one (a file of a
+    reports folder shared with others may hold anything: a list, a value nested 100,000 deep)."""
     try:
-        return json.loads((run / RUN_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):  # a run of an older version, or no run file: not known to be comparable
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
         return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _identity_of(run: Path) -> dict[str, Any] | None:
+    """A run's ``run.json``; None for a run of an older version, no run file, or one this version
+    did not write (a ``data_time`` that is not a text): not known to be comparable."""
+    record = _read_object(run / RUN_FILE)
+    if record is None or not isinstance(record.get("data_time"), (str, type(None))):
+        return None
+    return record
 
 
 def earlier_runs(out_dir: str | os.PathLike) -> list[Path]:
@@ -240,10 +253,8 @@ def previous_figures(runs: list[Path], name: str) -> tuple[Path | None, dict[str
 def _previous_headline(prev: Path | None, name: str) -> dict[str, Any]:
     if prev is None:
         return {}
-    try:
-        return json.loads((prev / name / "metrics.json").read_text(encoding="utf-8")).get("headline") or {}
-    except (OSError, ValueError):
-        return {}
+    headline = (_read_object(prev / name / "metrics.json") or {}).get("headline")
+    return headline if isinstance(headline, dict) else {}
 
 
 def _fmt_change(now: Any, before: Any, unit: str | None = None) -> str:
@@ -298,17 +309,17 @@ def write_index(out_dir: str | os.PathLike, results: list[NotebookResult], param
     for r in results:
         m = r.metrics or {}
         since, before = previous_figures(comparable, r.name)
-        title = html.escape(str(m.get("title") or _TITLES.get(r.name) or r.name.replace("_", " ").capitalize()))
+        title = html_text(str(m.get("title") or _TITLES.get(r.name) or r.name.replace("_", " ").capitalize()))
         links = []
         if r.html and r.html.exists():
-            links.append(f'<a href="{html.escape(r.html.relative_to(out_dir).as_posix())}">report</a>')
+            links.append(f'<a href="{html_text(r.html.relative_to(out_dir).as_posix())}">report</a>')
         if r.ipynb.exists():
-            links.append(f'<a href="{html.escape(r.ipynb.relative_to(out_dir).as_posix())}">notebook</a>')
+            links.append(f'<a href="{html_text(r.ipynb.relative_to(out_dir).as_posix())}">notebook</a>')
         if r.metrics_path:
-            links.append(f'<a href="{html.escape(r.metrics_path.relative_to(out_dir).as_posix())}">metrics.json</a>')
+            links.append(f'<a href="{html_text(r.metrics_path.relative_to(out_dir).as_posix())}">metrics.json</a>')
         units = m.get("headline_units") or {}
         rows = "".join(
-            f"<tr><td>{html.escape(str(k))}</td><td class=v>{_fmt_value(v, units.get(k))}</td>"
+            f"<tr><td>{html_text(str(k))}</td><td class=v>{_fmt_value(v, units.get(k))}</td>"
             + (f'<td class="d">{_fmt_change(v, before.get(k), units.get(k))}</td>' if prev is not None else "")
             + "</tr>"
             for k, v in (m.get("headline") or {}).items()
@@ -318,14 +329,14 @@ def write_index(out_dir: str | os.PathLike, results: list[NotebookResult], param
         else:
             against = prev.name if prev is not None else ""
         head = ("<tr><th></th><th>this run</th>"
-                f"<th>change since {html.escape(against)}</th></tr>" if prev is not None and rows else "")
-        summary = f'<p class="summary">{html.escape(str(m["summary"]))}</p>' if m.get("summary") else ""
-        summary += "".join(f'<p class="note">{html.escape(str(line))}</p>' for line in m.get("card") or [])
+                f"<th>change since {html_text(against)}</th></tr>" if prev is not None and rows else "")
+        summary = f'<p class="summary">{html_text(str(m["summary"]))}</p>' if m.get("summary") else ""
+        summary += "".join(f'<p class="note">{html_text(str(line))}</p>' for line in m.get("card") or [])
         if r.skipped:  # not run: it does not apply to the data
             cards.append(f'<div class="card skipped"><h2>{title}</h2>'
-                         f'<p class="summary">Not run: {html.escape(r.skipped)}</p></div>')
+                         f'<p class="summary">Not run: {html_text(r.skipped)}</p></div>')
             continue
-        status = "" if r.ok else f"<pre>FAILED: {html.escape(r.error or '')}</pre>"
+        status = "" if r.ok else f"<pre>FAILED: {html_text(r.error or '')}</pre>"
         cards.append(
             f'<div class="card{"" if r.ok else " failed"}"><h2>{title}</h2>{summary}'
             f'{"<table>" + head + rows + "</table>" if rows else ""}{status}'
@@ -336,14 +347,14 @@ def write_index(out_dir: str | os.PathLike, results: list[NotebookResult], param
     as_of = ctx.get("as_of") or params.get("as_of") or "each cohort's latest data"
     page = (
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
-        f"<title>cohortlab report · {html.escape(out_dir.name)}</title>"
+        f"<title>cohortlab report · {html_text(out_dir.name)}</title>"
         f"<style>{_STYLE}</style></head><body>"
         "<h1>cohortlab report</h1>"
         '<dl class="meta">'
-        f"<dt>cohorts</dt><dd>{html.escape(', '.join(cohorts) if isinstance(cohorts, list) else str(cohorts))}</dd>"
-        f"<dt>as of</dt><dd>{html.escape(readable_times(str(as_of)))}</dd>"
-        f"<dt>data source</dt><dd>{html.escape(str(source))}</dd>"
-        f"<dt>settings</dt><dd>{html.escape(str(settings))}</dd>"
+        f"<dt>cohorts</dt><dd>{html_text(', '.join(cohorts) if isinstance(cohorts, list) else str(cohorts))}</dd>"
+        f"<dt>as of</dt><dd>{html_text(readable_times(str(as_of)))}</dd>"
+        f"<dt>data source</dt><dd>{html_text(str(source))}</dd>"
+        f"<dt>settings</dt><dd>{html_text(str(settings))}</dd>"
         f"<dt>generated</dt><dd>{now}</dd></dl>"
         + trend + "".join(cards)
         + "</body></html>"
@@ -362,9 +373,9 @@ def _trend_line(prev: Path | None, when: str | None, others: int, later: int = 0
     from cohortlab.report.summaries import readable_times
 
     if prev is not None:
-        as_of = f" (figures as of {html.escape(readable_times(when))})" if when else ""
+        as_of = f" (figures as of {html_text(readable_times(when))})" if when else ""
         return (f'Compared with the previous run of the same data source, cohorts and settings in this folder: '
-                f'<a href="../{html.escape(prev.name)}/index.html">{html.escape(prev.name)}</a>{as_of}')
+                f'<a href="../{html_text(prev.name)}/index.html">{html_text(prev.name)}</a>{as_of}')
     if later:
         return (f"No comparable previous run in this folder: the {later:,} "
                 f"{'run' if later == 1 else 'runs'} of the same data source, cohorts and settings "

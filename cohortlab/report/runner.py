@@ -123,10 +123,10 @@ def dated_output_dir(
     today = today or _dt.datetime.now(_dt.timezone.utc).date()
     name = f"{prefix}{today.isoformat()}"
     base = Path(root) / name
-    if not base.exists():
+    if not os.path.lexists(base):  # a link to nothing is taken too: the next name
         return base
     n = 2
-    while (Path(root) / f"{name}-{n}").exists():
+    while os.path.lexists(Path(root) / f"{name}-{n}"):
         n += 1
     return Path(root) / f"{name}-{n}"
 
@@ -145,13 +145,17 @@ def parse_param_items(items: Iterable[str]) -> dict[str, Any]:
     """``KEY=VALUE`` strings into parameters; VALUE is read as YAML (``[a, b]``, ``true``, ``3``)."""
     import yaml
 
+    from cohortlab.errors import YamlTooLarge, yaml_data
+
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ReportError(f"expected KEY=VALUE, got {item!r}")
         try:
-            out[key.strip()] = _plain(yaml.safe_load(value)) if value.strip() else None
+            out[key.strip()] = _plain(yaml_data(value, unique_keys=False)) if value.strip() else None
+        except YamlTooLarge as e:
+            raise ReportError(f"-p {key.strip()}: not a usable YAML value ({e})") from None
         except yaml.YAMLError:
             out[key.strip()] = value
     return out
@@ -495,12 +499,17 @@ def _claim_output_dir(out, *, overwrite: bool, root) -> Path:
             target = dated_output_dir(root)
     else:
         target = Path(out)
+    if target.is_symlink() and not target.exists():
+        raise ReportError(f"{target} is a symbolic link to nothing: not writing where it points (choose another --out)")
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         if not overwrite:
             raise ReportError(f"{target} already exists: not overwriting a previous run (use --overwrite)")
         if not (target.is_dir() and (target / MARKER).exists()):
             raise ReportError(f"{target} exists and was not written by cohortlab report: not removing it, "
                               "even with --overwrite (choose another --out)")
+        if target.is_symlink():  # the run it points to may be anyone's, anywhere
+            raise ReportError(f"{target} is a symbolic link: not removing the folder it points to, even with "
+                              "--overwrite (choose another --out)")
         shutil.rmtree(target)
     target.mkdir(parents=True, exist_ok=True)
     try:  # created, never replaced: of two runs started at once into one folder, the second stops here

@@ -152,6 +152,7 @@ def test_a_part_no_run_recorded_takes_the_time_in_its_name(fake, creds, policy, 
 
 @pytest.mark.parametrize("text, why", [
     ("{not json", "not valid JSON"),
+    ('{"runs": ' + "[" * 100_000 + "]" * 100_000 + "}", "not valid JSON (nested too deeply)"),  # was RecursionError
     ('{"runs": {}}', 'expected an object with a "runs" list'),
     ('{"runs": [{"items": [{"kind": "mixpanel-profiles", "path": "mixpanel/profiles", "as_of": "Monday"}]}]}',
      "run 1, item 1 (mixpanel-profiles): as_of 'Monday' is not a time"),

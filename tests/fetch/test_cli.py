@@ -266,3 +266,46 @@ def test_engage_listings_show_progress_when_asked(fake, env, tmp_path):
     assert "Mixpanel profiles: 5 profiles" in final
     assert "members of Power\\x1b[2J Users: 3 members" in final
     assert "\x1b[2J" not in r.stderr
+
+
+def test_cohort_names_and_ids_from_the_server_never_reach_the_terminal_raw(fake, env, tmp_path):
+    """The cohorts list is the server's (or whoever answers as it): a cohort's name and id are
+    data. The summary line names both; neither writes a control character (it printed the id
+    raw: an OSC sequence retitled the terminal, a line break forged a line), and neither names a
+    file outside --out."""
+    evil = "\x1b]0;PWNED\x07\x1b[31m\u202e\nerror: forged"
+    fake.cohorts.append({"id": "7" + evil + "/../../x", "name": "../../../escaped" + evil, "count": 1})
+    fake.members["7" + evil + "/../../x"] = ["cust-1"]
+    out = tmp_path / "exports"
+    r = _run(["--out", str(out), "--source", "mixpanel", "--all-cohorts", "--no-profiles"], env, tmp_path)
+    assert r.exit_code == 0, r.output
+    assert not any(c in r.stdout + r.stderr for c in "\x1b\x07\u202e"), r.stdout
+    assert "\nerror: forged" not in r.stdout
+    assert "(id 7\\x1b]0;PWNED\\x07" in r.stdout
+    assert not (tmp_path / "escaped").exists() and not list(tmp_path.glob("*x"))
+    files = [p.relative_to(out).as_posix() for p in out.rglob("*.jsonl")]
+    assert len(files) == 3 and all(f.startswith("mixpanel/members/") and f.count("/") == 3 for f in files), files
+
+
+@pytest.mark.parametrize("planted", [".fetch/tmp", ".fetch/lock", ".fetch/mixpanel_query_requests.json", ".fetch"])
+def test_a_link_planted_in_the_state_folder_is_refused_and_what_it_points_to_kept(fake, env, tmp_path, planted):
+    """An --out shared with others may hold links in .fetch/ put there by someone else: fetch
+    removed every file of the folder .fetch/tmp pointed to (as a killed run's leftovers),
+    truncated the file .fetch/lock pointed to and overwrote the one a request record pointed to.
+    Now: one error line naming the link, before any request; nothing it points to is touched."""
+    out, mine = tmp_path / "exports", tmp_path / "mine"
+    (mine / "sub").mkdir(parents=True)
+    (mine / "thesis.txt").write_text("precious")
+    (mine / "sub" / "notes.txt").write_text("also precious")
+    (out / ".fetch").mkdir(parents=True)
+    target = mine if planted in (".fetch/tmp", ".fetch") else mine / "thesis.txt"
+    if planted == ".fetch":
+        (out / ".fetch").rmdir()
+    (out / planted).symlink_to(target)
+    r = _run(["--out", str(out), "--source", "mixpanel", "--no-profiles"], env, tmp_path)
+    assert r.exit_code == 1, r.output
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "is a symbolic link" in lines[0] and planted.split("/")[-1] in lines[0], r.stderr
+    assert (mine / "thesis.txt").read_text() == "precious" and (mine / "sub" / "notes.txt").read_text() == "also precious"
+    assert sorted(p.name for p in mine.iterdir()) == ["sub", "thesis.txt"]
+    assert not [e for e in fake.log if e[0] != "token"]  # no request was made

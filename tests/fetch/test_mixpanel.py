@@ -71,6 +71,19 @@ def test_export_event_filter_and_empty_chunk(fake, creds, policy, tmp_path):
     assert fake.count("export") == 4
 
 
+@pytest.mark.parametrize("state", ["[" * 100_000 + "]" * 100_000, "[]", '{"empty": 5}', "{not json"])
+def test_an_unreadable_chunk_record_is_no_record(fake, creds, policy, tmp_path, state):
+    """.fetch/mixpanel_chunks.json of another shape (damaged, or planted in a shared --out) is no
+    record: the chunks are fetched again, as with none (it raised RecursionError, AttributeError,
+    JSONDecodeError with a traceback; a request record nested too deeply, RecursionError)."""
+    (tmp_path / ".fetch").mkdir()
+    for name in ("mixpanel_chunks.json", "mixpanel_export_requests.json", "mixpanel_query_requests.json"):
+        (tmp_path / ".fetch" / name).write_text(state)  # the request records too: unreadable = none
+    fetch(tmp_path, sources=["mixpanel"], from_date="2026-01-01", to_date="2026-01-03", chunk_days=2,
+          profiles=False, credentials=creds, policy=policy, progress=False)
+    assert fake.count("export") == 2 and len(list((tmp_path / "mixpanel" / "events").iterdir())) == 2
+
+
 def test_a_chunk_fetched_with_a_filter_is_not_the_whole_chunk_for_a_later_run(fake, creds, policy, tmp_path):
     """--event Purchase, then no filter: the second run fetches the whole chunk (it took the
     filtered file for it and kept 3 of the 5 events); both files load, each event once."""

@@ -423,3 +423,35 @@ def test_a_load_error_that_quotes_a_record_shows_no_email_or_phone(db, cli, tmp_
     path.write_text(content)
     line = cli("load", "--db", db, kind, path, *options).assert_one_line_error(names)
     assert "@" not in line and "7700" not in line and name in line
+
+
+def test_plan_names_never_reach_the_terminal_as_control_sequences(db, cli, tmp_path):
+    """migrate compare's verdict ("best: <plan> ... ahead of <plan>") names plans from a YAML file:
+    escaped like every other name from data (it was printed raw: an OSC sequence retitled the
+    terminal)."""
+    plans = tmp_path / "plans.yaml"
+    plans.write_text(json.dumps({"plans": [
+        {"name": EVIL, "eit_timeline": [{"since": None, "eit": "customer_id"},
+                                        {"since": "2026-02-20", "eit": "mparticle_id"}]},
+        {"name": "other" + EVIL, "eit_timeline": "customer_id"}]}))
+    run = cli("migrate", "compare", "--db", db, "--plan", plans)
+    assert run.code == 0, run.stdout + run.stderr
+    out = run.stdout + run.stderr
+    assert not any(c in out for c in "\x1b\x07\r"), out
+    assert "\nerror: forged line" not in out and "\nFORGED" not in out, out
+    assert "Power\\x1b]0;PWNED\\x07" in run.stdout
+
+
+def test_a_warning_naming_a_file_never_writes_its_control_characters(db, cli, tmp_path):
+    """A load's warning names the file, and an export folder's file names are data: printed
+    escaped on one line (it was raw: an OSC sequence retitled the terminal, a line break in the
+    name forged a line); --strict's error line too."""
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    (folder / ("p" + EVIL + ".json")).write_text('[{"id": 1, "name": "A", "count": 3}]')
+    for strict in (["--strict"], []):  # --strict first: it loads nothing
+        run = cli("load", "--db", db, "mparticle-profiles", folder, *strict)
+        assert not any(c in run.stdout + run.stderr for c in "\x1b\x07\r"), run.stderr
+        lines = [ln for ln in run.stderr.splitlines() if ln.strip()]
+        assert len(lines) == 1 and "every record was quarantined" in lines[0], run.stderr
+        assert lines[0].startswith("error: " if strict else "warning: ") and "Power\\x1b]0;PWNED\\x07" in lines[0]

@@ -54,3 +54,19 @@ def test_hostile_input(case, db, seed_checksum, cli, tmp_path):
         again = cli("load", "--db", db, case.kind, path, "--json", "--no-progress", *opts)
         assert again.code == 0 and json.loads(again.stdout)["skipped"] == [str(path)]
         assert checksum(db) == after
+
+
+@pytest.mark.parametrize("manifest", ["[" * 100_000 + "]" * 100_000, "[]", '{"parameters": [1]}', "5"])
+def test_a_folder_manifest_of_any_json_is_ignored_not_fatal(tmp_path, manifest):
+    """A folder's manifest.json only suggests (members' as_of, report hints): one of another
+    shape, or nested too deeply to parse, is ignored. It raised RecursionError in load_world and
+    AttributeError in world_hints (cohortlab report --data), with a traceback."""
+    from cohortlab.loaders.folder import load_world, world_hints
+
+    (tmp_path / "mixpanel").mkdir()
+    (tmp_path / "mixpanel" / "cohorts.json").write_text('[{"id": 1, "name": "A", "count": 3}]')
+    (tmp_path / "manifest.json").write_text(manifest)
+    assert world_hints(tmp_path) == {}
+    with Lab() as lab:
+        load_world(lab, tmp_path)
+        assert lab.engine.query_rows("SELECT count(*) FROM mp_cohorts")[0][0] == 1

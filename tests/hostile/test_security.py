@@ -177,6 +177,37 @@ def test_settings_file_with_python_tags_is_refused(tmp_path, world):
     assert not marker.exists()
 
 
+def _laughs(width: int = 10, depth: int = 6) -> str:
+    """YAML aliases nested ``depth`` deep, ``width`` wide: a few lines, width**depth values."""
+    lines = [f"l0: &l0 [{', '.join(['lol'] * width)}]"]
+    lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * width)}]" for i in range(1, depth)]
+    return "{" + ", ".join(lines) + "}"
+
+
+@pytest.mark.parametrize("text, message", [
+    (f"pauses: {_laughs()}\n", "once its aliases (*name) are expanded"),  # a million values (nine deep: billions)
+    ("pauses: " + "[" * 50_000 + "]" * 50_000 + "\n", "nested too deeply"),
+])
+def test_yaml_that_expands_past_any_use_or_nests_too_deep_is_one_line(tmp_path, world, text, message):
+    """Billion laughs and deep nesting: a settings file, a --params file and a -p value are
+    refused when read, as one line (a settings file nested 50,000 deep was a RecursionError
+    traceback; aliases were expanded by the checks, the error message's repr of the value and
+    the parameters' copy: memory without bound)."""
+    from cohortlab.report.runner import ReportError, load_params, parse_param_items
+
+    settings = tmp_path / "settings.yaml"
+    settings.write_text(text)
+    r = cli("simulate", "--db", world["db"], "--cohort", TAG_NAME, "--settings", settings, "--no-store")
+    assert message in one_line_error(r)
+    params = tmp_path / "params.yaml"
+    params.write_text(text.replace("pauses:", "cohorts:"))
+    with pytest.raises(ReportError, match=re.escape(message)):
+        load_params(params)
+    with pytest.raises(ReportError, match=re.escape(message)):
+        parse_param_items(["cohorts=" + text.removeprefix("pauses: ").strip()])
+    assert parse_param_items(["cohorts=[a, *b]"]) == {"cohorts": "[a, *b]"}  # not YAML: the text, as before
+
+
 def test_a_cohort_name_is_never_code(tmp_path, world):
     marker = tmp_path / "PWNED"
     r = cli("simulate", "--db", world["db"], "--cohort", _payload(marker))
@@ -206,6 +237,12 @@ class _Page(HTMLParser):
 
     def handle_data(self, data):
         (self.scripts if self._tag == "script" else self.text).append(data)
+
+
+def parse_text(html: str) -> list[str]:
+    p = _Page()
+    p.feed(html)
+    return p.text
 
 
 def parse(path: Path) -> _Page:
@@ -291,6 +328,34 @@ def test_tables_escape_cells_and_headers(monkeypatch):
     page.feed(shown[0].data)
     assert "script" not in page.tags and "b" not in page.tags
     assert "<script>alert(1)</script>" in "".join(page.text) and "<b>col</b>" in "".join(page.text)
+
+
+def test_a_bidi_override_in_a_name_cannot_reorder_the_figures_after_it(monkeypatch, tmp_path):
+    """An RLO (U+202E) left open in a cohort name reversed the rest of its paragraph on a page:
+    "362 members" after it read "263 srebmem". Every override, embedding and isolate is shown as
+    its escape, in Markdown, tables and index.html, as on the terminal; an RLM mark stays."""
+    from nbconvert.filters.markdown import markdown2html
+
+    from cohortlab.report import notebook as ui
+    from cohortlab.report.pages import write_index
+    from cohortlab.report.runner import NotebookResult
+
+    controls = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+    name = "Power\u202e Users\u2067 \u200f"
+    html = markdown2html(ui._markdown(f"**{ui.text(name)}**: 362 members in Mixpanel"))
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda obj: shown.append(obj))
+    ui.table(pd.DataFrame({"cohort" + controls: [name]}))
+    out = tmp_path / "run"
+    (out / "m").mkdir(parents=True)
+    doc = {"title": "T" + controls, "summary": name + ": 362 members", "headline": {name: 362},
+           "context": {"cohorts": [name], "settings": "s"}}
+    (out / "m" / "metrics.json").write_text(json.dumps(doc))
+    index = write_index(out, [NotebookResult(name="m", source=Path("m.ipynb"), ipynb=out / "m" / "m.ipynb",
+                                             metrics_path=out / "m" / "metrics.json", metrics=doc)]).read_text()
+    for page in (html, shown[0].data, index):
+        assert not any(c in page for c in controls), page
+        assert "Power\\u202e Users\\u2067 \u200f" in "".join(parse_text(page))
 
 
 def test_chart_labels_are_not_tex():
@@ -410,3 +475,26 @@ def test_failed_notebook_leaves_no_wal_and_a_replaced_db_still_reports(world, tm
     assert r.exit_code == 0, r.output + r.stderr
     assert json.loads((tmp_path / "r3" / "good" / "metrics.json").read_text())["members"] == first
     assert not Path(f"{db}.wal").exists()
+
+
+def test_members_out_shows_a_cohort_name_holding_an_email_as_its_pseudonym(world, tmp_path):
+    """The cohort_name column of --members-out is the name the reports show: a name that holds
+    an email is its pseudonym (it was in clear in the CSV and Parquet of DuckDB, while Spark's
+    already gave the pseudonym); --show-personal-data keeps it."""
+    from cohortlab.lab import Lab
+    from cohortlab.privacy import Redactor
+
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(world["db"], db)
+    with Lab(str(db), read_only=True) as lab:
+        shown = Redactor.for_engine(lab.engine).value(EMAIL_NAME)
+    assert shown.startswith("anon-")
+    for name in ("m.csv", "m.parquet"):
+        r = cli("simulate", "--db", db, "--cohort", EMAIL_NAME, "--members-out", tmp_path / name, "--no-timeline")
+        assert r.exit_code == 0, r.output
+        assert not EMAIL.search((tmp_path / name).read_bytes().decode("latin-1")), name
+    assert set(pd.read_csv(tmp_path / "m.csv", dtype=str)["cohort_name"]) == {shown}
+    assert set(pd.read_parquet(tmp_path / "m.parquet")["cohort_name"]) == {shown}
+    r = cli("simulate", "--db", db, "--cohort", EMAIL_NAME, "--members-out", tmp_path / "raw.csv", "--no-timeline",
+            "--show-personal-data")
+    assert set(pd.read_csv(tmp_path / "raw.csv", dtype=str)["cohort_name"]) == {EMAIL_NAME}

@@ -232,3 +232,28 @@ def test_a_backfill_compares_with_the_run_of_the_latest_earlier_data_not_the_new
     assert json.loads((reports / "day28" / "run.json").read_text())["data_time"] == "2026-02-28T00:00:00"
     back25 = run("back25", 530, 0, as_of="2026-02-25")
     assert "change since back24" in back25 and '<td class="d">+12</td>' in back25
+
+
+def test_a_planted_or_damaged_run_in_a_shared_reports_folder_cannot_stop_the_index(tmp_path):
+    """A reports folder shared with others may hold a run whose run.json or metrics.json is any
+    JSON (a list, a data_time that is a number, a value nested 100,000 deep): such a run is not
+    comparable, or has no figures, and the index is written (each of these raised once every
+    notebook had run: AttributeError, TypeError, RecursionError)."""
+    damaged = {
+        "run.json": ["[]", '{"data_time": 5}', '{"data_time": ["2026"]}', "[" * 100_000 + "]" * 100_000],
+        "m/metrics.json": ["[1]", '{"headline": [1, 2]}', '{"headline": "x"}', "[" * 100_000 + "]" * 100_000],
+    }
+    for i, (file, texts) in enumerate(damaged.items()):
+        for j, text in enumerate(texts):
+            reports = tmp_path / f"reports{i}{j}"
+            _run(reports, "2026-03-01", tmp_path / "world", ["Power Users"], "fallback data", 40)
+            if file == "run.json" and text.startswith("{"):  # the run's own record, but for data_time
+                record = json.loads((reports / "2026-03-01" / file).read_text())
+                text = json.dumps({**record, **json.loads(text)})
+            (reports / "2026-03-01" / file).write_text(text)
+            index = _run(reports, "2026-03-22", tmp_path / "world", ["Power Users"], "fallback data", 45)
+            assert "<td>members</td><td class=v>45</td>" in index, (file, text[:30])
+            if file == "run.json":
+                assert "No comparable previous run" in index, text[:30]
+            else:
+                assert 'href="../2026-03-01/index.html"' in index and '<td class="d">new</td>' in index, text[:30]

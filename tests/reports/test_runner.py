@@ -121,6 +121,38 @@ def test_dated_folders_get_a_suffix(tmp_path):
     assert second != first and second.name.startswith(first.name + "-")
 
 
+def test_an_out_that_is_a_symbolic_link_is_one_clear_error_and_removes_nothing(tmp_path):
+    """A shared reports folder may hold links planted by others: a link to nothing (--out, or
+    today's dated folder) and a link to another run with --overwrite raised FileExistsError /
+    OSError with a traceback. Now: a link to nothing is refused as --out and skipped as a dated
+    folder; with --overwrite a link is refused and the run it points to is kept."""
+    import datetime as dt
+
+    import cohortlab.report.runner as runner
+
+    reports, elsewhere = tmp_path / "reports", tmp_path / "elsewhere" / "run"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / runner.MARKER).write_text("someone's run")
+    (elsewhere / "index.html").write_text("theirs")
+    reports.mkdir()
+    today = dt.datetime.now(dt.timezone.utc).date().isoformat()
+    (reports / "dangling").symlink_to(tmp_path / "nothing")
+    (reports / "linked").symlink_to(elsewhere)
+    with pytest.raises(ReportError, match="is a symbolic link to nothing"):
+        prepare_output_dir(reports / "dangling", overwrite=False)
+    with pytest.raises(ReportError, match="is a symbolic link: not removing"):
+        prepare_output_dir(reports / "linked", overwrite=True)
+    assert (elsewhere / "index.html").read_text() == "theirs"
+    (reports / today).symlink_to(tmp_path / "nothing")
+    assert prepare_output_dir(None, overwrite=False, root=reports) == reports / f"{today}-2"
+    assert not (tmp_path / "nothing").exists()
+    (reports / today).unlink()
+    (reports / today).symlink_to(elsewhere)
+    with pytest.raises(ReportError, match="is a symbolic link: not removing"):
+        prepare_output_dir(None, overwrite=True, root=reports)
+    assert (elsewhere / "index.html").read_text() == "theirs"
+
+
 def test_a_folder_claimed_by_another_run_is_refused_or_skipped(tmp_path, monkeypatch):
     """Two runs started at once both found the folder free and wrote into one (audit 94, left
     item): the folder is claimed by creating its marker, which only one run can. Here the other
