@@ -244,6 +244,11 @@ MPA_BATCH_TIMES = _table(
 # members): a database loaded by an earlier version is then refused (outdated, check_current),
 # because loading the same file again is skipped (its fingerprint is unchanged) and the old rows
 # would stay. A database loaded before the version was recorded has no column loads.loader_version.
+# 2: a members file name's time honours its offset; an mParticle epoch-ms time outside the years
+#    1-9999 is no time (it was stored as year 10000 and more)
+LOADER_VERSION = 2
+
+
 # the identifier columns: a table read from files without one of them is refused, never read as
 # NULLs (every row would lose its identifier: engines/spark read_canonical)
 IDENTIFIER_COLUMNS = ("distinct_id", "mpid", "mparticle_user_id")
@@ -253,9 +258,6 @@ def identifier_columns(table: str) -> list[str]:
     """The columns of the canonical table ``table`` that hold identifiers
     (:data:`IDENTIFIER_COLUMNS`), in the table's order."""
     return [c for c in TABLES[table].column_names if c in IDENTIFIER_COLUMNS]
-
-
-LOADER_VERSION = 1
 
 
 def create_all(execute) -> None:
