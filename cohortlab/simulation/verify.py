@@ -340,12 +340,14 @@ _safe = one_line
 _fmt = format_instant
 
 
-def _details_sql(engine: Engine, show_personal_data: bool) -> str:
+def _details_sql(engine: Engine, show_personal_data: bool, shown: "_ShownNames | None" = None) -> str:
     """``verify_compared`` (the comparison) with ``detail`` and ``evidence`` for each disagreement:
     what the data shows for its cause, and the identity-changed evidence (at most three members
     named per profile; personal values replaced by pseudonyms, :mod:`cohortlab.privacy`, unless
-    ``show_personal_data``)."""
+    ``show_personal_data``; the attribute names of ``shown``, :func:`_shown_names`, too)."""
     from cohortlab.privacy import Redactor, known_personal_among_sql
+
+    other_name = (shown or _ShownNames([])).sql("c.other_name")
 
     def ts(col: str) -> str:
         return f"coalesce(strftime({col}, '%Y-%m-%d %H:%M:%S'), 'unknown')"
@@ -404,7 +406,7 @@ def _details_sql(engine: Engine, show_personal_data: bool) -> str:
                  'the run at ' || {ts('c.last_write_at')} || ' wrote ' || c.simulated
                  || '; this profile was captured at ' || {ts('c.captured_at')}
                WHEN 'attribute_name_differs' THEN
-                 'carries ' || {quote} || c.other_name || {quote} || ' = ' || c.other_value
+                 'carries ' || {quote} || {other_name} || {quote} || ' = ' || c.other_value
                  || ' instead (simulated ' || c.simulated || ')'
                WHEN 'profile_missing_in_snapshot' THEN
                  CASE WHEN NOT c.profile_loaded
@@ -432,7 +434,7 @@ def _details_sql(engine: Engine, show_personal_data: bool) -> str:
                           || CASE WHEN n.n > 3 THEN ' (+' || CAST(n.n - 3 AS VARCHAR) || ' more)' ELSE '' END
                 END
            END AS detail,
-           c.in_snapshot, c.other_name, c.other_value, c.last_write_at, c.captured_at, c.last_stored_at
+           c.in_snapshot, {other_name} AS other_name, c.other_value, c.last_write_at, c.captured_at, c.last_stored_at
     FROM verify_compared c LEFT JOIN notes n ON n.mpid = c.mpid
     """
 
@@ -580,7 +582,9 @@ def _verify(engine, ref, names, at, settings, snapshot_at, source, show_personal
     orphans = _simulated_relations(engine, result)
     table = "verify_profiles" if only_mpids is None else "_verify_profiles_of"
     engine.materialise("verify_compared", _profiles_sql(naive_utc(snap), only_mpids), temp=True)
-    engine.materialise(table, _details_sql(engine, show_personal_data), temp=only_mpids is not None)
+    # the cohort's names as the reports show them, in the text, the fields and each profile's detail
+    shown = _shown_names(engine, [ref.name, *(n for n, _ in names)], show_personal_data)
+    engine.materialise(table, _details_sql(engine, show_personal_data, shown), temp=only_mpids is not None)
     engine.execute("DROP TABLE IF EXISTS verify_compared")
     both_absent = 0 if only_mpids is not None else int(engine.query_rows(_both_absent_sql())[0][0])
 
@@ -604,6 +608,8 @@ def _verify(engine, ref, names, at, settings, snapshot_at, source, show_personal
     causes = pd.DataFrame({"cause": list(CAUSES), "profiles": [by_cause[c] for c in CAUSES], "rule": RULE})
     notes: list[str] = []
     names_df = _names_table(engine, names, only_mpids)
+    names_df["attribute"] = [shown.text(a) for a in names_df["attribute"]]
+    names_df["how"] = [shown.text(h) for h in names_df["how"]]
     if only_mpids is None and int(names_df.profiles.iloc[0]) == 0:
         other = names_df[names_df.profiles > 0]
         if len(other):
@@ -615,12 +621,46 @@ def _verify(engine, ref, names, at, settings, snapshot_at, source, show_personal
         notes.append(f"{orphans:,} orphan profile(s) created by the feed have no known MPID and cannot be compared")
     if snap_from.startswith("unknown"):
         notes.append("the snapshot time is unknown; pass --snapshot-at (snapshot_at=) for a sound comparison")
+    notes = [shown.text(n) for n in notes]
     return VerifyResult(
-        cohort=ref.name, attribute=attribute, snapshot_at=to_utc(snap), snapshot_at_from=snap_from,
+        cohort=shown.text(ref.name), attribute=shown.text(attribute), snapshot_at=to_utc(snap), snapshot_at_from=snap_from,
         at=to_utc(result.at), confusion=confusion, audience=audience, causes=causes, names=names_df,
         disagreements=_fetch(engine, "NOT agree", table), listed=listed, both_absent=both_absent,
         orphans_written=orphans, simulation=result, notes=notes, engine=engine, table=table,
     )
+
+
+@dataclass
+class _ShownNames:
+    """The cohort and attribute names that hold personal data (a cohort named after an email),
+    each with its pseudonym, the longest first (``Mixpanel - <name>`` before ``<name>``)."""
+
+    pairs: list[tuple[str, str]]
+
+    def text(self, text: Any) -> Any:
+        if not isinstance(text, str):
+            return text
+        for name, shown in self.pairs:
+            text = text.replace(name, shown)
+        return text
+
+    def sql(self, col: str) -> str:
+        for name, shown in self.pairs:
+            col = f"replace({col}, {sql_str(name)}, {sql_str(shown)})"
+        return col
+
+
+def _shown_names(engine: Engine, names: list[str], show_personal_data: bool) -> _ShownNames:
+    """:class:`_ShownNames` of ``names`` (none with ``show_personal_data``): a name that holds an
+    email or a phone is shown as its pseudonym, as the reports show it
+    (docs/reports.md#personal-data), in the text, the result's fields and every profile's detail."""
+    if show_personal_data:
+        return _ShownNames([])
+    from cohortlab.privacy import Redactor
+
+    redactor = Redactor.for_engine(engine)
+    personal = [n for n in dict.fromkeys(names) if n and redactor.is_personal(n)]
+    return _ShownNames([(n, redactor.value(n)) for n in sorted(personal, key=len, reverse=True)])
 
 
 # ----------------------------------------------------------------------------- text

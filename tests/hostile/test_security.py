@@ -498,3 +498,29 @@ def test_members_out_shows_a_cohort_name_holding_an_email_as_its_pseudonym(world
     r = cli("simulate", "--db", db, "--cohort", EMAIL_NAME, "--members-out", tmp_path / "raw.csv", "--no-timeline",
             "--show-personal-data")
     assert set(pd.read_csv(tmp_path / "raw.csv", dtype=str)["cohort_name"]) == {EMAIL_NAME}
+
+
+def test_verify_shows_a_cohort_name_holding_an_email_as_its_pseudonym(world, tmp_path):
+    """verify's text, its result and its --out file name the cohort and its attribute names (the
+    expected one, the older form `Mixpanel - <name>` some profiles carry) as the reports do: a
+    name that holds an email is its pseudonym (they were in clear, also in each profile's detail);
+    --show-personal-data shows them."""
+    from cohortlab.lab import Lab
+    from cohortlab.privacy import Redactor
+
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(world["db"], db)
+    with Lab(str(db), read_only=True) as lab:
+        shown = Redactor.for_engine(lab.engine).value(EMAIL_NAME)
+    r = cli("verify", "--db", db, "--cohort", EMAIL_NAME, "--out", tmp_path / "v.csv")
+    assert r.exit_code == 0, r.output
+    assert not EMAIL.search(r.output), r.output
+    assert f"cohort: {shown}   attribute: '{shown}'" in r.output
+    assert not EMAIL.search((tmp_path / "v.csv").read_text())
+    with Lab(str(db)) as lab:
+        v = lab.verify(EMAIL_NAME)
+        assert (v.cohort, v.attribute) == (shown, shown)
+        assert not any(EMAIL.search(str(x)) for x in [*v.names["attribute"], *v.names["how"], *v.notes,
+                                                       *v.profiles["detail"].dropna(), *v.profiles["other_name"].dropna()])
+    r = cli("verify", "--db", db, "--cohort", EMAIL_NAME, "--show-personal-data")
+    assert f"cohort: {EMAIL_NAME}   attribute: '{EMAIL_NAME}'" in r.output
