@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from cohortlab.errors import SettingsError
-from cohortlab.times import format_duration, format_time, naive_utc, parse_duration, parse_time, to_utc
+from cohortlab.times import format_duration, format_time, from_epoch, naive_utc, parse_duration, parse_time, to_utc
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator, model_validator
 
@@ -56,6 +56,18 @@ class _Model(BaseModel, metaclass=_SettingsMeta):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+def _epoch_as_loaded(v: Any) -> Any:
+    """A time given as a number is epoch seconds, or milliseconds above 1e11, as the loaders and
+    ``-o as_of`` read it (:func:`cohortlab.times.from_epoch`); pydantic's own reading (milliseconds
+    above 2e10) gave the same number another time in a settings file."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        try:
+            return from_epoch(v)
+        except SettingsError as e:
+            raise ValueError(str(e)) from None
+    return v
+
+
 class Pause(_Model):
     """A window ``[start, end)`` of failed runs (the guide's *Export is Paused*). It ends by
     itself (``ends_with="resume"``: the next successful run is a diff, or a full refresh after a
@@ -66,6 +78,11 @@ class Pause(_Model):
     start: datetime
     end: datetime
     ends_with: Literal["resume", "reconnect"] = "resume"
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _epoch(cls, v: Any) -> Any:
+        return _epoch_as_loaded(v)
 
     @field_validator("start", "end", mode="after")
     @classmethod
@@ -89,6 +106,11 @@ class EitPeriod(_Model):
 
     since: datetime | None = None
     eit: EitType
+
+    @field_validator("since", mode="before")
+    @classmethod
+    def _epoch(cls, v: Any) -> Any:
+        return _epoch_as_loaded(v)
 
     @field_validator("since", mode="after")
     @classmethod
@@ -165,6 +187,16 @@ class SyncSettings(_Model):
         if v > MAX_DURATION:
             raise ValueError(f"{info.field_name} must be at most {MAX_DURATION.days} days")
         return v
+
+    @field_validator("event_identity_cutoff", "start", mode="before")
+    @classmethod
+    def _epoch(cls, v: Any) -> Any:
+        return _epoch_as_loaded(v)
+
+    @field_validator("reexport_at", mode="before")
+    @classmethod
+    def _epochs(cls, v: Any) -> Any:
+        return [_epoch_as_loaded(t) for t in v] if isinstance(v, list) else v
 
     @field_validator("event_identity_cutoff", "start", mode="after")
     @classmethod

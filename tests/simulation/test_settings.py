@@ -148,3 +148,21 @@ def test_replace_validates():
     assert s.cadence == timedelta(hours=1)
     with pytest.raises(SettingsError):
         SyncSettings().replace(fallback="x")
+
+
+def test_a_time_given_as_a_number_is_read_as_the_loaders_read_epochs():
+    """A settings time written as a number is epoch seconds, or milliseconds above 1e11, as the
+    loaders and `-o as_of` read it (docs/settings.md): pydantic's own reading switched to
+    milliseconds above 2e10, so 50000000000 was 1971 in a settings file and 3554 in a load."""
+    from datetime import datetime, timezone
+
+    from cohortlab.settings import SyncSettings
+
+    cut = datetime(2026, 1, 15, tzinfo=timezone.utc)
+    s = SyncSettings.model_validate({
+        "start": 50_000_000_000, "event_identity_cutoff": 1_768_435_200_000, "reexport_at": [1_768_435_200],
+        "pauses": [{"start": 1_768_435_200.0, "end": "2026-01-16"}],
+        "eit_timeline": [{"eit": "customer_id"}, {"since": 1_768_435_200, "eit": "mparticle_id"}]})
+    assert s.start.year == 3554
+    assert s.event_identity_cutoff == cut and s.reexport_at == [cut] and s.pauses[0].start == cut
+    assert s.eit_timeline[1].since == cut
