@@ -62,8 +62,8 @@ def machine_problem(error: BaseException) -> str | None:
     from cohortlab.tempdirs import no_temp_dir_problem
 
     text = str(error).strip()
-    if no_temp_dir_problem(error):
-        return no_temp_dir_problem(error)
+    if problem := no_temp_dir_problem(error):
+        return problem
     if (isinstance(error, OSError) and error.errno == errno.ENOSPC) or "No space left on device" in text:
         path = getattr(error, "filename", None)
         m = re.search(r'(?:write|open|create) file \\?"([^"\\]+)\\?"', text)  # in DuckDB's JSON too

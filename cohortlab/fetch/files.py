@@ -53,8 +53,9 @@ def run_lock(out: Path) -> Iterator[int]:
     except ImportError:  # pragma: no cover - not on the platforms CI runs
         yield 0
         return
-    _no_links(state_dir(out))
-    path = state_dir(out) / "lock"
+    d = state_dir(out)
+    _no_links(d)
+    path = d / "lock"
     with open(path, "a+", encoding="utf-8") as f:
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

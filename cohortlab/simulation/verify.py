@@ -658,9 +658,9 @@ def _shown_names(engine: Engine, names: list[str], show_personal_data: bool) -> 
         return _ShownNames([])
     from cohortlab.privacy import Redactor
 
-    redactor = Redactor.for_engine(engine)
-    personal = [n for n in dict.fromkeys(names) if n and redactor.is_personal(n)]
-    return _ShownNames([(n, redactor.value(n)) for n in sorted(personal, key=len, reverse=True)])
+    names = [n for n in dict.fromkeys(names) if n]
+    pairs = [(n, v) for n, v in zip(names, Redactor.for_engine(engine).values(names)) if v != n]  # one lookup
+    return _ShownNames(sorted(pairs, key=lambda p: len(p[0]), reverse=True))
 
 
 # ----------------------------------------------------------------------------- text
