@@ -23,12 +23,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from cohortlab.errors import SettingsError
 from cohortlab.times import format_duration, format_time, from_epoch, naive_utc, parse_duration, parse_time, to_utc
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_serializer, field_validator, model_validator
 
 MAX_ATTRIBUTE_NAME = 256  # mParticle's limit on a user attribute name (docs/rules.md#cohort-attribute)
 # Limits that keep one simulation within a laptop's memory and time (refused with a message):
@@ -68,6 +68,9 @@ def _epoch_as_loaded(v: Any) -> Any:
     return v
 
 
+Time = Annotated[datetime, BeforeValidator(_epoch_as_loaded)]  # a settings time: ISO text, a datetime or an epoch
+
+
 class Pause(_Model):
     """A window ``[start, end)`` of failed runs (the guide's *Export is Paused*). It ends by
     itself (``ends_with="resume"``: the next successful run is a diff, or a full refresh after a
@@ -75,14 +78,9 @@ class Pause(_Model):
     disconnected and connected again, a new export whose first successful run at or after the
     pause's start is a full sync)."""
 
-    start: datetime
-    end: datetime
+    start: Time
+    end: Time
     ends_with: Literal["resume", "reconnect"] = "resume"
-
-    @field_validator("start", "end", mode="before")
-    @classmethod
-    def _epoch(cls, v: Any) -> Any:
-        return _epoch_as_loaded(v)
 
     @field_validator("start", "end", mode="after")
     @classmethod
@@ -104,13 +102,8 @@ class EitPeriod(_Model):
     """From ``since`` (``None`` = the beginning of time) the Mixpanel event output's External
     Identity Type is ``eit``."""
 
-    since: datetime | None = None
+    since: Time | None = None
     eit: EitType
-
-    @field_validator("since", mode="before")
-    @classmethod
-    def _epoch(cls, v: Any) -> Any:
-        return _epoch_as_loaded(v)
 
     @field_validator("since", mode="after")
     @classmethod
@@ -131,7 +124,7 @@ class SyncSettings(_Model):
         "profile. 'strict': the fallback is used only when the EIT in force at the time the member is resolved "
         "(its send time, or the as-of time with resolution_time='as_of') is mparticle_id.",
     )
-    event_identity_cutoff: datetime | None = Field(
+    event_identity_cutoff: Time | None = Field(
         datetime(2026, 1, 15, tzinfo=timezone.utc),
         description="From this instant every event carries $mparticle_user_id; None turns the rule off.",
     )
@@ -150,7 +143,7 @@ class SyncSettings(_Model):
         True, description="A full refresh sets false on profiles that are true but no longer members."
     )
     sync_type: Literal["dynamic", "one_time"] = Field("dynamic", description="Dynamic (recurring) sync or one-time export.")
-    start: datetime | None = Field(None, description="t0: first run / the one-time export. Default: first snapshot or webhook.")
+    start: Time | None = Field(None, description="t0: first run / the one-time export. Default: first snapshot or webhook.")
     pauses: list[Pause] = Field(default_factory=list, description="Windows [start, end) of failed runs.")
     eit_timeline: list[EitPeriod] = Field(
         default_factory=lambda: [EitPeriod(since=None, eit="customer_id")],
@@ -162,7 +155,7 @@ class SyncSettings(_Model):
         "full refresh, re-export) from the profiles and events known at that time, and kept until sent again. "
         "'as_of': one resolution at the as-of time applied to every run (the earlier reading).",
     )
-    reexport_at: list[datetime] = Field(
+    reexport_at: list[Time] = Field(
         default_factory=list,
         description="Remedy re-export: at each time, the first successful run at or after it is a full sync that "
         "re-sends every member with the identifier of that time (disconnect and reconnect, or a new one-time export).",
@@ -187,16 +180,6 @@ class SyncSettings(_Model):
         if v > MAX_DURATION:
             raise ValueError(f"{info.field_name} must be at most {MAX_DURATION.days} days")
         return v
-
-    @field_validator("event_identity_cutoff", "start", mode="before")
-    @classmethod
-    def _epoch(cls, v: Any) -> Any:
-        return _epoch_as_loaded(v)
-
-    @field_validator("reexport_at", mode="before")
-    @classmethod
-    def _epochs(cls, v: Any) -> Any:
-        return [_epoch_as_loaded(t) for t in v] if isinstance(v, list) else v
 
     @field_validator("event_identity_cutoff", "start", mode="after")
     @classmethod
