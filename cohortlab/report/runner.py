@@ -92,6 +92,26 @@ class ReportResult:
 
 
 # --------------------------------------------------------------------------- locating things
+def without_iri_format_checks() -> None:
+    """For cohortlab's own processes (the ``report`` and ``demo`` commands): import jsonschema, which
+    papermill reads notebooks with (through nbformat), without its checker of the ``iri`` formats.
+    That checker, rfc3987_syntax, builds 38 Lark parsers when imported: about 1 s of a report's
+    start, single-threaded, before any notebook can start (docs/benchmarks.md#session-20). The
+    notebook schema uses no such format. A later ``import rfc3987_syntax`` works as before; only
+    jsonschema's format checker lacks ``iri``/``iri-reference`` in this process. Nothing when
+    jsonschema is already imported (a user's process: left as it is)."""
+    import sys
+
+    if "jsonschema" in sys.modules or "rfc3987_syntax" in sys.modules:
+        return
+    sys.modules["rfc3987_syntax"] = None  # an import of it raises ImportError, which jsonschema skips
+    try:
+        import jsonschema  # noqa: F401
+    finally:
+        if sys.modules.get("rfc3987_syntax", 0) is None:
+            del sys.modules["rfc3987_syntax"]
+
+
 def notebook_path(name: str | os.PathLike) -> Path:
     """A notebook by path, or by name (``match_rates`` / ``match_rates.ipynb``) in ``notebooks/``."""
     p = Path(name)

@@ -659,7 +659,7 @@ def _shown_names(engine: Engine, names: list[str], show_personal_data: bool) -> 
     from cohortlab.privacy import Redactor
 
     names = [n for n in dict.fromkeys(names) if n]
-    pairs = [(n, v) for n, v in zip(names, Redactor.for_engine(engine).values(names)) if v != n]  # one lookup
+    pairs = [(n, v) for n, v in zip(names, Redactor.for_engine(engine, prefetch=False).values(names)) if v != n]  # one lookup of these names
     return _ShownNames(sorted(pairs, key=lambda p: len(p[0]), reverse=True))
 
 

@@ -588,3 +588,38 @@ def test_a_switch_the_eit_page_would_refuse_is_refused_before_anything_runs(tmp_
     check_migration_window(db, {"switch": "2026-02-10"})  # inside the data and the window
     check_migration_window(db, {"switch": "2026-02-10", "plans": str(ROOT / "data" / "plans" / "standard.yaml"),
                                 "end": "2026-02-01"})  # plan files carry their own dates
+
+
+def test_the_report_command_starts_without_the_iri_grammar():
+    """``cohortlab report`` and ``demo`` import jsonschema (papermill reads notebooks with nbformat)
+    without rfc3987_syntax, whose 38 Lark parsers took ~1 s of the report's start before any
+    notebook could start: notebooks are still read and validated, and rfc3987_syntax can still be
+    imported later. A process that had imported jsonschema already keeps its ``iri`` checker."""
+    import subprocess
+    import sys
+
+    from cohortlab.report.runner import notebook_path
+
+    notebook = notebook_path("match_rates")
+    code = f"""
+import sys
+from cohortlab.report.runner import without_iri_format_checks
+without_iri_format_checks()
+import jsonschema, nbformat, papermill
+assert "rfc3987_syntax" not in sys.modules
+nb = nbformat.read({str(notebook)!r}, as_version=4)
+nbformat.validate(nb)
+assert papermill.inspect_notebook({str(notebook)!r})["db"]["default"] == "None"
+assert "iri" not in jsonschema.FormatChecker.checkers
+import rfc3987_syntax
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+    before = subprocess.run([sys.executable, "-c", "import sys, jsonschema\n"
+                             "from cohortlab.report.runner import without_iri_format_checks\n"
+                             "without_iri_format_checks()\n"
+                             "print('iri' in jsonschema.FormatChecker.checkers)"],
+                            capture_output=True, text=True, check=False)
+    assert before.stdout.strip() == "True", before.stderr
