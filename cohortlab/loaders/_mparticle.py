@@ -103,6 +103,43 @@ def epoch_ms_sql(text: str) -> str:
     return f"CASE WHEN {ms} {_MS_RANGE} THEN epoch_ms({ms}) END"
 
 
+# An epoch-milliseconds time below this is before 1973-03-03: what a time written in seconds reads
+# as (2026-03-01 is 1,772,323,200 s, read as milliseconds 1970-01-21). mParticle writes milliseconds,
+# so the loaders keep reading milliseconds, and warn (the 1e11 rule of the Mixpanel loaders, the
+# settings and -o as_of: seconds below it, milliseconds above).
+SECONDS_LIKE_MS = 100_000_000_000
+
+
+def time_warnings(ctx, table: str, fields: dict[str, str], where: str = "TRUE") -> list[str]:
+    """The load warnings (each names the file) for the records of ``table`` (``where``) whose
+    epoch-ms time ``fields`` ({column: field name}, text or number) is a number that is no time of
+    the years 1-9999 (stored as no time: :func:`epoch_ms_sql`), or above 0 and below
+    :data:`SECONDS_LIKE_MS` (before 1973-03-03: a time in seconds?). One query for every field;
+    each warning gives the first such record's line and value."""
+    parts = []
+    for col in fields:
+        ms = f"TRY_CAST({col} AS DOUBLE)"
+        outside = f"{ms} IS NOT NULL AND {epoch_ms_sql(col)} IS NULL"
+        early = f"{ms} > 0 AND {ms} < {SECONDS_LIKE_MS}"
+        # the number as the same text whichever path read it (the fast path reads 1e300 as 1e+300)
+        shown = f"coalesce(CAST(TRY_CAST({col} AS BIGINT) AS VARCHAR), printf('%.6g', {ms}))"
+        for cond in (outside, early):
+            parts.append(f"count(*) FILTER (WHERE {cond}), min(line) FILTER (WHERE {cond}), "
+                         f"arg_min({shown}, line) FILTER (WHERE {cond})")
+    row = ctx.engine.query_rows(f"SELECT {', '.join(parts)} FROM {table} WHERE {where}")[0]
+    out = []
+    for i, field_name in enumerate(fields.values()):
+        (n_out, l_out, v_out), (n_early, l_early, v_early) = row[6 * i:6 * i + 3], row[6 * i + 3:6 * i + 6]
+        if n_out:
+            out.append(f"{ctx.path}: {n_out:,} record(s) give {field_name} outside the years 1-9999 "
+                       f"(line {l_out}: {v_out}): stored as no time")
+        if n_early:
+            out.append(f"{ctx.path}: {n_early:,} record(s) give {field_name} before 1973-03-03 as epoch "
+                       f"milliseconds (line {l_early}: {v_early}); mParticle writes milliseconds: is the file "
+                       "in seconds?")
+    return out
+
+
 def bad_epoch_ms_sql(text: str) -> str:
     """SQL BOOLEAN: the text is present (not absent/null) but not an epoch-ms number."""
     return f"({text} IS NOT NULL AND TRY_CAST({text} AS DOUBLE) IS NULL)"

@@ -43,6 +43,7 @@ from cohortlab.loaders._mparticle import (
     clean_identity_type_sql,
     count,
     epoch_ms_sql,
+    time_warnings,
     identities_sql,
     identity_type_sql,
     map_entries_sql,
@@ -265,5 +266,8 @@ class MParticleBatchesLoader(Loader):
         rows_read = count(ctx, f"SELECT 1 FROM {stage}")
         loaded = count(ctx, f"SELECT 1 FROM {kept}")
         valid = count(ctx, f"SELECT 1 FROM {checked} WHERE reason IS NULL")
+        warnings = time_warnings(ctx, checked, {"ts_ms": "timestamp_unixtime_ms",
+                                                "event_ms": "events[].data.timestamp_unixtime_ms"},
+                                 where="reason IS NULL")
         return FileResult(rows_read=rows_read, loaded=loaded, deduplicated=valid - loaded,
-                          quarantined=quarantined)
+                          quarantined=quarantined, warnings=warnings)

@@ -15,7 +15,8 @@ several concatenated objects, a JSON array of them, or JSONL; gzip detected by c
   as JSON, and ``value_bool`` is TRUE for ``true``/``"true"``/``"True"``, FALSE for
   ``false``/``"false"``/…, else NULL.
 * ``audience_memberships``: ``[{audience_id, audience_name, expiration_timestamp_ms}]``.
-* ``created_timestamp_ms``, ``last_stored_timestamp_ms``: epoch ms → UTC TIMESTAMP.
+* ``created_timestamp_ms``, ``last_stored_timestamp_ms``: epoch ms → UTC TIMESTAMP; a number outside the
+  years 1-9999 is no time, and it or one before 1973-03-03 (a time in seconds?) is a load warning.
 
 JSONL is read by the typed fast path (:mod:`cohortlab.loaders.fast`: ``read_json`` of the
 top-level fields) when no record has a record-level problem (a malformed line, a missing or
@@ -42,6 +43,7 @@ from cohortlab.loaders._mparticle import (
     reject_with_raw,
     replace_profiles,
     text_bool_sql,
+    time_warnings,
 )
 from cohortlab.loaders.base import AsOfOnly, FileContext, FileResult, Loader
 
@@ -147,5 +149,7 @@ class MParticleProfilesLoader(AsOfOnly, Loader):
         audiences = f"(SELECT mpid, audience_id, audience_name, expiration_at, line FROM {aud} WHERE {won})"
         superseded = replace_profiles(ctx, profiles, identities, attributes, audiences)
         loaded = int(distinct) - superseded  # a later snapshot's MPIDs count as de-duplicated
+        warnings = time_warnings(ctx, stage, {"created_ms": "created_timestamp_ms", "stored_ms": "last_stored_timestamp_ms"},
+                                 where="reason0 IS NULL")
         return FileResult(rows_read=int(rows_read), loaded=loaded, deduplicated=int(valid) - loaded,
-                          quarantined=quarantined)
+                          quarantined=quarantined, warnings=warnings)

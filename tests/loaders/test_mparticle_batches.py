@@ -278,6 +278,30 @@ def test_a_time_outside_the_years_1_to_9999_is_no_time(lab, q, write):
     assert (r.loaded, r.n_quarantined) == (4, 0)
     assert q("SELECT mpid, created_at, last_stored_at FROM mpa_profiles ORDER BY mpid") == [
         (1, None, None), (2, None, None), (3, None, None), (4, datetime(2026, 1, 1), datetime(2026, 1, 1))]
+    # each a warning naming the field, the first line and its value (audit 110's left items)
+    events = "events[].data.timestamp_unixtime_ms"
+    assert [w.removeprefix(f"{p}: ") for w in r.warnings] == [
+        "1 record(s) give timestamp_unixtime_ms outside the years 1-9999 (line 3: 253402300800000): "
+        "stored as no time",
+        f"2 record(s) give {events} outside the years 1-9999 (line 1: 1e+300): stored as no time"]
+
+
+def test_a_batch_time_in_seconds_is_a_load_warning(lab, q, write):
+    # 1772323200 is 2026-03-01 in seconds, 1970-01-21 read as the milliseconds mParticle writes:
+    # loaded as milliseconds, with a warning that asks whether the file is in seconds
+    p = write("seconds.jsonl", jsonl(
+        {"mpid": 1, "timestamp_unixtime_ms": 1772323200, "user_attributes": {"a": 1}},
+        {"mpid": 2, "events": [{"data": {"timestamp_unixtime_ms": 1772323200}}]},
+        {"mpid": 3, "timestamp_unixtime_ms": 1772323200000},
+    ))
+    r = lab.load(KIND, p)
+    assert q("SELECT mpid, created_at FROM mpa_profiles ORDER BY mpid") == [
+        (1, datetime(1970, 1, 21, 12, 18, 43, 200000)), (2, datetime(1970, 1, 21, 12, 18, 43, 200000)),
+        (3, datetime(2026, 3, 1))]
+    assert [w.removeprefix(f"{p}: ") for w in r.warnings] == [
+        f"1 record(s) give {field} before 1973-03-03 as epoch milliseconds (line {line}: 1772323200); "
+        "mParticle writes milliseconds: is the file in seconds?"
+        for field, line in (("timestamp_unixtime_ms", 1), ("events[].data.timestamp_unixtime_ms", 2))]
 
 
 def test_unknown_option_is_refused(lab, write):

@@ -445,3 +445,37 @@ def test_identity_type_normalisation_sql_and_python_agree(lab):
     )
     assert {n: t for n, t in rows} == {n: normalise_identity_type(n) for n in names}
     assert normalise_identity_type("Other-ID-3") == "other_id_3"
+
+
+@pytest.mark.parametrize("layout", ["jsonl", "array"])  # the typed fast path, the exact path
+def test_a_time_outside_the_years_or_in_seconds_is_a_load_warning(lab, q, write, layout):
+    # a number no time of the years 1-9999 holds is stored as no time, and one below 1e11 as epoch
+    # milliseconds is a day before 1973-03-03 (a time written in seconds: 1772323200 is 2026-03-01 in
+    # seconds, 1970-01-21 read as milliseconds): both loaded as before, each a warning naming the
+    # file, the field, the first line and its value (audit 110's left items)
+    records = [
+        {"mpid": 1, "created_timestamp_ms": 1772323200, "last_stored_timestamp_ms": 1772323200000},
+        {"mpid": 2, "created_timestamp_ms": 1772323200000, "last_stored_timestamp_ms": "1772323200"},
+        {"mpid": 3, "last_stored_timestamp_ms": 253402300800000},  # year 10000
+        {"mpid": 4, "created_timestamp_ms": 0},                    # 1970-01-01: no warning
+        '{"mpid": 5, "created_timestamp_ms": 1e300}',
+    ]
+    text = jsonl(*records) if layout == "jsonl" else "[\n" + ",\n".join(
+        r if isinstance(r, str) else json.dumps(r, indent=2) for r in records) + "\n]"
+    p = write(f"times.{'jsonl' if layout == 'jsonl' else 'json'}", text)
+    r = lab.load(KIND, p)
+    assert (r.loaded, r.n_quarantined) == (5, 0)
+    assert q("SELECT mpid, created_at, last_stored_at FROM mpa_profiles ORDER BY mpid") == [
+        (1, datetime(1970, 1, 21, 12, 18, 43, 200000), datetime(2026, 3, 1)),
+        (2, datetime(2026, 3, 1), datetime(1970, 1, 21, 12, 18, 43, 200000)),
+        (3, None, None), (4, datetime(1970, 1, 1), None), (5, None, None)]
+    seconds = "before 1973-03-03 as epoch milliseconds (line {}: 1772323200); mParticle writes milliseconds: " \
+              "is the file in seconds?"
+    assert [w.removeprefix(f"{p}: ") for w in r.warnings] == [
+        "1 record(s) give created_timestamp_ms outside the years 1-9999 (line 5: 1e+300): stored as no time",
+        "1 record(s) give created_timestamp_ms " + seconds.format(1),
+        "1 record(s) give last_stored_timestamp_ms outside the years 1-9999 (line 3: 253402300800000): "
+        "stored as no time",
+        "1 record(s) give last_stored_timestamp_ms " + seconds.format(2)]
+    with pytest.raises(Exception, match="is the file in seconds"):  # --strict: a warning fails the load
+        lab.load(KIND, write("again.jsonl", jsonl(records[0])), strict=True)
