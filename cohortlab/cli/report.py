@@ -10,18 +10,19 @@ from pathlib import Path
 import click
 
 from cohortlab.cli.app import _set_lock_wait, engine_options, fail, main, refuse_truncated  # engine_options: issue 7
+from cohortlab.escaping import one_line
 
 
 def _say(message: str) -> None:
-    click.echo(message, err=True)
+    click.echo(one_line(message), err=True)  # one line each: a notebook's name or error may quote data
 
 
 def _finish(result) -> None:
-    click.echo(str(result.index_html))
+    click.echo(one_line(str(result.index_html)))
     if not result.ok:
         for r in result.failed:
-            click.echo(f"error: notebook {r.name}.ipynb failed in {r.error}", err=True)
-            click.echo(f"       executed notebook with the traceback: {r.ipynb}", err=True)
+            click.echo(one_line(f"error: notebook {r.name}.ipynb failed in {r.error}"), err=True)
+            click.echo(one_line(f"       executed notebook with the traceback: {r.ipynb}"), err=True)
         sys.exit(1)
 
 

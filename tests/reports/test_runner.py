@@ -623,3 +623,31 @@ print("ok")
                              "print('iri' in jsonschema.FormatChecker.checkers)"],
                             capture_output=True, text=True, check=False)
     assert before.stdout.strip() == "True", before.stderr
+
+
+def test_the_report_command_writes_progress_and_errors_as_one_line_text(monkeypatch, tmp_path):
+    """A notebook's name and its error (which may quote a cohort name from the data) reach the
+    terminal with their control characters as escapes: an escape sequence cannot recolour or
+    retitle the terminal, nor a line break forge a line (audit 109's left item)."""
+    from cohortlab.report import runner
+    from cohortlab.report.runner import NotebookResult, ReportResult
+
+    hostile = "Power\x1b]0;pwned\x07 Users\nerror: forged"
+
+    def fake_run_report(*args, progress, **kw):
+        progress(f"[1/1] {hostile} ...")
+        failed = NotebookResult(name="match_rates", source=tmp_path / "m.ipynb", ipynb=tmp_path / "m.ipynb",
+                                error=f"cell 3, line 2: ValueError: unknown cohort {hostile!s}")
+        return ReportResult(out_dir=tmp_path, index_html=tmp_path / "index.html", notebooks=[failed])
+
+    monkeypatch.setattr(runner, "run_report", fake_run_report)
+    db = tmp_path / "x.duckdb"
+    with Lab(db):
+        pass
+    out = CliRunner().invoke(main, ["report", "--db", str(db), "--out", str(tmp_path / "r")])
+    assert out.exit_code == 1
+    text = out.output + (out.stderr if out.stderr_bytes is not None else "")
+    assert "\x1b" not in text and "\x07" not in text
+    assert "Power\\x1b]0;pwned\\x07 Users\\nerror: forged ..." in text
+    assert "unknown cohort Power\\x1b]0;pwned\\x07 Users\\nerror: forged" in text
+    assert not any(line.startswith("error: forged") for line in text.splitlines())
