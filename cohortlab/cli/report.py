@@ -160,10 +160,41 @@ def demo_cmd(users, seed, out, overwrite):
     _finish(result)
 
 
+WORKSPACE = "cohortlab-notebooks"  # what `cohortlab lab` of an installed package opens, in the current folder
+
+
+def in_checkout(notebooks: Path) -> bool:
+    """Whether the package's notebooks folder is that of a checkout (``cohortlab/notebooks/`` beside
+    the project's ``pyproject.toml``), not of an installed package."""
+    return (notebooks.parent.parent / "pyproject.toml").is_file()
+
+
+def lab_workspace(notebooks: Path, sample_data: Path, base: Path) -> tuple[Path, list[str]]:
+    """``base/cohortlab-notebooks/notebooks/``, holding a copy of each package notebook it lacks,
+    beside ``sample_data/``, a copy of the sample exports when missing (the notebooks' default
+    ``data``, ``../sample_data``, then names it). A notebook already there is never replaced:
+    the user's edits stay. Returns the folder and the names copied."""
+    import shutil
+
+    root = base / WORKSPACE
+    folder = root / "notebooks"
+    folder.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for nb in sorted(notebooks.glob("*.ipynb")):
+        if not (folder / nb.name).exists():
+            shutil.copyfile(nb, folder / nb.name)
+            copied.append(nb.name)
+    if sample_data.is_dir() and not (root / "sample_data").exists():
+        shutil.copytree(sample_data, root / "sample_data")
+        copied.append("sample_data")
+    return folder, copied
+
+
 @main.command("lab", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.option("--notebooks-dir", type=click.Path(file_okay=False, exists=True), default=None,
-              help="Folder to open (default: the package's notebooks, cohortlab/notebooks/, which "
-                   "notebooks/ of a checkout links to).")
+              help="Folder to open. Default: in a checkout, the package's notebooks (cohortlab/notebooks/, "
+                   "which notebooks/ links to); from an installed package, copies of them in "
+                   "./cohortlab-notebooks/notebooks/ (made when missing; the installed ones are never written).")
 @click.argument("jupyter_args", nargs=-1, type=click.UNPROCESSED)
 def lab_cmd(notebooks_dir, jupyter_args):
     """Open JupyterLab on the notebooks (they use the project's `cohortlab` kernel). Other
@@ -171,7 +202,18 @@ def lab_cmd(notebooks_dir, jupyter_args):
     Stopping cohortlab lab (Ctrl-C, SIGTERM) stops the server it started."""
     from cohortlab.report.runner import NOTEBOOKS_DIR
 
-    folder = Path(notebooks_dir) if notebooks_dir else NOTEBOOKS_DIR
+    if notebooks_dir:
+        folder = Path(notebooks_dir)
+    elif in_checkout(NOTEBOOKS_DIR):
+        folder = NOTEBOOKS_DIR
+    else:  # an installed package: its folder may be read-only, and is no place for a user's edits
+        try:
+            folder, copied = lab_workspace(NOTEBOOKS_DIR, NOTEBOOKS_DIR.parent / "sample_data", Path.cwd())
+        except OSError as e:
+            fail(f"cannot make {Path.cwd() / WORKSPACE} ({e.strerror or e}): run cohortlab lab from a folder "
+                 "you can write to, or give --notebooks-dir")
+        _say(one_line(f"opening {folder}" + (f" (copied from the package: {', '.join(copied)})" if copied
+                                             else " (your copies: the package's notebooks are not copied over them)")))
     jupyter = Path(sys.executable).with_name("jupyter")
     cmd = [str(jupyter) if jupyter.exists() else "jupyter", "lab", str(folder), *jupyter_args]
     sys.exit(run_server(cmd))
@@ -187,7 +229,7 @@ def run_server(cmd: list[str], grace: float = 10.0) -> int:
     try:
         proc = subprocess.Popen(cmd)
     except FileNotFoundError:
-        fail(f"{cmd[0]}: not found (install JupyterLab: pip install 'cohortlab[notebooks]')")
+        fail(f"{cmd[0]}: not found (install JupyterLab into this environment: pip install jupyterlab)")
 
     def _stop(signum, frame):
         raise KeyboardInterrupt

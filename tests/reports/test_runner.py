@@ -651,3 +651,53 @@ def test_the_report_command_writes_progress_and_errors_as_one_line_text(monkeypa
     assert "Power\\x1b]0;pwned\\x07 Users\\nerror: forged ..." in text
     assert "unknown cohort Power\\x1b]0;pwned\\x07 Users\\nerror: forged" in text
     assert not any(line.startswith("error: forged") for line in text.splitlines())
+
+
+def test_lab_of_an_installed_package_opens_copies_of_its_notebooks(tmp_path, monkeypatch):
+    """From an installed package (no pyproject.toml beside it) `cohortlab lab` opens copies of the
+    notebooks in ./cohortlab-notebooks/notebooks/, beside a copy of the sample exports (their
+    default data, ../sample_data): Jupyter writes neither checkpoints nor edits into the installed
+    folder, which may be read-only (audit 111's left item). A copy already there is kept as the
+    user edited it. In a checkout, the package's own notebooks are opened."""
+    import cohortlab.cli.report as cli_report
+    from cohortlab.report import runner
+
+    site = tmp_path / "site-packages" / "cohortlab"
+    (site / "notebooks").mkdir(parents=True)
+    for name in ("match_rates.ipynb", "identity_gaps.ipynb"):
+        (site / "notebooks" / name).write_text('{"cells": []}')
+    (site / "sample_data" / "mixpanel").mkdir(parents=True)
+    (site / "sample_data" / "mixpanel" / "cohorts.json").write_text("[]")
+    before = {p: p.stat().st_mtime_ns for p in site.rglob("*")}
+    monkeypatch.setattr(runner, "NOTEBOOKS_DIR", site / "notebooks")
+    started = []
+    monkeypatch.setattr(cli_report, "run_server", lambda cmd, **kw: started.append(cmd) or 0)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.chdir(home)
+
+    r = CliRunner().invoke(main, ["lab", "--no-browser"])
+    assert r.exit_code == 0, r.output
+    work = home / "cohortlab-notebooks"
+    assert started[-1][1:] == ["lab", str(work / "notebooks"), "--no-browser"]
+    assert sorted(p.name for p in (work / "notebooks").iterdir()) == ["identity_gaps.ipynb", "match_rates.ipynb"]
+    assert (work / "notebooks" / ".." / "sample_data" / "mixpanel" / "cohorts.json").is_file()
+    assert "copied from the package: identity_gaps.ipynb, match_rates.ipynb, sample_data" in r.output
+
+    (work / "notebooks" / "match_rates.ipynb").write_text('{"cells": ["edited"]}')
+    r = CliRunner().invoke(main, ["lab"])
+    assert r.exit_code == 0 and "your copies" in r.output
+    assert (work / "notebooks" / "match_rates.ipynb").read_text() == '{"cells": ["edited"]}'
+    assert {p: p.stat().st_mtime_ns for p in site.rglob("*")} == before  # the installed files untouched
+
+    # a checkout opens the package's notebooks themselves (make lab, editing them in place)
+    (tmp_path / "site-packages" / "pyproject.toml").write_text("[project]\nname = 'cohortlab'\n")
+    r = CliRunner().invoke(main, ["lab"])
+    assert r.exit_code == 0 and started[-1][2] == str(site / "notebooks")
+
+    # a folder that cannot be written: one line that says what to do, no server started
+    (tmp_path / "site-packages" / "pyproject.toml").unlink()
+    monkeypatch.setattr(cli_report, "lab_workspace", lambda *a: (_ for _ in ()).throw(PermissionError(13, "Permission denied")))
+    n = len(started)
+    r = CliRunner().invoke(main, ["lab"])
+    assert r.exit_code == 1 and "cannot make" in r.output and "--notebooks-dir" in r.output and len(started) == n

@@ -79,3 +79,14 @@ def test_wheel_install_runs_the_demo_outside_the_repository(tmp_path):
     outputs = [o for c in cells for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     assert "Power Users" in json.dumps(outputs)  # a cohort of the sample exports
+
+    # `cohortlab lab` of the wheel opens copies in the current folder, never the installed notebooks
+    work = _run([py, "-c", "from cohortlab.cli.report import in_checkout, lab_workspace\n"
+                           "from cohortlab.report.runner import NOTEBOOKS_DIR as n\n"
+                           "import pathlib\n"
+                           "assert not in_checkout(n)\n"
+                           "print(lab_workspace(n, n.parent / 'sample_data', pathlib.Path.cwd())[0])"],
+                cwd=away, env=env).stdout.strip()
+    assert Path(work) == away / "cohortlab-notebooks" / "notebooks"
+    assert sorted(p.name for p in Path(work).glob("*.ipynb")) == sorted(p.name for p in installed.glob("*.ipynb"))
+    assert (Path(work).parent / "sample_data" / "mixpanel" / "cohorts.json").is_file()
