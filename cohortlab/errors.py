@@ -129,8 +129,8 @@ def read_yaml_file(path: str | os.PathLike, error: type[Exception] = CohortlabEr
             raise error(f"{path}: not valid YAML ({yaml_problem(e)})") from None
         mark = getattr(e, "problem_mark", None)
         raise error(f"{path}: not valid YAML" + (f" (line {mark.line + 1})" if mark is not None else "")) from None
-    except ValueError as e:  # YAML reads 2026-02-30 as a date, and Python refuses it: no YAMLError
-        raise error(f"{path}: not valid YAML (an impossible date: {e})") from None
+    except YamlValueError as e:  # 2026-02-30, an integer of 5,000 digits: no YAMLError
+        raise error(f"{path}: not valid YAML ({e})") from None
     if mapping is None:
         return data
     if data is None:
@@ -148,17 +148,36 @@ class YamlTooLarge(ValueError):
     aliases are expanded (``&a [*b, *b, ...]`` nine deep: a few lines, billions of values)."""
 
 
+class YamlValueError(ValueError):
+    """A scalar YAML reads but Python refuses: a date that does not exist (``2026-02-30``), an
+    integer of more digits than Python converts (4,300), a bad ``!!binary``."""
+
+
+def _refused_scalar(e: ValueError) -> str:
+    import sys
+
+    text = str(e)
+    if "integer string conversion" in text:
+        return f"a number of more than {sys.get_int_max_str_digits():,} digits"
+    if "out of range" in text or "must be in" in text:
+        return f"an impossible date: {text}"
+    return f"a value Python cannot read: {text}"
+
+
 def yaml_data(text: str, unique_keys: bool = True) -> Any:
     """``text`` read as YAML by a SafeLoader (data, never code; with ``unique_keys`` a key given
     twice is an error), bounded: :class:`YamlTooLarge` for a document nested too deeply for the parser or that
     expands to more than :data:`MAX_YAML_VALUES` values (every later step, the checks, their
-    error messages and the notebooks' parameters, would otherwise expand it in memory)."""
+    error messages and the notebooks' parameters, would otherwise expand it in memory);
+    :class:`YamlValueError` for a scalar Python refuses (``2026-02-30``)."""
     import yaml
 
     try:
         data = yaml.load(text, Loader=_unique_keys_loader() if unique_keys else yaml.SafeLoader)  # noqa: S506
     except RecursionError:
         raise YamlTooLarge("nested too deeply") from None
+    except ValueError as e:  # not a YAMLError: 2026-02-30 read as a date, an integer of 5,000 digits
+        raise YamlValueError(_refused_scalar(e)) from None
     todo, n = [data], 0
     while todo:  # counted without recursion, each alias as often as it is used
         v = todo.pop()

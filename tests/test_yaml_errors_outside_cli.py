@@ -150,3 +150,21 @@ def test_an_impossible_date_is_one_line_naming_the_file_in_every_yaml_file(tmp_p
     assert error_line(r) == f"error: bad settings file: {problem}"
     r = CliRunner().invoke(main, ["report", "--db", str(db), "--params", str(settings)])
     assert error_line(r).startswith("error: ") and "an impossible date: day is out of range for month" in error_line(r)
+
+
+def test_an_impossible_date_or_a_5000_digit_number_in_a_report_parameter_is_one_line(tmp_path):
+    """`report -p as_of=2026-02-30` printed a traceback (YAML reads a date, Python refuses it: a
+    ValueError, no YAMLError), and a number of 5,000 digits in a settings file or a -p value was
+    called "an impossible date" (Python refuses to convert an integer of over 4,300 digits;
+    audit 109's left item). Each is one line naming the parameter or the file."""
+    db = tmp_path / "lab.duckdb"
+    db.write_bytes(b"")
+    r = CliRunner().invoke(main, ["report", "--db", str(db), "-p", "as_of=2026-02-30"])
+    assert error_line(r) == ("error: -p as_of: not a usable YAML value (an impossible date: day is out of range "
+                             "for month)")
+    r = CliRunner().invoke(main, ["report", "--db", str(db), "-p", "as_of=" + "9" * 5000])
+    assert error_line(r) == "error: -p as_of: not a usable YAML value (a number of more than 4,300 digits)"
+    settings = tmp_path / "s.yaml"
+    settings.write_text("sync:\n  start: " + "9" * 5000 + "\n")
+    r = CliRunner().invoke(main, ["simulate", "--db", str(db), "--cohort", "c", "--settings", str(settings)])
+    assert error_line(r) == f"error: bad settings file: {settings}: not valid YAML (a number of more than 4,300 digits)"

@@ -165,7 +165,7 @@ def parse_param_items(items: Iterable[str]) -> dict[str, Any]:
     """``KEY=VALUE`` strings into parameters; VALUE is read as YAML (``[a, b]``, ``true``, ``3``)."""
     import yaml
 
-    from cohortlab.errors import YamlTooLarge, yaml_data
+    from cohortlab.errors import YamlTooLarge, YamlValueError, yaml_data
 
     out: dict[str, Any] = {}
     for item in items:
@@ -174,7 +174,7 @@ def parse_param_items(items: Iterable[str]) -> dict[str, Any]:
             raise ReportError(f"expected KEY=VALUE, got {item!r}")
         try:
             out[key.strip()] = _plain(yaml_data(value, unique_keys=False)) if value.strip() else None
-        except YamlTooLarge as e:
+        except (YamlTooLarge, YamlValueError) as e:  # -p as_of=2026-02-30 was a traceback
             raise ReportError(f"-p {key.strip()}: not a usable YAML value ({e})") from None
         except yaml.YAMLError:
             out[key.strip()] = value
