@@ -356,11 +356,23 @@ _KNOWN_TYPES_SQL = _known_types_sql()
 
 def map_entries_sql(stage: str, col: str) -> str:
     """SELECT (line, mpid, key, value JSON, value_t) — one row per key of the staged JSON object
-    ``col`` (records whose ``col`` is not an object give none)."""
+    ``col`` (records whose ``col`` is not an object give none). An object that repeats a key
+    (``{"A": "1", "A": "2"}``) gives one row for it, its first value, as ``$.A`` reads every other
+    field (two rows made the attribute's value depend on which one a query met first). Only such
+    an object has its keys' first positions (``p``) computed: ``list_unique`` is the one extra cost
+    per record."""
     return f"""
         SELECT line, mpid, key, value, json_type(value) AS value_t FROM (
-          SELECT line, mpid, unnest(json_keys({col})) AS key, unnest(json_extract({col}, '$.*')) AS value
-          FROM {stage} WHERE {col}_t = 'OBJECT'
+          SELECT line, mpid,
+                 unnest(CASE WHEN p IS NULL THEN k ELSE list_transform(p, lambda i: k[i]) END) AS key,
+                 unnest(CASE WHEN p IS NULL THEN v ELSE list_transform(p, lambda i: v[i]) END) AS value
+          FROM (
+            SELECT line, mpid, k, v,
+                   CASE WHEN list_unique(k) < len(k)
+                        THEN list_filter(range(1, len(k) + 1), lambda i: list_position(k, k[i]) = i) END AS p
+            FROM (SELECT line, mpid, json_keys({col}) AS k, json_extract({col}, '$.*') AS v
+                  FROM {stage} WHERE {col}_t = 'OBJECT')
+          )
         )"""
 
 

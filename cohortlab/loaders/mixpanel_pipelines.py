@@ -5,8 +5,10 @@
   ``event_name``, ``time``, ``distinct_id``, ``device_id``, ``user_id``, ``insert_id``,
   ``properties`` (a JSON object, or JSON text as some warehouses export it). The older
   schematized layout is accepted too: ``mp_event_name`` and one column per property, where a
-  ``$`` property is prefixed ``mp_`` (``mp_mparticle_user_id``); the whole row is then the
-  properties. ``time`` is a TIMESTAMP (Parquet), an ISO string (no zone = UTC) or epoch
+  ``$`` property is prefixed ``mp_`` (``mp_mparticle_user_id``, ``mp_insert_id``, ``mp_user_id``,
+  ``mp_device_id``: read as those ids); the whole row is then the properties. A string MPID in a
+  column that held numbers goes to ``mp_mparticle_user_id_string`` (the pipeline's type-conflict
+  rule), read when ``mp_mparticle_user_id`` holds no value. ``time`` is a TIMESTAMP (Parquet), an ISO string (no zone = UTC) or epoch
   seconds/milliseconds (option ``time_unit`` = auto | s | ms, as for ``mixpanel-events``);
   missing top-level fields fall back to ``properties`` (``time``, ``distinct_id``, ``$user_id``,
   ``$device_id``, ``$insert_id``), and a missing distinct_id is derived as Simplified ID Merge
@@ -72,13 +74,37 @@ def _prop(p: str, key: str) -> str:
     return f"json_extract({p}, {sql_str('$.' + json.dumps(key))})"
 
 
-def _ident(top: str, top_key: str, p: str, prop_key: str) -> str:
+def _ident(top: str, top_key: str, p: str, prop_key: str, schematized: bool = True) -> str:
     """Identifier text of the top-level value ``top`` (key ``top_key``), else of property
-    ``prop_key``; a JSON float keeps its exported token (:func:`exact_id_sql`), read from the
-    record's own text (``j::VARCHAR`` is the text as written in every JSON layout) or from the
-    properties' text when a warehouse exported them as a JSON string (``props_text``)."""
-    return _first(exact_id_sql(top, "j::VARCHAR", top_key),
-                  exact_id_sql(_prop(p, prop_key), _PROPS_TEXT, prop_key))
+    ``prop_key``, else, in a schematized row (no ``properties`` column: ``has_props`` false), of
+    its column ``mp_<name>`` (``$insert_id`` -> ``mp_insert_id``); a JSON float keeps its exported
+    token (:func:`exact_id_sql`), read from the record's own text (``j::VARCHAR`` is the text as
+    written in every JSON layout) or from the properties' text when a warehouse exported them as
+    a JSON string (``props_text``)."""
+    exprs = [exact_id_sql(top, "j::VARCHAR", top_key), exact_id_sql(_prop(p, prop_key), _PROPS_TEXT, prop_key)]
+    if schematized and prop_key.startswith("$"):
+        col = _schematized(prop_key)
+        exprs.append(f"CASE WHEN NOT has_props THEN {exact_id_sql(_prop(p, col), 'j::VARCHAR', col)} END")
+    return _first(*exprs)
+
+
+def _schematized(key: str) -> str:
+    """The schematized export's column of property ``key`` (``$x`` -> ``mp_x``)."""
+    return "mp_" + key[1:] if key.startswith("$") else key
+
+
+# the schematized column a string ``$mparticle_user_id`` goes to once the column holds numbers
+# (the pipeline's type-conflict rule appends the new type to the name: ``x`` -> ``x_string``)
+_MPUID_STRING_COL = "mp_mparticle_user_id_string"
+
+
+def _mpuid_value_sql(first: str, p: str) -> str:
+    """The JSON value of ``$mparticle_user_id``: ``first`` (the property or its schematized
+    column) when it holds a value, else, in a schematized row, the type-conflict column
+    ``mp_mparticle_user_id_string``."""
+    alt = _prop(p, _MPUID_STRING_COL)
+    return (f"CASE WHEN NOT {present_sql(first)} AND NOT has_props AND {present_sql(alt)} "
+            f"THEN {alt} ELSE {first} END")
 
 
 # where a property's JSON-float token is written: the properties' own text when they are a JSON
@@ -211,7 +237,8 @@ class MixpanelPipelineEventsLoader(Loader):
                  "$.user_id", "$.device_id", "$.insert_id", "$.mp_mparticle_user_id"]
         p = "props"
         tv = f"CASE WHEN {present_sql('v[5]')} THEN v[5] ELSE {_prop(p, 'time')} END"
-        mp_v = f"CASE WHEN {present_sql(_prop(p, '$mparticle_user_id'))} THEN {_prop(p, '$mparticle_user_id')} ELSE v[10] END"
+        mp_v = _mpuid_value_sql(
+            f"CASE WHEN {present_sql(_prop(p, '$mparticle_user_id'))} THEN {_prop(p, '$mparticle_user_id')} ELSE v[10] END", p)
         return f"""
             WITH rec AS (
                 SELECT line, raw, j, j IS NULL AS malformed, coalesce(json_type(j) = 'OBJECT', FALSE) AS is_obj
@@ -273,8 +300,7 @@ class MixpanelPipelineProfilesLoader(ProfileUpserts, AsOfOnly, Loader):
         p = "props"
 
         def prop(key: str) -> str:  # the property, or its schematized column (``$x`` -> ``mp_x``)
-            col = "mp_" + key[1:] if key.startswith("$") else key
-            return f"coalesce({_prop(p, key)}, {_prop(p, col)})"
+            return f"coalesce({_prop(p, key)}, {_prop(p, _schematized(key))})"
 
         eng.execute(
             f"""
@@ -295,7 +321,8 @@ class MixpanelPipelineProfilesLoader(ProfileUpserts, AsOfOnly, Loader):
                 FROM v
             ),
             f AS (
-                SELECT *, {prop('$mparticle_user_id')} AS mp_v, {_prop(p, '$mparticle_user_id')} AS mp_prop FROM p
+                SELECT *, {_mpuid_value_sql(prop('$mparticle_user_id'), p)} AS mp_v,
+                       {_prop(p, '$mparticle_user_id')} AS mp_prop FROM p
             ),
             g AS (
                 SELECT *, json_type(mp_v) AS mp_type, {raw_text_sql('mp_v')} AS mp_text FROM f

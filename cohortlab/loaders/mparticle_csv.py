@@ -17,6 +17,9 @@ One row per profile, a header line naming the columns (gzip detected by content)
   is stored as a JSON string; ``value_bool`` is TRUE for ``true``/``True``/``TRUE``, FALSE for
   ``false``/…, else NULL. An empty cell is no attribute.
 
+A header that repeats a column (the same name, or the same identity type or attribute name once
+normalised) reads its first column; the later ones are ignored with a warning.
+
 ``line`` is the 1-based line of the row, the header being line 1 (exact unless the file has blank
 lines or quoted values spanning lines). A later snapshot (by its ``as_of``, else its load time) replaces every row of the
 same MPID (the row is a snapshot of the profile: ``_mparticle.replace_profiles``); several rows of one MPID in a file: the last one wins, the
@@ -84,9 +87,24 @@ class MParticleCsvLoader(Loader):
             raise LoadError(
                 ctx.path, f"no {want!r} column (option mpid_column); columns found: {', '.join(columns)}"
             )
-        others = [c for c in columns if c != mpid_col]
-        identity_cols = [(c, identity_kind(c), normalise_identity_type(c)) for c in others if identity_kind(c)]
-        attr_cols = [c for c in others if not identity_kind(c)]
+        # a header that repeats a column (the same name, or the same identity type or attribute
+        # name once normalised: "email, Email", "Power Users, Power Users "): its first column is
+        # read and the later ones are ignored, with a warning (one value per identity type and
+        # attribute: reading both stored two values for one name, each the last column's)
+        identity_cols, attr_cols, ignored, seen = [], [], [], set()
+        for i, c in enumerate(columns):
+            kind = identity_kind(c) if c != mpid_col else "mpid"
+            key = (kind, normalise_identity_type(c) if kind and kind != "mpid" else c.strip())
+            if key in seen:
+                ignored.append(f"{c!r} (column {i + 1})")
+                continue
+            seen.add(key)
+            if kind == "mpid":
+                continue
+            if kind:
+                identity_cols.append((c, kind, key[1]))
+            else:
+                attr_cols.append(c)
         if self.options["attributes"] is not None:
             wanted = set(self.options["attributes"])  # a header named as written, or without its spaces
             names = set(attr_cols) | {c.strip() for c in attr_cols}
@@ -101,7 +119,9 @@ class MParticleCsvLoader(Loader):
 
         # the file's columns are read under positional names (c1 … cN): `ref` maps a header to its
         # position's name, so a header named like a working column (__reason, __line) cannot clash
-        pos = {c: _col(i) for i, c in enumerate(columns)}
+        pos: dict[str, str] = {}
+        for i, c in enumerate(columns):
+            pos.setdefault(c, _col(i))  # a repeated name: its first column
 
         def ref(c: str) -> str:
             return sql_ident(pos[c])
@@ -163,5 +183,7 @@ class MParticleCsvLoader(Loader):
         rows_read = count(ctx, f"SELECT 1 FROM {rows}")
         loaded = count(ctx, f"SELECT 1 FROM {winners}") - superseded  # as de-duplicated
         valid = count(ctx, f"SELECT 1 FROM {checked} WHERE __reason IS NULL")
+        warnings = [f"{ctx.path}: the header repeats {', '.join(ignored)}: the first column of each "
+                    f"name is read, the repeated one ignored"] if ignored else []
         return FileResult(rows_read=rows_read, loaded=loaded, deduplicated=valid - loaded,
-                          quarantined=quarantined)
+                          quarantined=quarantined, warnings=warnings)

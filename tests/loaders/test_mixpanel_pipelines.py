@@ -86,6 +86,39 @@ def test_schematized_layout(lab, q, write):
         ("Purchase", "cust-1", "-1", "3")]
 
 
+def test_schematized_layout_reads_the_mp_columns_of_dollar_properties(lab, q, write, tmp_path):
+    # a schematized row names the column of a `$` property `mp_<name>`: `mp_insert_id`, `mp_user_id`,
+    # `mp_device_id` are the event's ids (two adds to cart in one second were one event when the
+    # insert id was not read), and a string `$mparticle_user_id` in a column that held numbers is
+    # written to `mp_mparticle_user_id_string` (the pipeline's type-conflict rule)
+    rows = [
+        {"mp_event_name": "Add to cart", "time": 1767261600, "distinct_id": "cust-1", "mp_insert_id": "s1",
+         "mp_mparticle_user_id": -7346244611012968789},
+        {"mp_event_name": "Add to cart", "time": 1767261600, "distinct_id": "cust-1", "mp_insert_id": "s2",
+         "mp_mparticle_user_id": None, "mp_mparticle_user_id_string": "4611686018427387905"},
+        {"mp_event_name": "Page View", "time": 1767261601, "mp_user_id": "cust-2", "mp_device_id": "d2",
+         "mp_insert_id": "s3"},
+    ]
+    r = lab.load(EVENTS, write("mp_master_event.json", jsonl(*rows)))
+    assert (r.rows_read, r.loaded, r.deduplicated) == (3, 3, 0)
+    assert q("SELECT insert_id, distinct_id, user_id, device_id, mparticle_user_id FROM mp_events") == [
+        ("s1", "cust-1", None, None, "-7346244611012968789"),
+        ("s2", "cust-1", None, None, "4611686018427387905"),
+        ("s3", "cust-2", "cust-2", "d2", None),
+    ]
+    # the same names inside a JSON pipeline's properties are ordinary properties
+    lab.load(EVENTS, write("json.jsonl", jsonl({"event_name": "E", "time": 1767261602, "distinct_id": "c3",
+                                                "properties": {"mp_insert_id": "x", "mp_mparticle_user_id_string": "5"}})))
+    assert q("SELECT insert_id, mparticle_user_id FROM mp_events WHERE distinct_id = 'c3'") == [(None, None)]
+    # profiles: the type-conflict column too
+    pq = parquet(tmp_path / "mp_people_data.parquet",
+                 "SELECT * FROM (VALUES ('cust-1', -7346244611012968789::BIGINT, NULL), ('cust-2', NULL, '4611686018427387905')) "
+                 "t(distinct_id, mp_mparticle_user_id, mp_mparticle_user_id_string)")
+    lab.load(PROFILES, pq)
+    assert q("SELECT distinct_id, mparticle_user_id FROM mp_profiles") == [
+        ("cust-1", "-7346244611012968789"), ("cust-2", "4611686018427387905")]
+
+
 def test_quarantine_reasons_and_fallbacks(lab, q, write, balanced):
     p = write("e.jsonl", jsonl(
         "{not json",

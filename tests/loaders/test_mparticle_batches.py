@@ -316,3 +316,13 @@ def test_mpid_round_trip_sample_batches(lab, q, mparticle_data_dir):
     lab.load(KIND, mparticle_data_dir / "batches.json")
     assert {m for (m,) in q("SELECT mpid FROM mpa_profiles")} == expected
     assert {9080350317581165123, -7346244611012968789, -1} <= expected
+
+
+def test_an_attribute_key_given_twice_in_one_batch_keeps_its_first_value(lab, q, write):
+    # the same key twice in one batch's user_attributes: its first value (as every other field
+    # is read), not whichever of the two a tie in the batch order happened to pick
+    p = write("b.jsonl", '{"mpid": 7, "timestamp_unixtime_ms": 1700000000000, '
+                         '"user_attributes": {"Power Users": "true", "Power Users": "false"}}\n')
+    r = lab.load(KIND, p)
+    assert (r.rows_read, r.loaded, r.n_quarantined) == (1, 1, 0)
+    assert q("SELECT mpid, name, value::VARCHAR, value_bool FROM mpa_attributes") == [(7, "Power Users", '"true"', True)]

@@ -207,3 +207,27 @@ def test_mpid_round_trip(lab, q, write, mparticle_data_dir):
     extra = write("edge.csv", "mpid\n" + "".join(f"{m}\n" for m in edge))
     lab.load(KIND, [mparticle_data_dir / "profiles.csv", extra])
     assert {m for (m,) in q("SELECT mpid FROM mpa_profiles")} == expected | set(edge)
+
+
+def test_a_header_that_repeats_a_column_reads_its_first_column_and_warns(lab, q, write):
+    # a spreadsheet export with a column pasted twice (the same name, or the same identity type /
+    # attribute name once normalised): one value per name, the first column's, and a warning;
+    # reading both stored the last column's value twice and lost the first
+    p = write(
+        "p.csv",
+        "mpid,Power Users,email,Power Users,Email,plan ,plan,mpid\n"
+        "7,true,a@x,false,b@x,pro,free,8\n",
+    )
+    r = lab.load(KIND, p)
+    assert (r.rows_read, r.loaded, r.n_quarantined) == (1, 1, 0)
+    assert q("SELECT mpid, identity_type, value FROM mpa_identities") == [(7, "email", "a@x")]
+    assert q("SELECT mpid, name, value::VARCHAR, value_bool FROM mpa_attributes") == [
+        (7, "Power Users", '"true"', True),
+        (7, "plan", '"pro"', None),
+    ]
+    assert q("SELECT mpid FROM mpa_profiles") == [(7,)]
+    assert len(r.warnings) == 1
+    for shown in ("'Power Users' (column 4)", "'Email' (column 5)", "'plan' (column 7)", "'mpid' (column 8)"):
+        assert shown in r.warnings[0]
+    # a header without repeats does not warn
+    assert lab.load(KIND, write("q.csv", "mpid,email,plan\n9,c@x,free\n")).warnings == []

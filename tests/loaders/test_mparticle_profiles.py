@@ -181,6 +181,20 @@ def test_attribute_values_and_booleans(lab, q, write):
     )
 
 
+@pytest.mark.parametrize("layout", ["jsonl", "pretty"])
+def test_an_attribute_key_given_twice_in_one_record_keeps_its_first_value(lab, q, write, layout):
+    # JSON text that repeats a key inside user_attributes: one value per attribute, the first (as
+    # every other field of the record is read); two rows left the observed value to chance
+    rec = '{"mpid": 7, "user_attributes": {"Power Users": "true", "plan": "pro", "Power Users": "false"}}'
+    text = rec + "\n" if layout == "jsonl" else rec.replace(", ", ",\n    ") + "\n"
+    r = lab.load(KIND, write(f"p.{layout}.json", text))
+    assert (r.rows_read, r.loaded, r.n_quarantined) == (1, 1, 0)
+    assert q("SELECT mpid, name, value::VARCHAR, value_bool FROM mpa_attributes") == [
+        (7, "Power Users", '"true"', True),
+        (7, "plan", '"pro"', None),
+    ]
+
+
 def test_timestamps_are_epoch_ms_utc(lab, q, write):
     p = write("p.jsonl", jsonl(
         {"mpid": 1, "created_timestamp_ms": 1574704283462, "last_stored_timestamp_ms": "1575301484215",
