@@ -246,7 +246,11 @@ MPA_BATCH_TIMES = _table(
 # would stay. A database loaded before the version was recorded has no column loads.loader_version.
 # 2: a members file name's time honours its offset; an mParticle epoch-ms time outside the years
 #    1-9999 is no time (it was stored as year 10000 and more)
-LOADER_VERSION = 2
+# 3: a user_attributes key repeated in one mParticle record gives one attribute, its first value;
+#    an mParticle CSV header that repeats a column reads its first column; a schematized Data
+#    Pipelines row's mp_insert_id / mp_user_id / mp_device_id and mp_mparticle_user_id_string are
+#    read (audit 112)
+LOADER_VERSION = 3
 
 
 # the identifier columns: a table read from files without one of them is refused, never read as
