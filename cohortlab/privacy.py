@@ -334,12 +334,12 @@ class Redactor:
     database: KnownPersonal | None = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def for_engine(cls, engine: "Engine", show: bool = False, *, prefetch: bool = True) -> "Redactor":
+    def for_engine(cls, engine: "Engine", show: bool = False) -> "Redactor":
         """The database's key; its known values are looked up when needed (the engine must stay
-        open while the Redactor is used). ``prefetch``: see :class:`KnownPersonal`."""
+        open while the Redactor is used)."""
         if show:
             return cls(show=True)
-        return cls(key=database_key(engine), database=KnownPersonal(engine, prefetch=prefetch))
+        return cls(key=database_key(engine), database=KnownPersonal(engine))
 
     def with_known(self, values: Iterable[Any]) -> "Redactor":
         """The same Redactor (key, database) with more values known as personal."""

@@ -340,11 +340,13 @@ _safe = one_line
 _fmt = format_instant
 
 
-def _details_sql(engine: Engine, show_personal_data: bool, shown: "_ShownNames | None" = None) -> str:
+def _details_sql(engine: Engine, show_personal_data: bool, shown: "_ShownNames | None" = None,
+                 key: str | None = None) -> str:
     """``verify_compared`` (the comparison) with ``detail`` and ``evidence`` for each disagreement:
     what the data shows for its cause, and the identity-changed evidence (at most three members
     named per profile; personal values replaced by pseudonyms, :mod:`cohortlab.privacy`, unless
-    ``show_personal_data``; the attribute names of ``shown``, :func:`_shown_names`, too)."""
+    ``show_personal_data``; the attribute names of ``shown``, :func:`_shown_names`, too). ``key``:
+    the database's pseudonym key, when the caller has read it already."""
     from cohortlab.privacy import Redactor, known_personal_among_sql
 
     other_name = (shown or _ShownNames([])).sql("c.other_name")
@@ -352,7 +354,7 @@ def _details_sql(engine: Engine, show_personal_data: bool, shown: "_ShownNames |
     def ts(col: str) -> str:
         return f"coalesce(strftime({col}, '%Y-%m-%d %H:%M:%S'), 'unknown')"
 
-    redactor = Redactor(show=show_personal_data, key=_database_key(engine))
+    redactor = Redactor(show=show_personal_data, key=key or _database_key(engine))
     shown = redactor.sql("m.member", "known_personal")
     quote = "''''"  # one quote character, as a SQL literal
 
@@ -583,8 +585,10 @@ def _verify(engine, ref, names, at, settings, snapshot_at, source, show_personal
     table = "verify_profiles" if only_mpids is None else "_verify_profiles_of"
     engine.materialise("verify_compared", _profiles_sql(naive_utc(snap), only_mpids), temp=True)
     # the cohort's names as the reports show them, in the text, the fields and each profile's detail
-    shown = _shown_names(engine, [ref.name, *(n for n, _ in names)], show_personal_data)
-    engine.materialise(table, _details_sql(engine, show_personal_data, shown), temp=only_mpids is not None)
+    # (one key for both: a read-only database without one gets a new random key at every read)
+    key = _database_key(engine)
+    shown = _shown_names(engine, [ref.name, *(n for n, _ in names)], show_personal_data, key)
+    engine.materialise(table, _details_sql(engine, show_personal_data, shown, key), temp=only_mpids is not None)
     engine.execute("DROP TABLE IF EXISTS verify_compared")
     both_absent = 0 if only_mpids is not None else int(engine.query_rows(_both_absent_sql())[0][0])
 
@@ -650,16 +654,18 @@ class _ShownNames:
         return col
 
 
-def _shown_names(engine: Engine, names: list[str], show_personal_data: bool) -> _ShownNames:
+def _shown_names(engine: Engine, names: list[str], show_personal_data: bool, key: str) -> _ShownNames:
     """:class:`_ShownNames` of ``names`` (none with ``show_personal_data``): a name that holds an
     email or a phone is shown as its pseudonym, as the reports show it
-    (docs/reports.md#personal-data), in the text, the result's fields and every profile's detail."""
+    (docs/reports.md#personal-data), in the text, the result's fields and every profile's detail;
+    ``key``: the database's pseudonym key."""
     if show_personal_data:
         return _ShownNames([])
-    from cohortlab.privacy import Redactor
+    from cohortlab.privacy import KnownPersonal, Redactor
 
     names = [n for n in dict.fromkeys(names) if n]
-    pairs = [(n, v) for n, v in zip(names, Redactor.for_engine(engine, prefetch=False).values(names)) if v != n]  # one lookup of these names
+    redactor = Redactor(key=key, database=KnownPersonal(engine, prefetch=False))
+    pairs = [(n, v) for n, v in zip(names, redactor.values(names)) if v != n]  # one lookup of these names
     return _ShownNames(sorted(pairs, key=lambda p: len(p[0]), reverse=True))
 
 
