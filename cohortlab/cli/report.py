@@ -212,8 +212,8 @@ def lab_cmd(notebooks_dir, jupyter_args):
         except OSError as e:
             fail(f"cannot make {Path.cwd() / WORKSPACE} ({e.strerror or e}): run cohortlab lab from a folder "
                  "you can write to, or give --notebooks-dir")
-        _say(one_line(f"opening {folder}" + (f" (copied from the package: {', '.join(copied)})" if copied
-                                             else " (your copies: the package's notebooks are not copied over them)")))
+        _say(f"opening {folder}" + (f" (copied from the package: {', '.join(copied)})" if copied
+                                    else " (your copies: the package's notebooks are not copied over them)"))
     jupyter = Path(sys.executable).with_name("jupyter")
     cmd = [str(jupyter) if jupyter.exists() else "jupyter", "lab", str(folder), *jupyter_args]
     sys.exit(run_server(cmd))

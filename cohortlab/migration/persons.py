@@ -124,7 +124,7 @@ def activity_pipelines(t: RunTables, *, bounds: list[datetime] | None = None, sh
     # every way a distinct_id links: its devices' first user and device identity, aggregated per
     # distinct_id (the device tables have one row per device, so nothing is counted twice), then
     # its own ids (one row per distinct_id) joined to the aggregate: the aggregate carries four
-    # columns, not seven (0.3-0.5 s less at 1M users under the what-if's memory share)
+    # columns, not seven (0.2-0.3 s less at 1M users under the what-if's memory share)
     link.add("device_links_per_distinct_id", """
         SELECT m.distinct_id, min(m.device) AS device, min(m.first_t) AS first_t,
                min(l.mpid) AS mpid_device_merge, min(v.mpid) AS mpid_device_identity
