@@ -48,6 +48,11 @@ class SettingsError(CohortlabError, ValueError):
     """A setting or parameter is unknown, has a bad value, or a settings file cannot be read."""
 
 
+class ReportError(CohortlabError):
+    """A report cannot run, found before any notebook runs: a bad notebook name or parameter, an
+    output folder that exists, a database without the tables or cohorts the notebooks read."""
+
+
 class DatabaseError(CohortlabError):
     """The database cannot be opened: in use by another process, not a DuckDB file, or its
     folder cannot be created."""

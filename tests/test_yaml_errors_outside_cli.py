@@ -31,7 +31,8 @@ def binary(tmp_path):
 
 def test_library_readers_name_a_binary_file(binary):
     from cohortlab.migration.plans import MigrationPlan, PlanError, load_plans
-    from cohortlab.report.runner import ReportError, load_params
+    from cohortlab.report.parameters import load_params
+    from cohortlab.report.runner import ReportError
     from cohortlab.settings import SettingsError, SyncSettings
 
     for call, error in ((SyncSettings.from_yaml, SettingsError), (SyncSettings.coerce, SettingsError),
@@ -73,7 +74,8 @@ def test_every_yaml_reader_refuses_a_key_given_twice(tmp_path):
     """PyYAML alone keeps the last of two equal keys; a settings file with `fallback:` twice
     would then run with whichever came last, silently."""
     from cohortlab.migration.plans import MigrationPlan, PlanError, load_plans
-    from cohortlab.report.runner import ReportError, load_params
+    from cohortlab.report.parameters import load_params
+    from cohortlab.report.runner import ReportError
     from cohortlab.settings import SettingsError, SyncSettings
 
     p = tmp_path / "twice.yaml"

@@ -61,7 +61,9 @@ def report_cmd(db, data, params_file, param_items, notebooks, out, overwrite, sh
 
     Exits non-zero, naming the notebook and the cell, when a notebook fails.
     """
-    from cohortlab.report.runner import ReportError, load_params, parse_param_items, run_report, without_iri_format_checks
+    from cohortlab.report.kernels import without_iri_format_checks
+    from cohortlab.report.parameters import load_params, parse_param_items
+    from cohortlab.report.runner import ReportError, run_report
 
     without_iri_format_checks()  # 1 s of start-up this process does not need
 
@@ -129,8 +131,9 @@ pauses:
 def demo_cmd(users, seed, out, overwrite):
     """Generate a small mid-migration world (scenario `demo`, a paused export), load it, run the
     report; print index.html's path."""
-    from cohortlab.report.runner import (ReportError, dated_output_dir, prepare_output_dir, run_report,
-                                         without_iri_format_checks)
+    from cohortlab.report.kernels import without_iri_format_checks
+    from cohortlab.report.output import dated_output_dir, prepare_output_dir
+    from cohortlab.report.runner import ReportError, run_report
 
     without_iri_format_checks()  # 1 s of start-up this process does not need
 

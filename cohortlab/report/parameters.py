@@ -6,6 +6,10 @@ plain YAML value (text, number, boolean, null, or a list of those) of that type.
 (a ``!!binary`` value, a ``!!python/...`` tag, a nested mapping) is refused, so no value can turn
 into code in the notebook's injected-parameters cell. An unknown name is an error naming the
 parameters the chosen notebooks declare, with the nearest match (``asof`` → ``as_of``).
+
+Read from a ``--params`` file (:func:`load_params`) or ``-p`` items (:func:`parse_param_items`),
+checked against what the chosen notebooks declare (:func:`check_parameters`), and their paths
+made absolute (:func:`absolute_paths`) before they reach a notebook.
 """
 
 from __future__ import annotations
@@ -13,10 +17,12 @@ from __future__ import annotations
 import datetime as _dt
 import difflib
 import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from cohortlab.errors import CohortlabError
+from cohortlab.errors import CohortlabError, ReportError
 
 
 class ParameterError(CohortlabError, ValueError):
@@ -108,13 +114,12 @@ PARAMETERS: dict[str, Parameter] = {p.name: p for p in [
     Parameter("observed_db", _optional(_text), "DuckDB file of exports taken after the switch"),
     Parameter("observed_data", _optional(_text), "folder of exports taken after the switch"),
     Parameter("validate_plan", _optional(_text), "plan to validate"),
-    Parameter("previous_metrics", _optional(_text), "metrics.json of the previous run (trend)"),
     Parameter("simulations", _optional(_text), "DuckDB file of the simulations the notebooks share "
               "(set by cohortlab report)"),
 ]}
 
-PATH_PARAMETERS = ("db", "data", "settings", "output_dir", "plans", "observed_db", "observed_data",
-                   "previous_metrics", "simulations")
+# the parameters that hold paths: made absolute before they reach a notebook (whose folder differs)
+PATH_PARAMETERS = ("db", "data", "settings", "output_dir", "plans", "observed_db", "observed_data", "simulations")
 
 
 def _kind(v: Any) -> str:
@@ -160,4 +165,85 @@ def validate(params: Mapping[str, Any], declared: Iterable[str]) -> dict[str, An
         if spec is None:  # declared by a notebook but not in the schema: refuse rather than guess
             raise ParameterError(f"parameter {name!r} has no declared type in cohortlab.report.parameters")
         out[name] = spec.check(name, plain(value, name))
+    return out
+
+
+# ------------------------------------------------------------------- reading and checking them
+def load_params(path: str | os.PathLike | None) -> dict[str, Any]:
+    """Notebook parameters from a YAML (or JSON) mapping; ``None`` gives ``{}``."""
+    if path is None:
+        return {}
+    from cohortlab.errors import read_yaml_file
+
+    data = read_yaml_file(path, ReportError, "the parameters file", mapping="parameter: value")
+    return {str(k): _iso_dates(v) for k, v in data.items()}
+
+
+def parse_param_items(items: Iterable[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings into parameters; VALUE is read as YAML (``[a, b]``, ``true``, ``3``)."""
+    import yaml
+
+    from cohortlab.errors import YamlTooLarge, YamlValueError, yaml_data
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ReportError(f"expected KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = _iso_dates(yaml_data(value, unique_keys=False)) if value.strip() else None
+        except (YamlTooLarge, YamlValueError) as e:  # -p as_of=2026-02-30 was a traceback
+            raise ReportError(f"-p {key.strip()}: not a usable YAML value ({e})") from None
+        except yaml.YAMLError:
+            out[key.strip()] = value
+    return out
+
+
+def _iso_dates(v: Any) -> Any:
+    """YAML may give dates/datetimes; notebooks get ISO strings (papermill writes literals)."""
+    if isinstance(v, (_dt.datetime, _dt.date)):
+        return v.isoformat()
+    if isinstance(v, list):
+        return [_iso_dates(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _iso_dates(x) for k, x in v.items()}
+    return v
+
+
+def check_parameters(params: Mapping[str, Any], sources: Iterable[str | os.PathLike]) -> dict[str, Any]:
+    """``params`` checked against what the ``sources`` notebooks declare and the type each parameter
+    has in :mod:`cohortlab.report.parameters` (a plain YAML value; ``!!binary``, ``!!python/...``,
+    mappings refused; an unknown name is an error naming the nearest declared one)."""
+    declared: set[str] = set()
+    for src in sources:
+        declared |= set(declared_parameters(src))
+    declared.discard("output_dir")  # set by the runner, never by the user
+    declared.discard("simulations")
+    try:
+        return validate(params, declared)
+    except ParameterError as e:
+        raise ReportError(str(e)) from None
+
+
+def declared_parameters(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """The parameters a notebook declares in its ``parameters`` cell (papermill's inspection)."""
+    import papermill
+
+    return papermill.inspect_notebook(str(path))
+
+
+def absolute_paths(params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` with every path parameter (:data:`PATH_PARAMETERS`) absolute: a notebook runs
+    in its own folder, so a relative path would be read from there."""
+    def absolute(v: Any) -> Any:
+        if isinstance(v, (str, os.PathLike)) and str(v) != "":
+            return str(Path(v).expanduser().resolve())
+        if isinstance(v, list):
+            return [absolute(x) for x in v]
+        return v
+
+    out = dict(params)
+    for k in PATH_PARAMETERS:
+        if k in out:
+            out[k] = absolute(out[k])
     return out

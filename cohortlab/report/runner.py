@@ -24,35 +24,35 @@ failing line and the error message (also shown at the top of the notebook's page
 
 from __future__ import annotations
 
-import datetime as _dt
 import importlib.resources
 import json
 import os
 import re
 import shutil
-import signal
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+from cohortlab.errors import ReportError
+from cohortlab.report.kernels import (
+    _STOPPING,
+    KERNEL_START_RETRIES,
+    kernel_did_not_start,
+    kernel_manager_with,
+    kernel_name,
+    papermill_local_files_without_chdir,
+    stop_kernels,
+)
+from cohortlab.report.output import REPORTS_ROOT, export_html, prepare_output_dir, remove_unused_output
 from cohortlab.report.pages import MARKER, decorate_page, write_index
+from cohortlab.report.parameters import absolute_paths, check_parameters, declared_parameters
+from cohortlab.report.scheduling import SHARED_SIMULATIONS, kernel_settings, longest_first, parallel_notebooks
 from cohortlab.tempdirs import make_temp_dir, no_temp_dir_problem, require_temp_dir
 
 NOTEBOOKS_DIR = Path(str(importlib.resources.files("cohortlab") / "notebooks"))  # package data
 DEFAULT_NOTEBOOKS = ("match_rates", "identity_gaps", "sync_timeline", "eit_migration")
-KERNEL_NAME = "cohortlab"
-REPORTS_ROOT = "reports"
 DB_NAME = "data.duckdb"
-
-# parameters that hold paths: made absolute before they reach a notebook (whose cwd differs)
-PATH_PARAMETERS = ("db", "data", "settings", "output_dir", "observed_db", "observed_data", "plans", "simulations")
-
-
-class ReportError(Exception):
-    """A problem before any notebook runs (bad notebook name, output folder exists, bad params)."""
-
 
 @dataclass
 class NotebookResult:
@@ -92,26 +92,6 @@ class ReportResult:
 
 
 # --------------------------------------------------------------------------- locating things
-def without_iri_format_checks() -> None:
-    """For cohortlab's own processes (the ``report`` and ``demo`` commands): import jsonschema, which
-    papermill reads notebooks with (through nbformat), without its checker of the ``iri`` formats.
-    That checker, rfc3987_syntax, builds 38 Lark parsers when imported: about 1 s of a report's
-    start, single-threaded, before any notebook can start (docs/benchmarks.md#session-20). The
-    notebook schema uses no such format. A later ``import rfc3987_syntax`` works as before; only
-    jsonschema's format checker lacks ``iri``/``iri-reference`` in this process. Nothing when
-    jsonschema is already imported (a user's process: left as it is)."""
-    import sys
-
-    if "jsonschema" in sys.modules or "rfc3987_syntax" in sys.modules:
-        return
-    sys.modules["rfc3987_syntax"] = None  # an import of it raises ImportError, which jsonschema skips
-    try:
-        import jsonschema  # noqa: F401
-    finally:
-        if sys.modules.get("rfc3987_syntax", 0) is None:
-            del sys.modules["rfc3987_syntax"]
-
-
 def notebook_path(name: str | os.PathLike) -> Path:
     """A notebook by path, or by name (``match_rates`` / ``match_rates.ipynb``) in ``notebooks/``."""
     p = Path(name)
@@ -123,97 +103,6 @@ def notebook_path(name: str | os.PathLike) -> Path:
         return candidate
     available = ", ".join(sorted(q.stem for q in NOTEBOOKS_DIR.glob("*.ipynb"))) or "none"
     raise ReportError(f"no notebook {str(name)!r} (available in {NOTEBOOKS_DIR}: {available})")
-
-
-def kernel_name() -> str:
-    """The project's kernel (``make`` installs ``cohortlab`` into the venv), else ``python3``."""
-    try:
-        from jupyter_client.kernelspec import KernelSpecManager
-
-        specs = KernelSpecManager().find_kernel_specs()
-    except Exception:  # pragma: no cover - jupyter_client always ships with papermill
-        return "python3"
-    return KERNEL_NAME if KERNEL_NAME in specs else "python3"
-
-
-def dated_output_dir(
-    root: str | os.PathLike = REPORTS_ROOT, today: _dt.date | None = None, prefix: str = ""
-) -> Path:
-    """``root/<prefix><YYYY-MM-DD>``, or ``-2``, ``-3``... when that run already exists (never reused)."""
-    today = today or _dt.datetime.now(_dt.timezone.utc).date()
-    name = f"{prefix}{today.isoformat()}"
-    base = Path(root) / name
-    if not os.path.lexists(base):  # a link to nothing is taken too: the next name
-        return base
-    n = 2
-    while os.path.lexists(Path(root) / f"{name}-{n}"):
-        n += 1
-    return Path(root) / f"{name}-{n}"
-
-
-def load_params(path: str | os.PathLike | None) -> dict[str, Any]:
-    """Notebook parameters from a YAML (or JSON) mapping; ``None`` gives ``{}``."""
-    if path is None:
-        return {}
-    from cohortlab.errors import read_yaml_file
-
-    data = read_yaml_file(path, ReportError, "the parameters file", mapping="parameter: value")
-    return {str(k): _plain(v) for k, v in data.items()}
-
-
-def parse_param_items(items: Iterable[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` strings into parameters; VALUE is read as YAML (``[a, b]``, ``true``, ``3``)."""
-    import yaml
-
-    from cohortlab.errors import YamlTooLarge, YamlValueError, yaml_data
-
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ReportError(f"expected KEY=VALUE, got {item!r}")
-        try:
-            out[key.strip()] = _plain(yaml_data(value, unique_keys=False)) if value.strip() else None
-        except (YamlTooLarge, YamlValueError) as e:  # -p as_of=2026-02-30 was a traceback
-            raise ReportError(f"-p {key.strip()}: not a usable YAML value ({e})") from None
-        except yaml.YAMLError:
-            out[key.strip()] = value
-    return out
-
-
-def _plain(v: Any) -> Any:
-    """YAML may give dates/datetimes; notebooks get ISO strings (papermill writes literals)."""
-    if isinstance(v, (_dt.datetime, _dt.date)):
-        return v.isoformat()
-    if isinstance(v, list):
-        return [_plain(x) for x in v]
-    if isinstance(v, dict):
-        return {k: _plain(x) for k, x in v.items()}
-    return v
-
-
-def check_parameters(params: Mapping[str, Any], sources: Iterable[str | os.PathLike]) -> dict[str, Any]:
-    """``params`` checked against what the ``sources`` notebooks declare and the type each parameter
-    has in :mod:`cohortlab.report.parameters` (a plain YAML value; ``!!binary``, ``!!python/...``,
-    mappings refused; an unknown name is an error naming the nearest declared one)."""
-    from cohortlab.report.parameters import ParameterError, validate
-
-    declared: set[str] = set()
-    for src in sources:
-        declared |= set(declared_parameters(src))
-    declared.discard("output_dir")  # set by the runner, never by the user
-    declared.discard("simulations")
-    try:
-        return validate(params, declared)
-    except ParameterError as e:
-        raise ReportError(str(e)) from None
-
-
-def declared_parameters(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
-    """The parameters a notebook declares in its ``parameters`` cell (papermill's inspection)."""
-    import papermill
-
-    return papermill.inspect_notebook(str(path))
 
 
 # --------------------------------------------------------------------------- running
@@ -244,71 +133,6 @@ def _describe_failure(exc) -> tuple[str, int | None, str | None, str]:
     return msg, idx, exc.ename, line
 
 
-def _absolute(params: Mapping[str, Any]) -> dict[str, Any]:
-    def absolute(v: Any) -> Any:
-        if isinstance(v, (str, os.PathLike)) and str(v) != "":
-            return str(Path(v).expanduser().resolve())
-        if isinstance(v, list):
-            return [absolute(x) for x in v]
-        return v
-
-    out = dict(params)
-    for k in PATH_PARAMETERS:
-        if k in out:
-            out[k] = absolute(out[k])
-    return out
-
-
-_LOCAL_FILES_INSTALLED = False
-
-
-def _papermill_local_files_without_chdir() -> None:
-    """Replace papermill's local file handler with one that never changes this process's folder.
-    Papermill's reads and writes run in ``chdir(<its folder>)``, from whichever thread runs a
-    notebook, and the folder is one process-wide value that each run sets and restores: with two
-    notebooks at once, each restored the other's, and the process could end in a stale folder.
-    This one joins a relative path to that folder instead (the report's paths are absolute)."""
-    global _LOCAL_FILES_INSTALLED
-    if _LOCAL_FILES_INSTALLED:
-        return
-    import json as _json
-
-    from papermill.iorw import LocalHandler, papermill_io
-
-    class LocalFiles(LocalHandler):
-        def _at(self, path: str) -> str:
-            return path if os.path.isabs(path) or not self._cwd else os.path.join(self._cwd, path)
-
-        def read(self, path):
-            try:
-                with open(self._at(path), encoding="utf-8") as f:
-                    return f.read()
-            except OSError:
-                try:  # a notebook given as a JSON string, as papermill's own handler allows
-                    _json.loads(path)
-                    return path
-                except ValueError:
-                    raise
-
-        def listdir(self, path):
-            return [os.path.join(path, fn) for fn in os.listdir(self._at(path))]
-
-        def write(self, buf, path):
-            target = self._at(path)
-            folder = os.path.dirname(target)
-            if folder and not os.path.exists(folder):
-                raise FileNotFoundError(f"output folder {folder} doesn't exist.")
-            with open(target, "w", encoding="utf-8") as f:
-                f.write(buf)
-
-    # in place of papermill's own: get_handler falls back to the last "local" handler listed, so
-    # registering another one in front would not be used for plain paths
-    handlers = getattr(papermill_io, "_handlers", None)
-    if isinstance(handlers, list) and any(scheme == "local" for scheme, _ in handlers):
-        papermill_io._handlers = [(scheme, LocalFiles() if scheme == "local" else h) for scheme, h in handlers]
-    _LOCAL_FILES_INSTALLED = True
-
-
 def run_notebook(
     source: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -327,7 +151,7 @@ def run_notebook(
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    _papermill_local_files_without_chdir()
+    papermill_local_files_without_chdir()
 
     source = Path(source).resolve()
     name = source.stem
@@ -338,7 +162,7 @@ def run_notebook(
 
     # plain values only (checked again here for callers of run_notebook): papermill writes them as
     # Python literals into the injected cell, and anything else (bytes...) would become code text
-    params = {k: plain(v, k) for k, v in _absolute(parameters or {}).items() if k in declared}
+    params = {k: plain(v, k) for k, v in absolute_paths(parameters or {}).items() if k in declared}
     if "output_dir" in declared:
         params["output_dir"] = str(nb_dir.resolve())
     result = NotebookResult(name=name, source=source, ipynb=nb_dir / f"{name}.ipynb")
@@ -356,7 +180,7 @@ def run_notebook(
                 # other's folder: the process ended in a report folder (deleted when interrupted)
                 execution_timeout=timeout,
                 extra_arguments=["--IPKernelApp.log_level=CRITICAL"],  # no kernel start-up chatter
-                kernel_manager_class=_kernel_manager_with(env or {}, cwd=nb_dir),
+                kernel_manager_class=kernel_manager_with(env or {}, cwd=nb_dir),
             )
         except PapermillExecutionError as e:
             result.error, result.cell_index, result.ename, result.failing_line = _describe_failure(e)
@@ -382,176 +206,6 @@ def run_notebook(
         result.html = export_html(result.ipynb, nb_dir / f"{name}.html")
         decorate_page(result.html, result, {**(parameters or {}), **({"source": page_source} if page_source else {})})
     return result
-
-
-KERNEL_START_RETRIES = 2  # kernels that die before their first reply are started again this often
-
-
-def kernel_did_not_start(error: BaseException) -> bool:
-    """A kernel that died before replying to ``kernel_info`` (no cell ran): nbclient raises a
-    RuntimeError saying so (e.g. after its ports were taken by a kernel started at the same time)."""
-    return isinstance(error, RuntimeError) and "before replying to kernel_info" in str(error)
-
-
-# the kernels of the notebooks running now, stopped by stop_kernels() when the run is interrupted
-# (Ctrl-C): they run in sessions of their own, so the terminal's SIGINT never reaches them
-_KERNELS: set = set()
-_KERNELS_LOCK = threading.Lock()
-_STOPPING = threading.Event()
-
-
-def _kill_kernel(km) -> None:
-    pid = getattr(getattr(km, "provisioner", None), "pid", None)
-    if pid:
-        try:
-            os.kill(pid, signal.SIGKILL)  # it only reads the database (read-only): nothing to save
-        except (ProcessLookupError, PermissionError):
-            pass
-
-
-def stop_kernels() -> None:
-    """Kill the kernel of every notebook running now, and of any that starts from now on (its
-    notebook then fails at once): what an interrupted report does before it exits."""
-    import logging
-
-    _STOPPING.set()
-    logging.getLogger("papermill").disabled = True  # no "Kernel died while waiting for execute reply." per notebook
-    with _KERNELS_LOCK:
-        kernels = list(_KERNELS)
-        _KERNELS.clear()  # a killed kernel is not shut down by its manager: forget it here
-    for km in kernels:
-        _kill_kernel(km)
-
-
-def _kernel_manager_with(env: Mapping[str, str], cwd: str | os.PathLike | None = None) -> type:
-    """A kernel manager class (nbclient's default, ``AsyncKernelManager``) whose kernels start
-    with ``env`` on top of this process's environment, in the folder ``cwd`` (this process's own
-    working directory is never changed), known to :func:`stop_kernels` while they run."""
-    from jupyter_client import AsyncKernelManager
-
-    extra = dict(env)
-    folder = None if cwd is None else str(cwd)
-
-    class KernelManagerWithEnv(AsyncKernelManager):
-        async def start_kernel(self, **kw):
-            kw["env"] = {**os.environ, **(kw.get("env") or {}), **extra}
-            if folder is not None:
-                kw["cwd"] = folder
-            out = await super().start_kernel(**kw)
-            with _KERNELS_LOCK:  # (stop_kernels sets _STOPPING, then takes the lock)
-                stopping = _STOPPING.is_set()
-                if not stopping:
-                    _KERNELS.add(self)
-            if stopping:  # started while the run was being stopped
-                _kill_kernel(self)
-            return out
-
-        async def shutdown_kernel(self, *args, **kw):
-            with _KERNELS_LOCK:
-                _KERNELS.discard(self)
-            return await super().shutdown_kernel(*args, **kw)
-
-    return KernelManagerWithEnv
-
-
-# The JupyterLab HTML template without its CDN scripts (MathJax, Mermaid, require.js): the report
-# is self-contained and works offline, and "$mparticle_user_id ... $distinct_id" in text is never
-# typeset as TeX.
-_OFFLINE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
-{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
-{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
-{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
-"""
-
-
-def export_html(ipynb: str | os.PathLike, out: str | os.PathLike) -> Path:
-    """HTML without code (inputs and prompts hidden); images stay embedded and no script is
-    loaded from the network, so it works offline. Cells tagged ``remove-cell`` disappear,
-    ``remove-output`` keep no output."""
-    import nbformat
-    from jinja2 import DictLoader
-    from nbconvert import HTMLExporter
-    from nbconvert.preprocessors import TagRemovePreprocessor
-    from traitlets.config import Config
-
-    c = Config()
-    c.TagRemovePreprocessor.enabled = True
-    c.TagRemovePreprocessor.remove_cell_tags = {"remove-cell"}
-    c.TagRemovePreprocessor.remove_all_outputs_tags = {"remove-output"}
-    c.HTMLExporter.exclude_input = True
-    c.HTMLExporter.exclude_input_prompt = True
-    c.HTMLExporter.exclude_output_prompt = True
-    exporter = HTMLExporter(config=c, extra_loaders=[DictLoader({"cohortlab_offline.html.j2": _OFFLINE_TEMPLATE})],
-                            template_file="cohortlab_offline.html.j2")
-    exporter.register_preprocessor(TagRemovePreprocessor(config=c), enabled=True)
-    nb = nbformat.read(str(ipynb), as_version=4)
-    body, _ = exporter.from_notebook_node(nb)
-    out = Path(out)
-    out.write_text(body, encoding="utf-8")
-    return out
-
-
-def prepare_output_dir(out: str | os.PathLike | None, *, overwrite: bool, root: str | os.PathLike = REPORTS_ROOT) -> Path:
-    """The run's folder: ``out`` or the dated folder. An existing, non-empty ``out`` is refused
-    unless ``overwrite`` (then its previous content is removed). The folder is claimed by creating
-    its marker file: of two runs started at once into one ``out``, the second is refused; into
-    the dated folder, it takes the next one."""
-    for _attempt in range(100):
-        try:
-            return _claim_output_dir(out, overwrite=overwrite, root=root)
-        except _Claimed as e:
-            if out is not None or overwrite:
-                raise ReportError(f"{e.target} already exists: another report is being written into it "
-                                  "(choose another --out)") from None
-    raise ReportError(f"no free dated folder under {root}")
-
-
-class _Claimed(Exception):
-    def __init__(self, target: Path):
-        self.target = target
-
-
-def _claim_output_dir(out, *, overwrite: bool, root) -> Path:
-    if out is None:
-        if overwrite:
-            target = Path(root) / _dt.datetime.now(_dt.timezone.utc).date().isoformat()
-        else:
-            target = dated_output_dir(root)
-    else:
-        target = Path(out)
-    if target.is_symlink() and not target.exists():
-        raise ReportError(f"{target} is a symbolic link to nothing: not writing where it points (choose another --out)")
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        if not overwrite:
-            raise ReportError(f"{target} already exists: not overwriting a previous run (use --overwrite)")
-        if not (target.is_dir() and (target / MARKER).exists()):
-            raise ReportError(f"{target} exists and was not written by cohortlab report: not removing it, "
-                              "even with --overwrite (choose another --out)")
-        if target.is_symlink():  # the run it points to may be anyone's, anywhere
-            raise ReportError(f"{target} is a symbolic link: not removing the folder it points to, even with "
-                              "--overwrite (choose another --out)")
-        shutil.rmtree(target)
-    target.mkdir(parents=True, exist_ok=True)
-    try:  # created, never replaced: of two runs started at once into one folder, the second stops here
-        with open(target / MARKER, "x", encoding="utf-8") as f:
-            f.write("written by cohortlab report; --overwrite may replace this folder\n")
-    except FileExistsError:
-        raise _Claimed(target) from None
-    return target
-
-
-def _remove_unused_output(out_dir: Path, db_path: Path) -> None:
-    """After a report that failed before any notebook ran: remove the database loaded into the
-    report folder (``keep_data``), then the folder itself when nothing else is in it (only the
-    marker of :func:`prepare_output_dir`)."""
-    for path in (db_path, Path(f"{db_path}.wal"), Path(f"{db_path}.tmp")):
-        if path.parent == out_dir:
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            elif path.exists():
-                path.unlink()
-    if out_dir.is_dir() and {p.name for p in out_dir.iterdir()} <= {MARKER}:
-        shutil.rmtree(out_dir, ignore_errors=True)
 
 
 def run_report(
@@ -666,68 +320,6 @@ def stored_simulations_hint(db: str | os.PathLike) -> str | None:
             "which the next report reuses (docs/simulate.md#stored-simulations)")
 
 
-def parallel_notebooks() -> int:
-    """How many notebooks run at once: ``$COHORTLAB_REPORT_PARALLEL`` when set, else the cores
-    this process may run on, at most 2 (each notebook is a kernel process with its own DuckDB)."""
-    raw = os.environ.get("COHORTLAB_REPORT_PARALLEL")
-    if raw:
-        try:
-            return max(1, int(raw))
-        except ValueError:
-            raise ReportError(f"COHORTLAB_REPORT_PARALLEL={raw!r}: expected a whole number of notebooks") from None
-    from cohortlab.engines.duckdb import default_threads
-
-    return max(1, min(2, default_threads()))
-
-
-# the default notebooks, longest first on a loaded 1M-user world (one DuckDB thread each, the
-# cohorts' simulations shared): eit_migration (which reads no shared simulation) starts at once,
-# beside the shared simulations, and is about as long as them and identity_gaps together, so the
-# two halves end together (docs/reports.md#shared-simulations)
-_LONGEST_FIRST = {"eit_migration": 0, "identity_gaps": 1, "match_rates": 2, "sync_timeline": 3}
-
-
-# While several notebooks run at once, the default DuckDB memory limit (what one cohortlab process
-# may give DuckDB) is the budget of all of them: every further process at once costs what it holds
-# beyond its DuckDB limit (the kernel, pandas, matplotlib, result frames and DuckDB's own overshoot:
-# 260-420 MB measured at 10M users), taken from the budget, and the rest is split by weight so that
-# any of them running together stay within it. The migration what-if takes the same time with 680
-# as with 750 MB at 1M; the other notebooks and the shared simulations take 0.1-0.5 s more with
-# 450 MB than with 750 MB (docs/benchmarks.md#report-shares).
-_PYTHON_MB = 400
-_MEMORY_WEIGHT = {"eit_migration": 5}
-_DEFAULT_WEIGHT = 3
-SHARED_SIMULATIONS = "shared simulations"  # the key of the process that simulates for the readers
-
-
-def kernel_settings(names: Iterable[str], workers: int) -> dict[str, dict[str, str]]:
-    """The environment each of ``names`` (notebooks, and :data:`SHARED_SIMULATIONS` when the
-    runner simulates for them) is started with while ``workers`` run at once:
-    ``COHORTLAB_MEMORY_LIMIT``, its share of the default limit (the budget less ``_PYTHON_MB`` for
-    every process beyond the first, split by ``_MEMORY_WEIGHT``: a share is what is left when every
-    other process at once has the largest weight among the others), and ``COHORTLAB_THREADS``, its
-    share of the cores (at least 1): two kernels each running as many threads as there are cores
-    spend a fifth more CPU time on the same queries. One at a time: nothing. A limit or a thread
-    count the user set is left alone."""
-    names = list(names)
-    if workers <= 1:
-        return {n: {} for n in names}
-    from cohortlab.engines.duckdb import default_memory_limit, default_threads
-
-    budget = int(default_memory_limit()[:-2]) - _PYTHON_MB * (workers - 1)
-    weight = {n: _MEMORY_WEIGHT.get(n, _DEFAULT_WEIGHT) for n in names}
-    out: dict[str, dict[str, str]] = {}
-    for n in names:
-        env = {}
-        if not os.environ.get("COHORTLAB_MEMORY_LIMIT"):
-            others = max((w for m, w in weight.items() if m != n), default=weight[n])
-            env["COHORTLAB_MEMORY_LIMIT"] = f"{max(budget * weight[n] // (weight[n] + (workers - 1) * others), 100)}MB"
-        if not os.environ.get("COHORTLAB_THREADS"):
-            env["COHORTLAB_THREADS"] = str(max(1, default_threads() // workers))
-        out[n] = env
-    return out
-
-
 def _check_settings(settings: Any) -> None:
     """The ``settings`` parameter (a YAML path or a mapping) read as the notebooks will read it."""
     if settings is None:
@@ -835,7 +427,7 @@ def _run_all(sources, out_dir: Path, params: dict[str, Any], source: str, kernel
     # run at once: every path is made absolute here, before any notebook starts
     out_dir = Path(out_dir).resolve()
     sources = [Path(s).resolve() for s in sources]
-    params = _absolute(params)
+    params = absolute_paths(params)
     scratch = None
     if params.get("data"):
         from cohortlab.lab import Lab
@@ -861,7 +453,7 @@ def _run_all(sources, out_dir: Path, params: dict[str, Any], source: str, kernel
             if any(s.stem == "eit_migration" and s.parent == NOTEBOOKS_DIR.resolve() for s in sources):
                 check_migration_window(db_path, params)
         except BaseException:  # a ReportError, Ctrl-C: no report, no folder (nor half-loaded data) left behind
-            _remove_unused_output(out_dir, db_path)
+            remove_unused_output(out_dir, db_path)
             raise
         params["db"] = str(db_path)
         hints = world_hints(params.pop("data"))
@@ -925,7 +517,7 @@ def _run_all(sources, out_dir: Path, params: dict[str, Any], source: str, kernel
     env = kernel_settings([sources[j].stem for j in run] + ([SHARED_SIMULATIONS] if readers else []), workers)
     # two at a time: the longest notebook starts first, so that it overlaps the others rather than
     # running alone at the end; the notebooks that read the shared simulations start once they exist
-    order = sorted(run, key=lambda j: (j in readers, _LONGEST_FIRST.get(sources[j].stem, len(_LONGEST_FIRST))))
+    order = sorted(run, key=lambda j: (j in readers, longest_first(sources[j].stem)))
     try:
         if workers <= 1:
             extra = shared() if readers else {}

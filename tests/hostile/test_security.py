@@ -193,7 +193,8 @@ def test_yaml_that_expands_past_any_use_or_nests_too_deep_is_one_line(tmp_path, 
     refused when read, as one line (a settings file nested 50,000 deep was a RecursionError
     traceback; aliases were expanded by the checks, the error message's repr of the value and
     the parameters' copy: memory without bound)."""
-    from cohortlab.report.runner import ReportError, load_params, parse_param_items
+    from cohortlab.report.parameters import load_params, parse_param_items
+    from cohortlab.report.runner import ReportError
 
     settings = tmp_path / "settings.yaml"
     settings.write_text(text)

@@ -13,16 +13,9 @@ from click.testing import CliRunner
 
 from cohortlab.cli import main
 from cohortlab.loaders.folder import load_world
-from cohortlab.report.runner import (
-    ReportError,
-    check_migration_window,
-    dated_output_dir,
-    declared_parameters,
-    load_params,
-    parse_param_items,
-    prepare_output_dir,
-    run_report,
-)
+from cohortlab.report.output import dated_output_dir, prepare_output_dir
+from cohortlab.report.parameters import declared_parameters, load_params, parse_param_items
+from cohortlab.report.runner import ReportError, check_migration_window, run_report
 
 ROOT = Path(__file__).resolve().parents[2]
 KERNELSPEC = {"name": "cohortlab", "display_name": "cohortlab (Python 3)", "language": "python"}
@@ -379,7 +372,7 @@ def test_ctrl_c_stops_the_running_notebooks_starts_no_other_and_leaves_no_folder
     import signal
     import threading
 
-    from cohortlab.report import runner
+    from cohortlab.report import kernels, runner
 
     started = tmp_path / "started"
     started.mkdir()
@@ -418,7 +411,7 @@ def test_ctrl_c_stops_the_running_notebooks_starts_no_other_and_leaves_no_folder
     assert sorted(p.name for p in started.iterdir()) == ["slow0", "slow1"]  # the third never started
     assert stopped - t0 < 100  # not after the 120 s the running ones sleep
     assert not (tmp_path / "r").exists()
-    assert not runner._KERNELS and not runner._STOPPING.is_set()
+    assert not kernels._KERNELS and not kernels._STOPPING.is_set()
 
 
 class _Terminated(Exception):
@@ -603,7 +596,7 @@ def test_the_report_command_starts_without_the_iri_grammar():
     notebook = notebook_path("match_rates")
     code = f"""
 import sys
-from cohortlab.report.runner import without_iri_format_checks
+from cohortlab.report.kernels import without_iri_format_checks
 without_iri_format_checks()
 import jsonschema, nbformat, papermill
 assert "rfc3987_syntax" not in sys.modules
@@ -618,7 +611,7 @@ print("ok")
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
     before = subprocess.run([sys.executable, "-c", "import sys, jsonschema\n"
-                             "from cohortlab.report.runner import without_iri_format_checks\n"
+                             "from cohortlab.report.kernels import without_iri_format_checks\n"
                              "without_iri_format_checks()\n"
                              "print('iri' in jsonschema.FormatChecker.checkers)"],
                             capture_output=True, text=True, check=False)
@@ -701,3 +694,12 @@ def test_lab_of_an_installed_package_opens_copies_of_its_notebooks(tmp_path, mon
     n = len(started)
     r = CliRunner().invoke(main, ["lab"])
     assert r.exit_code == 1 and "cannot make" in r.output and "--notebooks-dir" in r.output and len(started) == n
+
+
+def test_a_report_error_is_one_of_cohortlabs_user_errors():
+    """A notebook catches every user mistake with ``except CohortlabError`` (docs/DEVELOPING.md):
+    the report's own errors too, found before anything runs."""
+    from cohortlab.errors import CohortlabError
+
+    with pytest.raises(CohortlabError, match="no notebook 'nope'"):
+        run_report(["nope"], db="unused.duckdb")

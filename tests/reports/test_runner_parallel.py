@@ -10,7 +10,7 @@ import pytest
 
 from cohortlab import Lab
 
-from cohortlab.report import runner
+from cohortlab.report import scheduling
 from cohortlab.report.runner import ReportError, parallel_notebooks, run_report
 
 KERNELSPEC = {"name": "cohortlab", "display_name": "cohortlab (Python 3)", "language": "python"}
@@ -66,7 +66,7 @@ def test_two_at_a_time_in_the_order_asked_for_longest_first(notebooks, tmp_path,
     from cohortlab.engines.duckdb import default_threads
 
     assert {n: r["memory_limit"] for n, r in runs.items()} == {
-        n: e["COHORTLAB_MEMORY_LIMIT"] for n, e in runner.kernel_settings(runs, 2).items()}
+        n: e["COHORTLAB_MEMORY_LIMIT"] for n, e in scheduling.kernel_settings(runs, 2).items()}
     assert _mb(runs["eit_migration"]["memory_limit"]) > _mb(runs["identity_gaps"]["memory_limit"])
     assert {r["threads"] for r in runs.values()} == {str(max(1, default_threads() // 2))}
     import os
@@ -109,21 +109,21 @@ def test_memory_shares_of_processes_that_run_together_stay_within_the_default_li
     monkeypatch.delenv("COHORTLAB_THREADS", raising=False)
     monkeypatch.setattr("cohortlab.engines.duckdb.default_memory_limit", lambda: "1500MB")
     monkeypatch.setattr("cohortlab.engines.duckdb.default_threads", lambda: 2)
-    names = ["match_rates", "identity_gaps", "sync_timeline", "eit_migration", runner.SHARED_SIMULATIONS]
-    shares = {n: _mb(e["COHORTLAB_MEMORY_LIMIT"]) for n, e in runner.kernel_settings(names, 2).items()}
+    names = ["match_rates", "identity_gaps", "sync_timeline", "eit_migration", scheduling.SHARED_SIMULATIONS]
+    shares = {n: _mb(e["COHORTLAB_MEMORY_LIMIT"]) for n, e in scheduling.kernel_settings(names, 2).items()}
     # 1,500 MB less what the second process holds beyond its limit (400 MB), split 5:3 by weight
     assert shares == {"eit_migration": 687, "match_rates": 412, "identity_gaps": 412, "sync_timeline": 412,
-                      runner.SHARED_SIMULATIONS: 412}
-    assert all(shares["eit_migration"] + shares[n] + runner._PYTHON_MB <= 1500 for n in names[:3])
+                      scheduling.SHARED_SIMULATIONS: 412}
+    assert all(shares["eit_migration"] + shares[n] + scheduling._PYTHON_MB <= 1500 for n in names[:3])
     # without the what-if, two light notebooks share the budget evenly
-    assert {n: _mb(e["COHORTLAB_MEMORY_LIMIT"]) for n, e in runner.kernel_settings(names[:2], 2).items()} == {
+    assert {n: _mb(e["COHORTLAB_MEMORY_LIMIT"]) for n, e in scheduling.kernel_settings(names[:2], 2).items()} == {
         "match_rates": 550, "identity_gaps": 550}
-    assert {e["COHORTLAB_THREADS"] for e in runner.kernel_settings(names, 2).values()} == {"1"}
+    assert {e["COHORTLAB_THREADS"] for e in scheduling.kernel_settings(names, 2).values()} == {"1"}
     # one at a time: nothing set; what the user set: left alone
-    assert runner.kernel_settings(names, 1) == {n: {} for n in names}
+    assert scheduling.kernel_settings(names, 1) == {n: {} for n in names}
     monkeypatch.setenv("COHORTLAB_MEMORY_LIMIT", "2GB")
     monkeypatch.setenv("COHORTLAB_THREADS", "4")
-    assert runner.kernel_settings(names, 2) == {n: {} for n in names}
+    assert scheduling.kernel_settings(names, 2) == {n: {} for n in names}
 
 
 def test_one_at_a_time_and_a_limit_the_user_set(notebooks, tmp_path, monkeypatch):
@@ -183,7 +183,7 @@ def test_the_parallel_setting(monkeypatch):
     assert parallel_notebooks() == 1
     monkeypatch.setattr("cohortlab.engines.duckdb.default_threads", lambda: 8)
     assert parallel_notebooks() == 2
-    assert list(runner._LONGEST_FIRST)[0] == "eit_migration"
+    assert list(scheduling._LONGEST_FIRST)[0] == "eit_migration"
 
 
 def test_a_relative_output_folder_works_with_two_notebooks_at_once(notebooks, tmp_path, monkeypatch):

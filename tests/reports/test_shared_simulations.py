@@ -139,7 +139,7 @@ def test_the_runner_shares_them_and_the_figures_do_not_change(db, tmp_path, monk
 
 
 def test_the_sharing_process_starts_with_the_memory_share_it_is_given(db, tmp_path, monkeypatch):
-    """The runner gives the process that simulates its own memory share (runner.kernel_settings)
+    """The runner gives the process that simulates its own memory share (scheduling.kernel_settings)
     through ``env``, not through this process's environment, which two kernels start from."""
     monkeypatch.delenv("COHORTLAB_MEMORY_LIMIT", raising=False)
     with pytest.raises(RuntimeError, match="Memory must have a number"):

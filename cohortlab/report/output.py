@@ -1,0 +1,134 @@
+"""The report's folder: dated (``reports/<YYYY-MM-DD>[-N]``), claimed by its marker file so that
+two runs never write into one, replaced only with ``overwrite`` and only when a report wrote it,
+removed when a run fails before any notebook ran; and each notebook's HTML page without code.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import shutil
+from pathlib import Path
+
+from cohortlab.errors import ReportError
+from cohortlab.report.pages import MARKER
+
+REPORTS_ROOT = "reports"
+
+
+def dated_output_dir(
+    root: str | os.PathLike = REPORTS_ROOT, today: _dt.date | None = None, prefix: str = ""
+) -> Path:
+    """``root/<prefix><YYYY-MM-DD>``, or ``-2``, ``-3``... when that run already exists (never reused)."""
+    today = today or _dt.datetime.now(_dt.timezone.utc).date()
+    name = f"{prefix}{today.isoformat()}"
+    base = Path(root) / name
+    if not os.path.lexists(base):  # a link to nothing is taken too: the next name
+        return base
+    n = 2
+    while os.path.lexists(Path(root) / f"{name}-{n}"):
+        n += 1
+    return Path(root) / f"{name}-{n}"
+
+
+# The JupyterLab HTML template without its CDN scripts (MathJax, Mermaid, require.js): the report
+# is self-contained and works offline, and "$mparticle_user_id ... $distinct_id" in text is never
+# typeset as TeX.
+_OFFLINE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+"""
+
+
+def export_html(ipynb: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """HTML without code (inputs and prompts hidden); images stay embedded and no script is
+    loaded from the network, so it works offline. Cells tagged ``remove-cell`` disappear,
+    ``remove-output`` keep no output."""
+    import nbformat
+    from jinja2 import DictLoader
+    from nbconvert import HTMLExporter
+    from nbconvert.preprocessors import TagRemovePreprocessor
+    from traitlets.config import Config
+
+    c = Config()
+    c.TagRemovePreprocessor.enabled = True
+    c.TagRemovePreprocessor.remove_cell_tags = {"remove-cell"}
+    c.TagRemovePreprocessor.remove_all_outputs_tags = {"remove-output"}
+    c.HTMLExporter.exclude_input = True
+    c.HTMLExporter.exclude_input_prompt = True
+    c.HTMLExporter.exclude_output_prompt = True
+    exporter = HTMLExporter(config=c, extra_loaders=[DictLoader({"cohortlab_offline.html.j2": _OFFLINE_TEMPLATE})],
+                            template_file="cohortlab_offline.html.j2")
+    exporter.register_preprocessor(TagRemovePreprocessor(config=c), enabled=True)
+    nb = nbformat.read(str(ipynb), as_version=4)
+    body, _ = exporter.from_notebook_node(nb)
+    out = Path(out)
+    out.write_text(body, encoding="utf-8")
+    return out
+
+
+def prepare_output_dir(out: str | os.PathLike | None, *, overwrite: bool, root: str | os.PathLike = REPORTS_ROOT) -> Path:
+    """The run's folder: ``out`` or the dated folder. An existing, non-empty ``out`` is refused
+    unless ``overwrite`` (then its previous content is removed). The folder is claimed by creating
+    its marker file: of two runs started at once into one ``out``, the second is refused; into
+    the dated folder, it takes the next one."""
+    for _attempt in range(100):
+        try:
+            return _claim_output_dir(out, overwrite=overwrite, root=root)
+        except _Claimed as e:
+            if out is not None or overwrite:
+                raise ReportError(f"{e.target} already exists: another report is being written into it "
+                                  "(choose another --out)") from None
+    raise ReportError(f"no free dated folder under {root}")
+
+
+class _Claimed(Exception):
+    def __init__(self, target: Path):
+        self.target = target
+
+
+def _claim_output_dir(out, *, overwrite: bool, root) -> Path:
+    if out is None:
+        if overwrite:
+            target = Path(root) / _dt.datetime.now(_dt.timezone.utc).date().isoformat()
+        else:
+            target = dated_output_dir(root)
+    else:
+        target = Path(out)
+    if target.is_symlink() and not target.exists():
+        raise ReportError(f"{target} is a symbolic link to nothing: not writing where it points (choose another --out)")
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        if not overwrite:
+            raise ReportError(f"{target} already exists: not overwriting a previous run (use --overwrite)")
+        if not (target.is_dir() and (target / MARKER).exists()):
+            raise ReportError(f"{target} exists and was not written by cohortlab report: not removing it, "
+                              "even with --overwrite (choose another --out)")
+        if target.is_symlink():  # the run it points to may be anyone's, anywhere
+            raise ReportError(f"{target} is a symbolic link: not removing the folder it points to, even with "
+                              "--overwrite (choose another --out)")
+        shutil.rmtree(target)
+    target.mkdir(parents=True, exist_ok=True)
+    try:  # created, never replaced: of two runs started at once into one folder, the second stops here
+        with open(target / MARKER, "x", encoding="utf-8") as f:
+            f.write("written by cohortlab report; --overwrite may replace this folder\n")
+    except FileExistsError:
+        raise _Claimed(target) from None
+    return target
+
+
+def remove_unused_output(out_dir: Path, db_path: Path) -> None:
+    """After a report that failed before any notebook ran: remove the database loaded into the
+    report folder (``keep_data``), then the folder itself when nothing else is in it (only the
+    marker of :func:`prepare_output_dir`)."""
+    for path in (db_path, Path(f"{db_path}.wal"), Path(f"{db_path}.tmp")):
+        if path.parent == out_dir:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            elif path.exists():
+                path.unlink()
+    if out_dir.is_dir() and {p.name for p in out_dir.iterdir()} <= {MARKER}:
+        shutil.rmtree(out_dir, ignore_errors=True)
+
+
+__all__ = ["REPORTS_ROOT", "dated_output_dir", "export_html", "prepare_output_dir", "remove_unused_output"]
