@@ -378,10 +378,10 @@ def publish(output_dir: str | os.PathLike | None, notebook: str, *, title: str, 
     return json.loads(json.dumps(doc, default=str))
 
 
-PATH_PARAMETERS = ("db", "data", "settings", "observed_db", "observed_data")  # parameters that are paths
+_SHOWN_PATHS = ("db", "data", "settings", "observed_db", "observed_data")  # the path parameters a page may show
 
 
-def _shown_paths(values: Mapping[str, Any] | None, report_dir, keys=PATH_PARAMETERS) -> dict[str, Any] | None:
+def _shown_paths(values: Mapping[str, Any] | None, report_dir, keys=_SHOWN_PATHS) -> dict[str, Any] | None:
     """``values`` (a page's context or parameters) with the paths as a report shows them
     (:func:`cohortlab.report.pages.shown_path`: relative to the report folder, else the name),
     never this machine's absolute paths."""
