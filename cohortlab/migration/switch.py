@@ -105,26 +105,32 @@ def settings_switch(settings: Any = None) -> datetime | None:
     return None
 
 
-def has_mpid_keyed_event(engine: Engine) -> bool:
-    """Whether :func:`first_mpid_keyed_event` finds one: the same rule, asked as existence first
-    (the scan stops at the first event keyed by an existing MPID when there is none)."""
+def data_switch(engine: Engine) -> datetime | None:
+    """:func:`first_mpid_keyed_event`, asked as existence first: on data without any event keyed
+    by an existing MPID the scan stops at once, without reading every event."""
     counted = _counted(engine)
     keyed = f"SELECT 1 FROM mp_events e SEMI JOIN {_EXISTING} p ON p.mpid = {mpid_sql('e.distinct_id')}"
     if not engine.query_rows(f"{keyed} WHERE {counted} LIMIT 1"):
-        return False
-    return first_mpid_keyed_event(engine) is not None
+        return None
+    return first_mpid_keyed_event(engine)
 
 
-def find_switch(engine: Engine, switch: Any = None, settings: Any = None) -> Switch:
+def has_mpid_keyed_event(engine: Engine) -> bool:
+    """Whether :func:`first_mpid_keyed_event` finds one (:func:`data_switch`)."""
+    return data_switch(engine) is not None
+
+
+def find_switch(engine: Engine, switch: Any = None, settings: Any = None, *, found: Any = None) -> Switch:
     """The switch date: ``switch`` when given, else the settings' first dated switch to
-    ``mparticle_id``, else the data's first MPID-keyed event. Raises ``ValueError`` when none
-    of them has one."""
+    ``mparticle_id``, else the data's first MPID-keyed event (``found``: that event's time as
+    read from this same data already, e.g. by the report before its pages run; reading it again
+    reads every event). Raises ``ValueError`` when none of them has one."""
     if switch is not None:
         return Switch(parse_time(switch, "switch"), "parameter")
     at = settings_switch(settings)
     if at is not None:
         return Switch(at, "settings")
-    first = first_mpid_keyed_event(engine)
+    first = parse_time(found, "found") if found is not None else first_mpid_keyed_event(engine)
     if first is None:
         raise ValueError(f"no switch date: {NO_SWITCH}; give the switch date (--switch DATE, or switch=...)")
     return Switch(first, "data", _counted(engine) != "TRUE")

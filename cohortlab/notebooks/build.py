@@ -380,11 +380,13 @@ end = None                   # last day; None: the last event day
 activity = "observed"        # "observed": loaded events only; "repeat": project the observed activity forward
 observed_db = None           # DuckDB file of exports taken after the switch, for validation (or:)
 observed_data = None         # a folder of such exports; both None: no validation
-validate_plan = None         # plan name to validate; None: the first plan''', "parameters"),
+validate_plan = None         # plan name to validate; None: the first plan
+data_switch = None           # set by cohortlab report: the data's switch as it read it before the page ran''', "parameters"),
     code(SETUP + '''
 start_day, end_day = insights.migration_window(lab, start, end, activity=activity)
 # the standard plans around a switch outside the data or after the window are all the same: refused
-switch_at, switch_source = (insights.switch_in_window(lab, settings, switch, end_day=end_day, end_given=bool(end))
+switch_at, switch_source = (insights.switch_in_window(lab, settings, switch, end_day=end_day, end_given=bool(end),
+                                                     found=data_switch)
                             if plans is None else (None, "the plans"))
 plan_list = insights.migration_plans(plans, switch_at=switch_at, settings=settings)
 daily, plan_summary = insights.run_migration(lab, plan_list, start_day, end_day, settings=settings, activity=activity)

@@ -202,15 +202,15 @@ def with_sync_type(settings, sync_type: str):
     return SyncSettings.coerce(settings).replace(sync_type=sync_type)
 
 
-def find_switch(lab, settings=None, switch=None) -> tuple[_dt.datetime | None, str]:
+def find_switch(lab, settings=None, switch=None, *, found=None) -> tuple[_dt.datetime | None, str]:
     """The EIT switch to study and where it comes from, never invented
     (:func:`cohortlab.migration.switch.find_switch`: the ``switch`` parameter, else the settings'
-    ``eit_timeline``, else the data's first MPID-keyed activity). ``(None, "none")`` when none
-    of them gives one."""
+    ``eit_timeline``, else the data's first MPID-keyed activity, ``found`` when the report read it
+    already). ``(None, "none")`` when none of them gives one."""
     from cohortlab.migration.switch import find_switch as _find
 
     try:
-        sw = _find(lab.engine, switch, settings)
+        sw = _find(lab.engine, switch, settings, found=found)
     except ValueError:
         return None, "none"
     return sw.at, SWITCH_SOURCES[sw.source]
@@ -253,15 +253,16 @@ def migration_window(lab, start=None, end=None, activity: str = "observed") -> t
     return d0, d1
 
 
-def switch_in_window(lab, settings=None, switch=None, *, end_day, end_given: bool) -> tuple[_dt.datetime | None, str]:
-    """:func:`find_switch`, refused (a ``SettingsError``, one line) when the standard plans around
+def switch_in_window(lab, settings=None, switch=None, *, end_day, end_given: bool,
+                     found=None) -> tuple[_dt.datetime | None, str]:
+    """:func:`find_switch` (``found``: the data's switch as the report read it already), refused (a ``SettingsError``, one line) when the standard plans around
     it cannot differ in the window ending on ``end_day`` (``end_given``: the parameter ``end``,
     else the data's): a switch before the first event or after the window's last day
     (:func:`cohortlab.migration.switch.check_switch_in_window`). The EIT page and the report's
     check before any page runs read it alike."""
     from cohortlab.migration.switch import check_switch_in_window
 
-    switch_at, source = find_switch(lab, settings, switch)
+    switch_at, source = find_switch(lab, settings, switch, found=found)
     if switch_at is not None:
         check_switch_in_window(lab.engine, switch_at, end_day, "parameter" if end_given else "data",
                                how=f"from {source}")

@@ -116,6 +116,8 @@ PARAMETERS: dict[str, Parameter] = {p.name: p for p in [
     Parameter("validate_plan", _optional(_text), "plan to validate"),
     Parameter("simulations", _optional(_text), "DuckDB file of the simulations the notebooks share "
               "(set by cohortlab report)"),
+    Parameter("data_switch", _optional(_time), "the data's EIT switch as the report read it before the "
+              "EIT page ran (set by cohortlab report)"),
 ]}
 
 # the parameters that hold paths: made absolute before they reach a notebook (whose folder differs)
@@ -219,6 +221,7 @@ def check_parameters(params: Mapping[str, Any], sources: Iterable[str | os.PathL
         declared |= set(declared_parameters(src))
     declared.discard("output_dir")  # set by the runner, never by the user
     declared.discard("simulations")
+    declared.discard("data_switch")
     try:
         return validate(params, declared)
     except ParameterError as e:

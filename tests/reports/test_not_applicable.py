@@ -52,3 +52,51 @@ def test_a_switch_in_the_settings_is_one_to_study(sample_db, tmp_path):
     settings = tmp_path / "s.yaml"
     settings.write_text('eit_timeline:\n  - {since: null, eit: customer_id}\n  - {since: "2026-02-01", eit: mparticle_id}\n')
     assert not_applicable("eit_migration", {"db": sample_db, "settings": str(settings)}) is None
+
+
+def _metrics(result) -> dict:
+    return {k: v for k, v in result.metrics.items() if k != "generated_at"}
+
+
+def test_the_switch_read_to_decide_is_given_to_the_eit_page_which_then_reads_the_same(report_run, tmp_path,
+                                                                                       monkeypatch):
+    """Deciding whether the EIT page applies reads the data's switch (every event); the runner gives
+    it to the page (``data_switch``), which would otherwise read it again in its kernel. The page
+    says the same with it as without it: the same switch, from the data."""
+    from cohortlab.migration.switch import first_mpid_keyed_event
+    from cohortlab.report import runner
+    from cohortlab.report.runner import NotebookResult, notebook_path, run_notebook
+
+    db = str(report_run["out"] / "data.duckdb")
+    with Lab(db, read_only=True) as lab:
+        found = first_mpid_keyed_event(lab.engine)
+    assert found is not None
+    assert runner._applies("eit_migration", {"db": db}) == (None, {"data_switch": found.isoformat()})
+    assert runner._applies("eit_migration", {"db": db, "switch": "2026-02-01"}) == (None, {})
+    assert runner._applies("match_rates", {"db": db}) == (None, {})
+
+    given: dict[str, dict] = {}
+
+    def recorded(src, out_dir, params, **kw):  # what each notebook is given, without running it
+        given[Path(src).stem] = dict(params)
+        return NotebookResult(name=Path(src).stem, source=Path(src), ipynb=Path(out_dir) / "x.ipynb", error="not run")
+
+    monkeypatch.setattr(runner, "run_notebook", recorded)
+    run_report(db=db, out=tmp_path / "r", share_simulations=False)
+    assert given["eit_migration"]["data_switch"] == found.isoformat()
+    assert all("data_switch" not in given[n] for n in ("match_rates", "identity_gaps", "sync_timeline"))
+    monkeypatch.undo()
+
+    eit = notebook_path("eit_migration")
+    told = run_notebook(eit, tmp_path / "told", {"db": db, "data_switch": found.isoformat()}, html=False)
+    read = run_notebook(eit, tmp_path / "read", {"db": db}, html=False)
+    assert told.ok and read.ok, (told.error, read.error)
+    assert _metrics(told) == _metrics(read)
+    assert _metrics(told)["metrics"]["switch_source"].startswith("the data")
+
+
+def test_a_user_cannot_set_the_switch_the_runner_read(sample_db, tmp_path):
+    from cohortlab.errors import ReportError
+
+    with pytest.raises(ReportError, match="unknown parameter 'data_switch'"):
+        run_report(["eit_migration"], db=sample_db, out=tmp_path / "r", params={"data_switch": "2026-02-01"})
