@@ -232,6 +232,9 @@ def declared_parameters(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
     """The parameters a notebook declares in its ``parameters`` cell (papermill's inspection)."""
     import papermill
 
+    from cohortlab.report.kernels import papermill_local_files_without_chdir
+
+    papermill_local_files_without_chdir()  # papermill's own reader changes this process's folder to read
     return papermill.inspect_notebook(str(path))
 
 

@@ -19,12 +19,13 @@ from cohortlab.report.runner import DEFAULT_NOTEBOOKS, NOTEBOOKS_DIR
 
 COMMON = {"db", "data", "cohorts", "as_of", "settings", "output_dir", "show_personal_data", "engine",
           "spark_master"}
-EXTRA = {  # simulations: the runner's shared simulations (docs/reports.md#shared-simulations)
+EXTRA = {  # simulations: the runner's shared simulations (docs/reports.md#shared-simulations); data_switch:
+    # the EIT switch the runner read (docs/reports.md#parameters)
     "match_rates": {"snapshot_at", "simulations"},
     "identity_gaps": {"simulations"},
     "sync_timeline": {"since", "simulations"},
     "eit_migration": {"plans", "switch", "start", "end", "activity", "observed_db", "observed_data",
-                      "validate_plan"},
+                      "validate_plan", "data_switch"},
 }
 
 
