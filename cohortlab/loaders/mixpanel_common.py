@@ -140,6 +140,29 @@ def epoch_to_timestamp_sql(num: str, unit: str = "auto") -> str:
     )
 
 
+# Mixpanel does not accept an event time before 1971-01-01: an exported event earlier than that
+# holds a wrong number (negative, or seconds read as milliseconds with -o time_unit=ms). Such an
+# event is loaded as read, with a load warning (docs/loading.md#warnings); a time beyond the year
+# 9999 is no TIMESTAMP and already quarantined (`bad_time`).
+EARLY_EVENT_TIME = "1971-01-01"
+
+
+def event_time_warnings(ctx: FileContext, table: str, field: str, where: str = "reason IS NULL") -> list[str]:
+    """The load warning (naming the file) for the events of ``table`` (``where``) whose ``time``
+    is before :data:`EARLY_EVENT_TIME`: how many, and the first one's line and time as read. One
+    query on the staged ``time`` and ``line`` columns, so the fast and the exact path, which stage
+    the same rows, give the same warning."""
+    early = f"time < TIMESTAMP '{EARLY_EVENT_TIME}'"
+    n, line, first = ctx.engine.query_rows(
+        f"SELECT count(*) FILTER (WHERE {early}), min(line) FILTER (WHERE {early}), "
+        f"arg_min(time, line) FILTER (WHERE {early}) FROM {table} WHERE {where}")[0]
+    if not n:
+        return []
+    return [f"{ctx.path}: {n:,} event(s) give {field} before {EARLY_EVENT_TIME} (line {line}: read as "
+            f"{first.isoformat(sep=' ')}); Mixpanel does not accept such times: is the number wrong "
+            "(negative, or seconds read as milliseconds)? Loaded as read"]
+
+
 def json_number_sql(v: str) -> str:
     """DOUBLE from a JSON number or a numeric string; NULL otherwise."""
     return (
@@ -694,6 +717,7 @@ __all__ = [
     "raw_text_sql",
     "utc_timestamp_sql",
     "epoch_to_timestamp_sql",
+    "event_time_warnings",
     "json_number_sql",
     "parse_utc",
     "parsed_lines_sql",

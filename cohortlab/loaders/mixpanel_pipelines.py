@@ -9,7 +9,8 @@
   ``mp_device_id``: read as those ids); the whole row is then the properties. A string MPID in a
   column that held numbers goes to ``mp_mparticle_user_id_string`` (the pipeline's type-conflict
   rule), read when ``mp_mparticle_user_id`` holds no value. ``time`` is a TIMESTAMP (Parquet), an ISO string (no zone = UTC) or epoch
-  seconds/milliseconds (option ``time_unit`` = auto | s | ms, as for ``mixpanel-events``);
+  seconds/milliseconds (option ``time_unit`` = auto | s | ms, as for ``mixpanel-events``; a time
+  before 1971-01-01 is loaded with a load warning, as there);
   missing top-level fields fall back to ``properties`` (``time``, ``distinct_id``, ``$user_id``,
   ``$device_id``, ``$insert_id``), and a missing distinct_id is derived as Simplified ID Merge
   does (``$user_id``, else ``"$device:" || $device_id``).
@@ -50,6 +51,7 @@ from cohortlab.loaders.mixpanel_common import (
     NUMERIC_JSON_TYPES,
     ProfileUpserts,
     epoch_to_timestamp_sql,
+    event_time_warnings,
     pop_time_unit,
     profile_time_sql,
     exact_id_sql,
@@ -226,10 +228,11 @@ class MixpanelPipelineEventsLoader(Loader):
             """,
             [ctx.load_id, str(ctx.path)],
         )
+        warnings = event_time_warnings(ctx, st, "time")
         eng.execute(f"DROP TABLE {dup}")
         eng.execute(f"DROP TABLE {st}")
         return FileResult(rows_read=int(rows_read), loaded=int(valid) - n_dup, deduplicated=n_dup,
-                          quarantined=Counter(quarantined))
+                          quarantined=Counter(quarantined), warnings=warnings)
 
     def _stage_sql(self, ctx: FileContext, keep_properties: bool) -> str:
         unit = ctx.options["time_unit"]
