@@ -54,6 +54,46 @@ def identity_kind(name: str) -> str | None:
 
 
 
+def profile_columns(columns: list[str], mpid_col: str | None, fold_case: bool = False, skip=()):
+    """The identity and attribute columns of a profile table's ``columns`` (mparticle-csv's
+    header, mparticle-parquet's columns), each name once: ``(identities, attributes, ignored)``,
+    ``identities`` as ``(position, column, kind, normalised type)``, ``attributes`` as
+    ``(position, column, name)`` (the name without the spaces around it), ``ignored`` the repeats
+    as ``(position, column, kind)`` (kind: "user", "device", "mpid" or None, an attribute). A column repeats an earlier one when it names the same identity
+    type or attribute once normalised (``email, Email``; ``plan , plan``), or is ``mpid_col``
+    again: the first column of each name is read, the later ones ignored, with a warning
+    (:func:`repeated_columns_warning`). ``fold_case``: names differing only in case repeat too
+    (Parquet: DuckDB reads such a column as ``Name_1``). ``skip``: positions of other columns
+    (Parquet's Profile API columns), neither read nor a repeat."""
+    identities, attributes, ignored, seen = [], [], [], set()
+    fold = (lambda x: x.strip().casefold()) if fold_case else (lambda x: x)
+    for i, c in enumerate(columns):
+        if i in skip:
+            continue
+        kind = "mpid" if mpid_col is not None and fold(c) == fold(mpid_col) else identity_kind(c)
+        name = c.strip()
+        key = (kind, normalise_identity_type(c) if kind and kind != "mpid" else
+               name.casefold() if fold_case else name)
+        if key in seen:
+            ignored.append((i, c, kind))
+            continue
+        seen.add(key)
+        if kind == "mpid":
+            continue
+        if kind:
+            identities.append((i, c, kind, key[1]))
+        else:
+            attributes.append((i, c, name))
+    return identities, attributes, ignored
+
+
+def repeated_columns_warning(ctx, ignored: list[tuple], where: str = "header") -> list[str]:
+    """The load warning for the repeated columns :func:`profile_columns` ignored (none: [])."""
+    shown = ", ".join(f"{c!r} (column {i + 1})" for i, c, _ in ignored)
+    return [f"{ctx.path}: the {where} repeats {shown}: the first column of each name is read, "
+            f"the repeated one ignored"] if ignored else []
+
+
 def clean_identity_type_sql(expr: str) -> str:
     """SQL VARCHAR: ``expr`` lower-cased and trimmed, spaces and hyphens turned into ``_``."""
     return f"replace(replace(lower(trim({expr})), ' ', '_'), '-', '_')"
