@@ -21,7 +21,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from cohortlab.pipeline import sql_list
+from cohortlab.pipeline import sql_list, sql_str
 from cohortlab.loaders import fast
 from cohortlab.times import parse_naive_utc
 
@@ -147,20 +147,33 @@ def epoch_to_timestamp_sql(num: str, unit: str = "auto") -> str:
 EARLY_EVENT_TIME = "1971-01-01"
 
 
-def event_time_warnings(ctx: FileContext, table: str, field: str, where: str = "reason IS NULL") -> list[str]:
+def event_time_warnings(ctx: FileContext, table: str, field: str, value_sql, where: str = "reason IS NULL") -> list[str]:
     """The load warning (naming the file) for the events of ``table`` (``where``) whose ``time``
-    is before :data:`EARLY_EVENT_TIME`: how many, and the first one's line and time as read. One
-    query on the staged ``time`` and ``line`` columns, so the fast and the exact path, which stage
-    the same rows, give the same warning."""
+    is before :data:`EARLY_EVENT_TIME`: how many, and the first one's line, value and time as read.
+    One query on the staged ``time`` and ``line`` columns, so the fast and the exact path, which
+    stage the same rows, give the same warning; only when there is one, ``value_sql(line)`` (SQL:
+    one VARCHAR, the field's JSON text in that record) reads the value back from the file."""
     early = f"time < TIMESTAMP '{EARLY_EVENT_TIME}'"
     n, line, first = ctx.engine.query_rows(
         f"SELECT count(*) FILTER (WHERE {early}), min(line) FILTER (WHERE {early}), "
         f"arg_min(time, line) FILTER (WHERE {early}) FROM {table} WHERE {where}")[0]
     if not n:
         return []
-    return [f"{ctx.path}: {n:,} event(s) give {field} before {EARLY_EVENT_TIME} (line {line}: read as "
-            f"{first.isoformat(sep=' ')}); Mixpanel does not accept such times: is the number wrong "
-            "(negative, or seconds read as milliseconds)? Loaded as read"]
+    value = ctx.engine.query_rows(value_sql(int(line)))
+    shown = f"{value[0][0]}, " if value and value[0][0] is not None else ""
+    return [f"{ctx.path}: {n:,} event(s) give {field} before {EARLY_EVENT_TIME} (line {line}: {shown}read as "
+            f"{first.isoformat(sep=' ')}); Mixpanel does not accept such times: is the time wrong "
+            "(a negative number, or seconds read as milliseconds)? Loaded as read"]
+
+
+def record_value_sql(ctx: FileContext, path: str):
+    """``value_sql`` for :func:`event_time_warnings`: the JSON text at ``path`` of the record of
+    line ``line`` of a JSON file, read again (JSONL: that line's text alone is parsed)."""
+    def sql(line: int) -> str:
+        if sniff_json_layout(ctx.text_path()) == "jsonl":
+            return f"SELECT json_extract(raw, {sql_str(path)})::VARCHAR FROM ({ctx.lines_sql()}) WHERE line = {line}"
+        return f"SELECT json_extract(j, {sql_str(path)})::VARCHAR FROM ({ctx.json_records_sql()}) WHERE line = {line}"
+    return sql
 
 
 def json_number_sql(v: str) -> str:
@@ -718,6 +731,7 @@ __all__ = [
     "utc_timestamp_sql",
     "epoch_to_timestamp_sql",
     "event_time_warnings",
+    "record_value_sql",
     "json_number_sql",
     "parse_utc",
     "parsed_lines_sql",

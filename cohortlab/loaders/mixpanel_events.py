@@ -49,6 +49,7 @@ from cohortlab.loaders.mixpanel_common import (
     epoch_to_timestamp_sql,
     event_time_warnings,
     pop_time_unit,
+    record_value_sql,
     exact_id_sql,
     id_text_sql,
     layout_of,
@@ -207,7 +208,7 @@ class MixpanelEventsLoader(Loader):
             [ctx.load_id, str(ctx.path)],
         )
         eng.execute(f"INSERT INTO {_SEEN} SELECT {KEY_HASH} FROM {st} WHERE reason IS NULL")
-        warnings = event_time_warnings(ctx, st, "properties.time")
+        warnings = event_time_warnings(ctx, st, "properties.time", record_value_sql(ctx, "$.properties.time"))
         for sql in drop:
             eng.execute(sql)
         return FileResult(

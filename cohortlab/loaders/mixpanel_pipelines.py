@@ -47,6 +47,7 @@ from cohortlab.loaders.base import AsOfOnly, FileContext, FileResult, Loader, sq
 from cohortlab.loaders.files import expand_paths
 from cohortlab.loaders.files import fingerprint
 from cohortlab.loaders.mixpanel_common import (
+    EARLY_EVENT_TIME,
     MPUID_KEY,
     NUMERIC_JSON_TYPES,
     ProfileUpserts,
@@ -228,7 +229,8 @@ class MixpanelPipelineEventsLoader(Loader):
             """,
             [ctx.load_id, str(ctx.path)],
         )
-        warnings = event_time_warnings(ctx, st, "time")
+        warnings = event_time_warnings(
+            ctx, st, "time", lambda line: f"SELECT time_value FROM {st} WHERE line = {line}")
         eng.execute(f"DROP TABLE {dup}")
         eng.execute(f"DROP TABLE {st}")
         return FileResult(rows_read=int(rows_read), loaded=int(valid) - n_dup, deduplicated=n_dup,
@@ -286,6 +288,8 @@ class MixpanelPipelineEventsLoader(Loader):
                         WHEN distinct_id IS NULL THEN 'missing_distinct_id'
                    END AS reason,
                    raw, event, ts AS time, distinct_id, insert_id, device_id, user_id,
+                   -- an early time's JSON text, for its warning (mixpanel_common.event_time_warnings)
+                   CASE WHEN ts < TIMESTAMP '{EARLY_EVENT_TIME}' THEN tv::VARCHAR END AS time_value,
                    {_mpuid_sql('mp_prop', 'mp_type', 'mp_text')} AS mparticle_user_id, mp_type,
                    {"props" if keep_properties else "NULL::JSON"} AS properties
             FROM g"""

@@ -374,13 +374,13 @@ def test_an_event_time_before_1971_loads_as_read_with_a_warning(lab, write, bala
         datetime(2026, 1, 20), datetime(1969, 12, 31, 23, 59, 59), datetime(1970, 1, 2, 0, 0, 0, 500000),
         datetime(1971, 1, 1)]
     assert r.warnings == [
-        f"{p}: 2 event(s) give properties.time before 1971-01-01 (line 2: read as 1969-12-31 23:59:59); "
-        "Mixpanel does not accept such times: is the number wrong (negative, or seconds read as "
-        "milliseconds)? Loaded as read"]
+        f"{p}: 2 event(s) give properties.time before 1971-01-01 (line 2: -1, read as 1969-12-31 "
+        "23:59:59); Mixpanel does not accept such times: is the time wrong (a negative number, or seconds "
+        "read as milliseconds)? Loaded as read"]
     # seconds read as milliseconds (-o time_unit=ms): 1970-01-21
     r = lab.load("mixpanel-events", write("ms.jsonl", _ev("e", time=1772323200, distinct_id="U5") + "\n"),
                  time_unit="ms")
-    assert len(r.warnings) == 1 and "(line 1: read as 1970-01-21 12:18:43.200000)" in r.warnings[0]
+    assert len(r.warnings) == 1 and "(line 1: 1772323200, read as 1970-01-21 12:18:43.200000)" in r.warnings[0]
     with pytest.raises(Exception, match="before 1971-01-01"):  # --strict: a warning fails the load
         lab.load("mixpanel-events", write("strict.jsonl", records[1] + "\n"), strict=True)
     assert lab.load("mixpanel-events", write("fine.jsonl", records[0] + "\n")).warnings == []
