@@ -250,7 +250,10 @@ MPA_BATCH_TIMES = _table(
 #    an mParticle CSV header that repeats a column reads its first column; a schematized Data
 #    Pipelines row's mp_insert_id / mp_user_id / mp_device_id and mp_mparticle_user_id_string are
 #    read (audit 112)
-LOADER_VERSION = 3
+# 4: mparticle-parquet names attribute columns without the spaces around them and ignores a column
+#    repeating an earlier one (also in another case: `Email` after `email`, read by DuckDB as
+#    `Email_1`), as mparticle-csv does (audit 113)
+LOADER_VERSION = 4
 
 
 # the identifier columns: a table read from files without one of them is refused, never read as

@@ -54,6 +54,46 @@ def identity_kind(name: str) -> str | None:
 
 
 
+def profile_columns(columns: list[str], mpid_col: str | None, fold_case: bool = False, skip=()):
+    """The identity and attribute columns of a profile table's ``columns`` (mparticle-csv's
+    header, mparticle-parquet's columns), each name once: ``(identities, attributes, ignored)``,
+    ``identities`` as ``(position, column, kind, normalised type)``, ``attributes`` as
+    ``(position, column, name)`` (the name without the spaces around it), ``ignored`` the repeats
+    as ``(position, column, kind)`` (kind: "user", "device", "mpid" or None, an attribute). A column repeats an earlier one when it names the same identity
+    type or attribute once normalised (``email, Email``; ``plan , plan``), or is ``mpid_col``
+    again: the first column of each name is read, the later ones ignored, with a warning
+    (:func:`repeated_columns_warning`). ``fold_case``: names differing only in case repeat too
+    (Parquet: DuckDB reads such a column as ``Name_1``). ``skip``: positions of other columns
+    (Parquet's Profile API columns), neither read nor a repeat."""
+    identities, attributes, ignored, seen = [], [], [], set()
+    fold = (lambda x: x.strip().casefold()) if fold_case else (lambda x: x)
+    for i, c in enumerate(columns):
+        if i in skip:
+            continue
+        kind = "mpid" if mpid_col is not None and fold(c) == fold(mpid_col) else identity_kind(c)
+        name = c.strip()
+        key = (kind, normalise_identity_type(c) if kind and kind != "mpid" else
+               name.casefold() if fold_case else name)
+        if key in seen:
+            ignored.append((i, c, kind))
+            continue
+        seen.add(key)
+        if kind == "mpid":
+            continue
+        if kind:
+            identities.append((i, c, kind, key[1]))
+        else:
+            attributes.append((i, c, name))
+    return identities, attributes, ignored
+
+
+def repeated_columns_warning(ctx, ignored: list[tuple], where: str = "header") -> list[str]:
+    """The load warning for the repeated columns :func:`profile_columns` ignored (none: [])."""
+    shown = ", ".join(f"{c!r} (column {i + 1})" for i, c, _ in ignored)
+    return [f"{ctx.path}: the {where} repeats {shown}: the first column of each name is read, "
+            f"the repeated one ignored"] if ignored else []
+
+
 def clean_identity_type_sql(expr: str) -> str:
     """SQL VARCHAR: ``expr`` lower-cased and trimmed, spaces and hyphens turned into ``_``."""
     return f"replace(replace(lower(trim({expr})), ' ', '_'), '-', '_')"
@@ -307,21 +347,25 @@ _IDENTITY_ENTRY = '[{"type": "VARCHAR", "identity_type": "VARCHAR", "value": "JS
 
 
 def identities_sql(stage: str, col: str, kind: str) -> str:
-    """SELECT (line, pos, mpid, kind, identity_type, value, bad) — one row per identity entry of the
-    staged JSON field ``col`` of the good records (``reason0 IS NULL``) of ``stage``.
+    """SELECT (line, pos, mpid, kind, identity_type, value, bad, respelled) — one row per identity
+    entry of the staged JSON field ``col`` of the good records (``reason0 IS NULL``) of ``stage``.
 
     ``col`` is an object map ``{type: value}`` or a list of ``{type, encoding, value}`` /
     ``{identity_type, identity}`` objects. ``value`` is the identity as text, NULL when the entry's
     value is null/missing (no identity; in batches: remove that identity). ``pos`` orders the
     entries inside one record. ``bad`` flags an entry that is not an object, has no type, or has
-    a non-scalar value. (Lists are unnested, not joined with ``json_each``: several times faster.)"""
+    a non-scalar value; ``respelled`` one whose type is not spelled as its normalised name
+    (``Email``, ``customerid``: :func:`repeated_identity_warnings`). (Lists are unnested, not joined
+    with ``json_each``: several times faster.)"""
     return f"""
         SELECT line, pos, mpid, '{kind}' AS kind,
                CASE WHEN known IS NOT NULL THEN known ELSE {identity_type_sql('clean_type')} END AS identity_type,
                CASE WHEN value_t IN ('VARCHAR', 'BIGINT', 'UBIGINT', 'DOUBLE')
                     THEN json_extract_string(value_j, '$') END AS value,
                ((known IS NULL AND (clean_type IS NULL OR clean_type = ''))
-                OR coalesce(value_t IN ('BOOLEAN', 'OBJECT', 'ARRAY'), FALSE)) AS bad
+                OR coalesce(value_t IN ('BOOLEAN', 'OBJECT', 'ARRAY'), FALSE)) AS bad,
+               coalesce(raw_type <> CASE WHEN known IS NOT NULL THEN known ELSE {identity_type_sql('clean_type')} END,
+                        FALSE) AS respelled
         FROM (
           -- a type spelled exactly as a known one (nearly all) is looked up (a join with a small
           -- table); only the others are cleaned and normalised row by row
@@ -341,6 +385,38 @@ def identities_sql(stage: str, col: str, kind: str) -> str:
                   FROM {stage} WHERE reason0 IS NULL AND {col}_t = 'OBJECT')
           ) e LEFT JOIN ({_KNOWN_TYPES_SQL}) t ON t.spelling = e.raw_type
         )"""
+
+
+def repeated_identity_warnings(ctx, ids: str, where: str, kept: str) -> list[str]:
+    """The load warning (naming the file) for the records whose identities (``ids``: rows of
+    :func:`identities_sql`, ``where`` choosing the entries that count) give one identity type in two
+    spellings equal once normalised (``{"Email": …, "email": …}``, ``customerid`` and
+    ``customer_id``). ``kept`` says which value the loader keeps. The warning names the first such
+    record's line and the normalised type, never a value (identities are personal data).
+
+    Cheap in the common case, as the fast path must stay: such a record holds a type spelled
+    otherwise than its normalised name (``respelled``) beside the type spelled as that name, so
+    only the types a file spells both ways are grouped by record (found by a scan of ``ids``'
+    boolean ``respelled``, usually none, then of the rows of the types it names). Both paths
+    stage the same rows, so they agree. Not found: a record whose two spellings of a type are both
+    other than its name (``EMAIL`` and ``Email``) in a file that never spells it as its name."""
+    def types(cond: str) -> str:
+        rows = ctx.engine.query_rows(f"SELECT DISTINCT kind, identity_type FROM {ids} WHERE {cond} AND {where}")
+        return " OR ".join(f"(kind = '{k}' AND identity_type = {sql_str(t)})" for k, t in rows)
+
+    respelled = types("respelled")  # usually none: one scan of a boolean column
+    pairs = respelled and types(f"NOT respelled AND ({respelled})")
+    if not pairs:
+        return []
+    n, line, shown = ctx.engine.query_rows(
+        f"SELECT count(DISTINCT line), min(line), arg_min(kind || ' identity type ' || identity_type, line) "
+        f"FROM (SELECT line, kind, identity_type FROM {ids} WHERE ({pairs}) AND {where} "
+        f"AND line NOT IN (SELECT line FROM {ids} WHERE bad) "  # a quarantined record
+        f"GROUP BY ALL HAVING count(*) > 1 AND bool_or(respelled))")[0]
+    if not n:
+        return []
+    return [f"{ctx.path}: {n:,} record(s) give an identity type twice, spelled two ways (line {line}: "
+            f"{shown}): {kept}"]
 
 
 def _known_types_sql() -> str:

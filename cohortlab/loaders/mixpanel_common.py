@@ -21,7 +21,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from cohortlab.pipeline import sql_list
+from cohortlab.pipeline import sql_list, sql_str
 from cohortlab.loaders import fast
 from cohortlab.times import parse_naive_utc
 
@@ -138,6 +138,42 @@ def epoch_to_timestamp_sql(num: str, unit: str = "auto") -> str:
         f"CASE WHEN {micros} BETWEEN -62135596800e6 AND 253402300799e6 "
         f"THEN make_timestamp(CAST({micros} AS BIGINT)) END"
     )
+
+
+# Mixpanel does not accept an event time before 1971-01-01: an exported event earlier than that
+# holds a wrong number (negative, or seconds read as milliseconds with -o time_unit=ms). Such an
+# event is loaded as read, with a load warning (docs/loading.md#warnings); a time beyond the year
+# 9999 is no TIMESTAMP and already quarantined (`bad_time`).
+EARLY_EVENT_TIME = "1971-01-01"
+
+
+def event_time_warnings(ctx: FileContext, table: str, field: str, value_sql, where: str = "reason IS NULL") -> list[str]:
+    """The load warning (naming the file) for the events of ``table`` (``where``) whose ``time``
+    is before :data:`EARLY_EVENT_TIME`: how many, and the first one's line, value and time as read.
+    One query on the staged ``time`` and ``line`` columns, so the fast and the exact path, which
+    stage the same rows, give the same warning; only when there is one, ``value_sql(line)`` (SQL:
+    one VARCHAR, the field's JSON text in that record) reads the value back from the file."""
+    early = f"time < TIMESTAMP '{EARLY_EVENT_TIME}'"
+    n, line, first = ctx.engine.query_rows(
+        f"SELECT count(*) FILTER (WHERE {early}), min(line) FILTER (WHERE {early}), "
+        f"arg_min(time, line) FILTER (WHERE {early}) FROM {table} WHERE {where}")[0]
+    if not n:
+        return []
+    value = ctx.engine.query_rows(value_sql(int(line)))
+    shown = f"{value[0][0]}, " if value and value[0][0] is not None else ""
+    return [f"{ctx.path}: {n:,} event(s) give {field} before {EARLY_EVENT_TIME} (line {line}: {shown}read as "
+            f"{first.isoformat(sep=' ')}); Mixpanel does not accept such times: is the time wrong "
+            "(a negative number, or seconds read as milliseconds)? Loaded as read"]
+
+
+def record_value_sql(ctx: FileContext, path: str):
+    """``value_sql`` for :func:`event_time_warnings`: the JSON text at ``path`` of the record of
+    line ``line`` of a JSON file, read again (JSONL: that line's text alone is parsed)."""
+    def sql(line: int) -> str:
+        if sniff_json_layout(ctx.text_path()) == "jsonl":
+            return f"SELECT json_extract(raw, {sql_str(path)})::VARCHAR FROM ({ctx.lines_sql()}) WHERE line = {line}"
+        return f"SELECT json_extract(j, {sql_str(path)})::VARCHAR FROM ({ctx.json_records_sql()}) WHERE line = {line}"
+    return sql
 
 
 def json_number_sql(v: str) -> str:
@@ -694,6 +730,8 @@ __all__ = [
     "raw_text_sql",
     "utc_timestamp_sql",
     "epoch_to_timestamp_sql",
+    "event_time_warnings",
+    "record_value_sql",
     "json_number_sql",
     "parse_utc",
     "parsed_lines_sql",

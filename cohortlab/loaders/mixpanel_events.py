@@ -5,7 +5,9 @@ Per record ``{"event": ..., "properties": {...}}``:
 
 * ``time`` = ``properties.time``, epoch seconds (fractional allowed) or milliseconds, as a UTC
   TIMESTAMP. Option ``time_unit``: ``auto`` (default; values above 1e11 are milliseconds), ``s``
-  or ``ms``. A numeric string is accepted.
+  or ``ms``. A numeric string is accepted. A time before 1971-01-01 (which Mixpanel does not
+  accept: a negative number, seconds read as ms) is loaded as read, with a load warning
+  (:func:`~cohortlab.loaders.mixpanel_common.event_time_warnings`, the same on both paths).
 * ``distinct_id`` = ``properties.distinct_id``; when absent, null or empty it is derived as
   Simplified ID Merge does: ``$user_id``, else ``"$device:" || $device_id``. A numeric id keeps
   its exact decimal text.
@@ -45,7 +47,9 @@ from cohortlab.loaders.mixpanel_common import (
     NUMERIC_JSON_TYPES,
     doc_no_sql,
     epoch_to_timestamp_sql,
+    event_time_warnings,
     pop_time_unit,
+    record_value_sql,
     exact_id_sql,
     id_text_sql,
     layout_of,
@@ -204,6 +208,7 @@ class MixpanelEventsLoader(Loader):
             [ctx.load_id, str(ctx.path)],
         )
         eng.execute(f"INSERT INTO {_SEEN} SELECT {KEY_HASH} FROM {st} WHERE reason IS NULL")
+        warnings = event_time_warnings(ctx, st, "properties.time", record_value_sql(ctx, "$.properties.time"))
         for sql in drop:
             eng.execute(sql)
         return FileResult(
@@ -211,6 +216,7 @@ class MixpanelEventsLoader(Loader):
             loaded=int(valid) - n_dup,
             deduplicated=n_dup,
             quarantined=Counter(quarantined),
+            warnings=warnings,
         )
 
 

@@ -22,6 +22,9 @@ ignored: ``power userz`` and ``Power Users``) the load warns naming the near mat
 
 CSV: the delimiter comes from the header line (none for a one-column file: ids such as
 ``auth0|5f1a2b`` stay whole); a row with more or fewer fields than the header fails the load.
+``line`` is the 1-based number of the row, the header being line 1: the physical line unless a
+quoted value above it spans lines (the row after an id ``"multi\nline"`` is numbered one less than
+its physical line: records are counted), as for ``mparticle-csv``.
 
 Members are distinct per snapshot (repeats count as deduplicated). When Engage results carry a
 non-empty ``$properties`` object, those profiles are also upserted into ``mp_profiles`` with the

@@ -9,7 +9,8 @@
   ``mp_device_id``: read as those ids); the whole row is then the properties. A string MPID in a
   column that held numbers goes to ``mp_mparticle_user_id_string`` (the pipeline's type-conflict
   rule), read when ``mp_mparticle_user_id`` holds no value. ``time`` is a TIMESTAMP (Parquet), an ISO string (no zone = UTC) or epoch
-  seconds/milliseconds (option ``time_unit`` = auto | s | ms, as for ``mixpanel-events``);
+  seconds/milliseconds (option ``time_unit`` = auto | s | ms, as for ``mixpanel-events``; a time
+  before 1971-01-01 is loaded with a load warning, as there);
   missing top-level fields fall back to ``properties`` (``time``, ``distinct_id``, ``$user_id``,
   ``$device_id``, ``$insert_id``), and a missing distinct_id is derived as Simplified ID Merge
   does (``$user_id``, else ``"$device:" || $device_id``).
@@ -46,10 +47,12 @@ from cohortlab.loaders.base import AsOfOnly, FileContext, FileResult, Loader, sq
 from cohortlab.loaders.files import expand_paths
 from cohortlab.loaders.files import fingerprint
 from cohortlab.loaders.mixpanel_common import (
+    EARLY_EVENT_TIME,
     MPUID_KEY,
     NUMERIC_JSON_TYPES,
     ProfileUpserts,
     epoch_to_timestamp_sql,
+    event_time_warnings,
     pop_time_unit,
     profile_time_sql,
     exact_id_sql,
@@ -226,10 +229,12 @@ class MixpanelPipelineEventsLoader(Loader):
             """,
             [ctx.load_id, str(ctx.path)],
         )
+        warnings = event_time_warnings(
+            ctx, st, "time", lambda line: f"SELECT time_value FROM {st} WHERE line = {line}")
         eng.execute(f"DROP TABLE {dup}")
         eng.execute(f"DROP TABLE {st}")
         return FileResult(rows_read=int(rows_read), loaded=int(valid) - n_dup, deduplicated=n_dup,
-                          quarantined=Counter(quarantined))
+                          quarantined=Counter(quarantined), warnings=warnings)
 
     def _stage_sql(self, ctx: FileContext, keep_properties: bool) -> str:
         unit = ctx.options["time_unit"]
@@ -283,6 +288,8 @@ class MixpanelPipelineEventsLoader(Loader):
                         WHEN distinct_id IS NULL THEN 'missing_distinct_id'
                    END AS reason,
                    raw, event, ts AS time, distinct_id, insert_id, device_id, user_id,
+                   -- an early time's JSON text, for its warning (mixpanel_common.event_time_warnings)
+                   CASE WHEN ts < TIMESTAMP '{EARLY_EVENT_TIME}' THEN tv::VARCHAR END AS time_value,
                    {_mpuid_sql('mp_prop', 'mp_type', 'mp_text')} AS mparticle_user_id, mp_type,
                    {"props" if keep_properties else "NULL::JSON"} AS properties
             FROM g"""

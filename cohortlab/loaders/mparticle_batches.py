@@ -21,7 +21,9 @@ replay, counted as deduplicated, and changes nothing.
   batch time and ``environment`` set from the latest batch (in time order, also across loads:
   ``mpa_batch_times`` item ``environment``) that has one;
 * identities: per (MPID, type) the latest value wins and replaces the stored one; an identity
-  sent as JSON ``null`` removes that identity (assumption);
+  sent as JSON ``null`` removes that identity (assumption); a batch giving one type in two
+  spellings (``{"Email": …, "email": …}``) applies the one given last, with a load warning naming
+  the line and the type, never the values;
 * ``user_attributes`` set (latest wins, value kept as JSON, ``value_bool`` as for profiles);
   ``deleted_user_attributes`` remove the attribute. Inside one batch a delete is applied after
   the sets (a name in both ends deleted).
@@ -45,6 +47,7 @@ from cohortlab.loaders._mparticle import (
     epoch_ms_sql,
     time_warnings,
     identities_sql,
+    repeated_identity_warnings,
     identity_type_sql,
     map_entries_sql,
     create_stage,
@@ -130,10 +133,11 @@ class MParticleBatchesLoader(Loader):
             f"""
             {identities_sql(stage, 'uid', 'user')}
             UNION ALL
-            SELECT line, pos, mpid, 'device' AS kind, identity_type, value, FALSE AS bad FROM (
-              SELECT line, 0 AS pos, mpid, {identity_type_sql('clean_type')} AS identity_type, value
+            SELECT line, pos, mpid, 'device' AS kind, identity_type, value, FALSE AS bad,
+                   coalesce(key <> identity_type, FALSE) AS respelled FROM (
+              SELECT line, 0 AS pos, mpid, {identity_type_sql('clean_type')} AS identity_type, value, key
               FROM (
-                SELECT line, mpid, {clean_identity_type_sql('key')} AS clean_type,
+                SELECT line, mpid, key, {clean_identity_type_sql('key')} AS clean_type,
                        json_extract_string(value, '$') AS value
                 FROM ({map_entries_sql(f"(SELECT * FROM {stage} WHERE reason0 IS NULL)", 'device_info')})
                 WHERE value_t IN ('VARCHAR', 'BIGINT', 'UBIGINT')
@@ -269,5 +273,7 @@ class MParticleBatchesLoader(Loader):
         warnings = time_warnings(ctx, checked, {"ts_ms": "timestamp_unixtime_ms",
                                                 "event_ms": "events[].data.timestamp_unixtime_ms"},
                                  where="reason IS NULL")
+        warnings += repeated_identity_warnings(  # a null value counts: it removes the identity
+            ctx, ids, "TRUE", "the value given last is applied (of device_info keys, one of them)")
         return FileResult(rows_read=rows_read, loaded=loaded, deduplicated=valid - loaded,
                           quarantined=quarantined, warnings=warnings)

@@ -32,7 +32,7 @@ from typing import Any
 
 from cohortlab.identifiers import is_valid_mpid_sql
 from cohortlab.loaders._mparticle import (
-    Temp, count, identity_kind, normalise_identity_type, replace_profiles, text_bool_sql,
+    Temp, count, profile_columns, repeated_columns_warning, replace_profiles, text_bool_sql,
 )
 from cohortlab.errors import LoadError
 from cohortlab.loaders.base import FileContext, FileResult, Loader, csv_read_sql, pop_as_of
@@ -91,20 +91,9 @@ class MParticleCsvLoader(Loader):
         # name once normalised: "email, Email", "Power Users, Power Users "): its first column is
         # read and the later ones are ignored, with a warning (one value per identity type and
         # attribute: reading both stored two values for one name, each the last column's)
-        identity_cols, attr_cols, ignored, seen = [], [], [], set()
-        for i, c in enumerate(columns):
-            kind = identity_kind(c) if c != mpid_col else "mpid"
-            key = (kind, normalise_identity_type(c) if kind and kind != "mpid" else c.strip())
-            if key in seen:
-                ignored.append(f"{c!r} (column {i + 1})")
-                continue
-            seen.add(key)
-            if kind == "mpid":
-                continue
-            if kind:
-                identity_cols.append((c, kind, key[1]))
-            else:
-                attr_cols.append(c)
+        ids, attrs, ignored = profile_columns(columns, mpid_col)
+        identity_cols = [(c, kind, t) for _, c, kind, t in ids]
+        attr_cols = [c for _, c, _ in attrs]
         if self.options["attributes"] is not None:
             wanted = set(self.options["attributes"])  # a header named as written, or without its spaces
             names = set(attr_cols) | {c.strip() for c in attr_cols}
@@ -183,7 +172,6 @@ class MParticleCsvLoader(Loader):
         rows_read = count(ctx, f"SELECT 1 FROM {rows}")
         loaded = count(ctx, f"SELECT 1 FROM {winners}") - superseded  # as de-duplicated
         valid = count(ctx, f"SELECT 1 FROM {checked} WHERE __reason IS NULL")
-        warnings = [f"{ctx.path}: the header repeats {', '.join(ignored)}: the first column of each "
-                    f"name is read, the repeated one ignored"] if ignored else []
+        warnings = repeated_columns_warning(ctx, ignored)
         return FileResult(rows_read=rows_read, loaded=loaded, deduplicated=valid - loaded,
                           quarantined=quarantined, warnings=warnings)

@@ -15,7 +15,10 @@ One row per profile. Columns (names matched case-insensitively):
   ``is_opted_out``, ``environment``.
 * otherwise, as for ``mparticle-csv``: columns named by identity type (``customer_id``, ``email``,
   ``other_id_2``, ``ios_idfv``, ``android_uuid`` …; any known spelling) are identities, and, when
-  there is no ``user_attributes`` column, every other column is a user attribute (NULL = absent).
+  there is no ``user_attributes`` column, every other column is a user attribute (NULL = absent),
+  named without the spaces around it. A column repeating an earlier one (the same identity type or
+  attribute name once normalised, also in another case: ``email``, ``Email``, which DuckDB reads
+  as ``Email_1``) is ignored with a warning, as ``mparticle-csv`` does (``_mparticle.profile_columns``).
 
 Rows are converted to Profile API records in SQL and go through the ``mparticle-profiles``
 staging: the same quarantine reasons, the same snapshot semantics (a later snapshot replaces
@@ -24,11 +27,12 @@ every row of the same MPID; within a file the last row of an MPID wins). ``sourc
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import dataclasses
 
-from cohortlab.loaders._mparticle import Temp, identity_kind, normalise_identity_type, stage_sql
+from cohortlab.loaders._mparticle import Temp, profile_columns, repeated_columns_warning, stage_sql
 from cohortlab.loaders._warehouse import FILE_ROW, is_parquet, records_sql
 from cohortlab.errors import LoadError
 from cohortlab.loaders.base import FileContext, pop_as_of, sql_str
@@ -74,21 +78,39 @@ class MParticleParquetLoader(MParticleProfilesLoader):
         profile_cols = {lower[c]: c for c in PROFILE_COLUMNS if c in lower}
         for real, key in profile_cols.items():
             fields += [sql_str(key), _value_json(real, types[real], key)]
-        others = [n for n in types if n != mpid and n not in profile_cols]
-        users = [(n, normalise_identity_type(n)) for n in others if identity_kind(n) == "user"]
-        devices = [(n, normalise_identity_type(n)) for n in others if identity_kind(n) == "device"]
-        attrs = [n for n in others if identity_kind(n) is None]
+        # identity and attribute columns as mparticle-csv reads its header (profile_columns), by
+        # the names the file gives (DuckDB reads a column whose name differs from an earlier one
+        # only in case as `Name_1`): attribute names without the spaces around them, and a
+        # column repeating an earlier one's identity type or attribute name (also in another
+        # case) ignored with a warning
+        read = list(types)
+        real = _file_column_names(ctx, read)
+        ids, attr_cols, ignored = profile_columns(
+            real, real[read.index(mpid)], fold_case=True, skip={read.index(n) for n in profile_cols})
+        # (identity or attribute columns beside a Profile API column of theirs are not read at all)
+        unread = {k for k, col in (("user", "user_identities"), ("device", "device_identities"),
+                                   (None, "user_attributes")) if col in profile_cols.values()}
+        self._warnings = repeated_columns_warning(ctx, [x for x in ignored if x[2] not in unread], "file's schema")
+        users = [(read[i], t) for i, _, kind, t in ids if kind == "user"]
+        devices = [(read[i], t) for i, _, kind, t in ids if kind == "device"]
+        attrs = [(read[i], name) for i, _, name in attr_cols]
         if users and "user_identities" not in profile_cols.values():
             fields += [sql_str("user_identities"), _map_json([(t, f"nullif({_q(n)}::VARCHAR, '')") for n, t in users])]
         if devices and "device_identities" not in profile_cols.values():
             fields += [sql_str("device_identities"), _map_json([(t, f"nullif({_q(n)}::VARCHAR, '')") for n, t in devices])]
         if attrs and "user_attributes" not in profile_cols.values():
-            fields += [sql_str("user_attributes"), _map_json([(n, _q(n)) for n in attrs])]
+            fields += [sql_str("user_attributes"), _map_json([(name, _q(n)) for n, name in attrs])]
         records = (
             f"SELECT {FILE_ROW} + 1 AS line, json_object({', '.join(fields)}) AS j "
             f"FROM read_parquet({ctx.file_sql}, file_row_number=true)"
         )
         return tmp.create("stage", stage_sql(records, _SCALARS, _CONTAINERS, _CHECKS))
+
+    def _load(self, ctx: FileContext, tmp: Temp):
+        self._warnings = []
+        result = super()._load(ctx, tmp)
+        result.warnings[:0] = self._warnings
+        return result
 
     def load_file(self, ctx: FileContext):
         # quarantined rows read their raw text back through ctx.json_records_sql(): the Parquet rows
@@ -98,6 +120,28 @@ class MParticleParquetLoader(MParticleProfilesLoader):
 class _ParquetContext(FileContext):
     def json_records_sql(self) -> str:
         return records_sql(self)
+
+
+def _file_column_names(ctx: FileContext, read: list[str]) -> list[str]:
+    """The top-level column names as the file's schema writes them (``parquet_schema``), in the
+    order ``read_parquet`` gives ``read`` (its names: a name differing from an earlier one only
+    in case comes back renamed, ``Email`` as ``Email_1``); ``read`` itself if they do not match."""
+    rows = ctx.engine.query_rows(f"SELECT name, num_children FROM parquet_schema({ctx.file_sql})")
+    names, i = [], 1  # rows[0] is the schema's root; a nested column's children follow it
+
+    def skip(j: int) -> int:
+        n = rows[j][1] or 0
+        j += 1
+        for _ in range(n):
+            j = skip(j)
+        return j
+
+    while i < len(rows):
+        names.append(rows[i][0])
+        i = skip(i)
+    ok = len(names) == len(read) and all(a == b or re.fullmatch(re.escape(a) + r"_[0-9]+", b)
+                                         for a, b in zip(names, read))
+    return names if ok else read
 
 
 def _mpid_json(col: str) -> str:

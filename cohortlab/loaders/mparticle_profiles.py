@@ -10,7 +10,9 @@ several concatenated objects, a JSON array of them, or JSONL; gzip detected by c
 * ``user_identities`` / ``device_identities``: a list of ``{type, encoding, value}`` (or
   ``{identity_type, identity}``) objects, or an object map ``{type: value}``. Types are
   normalised to Events API names (``customerid`` → ``customer_id``, ``other2`` → ``other_id_2``).
-  An entry with a null value is no identity.
+  An entry with a null value is no identity. A record giving one type in two spellings
+  (``Email``, ``email``) keeps both values under the type, with a load warning naming the line and
+  the type (never the values: :func:`_mparticle.repeated_identity_warnings`).
 * ``user_attributes``: ``{name: value}``; the value (string, list, null, boolean, number) is kept
   as JSON, and ``value_bool`` is TRUE for ``true``/``"true"``/``"True"``, FALSE for
   ``false``/``"false"``/…, else NULL.
@@ -41,6 +43,7 @@ from cohortlab.loaders._mparticle import (
     identities_sql,
     create_stage,
     reject_with_raw,
+    repeated_identity_warnings,
     replace_profiles,
     text_bool_sql,
     time_warnings,
@@ -151,5 +154,6 @@ class MParticleProfilesLoader(AsOfOnly, Loader):
         loaded = int(distinct) - superseded  # a later snapshot's MPIDs count as de-duplicated
         warnings = time_warnings(ctx, stage, {"created_ms": "created_timestamp_ms", "stored_ms": "last_stored_timestamp_ms"},
                                  where="reason0 IS NULL")
+        warnings += repeated_identity_warnings(ctx, ids, "value IS NOT NULL", "each value is kept, under that type")
         return FileResult(rows_read=int(rows_read), loaded=loaded, deduplicated=int(valid) - loaded,
                           quarantined=quarantined, warnings=warnings)

@@ -352,3 +352,35 @@ def test_a_lone_surrogate_escape_is_quarantined_and_counted_an_escaped_pair_load
     assert (r.loaded, dict(r.quarantined)) == (1, {"malformed_json": 1})
     assert lab.engine.query_rows("SELECT line, reason FROM rejects") == [(1, "malformed_json")]
     assert lab.engine.query_rows("SELECT distinct_id, properties->>'title' FROM mp_events") == [("U2", "ok \U0001F600")]
+
+
+@pytest.mark.parametrize("layout", ["jsonl", "array"])  # the typed fast path (JSONL), the exact path
+def test_an_event_time_before_1971_loads_as_read_with_a_warning(lab, write, balanced, layout):
+    # Mixpanel does not accept event times before 1971-01-01: such a time in an export is a wrong
+    # number (negative, seconds read as milliseconds). It loads as read, as before, and the load
+    # warns naming the file, the field, the count and the first event's line and time (audit 112
+    # questionable 5: `time: -1` loaded as 1969-12-31 without a word)
+    records = [
+        _ev("a", time=T0, distinct_id="U1"),
+        _ev("b", time=-1, distinct_id="U2"),
+        _ev("c", time="86400.5", distinct_id="U3"),
+        _ev("d", time=31536000, distinct_id="U4"),  # 1971-01-01T00:00:00: no warning
+    ]
+    text = "\n".join(records) + "\n" if layout == "jsonl" else "[\n" + ",\n".join(records) + "\n]"
+    p = write(f"early.{'jsonl' if layout == 'jsonl' else 'json'}", text)
+    r = balanced(lab.load("mixpanel-events", p))
+    assert (r.loaded, r.n_quarantined) == (4, 0)
+    assert [row[0] for row in _rows(lab, "time")] == [
+        datetime(2026, 1, 20), datetime(1969, 12, 31, 23, 59, 59), datetime(1970, 1, 2, 0, 0, 0, 500000),
+        datetime(1971, 1, 1)]
+    assert r.warnings == [
+        f"{p}: 2 event(s) give properties.time before 1971-01-01 (line 2: -1, read as 1969-12-31 "
+        "23:59:59); Mixpanel does not accept such times: is the time wrong (a negative number, or seconds "
+        "read as milliseconds)? Loaded as read"]
+    # seconds read as milliseconds (-o time_unit=ms): 1970-01-21
+    r = lab.load("mixpanel-events", write("ms.jsonl", _ev("e", time=1772323200, distinct_id="U5") + "\n"),
+                 time_unit="ms")
+    assert len(r.warnings) == 1 and "(line 1: 1772323200, read as 1970-01-21 12:18:43.200000)" in r.warnings[0]
+    with pytest.raises(Exception, match="before 1971-01-01"):  # --strict: a warning fails the load
+        lab.load("mixpanel-events", write("strict.jsonl", records[1] + "\n"), strict=True)
+    assert lab.load("mixpanel-events", write("fine.jsonl", records[0] + "\n")).warnings == []

@@ -218,3 +218,29 @@ def test_schematized_profiles(lab, q, tmp_path):
                  f"SELECT 'cust-2' AS distinct_id, {BIG}::BIGINT AS mp_mparticle_user_id, 'b@example.com' AS mp_email")
     lab.load(PROFILES, pq)
     assert q("SELECT distinct_id, mparticle_user_id, email FROM mp_profiles") == [("cust-2", str(BIG), "b@example.com")]
+
+
+def test_an_event_time_before_1971_loads_as_read_with_a_warning(lab, q, write, tmp_path):
+    # as for mixpanel-events: an event time before 1971-01-01 (a negative epoch, an early ISO
+    # string, a TIMESTAMP column) is loaded as read, with a warning naming the file, the field,
+    # the count and the first event's line and time (audit 112 questionable 5)
+    p = write("part-0.json", jsonl(
+        {"event_name": "A", "time": 1767261600, "distinct_id": "U1"},
+        {"event_name": "A", "time": "1965-01-01T00:00:00Z", "distinct_id": "U2"},
+        {"event_name": "A", "distinct_id": "U3", "properties": {"time": -86400}},
+    ))
+    r = lab.load(EVENTS, p)
+    assert (r.loaded, r.n_quarantined) == (3, 0)
+    assert q("SELECT distinct_id, time FROM mp_events") == [
+        ("U1", datetime(2026, 1, 1, 10)), ("U2", datetime(1965, 1, 1)), ("U3", datetime(1969, 12, 31))]
+    assert r.warnings == [
+        f"{p}: 2 event(s) give time before 1971-01-01 (line 2: \"1965-01-01T00:00:00Z\", read as 1965-01-01 "
+        "00:00:00); Mixpanel does not accept such times: is the time wrong (a negative number, or seconds read "
+        "as milliseconds)? Loaded as read"]
+    pq = parquet(tmp_path / "part-1.parquet",
+                 "SELECT 'B' AS event_name, TIMESTAMP '1969-07-20 20:17:00' AS time, 'U4' AS distinct_id")
+    r = lab.load(EVENTS, pq)
+    assert len(r.warnings) == 1 and "read as 1969-07-20 20:17:00)" in r.warnings[0]
+    with pytest.raises(Exception, match="before 1971-01-01"):
+        lab.load(EVENTS, write("part-2.json", jsonl({"event_name": "C", "time": -1, "distinct_id": "U5"})),
+                 strict=True)

@@ -98,3 +98,39 @@ def test_errors_name_the_file_and_change_nothing(lab, tmp_path, write, table_sna
         lab.load(KIND, write("c.json", '{"mpid": 1}'))
     r = lab.load(KIND, parquet(tmp_path / "d.parquet", "SELECT 7 AS user_id, 'a' AS customer_id"), mpid_column="USER_ID")
     assert r.loaded == 1
+
+
+def test_column_names_are_trimmed_and_a_repeated_one_is_ignored_with_a_warning(lab, q, tmp_path):
+    # as mparticle-csv reads its header: an attribute column is named without the spaces around
+    # it, and a column repeating an earlier one's identity type or attribute name, here also in
+    # another case (DuckDB reads `Email` after `email` as `Email_1`), is ignored: the first column
+    # of each name is read, with a warning naming the repeats (audit 112 questionable 3: `Email_1`
+    # and `Power Users ` loaded as attributes of their own)
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    columns = {"mpid": [7, 8], "email": ["a@x", None], "Email": ["b@x", "c@x"], "Power Users": ["true", None],
+               "Power Users ": ["false", "TRUE"], " plan": ["pro", "free"], "PLAN": ["x", "y"],
+               "MPID": [9, 9], "user_attributes": ['{"tier": "gold"}', None]}
+    p = tmp_path / "profiles.parquet"
+    pq.write_table(pa.table(columns), p)
+    r = lab.load(KIND, p)
+    assert (r.loaded, r.n_quarantined) == (2, 0)
+    assert q("SELECT mpid, identity_type, value FROM mpa_identities") == [(7, "email", "a@x")]
+    # a user_attributes column: the other columns are no attributes (as before)
+    assert q("SELECT mpid, name, value::VARCHAR FROM mpa_attributes") == [(7, "tier", '"gold"')]
+    assert r.warnings == [f"{p}: the file's schema repeats 'Email' (column 3), 'MPID' (column 8): the first "
+                          "column of each name is read, the repeated one ignored"]
+    del columns["user_attributes"]
+    p2 = tmp_path / "flat.parquet"
+    pq.write_table(pa.table(columns), p2)
+    r = lab.load(KIND, p2)
+    assert q("SELECT mpid, name, value::VARCHAR, value_bool FROM mpa_attributes") == [
+        (7, "Power Users", '"true"', True), (7, "plan", '"pro"', None), (8, "plan", '"free"', None)]
+    assert r.warnings == [f"{p2}: the file's schema repeats 'Email' (column 3), 'Power Users ' (column 5), 'PLAN' "
+                          "(column 7), 'MPID' (column 8): the first column of each name is read, the repeated one ignored"]
+    with pytest.raises(Exception, match="repeats"):  # --strict
+        lab.load(KIND, parquet(tmp_path / "s.parquet", "SELECT 1 AS mpid, 'a' AS \"plan\", 'b' AS \"plan \""),
+                 strict=True)
+    # names without repeats do not warn
+    assert lab.load(KIND, parquet(tmp_path / "ok.parquet", "SELECT 2 AS mpid, 'a' AS plan")).warnings == []

@@ -493,3 +493,25 @@ def test_a_time_outside_the_years_or_in_seconds_is_a_load_warning(lab, q, write,
         "1 record(s) give last_stored_timestamp_ms " + seconds.format(2)]
     with pytest.raises(Exception, match="is the file in seconds"):  # --strict: a warning fails the load
         lab.load(KIND, write("again.jsonl", jsonl(records[0])), strict=True)
+
+
+@pytest.mark.parametrize("layout", ["jsonl", "array"])  # the typed fast path, the exact path
+def test_an_identity_type_given_in_two_spellings_in_one_record_keeps_both_and_warns(lab, q, write, layout):
+    # as for mparticle-batches: {"Email": ..., "email": ...} or a list naming customerid and
+    # customer_id keep what they kept (both values, under the normalised type) and the load warns
+    # naming the file, the first record's line and the type, never a value (audit 112 questionable 2)
+    records = [
+        {"mpid": 1, "user_identities": {"email": "c@z"}},
+        {"mpid": 55, "user_identities": {"Email": "a@x", "email": "b@y"}},
+        {"mpid": 56, "user_identities": [{"type": "customerid", "value": "c1"}, {"type": "customer_id", "value": "c2"}]},
+        {"mpid": 57, "user_identities": {"Email": "d@x", "email": None}},  # a null is no identity
+    ]
+    text = jsonl(*records) if layout == "jsonl" else json.dumps(records, indent=2)
+    p = write(f"p.{'jsonl' if layout == 'jsonl' else 'json'}", text)
+    r = lab.load(KIND, p)
+    assert (r.loaded, r.n_quarantined) == (4, 0)
+    assert q("SELECT mpid, identity_type, value FROM mpa_identities WHERE mpid > 1") == [
+        (55, "email", "a@x"), (55, "email", "b@y"), (56, "customer_id", "c1"), (56, "customer_id", "c2"),
+        (57, "email", "d@x")]
+    assert r.warnings == [f"{p}: 2 record(s) give an identity type twice, spelled two ways (line 2: user "
+                          "identity type email): each value is kept, under that type"]
