@@ -42,6 +42,7 @@ from typing import Any
 
 from cohortlab.loaders import LoadError, LoadReport
 from cohortlab.loaders.fetched import folder_record, record_times
+from cohortlab.loaders.files import is_completion_marker
 
 IGNORED_SUFFIXES = (".parquet", ".md", ".txt", ".yaml", ".yml", ".py", ".png", ".html")
 IGNORED_NAMES = ("manifest.json", "truth.json")
@@ -82,6 +83,7 @@ def _is_export(p: Path) -> bool:
         and not p.name.startswith(".")
         and p.name not in IGNORED_NAMES
         and not p.name.lower().endswith(IGNORED_SUFFIXES)
+        and not is_completion_marker(p)
     )
 
 

@@ -218,3 +218,24 @@ def test_schematized_profiles(lab, q, tmp_path):
                  f"SELECT 'cust-2' AS distinct_id, {BIG}::BIGINT AS mp_mparticle_user_id, 'b@example.com' AS mp_email")
     lab.load(PROFILES, pq)
     assert q("SELECT distinct_id, mparticle_user_id, email FROM mp_profiles") == [("cust-2", str(BIG), "b@example.com")]
+
+
+def test_a_bucket_folder_with_empty_completion_markers_loads(lab, q, write):
+    """A pipeline writes an empty ``complete`` file into each finished hour or day folder (and a
+    Spark or Hadoop unload an empty ``_SUCCESS``): loading the bucket folder skips them, where each
+    was an ``empty file`` error that refused the whole folder. A marker that is not empty is data."""
+    write("bucket/4242/2026/03/01/full_day/part-0.json.gz", jsonl(
+        {"event": "Opened", "properties": {"time": 1772323200, "distinct_id": "u1", "$insert_id": "a"}}), gz=True)
+    write("bucket/4242/2026/03/01/full_day/complete", "")
+    write("bucket/4242/2026/03/02/13/part-0.json.gz", jsonl(
+        {"event": "Opened", "properties": {"time": 1772456400, "distinct_id": "u2", "$insert_id": "b"}}), gz=True)
+    write("bucket/4242/2026/03/02/13/complete", "")
+    marker = write("bucket/4242/2026/03/02/13/_SUCCESS", "")
+    for kind, loaded in ((EVENTS, 2), ("mixpanel-events", 0)):  # the second: the same events again
+        r = lab.load(kind, marker.parents[4], strict=True)
+        assert (r.rows_read, r.loaded, r.n_quarantined, len(r.files)) == (2, loaded, 0, 2)
+    assert q("SELECT DISTINCT distinct_id FROM mp_events") == [("u1",), ("u2",)]
+    with pytest.raises(LoadError, match="empty file"):  # named on its own it is a file as any other
+        lab.load(EVENTS, marker)
+    marker.write_text(jsonl({"event": "Closed", "properties": {"time": 1772456400, "distinct_id": "u3"}}))
+    assert lab.load(EVENTS, marker.parents[4]).loaded == 1  # not empty: part of the folder
