@@ -2,7 +2,8 @@
 profile tables): one record relation for JSON and Parquet files alike.
 
 A Parquet file (told by its ``PAR1`` magic bytes, not its name) is read by DuckDB's
-``read_parquet``; each row becomes a JSON object (``to_json``: integers keep their exact value,
+``read_parquet``, without Hive partitioning (a file under ``year=2026/month=03/``, as
+partitioned unloads write them, has only its own columns: the folder names are no columns); each row becomes a JSON object (``to_json``: integers keep their exact value,
 a TIMESTAMP becomes its ISO text, a STRUCT/MAP an object, a LIST an array). A JSON file (JSONL,
 an array, or documents; gzip detected by content) is read as the other loaders read JSON. The
 loaders then work on one relation ``(line, raw, j)`` whatever the format: ``line`` is the JSONL
@@ -25,7 +26,8 @@ def is_parquet(path: Path) -> bool:
 
 
 def parquet_columns(ctx: FileContext) -> list[str]:
-    return [r[0] for r in ctx.engine.query_rows(f"DESCRIBE SELECT * FROM read_parquet({ctx.file_sql})")]
+    return [r[0] for r in ctx.engine.query_rows(
+        f"DESCRIBE SELECT * FROM read_parquet({ctx.file_sql}, hive_partitioning=false)")]
 
 
 def records_sql(ctx: FileContext) -> str:
@@ -34,7 +36,7 @@ def records_sql(ctx: FileContext) -> str:
         return (
             f"SELECT line, j::VARCHAR AS raw, j FROM ("
             f"SELECT t.{FILE_ROW} + 1 AS line, json_remove(to_json(t), '$.{FILE_ROW}') AS j "
-            f"FROM read_parquet({ctx.file_sql}, file_row_number=true) t)"
+            f"FROM read_parquet({ctx.file_sql}, file_row_number=true, hive_partitioning=false) t)"
         )
     return ctx.json_records_sql()
 

@@ -61,7 +61,7 @@ class MParticleParquetLoader(MParticleProfilesLoader):
         if not is_parquet(ctx.path):
             raise LoadError(ctx.path, "not a Parquet file (no PAR1 header): mparticle-parquet reads Parquet; "
                                       "use mparticle-profiles for JSON or mparticle-csv for CSV")
-        cols = ctx.engine.query_rows(f"DESCRIBE SELECT * FROM read_parquet({ctx.file_sql})")
+        cols = ctx.engine.query_rows(f"DESCRIBE SELECT * FROM read_parquet({ctx.file_sql}, hive_partitioning=false)")
         types = {name: str(typ).upper() for name, typ, *_ in cols}
         lower = {name.lower(): name for name in types}
         want = ctx.options.get("mpid_column")
@@ -86,7 +86,7 @@ class MParticleParquetLoader(MParticleProfilesLoader):
             fields += [sql_str("user_attributes"), _map_json([(n, _q(n)) for n in attrs])]
         records = (
             f"SELECT {FILE_ROW} + 1 AS line, json_object({', '.join(fields)}) AS j "
-            f"FROM read_parquet({ctx.file_sql}, file_row_number=true)"
+            f"FROM read_parquet({ctx.file_sql}, file_row_number=true, hive_partitioning=false)"
         )
         return tmp.create("stage", stage_sql(records, _SCALARS, _CONTAINERS, _CHECKS))
 

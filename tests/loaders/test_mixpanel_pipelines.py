@@ -239,3 +239,18 @@ def test_a_bucket_folder_with_empty_completion_markers_loads(lab, q, write):
         lab.load(EVENTS, marker)
     marker.write_text(jsonl({"event": "Closed", "properties": {"time": 1772456400, "distinct_id": "u3"}}))
     assert lab.load(EVENTS, marker.parents[4]).loaded == 1  # not empty: part of the folder
+
+
+def test_hive_partition_folders_are_no_columns_of_parquet_rows(lab, q, tmp_path):
+    """Parquet parts under ``key=value`` folders (a partitioned warehouse unload): the folder names
+    are not columns of the rows, so they are not properties of the schematized events or profiles."""
+    ev = parquet(tmp_path / "ev" / "dt=2026-03-01" / "part-0.parquet",
+                 "SELECT 'Opened' AS mp_event_name, 1772323200 AS time, 'u1' AS distinct_id, 'a' AS mp_insert_id")
+    pr = parquet(tmp_path / "pr" / "dt=2026-03-01" / "part-0.parquet",
+                 "SELECT 'u1' AS distinct_id, 'a@example.com' AS mp_email")
+    lab.load(EVENTS, tmp_path / "ev")
+    lab.load(PROFILES, tmp_path / "pr")
+    assert q("SELECT distinct_id, insert_id, json_keys(properties) FROM mp_events") == [
+        ("u1", "a", ["mp_event_name", "time", "distinct_id", "mp_insert_id"])]
+    assert q("SELECT distinct_id, email, json_keys(properties) FROM mp_profiles") == [
+        ("u1", "a@example.com", ["mp_email"])]

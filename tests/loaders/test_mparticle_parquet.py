@@ -98,3 +98,15 @@ def test_errors_name_the_file_and_change_nothing(lab, tmp_path, write, table_sna
         lab.load(KIND, write("c.json", '{"mpid": 1}'))
     r = lab.load(KIND, parquet(tmp_path / "d.parquet", "SELECT 7 AS user_id, 'a' AS customer_id"), mpid_column="USER_ID")
     assert r.loaded == 1
+
+
+def test_hive_partition_folders_are_no_columns(lab, q, tmp_path):
+    """A partitioned warehouse unload writes its Parquet parts under ``key=value`` folders. DuckDB
+    would add those folder names as columns, which loaded as attributes the table never had."""
+    p = tmp_path / "unload" / "year=2026" / "month=03" / "0000_part_00.parquet"
+    p.parent.mkdir(parents=True)
+    parquet(p, f"SELECT {BIG}::BIGINT AS mpid, 'a@example.com' AS email, 'pro' AS plan")
+    r = lab.load(KIND, tmp_path / "unload")
+    assert (r.rows_read, r.loaded, r.n_quarantined) == (1, 1, 0)
+    assert q("SELECT mpid, name, value FROM mpa_attributes") == [(BIG, "plan", '"pro"')]
+    assert q("SELECT identity_type, value FROM mpa_identities") == [("email", "a@example.com")]
