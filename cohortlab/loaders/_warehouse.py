@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cohortlab.loaders.base import FileContext
+from cohortlab.pipeline import sql_ident
 
 FILE_ROW = "file_row_number"
 
@@ -30,12 +31,23 @@ def parquet_columns(ctx: FileContext) -> list[str]:
         f"DESCRIBE SELECT * FROM read_parquet({ctx.file_sql}, hive_partitioning=false)")]
 
 
-def records_sql(ctx: FileContext) -> str:
-    """SELECT (line BIGINT, raw VARCHAR, j JSON) — one row per record of a JSON or Parquet file."""
+def records_sql(ctx: FileContext, lower_names: bool = False) -> str:
+    """SELECT (line BIGINT, raw VARCHAR, j JSON) — one row per record of a JSON or Parquet file.
+
+    ``lower_names``: a Parquet file's column names are read in lower case (``EVENT_NAME`` ->
+    ``event_name``), unless two of them would then be one: a warehouse that folds unquoted names
+    to upper case (Snowflake) unloads the Data Pipelines columns so."""
     if is_parquet(ctx.path):
+        row = "t"
+        if lower_names:
+            cols = parquet_columns(ctx)
+            lowered = [c.lower() for c in cols]
+            if lowered != cols and len(set(lowered)) == len(lowered):
+                row = "struct_pack(" + ", ".join(
+                    f"{sql_ident(low)} := t.{sql_ident(c)}" for c, low in zip(cols, lowered)) + ")"
         return (
             f"SELECT line, j::VARCHAR AS raw, j FROM ("
-            f"SELECT t.{FILE_ROW} + 1 AS line, json_remove(to_json(t), '$.{FILE_ROW}') AS j "
+            f"SELECT t.{FILE_ROW} + 1 AS line, json_remove(to_json({row}), '$.{FILE_ROW}') AS j "
             f"FROM read_parquet({ctx.file_sql}, file_row_number=true, hive_partitioning=false) t)"
         )
     return ctx.json_records_sql()

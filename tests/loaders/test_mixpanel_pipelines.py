@@ -254,3 +254,27 @@ def test_hive_partition_folders_are_no_columns_of_parquet_rows(lab, q, tmp_path)
         ("u1", "a", ["mp_event_name", "time", "distinct_id", "mp_insert_id"])]
     assert q("SELECT distinct_id, email, json_keys(properties) FROM mp_profiles") == [
         ("u1", "a@example.com", ["mp_email"])]
+
+
+def test_parquet_column_names_in_upper_case_are_read(lab, q, tmp_path):
+    """A warehouse that folds unquoted names to upper case (Snowflake) unloads the pipeline tables
+    as EVENT_NAME, DISTINCT_ID, PROPERTIES, ...: their Parquet columns are read in lower case (every
+    record was quarantined missing_event / missing_distinct_id). Keys inside PROPERTIES keep theirs."""
+    ev = parquet(tmp_path / "ev.parquet", f"""
+        SELECT 'Purchase' AS EVENT_NAME, TIMESTAMP '2026-03-01 05:00:00.123' AS "TIME", 'u1' AS DISTINCT_ID,
+               'd1' AS DEVICE_ID, 'i1' AS INSERT_ID, '{{"$mparticle_user_id": "{BIG}", "Plan": "pro"}}' AS PROPERTIES""")
+    pr = parquet(tmp_path / "pr.parquet",
+                 "SELECT 'u1' AS DISTINCT_ID, '{\"$email\": \"u1@example.com\"}' AS PROPERTIES")
+    mp = parquet(tmp_path / "map.parquet", "SELECT 'u1' AS DISTINCT_ID, 'cust-1' AS RESOLVED_DISTINCT_ID")
+    # a file whose names would collide once in lower case keeps them as they are
+    both = parquet(tmp_path / "both.parquet", "SELECT 'Open' AS event_name, 'x' AS EVENT_NAME, "
+                                              "1772323200 AS time, 'u2' AS distinct_id, 'i2' AS insert_id")
+    r = lab.load(EVENTS, [ev, both], identity_mappings=str(mp))
+    assert (r.rows_read, r.loaded, r.n_quarantined) == (2, 2, 0)
+    assert q("SELECT event, time, distinct_id, device_id, insert_id, mparticle_user_id, properties->>'Plan' "
+             "FROM mp_events") == [
+        ("Open", datetime(2026, 3, 1), "u2", None, "i2", None, None),
+        ("Purchase", datetime(2026, 3, 1, 5, 0, 0, 123000), "cust-1", "d1", "i1", str(BIG), "pro")]
+    r = lab.load(PROFILES, pr)
+    assert (r.loaded, r.n_quarantined) == (1, 0)
+    assert q("SELECT distinct_id, email FROM mp_profiles") == [("u1", "u1@example.com")]
