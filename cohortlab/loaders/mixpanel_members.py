@@ -116,6 +116,8 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
         cohort_id, cohort_name = self._resolve_cohort(ctx, meta.get("cohort_id"), meta.get("cohort_name"), warnings)
         as_of = self._resolve_as_of(ctx, meta.get("as_of"))
 
+        if meta.get("layout") == "csv":
+            warnings += self._spreadsheet_numbers(ctx, st)
         quarantined = ctx.reject(f"SELECT line, reason, raw FROM {st} WHERE reason IS NOT NULL")
         rows_read, valid, distinct = eng.query_rows(
             f"SELECT count(*), count(*) FILTER (WHERE reason IS NULL), "
@@ -321,6 +323,21 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
             if values:
                 meta["as_of"] = values[0]
         return meta
+
+    @staticmethod
+    def _spreadsheet_numbers(ctx: FileContext, st: str) -> list[str]:
+        """A warning when distinct_ids of a CSV are numbers in scientific notation (``1.23457E+18``,
+        ``1,23457E+18``, ``-9.08035E+18``: one digit, a fraction, an exponent with its sign): what a
+        spreadsheet writes for a long numeric id it opened, its digits lost. The rows still load
+        as written."""
+        n, first = ctx.engine.query_rows(
+            f"SELECT count(*), min(distinct_id) FROM {st} WHERE reason IS NULL AND "
+            f"regexp_full_match(distinct_id, '-?[0-9]([.,][0-9]+)?[eE][+-][0-9]{{1,3}}')")[0]
+        if not n:
+            return []
+        return [f"{ctx.path}: {n} distinct_id(s) are numbers in scientific notation (such as {first!r}): a "
+                f"spreadsheet rewrote them and their digits are lost, so they name no user; export the "
+                f"cohort again and do not open the file in a spreadsheet (or import the column as text)"]
 
     # ------------------------------------------------------------------ cohort and time
     def _resolve_cohort(self, ctx: FileContext, file_id: str | None,

@@ -280,3 +280,19 @@ def test_engage_pages_saved_as_files_of_one_listing_are_one_snapshot(lab, write,
         lab.load("mixpanel-members", p1, cohort="Power Users", as_of=later, strict=True)
     r = lab.load("mixpanel-members", p1, cohort="Power Users", as_of=later)
     assert len(r.warnings) == 1 and "page(s) 1 " in r.warnings[0] and "page_001.json" in r.warnings[0]
+
+
+def test_a_csv_whose_ids_a_spreadsheet_rewrote_warns(lab, write):
+    """A members CSV opened and saved in a spreadsheet has its long numeric distinct_ids in
+    scientific notation (1.23457E+18; 1,23457E+18 in a European locale, with ';'): their digits are
+    lost. The rows load as written, with a warning (--strict refuses the file); ids that only look
+    alike (hex with one e, 2e5 without a sign) do not warn."""
+    eu = write("eu.csv", "\ufeffDistinct ID;Name;;\r\nU-1;Ann;;\r\n1,23457E+18;Bo;;\r\n-9,08035E+18;Cy;;\r\n")
+    r = lab.load("mixpanel-members", eu, column="Distinct ID", cohort="Power Users", as_of=AS_OF)
+    assert r.loaded == 3 and len(r.warnings) == 1
+    assert "2 distinct_id(s) are numbers in scientific notation" in r.warnings[0] and "eu.csv" in r.warnings[0]
+    with pytest.raises(StrictLoadError, match="scientific notation"):
+        lab.load("mixpanel-members", write("us.csv", "distinct_id\n1.23457E+18\n"), cohort="Power Users",
+                 as_of=AS_OF, strict=True)
+    fine = write("fine.csv", "distinct_id\n4e2918\n2e5\n9080350317581165123\nE+18\n")
+    assert lab.load("mixpanel-members", fine, cohort="Power Users", as_of=AS_OF, strict=True).loaded == 4
