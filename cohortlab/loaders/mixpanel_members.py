@@ -336,8 +336,8 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
         if not n:
             return []
         return [f"{ctx.path}: {n} distinct_id(s) are numbers in scientific notation (such as {first!r}): a "
-                f"spreadsheet rewrote them and their digits are lost, so they name no user; export the "
-                f"cohort again and do not open the file in a spreadsheet (or import the column as text)"]
+                f"spreadsheet rewrote them and their digits are lost, so they probably name no user; export "
+                f"the cohort again and do not open the file in a spreadsheet (or import the column as text)"]
 
     # ------------------------------------------------------------------ cohort and time
     def _resolve_cohort(self, ctx: FileContext, file_id: str | None,
