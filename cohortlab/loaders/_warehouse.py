@@ -38,19 +38,32 @@ def records_sql(ctx: FileContext, lower_names: bool = False) -> str:
     ``event_name``), unless two of them would then be one: a warehouse that folds unquoted names
     to upper case (Snowflake) unloads the Data Pipelines columns so."""
     if is_parquet(ctx.path):
-        row = "t"
-        if lower_names:
-            cols = parquet_columns(ctx)
-            lowered = [c.lower() for c in cols]
-            if lowered != cols and len(set(lowered)) == len(lowered):
-                row = "struct_pack(" + ", ".join(
-                    f"{sql_ident(low)} := t.{sql_ident(c)}" for c, low in zip(cols, lowered)) + ")"
+        cols = [(r[0], str(r[1]).upper()) for r in ctx.engine.query_rows(
+            f"DESCRIBE SELECT * FROM read_parquet({ctx.file_sql}, hive_partitioning=false)")]
+        names = [c for c, _ in cols]
+        if lower_names and len({c.lower() for c in names}) == len(names):
+            names = [c.lower() for c in names]
+        # the row as a JSON object of its own columns (no json_remove of the row number: it
+        # re-serialises every number, and a decimal's token through a double)
+        row = "struct_pack(" + ", ".join(
+            f"{sql_ident(name)} := {_column_json(f't.{sql_ident(c)}', typ)}"
+            for name, (c, typ) in zip(names, cols)) + ")"
         return (
             f"SELECT line, j::VARCHAR AS raw, j FROM ("
-            f"SELECT t.{FILE_ROW} + 1 AS line, json_remove(to_json({row}), '$.{FILE_ROW}') AS j "
+            f"SELECT t.{FILE_ROW} + 1 AS line, to_json({row}) AS j "
             f"FROM read_parquet({ctx.file_sql}, file_row_number=true, hive_partitioning=false) t)"
         )
     return ctx.json_records_sql()
+
+
+def _column_json(col: str, typ: str) -> str:
+    """A Parquet column's value for ``to_json``: as it is, except a DECIMAL with a scale (BigQuery's
+    NUMERIC is DECIMAL(38,9)): a whole value as its integer (``9080350317581165123.000000000`` is the
+    MPID 9080350317581165123), any other as its exact decimal text, never through a double."""
+    if not (typ.startswith("DECIMAL(") and not typ.endswith(",0)")):
+        return col
+    return (f"CASE WHEN {col} = trunc({col}) THEN CAST(CAST({col} AS HUGEINT) AS VARCHAR)::JSON "
+            f"ELSE CAST({col} AS VARCHAR)::JSON END")
 
 
 def json_object_sql(v: str) -> str:

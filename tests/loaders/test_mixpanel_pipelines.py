@@ -278,3 +278,19 @@ def test_parquet_column_names_in_upper_case_are_read(lab, q, tmp_path):
     r = lab.load(PROFILES, pr)
     assert (r.loaded, r.n_quarantined) == (1, 0)
     assert q("SELECT distinct_id, email FROM mp_profiles") == [("u1", "u1@example.com")]
+
+
+def test_parquet_decimal_columns_never_pass_through_a_double(lab, q, tmp_path):
+    """A DECIMAL column with a scale (BigQuery's NUMERIC: DECIMAL(38,9)) holding the MPID: the row's
+    JSON was re-serialised, its decimal token read as a double, so mparticle_user_id became
+    '9080350317581166000.0', a different number. A whole value is its integer; any other is a
+    number."""
+    ev = parquet(tmp_path / "ev.parquet", f"""
+        SELECT 'Purchase' AS mp_event_name, 1772323200 AS time, 'u1' AS distinct_id, 'i1' AS mp_insert_id,
+               {BIG}::DECIMAL(38,9) AS mp_mparticle_user_id, 5.25::DECIMAL(38,9) AS amount""")
+    pr = parquet(tmp_path / "pr.parquet",
+                 f"SELECT 'u1' AS distinct_id, -7346244611012968789::DECIMAL(38,9) AS mp_mparticle_user_id")
+    lab.load(EVENTS, ev)
+    lab.load(PROFILES, pr)
+    assert q("SELECT mparticle_user_id, properties->>'amount' FROM mp_events") == [(str(BIG), "5.25")]
+    assert q("SELECT mparticle_user_id FROM mp_profiles") == [("-7346244611012968789",)]

@@ -110,3 +110,15 @@ def test_hive_partition_folders_are_no_columns(lab, q, tmp_path):
     assert (r.rows_read, r.loaded, r.n_quarantined) == (1, 1, 0)
     assert q("SELECT mpid, name, value FROM mpa_attributes") == [(BIG, "plan", '"pro"')]
     assert q("SELECT identity_type, value FROM mpa_identities") == [("email", "a@example.com")]
+
+
+def test_a_decimal_mpid_column_with_a_scale_is_exact(lab, q, tmp_path):
+    """BigQuery's NUMERIC is DECIMAL(38,9) in Parquet: exact, not a float. A whole value is that
+    MPID (all were quarantined invalid_mpid); a fraction is no MPID."""
+    p = parquet(tmp_path / "numeric.parquet", f"""
+        SELECT * FROM (VALUES ({BIG}::DECIMAL(38,9), 'cust-1'), (-9223372036854775808::DECIMAL(38,9), 'cust-2'),
+                              (42.5::DECIMAL(38,9), 'cust-3')) t(mpid, customer_id)""")
+    r = lab.load(KIND, p)
+    assert (r.rows_read, r.loaded, dict(r.quarantined)) == (3, 2, {"invalid_mpid": 1})
+    assert q("SELECT mpid, value FROM mpa_identities") == [(-9223372036854775808, "cust-2"), (BIG, "cust-1")]
+    assert q("SELECT raw FROM rejects") == [('{"mpid":42.5,"customer_id":"cust-3"}',)]
