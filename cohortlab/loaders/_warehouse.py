@@ -2,7 +2,8 @@
 profile tables): one record relation for JSON and Parquet files alike.
 
 A Parquet file (told by its ``PAR1`` magic bytes, not its name) is read by DuckDB's
-``read_parquet``; each row becomes a JSON object (``to_json``: integers keep their exact value,
+``read_parquet``, without Hive partitioning (a file under ``year=2026/month=03/``, as
+partitioned unloads write them, has only its own columns: the folder names are no columns); each row becomes a JSON object (``to_json``: integers keep their exact value,
 a TIMESTAMP becomes its ISO text, a STRUCT/MAP an object, a LIST an array). A JSON file (JSONL,
 an array, or documents; gzip detected by content) is read as the other loaders read JSON. The
 loaders then work on one relation ``(line, raw, j)`` whatever the format: ``line`` is the JSONL
@@ -15,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cohortlab.loaders.base import FileContext
+from cohortlab.pipeline import sql_ident
 
 FILE_ROW = "file_row_number"
 
@@ -25,18 +27,43 @@ def is_parquet(path: Path) -> bool:
 
 
 def parquet_columns(ctx: FileContext) -> list[str]:
-    return [r[0] for r in ctx.engine.query_rows(f"DESCRIBE SELECT * FROM read_parquet({ctx.file_sql})")]
+    return [r[0] for r in ctx.engine.query_rows(
+        f"DESCRIBE SELECT * FROM read_parquet({ctx.file_sql}, hive_partitioning=false)")]
 
 
-def records_sql(ctx: FileContext) -> str:
-    """SELECT (line BIGINT, raw VARCHAR, j JSON) — one row per record of a JSON or Parquet file."""
+def records_sql(ctx: FileContext, lower_names: bool = False) -> str:
+    """SELECT (line BIGINT, raw VARCHAR, j JSON) — one row per record of a JSON or Parquet file.
+
+    ``lower_names``: a Parquet file's column names are read in lower case (``EVENT_NAME`` ->
+    ``event_name``), unless two of them would then be one: a warehouse that folds unquoted names
+    to upper case (Snowflake) unloads the Data Pipelines columns so."""
     if is_parquet(ctx.path):
+        cols = [(r[0], str(r[1]).upper()) for r in ctx.engine.query_rows(
+            f"DESCRIBE SELECT * FROM read_parquet({ctx.file_sql}, hive_partitioning=false)")]
+        names = [c for c, _ in cols]
+        if lower_names and len({c.lower() for c in names}) == len(names):
+            names = [c.lower() for c in names]
+        # the row as a JSON object of its own columns (no json_remove of the row number: it
+        # re-serialises every number, and a decimal's token through a double)
+        row = "struct_pack(" + ", ".join(
+            f"{sql_ident(name)} := {_column_json(f't.{sql_ident(c)}', typ)}"
+            for name, (c, typ) in zip(names, cols)) + ")"
         return (
             f"SELECT line, j::VARCHAR AS raw, j FROM ("
-            f"SELECT t.{FILE_ROW} + 1 AS line, json_remove(to_json(t), '$.{FILE_ROW}') AS j "
-            f"FROM read_parquet({ctx.file_sql}, file_row_number=true) t)"
+            f"SELECT t.{FILE_ROW} + 1 AS line, to_json({row}) AS j "
+            f"FROM read_parquet({ctx.file_sql}, file_row_number=true, hive_partitioning=false) t)"
         )
     return ctx.json_records_sql()
+
+
+def _column_json(col: str, typ: str) -> str:
+    """A Parquet column's value for ``to_json``: as it is, except a DECIMAL with a scale (BigQuery's
+    NUMERIC is DECIMAL(38,9)): a whole value as its integer (``9080350317581165123.000000000`` is the
+    MPID 9080350317581165123), any other as its exact decimal text, never through a double."""
+    if not (typ.startswith("DECIMAL(") and not typ.endswith(",0)")):
+        return col
+    return (f"CASE WHEN {col} = trunc({col}) THEN CAST(CAST({col} AS HUGEINT) AS VARCHAR)::JSON "
+            f"ELSE CAST({col} AS VARCHAR)::JSON END")
 
 
 def json_object_sql(v: str) -> str:

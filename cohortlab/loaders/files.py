@@ -186,9 +186,27 @@ def is_bucket_verification_file(path: Path) -> bool:
         return False
 
 
+# the empty files an exporter writes beside its data to say that a folder is complete: Mixpanel's
+# Data Pipelines write ``complete`` into each finished hour or day folder, Spark and Hadoop jobs
+# (warehouse unloads) ``_SUCCESS``
+COMPLETION_MARKERS = ("complete", "_SUCCESS")
+
+
+def is_completion_marker(path: Path) -> bool:
+    """An empty completion marker (:data:`COMPLETION_MARKERS`): no data. In a folder it is
+    skipped (loaded, it was an ``empty file`` error that refused the whole folder)."""
+    if path.name not in COMPLETION_MARKERS:
+        return False
+    try:
+        return path.stat().st_size == 0
+    except OSError:
+        return False
+
+
 def expand_paths(paths: Iterable[str | os.PathLike] | str | os.PathLike) -> list[Path]:
-    """A file, a directory (all files below it, sorted, except hidden ones and mParticle's bucket
-    verification file: :func:`is_bucket_verification_file`) or a glob, or a list of those."""
+    """A file, a directory (all files below it, sorted, except hidden ones, mParticle's bucket
+    verification file: :func:`is_bucket_verification_file`, and empty completion markers:
+    :func:`is_completion_marker`) or a glob, or a list of those."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     out: list[Path] = []
@@ -203,7 +221,7 @@ def expand_paths(paths: Iterable[str | os.PathLike] | str | os.PathLike) -> list
             matches = sorted(
                 f for f in Path(s).rglob("*")
                 if f.is_file() and not any(part.startswith(".") for part in f.relative_to(s).parts)
-                and not is_bucket_verification_file(f)
+                and not is_bucket_verification_file(f) and not is_completion_marker(f)
             )
             if not matches:
                 raise LoadError(s, "directory contains no files")

@@ -42,9 +42,11 @@ from typing import Any
 
 from cohortlab.loaders import LoadError, LoadReport
 from cohortlab.loaders.fetched import folder_record, record_times
+from cohortlab.loaders.files import is_bucket_verification_file, is_completion_marker
 
 IGNORED_SUFFIXES = (".parquet", ".md", ".txt", ".yaml", ".yml", ".py", ".png", ".html")
 IGNORED_NAMES = ("manifest.json", "truth.json")
+_NOT_DATA = (".md", ".yaml", ".yml", ".py", ".png", ".html")  # files beside exports that hold none
 
 
 @dataclass
@@ -76,29 +78,34 @@ class WorldReport:
         return "\n".join(lines)
 
 
-def _is_export(p: Path) -> bool:
+def _is_export(p: Path, txt: bool = False) -> bool:
+    """``txt``: a ``.txt`` file is an export too (mParticle's S3 output names its batch files
+    ``<name>.txt``), except mParticle's bucket verification file."""
+    name = p.name.lower()
     return (
         p.is_file()
         and not p.name.startswith(".")
         and p.name not in IGNORED_NAMES
-        and not p.name.lower().endswith(IGNORED_SUFFIXES)
+        and (not name.endswith(IGNORED_SUFFIXES)
+             or (txt and name.endswith(".txt") and not is_bucket_verification_file(p)))
+        and not is_completion_marker(p)
     )
 
 
-def _files(path: Path) -> list[Path]:
+def _files(path: Path, txt: bool = False) -> list[Path]:
     if path.is_file():
-        return [path] if _is_export(path) else []
+        return [path] if _is_export(path, txt) else []
     if path.is_dir():
         return sorted(
             f for f in path.rglob("*")
-            if _is_export(f) and not any(part.startswith(".") for part in f.relative_to(path).parts)
+            if _is_export(f, txt) and not any(part.startswith(".") for part in f.relative_to(path).parts)
         )
     return []
 
 
-def _first(*candidates: Path) -> list[Path]:
+def _first(*candidates: Path, txt: bool = False) -> list[Path]:
     for c in candidates:
-        files = _files(c)
+        files = _files(c, txt)
         if files:
             return files
     return []
@@ -244,7 +251,9 @@ def load_world(lab, folder: str | os.PathLike, *, progress: bool = False) -> Wor
     """Load every export under ``folder`` into ``lab`` with the right kind and options.
 
     Raises ``FileNotFoundError`` when the folder has neither ``mixpanel/`` nor ``mparticle/``
-    exports, and :class:`LoadError` (naming the file) when a file does not load.
+    exports, :class:`LoadError` (naming the file) when a file does not load, and
+    :class:`LoadError` naming the folder when it holds files but none where this layout reads
+    exports (nothing would be loaded: a Data Pipelines bucket, a Parquet table).
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -263,7 +272,7 @@ def load_world(lab, folder: str | os.PathLike, *, progress: bool = False) -> Wor
     claimed: set[Path] = set()
     mpa_profiles = _first(mpa / "profiles") + _glob(mpa, "profiles*.json", "profiles*.jsonl", "profiles*.json.gz",
                                                      "profiles*.jsonl.gz")
-    mpa_batches = _first(mpa / "batches") + _glob(mpa, "batches*.json", "batches*.jsonl", "batches*.json.gz",
+    mpa_batches = _first(mpa / "batches", txt=True) + _glob(mpa, "batches*.json", "batches*.jsonl", "batches*.json.gz",
                                                    "batches*.jsonl.gz")
     mpa_csv = _first(mpa / "csv") + _glob(mpa, "*.csv", "*.csv.gz")
     load("mparticle-profiles", mpa_profiles)
@@ -298,4 +307,17 @@ def load_world(lab, folder: str | os.PathLike, *, progress: bool = False) -> Wor
         raise FileNotFoundError(f"{folder}: expected mixpanel/ and/or mparticle/ export folders")
     claimed_resolved = {p.resolve() for p in claimed}
     report.ignored = [p for p in _files(folder) if p.resolve() not in claimed_resolved]
+    if not report.reports:
+        # files, none where this layout reads exports (a Data Pipelines bucket, a Parquet table):
+        # an empty database would read as a project without users
+        found = sorted(p for top in (mp, mpa) if top.is_dir() for p in top.rglob("*")
+                       if p.is_file() and not is_completion_marker(p) and not is_bucket_verification_file(p)
+                       and p.name not in IGNORED_NAMES and not p.name.lower().endswith(_NOT_DATA)
+                       and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+        if found:
+            shown = ", ".join(str(p.relative_to(folder)) for p in found[:3]) + (", ..." if len(found) > 3 else "")
+            raise LoadError(folder, f"nothing to load: none of its {len(found)} file(s) is where a folder of "
+                                    f"exports keeps them (mixpanel/events/, mparticle/profiles/, ...: "
+                                    f"docs/loading.md#folder): {shown}; load them with cohortlab load KIND "
+                                    f"PATH (mixpanel-pipeline-events, mparticle-parquet, ...)")
     return report

@@ -469,7 +469,8 @@ def stage_engage_results(ctx: FileContext, st: str) -> str:
 
     JSONL is parsed in parallel (:meth:`FileContext.numbered_table`): every line once, bare
     results classified on the way, into ``{st}_rows`` (pages keep their results and
-    ``page_keys`` = [as_of, filter_by_cohort] JSON values); the page lines are then expanded
+    ``page_keys`` = [as_of, filter_by_cohort, status, error, session_id, page] JSON values); the
+    page lines are then expanded
     into ``{st}_pages``, and ``st`` is a view over both."""
     layout = sniff_json_layout(ctx.text_path())
     paths = ("$.results",) + _RESULT_PATHS
@@ -477,8 +478,9 @@ def stage_engage_results(ctx: FileContext, st: str) -> str:
     if layout == "jsonl":
         if fast.enabled() and _stage_engage_fast(ctx, st):
             return layout
-        # + the page-level keys of members pages, kept for pages: page_keys = [as_of, filter_by_cohort]
-        paths += ("$.as_of", "$.filter_by_cohort", "$.status", "$.error")
+        # + the page-level keys of members pages, kept for pages:
+        # page_keys = [as_of, filter_by_cohort, status, error, session_id, page]
+        paths += ("$.as_of", "$.filter_by_cohort", "$.status", "$.error", "$.session_id", "$.page")
         rows = f"{st}_rows"
         # the line number is a placeholder (0; NULL for a blank line) until the rows are numbered
         records = (
@@ -489,7 +491,7 @@ def stage_engage_results(ctx: FileContext, st: str) -> str:
             f"SELECT line, line AS rec_line, CASE WHEN NOT is_page THEN raw END AS raw, FALSE AS is_page_item, v[2:] AS f, "
             f"{_bare_kind_sql('v[2]')} AS kind, is_page, CASE WHEN is_page THEN v[1] END AS results, "
             f"CASE WHEN is_page THEN json_array_length(v[1])::BIGINT END AS n, "
-            f"CASE WHEN is_page THEN v[9:12] END AS page_keys "
+            f"CASE WHEN is_page THEN v[9:14] END AS page_keys "
             f"FROM ({records})"
         )
         line = ctx.numbered_table(rows, _engage_columns_sql(items, "rec_line", ", is_page, results, n, page_keys"))

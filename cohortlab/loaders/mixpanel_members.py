@@ -13,6 +13,10 @@ Accepted inputs (gzip detected by content):
   CSV a cohort sync's export offers: ``add``, ``no-op``, ``remove``) marks the users who left
   the cohort: a ``remove`` row is not a member (quarantined ``removed_member``).
 
+The pages of one Engage listing saved one per file (one ``session_id``) and loaded in one call
+are one snapshot (the first file's); a file of later pages loaded without the listing's page 0
+warns that its snapshot holds part of the cohort.
+
 Options (they override what the file says): ``cohort`` (a name, or the id of a cohort in
 ``mp_cohorts``), ``cohort_id``, ``as_of`` (ISO-8601 string or datetime; no zone = UTC),
 ``column`` (CSV). Without an as_of time the load fails (``as_of is required``). A cohort unknown
@@ -94,6 +98,11 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
                 out[k] = str(v).strip() if k != "column" else str(v)
         return {**out, **pop_as_of(dict(options), self.kind)}
 
+    def begin(self, engine) -> None:
+        super().begin(engine)
+        # (session_id, cohort_id, cohort_name, as_of) -> the snapshot of the Engage listing
+        self._listings: dict[tuple, int] = {}
+
     # ------------------------------------------------------------------ per file
     def load_file(self, ctx: FileContext) -> FileResult:
         eng = ctx.engine
@@ -110,25 +119,52 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
         cohort_id, cohort_name = self._resolve_cohort(ctx, meta.get("cohort_id"), meta.get("cohort_name"), warnings)
         as_of = self._resolve_as_of(ctx, meta.get("as_of"))
 
+        if meta.get("layout") == "csv":
+            warnings += self._spreadsheet_numbers(ctx, st)
         quarantined = ctx.reject(f"SELECT line, reason, raw FROM {st} WHERE reason IS NOT NULL")
         rows_read, valid, distinct = eng.query_rows(
             f"SELECT count(*), count(*) FILTER (WHERE reason IS NULL), "
             f"count(DISTINCT distinct_id) FILTER (WHERE reason IS NULL) FROM {st}"
         )[0]
-        eng.execute(
-            "INSERT INTO mp_cohort_snapshots (snapshot_id, cohort_id, cohort_name, as_of, member_count, "
-            "load_id, source_file, line) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
-            [ctx.load_id, cohort_id, cohort_name, as_of, int(distinct), ctx.load_id, str(ctx.path)],
-        )
+        # Engage pages of one listing (one session_id) saved as several files and loaded in one
+        # call are one snapshot: a file of a session seen earlier in this call adds its members to
+        # that file's snapshot (each file its own snapshot gave the cohort only the last page's
+        # members, the snapshots having one as_of)
+        listing = (meta["session_id"], cohort_id, cohort_name, as_of) if meta.get("session_id") else None
+        snapshot_id = self._listings.get(listing, ctx.load_id) if listing else ctx.load_id
+        loaded = int(distinct)
+        if snapshot_id == ctx.load_id:
+            eng.execute(
+                "INSERT INTO mp_cohort_snapshots (snapshot_id, cohort_id, cohort_name, as_of, member_count, "
+                "load_id, source_file, line) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
+                [ctx.load_id, cohort_id, cohort_name, as_of, int(distinct), ctx.load_id, str(ctx.path)],
+            )
+            if listing:
+                self._listings[listing] = ctx.load_id
+            if meta.get("pages") and 0 not in meta["pages"]:
+                warnings.append(
+                    f"{ctx.path}: holds Engage page(s) {', '.join(map(str, meta['pages'][:5]))} of a listing "
+                    f"but not its first page (page 0): its snapshot of {cohort_name!r} holds part of the "
+                    f"cohort; load every page file of the listing in one call (their folder)")
         eng.execute(
             f"""
             INSERT INTO mp_cohort_members (snapshot_id, cohort_name, as_of, distinct_id,
                                            load_id, source_file, line)
             SELECT ?, ?, ?, distinct_id, ?, ?, {"line" if valid == distinct else "min(line)"}
-            FROM {st} WHERE reason IS NULL {"" if valid == distinct else "GROUP BY distinct_id"}
+            FROM {st} WHERE reason IS NULL
+            {"" if snapshot_id == ctx.load_id else
+             f"AND distinct_id NOT IN (SELECT distinct_id FROM mp_cohort_members WHERE snapshot_id = {int(snapshot_id)})"}
+            {"" if valid == distinct else "GROUP BY distinct_id"}
             """,
-            [ctx.load_id, cohort_name, as_of, ctx.load_id, str(ctx.path)],
+            [snapshot_id, cohort_name, as_of, ctx.load_id, str(ctx.path)],
         )
+        if snapshot_id != ctx.load_id:  # members already in the listing's earlier pages: de-duplicated
+            (loaded,) = eng.query_rows(
+                f"SELECT count(*) FROM mp_cohort_members WHERE snapshot_id = {int(snapshot_id)} "
+                f"AND load_id = {int(ctx.load_id)}")[0]
+            eng.execute(
+                f"UPDATE mp_cohort_snapshots SET member_count = (SELECT count(*) FROM mp_cohort_members "
+                f"WHERE snapshot_id = {int(snapshot_id)}) WHERE snapshot_id = {int(snapshot_id)}")
         if meta.get("profiles"):
             upsert_profiles(ctx, f"SELECT * FROM {st} WHERE reason IS NULL AND has_properties", as_of=as_of)
         register_cohorts(
@@ -140,8 +176,8 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
         drop_engage_stage(ctx, st)
         return FileResult(
             rows_read=int(rows_read),
-            loaded=int(distinct),
-            deduplicated=int(valid) - int(distinct),
+            loaded=int(loaded),
+            deduplicated=int(valid) - int(loaded),
             quarantined=Counter(quarantined),
             allow_empty=int(rows_read) == 0 and has_pages,
             warnings=warnings,
@@ -151,9 +187,9 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
     def _stage_json(self, ctx: FileContext, st: str) -> tuple[dict[str, Any], bool]:
         eng = ctx.engine
         layout = stage_engage_results(ctx, st)
-        # page-level keys of the pages only: v = [as_of, filter_by_cohort]; the results (already
-        # staged) are not copied out again
-        keys = "json_extract(j, ['$.as_of', '$.filter_by_cohort'])"
+        # page-level keys of the pages only: v = [as_of, filter_by_cohort, (status, error,)
+        # session_id, page]; the results (already staged) are not copied out again
+        keys = "json_extract(j, ['$.as_of', '$.filter_by_cohort', '$.status', '$.error', '$.session_id', '$.page'])"
         if eng.query_rows("SELECT 1 FROM duckdb_tables() WHERE table_name = ? AND temporary", [f"{st}_rows"]):
             # staged in parallel: the page keys are already extracted
             recs = f"SELECT 'ARRAY' AS rt, page_keys FROM {st}_rows WHERE is_page"
@@ -174,7 +210,9 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
                         WHEN 'NULL' THEN NULL ELSE v[1]::VARCHAR END AS as_of,
                    {id_text_sql(f"json_extract({fbc}, '$.id')")} AS cohort_id,
                    nullif(json_extract_string({fbc}, '$.name'), '') AS cohort_name,
-                   json_type(v[2]) IS NOT NULL AND json_type(v[2]) <> 'NULL' AND {fbc} IS NULL AS bad_fbc
+                   json_type(v[2]) IS NOT NULL AND json_type(v[2]) <> 'NULL' AND {fbc} IS NULL AS bad_fbc,
+                   {id_text_sql('v[5]')} AS session_id,
+                   CASE WHEN json_type(v[6]) IN ('UBIGINT', 'BIGINT') THEN v[6]::VARCHAR::BIGINT END AS page
             FROM (SELECT {keys} AS v FROM ({recs}) WHERE rt = 'ARRAY')
             """
         )
@@ -191,6 +229,12 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
                 raise LoadError(ctx.path, f"pages disagree on {key}: {sorted(values)}")
             if values:
                 meta[key] = values.pop()
+        # the Engage paging session and page numbers of the pages: pages of one listing saved as
+        # several files (page_0.json, page_1.json, ...) are one snapshot (load_file)
+        sessions = {r[4] for r in rows if r[4] is not None}
+        if len(sessions) == 1:
+            meta["session_id"] = sessions.pop()
+        meta["pages"] = sorted({r[5] for r in rows if r[5] is not None})
         meta["profiles"] = bool(
             eng.query_rows(f"SELECT 1 FROM {st} WHERE reason IS NULL AND has_properties LIMIT 1")
         )
@@ -282,6 +326,21 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
             if values:
                 meta["as_of"] = values[0]
         return meta
+
+    @staticmethod
+    def _spreadsheet_numbers(ctx: FileContext, st: str) -> list[str]:
+        """A warning when distinct_ids of a CSV are numbers in scientific notation (``1.23457E+18``,
+        ``1,23457E+18``, ``-9.08035E+18``: one digit, a fraction, an exponent with its sign): what a
+        spreadsheet writes for a long numeric id it opened, its digits lost. The rows still load
+        as written."""
+        n, first = ctx.engine.query_rows(
+            f"SELECT count(*), min(distinct_id) FROM {st} WHERE reason IS NULL AND "
+            f"regexp_full_match(distinct_id, '-?[0-9]([.,][0-9]+)?[eE][+-][0-9]{{1,3}}')")[0]
+        if not n:
+            return []
+        return [f"{ctx.path}: {n} distinct_id(s) are numbers in scientific notation (such as {first!r}): a "
+                f"spreadsheet rewrote them and their digits are lost, so they probably name no user; export "
+                f"the cohort again and do not open the file in a spreadsheet (or import the column as text)"]
 
     # ------------------------------------------------------------------ cohort and time
     def _resolve_cohort(self, ctx: FileContext, file_id: str | None,

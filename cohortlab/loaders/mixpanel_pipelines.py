@@ -1,5 +1,6 @@
 """Mixpanel Data Pipelines exports (object storage or a warehouse table saved as files), JSON
-(JSONL, gzip detected by content) or Parquet:
+(JSONL, gzip detected by content) or Parquet (its column names read in lower case, as a warehouse
+that folds names to upper case unloads them: ``EVENT_NAME`` is ``event_name``):
 
 * ``mixpanel-pipeline-events`` → ``mp_events``. The JSON-pipeline layout (``mp_master_event``):
   ``event_name``, ``time``, ``distinct_id``, ``device_id``, ``user_id``, ``insert_id``,
@@ -176,7 +177,7 @@ class MixpanelPipelineEventsLoader(Loader):
                     f"""INSERT INTO {_MAP}
                     SELECT {id_text_sql('v[1]')}, {id_text_sql('v[2]')}
                     FROM (SELECT json_extract(j, ['$.distinct_id', '$.resolved_distinct_id']) AS v
-                          FROM ({records_sql(ctx)}) WHERE json_type(j) = 'OBJECT')"""
+                          FROM ({records_sql(ctx, lower_names=True)}) WHERE json_type(j) = 'OBJECT')"""
                 )
             except LoadError:
                 raise
@@ -247,7 +248,7 @@ class MixpanelPipelineEventsLoader(Loader):
         return f"""
             WITH rec AS (
                 SELECT line, raw, j, j IS NULL AS malformed, coalesce(json_type(j) = 'OBJECT', FALSE) AS is_obj
-                FROM ({records_sql(ctx)})
+                FROM ({records_sql(ctx, lower_names=True)})
             ),
             v AS (
                 SELECT *, CASE WHEN is_obj THEN json_extract(j, {_list(paths)}) END AS v FROM rec
@@ -314,7 +315,7 @@ class MixpanelPipelineProfilesLoader(ProfileUpserts, AsOfOnly, Loader):
             CREATE OR REPLACE TEMP TABLE {st} AS
             WITH rec AS (
                 SELECT line, raw, j, j IS NULL AS malformed, coalesce(json_type(j) = 'OBJECT', FALSE) AS is_obj
-                FROM ({records_sql(ctx)})
+                FROM ({records_sql(ctx, lower_names=True)})
             ),
             v AS (SELECT *, CASE WHEN is_obj THEN json_extract(j, ['$.distinct_id', '$.properties', '$."$distinct_id"']) END AS v
                   FROM rec),

@@ -4,18 +4,19 @@
 One row per profile, a header line naming the columns (gzip detected by content):
 
 * ``mpid`` (option ``mpid_column`` renames it; matched case-insensitively): read as text and
-  validated exactly as int64 — an empty cell is quarantined ``missing_mpid``, anything else that
-  is not a valid MPID ``invalid_mpid``. No such column → :class:`LoadError` naming the file and
+  validated exactly as int64 — an empty cell (or ``\\N``) is quarantined ``missing_mpid``,
+  anything else that is not a valid MPID ``invalid_mpid``. No such column → :class:`LoadError` naming the file and
   the columns found.
 * identity columns, named by identity type in any known spelling: user identities
   (``customer_id``, ``email``, ``other``, ``other_id_2`` … ``other_id_10``, ``mobile_number``,
   ``phone_number_2``, ``customerid``, ``other2`` …) and device identities (``ios_idfv``,
   ``ios_idfa``, ``android_uuid``, ``android_id``, ``push_token`` …); the type stored is the
-  normalised Events API name. An empty cell is no identity.
+  normalised Events API name. An empty cell is no identity, nor is ``\\N`` (the NULL a warehouse
+  unload writes: Snowflake's default, Hive, Spark).
 * every other column is a user attribute (option ``attributes``: a list, or a comma-separated
   string, restricts the attribute columns to those named; an empty string loads none). The value
   is stored as a JSON string; ``value_bool`` is TRUE for ``true``/``True``/``TRUE``, FALSE for
-  ``false``/…, else NULL. An empty cell is no attribute.
+  ``false``/…, else NULL. An empty cell (or ``\\N``) is no attribute.
 
 A header that repeats a column (the same name, or the same identity type or attribute name once
 normalised) reads its first column; the later ones are ignored with a warning.
@@ -38,6 +39,12 @@ from cohortlab.errors import LoadError
 from cohortlab.loaders.base import FileContext, FileResult, Loader, csv_read_sql, pop_as_of
 from cohortlab.loaders.files import csv_header, head_text
 from cohortlab.pipeline import sql_ident, sql_str
+
+
+# the cells that are no value: empty, and ``\N``, the NULL of warehouse unloads (Snowflake's
+# default NULL_IF, Hive and Spark text tables, MySQL and PostgreSQL text dumps); loaded as text it
+# was an identity (``customer_id`` = ``\N`` for every profile without one) or an attribute value
+_NO_VALUE = "('', '\\N')"
 
 
 def _col(i: int) -> str:
@@ -125,7 +132,7 @@ class MParticleCsvLoader(Loader):
             "checked",
             f"""
             SELECT *, CASE WHEN __reason IS NULL THEN CAST({m} AS BIGINT) END AS __mpid FROM (
-              SELECT *, CASE WHEN {m} IS NULL OR {m} = '' THEN 'missing_mpid'
+              SELECT *, CASE WHEN {m} IS NULL OR {m} IN {_NO_VALUE} THEN 'missing_mpid'
                              WHEN NOT {is_valid_mpid_sql(m)} THEN 'invalid_mpid' END AS __reason
               FROM {rows})""",
         )
@@ -150,7 +157,8 @@ class MParticleCsvLoader(Loader):
                 "identities",
                 " UNION ALL ".join(
                     f"SELECT __mpid AS mpid, '{kind}' AS kind, {sql_str(t)} AS identity_type, "
-                    f"{ref(c)} AS value, __line AS line FROM {winners} WHERE {ref(c)} IS NOT NULL AND {ref(c)} <> ''"
+                    f"{ref(c)} AS value, __line AS line FROM {winners} "
+                    f"WHERE {ref(c)} IS NOT NULL AND {ref(c)} NOT IN {_NO_VALUE}"
                     for c, kind, t in identity_cols
                 ),
             )
@@ -163,7 +171,7 @@ class MParticleCsvLoader(Loader):
                     # identity column's type is read; true / false with spaces around it is a boolean
                     f"SELECT __mpid AS mpid, {sql_str(c.strip())} AS name, to_json({ref(c)}) AS value, "
                     f"{text_bool_sql(f'trim({ref(c)})')} AS value_bool, __line AS line "
-                    f"FROM {winners} WHERE {ref(c)} IS NOT NULL AND {ref(c)} <> ''"
+                    f"FROM {winners} WHERE {ref(c)} IS NOT NULL AND {ref(c)} NOT IN {_NO_VALUE}"
                     for c in attr_cols
                 ),
             )

@@ -5,9 +5,9 @@ Profile API snapshot or a profile view) → ``mpa_profiles``, ``mpa_identities``
 One row per profile. Columns (names matched case-insensitively):
 
 * the MPID: ``mpid`` (else ``mparticle_user_id``, ``mparticle_id``; option ``mpid_column``).
-  An integer column is exact; a text column is validated as int64; a floating-point column
-  (an MPID that went through a double) is never an MPID: its rows are quarantined
-  ``invalid_mpid``.
+  An integer column is exact (a DECIMAL too: a whole value is that integer); a text column is
+  validated as int64; a floating-point column (an MPID that went through a double) is never an
+  MPID: its rows are quarantined ``invalid_mpid``.
 * Profile API columns, read exactly as the ``mparticle-profiles`` loader reads the JSON fields:
   ``user_identities``, ``device_identities`` (a list of ``{type, value}`` or a map
   ``{type: value}``), ``user_attributes`` (a map/struct, or JSON text), ``audience_memberships``,
@@ -65,7 +65,7 @@ class MParticleParquetLoader(MParticleProfilesLoader):
         if not is_parquet(ctx.path):
             raise LoadError(ctx.path, "not a Parquet file (no PAR1 header): mparticle-parquet reads Parquet; "
                                       "use mparticle-profiles for JSON or mparticle-csv for CSV")
-        cols = ctx.engine.query_rows(f"DESCRIBE SELECT * FROM read_parquet({ctx.file_sql})")
+        cols = ctx.engine.query_rows(f"DESCRIBE SELECT * FROM read_parquet({ctx.file_sql}, hive_partitioning=false)")
         types = {name: str(typ).upper() for name, typ, *_ in cols}
         lower = {name.lower(): name for name in types}
         want = ctx.options.get("mpid_column")
@@ -74,7 +74,7 @@ class MParticleParquetLoader(MParticleProfilesLoader):
         if mpid is None:
             raise LoadError(ctx.path, f"no MPID column ({want or ' / '.join(MPID_NAMES)}; option mpid_column); "
                                       f"columns found: {', '.join(types)}")
-        fields: list[str] = [sql_str("mpid"), _mpid_json(mpid)]
+        fields: list[str] = [sql_str("mpid"), _mpid_json(mpid, types[mpid])]
         profile_cols = {lower[c]: c for c in PROFILE_COLUMNS if c in lower}
         for real, key in profile_cols.items():
             fields += [sql_str(key), _value_json(real, types[real], key)]
@@ -102,7 +102,7 @@ class MParticleParquetLoader(MParticleProfilesLoader):
             fields += [sql_str("user_attributes"), _map_json([(name, _q(n)) for n, name in attrs])]
         records = (
             f"SELECT {FILE_ROW} + 1 AS line, json_object({', '.join(fields)}) AS j "
-            f"FROM read_parquet({ctx.file_sql}, file_row_number=true)"
+            f"FROM read_parquet({ctx.file_sql}, file_row_number=true, hive_partitioning=false)"
         )
         return tmp.create("stage", stage_sql(records, _SCALARS, _CONTAINERS, _CHECKS))
 
@@ -144,9 +144,13 @@ def _file_column_names(ctx: FileContext, read: list[str]) -> list[str]:
     return names if ok else read
 
 
-def _mpid_json(col: str) -> str:
-    """The MPID as JSON: integers exact, text as a JSON string (validated later), anything else
-    (a float) as its JSON number text, which is not an MPID."""
+def _mpid_json(col: str, typ: str = "") -> str:
+    """The MPID as JSON: integers exact, text as a JSON string (validated later), a DECIMAL with a
+    scale (BigQuery's NUMERIC, DECIMAL(38,9): exact, not a float) whose value is whole as that
+    integer, anything else (a float) as its JSON number text, which is not an MPID."""
+    if typ.startswith("DECIMAL(") and not typ.endswith(",0)"):
+        c = _q(col)
+        return f"CASE WHEN {c} = trunc({c}) THEN to_json(CAST({c} AS HUGEINT)) ELSE to_json({c}) END"
     return f"to_json({_q(col)})"
 
 

@@ -7,6 +7,7 @@ from datetime import datetime
 
 import pytest
 
+from cohortlab.errors import StrictLoadError
 from cohortlab.loaders import LoadError
 
 AS_OF = datetime(2026, 3, 1)
@@ -252,3 +253,46 @@ def test_a_cohort_sync_export_csv_with_an_operation_column_keeps_only_current_me
     assert lab.engine.query_rows("SELECT line, reason, raw FROM rejects ORDER BY line") == [
         (3, "removed_member", '{"distinct_id":"U2","mparticle_user_id":"9080350317581165123","operation":"remove"}'),
         (5, "removed_member", '{"distinct_id":"U4","mparticle_user_id":null,"operation":" Remove "}')]
+
+
+def test_engage_pages_saved_as_files_of_one_listing_are_one_snapshot(lab, write, balanced):
+    """The pages of one Engage listing saved one per file (page_000.json, page_001.json: one
+    session_id) and loaded in one call are one snapshot. Each file its own snapshot, at one as_of,
+    gave the cohort only the last file's members. A file holding pages after the first, loaded
+    without the listing's first page, warns: its snapshot holds part of the cohort."""
+    first = _page([{"$distinct_id": "cust-1"}, {"$distinct_id": 9007199254740993}], session_id="1700000000-AbCd",
+                  page_size=2, total=3, computed_at="2026-03-01T00:00:00.000001+00:00")
+    rest = _page([{"$distinct_id": "cust-3"}, {"$distinct_id": "cust-1"}], session_id="1700000000-AbCd",
+                 page=1, page_size=2, total=3)
+    write("pages/page_000.json", json.dumps(first, indent=2))
+    p1 = write("pages/page_001.json", json.dumps(rest) + "\n")
+    other = write("other/page_000.json", json.dumps(_page([{"$distinct_id": "cust-9"}], session_id="1700000999-ZzZz")))
+    r = balanced(lab.load("mixpanel-members", p1.parent, cohort="Power Users", as_of=AS_OF, strict=True))
+    assert (r.rows_read, r.loaded, r.deduplicated, r.warnings) == (4, 3, 1, [])
+    assert [s[2:] for s in _snapshots(lab)] == [("Power Users", AS_OF, 3)]
+    assert sorted(m[3] for m in _members(lab)) == ["9007199254740993", "cust-1", "cust-3"]
+    # another listing (another session) of the same cohort and time stays its own snapshot
+    lab.load("mixpanel-members", other, cohort="Power Users", as_of=AS_OF)
+    assert [s[4] for s in _snapshots(lab)] == [3, 1]
+    # the later page alone: loaded as its own snapshot, with a warning (--strict refuses it)
+    later = datetime(2026, 3, 2)
+    with pytest.raises(StrictLoadError, match="not its first page"):
+        lab.load("mixpanel-members", p1, cohort="Power Users", as_of=later, strict=True)
+    r = lab.load("mixpanel-members", p1, cohort="Power Users", as_of=later)
+    assert len(r.warnings) == 1 and "page(s) 1 " in r.warnings[0] and "page_001.json" in r.warnings[0]
+
+
+def test_a_csv_whose_ids_a_spreadsheet_rewrote_warns(lab, write):
+    """A members CSV opened and saved in a spreadsheet has its long numeric distinct_ids in
+    scientific notation (1.23457E+18; 1,23457E+18 in a European locale, with ';'): their digits are
+    lost. The rows load as written, with a warning (--strict refuses the file); ids that only look
+    alike (hex with one e, 2e5 without a sign) do not warn."""
+    eu = write("eu.csv", "\ufeffDistinct ID;Name;;\r\nU-1;Ann;;\r\n1,23457E+18;Bo;;\r\n-9,08035E+18;Cy;;\r\n")
+    r = lab.load("mixpanel-members", eu, column="Distinct ID", cohort="Power Users", as_of=AS_OF)
+    assert r.loaded == 3 and len(r.warnings) == 1
+    assert "2 distinct_id(s) are numbers in scientific notation" in r.warnings[0] and "eu.csv" in r.warnings[0]
+    with pytest.raises(StrictLoadError, match="scientific notation"):
+        lab.load("mixpanel-members", write("us.csv", "distinct_id\n1.23457E+18\n"), cohort="Power Users",
+                 as_of=AS_OF, strict=True)
+    fine = write("fine.csv", "distinct_id\n4e2918\n2e5\n9080350317581165123\nE+18\n")
+    assert lab.load("mixpanel-members", fine, cohort="Power Users", as_of=AS_OF, strict=True).loaded == 4

@@ -244,3 +244,79 @@ def test_an_event_time_before_1971_loads_as_read_with_a_warning(lab, q, write, t
     with pytest.raises(Exception, match="before 1971-01-01"):
         lab.load(EVENTS, write("part-2.json", jsonl({"event_name": "C", "time": -1, "distinct_id": "U5"})),
                  strict=True)
+
+
+def test_a_bucket_folder_with_empty_completion_markers_loads(lab, q, write):
+    """A pipeline writes an empty ``complete`` file into each finished hour or day folder (and a
+    Spark or Hadoop unload an empty ``_SUCCESS``): loading the bucket folder skips them, where each
+    was an ``empty file`` error that refused the whole folder. A marker that is not empty is data."""
+    write("bucket/4242/2026/03/01/full_day/part-0.json.gz", jsonl(
+        {"event": "Opened", "properties": {"time": 1772323200, "distinct_id": "u1", "$insert_id": "a"}}), gz=True)
+    write("bucket/4242/2026/03/01/full_day/complete", "")
+    write("bucket/4242/2026/03/02/13/part-0.json.gz", jsonl(
+        {"event": "Opened", "properties": {"time": 1772456400, "distinct_id": "u2", "$insert_id": "b"}}), gz=True)
+    write("bucket/4242/2026/03/02/13/complete", "")
+    marker = write("bucket/4242/2026/03/02/13/_SUCCESS", "")
+    for kind, loaded in ((EVENTS, 2), ("mixpanel-events", 0)):  # the second: the same events again
+        r = lab.load(kind, marker.parents[4], strict=True)
+        assert (r.rows_read, r.loaded, r.n_quarantined, len(r.files)) == (2, loaded, 0, 2)
+    assert q("SELECT DISTINCT distinct_id FROM mp_events") == [("u1",), ("u2",)]
+    with pytest.raises(LoadError, match="empty file"):  # named on its own it is a file as any other
+        lab.load(EVENTS, marker)
+    marker.write_text(jsonl({"event": "Closed", "properties": {"time": 1772456400, "distinct_id": "u3"}}))
+    assert lab.load(EVENTS, marker.parents[4]).loaded == 1  # not empty: part of the folder
+
+
+def test_hive_partition_folders_are_no_columns_of_parquet_rows(lab, q, tmp_path):
+    """Parquet parts under ``key=value`` folders (a partitioned warehouse unload): the folder names
+    are not columns of the rows, so they are not properties of the schematized events or profiles."""
+    ev = parquet(tmp_path / "ev" / "dt=2026-03-01" / "part-0.parquet",
+                 "SELECT 'Opened' AS mp_event_name, 1772323200 AS time, 'u1' AS distinct_id, 'a' AS mp_insert_id")
+    pr = parquet(tmp_path / "pr" / "dt=2026-03-01" / "part-0.parquet",
+                 "SELECT 'u1' AS distinct_id, 'a@example.com' AS mp_email")
+    lab.load(EVENTS, tmp_path / "ev")
+    lab.load(PROFILES, tmp_path / "pr")
+    assert q("SELECT distinct_id, insert_id, json_keys(properties) FROM mp_events") == [
+        ("u1", "a", ["mp_event_name", "time", "distinct_id", "mp_insert_id"])]
+    assert q("SELECT distinct_id, email, json_keys(properties) FROM mp_profiles") == [
+        ("u1", "a@example.com", ["mp_email"])]
+
+
+def test_parquet_column_names_in_upper_case_are_read(lab, q, tmp_path):
+    """A warehouse that folds unquoted names to upper case (Snowflake) unloads the pipeline tables
+    as EVENT_NAME, DISTINCT_ID, PROPERTIES, ...: their Parquet columns are read in lower case (every
+    record was quarantined missing_event / missing_distinct_id). Keys inside PROPERTIES keep theirs."""
+    ev = parquet(tmp_path / "ev.parquet", f"""
+        SELECT 'Purchase' AS EVENT_NAME, TIMESTAMP '2026-03-01 05:00:00.123' AS "TIME", 'u1' AS DISTINCT_ID,
+               'd1' AS DEVICE_ID, 'i1' AS INSERT_ID, '{{"$mparticle_user_id": "{BIG}", "Plan": "pro"}}' AS PROPERTIES""")
+    pr = parquet(tmp_path / "pr.parquet",
+                 "SELECT 'u1' AS DISTINCT_ID, '{\"$email\": \"u1@example.com\"}' AS PROPERTIES")
+    mp = parquet(tmp_path / "map.parquet", "SELECT 'u1' AS DISTINCT_ID, 'cust-1' AS RESOLVED_DISTINCT_ID")
+    # a file whose names would collide once in lower case keeps them as they are
+    both = parquet(tmp_path / "both.parquet", "SELECT 'Open' AS event_name, 'x' AS EVENT_NAME, "
+                                              "1772323200 AS time, 'u2' AS distinct_id, 'i2' AS insert_id")
+    r = lab.load(EVENTS, [ev, both], identity_mappings=str(mp))
+    assert (r.rows_read, r.loaded, r.n_quarantined) == (2, 2, 0)
+    assert q("SELECT event, time, distinct_id, device_id, insert_id, mparticle_user_id, properties->>'Plan' "
+             "FROM mp_events") == [
+        ("Open", datetime(2026, 3, 1), "u2", None, "i2", None, None),
+        ("Purchase", datetime(2026, 3, 1, 5, 0, 0, 123000), "cust-1", "d1", "i1", str(BIG), "pro")]
+    r = lab.load(PROFILES, pr)
+    assert (r.loaded, r.n_quarantined) == (1, 0)
+    assert q("SELECT distinct_id, email FROM mp_profiles") == [("u1", "u1@example.com")]
+
+
+def test_parquet_decimal_columns_never_pass_through_a_double(lab, q, tmp_path):
+    """A DECIMAL column with a scale (BigQuery's NUMERIC: DECIMAL(38,9)) holding the MPID: the row's
+    JSON was re-serialised, its decimal token read as a double, so mparticle_user_id became
+    '9080350317581166000.0', a different number. A whole value is its integer; any other is a
+    number."""
+    ev = parquet(tmp_path / "ev.parquet", f"""
+        SELECT 'Purchase' AS mp_event_name, 1772323200 AS time, 'u1' AS distinct_id, 'i1' AS mp_insert_id,
+               {BIG}::DECIMAL(38,9) AS mp_mparticle_user_id, 5.25::DECIMAL(38,9) AS amount""")
+    pr = parquet(tmp_path / "pr.parquet",
+                 f"SELECT 'u1' AS distinct_id, -7346244611012968789::DECIMAL(38,9) AS mp_mparticle_user_id")
+    lab.load(EVENTS, ev)
+    lab.load(PROFILES, pr)
+    assert q("SELECT mparticle_user_id, properties->>'amount' FROM mp_events") == [(str(BIG), "5.25")]
+    assert q("SELECT mparticle_user_id FROM mp_profiles") == [("-7346244611012968789",)]

@@ -231,3 +231,23 @@ def test_a_header_that_repeats_a_column_reads_its_first_column_and_warns(lab, q,
         assert shown in r.warnings[0]
     # a header without repeats does not warn
     assert lab.load(KIND, write("q.csv", "mpid,email,plan\n9,c@x,free\n")).warnings == []
+
+
+def test_a_warehouse_unloads_null_spelling_is_no_value(lab, q, write):
+    """A warehouse unload writes NULL as \\N (Snowflake's default, Hive, Spark text tables): such a
+    cell is no identity and no attribute, as an empty one; an MPID \\N is missing. Read as text it
+    gave every profile without a customer_id the customer_id \\N. Other spellings stay data."""
+    p = write("unload.csv", "MPID,CUSTOMER_ID,EMAIL,POWER_USERS,PLAN\n"
+                            "42,cust-1,\\N,true,\\N\n"
+                            "43,\\N,b@example.com,\\N,NULL\n"
+                            "\\N,cust-3,c@example.com,false,free\n"
+                            '44,"\\N ",N,\\n,\\\\N\n')
+    r = lab.load(KIND, p)
+    assert (r.rows_read, r.loaded, r.n_quarantined) == (4, 3, 1)
+    assert q("SELECT line, reason FROM rejects") == [(4, "missing_mpid")]
+    assert q("SELECT mpid, identity_type, value FROM mpa_identities") == [
+        (42, "customer_id", "cust-1"), (43, "email", "b@example.com"),
+        (44, "customer_id", "\\N "), (44, "email", "N")]
+    assert q("SELECT mpid, name, value FROM mpa_attributes") == [
+        (42, "POWER_USERS", '"true"'), (43, "PLAN", '"NULL"'),
+        (44, "PLAN", '"\\\\\\\\N"'), (44, "POWER_USERS", '"\\\\n"')]

@@ -134,3 +134,27 @@ def test_column_names_are_trimmed_and_a_repeated_one_is_ignored_with_a_warning(l
                  strict=True)
     # names without repeats do not warn
     assert lab.load(KIND, parquet(tmp_path / "ok.parquet", "SELECT 2 AS mpid, 'a' AS plan")).warnings == []
+
+
+def test_hive_partition_folders_are_no_columns(lab, q, tmp_path):
+    """A partitioned warehouse unload writes its Parquet parts under ``key=value`` folders. DuckDB
+    would add those folder names as columns, which loaded as attributes the table never had."""
+    p = tmp_path / "unload" / "year=2026" / "month=03" / "0000_part_00.parquet"
+    p.parent.mkdir(parents=True)
+    parquet(p, f"SELECT {BIG}::BIGINT AS mpid, 'a@example.com' AS email, 'pro' AS plan")
+    r = lab.load(KIND, tmp_path / "unload")
+    assert (r.rows_read, r.loaded, r.n_quarantined) == (1, 1, 0)
+    assert q("SELECT mpid, name, value FROM mpa_attributes") == [(BIG, "plan", '"pro"')]
+    assert q("SELECT identity_type, value FROM mpa_identities") == [("email", "a@example.com")]
+
+
+def test_a_decimal_mpid_column_with_a_scale_is_exact(lab, q, tmp_path):
+    """BigQuery's NUMERIC is DECIMAL(38,9) in Parquet: exact, not a float. A whole value is that
+    MPID (all were quarantined invalid_mpid); a fraction is no MPID."""
+    p = parquet(tmp_path / "numeric.parquet", f"""
+        SELECT * FROM (VALUES ({BIG}::DECIMAL(38,9), 'cust-1'), (-9223372036854775808::DECIMAL(38,9), 'cust-2'),
+                              (42.5::DECIMAL(38,9), 'cust-3')) t(mpid, customer_id)""")
+    r = lab.load(KIND, p)
+    assert (r.rows_read, r.loaded, dict(r.quarantined)) == (3, 2, {"invalid_mpid": 1})
+    assert q("SELECT mpid, value FROM mpa_identities") == [(-9223372036854775808, "cust-2"), (BIG, "cust-1")]
+    assert q("SELECT raw FROM rejects") == [('{"mpid":42.5,"customer_id":"cust-3"}',)]
