@@ -364,8 +364,7 @@ def identities_sql(stage: str, col: str, kind: str) -> str:
                     THEN json_extract_string(value_j, '$') END AS value,
                ((known IS NULL AND (clean_type IS NULL OR clean_type = ''))
                 OR coalesce(value_t IN ('BOOLEAN', 'OBJECT', 'ARRAY'), FALSE)) AS bad,
-               coalesce(raw_type <> CASE WHEN known IS NOT NULL THEN known ELSE {identity_type_sql('clean_type')} END,
-                        FALSE) AS respelled
+               coalesce(raw_type <> identity_type, FALSE) AS respelled  -- (the alias above)
         FROM (
           -- a type spelled exactly as a known one (nearly all) is looked up (a join with a small
           -- table); only the others are cleaned and normalised row by row
