@@ -26,8 +26,10 @@ def is_parquet(path: Path) -> bool:
         return f.read(4) == b"PAR1"
 
 
-def parquet_columns(ctx: FileContext) -> list[str]:
-    return [r[0] for r in ctx.engine.query_rows(
+def parquet_columns(ctx: FileContext) -> list[tuple[str, str]]:
+    """``(name, TYPE)`` of a Parquet file's own columns (no Hive partitioning: a file under
+    ``year=2026/month=03/`` has no columns ``year``, ``month``), types in upper case."""
+    return [(r[0], str(r[1]).upper()) for r in ctx.engine.query_rows(
         f"DESCRIBE SELECT * FROM read_parquet({ctx.file_sql}, hive_partitioning=false)")]
 
 
@@ -38,8 +40,7 @@ def records_sql(ctx: FileContext, lower_names: bool = False) -> str:
     ``event_name``), unless two of them would then be one: a warehouse that folds unquoted names
     to upper case (Snowflake) unloads the Data Pipelines columns so."""
     if is_parquet(ctx.path):
-        cols = [(r[0], str(r[1]).upper()) for r in ctx.engine.query_rows(
-            f"DESCRIBE SELECT * FROM read_parquet({ctx.file_sql}, hive_partitioning=false)")]
+        cols = parquet_columns(ctx)
         names = [c for c, _ in cols]
         if lower_names and len({c.lower() for c in names}) == len(names):
             names = [c.lower() for c in names]
@@ -56,14 +57,22 @@ def records_sql(ctx: FileContext, lower_names: bool = False) -> str:
     return ctx.json_records_sql()
 
 
+def is_scaled_decimal(typ: str) -> bool:
+    """A DECIMAL type with a scale (BigQuery's NUMERIC is DECIMAL(38,9)): exact, not a float."""
+    return typ.startswith("DECIMAL(") and not typ.endswith(",0)")
+
+
+def whole_decimal_json(col: str, otherwise: str) -> str:
+    """SQL JSON of a scaled DECIMAL ``col`` (:func:`is_scaled_decimal`): a whole value as its
+    integer (``9080350317581165123.000000000`` is the MPID 9080350317581165123), never through a
+    double; ``otherwise`` (SQL JSON) for a value with a fraction."""
+    return f"CASE WHEN {col} = trunc({col}) THEN CAST(CAST({col} AS HUGEINT) AS VARCHAR)::JSON ELSE {otherwise} END"
+
+
 def _column_json(col: str, typ: str) -> str:
-    """A Parquet column's value for ``to_json``: as it is, except a DECIMAL with a scale (BigQuery's
-    NUMERIC is DECIMAL(38,9)): a whole value as its integer (``9080350317581165123.000000000`` is the
-    MPID 9080350317581165123), any other as its exact decimal text, never through a double."""
-    if not (typ.startswith("DECIMAL(") and not typ.endswith(",0)")):
-        return col
-    return (f"CASE WHEN {col} = trunc({col}) THEN CAST(CAST({col} AS HUGEINT) AS VARCHAR)::JSON "
-            f"ELSE CAST({col} AS VARCHAR)::JSON END")
+    """A Parquet column's value for ``to_json``: as it is, except a scaled DECIMAL: a whole value
+    as its integer, any other as its exact decimal text (:func:`whole_decimal_json`)."""
+    return whole_decimal_json(col, f"CAST({col} AS VARCHAR)::JSON") if is_scaled_decimal(typ) else col
 
 
 def json_object_sql(v: str) -> str:

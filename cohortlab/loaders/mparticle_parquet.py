@@ -33,7 +33,9 @@ from typing import Any
 import dataclasses
 
 from cohortlab.loaders._mparticle import Temp, profile_columns, repeated_columns_warning, stage_sql
-from cohortlab.loaders._warehouse import FILE_ROW, is_parquet, records_sql
+from cohortlab.loaders._warehouse import (
+    FILE_ROW, is_parquet, is_scaled_decimal, parquet_columns, records_sql, whole_decimal_json,
+)
 from cohortlab.errors import LoadError
 from cohortlab.loaders.base import FileContext, pop_as_of, sql_str
 from cohortlab.loaders.mparticle_profiles import _CHECKS, _CONTAINERS, _SCALARS, MParticleProfilesLoader
@@ -65,8 +67,7 @@ class MParticleParquetLoader(MParticleProfilesLoader):
         if not is_parquet(ctx.path):
             raise LoadError(ctx.path, "not a Parquet file (no PAR1 header): mparticle-parquet reads Parquet; "
                                       "use mparticle-profiles for JSON or mparticle-csv for CSV")
-        cols = ctx.engine.query_rows(f"DESCRIBE SELECT * FROM read_parquet({ctx.file_sql}, hive_partitioning=false)")
-        types = {name: str(typ).upper() for name, typ, *_ in cols}
+        types = dict(parquet_columns(ctx))
         lower = {name.lower(): name for name in types}
         want = ctx.options.get("mpid_column")
         mpid = (next((n for n in types if n == want), None) or lower.get(want.lower())) if want else \
@@ -148,10 +149,8 @@ def _mpid_json(col: str, typ: str = "") -> str:
     """The MPID as JSON: integers exact, text as a JSON string (validated later), a DECIMAL with a
     scale (BigQuery's NUMERIC, DECIMAL(38,9): exact, not a float) whose value is whole as that
     integer, anything else (a float) as its JSON number text, which is not an MPID."""
-    if typ.startswith("DECIMAL(") and not typ.endswith(",0)"):
-        c = _q(col)
-        return f"CASE WHEN {c} = trunc({c}) THEN to_json(CAST({c} AS HUGEINT)) ELSE to_json({c}) END"
-    return f"to_json({_q(col)})"
+    c = _q(col)
+    return whole_decimal_json(c, f"to_json({c})") if is_scaled_decimal(typ) else f"to_json({c})"
 
 
 def _value_json(col: str, typ: str, key: str) -> str:
