@@ -340,21 +340,20 @@ _safe = one_line
 _fmt = format_instant
 
 
-def _details_sql(engine: Engine, show_personal_data: bool, shown: "_ShownNames | None" = None,
-                 key: str | None = None) -> str:
+def _details_sql(engine: Engine, show_personal_data: bool, shown: "_ShownNames", key: str) -> str:
     """``verify_compared`` (the comparison) with ``detail`` and ``evidence`` for each disagreement:
     what the data shows for its cause, and the identity-changed evidence (at most three members
     named per profile; personal values replaced by pseudonyms, :mod:`cohortlab.privacy`, unless
     ``show_personal_data``; the attribute names of ``shown``, :func:`_shown_names`, too). ``key``:
-    the database's pseudonym key, when the caller has read it already."""
+    the database's pseudonym key (read once by the caller for both)."""
     from cohortlab.privacy import Redactor, known_personal_among_sql
 
-    other_name = (shown or _ShownNames([])).sql("c.other_name")
+    other_name = shown.sql("c.other_name")
 
     def ts(col: str) -> str:
         return f"coalesce(strftime({col}, '%Y-%m-%d %H:%M:%S'), 'unknown')"
 
-    redactor = Redactor(show=show_personal_data, key=key or _database_key(engine))
+    redactor = Redactor(show=show_personal_data, key=key)
     shown = redactor.sql("m.member", "known_personal")
     quote = "''''"  # one quote character, as a SQL literal
 
