@@ -252,7 +252,10 @@ MPA_BATCH_TIMES = _table(
 #    read (audit 112)
 # 4: mparticle-parquet names attribute columns without the spaces around them and ignores a column
 #    repeating an earlier one (also in another case: `Email` after `email`, read by DuckDB as
-#    `Email_1`), as mparticle-csv does (audit 113)
+#    `Email_1`), as mparticle-csv does (audit 113); a Parquet file's key=value partition folders are
+#    no columns; an mparticle-csv cell \N is no value; a whole scaled DECIMAL MPID is that integer;
+#    the pipeline kinds read upper-case Parquet column names; Engage pages of one listing saved one
+#    per file and loaded together are one snapshot; a folder's .txt mParticle S3 batches load (audit 114)
 LOADER_VERSION = 4
 
 

@@ -46,7 +46,9 @@ from cohortlab.loaders.files import is_bucket_verification_file, is_completion_m
 
 IGNORED_SUFFIXES = (".parquet", ".md", ".txt", ".yaml", ".yml", ".py", ".png", ".html")
 IGNORED_NAMES = ("manifest.json", "truth.json")
-_NOT_DATA = (".md", ".yaml", ".yml", ".py", ".png", ".html")  # files beside exports that hold none
+# files beside exports that hold none: the ignored suffixes but the data formats the layout does
+# not place (a Parquet table, .txt batches elsewhere), which count as exports found
+_NOT_DATA = tuple(s for s in IGNORED_SUFFIXES if s not in (".parquet", ".txt"))
 
 
 @dataclass
