@@ -63,7 +63,7 @@ class MParticleParquetLoader(MParticleProfilesLoader):
             raise ValueError(f"{self.kind}: unknown option(s) {sorted(opts)}; known: mpid_column, as_of")
         return {**({"mpid_column": str(col).strip()} if col not in (None, "") else {}), **as_of}
 
-    def _stage(self, ctx: FileContext, tmp: Temp) -> str:
+    def _stage(self, ctx: FileContext, tmp: Temp) -> tuple[str, list[str]]:
         if not is_parquet(ctx.path):
             raise LoadError(ctx.path, "not a Parquet file (no PAR1 header): mparticle-parquet reads Parquet; "
                                       "use mparticle-profiles for JSON or mparticle-csv for CSV")
@@ -91,7 +91,7 @@ class MParticleParquetLoader(MParticleProfilesLoader):
         # (identity or attribute columns beside a Profile API column of theirs are not read at all)
         unread = {k for k, col in (("user", "user_identities"), ("device", "device_identities"),
                                    (None, "user_attributes")) if col in profile_cols.values()}
-        self._warnings = repeated_columns_warning(ctx, [x for x in ignored if x[2] not in unread], "file's schema")
+        warnings = repeated_columns_warning(ctx, [x for x in ignored if x[2] not in unread], "file's schema")
         users = [(read[i], t) for i, _, kind, t in ids if kind == "user"]
         devices = [(read[i], t) for i, _, kind, t in ids if kind == "device"]
         attrs = [(read[i], name) for i, _, name in attr_cols]
@@ -105,13 +105,7 @@ class MParticleParquetLoader(MParticleProfilesLoader):
             f"SELECT {FILE_ROW} + 1 AS line, json_object({', '.join(fields)}) AS j "
             f"FROM read_parquet({ctx.file_sql}, file_row_number=true, hive_partitioning=false)"
         )
-        return tmp.create("stage", stage_sql(records, _SCALARS, _CONTAINERS, _CHECKS))
-
-    def _load(self, ctx: FileContext, tmp: Temp):
-        self._warnings = []
-        result = super()._load(ctx, tmp)
-        result.warnings[:0] = self._warnings
-        return result
+        return tmp.create("stage", stage_sql(records, _SCALARS, _CONTAINERS, _CHECKS)), warnings
 
     def load_file(self, ctx: FileContext):
         # quarantined rows read their raw text back through ctx.json_records_sql(): the Parquet rows

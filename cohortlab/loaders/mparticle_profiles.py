@@ -87,13 +87,13 @@ class MParticleProfilesLoader(AsOfOnly, Loader):
 
     source = "profile_api"  # mpa_profiles.source of the rows written
 
-    def _stage(self, ctx: FileContext, tmp: Temp) -> str:
-        """The staged records (see ``_mparticle.stage_sql``); a subclass reading another file
-        format builds them from its own (line, j) records."""
-        return create_stage(ctx, tmp, _SCALARS, _CONTAINERS, _CHECKS, fast_text=_FAST_TEXT)
+    def _stage(self, ctx: FileContext, tmp: Temp) -> tuple[str, list[str]]:
+        """The staged records (see ``_mparticle.stage_sql``) and the warnings found while staging
+        them; a subclass reading another file format builds them from its own (line, j) records."""
+        return create_stage(ctx, tmp, _SCALARS, _CONTAINERS, _CHECKS, fast_text=_FAST_TEXT), []
 
     def _load(self, ctx: FileContext, tmp: Temp) -> FileResult:
-        stage = self._stage(ctx, tmp)
+        stage, warnings = self._stage(ctx, tmp)
         ids = tmp.create(
             "ids",
             f"{identities_sql(stage, 'uid', 'user')} UNION ALL {identities_sql(stage, 'did', 'device')}",
@@ -152,7 +152,7 @@ class MParticleProfilesLoader(AsOfOnly, Loader):
         audiences = f"(SELECT mpid, audience_id, audience_name, expiration_at, line FROM {aud} WHERE {won})"
         superseded = replace_profiles(ctx, profiles, identities, attributes, audiences)
         loaded = int(distinct) - superseded  # a later snapshot's MPIDs count as de-duplicated
-        warnings = time_warnings(ctx, stage, {"created_ms": "created_timestamp_ms", "stored_ms": "last_stored_timestamp_ms"},
+        warnings += time_warnings(ctx, stage, {"created_ms": "created_timestamp_ms", "stored_ms": "last_stored_timestamp_ms"},
                                  where="reason0 IS NULL")
         warnings += repeated_identity_warnings(ctx, ids, "value IS NOT NULL", "each value is kept, under that type")
         return FileResult(rows_read=int(rows_read), loaded=loaded, deduplicated=int(valid) - loaded,
