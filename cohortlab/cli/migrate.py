@@ -252,7 +252,7 @@ def validate_cmd(db, plan_file, cohort, at, settings_path, out, show, show_perso
         d = res.differences
         cols = [c for c in ("distinct_id", "obs_status", "obs_gap_reason", "predicted_status",
                             "predicted_gap_reason", "explanation") if c in d.columns]
-        differences = redactor.frame(d[cols].head(show)) if len(d) else None
+        differences = redactor.frame(d[cols].head(show)) if len(d) and show else None  # --show 0: none listed
         users = redactor.frame(res.users) if out else None
         verdict = redactor.text(res.verdict)
     click.echo(f"plan: {one_line(res.plan)}   cohort: {one_line(res.cohort)}   as of: {res.at:%Y-%m-%d %H:%M:%S} UTC")

@@ -376,7 +376,7 @@ what was observed.
 plans = None                 # migration plan YAML file(s) (a path or a list); None: the standard plans
 switch = None                # EIT switch date of the standard plans; None: from settings, else from the data
 start = None                 # first day of the prediction (ISO date); None: the first event day
-end = None                   # last day; None: the last event day
+end = None                   # last day; None: the last event day (activity "repeat": 30 days after it)
 activity = "observed"        # "observed": loaded events only; "repeat": project the observed activity forward
 observed_db = None           # DuckDB file of exports taken after the switch, for validation (or:)
 observed_data = None         # a folder of such exports; both None: no validation

@@ -1,5 +1,5 @@
 """Which notebooks run at once, in what order, and with what share of the memory and the cores
-(docs/reports.md#memory, docs/benchmarks.md#report-shares).
+(docs/reports.md#report-command, docs/benchmarks.md#report-shares).
 """
 
 from __future__ import annotations

@@ -49,3 +49,20 @@ def test_validate_against_the_exports_of_after_the_flip_in_another_database(tmp_
     r = CliRunner().invoke(main, ["migrate", "validate", "--db", str(before), "--observed-db", str(after),
                                   "--plan", str(plan), "--cohort", "Nope"])
     assert r.exit_code == 1 and r.stderr.strip().startswith("error: --observed-db: unknown cohort 'Nope'")
+
+
+def test_validate_show_limits_the_members_listed_and_0_lists_none(tmp_path):
+    """``--show N`` prints the first N members that differ; ``--show 0`` prints none, not a heading
+    "first 0 of N" over pandas' "Empty DataFrame" text (audit 117)."""
+    db = _db(tmp_path, "mid_migration")
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("name: do nothing\neit_timeline:\n  - {since: null, eit: customer_id}\n")
+    args = ["migrate", "validate", "--db", str(db), "--plan", str(plan), "--cohort", "Power Users"]
+    two = CliRunner().invoke(main, [*args, "--show", "2"])
+    assert two.exit_code == 0, two.output
+    heading = [line for line in two.output.splitlines() if line.startswith("members that differ")]
+    assert len(heading) == 1 and heading[0].startswith("members that differ (first 2 of ")
+    none = CliRunner().invoke(main, [*args, "--show", "0"])
+    assert none.exit_code == 0, none.output
+    assert "members that differ" not in none.output and "Empty DataFrame" not in none.output
+    assert none.output.strip().splitlines()[-1] == two.output.strip().splitlines()[-1]  # the same verdict
