@@ -318,6 +318,14 @@ def test_export_of_an_unknown_table_makes_no_folder(db, tmp_path):
     assert not out.exists()
 
 
+def test_export_counts_what_it_wrote_in_words(db, tmp_path):
+    r = run("export", "--db", db, "--out", tmp_path / "one", "--table", "mp_events")
+    assert r.exit_code == 0, r.output
+    assert r.stdout.splitlines()[-1] == f"exported 1 table to {tmp_path / 'one'}"
+    r = run("export", "--db", db, "--out", tmp_path / "two", "--table", "mp_events", "--table", "loads")
+    assert r.stdout.splitlines()[-1] == f"exported 2 tables to {tmp_path / 'two'}"
+
+
 def test_export_over_existing_files_writes_nothing(db, tmp_path):
     out = tmp_path / "canonical"
     out.mkdir()

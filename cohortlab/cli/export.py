@@ -37,4 +37,6 @@ def export_cmd(db, out_dir, tables, overwrite):
         engine.close()
     for t, n in counts.items():
         click.echo(f"  {t:<22}{n:>12,}  {os.path.join(out_dir, t + '.parquet')}")
-    click.echo(f"exported {len(counts)} tables to {out_dir}")
+    from cohortlab.report.summaries import counted
+
+    click.echo(f"exported {counted(len(counts), 'table')} to {out_dir}")

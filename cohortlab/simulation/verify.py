@@ -516,15 +516,18 @@ def observed_times(engine: Engine, cohort: str, at: datetime | str | None = None
     return (parse_time(at, "at") if at is not None else snap), snap
 
 
-def _snapshot(engine: Engine, ref, names, snapshot_at) -> tuple[datetime, str]:
+def _snapshot(engine: Engine, ref, names, snapshot_at, show_personal_data: bool = False) -> tuple[datetime, str]:
     observed_any = engine.query_rows(
         f"SELECT EXISTS (SELECT 1 FROM mpa_attributes a JOIN {_NAMES} n ON n.name = a.name)"
     )[0][0]
     if not observed_any:
-        shown = ", ".join(repr(n) for n, _ in names[:6])
+        # the names as verify's text shows them: a cohort named after an email by its pseudonym
+        shown = _shown_names(engine, [ref.name, *(n for n, _ in names[:6])], show_personal_data,
+                             _database_key(engine))
+        attributes = ", ".join(repr(shown.text(n)) for n, _ in names[:6])
         raise VerifyError(
-            f"no observed state for cohort {ref.name!r}: no loaded mParticle profile carries the attribute "
-            f"{shown} (load an mParticle snapshot, e.g. `cohortlab load mparticle-profiles ...`)"
+            f"no observed state for cohort {shown.text(ref.name)!r}: no loaded mParticle profile carries the "
+            f"attribute {attributes} (load an mParticle snapshot, e.g. `cohortlab load mparticle-profiles ...`)"
         )
     if snapshot_at is not None:
         return parse_time(snapshot_at, "snapshot_at"), "given"
@@ -571,7 +574,7 @@ def _simulated_relations(engine: Engine, result) -> int:
 def _verify(engine, ref, names, at, settings, snapshot_at, source, show_personal_data, simulate_fn,
             only_mpids=None) -> VerifyResult:
     attribute = names[0][0]
-    snap, snap_from = _snapshot(engine, ref, names, snapshot_at)
+    snap, snap_from = _snapshot(engine, ref, names, snapshot_at, show_personal_data)
     at_ = parse_time(at, "at") if at is not None else snap
     if simulate_fn is None:
         from cohortlab.simulation.sync import simulate
@@ -685,7 +688,7 @@ def format_verify(v: VerifyResult, limit: int = 20) -> str:
     for idx, row in conf.iterrows():
         lines.append(f"  {idx:<10}" + "".join(f"{int(x):>10,}" for x in row))
     dis = v.disagreements
-    from cohortlab.report.summaries import pct  # as the reports write it: never 100.0% with a disagreement
+    from cohortlab.report.summaries import counted, pct  # as the reports write it: never 100.0% with a disagreement
 
     lines += ["", f"agreement: {pct(v.agreement)} of {v.compared:,} profiles; {len(dis):,} disagree"]
     if len(dis):
@@ -693,14 +696,15 @@ def format_verify(v: VerifyResult, limit: int = 20) -> str:
         for r in v.causes.itertuples(index=False):
             if r.profiles:
                 lines.append(f"  {r.cause:<30}{r.profiles:>10,}")
-        lines += ["", f"disagreements{' (first %d)' % limit if len(dis) > limit else ''}"]
-        for r in dis.head(limit).itertuples(index=False):
-            lines.append(f"  MPID {r.mpid}: simulated {r.simulated}, observed {r.observed} -> {r.cause}: {_safe(r.detail)}")
+        if limit > 0:
+            lines += ["", f"disagreements{' (first %d)' % limit if len(dis) > limit else ''}"]
+            for r in dis.head(limit).itertuples(index=False):
+                lines.append(f"  MPID {r.mpid}: simulated {r.simulated}, observed {r.observed} -> {r.cause}: {_safe(r.detail)}")
     shown = v.names[v.names.profiles > 0]
     if len(shown):
         lines += ["", "attribute names in the snapshot"]
         for r in shown.itertuples(index=False):
-            lines.append(f"  {r.attribute!r} ({r.how}): {r.profiles:,} profiles, {r.true:,} true, {r.false:,} false")
+            lines.append(f"  {r.attribute!r} ({r.how}): {counted(r.profiles, 'profile')}, {r.true:,} true, {r.false:,} false")
     for n in v.notes:
         lines.append(f"note: {n}")
     return "\n".join(lines)

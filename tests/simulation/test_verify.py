@@ -79,6 +79,41 @@ def test_no_observed_attribute_is_a_clear_error(data):
         data.lab.verify(C)
 
 
+def test_the_no_observed_state_error_shows_a_cohort_named_after_an_email_as_its_pseudonym(data):
+    """The error names the cohort and its attribute as verify's text does (docs/reports.md#personal-data)."""
+    from cohortlab.privacy import database_key, pseudonym
+
+    linked(data, {"a": 1})
+    data.snapshot("ann@example.com", "2026-03-01", ["a"])
+    observe(data, 1, True, name="Something Else")
+    shown = pseudonym("ann@example.com", database_key(data.engine))
+    with pytest.raises(VerifyError) as hidden:
+        data.lab.verify("ann@example.com")
+    assert "ann@example.com" not in str(hidden.value)
+    assert f"no observed state for cohort '{shown}': no loaded mParticle profile carries the attribute '{shown}'" \
+        in str(hidden.value)
+    with pytest.raises(VerifyError, match="cohort 'ann@example.com'.*attribute 'ann@example.com'"):
+        data.lab.verify("ann@example.com", show_personal_data=True)
+
+
+def test_the_text_lists_no_disagreement_with_limit_0_and_counts_one_profile_in_the_singular(data):
+    from cohortlab.simulation.verify import format_verify
+
+    linked(data, {"a": 1, "b": 2})
+    data.snapshot(C, "2026-03-01", ["a", "b"])
+    observe(data, 1, True, last_stored="2026-03-01T00:30")
+    observe(data, 2, False, last_stored="2026-03-01T00:30")  # simulated true: one disagreement
+    observe(data, 3, True, name="Mixpanel - Power Users", last_stored="2026-03-01T00:30")
+    v = data.lab.verify(C)
+    assert len(v.disagreements) == 1
+    assert "  MPID 2: simulated true, observed false" in format_verify(v, limit=20)
+    text = format_verify(v, limit=0)
+    assert "disagreements (first" not in text and "MPID 2" not in text
+    assert "agreement: " in text and "; 1 disagree" in text
+    assert "'Mixpanel - Power Users' (" in text and "): 1 profile, 1 true, 0 false" in text
+    assert "'Power Users' (expected): 2 profiles, 1 true, 1 false" in text
+
+
 # --------------------------------------------------------------------------- causes, one per world
 def test_snapshot_before_last_run(data):
     linked(data, {"a": 1, "b": 2})
