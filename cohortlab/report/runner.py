@@ -512,11 +512,12 @@ def _run_all(sources, out_dir: Path, params: dict[str, Any], source: str, kernel
                                        as_of=params.get("as_of"), settings=params.get("settings"),
                                        env=env.get(SHARED_SIMULATIONS))
         except Exception as e:  # noqa: BLE001 - the notebooks then simulate (and report any problem) on their own
-            say(f"  not shared ({type(e).__name__}: {e}): each notebook simulates on its own")
+            say(f"shared simulations: not shared ({type(e).__name__}: {e}): each notebook simulates on its own")
             return {}
         parts = [f"{len(done.simulated)} simulated"] + ([f"{len(done.reused)} stored in the database"]
                                                         if done.reused else [])
-        say(f"  {', '.join(parts)} in {done.seconds:.1f} s")
+        # named: a notebook's start line may come between this and the line that announced it
+        say(f"shared simulations: {', '.join(parts)} in {done.seconds:.1f} s")
         return {PARAMETER: str(done.path)}
 
     # two Spark sessions at once would compete for the same local cores and memory
