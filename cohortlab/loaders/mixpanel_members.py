@@ -11,7 +11,8 @@ Accepted inputs (gzip detected by content):
   ``distinct_id``, ``$distinct_id``, ``mixpanel_distinct_id`` present. An optional ``as_of``
   column (one value for the whole file) gives the snapshot time. An ``operation`` column (the
   CSV a cohort sync's export offers: ``add``, ``no-op``, ``remove``) marks the users who left
-  the cohort: a ``remove`` row is not a member (quarantined ``removed_member``).
+  the cohort: a ``remove`` row is not a member (quarantined ``removed_member``). A row whose id is
+  empty or ``\\N`` (a warehouse unload's NULL) has none (quarantined ``missing_distinct_id``).
 
 The pages of one Engage listing saved one per file (one ``session_id``) and loaded in one call
 are one snapshot (the first file's); a file of later pages loaded without the listing's page 0
@@ -77,6 +78,14 @@ def _near_cohorts(ctx: FileContext, name: str) -> list[str]:
         "WHERE cohort_name IS NOT NULL"
     )]
     return close_names(name, known)
+
+
+def _csv_id_sql(cell: str) -> str:
+    """SQL: the distinct_id of a CSV cell, trimmed; NULL (no id: ``missing_distinct_id``) for an
+    empty cell and for ``\\N``, the NULL a warehouse unload writes (Snowflake's default, Hive,
+    Spark), which ``mparticle-csv`` reads as no value too (``NULL`` and ``null`` stay text). The
+    exact and the fast path both read the id with it."""
+    return f"CASE WHEN trim({cell}) NOT IN ('', '\\N') THEN trim({cell}) END"
 
 
 def _looks_like_id(s: str) -> bool:
@@ -272,8 +281,8 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
             f"SELECT CASE WHEN distinct_id IS NULL THEN 'missing_distinct_id' "
             f"WHEN removed THEN 'removed_member' END AS reason, "
             f"CASE WHEN distinct_id IS NULL OR removed THEN raw END AS raw, distinct_id "
-            f"FROM (SELECT nullif(trim(t.{qc}), '') AS distinct_id, coalesce({removed}, FALSE) AS removed, "
-            f"CASE WHEN nullif(trim(t.{qc}), '') IS NULL OR coalesce({removed}, FALSE) THEN {row_json} END AS raw "
+            f"FROM (SELECT {_csv_id_sql(f't.{qc}')} AS distinct_id, coalesce({removed}, FALSE) AS removed, "
+            f"CASE WHEN {_csv_id_sql(f't.{qc}')} IS NULL OR coalesce({removed}, FALSE) THEN {row_json} END AS raw "
             f"FROM {src} t)"
         )
         stage_cols = "reason, raw, distinct_id, NULL::JSON AS properties, FALSE AS has_properties"
@@ -308,7 +317,7 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
         eng = ctx.engine
         rows = f"{st}_rows"
         as_of = f", trim(t.{as_of_col}) AS as_of" if as_of_col else ""
-        position = fast.accepted(ctx, rows, f"SELECT nullif(trim(t.{qc}), '') AS distinct_id{as_of} FROM {src} t",
+        position = fast.accepted(ctx, rows, f"SELECT {_csv_id_sql(f't.{qc}')} AS distinct_id{as_of} FROM {src} t",
                                  rejected="distinct_id IS NULL", why="a row without a distinct_id", per_line=False)
         if position is None:
             return None

@@ -217,6 +217,17 @@ def test_a_members_csv_row_without_an_id_falls_back_and_is_quarantined_with_its_
     assert [(r[3], r[4]) for r in snap["rejects"]] == [(4, "missing_distinct_id")]
 
 
+def test_a_members_csv_id_written_as_the_warehouse_null_falls_back_and_is_quarantined(tmp_path, caplog):
+    """\\N (a warehouse unload's NULL) is no distinct_id on both paths: the fast path declines the
+    file and the exact path quarantines the row, with the same rows as a load without the fast path."""
+    p = _write(tmp_path, "members.csv", CSV_CLEAN[:2] + ["\\N,nobody@example.com,2026-03-01T00:00:00Z"] + CSV_CLEAN[2:])
+    summary, snap, taken = _both(p, "mixpanel-members", caplog, cohort="Churn Risk")
+    assert taken == ["exact"]
+    assert summary == (6, 4, 1, {"missing_distinct_id": 1})
+    assert [(r[3], r[4]) for r in snap["rejects"]] == [(3, "missing_distinct_id")]
+    assert "\\N" not in {r[3] for r in snap["mp_cohort_members"]}
+
+
 def test_a_members_csv_with_two_as_of_values_fails_the_same_way_on_both_paths(tmp_path, caplog):
     p = _write(tmp_path, "members.csv", CSV_CLEAN + ["cust-77,,2026-03-08T00:00:00Z"])
     errors = []

@@ -296,3 +296,18 @@ def test_a_csv_whose_ids_a_spreadsheet_rewrote_warns(lab, write):
                  as_of=AS_OF, strict=True)
     fine = write("fine.csv", "distinct_id\n4e2918\n2e5\n9080350317581165123\nE+18\n")
     assert lab.load("mixpanel-members", fine, cohort="Power Users", as_of=AS_OF, strict=True).loaded == 4
+
+
+def test_a_csv_distinct_id_written_as_the_warehouse_null_is_no_member(lab, write, balanced):
+    """A warehouse unload writes a NULL cell as \\N (Snowflake's default, Hive, Spark): a row whose
+    distinct_id is \\N has no id, as an empty cell, and is quarantined missing_distinct_id, not
+    counted as a member named "\\N" (as mparticle-csv reads \\N). NULL and \\n stay ids (text)."""
+    f = write("unload.csv", "DISTINCT_ID,PLAN\nU1,pro\n\\N,free\n \\N ,\\N\nNULL,pro\n\\n,pro\n,pro\n")
+    r = balanced(lab.load("mixpanel-members", f, column="DISTINCT_ID", cohort="Power Users", as_of=AS_OF))
+    assert (r.rows_read, r.loaded, dict(r.quarantined)) == (6, 3, {"missing_distinct_id": 3})
+    assert [(d, ln) for *_, d, ln in _members(lab)] == [("U1", 2), ("NULL", 5), ("\\n", 6)]
+    assert _snapshots(lab)[0][4] == 3
+    assert lab.engine.query_rows("SELECT line, reason, raw FROM rejects ORDER BY line") == [
+        (3, "missing_distinct_id", '{"DISTINCT_ID":"\\\\N","PLAN":"free"}'),
+        (4, "missing_distinct_id", '{"DISTINCT_ID":" \\\\N ","PLAN":"\\\\N"}'),
+        (7, "missing_distinct_id", '{"DISTINCT_ID":null,"PLAN":"pro"}')]
