@@ -225,6 +225,40 @@ def csv_read_sql(ctx: "FileContext", head: "CsvHead") -> str:
     )
 
 
+def _header_cell_sql(cell: str) -> str:
+    """SQL: a CSV cell (or header name) as a header name is compared: without the spaces and the
+    byte order mark around it (:func:`~cohortlab.loaders.files.csv_header` drops the file's BOM;
+    a part file joined after the first may bring its own); an empty cell is ''."""
+    return f"trim(coalesce({cell}, ''), ' \ufeff')"
+
+
+def repeated_header_sql(head: "CsvHead", alias: str = "") -> str:
+    """SQL BOOLEAN: the row of :func:`csv_read_sql` (columns ``c1`` … ``cN``, ``alias`` their
+    table's name and a dot, or '') repeats the header: each cell is the header's name of its
+    column (:func:`_header_cell_sql` on both). Files unloaded in parts and joined one after the
+    other (``cat part_*.csv``) repeat it where each part began; such a row is no record."""
+    return "(" + " AND ".join(
+        f"{_header_cell_sql(f'{alias}c{i + 1}')} = {_header_cell_sql(sql_str(name))}"
+        for i, name in enumerate(head.columns)
+    ) + ")"
+
+
+def header_cell_is_name_sql(cell: str, name: str) -> str:
+    """SQL BOOLEAN: the cell ``cell`` is the header name ``name`` as :func:`repeated_header_sql`
+    compares them (for a fast path that reads one column: it declines a file where that column
+    repeats its name, and the exact path then tells a repeated header from a record)."""
+    return f"{_header_cell_sql(cell)} = {_header_cell_sql(sql_str(name))}"
+
+
+def repeated_header_warning(ctx: "FileContext", n: int, first_line: int) -> list[str]:
+    """The warning for ``n`` rows of a CSV that repeat its header (skipped: no record, neither
+    loaded nor quarantined nor counted as read), naming the file and the first one's line."""
+    if not n:
+        return []
+    return [f"{ctx.path}: the header line repeats on {n} line(s), first on line {first_line} (CSV files "
+            f"joined one after another, each with its header?): skipped, not read as records"]
+
+
 def nonblank_sql(col: str = "raw") -> str:
     """SQL BOOLEAN: the line ``col`` is not blank (``trim(col) <> ''``). A line starting with a
     printable ASCII character other than a space is not blank: ``trim`` (a string copy per line)

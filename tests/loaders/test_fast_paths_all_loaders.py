@@ -228,6 +228,18 @@ def test_a_members_csv_id_written_as_the_warehouse_null_falls_back_and_is_quaran
     assert "\\N" not in {r[3] for r in snap["mp_cohort_members"]}
 
 
+def test_a_members_csv_repeating_its_header_falls_back_and_skips_it(tmp_path, caplog):
+    """A row whose id is the column's name may repeat the header (part files joined): the fast path
+    (which reads the id column only) declines the file; the exact path skips the repeated header
+    with a warning and loads a row that only names the column as its id. The same rows either way."""
+    p = _write(tmp_path, "members.csv", CSV_CLEAN[:3] + [CSV_CLEAN[0], "distinct_id,,"] + CSV_CLEAN[3:])
+    summary, snap, taken = _both(p, "mixpanel-members", caplog, cohort="Churn Risk")
+    assert taken == ["exact"]
+    assert summary == (6, 5, 1, {})
+    members = {r[3]: r[-1] for r in snap["mp_cohort_members"]}
+    assert members == {"cust-9": 2, "cust,13": 3, "distinct_id": 5, "4611686018427387904": 6, 'Ü "q"': 8}
+
+
 def test_a_members_csv_with_two_as_of_values_fails_the_same_way_on_both_paths(tmp_path, caplog):
     p = _write(tmp_path, "members.csv", CSV_CLEAN + ["cust-77,,2026-03-08T00:00:00Z"])
     errors = []

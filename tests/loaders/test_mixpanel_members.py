@@ -311,3 +311,26 @@ def test_a_csv_distinct_id_written_as_the_warehouse_null_is_no_member(lab, write
         (3, "missing_distinct_id", '{"DISTINCT_ID":"\\\\N","PLAN":"free"}'),
         (4, "missing_distinct_id", '{"DISTINCT_ID":" \\\\N ","PLAN":"\\\\N"}'),
         (7, "missing_distinct_id", '{"DISTINCT_ID":null,"PLAN":"pro"}')]
+
+
+def test_a_csv_header_repeated_where_joined_parts_began_is_skipped_with_a_warning(lab, write, balanced):
+    """A members CSV unloaded in parts and joined (cat part_*.csv) repeats its header where each
+    part began: such a row is no member named "distinct_id" (nor an as_of "as_of"), but skipped,
+    not counted, with a warning naming the file and the first line (--strict refuses the file). A
+    row whose id only is the column's name is a record as any other."""
+    text = ("distinct_id,as_of\r\n"
+            "U1,2026-03-01T00:00:00Z\r\n"
+            " distinct_id , as_of \r\n"
+            "U2,2026-03-01T00:00:00Z\r\n"
+            '"distinct_id","as_of"\r\n'
+            ",2026-03-01T00:00:00Z\r\n"
+            "distinct_id,\r\n")
+    r = balanced(lab.load("mixpanel-members", write("joined.csv", text), cohort="Power Users"))
+    assert (r.rows_read, r.loaded, dict(r.quarantined)) == (4, 3, {"missing_distinct_id": 1})
+    assert [(d, ln) for *_, d, ln in _members(lab)] == [("U1", 2), ("U2", 4), ("distinct_id", 7)]
+    assert _snapshots(lab)[0][3:] == (datetime(2026, 3, 1), 3)
+    assert lab.engine.query_rows("SELECT line, reason FROM rejects") == [(6, "missing_distinct_id")]
+    assert len(r.warnings) == 1
+    assert "joined.csv" in r.warnings[0] and "repeats on 2 line(s), first on line 3" in r.warnings[0]
+    with pytest.raises(StrictLoadError, match="header line repeats"):
+        lab.load("mixpanel-members", write("again.csv", text.replace("U1", "U9")), cohort="Power Users", strict=True)

@@ -251,3 +251,27 @@ def test_a_warehouse_unloads_null_spelling_is_no_value(lab, q, write):
     assert q("SELECT mpid, name, value FROM mpa_attributes") == [
         (42, "POWER_USERS", '"true"'), (43, "PLAN", '"NULL"'),
         (44, "PLAN", '"\\\\\\\\N"'), (44, "POWER_USERS", '"\\\\n"')]
+
+
+def test_a_header_repeated_where_joined_parts_began_is_skipped_with_a_warning(lab, q, write):
+    """CSV files unloaded in parts and joined (cat part_*.csv) repeat the header where each part
+    began (with the spaces, quotes or byte order mark the part wrote): such a row is no record,
+    skipped (neither read nor quarantined) with one warning naming the file and the first line;
+    --strict refuses the file. A row that only starts like the header is a record."""
+    from cohortlab.errors import StrictLoadError
+
+    text = ("mpid;email;Power Users\n"
+            "7;a@example.com;true\n"
+            '\ufeffmpid; "email" ;Power Users\n'
+            "8;b@example.com;false\n"
+            "mpid;email;Power Users\n"
+            "mpid;email;plan\n")
+    p = write("joined.csv", text)
+    r = lab.load(KIND, p)
+    assert (r.rows_read, r.loaded, r.n_quarantined) == (3, 2, 1)
+    assert q("SELECT mpid, line FROM mpa_profiles") == [(7, 2), (8, 4)]
+    assert q("SELECT line, reason FROM rejects") == [(6, "invalid_mpid")]
+    assert len(r.warnings) == 1
+    assert "joined.csv" in r.warnings[0] and "repeats on 2 line(s), first on line 3" in r.warnings[0]
+    with pytest.raises(StrictLoadError, match="header line repeats"):
+        lab.load(KIND, write("again.csv", text.replace("7;", "9;")), strict=True)
