@@ -26,8 +26,9 @@ The same limits in every loader (a file beyond them fails with one line naming t
 * JSON may nest to any depth DuckDB parses (no Python recursion limit applies);
 * a JSON array file holds one array: more JSON after it is refused;
 * CSV: the delimiter is read from the header line (the most frequent of ``, TAB ; |``; none in a
-  one-column file, so ids such as ``auth0|5f1a2b`` stay whole), quotes are ``"``, and a row with
-  more or fewer fields than the header is refused naming its line.
+  one-column file, so ids such as ``auth0|5f1a2b`` stay whole) or from an Excel ``sep=X`` first
+  line (skipped), quotes are ``"``, and a row with more or fewer fields than the header is
+  refused naming its line.
 
 A load also warns (``LoadReport.warnings``; ``strict=True`` / ``--strict`` makes a warning an
 error that loads nothing) when every record of a file was quarantined (probably the wrong kind).
@@ -213,12 +214,13 @@ class AsOfOnly:
 def csv_read_sql(ctx: "FileContext", head: "CsvHead") -> str:
     """``read_csv`` of a CSV file with a header, every column VARCHAR and named by position
     (``c1`` … ``cN``: a header named like a working column cannot clash), the dialect given, not
-    guessed (:func:`~cohortlab.loaders.files.csv_header`: the delimiter and the line end). A row
-    with more or fewer fields than the header fails the load with its line."""
+    guessed (:func:`~cohortlab.loaders.files.csv_header`: the delimiter and the line end; the
+    lines before the header, an Excel ``sep=`` line, skipped). A row with more or fewer fields
+    than the header fails the load with its line."""
     cols = "{" + ", ".join(f"'c{i + 1}': 'VARCHAR'" for i in range(len(head.columns))) + "}"
     text = ctx.text_path(csv=True)
     return (
-        f"read_csv({sql_str(text)}, header=true, auto_detect=false, columns={cols}, "
+        f"read_csv({sql_str(text)}, header=true, auto_detect=false, columns={cols}, skip={int(head.skip)}, "
         f"delim={sql_str(head.delim)}, quote='\"', escape='\"', new_line={sql_str(head.line_end)}, "
         f"compression='{compression(text)}', "
         f"max_line_size={MAX_LINE_SIZE}{ctx._buffer_option()})"

@@ -365,11 +365,19 @@ CSV_DELIMITERS = (",", "\t", ";", "|")
 
 class CsvHead(NamedTuple):
     """What a CSV file's first record says of it: the column names, the delimiter and the line
-    end (as DuckDB's ``new_line`` option spells it: ``\\r\\n``, ``\\n`` or ``\\r``)."""
+    end (as DuckDB's ``new_line`` option spells it: ``\\r\\n``, ``\\n`` or ``\\r``), and
+    ``skip``, the lines before the header (1 after an Excel ``sep=X`` line, else 0): the header is
+    line ``skip + 1`` and a row's line is its position + ``skip + 1``."""
 
     columns: list[str]
     delim: str
     line_end: str
+    skip: int = 0
+
+
+# Excel's hint line: "sep=;" as the whole first line names the delimiter of the lines after it
+# (some exports write it so that Excel splits the columns whatever the locale)
+_SEP_LINE = re.compile(r'sep=([^"\r\n])')
 
 
 def csv_header(path: Path) -> CsvHead:
@@ -378,7 +386,8 @@ def csv_header(path: Path) -> CsvHead:
     ``, TAB ; |`` in it, and none for a one-column file (so ids such as ``auth0|5f1a2b`` in the
     rows are never split). The line end is the first one outside double quotes (``\\n`` when
     there is none): DuckDB's own detection takes the first CR or LF it meets, even inside a quoted
-    header name, and then reads the whole file as the header. Raises LoadError for an empty file."""
+    header name, and then reads the whole file as the header. A first line ``sep=X`` (Excel's
+    hint, X one character) is skipped and X is the delimiter. Raises LoadError for an empty file."""
     import csv
     import io
 
@@ -386,14 +395,19 @@ def csv_header(path: Path) -> CsvHead:
     if not head.strip(" \t\r\n"):
         raise LoadError(path, "empty file")
     end, line_end = _first_line_end(head)
+    sep = _SEP_LINE.fullmatch(head[:end])
+    skip = 0
+    if sep:  # Excel's "sep=X" line: skipped, X is the delimiter
+        skip, head = 1, head[end + len(line_end):]
+        end, line_end = _first_line_end(head)
     first = head[:end]  # the header record: line ends inside quotes are data
     counts = {d: first.count(d) for d in CSV_DELIMITERS}
-    delim = max(CSV_DELIMITERS, key=lambda d: counts[d]) if any(counts.values()) else "\x01"
+    delim = sep.group(1) if sep else max(CSV_DELIMITERS, key=lambda d: counts[d]) if any(counts.values()) else "\x01"
     # newline="": a CR or LF inside a quoted name is part of the name, as DuckDB reads it
     header = next(csv.reader(io.StringIO(head, newline=""), delimiter=delim), [])
     if not header or not any(c.strip() for c in header):
-        raise LoadError(path, "no header line: expected column names on line 1", line=1)
-    return CsvHead(header, delim, line_end.replace("\r", "\\r").replace("\n", "\\n"))
+        raise LoadError(path, f"no header line: expected column names on line {skip + 1}", line=skip + 1)
+    return CsvHead(header, delim, line_end.replace("\r", "\\r").replace("\n", "\\n"), skip)
 
 
 def _first_line_end(head: str) -> tuple[int, str]:

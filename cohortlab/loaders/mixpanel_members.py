@@ -26,7 +26,8 @@ ignored: ``power userz`` and ``Power Users``) the load warns naming the near mat
 ``strict`` / ``--strict`` it fails instead (a typo must not start a new cohort silently).
 
 CSV: the delimiter comes from the header line (none for a one-column file: ids such as
-``auth0|5f1a2b`` stay whole); a row with more or fewer fields than the header fails the load.
+``auth0|5f1a2b`` stay whole), or from an Excel ``sep=X`` first line, which is skipped (the header
+is then line 2); a row with more or fewer fields than the header fails the load.
 ``line`` is the 1-based number of the row, the header being line 1: the physical line unless a
 quoted value above it spans lines (the row after an id ``"multi\nline"`` is numbered one less than
 its physical line: records are counted), as for ``mparticle-csv``. A row that repeats the header
@@ -267,19 +268,20 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
             if column is None:
                 raise LoadError(ctx.path, f"no distinct_id column: expected one of "
                                           f"{', '.join(DEFAULT_COLUMNS)} (or pass -o column=NAME); "
-                                          f"the header has {cols}", line=1)
+                                          f"the header has {cols}", line=1 + head.skip)
         elif column not in cols:
-            raise LoadError(ctx.path, f"no column {column!r}; the header has {cols}", line=1)
+            raise LoadError(ctx.path, f"no column {column!r}; the header has {cols}", line=1 + head.skip)
         qc = f"c{cols.index(column) + 1}"
         # the CSV of a cohort sync's export (Integrations > the cohort) lists the users sent with an
         # "operation" column: add (entered), no-op (stayed) or remove (left the cohort: not a member)
         op = next((f"c{i + 1}" for i, c in enumerate(cols) if c.strip().lower() == "operation"), None)
         if fast.enabled() and op is None:
             meta = self._stage_csv_fast(ctx, st, src, qc, column,
-                                        f"c{cols.index('as_of') + 1}" if "as_of" in cols else None)
+                                        f"c{cols.index('as_of') + 1}" if "as_of" in cols else None, head.skip)
             if meta is not None:
                 return meta, True
-        # line = position + 1 (the header is line 1); the raw row only for rejects: a JSON object
+        # line = position + 1 (the header is line 1; line 2 after a sep= line: + head.skip); the
+        # raw row only for rejects: a JSON object
         # of the header's names and the row's values (as mparticle-csv keeps them). A row that
         # repeats the header (part files joined: cat part_*.csv) is no record: left out of the
         # stage, counted for a warning (it was a member named "distinct_id")
@@ -297,10 +299,10 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
         stage_cols = "reason, raw, distinct_id, NULL::JSON AS properties, FALSE AS has_properties"
         line = ctx.numbered_table(f"{st}_rows", rows)
         if line is not None:
-            line = f"{line} + 1"
+            line = f"{line} + {1 + head.skip}"
         else:
-            eng.execute(f"CREATE OR REPLACE TEMP TABLE {st}_rows AS SELECT row_number() OVER () + 1 AS line, * "
-                        f"FROM ({rows})")
+            eng.execute(f"CREATE OR REPLACE TEMP TABLE {st}_rows AS SELECT row_number() OVER () + {1 + head.skip} "
+                        f"AS line, * FROM ({rows})")
             line = "line"
         eng.execute(f"CREATE OR REPLACE TEMP VIEW {st} AS SELECT {line} AS line, "
                     f"NULL::BIGINT AS doc_no, {stage_cols} FROM {st}_rows WHERE NOT header")
@@ -320,10 +322,11 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
         return meta, True
 
     def _stage_csv_fast(self, ctx: FileContext, st: str, src: str, qc: str, column: str,
-                        as_of_col: str | None) -> dict | None:
+                        as_of_col: str | None, skip: int = 0) -> dict | None:
         """The typed fast path of a members CSV (:mod:`cohortlab.loaders.fast`): one ``read_csv``
         of the id column (and the as_of column) into ``{st}_rows``, numbered by position as the
-        exact path numbers rows (line = position + 1), and the view ``st`` over it; the as_of
+        exact path numbers rows (line = position + 1 + ``skip``, the lines before the header), and
+        the view ``st`` over it; the as_of
         value comes from the same read. Returns the file's meta, or None (nothing left behind)
         when a row has no id (the exact path quarantines it with its text), a row's id is the
         column's name (a repeated header? the exact path tells) or positions cannot be trusted."""
@@ -335,7 +338,7 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
                                  why="a row without a distinct_id, or one that may repeat the header", per_line=False)
         if position is None:
             return None
-        eng.execute(f"CREATE OR REPLACE TEMP VIEW {st} AS SELECT {position} + 1 AS line, "
+        eng.execute(f"CREATE OR REPLACE TEMP VIEW {st} AS SELECT {position} + {1 + skip} AS line, "
                     f"NULL::BIGINT AS doc_no, NULL::VARCHAR AS reason, NULL::VARCHAR AS raw, distinct_id, "
                     f"NULL::JSON AS properties, FALSE AS has_properties FROM {rows}")
         meta: dict[str, Any] = {"layout": "csv", "repeated_headers": (0, None)}

@@ -22,8 +22,9 @@ A header that repeats a column (the same name, or the same identity type or attr
 normalised) reads its first column; the later ones are ignored with a warning. A row that repeats
 the header (part files joined: ``cat part_*.csv``) is no record: skipped, with a warning.
 
-``line`` is the 1-based line of the row, the header being line 1 (exact unless the file has blank
-lines or quoted values spanning lines). A later snapshot (by its ``as_of``, else its load time) replaces every row of the
+``line`` is the 1-based line of the row, the header being line 1 (line 2 after an Excel ``sep=X``
+first line, which is skipped and names the delimiter; exact unless the file has blank lines or
+quoted values spanning lines). A later snapshot (by its ``as_of``, else its load time) replaces every row of the
 same MPID (the row is a snapshot of the profile: ``_mparticle.replace_profiles``); several rows of one MPID in a file: the last one wins, the
 others count as ``deduplicated``.
 """
@@ -129,7 +130,7 @@ class MParticleCsvLoader(Loader):
         m = ref(mpid_col)
         rows = tmp.create(
             "rows",
-            f"SELECT row_number() OVER () + 1 AS __line, * FROM {csv_read_sql(ctx, head)}",
+            f"SELECT row_number() OVER () + {1 + head.skip} AS __line, * FROM {csv_read_sql(ctx, head)}",
         )
         # the header repeated where joined part files began (cat part_*.csv): no record, skipped
         # with a warning (it was quarantined invalid_mpid, one per part)

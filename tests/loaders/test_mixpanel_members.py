@@ -334,3 +334,24 @@ def test_a_csv_header_repeated_where_joined_parts_began_is_skipped_with_a_warnin
     assert "joined.csv" in r.warnings[0] and "repeats on 2 line(s), first on line 3" in r.warnings[0]
     with pytest.raises(StrictLoadError, match="header line repeats"):
         lab.load("mixpanel-members", write("again.csv", text.replace("U1", "U9")), cohort="Power Users", strict=True)
+
+
+def test_an_excel_sep_line_before_the_header_names_the_delimiter(lab, write, balanced):
+    """Excel's hint line "sep=;" (the whole first line) before the header is skipped and names the
+    delimiter (here one the header alone would not pick: "," is more frequent in it); the header
+    is then line 2 and each row keeps its physical line. A ragged row is refused naming its line."""
+    text = "sep=;\r\nDistinct ID;Name, first;as_of\r\nU1;Ann, B;2026-03-01\r\n;x;\r\nU2;Bo, C;\r\n"
+    r = balanced(lab.load("mixpanel-members", write("excel.csv", text), column="Distinct ID", cohort="Power Users"))
+    assert (r.rows_read, r.loaded, dict(r.quarantined), r.warnings) == (3, 2, {"missing_distinct_id": 1}, [])
+    assert [(d, ln) for *_, d, ln in _members(lab)] == [("U1", 3), ("U2", 5)]
+    assert _snapshots(lab)[0][3] == datetime(2026, 3, 1)
+    assert lab.engine.query_rows("SELECT line, raw FROM rejects") == [
+        (4, '{"Distinct ID":null,"Name, first":"x","as_of":null}')]
+    with pytest.raises(LoadError, match=r"ragged.csv:.*line 4: more fields"):
+        lab.load("mixpanel-members", write("ragged.csv", "sep=,\ndistinct_id\nU1\nU2,x\n"), cohort="C", as_of=AS_OF)
+    with pytest.raises(LoadError, match=r"no_column.csv:2: no column 'id'"):
+        lab.load("mixpanel-members", write("no_column.csv", "sep=|\ndistinct_id|x\nU1|y\n"), column="id", cohort="C",
+                 as_of=AS_OF)
+    # only "sep=X" as the whole first line is the hint: anything else is the header
+    r = lab.load("mixpanel-members", write("not_a_hint.csv", "sep=;;distinct_id\nx;;U3\n"), cohort="C", as_of=AS_OF)
+    assert [d for *_, d, _ in _members(lab, r.load_ids[0])] == ["U3"]
