@@ -190,11 +190,19 @@ def is_bucket_verification_file(path: Path) -> bool:
 # Data Pipelines write ``complete`` into each finished hour or day folder, Spark and Hadoop jobs
 # (warehouse unloads) ``_SUCCESS``
 COMPLETION_MARKERS = ("complete", "_SUCCESS")
+# the transaction markers Databricks (Spark on DBIO) writes beside the part files of a write:
+# ``_started_<id>`` (empty) and ``_committed_<id>`` (JSON naming the parts added and removed), and
+# ``_committed_vacuum<id>``: never data, whatever they hold
+TRANSACTION_MARKER = re.compile(r"_(started|committed)_\w+")
 
 
 def is_completion_marker(path: Path) -> bool:
-    """An empty completion marker (:data:`COMPLETION_MARKERS`): no data. In a folder it is
-    skipped (loaded, it was an ``empty file`` error that refused the whole folder)."""
+    """An empty completion marker (:data:`COMPLETION_MARKERS`), or a Databricks transaction
+    marker (:data:`TRANSACTION_MARKER`, any content): no data. In a folder it is skipped (loaded,
+    an empty marker was an ``empty file`` error that refused the whole folder, and a
+    ``_committed_`` file a quarantined record or a refused Parquet file)."""
+    if TRANSACTION_MARKER.fullmatch(path.name):
+        return True
     if path.name not in COMPLETION_MARKERS:
         return False
     try:
@@ -205,8 +213,8 @@ def is_completion_marker(path: Path) -> bool:
 
 def expand_paths(paths: Iterable[str | os.PathLike] | str | os.PathLike) -> list[Path]:
     """A file, a directory (all files below it, sorted, except hidden ones, mParticle's bucket
-    verification file: :func:`is_bucket_verification_file`, and empty completion markers:
-    :func:`is_completion_marker`) or a glob, or a list of those."""
+    verification file: :func:`is_bucket_verification_file`, and empty completion markers and
+    Databricks transaction markers: :func:`is_completion_marker`) or a glob, or a list of those."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     out: list[Path] = []
