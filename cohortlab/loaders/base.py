@@ -64,6 +64,7 @@ from cohortlab.loaders.files import (
     refuse_wide_text,
     scan_file,
     sniff_json_layout,
+    some_names,
 )
 from cohortlab.loaders.line_ends import TextCopies
 from cohortlab.pipeline import sql_str
@@ -117,6 +118,9 @@ class LoadReport:
     quarantined: Counter = field(default_factory=Counter)
     load_ids: list[int] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # files of the folders given that were left out (hidden, completion or transaction markers,
+    # mParticle's bucket verification file), named relative to their folder
+    not_read: list[str] = field(default_factory=list)
 
     def add(self, path: str, load_id: int, r: FileResult) -> None:
         """Count one loaded file (its load id and :class:`FileResult`) into the report."""
@@ -152,6 +156,7 @@ class LoadReport:
             "deduplicated": self.deduplicated,
             "quarantined": dict(sorted(self.quarantined.items())),
             "warnings": list(self.warnings),
+            "not_read": list(self.not_read),
         }
 
     def __repr__(self) -> str:
@@ -169,6 +174,9 @@ class LoadReport:
         ]
         for reason, n in sorted(self.quarantined.items()):
             lines.append(f"    {reason:<26}{n:>10,}")
+        if self.not_read:
+            lines.append(f"  not read      {len(self.not_read):>12,} file(s) of the folder: hidden, or markers "
+                         f"holding no data: {some_names(self.not_read)}")
         return "\n".join(lines)
 
 
@@ -517,14 +525,19 @@ class Loader(ABC):
         """Load ``paths`` (see the module docstring). ``strict``: a warning (every record of a
         file quarantined, a members file naming a new cohort close to a known one) fails the
         load (:class:`StrictLoadError`), which then changes nothing."""
-        files = expand_paths(paths)
+        left_out: list[tuple[Path, Path]] = []
+        files = expand_paths(paths, not_read=left_out)
         bad_lines: dict[Path, list[tuple[int, bytes]]] = {}
         mixed: set[Path] = set()  # read through an LF copy although the scan did not say so (gzip)
         copies = TextCopies()
         try:
-            return self._load_retrying(engine, files, progress, strict, bad_lines, mixed, copies)
+            report = self._load_retrying(engine, files, progress, strict, bad_lines, mixed, copies)
         finally:
             copies.close()
+        # said, never silently: named relative to their folder (to the folder given, when several)
+        several = len({d for d, _ in left_out}) > 1
+        report.not_read = [str(f.relative_to(d.parent if several else d)) for d, f in left_out]
+        return report
 
     def _load_retrying(self, engine: Engine, files: list[Path], progress: bool, strict: bool,
                        bad_lines: dict[Path, list[tuple[int, bytes]]], mixed: set[Path],

@@ -211,10 +211,12 @@ def is_completion_marker(path: Path) -> bool:
         return False
 
 
-def expand_paths(paths: Iterable[str | os.PathLike] | str | os.PathLike) -> list[Path]:
+def expand_paths(paths: Iterable[str | os.PathLike] | str | os.PathLike,
+                 not_read: list[tuple[Path, Path]] | None = None) -> list[Path]:
     """A file, a directory (all files below it, sorted, except hidden ones, mParticle's bucket
     verification file: :func:`is_bucket_verification_file`, and empty completion markers and
-    Databricks transaction markers: :func:`is_completion_marker`) or a glob, or a list of those."""
+    Databricks transaction markers: :func:`is_completion_marker`) or a glob, or a list of those.
+    ``not_read``: a list that receives ``(folder, file)`` for each file of a folder left out."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     out: list[Path] = []
@@ -226,20 +228,33 @@ def expand_paths(paths: Iterable[str | os.PathLike] | str | os.PathLike) -> list
                 raise LoadError(s, "no file matches this pattern")
             out += matches
         elif Path(s).is_dir():
-            matches = sorted(
-                f for f in Path(s).rglob("*")
-                if f.is_file() and not any(part.startswith(".") for part in f.relative_to(s).parts)
+            found = sorted(f for f in Path(s).rglob("*") if f.is_file())
+            matches = [
+                f for f in found
+                if not any(part.startswith(".") for part in f.relative_to(s).parts)
                 and not is_bucket_verification_file(f) and not is_completion_marker(f)
-            )
+            ]
             if not matches:
                 raise LoadError(s, "directory contains no files")
             out += matches
+            if not_read is not None:
+                kept = set(matches)
+                not_read += [(Path(s), f) for f in found if f not in kept]
         elif Path(s).is_file():
             out.append(Path(s))
         else:
             raise LoadError(s, "no such file or directory")
     seen: set[Path] = set()
     return [p for p in out if not (p.resolve() in seen or seen.add(p.resolve()))]
+
+
+def some_names(names: list[str], shown: int = 10) -> str:
+    """The first ``shown`` of ``names`` (file names: each on one line, :func:`one_line`),
+    comma-separated, and how many more there are."""
+    from cohortlab.escaping import one_line
+
+    more = len(names) - shown
+    return ", ".join(one_line(n) for n in names[:shown]) + (f" (and {more:,} more)" if more > 0 else "")
 
 
 def head_bytes(path: Path, n: int = 65536) -> bytes:

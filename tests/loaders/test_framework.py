@@ -240,6 +240,7 @@ def test_cli_load_and_info(tmp_path, mparticle_data_dir):
     assert json.loads(res.stdout) == {
         "kind": BATCHES, "files": [str(mparticle_data_dir / "batches.json")], "skipped": [],
         "rows_read": 7, "loaded": 7, "deduplicated": 0, "quarantined": {}, "warnings": [],
+        "not_read": [],
     }
     res = run("load", "--db", db, "--no-progress", PROFILES, mparticle_data_dir / "profiles.json")
     assert res.exit_code == 0 and "already loaded (skipped)" in res.stdout
