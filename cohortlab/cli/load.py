@@ -9,7 +9,7 @@ import click
 
 from cohortlab.cli.app import db_option, fail, loaded_database, main, progress_option, refuse_truncated
 from cohortlab.escaping import one_line, one_line_frame
-from cohortlab.loaders import LOADERS, LoadError
+from cohortlab.loaders import KIND_HELP, LOADERS, LoadError
 from cohortlab.times import format_instant
 
 
@@ -64,9 +64,19 @@ def _nothing_loaded(lab) -> bool:
         return False
 
 
-@main.command("load")
+class _LoadCommand(click.Command):
+    """``cohortlab load``: its help lists the kinds, each with what it takes (:data:`KIND_HELP`),
+    in click's own definition list after the command's text."""
+
+    def format_help_text(self, ctx, formatter):
+        super().format_help_text(ctx, formatter)
+        with formatter.section("Kinds (docs/loading.md)"):
+            formatter.write_dl([(kind, KIND_HELP[kind]) for kind in LOADERS])
+
+
+@main.command("load", cls=_LoadCommand)
 @db_option(help="DuckDB database file (created if missing).")
-@click.argument("kind", type=click.Choice(sorted(LOADERS)))
+@click.argument("kind", type=click.Choice(sorted(LOADERS)), metavar="KIND")
 @click.argument("paths", nargs=-1, required=True)
 @click.option("-o", "--option", "options", multiple=True, callback=_parse_option,
               help="Loader option KEY=VALUE (repeatable), e.g. -o as_of=2026-03-01T00:00:00Z, "

@@ -26,8 +26,9 @@ The same limits in every loader (a file beyond them fails with one line naming t
 * JSON may nest to any depth DuckDB parses (no Python recursion limit applies);
 * a JSON array file holds one array: more JSON after it is refused;
 * CSV: the delimiter is read from the header line (the most frequent of ``, TAB ; |``; none in a
-  one-column file, so ids such as ``auth0|5f1a2b`` stay whole), quotes are ``"``, and a row with
-  more or fewer fields than the header is refused naming its line.
+  one-column file, so ids such as ``auth0|5f1a2b`` stay whole) or from an Excel ``sep=X`` first
+  line (skipped), quotes are ``"``, and a row with more or fewer fields than the header is
+  refused naming its line.
 
 A load also warns (``LoadReport.warnings``; ``strict=True`` / ``--strict`` makes a warning an
 error that loads nothing) when every record of a file was quarantined (probably the wrong kind).
@@ -63,6 +64,7 @@ from cohortlab.loaders.files import (
     refuse_wide_text,
     scan_file,
     sniff_json_layout,
+    some_names,
 )
 from cohortlab.loaders.line_ends import TextCopies
 from cohortlab.pipeline import sql_str
@@ -116,6 +118,9 @@ class LoadReport:
     quarantined: Counter = field(default_factory=Counter)
     load_ids: list[int] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # files of the folders given that were left out (hidden, completion or transaction markers,
+    # mParticle's bucket verification file), named relative to their folder
+    not_read: list[str] = field(default_factory=list)
 
     def add(self, path: str, load_id: int, r: FileResult) -> None:
         """Count one loaded file (its load id and :class:`FileResult`) into the report."""
@@ -151,6 +156,7 @@ class LoadReport:
             "deduplicated": self.deduplicated,
             "quarantined": dict(sorted(self.quarantined.items())),
             "warnings": list(self.warnings),
+            "not_read": list(self.not_read),
         }
 
     def __repr__(self) -> str:
@@ -168,6 +174,9 @@ class LoadReport:
         ]
         for reason, n in sorted(self.quarantined.items()):
             lines.append(f"    {reason:<26}{n:>10,}")
+        if self.not_read:
+            lines.append(f"  not read      {len(self.not_read):>12,} file(s) of the folder: hidden, or markers "
+                         f"holding no data: {some_names(self.not_read)}")
         return "\n".join(lines)
 
 
@@ -213,16 +222,55 @@ class AsOfOnly:
 def csv_read_sql(ctx: "FileContext", head: "CsvHead") -> str:
     """``read_csv`` of a CSV file with a header, every column VARCHAR and named by position
     (``c1`` … ``cN``: a header named like a working column cannot clash), the dialect given, not
-    guessed (:func:`~cohortlab.loaders.files.csv_header`: the delimiter and the line end). A row
-    with more or fewer fields than the header fails the load with its line."""
+    guessed (:func:`~cohortlab.loaders.files.csv_header`: the delimiter and the line end; the
+    lines before the header, an Excel ``sep=`` line, skipped). A row with more or fewer fields
+    than the header fails the load with its line."""
     cols = "{" + ", ".join(f"'c{i + 1}': 'VARCHAR'" for i in range(len(head.columns))) + "}"
     text = ctx.text_path(csv=True)
     return (
-        f"read_csv({sql_str(text)}, header=true, auto_detect=false, columns={cols}, "
+        f"read_csv({sql_str(text)}, header=true, auto_detect=false, columns={cols}, skip={int(head.skip)}, "
         f"delim={sql_str(head.delim)}, quote='\"', escape='\"', new_line={sql_str(head.line_end)}, "
         f"compression='{compression(text)}', "
         f"max_line_size={MAX_LINE_SIZE}{ctx._buffer_option()})"
     )
+
+
+def _header_cell_sql(cell: str) -> str:
+    """SQL: a CSV cell (or header name) as a header name is compared: without the spaces and the
+    byte order mark around it (:func:`~cohortlab.loaders.files.csv_header` drops the file's BOM;
+    a part file joined after the first may bring its own); an empty cell is ''."""
+    return f"trim(coalesce({cell}, ''), ' \ufeff')"
+
+
+def repeated_header_sql(head: "CsvHead", alias: str = "") -> str:
+    """SQL BOOLEAN: the row of :func:`csv_read_sql` (columns ``c1`` … ``cN``, ``alias`` their
+    table's name and a dot, or '') repeats the header: each cell is the header's name of its
+    column (:func:`_header_cell_sql` on both). Files unloaded in parts and joined one after the
+    other (``cat part_*.csv``) repeat it where each part began; such a row is no record. (A CASE,
+    so that a row's later cells are compared only when its first ones matched, and a cell is
+    trimmed only when it holds the name: a third of the cost of comparing every cell.)"""
+    conds = []
+    for i, name in enumerate(head.columns):
+        cell, bare = f"{alias}c{i + 1}", name.strip(" \ufeff")
+        full = f"{_header_cell_sql(cell)} = {_header_cell_sql(sql_str(name))}"
+        conds.append(f"contains({cell}, {sql_str(bare)}) AND {full}" if bare else full)
+    return "(CASE WHEN " + " AND ".join(f"({c})" for c in conds) + " THEN TRUE ELSE FALSE END)"
+
+
+def header_cell_is_name_sql(cell: str, name: str) -> str:
+    """SQL BOOLEAN: the cell ``cell`` is the header name ``name`` as :func:`repeated_header_sql`
+    compares them (for a fast path that reads one column: it declines a file where that column
+    repeats its name, and the exact path then tells a repeated header from a record)."""
+    return f"{_header_cell_sql(cell)} = {_header_cell_sql(sql_str(name))}"
+
+
+def repeated_header_warning(ctx: "FileContext", n: int, first_line: int) -> list[str]:
+    """The warning for ``n`` rows of a CSV that repeat its header (skipped: no record, neither
+    loaded nor quarantined nor counted as read), naming the file and the first one's line."""
+    if not n:
+        return []
+    return [f"{ctx.path}: the header line repeats on {n} line(s), first on line {first_line} (CSV files "
+            f"joined one after another, each with its header?): skipped, not read as records"]
 
 
 def nonblank_sql(col: str = "raw") -> str:
@@ -481,14 +529,19 @@ class Loader(ABC):
         """Load ``paths`` (see the module docstring). ``strict``: a warning (every record of a
         file quarantined, a members file naming a new cohort close to a known one) fails the
         load (:class:`StrictLoadError`), which then changes nothing."""
-        files = expand_paths(paths)
+        left_out: list[tuple[Path, Path]] = []
+        files = expand_paths(paths, not_read=left_out)
         bad_lines: dict[Path, list[tuple[int, bytes]]] = {}
         mixed: set[Path] = set()  # read through an LF copy although the scan did not say so (gzip)
         copies = TextCopies()
         try:
-            return self._load_retrying(engine, files, progress, strict, bad_lines, mixed, copies)
+            report = self._load_retrying(engine, files, progress, strict, bad_lines, mixed, copies)
         finally:
             copies.close()
+        # said, never silently: named relative to their folder (to the folder given, when several)
+        several = len({d for d, _ in left_out}) > 1
+        report.not_read = [str(f.relative_to(d.parent if several else d)) for d, f in left_out]
+        return report
 
     def _load_retrying(self, engine: Engine, files: list[Path], progress: bool, strict: bool,
                        bad_lines: dict[Path, list[tuple[int, bytes]]], mixed: set[Path],

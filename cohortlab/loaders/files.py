@@ -190,11 +190,19 @@ def is_bucket_verification_file(path: Path) -> bool:
 # Data Pipelines write ``complete`` into each finished hour or day folder, Spark and Hadoop jobs
 # (warehouse unloads) ``_SUCCESS``
 COMPLETION_MARKERS = ("complete", "_SUCCESS")
+# the transaction markers Databricks (Spark on DBIO) writes beside the part files of a write:
+# ``_started_<id>`` (empty) and ``_committed_<id>`` (JSON naming the parts added and removed), and
+# ``_committed_vacuum<id>``: never data, whatever they hold
+TRANSACTION_MARKER = re.compile(r"_(started|committed)_\w+")
 
 
 def is_completion_marker(path: Path) -> bool:
-    """An empty completion marker (:data:`COMPLETION_MARKERS`): no data. In a folder it is
-    skipped (loaded, it was an ``empty file`` error that refused the whole folder)."""
+    """An empty completion marker (:data:`COMPLETION_MARKERS`), or a Databricks transaction
+    marker (:data:`TRANSACTION_MARKER`, any content): no data. In a folder it is skipped (loaded,
+    an empty marker was an ``empty file`` error that refused the whole folder, and a
+    ``_committed_`` file a quarantined record or a refused Parquet file)."""
+    if TRANSACTION_MARKER.fullmatch(path.name):
+        return True
     if path.name not in COMPLETION_MARKERS:
         return False
     try:
@@ -203,10 +211,12 @@ def is_completion_marker(path: Path) -> bool:
         return False
 
 
-def expand_paths(paths: Iterable[str | os.PathLike] | str | os.PathLike) -> list[Path]:
+def expand_paths(paths: Iterable[str | os.PathLike] | str | os.PathLike,
+                 not_read: list[tuple[Path, Path]] | None = None) -> list[Path]:
     """A file, a directory (all files below it, sorted, except hidden ones, mParticle's bucket
-    verification file: :func:`is_bucket_verification_file`, and empty completion markers:
-    :func:`is_completion_marker`) or a glob, or a list of those."""
+    verification file: :func:`is_bucket_verification_file`, and empty completion markers and
+    Databricks transaction markers: :func:`is_completion_marker`) or a glob, or a list of those.
+    ``not_read``: a list that receives ``(folder, file)`` for each file of a folder left out."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     out: list[Path] = []
@@ -218,20 +228,33 @@ def expand_paths(paths: Iterable[str | os.PathLike] | str | os.PathLike) -> list
                 raise LoadError(s, "no file matches this pattern")
             out += matches
         elif Path(s).is_dir():
-            matches = sorted(
-                f for f in Path(s).rglob("*")
-                if f.is_file() and not any(part.startswith(".") for part in f.relative_to(s).parts)
+            found = sorted(f for f in Path(s).rglob("*") if f.is_file())
+            matches = [
+                f for f in found
+                if not any(part.startswith(".") for part in f.relative_to(s).parts)
                 and not is_bucket_verification_file(f) and not is_completion_marker(f)
-            )
+            ]
             if not matches:
                 raise LoadError(s, "directory contains no files")
             out += matches
+            if not_read is not None:
+                kept = set(matches)
+                not_read += [(Path(s), f) for f in found if f not in kept]
         elif Path(s).is_file():
             out.append(Path(s))
         else:
             raise LoadError(s, "no such file or directory")
     seen: set[Path] = set()
     return [p for p in out if not (p.resolve() in seen or seen.add(p.resolve()))]
+
+
+def some_names(names: list[str], shown: int = 10) -> str:
+    """The first ``shown`` of ``names`` (file names: each on one line, :func:`one_line`),
+    comma-separated, and how many more there are."""
+    from cohortlab.escaping import one_line
+
+    more = len(names) - shown
+    return ", ".join(one_line(n) for n in names[:shown]) + (f" (and {more:,} more)" if more > 0 else "")
 
 
 def head_bytes(path: Path, n: int = 65536) -> bytes:
@@ -365,11 +388,19 @@ CSV_DELIMITERS = (",", "\t", ";", "|")
 
 class CsvHead(NamedTuple):
     """What a CSV file's first record says of it: the column names, the delimiter and the line
-    end (as DuckDB's ``new_line`` option spells it: ``\\r\\n``, ``\\n`` or ``\\r``)."""
+    end (as DuckDB's ``new_line`` option spells it: ``\\r\\n``, ``\\n`` or ``\\r``), and
+    ``skip``, the lines before the header (1 after an Excel ``sep=X`` line, else 0): the header is
+    line ``skip + 1`` and a row's line is its position + ``skip + 1``."""
 
     columns: list[str]
     delim: str
     line_end: str
+    skip: int = 0
+
+
+# Excel's hint line: "sep=;" as the whole first line names the delimiter of the lines after it
+# (some exports write it so that Excel splits the columns whatever the locale)
+_SEP_LINE = re.compile(r'sep=([^"\r\n])')
 
 
 def csv_header(path: Path) -> CsvHead:
@@ -378,7 +409,8 @@ def csv_header(path: Path) -> CsvHead:
     ``, TAB ; |`` in it, and none for a one-column file (so ids such as ``auth0|5f1a2b`` in the
     rows are never split). The line end is the first one outside double quotes (``\\n`` when
     there is none): DuckDB's own detection takes the first CR or LF it meets, even inside a quoted
-    header name, and then reads the whole file as the header. Raises LoadError for an empty file."""
+    header name, and then reads the whole file as the header. A first line ``sep=X`` (Excel's
+    hint, X one character) is skipped and X is the delimiter. Raises LoadError for an empty file."""
     import csv
     import io
 
@@ -386,14 +418,19 @@ def csv_header(path: Path) -> CsvHead:
     if not head.strip(" \t\r\n"):
         raise LoadError(path, "empty file")
     end, line_end = _first_line_end(head)
+    sep = _SEP_LINE.fullmatch(head[:end])
+    skip = 0
+    if sep:  # Excel's "sep=X" line: skipped, X is the delimiter
+        skip, head = 1, head[end + len(line_end):]
+        end, line_end = _first_line_end(head)
     first = head[:end]  # the header record: line ends inside quotes are data
     counts = {d: first.count(d) for d in CSV_DELIMITERS}
-    delim = max(CSV_DELIMITERS, key=lambda d: counts[d]) if any(counts.values()) else "\x01"
+    delim = sep.group(1) if sep else max(CSV_DELIMITERS, key=lambda d: counts[d]) if any(counts.values()) else "\x01"
     # newline="": a CR or LF inside a quoted name is part of the name, as DuckDB reads it
     header = next(csv.reader(io.StringIO(head, newline=""), delimiter=delim), [])
     if not header or not any(c.strip() for c in header):
-        raise LoadError(path, "no header line: expected column names on line 1", line=1)
-    return CsvHead(header, delim, line_end.replace("\r", "\\r").replace("\n", "\\n"))
+        raise LoadError(path, f"no header line: expected column names on line {skip + 1}", line=skip + 1)
+    return CsvHead(header, delim, line_end.replace("\r", "\\r").replace("\n", "\\n"), skip)
 
 
 def _first_line_end(head: str) -> tuple[int, str]:

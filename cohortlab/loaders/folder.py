@@ -16,7 +16,9 @@ The folder is organised as ``cohortlab synth`` writes it (the layout also suits 
     mparticle/batches/                     Events API batches                 mparticle-batches
     mparticle/*.csv | csv/                 profile snapshot CSV               mparticle-csv
 
-Anything else (``truth.parquet``, ``manifest.json``, READMEs) is not an export and is ignored.
+Anything else (``truth.parquet``, ``manifest.json``, READMEs) is not an export and is not loaded;
+every such file but what synth and fetch write at the top (:data:`OWN_FILES`) is listed in
+:attr:`WorldReport.ignored` and named in its text (never left out silently).
 Order: mParticle first, then Mixpanel cohorts, profiles, events, members, webhooks; members
 snapshots and webhook pages in file-name order (the replay order).
 
@@ -42,10 +44,13 @@ from typing import Any
 
 from cohortlab.loaders import LoadError, LoadReport
 from cohortlab.loaders.fetched import folder_record, record_times
-from cohortlab.loaders.files import is_bucket_verification_file, is_completion_marker
+from cohortlab.loaders.files import is_bucket_verification_file, is_completion_marker, some_names
 
 IGNORED_SUFFIXES = (".parquet", ".md", ".txt", ".yaml", ".yml", ".py", ".png", ".html")
 IGNORED_NAMES = ("manifest.json", "truth.json")
+# what cohortlab synth and cohortlab fetch write at the top of the folder beside the exports (read
+# for hints and capture times, or the synthetic world's answers): not listed as files not loaded
+OWN_FILES = ("manifest.json", "truth.json", "truth.parquet", "truth_verify.parquet", "fetch.json")
 # files beside exports that hold none: the ignored suffixes but the data formats the layout does
 # not place (a Parquet table, .txt batches elsewhere), which count as exports found
 _NOT_DATA = tuple(s for s in IGNORED_SUFFIXES if s not in (".parquet", ".txt"))
@@ -57,6 +62,8 @@ class WorldReport:
 
     folder: Path
     reports: list[LoadReport] = field(default_factory=list)
+    # every file under the folder that no load read (but :data:`OWN_FILES` at its top): outside
+    # the places the layout reads, hidden, or a marker holding no data
     ignored: list[Path] = field(default_factory=list)
 
     def by_kind(self) -> dict[str, dict[str, int]]:
@@ -77,7 +84,18 @@ class WorldReport:
                 + (f"  ({d['quarantined']:,} quarantined)" if d["quarantined"] else "")
                 + (f"  ({d['skipped']} already loaded)" if d["skipped"] else "")
             )
+        if self.ignored:
+            lines.append(self.ignored_text())
         return "\n".join(lines)
+
+    def ignored_text(self) -> str:
+        """One line naming the files not loaded (relative to the folder, the first 10 and how
+        many), '' when there are none."""
+        if not self.ignored:
+            return ""
+        names = [str(p.relative_to(self.folder)) if p.is_relative_to(self.folder) else str(p) for p in self.ignored]
+        return (f"  not loaded: {len(names):,} file(s) outside the places a folder of exports keeps them "
+                f"(docs/loading.md#folder), hidden, or holding no data: {some_names(names)}")
 
 
 def _is_export(p: Path, txt: bool = False) -> bool:
@@ -308,7 +326,9 @@ def load_world(lab, folder: str | os.PathLike, *, progress: bool = False) -> Wor
     if not (mp.is_dir() or mpa.is_dir()):
         raise FileNotFoundError(f"{folder}: expected mixpanel/ and/or mparticle/ export folders")
     claimed_resolved = {p.resolve() for p in claimed}
-    report.ignored = [p for p in _files(folder) if p.resolve() not in claimed_resolved]
+    # every other file is said (WorldReport.__str__, report --data), never skipped silently
+    report.ignored = sorted(p for p in folder.rglob("*") if p.is_file() and p.resolve() not in claimed_resolved
+                            and not (p.parent == folder and p.name in OWN_FILES))
     if not report.reports:
         # files, none where this layout reads exports (a Data Pipelines bucket, a Parquet table):
         # an empty database would read as a project without users

@@ -11,7 +11,8 @@ Accepted inputs (gzip detected by content):
   ``distinct_id``, ``$distinct_id``, ``mixpanel_distinct_id`` present. An optional ``as_of``
   column (one value for the whole file) gives the snapshot time. An ``operation`` column (the
   CSV a cohort sync's export offers: ``add``, ``no-op``, ``remove``) marks the users who left
-  the cohort: a ``remove`` row is not a member (quarantined ``removed_member``).
+  the cohort: a ``remove`` row is not a member (quarantined ``removed_member``). A row whose id is
+  empty or ``\\N`` (a warehouse unload's NULL) has none (quarantined ``missing_distinct_id``).
 
 The pages of one Engage listing saved one per file (one ``session_id``) and loaded in one call
 are one snapshot (the first file's); a file of later pages loaded without the listing's page 0
@@ -25,10 +26,12 @@ ignored: ``power userz`` and ``Power Users``) the load warns naming the near mat
 ``strict`` / ``--strict`` it fails instead (a typo must not start a new cohort silently).
 
 CSV: the delimiter comes from the header line (none for a one-column file: ids such as
-``auth0|5f1a2b`` stay whole); a row with more or fewer fields than the header fails the load.
+``auth0|5f1a2b`` stay whole), or from an Excel ``sep=X`` first line, which is skipped (the header
+is then line 2); a row with more or fewer fields than the header fails the load.
 ``line`` is the 1-based number of the row, the header being line 1: the physical line unless a
 quoted value above it spans lines (the row after an id ``"multi\nline"`` is numbered one less than
-its physical line: records are counted), as for ``mparticle-csv``.
+its physical line: records are counted), as for ``mparticle-csv``. A row that repeats the header
+(part files joined: ``cat part_*.csv``) is no record: skipped, with a warning, as in ``mparticle-csv``.
 
 Members are distinct per snapshot (repeats count as deduplicated). When Engage results carry a
 non-empty ``$properties`` object, those profiles are also upserted into ``mp_profiles`` with the
@@ -52,7 +55,10 @@ from typing import Any
 
 from cohortlab.loaders import fast
 from cohortlab.errors import LoadError, close_names
-from cohortlab.loaders.base import FileContext, FileResult, Loader, csv_read_sql, pop_as_of
+from cohortlab.loaders.base import (
+    FileContext, FileResult, Loader, csv_read_sql, header_cell_is_name_sql, pop_as_of, repeated_header_sql,
+    repeated_header_warning,
+)
 from cohortlab.loaders.files import csv_header, head_text
 from cohortlab.pipeline import sql_str
 from cohortlab.loaders.mixpanel_common import (
@@ -77,6 +83,14 @@ def _near_cohorts(ctx: FileContext, name: str) -> list[str]:
         "WHERE cohort_name IS NOT NULL"
     )]
     return close_names(name, known)
+
+
+def _csv_id_sql(cell: str) -> str:
+    """SQL: the distinct_id of a CSV cell, trimmed; NULL (no id: ``missing_distinct_id``) for an
+    empty cell and for ``\\N``, the NULL a warehouse unload writes (Snowflake's default, Hive,
+    Spark), which ``mparticle-csv`` reads as no value too (``NULL`` and ``null`` stay text). The
+    exact and the fast path both read the id with it."""
+    return f"CASE WHEN trim({cell}) NOT IN ('', '\\N') THEN trim({cell}) END"
 
 
 def _looks_like_id(s: str) -> bool:
@@ -120,6 +134,7 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
         as_of = self._resolve_as_of(ctx, meta.get("as_of"))
 
         if meta.get("layout") == "csv":
+            warnings += repeated_header_warning(ctx, *meta["repeated_headers"])
             warnings += self._spreadsheet_numbers(ctx, st)
         quarantined = ctx.reject(f"SELECT line, reason, raw FROM {st} WHERE reason IS NOT NULL")
         rows_read, valid, distinct = eng.query_rows(
@@ -253,42 +268,50 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
             if column is None:
                 raise LoadError(ctx.path, f"no distinct_id column: expected one of "
                                           f"{', '.join(DEFAULT_COLUMNS)} (or pass -o column=NAME); "
-                                          f"the header has {cols}", line=1)
+                                          f"the header has {cols}", line=1 + head.skip)
         elif column not in cols:
-            raise LoadError(ctx.path, f"no column {column!r}; the header has {cols}", line=1)
+            raise LoadError(ctx.path, f"no column {column!r}; the header has {cols}", line=1 + head.skip)
         qc = f"c{cols.index(column) + 1}"
         # the CSV of a cohort sync's export (Integrations > the cohort) lists the users sent with an
         # "operation" column: add (entered), no-op (stayed) or remove (left the cohort: not a member)
         op = next((f"c{i + 1}" for i, c in enumerate(cols) if c.strip().lower() == "operation"), None)
         if fast.enabled() and op is None:
-            meta = self._stage_csv_fast(ctx, st, src, qc, f"c{cols.index('as_of') + 1}" if "as_of" in cols else None)
+            meta = self._stage_csv_fast(ctx, st, src, qc, column,
+                                        f"c{cols.index('as_of') + 1}" if "as_of" in cols else None, head.skip)
             if meta is not None:
                 return meta, True
-        # line = position + 1 (the header is line 1); the raw row only for rejects: a JSON object
-        # of the header's names and the row's values (as mparticle-csv keeps them)
+        # line = position + 1 (the header is line 1; line 2 after a sep= line: + head.skip); the
+        # raw row only for rejects: a JSON object
+        # of the header's names and the row's values (as mparticle-csv keeps them). A row that
+        # repeats the header (part files joined: cat part_*.csv) is no record: left out of the
+        # stage, counted for a warning (it was a member named "distinct_id")
         row_json = "json_object(" + ", ".join(f"{sql_str(c)}, t.c{i + 1}" for i, c in enumerate(cols)) + ")::VARCHAR"
         removed = f"lower(trim(t.{op})) = 'remove'" if op else "FALSE"
+        header = repeated_header_sql(head, "t.")
         rows = (
-            f"SELECT CASE WHEN distinct_id IS NULL THEN 'missing_distinct_id' "
+            f"SELECT CASE WHEN header THEN NULL WHEN distinct_id IS NULL THEN 'missing_distinct_id' "
             f"WHEN removed THEN 'removed_member' END AS reason, "
-            f"CASE WHEN distinct_id IS NULL OR removed THEN raw END AS raw, distinct_id "
-            f"FROM (SELECT nullif(trim(t.{qc}), '') AS distinct_id, coalesce({removed}, FALSE) AS removed, "
-            f"CASE WHEN nullif(trim(t.{qc}), '') IS NULL OR coalesce({removed}, FALSE) THEN {row_json} END AS raw "
-            f"FROM {src} t)"
+            f"CASE WHEN NOT header AND (distinct_id IS NULL OR removed) THEN raw END AS raw, distinct_id, header "
+            f"FROM (SELECT {_csv_id_sql(f't.{qc}')} AS distinct_id, coalesce({removed}, FALSE) AS removed, "
+            f"CASE WHEN {_csv_id_sql(f't.{qc}')} IS NULL OR coalesce({removed}, FALSE) THEN {row_json} END AS raw, "
+            f"{header} AS header FROM {src} t)"
         )
         stage_cols = "reason, raw, distinct_id, NULL::JSON AS properties, FALSE AS has_properties"
         line = ctx.numbered_table(f"{st}_rows", rows)
         if line is not None:
-            eng.execute(f"CREATE OR REPLACE TEMP VIEW {st} AS SELECT {line} + 1 AS line, "
-                        f"NULL::BIGINT AS doc_no, {stage_cols} FROM {st}_rows")
+            line = f"{line} + {1 + head.skip}"
         else:
-            eng.execute(f"CREATE OR REPLACE TEMP TABLE {st} AS SELECT row_number() OVER () + 1 AS line, "
-                        f"NULL::BIGINT AS doc_no, {stage_cols} FROM ({rows})")
+            eng.execute(f"CREATE OR REPLACE TEMP TABLE {st}_rows AS SELECT row_number() OVER () + {1 + head.skip} "
+                        f"AS line, * FROM ({rows})")
+            line = "line"
+        eng.execute(f"CREATE OR REPLACE TEMP VIEW {st} AS SELECT {line} AS line, "
+                    f"NULL::BIGINT AS doc_no, {stage_cols} FROM {st}_rows WHERE NOT header")
         meta: dict[str, Any] = {"layout": "csv"}
+        meta["repeated_headers"] = eng.query_rows(f"SELECT count(*), min({line}) FROM {st}_rows WHERE header")[0]
         if "as_of" in cols:
-            a = f"c{cols.index('as_of') + 1}"
+            a = f"t.c{cols.index('as_of') + 1}"
             values = [r[0] for r in eng.query_rows(
-                f"SELECT DISTINCT trim({a}) FROM {src} WHERE nullif(trim({a}), '') IS NOT NULL"
+                f"SELECT DISTINCT trim({a}) FROM {src} t WHERE nullif(trim({a}), '') IS NOT NULL AND NOT {header}"
             )]
             values = _one_per_instant(values)
             if len(values) > 1:
@@ -298,24 +321,27 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
                 meta["as_of"] = values[0]
         return meta, True
 
-    def _stage_csv_fast(self, ctx: FileContext, st: str, src: str, qc: str, as_of_col: str | None) -> dict | None:
+    def _stage_csv_fast(self, ctx: FileContext, st: str, src: str, qc: str, column: str,
+                        as_of_col: str | None, skip: int = 0) -> dict | None:
         """The typed fast path of a members CSV (:mod:`cohortlab.loaders.fast`): one ``read_csv``
         of the id column (and the as_of column) into ``{st}_rows``, numbered by position as the
-        exact path numbers rows (line = position + 1), and the view ``st`` over it; the as_of
+        exact path numbers rows (line = position + 1 + ``skip``, the lines before the header), and
+        the view ``st`` over it; the as_of
         value comes from the same read. Returns the file's meta, or None (nothing left behind)
-        when a row has no id (the exact path quarantines it with its text) or positions cannot
-        be trusted."""
+        when a row has no id (the exact path quarantines it with its text), a row's id is the
+        column's name (a repeated header? the exact path tells) or positions cannot be trusted."""
         eng = ctx.engine
         rows = f"{st}_rows"
         as_of = f", trim(t.{as_of_col}) AS as_of" if as_of_col else ""
-        position = fast.accepted(ctx, rows, f"SELECT nullif(trim(t.{qc}), '') AS distinct_id{as_of} FROM {src} t",
-                                 rejected="distinct_id IS NULL", why="a row without a distinct_id", per_line=False)
+        position = fast.accepted(ctx, rows, f"SELECT {_csv_id_sql(f't.{qc}')} AS distinct_id{as_of} FROM {src} t",
+                                 rejected=f"distinct_id IS NULL OR {header_cell_is_name_sql('distinct_id', column)}",
+                                 why="a row without a distinct_id, or one that may repeat the header", per_line=False)
         if position is None:
             return None
-        eng.execute(f"CREATE OR REPLACE TEMP VIEW {st} AS SELECT {position} + 1 AS line, "
+        eng.execute(f"CREATE OR REPLACE TEMP VIEW {st} AS SELECT {position} + {1 + skip} AS line, "
                     f"NULL::BIGINT AS doc_no, NULL::VARCHAR AS reason, NULL::VARCHAR AS raw, distinct_id, "
                     f"NULL::JSON AS properties, FALSE AS has_properties FROM {rows}")
-        meta: dict[str, Any] = {"layout": "csv"}
+        meta: dict[str, Any] = {"layout": "csv", "repeated_headers": (0, None)}
         if as_of_col:
             values = [r[0] for r in eng.query_rows(
                 f"SELECT DISTINCT as_of FROM {rows} WHERE nullif(as_of, '') IS NOT NULL")]

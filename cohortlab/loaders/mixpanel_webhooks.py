@@ -7,7 +7,9 @@ A payload is ``{"action": "members" | "add_members" | "remove_members", "paramet
 "page_count"}, "members": [{"mixpanel_distinct_id" (or "$distinct_id"), "email" (or "$email"),
 "first_name", ...}]}}``. Files: one payload per file (pretty-printed OK), a JSON array of
 payloads, or JSONL. Ids may be strings or numbers (stored as text); extra keys are kept in
-``mp_webhook_members.properties`` or ignored.
+``mp_webhook_members.properties`` or ignored. A receiver's wrapper of the request (a record
+without ``action`` whose ``body`` is the payload, or a JSON string holding it, beside keys such
+as ``headers``) is read as its payload, on its own line; the wrapper's other keys are not read.
 
 Receive time: option ``received_at`` (every record of the file), else a top-level
 ``"received_at"`` key on the record (ISO string, no zone = UTC, or epoch seconds/ms). A record
@@ -34,6 +36,7 @@ from typing import Any
 from cohortlab.errors import LoadError
 from cohortlab.loaders.base import FileContext, FileResult, Loader
 from cohortlab.loaders.files import sniff_json_layout
+from cohortlab.pipeline import sql_list
 from cohortlab.loaders.mixpanel_common import (
     NUMERIC_JSON_TYPES,
     doc_no_sql,
@@ -60,9 +63,29 @@ _PATHS = [
     "$.parameters.mixpanel_cohort_description",  # 8
     "$.parameters.mixpanel_project_id",  # 9
 ]
+# a receiver that stored the request (``{"headers": {...}, "body": <payload>}``): the payload is
+# its "body", an object or a JSON string holding one, read in place of the record (read with the
+# paths above, as index 10: a record with an "action" of its own is a payload, not a wrapper)
+_BODY = "$.body"
 # only the JSON types of these (a page's parameters hold all its members: never copied whole);
 # a payload seen with its members beside "parameters" instead of inside carries them at "$.members"
 _TYPE_PATHS = ["$.parameters", "$.parameters.members", "$.members"]
+
+
+def _unwrapped_records_sql(records: str) -> str:
+    """The records of ``records`` (line, raw, malformed, is_obj, v: the values of ``_PATHS`` and
+    ``_BODY``) with a receiver's wrapper replaced by the payload it holds: a record without an
+    ``action`` whose ``body`` is an object, or a string holding a JSON object, is read as that
+    object (``raw`` its text, ``v`` its values; its line stays the wrapper's). ``record_raw`` is
+    the record as the file writes it (a reject's text); ``wrapped`` tells such a record."""
+    body = ("CASE json_type(v[10]) WHEN 'OBJECT' THEN v[10]::VARCHAR WHEN 'VARCHAR' THEN "
+            "CASE WHEN json_type(TRY_CAST(json_extract_string(v[10], '$') AS JSON)) = 'OBJECT' "
+            "THEN json_extract_string(v[10], '$') END END")
+    return f"""
+        SELECT line, CASE WHEN wrapped THEN body ELSE raw END AS raw, raw AS record_raw, malformed,
+               is_obj, CASE WHEN wrapped THEN json_extract(body, {sql_list(_PATHS)}) ELSE v[1:9] END AS v, wrapped
+        FROM (SELECT *, coalesce(is_obj AND (v[1] IS NULL OR json_type(v[1]) = 'NULL') AND body IS NOT NULL, FALSE) AS wrapped
+              FROM (SELECT *, CASE WHEN is_obj AND v[10] IS NOT NULL THEN {body} END AS body FROM ({records})))"""
 
 
 class MixpanelWebhooksLoader(Loader):
@@ -97,13 +120,13 @@ class MixpanelWebhooksLoader(Loader):
         # the page columns, each record parsed straight from its text; neither the page text nor
         # its members are kept or copied (a page can hold thousands of members: a few copies of
         # every page of a 2,048-record chunk would not fit a small memory_limit)
-        records = parsed_records_sql(ctx, layout, _PATHS)
+        records = _unwrapped_records_sql(parsed_records_sql(ctx, layout, _PATHS + [_BODY]))
         types = "[" + ", ".join(f"'{p}'" for p in _TYPE_PATHS) + "]"
         eng.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE {st} AS
             WITH p AS (
-                SELECT line, CASE WHEN NOT malformed THEN CASE WHEN is_obj THEN 'OBJECT' ELSE 'OTHER' END END AS jt,
+                SELECT line, wrapped, CASE WHEN NOT malformed THEN CASE WHEN is_obj THEN 'OBJECT' ELSE 'OTHER' END END AS jt,
                        CASE WHEN is_obj THEN v END AS v,
                        CASE WHEN is_obj THEN json_type(raw, {types}) END AS t
                 FROM ({records})
@@ -125,20 +148,22 @@ class MixpanelWebhooksLoader(Loader):
                    v[7] IS NOT NULL AND json_type(v[7]) <> 'NULL' AS has_rx,
                    {rx_sql} AS received_at,
                    {raw_text_sql('v[8]')} AS description,
-                   {id_text_sql('v[9]')} AS project_id
+                   {id_text_sql('v[9]')} AS project_id,
+                   wrapped
             FROM p
             """
         )
         bad_rx = eng.query_rows(
-            f"SELECT line, has_rx FROM {st} WHERE jt = 'OBJECT' AND received_at IS NULL ORDER BY line LIMIT 1"
+            f"SELECT line, has_rx, wrapped FROM {st} WHERE jt = 'OBJECT' AND received_at IS NULL ORDER BY line LIMIT 1"
         )
         if bad_rx:
-            line, has_rx = bad_rx[0]
+            line, has_rx, wrapped = bad_rx[0]
             raise LoadError(
                 ctx.path,
                 ("received_at is not an ISO-8601 time or epoch number" if has_rx else
                  "no receive time: pass -o received_at=2026-03-01T00:00:00Z or add a top-level "
-                 '"received_at" key to each payload'),
+                 '"received_at" key to each payload'
+                 + (' (the payload here is the record\'s "body": the keys beside it are not read)' if wrapped else "")),
                 line=int(line),
             )
         # members, one row per (page, member entry): the records are parsed again, streaming (a
@@ -204,7 +229,7 @@ class MixpanelWebhooksLoader(Loader):
         quarantined = Counter()
         if eng.query_rows(f"SELECT 1 FROM {st}_p WHERE reason IS NOT NULL LIMIT 1"):
             quarantined = ctx.reject(
-                f"SELECT p.line, p.reason, r.raw FROM {st}_p p JOIN ({records}) r USING (line) "
+                f"SELECT p.line, p.reason, r.record_raw AS raw FROM {st}_p p JOIN ({records}) r USING (line) "
                 f"WHERE p.reason IS NOT NULL"
             )
         # deduplicate: first page of each key within the file, and nothing already stored

@@ -19,10 +19,12 @@ One row per profile, a header line naming the columns (gzip detected by content)
   ``false``/…, else NULL. An empty cell (or ``\\N``) is no attribute.
 
 A header that repeats a column (the same name, or the same identity type or attribute name once
-normalised) reads its first column; the later ones are ignored with a warning.
+normalised) reads its first column; the later ones are ignored with a warning. A row that repeats
+the header (part files joined: ``cat part_*.csv``) is no record: skipped, with a warning.
 
-``line`` is the 1-based line of the row, the header being line 1 (exact unless the file has blank
-lines or quoted values spanning lines). A later snapshot (by its ``as_of``, else its load time) replaces every row of the
+``line`` is the 1-based line of the row, the header being line 1 (line 2 after an Excel ``sep=X``
+first line, which is skipped and names the delimiter; exact unless the file has blank lines or
+quoted values spanning lines). A later snapshot (by its ``as_of``, else its load time) replaces every row of the
 same MPID (the row is a snapshot of the profile: ``_mparticle.replace_profiles``); several rows of one MPID in a file: the last one wins, the
 others count as ``deduplicated``.
 """
@@ -36,7 +38,9 @@ from cohortlab.loaders._mparticle import (
     Temp, count, profile_columns, repeated_columns_warning, replace_profiles, text_bool_sql,
 )
 from cohortlab.errors import LoadError
-from cohortlab.loaders.base import FileContext, FileResult, Loader, csv_read_sql, pop_as_of
+from cohortlab.loaders.base import (
+    FileContext, FileResult, Loader, csv_read_sql, pop_as_of, repeated_header_sql, repeated_header_warning,
+)
 from cohortlab.loaders.files import csv_header, head_text
 from cohortlab.pipeline import sql_ident, sql_str
 
@@ -126,8 +130,14 @@ class MParticleCsvLoader(Loader):
         m = ref(mpid_col)
         rows = tmp.create(
             "rows",
-            f"SELECT row_number() OVER () + 1 AS __line, * FROM {csv_read_sql(ctx, head)}",
+            f"SELECT row_number() OVER () + {1 + head.skip} AS __line, * FROM {csv_read_sql(ctx, head)}",
         )
+        # the header repeated where joined part files began (cat part_*.csv): no record, skipped
+        # with a warning (it was quarantined invalid_mpid, one per part)
+        header = repeated_header_sql(head)
+        n_headers, first_header = ctx.engine.query_rows(f"SELECT count(*), min(__line) FROM {rows} WHERE {header}")[0]
+        if n_headers:
+            ctx.engine.execute(f"DELETE FROM {rows} WHERE {header}")
         checked = tmp.create(
             "checked",
             f"""
@@ -180,6 +190,6 @@ class MParticleCsvLoader(Loader):
         rows_read = count(ctx, f"SELECT 1 FROM {rows}")
         loaded = count(ctx, f"SELECT 1 FROM {winners}") - superseded  # as de-duplicated
         valid = count(ctx, f"SELECT 1 FROM {checked} WHERE __reason IS NULL")
-        warnings = repeated_columns_warning(ctx, ignored)
+        warnings = repeated_columns_warning(ctx, ignored) + repeated_header_warning(ctx, n_headers, first_header)
         return FileResult(rows_read=rows_read, loaded=loaded, deduplicated=valid - loaded,
                           quarantined=quarantined, warnings=warnings)

@@ -452,10 +452,12 @@ def _run_all(sources, out_dir: Path, params: dict[str, Any], source: str, kernel
         try:
             try:
                 with Lab(str(db_path)) as lab:
-                    load_world(lab, params["data"], progress=False)
+                    world = load_world(lab, params["data"], progress=False)
             except (OSError, ValueError, LoadError) as e:
                 raise ReportError(f"cannot load {params['data']}: {e}") from e
             say(f"  loaded in {time.monotonic() - t0:.1f} s")
+            if world.ignored:  # the files the folder holds that no loader read: said, not skipped silently
+                say(world.ignored_text())
             if cohorts is not None and params.get("engine", "duckdb") == "duckdb":
                 check_database(db_path, cohorts)
             if any(s.stem == "eit_migration" and s.parent == NOTEBOOKS_DIR.resolve() for s in sources):

@@ -217,6 +217,46 @@ def test_a_members_csv_row_without_an_id_falls_back_and_is_quarantined_with_its_
     assert [(r[3], r[4]) for r in snap["rejects"]] == [(4, "missing_distinct_id")]
 
 
+def test_a_members_csv_id_written_as_the_warehouse_null_falls_back_and_is_quarantined(tmp_path, caplog):
+    """\\N (a warehouse unload's NULL) is no distinct_id on both paths: the fast path declines the
+    file and the exact path quarantines the row, with the same rows as a load without the fast path."""
+    p = _write(tmp_path, "members.csv", CSV_CLEAN[:2] + ["\\N,nobody@example.com,2026-03-01T00:00:00Z"] + CSV_CLEAN[2:])
+    summary, snap, taken = _both(p, "mixpanel-members", caplog, cohort="Churn Risk")
+    assert taken == ["exact"]
+    assert summary == (6, 4, 1, {"missing_distinct_id": 1})
+    assert [(r[3], r[4]) for r in snap["rejects"]] == [(3, "missing_distinct_id")]
+    assert "\\N" not in {r[3] for r in snap["mp_cohort_members"]}
+
+
+def test_a_members_csv_repeating_its_header_falls_back_and_skips_it(tmp_path, caplog):
+    """A row whose id is the column's name may repeat the header (part files joined): the fast path
+    (which reads the id column only) declines the file; the exact path skips the repeated header
+    with a warning and loads a row that only names the column as its id. The same rows either way."""
+    p = _write(tmp_path, "members.csv", CSV_CLEAN[:3] + [CSV_CLEAN[0], "distinct_id,,"] + CSV_CLEAN[3:])
+    summary, snap, taken = _both(p, "mixpanel-members", caplog, cohort="Churn Risk")
+    assert taken == ["exact"]
+    assert summary == (6, 5, 1, {})
+    members = {r[3]: r[-1] for r in snap["mp_cohort_members"]}
+    assert members == {"cust-9": 2, "cust,13": 3, "distinct_id": 5, "4611686018427387904": 6, 'Ü "q"': 8}
+
+
+@pytest.mark.parametrize("eol", ["\n", "\r\n"], ids=["lf", "crlf"])
+def test_a_members_csv_after_an_excel_sep_line_takes_the_fast_path_with_the_exact_rows(tmp_path, caplog, eol):
+    """Excel's "sep=;" line before the header: both paths skip it, read ";" as the delimiter and
+    number the rows by their physical line (the header is line 2)."""
+    p = _write(tmp_path, "members.csv", ["sep=;", "distinct_id;$email;as_of",
+                                         "cust-9;ivy@example.com;2026-03-01T00:00:00Z",
+                                         "cust,13;max@example.com, max2@example.com;2026-03-01T00:00:00Z",
+                                         "  4611686018427387904 ;;2026-03-01T00:00:00Z",
+                                         "cust-9;again@example.com;2026-03-01T00:00:00Z",
+                                         '"Ü ""q""";;'], eol=eol)
+    summary, snap, taken = _both(p, "mixpanel-members", caplog, cohort="Churn Risk")
+    assert taken == ["fast"]
+    assert summary == (5, 4, 1, {})
+    members = {r[3]: r[-1] for r in snap["mp_cohort_members"]}
+    assert members == {"cust-9": 3, "cust,13": 4, "4611686018427387904": 5, 'Ü "q"': 7}
+
+
 def test_a_members_csv_with_two_as_of_values_fails_the_same_way_on_both_paths(tmp_path, caplog):
     p = _write(tmp_path, "members.csv", CSV_CLEAN + ["cust-77,,2026-03-08T00:00:00Z"])
     errors = []

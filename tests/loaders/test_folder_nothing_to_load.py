@@ -39,3 +39,76 @@ def test_mparticle_s3_batch_files_in_the_batches_folder_load(lab, q, write, run_
     report = load_world(lab, folder)
     assert report.by_kind() == {"mparticle-batches": {"files": 1, "loaded": 1, "quarantined": 0, "skipped": 0}}
     assert q("SELECT mpid, name, value_bool FROM mpa_attributes") == [(7, "Power Users", True)]
+
+
+def test_the_files_a_folder_load_leaves_out_are_said(lab, write, run_once):
+    """load_world names every file of the folder that no load read (relative to the folder, the
+    first 10 and how many): a Parquet table and a pipeline bucket beside the exports, a README,
+    hidden files, markers. Not what cohortlab synth and fetch write at its top (manifest.json,
+    truth.parquet, fetch.json). A folder whose every file loads says nothing more."""
+    write("w/mixpanel/events/e.jsonl", json.dumps(
+        {"event": "Opened", "properties": {"time": 1772323200, "distinct_id": "u1"}}) + "\n")
+    write("w/mparticle/profiles.parquet", "PAR1")
+    for hour in range(12):
+        write(f"w/mixpanel/mp_master_event/2026/03/01/{hour:02d}/complete", "")
+    write("w/mixpanel/README.md", "notes")
+    write("w/mixpanel/events/.part-0.jsonl.crc", "")
+    write("w/manifest.json", "{}")
+    write("w/truth.parquet", "PAR1")
+    folder = write("w/fetch.json", json.dumps({"runs": []})).parent
+    report = load_world(lab, folder)
+    assert report.by_kind()["mixpanel-events"]["loaded"] == 1
+    names = [str(p.relative_to(folder)) for p in report.ignored]
+    assert len(names) == 15 and "truth.parquet" not in names and "manifest.json" not in names
+    assert names[:3] == ["mixpanel/README.md", "mixpanel/events/.part-0.jsonl.crc",
+                         "mixpanel/mp_master_event/2026/03/01/00/complete"]
+    text = str(report).splitlines()[-1]
+    assert text.startswith("  not loaded: 15 file(s) outside the places a folder of exports keeps them")
+    assert text.endswith("mixpanel/mp_master_event/2026/03/01/07/complete (and 5 more)")
+    assert "mparticle/profiles.parquet" not in text  # beyond the first 10
+    # every file loaded: nothing more is said
+    clean = write("c/mixpanel/events/e.jsonl", json.dumps(
+        {"event": "Opened", "properties": {"time": 1772323200, "distinct_id": "u2"}}) + "\n").parents[2]
+    report = load_world(lab, clean)
+    assert report.ignored == [] and "not loaded" not in str(report)
+
+
+def test_cohortlab_load_of_a_folder_says_the_files_it_left_out(tmp_path, write, run_once):
+    """cohortlab load KIND FOLDER leaves out hidden files and the markers that hold no data: its
+    output names them (relative to the folder, in --json too), never silently."""
+    from click.testing import CliRunner
+
+    from cohortlab.cli import main
+
+    write("b/2026/03/01/part-0.jsonl", json.dumps(
+        {"event": "Opened", "properties": {"time": 1772323200, "distinct_id": "u1"}}) + "\n")
+    write("b/2026/03/01/complete", "")
+    write("b/_committed_42", '{"added": []}')
+    folder = write("b/.DS_Store", "x").parent
+    db = str(tmp_path / "lab.duckdb")
+    r = CliRunner().invoke(main, ["load", "--db", db, "mixpanel-events", str(folder)])
+    assert r.exit_code == 0, r.output
+    assert ("not read                 3 file(s) of the folder: hidden, or markers holding no data: .DS_Store, "
+            "2026/03/01/complete, _committed_42") in r.stdout
+    r = CliRunner().invoke(main, ["load", "--db", db, "mixpanel-events", str(folder), "--json"])
+    assert json.loads(r.stdout)["not_read"] == [".DS_Store", "2026/03/01/complete", "_committed_42"]
+    # a file given by name: nothing is said
+    r = CliRunner().invoke(main, ["load", "--db", db, "mixpanel-events", str(folder / "2026/03/01/part-0.jsonl")])
+    assert r.exit_code == 0 and "not read" not in r.stdout
+
+
+def test_report_data_says_the_files_it_did_not_load(tmp_path, run_once):
+    """cohortlab report --data prints, after loading, the files of the folder that no load read
+    (here the run then stops on an unknown cohort, before any notebook)."""
+    from click.testing import CliRunner
+
+    from cohortlab.cli import main
+    from cohortlab.synth import generate
+
+    generate(tmp_path / "world", users=60, seed=1)
+    (tmp_path / "world" / "mparticle" / "profiles.parquet").write_bytes(b"PAR1")
+    r = CliRunner().invoke(main, ["report", "--data", str(tmp_path / "world"), "--out", str(tmp_path / "o"),
+                                  "-p", "cohorts=[Nope]"])
+    assert r.exit_code == 1 and "unknown cohort 'Nope'" in r.stderr
+    assert ("not loaded: 1 file(s) outside the places a folder of exports keeps them (docs/loading.md#folder), "
+            "hidden, or holding no data: mparticle/profiles.parquet") in r.stderr

@@ -240,6 +240,7 @@ def test_cli_load_and_info(tmp_path, mparticle_data_dir):
     assert json.loads(res.stdout) == {
         "kind": BATCHES, "files": [str(mparticle_data_dir / "batches.json")], "skipped": [],
         "rows_read": 7, "loaded": 7, "deduplicated": 0, "quarantined": {}, "warnings": [],
+        "not_read": [],
     }
     res = run("load", "--db", db, "--no-progress", PROFILES, mparticle_data_dir / "profiles.json")
     assert res.exit_code == 0 and "already loaded (skipped)" in res.stdout
@@ -339,3 +340,24 @@ def test_the_all_quarantined_warning_and_json_counts_do_not_depend_on_row_order(
         texts.add((tuple(report.warnings), json.dumps(report.as_dict())))
     assert len(texts) == 1
     assert "(3: bad_properties 1, malformed_json 1, not_an_object 1)" in texts.pop()[0][0]
+
+
+def test_load_help_says_what_each_kind_takes(run_once):
+    """`cohortlab load --help` lists every kind with one short line saying what it takes (click's
+    own help: a definition list after the command's text); the usage line names KIND instead of
+    the eleven choices, which an unknown kind's error still lists."""
+    from click.testing import CliRunner
+
+    from cohortlab.cli import main
+    from cohortlab.loaders import KIND_HELP, LOADERS
+
+    assert set(KIND_HELP) == set(LOADERS)
+    r = CliRunner().invoke(main, ["load", "--help"], terminal_width=80)
+    assert r.exit_code == 0
+    assert "load [OPTIONS] KIND PATHS...\n" in r.output
+    lines = r.output.splitlines()
+    for kind, text in KIND_HELP.items():
+        assert f"  {kind:<28}{text}" in lines, kind  # one line each at 80 columns
+    assert "  mixpanel-pipeline-events    Data Pipelines events, JSON or Parquet" in lines
+    r = CliRunner().invoke(main, ["load", "--db", "x.duckdb", "nope", "f.json"])
+    assert r.exit_code == 2 and "'nope' is not one of" in r.output and "'mparticle-parquet'" in r.output

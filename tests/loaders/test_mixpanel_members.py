@@ -296,3 +296,62 @@ def test_a_csv_whose_ids_a_spreadsheet_rewrote_warns(lab, write):
                  as_of=AS_OF, strict=True)
     fine = write("fine.csv", "distinct_id\n4e2918\n2e5\n9080350317581165123\nE+18\n")
     assert lab.load("mixpanel-members", fine, cohort="Power Users", as_of=AS_OF, strict=True).loaded == 4
+
+
+def test_a_csv_distinct_id_written_as_the_warehouse_null_is_no_member(lab, write, balanced):
+    """A warehouse unload writes a NULL cell as \\N (Snowflake's default, Hive, Spark): a row whose
+    distinct_id is \\N has no id, as an empty cell, and is quarantined missing_distinct_id, not
+    counted as a member named "\\N" (as mparticle-csv reads \\N). NULL and \\n stay ids (text)."""
+    f = write("unload.csv", "DISTINCT_ID,PLAN\nU1,pro\n\\N,free\n \\N ,\\N\nNULL,pro\n\\n,pro\n,pro\n")
+    r = balanced(lab.load("mixpanel-members", f, column="DISTINCT_ID", cohort="Power Users", as_of=AS_OF))
+    assert (r.rows_read, r.loaded, dict(r.quarantined)) == (6, 3, {"missing_distinct_id": 3})
+    assert [(d, ln) for *_, d, ln in _members(lab)] == [("U1", 2), ("NULL", 5), ("\\n", 6)]
+    assert _snapshots(lab)[0][4] == 3
+    assert lab.engine.query_rows("SELECT line, reason, raw FROM rejects ORDER BY line") == [
+        (3, "missing_distinct_id", '{"DISTINCT_ID":"\\\\N","PLAN":"free"}'),
+        (4, "missing_distinct_id", '{"DISTINCT_ID":" \\\\N ","PLAN":"\\\\N"}'),
+        (7, "missing_distinct_id", '{"DISTINCT_ID":null,"PLAN":"pro"}')]
+
+
+def test_a_csv_header_repeated_where_joined_parts_began_is_skipped_with_a_warning(lab, write, balanced):
+    """A members CSV unloaded in parts and joined (cat part_*.csv) repeats its header where each
+    part began: such a row is no member named "distinct_id" (nor an as_of "as_of"), but skipped,
+    not counted, with a warning naming the file and the first line (--strict refuses the file). A
+    row whose id only is the column's name is a record as any other."""
+    text = ("distinct_id,as_of\r\n"
+            "U1,2026-03-01T00:00:00Z\r\n"
+            " distinct_id , as_of \r\n"
+            "U2,2026-03-01T00:00:00Z\r\n"
+            '"distinct_id","as_of"\r\n'
+            ",2026-03-01T00:00:00Z\r\n"
+            "distinct_id,\r\n")
+    r = balanced(lab.load("mixpanel-members", write("joined.csv", text), cohort="Power Users"))
+    assert (r.rows_read, r.loaded, dict(r.quarantined)) == (4, 3, {"missing_distinct_id": 1})
+    assert [(d, ln) for *_, d, ln in _members(lab)] == [("U1", 2), ("U2", 4), ("distinct_id", 7)]
+    assert _snapshots(lab)[0][3:] == (datetime(2026, 3, 1), 3)
+    assert lab.engine.query_rows("SELECT line, reason FROM rejects") == [(6, "missing_distinct_id")]
+    assert len(r.warnings) == 1
+    assert "joined.csv" in r.warnings[0] and "repeats on 2 line(s), first on line 3" in r.warnings[0]
+    with pytest.raises(StrictLoadError, match="header line repeats"):
+        lab.load("mixpanel-members", write("again.csv", text.replace("U1", "U9")), cohort="Power Users", strict=True)
+
+
+def test_an_excel_sep_line_before_the_header_names_the_delimiter(lab, write, balanced):
+    """Excel's hint line "sep=;" (the whole first line) before the header is skipped and names the
+    delimiter (here one the header alone would not pick: "," is more frequent in it); the header
+    is then line 2 and each row keeps its physical line. A ragged row is refused naming its line."""
+    text = "sep=;\r\nDistinct ID;Name, first;as_of\r\nU1;Ann, B;2026-03-01\r\n;x;\r\nU2;Bo, C;\r\n"
+    r = balanced(lab.load("mixpanel-members", write("excel.csv", text), column="Distinct ID", cohort="Power Users"))
+    assert (r.rows_read, r.loaded, dict(r.quarantined), r.warnings) == (3, 2, {"missing_distinct_id": 1}, [])
+    assert [(d, ln) for *_, d, ln in _members(lab)] == [("U1", 3), ("U2", 5)]
+    assert _snapshots(lab)[0][3] == datetime(2026, 3, 1)
+    assert lab.engine.query_rows("SELECT line, raw FROM rejects") == [
+        (4, '{"Distinct ID":null,"Name, first":"x","as_of":null}')]
+    with pytest.raises(LoadError, match=r"ragged.csv:.*line 4: more fields"):
+        lab.load("mixpanel-members", write("ragged.csv", "sep=,\ndistinct_id\nU1\nU2,x\n"), cohort="C", as_of=AS_OF)
+    with pytest.raises(LoadError, match=r"no_column.csv:2: no column 'id'"):
+        lab.load("mixpanel-members", write("no_column.csv", "sep=|\ndistinct_id|x\nU1|y\n"), column="id", cohort="C",
+                 as_of=AS_OF)
+    # only "sep=X" as the whole first line is the hint: anything else is the header
+    r = lab.load("mixpanel-members", write("not_a_hint.csv", "sep=;;distinct_id\nx;;U3\n"), cohort="C", as_of=AS_OF)
+    assert [d for *_, d, _ in _members(lab, r.load_ids[0])] == ["U3"]

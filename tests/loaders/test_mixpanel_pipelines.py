@@ -267,6 +267,19 @@ def test_a_bucket_folder_with_empty_completion_markers_loads(lab, q, write):
     assert lab.load(EVENTS, marker.parents[4]).loaded == 1  # not empty: part of the folder
 
 
+def test_a_databricks_folder_skips_its_transaction_markers(lab, q, write):
+    """A Databricks write leaves _started_<id> (empty) and _committed_<id> (JSON: the parts added
+    and removed) beside its part files: loading the folder skips them (the _committed_ record was
+    quarantined, and the every-record warning made a --strict load fail)."""
+    write("unload/part-00000-tid-77-c000.json", jsonl({"event_name": "Opened", "time": 1772323200,
+                                                       "distinct_id": "u1", "insert_id": "a"}))
+    write("unload/_started_77", "")
+    marker = write("unload/_committed_77", '{"added":["part-00000-tid-77-c000.json"],"removed":[]}\n')
+    r = lab.load(EVENTS, marker.parent, strict=True)
+    assert (r.rows_read, r.loaded, r.n_quarantined, len(r.files)) == (1, 1, 0, 1)
+    assert q("SELECT distinct_id FROM mp_events") == [("u1",)]
+
+
 def test_hive_partition_folders_are_no_columns_of_parquet_rows(lab, q, tmp_path):
     """Parquet parts under ``key=value`` folders (a partitioned warehouse unload): the folder names
     are not columns of the rows, so they are not properties of the schematized events or profiles."""

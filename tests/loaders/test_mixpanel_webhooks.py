@@ -216,3 +216,36 @@ def test_members_beside_the_parameters_are_the_pages_members(lab, write, balance
     assert lab.engine.query_rows("SELECT line, reason FROM rejects") == [(3, "bad_members")]
     assert [p[6:9] for p in _pages(lab)] == [(None, None, 2), (None, None, 1)]
     assert _members(lab) == [(1, "4611686018427387905", None), (1, "zoe@example.com", None), (2, "U7", None)]
+
+
+@pytest.mark.parametrize("layout", ["jsonl", "pretty"])
+def test_a_payload_a_receiver_stored_under_body_is_loaded(lab, write, balanced, layout):
+    """A receiver that stored the whole request keeps the payload under "body" (an object, or the
+    request's text: a JSON string holding the object), beside its own keys ("headers"): the
+    payload is loaded as any other, on the wrapper's line; the wrapper's other keys are not read
+    (its received_at neither). A body that is no payload, and the flat shape some adapters assume
+    (cohort keys at the top, no "parameters"), stay quarantined."""
+    p1 = _payload("members", [{"mixpanel_distinct_id": "U1"}, {"mixpanel_distinct_id": 4611686018427387905}])
+    p2 = _payload("add_members", [{"$distinct_id": "U2", "$email": "u2@example.com"}], rx="2026-03-01T00:10:00Z")
+    records = [
+        {"headers": {"Content-Type": "application/json"}, "body": p1},
+        {"headers": {}, "received_at": "1999-01-01T00:00:00Z", "body": json.dumps(p2)},
+        {"headers": {}, "received_at": "2026-03-01T00:00:00Z", "body": "not a payload"},
+        {"headers": {}, "body": {"action": "bogus", "received_at": "2026-03-01T00:00:00Z"}},
+        {"action": "members", "received_at": "2026-03-01T00:20:00Z", "cohort_id": "5167408",
+         "cohort_name": "Power Users", "members": [{"mixpanel_distinct_id": "U3"}]},
+    ]
+    text = _jsonl(*records) if layout == "jsonl" else json.dumps(records, indent=2)
+    r = balanced(lab.load("mixpanel-webhooks", write("wrapped.json", text)))
+    assert (r.rows_read, r.loaded, dict(r.quarantined)) == (5, 2, {"bad_action": 2, "bad_parameters": 1})
+    assert [(p[1], p[2], p[3], p[8], p[9]) for p in _pages(lab)] == [
+        (datetime(2026, 3, 1), "members", "5167408", 2, 1),
+        (datetime(2026, 3, 1, 0, 10), "add_members", "5167408", 1, 2)]
+    assert _members(lab) == [(1, "4611686018427387905", None), (1, "U1", None), (2, "U2", "u2@example.com")]
+    rejects = lab.engine.query_rows("SELECT line, reason, raw FROM rejects ORDER BY line")
+    assert [(ln, why) for ln, why, _ in rejects] == [(3, "bad_action"), (4, "bad_action"), (5, "bad_parameters")]
+    assert json.loads(rejects[0][2]) == records[2]  # a reject keeps the record as the file writes it
+    # a wrapped payload without a receive time of its own names the record and says why
+    f = write("no_rx.json", _jsonl({"received_at": "2026-03-01T00:00:00Z", "body": _payload("members", [], rx=None)}))
+    with pytest.raises(LoadError, match=r'no_rx.json:1: no receive time.*"body": the keys beside it are not read'):
+        lab.load("mixpanel-webhooks", f)

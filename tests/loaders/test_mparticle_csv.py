@@ -251,3 +251,40 @@ def test_a_warehouse_unloads_null_spelling_is_no_value(lab, q, write):
     assert q("SELECT mpid, name, value FROM mpa_attributes") == [
         (42, "POWER_USERS", '"true"'), (43, "PLAN", '"NULL"'),
         (44, "PLAN", '"\\\\\\\\N"'), (44, "POWER_USERS", '"\\\\n"')]
+
+
+def test_a_header_repeated_where_joined_parts_began_is_skipped_with_a_warning(lab, q, write):
+    """CSV files unloaded in parts and joined (cat part_*.csv) repeat the header where each part
+    began (with the spaces, quotes or byte order mark the part wrote): such a row is no record,
+    skipped (neither read nor quarantined) with one warning naming the file and the first line;
+    --strict refuses the file. A row that only starts like the header is a record."""
+    from cohortlab.errors import StrictLoadError
+
+    text = ("mpid;email;Power Users\n"
+            "7;a@example.com;true\n"
+            '\ufeffmpid; "email" ;Power Users\n'
+            "8;b@example.com;false\n"
+            "mpid;email;Power Users\n"
+            "mpid;email;plan\n")
+    p = write("joined.csv", text)
+    r = lab.load(KIND, p)
+    assert (r.rows_read, r.loaded, r.n_quarantined) == (3, 2, 1)
+    assert q("SELECT mpid, line FROM mpa_profiles") == [(7, 2), (8, 4)]
+    assert q("SELECT line, reason FROM rejects") == [(6, "invalid_mpid")]
+    assert len(r.warnings) == 1
+    assert "joined.csv" in r.warnings[0] and "repeats on 2 line(s), first on line 3" in r.warnings[0]
+    with pytest.raises(StrictLoadError, match="header line repeats"):
+        lab.load(KIND, write("again.csv", text.replace("7;", "9;")), strict=True)
+
+
+def test_an_excel_sep_line_before_the_header_names_the_delimiter(lab, q, write):
+    """Excel's hint line "sep=X" (the whole first line, X one character) is skipped and X is the
+    delimiter; rows keep their physical line (the header is line 2). Without the hint the header
+    would be read as the columns "sep=" and "" and the file refused (no mpid column)."""
+    p = write("excel.csv", "sep=;\nmpid;email;Plan, tier\n7;a@example.com;pro, 1\n\\N;b@example.com;free\n")
+    r = lab.load(KIND, p)
+    assert (r.rows_read, r.loaded, r.n_quarantined, r.warnings) == (2, 1, 1, [])
+    assert q("SELECT mpid, line FROM mpa_profiles") == [(7, 3)]
+    assert q("SELECT mpid, identity_type, value FROM mpa_identities") == [(7, "email", "a@example.com")]
+    assert q("SELECT name, value FROM mpa_attributes") == [("Plan, tier", '"pro, 1"')]
+    assert q("SELECT line, reason FROM rejects") == [(4, "missing_mpid")]

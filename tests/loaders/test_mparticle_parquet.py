@@ -158,3 +158,22 @@ def test_a_decimal_mpid_column_with_a_scale_is_exact(lab, q, tmp_path):
     assert (r.rows_read, r.loaded, dict(r.quarantined)) == (3, 2, {"invalid_mpid": 1})
     assert q("SELECT mpid, value FROM mpa_identities") == [(-9223372036854775808, "cust-2"), (BIG, "cust-1")]
     assert q("SELECT raw FROM rejects") == [('{"mpid":42.5,"customer_id":"cust-3"}',)]
+
+
+def test_a_databricks_folder_skips_its_transaction_markers(lab, q, tmp_path):
+    """Databricks writes _started_<id> (empty) and _committed_<id> (JSON naming the parts) beside
+    the part files of a write, with _SUCCESS: loading the folder skips them as the completion
+    markers are skipped (a _committed_ file was refused as "not a Parquet file", failing the
+    folder). A file that only starts like one (_committed.parquet) is data."""
+    d = tmp_path / "unload"
+    d.mkdir()
+    part = "part-00000-tid-5151-0c1f-c000.snappy.parquet"
+    parquet(d / part, f"SELECT {BIG}::BIGINT AS mpid, 'a@example.com' AS email")
+    (d / "_started_5151").write_text("")
+    (d / "_committed_5151").write_text('{"added":["%s"],"removed":[]}' % part)
+    (d / "_committed_vacuum5152").write_text('{"added":[],"removed":["part-old.snappy.parquet"]}')
+    (d / "_SUCCESS").write_text("")
+    parquet(d / "_committed.parquet", "SELECT -1::BIGINT AS mpid, 'b@example.com' AS email")
+    r = lab.load(KIND, d, strict=True)
+    assert (r.rows_read, r.loaded, len(r.files)) == (2, 2, 2)
+    assert q("SELECT mpid FROM mpa_profiles") == [(-1,), (BIG,)]

@@ -175,8 +175,9 @@ def test_load_world_on_the_sample_exports():
         assert set(snaps["cohort_name"]) == {"Power Users", "Churn Risk"}
         assert len(snaps) == 3
         assert pd.Timestamp("2026-03-08") in set(pd.to_datetime(snaps["as_of"]))
-        assert all(p.name == "README.md" for p in report.ignored)
-        assert "loaded" in str(report)
+        # the READMEs and the remediation plans beside the exports are not loaded, and said so
+        assert {p.name for p in report.ignored if p.suffix != ".yaml"} == {"README.md"}
+        assert "loaded" in str(report) and "not loaded:" in str(report) and "README.md" in str(report)
 
 
 def test_load_world_needs_export_folders(tmp_path):
