@@ -256,7 +256,11 @@ MPA_BATCH_TIMES = _table(
 #    no columns; an mparticle-csv cell \N is no value; a whole scaled DECIMAL MPID is that integer;
 #    the pipeline kinds read upper-case Parquet column names; Engage pages of one listing saved one
 #    per file and loaded together are one snapshot; a folder's .txt mParticle S3 batches load (audit 114)
-LOADER_VERSION = 4
+# 5: a members CSV distinct_id \N is no id; a CSV row repeating the header (mixpanel-members,
+#    mparticle-csv) is skipped; a webhook payload a receiver stored under "body" is read; an Excel
+#    "sep=X" first line names the delimiter; a folder skips Databricks _started_/_committed_
+#    markers (audit 115)
+LOADER_VERSION = 5
 
 
 # the identifier columns: a table read from files without one of them is refused, never read as
