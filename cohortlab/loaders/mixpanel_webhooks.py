@@ -9,7 +9,8 @@ A payload is ``{"action": "members" | "add_members" | "remove_members", "paramet
 payloads, or JSONL. Ids may be strings or numbers (stored as text); extra keys are kept in
 ``mp_webhook_members.properties`` or ignored. A receiver's wrapper of the request (a record
 without ``action`` whose ``body`` is the payload, or a JSON string holding it, beside keys such
-as ``headers``) is read as its payload, on its own line; the wrapper's other keys are not read.
+as ``headers``) is read as its payload, on its own line, with the wrapper's ``received_at`` when
+the payload has none; the wrapper's other keys are not read.
 
 Receive time: option ``received_at`` (every record of the file), else a top-level
 ``"received_at"`` key on the record (ISO string, no zone = UTC, or epoch seconds/ms). A record
@@ -76,16 +77,23 @@ def _unwrapped_records_sql(records: str) -> str:
     """The records of ``records`` (line, raw, malformed, is_obj, v: the values of ``_PATHS`` and
     ``_BODY``) with a receiver's wrapper replaced by the payload it holds: a record without an
     ``action`` whose ``body`` is an object, or a string holding a JSON object, is read as that
-    object (``raw`` its text, ``v`` its values; its line stays the wrapper's). ``record_raw`` is
-    the record as the file writes it (a reject's text); ``wrapped`` tells such a record."""
+    object (``raw`` its text, ``v`` its values; its line stays the wrapper's), with the wrapper's
+    ``received_at`` when the payload has none (the time the receiver stored beside it).
+    ``record_raw`` is the record as the file writes it (a reject's text); ``wrapped`` tells such
+    a record."""
     body = ("CASE json_type(v[10]) WHEN 'OBJECT' THEN v[10]::VARCHAR WHEN 'VARCHAR' THEN "
             "CASE WHEN json_type(TRY_CAST(json_extract_string(v[10], '$') AS JSON)) = 'OBJECT' "
             "THEN json_extract_string(v[10], '$') END END")
+    own_rx = "b[7] IS NOT NULL AND json_type(b[7]) <> 'NULL'"  # the payload's own received_at (index 7)
     return f"""
-        SELECT line, CASE WHEN wrapped THEN body ELSE raw END AS raw, raw AS record_raw, malformed,
-               is_obj, CASE WHEN wrapped THEN json_extract(body, {sql_list(_PATHS)}) ELSE v[1:9] END AS v, wrapped
-        FROM (SELECT *, coalesce(is_obj AND (v[1] IS NULL OR json_type(v[1]) = 'NULL') AND body IS NOT NULL, FALSE) AS wrapped
-              FROM (SELECT *, CASE WHEN is_obj AND v[10] IS NOT NULL THEN {body} END AS body FROM ({records})))"""
+        SELECT line, CASE WHEN wrapped THEN body ELSE raw END AS raw, raw AS record_raw, malformed, is_obj,
+               CASE WHEN wrapped THEN list_concat(b[1:6], [CASE WHEN {own_rx} THEN b[7] ELSE v[7] END], b[8:9])
+                    ELSE v[1:9] END AS v,
+               wrapped
+        FROM (SELECT *, CASE WHEN wrapped THEN json_extract(body, {sql_list(_PATHS)}) END AS b
+              FROM (SELECT *, coalesce(is_obj AND (v[1] IS NULL OR json_type(v[1]) = 'NULL') AND body IS NOT NULL,
+                                       FALSE) AS wrapped
+                    FROM (SELECT *, CASE WHEN is_obj AND v[10] IS NOT NULL THEN {body} END AS body FROM ({records}))))"""
 
 
 class MixpanelWebhooksLoader(Loader):
@@ -163,7 +171,7 @@ class MixpanelWebhooksLoader(Loader):
                 ("received_at is not an ISO-8601 time or epoch number" if has_rx else
                  "no receive time: pass -o received_at=2026-03-01T00:00:00Z or add a top-level "
                  '"received_at" key to each payload'
-                 + (' (the payload here is the record\'s "body": the keys beside it are not read)' if wrapped else "")),
+                 + (' (or beside the "body" that holds it)' if wrapped else "")),
                 line=int(line),
             )
         # members, one row per (page, member entry): the records are parsed again, streaming (a

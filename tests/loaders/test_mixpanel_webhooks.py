@@ -222,9 +222,9 @@ def test_members_beside_the_parameters_are_the_pages_members(lab, write, balance
 def test_a_payload_a_receiver_stored_under_body_is_loaded(lab, write, balanced, layout):
     """A receiver that stored the whole request keeps the payload under "body" (an object, or the
     request's text: a JSON string holding the object), beside its own keys ("headers"): the
-    payload is loaded as any other, on the wrapper's line; the wrapper's other keys are not read
-    (its received_at neither). A body that is no payload, and the flat shape some adapters assume
-    (cohort keys at the top, no "parameters"), stay quarantined."""
+    payload is loaded as any other, on the wrapper's line, received at its own received_at, else
+    the wrapper's; the wrapper's other keys are not read. A body that is no payload, and the flat
+    shape some adapters assume (cohort keys at the top, no "parameters"), stay quarantined."""
     p1 = _payload("members", [{"mixpanel_distinct_id": "U1"}, {"mixpanel_distinct_id": 4611686018427387905}])
     p2 = _payload("add_members", [{"$distinct_id": "U2", "$email": "u2@example.com"}], rx="2026-03-01T00:10:00Z")
     records = [
@@ -245,7 +245,11 @@ def test_a_payload_a_receiver_stored_under_body_is_loaded(lab, write, balanced, 
     rejects = lab.engine.query_rows("SELECT line, reason, raw FROM rejects ORDER BY line")
     assert [(ln, why) for ln, why, _ in rejects] == [(3, "bad_action"), (4, "bad_action"), (5, "bad_parameters")]
     assert json.loads(rejects[0][2]) == records[2]  # a reject keeps the record as the file writes it
-    # a wrapped payload without a receive time of its own names the record and says why
-    f = write("no_rx.json", _jsonl({"received_at": "2026-03-01T00:00:00Z", "body": _payload("members", [], rx=None)}))
-    with pytest.raises(LoadError, match=r'no_rx.json:1: no receive time.*"body": the keys beside it are not read'):
+    # a payload without a receive time of its own: the wrapper's, else the load stops naming the record
+    p3 = _payload("remove_members", [{"mixpanel_distinct_id": "U1"}], rx=None)
+    balanced(lab.load("mixpanel-webhooks", write("outer_rx.json", _jsonl(
+        {"headers": {}, "received_at": "2026-03-01T00:20:00Z", "body": json.dumps(p3)}))))
+    assert [(p[1], p[2]) for p in _pages(lab)][-1] == (datetime(2026, 3, 1, 0, 20), "remove_members")
+    f = write("no_rx.json", _jsonl({"headers": {}, "body": _payload("members", [], rx=None)}))
+    with pytest.raises(LoadError, match=r'no_rx.json:1: no receive time.*key to each payload \(or beside the "body" that holds it\)'):
         lab.load("mixpanel-webhooks", f)
