@@ -8,7 +8,9 @@ in `apply_order`, pauses that resume or reconnect, full refreshes after `snapsho
 re-exports, one-time exports, orphans) and the waterfall; and the report's member and matched
 counts at earlier times (``outcome_counts_at``, read from the same simulation), against the
 reference at each time (audit 116: seed 6 caught a member that left and came back counted with
-its earlier stint's identifier).
+its earlier stint's identifier), and the remedies' re-export at the last run, derived from the
+simulation, against the reference with that re-export (audit 116: a re-export landing on a full
+refresh).
 
 The full fuzzer of audit 98 (more options, recovery, the timeline's should-be-true columns,
 replayed webhooks) is the same idea at a larger scale.
@@ -252,7 +254,7 @@ def na(v):
     return None if pd.isna(v) else v
 
 
-@pytest.mark.parametrize("seed", range(10))
+@pytest.mark.parametrize("seed", [*range(10), 17])  # 17: the re-export lands on a full refresh (audit 116)
 def test_simulation_agrees_with_a_reference_written_from_the_rules(seed, tmp_path):
     rng = random.Random(seed)
     w = world(rng)
@@ -289,3 +291,10 @@ def test_simulation_agrees_with_a_reference_written_from_the_rules(seed, tmp_pat
             for t, members, matched in zip(times, got["members"], got["matched"]):
                 res_t = Reference(w, s).simulate(t)[0]
                 assert (members, matched) == (len(res_t), sum(x["status"] == "matched" for x in res_t.values())), f"{where}, at {t}"
+            # the remedies' re-export at the last run (derived from this simulation, last_run_reexport):
+            # the reference with that re-export added
+            if at >= t0:
+                last_run = t0 + (at - t0) // s["cadence"] * s["cadence"]
+                row = lab.remedies(C, at=iso(at), settings=opts).set_index("key").loc["reexport"]
+                want = Reference(w, dict(s, reexport_at=sorted({*s["reexport_at"], last_run}))).simulate(at)[3]["audience"]
+                assert row.audience_after == want, f"{where}, re-export at {last_run}"
