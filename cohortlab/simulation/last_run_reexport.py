@@ -5,7 +5,7 @@ before ``at`` differs from ``simulate(cohort, at, settings)`` only at R, and R i
 
 * the runs before R, their sends and decisions are the same (a run never looks ahead);
 * R becomes a ``reexport`` run (unless it is already a full run that takes precedence:
-  ``first``, ``reconnect``, ``reexport``, ``one_time``: then nothing changes). A re-export sends
+  ``first``, ``full_refresh``, ``reconnect``, ``reexport``, ``one_time``: then nothing changes). A re-export sends
   every member of M(R) (the membership R sees) as an add, decided at R, and writes ``true`` on
   each one's target; it removes nothing and clears nothing (only a ``full_refresh`` clears);
 * so after R a profile is ``true`` when a member of M(R) resolves to it at R (W), else it has
@@ -32,9 +32,11 @@ from cohortlab.simulation.resolution import ProfileHistory, add_resolve_steps
 from cohortlab.simulation.sync import RunGrid
 from cohortlab.times import to_utc
 
-# kinds a re-export does not change: they take precedence over it, or are one already
-UNCHANGED_KINDS = ("first", "one_time", "reconnect", "reexport")
-CHANGED_KINDS = ("diff", "full_refresh", "observation")
+# kinds a re-export does not change: they take precedence over it, or are one already; a
+# full refresh comes before a re-export too (docs/rules.md#pauses-and-refresh: it sends the same
+# members with the same identifiers and clears the stale values all the same)
+UNCHANGED_KINDS = ("first", "one_time", "full_refresh", "reconnect", "reexport")
+CHANGED_KINDS = ("diff", "observation")
 
 
 @dataclass

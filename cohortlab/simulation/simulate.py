@@ -307,9 +307,10 @@ def outcome_counts_at(result: SimulationResult, times) -> pd.DataFrame:
     Exact for snapshot membership: everything the simulation at ``t`` computes is a prefix of
     this one (the versions at or before ``t`` keep their numbers and transitions, the runs at or
     before ``t`` their kind, sends and decisions: a run never looks ahead), so the members at
-    ``t`` are those whose transitions up to ``t`` sum to 1, their latest decision is the latest
-    one at a run at or before ``t`` (none: resolved at ``t``) and its outcome is a function of
-    (member, resolve time). One pass over the transitions and decisions serves every time, and
+    ``t`` are those whose transitions up to ``t`` sum to 1; a member mParticle holds at ``t`` (in
+    the membership of the last successful run at or before ``t``) keeps its latest send at or
+    before ``t``, any other (never sent, left since, entered during a pause) is resolved at ``t``,
+    as the simulation at ``t`` does; and the outcome is a function of (member, resolve time). One pass over the transitions and decisions serves every time, and
     only the requests this simulation did not resolve are resolved (one pass for all ``times``).
     Webhook membership is refused (a message may straddle ``t``)."""
     from cohortlab.simulation.resolution import add_resolve_steps, profile_history_kind
@@ -340,27 +341,40 @@ def outcome_counts_at(result: SimulationResult, times) -> pd.DataFrame:
         "SELECT " + ", ".join(f"(SELECT coalesce(max(v.version), 0) FROM {n.versions} v WHERE v.at_time <= {sql_ts(times[i])})"
                               for i in order))[0]
     lasts = [int(RunGrid(result.t0, times[i], s).last) for i in order]
+    # the membership version of the last successful run at or before each time: a member
+    # mParticle holds then keeps what it was last sent with; any other member (never sent, left
+    # since, or entered during a pause: a provisional decision only) is resolved at the time,
+    # as final_members_stage does (docs/rules.md#resolution-time)
+    sent_versions = engine.query_rows(
+        "SELECT " + ", ".join(f"(SELECT max(r.version) FROM {n.runs} r WHERE r.sent AND r.k <= {k})" for k in lasts))[0]
 
     def bucket(col: str, cuts) -> str:
-        return "CASE " + " ".join(f"WHEN {col} <= {int(c)} THEN {j}" for j, c in enumerate(cuts)) + " END"
+        whens = " ".join(f"WHEN {col} <= {int(c)} THEN {j}" for j, c in enumerate(cuts) if c is not None)
+        return f"CASE {whens} END" if whens else "CAST(NULL AS INTEGER)"
 
     cuts = ", ".join(f"({j}, {i}, {sql_ts(times[i])})" for j, i in enumerate(order))
-    resolve_time = "coalesce(r.dec.t, c.at_time)" if s.resolution_time == "send" else "c.at_time"
+    resolve_time = "coalesce(CASE WHEN r.held = 1 THEN r.dec.t END, c.at_time)" if s.resolution_time == "send" else "c.at_time"
     members_sql = f"""
         WITH x AS (
-            SELECT t.distinct_id, {bucket('t.version', versions)} AS b, t.delta,
+            SELECT t.distinct_id, {bucket('t.version', versions)} AS b, t.delta, 0 AS held_delta,
                    CAST(NULL AS STRUCT(k BIGINT, t TIMESTAMP)) AS dec
             FROM {n.transitions} t
             UNION ALL
-            SELECT d.distinct_id, {bucket('d.k', lasts)} AS b, 0 AS delta,
+            SELECT t.distinct_id, {bucket('t.version', sent_versions)} AS b, 0 AS delta, t.delta AS held_delta,
+                   CAST(NULL AS STRUCT(k BIGINT, t TIMESTAMP)) AS dec
+            FROM {n.transitions} t
+            UNION ALL
+            SELECT d.distinct_id, {bucket('d.k', lasts)} AS b, 0 AS delta, 0 AS held_delta,
                    struct_pack(k := CAST(d.k AS BIGINT), t := CAST(d.resolve_time AS TIMESTAMP)) AS dec
             FROM {n.decisions} d
+            WHERE d.is_send
         ),
         per_bucket AS (
-            SELECT distinct_id, b, sum(delta) AS delta, max(dec) AS dec FROM x WHERE b IS NOT NULL GROUP BY distinct_id, b
+            SELECT distinct_id, b, sum(delta) AS delta, sum(held_delta) AS held_delta, max(dec) AS dec
+            FROM x WHERE b IS NOT NULL GROUP BY distinct_id, b
         ),
         running AS (
-            SELECT distinct_id, b, sum(delta) OVER w AS member, max(dec) OVER w AS dec,
+            SELECT distinct_id, b, sum(delta) OVER w AS member, sum(held_delta) OVER w AS held, max(dec) OVER w AS dec,
                    coalesce(lead(b) OVER (PARTITION BY distinct_id ORDER BY b), {len(order)}) AS next_b
             FROM per_bucket
             WINDOW w AS (PARTITION BY distinct_id ORDER BY b ROWS UNBOUNDED PRECEDING)

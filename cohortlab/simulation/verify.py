@@ -133,7 +133,7 @@ class VerifyResult:
         return self._profiles
 
     def profile(self, mpid: int) -> pd.Series | None:
-        """The compared row of one profile (None when absent on both sides)."""
+        """The compared row of one profile (None when not listed: absent on both sides, no cohort name)."""
         if self._profiles is not None:
             rows = self._profiles[self._profiles.mpid == int(mpid)]
         else:

@@ -80,3 +80,35 @@ def test_times_after_the_simulation_and_webhook_membership_are_refused(world_lab
             outcome_counts_at(r, [times[0]])
     finally:
         r.drop()
+
+
+@pytest.mark.parametrize("case", ["left and came back", "entered during a pause"])
+def test_a_member_mparticle_does_not_hold_is_resolved_at_the_time(data, case):
+    """docs/rules.md#resolution-time: a member mParticle does not hold at t (it left and a run
+    saw it leave, or it entered during a pause: a provisional decision only) is resolved at t.
+    outcome_counts_at took the member's latest decision up to t, of an earlier stint or a
+    provisional one, so it counted x unmatched ('undefined' until 00:20) where simulate(t)
+    finds it matched (found by audit 116's fuzzing)."""
+    C = "Power Users"
+    data.mpa(101)
+    data.profile("x", mparticle_user_id="undefined", as_of="2026-03-01T00:00")
+    data.profile("x", mparticle_user_id="101", as_of="2026-03-01T00:20")
+    settings = {"cadence": "15m"}
+    if case == "left and came back":  # runs at 00:00 (sends x), 00:15 (removes it), 00:30 (sends it again)
+        data.snapshot(C, "2026-03-01T00:00", ["x", "y"])
+        data.snapshot(C, "2026-03-01T00:05", ["y"])
+        data.snapshot(C, "2026-03-01T00:25", ["x", "y"])
+        t = "2026-03-01T00:27"
+    else:  # x enters at 00:05; the runs at 00:15 and 00:30 fail (a provisional decision at 00:15)
+        data.snapshot(C, "2026-03-01T00:00", ["y"])
+        data.snapshot(C, "2026-03-01T00:05", ["x", "y"])
+        settings["pauses"] = [{"start": "2026-03-01T00:10", "end": "2026-03-01T00:40"}]
+        t = "2026-03-01T00:35"
+    direct = data.lab.simulate(C, at=t, settings=settings)
+    assert direct.resolution.set_index("distinct_id").status.to_dict() == {"x": "matched", "y": "unmatched"}
+    latest = simulate(data.engine, C, "2026-03-01T01:00", settings)
+    try:
+        got = outcome_counts_at(latest, [t])
+    finally:
+        latest.drop()
+    assert (got["members"].iloc[0], got["matched"].iloc[0]) == (2, 1)

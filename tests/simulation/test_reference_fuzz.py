@@ -5,7 +5,12 @@ a compact reference written from docs/rules.md alone (no cohortlab code): the id
 outcome (identifiers at send time, the event identity rule, the strict fallback under an EIT
 timeline, precision loss in integer and float spellings), the sync run by run (first sync, diffs
 in `apply_order`, pauses that resume or reconnect, full refreshes after `snapshot_ttl`,
-re-exports, one-time exports, orphans) and the waterfall.
+re-exports, one-time exports, orphans) and the waterfall; and the report's member and matched
+counts at earlier times (``outcome_counts_at``, read from the same simulation), against the
+reference at each time (audit 116: seed 6 caught a member that left and came back counted with
+its earlier stint's identifier), and the remedies' re-export at the last run, derived from the
+simulation, against the reference with that re-export (audit 116: a re-export landing on a full
+refresh).
 
 The full fuzzer of audit 98 (more options, recovery, the timeline's should-be-true columns,
 replayed webhooks) is the same idea at a larger scale.
@@ -22,6 +27,7 @@ import pandas as pd
 import pytest
 
 from cohortlab import Lab
+from cohortlab.simulation.simulate import outcome_counts_at
 
 T0 = datetime(2026, 3, 1)
 BIG = 9080350317581165123
@@ -248,7 +254,7 @@ def na(v):
     return None if pd.isna(v) else v
 
 
-@pytest.mark.parametrize("seed", range(10))
+@pytest.mark.parametrize("seed", [*range(10), 17])  # 17: the re-export lands on a full refresh (audit 116)
 def test_simulation_agrees_with_a_reference_written_from_the_rules(seed, tmp_path):
     rng = random.Random(seed)
     w = world(rng)
@@ -276,3 +282,19 @@ def test_simulation_agrees_with_a_reference_written_from_the_rules(seed, tmp_pat
             assert [tuple(x) for x in r.timeline[cols].itertuples(index=False)] == [tuple(x[c] for c in cols) for x in runs], where
             have_wf = {k: v for k, v in zip(r.waterfall.step, r.waterfall["count"]) if v or k in wf}
             assert have_wf == {k: v for k, v in wf.items() if v or k in have_wf}, where
+            # the report's match rate at earlier times, read from this simulation's tables
+            # (outcome_counts_at): the members and matched members of the reference at each time
+            t0 = s["start"] or w["snapshots"][0][0]
+            times = sorted({t for t, _ in w["snapshots"] if t0 <= t <= at} | {at - timedelta(minutes=m) for m in (3, 8, 13)})
+            times = [t for t in times if t0 <= t <= at]
+            got = outcome_counts_at(r, [iso(t) for t in times])
+            for t, members, matched in zip(times, got["members"], got["matched"]):
+                res_t = Reference(w, s).simulate(t)[0]
+                assert (members, matched) == (len(res_t), sum(x["status"] == "matched" for x in res_t.values())), f"{where}, at {t}"
+            # the remedies' re-export at the last run (derived from this simulation, last_run_reexport):
+            # the reference with that re-export added
+            if at >= t0:
+                last_run = t0 + (at - t0) // s["cadence"] * s["cadence"]
+                row = lab.remedies(C, at=iso(at), settings=opts).set_index("key").loc["reexport"]
+                want = Reference(w, dict(s, reexport_at=sorted({*s["reexport_at"], last_run}))).simulate(at)[3]["audience"]
+                assert row.audience_after == want, f"{where}, re-export at {last_run}"

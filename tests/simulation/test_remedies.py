@@ -100,6 +100,34 @@ def test_a_member_who_leaves_at_the_reexport_run_is_gained_but_not_recovered(dat
     assert (full.loc["reexport", "gained"], full.loc["reexport", "recovered"]) == (1, 0)
 
 
+@pytest.mark.parametrize("how", ["snapshot_ttl shorter than the cadence", "a members message"])
+def test_a_reexport_landing_on_a_full_refresh_changes_nothing(data, how):
+    """docs/rules.md#pauses-and-refresh: a re-export that lands on a full refresh sends the same
+    members with the same identifiers and the stale values are cleared all the same. The
+    reexport row, derived from the baseline (last_run_reexport.py), treated the refresh as a
+    re-export that clears nothing, so B, cleared by the refresh, stayed true: gained 1 where
+    Lab.reexport_value and a simulation with reexport_at give 0 (audit 116, found by fuzzing)."""
+    data.mpa(201).mpa(202)
+    data.profile("A", mparticle_user_id="201").profile("B", mparticle_user_id="202")
+    if how == "a members message":
+        settings = {"cadence": "1h"}
+        data.webhook(C, "members", "2026-03-01T00:00", ["A", "B"])
+        data.webhook(C, "members", "2026-03-01T00:30", ["A"])  # the whole list again: the 01:00 run refreshes
+    else:
+        settings = {"cadence": "1h", "snapshot_ttl": "10m"}  # every run after the first is a full refresh
+        data.snapshot(C, "2026-03-01T00:00", ["A", "B"])
+        data.snapshot(C, "2026-03-01T00:30", ["A"])
+    at = "2026-03-01T01:10"
+    base = data.lab.simulate(C, at=at, settings=settings)
+    assert list(base.timeline.kind) == ["first", "full_refresh"] and base.audience == 1  # 202 cleared
+    row = data.lab.remedies(C, at=at, settings=settings).set_index("key").loc["reexport"]
+    value = data.lab.reexport_value(C, at=at, settings=settings)
+    assert (row.audience_before, row.audience_after, row.gained) == (1, 1, 0)
+    assert value["audience_after_reexport"] == 1
+    full = value_remedies(data.engine, C, at, settings, _full=True).set_index("key")
+    assert full.loc["reexport", "audience_after"] == 1
+
+
 def test_the_inputs_are_unchanged_after_valuing(world):
     before = world.lab.simulate(C, at="2026-03-07", settings=DAILY)
     audience = before.audience

@@ -180,6 +180,21 @@ def test_attribute_name_differs_older_form_and_renamed_cohort(data):
     assert names.loc["Power Users", "profiles"] == 1
 
 
+def test_a_profile_absent_on_both_sides_is_listed_when_it_carries_another_name(data):
+    """docs/simulate.md#verify: the snapshot's profiles absent on both sides are counted, not
+    listed, unless they carry one of the cohort's other names (listed with other_name, an
+    agreement); audit 116 found the docs saying every such profile was left out."""
+    linked(data, {"a": 1})
+    data.snapshot(C, "2026-03-01T00:00", ["a"])
+    observe(data, 1, True)
+    observe(data, 2, None)  # in the snapshot, no cohort name: counted, not listed
+    observe(data, 3, "yes", name="Mixpanel - Power Users")  # only the older name: listed
+    v = data.lab.verify(C, snapshot_at="2026-03-01T01:00")
+    assert rows(v) == {1: ("true", "true", None), 3: ("absent", "absent", None)}
+    assert v.profiles.set_index("mpid").loc[3, "other_name"] == "Mixpanel - Power Users"
+    assert v.confusion.loc["absent", "absent"] == 2 and v.agreement == 1.0
+
+
 def test_profile_missing_in_snapshot(data):
     linked(data, {"a": 1, "b": 2})
     data.snapshot(C, "2026-03-01T00:00", ["a", "b"])
