@@ -259,7 +259,7 @@ MPA_BATCH_TIMES = _table(
 # 5: a members CSV distinct_id \N is no id; a CSV row repeating the header (mixpanel-members,
 #    mparticle-csv) is skipped; a webhook payload a receiver stored under "body" is read; an Excel
 #    "sep=X" first line names the delimiter; a folder skips Databricks _started_/_committed_
-#    markers (audit 115)
+#    markers (audit 115); a members CSV's id and as_of columns are found in any case
 LOADER_VERSION = 5
 
 

@@ -8,7 +8,8 @@ Accepted inputs (gzip detected by content):
   top-level keys ``"as_of"`` (ISO string) and ``"filter_by_cohort"`` (the request parameter: a
   JSON string such as ``'{"id": 1000}'`` or an object, optionally with ``"name"``).
 * CSV with a header and a distinct_id column: option ``column``, default the first of
-  ``distinct_id``, ``$distinct_id``, ``mixpanel_distinct_id`` present. An optional ``as_of``
+  ``distinct_id``, ``$distinct_id``, ``mixpanel_distinct_id`` present (a header name matched as
+  written, else in any case, without the spaces around it: ``DISTINCT_ID``). An optional ``as_of``
   column (one value for the whole file) gives the snapshot time. An ``operation`` column (the
   CSV a cohort sync's export offers: ``add``, ``no-op``, ``remove``) marks the users who left
   the cohort: a ``remove`` row is not a member (quarantined ``removed_member``). A row whose id is
@@ -91,6 +92,18 @@ def _csv_id_sql(cell: str) -> str:
     Spark), which ``mparticle-csv`` reads as no value too (``NULL`` and ``null`` stay text). The
     exact and the fast path both read the id with it."""
     return f"CASE WHEN trim({cell}) NOT IN ('', '\\N') THEN trim({cell}) END"
+
+
+def _column(cols: list[str], names) -> int | None:
+    """The position of the first of ``names`` in the header ``cols``: as written, else with the
+    spaces around it and its case ignored (a warehouse unload's ``DISTINCT_ID``, ``AS_OF``);
+    None when neither."""
+    for fold in (lambda c: c, lambda c: c.strip().lower()):
+        folded = [fold(c) for c in cols]
+        for name in names:
+            if fold(name) in folded:
+                return folded.index(fold(name))
+    return None
 
 
 def _looks_like_id(s: str) -> bool:
@@ -263,21 +276,23 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
         cols = head.columns
         src = csv_read_sql(ctx, head)
         column = ctx.options.get("column")
-        if column is None:
-            column = next((c for c in DEFAULT_COLUMNS if c in cols), None)
-            if column is None:
-                raise LoadError(ctx.path, f"no distinct_id column: expected one of "
-                                          f"{', '.join(DEFAULT_COLUMNS)} (or pass -o column=NAME); "
-                                          f"the header has {cols}", line=1 + head.skip)
-        elif column not in cols:
+        # the id column (and as_of) as written, else in another case or with spaces around it
+        at = _column(cols, DEFAULT_COLUMNS if column is None else [column])
+        if at is None and column is None:
+            raise LoadError(ctx.path, f"no distinct_id column: expected one of "
+                                      f"{', '.join(DEFAULT_COLUMNS)} (or pass -o column=NAME); "
+                                      f"the header has {cols}", line=1 + head.skip)
+        if at is None:
             raise LoadError(ctx.path, f"no column {column!r}; the header has {cols}", line=1 + head.skip)
-        qc = f"c{cols.index(column) + 1}"
+        column = cols[at]
+        qc = f"c{at + 1}"
+        as_of_at = _column(cols, ["as_of"])
         # the CSV of a cohort sync's export (Integrations > the cohort) lists the users sent with an
         # "operation" column: add (entered), no-op (stayed) or remove (left the cohort: not a member)
         op = next((f"c{i + 1}" for i, c in enumerate(cols) if c.strip().lower() == "operation"), None)
         if fast.enabled() and op is None:
             meta = self._stage_csv_fast(ctx, st, src, qc, column,
-                                        f"c{cols.index('as_of') + 1}" if "as_of" in cols else None, head.skip)
+                                        f"c{as_of_at + 1}" if as_of_at is not None else None, head.skip)
             if meta is not None:
                 return meta, True
         # line = position + 1 (the header is line 1; line 2 after a sep= line: + head.skip); the
@@ -308,8 +323,8 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
                     f"NULL::BIGINT AS doc_no, {stage_cols} FROM {st}_rows WHERE NOT header")
         meta: dict[str, Any] = {"layout": "csv"}
         meta["repeated_headers"] = eng.query_rows(f"SELECT count(*), min({line}) FROM {st}_rows WHERE header")[0]
-        if "as_of" in cols:
-            a = f"t.c{cols.index('as_of') + 1}"
+        if as_of_at is not None:
+            a = f"t.c{as_of_at + 1}"
             values = [r[0] for r in eng.query_rows(
                 f"SELECT DISTINCT trim({a}) FROM {src} t WHERE nullif(trim({a}), '') IS NOT NULL AND NOT {header}"
             )]

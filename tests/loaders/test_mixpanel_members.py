@@ -136,6 +136,22 @@ def test_csv_column_option_and_missing_column(lab, write, table_snapshot):
     assert r.loaded == 2
 
 
+def test_csv_columns_in_another_case_or_with_spaces_are_found(lab, write, balanced):
+    """A warehouse unload folds unquoted names to upper case (DISTINCT_ID, AS_OF): the id column
+    and as_of are found as written first, else whatever their case and the spaces around them;
+    so is a column named with -o column."""
+    f = write("unload.csv", "EMAIL,DISTINCT_ID, AS_OF \nx@example.com,U1,2026-03-01T00:00:00Z\n,U2,2026-03-01T00:00:00Z\n")
+    r = balanced(lab.load("mixpanel-members", f, cohort="Power Users"))
+    assert (r.rows_read, r.loaded) == (2, 2)
+    assert [(d, ln) for *_, d, ln in _members(lab)] == [("U1", 2), ("U2", 3)]
+    assert _snapshots(lab)[0][3] == AS_OF  # from the AS_OF column: no -o as_of needed
+    g = write("two.csv", "distinct_id,Distinct_ID,User\nA,B,C\n")  # as written wins over another case
+    lab.load("mixpanel-members", g, cohort="Two", as_of=AS_OF)
+    lab.load("mixpanel-members", g, cohort="Three", as_of=AS_OF, column="user")
+    got = {c: d for _, c, _, d, _ in _members(lab) if c in ("Two", "Three")}
+    assert got == {"Two": "A", "Three": "C"}
+
+
 def test_csv_with_several_as_of_values_is_an_error(lab, write):
     f = write("m.csv", "distinct_id,as_of\nA,2026-03-01\nB,2026-03-02\n")
     with pytest.raises(LoadError, match="several values"):
