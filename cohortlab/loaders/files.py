@@ -249,12 +249,21 @@ def expand_paths(paths: Iterable[str | os.PathLike] | str | os.PathLike,
 
 
 def some_names(names: list[str], shown: int = 10) -> str:
-    """The first ``shown`` of ``names`` (file names: each on one line, :func:`one_line`),
-    comma-separated, and how many more there are."""
+    """The first ``shown`` of ``names`` (relative file names: each on one line, :func:`one_line`),
+    comma-separated, and how many more there are. The files under a hidden folder are one name,
+    the folder's, with their count (``.git/ (1,204 files)``): they would crowd out the others."""
     from cohortlab.escaping import one_line
 
-    more = len(names) - shown
-    return ", ".join(one_line(n) for n in names[:shown]) + (f" (and {more:,} more)" if more > 0 else "")
+    counts: dict[str, int] = {}
+    for name in names:
+        parts = Path(name).parts
+        hidden = next((i for i, part in enumerate(parts[:-1]) if part.startswith(".")), None)
+        key = name if hidden is None else str(Path(*parts[:hidden + 1])) + "/"
+        counts[key] = counts.get(key, 0) + 1
+    items = [f"{one_line(k)} ({n:,} file{'' if n == 1 else 's'})" if k.endswith("/") else one_line(k)
+             for k, n in counts.items()]
+    more = len(items) - shown
+    return ", ".join(items[:shown]) + (f" (and {more:,} more)" if more > 0 else "")
 
 
 def head_bytes(path: Path, n: int = 65536) -> bytes:

@@ -85,13 +85,16 @@ def test_cohortlab_load_of_a_folder_says_the_files_it_left_out(tmp_path, write, 
     write("b/2026/03/01/complete", "")
     write("b/_committed_42", '{"added": []}')
     folder = write("b/.DS_Store", "x").parent
+    for i in range(12):  # a hidden folder's files are said as one name, with their count
+        write(f"b/.git/objects/{i:02d}/x", "")
     db = str(tmp_path / "lab.duckdb")
     r = CliRunner().invoke(main, ["load", "--db", db, "mixpanel-events", str(folder)])
     assert r.exit_code == 0, r.output
-    assert ("not read                 3 file(s) of the folder: hidden, or markers holding no data: .DS_Store, "
-            "2026/03/01/complete, _committed_42") in r.stdout
+    assert ("not read                15 file(s) of the folder: hidden, or markers holding no data: .DS_Store, "
+            ".git/ (12 files), 2026/03/01/complete, _committed_42\n") in r.stdout
     r = CliRunner().invoke(main, ["load", "--db", db, "mixpanel-events", str(folder), "--json"])
-    assert json.loads(r.stdout)["not_read"] == [".DS_Store", "2026/03/01/complete", "_committed_42"]
+    assert json.loads(r.stdout)["not_read"] == [".DS_Store", *(f".git/objects/{i:02d}/x" for i in range(12)),
+                                                "2026/03/01/complete", "_committed_42"]
     # a file given by name: nothing is said
     r = CliRunner().invoke(main, ["load", "--db", db, "mixpanel-events", str(folder / "2026/03/01/part-0.jsonl")])
     assert r.exit_code == 0 and "not read" not in r.stdout
