@@ -353,10 +353,40 @@ class MixpanelPipelineProfilesLoader(ProfileUpserts, AsOfOnly, Loader):
             """
         )
         quarantined = ctx.reject(f"SELECT line, reason, raw FROM {st} WHERE reason IS NOT NULL")
+        warnings = _unprefixed_warning(ctx, st)
         loaded, dedup = upsert_profiles(ctx, f"SELECT * FROM {st} WHERE reason IS NULL")
         rows_read = int(eng.query_rows(f"SELECT count(*) FROM {st}")[0][0])
         eng.execute(f"DROP TABLE {st}")
-        return FileResult(rows_read=rows_read, loaded=loaded, deduplicated=dedup, quarantined=Counter(quarantined))
+        return FileResult(rows_read=rows_read, loaded=loaded, deduplicated=dedup, quarantined=Counter(quarantined),
+                          warnings=warnings)
+
+
+# the profile properties this kind reads, by their names without "$" (or "mp_"): a flattened
+# Engage record (a connector's `email`, `last_seen`) holds them under these names, which are
+# not Mixpanel's, so nothing would be read from it
+_UNPREFIXED = ("email", "phone", "created", "last_seen", "mparticle_user_id")
+
+
+def _unprefixed_warning(ctx: FileContext, st: str) -> list[str]:
+    """A warning when no loaded record of the staged file ``st`` has any profile property this
+    kind reads (``$email``, ``$phone``, ``$created``, ``$last_seen``, ``$mparticle_user_id`` or
+    their ``mp_`` columns) but some hold them without the prefix: the file is not a Data
+    Pipelines people table (a connector's flattened Engage records?), and those values stay
+    plain properties (no email, last seen or MPID); names only, never values."""
+    read_any = ctx.engine.query_rows(
+        f"SELECT EXISTS (SELECT 1 FROM {st} WHERE reason IS NULL AND (coalesce(email, phone) IS NOT NULL "
+        f"OR created IS NOT NULL OR last_seen IS NOT NULL OR mp_type IS NOT NULL))")[0][0]
+    if read_any:  # the common case: one scan that stops at the first such record
+        return []
+    keys = [k for k, in ctx.engine.query_rows(
+        f"SELECT DISTINCT k FROM (SELECT unnest(json_keys(properties)) AS k FROM {st} WHERE reason IS NULL) "
+        f"WHERE list_contains({_list(list(_UNPREFIXED))}, k) ORDER BY k")]
+    if not keys:
+        return []
+    return [f"{ctx.path}: no record holds a profile property this kind reads ($email, $last_seen, "
+            f"$mparticle_user_id, … or their mp_ columns), but records hold {', '.join(keys)} without "
+            f"the prefix: kept as plain properties, so these profiles have no email, last seen or MPID "
+            f"(is this a Data Pipelines people table? Engage exports load with mixpanel-profiles)"]
 
 
 def _list(paths: list[str]) -> str:

@@ -201,6 +201,28 @@ def test_pipeline_profiles_json_and_parquet(lab, q, write, tmp_path, balanced):
     assert lab.load(PROFILES, pq).skipped == [str(pq)]
 
 
+def test_flattened_engage_records_loaded_as_pipeline_profiles_warn(lab, q, write, balanced):
+    """A connector's flattened Engage records (``email``, ``last_seen`` without "$", no
+    "properties") are not a Data Pipelines people table: they load, but nothing they hold is read
+    as an email, a last seen or an MPID, so the load warns naming the keys (never the values).
+    A file where some record holds a property the kind reads does not warn."""
+    flat = write("engage.jsonl", jsonl(
+        {"distinct_id": "u1", "email": "ann@example.com", "last_seen": "2026-01-20T23:08:40", "city": "Oslo"},
+        {"distinct_id": "u2", "mparticle_user_id": "123", "name": "Bo"}))
+    r = balanced(lab.load(PROFILES, flat))
+    assert (r.rows_read, r.loaded) == (2, 2)
+    assert q("SELECT distinct_id, email, last_seen, mparticle_user_id FROM mp_profiles ORDER BY 1") == [
+        ("u1", None, None, None), ("u2", None, None, None)]
+    assert len(r.warnings) == 1
+    assert r.warnings[0].startswith(f"{flat}: no record holds a profile property this kind reads")
+    assert "records hold email, last_seen, mparticle_user_id without the prefix" in r.warnings[0]
+    assert "ann@example.com" not in r.warnings[0] and "123" not in r.warnings[0]
+    mixed = write("mixed.jsonl", jsonl(
+        {"distinct_id": "u3", "email": "x@example.com"},
+        {"distinct_id": "u4", "properties": {"$email": "y@example.com"}}))
+    assert balanced(lab.load(PROFILES, mixed)).warnings == []
+
+
 def test_pipeline_profiles_take_the_export_time_as_of(lab, q, write):
     """A Data Pipelines profile export is a snapshot taken at a time: ``-o as_of`` dates the
     versions it adds to mp_profile_history, which send-time resolution reads, as for
