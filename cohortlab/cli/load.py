@@ -9,7 +9,7 @@ import click
 
 from cohortlab.cli.app import db_option, fail, loaded_database, main, progress_option, refuse_truncated
 from cohortlab.escaping import one_line, one_line_frame
-from cohortlab.loaders import KIND_HELP, LOADERS, LoadError
+from cohortlab.loaders import LOADERS, LoadError, loader_class
 from cohortlab.times import format_instant
 
 
@@ -65,13 +65,13 @@ def _nothing_loaded(lab) -> bool:
 
 
 class _LoadCommand(click.Command):
-    """``cohortlab load``: its help lists the kinds, each with what it takes (:data:`KIND_HELP`),
-    in click's own definition list after the command's text."""
+    """``cohortlab load``: its help lists the kinds, each with what it takes (its loader's
+    ``description``), in click's own definition list after the command's text."""
 
     def format_help_text(self, ctx, formatter):
         super().format_help_text(ctx, formatter)
         with formatter.section("Kinds (docs/loading.md)"):
-            formatter.write_dl([(kind, KIND_HELP[kind]) for kind in LOADERS])
+            formatter.write_dl([(kind, loader_class(kind).description) for kind in LOADERS])
 
 
 @main.command("load", cls=_LoadCommand)

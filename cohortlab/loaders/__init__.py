@@ -27,21 +27,6 @@ LOADERS: dict[str, str] = {
     "mparticle-parquet": "cohortlab.loaders.mparticle_parquet:MParticleParquetLoader",
 }
 
-# kind -> what it takes, one short line (docs/loading.md says it at length): `cohortlab load --help`
-KIND_HELP: dict[str, str] = {
-    "mixpanel-events": "the raw event export (JSONL, .gz fine)",
-    "mixpanel-profiles": "Engage pages, or JSONL of Engage results",
-    "mixpanel-cohorts": "the /cohorts/list response (a JSON array)",
-    "mixpanel-members": "a cohort snapshot per file: Engage pages, CSV",
-    "mixpanel-webhooks": "cohort-sync webhook payloads, in replay order",
-    "mparticle-profiles": "Profile API responses (objects, array or JSONL)",
-    "mparticle-batches": "Events API batches (one, a bulk array, or JSONL)",
-    "mparticle-csv": "a profile snapshot CSV (mpid column and others)",
-    "mixpanel-pipeline-events": "Data Pipelines events, JSON or Parquet",
-    "mixpanel-pipeline-profiles": "Data Pipelines profiles, JSON or Parquet",
-    "mparticle-parquet": "a Parquet table of mParticle profiles",
-}
-
 
 def loader_class(kind: str) -> type[Loader]:
     try:
@@ -54,4 +39,4 @@ def loader_class(kind: str) -> type[Loader]:
     return getattr(import_module(module), cls)
 
 
-__all__ = ["LOADERS", "KIND_HELP", "loader_class", "Loader", "LoadError", "LoadReport", "FileResult", "StrictLoadError"]
+__all__ = ["LOADERS", "loader_class", "Loader", "LoadError", "LoadReport", "FileResult", "StrictLoadError"]

@@ -252,7 +252,7 @@ def repeated_header_sql(head: "CsvHead", alias: str = "") -> str:
     conds = []
     for i, name in enumerate(head.columns):
         cell, bare = f"{alias}c{i + 1}", name.strip(" \ufeff")
-        full = f"{_header_cell_sql(cell)} = {_header_cell_sql(sql_str(name))}"
+        full = header_cell_is_name_sql(cell, name)
         conds.append(f"contains({cell}, {sql_str(bare)}) AND {full}" if bare else full)
     return "(CASE WHEN " + " AND ".join(f"({c})" for c in conds) + " THEN TRUE ELSE FALSE END)"
 
@@ -490,7 +490,7 @@ class Loader(ABC):
     """Subclass per input kind. ``load_file`` writes canonical tables and rejects for one file."""
 
     kind: ClassVar[str]
-    description: ClassVar[str] = ""
+    description: ClassVar[str] = ""  # what the kind takes, in one short line (`cohortlab load --help`)
 
     def __init__(self, **options: Any) -> None:
         try:

@@ -25,7 +25,7 @@ from cohortlab.loaders.mixpanel_common import id_text_sql, raw_text_sql, utc_tim
 
 class MixpanelCohortsLoader(Loader):
     kind = "mixpanel-cohorts"
-    description = "Mixpanel /cohorts/list JSON -> mp_cohorts"
+    description = "the /cohorts/list response (a JSON array)"
 
     def load_file(self, ctx: FileContext) -> FileResult:
         eng = ctx.engine

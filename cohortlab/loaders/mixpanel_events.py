@@ -82,7 +82,7 @@ _SEEN = "_mp_ev_seen"
 
 class MixpanelEventsLoader(Loader):
     kind = "mixpanel-events"
-    description = "Mixpanel raw event export (JSONL / gzip) -> mp_events"
+    description = "the raw event export (JSONL, .gz fine)"
 
     def validate_options(self, options: dict[str, Any]) -> dict[str, Any]:
         opts = dict(options)

@@ -112,7 +112,7 @@ def _looks_like_id(s: str) -> bool:
 
 class MixpanelMembersLoader(ProfileUpserts, Loader):
     kind = "mixpanel-members"
-    description = "Mixpanel cohort members (Engage filter_by_cohort pages or CSV) -> mp_cohort_members"
+    description = "a cohort snapshot per file: Engage pages, CSV"
 
     def validate_options(self, options: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(options) - set(_OPTIONS))

@@ -137,7 +137,7 @@ def _time_sql(tv: str, unit: str) -> str:
 
 class MixpanelPipelineEventsLoader(Loader):
     kind = "mixpanel-pipeline-events"
-    description = "Mixpanel Data Pipelines events (JSON or Parquet; mp_master_event) -> mp_events"
+    description = "Data Pipelines events, JSON or Parquet"
 
     def validate_options(self, options: dict[str, Any]) -> dict[str, Any]:
         opts = dict(options)
@@ -300,7 +300,7 @@ class MixpanelPipelineProfilesLoader(ProfileUpserts, AsOfOnly, Loader):
     # as_of: when the export was taken, the time of the profile versions it adds to
     # mp_profile_history (else the load time), as for mixpanel-profiles (docs/loading.md#warehouse)
     kind = "mixpanel-pipeline-profiles"
-    description = "Mixpanel Data Pipelines user profiles (JSON or Parquet; mp_people_data) -> mp_profiles"
+    description = "Data Pipelines profiles, JSON or Parquet"
 
     def load_file(self, ctx: FileContext) -> FileResult:
         eng = ctx.engine

@@ -46,7 +46,7 @@ from cohortlab.loaders.mixpanel_common import (
 
 class MixpanelProfilesLoader(ProfileUpserts, AsOfOnly, Loader):
     kind = "mixpanel-profiles"
-    description = "Mixpanel Engage pages / result JSONL -> mp_profiles"
+    description = "Engage pages, or JSONL of Engage results"
 
     def load_file(self, ctx: FileContext) -> FileResult:
         eng = ctx.engine

@@ -98,7 +98,7 @@ def _unwrapped_records_sql(records: str) -> str:
 
 class MixpanelWebhooksLoader(Loader):
     kind = "mixpanel-webhooks"
-    description = "Mixpanel cohort-sync webhook payloads -> mp_webhook_pages / mp_webhook_members"
+    description = "cohort-sync webhook payloads, in replay order"
 
     def validate_options(self, options: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(options) - {"received_at"})

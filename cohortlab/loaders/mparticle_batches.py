@@ -115,7 +115,7 @@ def _record_times(ex, ops: str, item, params: list) -> None:
 
 class MParticleBatchesLoader(Loader):
     kind = "mparticle-batches"
-    description = "mParticle Events API batches (one batch, a bulk array, or JSONL), applied in order"
+    description = "Events API batches (one, a bulk array, or JSONL)"
 
     def load_file(self, ctx: FileContext) -> FileResult:
         tmp = Temp(ctx)

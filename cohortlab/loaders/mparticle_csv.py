@@ -59,7 +59,7 @@ def _col(i: int) -> str:
 
 class MParticleCsvLoader(Loader):
     kind = "mparticle-csv"
-    description = "mParticle profile snapshot CSV: mpid, identity columns by type, attribute columns"
+    description = "a profile snapshot CSV (mpid column and others)"
 
     def validate_options(self, options: dict[str, Any]) -> dict[str, Any]:
         opts = dict(options)

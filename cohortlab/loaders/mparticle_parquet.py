@@ -52,7 +52,7 @@ def _q(name: str) -> str:
 
 class MParticleParquetLoader(MParticleProfilesLoader):
     kind = "mparticle-parquet"
-    description = "mParticle profile table as Parquet: mpid + Profile API columns or identity/attribute columns"
+    description = "a Parquet table of mParticle profiles"
     source = "parquet"
 
     def validate_options(self, options: dict[str, Any]) -> dict[str, Any]:

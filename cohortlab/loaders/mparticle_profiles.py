@@ -77,7 +77,7 @@ _AUDIENCE = '[{"audience_id": "VARCHAR", "audience_name": "VARCHAR", "expiration
 
 class MParticleProfilesLoader(AsOfOnly, Loader):
     kind = "mparticle-profiles"
-    description = "mParticle Profile API responses (JSON object(s), JSON array or JSONL)"
+    description = "Profile API responses (objects, array or JSONL)"
 
     def load_file(self, ctx: FileContext) -> FileResult:
         tmp = Temp(ctx)
