@@ -50,7 +50,7 @@ IGNORED_SUFFIXES = (".parquet", ".md", ".txt", ".yaml", ".yml", ".py", ".png", "
 IGNORED_NAMES = ("manifest.json", "truth.json")
 # what cohortlab synth and cohortlab fetch write at the top of the folder beside the exports (read
 # for hints and capture times, or the synthetic world's answers): not listed as files not loaded
-OWN_FILES = ("manifest.json", "truth.json", "truth.parquet", "truth_verify.parquet", "fetch.json")
+OWN_FILES = IGNORED_NAMES + ("truth.parquet", "truth_verify.parquet", "fetch.json")
 # files beside exports that hold none: the ignored suffixes but the data formats the layout does
 # not place (a Parquet table, .txt batches elsewhere), which count as exports found
 _NOT_DATA = tuple(s for s in IGNORED_SUFFIXES if s not in (".parquet", ".txt"))

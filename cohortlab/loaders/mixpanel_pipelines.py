@@ -45,6 +45,7 @@ from typing import Any
 
 from cohortlab.errors import LoadError
 from cohortlab.loaders.base import AsOfOnly, FileContext, FileResult, Loader, sql_str
+from cohortlab.pipeline import sql_list
 from cohortlab.loaders.files import expand_paths
 from cohortlab.loaders.files import fingerprint
 from cohortlab.loaders.mixpanel_common import (
@@ -251,7 +252,7 @@ class MixpanelPipelineEventsLoader(Loader):
                 FROM ({records_sql(ctx, lower_names=True)})
             ),
             v AS (
-                SELECT *, CASE WHEN is_obj THEN json_extract(j, {_list(paths)}) END AS v FROM rec
+                SELECT *, CASE WHEN is_obj THEN json_extract(j, {sql_list(paths)}) END AS v FROM rec
             ),
             p AS (
                 SELECT *,
@@ -380,17 +381,13 @@ def _unprefixed_warning(ctx: FileContext, st: str) -> list[str]:
         return []
     keys = [k for k, in ctx.engine.query_rows(
         f"SELECT DISTINCT k FROM (SELECT unnest(json_keys(properties)) AS k FROM {st} WHERE reason IS NULL) "
-        f"WHERE list_contains({_list(list(_UNPREFIXED))}, k) ORDER BY k")]
+        f"WHERE list_contains({sql_list(_UNPREFIXED)}, k) ORDER BY k")]
     if not keys:
         return []
     return [f"{ctx.path}: no record holds a profile property this kind reads ($email, $last_seen, "
             f"$mparticle_user_id, … or their mp_ columns), but records hold {', '.join(keys)} without "
             f"the prefix: kept as plain properties, so these profiles have no email, last seen or MPID "
             f"(is this a Data Pipelines people table? Engage exports load with mixpanel-profiles)"]
-
-
-def _list(paths: list[str]) -> str:
-    return "[" + ", ".join(sql_str(x) for x in paths) + "]"
 
 
 __all__ = ["MixpanelPipelineEventsLoader", "MixpanelPipelineProfilesLoader", "is_parquet"]

@@ -129,7 +129,7 @@ class MixpanelWebhooksLoader(Loader):
         # its members are kept or copied (a page can hold thousands of members: a few copies of
         # every page of a 2,048-record chunk would not fit a small memory_limit)
         records = _unwrapped_records_sql(parsed_records_sql(ctx, layout, _PATHS + [_BODY]))
-        types = "[" + ", ".join(f"'{p}'" for p in _TYPE_PATHS) + "]"
+        types = sql_list(_TYPE_PATHS)
         eng.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE {st} AS
