@@ -325,15 +325,7 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
         meta["repeated_headers"] = eng.query_rows(f"SELECT count(*), min({line}) FROM {st}_rows WHERE header")[0]
         if as_of_at is not None:
             a = f"t.c{as_of_at + 1}"
-            values = [r[0] for r in eng.query_rows(
-                f"SELECT DISTINCT trim({a}) FROM {src} t WHERE nullif(trim({a}), '') IS NOT NULL AND NOT {header}"
-            )]
-            values = _one_per_instant(values)
-            if len(values) > 1:
-                raise LoadError(ctx.path, f"the as_of column has several values {sorted(values)[:5]}: "
-                                          "one file is one snapshot")
-            if values:
-                meta["as_of"] = values[0]
+            meta.update(_csv_as_of(ctx, f"SELECT trim({a}) AS as_of FROM {src} t WHERE NOT {header}"))
         return meta, True
 
     def _stage_csv_fast(self, ctx: FileContext, st: str, src: str, qc: str, column: str,
@@ -358,14 +350,7 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
                     f"NULL::JSON AS properties, FALSE AS has_properties FROM {rows}")
         meta: dict[str, Any] = {"layout": "csv", "repeated_headers": (0, None)}
         if as_of_col:
-            values = [r[0] for r in eng.query_rows(
-                f"SELECT DISTINCT as_of FROM {rows} WHERE nullif(as_of, '') IS NOT NULL")]
-            values = _one_per_instant(values)
-            if len(values) > 1:
-                raise LoadError(ctx.path, f"the as_of column has several values {sorted(values)[:5]}: "
-                                          "one file is one snapshot")
-            if values:
-                meta["as_of"] = values[0]
+            meta.update(_csv_as_of(ctx, f"SELECT as_of FROM {rows}"))
         return meta
 
     @staticmethod
@@ -445,6 +430,19 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
             return parse_utc(value, "as_of")
         except ValueError as e:
             raise LoadError(ctx.path, str(e)) from None
+
+
+def _csv_as_of(ctx: FileContext, rows: str) -> dict[str, str]:
+    """``{"as_of": value}`` from the as_of column of a members CSV (``rows``: a query with one
+    column ``as_of``, the trimmed cells of the rows that are records), ``{}`` when every cell is
+    empty; an error when the cells name several instants: one file is one snapshot. Both parse
+    paths (the fast and the exact one) read the file's as_of here."""
+    values = _one_per_instant([r[0] for r in ctx.engine.query_rows(
+        f"SELECT DISTINCT as_of FROM ({rows}) WHERE nullif(as_of, '') IS NOT NULL")])
+    if len(values) > 1:
+        raise LoadError(ctx.path, f"the as_of column has several values {sorted(values)[:5]}: "
+                                  "one file is one snapshot")
+    return {"as_of": values[0]} if values else {}
 
 
 def _one_per_instant(values) -> list[str]:
