@@ -337,16 +337,17 @@ def outcome_counts_at(result: SimulationResult, times) -> pd.DataFrame:
     # them), each transition and decision in the first time that sees it (its bucket), the
     # member's running sum and latest decision over its buckets, held until its next bucket
     order = sorted(range(len(times)), key=lambda i: naive_utc(times[i]))
-    versions = engine.query_rows(
-        "SELECT " + ", ".join(f"(SELECT coalesce(max(v.version), 0) FROM {n.versions} v WHERE v.at_time <= {sql_ts(times[i])})"
-                              for i in order))[0]
     lasts = [int(RunGrid(result.t0, times[i], s).last) for i in order]
-    # the membership version of the last successful run at or before each time: a member
-    # mParticle holds then keeps what it was last sent with; any other member (never sent, left
-    # since, or entered during a pause: a provisional decision only) is resolved at the time,
-    # as final_members_stage does (docs/rules.md#resolution-time)
-    sent_versions = engine.query_rows(
-        "SELECT " + ", ".join(f"(SELECT max(r.version) FROM {n.runs} r WHERE r.sent AND r.k <= {k})" for k in lasts))[0]
+    # per time, in one query: the last membership version at or before it, and the membership
+    # version of the last successful run at or before it: a member mParticle holds then keeps
+    # what it was last sent with; any other member (never sent, left since, or entered during a
+    # pause: a provisional decision only) is resolved at the time, as final_members_stage does
+    # (docs/rules.md#resolution-time)
+    cut_versions = engine.query_rows("SELECT " + ", ".join(
+        [f"(SELECT coalesce(max(v.version), 0) FROM {n.versions} v WHERE v.at_time <= {sql_ts(times[i])})"
+         for i in order]
+        + [f"(SELECT max(r.version) FROM {n.runs} r WHERE r.sent AND r.k <= {k})" for k in lasts]))[0]
+    versions, sent_versions = cut_versions[:len(order)], cut_versions[len(order):]
 
     def bucket(col: str, cuts) -> str:
         whens = " ".join(f"WHEN {col} <= {int(c)} THEN {j}" for j, c in enumerate(cuts) if c is not None)
