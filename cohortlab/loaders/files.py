@@ -430,7 +430,9 @@ def csv_header(path: Path) -> CsvHead:
     sep = _SEP_LINE.fullmatch(head[:end])
     skip = 0
     if sep:  # Excel's "sep=X" line: skipped, X is the delimiter
-        skip, head = 1, head[end + len(line_end):]
+        # a BOM after the hint line (a tool that writes "sep=" before an UTF-8 file's own BOM) is
+        # no part of the first column's name either
+        skip, head = 1, head[end + len(line_end):].lstrip("\ufeff")
         end, line_end = _first_line_end(head)
     first = head[:end]  # the header record: line ends inside quotes are data
     counts = {d: first.count(d) for d in CSV_DELIMITERS}

@@ -371,3 +371,14 @@ def test_an_excel_sep_line_before_the_header_names_the_delimiter(lab, write, bal
     # only "sep=X" as the whole first line is the hint: anything else is the header
     r = lab.load("mixpanel-members", write("not_a_hint.csv", "sep=;;distinct_id\nx;;U3\n"), cohort="C", as_of=AS_OF)
     assert [d for *_, d, _ in _members(lab, r.load_ids[0])] == ["U3"]
+
+
+def test_a_byte_order_mark_after_the_sep_line_is_no_part_of_the_first_name(lab, write, balanced):
+    """A BOM right after the "sep=" hint line (a tool that writes the hint before an UTF-8 file's
+    own BOM) is dropped like a BOM at the start of the file: the first column is "distinct_id",
+    found without -o column, and the raw text of a rejected row names it without the mark."""
+    text = "sep=;\n\ufeffdistinct_id;plan\nU1;pro\n;free\n"
+    r = balanced(lab.load("mixpanel-members", write("bom.csv", text), cohort="Power Users", as_of=AS_OF))
+    assert (r.loaded, dict(r.quarantined)) == (1, {"missing_distinct_id": 1})
+    assert [(d, ln) for *_, d, ln in _members(lab)] == [("U1", 3)]
+    assert lab.engine.query_rows("SELECT line, raw FROM rejects") == [(4, '{"distinct_id":null,"plan":"free"}')]

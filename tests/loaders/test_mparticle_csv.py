@@ -288,3 +288,11 @@ def test_an_excel_sep_line_before_the_header_names_the_delimiter(lab, q, write):
     assert q("SELECT mpid, identity_type, value FROM mpa_identities") == [(7, "email", "a@example.com")]
     assert q("SELECT name, value FROM mpa_attributes") == [("Plan, tier", '"pro, 1"')]
     assert q("SELECT line, reason FROM rejects") == [(4, "missing_mpid")]
+
+
+def test_a_byte_order_mark_after_the_sep_line_is_no_part_of_the_first_name(lab, q, write):
+    """A BOM right after the "sep=" hint line is dropped like one at the start of the file: the
+    first column is "mpid" and the file loads."""
+    r = lab.load(KIND, write("bom.csv", "sep=;\n\ufeffmpid;email\n7;a@example.com\n"))
+    assert (r.loaded, r.n_quarantined, r.warnings) == (1, 0, [])
+    assert q("SELECT mpid, line FROM mpa_profiles") == [(7, 3)]
