@@ -260,7 +260,8 @@ MPA_BATCH_TIMES = _table(
 #    mparticle-csv) is skipped; a webhook payload a receiver stored under "body" is read; an Excel
 #    "sep=X" first line names the delimiter; a folder skips Databricks _started_/_committed_
 #    markers (audit 115); a members CSV's id and as_of columns are found in any case
-LOADER_VERSION = 5
+# 6: a byte order mark right after an Excel "sep=X" line is no part of the first column's name
+LOADER_VERSION = 6
 
 
 # the identifier columns: a table read from files without one of them is refused, never read as
