@@ -423,14 +423,48 @@ def _applies(name: str, params: Mapping[str, Any]) -> tuple[str | None, dict[str
             "or -p plans=PLANS.yaml"), {}
 
 
-def _run_all(sources, out_dir: Path, params: dict[str, Any], source: str, kernel: str, say,
-             keep_data: bool, readers: set[int] = frozenset(), *, optional: bool = False,
-             cohorts: Any = None) -> ReportResult:
+def _closing_event_loop(fn, *args):
+    """``fn(*args)`` in a worker thread, then the thread's event loop closed: the kernel client
+    of a notebook (nbclient, through jupyter_core's ``run_sync``) makes one loop per thread and
+    never closes it, so each report left two loops and their selectors' file descriptors to the
+    garbage collector (and a ResourceWarning wherever it ran). The next notebook in the thread
+    gets a new loop."""
+    import asyncio
+
+    try:
+        return fn(*args)
+    finally:
+        try:
+            loop = asyncio.get_event_loop_policy().get_event_loop()
+        except RuntimeError:  # this thread never made one
+            loop = None
+        if loop is not None and not loop.is_running() and not loop.is_closed():
+            loop.close()
+            asyncio.set_event_loop(None)
+
+
+def _run_all(*args, **kwargs) -> ReportResult:
+    """:func:`_run_notebooks`, and the temporary folders it makes (the loaded copy of a data
+    folder, the shared simulations: member data) removed on every way out, before an error
+    reaches the caller: not when the error is collected (in JupyterLab the last error, and with
+    it the frames that hold the folders, lives on until the next one)."""
+    temps: list = []
+    try:
+        return _run_notebooks(*args, temps=temps, **kwargs)
+    finally:
+        for temp in temps:
+            temp.cleanup()
+
+
+def _run_notebooks(sources, out_dir: Path, params: dict[str, Any], source: str, kernel: str, say,
+                   keep_data: bool, readers: set[int] = frozenset(), *, optional: bool = False,
+                   cohorts: Any = None, temps: list) -> ReportResult:
     """Run the notebooks ``sources``; those at the positions ``readers`` read the simulations
     shared by the runner (none: every notebook simulates on its own). ``optional``: the
     notebooks were not asked for by name, so one that does not apply to the data
     (:func:`not_applicable`) is not run; its card says why. ``cohorts``: the cohorts that must
-    exist in the data loaded from ``params["data"]`` (:func:`check_database`)."""
+    exist in the data loaded from ``params["data"]`` (:func:`check_database`). Each temporary
+    folder made is added to ``temps`` as soon as it exists (:func:`_run_all` removes them)."""
     # papermill's ``cwd=`` changes the directory of the whole process while a notebook runs, and two
     # run at once: every path is made absolute here, before any notebook starts
     out_dir = Path(out_dir).resolve()
@@ -446,6 +480,7 @@ def _run_all(sources, out_dir: Path, params: dict[str, Any], source: str, kernel
             db_path = out_dir / DB_NAME
         else:  # all the raw data (personal data included): never left next to index.html
             scratch = make_temp_dir("report")
+            temps.append(scratch)
             db_path = Path(scratch.name) / DB_NAME
         t0 = time.monotonic()
         say(f"loading {params['data']} into {db_path} ...")
@@ -508,6 +543,7 @@ def _run_all(sources, out_dir: Path, params: dict[str, Any], source: str, kernel
         from cohortlab.report.shared import PARAMETER, SCRATCH_NAME, share_in_subprocess
 
         sims_dir = make_temp_dir("report-sims")  # member data: never kept
+        temps.append(sims_dir)
         say("simulating each cohort once for the notebooks that start from it ...")
         try:
             done = share_in_subprocess(params["db"], Path(sims_dir.name) / SCRATCH_NAME, cohorts=params.get("cohorts"),
@@ -540,10 +576,10 @@ def _run_all(sources, out_dir: Path, params: dict[str, Any], source: str, kernel
 
             pool = ThreadPoolExecutor(max_workers=workers)
             try:
-                futures = {j: pool.submit(one, j) for j in order if j not in readers}
+                futures = {j: pool.submit(_closing_event_loop, one, j) for j in order if j not in readers}
                 if readers:  # meanwhile, in this process
                     extra = shared()
-                    futures.update({j: pool.submit(one, j, extra) for j in order if j in readers})
+                    futures.update({j: pool.submit(_closing_event_loop, one, j, extra) for j in order if j in readers})
                 results = {j: f.result() for j, f in futures.items()}
             except BaseException:  # Ctrl-C: no notebook starts any more, the running ones stop
                 pool.shutdown(wait=False, cancel_futures=True)

@@ -703,3 +703,24 @@ def test_a_report_error_is_one_of_cohortlabs_user_errors():
 
     with pytest.raises(CohortlabError, match="no notebook 'nope'"):
         run_report(["nope"], db="unused.duckdb")
+
+
+def test_a_report_that_fails_while_loading_its_data_removes_the_loaded_copy_at_once(tmp_path, monkeypatch):
+    """The temporary database a report loads a data folder into holds all the raw data (personal
+    data included). A report refused after the load (here an unknown cohort) removes it before the
+    error reaches the caller, not when the error object is collected: in JupyterLab the last
+    error, and the folder with it, lives on until the next one."""
+    import tempfile
+
+    from cohortlab.errors import ReportError
+    from cohortlab.report.runner import run_report
+    from cohortlab.synth import generate
+
+    generate(tmp_path / "world", users=60, seed=1)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    with pytest.raises(ReportError, match="unknown cohort 'Nope'") as caught:
+        run_report(data=tmp_path / "world", out=tmp_path / "o", params={"cohorts": ["Nope"]})
+    assert caught.value.__traceback__ is not None  # the error (and its frames) still held
+    assert list(scratch.iterdir()) == []

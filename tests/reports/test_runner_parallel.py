@@ -204,3 +204,26 @@ def test_a_relative_output_folder_works_with_two_notebooks_at_once(notebooks, tm
         assert n.metrics["title"] == n.name
         assert n.metrics["db"] == str((tmp_path / "rel" / "x.duckdb").resolve())
         assert (tmp_path / "rel" / "report" / n.name / f"{n.name}.ipynb").exists()
+
+
+def test_notebooks_run_two_at_a_time_leave_no_event_loop_open(tmp_path, monkeypatch):
+    """Each notebook's kernel client runs on an event loop of the thread that runs it; the runner
+    closes that loop when the notebook is done, so that a report leaves no loop (nor its
+    selector's file descriptors) to the garbage collector: a JupyterLab session that runs reports
+    all day does not accumulate them, and no ResourceWarning appears later in unrelated code."""
+    import gc
+    import warnings
+
+    d = tmp_path / "nbs"
+    d.mkdir()
+    db = d / "x.duckdb"
+    with Lab(str(db)):
+        pass
+    nbs = [_notebook(d / f"{n}.ipynb", 0.1) for n in ("match_rates", "identity_gaps")]
+    monkeypatch.setenv("COHORTLAB_REPORT_PARALLEL", "2")
+    gc.collect()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        assert run_report(nbs, db=db, out=tmp_path / "out").ok
+        gc.collect()
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
