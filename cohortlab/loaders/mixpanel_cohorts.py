@@ -20,7 +20,7 @@ from collections import Counter
 from cohortlab.errors import LoadError
 from cohortlab.loaders.base import FileContext, FileResult, Loader
 from cohortlab.loaders.files import sniff_json_layout
-from cohortlab.loaders.mixpanel_common import id_text_sql, raw_text_sql, utc_timestamp_sql
+from cohortlab.loaders.mixpanel_common import cohort_id_sql, id_text_sql, raw_text_sql, utc_timestamp_sql
 
 
 class MixpanelCohortsLoader(Loader):
@@ -44,11 +44,11 @@ class MixpanelCohortsLoader(Loader):
             SELECT line, raw,
                    CASE WHEN jt IS NULL THEN 'malformed_json'
                         WHEN jt <> 'OBJECT' THEN 'not_an_object'
-                        WHEN {id_text_sql('v[1]')} IS NULL THEN 'missing_id'
+                        WHEN {cohort_id_sql('v[1]')} IS NULL THEN 'missing_id'
                         WHEN nullif({raw_text_sql('v[2]')}, '') IS NULL THEN 'missing_name'
                    END AS reason,
                    jt = 'OBJECT' AND json_type(v[1]) IS NOT NULL AS has_id,
-                   {id_text_sql('v[1]')} AS cohort_id,
+                   {cohort_id_sql('v[1]')} AS cohort_id,
                    {raw_text_sql('v[2]')} AS name,
                    {raw_text_sql('v[3]')} AS description,
                    TRY_CAST({raw_text_sql('v[4]')} AS BIGINT) AS count,

@@ -82,6 +82,17 @@ def id_text_sql(v: str) -> str:
     )
 
 
+def cohort_id_sql(v: str) -> str:
+    """A cohort id's text (:func:`id_text_sql`), except that a whole JSON float below 2**53
+    (``1002.0``, ``1.002e3``: a cohorts list or a payload passed through a pandas round trip;
+    Mixpanel's cohort ids are integers) is that integer's text, ``1002``, so that it names the
+    same cohort as the ``1002`` or ``"1002"`` of another file. A fraction, or a float too large
+    to be exact, stays as written."""
+    d = f"TRY_CAST({v} AS DOUBLE)"
+    return (f"CASE WHEN json_type({v}) = 'DOUBLE' AND abs({d}) < 9007199254740992 AND {d} = trunc({d}) "
+            f"THEN CAST({d} AS BIGINT)::VARCHAR ELSE {id_text_sql(v)} END")
+
+
 def raw_text_sql(v: str) -> str:
     """Text of JSON value ``v`` "as exported": a string as is (also ``""``), anything else as its
     JSON text (``true``, ``{}``, numbers); NULL only for absent or JSON null."""
@@ -729,6 +740,7 @@ def layout_of(ctx: FileContext) -> str:
 
 __all__ = [
     "id_text_sql",
+    "cohort_id_sql",
     "raw_text_sql",
     "utc_timestamp_sql",
     "epoch_to_timestamp_sql",

@@ -64,6 +64,7 @@ from cohortlab.loaders.files import csv_header, head_text
 from cohortlab.pipeline import sql_str
 from cohortlab.loaders.mixpanel_common import (
     ProfileUpserts,
+    cohort_id_sql,
     drop_engage_stage,
     id_text_sql,
     parse_utc,
@@ -236,7 +237,7 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
             SELECT DISTINCT
                    CASE json_type(v[1]) WHEN 'VARCHAR' THEN json_extract_string(v[1], '$')
                         WHEN 'NULL' THEN NULL ELSE v[1]::VARCHAR END AS as_of,
-                   {id_text_sql(f"json_extract({fbc}, '$.id')")} AS cohort_id,
+                   {cohort_id_sql(f"json_extract({fbc}, '$.id')")} AS cohort_id,
                    nullif(json_extract_string({fbc}, '$.name'), '') AS cohort_name,
                    json_type(v[2]) IS NOT NULL AND json_type(v[2]) <> 'NULL' AND {fbc} IS NULL AS bad_fbc,
                    {id_text_sql('v[5]')} AS session_id,

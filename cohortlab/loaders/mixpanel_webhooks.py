@@ -40,6 +40,7 @@ from cohortlab.loaders.files import sniff_json_layout
 from cohortlab.pipeline import sql_list
 from cohortlab.loaders.mixpanel_common import (
     NUMERIC_JSON_TYPES,
+    cohort_id_sql,
     doc_no_sql,
     epoch_to_timestamp_sql,
     id_text_sql,
@@ -142,7 +143,7 @@ class MixpanelWebhooksLoader(Loader):
             SELECT line, jt,
                    {raw_text_sql('v[1]')} AS action,
                    t[1] AS params_type,
-                   {id_text_sql('v[2]')} AS cohort_id,
+                   {cohort_id_sql('v[2]')} AS cohort_id,
                    nullif({raw_text_sql('v[3]')}, '') AS cohort_name,
                    {id_text_sql('v[4]')} AS session_id,
                    TRY_CAST({raw_text_sql('v[5]')} AS INTEGER) AS page_count,

@@ -382,3 +382,17 @@ def test_a_byte_order_mark_after_the_sep_line_is_no_part_of_the_first_name(lab, 
     assert (r.loaded, dict(r.quarantined)) == (1, {"missing_distinct_id": 1})
     assert [(d, ln) for *_, d, ln in _members(lab)] == [("U1", 3)]
     assert lab.engine.query_rows("SELECT line, raw FROM rejects") == [(4, '{"distinct_id":null,"plan":"free"}')]
+
+
+def test_a_cohort_id_written_as_a_whole_float_is_that_integer(lab, write, balanced):
+    """A cohort id written as a whole JSON float (``1000.0``: a list or a page passed through a
+    pandas round trip) is the cohort ``1000``, in the cohorts list and in a page's
+    filter_by_cohort alike: the page finds the cohort and its name, and no second cohort is
+    registered. A fraction stays as written (no such id exists; it is not rounded)."""
+    lab.load("mixpanel-cohorts", write("c.json", '[{"id": 1000.0, "name": "Power Users"}, {"id": 7.5, "name": "Odd"}]'))
+    assert lab.engine.query_rows("SELECT cohort_id, name FROM mp_cohorts ORDER BY 1") == [
+        ("1000", "Power Users"), ("7.5", "Odd")]
+    page = _page([{"$distinct_id": "A"}], as_of="2026-03-01T00:00:00", filter_by_cohort={"id": 1.0e3})
+    r = balanced(lab.load("mixpanel-members", write("m.json", json.dumps(page).replace("1000.0", "1.0e3"))))
+    assert _snapshots(lab) == [(r.load_ids[0], "1000", "Power Users", AS_OF, 1)]
+    assert lab.engine.query_rows("SELECT count(*) FROM mp_cohorts")[0][0] == 2  # not registered again

@@ -253,3 +253,12 @@ def test_a_payload_a_receiver_stored_under_body_is_loaded(lab, write, balanced, 
     f = write("no_rx.json", _jsonl({"headers": {}, "body": _payload("members", [], rx=None)}))
     with pytest.raises(LoadError, match=r'no_rx.json:1: no receive time.*key to each payload \(or beside the "body" that holds it\)'):
         lab.load("mixpanel-webhooks", f)
+
+
+def test_a_cohort_id_written_as_a_whole_float_is_that_integer(lab, write):
+    """``"mixpanel_cohort_id": 5167408.0`` (a payload re-serialised through a float) is the cohort
+    ``5167408``, as the string Mixpanel sends; a fraction stays as written."""
+    text = _jsonl(_payload("add_members", [{"mixpanel_distinct_id": "A"}], cohort_id=5167408.0),
+                  _payload("add_members", [{"mixpanel_distinct_id": "B"}], cohort_id=7.5, name="Odd", session="s2"))
+    lab.load("mixpanel-webhooks", write("w.jsonl", text))
+    assert lab.engine.query_rows("SELECT DISTINCT cohort_id FROM mp_webhook_pages ORDER BY 1") == [("5167408",), ("7.5",)]
