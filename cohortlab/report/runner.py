@@ -434,8 +434,8 @@ def _closing_event_loop(fn, *args):
     try:
         return fn(*args)
     finally:
-        try:
-            loop = asyncio.get_event_loop_policy().get_event_loop()
+        try:  # the thread's current loop (a worker thread without one: RuntimeError, no warning)
+            loop = asyncio.get_event_loop()
         except RuntimeError:  # this thread never made one
             loop = None
         if loop is not None and not loop.is_running() and not loop.is_closed():
