@@ -186,6 +186,9 @@ def _fetch_mixpanel(run: _Run, from_date: Any, to_date: Any, n_chunks: int, *, e
         listed = mp.cohorts(out)
         summary.add("cohorts", len(listed), f"mixpanel cohorts list: {len(listed)} cohorts -> mixpanel/cohorts.json")
         run.item(kind="mixpanel-cohorts", path="mixpanel/cohorts.json", as_of=_now())
+        # a --cohort the list does not have (a typo) or names ambiguously is an error now, before
+        # the event chunks and the Engage listing, which take hours at 60 requests an hour
+        picked = _pick_cohorts(listed, cohorts, all_cohorts)
         if from_date is not None:
             with _bar(run.show, n_chunks, "Mixpanel events", "chunk") as bar:
                 chunks = mp.export_events(out, from_date, to_date, events=events, where=where,
@@ -211,7 +214,7 @@ def _fetch_mixpanel(run: _Run, from_date: Any, to_date: Any, n_chunks: int, *, e
             # dated); completed_at: when its last page was in (docs/fetching.md#capture-times)
             run.item(kind="mixpanel-profiles", path="mixpanel/profiles", as_of=_iso(listing.as_of),
                      completed_at=_now(), profiles=listing.results, pages=listing.pages)
-        for cid, name in _pick_cohorts(listed, cohorts, all_cohorts):
+        for cid, name in picked:
             with _bar(run.show, None, f"members of {one_line(name)}", " members") as bar:
                 snap = mp.members(out, cid, name, progress=bar)
             rel = snap.file.relative_to(out).as_posix()

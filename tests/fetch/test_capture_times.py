@@ -180,8 +180,10 @@ def test_a_run_that_stops_on_an_error_still_records_what_it_fetched(fake, creds,
     clock(MONDAY)
     fetch(tmp_path, sources=["mixpanel"], credentials=creds, policy=policy, progress=False)
     clock(WEDNESDAY)
-    with pytest.raises(FetchError, match="no cohort 'Nope'"):  # after the profiles were swapped in
-        fetch(tmp_path, sources=["mixpanel"], cohorts=["Nope"], credentials=creds, policy=policy, progress=False)
+    fake.faults["engage"] = [None, None, None, ("status", 404)]  # the members, after the 3 profile pages
+    with pytest.raises(FetchError, match="HTTP 404 on /api/query/engage"):  # after the profiles were swapped in
+        fetch(tmp_path, sources=["mixpanel"], cohorts=["Power Users"], credentials=creds, policy=policy,
+              progress=False)
     runs = json.loads((tmp_path / "fetch.json").read_text())["runs"]
     assert len(runs) == 2  # the stopped run is recorded
     last = runs[-1]

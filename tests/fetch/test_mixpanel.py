@@ -425,6 +425,22 @@ def test_unknown_cohort_is_a_clear_error(fake, creds, policy, tmp_path):
               policy=policy, progress=False)
 
 
+@pytest.mark.parametrize("cohorts, message", [
+    (["Power Users", "Power Userz"], "no cohort 'Power Userz'"),
+    (["Twins"], "cohort name 'Twins' is ambiguous"),
+])
+def test_a_cohort_the_list_does_not_name_is_an_error_before_events_and_profiles(fake, creds, policy, tmp_path,
+                                                                                cohorts, message):
+    # audit 118: a typo in --cohort was found only after the event chunks and the Engage listing
+    # (hours at 60 requests an hour), once the members were due
+    fake.cohorts += [{"id": 2001, "name": "Twins"}, {"id": 2002, "name": "Twins"}]
+    with pytest.raises(FetchError, match=message):
+        fetch(tmp_path, sources=["mixpanel"], from_date="2026-01-01", to_date="2026-01-14", cohorts=cohorts,
+              credentials=creds, policy=policy, progress=False)
+    assert fs.Counts(fake) == {"cohorts": 1}
+    assert not (tmp_path / "mixpanel" / "events").exists() and not (tmp_path / "mixpanel" / "profiles").exists()
+
+
 def test_regions_choose_the_documented_hosts(creds, policy):
     creds.mixpanel.export_url = creds.mixpanel.query_url = None
     for region, export, query in (("us", "https://data.mixpanel.com", "https://mixpanel.com"),
