@@ -41,7 +41,7 @@ from cohortlab.fetch.credentials import MixpanelCredentials
 from cohortlab.fetch.files import atomic_dir, atomic_file, state_dir, write_json
 from cohortlab.fetch.http import (FetchError, HourlyBudget, HttpClient, RetryableError, RetryPolicy, duration_text,
                                   short_text)
-from cohortlab.fetch.jsontext import build_object, object_members
+from cohortlab.fetch.jsontext import build_object, escape_surrogates, object_members
 
 QUERIES_PER_HOUR = 60  # Mixpanel's documented limit, for the raw export and for the Query API each
 
@@ -397,7 +397,7 @@ class MixpanelClient:
 
             def page(_i: int, raw: bytes, _data: dict[str, Any]) -> None:
                 ours = [("as_of", json.dumps(stamp[1])),
-                        ("filter_by_cohort", json.dumps({**fbc, "name": name}, ensure_ascii=False))]
+                        ("filter_by_cohort", escape_surrogates(json.dumps({**fbc, "name": name}, ensure_ascii=False)))]
                 members = object_members(raw.decode("utf-8"))
                 theirs = {key for key, _, _ in members}  # a key Engage sent itself wins, as it always did
                 f.write(build_object([kv for kv in ours if kv[0] not in theirs], members) + "\n")

@@ -358,6 +358,25 @@ def test_cohorts_whose_names_reduce_to_the_same_folder_name_keep_their_own_snaps
     assert len({line for line in s.lines if line.startswith("members of")}) == 4
 
 
+def test_a_cohort_name_with_a_lone_surrogate_is_written_as_sent(fake, creds, policy, tmp_path):
+    # audit 118: a name cut inside an emoji ("Fans \ud83d" in the cohorts list) made every run stop
+    # at its first step with a UnicodeEncodeError traceback (cohorts.json, then the members
+    # snapshot and fetch.json, were encoded to UTF-8 with the surrogate in them)
+    fake.cohorts = [{"id": 1000, "name": "Fans \ud83d"}, {"id": 1001, "name": "Fans 😀 é"}]
+    s = fetch(tmp_path, sources=["mixpanel"], all_cohorts=True, profiles=False, credentials=creds, policy=policy,
+              progress=False)
+    listed = (tmp_path / "mixpanel" / "cohorts.json").read_bytes()
+    assert b'"Fans \\ud83d"' in listed and "Fans 😀 é".encode() in listed
+    assert json.loads(listed) == fake.cohorts
+    snap = next((tmp_path / "mixpanel" / "members").glob("Fans-1000/*.jsonl"))
+    line = snap.read_bytes().splitlines()[0]
+    assert b'"filter_by_cohort": {"id": 1000, "name": "Fans \\ud83d"}' in line
+    assert json.loads(line)["results"][0]["$distinct_id"] == "cust-1"
+    runs = json.loads((tmp_path / "fetch.json").read_text(encoding="utf-8"))["runs"]
+    assert {i.get("cohort") for i in runs[-1]["items"]} >= {"Fans \ud83d", "Fans 😀 é"}
+    assert "members of 'Fans \\ud83d' (id 1000): 3" in str(s)
+
+
 def test_the_same_cohort_asked_twice_is_one_snapshot(fake, creds, policy, tmp_path):
     s = fetch(tmp_path, sources=["mixpanel"], cohorts=["1000", "Power Users"], profiles=False, credentials=creds,
               policy=policy, progress=False)
