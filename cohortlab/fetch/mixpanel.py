@@ -414,8 +414,8 @@ class _Empty(Exception):
 
 class _LineCounter:
     """Counts the lines of a (gzip) body as it streams, and checks at the end that the gzip
-    stream is complete and the last line is whole. Keeps the first line (up to 1 MB) for
-    :func:`_check_events`."""
+    stream is complete and the last line is whole. Keeps the first line that is not blank (up
+    to 1 MB) for :func:`_check_events`."""
 
     FIRST_MAX = 1024 * 1024
 
@@ -423,7 +423,7 @@ class _LineCounter:
         self._d = zlib.decompressobj(zlib.MAX_WBITS | 16) if gz else None
         self.lines = 0
         self._tail: bytes | None = b""
-        self.first = b""  # the start of the body's first line
+        self.first = b""  # the start of the body's first line that is not blank
         self._first_done = False
         self.end = b""  # the body's last 64 bytes
 
@@ -448,9 +448,16 @@ class _LineCounter:
         if not chunk:
             return
         if not self._first_done:
-            nl = chunk.find(b"\n")
-            self.first += chunk if nl < 0 else chunk[:nl]
-            self._first_done = nl >= 0 or len(self.first) > self.FIRST_MAX
+            # the first line that is not blank: a body starting with line breaks (an HTML page
+            # from a proxy, "\n<!DOCTYPE html>") is checked like any other
+            self.first += chunk
+            while (nl := self.first.find(b"\n")) >= 0:
+                if self.first[:nl].strip():
+                    self.first, self._first_done = self.first[:nl], True
+                    break
+                self.first = self.first[nl + 1:]
+            if len(self.first) > self.FIRST_MAX:
+                self._first_done = True
         self.lines += chunk.count(b"\n")
         self.end = (self.end + chunk)[-64:]
         if b"\n" in chunk:

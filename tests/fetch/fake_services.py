@@ -14,7 +14,7 @@ Faults are scripted per endpoint (``fake.faults[name]`` is a list consumed in or
 ``fake.sticky[name]`` applied to every request): ``("status", code, retry_after)``,
 ``("echo", code, template)`` (a plain-text body reflecting ``{auth}`` (the Authorization header),
 ``{body}`` (the request body) and ``{query}`` (the query string), as some gateways do),
-``"hang"`` (no answer for ``fake.hang`` seconds), ``"truncate_gzip"``, ``"cut_line"``, ``"error_200"``, ``"expire_session"``, ``"shift"``, ``"expire_token"``; and
+``"hang"`` (no answer for ``fake.hang`` seconds), ``"truncate_gzip"``, ``"cut_line"``, ``"error_200"``, ``"html_200"``, ``"expire_session"``, ``"shift"``, ``"expire_token"``; and
 for one MPID ``fake.profile_faults[mpid]``. Every request is recorded in ``fake.log``.
 """
 
@@ -178,6 +178,8 @@ class Handler(BaseHTTPRequestHandler):
             body = "".join(line + "\n" for line in lines[:2]).encode() + b"terminated early\n"
         if f == "error_200":  # an error object with status 200, instead of the JSONL events
             return self._json(200, {"error": "Internal error while exporting, please retry", "status": "error"})
+        if f == "html_200":  # a proxy's HTML page with status 200, starting with a line break
+            return self._send(200, b"\r\n<!DOCTYPE html>\n<html><body>Service unavailable</body></html>\n", "text/html")
         if f == "cut_line" and body:
             return self._send(200, body[: len(body) - 7], "text/plain")
         if "gzip" in self.headers.get("Accept-Encoding", "") and body:

@@ -226,6 +226,21 @@ def test_an_error_object_answered_with_200_every_time_is_an_error_and_not_fetche
     assert [(c.skipped, c.events) for c in again] == [(False, 5)]
 
 
+def test_an_html_page_answered_with_200_after_a_line_break_is_retried_never_kept(fake, creds, policy, tmp_path):
+    # audit 118: a body whose first line was blank ("\r\n<!DOCTYPE html>...", a proxy's page) was
+    # not checked: saved as the chunk's file ("3 events"), remembered as fetched, never fetched again
+    fake.faults["export"] = ["html_200"]
+    mp = _mp(creds, policy)
+    chunks = mp.export_events(tmp_path, "2026-01-01", "2026-01-03", chunk_days=3)
+    assert chunks[0].events == 5 and len(_lines(chunks[0].file)) == 5
+    assert mp.http.stats.retries["bad_body"] == 1
+    fake.sticky["export"] = "html_200"
+    with pytest.raises(FetchError, match=r"giving up after 4 attempts: the export answered HTTP 200 with "
+                                         r"something that is not JSONL events: <!DOCTYPE html>"):
+        mp.export_events(tmp_path, "2026-01-04", "2026-01-04")
+    assert not list((tmp_path / "mixpanel" / "events").glob("2026-01-04*")) and _no_tmp(tmp_path)
+
+
 # --------------------------------------------------------------------------- engage
 def test_engage_pages_with_session_id(fake, creds, policy, tmp_path):
     mp = _mp(creds, policy)
