@@ -398,7 +398,11 @@ class MixpanelClient:
             def page(_i: int, raw: bytes, _data: dict[str, Any]) -> None:
                 ours = [("as_of", json.dumps(stamp[1])),
                         ("filter_by_cohort", escape_surrogates(json.dumps({**fbc, "name": name}, ensure_ascii=False)))]
-                members = object_members(raw.decode("utf-8"))
+                try:  # a UTF-8 byte order mark is no part of the page (json.loads skips it too)
+                    members = object_members(raw.decode("utf-8-sig"))
+                except ValueError:  # also UnicodeDecodeError: bytes json.loads let through
+                    raise self.http.error(f"an Engage page of the members of cohort {cohort_id} is not "
+                                          "a JSON object in UTF-8") from None
                 theirs = {key for key, _, _ in members}  # a key Engage sent itself wins, as it always did
                 f.write(build_object([kv for kv in ours if kv[0] not in theirs], members) + "\n")
 

@@ -133,12 +133,13 @@ class MParticleClient:
         if resp.status_code == 404:
             return None
         try:
-            data = json.loads(raw)
-        except ValueError:
-            raise self.http.error(f"the profile of MPID {mpid} is not JSON") from None
+            text = raw.decode("utf-8-sig")  # a UTF-8 byte order mark is no part of the answer
+            data = json.loads(text)
+        except ValueError:  # also UnicodeDecodeError: JSON between systems is UTF-8 (RFC 8259)
+            raise self.http.error(f"the profile of MPID {mpid} is not JSON in UTF-8") from None
         if not isinstance(data, dict):
             raise self.http.error(f"the profile of MPID {mpid} is not a JSON object")
-        return data, raw.decode("utf-8")
+        return data, text
 
     def fetch_profiles(self, out: Path, mpids: Iterable[int], *, concurrency: int = 4, part_size: int = 1000,
                        retry_missing: bool = False, progress: bool | None = None,

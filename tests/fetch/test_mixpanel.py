@@ -358,6 +358,21 @@ def test_members_snapshot_in_the_members_loader_layout(fake, creds, policy, tmp_
             ["cust-1", "cust-2", str(FALLBACK)])
 
 
+def test_members_pages_with_a_byte_order_mark_are_a_snapshot(fake, creds, policy, tmp_path):
+    # audit 118: json.loads skipped the BOM, splicing the page's text did not: ValueError
+    # ("not a JSON object"), a traceback from the CLI
+    fake.faults["engage"] = ["bom", "bom"]
+    mp = _mp(creds, policy)
+    mp.cohorts(tmp_path)
+    snap = mp.members(tmp_path, "1000", "Power Users")
+    assert snap.members == 3
+    lines = snap.file.read_bytes().splitlines()
+    assert len(lines) == 2 and all(line.startswith(b'{"as_of": ') for line in lines)
+    with Lab() as lab:
+        lab.load("mixpanel-cohorts", tmp_path / "mixpanel" / "cohorts.json")
+        assert lab.load("mixpanel-members", snap.file).loaded == 3
+
+
 def test_cohorts_whose_names_reduce_to_the_same_folder_name_keep_their_own_snapshot(fake, creds, policy, tmp_path):
     # audit 92, #5: both slugged to "cohort" (or "A_B"), one snapshot replaced the other
     fake.cohorts = [{"id": 2001, "name": "日本のユーザー"}, {"id": 2002, "name": "Пользователи"},

@@ -204,6 +204,23 @@ def test_a_profile_with_a_lone_surrogate_does_not_stop_the_run(fake, creds, poli
         assert lab.engine.query_rows("SELECT mpid FROM mpa_profiles") == [(NEG,)]
 
 
+def test_an_answer_with_a_byte_order_mark_is_fetched_and_one_not_in_utf8_is_one_clear_error(fake, creds, policy,
+                                                                                             tmp_path):
+    # audit 118: json.loads took both (it skips a BOM, and reads UTF-16), then splicing the text
+    # raised ValueError ("not a JSON object") or UnicodeDecodeError: a traceback from the CLI
+    fake.profile_faults[NEG] = ["bom"]
+    res = _client(creds, policy).fetch_profiles(tmp_path, [NEG, BIG], progress=False)
+    assert res.fetched == 2
+    lines = "".join(p.read_text(encoding="utf-8") for p in res.files).splitlines()
+    assert any(line.startswith(f'{{"mpid": {NEG}, "created_timestamp_ms": ') for line in lines)
+    with Lab() as lab:
+        lab.load("mparticle-profiles", [str(p) for p in res.files])
+        assert lab.engine.query_rows("SELECT mpid FROM mpa_profiles ORDER BY mpid") == [(NEG,), (BIG,)]
+    fake.profile_faults[FALLBACK] = ["utf16"]
+    with pytest.raises(FetchError, match=f"^mparticle: the profile of MPID {FALLBACK} is not JSON in UTF-8$"):
+        _client(creds, policy).fetch_profiles(tmp_path, [FALLBACK], progress=False)
+
+
 def test_a_string_mpid_equal_to_the_one_asked_is_written_as_the_integer(fake, creds, policy, tmp_path):
     fake.mpa_profiles[NEG] = {"mpid": str(NEG), "user_attributes": {}}
     res = _client(creds, policy).fetch_profiles(tmp_path, [NEG], progress=False)
