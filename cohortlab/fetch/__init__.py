@@ -262,10 +262,16 @@ def _fetch_mparticle(run: _Run, lab, mpids: Iterable[int] | None, *, lab_without
         mpa.close()
     summary.add("mparticle_profiles", res.fetched,
                 f"mparticle profiles: {res.requested:,} MPIDs referenced, {res.fetched:,} fetched, "
-                f"{res.missing:,} not found (404), {res.skipped:,} already fetched"
+                f"{res.missing:,} not found (404), {res.skipped - res.known_missing:,} already fetched"
+                # not "already fetched": an earlier run found no such profile, and they stay
+                # unasked until --retry-missing (after a run with a wrong workspace id, if the
+                # Profile API answers it with 404s, that is every MPID)
+                + (f", {res.known_missing:,} not found by an earlier run, not asked again (--retry-missing asks)"
+                   if res.known_missing else "")
                 + (f", {res.mismatched} answered another or an inexact mpid (kept as mpid_returned)"
                    if res.mismatched else ""))
     summary.counts["mparticle_missing"] = res.missing
+    summary.counts["mparticle_known_missing"] = res.known_missing
     if lab is not None and res.files:
         from cohortlab.loaders import LoadError
 

@@ -69,6 +69,7 @@ class ProfilesResult:
     fetched: int = 0
     missing: int = 0  # 404: no such profile
     skipped: int = 0  # already fetched (or known missing) by an earlier run
+    known_missing: int = 0  # of those skipped: found missing (404) by an earlier run, not asked again
     mismatched: int = 0  # answers whose mpid differs from the one asked for
     files: list[Path] = field(default_factory=list)
     fetched_at: datetime | None = None
@@ -156,6 +157,7 @@ class MParticleClient:
         skip = have | (set() if retry_missing else missing)
         todo = [m for m in wanted if m not in skip]
         res = ProfilesResult(requested=len(wanted), skipped=len(wanted) - len(todo),
+                             known_missing=0 if retry_missing else sum(1 for m in wanted if m in missing and m not in have),
                              fetched_at=datetime.now(timezone.utc).replace(microsecond=0))
         if not todo:
             return res

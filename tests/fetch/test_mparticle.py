@@ -80,6 +80,26 @@ def test_second_run_fetches_only_what_is_missing(fake, creds, policy, tmp_path):
     assert (again.missing, fake.count("profile")) == (1, 5)
 
 
+def test_the_summary_tells_mpids_found_missing_earlier_from_those_already_fetched(fake, creds, policy, tmp_path):
+    # audit 118: a run with a wrong workspace id (every MPID 404) then a run with the right one
+    # said "0 fetched, 0 not found (404), 3 already fetched" and fetched nothing: none had been
+    known = dict(fake.mpa_profiles)
+    fake.mpa_profiles.clear()
+    first = fetch(tmp_path, sources=["mparticle"], mpids=[NEG, BIG, FALLBACK], credentials=creds, policy=policy,
+                  progress=False)
+    assert "0 fetched, 3 not found (404), 0 already fetched" in str(first)
+    fake.mpa_profiles.update(known)  # the right workspace now
+    s = fetch(tmp_path, sources=["mparticle"], mpids=[NEG, BIG, FALLBACK, 7], credentials=creds, policy=policy,
+              progress=False)
+    assert ("mparticle profiles: 4 MPIDs referenced, 0 fetched, 1 not found (404), 0 already fetched, "
+            "3 not found by an earlier run, not asked again (--retry-missing asks)") in str(s)
+    assert (s.counts["mparticle_missing"], s.counts["mparticle_known_missing"]) == (1, 3)
+    s = fetch(tmp_path, sources=["mparticle"], mpids=[NEG, BIG, FALLBACK], retry_missing=True, credentials=creds,
+              policy=policy, progress=False)
+    assert "3 MPIDs referenced, 3 fetched, 0 not found (404), 0 already fetched" in str(s)
+    assert "earlier run" not in str(s)
+
+
 def test_an_interrupted_run_resumes(fake, creds, policy, tmp_path):
     fake.profile_faults[BIG] = [("status", 500)] * 10  # this one keeps failing
     mpa = _client(creds, policy)
