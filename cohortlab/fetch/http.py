@@ -1,7 +1,8 @@
 """HTTP for ``cohortlab fetch``: one :class:`HttpClient` per service, on ``httpx``.
 
-* **Retries.** 429 and 5xx answers (500, 502, 503, 504) and transport errors (connection reset,
-  timeout, a body cut short) are retried up to ``RetryPolicy.retries`` times. The wait is the
+* **Retries.** 429 and 5xx answers (every 500-599, as docs/fetching.md says: a gateway's
+  520-524 too) and transport errors (connection reset, timeout, a body cut short) are retried
+  up to ``RetryPolicy.retries`` times. The wait is the
   answer's ``Retry-After`` (seconds or an HTTP date; capped at ``max_retry_after``, 300 s) when
   it has one it can read, else exponential backoff (``backoff * 2**attempt``, capped at
   ``max_backoff``) with jitter: an unreadable ``Retry-After`` (``NaN``) is ignored.
@@ -36,7 +37,7 @@ import httpx
 
 from cohortlab.errors import CohortlabError
 
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+RETRY_STATUSES = frozenset({429, *range(500, 600)})  # 429 and every 5xx (docs/fetching.md#behaviour)
 USER_AGENT = "cohortlab-fetch"
 
 

@@ -114,6 +114,19 @@ def test_429_honours_retry_after_and_5xx_is_retried(fake, creds, policy, tmp_pat
     assert policy.waits[1:] == [2.0, 4.0]  # exponential backoff (jitter off in the test policy)
 
 
+def test_every_5xx_is_retried_as_documented(fake, creds, policy, tmp_path):
+    # audit 118: docs/fetching.md says 429 and 5xx answers are retried; only 500, 502, 503 and 504
+    # were: a gateway's 520-524 (or a 507) stopped the run at once
+    fake.faults["export"] = [("status", 520), ("status", 522), ("status", 507)]
+    mp = _mp(creds, policy)
+    chunks = mp.export_events(tmp_path, "2026-01-01", "2026-01-03", chunk_days=3)
+    assert chunks[0].events == 5
+    assert dict(mp.http.stats.retries) == {"520": 1, "522": 1, "507": 1}
+    fake.faults["cohorts"] = [("status", 418)]  # anything else is not retried
+    with pytest.raises(FetchError, match="^mixpanel: HTTP 418 on /api/query/cohorts/list: fault 418$"):
+        mp.cohorts(tmp_path)
+
+
 @pytest.mark.parametrize("value", ["NaN", "nan", "Infinity", "-inf", "1e3", "+5", "-1", "soon", "0x10"])
 def test_an_unreadable_retry_after_is_the_normal_backoff(fake, creds, policy, tmp_path, value):
     # audit 92, #9: Retry-After: NaN was a ValueError traceback from time.sleep(nan)
