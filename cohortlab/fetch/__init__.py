@@ -190,9 +190,23 @@ def _fetch_mixpanel(run: _Run, from_date: Any, to_date: Any, n_chunks: int, *, e
         # the event chunks and the Engage listing, which take hours at 60 requests an hour
         picked = _pick_cohorts(listed, cohorts, all_cohorts)
         if from_date is not None:
+            item: dict[str, Any] = {}  # this run's record of its chunks, in fetch.json
+
+            def on_chunk(so_far: list[Any]) -> None:
+                """Record the chunks in place at once (a run stopped at a later chunk keeps the record)."""
+                got = [c for c in so_far if not c.skipped]
+                if not item:
+                    run.manifest["items"].append(item)
+                item.update(kind="mixpanel-events", path="mixpanel/events", from_date=str(from_date),
+                            to_date=str(to_date), as_of=_now(), events=sum(c.events for c in got),
+                            files=[c.file.relative_to(out).as_posix() for c in got if c.file],
+                            empty_chunks=[f"{c.from_date}_{c.to_date}" for c in got if not c.file],
+                            already_fetched=len(so_far) - len(got))
+                run.save()
+
             with _bar(run.show, n_chunks, "Mixpanel events", "chunk") as bar:
                 chunks = mp.export_events(out, from_date, to_date, events=events, where=where,
-                                          chunk_days=chunk_days, refresh=refresh, progress=bar)
+                                          chunk_days=chunk_days, refresh=refresh, progress=bar, on_chunk=on_chunk)
             got = [c for c in chunks if not c.skipped]
             n = sum(c.events for c in got)
             skipped = len(chunks) - len(got)
@@ -201,9 +215,6 @@ def _fetch_mixpanel(run: _Run, from_date: Any, to_date: Any, n_chunks: int, *, e
                         f"{sum(1 for c in got if c.file)} file(s)"
                         + (f", {skipped} chunk(s) already fetched" if skipped else "")
                         + (f", {sum(1 for c in got if not c.file)} empty chunk(s)" if any(not c.file for c in got) else ""))
-            run.item(kind="mixpanel-events", path="mixpanel/events", from_date=str(from_date), to_date=str(to_date),
-                     as_of=_now(), events=n, files=[c.file.relative_to(out).as_posix() for c in got if c.file],
-                     empty_chunks=[f"{c.from_date}_{c.to_date}" for c in got if not c.file], already_fetched=skipped)
         if profiles:
             with _bar(run.show, None, "Mixpanel profiles", " profiles") as bar:
                 listing, _ = mp.profiles(out, progress=bar)

@@ -184,7 +184,8 @@ class MixpanelClient:
     # ------------------------------------------------------------------ raw events
     def export_events(self, out: Path, from_date: Any, to_date: Any, *, events: Iterable[str] = (),
                       where: str | None = None, chunk_days: int = 7, refresh: bool = False,
-                      progress=None) -> list[EventsChunk]:
+                      progress=None, on_chunk: Callable[[list[EventsChunk]], None] | None = None
+                      ) -> list[EventsChunk]:
         start, end = parse_day(from_date, "from_date"), parse_day(to_date, "to_date")
         folder = out / "mixpanel" / "events"
         state_file = state_dir(out) / "mixpanel_chunks.json"
@@ -201,6 +202,8 @@ class MixpanelClient:
             existing = [p for p in (folder / f"{stem}.jsonl.gz", folder / f"{stem}.jsonl") if p.exists()]
             if not refresh and stem not in open_ and (existing or stem in empty):
                 chunks.append(EventsChunk(a, b, existing[0] if existing else None, 0, skipped=True))
+                if on_chunk is not None:
+                    on_chunk(chunks)
                 continue
             chunk = self._export_chunk(out, folder, stem, a, b, events, where)
             for p in existing:
@@ -210,6 +213,8 @@ class MixpanelClient:
             (open_.add if b >= recent else open_.discard)(stem)
             write_json(out, state_file, {"empty": sorted(empty), "open": sorted(open_)})
             chunks.append(chunk)
+            if on_chunk is not None:  # the chunks so far, as each is in place (a run may stop at the next)
+                on_chunk(chunks)
             if progress is not None:
                 progress.update(1)
         return chunks
