@@ -155,6 +155,19 @@ def test_a_long_retry_after_is_capped_and_the_error_says_so(fake, creds, policy,
     assert policy.waits == [300.0] * 3
 
 
+def test_a_long_wait_before_a_retry_is_said_first_and_a_short_one_is_not(fake, creds, policy, tmp_path):
+    # audit 118: a Retry-After of minutes (up to 5 x 300 s with the defaults) was waited in silence,
+    # the progress bar standing still: the run looked stuck
+    fake.faults["export"] = [("status", 503, 120), ("status", 429, 5), ("status", 429, 30)]
+    mp = _mp(creds, policy)
+    said: list[str] = []
+    mp.http.notify = said.append
+    chunks = mp.export_events(tmp_path, "2026-01-01", "2026-01-03", chunk_days=3)
+    assert chunks[0].events == 5 and policy.waits == [120.0, 5.0, 30.0]
+    assert said == ["mixpanel: HTTP 503 on /api/2.0/export: fault 503; retry 1 of 3 in 2 min",
+                    "mixpanel: HTTP 429 on /api/2.0/export: fault 429; retry 3 of 3 in 30 s"]
+
+
 def test_reads_have_a_finite_default_timeout_and_a_hanging_server_is_retried(fake, creds, policy, tmp_path):
     # audit 92, #11: the default was 600 s per read (x 6 attempts), with no way to change it
     from cohortlab.fetch.mparticle import MParticleClient
