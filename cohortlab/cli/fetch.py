@@ -40,7 +40,9 @@ def _read_mpids(path: str) -> list[int]:
     from cohortlab.identifiers import is_valid_mpid
 
     out, bad = [], []
-    for n, line in enumerate(read_text_file(path, what="the MPIDs file").splitlines(), 1):
+    # a UTF-8 byte order mark (a list saved by Excel as "CSV UTF-8", or by Notepad) is no part of line 1
+    text = read_text_file(path, what="the MPIDs file").removeprefix("\ufeff")
+    for n, line in enumerate(text.splitlines(), 1):
         s = line.strip()
         if not s or s.startswith("#"):
             continue

@@ -186,10 +186,27 @@ def _fetch_mixpanel(run: _Run, from_date: Any, to_date: Any, n_chunks: int, *, e
         listed = mp.cohorts(out)
         summary.add("cohorts", len(listed), f"mixpanel cohorts list: {len(listed)} cohorts -> mixpanel/cohorts.json")
         run.item(kind="mixpanel-cohorts", path="mixpanel/cohorts.json", as_of=_now())
+        # a --cohort the list does not have (a typo) or names ambiguously is an error now, before
+        # the event chunks and the Engage listing, which take hours at 60 requests an hour
+        picked = _pick_cohorts(listed, cohorts, all_cohorts)
         if from_date is not None:
+            item: dict[str, Any] = {}  # this run's record of its chunks, in fetch.json
+
+            def on_chunk(so_far: list[Any]) -> None:
+                """Record the chunks in place at once (a run stopped at a later chunk keeps the record)."""
+                got = [c for c in so_far if not c.skipped]
+                if not item:
+                    run.manifest["items"].append(item)
+                item.update(kind="mixpanel-events", path="mixpanel/events", from_date=str(from_date),
+                            to_date=str(to_date), as_of=_now(), events=sum(c.events for c in got),
+                            files=[c.file.relative_to(out).as_posix() for c in got if c.file],
+                            empty_chunks=[f"{c.from_date}_{c.to_date}" for c in got if not c.file],
+                            already_fetched=len(so_far) - len(got))
+                run.save()
+
             with _bar(run.show, n_chunks, "Mixpanel events", "chunk") as bar:
                 chunks = mp.export_events(out, from_date, to_date, events=events, where=where,
-                                          chunk_days=chunk_days, refresh=refresh, progress=bar)
+                                          chunk_days=chunk_days, refresh=refresh, progress=bar, on_chunk=on_chunk)
             got = [c for c in chunks if not c.skipped]
             n = sum(c.events for c in got)
             skipped = len(chunks) - len(got)
@@ -198,9 +215,6 @@ def _fetch_mixpanel(run: _Run, from_date: Any, to_date: Any, n_chunks: int, *, e
                         f"{sum(1 for c in got if c.file)} file(s)"
                         + (f", {skipped} chunk(s) already fetched" if skipped else "")
                         + (f", {sum(1 for c in got if not c.file)} empty chunk(s)" if any(not c.file for c in got) else ""))
-            run.item(kind="mixpanel-events", path="mixpanel/events", from_date=str(from_date), to_date=str(to_date),
-                     as_of=_now(), events=n, files=[c.file.relative_to(out).as_posix() for c in got if c.file],
-                     empty_chunks=[f"{c.from_date}_{c.to_date}" for c in got if not c.file], already_fetched=skipped)
         if profiles:
             with _bar(run.show, None, "Mixpanel profiles", " profiles") as bar:
                 listing, _ = mp.profiles(out, progress=bar)
@@ -211,7 +225,7 @@ def _fetch_mixpanel(run: _Run, from_date: Any, to_date: Any, n_chunks: int, *, e
             # dated); completed_at: when its last page was in (docs/fetching.md#capture-times)
             run.item(kind="mixpanel-profiles", path="mixpanel/profiles", as_of=_iso(listing.as_of),
                      completed_at=_now(), profiles=listing.results, pages=listing.pages)
-        for cid, name in _pick_cohorts(listed, cohorts, all_cohorts):
+        for cid, name in picked:
             with _bar(run.show, None, f"members of {one_line(name)}", " members") as bar:
                 snap = mp.members(out, cid, name, progress=bar)
             rel = snap.file.relative_to(out).as_posix()
@@ -259,10 +273,16 @@ def _fetch_mparticle(run: _Run, lab, mpids: Iterable[int] | None, *, lab_without
         mpa.close()
     summary.add("mparticle_profiles", res.fetched,
                 f"mparticle profiles: {res.requested:,} MPIDs referenced, {res.fetched:,} fetched, "
-                f"{res.missing:,} not found (404), {res.skipped:,} already fetched"
+                f"{res.missing:,} not found (404), {res.skipped - res.known_missing:,} already fetched"
+                # not "already fetched": an earlier run found no such profile, and they stay
+                # unasked until --retry-missing (after a run with a wrong workspace id, if the
+                # Profile API answers it with 404s, that is every MPID)
+                + (f", {res.known_missing:,} not found by an earlier run, not asked again (--retry-missing asks)"
+                   if res.known_missing else "")
                 + (f", {res.mismatched} answered another or an inexact mpid (kept as mpid_returned)"
                    if res.mismatched else ""))
     summary.counts["mparticle_missing"] = res.missing
+    summary.counts["mparticle_known_missing"] = res.known_missing
     if lab is not None and res.files:
         from cohortlab.loaders import LoadError
 

@@ -114,9 +114,13 @@ def atomic_file(out: Path, target: Path | Callable[[], Path], mode: str = "wb") 
 
 
 def write_json(out: Path, target: Path, data: Any, indent: int | None = 2) -> None:
+    """``data`` as JSON in ``target`` (atomically). A lone surrogate in a string (a cohort name
+    cut inside an emoji, parsed from ``\\ud83d``) is written as its escape, as it was sent."""
+    from cohortlab.fetch.jsontext import escape_surrogates
+
+    text = escape_surrogates(json.dumps(data, indent=indent, ensure_ascii=False))
     with atomic_file(out, target, "w") as f:
-        json.dump(data, f, indent=indent, ensure_ascii=False)
-        f.write("\n")
+        f.write(text + "\n")
 
 
 @contextmanager

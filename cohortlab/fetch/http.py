@@ -1,11 +1,13 @@
 """HTTP for ``cohortlab fetch``: one :class:`HttpClient` per service, on ``httpx``.
 
-* **Retries.** 429 and 5xx answers (500, 502, 503, 504) and transport errors (connection reset,
-  timeout, a body cut short) are retried up to ``RetryPolicy.retries`` times. The wait is the
+* **Retries.** 429 and 5xx answers (every 500-599, as docs/fetching.md says: a gateway's
+  520-524 too) and transport errors (connection reset, timeout, a body cut short) are retried
+  up to ``RetryPolicy.retries`` times. The wait is the
   answer's ``Retry-After`` (seconds or an HTTP date; capped at ``max_retry_after``, 300 s) when
   it has one it can read, else exponential backoff (``backoff * 2**attempt``, capped at
   ``max_backoff``) with jitter: an unreadable ``Retry-After`` (``NaN``) is ignored.
-  ``RetryPolicy.sleep`` is injectable: the tests record the waits instead of sleeping.
+  ``RetryPolicy.sleep`` is injectable: the tests record the waits instead of sleeping. A wait
+  of ``LONG_WAIT`` (30 s) or more is announced first through :attr:`HttpClient.notify`.
 * **Auth errors.** 401 and 403 raise :class:`AuthError`: one line naming the service, the
   endpoint (path only) and what to check. Never retried.
 * **Bounded concurrency.** ``rate`` (requests per second, shared by every thread of the client)
@@ -36,7 +38,8 @@ import httpx
 
 from cohortlab.errors import CohortlabError
 
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+RETRY_STATUSES = frozenset({429, *range(500, 600)})  # 429 and every 5xx (docs/fetching.md#behaviour)
+LONG_WAIT = 30.0  # seconds: a wait between retries at least this long is announced by a line on stderr
 USER_AGENT = "cohortlab-fetch"
 
 
@@ -364,7 +367,11 @@ class HttpClient:
             if attempt >= self.policy.retries:
                 raise self.error(f"giving up after {attempt + 1} attempt{'s' if attempt else ''}: {last}")
             self._count(cause)
-            self._wait(self.policy.wait(attempt, retry_after))
+            wait = self.policy.wait(attempt, retry_after)
+            if wait >= LONG_WAIT:  # a Retry-After of minutes: said first, the run is not stuck
+                self.notify(self.mask(f"{self.service}: {last}; retry {attempt + 1} of {self.policy.retries} "
+                                      f"in {duration_text(wait)}"))
+            self._wait(wait)
             attempt += 1
 
 

@@ -56,6 +56,16 @@ def object_members(text: str) -> list[tuple[str, str, str]]:
     return members
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def escape_surrogates(text: str) -> str:
+    """JSON text (``json.dumps(..., ensure_ascii=False)``) with each lone surrogate written as its
+    escape: a string parsed from ``"Fans \\ud83d"`` (a name cut inside an emoji) holds one, which
+    UTF-8 cannot encode; the escape is what the server sent. Outside strings JSON has none."""
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)
+
+
 def one_line(text: str) -> str:
     """Valid JSON text on one line: a line break can only be whitespace between tokens (strict
     JSON has none inside a string), so it becomes a space."""

@@ -41,7 +41,7 @@ from cohortlab.fetch.credentials import MixpanelCredentials
 from cohortlab.fetch.files import atomic_dir, atomic_file, state_dir, write_json
 from cohortlab.fetch.http import (FetchError, HourlyBudget, HttpClient, RetryableError, RetryPolicy, duration_text,
                                   short_text)
-from cohortlab.fetch.jsontext import build_object, object_members
+from cohortlab.fetch.jsontext import build_object, escape_surrogates, object_members
 
 QUERIES_PER_HOUR = 60  # Mixpanel's documented limit, for the raw export and for the Query API each
 
@@ -184,7 +184,8 @@ class MixpanelClient:
     # ------------------------------------------------------------------ raw events
     def export_events(self, out: Path, from_date: Any, to_date: Any, *, events: Iterable[str] = (),
                       where: str | None = None, chunk_days: int = 7, refresh: bool = False,
-                      progress=None) -> list[EventsChunk]:
+                      progress=None, on_chunk: Callable[[list[EventsChunk]], None] | None = None
+                      ) -> list[EventsChunk]:
         start, end = parse_day(from_date, "from_date"), parse_day(to_date, "to_date")
         folder = out / "mixpanel" / "events"
         state_file = state_dir(out) / "mixpanel_chunks.json"
@@ -201,6 +202,8 @@ class MixpanelClient:
             existing = [p for p in (folder / f"{stem}.jsonl.gz", folder / f"{stem}.jsonl") if p.exists()]
             if not refresh and stem not in open_ and (existing or stem in empty):
                 chunks.append(EventsChunk(a, b, existing[0] if existing else None, 0, skipped=True))
+                if on_chunk is not None:
+                    on_chunk(chunks)
                 continue
             chunk = self._export_chunk(out, folder, stem, a, b, events, where)
             for p in existing:
@@ -210,6 +213,8 @@ class MixpanelClient:
             (open_.add if b >= recent else open_.discard)(stem)
             write_json(out, state_file, {"empty": sorted(empty), "open": sorted(open_)})
             chunks.append(chunk)
+            if on_chunk is not None:  # the chunks so far, as each is in place (a run may stop at the next)
+                on_chunk(chunks)
             if progress is not None:
                 progress.update(1)
         return chunks
@@ -397,8 +402,12 @@ class MixpanelClient:
 
             def page(_i: int, raw: bytes, _data: dict[str, Any]) -> None:
                 ours = [("as_of", json.dumps(stamp[1])),
-                        ("filter_by_cohort", json.dumps({**fbc, "name": name}, ensure_ascii=False))]
-                members = object_members(raw.decode("utf-8"))
+                        ("filter_by_cohort", escape_surrogates(json.dumps({**fbc, "name": name}, ensure_ascii=False)))]
+                try:  # a UTF-8 byte order mark is no part of the page (json.loads skips it too)
+                    members = object_members(raw.decode("utf-8-sig"))
+                except ValueError:  # also UnicodeDecodeError: bytes json.loads let through
+                    raise self.http.error(f"an Engage page of the members of cohort {cohort_id} is not "
+                                          "a JSON object in UTF-8") from None
                 theirs = {key for key, _, _ in members}  # a key Engage sent itself wins, as it always did
                 f.write(build_object([kv for kv in ours if kv[0] not in theirs], members) + "\n")
 
@@ -414,8 +423,8 @@ class _Empty(Exception):
 
 class _LineCounter:
     """Counts the lines of a (gzip) body as it streams, and checks at the end that the gzip
-    stream is complete and the last line is whole. Keeps the first line (up to 1 MB) for
-    :func:`_check_events`."""
+    stream is complete and the last line is whole. Keeps the first line that is not blank (up
+    to 1 MB) for :func:`_check_events`."""
 
     FIRST_MAX = 1024 * 1024
 
@@ -423,7 +432,7 @@ class _LineCounter:
         self._d = zlib.decompressobj(zlib.MAX_WBITS | 16) if gz else None
         self.lines = 0
         self._tail: bytes | None = b""
-        self.first = b""  # the start of the body's first line
+        self.first = b""  # the start of the body's first line that is not blank
         self._first_done = False
         self.end = b""  # the body's last 64 bytes
 
@@ -448,9 +457,16 @@ class _LineCounter:
         if not chunk:
             return
         if not self._first_done:
-            nl = chunk.find(b"\n")
-            self.first += chunk if nl < 0 else chunk[:nl]
-            self._first_done = nl >= 0 or len(self.first) > self.FIRST_MAX
+            # the first line that is not blank: a body starting with line breaks (an HTML page
+            # from a proxy, "\n<!DOCTYPE html>") is checked like any other
+            self.first += chunk
+            while (nl := self.first.find(b"\n")) >= 0:
+                if self.first[:nl].strip():
+                    self.first, self._first_done = self.first[:nl], True
+                    break
+                self.first = self.first[nl + 1:]
+            if len(self.first) > self.FIRST_MAX:
+                self._first_done = True
         self.lines += chunk.count(b"\n")
         self.end = (self.end + chunk)[-64:]
         if b"\n" in chunk:

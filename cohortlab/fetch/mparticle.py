@@ -69,6 +69,7 @@ class ProfilesResult:
     fetched: int = 0
     missing: int = 0  # 404: no such profile
     skipped: int = 0  # already fetched (or known missing) by an earlier run
+    known_missing: int = 0  # of those skipped: found missing (404) by an earlier run, not asked again
     mismatched: int = 0  # answers whose mpid differs from the one asked for
     files: list[Path] = field(default_factory=list)
     fetched_at: datetime | None = None
@@ -133,12 +134,13 @@ class MParticleClient:
         if resp.status_code == 404:
             return None
         try:
-            data = json.loads(raw)
-        except ValueError:
-            raise self.http.error(f"the profile of MPID {mpid} is not JSON") from None
+            text = raw.decode("utf-8-sig")  # a UTF-8 byte order mark is no part of the answer
+            data = json.loads(text)
+        except ValueError:  # also UnicodeDecodeError: JSON between systems is UTF-8 (RFC 8259)
+            raise self.http.error(f"the profile of MPID {mpid} is not JSON in UTF-8") from None
         if not isinstance(data, dict):
             raise self.http.error(f"the profile of MPID {mpid} is not a JSON object")
-        return data, raw.decode("utf-8")
+        return data, text
 
     def fetch_profiles(self, out: Path, mpids: Iterable[int], *, concurrency: int = 4, part_size: int = 1000,
                        retry_missing: bool = False, progress: bool | None = None,
@@ -155,6 +157,7 @@ class MParticleClient:
         skip = have | (set() if retry_missing else missing)
         todo = [m for m in wanted if m not in skip]
         res = ProfilesResult(requested=len(wanted), skipped=len(wanted) - len(todo),
+                             known_missing=0 if retry_missing else sum(1 for m in wanted if m in missing and m not in have),
                              fetched_at=datetime.now(timezone.utc).replace(microsecond=0))
         if not todo:
             return res

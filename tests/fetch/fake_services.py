@@ -14,8 +14,9 @@ Faults are scripted per endpoint (``fake.faults[name]`` is a list consumed in or
 ``fake.sticky[name]`` applied to every request): ``("status", code, retry_after)``,
 ``("echo", code, template)`` (a plain-text body reflecting ``{auth}`` (the Authorization header),
 ``{body}`` (the request body) and ``{query}`` (the query string), as some gateways do),
-``"hang"`` (no answer for ``fake.hang`` seconds), ``"truncate_gzip"``, ``"cut_line"``, ``"error_200"``, ``"expire_session"``, ``"shift"``, ``"expire_token"``; and
-for one MPID ``fake.profile_faults[mpid]``. Every request is recorded in ``fake.log``.
+``"hang"`` (no answer for ``fake.hang`` seconds), ``"truncate_gzip"``, ``"cut_line"``, ``"error_200"``,
+``"html_200"``, ``"expire_session"``, ``"shift"``, ``"bom"`` (a UTF-8 byte order mark in front of an Engage
+page), ``"expire_token"``; and for one MPID ``fake.profile_faults[mpid]`` (also ``"bom"`` and ``"utf16"``). Every request is recorded in ``fake.log``.
 """
 
 from __future__ import annotations
@@ -178,6 +179,8 @@ class Handler(BaseHTTPRequestHandler):
             body = "".join(line + "\n" for line in lines[:2]).encode() + b"terminated early\n"
         if f == "error_200":  # an error object with status 200, instead of the JSONL events
             return self._json(200, {"error": "Internal error while exporting, please retry", "status": "error"})
+        if f == "html_200":  # a proxy's HTML page with status 200, starting with a line break
+            return self._send(200, b"\r\n<!DOCTYPE html>\n<html><body>Service unavailable</body></html>\n", "text/html")
         if f == "cut_line" and body:
             return self._send(200, body[: len(body) - 7], "text/plain")
         if "gzip" in self.headers.get("Accept-Encoding", "") and body:
@@ -233,6 +236,8 @@ class Handler(BaseHTTPRequestHandler):
         total = len(snap) if fake.total_is_listing else len(results)
         head = json.dumps({"page": page, "page_size": ps, "session_id": sid, "status": "ok", "total": total})
         body = (head[:-1] + ', "results": [' + ", ".join(_item(r) for r in results) + "]}").encode()
+        if f == "bom":  # a UTF-8 byte order mark in front, as some gateways add
+            body = b"\xef\xbb\xbf" + body
         fake.engage_bodies.append(body)
         self._send(200, body)
 
@@ -280,7 +285,12 @@ class Handler(BaseHTTPRequestHandler):
             if prof is None:
                 return self._json(404, {"errors": "profile not found"})
             # the MPID as an exact JSON integer (json.dumps of a Python int), or a Raw text as is
-            self._send(200, prof.encode()) if isinstance(prof, Raw) else self._json(200, prof)
+            body = prof.encode() if isinstance(prof, Raw) else json.dumps(prof).encode()
+            if pf == "bom":  # a UTF-8 byte order mark in front, as some gateways add
+                body = b"\xef\xbb\xbf" + body
+            elif pf == "utf16":  # JSON in UTF-16 (json.loads of bytes reads it; RFC 8259 says UTF-8)
+                body = body.decode().encode("utf-16")
+            self._send(200, body)
         finally:
             with fake.lock:
                 fake.inflight -= 1

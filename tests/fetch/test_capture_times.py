@@ -180,8 +180,10 @@ def test_a_run_that_stops_on_an_error_still_records_what_it_fetched(fake, creds,
     clock(MONDAY)
     fetch(tmp_path, sources=["mixpanel"], credentials=creds, policy=policy, progress=False)
     clock(WEDNESDAY)
-    with pytest.raises(FetchError, match="no cohort 'Nope'"):  # after the profiles were swapped in
-        fetch(tmp_path, sources=["mixpanel"], cohorts=["Nope"], credentials=creds, policy=policy, progress=False)
+    fake.faults["engage"] = [None, None, None, ("status", 404)]  # the members, after the 3 profile pages
+    with pytest.raises(FetchError, match="HTTP 404 on /api/query/engage"):  # after the profiles were swapped in
+        fetch(tmp_path, sources=["mixpanel"], cohorts=["Power Users"], credentials=creds, policy=policy,
+              progress=False)
     runs = json.loads((tmp_path / "fetch.json").read_text())["runs"]
     assert len(runs) == 2  # the stopped run is recorded
     last = runs[-1]
@@ -191,6 +193,26 @@ def test_a_run_that_stops_on_an_error_still_records_what_it_fetched(fake, creds,
         load_world(lab, tmp_path)
         assert {r[0] for r in lab.engine.query_rows("SELECT as_of FROM mp_profile_history")} == {
             WEDNESDAY.replace(tzinfo=None)}
+
+
+def test_a_run_stopped_at_an_event_chunk_records_the_chunks_in_place(fake, creds, policy, tmp_path):
+    # audit 118: the events item was written once every chunk was in; a run stopped at its third
+    # chunk recorded nothing of the two in the folder (docs: a stopped run records what it fetched)
+    fake.faults["export"] = [None, None, ("status", 400)]
+    with pytest.raises(FetchError, match="HTTP 400 on /api/2.0/export"):
+        fetch(tmp_path, sources=["mixpanel"], from_date="2026-01-01", to_date="2026-01-09", chunk_days=3,
+              profiles=False, credentials=creds, policy=policy, progress=False)
+    last = json.loads((tmp_path / "fetch.json").read_text())["runs"][-1]
+    assert last["complete"] is False
+    (item,) = [i for i in last["items"] if i["kind"] == "mixpanel-events"]
+    assert (item["files"], item["empty_chunks"], item["events"]) == (
+        ["mixpanel/events/2026-01-01_2026-01-03.jsonl.gz"], ["2026-01-04_2026-01-06"], 5)
+    fetch(tmp_path, sources=["mixpanel"], from_date="2026-01-01", to_date="2026-01-09", chunk_days=3,
+          profiles=False, credentials=creds, policy=policy, progress=False)
+    last = json.loads((tmp_path / "fetch.json").read_text())["runs"][-1]
+    (item,) = [i for i in last["items"] if i["kind"] == "mixpanel-events"]
+    assert (item["files"], item["empty_chunks"], item["already_fetched"], last["complete"]) == (
+        [], ["2026-01-07_2026-01-09"], 2, True)
 
 
 def test_fetch_json_keeps_the_engage_listing_of_the_profiles_folder_however_old(fake, creds, policy, tmp_path,

@@ -124,6 +124,15 @@ def test_mpids_file_for_an_mparticle_only_fetch(fake, env, tmp_path):
     assert r.exit_code == 1 and r.stderr.strip() == f"error: {bad}:2: not an MPID (a signed 64-bit integer)"
 
 
+def test_an_mpids_file_with_a_byte_order_mark_and_crlf_is_read(fake, env, tmp_path):
+    # audit 118: a list saved by Excel ("CSV UTF-8") or Notepad starts with a BOM: "line 1: not an MPID"
+    f = tmp_path / "mpids.txt"
+    f.write_bytes(b"\xef\xbb\xbf" + f"{BIG}\r\n123\r\n".encode())
+    r = _run(["--out", str(tmp_path / "o"), "--source", "mparticle", "--mpids", str(f)], env, tmp_path)
+    assert r.exit_code == 0, r.output
+    assert "mparticle profiles: 2 MPIDs referenced, 1 fetched, 1 not found (404)" in r.stdout
+
+
 def test_no_secret_options_exist():
     r = CliRunner().invoke(main, ["fetch", "--help"])
     assert r.exit_code == 0

@@ -114,6 +114,19 @@ def test_429_honours_retry_after_and_5xx_is_retried(fake, creds, policy, tmp_pat
     assert policy.waits[1:] == [2.0, 4.0]  # exponential backoff (jitter off in the test policy)
 
 
+def test_every_5xx_is_retried_as_documented(fake, creds, policy, tmp_path):
+    # audit 118: docs/fetching.md says 429 and 5xx answers are retried; only 500, 502, 503 and 504
+    # were: a gateway's 520-524 (or a 507) stopped the run at once
+    fake.faults["export"] = [("status", 520), ("status", 522), ("status", 507)]
+    mp = _mp(creds, policy)
+    chunks = mp.export_events(tmp_path, "2026-01-01", "2026-01-03", chunk_days=3)
+    assert chunks[0].events == 5
+    assert dict(mp.http.stats.retries) == {"520": 1, "522": 1, "507": 1}
+    fake.faults["cohorts"] = [("status", 418)]  # anything else is not retried
+    with pytest.raises(FetchError, match="^mixpanel: HTTP 418 on /api/query/cohorts/list: fault 418$"):
+        mp.cohorts(tmp_path)
+
+
 @pytest.mark.parametrize("value", ["NaN", "nan", "Infinity", "-inf", "1e3", "+5", "-1", "soon", "0x10"])
 def test_an_unreadable_retry_after_is_the_normal_backoff(fake, creds, policy, tmp_path, value):
     # audit 92, #9: Retry-After: NaN was a ValueError traceback from time.sleep(nan)
@@ -140,6 +153,19 @@ def test_a_long_retry_after_is_capped_and_the_error_says_so(fake, creds, policy,
                                          r"cohortlab waits at most 300 s before a retry\)$"):
         mp.export_events(tmp_path, "2026-01-01", "2026-01-03", chunk_days=3)
     assert policy.waits == [300.0] * 3
+
+
+def test_a_long_wait_before_a_retry_is_said_first_and_a_short_one_is_not(fake, creds, policy, tmp_path):
+    # audit 118: a Retry-After of minutes (up to 5 x 300 s with the defaults) was waited in silence,
+    # the progress bar standing still: the run looked stuck
+    fake.faults["export"] = [("status", 503, 120), ("status", 429, 5), ("status", 429, 30)]
+    mp = _mp(creds, policy)
+    said: list[str] = []
+    mp.http.notify = said.append
+    chunks = mp.export_events(tmp_path, "2026-01-01", "2026-01-03", chunk_days=3)
+    assert chunks[0].events == 5 and policy.waits == [120.0, 5.0, 30.0]
+    assert said == ["mixpanel: HTTP 503 on /api/2.0/export: fault 503; retry 1 of 3 in 2 min",
+                    "mixpanel: HTTP 429 on /api/2.0/export: fault 429; retry 3 of 3 in 30 s"]
 
 
 def test_reads_have_a_finite_default_timeout_and_a_hanging_server_is_retried(fake, creds, policy, tmp_path):
@@ -224,6 +250,21 @@ def test_an_error_object_answered_with_200_every_time_is_an_error_and_not_fetche
     del fake.sticky["export"]
     again = mp.export_events(tmp_path, "2026-01-01", "2026-01-03", chunk_days=3)  # not remembered as fetched
     assert [(c.skipped, c.events) for c in again] == [(False, 5)]
+
+
+def test_an_html_page_answered_with_200_after_a_line_break_is_retried_never_kept(fake, creds, policy, tmp_path):
+    # audit 118: a body whose first line was blank ("\r\n<!DOCTYPE html>...", a proxy's page) was
+    # not checked: saved as the chunk's file ("3 events"), remembered as fetched, never fetched again
+    fake.faults["export"] = ["html_200"]
+    mp = _mp(creds, policy)
+    chunks = mp.export_events(tmp_path, "2026-01-01", "2026-01-03", chunk_days=3)
+    assert chunks[0].events == 5 and len(_lines(chunks[0].file)) == 5
+    assert mp.http.stats.retries["bad_body"] == 1
+    fake.sticky["export"] = "html_200"
+    with pytest.raises(FetchError, match=r"giving up after 4 attempts: the export answered HTTP 200 with "
+                                         r"something that is not JSONL events: <!DOCTYPE html>"):
+        mp.export_events(tmp_path, "2026-01-04", "2026-01-04")
+    assert not list((tmp_path / "mixpanel" / "events").glob("2026-01-04*")) and _no_tmp(tmp_path)
 
 
 # --------------------------------------------------------------------------- engage
@@ -343,6 +384,21 @@ def test_members_snapshot_in_the_members_loader_layout(fake, creds, policy, tmp_
             ["cust-1", "cust-2", str(FALLBACK)])
 
 
+def test_members_pages_with_a_byte_order_mark_are_a_snapshot(fake, creds, policy, tmp_path):
+    # audit 118: json.loads skipped the BOM, splicing the page's text did not: ValueError
+    # ("not a JSON object"), a traceback from the CLI
+    fake.faults["engage"] = ["bom", "bom"]
+    mp = _mp(creds, policy)
+    mp.cohorts(tmp_path)
+    snap = mp.members(tmp_path, "1000", "Power Users")
+    assert snap.members == 3
+    lines = snap.file.read_bytes().splitlines()
+    assert len(lines) == 2 and all(line.startswith(b'{"as_of": ') for line in lines)
+    with Lab() as lab:
+        lab.load("mixpanel-cohorts", tmp_path / "mixpanel" / "cohorts.json")
+        assert lab.load("mixpanel-members", snap.file).loaded == 3
+
+
 def test_cohorts_whose_names_reduce_to_the_same_folder_name_keep_their_own_snapshot(fake, creds, policy, tmp_path):
     # audit 92, #5: both slugged to "cohort" (or "A_B"), one snapshot replaced the other
     fake.cohorts = [{"id": 2001, "name": "日本のユーザー"}, {"id": 2002, "name": "Пользователи"},
@@ -356,6 +412,25 @@ def test_cohorts_whose_names_reduce_to_the_same_folder_name_keep_their_own_snaps
     folders = sorted(p.parent.name for p in (tmp_path / "mixpanel" / "members").rglob("*.jsonl"))
     assert folders == ["A_B-2003", "A_B-2004", "cohort-2001", "cohort-2002"]
     assert len({line for line in s.lines if line.startswith("members of")}) == 4
+
+
+def test_a_cohort_name_with_a_lone_surrogate_is_written_as_sent(fake, creds, policy, tmp_path):
+    # audit 118: a name cut inside an emoji ("Fans \ud83d" in the cohorts list) made every run stop
+    # at its first step with a UnicodeEncodeError traceback (cohorts.json, then the members
+    # snapshot and fetch.json, were encoded to UTF-8 with the surrogate in them)
+    fake.cohorts = [{"id": 1000, "name": "Fans \ud83d"}, {"id": 1001, "name": "Fans 😀 é"}]
+    s = fetch(tmp_path, sources=["mixpanel"], all_cohorts=True, profiles=False, credentials=creds, policy=policy,
+              progress=False)
+    listed = (tmp_path / "mixpanel" / "cohorts.json").read_bytes()
+    assert b'"Fans \\ud83d"' in listed and "Fans 😀 é".encode() in listed
+    assert json.loads(listed) == fake.cohorts
+    snap = next((tmp_path / "mixpanel" / "members").glob("Fans-1000/*.jsonl"))
+    line = snap.read_bytes().splitlines()[0]
+    assert b'"filter_by_cohort": {"id": 1000, "name": "Fans \\ud83d"}' in line
+    assert json.loads(line)["results"][0]["$distinct_id"] == "cust-1"
+    runs = json.loads((tmp_path / "fetch.json").read_text(encoding="utf-8"))["runs"]
+    assert {i.get("cohort") for i in runs[-1]["items"]} >= {"Fans \ud83d", "Fans 😀 é"}
+    assert "members of 'Fans \\ud83d' (id 1000): 3" in str(s)
 
 
 def test_the_same_cohort_asked_twice_is_one_snapshot(fake, creds, policy, tmp_path):
@@ -423,6 +498,22 @@ def test_unknown_cohort_is_a_clear_error(fake, creds, policy, tmp_path):
     with pytest.raises(FetchError, match="no cohort 'Nope' in the project's cohorts list"):
         fetch(tmp_path, sources=["mixpanel"], cohorts=["Nope"], profiles=False, credentials=creds,
               policy=policy, progress=False)
+
+
+@pytest.mark.parametrize("cohorts, message", [
+    (["Power Users", "Power Userz"], "no cohort 'Power Userz'"),
+    (["Twins"], "cohort name 'Twins' is ambiguous"),
+])
+def test_a_cohort_the_list_does_not_name_is_an_error_before_events_and_profiles(fake, creds, policy, tmp_path,
+                                                                                cohorts, message):
+    # audit 118: a typo in --cohort was found only after the event chunks and the Engage listing
+    # (hours at 60 requests an hour), once the members were due
+    fake.cohorts += [{"id": 2001, "name": "Twins"}, {"id": 2002, "name": "Twins"}]
+    with pytest.raises(FetchError, match=message):
+        fetch(tmp_path, sources=["mixpanel"], from_date="2026-01-01", to_date="2026-01-14", cohorts=cohorts,
+              credentials=creds, policy=policy, progress=False)
+    assert fs.Counts(fake) == {"cohorts": 1}
+    assert not (tmp_path / "mixpanel" / "events").exists() and not (tmp_path / "mixpanel" / "profiles").exists()
 
 
 def test_regions_choose_the_documented_hosts(creds, policy):

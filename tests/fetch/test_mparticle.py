@@ -80,6 +80,26 @@ def test_second_run_fetches_only_what_is_missing(fake, creds, policy, tmp_path):
     assert (again.missing, fake.count("profile")) == (1, 5)
 
 
+def test_the_summary_tells_mpids_found_missing_earlier_from_those_already_fetched(fake, creds, policy, tmp_path):
+    # audit 118: a run with a wrong workspace id (every MPID 404) then a run with the right one
+    # said "0 fetched, 0 not found (404), 3 already fetched" and fetched nothing: none had been
+    known = dict(fake.mpa_profiles)
+    fake.mpa_profiles.clear()
+    first = fetch(tmp_path, sources=["mparticle"], mpids=[NEG, BIG, FALLBACK], credentials=creds, policy=policy,
+                  progress=False)
+    assert "0 fetched, 3 not found (404), 0 already fetched" in str(first)
+    fake.mpa_profiles.update(known)  # the right workspace now
+    s = fetch(tmp_path, sources=["mparticle"], mpids=[NEG, BIG, FALLBACK, 7], credentials=creds, policy=policy,
+              progress=False)
+    assert ("mparticle profiles: 4 MPIDs referenced, 0 fetched, 1 not found (404), 0 already fetched, "
+            "3 not found by an earlier run, not asked again (--retry-missing asks)") in str(s)
+    assert (s.counts["mparticle_missing"], s.counts["mparticle_known_missing"]) == (1, 3)
+    s = fetch(tmp_path, sources=["mparticle"], mpids=[NEG, BIG, FALLBACK], retry_missing=True, credentials=creds,
+              policy=policy, progress=False)
+    assert "3 MPIDs referenced, 3 fetched, 0 not found (404), 0 already fetched" in str(s)
+    assert "earlier run" not in str(s)
+
+
 def test_an_interrupted_run_resumes(fake, creds, policy, tmp_path):
     fake.profile_faults[BIG] = [("status", 500)] * 10  # this one keeps failing
     mpa = _client(creds, policy)
@@ -202,6 +222,23 @@ def test_a_profile_with_a_lone_surrogate_does_not_stop_the_run(fake, creds, poli
         r = lab.load("mparticle-profiles", [str(p) for p in res.files])
         assert dict(r.quarantined) == {"malformed_json": 1}  # that line, as for the same answer by hand
         assert lab.engine.query_rows("SELECT mpid FROM mpa_profiles") == [(NEG,)]
+
+
+def test_an_answer_with_a_byte_order_mark_is_fetched_and_one_not_in_utf8_is_one_clear_error(fake, creds, policy,
+                                                                                             tmp_path):
+    # audit 118: json.loads took both (it skips a BOM, and reads UTF-16), then splicing the text
+    # raised ValueError ("not a JSON object") or UnicodeDecodeError: a traceback from the CLI
+    fake.profile_faults[NEG] = ["bom"]
+    res = _client(creds, policy).fetch_profiles(tmp_path, [NEG, BIG], progress=False)
+    assert res.fetched == 2
+    lines = "".join(p.read_text(encoding="utf-8") for p in res.files).splitlines()
+    assert any(line.startswith(f'{{"mpid": {NEG}, "created_timestamp_ms": ') for line in lines)
+    with Lab() as lab:
+        lab.load("mparticle-profiles", [str(p) for p in res.files])
+        assert lab.engine.query_rows("SELECT mpid FROM mpa_profiles ORDER BY mpid") == [(NEG,), (BIG,)]
+    fake.profile_faults[FALLBACK] = ["utf16"]
+    with pytest.raises(FetchError, match=f"^mparticle: the profile of MPID {FALLBACK} is not JSON in UTF-8$"):
+        _client(creds, policy).fetch_profiles(tmp_path, [FALLBACK], progress=False)
 
 
 def test_a_string_mpid_equal_to_the_one_asked_is_written_as_the_integer(fake, creds, policy, tmp_path):
