@@ -261,7 +261,8 @@ MPA_BATCH_TIMES = _table(
 #    "sep=X" first line names the delimiter; a folder skips Databricks _started_/_committed_
 #    markers (audit 115); a members CSV's id and as_of columns are found in any case
 # 6: a byte order mark right after an Excel "sep=X" line is no part of the first column's name; a
-#    cohort id written as a whole JSON float (1002.0) is that integer (1002)
+#    cohort id written as a whole JSON float (1002.0) is that integer (1002); a lone surrogate
+#    escape ("\ud83d") is read as its text instead of refusing its record or document
 LOADER_VERSION = 6
 
 

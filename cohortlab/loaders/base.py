@@ -67,6 +67,7 @@ from cohortlab.loaders.files import (
     some_names,
 )
 from cohortlab.loaders.line_ends import TextCopies
+from cohortlab.loaders.surrogates import first_lone_surrogate
 from cohortlab.pipeline import sql_str
 from cohortlab.schema import LOADER_VERSION
 
@@ -327,6 +328,9 @@ class FileContext:
     # ``copies`` (one per load() call)
     normalise: bool = False
     copies: TextCopies = field(default_factory=TextCopies)
+    # read the file's text through a copy whose lone surrogate escapes are written as text
+    # (:mod:`cohortlab.loaders.surrogates`): a first attempt met one
+    literal_surrogates: bool = False
 
     def line_sql(self, k: str) -> str:
         """SQL: the physical line number of the k-th line read (``k`` an SQL expression),
@@ -349,7 +353,8 @@ class FileContext:
         """The file whose lines the readers read: the file itself, or, when its line ends are
         mixed (:attr:`normalise`), its LF copy (:mod:`cohortlab.loaders.line_ends`; ``csv``:
         line ends inside quoted fields kept). Names in tables and errors stay :attr:`path`."""
-        return self.copies.get(self.path, csv=csv)[0] if self.normalise else self.path
+        path = self.copies.get(self.path, csv=csv)[0] if self.normalise else self.path
+        return self.copies.literal(path)[0] if self.literal_surrogates and not csv else path
 
     def text_lines(self) -> int | None:
         """The line count of the LF copy (None when the file is read as it is)."""
@@ -533,9 +538,10 @@ class Loader(ABC):
         files = expand_paths(paths, not_read=left_out)
         bad_lines: dict[Path, list[tuple[int, bytes]]] = {}
         mixed: set[Path] = set()  # read through an LF copy although the scan did not say so (gzip)
+        literal: set[Path] = set()  # read with their lone surrogate escapes written as text
         copies = TextCopies()
         try:
-            report = self._load_retrying(engine, files, progress, strict, bad_lines, mixed, copies)
+            report = self._load_retrying(engine, files, progress, strict, bad_lines, mixed, literal, copies)
         finally:
             copies.close()
         # said, never silently: named relative to their folder (to the folder given, when several)
@@ -544,11 +550,11 @@ class Loader(ABC):
         return report
 
     def _load_retrying(self, engine: Engine, files: list[Path], progress: bool, strict: bool,
-                       bad_lines: dict[Path, list[tuple[int, bytes]]], mixed: set[Path],
+                       bad_lines: dict[Path, list[tuple[int, bytes]]], mixed: set[Path], literal: set[Path],
                        copies: TextCopies) -> LoadReport:
         while True:
             try:
-                return self._load_once(engine, files, progress, strict, bad_lines, mixed, copies)
+                return self._load_once(engine, files, progress, strict, bad_lines, mixed, literal, copies)
             except _MixedLineEnds as e:
                 # DuckDB's line reader refused the file (a gzip file whose line ends are mixed:
                 # the scan counts only plain files): load again (the failed attempt was rolled
@@ -558,6 +564,13 @@ class Loader(ABC):
                                             "(DuckDB's CSV reader: \"the CSV Parser state machine reached "
                                             "an invalid state\")") from None
                 mixed.add(e.file)
+            except _LoneSurrogates as e:
+                # a lone surrogate escape (DuckDB refuses the document, or its JSONL line): load
+                # again (the failed attempt was rolled back) reading the file through a copy with
+                # those escapes written as text; refused again, the error stands
+                if e.file in literal:
+                    raise LoadError(e.path, e.reason) from None
+                literal.add(e.file)
             except _InvalidUtf8 as e:
                 # a JSONL file with invalid UTF-8 (DuckDB refuses the whole file): find those
                 # lines, and load again (the failed attempt was rolled back) quarantining them
@@ -573,7 +586,7 @@ class Loader(ABC):
                 bad_lines[e.file] = found
 
     def _load_once(self, engine: Engine, files: list[Path], progress: bool, strict: bool,
-                   bad_lines: dict[Path, list[tuple[int, bytes]]], mixed: set[Path],
+                   bad_lines: dict[Path, list[tuple[int, bytes]]], mixed: set[Path], literal: set[Path],
                    copies: TextCopies) -> LoadReport:
         report = LoadReport(self.kind)
         iterator: Iterable[Path] = files
@@ -597,10 +610,15 @@ class Loader(ABC):
                 bad = bad_lines.get(path, [])
                 ctx = FileContext(engine, path, load_id, self.kind, {**self.options, **extra},
                                   [n for n, _ in bad], scan,
-                                  normalise=scan.mixed_eol or path in mixed, copies=copies)
+                                  normalise=scan.mixed_eol or path in mixed, copies=copies,
+                                  literal_surrogates=path in literal)
                 try:
                     result = self.load_file(ctx)
                 except LoadError as e:
+                    if type(e) is LoadError and path not in literal and first_lone_surrogate(ctx.text_path()):
+                        # a record the loader could not read for a lone surrogate escape (a
+                        # page's filter_by_cohort): again, read with those escapes as text
+                        raise _LoneSurrogates(path, e.reason) from None
                     # an error found in the file's LF copy names the file (docs/loading#line-numbers)
                     if type(e) is LoadError and e.path in _copy_names(copies, path):
                         raise LoadError(path, e.reason, line=e.line) from None
@@ -615,7 +633,15 @@ class Loader(ABC):
                         raise _InvalidUtf8(path, message) from e
                     if "state machine reached an invalid state" in message:
                         raise _MixedLineEnds(path, message) from e
+                    if "surrogate" in message and path not in literal:
+                        raise _LoneSurrogates(path, message) from e
                     raise LoadError(path, message) from e
+                if result.quarantined.get("malformed_json") and path not in literal \
+                        and first_lone_surrogate(ctx.text_path()) is not None:
+                    # JSONL lines refused for a lone surrogate escape (each quarantined): again, read so
+                    raise _LoneSurrogates(path, "a lone surrogate escape")
+                if path in literal:
+                    result.warnings.append(_literal_warning(ctx))
                 if bad:
                     _quarantine_invalid_utf8(ctx, bad, result)
                 if result.rows_read == 0 and not result.allow_empty:
@@ -636,15 +662,33 @@ class Loader(ABC):
         return report
 
 
+def _literal_warning(ctx: FileContext) -> str:
+    """The warning of a file read with its lone surrogate escapes written as text."""
+    plain = ctx.copies.get(ctx.path)[0] if ctx.normalise else ctx.path
+    _, count, first, escape = ctx.copies.literal(plain)
+    return (f"{ctx.path}: {count:,} lone surrogate escape(s) (half of a character such as an emoji, cut "
+            f"in two; first on line {first}: {escape}) read as their text, the six characters "
+            f"{escape}: DuckDB reads no JSON string holding one")
+
+
 def _copy_names(copies: TextCopies, path: Path) -> list[str]:
-    """The names of the LF copies made of ``path`` (:mod:`cohortlab.loaders.line_ends`), which
-    an error must not name: it names ``path``."""
-    return [str(c) for c in (copies.existing(path), copies.existing(path, csv=True)) if c is not None]
+    """The names of the copies made of ``path`` (:mod:`cohortlab.loaders.line_ends`), which an
+    error must not name: it names ``path``."""
+    return copies.names(path)
 
 
 class _InvalidUtf8(LoadError):
     """DuckDB refused a file for a byte sequence that is not UTF-8 (internal: Loader.load
     retries with those lines quarantined)."""
+
+    def __init__(self, path: Path, reason: str):
+        super().__init__(path, reason)
+        self.file = path
+
+
+class _LoneSurrogates(LoadError):
+    """A JSON file holds a lone surrogate escape, which DuckDB's JSON reader refuses (internal:
+    Loader.load retries reading it through a copy with those escapes written as text)."""
 
     def __init__(self, path: Path, reason: str):
         super().__init__(path, reason)

@@ -67,30 +67,55 @@ def normalise_line_ends(src: Path, dst: Path, *, csv: bool = False) -> int:
 
 
 class TextCopies:
-    """The LF copies of one ``load()`` call's files (:func:`normalise_line_ends`), made on demand
-    in a temporary folder that :meth:`close` removes."""
+    """The copies of one ``load()`` call's files that the readers read instead of them: LF
+    copies (:func:`normalise_line_ends`) and copies with lone surrogate escapes written as text
+    (:func:`cohortlab.loaders.surrogates.literal_surrogates`), made on demand in a temporary
+    folder that :meth:`close` removes."""
 
     def __init__(self) -> None:
         self._dir: Path | None = None
         self._copies: dict[tuple[Path, bool], tuple[Path, int]] = {}
+        # source (the file, or its LF copy) -> (copy, escapes rewritten, first line and escape)
+        self._literal: dict[Path, tuple[Path, int, int | None, str | None]] = {}
+
+    def _new(self, suffix: str) -> Path:
+        if self._dir is None:
+            self._dir = Path(tempfile.mkdtemp(prefix="cohortlab-lines-"))
+        return self._dir / f"{len(self._copies) + len(self._literal)}{suffix}"
 
     def get(self, path: Path, *, csv: bool = False) -> tuple[Path, int]:
         """The copy of ``path`` (made now if not yet) and its line count."""
         key = (Path(path), csv)
         if key not in self._copies:
-            if self._dir is None:
-                self._dir = Path(tempfile.mkdtemp(prefix="cohortlab-lines-"))
-            dst = self._dir / f"{len(self._copies)}{'.csv' if csv else '.jsonl'}"
+            dst = self._new(".csv" if csv else ".jsonl")
             self._copies[key] = (dst, normalise_line_ends(Path(path), dst, csv=csv))
         return self._copies[key]
 
+    def literal(self, path: Path) -> tuple[Path, int, int | None, str | None]:
+        """The copy of ``path`` (a file, or one of these copies) with its lone surrogate escapes
+        written as text (made now if not yet), the number of escapes rewritten, the first line
+        holding one and that escape."""
+        from cohortlab.loaders.surrogates import literal_surrogates
+
+        path = Path(path)
+        if path not in self._literal:
+            dst = self._new(".json")
+            self._literal[path] = (dst, *literal_surrogates(path, dst))
+        return self._literal[path]
+
     def existing(self, path: Path, *, csv: bool = False) -> Path | None:
-        """The copy of ``path`` when one was made, else None."""
+        """The LF copy of ``path`` when one was made, else None."""
         hit = self._copies.get((Path(path), csv))
         return hit[0] if hit else None
+
+    def names(self, path: Path) -> list[str]:
+        """The names of every copy made of ``path`` (an error names ``path``, not them)."""
+        lf = [c for c in (self.existing(path), self.existing(path, csv=True)) if c is not None]
+        return [str(c) for c in lf + [self._literal[s][0] for s in [Path(path), *lf] if s in self._literal]]
 
     def close(self) -> None:
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
         self._dir = None
         self._copies.clear()
+        self._literal.clear()

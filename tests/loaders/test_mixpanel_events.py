@@ -340,18 +340,20 @@ def test_an_export_that_mixpanel_cut_short_is_a_load_error(lab, write, table_sna
     assert lab.load("mixpanel-events", ok).loaded == 1
 
 
-def test_a_lone_surrogate_escape_is_quarantined_and_counted_an_escaped_pair_loads(lab, write, balanced):
+def test_a_lone_surrogate_escape_is_read_as_its_text_an_escaped_pair_loads(lab, write, balanced):
     """docs/loading.md#limits: DuckDB's JSON parser refuses a lone surrogate (a string cut in the
-    middle of an emoji); the record is quarantined as malformed_json with its line, never dropped
-    silently, and the rest of the file loads. An escaped pair is an emoji like any other."""
+    middle of an emoji); the file is read again with that escape as its text (the six characters
+    \\ud83d), with a warning, and every record loads. An escaped pair is an emoji like any other.
+    (Until loaders version 6 the record was quarantined as malformed_json.)"""
     lines = [
         '{"event":"Open","properties":{"time":1768867200,"distinct_id":"U1","$insert_id":"i1","title":"cut \\ud83d"}}',
         '{"event":"Open","properties":{"time":1768867201,"distinct_id":"U2","$insert_id":"i2","title":"ok \\ud83d\\ude00"}}',
     ]
     r = balanced(lab.load("mixpanel-events", write("events.jsonl", "\n".join(lines) + "\n"), properties="all"))
-    assert (r.loaded, dict(r.quarantined)) == (1, {"malformed_json": 1})
-    assert lab.engine.query_rows("SELECT line, reason FROM rejects") == [(1, "malformed_json")]
-    assert lab.engine.query_rows("SELECT distinct_id, properties->>'title' FROM mp_events") == [("U2", "ok \U0001F600")]
+    assert (r.loaded, dict(r.quarantined), len(r.warnings)) == (2, {}, 1)
+    assert "1 lone surrogate escape(s)" in r.warnings[0] and "first on line 1: \\ud83d" in r.warnings[0]
+    assert lab.engine.query_rows("SELECT distinct_id, properties->>'title' FROM mp_events ORDER BY line") == [
+        ("U1", "cut \\ud83d"), ("U2", "ok \U0001F600")]
 
 
 @pytest.mark.parametrize("layout", ["jsonl", "array"])  # the typed fast path (JSONL), the exact path
