@@ -31,6 +31,9 @@ LONE = re.compile(
 )
 
 
+BLOCK = 8 * 1024 * 1024
+
+
 def _literal(m: re.Match) -> bytes:
     return m.group(1) + b"\\" + (m.group(2) or m.group(3))
 
@@ -43,16 +46,27 @@ def _lines(path: Path):
 
 def first_lone_surrogate(path: Path) -> tuple[int, str] | None:
     """(line, escape) of the first lone surrogate escape of ``path`` (gzip or plain), or None,
-    also when the file cannot be read to its end (a truncated gzip file: its own error stands)."""
+    also when the file cannot be read to its end (a truncated gzip file: its own error stands).
+    Read in blocks of whole lines; a block without any ``\\u`` is only counted (0.8 s for a
+    364 MB events file), the others are searched line by line."""
+    opener = gzip.open if is_gzip(path) else open
+    line, carry = 1, b""
     try:
-        for n, line in enumerate(_lines(path), start=1):
-            if b"\\u" in line:
-                m = LONE.search(line)
-                if m:
-                    return n, (m.group(2) or m.group(3)).decode("ascii")
+        with opener(path, "rb") as f:
+            while True:
+                chunk = f.read(BLOCK)
+                data = carry + chunk
+                cut = data.rfind(b"\n") + 1 if chunk else len(data)
+                block, carry = data[:cut], data[cut:]
+                if b"\\u" in block:
+                    for n, text in enumerate(block.split(b"\n"), start=line):
+                        if b"\\u" in text and (m := LONE.search(text)):
+                            return n, (m.group(2) or m.group(3)).decode("ascii")
+                line += block.count(b"\n")
+                if not chunk:
+                    return None
     except (OSError, EOFError, zlib.error):
         return None
-    return None
 
 
 def literal_surrogates(src: Path, dst: Path) -> tuple[int, int | None, str | None]:
