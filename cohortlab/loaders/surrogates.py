@@ -8,8 +8,9 @@ Such a file is read through a copy in which each lone surrogate escape is writte
 ``\\ud83d`` becomes ``\\\\ud83d``, the six characters ``\\ud83d`` in the loaded string. Nothing
 else changes (a pair ``\\ud83d\\ude00`` is a character and stays as it is; lines and their numbers
 are the file's), and no two strings that differed become equal. The copy is made only after a
-load of the file met the problem (``Loader.load`` retries, as for mixed line ends), so a file
-without one costs nothing more.
+load of the file met the problem (``Loader.load`` retries, as for mixed line ends): the file
+is searched for a lone escape only when the load failed or quarantined ``malformed_json``
+records, so a file without either costs nothing more.
 """
 
 from __future__ import annotations
