@@ -57,6 +57,27 @@ class FetchSummary:
         return terminal_text("\n".join(out))
 
 
+# the options of one side only (the command line's spelling): given for a run that does not
+# fetch that side, they would be ignored silently
+_SIDE_OPTIONS = {
+    "from_date": ("mixpanel", "--from"), "to_date": ("mixpanel", "--to"), "events": ("mixpanel", "--event"),
+    "where": ("mixpanel", "--where"), "cohorts": ("mixpanel", "--cohort"), "all_cohorts": ("mixpanel", "--all-cohorts"),
+    "refresh": ("mixpanel", "--refresh"), "mpids": ("mparticle", "--mpids"),
+    "retry_missing": ("mparticle", "--retry-missing"),
+}
+
+
+def _refuse_other_side(sources: tuple[str, ...], **given: bool) -> None:
+    """A FetchError naming the options given for a side this run does not fetch (``--cohort``
+    with ``--source mparticle``): they would do nothing, and the run would not be the one asked for."""
+    idle = [name for name, on in given.items() if on and _SIDE_OPTIONS[name][0] not in sources]
+    if idle:
+        sides = sorted({_SIDE_OPTIONS[name][0] for name in idle})
+        names = ", ".join(f"{name} ({_SIDE_OPTIONS[name][1]})" for name in idle)
+        raise FetchError(f"{names}: for the {' and '.join(sides)} side, which this run does not fetch "
+                         f"(sources: {', '.join(sources)}); add it to the sources or leave them out")
+
+
 def fetch(
     out: str | os.PathLike,
     *,
@@ -99,6 +120,10 @@ def fetch(
     unknown = set(sources) - set(SOURCES)
     if unknown or not sources:
         raise FetchError(f"sources must be among {', '.join(SOURCES)}, got {sorted(unknown) or 'none'}")
+    events, cohorts = tuple(events), tuple(cohorts)
+    _refuse_other_side(sources, from_date=from_date is not None, to_date=to_date is not None, events=bool(events),
+                       where=where is not None, cohorts=bool(cohorts), all_cohorts=all_cohorts, refresh=refresh,
+                       mpids=mpids is not None, retry_missing=retry_missing)
     n_chunks = 0
     if "mixpanel" in sources:  # the days are checked before any folder or request
         if (from_date is None) != (to_date is None):

@@ -86,3 +86,22 @@ def test_the_library_checks_the_days_before_any_folder_or_request(fake, creds, p
         fetch(out, from_date=from_date, to_date=to_date, credentials=creds, policy=policy)
     assert fake.log == []
     assert not out.exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--source", "mparticle", "--cohort", "Power Users"],
+     "cohorts (--cohort): for the mixpanel side, which this run does not fetch (sources: mparticle)"),
+    (["--source", "mparticle", "--all-cohorts", "--from", "2026-01-01", "--to", "2026-01-02"],
+     "from_date (--from), to_date (--to), all_cohorts (--all-cohorts): for the mixpanel side"),
+    (["--source", "mixpanel", "--retry-missing"],
+     "retry_missing (--retry-missing): for the mparticle side, which this run does not fetch (sources: mixpanel)"),
+], ids=["cohort-for-mparticle", "three-for-mparticle", "retry-missing-for-mixpanel"])
+def test_an_option_of_a_side_the_run_does_not_fetch_is_refused_before_any_request(fake, env, tmp_path, args,
+                                                                                  message):
+    """audit 118 Q12: such an option did nothing, silently, and the run was not the one asked for."""
+    out = tmp_path / "exports"
+    r = _invoke(["--out", str(out), "--retries", "0", *args], env, tmp_path)
+    line = _error_line(r)
+    assert line.startswith(f"error: {message}") and line.endswith("add it to the sources or leave them out"), line
+    assert fake.log == []
+    assert not out.exists()
