@@ -8,6 +8,10 @@
   ``max_backoff``) with jitter: an unreadable ``Retry-After`` (``NaN``) is ignored.
   ``RetryPolicy.sleep`` is injectable: the tests record the waits instead of sleeping. A wait
   of ``LONG_WAIT`` (30 s) or more is announced first through :attr:`HttpClient.notify`.
+* **An answer that is not JSON.** A JSON endpoint's answer with status 200 whose body is not JSON
+  at all (a proxy's HTML page, an empty body, a body cut short) is retried like a 5xx
+  (:meth:`HttpClient.json_body`): one such page no longer stops an 18-hour run of Profile API
+  calls. A body that is JSON of another shape is the caller's error, not retried.
 * **Auth errors.** 401 and 403 raise :class:`AuthError`: one line naming the service, the
   endpoint (path only) and what to check. Never retried.
 * **Bounded concurrency.** ``rate`` (requests per second, shared by every thread of the client)
@@ -288,6 +292,27 @@ class HttpClient:
         else:
             self.policy.sleep(seconds)
         self._check_cancelled()
+
+    def json_body(self, resp: httpx.Response) -> bytes:
+        """``consume`` for a JSON endpoint (:meth:`request`): the body as received; for status 200,
+        a body that is not JSON at all (HTML, empty, cut short) raises :class:`RetryableError`
+        naming the path and the body's start (masked). A body that is not UTF-8 is returned: the
+        caller says so (it is no transient page)."""
+        import json
+
+        raw = resp.read()
+        if resp.status_code != 200:
+            return raw
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            return raw
+        try:
+            json.loads(text)
+        except ValueError:
+            what = f": {short_text(text, self.mask, 120)}" if text.strip() else " (an empty body)"
+            raise RetryableError(f"HTTP 200 on {resp.request.url.path} with a body that is not JSON{what}") from None
+        return raw
 
     def mask(self, text: str) -> str:
         """``text`` with the secrets of this client masked (:func:`mask`)."""

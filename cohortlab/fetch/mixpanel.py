@@ -260,7 +260,7 @@ class MixpanelClient:
         """One Engage page: (the body as received, the body parsed)."""
         resp, body = self.http.request(
             "POST", f"{self.query_url}/api/query/engage", params=self._project(), data=form, ok=(200, 400),
-            budget=self.query_budget,
+            budget=self.query_budget, consume=self.http.json_body,
         )
         try:
             data = json.loads(body)
@@ -375,7 +375,7 @@ class MixpanelClient:
     # ------------------------------------------------------------------ cohorts
     def cohorts(self, out: Path) -> list[dict[str, Any]]:
         resp, body = self.http.request("POST", f"{self.query_url}/api/query/cohorts/list", params=self._project(),
-                                       budget=self.query_budget)
+                                       budget=self.query_budget, consume=self.http.json_body)
         try:
             data = json.loads(body)
         except ValueError:

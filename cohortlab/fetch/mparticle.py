@@ -130,7 +130,7 @@ class MParticleClient:
         """(the answer parsed, the answer's text as sent) for ``mpid``; None on a 404."""
         used = self._auth.token
         resp, raw = self.http.request("GET", self.profile_url(mpid), params={"fields": FIELDS}, ok=(200, 404),
-                                      auth_refresh=lambda: self.authenticate(stale=used))
+                                      auth_refresh=lambda: self.authenticate(stale=used), consume=self.http.json_body)
         if resp.status_code == 404:
             return None
         try:

@@ -15,7 +15,7 @@ Faults are scripted per endpoint (``fake.faults[name]`` is a list consumed in or
 ``("echo", code, template)`` (a plain-text body reflecting ``{auth}`` (the Authorization header),
 ``{body}`` (the request body) and ``{query}`` (the query string), as some gateways do),
 ``"hang"`` (no answer for ``fake.hang`` seconds), ``"truncate_gzip"``, ``"cut_line"``, ``"error_200"``,
-``"html_200"``, ``"expire_session"``, ``"shift"``, ``"bom"`` (a UTF-8 byte order mark in front of an Engage
+``"html_200"`` (the export), ``"proxy_page"`` and ``"empty_200"`` (any endpoint), ``"expire_session"``, ``"shift"``, ``"bom"`` (a UTF-8 byte order mark in front of an Engage
 page), ``"expire_token"``; and for one MPID ``fake.profile_faults[mpid]`` (also ``"bom"`` and ``"utf16"``). Every request is recorded in ``fake.log``.
 """
 
@@ -113,6 +113,12 @@ class Handler(BaseHTTPRequestHandler):
             body = f[2].format(auth=self.headers.get("Authorization", ""), body=getattr(self, "raw_body", b"").decode(),
                                query=urlparse(self.path).query)
             self._send(f[1], body.encode(), "text/plain")
+            return True
+        if f == "proxy_page":  # any endpoint: a proxy's HTML page with status 200
+            self._send(200, b"<!DOCTYPE html>\n<html><body>Service unavailable</body></html>\n", "text/html")
+            return True
+        if f == "empty_200":  # any endpoint: status 200 and nothing
+            self._send(200, b"", "text/plain")
             return True
         if isinstance(f, tuple) and f[0] == "status":
             code, retry_after = f[1], f[2] if len(f) > 2 else None

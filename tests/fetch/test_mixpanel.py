@@ -682,3 +682,21 @@ def test_fetch_keeps_the_hours_request_times_in_its_folder(fake, creds, policy, 
     times = json.loads((tmp_path / ".fetch" / "mixpanel_query_requests.json").read_text())
     assert len(times) == 1 + 3  # the cohorts list, 5 profiles in pages of 2
     assert times == sorted(times) and abs(times[-1] - __import__("time").time()) < 60
+
+
+def test_a_proxy_page_or_an_empty_body_with_status_200_is_retried_on_every_json_endpoint(fake, creds, policy,
+                                                                                         tmp_path):
+    # audit 118 Q2: only the raw export retried such an answer; Engage and the cohorts list
+    # stopped the run at once ("unexpected Engage answer", "not JSON"), with no word of what came
+    fake.faults["cohorts"] = ["proxy_page"]
+    fake.faults["engage"] = ["empty_200", "proxy_page"]
+    mp = _mp(creds, policy)
+    assert [c["name"] for c in mp.cohorts(tmp_path)] == [c["name"] for c in fake.cohorts]
+    mp.profiles(tmp_path)
+    assert fake.count("engage") == 2 + len(list((tmp_path / "mixpanel" / "profiles").iterdir()))
+    assert dict(mp.http.stats.retries) == {"bad_body": 3}
+    # a page that stays a proxy page is one error naming the endpoint and what came, after the retries
+    fake.faults["cohorts"] = ["proxy_page"] * 10
+    with pytest.raises(FetchError, match=r"^mixpanel: giving up after \d+ attempts: HTTP 200 on "
+                                         r"/api/query/cohorts/list with a body that is not JSON: <!DOCTYPE html> "):
+        mp.cohorts(tmp_path)

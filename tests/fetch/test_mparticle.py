@@ -289,3 +289,13 @@ def test_cancel_ends_a_real_wait_between_retries_at_once(fake, creds, tmp_path):
     th.join(5)
     assert not th.is_alive() and time.monotonic() - t0 < 3
     assert [str(e) for e in errors] == ["mparticle: cancelled"]
+
+
+def test_a_proxy_page_with_status_200_is_retried_not_the_end_of_the_run(fake, creds, policy, tmp_path):
+    # audit 118 Q2: one proxy page stopped a run of Profile API calls (18 hours for a million
+    # MPIDs) with "the profile of MPID ... is not JSON in UTF-8"; it is retried like a 503
+    fake.profile_faults[NEG] = ["proxy_page", "empty_200"]
+    mpa = _client(creds, policy)
+    res = mpa.fetch_profiles(tmp_path, [NEG, BIG], progress=False)
+    assert res.fetched == 2 and dict(mpa.http.stats.retries) == {"bad_body": 2}
+    assert fetched_mpids(tmp_path / "mparticle" / "profiles") == {NEG, BIG}
