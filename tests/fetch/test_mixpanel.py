@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from datetime import datetime
 
 import pytest
@@ -230,14 +231,25 @@ def test_an_export_mixpanel_terminated_early_is_an_error_and_not_kept(fake, cred
     assert not list(tmp_path.rglob("*.jsonl*")) and _no_tmp(tmp_path)
 
 
-def test_an_error_object_answered_with_200_is_retried_never_kept(fake, creds, policy, tmp_path):
-    # audit 92, #3: it was saved as the chunk's file and the chunk never fetched again
-    fake.faults["export"] = ["error_200"]
+@pytest.mark.parametrize("fault, what", [
+    # audit 92, #3: an error object was saved as the chunk's file and the chunk never fetched again
+    ("error_200", "an error instead of events: Internal error while exporting, please retry"),
+    # audit 118: a body whose first line was blank ("\r\n<!DOCTYPE html>...", a proxy's page) was
+    # not checked: saved as the chunk's file ("3 events"), remembered as fetched, never fetched again
+    ("html_200", "something that is not JSONL events: <!DOCTYPE html>"),
+], ids=["error-object", "html-after-a-line-break"])
+def test_an_answer_with_200_that_is_not_events_is_retried_never_kept(fake, creds, policy, tmp_path, fault, what):
+    fake.faults["export"] = [fault]
     mp = _mp(creds, policy)
     chunks = mp.export_events(tmp_path, "2026-01-01", "2026-01-03", chunk_days=3)
     assert chunks[0].events == 5 and len(_lines(chunks[0].file)) == 5
     assert mp.http.stats.retries["bad_body"] == 1
     assert _no_tmp(tmp_path)
+    fake.sticky["export"] = fault  # every time: an error, nothing kept
+    with pytest.raises(FetchError, match=r"giving up after 4 attempts: the export answered HTTP 200 with "
+                                         + re.escape(what)):
+        mp.export_events(tmp_path, "2026-01-04", "2026-01-04")
+    assert not list((tmp_path / "mixpanel" / "events").glob("2026-01-04*")) and _no_tmp(tmp_path)
 
 
 def test_an_error_object_answered_with_200_every_time_is_an_error_and_not_fetched(fake, creds, policy, tmp_path):
@@ -250,21 +262,6 @@ def test_an_error_object_answered_with_200_every_time_is_an_error_and_not_fetche
     del fake.sticky["export"]
     again = mp.export_events(tmp_path, "2026-01-01", "2026-01-03", chunk_days=3)  # not remembered as fetched
     assert [(c.skipped, c.events) for c in again] == [(False, 5)]
-
-
-def test_an_html_page_answered_with_200_after_a_line_break_is_retried_never_kept(fake, creds, policy, tmp_path):
-    # audit 118: a body whose first line was blank ("\r\n<!DOCTYPE html>...", a proxy's page) was
-    # not checked: saved as the chunk's file ("3 events"), remembered as fetched, never fetched again
-    fake.faults["export"] = ["html_200"]
-    mp = _mp(creds, policy)
-    chunks = mp.export_events(tmp_path, "2026-01-01", "2026-01-03", chunk_days=3)
-    assert chunks[0].events == 5 and len(_lines(chunks[0].file)) == 5
-    assert mp.http.stats.retries["bad_body"] == 1
-    fake.sticky["export"] = "html_200"
-    with pytest.raises(FetchError, match=r"giving up after 4 attempts: the export answered HTTP 200 with "
-                                         r"something that is not JSONL events: <!DOCTYPE html>"):
-        mp.export_events(tmp_path, "2026-01-04", "2026-01-04")
-    assert not list((tmp_path / "mixpanel" / "events").glob("2026-01-04*")) and _no_tmp(tmp_path)
 
 
 # --------------------------------------------------------------------------- engage
