@@ -172,6 +172,24 @@ def test_without_user_ids_the_first_mpid_keyed_event_of_any_kind_counts(lab):
                                             "event keyed by an existing MPID; no event has a $user_id)")
 
 
+def test_the_report_page_names_a_switch_of_data_without_user_ids_as_migrate_compare_does(lab):
+    """Audit 119: from data without any $user_id the EIT page said "the first identified event
+    keyed by an existing MPID", where migrate compare says the event is of any kind."""
+    from cohortlab.report import insights
+
+    insert_events(lab, [("c-x", "2026-01-01 00:00:00", None, "d1"), ("55", "2026-01-03 00:00:00", None, "d1")])
+    insert_profiles(lab, {55: []})
+    at, source = insights.find_switch(lab)
+    assert str(at) == "2026-01-03 00:00:00+00:00"
+    assert source == "the data: the first event keyed by an existing MPID; no event has a $user_id"
+    assert f"(from {source})" in find_switch(lab.engine).text
+    # the report's runner gives the page the switch it read (found=): the same words
+    assert insights.find_switch(lab, found="2026-01-03T00:00:00Z")[1] == source
+    # with a $user_id the event is an identified one, as before
+    insert_events(lab, [("c-y", "2026-01-02 00:00:00", "c-y", "d2"), ("55", "2026-01-04 00:00:00", "u55", "d1")])
+    assert insights.find_switch(lab)[1] == "the data: the first identified event keyed by an existing MPID"
+
+
 def test_data_keyed_by_mpid_from_its_first_event_shows_no_switch(lab):
     """The EIT was mParticle ID before the data begins (a healthy world): its first identified
     event is already keyed by an existing MPID. That is no switch; studying one there compared
