@@ -179,7 +179,8 @@ def _reexport_words(p: Mapping[str, Any]) -> str:
     need, done = p.get("users_needing_reexport") or 0, p.get("reexport_users") or 0
     if not need:
         return ""
-    return (f"; {need:,} users become matchable only after they were sent (they reach mParticle with a re-export"
+    return (f"; {counted(need, 'user')} {'becomes' if need == 1 else 'become'} matchable only after they were sent "
+            f"(they reach mParticle with a re-export"
             + (f": the plan's re-export re-sends {done:,})" if done else ")"))
 
 
@@ -445,8 +446,9 @@ def migration_summary(f: Mapping[str, Any], settings=None) -> str:
         lines.append(f"\nThe EIT switch studied is **{_when(f['switch'])}**, from {f['switch_source']}.{window}\n")
     for p in f["plans"]:
         lines.append(
-            f"- **{md_text(p['plan'])}**: {pct(p['final_match_rate'])} of {p['members_end']:,} Mixpanel profiles at the end; "
-            f"{p['split_profiles_end']:,} split profiles; {p['never_fixable_users']:,} users can never be fixed "
+            f"- **{md_text(p['plan'])}**: {pct(p['final_match_rate'])} of {counted(p['members_end'], 'Mixpanel profile')} "
+            f"at the end; {counted(p['split_profiles_end'], 'split profile')}; "
+            f"{counted(p['never_fixable_users'], 'user')} can never be fixed "
             f"(inactive after the plan's change)"
             + _reexport_words(p)
             + _plan_effect_words(p)

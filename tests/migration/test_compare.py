@@ -172,6 +172,24 @@ def test_without_user_ids_the_first_mpid_keyed_event_of_any_kind_counts(lab):
                                             "event keyed by an existing MPID; no event has a $user_id)")
 
 
+def test_the_report_page_names_a_switch_of_data_without_user_ids_as_migrate_compare_does(lab):
+    """Audit 119: from data without any $user_id the EIT page said "the first identified event
+    keyed by an existing MPID", where migrate compare says the event is of any kind."""
+    from cohortlab.report import insights
+
+    insert_events(lab, [("c-x", "2026-01-01 00:00:00", None, "d1"), ("55", "2026-01-03 00:00:00", None, "d1")])
+    insert_profiles(lab, {55: []})
+    at, source = insights.find_switch(lab)
+    assert str(at) == "2026-01-03 00:00:00+00:00"
+    assert source == "the data: the first event keyed by an existing MPID; no event has a $user_id"
+    assert f"(from {source})" in find_switch(lab.engine).text
+    # the report's runner gives the page the switch it read (found=): the same words
+    assert insights.find_switch(lab, found="2026-01-03T00:00:00Z")[1] == source
+    # with a $user_id the event is an identified one, as before
+    insert_events(lab, [("c-y", "2026-01-02 00:00:00", "c-y", "d2"), ("55", "2026-01-04 00:00:00", "u55", "d1")])
+    assert insights.find_switch(lab)[1] == "the data: the first identified event keyed by an existing MPID"
+
+
 def test_data_keyed_by_mpid_from_its_first_event_shows_no_switch(lab):
     """The EIT was mParticle ID before the data begins (a healthy world): its first identified
     event is already keyed by an existing MPID. That is no switch; studying one there compared
@@ -403,3 +421,26 @@ def test_numeric_customer_ids_before_the_first_mpid_keyed_event_show_the_switch(
     # the same history, the first key no known identity (a deleted profile's MPID): no switch
     lab.engine.execute("DELETE FROM mpa_identities WHERE value = '1001'")
     assert first_mpid_keyed_event(lab.engine) is None and not has_mpid_keyed_event(lab.engine)
+
+
+def test_the_report_page_says_one_profile_and_one_user_in_the_singular():
+    """Audit 119: the EIT page's summary wrote "1 split profiles; 1 users can never be fixed; 1 users
+    become matchable" (the report's other pages count in the right number: summaries.counted)."""
+    from cohortlab.escaping import unescape_md
+    from cohortlab.migration.plans import standard_plans
+    from cohortlab.report import metrics, summaries
+
+    plans = standard_plans("2026-02-15T00:00:00Z")[:1]
+    days = pd.to_datetime(["2026-02-14", "2026-02-15", "2026-02-16"])
+    daily = pd.DataFrame([{"day": d, "plan": "switch only", "members": 1, "matched": m, "match_rate": float(m),
+                           "split_profiles": 1} for d, m in zip(days, [0, 1, 1])])
+    summary = pd.DataFrame({"plan": ["switch only"], "first_change": [pd.Timestamp("2026-02-15")], "members_end": [1],
+                            "matched_end": [1], "final_match_rate": [1.0], "split_profiles_end": [1],
+                            "never_fixable_users": [1], "users_needing_reexport": [1], "reexport_users": [0],
+                            "days_to_90pct": [1.0], "days_to_99pct": [1.0]})
+    f = metrics.migration_figures(summary, daily, switch="2026-02-15T00:00:00Z", switch_source="the switch parameter",
+                                  start="2026-02-14", end="2026-02-16", plan_list=plans)
+    text = unescape_md(summaries.migration_summary(f))
+    assert ("- **switch only**: 100.0% of 1 Mixpanel profile at the end; 1 split profile; 1 user can never be fixed "
+            "(inactive after the plan's change); 1 user becomes matchable only after they were sent (they reach "
+            "mParticle with a re-export); reaches 90% of its final rate 1 day after its first change") in text
