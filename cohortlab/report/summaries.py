@@ -29,12 +29,6 @@ def pct(x: float | None) -> str:
     return text
 
 
-def counted(n: int, noun: str) -> str:
-    """``n`` with thousands separators and ``noun``, plural unless n is 1: ``1 profile``,
-    ``1,204 profiles``."""
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
-
-
 def agreement_text(v: Mapping[str, Any]) -> str:
     """The agreement of observed-vs-simulated figures (a cohort's or the totals of
     :func:`cohortlab.report.metrics.verify_figures`) over every profile compared, then over those
