@@ -21,7 +21,7 @@ from cohortlab.migration.model import (REPEAT_DAYS, RunTables, daily_pipeline, f
 from cohortlab.migration.persons import Prepared, cohort_scope_sql, prepare
 from cohortlab.migration.plans import MigrationPlan
 from cohortlab.migration.store import DAILY_TABLE, PLANS_TABLE, SUMMARY_TABLE, USERS_TABLE, replace_rows
-from cohortlab.migration.switch import Switch, check_switch_in_window, find_switch, plans_around
+from cohortlab.migration.switch import Switch, check_switch_in_window, eit_before_switch, find_switch, plans_around
 from cohortlab.migration.validate import Reconciliation, check_activity, reconcile
 from cohortlab.pipeline import Pipeline, sql_str, sql_ts
 from cohortlab.settings import SyncSettings
@@ -520,6 +520,9 @@ def settings_used(settings: Any = None, *, plans_given: bool = False, validation
     header showed them all, as if the plans depended on them."""
     from cohortlab.report.summaries import settings_summary
 
+    st = SyncSettings.coerce(settings)
+    # later periods of an EIT other than mparticle_id: the standard plans do not model them
+    later = [p for p in st.eit_timeline if p.since is not None and p.eit != "mparticle_id"]
     used, unused = [], []
     for part in settings_summary(settings).split("; "):
         if part.startswith("fallback "):
@@ -534,6 +537,10 @@ def settings_used(settings: Any = None, *, plans_given: bool = False, validation
         elif part.startswith("EIT "):
             if plans_given:
                 unused.append(f"{part} (each plan has its own)")
+            elif later:  # said, not dropped silently (audit 119)
+                periods = " and ".join(p.eit for p in later)
+                used.append(f"{part} (the standard plans start from {eit_before_switch(st)}: the later "
+                            f"{periods} period{'s' if len(later) > 1 else ''} not modelled)")
             else:
                 used.append(part)
         else:

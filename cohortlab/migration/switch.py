@@ -178,14 +178,23 @@ def history_plan(engine: Engine, settings: Any = None) -> MigrationPlan:
                          event_identity_cutoff=st.event_identity_cutoff)
 
 
+def eit_before_switch(settings: SyncSettings) -> str:
+    """The EIT the standard plans start from: the first period of the settings' timeline, unless
+    it is ``mparticle_id`` (then ``customer_id``, mParticle's default). Its later periods of
+    another EIT are not modelled (:func:`cohortlab.migration.run.settings_used` says so)."""
+    first = settings.eit_timeline[0].eit if settings.eit_timeline else "customer_id"
+    return first if first != "mparticle_id" else "customer_id"
+
+
 def plans_around(switch: Switch | Any, *, rule: Any = None, settings: Any = None) -> list[MigrationPlan]:
     """The standard four plans (switch only, switch + Rule, Rule only, do nothing) around
     ``switch`` (a :class:`Switch` or its time), with the settings' event rule and EIT before the
     switch: ``migrate compare`` and the report's EIT page build them here alike."""
     st = SyncSettings.coerce(settings)
-    before = st.eit_timeline[0].eit if st.eit_timeline and st.eit_timeline[0].eit != "mparticle_id" else "customer_id"
+    before = eit_before_switch(st)
     at = switch.at if isinstance(switch, Switch) else switch
     return standard_plans(at, rule=rule, current_eit=before, event_identity_cutoff=st.event_identity_cutoff)
 
 
-__all__ = ["Switch", "SOURCES", "check_switch_in_window", "find_switch", "first_mpid_keyed_event", "history_plan", "plans_around"]
+__all__ = ["Switch", "SOURCES", "check_switch_in_window", "eit_before_switch", "find_switch", "first_mpid_keyed_event",
+           "history_plan", "plans_around"]

@@ -390,6 +390,13 @@ def test_the_eit_page_settings_line_separates_what_the_what_if_uses_from_the_syn
     assert files.startswith("fallback data; not used by the what-if: event cutoff 2026-01-15 00:00 UTC (each plan "
                             "has its own); protection only_update")
     assert files.endswith("; EIT email, then mparticle_id from 2026-02-10 00:00 UTC (each plan has its own)")
+    # a later period of another EIT is not modelled by the standard plans: said (audit 119 Q1)
+    later = {"eit_timeline": [{"since": None, "eit": "customer_id"}, {"since": "2026-01-10", "eit": "email"},
+                              {"since": "2026-02-10", "eit": "mparticle_id"}]}
+    assert settings_used(later).split("; ")[2] == (
+        "EIT customer_id, then email from 2026-01-10 00:00 UTC, then mparticle_id from 2026-02-10 00:00 UTC "
+        "(the standard plans start from customer_id: the later email period not modelled)")
+    assert "not modelled" not in settings_used(later, plans_given=True)
     assert settings_used(None, plans_given=True, validation=True).startswith(
         "fallback data; event cutoff 2026-01-15 00:00 UTC (the observed side of the validation; each plan has its own)"
         "; not used by the what-if: protection")
