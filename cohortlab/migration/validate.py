@@ -35,6 +35,8 @@ EXPLANATIONS = {
                          "under other distinct_ids (the exports followed another EIT timeline)",
     "bad_mparticle_user_id": "$mparticle_user_id written by app code is not their MPID (no plan writes it)",
     "property_written_outside_plan": "$mparticle_user_id on the profile that the plan does not write",
+    "remediation_not_in_exports": "the plan writes $mparticle_user_id (a Rule or SDK code), the exports do not "
+                                  "have it: no such remediation ran",
     "event_property_missing": "the event rule's $mparticle_user_id is missing from their events",
     "model_differs": "the model differs (no known cause)",
 }
@@ -188,6 +190,8 @@ def _comparison_sql(t: RunTables, predicted: str, observed: str, keep: list[str]
                          AND predicted_mpid IS NOT NULL AND {ident} <> CAST(predicted_mpid AS VARCHAR)
                          THEN 'bad_mparticle_user_id'
                     WHEN {src} = 'mparticle_user_id' AND NOT predicted_matched THEN 'property_written_outside_plan'
+                    WHEN predicted_identifier_source = 'mparticle_user_id' AND predicted_matched
+                         AND {src} IS DISTINCT FROM 'mparticle_user_id' THEN 'remediation_not_in_exports'
                     WHEN {src} = 'distinct_id' AND predicted_identifier_source = 'event_property'
                          THEN 'event_property_missing'
                     ELSE 'model_differs' END AS explanation

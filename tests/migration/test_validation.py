@@ -163,3 +163,19 @@ def test_the_verdict_counts_its_reasons_in_words_that_agree_with_the_count():
     assert verdict.endswith("2 of them with activity after the export (86 members without events, 2 not keyed by plan)")
     assert _verdict(100, 0.9, 0.8, 2, {"member_without_events": 1, "model_differs": 1}).endswith(
         "(1 member without events, 1 model differs)")
+
+
+def test_a_remediation_the_exports_never_had_is_named_not_model_differs(world):
+    """A Rule plan validated against exports where no Rule ran (audit 119 Q3): Cat's Mixpanel
+    profile c-cat is predicted matched through the $mparticle_user_id the Rule writes after her
+    01-07 event; the exports send her distinct_id, unmatched. That is the plan's remediation
+    missing from the exports, said as such; it was "the model differs (no known cause)"."""
+    rule_only = MigrationPlan(name="Rule only", event_identity_cutoff=None, eit_timeline="customer_id",
+                              remediation=[{"kind": "rule", "since": "2026-01-01"}])
+    observed = pd.DataFrame([("c-cat", "unmatched", "distinct_id_not_mpid", "distinct_id", "c-cat"),
+                             ("c-ann", "unmatched", "distinct_id_not_mpid", "distinct_id", "c-ann")],
+                            columns=["distinct_id", "status", "gap_reason", "identifier_source", "identifier"])
+    v = validate(world.engine, rule_only, observed, "Power Users", AT)
+    d = v.differences.set_index("distinct_id")
+    assert d["explanation"].to_dict() == {"c-cat": "remediation_not_in_exports"}
+    assert d.loc["c-cat", "predicted_identifier_source"] == "mparticle_user_id"
