@@ -353,8 +353,13 @@ class FileContext:
         """The file whose lines the readers read: the file itself, or, when its line ends are
         mixed (:attr:`normalise`), its LF copy (:mod:`cohortlab.loaders.line_ends`; ``csv``:
         line ends inside quoted fields kept). Names in tables and errors stay :attr:`path`."""
-        path = self.copies.get(self.path, csv=csv)[0] if self.normalise else self.path
+        path = self._lines_path(csv)
         return self.copies.literal(path)[0] if self.literal_surrogates and not csv else path
+
+    def _lines_path(self, csv: bool = False) -> Path:
+        """The file, or its LF copy when its line ends are mixed: what a lone surrogates copy is
+        made from (:meth:`text_path`)."""
+        return self.copies.get(self.path, csv=csv)[0] if self.normalise else self.path
 
     def text_lines(self) -> int | None:
         """The line count of the LF copy (None when the file is read as it is)."""
@@ -664,8 +669,7 @@ class Loader(ABC):
 
 def _literal_warning(ctx: FileContext) -> str:
     """The warning of a file read with its lone surrogate escapes written as text."""
-    plain = ctx.copies.get(ctx.path)[0] if ctx.normalise else ctx.path
-    _, count, first, escape = ctx.copies.literal(plain)
+    _, count, first, escape = ctx.copies.literal(ctx._lines_path())
     return (f"{ctx.path}: {count:,} lone surrogate escape(s) (half of a character such as an emoji, cut "
             f"in two; first on line {first}: {escape}) read as their text, the six characters "
             f"{escape}: DuckDB reads no JSON string holding one")

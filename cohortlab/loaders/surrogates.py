@@ -21,6 +21,7 @@ import zlib
 from pathlib import Path
 
 from cohortlab.loaders.files import is_gzip
+from cohortlab.loaders.line_ends import BLOCK
 
 # an escape \uD800-\uDBFF (high) not followed by an escape \uDC00-\uDFFF (low), or a low one not
 # preceded by a high one; in both, the backslash is an escape's (an even number of backslashes,
@@ -32,11 +33,13 @@ LONE = re.compile(
 )
 
 
-BLOCK = 8 * 1024 * 1024
+def _escape(m: re.Match) -> bytes:
+    """The lone escape a match of :data:`LONE` found (``\\ud83d``), without the backslashes before it."""
+    return m.group(2) or m.group(3)
 
 
 def _literal(m: re.Match) -> bytes:
-    return m.group(1) + b"\\" + (m.group(2) or m.group(3))
+    return m.group(1) + b"\\" + _escape(m)
 
 
 def _lines(path: Path):
@@ -62,7 +65,7 @@ def first_lone_surrogate(path: Path) -> tuple[int, str] | None:
                 if b"\\u" in block:
                     for n, text in enumerate(block.split(b"\n"), start=line):
                         if b"\\u" in text and (m := LONE.search(text)):
-                            return n, (m.group(2) or m.group(3)).decode("ascii")
+                            return n, _escape(m).decode("ascii")
                 line += block.count(b"\n")
                 if not chunk:
                     return None
@@ -78,7 +81,7 @@ def literal_surrogates(src: Path, dst: Path) -> tuple[int, int | None, str | Non
         for n, line in enumerate(_lines(src), start=1):
             if b"\\u" in line:
                 if first is None and (m := LONE.search(line)):
-                    first, escape = n, (m.group(2) or m.group(3)).decode("ascii")
+                    first, escape = n, _escape(m).decode("ascii")
                 line, k = LONE.subn(_literal, line)
                 count += k
             out.write(line)
