@@ -5,7 +5,9 @@ Per record ``{"event": ..., "properties": {...}}``:
 
 * ``time`` = ``properties.time``, epoch seconds (fractional allowed) or milliseconds, as a UTC
   TIMESTAMP. Option ``time_unit``: ``auto`` (default; values above 1e11 are milliseconds), ``s``
-  or ``ms``. A numeric string is accepted. A time before 1971-01-01 (which Mixpanel does not
+  or ``ms``. Option ``timezone``: the times are the wall clock of that zone (a project created
+  before 2023; :mod:`cohortlab.loaders.time_zone`, which also warns when a JSONL file's times
+  look like another zone's). A numeric string is accepted. A time before 1971-01-01 (which Mixpanel does not
   accept: a negative number, seconds read as ms) is loaded as read, with a load warning
   (:func:`~cohortlab.loaders.mixpanel_common.event_time_warnings`, the same on both paths).
 * ``distinct_id`` = ``properties.distinct_id``; when absent, null or empty it is derived as
@@ -43,10 +45,10 @@ from typing import Any
 from cohortlab.errors import LoadError
 from cohortlab.loaders import fast
 from cohortlab.loaders.base import FileContext, FileResult, Loader, container_type_sql
+from cohortlab.loaders.time_zone import event_time_sql, pop_timezone, time_zone_warning
 from cohortlab.loaders.mixpanel_common import (
     NUMERIC_JSON_TYPES,
     doc_no_sql,
-    epoch_to_timestamp_sql,
     event_time_warnings,
     pop_time_unit,
     record_value_sql,
@@ -87,16 +89,18 @@ class MixpanelEventsLoader(Loader):
     def validate_options(self, options: dict[str, Any]) -> dict[str, Any]:
         opts = dict(options)
         unit = pop_time_unit(self.kind, opts)
+        zone = pop_timezone(self.kind, opts)
         props = str(opts.pop("properties", "none")).strip().lower()
         if props not in PROPERTIES:
             raise ValueError(f"{self.kind}: properties must be one of {', '.join(PROPERTIES)}, got {props!r}")
         if opts:
-            raise ValueError(f"{self.kind}: unknown option(s) {sorted(opts)}; known: time_unit, properties")
-        return {"time_unit": unit, "properties": props}
+            raise ValueError(f"{self.kind}: unknown option(s) {sorted(opts)}; known: time_unit, timezone, properties")
+        return {"time_unit": unit, "properties": props} | ({"timezone": zone} if zone else {})
 
     def fingerprint_options(self) -> dict[str, Any]:
         # properties=none (the default since the option became opt-in) leaves the fingerprint as
-        # it was before the option existed: a file loaded then is not loaded again
+        # it was before the option existed: a file loaded then is not loaded again; so does UTC
+        # (no timezone option: validate_options leaves it out)
         return {k: v for k, v in self.options.items() if not (k == "properties" and v == "none")}
 
     def begin(self, engine) -> None:
@@ -119,26 +123,27 @@ class MixpanelEventsLoader(Loader):
         layout = layout_of(ctx)
         st = f"_mp_ev_{ctx.load_id}"
         unit = ctx.options["time_unit"]
+        zone = ctx.options.get("timezone")
         keep = ctx.options.get("properties", "none") == "all"
         drop = [f"DROP TABLE IF EXISTS {st}"]
-        fast_drop = _stage_fast(ctx, st, unit) if layout == "jsonl" and not keep and fast.enabled() else None
+        fast_drop = _stage_fast(ctx, st, unit, zone) if layout == "jsonl" and not keep and fast.enabled() else None
         if fast_drop is not None:
             drop = fast_drop
         elif layout == "jsonl":
             # every line parsed once, straight from its text, in parallel and numbered by position;
             # a JSON-float $mparticle_user_id takes its exact token from its own line
             records = parsed_lines_sql(ctx.unnumbered_lines_sql(), _PATHS)
-            line = ctx.numbered_table(f"{st}_rows", _stage_sql(records, unit, keep, inline_tokens=True))
+            line = ctx.numbered_table(f"{st}_rows", _stage_sql(records, unit, zone, keep, inline_tokens=True))
             if line is not None:
                 eng.execute(f"CREATE OR REPLACE TEMP VIEW {st} AS SELECT {line} AS line, * EXCLUDE (line) "
                             f"FROM {st}_rows WHERE line IS NOT NULL")
                 drop = [f"DROP VIEW {st}", f"DROP TABLE {st}_rows"]
             else:
                 eng.execute(f"CREATE OR REPLACE TEMP TABLE {st} AS "
-                            + _stage_sql(parsed_records_sql(ctx, layout, _PATHS), unit, keep, inline_tokens=True))
+                            + _stage_sql(parsed_records_sql(ctx, layout, _PATHS), unit, zone, keep, inline_tokens=True))
         else:
             eng.execute(f"CREATE OR REPLACE TEMP TABLE {st} AS "
-                        + _stage_sql(parsed_records_sql(ctx, layout, _PATHS), unit, keep, inline_tokens=False,
+                        + _stage_sql(parsed_records_sql(ctx, layout, _PATHS), unit, zone, keep, inline_tokens=False,
                                      doc_no=doc_no_sql(layout)))
             recover_float_tokens(ctx, layout, st, key="line", doc_no="doc_no", ord_="line",
                                  typ="mp_type", text="mparticle_user_id")
@@ -209,6 +214,8 @@ class MixpanelEventsLoader(Loader):
         )
         eng.execute(f"INSERT INTO {_SEEN} SELECT {KEY_HASH} FROM {st} WHERE reason IS NULL")
         warnings = event_time_warnings(ctx, st, "properties.time", record_value_sql(ctx, "$.properties.time"))
+        if layout == "jsonl":
+            warnings += time_zone_warning(ctx, unit, zone)
         for sql in drop:
             eng.execute(sql)
         return FileResult(
@@ -220,10 +227,12 @@ class MixpanelEventsLoader(Loader):
         )
 
 
-def _stage_sql(records: str, unit: str, keep_properties: bool, *, inline_tokens: bool, doc_no: str = "line") -> str:
+def _stage_sql(records: str, unit: str, zone: str | None, keep_properties: bool, *, inline_tokens: bool,
+               doc_no: str = "line") -> str:
     """One row per record of ``records`` (line, raw, malformed, is_obj, v): the mp_events columns,
     ``reason`` (NULL for a good event), ``raw`` (rejects only), ``mp_type`` and ``doc_no``;
-    ``properties`` is NULL unless ``keep_properties``.
+    ``properties`` is NULL unless ``keep_properties``; ``time`` is read in ``unit``, as the wall
+    clock of ``zone`` when given (:mod:`cohortlab.loaders.time_zone`).
     ``inline_tokens``: each record is a line of its own (JSONL), so a JSON-float
     ``$mparticle_user_id`` takes its exact token from ``raw`` (:func:`inline_float_token_sql`;
     :func:`recover_float_tokens` does the same per document)."""
@@ -258,7 +267,7 @@ def _stage_sql(records: str, unit: str, keep_properties: bool, *, inline_tokens:
         ),
         classified AS (
             SELECT *,
-                   {epoch_to_timestamp_sql('time_num', unit)} AS ts,
+                   {event_time_sql('time_num', unit, zone)} AS ts,
                    CASE WHEN malformed THEN 'malformed_json'
                         WHEN NOT is_obj THEN 'not_an_object'
                         WHEN event IS NULL OR event = '' THEN 'missing_event'
@@ -306,7 +315,7 @@ _leaf_kind_sql = fast.leaf_kind_sql
 _leaf_string_sql = fast.leaf_string_sql
 
 
-def _fast_stage_sql(ctx: FileContext, unit: str) -> str:
+def _fast_stage_sql(ctx: FileContext, unit: str, zone: str | None) -> str:
     """The typed fast path's stage: the columns of :func:`_stage_sql` (``line`` a placeholder,
     ``reason`` 'not_for_fast_path' for a record the fast path cannot take exactly) from a
     ``read_json`` of the identity fields only. Each leaf is typed by the first character of its
@@ -342,7 +351,7 @@ def _fast_stage_sql(ctx: FileContext, unit: str) -> str:
         ),
         classified AS (
             SELECT *, coalesce(did, user_id, '$device:' || device_id) AS distinct_id,
-                   {epoch_to_timestamp_sql('time_num', unit)} AS ts
+                   {event_time_sql('time_num', unit, zone)} AS ts
             FROM typed
         )
         SELECT 0::BIGINT AS line, 0::BIGINT AS doc_no,
@@ -357,7 +366,7 @@ def _fast_stage_sql(ctx: FileContext, unit: str) -> str:
         FROM classified"""
 
 
-def _stage_fast(ctx: FileContext, st: str, unit: str) -> list[str] | None:
+def _stage_fast(ctx: FileContext, st: str, unit: str, zone: str | None) -> list[str] | None:
     """The typed fast path (:mod:`cohortlab.loaders.fast`): view ``st`` with the columns of
     :func:`_stage_sql` (:func:`_fast_stage_sql`), or None (nothing left behind) when the file
     needs the exact path: a line it cannot parse, a blank line, a record that would be
@@ -365,7 +374,7 @@ def _stage_fast(ctx: FileContext, st: str, unit: str) -> list[str] | None:
     spelled as a JSON float, a boolean, an object). Returns the statements that drop what it
     created."""
     rows = f"{st}_fast"
-    line = fast.accepted(ctx, rows, _fast_stage_sql(ctx, unit))
+    line = fast.accepted(ctx, rows, _fast_stage_sql(ctx, unit, zone))
     if line is None:
         return None
     ctx.engine.execute(f"CREATE OR REPLACE TEMP VIEW {st} AS SELECT {line} AS line, * EXCLUDE (line) FROM {rows}")

@@ -104,3 +104,29 @@ def test_the_pseudonym_key_goes_with_the_export(loaded, tmp_path, spark_engine):
     assert database_key(spark_engine) == key
     Lab(engine=spark_engine)  # what the commands open: it keeps the key
     assert database_key(spark_engine) == key
+
+
+def test_spark_reads_a_project_time_zone_as_the_duckdb_loader(tmp_path, spark_engine):
+    """read_mixpanel_events(timezone=...) stores a project's wall-clock times in UTC as the
+    DuckDB loader's -o timezone does, the repeated hour of a fall-back included (the earlier
+    instant on both) (docs/loading.md#project-time-zone)."""
+    import json
+    from datetime import datetime, timedelta, timezone
+
+    from cohortlab.engines.spark.readers import read_mixpanel_events
+
+    walls = [datetime(2026, 10, 31, 22) + timedelta(minutes=10 * k) for k in range(40)]  # 2026-11-01 01:00-02:00 twice
+    walls += [datetime(2026, 3, 8, 1) + timedelta(minutes=20 * k) for k in range(9)]  # spring-forward
+    p = tmp_path / "la.jsonl"
+    p.write_text("".join(json.dumps({"event": "e", "properties": {
+        "time": int(w.replace(tzinfo=timezone.utc).timestamp()), "distinct_id": f"U{i}", "$insert_id": f"i{i}"}}) + "\n"
+        for i, w in enumerate(walls)))
+    with Lab() as duck:
+        duck.load("mixpanel-events", str(p), timezone="America/Los_Angeles")
+        spark_engine.register_df("ev_la", read_mixpanel_events(spark_engine.spark, str(p), timezone="America/Los_Angeles"))
+        cols = "distinct_id, time"
+        assert diff(duck.sql(f"SELECT {cols} FROM mp_events"), spark_engine.query_df(f"SELECT {cols} FROM ev_la")) is None
+        assert duck.engine.query_rows("SELECT time FROM mp_events WHERE distinct_id = 'U21'") == [
+            (datetime(2026, 11, 1, 8, 30),)]  # 01:30, the PDT one
+    with pytest.raises(ValueError, match="timezone must be a time zone name"):
+        read_mixpanel_events(spark_engine.spark, str(p), timezone="PST8")

@@ -86,11 +86,15 @@ _MIXPANEL_EVENT_DDL = (
 )
 
 
-def read_mixpanel_events(spark: "SparkSession", paths: str | list[str], *, time_unit: str = "auto") -> "DataFrame":
+def read_mixpanel_events(spark: "SparkSession", paths: str | list[str], *, time_unit: str = "auto",
+                         timezone: str | None = None) -> "DataFrame":
     """Mixpanel raw export JSONL -> the ``mp_events`` columns, in order (``load_id`` and ``line`` NULL).
 
     ``time`` is epoch seconds (fractional allowed) or milliseconds (``time_unit="ms"``, or
-    ``"auto"``: values above 1e11 are milliseconds), as the DuckDB loader reads it; ``properties``
+    ``"auto"``: values above 1e11 are milliseconds), as the DuckDB loader reads it; with
+    ``timezone`` (a project created before 2023: docs/loading.md#project-time-zone) the times are
+    that zone's wall clock, stored in UTC (``to_utc_timestamp``: in a repeated hour, the earlier
+    instant, as the DuckDB loader takes it); ``properties``
     is the raw properties object as JSON text; ``distinct_id`` falls back to ``$user_id`` then
     ``'$device:' || $device_id``. ``$mparticle_user_id`` is read as text: strings and integers of
     any size keep their exact digits; a JSON *float* token is re-spelled by Spark's JSON parser
@@ -111,9 +115,15 @@ def read_mixpanel_events(spark: "SparkSession", paths: str | list[str], *, time_
     # as the DuckDB loader: round(num * 1e6) microseconds (1e3 for milliseconds), range-checked
     mult = {"s": F.lit(1e6), "ms": F.lit(1e3)}.get(time_unit, F.when(F.abs(num) > 1e11, F.lit(1e3)).otherwise(F.lit(1e6)))
     micros = F.round(num * mult)
-    ts = F.when(
-        micros.between(-62135596800e6, 253402300799e6), F.timestamp_micros(micros.cast("bigint"))
-    ).cast("timestamp_ntz")
+    ts = F.when(micros.between(-62135596800e6, 253402300799e6), F.timestamp_micros(micros.cast("bigint")))
+    if timezone is not None:
+        from cohortlab.loaders.time_zone import pop_timezone
+
+        zone = pop_timezone("read_mixpanel_events", {"timezone": timezone})
+        if zone is not None:  # (the session time zone is UTC: ts's wall clock is the exported one)
+            edge = ts.between(F.lit("0001-01-02").cast("timestamp"), F.lit("9999-12-30").cast("timestamp"))
+            ts = F.when(edge, F.to_utc_timestamp(ts, zone))
+    ts = ts.cast("timestamp_ntz")
 
     def text(c):
         return F.when(c != "", c)
