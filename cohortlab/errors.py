@@ -84,6 +84,11 @@ class StrictLoadError(CohortlabError):
     """A load with ``strict=True`` had warnings; it was rolled back."""
 
 
+class LoadWarning(UserWarning):
+    """A warning of a folder of exports loaded by :func:`cohortlab.lab.open_lab` (a notebook's
+    ``data``): what ``cohortlab load`` prints as ``warning: ...`` (docs/loading.md#warnings)."""
+
+
 INTERRUPTED_EXIT = 130  # the exit status of a command stopped by Ctrl-C (128 + SIGINT), as a shell's
 
 

@@ -10,6 +10,7 @@ reconciliation results.
 from __future__ import annotations
 
 import os
+import warnings
 import weakref
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 from cohortlab import schema
 from cohortlab.engines.base import Engine
 from cohortlab.engines.duckdb import DuckDBEngine
-from cohortlab.errors import DatabaseError, InputNotFoundError, SettingsError
+from cohortlab.errors import DatabaseError, InputNotFoundError, LoadWarning, SettingsError
+from cohortlab.escaping import one_line
 from cohortlab.loaders import LoadReport, loader_class
 
 if TYPE_CHECKING:  # pandas is imported where a frame is made (a simulation's command need not)
@@ -528,7 +530,9 @@ def open_lab(
             raise InputNotFoundError(f"{data}: no such folder{_where(data)}: set {names[1]} to a folder of exports "
                                      f"(mixpanel/..., mparticle/...), or {names[0]} to a DuckDB file")
         lab = Lab()
-        load_world(lab, data, progress=progress)
+        world = load_world(lab, data, progress=progress)
+        for w in world.warnings:  # each names a file, whose name is data: one line, escaped
+            warnings.warn(one_line(w), LoadWarning, stacklevel=2)
         return lab
     raise SettingsError(f"set {names[0]} (a DuckDB file) or {names[1]} (a folder of exports)")
 

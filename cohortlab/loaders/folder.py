@@ -66,6 +66,11 @@ class WorldReport:
     # the places the layout reads, hidden, or a marker holding no data
     ignored: list[Path] = field(default_factory=list)
 
+    @property
+    def warnings(self) -> list[str]:
+        """Every load's warnings (each names its file; docs/loading.md#warnings), in load order."""
+        return [w for r in self.reports for w in r.warnings]
+
     def by_kind(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
         for r in self.reports:
@@ -86,6 +91,7 @@ class WorldReport:
             )
         if self.ignored:
             lines.append(self.ignored_text())
+        lines += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
     def ignored_text(self) -> str:

@@ -493,6 +493,8 @@ def _run_notebooks(sources, out_dir: Path, params: dict[str, Any], source: str, 
             say(f"  loaded in {time.monotonic() - t0:.1f} s")
             if world.ignored:  # the files the folder holds that no loader read: said, not skipped silently
                 say(world.ignored_text())
+            for w in world.warnings:  # what the loads warned about (cohortlab load prints them too)
+                say(f"  warning: {w}")
             if cohorts is not None and params.get("engine", "duckdb") == "duckdb":
                 check_database(db_path, cohorts)
             if any(s.stem == "eit_migration" and s.parent == NOTEBOOKS_DIR.resolve() for s in sources):

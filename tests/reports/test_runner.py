@@ -724,3 +724,43 @@ def test_a_report_that_fails_while_loading_its_data_removes_the_loaded_copy_at_o
         run_report(data=tmp_path / "world", out=tmp_path / "o", params={"cohorts": ["Nope"]})
     assert caught.value.__traceback__ is not None  # the error (and its frames) still held
     assert list(scratch.iterdir()) == []
+
+
+def _world_with_a_load_warning(tmp_path) -> Path:
+    """A 60-user world whose events file gains one event dated before 1971 (a load warning)."""
+    from cohortlab.synth import generate
+
+    generate(tmp_path / "world", users=60, seed=1)
+    events = next((tmp_path / "world" / "mixpanel" / "events").iterdir())
+    with open(events, "a", encoding="utf-8") as f:
+        f.write('{"event":"Old","properties":{"time":-1,"distinct_id":"U-old","$insert_id":"old-1"}}\n')
+    return events
+
+
+def test_a_report_on_a_data_folder_says_what_its_loads_warned_about(tmp_path):
+    # report --data loaded the folder and said nothing of the loads' warnings (cohortlab load
+    # prints them): a file of events dated before 1971, or in a project's time zone, went unsaid
+    events = _world_with_a_load_warning(tmp_path)
+    r = CliRunner().invoke(main, ["report", "--data", str(tmp_path / "world"), "--out", str(tmp_path / "o"),
+                                  "-p", "cohorts=[Nope]"])  # stops after the load, before any notebook
+    assert r.exit_code == 1 and "unknown cohort 'Nope'" in r.stderr
+    assert (f"  warning: {events}: 1 event(s) give properties.time before 1971-01-01 (line "
+            in r.stderr), r.stderr
+
+
+def test_a_folder_loaded_for_a_notebook_or_by_fetch_shows_its_warnings(tmp_path):
+    import warnings as _warnings
+
+    from cohortlab.errors import LoadWarning
+    from cohortlab.lab import Lab, open_lab
+    from cohortlab.loaders.folder import load_world
+
+    events = _world_with_a_load_warning(tmp_path)
+    with Lab() as lab:
+        world = load_world(lab, tmp_path / "world")
+    assert len(world.warnings) == 1 and world.warnings[0].startswith(f"{events}: 1 event(s) give properties.time")
+    assert f"\n  warning: {world.warnings[0]}" in str(world)  # fetch --db prints str(world)
+    with _warnings.catch_warnings(record=True) as seen:
+        _warnings.simplefilter("always")
+        open_lab(data=str(tmp_path / "world")).close()  # a notebook's `data`
+    assert [(w.category, str(w.message)) for w in seen] == [(LoadWarning, world.warnings[0])]
