@@ -40,20 +40,26 @@ def float_token_re(key: str = MPUID_KEY) -> str:
     return '"' + re.escape(key) + r'"\s*:\s*(-?[0-9.eE+\-]*)'
 
 
-def inline_float_token_sql(raw: str, text: str, key: str = MPUID_KEY) -> str:
+def inline_float_token_sql(raw: str, text: str, key: str = MPUID_KEY, any_case: str | None = None) -> str:
     """The exact token of a JSON-float value of ``key`` (``$mparticle_user_id``, ``distinct_id``,
     ...) whose DuckDB text is ``text``, from ``raw``, the text of the one record holding it: the
     number written after a ``"<key>"`` key whose value is the same, when ``raw`` spells that
-    value one way only (other keys, nested or with other values, do not count); else ``text``."""
-    toks = (f"list_distinct(list_filter(regexp_extract_all({raw}, '{float_token_re(key)}', 1), "
+    value one way only (other keys, nested or with other values, do not count); else ``text``.
+    ``any_case`` (SQL BOOLEAN): where true, the key is matched in any case (a warehouse unload's
+    ``"DISTINCT_ID"``, read as ``distinct_id``: :func:`cohortlab.loaders._warehouse.records_sql`)."""
+    pattern = f"'{float_token_re(key)}'"
+    if any_case is not None:
+        pattern = f"(CASE WHEN {any_case} THEN '(?i)' ELSE '' END || {pattern})"
+    toks = (f"list_distinct(list_filter(regexp_extract_all({raw}, {pattern}, 1), "
             f"lambda x: TRY_CAST(x AS DOUBLE) = TRY_CAST({text} AS DOUBLE)))")
     return f"coalesce(CASE WHEN len({toks}) = 1 THEN {toks}[1] END, {text})"
 
 
-def exact_id_sql(v: str, raw: str, key: str) -> str:
+def exact_id_sql(v: str, raw: str, key: str, any_case: str | None = None) -> str:
     """:func:`id_text_sql` of JSON value ``v`` (the value of ``key`` in the record whose text is
-    ``raw``), a JSON float as its exact token in ``raw`` (:func:`inline_float_token_sql`)."""
-    return (f"CASE WHEN json_type({v}) = 'DOUBLE' THEN {inline_float_token_sql(raw, f'{v}::VARCHAR', key)} "
+    ``raw``), a JSON float as its exact token in ``raw`` (:func:`inline_float_token_sql`, with
+    ``any_case``)."""
+    return (f"CASE WHEN json_type({v}) = 'DOUBLE' THEN {inline_float_token_sql(raw, f'{v}::VARCHAR', key, any_case)} "
             f"ELSE {id_text_sql(v)} END")
 
 
