@@ -17,6 +17,7 @@ Everything is set-based; nothing loops over records in Python.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
 from typing import Any
@@ -181,6 +182,33 @@ def event_time_warnings(ctx: FileContext, table: str, field: str, value_sql, whe
     return [f"{ctx.path}: {n:,} event(s) give {field} before {EARLY_EVENT_TIME} (line {line}: {shown}read as "
             f"{first.isoformat(sep=' ')}); Mixpanel does not accept such times: is the time wrong "
             "(a negative number, or seconds read as milliseconds)? Loaded as read"]
+
+
+def profile_time_warnings(ctx: FileContext, relation: str) -> list[str]:
+    """The load warnings (each naming the file) for the profiles of ``relation`` (rows of an
+    :func:`upsert_profiles` relation: line, properties, created, last_seen) whose ``$created`` or
+    ``$last_seen`` is read as a time before :data:`EARLY_EVENT_TIME`, as events are warned about:
+    an epoch number below 31,536,000 seconds (``0``, a negative one) or a date Mixpanel renders from
+    one (``"1970-01-01T00:00:00"``) is no real date of a profile, and a ``$last_seen`` read so makes
+    its user look inactive since 1970 (its events are not read instead). Loaded as read; each
+    warning gives the number of profiles and the first one's line, value (from ``properties``,
+    the same whichever path read it) and time as read."""
+    counts = ", ".join(
+        f"count(*) FILTER (WHERE {c} < TIMESTAMP '{EARLY_EVENT_TIME}'), "
+        f"min(line) FILTER (WHERE {c} < TIMESTAMP '{EARLY_EVENT_TIME}')" for c in ("created", "last_seen"))
+    row = ctx.engine.query_rows(f"SELECT {counts} FROM ({relation})")[0]  # one scan of two columns
+    out = []
+    for (col, key), n, line in zip((("created", "$created"), ("last_seen", "$last_seen")), row[0::2], row[1::2]):
+        if not n:
+            continue
+        # the first one's value and time, read for its line only
+        value, first = ctx.engine.query_rows(
+            f"SELECT json_extract(properties, {sql_str('$.' + json.dumps(key))})::VARCHAR, {col} "
+            f"FROM ({relation}) WHERE line = {int(line)} AND {col} < TIMESTAMP '{EARLY_EVENT_TIME}' LIMIT 1")[0]
+        out.append(f"{ctx.path}: {n:,} profile(s) give {key} before {EARLY_EVENT_TIME} (line {line}: "
+                   f"{value}, read as {first.isoformat(sep=' ')}): no real date of a profile (0, a negative "
+                   f"number, a number in another unit than seconds or milliseconds?); loaded as read")
+    return out
 
 
 def record_value_sql(ctx: FileContext, path: str):

@@ -68,6 +68,7 @@ from cohortlab.loaders.mixpanel_common import (
     drop_engage_stage,
     id_text_sql,
     parse_utc,
+    profile_time_warnings,
     register_cohorts,
     stage_engage_results,
     upsert_profiles,
@@ -195,7 +196,9 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
                 f"UPDATE mp_cohort_snapshots SET member_count = (SELECT count(*) FROM mp_cohort_members "
                 f"WHERE snapshot_id = {int(snapshot_id)}) WHERE snapshot_id = {int(snapshot_id)}")
         if meta.get("profiles"):
-            upsert_profiles(ctx, f"SELECT * FROM {st} WHERE reason IS NULL AND has_properties", as_of=as_of)
+            profiles = f"SELECT * FROM {st} WHERE reason IS NULL AND has_properties"
+            upsert_profiles(ctx, profiles, as_of=as_of)
+            warnings += profile_time_warnings(ctx, profiles)
         register_cohorts(
             ctx,
             f"SELECT {sql_str(cohort_id) if cohort_id is not None else 'NULL'}::VARCHAR AS cohort_id, "

@@ -59,6 +59,7 @@ from cohortlab.loaders.mixpanel_common import (
     event_time_warnings,
     pop_time_unit,
     profile_time_sql,
+    profile_time_warnings,
     exact_id_sql,
     id_text_sql,
     inline_float_token_sql,
@@ -358,7 +359,7 @@ class MixpanelPipelineProfilesLoader(ProfileUpserts, AsOfOnly, Loader):
             """
         )
         quarantined = ctx.reject(f"SELECT line, reason, raw FROM {st} WHERE reason IS NOT NULL")
-        warnings = _unprefixed_warning(ctx, st)
+        warnings = _unprefixed_warning(ctx, st) + profile_time_warnings(ctx, f"SELECT * FROM {st} WHERE reason IS NULL")
         loaded, dedup = upsert_profiles(ctx, f"SELECT * FROM {st} WHERE reason IS NULL")
         rows_read = int(eng.query_rows(f"SELECT count(*) FROM {st}")[0][0])
         eng.execute(f"DROP TABLE {st}")
