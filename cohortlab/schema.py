@@ -263,7 +263,7 @@ MPA_BATCH_TIMES = _table(
 # 6: a byte order mark right after an Excel "sep=X" line is no part of the first column's name; a
 #    cohort id written as a whole JSON float (1002.0) is that integer (1002); a lone surrogate
 #    escape ("\ud83d") is read as its text instead of refusing its record or document
-LOADER_VERSION = 6
+LOADER_VERSION = 7
 
 
 # the identifier columns: a table read from files without one of them is refused, never read as

@@ -36,9 +36,15 @@ def parquet_columns(ctx: FileContext) -> list[tuple[str, str]]:
 def records_sql(ctx: FileContext, lower_names: bool = False) -> str:
     """SELECT (line BIGINT, raw VARCHAR, j JSON) — one row per record of a JSON or Parquet file.
 
-    ``lower_names``: a Parquet file's column names are read in lower case (``EVENT_NAME`` ->
-    ``event_name``), unless two of them would then be one: a warehouse that folds unquoted names
-    to upper case (Snowflake) unloads the Data Pipelines columns so."""
+    ``lower_names``: a Parquet file's column names, and a JSON record's top-level keys, are read
+    in lower case (``EVENT_NAME`` -> ``event_name``), unless two of them would then be one (the
+    file's columns; the record's keys): a warehouse that folds unquoted names to upper case
+    (Snowflake) unloads the Data Pipelines columns so, to Parquet and to JSON
+    (``OBJECT_CONSTRUCT(*)``) alike. Keys inside a value (``properties``) keep their case. The
+    relation then has two more columns: ``src`` (VARCHAR), the record's text as written, where a
+    JSON float's exact token is read back (a folded record's ``j`` is re-serialised), and
+    ``folded`` (BOOLEAN), whether its keys were lowered (``src`` then spells them in another
+    case: :func:`cohortlab.loaders.mixpanel_common.inline_float_token_sql`'s ``any_case``)."""
     if is_parquet(ctx.path):
         cols = parquet_columns(ctx)
         names = [c for c, _ in cols]
@@ -49,12 +55,34 @@ def records_sql(ctx: FileContext, lower_names: bool = False) -> str:
         row = "struct_pack(" + ", ".join(
             f"{sql_ident(name)} := {_column_json(f't.{sql_ident(c)}', typ)}"
             for name, (c, typ) in zip(names, cols)) + ")"
+        extra = ", j::VARCHAR AS src, FALSE AS folded" if lower_names else ""
         return (
-            f"SELECT line, j::VARCHAR AS raw, j FROM ("
+            f"SELECT line, j::VARCHAR AS raw, j{extra} FROM ("
             f"SELECT t.{FILE_ROW} + 1 AS line, to_json({row}) AS j "
             f"FROM read_parquet({ctx.file_sql}, file_row_number=true, hive_partitioning=false) t)"
         )
-    return ctx.json_records_sql()
+    if not lower_names:
+        return ctx.json_records_sql()
+    return lower_keys_sql(ctx.json_records_sql())
+
+
+def lower_keys_sql(records: str) -> str:
+    """SELECT (line, raw, j, src, folded) of ``records`` (line, raw, j): ``j`` with its top-level
+    keys in lower case when one of them is not and no two would then be one (as a Parquet file's
+    columns are read, :func:`records_sql`); the values and the order of the keys stay (a key given
+    twice stays twice, the first read, as in any record). A record whose keys are all in lower
+    case, or which is no object, is ``j`` as it was. ``src``: the record's text as written."""
+    lowered = "list_transform(keys, lambda k: lower(k))"
+    # (the names compared only for a record with a key to lower: most files have none)
+    fold = (f"CASE WHEN list_bool_or(list_transform(keys, lambda k: k <> lower(k))) "
+            f"THEN len(list_distinct(keys)) = len(list_distinct({lowered})) ELSE FALSE END")
+    rebuilt = ("('{' || array_to_string(list_transform(list_zip(keys, json_extract(j, '$.*')), "
+               "lambda x: to_json(lower(x[1]))::VARCHAR || ':' || x[2]::VARCHAR), ',') || '}')::JSON")
+    return (
+        f"SELECT line, raw, CASE WHEN folded THEN {rebuilt} ELSE j END AS j, j::VARCHAR AS src, folded "
+        f"FROM (SELECT *, {fold} AS folded "
+        f"FROM (SELECT *, CASE WHEN json_type(j) = 'OBJECT' THEN json_keys(j) END AS keys FROM ({records})))"
+    )
 
 
 def is_scaled_decimal(typ: str) -> bool:

@@ -17,6 +17,7 @@ Everything is set-based; nothing loops over records in Python.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
 from typing import Any
@@ -40,20 +41,26 @@ def float_token_re(key: str = MPUID_KEY) -> str:
     return '"' + re.escape(key) + r'"\s*:\s*(-?[0-9.eE+\-]*)'
 
 
-def inline_float_token_sql(raw: str, text: str, key: str = MPUID_KEY) -> str:
+def inline_float_token_sql(raw: str, text: str, key: str = MPUID_KEY, any_case: str | None = None) -> str:
     """The exact token of a JSON-float value of ``key`` (``$mparticle_user_id``, ``distinct_id``,
     ...) whose DuckDB text is ``text``, from ``raw``, the text of the one record holding it: the
     number written after a ``"<key>"`` key whose value is the same, when ``raw`` spells that
-    value one way only (other keys, nested or with other values, do not count); else ``text``."""
-    toks = (f"list_distinct(list_filter(regexp_extract_all({raw}, '{float_token_re(key)}', 1), "
+    value one way only (other keys, nested or with other values, do not count); else ``text``.
+    ``any_case`` (SQL BOOLEAN): where true, the key is matched in any case (a warehouse unload's
+    ``"DISTINCT_ID"``, read as ``distinct_id``: :func:`cohortlab.loaders._warehouse.records_sql`)."""
+    pattern = f"'{float_token_re(key)}'"
+    if any_case is not None:
+        pattern = f"(CASE WHEN {any_case} THEN '(?i)' ELSE '' END || {pattern})"
+    toks = (f"list_distinct(list_filter(regexp_extract_all({raw}, {pattern}, 1), "
             f"lambda x: TRY_CAST(x AS DOUBLE) = TRY_CAST({text} AS DOUBLE)))")
     return f"coalesce(CASE WHEN len({toks}) = 1 THEN {toks}[1] END, {text})"
 
 
-def exact_id_sql(v: str, raw: str, key: str) -> str:
+def exact_id_sql(v: str, raw: str, key: str, any_case: str | None = None) -> str:
     """:func:`id_text_sql` of JSON value ``v`` (the value of ``key`` in the record whose text is
-    ``raw``), a JSON float as its exact token in ``raw`` (:func:`inline_float_token_sql`)."""
-    return (f"CASE WHEN json_type({v}) = 'DOUBLE' THEN {inline_float_token_sql(raw, f'{v}::VARCHAR', key)} "
+    ``raw``), a JSON float as its exact token in ``raw`` (:func:`inline_float_token_sql`, with
+    ``any_case``)."""
+    return (f"CASE WHEN json_type({v}) = 'DOUBLE' THEN {inline_float_token_sql(raw, f'{v}::VARCHAR', key, any_case)} "
             f"ELSE {id_text_sql(v)} END")
 
 
@@ -175,6 +182,33 @@ def event_time_warnings(ctx: FileContext, table: str, field: str, value_sql, whe
     return [f"{ctx.path}: {n:,} event(s) give {field} before {EARLY_EVENT_TIME} (line {line}: {shown}read as "
             f"{first.isoformat(sep=' ')}); Mixpanel does not accept such times: is the time wrong "
             "(a negative number, or seconds read as milliseconds)? Loaded as read"]
+
+
+def profile_time_warnings(ctx: FileContext, relation: str) -> list[str]:
+    """The load warnings (each naming the file) for the profiles of ``relation`` (rows of an
+    :func:`upsert_profiles` relation: line, properties, created, last_seen) whose ``$created`` or
+    ``$last_seen`` is read as a time before :data:`EARLY_EVENT_TIME`, as events are warned about:
+    an epoch number below 31,536,000 seconds (``0``, a negative one) or a date Mixpanel renders from
+    one (``"1970-01-01T00:00:00"``) is no real date of a profile, and a ``$last_seen`` read so makes
+    its user look inactive since 1970 (its events are not read instead). Loaded as read; each
+    warning gives the number of profiles and the first one's line, value (from ``properties``,
+    the same whichever path read it) and time as read."""
+    counts = ", ".join(
+        f"count(*) FILTER (WHERE {c} < TIMESTAMP '{EARLY_EVENT_TIME}'), "
+        f"min(line) FILTER (WHERE {c} < TIMESTAMP '{EARLY_EVENT_TIME}')" for c in ("created", "last_seen"))
+    row = ctx.engine.query_rows(f"SELECT {counts} FROM ({relation})")[0]  # one scan of two columns
+    out = []
+    for (col, key), n, line in zip((("created", "$created"), ("last_seen", "$last_seen")), row[0::2], row[1::2]):
+        if not n:
+            continue
+        # the first one's value and time, read for its line only
+        value, first = ctx.engine.query_rows(
+            f"SELECT json_extract(properties, {sql_str('$.' + json.dumps(key))})::VARCHAR, {col} "
+            f"FROM ({relation}) WHERE line = {int(line)} AND {col} < TIMESTAMP '{EARLY_EVENT_TIME}' LIMIT 1")[0]
+        out.append(f"{ctx.path}: {n:,} profile(s) give {key} before {EARLY_EVENT_TIME} (line {line}: "
+                   f"{value}, read as {first.isoformat(sep=' ')}): no real date of a profile (0, a negative "
+                   f"number, a number in another unit than seconds or milliseconds?); loaded as read")
+    return out
 
 
 def record_value_sql(ctx: FileContext, path: str):

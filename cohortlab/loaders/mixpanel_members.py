@@ -68,6 +68,7 @@ from cohortlab.loaders.mixpanel_common import (
     drop_engage_stage,
     id_text_sql,
     parse_utc,
+    profile_time_warnings,
     register_cohorts,
     stage_engage_results,
     upsert_profiles,
@@ -150,6 +151,7 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
         if meta.get("layout") == "csv":
             warnings += repeated_header_warning(ctx, *meta["repeated_headers"])
             warnings += self._spreadsheet_numbers(ctx, st)
+            warnings += self._null_texts(ctx, st)
         quarantined = ctx.reject(f"SELECT line, reason, raw FROM {st} WHERE reason IS NOT NULL")
         rows_read, valid, distinct = eng.query_rows(
             f"SELECT count(*), count(*) FILTER (WHERE reason IS NULL), "
@@ -195,7 +197,9 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
                 f"UPDATE mp_cohort_snapshots SET member_count = (SELECT count(*) FROM mp_cohort_members "
                 f"WHERE snapshot_id = {int(snapshot_id)}) WHERE snapshot_id = {int(snapshot_id)}")
         if meta.get("profiles"):
-            upsert_profiles(ctx, f"SELECT * FROM {st} WHERE reason IS NULL AND has_properties", as_of=as_of)
+            profiles = f"SELECT * FROM {st} WHERE reason IS NULL AND has_properties"
+            upsert_profiles(ctx, profiles, as_of=as_of)
+            warnings += profile_time_warnings(ctx, profiles)
         register_cohorts(
             ctx,
             f"SELECT {sql_str(cohort_id) if cohort_id is not None else 'NULL'}::VARCHAR AS cohort_id, "
@@ -368,6 +372,20 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
         return [f"{ctx.path}: {n} distinct_id(s) are numbers in scientific notation (such as {first!r}): a "
                 f"spreadsheet rewrote them and their digits are lost, so they probably name no user; export "
                 f"the cohort again and do not open the file in a spreadsheet (or import the column as text)"]
+
+    @staticmethod
+    def _null_texts(ctx: FileContext, st: str) -> list[str]:
+        """A warning when distinct_ids of a CSV are the text ``NULL`` in any case: how some exports
+        write an SQL NULL (SQL Server Management Studio's results, a ``NULL_IF=('NULL')`` unload).
+        A distinct_id is free text, so the rows still load, as members of that id (exact about
+        identifiers; ``\\N`` and an empty cell are no id), though it is probably no user's."""
+        n, line = ctx.engine.query_rows(
+            f"SELECT count(*), min(line) FROM {st} WHERE reason IS NULL AND upper(distinct_id) = 'NULL'")[0]
+        if not n:
+            return []
+        return [f"{ctx.path}: {n:,} distinct_id(s) are the text NULL (line {line}): an SQL NULL written as text? "
+                f"Loaded as members of that id (probably no user's); export the cohort with NULL "
+                f"as an empty field or \\N, which are no id"]
 
     # ------------------------------------------------------------------ cohort and time
     def _resolve_cohort(self, ctx: FileContext, file_id: str | None,

@@ -1,6 +1,8 @@
 """Mixpanel Data Pipelines exports (object storage or a warehouse table saved as files), JSON
-(JSONL, gzip detected by content) or Parquet (its column names read in lower case, as a warehouse
-that folds names to upper case unloads them: ``EVENT_NAME`` is ``event_name``):
+(JSONL, gzip detected by content) or Parquet. A Parquet file's column names and a JSON record's
+top-level keys are read in lower case, as a warehouse that folds names to upper case unloads them
+(``EVENT_NAME`` is ``event_name``; Snowflake's ``OBJECT_CONSTRUCT(*)`` JSON too), unless two would
+then be one (:func:`cohortlab.loaders._warehouse.records_sql`; docs/loading.md#warehouse):
 
 * ``mixpanel-pipeline-events`` → ``mp_events``. The JSON-pipeline layout (``mp_master_event``):
   ``event_name``, ``time``, ``distinct_id``, ``device_id``, ``user_id``, ``insert_id``,
@@ -57,6 +59,7 @@ from cohortlab.loaders.mixpanel_common import (
     event_time_warnings,
     pop_time_unit,
     profile_time_sql,
+    profile_time_warnings,
     exact_id_sql,
     id_text_sql,
     inline_float_token_sql,
@@ -83,13 +86,13 @@ def _ident(top: str, top_key: str, p: str, prop_key: str, schematized: bool = Tr
     """Identifier text of the top-level value ``top`` (key ``top_key``), else of property
     ``prop_key``, else, in a schematized row (no ``properties`` column: ``has_props`` false), of
     its column ``mp_<name>`` (``$insert_id`` -> ``mp_insert_id``); a JSON float keeps its exported
-    token (:func:`exact_id_sql`), read from the record's own text (``j::VARCHAR`` is the text as
-    written in every JSON layout) or from the properties' text when a warehouse exported them as
-    a JSON string (``props_text``)."""
-    exprs = [exact_id_sql(top, "j::VARCHAR", top_key), exact_id_sql(_prop(p, prop_key), _PROPS_TEXT, prop_key)]
+    token (:func:`exact_id_sql`), read from the record's own text (``src``: the text as written in
+    every JSON layout, where a top-level key may be spelled in upper case, ``folded``) or from the
+    properties' text when a warehouse exported them as a JSON string (``props_text``)."""
+    exprs = [exact_id_sql(top, "src", top_key, "folded"), exact_id_sql(_prop(p, prop_key), _PROPS_TEXT, prop_key)]
     if schematized and prop_key.startswith("$"):
         col = _schematized(prop_key)
-        exprs.append(f"CASE WHEN NOT has_props THEN {exact_id_sql(_prop(p, col), 'j::VARCHAR', col)} END")
+        exprs.append(f"CASE WHEN NOT has_props THEN {exact_id_sql(_prop(p, col), 'src', col, 'folded')} END")
     return _first(*exprs)
 
 
@@ -114,7 +117,7 @@ def _mpuid_value_sql(first: str, p: str) -> str:
 
 # where a property's JSON-float token is written: the properties' own text when they are a JSON
 # string (the escaped copy in the record does not match), else the record's text
-_PROPS_TEXT = "coalesce(props_text, j::VARCHAR)"
+_PROPS_TEXT = "coalesce(props_text, src)"
 
 
 def _mpuid_sql(prop: str, typ: str, text: str) -> str:
@@ -123,7 +126,7 @@ def _mpuid_sql(prop: str, typ: str, text: str) -> str:
     ``mp_mparticle_user_id``."""
     return (f"CASE WHEN {typ} <> 'DOUBLE' THEN {text} "
             f"WHEN {present_sql(prop)} THEN {inline_float_token_sql(_PROPS_TEXT, text, MPUID_KEY)} "
-            f"ELSE {inline_float_token_sql('j::VARCHAR', text, 'mp_mparticle_user_id')} END")
+            f"ELSE {inline_float_token_sql('src', text, 'mp_mparticle_user_id', 'folded')} END")
 
 
 def _time_sql(tv: str, unit: str) -> str:
@@ -248,7 +251,8 @@ class MixpanelPipelineEventsLoader(Loader):
             f"CASE WHEN {present_sql(_prop(p, '$mparticle_user_id'))} THEN {_prop(p, '$mparticle_user_id')} ELSE v[10] END", p)
         return f"""
             WITH rec AS (
-                SELECT line, raw, j, j IS NULL AS malformed, coalesce(json_type(j) = 'OBJECT', FALSE) AS is_obj
+                SELECT line, raw, j, src, folded, j IS NULL AS malformed,
+                       coalesce(json_type(j) = 'OBJECT', FALSE) AS is_obj
                 FROM ({records_sql(ctx, lower_names=True)})
             ),
             v AS (
@@ -315,7 +319,8 @@ class MixpanelPipelineProfilesLoader(ProfileUpserts, AsOfOnly, Loader):
             f"""
             CREATE OR REPLACE TEMP TABLE {st} AS
             WITH rec AS (
-                SELECT line, raw, j, j IS NULL AS malformed, coalesce(json_type(j) = 'OBJECT', FALSE) AS is_obj
+                SELECT line, raw, j, src, folded, j IS NULL AS malformed,
+                       coalesce(json_type(j) = 'OBJECT', FALSE) AS is_obj
                 FROM ({records_sql(ctx, lower_names=True)})
             ),
             v AS (SELECT *, CASE WHEN is_obj THEN json_extract(j, ['$.distinct_id', '$.properties', '$."$distinct_id"']) END AS v
@@ -325,8 +330,8 @@ class MixpanelPipelineProfilesLoader(ProfileUpserts, AsOfOnly, Loader):
                        CASE WHEN {present_sql('v[2]')} THEN {json_object_sql('v[2]')}
                             WHEN is_obj THEN json_remove(j, '$.distinct_id') END AS props,
                        CASE WHEN json_type(v[2]) = 'VARCHAR' THEN json_extract_string(v[2], '$') END AS props_text,
-                       coalesce({exact_id_sql('v[1]', 'j::VARCHAR', 'distinct_id')},
-                                {exact_id_sql('v[3]', 'j::VARCHAR', '$distinct_id')}) AS distinct_id
+                       coalesce({exact_id_sql('v[1]', 'src', 'distinct_id', 'folded')},
+                                {exact_id_sql('v[3]', 'src', '$distinct_id', 'folded')}) AS distinct_id
                 FROM v
             ),
             f AS (
@@ -354,7 +359,7 @@ class MixpanelPipelineProfilesLoader(ProfileUpserts, AsOfOnly, Loader):
             """
         )
         quarantined = ctx.reject(f"SELECT line, reason, raw FROM {st} WHERE reason IS NOT NULL")
-        warnings = _unprefixed_warning(ctx, st)
+        warnings = _unprefixed_warning(ctx, st) + profile_time_warnings(ctx, f"SELECT * FROM {st} WHERE reason IS NULL")
         loaded, dedup = upsert_profiles(ctx, f"SELECT * FROM {st} WHERE reason IS NULL")
         rows_read = int(eng.query_rows(f"SELECT count(*) FROM {st}")[0][0])
         eng.execute(f"DROP TABLE {st}")

@@ -10,8 +10,9 @@ Accepted inputs (gzip detected by content):
 ``line`` is the JSONL line of a result object, or, for pages, the 1-based position of the result
 across the file in document order. An integer ``$distinct_id`` is kept as its exact decimal text.
 ``$mparticle_user_id`` is kept as exported text (a JSON float keeps its exact token). Dates
-(``$created``, ``$last_seen``) are ISO strings without a zone, meaning UTC; other types or
-unparsable strings give NULL (not a reject).
+(``$created``, ``$last_seen``) are ISO strings without a zone, meaning UTC, or epoch numbers
+(seconds, milliseconds above 1e11); other types or unparsable strings give NULL (not a reject).
+A date before 1971-01-01 is loaded as read, with a load warning (``profile_time_warnings``).
 
 A later load replaces the earlier row of the same distinct_id; within one file the last
 occurrence wins and the others count as deduplicated. Every load is also kept in
@@ -39,6 +40,7 @@ from cohortlab.loaders.mixpanel_common import (
     ProfileUpserts,
     drop_engage_stage,
     has_engage_page,
+    profile_time_warnings,
     stage_engage_results,
     upsert_profiles,
 )
@@ -53,9 +55,11 @@ class MixpanelProfilesLoader(ProfileUpserts, AsOfOnly, Loader):
         st = f"_mp_res_{ctx.load_id}"
         stage_engage_results(ctx, st)
         quarantined = ctx.reject(f"SELECT line, reason, raw FROM {st} WHERE reason IS NOT NULL")
-        loaded, dedup = upsert_profiles(ctx, f"SELECT * FROM {st} WHERE reason IS NULL")
+        profiles = f"SELECT * FROM {st} WHERE reason IS NULL"
+        loaded, dedup = upsert_profiles(ctx, profiles)
+        warnings = profile_time_warnings(ctx, profiles)
         rows_read = int(eng.query_rows(f"SELECT count(*) FROM {st}")[0][0])
         drop_engage_stage(ctx, st)
         return FileResult(rows_read=rows_read, loaded=loaded, deduplicated=dedup,
                           quarantined=Counter(quarantined),
-                          allow_empty=rows_read == 0 and has_engage_page(ctx))
+                          allow_empty=rows_read == 0 and has_engage_page(ctx), warnings=warnings)

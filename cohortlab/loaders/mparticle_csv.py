@@ -12,7 +12,8 @@ One row per profile, a header line naming the columns (gzip detected by content)
   ``phone_number_2``, ``customerid``, ``other2`` …) and device identities (``ios_idfv``,
   ``ios_idfa``, ``android_uuid``, ``android_id``, ``push_token`` …); the type stored is the
   normalised Events API name. An empty cell is no identity, nor is ``\\N`` (the NULL a warehouse
-  unload writes: Snowflake's default, Hive, Spark).
+  unload writes: Snowflake's default, Hive, Spark). A cell ``NULL`` (any case) is text: loaded as
+  written, with a warning (an SQL NULL an export wrote as text?).
 * every other column is a user attribute (option ``attributes``: a list, or a comma-separated
   string, restricts the attribute columns to those named; an empty string loads none). The value
   is stored as a JSON string; ``value_bool`` is TRUE for ``true``/``True``/``TRUE``, FALSE for
@@ -49,6 +50,22 @@ from cohortlab.pipeline import sql_ident, sql_str
 # default NULL_IF, Hive and Spark text tables, MySQL and PostgreSQL text dumps); loaded as text it
 # was an identity (``customer_id`` = ``\N`` for every profile without one) or an attribute value
 _NO_VALUE = "('', '\\N')"
+
+
+def _null_identities_warning(ctx: FileContext, identities: str) -> list[str]:
+    """A warning when identity cells are the text ``NULL`` in any case: how some exports write an
+    SQL NULL (SQL Server Management Studio's results, a ``NULL_IF=('NULL')`` unload). Identities
+    are exact, so they load as written, but then every profile without one holds the same
+    identity (``customer_id`` = ``NULL``): the warning names the identity types, the number of
+    cells and the first one's line, never another value."""
+    n, line, types = ctx.engine.query_rows(
+        f"SELECT count(*), min(line), list(DISTINCT identity_type ORDER BY identity_type) FROM {identities} "
+        f"WHERE upper(value) = 'NULL'")[0]
+    if not n:
+        return []
+    return [f"{ctx.path}: {n:,} identity cell(s) are the text NULL ({', '.join(types)}; line {line}): an SQL NULL "
+            f"written as text? Loaded as written, so each such profile holds that identity; export with NULL as "
+            f"an empty field or \\N, which are no value"]
 
 
 def _col(i: int) -> str:
@@ -191,5 +208,7 @@ class MParticleCsvLoader(Loader):
         loaded = count(ctx, f"SELECT 1 FROM {winners}") - superseded  # as de-duplicated
         valid = count(ctx, f"SELECT 1 FROM {checked} WHERE __reason IS NULL")
         warnings = repeated_columns_warning(ctx, ignored) + repeated_header_warning(ctx, n_headers, first_header)
+        if identities is not None:
+            warnings += _null_identities_warning(ctx, identities)
         return FileResult(rows_read=rows_read, loaded=loaded, deduplicated=valid - loaded,
                           quarantined=quarantined, warnings=warnings)

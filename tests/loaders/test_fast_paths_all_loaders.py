@@ -447,3 +447,35 @@ def test_a_float_mpid_sends_the_file_to_the_exact_path_once(tmp_path, caplog, mo
         assert lab.engine.query_rows("SELECT line, raw FROM rejects") == [(4, '{"mpid":9.08e18,"user_identities":[]}')]
     assert [m for m in caplog.messages if "profiles.jsonl" in m] == [
         f"mparticle-profiles: {p}: exact path (a record the typed read cannot take exactly)"]
+
+
+@pytest.mark.parametrize("kind,lines,query,expected", [
+    ("mixpanel-events",
+     ['{"event":"Open","properties":{"distinct_id":"a","time":1772323200,"distinct_id":"b","$insert_id":"i1",'
+      '"$mparticle_user_id":"1","$mparticle_user_id":"2"}}',
+      '{"event":"Open","event":"Close","properties":{"distinct_id":"c","time":1772323200,"$insert_id":"i2"}}'],
+     "SELECT event, distinct_id, mparticle_user_id FROM mp_events", [("Open", "a", "1"), ("Open", "c", None)]),
+    ("mixpanel-profiles",
+     ['{"$distinct_id":"a","$properties":{"$email":"x@example.com"},"$distinct_id":"b",'
+      '"$properties":{"$email":"y@example.com"}}',
+      '{"$distinct_id":9080350317581165123,"$distinct_id":"c","$properties":{"$mparticle_user_id":1.5e18,'
+      '"$mparticle_user_id":2.5e18}}'],
+     "SELECT distinct_id, email, mparticle_user_id FROM mp_profiles",
+     [("9080350317581165123", None, "1.5e18"), ("a", "x@example.com", None)]),
+    ("mparticle-profiles",
+     ['{"mpid":1,"user_identities":{"email":"a@example.com"},"mpid":2,"user_identities":{"email":"b@example.com"}}'],
+     "SELECT mpid, identity_type, value FROM mpa_identities", [(1, "email", "a@example.com")]),
+])
+def test_a_key_repeated_in_one_object_gives_its_first_value_on_both_paths(tmp_path, caplog, kind, lines, query,
+                                                                         expected):
+    """No exporter writes a key twice in one object, and JSON leaves its meaning open (Python's json
+    takes the last value): cohortlab reads the first, the same on the fast and the exact path,
+    without a warning (docs/loading.md#limits: a check would cost the fast path a parse of every
+    line, audit 112 / 120 Q5)."""
+    p = _write(tmp_path, "f.jsonl", lines)
+    summary, snap, taken = _both(p, kind, caplog)
+    assert summary[3] == {} and taken == ["fast"]
+    with Lab() as lab:
+        r = lab.load(kind, p)
+        assert r.warnings == []
+        assert sorted(lab.engine.query_rows(query), key=repr) == expected

@@ -396,3 +396,21 @@ def test_a_cohort_id_written_as_a_whole_float_is_that_integer(lab, write, balanc
     r = balanced(lab.load("mixpanel-members", write("m.json", json.dumps(page).replace("1000.0", "1.0e3"))))
     assert _snapshots(lab) == [(r.load_ids[0], "1000", "Power Users", AS_OF, 1)]
     assert lab.engine.query_rows("SELECT count(*) FROM mp_cohorts")[0][0] == 2  # not registered again
+
+
+def test_a_csv_distinct_id_written_as_the_text_null_loads_with_a_warning(lab, write, balanced):
+    """Some exports write an SQL NULL as the text NULL (SQL Server Management Studio; a
+    NULL_IF=('NULL') unload). A distinct_id is free text, so such a row stays a member of that id
+    (exact about identifiers), but it loaded without a word (audit 114): now with a warning naming
+    the file, the number of such ids and the first line; --strict refuses the file."""
+    text = "distinct_id,as_of\nU1,2026-03-01T00:00:00Z\nNULL,2026-03-01T00:00:00Z\n null ,2026-03-01T00:00:00Z\n"
+    r = balanced(lab.load("mixpanel-members", write("m.csv", text), cohort="Power Users"))
+    assert [d for *_, d, _ in _members(lab)] == ["U1", "NULL", "null"]
+    assert [w.split(": ", 1)[1] for w in r.warnings] == [
+        "2 distinct_id(s) are the text NULL (line 3): an SQL NULL written as text? Loaded as members of that id "
+        "(probably no user's); export the cohort with NULL as an empty field or \\N, which are no id"]
+    with pytest.raises(StrictLoadError, match="the text NULL"):
+        lab.load("mixpanel-members", write("n.csv", text.replace("U1", "U2")), cohort="Power Users", strict=True)
+    # JSON has its own null: a string "NULL" is a value the source wrote, read as any id, no warning
+    page = {"results": [{"$distinct_id": "NULL"}], "status": "ok", "as_of": "2026-03-02T00:00:00Z"}
+    assert lab.load("mixpanel-members", write("p.json", json.dumps(page)), cohort="Power Users").warnings == []

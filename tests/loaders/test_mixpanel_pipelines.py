@@ -355,3 +355,60 @@ def test_parquet_decimal_columns_never_pass_through_a_double(lab, q, tmp_path):
     lab.load(PROFILES, pr)
     assert q("SELECT mparticle_user_id, properties->>'amount' FROM mp_events") == [(str(BIG), "5.25")]
     assert q("SELECT mparticle_user_id FROM mp_profiles") == [("-7346244611012968789",)]
+
+
+# a Snowflake unload of the pipeline tables as JSON: COPY INTO @stage FROM (SELECT OBJECT_CONSTRUCT(*)
+# FROM mp_master_event) FILE_FORMAT=(TYPE=JSON) writes the column names folded to upper case
+SNOWFLAKE_EVENTS = [
+    '{"EVENT_NAME":"Purchase","TIME":"2026-03-01 05:00:00.123","DISTINCT_ID":"u1","USER_ID":"u1","DEVICE_ID":"d1",'
+    '"INSERT_ID":"i1","PROPERTIES":{"$mparticle_user_id":"-7346244611012968789","Plan":"pro"}}',
+    # identifiers as JSON floats keep their exact tokens, also inside PROPERTIES exported as JSON text
+    '{"EVENT_NAME":"Open","TIME":1772323200,"DISTINCT_ID":9.080350317581165123e18,"INSERT_ID":"i2",'
+    '"PROPERTIES":"{\\"$mparticle_user_id\\": 9.080350317581165123e18, \\"Plan\\": \\"x\\"}"}',
+    # a record whose keys would collide once in lower case keeps them as written (as a Parquet file's
+    # columns): event_name is read, DISTINCT_ID is not
+    '{"Event_Name":"Open","event_name":"Close","DISTINCT_ID":"u3","time":1772323200,"insert_id":"i3"}',
+]
+
+
+def test_json_keys_in_upper_case_are_read_as_parquet_columns_are(lab, q, write, balanced):
+    """A JSON unload whose top-level keys a warehouse folded to upper case (Snowflake's OBJECT_CONSTRUCT)
+    was quarantined whole (missing_event, missing_distinct_id), whereas the same table as Parquet
+    loaded: the pipeline kinds read a JSON record's top-level keys in lower case, unless two of
+    them would then be one; keys inside PROPERTIES keep their case."""
+    ev = write("ev/0_0_0.json.gz", jsonl(*SNOWFLAKE_EVENTS), gz=True)
+    mp = write("map/0_0_0.json", jsonl({"DISTINCT_ID": "u1", "RESOLVED_DISTINCT_ID": "cust-1"}))
+    r = balanced(lab.load(EVENTS, ev, identity_mappings=str(mp)))
+    assert (r.rows_read, r.loaded, dict(r.quarantined)) == (3, 2, {"missing_distinct_id": 1})
+    assert q("SELECT line, event, time, distinct_id, user_id, device_id, insert_id, mparticle_user_id, "
+             "properties->>'Plan', json_keys(properties) FROM mp_events") == [
+        (1, "Purchase", datetime(2026, 3, 1, 5, 0, 0, 123000), "cust-1", "u1", "d1", "i1", "-7346244611012968789",
+         "pro", ["$mparticle_user_id", "Plan"]),
+        (2, "Open", datetime(2026, 3, 1), "9.080350317581165123e18", None, None, "i2", "9.080350317581165123e18",
+         "x", ["$mparticle_user_id", "Plan"]),
+    ]
+    # the schematized layout: the row is the properties, its columns read as a Parquet file's
+    sch = write("sch.json", jsonl({"MP_EVENT_NAME": "Add to cart", "TIME": 1772323200, "DISTINCT_ID": "u9",
+                                   "MP_INSERT_ID": "s1", "MP_MPARTICLE_USER_ID": 1.5e18}))
+    r = balanced(lab.load(EVENTS, sch))
+    assert (r.loaded, r.n_quarantined) == (1, 0)
+    assert q("SELECT event, distinct_id, insert_id, mparticle_user_id FROM mp_events WHERE distinct_id = 'u9'") == [
+        ("Add to cart", "u9", "s1", "1.5e+18")]
+    pr = write("people/0_0_0.json", jsonl(
+        {"DISTINCT_ID": "p1", "PROPERTIES": {"$email": "p1@example.com", "$mparticle_user_id": BIG,
+                                             "$last_seen": "2026-03-01T00:00:00"}},
+        '{"DISTINCT_ID":1.5e18,"PROPERTIES":"{\\"$mparticle_user_id\\": 1.50e18}"}'))
+    r = balanced(lab.load(PROFILES, pr))
+    assert (r.loaded, r.n_quarantined, r.warnings) == (2, 0, [])
+    assert q("SELECT distinct_id, email, mparticle_user_id, last_seen FROM mp_profiles") == [
+        ("1.5e18", None, "1.50e18", None), ("p1", "p1@example.com", str(BIG), datetime(2026, 3, 1))]
+
+
+def test_upper_case_keys_are_read_so_only_by_the_pipeline_kinds(lab, q, write):
+    """The raw export's and Engage's keys are Mixpanel's own, in lower case: an upper-case record
+    is not theirs and stays quarantined."""
+    ev = write("ev.jsonl", jsonl({"EVENT": "Open", "PROPERTIES": {"time": 1772323200, "distinct_id": "u1"}}))
+    pr = write("pr.jsonl", jsonl({"$DISTINCT_ID": "u1", "$PROPERTIES": {}}))
+    assert dict(lab.load("mixpanel-events", ev).quarantined) == {"missing_event": 1}
+    with pytest.raises(LoadError):  # no record of the file is a profile
+        lab.load("mixpanel-profiles", pr)

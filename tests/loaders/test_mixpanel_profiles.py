@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from cohortlab.loaders import LoadError
+from cohortlab.loaders import LoadError, StrictLoadError
 
 
 def _page(results, page=0, **extra):
@@ -67,6 +67,51 @@ def test_profile_dates_given_as_epoch_numbers_are_dates(lab, write, balanced, la
         "iso": (None, datetime(2021, 3, 4, 10, 20, 30)),
         "text": (None, None),  # a string is read as an ISO time only; true is no date
     }
+
+
+@pytest.mark.parametrize("layout", ["jsonl", "page"])
+def test_a_profile_date_before_1971_loads_as_read_with_a_warning(lab, write, balanced, layout):
+    """A `$created` or `$last_seen` read as a time before 1971-01-01 (an epoch 0 or a small number, in
+    seconds by the 1e11 rule; a date Mixpanel rendered from one) is no real date of a profile, and a
+    `$last_seen` read so makes its member look inactive since 1970; it loaded without a word, where
+    an event's time so early warns (audit 113). Loaded as read, with a warning naming the field,
+    the count, the first line, its value and the time read, whichever path read the file."""
+    results = [
+        {"$distinct_id": "ok", "$properties": {"$last_seen": 1772323200, "$created": 1772323200000}},
+        {"$distinct_id": "zero", "$properties": {"$last_seen": 0, "$created": "2026-03-01T00:00:00"}},
+        {"$distinct_id": "day", "$properties": {"$last_seen": 86400}},
+        {"$distinct_id": "iso", "$properties": {"$created": "1970-01-01T00:00:00", "$last_seen": -1}},
+    ]
+    text = ("\n".join(json.dumps(r) for r in results) + "\n" if layout == "jsonl"
+            else json.dumps(_page(results)))
+    r = balanced(lab.load("mixpanel-profiles", write("p.json", text)))
+    assert {d: (c, ls) for d, _, _, _, c, ls, _ in _rows(lab)} == {
+        "ok": (datetime(2026, 3, 1), datetime(2026, 3, 1)),
+        "zero": (datetime(2026, 3, 1), datetime(1970, 1, 1)),
+        "day": (None, datetime(1970, 1, 2)),
+        "iso": (datetime(1970, 1, 1), datetime(1969, 12, 31, 23, 59, 59)),
+    }
+    assert [w.split(": ", 1)[1] for w in r.warnings] == [
+        "1 profile(s) give $created before 1971-01-01 (line 4: \"1970-01-01T00:00:00\", read as 1970-01-01 "
+        "00:00:00): no real date of a profile (0, a negative number, a number in another unit than seconds or "
+        "milliseconds?); loaded as read",
+        "3 profile(s) give $last_seen before 1971-01-01 (line 2: 0, read as 1970-01-01 00:00:00): no real date "
+        "of a profile (0, a negative number, a number in another unit than seconds or milliseconds?); loaded as read",
+    ]
+    with pytest.raises(StrictLoadError, match=r"\$last_seen before 1971-01-01"):
+        lab.load("mixpanel-profiles", write("q.json", text.replace('"$distinct_id": "ok"', '"$distinct_id": "ok2"')), strict=True)
+
+
+def test_pipeline_and_member_profiles_warn_of_a_date_before_1971(lab, write, balanced):
+    """The same warning where Data Pipelines profiles and members pages carrying `$properties`
+    write profiles."""
+    pl = write("people.json", json.dumps({"distinct_id": "a", "properties": {"$last_seen": 0}}) + "\n")
+    assert [w.split(": ", 1)[1][:46] for w in balanced(lab.load("mixpanel-pipeline-profiles", pl)).warnings] == [
+        "1 profile(s) give $last_seen before 1971-01-01"]
+    page = _page([{"$distinct_id": "b", "$properties": {"$created": 100}}], as_of="2026-03-01T00:00:00Z")
+    r = balanced(lab.load("mixpanel-members", write("m.json", json.dumps(page)), cohort="C"))
+    assert [w.split(": ", 1)[1][:44] for w in r.warnings if "1971" in w] == [
+        "1 profile(s) give $created before 1971-01-01"]
 
 
 def test_array_of_pages_and_position_numbering(lab, write, balanced):

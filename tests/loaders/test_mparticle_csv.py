@@ -296,3 +296,25 @@ def test_a_byte_order_mark_after_the_sep_line_is_no_part_of_the_first_name(lab, 
     r = lab.load(KIND, write("bom.csv", "sep=;\n\ufeffmpid;email\n7;a@example.com\n"))
     assert (r.loaded, r.n_quarantined, r.warnings) == (1, 0, [])
     assert q("SELECT mpid, line FROM mpa_profiles") == [(7, 3)]
+
+
+def test_identity_cells_written_as_the_text_null_load_with_a_warning(lab, q, write):
+    """Some exports write an SQL NULL as the text NULL (SQL Server Management Studio; a
+    NULL_IF=('NULL') unload): read exactly, every profile without a customer_id held the identity
+    customer_id NULL, without a word (audit 114). The cells still load as written (identities are
+    exact), now with a warning naming the identity types, the count and the first line, never a
+    value; an attribute NULL is a value like any other (no warning); --strict refuses the file."""
+    from cohortlab.errors import StrictLoadError
+
+    text = "mpid,customer_id,email,plan\n1,NULL,a@example.com,NULL\n2,c2,null,pro\n3,NULL,b@example.com,free\n"
+    r = lab.load(KIND, write("p.csv", text))
+    assert q("SELECT mpid, identity_type, value FROM mpa_identities") == [
+        (1, "customer_id", "NULL"), (1, "email", "a@example.com"), (2, "customer_id", "c2"), (2, "email", "null"),
+        (3, "customer_id", "NULL"), (3, "email", "b@example.com")]
+    assert [w.split(": ", 1)[1] for w in r.warnings] == [
+        "3 identity cell(s) are the text NULL (customer_id, email; line 2): an SQL NULL written as text? Loaded "
+        "as written, so each such profile holds that identity; export with NULL as an empty field or \\N, which "
+        "are no value"]
+    with pytest.raises(StrictLoadError, match="the text NULL"):
+        lab.load(KIND, write("s.csv", text.replace("pro", "max")), strict=True)
+    assert lab.load(KIND, write("a.csv", "mpid,customer_id,plan\n4,c4,NULL\n")).warnings == []
