@@ -129,6 +129,12 @@ def fetch_cmd(out, db, sources, from_date, to_date, events, where, chunk_days, p
         fail("interrupted: what was written is complete; run the same command again to resume", code=130)
     if as_json:
         stats = {k: {"requests": v.requests, "retries": dict(v.retries)} for k, v in summary.stats.items()}
-        click.echo(json.dumps({"out": str(summary.out), "counts": summary.counts, "http": stats}, indent=2))
+        click.echo(json.dumps({"out": str(summary.out), "counts": summary.counts, "http": stats,
+                               "skipped": summary.skipped}, indent=2))
     else:
         click.echo(str(summary))
+    if not summary.complete:
+        # the run went on without part of what was asked (a cohort deleted meanwhile): the summary
+        # says what, and the exit status says the run is incomplete
+        what = "; ".join(f"{s['kind']}: {s['cohort']!r} (id {s['cohort_id']})" for s in summary.skipped)
+        fail(f"incomplete: {len(summary.skipped)} item(s) skipped ({what}); the rest was fetched")

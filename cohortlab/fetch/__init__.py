@@ -26,7 +26,7 @@ from typing import Any, Iterable, Iterator
 from cohortlab.escaping import one_line, terminal_text
 from cohortlab.fetch.credentials import Credentials, load_credentials
 from cohortlab.fetch.files import run_lock, state_dir, write_json
-from cohortlab.fetch.http import AuthError, FetchError, RetryPolicy, Stats
+from cohortlab.fetch.http import AuthError, FetchError, HttpStatusError, RetryPolicy, Stats
 
 SOURCES = ("mixpanel", "mparticle")
 
@@ -40,6 +40,14 @@ class FetchSummary:
     counts: dict[str, Any] = field(default_factory=dict)
     stats: dict[str, Stats] = field(default_factory=dict)
     loads: list[Any] = field(default_factory=list)  # WorldReport / LoadReport of each load
+    # what the run had to leave out and went on without (a cohort deleted during the run): one
+    # dict each, {"kind", "cohort", "cohort_id", "reason"}; the run is then not complete
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """Whether the run fetched everything it was asked for (nothing skipped)."""
+        return not self.skipped
 
     def add(self, key: str, value: Any, line: str) -> None:
         self.counts[key] = value
@@ -113,7 +121,11 @@ def fetch(
     refers to (read from ``lab`` after loading, or from the fetched Mixpanel files).
     ``timeout``: seconds one read from a server may wait (then the request is retried like a
     dropped connection); None: 120 s for Mixpanel, 60 s for mParticle.
-    ``progress``: None = a progress bar only when stderr is a terminal."""
+    ``progress``: None = a progress bar only when stderr is a terminal.
+
+    A cohort deleted during the run (its members listing refused, the cohorts list asked again
+    without it) is skipped and the run goes on: the summary's ``skipped`` names it and its
+    ``complete`` is False."""
     from cohortlab.fetch.mixpanel import date_chunks, parse_day
 
     sources = tuple(sources)
@@ -158,7 +170,7 @@ def fetch(
                 _fetch_mparticle(run, lab if load else None, mpids, lab_without_load=lab is not None and not load,
                                  concurrency=concurrency, rate=rate, part_size=part_size,
                                  retry_missing=retry_missing)
-            run.manifest["complete"] = True
+            run.manifest["complete"] = run.summary.complete
         finally:
             if run.manifest["items"] or run.manifest["complete"]:
                 run.save()
@@ -251,8 +263,17 @@ def _fetch_mixpanel(run: _Run, from_date: Any, to_date: Any, n_chunks: int, *, e
             run.item(kind="mixpanel-profiles", path="mixpanel/profiles", as_of=_iso(listing.as_of),
                      completed_at=_now(), profiles=listing.results, pages=listing.pages)
         for cid, name in picked:
-            with _bar(run.show, None, f"members of {one_line(name)}", " members") as bar:
-                snap = mp.members(out, cid, name, progress=bar)
+            try:
+                with _bar(run.show, None, f"members of {one_line(name)}", " members") as bar:
+                    snap = mp.members(out, cid, name, progress=bar)
+            except HttpStatusError as e:
+                # a cohort deleted since the cohorts list: Mixpanel refuses its members listing
+                # (400 or 404; undocumented). Only a cohort that the list, asked again, no longer
+                # has is skipped: any other refusal stops the run as before
+                if e.status not in (400, 404, 410) or mp.still_listed(cid):
+                    raise
+                _skip_deleted_cohort(run, cid, name, asked=bool(cohorts), answer=str(e), notify=mp.http.notify)
+                continue
             rel = snap.file.relative_to(out).as_posix()
             summary.add(f"members:{name}", snap.members,
                         f"members of {name!r} (id {one_line(cid)}): {snap.members:,} as of {_iso(snap.as_of)} -> {rel}"
@@ -260,6 +281,23 @@ def _fetch_mixpanel(run: _Run, from_date: Any, to_date: Any, n_chunks: int, *, e
             run.item(kind="mixpanel-members", path=rel, cohort=name, cohort_id=cid, as_of=_iso(snap.as_of))
     finally:
         mp.close()
+
+
+def _skip_deleted_cohort(run: _Run, cid: str, name: str, *, asked: bool, answer: str,
+                         notify: Any) -> None:
+    """Record a cohort deleted since the cohorts list (its members listing refused, the list asked
+    again without it): a line on stderr now (the run may go on for hours), a line of the summary,
+    an item of fetch.json; the run goes on and is not complete. ``asked``: named with --cohort
+    (a later run naming it stops at the cohorts list), rather than found by listing."""
+    answer = answer.removeprefix("mixpanel: ")
+    why = ("deleted during the run: the cohorts list, asked again, no longer has it "
+           f"(the members listing answered {answer})")
+    line = (f"members of {name!r} (id {one_line(cid)}): skipped, {why}"
+            + ("; it was asked for by --cohort: drop it from the next run's options" if asked else ""))
+    notify(f"mixpanel: warning: {line}")
+    run.summary.skipped.append({"kind": "cohort-deleted", "cohort": name, "cohort_id": cid, "reason": why})
+    run.summary.add("cohorts_skipped", len(run.summary.skipped), line)
+    run.item(kind="mixpanel-members-skipped", cohort=name, cohort_id=cid, reason=why, as_of=_now())
 
 
 def _fetch_mparticle(run: _Run, lab, mpids: Iterable[int] | None, *, lab_without_load: bool, concurrency: int,

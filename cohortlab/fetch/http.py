@@ -55,6 +55,15 @@ class AuthError(FetchError):
     """401/403: the credentials are wrong or lack a permission."""
 
 
+class HttpStatusError(FetchError):
+    """An error answer that is not retried (400, 404, ...): ``status`` is its HTTP status, for a
+    caller that can tell what it means there (a members listing of a cohort deleted meanwhile)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class RetryableError(FetchError):
     """A response that looked fine but was not (e.g. a truncated gzip stream): retried like a 5xx."""
 
@@ -321,6 +330,12 @@ class HttpClient:
     def error(self, message: str, cls: type[FetchError] = FetchError) -> FetchError:
         return cls(self.mask(f"{self.service}: {message}"))
 
+    def status_error(self, status: int, path: str, body: str) -> HttpStatusError:
+        """The error of an answer with ``status`` on ``path`` that is not retried (``body``: its
+        start, masked)."""
+        return HttpStatusError(self.mask(f"{self.service}: HTTP {status} on {path}" + (f": {body}" if body else "")),
+                               status)
+
     # ------------------------------------------------------------------ requests
     def request(
         self,
@@ -376,7 +391,7 @@ class HttpClient:
                             AuthError,
                         )
                     if status not in RETRY_STATUSES:
-                        raise self.error(f"HTTP {status} on {path}" + (f": {body}" if body else ""))
+                        raise self.status_error(status, path, body)
                     cause = str(status)
                     retry_after = parse_retry_after(resp.headers.get("Retry-After"))
                     last = f"HTTP {status} on {path}" + (f": {body}" if body else "")
