@@ -125,7 +125,8 @@ def fetch(
 
     A cohort deleted during the run (its members listing refused, the cohorts list asked again
     without it) is skipped and the run goes on: the summary's ``skipped`` names it and its
-    ``complete`` is False."""
+    ``complete`` is False. An exception raised once the run started carries what the run did
+    before it as ``fetch_summary`` (a :class:`FetchSummary`)."""
     from cohortlab.fetch.mixpanel import date_chunks, parse_day
 
     sources = tuple(sources)
@@ -171,6 +172,10 @@ def fetch(
                                  concurrency=concurrency, rate=rate, part_size=part_size,
                                  retry_missing=retry_missing)
             run.manifest["complete"] = run.summary.complete
+        except BaseException as e:
+            # what the run did before the error, for a caller that reports it (--json)
+            e.fetch_summary = run.summary  # type: ignore[attr-defined]
+            raise
         finally:
             if run.manifest["items"] or run.manifest["complete"]:
                 run.save()

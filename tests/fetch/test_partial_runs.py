@@ -1,5 +1,6 @@
 """A run that cannot fetch everything: a cohort deleted between the cohorts list and its members
-request is skipped and the run goes on, incomplete (audit 121, Q18)."""
+request is skipped and the run goes on, incomplete (audit 121, Q18); and ``--json`` prints one JSON
+object on stdout whatever the outcome, with the error and what was fetched so far (Q13)."""
 
 from __future__ import annotations
 
@@ -70,6 +71,58 @@ def test_a_deleted_cohort_named_with_cohort_makes_the_command_fail_after_the_res
     assert r.stderr.splitlines()[-1] == ("error: incomplete: 1 item(s) skipped (cohort-deleted: 'Churn\\x1b[2J Risk' "
                                          "(id 1001)); the rest was fetched")
     # the next run naming it stops at the cohorts list, before any other request (as a typo does)
-    r = _run(["--out", str(tmp_path / "again"), "--cohort", "1001", "--retries", "0"], env)
+    r = _run(["--out", str(tmp_path / "again"), "--cohort", "1001", "--retries", "0", "--json"], env)
     assert r.exit_code == 1
-    assert r.stderr == "error: no cohort '1001' in the project's cohorts list (by id or name)\n"
+    doc = json.loads(r.stdout)
+    assert (doc["ok"], doc["error"]) == (False, {"kind": "fetch", "message": "no cohort '1001' in the project's "
+                                                 "cohorts list (by id or name)"})
+    assert doc["counts"] == {"cohorts": 1}
+
+
+# --------------------------------------------------------------------------- Q13: --json when the run fails
+def test_json_of_a_run_that_fails_on_the_mparticle_side_says_what_was_fetched(fake, env, tmp_path):
+    # a scheduled job parsing stdout got nothing: the error was only the stderr line
+    fake.sticky["token"] = ("status", 401)
+    r = _run(["--out", str(tmp_path / "o"), "--cohort", "Power Users", "--retries", "0", "--json"], env)
+    assert r.exit_code == 1
+    doc = json.loads(r.stdout)
+    assert doc["ok"] is False and doc["complete"] is False
+    assert doc["error"]["kind"] == "auth"
+    assert doc["error"]["message"].startswith("mparticle: authentication failed (HTTP 401) on /oauth/token")
+    assert r.stderr == f"error: {doc['error']['message']}\n"  # the same line, for a human
+    assert doc["counts"]["cohorts"] == 2 and doc["counts"]["members:Power Users"] == 3
+    assert doc["http"]["mixpanel"]["requests"] >= 5
+    assert fs.MP_SECRET not in r.output and fs.MPA_SECRET not in r.output and "ann@example.com" not in r.output
+
+
+def test_json_of_a_run_refused_before_any_request(fake, env, tmp_path):
+    r = _run(["--out", str(tmp_path / "o"), "--from", "2026-13-01", "--to", "2026-01-02", "--json"], env)
+    assert r.exit_code == 1
+    assert json.loads(r.stdout) == {"ok": False, "complete": False, "out": str(tmp_path / "o"), "counts": {},
+                                    "http": {}, "skipped": [],
+                                    "error": {"kind": "usage", "message": "--from 2026-13-01: not a valid day "
+                                                                          "(month must be in 1..12)"}}
+    assert r.stderr == "error: --from 2026-13-01: not a valid day (month must be in 1..12)\n"
+    env = {**env, "MIXPANEL_SERVICE_ACCOUNT_SECRET": "not-the-right-secret-42"}
+    r = _run(["--out", str(tmp_path / "o"), "--source", "mixpanel", "--retries", "0", "--json"], env)
+    doc = json.loads(r.stdout)
+    assert doc["error"]["kind"] == "auth" and "not-the-right-secret-42" not in r.output
+
+
+def test_json_of_a_complete_run_says_ok(fake, env, tmp_path):
+    r = _run(["--out", str(tmp_path / "o"), "--source", "mixpanel", "--no-profiles", "--json"], env)
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert (doc["ok"], doc["complete"], doc["skipped"], doc["counts"]["cohorts"]) == (True, True, [], 2)
+    assert "error" not in doc
+
+
+def test_load_json_prints_the_error_as_json_too(tmp_path):
+    bad = tmp_path / "cohorts.json"
+    bad.write_text('{"not": "a list"')
+    db = str(tmp_path / "lab.duckdb")
+    r = _run(["--db", db, "mixpanel-cohorts", str(bad), "--json", "--no-progress"], {}, command="load")
+    assert r.exit_code == 1
+    doc = json.loads(r.stdout)
+    assert doc["ok"] is False and doc["kind"] == "mixpanel-cohorts" and doc["loaded"] == 0
+    assert doc["error"]["kind"] == "load" and r.stderr == f"error: {doc['error']['message']}\n"
