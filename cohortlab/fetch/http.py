@@ -6,8 +6,13 @@
   answer's ``Retry-After`` (seconds or an HTTP date; capped at ``max_retry_after``, 300 s) when
   it has one it can read, else exponential backoff (``backoff * 2**attempt``, capped at
   ``max_backoff``) with jitter: an unreadable ``Retry-After`` (``NaN``) is ignored.
-  ``RetryPolicy.sleep`` is injectable: the tests record the waits instead of sleeping. A wait
-  of ``LONG_WAIT`` (30 s) or more is announced first through :attr:`HttpClient.notify`.
+  ``RetryPolicy.sleep`` (and ``clock``) are injectable: the tests record the waits instead of
+  sleeping. A wait of ``LONG_WAIT`` (30 s) or more is announced first through
+  :attr:`HttpClient.notify`.
+* **A 429 pauses the client.** The wait after a 429 is a pause of the whole client: no attempt
+  of any of its threads (the Profile API's ``concurrency``) starts before it is over, so the
+  other threads do not keep sending requests the server refuses (each a 429, a retry used up);
+  the requests already in flight end as they do.
 * **An answer that is not JSON.** A JSON endpoint's answer with status 200 whose body is not JSON
   at all (a proxy's HTML page, an empty body, a body cut short) is retried like a 5xx
   (:meth:`HttpClient.json_body`): one such page no longer stops an 18-hour run of Profile API
@@ -76,6 +81,7 @@ class RetryPolicy:
     max_retry_after: float = 300.0  # a Retry-After above this is capped (and the message says so)
     sleep: Callable[[float], None] = time.sleep
     jitter: bool = True
+    clock: Callable[[], float] = time.monotonic  # the time the shared pause after a 429 is measured on
 
     def wait(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None and math.isfinite(retry_after):
@@ -85,9 +91,16 @@ class RetryPolicy:
 
 
 def no_sleep_policy(retries: int = 5) -> RetryPolicy:
-    """A policy that never sleeps (tests); the waits it would have made are in ``.waits``."""
+    """A policy that never sleeps (tests); the waits it would have made are in ``.waits``, and its
+    clock moves only by them (a pause after a 429 is over once it was waited)."""
     waits: list[float] = []
-    p = RetryPolicy(retries=retries, sleep=waits.append, jitter=False)
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    p = RetryPolicy(retries=retries, sleep=sleep, jitter=False, clock=lambda: now[0])
     p.waits = waits  # type: ignore[attr-defined]
     return p
 
@@ -260,6 +273,10 @@ class HttpClient:
         self.cancelled = threading.Event()  # set by cancel(): no new attempt, no more waiting
         self.notify: Callable[[str], None] = _to_stderr  # a line the user should see now (long waits)
         self._lock = threading.Lock()
+        # after a 429 no attempt of any thread starts before this time (policy.clock): the
+        # threads of one client (the Profile API's --concurrency) wait out the server's limit
+        # together instead of each running into it
+        self._paused_until = float("-inf")
         self._client = httpx.Client(
             auth=auth,
             headers={"User-Agent": USER_AGENT, **(headers or {})},
@@ -294,6 +311,18 @@ class HttpClient:
     def _check_cancelled(self) -> None:
         if self.cancelled.is_set():
             raise self.error("cancelled")
+
+    def _pause(self, seconds: float) -> None:
+        """Every thread of this client waits ``seconds`` from now before its next attempt (a 429)."""
+        with self._lock:
+            self._paused_until = max(self._paused_until, self.policy.clock() + seconds)
+
+    def _wait_for_pause(self) -> None:
+        """Wait out the pause a 429 set (:meth:`_pause`), if it is not over."""
+        with self._lock:
+            left = self._paused_until - self.policy.clock()
+        if left > 0:
+            self._wait(left)
 
     def _wait(self, seconds: float) -> None:
         if self.policy.sleep is time.sleep:  # the real wait: ended at once by cancel()
@@ -360,6 +389,7 @@ class HttpClient:
         refreshed = False
         while True:
             self._check_cancelled()
+            self._wait_for_pause()  # a 429 of this request or of another thread's
             if budget is not None:
                 now = budget.clock()
                 wait = budget.delay(now)
@@ -411,7 +441,10 @@ class HttpClient:
             if wait >= LONG_WAIT:  # a Retry-After of minutes: said first, the run is not stuck
                 self.notify(self.mask(f"{self.service}: {last}; retry {attempt + 1} of {self.policy.retries} "
                                       f"in {duration_text(wait)}"))
-            self._wait(wait)
+            if cause == "429":  # the host's limit: every thread pauses, this one at the loop's top
+                self._pause(wait)
+            else:
+                self._wait(wait)
             attempt += 1
 
 

@@ -76,6 +76,7 @@ class Fake:
         # in the list (Mixpanel does not document the status: 400 or 404)
         self.delete_after_list: dict[Any, int] = {}
         self.deleted: dict[Any, int] = {}
+        self.profile_times: list[tuple[float, float, Any]] = []  # Profile API requests, time.monotonic()
 
     def count(self, endpoint: str) -> int:
         return sum(1 for e, _, _ in self.log if e == endpoint)
@@ -281,6 +282,7 @@ class Handler(BaseHTTPRequestHandler):
         fake = self.fake
         parts = path.split("/")
         fake.log.append(("profile", "GET", {"path": path, **q}))
+        arrived = time.monotonic()
         with fake.lock:
             fake.inflight += 1
             fake.max_inflight = max(fake.max_inflight, fake.inflight)
@@ -288,6 +290,8 @@ class Handler(BaseHTTPRequestHandler):
             if fake.profile_delay:
                 time.sleep(fake.profile_delay)
             f = fake.next_fault("profile")
+            with fake.lock:  # (when the request arrived, when it was answered, the fault answered)
+                fake.profile_times.append((arrived, time.monotonic(), f))
             if self._fault(f):
                 return
             if f == "expire_token":
