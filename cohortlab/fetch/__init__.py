@@ -348,7 +348,9 @@ def _fetch_mparticle(run: _Run, lab, mpids: Iterable[int] | None, *, lab_without
                 + (f", {res.known_missing:,} not found by an earlier run, not asked again (--retry-missing asks)"
                    if res.known_missing else "")
                 + (f", {res.mismatched} answered another or an inexact mpid (kept as mpid_returned)"
-                   if res.mismatched else ""))
+                   if res.mismatched else "")
+                + (f"; {res.unscoped_missing:,} of those asked had been found missing by an earlier version, "
+                   "which did not record the workspace: asked again" if res.unscoped_missing else ""))
     summary.counts["mparticle_missing"] = res.missing
     summary.counts["mparticle_known_missing"] = res.known_missing
     if lab is not None and res.files:

@@ -76,6 +76,8 @@ class Fake:
         # in the list (Mixpanel does not document the status: 400 or 404)
         self.delete_after_list: dict[Any, int] = {}
         self.deleted: dict[Any, int] = {}
+        # the profiles of other mParticle workspaces the same credentials reach: {"org/account/workspace": {mpid: profile}}
+        self.other_workspaces: dict[str, dict[int, Any]] = {}
         self.profile_times: list[tuple[float, float, Any]] = []  # Profile API requests, time.monotonic()
 
     def count(self, endpoint: str) -> int:
@@ -299,14 +301,16 @@ class Handler(BaseHTTPRequestHandler):
             tok = self.headers.get("Authorization", "")[7:]
             if tok not in fake.tokens:
                 return self._json(401, {"error": "token expired"})
-            if parts[3:6] != [ORG, ACCOUNT, WORKSPACE] or "fields" not in q:
+            workspace = fake.mpa_profiles if parts[3:6] == [ORG, ACCOUNT, WORKSPACE] else \
+                fake.other_workspaces.get("/".join(parts[3:6]))
+            if workspace is None or "fields" not in q:
                 return self._json(400, {"error": "bad request"})
             mpid = int(parts[6])
             with fake.lock:
                 pf = fake.profile_faults[mpid].pop(0) if fake.profile_faults[mpid] else None
             if self._fault(pf):
                 return
-            prof = fake.mpa_profiles.get(mpid)
+            prof = workspace.get(mpid)
             if prof is None:
                 return self._json(404, {"errors": "profile not found"})
             # the MPID as an exact JSON integer (json.dumps of a Python int), or a Raw text as is

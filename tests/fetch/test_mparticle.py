@@ -100,6 +100,37 @@ def test_the_summary_tells_mpids_found_missing_earlier_from_those_already_fetche
     assert "earlier run" not in str(s)
 
 
+def test_the_missing_list_is_the_workspaces_whose_answers_made_it(fake, env, creds, policy, tmp_path):
+    # audit 121 Q6: the MPIDs one workspace answered 404 for were skipped by a run into the same
+    # folder with another workspace's credentials, although that workspace knows them
+    from cohortlab.fetch.credentials import load_credentials
+
+    fake.other_workspaces = {"11/22/44": {GONE: {"mpid": GONE}}}
+    first = fetch(tmp_path, sources=["mparticle"], mpids=[GONE], credentials=creds, policy=policy, progress=False)
+    assert first.counts["mparticle_missing"] == 1
+    other = load_credentials(env={**env, "MPARTICLE_WORKSPACE_ID": "44"})
+    s = fetch(tmp_path, sources=["mparticle"], mpids=[GONE, 777], credentials=other, policy=policy, progress=False)
+    assert (s.counts["mparticle_profiles"], s.counts["mparticle_missing"], s.counts["mparticle_known_missing"]) == (
+        1, 1, 0)
+    lists = json.loads((tmp_path / ".fetch" / "mparticle_missing.json").read_text())["lists"]
+    assert [(x["workspace"]["workspace_id"], x["missing"]) for x in lists] == [("33", [GONE]), ("44", [777])]
+    assert set(lists[0]["workspace"]) == {"api_url", "org_id", "account_id", "workspace_id"}  # no credential
+    assert fs.MPA_SECRET not in json.dumps(lists) and fs.MPA_CLIENT not in json.dumps(lists)
+
+
+def test_a_missing_list_of_an_earlier_version_is_asked_again_once(fake, creds, policy, tmp_path):
+    # a bare list names no workspace: which one answered those 404s is not known
+    (tmp_path / ".fetch").mkdir()
+    (tmp_path / ".fetch" / "mparticle_missing.json").write_text(f"[{GONE}]\n")
+    s = fetch(tmp_path, sources=["mparticle"], mpids=[GONE, NEG], credentials=creds, policy=policy, progress=False)
+    assert (s.counts["mparticle_profiles"], s.counts["mparticle_missing"]) == (1, 1)
+    assert ("1 of those asked had been found missing by an earlier version, which did not record the "
+            "workspace: asked again") in str(s)
+    s = fetch(tmp_path, sources=["mparticle"], mpids=[GONE, NEG], credentials=creds, policy=policy, progress=False)
+    assert s.counts["mparticle_known_missing"] == 1 and "earlier version" not in str(s)
+    assert fake.count("profile") == 2
+
+
 def test_an_interrupted_run_resumes(fake, creds, policy, tmp_path):
     fake.profile_faults[BIG] = [("status", 500)] * 10  # this one keeps failing
     mpa = _client(creds, policy)
