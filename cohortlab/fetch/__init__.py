@@ -153,6 +153,8 @@ def fetch(
         earlier = _earlier_runs(out)  # a malformed fetch.json: an error before any request
         run = _Run(out, credentials or load_credentials(config), policy, timeout,
                    sys.stderr.isatty() if progress is None else progress, earlier)
+        if "mparticle" in sources:  # before any request: the Mixpanel side may take hours
+            _refuse_other_workspace(run)
         if removed:
             run.summary.add("leftovers_removed", removed,
                             f"removed {removed} temporary file(s) an interrupted run left in .fetch/tmp/")
@@ -328,7 +330,7 @@ def _fetch_mparticle(run: _Run, lab, mpids: Iterable[int] | None, *, lab_without
         start, as fetch.json had it before file_times."""
         if not item:
             item.update(kind="mparticle-profiles", path="mparticle/profiles", as_of=_iso(started), files=[],
-                        file_times={})
+                        file_times={}, workspace=mpa.workspace())
             run.manifest["items"].append(item)
         item["files"].append(part.name)
         item["file_times"][part.name] = _iso(as_of)
@@ -360,6 +362,35 @@ def _fetch_mparticle(run: _Run, lab, mpids: Iterable[int] | None, *, lab_without
             summary.loads.append(lab.load("mparticle-profiles", [str(p) for p in res.files], progress=run.show))
         except (LoadError, ValueError) as e:
             raise FetchError(f"the fetched mParticle profiles did not load: {e}") from e
+
+
+def _refuse_other_workspace(run: _Run) -> None:
+    """A FetchError, before any Profile API request, when ``mparticle/profiles/`` holds part files
+    that an earlier run fetched from another workspace (fetch.json records the workspace of each
+    run's parts): this run would skip their MPIDs as fetched, and the folder would be loaded as
+    one workspace holding both. Parts recorded without a workspace (earlier versions) or removed
+    since are not counted."""
+    from cohortlab.fetch.mparticle import workspace_of
+
+    c = run.creds.mparticle
+    if not (c.org_id and c.account_id and c.workspace_id):
+        return  # the mParticle side says which credential is missing
+    workspace = workspace_of(c)
+    folder = run.out / "mparticle" / "profiles"
+    for r in reversed(run.earlier):
+        for i in (r.get("items") or []) if isinstance(r, dict) else []:
+            ws = i.get("workspace") if isinstance(i, dict) and i.get("kind") == "mparticle-profiles" else None
+            if not isinstance(ws, dict) or ws == workspace:
+                continue
+            kept = [f for f in i.get("files") or [] if isinstance(f, str) and (folder / f).is_file()]
+            if kept:
+                def name(w: dict[str, Any]) -> str:
+                    return f"{w.get('org_id')}/{w.get('account_id')}/{w.get('workspace_id')} at {w.get('api_url')}"
+
+                raise FetchError(
+                    f"mparticle: {folder} holds {len(kept)} part file(s) fetched from workspace {name(ws)}; this "
+                    f"run's credentials name workspace {name(workspace)}. A folder holds one workspace's "
+                    "profiles: fetch into another --out (or remove those parts to fetch them again)")
 
 
 def _pick_cohorts(listed: list[dict[str, Any]], wanted: list[str], every: bool) -> list[tuple[str, str]]:

@@ -54,6 +54,14 @@ AUTH_HINT = ("Check MPARTICLE_CLIENT_ID / MPARTICLE_CLIENT_SECRET and the org/ac
              "the credentials must be Platform API credentials with access to the Profile API")
 
 
+def workspace_of(creds: MParticleCredentials) -> dict[str, str]:
+    """The workspace ``creds`` ask the Profile API about: the API host (the pod) and the org,
+    account and workspace ids; no credential. The MPIDs it answers 404 for are listed under it,
+    and fetch.json records it with the part files."""
+    return {"api_url": (creds.api_url or API_URL).rstrip("/"), "org_id": str(creds.org_id),
+            "account_id": str(creds.account_id), "workspace_id": str(creds.workspace_id)}
+
+
 class _Bearer(httpx.Auth):
     def __init__(self) -> None:
         self.token: str | None = None
@@ -124,11 +132,8 @@ class MParticleClient:
         return f"{self.api_url}/userprofile/v1/{c.org_id}/{c.account_id}/{c.workspace_id}/{int(mpid)}"
 
     def workspace(self) -> dict[str, str]:
-        """The workspace the Profile API is asked about: the API host (the pod) and the org, account
-        and workspace ids (no credential). The MPIDs it answers 404 for are listed under it."""
-        c = self.creds
-        return {"api_url": self.api_url, "org_id": str(c.org_id), "account_id": str(c.account_id),
-                "workspace_id": str(c.workspace_id)}
+        """The workspace the Profile API is asked about (:func:`workspace_of`)."""
+        return workspace_of(self.creds)
 
     def profile(self, mpid: int) -> dict[str, Any] | None:
         """The Profile API answer for ``mpid``, or None when there is no such profile (404)."""

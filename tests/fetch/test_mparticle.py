@@ -118,6 +118,35 @@ def test_the_missing_list_is_the_workspaces_whose_answers_made_it(fake, env, cre
     assert fs.MPA_SECRET not in json.dumps(lists) and fs.MPA_CLIENT not in json.dumps(lists)
 
 
+def test_a_folder_holding_another_workspaces_profiles_is_refused_before_any_request(fake, env, creds, policy,
+                                                                                   tmp_path):
+    # the MPIDs in its part files were skipped as fetched, and the folder loaded as one workspace
+    # holding both workspaces' profiles
+    from cohortlab.fetch.credentials import load_credentials
+
+    fake.other_workspaces = {"11/22/44": {NEG: {"mpid": NEG}, GONE: {"mpid": GONE}}}
+    fetch(tmp_path, sources=["mparticle"], mpids=[NEG], credentials=creds, policy=policy, progress=False)
+    item = json.loads((tmp_path / "fetch.json").read_text())["runs"][-1]["items"][0]
+    assert item["workspace"] == {"api_url": fake.base, "org_id": "11", "account_id": "22", "workspace_id": "33"}
+    other = load_credentials(env={**env, "MPARTICLE_WORKSPACE_ID": "44"})
+    before = len(fake.log)
+    with pytest.raises(FetchError, match=r"^mparticle: .*profiles holds 1 part file\(s\) fetched from workspace "
+                                         r"11/22/33 at http.*; this run's credentials name workspace 11/22/44 at "):
+        fetch(tmp_path, from_date="2026-01-01", to_date="2026-01-03", mpids=None, credentials=other, policy=policy,
+              progress=False)
+    assert len(fake.log) == before  # not even the Mixpanel side: it may take hours
+    # the same workspace goes on; and once the other workspace's parts are removed, so does this one
+    s = fetch(tmp_path, sources=["mparticle"], mpids=[NEG, BIG], credentials=creds, policy=policy, progress=False)
+    assert s.counts["mparticle_profiles"] == 1
+    for p in (tmp_path / "mparticle" / "profiles").iterdir():
+        p.unlink()
+    s = fetch(tmp_path, sources=["mparticle"], mpids=[NEG, GONE], credentials=other, policy=policy, progress=False)
+    assert s.counts["mparticle_profiles"] == 2
+    with Lab() as lab:  # the record with its workspace still dates the parts
+        lab.load("mparticle-profiles", [str(p) for p in (tmp_path / "mparticle" / "profiles").iterdir()])
+        assert lab.engine.query_rows("SELECT count(*) FROM mpa_profiles")[0][0] == 2
+
+
 def test_a_missing_list_of_an_earlier_version_is_asked_again_once(fake, creds, policy, tmp_path):
     # a bare list names no workspace: which one answered those 404s is not known
     (tmp_path / ".fetch").mkdir()
