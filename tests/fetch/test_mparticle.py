@@ -5,6 +5,7 @@ then loaded into the mpa_* tables (attributes and audiences are the snapshot).""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -65,6 +66,28 @@ def test_mpids_read_from_the_fetched_files_without_a_database(fake, creds, polic
     # the part file holds the MPIDs as exact JSON integers
     text = "".join(p.read_text() for p in (tmp_path / "mparticle" / "profiles").glob("*.jsonl"))
     assert f'"mpid": {BIG}' in text and f'"mpid": {NEG}' in text
+
+
+def test_mpids_read_from_the_fetched_files_are_loaded_into_a_database_file_not_memory(fake, creds, policy, tmp_path,
+                                                                                     monkeypatch):
+    # audit 121 Q11: an in-memory database held the whole Mixpanel export to read the MPIDs (484 MB
+    # peak for a 193 MB folder, 919 MB for 509 MB); a temporary file in .fetch/tmp holds its
+    # tables on disk (390 and 669 MB), and it is removed once they are read
+    import cohortlab.fetch.mparticle as mparticle
+
+    fetch(tmp_path, sources=["mixpanel"], credentials=creds, policy=policy, progress=False)
+    seen: list[str] = []
+    real = mparticle.referenced_mpids
+
+    def spy(engine):
+        seen.extend(r[0] for r in engine.query_rows("SELECT path FROM duckdb_databases() WHERE NOT internal"))
+        return real(engine)
+
+    monkeypatch.setattr(mparticle, "referenced_mpids", spy)
+    s = fetch(tmp_path, sources=["mparticle"], credentials=creds, policy=policy, progress=False)
+    assert s.counts["mparticle_profiles"] == 3
+    assert len(seen) == 1 and seen[0] and (tmp_path / ".fetch" / "tmp") in Path(seen[0]).parents
+    assert not any((tmp_path / ".fetch" / "tmp").iterdir())
 
 
 def test_second_run_fetches_only_what_is_missing(fake, creds, policy, tmp_path):
