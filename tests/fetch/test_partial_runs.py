@@ -95,6 +95,22 @@ def test_json_of_a_run_that_fails_on_the_mparticle_side_says_what_was_fetched(fa
     assert fs.MP_SECRET not in r.output and fs.MPA_SECRET not in r.output and "ann@example.com" not in r.output
 
 
+def test_json_of_a_run_stopped_by_ctrl_c_says_what_was_fetched(fake, env, tmp_path, monkeypatch):
+    from cohortlab.fetch.mixpanel import MixpanelClient
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(MixpanelClient, "members", interrupted)
+    r = _run(["--out", str(tmp_path / "o"), "--cohort", "Power Users", "--retries", "0", "--json"], env)
+    assert r.exit_code == 130
+    doc = json.loads(r.stdout)
+    assert doc["error"] == {"kind": "interrupted", "message": "interrupted: what was written is complete; run the "
+                                                              "same command again to resume"}
+    assert doc["counts"] == {"cohorts": 2, "profiles": 5} and doc["ok"] is False
+    assert r.stderr == f"error: {doc['error']['message']}\n"
+
+
 def test_json_of_a_run_refused_before_any_request(fake, env, tmp_path):
     r = _run(["--out", str(tmp_path / "o"), "--from", "2026-13-01", "--to", "2026-01-02", "--json"], env)
     assert r.exit_code == 1
