@@ -153,7 +153,9 @@ def fetch(
         earlier = _earlier_runs(out)  # a malformed fetch.json: an error before any request
         run = _Run(out, credentials or load_credentials(config), policy, timeout,
                    sys.stderr.isatty() if progress is None else progress, earlier)
-        if "mparticle" in sources:  # before any request: the Mixpanel side may take hours
+        for side in sources:  # every side's credentials, before any request: the Mixpanel side may take hours
+            getattr(run.creds, side).check()
+        if "mparticle" in sources:
             _refuse_other_workspace(run)
         if removed:
             run.summary.add("leftovers_removed", removed,
@@ -372,10 +374,7 @@ def _refuse_other_workspace(run: _Run) -> None:
     since are not counted."""
     from cohortlab.fetch.mparticle import workspace_of
 
-    c = run.creds.mparticle
-    if not (c.org_id and c.account_id and c.workspace_id):
-        return  # the mParticle side says which credential is missing
-    workspace = workspace_of(c)
+    workspace = workspace_of(run.creds.mparticle)
     folder = run.out / "mparticle" / "profiles"
     for r in reversed(run.earlier):
         for i in (r.get("items") or []) if isinstance(r, dict) else []:
