@@ -281,7 +281,7 @@ def _fetch_mixpanel(run: _Run, from_date: Any, to_date: Any, n_chunks: int, *, e
                 # has is skipped: any other refusal stops the run as before
                 if e.status not in (400, 404, 410) or mp.still_listed(cid):
                     raise
-                _skip_deleted_cohort(run, cid, name, asked=bool(cohorts), answer=str(e), notify=mp.http.notify)
+                _skip_deleted_cohort(run, cid, name, asked=not all_cohorts, answer=str(e), notify=mp.http.notify)
                 continue
             rel = snap.file.relative_to(out).as_posix()
             summary.add(f"members:{name}", snap.members,

@@ -48,6 +48,16 @@ def test_a_cohort_deleted_after_the_list_is_skipped_and_the_run_goes_on(fake, cr
     assert not list((tmp_path / "mixpanel" / "members").glob("Churn*"))  # no snapshot of it, not even empty
 
 
+def test_a_deleted_cohort_found_by_all_cohorts_is_not_said_to_be_asked_for_by_cohort(fake, creds, policy, tmp_path):
+    # with --all-cohorts a --cohort given too picks nothing (every cohort is listed): the next run
+    # with the same options does not stop at the list, so there is nothing to drop
+    fake.delete_after_list = {1001: 400}
+    s = fetch(tmp_path, sources=["mixpanel"], all_cohorts=True, cohorts=["Churn Risk"], profiles=False,
+              credentials=creds, policy=policy, progress=False)
+    assert not s.complete and "skipped, deleted during the run" in str(s)
+    assert "--cohort" not in str(s)
+
+
 def test_a_refused_members_listing_of_a_cohort_still_listed_stops_the_run(fake, creds, policy, tmp_path):
     # a 400 for another reason (the cohort is still there) is an error, as before: never a skip
     fake.faults["engage"] = [("status", 400)]
