@@ -416,8 +416,8 @@ def _pick_cohorts(listed: list[dict[str, Any]], wanted: list[str], every: bool) 
 def _mpids_from_files(out: Path) -> list[int]:
     """The referenced MPIDs of the fetched Mixpanel files, loaded by the loaders (exactly as a
     load reads them) into a temporary database *file* in ``.fetch/tmp/``: its tables are on disk,
-    not in memory (an in-memory database held the whole export: 484 MB peak for a 193 MB
-    folder, 919 MB for 509 MB; on disk 390 and 669 MB). A killed run's file is removed by the
+    not in memory (an in-memory database held the whole export's tables: about 490 MB peak
+    for a 193 MB folder, 920 MB for 509 MB; on disk about 385 and 655 MB). A killed run's file is removed by the
     next run (:func:`run_lock`)."""
     import tempfile
 
