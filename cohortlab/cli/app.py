@@ -130,6 +130,26 @@ def _one_line(message: str) -> str:
     return " ".join(message.split("\n")).strip() or "failed"  # fail() escapes what remains
 
 
+def error_json(error: BaseException) -> dict[str, str]:
+    """``{"kind", "message"}`` of an error as the command line reports it (the ``error`` object a
+    ``--json`` command prints on stdout when it fails; the same message is the ``error:`` line on
+    stderr): ``interrupted``; a :class:`CohortlabError` by its class (``LoadError`` -> ``load``,
+    ``StrictLoadError`` -> ``strict_load``, ``FetchError`` -> ``fetch``, ...); ``machine`` (a full
+    disk, out of memory: :func:`machine_problem`); ``internal`` for anything else (a bug: its
+    traceback follows on stderr)."""
+    import re
+
+    if is_interrupt(error):
+        return {"kind": "interrupted", "message": "interrupted"}
+    if isinstance(error, CohortlabError):
+        name = re.sub(r"Error$", "", type(error).__name__) or "Cohortlab"
+        return {"kind": re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower(), "message": _one_line(str(error))}
+    problem = machine_problem(error)
+    if problem is not None:
+        return {"kind": "machine", "message": problem}
+    return {"kind": "internal", "message": _one_line(f"{type(error).__name__}: {error}")}
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="cohortlab")
 def main() -> None:

@@ -11,7 +11,11 @@ from datetime import date
 
 import click
 
-from cohortlab.cli.app import fail, main
+from cohortlab.cli.app import error_json, fail, main
+
+
+class _Refused(Exception):
+    """An argument refused before any request (a day, the MPIDs file): one ``error:`` line."""
 
 
 def _check_days(from_date: str | None, to_date: str | None) -> None:
@@ -23,16 +27,16 @@ def _check_days(from_date: str | None, to_date: str | None) -> None:
             continue
         text = value.strip()
         if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-            fail(f"{option} {value or repr(value)}: not a day (expected YYYY-MM-DD, e.g. 2026-01-31)")
+            raise _Refused(f"{option} {value or repr(value)}: not a day (expected YYYY-MM-DD, e.g. 2026-01-31)")
         try:
             days[option] = date.fromisoformat(text)
         except ValueError as e:
-            fail(f"{option} {value}: not a valid day ({e})")
+            raise _Refused(f"{option} {value}: not a valid day ({e})")
     if (from_date is None) != (to_date is None):
         given, missing = ("--from", "--to") if to_date is None else ("--to", "--from")
-        fail(f"{given} without {missing}: give both (the days of the raw event export, inclusive) or neither")
+        raise _Refused(f"{given} without {missing}: give both (the days of the raw event export, inclusive) or neither")
     if days and days["--from"] > days["--to"]:
-        fail(f"--from {from_date} is after --to {to_date}: the range of days is empty")
+        raise _Refused(f"--from {from_date} is after --to {to_date}: the range of days is empty")
 
 
 def _read_mpids(path: str) -> list[int]:
@@ -48,7 +52,7 @@ def _read_mpids(path: str) -> list[int]:
             continue
         (out.append(int(s)) if is_valid_mpid(s) else bad.append(n))
     if bad:
-        fail(f"{path}:{bad[0]}: not an MPID (a signed 64-bit integer)"
+        raise _Refused(f"{path}:{bad[0]}: not an MPID (a signed 64-bit integer)"
              + (f" ({len(bad)} such lines)" if len(bad) > 1 else ""))
     return out
 
@@ -94,16 +98,35 @@ def fetch_cmd(out, db, sources, from_date, to_date, events, where, chunk_days, p
               mpids_file, concurrency, rate, retry_missing, refresh, region, config, retries, timeout, progress, as_json):
     """Download Mixpanel exports (raw events, Engage profiles, cohorts, cohort members) and
     mParticle profiles (Profile API, for the MPIDs the Mixpanel side refers to) into --out, then
-    load them into --db. A second run fetches only what is missing."""
-    _check_days(from_date, to_date)
-    import httpx  # here, not at start-up: only this command talks to the network
+    load them into --db. A second run fetches only what is missing.
+
+    Exit status 0 when everything asked for was fetched; 1 on an error (one `error:` line), also
+    when the run went on without part of it (a cohort deleted during the run); 130 on Ctrl-C.
+    With --json, stdout is one JSON object in every case, with "ok", "complete" and, on an
+    error, "error": {"kind", "message"} beside what was fetched so far."""
+    secrets: list[str] = []  # masked out of a message no client built (an unexpected error)
+    summary = None
+
+    def failed(error: BaseException, message: str, kind: str, code: int = 1) -> None:
+        if as_json:
+            got = getattr(error, "fetch_summary", None) or summary
+            click.echo(_json(out, got, {"kind": kind, "message": _mask(message, secrets)}))
+        fail(_mask(message, secrets), code=code)
 
     from cohortlab.errors import CohortlabError
-    from cohortlab.fetch import RetryPolicy, fetch, load_credentials
 
-    mpids = _read_mpids(mpids_file) if mpids_file else None
+    try:
+        _check_days(from_date, to_date)
+        mpids = _read_mpids(mpids_file) if mpids_file else None
+    except (_Refused, CohortlabError) as e:  # CohortlabError: an MPIDs file that cannot be read
+        failed(e, str(e), "usage")
+    import httpx  # here, not at start-up: only this command talks to the network
+
+    from cohortlab.fetch import AuthError, RetryPolicy, fetch, load_credentials
+
     try:
         creds = load_credentials(config)
+        secrets = [*creds.mixpanel.secrets(), *creds.mparticle.secrets()]
         if region:
             creds.mixpanel.region = region
         policy = RetryPolicy(retries=retries)
@@ -119,16 +142,49 @@ def fetch_cmd(out, db, sources, from_date, to_date, events, where, chunk_days, p
                 summary = fetch(out, lab=lab, **options)
         else:
             summary = fetch(out, **options)
+    except AuthError as e:
+        failed(e, str(e), "auth")
     except CohortlabError as e:  # FetchError and the other user errors: one line
-        fail(str(e))
+        failed(e, str(e), error_json(e)["kind"])
     except httpx.HTTPError as e:  # not expected past the client's own handling; still one line
-        fail(f"network error: {type(e).__name__}: {e}")
+        failed(e, f"network error: {type(e).__name__}: {e}", "network")
     except OSError as e:  # a file that cannot be written (disk full, permissions): one line
-        fail(f"{e.filename or out}: {e.strerror or e}")
-    except KeyboardInterrupt:
-        fail("interrupted: what was written is complete; run the same command again to resume", code=130)
-    if as_json:
-        stats = {k: {"requests": v.requests, "retries": dict(v.retries)} for k, v in summary.stats.items()}
-        click.echo(json.dumps({"out": str(summary.out), "counts": summary.counts, "http": stats}, indent=2))
-    else:
+        failed(e, f"{e.filename or out}: {e.strerror or e}", "file")
+    except KeyboardInterrupt as e:
+        failed(e, "interrupted: what was written is complete; run the same command again to resume", "interrupted",
+               code=130)
+    except Exception as e:  # a bug, or the machine's (DuckDB out of memory): --json still prints its object
+        if as_json:
+            click.echo(_json(out, getattr(e, "fetch_summary", None), {**error_json(e), "message": _mask(
+                error_json(e)["message"], secrets)}))
+        raise  # the root group prints its line (and a bug's traceback)
+    if summary.complete:
+        click.echo(_json(out, summary) if as_json else str(summary))
+        return
+    # the run went on without part of what was asked (a cohort deleted meanwhile): the summary
+    # says what, and the exit status says the run is incomplete
+    if not as_json:
         click.echo(str(summary))
+    what = "; ".join(f"{s['kind']}: {s['cohort']!r} (id {s['cohort_id']})" for s in summary.skipped)
+    failed(_Refused(), f"incomplete: {len(summary.skipped)} item(s) skipped ({what}); the rest was fetched",
+           "incomplete")
+
+
+def _json(out, summary, error: dict | None = None) -> str:
+    """The --json object: the counts and requests of ``summary`` (None: nothing fetched yet),
+    ``ok``/``complete``, what was skipped, and ``error`` when the command failed."""
+    counts = summary.counts if summary is not None else {}
+    stats = ({k: {"requests": v.requests, "retries": dict(v.retries)} for k, v in summary.stats.items()}
+             if summary is not None else {})
+    skipped = summary.skipped if summary is not None else []
+    doc = {"ok": error is None, "complete": error is None and not skipped, "out": str(out), "counts": counts,
+           "http": stats, "skipped": skipped}
+    if error is not None:
+        doc["error"] = error
+    return json.dumps(doc, indent=2)  # ASCII: a name's control or bidi character is an escape
+
+
+def _mask(text: str, secrets: list[str]) -> str:
+    from cohortlab.fetch.http import mask
+
+    return mask(text, secrets)

@@ -7,9 +7,9 @@ import os
 
 import click
 
-from cohortlab.cli.app import db_option, fail, loaded_database, main, progress_option, refuse_truncated
+from cohortlab.cli.app import db_option, error_json, fail, loaded_database, main, progress_option, truncated
 from cohortlab.escaping import one_line, one_line_frame
-from cohortlab.loaders import LOADERS, LoadError, loader_class
+from cohortlab.loaders import LOADERS, loader_class
 from cohortlab.times import format_instant
 
 
@@ -87,26 +87,43 @@ class _LoadCommand(click.Command):
               help="Treat warnings as errors (exit 1, nothing loaded): a file whose every record is "
                    "quarantined, a members file naming a new cohort close to a known one. For scheduled jobs.")
 def load_cmd(db, kind, paths, options, progress, as_json, strict):
-    """Load Mixpanel or mParticle export files (file, directory or glob) of KIND into --db."""
-    from cohortlab.lab import Lab
+    """Load Mixpanel or mParticle export files (file, directory or glob) of KIND into --db.
 
-    refuse_truncated(db)  # loading into it succeeded, and the next command's read failed
-    created = _new_paths(db)
+    Exit status 0 when the files loaded, 1 on an error (nothing is loaded; one `error:` line).
+    With --json, stdout is one JSON object in both cases: the load report, or on an error
+    {"ok": false, "kind", "loaded": 0, "error": {"kind", "message"}}."""
     try:
-        with Lab(db) as lab:
-            try:
-                report = lab.load(kind, list(paths), progress=progress, strict=strict, **options)
-            except BaseException:  # a failed (or interrupted) load leaves no database it created
-                if created and _nothing_loaded(lab):
-                    # removed while this process still holds the database (no other process is in
-                    # it; one that opens the path after this makes a new file)
-                    _remove_new(created)
-                raise
-    except (LoadError, ValueError) as e:
-        fail(str(e))
-    click.echo(json.dumps(report.as_dict(), indent=2) if as_json else str(report))
+        report = _load(db, kind, paths, options, progress, strict)
+    except BaseException as e:  # noqa: BLE001 - re-raised: the root group prints the line
+        # a ValueError is a loader's refusal of an option's value: one line, like a LoadError
+        error = {"kind": "invalid", "message": str(e)} if isinstance(e, ValueError) else error_json(e)
+        if as_json and not isinstance(e, SystemExit):
+            click.echo(json.dumps({"ok": False, "kind": kind, "loaded": 0, "error": error}, indent=2))
+        if isinstance(e, ValueError):
+            fail(error["message"])
+        raise
+    click.echo(json.dumps({"ok": True, **report.as_dict()}, indent=2) if as_json else str(report))
     for w in report.warnings:
         click.echo(f"warning: {one_line(w)}", err=True)  # it names a file, whose name is data
+
+
+def _load(db, kind, paths, options, progress, strict):
+    from cohortlab.errors import DatabaseError
+    from cohortlab.lab import Lab
+
+    problem = truncated(db)  # loading into it succeeded, and the next command's read failed
+    if problem:
+        raise DatabaseError(problem)
+    created = _new_paths(db)
+    with Lab(db) as lab:
+        try:
+            return lab.load(kind, list(paths), progress=progress, strict=strict, **options)
+        except BaseException:  # a failed (or interrupted) load leaves no database it created
+            if created and _nothing_loaded(lab):
+                # removed while this process still holds the database (no other process is in
+                # it; one that opens the path after this makes a new file)
+                _remove_new(created)
+            raise
 
 
 @main.command("info")

@@ -26,7 +26,7 @@ from typing import Any, Iterable, Iterator
 from cohortlab.escaping import one_line, terminal_text
 from cohortlab.fetch.credentials import Credentials, load_credentials
 from cohortlab.fetch.files import run_lock, state_dir, write_json
-from cohortlab.fetch.http import AuthError, FetchError, RetryPolicy, Stats
+from cohortlab.fetch.http import AuthError, FetchError, HttpStatusError, RetryPolicy, Stats
 
 SOURCES = ("mixpanel", "mparticle")
 
@@ -40,6 +40,14 @@ class FetchSummary:
     counts: dict[str, Any] = field(default_factory=dict)
     stats: dict[str, Stats] = field(default_factory=dict)
     loads: list[Any] = field(default_factory=list)  # WorldReport / LoadReport of each load
+    # what the run had to leave out and went on without (a cohort deleted during the run): one
+    # dict each, {"kind", "cohort", "cohort_id", "reason"}; the run is then not complete
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """Whether the run fetched everything it was asked for (nothing skipped)."""
+        return not self.skipped
 
     def add(self, key: str, value: Any, line: str) -> None:
         self.counts[key] = value
@@ -113,7 +121,12 @@ def fetch(
     refers to (read from ``lab`` after loading, or from the fetched Mixpanel files).
     ``timeout``: seconds one read from a server may wait (then the request is retried like a
     dropped connection); None: 120 s for Mixpanel, 60 s for mParticle.
-    ``progress``: None = a progress bar only when stderr is a terminal."""
+    ``progress``: None = a progress bar only when stderr is a terminal.
+
+    A cohort deleted during the run (its members listing refused, the cohorts list asked again
+    without it) is skipped and the run goes on: the summary's ``skipped`` names it and its
+    ``complete`` is False. An exception raised once the run started carries what the run did
+    before it as ``fetch_summary`` (a :class:`FetchSummary`)."""
     from cohortlab.fetch.mixpanel import date_chunks, parse_day
 
     sources = tuple(sources)
@@ -140,6 +153,10 @@ def fetch(
         earlier = _earlier_runs(out)  # a malformed fetch.json: an error before any request
         run = _Run(out, credentials or load_credentials(config), policy, timeout,
                    sys.stderr.isatty() if progress is None else progress, earlier)
+        for side in sources:  # every side's credentials, before any request: the Mixpanel side may take hours
+            getattr(run.creds, side).check()
+        if "mparticle" in sources:
+            _refuse_other_workspace(run)
         if removed:
             run.summary.add("leftovers_removed", removed,
                             f"removed {removed} temporary file(s) an interrupted run left in .fetch/tmp/")
@@ -158,7 +175,11 @@ def fetch(
                 _fetch_mparticle(run, lab if load else None, mpids, lab_without_load=lab is not None and not load,
                                  concurrency=concurrency, rate=rate, part_size=part_size,
                                  retry_missing=retry_missing)
-            run.manifest["complete"] = True
+            run.manifest["complete"] = run.summary.complete
+        except BaseException as e:
+            # what the run did before the error, for a caller that reports it (--json)
+            e.fetch_summary = run.summary  # type: ignore[attr-defined]
+            raise
         finally:
             if run.manifest["items"] or run.manifest["complete"]:
                 run.save()
@@ -251,8 +272,17 @@ def _fetch_mixpanel(run: _Run, from_date: Any, to_date: Any, n_chunks: int, *, e
             run.item(kind="mixpanel-profiles", path="mixpanel/profiles", as_of=_iso(listing.as_of),
                      completed_at=_now(), profiles=listing.results, pages=listing.pages)
         for cid, name in picked:
-            with _bar(run.show, None, f"members of {one_line(name)}", " members") as bar:
-                snap = mp.members(out, cid, name, progress=bar)
+            try:
+                with _bar(run.show, None, f"members of {one_line(name)}", " members") as bar:
+                    snap = mp.members(out, cid, name, progress=bar)
+            except HttpStatusError as e:
+                # a cohort deleted since the cohorts list: Mixpanel refuses its members listing
+                # (400 or 404; undocumented). Only a cohort that the list, asked again, no longer
+                # has is skipped: any other refusal stops the run as before
+                if e.status not in (400, 404, 410) or mp.still_listed(cid):
+                    raise
+                _skip_deleted_cohort(run, cid, name, asked=not all_cohorts, answer=str(e), notify=mp.http.notify)
+                continue
             rel = snap.file.relative_to(out).as_posix()
             summary.add(f"members:{name}", snap.members,
                         f"members of {name!r} (id {one_line(cid)}): {snap.members:,} as of {_iso(snap.as_of)} -> {rel}"
@@ -260,6 +290,23 @@ def _fetch_mixpanel(run: _Run, from_date: Any, to_date: Any, n_chunks: int, *, e
             run.item(kind="mixpanel-members", path=rel, cohort=name, cohort_id=cid, as_of=_iso(snap.as_of))
     finally:
         mp.close()
+
+
+def _skip_deleted_cohort(run: _Run, cid: str, name: str, *, asked: bool, answer: str,
+                         notify: Any) -> None:
+    """Record a cohort deleted since the cohorts list (its members listing refused, the list asked
+    again without it): a line on stderr now (the run may go on for hours), a line of the summary,
+    an item of fetch.json; the run goes on and is not complete. ``asked``: named with --cohort
+    (a later run naming it stops at the cohorts list), rather than found by listing."""
+    answer = answer.removeprefix("mixpanel: ")
+    why = ("deleted during the run: the cohorts list, asked again, no longer has it "
+           f"(the members listing answered {answer})")
+    line = (f"members of {name!r} (id {one_line(cid)}): skipped, {why}"
+            + ("; it was asked for by --cohort: drop it from the next run's options" if asked else ""))
+    notify(f"mixpanel: warning: {line}")
+    run.summary.skipped.append({"kind": "cohort-deleted", "cohort": name, "cohort_id": cid, "reason": why})
+    run.summary.add("cohorts_skipped", len(run.summary.skipped), line)
+    run.item(kind="mixpanel-members-skipped", cohort=name, cohort_id=cid, reason=why, as_of=_now())
 
 
 def _fetch_mparticle(run: _Run, lab, mpids: Iterable[int] | None, *, lab_without_load: bool, concurrency: int,
@@ -285,7 +332,7 @@ def _fetch_mparticle(run: _Run, lab, mpids: Iterable[int] | None, *, lab_without
         start, as fetch.json had it before file_times."""
         if not item:
             item.update(kind="mparticle-profiles", path="mparticle/profiles", as_of=_iso(started), files=[],
-                        file_times={})
+                        file_times={}, workspace=mpa.workspace())
             run.manifest["items"].append(item)
         item["files"].append(part.name)
         item["file_times"][part.name] = _iso(as_of)
@@ -305,7 +352,9 @@ def _fetch_mparticle(run: _Run, lab, mpids: Iterable[int] | None, *, lab_without
                 + (f", {res.known_missing:,} not found by an earlier run, not asked again (--retry-missing asks)"
                    if res.known_missing else "")
                 + (f", {res.mismatched} answered another or an inexact mpid (kept as mpid_returned)"
-                   if res.mismatched else ""))
+                   if res.mismatched else "")
+                + (f"; {res.unscoped_missing:,} of those asked had been found missing by an earlier version, "
+                   "which did not record the workspace: asked again" if res.unscoped_missing else ""))
     summary.counts["mparticle_missing"] = res.missing
     summary.counts["mparticle_known_missing"] = res.known_missing
     if lab is not None and res.files:
@@ -315,6 +364,32 @@ def _fetch_mparticle(run: _Run, lab, mpids: Iterable[int] | None, *, lab_without
             summary.loads.append(lab.load("mparticle-profiles", [str(p) for p in res.files], progress=run.show))
         except (LoadError, ValueError) as e:
             raise FetchError(f"the fetched mParticle profiles did not load: {e}") from e
+
+
+def _refuse_other_workspace(run: _Run) -> None:
+    """A FetchError, before any Profile API request, when ``mparticle/profiles/`` holds part files
+    that an earlier run fetched from another workspace (fetch.json records the workspace of each
+    run's parts): this run would skip their MPIDs as fetched, and the folder would be loaded as
+    one workspace holding both. Parts recorded without a workspace (earlier versions) or removed
+    since are not counted."""
+    from cohortlab.fetch.mparticle import workspace_of
+
+    workspace = workspace_of(run.creds.mparticle)
+    folder = run.out / "mparticle" / "profiles"
+    for r in reversed(run.earlier):
+        for i in (r.get("items") or []) if isinstance(r, dict) else []:
+            ws = i.get("workspace") if isinstance(i, dict) and i.get("kind") == "mparticle-profiles" else None
+            if not isinstance(ws, dict) or ws == workspace:
+                continue
+            kept = [f for f in i.get("files") or [] if isinstance(f, str) and (folder / f).is_file()]
+            if kept:
+                def name(w: dict[str, Any]) -> str:
+                    return f"{w.get('org_id')}/{w.get('account_id')}/{w.get('workspace_id')} at {w.get('api_url')}"
+
+                raise FetchError(
+                    f"mparticle: {folder} holds {len(kept)} part file(s) fetched from workspace {name(ws)}; this "
+                    f"run's credentials name workspace {name(workspace)}. A folder holds one workspace's "
+                    "profiles: fetch into another --out (or remove those parts to fetch them again)")
 
 
 def _pick_cohorts(listed: list[dict[str, Any]], wanted: list[str], every: bool) -> list[tuple[str, str]]:
@@ -339,7 +414,14 @@ def _pick_cohorts(listed: list[dict[str, Any]], wanted: list[str], every: bool) 
 
 
 def _mpids_from_files(out: Path) -> list[int]:
-    """The referenced MPIDs of the fetched Mixpanel files, via an in-memory lab (the loaders)."""
+    """The referenced MPIDs of the fetched Mixpanel files, loaded by the loaders (exactly as a
+    load reads them) into a temporary database *file* in ``.fetch/tmp/``: its tables are on disk,
+    not in memory (an in-memory database held the whole export's tables: about 490 MB peak
+    for a 193 MB folder, 920 MB for 509 MB; on disk about 385 and 655 MB). A killed run's file is removed by the
+    next run (:func:`run_lock`)."""
+    import tempfile
+
+    from cohortlab.fetch.files import tmp_dir
     from cohortlab.fetch.mparticle import referenced_mpids
     from cohortlab.lab import Lab
 
@@ -347,9 +429,10 @@ def _mpids_from_files(out: Path) -> list[int]:
     if not mp.is_dir():
         raise FetchError(f"mparticle: no Mixpanel files under {mp} to read MPIDs from: fetch Mixpanel "
                          "first, give --db with loaded data, or --mpids FILE")
-    with Lab() as tmp:
-        _load(tmp, out, False, only_mixpanel=True)
-        return referenced_mpids(tmp.engine)
+    with tempfile.TemporaryDirectory(dir=tmp_dir(out), prefix="mpids.") as d:
+        with Lab(Path(d) / "mpids.duckdb") as tmp:
+            _load(tmp, out, False, only_mixpanel=True)
+            return referenced_mpids(tmp.engine)
 
 
 def _load(lab, out: Path, progress: bool, only_mixpanel: bool = False):

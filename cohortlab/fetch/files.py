@@ -70,7 +70,7 @@ def run_lock(out: Path) -> Iterator[int]:
         f.write(f"{os.getpid()}\n")
         f.flush()
         removed = 0
-        for leftover in _tmp_dir(out).iterdir():
+        for leftover in tmp_dir(out).iterdir():
             if leftover.is_dir() and not leftover.is_symlink():
                 shutil.rmtree(leftover, ignore_errors=True)
             else:
@@ -84,7 +84,8 @@ def run_lock(out: Path) -> Iterator[int]:
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
-def _tmp_dir(out: Path) -> Path:
+def tmp_dir(out: Path) -> Path:
+    """``<out>/.fetch/tmp/``: temporary files of a run (a killed run's are removed by the next)."""
     d = state_dir(out) / "tmp"
     d.mkdir(parents=True, exist_ok=True)
     return d
@@ -96,7 +97,7 @@ def atomic_file(out: Path, target: Path | Callable[[], Path], mode: str = "wb") 
     a function giving it then, for a name known only once the file is written); on an exception
     it is removed and ``target`` is left as it was."""
     name = target.name if isinstance(target, Path) else "file"
-    fd, tmp = tempfile.mkstemp(dir=_tmp_dir(out), prefix=name + ".", suffix=".part")
+    fd, tmp = tempfile.mkstemp(dir=tmp_dir(out), prefix=name + ".", suffix=".part")
     try:
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
             yield f
@@ -127,7 +128,7 @@ def write_json(out: Path, target: Path, data: Any, indent: int | None = 2) -> No
 def atomic_dir(out: Path, target: Path) -> Iterator[Path]:
     """A temporary folder to fill; on a clean exit it replaces ``target`` (the old folder, if
     any, is removed only after the new one is in place)."""
-    work = Path(tempfile.mkdtemp(dir=_tmp_dir(out), prefix=target.name + "."))
+    work = Path(tempfile.mkdtemp(dir=tmp_dir(out), prefix=target.name + "."))
     try:
         yield work
     except BaseException:
@@ -136,7 +137,7 @@ def atomic_dir(out: Path, target: Path) -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     old = None
     if target.exists():
-        old = Path(tempfile.mkdtemp(dir=_tmp_dir(out), prefix=target.name + ".old."))
+        old = Path(tempfile.mkdtemp(dir=tmp_dir(out), prefix=target.name + ".old."))
         os.replace(target, old / "x")
     os.replace(work, target)
     if old is not None:

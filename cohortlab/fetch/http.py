@@ -6,8 +6,13 @@
   answer's ``Retry-After`` (seconds or an HTTP date; capped at ``max_retry_after``, 300 s) when
   it has one it can read, else exponential backoff (``backoff * 2**attempt``, capped at
   ``max_backoff``) with jitter: an unreadable ``Retry-After`` (``NaN``) is ignored.
-  ``RetryPolicy.sleep`` is injectable: the tests record the waits instead of sleeping. A wait
-  of ``LONG_WAIT`` (30 s) or more is announced first through :attr:`HttpClient.notify`.
+  ``RetryPolicy.sleep`` (and ``clock``) are injectable: the tests record the waits instead of
+  sleeping. A wait of ``LONG_WAIT`` (30 s) or more is announced first through
+  :attr:`HttpClient.notify`.
+* **A 429 pauses the client.** The wait after a 429 is a pause of the whole client: no attempt
+  of any of its threads (the Profile API's ``concurrency``) starts before it is over, so the
+  other threads do not keep sending requests the server refuses (each a 429, a retry used up);
+  the requests already in flight end as they do.
 * **An answer that is not JSON.** A JSON endpoint's answer with status 200 whose body is not JSON
   at all (a proxy's HTML page, an empty body, a body cut short) is retried like a 5xx
   (:meth:`HttpClient.json_body`): one such page no longer stops an 18-hour run of Profile API
@@ -55,6 +60,15 @@ class AuthError(FetchError):
     """401/403: the credentials are wrong or lack a permission."""
 
 
+class HttpStatusError(FetchError):
+    """An error answer that is not retried (400, 404, ...): ``status`` is its HTTP status, for a
+    caller that can tell what it means there (a members listing of a cohort deleted meanwhile)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class RetryableError(FetchError):
     """A response that looked fine but was not (e.g. a truncated gzip stream): retried like a 5xx."""
 
@@ -67,6 +81,7 @@ class RetryPolicy:
     max_retry_after: float = 300.0  # a Retry-After above this is capped (and the message says so)
     sleep: Callable[[float], None] = time.sleep
     jitter: bool = True
+    clock: Callable[[], float] = time.monotonic  # the time the shared pause after a 429 is measured on
 
     def wait(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None and math.isfinite(retry_after):
@@ -76,9 +91,16 @@ class RetryPolicy:
 
 
 def no_sleep_policy(retries: int = 5) -> RetryPolicy:
-    """A policy that never sleeps (tests); the waits it would have made are in ``.waits``."""
+    """A policy that never sleeps (tests); the waits it would have made are in ``.waits``, and its
+    clock moves only by them (a pause after a 429 is over once it was waited)."""
     waits: list[float] = []
-    p = RetryPolicy(retries=retries, sleep=waits.append, jitter=False)
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    p = RetryPolicy(retries=retries, sleep=sleep, jitter=False, clock=lambda: now[0])
     p.waits = waits  # type: ignore[attr-defined]
     return p
 
@@ -251,6 +273,10 @@ class HttpClient:
         self.cancelled = threading.Event()  # set by cancel(): no new attempt, no more waiting
         self.notify: Callable[[str], None] = _to_stderr  # a line the user should see now (long waits)
         self._lock = threading.Lock()
+        # after a 429 no attempt of any thread starts before this time (policy.clock): the
+        # threads of one client (the Profile API's --concurrency) wait out the server's limit
+        # together instead of each running into it
+        self._paused_until = float("-inf")
         self._client = httpx.Client(
             auth=auth,
             headers={"User-Agent": USER_AGENT, **(headers or {})},
@@ -285,6 +311,18 @@ class HttpClient:
     def _check_cancelled(self) -> None:
         if self.cancelled.is_set():
             raise self.error("cancelled")
+
+    def _pause(self, seconds: float) -> None:
+        """Every thread of this client waits ``seconds`` from now before its next attempt (a 429)."""
+        with self._lock:
+            self._paused_until = max(self._paused_until, self.policy.clock() + seconds)
+
+    def _wait_for_pause(self) -> None:
+        """Wait out the pause a 429 set (:meth:`_pause`), if it is not over."""
+        with self._lock:
+            left = self._paused_until - self.policy.clock()
+        if left > 0:
+            self._wait(left)
 
     def _wait(self, seconds: float) -> None:
         if self.policy.sleep is time.sleep:  # the real wait: ended at once by cancel()
@@ -321,6 +359,12 @@ class HttpClient:
     def error(self, message: str, cls: type[FetchError] = FetchError) -> FetchError:
         return cls(self.mask(f"{self.service}: {message}"))
 
+    def status_error(self, status: int, path: str, body: str) -> HttpStatusError:
+        """The error of an answer with ``status`` on ``path`` that is not retried (``body``: its
+        start, masked)."""
+        return HttpStatusError(self.mask(f"{self.service}: HTTP {status} on {path}" + (f": {body}" if body else "")),
+                               status)
+
     # ------------------------------------------------------------------ requests
     def request(
         self,
@@ -345,6 +389,7 @@ class HttpClient:
         refreshed = False
         while True:
             self._check_cancelled()
+            self._wait_for_pause()  # a 429 of this request or of another thread's
             if budget is not None:
                 now = budget.clock()
                 wait = budget.delay(now)
@@ -376,7 +421,7 @@ class HttpClient:
                             AuthError,
                         )
                     if status not in RETRY_STATUSES:
-                        raise self.error(f"HTTP {status} on {path}" + (f": {body}" if body else ""))
+                        raise self.status_error(status, path, body)
                     cause = str(status)
                     retry_after = parse_retry_after(resp.headers.get("Retry-After"))
                     last = f"HTTP {status} on {path}" + (f": {body}" if body else "")
@@ -396,7 +441,10 @@ class HttpClient:
             if wait >= LONG_WAIT:  # a Retry-After of minutes: said first, the run is not stuck
                 self.notify(self.mask(f"{self.service}: {last}; retry {attempt + 1} of {self.policy.retries} "
                                       f"in {duration_text(wait)}"))
-            self._wait(wait)
+            if cause == "429":  # the host's limit: every thread pauses, this one at the loop's top
+                self._pause(wait)
+            else:
+                self._wait(wait)
             attempt += 1
 
 

@@ -271,7 +271,7 @@ class MixpanelClient:
             err = short_text(err, self.http.mask)  # masked before it is cut
             if "session" in err.lower() and form.get("session_id"):
                 raise _Restart(f"session expired: {err}")
-            raise self.http.error(f"HTTP 400 on /api/query/engage: {err}")
+            raise self.http.status_error(400, "/api/query/engage", err)
         if not isinstance(data, dict) or not isinstance(data.get("results"), list):
             raise self.http.error("unexpected Engage answer: expected a JSON object with a results list")
         if data.get("status", "ok") != "ok":
@@ -374,6 +374,13 @@ class MixpanelClient:
 
     # ------------------------------------------------------------------ cohorts
     def cohorts(self, out: Path) -> list[dict[str, Any]]:
+        """The cohorts list, written to ``mixpanel/cohorts.json``."""
+        data = self.list_cohorts()
+        write_json(out, out / "mixpanel" / "cohorts.json", data)
+        return data
+
+    def list_cohorts(self) -> list[dict[str, Any]]:
+        """The cohorts list as Mixpanel answers it now (nothing written)."""
         resp, body = self.http.request("POST", f"{self.query_url}/api/query/cohorts/list", params=self._project(),
                                        budget=self.query_budget, consume=self.http.json_body)
         try:
@@ -382,8 +389,11 @@ class MixpanelClient:
             raise self.http.error("cohorts/list answered something that is not JSON") from None
         if not isinstance(data, list):
             raise self.http.error("unexpected cohorts/list answer: expected a JSON array")
-        write_json(out, out / "mixpanel" / "cohorts.json", data)
         return data
+
+    def still_listed(self, cohort_id: str) -> bool:
+        """Whether the cohorts list, asked for again now, still has the cohort ``cohort_id``."""
+        return any(isinstance(c, dict) and str(c.get("id")) == str(cohort_id) for c in self.list_cohorts())
 
     def members(self, out: Path, cohort_id: str, name: str, progress=None) -> MembersSnapshot:
         """A members snapshot: one line per Engage page, each the page as Engage sent it (numbers

@@ -6,7 +6,8 @@
   token once and repeats the request.
 * **Profile by MPID** — ``GET https://api.mparticle.com/userprofile/v1/<org>/<account>/<workspace>/<mpid>
   ?fields=device_identities,user_identities,user_attributes,audience_memberships,attribution``;
-  404 = no such profile (the MPID is listed in ``.fetch/mparticle_missing.json``). The answer's
+  404 = no such profile (the MPID is listed in ``.fetch/mparticle_missing.json``, under the
+  workspace asked: :func:`read_missing`). The answer's
   ``user_attributes`` and ``audience_memberships`` are the attribute and audience snapshot of
   the profile at fetch time (the Profile API offers no other audience listing).
 * **Concurrency** — ``concurrency`` threads (default 4) share a pacer of ``rate`` requests per
@@ -53,6 +54,14 @@ AUTH_HINT = ("Check MPARTICLE_CLIENT_ID / MPARTICLE_CLIENT_SECRET and the org/ac
              "the credentials must be Platform API credentials with access to the Profile API")
 
 
+def workspace_of(creds: MParticleCredentials) -> dict[str, str]:
+    """The workspace ``creds`` ask the Profile API about: the API host (the pod) and the org,
+    account and workspace ids; no credential. The MPIDs it answers 404 for are listed under it,
+    and fetch.json records it with the part files."""
+    return {"api_url": (creds.api_url or API_URL).rstrip("/"), "org_id": str(creds.org_id),
+            "account_id": str(creds.account_id), "workspace_id": str(creds.workspace_id)}
+
+
 class _Bearer(httpx.Auth):
     def __init__(self) -> None:
         self.token: str | None = None
@@ -70,6 +79,7 @@ class ProfilesResult:
     missing: int = 0  # 404: no such profile
     skipped: int = 0  # already fetched (or known missing) by an earlier run
     known_missing: int = 0  # of those skipped: found missing (404) by an earlier run, not asked again
+    unscoped_missing: int = 0  # asked although listed missing by an earlier version, which named no workspace
     mismatched: int = 0  # answers whose mpid differs from the one asked for
     files: list[Path] = field(default_factory=list)
     fetched_at: datetime | None = None
@@ -121,6 +131,10 @@ class MParticleClient:
         c = self.creds
         return f"{self.api_url}/userprofile/v1/{c.org_id}/{c.account_id}/{c.workspace_id}/{int(mpid)}"
 
+    def workspace(self) -> dict[str, str]:
+        """The workspace the Profile API is asked about (:func:`workspace_of`)."""
+        return workspace_of(self.creds)
+
     def profile(self, mpid: int) -> dict[str, Any] | None:
         """The Profile API answer for ``mpid``, or None when there is no such profile (404)."""
         got = self.profile_text(mpid)
@@ -152,12 +166,17 @@ class MParticleClient:
         folder = out / "mparticle" / "profiles"
         missing_file = state_dir(out) / "mparticle_missing.json"
         have = fetched_mpids(folder)
-        missing = read_missing(missing_file)
+        workspace = self.workspace()
+        # only this workspace's list: an MPID another workspace (or pod) does not know may be
+        # one this one knows (a folder fetched again with other credentials)
+        missing = read_missing(missing_file, workspace)
+        unscoped = read_missing(missing_file, UNSCOPED)  # an earlier version's list: no workspace named
         wanted = sorted({int(m) for m in mpids})
         skip = have | (set() if retry_missing else missing)
         todo = [m for m in wanted if m not in skip]
         res = ProfilesResult(requested=len(wanted), skipped=len(wanted) - len(todo),
                              known_missing=0 if retry_missing else sum(1 for m in wanted if m in missing and m not in have),
+                             unscoped_missing=sum(1 for m in todo if m in unscoped),
                              fetched_at=datetime.now(timezone.utc).replace(microsecond=0))
         if not todo:
             return res
@@ -186,7 +205,7 @@ class MParticleClient:
                     on_part(target, as_of, res.fetched_at)
             if gone or retry_missing:
                 all_missing = (missing - (set(todo) if retry_missing else set())) | gone
-                write_json(out, missing_file, sorted(all_missing), indent=None)
+                write_missing(out, missing_file, workspace, all_missing)
 
         def one(mpid: int) -> None:
             sent = datetime.now(timezone.utc).replace(microsecond=0)
@@ -281,13 +300,47 @@ def fetched_mpids(folder: Path) -> set[int]:
     return out
 
 
-def read_missing(path: Path) -> set[int]:
-    """The MPIDs an earlier run found missing (a JSON list of integers; unreadable = none)."""
+UNSCOPED = "unscoped"  # read_missing: the list an earlier version wrote, which names no workspace
+
+
+def _missing_lists(path: Path) -> list[tuple[dict[str, str] | None, set[int]]]:
+    """The lists of ``.fetch/mparticle_missing.json``: ``{"lists": [{"workspace": {api_url, org_id,
+    account_id, workspace_id}, "missing": [MPID, ...]}, ...]}``, one per workspace asked. A bare
+    JSON list (what versions before audit 121 wrote) is one list whose workspace is None: it is
+    not known which workspace found those MPIDs missing. Unreadable content = no list."""
+    def ids(values: Any) -> set[int]:
+        return {m for m in values if isinstance(m, int) and not isinstance(m, bool)} if isinstance(values, list) else set()
+
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError):
-        return set()
-    return {m for m in data if isinstance(m, int) and not isinstance(m, bool)} if isinstance(data, list) else set()
+        return []
+    if isinstance(data, list):
+        return [(None, ids(data))]
+    lists = data.get("lists") if isinstance(data, dict) else None
+    out: list[tuple[dict[str, str] | None, set[int]]] = []
+    for entry in lists if isinstance(lists, list) else []:
+        if isinstance(entry, dict):
+            ws = entry.get("workspace")
+            out.append((ws if isinstance(ws, dict) else None, ids(entry.get("missing"))))
+    return out
+
+
+def read_missing(path: Path, workspace: dict[str, str] | str | None = None) -> set[int]:
+    """The MPIDs an earlier run found missing (404) in ``workspace`` (:meth:`MParticleClient.workspace`);
+    :data:`UNSCOPED`: those of a list naming no workspace; None: every list's."""
+    out: set[int] = set()
+    for ws, ids in _missing_lists(path):
+        if workspace is None or ws == workspace or (workspace == UNSCOPED and ws is None):
+            out |= ids
+    return out
+
+
+def write_missing(out_dir: Path, path: Path, workspace: dict[str, str], mpids: set[int]) -> None:
+    """``mpids`` as the list of ``workspace`` in ``path``; the other workspaces' lists are kept."""
+    lists = [{"workspace": ws, "missing": sorted(ids)} for ws, ids in _missing_lists(path) if ws != workspace]
+    lists.append({"workspace": workspace, "missing": sorted(mpids)})
+    write_json(out_dir, path, {"lists": lists}, indent=None)
 
 
 def referenced_mpids(engine) -> list[int]:

@@ -16,7 +16,7 @@ Faults are scripted per endpoint (``fake.faults[name]`` is a list consumed in or
 ``{body}`` (the request body) and ``{query}`` (the query string), as some gateways do),
 ``"hang"`` (no answer for ``fake.hang`` seconds), ``"truncate_gzip"``, ``"cut_line"``, ``"error_200"``,
 ``"html_200"`` (the export), ``"proxy_page"`` and ``"empty_200"`` (any endpoint), ``"expire_session"``, ``"shift"``, ``"bom"`` (a UTF-8 byte order mark in front of an Engage
-page), ``"expire_token"``; and for one MPID ``fake.profile_faults[mpid]`` (also ``"bom"`` and ``"utf16"``). Every request is recorded in ``fake.log``.
+page), ``"expire_token"``; ``fake.delete_after_list`` deletes cohorts once the list is answered; and for one MPID ``fake.profile_faults[mpid]`` (also ``"bom"`` and ``"utf16"``). Every request is recorded in ``fake.log``.
 """
 
 from __future__ import annotations
@@ -71,6 +71,14 @@ class Fake:
         # Engage's total: the page's results (as the Query API's openapi describes it), or the
         # whole listing's size
         self.total_is_listing = False
+        # cohorts deleted right after the cohorts list is answered: {id: status}; their members
+        # request is then answered with that status and a JSON error body, and they are no longer
+        # in the list (Mixpanel does not document the status: 400 or 404)
+        self.delete_after_list: dict[Any, int] = {}
+        self.deleted: dict[Any, int] = {}
+        # the profiles of other mParticle workspaces the same credentials reach: {"org/account/workspace": {mpid: profile}}
+        self.other_workspaces: dict[str, dict[int, Any]] = {}
+        self.profile_times: list[tuple[float, float, Any]] = []  # Profile API requests, time.monotonic()
 
     def count(self, endpoint: str) -> int:
         return sum(1 for e, _, _ in self.log if e == endpoint)
@@ -202,7 +210,14 @@ class Handler(BaseHTTPRequestHandler):
             return
         if not self._basic_ok():
             return self._json(401, {"error": "Unauthorized"})
-        self._json(200, self.fake.cohorts)
+        fake = self.fake
+        self._json(200, fake.cohorts)
+        with fake.lock:
+            for cid, status in list(fake.delete_after_list.items()):
+                fake.cohorts = [c for c in fake.cohorts if c.get("id") != cid]
+                fake.members.pop(cid, None)
+                fake.deleted[cid] = status
+            fake.delete_after_list.clear()
 
     def _engage(self, q: dict[str, str], form: dict[str, str]) -> None:
         fake = self.fake
@@ -215,6 +230,9 @@ class Handler(BaseHTTPRequestHandler):
         page = int(form.get("page", 0))
         if page > 0 and "session_id" not in form:
             return self._json(400, {"error": "session_id is required when page > 0"})
+        if "filter_by_cohort" in form and (gone := fake.deleted.get(json.loads(form["filter_by_cohort"])["id"])):
+            cid = json.loads(form["filter_by_cohort"])["id"]
+            return self._json(gone, {"request": "/api/query/engage", "error": f"cohort {cid} does not exist"})
         if page == 0:
             if "filter_by_cohort" in form:
                 cid = json.loads(form["filter_by_cohort"])["id"]
@@ -266,6 +284,7 @@ class Handler(BaseHTTPRequestHandler):
         fake = self.fake
         parts = path.split("/")
         fake.log.append(("profile", "GET", {"path": path, **q}))
+        arrived = time.monotonic()
         with fake.lock:
             fake.inflight += 1
             fake.max_inflight = max(fake.max_inflight, fake.inflight)
@@ -273,6 +292,8 @@ class Handler(BaseHTTPRequestHandler):
             if fake.profile_delay:
                 time.sleep(fake.profile_delay)
             f = fake.next_fault("profile")
+            with fake.lock:  # (when the request arrived, when it was answered, the fault answered)
+                fake.profile_times.append((arrived, time.monotonic(), f))
             if self._fault(f):
                 return
             if f == "expire_token":
@@ -280,14 +301,16 @@ class Handler(BaseHTTPRequestHandler):
             tok = self.headers.get("Authorization", "")[7:]
             if tok not in fake.tokens:
                 return self._json(401, {"error": "token expired"})
-            if parts[3:6] != [ORG, ACCOUNT, WORKSPACE] or "fields" not in q:
+            workspace = fake.mpa_profiles if parts[3:6] == [ORG, ACCOUNT, WORKSPACE] else \
+                fake.other_workspaces.get("/".join(parts[3:6]))
+            if workspace is None or "fields" not in q:
                 return self._json(400, {"error": "bad request"})
             mpid = int(parts[6])
             with fake.lock:
                 pf = fake.profile_faults[mpid].pop(0) if fake.profile_faults[mpid] else None
             if self._fault(pf):
                 return
-            prof = fake.mpa_profiles.get(mpid)
+            prof = workspace.get(mpid)
             if prof is None:
                 return self._json(404, {"errors": "profile not found"})
             # the MPID as an exact JSON integer (json.dumps of a Python int), or a Raw text as is

@@ -108,6 +108,17 @@ def test_missing_credentials_name_the_variables(fake, tmp_path):
                                 "MPARTICLE_WORKSPACE_ID (or the mparticle: section of the config file)")
 
 
+def test_missing_mparticle_credentials_are_an_error_before_the_mixpanel_side(fake, env, tmp_path):
+    # audit 121: they were found only once the Mixpanel side was done (hours of Engage pages at
+    # 60 requests an hour), then the run stopped
+    env = {k: v for k, v in env.items() if k != "MPARTICLE_CLIENT_SECRET"}
+    r = _run(["--out", str(tmp_path / "o"), "--from", "2026-01-01", "--to", "2026-01-03"], env, tmp_path)
+    assert r.exit_code == 1
+    assert r.stderr == ("error: mparticle: missing credentials: set MPARTICLE_CLIENT_SECRET (or the mparticle: "
+                        "section of the config file)\n")
+    assert fake.log == []
+
+
 def _mpids(tmp_path):
     p = tmp_path / "mpids.txt"
     p.write_text(f"# MPIDs\n{BIG}\n-1\n")

@@ -5,6 +5,7 @@ then loaded into the mpa_* tables (attributes and audiences are the snapshot).""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -67,6 +68,28 @@ def test_mpids_read_from_the_fetched_files_without_a_database(fake, creds, polic
     assert f'"mpid": {BIG}' in text and f'"mpid": {NEG}' in text
 
 
+def test_mpids_read_from_the_fetched_files_are_loaded_into_a_database_file_not_memory(fake, creds, policy, tmp_path,
+                                                                                     monkeypatch):
+    # audit 121 Q11: an in-memory database held the whole Mixpanel export to read the MPIDs (484 MB
+    # peak for a 193 MB folder, 919 MB for 509 MB); a temporary file in .fetch/tmp holds its
+    # tables on disk (390 and 669 MB), and it is removed once they are read
+    import cohortlab.fetch.mparticle as mparticle
+
+    fetch(tmp_path, sources=["mixpanel"], credentials=creds, policy=policy, progress=False)
+    seen: list[str] = []
+    real = mparticle.referenced_mpids
+
+    def spy(engine):
+        seen.extend(r[0] for r in engine.query_rows("SELECT path FROM duckdb_databases() WHERE NOT internal"))
+        return real(engine)
+
+    monkeypatch.setattr(mparticle, "referenced_mpids", spy)
+    s = fetch(tmp_path, sources=["mparticle"], credentials=creds, policy=policy, progress=False)
+    assert s.counts["mparticle_profiles"] == 3
+    assert len(seen) == 1 and seen[0] and (tmp_path / ".fetch" / "tmp") in Path(seen[0]).parents
+    assert not any((tmp_path / ".fetch" / "tmp").iterdir())
+
+
 def test_second_run_fetches_only_what_is_missing(fake, creds, policy, tmp_path):
     mpa = _client(creds, policy)
     first = mpa.fetch_profiles(tmp_path, [NEG, BIG], progress=False)
@@ -100,6 +123,66 @@ def test_the_summary_tells_mpids_found_missing_earlier_from_those_already_fetche
     assert "earlier run" not in str(s)
 
 
+def test_the_missing_list_is_the_workspaces_whose_answers_made_it(fake, env, creds, policy, tmp_path):
+    # audit 121 Q6: the MPIDs one workspace answered 404 for were skipped by a run into the same
+    # folder with another workspace's credentials, although that workspace knows them
+    from cohortlab.fetch.credentials import load_credentials
+
+    fake.other_workspaces = {"11/22/44": {GONE: {"mpid": GONE}}}
+    first = fetch(tmp_path, sources=["mparticle"], mpids=[GONE], credentials=creds, policy=policy, progress=False)
+    assert first.counts["mparticle_missing"] == 1
+    other = load_credentials(env={**env, "MPARTICLE_WORKSPACE_ID": "44"})
+    s = fetch(tmp_path, sources=["mparticle"], mpids=[GONE, 777], credentials=other, policy=policy, progress=False)
+    assert (s.counts["mparticle_profiles"], s.counts["mparticle_missing"], s.counts["mparticle_known_missing"]) == (
+        1, 1, 0)
+    lists = json.loads((tmp_path / ".fetch" / "mparticle_missing.json").read_text())["lists"]
+    assert [(x["workspace"]["workspace_id"], x["missing"]) for x in lists] == [("33", [GONE]), ("44", [777])]
+    assert set(lists[0]["workspace"]) == {"api_url", "org_id", "account_id", "workspace_id"}  # no credential
+    assert fs.MPA_SECRET not in json.dumps(lists) and fs.MPA_CLIENT not in json.dumps(lists)
+
+
+def test_a_folder_holding_another_workspaces_profiles_is_refused_before_any_request(fake, env, creds, policy,
+                                                                                   tmp_path):
+    # the MPIDs in its part files were skipped as fetched, and the folder loaded as one workspace
+    # holding both workspaces' profiles
+    from cohortlab.fetch.credentials import load_credentials
+
+    fake.other_workspaces = {"11/22/44": {NEG: {"mpid": NEG}, GONE: {"mpid": GONE}}}
+    fetch(tmp_path, sources=["mparticle"], mpids=[NEG], credentials=creds, policy=policy, progress=False)
+    item = json.loads((tmp_path / "fetch.json").read_text())["runs"][-1]["items"][0]
+    assert item["workspace"] == {"api_url": fake.base, "org_id": "11", "account_id": "22", "workspace_id": "33"}
+    other = load_credentials(env={**env, "MPARTICLE_WORKSPACE_ID": "44"})
+    before = len(fake.log)
+    with pytest.raises(FetchError, match=r"^mparticle: .*profiles holds 1 part file\(s\) fetched from workspace "
+                                         r"11/22/33 at http.*; this run's credentials name workspace 11/22/44 at "):
+        fetch(tmp_path, from_date="2026-01-01", to_date="2026-01-03", mpids=None, credentials=other, policy=policy,
+              progress=False)
+    assert len(fake.log) == before  # not even the Mixpanel side: it may take hours
+    # the same workspace goes on; and once the other workspace's parts are removed, so does this one
+    s = fetch(tmp_path, sources=["mparticle"], mpids=[NEG, BIG], credentials=creds, policy=policy, progress=False)
+    assert s.counts["mparticle_profiles"] == 1
+    for p in (tmp_path / "mparticle" / "profiles").iterdir():
+        p.unlink()
+    s = fetch(tmp_path, sources=["mparticle"], mpids=[NEG, GONE], credentials=other, policy=policy, progress=False)
+    assert s.counts["mparticle_profiles"] == 2
+    with Lab() as lab:  # the record with its workspace still dates the parts
+        lab.load("mparticle-profiles", [str(p) for p in (tmp_path / "mparticle" / "profiles").iterdir()])
+        assert lab.engine.query_rows("SELECT count(*) FROM mpa_profiles")[0][0] == 2
+
+
+def test_a_missing_list_of_an_earlier_version_is_asked_again_once(fake, creds, policy, tmp_path):
+    # a bare list names no workspace: which one answered those 404s is not known
+    (tmp_path / ".fetch").mkdir()
+    (tmp_path / ".fetch" / "mparticle_missing.json").write_text(f"[{GONE}]\n")
+    s = fetch(tmp_path, sources=["mparticle"], mpids=[GONE, NEG], credentials=creds, policy=policy, progress=False)
+    assert (s.counts["mparticle_profiles"], s.counts["mparticle_missing"]) == (1, 1)
+    assert ("1 of those asked had been found missing by an earlier version, which did not record the "
+            "workspace: asked again") in str(s)
+    s = fetch(tmp_path, sources=["mparticle"], mpids=[GONE, NEG], credentials=creds, policy=policy, progress=False)
+    assert s.counts["mparticle_known_missing"] == 1 and "earlier version" not in str(s)
+    assert fake.count("profile") == 2
+
+
 def test_an_interrupted_run_resumes(fake, creds, policy, tmp_path):
     fake.profile_faults[BIG] = [("status", 500)] * 10  # this one keeps failing
     mpa = _client(creds, policy)
@@ -121,6 +204,25 @@ def test_rate_limit_and_server_errors_are_retried(fake, creds, policy, tmp_path)
     assert res.fetched == 1
     assert dict(mpa.http.stats.retries) == {"429": 1, "503": 1}
     assert policy.waits[0] == 3.0
+
+
+def test_a_429_pauses_every_thread_not_only_the_one_it_answered(fake, creds, tmp_path):
+    # audit 121 Q5: with --concurrency 4, a 429 made one thread wait while the three others kept
+    # sending requests, which the server refused too (each a 429 and a retry used up)
+    from cohortlab.fetch.http import RetryPolicy
+
+    fake.mpa_profiles.update({m: {"mpid": m} for m in range(3000, 3040)})
+    fake.profile_delay = 0.05
+    fake.faults["profile"] = [("status", 429, 1)]
+    mpa = MParticleClient(creds.mparticle, policy=RetryPolicy(retries=2, jitter=False), rate=None)
+    res = mpa.fetch_profiles(tmp_path, range(3000, 3040), concurrency=4, progress=False)
+    assert res.fetched == 40 and dict(mpa.http.stats.retries) == {"429": 1}
+    answered = next(done for _, done, f in fake.profile_times if f == ("status", 429, 1))
+    # the requests already in flight end; no request arrives in the second the server asked for
+    during = [t - answered for t, _, _ in fake.profile_times if answered + 0.1 < t < answered + 0.9]
+    assert during == [], during
+    assert sum(1 for t, _, _ in fake.profile_times if t >= answered + 0.9) >= 30
+    mpa.close()
 
 
 def test_expired_token_is_renewed_once(fake, creds, policy, tmp_path):

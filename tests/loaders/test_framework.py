@@ -238,7 +238,7 @@ def test_cli_load_and_info(tmp_path, mparticle_data_dir):
     res = run("load", "--db", db, "--no-progress", "--json", BATCHES, mparticle_data_dir / "batches.json")
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout) == {
-        "kind": BATCHES, "files": [str(mparticle_data_dir / "batches.json")], "skipped": [],
+        "ok": True, "kind": BATCHES, "files": [str(mparticle_data_dir / "batches.json")], "skipped": [],
         "rows_read": 7, "loaded": 7, "deduplicated": 0, "quarantined": {}, "warnings": [],
         "not_read": [],
     }
