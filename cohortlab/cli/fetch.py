@@ -82,6 +82,10 @@ def _read_mpids(path: str) -> list[int]:
               help="mParticle Profile API requests per second (the documented limit starts at 15).")
 @click.option("--retry-missing", is_flag=True, help="Ask again for MPIDs an earlier run found missing (404).")
 @click.option("--refresh", is_flag=True, help="Fetch event chunks again even when their file exists.")
+@click.option("--timezone", default=None, metavar="ZONE",
+              help="The Mixpanel project's time zone (e.g. America/Los_Angeles), for a project created before "
+                   "2023: its raw export writes times as that zone's wall clock. Recorded in fetch.json: the "
+                   "folder's events then load as UTC times (docs/loading.md#project-time-zone).")
 @click.option("--region", type=click.Choice(["us", "eu", "in"]), default=None,
               help="Mixpanel data residency (default: MIXPANEL_REGION or the config file, else us).")
 @click.option("--config", "config", default=None, type=click.Path(dir_okay=False),
@@ -95,7 +99,8 @@ def _read_mpids(path: str) -> list[int]:
               help="Progress bars (default: only when stderr is a terminal).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary counts as JSON.")
 def fetch_cmd(out, db, sources, from_date, to_date, events, where, chunk_days, profiles, cohorts, all_cohorts,
-              mpids_file, concurrency, rate, retry_missing, refresh, region, config, retries, timeout, progress, as_json):
+              mpids_file, concurrency, rate, retry_missing, refresh, timezone, region, config, retries, timeout, progress,
+              as_json):
     """Download Mixpanel exports (raw events, Engage profiles, cohorts, cohort members) and
     mParticle profiles (Profile API, for the MPIDs the Mixpanel side refers to) into --out, then
     load them into --db. A second run fetches only what is missing.
@@ -133,8 +138,8 @@ def fetch_cmd(out, db, sources, from_date, to_date, events, where, chunk_days, p
         options = dict(sources=sources or ("mixpanel", "mparticle"), from_date=from_date, to_date=to_date,
                        events=events, where=where, chunk_days=chunk_days, profiles=profiles, cohorts=cohorts,
                        all_cohorts=all_cohorts, mpids=mpids, concurrency=concurrency, rate=rate,
-                       retry_missing=retry_missing, refresh=refresh, credentials=creds, policy=policy,
-                       timeout=timeout, progress=progress)
+                       retry_missing=retry_missing, refresh=refresh, timezone=timezone, credentials=creds,
+                       policy=policy, timeout=timeout, progress=progress)
         if db:
             from cohortlab.lab import Lab
 

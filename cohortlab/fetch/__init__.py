@@ -27,6 +27,7 @@ from cohortlab.escaping import one_line, terminal_text
 from cohortlab.fetch.credentials import Credentials, load_credentials
 from cohortlab.fetch.files import run_lock, state_dir, write_json
 from cohortlab.fetch.http import AuthError, FetchError, HttpStatusError, RetryPolicy, Stats
+from cohortlab.loaders.time_zone import pop_timezone
 
 SOURCES = ("mixpanel", "mparticle")
 
@@ -71,7 +72,7 @@ _SIDE_OPTIONS = {
     "from_date": ("mixpanel", "--from"), "to_date": ("mixpanel", "--to"), "events": ("mixpanel", "--event"),
     "where": ("mixpanel", "--where"), "cohorts": ("mixpanel", "--cohort"), "all_cohorts": ("mixpanel", "--all-cohorts"),
     "refresh": ("mixpanel", "--refresh"), "mpids": ("mparticle", "--mpids"),
-    "retry_missing": ("mparticle", "--retry-missing"),
+    "retry_missing": ("mparticle", "--retry-missing"), "timezone": ("mixpanel", "--timezone"),
 }
 
 
@@ -105,6 +106,7 @@ def fetch(
     part_size: int = 1000,
     retry_missing: bool = False,
     refresh: bool = False,
+    timezone: str | None = None,
     config: str | os.PathLike | None = None,
     credentials: Credentials | None = None,
     policy: RetryPolicy | None = None,
@@ -122,6 +124,9 @@ def fetch(
     ``timeout``: seconds one read from a server may wait (then the request is retried like a
     dropped connection); None: 120 s for Mixpanel, 60 s for mParticle.
     ``progress``: None = a progress bar only when stderr is a terminal.
+    ``timezone``: the Mixpanel project's time zone (a project created before 2023 exports times
+    as its wall clock), recorded in ``fetch.json``: the folder's raw events load as that zone's
+    times (docs/loading.md#project-time-zone).
 
     A cohort deleted during the run (its members listing refused, the cohorts list asked again
     without it) is skipped and the run goes on: the summary's ``skipped`` names it and its
@@ -136,7 +141,11 @@ def fetch(
     events, cohorts = tuple(events), tuple(cohorts)
     _refuse_other_side(sources, from_date=from_date is not None, to_date=to_date is not None, events=bool(events),
                        where=where is not None, cohorts=bool(cohorts), all_cohorts=all_cohorts, refresh=refresh,
-                       mpids=mpids is not None, retry_missing=retry_missing)
+                       mpids=mpids is not None, retry_missing=retry_missing, timezone=timezone is not None)
+    try:
+        zone = pop_timezone("fetch", {"timezone": timezone})
+    except ValueError as e:
+        raise FetchError(str(e)) from None
     n_chunks = 0
     if "mixpanel" in sources:  # the days are checked before any folder or request
         if (from_date is None) != (to_date is None):
@@ -153,6 +162,8 @@ def fetch(
         earlier = _earlier_runs(out)  # a malformed fetch.json: an error before any request
         run = _Run(out, credentials or load_credentials(config), policy, timeout,
                    sys.stderr.isatty() if progress is None else progress, earlier)
+        if zone is not None:  # the project's: every later load of the folder's raw events reads it
+            run.manifest["mixpanel_timezone"] = zone
         for side in sources:  # every side's credentials, before any request: the Mixpanel side may take hours
             getattr(run.creds, side).check()
         if "mparticle" in sources:

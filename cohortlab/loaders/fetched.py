@@ -13,6 +13,11 @@ their own, so a loader of profiles (``mixpanel-profiles``, ``mparticle-profiles`
   killed before recording it) takes the time in its name, ``part-<YYYYMMDDTHHMMSSZ>-NNNNN.jsonl``,
   which is the same time.
 
+A run of ``cohortlab fetch --timezone ZONE`` records the Mixpanel project's time zone
+(``"mixpanel_timezone"``): the raw events under ``mixpanel/events/`` (of any run) are read as that
+zone's wall clock (``mixpanel-events`` given no ``timezone`` option; docs/loading.md#project-time-zone);
+the newest run that names one wins.
+
 Other files, and files outside a fetched folder, get no time here (the load time counts, as
 before). A ``fetch.json`` that cannot be read is a :class:`LoadError` naming it and what is wrong:
 falling back to the load time would date every profile wrongly without a word.
@@ -27,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from cohortlab.errors import LoadError
+from cohortlab.loaders.time_zone import pop_timezone
 
 RECORD = "fetch.json"
 TOP_FOLDERS = ("mixpanel", "mparticle")
@@ -41,7 +47,12 @@ class CaptureTimes:
     profiles: str | None = None  # the as_of of the newest mixpanel-profiles listing
     profiles_path: str | None = None  # and its folder
     parts: dict[str, str] = field(default_factory=dict)  # "mparticle/profiles/part-…" -> as_of
+    mixpanel_timezone: str | None = None  # the project's time zone the newest run naming one recorded
     runs: list[Any] = field(default_factory=list, repr=False)  # the runs as recorded (fetch appends to them)
+
+    def timezone_of(self, rel: str) -> str | None:
+        """The time zone whose wall clock the raw events file ``rel`` is written in, or None."""
+        return self.mixpanel_timezone if rel.startswith("mixpanel/events/") else None
 
     def time_of(self, rel: str) -> str | None:
         if self.profiles_path is not None and rel.startswith(self.profiles_path.rstrip("/") + "/"):
@@ -95,6 +106,11 @@ def parse_record(path: Path) -> CaptureTimes:
         items = run.get("items", []) if isinstance(run, dict) else None
         if not isinstance(items, list):
             raise LoadError(path, f'run {r}: expected an object with an "items" list')
+        if run.get("mixpanel_timezone") is not None:  # the newest run naming one wins
+            try:
+                out.mixpanel_timezone = pop_timezone("fetch.json", {"timezone": run["mixpanel_timezone"]})
+            except ValueError as e:
+                raise LoadError(path, f"run {r}: mixpanel_timezone: {e}") from None
         for i, item in enumerate(items, 1):
             if not isinstance(item, dict):
                 raise LoadError(path, f"run {r}, item {i}: expected an object")
@@ -145,10 +161,10 @@ def folder_record(folder: Path) -> Path | None:
     return f if f.is_file() else None
 
 
-def capture_time(path: str | Path) -> str | None:
-    """The time ``cohortlab fetch`` recorded for the file ``path`` (ISO, naive UTC), or None.
-    The fetched folder is the parent of the nearest ``mixpanel/`` or ``mparticle/`` folder above
-    the file (through a symlinked folder too); it must hold ``fetch.json``."""
+def _recorded(path: str | Path) -> tuple[CaptureTimes, str] | None:
+    """(the record of the fetched folder holding ``path``, the file's path in it), or None. The
+    fetched folder is the parent of the nearest ``mixpanel/`` or ``mparticle/`` folder above the
+    file (through a symlinked folder too); it must hold ``fetch.json``."""
     path = Path(path)
     seen: set[Path] = set()
     for start in (path, path.resolve()):  # as given first: an error names the record as the user would
@@ -158,8 +174,22 @@ def capture_time(path: str | Path) -> str | None:
             seen.add(top.parent.resolve())
             record = folder_record(top.parent)
             if record is not None:
-                return record_times(record).time_of(start.relative_to(top.parent).as_posix())
+                return record_times(record), start.relative_to(top.parent).as_posix()
     return None
 
 
-__all__ = ["CaptureTimes", "capture_time", "folder_record", "parse_record", "record_times", "RECORD"]
+def capture_time(path: str | Path) -> str | None:
+    """The time ``cohortlab fetch`` recorded for the file ``path`` (ISO, naive UTC), or None."""
+    found = _recorded(path)
+    return found[0].time_of(found[1]) if found else None
+
+
+def recorded_timezone(path: str | Path) -> str | None:
+    """The Mixpanel project's time zone ``cohortlab fetch --timezone`` recorded for the raw
+    events file ``path`` (``UTC`` or a zone name), or None."""
+    found = _recorded(path)
+    return found[0].timezone_of(found[1]) if found else None
+
+
+__all__ = ["CaptureTimes", "capture_time", "folder_record", "parse_record", "record_times", "recorded_timezone",
+           "RECORD"]

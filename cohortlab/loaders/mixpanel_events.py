@@ -45,7 +45,7 @@ from typing import Any
 from cohortlab.errors import LoadError
 from cohortlab.loaders import fast
 from cohortlab.loaders.base import FileContext, FileResult, Loader, container_type_sql
-from cohortlab.loaders.time_zone import event_time_sql, pop_timezone, time_zone_warning
+from cohortlab.loaders.time_zone import event_time_sql, pop_timezone, time_zone_warning, wall_clock
 from cohortlab.loaders.mixpanel_common import (
     NUMERIC_JSON_TYPES,
     doc_no_sql,
@@ -98,10 +98,20 @@ class MixpanelEventsLoader(Loader):
         return {"time_unit": unit, "properties": props} | ({"timezone": zone} if zone else {})
 
     def fingerprint_options(self) -> dict[str, Any]:
-        # properties=none (the default since the option became opt-in) leaves the fingerprint as
-        # it was before the option existed: a file loaded then is not loaded again; so does UTC
-        # (no timezone option: validate_options leaves it out)
-        return {k: v for k, v in self.options.items() if not (k == "properties" and v == "none")}
+        # properties=none (the default since the option became opt-in) and timezone=UTC leave the
+        # fingerprint as it was before the options existed: a file loaded then is not loaded again
+        return {k: v for k, v in self.options.items()
+                if not (k == "properties" and v == "none") and not (k == "timezone" and v == "UTC")}
+
+    def file_options(self, path) -> dict[str, Any]:
+        # a file of a folder written by `cohortlab fetch --timezone`: the project's time zone it
+        # recorded, unless the load gives one (UTC included)
+        if "timezone" in self.options:
+            return {}
+        from cohortlab.loaders.fetched import recorded_timezone
+
+        zone = wall_clock(recorded_timezone(path))
+        return {"timezone": zone} if zone else {}
 
     def begin(self, engine) -> None:
         super().begin(engine)
@@ -123,7 +133,7 @@ class MixpanelEventsLoader(Loader):
         layout = layout_of(ctx)
         st = f"_mp_ev_{ctx.load_id}"
         unit = ctx.options["time_unit"]
-        zone = ctx.options.get("timezone")
+        zone = wall_clock(ctx.options.get("timezone"))
         keep = ctx.options.get("properties", "none") == "all"
         drop = [f"DROP TABLE IF EXISTS {st}"]
         fast_drop = _stage_fast(ctx, st, unit, zone) if layout == "jsonl" and not keep and fast.enabled() else None

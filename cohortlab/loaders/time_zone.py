@@ -54,15 +54,16 @@ def _zones() -> dict[str, str]:
 
 
 def pop_timezone(kind: str, opts: dict[str, Any]) -> str | None:
-    """The loader option ``timezone`` taken out of ``opts``: an IANA time zone name in its
-    canonical spelling (matched in any case), or None for UTC (the default; also ``Etc/UTC``,
-    ``GMT``, ...). ValueError naming the loader ``kind`` for a name that is not a time zone."""
+    """The option ``timezone`` taken out of ``opts``: None when absent, ``UTC`` for a name of UTC
+    (``utc``, ``Etc/UTC``, ``GMT``, ...), else an IANA time zone name in its canonical spelling
+    (matched in any case). ValueError naming ``kind`` (a loader, a command) for a name that is
+    not a time zone."""
     raw = opts.pop("timezone", None)
     if raw is None:
         return None
     name = str(raw).strip()
     if name.lower() in _UTC_NAMES:
-        return None
+        return "UTC"
     zone = _zones().get(name.lower())
     if zone is None:
         raise ValueError(
@@ -105,6 +106,11 @@ def _fall_backs(zone: str) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int,
             o = o2
         t = n
     return tuple(sorted(months)), tuple(sorted(hours)), tuple(sorted(minutes))
+
+
+def wall_clock(zone: str | None) -> str | None:
+    """The zone whose wall clock times are read in (:func:`pop_timezone`'s name), None for UTC."""
+    return None if zone in (None, "UTC") else zone
 
 
 def local_to_utc_sql(ts: str, zone: str) -> str:
@@ -193,8 +199,10 @@ def time_zone_warning(ctx, unit: str, zone: str | None) -> list[str]:
     seen = (f"{near:,} of {n:,} sampled events' properties.time run about {_hours(offset)} h {ahead} "
             "their mp_processing_time_ms (when Mixpanel processed them, in UTC)")
     if zone is None:
-        return [f"{ctx.path}: the event times look like a local wall clock (UTC{'+' if offset > 0 else '-'}{_hours(offset)}), not UTC: "
+        utc = f"UTC{'+' if offset > 0 else '-'}{_hours(offset)}"
+        return [f"{ctx.path}: the event times look like a local wall clock ({utc}), not UTC: "
                 f"{seen}. A project created before 2023 exports times in its own time zone: load the file "
-                "with -o timezone=<the project's time zone> (docs/loading.md#project-time-zone)"]
+                "with -o timezone=<the project's time zone>, or fetch its folder with --timezone "
+                "(docs/loading.md#project-time-zone)"]
     return [f"{ctx.path}: read as {zone} wall-clock times, {seen}: is {zone} the project's time zone? "
             "(docs/loading.md#project-time-zone)"]

@@ -260,3 +260,49 @@ def test_each_mparticle_part_is_dated_by_its_first_request(fake, creds, policy, 
     with Lab() as lab:
         load_world(lab, tmp_path)
         assert _mparticle_as_of(lab) == sorted(t.rstrip("Z") for t in times.values())
+
+
+def test_fetch_timezone_records_the_project_time_zone_and_the_folder_loads_its_events_in_it(
+        fake, creds, policy, tmp_path):
+    # a project created before 2023 exports times as its wall clock (docs/loading.md#project-time-zone):
+    # fetch --timezone records the zone, and every load of the folder's raw events reads it, the
+    # events of runs before it included; `cohortlab load -o timezone=...` still wins
+    fetch(tmp_path, sources=["mixpanel"], from_date="2026-01-01", to_date="2026-01-09", chunk_days=3,
+          profiles=False, credentials=creds, policy=policy, progress=False)
+
+    def times(**options):
+        with Lab() as lab:
+            lab.load("mixpanel-events", str(tmp_path / "mixpanel" / "events"), **options)
+            return sorted(r[0] for r in lab.engine.query_rows("SELECT time FROM mp_events"))
+    as_utc = times()
+    fetch(tmp_path, sources=["mixpanel"], profiles=False, timezone="america/los_angeles", credentials=creds,
+          policy=policy, progress=False)
+    assert json.loads((tmp_path / "fetch.json").read_text())["runs"][-1]["mixpanel_timezone"] == "America/Los_Angeles"
+    assert times() == [t + timedelta(hours=8) for t in as_utc]  # January: UTC-8
+    with Lab() as lab:  # a folder load (report --data, fetch --db): the same
+        load_world(lab, tmp_path)
+        assert sorted(r[0] for r in lab.engine.query_rows("SELECT time FROM mp_events")) == times()
+        assert lab.engine.query_rows("SELECT DISTINCT options->>'timezone' FROM loads WHERE kind = 'mixpanel-events'") \
+            == [("America/Los_Angeles",)]
+    assert times(timezone="UTC") == as_utc and times(timezone="Asia/Kolkata")[0] == as_utc[0] - timedelta(hours=5.5)
+    # a later run naming UTC wins; one naming none keeps it
+    fetch(tmp_path, sources=["mixpanel"], profiles=False, timezone="Etc/UTC", credentials=creds, policy=policy,
+          progress=False)
+    fetch(tmp_path, sources=["mixpanel"], profiles=False, credentials=creds, policy=policy, progress=False)
+    assert times() == as_utc
+
+
+def test_fetch_timezone_is_checked_before_any_request(fake, creds, policy, tmp_path):
+    with pytest.raises(FetchError, match="fetch: timezone must be a time zone name .* got 'PST'"):
+        fetch(tmp_path / "a", sources=["mixpanel"], timezone="PST", credentials=creds, policy=policy, progress=False)
+    with pytest.raises(FetchError, match=r"timezone \(--timezone\): for the mixpanel side"):
+        fetch(tmp_path / "b", sources=["mparticle"], mpids=MPIDS, timezone="Europe/Berlin", credentials=creds,
+              policy=policy, progress=False)
+    assert fake.log == [] and not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "fetch.json").write_text(json.dumps({"runs": [{"items": [], "mixpanel_timezone": "Mars/Base"}]}))
+    (tmp_path / "c" / "mixpanel" / "events").mkdir(parents=True)
+    (tmp_path / "c" / "mixpanel" / "events" / "e.jsonl").write_text(
+        '{"event":"e","properties":{"time":1768867200,"distinct_id":"U"}}\n')
+    with Lab() as lab, pytest.raises(LoadError, match=r"fetch.json: run 1: mixpanel_timezone: .*got 'Mars/Base'"):
+        lab.load("mixpanel-events", str(tmp_path / "c" / "mixpanel" / "events"))

@@ -95,7 +95,9 @@ def test_the_library_checks_the_days_before_any_folder_or_request(fake, creds, p
      "from_date (--from), to_date (--to), all_cohorts (--all-cohorts): for the mixpanel side"),
     (["--source", "mixpanel", "--retry-missing"],
      "retry_missing (--retry-missing): for the mparticle side, which this run does not fetch (sources: mixpanel)"),
-], ids=["cohort-for-mparticle", "three-for-mparticle", "retry-missing-for-mixpanel"])
+    (["--source", "mparticle", "--timezone", "America/Los_Angeles"],
+     "timezone (--timezone): for the mixpanel side, which this run does not fetch (sources: mparticle)"),
+], ids=["cohort-for-mparticle", "three-for-mparticle", "retry-missing-for-mixpanel", "timezone-for-mparticle"])
 def test_an_option_of_a_side_the_run_does_not_fetch_is_refused_before_any_request(fake, env, tmp_path, args,
                                                                                   message):
     """audit 118 Q12: such an option did nothing, silently, and the run was not the one asked for."""
@@ -105,3 +107,11 @@ def test_an_option_of_a_side_the_run_does_not_fetch_is_refused_before_any_reques
     assert line.startswith(f"error: {message}") and line.endswith("add it to the sources or leave them out"), line
     assert fake.log == []
     assert not out.exists()
+
+
+def test_a_timezone_that_is_no_time_zone_is_refused_before_any_request(fake, env, tmp_path):
+    out = tmp_path / "exports"
+    r = _invoke(["--out", str(out), "--source", "mixpanel", "--timezone", "Pacific Time"], env, tmp_path)
+    assert _error_line(r) == ("error: fetch: timezone must be a time zone name such as America/Los_Angeles or "
+                              "Europe/Berlin (the project's time zone, as its settings show it), got 'Pacific Time'")
+    assert fake.log == [] and not out.exists()

@@ -123,7 +123,7 @@ def test_a_load_warns_when_the_times_look_like_a_wall_clock(lab, write):
         f"{p}: the event times look like a local wall clock (UTC-8:00), not UTC: 400 of 400 sampled events' "
         "properties.time run about 8:00 h behind their mp_processing_time_ms (when Mixpanel processed them, in "
         "UTC). A project created before 2023 exports times in its own time zone: load the file with "
-        "-o timezone=<the project's time zone> (docs/loading.md#project-time-zone)"]
+        "-o timezone=<the project's time zone>, or fetch its folder with --timezone (docs/loading.md#project-time-zone)"]
     # read in the right zone: no warning; in another: the gap that is left
     assert lab.load("mixpanel-events", p, timezone="America/Los_Angeles").warnings == []
     r = lab.load("mixpanel-events", p, timezone="Asia/Kolkata")
