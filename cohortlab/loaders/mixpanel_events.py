@@ -7,8 +7,9 @@ Per record ``{"event": ..., "properties": {...}}``:
   TIMESTAMP. Option ``time_unit``: ``auto`` (default; values above 1e11 are milliseconds), ``s``
   or ``ms``. Option ``timezone``: the times are the wall clock of that zone (a project created
   before 2023; :mod:`cohortlab.loaders.time_zone`, which also warns when a JSONL file's times
-  look like another zone's). A numeric string is accepted. A time before 1971-01-01 (which Mixpanel does not
-  accept: a negative number, seconds read as ms) is loaded as read, with a load warning
+  look like another zone's), else the zone ``cohortlab fetch --timezone`` recorded for the file.
+  A numeric string is accepted. A time before 1971-01-01 (which Mixpanel does not accept: a
+  negative number, seconds read as ms) is loaded as read, with a load warning
   (:func:`~cohortlab.loaders.mixpanel_common.event_time_warnings`, the same on both paths).
 * ``distinct_id`` = ``properties.distinct_id``; when absent, null or empty it is derived as
   Simplified ID Merge does: ``$user_id``, else ``"$device:" || $device_id``. A numeric id keeps
