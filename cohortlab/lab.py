@@ -123,7 +123,8 @@ class Lab:
     def info(self) -> dict[str, Any]:
         """Row counts of the canonical tables, the cohorts and their snapshots, the Mixpanel profile
         snapshots (``profile_snapshots``: the time each profile load counts from, and whether it is
-        its ``as_of`` or its load time), time ranges."""
+        its ``as_of`` or its load time), time ranges, and the time zones raw event files were read
+        in (``events_time_zones``: zone -> files; docs/loading.md#project-time-zone)."""
         q = self.engine.query_rows
         counts = {t: int(q(f"SELECT count(*) FROM {t}")[0][0]) for t in schema.TABLES}
         cohorts = self.engine.query_df(
@@ -148,6 +149,8 @@ class Lab:
             """
         )
         ev = q("SELECT min(time), max(time) FROM mp_events")[0]
+        zones = dict(q("SELECT coalesce(options->>'timezone', 'UTC'), count(*) FROM loads "
+                       "WHERE kind = 'mixpanel-events' GROUP BY 1 ORDER BY 1"))
         wh = q("SELECT min(received_at), max(received_at) FROM mp_webhook_pages")[0]
         return {
             "database": getattr(self.engine, "database", None) or ":memory:",
@@ -155,6 +158,7 @@ class Lab:
             "cohorts": cohorts,
             "profile_snapshots": profile_snapshots,
             "events_time_range": ev,
+            "events_time_zones": zones,
             "webhooks_time_range": wh,
         }
 

@@ -145,7 +145,10 @@ def info_cmd(db, show_schema):
         click.echo(f"  {t:<22}{n:>12,}")
     ev = info["events_time_range"]
     if ev[0] is not None:
-        click.echo(f"events: {ev[0]} .. {ev[1]} (UTC)")
+        # the raw event files read as a project's wall clock (docs/loading.md#project-time-zone)
+        local = "".join(f"; {n:,} file(s) read from {zone} wall-clock times"
+                        for zone, n in info["events_time_zones"].items() if zone != "UTC")
+        click.echo(f"events: {ev[0]} .. {ev[1]} (UTC{local})")
     wh = info["webhooks_time_range"]
     if wh[0] is not None:
         click.echo(f"webhooks: {wh[0]} .. {wh[1]} (UTC)")

@@ -158,3 +158,21 @@ def test_no_warning_for_utc_times_batches_or_too_little_to_tell(lab, write, case
     }[case]
     r = lab.load("mixpanel-events", write(f"{case}.jsonl", "\n".join(records) + "\n"))
     assert r.loaded == len(records) and r.warnings == []
+
+
+def test_info_says_which_event_files_were_read_in_a_time_zone(write, tmp_path):
+    from click.testing import CliRunner
+
+    from cohortlab import Lab
+    from cohortlab.cli import main
+
+    db = str(tmp_path / "lab.duckdb")
+    with Lab(db) as lab:
+        lab.load("mixpanel-events", write("a.jsonl", _ev(1, 1768867200) + "\n"), timezone="America/Los_Angeles")
+        lab.load("mixpanel-events", write("b.jsonl", _ev(2, 1768867200) + "\n"), timezone="utc")
+        lab.load("mixpanel-events", write("c.jsonl", _ev(3, 1768867260) + "\n"))
+        assert lab.info()["events_time_zones"] == {"America/Los_Angeles": 1, "UTC": 2}
+    r = CliRunner().invoke(main, ["info", "--db", db])
+    assert r.exit_code == 0, r.output
+    assert ("events: 2026-01-20 00:00:00 .. 2026-01-20 08:00:00 (UTC; 1 file(s) read from America/Los_Angeles "
+            "wall-clock times)") in r.output
