@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cohortlab.escaping import one_line
 from cohortlab.loaders import LoadError, LoadReport
 from cohortlab.loaders.fetched import folder_record, record_times
 from cohortlab.loaders.files import is_bucket_verification_file, is_completion_marker, some_names
@@ -91,7 +92,7 @@ class WorldReport:
             )
         if self.ignored:
             lines.append(self.ignored_text())
-        lines += [f"  warning: {w}" for w in self.warnings]
+        lines += [f"  warning: {one_line(w)}" for w in self.warnings]  # a file name is data: one line each
         return "\n".join(lines)
 
     def ignored_text(self) -> str:

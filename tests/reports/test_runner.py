@@ -764,3 +764,13 @@ def test_a_folder_loaded_for_a_notebook_or_by_fetch_shows_its_warnings(tmp_path)
         _warnings.simplefilter("always")
         open_lab(data=str(tmp_path / "world")).close()  # a notebook's `data`
     assert [(w.category, str(w.message)) for w in seen] == [(LoadWarning, world.warnings[0])]
+
+
+def test_a_folder_load_warning_is_one_line_in_its_text():
+    # fetch prints str(world): a warning naming a file whose name holds a line break would start a
+    # line of its own (the report's progress and cohortlab load write each warning as one line)
+    from cohortlab.loaders import LoadReport
+    from cohortlab.loaders.folder import WorldReport
+
+    world = WorldReport(folder=Path("w"), reports=[LoadReport("mixpanel-events", warnings=["w/a\nb.jsonl: odd"])])
+    assert str(world).splitlines()[-1] == "  warning: w/a\\nb.jsonl: odd"
