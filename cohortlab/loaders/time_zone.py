@@ -48,6 +48,11 @@ WINDOW_S = 15 * 3600
 MIN_OFFSET_S = 1800
 
 
+# the wall clocks converted: within a day of the TIMESTAMP range's ends the UTC time may fall
+# outside it (no time: bad_time); the DuckDB loader and Spark's reader both read this
+WALL_CLOCK_RANGE = ("0001-01-02", "9999-12-30")
+
+
 @lru_cache(maxsize=1)
 def _zones() -> dict[str, str]:
     return {z.lower(): z for z in zoneinfo.available_timezones()}
@@ -133,7 +138,8 @@ def local_to_utc_sql(ts: str, zone: str) -> str:
         earlier = [f"({later} - INTERVAL {m} MINUTE)" for m in minutes]
         checks = " ".join(f"WHEN {maybe} AND {shows(e)} = {ts} THEN {e}" for e in earlier)
     inner = f"CASE {checks} ELSE {later} END" if checks else later
-    return f"CASE WHEN {ts} BETWEEN TIMESTAMP '0001-01-02' AND TIMESTAMP '9999-12-30' THEN {inner} END"
+    lo, hi = WALL_CLOCK_RANGE
+    return f"CASE WHEN {ts} BETWEEN TIMESTAMP '{lo}' AND TIMESTAMP '{hi}' THEN {inner} END"
 
 
 def event_time_sql(num: str, unit: str, zone: str | None) -> str:

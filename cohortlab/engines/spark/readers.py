@@ -117,11 +117,11 @@ def read_mixpanel_events(spark: "SparkSession", paths: str | list[str], *, time_
     micros = F.round(num * mult)
     ts = F.when(micros.between(-62135596800e6, 253402300799e6), F.timestamp_micros(micros.cast("bigint")))
     if timezone is not None:
-        from cohortlab.loaders.time_zone import pop_timezone, wall_clock
+        from cohortlab.loaders.time_zone import WALL_CLOCK_RANGE, pop_timezone, wall_clock
 
         zone = wall_clock(pop_timezone("read_mixpanel_events", {"timezone": timezone}))
         if zone is not None:  # (the session time zone is UTC: ts's wall clock is the exported one)
-            edge = ts.between(F.lit("0001-01-02").cast("timestamp"), F.lit("9999-12-30").cast("timestamp"))
+            edge = ts.between(*(F.lit(t).cast("timestamp") for t in WALL_CLOCK_RANGE))
             ts = F.when(edge, F.to_utc_timestamp(ts, zone))
     ts = ts.cast("timestamp_ntz")
 
