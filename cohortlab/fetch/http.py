@@ -9,10 +9,12 @@
   ``RetryPolicy.sleep`` (and ``clock``) are injectable: the tests record the waits instead of
   sleeping. A wait of ``LONG_WAIT`` (30 s) or more is announced first through
   :attr:`HttpClient.notify`.
-* **A 429 pauses the client.** The wait after a 429 is a pause of the whole client: no attempt
-  of any of its threads (the Profile API's ``concurrency``) starts before it is over, so the
-  other threads do not keep sending requests the server refuses (each a 429, a retry used up);
-  the requests already in flight end as they do.
+* **A 429 pauses the client.** The wait after a 429, or after any retried answer that carries a
+  ``Retry-After`` it can read (a 503 of a service down for maintenance), is a pause of the whole
+  client: no attempt of any of its threads (the Profile API's ``concurrency``) starts before it is
+  over, so the other threads do not keep sending requests the server refuses (each a refusal, a
+  retry used up); the requests already in flight end as they do. A 5xx without ``Retry-After``
+  and a transport error wait only in their own thread: they may be one request's fault.
 * **An answer that is not JSON.** A JSON endpoint's answer with status 200 whose body is not JSON
   at all (a proxy's HTML page, an empty body, a body cut short) is retried like a 5xx
   (:meth:`HttpClient.json_body`): one such page no longer stops an 18-hour run of Profile API
@@ -441,7 +443,9 @@ class HttpClient:
             if wait >= LONG_WAIT:  # a Retry-After of minutes: said first, the run is not stuck
                 self.notify(self.mask(f"{self.service}: {last}; retry {attempt + 1} of {self.policy.retries} "
                                       f"in {duration_text(wait)}"))
-            if cause == "429":  # the host's limit: every thread pauses, this one at the loop's top
+            if cause == "429" or retry_after is not None:
+                # the host's limit, or the server said when to come back: every thread pauses,
+                # this one at the loop's top
                 self._pause(wait)
             else:
                 self._wait(wait)

@@ -206,22 +206,40 @@ def test_rate_limit_and_server_errors_are_retried(fake, creds, policy, tmp_path)
     assert policy.waits[0] == 3.0
 
 
-def test_a_429_pauses_every_thread_not_only_the_one_it_answered(fake, creds, tmp_path):
+@pytest.mark.parametrize("status", [429, 503])
+def test_a_429_or_a_retry_after_pauses_every_thread_not_only_the_one_it_answered(fake, creds, tmp_path, status):
     # audit 121 Q5: with --concurrency 4, a 429 made one thread wait while the three others kept
-    # sending requests, which the server refused too (each a 429 and a retry used up)
+    # sending requests, which the server refused too (each a 429 and a retry used up); a 503 with
+    # Retry-After (a service down for maintenance, back in a second) paused only its own thread
     from cohortlab.fetch.http import RetryPolicy
 
     fake.mpa_profiles.update({m: {"mpid": m} for m in range(3000, 3040)})
     fake.profile_delay = 0.05
-    fake.faults["profile"] = [("status", 429, 1)]
+    fake.faults["profile"] = [("status", status, 1)]
     mpa = MParticleClient(creds.mparticle, policy=RetryPolicy(retries=2, jitter=False), rate=None)
     res = mpa.fetch_profiles(tmp_path, range(3000, 3040), concurrency=4, progress=False)
-    assert res.fetched == 40 and dict(mpa.http.stats.retries) == {"429": 1}
-    answered = next(done for _, done, f in fake.profile_times if f == ("status", 429, 1))
+    assert res.fetched == 40 and dict(mpa.http.stats.retries) == {str(status): 1}
+    answered = next(done for _, done, f in fake.profile_times if f == ("status", status, 1))
     # the requests already in flight end; no request arrives in the second the server asked for
     during = [t - answered for t, _, _ in fake.profile_times if answered + 0.1 < t < answered + 0.9]
     assert during == [], during
     assert sum(1 for t, _, _ in fake.profile_times if t >= answered + 0.9) >= 30
+    mpa.close()
+
+
+def test_a_5xx_without_retry_after_waits_only_in_its_own_thread(fake, creds, tmp_path):
+    # one request's failure, not the host's word: the other threads go on meanwhile
+    from cohortlab.fetch.http import RetryPolicy
+
+    fake.mpa_profiles.update({m: {"mpid": m} for m in range(3000, 3040)})
+    fake.profile_delay = 0.05
+    fake.faults["profile"] = [("status", 503)]
+    mpa = MParticleClient(creds.mparticle, policy=RetryPolicy(retries=2, backoff=1.0, jitter=False), rate=None)
+    res = mpa.fetch_profiles(tmp_path, range(3000, 3040), concurrency=4, progress=False)
+    assert res.fetched == 40 and dict(mpa.http.stats.retries) == {"503": 1}
+    answered = next(done for _, done, f in fake.profile_times if f == ("status", 503))
+    during = [t for t, _, _ in fake.profile_times if answered + 0.1 < t < answered + 0.9]
+    assert len(during) >= 10, during
     mpa.close()
 
 
