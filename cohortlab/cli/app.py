@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -148,6 +149,42 @@ def error_json(error: BaseException) -> dict[str, str]:
     if problem is not None:
         return {"kind": "machine", "message": problem}
     return {"kind": "internal", "message": _one_line(f"{type(error).__name__}: {error}")}
+
+
+class JsonCommand(click.Command):
+    """A command with a ``--json`` flag, whose stdout a scheduled job parses: an argument click
+    itself refuses (a usage error: an unknown option, ``--concurrency abc``, a missing argument;
+    exit status 2, its message on stderr as always) also prints the command's JSON object on
+    stdout, with ``"error": {"kind": "usage", "message"}``. :meth:`usage_json` builds it (the
+    command's own shape: override it)."""
+
+    def usage_json(self, args: list[str], message: str) -> dict:
+        return {"ok": False, "error": {"kind": "usage", "message": message}}
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        given = list(args)
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as e:
+            flags = given[:given.index("--")] if "--" in given else given
+            if "--json" in flags:
+                click.echo(json.dumps(self.usage_json(given, _one_line(e.format_message())), indent=2))
+            raise
+
+
+def option_value(args: list[str], *names: str) -> str | None:
+    """The value given to an option in raw ``args`` (``--out X`` or ``--out=X``; the last wins),
+    for a usage error's JSON object, before click parsed them."""
+    found = None
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        for name in names:
+            if arg == name and i + 1 < len(args):
+                found = args[i + 1]
+            elif arg.startswith(name + "="):
+                found = arg[len(name) + 1:]
+    return found
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -11,7 +11,7 @@ from datetime import date
 
 import click
 
-from cohortlab.cli.app import error_json, fail, main
+from cohortlab.cli.app import JsonCommand, error_json, fail, main, option_value
 
 
 class _Refused(Exception):
@@ -57,7 +57,12 @@ def _read_mpids(path: str) -> list[int]:
     return out
 
 
-@main.command("fetch")
+class _FetchCommand(JsonCommand):
+    def usage_json(self, args: list[str], message: str) -> dict:
+        return _doc(option_value(args, "--out"), None, {"kind": "usage", "message": message})
+
+
+@main.command("fetch", cls=_FetchCommand)
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False),
               help="Folder for the exports (the folder layout `cohortlab report --data` reads); created if missing.")
 @click.option("--db", "db", default=None, type=click.Path(dir_okay=False),
@@ -176,17 +181,22 @@ def fetch_cmd(out, db, sources, from_date, to_date, events, where, chunk_days, p
 
 
 def _json(out, summary, error: dict | None = None) -> str:
+    return json.dumps(_doc(out, summary, error), indent=2)  # ASCII: a name's control or bidi character is an escape
+
+
+def _doc(out, summary, error: dict | None = None) -> dict:
     """The --json object: the counts and requests of ``summary`` (None: nothing fetched yet),
-    ``ok``/``complete``, what was skipped, and ``error`` when the command failed."""
+    ``ok``/``complete``, what was skipped, and ``error`` when the command failed (``out`` None:
+    a usage error before ``--out`` was read)."""
     counts = summary.counts if summary is not None else {}
     stats = ({k: {"requests": v.requests, "retries": dict(v.retries)} for k, v in summary.stats.items()}
              if summary is not None else {})
     skipped = summary.skipped if summary is not None else []
-    doc = {"ok": error is None, "complete": error is None and not skipped, "out": str(out), "counts": counts,
-           "http": stats, "skipped": skipped}
+    doc = {"ok": error is None, "complete": error is None and not skipped, "out": None if out is None else str(out),
+           "counts": counts, "http": stats, "skipped": skipped}
     if error is not None:
         doc["error"] = error
-    return json.dumps(doc, indent=2)  # ASCII: a name's control or bidi character is an escape
+    return doc
 
 
 def _mask(text: str, secrets: list[str]) -> str:

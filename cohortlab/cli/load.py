@@ -7,7 +7,7 @@ import os
 
 import click
 
-from cohortlab.cli.app import db_option, error_json, fail, loaded_database, main, progress_option, truncated
+from cohortlab.cli.app import JsonCommand, db_option, error_json, fail, loaded_database, main, progress_option, truncated
 from cohortlab.escaping import one_line, one_line_frame
 from cohortlab.loaders import LOADERS, loader_class
 from cohortlab.times import format_instant
@@ -64,9 +64,14 @@ def _nothing_loaded(lab) -> bool:
         return False
 
 
-class _LoadCommand(click.Command):
+class _LoadCommand(JsonCommand):
     """``cohortlab load``: its help lists the kinds, each with what it takes (its loader's
-    ``description``), in click's own definition list after the command's text."""
+    ``description``), in click's own definition list after the command's text. A usage error with
+    ``--json`` prints the load's error object."""
+
+    def usage_json(self, args: list[str], message: str) -> dict:
+        kind = next((a for a in args if a in LOADERS), None)  # the KIND argument, when click did not refuse it
+        return {"ok": False, "kind": kind, "loaded": 0, "error": {"kind": "usage", "message": message}}
 
     def format_help_text(self, ctx, formatter):
         super().format_help_text(ctx, formatter)

@@ -152,3 +152,35 @@ def test_load_json_prints_the_error_as_json_too(tmp_path):
     doc = json.loads(r.stdout)
     assert doc["ok"] is False and doc["kind"] == "mixpanel-cohorts" and doc["loaded"] == 0
     assert doc["error"]["kind"] == "load" and r.stderr == f"error: {doc['error']['message']}\n"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--concurrency", "abc"], "Invalid value for '--concurrency': 'abc' is not a valid integer range."),
+    (["--bogus"], "No such option '--bogus'. Did you mean '--out'?"),
+])
+def test_json_of_an_argument_click_refuses(tmp_path, args, message):
+    # a usage error (exit 2) printed click's usage on stderr and nothing on stdout: a scheduled job
+    # reading stdout got no JSON to parse
+    r = _run(["--out", str(tmp_path / "o"), *args, "--json"], {})
+    assert r.exit_code == 2
+    assert json.loads(r.stdout) == {"ok": False, "complete": False, "out": str(tmp_path / "o"), "counts": {},
+                                    "http": {}, "skipped": [], "error": {"kind": "usage", "message": message}}
+    assert r.stderr.endswith(f"Error: {message}\n")
+    r = _run(["--json"], {})  # --out missing: the object says so, out null
+    assert r.exit_code == 2 and json.loads(r.stdout)["out"] is None
+    assert json.loads(r.stdout)["error"]["message"] == "Missing option '--out'."
+    r = _run(["--out", str(tmp_path / "o"), *args], {})  # without --json: stdout stays empty
+    assert r.exit_code == 2 and r.stdout == ""
+
+
+def test_load_json_of_an_argument_click_refuses(tmp_path):
+    db = str(tmp_path / "lab.duckdb")
+    r = _run(["--db", db, "mixpanel-cohorts", "x.json", "-o", "junk", "--json"], {}, command="load")
+    assert r.exit_code == 2
+    assert json.loads(r.stdout) == {"ok": False, "kind": "mixpanel-cohorts", "loaded": 0, "error": {
+        "kind": "usage", "message": "Invalid value for '-o' / '--option': expected KEY=VALUE, got 'junk'"}}
+    r = _run(["--db", db, "no-such-kind", "x.json", "--json"], {}, command="load")
+    assert r.exit_code == 2 and json.loads(r.stdout)["kind"] is None
+    assert json.loads(r.stdout)["error"]["message"].startswith("Invalid value for 'KIND': 'no-such-kind' is not one of")
+    r = _run(["--db", db, "mixpanel-cohorts", "--", "--json"], {}, command="load")  # a path named --json
+    assert r.stdout == ""
