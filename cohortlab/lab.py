@@ -508,6 +508,7 @@ def open_lab(
     read_only: bool = False,
     progress: bool = False,
     names: tuple[str, str] = ("db", "data"),
+    timezone: str | None = None,
 ) -> Lab:
     """The one way commands and notebooks open their data.
 
@@ -515,9 +516,14 @@ def open_lab(
     ``cohortlab export``). Else ``data``: a folder of exports, loaded into an in-memory lab
     (:func:`cohortlab.loaders.folder.load_world`). ``engine``: ``duckdb`` or ``spark``. A missing
     file or folder is an :class:`~cohortlab.errors.InputNotFoundError` naming the parameter to set
-    (``names``: what the caller calls ``db`` and ``data``, e.g. a notebook's ``observed_db``)."""
+    (``names``: what the caller calls ``db`` and ``data``, e.g. a notebook's ``observed_db``).
+    ``timezone``: with ``data``, the Mixpanel project's time zone its raw events are written in
+    (a project created before 2023: docs/loading.md#project-time-zone)."""
     if engine not in ("duckdb", "spark"):
         raise SettingsError(f"unknown engine {engine!r} (duckdb or spark)")
+    if timezone is not None and (db or not data):
+        raise SettingsError(f"timezone={timezone!r} applies to the raw events of a data folder, loaded now; "
+                            f"a database holds its events as they were loaded (cohortlab load -o timezone)")
     if db:
         if not os.path.exists(db):
             raise InputNotFoundError(f"{db}: no such database{_where(db)}: set {names[0]} to a DuckDB file "
@@ -534,7 +540,11 @@ def open_lab(
             raise InputNotFoundError(f"{data}: no such folder{_where(data)}: set {names[1]} to a folder of exports "
                                      f"(mixpanel/..., mparticle/...), or {names[0]} to a DuckDB file")
         lab = Lab()
-        world = load_world(lab, data, progress=progress)
+        try:
+            world = load_world(lab, data, progress=progress, timezone=timezone)
+        except ValueError as e:  # a name that is no time zone
+            lab.close()
+            raise SettingsError(str(e)) from None
         for w in world.warnings:  # each names a file, whose name is data: one line, escaped
             warnings.warn(one_line(w), LoadWarning, stacklevel=2)
         return lab

@@ -31,6 +31,10 @@ def _finish(result) -> None:
                                              "folder written by `cohortlab export`).")
 @click.option("--data", type=click.Path(file_okay=False),
               help="Folder of exports (mixpanel/..., mparticle/...), e.g. a `cohortlab synth` world; loaded once.")
+@click.option("--timezone", default=None, metavar="ZONE",
+              help="With --data: the Mixpanel project's time zone (e.g. America/Los_Angeles), for a project created "
+                   "before 2023, whose raw export writes times as that zone's wall clock; over what fetch.json "
+                   "records (docs/loading.md#project-time-zone).")
 @click.option("--params", "params_file", type=click.Path(dir_okay=False, exists=True),
               help="YAML file of notebook parameters (cohorts, as_of, settings, ...).")
 @click.option("-p", "--param", "param_items", multiple=True, metavar="KEY=VALUE",
@@ -55,7 +59,7 @@ def _finish(result) -> None:
               callback=_set_lock_wait, envvar="COHORTLAB_LOCK_WAIT",
               help="Seconds to wait when another process is using the database (default 5).")
 @engine_options  # --engine duckdb|spark, --spark-master (issue 7)
-def report_cmd(db, data, params_file, param_items, notebooks, out, overwrite, show_personal_data, keep_data, kernel,
+def report_cmd(db, data, timezone, params_file, param_items, notebooks, out, overwrite, show_personal_data, keep_data, kernel,
                share_simulations, engine, spark_master):
     """Run the notebooks with papermill into HTML reports (no code), metrics.json and index.html.
 
@@ -78,7 +82,7 @@ def report_cmd(db, data, params_file, param_items, notebooks, out, overwrite, sh
                 names, db=db, data=data, params=params, out=out, overwrite=overwrite,
                 show_personal_data=show_personal_data, kernel=kernel, progress=_say,
                 engine=engine, spark_master=spark_master,  # notebook parameters, like every other input
-                keep_data=keep_data, share_simulations=share_simulations,
+                keep_data=keep_data, share_simulations=share_simulations, timezone=timezone,
             )
     except ReportError as e:
         fail(str(e))

@@ -46,6 +46,7 @@ from cohortlab.escaping import one_line
 from cohortlab.loaders import LoadError, LoadReport
 from cohortlab.loaders.fetched import folder_record, record_times
 from cohortlab.loaders.files import is_bucket_verification_file, is_completion_marker, some_names
+from cohortlab.loaders.time_zone import pop_timezone
 
 IGNORED_SUFFIXES = (".parquet", ".md", ".txt", ".yaml", ".yml", ".py", ".png", ".html")
 IGNORED_NAMES = ("manifest.json", "truth.json")
@@ -274,8 +275,13 @@ def world_hints(folder: str | os.PathLike) -> dict[str, Any]:
     return hints
 
 
-def load_world(lab, folder: str | os.PathLike, *, progress: bool = False) -> WorldReport:
+def load_world(lab, folder: str | os.PathLike, *, progress: bool = False, timezone: str | None = None) -> WorldReport:
     """Load every export under ``folder`` into ``lab`` with the right kind and options.
+
+    ``timezone``: the Mixpanel project's time zone, for a project created before 2023 whose raw
+    export writes times as that zone's wall clock (docs/loading.md#project-time-zone): the
+    folder's raw events are loaded with ``-o timezone=ZONE``, over what a ``fetch.json`` records.
+    A name that is no time zone is a ``ValueError`` before anything is loaded.
 
     Raises ``FileNotFoundError`` when the folder has neither ``mixpanel/`` nor ``mparticle/``
     exports, :class:`LoadError` (naming the file) when a file does not load, and
@@ -283,6 +289,7 @@ def load_world(lab, folder: str | os.PathLike, *, progress: bool = False) -> Wor
     exports (nothing would be loaded: a Data Pipelines bucket, a Parquet table).
     """
     folder = Path(folder)
+    zone = pop_timezone("load_world", {"timezone": timezone})
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder")
     record = folder_record(folder)
@@ -316,7 +323,7 @@ def load_world(lab, folder: str | os.PathLike, *, progress: bool = False) -> Wor
                                            "events*.jsonl.gz", "export*.jsonl", "export*.jsonl.gz")
     load("mixpanel-cohorts", cohorts)
     load("mixpanel-profiles", profiles)
-    load("mixpanel-events", events)
+    load("mixpanel-events", events, **({"timezone": zone} if zone else {}))
     claimed.update(cohorts + profiles + events)
 
     manifest = _manifest_snapshots(folder)

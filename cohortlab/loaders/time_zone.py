@@ -208,7 +208,7 @@ def time_zone_warning(ctx, unit: str, zone: str | None) -> list[str]:
         utc = f"UTC{'+' if offset > 0 else '-'}{_hours(offset)}"
         return [f"{ctx.path}: the event times look like a local wall clock ({utc}), not UTC: "
                 f"{seen}. A project created before 2023 exports times in its own time zone: load the file "
-                "with -o timezone=<the project's time zone>, or fetch its folder with --timezone "
+                "with -o timezone=<the project's time zone>, or fetch or report its folder with --timezone "
                 "(docs/loading.md#project-time-zone)"]
     return [f"{ctx.path}: read as {zone} wall-clock times, {seen}: is {zone} the project's time zone? "
             "(docs/loading.md#project-time-zone)"]

@@ -224,6 +224,7 @@ def run_report(
     spark_master: str | None = None,
     keep_data: bool = False,
     share_simulations: bool = True,
+    timezone: str | None = None,
 ) -> ReportResult:
     """Run the notebooks (default: the four of ``notebooks/``) on ``db`` or a ``data`` folder.
 
@@ -237,6 +238,9 @@ def run_report(
     from is computed once, before they run, into a scratch file they read
     (:mod:`cohortlab.report.shared`; the user's database is only read); False: each notebook
     simulates on its own.
+
+    ``timezone`` (with ``data``): the Mixpanel project's time zone, whose wall clock the folder's
+    raw events are written in (a project created before 2023: docs/loading.md#project-time-zone).
     """
     say = progress or (lambda _m: None)
     sources = [notebook_path(n) for n in (notebooks or DEFAULT_NOTEBOOKS)]
@@ -261,6 +265,16 @@ def run_report(
         raise ReportError(f"{params['db']}: no such database")
     if params.get("data") and not Path(params["data"]).is_dir():
         raise ReportError(f"{params['data']}: no such folder")
+    if timezone is not None:
+        if not params.get("data"):
+            raise ReportError("--timezone is the time zone of a data folder's raw events (--data); a database "
+                              "holds its events as they were loaded (cohortlab load -o timezone=ZONE)")
+        from cohortlab.loaders.time_zone import pop_timezone
+
+        try:
+            timezone = pop_timezone("--timezone", {"timezone": timezone})
+        except ValueError as e:
+            raise ReportError(str(e)) from None
     try:  # the kernels, the data loaded from --data and the shared simulations need one: before any folder
         require_temp_dir()
     except FileNotFoundError as e:
@@ -291,7 +305,7 @@ def run_report(
             say(hint)
     source = str(Path(params.get("data") or params.get("db")).expanduser().resolve())  # as the pages show it: pages.shown_path
     return _run_all(sources, out_dir, params, source, kernel, say, keep_data, readers if share else set(),
-                    optional=notebooks is None, cohorts=cohorts)
+                    optional=notebooks is None, cohorts=cohorts, timezone=timezone)
 
 
 def _reads_shared(src: Path) -> bool:
@@ -458,12 +472,13 @@ def _run_all(*args, **kwargs) -> ReportResult:
 
 def _run_notebooks(sources, out_dir: Path, params: dict[str, Any], source: str, kernel: str, say,
                    keep_data: bool, readers: set[int] = frozenset(), *, optional: bool = False,
-                   cohorts: Any = None, temps: list) -> ReportResult:
+                   cohorts: Any = None, temps: list, timezone: str | None = None) -> ReportResult:
     """Run the notebooks ``sources``; those at the positions ``readers`` read the simulations
     shared by the runner (none: every notebook simulates on its own). ``optional``: the
     notebooks were not asked for by name, so one that does not apply to the data
     (:func:`not_applicable`) is not run; its card says why. ``cohorts``: the cohorts that must
-    exist in the data loaded from ``params["data"]`` (:func:`check_database`). Each temporary
+    exist in the data loaded from ``params["data"]`` (:func:`check_database`); ``timezone``: the zone
+    of its raw events (:func:`~cohortlab.loaders.folder.load_world`). Each temporary
     folder made is added to ``temps`` as soon as it exists (:func:`_run_all` removes them)."""
     # papermill's ``cwd=`` changes the directory of the whole process while a notebook runs, and two
     # run at once: every path is made absolute here, before any notebook starts
@@ -487,7 +502,7 @@ def _run_notebooks(sources, out_dir: Path, params: dict[str, Any], source: str, 
         try:
             try:
                 with Lab(str(db_path)) as lab:
-                    world = load_world(lab, params["data"], progress=False)
+                    world = load_world(lab, params["data"], progress=False, timezone=timezone)
             except (OSError, ValueError, LoadError) as e:
                 raise ReportError(f"cannot load {params['data']}: {e}") from e
             say(f"  loaded in {time.monotonic() - t0:.1f} s")

@@ -123,7 +123,7 @@ def test_a_load_warns_when_the_times_look_like_a_wall_clock(lab, write):
         f"{p}: the event times look like a local wall clock (UTC-8:00), not UTC: 400 of 400 sampled events' "
         "properties.time run about 8:00 h behind their mp_processing_time_ms (when Mixpanel processed them, in "
         "UTC). A project created before 2023 exports times in its own time zone: load the file with "
-        "-o timezone=<the project's time zone>, or fetch its folder with --timezone (docs/loading.md#project-time-zone)"]
+        "-o timezone=<the project's time zone>, or fetch or report its folder with --timezone (docs/loading.md#project-time-zone)"]
     # read in the right zone: no warning; in another: the gap that is left
     assert lab.load("mixpanel-events", p, timezone="America/Los_Angeles").warnings == []
     r = lab.load("mixpanel-events", p, timezone="Asia/Kolkata")
@@ -176,3 +176,36 @@ def test_info_says_which_event_files_were_read_in_a_time_zone(write, tmp_path):
     assert r.exit_code == 0, r.output
     assert ("events: 2026-01-20 00:00:00 .. 2026-01-20 08:00:00 (UTC; 1 file(s) read from America/Los_Angeles "
             "wall-clock times)") in r.output
+
+
+def test_a_folder_loads_its_raw_events_in_the_zone_given_over_the_one_fetch_recorded(tmp_path):
+    # report --data and open_lab(data=...) of a folder exported by hand took no zone
+    from cohortlab import Lab
+    from cohortlab.errors import SettingsError
+    from cohortlab.lab import open_lab
+    from cohortlab.loaders.folder import load_world
+
+    events = tmp_path / "world" / "mixpanel" / "events"
+    events.mkdir(parents=True)
+    (events / "e.jsonl").write_text(_ev(1, 1768867200) + "\n")  # 2026-01-20 00:00 on the project's clock
+
+    def times(lab):
+        return [str(t) for (t,) in lab.engine.query_rows("SELECT time FROM mp_events")]
+
+    with Lab() as lab:
+        load_world(lab, tmp_path / "world", timezone="America/Los_Angeles")
+        assert times(lab) == ["2026-01-20 08:00:00"]
+    # a folder fetched with --timezone: the zone given wins over the record
+    (tmp_path / "world" / "fetch.json").write_text(json.dumps({"runs": [{"mixpanel_timezone": "Asia/Kolkata"}]}))
+    with Lab() as lab:
+        load_world(lab, tmp_path / "world")
+        assert times(lab) == ["2026-01-19 18:30:00"]
+    with Lab() as lab:
+        load_world(lab, tmp_path / "world", timezone="europe/berlin")
+        assert times(lab) == ["2026-01-19 23:00:00"]
+    with open_lab(data=tmp_path / "world", timezone="UTC") as lab:
+        assert times(lab) == ["2026-01-20 00:00:00"]
+    with pytest.raises(SettingsError, match=r"^load_world: timezone must be a time zone name .* got 'Nowhere'"):
+        open_lab(data=tmp_path / "world", timezone="Nowhere")
+    with pytest.raises(SettingsError, match=r"applies to the raw events of a data folder"):
+        open_lab(db=str(tmp_path / "x.duckdb"), timezone="UTC")

@@ -774,3 +774,32 @@ def test_a_folder_load_warning_is_one_line_in_its_text():
 
     world = WorldReport(folder=Path("w"), reports=[LoadReport("mixpanel-events", warnings=["w/a\nb.jsonl: odd"])])
     assert str(world).splitlines()[-1] == "  warning: w/a\\nb.jsonl: odd"
+
+
+def test_report_data_with_a_timezone_loads_the_folders_raw_events_as_that_zones_wall_clock(tiny, tmp_path):
+    # a project created before 2023, exported by hand (no fetch.json): its events were read as
+    # UTC by report --data, which took no zone; the load's warning pointed to -o timezone, which
+    # report does not take
+    events = tmp_path / "world" / "mixpanel" / "events"
+    events.mkdir(parents=True)
+    (events / "e.jsonl").write_text(json.dumps(
+        {"event": "x", "properties": {"distinct_id": "u1", "time": 1768867200, "$insert_id": "a"}}) + "\n")
+    out = tmp_path / "o"
+    r = CliRunner().invoke(main, ["report", "--data", str(tmp_path / "world"), "--timezone", "america/los_angeles",
+                                  "--notebooks", str(tiny["good"]), "--out", str(out), "--keep-data"])
+    assert r.exit_code == 0, r.output
+    with Lab(str(out / "data.duckdb"), read_only=True) as lab:  # 2026-01-20 00:00 in Los Angeles
+        assert [str(t) for (t,) in lab.engine.query_rows("SELECT time FROM mp_events")] == ["2026-01-20 08:00:00"]
+        assert lab.info()["events_time_zones"] == {"America/Los_Angeles": 1}
+
+
+def test_report_timezone_is_refused_without_a_data_folder_or_for_no_time_zone(tiny, tmp_path):
+    r = CliRunner().invoke(main, ["report", "--db", str(tiny["db"]), "--timezone", "Europe/Berlin",
+                                  "--notebooks", str(tiny["good"]), "--out", str(tmp_path / "a")])
+    assert r.exit_code == 1 and r.stderr.startswith("error: --timezone is the time zone of a data folder's raw events")
+    (tmp_path / "w" / "mixpanel").mkdir(parents=True)
+    r = CliRunner().invoke(main, ["report", "--data", str(tmp_path / "w"), "--timezone", "Mars/Olympus",
+                                  "--notebooks", str(tiny["good"]), "--out", str(tmp_path / "b")])
+    assert r.exit_code == 1 and "--timezone: timezone must be a time zone name" in r.stderr
+    assert "'Mars/Olympus'" in r.stderr
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
