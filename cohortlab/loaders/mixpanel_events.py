@@ -225,8 +225,7 @@ class MixpanelEventsLoader(Loader):
         )
         eng.execute(f"INSERT INTO {_SEEN} SELECT {KEY_HASH} FROM {st} WHERE reason IS NULL")
         warnings = event_time_warnings(ctx, st, "properties.time", record_value_sql(ctx, "$.properties.time"))
-        if layout == "jsonl":
-            warnings += time_zone_warning(ctx, unit, zone)
+        warnings += time_zone_warning(ctx, unit, zone, layout)
         for sql in drop:
             eng.execute(sql)
         return FileResult(

@@ -149,18 +149,23 @@ def event_time_sql(num: str, unit: str, zone: str | None) -> str:
     return ts if zone is None else local_to_utc_sql(ts, zone)
 
 
-def _sample(path) -> list[tuple[Any, Any]]:
-    """(time, mp_processing_time_ms) of the records among the first lines of a JSONL file that
-    have both (the last, maybe cut, line and unparsable ones are skipped: the load quarantines
-    them)."""
+def _sample(path, layout: str = "jsonl") -> list[tuple[Any, Any]]:
+    """(time, mp_processing_time_ms) of the records in the first :data:`SAMPLE_BYTES` of a file
+    that have both: its lines (``jsonl``), or the values of a JSON array or document, also
+    pretty-printed (``array``, ``document``). A value cut at the sample's end, and unparsable
+    ones, are skipped: the load quarantines them."""
     head = head_bytes(path, SAMPLE_BYTES)
-    lines = head.splitlines()
+    if layout == "jsonl":
+        lines = head.splitlines()
+        records = _parsed(lines[:-1] if len(head) == SAMPLE_BYTES else lines)
+    else:
+        records = _values(head.decode("utf-8", errors="replace"))
     out = []
-    for line in lines[:-1] if len(head) == SAMPLE_BYTES else lines:
+    for record in records:
         try:
-            props = json.loads(line).get("properties")
+            props = record.get("properties")
             t, p = props.get("time"), props.get("mp_processing_time_ms")
-        except (ValueError, AttributeError, RecursionError):  # (a record nested too deeply is the load's to say)
+        except AttributeError:
             continue
         if isinstance(t, (int, float, str)) and isinstance(p, (int, float, str)) \
                 and not isinstance(t, bool) and not isinstance(p, bool):
@@ -168,18 +173,43 @@ def _sample(path) -> list[tuple[Any, Any]]:
     return out
 
 
+def _parsed(lines):
+    for line in lines:
+        try:
+            yield json.loads(line)
+        except (ValueError, RecursionError):  # (a record nested too deeply is the load's to say)
+            continue
+
+
+def _values(text: str):
+    """The JSON values of a document's text, one after another (the elements of a top-level
+    array), up to the first that does not parse (cut at the sample's end)."""
+    decoder = json.JSONDecoder()
+    i = len(text) - len(text.lstrip("\ufeff \t\r\n"))
+    if text[i:i + 1] == "[":
+        i += 1
+    while True:
+        while i < len(text) and text[i] in " \t\r\n,":
+            i += 1
+        try:
+            value, i = decoder.raw_decode(text, i)
+        except (ValueError, RecursionError):
+            return
+        yield value
+
+
 def _hours(seconds: float) -> str:
     m = round(abs(seconds) / 60)
     return f"{m // 60}:{m % 60:02d}"
 
 
-def time_zone_warning(ctx, unit: str, zone: str | None) -> list[str]:
-    """The load warning (naming the file) when a JSONL file's event times look like a wall clock
+def time_zone_warning(ctx, unit: str, zone: str | None, layout: str = "jsonl") -> list[str]:
+    """The load warning (naming the file) when a file's event times look like a wall clock
     other than the one they are read as: most sampled events (:data:`SAMPLE_BYTES`) are a whole
     number of quarter hours, at least :data:`MIN_OFFSET_S`, away from their
     ``mp_processing_time_ms``. Files without that property, or with too few live events, give
     no warning."""
-    pairs = _sample(ctx.text_path())
+    pairs = _sample(ctx.text_path(), layout)
     if len(pairs) < MIN_SAMPLE:
         return []
     ts = event_time_sql("TRY_CAST(t AS DOUBLE)", unit, zone)

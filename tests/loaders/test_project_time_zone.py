@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -136,6 +137,33 @@ def test_a_load_warns_when_the_times_look_like_a_wall_clock(lab, write):
     assert "(UTC+5:30)" in r.warnings[0] and "about 5:30 h ahead of their" in r.warnings[0]
     with pytest.raises(Exception, match="look like a local wall clock"):  # --strict: a warning fails
         lab.load("mixpanel-events", write("strict.jsonl", "\n".join(_live("Europe/Berlin")) + "\n"), strict=True)
+
+
+@pytest.mark.parametrize("layout", ["array", "pretty", "document", "cut"])
+def test_a_json_array_or_document_of_events_is_sampled_too(lab, write, layout):
+    # only JSONL files were sampled: the same events as a JSON array (pretty-printed or not), or
+    # as a pretty-printed stream of objects, loaded as UTC in silence
+    records = _live("America/Los_Angeles")
+    if layout == "array":
+        text = "[" + ",".join(records) + "]"
+    elif layout == "pretty":
+        text = json.dumps([json.loads(r) for r in records], indent=2)
+    elif layout == "document":
+        text = "\n".join(json.dumps(json.loads(r), indent=4) for r in records)
+    else:  # longer than the sample: the value cut at its end is skipped, the others count
+        records = _live("America/Los_Angeles", n=6000)
+        text = json.dumps([json.loads(r) for r in records], indent=1)
+        assert len(text) > 512 * 1024
+    r = lab.load("mixpanel-events", write(f"{layout}.json", text))
+    assert r.loaded == len(records) and len(r.warnings) == 1, r.warnings
+    assert "look like a local wall clock (UTC-8:00)" in r.warnings[0]
+    near, n = (int(x.replace(",", "")) for x in re.search(r"([\d,]+) of ([\d,]+) sampled", r.warnings[0]).groups())
+    if layout == "cut":
+        assert near == n and 1000 < n < 6000
+    else:
+        assert near == n == 400
+    utc = json.dumps([json.loads(x) for x in _live(None)], indent=2)  # times in UTC: no warning
+    assert lab.load("mixpanel-events", write(f"{layout}-utc.json", utc)).warnings == []
 
 
 def test_a_sample_across_a_change_of_summer_time_still_warns(lab, write):
