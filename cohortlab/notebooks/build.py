@@ -403,7 +403,8 @@ context = ui.context(names if validation is not None else [], None, db=db, data=
 from cohortlab.migration.run import projection_words, settings_used
 
 # the header says which settings the what-if uses, and which it does not (the sync's options)
-context["settings"] = settings_used(settings, plans_given=plans is not None, validation=validation is not None)
+context["settings"] = settings_used(settings, plans_given=plans is not None, validation=validation is not None,
+                                    switch=switch_at)
 projection = projection_words(lab.engine, activity)  # None, or which days are projected (activity: repeat)
 if projection:
     context["as_of"] += f"; {projection}"

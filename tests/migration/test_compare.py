@@ -390,13 +390,23 @@ def test_the_eit_page_settings_line_separates_what_the_what_if_uses_from_the_syn
     assert files.startswith("fallback data; not used by the what-if: event cutoff 2026-01-15 00:00 UTC (each plan "
                             "has its own); protection only_update")
     assert files.endswith("; EIT email, then mparticle_id from 2026-02-10 00:00 UTC (each plan has its own)")
-    # a later period of another EIT is not modelled by the standard plans: said (audit 119 Q1)
+    # the standard plans carry the settings' timeline before the switch (audit 122 Q1): an email
+    # period before it is modelled, nothing to say; a period after it, or a given switch after
+    # the settings' own, is not, and the line says which
     later = {"eit_timeline": [{"since": None, "eit": "customer_id"}, {"since": "2026-01-10", "eit": "email"},
                               {"since": "2026-02-10", "eit": "mparticle_id"}]}
     assert settings_used(later).split("; ")[2] == (
-        "EIT customer_id, then email from 2026-01-10 00:00 UTC, then mparticle_id from 2026-02-10 00:00 UTC "
-        "(the standard plans start from customer_id: the later email period not modelled)")
-    assert "not modelled" not in settings_used(later, plans_given=True)
+        "EIT customer_id, then email from 2026-01-10 00:00 UTC, then mparticle_id from 2026-02-10 00:00 UTC")
+    back = {"eit_timeline": [*later["eit_timeline"], {"since": "2026-03-01", "eit": "customer_id"}]}
+    assert settings_used(back).split("; ")[2].endswith(
+        "(not modelled by the standard plans, which switch once, at 2026-02-10 00:00 UTC: the period customer_id "
+        "from 2026-03-01 00:00 UTC)")
+    assert settings_used(later, switch="2026-02-20").split("; ")[2].endswith(
+        "(not modelled by the standard plans, which switch once, at 2026-02-20 00:00 UTC: the period mparticle_id "
+        "from 2026-02-10 00:00 UTC)")
+    assert settings_used({"eit_timeline": [{"since": None, "eit": "mparticle_id"}]}, switch="2026-02-20").split("; ")[2] == (
+        "EIT mparticle_id (the standard plans start from customer_id)")
+    assert "not modelled" not in settings_used(back, plans_given=True)
     assert settings_used(None, plans_given=True, validation=True).startswith(
         "fallback data; event cutoff 2026-01-15 00:00 UTC (the observed side of the validation; each plan has its own)"
         "; not used by the what-if: protection")
@@ -451,3 +461,50 @@ def test_the_report_page_says_one_profile_and_one_user_in_the_singular():
     assert ("- **switch only**: 100.0% of 1 Mixpanel profile at the end; 1 split profile; 1 user can never be fixed "
             "(inactive after the plan's change); 1 user becomes matchable only after they were sent (they reach "
             "mParticle with a re-export); reaches 90% of its final rate 1 day after its first change") in text
+
+
+# --------------------------------------------------------------------------- the settings' timeline
+# customer_id, then email from 2025-12-15, then mparticle_id from 2026-01-15 (audit 122 Q1)
+TIMELINE = {"event_identity_cutoff": None,
+            "eit_timeline": [{"since": None, "eit": "customer_id"}, {"since": "2025-12-15", "eit": "email"},
+                             {"since": "2026-01-15", "eit": "mparticle_id"}]}
+TIMELINE_EVENTS = [  # as Mixpanel holds them under that timeline
+    ("c-ann", "2025-12-01 10:00:00", "c-ann", "dev-ann"),
+    ("ann@x.io", "2025-12-20 10:00:00", "ann@x.io", "dev-ann"),
+    ("101", "2026-01-20 10:00:00", "101", "dev-ann"),
+    ("c-bob", "2025-12-02 10:00:00", "c-bob", "dev-bob"),
+    ("bob@x.io", "2025-12-21 10:00:00", "bob@x.io", "dev-bob"),
+]
+TIMELINE_PROFILES = {101: [("user", "customer_id", "c-ann"), ("user", "email", "ann@x.io")],
+                     102: [("user", "customer_id", "c-bob"), ("user", "email", "bob@x.io")]}
+
+
+def test_the_standard_plans_carry_the_settings_timeline_before_the_switch():
+    """The standard plans took only the first EIT of the settings' timeline: customer_id, then
+    email from a day, then mparticle_id was predicted as if customer_id held until the switch
+    (audit 119 Q1: Ann's and Bob's email profiles missing, 4 profiles where Mixpanel holds 5).
+    They carry the timeline before the switch; it is no change of theirs ("do nothing" stays the
+    plan without a change, days to 90% count from the switch)."""
+    from cohortlab.migration.switch import plans_around
+    from cohortlab.report import insights
+
+    with Lab() as lab:
+        insert_events(lab, TIMELINE_EVENTS)
+        insert_profiles(lab, TIMELINE_PROFILES)
+        c = compare(lab.engine, settings=TIMELINE, store=False)
+        s = c.summary.set_index("plan")
+        # as Mixpanel holds them: c-ann, ann@x.io, 101, c-bob, bob@x.io
+        assert s.loc["switch only", "members_end"] == 5 and s.loc["switch only", "matched_end"] == 1
+        assert s.loc["do nothing", "members_end"] == 4 and s.loc["Rule only", "members_end"] == 4
+        assert s.loc["switch only", "split_profiles_end"] == 2
+        assert pd.isna(s.loc["do nothing", "first_change"]) and pd.isna(s.loc["do nothing", "days_to_90pct"])
+        assert s.loc["switch only", "first_change"] == pd.Timestamp("2026-01-15")
+        # the stored users of the plan: every distinct_id Mixpanel holds
+        run = run_plans(lab.engine, c.run.plans[:1], "2025-12-01", "2026-01-20", settings=TIMELINE)
+        keys = set(lab.engine.query_df("SELECT distinct_id FROM migration_users")["distinct_id"])
+        assert keys == {"c-ann", "ann@x.io", "101", "c-bob", "bob@x.io"}
+        run.drop_tables(lab.engine)
+        # the report's EIT page builds the same plans
+        at = c.switch.at
+        assert insights.migration_plans(None, switch_at=at, settings=TIMELINE) == plans_around(at, settings=TIMELINE)
+        assert [p.eit_at(pd.Timestamp("2025-12-20", tz="UTC").to_pydatetime()) for p in c.run.plans] == ["email"] * 4
