@@ -508,3 +508,47 @@ def test_the_standard_plans_carry_the_settings_timeline_before_the_switch():
         at = c.switch.at
         assert insights.migration_plans(None, switch_at=at, settings=TIMELINE) == plans_around(at, settings=TIMELINE)
         assert [p.eit_at(pd.Timestamp("2025-12-20", tz="UTC").to_pydatetime()) for p in c.run.plans] == ["email"] * 4
+
+
+# --------------------------------------------------------------------------- validation over several cohorts
+def test_a_validation_over_two_cohorts_is_said_per_cohort_from_the_counts_of_its_table():
+    """The EIT page's summary line and its index card pooled the validation of every cohort into
+    one figure: "of 6 cohort members" for 4 people (c-ann and c-bob, members of both cohorts,
+    counted twice) and one rate mixing the two cohorts' rates, its counts rebuilt as rate ×
+    members (audit 119 Q5). Each cohort is said on its own, from the counts of the page's table
+    (those of its ValidationResult), a member of both cohorts in each."""
+    from cohortlab.report import insights, metrics, summaries
+
+    with Lab() as lab:
+        build_shop(lab)
+        lab.engine.execute("INSERT INTO mp_cohort_snapshots (snapshot_id, cohort_name, as_of, member_count) "
+                           "VALUES (2, 'Regulars', CAST('2026-01-11' AS TIMESTAMP), 2)")
+        for d in ("c-ann", "c-cat"):
+            lab.engine.execute("INSERT INTO mp_cohort_members (snapshot_id, cohort_name, as_of, distinct_id) "
+                               "VALUES (2, 'Regulars', CAST('2026-01-11' AS TIMESTAMP), ?)", [d])
+        ps = plans()
+        c = compare(lab.engine, ps, start="2025-12-01", end="2026-01-10", settings=SETTINGS, store=False)
+        results = {n: lab.validate_migration(ps[0], n, settings=SETTINGS) for n in (COHORT, "Regulars")}
+    v = insights.MigrationValidation(ps[0].name, results)
+    f = metrics.migration_figures(c.summary, c.daily, v, start="2025-12-01", end="2026-01-10", plan_list=ps)
+    val = f["validation"]
+    assert not {"members", "predicted_matched", "observed_matched", "predicted_match_rate"} & set(val)  # no pool
+    rows = {r["cohort_name"]: r for r in val["cohorts"]}
+    for name, r in results.items():
+        assert (rows[name]["members"], rows[name]["predicted_matched"], rows[name]["observed_matched"]) == (
+            r.members, r.predicted_matched, r.observed_matched)
+        assert r.predicted_matched == int(r.users["predicted_matched"].sum())
+        assert r.observed_matched == int(r.users["observed_matched"].sum())
+    assert (rows[COHORT]["members"], rows["Regulars"]["members"]) == (4, 2)
+    line = summaries.migration_summary(f).splitlines()[-1]
+    words = [summaries._validation_words(rows[n]) for n in (COHORT, "Regulars")]
+    assert line == ("Validation of **Rule only** against the exports taken after the switch, per cohort (a member of "
+                    f"several is a member of each): {words[0]}; {words[1]}.")
+    b = rows[COHORT]
+    assert words[0] == (f"**{COHORT}**: of 4 members, {b['predicted_matched']} "
+                        f"({summaries.pct(b['predicted_match_rate'])} of its members) predicted to match, "
+                        f"{b['observed_matched']} ({summaries.pct(b['observed_match_rate'])}) observed")
+    head = metrics.figures_headline_migration(f)
+    assert head[f"observed match rate, {COHORT} (of its members)"] == b["observed_match_rate"]
+    assert head["predicted match rate, Regulars (of its members)"] == rows["Regulars"]["predicted_match_rate"]
+    assert not any(k.endswith("(of cohort members)") for k in head)
