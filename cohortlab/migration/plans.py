@@ -75,8 +75,10 @@ def _eit_name(v: Any) -> Any:
 
 class Remediation(BaseModel):
     """Something that writes ``$mparticle_user_id`` onto the Mixpanel profile from ``since`` on,
-    for every user active at or after ``since``: an mParticle Rule on the Mixpanel output
-    (``rule``) or SDK code setting the user attribute (``sdk``). Both are modelled the same way."""
+    for every user active (logged in) at or after ``since``: an mParticle Rule on the Mixpanel
+    output (``rule``: from every such event) or SDK code setting the user attribute (``sdk``:
+    only from the events an app sends, with a ``$device_id``, as the identity-gaps page's
+    ``sdk_code`` remedy: :func:`cohortlab.identifiers.app_event_sql`)."""
 
     model_config = ConfigDict(extra="forbid")
     kind: Literal["rule", "sdk"] = "rule"

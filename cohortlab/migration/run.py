@@ -16,7 +16,7 @@ import pandas as pd
 from cohortlab.engines.base import Engine
 from cohortlab.errors import SettingsError
 from cohortlab.migration.model import (REPEAT_DAYS, RunTables, daily_pipeline, fix_sql, milestones_pipeline,
-                                       profile_shape, profiles_pipeline, remediation_start, run_pipeline,
+                                       profile_shape, profiles_pipeline, remediation_writes, run_pipeline,
                                        status_pipeline)
 from cohortlab.migration.persons import Prepared, cohort_scope_sql, prepare
 from cohortlab.migration.plans import MigrationPlan
@@ -306,15 +306,15 @@ def run_plans(engine: Engine, plans: Iterable[Any], start: Any, end: Any, *, set
         rfix: dict[int, str] = {}  # plan index -> its remediation column there (or a NULL timestamp)
         for g, members in enumerate(_shapes(plans)):
             # one profiles pass and one milestones pass for the plans of one shape (they differ
-            # only by their remediation start: one rfix_<i> column each)
+            # only by their remediations: one rfix_<i> column each)
             first = plans[members[0]]
-            rems = sorted({r for r in (remediation_start(plans[i]) for i in members) if r is not None})
+            rems = list(dict.fromkeys(r for r in (remediation_writes(plans[i]) for i in members) if r is not None))
             profiles, milestones = shape_profiles(g), t.name(f"shape{g}_milestones")
             counts[profiles] = run_pipeline(engine, t, profiles_pipeline(
                 first, t, window_end=window_end, observed_only=activity == "observed", scoped=bool(cohort),
                 remediations=rems), profiles, debug=debug)
             for i in members:
-                r = remediation_start(plans[i])
+                r = remediation_writes(plans[i])
                 shape_of[i] = g
                 rfix[i] = f"rfix_{rems.index(r)}" if r is not None else "CAST(NULL AS TIMESTAMP)"
             variants = sorted({rfix[i] for i in members})

@@ -552,3 +552,43 @@ def test_a_validation_over_two_cohorts_is_said_per_cohort_from_the_counts_of_its
     assert head[f"observed match rate, {COHORT} (of its members)"] == b["observed_match_rate"]
     assert head["predicted match rate, Regulars (of its members)"] == rows["Regulars"]["predicted_match_rate"]
     assert not any(k.endswith("(of cohort members)") for k in head)
+
+
+# --------------------------------------------------------------------------- SDK code: the app's events only
+def test_a_sdk_plan_writes_only_from_app_events_as_the_identity_gaps_sdk_code_remedy_does():
+    """The what-if's SDK code wrote ``$mparticle_user_id`` from every logged-in event, the
+    identity-gaps page's ``sdk_code`` remedy only from events an app sends (a ``$device_id``):
+    one report told two stories of one remedy (audit 119 Q2: C1, active only server-side, was
+    matched by a ``kind: sdk`` plan and recovered by no SDK code on the other page). One rule
+    (``cohortlab.identifiers.app_event_sql``) for both; a Rule writes from every logged-in event."""
+    from cohortlab.migration.plans import MigrationPlan
+
+    with Lab() as lab:
+        insert_events(lab, [("C1", "2026-03-03 10:00:00", "C1", None),      # server-side: no $device_id
+                            ("C2", "2026-03-03 10:00:00", "C2", "dev-2"),   # from the app
+                            ("C3", "2026-03-01 10:00:00", "C3", "dev-3"),   # from the app, before the start
+                            ("C3", "2026-03-04 10:00:00", "C3", "")])       # server-side (an empty $device_id)
+        insert_profiles(lab, {101: [("user", "customer_id", "C1")], 102: [("user", "customer_id", "C2")],
+                              103: [("user", "customer_id", "C3")]})
+        for d in ("C1", "C2", "C3"):
+            lab.engine.execute("INSERT INTO mp_profiles (distinct_id) VALUES (?)", [d])
+        lab.engine.execute("INSERT INTO mp_cohort_snapshots (snapshot_id, cohort_name, as_of, member_count) "
+                           "VALUES (1, 'Buyers', CAST('2026-03-05' AS TIMESTAMP), 3)")
+        for d in ("C1", "C2", "C3"):
+            lab.engine.execute("INSERT INTO mp_cohort_members (snapshot_id, cohort_name, as_of, distinct_id) "
+                               "VALUES (1, 'Buyers', CAST('2026-03-05' AS TIMESTAMP), ?)", [d])
+        since = "2026-03-02T00:00:00Z"
+        ps = [MigrationPlan(name=k, eit_timeline="customer_id", remediation={"kind": k, "since": since},
+                            event_identity_cutoff=None) for k in ("sdk", "rule")]
+        ps.append(MigrationPlan(name="sdk after the rule", eit_timeline="customer_id", event_identity_cutoff=None,
+                                remediation=[{"kind": "rule", "since": since}, {"kind": "sdk", "since": "2026-03-03"}]))
+        run = run_plans(lab.engine, ps, "2026-03-01", "2026-03-05")
+        users = lab.engine.query_df("SELECT plan, distinct_id, status FROM migration_users")
+        run.drop_tables(lab.engine)
+        matched = {p: set(g.loc[g["status"] == "matched", "distinct_id"]) for p, g in users.groupby("plan")}
+        assert matched == {"sdk": {"C2"}, "rule": {"C1", "C2", "C3"}, "sdk after the rule": {"C1", "C2", "C3"}}
+        # the identity-gaps page's remedies, on the same events: SDK code reaches C2 alone, a Rule all three
+        rem = lab.remedies("Buyers", at="2026-03-05", settings={"cadence": "1d", "event_identity_cutoff": None},
+                           since=since).set_index("key")
+        assert "on 1 unmatched member whose events carry a device id" in rem.loc["sdk_code", "note"]
+        assert "on 3 unmatched members with an event since then" in rem.loc["rule", "note"]
