@@ -541,16 +541,18 @@ def settings_used(settings: Any = None, *, plans_given: bool = False, validation
             if plans_given:
                 unused.append(f"{part} (each plan has its own)")
             else:  # said, not dropped silently (audit 119)
-                notes = _timeline_not_modelled(st, switch)
+                notes = timeline_not_modelled(st, switch)
                 used.append(f"{part} ({notes})" if notes else part)
         else:
             unused.append(part)
     return "; ".join(used) + ("; not used by the what-if: " + "; ".join(unused) if unused else "")
 
 
-def _timeline_not_modelled(st: SyncSettings, switch: Any) -> str:
+def timeline_not_modelled(settings: Any, switch: Any) -> str:
     """What of the settings' EIT timeline the standard plans around ``switch`` (else the
-    settings' own switch) do not model, in words; empty when they model all of it."""
+    settings' own switch) do not model, in words; empty when they model all of it (the report's
+    header and ``migrate compare`` say it alike)."""
+    st = SyncSettings.coerce(settings)
     from cohortlab.report.summaries import _when
 
     at = switch.at if isinstance(switch, Switch) else switch
@@ -584,5 +586,5 @@ def projection_words(engine: Engine, activity: str = "observed", repeat_days: in
             "activity repeated (activity: repeat)")
 
 
-__all__ = ["PlanRun", "run_plans", "settings_used", "projection_words", "time_to_fraction", "no_effect_plans", "best_plans", "Comparison", "compare", "default_window",
+__all__ = ["PlanRun", "run_plans", "settings_used", "timeline_not_modelled", "projection_words", "time_to_fraction", "no_effect_plans", "best_plans", "Comparison", "compare", "default_window",
            "TIE_PP"]

@@ -510,6 +510,33 @@ def test_the_standard_plans_carry_the_settings_timeline_before_the_switch():
         assert [p.eit_at(pd.Timestamp("2025-12-20", tz="UTC").to_pydatetime()) for p in c.run.plans] == ["email"] * 4
 
 
+def test_migrate_compare_says_what_of_the_settings_timeline_the_standard_plans_do_not_model(tmp_path):
+    """`migrate compare --settings` states what the report's EIT header states: nothing when the
+    standard plans model the whole timeline, else the periods they do not (audit 122)."""
+    import yaml
+
+    db = str(tmp_path / "t.duckdb")
+    with Lab(db) as lab:
+        insert_events(lab, TIMELINE_EVENTS)
+        insert_profiles(lab, TIMELINE_PROFILES)
+    st = tmp_path / "settings.yaml"
+    st.write_text(yaml.safe_dump(TIMELINE))
+    r = CliRunner().invoke(main, ["migrate", "compare", "--db", db, "--settings", str(st)])
+    assert r.exit_code == 0, r.output
+    assert "the settings' EIT timeline" not in r.output
+    assert [ln.split()[3] for ln in r.output.splitlines() if ln.startswith("switch only")] == ["5"]  # profiles
+    back = {**TIMELINE, "eit_timeline": [*TIMELINE["eit_timeline"], {"since": "2026-01-19", "eit": "customer_id"}]}
+    st.write_text(yaml.safe_dump(back))
+    r = CliRunner().invoke(main, ["migrate", "compare", "--db", db, "--settings", str(st)])
+    assert r.exit_code == 0, r.output
+    from cohortlab.migration.run import settings_used
+
+    note = ("the settings' EIT timeline: not modelled by the standard plans, which switch once, at 2026-01-15 00:00 "
+            "UTC: the period customer_id from 2026-01-19 00:00 UTC")
+    assert note in r.output.splitlines()
+    assert note.removeprefix("the settings' EIT timeline: ") in settings_used(back)
+
+
 # --------------------------------------------------------------------------- validation over several cohorts
 def test_a_validation_over_two_cohorts_is_said_per_cohort_from_the_counts_of_its_table():
     """The EIT page's summary line and its index card pooled the validation of every cohort into
