@@ -629,9 +629,13 @@ def figures_headline_migration(f: Mapping[str, Any]) -> Headline:
            .add("its final match rate (of Mixpanel profiles)", best["final_match_rate"], "percent")
            .add("its split profiles", best["split_profiles_end"])
            .add("its users never fixable (inactive after the plan's change)", best["never_fixable_users"]))
-    for c in (f["validation"] or {}).get("cohorts") or []:  # per cohort (never pooled over cohorts)
-        out.add(f"observed match rate, {c['cohort_name']} (of its members)", c["observed_match_rate"], "percent")
-        out.add(f"predicted match rate, {c['cohort_name']} (of its members)", c["predicted_match_rate"], "percent")
+    rows = [c for c in (f["validation"] or {}).get("cohorts") or [] if c["members"]]
+    if rows:  # one cohort's figures, never pooled over cohorts; its name is a value (labels hold no data text)
+        far = max(rows, key=lambda c: abs(c["predicted_match_rate"] - c["observed_match_rate"]))
+        out.add("validated cohort farthest from its prediction" if len(rows) > 1 else "validated cohort",
+                far["cohort_name"], "text")
+        out.add("its observed match rate (of its members)", far["observed_match_rate"], "percent")
+        out.add("its predicted match rate (of its members)", far["predicted_match_rate"], "percent")
     return out
 
 
