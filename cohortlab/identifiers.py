@@ -49,6 +49,15 @@ def float_rounded_mpid_sql(bigint_expr: str) -> str:
     return f"TRY_CAST(CAST({bigint_expr} AS DOUBLE) AS BIGINT)"
 
 
+def app_event_sql(device_expr: str) -> str:
+    """SQL condition: an event the app sends, the only ones SDK code (app code setting
+    ``$mparticle_user_id``) can write from: it carries a ``$device_id`` (``device_expr``), which
+    Mixpanel's client SDKs set and server-side events usually lack. One rule for the
+    identity-gaps page's ``sdk_code`` remedy and the what-if's ``kind: sdk`` plans
+    (docs/simulate.md#remedies, docs/migration.md#model)."""
+    return f"({device_expr} IS NOT NULL AND {device_expr} <> '')"
+
+
 def is_valid_mpid(text: str | None) -> bool:
     """Python twin of :func:`is_valid_mpid_sql`, for validation of single values."""
     if text is None or not isinstance(text, str):

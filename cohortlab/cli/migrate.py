@@ -116,6 +116,11 @@ def _run(db, plans, start, end, settings_path, activity, repeat_days, out, chart
                f"{ends['start']}, end from the {ends['end']})   activity: {activity}   fallback: {settings.fallback}")
     if res.switch is not None:
         click.echo(terminal_text(res.switch.text))
+        from cohortlab.migration.run import timeline_not_modelled
+
+        untold = timeline_not_modelled(settings, res.switch)  # as the report's EIT page header says it
+        if untold:
+            click.echo(terminal_text(f"the settings' EIT timeline: {untold}"))
     click.echo(terminal_text(f"rates count {run.population}"))
     _print_summary(run.summary)
     click.echo(one_line(res.verdict))  # one line naming plans, from a YAML file: data

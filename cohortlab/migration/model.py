@@ -21,7 +21,8 @@
    A profile exists from its first event.
 3. **$mparticle_user_id.** A remediation (Rule or SDK) writes it on the profile the event goes
    to, for every logged-in event (one with a ``$user_id``) at or after its start, under
-   ``mparticle_id`` too; never on a ``$device:`` profile; the event rule (``event_identity_cutoff``)
+   ``mparticle_id`` too (SDK code only for one an app sent: ``$device_id``,
+   :func:`cohortlab.identifiers.app_event_sql`); never on a ``$device:`` profile; the event rule (``event_identity_cutoff``)
    puts it on every event at or after the cutoff. Either way the value is the person's MPID.
    Values that app code wrote outside any plan (junk, float-rounded MPIDs) are not modelled:
    validation names them (``bad_mparticle_user_id``).
@@ -123,9 +124,28 @@ def _key_text_sql() -> str:
             f"{ids} END")
 
 
-def remediation_start(plan: MigrationPlan) -> datetime | None:
-    """When the plan's first remediation starts writing ``$mparticle_user_id`` (None: never)."""
-    return min((r.since for r in plan.remediation), default=None)
+def remediation_writes(plan: MigrationPlan) -> tuple[datetime | None, datetime | None] | None:
+    """When the plan's remediations start writing ``$mparticle_user_id``: ``(the first Rule's
+    start, the first SDK code's start)``, None without a remediation. A Rule writes from every
+    logged-in event from its start; SDK code only from those an app sends (they carry a
+    ``$device_id``: :func:`cohortlab.identifiers.app_event_sql`, the identity-gaps page's
+    ``sdk_code`` rule). SDK code starting at or after a Rule adds nothing (the Rule writes from
+    those events already): it is dropped, so plans that write alike share a column."""
+    rule = min((r.since for r in plan.remediation if r.kind == "rule"), default=None)
+    sdk = min((r.since for r in plan.remediation if r.kind == "sdk"), default=None)
+    if rule is not None and sdk is not None and sdk >= rule:
+        sdk = None
+    return None if rule is None and sdk is None else (rule, sdk)
+
+
+def _writes_sql(writes: tuple[datetime | None, datetime | None]) -> str:
+    """SQL condition on a ``plan_activity`` row (``has_uid``, ``app``, ``t_min``): a remediation
+    of :func:`remediation_writes` writes from it (the rows are grouped by ``has_uid`` and
+    ``app``, so this is exact)."""
+    rule, sdk = writes
+    parts = ([f"t_min >= {sql_ts(rule)}"] if rule is not None else []) + (
+        [f"(app AND t_min >= {sql_ts(sdk)})"] if sdk is not None else [])
+    return f"has_uid AND ({' OR '.join(parts)})"
 
 
 def profile_shape(plan: MigrationPlan) -> tuple:
@@ -150,7 +170,7 @@ def plan_profiles_sql(profiles: str, rfix: str) -> str:
 def profiles_pipeline(plan: MigrationPlan, t: RunTables, *, horizon: datetime | None = None,
                       observed_only: bool = False, window_end: datetime | None = None,
                       merge: str = "asof", scoped: bool = False,
-                      remediations: list[datetime] | None = None) -> Pipeline:
+                      remediations: list[tuple[datetime | None, datetime | None]] | None = None) -> Pipeline:
     """Steps from the activity table to one row per (person, Mixpanel profile key) under
     ``plan``: first/last activity, when ``$mparticle_user_id`` arrives (remediation / event rule).
 
@@ -164,12 +184,12 @@ def profiles_pipeline(plan: MigrationPlan, t: RunTables, *, horizon: datetime | 
     the scope table.
 
     ``remediations``: one pass for every plan of ``plan``'s :func:`profile_shape`, which differ
-    only by their remediation start: the output has a column ``rfix_<i>`` per start (when the
-    remediation at ``remediations[i]`` reaches the profile) and neither ``rfix_t`` nor
+    only by their remediations (:func:`remediation_writes`): the output has a column ``rfix_<i>``
+    per one (when ``remediations[i]`` reaches the profile) and neither ``rfix_t`` nor
     ``fix_t``; :func:`plan_profiles_sql` gives one plan's profiles from it. Without it, the
     output is ``plan``'s profiles (``rfix_t``, ``fix_t``)."""
     tl = plan.eit_timeline
-    rems = [remediation_start(plan)] if remediations is None else list(remediations)
+    rems = [remediation_writes(plan)] if remediations is None else list(remediations)
     rcols = [f"rfix_{i}" for i in range(len(rems))]
     cut = plan.event_identity_cutoff
     # activity rows never straddle a plan instant (prepare() cut them there), so comparing the
@@ -189,11 +209,11 @@ def profiles_pipeline(plan: MigrationPlan, t: RunTables, *, horizon: datetime | 
     period = ("CASE " + " ".join(f"WHEN t_min >= {sql_ts(x.since)} THEN {i}" for i, x in reversed(dated)) + " ELSE 0 END"
               if dated else "0")
     p = Pipeline()
-    p.add("plan_activity", f"SELECT pid, anon, idmask, has_uid, t_min, t_max, n, {in_h} AS in_h, {period} AS ep "
+    p.add("plan_activity", f"SELECT pid, anon, idmask, has_uid, app, t_min, t_max, n, {in_h} AS in_h, {period} AS ep "
           f"FROM {t.activity}" + (" WHERE " + " AND ".join(where) if where else ""))
     # a remediation writes for logged-in activity only: the first event with a $user_id at or
-    # after its start (the rows are grouped by has_uid, so this is exact)
-    rfix = ", ".join((f"min(CASE WHEN has_uid AND t_min >= {sql_ts(r)} THEN t_min END)" if r is not None
+    # after its start, sent by an app for SDK code (_writes_sql)
+    rfix = ", ".join((f"min(CASE WHEN {_writes_sql(r)} THEN t_min END)" if r is not None
                       else "CAST(NULL AS TIMESTAMP)") + f" AS {c}" for r, c in zip(rems, rcols))
     cfix = f"min(CASE WHEN t_min >= {sql_ts(cut)} THEN t_min END)" if cut is not None else "CAST(NULL AS TIMESTAMP)"
 
@@ -456,5 +476,5 @@ def status_pipeline(profiles: str, plan: MigrationPlan, settings: SyncSettings, 
     return p
 
 
-__all__ = ["RunTables", "run_pipeline", "profiles_pipeline", "plan_profiles_sql", "profile_shape", "remediation_start",
+__all__ = ["RunTables", "run_pipeline", "profiles_pipeline", "plan_profiles_sql", "profile_shape", "remediation_writes",
            "fix_sql", "milestones_pipeline", "daily_pipeline", "status_pipeline", "IDENTITY_COLUMNS", "REPEAT_DAYS"]

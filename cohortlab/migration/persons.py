@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any, Iterable
 
 from cohortlab.engines.base import Engine
-from cohortlab.identifiers import mpid_sql
+from cohortlab.identifiers import app_event_sql, mpid_sql
 from cohortlab.migration.model import IDENTITY_COLUMNS, REPEAT_DAYS, RunTables, run_pipeline
 from cohortlab.migration.plans import MigrationPlan
 from cohortlab.pipeline import Pipeline, sql_str, sql_ts
@@ -58,7 +58,10 @@ def activity_pipelines(t: RunTables, *, bounds: list[datetime] | None = None, sh
     scan.add("activity_by_interval", f"""
         SELECT distinct_id, {_DEVICE_SQL} AS device,
                u, has_uid, min(time) AS t_min, max(time) AS t_max, count(*) AS n,
-               bool_or(user_id = distinct_id) AS uid_is_did, bool_or(mparticle_user_id = distinct_id) AS mup_is_did
+               bool_or(user_id = distinct_id) AS uid_is_did, bool_or(mparticle_user_id = distinct_id) AS mup_is_did,
+               -- sent by an app (a $device_id): SDK code writes only from these (one value per
+               -- group: the rows are grouped by device_id)
+               bool_or({app_event_sql('device_id')}) AS app
         FROM events GROUP BY distinct_id, device_id, u, has_uid""")
 
     # three steps are written as tables of their own (materialise): as one statement the links held
@@ -195,14 +198,14 @@ def activity_pipelines(t: RunTables, *, bounds: list[datetime] | None = None, sh
         SELECT m.distinct_id, p.pid, TRUE AS anon, {idmask} AS idmask
         FROM {t.links} m JOIN {t.persons} p ON p.anon_id = m.anon_id""")
     act.add("observed_activity", f"""
-        SELECT pm.pid, pm.anon, pm.idmask, e.u, e.has_uid, e.t_min, e.t_max, e.n
+        SELECT pm.pid, pm.anon, pm.idmask, e.u, e.has_uid, e.app, e.t_min, e.t_max, e.n
         FROM {t.intervals} e JOIN person_of_distinct_id pm ON pm.distinct_id = e.distinct_id""")
-    parts = ["SELECT pid, anon, idmask, u, has_uid, 0 AS k, t_min, t_max, n, FALSE AS projected FROM observed_activity"
+    parts = ["SELECT pid, anon, idmask, u, has_uid, app, 0 AS k, t_min, t_max, n, FALSE AS projected FROM observed_activity"
              + (f" WHERE t_min < {sql_ts(window_end)}" if window_end is not None else "")]
     for k, days in enumerate(shifts or [], start=1):
         sh = f"INTERVAL {int(days)} DAY"
         tail = f" AND t_min >= {sql_ts(tail_start)}" if tail_start is not None else ""
-        parts.append(f"SELECT pid, anon, idmask, u, has_uid, {k} AS k, t_min + {sh} AS t_min, t_max + {sh} AS t_max, "
+        parts.append(f"SELECT pid, anon, idmask, u, has_uid, app, {k} AS k, t_min + {sh} AS t_min, t_max + {sh} AS t_max, "
                      f"n, TRUE AS projected FROM observed_activity WHERE t_min + {sh} < {sql_ts(window_end)}{tail}")
     act.add("observed_and_projected_activity", "\nUNION ALL\n".join(parts))
     return {t.intervals: scan, t.links: link, t.persons: persons, t.activity: act}

@@ -75,8 +75,10 @@ def _eit_name(v: Any) -> Any:
 
 class Remediation(BaseModel):
     """Something that writes ``$mparticle_user_id`` onto the Mixpanel profile from ``since`` on,
-    for every user active at or after ``since``: an mParticle Rule on the Mixpanel output
-    (``rule``) or SDK code setting the user attribute (``sdk``). Both are modelled the same way."""
+    for every user active (logged in) at or after ``since``: an mParticle Rule on the Mixpanel
+    output (``rule``: from every such event) or SDK code setting the user attribute (``sdk``:
+    only from the events an app sends, with a ``$device_id``, as the identity-gaps page's
+    ``sdk_code`` remedy: :func:`cohortlab.identifiers.app_event_sql`)."""
 
     model_config = ConfigDict(extra="forbid")
     kind: Literal["rule", "sdk"] = "rule"
@@ -101,6 +103,9 @@ class MigrationPlan(BaseModel):
     remediation: list[Remediation] = Field(default_factory=list)
     reexport_at: datetime | None = None  # re-export the cohort (a full sync) after fixing identifiers
     event_identity_cutoff: datetime | None = DEFAULT_CUTOFF
+    # the EIT periods dated before this instant are the settings' timeline (what the output held),
+    # not a change the plan makes: the standard plans carry it (migration.switch.plans_around)
+    changes_from: datetime | None = None
 
     @field_validator("eit_timeline", mode="before")
     @classmethod
@@ -149,12 +154,12 @@ class MigrationPlan(BaseModel):
             return [v]
         return v
 
-    @field_validator("event_identity_cutoff", "reexport_at", mode="before")
+    @field_validator("event_identity_cutoff", "reexport_at", "changes_from", mode="before")
     @classmethod
     def _cut(cls, v):
         return _time(v)
 
-    @field_serializer("event_identity_cutoff", "reexport_at")
+    @field_serializer("event_identity_cutoff", "reexport_at", "changes_from")
     def _ser(self, v):
         return format_time(v)
 
@@ -167,10 +172,17 @@ class MigrationPlan(BaseModel):
                 eit = p.eit
         return eit
 
+    def _settings_period(self, p: EitPeriod) -> bool:
+        """Whether ``p`` is a period of the settings' timeline the plan carries (dated before
+        ``changes_from``), not a change of its own."""
+        return p.since is not None and self.changes_from is not None and p.since < self.changes_from
+
     @property
     def changes(self) -> list[tuple[datetime, str]]:
-        """Dated changes of the plan: EIT switches, remediation starts, and the cutoff."""
-        out = [(p.since, f"EIT → {p.eit}") for p in self.eit_timeline if p.since is not None]
+        """Dated changes of the plan: EIT switches (a period of the settings' timeline it carries
+        says so), remediation starts, and the cutoff."""
+        out = [(p.since, f"EIT → {p.eit}" + (" (the settings' timeline)" if self._settings_period(p) else ""))
+               for p in self.eit_timeline if p.since is not None]
         out += [(r.since, f"{r.kind} writes $mparticle_user_id") for r in self.remediation]
         if self.reexport_at is not None:
             out.append((self.reexport_at, "re-export the cohort"))
@@ -190,12 +202,17 @@ class MigrationPlan(BaseModel):
         return out
 
     def first_change(self) -> datetime | None:
-        """The first *plan action* (EIT switch or remediation start); None for 'do nothing'."""
-        out = [p.since for p in self.eit_timeline if p.since is not None] + [r.since for r in self.remediation]
+        """The first *plan action* (EIT switch or remediation start); None for 'do nothing'. The
+        periods of the settings' timeline it carries (before ``changes_from``) are no action."""
+        out = ([p.since for p in self.eit_timeline if p.since is not None and not self._settings_period(p)]
+               + [r.since for r in self.remediation])
         return min(out) if out else None
 
     def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        out = self.model_dump(mode="json")
+        if out.get("changes_from") is None:  # a plan of a file: every period is its own
+            out.pop("changes_from", None)
+        return out
 
     def to_yaml(self, path: str | Path | None = None) -> str:
         import yaml
@@ -278,18 +295,26 @@ def plan_events(plans) -> "pd.DataFrame":
     return df.drop_duplicates(["date", "label"]).reset_index(drop=True)
 
 
-def standard_plans(switch: Any, *, rule: Any | None = None, current_eit: str = "customer_id",
+def standard_plans(switch: Any, *, rule: Any | None = None, current_eit: str | list = "customer_id",
                    event_identity_cutoff: Any = DEFAULT_CUTOFF) -> list[MigrationPlan]:
     """The four usual options: switch only; switch + Rule; Rule only; do nothing.
-    ``rule`` defaults to the switch date."""
+    ``rule`` defaults to the switch date. ``current_eit``: the EIT before the switch, or the
+    timeline before it (periods, the settings' ones dated before the switch: every plan carries
+    them, and they are no change of the plan: ``changes_from`` is the switch)."""
     rule = switch if rule is None else rule
-    base = {"event_identity_cutoff": event_identity_cutoff}
-    tl_switch = [{"since": None, "eit": current_eit}, {"since": switch, "eit": "mparticle_id"}]
+    before = MigrationPlan(name="before", eit_timeline=current_eit).eit_timeline
+    dated = [p for p in before if p.since is not None]
+    at = _time(switch)
+    if dated and at is not None and max(p.since for p in dated) >= at:
+        raise PlanError(f"the timeline before the switch ({format_time(at)}) has a period from "
+                        f"{format_time(max(p.since for p in dated))}, not before it")
+    base = {"event_identity_cutoff": event_identity_cutoff, "changes_from": switch if dated else None}
+    tl_switch = [*before, EitPeriod(since=at, eit="mparticle_id")]
     return [
         MigrationPlan(name="switch only", eit_timeline=tl_switch, **base),
         MigrationPlan(name="switch + Rule", eit_timeline=tl_switch, remediation=[{"kind": "rule", "since": rule}], **base),
-        MigrationPlan(name="Rule only", eit_timeline=current_eit, remediation=[{"kind": "rule", "since": rule}], **base),
-        MigrationPlan(name="do nothing", eit_timeline=current_eit, **base),
+        MigrationPlan(name="Rule only", eit_timeline=before, remediation=[{"kind": "rule", "since": rule}], **base),
+        MigrationPlan(name="do nothing", eit_timeline=before, **base),
     ]
 
 

@@ -16,12 +16,13 @@ import pandas as pd
 from cohortlab.engines.base import Engine
 from cohortlab.errors import SettingsError
 from cohortlab.migration.model import (REPEAT_DAYS, RunTables, daily_pipeline, fix_sql, milestones_pipeline,
-                                       profile_shape, profiles_pipeline, remediation_start, run_pipeline,
+                                       profile_shape, profiles_pipeline, remediation_writes, run_pipeline,
                                        status_pipeline)
 from cohortlab.migration.persons import Prepared, cohort_scope_sql, prepare
 from cohortlab.migration.plans import MigrationPlan
 from cohortlab.migration.store import DAILY_TABLE, PLANS_TABLE, SUMMARY_TABLE, USERS_TABLE, replace_rows
-from cohortlab.migration.switch import Switch, check_switch_in_window, eit_before_switch, find_switch, plans_around
+from cohortlab.migration.switch import (Switch, check_switch_in_window, find_switch, plans_around, settings_switch,
+                                        timeline_before_switch)
 from cohortlab.migration.validate import Reconciliation, check_activity, reconcile
 from cohortlab.pipeline import Pipeline, sql_str, sql_ts
 from cohortlab.settings import SyncSettings
@@ -305,15 +306,15 @@ def run_plans(engine: Engine, plans: Iterable[Any], start: Any, end: Any, *, set
         rfix: dict[int, str] = {}  # plan index -> its remediation column there (or a NULL timestamp)
         for g, members in enumerate(_shapes(plans)):
             # one profiles pass and one milestones pass for the plans of one shape (they differ
-            # only by their remediation start: one rfix_<i> column each)
+            # only by their remediations: one rfix_<i> column each)
             first = plans[members[0]]
-            rems = sorted({r for r in (remediation_start(plans[i]) for i in members) if r is not None})
+            rems = list(dict.fromkeys(r for r in (remediation_writes(plans[i]) for i in members) if r is not None))
             profiles, milestones = shape_profiles(g), t.name(f"shape{g}_milestones")
             counts[profiles] = run_pipeline(engine, t, profiles_pipeline(
                 first, t, window_end=window_end, observed_only=activity == "observed", scoped=bool(cohort),
                 remediations=rems), profiles, debug=debug)
             for i in members:
-                r = remediation_start(plans[i])
+                r = remediation_writes(plans[i])
                 shape_of[i] = g
                 rfix[i] = f"rfix_{rems.index(r)}" if r is not None else "CAST(NULL AS TIMESTAMP)"
             variants = sorted({rfix[i] for i in members})
@@ -511,18 +512,20 @@ def compare(engine: Engine, plans: Iterable[Any] | None = None, *, switch: Any =
     return Comparison(run, best_plans(run.summary, tie_pp), sw, src, rec, tie_pp)
 
 
-def settings_used(settings: Any = None, *, plans_given: bool = False, validation: bool = False) -> str:
+def settings_used(settings: Any = None, *, plans_given: bool = False, validation: bool = False,
+                  switch: Any = None) -> str:
     """The settings line of the report's EIT page (docs/migration.md#settings-used): the options
     the what-if uses, then the others as "not used by the what-if". It uses ``fallback``; the
     event identity cutoff and the EIT timeline only for the standard plans (``plans_given``:
     plan files, each with its own), the cutoff also for the observed side of a ``validation``;
     never the sync's options (protection, sync type and cadence, attribute, pauses, ...). The
-    header showed them all, as if the plans depended on them."""
+    header showed them all, as if the plans depended on them. The standard plans carry the
+    timeline before the switch (``switch``, else the settings' own:
+    :func:`cohortlab.migration.switch.timeline_before_switch`); what they do not model of it is
+    said."""
     from cohortlab.report.summaries import settings_summary
 
     st = SyncSettings.coerce(settings)
-    # later periods of an EIT other than mparticle_id: the standard plans do not model them
-    later = [p for p in st.eit_timeline if p.since is not None and p.eit != "mparticle_id"]
     used, unused = [], []
     for part in settings_summary(settings).split("; "):
         if part.startswith("fallback "):
@@ -537,15 +540,36 @@ def settings_used(settings: Any = None, *, plans_given: bool = False, validation
         elif part.startswith("EIT "):
             if plans_given:
                 unused.append(f"{part} (each plan has its own)")
-            elif later:  # said, not dropped silently (audit 119)
-                periods = " and ".join(p.eit for p in later)
-                used.append(f"{part} (the standard plans start from {eit_before_switch(st)}: the later "
-                            f"{periods} period{'s' if len(later) > 1 else ''} not modelled)")
-            else:
-                used.append(part)
+            else:  # said, not dropped silently (audit 119)
+                notes = timeline_not_modelled(st, switch)
+                used.append(f"{part} ({notes})" if notes else part)
         else:
             unused.append(part)
     return "; ".join(used) + ("; not used by the what-if: " + "; ".join(unused) if unused else "")
+
+
+def timeline_not_modelled(settings: Any, switch: Any) -> str:
+    """What of the settings' EIT timeline the standard plans around ``switch`` (else the
+    settings' own switch) do not model, in words; empty when they model all of it (the report's
+    header and ``migrate compare`` say it alike)."""
+    st = SyncSettings.coerce(settings)
+    from cohortlab.report.summaries import _when
+
+    at = switch.at if isinstance(switch, Switch) else switch
+    at = at if at is not None else settings_switch(st)
+    if at is None:  # the switch comes from the data, not known here: only the start can be said
+        first = st.eit_timeline[0] if st.eit_timeline else None
+        return ("the standard plans start from customer_id" if first is not None and first.since is None
+                and first.eit == "mparticle_id" else "")
+    carried, dropped = timeline_before_switch(st, at)
+    notes = []
+    if st.eit_timeline and st.eit_timeline[0].since is None and st.eit_timeline[0].eit != carried[0].eit:
+        notes.append(f"the standard plans start from {carried[0].eit}")
+    if dropped:
+        periods = ", ".join(f"{p.eit} from {_when(p.since)}" for p in dropped)
+        notes.append(f"not modelled by the standard plans, which switch once, at {_when(at)}: the "
+                     f"period{'s' if len(dropped) > 1 else ''} {periods}")
+    return ", ".join(notes)
 
 
 def projection_words(engine: Engine, activity: str = "observed", repeat_days: int = REPEAT_DAYS) -> str | None:
@@ -562,5 +586,5 @@ def projection_words(engine: Engine, activity: str = "observed", repeat_days: in
             "activity repeated (activity: repeat)")
 
 
-__all__ = ["PlanRun", "run_plans", "settings_used", "projection_words", "time_to_fraction", "no_effect_plans", "best_plans", "Comparison", "compare", "default_window",
+__all__ = ["PlanRun", "run_plans", "settings_used", "timeline_not_modelled", "projection_words", "time_to_fraction", "no_effect_plans", "best_plans", "Comparison", "compare", "default_window",
            "TIE_PP"]

@@ -28,7 +28,7 @@ from cohortlab.errors import SettingsError
 from cohortlab.identifiers import is_valid_mpid_sql, mpid_sql
 from cohortlab.migration.plans import MigrationPlan, standard_plans
 from cohortlab.pipeline import sql_ts
-from cohortlab.settings import SyncSettings
+from cohortlab.settings import EitPeriod, SyncSettings
 from cohortlab.times import format_time, naive_utc, parse_day, parse_time
 
 SOURCES = ("parameter", "settings", "data")
@@ -178,23 +178,39 @@ def history_plan(engine: Engine, settings: Any = None) -> MigrationPlan:
                          event_identity_cutoff=st.event_identity_cutoff)
 
 
-def eit_before_switch(settings: SyncSettings) -> str:
-    """The EIT the standard plans start from: the first period of the settings' timeline, unless
-    it is ``mparticle_id`` (then ``customer_id``, mParticle's default). Its later periods of
-    another EIT are not modelled (:func:`cohortlab.migration.run.settings_used` says so)."""
-    first = settings.eit_timeline[0].eit if settings.eit_timeline else "customer_id"
-    return first if first != "mparticle_id" else "customer_id"
+def timeline_before_switch(settings: Any, at: Any) -> tuple[list[EitPeriod], list[EitPeriod]]:
+    """``(carried, not modelled)``: the settings' EIT timeline before the switch at ``at``, as
+    the standard plans carry it (what Mixpanel held before the switch: a ``customer_id``, then
+    ``email`` from a day), and the settings' periods they do not model. Carried: the undated
+    first period (``customer_id`` when it is ``mparticle_id``, mParticle's default: the plans
+    study a switch to it) and every period dated before ``at`` of another EIT than
+    ``mparticle_id``. Not modelled: a period dated at or after ``at`` other than the settings'
+    own switch at ``at`` (the plans keep ``mparticle_id`` from the switch on), and an
+    ``mparticle_id`` period dated before a given switch (the plans study one switch)."""
+    st = SyncSettings.coerce(settings)
+    at = naive_utc(parse_time(at, "switch"))
+    carried, dropped = [], []
+    for p in st.eit_timeline:
+        if p.since is None:
+            carried.append(EitPeriod(since=None, eit=p.eit if p.eit != "mparticle_id" else "customer_id"))
+        elif naive_utc(p.since) < at and p.eit != "mparticle_id":
+            carried.append(p)
+        elif not (naive_utc(p.since) == at and p.eit == "mparticle_id"):
+            dropped.append(p)
+    return carried or [EitPeriod(since=None, eit="customer_id")], dropped
 
 
 def plans_around(switch: Switch | Any, *, rule: Any = None, settings: Any = None) -> list[MigrationPlan]:
     """The standard four plans (switch only, switch + Rule, Rule only, do nothing) around
-    ``switch`` (a :class:`Switch` or its time), with the settings' event rule and EIT before the
-    switch: ``migrate compare`` and the report's EIT page build them here alike."""
+    ``switch`` (a :class:`Switch` or its time), with the settings' event rule and their EIT
+    timeline before the switch (:func:`timeline_before_switch`: every plan carries it, so a
+    ``customer_id``, then ``email`` period is keyed by email as Mixpanel held it): ``migrate
+    compare`` and the report's EIT page build them here alike."""
     st = SyncSettings.coerce(settings)
-    before = eit_before_switch(st)
     at = switch.at if isinstance(switch, Switch) else switch
+    before, _ = timeline_before_switch(st, at)
     return standard_plans(at, rule=rule, current_eit=before, event_identity_cutoff=st.event_identity_cutoff)
 
 
-__all__ = ["Switch", "SOURCES", "check_switch_in_window", "eit_before_switch", "find_switch", "first_mpid_keyed_event",
-           "history_plan", "plans_around"]
+__all__ = ["Switch", "SOURCES", "check_switch_in_window", "find_switch", "first_mpid_keyed_event",
+           "history_plan", "plans_around", "timeline_before_switch"]

@@ -67,6 +67,22 @@ class ValidationResult:
     def differences(self) -> pd.DataFrame:
         return self.users[self.users["differs"]]
 
+    @property
+    def members(self) -> int:
+        """The cohort's members compared (one row each in ``users``)."""
+        return len(self.users)
+
+    @property
+    def predicted_matched(self) -> int:
+        """Members predicted to match (the confusion table's first row): the count behind
+        ``predicted_match_rate``, which every page and line reads, never a rate times members."""
+        return int(self.confusion.loc["predicted matched"].sum())
+
+    @property
+    def observed_matched(self) -> int:
+        """Members the exports show matched (the confusion table's first column)."""
+        return int(self.confusion["observed matched"].sum())
+
 
 def check_activity(activity: str) -> None:
     if activity not in ACTIVITIES:
@@ -301,7 +317,7 @@ def _store(engine: Engine, t: RunTables, res: ValidationResult) -> None:
     out.insert(2, "as_of", pd.Timestamp(res.at))
     conf = res.confusion
     summ = pd.DataFrame([{
-        "plan": res.plan, "cohort_name": res.cohort, "as_of": pd.Timestamp(res.at), "members": len(res.users),
+        "plan": res.plan, "cohort_name": res.cohort, "as_of": pd.Timestamp(res.at), "members": res.members,
         "observed_match_rate": res.observed_match_rate, "predicted_match_rate": res.predicted_match_rate,
         "both_matched": int(conf.iloc[0, 0]), "predicted_only": int(conf.iloc[0, 1]),
         "observed_only": int(conf.iloc[1, 0]), "both_unmatched": int(conf.iloc[1, 1]),

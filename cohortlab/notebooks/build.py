@@ -403,7 +403,8 @@ context = ui.context(names if validation is not None else [], None, db=db, data=
 from cohortlab.migration.run import projection_words, settings_used
 
 # the header says which settings the what-if uses, and which it does not (the sync's options)
-context["settings"] = settings_used(settings, plans_given=plans is not None, validation=validation is not None)
+context["settings"] = settings_used(settings, plans_given=plans is not None, validation=validation is not None,
+                                    switch=switch_at)
 projection = projection_words(lab.engine, activity)  # None, or which days are projected (activity: repeat)
 if projection:
     context["as_of"] += f"; {projection}"
@@ -456,8 +457,11 @@ else:
     ui.show(charts.predicted_vs_observed_chart(comparison, x="cohort_name",
                                                title=f"Plan {v['plan']}: predicted vs observed match rate"),
             "Predicted (model) against observed (the exports taken after the switch): matched / cohort members.")
+    # one row per cohort: a member of several cohorts is in each row (nothing is pooled)
     ui.table(v["cohorts"], columns={"cohort_name": "cohort", "as_of": "as of", "members": "members",
+                                    "predicted_matched": "predicted to match",
                                     "predicted_match_rate": "predicted match rate (of members)",
+                                    "observed_matched": "observed matched",
                                     "observed_match_rate": "observed match rate (of members)",
                                     "users_differ": "members that differ"})
     ui.md("\\n".join(f"- **{ui.text(c)}**: {ui.text(text)}" for c, text in v["verdicts"].items()))"""),

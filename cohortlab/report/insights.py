@@ -307,7 +307,8 @@ def migration_chart(daily: pd.DataFrame, plans):
 
 class MigrationValidation:
     """Predicted vs observed per cohort for one plan (``comparison``: cohort_name, predicted,
-    observed; ``summary``: one row per cohort; ``verdict``: text)."""
+    observed; ``summary``: one row per cohort, its counts and rates as each
+    :class:`~cohortlab.migration.validate.ValidationResult` gives them; ``verdict``: text)."""
 
     def __init__(self, plan: str, results: Mapping[str, Any]):
         self.plan = plan
@@ -316,10 +317,15 @@ class MigrationValidation:
             [(c, r.predicted_match_rate, r.observed_match_rate) for c, r in self.results.items()],
             columns=["cohort_name", "predicted", "observed"],
         )
+        # one row per cohort, never pooled: a member of two cohorts is a member of each, and the
+        # cohorts' rates are of different members (docs/reports.md: the EIT page's validation)
         self.summary = pd.DataFrame(
-            [{"cohort_name": c, "as_of": r.at, "members": len(r.users),
-              "predicted_match_rate": r.predicted_match_rate, "observed_match_rate": r.observed_match_rate,
-              "users_differ": r.differ} for c, r in self.results.items()]
+            [{"cohort_name": c, "as_of": r.at, "members": r.members, "predicted_matched": r.predicted_matched,
+              "observed_matched": r.observed_matched, "predicted_match_rate": r.predicted_match_rate,
+              "observed_match_rate": r.observed_match_rate, "users_differ": r.differ}
+             for c, r in self.results.items()],
+            columns=["cohort_name", "as_of", "members", "predicted_matched", "observed_matched",
+                     "predicted_match_rate", "observed_match_rate", "users_differ"],
         )
         self.verdict = "\n".join(f"- **{c}**: {r.verdict}" for c, r in self.results.items())
 

@@ -580,7 +580,7 @@ def migration_figures(plan_summary: pd.DataFrame, daily: pd.DataFrame, validatio
     plan the end state (rates over all Mixpanel profiles with events in the window), its changes
     (``plan_list``: the :class:`~cohortlab.migration.plans.MigrationPlan` objects) and whether it has
     no effect in the window (:func:`no_effect_plans`: then no days to 90% / 99%), the best
-    plan(s) (ties kept), the daily rates and the validation, pooled over cohorts."""
+    plan(s) (ties kept), the daily rates and the validation, per cohort."""
     cols = ["plan", "first_change", "members_end", "matched_end", "final_match_rate", "split_profiles_end",
             "never_fixable_users", "stranded_profiles", "unmatched_users", "not_in_mparticle_profiles",
             "deleted_mparticle_profiles", "unfixed_profiles", "users_needing_reexport", "reexport_users",
@@ -610,15 +610,10 @@ def migration_figures(plan_summary: pd.DataFrame, daily: pd.DataFrame, validatio
         "validation": None,
     }
     if validation is not None and len(validation.summary):
-        v = validation.summary
-        members = int(v["members"].sum())
-        pred = int(round(float((v["predicted_match_rate"] * v["members"]).sum())))
-        obs = int(round(float((v["observed_match_rate"] * v["members"]).sum())))
+        # per cohort, as MigrationValidation.summary counts them; no figure pooled over the cohorts:
+        # a member of two cohorts would count twice, and the rates are of different members
         out["validation"] = {
-            "plan": validation.plan, "cohorts": _rows(v), "members": members,
-            "predicted_matched": pred, "observed_matched": obs,
-            "predicted_match_rate": pred / members if members else None,
-            "observed_match_rate": obs / members if members else None,
+            "plan": validation.plan, "cohorts": _rows(validation.summary),
             "verdicts": {c: str(r.verdict) for c, r in validation.results.items()},
         }
     return out
@@ -634,9 +629,13 @@ def figures_headline_migration(f: Mapping[str, Any]) -> Headline:
            .add("its final match rate (of Mixpanel profiles)", best["final_match_rate"], "percent")
            .add("its split profiles", best["split_profiles_end"])
            .add("its users never fixable (inactive after the plan's change)", best["never_fixable_users"]))
-    if f["validation"]:
-        out.add("observed match rate (of cohort members)", f["validation"]["observed_match_rate"], "percent")
-        out.add("predicted match rate (of cohort members)", f["validation"]["predicted_match_rate"], "percent")
+    rows = [c for c in (f["validation"] or {}).get("cohorts") or [] if c["members"]]
+    if rows:  # one cohort's figures, never pooled over cohorts; its name is a value (labels hold no data text)
+        far = max(rows, key=lambda c: abs(c["predicted_match_rate"] - c["observed_match_rate"]))
+        out.add("validated cohort farthest from its prediction" if len(rows) > 1 else "validated cohort",
+                far["cohort_name"], "text")
+        out.add("its observed match rate (of its members)", far["observed_match_rate"], "percent")
+        out.add("its predicted match rate (of its members)", far["predicted_match_rate"], "percent")
     return out
 
 

@@ -453,11 +453,19 @@ def migration_summary(f: Mapping[str, Any], settings=None) -> str:
                      f"from these plans.")
     v = f.get("validation")
     if v:
-        lines.append(f"\nValidation of **{v['plan']}** against the exports taken after the switch: of "
-                     f"{v['members']:,} cohort members, {v['predicted_matched']:,} ({pct(v['predicted_match_rate'])} "
-                     f"of members) predicted to match, {v['observed_matched']:,} "
-                     f"({pct(v['observed_match_rate'])} of members) observed.")
+        lines.append(f"\nValidation of **{md_text(v['plan'])}** against the exports taken after the switch"
+                     + (", per cohort (a member of several is a member of each): " if len(v["cohorts"]) > 1 else ": ")
+                     + "; ".join(_validation_words(c) for c in v["cohorts"]) + ".")
     return "\n".join(lines)
+
+
+def _validation_words(c: Mapping[str, Any]) -> str:
+    """One cohort's validation in words, from its row of the page's table (the same counts)."""
+    if not c["members"]:
+        return f"**{md_text(c['cohort_name'])}**: no members"
+    return (f"**{md_text(c['cohort_name'])}**: of {counted(c['members'], 'member')}, {c['predicted_matched']:,} "
+            f"({pct(c['predicted_match_rate'])} of its members) predicted to match, {c['observed_matched']:,} "
+            f"({pct(c['observed_match_rate'])}) observed")
 
 
 def migration_as_of(as_of, start, end) -> str:

@@ -60,7 +60,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from cohortlab.engines.base import Engine
-from cohortlab.identifiers import mpid_sql
+from cohortlab.identifiers import app_event_sql, mpid_sql
 from cohortlab.pipeline import sql_ts
 from cohortlab.settings import EitPeriod, Pause, SyncSettings
 from cohortlab.simulation.last_run_reexport import DerivedReexport, derive_last_run_reexport
@@ -246,7 +246,7 @@ def _writes_sql(ctx: RemedyContext, app_only: bool) -> str:
     """``distinct_id, mpid, write_at``: the members a Rule (or SDK code) reaches and when: the
     first event at or after ``since`` (and at or before ``at``) of a member whose MPID is known;
     with ``app_only`` the first such event carrying a device id."""
-    app = " AND e.device_id IS NOT NULL AND e.device_id <> ''" if app_only else ""
+    app = f" AND {app_event_sql('e.device_id')}" if app_only else ""
     return f"""
         SELECT p.distinct_id, p.mpid, min(e.time) AS write_at
         FROM {ctx.persons} p JOIN mp_events e ON e.distinct_id = p.distinct_id
@@ -592,7 +592,7 @@ def _fast_values(ctx: RemedyContext, made: list[str]) -> tuple[list[dict[str, An
     rule_w, sdk_w = temp_name("writes"), temp_name("writes")
     made += [firsts, rule_w, sdk_w, new]
     # the rows of _writes_sql (both kinds) and _new_profiles_sql from one pass over the events
-    app = "e.device_id IS NOT NULL AND e.device_id <> ''"
+    app = app_event_sql("e.device_id")
     e.materialise(firsts, f"""
         SELECT p.distinct_id, p.mpid, min(e.time) AS write_at, min(CASE WHEN {app} THEN e.time END) AS app_write_at
         FROM {ctx.persons} p JOIN mp_events e ON e.distinct_id = p.distinct_id

@@ -390,13 +390,23 @@ def test_the_eit_page_settings_line_separates_what_the_what_if_uses_from_the_syn
     assert files.startswith("fallback data; not used by the what-if: event cutoff 2026-01-15 00:00 UTC (each plan "
                             "has its own); protection only_update")
     assert files.endswith("; EIT email, then mparticle_id from 2026-02-10 00:00 UTC (each plan has its own)")
-    # a later period of another EIT is not modelled by the standard plans: said (audit 119 Q1)
+    # the standard plans carry the settings' timeline before the switch (audit 122 Q1): an email
+    # period before it is modelled, nothing to say; a period after it, or a given switch after
+    # the settings' own, is not, and the line says which
     later = {"eit_timeline": [{"since": None, "eit": "customer_id"}, {"since": "2026-01-10", "eit": "email"},
                               {"since": "2026-02-10", "eit": "mparticle_id"}]}
     assert settings_used(later).split("; ")[2] == (
-        "EIT customer_id, then email from 2026-01-10 00:00 UTC, then mparticle_id from 2026-02-10 00:00 UTC "
-        "(the standard plans start from customer_id: the later email period not modelled)")
-    assert "not modelled" not in settings_used(later, plans_given=True)
+        "EIT customer_id, then email from 2026-01-10 00:00 UTC, then mparticle_id from 2026-02-10 00:00 UTC")
+    back = {"eit_timeline": [*later["eit_timeline"], {"since": "2026-03-01", "eit": "customer_id"}]}
+    assert settings_used(back).split("; ")[2].endswith(
+        "(not modelled by the standard plans, which switch once, at 2026-02-10 00:00 UTC: the period customer_id "
+        "from 2026-03-01 00:00 UTC)")
+    assert settings_used(later, switch="2026-02-20").split("; ")[2].endswith(
+        "(not modelled by the standard plans, which switch once, at 2026-02-20 00:00 UTC: the period mparticle_id "
+        "from 2026-02-10 00:00 UTC)")
+    assert settings_used({"eit_timeline": [{"since": None, "eit": "mparticle_id"}]}, switch="2026-02-20").split("; ")[2] == (
+        "EIT mparticle_id (the standard plans start from customer_id)")
+    assert "not modelled" not in settings_used(back, plans_given=True)
     assert settings_used(None, plans_given=True, validation=True).startswith(
         "fallback data; event cutoff 2026-01-15 00:00 UTC (the observed side of the validation; each plan has its own)"
         "; not used by the what-if: protection")
@@ -451,3 +461,165 @@ def test_the_report_page_says_one_profile_and_one_user_in_the_singular():
     assert ("- **switch only**: 100.0% of 1 Mixpanel profile at the end; 1 split profile; 1 user can never be fixed "
             "(inactive after the plan's change); 1 user becomes matchable only after they were sent (they reach "
             "mParticle with a re-export); reaches 90% of its final rate 1 day after its first change") in text
+
+
+# --------------------------------------------------------------------------- the settings' timeline
+# customer_id, then email from 2025-12-15, then mparticle_id from 2026-01-15 (audit 122 Q1)
+TIMELINE = {"event_identity_cutoff": None,
+            "eit_timeline": [{"since": None, "eit": "customer_id"}, {"since": "2025-12-15", "eit": "email"},
+                             {"since": "2026-01-15", "eit": "mparticle_id"}]}
+TIMELINE_EVENTS = [  # as Mixpanel holds them under that timeline
+    ("c-ann", "2025-12-01 10:00:00", "c-ann", "dev-ann"),
+    ("ann@x.io", "2025-12-20 10:00:00", "ann@x.io", "dev-ann"),
+    ("101", "2026-01-20 10:00:00", "101", "dev-ann"),
+    ("c-bob", "2025-12-02 10:00:00", "c-bob", "dev-bob"),
+    ("bob@x.io", "2025-12-21 10:00:00", "bob@x.io", "dev-bob"),
+]
+TIMELINE_PROFILES = {101: [("user", "customer_id", "c-ann"), ("user", "email", "ann@x.io")],
+                     102: [("user", "customer_id", "c-bob"), ("user", "email", "bob@x.io")]}
+
+
+def test_the_standard_plans_carry_the_settings_timeline_before_the_switch():
+    """The standard plans took only the first EIT of the settings' timeline: customer_id, then
+    email from a day, then mparticle_id was predicted as if customer_id held until the switch
+    (audit 119 Q1: Ann's and Bob's email profiles missing, 4 profiles where Mixpanel holds 5).
+    They carry the timeline before the switch; it is no change of theirs ("do nothing" stays the
+    plan without a change, days to 90% count from the switch)."""
+    from cohortlab.migration.switch import plans_around
+    from cohortlab.report import insights
+
+    with Lab() as lab:
+        insert_events(lab, TIMELINE_EVENTS)
+        insert_profiles(lab, TIMELINE_PROFILES)
+        c = compare(lab.engine, settings=TIMELINE, store=False)
+        s = c.summary.set_index("plan")
+        # as Mixpanel holds them: c-ann, ann@x.io, 101, c-bob, bob@x.io
+        assert s.loc["switch only", "members_end"] == 5 and s.loc["switch only", "matched_end"] == 1
+        assert s.loc["do nothing", "members_end"] == 4 and s.loc["Rule only", "members_end"] == 4
+        assert s.loc["switch only", "split_profiles_end"] == 2
+        assert pd.isna(s.loc["do nothing", "first_change"]) and pd.isna(s.loc["do nothing", "days_to_90pct"])
+        assert s.loc["switch only", "first_change"] == pd.Timestamp("2026-01-15")
+        # the stored users of the plan: every distinct_id Mixpanel holds
+        run = run_plans(lab.engine, c.run.plans[:1], "2025-12-01", "2026-01-20", settings=TIMELINE)
+        keys = set(lab.engine.query_df("SELECT distinct_id FROM migration_users")["distinct_id"])
+        assert keys == {"c-ann", "ann@x.io", "101", "c-bob", "bob@x.io"}
+        run.drop_tables(lab.engine)
+        # the report's EIT page builds the same plans
+        at = c.switch.at
+        assert insights.migration_plans(None, switch_at=at, settings=TIMELINE) == plans_around(at, settings=TIMELINE)
+        assert [p.eit_at(pd.Timestamp("2025-12-20", tz="UTC").to_pydatetime()) for p in c.run.plans] == ["email"] * 4
+
+
+def test_migrate_compare_says_what_of_the_settings_timeline_the_standard_plans_do_not_model(tmp_path):
+    """`migrate compare --settings` states what the report's EIT header states: nothing when the
+    standard plans model the whole timeline, else the periods they do not (audit 122)."""
+    import yaml
+
+    db = str(tmp_path / "t.duckdb")
+    with Lab(db) as lab:
+        insert_events(lab, TIMELINE_EVENTS)
+        insert_profiles(lab, TIMELINE_PROFILES)
+    st = tmp_path / "settings.yaml"
+    st.write_text(yaml.safe_dump(TIMELINE))
+    r = CliRunner().invoke(main, ["migrate", "compare", "--db", db, "--settings", str(st)])
+    assert r.exit_code == 0, r.output
+    assert "the settings' EIT timeline" not in r.output
+    assert [ln.split()[3] for ln in r.output.splitlines() if ln.startswith("switch only")] == ["5"]  # profiles
+    back = {**TIMELINE, "eit_timeline": [*TIMELINE["eit_timeline"], {"since": "2026-01-19", "eit": "customer_id"}]}
+    st.write_text(yaml.safe_dump(back))
+    r = CliRunner().invoke(main, ["migrate", "compare", "--db", db, "--settings", str(st)])
+    assert r.exit_code == 0, r.output
+    from cohortlab.migration.run import settings_used
+
+    note = ("the settings' EIT timeline: not modelled by the standard plans, which switch once, at 2026-01-15 00:00 "
+            "UTC: the period customer_id from 2026-01-19 00:00 UTC")
+    assert note in r.output.splitlines()
+    assert note.removeprefix("the settings' EIT timeline: ") in settings_used(back)
+
+
+# --------------------------------------------------------------------------- validation over several cohorts
+def test_a_validation_over_two_cohorts_is_said_per_cohort_from_the_counts_of_its_table():
+    """The EIT page's summary line and its index card pooled the validation of every cohort into
+    one figure: "of 6 cohort members" for 4 people (c-ann and c-bob, members of both cohorts,
+    counted twice) and one rate mixing the two cohorts' rates, its counts rebuilt as rate ×
+    members (audit 119 Q5). Each cohort is said on its own, from the counts of the page's table
+    (those of its ValidationResult), a member of both cohorts in each."""
+    from cohortlab.report import insights, metrics, summaries
+
+    with Lab() as lab:
+        build_shop(lab)
+        lab.engine.execute("INSERT INTO mp_cohort_snapshots (snapshot_id, cohort_name, as_of, member_count) "
+                           "VALUES (2, 'Regulars', CAST('2026-01-11' AS TIMESTAMP), 2)")
+        for d in ("c-ann", "c-cat"):
+            lab.engine.execute("INSERT INTO mp_cohort_members (snapshot_id, cohort_name, as_of, distinct_id) "
+                               "VALUES (2, 'Regulars', CAST('2026-01-11' AS TIMESTAMP), ?)", [d])
+        ps = plans()
+        c = compare(lab.engine, ps, start="2025-12-01", end="2026-01-10", settings=SETTINGS, store=False)
+        results = {n: lab.validate_migration(ps[0], n, settings=SETTINGS) for n in (COHORT, "Regulars")}
+    v = insights.MigrationValidation(ps[0].name, results)
+    f = metrics.migration_figures(c.summary, c.daily, v, start="2025-12-01", end="2026-01-10", plan_list=ps)
+    val = f["validation"]
+    assert not {"members", "predicted_matched", "observed_matched", "predicted_match_rate"} & set(val)  # no pool
+    rows = {r["cohort_name"]: r for r in val["cohorts"]}
+    for name, r in results.items():
+        assert (rows[name]["members"], rows[name]["predicted_matched"], rows[name]["observed_matched"]) == (
+            r.members, r.predicted_matched, r.observed_matched)
+        assert r.predicted_matched == int(r.users["predicted_matched"].sum())
+        assert r.observed_matched == int(r.users["observed_matched"].sum())
+    assert (rows[COHORT]["members"], rows["Regulars"]["members"]) == (4, 2)
+    line = summaries.migration_summary(f).splitlines()[-1]
+    words = [summaries._validation_words(rows[n]) for n in (COHORT, "Regulars")]
+    assert line == ("Validation of **Rule only** against the exports taken after the switch, per cohort (a member of "
+                    f"several is a member of each): {words[0]}; {words[1]}.")
+    b = rows[COHORT]
+    assert words[0] == (f"**{COHORT}**: of 4 members, {b['predicted_matched']} "
+                        f"({summaries.pct(b['predicted_match_rate'])} of its members) predicted to match, "
+                        f"{b['observed_matched']} ({summaries.pct(b['observed_match_rate'])}) observed")
+    # the index card: the cohort farthest from its prediction, its own two rates (a cohort's name is a
+    # value, never in a label: labels are not pseudonymised)
+    head = metrics.figures_headline_migration(f)
+    far = max(rows.values(), key=lambda r: abs(r["predicted_match_rate"] - r["observed_match_rate"]))
+    assert head["validated cohort farthest from its prediction"] == far["cohort_name"]
+    assert (head["its observed match rate (of its members)"], head["its predicted match rate (of its members)"]) == (
+        far["observed_match_rate"], far["predicted_match_rate"])
+    assert not any(k.endswith("(of cohort members)") for k in head)
+
+
+# --------------------------------------------------------------------------- SDK code: the app's events only
+def test_a_sdk_plan_writes_only_from_app_events_as_the_identity_gaps_sdk_code_remedy_does():
+    """The what-if's SDK code wrote ``$mparticle_user_id`` from every logged-in event, the
+    identity-gaps page's ``sdk_code`` remedy only from events an app sends (a ``$device_id``):
+    one report told two stories of one remedy (audit 119 Q2: C1, active only server-side, was
+    matched by a ``kind: sdk`` plan and recovered by no SDK code on the other page). One rule
+    (``cohortlab.identifiers.app_event_sql``) for both; a Rule writes from every logged-in event."""
+    from cohortlab.migration.plans import MigrationPlan
+
+    with Lab() as lab:
+        insert_events(lab, [("C1", "2026-03-03 10:00:00", "C1", None),      # server-side: no $device_id
+                            ("C2", "2026-03-03 10:00:00", "C2", "dev-2"),   # from the app
+                            ("C3", "2026-03-01 10:00:00", "C3", "dev-3"),   # from the app, before the start
+                            ("C3", "2026-03-04 10:00:00", "C3", "")])       # server-side (an empty $device_id)
+        insert_profiles(lab, {101: [("user", "customer_id", "C1")], 102: [("user", "customer_id", "C2")],
+                              103: [("user", "customer_id", "C3")]})
+        for d in ("C1", "C2", "C3"):
+            lab.engine.execute("INSERT INTO mp_profiles (distinct_id) VALUES (?)", [d])
+        lab.engine.execute("INSERT INTO mp_cohort_snapshots (snapshot_id, cohort_name, as_of, member_count) "
+                           "VALUES (1, 'Buyers', CAST('2026-03-05' AS TIMESTAMP), 3)")
+        for d in ("C1", "C2", "C3"):
+            lab.engine.execute("INSERT INTO mp_cohort_members (snapshot_id, cohort_name, as_of, distinct_id) "
+                               "VALUES (1, 'Buyers', CAST('2026-03-05' AS TIMESTAMP), ?)", [d])
+        since = "2026-03-02T00:00:00Z"
+        ps = [MigrationPlan(name=k, eit_timeline="customer_id", remediation={"kind": k, "since": since},
+                            event_identity_cutoff=None) for k in ("sdk", "rule")]
+        ps.append(MigrationPlan(name="sdk after the rule", eit_timeline="customer_id", event_identity_cutoff=None,
+                                remediation=[{"kind": "rule", "since": since}, {"kind": "sdk", "since": "2026-03-03"}]))
+        run = run_plans(lab.engine, ps, "2026-03-01", "2026-03-05")
+        users = lab.engine.query_df("SELECT plan, distinct_id, status FROM migration_users")
+        run.drop_tables(lab.engine)
+        matched = {p: set(g.loc[g["status"] == "matched", "distinct_id"]) for p, g in users.groupby("plan")}
+        assert matched == {"sdk": {"C2"}, "rule": {"C1", "C2", "C3"}, "sdk after the rule": {"C1", "C2", "C3"}}
+        # the identity-gaps page's remedies, on the same events: SDK code reaches C2 alone, a Rule all three
+        rem = lab.remedies("Buyers", at="2026-03-05", settings={"cadence": "1d", "event_identity_cutoff": None},
+                           since=since).set_index("key")
+        assert "on 1 unmatched member whose events carry a device id" in rem.loc["sdk_code", "note"]
+        assert "on 3 unmatched members with an event since then" in rem.loc["rule", "note"]
