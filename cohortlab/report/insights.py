@@ -60,20 +60,26 @@ def simulate_all(lab, cohorts: Iterable[str], *, at=None, settings=None) -> dict
 
 def remedies_all(lab, cohorts: Iterable[str], *, at=None, settings=None, since=None) -> pd.DataFrame | None:
     """``lab.remedies`` for each cohort, stacked with a ``cohort`` column; ``attrs["since"]``:
-    when the remedies start (ISO text; the first cohort's). None on an engine that cannot
-    simulate them (the report then says the remedies were not simulated)."""
-    frames, starts = [], []
+    when the remedies start (ISO text; the first cohort's); ``attrs["no_reexport"]``: ``{cohort:
+    why}`` for each cohort whose re-export does not happen (no run at or before ``at``, or its last
+    run fails in a pause that lasts to ``at``): its "then re-export" remedies are the next sends
+    only. None on an engine that cannot simulate them (the report then says the remedies were not
+    simulated)."""
+    frames, starts, no_reexport = [], [], {}
     for c in cohorts:
         try:
             df = lab.remedies(c, at=at, since=since, settings=settings)
         except NotImplementedError:
             return None
         starts.append(df.attrs.get("since"))
+        if df.attrs.get("no_reexport"):
+            no_reexport[c] = df.attrs["no_reexport"]
         frames.append(df.assign(cohort=c))
     if not frames:
         return pd.DataFrame(columns=["cohort", *REMEDY_COLUMNS])
     out = pd.concat(frames, ignore_index=True)
-    out.attrs = {"since": None if starts[0] is None else pd.Timestamp(starts[0]).isoformat()}
+    out.attrs = {"since": None if starts[0] is None else pd.Timestamp(starts[0]).isoformat(),
+                 "no_reexport": no_reexport}
     return out
 
 

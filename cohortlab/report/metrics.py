@@ -507,11 +507,28 @@ def identity_gaps_figures(resolution: pd.DataFrame, shared: pd.DataFrame, *, red
         "rule_fixable": None if remedy_values is None else remedy_users(rem, "rule_reexport"),
         "rule_next_sends": None if remedy_values is None else remedy_users(rem, "rule"),
         "remedies_since": None if remedy_values is None else remedy_values.attrs.get("since"),
+        # {cohort: why} of the cohorts whose re-export does not happen (the export paused at the
+        # as-of time): their "then re-export" remedies are the next sends only
+        "no_reexport": None if remedy_values is None else dict(remedy_values.attrs.get("no_reexport") or {}),
+        "remedy_cohorts": 0 if remedy_values is None or "cohort" not in remedy_values else int(
+            remedy_values["cohort"].nunique()),
         "never_fixable": None if rem.attrs["never_fixable"] is None else int(rem.attrs["never_fixable"]),
         "not_in_mparticle": int(rem.attrs["not_in_mparticle"]),
         "cohorts": per_cohort,
         "row_limit": ROW_LIMIT,
     }
+
+
+def rule_headline_label(f: Mapping[str, Any]) -> str:
+    """The index card's label of the Rule remedy: "+ re-export" only when a re-export happens for
+    every cohort; none does when the export is paused at the as-of time (its last run fails), and
+    the figure is then the next sends only; for some cohorts only, it says so."""
+    missing, cohorts = f.get("no_reexport") or {}, f.get("remedy_cohorts") or 0
+    if not missing:
+        return "recovered by a Rule + re-export (simulated)"
+    if len(missing) >= cohorts:
+        return "recovered by a Rule, next sends only: no re-export (simulated)"
+    return f"recovered by a Rule + re-export, none for {len(missing):,} of {cohorts:,} cohorts (simulated)"
 
 
 def figures_headline_identity_gaps(f: Mapping[str, Any]) -> Headline:
@@ -522,7 +539,7 @@ def figures_headline_identity_gaps(f: Mapping[str, Any]) -> Headline:
             .add("unmatched (of all members)", f["unmatched_share"], "percent")
             .add("in mParticle under another identity", f["in_mparticle"])
             .add("most frequent gap reason", top, "text")
-            .add("recovered by a Rule + re-export (simulated)", f["rule_fixable"])
+            .add(rule_headline_label(f), f["rule_fixable"])
             .add("never fixable (in mParticle, inactive since the cutoff)", f["never_fixable"]))
 
 

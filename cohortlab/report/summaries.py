@@ -162,10 +162,26 @@ def _rule_words(f: Mapping[str, Any]) -> str:
         return f"- Remedies were not simulated. {tail}"
     since = f.get("remedies_since")
     start = f" from {str(since)[:16].replace('T', ' ')} UTC" if since else ""
-    return (f"- Simulated, an mParticle Rule writing the MPID into `$mparticle_user_id`{start} followed by a "
-            f"re-export brings **{f['rule_fixable']:,}** more of the members' users into the audience; without the "
-            f"re-export **{f.get('rule_next_sends', 0):,}** (a fix reaches mParticle only when the member is sent again). "
-            f"{tail}")
+    rule = f"- Simulated, an mParticle Rule writing the MPID into `$mparticle_user_id`{start}"
+    missing = f.get("no_reexport") or {}
+    if missing and len(missing) >= (f.get("remedy_cohorts") or 0):
+        # no re-export happens (the export paused at the as-of time): "followed by a re-export"
+        # announced a re-send the simulation does not make
+        return (f"{rule} brings **{f['rule_fixable']:,}** more of the members' users into the audience with the "
+                f"next sends only (a fix reaches mParticle only when the member is sent again); no re-export is "
+                f"simulated: {_no_reexport_words(missing)}. {tail}")
+    none_for = f" (none for {_no_reexport_words(missing, named=True)})" if missing else ""
+    return (f"{rule} followed by a re-export{none_for} brings **{f['rule_fixable']:,}** more of the members' users "
+            f"into the audience; without the re-export **{f.get('rule_next_sends', 0):,}** (a fix reaches mParticle "
+            f"only when the member is sent again). {tail}")
+
+
+def _no_reexport_words(missing: Mapping[str, str], named: bool = False) -> str:
+    """Why no re-export happens, once when every cohort has the same reason, else per cohort
+    (``named``: always per cohort)."""
+    if not named and len(set(missing.values())) == 1:
+        return readable_times(next(iter(missing.values())))
+    return "; ".join(f"{md_text(c)}: {readable_times(why)}" for c, why in missing.items())
 
 
 def _reexport_words(p: Mapping[str, Any]) -> str:
