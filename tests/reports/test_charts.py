@@ -591,3 +591,58 @@ def test_a_control_character_in_a_name_draws_without_a_warning_that_quotes_it_ra
     with pytest.warns(UserWarning, match=r"Glyph (26085|26412) ") as seen:
         _png(charts.match_rate_over_time_chart(df))
     assert {re.match(r"Glyph (\d+)", str(w.message)).group(1) for w in seen} == {"26085", "26412"}  # 日, 本
+
+
+LONG = ("Very long cohort name for the quarterly re-engagement campaign targeting lapsed premium subscribers "
+        "in EMEA and APAC regions v2")
+
+
+def _axes_share(fig, ax) -> float:
+    """The axes' width as a share of the figure's, once drawn."""
+    fig.canvas.draw()
+    return ax.get_position().width
+
+
+def test_a_long_cohort_name_does_not_collapse_the_match_rate_chart():
+    """A cohort name of 130 characters was one tick label wider than the figure: the axes collapsed
+    to nothing (matplotlib warned "constrained_layout not applied", which the page printed), and
+    the labels ran off the left edge. Each is now at most 3 lines of 32 characters, cut with "…";
+    two names cut to the same label stay two bars."""
+    import warnings
+
+    rates = pd.DataFrame({"cohort_name": [LONG, LONG + " (copy)", "Nobody"], "members": [371, 10, 0],
+                          "matched": [371, 9, 0], "match_rate": [1.0, 0.9, None]})
+    fig = charts.match_rate_chart(rates, by="cohort_name")
+    ax = fig.axes[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _png(fig)
+        share = _axes_share(fig, ax)
+    assert share > 0.5
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels[0] == labels[1] == ("Very long cohort name for the\nquarterly re-engagement campaign\n"
+                                      "targeting lapsed premium…")
+    assert labels[2] == "Nobody" and _bar_widths(ax) == [100, 90, 0]
+    # every name-labelled horizontal bar chart alike (the remedies' and gaps' charts)
+    ax = charts.remedies_chart(pd.DataFrame({"remedy": [LONG, "Rule"], "users": [3, 2]})).axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()][::-1] == [labels[0], "Rule"]
+    assert charts.name_label("x" * 70) == "x" * 32 + "\n" + "x" * 32 + "\n" + "x" * 6
+
+
+def test_a_long_cohort_name_in_the_match_rate_over_time_legend_keeps_the_axes_wide():
+    """The legend wrote a 130-character name on one line: wider than the axes, it pushed them to
+    half the figure and stuck out of the frame."""
+    import warnings
+
+    df = pd.DataFrame({"as_of": pd.to_datetime(["2026-02-27", "2026-02-28"] * 2),
+                       "cohort_name": [LONG, LONG, "A", "A"], "match_rate": [1.0, 1.0, 0.5, 0.6]})
+    fig = charts.match_rate_over_time_chart(df)
+    ax = fig.axes[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        share = _axes_share(fig, ax)
+    assert share > 0.7  # as with short names (0.775)
+    legend = ax.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "A", "Very long cohort name for the quarterly\nre-engagement campaign targeting lapsed premium…"]
+    assert legend.get_window_extent().x1 <= ax.get_window_extent().x1
