@@ -165,6 +165,11 @@ def match_rate_over_time_chart(
     if rates.empty:
         _empty(ax)
         return fig
+    if pd.to_numeric(rates["match_rate"], errors="coerce").isna().all():
+        # no series has a rate (cohorts that never had a member): nothing to place on a date axis,
+        # which then read "Dec 31 23:00 ... Jan 01 01:00" (1970, matplotlib's default range)
+        _empty(ax, "no rate at any time: nobody to match")
+        return fig
     styles = ["-", "--", ":", "-."]  # overlapping series stay distinguishable
     for i, (name, g) in enumerate(rates.sort_values(time).groupby(series, sort=True)):
         rate = g["match_rate"].astype(float)

@@ -646,3 +646,13 @@ def test_a_long_cohort_name_in_the_match_rate_over_time_legend_keeps_the_axes_wi
     assert [t.get_text() for t in legend.get_texts()] == [
         "A", "Very long cohort name for the quarterly\nre-engagement campaign targeting lapsed premium…"]
     assert legend.get_window_extent().x1 <= ax.get_window_extent().x1
+
+
+def test_match_rate_over_time_without_any_rate_says_so_not_1970():
+    """Cohorts that never had a member have no rate at any snapshot: the chart drew an empty date
+    axis over matplotlib's default range, "Dec 31 23:00 ... Jan 01 01:00" (1970)."""
+    df = pd.DataFrame({"as_of": pd.to_datetime(["2026-02-27", "2026-02-28"]), "cohort_name": ["Nobody"] * 2,
+                       "match_rate": [None, None]})
+    ax = charts.match_rate_over_time_chart(df).axes[0]
+    assert [t.get_text() for t in ax.texts] == ["no rate at any time: nobody to match"]
+    assert ax.get_xticks().size == 0 and _png(ax.figure).startswith(b"\x89PNG")
