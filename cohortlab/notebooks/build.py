@@ -90,7 +90,7 @@ snapshot_at = None           # when the mParticle snapshot (observed attributes)
 sims = insights.simulate_all(lab, names, at=as_of, settings=settings)
 over_time = insights.match_rates_over_time(lab, names, settings=settings, until=as_of,
                                            limit=metrics.LIMIT_OVER_TIME)
-figures = metrics.match_rates_figures(sims, over_time, insights.resolution_counts(sims))
+figures = metrics.match_rates_figures(sims, over_time, insights.resolution_counts(sims), insights.sent_not_true(sims))
 verified = insights.verify_all(lab, names, at=as_of, settings=settings, snapshot_at=snapshot_at,
                                show_personal_data=show_personal_data)
 figures["verify"] = metrics.verify_figures(verified, redact=lambda df: ui.redact(df, show_personal_data))

@@ -135,6 +135,24 @@ def shared_mpid_members(sims: Mapping[str, Any]) -> pd.DataFrame:
         ORDER BY m.cohort_name, m.mpid, m.distinct_id""")
 
 
+def sent_not_true(sims: Mapping[str, Any]) -> dict[str, int]:
+    """Per cohort, the profiles of the waterfall's ``not_yet_true`` step (an MPID a matched member
+    resolves to, not true after the last run) whose matched members mParticle already holds: each
+    was sent (``sent_at``: in the last successful run's membership), so no diff run sends it again.
+    A remove sent for another Mixpanel profile of the same MPID wrote false over it, or its profile
+    did not exist yet when it was sent; only a full sync (a re-export, a reconnect, a full refresh)
+    sets it true. The other profiles of the step are pending: the next successful run sends them."""
+    out = {}
+    for c, s in sims.items():
+        res, state = s.tables["resolution"].table_name, s.tables["attribute_state"].table_name
+        out[c] = int(s.engine.query_rows(f"""
+            WITH m AS (SELECT mpid, bool_and(sent_at IS NOT NULL) AS sent
+                       FROM {res} WHERE status = 'matched' GROUP BY mpid),
+                 t AS (SELECT DISTINCT mpid FROM {state} WHERE value AND NOT is_orphan)
+            SELECT count(*) FROM m ANTI JOIN t ON t.mpid = m.mpid WHERE m.sent""")[0][0])
+    return out
+
+
 def all_resolution(sims: Mapping[str, Any]) -> pd.DataFrame:
     """The resolution tables of several simulations, stacked."""
     frames = [s.resolution for s in sims.values() if len(s.resolution)]

@@ -343,7 +343,7 @@ def _rows(df: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
-def ranked_losses(waterfall: pd.DataFrame, one_time: bool = False) -> list[dict[str, Any]]:
+def ranked_losses(waterfall: pd.DataFrame, one_time: bool = False, sent: int = 0) -> list[dict[str, Any]]:
     """Every non-zero step of a cohort's waterfall between the Mixpanel count and the audience,
     largest first: ``step, kind (minus/plus), users, share_of_members, remedy``.
 
@@ -353,7 +353,9 @@ def ranked_losses(waterfall: pd.DataFrame, one_time: bool = False) -> list[dict[
     Mixpanel profiles); pending profiles: the next successful run, or, with a one-time export
     (``one_time``), where no run will send them (missing, not pending), a new export
     (``new_export``); stale profiles: a full re-export; orphans: ``only_update`` protection (each
-    of these the whole step)."""
+    of these the whole step). ``sent``: the profiles of the not-yet-true step whose members were
+    already sent (:func:`cohortlab.report.insights.sent_not_true`), which no diff run sends again:
+    the step's ``sent``, its ``remedy`` then says so (``full_sync``; ``next_run`` for the others)."""
     members = int(waterfall.loc[waterfall["step"] == "members", "count"].sum())
     out = []
     for step, kind, n in zip(waterfall["step"], waterfall["kind"], waterfall["count"]):
@@ -365,17 +367,30 @@ def ranked_losses(waterfall: pd.DataFrame, one_time: bool = False) -> list[dict[
             "shared_mpid": "merge_profiles", "not_yet_true": "new_export" if one_time else "next_run",
             "stale_true": "re_export",
             "orphans_true": "only_update"}.get(step, "none")
-        out.append({"step": step, "kind": str(kind), "users": n,
-                    "share_of_members": n / members if members else None, "remedy": remedy})
+        row = {"step": step, "kind": str(kind), "users": n,
+               "share_of_members": n / members if members else None, "remedy": remedy}
+        if remedy == "next_run":
+            row["sent"] = min(int(sent), n)
+            if row["sent"] == n:
+                row["remedy"] = "full_sync"
+        out.append(row)
     return sorted(out, key=lambda r: (-r["users"], r["step"]))
 
 
 def match_rates_figures(sims: Mapping[str, Any], over_time: pd.DataFrame | None = None,
-                        resolution: pd.DataFrame | None = None) -> dict[str, Any]:
+                        resolution: pd.DataFrame | None = None,
+                        sent_not_true: Mapping[str, int] | None = None) -> dict[str, Any]:
     """The figures of the match-rates report: totals (pooled over cohorts: matched / members),
     per cohort (counts, rate, audience, waterfall rows, ranked losses), per identifier source and
     over time. ``resolution``: the simulations' resolution frames stacked or counted
-    (:func:`cohortlab.report.insights.resolution_counts`); default: read per member."""
+    (:func:`cohortlab.report.insights.resolution_counts`); default: read per member.
+    ``sent_not_true``: per cohort, the not-yet-true profiles already sent
+    (:func:`cohortlab.report.insights.sent_not_true`; default: counted here)."""
+    if sent_not_true is None:  # counted in the simulations' tables (a stand-in without tables: none)
+        from cohortlab.report.insights import sent_not_true as count_sent
+
+        real = {c: s for c, s in sims.items() if hasattr(s, "tables")}
+        sent_not_true = count_sent(real) if real else {}
     if resolution is None:
         frames = [s.resolution for s in sims.values() if len(s.resolution)]
         resolution = pd.concat(frames, ignore_index=True) if frames else None
@@ -395,7 +410,8 @@ def match_rates_figures(sims: Mapping[str, Any], over_time: pd.DataFrame | None 
             "as_of": simulation_as_of(sim),
             "waterfall": _rows(sim.waterfall[["step", "label", "kind", "count"]]),
             "losses": ranked_losses(sim.waterfall, one_time=getattr(getattr(sim, "settings", None), "sync_type",
-                                                                    "dynamic") == "one_time"),
+                                                                    "dynamic") == "one_time",
+                                    sent=sent_not_true.get(c, 0)),
         }
     members = sum(v["members"] for v in cohorts.values())
     matched = sum(v["matched"] for v in cohorts.values())

@@ -64,6 +64,10 @@ STEP_SENTENCES = {
 # the not-yet-true step of a one-time export: no run sends these members, so they are missing, not
 # pending (as the sync-timeline page calls them)
 MISSING_SENTENCE = "matched profiles missing in mParticle (the one-time export did not send them, and no run will)"
+# the not-yet-true profiles already sent (metrics.ranked_losses' "sent"): no diff run sends them again
+SENT_SENTENCE = ("matched profiles not true in mParticle although already sent (a remove sent for another Mixpanel "
+                 "profile of the same MPID set them false, or their profile did not exist yet when they were sent)")
+FULL_SYNC = "a full sync (a re-export, a reconnect, or a full refresh after a pause longer than `snapshot_ttl`)"
 
 
 def _remedy_words(loss: Mapping[str, Any]) -> str:
@@ -75,12 +79,34 @@ def _remedy_words(loss: Mapping[str, Any]) -> str:
         "rule": "an mParticle Rule (or SDK code) writing the MPID into `$mparticle_user_id` reaches those of "
                 "them in mParticle and active since the cutoff (†)",
         "merge_profiles": "no person is lost: mParticle counts each person once",
-        "next_run": f"the next successful run sets {these} true",
+        "next_run": _next_run_words(loss, these),
+        "full_sync": f"no diff run sends them again: only {FULL_SYNC} sets {these} true",
         "new_export": f"only a new export (a re-export, `reexport_at`) sets {these} true",
         "re_export": (f"a dynamic sync's next successful run sends the removes that set {these} false (a full "
                       "refresh clears them too); a one-time export never does, and a re-export removes nothing"),
         "only_update": f"Input Protection `only_update` would stop {these}",
     }.get(loss["remedy"], "no remedy")
+
+
+def _next_run_words(loss: Mapping[str, Any], these: str) -> str:
+    """The pending profiles: the next successful run sets them true, except those already sent
+    (``sent``), which only a full sync sets true."""
+    sent = loss.get("sent") or 0
+    if not sent:
+        return f"the next successful run sets {these} true"
+    pending = loss["users"] - sent
+    return (f"the next successful run sets **{pending:,}** of them true; the other **{sent:,}**, already sent (a "
+            f"remove for another Mixpanel profile of the same MPID set {'it' if sent == 1 else 'them'} false, or "
+            f"{'its' if sent == 1 else 'their'} profile did not exist yet when sent), only {FULL_SYNC} sets "
+            f"{'it' if sent == 1 else 'them'} true")
+
+
+def _step_sentence(loss: Mapping[str, Any]) -> str:
+    if loss["remedy"] == "new_export":
+        return MISSING_SENTENCE
+    if loss["remedy"] == "full_sync":
+        return SENT_SENTENCE
+    return STEP_SENTENCES.get(loss["step"], loss["step"])
 
 
 def match_rates_summary(f: Mapping[str, Any]) -> str:
@@ -112,7 +138,7 @@ def match_rates_summary(f: Mapping[str, Any]) -> str:
             sign = "+" if loss["kind"] == "plus" else "−"
             share = f" ({pct(loss['share_of_members'])} of members)" if loss.get("share_of_members") is not None else ""
             lines.append(f"- {sign}{loss['users']:,}{share}: "
-                         f"{MISSING_SENTENCE if loss['remedy'] == 'new_export' else STEP_SENTENCES.get(loss['step'], loss['step'])}; "
+                         f"{_step_sentence(loss)}; "
                          f"{_remedy_words(loss)}.")
     if any(loss["remedy"] == "rule" for v in f["cohorts"].values() for loss in v["losses"]):
         lines.append("\n(†) What a Rule or SDK code recovers, with and without a re-export, is simulated on the "

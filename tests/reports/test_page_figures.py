@@ -576,3 +576,33 @@ def test_the_eit_pages_window_with_repeated_activity_ends_one_period_past_the_la
             dt.date(2026, 2, 1), dt.date(2026, 4, 1))
         with pytest.raises(ValueError, match="would change nothing"):
             insights.migration_window(lab, None, "2026-02-20", activity="repeat")
+
+
+def test_matched_profiles_already_sent_are_not_promised_to_the_next_run():
+    """A matched member mParticle already holds (sent by a successful run) whose profile is not true
+    (a remove sent for another Mixpanel profile of the same MPID wrote false over it) is sent again
+    by no diff run: the page said "the next successful run sets these 19 profiles true" of 19 such
+    profiles, with no pause and every run successful."""
+    waterfall = pd.DataFrame([("members", "x", "total", 10), ("shared_mpid", "x", "minus", 0),
+                              ("should_be_true", "x", "total", 10), ("not_yet_true", "x", "minus", 3),
+                              ("stale_true", "x", "plus", 0), ("audience", "x", "total", 7)],
+                             columns=["step", "label", "kind", "count"])
+    resolution = pd.DataFrame({"cohort_name": ["A"] * 10, "identifier_source": "event_property",
+                               "status": "matched", "gap_reason": None, "recoverable_via": None,
+                               "active_after_cutoff": True})
+    sim = type("Sim", (), {"resolution": resolution, "as_of": None, "waterfall": waterfall})()
+    every = summaries.match_rates_summary(metrics.match_rates_figures({"A": sim}, None, None, {"A": 3}))
+    line = next(ln for ln in every.splitlines() if ln.startswith("- −3"))
+    assert "next successful run" not in line and "pending" not in line
+    assert line == ("- −3 (30.0% of members): matched profiles not true in mParticle although already sent (a remove "
+                    "sent for another Mixpanel profile of the same MPID set them false, or their profile did not exist "
+                    "yet when they were sent); no diff run sends them again: only a full sync (a re-export, a "
+                    "reconnect, or a full refresh after a pause longer than `snapshot_ttl`) sets these **3** profiles "
+                    "true.")
+    some = summaries.match_rates_summary(metrics.match_rates_figures({"A": sim}, None, None, {"A": 1}))
+    assert ("the next successful run sets **2** of them true; the other **1**, already sent (a remove for another "
+            "Mixpanel profile of the same MPID set it false, or its profile did not exist yet when sent), only a full "
+            "sync (a re-export, a reconnect, or a full refresh after a pause longer than `snapshot_ttl`) sets it "
+            "true.") in some
+    none = summaries.match_rates_summary(metrics.match_rates_figures({"A": sim}, None, None, {"A": 0}))
+    assert "; the next successful run sets these **3** profiles true." in none
