@@ -323,7 +323,8 @@ dynamic = insights.simulate_all(lab, names, at=as_of, settings=insights.with_syn
 one_time = insights.simulate_all(lab, names, at=as_of, settings=insights.with_sync_type(settings, "one_time"))
 figures = metrics.sync_figures({c: metrics.window(s.timeline, since) for c, s in dynamic.items()},
                                {c: metrics.window(s.timeline, since) for c, s in one_time.items()},
-                               configured=insights.sync_type_of(settings))
+                               configured=insights.sync_type_of(settings),
+                               sent_not_true=insights.sent_not_true(dynamic))
 summary = summaries.sync_report_summary(figures)
 doc = ui.publish(output_dir, "sync_timeline", title="Sync timeline", figures=figures, summary=summary,
                  headline=figures["totals"],

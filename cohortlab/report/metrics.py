@@ -566,15 +566,21 @@ def timeline_rows(timeline: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def sync_figures(timelines: Mapping[str, pd.DataFrame], one_time: Mapping[str, pd.DataFrame],
-                 configured: str = "dynamic") -> dict[str, Any]:
+                 configured: str = "dynamic", sent_not_true: Mapping[str, int] | None = None) -> dict[str, Any]:
     """The figures of the sync report: per cohort the stats and the runs of a dynamic sync and of
     a one-time export, and the totals over cohorts after the last run of the sync the settings
     configure (``configured``: ``dynamic`` or ``one_time``, the other shown beside it), so that
-    they are the figures the other pages simulate."""
+    they are the figures the other pages simulate. ``sent_not_true``: per cohort, the dynamic
+    sync's profiles not yet true after the last run whose members were already sent
+    (:func:`cohortlab.report.insights.sent_not_true`), which no diff run sends again: the dynamic
+    stats' ``sent_not_true``."""
     cohorts = {}
     for c, tl in timelines.items():
         ot = one_time[c]
-        cohorts[c] = {"dynamic": timeline_summary(tl), "one_time": timeline_summary(ot),
+        dyn = timeline_summary(tl)
+        if sent_not_true is not None and dyn.get("runs"):
+            dyn["sent_not_true"] = min(int(sent_not_true.get(c, 0)), int(dyn["not_yet_true"]))
+        cohorts[c] = {"dynamic": dyn, "one_time": timeline_summary(ot),
                       "paused_windows": _rows(paused_windows(tl)),
                       "runs": timeline_rows(tl), "one_time_runs": timeline_rows(ot)}
     stats = {c: v[configured] for c, v in cohorts.items()}

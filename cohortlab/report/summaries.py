@@ -380,13 +380,20 @@ def sync_overview(stats: Mapping[str, Mapping[str, Any]], configured: str = "dyn
     h = sync_headline(stats, configured)
     if not h["sync runs"]:
         return "**No sync runs** in the window."
-    waiting = "missing" if configured == "one_time" else "pending"
+    waiting, n = ("missing" if configured == "one_time" else "pending"), h[sync_waiting_label(configured)]
+    sent = sum(v.get("sent_not_true") or 0 for v in stats.values() if v.get("runs")) if configured != "one_time" else 0
+    if sent:  # already sent: no run sends them again, they are not pending
+        waiting = f"not yet true ({'all' if sent == n else f'{sent:,} of them'} already sent: {_SENT_WORDS})"
     return (
         f"**After the last run, {h['Mixpanel members (last run)']:,} Mixpanel members face "
         f"{h['attribute = true (last run)']:,} mParticle profiles with the attribute true** across "
-        f"{counted(h['cohorts'], 'cohort')}: {h['stale true (last run)']:,} stale, {h[sync_waiting_label(configured)]:,} "
+        f"{counted(h['cohorts'], 'cohort')}: {h['stale true (last run)']:,} stale, {n:,} "
         f"{waiting}; {h['failed runs']:,} of {h['sync runs']:,} runs failed."
     )
+
+
+# the sync page's words for the profiles not yet true whose members were already sent
+_SENT_WORDS = "no diff run sends them again, only a full sync sets them true"
 
 
 def sync_summary(cohort: str, stats: Mapping[str, Any], one_time: Mapping[str, Any] | None = None,
@@ -410,7 +417,10 @@ def sync_summary(cohort: str, stats: Mapping[str, Any], one_time: Mapping[str, A
            if stats.get("full_syncs") else "")
         + f"). After the last run "
         f"Mixpanel has **{stats['members']:,}** members and mParticle **{stats['true_count']:,}** profiles "
-        f"with the attribute true: {stats['not_yet_true']:,} not yet true, {stats['stale_true']:,} stale "
+        f"with the attribute true: {stats['not_yet_true']:,} not yet true"
+        + (f" ({'all' if stats['sent_not_true'] == stats['not_yet_true'] else format(stats['sent_not_true'], ',')} "
+           f"already sent: {_SENT_WORDS})" if stats.get("sent_not_true") else "")
+        + f", {stats['stale_true']:,} stale "
         f"(left the cohort, still true; at most {stats['max_stale_true']:,})."
     )
     if one_time and one_time.get("runs"):

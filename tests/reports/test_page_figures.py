@@ -606,3 +606,21 @@ def test_matched_profiles_already_sent_are_not_promised_to_the_next_run():
             "true.") in some
     none = summaries.match_rates_summary(metrics.match_rates_figures({"A": sim}, None, None, {"A": 0}))
     assert "; the next successful run sets these **3** profiles true." in none
+
+
+def test_the_sync_page_does_not_call_profiles_already_sent_pending():
+    """The sync page said "0 stale, 23 pending" of 23 profiles that every run had sent (a remove for
+    another Mixpanel profile of the same MPID wrote false over them): no run will send them."""
+    tl = _sync_timeline([(pd.Timestamp("2026-03-01 00:00"), 10, 10, 0, False, False, 8, 0, 0),
+                         (pd.Timestamp("2026-03-01 00:15"), 12, 2, 0, False, False, 9, 3, 0)])
+    ot = _sync_timeline([(pd.Timestamp("2026-03-01 00:00"), 10, 10, 0, False, False, 8, 0, 0)])
+    every = summaries.sync_report_summary(metrics.sync_figures({"C": tl}, {"C": ot}, sent_not_true={"C": 3}))
+    assert ("0 stale, 3 not yet true (all already sent: no diff run sends them again, only a full sync sets them "
+            "true); 0 of 2 runs failed.") in every and "pending" not in every
+    assert ("profiles with the attribute true: 3 not yet true (all already sent: no diff run sends them again, only "
+            "a full sync sets them true), 0 stale") in every
+    some = summaries.sync_report_summary(metrics.sync_figures({"C": tl}, {"C": ot}, sent_not_true={"C": 1}))
+    assert "3 not yet true (1 of them already sent: no diff run sends them again" in some
+    assert "3 not yet true (1 already sent: no diff run sends them again" in some
+    none = summaries.sync_report_summary(metrics.sync_figures({"C": tl}, {"C": ot}, sent_not_true={"C": 0}))
+    assert "0 stale, 3 pending; 0 of 2 runs failed." in none and "already sent" not in none
