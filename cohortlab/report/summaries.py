@@ -323,9 +323,34 @@ def verify_line(f: Mapping[str, Any]) -> str:
             f"true in mParticle (agreement {agreement_text(t)}{orphans}){some}.")
     top = t["top_cause"]
     if top is None:
-        return line + " Every profile agrees."
+        return line + " Every profile agrees." + _later_snapshot_words(f)
     return (line + f" Top cause of the {counted(t['disagreements'], 'disagreement')}: **{cause_words(top['cause'])}** "
-            f"({top['profiles']:,}).")
+            f"({top['profiles']:,})." + _later_snapshot_words(f))
+
+
+def _snapshot_after(v: Mapping[str, Any]) -> bool:
+    """A cohort's snapshot taken after the time of the simulation it is compared with (an as-of
+    time before it): the runs in between are not simulated."""
+    return bool(v.get("observed")) and pd.Timestamp(v["snapshot_at"]) > pd.Timestamp(v["at"])
+
+
+def _later_snapshot_words(f: Mapping[str, Any]) -> str:
+    """What the comparison cannot tell when the snapshot was taken after the simulation's time (an
+    ``as_of`` before it): what the runs in between wrote shows among the disagreements (a report as
+    of a time before the sync's first run said "673 disagreements: unexplained" and nothing else)."""
+    later = [v for v in f["cohorts"].values() if _snapshot_after(v)]
+    if not later:
+        return ""
+    pairs = {(v["snapshot_at"], v["at"]) for v in later}
+    observed = sum(1 for v in f["cohorts"].values() if v.get("observed"))
+    if len(pairs) == 1:
+        snap, at = next(iter(pairs))
+        when = f"the snapshot ({_when(snap)}) was taken after the simulated time ({_when(at)})"
+    else:
+        when = "the snapshot was taken after the simulated time"
+    whom = "" if len(later) == observed else f" for {len(later):,} of the {observed:,} cohorts compared"
+    return (f" Note:{whom} {when}: the runs between the two are not simulated, and what they wrote is counted "
+            "among the disagreements.")
 
 
 def verify_summary(f: Mapping[str, Any]) -> str:
@@ -370,7 +395,9 @@ def verify_times(v: Mapping[str, Any]) -> str:
     source = {"given": "the snapshot_at parameter"}.get(v["snapshot_at_from"], v["snapshot_at_from"])
     return (f"Attribute **{md_text(v['attribute'])}** in the mParticle snapshot of {_when(v['snapshot_at'])} "
             f"(time from {md_text(source)}), against the simulation after the last run at or before "
-            f"{_when(v['at'])}.")
+            f"{_when(v['at'])}."
+            + (" The snapshot is later than the simulation: the runs between the two are not simulated, and what "
+               "they wrote is counted among the disagreements." if _snapshot_after({**v, "observed": True}) else ""))
 
 
 def sync_overview(stats: Mapping[str, Mapping[str, Any]], configured: str = "dynamic") -> str:
