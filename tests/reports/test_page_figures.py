@@ -471,12 +471,8 @@ def test_a_one_time_exports_missing_profiles_are_not_called_pending():
     assert "0 stale, 0 pending;" in summaries.sync_report_summary(d)
 
 
-def test_a_one_time_exports_matched_profiles_not_true_are_missing_on_the_match_rates_page_too():
-    """With ``sync_type: one_time`` no run sends a member the export left out: the sync-timeline page
-    calls them missing, and the match-rates page must not promise that "the next successful run
-    sets them true" (audit 102: it did, for the same 59 profiles the sync page called missing)."""
-    from cohortlab.settings import SyncSettings
-
+def _three_not_yet_true(**attrs):
+    """A stand-in simulation of cohort A: 10 members, all matched, 3 of their profiles not yet true."""
     waterfall = pd.DataFrame([("members", "x", "total", 10), ("shared_mpid", "x", "minus", 0),
                               ("should_be_true", "x", "total", 10), ("not_yet_true", "x", "minus", 3),
                               ("stale_true", "x", "plus", 0), ("audience", "x", "total", 7)],
@@ -484,10 +480,17 @@ def test_a_one_time_exports_matched_profiles_not_true_are_missing_on_the_match_r
     resolution = pd.DataFrame({"cohort_name": ["A"] * 10, "identifier_source": "event_property",
                                "status": "matched", "gap_reason": None, "recoverable_via": None,
                                "active_after_cutoff": True})
+    return type("Sim", (), {"resolution": resolution, "as_of": None, "waterfall": waterfall, **attrs})()
+
+
+def test_a_one_time_exports_matched_profiles_not_true_are_missing_on_the_match_rates_page_too():
+    """With ``sync_type: one_time`` no run sends a member the export left out: the sync-timeline page
+    calls them missing, and the match-rates page must not promise that "the next successful run
+    sets them true" (audit 102: it did, for the same 59 profiles the sync page called missing)."""
+    from cohortlab.settings import SyncSettings
 
     def sim(sync_type):
-        return type("Sim", (), {"resolution": resolution, "as_of": None, "waterfall": waterfall,
-                                "settings": SyncSettings(sync_type=sync_type)})()
+        return _three_not_yet_true(settings=SyncSettings(sync_type=sync_type))
 
     one_time = summaries.match_rates_summary(metrics.match_rates_figures({"A": sim("one_time")}))
     line = next(ln for ln in one_time.splitlines() if ln.startswith("- −3"))
@@ -583,14 +586,7 @@ def test_matched_profiles_already_sent_are_not_promised_to_the_next_run():
     (a remove sent for another Mixpanel profile of the same MPID wrote false over it) is sent again
     by no diff run: the page said "the next successful run sets these 19 profiles true" of 19 such
     profiles, with no pause and every run successful."""
-    waterfall = pd.DataFrame([("members", "x", "total", 10), ("shared_mpid", "x", "minus", 0),
-                              ("should_be_true", "x", "total", 10), ("not_yet_true", "x", "minus", 3),
-                              ("stale_true", "x", "plus", 0), ("audience", "x", "total", 7)],
-                             columns=["step", "label", "kind", "count"])
-    resolution = pd.DataFrame({"cohort_name": ["A"] * 10, "identifier_source": "event_property",
-                               "status": "matched", "gap_reason": None, "recoverable_via": None,
-                               "active_after_cutoff": True})
-    sim = type("Sim", (), {"resolution": resolution, "as_of": None, "waterfall": waterfall})()
+    sim = _three_not_yet_true()
     every = summaries.match_rates_summary(metrics.match_rates_figures({"A": sim}, None, None, {"A": 3}))
     line = next(ln for ln in every.splitlines() if ln.startswith("- −3"))
     assert "next successful run" not in line and "pending" not in line
