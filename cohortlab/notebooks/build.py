@@ -342,8 +342,7 @@ for cohort, v in f["cohorts"].items():
     ui.md(f"## {ui.text(cohort)}")
     has_runs = len(tl) > 0
     ui.show_if(lambda: charts.timeline_chart(tl, title=f"{cohort}: Mixpanel cohort vs mParticle audience{suffix}"),
-               prefix + "Grey: members in the Mixpanel cohort; blue: mParticle profiles with the attribute true after "
-               "each run; shaded: paused (failed runs); triangles: full refreshes.", has_data=has_runs,
+               prefix + summaries.timeline_caption(v["dynamic"]), has_data=has_runs,
                nothing_to_show="no sync runs in the window")
     sent = has_runs and int(tl["adds"].sum() + tl["removes"].sum()) > 0
     ui.show_if(lambda: charts.sync_runs_chart(tl, title=f"{cohort}: adds and removes per run{suffix}"),

@@ -561,7 +561,7 @@ def figures_headline_identity_gaps(f: Mapping[str, Any]) -> Headline:
 
 def timeline_rows(timeline: pd.DataFrame) -> list[dict[str, Any]]:
     cols = ["run_at", "members", "adds", "removes", "failed", "full_refresh", "true_count", "not_yet_true",
-            "stale_true"]
+            "stale_true", "kind"]  # kind: how the run sent (diff, full_refresh, reconnect, reexport, ...)
     return _rows(timeline[[c for c in cols if c in timeline.columns]])
 
 

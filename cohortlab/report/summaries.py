@@ -456,6 +456,21 @@ def sync_summary(cohort: str, stats: Mapping[str, Any], one_time: Mapping[str, A
     return s
 
 
+def timeline_caption(stats: Mapping[str, Any]) -> str:
+    """The caption of a cohort's timeline chart: what is drawn, and of the marks only those the
+    chart has (``stats``: the cohort's dynamic :func:`cohortlab.report.metrics.timeline_summary`):
+    the full syncs of a reconnect or a re-export, which the summary counts, were not marked, and
+    "triangles: full refreshes" named marks a chart without any did not have."""
+    parts = ["Grey: members in the Mixpanel cohort; blue: mParticle profiles with the attribute true after each run"]
+    if stats.get("failed_runs"):
+        parts.append("shaded: paused (failed runs)")
+    if stats.get("full_refreshes"):
+        parts.append("▼: full refreshes")
+    if stats.get("full_syncs"):
+        parts.append("▲: full syncs after a reconnect or a re-export")
+    return "; ".join(parts) + "."
+
+
 def dynamic_replay_words(configured: str = "dynamic") -> tuple[str, str]:
     """``(title suffix, caption prefix)`` of the sync page's per-cohort charts, which replay a
     dynamic sync: nothing when the settings configure one; with a one-time export they are not the

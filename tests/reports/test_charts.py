@@ -656,3 +656,26 @@ def test_match_rate_over_time_without_any_rate_says_so_not_1970():
     ax = charts.match_rate_over_time_chart(df).axes[0]
     assert [t.get_text() for t in ax.texts] == ["no rate at any time: nobody to match"]
     assert ax.get_xticks().size == 0 and _png(ax.figure).startswith(b"\x89PNG")
+
+
+def test_the_timeline_marks_the_full_syncs_of_a_reconnect_or_a_re_export():
+    """The summary counted "2 full syncs after a reconnect or a re-export", the chart showed their
+    spikes of adds with no mark (only full refreshes had one), and its caption named "triangles:
+    full refreshes" on a chart without any."""
+    from cohortlab.report import metrics, summaries
+
+    tl = pd.DataFrame({"run_at": pd.date_range("2026-02-25", periods=5, freq="6h"),
+                       "members": [10, 10, 11, 11, 12], "true_count": [8, 8, 10, 10, 11],
+                       "adds": [10, 0, 11, 0, 12], "removes": 0, "failed": [False, True, False, False, False],
+                       "full_refresh": False, "not_yet_true": 0, "stale_true": 0,
+                       "kind": ["first", "diff", "reconnect", "diff", "reexport"]})
+    runs = pd.DataFrame(metrics.timeline_rows(tl))  # what metrics.json keeps, and the page draws
+    ax = charts.timeline_chart(runs).axes[0]
+    marks = [c for c in ax.collections if c.get_label() == "full sync (reconnect, re-export)"]
+    assert len(marks) == 1 and marks[0].get_offsets().shape[0] == 2
+    assert "full refresh" not in [c.get_label() for c in ax.collections]
+    caption = summaries.timeline_caption(metrics.timeline_summary(tl))
+    assert caption == ("Grey: members in the Mixpanel cohort; blue: mParticle profiles with the attribute true after "
+                       "each run; shaded: paused (failed runs); ▲: full syncs after a reconnect or a re-export.")
+    assert summaries.timeline_caption(metrics.timeline_summary(tl.assign(failed=False, kind="diff"))) == (
+        "Grey: members in the Mixpanel cohort; blue: mParticle profiles with the attribute true after each run.")
