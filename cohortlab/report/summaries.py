@@ -410,7 +410,7 @@ def sync_overview(stats: Mapping[str, Mapping[str, Any]], configured: str = "dyn
     waiting, n = ("missing" if configured == "one_time" else "pending"), h[sync_waiting_label(configured)]
     sent = sum(v.get("sent_not_true") or 0 for v in stats.values() if v.get("runs")) if configured != "one_time" else 0
     if sent:  # already sent: no run sends them again, they are not pending
-        waiting = f"not yet true ({'all' if sent == n else f'{sent:,} of them'} already sent: {_SENT_WORDS})"
+        waiting = f"not yet true ({_how_many_sent(sent, n, 'of them ')}already sent: {_SENT_WORDS})"
     return (
         f"**After the last run, {h['Mixpanel members (last run)']:,} Mixpanel members face "
         f"{h['attribute = true (last run)']:,} mParticle profiles with the attribute true** across "
@@ -421,6 +421,13 @@ def sync_overview(stats: Mapping[str, Mapping[str, Any]], configured: str = "dyn
 
 # the sync page's words for the profiles not yet true whose members were already sent
 _SENT_WORDS = "no diff run sends them again, only a full sync sets them true"
+
+
+def _how_many_sent(sent: int, n: int, of: str = "") -> str:
+    """"all " / "" (the one) / "3 of them " before "already sent"."""
+    if sent == n:
+        return "all " if n > 1 else ""
+    return f"{sent:,} {of}"
 
 
 def sync_summary(cohort: str, stats: Mapping[str, Any], one_time: Mapping[str, Any] | None = None,
@@ -445,8 +452,8 @@ def sync_summary(cohort: str, stats: Mapping[str, Any], one_time: Mapping[str, A
         + f"). After the last run "
         f"Mixpanel has **{stats['members']:,}** members and mParticle **{stats['true_count']:,}** profiles "
         f"with the attribute true: {stats['not_yet_true']:,} not yet true"
-        + (f" ({'all' if stats['sent_not_true'] == stats['not_yet_true'] else format(stats['sent_not_true'], ',')} "
-           f"already sent: {_SENT_WORDS})" if stats.get("sent_not_true") else "")
+        + (f" ({_how_many_sent(stats['sent_not_true'], stats['not_yet_true'])}already sent: {_SENT_WORDS})"
+           if stats.get("sent_not_true") else "")
         + f", {stats['stale_true']:,} stale "
         f"(left the cohort, still true; at most {stats['max_stale_true']:,})."
     )

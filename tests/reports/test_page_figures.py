@@ -618,5 +618,8 @@ def test_the_sync_page_does_not_call_profiles_already_sent_pending():
     some = summaries.sync_report_summary(metrics.sync_figures({"C": tl}, {"C": ot}, sent_not_true={"C": 1}))
     assert "3 not yet true (1 of them already sent: no diff run sends them again" in some
     assert "3 not yet true (1 already sent: no diff run sends them again" in some
+    one = summaries.sync_report_summary(metrics.sync_figures({"C": tl.assign(not_yet_true=[0, 1])}, {"C": ot},
+                                                             sent_not_true={"C": 1}))
+    assert "0 stale, 1 not yet true (already sent: no diff run sends them again" in one
     none = summaries.sync_report_summary(metrics.sync_figures({"C": tl}, {"C": ot}, sent_not_true={"C": 0}))
     assert "0 stale, 3 pending; 0 of 2 runs failed." in none and "already sent" not in none
