@@ -146,10 +146,11 @@ def sent_not_true(sims: Mapping[str, Any]) -> dict[str, int]:
     for c, s in sims.items():
         res, state = s.tables["resolution"].table_name, s.tables["attribute_state"].table_name
         out[c] = int(s.engine.query_rows(f"""
-            WITH m AS (SELECT mpid, bool_and(sent_at IS NOT NULL) AS sent
+            WITH m AS (SELECT mpid, min(CASE WHEN sent_at IS NULL THEN 0 ELSE 1 END) AS sent
                        FROM {res} WHERE status = 'matched' GROUP BY mpid),
                  t AS (SELECT DISTINCT mpid FROM {state} WHERE value AND NOT is_orphan)
-            SELECT count(*) FROM m ANTI JOIN t ON t.mpid = m.mpid WHERE m.sent""")[0][0])
+            SELECT count(*) FROM m LEFT JOIN t ON t.mpid = m.mpid
+            WHERE m.sent = 1 AND t.mpid IS NULL""")[0][0])  # plain SQL: the Spark engine runs it too
     return out
 
 
