@@ -49,6 +49,7 @@ from cohortlab.charts.base import (
     _require,
     _wrap,
     bar_heights,
+    name_label,
 )
 from cohortlab.charts.identity_gaps import (
     activity_chart,
@@ -98,4 +99,5 @@ __all__ = [
     "remedies_chart",
     "observed_vs_simulated_chart",
     "FIGSIZE",
+    "name_label",
 ]

@@ -132,10 +132,7 @@ def _hbar(
     _require(df, [category, value], title)
     data = df[[category, value]].copy()
     data[category] = data[category].astype(object).where(data[category].notna(), "(none)").astype(str)
-    if labels is not None:
-        data["_label"] = list(labels)
-    else:
-        data["_label"] = data[category]
+    data["_label"] = [name_label(v) for v in (data[category] if labels is None else labels)]
     if not isinstance(color, str):  # one colour per row of ``df``: kept with its row
         data["_color"] = list(color)
     # barh draws the first row at the bottom: the rows are reversed so that the chart reads top-down
@@ -150,11 +147,32 @@ def _hbar(
     if data.empty:
         _empty(ax)
         return fig
-    bars = ax.barh(data["_label"], data[value].astype(float), color=color)
+    pos = np.arange(len(data))  # by position: two names cut to the same label stay two bars
+    bars = ax.barh(pos, data[value].astype(float), color=color)
+    ax.set_yticks(pos, list(data["_label"]))
     ax.bar_label(bars, labels=[_fmt(v) for v in data[value]], padding=3)
     _count_axis(ax.xaxis)
     ax.margins(x=0.15)
     return fig
+
+
+LABEL_CHARS, LABEL_LINES = 32, 3  # a name as a tick or legend label: at most 3 lines of 32 characters
+
+
+def name_label(text: object, width: int = LABEL_CHARS, lines: int = LABEL_LINES) -> str:
+    """A name from the data (a cohort, a remedy) as a chart's tick or legend label: wrapped at
+    spaces to ``width`` characters (a longer word is broken), at most ``lines`` lines, the rest
+    cut with "…"; the table beside the chart has the whole name. A 130-character cohort name was
+    one tick label wider than the figure: the bars' axes collapsed to nothing (matplotlib's
+    "constrained_layout not applied" warning, printed on the page), the labels ran off its left
+    edge, and in a legend it pushed the axes to half the figure."""
+    import textwrap
+
+    parts = textwrap.wrap(str(text), width, break_long_words=True, break_on_hyphens=False) or [""]
+    if len(parts) > lines:
+        parts = parts[:lines]
+        parts[-1] = parts[-1][:width - 1].rstrip() + "…"
+    return "\n".join(parts)
 
 
 def _wrap(text: str, width: int) -> str:

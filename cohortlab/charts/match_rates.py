@@ -17,7 +17,7 @@ from cohortlab.glossary import cause_words, step_words
 from cohortlab.report import metrics
 from cohortlab.charts.base import (
     BLUE, DPI, ChartFigure, FIGSIZE, GREEN, GREY, ORANGE, RED,
-    _count_axis, _date_axis, _empty, _figure, _fmt, _require, _wrap,
+    _count_axis, _date_axis, _empty, _figure, _fmt, _require, _wrap, name_label,
 )
 
 
@@ -130,7 +130,9 @@ def match_rate_chart(
     from cohortlab.report.summaries import pct  # never 100.0% with one member unmatched
 
     rate = pd.to_numeric(data["match_rate"], errors="coerce")  # no rate without members (NaN)
-    bars = ax.barh(data[by], rate.fillna(0) * 100, color=BLUE)
+    pos = np.arange(len(data))  # by position: two names cut to the same label stay two bars
+    bars = ax.barh(pos, rate.fillna(0) * 100, color=BLUE)
+    ax.set_yticks(pos, [name_label(v) for v in data[by]])
     labels = ["no members" if pd.isna(r) else f"{pct(float(r))}  ({_fmt(m)} / {_fmt(n)})"
               for r, m, n in zip(rate, data["matched"], data["members"])]
     # a long bar carries its label inside (white), a short one after its end: a label after a bar
@@ -163,14 +165,19 @@ def match_rate_over_time_chart(
     if rates.empty:
         _empty(ax)
         return fig
+    if pd.to_numeric(rates["match_rate"], errors="coerce").isna().all():
+        # no series has a rate (cohorts that never had a member): nothing to place on a date axis,
+        # which then read "Dec 31 23:00 ... Jan 01 01:00" (1970, matplotlib's default range)
+        _empty(ax, "no rate at any time: nobody to match")
+        return fig
     styles = ["-", "--", ":", "-."]  # overlapping series stay distinguishable
     for i, (name, g) in enumerate(rates.sort_values(time).groupby(series, sort=True)):
         rate = g["match_rate"].astype(float)
         if rate.isna().all():  # e.g. a cohort that never has a member: said in the legend, no line
-            ax.plot([], [], ls="none", label=f"{name}: no rate (nobody to match)")
+            ax.plot([], [], ls="none", label=name_label(f"{name}: no rate (nobody to match)", 48, 2))
             continue
         ax.plot(pd.to_datetime(g[time]), rate * 100, marker="o" if len(g) < 30 else None,
-                ms=3, lw=1.8, ls=styles[i % len(styles)], label=str(name))
+                ms=3, lw=1.8, ls=styles[i % len(styles)], label=name_label(name, 48, 2))
     ax.set_ylim(0, 105)
     ax.yaxis.set_major_formatter(PercentFormatter(100))
     _date_axis(ax)
@@ -213,7 +220,7 @@ def observed_vs_simulated_chart(
         b2 = left.barh(pos - 0.2, a["observed"].astype(float), height=0.4, color=ORANGE, label="observed")
         left.bar_label(b1, labels=[_fmt(v) for v in a["simulated"]], padding=3, fontsize=8)
         left.bar_label(b2, labels=[_fmt(v) for v in a["observed"]], padding=3, fontsize=8)
-        left.set_yticks(pos, [_wrap(str(v), 18) for v in a["cohort_name"]], fontsize=8)
+        left.set_yticks(pos, [name_label(v, 18) for v in a["cohort_name"]], fontsize=8)
         _count_axis(left.xaxis)
         left.margins(x=0.18)
         left.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2, frameon=False)

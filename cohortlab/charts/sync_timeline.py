@@ -55,14 +55,17 @@ def _from_zero(ax, *counts: pd.Series) -> None:
     ax.set_ylim(0, min(t for t in ax.yaxis.get_major_locator().tick_values(0, room) if t >= room))
 
 
+FULL_SYNC_KINDS = ("reconnect", "reexport")  # full syncs that are not refreshes (metrics.timeline_summary)
+
+
 def timeline_chart(
     timeline: pd.DataFrame, *, title: str = "Mixpanel cohort vs mParticle audience over time"
 ) -> Figure:
     """Mixpanel members and mParticle profiles with ``<attribute> = true`` after each run, paused
-    windows shaded, full refreshes marked.
+    windows shaded, full refreshes marked (▼), and the full syncs of a reconnect or a re-export (▲).
 
     ``timeline`` columns: ``run_at``, ``members``, ``true_count``; optional ``failed``,
-    ``full_refresh``.
+    ``full_refresh``, ``kind``.
     """
     _require(timeline, ["run_at", "members", "true_count"], "timeline_chart")
     fig, ax = _figure(title, xlabel="sync run (UTC)", ylabel="users")
@@ -78,6 +81,11 @@ def timeline_chart(
         fr = flags(timeline["full_refresh"])
         if fr.any():
             ax.scatter(t[fr], timeline.loc[fr, "true_count"], marker="v", color=ORANGE, zorder=3, label="full refresh")
+    if "kind" in timeline.columns:  # the other full syncs, which the summary counts beside the refreshes
+        fs = timeline["kind"].isin(FULL_SYNC_KINDS).to_numpy()
+        if fs.any():
+            ax.scatter(t[fs], timeline.loc[fs, "true_count"], marker="^", color=GREEN, zorder=3,
+                       label="full sync (reconnect, re-export)")
     _count_axis(ax.yaxis)
     _from_zero(ax, timeline["members"], timeline["true_count"])
     _date_axis(ax)

@@ -90,7 +90,7 @@ snapshot_at = None           # when the mParticle snapshot (observed attributes)
 sims = insights.simulate_all(lab, names, at=as_of, settings=settings)
 over_time = insights.match_rates_over_time(lab, names, settings=settings, until=as_of,
                                            limit=metrics.LIMIT_OVER_TIME)
-figures = metrics.match_rates_figures(sims, over_time, insights.resolution_counts(sims))
+figures = metrics.match_rates_figures(sims, over_time, insights.resolution_counts(sims), insights.sent_not_true(sims))
 verified = insights.verify_all(lab, names, at=as_of, settings=settings, snapshot_at=snapshot_at,
                                show_personal_data=show_personal_data)
 figures["verify"] = metrics.verify_figures(verified, redact=lambda df: ui.redact(df, show_personal_data))
@@ -185,8 +185,9 @@ for cohort, c in v["cohorts"].items():
 over = ui.frame(f["over_time"])
 ui.show_if(lambda: charts.match_rate_over_time_chart(over),
            f"Match rate (matched / members) at each membership snapshot, the latest {f['over_time_limit']:,} "
-           "per cohort.", has_data=len(over) > 0,
-           nothing_to_show="each cohort has a single membership snapshot, so there is no trend")"""),
+           "per cohort.", has_data=len(over) > 0 and bool(over["match_rate"].notna().any()),
+           nothing_to_show="no cohort has a member at any of its membership snapshots: no match rate to draw"
+           if len(over) else "each cohort has a single membership snapshot, so there is no trend")"""),
 ])
 
 # =========================================================================== identity_gaps
@@ -322,7 +323,8 @@ dynamic = insights.simulate_all(lab, names, at=as_of, settings=insights.with_syn
 one_time = insights.simulate_all(lab, names, at=as_of, settings=insights.with_sync_type(settings, "one_time"))
 figures = metrics.sync_figures({c: metrics.window(s.timeline, since) for c, s in dynamic.items()},
                                {c: metrics.window(s.timeline, since) for c, s in one_time.items()},
-                               configured=insights.sync_type_of(settings))
+                               configured=insights.sync_type_of(settings),
+                               sent_not_true=insights.sent_not_true(dynamic))
 summary = summaries.sync_report_summary(figures)
 doc = ui.publish(output_dir, "sync_timeline", title="Sync timeline", figures=figures, summary=summary,
                  headline=figures["totals"],
@@ -340,8 +342,7 @@ for cohort, v in f["cohorts"].items():
     ui.md(f"## {ui.text(cohort)}")
     has_runs = len(tl) > 0
     ui.show_if(lambda: charts.timeline_chart(tl, title=f"{cohort}: Mixpanel cohort vs mParticle audience{suffix}"),
-               prefix + "Grey: members in the Mixpanel cohort; blue: mParticle profiles with the attribute true after "
-               "each run; shaded: paused (failed runs); triangles: full refreshes.", has_data=has_runs,
+               prefix + summaries.timeline_caption(v["dynamic"]), has_data=has_runs,
                nothing_to_show="no sync runs in the window")
     sent = has_runs and int(tl["adds"].sum() + tl["removes"].sum()) > 0
     ui.show_if(lambda: charts.sync_runs_chart(tl, title=f"{cohort}: adds and removes per run{suffix}"),

@@ -60,20 +60,26 @@ def simulate_all(lab, cohorts: Iterable[str], *, at=None, settings=None) -> dict
 
 def remedies_all(lab, cohorts: Iterable[str], *, at=None, settings=None, since=None) -> pd.DataFrame | None:
     """``lab.remedies`` for each cohort, stacked with a ``cohort`` column; ``attrs["since"]``:
-    when the remedies start (ISO text; the first cohort's). None on an engine that cannot
-    simulate them (the report then says the remedies were not simulated)."""
-    frames, starts = [], []
+    when the remedies start (ISO text; the first cohort's); ``attrs["no_reexport"]``: ``{cohort:
+    why}`` for each cohort whose re-export does not happen (no run at or before ``at``, or its last
+    run fails in a pause that lasts to ``at``): its "then re-export" remedies are the next sends
+    only. None on an engine that cannot simulate them (the report then says the remedies were not
+    simulated)."""
+    frames, starts, no_reexport = [], [], {}
     for c in cohorts:
         try:
             df = lab.remedies(c, at=at, since=since, settings=settings)
         except NotImplementedError:
             return None
         starts.append(df.attrs.get("since"))
+        if df.attrs.get("no_reexport"):
+            no_reexport[c] = df.attrs["no_reexport"]
         frames.append(df.assign(cohort=c))
     if not frames:
         return pd.DataFrame(columns=["cohort", *REMEDY_COLUMNS])
     out = pd.concat(frames, ignore_index=True)
-    out.attrs = {"since": None if starts[0] is None else pd.Timestamp(starts[0]).isoformat()}
+    out.attrs = {"since": None if starts[0] is None else pd.Timestamp(starts[0]).isoformat(),
+                 "no_reexport": no_reexport}
     return out
 
 
@@ -127,6 +133,25 @@ def shared_mpid_members(sims: Mapping[str, Any]) -> pd.DataFrame:
              shared AS (SELECT cohort_name, mpid FROM matched GROUP BY cohort_name, mpid HAVING count(*) > 1)
         SELECT m.* FROM matched m JOIN shared s ON s.cohort_name = m.cohort_name AND s.mpid = m.mpid
         ORDER BY m.cohort_name, m.mpid, m.distinct_id""")
+
+
+def sent_not_true(sims: Mapping[str, Any]) -> dict[str, int]:
+    """Per cohort, the profiles of the waterfall's ``not_yet_true`` step (an MPID a matched member
+    resolves to, not true after the last run) whose matched members mParticle already holds: each
+    was sent (``sent_at``: in the last successful run's membership), so no diff run sends it again.
+    A remove sent for another Mixpanel profile of the same MPID wrote false over it, or its profile
+    did not exist yet when it was sent; only a full sync (a re-export, a reconnect, a full refresh)
+    sets it true. The other profiles of the step are pending: the next successful run sends them."""
+    out = {}
+    for c, s in sims.items():
+        res, state = s.tables["resolution"].table_name, s.tables["attribute_state"].table_name
+        out[c] = int(s.engine.query_rows(f"""
+            WITH m AS (SELECT mpid, min(CASE WHEN sent_at IS NULL THEN 0 ELSE 1 END) AS sent
+                       FROM {res} WHERE status = 'matched' GROUP BY mpid),
+                 t AS (SELECT DISTINCT mpid FROM {state} WHERE value AND NOT is_orphan)
+            SELECT count(*) FROM m LEFT JOIN t ON t.mpid = m.mpid
+            WHERE m.sent = 1 AND t.mpid IS NULL""")[0][0])  # plain SQL: the Spark engine runs it too
+    return out
 
 
 def all_resolution(sims: Mapping[str, Any]) -> pd.DataFrame:

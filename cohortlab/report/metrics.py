@@ -343,7 +343,7 @@ def _rows(df: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
-def ranked_losses(waterfall: pd.DataFrame, one_time: bool = False) -> list[dict[str, Any]]:
+def ranked_losses(waterfall: pd.DataFrame, one_time: bool = False, sent: int = 0) -> list[dict[str, Any]]:
     """Every non-zero step of a cohort's waterfall between the Mixpanel count and the audience,
     largest first: ``step, kind (minus/plus), users, share_of_members, remedy``.
 
@@ -353,7 +353,9 @@ def ranked_losses(waterfall: pd.DataFrame, one_time: bool = False) -> list[dict[
     Mixpanel profiles); pending profiles: the next successful run, or, with a one-time export
     (``one_time``), where no run will send them (missing, not pending), a new export
     (``new_export``); stale profiles: a full re-export; orphans: ``only_update`` protection (each
-    of these the whole step)."""
+    of these the whole step). ``sent``: the profiles of the not-yet-true step whose members were
+    already sent (:func:`cohortlab.report.insights.sent_not_true`), which no diff run sends again:
+    the step's ``sent``, its ``remedy`` then says so (``full_sync``; ``next_run`` for the others)."""
     members = int(waterfall.loc[waterfall["step"] == "members", "count"].sum())
     out = []
     for step, kind, n in zip(waterfall["step"], waterfall["kind"], waterfall["count"]):
@@ -365,17 +367,30 @@ def ranked_losses(waterfall: pd.DataFrame, one_time: bool = False) -> list[dict[
             "shared_mpid": "merge_profiles", "not_yet_true": "new_export" if one_time else "next_run",
             "stale_true": "re_export",
             "orphans_true": "only_update"}.get(step, "none")
-        out.append({"step": step, "kind": str(kind), "users": n,
-                    "share_of_members": n / members if members else None, "remedy": remedy})
+        row = {"step": step, "kind": str(kind), "users": n,
+               "share_of_members": n / members if members else None, "remedy": remedy}
+        if remedy == "next_run":
+            row["sent"] = min(int(sent), n)
+            if row["sent"] == n:
+                row["remedy"] = "full_sync"
+        out.append(row)
     return sorted(out, key=lambda r: (-r["users"], r["step"]))
 
 
 def match_rates_figures(sims: Mapping[str, Any], over_time: pd.DataFrame | None = None,
-                        resolution: pd.DataFrame | None = None) -> dict[str, Any]:
+                        resolution: pd.DataFrame | None = None,
+                        sent_not_true: Mapping[str, int] | None = None) -> dict[str, Any]:
     """The figures of the match-rates report: totals (pooled over cohorts: matched / members),
     per cohort (counts, rate, audience, waterfall rows, ranked losses), per identifier source and
     over time. ``resolution``: the simulations' resolution frames stacked or counted
-    (:func:`cohortlab.report.insights.resolution_counts`); default: read per member."""
+    (:func:`cohortlab.report.insights.resolution_counts`); default: read per member.
+    ``sent_not_true``: per cohort, the not-yet-true profiles already sent
+    (:func:`cohortlab.report.insights.sent_not_true`; default: counted here)."""
+    if sent_not_true is None:  # counted in the simulations' tables (a stand-in without tables: none)
+        from cohortlab.report.insights import sent_not_true as count_sent
+
+        real = {c: s for c, s in sims.items() if hasattr(s, "tables")}
+        sent_not_true = count_sent(real) if real else {}
     if resolution is None:
         frames = [s.resolution for s in sims.values() if len(s.resolution)]
         resolution = pd.concat(frames, ignore_index=True) if frames else None
@@ -395,7 +410,8 @@ def match_rates_figures(sims: Mapping[str, Any], over_time: pd.DataFrame | None 
             "as_of": simulation_as_of(sim),
             "waterfall": _rows(sim.waterfall[["step", "label", "kind", "count"]]),
             "losses": ranked_losses(sim.waterfall, one_time=getattr(getattr(sim, "settings", None), "sync_type",
-                                                                    "dynamic") == "one_time"),
+                                                                    "dynamic") == "one_time",
+                                    sent=sent_not_true.get(c, 0)),
         }
     members = sum(v["members"] for v in cohorts.values())
     matched = sum(v["matched"] for v in cohorts.values())
@@ -507,11 +523,28 @@ def identity_gaps_figures(resolution: pd.DataFrame, shared: pd.DataFrame, *, red
         "rule_fixable": None if remedy_values is None else remedy_users(rem, "rule_reexport"),
         "rule_next_sends": None if remedy_values is None else remedy_users(rem, "rule"),
         "remedies_since": None if remedy_values is None else remedy_values.attrs.get("since"),
+        # {cohort: why} of the cohorts whose re-export does not happen (the export paused at the
+        # as-of time): their "then re-export" remedies are the next sends only
+        "no_reexport": None if remedy_values is None else dict(remedy_values.attrs.get("no_reexport") or {}),
+        "remedy_cohorts": 0 if remedy_values is None or "cohort" not in remedy_values else int(
+            remedy_values["cohort"].nunique()),
         "never_fixable": None if rem.attrs["never_fixable"] is None else int(rem.attrs["never_fixable"]),
         "not_in_mparticle": int(rem.attrs["not_in_mparticle"]),
         "cohorts": per_cohort,
         "row_limit": ROW_LIMIT,
     }
+
+
+def rule_headline_label(f: Mapping[str, Any]) -> str:
+    """The index card's label of the Rule remedy: "+ re-export" only when a re-export happens for
+    every cohort; none does when the export is paused at the as-of time (its last run fails), and
+    the figure is then the next sends only; for some cohorts only, it says so."""
+    missing, cohorts = f.get("no_reexport") or {}, f.get("remedy_cohorts") or 0
+    if not missing:
+        return "recovered by a Rule + re-export (simulated)"
+    if len(missing) >= cohorts:
+        return "recovered by a Rule, next sends only: no re-export (simulated)"
+    return f"recovered by a Rule + re-export, none for {len(missing):,} of {cohorts:,} cohorts (simulated)"
 
 
 def figures_headline_identity_gaps(f: Mapping[str, Any]) -> Headline:
@@ -522,26 +555,32 @@ def figures_headline_identity_gaps(f: Mapping[str, Any]) -> Headline:
             .add("unmatched (of all members)", f["unmatched_share"], "percent")
             .add("in mParticle under another identity", f["in_mparticle"])
             .add("most frequent gap reason", top, "text")
-            .add("recovered by a Rule + re-export (simulated)", f["rule_fixable"])
+            .add(rule_headline_label(f), f["rule_fixable"])
             .add("never fixable (in mParticle, inactive since the cutoff)", f["never_fixable"]))
 
 
 def timeline_rows(timeline: pd.DataFrame) -> list[dict[str, Any]]:
     cols = ["run_at", "members", "adds", "removes", "failed", "full_refresh", "true_count", "not_yet_true",
-            "stale_true"]
+            "stale_true", "kind"]  # kind: how the run sent (diff, full_refresh, reconnect, reexport, ...)
     return _rows(timeline[[c for c in cols if c in timeline.columns]])
 
 
 def sync_figures(timelines: Mapping[str, pd.DataFrame], one_time: Mapping[str, pd.DataFrame],
-                 configured: str = "dynamic") -> dict[str, Any]:
+                 configured: str = "dynamic", sent_not_true: Mapping[str, int] | None = None) -> dict[str, Any]:
     """The figures of the sync report: per cohort the stats and the runs of a dynamic sync and of
     a one-time export, and the totals over cohorts after the last run of the sync the settings
     configure (``configured``: ``dynamic`` or ``one_time``, the other shown beside it), so that
-    they are the figures the other pages simulate."""
+    they are the figures the other pages simulate. ``sent_not_true``: per cohort, the dynamic
+    sync's profiles not yet true after the last run whose members were already sent
+    (:func:`cohortlab.report.insights.sent_not_true`), which no diff run sends again: the dynamic
+    stats' ``sent_not_true``."""
     cohorts = {}
     for c, tl in timelines.items():
         ot = one_time[c]
-        cohorts[c] = {"dynamic": timeline_summary(tl), "one_time": timeline_summary(ot),
+        dyn = timeline_summary(tl)
+        if sent_not_true is not None and dyn.get("runs"):
+            dyn["sent_not_true"] = min(int(sent_not_true.get(c, 0)), int(dyn["not_yet_true"]))
+        cohorts[c] = {"dynamic": dyn, "one_time": timeline_summary(ot),
                       "paused_windows": _rows(paused_windows(tl)),
                       "runs": timeline_rows(tl), "one_time_runs": timeline_rows(ot)}
     stats = {c: v[configured] for c, v in cohorts.items()}

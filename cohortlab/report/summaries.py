@@ -64,6 +64,10 @@ STEP_SENTENCES = {
 # the not-yet-true step of a one-time export: no run sends these members, so they are missing, not
 # pending (as the sync-timeline page calls them)
 MISSING_SENTENCE = "matched profiles missing in mParticle (the one-time export did not send them, and no run will)"
+# the not-yet-true profiles already sent (metrics.ranked_losses' "sent"): no diff run sends them again
+SENT_SENTENCE = ("matched profiles not true in mParticle although already sent (a remove sent for another Mixpanel "
+                 "profile of the same MPID set them false, or their profile did not exist yet when they were sent)")
+FULL_SYNC = "a full sync (a re-export, a reconnect, or a full refresh after a pause longer than `snapshot_ttl`)"
 
 
 def _remedy_words(loss: Mapping[str, Any]) -> str:
@@ -75,12 +79,34 @@ def _remedy_words(loss: Mapping[str, Any]) -> str:
         "rule": "an mParticle Rule (or SDK code) writing the MPID into `$mparticle_user_id` reaches those of "
                 "them in mParticle and active since the cutoff (†)",
         "merge_profiles": "no person is lost: mParticle counts each person once",
-        "next_run": f"the next successful run sets {these} true",
+        "next_run": _next_run_words(loss, these),
+        "full_sync": f"no diff run sends them again: only {FULL_SYNC} sets {these} true",
         "new_export": f"only a new export (a re-export, `reexport_at`) sets {these} true",
         "re_export": (f"a dynamic sync's next successful run sends the removes that set {these} false (a full "
                       "refresh clears them too); a one-time export never does, and a re-export removes nothing"),
         "only_update": f"Input Protection `only_update` would stop {these}",
     }.get(loss["remedy"], "no remedy")
+
+
+def _next_run_words(loss: Mapping[str, Any], these: str) -> str:
+    """The pending profiles: the next successful run sets them true, except those already sent
+    (``sent``), which only a full sync sets true."""
+    sent = loss.get("sent") or 0
+    if not sent:
+        return f"the next successful run sets {these} true"
+    pending = loss["users"] - sent
+    return (f"the next successful run sets **{pending:,}** of them true; the other **{sent:,}**, already sent (a "
+            f"remove for another Mixpanel profile of the same MPID set {'it' if sent == 1 else 'them'} false, or "
+            f"{'its' if sent == 1 else 'their'} profile did not exist yet when sent), only {FULL_SYNC} sets "
+            f"{'it' if sent == 1 else 'them'} true")
+
+
+def _step_sentence(loss: Mapping[str, Any]) -> str:
+    if loss["remedy"] == "new_export":
+        return MISSING_SENTENCE
+    if loss["remedy"] == "full_sync":
+        return SENT_SENTENCE
+    return STEP_SENTENCES.get(loss["step"], loss["step"])
 
 
 def match_rates_summary(f: Mapping[str, Any]) -> str:
@@ -112,7 +138,7 @@ def match_rates_summary(f: Mapping[str, Any]) -> str:
             sign = "+" if loss["kind"] == "plus" else "−"
             share = f" ({pct(loss['share_of_members'])} of members)" if loss.get("share_of_members") is not None else ""
             lines.append(f"- {sign}{loss['users']:,}{share}: "
-                         f"{MISSING_SENTENCE if loss['remedy'] == 'new_export' else STEP_SENTENCES.get(loss['step'], loss['step'])}; "
+                         f"{_step_sentence(loss)}; "
                          f"{_remedy_words(loss)}.")
     if any(loss["remedy"] == "rule" for v in f["cohorts"].values() for loss in v["losses"]):
         lines.append("\n(†) What a Rule or SDK code recovers, with and without a re-export, is simulated on the "
@@ -162,10 +188,26 @@ def _rule_words(f: Mapping[str, Any]) -> str:
         return f"- Remedies were not simulated. {tail}"
     since = f.get("remedies_since")
     start = f" from {str(since)[:16].replace('T', ' ')} UTC" if since else ""
-    return (f"- Simulated, an mParticle Rule writing the MPID into `$mparticle_user_id`{start} followed by a "
-            f"re-export brings **{f['rule_fixable']:,}** more of the members' users into the audience; without the "
-            f"re-export **{f.get('rule_next_sends', 0):,}** (a fix reaches mParticle only when the member is sent again). "
-            f"{tail}")
+    rule = f"- Simulated, an mParticle Rule writing the MPID into `$mparticle_user_id`{start}"
+    missing = f.get("no_reexport") or {}
+    if missing and len(missing) >= (f.get("remedy_cohorts") or 0):
+        # no re-export happens (the export paused at the as-of time): "followed by a re-export"
+        # announced a re-send the simulation does not make
+        return (f"{rule} brings **{f['rule_fixable']:,}** more of the members' users into the audience with the "
+                f"next sends only (a fix reaches mParticle only when the member is sent again); no re-export is "
+                f"simulated: {_no_reexport_words(missing)}. {tail}")
+    none_for = f" (none for {_no_reexport_words(missing, named=True)})" if missing else ""
+    return (f"{rule} followed by a re-export{none_for} brings **{f['rule_fixable']:,}** more of the members' users "
+            f"into the audience; without the re-export **{f.get('rule_next_sends', 0):,}** (a fix reaches mParticle "
+            f"only when the member is sent again). {tail}")
+
+
+def _no_reexport_words(missing: Mapping[str, str], named: bool = False) -> str:
+    """Why no re-export happens, once when every cohort has the same reason, else per cohort
+    (``named``: always per cohort)."""
+    if not named and len(set(missing.values())) == 1:
+        return readable_times(next(iter(missing.values())))
+    return "; ".join(f"{md_text(c)}: {readable_times(why)}" for c, why in missing.items())
 
 
 def _reexport_words(p: Mapping[str, Any]) -> str:
@@ -281,9 +323,34 @@ def verify_line(f: Mapping[str, Any]) -> str:
             f"true in mParticle (agreement {agreement_text(t)}{orphans}){some}.")
     top = t["top_cause"]
     if top is None:
-        return line + " Every profile agrees."
+        return line + " Every profile agrees." + _later_snapshot_words(f)
     return (line + f" Top cause of the {counted(t['disagreements'], 'disagreement')}: **{cause_words(top['cause'])}** "
-            f"({top['profiles']:,}).")
+            f"({top['profiles']:,})." + _later_snapshot_words(f))
+
+
+def _snapshot_after(v: Mapping[str, Any]) -> bool:
+    """A cohort's snapshot taken after the time of the simulation it is compared with (an as-of
+    time before it): the runs in between are not simulated."""
+    return bool(v.get("observed")) and pd.Timestamp(v["snapshot_at"]) > pd.Timestamp(v["at"])
+
+
+def _later_snapshot_words(f: Mapping[str, Any]) -> str:
+    """What the comparison cannot tell when the snapshot was taken after the simulation's time (an
+    ``as_of`` before it): what the runs in between wrote shows among the disagreements (a report as
+    of a time before the sync's first run said "673 disagreements: unexplained" and nothing else)."""
+    later = [v for v in f["cohorts"].values() if _snapshot_after(v)]
+    if not later:
+        return ""
+    pairs = {(v["snapshot_at"], v["at"]) for v in later}
+    observed = sum(1 for v in f["cohorts"].values() if v.get("observed"))
+    if len(pairs) == 1:
+        snap, at = next(iter(pairs))
+        when = f"the snapshot ({_when(snap)}) was taken after the simulated time ({_when(at)})"
+    else:
+        when = "the snapshot was taken after the simulated time"
+    whom = "" if len(later) == observed else f" for {len(later):,} of the {observed:,} cohorts compared"
+    return (f" Note:{whom} {when}: the runs between the two are not simulated, and what they wrote is counted "
+            "among the disagreements.")
 
 
 def verify_summary(f: Mapping[str, Any]) -> str:
@@ -328,7 +395,9 @@ def verify_times(v: Mapping[str, Any]) -> str:
     source = {"given": "the snapshot_at parameter"}.get(v["snapshot_at_from"], v["snapshot_at_from"])
     return (f"Attribute **{md_text(v['attribute'])}** in the mParticle snapshot of {_when(v['snapshot_at'])} "
             f"(time from {md_text(source)}), against the simulation after the last run at or before "
-            f"{_when(v['at'])}.")
+            f"{_when(v['at'])}."
+            + (" The snapshot is later than the simulation: the runs between the two are not simulated, and what "
+               "they wrote is counted among the disagreements." if _snapshot_after({**v, "observed": True}) else ""))
 
 
 def sync_overview(stats: Mapping[str, Mapping[str, Any]], configured: str = "dynamic") -> str:
@@ -338,13 +407,27 @@ def sync_overview(stats: Mapping[str, Mapping[str, Any]], configured: str = "dyn
     h = sync_headline(stats, configured)
     if not h["sync runs"]:
         return "**No sync runs** in the window."
-    waiting = "missing" if configured == "one_time" else "pending"
+    waiting, n = ("missing" if configured == "one_time" else "pending"), h[sync_waiting_label(configured)]
+    sent = sum(v.get("sent_not_true") or 0 for v in stats.values() if v.get("runs")) if configured != "one_time" else 0
+    if sent:  # already sent: no run sends them again, they are not pending
+        waiting = f"not yet true ({_how_many_sent(sent, n, 'of them ')}already sent: {_SENT_WORDS})"
     return (
         f"**After the last run, {h['Mixpanel members (last run)']:,} Mixpanel members face "
         f"{h['attribute = true (last run)']:,} mParticle profiles with the attribute true** across "
-        f"{counted(h['cohorts'], 'cohort')}: {h['stale true (last run)']:,} stale, {h[sync_waiting_label(configured)]:,} "
+        f"{counted(h['cohorts'], 'cohort')}: {h['stale true (last run)']:,} stale, {n:,} "
         f"{waiting}; {h['failed runs']:,} of {h['sync runs']:,} runs failed."
     )
+
+
+# the sync page's words for the profiles not yet true whose members were already sent
+_SENT_WORDS = "no diff run sends them again, only a full sync sets them true"
+
+
+def _how_many_sent(sent: int, n: int, of: str = "") -> str:
+    """"all " / "" (the one) / "3 of them " before "already sent"."""
+    if sent == n:
+        return "all " if n > 1 else ""
+    return f"{sent:,} {of}"
 
 
 def sync_summary(cohort: str, stats: Mapping[str, Any], one_time: Mapping[str, Any] | None = None,
@@ -368,13 +451,31 @@ def sync_summary(cohort: str, stats: Mapping[str, Any], one_time: Mapping[str, A
            if stats.get("full_syncs") else "")
         + f"). After the last run "
         f"Mixpanel has **{stats['members']:,}** members and mParticle **{stats['true_count']:,}** profiles "
-        f"with the attribute true: {stats['not_yet_true']:,} not yet true, {stats['stale_true']:,} stale "
+        f"with the attribute true: {stats['not_yet_true']:,} not yet true"
+        + (f" ({_how_many_sent(stats['sent_not_true'], stats['not_yet_true'])}already sent: {_SENT_WORDS})"
+           if stats.get("sent_not_true") else "")
+        + f", {stats['stale_true']:,} stale "
         f"(left the cohort, still true; at most {stats['max_stale_true']:,})."
     )
     if one_time and one_time.get("runs"):
         s += (f" A one-time export at the first run would now leave **{one_time['stale_true']:,}** stale and "
               f"**{one_time['not_yet_true']:,}** missing profiles.")
     return s
+
+
+def timeline_caption(stats: Mapping[str, Any]) -> str:
+    """The caption of a cohort's timeline chart: what is drawn, and of the marks only those the
+    chart has (``stats``: the cohort's dynamic :func:`cohortlab.report.metrics.timeline_summary`):
+    the full syncs of a reconnect or a re-export, which the summary counts, were not marked, and
+    "triangles: full refreshes" named marks a chart without any did not have."""
+    parts = ["Grey: members in the Mixpanel cohort; blue: mParticle profiles with the attribute true after each run"]
+    if stats.get("failed_runs"):
+        parts.append("shaded: paused (failed runs)")
+    if stats.get("full_refreshes"):
+        parts.append("▼: full refreshes")
+    if stats.get("full_syncs"):
+        parts.append("▲: full syncs after a reconnect or a re-export")
+    return "; ".join(parts) + "."
 
 
 def dynamic_replay_words(configured: str = "dynamic") -> tuple[str, str]:

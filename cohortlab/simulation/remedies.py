@@ -117,14 +117,23 @@ class RemedyContext:
         grid = RunGrid(to_utc(self.base.t0), to_utc(self.at), self.reexport_settings)
         return grid.first_sent_at_or_after(self.reexport_time) is None
 
+    @property
+    def no_reexport_reason(self) -> str | None:
+        """Why no re-export happens (None when one does): the words of the notes and of the
+        identity-gaps summary, whose "then re-export" remedies are then the next sends only."""
+        if self.reexport_time is None:
+            return "no run at or before the as-of time to re-export at"
+        if self.reexport_paused:
+            return (f"the last run ({format_time(self.reexport_time)}) fails, the export being paused until after "
+                    "the as-of time")
+        return None
+
     def reexport_words(self) -> str:
         """What the re-export does, for a note."""
-        if self.reexport_time is None:
-            return "no run to re-export at"
-        when = format_time(self.reexport_time)
-        if self.reexport_paused:
-            return f"no re-export: the last run ({when}) fails, the export being paused until after the as-of time"
-        return f"re-export at {when} re-sends every member"
+        why = self.no_reexport_reason
+        if why is None:
+            return f"re-export at {format_time(self.reexport_time)} re-sends every member"
+        return f"no re-export: {why}"
 
     @property
     def reexport_settings(self) -> SyncSettings | None:
@@ -643,7 +652,8 @@ def value_remedies(
     """One row per remedy (``REMEDY_COLUMNS``): the audience at ``at`` as simulated, with the
     remedy applied from ``since``, the profiles gained and the members' users recovered. ``simulate_fn(cohort, at, settings,
     source)`` runs the unchanged-input simulations (a ``Lab`` passes its cached one).
-    ``out.attrs``: ``cohort``, ``at``, ``since``, ``reexport_at``.
+    ``out.attrs``: ``cohort``, ``at``, ``since``, ``reexport_at``, ``no_reexport`` (why no re-export
+    happens, None when one does).
 
     Rule, SDK code and the EIT switch simulate only the members whose inputs they change and
     the members sharing a profile with them (:class:`SubsetWorld`; exact).
@@ -685,7 +695,8 @@ def value_remedies(
     # the re-export's time, None when no re-export applies (no run yet, or the last run fails in a
     # pause that lasts to `at`: a header naming a time then announced a re-export that never happens)
     out.attrs.update(cohort=base.cohort, at=base.at, since=since_t,
-                     reexport_at=None if ctx.reexport_paused else ctx.reexport_time)
+                     reexport_at=None if ctx.reexport_paused else ctx.reexport_time,
+                     no_reexport=ctx.no_reexport_reason)
     return out
 
 

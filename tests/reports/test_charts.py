@@ -591,3 +591,91 @@ def test_a_control_character_in_a_name_draws_without_a_warning_that_quotes_it_ra
     with pytest.warns(UserWarning, match=r"Glyph (26085|26412) ") as seen:
         _png(charts.match_rate_over_time_chart(df))
     assert {re.match(r"Glyph (\d+)", str(w.message)).group(1) for w in seen} == {"26085", "26412"}  # 日, 本
+
+
+LONG = ("Very long cohort name for the quarterly re-engagement campaign targeting lapsed premium subscribers "
+        "in EMEA and APAC regions v2")
+
+
+def _axes_share(fig, ax) -> float:
+    """The axes' width as a share of the figure's, once drawn."""
+    fig.canvas.draw()
+    return ax.get_position().width
+
+
+def test_a_long_cohort_name_does_not_collapse_the_match_rate_chart():
+    """A cohort name of 130 characters was one tick label wider than the figure: the axes collapsed
+    to nothing (matplotlib warned "constrained_layout not applied", which the page printed), and
+    the labels ran off the left edge. Each is now at most 3 lines of 32 characters, cut with "…";
+    two names cut to the same label stay two bars."""
+    import warnings
+
+    rates = pd.DataFrame({"cohort_name": [LONG, LONG + " (copy)", "Nobody"], "members": [371, 10, 0],
+                          "matched": [371, 9, 0], "match_rate": [1.0, 0.9, None]})
+    fig = charts.match_rate_chart(rates, by="cohort_name")
+    ax = fig.axes[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _png(fig)
+        share = _axes_share(fig, ax)
+    assert share > 0.5
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels[0] == labels[1] == ("Very long cohort name for the\nquarterly re-engagement campaign\n"
+                                      "targeting lapsed premium…")
+    assert labels[2] == "Nobody" and _bar_widths(ax) == [100, 90, 0]
+    # every name-labelled horizontal bar chart alike (the remedies' and gaps' charts)
+    ax = charts.remedies_chart(pd.DataFrame({"remedy": [LONG, "Rule"], "users": [3, 2]})).axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()][::-1] == [labels[0], "Rule"]
+    assert charts.name_label("x" * 70) == "x" * 32 + "\n" + "x" * 32 + "\n" + "x" * 6
+
+
+def test_a_long_cohort_name_in_the_match_rate_over_time_legend_keeps_the_axes_wide():
+    """The legend wrote a 130-character name on one line: wider than the axes, it pushed them to
+    half the figure and stuck out of the frame."""
+    import warnings
+
+    df = pd.DataFrame({"as_of": pd.to_datetime(["2026-02-27", "2026-02-28"] * 2),
+                       "cohort_name": [LONG, LONG, "A", "A"], "match_rate": [1.0, 1.0, 0.5, 0.6]})
+    fig = charts.match_rate_over_time_chart(df)
+    ax = fig.axes[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        share = _axes_share(fig, ax)
+    assert share > 0.7  # as with short names (0.775)
+    legend = ax.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "A", "Very long cohort name for the quarterly\nre-engagement campaign targeting lapsed premium…"]
+    assert legend.get_window_extent().x1 <= ax.get_window_extent().x1
+
+
+def test_match_rate_over_time_without_any_rate_says_so_not_1970():
+    """Cohorts that never had a member have no rate at any snapshot: the chart drew an empty date
+    axis over matplotlib's default range, "Dec 31 23:00 ... Jan 01 01:00" (1970)."""
+    df = pd.DataFrame({"as_of": pd.to_datetime(["2026-02-27", "2026-02-28"]), "cohort_name": ["Nobody"] * 2,
+                       "match_rate": [None, None]})
+    ax = charts.match_rate_over_time_chart(df).axes[0]
+    assert [t.get_text() for t in ax.texts] == ["no rate at any time: nobody to match"]
+    assert ax.get_xticks().size == 0 and _png(ax.figure).startswith(b"\x89PNG")
+
+
+def test_the_timeline_marks_the_full_syncs_of_a_reconnect_or_a_re_export():
+    """The summary counted "2 full syncs after a reconnect or a re-export", the chart showed their
+    spikes of adds with no mark (only full refreshes had one), and its caption named "triangles:
+    full refreshes" on a chart without any."""
+    from cohortlab.report import metrics, summaries
+
+    tl = pd.DataFrame({"run_at": pd.date_range("2026-02-25", periods=5, freq="6h"),
+                       "members": [10, 10, 11, 11, 12], "true_count": [8, 8, 10, 10, 11],
+                       "adds": [10, 0, 11, 0, 12], "removes": 0, "failed": [False, True, False, False, False],
+                       "full_refresh": False, "not_yet_true": 0, "stale_true": 0,
+                       "kind": ["first", "diff", "reconnect", "diff", "reexport"]})
+    runs = pd.DataFrame(metrics.timeline_rows(tl))  # what metrics.json keeps, and the page draws
+    ax = charts.timeline_chart(runs).axes[0]
+    marks = [c for c in ax.collections if c.get_label() == "full sync (reconnect, re-export)"]
+    assert len(marks) == 1 and marks[0].get_offsets().shape[0] == 2
+    assert "full refresh" not in [c.get_label() for c in ax.collections]
+    caption = summaries.timeline_caption(metrics.timeline_summary(tl))
+    assert caption == ("Grey: members in the Mixpanel cohort; blue: mParticle profiles with the attribute true after "
+                       "each run; shaded: paused (failed runs); ▲: full syncs after a reconnect or a re-export.")
+    assert summaries.timeline_caption(metrics.timeline_summary(tl.assign(failed=False, kind="diff"))) == (
+        "Grey: members in the Mixpanel cohort; blue: mParticle profiles with the attribute true after each run.")

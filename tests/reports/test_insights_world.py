@@ -320,3 +320,95 @@ def test_a_count_takes_its_noun_in_the_right_number():
     assert summaries.counted(0, "member") == "0 members"
     assert summaries.counted(1200, "member", bold=True) == "**1,200** members"
     assert summaries.counted(2, "MPID", "MPIDs") == "2 MPIDs"
+
+
+PAUSED = "the last run (2026-03-01T00:00:00Z) fails, the export being paused until after the as-of time"
+
+
+def _rule_values(no_reexport):
+    values = remedy_rows([
+        ("A", "mParticle Rule, then re-export the cohort", "rule_reexport", 3, 5, 2, "writes on 2"),
+        ("B", "mParticle Rule, then re-export the cohort", "rule_reexport", 1, 2, 1, "writes on 1"),
+        ("A", "mParticle Rule: copy the MPID into $mparticle_user_id (next sends only)", "rule", 3, 5, 2, "writes"),
+        ("B", "mParticle Rule: copy the MPID into $mparticle_user_id (next sends only)", "rule", 1, 2, 1, "writes"),
+    ])
+    values.attrs = {"since": "2026-01-15T00:00:00", "no_reexport": no_reexport}
+    return values
+
+
+def test_the_rule_remedy_is_not_said_to_be_followed_by_a_reexport_the_paused_export_never_sends():
+    """With the export paused at the as-of time (the demo: its last run fails) no re-export
+    happens, and each "then re-export" row's note says so; the summary said "followed by a
+    re-export brings 13 ...; without the re-export 13" and the card "recovered by a Rule +
+    re-export (simulated)", announcing a re-send the simulation does not make."""
+    from cohortlab.report import summaries
+
+    f = metrics.identity_gaps_figures(RES, metrics.shared_mpids(RES),
+                                      remedy_values=_rule_values({"A": PAUSED, "B": PAUSED}))
+    text = summaries.identity_gaps_summary(f)
+    assert "followed by a re-export" not in text and "without the re-export" not in text
+    assert ("- Simulated, an mParticle Rule writing the MPID into `$mparticle_user_id` from 2026-01-15 00:00 UTC "
+            "brings **3** more of the members' users into the audience with the next sends only (a fix reaches "
+            "mParticle only when the member is sent again); no re-export is simulated: the last run (2026-03-01 "
+            "00:00 UTC) fails, the export being paused until after the as-of time.") in text
+    assert list(metrics.figures_headline_identity_gaps(f))[4] == \
+        "recovered by a Rule, next sends only: no re-export (simulated)"
+
+    # one cohort without a re-export: the sentence keeps both values and names it
+    f = metrics.identity_gaps_figures(RES, metrics.shared_mpids(RES), remedy_values=_rule_values({"A": PAUSED}))
+    text = summaries.identity_gaps_summary(f)
+    assert ("followed by a re-export (none for A: the last run (2026-03-01 00:00 UTC) fails, the export being "
+            "paused until after the as-of time) brings **3** more") in text
+    assert list(metrics.figures_headline_identity_gaps(f))[4] == \
+        "recovered by a Rule + re-export, none for 1 of 2 cohorts (simulated)"
+
+    # every cohort re-exported: as before
+    f = metrics.identity_gaps_figures(RES, metrics.shared_mpids(RES), remedy_values=_rule_values({}))
+    assert "followed by a re-export brings **3** more" in summaries.identity_gaps_summary(f)
+    assert "recovered by a Rule + re-export (simulated)" in metrics.figures_headline_identity_gaps(f)
+
+
+def test_the_demo_identity_gaps_page_says_no_reexport_is_simulated(report_run):
+    """The demo's export is paused from 2026-02-28 20:00 UTC past its as-of time: the page, its
+    card and the remedies table agree that the Rule's figure is the next sends only."""
+    from bs4 import BeautifulSoup
+
+    out = report_run["out"]
+    doc = json.loads((out / "identity_gaps" / "metrics.json").read_text())
+    assert set(doc["metrics"]["no_reexport"]) == {"Power Users", "Recent Purchasers"}
+    page = BeautifulSoup((out / "identity_gaps" / "identity_gaps.html").read_text(), "html.parser").get_text(" ")
+    page = re.sub(r"\s+", " ", page)
+    assert "followed by a re-export" not in page
+    assert ("no re-export is simulated: the last run (2026-03-01 00:00 UTC) fails, the export being paused "
+            "until after the as-of time") in page
+    index = re.sub(r"\s+", " ", BeautifulSoup((out / "index.html").read_text(), "html.parser").get_text(" "))
+    assert "recovered by a Rule, next sends only: no re-export (simulated)" in index
+    assert "Rule + re-export" not in index
+
+
+def test_the_not_yet_true_profiles_of_a_sync_without_pauses_were_sent_and_written_false(tmp_path):
+    """With every run successful and the last one at the as-of time, every member was sent: a
+    matched profile not true was written true, then false (a remove sent for another Mixpanel
+    profile of its MPID, a split profile of the migration); none is pending."""
+    from cohortlab.report import insights
+    from cohortlab.synth import generate
+
+    generate(str(tmp_path / "w"), users=1500, seed=3, config={"scenario": "mid_migration", "cohorts": [
+        {"id": 1, "name": "Searchers", "event": "Search", "min_count": 2, "window_days": 30},
+        {"id": 2, "name": "Active", "min_count": 5, "window_days": 30}]})
+    with Lab(str(tmp_path / "db.duckdb")) as lab:
+        load_world(lab, str(tmp_path / "w"), progress=False)
+        sims = insights.simulate_all(lab, ["Searchers", "Active"])
+        sent = insights.sent_not_true(sims)
+        for c, sim in sims.items():
+            step = int(sim.waterfall.set_index("step").loc["not_yet_true", "count"])
+            assert sent[c] == step
+            t = sim.table_names
+            rows = lab.engine.query_rows(f"""
+                SELECT a.value, a.writes FROM {t['resolution']} r JOIN {t['attribute_state']} a ON a.mpid = r.mpid
+                WHERE r.status = 'matched' AND NOT a.value""")
+            assert bool(rows) == bool(step) and all(value is False and writes >= 2 for value, writes in rows)
+        assert sum(sent.values()) > 0
+        f = metrics.match_rates_figures(sims)  # counted by default too
+        assert [x.get("sent") for v in f["cohorts"].values() for x in v["losses"] if x["step"] == "not_yet_true"] \
+            == [sent[c] for c in sims if sent[c]]

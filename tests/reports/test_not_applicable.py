@@ -100,3 +100,22 @@ def test_a_user_cannot_set_the_switch_the_runner_read(sample_db, tmp_path):
 
     with pytest.raises(ReportError, match="unknown parameter 'data_switch'"):
         run_report(["eit_migration"], db=sample_db, out=tmp_path / "r", params={"data_switch": "2026-02-01"})
+
+
+def test_a_cohort_that_never_has_a_member_has_no_match_rate_over_time_chart(tmp_path):
+    """The match-rates page of a cohort with no member at any snapshot drew "Match rate over
+    time" as an empty frame dated Dec 31 1969 to Jan 01 1970; it now says there is no rate to draw."""
+    from bs4 import BeautifulSoup
+
+    from cohortlab.synth import generate
+
+    world = tmp_path / "w"
+    generate(str(world), users=200, seed=3, config={"scenario": "healthy", "cohorts": [
+        {"id": 1, "name": "Nobody", "event": "Purchase", "min_count": 500, "window_days": 7}]})
+    res = run_report(["match_rates"], data=world, out=tmp_path / "r")
+    assert res.ok, res.notebooks[0].error
+    page = (tmp_path / "r" / "match_rates" / "match_rates.html").read_text()
+    text = " ".join(BeautifulSoup(page, "html.parser").get_text(" ").split())
+    assert ("Match rate over time ¶ Nothing to show: no cohort has a member at any of its membership snapshots: "
+            "no match rate to draw.") in text
+    assert "<img" not in page[page.index('id="Match-rate-over-time"'):]  # the last section: no chart

@@ -471,12 +471,8 @@ def test_a_one_time_exports_missing_profiles_are_not_called_pending():
     assert "0 stale, 0 pending;" in summaries.sync_report_summary(d)
 
 
-def test_a_one_time_exports_matched_profiles_not_true_are_missing_on_the_match_rates_page_too():
-    """With ``sync_type: one_time`` no run sends a member the export left out: the sync-timeline page
-    calls them missing, and the match-rates page must not promise that "the next successful run
-    sets them true" (audit 102: it did, for the same 59 profiles the sync page called missing)."""
-    from cohortlab.settings import SyncSettings
-
+def _three_not_yet_true(**attrs):
+    """A stand-in simulation of cohort A: 10 members, all matched, 3 of their profiles not yet true."""
     waterfall = pd.DataFrame([("members", "x", "total", 10), ("shared_mpid", "x", "minus", 0),
                               ("should_be_true", "x", "total", 10), ("not_yet_true", "x", "minus", 3),
                               ("stale_true", "x", "plus", 0), ("audience", "x", "total", 7)],
@@ -484,10 +480,17 @@ def test_a_one_time_exports_matched_profiles_not_true_are_missing_on_the_match_r
     resolution = pd.DataFrame({"cohort_name": ["A"] * 10, "identifier_source": "event_property",
                                "status": "matched", "gap_reason": None, "recoverable_via": None,
                                "active_after_cutoff": True})
+    return type("Sim", (), {"resolution": resolution, "as_of": None, "waterfall": waterfall, **attrs})()
+
+
+def test_a_one_time_exports_matched_profiles_not_true_are_missing_on_the_match_rates_page_too():
+    """With ``sync_type: one_time`` no run sends a member the export left out: the sync-timeline page
+    calls them missing, and the match-rates page must not promise that "the next successful run
+    sets them true" (audit 102: it did, for the same 59 profiles the sync page called missing)."""
+    from cohortlab.settings import SyncSettings
 
     def sim(sync_type):
-        return type("Sim", (), {"resolution": resolution, "as_of": None, "waterfall": waterfall,
-                                "settings": SyncSettings(sync_type=sync_type)})()
+        return _three_not_yet_true(settings=SyncSettings(sync_type=sync_type))
 
     one_time = summaries.match_rates_summary(metrics.match_rates_figures({"A": sim("one_time")}))
     line = next(ln for ln in one_time.splitlines() if ln.startswith("- −3"))
@@ -576,3 +579,47 @@ def test_the_eit_pages_window_with_repeated_activity_ends_one_period_past_the_la
             dt.date(2026, 2, 1), dt.date(2026, 4, 1))
         with pytest.raises(ValueError, match="would change nothing"):
             insights.migration_window(lab, None, "2026-02-20", activity="repeat")
+
+
+def test_matched_profiles_already_sent_are_not_promised_to_the_next_run():
+    """A matched member mParticle already holds (sent by a successful run) whose profile is not true
+    (a remove sent for another Mixpanel profile of the same MPID wrote false over it) is sent again
+    by no diff run: the page said "the next successful run sets these 19 profiles true" of 19 such
+    profiles, with no pause and every run successful."""
+    sim = _three_not_yet_true()
+    every = summaries.match_rates_summary(metrics.match_rates_figures({"A": sim}, None, None, {"A": 3}))
+    line = next(ln for ln in every.splitlines() if ln.startswith("- −3"))
+    assert "next successful run" not in line and "pending" not in line
+    assert line == ("- −3 (30.0% of members): matched profiles not true in mParticle although already sent (a remove "
+                    "sent for another Mixpanel profile of the same MPID set them false, or their profile did not exist "
+                    "yet when they were sent); no diff run sends them again: only a full sync (a re-export, a "
+                    "reconnect, or a full refresh after a pause longer than `snapshot_ttl`) sets these **3** profiles "
+                    "true.")
+    some = summaries.match_rates_summary(metrics.match_rates_figures({"A": sim}, None, None, {"A": 1}))
+    assert ("the next successful run sets **2** of them true; the other **1**, already sent (a remove for another "
+            "Mixpanel profile of the same MPID set it false, or its profile did not exist yet when sent), only a full "
+            "sync (a re-export, a reconnect, or a full refresh after a pause longer than `snapshot_ttl`) sets it "
+            "true.") in some
+    none = summaries.match_rates_summary(metrics.match_rates_figures({"A": sim}, None, None, {"A": 0}))
+    assert "; the next successful run sets these **3** profiles true." in none
+
+
+def test_the_sync_page_does_not_call_profiles_already_sent_pending():
+    """The sync page said "0 stale, 23 pending" of 23 profiles that every run had sent (a remove for
+    another Mixpanel profile of the same MPID wrote false over them): no run will send them."""
+    tl = _sync_timeline([(pd.Timestamp("2026-03-01 00:00"), 10, 10, 0, False, False, 8, 0, 0),
+                         (pd.Timestamp("2026-03-01 00:15"), 12, 2, 0, False, False, 9, 3, 0)])
+    ot = _sync_timeline([(pd.Timestamp("2026-03-01 00:00"), 10, 10, 0, False, False, 8, 0, 0)])
+    every = summaries.sync_report_summary(metrics.sync_figures({"C": tl}, {"C": ot}, sent_not_true={"C": 3}))
+    assert ("0 stale, 3 not yet true (all already sent: no diff run sends them again, only a full sync sets them "
+            "true); 0 of 2 runs failed.") in every and "pending" not in every
+    assert ("profiles with the attribute true: 3 not yet true (all already sent: no diff run sends them again, only "
+            "a full sync sets them true), 0 stale") in every
+    some = summaries.sync_report_summary(metrics.sync_figures({"C": tl}, {"C": ot}, sent_not_true={"C": 1}))
+    assert "3 not yet true (1 of them already sent: no diff run sends them again" in some
+    assert "3 not yet true (1 already sent: no diff run sends them again" in some
+    one = summaries.sync_report_summary(metrics.sync_figures({"C": tl.assign(not_yet_true=[0, 1])}, {"C": ot},
+                                                             sent_not_true={"C": 1}))
+    assert "0 stale, 1 not yet true (already sent: no diff run sends them again" in one
+    none = summaries.sync_report_summary(metrics.sync_figures({"C": tl}, {"C": ot}, sent_not_true={"C": 0}))
+    assert "0 stale, 3 pending; 0 of 2 runs failed." in none and "already sent" not in none

@@ -285,6 +285,31 @@ def test_the_line_says_the_orphans_are_not_compared_so_its_simulated_count_is_no
     assert "orphan" not in verify_line(f)
 
 
+def test_a_snapshot_taken_after_the_simulated_time_is_said_to_be_so():
+    """A report as of 2026-02-20 (before the sync's first run) compared the snapshot of 2026-02-28
+    with a simulation that had written nothing: "Observed 672 vs simulated 0 ... Top cause of the
+    673 disagreements: unexplained (673)", and nothing said that the runs in between were not
+    simulated."""
+    from cohortlab.report.summaries import verify_line, verify_times
+
+    later = {"observed": True, "attribute": "A", "snapshot_at": "2026-02-28T12:00:00", "snapshot_at_from": "given",
+             "at": "2026-02-20T00:00:00"}
+    same = {**later, "at": "2026-02-28T12:00:00"}
+    f = _figures({"unexplained": 5}, 2, 2)
+    f["cohorts"] = {"A": later, "B": later}
+    assert verify_line(f).endswith(
+        "Top cause of the 5 disagreements: **unexplained** (5). Note: the snapshot (2026-02-28 12:00 UTC) was taken "
+        "after the simulated time (2026-02-20 00:00 UTC): the runs between the two are not simulated, and what they "
+        "wrote is counted among the disagreements.")
+    f["cohorts"] = {"A": later, "B": same}
+    assert "Note: for 1 of the 2 cohorts compared the snapshot (2026-02-28 12:00 UTC) was taken after" in verify_line(f)
+    f["cohorts"] = {"A": same, "B": same}
+    assert "Note" not in verify_line(f)
+    assert verify_times(later).endswith("The snapshot is later than the simulation: the runs between the two are not "
+                                        "simulated, and what they wrote is counted among the disagreements.")
+    assert "later" not in verify_times(same)
+
+
 def test_no_observed_cohort_gives_one_line_and_no_totals():
     from cohortlab.report.metrics import verify_figures
     from cohortlab.report.summaries import verify_summary
