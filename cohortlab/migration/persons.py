@@ -34,7 +34,8 @@ def interval_case(col: str, bounds: list[datetime]) -> str:
 
 
 def activity_pipelines(t: RunTables, *, bounds: list[datetime] | None = None, shifts: list[int] | None = None,
-                       window_end: datetime | None = None, tail_start: datetime | None = None) -> dict[str, Pipeline]:
+                       window_end: datetime | None = None, tail_start: datetime | None = None,
+                       app: bool = True) -> dict[str, Pipeline]:
     """The plan-independent steps, {table: pipeline} in the order to run them.
 
     ``intervals``: ONE scan of ``mp_events``, grouped by (distinct_id, device, interval), where
@@ -44,7 +45,9 @@ def activity_pipelines(t: RunTables, *, bounds: list[datetime] | None = None, sh
     rows exactly. ``links`` ties distinct_ids to persons, ``persons`` holds one row per person
     with its identities, ``activity`` the activity rows (pid, interval, first/last time,
     events), projected copies included (``shifts``: days added to each copy of the activity at
-    or after ``tail_start``)."""
+    or after ``tail_start``). ``app``: whether the activity rows say which events an app sent
+    (``app``, read by SDK code only: :func:`cohortlab.identifiers.app_event_sql`); without a plan
+    that has SDK code the column is FALSE throughout, and costs nothing."""
     bounds = sorted(set(bounds or []))
     scan = Pipeline()
     scan.add("events", f"""
@@ -59,9 +62,9 @@ def activity_pipelines(t: RunTables, *, bounds: list[datetime] | None = None, sh
         SELECT distinct_id, {_DEVICE_SQL} AS device,
                u, has_uid, min(time) AS t_min, max(time) AS t_max, count(*) AS n,
                bool_or(user_id = distinct_id) AS uid_is_did, bool_or(mparticle_user_id = distinct_id) AS mup_is_did,
-               -- sent by an app (a $device_id): SDK code writes only from these (one value per
-               -- group: the rows are grouped by device_id)
-               bool_or({app_event_sql('device_id')}) AS app
+               -- sent by an app (a $device_id): SDK code writes only from these (the rows are
+               -- grouped by device_id, so it is one value per group)
+               {app_event_sql('device_id') if app else 'FALSE'} AS app
         FROM events GROUP BY distinct_id, device_id, u, has_uid""")
 
     # three steps are written as tables of their own (materialise): as one statement the links held
@@ -232,6 +235,7 @@ def prepare(engine: Engine, tables: RunTables, plans: Iterable[MigrationPlan] = 
     With ``project``, the activity of the last ``repeat_days`` whole days of data (all of it
     when the data span fewer days: the days before the first event count as empty) is repeated
     with the period ``repeat_days`` up to ``window_end``."""
+    plans = list(plans)
     lo, hi = engine.query_rows("SELECT min(time), max(time) FROM mp_events")[0]
     we = parse_naive_utc(window_end) if window_end is not None else None
     instants = {naive_utc(t) for p in plans for t, _ in p.changes}
@@ -258,8 +262,9 @@ def prepare(engine: Engine, tables: RunTables, plans: Iterable[MigrationPlan] = 
             k += 1
     bounds = sorted(instants | {b - timedelta(days=d) for b in instants for d in shifts})
     counts = {}
+    sdk = any(r.kind == "sdk" for p in plans for r in p.remediation)  # only SDK code reads `app`
     for table, pipe in activity_pipelines(tables, bounds=bounds, shifts=shifts, window_end=we,
-                                          tail_start=tail_start).items():
+                                          tail_start=tail_start, app=sdk).items():
         counts[table] = run_pipeline(engine, tables, pipe, table, debug=debug)
     return Prepared(tables, lo, hi, we, period, shifts, bounds, engine.count(tables.persons), counts)
 
