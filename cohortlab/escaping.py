@@ -11,8 +11,9 @@ typeset as TeX.
   :func:`md_html` (below), which every Markdown output of the reports goes through.
 * :func:`md_html`: a whole Markdown text before display: ``& < >`` become entities, so no raw
   HTML from any source survives in the rendered page.
-* Both write a bidirectional override, embedding or isolate (U+202E...) as its escape
-  (:func:`visible_bidi`): a name cannot reverse the figures shown after it.
+* Both write a bidirectional override, embedding or isolate (U+202E...) and a control character
+  (ESC...) as its escape (:func:`visible_controls`): a name cannot reverse the figures shown after
+  it, nor show as a box.
 * Chart labels: :mod:`cohortlab.charts` switches matplotlib's mathtext off
   (``text.parse_math``), so a ``$`` in a label is drawn as a dollar sign.
 """
@@ -28,21 +29,24 @@ _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~$=:\"'])")
 
 # Unicode's bidirectional embeddings, overrides and isolates (LRE RLE PDF LRO RLO, LRI RLI FSI PDI):
 # one left open in a name reorders the rest of its line or paragraph on a page (an RLO in a cohort
-# name showed the "362 members" after it as "263 srebmem"). Shown as their escapes, as the terminal
-# shows them; the marks LRM / RLM / ALM, which reorder nothing, stay.
-_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+# name showed the "362 members" after it as "263 srebmem"); and the C0 and C1 control characters
+# but tab and line breaks (ESC, BEL, ...), which a browser draws as a box that does not say what
+# it is. Shown as their escapes, as the terminal shows them (``\x1b``, ``\u202e``); the marks
+# LRM / RLM / ALM, which reorder nothing, stay.
+_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
-def visible_bidi(text: str) -> str:
-    """``text`` with every bidirectional embedding, override or isolate written as its escape
-    (``\\u202e``): text from data cannot reorder what a page shows after it."""
-    return _BIDI_CONTROLS.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)
+def visible_controls(text: str) -> str:
+    """``text`` with every control character (but tab and line breaks) and every bidirectional
+    embedding, override or isolate written as its escape (``\\x1b``, ``\\u202e``): text from data
+    cannot reorder what a page shows after it, nor show as a box."""
+    return _CONTROLS.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), text)
 
 
 def html_text(value: object) -> str:
     """``value`` as HTML text (quotes escaped too: safe inside an attribute; bidirectional
-    controls visible: :func:`visible_bidi`)."""
-    return html.escape(visible_bidi("" if value is None else str(value)), quote=True)
+    controls visible: :func:`visible_controls`)."""
+    return html.escape(visible_controls("" if value is None else str(value)), quote=True)
 
 
 def md_text(value: object) -> str:
@@ -55,7 +59,7 @@ def md_text(value: object) -> str:
 def md_html(markdown: str) -> str:
     """A Markdown text with every ``& < >`` as an entity: no raw HTML reaches the page (inside a
     code span an entity shows as written, so code spans of the reports carry no ``<&>``)."""
-    return html.escape(visible_bidi(markdown), quote=False)
+    return html.escape(visible_controls(markdown), quote=False)
 
 
 def unescape_md(text: str) -> str:

@@ -359,6 +359,33 @@ def test_a_bidi_override_in_a_name_cannot_reorder_the_figures_after_it(monkeypat
         assert "Power\\u202e Users\\u2067 \u200f" in "".join(parse_text(page))
 
 
+def test_a_control_character_in_a_name_is_shown_as_its_escape_not_a_box(monkeypatch, tmp_path):
+    """An ESC (an escape sequence in a cohort name) or a BEL was drawn by the browser as a box that
+    does not say what it is (audit 123): shown as its escape, as on the terminal, in Markdown,
+    tables and index.html; tabs and line breaks are whitespace, not escaped."""
+    from nbconvert.filters.markdown import markdown2html
+
+    from cohortlab.report import notebook as ui
+    from cohortlab.report.pages import write_index
+    from cohortlab.report.runner import NotebookResult
+
+    name = "Power\x1b[31m Users\x07\x9b"
+    html = markdown2html(ui._markdown(f"**{ui.text(name)}**: 362 members\tin Mixpanel"))
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda obj: shown.append(obj))
+    ui.table(pd.DataFrame({"cohort": [name]}))
+    out = tmp_path / "run"
+    (out / "m").mkdir(parents=True)
+    doc = {"title": "T", "summary": name + ": 362 members", "headline": {"members": 362},
+           "context": {"cohorts": [name], "settings": "s"}}
+    (out / "m" / "metrics.json").write_text(json.dumps(doc))
+    index = write_index(out, [NotebookResult(name="m", source=Path("m.ipynb"), ipynb=out / "m" / "m.ipynb",
+                                             metrics_path=out / "m" / "metrics.json", metrics=doc)]).read_text()
+    for page in (html, shown[0].data, index):
+        assert not any(c in page for c in "\x1b\x07\x9b"), page
+        assert "Power\\x1b[31m Users\\x07\\x9b" in "".join(parse_text(page))
+
+
 def test_chart_labels_are_not_tex():
     from matplotlib.text import Text
 
