@@ -96,10 +96,14 @@ def waterfall_chart(
     _count_axis(ax.yaxis)
     ax.margins(y=0.12)
     _count_axis(ax.yaxis)
+    # the kinds of bar the chart draws (a step of 0 draws none): no "added" beside losses only
+    drawn = {k for k, c in zip(waterfall["kind"], heights) if c > 0 or k == "total"}
+    handles = [Patch(color=colour, label=label) for kind, colour, label in
+               (("total", BLUE, "total"), ("minus", RED, "lost"), ("plus", GREEN, "added")) if kind in drawn]
     fig.legend(  # outside the axes: never over a bar or its value
-        handles=[Patch(color=BLUE, label="total"), Patch(color=RED, label="lost"), Patch(color=GREEN, label="added")],
+        handles=handles,
         loc="outside lower center",
-        ncol=3,
+        ncol=max(len(handles), 1),
         fontsize=8,
     )
     return fig

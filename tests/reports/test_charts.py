@@ -59,6 +59,16 @@ def test_waterfall_bars_equal_counts_and_float_at_running_level():
     assert [t.get_text().replace("\n", " ") for t in ax.get_xticklabels()][1] == "distinct_id_not_mpid"
 
 
+def test_the_waterfall_legend_names_only_the_kinds_of_bar_drawn():
+    # "added" was in the legend of a waterfall without any addition (audit 123)
+    def legend(df):
+        return [t.get_text() for t in charts.waterfall_chart(df).legends[0].get_texts()]
+
+    assert legend(WATERFALL) == ["total", "lost", "added"]
+    assert legend(WATERFALL.assign(count=[100, 20, 5, 3, 72, 2, 0])) == ["total", "lost"]
+    assert legend(WATERFALL.assign(count=[72, 0, 0, 0, 72, 0, 10])) == ["total", "added"]
+
+
 def test_waterfall_rejects_unknown_kind():
     bad = WATERFALL.assign(kind=["total", "oops", "minus", "minus", "total", "minus", "plus"])
     with pytest.raises(ValueError, match="oops"):
