@@ -320,17 +320,24 @@ def _texts(v: Any) -> Iterator[str]:
 
 
 def _redacted(v: Any) -> Any:
-    """Plain JSON ``v`` with every text value made safe to show by the current Redactor, and every
-    key that is personal as a whole (a cohort name that is an email: ``figures["cohorts"]`` is
-    keyed by name) replaced by its pseudonym, as the page's headings show it: the charts and
-    tables read their names from these keys."""
+    """Plain JSON ``v`` with every text, value or key, made safe to show by the current Redactor
+    (:func:`_safe`): a key that is personal as a whole (a cohort name that is an email:
+    ``figures["cohorts"]`` is keyed by name) is its pseudonym, as the page's headings show it
+    (the charts and tables read their names from these keys), and an email inside a key (a
+    headline label naming a cohort) is one too."""
     if isinstance(v, str):
-        return _current().text(_current().value(v))
+        return _safe(v)
     if isinstance(v, dict):
-        return {(_current().value(k) if isinstance(k, str) else k): _redacted(x) for k, x in v.items()}
+        return {(_safe(k) if isinstance(k, str) else k): _redacted(x) for k, x in v.items()}
     if isinstance(v, list):
         return [_redacted(x) for x in v]
     return v
+
+
+def _safe(text: str) -> str:
+    """A text from the figures as it may be shown: its pseudonym when personal as a whole, else
+    with every personal value in it replaced."""
+    return _current().text(_current().value(text))
 
 
 def context(cohorts, figures_as_of=None, *, db=None, data=None, as_of=None, settings=None,
@@ -418,7 +425,8 @@ def _document(notebook: str, *, title: str, summary: str = "", headline=None, pa
         "card": [_plain(line) for line in card or [] if line],
         "headline": shown.pop("headline"),
         # each headline figure's unit (metrics.Headline), for the index page: never guessed from the value
-        "headline_units": dict(getattr(headline, "units", None) or {}),
+        # (its keys are the headline's labels, shown as the headline's are)
+        "headline_units": {_safe(k): u for k, u in (getattr(headline, "units", None) or {}).items()},
         **shown,
     }
 

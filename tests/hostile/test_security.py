@@ -300,6 +300,20 @@ def test_no_email_in_any_report_file(report, world):
         assert not leaked, (f, leaked[:3])
 
 
+def test_a_headline_label_holding_an_email_is_shown_as_the_headline_shows_it():
+    """The index card's labels are the code's words, but one that named a cohort held its name
+    (audit 122's first version of the validation card): the headline's keys were redacted only
+    when personal as a whole, and ``headline_units``, keyed by the same labels, not at all."""
+    from cohortlab.report import notebook as ui
+    from cohortlab.report.metrics import Headline
+
+    h = Headline().add("members", 3).add("observed rate of Leads of carol@example.com", 0.5, "percent")
+    doc = ui._document("x", title="t", headline=h)
+    assert "carol@example.com" not in json.dumps(doc)
+    assert list(doc["headline"]) == list(doc["headline_units"]) and list(doc["headline"])[0] == "members"
+    assert doc["headline_units"][list(doc["headline"])[1]] == "percent"
+
+
 def test_report_data_is_loaded_outside_the_report_folder(report):
     assert not list(report["out"].rglob("*.duckdb")) and not list(report["out"].rglob("*.wal"))
 
