@@ -542,9 +542,9 @@ def open_lab(
         lab = Lab()
         try:
             world = load_world(lab, data, progress=progress, timezone=timezone)
-        except ValueError as e:  # a name that is no time zone
+        except BaseException:  # a file that does not load, a name that is no time zone: no lab left open
             lab.close()
-            raise SettingsError(str(e)) from None
+            raise
         for w in world.warnings:  # each names a file, whose name is data: one line, escaped
             warnings.warn(one_line(w), LoadWarning, stacklevel=2)
         return lab

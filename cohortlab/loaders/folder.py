@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cohortlab.errors import SettingsError
 from cohortlab.escaping import one_line
 from cohortlab.loaders import LoadError, LoadReport
 from cohortlab.loaders.fetched import folder_record, record_times
@@ -281,7 +282,8 @@ def load_world(lab, folder: str | os.PathLike, *, progress: bool = False, timezo
     ``timezone``: the Mixpanel project's time zone, for a project created before 2023 whose raw
     export writes times as that zone's wall clock (docs/loading.md#project-time-zone): the
     folder's raw events are loaded with ``-o timezone=ZONE``, over what a ``fetch.json`` records.
-    A name that is no time zone is a ``ValueError`` before anything is loaded.
+    A name that is no time zone is a :class:`~cohortlab.errors.SettingsError` (a ``ValueError``)
+    before anything is loaded.
 
     Raises ``FileNotFoundError`` when the folder has neither ``mixpanel/`` nor ``mparticle/``
     exports, :class:`LoadError` (naming the file) when a file does not load, and
@@ -289,7 +291,10 @@ def load_world(lab, folder: str | os.PathLike, *, progress: bool = False, timezo
     exports (nothing would be loaded: a Data Pipelines bucket, a Parquet table).
     """
     folder = Path(folder)
-    zone = pop_timezone("load_world", {"timezone": timezone})
+    try:
+        zone = pop_timezone("load_world", {"timezone": timezone})
+    except ValueError as e:  # an argument of the call, as fetch's is a FetchError
+        raise SettingsError(str(e)) from None
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder")
     record = folder_record(folder)
