@@ -12,7 +12,7 @@ from matplotlib.ticker import PercentFormatter
 
 from cohortlab.charts.base import (
     BLUE, GREY, ORANGE,
-    _count_axis, _date_axis, _empty, _figure, _fmt, _require, _wrap,
+    _count_axis, _date_axis, _empty, _figure, _fmt, _require, _wrap, name_label,
 )
 from cohortlab.charts.match_rates import match_rate_over_time_chart
 
@@ -93,7 +93,7 @@ def predicted_vs_observed_chart(
         fmt = (lambda v: pct(v / 100) if v == v else "—") if percent else _fmt
         ax.bar_label(b1, labels=[fmt(v) for v in pred], padding=2, fontsize=8)
         ax.bar_label(b2, labels=[fmt(v) for v in obs], padding=2, fontsize=8)
-        ax.set_xticks(pos, [_wrap(str(v), 16) for v in comparison[x]], fontsize=8)
+        ax.set_xticks(pos, [name_label(v, 16) for v in comparison[x]], fontsize=8)  # a cohort's name: cut
         ax.margins(y=0.15)
     if percent:
         ax.yaxis.set_major_formatter(PercentFormatter(100))

@@ -658,6 +658,18 @@ def test_a_long_cohort_name_in_the_match_rate_over_time_legend_keeps_the_axes_wi
     assert legend.get_window_extent().x1 <= ax.get_window_extent().x1
 
 
+def test_a_long_cohort_name_is_cut_on_the_predicted_vs_observed_chart_too():
+    """The EIT page's validation chart wrapped a cohort's name whole: 10 lines for 130 characters,
+    the axes squeezed to half the figure (a 256-character name, the longest an attribute takes,
+    collapsed them); it is cut as on every other chart that names a cohort."""
+    df = pd.DataFrame({"cohort_name": [LONG, "A"], "predicted": [0.9, 0.5], "observed": [0.8, 0.6]})
+    ax = charts.predicted_vs_observed_chart(df, x="cohort_name").axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == [charts.name_label(LONG, 16), "A"]
+    assert charts.name_label(LONG, 16).count("\n") == 2
+    ax.figure.canvas.draw()
+    assert ax.get_position().height > 0.7  # as with short names (0.77)
+
+
 def test_match_rate_over_time_without_any_rate_says_so_not_1970():
     """Cohorts that never had a member have no rate at any snapshot: the chart drew an empty date
     axis over matplotlib's default range, "Dec 31 23:00 ... Jan 01 01:00" (1970)."""
