@@ -32,9 +32,9 @@ def _finish(result) -> None:
 @click.option("--data", type=click.Path(file_okay=False),
               help="Folder of exports (mixpanel/..., mparticle/...), e.g. a `cohortlab synth` world; loaded once.")
 @click.option("--timezone", default=None, metavar="ZONE",
-              help="With --data: the Mixpanel project's time zone (e.g. America/Los_Angeles), for a project created "
-                   "before 2023, whose raw export writes times as that zone's wall clock; over what fetch.json "
-                   "records (docs/loading.md#project-time-zone).")
+              help="With --data (or -p observed_data=DIR): the Mixpanel project's time zone (e.g. "
+                   "America/Los_Angeles), for a project created before 2023, whose raw export writes times as that "
+                   "zone's wall clock; over what fetch.json records (docs/loading.md#project-time-zone).")
 @click.option("--params", "params_file", type=click.Path(dir_okay=False, exists=True),
               help="YAML file of notebook parameters (cohorts, as_of, settings, ...).")
 @click.option("-p", "--param", "param_items", multiple=True, metavar="KEY=VALUE",

@@ -32,7 +32,10 @@ settings = None              # SyncSettings YAML file (fallback, cutoff, cadence
 output_dir = None            # folder for metrics.json (`cohortlab report` sets it); None: not written
 show_personal_data = False   # emails and phone numbers are hidden unless True
 engine = "duckdb"            # "duckdb", or "spark" (`cohortlab report --engine spark`)
-spark_master = None          # Spark master URL when engine is "spark"; None: local'''
+spark_master = None          # Spark master URL when engine is "spark"; None: local
+timezone = None              # a project created before 2023: its time zone (e.g. "Europe/Paris"), whose
+                             # wall clock the raw events of a folder loaded here (data, observed_data) are
+                             # written in; None: the folder's fetch.json record, else UTC'''
 
 SHARED_PARAMETER = '''
 simulations = None           # DuckDB file of the simulations the notebooks share (`cohortlab report` sets it)'''
@@ -42,7 +45,7 @@ from cohortlab import charts
 from cohortlab.report import insights, metrics, summaries
 from cohortlab.report import notebook as ui
 
-lab = ui.open_lab(db, data, engine=engine, spark_master=spark_master)  # read-only: the file is never written
+lab = ui.open_lab(db, data, engine=engine, spark_master=spark_master, timezone=timezone)  # read-only: the file is never written
 names = insights.cohort_names(lab, cohorts)
 privacy = ui.redactor(lab, show_personal_data)  # emails/phones become stable pseudonyms in every output'''
 # the notebooks that start from the simulation of every cohort read the one the runner shares
@@ -393,7 +396,7 @@ plan_list = insights.migration_plans(plans, switch_at=switch_at, settings=settin
 daily, plan_summary = insights.run_migration(lab, plan_list, start_day, end_day, settings=settings, activity=activity)
 validation = insights.migration_validation(lab, plan_list, validate_plan, names, observed_db=observed_db,
                                            observed_data=observed_data, settings=settings, at=as_of,
-                                           activity=activity)
+                                           activity=activity, timezone=timezone)
 figures = metrics.migration_figures(plan_summary, daily, validation, switch=switch_at, switch_source=switch_source,
                                     start=start_day, end=end_day, plan_list=plan_list)
 summary = summaries.migration_summary(figures, settings)

@@ -356,9 +356,11 @@ class MigrationValidation:
 
 
 def migration_validation(lab, plans, validate_plan=None, cohorts=(), *, observed_db=None, observed_data=None,
-                         settings=None, at=None, activity: str = "observed") -> MigrationValidation | None:
+                         settings=None, at=None, activity: str = "observed",
+                         timezone: str | None = None) -> MigrationValidation | None:
     """Validate one plan against exports taken after the switch (``observed_db`` or
-    ``observed_data``); None when neither is given."""
+    ``observed_data``); None when neither is given. ``timezone``: the project's time zone of
+    ``observed_data``'s raw events (unused with ``observed_db``, which wins)."""
     if not observed_db and not observed_data:
         return None
     plan = next((p for p in plans if p.name == validate_plan), None) if validate_plan else plans[0]
@@ -367,7 +369,8 @@ def migration_validation(lab, plans, validate_plan=None, cohorts=(), *, observed
     current = getattr(lab.engine, "database", None)
     same = observed_db is not None and current not in (None, ":memory:") and (
         Path(str(observed_db)).resolve() == Path(str(current)).resolve())
-    obs_lab = lab if same else open_lab(observed_db, observed_data, names=("observed_db", "observed_data"))
+    obs_lab = lab if same else open_lab(observed_db, observed_data, names=("observed_db", "observed_data"),
+                                        timezone=None if observed_db else timezone)
     results = {}
     for c in cohort_names(obs_lab, list(cohorts) or None):
         if obs_lab is lab:

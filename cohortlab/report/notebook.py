@@ -33,16 +33,20 @@ _REDACTOR: Redactor | None = None  # registered by redactor(); None: nothing kno
 
 
 def open_lab(db: str | None = None, data: str | None = None, *, engine: str = "duckdb",
-             spark_master: str | None = None, read_only: bool = True, names: tuple[str, str] = ("db", "data")):
+             spark_master: str | None = None, read_only: bool = True, names: tuple[str, str] = ("db", "data"),
+             timezone: str | None = None):
     """The notebook's data: :func:`cohortlab.lab.open_lab` (a database file, or a folder of
     exports loaded in memory). ``engine`` is a notebook parameter, set by
     ``cohortlab report --engine``. A database file is opened read-only: the user's file is
     never written (results of the simulation stay in memory), so a failing notebook leaves no
     ``.wal`` behind. ``names``: the parameters ``db`` and ``data`` are called in the messages
-    (``observed_db``, ``observed_data`` for the validation's)."""
+    (``observed_db``, ``observed_data`` for the validation's). ``timezone``: the project's time
+    zone of ``data``'s raw events; unused when ``db`` is given (the database wins over the folder,
+    whose default is the sample exports, and holds its events as they were loaded)."""
     from cohortlab.lab import open_lab as _open
 
-    return _open(db, data, engine=engine, spark_master=spark_master, read_only=read_only, names=names)
+    return _open(db, data, engine=engine, spark_master=spark_master, read_only=read_only, names=names,
+                 timezone=None if db else timezone)
 
 
 def share_simulations(lab, simulations: str | None = None) -> bool:

@@ -104,6 +104,8 @@ PARAMETERS: dict[str, Parameter] = {p.name: p for p in [
     Parameter("show_personal_data", _bool, "show emails and phone numbers"),
     Parameter("engine", _choice("duckdb", "spark"), "the engine that runs the SQL"),
     Parameter("spark_master", _optional(_text), "Spark master URL (engine spark)"),
+    Parameter("timezone", _optional(_text), "the Mixpanel project's time zone of the raw events of a folder "
+              "the notebook loads (data, observed_data; a project created before 2023)"),
     Parameter("since", _optional(_time), "sync timeline: show runs from this time on"),
     Parameter("snapshot_at", _optional(_time), "match rates: when the mParticle snapshot was taken; none: detected"),
     Parameter("plans", _optional(_texts), "migration plan YAML file(s)"),

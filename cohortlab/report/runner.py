@@ -239,8 +239,9 @@ def run_report(
     (:mod:`cohortlab.report.shared`; the user's database is only read); False: each notebook
     simulates on its own.
 
-    ``timezone`` (with ``data``): the Mixpanel project's time zone, whose wall clock the folder's
-    raw events are written in (a project created before 2023: docs/loading.md#project-time-zone).
+    ``timezone`` (with ``data``, or the parameter ``observed_data``): the Mixpanel project's time
+    zone, whose wall clock the folders' raw events are written in (a project created before 2023:
+    docs/loading.md#project-time-zone); the parameter ``timezone`` is the same.
     """
     say = progress or (lambda _m: None)
     sources = [notebook_path(n) for n in (notebooks or DEFAULT_NOTEBOOKS)]
@@ -265,16 +266,20 @@ def run_report(
         raise ReportError(f"{params['db']}: no such database")
     if params.get("data") and not Path(params["data"]).is_dir():
         raise ReportError(f"{params['data']}: no such folder")
+    if timezone is None:  # -p timezone=ZONE, or a parameters file's
+        timezone = params.get("timezone")
     if timezone is not None:
-        if not params.get("data"):
-            raise ReportError("--timezone is the time zone of a data folder's raw events (--data); a database "
-                              "holds its events as they were loaded (cohortlab load -o timezone=ZONE)")
+        if not params.get("data") and not params.get("observed_data"):
+            raise ReportError("--timezone is the time zone of a data folder's raw events (--data, or the EIT "
+                              "page's -p observed_data=DIR); a database holds its events as they were loaded "
+                              "(cohortlab load -o timezone=ZONE)")
         from cohortlab.loaders.time_zone import pop_timezone
 
         try:
             timezone = pop_timezone("--timezone", {"timezone": timezone})
         except ValueError as e:
             raise ReportError(str(e)) from None
+        params["timezone"] = timezone  # the notebooks load observed_data with it (db wins over data there)
     try:  # the kernels, the data loaded from --data and the shared simulations need one: before any folder
         require_temp_dir()
     except FileNotFoundError as e:

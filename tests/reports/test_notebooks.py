@@ -18,7 +18,7 @@ import pytest
 from cohortlab.report.runner import DEFAULT_NOTEBOOKS, NOTEBOOKS_DIR
 
 COMMON = {"db", "data", "cohorts", "as_of", "settings", "output_dir", "show_personal_data", "engine",
-          "spark_master"}
+          "spark_master", "timezone"}
 EXTRA = {  # simulations: the runner's shared simulations (docs/reports.md#shared-simulations); data_switch:
     # the EIT switch the runner read (docs/reports.md#parameters)
     "match_rates": {"snapshot_at", "simulations"},

@@ -803,3 +803,62 @@ def test_report_timezone_is_refused_without_a_data_folder_or_for_no_time_zone(ti
     assert r.exit_code == 1 and "--timezone: timezone must be a time zone name" in r.stderr
     assert "'Mars/Olympus'" in r.stderr
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def _events_in_a_local_zone(folder: Path) -> Path:
+    """A folder whose one raw event is 2026-01-20 00:00 on the project's wall clock (no fetch.json)."""
+    events = folder / "mixpanel" / "events"
+    events.mkdir(parents=True)
+    (events / "e.jsonl").write_text(json.dumps(
+        {"event": "x", "properties": {"distinct_id": "u1", "time": 1768867200, "$insert_id": "a"}}) + "\n")
+    return folder
+
+
+def test_a_notebook_run_by_hand_loads_its_data_folder_in_its_timezone_parameter(tiny, tmp_path):
+    # the notebooks' `timezone` parameter reaches the load of `data`; a database wins over the
+    # folder (the parameter `data` defaults to the sample exports) and keeps its events as loaded
+    from cohortlab.report import notebook as ui
+
+    world = _events_in_a_local_zone(tmp_path / "world")
+    with ui.open_lab(None, str(world), timezone="america/los_angeles") as lab:
+        assert [str(t) for (t,) in lab.engine.query_rows("SELECT time FROM mp_events")] == ["2026-01-20 08:00:00"]
+    with ui.open_lab(None, str(world)) as lab:  # no zone: UTC
+        assert [str(t) for (t,) in lab.engine.query_rows("SELECT time FROM mp_events")] == ["2026-01-20 00:00:00"]
+    with ui.open_lab(str(tiny["db"]), str(world), timezone="america/los_angeles") as lab:
+        assert lab.engine.query_rows("SELECT count(*) FROM mp_events") == [(0,)]
+
+
+def test_the_validations_observed_data_is_loaded_in_the_timezone_parameter(tmp_path):
+    # the EIT page loads observed_data itself: the zone reaches that load too (a name that is no
+    # time zone is refused by it), and not an observed_db's
+    from cohortlab.errors import SettingsError
+    from cohortlab.report import insights
+
+    world = _events_in_a_local_zone(tmp_path / "later")
+    with Lab() as lab, pytest.raises(SettingsError, match="Mars/Olympus"):
+        insights.migration_validation(lab, [object()], observed_data=str(world), timezone="Mars/Olympus")
+
+
+ZONE_SEEN = ["import json, os",
+             "json.dump({'title': 'Zone', 'summary': '', 'headline': {}, 'timezone': timezone, "
+             "'observed_data': observed_data, 'db': db}, open(os.path.join(output_dir, 'metrics.json'), 'w'))"]
+
+
+def test_report_timezone_reaches_the_notebooks_that_declare_it_for_their_observed_data(tiny, tmp_path):
+    # report --db -p observed_data=DIR --timezone ZONE: the EIT page's later exports are a folder
+    # of raw events the notebook loads; the zone is checked once and passed on in its canonical
+    # spelling; -p timezone=ZONE is the same; a notebook that does not declare it does not get it
+    nb = tmp_path / "zone.ipynb"
+    _notebook(nb, ZONE_SEEN, title="Zone")
+    book = nbformat.read(str(nb), as_version=4)
+    book.cells[1].source += "\ntimezone = None\nobserved_data = None"
+    nbformat.write(book, str(nb))
+    later = _events_in_a_local_zone(tmp_path / "later")
+    for how in (["--timezone", "america/los_angeles"], ["-p", "timezone=america/los_angeles"]):
+        out = tmp_path / f"o{len(how[0])}"
+        r = CliRunner().invoke(main, ["report", "--db", str(tiny["db"]), *how, "-p", f"observed_data={later}",
+                                      "--notebooks", str(nb), "--notebooks", str(tiny["good"]), "--out", str(out)])
+        assert r.exit_code == 0, r.output
+        seen = json.loads((out / "zone" / "metrics.json").read_text())
+        assert seen["timezone"] == "America/Los_Angeles" and seen["observed_data"] == str(later.resolve())
+        assert r.exit_code == 0 and (out / "good" / "metrics.json").exists()
