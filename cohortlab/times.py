@@ -144,6 +144,17 @@ def format_time(v: datetime | None) -> str | None:
     return None if v is None else to_utc(v).strftime("%Y-%m-%dT%H:%M:%S.%f").rstrip("0").rstrip(".") + "Z"
 
 
+def format_minute(t: Any) -> str:
+    """A time as every report page writes it in words: ``2026-03-01 00:00 UTC`` (a naive time
+    is UTC, an aware one is converted)."""
+    import pandas as pd
+
+    ts = pd.Timestamp(t)
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC")
+    return ts.strftime("%Y-%m-%d %H:%M UTC")
+
+
 def format_instant(t: Any) -> str:
     """``YYYY-MM-DD HH:MM:SS`` (UTC) for people; ``unknown`` for a missing time."""
     import pandas as pd

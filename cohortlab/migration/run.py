@@ -553,7 +553,7 @@ def timeline_not_modelled(settings: Any, switch: Any) -> str:
     settings' own switch) do not model, in words; empty when they model all of it (the report's
     header and ``migrate compare`` say it alike)."""
     st = SyncSettings.coerce(settings)
-    from cohortlab.report.summaries import _when
+    from cohortlab.times import format_minute
 
     at = switch.at if isinstance(switch, Switch) else switch
     at = at if at is not None else settings_switch(st)
@@ -566,8 +566,8 @@ def timeline_not_modelled(settings: Any, switch: Any) -> str:
     if st.eit_timeline and st.eit_timeline[0].since is None and st.eit_timeline[0].eit != carried[0].eit:
         notes.append(f"the standard plans start from {carried[0].eit}")
     if dropped:
-        periods = ", ".join(f"{p.eit} from {_when(p.since)}" for p in dropped)
-        notes.append(f"not modelled by the standard plans, which switch once, at {_when(at)}: the "
+        periods = ", ".join(f"{p.eit} from {format_minute(p.since)}" for p in dropped)
+        notes.append(f"not modelled by the standard plans, which switch once, at {format_minute(at)}: the "
                      f"period{'s' if len(dropped) > 1 else ''} {periods}")
     return ", ".join(notes)
 

@@ -170,7 +170,8 @@ def format_for_people(df: pd.DataFrame) -> pd.DataFrame:
     as whole numbers, times to the minute as the sentences write them (``2026-01-15 00:00 UTC``,
     also inside text), ``—`` for missing values, and column names in words.
     Identifiers (MPID, distinct id...) are shown as they are."""
-    from cohortlab.report.summaries import _when, pct, readable_times  # a share between 0 and 1 is never 0.0% or 100.0%
+    from cohortlab.report.summaries import pct, readable_times  # a share between 0 and 1 is never 0.0% or 100.0%
+    from cohortlab.times import format_minute
 
     out = pd.DataFrame(index=df.index)
     for c in df.columns:
@@ -192,7 +193,7 @@ def format_for_people(df: pd.DataFrame) -> pd.DataFrame:
             if kind == "bool":
                 return "yes" if bool(v) else "no"
             if kind == "time" or isinstance(v, (pd.Timestamp, _dt.datetime)):
-                return _when(v)
+                return format_minute(v)
             return readable_times(v) if words else str(v)
 
         out[str(c).replace("_", " ")] = [fmt(v) for v in s]

@@ -13,6 +13,7 @@ import pandas as pd
 from cohortlab.escaping import md_text  # names from data are text, never Markdown
 from cohortlab.glossary import cause_words, reason_words
 from cohortlab.report.metrics import loss_words, sync_headline, sync_waiting_label
+from cohortlab.times import format_minute
 
 
 def pct(x: float | None) -> str:
@@ -345,7 +346,7 @@ def _later_snapshot_words(f: Mapping[str, Any]) -> str:
     observed = sum(1 for v in f["cohorts"].values() if v.get("observed"))
     if len(pairs) == 1:
         snap, at = next(iter(pairs))
-        when = f"the snapshot ({_when(snap)}) was taken after the simulated time ({_when(at)})"
+        when = f"the snapshot ({format_minute(snap)}) was taken after the simulated time ({format_minute(at)})"
     else:
         when = "the snapshot was taken after the simulated time"
     whom = "" if len(later) == observed else f" for {len(later):,} of the {observed:,} cohorts compared"
@@ -393,9 +394,9 @@ def verify_times(v: Mapping[str, Any]) -> str:
     """Markdown, one line: which attribute of which snapshot a cohort's comparison read, and the
     simulation time it was compared with."""
     source = {"given": "the snapshot_at parameter"}.get(v["snapshot_at_from"], v["snapshot_at_from"])
-    return (f"Attribute **{md_text(v['attribute'])}** in the mParticle snapshot of {_when(v['snapshot_at'])} "
+    return (f"Attribute **{md_text(v['attribute'])}** in the mParticle snapshot of {format_minute(v['snapshot_at'])} "
             f"(time from {md_text(source)}), against the simulation after the last run at or before "
-            f"{_when(v['at'])}."
+            f"{format_minute(v['at'])}."
             + (" The snapshot is later than the simulation: the runs between the two are not simulated, and what "
                "they wrote is counted among the disagreements." if _snapshot_after({**v, "observed": True}) else ""))
 
@@ -433,7 +434,7 @@ def _how_many_sent(sent: int, n: int, of: str = "") -> str:
 def sync_summary(cohort: str, stats: Mapping[str, Any], one_time: Mapping[str, Any] | None = None,
                  configured: str = "dynamic") -> str:
     if configured == "one_time" and one_time and one_time.get("runs"):
-        s = (f"**{md_text(cohort)}**: the one-time export (as configured) at {_when(one_time['first_run'])} "
+        s = (f"**{md_text(cohort)}**: the one-time export (as configured) at {format_minute(one_time['first_run'])} "
              f"leaves **{one_time['stale_true']:,}** stale and **{one_time['not_yet_true']:,}** missing profiles "
              f"after the last run: {one_time['true_count']:,} profiles with the attribute true for "
              f"{one_time['members']:,} Mixpanel members.")
@@ -444,7 +445,7 @@ def sync_summary(cohort: str, stats: Mapping[str, Any], one_time: Mapping[str, A
     if not stats.get("runs"):
         return f"**{md_text(cohort)}**: no sync runs in the window."
     s = (
-        f"**{md_text(cohort)}**: {counted(stats['runs'], 'dynamic sync run')} from {_when(stats['first_run'])} to {_when(stats['last_run'])} "
+        f"**{md_text(cohort)}**: {counted(stats['runs'], 'dynamic sync run')} from {format_minute(stats['first_run'])} to {format_minute(stats['last_run'])} "
         f"({stats['failed_runs']:,} failed, {stats['full_refreshes']:,} full "
         f"{'refresh' if stats['full_refreshes'] == 1 else 'refreshes'}"
         + (f", {counted(stats['full_syncs'], 'full sync', 'full syncs')} after a reconnect or a re-export"
@@ -505,7 +506,7 @@ def no_staleness(stats: Mapping[str, Any]) -> str:
 
 def _plan_changes_words(p: Mapping[str, Any]) -> str:
     """A plan's changes in words: "rule writes `$mparticle_user_id` from 2026-02-15 00:00 UTC"."""
-    return "; ".join(f"{md_text(c['what'])} from {_when(c['at'])}" for c in p.get("changes") or [])
+    return "; ".join(f"{md_text(c['what'])} from {format_minute(c['at'])}" for c in p.get("changes") or [])
 
 
 def _plan_effect_words(p: Mapping[str, Any]) -> str:
@@ -538,7 +539,7 @@ def migration_summary(f: Mapping[str, Any], settings=None) -> str:
                      f"profiles predicted to reach an mParticle profile.")
     if f["switch"]:
         window = f" The window runs from {f['start']} to {f['end']}." if f.get("start") and f.get("end") else ""
-        lines.append(f"\nThe EIT switch studied is **{_when(f['switch'])}**, from {f['switch_source']}.{window}\n")
+        lines.append(f"\nThe EIT switch studied is **{format_minute(f['switch'])}**, from {f['switch_source']}.{window}\n")
     for p in f["plans"]:
         lines.append(
             f"- **{md_text(p['plan'])}**: {pct(p['final_match_rate'])} of {counted(p['members_end'], 'Mixpanel profile')} "
@@ -579,14 +580,6 @@ def migration_as_of(as_of, start, end) -> str:
     return f"{end} (the last day predicted, from {start})"
 
 
-def _when(t) -> str:
-    """A time as every page writes it in words: ``2026-03-01 00:00 UTC`` (a naive time is UTC)."""
-    ts = pd.Timestamp(t)
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert("UTC")
-    return ts.strftime("%Y-%m-%d %H:%M UTC")
-
-
 _ISO_TIME = re.compile(r"\b(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(?::\d{2}(?:\.\d+)?)?"
                        r"(Z|[+-](?:0\d|1[0-4]):?(?:00|15|30|45)(?!\d)|\b)(?! UTC)")
 
@@ -603,7 +596,7 @@ def _readable_time(m: re.Match) -> str:
 
 def readable_times(text: str) -> str:
     """``text`` with every time in it (``2026-01-15T00:00:00Z``, ``2026-02-28 00:00:00``,
-    ``2026-03-01T05:30:00+05:30``) written as the pages write times (:func:`_when`: ``2026-01-15
+    ``2026-03-01T05:30:00+05:30``) written as the pages write times (:func:`~cohortlab.times.format_minute`: ``2026-01-15
     00:00 UTC``; a time with an offset converted to UTC); dates alone stay as they are."""
     return _ISO_TIME.sub(_readable_time, str(text))
 
@@ -615,18 +608,18 @@ def settings_summary(settings=None) -> str:
     st = SyncSettings.coerce(settings)
     default = SyncSettings()
     minutes = st.cadence.total_seconds() / 60
-    start = f" from {_when(st.start)}" if st.start else ""
+    start = f" from {format_minute(st.start)}" if st.start else ""
     parts = [
         f"fallback {st.fallback}",
-        "event rule off" if st.event_identity_cutoff is None else f"event cutoff {_when(st.event_identity_cutoff)}",
+        "event rule off" if st.event_identity_cutoff is None else f"event cutoff {format_minute(st.event_identity_cutoff)}",
         f"protection {st.protection}",
         # a one-time export runs once: it has no cadence
-        (f"one-time export at {_when(st.start)}" if st.start else "one-time export at the first run")
+        (f"one-time export at {format_minute(st.start)}" if st.start else "one-time export at the first run")
         if st.sync_type == "one_time" else f"dynamic sync every {minutes:g} min{start}",
         f"attribute \"{st.attribute_template}\"",
     ]
     if st.pauses:
-        parts.append("paused " + ", ".join(f"{_when(p.start)} to {_when(p.end)}"
+        parts.append("paused " + ", ".join(f"{format_minute(p.start)} to {format_minute(p.end)}"
                                            + (" (then a reconnect)" if p.ends_with == "reconnect" else "")
                                            for p in st.pauses))
     else:
@@ -634,12 +627,12 @@ def settings_summary(settings=None) -> str:
     # the options that change the story when not at their default: two runs with different
     # settings never show the same line
     if st.eit_timeline != default.eit_timeline:
-        parts.append("EIT " + ", then ".join(p.eit if p.since is None else f"{p.eit} from {_when(p.since)}"
+        parts.append("EIT " + ", then ".join(p.eit if p.since is None else f"{p.eit} from {format_minute(p.since)}"
                                              for p in st.eit_timeline))
     if st.resolution_time != default.resolution_time:
         parts.append("identifiers resolved once, at the as-of time")
     if st.reexport_at:
-        parts.append("re-export at " + ", ".join(_when(t) for t in st.reexport_at))
+        parts.append("re-export at " + ", ".join(format_minute(t) for t in st.reexport_at))
     if st.apply_order != default.apply_order:
         parts.append(f"apply order {st.apply_order.replace('_', ' ')}")
     if st.snapshot_ttl != default.snapshot_ttl:
