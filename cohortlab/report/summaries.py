@@ -77,7 +77,7 @@ def _remedy_words(loss: Mapping[str, Any]) -> str:
     these = "this **1** profile" if n == 1 else f"these **{n:,}** profiles"
     return {
         "rule": "an mParticle Rule (or SDK code) writing the MPID into `$mparticle_user_id` reaches those of "
-                "them in mParticle and active since the cutoff (†)",
+                "them in mParticle and logged in since the cutoff, `$device:` profiles excepted (†)",
         "merge_profiles": "no person is lost: mParticle counts each person once",
         "next_run": _next_run_words(loss, these),
         "full_sync": f"no diff run sends them again: only {FULL_SYNC} sets {these} true",

@@ -240,7 +240,7 @@ def test_findings_rank_every_waterfall_step_by_size_with_what_fixes_it():
     assert lines[0].startswith("- +3 (60.0% of members): profiles still true although their member left")
     assert "sends the removes that set these **3** profiles false" in lines[0]
     assert lines[1].startswith("- −2 (40.0% of members)")
-    assert lines[1].endswith("active since the cutoff (†).")
+    assert lines[1].endswith("logged in since the cutoff, `$device:` profiles excepted (†).")
     # the pointer to the simulated figure stands once, below the list, not in every line
     assert text.count("simulated on the identity-gaps page (What each remedy would recover)") == 1
     assert text.splitlines()[-1].startswith("(†) What a Rule or SDK code recovers")
