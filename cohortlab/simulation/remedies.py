@@ -394,10 +394,10 @@ def _profile_fix_rows(ctx: RemedyContext, app_only: bool, writes: str,
     reached = _unmatched_written(ctx, writes)
     since = format_time(ctx.since)
     one = reached == 1
-    who = (f"member{'' if one else 's'} whose events carry a device id (the updated app; assumption) " if app_only
-           else f"member{'' if one else 's'} ")
-    base_note = (f"writes $mparticle_user_id from {since} on {reached:,} unmatched {who}with a logged-in event "
-                 "since then and a known MPID")
+    event = ("a logged-in event from the app (it carries a device id: the updated app; assumption)" if app_only
+             else "a logged-in event")
+    base_note = (f"writes $mparticle_user_id from {since} on {reached:,} unmatched member{'' if one else 's'} with "
+                 f"{event} since then and a known MPID")
     if reached == 0 and not ctx.engine.query_rows(
             f"SELECT 1 FROM mp_events WHERE {logged_in_event_sql('user_id')} LIMIT 1"):
         # data without any $user_id (an output without Simplified ID Merge): say why no one is reached

@@ -622,7 +622,7 @@ def test_a_sdk_plan_writes_only_from_app_events_as_the_identity_gaps_sdk_code_re
         # the identity-gaps page's remedies, on the same events: SDK code reaches C2 alone, a Rule all three
         rem = lab.remedies("Buyers", at="2026-03-05", settings={"cadence": "1d", "event_identity_cutoff": None},
                            since=since).set_index("key")
-        assert "on 1 unmatched member whose events carry a device id" in rem.loc["sdk_code", "note"]
+        assert "on 1 unmatched member with a logged-in event from the app" in rem.loc["sdk_code", "note"]
         assert "on 3 unmatched members with a logged-in event since then" in rem.loc["rule", "note"]
 
 

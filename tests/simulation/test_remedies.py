@@ -66,7 +66,7 @@ def test_each_remedy_is_valued_by_its_own_simulation(world):
     }
     notes = dict(zip(df.key, df.note))
     assert "on 3 unmatched members with a logged-in event since then" in notes["rule"]  # C1, C2 and 105
-    assert "on 1 unmatched member whose events carry a device id" in notes["sdk_code"]  # C2, in the singular
+    assert "on 1 unmatched member with a logged-in event from the app" in notes["sdk_code"]  # C2, in the singular
     assert "3 split profiles" in notes["switch_eit"]  # 101, 102 and 104 (M's new profile)
     assert notes["reconnect"] == "no pause in the settings"
     # only the reconnect has nothing to act on: it alone was not simulated
