@@ -58,6 +58,39 @@ def app_event_sql(device_expr: str) -> str:
     return f"({device_expr} IS NOT NULL AND {device_expr} <> '')"
 
 
+DEVICE_PREFIX = "$device:"
+
+
+def logged_in_event_sql(user_expr: str) -> str:
+    """SQL condition: an event of a logged-in user: it carries a ``$user_id`` (``user_expr``).
+    Under Simplified ID Merge an event's distinct_id is its ``$user_id`` when it has one, else
+    ``$device:<device>``; an anonymous event merged later shows under the user's distinct_id
+    but still has no ``$user_id`` (docs/rules.md#remediations)."""
+    return f"({user_expr} IS NOT NULL)"
+
+
+def remediation_event_sql(kind: str, *, logged_in: str, app: str) -> str:
+    """SQL condition: an event from which a remediation writes ``$mparticle_user_id`` onto the
+    Mixpanel profile the event goes to (docs/rules.md#remediations). ``logged_in``, ``app``: the
+    event's :func:`logged_in_event_sql` and :func:`app_event_sql` (expressions, or columns holding
+    them). A Rule (``kind="rule"``) writes from every logged-in event, an app's or a server's;
+    SDK code (``"sdk"``) only from a logged-in event an app sent. Never onto a ``$device:``
+    profile (:func:`remediation_profile_sql`). One rule for the what-if's ``kind: rule | sdk``
+    plans and the identity-gaps page's ``rule`` / ``sdk_code`` remedies."""
+    if kind == "rule":
+        return f"({logged_in})"
+    if kind == "sdk":
+        return f"({logged_in} AND {app})"
+    raise ValueError(f"remediation kind {kind!r}: expected 'rule' or 'sdk'")
+
+
+def remediation_profile_sql(distinct_expr: str) -> str:
+    """SQL condition: a remediation can write onto the Mixpanel profile keyed ``distinct_expr``:
+    not a ``$device:`` profile (an anonymous one; "Create Profile Only If Logged In", and a
+    batch without a customer id forwards no profile data: docs/rules.md#remediations)."""
+    return f"NOT starts_with({distinct_expr}, '{DEVICE_PREFIX}')"
+
+
 def is_valid_mpid(text: str | None) -> bool:
     """Python twin of :func:`is_valid_mpid_sql`, for validation of single values."""
     if text is None or not isinstance(text, str):

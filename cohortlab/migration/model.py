@@ -50,7 +50,7 @@ import uuid
 from datetime import date, datetime, timedelta
 
 from cohortlab.engines.base import Engine
-from cohortlab.identifiers import is_valid_mpid_sql, mpid_sql
+from cohortlab.identifiers import is_valid_mpid_sql, mpid_sql, remediation_event_sql
 from cohortlab.migration.plans import EIT_IDENTITY_TYPE, MigrationPlan
 from cohortlab.pipeline import Pipeline, sql_bool, sql_str, sql_ts
 from cohortlab.settings import SyncSettings
@@ -140,12 +140,13 @@ def remediation_writes(plan: MigrationPlan) -> tuple[datetime | None, datetime |
 
 def _writes_sql(writes: tuple[datetime | None, datetime | None]) -> str:
     """SQL condition on a ``plan_activity`` row (``has_uid``, ``app``, ``t_min``): a remediation
-    of :func:`remediation_writes` writes from it (the rows are grouped by ``has_uid`` and
-    ``app``, so this is exact)."""
+    of :func:`remediation_writes` writes from it, by the rule both pages follow
+    (:func:`cohortlab.identifiers.remediation_event_sql`: logged-in events, an app's for SDK
+    code; the rows are grouped by ``has_uid`` and ``app``, so this is exact)."""
     rule, sdk = writes
-    parts = ([f"t_min >= {sql_ts(rule)}"] if rule is not None else []) + (
-        [f"(app AND t_min >= {sql_ts(sdk)})"] if sdk is not None else [])
-    return f"has_uid AND ({' OR '.join(parts)})"
+    parts = [f"({remediation_event_sql(kind, logged_in='has_uid', app='app')} AND t_min >= {sql_ts(since)})"
+             for kind, since in (("rule", rule), ("sdk", sdk)) if since is not None]
+    return f"({' OR '.join(parts)})"
 
 
 def profile_shape(plan: MigrationPlan) -> tuple:

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any, Iterable
 
 from cohortlab.engines.base import Engine
-from cohortlab.identifiers import app_event_sql, mpid_sql
+from cohortlab.identifiers import app_event_sql, logged_in_event_sql, mpid_sql
 from cohortlab.migration.model import IDENTITY_COLUMNS, REPEAT_DAYS, RunTables, run_pipeline
 from cohortlab.migration.plans import MigrationPlan
 from cohortlab.pipeline import Pipeline, sql_str, sql_ts
@@ -52,7 +52,7 @@ def activity_pipelines(t: RunTables, *, bounds: list[datetime] | None = None, sh
     scan = Pipeline()
     scan.add("events", f"""
         SELECT distinct_id, user_id, device_id, mparticle_user_id, time,
-               {interval_case('time', bounds)} AS u, user_id IS NOT NULL AS has_uid
+               {interval_case('time', bounds)} AS u, {logged_in_event_sql('user_id')} AS has_uid
         FROM mp_events
         WHERE {_EVENT_ROWS}""")
     # no text aggregate here (a text state makes this aggregate spill under the report's memory

@@ -25,7 +25,7 @@ from typing import Any
 
 from cohortlab.engines.base import Engine
 from cohortlab.errors import SettingsError
-from cohortlab.identifiers import is_valid_mpid_sql, mpid_sql
+from cohortlab.identifiers import is_valid_mpid_sql, logged_in_event_sql, mpid_sql
 from cohortlab.migration.plans import MigrationPlan, standard_plans
 from cohortlab.pipeline import sql_ts
 from cohortlab.settings import EitPeriod, SyncSettings
@@ -67,8 +67,8 @@ _EXISTING = "(SELECT DISTINCT mpid FROM mpa_profiles WHERE mpid IS NOT NULL)"
 def _counted(engine: Engine) -> str:
     """SQL condition on ``mp_events e``: the events a switch is read from, identified ones when
     the data has any, else all."""
-    has_uid = bool(engine.query_rows("SELECT 1 FROM mp_events WHERE user_id IS NOT NULL LIMIT 1"))
-    return "e.user_id IS NOT NULL" if has_uid else "TRUE"
+    has_uid = bool(engine.query_rows(f"SELECT 1 FROM mp_events WHERE {logged_in_event_sql('user_id')} LIMIT 1"))
+    return logged_in_event_sql("e.user_id") if has_uid else "TRUE"
 
 
 def _not_mpid_keyed() -> str:

@@ -78,7 +78,7 @@ def _remedy_words(loss: Mapping[str, Any]) -> str:
     these = "this **1** profile" if n == 1 else f"these **{n:,}** profiles"
     return {
         "rule": "an mParticle Rule (or SDK code) writing the MPID into `$mparticle_user_id` reaches those of "
-                "them in mParticle and active since the cutoff (†)",
+                "them in mParticle and logged in since the cutoff, `$device:` profiles excepted (†)",
         "merge_profiles": "no person is lost: mParticle counts each person once",
         "next_run": _next_run_words(loss, these),
         "full_sync": f"no diff run sends them again: only {FULL_SYNC} sets {these} true",
@@ -175,6 +175,14 @@ HIDDEN_MPID_NOTE = ("a member whose `$distinct_id` is the MPID of an existing pr
                     "float-rounded `$mparticle_user_id`, counts here, yet a Rule reaches it")
 
 
+# what a Rule (and SDK code) writes from, in the words of both pages (docs/rules.md#remediations)
+REMEDIATION_RULE = ("one rule for a Rule and SDK code: they write from logged-in events only (a `$user_id`), never "
+                    "onto a `$device:` profile")
+
+
+_WRITES_FROM = f"As on the EIT page, {REMEDIATION_RULE}."
+
+
 def _rule_words(f: Mapping[str, Any]) -> str:
     """The Rule remedy as simulated (Lab.remedies): with a re-export and with the next sends only."""
     inactive, absent = f["never_fixable"], f["not_in_mparticle"]
@@ -196,11 +204,11 @@ def _rule_words(f: Mapping[str, Any]) -> str:
         # announced a re-send the simulation does not make
         return (f"{rule} brings **{f['rule_fixable']:,}** more of the members' users into the audience with the "
                 f"next sends only (a fix reaches mParticle only when the member is sent again); no re-export is "
-                f"simulated: {_no_reexport_words(missing)}. {tail}")
+                f"simulated: {_no_reexport_words(missing)}. {_WRITES_FROM} {tail}")
     none_for = f" (none for {_no_reexport_words(missing, named=True)})" if missing else ""
     return (f"{rule} followed by a re-export{none_for} brings **{f['rule_fixable']:,}** more of the members' users "
             f"into the audience; without the re-export **{f.get('rule_next_sends', 0):,}** (a fix reaches mParticle "
-            f"only when the member is sent again). {tail}")
+            f"only when the member is sent again). {_WRITES_FROM} {tail}")
 
 
 def _no_reexport_words(missing: Mapping[str, str], named: bool = False) -> str:
@@ -550,9 +558,11 @@ def migration_summary(f: Mapping[str, Any], settings=None) -> str:
             + _plan_effect_words(p)
         )
     if any("rule" in c["what"] or "sdk" in c["what"] for p in f["plans"] for c in p.get("changes") or []):
-        lines.append(f"\nA plan's Rule or SDK code starts on the date given with the plan. The identity-gaps page "
-                     f"values its remedies from {cutoff_text(settings)} instead, so what a Rule gains there differs "
-                     f"from these plans.")
+        lines.append(f"\nA plan's Rule or SDK code starts on the date given with the plan, and a plan counts the "
+                     f"Mixpanel profiles that reach an mParticle profile. The identity-gaps page values its remedies "
+                     f"from {cutoff_text(settings)} instead, and counts the cohort members' users a remedy brings into "
+                     f"the audience once they are sent, so what a Rule gains there differs from these plans. Both "
+                     f"pages follow {REMEDIATION_RULE}.")
     v = f.get("validation")
     if v:
         lines.append(f"\nValidation of **{md_text(v['plan'])}** against the exports taken after the switch"

@@ -11,16 +11,18 @@ that becomes ``true``; ``recovered`` only the members' own: a re-export removes 
 member who left since the previous run stays ``true`` and is gained, not recovered.
 
 * ``rule`` — an mParticle Rule on the Mixpanel output writes ``$mparticle_user_id`` = the
-  user's MPID on the member's Mixpanel profile at the member's first event at or after ``since``
-  (the migration model's remediation, docs/rules.md#migration). The Mixpanel profile history
+  user's MPID on the member's Mixpanel profile at the member's first logged-in event (one with a
+  ``$user_id``) at or after ``since``, never on a ``$device:`` profile: the rule of the migration
+  model's remediation too (:func:`cohortlab.identifiers.remediation_event_sql`,
+  docs/rules.md#remediations). The Mixpanel profile history
   gains that version; what reaches mParticle then follows send-time resolution: the fix reaches
   mParticle only for members sent after it (an add, a full refresh).
 * ``rule_reexport`` — the same Rule, then a re-export at the last run at or before ``at``: every
   member is re-sent with the fixed identifier (the remedy "re-export the cohort after fixing
   identifiers").
-* ``sdk_code`` / ``sdk_reexport`` — the same write made by app code, so only from events the app
-  sends: events that carry a ``$device_id`` (Mixpanel's client SDKs set it; server-side events
-  usually do not). Assumption: a user whose events after ``since`` carry a device id runs the
+* ``sdk_code`` / ``sdk_reexport`` — the same write made by app code, so only from logged-in events
+  the app sends: events that carry a ``$device_id`` (Mixpanel's client SDKs set it; server-side
+  events usually do not). Assumption: a user whose events after ``since`` carry a device id runs the
   updated app from that event on.
 * ``switch_eit`` — the Mixpanel event output's External Identity Type switched to
   ``mparticle_id`` at ``since``: the user's events from then on go to a new Mixpanel profile whose
@@ -60,7 +62,8 @@ from typing import Any, Callable
 import pandas as pd
 
 from cohortlab.engines.base import Engine
-from cohortlab.identifiers import app_event_sql, mpid_sql
+from cohortlab.identifiers import (app_event_sql, logged_in_event_sql, mpid_sql, remediation_event_sql,
+                                   remediation_profile_sql)
 from cohortlab.pipeline import sql_ts
 from cohortlab.settings import EitPeriod, Pause, SyncSettings
 from cohortlab.simulation.last_run_reexport import DerivedReexport, derive_last_run_reexport
@@ -251,15 +254,23 @@ def _run_once(ctx: RemedyContext, settings: SyncSettings) -> Valued:
 
 
 # ----------------------------------------------------------------------------- Rule / SDK code
+def _remedy_event_sql(kind: str) -> str:
+    """SQL condition on ``mp_events e``: a Rule (``kind="rule"``) or SDK code (``"sdk"``) writes
+    from it (:func:`cohortlab.identifiers.remediation_event_sql`, the what-if's rule too)."""
+    return remediation_event_sql(kind, logged_in=logged_in_event_sql("e.user_id"), app=app_event_sql("e.device_id"))
+
+
 def _writes_sql(ctx: RemedyContext, app_only: bool) -> str:
     """``distinct_id, mpid, write_at``: the members a Rule (or SDK code) reaches and when: the
-    first event at or after ``since`` (and at or before ``at``) of a member whose MPID is known;
-    with ``app_only`` the first such event carrying a device id."""
-    app = f" AND {app_event_sql('e.device_id')}" if app_only else ""
+    first logged-in event at or after ``since`` (and at or before ``at``) of a member whose MPID
+    is known and who is not a ``$device:`` profile; with ``app_only`` the first such event an app
+    sent (:func:`cohortlab.identifiers.remediation_event_sql`)."""
     return f"""
         SELECT p.distinct_id, p.mpid, min(e.time) AS write_at
         FROM {ctx.persons} p JOIN mp_events e ON e.distinct_id = p.distinct_id
-        WHERE p.mpid IS NOT NULL AND e.time >= {sql_ts(ctx.since)} AND e.time <= {sql_ts(ctx.at)}{app}
+        WHERE p.mpid IS NOT NULL AND {remediation_profile_sql('p.distinct_id')}
+          AND e.time >= {sql_ts(ctx.since)} AND e.time <= {sql_ts(ctx.at)}
+          AND {_remedy_event_sql('sdk' if app_only else 'rule')}
         GROUP BY p.distinct_id, p.mpid
     """
 
@@ -383,10 +394,14 @@ def _profile_fix_rows(ctx: RemedyContext, app_only: bool, writes: str,
     reached = _unmatched_written(ctx, writes)
     since = format_time(ctx.since)
     one = reached == 1
-    who = (f"member{'' if one else 's'} whose events carry a device id (the updated app; assumption) " if app_only
-           else f"member{'' if one else 's'} ")
-    base_note = (f"writes $mparticle_user_id from {since} on {reached:,} unmatched {who}with an event since then "
-                 "and a known MPID")
+    event = ("a logged-in event from the app (it carries a device id: the updated app; assumption)" if app_only
+             else "a logged-in event")
+    base_note = (f"writes $mparticle_user_id from {since} on {reached:,} unmatched member{'' if one else 's'} with "
+                 f"{event} since then and a known MPID")
+    if reached == 0 and not ctx.engine.query_rows(
+            f"SELECT 1 FROM mp_events WHERE {logged_in_event_sql('user_id')} LIMIT 1"):
+        # data without any $user_id (an output without Simplified ID Merge): say why no one is reached
+        base_note += " (no event of the data carries a $user_id: none is known to be logged in)"
     keys = ("sdk_code", "sdk_reexport") if app_only else ("rule", "rule_reexport")
     if ctx.engine.count(writes) == 0:
         audiences: tuple[Valued | None, Valued | None] = (None, None)
@@ -600,18 +615,21 @@ def _fast_values(ctx: RemedyContext, made: list[str]) -> tuple[list[dict[str, An
     firsts, new = temp_name("firsts"), temp_name("newprofiles")
     rule_w, sdk_w = temp_name("writes"), temp_name("writes")
     made += [firsts, rule_w, sdk_w, new]
-    # the rows of _writes_sql (both kinds) and _new_profiles_sql from one pass over the events
-    app = app_event_sql("e.device_id")
+    # the rows of _writes_sql (both kinds) and _new_profiles_sql from one pass over the events:
+    # the switch's new profile from any event, the writes from the events _writes_sql reads
+    writable = remediation_profile_sql("p.distinct_id")
     e.materialise(firsts, f"""
-        SELECT p.distinct_id, p.mpid, min(e.time) AS write_at, min(CASE WHEN {app} THEN e.time END) AS app_write_at
+        SELECT p.distinct_id, p.mpid, min(e.time) AS first_at,
+               min(CASE WHEN {writable} AND {_remedy_event_sql('rule')} THEN e.time END) AS write_at,
+               min(CASE WHEN {writable} AND {_remedy_event_sql('sdk')} THEN e.time END) AS app_write_at
         FROM {ctx.persons} p JOIN mp_events e ON e.distinct_id = p.distinct_id
         WHERE p.mpid IS NOT NULL AND e.time >= {sql_ts(ctx.since)} AND e.time <= {sql_ts(ctx.at)}
         GROUP BY p.distinct_id, p.mpid
         """, temp=True)
-    e.materialise(rule_w, f"SELECT distinct_id, mpid, write_at FROM {firsts}", temp=True)
+    e.materialise(rule_w, f"SELECT distinct_id, mpid, write_at FROM {firsts} WHERE write_at IS NOT NULL", temp=True)
     e.materialise(sdk_w, f"SELECT distinct_id, mpid, app_write_at AS write_at FROM {firsts} "
                          "WHERE app_write_at IS NOT NULL", temp=True)
-    e.materialise(new, f"SELECT distinct_id AS old_id, CAST(mpid AS VARCHAR) AS new_id, write_at AS created_at "
+    e.materialise(new, f"SELECT distinct_id AS old_id, CAST(mpid AS VARCHAR) AS new_id, first_at AS created_at "
                        f"FROM {firsts} WHERE distinct_id <> CAST(mpid AS VARCHAR)", temp=True)
     # the Rule and SDK code: one subset (SDK code usually writes a subset of the Rule's members);
     # the switch: its own (its changed members have nothing to do with the Rule's); one copy of

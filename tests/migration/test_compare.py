@@ -27,6 +27,7 @@ from cohortlab.migration.plans import MigrationPlan
 from cohortlab.migration.run import best_plans, compare, run_plans
 from cohortlab.migration.switch import find_switch, first_mpid_keyed_event, has_mpid_keyed_event
 from cohortlab.migration.validate import predict_at
+from cohortlab.simulation.remedies import value_remedies
 
 from .conftest import EVENTS, PROFILES, insert_events, insert_profiles
 
@@ -621,5 +622,67 @@ def test_a_sdk_plan_writes_only_from_app_events_as_the_identity_gaps_sdk_code_re
         # the identity-gaps page's remedies, on the same events: SDK code reaches C2 alone, a Rule all three
         rem = lab.remedies("Buyers", at="2026-03-05", settings={"cadence": "1d", "event_identity_cutoff": None},
                            since=since).set_index("key")
-        assert "on 1 unmatched member whose events carry a device id" in rem.loc["sdk_code", "note"]
-        assert "on 3 unmatched members with an event since then" in rem.loc["rule", "note"]
+        assert "on 1 unmatched member with a logged-in event from the app" in rem.loc["sdk_code", "note"]
+        assert "on 3 unmatched members with a logged-in event since then" in rem.loc["rule", "note"]
+
+
+# --------------------------------------------------------------------------- the Rule: one rule on both pages
+RULE_EVENTS = [  # distinct_id, time, $user_id, $device_id
+    ("cA", "2026-03-01 08:00:00", "cA", "dA"),           # A logs in before the Rule's start
+    ("cA", "2026-03-03 10:00:00", None, "dA"),           # ...then only anonymous (merged under cA: no $user_id)
+    ("$device:dB", "2026-03-03 10:00:00", None, "dB"),   # B: anonymous only; MPID 202 holds the device dB
+    ("cC", "2026-03-03 10:00:00", "cC", None),           # C: logged in, server-side (no $device_id)
+    ("cD", "2026-03-03 10:00:00", "cD", "dD"),           # D: logged in, from the app
+]
+RULE_PROFILES = {201: [("user", "customer_id", "cA")], 202: [("device", "android_uuid", "dB")],
+                 203: [("user", "customer_id", "cC")], 204: [("user", "customer_id", "cD")]}
+
+
+def test_the_rule_writes_from_logged_in_events_and_never_on_a_device_profile_on_both_pages():
+    """The identity-gaps page's ``rule`` remedy wrote ``$mparticle_user_id`` from any event of a
+    member, ``$device:`` members linked by a device identity included, while the what-if's Rule
+    plans write from logged-in events only (a ``$user_id``) and never on a ``$device:`` profile:
+    on this world the report said "the Rule brings 4" on one page and 2 on the other (audit 122's
+    leftover; audit 124). mParticle forwards a user's profile data to Mixpanel only for a logged-in
+    user ("Create Profile Only If Logged In", docs/rules.md#remediations): one rule
+    (``cohortlab.identifiers.remediation_event_sql``) for both. C (server-side) and D (the app)
+    are reached by a Rule, D alone by SDK code; A (anonymous since the start) and B (a
+    ``$device:`` profile) by neither."""
+    since = "2026-03-02T00:00:00Z"
+    members = ["cA", "$device:dB", "cC", "cD"]
+    with Lab() as lab:
+        insert_events(lab, RULE_EVENTS)
+        insert_profiles(lab, RULE_PROFILES)
+        for d in members:
+            lab.engine.execute("INSERT INTO mp_profiles (distinct_id) VALUES (?)", [d])
+        lab.engine.execute("INSERT INTO mp_cohort_snapshots (snapshot_id, cohort_name, as_of, member_count) "
+                           "VALUES (1, 'Buyers', CAST('2026-03-01' AS TIMESTAMP), 4)")
+        for d in members:
+            lab.engine.execute("INSERT INTO mp_cohort_members (snapshot_id, cohort_name, as_of, distinct_id) "
+                               "VALUES (1, 'Buyers', CAST('2026-03-01' AS TIMESTAMP), ?)", [d])
+        ps = [MigrationPlan(name=k, eit_timeline="customer_id", event_identity_cutoff=None,
+                            remediation=[] if k == "nothing" else {"kind": k, "since": since})
+              for k in ("rule", "sdk", "nothing")]
+        run = run_plans(lab.engine, ps, "2026-03-01", "2026-03-07")
+        users = lab.engine.query_df("SELECT plan, distinct_id, status FROM migration_users")
+        last = run.daily[run.daily["day"] == run.daily["day"].max()].set_index("plan")
+        run.drop_tables(lab.engine)
+        matched = {p: set(g.loc[g["status"] == "matched", "distinct_id"]) for p, g in users.groupby("plan")}
+        assert matched == {"rule": {"cC", "cD"}, "sdk": {"cD"}, "nothing": set()}
+        assert (last.loc["rule", "matched_people"], last.loc["sdk", "matched_people"]) == (2, 1)
+        # the identity-gaps page: the members' users each remedy brings into the audience
+        rem = lab.remedies("Buyers", at="2026-03-07", settings={"cadence": "1d", "event_identity_cutoff": None},
+                           since=since).set_index("key")
+        assert dict(rem.recovered) == {"rule": 0, "rule_reexport": 2, "sdk_code": 0, "sdk_reexport": 1,
+                                       "switch_eit": 0, "reexport": 0, "reconnect": 0}
+        assert rem.loc["rule_reexport", "people_after"] == 2  # 203 (C) and 204 (D)
+        assert "on 2 unmatched members with a logged-in event since then" in rem.loc["rule", "note"]
+        full = value_remedies(lab.engine, "Buyers", "2026-03-07", {"cadence": "1d", "event_identity_cutoff": None},
+                              since=since, _full=True).set_index("key")
+        assert dict(full.recovered) == dict(rem.recovered)
+        # data without any $user_id: no event is known to be logged in, the note says why no one is reached
+        lab.engine.execute("UPDATE mp_events SET user_id = NULL")
+        rem = lab.remedies("Buyers", at="2026-03-07", settings={"cadence": "1d", "event_identity_cutoff": None},
+                           since=since).set_index("key")
+        assert rem.loc["rule_reexport", "recovered"] == 0
+        assert "no event of the data carries a $user_id" in rem.loc["rule", "note"]

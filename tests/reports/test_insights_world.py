@@ -240,7 +240,7 @@ def test_findings_rank_every_waterfall_step_by_size_with_what_fixes_it():
     assert lines[0].startswith("- +3 (60.0% of members): profiles still true although their member left")
     assert "sends the removes that set these **3** profiles false" in lines[0]
     assert lines[1].startswith("- −2 (40.0% of members)")
-    assert lines[1].endswith("active since the cutoff (†).")
+    assert lines[1].endswith("logged in since the cutoff, `$device:` profiles excepted (†).")
     # the pointer to the simulated figure stands once, below the list, not in every line
     assert text.count("simulated on the identity-gaps page (What each remedy would recover)") == 1
     assert text.splitlines()[-1].startswith("(†) What a Rule or SDK code recovers")
@@ -350,7 +350,9 @@ def test_the_rule_remedy_is_not_said_to_be_followed_by_a_reexport_the_paused_exp
     assert ("- Simulated, an mParticle Rule writing the MPID into `$mparticle_user_id` from 2026-01-15 00:00 UTC "
             "brings **3** more of the members' users into the audience with the next sends only (a fix reaches "
             "mParticle only when the member is sent again); no re-export is simulated: the last run (2026-03-01 "
-            "00:00 UTC) fails, the export being paused until after the as-of time.") in text
+            "00:00 UTC) fails, the export being paused until after the as-of time. As on the EIT page, one rule for "
+            "a Rule and SDK code: they write from logged-in events only (a `$user_id`), never onto a `$device:` "
+            "profile.") in text
     assert list(metrics.figures_headline_identity_gaps(f))[4] == \
         "recovered by a Rule, next sends only: no re-export (simulated)"
 

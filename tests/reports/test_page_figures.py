@@ -220,8 +220,13 @@ def test_a_plan_that_equals_do_nothing_every_day_has_no_effect_and_no_days_to_90
     assert "Rule only**: 40.0% of 100 Mixpanel profiles at the end; 0 split profiles; 0 users can never be fixed " \
            "(inactive after the plan's change); reaches" not in text
     assert "reaches 90% of its final rate 1 day after its first change" in text  # switch only
-    assert ("A plan's Rule or SDK code starts on the date given with the plan. The identity-gaps page values its "
-            "remedies from the 2026-01-15 00:00 UTC cutoff instead") in text
+    # each page says what it counts, and the rule both follow (audit 124: the Rule valued one way)
+    assert ("A plan's Rule or SDK code starts on the date given with the plan, and a plan counts the Mixpanel "
+            "profiles that reach an mParticle profile. The identity-gaps page values its remedies from the "
+            "2026-01-15 00:00 UTC cutoff instead, and counts the cohort members' users a remedy brings into the "
+            "audience once they are sent, so what a Rule gains there differs from these plans. Both pages follow one "
+            "rule for a Rule and SDK code: they write from logged-in events only (a `$user_id`), never onto a "
+            "`$device:` profile.") in text
     assert "The window runs from 2026-02-14 to 2026-02-16." in text
     table = ui.format_for_people(ui.frame(f["plans"])[["plan", "days_to_90pct", "days_to_99pct"]])
     assert table.loc[2].tolist() == ["Rule only", "—", "—"]

@@ -19,6 +19,9 @@ from cohortlab import Lab
 from cohortlab.times import naive_utc, parse_time
 
 
+LOGGED_IN = object()  # Data.event's default $user_id: the distinct_id (a logged-in event)
+
+
 def ts(text):
     """'2026-03-01' or '2026-03-01T10:00' -> naive UTC datetime."""
     return None if text is None else naive_utc(parse_time(text))
@@ -52,10 +55,16 @@ class Data:
         )
         return self
 
-    def event(self, distinct_id, time, mparticle_user_id=None, event="Page View"):
+    def event(self, distinct_id, time, mparticle_user_id=None, event="Page View", user_id=LOGGED_IN, device_id=None):
+        """A Mixpanel event. ``user_id``: its ``$user_id``; by default the distinct_id (a logged-in
+        event, as Simplified ID Merge keys it), none for a ``$device:`` distinct_id; None: an
+        anonymous event (a Rule or SDK code writes from logged-in events only)."""
+        if user_id is LOGGED_IN:
+            user_id = None if distinct_id.startswith("$device:") else distinct_id
         self.engine.execute(
-            "INSERT INTO mp_events (event, time, distinct_id, insert_id, mparticle_user_id) VALUES (?, ?, ?, ?, ?)",
-            [event, ts(time), distinct_id, f"i{next(self._ids)}", mparticle_user_id],
+            "INSERT INTO mp_events (event, time, distinct_id, insert_id, mparticle_user_id, user_id, device_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [event, ts(time), distinct_id, f"i{next(self._ids)}", mparticle_user_id, user_id, device_id],
         )
         return self
 

@@ -27,8 +27,8 @@ DAILY = {"cadence": "1d", "event_identity_cutoff": None}
 
 def app_event(data, distinct_id, time, device_id):
     data.engine.execute(
-        "INSERT INTO mp_events (event, time, distinct_id, insert_id, device_id) VALUES ('Open', ?, ?, ?, ?)",
-        [ts(time), distinct_id, f"app-{distinct_id}-{time}", device_id])
+        "INSERT INTO mp_events (event, time, distinct_id, insert_id, device_id, user_id) VALUES ('Open', ?, ?, ?, ?, ?)",
+        [ts(time), distinct_id, f"app-{distinct_id}-{time}", device_id, distinct_id])
 
 
 @pytest.fixture
@@ -65,8 +65,8 @@ def test_each_remedy_is_valued_by_its_own_simulation(world):
         "reconnect": 0,      # no pause
     }
     notes = dict(zip(df.key, df.note))
-    assert "on 3 unmatched members with an event since then" in notes["rule"]  # C1, C2 and 105
-    assert "on 1 unmatched member whose events carry a device id" in notes["sdk_code"]  # C2, in the singular
+    assert "on 3 unmatched members with a logged-in event since then" in notes["rule"]  # C1, C2 and 105
+    assert "on 1 unmatched member with a logged-in event from the app" in notes["sdk_code"]  # C2, in the singular
     assert "3 split profiles" in notes["switch_eit"]  # 101, 102 and 104 (M's new profile)
     assert notes["reconnect"] == "no pause in the settings"
     # only the reconnect has nothing to act on: it alone was not simulated

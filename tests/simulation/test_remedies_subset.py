@@ -154,8 +154,8 @@ def test_a_synthetic_world(synth_lab):
 @st.composite
 def worlds(draw):
     mpids, profiles, source, msgs, opts, at = draw(datasets())
-    # activity (some from the app), and customer ids naming members' profiles
-    events = [(d, draw(st.integers(0, 180)), draw(st.sampled_from([None, "dev"])))
+    # activity (some from the app, some anonymous: no $user_id), and customer ids naming members' profiles
+    events = [(d, draw(st.integers(0, 180)), draw(st.sampled_from([None, "dev"])), draw(st.sampled_from([d, None])))
               for d in draw(st.lists(st.sampled_from(POOL), max_size=6))]
     idents = {m: draw(st.sampled_from([None, "u0", "u1", "u2"])) for m in sorted(mpids)}
     since = draw(st.integers(0, 120))
@@ -170,9 +170,9 @@ def test_random_worlds(w):
     with Lab() as lab:
         build(lab, mpids, profiles, source, msgs)
         eng = lab.engine
-        for i, (d, minute, device) in enumerate(events):
-            eng.execute("INSERT INTO mp_events (event, time, distinct_id, insert_id, device_id) VALUES ('e', ?, ?, ?, ?)",
-                        [T0 + timedelta(minutes=minute), d, f"e{i}", device])
+        for i, (d, minute, device, user) in enumerate(events):
+            eng.execute("INSERT INTO mp_events (event, time, distinct_id, insert_id, device_id, user_id) "
+                        "VALUES ('e', ?, ?, ?, ?, ?)", [T0 + timedelta(minutes=minute), d, f"e{i}", device, user])
         for m, v in idents.items():
             if v:
                 eng.execute("INSERT INTO mpa_identities (mpid, kind, identity_type, value) "
