@@ -243,8 +243,8 @@ if f["unmatched"]:
     md("## Last activity: before or after the event-identity cutoff"),
     code("""\
 ui.show_if(lambda: charts.activity_chart(ui.frame(f["activity"]), cutoff_label=summaries.cutoff_label(settings)),
-           "Members active since the cutoff will send new data (a fix reaches them); the others cannot be fixed "
-           "retroactively.", has_data=f["unmatched"] > 0 and f["active_after_cutoff"] is not None,
+           "Members active since the cutoff send new data, which a fix can reach (a Rule or SDK code only through "
+           "logged-in events: docs/rules.md#remediations); the others cannot be fixed retroactively.", has_data=f["unmatched"] > 0 and f["active_after_cutoff"] is not None,
            nothing_to_show="no unmatched members" if not f["unmatched"] else
            "the event identity rule is off in these settings: there is no cutoff to compare the last activity with")"""),
     md("## Precision loss"),
