@@ -65,8 +65,9 @@ def logged_in_event_sql(user_expr: str) -> str:
     """SQL condition: an event of a logged-in user: it carries a ``$user_id`` (``user_expr``).
     Under Simplified ID Merge an event's distinct_id is its ``$user_id`` when it has one, else
     ``$device:<device>``; an anonymous event merged later shows under the user's distinct_id
-    but still has no ``$user_id`` (docs/rules.md#remediations)."""
-    return f"({user_expr} IS NOT NULL)"
+    but still has no ``$user_id`` (docs/rules.md#remediations). An empty ``$user_id`` is none, as
+    an empty ``$device_id`` is no device (:func:`app_event_sql`)."""
+    return f"({user_expr} IS NOT NULL AND {user_expr} <> '')"
 
 
 def remediation_event_sql(kind: str, *, logged_in: str, app: str) -> str:

@@ -47,3 +47,21 @@ def test_float_rounding_matches_python(lab):
     mpid = 9080350317581165123
     got = lab.engine.query_rows(f"SELECT {float_rounded_mpid_sql('x')} FROM (SELECT ?::BIGINT AS x)", [mpid])
     assert got[0][0] == int(float(mpid)) == 9080350317581165568
+
+
+def test_an_event_is_logged_in_and_from_an_app_by_a_non_empty_user_id_and_device_id():
+    # docs/rules.md#remediations: a Rule writes from logged-in events (a $user_id), SDK code from
+    # those an app sent (a $device_id); an empty value is no value for both (an empty $user_id
+    # counted as logged in while an empty $device_id was no app: audit 124's leftover)
+    import duckdb
+
+    from cohortlab.identifiers import app_event_sql, logged_in_event_sql, remediation_event_sql
+
+    rows = duckdb.sql(f"""
+        SELECT u, d, {logged_in_event_sql('u')}, {app_event_sql('d')},
+               {remediation_event_sql('rule', logged_in=logged_in_event_sql('u'), app=app_event_sql('d'))},
+               {remediation_event_sql('sdk', logged_in=logged_in_event_sql('u'), app=app_event_sql('d'))}
+        FROM (VALUES ('c1', 'D1'), ('c1', NULL), ('', 'D1'), (NULL, 'D1'), ('c1', '')) t(u, d)""").fetchall()
+    assert [r[2:] for r in rows] == [(True, True, True, True), (True, False, True, False),
+                                     (False, True, False, False), (False, True, False, False),
+                                     (True, False, True, False)]
