@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -61,6 +62,28 @@ PSEUDONYM_DIGITS = 12  # hex digits of the salted SHA-256 a pseudonym keeps
 PSEUDONYM_RE = re.compile(re.escape(PSEUDONYM_PREFIX) + "[0-9a-f]{%d}" % PSEUDONYM_DIGITS)  # a whole pseudonym
 META_TABLE = "cohortlab_meta"
 KEY_NAME = "pseudonym_key"
+# a key the user keeps (docs/reports.md#stable-pseudonyms): the same pseudonyms across databases
+KEY_ENV = "COHORTLAB_PSEUDONYM_KEY"
+KEY_MIN_LENGTH = 16
+
+
+def configured_key() -> str | None:
+    """The pseudonym key the user set in ``COHORTLAB_PSEUDONYM_KEY`` (None when unset or empty):
+    it wins over every database's own key, so that outputs of several databases (each
+    ``report --data`` run loads a new one) give a value the same pseudonym. A
+    :class:`~cohortlab.errors.SettingsError` for a key shorter than 16 characters: whoever holds
+    the key can test a guessed email against a pseudonym, so it must not be guessable itself."""
+    value = os.environ.get(KEY_ENV)
+    if not value:
+        return None
+    if len(value) < KEY_MIN_LENGTH:
+        from cohortlab.errors import SettingsError
+
+        raise SettingsError(f"{KEY_ENV} is {len(value)} character(s) long: a pseudonym key must have at least "
+                            f"{KEY_MIN_LENGTH} (e.g. `python -c 'import secrets; print(secrets.token_hex(16))'`), "
+                            f"and be kept as secret as a password (docs/reports.md#stable-pseudonyms)")
+    return value
+
 
 def _known_personal_sql(condition: str) -> str:
     """The personal values of the database (column ``v``) whose value meets ``condition``."""
@@ -177,7 +200,11 @@ def ensure_key(engine: "Engine") -> None:
 
 def database_key(engine: "Engine") -> str:
     """The database's pseudonym key; a fresh random one (pseudonyms stable within this process
-    only) when the database has none and cannot get one (read-only, older database)."""
+    only) when the database has none and cannot get one (read-only, older database).
+    ``COHORTLAB_PSEUDONYM_KEY`` wins over both (:func:`configured_key`)."""
+    configured = configured_key()
+    if configured:
+        return configured
     try:
         if engine.table_exists(META_TABLE):
             rows = engine.query_rows(f"SELECT value FROM {META_TABLE} WHERE name = '{KEY_NAME}'")
@@ -328,7 +355,7 @@ class Redactor:
     'anon-1c2b...'
     """
 
-    key: str = field(default_factory=lambda: secrets.token_hex(16))
+    key: str = field(default_factory=lambda: configured_key() or secrets.token_hex(16))
     known: frozenset[str] = frozenset()
     show: bool = False
     database: KnownPersonal | None = field(default=None, repr=False, compare=False)

@@ -280,6 +280,12 @@ def run_report(
         except ValueError as e:
             raise ReportError(str(e)) from None
         params["timezone"] = timezone  # the notebooks load observed_data with it (db wins over data there)
+    try:  # a key the kernels would each refuse (COHORTLAB_PSEUDONYM_KEY): said once, before any folder
+        from cohortlab.privacy import configured_key
+
+        configured_key()
+    except ValueError as e:
+        raise ReportError(str(e)) from None
     try:  # the kernels, the data loaded from --data and the shared simulations need one: before any folder
         require_temp_dir()
     except FileNotFoundError as e:

@@ -119,3 +119,30 @@ def test_a_phone_typed_as_mparticle_user_id_is_a_pseudonym_in_the_junk_values_ta
     junk = Redactor(key="k").frame(metrics.junk_values(res))
     assert sorted(junk["identifier"]) == sorted([pseudonym("07700 900123", "k"), pseudonym("+447700900456", "k"),
                                                  "undefined"])
+
+
+def test_a_pseudonym_key_the_user_keeps_gives_the_same_pseudonyms_in_every_database(tmp_path, monkeypatch):
+    # docs/reports.md#stable-pseudonyms: each `report --data` run loads a new database with a new
+    # random key, so a cohort named after an email got a new pseudonym every run (audit 123's
+    # leftover); COHORTLAB_PSEUDONYM_KEY, when set, wins over every database's key
+    import pytest
+
+    from cohortlab.errors import SettingsError
+    from cohortlab.privacy import KEY_ENV, pseudonym_sql
+
+    key = "0123456789abcdef-kept"
+    monkeypatch.setenv(KEY_ENV, key)
+    seen = []
+    for name in ("a.duckdb", "b.duckdb"):
+        with Lab(tmp_path / name) as lab:
+            seen.append(Redactor.for_engine(lab.engine).value("ann@example.com"))
+            assert lab.engine.query_rows(f"SELECT {pseudonym_sql(chr(39) + 'ann@example.com' + chr(39), key)}") == [
+                (seen[-1],)]
+    assert seen[0] == seen[1] == pseudonym("ann@example.com", key) == Redactor().value("ann@example.com")
+    monkeypatch.setenv(KEY_ENV, "")  # empty: unset, each database's own key again
+    with Lab(tmp_path / "a.duckdb") as lab:
+        own = Redactor.for_engine(lab.engine).value("ann@example.com")
+    assert own != seen[0] and own.startswith("anon-")
+    monkeypatch.setenv(KEY_ENV, "0123456789abcde")  # 15 characters: guessable, refused
+    with Lab(tmp_path / "a.duckdb") as lab, pytest.raises(SettingsError, match="15 character.*at least 16"):
+        Redactor.for_engine(lab.engine)

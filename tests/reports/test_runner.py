@@ -862,3 +862,43 @@ def test_report_timezone_reaches_the_notebooks_that_declare_it_for_their_observe
         seen = json.loads((out / "zone" / "metrics.json").read_text())
         assert seen["timezone"] == "America/Los_Angeles" and seen["observed_data"] == str(later.resolve())
         assert r.exit_code == 0 and (out / "good" / "metrics.json").exists()
+
+
+def test_scheduled_report_data_runs_compare_a_cohort_named_after_an_email_with_a_kept_key(tmp_path, monkeypatch):
+    # each `report --data` run loads a new database with a new pseudonym key: a cohort named after
+    # an email got a new pseudonym every run, so a scheduled report never found a comparable
+    # previous run (audit 123's leftover); with COHORTLAB_PSEUDONYM_KEY the pseudonyms, so the
+    # runs, compare; the email appears in no file of the report either way
+    from cohortlab.privacy import KEY_ENV, pseudonym
+
+    world = tmp_path / "world"
+    assert CliRunner().invoke(main, ["synth", "--users", "200", str(world)]).exit_code == 0
+    for f in (world / "mixpanel" / "cohorts.json", world / "mixpanel" / "webhooks" / "power-users.jsonl",
+              world / "mparticle" / "profiles.jsonl"):
+        f.write_text(f.read_text().replace("Power Users", "ann@example.com"))
+    reports = tmp_path / "reports"
+
+    def run(name, key=None):
+        if key:
+            monkeypatch.setenv(KEY_ENV, key)
+        else:
+            monkeypatch.delenv(KEY_ENV, raising=False)
+        r = CliRunner().invoke(main, ["report", "--data", str(world), "--notebooks", "match_rates",
+                                      "--out", str(reports / name)])
+        assert r.exit_code == 0, r.output
+        return (reports / name / "index.html").read_text()
+
+    key = "0123456789abcdef-kept"
+    run("1-own-key")
+    assert "No comparable previous run in this folder" in run("2-kept-key", key)
+    kept = run("3-kept-key", key)
+    assert 'href="../2-kept-key/index.html"' in kept and "Compared with the previous run" in kept
+    run_json = json.loads((reports / "3-kept-key" / "run.json").read_text())
+    assert pseudonym("ann@example.com", key) in run_json["cohorts"]
+    assert not [p for p in reports.rglob("*") if p.is_file() and p.suffix in (".html", ".json", ".ipynb")
+                and "ann@example.com" in p.read_text(errors="replace")]
+    monkeypatch.setenv(KEY_ENV, "short")  # refused once, before any folder
+    r = CliRunner().invoke(main, ["report", "--data", str(world), "--notebooks", "match_rates",
+                                  "--out", str(reports / "4")])
+    assert r.exit_code == 1 and "COHORTLAB_PSEUDONYM_KEY is 5 character(s) long" in r.stderr
+    assert not (reports / "4").exists()
