@@ -113,7 +113,8 @@ def expected_verify(w, loads, template, state, last_write):
     expected = template.format(cohort_name=C)
     names = {expected, OLD.format(cohort_name=C), C}
     record = {}  # the record each MPID keeps, and whether its load carries one of the cohort's names
-    for x in sorted(loads, key=lambda x: x["as_of"] or T0 - timedelta(days=1)):  # the batches are loaded first
+    # the snapshot taken last wins; without as_of: the batches are replaced by any snapshot, a snapshot load is taken now
+    for x in sorted(loads, key=lambda x: x["as_of"] or (T0 - timedelta(days=2) if x["fmt"] == "batches" else datetime.max)):
         carries = any(names & {k for k, v in a.items() if v != ""} for a in x["recs"].values())
         for m, attrs in x["recs"].items():
             record[m] = (carries, x["as_of"], {k: (v.strip() if x["fmt"] == "csv" else v) for k, v in attrs.items() if v != ""})
@@ -180,7 +181,8 @@ def world(rng):
 
 def mparticle_loads(rng, w, template, state, snap):
     """The base load (identities only, captured a day before T0) and one or two snapshot loads of the
-    cohort attribute (JSONL or CSV, docs/loading.md#mparticle), as dicts of as_of, fmt and records
+    cohort attribute (JSONL or CSV, docs/loading.md#mparticle; or one JSONL without as_of, dated by its
+    last_stored_at), as dicts of as_of, fmt and records
     {mpid: user_attributes as written}; in the order they are loaded (a snapshot may arrive late)."""
     expected = template.format(cohort_name=C)
     others = [n for n in (OLD.format(cohort_name=C), C, "Other Cohort", C.lower()) if n != expected]
@@ -190,6 +192,8 @@ def mparticle_loads(rng, w, template, state, snap):
     loads = [dict(as_of=None if base == "batches" else T0 - timedelta(days=1), fmt=base,
                   recs={m: {"plan": "pro"} for m in w["mpa"]})]
     loads += [dict(as_of=t, fmt=rng.choice(["jsonl", "jsonl", "csv"]), recs={}) for t in snaps]
+    if rng.random() < 0.25:  # one Profile API snapshot without as_of: its time is the latest last_stored_at
+        loads[1:] = [dict(as_of=None, fmt="jsonl", recs={}, stored={})]
     for m in w["mpa"]:
         if rng.random() < 0.35:
             continue  # only in the base load
@@ -208,7 +212,13 @@ def mparticle_loads(rng, w, template, state, snap):
                 attrs = {k: rng.choice(["", " "]) + (json.dumps(v) if isinstance(v, bool) else str(v)) + rng.choice(["", " "])
                          for k, v in attrs.items() if v is not None and v != " true"}
             load["recs"][m] = attrs
+            if "stored" in load:
+                load["stored"][m] = snap - timedelta(minutes=rng.choice([0, 0, 5, 30]))
     return [loads[0], *rng.sample(loads[1:], len(loads) - 1)]
+
+
+def ms(t):
+    return int((t - datetime(1970, 1, 1)).total_seconds() * 1000)
 
 
 def jid(d, w):
@@ -242,7 +252,7 @@ def load(lab, w, loads, tmp, rng):
             continue
         if x["fmt"] == "batches":
             path.write_text("".join(json.dumps(
-                {"mpid": m, "timestamp_unixtime_ms": int((T0 - timedelta(days=1) - datetime(1970, 1, 1)).total_seconds() * 1000),
+                {"mpid": m, "timestamp_unixtime_ms": ms(T0 - timedelta(days=1)),
                  "user_identities": {t: v for t, v in w["mpa"][m] if t not in DEVICE_TYPES},
                  "device_info": {t: v for t, v in w["mpa"][m] if t in DEVICE_TYPES},
                  "user_attributes": attrs, "events": []}) + "\n" for m, attrs in x["recs"].items()))
@@ -255,9 +265,10 @@ def load(lab, w, loads, tmp, rng):
                 "mpid": rng.choice([m, str(m)]),
                 "user_identities": dict(user) if rng.random() < 0.3 else [{"type": t, "value": v} for t, v in user],
                 "device_identities": [{"type": t, "value": v} for t, v in w["mpa"][m] if t in DEVICE_TYPES],
-                "user_attributes": attrs}) + "\n")
+                "user_attributes": attrs,
+                **({"last_stored_timestamp_ms": ms(x["stored"][m])} if "stored" in x else {})}) + "\n")
         path.write_text("".join(lines))
-        lab.load("mparticle-profiles", [str(path)], as_of=iso(x["as_of"]))
+        lab.load("mparticle-profiles", [str(path)], **({"as_of": iso(x["as_of"])} if x["as_of"] else {}))
     by_time = {}
     for d, vs in w["versions"].items():
         for (as_of, raw), (_, email) in zip(vs, w["emails"][d]):
@@ -379,8 +390,9 @@ def test_recovery_and_observed_state_agree_with_a_reference_written_from_the_rul
             expected = opts["attribute_template"].format(cohort_name=C)
             carrying = [x["as_of"] for x in loads if any(a.get(expected, "") != "" for a in x["recs"].values())]
             snapshot_at = snap + timedelta(minutes=20) if rnd == 2 else snap
-            if rnd == 1 and len(carrying) == len(loads) - 1:
+            stored = loads[1].get("stored")
+            if rnd == 1 and (len(carrying) == len(loads) - 1 or stored and snap in stored.values()):
                 snapshot_at = None
-            at = snapshot_at or max(carrying)
+            at = snapshot_at or (snap if stored else max(carrying))
             check_round(lab, w, loads, opts, s, at, snapshot_at, f"seed {seed} round {rnd}, settings {opts}")
     COUNTS["seeds"] += 1
