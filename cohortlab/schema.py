@@ -209,6 +209,14 @@ MPA_ATTRIBUTES = _table(
     ("value_bool", "BOOLEAN", "true/'true'/'True' -> TRUE, false/'false'/'False' -> FALSE, else NULL"),
 )
 
+MPA_SNAPSHOT_NAMES = _table(
+    "mpa_snapshot_names",
+    "The user attribute names each mParticle profile snapshot load read, one row per load and name, also "
+    "those of records a newer snapshot of the same MPID keeps: the loads that carry a cohort attribute "
+    "(docs/simulate.md#verify), whichever of their records were kept.",
+    ("name", "VARCHAR", "attribute name (case-sensitive)"),
+)
+
 MPA_AUDIENCES = _table(
     "mpa_audiences",
     "Audience memberships reported by the Profile API.",
@@ -263,7 +271,7 @@ MPA_BATCH_TIMES = _table(
 # 6: a byte order mark right after an Excel "sep=X" line is no part of the first column's name; a
 #    cohort id written as a whole JSON float (1002.0) is that integer (1002); a lone surrogate
 #    escape ("\ud83d") is read as its text instead of refusing its record or document
-LOADER_VERSION = 7
+LOADER_VERSION = 8
 
 
 # the identifier columns: a table read from files without one of them is refused, never read as

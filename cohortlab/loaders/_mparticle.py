@@ -14,7 +14,8 @@ Everything here builds DuckDB SQL; nothing loops over records in Python.
   ``9.08e18``, ``1.0``) is never an MPID.
 * :func:`replace_profiles` writes staged profiles into the four ``mpa_*`` tables, replacing
   every row of the same MPIDs (Profile API, CSV and Parquet snapshots) unless a snapshot taken
-  later holds them.
+  later holds them, and the attribute names the file carries into ``mpa_snapshot_names``
+  (those of the records it does not keep too).
 """
 
 from __future__ import annotations
@@ -535,6 +536,7 @@ def replace_profiles(
                WHERE p.source <> 'batches' AND {_CAPTURED_SQL} > {captured}
                  AND p.mpid IN (SELECT mpid FROM {profiles})""")
         superseded = int(ctx.engine.query_rows(f"SELECT count(*) FROM {newer}")[0][0])
+    read_attributes = attributes
     if superseded:
         def kept(staged: str | None) -> str | None:
             return staged and f"(SELECT * FROM {staged} WHERE mpid NOT IN (SELECT mpid FROM {newer}))"
@@ -553,6 +555,11 @@ def replace_profiles(
         ex(f"INSERT INTO mpa_identities SELECT mpid, kind, identity_type, value, {prov} FROM {identities}", params)
     if attributes:
         ex(f"INSERT INTO mpa_attributes SELECT mpid, name, value, value_bool, {prov} FROM {attributes}", params)
+    if read_attributes:
+        # every name the file carries, also on records a newer snapshot keeps: the snapshot still
+        # carries the attribute and observed its other profiles without it (docs/simulate.md#verify)
+        ex(f"INSERT INTO mpa_snapshot_names SELECT name, {prov} FROM "
+           f"(SELECT name, min(line) AS line FROM {read_attributes} GROUP BY name)", params)
     if audiences:
         ex(
             f"INSERT INTO mpa_audiences SELECT mpid, audience_id, audience_name, expiration_at, {prov} "

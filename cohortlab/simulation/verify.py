@@ -12,8 +12,9 @@ neither value is an agreement (``absent`` / ``absent``).
 Which profiles are *in the snapshot*: those with a row in ``mpa_attributes`` under a known name
 of the cohort, and every profile whose record (``mpa_profiles.load_id``) comes from a load that
 carries such an attribute for some profile (so a snapshot profile without the attribute is
-observed ``absent``). A profile loaded only from inputs without the attribute (an identity CSV,
-say) is not in the snapshot.
+observed ``absent``): a snapshot file that held it (``mpa_snapshot_names``), also when a newer
+snapshot replaced every profile that held it there, or a load whose kept rows hold it. A profile
+loaded only from inputs without the attribute (an identity CSV, say) is not in the snapshot.
 
 Known names of the cohort: its name and every other name recorded for its id (a renamed cohort:
 ``mp_cohorts``, ``mp_cohort_snapshots``, ``mp_webhook_pages``), each through the template and in
@@ -87,6 +88,11 @@ RULE = "docs/rules.md#observed-state"
 _SIM = "_verify_simulated"
 _NAMES = "_verify_names"
 _MEMBERS = "_verify_members"
+# the loads that carry one of the cohort's names: a snapshot file that held it (mpa_snapshot_names:
+# also on records that a newer snapshot of the same MPID replaced, so the file's other profiles are
+# still observed without it), or any load whose kept rows hold it (Events API batches)
+_OBS_LOADS = f"""SELECT a.load_id FROM mpa_attributes a JOIN {_NAMES} n ON n.name = a.name
+        UNION SELECT s.load_id FROM mpa_snapshot_names s JOIN {_NAMES} n ON n.name = s.name"""
 
 
 class VerifyError(CohortlabError, ValueError):
@@ -215,7 +221,7 @@ def detect_snapshot_at(engine: Engine, fallback: datetime | None) -> tuple[datet
     """(time, where it came from) of the observed snapshot; reads the registered names table."""
     row = engine.query_rows(
         f"""
-        WITH obs_loads AS (SELECT DISTINCT a.load_id FROM mpa_attributes a JOIN {_NAMES} n ON n.name = a.name)
+        WITH obs_loads AS ({_OBS_LOADS})
         SELECT
           (SELECT max(TRY_CAST(json_extract_string(l.options, '$.as_of') AS TIMESTAMP))
              FROM loads l JOIN obs_loads o ON o.load_id = l.load_id),
@@ -267,7 +273,7 @@ def _profiles_sql(snapshot_at: datetime, only: list[int] | None = None) -> str:
                        CASE WHEN NOT expected THEN pos END) AS other_value
         FROM obs GROUP BY mpid
     ),
-    obs_loads AS (SELECT DISTINCT a.load_id FROM mpa_attributes a JOIN {_NAMES} n ON n.name = a.name),
+    obs_loads AS ({_OBS_LOADS}),
     load_times AS (
         SELECT l.load_id, l.load_id IN (SELECT load_id FROM obs_loads) AS carries,
                TRY_CAST(json_extract_string(l.options, '$.as_of') AS TIMESTAMP) AS load_as_of
@@ -308,7 +314,7 @@ def _profiles_sql(snapshot_at: datetime, only: list[int] | None = None) -> str:
 def _both_absent_sql() -> str:
     """Snapshot profiles with no value on either side (agreements not listed one by one)."""
     return f"""
-    WITH obs_loads AS (SELECT DISTINCT a.load_id FROM mpa_attributes a JOIN {_NAMES} n ON n.name = a.name)
+    WITH obs_loads AS ({_OBS_LOADS})
     SELECT count(*) FROM mpa_profiles p
     WHERE p.load_id IN (SELECT load_id FROM obs_loads)
       AND p.mpid NOT IN (SELECT mpid FROM {_SIM})
@@ -518,7 +524,7 @@ def observed_times(engine: Engine, cohort: str, at: datetime | str | None = None
 
 def _snapshot(engine: Engine, ref, names, snapshot_at, show_personal_data: bool = False) -> tuple[datetime, str]:
     observed_any = engine.query_rows(
-        f"SELECT EXISTS (SELECT 1 FROM mpa_attributes a JOIN {_NAMES} n ON n.name = a.name)"
+        f"SELECT EXISTS ({_OBS_LOADS})"
     )[0][0]
     if not observed_any:
         # the names as verify's text shows them: a cohort named after an email by its pseudonym

@@ -46,7 +46,9 @@ def valid_mpid(text):
 
 
 def float_spelled(text):
-    return re.fullmatch(r"-?[0-9]+(\.[0-9]*)?([eE][+-]?[0-9]+)?", text) is not None and not valid_mpid(text)
+    """A float written as text: a decimal point or an exponent (docs/rules.md#float-spelled-precision-loss);
+    integer text beyond int64 is no float spelling."""
+    return re.fullmatch(r"-?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", text) is not None and not re.fullmatch(r"-?[0-9]+", text)
 
 
 class Reference:
@@ -106,7 +108,12 @@ class Reference:
         s = self.s
         decide = (lambda d, t: self.decide(d, at)) if s["resolution_time"] == "as_of" else self.decide
         state, held, prev, last_ok, runs, t = {}, {}, None, None, [], s["start"] or self.w["snapshots"][0][0]
-        exported = set()
+        exported, self.last_write = set(), {}
+
+        def write(pairs):  # the profile's value, and the run that last wrote it (docs/rules.md#observed-state)
+            for k, v in pairs:
+                state[k], self.last_write[k] = v, t
+
         while t <= at:
             M = self.members(t)
             row = dict(run_at=t, members=len(M), adds=0, removes=0)
@@ -115,7 +122,7 @@ class Reference:
                 exported |= set(due)
                 row.update(kind="one_time" if last_ok is None else "reexport", adds=len(M))
                 held = {d: dict(decide(d, t), sent_at=t) for d in M}
-                state.update({x["target"]: True for x in held.values() if x["target"] is not None})
+                write((x["target"], True) for x in held.values() if x["target"] is not None)
                 last_ok = t
             elif s["sync_type"] == "one_time":
                 row["kind"] = "observation"
@@ -135,9 +142,9 @@ class Reference:
                 if kind != "diff":
                     held = {d: dict(decide(d, t), sent_at=t) for d in M}
                     targets = {x["target"] for x in held.values() if x["target"] is not None}
-                    state.update({k: True for k in targets})
+                    write((k, True) for k in targets)
                     if kind == "full_refresh" and s["clears"]:
-                        state.update({k: False for k, v in state.items() if v and k not in targets})
+                        write([(k, False) for k, v in state.items() if v and k not in targets])
                     row["adds"] = len(M)
                 else:
                     removed, added = sorted(prev - M), sorted(M - prev)
@@ -146,11 +153,11 @@ class Reference:
                         held[d] = dict(decide(d, t), sent_at=t)
                     adds = [(held[d]["target"], True) for d in added]
                     writes = adds + writes if s["order"] == "adds_then_removes" else writes + adds
-                    state.update({k: v for k, v in writes if k is not None})
+                    write((k, v) for k, v in writes if k is not None)
                     row.update(adds=len(added), removes=len(removed))
                 row["kind"] = kind
                 prev, last_ok = M, t
-            row["true_count"] = sum(state.values())
+            row["true_count"], row["false_count"] = sum(state.values()), sum(not v for v in state.values())
             runs.append(row)
             t += s["cadence"]
         res = {d: held[d] if d in held else dict(self.decide(d, at), sent_at=None) for d in self.members(at)}

@@ -207,6 +207,28 @@ def test_profile_missing_in_snapshot(data):
     assert v.profiles.set_index("mpid").loc[2, "in_snapshot"] == False  # noqa: E712
 
 
+@pytest.mark.parametrize("late", [False, True])
+def test_a_snapshot_whose_profiles_with_the_attribute_a_later_snapshot_replaced_still_carries_it(data, tmp_path, late):
+    # audit 125: the export of 03-01 carries the attribute (profile 1) and shows profile 2 without it;
+    # the export of 03-02 replaces profile 1 only. Profile 2 is still in a snapshot that carries the
+    # attribute (docs/simulate.md#verify): observed absent, a run should have written true. Its load
+    # counted as carrying the attribute only through the rows it kept, so 2 was taken for a profile
+    # of no snapshot (profile_missing_in_snapshot), outside the confusion table. Either load order.
+    linked(data, {"a": 1, "b": 2})
+    data.snapshot(C, "2026-03-01T00:00", ["a", "b"])
+    day1, day2 = tmp_path / "day1.jsonl", tmp_path / "day2.jsonl"
+    day1.write_text(json.dumps({"mpid": 1, "user_attributes": {C: True}}) + "\n"
+                    + json.dumps({"mpid": 2, "user_attributes": {"plan": "pro"}}) + "\n")
+    day2.write_text(json.dumps({"mpid": 1, "user_attributes": {C: True}}) + "\n")
+    loads = [(day1, "2026-03-01T04:00:00Z"), (day2, "2026-03-02T04:00:00Z")]
+    for path, as_of in reversed(loads) if late else loads:
+        data.lab.load("mparticle-profiles", path, as_of=as_of)
+    v = data.lab.verify(C, snapshot_at="2026-03-02T04:00")
+    assert rows(v) == {1: ("true", "true", None), 2: ("true", "absent", "pause_not_modelled")}
+    assert v.profiles.set_index("mpid").loc[2, "in_snapshot"] == True  # noqa: E712
+    assert v.confusion.loc["true", "absent"] == 1
+
+
 def test_pause_not_modelled(data):
     linked(data, {"a": 1, "b": 2})
     data.snapshot(C, "2026-03-01T00:00", ["a"])
