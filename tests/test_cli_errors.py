@@ -749,3 +749,14 @@ def test_a_database_of_a_newer_cohortlab_is_refused_in_one_line(db, tmp_path, ne
         assert line == (f"error: {copy}: its tables were written by a newer cohortlab ({expected}): "
                         "use that version, or load the exports into a new database file")
     assert copy.read_bytes() == before
+
+
+def test_a_guessable_pseudonym_key_in_the_environment_is_one_line_before_any_output(db, tmp_path):
+    # simulate --members-out printed its waterfall, then refused the key when it came to write the
+    # members (docs/reports.md#stable-pseudonyms); like the engine settings, it is checked first
+    out = tmp_path / "m.csv"
+    r = run("simulate", "--db", db, "--cohort", "Power Users", "--members-out", str(out),
+            env={"COHORTLAB_PSEUDONYM_KEY": "0123456789abcde"})
+    assert r.exit_code == 1 and r.stdout == "" and not out.exists()
+    assert error_line(r).startswith("error: COHORTLAB_PSEUDONYM_KEY is 15 character(s) long: a pseudonym key must "
+                                    "have at least 16")

@@ -35,6 +35,12 @@ class _Group(click.Group):
             problem = threads_problem(env_threads)
             if problem:
                 fail(f"COHORTLAB_THREADS={env_threads!r}: {problem}")
+        try:  # a pseudonym key too short to keep pseudonyms unguessable: before any output, not after
+            from cohortlab.privacy import configured_key
+
+            configured_key()
+        except CohortlabError as e:
+            fail(_one_line(str(e)))
         try:
             return super().invoke(ctx)
         except CohortlabError as e:
