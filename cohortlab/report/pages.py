@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from cohortlab.escaping import html_text
+from cohortlab.times import format_minute
 
 if TYPE_CHECKING:  # the runner imports this module
     from cohortlab.report.runner import NotebookResult
@@ -284,7 +285,7 @@ def write_index(out_dir: str | os.PathLike, results: list[NotebookResult], param
     change since the previous run of the same data source, cohorts and settings in the same
     reports folder, links), and ``run.json`` (:func:`run_identity`), for the next run."""
     out_dir = Path(out_dir)
-    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = format_minute(_dt.datetime.now(_dt.timezone.utc))
     from cohortlab.report.summaries import readable_times
 
     params = dict(params or {})

@@ -597,10 +597,9 @@ _ISO_TIME = re.compile(r"\b(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(?::\d{2}(?:\.\d+
 def _readable_time(m: re.Match) -> str:
     zone = m.group(3)
     if zone and zone != "Z":  # an offset: the same instant in UTC, not the wall time called UTC
-        from datetime import datetime, timezone
+        from datetime import datetime
 
-        t = datetime.fromisoformat(f"{m.group(1)}T{m.group(2)}{zone[:3]}:{zone[-2:]}").astimezone(timezone.utc)
-        return t.strftime("%Y-%m-%d %H:%M UTC")
+        return format_minute(datetime.fromisoformat(f"{m.group(1)}T{m.group(2)}{zone[:3]}:{zone[-2:]}"))
     return f"{m.group(1)} {m.group(2)} UTC"
 
 
