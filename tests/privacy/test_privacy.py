@@ -24,21 +24,46 @@ NOT_PHONES = ["07700900123",             # plain digits: an MPID could be writte
               "cust-1000040", "123-456", "12 34", "2f4e4d4c-3ce7-466c", "$device:ab12", "undefined", ""]
 
 
+def shown_by_sql(personal: list[str], not_personal: list[str]) -> dict[str, str]:
+    """Each value as ``Redactor.sql`` shows it in DuckDB (key "k"), checked: the personal ones
+    as their pseudonyms, the others as they are; and Python's ``looks_personal`` agrees."""
+    assert all(looks_personal(v) for v in personal)
+    assert not any(looks_personal(v) for v in not_personal)
+    con = duckdb.connect()
+    con.execute("CREATE TABLE v AS SELECT unnest(?) AS v", [personal + not_personal])
+    got = dict(con.execute(f"SELECT v, {Redactor(key='k').sql('v')} FROM v").fetchall())
+    assert got == {**{v: pseudonym(v, "k") for v in personal}, **{v: v for v in not_personal}}
+    return got
+
+
 def test_a_whole_value_shaped_like_a_national_phone_number_is_personal_in_python_and_sql():
     """A phone typed into an identifier field (a junk $mparticle_user_id) without "+": 7 to 15
     digits with a space, dash or parentheses between them, or dotted 3.3.4; never a date, an
     MPID or its float spelling."""
-    assert all(looks_personal(v) for v in NATIONAL_PHONES)
-    assert not any(looks_personal(v) for v in NOT_PHONES)
-    con = duckdb.connect()
-    con.execute("CREATE TABLE v AS SELECT unnest(?) AS v", [NATIONAL_PHONES + NOT_PHONES])
+    shown_by_sql(NATIONAL_PHONES, NOT_PHONES)
     r = Redactor(key="k")
-    got = dict(con.execute(f"SELECT v, {r.sql('v')} FROM v").fetchall())
-    assert {v: got[v] for v in NATIONAL_PHONES} == {v: pseudonym(v, "k") for v in NATIONAL_PHONES}
-    assert {v: got[v] for v in NOT_PHONES} == {v: v for v in NOT_PHONES}
     # inside a sentence only known values are replaced: dates and counts take the same shape
     assert r.text("between 2026-02-23 00:00 and 2026-03-01 12:00, 1 000 000 runs") == (
         "between 2026-02-23 00:00 and 2026-03-01 12:00, 1 000 000 runs")
+
+
+HOLDING_A_PHONE = ["Call back +44 7700 900123", "VIP (+1 (415) 555-0123)", "sms:+447700900124;x",
+                   "list +33 6 12 34 56 78 March"]
+NOT_HOLDING_ONE = ["+150000 users", "+1,234,567 members", "+12) 2026-02-15 00:00 UTC", "+5 (12.5%) since",
+                   "Buyers 2026-02-15", "cust+1234567"]
+
+
+def test_a_text_holding_an_international_phone_number_is_personal_in_python_and_sql():
+    """A cohort named "Call back +44 7700 900123" was shown in clear everywhere the name is (only a
+    name holding an email was a pseudonym, and only a phone the database knows was replaced inside
+    a text): a "+" and at least 8 digits, at most two separators between two of them, not a date,
+    make a text personal as a whole, and inside a sentence the number alone is replaced. Fewer
+    digits are a count; a date among the digits is a time."""
+    shown_by_sql(HOLDING_A_PHONE, NOT_HOLDING_ONE)
+    r = Redactor(key="k")
+    assert r.text("members of Call back +44 7700 900123 left; +150000 users, +12) 2026-02-15") == (
+        f"members of Call back {pseudonym('+44 7700 900123', 'k')} left; +150000 users, +12) 2026-02-15")
+    assert r.text("+1 (415) 555-0123.") == pseudonym("+1 (415) 555-0123", "k") + "."
 
 
 SPELLED_OTHERWISE = ["+44\u00a07700\u00a0900321",      # no-break spaces
@@ -52,12 +77,8 @@ def test_other_spellings_of_emails_and_phones_are_personal_in_python_and_sql_ali
     """Python's \\s knows every Unicode space, RE2's (SQL) only the ASCII ones: a phone written
     with no-break spaces was a pseudonym in a report and in clear in --members-out. Percent-encoded
     and tel: spellings, and full-width @/+, are the same values."""
-    assert all(looks_personal(v) for v in SPELLED_OTHERWISE)
-    con = duckdb.connect()
-    con.execute("CREATE TABLE v AS SELECT unnest(?) AS v", [SPELLED_OTHERWISE + NOT_PHONES])
+    got = shown_by_sql(SPELLED_OTHERWISE, NOT_PHONES)
     r = Redactor(key="k")
-    got = dict(con.execute(f"SELECT v, {r.sql('v')} FROM v").fetchall())
-    assert got == {**{v: pseudonym(v, "k") for v in SPELLED_OTHERWISE}, **{v: v for v in NOT_PHONES}}
     assert [r.value(v) for v in SPELLED_OTHERWISE] == [got[v] for v in SPELLED_OTHERWISE]
 
 

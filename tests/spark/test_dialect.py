@@ -12,7 +12,7 @@ import pytest
 
 from cohortlab.engines.spark.dialect import RegexTranslationError, java_regex, to_spark
 from cohortlab.engines.spark.lint import SPARK_FUNCTIONS, SPARK_SYNTAX, check_sql
-from cohortlab.privacy import EMAIL_PATTERN, PHONE_PATTERN
+from cohortlab.privacy import DATE_PATTERN, EMAIL_PATTERN, PHONE_INSIDE_PATTERN, PHONE_PATTERN
 from cohortlab.simulation.resolution import _FLOAT_SPELLING
 
 # --------------------------------------------------------------------------- RE2 -> Java patterns
@@ -53,7 +53,7 @@ def test_patterns_without_a_faithful_java_spelling_are_refused(re2, options):
 
 
 def test_the_patterns_cohortlab_uses_translate():
-    for p in (_FLOAT_SPELLING, EMAIL_PATTERN, PHONE_PATTERN):
+    for p in (_FLOAT_SPELLING, EMAIL_PATTERN, PHONE_PATTERN, PHONE_INSIDE_PATTERN, DATE_PATTERN):
         assert java_regex(p, full=True).startswith("(?d)\\A(?:")
 
 
@@ -96,6 +96,8 @@ REGEX_CASES = [
     ("regexp_full_match(x, 'x|yz')", ["x", "yz", "xyz"]),
     ("regexp_matches(x, 'AB', 'i')", ["xaby", "XABY", "a b"]),
     (f"regexp_full_match(trim(x), '{PHONE_PATTERN}')", ["+1 (555) 010-0000", "+44\x0b20 7946", "555-0100"]),
+    (f"regexp_extract(x, '{PHONE_INSIDE_PATTERN}', 0)", ["Call +44 7700 900123", "+44\x0b7700 900123 x", "+150000 users",
+                                                        "+12) 2026-02-15 00", "x"]),
     (f"regexp_full_match(x, '{_FLOAT_SPELLING}')", ["1.0", "1e5", ".5", "1", "1.2e18", "1.0\n", "-2.5E-3"]),
     ("regexp_replace(x, '[^0-9-]', '', 'g')", ["a1-2b3", "x", "1.2e18"]),
     ("regexp_extract(x, '([0-9]+)\\s*$', 1)", ["ab 12", "ab 12\n", "12 x"]),

@@ -114,13 +114,13 @@ def test_the_redactor_looks_up_known_values_on_spark(spark_engine):
 
 
 def test_personal_values_spelled_otherwise_get_the_same_pseudonym_on_spark(spark_engine):
-    """privacy.Redactor.sql (normalised spaces, full-width @/+, %40/%2B/tel:) means on Spark what
-    it means on DuckDB and in Python."""
+    """privacy.Redactor.sql (normalised spaces, full-width @/+, %40/%2B/tel:, a "+" phone inside a
+    text) means on Spark what it means on DuckDB and in Python."""
     from cohortlab.privacy import Redactor, pseudonym
 
-    from tests.privacy.test_privacy import NATIONAL_PHONES, NOT_PHONES, SPELLED_OTHERWISE
+    from tests.privacy.test_privacy import HOLDING_A_PHONE, NATIONAL_PHONES, NOT_HOLDING_ONE, NOT_PHONES, SPELLED_OTHERWISE
 
-    personal, not_personal = SPELLED_OTHERWISE + NATIONAL_PHONES, NOT_PHONES
+    personal, not_personal = SPELLED_OTHERWISE + NATIONAL_PHONES + HOLDING_A_PHONE, NOT_PHONES + NOT_HOLDING_ONE
     values = personal + not_personal
     spark_engine.register("vals", pd.DataFrame({"i": range(len(values)), "v": pd.Series(values, dtype=object)}))
     r = Redactor(key="k")
