@@ -8,6 +8,9 @@ by the resolution step (Mixpanel side: an invalid identifier is classified, neve
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 
@@ -68,6 +71,66 @@ def logged_in_event_sql(user_expr: str) -> str:
     but still has no ``$user_id`` (docs/rules.md#remediations). An empty ``$user_id`` is none, as
     an empty ``$device_id`` is no device (:func:`app_event_sql`)."""
     return f"({user_expr} IS NOT NULL AND {user_expr} <> '')"
+
+
+# the values of mParticle's device identities (a bare device id as distinct_id: under an identity
+# EIT mParticle forwards "a device ID mapped to the Distinct ID" before the user has that identity)
+_DEVICE_IDENTITIES = ("SELECT DISTINCT value AS device_identity FROM mpa_identities "
+                      "WHERE kind = 'device' AND value IS NOT NULL")
+HAS_USER_ID_SQL = f"SELECT 1 FROM mp_events WHERE {logged_in_event_sql('user_id')} LIMIT 1"
+
+
+@dataclass(frozen=True)
+class LoggedIn:
+    """How the loaded data tells a logged-in event, decided once for the whole data
+    (:func:`logged_in_rule`; docs/rules.md#remediations, #no-user-id). ``user_ids``: some event
+    carries a ``$user_id``, and logged in is an event that carries one
+    (:func:`logged_in_event_sql`). Without any (Original ID Merge, the legacy API, an output
+    without Simplified ID Merge: the distinct_id of an identified user's event is the user's id,
+    of an anonymous one a device id) an event is logged in when its distinct_id is no device id
+    (:func:`device_keyed_event_sql`). One rule for the what-if (``has_uid``), the identity-gaps
+    page's ``rule`` / ``sdk_code`` remedies and the switch detection."""
+    user_ids: bool
+
+    def join(self, distinct_expr: str, alias: str = "dv") -> str:
+        """SQL to append to a ``FROM`` that reads events: a LEFT JOIN to mParticle's device
+        identities on ``distinct_expr`` (``alias.device_identity``), which :meth:`sql` reads;
+        nothing when the data has ``$user_id``s (the SQL of such data is unchanged)."""
+        if self.user_ids:
+            return ""
+        return f" LEFT JOIN ({_DEVICE_IDENTITIES}) {alias} ON {alias}.device_identity = {distinct_expr}"
+
+    def sql(self, *, user: str, distinct: str, device: str, alias: str = "dv") -> str:
+        """SQL condition: the event is logged in (its ``$user_id`` ``user``, distinct_id
+        ``distinct``, ``$device_id`` ``device``; ``alias``: that of :meth:`join`)."""
+        if self.user_ids:
+            return logged_in_event_sql(user)
+        return f"(NOT {device_keyed_event_sql(distinct, device, f'{alias}.device_identity')})"
+
+    @property
+    def note(self) -> str:
+        """How logged in was told, in words (empty when by ``$user_id``)."""
+        if self.user_ids:
+            return ""
+        return ("no event of the data carries a $user_id, as under Original ID Merge or an output without "
+                "Simplified ID Merge: an event counts as logged in when its distinct_id is no device id (not "
+                "$device:, not its $device_id, no mParticle device identity); assumption")
+
+
+def device_keyed_event_sql(distinct_expr: str, device_expr: str, device_identity_expr: str) -> str:
+    """SQL condition: an event's distinct_id (``distinct_expr``) is a device id: a ``$device:``
+    id, the event's own ``$device_id`` (``device_expr``; Mixpanel's SDKs key an anonymous user by
+    it), or the value of an mParticle device identity (``device_identity_expr``: the matching
+    value of :class:`LoggedIn`'s join, NULL when none; mParticle forwards a device id when the
+    user lacks the EIT's identity). An empty or missing distinct_id is no user's either."""
+    return (f"({distinct_expr} IS NULL OR {distinct_expr} = '' OR starts_with({distinct_expr}, '{DEVICE_PREFIX}') "
+            f"OR coalesce({distinct_expr} = {device_expr}, FALSE) OR {device_identity_expr} IS NOT NULL)")
+
+
+def logged_in_rule(engine: Any) -> LoggedIn:
+    """:class:`LoggedIn` of the data loaded in ``engine``: by ``$user_id`` when some event
+    carries one, else by the distinct_id."""
+    return LoggedIn(bool(engine.query_rows(HAS_USER_ID_SQL)))
 
 
 def remediation_event_sql(kind: str, *, logged_in: str, app: str) -> str:

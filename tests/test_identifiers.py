@@ -65,3 +65,37 @@ def test_an_event_is_logged_in_and_from_an_app_by_a_non_empty_user_id_and_device
     assert [r[2:] for r in rows] == [(True, True, True, True), (True, False, True, False),
                                      (False, True, False, False), (False, True, False, False),
                                      (True, False, True, False)]
+
+
+def test_without_user_ids_an_event_is_logged_in_when_its_distinct_id_is_no_device_id():
+    # docs/rules.md#no-user-id (audit 126): data without any $user_id tell a logged-in event by its
+    # distinct_id: not a $device: id, not its own $device_id, no mParticle device identity, not
+    # empty; a customer id, an email or an MPID is a user's. Data with $user_ids keep that rule
+    # and their SQL (no join)
+    import duckdb
+
+    from cohortlab.identifiers import LoggedIn, logged_in_rule
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE mpa_identities (mpid BIGINT, kind VARCHAR, identity_type VARCHAR, value VARCHAR)")
+    con.execute("INSERT INTO mpa_identities VALUES (5, 'device', 'android_uuid', 'srv-9'), "
+                "(5, 'user', 'customer_id', 'cust-5'), (6, 'device', 'ios_idfv', NULL)")
+    con.execute("CREATE TABLE mp_events (distinct_id VARCHAR, user_id VARCHAR, device_id VARCHAR)")
+    con.execute("INSERT INTO mp_events VALUES ('cust-5', NULL, 'D1'), ('$device:D1', NULL, 'D1'), ('D2', NULL, 'D2'), "
+                "('srv-9', NULL, NULL), ('a@b.c', NULL, NULL), ('1001', NULL, 'D3'), ('', NULL, 'D4'), "
+                "('cust-5', '', NULL)")
+    rule = LoggedIn(False)
+    rows = con.sql(f"SELECT e.distinct_id, {rule.sql(user='e.user_id', distinct='e.distinct_id', device='e.device_id')}"
+                   f" FROM mp_events e{rule.join('e.distinct_id')} ORDER BY ALL").fetchall()
+    assert rows == [("", False), ("$device:D1", False), ("1001", True), ("D2", False), ("a@b.c", True),
+                    ("cust-5", True), ("cust-5", True), ("srv-9", False)]
+
+    class Engine:
+        def query_rows(self, sql):
+            return con.execute(sql).fetchall()
+
+    assert logged_in_rule(Engine()) == LoggedIn(False)  # an empty $user_id is none
+    con.execute("INSERT INTO mp_events VALUES ('u1', 'u1', NULL)")
+    assert logged_in_rule(Engine()) == LoggedIn(True)
+    assert LoggedIn(True).join("e.distinct_id") == "" and LoggedIn(True).note == ""
+    assert LoggedIn(True).sql(user="e.user_id", distinct="x", device="y") == "(e.user_id IS NOT NULL AND e.user_id <> '')"

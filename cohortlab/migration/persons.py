@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any, Iterable
 
 from cohortlab.engines.base import Engine
-from cohortlab.identifiers import app_event_sql, logged_in_event_sql, mpid_sql
+from cohortlab.identifiers import LoggedIn, app_event_sql, logged_in_rule, mpid_sql
 from cohortlab.migration.model import IDENTITY_COLUMNS, REPEAT_DAYS, RunTables, run_pipeline
 from cohortlab.migration.plans import MigrationPlan
 from cohortlab.pipeline import Pipeline, sql_str, sql_ts
@@ -35,7 +35,7 @@ def interval_case(col: str, bounds: list[datetime]) -> str:
 
 def activity_pipelines(t: RunTables, *, bounds: list[datetime] | None = None, shifts: list[int] | None = None,
                        window_end: datetime | None = None, tail_start: datetime | None = None,
-                       app: bool = True) -> dict[str, Pipeline]:
+                       app: bool = True, logged_in: LoggedIn = LoggedIn(True)) -> dict[str, Pipeline]:
     """The plan-independent steps, {table: pipeline} in the order to run them.
 
     ``intervals``: ONE scan of ``mp_events``, grouped by (distinct_id, device, interval), where
@@ -47,13 +47,16 @@ def activity_pipelines(t: RunTables, *, bounds: list[datetime] | None = None, sh
     events), projected copies included (``shifts``: days added to each copy of the activity at
     or after ``tail_start``). ``app``: whether the activity rows say which events an app sent
     (``app``, read by SDK code only: :func:`cohortlab.identifiers.app_event_sql`); without a plan
-    that has SDK code the column is FALSE throughout, and costs nothing."""
+    that has SDK code the column is FALSE throughout, and costs nothing. ``logged_in``: how the
+    data tells a logged-in event (``has_uid``; :func:`cohortlab.identifiers.logged_in_rule`: a
+    ``$user_id``, or without any in the data a distinct_id that is no device id)."""
     bounds = sorted(set(bounds or []))
     scan = Pipeline()
     scan.add("events", f"""
         SELECT distinct_id, user_id, device_id, mparticle_user_id, time,
-               {interval_case('time', bounds)} AS u, {logged_in_event_sql('user_id')} AS has_uid
-        FROM mp_events
+               {interval_case('time', bounds)} AS u,
+               {logged_in.sql(user='user_id', distinct='distinct_id', device='device_id')} AS has_uid
+        FROM mp_events{logged_in.join('distinct_id')}
         WHERE {_EVENT_ROWS}""")
     # no text aggregate here (a text state makes this aggregate spill under the report's memory
     # share: 2.8 s instead of 1.1 at 1M): only whether an event's $user_id / $mparticle_user_id is
@@ -264,7 +267,7 @@ def prepare(engine: Engine, tables: RunTables, plans: Iterable[MigrationPlan] = 
     counts = {}
     sdk = any(r.kind == "sdk" for p in plans for r in p.remediation)  # only SDK code reads `app`
     for table, pipe in activity_pipelines(tables, bounds=bounds, shifts=shifts, window_end=we,
-                                          tail_start=tail_start, app=sdk).items():
+                                          tail_start=tail_start, app=sdk, logged_in=logged_in_rule(engine)).items():
         counts[table] = run_pipeline(engine, tables, pipe, table, debug=debug)
     return Prepared(tables, lo, hi, we, period, shifts, bounds, engine.count(tables.persons), counts)
 

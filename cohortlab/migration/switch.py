@@ -2,11 +2,13 @@
 the settings' ``eit_timeline``, or the data (the first MPID-keyed activity); :class:`Switch` says
 which, so every result can state it.
 
-MPID-keyed activity in the data: an *identified* event (one with a ``$user_id``) whose
-distinct_id is the MPID of an existing mParticle profile. Anonymous events do not count: with
-Simplified ID Merge an export taken after the switch shows a person's earlier anonymous events
-under the identity they later got, the MPID, so they carry MPIDs from before the switch. Only
-when no event has a ``$user_id`` at all does the first MPID-keyed event of any kind count.
+MPID-keyed activity in the data: an *identified* event (a logged-in one,
+:func:`cohortlab.identifiers.logged_in_rule`: one with a ``$user_id``) whose distinct_id is the
+MPID of an existing mParticle profile. Anonymous events do not count: with Simplified ID Merge an
+export taken after the switch shows a person's earlier anonymous events under the identity they
+later got, the MPID, so they carry MPIDs from before the switch. When no event has a ``$user_id``
+at all, an event is identified when its distinct_id is no device id (the rule the what-if and the
+remedies read too): an anonymous ``$device:`` event before the first MPID-keyed one is no switch.
 
 A switch is a change: the data shows one only when an identified event before that first
 MPID-keyed one is keyed by something else than an MPID (a customer id, an email; a numeric one
@@ -25,7 +27,7 @@ from typing import Any
 
 from cohortlab.engines.base import Engine
 from cohortlab.errors import SettingsError
-from cohortlab.identifiers import is_valid_mpid_sql, logged_in_event_sql, mpid_sql
+from cohortlab.identifiers import is_valid_mpid_sql, logged_in_rule, mpid_sql
 from cohortlab.migration.plans import MigrationPlan, standard_plans
 from cohortlab.pipeline import sql_ts
 from cohortlab.settings import EitPeriod, SyncSettings
@@ -38,9 +40,9 @@ SOURCES = ("parameter", "settings", "data")
 class Switch:
     """The instant the Mixpanel output switches to ``mparticle_id`` (UTC) and its ``source``:
     ``parameter`` (given), ``settings`` (the first dated switch to ``mparticle_id`` in the
-    settings' ``eit_timeline``) or ``data`` (the first event whose distinct_id is the MPID of
-    an existing mParticle profile; ``identified``: an identified one, as when the data has
-    events with a ``$user_id``, else an event of any kind)."""
+    settings' ``eit_timeline``) or ``data`` (the first identified event whose distinct_id is the
+    MPID of an existing mParticle profile; ``identified``: told by its ``$user_id``, as when the
+    data has events with one, else by its distinct_id being no device id)."""
     at: datetime
     source: str
     identified: bool = True
@@ -48,7 +50,8 @@ class Switch:
     @property
     def text(self) -> str:
         data = ("from the data: the first identified event keyed by an existing MPID" if self.identified else
-                "from the data: the first event keyed by an existing MPID; no event has a $user_id")
+                "from the data: the first identified event keyed by an existing MPID; no event has a "
+                "$user_id: identified is keyed by no device id")
         how = {"parameter": "given as a parameter",
                "settings": "from the settings' eit_timeline",
                "data": data}[self.source]
@@ -56,7 +59,8 @@ class Switch:
 
 
 # why the data shows no switch (first_mpid_keyed_event found none)
-NO_SWITCH = ("no identified event (one with a $user_id; any event when none has one) has the MPID of an "
+NO_SWITCH = ("no identified event (one with a $user_id; one keyed by no device id when none has one) has the "
+             "MPID of an "
              "existing mParticle profile as its distinct_id after one that has not (the data is keyed by "
              "MPID from its first such event, or never), and the settings' eit_timeline has no switch "
              "to mparticle_id")
@@ -64,11 +68,13 @@ NO_SWITCH = ("no identified event (one with a $user_id; any event when none has 
 _EXISTING = "(SELECT DISTINCT mpid FROM mpa_profiles WHERE mpid IS NOT NULL)"
 
 
-def _counted(engine: Engine) -> str:
-    """SQL condition on ``mp_events e``: the events a switch is read from, identified ones when
-    the data has any, else all."""
-    has_uid = bool(engine.query_rows(f"SELECT 1 FROM mp_events WHERE {logged_in_event_sql('user_id')} LIMIT 1"))
-    return logged_in_event_sql("e.user_id") if has_uid else "TRUE"
+def _counted(engine: Engine) -> tuple[str, str, bool]:
+    """``(join, condition, by user id)``: the events of ``mp_events e`` a switch is read from,
+    the identified ones (:func:`cohortlab.identifiers.logged_in_rule`): the SQL to append to the
+    ``FROM`` and the condition, and whether the data tells them by ``$user_id``."""
+    rule = logged_in_rule(engine)
+    return (rule.join("e.distinct_id"), rule.sql(user="e.user_id", distinct="e.distinct_id", device="e.device_id"),
+            rule.user_ids)
 
 
 def _not_mpid_keyed() -> str:
@@ -86,12 +92,12 @@ def first_mpid_keyed_event(engine: Engine) -> datetime | None:
     profile (of any event when no event has a ``$user_id``); None when there is none, or when no
     identified event before it is keyed by something else than an MPID (:func:`_not_mpid_keyed`:
     the data is keyed by MPID from its start, no switch)."""
-    counted = _counted(engine)
+    join, counted, _ = _counted(engine)
     keyed = engine.query_rows(f"""
-        SELECT min(e.time) FROM mp_events e JOIN {_EXISTING} p ON p.mpid = {mpid_sql('e.distinct_id')}
+        SELECT min(e.time) FROM mp_events e JOIN {_EXISTING} p ON p.mpid = {mpid_sql('e.distinct_id')}{join}
         WHERE {counted}""")[0][0]
     if keyed is None or not engine.query_rows(f"""
-            SELECT 1 FROM mp_events e WHERE {counted} AND e.time < {sql_ts(keyed)}
+            SELECT 1 FROM mp_events e{join} WHERE {counted} AND e.time < {sql_ts(keyed)}
               AND {_not_mpid_keyed()} LIMIT 1"""):
         return None
     return parse_time(keyed)
@@ -108,8 +114,8 @@ def settings_switch(settings: Any = None) -> datetime | None:
 def data_switch(engine: Engine) -> datetime | None:
     """:func:`first_mpid_keyed_event`, asked as existence first: on data without any event keyed
     by an existing MPID the scan stops at once, without reading every event."""
-    counted = _counted(engine)
-    keyed = f"SELECT 1 FROM mp_events e SEMI JOIN {_EXISTING} p ON p.mpid = {mpid_sql('e.distinct_id')}"
+    join, counted, _ = _counted(engine)
+    keyed = f"SELECT 1 FROM mp_events e SEMI JOIN {_EXISTING} p ON p.mpid = {mpid_sql('e.distinct_id')}{join}"
     if not engine.query_rows(f"{keyed} WHERE {counted} LIMIT 1"):
         return None
     return first_mpid_keyed_event(engine)
@@ -133,7 +139,7 @@ def find_switch(engine: Engine, switch: Any = None, settings: Any = None, *, fou
     first = parse_time(found, "found") if found is not None else first_mpid_keyed_event(engine)
     if first is None:
         raise ValueError(f"no switch date: {NO_SWITCH}; give the switch date (--switch DATE, or switch=...)")
-    return Switch(first, "data", _counted(engine) != "TRUE")
+    return Switch(first, "data", _counted(engine)[2])
 
 
 def check_switch_in_window(engine: Engine, switch: Switch | datetime, end_day: Any, end_source: str = "parameter",

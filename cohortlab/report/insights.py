@@ -238,14 +238,15 @@ def find_switch(lab, settings=None, switch=None, *, found=None) -> tuple[_dt.dat
         sw = _find(lab.engine, switch, settings, found=found)
     except ValueError:
         return None, "none"
-    # from data without any $user_id the event is of any kind, as migrate compare says (Switch.text)
+    # from data without any $user_id identified is keyed by no device id, as migrate compare says (Switch.text)
     return sw.at, SWITCH_SOURCES[sw.source if sw.identified else "data_any"]
 
 
 SWITCH_SOURCES = {"parameter": "the switch parameter",
                   "settings": "the settings' eit_timeline",
                   "data": "the data: the first identified event keyed by an existing MPID",
-                  "data_any": "the data: the first event keyed by an existing MPID; no event has a $user_id"}
+                  "data_any": ("the data: the first identified event keyed by an existing MPID; no event has a "
+                               "$user_id: identified is keyed by no device id")}
 
 
 def migration_plans(plans=None, *, switch_at=None, settings=None) -> list:

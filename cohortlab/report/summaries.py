@@ -176,8 +176,8 @@ HIDDEN_MPID_NOTE = ("a member whose `$distinct_id` is the MPID of an existing pr
 
 
 # what a Rule (and SDK code) writes from, in the words of both pages (docs/rules.md#remediations)
-REMEDIATION_RULE = ("one rule for a Rule and SDK code: they write from logged-in events only (a `$user_id`), never "
-                    "onto a `$device:` profile")
+REMEDIATION_RULE = ("one rule for a Rule and SDK code: they write from logged-in events only (a `$user_id`; in data "
+                    "without any, an event keyed by no device id), never onto a `$device:` profile")
 
 
 _WRITES_FROM = f"As on the EIT page, {REMEDIATION_RULE}."

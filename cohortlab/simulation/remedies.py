@@ -62,7 +62,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from cohortlab.engines.base import Engine
-from cohortlab.identifiers import (app_event_sql, logged_in_event_sql, mpid_sql, remediation_event_sql,
+from cohortlab.identifiers import (LoggedIn, app_event_sql, logged_in_rule, mpid_sql, remediation_event_sql,
                                    remediation_profile_sql)
 from cohortlab.pipeline import sql_ts
 from cohortlab.settings import EitPeriod, Pause, SyncSettings
@@ -106,6 +106,7 @@ class RemedyContext:
     full: bool = False  # every remedy by a simulation of every member (the reference the tests compare with)
     reexported: Any = None  # the baseline with the re-export (fast path; a SimulationResult or DerivedReexport)
     world: "SubsetWorld | None" = None  # the subset simulations (fast path)
+    logged_in: LoggedIn = LoggedIn(True)  # how the data tells a logged-in event (identifiers.logged_in_rule)
     _people: dict[str, int] = field(default_factory=dict, repr=False)  # by attribute_state table
 
     @property
@@ -254,10 +255,13 @@ def _run_once(ctx: RemedyContext, settings: SyncSettings) -> Valued:
 
 
 # ----------------------------------------------------------------------------- Rule / SDK code
-def _remedy_event_sql(kind: str) -> str:
-    """SQL condition on ``mp_events e``: a Rule (``kind="rule"``) or SDK code (``"sdk"``) writes
-    from it (:func:`cohortlab.identifiers.remediation_event_sql`, the what-if's rule too)."""
-    return remediation_event_sql(kind, logged_in=logged_in_event_sql("e.user_id"), app=app_event_sql("e.device_id"))
+def _remedy_event_sql(ctx: RemedyContext, kind: str) -> str:
+    """SQL condition on ``mp_events e`` (joined by ``ctx.logged_in.join('e.distinct_id')``): a
+    Rule (``kind="rule"``) or SDK code (``"sdk"``) writes from it
+    (:func:`cohortlab.identifiers.remediation_event_sql`, the what-if's rule too; logged in as the
+    data tells it, :func:`cohortlab.identifiers.logged_in_rule`)."""
+    logged_in = ctx.logged_in.sql(user="e.user_id", distinct="e.distinct_id", device="e.device_id")
+    return remediation_event_sql(kind, logged_in=logged_in, app=app_event_sql("e.device_id"))
 
 
 def _writes_sql(ctx: RemedyContext, app_only: bool) -> str:
@@ -267,10 +271,10 @@ def _writes_sql(ctx: RemedyContext, app_only: bool) -> str:
     sent (:func:`cohortlab.identifiers.remediation_event_sql`)."""
     return f"""
         SELECT p.distinct_id, p.mpid, min(e.time) AS write_at
-        FROM {ctx.persons} p JOIN mp_events e ON e.distinct_id = p.distinct_id
+        FROM {ctx.persons} p JOIN mp_events e ON e.distinct_id = p.distinct_id{ctx.logged_in.join('e.distinct_id')}
         WHERE p.mpid IS NOT NULL AND {remediation_profile_sql('p.distinct_id')}
           AND e.time >= {sql_ts(ctx.since)} AND e.time <= {sql_ts(ctx.at)}
-          AND {_remedy_event_sql('sdk' if app_only else 'rule')}
+          AND {_remedy_event_sql(ctx, 'sdk' if app_only else 'rule')}
         GROUP BY p.distinct_id, p.mpid
     """
 
@@ -398,10 +402,9 @@ def _profile_fix_rows(ctx: RemedyContext, app_only: bool, writes: str,
              else "a logged-in event")
     base_note = (f"writes $mparticle_user_id from {since} on {reached:,} unmatched member{'' if one else 's'} with "
                  f"{event} since then and a known MPID")
-    if reached == 0 and not ctx.engine.query_rows(
-            f"SELECT 1 FROM mp_events WHERE {logged_in_event_sql('user_id')} LIMIT 1"):
-        # data without any $user_id (an output without Simplified ID Merge): say why no one is reached
-        base_note += " (no event of the data carries a $user_id: none is known to be logged in)"
+    if not ctx.logged_in.user_ids:
+        # data without any $user_id (an output without Simplified ID Merge): say how logged in was told
+        base_note += f" ({ctx.logged_in.note})"
     keys = ("sdk_code", "sdk_reexport") if app_only else ("rule", "rule_reexport")
     if ctx.engine.count(writes) == 0:
         audiences: tuple[Valued | None, Valued | None] = (None, None)
@@ -620,9 +623,9 @@ def _fast_values(ctx: RemedyContext, made: list[str]) -> tuple[list[dict[str, An
     writable = remediation_profile_sql("p.distinct_id")
     e.materialise(firsts, f"""
         SELECT p.distinct_id, p.mpid, min(e.time) AS first_at,
-               min(CASE WHEN {writable} AND {_remedy_event_sql('rule')} THEN e.time END) AS write_at,
-               min(CASE WHEN {writable} AND {_remedy_event_sql('sdk')} THEN e.time END) AS app_write_at
-        FROM {ctx.persons} p JOIN mp_events e ON e.distinct_id = p.distinct_id
+               min(CASE WHEN {writable} AND {_remedy_event_sql(ctx, 'rule')} THEN e.time END) AS write_at,
+               min(CASE WHEN {writable} AND {_remedy_event_sql(ctx, 'sdk')} THEN e.time END) AS app_write_at
+        FROM {ctx.persons} p JOIN mp_events e ON e.distinct_id = p.distinct_id{ctx.logged_in.join('e.distinct_id')}
         WHERE p.mpid IS NOT NULL AND e.time >= {sql_ts(ctx.since)} AND e.time <= {sql_ts(ctx.at)}
         GROUP BY p.distinct_id, p.mpid
         """, temp=True)
@@ -686,7 +689,8 @@ def value_remedies(
     persons = temp_name("persons")
     engine.materialise(persons, persons_sql(base), temp=True)
     ctx = RemedyContext(engine, ref, s, base, since_t, last_run_time(s, base.t0, base.at), persons, run,
-                        history=profile_history_kind(engine), full=_full or not subset_ready(base, DERIVE_TABLES))
+                        history=profile_history_kind(engine), full=_full or not subset_ready(base, DERIVE_TABLES),
+                        logged_in=logged_in_rule(engine))
     if not ctx.full and ctx.reexport_time is not None:  # before any table is shadowed
         ctx.reexported = derive_last_run_reexport(engine, base, s, ctx.reexport_time, ctx.history)
         if ctx.reexported is None:  # not at the last run: simulated

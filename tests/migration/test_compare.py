@@ -162,7 +162,7 @@ def test_switch_date_comes_from_a_parameter_the_settings_or_the_data(world):
     assert c.summary["first_change"].iloc[0] == pd.Timestamp("2026-01-07 12:30:00")
 
 
-def test_without_user_ids_the_first_mpid_keyed_event_of_any_kind_counts(lab):
+def test_without_user_ids_the_first_mpid_keyed_event_keyed_by_no_device_id_counts(lab):
     insert_events(lab, [("c-x", "2026-01-01 00:00:00", None, "d1"), ("55", "2026-01-03 00:00:00", None, "d1")])
     assert not has_mpid_keyed_event(lab.engine)
     insert_profiles(lab, {55: []})
@@ -170,7 +170,8 @@ def test_without_user_ids_the_first_mpid_keyed_event_of_any_kind_counts(lab):
     assert has_mpid_keyed_event(lab.engine)
     # the output does not call that event identified
     assert find_switch(lab.engine).text == ("switch to mparticle_id at 2026-01-03T00:00:00Z (from the data: the first "
-                                            "event keyed by an existing MPID; no event has a $user_id)")
+                                            "identified event keyed by an existing MPID; no event has a $user_id: "
+                                            "identified is keyed by no device id)")
 
 
 def test_the_report_page_names_a_switch_of_data_without_user_ids_as_migrate_compare_does(lab):
@@ -182,7 +183,8 @@ def test_the_report_page_names_a_switch_of_data_without_user_ids_as_migrate_comp
     insert_profiles(lab, {55: []})
     at, source = insights.find_switch(lab)
     assert str(at) == "2026-01-03 00:00:00+00:00"
-    assert source == "the data: the first event keyed by an existing MPID; no event has a $user_id"
+    assert source == ("the data: the first identified event keyed by an existing MPID; no event has a $user_id: "
+                      "identified is keyed by no device id")
     assert f"(from {source})" in find_switch(lab.engine).text
     # the report's runner gives the page the switch it read (found=): the same words
     assert insights.find_switch(lab, found="2026-01-03T00:00:00Z")[1] == source
@@ -680,9 +682,17 @@ def test_the_rule_writes_from_logged_in_events_and_never_on_a_device_profile_on_
         full = value_remedies(lab.engine, "Buyers", "2026-03-07", {"cadence": "1d", "event_identity_cutoff": None},
                               since=since, _full=True).set_index("key")
         assert dict(full.recovered) == dict(rem.recovered)
-        # data without any $user_id: no event is known to be logged in, the note says why no one is reached
+        # data without any $user_id (audit 126): an event keyed by no device id counts as logged in, so
+        # A's anonymous event shown under cA cannot be told from a logged-in one (the assumption the
+        # note names): A, C and D on both pages; B (a $device: profile) on neither
         lab.engine.execute("UPDATE mp_events SET user_id = NULL")
         rem = lab.remedies("Buyers", at="2026-03-07", settings={"cadence": "1d", "event_identity_cutoff": None},
                            since=since).set_index("key")
-        assert rem.loc["rule_reexport", "recovered"] == 0
-        assert "no event of the data carries a $user_id" in rem.loc["rule", "note"]
+        assert rem.loc["rule_reexport", "recovered"] == 3
+        assert ("on 3 unmatched members with a logged-in event since then and a known MPID (no event of the data "
+                "carries a $user_id, as under Original ID Merge") in rem.loc["rule", "note"]
+        run = run_plans(lab.engine, ps, "2026-03-01", "2026-03-07")
+        users = lab.engine.query_df("SELECT plan, distinct_id, status FROM migration_users")
+        run.drop_tables(lab.engine)
+        matched = {p: set(g.loc[g["status"] == "matched", "distinct_id"]) for p, g in users.groupby("plan")}
+        assert matched == {"rule": {"cA", "cC", "cD"}, "sdk": {"cA", "cD"}, "nothing": set()}

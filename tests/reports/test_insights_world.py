@@ -351,8 +351,8 @@ def test_the_rule_remedy_is_not_said_to_be_followed_by_a_reexport_the_paused_exp
             "brings **3** more of the members' users into the audience with the next sends only (a fix reaches "
             "mParticle only when the member is sent again); no re-export is simulated: the last run (2026-03-01 "
             "00:00 UTC) fails, the export being paused until after the as-of time. As on the EIT page, one rule for "
-            "a Rule and SDK code: they write from logged-in events only (a `$user_id`), never onto a `$device:` "
-            "profile.") in text
+            "a Rule and SDK code: they write from logged-in events only (a `$user_id`; in data without any, an event "
+            "keyed by no device id), never onto a `$device:` profile.") in text
     assert list(metrics.figures_headline_identity_gaps(f))[4] == \
         "recovered by a Rule, next sends only: no re-export (simulated)"
 

@@ -225,8 +225,8 @@ def test_a_plan_that_equals_do_nothing_every_day_has_no_effect_and_no_days_to_90
             "profiles that reach an mParticle profile. The identity-gaps page values its remedies from the "
             "2026-01-15 00:00 UTC cutoff instead, and counts the cohort members' users a remedy brings into the "
             "audience once they are sent, so what a Rule gains there differs from these plans. Both pages follow one "
-            "rule for a Rule and SDK code: they write from logged-in events only (a `$user_id`), never onto a "
-            "`$device:` profile.") in text
+            "rule for a Rule and SDK code: they write from logged-in events only (a `$user_id`; in data without any, "
+            "an event keyed by no device id), never onto a `$device:` profile.") in text
     assert "The window runs from 2026-02-14 to 2026-02-16." in text
     table = ui.format_for_people(ui.frame(f["plans"])[["plan", "days_to_90pct", "days_to_99pct"]])
     assert table.loc[2].tolist() == ["Rule only", "—", "—"]

@@ -229,3 +229,23 @@ def test_a_forbidden_construct_added_to_a_core_step_fails(monkeypatch):
         rec = RecordingEngine(lab.engine)
         Lab(engine=rec).resolution("Power Users")
     assert {v.rule for v in rec.violations()} >= {"list_function", "order_by"}
+
+
+def test_the_what_if_and_the_switch_on_data_without_user_ids_are_portable(tmp_path):
+    """Data without any $user_id tell a logged-in event by a LEFT JOIN to mParticle's device
+    identities (cohortlab.identifiers.LoggedIn, audit 126): the what-if's scan and the switch
+    detection then send SQL the world above never makes (its events carry $user_ids)."""
+    from cohortlab.loaders.folder import load_world
+    from cohortlab.migration.run import compare
+
+    from tests.migration.no_user_id_world import SETTINGS, write_world
+
+    with Lab() as lab:
+        load_world(lab, write_world(tmp_path, user_ids=False))
+        rec = RecordingEngine(lab.engine)
+        c = compare(rec, settings=SETTINGS)
+        assert c.summary["matched_end"].tolist() == [3, 3, 3, 0]
+        joined = [s for s in rec.statements if "device_identity" in s.sql]
+        assert len(joined) >= 3  # the scan and the switch's queries
+        violations = rec.violations()
+        assert not violations, "non-portable core SQL:\n" + "\n".join(map(str, violations))
