@@ -70,19 +70,22 @@ def known_cohorts(engine: Engine) -> list[str]:
     return [r[0] for r in rows]
 
 
-# every (id, name, time) the data records for a cohort: its membership data (a snapshot's as_of, a
-# webhook page's receive time; the later load or page breaks a tie) and the cohort list (no time)
+# every (id, name, time) the data records for a cohort: its membership data (a snapshot's as_of; a
+# webhook page's message time, its first page's receive time, so that a page delivered again later
+# does not make its name the latest; the later load or page breaks a tie) and the cohort list (no time)
 _NAMED = """
     SELECT cohort_id AS id, cohort_name AS name, as_of AS t, snapshot_id AS k FROM mp_cohort_snapshots
-    UNION ALL SELECT cohort_id, cohort_name, received_at, seq FROM mp_webhook_pages
+    UNION ALL SELECT cohort_id, cohort_name,
+                     min(received_at) OVER (PARTITION BY coalesce(session_id, concat('seq:', CAST(seq AS VARCHAR))), action),
+                     seq FROM mp_webhook_pages
     UNION ALL SELECT cohort_id, name, NULL, NULL FROM mp_cohorts
 """
 
 
 def cohort_names_by_id(engine: Engine) -> dict[str, tuple[str | None, list[str]]]:
     """{cohort id: (its current name, every name recorded for it)}. The current name is the one of
-    its latest membership data (the latest snapshot or webhook page; a renamed cohort's pages and
-    snapshots carry the name of their time), else the cohort list's (docs/simulate.md#cli)."""
+    its latest membership data (the latest snapshot or webhook message; a renamed cohort's pages
+    and snapshots carry the name of their time), else the cohort list's (docs/rules.md#renamed-cohorts)."""
     rows = engine.query_rows(
         f"""
         SELECT id, arg_max(name, (t IS NOT NULL, t, k)) FILTER (WHERE name IS NOT NULL) AS current,

@@ -89,3 +89,16 @@ def test_the_reports_list_a_renamed_cohort_once_and_a_shared_name_by_the_ids(tmp
     (tmp_path / "m.jsonl").write_text('{"$distinct_id": "101"}\n')
     lab.load("mixpanel-members", [str(tmp_path / "m.jsonl")], cohort="Plain", as_of="2026-03-01T00:00:00Z")
     assert insights.cohort_names(lab) == ["8", "9", "Plain", "Power Users"]
+
+
+def test_a_page_delivered_again_after_the_rename_does_not_make_the_old_name_current(tmp_path):
+    """docs/rules.md#renamed-cohorts: the current name is the one of the latest message (its first
+    page's receive time); a page of an earlier message delivered again after the rename carries the
+    old name, and made it the current one when a page's own receive time counted."""
+    old = page("2026-03-01T00:00:00Z", "members", "Heavy Users", "s1", ["101", "102"], "7")
+    again = json.loads(json.dumps(old)) | {"received_at": "2026-03-01T00:50:00Z"}
+    again["parameters"]["members"] = again["parameters"]["members"][:1]  # another page of s1
+    again["parameters"]["page_info"] = {"total_pages": 2, "page_count": 2}
+    lab = lab_with(tmp_path, [old, page("2026-03-01T00:20:00Z", "add_members", "Power Users", "s2", ["103"], "7"), again])
+    for asked in ("7", "Heavy Users", "Power Users"):
+        assert lab.simulate(asked, at="2026-03-01T01:00:00Z").attribute == "Power Users", asked
