@@ -239,11 +239,8 @@ def token(raw):
     return json.dumps(text) if form == "str" else text  # an "int" or "float" is written as a JSON number token
 
 
-def load(lab, w, tmp):
-    (tmp / "mpa.jsonl").write_text("".join(json.dumps(
-        {"mpid": m, "user_identities": [{"type": "customer_id" if v != "12345" else "other", "value": v} for v in ids]}) + "\n"
-        for m, ids in w["mpa"].items()))
-    lab.load("mparticle-profiles", [str(tmp / "mpa.jsonl")])
+def load_profiles_and_events(lab, w, tmp):
+    """The world's Mixpanel profiles (each version with its as_of) and events (docs/loading.md#mixpanel)."""
     by_time = {}
     for d, vs in w["versions"].items():
         for as_of, raw in vs:
@@ -258,6 +255,14 @@ def load(lab, w, tmp):
             "" if raw is None else ', "$mparticle_user_id": ' + token(raw))
         for i, (d, t, raw) in enumerate(w["events"])))
     lab.load("mixpanel-events", [str(tmp / "events.jsonl")])
+
+
+def load(lab, w, tmp):
+    (tmp / "mpa.jsonl").write_text("".join(json.dumps(
+        {"mpid": m, "user_identities": [{"type": "customer_id" if v != "12345" else "other", "value": v} for v in ids]}) + "\n"
+        for m, ids in w["mpa"].items()))
+    lab.load("mparticle-profiles", [str(tmp / "mpa.jsonl")])
+    load_profiles_and_events(lab, w, tmp)
     for i, (as_of, members) in enumerate(w["snapshots"]):
         (tmp / f"members{i}.jsonl").write_text("".join(json.dumps({"$distinct_id": d}) + "\n" for d in members))
         lab.load("mixpanel-members", [str(tmp / f"members{i}.jsonl")], cohort=C, as_of=iso(as_of))

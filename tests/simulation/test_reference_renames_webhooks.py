@@ -38,8 +38,9 @@ import pytest
 
 from cohortlab import Lab
 from tests.simulation.test_reference_fuzz import Reference, iso, na
-from tests.simulation.test_reference_fuzz import token
+from tests.simulation.test_reference_fuzz import load_profiles_and_events
 from tests.simulation.test_reference_fuzz import settings as sync_settings
+from tests.simulation.test_reference_recovery_observed import check_verify, expected_verify
 from tests.simulation.test_reference_fuzz import world as fuzz_world
 
 CID, OTHER_ID = "7", "8"
@@ -88,45 +89,6 @@ def presence_changes(versions, d, at):
 def current_name(items):
     """docs/rules.md#renamed-cohorts: the name of the latest snapshot or webhook page (the later load on a tie)."""
     return max(enumerate(items), key=lambda x: (x[1]["time"], x[0]))[1]["name"]
-
-
-def expected_verify(w, loads, names, expected, state, last_write):
-    """Per MPID: (simulated, observed, cause or None), docs/rules.md#observed-state with every name of
-    the cohort (`names`: each through the template, its older form and plain)."""
-    def observed(v):
-        if v is True or v in ("true", "True"):
-            return True
-        if v is False or v in ("false", "False"):
-            return False
-        return "other"
-
-    record = {}
-    for x in sorted(loads, key=lambda x: x["as_of"]):  # the snapshot taken last wins
-        carries = any(names & set(a) for a in x["recs"].values())
-        for m, attrs in x["recs"].items():
-            record[m] = (carries, x["as_of"], attrs)
-    out = {}
-    for m in w["mpa"]:
-        sim = state.get(m)
-        carries, captured, attrs = record.get(m, (False, None, {}))
-        obs = observed(attrs[expected]) if expected in attrs else None
-        carries_other = bool((names - {expected}) & set(attrs))
-        in_snapshot = carries_other or obs is not None or carries
-        if sim is None and obs is None and not in_snapshot:
-            continue
-        if sim == obs and obs != "other":
-            out[m] = (sim, obs, None)
-        elif sim is not None and captured is not None and captured < last_write[m]:
-            out[m] = (sim, obs, "snapshot_before_last_run")
-        elif obs is None and carries_other:
-            out[m] = (sim, obs, "attribute_name_differs")
-        elif not in_snapshot:
-            out[m] = (sim, obs, "profile_missing_in_snapshot")
-        elif sim is True and obs in (False, None):
-            out[m] = (sim, obs, "pause_not_modelled")
-        else:
-            out[m] = (sim, obs, "unexplained")
-    return out
 
 
 # ----------------------------------------------------------------------------- random worlds
@@ -305,7 +267,7 @@ def check_explain(lab, asked, d, at, opts, snapshot_at, ref, versions, res, runs
                 f"{where}, explain {d!r} attribute of {m}"
         if s.kind == "observed":
             m = s.data["mpid"]
-            sim, obs, cause = want.get(m, (None, None, None))
+            sim, obs, cause, _ = want.get(m, (None, None, None, False))
             assert (val(s.data["simulated"]), val(s.data["observed"]), s.data["cause"]) == (sim, obs, cause), \
                 f"{where}, explain {d!r} observed {m}"
     COUNTS["explained"] += 1
@@ -333,7 +295,7 @@ def test_renames_webhooks_parquet_and_explain_agree_with_a_reference_written_fro
         other = ([dict(time=t, name=earlier[0], members=ids, id=OTHER_ID)] if source == "snapshots" else
                  [dict(at=t, action="members", pages=[ids], session="other", times=[t], name=earlier[0])])
     with Lab() as lab:
-        load_mixpanel_parts(lab, w, tmp_path)
+        load_profiles_and_events(lab, w, tmp_path)
         write_membership(lab, w, source, items, messages, other, tmp_path, rng)
         if rng.random() < 0.5:  # the cohort list names the cohorts as they are now
             (tmp_path / "cohorts.json").write_text(json.dumps([{"id": int(CID), "name": current, "count": 0}]))
@@ -362,7 +324,7 @@ def test_renames_webhooks_parquet_and_explain_agree_with_a_reference_written_fro
             where = f"seed {seed} round {rnd} ({source}, names {names}, asked {asked!r}, other {bool(other)}), settings {opts}"
             all_names = {f.format(cohort_name=n) for n in names for f in (opts["attribute_template"], OLD, "{cohort_name}")}
             linked = {k: x for k, x in state.items() if not str(k).startswith("orphan:")}
-            want = expected_verify(w, loads, all_names, expected, linked, dict(ref.last_write))
+            want = expected_verify(w, loads, opts["attribute_template"], linked, dict(ref.last_write), current, all_names)
             carrying = any(all_names & set(a) for x in loads for a in x["recs"].values())
             snapshot_at = snap
             # explain first: the simulation of the members that matter to the user only
@@ -392,36 +354,10 @@ def test_renames_webhooks_parquet_and_explain_agree_with_a_reference_written_fro
             how = dict(zip(v.names.attribute, v.names.how))
             for n in set(names) - {current}:
                 assert how[opts["attribute_template"].format(cohort_name=n)].endswith(f"of the earlier name {n!r}"), where
-            rows = {int(x["mpid"]): x for x in v.profiles.to_dict("records")}
-            causes = {}
-            for m, (sim, obs, cause) in want.items():
-                if m in rows:
-                    x = rows[m]
-                    assert (val(x["simulated"]), val(x["observed"]), na(x["cause"])) == (sim, obs, cause), f"{where}, profile {m}"
-                else:
-                    assert (sim, obs, cause) == (None, None, None), f"{where}, profile {m} not listed"
-                if cause:
-                    causes[cause] = causes.get(cause, 0) + 1
-                    tally("disagreements", cause)
+            check_verify(v, want, where)
+            for m, (_, _, cause, _) in want.items():
                 COUNTS["profiles"] += 1
-            assert {k: n for k, n in zip(v.causes["cause"], v.causes["profiles"]) if n} == causes, where
+                if cause:
+                    tally("disagreements", cause)
             COUNTS["rounds"] += 1
     COUNTS["seeds"] += 1
-
-
-def load_mixpanel_parts(lab, w, tmp):
-    """The fuzz world's Mixpanel profiles (versions with their as_of) and events (docs/loading.md#mixpanel)."""
-    by_time = {}
-    for d, vs in w["versions"].items():
-        for as_of, raw in vs:
-            props = "" if raw is None else '"$mparticle_user_id": ' + token(raw)
-            by_time.setdefault(as_of, []).append('{"$distinct_id": %s, "$properties": {%s}}\n' % (json.dumps(d), props))
-    for i, (as_of, lines) in enumerate(sorted(by_time.items())):
-        (tmp / f"profiles{i}.jsonl").write_text("".join(lines))
-        lab.load("mixpanel-profiles", [str(tmp / f"profiles{i}.jsonl")], as_of=iso(as_of))
-    (tmp / "events.jsonl").write_text("".join(
-        '{"event": "E", "properties": {"time": %d, "distinct_id": %s, "$insert_id": "e%d"%s}}\n' % (
-            (t - datetime(1970, 1, 1)).total_seconds(), json.dumps(d), i,
-            "" if raw is None else ', "$mparticle_user_id": ' + token(raw))
-        for i, (d, t, raw) in enumerate(w["events"])))
-    lab.load("mixpanel-events", [str(tmp / "events.jsonl")])
