@@ -88,12 +88,24 @@ def cohort_names_by_id(engine: Engine) -> dict[str, tuple[str | None, list[str]]
     and snapshots carry the name of their time), else the cohort list's (docs/rules.md#renamed-cohorts)."""
     rows = engine.query_rows(
         f"""
-        SELECT id, arg_max(name, (t IS NOT NULL, t, k)) FILTER (WHERE name IS NOT NULL) AS current,
-               list(DISTINCT name ORDER BY name) FILTER (WHERE name IS NOT NULL) AS names
-        FROM ({_NAMED}) WHERE id IS NOT NULL GROUP BY id
+        WITH named AS (SELECT * FROM ({_NAMED}) x WHERE id IS NOT NULL AND name IS NOT NULL),
+        latest AS (SELECT id, name, max(t) AS t FROM named GROUP BY id, name)
+        SELECT l.id, l.name, l.t, max(n.k) AS k
+        FROM latest l LEFT JOIN named n ON n.id = l.id AND n.name = l.name AND n.t = l.t
+        GROUP BY l.id, l.name, l.t
         """
     )
-    return {r[0]: (r[1], list(r[2] or [])) for r in rows}
+    by_id: dict[str, list[tuple]] = {}
+    for r in rows:
+        by_id.setdefault(r[0], []).append(r)
+    out: dict[str, tuple[str | None, list[str]]] = {}
+    for i, mine in by_id.items():
+        # the latest time (the cohort list's name, without a time, only when no data names the cohort), then the
+        # later load or page
+        current = max(mine, key=lambda r: (r[2] is not None, r[2] or datetime.min, r[3] if r[3] is not None else -1))[1]
+        out[i] = (current, sorted(r[1] for r in mine))
+    ids = engine.query_rows(f"SELECT DISTINCT id FROM ({_NAMED}) x WHERE id IS NOT NULL")
+    return {i: out.get(i, (None, [])) for (i,) in ids}
 
 
 def cohorts_with_membership(engine: Engine) -> list[str]:
