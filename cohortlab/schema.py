@@ -271,7 +271,10 @@ MPA_BATCH_TIMES = _table(
 # 6: a byte order mark right after an Excel "sep=X" line is no part of the first column's name; a
 #    cohort id written as a whole JSON float (1002.0) is that integer (1002); a lone surrogate
 #    escape ("\ud83d") is read as its text instead of refusing its record or document
-LOADER_VERSION = 8
+# 9: of identical webhook pages (a page delivered again), mixpanel-webhooks keeps the earliest
+#    receive time, also of a copy stored by an earlier load: a later copy written or loaded first
+#    kept its own time (audit 127)
+LOADER_VERSION = 9
 
 
 # the identifier columns: a table read from files without one of them is refused, never read as

@@ -18,7 +18,9 @@ without a receive time is a LoadError naming the file and record.
 
 One record = one page = one row read. ``seq`` follows the file order (the replay order). A page
 identical to a page already stored or earlier in the file (same cohort, session_id, action,
-page_count and member set) is deduplicated: replaying the same page changes nothing. A missing
+page_count and member set) is deduplicated: replaying the same page changes nothing. Of such
+copies the earliest receive time is kept (a stored page takes a copy's earlier one), so that a
+message's time does not depend on the order in which its deliveries were written or loaded. A missing
 ``members`` key is an empty page (Mixpanel makes empty diff calls); a ``members`` array beside
 ``parameters`` (a receiver that stored the payload that way) holds the page's members, and members
 in both places are ``bad_members``. The cohort is registered in
@@ -241,35 +243,45 @@ class MixpanelWebhooksLoader(Loader):
                 f"SELECT p.line, p.reason, r.record_raw AS raw FROM {st}_p p JOIN ({records}) r USING (line) "
                 f"WHERE p.reason IS NOT NULL"
             )
-        # deduplicate: first page of each key within the file, and nothing already stored
+        # deduplicate: one page of each key within the file, the one received first (a page delivered
+        # again later, written before it, does not move its message's time), and nothing already
+        # stored; a stored copy received later than this file's takes the earlier receive time, so
+        # that a message takes effect at its first page's first receipt whatever the load order
+        # (docs/rules.md#membership)
+        key = ("cohort_id", "cohort_name", "session_id", "action", "page_count")
+        same = " AND ".join(f"s.{k} IS NOT DISTINCT FROM f.{k}" for k in key)
+        stored_same = " AND ".join(f"f.{k} IS NOT DISTINCT FROM w.{k}" for k in key)
+        eng.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE {st}_first AS
+            SELECT * FROM {st}_p WHERE reason IS NULL
+            QUALIFY row_number() OVER (PARTITION BY {', '.join(key)}, sig ORDER BY received_at, line) = 1
+            """
+        )
+        eng.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE {st}_stored AS
+            SELECT s.seq, s.received_at, s.sig, f.line, f.received_at AS file_received_at FROM (
+                SELECT w.seq, w.received_at, w.cohort_id, w.cohort_name, w.session_id, w.action, w.page_count,
+                       md5(coalesce(string_agg(DISTINCT m.distinct_id, chr(31) ORDER BY m.distinct_id), '')) AS sig
+                FROM mp_webhook_pages w LEFT JOIN mp_webhook_members m ON m.seq = w.seq
+                WHERE EXISTS (SELECT 1 FROM {st}_first f WHERE {stored_same})
+                GROUP BY ALL
+            ) s JOIN {st}_first f ON {same} AND s.sig = f.sig
+            """
+        )
+        eng.execute(
+            f"""
+            UPDATE mp_webhook_pages AS w SET received_at = e.received_at
+            FROM (SELECT seq, min(file_received_at) AS received_at FROM {st}_stored GROUP BY seq) e
+            WHERE w.seq = e.seq AND e.received_at < w.received_at
+            """
+        )
         eng.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE {st}_new AS
-            WITH first AS (
-                SELECT * FROM {st}_p WHERE reason IS NULL
-                QUALIFY row_number() OVER (PARTITION BY cohort_id, cohort_name, session_id, action,
-                                                        page_count, sig ORDER BY line) = 1
-            ),
-            stored AS (
-                SELECT w.seq, w.cohort_id, w.cohort_name, w.session_id, w.action, w.page_count,
-                       md5(coalesce(string_agg(DISTINCT m.distinct_id, chr(31) ORDER BY m.distinct_id), '')) AS sig
-                FROM mp_webhook_pages w LEFT JOIN mp_webhook_members m ON m.seq = w.seq
-                WHERE EXISTS (SELECT 1 FROM first f
-                              WHERE f.cohort_id IS NOT DISTINCT FROM w.cohort_id
-                                AND f.cohort_name IS NOT DISTINCT FROM w.cohort_name
-                                AND f.session_id IS NOT DISTINCT FROM w.session_id
-                                AND f.action = w.action
-                                AND f.page_count IS NOT DISTINCT FROM w.page_count)
-                GROUP BY ALL
-            )
-            SELECT f.*, row_number() OVER (ORDER BY f.line) AS rn FROM first f
-            WHERE NOT EXISTS (SELECT 1 FROM stored s
-                              WHERE s.cohort_id IS NOT DISTINCT FROM f.cohort_id
-                                AND s.cohort_name IS NOT DISTINCT FROM f.cohort_name
-                                AND s.session_id IS NOT DISTINCT FROM f.session_id
-                                AND s.action = f.action
-                                AND s.page_count IS NOT DISTINCT FROM f.page_count
-                                AND s.sig = f.sig)
+            SELECT f.*, row_number() OVER (ORDER BY f.line) AS rn FROM {st}_first f
+            WHERE f.line NOT IN (SELECT line FROM {st}_stored)
             """
         )
         n_new = int(eng.query_rows(f"SELECT count(*) FROM {st}_new")[0][0])
@@ -312,7 +324,7 @@ class MixpanelWebhooksLoader(Loader):
         rows_read, valid = eng.query_rows(
             f"SELECT count(*), count(*) FILTER (WHERE reason IS NULL) FROM {st}_p"
         )[0]
-        for suffix in ("", "_m", "_p", "_new"):
+        for suffix in ("", "_m", "_p", "_first", "_stored", "_new"):
             eng.execute(f"DROP TABLE {st}{suffix}")
         return FileResult(rows_read=int(rows_read), loaded=n_new, deduplicated=int(valid) - n_new,
                           quarantined=Counter(quarantined))

@@ -31,19 +31,21 @@ def cohort_names(lab, cohorts: str | Iterable[str] | None = None) -> list[str]:
         for name in names:
             find_cohort(lab.engine, str(name))
         return names
-    df = lab.sql(
-        "SELECT DISTINCT cohort_name FROM mp_cohort_snapshots WHERE cohort_name IS NOT NULL "
-        "UNION SELECT DISTINCT cohort_name FROM mp_webhook_pages WHERE cohort_name IS NOT NULL"
-    )
-    return sorted(df["cohort_name"].tolist())
+    from cohortlab.simulation.membership import cohorts_with_membership
+
+    return cohorts_with_membership(lab.engine)  # a renamed cohort once, by its current name
 
 
 def snapshot_times(lab, cohort: str, limit: int | None = 12, until=None) -> list[pd.Timestamp]:
     """As-of times of a cohort's membership snapshots (the latest ``limit``, at or before
     ``until`` when given), oldest first."""
-    df = lab.sql(
-        "SELECT DISTINCT as_of FROM mp_cohort_snapshots WHERE cohort_name = ? ORDER BY as_of", [cohort]
-    )
+    from cohortlab.simulation.membership import CohortError, find_cohort
+
+    try:  # the cohort's snapshots under every name it had (a renamed cohort)
+        mine = find_cohort(lab.engine, cohort, "snapshots").snapshot_filter("s")
+    except CohortError:  # no snapshots (webhook payloads only)
+        return []
+    df = lab.sql(f"SELECT DISTINCT as_of FROM mp_cohort_snapshots s WHERE {mine} ORDER BY as_of")
     times = list(pd.to_datetime(df["as_of"]))
     if until is not None:
         from cohortlab.times import naive_utc, parse_time

@@ -300,16 +300,15 @@ def _simulate_related(engine: Engine, ref, at, settings: SyncSettings, dids: lis
 def presence(engine: Engine, ref, distinct_id: str, at: datetime) -> list[tuple[datetime, bool]]:
     """(version time, present after it) for every membership version of the cohort up to ``at``."""
     at_ = naive_utc(at)
-    names = [ref.name]
-    ids = list(ref.ids)
-    cond_s = "(s.cohort_name = ?" + (" OR s.cohort_id IN (" + ", ".join("?" * len(ids)) + "))" if ids else ")")
+    cond_s = ref.snapshot_filter("s")  # the cohort's rows: of its ids, or of its names without an id
     if ref.source == "snapshots":
+        # one snapshot per as_of time, the one loaded last (docs/rules.md#membership), as the simulation reads them
         rows = _q(engine, f"""
-            SELECT s.as_of, max(CASE WHEN m.distinct_id IS NOT NULL THEN 1 ELSE 0 END) = 1
-            FROM mp_cohort_snapshots s
-            LEFT JOIN mp_cohort_members m ON m.snapshot_id = s.snapshot_id AND m.distinct_id = ?
-            WHERE {cond_s} AND s.as_of <= ?
-            GROUP BY s.as_of ORDER BY s.as_of""", [distinct_id, *names, *ids, at_])
+            SELECT v.as_of, count(m.distinct_id) > 0
+            FROM (SELECT s.as_of, max(s.snapshot_id) AS snapshot_id FROM mp_cohort_snapshots s
+                  WHERE {cond_s} AND s.as_of <= ? GROUP BY s.as_of) v
+            LEFT JOIN mp_cohort_members m ON m.snapshot_id = v.snapshot_id AND m.distinct_id = ?
+            GROUP BY v.as_of ORDER BY v.as_of""", [at_, distinct_id])
         return [(to_utc(t), bool(p)) for t, p in rows]
     rows = _q(engine, f"""
         WITH pages AS ({webhook_pages_sql(cond_s, "?")}),
@@ -318,7 +317,7 @@ def presence(engine: Engine, ref, distinct_id: str, at: datetime) -> list[tuple[
                  WHERE w.distinct_id = ?)
         SELECT m.at_time, m.action, h.msg_key IS NOT NULL AS listed
         FROM msgs m LEFT JOIN hits h ON h.msg_key = m.msg_key AND h.action = m.action
-        ORDER BY m.at_time, m.first_seq""", [*names, *ids, at_, distinct_id])
+        ORDER BY m.at_time, m.first_seq""", [at_, distinct_id])
     out, present = [], False
     for t, action, listed in rows:
         if action == "members":

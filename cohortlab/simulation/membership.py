@@ -42,9 +42,14 @@ class CohortRef:
     source: Literal["snapshots", "webhooks"] = "snapshots"
     first_time: datetime | None = None
     last_time: datetime | None = None
+    # the names under which data without an id belongs to the cohort (default: its name)
+    plain_names: list[str] = field(default_factory=list)
 
     def snapshot_filter(self, alias: str = "s") -> str:
-        cond = f"{alias}.cohort_name = {sql_str(self.name)}"
+        """SQL: the rows (of ``mp_cohort_snapshots`` or ``mp_webhook_pages`` as ``alias``) of this
+        cohort: those of its ids, and those without an id under one of its plain names."""
+        names = ", ".join(sql_str(n) for n in (self.plain_names or [self.name]))
+        cond = f"{alias}.cohort_id IS NULL AND {alias}.cohort_name IN ({names})"
         if self.ids:
             cond += f" OR {alias}.cohort_id IN ({', '.join(sql_str(i) for i in self.ids)})"
         return f"({cond})"
@@ -65,8 +70,74 @@ def known_cohorts(engine: Engine) -> list[str]:
     return [r[0] for r in rows]
 
 
+# every (id, name, time) the data records for a cohort: its membership data (a snapshot's as_of; a
+# webhook page's message time, its first page's receive time, so that a page delivered again later
+# does not make its name the latest; the later load or page breaks a tie) and the cohort list (no time)
+_NAMED = """
+    SELECT cohort_id AS id, cohort_name AS name, as_of AS t, snapshot_id AS k FROM mp_cohort_snapshots
+    UNION ALL SELECT cohort_id, cohort_name,
+                     min(received_at) OVER (PARTITION BY coalesce(session_id, concat('seq:', CAST(seq AS VARCHAR))), action),
+                     seq FROM mp_webhook_pages
+    UNION ALL SELECT cohort_id, name, NULL, NULL FROM mp_cohorts
+"""
+
+
+def cohort_names_by_id(engine: Engine) -> dict[str, tuple[str | None, list[str]]]:
+    """{cohort id: (its current name, every name recorded for it)}. The current name is the one of
+    its latest membership data (the latest snapshot or webhook message; a renamed cohort's pages
+    and snapshots carry the name of their time), else the cohort list's (docs/rules.md#renamed-cohorts)."""
+    rows = engine.query_rows(
+        f"""
+        WITH named AS (SELECT * FROM ({_NAMED}) x WHERE id IS NOT NULL AND name IS NOT NULL),
+        latest AS (SELECT id, name, max(t) AS t FROM named GROUP BY id, name)
+        SELECT l.id, l.name, l.t, max(n.k) AS k
+        FROM latest l LEFT JOIN named n ON n.id = l.id AND n.name = l.name AND n.t = l.t
+        GROUP BY l.id, l.name, l.t
+        """
+    )
+    by_id: dict[str, list[tuple]] = {}
+    for r in rows:
+        by_id.setdefault(r[0], []).append(r)
+    out: dict[str, tuple[str | None, list[str]]] = {}
+    for i, mine in by_id.items():
+        # the latest time (the cohort list's name, without a time, only when no data names the cohort), then the
+        # later load or page
+        current = max(mine, key=lambda r: (r[2] is not None, r[2] or datetime.min, r[3] if r[3] is not None else -1))[1]
+        out[i] = (current, sorted(r[1] for r in mine))
+    ids = engine.query_rows(f"SELECT DISTINCT id FROM ({_NAMED}) x WHERE id IS NOT NULL")
+    return {i: out.get(i, (None, [])) for (i,) in ids}
+
+
+def cohorts_with_membership(engine: Engine) -> list[str]:
+    """One entry per cohort with membership data (snapshots or webhook pages), sorted: its current
+    name, or its id when another cohort holds that name now (:func:`find_cohort` takes either). A
+    renamed cohort is listed once; data without an id under a name no cohort with an id had is a
+    cohort of its own."""
+    by_id = cohort_names_by_id(engine)
+    rows = engine.query_rows(
+        "SELECT DISTINCT cohort_id, cohort_name FROM mp_cohort_snapshots "
+        "UNION SELECT DISTINCT cohort_id, cohort_name FROM mp_webhook_pages"
+    )
+    current: dict[str, list[str]] = {}
+    for i in sorted({r[0] for r in rows if r[0] is not None}):
+        if by_id[i][0] is not None:
+            current.setdefault(by_id[i][0], []).append(i)
+    had = {n for _, ns in by_id.values() for n in ns}
+    out = {n if len(ids) == 1 else i for n, ids in current.items() for i in ids}
+    out |= {r[1] for r in rows if r[0] is None and r[1] is not None and r[1] not in had}
+    return sorted(out)
+
+
 def find_cohort(engine: Engine, cohort: str, source: Source = "auto") -> CohortRef:
     """Resolve a cohort name (or id) and choose its membership source.
+
+    A cohort with an id is that id's data: its snapshots and webhook pages under every name it had
+    (a renamed cohort), never another cohort's; it is named by its current name
+    (:func:`cohort_names_by_id`), which names the attribute. ``cohort`` may be its current name, an
+    earlier one, or its id; a name that is the current name of one cohort is that cohort's (a
+    renamed cohort's old name, since given to another cohort, names the other one); a name several
+    cohorts hold now, or several had and none holds now, is an error that lists their ids. Data
+    that records a name without an id belongs to the cohort of that name.
 
     ``source="auto"``: snapshots if any exist for that cohort, else webhooks.
     Raises :class:`CohortError` for an unknown cohort (listing the known ones) or a cohort
@@ -75,47 +146,34 @@ def find_cohort(engine: Engine, cohort: str, source: Source = "auto") -> CohortR
     if source not in ("auto", "snapshots", "webhooks"):
         raise SettingsError(f"source must be auto, snapshots or webhooks, not {source!r}")
     names = known_cohorts(engine)
-    name = cohort
-    if cohort not in names:
-        # the names given to this id (mp_cohorts never holds a NULL name: the loader quarantines it)
-        by_id = engine.query_rows(
-            """
-            SELECT DISTINCT name FROM (
-                SELECT cohort_id AS id, cohort_name AS name FROM mp_cohort_snapshots
-                UNION ALL SELECT cohort_id, cohort_name FROM mp_webhook_pages
-                UNION ALL SELECT cohort_id, name FROM mp_cohorts
-            ) WHERE id = ?
-            """,
-            [str(cohort)],
-        )
-        if by_id and all(r[0] is None for r in by_id):
+    by_id = cohort_names_by_id(engine)
+    if cohort in names:
+        had = sorted(i for i, (_, ns) in by_id.items() if cohort in ns)
+        now = [i for i in had if by_id[i][0] == cohort]
+        ids = now if now else had
+        if len(ids) > 1:
+            how = "is the name of" if now else "was a name of"
+            raise CohortError(f"cohort name {cohort!r} {how} several cohorts (ids {', '.join(ids)}): "
+                              f"pass the cohort's id instead")
+    elif str(cohort) in by_id:
+        ids = [str(cohort)]
+        if by_id[ids[0]][0] is None:
             raise CohortError(
                 f"cohort id {str(cohort)!r} has membership data but no name, and the feed names the "
                 f"attribute after the cohort: load the cohort list (cohortlab load mixpanel-cohorts "
                 f"cohorts.json), or the payloads or snapshots with the cohort's name"
             )
-        by_id = [r for r in by_id if r[0] is not None]
-        if len(by_id) != 1:
-            shown = ", ".join(repr(n) for n in names[:50]) or "none loaded"
-            more = f" (and {len(names) - 50} more)" if len(names) > 50 else ""
-            near = close_names(str(cohort), names, n=1, cutoff=0.6)
-            guess = f" (did you mean {near[0]!r}?)" if near else ""
-            raise CohortError(f"unknown cohort {cohort!r}{guess}; known cohorts: {shown}{more}")
-        name = by_id[0][0]
-    ids = [
-        r[0]
-        for r in engine.query_rows(
-            """
-            SELECT DISTINCT id FROM (
-                SELECT cohort_id AS id, cohort_name AS name FROM mp_cohort_snapshots
-                UNION ALL SELECT cohort_id, cohort_name FROM mp_webhook_pages
-                UNION ALL SELECT cohort_id, name FROM mp_cohorts
-            ) WHERE name = ? AND id IS NOT NULL ORDER BY id
-            """,
-            [name],
-        )
-    ]
-    ref = CohortRef(name, ids)
+    else:
+        shown = ", ".join(repr(n) for n in names[:50]) or "none loaded"
+        more = f" (and {len(names) - 50} more)" if len(names) > 50 else ""
+        near = close_names(str(cohort), names, n=1, cutoff=0.6)
+        guess = f" (did you mean {near[0]!r}?)" if near else ""
+        raise CohortError(f"unknown cohort {cohort!r}{guess}; known cohorts: {shown}{more}")
+    name = by_id[ids[0]][0] if ids else cohort
+    # data without an id: under the cohort's name, or an earlier name no other cohort had
+    others = {n for i, (_, ns) in by_id.items() if i not in ids for n in ns}
+    plain = sorted({name} | {n for i in ids for n in by_id[i][1] if n not in others})
+    ref = CohortRef(name, ids, plain_names=plain)
     snap = engine.query_rows(f"SELECT min(as_of), max(as_of), count(*) FROM mp_cohort_snapshots s WHERE {ref.snapshot_filter('s')}")[0]
     hook = engine.query_rows(f"SELECT min(received_at), max(received_at), count(*) FROM mp_webhook_pages s WHERE {ref.webhook_filter('s')}")[0]
     chosen = source
@@ -298,4 +356,5 @@ def resolve_at(ref: CohortRef, at: datetime | str | None) -> datetime:
     return ref.last_time if at is None else parse_time(at, "at")
 
 
-__all__ = ["BLOCK", "CohortError", "CohortRef", "Source", "add_membership_steps", "find_cohort", "known_cohorts", "resolve_at"]
+__all__ = ["BLOCK", "CohortError", "CohortRef", "Source", "add_membership_steps", "cohort_names_by_id",
+           "cohorts_with_membership", "find_cohort", "known_cohorts", "resolve_at"]

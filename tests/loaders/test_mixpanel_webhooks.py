@@ -262,3 +262,22 @@ def test_a_cohort_id_written_as_a_whole_float_is_that_integer(lab, write):
                   _payload("add_members", [{"mixpanel_distinct_id": "B"}], cohort_id=7.5, name="Odd", session="s2"))
     lab.load("mixpanel-webhooks", write("w.jsonl", text))
     assert lab.engine.query_rows("SELECT DISTINCT cohort_id FROM mp_webhook_pages ORDER BY 1") == [("5167408",), ("7.5",)]
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_a_page_delivered_again_keeps_its_first_receive_time_whatever_the_order_it_is_loaded_in(lab, write, balanced,
+                                                                                                 split):
+    """docs/rules.md#membership: a message takes effect at its first page's receive time, and
+    replaying a page changes nothing. A copy delivered again later but written (or loaded) before
+    the original was kept, and the original dropped as its replay: the add took effect 30 minutes
+    late (audit 127). The earliest receive time of identical copies is kept, in a file and across loads."""
+    orig = _payload("add_members", [{"mixpanel_distinct_id": "U1"}], session="s2", rx="2026-03-01T00:20:00Z")
+    late = _payload("add_members", [{"mixpanel_distinct_id": "U1"}], session="s2", rx="2026-03-01T00:50:00Z")
+    if split:
+        balanced(lab.load("mixpanel-webhooks", write("a.jsonl", _jsonl(late))))
+        r = balanced(lab.load("mixpanel-webhooks", write("b.jsonl", _jsonl(orig))))
+    else:
+        r = balanced(lab.load("mixpanel-webhooks", write("a.jsonl", _jsonl(late, orig))))
+    assert (r.loaded, r.deduplicated) == (0 if split else 1, 1)
+    assert [(seq, t) for seq, t, *_ in _pages(lab)] == [(1, datetime(2026, 3, 1, 0, 20))]
+    assert lab.engine.query_rows("SELECT seq, distinct_id FROM mp_webhook_members") == [(1, "U1")]

@@ -240,3 +240,24 @@ def test_of_two_events_of_the_same_time_the_latest_shown_is_the_one_the_resoluti
     steps = {s.kind: s for s in data.lab.explain(C, "u1", at="2026-03-01T00:00").steps}
     assert f"the latest (2026-02-25 06:13:20) says {used!r}" in steps["events"].text
     assert f"identifier {used!r} from event_property" in steps["resolution"].text
+
+
+def test_two_snapshots_of_one_time_the_later_load_wins_in_explain_as_in_the_simulation(tmp_path):
+    """docs/rules.md#membership: two snapshots with the same as-of time, the later load wins.
+    explain counted a member present when either held it: it said 101 enters at 00:40 and is sent
+    as added at 00:45, where the simulation has it out of the cohort, false (audit 127)."""
+    import json
+
+    lab = Lab()
+    (tmp_path / "mpa.jsonl").write_text('{"mpid": 101}\n{"mpid": 102}\n')
+    lab.load("mparticle-profiles", [str(tmp_path / "mpa.jsonl")])
+    for i, (as_of, ids) in enumerate([("00:00", ["101", "102"]), ("00:20", ["102"]), ("00:40", ["101", "102"]),
+                                      ("00:40", ["102"])]):  # the last: the same time, loaded later
+        (tmp_path / f"m{i}.jsonl").write_text("".join(json.dumps({"$distinct_id": d}) + "\n" for d in ids))
+        lab.load("mixpanel-members", [str(tmp_path / f"m{i}.jsonl")], cohort=C, as_of=f"2026-03-01T{as_of}:00Z")
+    x = lab.explain(C, "101", at="2026-03-01T01:00:00Z")
+    assert [(s.time.strftime("%H:%M"), s.data["present"]) for s in x.steps if s.kind == "membership"] == [
+        ("00:00", True), ("00:20", False)]
+    assert [(s.time.strftime("%H:%M"), s.data["action"]) for s in x.steps if s.kind == "send"] == [
+        ("00:00", "full"), ("00:30", "remove")]
+    assert "101" not in set(lab.simulate(C, at="2026-03-01T01:00:00Z").resolution.distinct_id)

@@ -96,6 +96,10 @@ class Reference:
             out.update(status="orphan_created", target="orphan:" + text)
         return out
 
+    def refreshed(self, last_ok, t):
+        """A full list sent again since the last successful run (replayed webhooks: a `members` message)."""
+        return False
+
     def members(self, t):
         cur = set()
         for as_of, m in self.w["snapshots"]:
@@ -120,7 +124,7 @@ class Reference:
             due = [r for r in s["reexport_at"] if r <= t and r not in exported]
             if s["sync_type"] == "one_time" and (last_ok is None or due):
                 exported |= set(due)
-                row.update(kind="one_time" if last_ok is None else "reexport", adds=len(M))
+                row.update(kind="one_time" if last_ok is None else "reexport", adds=len(M), sends={d: "full" for d in M})
                 held = {d: dict(decide(d, t), sent_at=t) for d in M}
                 write((x["target"], True) for x in held.values() if x["target"] is not None)
                 last_ok = t
@@ -131,7 +135,7 @@ class Reference:
             else:
                 if prev is None:
                     kind = "first"
-                elif t - last_ok > s["ttl"]:
+                elif t - last_ok > s["ttl"] or self.refreshed(last_ok, t):
                     kind = "full_refresh"
                 elif any(p["reconnect"] and last_ok < p["start"] <= t for p in s["pauses"]):
                     kind = "reconnect"
@@ -140,6 +144,7 @@ class Reference:
                 else:
                     kind = "diff"
                 if kind != "diff":
+                    row["sends"] = {d: "full" for d in M} | ({d: "left" for d in prev - M} if kind == "full_refresh" else {})
                     held = {d: dict(decide(d, t), sent_at=t) for d in M}
                     targets = {x["target"] for x in held.values() if x["target"] is not None}
                     write((k, True) for k in targets)
@@ -148,6 +153,7 @@ class Reference:
                     row["adds"] = len(M)
                 else:
                     removed, added = sorted(prev - M), sorted(M - prev)
+                    row["sends"] = {d: "remove" for d in removed} | {d: "add" for d in added}
                     writes = [(held.pop(d)["target"], False) for d in removed]
                     for d in added:
                         held[d] = dict(decide(d, t), sent_at=t)
@@ -233,11 +239,8 @@ def token(raw):
     return json.dumps(text) if form == "str" else text  # an "int" or "float" is written as a JSON number token
 
 
-def load(lab, w, tmp):
-    (tmp / "mpa.jsonl").write_text("".join(json.dumps(
-        {"mpid": m, "user_identities": [{"type": "customer_id" if v != "12345" else "other", "value": v} for v in ids]}) + "\n"
-        for m, ids in w["mpa"].items()))
-    lab.load("mparticle-profiles", [str(tmp / "mpa.jsonl")])
+def load_profiles_and_events(lab, w, tmp):
+    """The world's Mixpanel profiles (each version with its as_of) and events (docs/loading.md#mixpanel)."""
     by_time = {}
     for d, vs in w["versions"].items():
         for as_of, raw in vs:
@@ -252,6 +255,14 @@ def load(lab, w, tmp):
             "" if raw is None else ', "$mparticle_user_id": ' + token(raw))
         for i, (d, t, raw) in enumerate(w["events"])))
     lab.load("mixpanel-events", [str(tmp / "events.jsonl")])
+
+
+def load(lab, w, tmp):
+    (tmp / "mpa.jsonl").write_text("".join(json.dumps(
+        {"mpid": m, "user_identities": [{"type": "customer_id" if v != "12345" else "other", "value": v} for v in ids]}) + "\n"
+        for m, ids in w["mpa"].items()))
+    lab.load("mparticle-profiles", [str(tmp / "mpa.jsonl")])
+    load_profiles_and_events(lab, w, tmp)
     for i, (as_of, members) in enumerate(w["snapshots"]):
         (tmp / f"members{i}.jsonl").write_text("".join(json.dumps({"$distinct_id": d}) + "\n" for d in members))
         lab.load("mixpanel-members", [str(tmp / f"members{i}.jsonl")], cohort=C, as_of=iso(as_of))

@@ -107,11 +107,12 @@ def observed(value):
     return "other"
 
 
-def expected_verify(w, loads, template, state, last_write):
+def expected_verify(w, loads, template, state, last_write, cohort=C, names=None):
     """Per MPID: (simulated, observed, cause or None, listed in ``profiles``), docs/rules.md#observed-state
-    and docs/simulate.md#verify (each profile captured at its load's as_of; the snapshot taken last wins)."""
-    expected = template.format(cohort_name=C)
-    names = {expected, OLD.format(cohort_name=C), C}
+    and docs/simulate.md#verify (each profile captured at its load's as_of; the snapshot taken last wins).
+    ``names``: every attribute name of the cohort (default: the expected one, its older form and the plain name)."""
+    expected = template.format(cohort_name=cohort)
+    names = names or {expected, OLD.format(cohort_name=cohort), cohort}
     record = {}  # the record each MPID keeps, and whether its load carries one of the cohort's names
     # the snapshot taken last wins; without as_of: the batches are replaced by any snapshot, a snapshot load is taken now
     for x in sorted(loads, key=lambda x: x["as_of"] or (T0 - timedelta(days=2) if x["fmt"] == "batches" else datetime.max)):
@@ -311,6 +312,35 @@ def ref_world(w):
     return w | {"mpa": {m: [v for t, v in ids if t not in DEVICE_TYPES] for m, ids in w["mpa"].items()}}
 
 
+def check_verify(v, want, where):
+    """A verify result against the reference's profiles (:func:`expected_verify`): each compared profile,
+    whether it is listed, the causes, the confusion table and the audiences on true and false."""
+    rows = {int(x["mpid"]): x for x in v.profiles.to_dict("records")}
+    assert set(rows) <= set(want), where
+    causes = {}
+    for m, (sim, obs, cause, listed) in want.items():  # the profiles compared
+        assert (m in rows) == listed, f"{where}, profile {m} listed"
+        if listed:
+            x = rows[m]
+            assert (val(x["simulated"]), val(x["observed"]), na(x["cause"])) == (sim, obs, cause), f"{where}, profile {m}"
+        if cause:
+            causes[cause] = causes.get(cause, 0) + 1
+            tally("disagreements", cause)
+        COUNTS["profiles"] += 1
+    assert {k: n for k, n in zip(v.causes["cause"], v.causes["profiles"]) if n} == causes, where
+    label = {True: "true", False: "false", None: "absent", "other": "other"}
+    confusion = {}
+    for sim, obs, _, _ in want.values():
+        confusion[label[sim], label[obs]] = confusion.get((label[sim], label[obs]), 0) + 1
+    have = {(a, b): int(n) for a, row in v.confusion.iterrows() for b, n in row.items() if n}
+    assert have == confusion, where
+    aud = v.audience.set_index("audience")
+    assert (aud.loc["= true", "observed"], aud.loc["= false", "observed"]) == (
+        sum(x[1] is True for x in want.values()), sum(x[1] is False for x in want.values())), where
+    assert (aud.loc["= true", "simulated"], aud.loc["= false", "simulated"]) == (
+        sum(x[0] is True for x in want.values()), sum(x[0] is False for x in want.values())), where
+
+
 def check_round(lab, w, loads, opts, s, snap, snapshot_at, where):
     """One simulation and one verify against the reference (docs/rules.md#recoverable-via, #observed-state)."""
     ref = Reference(ref_world(w), s)
@@ -343,30 +373,7 @@ def check_round(lab, w, loads, opts, s, snap, snapshot_at, where):
     v = lab.verify(C, snapshot_at=snapshot_at and iso(snapshot_at), settings=opts)
     linked = {k: x for k, x in state.items() if not str(k).startswith("orphan:")}
     want = expected_verify(w, loads, opts["attribute_template"], linked, dict(ref.last_write))
-    rows = {int(x["mpid"]): x for x in v.profiles.to_dict("records")}
-    assert set(rows) <= set(want), where
-    causes = {}
-    for m, (sim, obs, cause, listed) in want.items():  # the profiles compared
-        assert (m in rows) == listed, f"{where}, profile {m} listed"
-        if listed:
-            x = rows[m]
-            assert (val(x["simulated"]), val(x["observed"]), na(x["cause"])) == (sim, obs, cause), f"{where}, profile {m}"
-        if cause:
-            causes[cause] = causes.get(cause, 0) + 1
-            tally("disagreements", cause)
-        COUNTS["profiles"] += 1
-    assert {k: n for k, n in zip(v.causes["cause"], v.causes["profiles"]) if n} == causes, where
-    label = {True: "true", False: "false", None: "absent", "other": "other"}
-    confusion = {}
-    for sim, obs, _, _ in want.values():
-        confusion[label[sim], label[obs]] = confusion.get((label[sim], label[obs]), 0) + 1
-    have = {(a, b): int(n) for a, row in v.confusion.iterrows() for b, n in row.items() if n}
-    assert have == confusion, where
-    aud = v.audience.set_index("audience")
-    assert (aud.loc["= true", "observed"], aud.loc["= false", "observed"]) == (
-        sum(x[1] is True for x in want.values()), sum(x[1] is False for x in want.values())), where
-    assert (aud.loc["= true", "simulated"], aud.loc["= false", "simulated"]) == (
-        sum(x[0] is True for x in want.values()), sum(x[0] is False for x in want.values())), where
+    check_verify(v, want, where)
     COUNTS["rounds"] += 1
 
 

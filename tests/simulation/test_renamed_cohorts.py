@@ -1,0 +1,104 @@
+"""A renamed cohort (docs/simulate.md#cli, #verify): its snapshots and webhook pages carry the name
+of their time under one cohort id. The cohort is found by its id, its current name or an earlier
+one, always the same cohort, simulated under its current name (the attribute the feed writes
+now); a name it had that another cohort holds now is the other cohort's, never a mix of the two
+(audit 127)."""
+
+import json
+
+import pytest
+
+from cohortlab import Lab
+from cohortlab.simulation.membership import CohortError
+
+
+def page(t, action, name, session, members, cohort_id):
+    return {"action": action, "received_at": t,
+            "parameters": {"mixpanel_cohort_id": cohort_id, "mixpanel_cohort_name": name, "mixpanel_session_id": session,
+                           "page_info": {"total_pages": 1, "page_count": 1},
+                           "members": [{"mixpanel_distinct_id": d} for d in members]}}
+
+
+def lab_with(tmp_path, pages, attributes=None):
+    (tmp_path / "wh.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pages))
+    mpids = sorted({int(d) for p in pages for d in (m["mixpanel_distinct_id"] for m in p["parameters"]["members"])})
+    (tmp_path / "mpa.jsonl").write_text("".join(
+        json.dumps({"mpid": m, "user_attributes": (attributes or {}).get(m, {})}) + "\n" for m in mpids))
+    lab = Lab()
+    lab.load("mixpanel-webhooks", [str(tmp_path / "wh.jsonl")])
+    lab.load("mparticle-profiles", [str(tmp_path / "mpa.jsonl")], as_of="2026-03-01T01:00:00Z")
+    return lab
+
+
+def written(r):
+    return {int(m): bool(v) for m, v in zip(r.attribute_state.mpid, r.attribute_state.value)}
+
+
+def test_a_renamed_cohort_is_one_cohort_under_its_current_name_by_its_id_or_either_name(tmp_path):
+    lab = lab_with(tmp_path, [
+        page("2026-03-01T00:00:00Z", "members", "Heavy Users", "s1", ["101", "102"], "7"),
+        page("2026-03-01T00:20:00Z", "add_members", "Power Users", "s2", ["103"], "7"),  # renamed
+        page("2026-03-01T00:40:00Z", "remove_members", "Power Users", "s3", ["101"], "7"),
+    ], {101: {"Heavy Users": True, "Power Users": False}, 102: {"Heavy Users": True}, 103: {"Power Users": True}})
+    for asked in ("Power Users", "Heavy Users", "7"):
+        r = lab.simulate(asked, at="2026-03-01T01:00:00Z")
+        assert (r.attribute, written(r)) == ("Power Users", {101: False, 102: True, 103: True}), asked
+        v = lab.verify(asked)
+        assert v.attribute == "Power Users"
+        how = dict(zip(v.names.attribute, v.names.how))
+        assert how["Heavy Users"] == "template of the earlier name 'Heavy Users'", asked
+        got = {int(x.mpid): (x.simulated, x.observed, x.cause) for x in v.profiles.itertuples()}
+        assert got == {101: ("false", "false", None), 102: ("true", "absent", "attribute_name_differs"),
+                       103: ("true", "true", None)}, asked
+
+
+def test_an_earlier_name_another_cohort_holds_now_names_that_cohort_and_the_two_never_mix(tmp_path):
+    lab = lab_with(tmp_path, [
+        page("2026-03-01T00:00:00Z", "members", "A", "s1", ["101", "102"], "7"),
+        page("2026-03-01T00:20:00Z", "add_members", "B", "s2", ["103"], "7"),  # 7 renamed A -> B
+        page("2026-03-01T00:30:00Z", "members", "A", "s3", ["104"], "8"),  # a new cohort named A
+    ])
+    for asked in ("A", "8"):
+        r = lab.simulate(asked, at="2026-03-01T01:00:00Z")
+        assert (r.attribute, sorted(r.resolution.distinct_id), written(r)) == ("A", ["104"], {104: True}), asked
+        assert r.timeline.run_at.min().isoformat() == "2026-03-01T00:30:00"  # cohort 8's first page
+    for asked in ("B", "7"):
+        r = lab.simulate(asked, at="2026-03-01T01:00:00Z")
+        assert (r.attribute, written(r)) == ("B", {101: True, 102: True, 103: True}), asked
+
+
+def test_a_name_two_cohorts_hold_is_refused_with_their_ids(tmp_path):
+    lab = lab_with(tmp_path, [
+        page("2026-03-01T00:00:00Z", "members", "Twins", "s1", ["101"], "7"),
+        page("2026-03-01T00:10:00Z", "members", "Twins", "s2", ["102"], "8"),
+    ])
+    with pytest.raises(CohortError, match=r"'Twins' is the name of several cohorts \(ids 7, 8\): pass the cohort's id"):
+        lab.simulate("Twins")
+    assert sorted(lab.simulate("8").resolution.distinct_id) == ["102"]
+
+
+def test_the_reports_list_a_renamed_cohort_once_and_a_shared_name_by_the_ids(tmp_path):
+    from cohortlab.report import insights
+
+    lab = lab_with(tmp_path, [
+        page("2026-03-01T00:00:00Z", "members", "Heavy Users", "s1", ["101"], "7"),
+        page("2026-03-01T00:20:00Z", "add_members", "Power Users", "s2", ["103"], "7"),  # renamed
+        page("2026-03-01T00:00:00Z", "members", "Twins", "s3", ["101"], "8"),
+        page("2026-03-01T00:10:00Z", "members", "Twins", "s4", ["102"], "9"),
+    ])
+    (tmp_path / "m.jsonl").write_text('{"$distinct_id": "101"}\n')
+    lab.load("mixpanel-members", [str(tmp_path / "m.jsonl")], cohort="Plain", as_of="2026-03-01T00:00:00Z")
+    assert insights.cohort_names(lab) == ["8", "9", "Plain", "Power Users"]
+
+
+def test_a_page_delivered_again_after_the_rename_does_not_make_the_old_name_current(tmp_path):
+    """docs/rules.md#renamed-cohorts: the current name is the one of the latest message (its first
+    page's receive time); a page of an earlier message delivered again after the rename carries the
+    old name, and made it the current one when a page's own receive time counted."""
+    old = page("2026-03-01T00:00:00Z", "members", "Heavy Users", "s1", ["101", "102"], "7")
+    again = json.loads(json.dumps(old)) | {"received_at": "2026-03-01T00:50:00Z"}
+    again["parameters"]["members"] = again["parameters"]["members"][:1]  # another page of s1
+    again["parameters"]["page_info"] = {"total_pages": 2, "page_count": 2}
+    lab = lab_with(tmp_path, [old, page("2026-03-01T00:20:00Z", "add_members", "Power Users", "s2", ["103"], "7"), again])
+    for asked in ("7", "Heavy Users", "Power Users"):
+        assert lab.simulate(asked, at="2026-03-01T01:00:00Z").attribute == "Power Users", asked
