@@ -55,7 +55,7 @@ PLAN = {"name": "p", "eit_timeline": "customer_id"}
     (lambda lab: lab.compare_plans([PLAN, PLAN], "2026-01-01", "2026-02-01"), ValueError,
      "plan names must be unique"),
     (lambda lab: lab.migration_plan(PLAN, "2026-01-01", "2026-02-01", cohort="Power Userz"), ValueError,
-     "no membership snapshot of cohort 'Power Userz' is loaded; cohorts with snapshots: 'Power Users'"),
+     "unknown cohort 'Power Userz' (did you mean 'Power Users'?); known cohorts: 'Power Users'"),
     (lambda lab: lab.validate_migration(PLAN, "Power Users", observed=lab.sql("SELECT 'u1' AS distinct_id")),
      ValueError, "validate_migration needs `at` when `observed` is given"),
 ])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from cohortlab.engines.base import Engine
 from cohortlab.identifiers import LoggedIn, app_event_sql, logged_in_rule, mpid_sql
@@ -17,6 +17,9 @@ from cohortlab.migration.model import IDENTITY_COLUMNS, REPEAT_DAYS, RunTables, 
 from cohortlab.migration.plans import MigrationPlan
 from cohortlab.pipeline import Pipeline, sql_str, sql_ts
 from cohortlab.times import naive_utc, parse_naive_utc
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cohortlab.simulation.membership import CohortRef
 
 
 # the events the what-if reads
@@ -272,17 +275,23 @@ def prepare(engine: Engine, tables: RunTables, plans: Iterable[MigrationPlan] = 
     return Prepared(tables, lo, hi, we, period, shifts, bounds, engine.count(tables.persons), counts)
 
 
-def cohort_scope_sql(t: RunTables, cohort: str) -> str:
+def latest_snapshot_sql(cohort: "CohortRef") -> str:
+    """SQL: the ``snapshot_id`` of ``cohort``'s latest membership snapshot (the later load of two
+    of one as-of time), among its rows under every name it had (a renamed cohort's,
+    :func:`cohortlab.simulation.membership.find_cohort`)."""
+    f = cohort.snapshot_filter("s")
+    return (f"(SELECT max(s.snapshot_id) FROM mp_cohort_snapshots s WHERE {f} AND s.as_of = "
+            f"(SELECT max(s.as_of) FROM mp_cohort_snapshots s WHERE {f}))")
+
+
+def cohort_scope_sql(t: RunTables, cohort: "CohortRef") -> str:
     """SQL of the persons (pid) behind the members of ``cohort``'s latest snapshot."""
-    c = sql_str(cohort)
     return f"""
         SELECT DISTINCT pm.pid
         FROM mp_cohort_members m
         JOIN {t.links} l ON l.distinct_id = m.distinct_id
         JOIN {t.persons} pm ON pm.mpid IS NOT DISTINCT FROM l.mpid AND pm.anon_id IS NOT DISTINCT FROM l.anon_id
-        WHERE m.snapshot_id = (SELECT max(snapshot_id) FROM mp_cohort_snapshots
-                               WHERE cohort_name = {c}
-                                 AND as_of = (SELECT max(as_of) FROM mp_cohort_snapshots WHERE cohort_name = {c}))"""
+        WHERE m.snapshot_id = {latest_snapshot_sql(cohort)}"""
 
 
-__all__ = ["activity_pipelines", "Prepared", "prepare", "cohort_scope_sql", "interval_case"]
+__all__ = ["activity_pipelines", "Prepared", "prepare", "cohort_scope_sql", "latest_snapshot_sql", "interval_case"]

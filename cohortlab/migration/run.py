@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import pandas as pd
 
@@ -18,7 +18,7 @@ from cohortlab.errors import SettingsError
 from cohortlab.migration.model import (REPEAT_DAYS, RunTables, daily_pipeline, fix_sql, milestones_pipeline,
                                        profile_shape, profiles_pipeline, remediation_writes, run_pipeline,
                                        status_pipeline)
-from cohortlab.migration.persons import Prepared, cohort_scope_sql, prepare
+from cohortlab.migration.persons import Prepared, cohort_scope_sql, latest_snapshot_sql, prepare
 from cohortlab.migration.plans import MigrationPlan
 from cohortlab.migration.store import DAILY_TABLE, PLANS_TABLE, SUMMARY_TABLE, USERS_TABLE, replace_rows
 from cohortlab.migration.switch import (Switch, check_switch_in_window, find_switch, plans_around, settings_switch,
@@ -27,6 +27,9 @@ from cohortlab.migration.validate import Reconciliation, check_activity, reconci
 from cohortlab.pipeline import Pipeline, sql_str, sql_ts
 from cohortlab.settings import SyncSettings
 from cohortlab.times import format_time, naive_utc, parse_day
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cohortlab.simulation.membership import CohortRef
 
 TIE_PP = 0.05  # plans whose final rates are within this many percentage points tie
 
@@ -243,17 +246,30 @@ def _these(plans: list[MigrationPlan]) -> str:
     return f"plan IN ({', '.join(sql_str(p.name) for p in plans)})"
 
 
-def _population(engine: Engine, t: RunTables, cohort: str | None, summary: pd.DataFrame) -> str:
+def _snapshot_cohort(engine: Engine, cohort: str) -> CohortRef:
+    """The cohort (its name, an earlier name or its id: a renamed cohort's snapshots under every
+    name, :func:`~cohortlab.simulation.membership.find_cohort`) whose latest snapshot's members
+    scope a run; a :class:`~cohortlab.simulation.membership.CohortError` for an unknown cohort or
+    one without membership snapshots (webhook payloads alone give no members list here)."""
+    from cohortlab.simulation.membership import CohortError, find_cohort
+
+    ref = find_cohort(engine, cohort)
+    if ref.source != "snapshots":
+        raise CohortError(f"no membership snapshot of cohort {cohort!r} is loaded (only webhook payloads): "
+                          "load its members (cohortlab load mixpanel-members)")
+    return ref
+
+
+def _population(engine: Engine, t: RunTables, cohort: str | None, ref: CohortRef | None,
+                summary: pd.DataFrame) -> str:
     last = summary.iloc[0] if len(summary) else None
     people = int(last["people_end"]) if last is not None else 0
-    if cohort is None:
+    if cohort is None or ref is None:
         return (f"every Mixpanel profile with events (people with events: {people:,}); one person can have "
                 f"several profiles after a switch. Not a cohort's members: simulate counts those (use a cohort).")
     members, as_of = engine.query_rows(f"""
         SELECT count(DISTINCT distinct_id), max(as_of) FROM mp_cohort_members
-        WHERE snapshot_id = (SELECT max(snapshot_id) FROM mp_cohort_snapshots WHERE cohort_name = {sql_str(cohort)}
-                             AND as_of = (SELECT max(as_of) FROM mp_cohort_snapshots
-                                          WHERE cohort_name = {sql_str(cohort)}))""")[0]
+        WHERE snapshot_id = {latest_snapshot_sql(ref)}""")[0]
     return (f"the Mixpanel profiles with events of the {people:,} people behind the {members:,} members of "
             f"{cohort!r} (snapshot {format_time(as_of)}); members without events are not counted, a person "
             f"with several profiles counts each")
@@ -280,21 +296,15 @@ def run_plans(engine: Engine, plans: Iterable[Any], start: Any, end: Any, *, set
         raise SettingsError(f"window {d0} .. {d1} is {(d1 - d0).days + 1:,} days: at most {MAX_WINDOW_DAYS:,} days "
                             "(one row per day per plan); pick a later --start or an earlier --end")
     check_activity(activity)
+    ref = _snapshot_cohort(engine, cohort) if cohort else None  # before any work: a typo is refused at once
     window_end = _midnight_after(d1)
     t = RunTables()
     try:
         prep = prepare(engine, t, plans, window_end=window_end, project=activity == "repeat",
                        repeat_days=repeat_days, debug=debug)
         counts = dict(prep.counts)
-        if cohort:
-            if not engine.query_rows(f"SELECT count(*) FROM mp_cohort_snapshots WHERE cohort_name = {sql_str(cohort)}")[0][0]:
-                from cohortlab.simulation.membership import CohortError
-
-                known = [r[0] for r in engine.query_rows(
-                    "SELECT DISTINCT cohort_name FROM mp_cohort_snapshots WHERE cohort_name IS NOT NULL ORDER BY 1")]
-                shown = ", ".join(repr(n) for n in known[:50]) or "none loaded"
-                raise CohortError(f"no membership snapshot of cohort {cohort!r} is loaded; cohorts with snapshots: {shown}")
-            engine.materialise(t.scope, cohort_scope_sql(t, cohort), temp=not debug)
+        if ref is not None:
+            engine.materialise(t.scope, cohort_scope_sql(t, ref), temp=not debug)
             t.created.append(t.scope)
         days = [d0 + timedelta(days=i) for i in range((d1 - d0).days + 1)]
         daily_tables, users = [t.plan(i, "daily") for i in range(len(plans))], []
@@ -360,7 +370,7 @@ def run_plans(engine: Engine, plans: Iterable[Any], start: Any, end: Any, *, set
             summary["cohort"] = summary["cohort"].astype("string")
         if store:
             _store(engine, t, plans, daily_tables, summary)
-        population = _population(engine, t, cohort, summary)
+        population = _population(engine, t, cohort, ref, summary)
     finally:
         if not (keep_tables or debug):
             t.drop(engine)

@@ -305,8 +305,25 @@ def test_cohort_scope_follows_the_members_people_across_their_profiles(world):
     last = day(daily, END)
     assert tuple(last[["members", "matched", "people", "split_profiles"]]) == (3, 1, 2, 1)
     assert set(daily["cohort"]) == {"Power Users"}
-    with pytest.raises(ValueError, match="no membership snapshot"):
+    with pytest.raises(ValueError, match="unknown cohort 'Nope'"):
         run_plans(world.engine, [plan("x")], START, END, cohort="Nope")
+
+
+def test_cohort_scope_of_a_renamed_cohort_is_its_latest_snapshot_by_its_id_or_any_of_its_names(world):
+    """A cohort renamed between two snapshots (one id): its latest snapshot, under its current
+    name, scopes the what-if whether it is asked for by that name, the earlier one or its id. The
+    scope matched snapshots by the name asked for: by the earlier name it followed the older
+    snapshot's members, by the id it was 'no membership snapshot'."""
+    e = world.engine
+    e.execute("INSERT INTO mp_cohort_snapshots (snapshot_id, cohort_id, cohort_name, as_of, member_count) VALUES "
+              "(1, '7', 'Heavy Users', TIMESTAMP '2025-12-20', 1), (2, '7', 'Power Users', TIMESTAMP '2026-01-01', 2)")
+    e.execute("INSERT INTO mp_cohort_members (snapshot_id, cohort_name, as_of, distinct_id) VALUES "
+              "(1, 'Heavy Users', TIMESTAMP '2025-12-20', 'x-eve'), "
+              "(2, 'Power Users', TIMESTAMP '2026-01-01', 'c-bob'), (2, 'Power Users', TIMESTAMP '2026-01-01', 'x-eve')")
+    for asked in ("Power Users", "Heavy Users", "7"):
+        run = run_plans(world.engine, [plan("switch only", eit_timeline=SWITCH)], START, END, cohort=asked)
+        assert tuple(day(run.daily, END)[["members", "matched", "people", "split_profiles"]]) == (3, 1, 2, 1), asked
+        assert "the 2 members of" in run.population, (asked, run.population)
 
 
 # --------------------------------------------------------------------------- re-export after fixing identifiers
