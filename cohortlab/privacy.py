@@ -13,9 +13,9 @@ address and hashing it does not reveal whether it is in the data.
 
 A value is personal when it looks like an email (``x@y``), an international phone number
 (``+`` and at least six digits or separators), holds either (an email, or a ``+`` and at least
-8 digits that are not a date: a cohort named "Called +44 7700 900123") or, as a whole value, a national one (7 to 15
-digits with a space, a dash or parentheses between them, ``07700 900123``, ``(415) 555-0123``,
-or dotted ``415.555.0123``; not a date), or when it is one of the emails and phone numbers the
+8 digits that are not a date: a cohort named "Called +44 7700 900123") or, as a whole value, a
+national one (7 to 15 digits with a space, a dash or parentheses between them, ``07700 900123``,
+``(415) 555-0123``, or dotted ``415.555.0123``; not a date), or when it is one of the emails and phone numbers the
 database itself holds (Mixpanel ``$email``/``$phone``, mParticle email and phone identities),
 which catches phone numbers written as plain digits (``07700900123``, which an MPID could be
 too). A national shape is not searched for inside sentences, where dates and counts take it.
@@ -195,7 +195,7 @@ def looks_personal_sql(expr: str) -> str:
             f"regexp_extract({t}, '{PHONE_INSIDE_PATTERN}', 0), '{DATE_PATTERN}') "
             f"WHEN regexp_full_match({t}, '{NATIONAL_PHONE_PATTERN}') "
             f"THEN length(regexp_replace({t}, '[^0-9]', '', 'g')) BETWEEN 7 AND 15 "
-            f"AND NOT regexp_matches({t}, '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') ELSE FALSE END)")
+            f"AND NOT regexp_matches({t}, '^{DATE_PATTERN}') ELSE FALSE END)")
 
 
 def masked_text(text: str) -> str:
@@ -437,8 +437,8 @@ class Redactor:
 
     def text(self, text: str) -> str:
         """A sentence with every personal value in it replaced: emails and international phone
-        numbers found by pattern (:func:`holds_phone`), the words that are known values (``known``, the database's), and the known values that are
-        not one word ("07700 900123")."""
+        numbers found by pattern (:func:`holds_phone`), the words that are known values
+        (``known``, the database's), and the known values that are not one word ("07700 900123")."""
         if self.show or not text:
             return text
         out = _EMAIL_RE.sub(lambda m: pseudonym(m.group(0), self.key), text)

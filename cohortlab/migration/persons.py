@@ -277,11 +277,12 @@ def prepare(engine: Engine, tables: RunTables, plans: Iterable[MigrationPlan] = 
 
 def latest_snapshot_sql(cohort: "CohortRef") -> str:
     """SQL: the ``snapshot_id`` of ``cohort``'s latest membership snapshot (the later load of two
-    of one as-of time), among its rows under every name it had (a renamed cohort's,
-    :func:`cohortlab.simulation.membership.find_cohort`)."""
-    f = cohort.snapshot_filter("s")
-    return (f"(SELECT max(s.snapshot_id) FROM mp_cohort_snapshots s WHERE {f} AND s.as_of = "
-            f"(SELECT max(s.as_of) FROM mp_cohort_snapshots s WHERE {f}))")
+    of one as-of time), among its rows under every name it had (a renamed cohort's). ``cohort``:
+    found with ``source="snapshots"``
+    (:func:`cohortlab.simulation.membership.find_cohort`), whose ``last_time`` is that snapshot's
+    as-of time."""
+    return (f"(SELECT max(s.snapshot_id) FROM mp_cohort_snapshots s "
+            f"WHERE {cohort.snapshot_filter('s')} AND s.as_of = {sql_ts(cohort.last_time)})")
 
 
 def cohort_scope_sql(t: RunTables, cohort: "CohortRef") -> str:

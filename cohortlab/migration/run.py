@@ -246,25 +246,11 @@ def _these(plans: list[MigrationPlan]) -> str:
     return f"plan IN ({', '.join(sql_str(p.name) for p in plans)})"
 
 
-def _snapshot_cohort(engine: Engine, cohort: str) -> CohortRef:
-    """The cohort (its name, an earlier name or its id: a renamed cohort's snapshots under every
-    name, :func:`~cohortlab.simulation.membership.find_cohort`) whose latest snapshot's members
-    scope a run; a :class:`~cohortlab.simulation.membership.CohortError` for an unknown cohort or
-    one without membership snapshots (webhook payloads alone give no members list here)."""
-    from cohortlab.simulation.membership import CohortError, find_cohort
-
-    ref = find_cohort(engine, cohort)
-    if ref.source != "snapshots":
-        raise CohortError(f"no membership snapshot of cohort {cohort!r} is loaded (only webhook payloads): "
-                          "load its members (cohortlab load mixpanel-members)")
-    return ref
-
-
 def _population(engine: Engine, t: RunTables, cohort: str | None, ref: CohortRef | None,
                 summary: pd.DataFrame) -> str:
     last = summary.iloc[0] if len(summary) else None
     people = int(last["people_end"]) if last is not None else 0
-    if cohort is None or ref is None:
+    if ref is None:
         return (f"every Mixpanel profile with events (people with events: {people:,}); one person can have "
                 f"several profiles after a switch. Not a cohort's members: simulate counts those (use a cohort).")
     members, as_of = engine.query_rows(f"""
@@ -296,7 +282,11 @@ def run_plans(engine: Engine, plans: Iterable[Any], start: Any, end: Any, *, set
         raise SettingsError(f"window {d0} .. {d1} is {(d1 - d0).days + 1:,} days: at most {MAX_WINDOW_DAYS:,} days "
                             "(one row per day per plan); pick a later --start or an earlier --end")
     check_activity(activity)
-    ref = _snapshot_cohort(engine, cohort) if cohort else None  # before any work: a typo is refused at once
+    # the cohort by its name, an earlier name or its id (a renamed cohort's snapshots under every name),
+    # before any work: an unknown cohort, or one without membership snapshots, is refused at once
+    from cohortlab.simulation.membership import find_cohort
+
+    ref = find_cohort(engine, cohort, "snapshots") if cohort else None
     window_end = _midnight_after(d1)
     t = RunTables()
     try:
