@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SPARK_STAMP := $(VENV)/.installed-spark
 
-.PHONY: demo test test-core test-spark java browser bench lab clean
+.PHONY: demo test test-core test-spark test-deep java browser bench lab clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ java:
 # installed with apt when missing and when we may (as root, e.g. in CI); never fatal.
 browser:
 	@command -v chromium >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || echo "chromium not installed: the browser checks will be skipped"
+
+# the DuckDB suite with many more random worlds (docs/DEVELOPING.md#test-depth); not CI's
+test-deep: $(STAMP) browser
+	COHORTLAB_TEST_DEPTH=deep $(BIN)/python -m pytest -q -n 2
 
 test-spark: $(SPARK_STAMP) java
 	$(BIN)/python -m pytest -q -p no:xdist -m spark tests/spark

@@ -37,6 +37,7 @@ import pandas as pd
 import pytest
 
 from cohortlab import Lab
+from tests.depth import seeds
 from tests.simulation.test_reference_fuzz import Reference, iso, na
 from tests.simulation.test_reference_fuzz import load_profiles_and_events
 from tests.simulation.test_reference_fuzz import settings as sync_settings
@@ -273,7 +274,7 @@ def check_explain(lab, asked, d, at, opts, snapshot_at, ref, versions, res, runs
     COUNTS["explained"] += 1
 
 
-@pytest.mark.parametrize("seed", range(16))
+@pytest.mark.parametrize("seed", seeds(8, 120, keep=(5,)))  # 5: a webhook page delivered again (audit 127)
 def test_renames_webhooks_parquet_and_explain_agree_with_a_reference_written_from_the_docs(seed, tmp_path):
     rng = random.Random(2000 + seed)
     w = fuzz_world(rng)

@@ -353,9 +353,11 @@ def to_spark(sql: str) -> list[str]:
     return list(_transpile_cached(sql))
 
 
-def expression_to_spark(expression: exp.Expression) -> str:
-    """Generate Spark SQL for an already-parsed (DuckDB) expression, raising on unsupported."""
-    return CohortSpark().generate(expression, unsupported_level=ErrorLevel.RAISE, copy=True)
+def expression_to_spark(expression: exp.Expression, *, copy: bool = True) -> str:
+    """Generate Spark SQL for an already-parsed (DuckDB) expression, raising on unsupported.
+    ``copy=False``: the generator's rewrites change ``expression`` itself (for a tree the caller
+    owns and reads no more)."""
+    return CohortSpark().generate(expression, unsupported_level=ErrorLevel.RAISE, copy=copy)
 
 
 def parse_duckdb(sql: str) -> list[exp.Expression]:
@@ -383,11 +385,9 @@ class SparkPlan:
 
 
 def _rename_tables(tree: exp.Expression, renamed: dict[str, str]) -> exp.Expression:
-    """Point references to CTE names at their views (AST, never text). A reference without an
-    alias keeps its old name as alias so qualified columns (``step.col``) still resolve."""
-    if not renamed:
-        return tree
-    tree = tree.copy()
+    """Point references to CTE names at their views (AST, never text), in ``tree`` itself. A
+    reference without an alias keeps its old name as alias so qualified columns (``step.col``)
+    still resolve."""
     for t in list(tree.find_all(exp.Table)):
         if not t.db and t.name in renamed:
             old = t.name
@@ -404,7 +404,7 @@ def plan_query(tree: exp.Expression) -> SparkPlan:
     if with_ is None or with_.args.get("recursive") or not with_.expressions:
         return SparkPlan((), expression_to_spark(tree))
     tag = hashlib.sha1(tree.sql(dialect="duckdb").encode()).hexdigest()[:10]
-    tree = tree.copy()
+    tree = tree.copy()  # the one copy: its parts are renamed and generated in place below
     ctes = list(tree.args[key].expressions)
     tree.set(key, None)
     bodies = [c.this for c in ctes] + [tree]
@@ -414,9 +414,10 @@ def plan_query(tree: exp.Expression) -> SparkPlan:
         alias = cte.alias_or_name
         refs = sum(1 for later in bodies[i + 1 :] for t in later.find_all(exp.Table) if t.name == alias and not t.db)
         view = f"_cl_{tag}_{alias}"
-        views.append((view, expression_to_spark(_rename_tables(cte.this, renamed)), refs > 1))
+        # a step's body is read by no later one (``refs`` counts in the bodies after it)
+        views.append((view, expression_to_spark(_rename_tables(cte.this, renamed), copy=False), refs > 1))
         renamed[alias] = view
-    return SparkPlan(tuple(views), expression_to_spark(_rename_tables(tree, renamed)))
+    return SparkPlan(tuple(views), expression_to_spark(_rename_tables(tree, renamed), copy=False))
 
 
 @lru_cache(maxsize=4096)

@@ -1,0 +1,30 @@
+"""How many random worlds the seeded and property-based tests explore.
+
+``make test`` (CI) runs the ``ci`` number of each: enough to exercise every branch the generators
+can take, in the time CI has. ``make test-deep`` (``COHORTLAB_TEST_DEPTH=deep``) runs the ``deep``
+number, which is what finds the defect a rare world holds: run it after changing a rule, a loader
+or a generator, and before a release (docs/DEVELOPING.md#test-depth).
+
+A seed that once found a defect stays in the CI list for good (``keep``): it is that defect's
+regression test on the differential side.
+"""
+
+from __future__ import annotations
+
+import os
+
+DEPTH = os.environ.get("COHORTLAB_TEST_DEPTH", "ci")
+if DEPTH not in ("ci", "deep"):
+    raise ValueError(f"COHORTLAB_TEST_DEPTH={DEPTH!r}: use 'ci' (the default) or 'deep'")
+DEEP = DEPTH == "deep"
+
+
+def seeds(ci: int, deep: int, keep: tuple[int, ...] = ()) -> list[int]:
+    """The seeds to run: ``range(ci)`` (or ``range(deep)``) and the ``keep`` seeds."""
+    n = deep if DEEP else ci
+    return sorted({*range(n), *keep})
+
+
+def examples(ci: int, deep: int) -> int:
+    """hypothesis' ``max_examples``."""
+    return deep if DEEP else ci
