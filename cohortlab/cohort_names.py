@@ -48,4 +48,15 @@ def cohort_names_by_id(engine: Engine) -> dict[str, tuple[str | None, list[str]]
     return {i: out.get(i, (None, [])) for (i,) in ids}
 
 
-__all__ = ["cohort_names_by_id"]
+
+def ids_of_name(by_id: dict[str, tuple[str | None, list[str]]], name: str) -> list[str]:
+    """The ids a cohort name stands for (``by_id``: :func:`cohort_names_by_id`), sorted: the
+    cohorts whose current name it is, else those that had it (none holds it now). One id: the
+    name is that cohort's (also data recorded under the name without an id); several: the name is
+    ambiguous; none: no cohort with an id was ever so named."""
+    had = sorted(i for i, (_, ns) in by_id.items() if name in ns)
+    now = [i for i in had if by_id[i][0] == name]
+    return now or had
+
+
+__all__ = ["cohort_names_by_id", "ids_of_name"]

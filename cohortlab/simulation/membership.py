@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from cohortlab.cohort_names import cohort_names_by_id
+from cohortlab.cohort_names import cohort_names_by_id, ids_of_name
 from cohortlab.engines.base import Engine
 from cohortlab.errors import CohortlabError, SettingsError, close_names
 from cohortlab.pipeline import Pipeline, sql_str, sql_ts
@@ -111,11 +111,9 @@ def find_cohort(engine: Engine, cohort: str, source: Source = "auto") -> CohortR
     names = known_cohorts(engine)
     by_id = cohort_names_by_id(engine)
     if cohort in names:
-        had = sorted(i for i, (_, ns) in by_id.items() if cohort in ns)
-        now = [i for i in had if by_id[i][0] == cohort]
-        ids = now if now else had
+        ids = ids_of_name(by_id, cohort)
         if len(ids) > 1:
-            how = "is the name of" if now else "was a name of"
+            how = "is the name of" if by_id[ids[0]][0] == cohort else "was a name of"
             raise CohortError(f"cohort name {cohort!r} {how} several cohorts (ids {', '.join(ids)}): "
                               f"pass the cohort's id instead")
     elif str(cohort) in by_id:
