@@ -45,6 +45,12 @@ class CohortRef:
     last_time: datetime | None = None
     # the names under which data without an id belongs to the cohort (default: its name)
     plain_names: list[str] = field(default_factory=list)
+    # how the reports list the cohort (cohorts_with_membership): its name, or its id when another
+    # cohort holds that name now (default: its name)
+    listed_as: str = ""
+
+    def __post_init__(self) -> None:
+        self.listed_as = self.listed_as or self.name
 
     def snapshot_filter(self, alias: str = "s") -> str:
         """SQL: the rows (of ``mp_cohort_snapshots`` or ``mp_webhook_pages`` as ``alias``) of this
@@ -73,7 +79,8 @@ def known_cohorts(engine: Engine) -> list[str]:
 
 def cohorts_with_membership(engine: Engine) -> list[str]:
     """One entry per cohort with membership data (snapshots or webhook pages), sorted: its current
-    name, or its id when another cohort holds that name now (:func:`find_cohort` takes either). A
+    name, or its id when another cohort holds that name now (:func:`find_cohort` takes either;
+    ``CohortRef.listed_as`` is the entry of a cohort found). A
     renamed cohort is listed once; data without an id under a name no cohort with an id had is a
     cohort of its own."""
     by_id = cohort_names_by_id(engine)
@@ -86,7 +93,9 @@ def cohorts_with_membership(engine: Engine) -> list[str]:
         if by_id[i][0] is not None:
             current.setdefault(by_id[i][0], []).append(i)
     had = {n for _, ns in by_id.values() for n in ns}
-    out = {n if len(ids) == 1 else i for n, ids in current.items() for i in ids}
+    # by its id when its name is another cohort's current name too (also one without membership data,
+    # named so in the cohort list: find_cohort refuses the name then)
+    out = {n if len(ids_of_name(by_id, n)) == 1 else i for n, ids in current.items() for i in ids}
     out |= {r[1] for r in rows if r[0] is None and r[1] is not None and r[1] not in had}
     return sorted(out)
 
@@ -134,7 +143,8 @@ def find_cohort(engine: Engine, cohort: str, source: Source = "auto") -> CohortR
     # data without an id: under the cohort's name, or an earlier name no other cohort had
     others = {n for i, (_, ns) in by_id.items() if i not in ids for n in ns}
     plain = sorted({name} | {n for i in ids for n in by_id[i][1] if n not in others})
-    ref = CohortRef(name, ids, plain_names=plain)
+    shared = len(ids_of_name(by_id, name)) > 1 if ids else False  # another cohort is named so now too
+    ref = CohortRef(name, ids, plain_names=plain, listed_as=ids[0] if shared else name)
     snap = engine.query_rows(f"SELECT min(as_of), max(as_of), count(*) FROM mp_cohort_snapshots s WHERE {ref.snapshot_filter('s')}")[0]
     hook = engine.query_rows(f"SELECT min(received_at), max(received_at), count(*) FROM mp_webhook_pages s WHERE {ref.webhook_filter('s')}")[0]
     chosen = source

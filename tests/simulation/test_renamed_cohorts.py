@@ -130,3 +130,25 @@ def test_info_lists_a_renamed_cohort_once_by_its_id_with_every_snapshot(tmp_path
     assert [line.split() for line in out[out.index("\ncohorts:"):].splitlines()[3:]] == [
         ["Churn", "Risk", "8", "0", "NaT", "NaT", "<NA>"], ["Plain", "None", "1", "2026-03-04", "2026-03-04", "1"],
         ["Power", "Users", "7", "3", "2026-03-01", "2026-03-03", "3"]]
+
+
+def test_the_reports_name_a_cohort_asked_for_by_its_id_or_an_earlier_name_as_they_list_it(tmp_path):
+    """report --cohort and the notebooks' `cohorts` parameter (insights.cohort_names): a renamed
+    cohort asked for by its id, its current or an earlier name is the one cohort under its current
+    name (the pages named it as asked: '7', or the old name beside the attribute of the new one),
+    once however often asked; by its id when another cohort is named so now, also one the cohort
+    list alone names (the listing gave the name, which find_cohort then refused as ambiguous)."""
+    from cohortlab.report import insights
+
+    lab = lab_with(tmp_path, [
+        page("2026-03-01T00:00:00Z", "members", "Heavy Users", "s1", ["101"], "7"),
+        page("2026-03-01T00:20:00Z", "add_members", "Power Users", "s2", ["103"], "7"),  # renamed
+    ])
+    for asked in ("7", "Heavy Users", "Power Users", ["7", "Heavy Users", "Power Users"]):
+        assert insights.cohort_names(lab, asked) == ["Power Users"], asked
+    (tmp_path / "c.json").write_text('[{"id": 8, "name": "Power Users"}]')  # a second cohort of that name
+    lab.load("mixpanel-cohorts", [str(tmp_path / "c.json")])
+    assert insights.cohort_names(lab) == ["7"]
+    for asked in ("7", "Heavy Users"):
+        assert insights.cohort_names(lab, asked) == ["7"], asked
+    assert lab.simulate(insights.cohort_names(lab)[0], at="2026-03-01T01:00:00Z").attribute == "Power Users"
