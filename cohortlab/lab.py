@@ -474,7 +474,13 @@ class Lab:
         later exports, with ``activity="repeat"`` when this lab's events end before ``at``; its ``mpid``
         integers or their text, never floats: docs/migration.md#validation)."""
         from cohortlab.migration.validate import observed_members, validate
+        from cohortlab.simulation.membership import CohortError, find_cohort
 
+        try:  # named as the reports list it, however asked for (a renamed cohort: its id, an earlier name)
+            cohort = find_cohort(self.engine, str(cohort)).listed_as
+        except CohortError:
+            if observed is None:
+                raise
         if observed is None:  # what the exports show: every member resolved at `at`
             observed, at = observed_members(self, cohort, at, settings)
         if at is None:
