@@ -422,6 +422,8 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
                         )
         if cid is None and name is None:
             cid, name = file_id, file_name
+        if name is None and cid is not None and file_name is not None and file_id == cid:
+            name = file_name  # the page's own filter_by_cohort names this id: its name at the snapshot's time
         if name is None and cid is not None:
             rows = q("SELECT name FROM mp_cohorts WHERE cohort_id = ? LIMIT 1", [cid])
             if not rows:

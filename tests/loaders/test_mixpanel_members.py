@@ -119,6 +119,12 @@ def test_a_known_cohort_id_with_a_new_name_loads_as_a_rename(lab, write):
     for asked in ("7", "Power Users", "Heavy Users"):
         ref = find_cohort(lab.engine, asked)
         assert (ref.name, ref.ids, ref.first_time.day, ref.last_time.day) == ("Power Users", ["7"], 1, 8), asked
+    # -o cohort_id alone on pages whose filter_by_cohort names that id: the pages' name, not the cohort list's
+    # earlier one (which then became the current name again)
+    page = _page([{"$distinct_id": "C"}], filter_by_cohort={"id": 7, "name": "Power Users"})
+    r = lab.load("mixpanel-members", write("p.json", json.dumps(page)), cohort_id="7", as_of="2026-03-10")
+    assert _snapshots(lab)[-1][1:3] == ("7", "Power Users")
+    assert find_cohort(lab.engine, "7").name == "Power Users"
     # a name another cohort holds now stays refused, now that 7 is 'Power Users'
     with pytest.raises(LoadError, match=r"\('Churn Risk' is the name of cohort_id 8; cohort_id 7 is 'Power Users'\)"):
         lab.load("mixpanel-members", f, cohort="Churn Risk", cohort_id="7", as_of="2026-03-09")
