@@ -121,23 +121,14 @@ class Lab:
         return self.engine.query_df(f"SELECT * FROM {name}")
 
     def info(self) -> dict[str, Any]:
-        """Row counts of the canonical tables, the cohorts and their snapshots, the Mixpanel profile
-        snapshots (``profile_snapshots``: the time each profile load counts from, and whether it is
-        its ``as_of`` or its load time), time ranges, and the time zones raw event files were read
-        in (``events_time_zones``: zone -> files; docs/loading.md#project-time-zone)."""
+        """Row counts of the canonical tables, the cohorts and their snapshots (one row per cohort
+        id: a renamed cohort once, under its current name, docs/loading.md#info), the Mixpanel
+        profile snapshots (``profile_snapshots``: the time each profile load counts from, and
+        whether it is its ``as_of`` or its load time), time ranges, and the time zones raw event
+        files were read in (``events_time_zones``: zone -> files; docs/loading.md#project-time-zone)."""
         q = self.engine.query_rows
         counts = {t: int(q(f"SELECT count(*) FROM {t}")[0][0]) for t in schema.TABLES}
-        cohorts = self.engine.query_df(
-            """
-            SELECT coalesce(s.cohort_name, c.name) AS cohort_name,
-                   any_value(coalesce(s.cohort_id, c.cohort_id)) AS cohort_id,
-                   count(DISTINCT s.snapshot_id) AS snapshots,
-                   min(s.as_of) AS first_as_of, max(s.as_of) AS last_as_of,
-                   max(s.member_count) AS max_members
-            FROM mp_cohorts c FULL OUTER JOIN mp_cohort_snapshots s ON s.cohort_name = c.name
-            GROUP BY 1 ORDER BY 1
-            """
-        )
+        cohorts = self._cohorts_info()
         # the times send-time resolution reads each Mixpanel profile load by (docs/rules.md#resolution-time)
         profile_snapshots = self.engine.query_df(
             """
@@ -161,6 +152,46 @@ class Lab:
             "events_time_zones": zones,
             "webhooks_time_range": wh,
         }
+
+    def _cohorts_info(self) -> "pd.DataFrame":
+        """``info()["cohorts"]``: one row per cohort of the cohort list or the snapshots, keyed by
+        its id (docs/rules.md#renamed-cohorts): its current name, and its snapshots under every
+        name it had (those recorded without an id under a name that is the cohort's, as
+        :func:`~cohortlab.simulation.membership.find_cohort` reads them); a name without any id
+        is a row of its own."""
+        import pandas as pd
+
+        from cohortlab.cohort_names import cohort_names_by_id, ids_of_name
+
+        by_id = cohort_names_by_id(self.engine)
+        rows = self.engine.query_rows(
+            """
+            SELECT cohort_id, cohort_name, count(snapshot_id), min(as_of), max(as_of), max(member_count)
+            FROM (SELECT cohort_id, cohort_name, snapshot_id, as_of, member_count FROM mp_cohort_snapshots
+                  UNION ALL SELECT cohort_id, name, NULL, NULL, NULL FROM mp_cohorts) x
+            WHERE cohort_id IS NOT NULL OR cohort_name IS NOT NULL
+            GROUP BY cohort_id, cohort_name
+            """
+        )
+        merged: dict[tuple, list] = {}
+        for cid, name, n, first, last, most in rows:
+            if cid is None:
+                ids = ids_of_name(by_id, name)
+                cid = ids[0] if len(ids) == 1 else None
+            key = (by_id[cid][0], cid) if cid is not None else (name, None)
+            m = merged.setdefault(key, [0, None, None, None])
+            m[0] += int(n)
+            m[1] = first if m[1] is None or (first is not None and first < m[1]) else m[1]
+            m[2] = last if m[2] is None or (last is not None and last > m[2]) else m[2]
+            m[3] = most if m[3] is None or (most is not None and most > m[3]) else m[3]
+        out = [(name, cid, *m) for (name, cid), m in merged.items()]
+        out.sort(key=lambda r: (r[0] is None, r[0] or "", r[1] or ""))
+        df = pd.DataFrame(out, columns=["cohort_name", "cohort_id", "snapshots", "first_as_of", "last_as_of",
+                                        "max_members"])
+        for c in ("first_as_of", "last_as_of"):
+            df[c] = pd.to_datetime(df[c])
+        df["max_members"] = df["max_members"].astype("Int64")
+        return df
 
     # ================================================================== simulation (docs/rules.md#resolution, #sync-over-time)
     # Resolution of cohort members, the sync simulation over time and the discrepancy waterfall,
@@ -443,7 +474,13 @@ class Lab:
         later exports, with ``activity="repeat"`` when this lab's events end before ``at``; its ``mpid``
         integers or their text, never floats: docs/migration.md#validation)."""
         from cohortlab.migration.validate import observed_members, validate
+        from cohortlab.simulation.membership import CohortError, find_cohort
 
+        try:  # named as the reports list it, however asked for (a renamed cohort: its id, an earlier name)
+            cohort = find_cohort(self.engine, str(cohort)).listed_as
+        except CohortError:
+            if observed is None:
+                raise
         if observed is None:  # what the exports show: every member resolved at `at`
             observed, at = observed_members(self, cohort, at, settings)
         if at is None:

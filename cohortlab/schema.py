@@ -274,7 +274,7 @@ MPA_BATCH_TIMES = _table(
 # 9: of identical webhook pages (a page delivered again), mixpanel-webhooks keeps the earliest
 #    receive time, also of a copy stored by an earlier load: a later copy written or loaded first
 #    kept its own time (audit 127)
-LOADER_VERSION = 9
+LOADER_VERSION = 10
 
 
 # the identifier columns: a table read from files without one of them is refused, never read as

@@ -239,10 +239,12 @@ def validate_cmd(db, plan_file, cohort, at, settings_path, out, show, show_perso
     observed = None
     if observed_db and Path(observed_db).resolve() != Path(db).resolve():
         from cohortlab.migration.validate import observed_members
+        from cohortlab.simulation.membership import find_cohort
 
         with _lab(observed_db) as obs:  # what the later exports show, as validate_migration reads its own
             try:
                 observed, at = observed_members(obs, cohort, at, settings)
+                cohort = find_cohort(obs.engine, cohort).listed_as  # as the observed side names it
             except ValueError as e:
                 fail(f"--observed-db: {e}")
     with _lab(db) as lab:

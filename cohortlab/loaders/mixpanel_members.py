@@ -20,7 +20,8 @@ are one snapshot (the first file's); a file of later pages loaded without the li
 warns that its snapshot holds part of the cohort.
 
 Options (they override what the file says): ``cohort`` (a name, or the id of a cohort in
-``mp_cohorts``), ``cohort_id``, ``as_of`` (ISO-8601 string or datetime; no zone = UTC),
+``mp_cohorts``), ``cohort_id`` (with ``cohort``: that id's snapshot under that name, a new name
+being a rename; refused when the name is another cohort's current name or id), ``as_of`` (ISO-8601 string or datetime; no zone = UTC),
 ``column`` (CSV). Without an as_of time the load fails (``as_of is required``). A cohort unknown
 by name is registered in ``mp_cohorts``; when its name is close to a known cohort's (difflib, case
 ignored: ``power userz`` and ``Power Users``) the load warns naming the near matches, and under
@@ -54,6 +55,7 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
+from cohortlab.cohort_names import cohort_names_by_id
 from cohortlab.loaders import fast
 from cohortlab.errors import LoadError, close_names
 from cohortlab.loaders.base import (
@@ -394,13 +396,9 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
         cid: str | None = ctx.options.get("cohort_id")
         name: str | None = None
         opt = ctx.options.get("cohort")
-        if cid is not None and opt is not None:  # both given: they must name the same cohort
-            known = q("SELECT name FROM mp_cohorts WHERE cohort_id = ? AND name IS NOT NULL LIMIT 1", [cid])
-            ids = [r[0] for r in q("SELECT cohort_id FROM mp_cohorts WHERE name = ? AND cohort_id IS NOT NULL", [opt])]
-            if (known and opt not in (known[0][0], cid)) or (ids and cid not in ids):
-                other = f"cohort_id {cid} is {known[0][0]!r}" if known else f"{opt!r} has cohort_id {ids[0]}"
-                raise LoadError(ctx.path, f"-o cohort={opt!r} and -o cohort_id={cid} name different cohorts "
-                                          f"({other}): pass one of them")
+        known_id = False
+        if cid is not None and opt is not None:  # both given: a name of that cohort, or a new one (a rename)
+            known_id = self._check_cohort_name(ctx, cid, opt)
         if opt is not None:
             by_name = q("SELECT cohort_id FROM mp_cohorts WHERE name = ? LIMIT 1", [opt])
             if by_name:
@@ -416,7 +414,7 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
                                               "first (mixpanel-cohorts) or pass the cohort name")
                 else:
                     name = opt
-                    near = _near_cohorts(ctx, opt)
+                    near = [] if known_id else _near_cohorts(ctx, opt)  # a known id: no new cohort
                     if near:
                         warnings.append(
                             f"{ctx.path}: cohort {opt!r} is not a known cohort, so a new cohort is created; "
@@ -424,6 +422,8 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
                         )
         if cid is None and name is None:
             cid, name = file_id, file_name
+        if name is None and cid is not None and file_name is not None and file_id == cid:
+            name = file_name  # the page's own filter_by_cohort names this id: its name at the snapshot's time
         if name is None and cid is not None:
             rows = q("SELECT name FROM mp_cohorts WHERE cohort_id = ? LIMIT 1", [cid])
             if not rows:
@@ -439,6 +439,28 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
                      [name])
             cid = rows[0][0] if rows else None
         return cid, name
+
+    @staticmethod
+    def _check_cohort_name(ctx: FileContext, cid: str, opt: str) -> bool:
+        """``-o cohort=NAME -o cohort_id=ID`` (docs/loading.md#mixpanel-members): the file is that
+        id's snapshot, named NAME. NAME may be any name the id is recorded under (the cohort list's,
+        a snapshot's or a webhook page's), or a new one: the cohort was renamed (the snapshot
+        carries the new name at its as-of time, the cohort list stays as it was loaded,
+        docs/rules.md#renamed-cohorts). Refused when NAME is another cohort's id, or the current
+        name of another cohort and no name of this one: the options then name two cohorts, and a
+        typo in one would write this snapshot under the other's name. True when the id is known."""
+        names = cohort_names_by_id(ctx.engine)
+        current, mine = names.get(cid, (None, []))
+        holders = [] if opt == cid or opt in mine else sorted(
+            i for i, (now, _) in names.items() if i != cid and opt in (i, now))
+        if holders:
+            what = (f"{opt!r} is another cohort's id" if opt in holders else
+                    f"{opt!r} is the name of cohort_id {', '.join(holders)}")
+            mine_now = f"; cohort_id {cid} is {current!r}" if current is not None else ""
+            raise LoadError(ctx.path, f"-o cohort={opt!r} and -o cohort_id={cid} name different cohorts "
+                                      f"({what}{mine_now}): pass one of them (when both cohorts are named "
+                                      f"{opt!r} now, load the current cohort list first: mixpanel-cohorts)")
+        return current is not None
 
     def _resolve_as_of(self, ctx: FileContext, file_as_of: str | None) -> datetime:
         value = ctx.options.get("as_of") or file_as_of

@@ -268,7 +268,8 @@ def run_plans(engine: Engine, plans: Iterable[Any], start: Any, end: Any, *, set
     With ``store`` the rows of these plans in ``migration_daily``, ``migration_users``,
     ``migration_summary`` and ``migration_plans`` are replaced (whole-table writes). ``cohort``:
     only the people behind the members of that cohort's latest snapshot (all their Mixpanel
-    profiles), instead of everyone. ``activity="repeat"`` projects the activity of the last
+    profiles), instead of everyone; found by its name, an earlier name or its id, the rows name it
+    as the reports list it (``CohortRef.listed_as``). ``activity="repeat"`` projects the activity of the last
     ``repeat_days`` days past the last event; it adds nothing to a window that ends before then."""
     plans = [MigrationPlan.coerce(p) for p in plans]
     names = [p.name for p in plans]
@@ -287,6 +288,8 @@ def run_plans(engine: Engine, plans: Iterable[Any], start: Any, end: Any, *, set
     from cohortlab.simulation.membership import find_cohort
 
     ref = find_cohort(engine, cohort, "snapshots") if cohort else None
+    if ref is not None:  # the rows and lines name it as simulate and the reports do, however it was asked for
+        cohort = ref.listed_as
     window_end = _midnight_after(d1)
     t = RunTables()
     try:
@@ -508,7 +511,7 @@ def compare(engine: Engine, plans: Iterable[Any] | None = None, *, switch: Any =
             at = observed["as_of"].max()  # a resolution says its own as-of time
         if at is None:
             raise ValueError("compare needs observed_at (the as-of time of the observed resolution)")
-        rec = reconcile(engine, observed, cohort, at, settings=settings)
+        rec = reconcile(engine, observed, run.cohort, at, settings=settings)
     return Comparison(run, best_plans(run.summary, tie_pp), sw, src, rec, tie_pp)
 
 

@@ -120,9 +120,20 @@ def predict_at(engine: Engine, plan: Any, at: Any, *, settings: Any = None, acti
 
 
 def _observed_frame(observed: pd.DataFrame, cohort: str) -> tuple[pd.DataFrame, list[str]]:
+    """The observed members of ``cohort``: the rows of that ``cohort_name`` when the frame has the
+    column (resolutions of several cohorts stacked), every row when it holds one cohort. Several
+    cohorts and none of them ``cohort`` (asked for by its id or an earlier name, where a
+    resolution names a cohort by its current name) is an error, never the members of all."""
     obs = observed.copy()
-    if "cohort_name" in obs.columns and cohort in set(obs["cohort_name"]):
-        obs = obs[obs["cohort_name"] == cohort]
+    if "cohort_name" in obs.columns:
+        names = set(obs["cohort_name"].dropna())
+        if cohort in names:
+            obs = obs[obs["cohort_name"] == cohort]
+        elif len(names) > 1:
+            shown = ", ".join(repr(n) for n in sorted(map(str, names))[:5])
+            raise SettingsError(f"observed: the resolution holds several cohorts ({shown}) and none is named "
+                                f"{cohort!r}: give the cohort by the name its rows carry (its current name), "
+                                "or only its rows")
     keep = [c for c in ("distinct_id", "status", "gap_reason", "identifier_source", "identifier", "mpid")
             if c in obs.columns]
     obs = obs[keep].drop_duplicates("distinct_id")

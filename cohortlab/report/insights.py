@@ -19,8 +19,10 @@ from cohortlab.simulation.remedies import REMEDY_COLUMNS
 
 
 def cohort_names(lab, cohorts: str | Iterable[str] | None = None) -> list[str]:
-    """The cohorts to report on: the given name(s), or every cohort with membership data
-    (snapshots or webhook payloads), sorted by name. A given name that names no cohort raises
+    """The cohorts to report on: the given name(s) or id(s), each as the cohort is listed (its
+    current name, or its id when another cohort holds that name now; a cohort asked twice
+    once), or every cohort with membership data (snapshots or webhook payloads), sorted by
+    name. A given name that names no cohort raises
     :class:`~cohortlab.simulation.membership.CohortError` (the known cohorts listed), as
     ``cohortlab report`` checks before it runs a notebook: a notebook run by hand that uses its
     cohorts only for an optional step (the migration what-if's validation) said nothing of a typo."""
@@ -28,9 +30,9 @@ def cohort_names(lab, cohorts: str | Iterable[str] | None = None) -> list[str]:
         from cohortlab.simulation.membership import find_cohort
 
         names = [cohorts] if isinstance(cohorts, str) else list(cohorts)
-        for name in names:
-            find_cohort(lab.engine, str(name))
-        return names
+        # each as the reports list it (CohortRef.listed_as), once: a renamed cohort asked for by its
+        # id or an earlier name is shown under its current name, as the simulation names it
+        return list(dict.fromkeys(find_cohort(lab.engine, str(name)).listed_as for name in names))
     from cohortlab.simulation.membership import cohorts_with_membership
 
     return cohorts_with_membership(lab.engine)  # a renamed cohort once, by its current name

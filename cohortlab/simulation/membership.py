@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from cohortlab.cohort_names import cohort_names_by_id, ids_of_name
 from cohortlab.engines.base import Engine
 from cohortlab.errors import CohortlabError, SettingsError, close_names
 from cohortlab.pipeline import Pipeline, sql_str, sql_ts
@@ -44,6 +45,12 @@ class CohortRef:
     last_time: datetime | None = None
     # the names under which data without an id belongs to the cohort (default: its name)
     plain_names: list[str] = field(default_factory=list)
+    # how the reports list the cohort (cohorts_with_membership): its name, or its id when another
+    # cohort holds that name now (default: its name)
+    listed_as: str = ""
+
+    def __post_init__(self) -> None:
+        self.listed_as = self.listed_as or self.name
 
     def snapshot_filter(self, alias: str = "s") -> str:
         """SQL: the rows (of ``mp_cohort_snapshots`` or ``mp_webhook_pages`` as ``alias``) of this
@@ -70,47 +77,10 @@ def known_cohorts(engine: Engine) -> list[str]:
     return [r[0] for r in rows]
 
 
-# every (id, name, time) the data records for a cohort: its membership data (a snapshot's as_of; a
-# webhook page's message time, its first page's receive time, so that a page delivered again later
-# does not make its name the latest; the later load or page breaks a tie) and the cohort list (no time)
-_NAMED = """
-    SELECT cohort_id AS id, cohort_name AS name, as_of AS t, snapshot_id AS k FROM mp_cohort_snapshots
-    UNION ALL SELECT cohort_id, cohort_name,
-                     min(received_at) OVER (PARTITION BY coalesce(session_id, concat('seq:', CAST(seq AS VARCHAR))), action),
-                     seq FROM mp_webhook_pages
-    UNION ALL SELECT cohort_id, name, NULL, NULL FROM mp_cohorts
-"""
-
-
-def cohort_names_by_id(engine: Engine) -> dict[str, tuple[str | None, list[str]]]:
-    """{cohort id: (its current name, every name recorded for it)}. The current name is the one of
-    its latest membership data (the latest snapshot or webhook message; a renamed cohort's pages
-    and snapshots carry the name of their time), else the cohort list's (docs/rules.md#renamed-cohorts)."""
-    rows = engine.query_rows(
-        f"""
-        WITH named AS (SELECT * FROM ({_NAMED}) x WHERE id IS NOT NULL AND name IS NOT NULL),
-        latest AS (SELECT id, name, max(t) AS t FROM named GROUP BY id, name)
-        SELECT l.id, l.name, l.t, max(n.k) AS k
-        FROM latest l LEFT JOIN named n ON n.id = l.id AND n.name = l.name AND n.t = l.t
-        GROUP BY l.id, l.name, l.t
-        """
-    )
-    by_id: dict[str, list[tuple]] = {}
-    for r in rows:
-        by_id.setdefault(r[0], []).append(r)
-    out: dict[str, tuple[str | None, list[str]]] = {}
-    for i, mine in by_id.items():
-        # the latest time (the cohort list's name, without a time, only when no data names the cohort), then the
-        # later load or page
-        current = max(mine, key=lambda r: (r[2] is not None, r[2] or datetime.min, r[3] if r[3] is not None else -1))[1]
-        out[i] = (current, sorted(r[1] for r in mine))
-    ids = engine.query_rows(f"SELECT DISTINCT id FROM ({_NAMED}) x WHERE id IS NOT NULL")
-    return {i: out.get(i, (None, [])) for (i,) in ids}
-
-
 def cohorts_with_membership(engine: Engine) -> list[str]:
     """One entry per cohort with membership data (snapshots or webhook pages), sorted: its current
-    name, or its id when another cohort holds that name now (:func:`find_cohort` takes either). A
+    name, or its id when another cohort holds that name now (:func:`find_cohort` takes either;
+    ``CohortRef.listed_as`` is the entry of a cohort found). A
     renamed cohort is listed once; data without an id under a name no cohort with an id had is a
     cohort of its own."""
     by_id = cohort_names_by_id(engine)
@@ -123,7 +93,9 @@ def cohorts_with_membership(engine: Engine) -> list[str]:
         if by_id[i][0] is not None:
             current.setdefault(by_id[i][0], []).append(i)
     had = {n for _, ns in by_id.values() for n in ns}
-    out = {n if len(ids) == 1 else i for n, ids in current.items() for i in ids}
+    # by its id when its name is another cohort's current name too (also one without membership data,
+    # named so in the cohort list: find_cohort refuses the name then)
+    out = {n if len(ids_of_name(by_id, n)) == 1 else i for n, ids in current.items() for i in ids}
     out |= {r[1] for r in rows if r[0] is None and r[1] is not None and r[1] not in had}
     return sorted(out)
 
@@ -148,11 +120,9 @@ def find_cohort(engine: Engine, cohort: str, source: Source = "auto") -> CohortR
     names = known_cohorts(engine)
     by_id = cohort_names_by_id(engine)
     if cohort in names:
-        had = sorted(i for i, (_, ns) in by_id.items() if cohort in ns)
-        now = [i for i in had if by_id[i][0] == cohort]
-        ids = now if now else had
+        ids = ids_of_name(by_id, cohort)
         if len(ids) > 1:
-            how = "is the name of" if now else "was a name of"
+            how = "is the name of" if by_id[ids[0]][0] == cohort else "was a name of"
             raise CohortError(f"cohort name {cohort!r} {how} several cohorts (ids {', '.join(ids)}): "
                               f"pass the cohort's id instead")
     elif str(cohort) in by_id:
@@ -173,7 +143,8 @@ def find_cohort(engine: Engine, cohort: str, source: Source = "auto") -> CohortR
     # data without an id: under the cohort's name, or an earlier name no other cohort had
     others = {n for i, (_, ns) in by_id.items() if i not in ids for n in ns}
     plain = sorted({name} | {n for i in ids for n in by_id[i][1] if n not in others})
-    ref = CohortRef(name, ids, plain_names=plain)
+    shared = len(ids_of_name(by_id, name)) > 1 if ids else False  # another cohort is named so now too
+    ref = CohortRef(name, ids, plain_names=plain, listed_as=ids[0] if shared else name)
     snap = engine.query_rows(f"SELECT min(as_of), max(as_of), count(*) FROM mp_cohort_snapshots s WHERE {ref.snapshot_filter('s')}")[0]
     hook = engine.query_rows(f"SELECT min(received_at), max(received_at), count(*) FROM mp_webhook_pages s WHERE {ref.webhook_filter('s')}")[0]
     chosen = source

@@ -87,13 +87,47 @@ def test_cohort_and_cohort_id_that_name_different_cohorts_are_refused(lab, write
     f = write("m.csv", "distinct_id\nA\n")
     before = table_snapshot()
     with pytest.raises(LoadError, match=r"-o cohort='Churn Risk' and -o cohort_id=5167408 name different cohorts "
-                                        r"\(cohort_id 5167408 is 'Power Users'\): pass one of them"):
+                                        r"\('Churn Risk' is the name of cohort_id 7; cohort_id 5167408 is 'Power Users'\): "
+                                        r"pass one of them"):
         lab.load("mixpanel-members", f, cohort="Churn Risk", cohort_id="5167408", as_of="2026-03-01")
-    with pytest.raises(LoadError, match=r"\('New' has cohort_id|cohort_id 5167408 is 'Power Users'"):
-        lab.load("mixpanel-members", f, cohort="New", cohort_id="5167408", as_of="2026-03-01")
+    with pytest.raises(LoadError, match=r"\('7' is another cohort's id; cohort_id 5167408 is 'Power Users'\)"):
+        lab.load("mixpanel-members", f, cohort="7", cohort_id="5167408", as_of="2026-03-01")
+    with pytest.raises(LoadError, match=r"\('Power Users' is the name of cohort_id 5167408\)"):  # an unknown id
+        lab.load("mixpanel-members", f, cohort="Power Users", cohort_id="99", as_of="2026-03-01")
     assert table_snapshot() == before  # another cohort's snapshot is never written
     r = lab.load("mixpanel-members", f, cohort="Power Users", cohort_id="5167408", as_of="2026-03-01")
     assert _snapshots(lab) == [(r.load_ids[0], "5167408", "Power Users", AS_OF, 1)]
+
+
+def test_a_known_cohort_id_with_a_new_name_loads_as_a_rename(lab, write):
+    """docs/loading.md#mixpanel-members, rules.md#renamed-cohorts: the id is the cohort; a name the
+    cohort list does not know for it is its name at the snapshot's time (Mixpanel renames cohorts),
+    loaded without a warning (also --strict) and without touching the cohort list. Refused before
+    ('name different cohorts') while the cohort list still named the id by its earlier name."""
+    from cohortlab.simulation.membership import find_cohort
+
+    lab.load("mixpanel-cohorts", write("c.json", '[{"id": 7, "name": "Heavy Users"}, {"id": 8, "name": "Churn Risk"}]'))
+    f = write("m.csv", "distinct_id\nA\nB\n")
+    r = lab.load("mixpanel-members", f, cohort="Power Users", cohort_id="7", as_of="2026-03-08", strict=True)
+    assert r.warnings == []
+    lab.load("mixpanel-members", write("old.csv", "distinct_id\nA\n"), cohort="Heavy Users", cohort_id="7",
+             as_of="2026-03-01", strict=True)  # an older snapshot under its earlier name
+    assert [s[1:] for s in _snapshots(lab)] == [("7", "Power Users", datetime(2026, 3, 8), 2),
+                                              ("7", "Heavy Users", AS_OF, 1)]
+    assert lab.engine.query_rows("SELECT cohort_id, name FROM mp_cohorts ORDER BY 1") == [
+        ("7", "Heavy Users"), ("8", "Churn Risk")]  # the cohort list as it was loaded
+    for asked in ("7", "Power Users", "Heavy Users"):
+        ref = find_cohort(lab.engine, asked)
+        assert (ref.name, ref.ids, ref.first_time.day, ref.last_time.day) == ("Power Users", ["7"], 1, 8), asked
+    # -o cohort_id alone on pages whose filter_by_cohort names that id: the pages' name, not the cohort list's
+    # earlier one (which then became the current name again)
+    page = _page([{"$distinct_id": "C"}], filter_by_cohort={"id": 7, "name": "Power Users"})
+    r = lab.load("mixpanel-members", write("p.json", json.dumps(page)), cohort_id="7", as_of="2026-03-10")
+    assert _snapshots(lab)[-1][1:3] == ("7", "Power Users")
+    assert find_cohort(lab.engine, "7").name == "Power Users"
+    # a name another cohort holds now stays refused, now that 7 is 'Power Users'
+    with pytest.raises(LoadError, match=r"\('Churn Risk' is the name of cohort_id 8; cohort_id 7 is 'Power Users'\)"):
+        lab.load("mixpanel-members", f, cohort="Churn Risk", cohort_id="7", as_of="2026-03-09")
 
 
 def test_as_of_required(lab, write, table_snapshot):

@@ -58,6 +58,27 @@ def test_confusion_table_differences_and_verdict(world):
     assert world.engine.count("migration_validation") == 6
 
 
+def test_a_renamed_cohort_is_validated_under_its_current_name_and_never_with_another_cohorts_members(world):
+    """A renamed cohort (id 7: 'Heavy Users', then 'Power Users') asked for by its id or earlier
+    name: validate_migration names and stores it under its current name, the name its observed
+    rows carry (each way asked, one stored row), and reads only its rows of a resolution of several
+    cohorts. The name asked for was the label and the filter: by the id, the members of every
+    cohort of the frame were compared, each way stored apart."""
+    e = world.engine
+    e.execute("INSERT INTO mp_cohort_snapshots (snapshot_id, cohort_id, cohort_name, as_of, member_count) VALUES "
+              "(1, '7', 'Heavy Users', TIMESTAMP '2026-01-01', 1), (2, '7', 'Power Users', TIMESTAMP '2026-01-07', 6)")
+    stacked = pd.concat([OBSERVED.assign(cohort_name="Power Users"),
+                         OBSERVED.head(2).assign(distinct_id=["o-1", "o-2"], cohort_name="Other")])
+    for asked in ("7", "Heavy Users", "Power Users"):
+        v = world.validate_migration(PLAN, asked, AT, observed=stacked)
+        assert (v.cohort, v.members, v.differ) == ("Power Users", 6, 3), asked
+    assert world.sql("SELECT cohort_name, members FROM migration_validation_summary").values.tolist() == [
+        ["Power Users", 6]]
+    with pytest.raises(ValueError, match=r"observed: the resolution holds several cohorts \('Other', 'Power Users'\) "
+                                         r"and none is named '7'"):
+        validate(world.engine, PLAN, stacked, "7", AT, store=False)
+
+
 def test_later_prediction_agrees_with_bob(world):
     v = validate(world.engine, PLAN, OBSERVED.assign(distinct_id=OBSERVED.distinct_id.replace({"c-bob": "102"})),
                  "Power Users", "2026-01-11T00:00:00Z", store=False)

@@ -313,7 +313,8 @@ def test_cohort_scope_of_a_renamed_cohort_is_its_latest_snapshot_by_its_id_or_an
     """A cohort renamed between two snapshots (one id): its latest snapshot, under its current
     name, scopes the what-if whether it is asked for by that name, the earlier one or its id. The
     scope matched snapshots by the name asked for: by the earlier name it followed the older
-    snapshot's members, by the id it was 'no membership snapshot'."""
+    snapshot's members, by the id it was 'no membership snapshot'; the rows and the population
+    line named the cohort as asked (audit 129)."""
     e = world.engine
     e.execute("INSERT INTO mp_cohort_snapshots (snapshot_id, cohort_id, cohort_name, as_of, member_count) VALUES "
               "(1, '7', 'Heavy Users', TIMESTAMP '2025-12-20', 1), (2, '7', 'Power Users', TIMESTAMP '2026-01-01', 2)")
@@ -323,7 +324,8 @@ def test_cohort_scope_of_a_renamed_cohort_is_its_latest_snapshot_by_its_id_or_an
     for asked in ("Power Users", "Heavy Users", "7"):
         run = run_plans(world.engine, [plan("switch only", eit_timeline=SWITCH)], START, END, cohort=asked)
         assert tuple(day(run.daily, END)[["members", "matched", "people", "split_profiles"]]) == (3, 1, 2, 1), asked
-        assert "the 2 members of" in run.population, (asked, run.population)
+        assert "the 2 members of 'Power Users'" in run.population, (asked, run.population)
+        assert set(run.daily["cohort"]) == set(run.summary["cohort"]) == {"Power Users"}, asked  # named as simulate names it
 
 
 # --------------------------------------------------------------------------- re-export after fixing identifiers

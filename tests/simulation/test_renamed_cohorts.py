@@ -6,6 +6,7 @@ now); a name it had that another cohort holds now is the other cohort's, never a
 
 import json
 
+import pandas as pd
 import pytest
 
 from cohortlab import Lab
@@ -102,3 +103,52 @@ def test_a_page_delivered_again_after_the_rename_does_not_make_the_old_name_curr
     lab = lab_with(tmp_path, [old, page("2026-03-01T00:20:00Z", "add_members", "Power Users", "s2", ["103"], "7"), again])
     for asked in ("7", "Heavy Users", "Power Users"):
         assert lab.simulate(asked, at="2026-03-01T01:00:00Z").attribute == "Power Users", asked
+
+
+def test_info_lists_a_renamed_cohort_once_by_its_id_with_every_snapshot(tmp_path):
+    """lab.info() and `cohortlab info` (docs/loading.md#info): a renamed cohort is one row, its
+    current name and id, counting its snapshots under every name (and one recorded without an id
+    under its earlier name); it joined the cohort list and the snapshots by name, one row per name."""
+    from click.testing import CliRunner
+
+    from cohortlab.cli import main
+
+    db = str(tmp_path / "lab.duckdb")
+    with Lab(db) as lab:
+        (tmp_path / "c.json").write_text('[{"id": 7, "name": "Heavy Users"}, {"id": 8, "name": "Churn Risk"}]')
+        lab.load("mixpanel-cohorts", [str(tmp_path / "c.json")])
+        for i, (name, cid, members) in enumerate([("Heavy Users", "7", "A\nB\n"), ("Heavy Users", None, "A\n"),
+                                                  ("Power Users", "7", "A\nB\nC\n"), ("Plain", None, "A\n")]):
+            (tmp_path / f"m{i}.csv").write_text("distinct_id\n" + members)
+            lab.load("mixpanel-members", [str(tmp_path / f"m{i}.csv")], cohort=name, as_of=f"2026-03-0{i + 1}",
+                     **({"cohort_id": cid} if cid else {}))
+        got = lab.info()["cohorts"]
+    assert [(r.cohort_name, r.cohort_id, r.snapshots, r.max_members) for r in got.itertuples()] == [
+        ("Churn Risk", "8", 0, pd.NA), ("Plain", None, 1, 1), ("Power Users", "7", 3, 3)]
+    assert (got.first_as_of[2].day, got.last_as_of[2].day) == (1, 3)
+    out = CliRunner().invoke(main, ["info", "--db", db]).output
+    assert [line.split() for line in out[out.index("\ncohorts:"):].splitlines()[3:]] == [
+        ["Churn", "Risk", "8", "0", "NaT", "NaT", "<NA>"], ["Plain", "None", "1", "2026-03-04", "2026-03-04", "1"],
+        ["Power", "Users", "7", "3", "2026-03-01", "2026-03-03", "3"]]
+
+
+def test_the_reports_name_a_cohort_asked_for_by_its_id_or_an_earlier_name_as_they_list_it(tmp_path):
+    """report --cohort and the notebooks' `cohorts` parameter (insights.cohort_names): a renamed
+    cohort asked for by its id, its current or an earlier name is the one cohort under its current
+    name (the pages named it as asked: '7', or the old name beside the attribute of the new one),
+    once however often asked; by its id when another cohort is named so now, also one the cohort
+    list alone names (the listing gave the name, which find_cohort then refused as ambiguous)."""
+    from cohortlab.report import insights
+
+    lab = lab_with(tmp_path, [
+        page("2026-03-01T00:00:00Z", "members", "Heavy Users", "s1", ["101"], "7"),
+        page("2026-03-01T00:20:00Z", "add_members", "Power Users", "s2", ["103"], "7"),  # renamed
+    ])
+    for asked in ("7", "Heavy Users", "Power Users", ["7", "Heavy Users", "Power Users"]):
+        assert insights.cohort_names(lab, asked) == ["Power Users"], asked
+    (tmp_path / "c.json").write_text('[{"id": 8, "name": "Power Users"}]')  # a second cohort of that name
+    lab.load("mixpanel-cohorts", [str(tmp_path / "c.json")])
+    assert insights.cohort_names(lab) == ["7"]
+    for asked in ("7", "Heavy Users"):
+        assert insights.cohort_names(lab, asked) == ["7"], asked
+    assert lab.simulate(insights.cohort_names(lab)[0], at="2026-03-01T01:00:00Z").attribute == "Power Users"
