@@ -48,7 +48,6 @@ def cohort_names_by_id(engine: Engine) -> dict[str, tuple[str | None, list[str]]
     return {i: out.get(i, (None, [])) for (i,) in ids}
 
 
-
 def ids_of_name(by_id: dict[str, tuple[str | None, list[str]]], name: str) -> list[str]:
     """The ids a cohort name stands for (``by_id``: :func:`cohort_names_by_id`), sorted: the
     cohorts whose current name it is, else those that had it (none holds it now). One id: the
