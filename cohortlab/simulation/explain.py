@@ -653,15 +653,18 @@ def _explain(engine, ref, user, user_s, settings, result, observed, sim_at, snap
     not_user = f" AND distinct_id NOT IN ({', '.join('?' * len(dids))})" if dids else ""
     for m in mpids:
         steps.append(_mparticle_step(engine, m, own_ids, show_personal_data))
-        st = engine.query_df(f"SELECT value, writes, last_write_at FROM {state_t} WHERE NOT is_orphan AND mpid = ?", [m])
+        st = engine.query_df(f"SELECT value, writes, last_write_at, changed_at FROM {state_t} "
+                             "WHERE NOT is_orphan AND mpid = ?", [m])
         sharing = int(_q(engine, f"SELECT count(*) FROM {res_t} WHERE mpid = ?{not_user}", [m, *dids])[0][0])
         share = f"; {sharing} other current member(s) resolve to it (shared MPID)" if sharing else ""
         if len(st):
             r = st.iloc[0]
+            # the value since the run that last changed it (what verify compares the capture time with)
+            since = "" if r.changed_at == r.last_write_at else f" ({str(bool(r.value)).lower()} since {_fmt(r.changed_at)})"
             text = (f"MPID {m}: simulated {result.attribute!r} = {str(bool(r.value)).lower()} after "
-                    f"{int(r.writes)} write(s), the last at {_fmt(r.last_write_at)}{share}")
+                    f"{int(r.writes)} write(s), the last at {_fmt(r.last_write_at)}{since}{share}")
             data = {"mpid": m, "value": bool(r.value), "writes": int(r.writes), "last_write_at": r.last_write_at,
-                    "other_members": sharing}
+                    "changed_at": r.changed_at, "other_members": sharing}
         else:
             text = f"MPID {m}: no run wrote {result.attribute!r} on this profile{share}"
             data = {"mpid": m, "value": None, "other_members": sharing}

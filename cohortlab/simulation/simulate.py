@@ -145,7 +145,7 @@ class SimulationResult:
     @cached_property
     def attribute_state(self) -> pd.DataFrame:
         """One row per profile ever written: ``cohort_name, attribute_name, mpid,
-        orphan_identifier, is_orphan, value, last_write_at, writes, as_of``."""
+        orphan_identifier, is_orphan, value, last_write_at, writes, as_of, changed_at``."""
         return self.tables["attribute_state"].as_pandas()
 
     @cached_property

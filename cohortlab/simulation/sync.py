@@ -81,7 +81,9 @@ the run saw), ``false_count`` (profiles whose attribute is ``false``: an audienc
 
 Columns of ``attribute_state`` (one row per profile that was ever written):
 ``cohort_name, attribute_name, mpid (NULL for orphans), orphan_identifier, is_orphan, value
-(after the last run <= at), last_write_at, writes, as_of``.
+(after the last run <= at), last_write_at (the last run that wrote it), writes, as_of,
+changed_at`` (the run that wrote ``value`` after another value or none: later runs only wrote it
+again; what ``verify`` compares a profile's capture time with, docs/rules.md#observed-state).
 """
 
 from __future__ import annotations
@@ -122,7 +124,7 @@ TIMELINE_COLUMNS = [
 ]
 ATTRIBUTE_STATE_COLUMNS = [
     "cohort_name", "attribute_name", "mpid", "orphan_identifier", "is_orphan", "value", "last_write_at", "writes",
-    "as_of",
+    "as_of", "changed_at",
 ]
 
 

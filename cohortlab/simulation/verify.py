@@ -32,7 +32,9 @@ Each disagreement gets the first cause that applies:
 
 ``snapshot_before_last_run``
     the profile was captured (``captured_at``) before the run that wrote the simulated value
-    (``last_write_at``).
+    (``changed_at``: the run that last changed the profile's value; a later run that wrote the
+    same value again, a refresh writing ``true`` again, is not it: the snapshot already had to
+    show that value).
 ``attribute_name_differs``
     the profile has no value under the expected name but one under another known name.
 ``profile_missing_in_snapshot``
@@ -81,7 +83,7 @@ EVIDENCE = ("identity_changed", "profile_deleted")
 OLD_TEMPLATE = "Mixpanel - {cohort_name}"
 PROFILE_COLUMNS = [
     "mpid", "simulated", "observed", "agree", "cause", "evidence", "detail", "in_snapshot",
-    "other_name", "other_value", "last_write_at", "captured_at", "last_stored_at",
+    "other_name", "other_value", "last_write_at", "captured_at", "last_stored_at", "changed_at",
 ]
 RULE = "docs/rules.md#observed-state"
 
@@ -280,7 +282,7 @@ def _profiles_sql(snapshot_at: datetime, only: list[int] | None = None) -> str:
         FROM loads l
     ),
     joined AS (
-        SELECT coalesce(s.mpid, o.mpid) AS mpid, s.value AS sim_value, s.last_write_at,
+        SELECT coalesce(s.mpid, o.mpid) AS mpid, s.value AS sim_value, s.last_write_at, s.changed_at,
                p.mpid IS NOT NULL AS profile_loaded, p.last_stored_at,
                p.mpid IS NOT NULL AND (coalesce(ol.carries, FALSE) OR o.mpid IS NOT NULL) AS in_snapshot,
                coalesce(ol.load_as_of, {sql_ts(snapshot_at)}) AS captured_at,
@@ -300,13 +302,13 @@ def _profiles_sql(snapshot_at: datetime, only: list[int] | None = None) -> str:
     )
     SELECT mpid, simulated, observed, simulated = observed AS agree,
            CASE WHEN simulated = observed THEN NULL
-                WHEN last_write_at > captured_at THEN 'snapshot_before_last_run'
+                WHEN changed_at > captured_at THEN 'snapshot_before_last_run'
                 WHEN in_snapshot AND NOT has_expected AND other_name IS NOT NULL THEN 'attribute_name_differs'
                 WHEN NOT in_snapshot THEN 'profile_missing_in_snapshot'
                 WHEN simulated = 'true' AND observed IN ('false', 'absent') THEN 'pause_not_modelled'
                 ELSE 'unexplained' END AS cause,
            in_snapshot, profile_loaded, other_name, other_value, value_text, last_write_at, captured_at,
-           last_stored_at
+           last_stored_at, changed_at
     FROM valued
     """
 
@@ -410,7 +412,7 @@ def _details_sql(engine: Engine, show_personal_data: bool, shown: "_ShownNames",
            CASE WHEN c.agree THEN NULL ELSE
              CASE c.cause
                WHEN 'snapshot_before_last_run' THEN
-                 'the run at ' || {ts('c.last_write_at')} || ' wrote ' || c.simulated
+                 'the run at ' || {ts('c.changed_at')} || ' wrote ' || c.simulated
                  || '; this profile was captured at ' || {ts('c.captured_at')}
                WHEN 'attribute_name_differs' THEN
                  'carries ' || {quote} || {other_name} || {quote} || ' = ' || c.other_value
@@ -421,8 +423,8 @@ def _details_sql(engine: Engine, show_personal_data: bool, shown: "_ShownNames",
                       ELSE 'the profile is loaded only from inputs without the cohort attribute, not from the snapshot'
                  END
                WHEN 'pause_not_modelled' THEN
-                 'the run at ' || {ts('c.last_write_at')} || ' should have written true; observed ' || c.observed
-                 || CASE WHEN c.last_stored_at < c.last_write_at
+                 'the run at ' || {ts('c.changed_at')} || ' should have written true; observed ' || c.observed
+                 || CASE WHEN c.last_stored_at < c.changed_at
                          THEN '; mParticle last stored this profile at ' || {ts('c.last_stored_at')}
                               || ', before that run'
                          ELSE '' END
@@ -432,7 +434,7 @@ def _details_sql(engine: Engine, show_personal_data: bool, shown: "_ShownNames",
                            || '; simulated ' || c.simulated
                       WHEN c.simulated = 'absent'
                       THEN 'observed ' || c.observed || '; no run of the simulation wrote this profile'
-                      ELSE 'observed ' || c.observed || '; the run at ' || {ts('c.last_write_at')}
+                      ELSE 'observed ' || c.observed || '; the run at ' || {ts('c.changed_at')}
                            || ' wrote ' || c.simulated
                  END
              END
@@ -441,7 +443,8 @@ def _details_sql(engine: Engine, show_personal_data: bool, shown: "_ShownNames",
                           || CASE WHEN n.n > 3 THEN ' (+' || CAST(n.n - 3 AS VARCHAR) || ' more)' ELSE '' END
                 END
            END AS detail,
-           c.in_snapshot, {other_name} AS other_name, c.other_value, c.last_write_at, c.captured_at, c.last_stored_at
+           c.in_snapshot, {other_name} AS other_name, c.other_value, c.last_write_at, c.captured_at, c.last_stored_at,
+           c.changed_at
     FROM verify_compared c LEFT JOIN notes n ON n.mpid = c.mpid
     """
 
@@ -541,7 +544,7 @@ def _snapshot(engine: Engine, ref, names, snapshot_at, show_personal_data: bool 
 
 
 def _simulated_relations(engine: Engine, result) -> int:
-    """Make ``_SIM`` (mpid, value, last_write_at of the linked profiles the simulation wrote) and
+    """Make ``_SIM`` (mpid, value, last_write_at, changed_at of the linked profiles the simulation wrote) and
     ``_MEMBERS`` (the members' resolution) readable in SQL; returns the orphans written. A
     simulation whose tables are in ``engine`` is read in place (views); another one (a stand-in
     with pandas frames) is registered."""
@@ -552,7 +555,7 @@ def _simulated_relations(engine: Engine, result) -> int:
             _unregister(engine, t)
         engine.execute(
             f"CREATE OR REPLACE TEMP VIEW {_SIM} AS SELECT CAST(mpid AS BIGINT) AS mpid, CAST(value AS BOOLEAN) AS value, "
-            f"last_write_at FROM {state} WHERE NOT is_orphan"
+            f"last_write_at, changed_at FROM {state} WHERE NOT is_orphan"
         )
         engine.execute(
             f"CREATE OR REPLACE TEMP VIEW {_MEMBERS} AS SELECT CAST(distinct_id AS VARCHAR) AS distinct_id, "
@@ -562,7 +565,7 @@ def _simulated_relations(engine: Engine, result) -> int:
         return int(engine.query_rows(f"SELECT count(*) FROM {state} WHERE is_orphan")[0][0])
     state = result.attribute_state
     orphans = int(state.is_orphan.sum()) if len(state) else 0
-    sim = state.loc[~state.is_orphan.astype(bool), ["mpid", "value", "last_write_at"]].copy()
+    sim = state.loc[~state.is_orphan.astype(bool), ["mpid", "value", "last_write_at", "changed_at"]].copy()
     sim["mpid"] = sim["mpid"].astype("int64")
     sim["value"] = sim["value"].astype(bool)
     engine.register(_SIM, sim)

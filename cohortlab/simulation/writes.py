@@ -9,7 +9,7 @@ the stages of :mod:`cohortlab.simulation.sync` after the sends and decisions are
   write (adds and full runs to the target decided at that run, removes to the target of the
   member's latest earlier decision, ``apply_order``), plus full-refresh clear candidates;
 * :func:`state_stage` — ``<p>state(is_orphan, target, k, next_k, in_s, is_true, is_written,
-  is_write)``: per target, one row per run at which it changes;
+  is_write, is_change)``: per target, one row per run at which it changes;
 * :func:`attribute_state_stage` and :func:`timeline_stage` — the result tables (columns in
   :mod:`cohortlab.simulation.sync`).
 
@@ -204,7 +204,10 @@ def state_stage(n: Names) -> Pipeline:
     """Per target, one row per run at which it changes: S-membership count and attribute value,
     in ONE window pass. The last write's value up to run k is ``max(2k + value)`` over writes so
     far, mod 2 (k grows, so the maximum is the last write); ``next_k`` (lead) says until which
-    run a row's state holds."""
+    run a row's state holds. ``is_write``: the run wrote the target (a clear of a value that is
+    not ``true`` is none); ``is_change``: that write changed its value (the first write, or one of
+    the other value than the write before: a run re-writing the value it had, a refresh writing
+    ``true`` again, is a write but no change; docs/rules.md#observed-state)."""
     w = "PARTITION BY is_orphan, target ORDER BY k"
     p = Pipeline()
     p.add(
@@ -241,7 +244,9 @@ def state_stage(n: Names) -> Pipeline:
                CASE WHEN last_code % 2 = 1 THEN 1 ELSE 0 END AS is_true,
                CASE WHEN last_code IS NOT NULL THEN 1 ELSE 0 END AS is_written,
                CASE WHEN w_code IS NOT NULL AND NOT (is_clear = 1 AND coalesce(prev_code % 2, 0) = 0)
-                    THEN 1 ELSE 0 END AS is_write
+                    THEN 1 ELSE 0 END AS is_write,
+               CASE WHEN w_code IS NOT NULL AND (prev_code IS NULL OR prev_code % 2 <> w_code % 2)
+                    THEN 1 ELSE 0 END AS is_change
         FROM running
         """,
     )
@@ -249,11 +254,15 @@ def state_stage(n: Names) -> Pipeline:
 
 
 def attribute_state_stage(n: Names, ref: CohortRef, at: datetime, attribute: str) -> Pipeline:
+    """One row per profile ever written: its value after the last run, the last run that wrote it
+    (``last_write_at``) and the one that wrote that value first after another
+    (``changed_at``: from then on it was not changed, only perhaps written again)."""
     p = Pipeline()
     p.add(
         "per_target",
         f"""
         SELECT is_orphan, target, max(CASE WHEN is_write = 1 THEN k END) AS last_k, sum(is_write) AS writes,
+               max(CASE WHEN is_change = 1 THEN k END) AS changed_k,
                max(CASE WHEN next_k IS NULL THEN is_true END) = 1 AS value
         FROM {n.state}
         GROUP BY is_orphan, target
@@ -270,9 +279,10 @@ def attribute_state_stage(n: Names, ref: CohortRef, at: datetime, attribute: str
         SELECT {sql_str(ref.name)} AS cohort_name, {sql_str(attribute)} AS attribute_name,
                CASE WHEN NOT t.is_orphan THEN t.target END AS mpid,
                o.orphan_identifier, t.is_orphan, t.value, r.run_at AS last_write_at,
-               CAST(t.writes AS BIGINT) AS writes, {sql_ts(at)} AS as_of
+               CAST(t.writes AS BIGINT) AS writes, {sql_ts(at)} AS as_of, c.run_at AS changed_at
         FROM per_target t
         JOIN {n.runs} r ON r.k = t.last_k
+        LEFT JOIN {n.runs} c ON c.k = t.changed_k
         LEFT JOIN orphan_names o ON t.is_orphan AND o.target = t.target
         """,
     )

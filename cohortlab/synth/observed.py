@@ -16,7 +16,9 @@ planted at known people:
   ``observed_at``: the snapshot shows the writes up to the third-to-last snapshot only
   (``pause_not_modelled`` where the missing run should have written ``true``);
 * the snapshot is **older than the last run** (at the last snapshot):
-  ``snapshot_before_last_run`` when verify simulates up to the last snapshot;
+  ``snapshot_before_last_run`` when verify simulates up to the last snapshot, for a profile
+  whose value that run changed (``changed_si``); one it only wrote again (a distinct_id of its
+  person added while another one stays a member) disagrees for another cause;
 * a share of people (``observed_old_name_share``) carry the attribute under the older name
   ``Mixpanel - {cohort_name}`` (``attribute_name_differs``);
 * a share of people (``observed_missing_share``) are missing from the snapshot: their profile is
@@ -32,7 +34,7 @@ and cause counts per cohort, with the parameters to pass (``snapshot_at`` = ``ob
 from __future__ import annotations
 
 VERIFY_COLUMNS = ("cohort_name", "mpid", "person_id", "simulated", "observed", "cause", "in_snapshot",
-                  "other_name", "other_value", "last_write_si")
+                  "other_name", "other_value", "last_write_si", "changed_si")
 OLD_TEMPLATE = "Mixpanel - {cohort_name}"
 
 
@@ -82,10 +84,15 @@ def feed_writes_sql(keep_from: int, last_si: int) -> str:
 
 
 def state_sql(through_si: int) -> str:
-    """(ci, mpid, pid, value, si): each profile's last write at or before snapshot ``through_si``."""
+    """(ci, mpid, pid, value, si, changed_si): each profile's last write at or before snapshot
+    ``through_si``, and the write that gave it that value (the first, or one of the other value
+    than the write before: the later ones wrote it again)."""
     return f"""
-    SELECT ci, mpid, any_value(pid) AS pid, arg_max(value, si) AS value, max(si) AS si
-    FROM c_writes WHERE si <= {through_si} GROUP BY ci, mpid
+    SELECT ci, mpid, any_value(pid) AS pid, arg_max(value, si) AS value, max(si) AS si,
+           max(CASE WHEN prev IS NULL OR prev <> value THEN si END) AS changed_si
+    FROM (SELECT *, lag(value) OVER (PARTITION BY ci, mpid ORDER BY si) AS prev
+          FROM c_writes WHERE si <= {through_si}) w
+    GROUP BY ci, mpid
     """
 
 
@@ -100,6 +107,7 @@ def verify_truth_sql(last_si: int, obs_si: int, names_values: str) -> str:
     obs AS ({state_sql(obs_si)}),
     rows AS (
       SELECT s.ci, s.mpid, s.pid, CASE WHEN s.value THEN 'true' ELSE 'false' END AS simulated, s.si AS last_write_si,
+             s.changed_si,
              coalesce(pl.plant, 0) AS plant,
              CASE WHEN o.mpid IS NULL THEN NULL WHEN o.value THEN 'true' ELSE 'false' END AS obs_value
       FROM sim s LEFT JOIN obs o ON o.ci = s.ci AND o.mpid = s.mpid
@@ -113,14 +121,14 @@ def verify_truth_sql(last_si: int, obs_si: int, names_values: str) -> str:
     )
     SELECT n.cohort_name, v.mpid, v.pid AS person_id, v.simulated, v.observed,
            CASE WHEN v.simulated = v.observed THEN NULL
-                WHEN v.last_write_si = {last_si} THEN 'snapshot_before_last_run'
+                WHEN v.changed_si = {last_si} THEN 'snapshot_before_last_run'
                 WHEN v.in_snapshot AND v.other_value IS NOT NULL THEN 'attribute_name_differs'
                 WHEN NOT v.in_snapshot THEN 'profile_missing_in_snapshot'
                 WHEN v.simulated = 'true' THEN 'pause_not_modelled'
                 ELSE 'unexplained' END AS cause,
            v.in_snapshot,
            CASE WHEN v.other_value IS NOT NULL THEN n.old_name END AS other_name,
-           v.other_value, v.last_write_si
+           v.other_value, v.last_write_si, v.changed_si
     FROM valued v JOIN n ON n.ci = v.ci
     """
 

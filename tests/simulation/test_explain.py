@@ -49,7 +49,8 @@ def test_explain_by_distinct_id_lists_every_fact_with_its_rule(data):
     assert sends == [("2026-03-01 00:00:00", "first", "full"), ("2026-03-01 01:00:00", "diff", "remove")]
     assert "writes false on MPID 101" in by["send"][1].text and by["send"][1].rule == "docs/rules.md#dynamic-sync"
     assert by["attribute"][0].data == {"mpid": 101, "value": False, "writes": 2,
-                                       "last_write_at": by["attribute"][0].data["last_write_at"], "other_members": 1}
+                                       "last_write_at": by["attribute"][0].data["last_write_at"],
+                                       "changed_at": by["attribute"][0].data["last_write_at"], "other_members": 1}
     assert "1 other current member(s) resolve to it" in by["attribute"][0].text
     assert by["observed"][0].text.startswith("MPID 101: observed true, simulated false: unexplained")
     text = x.to_text()

@@ -125,7 +125,7 @@ def replay(source, msgs, t):
 
 def reference_sync(source, msgs, resolve, s: SyncSettings, t0, at):
     """The sync run by run. resolve(d, t): the target of d's identifier decided at t."""
-    value, last_write, writes = {}, {}, {}
+    value, last_write, writes, changed = {}, {}, {}, {}  # changed: the run that wrote the value after another or none
     rows = []
     conflicts = 0
     last_ok_k, last_ok_t, last_ok_members = None, None, set()
@@ -214,6 +214,8 @@ def reference_sync(source, msgs, resolve, s: SyncSettings, t0, at):
                     for tg in tgs:
                         run_writes[tg] = v
             for tg, v in run_writes.items():
+                if value.get(tg) != v:
+                    changed[tg] = t
                 value[tg] = v
                 last_write[tg] = t
                 writes[tg] = writes.get(tg, 0) + 1
@@ -232,7 +234,7 @@ def reference_sync(source, msgs, resolve, s: SyncSettings, t0, at):
         rows.append((t, kind, len(m), adds, removes, failed, kind == "full_refresh",
                      len(t_linked) + len(t_orph), len(s_set - t_linked), len(t_linked - s_set)))
         k += 1
-    state = {tg: (value[tg], last_write[tg], writes[tg]) for tg in value}
+    state = {tg: (value[tg], last_write[tg], writes[tg], changed[tg]) for tg in value}
     # the resolution at `at`: what mParticle holds (the last send, the member still in the last
     # successful membership); a member it does not hold is resolved at `at` (None here)
     final = {d: sent_dec[d] for d in last_ok_members if d in sent_dec}
@@ -285,7 +287,7 @@ def test_sql_sync_matches_a_run_by_run_replay_and_the_waterfall_adds_up(ds):
         assert got == rows
         got_state = {
             (("orphan", x.orphan_identifier) if x.is_orphan else ("mpid", int(x.mpid))): (
-                bool(x.value), x.last_write_at.to_pydatetime(), x.writes)
+                bool(x.value), x.last_write_at.to_pydatetime(), x.writes, x.changed_at.to_pydatetime())
             for x in r.attribute_state.itertuples()
         }
         assert got_state == state

@@ -113,13 +113,16 @@ class Reference:
         s = self.s
         decide = (lambda d, t: self.decide(d, at)) if s["resolution_time"] == "as_of" else self.decide
         state, held, prev, last_ok, runs, t = {}, {}, None, None, [], s["start"] or self.w["snapshots"][0][0]
-        exported, self.last_write = set(), {}
+        # the run that last wrote each profile, and the one that last changed its value: its value after
+        # the run differs from the one before (none at first; docs/rules.md#observed-state)
+        exported, self.last_write, self.changed = set(), {}, {}
 
-        def write(pairs):  # the profile's value, and the run that last wrote it (docs/rules.md#observed-state)
+        def write(pairs):
             for k, v in pairs:
                 state[k], self.last_write[k] = v, t
 
         while t <= at:
+            before = dict(state)
             M = self.members(t)
             row = dict(run_at=t, members=len(M), adds=0, removes=0)
             due = [r for r in s["reexport_at"] if r <= t and r not in exported]
@@ -164,6 +167,7 @@ class Reference:
                     row.update(adds=len(added), removes=len(removed))
                 row["kind"] = kind
                 prev, last_ok = M, t
+            self.changed.update((k, t) for k, v in state.items() if before.get(k) != v)
             row["true_count"], row["false_count"] = sum(state.values()), sum(not v for v in state.values())
             runs.append(row)
             t += s["cadence"]

@@ -20,7 +20,7 @@ docs/rules.md alone (no cohortlab code).
 
 The sync itself (runs, pauses, refreshes, identifiers at send time) is the reference of
 test_reference_fuzz.py, which this file reuses (its run loop also records the run that last
-wrote each profile, for `snapshot_before_last_run`).
+changed each profile's value, for `snapshot_before_last_run`).
 """
 
 from __future__ import annotations
@@ -108,9 +108,10 @@ def observed(value):
     return "other"
 
 
-def expected_verify(w, loads, template, state, last_write, cohort=C, names=None):
+def expected_verify(w, loads, template, state, changed, cohort=C, names=None):
     """Per MPID: (simulated, observed, cause or None, listed in ``profiles``), docs/rules.md#observed-state
-    and docs/simulate.md#verify (each profile captured at its load's as_of; the snapshot taken last wins).
+    and docs/simulate.md#verify (each profile captured at its load's as_of; the snapshot taken last wins;
+    ``changed``: the run that last changed each profile's value, which a run writing it again is not).
     ``names``: every attribute name of the cohort (default: the expected one, its older form and the plain name)."""
     expected = template.format(cohort_name=cohort)
     names = names or {expected, OLD.format(cohort_name=cohort), cohort}
@@ -133,7 +134,7 @@ def expected_verify(w, loads, template, state, last_write, cohort=C, names=None)
         if sim == obs and obs != "other":
             out[m] = (sim, obs, None, listed)
             continue
-        if sim is not None and captured is not None and captured < last_write[m]:
+        if sim is not None and captured is not None and captured < changed[m]:
             cause = "snapshot_before_last_run"
         elif obs is None and carries_other:
             cause = "attribute_name_differs"
@@ -373,7 +374,7 @@ def check_round(lab, w, loads, opts, s, snap, snapshot_at, where):
         return
     v = lab.verify(C, snapshot_at=snapshot_at and iso(snapshot_at), settings=opts)
     linked = {k: x for k, x in state.items() if not str(k).startswith("orphan:")}
-    want = expected_verify(w, loads, opts["attribute_template"], linked, dict(ref.last_write))
+    want = expected_verify(w, loads, opts["attribute_template"], linked, dict(ref.changed))
     check_verify(v, want, where)
     COUNTS["rounds"] += 1
 

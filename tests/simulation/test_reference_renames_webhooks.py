@@ -262,9 +262,9 @@ def check_explain(lab, asked, d, at, opts, snapshot_at, ref, versions, res, runs
     for s in x.steps:
         if s.kind == "attribute":
             m = s.data["mpid"]
-            have = (s.data["value"], s.data.get("last_write_at"))
-            wanted = (state.get(m), ref.last_write.get(m) if m in state else None)
-            assert (have[0], None if have[1] is None else pd.Timestamp(have[1]).to_pydatetime()) == wanted, \
+            have = (s.data["value"], s.data.get("last_write_at"), s.data.get("changed_at"))
+            wanted = (state.get(m), *((ref.last_write.get(m), ref.changed.get(m)) if m in state else (None, None)))
+            assert (have[0], *(None if h is None else pd.Timestamp(h).to_pydatetime() for h in have[1:])) == wanted, \
                 f"{where}, explain {d!r} attribute of {m}"
         if s.kind == "observed":
             m = s.data["mpid"]
@@ -325,7 +325,7 @@ def test_renames_webhooks_parquet_and_explain_agree_with_a_reference_written_fro
             where = f"seed {seed} round {rnd} ({source}, names {names}, asked {asked!r}, other {bool(other)}), settings {opts}"
             all_names = {f.format(cohort_name=n) for n in names for f in (opts["attribute_template"], OLD, "{cohort_name}")}
             linked = {k: x for k, x in state.items() if not str(k).startswith("orphan:")}
-            want = expected_verify(w, loads, opts["attribute_template"], linked, dict(ref.last_write), current, all_names)
+            want = expected_verify(w, loads, opts["attribute_template"], linked, dict(ref.changed), current, all_names)
             carrying = any(all_names & set(a) for x in loads for a in x["recs"].values())
             snapshot_at = snap
             # explain first: the simulation of the members that matter to the user only

@@ -132,6 +132,44 @@ def test_snapshot_before_last_run(data):
     assert data.lab.verify(C, snapshot_at="2026-03-01T00:30").agreement == 1.0
 
 
+def test_a_run_that_writes_the_value_again_after_the_capture_is_not_the_last_run(data):
+    """snapshot_before_last_run compares the capture with the run that last *changed* the value
+    (docs/rules.md#observed-state): a re-export at 00:30 writing true again on a profile true since
+    00:00, or an added member whose profile was true already, leaves a snapshot of 00:20 that shows
+    false a real disagreement (pause_not_modelled), not a stale snapshot; a profile whose value
+    changed after the capture (true, false at 00:15, true again at 00:30; or first written at 00:30)
+    still is one."""
+    linked(data, {"a": 1, "c": 3, "n": 5})
+    data.mpa(4)
+    data.profile("d1", mparticle_user_id="4").profile("d2", mparticle_user_id="4")  # one profile, two members
+    data.snapshot(C, "2026-03-01T00:00", ["a", "c", "d1"])
+    data.snapshot(C, "2026-03-01T00:15", ["a", "d1"])  # c leaves: false at 00:15
+    data.snapshot(C, "2026-03-01T00:30", ["a", "c", "d1", "d2", "n"])  # c back, d2 joins 4, n new: true at 00:30
+    for mpid in (1, 3, 4, 5):
+        observe(data, mpid, False)
+    reexport = {"reexport_at": ["2026-03-01T00:30:00Z"]}  # a re-export writes true again on 1 (and 4)
+    v = data.lab.verify(C, at="2026-03-01T00:45", snapshot_at="2026-03-01T00:20", settings=reexport)
+    assert rows(v) == {1: ("true", "false", "pause_not_modelled"), 3: ("true", "false", "snapshot_before_last_run"),
+                       4: ("true", "false", "pause_not_modelled"), 5: ("true", "false", "snapshot_before_last_run")}
+    p = v.profiles.set_index("mpid")
+    assert (p.last_write_at == pd.Timestamp("2026-03-01T00:30")).all()
+    assert p.changed_at.to_dict() == {m: pd.Timestamp(t) for m, t in ((1, "2026-03-01T00:00"), (3, "2026-03-01T00:30"),
+                                                                       (4, "2026-03-01T00:00"), (5, "2026-03-01T00:30"))}
+    assert p.loc[1, "detail"] == "the run at 2026-03-01 00:00:00 should have written true; observed false"
+    assert p.loc[3, "detail"] == "the run at 2026-03-01 00:30:00 wrote true; this profile was captured at 2026-03-01 00:20:00"
+    # without the re-export, 4 is written again by d2's add alone: the same causes
+    assert rows(data.lab.verify(C, at="2026-03-01T00:45", snapshot_at="2026-03-01T00:20")) == rows(v)
+    state = data.lab.simulate(C, at="2026-03-01T00:45", settings=reexport).attribute_state.set_index("mpid")
+    assert state.loc[1, ["writes", "changed_at"]].tolist() == [2, pd.Timestamp("2026-03-01T00:00")]
+    assert state.loc[3, ["writes", "changed_at"]].tolist() == [3, pd.Timestamp("2026-03-01T00:30")]
+    # explain says since when the value holds, and compares as verify does
+    x = data.lab.explain(C, "a", at="2026-03-01T00:45", settings=reexport)
+    attribute = next(s for s in x.steps if s.kind == "attribute")
+    assert attribute.text == ("MPID 1: simulated 'Power Users' = true after 2 write(s), the last at 2026-03-01 00:30:00 "
+                              "(true since 2026-03-01 00:00:00)")
+    assert next(s for s in x.steps if s.kind == "observed").data["cause"] == "pause_not_modelled"
+
+
 def test_a_load_as_of_is_the_capture_time_of_its_profiles(data):
     linked(data, {"a": 1, "b": 2})
     data.snapshot(C, "2026-03-01T00:00", ["a"])
@@ -379,7 +417,8 @@ def test_a_written_profile_that_is_not_loaded_is_named_deleted(data):
     data.snapshot(C, "2026-03-01T00:00", ["a"])
     observe(data, 1, True)
     state = pd.DataFrame({"mpid": [1, 55], "is_orphan": [False, False], "value": [True, True],
-                          "last_write_at": pd.to_datetime(["2026-03-01", "2026-03-01"])})
+                          "last_write_at": pd.to_datetime(["2026-03-01", "2026-03-01"]),
+                          "changed_at": pd.to_datetime(["2026-03-01", "2026-03-01"])})
     fake = SimpleNamespace(attribute_state=state, resolution=pd.DataFrame(columns=RESOLUTION_COLUMNS),
                            at=pd.Timestamp("2026-03-01T01:00", tz="UTC"))
     from cohortlab.simulation.verify import verify

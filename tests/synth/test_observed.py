@@ -48,9 +48,35 @@ def test_files_carry_the_planted_state(world):
     planted = set(truth.cause.dropna())
     assert {"snapshot_before_last_run", "attribute_name_differs", "profile_missing_in_snapshot",
             "pause_not_modelled"} <= planted
-    # the snapshot is older than the last run: exactly the profiles whose last write is that run
-    last = truth.last_write_si == truth.last_write_si.max()
-    assert (truth.cause[last & (truth.simulated != truth.observed)] == "snapshot_before_last_run").all()
+    # the snapshot is older than the last run: exactly the profiles whose value that run changed
+    last = truth.changed_si == truth.last_write_si.max()
+    differ = truth.simulated != truth.observed
+    assert (truth.cause[last & differ] == "snapshot_before_last_run").all()
+    assert (truth.cause[~last & differ] != "snapshot_before_last_run").all()
+
+
+def test_a_profile_the_last_run_only_wrote_again_is_no_stale_snapshot():
+    """The truth's cause follows docs/rules.md#observed-state: the last snapshot's run re-writing
+    true on a profile true since the first (a distinct_id of the person added while another stays
+    a member) does not make the snapshot older than the run that wrote the value: the planted
+    cause shows (older name, missing from the snapshot); a profile that run changed is still
+    snapshot_before_last_run (on the code before, all three were)."""
+    import duckdb
+
+    from cohortlab.synth import observed
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE c_writes (ci INTEGER, mpid BIGINT, pid BIGINT, si INTEGER, value BOOLEAN)")
+    con.execute("""INSERT INTO c_writes VALUES (0, 11, 1, 0, TRUE), (0, 11, 1, 2, TRUE),
+                   (0, 12, 2, 0, TRUE), (0, 12, 2, 2, FALSE), (0, 13, 3, 0, TRUE), (0, 13, 3, 2, TRUE)""")
+    con.execute("CREATE TABLE c_plant AS SELECT * FROM (VALUES (1, 1), (2, 0), (3, 2)) v(pid, plant)")
+    truth = con.execute(f"SELECT * FROM ({observed.verify_truth_sql(2, 0, observed.names_values(['Power Users']))}) "
+                        "ORDER BY mpid").df()
+    assert truth[["mpid", "simulated", "observed", "cause"]].values.tolist() == [
+        [11, "true", "absent", "attribute_name_differs"],
+        [12, "false", "true", "snapshot_before_last_run"],
+        [13, "true", "absent", "profile_missing_in_snapshot"]]
+    assert truth.last_write_si.tolist() == [2, 2, 2] and truth.changed_si.tolist() == [0, 2, 0]
 
 
 def test_verify_equals_the_truth_row_for_row(world, lab):
