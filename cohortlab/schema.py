@@ -274,6 +274,9 @@ MPA_BATCH_TIMES = _table(
 # 9: of identical webhook pages (a page delivered again), mixpanel-webhooks keeps the earliest
 #    receive time, also of a copy stored by an earlier load: a later copy written or loaded first
 #    kept its own time (audit 127)
+# 10: mixpanel-members with -o cohort_id alone on pages naming that id records the pages' cohort
+#    name (audit 129); mparticle-parquet reads two attribute columns named alike but for case as
+#    two attributes, not the second as a repeat (session 28)
 LOADER_VERSION = 10
 
 

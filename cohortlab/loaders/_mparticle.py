@@ -60,12 +60,14 @@ def profile_columns(columns: list[str], mpid_col: str | None, fold_case: bool = 
     header, mparticle-parquet's columns), each name once: ``(identities, attributes, ignored)``,
     ``identities`` as ``(position, column, kind, normalised type)``, ``attributes`` as
     ``(position, column, name)`` (the name without the spaces around it), ``ignored`` the repeats
-    as ``(position, column, kind)`` (kind: "user", "device", "mpid" or None, an attribute). A column repeats an earlier one when it names the same identity
-    type or attribute once normalised (``email, Email``; ``plan , plan``), or is ``mpid_col``
-    again: the first column of each name is read, the later ones ignored, with a warning
-    (:func:`repeated_columns_warning`). ``fold_case``: names differing only in case repeat too
-    (Parquet: DuckDB reads such a column as ``Name_1``). ``skip``: positions of other columns
-    (Parquet's Profile API columns), neither read nor a repeat."""
+    as ``(position, column, kind)`` (kind: "user", "device", "mpid" or None, an attribute). A
+    column repeats an earlier one when it names the same identity type once normalised (``email,
+    Email``), the same attribute without the spaces around it (``plan , plan``: attribute names
+    are case-sensitive, so ``Power Users`` and ``power users`` are two attributes), or is
+    ``mpid_col`` again: the first column of each name is read, the later ones ignored, with a
+    warning (:func:`repeated_columns_warning`). ``fold_case``: ``mpid_col`` is found in any case
+    (Parquet). ``skip``: positions of other columns (Parquet's Profile API columns), neither read
+    nor a repeat."""
     identities, attributes, ignored, seen = [], [], [], set()
     fold = (lambda x: x.strip().casefold()) if fold_case else (lambda x: x)
     for i, c in enumerate(columns):
@@ -73,8 +75,7 @@ def profile_columns(columns: list[str], mpid_col: str | None, fold_case: bool = 
             continue
         kind = "mpid" if mpid_col is not None and fold(c) == fold(mpid_col) else identity_kind(c)
         name = c.strip()
-        key = (kind, normalise_identity_type(c) if kind and kind != "mpid" else
-               name.casefold() if fold_case else name)
+        key = ("mpid",) if kind == "mpid" else (kind, normalise_identity_type(c) if kind else name)
         if key in seen:
             ignored.append((i, c, kind))
             continue

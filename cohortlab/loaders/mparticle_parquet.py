@@ -81,9 +81,10 @@ class MParticleParquetLoader(MParticleProfilesLoader):
             fields += [sql_str(key), _value_json(real, types[real], key)]
         # identity and attribute columns as mparticle-csv reads its header (profile_columns), by
         # the names the file gives (DuckDB reads a column whose name differs from an earlier one
-        # only in case as `Name_1`): attribute names without the spaces around them, and a
-        # column repeating an earlier one's identity type or attribute name (also in another
-        # case) ignored with a warning
+        # only in case as `Name_1`, and the SQL reads it by that name): attribute names without
+        # the spaces around them, in their case (`Power Users` and `power users` are two
+        # attributes), and a column repeating an earlier one's identity type or attribute name
+        # ignored with a warning
         read = list(types)
         real = _file_column_names(ctx, read)
         ids, attr_cols, ignored = profile_columns(

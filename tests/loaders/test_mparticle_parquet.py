@@ -102,10 +102,11 @@ def test_errors_name_the_file_and_change_nothing(lab, tmp_path, write, table_sna
 
 def test_column_names_are_trimmed_and_a_repeated_one_is_ignored_with_a_warning(lab, q, tmp_path):
     # as mparticle-csv reads its header: an attribute column is named without the spaces around
-    # it, and a column repeating an earlier one's identity type or attribute name, here also in
-    # another case (DuckDB reads `Email` after `email` as `Email_1`), is ignored: the first column
-    # of each name is read, with a warning naming the repeats (audit 112 questionable 3: `Email_1`
-    # and `Power Users ` loaded as attributes of their own)
+    # it, and a column repeating an earlier one's identity type (in any case: DuckDB reads `Email`
+    # after `email` as `Email_1`) or attribute name (in its case) is ignored: the first column of
+    # each name is read, with a warning naming the repeats (audit 112 questionable 3: `Email_1`
+    # and `Power Users ` loaded as attributes of their own). Attribute names are case-sensitive:
+    # `PLAN` beside `plan` is an attribute of its own (session 28: it was ignored as a repeat)
     pa = pytest.importorskip("pyarrow")
     import pyarrow.parquet as pq
 
@@ -125,15 +126,32 @@ def test_column_names_are_trimmed_and_a_repeated_one_is_ignored_with_a_warning(l
     p2 = tmp_path / "flat.parquet"
     pq.write_table(pa.table(columns), p2)
     r = lab.load(KIND, p2)
-    assert q("SELECT mpid, name, value::VARCHAR, value_bool FROM mpa_attributes") == [
-        (7, "Power Users", '"true"', True), (7, "plan", '"pro"', None), (8, "plan", '"free"', None)]
-    assert r.warnings == [f"{p2}: the file's schema repeats 'Email' (column 3), 'Power Users ' (column 5), 'PLAN' "
-                          "(column 7), 'MPID' (column 8): the first column of each name is read, the repeated one ignored"]
+    assert q("SELECT mpid, name, value::VARCHAR, value_bool FROM mpa_attributes ORDER BY ALL") == [
+        (7, "PLAN", '"x"', None), (7, "Power Users", '"true"', True), (7, "plan", '"pro"', None),
+        (8, "PLAN", '"y"', None), (8, "plan", '"free"', None)]
+    assert r.warnings == [f"{p2}: the file's schema repeats 'Email' (column 3), 'Power Users ' (column 5), 'MPID' "
+                          "(column 8): the first column of each name is read, the repeated one ignored"]
     with pytest.raises(Exception, match="repeats"):  # --strict
         lab.load(KIND, parquet(tmp_path / "s.parquet", "SELECT 1 AS mpid, 'a' AS \"plan\", 'b' AS \"plan \""),
                  strict=True)
     # names without repeats do not warn
     assert lab.load(KIND, parquet(tmp_path / "ok.parquet", "SELECT 2 AS mpid, 'a' AS plan")).warnings == []
+
+
+def test_a_cohort_renamed_in_case_only_is_two_attributes(lab, q, tmp_path):
+    """A cohort renamed `Heavy Users` -> `heavy users` leaves both attributes on mParticle's
+    profiles (attribute names are case-sensitive): a Parquet snapshot carries both columns, which
+    DuckDB reads as `Heavy Users` and `heavy users_1`. Each is read under its own name; the second
+    was ignored as a repeat and its values lost (the renames differential test, seed 20)."""
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    p = tmp_path / "renamed.parquet"
+    pq.write_table(pa.table({"mpid": [1, 2, 3], "Heavy Users": [True, None, False], "heavy users": [None, False, True]}), p)
+    r = lab.load(KIND, p, as_of="2026-03-01T00:00:00Z")
+    assert (r.loaded, r.n_quarantined, r.warnings) == (3, 0, [])
+    assert q("SELECT mpid, name, value_bool FROM mpa_attributes ORDER BY ALL") == [
+        (1, "Heavy Users", True), (2, "heavy users", False), (3, "Heavy Users", False), (3, "heavy users", True)]
 
 
 def test_hive_partition_folders_are_no_columns(lab, q, tmp_path):

@@ -269,7 +269,8 @@ def load(lab, w, tmp):
     lab.load("mparticle-profiles", [str(tmp / "mpa.jsonl")])
     load_profiles_and_events(lab, w, tmp)
     for i, (as_of, members) in enumerate(w["snapshots"]):
-        (tmp / f"members{i}.jsonl").write_text("".join(json.dumps({"$distinct_id": d}) + "\n" for d in members))
+        (tmp / f"members{i}.jsonl").write_text("".join(json.dumps({"$distinct_id": d}) + "\n" for d in members)
+                                             or '{"page": 0, "status": "ok", "results": []}')  # no member: an empty page
         lab.load("mixpanel-members", [str(tmp / f"members{i}.jsonl")], cohort=C, as_of=iso(as_of))
 
 

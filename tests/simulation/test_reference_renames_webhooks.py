@@ -15,8 +15,8 @@ code):
   in; a later `members` message makes the next successful run a full refresh;
 - membership snapshots as Engage pages with their `filter_by_cohort` (two of one time: the later
   load wins);
-- **Parquet mParticle snapshots** (docs/loading.md#warehouse, written with DuckDB's
-  `COPY ... (FORMAT parquet)`) beside Profile API JSONL, each with its capture time;
+- **Parquet mParticle snapshots** (docs/loading.md#warehouse, written with pyarrow) beside
+  Profile API JSONL, each with its capture time;
 - **explain** (docs/simulate.md#explain) for a few members per round, before any full
   simulation (the related members only): its steps' data (membership changes, sends, the
   resolution, each MPID's simulated attribute and the observed comparison) against the reference.
@@ -32,8 +32,9 @@ import json
 import random
 from datetime import datetime, timedelta
 
-import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from cohortlab import Lab
@@ -181,7 +182,7 @@ def write_mparticle(lab, w, loads, tmp):
         if not x["recs"]:
             continue
         ids = {m: [{"type": "customer_id" if v != "12345" else "other", "value": v} for v in w["mpa"][m]] for m in x["recs"]}
-        if x["fmt"] == "parquet":  # DuckDB writes it: a BOOLEAN column, or VARCHAR when a value is text
+        if x["fmt"] == "parquet":  # a BOOLEAN column, or VARCHAR when a value is text
             cols = sorted({k for a in x["recs"].values() for k in a})
             rows = [{"mpid": m, **{t: next((e["value"] for e in ids[m] if e["type"] == t), None) for t in ("customer_id", "other")},
                      **{c: a.get(c) for c in cols}} for m, a in x["recs"].items()]
@@ -193,10 +194,9 @@ def write_mparticle(lab, w, loads, tmp):
                 frame[c] = frame[c].map(lambda v: None if v is None else (json.dumps(v) if isinstance(v, bool) else v)
                                         ) if text else frame[c].astype("boolean")
             path = tmp / f"mpa{i}.parquet"
-            con = duckdb.connect()
-            con.register("frame", frame)
-            con.execute(f"COPY frame TO '{path}' (FORMAT parquet)")
-            con.close()
+            # pyarrow, not DuckDB's COPY: DuckDB writes a column named like an earlier one but for
+            # case (a cohort renamed in case only: `Heavy Users`, `heavy users`) as `heavy users_1`
+            pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
             lab.load("mparticle-parquet", [str(path)], as_of=iso(x["as_of"]))
             continue
         path = tmp / f"mpa{i}.jsonl"
