@@ -199,14 +199,14 @@ def test_an_out_that_cannot_be_created_is_one_line(fake, env, tmp_path, kind):
 def test_timeout_option_bounds_each_read(fake, env, tmp_path):
     import time
 
-    fake.hang = 3.0
+    fake.hang = 6.0
     fake.sticky["cohorts"] = "hang"
     t0 = time.monotonic()
     r = _run(["--out", str(tmp_path / "o"), "--source", "mixpanel", "--no-profiles", "--retries", "0",
               "--timeout", "1"], env, tmp_path)
     assert r.exit_code == 1
     assert r.stderr.startswith("error: mixpanel: giving up after 1 attempt: ReadTimeout on /api/query/cohorts/list")
-    assert time.monotonic() - t0 < 2.5
+    assert time.monotonic() - t0 < 4.5  # the 1 s timeout, not the 6 s the server hangs (slack for a busy machine)
 
 
 def test_mparticle_only_with_db_into_a_new_out(fake, env, tmp_path):
