@@ -281,8 +281,7 @@ def latest_snapshot_sql(cohort: "CohortRef") -> str:
     found with ``source="snapshots"``
     (:func:`cohortlab.simulation.membership.find_cohort`), whose ``last_time`` is that snapshot's
     as-of time."""
-    return (f"(SELECT max(s.snapshot_id) FROM mp_cohort_snapshots s "
-            f"WHERE {cohort.snapshot_filter('s')} AND s.as_of = {sql_ts(cohort.last_time)})")
+    return cohort.latest_snapshot_sql(sql_ts(cohort.last_time))
 
 
 def cohort_scope_sql(t: RunTables, cohort: "CohortRef") -> str:

@@ -302,11 +302,10 @@ def presence(engine: Engine, ref, distinct_id: str, at: datetime) -> list[tuple[
     at_ = naive_utc(at)
     cond_s = ref.snapshot_filter("s")  # the cohort's rows: of its ids, or of its names without an id
     if ref.source == "snapshots":
-        # one snapshot per as_of time, the one loaded last (docs/rules.md#membership), as the simulation reads them
+        # one snapshot per as_of time, the one loaded last, as the simulation reads them
         rows = _q(engine, f"""
             SELECT v.as_of, count(m.distinct_id) > 0
-            FROM (SELECT s.as_of, max(s.snapshot_id) AS snapshot_id FROM mp_cohort_snapshots s
-                  WHERE {cond_s} AND s.as_of <= ? GROUP BY s.as_of) v
+            FROM ({ref.snapshots_sql('?')}) v
             LEFT JOIN mp_cohort_members m ON m.snapshot_id = v.snapshot_id AND m.distinct_id = ?
             GROUP BY v.as_of ORDER BY v.as_of""", [at_, distinct_id])
         return [(to_utc(t), bool(p)) for t, p in rows]

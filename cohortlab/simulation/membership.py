@@ -63,6 +63,20 @@ class CohortRef:
 
     webhook_filter = snapshot_filter
 
+    def snapshots_sql(self, up_to: str) -> str:
+        """SQL: this cohort's membership snapshots with an as-of time at or before ``up_to`` (SQL:
+        a timestamp literal, or ``?``), one row per as-of time: ``as_of, snapshot_id``. Of two
+        snapshots of one as-of time the one loaded last counts (the larger ``snapshot_id``;
+        docs/rules.md#membership): the one place of that rule, read by the simulation, explain,
+        the remedies and the what-if."""
+        return (f"SELECT s.as_of, max(s.snapshot_id) AS snapshot_id FROM mp_cohort_snapshots s "
+                f"WHERE {self.snapshot_filter('s')} AND s.as_of <= {up_to} GROUP BY s.as_of")
+
+    def latest_snapshot_sql(self, up_to: str) -> str:
+        """SQL, a scalar subquery: the ``snapshot_id`` of the latest of :meth:`snapshots_sql`
+        (NULL when the cohort has none up to then)."""
+        return f"(SELECT arg_max(snapshot_id, as_of) FROM ({self.snapshots_sql(up_to)}))"
+
 
 def known_cohorts(engine: Engine) -> list[str]:
     rows = engine.query_rows(
@@ -213,10 +227,7 @@ def add_membership_steps(p: Pipeline, ref: CohortRef, at: datetime, *, transitio
         p.add(
             "snap_latest",
             f"""
-            SELECT s.as_of AS at_time, max(s.snapshot_id) AS snapshot_id
-            FROM mp_cohort_snapshots s
-            WHERE {ref.snapshot_filter('s')} AND s.as_of <= {AT}
-            GROUP BY s.as_of
+            SELECT as_of AS at_time, snapshot_id FROM ({ref.snapshots_sql(AT)})
             """,
         )
         p.add(

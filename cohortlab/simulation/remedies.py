@@ -544,10 +544,8 @@ def _split_sql(ctx: RemedyContext, table: str, new: str) -> str:
     """New profiles that are members at ``at`` (their old profile stays: one person, two profiles)."""
     ref, at = ctx.ref, sql_ts(ctx.at)
     if ref.source == "snapshots":
-        latest = (f"SELECT snapshot_id FROM mp_cohort_snapshots s WHERE {ref.snapshot_filter('s')} AND s.as_of <= {at} "
-                  "QUALIFY row_number() OVER (ORDER BY s.as_of DESC, s.snapshot_id DESC) = 1")
         return (f"SELECT count(DISTINCT m.distinct_id) FROM {table} m JOIN (SELECT DISTINCT new_id FROM {new}) n "
-                f"ON n.new_id = m.distinct_id WHERE m.snapshot_id IN ({latest})")
+                f"ON n.new_id = m.distinct_id WHERE m.snapshot_id = {ref.latest_snapshot_sql(at)}")
     # webhooks: the new profile's last message that took effect at or before `at` added it
     return f"""
         SELECT count(*) FROM (

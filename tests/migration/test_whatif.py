@@ -328,6 +328,22 @@ def test_cohort_scope_of_a_renamed_cohort_is_its_latest_snapshot_by_its_id_or_an
         assert set(run.daily["cohort"]) == set(run.summary["cohort"]) == {"Power Users"}, asked  # named as simulate names it
 
 
+def test_cohort_scope_of_two_snapshots_of_one_time_is_the_one_loaded_last(world):
+    """docs/rules.md#membership: of two snapshots with the same as-of time, the later load counts,
+    here as in the simulation and explain (``CohortRef.snapshots_sql``, the one place of that rule)."""
+    e = world.engine
+    e.execute("INSERT INTO mp_cohort_snapshots (snapshot_id, cohort_name, as_of, member_count) VALUES "
+              "(1, 'Power Users', TIMESTAMP '2026-01-01', 1), (2, 'Power Users', TIMESTAMP '2026-01-01', 2), "
+              "(3, 'Power Users', TIMESTAMP '2025-12-01', 1)")
+    e.execute("INSERT INTO mp_cohort_members (snapshot_id, cohort_name, as_of, distinct_id) VALUES "
+              "(1, 'Power Users', TIMESTAMP '2026-01-01', 'c-ann'), "
+              "(2, 'Power Users', TIMESTAMP '2026-01-01', 'c-bob'), (2, 'Power Users', TIMESTAMP '2026-01-01', 'x-eve'), "
+              "(3, 'Power Users', TIMESTAMP '2025-12-01', 'c-cat')")
+    run = run_plans(world.engine, [plan("switch only", eit_timeline=SWITCH)], START, END, cohort="Power Users")
+    assert tuple(day(run.daily, END)[["members", "matched", "people", "split_profiles"]]) == (3, 1, 2, 1)
+    assert "the 2 members of 'Power Users'" in run.population, run.population
+
+
 # --------------------------------------------------------------------------- re-export after fixing identifiers
 def test_a_fix_after_the_first_send_needs_a_re_export(world):
     """Rule from Jan 5: Bob's profile (first sent Dec 2) gets $mparticle_user_id on Jan 10, after it
