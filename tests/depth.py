@@ -6,7 +6,8 @@ number, which is what finds the defect a rare world holds: run it after changing
 or a generator, and before a release (docs/DEVELOPING.md#test-depth).
 
 A seed that once found a defect stays in the CI list for good (``keep``): it is that defect's
-regression test on the differential side.
+regression test on the differential side. The property-based tests draw the same examples on
+every CI run (:func:`search`) and new ones on every deep run.
 """
 
 from __future__ import annotations
@@ -28,3 +29,10 @@ def seeds(ci: int, deep: int, keep: tuple[int, ...] = ()) -> list[int]:
 def examples(ci: int, deep: int) -> int:
     """hypothesis' ``max_examples``."""
     return deep if DEEP else ci
+
+
+def search(ci: int, deep: int) -> dict:
+    """hypothesis' settings for a property-based test: ``max_examples`` (:func:`examples`) and
+    ``derandomize``: in CI the same examples on every run, so that CI fails for a change and
+    never for a draw; ``make test-deep`` draws new ones each run, which is what explores."""
+    return {"max_examples": examples(ci, deep), "derandomize": not DEEP}

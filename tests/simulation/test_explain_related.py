@@ -11,7 +11,7 @@ from cohortlab import Lab
 from cohortlab.settings import SyncSettings
 from cohortlab.simulation.explain import ExplainError, explain
 from cohortlab.simulation.simulate import simulate
-from tests.depth import examples
+from tests.depth import search
 
 from .test_properties import C, MPIDS, POOL, T0, build, datasets
 
@@ -34,8 +34,7 @@ def facts(x):
             for s in x.steps]
 
 
-@hypothesis.settings(max_examples=examples(3, 25), deadline=None, suppress_health_check=[HealthCheck.too_slow],
-                     derandomize=True)
+@hypothesis.settings(**search(3, 25), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(worlds())
 def test_explain_of_the_related_members_equals_explain_of_the_full_simulation(w):
     mpids, profiles, source, msgs, opts, at, events, idents, emails, observed = w

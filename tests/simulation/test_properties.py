@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 from cohortlab import Lab
 from cohortlab.identifiers import is_valid_mpid
 from cohortlab.settings import SyncSettings
-from tests.depth import examples
+from tests.depth import search
 
 from .conftest import Data
 
@@ -241,7 +241,7 @@ def reference_sync(source, msgs, resolve, s: SyncSettings, t0, at):
     return rows, state, conflicts, final
 
 
-@hsettings(max_examples=examples(40, 400), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@hsettings(**search(40, 400), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(datasets())
 def test_sql_sync_matches_a_run_by_run_replay_and_the_waterfall_adds_up(ds):
     mpids, profiles, source, msgs, opts, at_min = ds

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, strategies as st
 from cohortlab import Lab
 from cohortlab.simulation.remedies import value_remedies
 from cohortlab.simulation.subset_world import MEMBER_TABLES, SubsetWorld
-from tests.depth import examples
+from tests.depth import search
 
 from .conftest import ts
 from .test_properties import C as PC, POOL, T0, build, datasets
@@ -163,8 +163,7 @@ def worlds(draw):
     return mpids, profiles, source, msgs, opts, at, events, idents, since
 
 
-@hypothesis.settings(max_examples=examples(3, 25), deadline=None, suppress_health_check=[HealthCheck.too_slow],
-                     derandomize=True)
+@hypothesis.settings(**search(3, 25), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(worlds())
 def test_random_worlds(w):
     mpids, profiles, source, msgs, opts, at, events, idents, since = w
