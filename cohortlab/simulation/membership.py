@@ -75,7 +75,7 @@ class CohortRef:
     def latest_snapshot_sql(self, up_to: str) -> str:
         """SQL, a scalar subquery: the ``snapshot_id`` of the latest of :meth:`snapshots_sql`
         (NULL when the cohort has none up to then)."""
-        return f"(SELECT arg_max(snapshot_id, as_of) FROM ({self.snapshots_sql(up_to)}))"
+        return f"(SELECT arg_max(v.snapshot_id, v.as_of) FROM ({self.snapshots_sql(up_to)}) v)"
 
 
 def known_cohorts(engine: Engine) -> list[str]:
@@ -227,7 +227,7 @@ def add_membership_steps(p: Pipeline, ref: CohortRef, at: datetime, *, transitio
         p.add(
             "snap_latest",
             f"""
-            SELECT as_of AS at_time, snapshot_id FROM ({ref.snapshots_sql(AT)})
+            SELECT v.as_of AS at_time, v.snapshot_id FROM ({ref.snapshots_sql(AT)}) v
             """,
         )
         p.add(
