@@ -224,7 +224,9 @@ class Lab:
         :class:`SyncSettings`, a dict of options or a YAML path. ``publish=True`` also stores the
         results as tables ``resolution``, ``timeline``, ``waterfall``, ``attribute_state`` and
         ``gap_summary``. ``debug=True`` materialises every step; row counts in
-        ``result.step_counts``. The same call again returns the cached result.
+        ``result.step_counts``. The same call again returns the cached result. ``cohort``: its name,
+        an earlier name or its id, or the ``CohortRef`` found already on this data (``result.ref``:
+        the cohort as found, which steps after a simulation read instead of its name).
 
         Where the result comes from: this Lab's cache, else a simulation stored in the database
         for the same call on the same data (``result.stored`` is then True;
@@ -249,7 +251,7 @@ class Lab:
         cache = self._sim_cache()
         result = cache.get(key)
         if result is None and not debug:
-            result = self._stored_simulation(key)
+            result = self._stored_simulation(key, ref)
         if result is None:
             # cut from a later one when it can be, else simulated in full
             result = None if debug else self._earlier_of_held(key, ref, s)
@@ -283,14 +285,15 @@ class Lab:
             if (*k[:2], k[3], k[4]) == same and (cut := simulate_earlier(base, key[2])) is not None:
                 return cut
         latest = self._sim_key(ref, None, settings)
-        base = None if latest == key or latest in cache else self._stored_simulation(latest)
+        base = None if latest == key or latest in cache else self._stored_simulation(latest, ref)
         if base is None:
             return None
         cache[latest] = base  # read once: later calls find it here
         return simulate_earlier(base, key[2])
 
-    def _stored_simulation(self, key: tuple):
-        """The simulation stored in the database under ``key`` (valid for the data), or None."""
+    def _stored_simulation(self, key: tuple, ref):
+        """The simulation stored in the database under ``key`` (valid for the data), or None; it
+        carries ``ref``, the cohort as found for this call (``SimulationResult.ref``)."""
         if not self.use_stored:
             return None
         from cohortlab.simulation import store as sim_store
@@ -298,6 +301,7 @@ class Lab:
         result = sim_store.lookup(self.engine, sim_store.store_key(*key[:4]))
         if result is not None:
             result.store_event = "read"
+            result.ref = ref
         return result
 
     def _sim_key(self, ref, at: Any, settings, debug: bool = False) -> tuple:
@@ -316,7 +320,7 @@ class Lab:
         cache = self._sim_cache()
         result = cache.get(key)
         if result is None:
-            result = self._stored_simulation(key)
+            result = self._stored_simulation(key, ref)
             if result is not None:
                 cache[key] = result
                 while len(cache) > self._SIM_CACHE_SIZE:

@@ -59,7 +59,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -70,6 +70,9 @@ from cohortlab.glossary import REASON_WORDS, words_sql
 from cohortlab.pipeline import sql_str, sql_ts
 from cohortlab.settings import SyncSettings
 from cohortlab.times import format_instant, naive_utc, parse_time, to_utc
+
+if TYPE_CHECKING:
+    from cohortlab.simulation.membership import CohortRef
 
 VALUES = ("true", "false", "absent")
 CAUSES = (
@@ -481,7 +484,9 @@ def verify(
 
     ``at``: the simulation time (default: the snapshot time). ``snapshot_at``: when the mParticle
     snapshot was taken (default: detected). ``simulate_fn(cohort, at, settings, source)`` runs the
-    simulation (default: :func:`cohortlab.simulation.sync.simulate` on ``engine``).
+    simulation (default: :func:`cohortlab.simulation.sync.simulate` on ``engine``); ``cohort`` is
+    the :class:`~cohortlab.simulation.membership.CohortRef` found here (its name may be another
+    cohort's now too: never looked up again by it).
     ``only_mpids``: compare just these profiles (what :func:`cohortlab.simulation.explain.explain`
     needs for one user): the rows are those of the full comparison, kept in a temporary table
     instead of ``verify_profiles``, and the counts (and ``names``) cover only them."""
@@ -507,11 +512,12 @@ def _register_names(engine: Engine, names: list[tuple[str, str]]) -> None:
     )
 
 
-def observed_times(engine: Engine, cohort: str, at: datetime | str | None = None,
+def observed_times(engine: Engine, cohort: str | CohortRef, at: datetime | str | None = None,
                    settings: SyncSettings | dict | str | None = None, *, snapshot_at: datetime | str | None = None,
                    source: str = "auto") -> tuple[datetime, datetime]:
     """(simulation time, snapshot time) that :func:`verify` would use, without simulating;
-    raises :class:`VerifyError` when no loaded profile carries the cohort attribute."""
+    raises :class:`VerifyError` when no loaded profile carries the cohort attribute. ``cohort``: a
+    name, an id, or the ``CohortRef`` found already (``SimulationResult.ref``)."""
     from cohortlab.simulation.resolution import find_cohort
 
     settings = SyncSettings.coerce(settings)
@@ -591,7 +597,7 @@ def _verify(engine, ref, names, at, settings, snapshot_at, source, show_personal
         def simulate_fn(c, a, s, src):
             return simulate(engine, c, a, s, source=src)
 
-    result = simulate_fn(ref.name, at_, settings, source)
+    result = simulate_fn(ref, at_, settings, source)  # the cohort found, never looked up again by its name
     orphans = _simulated_relations(engine, result)
     table = "verify_profiles" if only_mpids is None else "_verify_profiles_of"
     engine.materialise("verify_compared", _profiles_sql(naive_utc(snap), only_mpids), temp=True)
