@@ -480,13 +480,14 @@ class Lab:
         from cohortlab.migration.validate import observed_members, validate
         from cohortlab.simulation.membership import CohortError, find_cohort
 
-        try:  # named as the reports list it, however asked for (a renamed cohort: its id, an earlier name)
-            cohort = find_cohort(self.engine, str(cohort)).listed_as
-        except CohortError:
-            if observed is None:
-                raise
-        if observed is None:  # what the exports show: every member resolved at `at`
-            observed, at = observed_members(self, cohort, at, settings)
+        # named as the reports list it, however asked for (a renamed cohort: its id, an earlier name)
+        if observed is None:  # what the exports show: every member resolved at `at`, the cohort as found
+            observed, at, cohort = observed_members(self, cohort, at, settings)
+        else:  # as this lab lists it when it knows it (docs/migration.md#validation)
+            try:
+                cohort = find_cohort(self.engine, str(cohort)).listed_as
+            except CohortError:
+                pass
         if at is None:
             raise SettingsError("validate_migration needs `at` when `observed` is given")
         return validate(self.engine, plan, observed, cohort, at, settings=settings, activity=activity,

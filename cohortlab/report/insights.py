@@ -381,9 +381,9 @@ def migration_validation(lab, plans, validate_plan=None, cohorts=(), *, observed
         if obs_lab is lab:
             results[c] = lab.validate_migration(plan, c, at=at, settings=settings, activity=activity)
         else:
-            from cohortlab.migration.validate import observed_members
+            from cohortlab.migration.validate import observed_members, validate
 
-            observed, observed_at = observed_members(obs_lab, c, at, settings)
-            results[c] = lab.validate_migration(plan, c, at=observed_at, settings=settings,
-                                                observed=observed, activity=activity)
+            # named as the observed database lists it (c), not looked up again in this one
+            observed, observed_at, _ = observed_members(obs_lab, c, at, settings)
+            results[c] = validate(lab.engine, plan, observed, c, observed_at, settings=settings, activity=activity)
     return MigrationValidation(plan.name, results)
