@@ -194,3 +194,18 @@ def test_a_cohort_whose_name_another_cohort_holds_now_is_simulated_verified_and_
         assert lab.verify("7").confusion.values.sum() == 3
     r = CliRunner().invoke(main, ["explain", "--db", db, "--cohort", "7", "--user", "101"])
     assert r.exit_code == 0, r.output
+
+
+def test_the_match_rate_over_time_names_a_cohort_asked_for_by_its_id_or_an_earlier_name_as_listed(tmp_path):
+    """insights.match_rate_over_time called by hand with the id or an earlier name labelled its
+    rows with the name given, where the notebooks and simulate name the cohort as it is listed."""
+    from cohortlab.report import insights
+
+    lab = Lab()
+    for i, (name, members) in enumerate([("Heavy Users", "101\n102\n"), ("Power Users", "101\n102\n103\n")]):
+        (tmp_path / f"m{i}.csv").write_text("distinct_id\n" + members)
+        lab.load("mixpanel-members", [str(tmp_path / f"m{i}.csv")], cohort=name, cohort_id="7",
+                 as_of=f"2026-03-0{i + 1}T00:00:00Z")
+    for asked in ("7", "Heavy Users", "Power Users"):
+        got = insights.match_rate_over_time(lab, asked)
+        assert (got.cohort_name.tolist(), got.members.tolist()) == (["Power Users"] * 2, [2, 3]), asked
