@@ -173,17 +173,18 @@ class Lab:
             GROUP BY cohort_id, cohort_name
             """
         )
+
+        def either(a, b, pick):  # pick(a, b) of the two known values (None: unknown)
+            return b if a is None else a if b is None else pick(a, b)
+
         merged: dict[tuple, list] = {}
         for cid, name, n, first, last, most in rows:
             if cid is None:
                 ids = ids_of_name(by_id, name)
                 cid = ids[0] if len(ids) == 1 else None
             key = (by_id[cid][0], cid) if cid is not None else (name, None)
-            m = merged.setdefault(key, [0, None, None, None])
-            m[0] += int(n)
-            m[1] = first if m[1] is None or (first is not None and first < m[1]) else m[1]
-            m[2] = last if m[2] is None or (last is not None and last > m[2]) else m[2]
-            m[3] = most if m[3] is None or (most is not None and most > m[3]) else m[3]
+            m = merged.get(key, [0, None, None, None])
+            merged[key] = [m[0] + int(n), either(m[1], first, min), either(m[2], last, max), either(m[3], most, max)]
         out = [(name, cid, *m) for (name, cid), m in merged.items()]
         out.sort(key=lambda r: (r[0] is None, r[0] or "", r[1] or ""))
         df = pd.DataFrame(out, columns=["cohort_name", "cohort_id", "snapshots", "first_as_of", "last_as_of",
