@@ -173,17 +173,18 @@ class Lab:
             GROUP BY cohort_id, cohort_name
             """
         )
+
+        def either(a, b, pick):  # pick(a, b) of the two known values (None: unknown)
+            return b if a is None else a if b is None else pick(a, b)
+
         merged: dict[tuple, list] = {}
         for cid, name, n, first, last, most in rows:
             if cid is None:
                 ids = ids_of_name(by_id, name)
                 cid = ids[0] if len(ids) == 1 else None
             key = (by_id[cid][0], cid) if cid is not None else (name, None)
-            m = merged.setdefault(key, [0, None, None, None])
-            m[0] += int(n)
-            m[1] = first if m[1] is None or (first is not None and first < m[1]) else m[1]
-            m[2] = last if m[2] is None or (last is not None and last > m[2]) else m[2]
-            m[3] = most if m[3] is None or (most is not None and most > m[3]) else m[3]
+            m = merged.get(key, [0, None, None, None])
+            merged[key] = [m[0] + int(n), either(m[1], first, min), either(m[2], last, max), either(m[3], most, max)]
         out = [(name, cid, *m) for (name, cid), m in merged.items()]
         out.sort(key=lambda r: (r[0] is None, r[0] or "", r[1] or ""))
         df = pd.DataFrame(out, columns=["cohort_name", "cohort_id", "snapshots", "first_as_of", "last_as_of",
@@ -224,7 +225,9 @@ class Lab:
         :class:`SyncSettings`, a dict of options or a YAML path. ``publish=True`` also stores the
         results as tables ``resolution``, ``timeline``, ``waterfall``, ``attribute_state`` and
         ``gap_summary``. ``debug=True`` materialises every step; row counts in
-        ``result.step_counts``. The same call again returns the cached result.
+        ``result.step_counts``. The same call again returns the cached result. ``cohort``: its name,
+        an earlier name or its id, or the ``CohortRef`` found already on this data (``result.ref``:
+        the cohort as found, which steps after a simulation read instead of its name).
 
         Where the result comes from: this Lab's cache, else a simulation stored in the database
         for the same call on the same data (``result.stored`` is then True;
@@ -249,7 +252,7 @@ class Lab:
         cache = self._sim_cache()
         result = cache.get(key)
         if result is None and not debug:
-            result = self._stored_simulation(key)
+            result = self._stored_simulation(key, ref)
         if result is None:
             # cut from a later one when it can be, else simulated in full
             result = None if debug else self._earlier_of_held(key, ref, s)
@@ -283,14 +286,15 @@ class Lab:
             if (*k[:2], k[3], k[4]) == same and (cut := simulate_earlier(base, key[2])) is not None:
                 return cut
         latest = self._sim_key(ref, None, settings)
-        base = None if latest == key or latest in cache else self._stored_simulation(latest)
+        base = None if latest == key or latest in cache else self._stored_simulation(latest, ref)
         if base is None:
             return None
         cache[latest] = base  # read once: later calls find it here
         return simulate_earlier(base, key[2])
 
-    def _stored_simulation(self, key: tuple):
-        """The simulation stored in the database under ``key`` (valid for the data), or None."""
+    def _stored_simulation(self, key: tuple, ref):
+        """The simulation stored in the database under ``key`` (valid for the data), or None; it
+        carries ``ref``, the cohort as found for this call (``SimulationResult.ref``)."""
         if not self.use_stored:
             return None
         from cohortlab.simulation import store as sim_store
@@ -298,6 +302,7 @@ class Lab:
         result = sim_store.lookup(self.engine, sim_store.store_key(*key[:4]))
         if result is not None:
             result.store_event = "read"
+            result.ref = ref
         return result
 
     def _sim_key(self, ref, at: Any, settings, debug: bool = False) -> tuple:
@@ -316,7 +321,7 @@ class Lab:
         cache = self._sim_cache()
         result = cache.get(key)
         if result is None:
-            result = self._stored_simulation(key)
+            result = self._stored_simulation(key, ref)
             if result is not None:
                 cache[key] = result
                 while len(cache) > self._SIM_CACHE_SIZE:
@@ -476,13 +481,14 @@ class Lab:
         from cohortlab.migration.validate import observed_members, validate
         from cohortlab.simulation.membership import CohortError, find_cohort
 
-        try:  # named as the reports list it, however asked for (a renamed cohort: its id, an earlier name)
-            cohort = find_cohort(self.engine, str(cohort)).listed_as
-        except CohortError:
-            if observed is None:
-                raise
-        if observed is None:  # what the exports show: every member resolved at `at`
-            observed, at = observed_members(self, cohort, at, settings)
+        # named as the reports list it, however asked for (a renamed cohort: its id, an earlier name)
+        if observed is None:  # what the exports show: every member resolved at `at`, the cohort as found
+            observed, at, cohort = observed_members(self, cohort, at, settings)
+        else:  # as this lab lists it when it knows it (docs/migration.md#validation)
+            try:
+                cohort = find_cohort(self.engine, str(cohort)).listed_as
+            except CohortError:
+                pass
         if at is None:
             raise SettingsError("validate_migration needs `at` when `observed` is given")
         return validate(self.engine, plan, observed, cohort, at, settings=settings, activity=activity,

@@ -239,17 +239,20 @@ def validate_cmd(db, plan_file, cohort, at, settings_path, out, show, show_perso
     observed = None
     if observed_db and Path(observed_db).resolve() != Path(db).resolve():
         from cohortlab.migration.validate import observed_members
-        from cohortlab.simulation.membership import find_cohort
 
         with _lab(observed_db) as obs:  # what the later exports show, as validate_migration reads its own
-            try:
-                observed, at = observed_members(obs, cohort, at, settings)
-                cohort = find_cohort(obs.engine, cohort).listed_as  # as the observed side names it
+            try:  # the cohort named as the observed side lists it (its simulation found it)
+                observed, at, cohort = observed_members(obs, cohort, at, settings)
             except ValueError as e:
                 fail(f"--observed-db: {e}")
     with _lab(db) as lab:
         try:
-            res = lab.validate_migration(plan, cohort, at, settings=settings, observed=observed, activity=activity)
+            if observed is None:
+                res = lab.validate_migration(plan, cohort, at, settings=settings, activity=activity)
+            else:  # under the observed side's name, not looked up again in --db (docs/migration.md#validation)
+                from cohortlab.migration.validate import validate
+
+                res = validate(lab.engine, plan, observed, cohort, at, settings=settings, activity=activity)
         except ValueError as e:
             fail(str(e))
         if not len(res.users):  # as `simulate` says it (it printed an empty table and "no cohort members")

@@ -103,7 +103,8 @@ def _store_line(lab, result, store: bool, debug: bool, engine: str, at, read_onl
         from cohortlab.simulation.verify import VerifyError, observed_times
 
         try:
-            _, snap = observed_times(lab.engine, result.cohort, None, result.settings, source=result.source)
+            _, snap = observed_times(lab.engine, result.ref or result.cohort, None, result.settings,
+                                     source=result.source)  # the cohort found: its name may be another's now too
         except (VerifyError, ValueError):
             snap = None
         if snap is not None and snap != result.at:

@@ -250,13 +250,16 @@ def _verdict(n: int, obs_rate: float, pred_rate: float, differ: int, expl: dict[
     return verdict
 
 
-def observed_members(lab: Any, cohort: str, at: Any = None, settings: Any = None) -> tuple[pd.DataFrame, datetime]:
+def observed_members(lab: Any, cohort: str, at: Any = None,
+                     settings: Any = None) -> tuple[pd.DataFrame, datetime, str]:
     """The observed side of a validation: what the exports loaded in ``lab`` show for ``cohort``
     at ``at`` (default: its latest snapshot), every member resolved at that time
-    (``resolution_time="as_of"``), and that time. ``Lab.validate_migration``, the report's
-    ``observed_db`` and ``migrate validate --observed-db`` read it alike."""
+    (``resolution_time="as_of"``), that time, and the cohort as ``lab`` lists it (its current
+    name there, or its id when another cohort holds that name now: ``SimulationResult.listed_as``,
+    the cohort the simulation found, not looked up again). ``Lab.validate_migration``, the
+    report's ``observed_db`` and ``migrate validate --observed-db`` read it alike."""
     sim = lab.simulate(cohort, at, SyncSettings.coerce(settings).replace(resolution_time="as_of"))
-    return sim.resolution, sim.at
+    return sim.resolution, sim.at, sim.listed_as
 
 
 def validate(engine: Engine, plan: Any, observed: pd.DataFrame, cohort: str, at: Any, *,

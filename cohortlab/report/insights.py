@@ -186,7 +186,9 @@ def verify_all(lab, cohorts: Iterable[str], *, at=None, settings=None, snapshot_
 
 def match_rate_over_time(lab, cohort: str, *, settings=None, limit: int = 12, until=None) -> pd.DataFrame:
     """Match rate of ``cohort`` at each of its last ``limit`` snapshots up to ``until``
-    (``as_of, cohort_name, members, matched, match_rate``); empty with fewer than two snapshots."""
+    (``as_of, cohort_name, members, matched, match_rate``); empty with fewer than two snapshots.
+    ``cohort_name`` is the cohort as the reports list it (its current name, or its id when another
+    cohort holds that name now: :func:`cohort_names`), however it was asked for."""
     times = snapshot_times(lab, cohort, limit, until)
     if len(times) < 2:
         return pd.DataFrame(columns=["as_of", "cohort_name", "members", "matched", "match_rate"])
@@ -201,10 +203,12 @@ def match_rate_over_time(lab, cohort: str, *, settings=None, limit: int = 12, un
     else:  # webhook membership: one simulation per time, counted in the database
         pairs = []
         for t in times:
-            table = lab.simulate(cohort, at=t.to_pydatetime(), settings=settings).tables["resolution"].table_name
+            table = lab.simulate(latest.ref or cohort, at=t.to_pydatetime(),
+                                 settings=settings).tables["resolution"].table_name
             pairs.append(lab.engine.query_rows(
                 f"SELECT count(*), count(CASE WHEN status = 'matched' THEN 1 END) FROM {table}")[0])
-    rows = [(t, cohort, int(n), int(m), int(m) / int(n) if n else math.nan) for t, (n, m) in zip(times, pairs)]
+    # named as the simulation found the cohort (a renamed one asked for by its id or an earlier name)
+    rows = [(t, latest.listed_as, int(n), int(m), int(m) / int(n) if n else math.nan) for t, (n, m) in zip(times, pairs)]
     return pd.DataFrame(rows, columns=["as_of", "cohort_name", "members", "matched", "match_rate"])
 
 
@@ -381,9 +385,9 @@ def migration_validation(lab, plans, validate_plan=None, cohorts=(), *, observed
         if obs_lab is lab:
             results[c] = lab.validate_migration(plan, c, at=at, settings=settings, activity=activity)
         else:
-            from cohortlab.migration.validate import observed_members
+            from cohortlab.migration.validate import observed_members, validate
 
-            observed, observed_at = observed_members(obs_lab, c, at, settings)
-            results[c] = lab.validate_migration(plan, c, at=observed_at, settings=settings,
-                                                observed=observed, activity=activity)
+            # named as the observed database lists it (c), not looked up again in this one
+            observed, observed_at, _ = observed_members(obs_lab, c, at, settings)
+            results[c] = validate(lab.engine, plan, observed, c, observed_at, settings=settings, activity=activity)
     return MigrationValidation(plan.name, results)

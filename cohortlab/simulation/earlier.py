@@ -61,7 +61,8 @@ def simulate_earlier(base: "SimulationResult", at: Any, *, run_id: str | None = 
         return None
     engine, s, b = base.engine, base.settings, base.table_names
     at_ = parse_time(at, "at")
-    ref = find_cohort(engine, base.cohort, "snapshots")
+    # the cohort as base found it: its name may be another cohort's now too (found by its id)
+    ref = base.ref or find_cohort(engine, base.cohort, "snapshots")
     rid = run_id or new_run_id()
     n = Names(f"sim_{rid}_")
     last = RunGrid(base.t0, at_, s).last

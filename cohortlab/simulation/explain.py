@@ -527,7 +527,8 @@ def explain(
     mParticle snapshot carries the attribute, else the cohort's latest time).
 
     The simulation: ``cached_fn(cohort, at, settings, source)`` (a cached full simulation, or
-    None), else ``simulate_fn(cohort, at, settings, source)`` (a full one), else the simulation
+    None), else ``simulate_fn(cohort, at, settings, source)`` (a full one; ``cohort``: the
+    ``CohortRef`` found here, as verify passes it), else the simulation
     of only the members that matter to this user (:func:`_related_members_sql`), which gives the
     same facts as the full one."""
     from cohortlab.simulation.resolution import find_cohort, resolve_at
@@ -536,7 +537,7 @@ def explain(
     settings = SyncSettings.coerce(settings)
     ref = find_cohort(engine, cohort, source)
     try:  # the snapshot time is detected once here and handed to verify
-        sim_at, snapshot_at = observed_times(engine, ref.name, at, settings, snapshot_at=snapshot_at, source=source)
+        sim_at, snapshot_at = observed_times(engine, ref, at, settings, snapshot_at=snapshot_at, source=source)
         observed = True
     except VerifyError:
         sim_at, observed = at, False
@@ -548,12 +549,12 @@ def explain(
         user_s = hidden
     dids0, mpids0, mpid0 = _direct_lookup(engine, user_s)
     own_table = None
-    result = cached_fn(ref.name, sim_at, settings, source) if cached_fn is not None else None
+    result = cached_fn(ref, sim_at, settings, source) if cached_fn is not None else None
     used = "related"
     if result is not None:
         used = "stored" if getattr(result, "stored", False) else "cached"
     elif simulate_fn is not None:
-        result = simulate_fn(ref.name, sim_at, settings, source)
+        result = simulate_fn(ref, sim_at, settings, source)
         used = "computed"
     if result is None:
         given = list(mpids0) + ([mpid0] if mpid0 is not None else [])
@@ -586,7 +587,7 @@ def _explain(engine, ref, user, user_s, settings, result, observed, sim_at, snap
                            f"with this value is loaded")
     v = None
     if observed:
-        v = verify(engine, ref.name, sim_at, settings, snapshot_at=snapshot_at, source=source,
+        v = verify(engine, ref, sim_at, settings, snapshot_at=snapshot_at, source=source,
                    show_personal_data=show_personal_data, simulate_fn=lambda *a: result, only_mpids=mpids)
     cols = ", ".join(RESOLUTION_COLUMNS)
     res = engine.query_df(

@@ -114,7 +114,7 @@ def cohorts_with_membership(engine: Engine) -> list[str]:
     return sorted(out)
 
 
-def find_cohort(engine: Engine, cohort: str, source: Source = "auto") -> CohortRef:
+def find_cohort(engine: Engine, cohort: str | CohortRef, source: Source = "auto") -> CohortRef:
     """Resolve a cohort name (or id) and choose its membership source.
 
     A cohort with an id is that id's data: its snapshots and webhook pages under every name it had
@@ -128,9 +128,18 @@ def find_cohort(engine: Engine, cohort: str, source: Source = "auto") -> CohortR
     ``source="auto"``: snapshots if any exist for that cohort, else webhooks.
     Raises :class:`CohortError` for an unknown cohort (listing the known ones) or a cohort
     without membership data in the requested source.
+
+    ``cohort`` may also be a :class:`CohortRef` found earlier on the same data (a step that
+    simulates, verifies or explains the cohort it found): returned as it is when ``source`` is
+    ``"auto"`` or its own, else found again by its id. Its name is never looked up again: it may
+    be another cohort's current name too (the cohort then found only by its id).
     """
     if source not in ("auto", "snapshots", "webhooks"):
         raise SettingsError(f"source must be auto, snapshots or webhooks, not {source!r}")
+    if isinstance(cohort, CohortRef):
+        if source in ("auto", cohort.source):
+            return cohort
+        cohort = cohort.ids[0] if cohort.ids else cohort.name
     names = known_cohorts(engine)
     by_id = cohort_names_by_id(engine)
     if cohort in names:

@@ -574,7 +574,7 @@ def reexport_row(ctx: RemedyContext, source: Source) -> dict[str, Any]:
     if ctx.reexported is not None:  # the same audience as reexport_value's simulation (exact derivation)
         after = ctx.valued(ctx.reexported)
     else:  # what reexport_value simulates
-        after = ctx.valued(ctx.simulate_fn(ctx.ref.name, ctx.at, ctx.reexport_settings, source))
+        after = ctx.valued(ctx.simulate_fn(ctx.ref, ctx.at, ctx.reexport_settings, source))
     return ctx.row("reexport", after,
                    f"a full sync at {format_time(ctx.reexport_time)} re-sends every member with the identifier of "
                    "that time (clears nothing: a re-export writes true only)")
@@ -600,7 +600,7 @@ def reconnect_value(ctx: RemedyContext, source: Source) -> dict[str, Any]:
                            applies=False)
     pauses = list(s.pauses)
     pauses[i] = Pause(start=pause.start, end=end, ends_with="reconnect")
-    after = ctx.simulate_fn(ctx.ref.name, ctx.at, s.replace(pauses=[p.model_dump() for p in pauses]), source)
+    after = ctx.simulate_fn(ctx.ref, ctx.at, s.replace(pauses=[p.model_dump() for p in pauses]), source)
     return ctx.row("reconnect", ctx.valued(after),
                    f"the pause from {format_time(pause.start)} ends at {format_time(end)} with a reconnect "
                    "(a new export: full sync) instead of "
@@ -670,7 +670,8 @@ def value_remedies(
 ) -> pd.DataFrame:
     """One row per remedy (``REMEDY_COLUMNS``): the audience at ``at`` as simulated, with the
     remedy applied from ``since``, the profiles gained and the members' users recovered. ``simulate_fn(cohort, at, settings,
-    source)`` runs the unchanged-input simulations (a ``Lab`` passes its cached one).
+    source)`` runs the unchanged-input simulations (a ``Lab`` passes its cached one; ``cohort``: the
+    ``CohortRef`` found, never looked up again by its name, which may be another cohort's now too).
     ``out.attrs``: ``cohort``, ``at``, ``since``, ``reexport_at``, ``no_reexport`` (why no re-export
     happens, None when one does).
 
@@ -682,7 +683,7 @@ def value_remedies(
     s = SyncSettings.coerce(settings)
     ref = cohort if isinstance(cohort, CohortRef) else find_cohort(engine, cohort, source)
     run = simulate_fn or (lambda c, a, st, src: simulate(engine, c, a, st, source=src))
-    base = run(ref.name, at, s, ref.source)
+    base = run(ref, at, s, ref.source)
     since_t = default_since(s, base.t0, base.at) if since is None else to_utc(parse_time(since, "since"))
     persons = temp_name("persons")
     engine.materialise(persons, persons_sql(base), temp=True)
@@ -692,7 +693,7 @@ def value_remedies(
     if not ctx.full and ctx.reexport_time is not None:  # before any table is shadowed
         ctx.reexported = derive_last_run_reexport(engine, base, s, ctx.reexport_time, ctx.history)
         if ctx.reexported is None:  # not at the last run: simulated
-            ctx.reexported = run(ref.name, base.at, ctx.reexport_settings, ref.source)
+            ctx.reexported = run(ref, base.at, ctx.reexport_settings, ref.source)
         if not subset_ready(ctx.reexported):
             ctx.full, ctx.reexported = True, None
     made = [persons]

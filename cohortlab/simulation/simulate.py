@@ -128,6 +128,17 @@ class SimulationResult:
     waterfall_rows: list[tuple[str, str, str, int]] | None = field(default=None, repr=False)  # (step, label, kind, count)
     stored: bool = False  # read from the database's stored simulations (cohortlab.simulation.store)
     store_event: str | None = field(default=None, repr=False)  # Lab.simulate: "read" (stored), "written"
+    # the cohort as find_cohort resolved it (its ids, the names its data carries, how the reports list
+    # it): what later steps on this simulation read instead of looking the cohort up again by ``cohort``,
+    # a name another cohort may hold now too (docs/rules.md#renamed-cohorts); a stored simulation
+    # gets it from Lab.simulate
+    ref: CohortRef | None = field(default=None, repr=False)
+
+    @property
+    def listed_as(self) -> str:
+        """How the reports list the cohort (``CohortRef.listed_as``): its current name, or its id
+        when another cohort holds that name now."""
+        return self.ref.listed_as if self.ref is not None else self.cohort
 
     @cached_property
     def resolution(self) -> pd.DataFrame:
@@ -281,7 +292,7 @@ def result_of_run(engine: Engine, run, rid: str, *, debug: bool = False) -> Simu
     return SimulationResult(
         engine=engine, cohort=run.cohort.name, at=run.at, settings=run.settings, attribute=run.attribute,
         t0=run.t0, source=run.cohort.source, run_id=rid, tables=tables, table_names=table_names,
-        counts=counts, step_counts=run.step_counts, waterfall_rows=wf,
+        counts=counts, step_counts=run.step_counts, waterfall_rows=wf, ref=run.cohort,
     )
 
 

@@ -34,13 +34,17 @@ Each disagreement gets the first cause that applies:
     the profile was captured (``captured_at``) before the run that wrote the simulated value
     (``changed_at``: the run that last changed the profile's value; a later run that wrote the
     same value again, a refresh writing ``true`` again, is not it: the snapshot already had to
-    show that value).
+    show that value), and it shows the value the simulation held at its capture (after the last
+    run at or before ``captured_at``, read from the run's ``state`` and ``runs`` tables). One that
+    shows another disagreed at its capture too: the next causes are judged on the value at the
+    capture (``pause_not_modelled`` when that was ``true``).
 ``attribute_name_differs``
     the profile has no value under the expected name but one under another known name.
 ``profile_missing_in_snapshot``
     the profile is not in the snapshot.
 ``pause_not_modelled``
-    simulated ``true``, observed ``false`` or absent: a run should have written ``true``.
+    simulated ``true`` (at the capture time, for a profile captured before the run that last
+    changed it), observed ``false`` or absent: a run should have written ``true``.
 ``unexplained``
     none of the above.
 
@@ -59,7 +63,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -70,6 +74,9 @@ from cohortlab.glossary import REASON_WORDS, words_sql
 from cohortlab.pipeline import sql_str, sql_ts
 from cohortlab.settings import SyncSettings
 from cohortlab.times import format_instant, naive_utc, parse_time, to_utc
+
+if TYPE_CHECKING:
+    from cohortlab.simulation.membership import CohortRef
 
 VALUES = ("true", "false", "absent")
 CAUSES = (
@@ -90,6 +97,7 @@ RULE = "docs/rules.md#observed-state"
 _SIM = "_verify_simulated"
 _NAMES = "_verify_names"
 _MEMBERS = "_verify_members"
+_HISTORY = "_verify_history"  # each linked profile's changes: (mpid, run_at, is_true, is_write, is_change)
 # the loads that carry one of the cohort's names: a snapshot file that held it (mpa_snapshot_names:
 # also on records that a newer snapshot of the same MPID replaced, so the file's other profiles are
 # still observed without it), or any load whose kept rows hold it (Events API batches)
@@ -247,9 +255,28 @@ def _only(column: str, mpids: list[int] | None) -> str:
     return f"{column} IN ({', '.join(str(int(m)) for m in mpids)})" if mpids else "FALSE"
 
 
-def _profiles_sql(snapshot_at: datetime, only: list[int] | None = None) -> str:
+def _profiles_sql(snapshot_at: datetime, only: list[int] | None = None, history: bool = True) -> str:
     """One row per compared profile (see the module docstring for every rule); ``only``: just
-    these MPIDs (explain one user)."""
+    these MPIDs (explain one user). ``history``: ``_HISTORY`` holds the simulation's changes per
+    profile, which give the simulated value at a capture time before the last change (without it,
+    a stand-in simulation: the value at ``at`` is taken for it)."""
+    if history:  # the profiles captured before the run that last changed them: their value at the capture
+        at_capture = f"""
+    late AS (SELECT mpid, captured_at FROM joined WHERE changed_at > captured_at),
+    at_capture AS (
+        -- the state after the last run at or before the capture (state rows: the runs that wrote or
+        -- changed the profile's membership); absent until its first write
+        SELECT l.mpid, CASE WHEN sum(h.is_write) > 0 THEN arg_max(h.is_true, h.run_at) = 1 END AS cap_value,
+               max(CASE WHEN h.is_change = 1 THEN h.run_at END) AS cap_changed_at
+        FROM late l JOIN {_HISTORY} h ON h.mpid = l.mpid AND h.run_at <= l.captured_at
+        GROUP BY l.mpid
+    ),"""
+        cap_join = "LEFT JOIN at_capture c ON c.mpid = j.mpid"
+        cap_cols = ("CASE WHEN j.changed_at > j.captured_at THEN c.cap_value ELSE j.sim_value END AS cap_value, "
+                    "CASE WHEN j.changed_at > j.captured_at THEN c.cap_changed_at ELSE j.changed_at END AS cap_changed_at")
+    else:
+        at_capture, cap_join = "", ""
+        cap_cols = "j.sim_value AS cap_value, j.changed_at AS cap_changed_at"
     return f"""
     WITH
     obs AS (
@@ -292,23 +319,27 @@ def _profiles_sql(snapshot_at: datetime, only: list[int] | None = None) -> str:
         FULL OUTER JOIN observed o ON o.mpid = s.mpid
         LEFT JOIN mpa_profiles p ON p.mpid = coalesce(s.mpid, o.mpid)
         LEFT JOIN load_times ol ON ol.load_id = p.load_id
-    ),
+    ),{at_capture}
     valued AS (
         SELECT *,
                CASE WHEN sim_value IS NULL THEN 'absent' WHEN sim_value THEN 'true' ELSE 'false' END AS simulated,
+               CASE WHEN cap_value IS NULL THEN 'absent' WHEN cap_value THEN 'true' ELSE 'false' END AS at_capture,
                CASE WHEN NOT in_snapshot OR NOT has_expected THEN 'absent'
                     WHEN expected_code = 2 THEN 'true' WHEN expected_code = 1 THEN 'false' ELSE 'other' END AS observed
-        FROM joined
+        FROM (SELECT j.*, {cap_cols} FROM joined j {cap_join}) x
     )
+    -- a profile captured before the run that last changed it: the snapshot explains the disagreement
+    -- only when the simulation held the observed value at the capture; else the next cause, judged on
+    -- the value at the capture (at_capture; the simulated one for every other profile)
     SELECT mpid, simulated, observed, simulated = observed AS agree,
            CASE WHEN simulated = observed THEN NULL
-                WHEN changed_at > captured_at THEN 'snapshot_before_last_run'
+                WHEN changed_at > captured_at AND at_capture = observed THEN 'snapshot_before_last_run'
                 WHEN in_snapshot AND NOT has_expected AND other_name IS NOT NULL THEN 'attribute_name_differs'
                 WHEN NOT in_snapshot THEN 'profile_missing_in_snapshot'
-                WHEN simulated = 'true' AND observed IN ('false', 'absent') THEN 'pause_not_modelled'
+                WHEN at_capture = 'true' AND observed IN ('false', 'absent') THEN 'pause_not_modelled'
                 ELSE 'unexplained' END AS cause,
            in_snapshot, profile_loaded, other_name, other_value, value_text, last_write_at, captured_at,
-           last_stored_at, changed_at
+           last_stored_at, changed_at, at_capture, cap_changed_at
     FROM valued
     """
 
@@ -423,8 +454,8 @@ def _details_sql(engine: Engine, show_personal_data: bool, shown: "_ShownNames",
                       ELSE 'the profile is loaded only from inputs without the cohort attribute, not from the snapshot'
                  END
                WHEN 'pause_not_modelled' THEN
-                 'the run at ' || {ts('c.changed_at')} || ' should have written true; observed ' || c.observed
-                 || CASE WHEN c.last_stored_at < c.changed_at
+                 'the run at ' || {ts('c.cap_changed_at')} || ' should have written true; observed ' || c.observed
+                 || CASE WHEN c.last_stored_at < c.cap_changed_at
                          THEN '; mParticle last stored this profile at ' || {ts('c.last_stored_at')}
                               || ', before that run'
                          ELSE '' END
@@ -432,12 +463,22 @@ def _details_sql(engine: Engine, show_personal_data: bool, shown: "_ShownNames",
                  CASE WHEN c.observed = 'other'
                       THEN 'observed the non-boolean value ' || {shown_value('c.value_text')}
                            || '; simulated ' || c.simulated
+                      WHEN c.changed_at > c.captured_at  -- captured before the last change: its value then
+                      THEN 'observed ' || c.observed || '; '
+                           || CASE WHEN c.at_capture = 'absent' THEN 'no run of the simulation wrote this profile by'
+                                   ELSE 'the run at ' || {ts('c.cap_changed_at')} || ' wrote ' || c.at_capture
+                                        || ', held at' END
+                           || ' its capture at ' || {ts('c.captured_at')}
                       WHEN c.simulated = 'absent'
                       THEN 'observed ' || c.observed || '; no run of the simulation wrote this profile'
                       ELSE 'observed ' || c.observed || '; the run at ' || {ts('c.changed_at')}
                            || ' wrote ' || c.simulated
                  END
              END
+             -- captured before the run that last changed the value, but the snapshot does not explain it
+             || CASE WHEN c.cause <> 'snapshot_before_last_run' AND c.changed_at > c.captured_at
+                     THEN '; the run at ' || {ts('c.changed_at')} || ', after the capture, wrote ' || c.simulated
+                     ELSE '' END
              || CASE WHEN n.mpid IS NULL THEN ''
                      ELSE '; ' || n.text
                           || CASE WHEN n.n > 3 THEN ' (+' || CAST(n.n - 3 AS VARCHAR) || ' more)' ELSE '' END
@@ -481,7 +522,9 @@ def verify(
 
     ``at``: the simulation time (default: the snapshot time). ``snapshot_at``: when the mParticle
     snapshot was taken (default: detected). ``simulate_fn(cohort, at, settings, source)`` runs the
-    simulation (default: :func:`cohortlab.simulation.sync.simulate` on ``engine``).
+    simulation (default: :func:`cohortlab.simulation.sync.simulate` on ``engine``); ``cohort`` is
+    the :class:`~cohortlab.simulation.membership.CohortRef` found here (its name may be another
+    cohort's now too: never looked up again by it).
     ``only_mpids``: compare just these profiles (what :func:`cohortlab.simulation.explain.explain`
     needs for one user): the rows are those of the full comparison, kept in a temporary table
     instead of ``verify_profiles``, and the counts (and ``names``) cover only them."""
@@ -495,7 +538,7 @@ def verify(
         return _verify(engine, ref, names, at, settings, snapshot_at, source, show_personal_data, simulate_fn,
                        only_mpids)
     finally:
-        for t in (_NAMES, _SIM, _MEMBERS):
+        for t in (_NAMES, _SIM, _MEMBERS, _HISTORY):
             _unregister(engine, t)
 
 
@@ -507,11 +550,12 @@ def _register_names(engine: Engine, names: list[tuple[str, str]]) -> None:
     )
 
 
-def observed_times(engine: Engine, cohort: str, at: datetime | str | None = None,
+def observed_times(engine: Engine, cohort: str | CohortRef, at: datetime | str | None = None,
                    settings: SyncSettings | dict | str | None = None, *, snapshot_at: datetime | str | None = None,
                    source: str = "auto") -> tuple[datetime, datetime]:
     """(simulation time, snapshot time) that :func:`verify` would use, without simulating;
-    raises :class:`VerifyError` when no loaded profile carries the cohort attribute."""
+    raises :class:`VerifyError` when no loaded profile carries the cohort attribute. ``cohort``: a
+    name, an id, or the ``CohortRef`` found already (``SimulationResult.ref``)."""
     from cohortlab.simulation.resolution import find_cohort
 
     settings = SyncSettings.coerce(settings)
@@ -543,16 +587,26 @@ def _snapshot(engine: Engine, ref, names, snapshot_at, show_personal_data: bool 
     return detect_snapshot_at(engine, ref.last_time)
 
 
-def _simulated_relations(engine: Engine, result) -> int:
-    """Make ``_SIM`` (mpid, value, last_write_at, changed_at of the linked profiles the simulation wrote) and
-    ``_MEMBERS`` (the members' resolution) readable in SQL; returns the orphans written. A
-    simulation whose tables are in ``engine`` is read in place (views); another one (a stand-in
-    with pandas frames) is registered."""
+def _simulated_relations(engine: Engine, result) -> tuple[int, bool]:
+    """Make ``_SIM`` (mpid, value, last_write_at, changed_at of the linked profiles the simulation wrote),
+    ``_MEMBERS`` (the members' resolution) and ``_HISTORY`` (each linked profile's state after each
+    run that wrote it or changed its membership, from the run's tables ``state`` and ``runs``)
+    readable in SQL; returns (the orphans written, whether ``_HISTORY`` is there). A simulation
+    whose tables are in ``engine`` is read in place (views); another one (a stand-in with pandas
+    frames) is registered, without a history."""
     tables = getattr(result, "tables", None)
     if tables and "attribute_state" in tables and "resolution" in tables:
         state, res = tables["attribute_state"].table_name, tables["resolution"].table_name
-        for t in (_SIM, _MEMBERS):
+        for t in (_SIM, _MEMBERS, _HISTORY):
             _unregister(engine, t)
+        run_tables = getattr(result, "table_names", None) or {}
+        history = "state" in run_tables and "runs" in run_tables
+        if history:
+            engine.execute(
+                f"CREATE OR REPLACE TEMP VIEW {_HISTORY} AS SELECT CAST(h.target AS BIGINT) AS mpid, r.run_at, "
+                f"h.is_true, h.is_write, h.is_change FROM {run_tables['state']} h "
+                f"JOIN {run_tables['runs']} r ON r.k = h.k WHERE NOT h.is_orphan"
+            )
         engine.execute(
             f"CREATE OR REPLACE TEMP VIEW {_SIM} AS SELECT CAST(mpid AS BIGINT) AS mpid, CAST(value AS BOOLEAN) AS value, "
             f"last_write_at, changed_at FROM {state} WHERE NOT is_orphan"
@@ -562,7 +616,7 @@ def _simulated_relations(engine: Engine, result) -> int:
             f"CAST(email AS VARCHAR) AS email, CAST(mpid AS BIGINT) AS mpid, CAST(status AS VARCHAR) AS status, "
             f"CAST(gap_reason AS VARCHAR) AS gap_reason FROM {res}"
         )
-        return int(engine.query_rows(f"SELECT count(*) FROM {state} WHERE is_orphan")[0][0])
+        return int(engine.query_rows(f"SELECT count(*) FROM {state} WHERE is_orphan")[0][0]), history
     state = result.attribute_state
     orphans = int(state.is_orphan.sum()) if len(state) else 0
     sim = state.loc[~state.is_orphan.astype(bool), ["mpid", "value", "last_write_at", "changed_at"]].copy()
@@ -577,7 +631,7 @@ def _simulated_relations(engine: Engine, result) -> int:
         "status": res["status"].astype("string"),
         "gap_reason": res["gap_reason"].astype("string"),
     }))
-    return orphans
+    return orphans, False
 
 
 def _verify(engine, ref, names, at, settings, snapshot_at, source, show_personal_data, simulate_fn,
@@ -591,10 +645,10 @@ def _verify(engine, ref, names, at, settings, snapshot_at, source, show_personal
         def simulate_fn(c, a, s, src):
             return simulate(engine, c, a, s, source=src)
 
-    result = simulate_fn(ref.name, at_, settings, source)
-    orphans = _simulated_relations(engine, result)
+    result = simulate_fn(ref, at_, settings, source)  # the cohort found, never looked up again by its name
+    orphans, history = _simulated_relations(engine, result)
     table = "verify_profiles" if only_mpids is None else "_verify_profiles_of"
-    engine.materialise("verify_compared", _profiles_sql(naive_utc(snap), only_mpids), temp=True)
+    engine.materialise("verify_compared", _profiles_sql(naive_utc(snap), only_mpids, history), temp=True)
     # the cohort's names as the reports show them, in the text, the fields and each profile's detail
     # (one key for both: a read-only database without one gets a new random key at every read)
     key = _database_key(engine)

@@ -38,7 +38,8 @@ identifier_source, identifier, mpid, status, gap_reason, recoverable_via, has_pr
 last_activity, active_after_cutoff.
 
 ``truth_verify.parquet`` columns: cohort_name, mpid, person_id, simulated, observed, cause,
-in_snapshot, other_name, other_value, last_write_si, changed_si (see ``cohortlab.synth.observed``); the
+in_snapshot, other_name, other_value, last_write_si, changed_si, at_capture (see
+``cohortlab.synth.observed``); the
 manifest's ``expected_verify`` holds its confusion table and cause counts per cohort and the
 ``snapshot_at`` / ``at`` to verify with.
 """

@@ -249,7 +249,7 @@ class _World:
         self.q("CREATE TABLE g_idents (type VARCHAR, value VARCHAR)")
         self.q("""CREATE TABLE g_vtruth (cohort_name VARCHAR, mpid BIGINT, person_id BIGINT, simulated VARCHAR,
                   observed VARCHAR, cause VARCHAR, in_snapshot BOOLEAN, other_name VARCHAR, other_value VARCHAR,
-                  last_write_si INTEGER, changed_si INTEGER)""")
+                  last_write_si INTEGER, changed_si INTEGER, at_capture VARCHAR)""")
         self.q("CREATE TABLE g_snapshot_profiles (n BIGINT)")
 
     # ------------------------------------------------------------------ one range of people

@@ -17,8 +17,11 @@ planted at known people:
   (``pause_not_modelled`` where the missing run should have written ``true``);
 * the snapshot is **older than the last run** (at the last snapshot):
   ``snapshot_before_last_run`` when verify simulates up to the last snapshot, for a profile
-  whose value that run changed (``changed_si``); one it only wrote again (a distinct_id of its
-  person added while another one stays a member) disagrees for another cause;
+  whose value that run changed (``changed_si``) and which showed the value the simulation held
+  at the capture (its state after the second-to-last snapshot's run); one it only wrote again (a
+  distinct_id of its person added while another one stays a member), or one the snapshot shows
+  otherwise than the simulation held it then (a change the pause kept from it), disagrees for
+  another cause, judged on the value at the capture;
 * a share of people (``observed_old_name_share``) carry the attribute under the older name
   ``Mixpanel - {cohort_name}`` (``attribute_name_differs``);
 * a share of people (``observed_missing_share``) are missing from the snapshot: their profile is
@@ -34,7 +37,7 @@ and cause counts per cohort, with the parameters to pass (``snapshot_at`` = ``ob
 from __future__ import annotations
 
 VERIFY_COLUMNS = ("cohort_name", "mpid", "person_id", "simulated", "observed", "cause", "in_snapshot",
-                  "other_name", "other_value", "last_write_si", "changed_si")
+                  "other_name", "other_value", "last_write_si", "changed_si", "at_capture")
 OLD_TEMPLATE = "Mixpanel - {cohort_name}"
 
 
@@ -100,35 +103,45 @@ def verify_truth_sql(last_si: int, obs_si: int, names_values: str) -> str:
     """Per chunk: the rows of ``truth_verify.parquet`` (:data:`VERIFY_COLUMNS`, ``cohort_name``
     from ``names_values`` (ci, name, json_name, json_old, old_name)), from ``c_writes`` and ``c_plant``
     (pid, plant: 0 none, 1 older attribute name, 2 missing from the snapshot). The cause is the
-    first of docs/rules.md#observed-state that applies, from what the generator planted."""
+    first of docs/rules.md#observed-state that applies, from what the generator planted.
+
+    The snapshot is captured (``observed_at``) after the second-to-last snapshot's run and before
+    the last one's when a pause is planted (``obs_si < last_si``; else at the last snapshot, after
+    every run): a profile the last run changed was captured before that change (``late``), and its
+    value at the capture (``at_capture``) is its state after the second-to-last snapshot's run."""
+    planned = obs_si < last_si
     return f"""
     WITH n AS (SELECT * FROM (VALUES {names_values}) v(ci, cohort_name, json_name, json_old, old_name)),
     sim AS ({state_sql(last_si)}),
     obs AS ({state_sql(obs_si)}),
+    cap AS ({state_sql(last_si - 1)}),
     rows AS (
       SELECT s.ci, s.mpid, s.pid, CASE WHEN s.value THEN 'true' ELSE 'false' END AS simulated, s.si AS last_write_si,
-             s.changed_si,
+             s.changed_si, {'TRUE' if planned else 'FALSE'} AND s.changed_si = {last_si} AS late,
              coalesce(pl.plant, 0) AS plant,
-             CASE WHEN o.mpid IS NULL THEN NULL WHEN o.value THEN 'true' ELSE 'false' END AS obs_value
+             CASE WHEN o.mpid IS NULL THEN NULL WHEN o.value THEN 'true' ELSE 'false' END AS obs_value,
+             CASE WHEN c.mpid IS NULL THEN 'absent' WHEN c.value THEN 'true' ELSE 'false' END AS cap_value
       FROM sim s LEFT JOIN obs o ON o.ci = s.ci AND o.mpid = s.mpid
+      LEFT JOIN cap c ON c.ci = s.ci AND c.mpid = s.mpid
       LEFT JOIN c_plant pl ON pl.pid = s.pid
     ),
     valued AS (
       SELECT *, plant <> 2 AS in_snapshot,
              CASE WHEN plant = 0 AND obs_value IS NOT NULL THEN obs_value ELSE 'absent' END AS observed,
-             CASE WHEN plant = 1 AND obs_value IS NOT NULL THEN obs_value END AS other_value
+             CASE WHEN plant = 1 AND obs_value IS NOT NULL THEN obs_value END AS other_value,
+             CASE WHEN late THEN cap_value ELSE simulated END AS at_capture
       FROM rows
     )
     SELECT n.cohort_name, v.mpid, v.pid AS person_id, v.simulated, v.observed,
            CASE WHEN v.simulated = v.observed THEN NULL
-                WHEN v.changed_si = {last_si} THEN 'snapshot_before_last_run'
+                WHEN v.late AND v.at_capture = v.observed THEN 'snapshot_before_last_run'
                 WHEN v.in_snapshot AND v.other_value IS NOT NULL THEN 'attribute_name_differs'
                 WHEN NOT v.in_snapshot THEN 'profile_missing_in_snapshot'
-                WHEN v.simulated = 'true' THEN 'pause_not_modelled'
+                WHEN v.at_capture = 'true' THEN 'pause_not_modelled'
                 ELSE 'unexplained' END AS cause,
            v.in_snapshot,
            CASE WHEN v.other_value IS NOT NULL THEN n.old_name END AS other_name,
-           v.other_value, v.last_write_si, v.changed_si
+           v.other_value, v.last_write_si, v.changed_si, v.at_capture
     FROM valued v JOIN n ON n.ci = v.ci
     """
 

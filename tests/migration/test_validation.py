@@ -200,3 +200,46 @@ def test_a_remediation_the_exports_never_had_is_named_not_model_differs(world):
     d = v.differences.set_index("distinct_id")
     assert d["explanation"].to_dict() == {"c-cat": "remediation_not_in_exports"}
     assert d.loc["c-cat", "predicted_identifier_source"] == "mparticle_user_id"
+
+
+def test_with_the_observed_exports_in_another_database_the_cohort_is_named_as_that_database_lists_it(tmp_path):
+    """`migrate validate --observed-db` and the report's observed_db (docs/migration.md#validation):
+    the later exports (after.duckdb) list cohort 7 by its id (renamed 'Power Users', a name the
+    cohort list gives cohort 8 too); the earlier ones (before.duckdb) name it 'Heavy Users'. The
+    validation is named as the observed side lists it, in the command's line, the result and the
+    stored rows, as the report keys it: the command looked the observed side's '7' up again in
+    --db and printed and stored the earlier name."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from cohortlab import Lab
+    from cohortlab.cli import main
+    from cohortlab.report import insights
+
+    from .conftest import EVENTS, PROFILES, insert_events, insert_profiles
+
+    before, after = str(tmp_path / "before.duckdb"), str(tmp_path / "after.duckdb")
+    members = tmp_path / "m.csv"
+    members.write_text("distinct_id\n" + "\n".join(OBSERVED.distinct_id) + "\n")
+    with Lab(before) as lab:
+        insert_events(lab, EVENTS)
+        insert_profiles(lab, PROFILES)
+        lab.load("mixpanel-members", [str(members)], cohort="Heavy Users", cohort_id="7", as_of="2026-01-01")
+    shutil.copy(before, after)
+    with Lab(after) as lab:
+        lab.load("mixpanel-members", [str(members)], cohort="Power Users", cohort_id="7", as_of=AT)
+        (tmp_path / "c.json").write_text('[{"id": 7, "name": "Heavy Users"}, {"id": 8, "name": "Power Users"}]')
+        lab.load("mixpanel-cohorts", [str(tmp_path / "c.json")])
+    plan_file = tmp_path / "plan.yaml"
+    plan_file.write_text("name: switch only\nevent_identity_cutoff: null\neit_timeline:\n"
+                         "  - {since: null, eit: customer_id}\n  - {since: 2026-01-05, eit: mparticle_id}\n")
+    for asked in ("7", "Heavy Users"):
+        r = CliRunner().invoke(main, ["migrate", "validate", "--db", before, "--observed-db", after,
+                                      "--plan", str(plan_file), "--cohort", asked])
+        assert r.exit_code == 0, r.output
+        assert r.output.startswith("plan: switch only   cohort: 7   as of: 2026-01-08 00:00:00 UTC"), asked
+    with Lab(before) as lab:
+        assert lab.sql("SELECT DISTINCT cohort_name FROM migration_validation_summary").cohort_name.tolist() == ["7"]
+        v = insights.migration_validation(lab, [MigrationPlan.from_yaml(plan_file)], None, ["7"], observed_db=after)
+    assert (list(v.results), v.results["7"].cohort, v.results["7"].members) == (["7"], "7", 6)

@@ -65,7 +65,7 @@ def test_explain_of_the_related_members_equals_explain_of_the_full_simulation(w)
         full = {}
 
         def full_sim(c, a, st_, src):
-            key = (c, str(a))
+            key = (getattr(c, "name", c), str(a))  # c: the cohort found (a CohortRef)
             if key not in full:
                 full[key] = simulate(eng, c, a, st_, source=src)
             return full[key]

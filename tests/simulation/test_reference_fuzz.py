@@ -114,8 +114,9 @@ class Reference:
         decide = (lambda d, t: self.decide(d, at)) if s["resolution_time"] == "as_of" else self.decide
         state, held, prev, last_ok, runs, t = {}, {}, None, None, [], s["start"] or self.w["snapshots"][0][0]
         # the run that last wrote each profile, and the one that last changed its value: its value after
-        # the run differs from the one before (none at first; docs/rules.md#observed-state)
-        exported, self.last_write, self.changed = set(), {}, {}
+        # the run differs from the one before (none at first; docs/rules.md#observed-state); history:
+        # each profile's changes in order, (run, value after it), for its value at a capture time
+        exported, self.last_write, self.changed, self.history = set(), {}, {}, {}
 
         def write(pairs):
             for k, v in pairs:
@@ -167,7 +168,10 @@ class Reference:
                     row.update(adds=len(added), removes=len(removed))
                 row["kind"] = kind
                 prev, last_ok = M, t
-            self.changed.update((k, t) for k, v in state.items() if before.get(k) != v)
+            for k, v in state.items():
+                if before.get(k) != v:
+                    self.changed[k] = t
+                    self.history.setdefault(k, []).append((t, v))
             row["true_count"], row["false_count"] = sum(state.values()), sum(not v for v in state.values())
             runs.append(row)
             t += s["cadence"]

@@ -108,10 +108,12 @@ def observed(value):
     return "other"
 
 
-def expected_verify(w, loads, template, state, changed, cohort=C, names=None):
+def expected_verify(w, loads, template, state, history, cohort=C, names=None):
     """Per MPID: (simulated, observed, cause or None, listed in ``profiles``), docs/rules.md#observed-state
     and docs/simulate.md#verify (each profile captured at its load's as_of; the snapshot taken last wins;
-    ``changed``: the run that last changed each profile's value, which a run writing it again is not).
+    ``history``: each profile's changes, (run, value after it), in order: the last is the run that last
+    changed its value, which a run writing it again is not; a profile captured before it is a stale
+    snapshot only when it shows the value of its capture time, else the next cause is judged on that value).
     ``names``: every attribute name of the cohort (default: the expected one, its older form and the plain name)."""
     expected = template.format(cohort_name=cohort)
     names = names or {expected, OLD.format(cohort_name=cohort), cohort}
@@ -134,13 +136,16 @@ def expected_verify(w, loads, template, state, changed, cohort=C, names=None):
         if sim == obs and obs != "other":
             out[m] = (sim, obs, None, listed)
             continue
-        if sim is not None and captured is not None and captured < changed[m]:
+        late = sim is not None and captured is not None and captured < history[m][-1][0]
+        # the simulated value at the capture: after the last change at or before it (None: not written yet)
+        at_capture = next((v for t, v in reversed(history[m]) if t <= captured), None) if late else sim
+        if late and at_capture == obs:
             cause = "snapshot_before_last_run"
         elif obs is None and carries_other:
             cause = "attribute_name_differs"
         elif not in_snapshot:
             cause = "profile_missing_in_snapshot"
-        elif sim is True and obs in (False, None):
+        elif at_capture is True and obs in (False, None):
             cause = "pause_not_modelled"
         else:
             cause = "unexplained"
@@ -374,7 +379,7 @@ def check_round(lab, w, loads, opts, s, snap, snapshot_at, where):
         return
     v = lab.verify(C, snapshot_at=snapshot_at and iso(snapshot_at), settings=opts)
     linked = {k: x for k, x in state.items() if not str(k).startswith("orphan:")}
-    want = expected_verify(w, loads, opts["attribute_template"], linked, dict(ref.changed))
+    want = expected_verify(w, loads, opts["attribute_template"], linked, dict(ref.history))
     check_verify(v, want, where)
     COUNTS["rounds"] += 1
 

@@ -152,3 +152,60 @@ def test_the_reports_name_a_cohort_asked_for_by_its_id_or_an_earlier_name_as_the
     for asked in ("7", "Heavy Users"):
         assert insights.cohort_names(lab, asked) == ["7"], asked
     assert lab.simulate(insights.cohort_names(lab)[0], at="2026-03-01T01:00:00Z").attribute == "Power Users"
+
+
+def test_a_cohort_whose_name_another_cohort_holds_now_is_simulated_verified_and_explained_by_its_id(tmp_path):
+    """Cohort 7 renamed 'Heavy Users' -> 'Power Users' while the cohort list names cohort 8 'Power
+    Users' too: found by its id only (its listing). The steps after the first lookup looked it up
+    again by its name, which find_cohort refuses as two cohorts': verify, explain and remedies
+    failed, a simulation cut from the stored later one (verify at the mParticle snapshot time after
+    `simulate`) failed, and `simulate`'s note on the snapshot time was left out. They read the cohort
+    found (SimulationResult.ref) instead."""
+    from click.testing import CliRunner
+
+    from cohortlab.cli import main
+
+    db = str(tmp_path / "lab.duckdb")
+    with Lab(db) as lab:
+        for i, (name, members) in enumerate([("Heavy Users", "101\n102\n"), ("Power Users", "101\n102\n103\n")]):
+            (tmp_path / f"m{i}.csv").write_text("distinct_id\n" + members)
+            lab.load("mixpanel-members", [str(tmp_path / f"m{i}.csv")], cohort=name, cohort_id="7",
+                     as_of=f"2026-03-0{i + 1}T00:00:00Z")
+        (tmp_path / "c.json").write_text('[{"id": 7, "name": "Heavy Users"}, {"id": 8, "name": "Power Users"}]')
+        lab.load("mixpanel-cohorts", [str(tmp_path / "c.json")])
+        (tmp_path / "mpa.jsonl").write_text("".join(
+            json.dumps({"mpid": m, "user_attributes": {"Power Users": m != 102}}) + "\n" for m in (101, 102, 103)))
+        lab.load("mparticle-profiles", [str(tmp_path / "mpa.jsonl")], as_of="2026-03-01T12:00:00Z")
+    r = CliRunner().invoke(main, ["simulate", "--db", db, "--cohort", "7"])  # stores the latest (03-02)
+    assert r.exit_code == 0, r.output
+    assert "note: verify and explain simulate at the mParticle snapshot time 2026-03-01 12:00:00 UTC" in r.output
+    with Lab(db) as lab:
+        latest = lab.simulate("7")
+        assert (latest.stored, latest.cohort, latest.listed_as) == (True, "Power Users", "7")
+        cut = lab.simulate("7", at="2026-03-01T12:00:00Z")  # cut from the stored one
+        assert (sorted(cut.resolution.distinct_id), cut.listed_as) == (["101", "102"], "7")
+        v = lab.verify("7")
+        got = {int(x.mpid): (x.simulated, x.observed) for x in v.profiles.itertuples()}
+        assert (v.cohort, got) == ("Power Users", {101: ("true", "true"), 102: ("true", "false"),
+                                                             103: ("absent", "true")})
+        assert lab.explain("7", "102").cohort == "Power Users"
+        assert lab.remedies("7").attrs["cohort"] == "Power Users"
+    with Lab(db, use_stored=False) as lab:  # nothing held or read: verify simulates
+        assert lab.verify("7").confusion.values.sum() == 3
+    r = CliRunner().invoke(main, ["explain", "--db", db, "--cohort", "7", "--user", "101"])
+    assert r.exit_code == 0, r.output
+
+
+def test_the_match_rate_over_time_names_a_cohort_asked_for_by_its_id_or_an_earlier_name_as_listed(tmp_path):
+    """insights.match_rate_over_time called by hand with the id or an earlier name labelled its
+    rows with the name given, where the notebooks and simulate name the cohort as it is listed."""
+    from cohortlab.report import insights
+
+    lab = Lab()
+    for i, (name, members) in enumerate([("Heavy Users", "101\n102\n"), ("Power Users", "101\n102\n103\n")]):
+        (tmp_path / f"m{i}.csv").write_text("distinct_id\n" + members)
+        lab.load("mixpanel-members", [str(tmp_path / f"m{i}.csv")], cohort=name, cohort_id="7",
+                 as_of=f"2026-03-0{i + 1}T00:00:00Z")
+    for asked in ("7", "Heavy Users", "Power Users"):
+        got = insights.match_rate_over_time(lab, asked)
+        assert (got.cohort_name.tolist(), got.members.tolist()) == (["Power Users"] * 2, [2, 3]), asked

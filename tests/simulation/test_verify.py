@@ -138,7 +138,8 @@ def test_a_run_that_writes_the_value_again_after_the_capture_is_not_the_last_run
     00:00, or an added member whose profile was true already, leaves a snapshot of 00:20 that shows
     false a real disagreement (pause_not_modelled), not a stale snapshot; a profile whose value
     changed after the capture (true, false at 00:15, true again at 00:30; or first written at 00:30)
-    still is one."""
+    still is one; one first written at 00:30 is unexplained: it was never written by its capture, yet
+    observed false (the snapshot's age does not explain that; below)."""
     linked(data, {"a": 1, "c": 3, "n": 5})
     data.mpa(4)
     data.profile("d1", mparticle_user_id="4").profile("d2", mparticle_user_id="4")  # one profile, two members
@@ -150,7 +151,7 @@ def test_a_run_that_writes_the_value_again_after_the_capture_is_not_the_last_run
     reexport = {"reexport_at": ["2026-03-01T00:30:00Z"]}  # a re-export writes true again on 1 (and 4)
     v = data.lab.verify(C, at="2026-03-01T00:45", snapshot_at="2026-03-01T00:20", settings=reexport)
     assert rows(v) == {1: ("true", "false", "pause_not_modelled"), 3: ("true", "false", "snapshot_before_last_run"),
-                       4: ("true", "false", "pause_not_modelled"), 5: ("true", "false", "snapshot_before_last_run")}
+                       4: ("true", "false", "pause_not_modelled"), 5: ("true", "false", "unexplained")}
     p = v.profiles.set_index("mpid")
     assert (p.last_write_at == pd.Timestamp("2026-03-01T00:30")).all()
     assert p.changed_at.to_dict() == {m: pd.Timestamp(t) for m, t in ((1, "2026-03-01T00:00"), (3, "2026-03-01T00:30"),
@@ -167,6 +168,37 @@ def test_a_run_that_writes_the_value_again_after_the_capture_is_not_the_last_run
     attribute = next(s for s in x.steps if s.kind == "attribute")
     assert attribute.text == ("MPID 1: simulated 'Power Users' = true after 2 write(s), the last at 2026-03-01 00:30:00 "
                               "(true since 2026-03-01 00:00:00)")
+    assert next(s for s in x.steps if s.kind == "observed").data["cause"] == "pause_not_modelled"
+
+
+def test_a_profile_captured_before_its_last_change_is_a_stale_snapshot_only_if_it_held_the_observed_value(data):
+    """verify --at later than the snapshot (docs/rules.md#observed-state): a profile captured before
+    the run that last changed its value is snapshot_before_last_run only when the simulation held the
+    observed value at its capture (2, 3); otherwise the snapshot's age does not explain it and the
+    next cause is judged on the value at the capture: 1 was true at its capture too (it changed away
+    and back after it), 4 true since 00:15 (a pause before the capture: pause_not_modelled), 5 never
+    written by its capture yet observed false (unexplained). All three were snapshot_before_last_run."""
+    linked(data, {"a": 1, "b": 2, "c": 3, "d": 4, "e": 5})
+    data.snapshot(C, "2026-03-01T00:00", ["a", "b"])
+    data.snapshot(C, "2026-03-01T00:15", ["a", "b", "d"])
+    data.snapshot(C, "2026-03-01T00:30", ["c", "e"])
+    data.snapshot(C, "2026-03-01T00:45", ["a", "c", "e"])
+    for mpid, value in ((1, False), (2, True), (3, None), (4, None), (5, False)):
+        observe(data, mpid, value)
+    v = data.lab.verify(C, at="2026-03-01T01:00", snapshot_at="2026-03-01T00:20")
+    assert rows(v) == {1: ("true", "false", "pause_not_modelled"), 2: ("false", "true", "snapshot_before_last_run"),
+                       3: ("true", "absent", "snapshot_before_last_run"), 4: ("false", "absent", "pause_not_modelled"),
+                       5: ("true", "false", "unexplained")}
+    d = v.profiles.set_index("mpid").detail
+    assert d[1] == ("the run at 2026-03-01 00:00:00 should have written true; observed false; "
+                    "the run at 2026-03-01 00:45:00, after the capture, wrote true")
+    assert d[4] == ("the run at 2026-03-01 00:15:00 should have written true; observed absent; "
+                    "the run at 2026-03-01 00:30:00, after the capture, wrote false")
+    assert d[5] == ("observed false; no run of the simulation wrote this profile by its capture at 2026-03-01 00:20:00; "
+                    "the run at 2026-03-01 00:30:00, after the capture, wrote true")
+    assert d[2] == "the run at 2026-03-01 00:30:00 wrote false; this profile was captured at 2026-03-01 00:20:00"
+    # explain judges the user's profile alike (its simulation of the related members only)
+    x = data.lab.explain(C, "a", at="2026-03-01T01:00", snapshot_at="2026-03-01T00:20")
     assert next(s for s in x.steps if s.kind == "observed").data["cause"] == "pause_not_modelled"
 
 
@@ -196,7 +228,10 @@ def test_the_as_of_option_of_an_mparticle_load_is_the_capture_time(data, tmp_pat
     v = data.lab.verify(C)
     assert v.snapshot_at == pd.Timestamp("2026-03-01T02:00", tz="UTC")
     assert v.snapshot_at_from == "the as_of of the mParticle load"
-    assert rows(v) == {1: ("true", "true", None), 2: ("true", "false", "snapshot_before_last_run")}
+    # captured at 00:45, before b's first write at 01:00: never written then, yet observed false, which
+    # the snapshot's age does not explain (captured at 02:00 it would be pause_not_modelled)
+    assert rows(v) == {1: ("true", "true", None), 2: ("true", "false", "unexplained")}
+    assert v.profiles.set_index("mpid").captured_at[2] == pd.Timestamp("2026-03-01T00:45")
 
 
 def test_attribute_name_differs_older_form_and_renamed_cohort(data):

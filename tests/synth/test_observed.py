@@ -48,11 +48,15 @@ def test_files_carry_the_planted_state(world):
     planted = set(truth.cause.dropna())
     assert {"snapshot_before_last_run", "attribute_name_differs", "profile_missing_in_snapshot",
             "pause_not_modelled"} <= planted
-    # the snapshot is older than the last run: exactly the profiles whose value that run changed
+    # the snapshot is older than the last run: exactly the profiles whose value that run changed and
+    # that show the value the simulation held at the capture (the others: the next cause, judged on it)
     last = truth.changed_si == truth.last_write_si.max()
     differ = truth.simulated != truth.observed
-    assert (truth.cause[last & differ] == "snapshot_before_last_run").all()
-    assert (truth.cause[~last & differ] != "snapshot_before_last_run").all()
+    held = truth.at_capture == truth.observed
+    assert (truth.cause[last & differ & held] == "snapshot_before_last_run").all()
+    assert (truth.cause[~(last & held) & differ] != "snapshot_before_last_run").all()
+    assert (truth.at_capture[~last] == truth.simulated[~last]).all()
+    assert (last & differ & ~held).any()  # this world has one: changed at the last run, shown otherwise (missing)
 
 
 def test_a_profile_the_last_run_only_wrote_again_is_no_stale_snapshot():
@@ -60,7 +64,10 @@ def test_a_profile_the_last_run_only_wrote_again_is_no_stale_snapshot():
     true on a profile true since the first (a distinct_id of the person added while another stays
     a member) does not make the snapshot older than the run that wrote the value: the planted
     cause shows (older name, missing from the snapshot); a profile that run changed is still
-    snapshot_before_last_run (on the code before, all three were)."""
+    snapshot_before_last_run (on the code before, all three were). A profile the last run changed
+    but that the snapshot shows otherwise than the simulation held it at the capture (made true by
+    the paused run before the capture: absent in the snapshot) is pause_not_modelled, judged on its
+    value at the capture (it was snapshot_before_last_run before audit 130)."""
     import duckdb
 
     from cohortlab.synth import observed
@@ -68,15 +75,18 @@ def test_a_profile_the_last_run_only_wrote_again_is_no_stale_snapshot():
     con = duckdb.connect()
     con.execute("CREATE TABLE c_writes (ci INTEGER, mpid BIGINT, pid BIGINT, si INTEGER, value BOOLEAN)")
     con.execute("""INSERT INTO c_writes VALUES (0, 11, 1, 0, TRUE), (0, 11, 1, 2, TRUE),
-                   (0, 12, 2, 0, TRUE), (0, 12, 2, 2, FALSE), (0, 13, 3, 0, TRUE), (0, 13, 3, 2, TRUE)""")
-    con.execute("CREATE TABLE c_plant AS SELECT * FROM (VALUES (1, 1), (2, 0), (3, 2)) v(pid, plant)")
+                   (0, 12, 2, 0, TRUE), (0, 12, 2, 2, FALSE), (0, 13, 3, 0, TRUE), (0, 13, 3, 2, TRUE),
+                   (0, 14, 4, 1, TRUE), (0, 14, 4, 2, FALSE)""")
+    con.execute("CREATE TABLE c_plant AS SELECT * FROM (VALUES (1, 1), (2, 0), (3, 2), (4, 0)) v(pid, plant)")
     truth = con.execute(f"SELECT * FROM ({observed.verify_truth_sql(2, 0, observed.names_values(['Power Users']))}) "
                         "ORDER BY mpid").df()
     assert truth[["mpid", "simulated", "observed", "cause"]].values.tolist() == [
         [11, "true", "absent", "attribute_name_differs"],
         [12, "false", "true", "snapshot_before_last_run"],
-        [13, "true", "absent", "profile_missing_in_snapshot"]]
-    assert truth.last_write_si.tolist() == [2, 2, 2] and truth.changed_si.tolist() == [0, 2, 0]
+        [13, "true", "absent", "profile_missing_in_snapshot"],
+        [14, "false", "absent", "pause_not_modelled"]]
+    assert truth.last_write_si.tolist() == [2, 2, 2, 2] and truth.changed_si.tolist() == [0, 2, 0, 2]
+    assert truth.at_capture.tolist() == ["true", "true", "true", "true"]
 
 
 def test_verify_equals_the_truth_row_for_row(world, lab):
