@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 
 from cohortlab import Lab
 from cohortlab.simulation.verify import CAUSES, VerifyError
-from tests.depth import examples
+from tests.depth import search
 
 from .conftest import Data, ts
 
@@ -389,7 +389,7 @@ def test_every_cause_counted_in_order(data):
 members_st = st.lists(st.sets(st.sampled_from("abcdefg"), max_size=7), min_size=1, max_size=5)
 
 
-@hsettings(max_examples=examples(12, 150), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@hsettings(**search(12, 150), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(snaps=members_st, shared=st.booleans(), one_time=st.booleans(), cut=st.integers(0, 4))
 def test_observed_state_produced_by_the_simulation_agrees_everywhere(snaps, shared, one_time, cut):
     """Write the simulation's own attribute state as the observed snapshot: verify agrees 100%."""
