@@ -156,7 +156,7 @@ def without_iri_format_checks() -> None:
     """For cohortlab's own processes (the ``report`` and ``demo`` commands): import jsonschema, which
     papermill reads notebooks with (through nbformat), without its checker of the ``iri`` formats.
     That checker, rfc3987_syntax, builds 38 Lark parsers when imported: about 1 s of a report's
-    start, single-threaded, before any notebook can start (docs/benchmarks.md#session-20). The
+    start, single-threaded, before any notebook can start (docs/benchmark-history.md#session-20). The
     notebook schema uses no such format. A later ``import rfc3987_syntax`` works as before; only
     jsonschema's format checker lacks ``iri``/``iri-reference`` in this process. Nothing when
     jsonschema is already imported (a user's process: left as it is)."""
