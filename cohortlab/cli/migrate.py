@@ -238,13 +238,15 @@ def validate_cmd(db, plan_file, cohort, at, settings_path, out, show, show_perso
         fail(str(e))
     settings = _settings(settings_path)
     other = bool(observed_db) and Path(observed_db).resolve() != Path(db).resolve()
-    # what the later exports show (--observed-db, opened first), as validate_migration reads its own
+    # what the later exports show (--observed-db, opened first), as validate_migration reads its own; closed
+    # once read, before --db's prediction runs (one database's memory at a time)
     with _lab(observed_db) if other else nullcontext() as obs, _lab(db) as lab:
         from cohortlab.migration.validate import validate_against
 
         try:  # named as the observed side lists it, not looked up again in --db (docs/migration.md#validation)
             res = validate_against(lab, lab if obs is None else obs, plan, cohort, at, settings=settings,
-                                   activity=activity, observed_label="--observed-db" if other else None)
+                                   activity=activity, observed_label="--observed-db" if other else None,
+                                   close_observed=True)
         except ValueError as e:
             fail(str(e))
         if not len(res.users):  # as `simulate` says it (it printed an empty table and "no cohort members")

@@ -264,7 +264,7 @@ def observed_members(lab: Any, cohort: str, at: Any = None,
 
 def validate_against(lab: Any, obs_lab: Any, plan: Any, cohort: str, at: Any = None, *, settings: Any = None,
                      activity: str = "observed", repeat_days: int = REPEAT_DAYS,
-                     observed_label: str | None = None) -> ValidationResult:
+                     observed_label: str | None = None, close_observed: bool = False) -> ValidationResult:
     """:func:`validate` of ``plan``'s prediction from ``lab`` against what the exports loaded in
     ``obs_lab`` show (:func:`observed_members`; ``obs_lab`` may be ``lab`` itself), at ``at``
     (default: the cohort's latest snapshot in ``obs_lab``). The result is named as ``obs_lab``
@@ -272,6 +272,9 @@ def validate_against(lab: Any, obs_lab: Any, plan: Any, cohort: str, at: Any = N
     (docs/migration.md#validation). ``observed_label`` (the command's ``--observed-db``) heads
     the message of an error of the observed side, raised as :class:`SettingsError` (the cohort
     unknown there, no members at ``at``); without it that error is raised as it is.
+    ``close_observed``: close ``obs_lab`` once its members are read (a lab opened for this one
+    validation, as ``migrate validate --observed-db`` opens it), so that its database and its
+    simulation's tables are given back before the prediction runs in ``lab``.
     ``Lab.validate_migration``, ``migrate validate`` and the report's ``observed_db`` read it alike."""
     try:
         observed, at_, listed = observed_members(obs_lab, cohort, at, settings)
@@ -279,6 +282,8 @@ def validate_against(lab: Any, obs_lab: Any, plan: Any, cohort: str, at: Any = N
         if observed_label is None:
             raise
         raise SettingsError(f"{observed_label}: {e}") from e
+    if close_observed and obs_lab is not lab:
+        obs_lab.close()
     return validate(lab.engine, plan, observed, listed, at_, settings=settings, activity=activity,
                     repeat_days=repeat_days)
 
