@@ -478,17 +478,17 @@ class Lab:
         ``resolution_time="as_of"``; or give the resolution of another lab holding the
         later exports, with ``activity="repeat"`` when this lab's events end before ``at``; its ``mpid``
         integers or their text, never floats: docs/migration.md#validation)."""
-        from cohortlab.migration.validate import observed_members, validate
+        from cohortlab.migration.validate import validate, validate_against
         from cohortlab.simulation.membership import CohortError, find_cohort
 
         # named as the reports list it, however asked for (a renamed cohort: its id, an earlier name)
         if observed is None:  # what the exports show: every member resolved at `at`, the cohort as found
-            observed, at, cohort = observed_members(self, cohort, at, settings)
-        else:  # as this lab lists it when it knows it (docs/migration.md#validation)
-            try:
-                cohort = find_cohort(self.engine, str(cohort)).listed_as
-            except CohortError:
-                pass
+            return validate_against(self, self, plan, cohort, at, settings=settings, activity=activity,
+                                    repeat_days=repeat_days)
+        try:  # as this lab lists it when it knows it (docs/migration.md#validation)
+            cohort = find_cohort(self.engine, str(cohort)).listed_as
+        except CohortError:
+            pass
         if at is None:
             raise SettingsError("validate_migration needs `at` when `observed` is given")
         return validate(self.engine, plan, observed, cohort, at, settings=settings, activity=activity,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 from pathlib import Path
 
 import click
@@ -236,23 +237,16 @@ def validate_cmd(db, plan_file, cohort, at, settings_path, out, show, show_perso
     except PlanError as e:
         fail(str(e))
     settings = _settings(settings_path)
-    observed = None
-    if observed_db and Path(observed_db).resolve() != Path(db).resolve():
-        from cohortlab.migration.validate import observed_members
+    other = bool(observed_db) and Path(observed_db).resolve() != Path(db).resolve()
+    # what the later exports show (--observed-db, opened first), as validate_migration reads its own; closed
+    # once read, before --db's prediction runs (one database's memory at a time)
+    with _lab(observed_db) if other else nullcontext() as obs, _lab(db) as lab:
+        from cohortlab.migration.validate import validate_against
 
-        with _lab(observed_db) as obs:  # what the later exports show, as validate_migration reads its own
-            try:  # the cohort named as the observed side lists it (its simulation found it)
-                observed, at, cohort = observed_members(obs, cohort, at, settings)
-            except ValueError as e:
-                fail(f"--observed-db: {e}")
-    with _lab(db) as lab:
-        try:
-            if observed is None:
-                res = lab.validate_migration(plan, cohort, at, settings=settings, activity=activity)
-            else:  # under the observed side's name, not looked up again in --db (docs/migration.md#validation)
-                from cohortlab.migration.validate import validate
-
-                res = validate(lab.engine, plan, observed, cohort, at, settings=settings, activity=activity)
+        try:  # named as the observed side lists it, not looked up again in --db (docs/migration.md#validation)
+            res = validate_against(lab, lab if obs is None else obs, plan, cohort, at, settings=settings,
+                                   activity=activity, observed_label="--observed-db" if other else None,
+                                   close_observed=True)
         except ValueError as e:
             fail(str(e))
         if not len(res.users):  # as `simulate` says it (it printed an empty table and "no cohort members")

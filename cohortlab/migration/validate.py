@@ -262,6 +262,32 @@ def observed_members(lab: Any, cohort: str, at: Any = None,
     return sim.resolution, sim.at, sim.listed_as
 
 
+def validate_against(lab: Any, obs_lab: Any, plan: Any, cohort: str, at: Any = None, *, settings: Any = None,
+                     activity: str = "observed", repeat_days: int = REPEAT_DAYS,
+                     observed_label: str | None = None, close_observed: bool = False) -> ValidationResult:
+    """:func:`validate` of ``plan``'s prediction from ``lab`` against what the exports loaded in
+    ``obs_lab`` show (:func:`observed_members`; ``obs_lab`` may be ``lab`` itself), at ``at``
+    (default: the cohort's latest snapshot in ``obs_lab``). The result is named as ``obs_lab``
+    lists the cohort (``.cohort``; its time ``.at``), never looked up again in ``lab``
+    (docs/migration.md#validation). ``observed_label`` (the command's ``--observed-db``) heads
+    the message of an error of the observed side, raised as :class:`SettingsError` (the cohort
+    unknown there, no members at ``at``); without it that error is raised as it is.
+    ``close_observed``: close ``obs_lab`` once its members are read (a lab opened for this one
+    validation, as ``migrate validate --observed-db`` opens it), so that its database and its
+    simulation's tables are given back before the prediction runs in ``lab``.
+    ``Lab.validate_migration``, ``migrate validate`` and the report's ``observed_db`` read it alike."""
+    try:
+        observed, at_, listed = observed_members(obs_lab, cohort, at, settings)
+    except ValueError as e:
+        if observed_label is None:
+            raise
+        raise SettingsError(f"{observed_label}: {e}") from e
+    if close_observed and obs_lab is not lab:
+        obs_lab.close()
+    return validate(lab.engine, plan, observed, listed, at_, settings=settings, activity=activity,
+                    repeat_days=repeat_days)
+
+
 def validate(engine: Engine, plan: Any, observed: pd.DataFrame, cohort: str, at: Any, *,
              settings: Any = None, store: bool = True, activity: str = "observed",
              repeat_days: int = REPEAT_DAYS, keep_tables: bool = False) -> ValidationResult:
@@ -402,4 +428,4 @@ def reconcile(engine: Engine, observed: pd.DataFrame, cohort: str, at: Any, *, s
                           v.observed_match_rate, dict(v.differ_explained), v)
 
 
-__all__ = ["ValidationResult", "predict_at", "observed_members", "validate", "Reconciliation", "reconcile", "EXPLANATIONS"]
+__all__ = ["ValidationResult", "predict_at", "observed_members", "validate", "validate_against", "Reconciliation", "reconcile", "EXPLANATIONS"]

@@ -380,14 +380,10 @@ def migration_validation(lab, plans, validate_plan=None, cohorts=(), *, observed
         Path(str(observed_db)).resolve() == Path(str(current)).resolve())
     obs_lab = lab if same else open_lab(observed_db, observed_data, names=("observed_db", "observed_data"),
                                         timezone=None if observed_db else timezone)
+    from cohortlab.migration.validate import validate_against
+
     results = {}
     for c in cohort_names(obs_lab, list(cohorts) or None):
-        if obs_lab is lab:
-            results[c] = lab.validate_migration(plan, c, at=at, settings=settings, activity=activity)
-        else:
-            from cohortlab.migration.validate import observed_members, validate
-
-            # named as the observed database lists it (c), not looked up again in this one
-            observed, observed_at, _ = observed_members(obs_lab, c, at, settings)
-            results[c] = validate(lab.engine, plan, observed, c, observed_at, settings=settings, activity=activity)
+        # named as the observed database lists it (c), not looked up again in this one
+        results[c] = validate_against(lab, obs_lab, plan, c, at, settings=settings, activity=activity)
     return MigrationValidation(plan.name, results)

@@ -111,7 +111,7 @@ def share_simulations(db: str | os.PathLike, scratch: str | os.PathLike, *, coho
         for cohort in cohort_names(lab, cohorts):
             ref = find_cohort(engine, cohort, "auto")
             key = store.store_key(ref.name, ref.source, resolve_at(ref, as_of), s.model_dump_json())
-            result = lab.simulate(cohort, at=as_of, settings=s)
+            result = lab.simulate(ref, at=as_of, settings=s)  # the cohort found, not looked up again
             if result.stored:  # stored in the user's database for this data: listed already
                 shared.reused.append(cohort)
                 continue

@@ -300,7 +300,6 @@ def _simulate_related(engine: Engine, ref, at, settings: SyncSettings, dids: lis
 def presence(engine: Engine, ref, distinct_id: str, at: datetime) -> list[tuple[datetime, bool]]:
     """(version time, present after it) for every membership version of the cohort up to ``at``."""
     at_ = naive_utc(at)
-    cond_s = ref.snapshot_filter("s")  # the cohort's rows: of its ids, or of its names without an id
     if ref.source == "snapshots":
         # one snapshot per as_of time, the one loaded last, as the simulation reads them
         rows = _q(engine, f"""
@@ -309,8 +308,9 @@ def presence(engine: Engine, ref, distinct_id: str, at: datetime) -> list[tuple[
             LEFT JOIN mp_cohort_members m ON m.snapshot_id = v.snapshot_id AND m.distinct_id = ?
             GROUP BY v.as_of ORDER BY v.as_of""", [at_, distinct_id])
         return [(to_utc(t), bool(p)) for t, p in rows]
+    # the cohort's pages (of its ids, or of its names without an id), as the simulation reads them
     rows = _q(engine, f"""
-        WITH pages AS ({webhook_pages_sql(cond_s, "?")}),
+        WITH pages AS ({webhook_pages_sql(ref.webhook_filter("s"), "?")}),
         msgs AS (SELECT msg_key, action, min(received_at) AS at_time, min(seq) AS first_seq FROM pages GROUP BY ALL),
         hits AS (SELECT DISTINCT p.msg_key, p.action FROM pages p JOIN mp_webhook_members w ON w.seq = p.seq
                  WHERE w.distinct_id = ?)

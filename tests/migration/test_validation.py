@@ -202,14 +202,18 @@ def test_a_remediation_the_exports_never_had_is_named_not_model_differs(world):
     assert d.loc["c-cat", "predicted_identifier_source"] == "mparticle_user_id"
 
 
-def test_with_the_observed_exports_in_another_database_the_cohort_is_named_as_that_database_lists_it(tmp_path):
+def test_with_the_observed_exports_in_another_database_the_cohort_is_named_as_that_database_lists_it(
+        tmp_path, monkeypatch):
     """`migrate validate --observed-db` and the report's observed_db (docs/migration.md#validation):
     the later exports (after.duckdb) list cohort 7 by its id (renamed 'Power Users', a name the
     cohort list gives cohort 8 too); the earlier ones (before.duckdb) name it 'Heavy Users'. The
     validation is named as the observed side lists it, in the command's line, the result and the
     stored rows, as the report keys it: the command looked the observed side's '7' up again in
-    --db and printed and stored the earlier name."""
+    --db and printed and stored the earlier name. The command closes the observed database once
+    its members are read, before --db's prediction runs (validate_against(close_observed=True)):
+    one database's memory at a time, as before the two calls were one helper."""
     import shutil
+    from pathlib import Path
 
     from click.testing import CliRunner
 
@@ -234,11 +238,22 @@ def test_with_the_observed_exports_in_another_database_the_cohort_is_named_as_th
     plan_file = tmp_path / "plan.yaml"
     plan_file.write_text("name: switch only\nevent_identity_cutoff: null\neit_timeline:\n"
                          "  - {since: null, eit: customer_id}\n  - {since: 2026-01-05, eit: mparticle_id}\n")
+    from cohortlab.migration import validate as validate_module
+
+    events: list[str] = []
+    real_close, real_validate = Lab.close, validate_module.validate
+    monkeypatch.setattr(Lab, "close", lambda lab: (events.append(f"close {Path(lab.engine.database).name}"),
+                                                   real_close(lab))[1])
+    monkeypatch.setattr(validate_module, "validate", lambda *a, **k: (events.append("predict"),
+                                                                      real_validate(*a, **k))[1])
     for asked in ("7", "Heavy Users"):
+        events.clear()
         r = CliRunner().invoke(main, ["migrate", "validate", "--db", before, "--observed-db", after,
                                       "--plan", str(plan_file), "--cohort", asked])
         assert r.exit_code == 0, r.output
         assert r.output.startswith("plan: switch only   cohort: 7   as of: 2026-01-08 00:00:00 UTC"), asked
+        assert events[:2] == ["close after.duckdb", "predict"], events
+    monkeypatch.undo()
     with Lab(before) as lab:
         assert lab.sql("SELECT DISTINCT cohort_name FROM migration_validation_summary").cohort_name.tolist() == ["7"]
         v = insights.migration_validation(lab, [MigrationPlan.from_yaml(plan_file)], None, ["7"], observed_db=after)
