@@ -383,7 +383,11 @@ def migration_validation(lab, plans, validate_plan=None, cohorts=(), *, observed
     from cohortlab.migration.validate import validate_against
 
     results = {}
-    for c in cohort_names(obs_lab, list(cohorts) or None):
-        # named as the observed database lists it (c), not looked up again in this one
-        results[c] = validate_against(lab, obs_lab, plan, c, at, settings=settings, activity=activity)
+    try:
+        for c in cohort_names(obs_lab, list(cohorts) or None):
+            # named as the observed database lists it (c), not looked up again in this one
+            results[c] = validate_against(lab, obs_lab, plan, c, at, settings=settings, activity=activity)
+    finally:  # the observed data opened here, and its simulations, are given back once read
+        if obs_lab is not lab:
+            obs_lab.close()
     return MigrationValidation(plan.name, results)

@@ -254,7 +254,10 @@ def test_with_the_observed_exports_in_another_database_the_cohort_is_named_as_th
         assert r.output.startswith("plan: switch only   cohort: 7   as of: 2026-01-08 00:00:00 UTC"), asked
         assert events[:2] == ["close after.duckdb", "predict"], events
     monkeypatch.undo()
+    closed: list[str] = []
+    monkeypatch.setattr(Lab, "close", lambda lab: (closed.append(Path(lab.engine.database).name), real_close(lab))[1])
     with Lab(before) as lab:
         assert lab.sql("SELECT DISTINCT cohort_name FROM migration_validation_summary").cohort_name.tolist() == ["7"]
         v = insights.migration_validation(lab, [MigrationPlan.from_yaml(plan_file)], None, ["7"], observed_db=after)
+        assert closed == ["after.duckdb"]  # the report's observed database, opened for it, closed once read
     assert (list(v.results), v.results["7"].cohort, v.results["7"].members) == (["7"], "7", 6)
