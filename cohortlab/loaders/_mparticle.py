@@ -354,12 +354,16 @@ def identities_sql(stage: str, col: str, kind: str) -> str:
 
     ``col`` is an object map ``{type: value}`` or a list of ``{type, encoding, value}`` /
     ``{identity_type, identity}`` objects. ``value`` is the identity as text, NULL when the entry's
-    value is null/missing (no identity; in batches: remove that identity). ``pos`` orders the
+    value is null/missing (no identity; in batches: remove that identity). An entry whose value is
+    the empty string gives no row (unless it is ``bad``): it holds no identity, as an empty CSV cell
+    or Parquet value does, neither set nor, in a batch, removed (mParticle's own JSON writes
+    ``"android_uuid": ""`` in an iOS device's ``device_info``). ``pos`` orders the
     entries inside one record. ``bad`` flags an entry that is not an object, has no type, or has
     a non-scalar value; ``respelled`` one whose type is not spelled as its normalised name
     (``Email``, ``customerid``: :func:`repeated_identity_warnings`). (Lists are unnested, not joined
     with ``json_each``: several times faster.)"""
     return f"""
+      SELECT * FROM (
         SELECT line, pos, mpid, '{kind}' AS kind,
                CASE WHEN known IS NOT NULL THEN known ELSE {identity_type_sql('clean_type')} END AS identity_type,
                CASE WHEN value_t IN ('VARCHAR', 'BIGINT', 'UBIGINT', 'DOUBLE')
@@ -385,7 +389,8 @@ def identities_sql(stage: str, col: str, kind: str) -> str:
             FROM (SELECT line, mpid, json_keys({col}) AS k, json_extract({col}, '$.*') AS v
                   FROM {stage} WHERE reason0 IS NULL AND {col}_t = 'OBJECT')
           ) e LEFT JOIN ({_KNOWN_TYPES_SQL}) t ON t.spelling = e.raw_type
-        )"""
+        )
+      ) WHERE value IS DISTINCT FROM '' OR bad"""
 
 
 def repeated_identity_warnings(ctx, ids: str, where: str, kept: str) -> list[str]:

@@ -21,7 +21,8 @@ replay, counted as deduplicated, and changes nothing.
   batch time and ``environment`` set from the latest batch (in time order, also across loads:
   ``mpa_batch_times`` item ``environment``) that has one;
 * identities: per (MPID, type) the latest value wins and replaces the stored one; an identity
-  sent as JSON ``null`` removes that identity (assumption); a batch giving one type in two
+  sent as JSON ``null`` removes that identity (assumption); one sent as ``""`` is none, neither set
+  nor removed (the JSON reference's iOS sample writes ``"android_uuid": ""``); a batch giving one type in two
   spellings (``{"Email": …, "email": …}``) applies the one given last, with a load warning naming
   the line and the type, never the values;
 * ``user_attributes`` set (latest wins, value kept as JSON, ``value_bool`` as for profiles);
@@ -141,7 +142,7 @@ class MParticleBatchesLoader(Loader):
                        json_extract_string(value, '$') AS value
                 FROM ({map_entries_sql(f"(SELECT * FROM {stage} WHERE reason0 IS NULL)", 'device_info')})
                 WHERE value_t IN ('VARCHAR', 'BIGINT', 'UBIGINT')
-              )
+              ) WHERE value <> ''  -- no device id: "android_uuid": "" in an iOS device's device_info
             ) WHERE identity_type IN ({device_types})""",
         )
         checked = tmp.create(

@@ -10,7 +10,7 @@ several concatenated objects, a JSON array of them, or JSONL; gzip detected by c
 * ``user_identities`` / ``device_identities``: a list of ``{type, encoding, value}`` (or
   ``{identity_type, identity}``) objects, or an object map ``{type: value}``. Types are
   normalised to Events API names (``customerid`` → ``customer_id``, ``other2`` → ``other_id_2``).
-  An entry with a null value is no identity. A record giving one type in two spellings
+  An entry with a null or empty-string value is no identity. A record giving one type in two spellings
   (``Email``, ``email``) keeps both values under the type, with a load warning naming the line and
   the type (never the values: :func:`_mparticle.repeated_identity_warnings`).
 * ``user_attributes``: ``{name: value}``; the value (string, list, null, boolean, number) is kept

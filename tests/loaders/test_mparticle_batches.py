@@ -131,6 +131,19 @@ def test_null_identity_removes_it(lab, q, write):
     assert ids(q, 1) == [("user", "customer_id", "c1")]
 
 
+def test_an_empty_identity_neither_sets_nor_removes_one(lab, q, write):
+    """mParticle's JSON writes the device ids a device lacks as "" (the JSON reference's iOS
+    sample: "android_uuid": "", "android_advertising_id": ""): no identity, as an empty CSV cell;
+    it replaced the profile's Android id with ''."""
+    lab.load(KIND, write("b.jsonl", jsonl(
+        {"mpid": 1, "timestamp_unixtime_ms": 1772323200000, "user_identities": {"customer_id": "c1"},
+         "device_info": {"platform": "Android", "android_uuid": "u1"}},
+        {"mpid": 1, "timestamp_unixtime_ms": 1772409600000, "user_identities": {"customer_id": ""},
+         "device_info": {"platform": "iOS", "android_uuid": "", "android_advertising_id": "", "ios_idfv": "v1"}},
+    )))
+    assert ids(q, 1) == [("device", "android_uuid", "u1"), ("device", "ios_idfv", "v1"), ("user", "customer_id", "c1")]
+
+
 def test_identity_spellings_are_normalised(lab, q, write):
     lab.load(KIND, write("b.json", json.dumps([
         {"mpid": 1, "user_identities": {"customerid": "c1", "other2": "o2"}},

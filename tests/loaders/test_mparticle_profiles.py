@@ -153,6 +153,22 @@ def test_identity_values_kept_exactly_and_null_skipped(lab, q, write):
     ]
 
 
+def test_an_empty_identity_value_is_no_identity(lab, q, write):
+    """An identity whose value is "" holds none, in a list or a map, as an empty CSV cell or
+    Parquet value does (it was an identity '' that every such profile shared)."""
+    p = write("p.jsonl", jsonl(
+        {"mpid": 1, "user_identities": [{"type": "customer_id", "encoding": "none", "value": ""},
+                                        {"type": "email", "encoding": "none", "value": "a@x"}],
+         "device_identities": [{"type": "ios_idfv", "encoding": "none", "value": ""}]},
+        {"mpid": 2, "user_identities": {"customer_id": "", "other": "o2"}},
+        {"mpid": 3, "user_identities": [{"type": "", "value": ""}]},
+    ))
+    r = lab.load(KIND, p)
+    assert (r.loaded, dict(r.quarantined)) == (2, {"invalid_identities": 1})  # no type: still quarantined
+    assert q("SELECT mpid, kind, identity_type, value FROM mpa_identities") == [
+        (1, "user", "email", "a@x"), (2, "user", "other", "o2")]
+
+
 # --------------------------------------------------------------------------- attributes
 ATTRS = {
     "b_true": (True, "true", True),
