@@ -4,7 +4,7 @@ Input: Events API batches (docs/loading.md#mparticle-batches): one batch per fil
 of batches, or JSONL; gzip detected by content. Keys read: ``mpid`` (JSON integer or string,
 exact int64), ``user_identities`` (object map ``{type: value}``, or a list of
 ``{identity_type, identity}`` as in forwarded JSON), ``device_info`` (its device-id keys such as
-``ios_idfv``, ``android_uuid``), ``user_attributes``, ``deleted_user_attributes`` (string[]),
+``ios_idfv``, ``android_uuid``; an identity written as a JSON float keeps the file's token), ``user_attributes``, ``deleted_user_attributes`` (string[]),
 ``environment``, ``timestamp_unixtime_ms`` (else the latest ``events[].data.timestamp_unixtime_ms``),
 ``source_request_id``. Other keys (``events``, ``source_info``, ``context``, …) are tolerated.
 
@@ -52,6 +52,7 @@ from cohortlab.loaders._mparticle import (
     identity_type_sql,
     map_entries_sql,
     create_stage,
+    recover_identity_float_tokens,
     reject_with_raw,
 )
 from cohortlab.loaders.base import FileContext, FileResult, Loader
@@ -135,16 +136,18 @@ class MParticleBatchesLoader(Loader):
             {identities_sql(stage, 'uid', 'user')}
             UNION ALL
             SELECT line, pos, mpid, 'device' AS kind, identity_type, value, FALSE AS bad,
-                   coalesce(key <> identity_type, FALSE) AS respelled FROM (
-              SELECT line, 0 AS pos, mpid, {identity_type_sql('clean_type')} AS identity_type, value, key
+                   coalesce(key <> identity_type, FALSE) AS respelled,
+                   CASE WHEN value_t = 'DOUBLE' THEN key END AS float_key FROM (
+              SELECT line, 0 AS pos, mpid, {identity_type_sql('clean_type')} AS identity_type, value, key, value_t
               FROM (
                 SELECT line, mpid, key, {clean_identity_type_sql('key')} AS clean_type,
-                       json_extract_string(value, '$') AS value
+                       json_extract_string(value, '$') AS value, value_t
                 FROM ({map_entries_sql(f"(SELECT * FROM {stage} WHERE reason0 IS NULL)", 'device_info')})
-                WHERE value_t IN ('VARCHAR', 'BIGINT', 'UBIGINT')
+                WHERE value_t IN ('VARCHAR', 'BIGINT', 'UBIGINT', 'DOUBLE')
               ) WHERE value <> ''  -- no device id: "android_uuid": "" in an iOS device's device_info
             ) WHERE identity_type IN ({device_types})""",
         )
+        recover_identity_float_tokens(ctx, ids)
         checked = tmp.create(
             "checked",
             f"""

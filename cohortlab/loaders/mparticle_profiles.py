@@ -10,7 +10,8 @@ several concatenated objects, a JSON array of them, or JSONL; gzip detected by c
 * ``user_identities`` / ``device_identities``: a list of ``{type, encoding, value}`` (or
   ``{identity_type, identity}``) objects, or an object map ``{type: value}``. Types are
   normalised to Events API names (``customerid`` → ``customer_id``, ``other2`` → ``other_id_2``).
-  An entry with a null or empty-string value is no identity. A record giving one type in two spellings
+  An entry with a null or empty-string value is no identity; a value written as a JSON float keeps
+  the file's token (:func:`_mparticle.recover_identity_float_tokens`). A record giving one type in two spellings
   (``Email``, ``email``) keeps both values under the type, with a load warning naming the line and
   the type (never the values: :func:`_mparticle.repeated_identity_warnings`).
 * ``user_attributes``: ``{name: value}``; the value (string, list, null, boolean, number) is kept
@@ -42,6 +43,7 @@ from cohortlab.loaders._mparticle import (
     epoch_ms_sql,
     identities_sql,
     create_stage,
+    recover_identity_float_tokens,
     reject_with_raw,
     repeated_identity_warnings,
     replace_profiles,
@@ -98,6 +100,8 @@ class MParticleProfilesLoader(AsOfOnly, Loader):
             "ids",
             f"{identities_sql(stage, 'uid', 'user')} UNION ALL {identities_sql(stage, 'did', 'device')}",
         )
+        if self.source == "profile_api":  # a JSON file (not mparticle-parquet's table)
+            recover_identity_float_tokens(ctx, ids)
         aud = tmp.create(
             "aud",
             f"""

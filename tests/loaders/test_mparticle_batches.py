@@ -144,6 +144,14 @@ def test_an_empty_identity_neither_sets_nor_removes_one(lab, q, write):
     assert ids(q, 1) == [("device", "android_uuid", "u1"), ("device", "ios_idfv", "v1"), ("user", "customer_id", "c1")]
 
 
+def test_an_identity_written_as_a_json_float_keeps_the_token_the_file_spells(lab, q, write):
+    """A float identity kept DuckDB's re-writing (1500000000000000000.0), and a float device id in
+    device_info was left out, silently: both keep the file's token, as a Mixpanel identifier does."""
+    lab.load(KIND, write("b.json", '{"mpid": 1, "device_info": {"android_uuid": 1.5e18},\n'
+                                   ' "user_identities": [{"identity_type": "customer_id", "identity": 9080350317581165123.0}]}'))
+    assert ids(q, 1) == [("device", "android_uuid", "1.5e18"), ("user", "customer_id", "9080350317581165123.0")]
+
+
 def test_identity_spellings_are_normalised(lab, q, write):
     lab.load(KIND, write("b.json", json.dumps([
         {"mpid": 1, "user_identities": {"customerid": "c1", "other2": "o2"}},

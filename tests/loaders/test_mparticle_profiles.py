@@ -153,6 +153,22 @@ def test_identity_values_kept_exactly_and_null_skipped(lab, q, write):
     ]
 
 
+def test_an_identity_written_as_a_json_float_keeps_the_token_the_file_spells(lab, q, write):
+    """DuckDB re-writes a JSON float (9080350317581165123.0 as 9080350317581166000.0, 1E18 as
+    1000000000000000000.0): an identity keeps the file's token, as a Mixpanel identifier does, in a
+    list (value or identity) or a map, in JSONL and in a JSON array."""
+    one = '{"mpid": 1, "user_identities": [{"type": "customer_id", "value": 9080350317581165123.0}], ' \
+          '"device_identities": [{"type": "push_token", "identity": 2.5e18}]}'
+    two = '{"mpid": 2, "user_identities": {"customer_id": 9.080350317581165123e18, "other": 1E18, "email": 1.5}}'
+    want = [(1, "customer_id", "9080350317581165123.0"), (1, "push_token", "2.5e18"),
+            (2, "customer_id", "9.080350317581165123e18"), (2, "email", "1.5"), (2, "other", "1E18")]
+    lab.load(KIND, write("p.jsonl", one + "\n" + two + "\n"))
+    assert q("SELECT mpid, identity_type, value FROM mpa_identities") == want
+    lab.load(KIND, write("p.json", "[" + one + ",\n" + two.replace('"mpid": 2', '"mpid": 3') + "]"),
+             as_of="2030-01-01")
+    assert q("SELECT identity_type, value FROM mpa_identities WHERE mpid = 3") == [(t, v) for m, t, v in want if m == 2]
+
+
 def test_an_empty_identity_value_is_no_identity(lab, q, write):
     """An identity whose value is "" holds none, in a list or a map, as an empty CSV cell or
     Parquet value does (it was an identity '' that every such profile shared)."""
