@@ -29,9 +29,13 @@ replay, counted as deduplicated, and changes nothing.
   ``deleted_user_attributes`` remove the attribute. Inside one batch a delete is applied after
   the sets (a name in both ends deleted).
 
+A record holding a key only a Profile API answer has (``device_identities``,
+``audience_memberships``, ``created_timestamp_ms``, ``last_stored_timestamp_ms``) is no batch: it
+is quarantined ``profile_api_answer`` (a folder of downloads mixing both kinds), not applied.
+
 Counts: every applied batch is ``loaded``; a batch repeating the ``source_request_id`` of an
 earlier batch of the same file is ``deduplicated`` (mParticle drops it); quarantined:
-``malformed_json``, ``not_an_object``, ``missing_mpid``, ``invalid_mpid``, ``invalid_timestamp``,
+``profile_api_answer``, ``malformed_json``, ``not_an_object``, ``missing_mpid``, ``invalid_mpid``, ``invalid_timestamp``,
 ``invalid_identities``, ``invalid_user_attributes``, ``invalid_deleted_attributes``.
 """
 
@@ -68,6 +72,12 @@ _CONTAINERS = [
     ("attrs", "$.user_attributes"),
     ("del", "$.deleted_user_attributes"),
     ("device_info", "$.device_info"),
+    # keys only a Profile API answer has (never a batch, inbound or forwarded): such a record is
+    # quarantined, not applied as a batch (device_identities and audiences unread, created lost)
+    ("pa_device_ids", "$.device_identities"),
+    ("pa_audiences", "$.audience_memberships"),
+    ("pa_created", "$.created_timestamp_ms"),
+    ("pa_stored", "$.last_stored_timestamp_ms"),
 ]
 # the latest events[].data.timestamp_unixtime_ms, read only when the batch has no top-level time
 _EVENT_MS = (
@@ -75,6 +85,8 @@ _EVENT_MS = (
     "json_extract_string(j, '$.events[*].data.timestamp_unixtime_ms') AS DOUBLE[])) END AS event_ms"
 )
 _CHECKS = [
+    (" OR ".join(f"NOT {absent_sql(c)}" for c in ("pa_device_ids", "pa_audiences", "pa_created", "pa_stored")),
+     "profile_api_answer"),
     (bad_epoch_ms_sql("ts_ms"), "invalid_timestamp"),
     (f"NOT {absent_sql('uid')} AND uid_t NOT IN ('OBJECT', 'ARRAY')", "invalid_identities"),
     (f"NOT {absent_sql('attrs')} AND attrs_t <> 'OBJECT'", "invalid_user_attributes"),

@@ -27,7 +27,9 @@ invalid MPID, a bad timestamp or container); any other file by the exact path, w
 
 A later snapshot (by its ``as_of``, else its load time) replaces every row of the same MPID in
 the four tables (the file is a snapshot of the profile: ``_mparticle.replace_profiles``). Several records of one MPID inside a file: the last one wins; the others count as
-``deduplicated``. Other quarantine reasons: ``malformed_json``, ``not_an_object``,
+``deduplicated``. A record with an ``events`` or a ``device_info`` key is an Events API batch, not
+a Profile API answer: quarantined ``events_api_batch`` (it would replace the profile with the few
+identities and attributes a batch carries). Other quarantine reasons: ``malformed_json``, ``not_an_object``,
 ``invalid_timestamp``, ``invalid_identities`` (not a list/map, entry without a type, non-scalar
 value), ``invalid_user_attributes`` (not an object), ``invalid_audiences``.
 """
@@ -66,8 +68,13 @@ _CONTAINERS = [
     ("did", "$.device_identities"),
     ("attrs", "$.user_attributes"),
     ("aud", "$.audience_memberships"),
+    # keys of an Events API batch (inbound or forwarded), never of a Profile API answer: such a
+    # record is quarantined, not read as a snapshot of the profile (which it would replace)
+    ("batch_events", "$.events"),
+    ("batch_device_info", "$.device_info"),
 ]
 _CHECKS = [
+    (f"NOT {absent_sql('batch_events')} OR NOT {absent_sql('batch_device_info')}", "events_api_batch"),
     (f"{bad_epoch_ms_sql('created_ms')} OR {bad_epoch_ms_sql('stored_ms')}", "invalid_timestamp"),
     (f"NOT {absent_sql('uid')} AND uid_t NOT IN ('OBJECT', 'ARRAY')", "invalid_identities"),
     (f"NOT {absent_sql('did')} AND did_t NOT IN ('OBJECT', 'ARRAY')", "invalid_identities"),

@@ -152,6 +152,20 @@ def test_an_identity_written_as_a_json_float_keeps_the_token_the_file_spells(lab
     assert ids(q, 1) == [("device", "android_uuid", "1.5e18"), ("user", "customer_id", "9080350317581165123.0")]
 
 
+def test_a_profile_api_answer_is_quarantined_not_applied_as_a_batch(lab, q, write):
+    """A Profile API answer in a folder of batches fits the keys a batch is read from, and was
+    applied as one (its device identities, audiences and created time unread): quarantined."""
+    r = lab.load(KIND, write("b.jsonl", jsonl(
+        {"mpid": 1, "user_identities": {"customer_id": "c1"}},
+        {"mpid": 2, "created_timestamp_ms": 1735689600000, "user_identities": [{"type": "email", "value": "b@x"}],
+         "device_identities": [{"type": "ios_idfv", "value": "v2"}]},
+        {"mpid": 3, "user_attributes": {"plan": "pro"}, "audience_memberships": []},
+    )))
+    assert (r.loaded, dict(r.quarantined)) == (1, {"profile_api_answer": 2})
+    assert q("SELECT mpid, identity_type, value FROM mpa_identities") == [(1, "customer_id", "c1")]
+    assert q("SELECT mpid FROM mpa_profiles") == [(1,)]
+
+
 def test_identity_spellings_are_normalised(lab, q, write):
     lab.load(KIND, write("b.json", json.dumps([
         {"mpid": 1, "user_identities": {"customerid": "c1", "other2": "o2"}},

@@ -169,6 +169,25 @@ def test_an_identity_written_as_a_json_float_keeps_the_token_the_file_spells(lab
     assert q("SELECT identity_type, value FROM mpa_identities WHERE mpid = 3") == [(t, v) for m, t, v in want if m == 2]
 
 
+def test_an_events_api_batch_among_profile_answers_is_quarantined_not_a_snapshot(lab, q, write):
+    """A download folder mixing Profile API answers and Events API batches (an S3 output's .txt
+    files), loaded as mparticle-profiles: a batch fits the keys a profile is read from, and was
+    read as a later snapshot of the profile, replacing its identities, attributes and audiences
+    with the batch's few. A record with an events or device_info key is quarantined instead."""
+    write("dl/a_profile.json", json.dumps({
+        "mpid": 7, "created_timestamp_ms": 1735689600000, "user_identities": [{"type": "email", "value": "a@x"}],
+        "user_attributes": {"plan": "pro"}, "audience_memberships": [{"audience_id": 5, "audience_name": "A"}]}))
+    batches = write("dl/b_s3_output.txt", jsonl(
+        {"mpid": 7, "environment": "production", "events": [], "user_attributes": {"Power Users": True}},
+        {"mpid": 7, "device_info": {"ios_idfv": "v"}, "user_identities": {"customer_id": "c7"}}))
+    r = lab.load(KIND, batches.parent)
+    assert (r.rows_read, r.loaded, dict(r.quarantined)) == (3, 1, {"events_api_batch": 2})
+    assert any("b_s3_output.txt: every record was quarantined (2: events_api_batch 2)" in w for w in r.warnings)
+    assert q("SELECT kind, identity_type, value FROM mpa_identities") == [("user", "email", "a@x")]
+    assert q("SELECT name, value::VARCHAR FROM mpa_attributes") == [("plan", '"pro"')]
+    assert q("SELECT audience_id FROM mpa_audiences") == [(5,)]
+
+
 def test_an_empty_identity_value_is_no_identity(lab, q, write):
     """An identity whose value is "" holds none, in a list or a map, as an empty CSV cell or
     Parquet value does (it was an identity '' that every such profile shared)."""
