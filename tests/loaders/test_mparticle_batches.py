@@ -131,7 +131,7 @@ def test_null_identity_removes_it(lab, q, write):
     assert ids(q, 1) == [("user", "customer_id", "c1")]
 
 
-def test_an_empty_identity_neither_sets_nor_removes_one(lab, q, write):
+def test_an_empty_identity_neither_sets_nor_removes_one(lab, q, write, run_once):
     """mParticle's JSON writes the device ids a device lacks as "" (the JSON reference's iOS
     sample: "android_uuid": "", "android_advertising_id": ""): no identity, as an empty CSV cell;
     it replaced the profile's Android id with ''."""
@@ -144,7 +144,7 @@ def test_an_empty_identity_neither_sets_nor_removes_one(lab, q, write):
     assert ids(q, 1) == [("device", "android_uuid", "u1"), ("device", "ios_idfv", "v1"), ("user", "customer_id", "c1")]
 
 
-def test_an_identity_written_as_a_json_float_keeps_the_token_the_file_spells(lab, q, write):
+def test_an_identity_written_as_a_json_float_keeps_the_token_the_file_spells(lab, q, write, run_once):
     """A float identity kept DuckDB's re-writing (1500000000000000000.0), and a float device id in
     device_info was left out, silently: both keep the file's token, as a Mixpanel identifier does."""
     lab.load(KIND, write("b.json", '{"mpid": 1, "device_info": {"android_uuid": 1.5e18},\n'
@@ -152,7 +152,7 @@ def test_an_identity_written_as_a_json_float_keeps_the_token_the_file_spells(lab
     assert ids(q, 1) == [("device", "android_uuid", "1.5e18"), ("user", "customer_id", "9080350317581165123.0")]
 
 
-def test_a_profile_api_answer_is_quarantined_not_applied_as_a_batch(lab, q, write):
+def test_a_profile_api_answer_is_quarantined_not_applied_as_a_batch(lab, q, write, run_once):
     """A Profile API answer in a folder of batches fits the keys a batch is read from, and was
     applied as one (its device identities, audiences and created time unread): quarantined."""
     r = lab.load(KIND, write("b.jsonl", jsonl(
