@@ -349,24 +349,32 @@ _IDENTITY_ENTRY = '[{"type": "VARCHAR", "identity_type": "VARCHAR", "value": "JS
 
 
 def identities_sql(stage: str, col: str, kind: str) -> str:
-    """SELECT (line, pos, mpid, kind, identity_type, value, bad, respelled) — one row per identity
+    """SELECT (line, pos, mpid, kind, identity_type, value, bad, respelled, float_key) — one row
+    per identity
     entry of the staged JSON field ``col`` of the good records (``reason0 IS NULL``) of ``stage``.
 
     ``col`` is an object map ``{type: value}`` or a list of ``{type, encoding, value}`` /
     ``{identity_type, identity}`` objects. ``value`` is the identity as text, NULL when the entry's
-    value is null/missing (no identity; in batches: remove that identity). ``pos`` orders the
+    value is null/missing (no identity; in batches: remove that identity). An entry whose value is
+    the empty string gives no row (unless it is ``bad``): it holds no identity, as an empty CSV cell
+    or Parquet value does, neither set nor, in a batch, removed (mParticle's own JSON writes
+    ``"android_uuid": ""`` in an iOS device's ``device_info``). ``pos`` orders the
     entries inside one record. ``bad`` flags an entry that is not an object, has no type, or has
     a non-scalar value; ``respelled`` one whose type is not spelled as its normalised name
-    (``Email``, ``customerid``: :func:`repeated_identity_warnings`). (Lists are unnested, not joined
-    with ``json_each``: several times faster.)"""
+    (``Email``, ``customerid``: :func:`repeated_identity_warnings`). ``float_key``, for a value
+    written as a JSON float only, is the key it is written under (a map's type as written, a list
+    entry's ``value`` or ``identity``), for :func:`recover_identity_float_tokens`. (Lists are unnested, not
+    joined with ``json_each``: several times faster.)"""
     return f"""
+      SELECT * FROM (
         SELECT line, pos, mpid, '{kind}' AS kind,
                CASE WHEN known IS NOT NULL THEN known ELSE {identity_type_sql('clean_type')} END AS identity_type,
                CASE WHEN value_t IN ('VARCHAR', 'BIGINT', 'UBIGINT', 'DOUBLE')
                     THEN json_extract_string(value_j, '$') END AS value,
                ((known IS NULL AND (clean_type IS NULL OR clean_type = ''))
                 OR coalesce(value_t IN ('BOOLEAN', 'OBJECT', 'ARRAY'), FALSE)) AS bad,
-               coalesce(raw_type <> identity_type, FALSE) AS respelled  -- (the alias above)
+               coalesce(raw_type <> identity_type, FALSE) AS respelled,  -- (the alias above)
+               CASE WHEN value_t = 'DOUBLE' THEN value_key END AS float_key
         FROM (
           -- a type spelled exactly as a known one (nearly all) is looked up (a join with a small
           -- table); only the others are cleaned and normalised row by row
@@ -374,18 +382,49 @@ def identities_sql(stage: str, col: str, kind: str) -> str:
                  json_type(value_j) AS value_t
           FROM (
             SELECT line, mpid, pos, coalesce(el.type, el.identity_type) AS raw_type,
-                   CASE WHEN el.value IS NOT NULL THEN el.value ELSE el.identity END AS value_j
+                   CASE WHEN el.value IS NOT NULL THEN el.value ELSE el.identity END AS value_j,
+                   CASE WHEN el.value IS NOT NULL THEN 'value' ELSE 'identity' END AS value_key
             FROM (
               SELECT line, mpid, unnest(range(1, len(x) + 1)) AS pos, unnest(x) AS el
               FROM (SELECT line, mpid, json_transform({col}, '{_IDENTITY_ENTRY}') AS x
                     FROM {stage} WHERE reason0 IS NULL AND {col}_t = 'ARRAY')
             )
             UNION ALL
-            SELECT line, mpid, unnest(range(1, len(k) + 1)) AS pos, unnest(k) AS raw_type, unnest(v) AS value_j
+            SELECT line, mpid, unnest(range(1, len(k) + 1)) AS pos, unnest(k) AS raw_type, unnest(v) AS value_j,
+                   unnest(k) AS value_key
             FROM (SELECT line, mpid, json_keys({col}) AS k, json_extract({col}, '$.*') AS v
                   FROM {stage} WHERE reason0 IS NULL AND {col}_t = 'OBJECT')
           ) e LEFT JOIN ({_KNOWN_TYPES_SQL}) t ON t.spelling = e.raw_type
-        )"""
+        )
+      ) WHERE value IS DISTINCT FROM '' OR bad"""
+
+
+def recover_identity_float_tokens(ctx: FileContext, ids: str) -> None:
+    """Give the identities of ``ids`` (rows of :func:`identities_sql`: (line, kind, pos, float_key)
+    tells an entry) whose value is a JSON float (``"customer_id": 9080350317581165123.0``, ``1e18``) the token the
+    file spells, as the Mixpanel loaders keep a float-spelled identifier: DuckDB re-writes such a
+    number (``9080350317581166000.0``, ``1000000000000000000.0``), and the identity would then match
+    neither its own spelling elsewhere nor anything else. Matched by value among the tokens written
+    under the value's key in the record's document
+    (:func:`cohortlab.loaders.mixpanel_common.recover_float_tokens`); a document spelling that
+    value two ways keeps DuckDB's text. Only a JSON file's identities; nothing is read when no
+    value is a float (one scan of ``float_key``, NULL for any other)."""
+    from cohortlab.loaders.mixpanel_common import doc_no_sql, recover_float_tokens
+
+    eng = ctx.engine
+    if not eng.query_rows(f"SELECT 1 FROM {ids} WHERE float_key IS NOT NULL LIMIT 1"):
+        return
+    floats = f"{ids}_floats"  # the few float entries, each with one key
+    eng.execute(f"CREATE OR REPLACE TEMP TABLE {floats} AS SELECT line, kind, pos, float_key, value, "
+                f"concat_ws(':', line, kind, pos, float_key) AS ekey FROM {ids} WHERE float_key IS NOT NULL")
+    layout = sniff_json_layout(ctx.text_path())
+    for (key,) in eng.query_rows(f"SELECT DISTINCT float_key FROM {floats} ORDER BY 1"):
+        recover_float_tokens(ctx, layout, floats, key="ekey", doc_no=doc_no_sql(layout), ord_="pos",
+                             typ=f"CASE WHEN float_key = {sql_str(key)} THEN 'DOUBLE' END", text="value",
+                             json_key=key)
+    eng.execute(f"UPDATE {ids} SET value = f.value FROM {floats} f WHERE {ids}.line = f.line AND {ids}.kind = f.kind "
+                f"AND {ids}.pos = f.pos AND {ids}.float_key = f.float_key AND {ids}.value <> f.value")
+    eng.execute(f"DROP TABLE {floats}")
 
 
 def repeated_identity_warnings(ctx, ids: str, where: str, kept: str) -> list[str]:

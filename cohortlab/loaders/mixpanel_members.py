@@ -12,7 +12,8 @@ Accepted inputs (gzip detected by content):
   written, else in any case, without the spaces around it: ``DISTINCT_ID``). An optional ``as_of``
   column (one value for the whole file) gives the snapshot time. An ``operation`` column (the
   CSV a cohort sync's export offers: ``add``, ``no-op``, ``remove``) marks the users who left
-  the cohort: a ``remove`` row is not a member (quarantined ``removed_member``). A row whose id is
+  the cohort: a ``remove`` row is not a member (quarantined ``removed_member``), and a row of any
+  other operation (an empty cell included) is quarantined ``bad_operation``. A row whose id is
   empty or ``\\N`` (a warehouse unload's NULL) has none (quarantined ``missing_distinct_id``).
 
 The pages of one Engage listing saved one per file (one ``session_id``) and loaded in one call
@@ -46,7 +47,7 @@ when every record can be taken exactly (a CSV: every row has an id); any other f
 path, with the same rows.
 
 Quarantine reasons: malformed_json, not_an_object, missing_distinct_id, bad_distinct_id,
-bad_properties, removed_member (CSV).
+bad_properties, removed_member, bad_operation (CSV).
 """
 
 from __future__ import annotations
@@ -308,14 +309,18 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
         # repeats the header (part files joined: cat part_*.csv) is no record: left out of the
         # stage, counted for a warning (it was a member named "distinct_id")
         row_json = "json_object(" + ", ".join(f"{sql_str(c)}, t.c{i + 1}" for i, c in enumerate(cols)) + ")::VARCHAR"
-        removed = f"lower(trim(t.{op})) = 'remove'" if op else "FALSE"
+        # the operation's reason: NULL for a member (add, no-op), else removed_member or, for any
+        # other value (an empty cell included), bad_operation: which it means is unknown
+        op_reason = (f"CASE lower(trim(t.{op})) WHEN 'add' THEN NULL WHEN 'no-op' THEN NULL "
+                     f"WHEN 'remove' THEN 'removed_member' ELSE 'bad_operation' END" if op else "NULL")
         header = repeated_header_sql(head, "t.")
         rows = (
             f"SELECT CASE WHEN header THEN NULL WHEN distinct_id IS NULL THEN 'missing_distinct_id' "
-            f"WHEN removed THEN 'removed_member' END AS reason, "
-            f"CASE WHEN NOT header AND (distinct_id IS NULL OR removed) THEN raw END AS raw, distinct_id, header "
-            f"FROM (SELECT {_csv_id_sql(f't.{qc}')} AS distinct_id, coalesce({removed}, FALSE) AS removed, "
-            f"CASE WHEN {_csv_id_sql(f't.{qc}')} IS NULL OR coalesce({removed}, FALSE) THEN {row_json} END AS raw, "
+            f"ELSE op_reason END AS reason, "
+            f"CASE WHEN NOT header AND (distinct_id IS NULL OR op_reason IS NOT NULL) THEN raw END AS raw, "
+            f"distinct_id, header "
+            f"FROM (SELECT {_csv_id_sql(f't.{qc}')} AS distinct_id, {op_reason} AS op_reason, "
+            f"CASE WHEN {_csv_id_sql(f't.{qc}')} IS NULL OR {op_reason} IS NOT NULL THEN {row_json} END AS raw, "
             f"{header} AS header FROM {src} t)"
         )
         stage_cols = "reason, raw, distinct_id, NULL::JSON AS properties, FALSE AS has_properties"

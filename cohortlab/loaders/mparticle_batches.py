@@ -4,7 +4,7 @@ Input: Events API batches (docs/loading.md#mparticle-batches): one batch per fil
 of batches, or JSONL; gzip detected by content. Keys read: ``mpid`` (JSON integer or string,
 exact int64), ``user_identities`` (object map ``{type: value}``, or a list of
 ``{identity_type, identity}`` as in forwarded JSON), ``device_info`` (its device-id keys such as
-``ios_idfv``, ``android_uuid``), ``user_attributes``, ``deleted_user_attributes`` (string[]),
+``ios_idfv``, ``android_uuid``; an identity written as a JSON float keeps the file's token), ``user_attributes``, ``deleted_user_attributes`` (string[]),
 ``environment``, ``timestamp_unixtime_ms`` (else the latest ``events[].data.timestamp_unixtime_ms``),
 ``source_request_id``. Other keys (``events``, ``source_info``, ``context``, …) are tolerated.
 
@@ -21,16 +21,21 @@ replay, counted as deduplicated, and changes nothing.
   batch time and ``environment`` set from the latest batch (in time order, also across loads:
   ``mpa_batch_times`` item ``environment``) that has one;
 * identities: per (MPID, type) the latest value wins and replaces the stored one; an identity
-  sent as JSON ``null`` removes that identity (assumption); a batch giving one type in two
+  sent as JSON ``null`` removes that identity (assumption); one sent as ``""`` is none, neither set
+  nor removed (the JSON reference's iOS sample writes ``"android_uuid": ""``); a batch giving one type in two
   spellings (``{"Email": …, "email": …}``) applies the one given last, with a load warning naming
   the line and the type, never the values;
 * ``user_attributes`` set (latest wins, value kept as JSON, ``value_bool`` as for profiles);
   ``deleted_user_attributes`` remove the attribute. Inside one batch a delete is applied after
   the sets (a name in both ends deleted).
 
+A record holding a key only a Profile API answer has (``device_identities``,
+``audience_memberships``, ``created_timestamp_ms``, ``last_stored_timestamp_ms``) is no batch: it
+is quarantined ``profile_api_answer`` (a folder of downloads mixing both kinds), not applied.
+
 Counts: every applied batch is ``loaded``; a batch repeating the ``source_request_id`` of an
 earlier batch of the same file is ``deduplicated`` (mParticle drops it); quarantined:
-``malformed_json``, ``not_an_object``, ``missing_mpid``, ``invalid_mpid``, ``invalid_timestamp``,
+``profile_api_answer``, ``malformed_json``, ``not_an_object``, ``missing_mpid``, ``invalid_mpid``, ``invalid_timestamp``,
 ``invalid_identities``, ``invalid_user_attributes``, ``invalid_deleted_attributes``.
 """
 
@@ -51,6 +56,7 @@ from cohortlab.loaders._mparticle import (
     identity_type_sql,
     map_entries_sql,
     create_stage,
+    recover_identity_float_tokens,
     reject_with_raw,
 )
 from cohortlab.loaders.base import FileContext, FileResult, Loader
@@ -66,6 +72,12 @@ _CONTAINERS = [
     ("attrs", "$.user_attributes"),
     ("del", "$.deleted_user_attributes"),
     ("device_info", "$.device_info"),
+    # keys only a Profile API answer has (never a batch, inbound or forwarded): such a record is
+    # quarantined, not applied as a batch (device_identities and audiences unread, created lost)
+    ("pa_device_ids", "$.device_identities"),
+    ("pa_audiences", "$.audience_memberships"),
+    ("pa_created", "$.created_timestamp_ms"),
+    ("pa_stored", "$.last_stored_timestamp_ms"),
 ]
 # the latest events[].data.timestamp_unixtime_ms, read only when the batch has no top-level time
 _EVENT_MS = (
@@ -73,6 +85,8 @@ _EVENT_MS = (
     "json_extract_string(j, '$.events[*].data.timestamp_unixtime_ms') AS DOUBLE[])) END AS event_ms"
 )
 _CHECKS = [
+    (" OR ".join(f"NOT {absent_sql(c)}" for c in ("pa_device_ids", "pa_audiences", "pa_created", "pa_stored")),
+     "profile_api_answer"),
     (bad_epoch_ms_sql("ts_ms"), "invalid_timestamp"),
     (f"NOT {absent_sql('uid')} AND uid_t NOT IN ('OBJECT', 'ARRAY')", "invalid_identities"),
     (f"NOT {absent_sql('attrs')} AND attrs_t <> 'OBJECT'", "invalid_user_attributes"),
@@ -134,16 +148,18 @@ class MParticleBatchesLoader(Loader):
             {identities_sql(stage, 'uid', 'user')}
             UNION ALL
             SELECT line, pos, mpid, 'device' AS kind, identity_type, value, FALSE AS bad,
-                   coalesce(key <> identity_type, FALSE) AS respelled FROM (
-              SELECT line, 0 AS pos, mpid, {identity_type_sql('clean_type')} AS identity_type, value, key
+                   coalesce(key <> identity_type, FALSE) AS respelled,
+                   CASE WHEN value_t = 'DOUBLE' THEN key END AS float_key FROM (
+              SELECT line, 0 AS pos, mpid, {identity_type_sql('clean_type')} AS identity_type, value, key, value_t
               FROM (
                 SELECT line, mpid, key, {clean_identity_type_sql('key')} AS clean_type,
-                       json_extract_string(value, '$') AS value
+                       json_extract_string(value, '$') AS value, value_t
                 FROM ({map_entries_sql(f"(SELECT * FROM {stage} WHERE reason0 IS NULL)", 'device_info')})
-                WHERE value_t IN ('VARCHAR', 'BIGINT', 'UBIGINT')
-              )
+                WHERE value_t IN ('VARCHAR', 'BIGINT', 'UBIGINT', 'DOUBLE')
+              ) WHERE value <> ''  -- no device id: "android_uuid": "" in an iOS device's device_info
             ) WHERE identity_type IN ({device_types})""",
         )
+        recover_identity_float_tokens(ctx, ids)
         checked = tmp.create(
             "checked",
             f"""

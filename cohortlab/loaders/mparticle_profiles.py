@@ -10,7 +10,8 @@ several concatenated objects, a JSON array of them, or JSONL; gzip detected by c
 * ``user_identities`` / ``device_identities``: a list of ``{type, encoding, value}`` (or
   ``{identity_type, identity}``) objects, or an object map ``{type: value}``. Types are
   normalised to Events API names (``customerid`` → ``customer_id``, ``other2`` → ``other_id_2``).
-  An entry with a null value is no identity. A record giving one type in two spellings
+  An entry with a null or empty-string value is no identity; a value written as a JSON float keeps
+  the file's token (:func:`_mparticle.recover_identity_float_tokens`). A record giving one type in two spellings
   (``Email``, ``email``) keeps both values under the type, with a load warning naming the line and
   the type (never the values: :func:`_mparticle.repeated_identity_warnings`).
 * ``user_attributes``: ``{name: value}``; the value (string, list, null, boolean, number) is kept
@@ -26,7 +27,9 @@ invalid MPID, a bad timestamp or container); any other file by the exact path, w
 
 A later snapshot (by its ``as_of``, else its load time) replaces every row of the same MPID in
 the four tables (the file is a snapshot of the profile: ``_mparticle.replace_profiles``). Several records of one MPID inside a file: the last one wins; the others count as
-``deduplicated``. Other quarantine reasons: ``malformed_json``, ``not_an_object``,
+``deduplicated``. A record with an ``events`` or a ``device_info`` key is an Events API batch, not
+a Profile API answer: quarantined ``events_api_batch`` (it would replace the profile with the few
+identities and attributes a batch carries). Other quarantine reasons: ``malformed_json``, ``not_an_object``,
 ``invalid_timestamp``, ``invalid_identities`` (not a list/map, entry without a type, non-scalar
 value), ``invalid_user_attributes`` (not an object), ``invalid_audiences``.
 """
@@ -42,6 +45,7 @@ from cohortlab.loaders._mparticle import (
     epoch_ms_sql,
     identities_sql,
     create_stage,
+    recover_identity_float_tokens,
     reject_with_raw,
     repeated_identity_warnings,
     replace_profiles,
@@ -64,8 +68,13 @@ _CONTAINERS = [
     ("did", "$.device_identities"),
     ("attrs", "$.user_attributes"),
     ("aud", "$.audience_memberships"),
+    # keys of an Events API batch (inbound or forwarded), never of a Profile API answer: such a
+    # record is quarantined, not read as a snapshot of the profile (which it would replace)
+    ("batch_events", "$.events"),
+    ("batch_device_info", "$.device_info"),
 ]
 _CHECKS = [
+    (f"NOT {absent_sql('batch_events')} OR NOT {absent_sql('batch_device_info')}", "events_api_batch"),
     (f"{bad_epoch_ms_sql('created_ms')} OR {bad_epoch_ms_sql('stored_ms')}", "invalid_timestamp"),
     (f"NOT {absent_sql('uid')} AND uid_t NOT IN ('OBJECT', 'ARRAY')", "invalid_identities"),
     (f"NOT {absent_sql('did')} AND did_t NOT IN ('OBJECT', 'ARRAY')", "invalid_identities"),
@@ -98,6 +107,8 @@ class MParticleProfilesLoader(AsOfOnly, Loader):
             "ids",
             f"{identities_sql(stage, 'uid', 'user')} UNION ALL {identities_sql(stage, 'did', 'device')}",
         )
+        if self.source == "profile_api":  # a JSON file (not mparticle-parquet's table)
+            recover_identity_float_tokens(ctx, ids)
         aud = tmp.create(
             "aud",
             f"""

@@ -305,6 +305,19 @@ def test_a_cohort_sync_export_csv_with_an_operation_column_keeps_only_current_me
         (5, "removed_member", '{"distinct_id":"U4","mparticle_user_id":null,"operation":" Remove "}')]
 
 
+def test_a_cohort_sync_csv_row_of_another_operation_is_quarantined_not_a_member(lab, write, balanced):
+    """An operation other than add, no-op and remove (an empty cell, a word the export never
+    writes) does not say whether the user is a member: quarantined with its row, never counted
+    as a member (it was one, as if it said add)."""
+    f = write("sync.csv", "distinct_id,operation\nU1,ADD\nU2,\nU3,removed\nU4,No-Op\n")
+    r = balanced(lab.load("mixpanel-members", f, cohort="Power Users", as_of="2026-03-01"))
+    assert (r.loaded, dict(r.quarantined)) == (2, {"bad_operation": 2})
+    assert [(d, ln) for *_, d, ln in _members(lab)] == [("U1", 2), ("U4", 5)]
+    assert lab.engine.query_rows("SELECT line, reason, raw FROM rejects ORDER BY line") == [
+        (3, "bad_operation", '{"distinct_id":"U2","operation":null}'),
+        (4, "bad_operation", '{"distinct_id":"U3","operation":"removed"}')]
+
+
 def test_engage_pages_saved_as_files_of_one_listing_are_one_snapshot(lab, write, balanced):
     """The pages of one Engage listing saved one per file (page_000.json, page_001.json: one
     session_id) and loaded in one call are one snapshot. Each file its own snapshot, at one as_of,

@@ -131,6 +131,41 @@ def test_null_identity_removes_it(lab, q, write):
     assert ids(q, 1) == [("user", "customer_id", "c1")]
 
 
+def test_an_empty_identity_neither_sets_nor_removes_one(lab, q, write, run_once):
+    """mParticle's JSON writes the device ids a device lacks as "" (the JSON reference's iOS
+    sample: "android_uuid": "", "android_advertising_id": ""): no identity, as an empty CSV cell;
+    it replaced the profile's Android id with ''."""
+    lab.load(KIND, write("b.jsonl", jsonl(
+        {"mpid": 1, "timestamp_unixtime_ms": 1772323200000, "user_identities": {"customer_id": "c1"},
+         "device_info": {"platform": "Android", "android_uuid": "u1"}},
+        {"mpid": 1, "timestamp_unixtime_ms": 1772409600000, "user_identities": {"customer_id": ""},
+         "device_info": {"platform": "iOS", "android_uuid": "", "android_advertising_id": "", "ios_idfv": "v1"}},
+    )))
+    assert ids(q, 1) == [("device", "android_uuid", "u1"), ("device", "ios_idfv", "v1"), ("user", "customer_id", "c1")]
+
+
+def test_an_identity_written_as_a_json_float_keeps_the_token_the_file_spells(lab, q, write, run_once):
+    """A float identity kept DuckDB's re-writing (1500000000000000000.0), and a float device id in
+    device_info was left out, silently: both keep the file's token, as a Mixpanel identifier does."""
+    lab.load(KIND, write("b.json", '{"mpid": 1, "device_info": {"android_uuid": 1.5e18},\n'
+                                   ' "user_identities": [{"identity_type": "customer_id", "identity": 9080350317581165123.0}]}'))
+    assert ids(q, 1) == [("device", "android_uuid", "1.5e18"), ("user", "customer_id", "9080350317581165123.0")]
+
+
+def test_a_profile_api_answer_is_quarantined_not_applied_as_a_batch(lab, q, write, run_once):
+    """A Profile API answer in a folder of batches fits the keys a batch is read from, and was
+    applied as one (its device identities, audiences and created time unread): quarantined."""
+    r = lab.load(KIND, write("b.jsonl", jsonl(
+        {"mpid": 1, "user_identities": {"customer_id": "c1"}},
+        {"mpid": 2, "created_timestamp_ms": 1735689600000, "user_identities": [{"type": "email", "value": "b@x"}],
+         "device_identities": [{"type": "ios_idfv", "value": "v2"}]},
+        {"mpid": 3, "user_attributes": {"plan": "pro"}, "audience_memberships": []},
+    )))
+    assert (r.loaded, dict(r.quarantined)) == (1, {"profile_api_answer": 2})
+    assert q("SELECT mpid, identity_type, value FROM mpa_identities") == [(1, "customer_id", "c1")]
+    assert q("SELECT mpid FROM mpa_profiles") == [(1,)]
+
+
 def test_identity_spellings_are_normalised(lab, q, write):
     lab.load(KIND, write("b.json", json.dumps([
         {"mpid": 1, "user_identities": {"customerid": "c1", "other2": "o2"}},

@@ -153,6 +153,57 @@ def test_identity_values_kept_exactly_and_null_skipped(lab, q, write):
     ]
 
 
+def test_an_identity_written_as_a_json_float_keeps_the_token_the_file_spells(lab, q, write):
+    """DuckDB re-writes a JSON float (9080350317581165123.0 as 9080350317581166000.0, 1E18 as
+    1000000000000000000.0): an identity keeps the file's token, as a Mixpanel identifier does, in a
+    list (value or identity) or a map, in JSONL and in a JSON array."""
+    one = '{"mpid": 1, "user_identities": [{"type": "customer_id", "value": 9080350317581165123.0}], ' \
+          '"device_identities": [{"type": "push_token", "identity": 2.5e18}]}'
+    two = '{"mpid": 2, "user_identities": {"customer_id": 9.080350317581165123e18, "other": 1E18, "email": 1.5}}'
+    want = [(1, "customer_id", "9080350317581165123.0"), (1, "push_token", "2.5e18"),
+            (2, "customer_id", "9.080350317581165123e18"), (2, "email", "1.5"), (2, "other", "1E18")]
+    lab.load(KIND, write("p.jsonl", one + "\n" + two + "\n"))
+    assert q("SELECT mpid, identity_type, value FROM mpa_identities") == want
+    lab.load(KIND, write("p.json", "[" + one + ",\n" + two.replace('"mpid": 2', '"mpid": 3') + "]"),
+             as_of="2030-01-01")
+    assert q("SELECT identity_type, value FROM mpa_identities WHERE mpid = 3") == [(t, v) for m, t, v in want if m == 2]
+
+
+def test_an_events_api_batch_among_profile_answers_is_quarantined_not_a_snapshot(lab, q, write):
+    """A download folder mixing Profile API answers and Events API batches (an S3 output's .txt
+    files), loaded as mparticle-profiles: a batch fits the keys a profile is read from, and was
+    read as a later snapshot of the profile, replacing its identities, attributes and audiences
+    with the batch's few. A record with an events or device_info key is quarantined instead."""
+    write("dl/a_profile.json", json.dumps({
+        "mpid": 7, "created_timestamp_ms": 1735689600000, "user_identities": [{"type": "email", "value": "a@x"}],
+        "user_attributes": {"plan": "pro"}, "audience_memberships": [{"audience_id": 5, "audience_name": "A"}]}))
+    batches = write("dl/b_s3_output.txt", jsonl(
+        {"mpid": 7, "environment": "production", "events": [], "user_attributes": {"Power Users": True}},
+        {"mpid": 7, "device_info": {"ios_idfv": "v"}, "user_identities": {"customer_id": "c7"}}))
+    r = lab.load(KIND, batches.parent)
+    assert (r.rows_read, r.loaded, dict(r.quarantined)) == (3, 1, {"events_api_batch": 2})
+    assert any("b_s3_output.txt: every record was quarantined (2: events_api_batch 2)" in w for w in r.warnings)
+    assert q("SELECT kind, identity_type, value FROM mpa_identities") == [("user", "email", "a@x")]
+    assert q("SELECT name, value::VARCHAR FROM mpa_attributes") == [("plan", '"pro"')]
+    assert q("SELECT audience_id FROM mpa_audiences") == [(5,)]
+
+
+def test_an_empty_identity_value_is_no_identity(lab, q, write):
+    """An identity whose value is "" holds none, in a list or a map, as an empty CSV cell or
+    Parquet value does (it was an identity '' that every such profile shared)."""
+    p = write("p.jsonl", jsonl(
+        {"mpid": 1, "user_identities": [{"type": "customer_id", "encoding": "none", "value": ""},
+                                        {"type": "email", "encoding": "none", "value": "a@x"}],
+         "device_identities": [{"type": "ios_idfv", "encoding": "none", "value": ""}]},
+        {"mpid": 2, "user_identities": {"customer_id": "", "other": "o2"}},
+        {"mpid": 3, "user_identities": [{"type": "", "value": ""}]},
+    ))
+    r = lab.load(KIND, p)
+    assert (r.loaded, dict(r.quarantined)) == (2, {"invalid_identities": 1})  # no type: still quarantined
+    assert q("SELECT mpid, kind, identity_type, value FROM mpa_identities") == [
+        (1, "user", "email", "a@x"), (2, "user", "other", "o2")]
+
+
 # --------------------------------------------------------------------------- attributes
 ATTRS = {
     "b_true": (True, "true", True),
