@@ -277,7 +277,7 @@ MPA_BATCH_TIMES = _table(
 # 10: mixpanel-members with -o cohort_id alone on pages naming that id records the pages' cohort
 #    name (audit 129); mparticle-parquet reads two attribute columns named alike but for case as
 #    two attributes, not the second as a repeat (session 28)
-LOADER_VERSION = 10
+LOADER_VERSION = 11
 
 
 # the identifier columns: a table read from files without one of them is refused, never read as
