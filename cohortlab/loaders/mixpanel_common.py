@@ -37,7 +37,8 @@ MPUID_KEY = "$mparticle_user_id"
 
 def float_token_re(key: str = MPUID_KEY) -> str:
     """A regular expression that matches every ``"<key>": <value>`` in a JSON text and captures
-    the numeric token (empty for a non-numeric value)."""
+    the numeric token (empty for a non-numeric value). ``key`` may come from data (an mParticle
+    identity type as a file writes it): in SQL the pattern is a literal quoted by ``sql_str``."""
     return '"' + re.escape(key) + r'"\s*:\s*(-?[0-9.eE+\-]*)'
 
 
@@ -48,7 +49,7 @@ def inline_float_token_sql(raw: str, text: str, key: str = MPUID_KEY, any_case: 
     value one way only (other keys, nested or with other values, do not count); else ``text``.
     ``any_case`` (SQL BOOLEAN): where true, the key is matched in any case (a warehouse unload's
     ``"DISTINCT_ID"``, read as ``distinct_id``: :func:`cohortlab.loaders._warehouse.records_sql`)."""
-    pattern = f"'{float_token_re(key)}'"
+    pattern = sql_str(float_token_re(key))
     if any_case is not None:
         pattern = f"(CASE WHEN {any_case} THEN '(?i)' ELSE '' END || {pattern})"
     toks = (f"list_distinct(list_filter(regexp_extract_all({raw}, {pattern}, 1), "
@@ -278,7 +279,7 @@ def recover_float_tokens(ctx: FileContext, layout: str, stage: str, *, key: str,
                         FROM {stage} WHERE {typ} = 'DOUBLE'),
         toks AS (
             SELECT doc_no, tok, TRY_CAST(tok AS DOUBLE) AS val
-            FROM (SELECT d.doc_no, unnest(regexp_extract_all(d.text, '{float_token_re(json_key)}', 1)) AS tok
+            FROM (SELECT d.doc_no, unnest(regexp_extract_all(d.text, {sql_str(float_token_re(json_key))}, 1)) AS tok
                   FROM ({doc_texts_sql(ctx, layout)}) d WHERE d.doc_no IN (SELECT doc_no FROM floats))
         )
         SELECT f.k, min(t.tok) AS token

@@ -169,6 +169,16 @@ def test_an_identity_written_as_a_json_float_keeps_the_token_the_file_spells(lab
     assert q("SELECT identity_type, value FROM mpa_identities WHERE mpid = 3") == [(t, v) for m, t, v in want if m == 2]
 
 
+def test_a_float_identity_under_a_type_spelled_with_a_quote_keeps_its_token_and_runs_no_sql(lab, q, write):
+    """The identity type is the file's text: its float token was searched with a pattern written
+    into the SQL unquoted, and a type spelled ``cust'omer`` ended the literal (the load failed with
+    a parser error; a type of SQL would have run as SQL)."""
+    lab.load(KIND, write("p.jsonl", '{"mpid": 1, "user_identities": {"cust\'omer\'); DROP TABLE mpa_profiles; --": 12.50}}\n'))
+    assert q("SELECT mpid, identity_type, value FROM mpa_identities") == [  # the type normalised, as any
+        (1, "cust'omer');_drop_table_mpa_profiles;___", "12.50")]
+    assert q("SELECT mpid FROM mpa_profiles") == [(1,)]
+
+
 def test_an_events_api_batch_among_profile_answers_is_quarantined_not_a_snapshot(lab, q, write):
     """A download folder mixing Profile API answers and Events API batches (an S3 output's .txt
     files), loaded as mparticle-profiles: a batch fits the keys a profile is read from, and was
