@@ -36,3 +36,13 @@ def search(ci: int, deep: int) -> dict:
     ``derandomize``: in CI the same examples on every run, so that CI fails for a change and
     never for a draw; ``make test-deep`` draws new ones each run, which is what explores."""
     return {"max_examples": examples(ci, deep), "derandomize": not DEEP}
+
+
+def spread(items: list, ci: int = 3) -> list:
+    """The items a test checks one by one (each costs a simulation or more): every one with
+    ``make test-deep``; in CI ``ci`` of them spread evenly, the first and the last included."""
+    items = list(items)
+    if DEEP or len(items) <= ci:
+        return items
+    picks = sorted({round(i * (len(items) - 1) / (ci - 1)) for i in range(ci)})
+    return [items[i] for i in picks]

@@ -78,20 +78,43 @@ def balanced(lab):
     return _check
 
 
-@pytest.fixture(autouse=True, params=["whole", "parallel", "fast"])
+PARSE_PATHS = ("whole", "parallel", "fast")
+
+
+@pytest.fixture(autouse=True, params=PARSE_PATHS)
 def parse_path(request, monkeypatch):
     """Every loader test runs three times: files parsed in one statement (small files), through
     the parallel path big files take (FileContext.numbered_table, threshold lowered to 0 bytes),
     and through the typed fast path (cohortlab.loaders.fast: read_json / read_csv of the needed
     fields, falling back to the exact path for a file it cannot take exactly; mixpanel-events,
     mixpanel-profiles, mixpanel-members and mparticle-profiles have one). The first two run with
-    the fast path off, so they test the exact path alone."""
+    the fast path off, so they test the exact path alone.
+
+    A module whose loaders have no parallel or no fast path says so (``PARSE_PATHS = ("whole",)``):
+    its tests would run the same code twice or three times. The declaration is checked: a test of
+    such a module fails when its loads reach the path the module says they do not have (the
+    loader gained one: remove the declaration), unless it is marked ``other_kinds_first``: it loads
+    files of another loader as its set-up, which that loader's own tests run on every path."""
     from cohortlab.loaders import base, fast
 
+    paths = getattr(request.module, "PARSE_PATHS", PARSE_PATHS)
+    if request.param not in paths:
+        pytest.skip(f"the same code as the whole path: this module's loaders have no {request.param} path")
+    reached = []
+    if request.node.get_closest_marker("other_kinds_first"):
+        paths = PARSE_PATHS  # reaching another loader's paths is expected; nothing to check
+    if "fast" not in paths:
+        monkeypatch.setattr(fast, "enabled", lambda: reached.append("fast") or False)
+    if "parallel" not in paths:
+        numbered = base.FileContext.numbered_table
+        monkeypatch.setattr(base.FileContext, "numbered_table",
+                            lambda self, *a, **k: reached.append("parallel") or numbered(self, *a, **k))
     monkeypatch.setattr(fast, "ENABLED", request.param == "fast")
     if request.param == "parallel":
         monkeypatch.setattr(base, "PARALLEL_MIN_BYTES", 0)
-    return request.param
+    yield request.param
+    assert not reached, (f"{request.module.__name__} declares PARSE_PATHS = {paths}, but its loads took the "
+                         f"{sorted(set(reached))} path: remove the declaration")
 
 
 @pytest.fixture

@@ -9,6 +9,10 @@ import pytest
 
 from cohortlab.loaders import LoadError
 
+# the cohort-list loader has neither a parallel nor a fast path:
+# its tests run once per path it has (conftest.parse_path checks it)
+PARSE_PATHS = ("whole",)
+
 
 def _rows(lab):
     return lab.engine.query_rows(
@@ -41,6 +45,7 @@ def test_replace_same_id_and_last_in_file_wins(lab, write, balanced):
     assert [(c, n, k) for c, n, _, k, *_ in _rows(lab)] == [("1", "A final", 6), ("2", "B", None)]
 
 
+@pytest.mark.other_kinds_first
 def test_replaces_a_name_only_registration(lab, write):
     lab.load("mixpanel-members", write("m.csv", "distinct_id\nU1\n"), cohort="Power Users", as_of="2026-03-01")
     assert lab.engine.query_rows("SELECT cohort_id, name FROM mp_cohorts") == [(None, "Power Users")]

@@ -13,6 +13,10 @@ import pytest
 
 from cohortlab.loaders import LoadError
 
+# the pipeline (warehouse) loaders have neither a parallel nor a fast path:
+# its tests run once per path it has (conftest.parse_path checks it)
+PARSE_PATHS = ("whole",)
+
 EVENTS, PROFILES = "mixpanel-pipeline-events", "mixpanel-pipeline-profiles"
 BIG = 9080350317581165123
 
@@ -268,6 +272,7 @@ def test_an_event_time_before_1971_loads_as_read_with_a_warning(lab, q, write, t
                  strict=True)
 
 
+@pytest.mark.other_kinds_first
 def test_a_bucket_folder_with_empty_completion_markers_loads(lab, q, write):
     """A pipeline writes an empty ``complete`` file into each finished hour or day folder (and a
     Spark or Hadoop unload an empty ``_SUCCESS``): loading the bucket folder skips them, where each
@@ -404,6 +409,7 @@ def test_json_keys_in_upper_case_are_read_as_parquet_columns_are(lab, q, write, 
         ("1.5e18", None, "1.50e18", None), ("p1", "p1@example.com", str(BIG), datetime(2026, 3, 1))]
 
 
+@pytest.mark.other_kinds_first
 def test_upper_case_keys_are_read_so_only_by_the_pipeline_kinds(lab, q, write):
     """The raw export's and Engage's keys are Mixpanel's own, in lower case: an upper-case record
     is not theirs and stays quarantined."""

@@ -9,6 +9,10 @@ import pytest
 
 from cohortlab.loaders import LoadError
 
+# the webhook loader has neither a parallel nor a fast path:
+# its tests run once per path it has (conftest.parse_path checks it)
+PARSE_PATHS = ("whole",)
+
 
 def _payload(action, members, session="s1", page=1, total=1, rx="2026-03-01T00:00:00Z", cohort_id="5167408",
              name="Power Users", **params):

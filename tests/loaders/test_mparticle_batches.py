@@ -9,6 +9,10 @@ from datetime import datetime
 
 import pytest
 
+# the batch loader has no fast path:
+# its tests run once per path it has (conftest.parse_path checks it)
+PARSE_PATHS = ("whole", "parallel")
+
 KIND = "mparticle-batches"
 
 
@@ -25,6 +29,7 @@ def ids(q, mpid):
 
 
 # --------------------------------------------------------------------------- the sample workspace
+@pytest.mark.other_kinds_first
 def test_sample_batches_on_top_of_sample_profiles(lab, q, mparticle_data_dir):
     lab.load("mparticle-profiles", [mparticle_data_dir / "profiles.json", mparticle_data_dir / "profiles.jsonl"])
     r = lab.load(KIND, mparticle_data_dir / "batches.json")
@@ -124,6 +129,7 @@ def test_delete_after_set_inside_one_batch(lab, q, write):
     assert attrs(q, 1) == [("b", '"2"', None)]
 
 
+@pytest.mark.other_kinds_first
 def test_null_identity_removes_it(lab, q, write):
     lab.load("mparticle-profiles", write("p.json", json.dumps(
         {"mpid": 1, "user_identities": [{"type": "email", "value": "a@x"}, {"type": "customer_id", "value": "c1"}]})))
@@ -183,6 +189,7 @@ def test_device_info_ids_become_device_identities(lab, q, write):
     assert ids(q, 1) == [("device", "android_advertising_id", "aaid"), ("device", "android_uuid", "u1")]
 
 
+@pytest.mark.other_kinds_first
 def test_existing_profile_is_updated_not_replaced(lab, q, write):
     lab.load("mparticle-profiles", write("p.json", json.dumps({
         "mpid": 1, "created_timestamp_ms": 1735689600000, "last_stored_timestamp_ms": 1767225600000,

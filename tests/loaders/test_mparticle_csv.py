@@ -9,6 +9,10 @@ import pytest
 
 from cohortlab.loaders import LoadError
 
+# the CSV loader has neither a parallel nor a fast path:
+# its tests run once per path it has (conftest.parse_path checks it)
+PARSE_PATHS = ("whole",)
+
 KIND = "mparticle-csv"
 
 
@@ -172,6 +176,7 @@ def test_duplicates_last_wins_and_later_load_replaces(lab, q, write):
     assert q("SELECT mpid, source_file FROM mpa_profiles") == [(1, str(b)), (2, str(a))]
 
 
+@pytest.mark.other_kinds_first
 def test_a_snapshot_taken_earlier_loaded_later_keeps_the_newer_rows(lab, q, write):
     # snapshots delivered out of order: per MPID the newest capture time wins, and a JSON
     # snapshot and a CSV one are compared alike (docs/loading.md#mparticle-profiles)

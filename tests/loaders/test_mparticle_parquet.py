@@ -11,6 +11,10 @@ import pytest
 
 from cohortlab.loaders import LoadError
 
+# the Parquet loader has neither a parallel nor a fast path:
+# its tests run once per path it has (conftest.parse_path checks it)
+PARSE_PATHS = ("whole",)
+
 KIND = "mparticle-parquet"
 BIG = 9080350317581165123
 
@@ -74,6 +78,7 @@ def test_an_mpid_that_went_through_a_float_is_never_an_mpid(lab, q, tmp_path):
     assert q("SELECT count(*) FROM mpa_profiles") == [(0,)]
 
 
+@pytest.mark.other_kinds_first
 def test_snapshot_replaces_and_second_load_is_a_no_op(lab, q, tmp_path):
     api = tmp_path / "p.json"
     api.write_text(f'{{"mpid": {BIG}, "user_identities": {{"customer_id": "old"}}, "user_attributes": {{"x": "1"}}}}')

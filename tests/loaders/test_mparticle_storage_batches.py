@@ -8,6 +8,10 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
+# the batch loader has no fast path:
+# its tests run once per path it has (conftest.parse_path checks it)
+PARSE_PATHS = ("whole", "parallel")
+
 KIND = "mparticle-batches"
 BIG = 9080350317581165123
 

@@ -24,6 +24,8 @@ from cohortlab.migration.validate import validate
 from cohortlab.migration.plans import MigrationPlan
 from cohortlab.loaders.folder import load_world
 
+from tests.depth import spread
+
 USERS = 1500
 SEED = 11
 NO_NOISE = dict(sdk_ok_share=0, float_share=0, junk_share=0, null_share=0, other_workspace_share=0)
@@ -73,7 +75,7 @@ def test_prediction_equals_resolution_without_app_noise(worlds, scenario):
     truth = res.truth()
     for cohort in ("Power Users", "Recent Purchasers"):
         snaps = _snapshots(lab, cohort)
-        for at in snaps:
+        for at in spread(snaps):  # each is a resolution and a what-if
             observed = lab.resolution(cohort, at, settings={"resolution_time": "as_of"})  # what the exports show
             v = validate(lab.engine, plan, observed, cohort, at, store=False)
             assert len(v.users) == len(observed) > 0

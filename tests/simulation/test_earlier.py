@@ -14,6 +14,8 @@ from cohortlab import Lab
 from cohortlab.simulation.earlier import derivable, simulate_earlier
 from cohortlab.simulation.simulate import PUBLISHED, simulate
 
+from tests.depth import spread
+
 from .conftest import SEND_TIME_SETTINGS
 
 
@@ -36,7 +38,7 @@ def test_the_earlier_simulation_is_the_later_one_cut_at_its_time(world_lab, name
     lab, settings = world_lab, SETTINGS[name]
     snaps = _snapshots(lab)
     # at snapshots, between runs, and half a day before the last snapshot (an mParticle snapshot)
-    times = [*snaps[1:-1], snaps[2] + timedelta(minutes=7), snaps[-1] - timedelta(hours=12)]
+    times = [*spread(snaps[1:-1]), snaps[2] + timedelta(minutes=7), snaps[-1] - timedelta(hours=12)]
     derived = 0
     for cohort in ("Power Users", "Recent Purchasers"):
         later = simulate(lab.engine, cohort, None, settings)

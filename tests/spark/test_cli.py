@@ -13,16 +13,22 @@ from .world import SNAP_COHORT, build_world
 pytestmark = pytest.mark.spark
 
 
-def test_simulate_on_spark_prints_the_same_report(tmp_path, spark_session, clean_views):
+def test_simulate_on_spark_prints_the_same_report_from_an_export_folder(tmp_path, spark_session, clean_views):
+    """The same text and the same --members-out file as --engine duckdb; with --engine spark, --db
+    may be a folder written by `cohortlab export` (docs/spark.md). One test, because each Spark
+    simulation costs seconds of CI."""
     db = tmp_path / "lab.duckdb"
     with Lab(db) as lab:
         build_world(lab.engine)
+    out = tmp_path / "canonical"
+    r = CliRunner().invoke(main, ["export", "--db", str(db), "--out", str(out)])
+    assert r.exit_code == 0, r.output
     outs, stored = {}, {}
-    for engine in ("duckdb", "spark"):
+    for engine, source in (("duckdb", db), ("spark", out)):
         members = tmp_path / f"members-{engine}.csv"
         r = CliRunner().invoke(
             main,
-            ["simulate", "--db", str(db), "--cohort", SNAP_COHORT, "--engine", engine,
+            ["simulate", "--db", str(source), "--cohort", SNAP_COHORT, "--engine", engine,
              "--spark-master", "local[2]", "--members-out", str(members), "--no-store"],
         )
         assert r.exit_code == 0, r.output
@@ -32,24 +38,7 @@ def test_simulate_on_spark_prints_the_same_report(tmp_path, spark_session, clean
     assert outs["spark"] == outs["duckdb"]
     assert stored == {"duckdb": ["simulation: not stored (--no-store)"],
                       "spark": ["simulation: not stored (the spark engine does not store simulations)"]}
-    assert "discrepancy waterfall" in outs["spark"][0]
+    assert "discrepancy waterfall" in outs["spark"][0] and outs["spark"][1].count("\n") > 1
     assert spark_session.sparkContext._jsc is not None  # the shared session was not stopped
-
-
-def test_simulate_on_spark_reads_an_export_folder(tmp_path, spark_session, clean_views):
-    """docs/spark.md: with --engine spark, --db may be a folder written by `cohortlab export`."""
-    db = tmp_path / "lab.duckdb"
-    with Lab(db) as lab:
-        build_world(lab.engine)
-    out = tmp_path / "canonical"
-    r = CliRunner().invoke(main, ["export", "--db", str(db), "--out", str(out)])
-    assert r.exit_code == 0, r.output
-    texts = {}
-    for engine, source in (("duckdb", db), ("spark", out)):
-        r = CliRunner().invoke(main, ["simulate", "--db", str(source), "--cohort", SNAP_COHORT, "--engine", engine,
-                                      "--spark-master", "local[2]", "--no-store"])
-        assert r.exit_code == 0, r.output
-        texts[engine] = [x for x in r.output.splitlines() if not x.startswith("simulation:")]
-    assert texts["spark"] == texts["duckdb"]
     r = CliRunner().invoke(main, ["simulate", "--db", str(out), "--cohort", SNAP_COHORT])  # DuckDB: a file only
     assert r.exit_code == 1 and "is a folder, not a DuckDB database file" in r.output

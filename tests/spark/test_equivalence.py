@@ -111,7 +111,8 @@ def test_every_pipeline_step_is_identical(runs, call):
 
 
 # --------------------------------------------------------------------------- a synthetic world
-SYNTH_CALLS = ["simulate_power_users", "simulate_purchasers_strict", "migration_plans"]
+# the strict fallback, a cadence and an EIT timeline are simulated on the edge-case world above
+SYNTH_CALLS = ["simulate_power_users", "migration_plans"]
 
 
 def _synth_call(name):
@@ -119,11 +120,6 @@ def _synth_call(name):
 
     if name == "simulate_power_users":
         return lambda lab: {k: getattr(r, k) for r in [lab.simulate("Power Users")]
-                            for k in ("resolution", "timeline", "waterfall", "attribute_state", "gap_summary")}
-    if name == "simulate_purchasers_strict":
-        return lambda lab: {k: getattr(r, k) for r in [lab.simulate("Recent Purchasers", settings={
-            "fallback": "strict", "cadence": "6h",
-            "eit_timeline": [{"since": None, "eit": "customer_id"}, {"since": "2026-02-01T00:00:00Z", "eit": "mparticle_id"}]})]
                             for k in ("resolution", "timeline", "waterfall", "attribute_state", "gap_summary")}
 
     def plans(lab):
