@@ -9,16 +9,23 @@ SPARK_STAMP := $(VENV)/.installed-spark
 
 .PHONY: demo test test-core test-spark test-deep java browser bench lab clean
 
-$(STAMP): pyproject.toml
+# one pip run installs what a target needs: `make test` (a fresh clone in CI) installs the dev and
+# the Spark extras at once and marks both done, rather than resolving the dev extras twice
+define install
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[$(1)]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name cohortlab --display-name "cohortlab (Python 3)" >/dev/null
+endef
+WITH_SPARK := dev,spark
+
+$(STAMP): pyproject.toml
+	$(call install,dev)
 	touch $(STAMP)
 
-$(SPARK_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet -e '.[dev,spark]'
-	touch $(SPARK_STAMP)
+$(SPARK_STAMP): pyproject.toml
+	$(call install,$(WITH_SPARK))
+	touch $(STAMP) $(SPARK_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/cohortlab demo

@@ -577,7 +577,7 @@ def test_a_switch_the_eit_page_would_refuse_is_refused_before_anything_runs(tmp_
         with pytest.raises(ReportError, match=message):
             run_report(["eit_migration"], db=db, out=tmp_path / "r", params=params)
         assert not (tmp_path / "r").exists()
-        run_report(["match_rates"], db=db, out=tmp_path / "other", params={}, overwrite=True)  # not the EIT page
+    assert run_report(["match_rates"], db=db, out=tmp_path / "other", params={}).ok  # not the EIT page
     check_migration_window(db, {"switch": "2026-02-10"})  # inside the data and the window
     check_migration_window(db, {"switch": "2026-02-10", "plans": str(ROOT / "data" / "plans" / "standard.yaml"),
                                 "end": "2026-02-01"})  # plan files carry their own dates

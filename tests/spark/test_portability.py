@@ -213,6 +213,24 @@ def test_the_public_api_covers_every_result_table(recorded):
     assert written == {"resolution", "timeline", "attribute_state", "waterfall", "gap_summary"}
 
 
+def test_statements_that_differ_only_by_a_run_id_are_checked_once(monkeypatch):
+    """Each simulation names its tables with its own run id: the same SQL under another id is not
+    checked again, SQL that differs otherwise is (a forbidden construct in either is found)."""
+    from cohortlab.engines.spark import lint
+
+    checked = []
+    monkeypatch.setattr(lint, "check_sql", lambda sql, **kw: checked.append(sql) or [])
+    with Lab() as lab:
+        rec = RecordingEngine(lab.engine)
+        for run in ("43aa42d5", "10bc6d78"):
+            rec.materialise(f"sim_{run}_resolved", "SELECT 1 AS a")
+            rec.query_rows(f"SELECT a FROM sim_{run}_resolved")
+        rec.query_rows("SELECT a FROM sim_10bc6d78_resolved ORDER BY a")
+        assert rec.violations() == []
+    assert checked == ["SELECT 1 AS a", "SELECT a FROM sim_43aa42d5_resolved",
+                       "SELECT a FROM sim_10bc6d78_resolved ORDER BY a"]
+
+
 def test_a_forbidden_construct_added_to_a_core_step_fails(monkeypatch):
     """If someone adds a non-portable step to the resolution steps, the harness reports it."""
     import cohortlab.simulation.sync as sync

@@ -42,6 +42,7 @@ every recorded statement.
 
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -319,11 +320,20 @@ class RecordingEngine(Engine):
             self.recording = was
 
     def violations(self) -> list[Violation]:
-        seen: set[tuple[str, str]] = set()
+        """The violations of the statements recorded, each statement checked once: statements
+        that differ only by a run's id in their table names (``sim_43aa42d5_resolved``; each
+        simulation draws one) are the same SQL to the rules, so the first of them is checked."""
+        seen: set[tuple[str, str, str | None]] = set()
         out: list[Violation] = []
         for s in self.statements:
-            if (s.kind, s.sql, s.name) in seen:
+            key = (s.kind, _RUN_ID.sub("_<run>", s.sql), s.name and _RUN_ID.sub("_<run>", s.name))
+            if key in seen:
                 continue
-            seen.add((s.kind, s.sql, s.name))
+            seen.add(key)
             out += s.violations()
         return out
+
+
+# the 8 hex digits of a run's id in a table name (cohortlab.simulation.simulate.new_run_id, the
+# migration model's run_id, the re-export and remedy prefixes)
+_RUN_ID = re.compile(r"_[0-9a-f]{8}(?=_|\b)")
