@@ -36,8 +36,10 @@ demo: $(STAMP)
 test: $(SPARK_STAMP) java browser
 	@$(MAKE) --no-print-directory -j2 --output-sync=target test-core test-spark
 
+# --dist loadscope: a module's tests go to one worker, so that its module-scoped fixtures (a
+# generated world, a report run) are built once rather than once per worker
 test-core: $(STAMP) browser
-	$(BIN)/python -m pytest -q -n 2
+	$(BIN)/python -m pytest -q -n 2 --dist loadscope
 
 # Spark needs a Java 17 runtime: installed with apt when missing (as root, e.g. in CI).
 java:
@@ -50,7 +52,7 @@ browser:
 
 # the DuckDB suite with many more random worlds (docs/DEVELOPING.md#test-depth); not CI's
 test-deep: $(STAMP) browser
-	COHORTLAB_TEST_DEPTH=deep $(BIN)/python -m pytest -q -n 2
+	COHORTLAB_TEST_DEPTH=deep $(BIN)/python -m pytest -q -n 2 --dist loadscope
 
 test-spark: $(SPARK_STAMP) java
 	$(BIN)/python -m pytest -q -p no:xdist -m spark tests/spark
