@@ -350,8 +350,8 @@ _IDENTITY_ENTRY = '[{"type": "VARCHAR", "identity_type": "VARCHAR", "value": "JS
 
 def identities_sql(stage: str, col: str, kind: str) -> str:
     """SELECT (line, pos, mpid, kind, identity_type, value, bad, respelled, float_key) — one row
-    per identity
-    entry of the staged JSON field ``col`` of the good records (``reason0 IS NULL``) of ``stage``.
+    per identity entry of the staged JSON field ``col`` of the good records (``reason0 IS NULL``)
+    of ``stage``.
 
     ``col`` is an object map ``{type: value}`` or a list of ``{type, encoding, value}`` /
     ``{identity_type, identity}`` objects. ``value`` is the identity as text, NULL when the entry's
@@ -363,8 +363,8 @@ def identities_sql(stage: str, col: str, kind: str) -> str:
     a non-scalar value; ``respelled`` one whose type is not spelled as its normalised name
     (``Email``, ``customerid``: :func:`repeated_identity_warnings`). ``float_key``, for a value
     written as a JSON float only, is the key it is written under (a map's type as written, a list
-    entry's ``value`` or ``identity``), for :func:`recover_identity_float_tokens`. (Lists are unnested, not
-    joined with ``json_each``: several times faster.)"""
+    entry's ``value`` or ``identity``), for :func:`recover_identity_float_tokens`. (Lists are
+    unnested, not joined with ``json_each``: several times faster.)"""
     return f"""
       SELECT * FROM (
         SELECT line, pos, mpid, '{kind}' AS kind,
@@ -401,8 +401,8 @@ def identities_sql(stage: str, col: str, kind: str) -> str:
 
 def recover_identity_float_tokens(ctx: FileContext, ids: str) -> None:
     """Give the identities of ``ids`` (rows of :func:`identities_sql`: (line, kind, pos, float_key)
-    tells an entry) whose value is a JSON float (``"customer_id": 9080350317581165123.0``, ``1e18``) the token the
-    file spells, as the Mixpanel loaders keep a float-spelled identifier: DuckDB re-writes such a
+    tells an entry) whose value is a JSON float (``"customer_id": 9080350317581165123.0``,
+    ``1e18``) the token the file spells, as the Mixpanel loaders keep a float-spelled identifier: DuckDB re-writes such a
     number (``9080350317581166000.0``, ``1000000000000000000.0``), and the identity would then match
     neither its own spelling elsewhere nor anything else. Matched by value among the tokens written
     under the value's key in the record's document

@@ -4,8 +4,8 @@ Input: Events API batches (docs/loading.md#mparticle-batches): one batch per fil
 of batches, or JSONL; gzip detected by content. Keys read: ``mpid`` (JSON integer or string,
 exact int64), ``user_identities`` (object map ``{type: value}``, or a list of
 ``{identity_type, identity}`` as in forwarded JSON), ``device_info`` (its device-id keys such as
-``ios_idfv``, ``android_uuid``; an identity written as a JSON float keeps the file's token), ``user_attributes``, ``deleted_user_attributes`` (string[]),
-``environment``, ``timestamp_unixtime_ms`` (else the latest ``events[].data.timestamp_unixtime_ms``),
+``ios_idfv``, ``android_uuid``; an identity written as a JSON float keeps the file's token),
+``user_attributes``, ``deleted_user_attributes`` (string[]), ``environment``, ``timestamp_unixtime_ms`` (else the latest ``events[].data.timestamp_unixtime_ms``),
 ``source_request_id``. Other keys (``events``, ``source_info``, ``context``, …) are tolerated.
 
 Batches apply IN THE ORDER OF THEIR OWN TIME (``timestamp_unixtime_ms``, else the latest event
@@ -35,8 +35,8 @@ is quarantined ``profile_api_answer`` (a folder of downloads mixing both kinds),
 
 Counts: every applied batch is ``loaded``; a batch repeating the ``source_request_id`` of an
 earlier batch of the same file is ``deduplicated`` (mParticle drops it); quarantined:
-``profile_api_answer``, ``malformed_json``, ``not_an_object``, ``missing_mpid``, ``invalid_mpid``, ``invalid_timestamp``,
-``invalid_identities``, ``invalid_user_attributes``, ``invalid_deleted_attributes``.
+``profile_api_answer``, ``malformed_json``, ``not_an_object``, ``missing_mpid``, ``invalid_mpid``,
+``invalid_timestamp``, ``invalid_identities``, ``invalid_user_attributes``, ``invalid_deleted_attributes``.
 """
 
 from __future__ import annotations

@@ -254,6 +254,11 @@ class Statement:
         return check_sql(self.sql, edge=self.edge, name=self.name)
 
 
+# the 8 hex digits of a run's id in a table name (cohortlab.simulation.simulate.new_run_id, the
+# migration model's run_id, the re-export and remedy prefixes)
+_RUN_ID = re.compile(r"_[0-9a-f]{8}(?=_|\b)")
+
+
 @dataclass
 class RecordingEngine(Engine):
     """Delegates to ``inner`` and records every statement while :attr:`recording` is on.
@@ -333,7 +338,3 @@ class RecordingEngine(Engine):
             out += s.violations()
         return out
 
-
-# the 8 hex digits of a run's id in a table name (cohortlab.simulation.simulate.new_run_id, the
-# migration model's run_id, the re-export and remedy prefixes)
-_RUN_ID = re.compile(r"_[0-9a-f]{8}(?=_|\b)")
