@@ -277,7 +277,13 @@ MPA_BATCH_TIMES = _table(
 # 10: mixpanel-members with -o cohort_id alone on pages naming that id records the pages' cohort
 #    name (audit 129); mparticle-parquet reads two attribute columns named alike but for case as
 #    two attributes, not the second as a repeat (session 28)
-LOADER_VERSION = 11
+# 11: an mParticle identity "" is no identity; a JSON-float mParticle identity keeps the file's
+#    token; a record of the other mParticle JSON kind is quarantined; a members CSV row with an
+#    unknown operation is quarantined bad_operation (audit 132)
+# 12: an Events API batch whose device_info holds true/false, an object or a list under a device
+#    id key is quarantined invalid_identities (it was applied without that key); an Engage page
+#    whose "results" is null is a page of no results (it was quarantined missing_distinct_id)
+LOADER_VERSION = 12
 
 
 # the identifier columns: a table read from files without one of them is refused, never read as

@@ -332,6 +332,12 @@ def parsed_records_sql(ctx: FileContext, layout: str, paths) -> str:
     )
 
 
+# A record is an Engage page when its `results` is a list; also when `results` is null and the
+# record has no `$distinct_id` (a page of no results written as null: as `[]`, no profiles).
+# v = the values of ("$.results", "$distinct_id", ...).
+_IS_PAGE = "coalesce(json_type(v[1]) = 'ARRAY' OR (json_type(v[1]) = 'NULL' AND v[2] IS NULL), FALSE)"
+
+
 def _engage_items_sql(records: str, order: str) -> str:
     """(line, rec_line, raw, is_page_item, f, kind): one row per bare record of ``records``
     (line, raw, malformed, is_obj, v = the values of ``["$.results"] + _RESULT_PATHS``) and one
@@ -339,7 +345,7 @@ def _engage_items_sql(records: str, order: str) -> str:
     return f"""
         WITH rec AS (
             SELECT *, CASE WHEN is_page THEN json_array_length(v[1])::BIGINT ELSE 0 END AS n
-            FROM (SELECT *, coalesce(json_type(v[1]) = 'ARRAY', FALSE) AS is_page FROM ({records}))
+            FROM (SELECT *, {_IS_PAGE} AS is_page FROM ({records}))
         ),
         flat AS (
             -- a single pass: `before` (results of the pages above) is a running sum in file
@@ -481,7 +487,7 @@ def _stage_engage_fast(ctx: FileContext, st: str) -> bool:
         # float's token from the line's text)
         paths = ("$.results",) + _RESULT_PATHS + ("$.as_of", "$.filter_by_cohort", "$.status", "$.error")
         lines = f"SELECT line, raw FROM ({ctx.lines_sql()}) WHERE line IN (SELECT {line} FROM {rows} WHERE NOT ok)"
-        records = (f"SELECT *, coalesce(json_type(v[1]) = 'ARRAY', FALSE) AS is_page "
+        records = (f"SELECT *, {_IS_PAGE} AS is_page "
                    f"FROM ({parsed_lines_sql(lines, paths)})")
         items = (f"SELECT line, line AS rec_line, raw, FALSE AS is_page_item, v[2:] AS f, "
                  f"{_bare_kind_sql('v[2]')} AS kind, is_page, v[11] AS status_json FROM ({records})")
@@ -530,7 +536,7 @@ def stage_engage_results(ctx: FileContext, st: str) -> str:
         rows = f"{st}_rows"
         # the line number is a placeholder (0; NULL for a blank line) until the rows are numbered
         records = (
-            f"SELECT *, coalesce(json_type(v[1]) = 'ARRAY', FALSE) AS is_page "
+            f"SELECT *, {_IS_PAGE} AS is_page "
             f"FROM ({parsed_lines_sql(ctx.unnumbered_lines_sql(), paths)})"
         )
         items = (
@@ -604,16 +610,16 @@ def drop_engage_stage(ctx: FileContext, st: str) -> None:
 
 
 def has_engage_page(ctx: FileContext) -> bool:
-    """Whether the file holds an Engage response page (``{"results": [...]}``): a file of pages
+    """Whether the file holds an Engage response page (``{"results": [...]}``, or ``null``): a file of pages
     whose results are all empty (the last page when the total is a multiple of ``page_size``, a
     project or cohort without profiles) is a valid answer with no records, not an empty file.
     (Read only when a file gave no records; a page whose status is not ``"ok"`` failed earlier.)"""
     if sniff_json_layout(ctx.text_path()) == "jsonl":
-        records = (f"SELECT try(json_type(raw, '$.results')) AS rt FROM ({ctx.lines_sql()}) "
-                   f"WHERE raw IS NOT NULL AND trim(raw) <> ''")
+        records = (f"SELECT try(json_extract(raw, ['$.results', '$.\"$distinct_id\"'])) AS v "
+                   f"FROM ({ctx.lines_sql()}) WHERE raw IS NOT NULL AND trim(raw) <> ''")
     else:
-        records = f"SELECT json_type(j, '$.results') AS rt FROM ({ctx.json_records_sql()})"
-    return bool(ctx.engine.query_rows(f"SELECT 1 FROM ({records}) WHERE rt = 'ARRAY' LIMIT 1"))
+        records = f"SELECT json_extract(j, ['$.results', '$.\"$distinct_id\"']) AS v FROM ({ctx.json_records_sql()})"
+    return bool(ctx.engine.query_rows(f"SELECT 1 FROM ({records}) WHERE {_IS_PAGE} LIMIT 1"))
 
 
 def _check_page_status(ctx: FileContext, records: str) -> None:

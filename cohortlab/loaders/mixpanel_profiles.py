@@ -28,7 +28,7 @@ Quarantine reasons: malformed_json, not_an_object, missing_distinct_id, bad_dist
 bad_properties. A page with ``"status"`` other than ``"ok"``, or a file with JSON objects none of
 which is a page or a result object, is a LoadError. A file of pages with empty ``results`` (the
 last page when the total is a multiple of ``page_size``; a project without profiles) loads no
-profiles.
+profiles; ``"results": null`` in a record without ``$distinct_id`` is such an empty page.
 """
 
 from __future__ import annotations

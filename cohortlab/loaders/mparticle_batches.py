@@ -36,7 +36,8 @@ is quarantined ``profile_api_answer`` (a folder of downloads mixing both kinds),
 Counts: every applied batch is ``loaded``; a batch repeating the ``source_request_id`` of an
 earlier batch of the same file is ``deduplicated`` (mParticle drops it); quarantined:
 ``profile_api_answer``, ``malformed_json``, ``not_an_object``, ``missing_mpid``, ``invalid_mpid``,
-``invalid_timestamp``, ``invalid_identities``, ``invalid_user_attributes``, ``invalid_deleted_attributes``.
+``invalid_timestamp``, ``invalid_identities`` (also a ``device_info`` device id key holding
+``true``/``false``, an object or a list), ``invalid_user_attributes``, ``invalid_deleted_attributes``.
 """
 
 from __future__ import annotations
@@ -147,16 +148,19 @@ class MParticleBatchesLoader(Loader):
             f"""
             {identities_sql(stage, 'uid', 'user')}
             UNION ALL
-            SELECT line, pos, mpid, 'device' AS kind, identity_type, value, FALSE AS bad,
+            SELECT line, pos, mpid, 'device' AS kind, identity_type, value, bad,
                    coalesce(key <> identity_type, FALSE) AS respelled,
                    CASE WHEN value_t = 'DOUBLE' THEN key END AS float_key FROM (
-              SELECT line, 0 AS pos, mpid, {identity_type_sql('clean_type')} AS identity_type, value, key, value_t
+              SELECT line, 0 AS pos, mpid, {identity_type_sql('clean_type')} AS identity_type, value, key, value_t,
+                     -- a device id key holding true/false, an object or a list: as in user_identities
+                     value IS NULL AS bad
               FROM (
                 SELECT line, mpid, key, {clean_identity_type_sql('key')} AS clean_type,
-                       json_extract_string(value, '$') AS value, value_t
+                       CASE WHEN value_t IN ('VARCHAR', 'BIGINT', 'UBIGINT', 'DOUBLE')
+                            THEN json_extract_string(value, '$') END AS value, value_t
                 FROM ({map_entries_sql(f"(SELECT * FROM {stage} WHERE reason0 IS NULL)", 'device_info')})
-                WHERE value_t IN ('VARCHAR', 'BIGINT', 'UBIGINT', 'DOUBLE')
-              ) WHERE value <> ''  -- no device id: "android_uuid": "" in an iOS device's device_info
+                WHERE value_t <> 'NULL'  -- "ios_idfv": null: no id of that kind, nothing changes
+              ) WHERE value IS DISTINCT FROM ''  -- no device id: "android_uuid": "" in an iOS device's device_info
             ) WHERE identity_type IN ({device_types})""",
         )
         recover_identity_float_tokens(ctx, ids)

@@ -12,7 +12,7 @@ from cohortlab.loaders import LoadError, StrictLoadError
 
 def _page(results, page=0, **extra):
     return {"page": page, "page_size": 1000, "session_id": "1234567890-EXAMPL", "status": "ok",
-            "total": len(results), "results": results, **extra}
+            "total": len(results or []), "results": results, **extra}
 
 
 def _rows(lab, where="TRUE"):
@@ -241,6 +241,20 @@ def test_pages_without_results_load_no_profiles(lab, write, balanced):
     only = write("none.jsonl", json.dumps(_page([])) + "\n")
     assert balanced(lab.load("mixpanel-profiles", only)).rows_read == 0
     assert lab.engine.query_rows("SELECT count(*) FROM loads WHERE source_file = ?", [str(only)]) == [(1,)]
+
+
+def test_a_page_whose_results_are_null_is_a_page_of_no_profiles(lab, write, balanced):
+    """`"results": null` is read as `[]`: not a result missing its $distinct_id, not an unknown
+    format, and the results of the pages after it keep their positions."""
+    pages = [_page([{"$distinct_id": "U1", "$properties": {}}]), _page(None, page=1),
+             _page([{"$distinct_id": "U2", "$properties": {}}], page=2)]
+    f = write("pages.jsonl", "".join(json.dumps(p) + "\n" for p in pages))
+    r = balanced(lab.load("mixpanel-profiles", f))
+    assert (r.rows_read, r.loaded, r.n_quarantined) == (2, 2, 0)
+    assert [(d, ln) for d, *_, ln in _rows(lab)] == [("U1", 1), ("U2", 2)]
+    for name, text in (("null.json", json.dumps(_page(None), indent=2)), ("null.jsonl", json.dumps(_page(None)))):
+        only = write(name, text + "\n")
+        assert balanced(lab.load("mixpanel-profiles", only)).rows_read == 0
 
 
 @pytest.mark.parametrize("text, match", [

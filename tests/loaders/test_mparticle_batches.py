@@ -189,6 +189,20 @@ def test_device_info_ids_become_device_identities(lab, q, write):
     assert ids(q, 1) == [("device", "android_advertising_id", "aaid"), ("device", "android_uuid", "u1")]
 
 
+def test_a_device_id_key_holding_true_or_an_object_quarantines_its_batch(lab, q, write):
+    # as an identity of user_identities would: the batch is not applied, its line is named
+    r = lab.load(KIND, write("b.jsonl", jsonl(
+        {"mpid": 1, "device_info": {"platform": "iOS", "ios_idfv": "v1", "limit_ad_tracking": True}},
+        {"mpid": 2, "device_info": {"ios_idfa": True}},
+        {"mpid": 3, "device_info": {"android_uuid": {"id": "u3"}}},
+        {"mpid": 4, "device_info": {"push_token": ["t4"], "ios_idfv": "v4"}},
+    )))
+    assert q("SELECT line, reason FROM rejects") == [(2, "invalid_identities"), (3, "invalid_identities"),
+                                                     (4, "invalid_identities")]
+    assert (r.loaded, r.n_quarantined) == (1, 3)
+    assert q("SELECT mpid, identity_type, value FROM mpa_identities") == [(1, "ios_idfv", "v1")]
+
+
 @pytest.mark.other_kinds_first
 def test_existing_profile_is_updated_not_replaced(lab, q, write):
     lab.load("mparticle-profiles", write("p.json", json.dumps({
