@@ -69,6 +69,11 @@ def run(db: str, cohort: str, threads: int | None = None, memory_limit: str | No
     if memory_limit:
         con.execute(f"SET memory_limit = '{memory_limit}'")
     as_of = con.execute("SELECT max(as_of) FROM mp_cohort_snapshots WHERE cohort_name = ?", [cohort]).fetchone()[0]
+    if as_of is None:
+        known = [n for (n,) in con.execute("SELECT DISTINCT cohort_name FROM mp_cohort_snapshots ORDER BY 1").fetchall()]
+        con.close()
+        raise SystemExit(f"{db}: no snapshot of cohort {cohort!r} (cohorts with snapshots: "
+                         f"{', '.join(map(repr, known)) or 'none'})")
     outcomes: dict[str, int] = {}
     for src, status, gap, n in con.execute(QUERY, {"cohort": cohort}).fetchall():
         outcomes[f"{src}|{status}|{gap or ''}"] = int(n)

@@ -62,6 +62,9 @@ def test_baselines_agree_with_cohortlab(tmp_path, layout):
         theirs = classify.run(db, cohort)["counts"]
         assert list(theirs) == [cohort]
         assert compare_counts({cohort: ours[cohort]}, theirs) == [], cohort
+    if layout == "pages":  # a cohort without a snapshot is named, with the ones there are
+        with pytest.raises(SystemExit, match=r"no snapshot of cohort 'Nope' \(cohorts with snapshots: 'Power Users'"):
+            classify.run(db, "Nope")
 
 
 def test_compare_counts_reports_every_difference():
