@@ -306,9 +306,9 @@ class Lab:
         return result
 
     def _sim_key(self, ref, at: Any, settings, debug: bool = False) -> tuple:
-        from cohortlab.simulation.membership import resolve_at
+        from cohortlab.simulation.store import key_parts
 
-        return (ref.name, ref.source, resolve_at(ref, at), settings.model_dump_json(), debug)
+        return (*key_parts(ref, at, settings), debug)
 
     def cached_simulation(self, cohort: str, at: Any = None, settings: Any = None, *, source: str = "auto"):
         """The result of ``simulate(cohort, at, settings, source)`` when it needs no computing (cached

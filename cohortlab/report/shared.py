@@ -96,7 +96,7 @@ def share_simulations(db: str | os.PathLike, scratch: str | os.PathLike, *, coho
     from cohortlab.report.insights import cohort_names
     from cohortlab.settings import SyncSettings
     from cohortlab.simulation import store
-    from cohortlab.simulation.membership import find_cohort, resolve_at
+    from cohortlab.simulation.membership import find_cohort
 
     t0 = time.monotonic()
     scratch = Path(scratch)
@@ -110,7 +110,7 @@ def share_simulations(db: str | os.PathLike, scratch: str | os.PathLike, *, coho
         s = SyncSettings.coerce(settings)
         for cohort in cohort_names(lab, cohorts):
             ref = find_cohort(engine, cohort, "auto")
-            key = store.store_key(ref.name, ref.source, resolve_at(ref, as_of), s.model_dump_json())
+            key = store.store_key(*store.key_parts(ref, as_of, s))  # the key Lab.simulate looks up
             result = lab.simulate(ref, at=as_of, settings=s)  # the cohort found, not looked up again
             if result.stored:  # stored in the user's database for this data: listed already
                 shared.reused.append(cohort)

@@ -71,8 +71,17 @@ class StoreError(CohortlabError):
 
 
 # ----------------------------------------------------------------------------- keys and fingerprints
+def key_parts(ref, at: Any, settings) -> tuple[str, str, datetime, str]:
+    """What tells one simulation from another: the cohort (``ref``, a ``CohortRef``), its source,
+    the snapshot time ``at`` resolves to, and the settings (a ``SyncSettings``) as JSON. ``Lab``'s
+    in-memory cache key is these and ``debug``; the catalogue key is :func:`store_key` of them."""
+    from cohortlab.simulation.membership import resolve_at
+
+    return (ref.name, ref.source, resolve_at(ref, at), settings.model_dump_json())
+
+
 def store_key(cohort: str, source: str, at: datetime, settings_json: str) -> str:
-    """The catalogue key of a simulation: the same parts as ``Lab``'s in-memory cache key."""
+    """The catalogue key of a simulation, from its :func:`key_parts`."""
     return json.dumps([cohort, source, naive_utc(at).isoformat(), json.loads(settings_json)],
                       sort_keys=True, separators=(",", ":"))
 
