@@ -317,11 +317,10 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
         rows = (
             f"SELECT CASE WHEN header THEN NULL WHEN distinct_id IS NULL THEN 'missing_distinct_id' "
             f"ELSE op_reason END AS reason, "
-            f"CASE WHEN NOT header AND (distinct_id IS NULL OR op_reason IS NOT NULL) THEN raw END AS raw, "
+            f"CASE WHEN NOT header AND (distinct_id IS NULL OR op_reason IS NOT NULL) THEN {row_json} END AS raw, "
             f"distinct_id, header "
-            f"FROM (SELECT {_csv_id_sql(f't.{qc}')} AS distinct_id, {op_reason} AS op_reason, "
-            f"CASE WHEN {_csv_id_sql(f't.{qc}')} IS NULL OR {op_reason} IS NOT NULL THEN {row_json} END AS raw, "
-            f"{header} AS header FROM {src} t)"
+            f"FROM (SELECT t.*, {_csv_id_sql(f't.{qc}')} AS distinct_id, {op_reason} AS op_reason, "
+            f"{header} AS header FROM {src} t) t"
         )
         stage_cols = "reason, raw, distinct_id, NULL::JSON AS properties, FALSE AS has_properties"
         line = ctx.numbered_table(f"{st}_rows", rows)
