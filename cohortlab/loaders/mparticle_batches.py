@@ -31,11 +31,14 @@ replay, counted as deduplicated, and changes nothing.
 
 A record holding a key only a Profile API answer has (``device_identities``,
 ``audience_memberships``, ``created_timestamp_ms``, ``last_stored_timestamp_ms``) is no batch: it
-is quarantined ``profile_api_answer`` (a folder of downloads mixing both kinds), not applied.
+is quarantined ``profile_api_answer`` (a folder of downloads mixing both kinds), not applied. Nor
+is a Firehose request (the JSON mParticle sends a Firehose partner, which a partner's Lambda may
+have stored: a ``firehose_version`` key): its identities may be hashed (``"encoding": "md5"``),
+and its times and device ids are not under a batch's keys; it is quarantined ``firehose_request``.
 
 Counts: every applied batch is ``loaded``; a batch repeating the ``source_request_id`` of an
 earlier batch of the same file is ``deduplicated`` (mParticle drops it); quarantined:
-``profile_api_answer``, ``malformed_json``, ``not_an_object``, ``missing_mpid``, ``invalid_mpid``,
+``firehose_request``, ``profile_api_answer``, ``malformed_json``, ``not_an_object``, ``missing_mpid``, ``invalid_mpid``,
 ``invalid_timestamp``, ``invalid_identities`` (also a ``device_info`` device id key holding
 ``true``/``false``, an object or a list), ``invalid_user_attributes``, ``invalid_deleted_attributes``.
 """
@@ -79,6 +82,9 @@ _CONTAINERS = [
     ("pa_audiences", "$.audience_memberships"),
     ("pa_created", "$.created_timestamp_ms"),
     ("pa_stored", "$.last_stored_timestamp_ms"),
+    # a key every Firehose message has (the JSON mParticle sends a Firehose partner), never a
+    # batch: its identities may be hashed (encoding md5, sha256) and its times are not a batch's
+    ("firehose", "$.firehose_version"),
 ]
 # the latest events[].data.timestamp_unixtime_ms, read only when the batch has no top-level time
 _EVENT_MS = (
@@ -86,6 +92,7 @@ _EVENT_MS = (
     "json_extract_string(j, '$.events[*].data.timestamp_unixtime_ms') AS DOUBLE[])) END AS event_ms"
 )
 _CHECKS = [
+    (f"NOT {absent_sql('firehose')}", "firehose_request"),
     (" OR ".join(f"NOT {absent_sql(c)}" for c in ("pa_device_ids", "pa_audiences", "pa_created", "pa_stored")),
      "profile_api_answer"),
     (bad_epoch_ms_sql("ts_ms"), "invalid_timestamp"),

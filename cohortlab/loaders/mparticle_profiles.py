@@ -29,7 +29,9 @@ A later snapshot (by its ``as_of``, else its load time) replaces every row of th
 the four tables (the file is a snapshot of the profile: ``_mparticle.replace_profiles``). Several records of one MPID inside a file: the last one wins; the others count as
 ``deduplicated``. A record with an ``events`` or a ``device_info`` key is an Events API batch, not
 a Profile API answer: quarantined ``events_api_batch`` (it would replace the profile with the few
-identities and attributes a batch carries). Other quarantine reasons: ``malformed_json``, ``not_an_object``,
+identities and attributes a batch carries). A Firehose request (a ``firehose_version`` key:
+the JSON mParticle sends a Firehose partner, its identities possibly MD5-hashed) is neither:
+quarantined ``firehose_request``. Other quarantine reasons: ``malformed_json``, ``not_an_object``,
 ``invalid_timestamp``, ``invalid_identities`` (not a list/map, entry without a type, non-scalar
 value), ``invalid_user_attributes`` (not an object), ``invalid_audiences``.
 """
@@ -72,8 +74,12 @@ _CONTAINERS = [
     # record is quarantined, not read as a snapshot of the profile (which it would replace)
     ("batch_events", "$.events"),
     ("batch_device_info", "$.device_info"),
+    # a key every Firehose message has (the JSON mParticle sends a Firehose partner): no Profile
+    # API answer, nor a batch to load as one (its identities may be hashed)
+    ("firehose", "$.firehose_version"),
 ]
 _CHECKS = [
+    (f"NOT {absent_sql('firehose')}", "firehose_request"),
     (f"NOT {absent_sql('batch_events')} OR NOT {absent_sql('batch_device_info')}", "events_api_batch"),
     (f"{bad_epoch_ms_sql('created_ms')} OR {bad_epoch_ms_sql('stored_ms')}", "invalid_timestamp"),
     (f"NOT {absent_sql('uid')} AND uid_t NOT IN ('OBJECT', 'ARRAY')", "invalid_identities"),

@@ -172,6 +172,58 @@ def test_a_profile_api_answer_is_quarantined_not_applied_as_a_batch(lab, q, writ
     assert q("SELECT mpid FROM mpa_profiles") == [(1,)]
 
 
+# the request mParticle's Firehose sends a partner (mParticle/mparticle-firehose-java-sdk,
+# examples/json/EventProcessingRequest_ios.json, trimmed; keys and values as written there)
+FIREHOSE_EVENT_REQUEST = """{
+  "type" : "event_processing_request",
+  "id" : "006d8826-a3a6-4ca9-b432-53b7810bdf67",
+  "timestamp_ms" : 1685499524623,
+  "firehose_version" : "2.8.1",
+  "source_id" : "1a6f90d4-5d9b-4a85-9ec7-1038ca460c6b",
+  "user_identities" : [ {
+    "type" : "email",
+    "encoding" : "md5",
+    "value" : "e179e95c00e7718ab4a23840f992ea63"
+  }, {
+    "type" : "customer",
+    "encoding" : "md5",
+    "value" : "4739c5c11d833bb199c16ff95a92b267"
+  } ],
+  "user_attributes" : {
+    "$City" : "Boca Raton"
+  },
+  "runtime_environment" : {
+    "type" : "ios",
+    "identities" : [ {
+      "type" : "ios_vendor_id",
+      "encoding" : "raw",
+      "value" : "97b826c2-ab80-4876-a184-db36cc39b1ee"
+    } ]
+  },
+  "events" : [ {
+    "type" : "custom_event",
+    "id" : "ab5849e7-61a5-4464-984b-ff48a61aac09",
+    "timestamp_ms" : 1685499524623,
+    "name" : "customEvent",
+    "custom_event_type" : "other"
+  } ],
+  "mpid" : "12345"
+}"""
+
+
+def test_a_firehose_request_is_quarantined_not_applied_as_a_batch(lab, q, write, run_once):
+    """The JSON mParticle's Firehose sends a partner (an AWS Lambda's stored requests) fits the
+    keys a batch is read from (mpid, user_identities, user_attributes) and was applied as one: its
+    MD5-hashed email and customer id stored as the user's email and customer_id, without a time
+    (timestamp_ms is not the batch's key) and without its device ids. Quarantined instead."""
+    r = lab.load(KIND, write("b.json", "[" + FIREHOSE_EVENT_REQUEST + ", " + json.dumps(
+        {"mpid": 1, "user_identities": {"customer_id": "c1"}}) + "]"))
+    assert (r.loaded, dict(r.quarantined)) == (1, {"firehose_request": 1})
+    assert q("SELECT line, reason FROM rejects") == [(1, "firehose_request")]
+    assert q("SELECT mpid, identity_type, value FROM mpa_identities") == [(1, "customer_id", "c1")]
+    assert q("SELECT mpid FROM mpa_profiles") == [(1,)]
+
+
 def test_identity_spellings_are_normalised(lab, q, write):
     lab.load(KIND, write("b.json", json.dumps([
         {"mpid": 1, "user_identities": {"customerid": "c1", "other2": "o2"}},

@@ -198,6 +198,18 @@ def test_an_events_api_batch_among_profile_answers_is_quarantined_not_a_snapshot
     assert q("SELECT audience_id FROM mpa_audiences") == [(5,)]
 
 
+def test_a_firehose_request_is_quarantined_as_such_not_as_an_events_api_batch(lab, q, write, run_once):
+    """A Firehose request (the JSON mParticle sends a Firehose partner: its events key, its
+    identities possibly MD5-hashed) was quarantined events_api_batch, whose advice, to load it as
+    mparticle-batches, applied it there with the hashes as identities: it is firehose_request."""
+    from .test_mparticle_batches import FIREHOSE_EVENT_REQUEST
+
+    r = lab.load(KIND, write("p.json", FIREHOSE_EVENT_REQUEST))
+    assert (r.loaded, dict(r.quarantined)) == (0, {"firehose_request": 1})
+    assert any("p.json: every record was quarantined (1: firehose_request 1)" in w for w in r.warnings)
+    assert q("SELECT count(*) FROM mpa_identities") == [(0,)]
+
+
 def test_an_empty_identity_value_is_no_identity(lab, q, write):
     """An identity whose value is "" holds none, in a list or a map, as an empty CSV cell or
     Parquet value does (it was an identity '' that every such profile shared)."""
