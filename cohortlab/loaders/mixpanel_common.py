@@ -332,10 +332,18 @@ def parsed_records_sql(ctx: FileContext, layout: str, paths) -> str:
     )
 
 
-# A record is an Engage page when its `results` is a list; also when `results` is null and the
-# record has no `$distinct_id` (a page of no results written as null: as `[]`, no profiles).
-# v = the values of ("$.results", "$distinct_id", ...).
-_IS_PAGE = "coalesce(json_type(v[1]) = 'ARRAY' OR (json_type(v[1]) = 'NULL' AND v[2] IS NULL), FALSE)"
+# the JSON paths engage_page_sql reads, first in a record's list of extracted values
+PAGE_PATHS = "['$.results', '$.\"$distinct_id\"']"
+
+
+def engage_page_sql(v: str = "v") -> str:
+    """Whether a record is an Engage page, from ``v`` = its values of :data:`PAGE_PATHS` (and
+    maybe more): its ``results`` is a list; also when ``results`` is null and the record has no
+    ``$distinct_id`` (a page of no results written as null: as ``[]``, no profiles)."""
+    return f"coalesce(json_type({v}[1]) = 'ARRAY' OR (json_type({v}[1]) = 'NULL' AND {v}[2] IS NULL), FALSE)"
+
+
+_IS_PAGE = engage_page_sql()
 
 
 def _engage_items_sql(records: str, order: str) -> str:
@@ -610,15 +618,15 @@ def drop_engage_stage(ctx: FileContext, st: str) -> None:
 
 
 def has_engage_page(ctx: FileContext) -> bool:
-    """Whether the file holds an Engage response page (``{"results": [...]}``, or ``null``): a file of pages
+    """Whether the file holds an Engage response page (:func:`engage_page_sql`): a file of pages
     whose results are all empty (the last page when the total is a multiple of ``page_size``, a
     project or cohort without profiles) is a valid answer with no records, not an empty file.
     (Read only when a file gave no records; a page whose status is not ``"ok"`` failed earlier.)"""
     if sniff_json_layout(ctx.text_path()) == "jsonl":
-        records = (f"SELECT try(json_extract(raw, ['$.results', '$.\"$distinct_id\"'])) AS v "
+        records = (f"SELECT try(json_extract(raw, {PAGE_PATHS})) AS v "
                    f"FROM ({ctx.lines_sql()}) WHERE raw IS NOT NULL AND trim(raw) <> ''")
     else:
-        records = f"SELECT json_extract(j, ['$.results', '$.\"$distinct_id\"']) AS v FROM ({ctx.json_records_sql()})"
+        records = f"SELECT json_extract(j, {PAGE_PATHS}) AS v FROM ({ctx.json_records_sql()})"
     return bool(ctx.engine.query_rows(f"SELECT 1 FROM ({records}) WHERE {_IS_PAGE} LIMIT 1"))
 
 

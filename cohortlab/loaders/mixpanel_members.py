@@ -40,7 +40,7 @@ Members are distinct per snapshot (repeats count as deduplicated). When Engage r
 non-empty ``$properties`` object, those profiles are also upserted into ``mp_profiles`` with the
 same rules as ``mixpanel-profiles`` (a later load replaces the same distinct_id; note that
 ``output_properties`` may have limited what a page carries). A page file whose pages all have
-``"results": []`` is a valid snapshot of 0 members; so is a CSV with a header and no rows.
+``"results": []`` (or ``null``) is a valid snapshot of 0 members; so is a CSV with a header and no rows.
 
 JSONL of bare results and CSV are read by the typed fast path (:mod:`cohortlab.loaders.fast`)
 when every record can be taken exactly (a CSV: every row has an id); any other file by the exact
@@ -66,9 +66,11 @@ from cohortlab.loaders.base import (
 from cohortlab.loaders.files import csv_header, head_text
 from cohortlab.pipeline import sql_str
 from cohortlab.loaders.mixpanel_common import (
+    PAGE_PATHS,
     ProfileUpserts,
     cohort_id_sql,
     drop_engage_stage,
+    engage_page_sql,
     id_text_sql,
     parse_utc,
     profile_time_warnings,
@@ -228,13 +230,15 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
         keys = "json_extract(j, ['$.as_of', '$.filter_by_cohort', '$.status', '$.error', '$.session_id', '$.page'])"
         if eng.query_rows("SELECT 1 FROM duckdb_tables() WHERE table_name = ? AND temporary", [f"{st}_rows"]):
             # staged in parallel: the page keys are already extracted
-            recs = f"SELECT 'ARRAY' AS rt, page_keys FROM {st}_rows WHERE is_page"
+            recs = f"SELECT TRUE AS is_page, page_keys FROM {st}_rows WHERE is_page"
             keys = "page_keys"
         elif layout == "jsonl":
-            recs = (f"SELECT try(json_type(raw, '$.results')) AS rt, raw AS j FROM ({ctx.lines_sql()}) "
-                    f"WHERE raw IS NOT NULL AND trim(raw) <> ''")
+            recs = (f"SELECT {engage_page_sql('p')} AS is_page, j "
+                    f"FROM (SELECT try(json_extract(raw, {PAGE_PATHS})) AS p, raw AS j "
+                    f"FROM ({ctx.lines_sql()}) WHERE raw IS NOT NULL AND trim(raw) <> '')")
         else:
-            recs = f"SELECT json_type(j, '$.results') AS rt, j FROM ({ctx.json_records_sql()})"
+            recs = (f"SELECT {engage_page_sql('p')} AS is_page, j "
+                    f"FROM (SELECT json_extract(j, {PAGE_PATHS}) AS p, j FROM ({ctx.json_records_sql()}))")
         fbc = (
             "CASE json_type(v[2]) WHEN 'VARCHAR' THEN TRY_CAST(json_extract_string(v[2], '$') AS JSON) "
             "WHEN 'OBJECT' THEN v[2] END"
@@ -249,7 +253,7 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
                    json_type(v[2]) IS NOT NULL AND json_type(v[2]) <> 'NULL' AND {fbc} IS NULL AS bad_fbc,
                    {id_text_sql('v[5]')} AS session_id,
                    CASE WHEN json_type(v[6]) IN ('UBIGINT', 'BIGINT') THEN v[6]::VARCHAR::BIGINT END AS page
-            FROM (SELECT {keys} AS v FROM ({recs}) WHERE rt = 'ARRAY')
+            FROM (SELECT {keys} AS v FROM ({recs}) WHERE is_page)
             """
         )
         has_pages = bool(rows)

@@ -222,6 +222,16 @@ def test_empty_page_is_an_empty_snapshot(lab, write, balanced):
     assert _members(lab) == []
 
 
+def test_a_page_whose_results_are_null_is_an_empty_snapshot_too(lab, write, balanced):
+    """Its page keys (the cohort, the as-of time) are read as an empty page's are."""
+    page = _page([], as_of="2026-03-01", filter_by_cohort={"id": 1, "name": "C"}) | {"results": None}
+    for name, text in (("m.json", json.dumps(page, indent=2)), ("m.jsonl", json.dumps(page) + "\n")):
+        r = balanced(lab.load("mixpanel-members", write(name, text)))
+        assert (r.rows_read, r.loaded, r.n_quarantined) == (0, 0, 0)
+        assert _snapshots(lab)[-1] == (r.load_ids[0], "1", "C", AS_OF, 0)
+    assert _members(lab) == []
+
+
 @pytest.mark.parametrize("text, match", [
     ("", "empty file"),
     ("  \n", "empty file"),
