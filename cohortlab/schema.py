@@ -283,9 +283,9 @@ MPA_BATCH_TIMES = _table(
 # 12: an Events API batch whose device_info holds true/false, an object or a list under a device
 #    id key is quarantined invalid_identities (it was applied without that key); an Engage page
 #    whose "results" is null is a page of no results (it was quarantined missing_distinct_id; a
-#    members file of such pages was refused); a
-#    Firehose request (a firehose_version key) is quarantined firehose_request by mparticle-batches
-#    (it was applied as a batch) and mparticle-profiles (it was events_api_batch) (audit 134)
+#    members file of such pages was refused); a Firehose request (a firehose_version key) is
+#    quarantined firehose_request by mparticle-batches (it was applied as a batch) and
+#    mparticle-profiles (it was events_api_batch) (audit 134)
 LOADER_VERSION = 12
 
 

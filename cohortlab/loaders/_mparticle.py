@@ -132,6 +132,15 @@ def absent_sql(col: str) -> str:
     return f"({col}_t IS NULL OR {col}_t = 'NULL')"
 
 
+# A Firehose request (the JSON mParticle sends a Firehose partner, which a partner's Lambda may
+# have stored) carries an mpid, user_identities and user_attributes, but is neither a Profile API
+# answer nor an Events API batch: its identities may be hashed (encoding md5, sha256) and its
+# times and device ids are not under their keys. Every Firehose message has `firehose_version`:
+# both JSON loaders stage that field and quarantine the record on it, before their other checks.
+FIREHOSE_FIELD = ("firehose", "$.firehose_version")
+FIREHOSE_CHECK = (f"NOT {absent_sql('firehose')}", "firehose_request")
+
+
 # the epoch milliseconds a TIMESTAMP (and Python's datetime) can hold: years 1 to 9999
 # (cohortlab.times.MIN_TIME / MAX_TIME, as an event's `time` is bounded)
 _MS_RANGE = "BETWEEN -62135596800000 AND 253402300799999"

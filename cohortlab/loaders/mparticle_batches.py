@@ -38,14 +38,17 @@ and its times and device ids are not under a batch's keys; it is quarantined ``f
 
 Counts: every applied batch is ``loaded``; a batch repeating the ``source_request_id`` of an
 earlier batch of the same file is ``deduplicated`` (mParticle drops it); quarantined:
-``firehose_request``, ``profile_api_answer``, ``malformed_json``, ``not_an_object``, ``missing_mpid``, ``invalid_mpid``,
-``invalid_timestamp``, ``invalid_identities`` (also a ``device_info`` device id key holding
-``true``/``false``, an object or a list), ``invalid_user_attributes``, ``invalid_deleted_attributes``.
+``firehose_request``, ``profile_api_answer``, ``malformed_json``, ``not_an_object``, ``missing_mpid``,
+``invalid_mpid``, ``invalid_timestamp``, ``invalid_identities`` (also a ``device_info`` device id
+key holding ``true``/``false``, an object or a list), ``invalid_user_attributes``,
+``invalid_deleted_attributes``.
 """
 
 from __future__ import annotations
 
 from cohortlab.loaders._mparticle import (
+    FIREHOSE_CHECK,
+    FIREHOSE_FIELD,
     DEVICE_IDENTITY_TYPES,
     Temp,
     absent_sql,
@@ -82,9 +85,7 @@ _CONTAINERS = [
     ("pa_audiences", "$.audience_memberships"),
     ("pa_created", "$.created_timestamp_ms"),
     ("pa_stored", "$.last_stored_timestamp_ms"),
-    # a key every Firehose message has (the JSON mParticle sends a Firehose partner), never a
-    # batch: its identities may be hashed (encoding md5, sha256) and its times are not a batch's
-    ("firehose", "$.firehose_version"),
+    FIREHOSE_FIELD,  # a Firehose request: quarantined, FIREHOSE_CHECK
 ]
 # the latest events[].data.timestamp_unixtime_ms, read only when the batch has no top-level time
 _EVENT_MS = (
@@ -92,7 +93,7 @@ _EVENT_MS = (
     "json_extract_string(j, '$.events[*].data.timestamp_unixtime_ms') AS DOUBLE[])) END AS event_ms"
 )
 _CHECKS = [
-    (f"NOT {absent_sql('firehose')}", "firehose_request"),
+    FIREHOSE_CHECK,
     (" OR ".join(f"NOT {absent_sql(c)}" for c in ("pa_device_ids", "pa_audiences", "pa_created", "pa_stored")),
      "profile_api_answer"),
     (bad_epoch_ms_sql("ts_ms"), "invalid_timestamp"),

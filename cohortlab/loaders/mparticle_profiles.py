@@ -40,6 +40,8 @@ from __future__ import annotations
 
 from cohortlab.identifiers import mpid_sql
 from cohortlab.loaders._mparticle import (
+    FIREHOSE_CHECK,
+    FIREHOSE_FIELD,
     Temp,
     absent_sql,
     attributes_sql,
@@ -74,12 +76,10 @@ _CONTAINERS = [
     # record is quarantined, not read as a snapshot of the profile (which it would replace)
     ("batch_events", "$.events"),
     ("batch_device_info", "$.device_info"),
-    # a key every Firehose message has (the JSON mParticle sends a Firehose partner): no Profile
-    # API answer, nor a batch to load as one (its identities may be hashed)
-    ("firehose", "$.firehose_version"),
+    FIREHOSE_FIELD,  # a Firehose request: quarantined, FIREHOSE_CHECK
 ]
 _CHECKS = [
-    (f"NOT {absent_sql('firehose')}", "firehose_request"),
+    FIREHOSE_CHECK,
     (f"NOT {absent_sql('batch_events')} OR NOT {absent_sql('batch_device_info')}", "events_api_batch"),
     (f"{bad_epoch_ms_sql('created_ms')} OR {bad_epoch_ms_sql('stored_ms')}", "invalid_timestamp"),
     (f"NOT {absent_sql('uid')} AND uid_t NOT IN ('OBJECT', 'ARRAY')", "invalid_identities"),
