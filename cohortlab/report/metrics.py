@@ -386,11 +386,10 @@ def match_rates_figures(sims: Mapping[str, Any], over_time: pd.DataFrame | None 
     (:func:`cohortlab.report.insights.resolution_counts`); default: read per member.
     ``sent_not_true``: per cohort, the not-yet-true profiles already sent
     (:func:`cohortlab.report.insights.sent_not_true`; default: counted here)."""
-    if sent_not_true is None:  # counted in the simulations' tables (a stand-in without tables: none)
+    if sent_not_true is None:  # counted in the simulations' tables
         from cohortlab.report.insights import sent_not_true as count_sent
 
-        real = {c: s for c, s in sims.items() if hasattr(s, "tables")}
-        sent_not_true = count_sent(real) if real else {}
+        sent_not_true = count_sent(sims)
     if resolution is None:
         frames = [s.resolution for s in sims.values() if len(s.resolution)]
         resolution = pd.concat(frames, ignore_index=True) if frames else None

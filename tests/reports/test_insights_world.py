@@ -235,7 +235,7 @@ def test_findings_rank_every_waterfall_step_by_size_with_what_fixes_it():
         as_of = None
 
     Sim.waterfall = waterfall
-    text = summaries.match_rates_summary(metrics.match_rates_figures({"A": Sim()}))
+    text = summaries.match_rates_summary(metrics.match_rates_figures({"A": Sim()}, sent_not_true={}))
     lines = [ln for ln in text.splitlines() if ln.startswith("- ")]
     assert lines[0].startswith("- +3 (60.0% of members): profiles still true although their member left")
     assert "sends the removes that set these **3** profiles false" in lines[0]

@@ -497,16 +497,16 @@ def test_a_one_time_exports_matched_profiles_not_true_are_missing_on_the_match_r
     def sim(sync_type):
         return _three_not_yet_true(settings=SyncSettings(sync_type=sync_type))
 
-    one_time = summaries.match_rates_summary(metrics.match_rates_figures({"A": sim("one_time")}))
+    one_time = summaries.match_rates_summary(metrics.match_rates_figures({"A": sim("one_time")}, sent_not_true={}))
     line = next(ln for ln in one_time.splitlines() if ln.startswith("- −3"))
     assert "missing" in line and "the one-time export did not send them" in line
     assert "next successful run" not in line and "pending" not in line
     assert "only a new export (a re-export, `reexport_at`) sets these **3** profiles true" in line
     # the largest step, in the summary's first line and on the index card, is named so too
     assert "The largest step between the two: missing (one-time export) (−3)." in one_time
-    f = metrics.match_rates_figures({"A": sim("one_time")})
+    f = metrics.match_rates_figures({"A": sim("one_time")}, sent_not_true={})
     assert dict(metrics.figures_headline_match_rates(f))["largest loss, all cohorts: missing (one-time export)"] == 3
-    dynamic = summaries.match_rates_summary(metrics.match_rates_figures({"A": sim("dynamic")}))
+    dynamic = summaries.match_rates_summary(metrics.match_rates_figures({"A": sim("dynamic")}, sent_not_true={}))
     assert "pending until a successful run); the next successful run sets these **3** profiles true" in dynamic
     assert "The largest step between the two: not yet true (−3)." in dynamic
 
