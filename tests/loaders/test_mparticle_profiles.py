@@ -219,11 +219,12 @@ IDSYNC_ANSWERS = jsonl(
      "is_ephemeral": True})
 
 
-def test_an_idsync_answer_is_quarantined_not_read_as_a_snapshot_of_the_profile(lab, q, write):
+def test_an_idsync_answer_is_quarantined_not_read_as_a_snapshot_of_the_profile(lab, q, write, run_once):
     """An IDSync answer holds an mpid and only the identities of the request that matched: read
     as a Profile API answer, a later file of them replaced the stored profile with one of no
-    identities, attributes or audiences (audit 135). Quarantined idsync_response, on every path;
-    the profile keeps what its snapshot holds."""
+    identities, attributes or audiences (audit 135). Quarantined idsync_response; the profile
+    keeps what its snapshot holds. Runs once: the check is one of the record checks every path
+    applies (the typed fast path sends the lines to the exact path, as for firehose_request)."""
     lab.load(KIND, write("profile.json", json.dumps(
         {"mpid": -7346244611012968789, "last_stored_timestamp_ms": 1575301484215,
          "user_identities": [{"type": "customer_id", "encoding": "none", "value": "cust-15"}],
