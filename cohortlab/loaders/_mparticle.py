@@ -140,6 +140,15 @@ def absent_sql(col: str) -> str:
 FIREHOSE_FIELD = ("firehose", "$.firehose_version")
 FIREHOSE_CHECK = (f"NOT {absent_sql('firehose')}", "firehose_request")
 
+# An IDSync answer (identify, search, login, logout: ``{"context", "mpid", "matched_identities",
+# "is_ephemeral"}``, as a lookup of customer ids to MPIDs saves them) names a profile, but its
+# identities are only those of the request that matched ("not a complete list of all identities
+# associated with the user profile", mParticle's HTTP API reference): read as a Profile API answer
+# it replaced the stored profile with one of no identities, attributes or audiences, and as a
+# batch it applied nothing but the MPID. Both JSON loaders quarantine it on `matched_identities`.
+IDSYNC_FIELD = ("idsync", "$.matched_identities")
+IDSYNC_CHECK = (f"NOT {absent_sql('idsync')}", "idsync_response")
+
 
 # the epoch milliseconds a TIMESTAMP (and Python's datetime) can hold: years 1 to 9999
 # (cohortlab.times.MIN_TIME / MAX_TIME, as an event's `time` is bounded)

@@ -302,6 +302,17 @@ _RESULT_PATHS = (
     '$."$properties"."$last_seen"',
 )
 
+# the operations of a profile update sent to Mixpanel's /engage (``{"$token", "$distinct_id",
+# "$set": {...}}``: what a connector or mParticle's Mixpanel output sends, an import file of
+# profiles): a change to some properties, not an exported profile (its ``$properties``)
+ENGAGE_OPERATIONS = ("$set", "$set_once", "$add", "$append", "$union", "$remove", "$unset", "$delete")
+
+
+def engage_update_sql(raw: str) -> str:
+    """SQL BOOLEAN: the JSON object text ``raw`` has a key of :data:`ENGAGE_OPERATIONS` (evaluate it
+    only for a record without ``$properties``: it parses the record again)."""
+    return f"list_has_any(json_keys({raw}::JSON), {sql_list(ENGAGE_OPERATIONS)})"
+
 
 def _paths_sql(paths) -> str:
     return sql_list(paths)
@@ -407,7 +418,8 @@ def _engage_columns_sql(items: str, doc_no: str, keep: str = "") -> str:
             SELECT *, CASE WHEN kind IN ('malformed_json', 'not_an_object') THEN kind
                            WHEN distinct_id IS NOT NULL THEN
                                CASE WHEN props_type IS NOT NULL AND props_type NOT IN ('OBJECT', 'NULL')
-                                    THEN 'bad_properties' END
+                                    THEN 'bad_properties'
+                                    WHEN props_type IS NULL AND {engage_update_sql('raw')} THEN 'profile_update' END
                            WHEN id_type IN ('BOOLEAN', 'OBJECT', 'ARRAY') THEN 'bad_distinct_id'
                            ELSE 'missing_distinct_id' END AS reason
             FROM (
@@ -420,7 +432,8 @@ def _engage_columns_sql(items: str, doc_no: str, keep: str = "") -> str:
 
 # the fields of a bare Engage result the fast path reads (``results`` / ``status``: only to decline
 # a page, or a record with a status, which the exact path reads as a page)
-_FAST_ENGAGE_COLUMNS = {"$distinct_id": "JSON", "$properties": "JSON", "results": "JSON", "status": "JSON"}
+_FAST_ENGAGE_COLUMNS = {"$distinct_id": "JSON", "$properties": "JSON", "results": "JSON", "status": "JSON",
+                        **{op: "JSON" for op in ENGAGE_OPERATIONS}}
 _FAST_PROPERTY_PATHS = ['$."$mparticle_user_id"', '$."$email"', '$."$phone"', '$."$created"', '$."$last_seen"']
 
 
@@ -440,7 +453,9 @@ def _fast_engage_sql(ctx: FileContext) -> str:
     return f"""
         WITH leaves AS (
             SELECT "$distinct_id"::VARCHAR AS id, "$properties" AS pv,
-                   results IS NOT NULL OR status IS NOT NULL AS paged
+                   results IS NOT NULL OR status IS NOT NULL AS paged,
+                   -- a profile update (the exact path quarantines it)
+                   "$properties" IS NULL AND coalesce({', '.join(f'"{op}"' for op in ENGAGE_OPERATIONS)}) IS NOT NULL AS op
             FROM {fast.read_json_sql(ctx, _FAST_ENGAGE_COLUMNS)}
         ),
         fields AS (
@@ -461,7 +476,7 @@ def _fast_engage_sql(ctx: FileContext) -> str:
                json_extract_string(f[2], '$') AS email, json_extract_string(f[3], '$') AS phone,
                {ts(4)} AS created, {ts(5)} AS last_seen,
                FALSE AS is_page, NULL::JSON[] AS page_keys, paged,
-               coalesce(NOT paged AND distinct_id IS NOT NULL AND (props_type IS NULL OR props_type IN ('OBJECT', 'NULL'))
+               coalesce(NOT paged AND NOT op AND distinct_id IS NOT NULL AND (props_type IS NULL OR props_type IN ('OBJECT', 'NULL'))
                         AND mp_type IS DISTINCT FROM 'DOUBLE', FALSE) AS ok
         FROM typed"""
 

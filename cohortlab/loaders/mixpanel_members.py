@@ -47,7 +47,8 @@ when every record can be taken exactly (a CSV: every row has an id); any other f
 path, with the same rows.
 
 Quarantine reasons: malformed_json, not_an_object, missing_distinct_id, bad_distinct_id,
-bad_properties, removed_member, bad_operation (CSV).
+bad_properties, profile_update (an /engage update, as in mixpanel-profiles), removed_member,
+bad_operation (CSV).
 """
 
 from __future__ import annotations

@@ -9,7 +9,10 @@ then be one (:func:`cohortlab.loaders._warehouse.records_sql`; docs/loading.md#w
   ``properties`` (a JSON object, or JSON text as some warehouses export it). The older
   schematized layout is accepted too: ``mp_event_name`` and one column per property, where a
   ``$`` property is prefixed ``mp_`` (``mp_mparticle_user_id``, ``mp_insert_id``, ``mp_user_id``,
-  ``mp_device_id``: read as those ids); the whole row is then the properties. A string MPID in a
+  ``mp_device_id``: read as those ids); the whole row is then the properties, as it is of any row
+  without a ``properties`` column (a connector's flattened record: tap-mixpanel's ``mp_reserved_x``
+  columns are read as ``$x`` where ``mp_x`` is absent, in profiles too; Airbyte's
+  ``mparticle_user_id`` is not read, and warned about). A string MPID in a
   column that held numbers goes to ``mp_mparticle_user_id_string`` (the pipeline's type-conflict
   rule), read when ``mp_mparticle_user_id`` holds no value. ``time`` is a TIMESTAMP (Parquet), an ISO string (no zone = UTC) or epoch
   seconds/milliseconds (option ``time_unit`` = auto | s | ms, as for ``mixpanel-events``; a time
@@ -91,14 +94,21 @@ def _ident(top: str, top_key: str, p: str, prop_key: str, schematized: bool = Tr
     properties' text when a warehouse exported them as a JSON string (``props_text``)."""
     exprs = [exact_id_sql(top, "src", top_key, "folded"), exact_id_sql(_prop(p, prop_key), _PROPS_TEXT, prop_key)]
     if schematized and prop_key.startswith("$"):
-        col = _schematized(prop_key)
-        exprs.append(f"CASE WHEN NOT has_props THEN {exact_id_sql(_prop(p, col), 'src', col, 'folded')} END")
+        for col in (_schematized(prop_key), _reserved(prop_key)):
+            exprs.append(f"CASE WHEN NOT has_props THEN {exact_id_sql(_prop(p, col), 'src', col, 'folded')} END")
     return _first(*exprs)
 
 
 def _schematized(key: str) -> str:
     """The schematized export's column of property ``key`` (``$x`` -> ``mp_x``)."""
     return "mp_" + key[1:] if key.startswith("$") else key
+
+
+def _reserved(key: str) -> str:
+    """The column of property ``key`` in a record of Singer's tap-mixpanel (Stitch), which flattens
+    the properties into the record and renames ``$x`` ``mp_reserved_x`` (``$insert_id`` ->
+    ``mp_reserved_insert_id``): read where the schematized column ``mp_x`` is absent."""
+    return "mp_reserved_" + key[1:] if key.startswith("$") else key
 
 
 # the schematized column a string ``$mparticle_user_id`` goes to once the column holds numbers
@@ -109,10 +119,18 @@ _MPUID_STRING_COL = "mp_mparticle_user_id_string"
 def _mpuid_value_sql(first: str, p: str) -> str:
     """The JSON value of ``$mparticle_user_id``: ``first`` (the property or its schematized
     column) when it holds a value, else, in a schematized row, the type-conflict column
-    ``mp_mparticle_user_id_string``."""
-    alt = _prop(p, _MPUID_STRING_COL)
-    return (f"CASE WHEN NOT {present_sql(first)} AND NOT has_props AND {present_sql(alt)} "
-            f"THEN {alt} ELSE {first} END")
+    ``mp_mparticle_user_id_string``, else tap-mixpanel's ``mp_reserved_mparticle_user_id``
+    (:func:`_reserved`)."""
+    alt, res = _prop(p, _MPUID_STRING_COL), _prop(p, _reserved(MPUID_KEY))
+    return (f"CASE WHEN NOT {present_sql(first)} AND NOT has_props AND {present_sql(alt)} THEN {alt} "
+            f"WHEN {_mpuid_reserved_sql(first, p)} THEN {res} ELSE {first} END")
+
+
+def _mpuid_reserved_sql(first: str, p: str) -> str:
+    """SQL BOOLEAN: ``$mparticle_user_id`` is read from tap-mixpanel's column (a row without a
+    ``properties`` column, whose ``first`` and type-conflict column hold no value)."""
+    return (f"(NOT {present_sql(first)} AND NOT has_props AND NOT {present_sql(_prop(p, _MPUID_STRING_COL))} "
+            f"AND {present_sql(_prop(p, _reserved(MPUID_KEY)))})")
 
 
 # where a property's JSON-float token is written: the properties' own text when they are a JSON
@@ -122,10 +140,12 @@ _PROPS_TEXT = "coalesce(props_text, src)"
 
 def _mpuid_sql(prop: str, typ: str, text: str) -> str:
     """``$mparticle_user_id`` as exported text: a JSON float as its exact token, written either
-    as the property ``$mparticle_user_id`` (``prop`` present) or as the schematized column
-    ``mp_mparticle_user_id``."""
+    as the property ``$mparticle_user_id`` (``prop`` present), as the schematized column
+    ``mp_mparticle_user_id``, or as tap-mixpanel's ``mp_reserved_mparticle_user_id`` (the
+    staged boolean ``mp_reserved``: :func:`_mpuid_value_sql`)."""
     return (f"CASE WHEN {typ} <> 'DOUBLE' THEN {text} "
             f"WHEN {present_sql(prop)} THEN {inline_float_token_sql(_PROPS_TEXT, text, MPUID_KEY)} "
+            f"WHEN mp_reserved THEN {inline_float_token_sql('src', text, _reserved(MPUID_KEY), 'folded')} "
             f"ELSE {inline_float_token_sql('src', text, 'mp_mparticle_user_id', 'folded')} END")
 
 
@@ -236,6 +256,7 @@ class MixpanelPipelineEventsLoader(Loader):
         )
         warnings = event_time_warnings(
             ctx, st, "time", lambda line: f"SELECT time_value FROM {st} WHERE line = {line}")
+        warnings += _unprefixed_mpuid_warning(ctx, st)
         eng.execute(f"DROP TABLE {dup}")
         eng.execute(f"DROP TABLE {st}")
         return FileResult(rows_read=int(rows_read), loaded=int(valid) - n_dup, deduplicated=n_dup,
@@ -247,8 +268,8 @@ class MixpanelPipelineEventsLoader(Loader):
                  "$.user_id", "$.device_id", "$.insert_id", "$.mp_mparticle_user_id"]
         p = "props"
         tv = f"CASE WHEN {present_sql('v[5]')} THEN v[5] ELSE {_prop(p, 'time')} END"
-        mp_v = _mpuid_value_sql(
-            f"CASE WHEN {present_sql(_prop(p, '$mparticle_user_id'))} THEN {_prop(p, '$mparticle_user_id')} ELSE v[10] END", p)
+        mp_first = f"CASE WHEN {present_sql(_prop(p, '$mparticle_user_id'))} THEN {_prop(p, '$mparticle_user_id')} ELSE v[10] END"
+        mp_v = _mpuid_value_sql(mp_first, p)
         return f"""
             WITH rec AS (
                 SELECT line, raw, j, src, folded, j IS NULL AS malformed,
@@ -260,9 +281,10 @@ class MixpanelPipelineEventsLoader(Loader):
             ),
             p AS (
                 SELECT *,
-                       -- the properties object; a schematized row (no properties column) is its own properties
+                       -- the properties object; a row without a properties column (schematized, or a
+                       -- connector's flattened record: tap-mixpanel, Airbyte) is its own properties
                        CASE WHEN {present_sql('v[4]')} THEN {json_object_sql('v[4]')}
-                            WHEN is_obj AND v[2] IS NOT NULL THEN j END AS props,
+                            WHEN is_obj THEN j END AS props,
                        {present_sql('v[4]')} AS has_props,
                        CASE WHEN json_type(v[4]) = 'VARCHAR' THEN json_extract_string(v[4], '$') END AS props_text
                 FROM v
@@ -275,7 +297,10 @@ class MixpanelPipelineEventsLoader(Loader):
                        {_ident('v[8]', 'device_id', p, '$device_id')} AS device_id,
                        {_ident('v[9]', 'insert_id', p, '$insert_id')} AS insert_id,
                        {_ident('v[6]', 'distinct_id', p, 'distinct_id')} AS did,
-                       {mp_v} AS mp_v, {_prop(p, '$mparticle_user_id')} AS mp_prop
+                       {mp_v} AS mp_v, {_prop(p, '$mparticle_user_id')} AS mp_prop,
+                       {_mpuid_reserved_sql(mp_first, p)} AS mp_reserved,
+                       -- Airbyte's flattened export names $mparticle_user_id so (its warning)
+                       NOT has_props AND {present_sql(_prop(p, 'mparticle_user_id'))} AS mp_unprefixed
                 FROM p
             ),
             g AS (
@@ -296,9 +321,27 @@ class MixpanelPipelineEventsLoader(Loader):
                    raw, event, ts AS time, distinct_id, insert_id, device_id, user_id,
                    -- an early time's JSON text, for its warning (mixpanel_common.event_time_warnings)
                    CASE WHEN ts < TIMESTAMP '{EARLY_EVENT_TIME}' THEN tv::VARCHAR END AS time_value,
-                   {_mpuid_sql('mp_prop', 'mp_type', 'mp_text')} AS mparticle_user_id, mp_type,
+                   {_mpuid_sql('mp_prop', 'mp_type', 'mp_text')} AS mparticle_user_id, mp_type, mp_unprefixed,
                    {"props" if keep_properties else "NULL::JSON"} AS properties
             FROM g"""
+
+
+def _unprefixed_mpuid_warning(ctx: FileContext, st: str) -> list[str]:
+    """A warning when no loaded event of the staged file ``st`` has a ``$mparticle_user_id``
+    (nor its ``mp_`` column) but rows without a ``properties`` column hold ``mparticle_user_id``:
+    an Airbyte Mixpanel export, which flattens the properties into the row and drops their "$"
+    (a custom ``mparticle_user_id`` property would be ``_mparticle_user_id`` there). Its value is
+    not read as the event's MPID, so the event identity rule finds none; the name only, never values."""
+    (n, first), = ctx.engine.query_rows(
+        f"SELECT count(*) FILTER (WHERE mp_unprefixed), min(line) FILTER (WHERE mp_unprefixed) FROM {st} "
+        f"WHERE reason IS NULL AND NOT EXISTS (SELECT 1 FROM {st} WHERE reason IS NULL AND mp_type IS NOT NULL)")
+    if not n:
+        return []
+    return [f"{ctx.path}: no event holds $mparticle_user_id (or mp_mparticle_user_id), but {n:,} event(s) "
+            f"without a properties column hold mparticle_user_id (the first on line {first}): a connector's "
+            f"flattened export (Airbyte drops the \"$\" of every property)? It is kept as a plain property, so "
+            f"these events carry no MPID for the event identity rule; load the raw export (mixpanel-events) "
+            f"or a Data Pipelines export instead"]
 
 
 class MixpanelPipelineProfilesLoader(ProfileUpserts, AsOfOnly, Loader):
@@ -312,8 +355,11 @@ class MixpanelPipelineProfilesLoader(ProfileUpserts, AsOfOnly, Loader):
         st = f"_mp_pl_pr_{ctx.load_id}"
         p = "props"
 
-        def prop(key: str) -> str:  # the property, or its schematized column (``$x`` -> ``mp_x``)
-            return f"coalesce({_prop(p, key)}, {_prop(p, _schematized(key))})"
+        def prop(key: str) -> str:  # the property, or its schematized column (``$x`` -> ``mp_x``), or tap-mixpanel's
+            return f"coalesce({_prop(p, key)}, {_prop(p, _schematized(key))}, {_prop(p, _reserved(key))})"
+
+        def mp_first() -> str:  # ``$mparticle_user_id`` or its schematized column, before the others
+            return f"coalesce({_prop(p, MPUID_KEY)}, {_prop(p, _schematized(MPUID_KEY))})"
 
         eng.execute(
             f"""
@@ -335,7 +381,8 @@ class MixpanelPipelineProfilesLoader(ProfileUpserts, AsOfOnly, Loader):
                 FROM v
             ),
             f AS (
-                SELECT *, {_mpuid_value_sql(prop('$mparticle_user_id'), p)} AS mp_v,
+                SELECT *, {_mpuid_value_sql(mp_first(), p)} AS mp_v,
+                       {_mpuid_reserved_sql(mp_first(), p)} AS mp_reserved,
                        {_prop(p, '$mparticle_user_id')} AS mp_prop FROM p
             ),
             g AS (

@@ -25,7 +25,8 @@ JSONL of bare result objects is read by the typed fast path (:mod:`cohortlab.loa
 when every record can be taken exactly; any other file by the exact path, with the same rows.
 
 Quarantine reasons: malformed_json, not_an_object, missing_distinct_id, bad_distinct_id,
-bad_properties. A page with ``"status"`` other than ``"ok"``, or a file with JSON objects none of
+bad_properties, profile_update (a record without ``$properties`` holding an /engage operation,
+``$set`` ...: an update sent to Mixpanel, not an exported profile). A page with ``"status"`` other than ``"ok"``, or a file with JSON objects none of
 which is a page or a result object, is a LoadError. A file of pages with empty ``results`` (the
 last page when the total is a multiple of ``page_size``; a project without profiles) loads no
 profiles; ``"results": null`` in a record without ``$distinct_id`` is such an empty page.

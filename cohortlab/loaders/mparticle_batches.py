@@ -36,12 +36,12 @@ is a Firehose request (the JSON mParticle sends a Firehose partner, which a part
 have stored: a ``firehose_version`` key): its identities may be hashed (``"encoding": "md5"``),
 and its times and device ids are not under a batch's keys; it is quarantined ``firehose_request``.
 
-Counts: every applied batch is ``loaded``; a batch repeating the ``source_request_id`` of an
-earlier batch of the same file is ``deduplicated`` (mParticle drops it); quarantined:
-``firehose_request``, ``profile_api_answer``, ``malformed_json``, ``not_an_object``, ``missing_mpid``,
-``invalid_mpid``, ``invalid_timestamp``, ``invalid_identities`` (also a ``device_info`` device id
-key holding ``true``/``false``, an object or a list), ``invalid_user_attributes``,
-``invalid_deleted_attributes``.
+Counts: every applied batch is ``loaded``; a batch repeating the ``source_request_id`` of an earlier
+batch of the same file is ``deduplicated`` (mParticle drops it); quarantined: ``firehose_request``,
+``idsync_response`` (an IDSync answer: ``matched_identities``), ``profile_api_answer``,
+``malformed_json``, ``not_an_object``, ``missing_mpid``, ``invalid_mpid``, ``invalid_timestamp``,
+``invalid_identities`` (also a ``device_info`` device id key holding ``true``/``false``, an object
+or a list), ``invalid_user_attributes``, ``invalid_deleted_attributes``.
 """
 
 from __future__ import annotations
@@ -49,6 +49,8 @@ from __future__ import annotations
 from cohortlab.loaders._mparticle import (
     FIREHOSE_CHECK,
     FIREHOSE_FIELD,
+    IDSYNC_CHECK,
+    IDSYNC_FIELD,
     DEVICE_IDENTITY_TYPES,
     Temp,
     absent_sql,
@@ -86,6 +88,7 @@ _CONTAINERS = [
     ("pa_created", "$.created_timestamp_ms"),
     ("pa_stored", "$.last_stored_timestamp_ms"),
     FIREHOSE_FIELD,  # a Firehose request: quarantined, FIREHOSE_CHECK
+    IDSYNC_FIELD,  # an IDSync answer: quarantined, IDSYNC_CHECK
 ]
 # the latest events[].data.timestamp_unixtime_ms, read only when the batch has no top-level time
 _EVENT_MS = (
@@ -94,6 +97,7 @@ _EVENT_MS = (
 )
 _CHECKS = [
     FIREHOSE_CHECK,
+    IDSYNC_CHECK,
     (" OR ".join(f"NOT {absent_sql(c)}" for c in ("pa_device_ids", "pa_audiences", "pa_created", "pa_stored")),
      "profile_api_answer"),
     (bad_epoch_ms_sql("ts_ms"), "invalid_timestamp"),

@@ -25,15 +25,18 @@ JSONL is read by the typed fast path (:mod:`cohortlab.loaders.fast`: ``read_json
 top-level fields) when no record has a record-level problem (a malformed line, a missing or
 invalid MPID, a bad timestamp or container); any other file by the exact path, with the same rows.
 
-A later snapshot (by its ``as_of``, else its load time) replaces every row of the same MPID in
-the four tables (the file is a snapshot of the profile: ``_mparticle.replace_profiles``). Several records of one MPID inside a file: the last one wins; the others count as
-``deduplicated``. A record with an ``events`` or a ``device_info`` key is an Events API batch, not
-a Profile API answer: quarantined ``events_api_batch`` (it would replace the profile with the few
-identities and attributes a batch carries). A Firehose request (a ``firehose_version`` key:
-the JSON mParticle sends a Firehose partner, its identities possibly MD5-hashed) is neither:
-quarantined ``firehose_request``. Other quarantine reasons: ``malformed_json``, ``not_an_object``,
-``invalid_timestamp``, ``invalid_identities`` (not a list/map, entry without a type, non-scalar
-value), ``invalid_user_attributes`` (not an object), ``invalid_audiences``.
+A later snapshot (by its ``as_of``, else its load time) replaces every row of the same MPID in the
+four tables (the file is a snapshot of the profile: ``_mparticle.replace_profiles``). Several
+records of one MPID inside a file: the last one wins; the others count as ``deduplicated``. A record
+with an ``events`` or a ``device_info`` key is an Events API batch, not a Profile API answer:
+quarantined ``events_api_batch`` (it would replace the profile with the few identities and
+attributes a batch carries). A Firehose request (a ``firehose_version`` key: the JSON mParticle
+sends a Firehose partner, its identities possibly MD5-hashed) is neither: quarantined
+``firehose_request``. An IDSync answer (a ``matched_identities`` key: the request's matched
+identities only, not the profile) is quarantined ``idsync_response``. Other quarantine reasons:
+``malformed_json``, ``not_an_object``, ``invalid_timestamp``, ``invalid_identities`` (not a
+list/map, entry without a type, non-scalar value), ``invalid_user_attributes`` (not an object),
+``invalid_audiences``.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ from cohortlab.identifiers import mpid_sql
 from cohortlab.loaders._mparticle import (
     FIREHOSE_CHECK,
     FIREHOSE_FIELD,
+    IDSYNC_CHECK,
+    IDSYNC_FIELD,
     Temp,
     absent_sql,
     attributes_sql,
@@ -77,9 +82,11 @@ _CONTAINERS = [
     ("batch_events", "$.events"),
     ("batch_device_info", "$.device_info"),
     FIREHOSE_FIELD,  # a Firehose request: quarantined, FIREHOSE_CHECK
+    IDSYNC_FIELD,  # an IDSync answer: quarantined, IDSYNC_CHECK
 ]
 _CHECKS = [
     FIREHOSE_CHECK,
+    IDSYNC_CHECK,
     (f"NOT {absent_sql('batch_events')} OR NOT {absent_sql('batch_device_info')}", "events_api_batch"),
     (f"{bad_epoch_ms_sql('created_ms')} OR {bad_epoch_ms_sql('stored_ms')}", "invalid_timestamp"),
     (f"NOT {absent_sql('uid')} AND uid_t NOT IN ('OBJECT', 'ARRAY')", "invalid_identities"),

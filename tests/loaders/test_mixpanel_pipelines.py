@@ -227,6 +227,46 @@ def test_flattened_engage_records_loaded_as_pipeline_profiles_warn(lab, q, write
     assert balanced(lab.load(PROFILES, mixed)).warnings == []
 
 
+def test_connector_flattened_records_keep_their_ids_and_properties(lab, q, write, balanced):
+    """Mixpanel connectors flatten an event's properties into the row (no ``properties`` column):
+    Singer's tap-mixpanel (Stitch) renames ``$x`` ``mp_reserved_x``, Airbyte drops the "$"
+    (singer-io/tap-mixpanel transform.py; airbytehq/airbyte source-mixpanel export.py, applied to
+    its own unit-test export record). Such a row is its own properties, as a schematized row is
+    (they were dropped: NULL with the default properties=all); tap-mixpanel's ``mp_reserved_``
+    columns are read as the ``$`` properties (two events of one user in one second were one,
+    de-duplicated without their insert ids, and their MPID was lost), in profiles too; Airbyte's
+    ``mparticle_user_id`` is not read as the MPID (a custom property may be so named) but warned
+    about, as flattened Engage records are (audit 135)."""
+    mpid = "-7346244611012968789"
+    stitch = {"event": "Viewed E-commerce Page", "time": "2021-06-16T16:28:00.000000Z",
+              "distinct_id": "1d694fd9-31a5-4b99-9eef-ae63112063ed", "mp_reserved_browser": "Chrome",
+              "mp_reserved_insert_id": "c5eed127-c747-59c8-a5ed-d766f48e39a4", "mp_lib": "Segment: analytics-wordpress",
+              "mp_processing_time_ms": 1623886083321, "mp_reserved_mparticle_user_id": mpid}
+    p = write("stitch_export.jsonl", jsonl(stitch, {**stitch, "mp_reserved_insert_id": "c5eed127-2",
+                                                    "mp_reserved_mparticle_user_id": -1.5e18}))
+    r = balanced(lab.load(EVENTS, p))
+    assert (r.rows_read, r.loaded, r.deduplicated, r.warnings) == (2, 2, 0, [])
+    assert q("SELECT time, insert_id, mparticle_user_id, properties->>'mp_lib' FROM mp_events") == [
+        (datetime(2021, 6, 16, 16, 28), "c5eed127-2", "-1.5e+18", "Segment: analytics-wordpress"),
+        (datetime(2021, 6, 16, 16, 28), "c5eed127-c747-59c8-a5ed-d766f48e39a4", mpid, "Segment: analytics-wordpress")]
+    airbyte = {"event": "Viewed E-commerce Page", "browser": "Chrome", "insert_id": "a-1", "mparticle_user_id": mpid,
+               "distinct_id": "u-2", "mp_processing_time_ms": "1623886083321", "time": "2021-06-16T16:28:00+00:00"}
+    a = write("airbyte_export.jsonl", jsonl(airbyte))
+    r = balanced(lab.load(EVENTS, a))
+    assert q("SELECT insert_id, mparticle_user_id, properties->>'browser' FROM mp_events WHERE distinct_id = 'u-2'") == [
+        ("a-1", None, "Chrome")]
+    assert len(r.warnings) == 1 and r.warnings[0].startswith(f"{a}: no event holds $mparticle_user_id")
+    assert "1 event(s) without a properties column hold mparticle_user_id (the first on line 1)" in r.warnings[0]
+    assert mpid not in r.warnings[0]
+    engage = write("stitch_engage.jsonl", jsonl(
+        {"distinct_id": "48342", "mp_reserved_email": "ann@example.com", "mp_reserved_last_seen": "2022-09-01T10:00:00",
+         "mp_reserved_mparticle_user_id": mpid, "plan": "pro"}))
+    r = balanced(lab.load(PROFILES, engage))
+    assert r.warnings == []
+    assert q("SELECT distinct_id, email, last_seen, mparticle_user_id FROM mp_profiles") == [
+        ("48342", "ann@example.com", datetime(2022, 9, 1, 10), mpid)]
+
+
 def test_pipeline_profiles_take_the_export_time_as_of(lab, q, write):
     """A Data Pipelines profile export is a snapshot taken at a time: ``-o as_of`` dates the
     versions it adds to mp_profile_history, which send-time resolution reads, as for

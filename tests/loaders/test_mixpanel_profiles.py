@@ -217,6 +217,36 @@ def test_rejects(lab, write, balanced):
         (2, "malformed_json"), (3, "not_an_object")]
 
 
+def test_a_profile_update_sent_to_engage_is_quarantined_not_loaded_as_a_profile(lab, write, balanced):
+    """A profile update sent to Mixpanel's /engage (``{"$token", "$distinct_id", "$set": {...}}``:
+    what a connector sends, rudderlabs/rudder-transformer's Mixpanel router test data, or mParticle's
+    Mixpanel output; an import file of profiles) has no ``$properties``: it loaded as a profile with
+    no properties, so without the email and ``$mparticle_user_id`` it sets, silently (audit 135).
+    It is quarantined ``profile_update``, on every path; a result without ``$properties`` and
+    without an operation still loads (``{"$distinct_id": "U5"}``)."""
+    lines = [
+        '{"$distinct_id": "U1", "$properties": {"$email": "a@example.com"}}',
+        '{"$set":{"$email":"mickey@example.com","$mparticle_user_id":"-7346244611012968789"},'
+        '"$token":"test_api_token","$distinct_id":"e6ab2c5e-2cda-44a9-a962-e2f67df78bca","$ip":"0.0.0.0","$time":1688624942}',
+        '{"$append":{"$transactions":{"$time":"2023-07-06T06:29:02.402Z","$amount":18.9}},"$token":"test_api_token","$distinct_id":"userId01"}',
+        '{"$distinct_id": "U5"}',
+    ]
+    f = write("engage_updates.jsonl", "\n".join(lines) + "\n")
+    r = balanced(lab.load("mixpanel-profiles", f))
+    assert (r.rows_read, r.loaded, dict(r.quarantined)) == (4, 2, {"profile_update": 2})
+    assert [(d, e, ln) for d, _, e, _, _, _, ln in _rows(lab)] == [("U1", "a@example.com", 1), ("U5", None, 4)]
+    assert lab.engine.query_rows("SELECT line, reason FROM rejects ORDER BY line") == [
+        (2, "profile_update"), (3, "profile_update")]
+    # an /engage batch body (a JSON array of updates) alone: every record quarantined, with the warning
+    batch = write("engage_batch.json", "[" + lines[1] + "]")
+    r = balanced(lab.load("mixpanel-profiles", batch))
+    assert dict(r.quarantined) == {"profile_update": 1} and "every record was quarantined" in r.warnings[0]
+    # a members file of such records holds no member
+    r = balanced(lab.load("mixpanel-members", f, cohort="Power Users", as_of="2026-03-01T00:00:00Z"))
+    assert dict(r.quarantined) == {"profile_update": 2}
+    assert lab.engine.query_rows("SELECT distinct_id FROM mp_cohort_members ORDER BY 1") == [("U1",), ("U5",)]
+
+
 def test_later_load_replaces_and_last_in_file_wins(lab, write, balanced):
     f1 = write("a.jsonl", '{"$distinct_id":"U1","$properties":{"$email":"old@example.com"}}\n'
                           '{"$distinct_id":"U2","$properties":{"$email":"u2@example.com"}}\n')

@@ -224,6 +224,16 @@ def test_a_firehose_request_is_quarantined_not_applied_as_a_batch(lab, q, write,
     assert q("SELECT mpid FROM mpa_profiles") == [(1,)]
 
 
+def test_an_idsync_answer_is_quarantined_not_applied_as_a_batch(lab, q, write, run_once):
+    """An IDSync answer (mpid, matched_identities) was applied as a batch of nothing but its MPID
+    (its identities unread): quarantined idsync_response, as by mparticle-profiles."""
+    from .test_mparticle_profiles import IDSYNC_ANSWERS
+
+    r = lab.load(KIND, write("idsync.jsonl", IDSYNC_ANSWERS))
+    assert (r.loaded, dict(r.quarantined)) == (0, {"idsync_response": 2})
+    assert q("SELECT count(*) FROM mpa_profiles") == [(0,)]
+
+
 def test_identity_spellings_are_normalised(lab, q, write):
     lab.load(KIND, write("b.json", json.dumps([
         {"mpid": 1, "user_identities": {"customerid": "c1", "other2": "o2"}},

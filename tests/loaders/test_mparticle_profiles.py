@@ -210,6 +210,32 @@ def test_a_firehose_request_is_quarantined_as_such_not_as_an_events_api_batch(la
     assert q("SELECT count(*) FROM mpa_identities") == [(0,)]
 
 
+# an IDSync /search answer, as mParticle's HTTP API reference shapes it (developers/idsync/http-api),
+# with values: what a lookup of customer ids to MPIDs saves, one answer per line
+IDSYNC_ANSWERS = jsonl(
+    {"context": None, "mpid": "-7346244611012968789", "matched_identities": {"customerid": "cust-15"},
+     "is_ephemeral": False},
+    {"context": "c2", "mpid": "4611686018427387905", "matched_identities": {"email": "b@example.com"},
+     "is_ephemeral": True})
+
+
+def test_an_idsync_answer_is_quarantined_not_read_as_a_snapshot_of_the_profile(lab, q, write, run_once):
+    """An IDSync answer holds an mpid and only the identities of the request that matched: read
+    as a Profile API answer, a later file of them replaced the stored profile with one of no
+    identities, attributes or audiences (audit 135). Quarantined idsync_response; the profile
+    keeps what its snapshot holds. Runs once: the check is one of the record checks every path
+    applies (the typed fast path sends the lines to the exact path, as for firehose_request)."""
+    lab.load(KIND, write("profile.json", json.dumps(
+        {"mpid": -7346244611012968789, "last_stored_timestamp_ms": 1575301484215,
+         "user_identities": [{"type": "customer_id", "encoding": "none", "value": "cust-15"}],
+         "user_attributes": {"Power Users": "true"}})), as_of="2026-03-01T00:00:00Z")
+    r = lab.load(KIND, write("idsync.jsonl", IDSYNC_ANSWERS), as_of="2026-03-02T00:00:00Z")
+    assert (r.loaded, dict(r.quarantined)) == (0, {"idsync_response": 2})
+    assert q("SELECT mpid FROM mpa_profiles") == [(-7346244611012968789,)]
+    assert q("SELECT identity_type, value FROM mpa_identities") == [("customer_id", "cust-15")]
+    assert q("SELECT name, value_bool FROM mpa_attributes") == [("Power Users", True)]
+
+
 def test_an_empty_identity_value_is_no_identity(lab, q, write):
     """An identity whose value is "" holds none, in a list or a map, as an empty CSV cell or
     Parquet value does (it was an identity '' that every such profile shared)."""
