@@ -286,7 +286,13 @@ MPA_BATCH_TIMES = _table(
 #    members file of such pages was refused); a Firehose request (a firehose_version key) is
 #    quarantined firehose_request by mparticle-batches (it was applied as a batch) and
 #    mparticle-profiles (it was events_api_batch) (audit 134)
-LOADER_VERSION = 12
+# 13: a mixpanel-pipeline-events row without a properties column (a connector's flattened export:
+#    Stitch's tap-mixpanel, Airbyte) is its own properties, and tap-mixpanel's mp_reserved_<name>
+#    columns are read as $<name> in both pipeline kinds; a record without $properties holding an
+#    /engage operation ($set ...) is quarantined profile_update by mixpanel-profiles and
+#    mixpanel-members; an IDSync answer (matched_identities) is quarantined idsync_response by
+#    both mParticle JSON loaders (audit 135)
+LOADER_VERSION = 13
 
 
 # the identifier columns: a table read from files without one of them is refused, never read as
