@@ -447,10 +447,12 @@ class _LineCounter:
         self.end = b""  # the body's last 64 bytes
 
     def terminated_early(self) -> bool:
-        """Whether the body's last line is Mixpanel's ``terminated early``: it stopped the export
-        before the end of the range (the lines before are a part of it)."""
+        """Whether the body ends with Mixpanel's ``terminated early``: it stopped the export
+        before the end of the range (the lines before are a part of it). The words come on a
+        line of their own, or appended to the record cut off (no line break between); a line
+        ending with them is no JSON record (a record ends with ``}``)."""
         last = self.end.rstrip().rsplit(b"\n", 1)[-1]
-        return last.strip().lower() == b"terminated early"
+        return last.strip().lower().endswith(b"terminated early")
 
     def feed(self, chunk: bytes) -> None:
         if self._d is not None:

@@ -29,7 +29,8 @@ Per record ``{"event": ..., "properties": {...}}``:
 * De-duplicated on (event, distinct_id, time, insert_id) within the file and against the rows
   already in ``mp_events`` (a missing insert_id compares equal to a missing insert_id).
 
-A line ``terminated early`` (Mixpanel's end of an export it stopped before its end) is a LoadError:
+A line ``terminated early`` (Mixpanel's end of an export it stopped before its end), or a line that is no
+JSON and ends with those words (appended to the record it cut off), is a LoadError:
 the file holds only part of the range.
 
 Quarantine reasons: malformed_json, not_an_object, missing_event, bad_event (an event name that
@@ -161,13 +162,15 @@ class MixpanelEventsLoader(Loader):
             # a JSON-float distinct_id: its exported token (before the de-duplication reads it)
             recover_float_tokens(ctx, layout, st, key="line", doc_no="doc_no", ord_="line",
                                  typ="did_type", text="distinct_id", json_key="distinct_id")
-        # Mixpanel ends a raw export that it stopped before the end with a line "terminated
-        # early": the file is incomplete, not a file with one bad record
+        # Mixpanel ends a raw export that it stopped before the end with "terminated early":
+        # on a line of its own, or appended to the record it cut off (no line break between:
+        # `{"event": ..., "$insert_interminated early`). The file is incomplete, not a file
+        # with one bad record. A record (valid JSON) holding the words is data.
         cut = eng.query_rows(f"SELECT min(line) FROM {st} WHERE reason = 'malformed_json' "
-                             f"AND lower(trim(raw)) = 'terminated early'")[0][0]
+                             f"AND lower(trim(raw)) LIKE '%terminated early'")[0][0]
         if cut is not None:
-            raise LoadError(ctx.path, "Mixpanel stopped this export before its end (its 'terminated early' "
-                                      "line): the range's events are incomplete; export the range again, "
+            raise LoadError(ctx.path, "Mixpanel stopped this export before its end (the 'terminated early' "
+                                      "it ends with): the range's events are incomplete; export the range again, "
                                       "in shorter date ranges", line=int(cut))
         quarantined = ctx.reject(f"SELECT line, reason, raw FROM {st} WHERE reason IS NOT NULL")
         rows_read, valid = eng.query_rows(

@@ -191,6 +191,8 @@ class Handler(BaseHTTPRequestHandler):
         body = "".join(line + "\n" for line in lines).encode()
         if f == "terminated_early":  # Mixpanel stopped the export before its end: part of it, then this line
             body = "".join(line + "\n" for line in lines[:2]).encode() + b"terminated early\n"
+        if f == "terminated_glued":  # the same words appended to the record cut off, no line break
+            body = (lines[0] + "\n" + lines[1][:30] + "terminated early\n").encode()
         if f == "error_200":  # an error object with status 200, instead of the JSONL events
             return self._json(200, {"error": "Internal error while exporting, please retry", "status": "error"})
         if f == "html_200":  # a proxy's HTML page with status 200, starting with a line break

@@ -217,11 +217,14 @@ def test_truncated_every_time_fails_cleanly(fake, creds, policy, tmp_path):
     assert not list((tmp_path / "mixpanel").rglob("*.jsonl*")) if (tmp_path / "mixpanel").exists() else True
 
 
-def test_an_export_mixpanel_terminated_early_is_an_error_and_not_kept(fake, creds, policy, tmp_path):
+@pytest.mark.parametrize("fault", ["terminated_early", "terminated_glued"])
+def test_an_export_mixpanel_terminated_early_is_an_error_and_not_kept(fake, creds, policy, tmp_path, fault):
     """Mixpanel ends an export it stopped before the end with a line 'terminated early': the
     chunk was kept, and its load failed later (audit 97, left item). It is not retried (the same
-    range would stop again): the error says to fetch with smaller chunks."""
-    fake.faults["export"] = ["terminated_early"]
+    range would stop again): the error says to fetch with smaller chunks. The words may also be
+    appended to the record cut off, with no line break (audit 136): that chunk was kept, and its
+    load quarantined one malformed record, the rest of the range missing."""
+    fake.faults["export"] = [fault]
     mp = _mp(creds, policy)
     with pytest.raises(FetchError, match=r"^Mixpanel stopped the export of 2026-01-01\.\.2026-01-03 before its "
                                          r"end \(its last line is 'terminated early'\): fetch again with a smaller "
