@@ -314,6 +314,15 @@ def engage_update_sql(raw: str) -> str:
     return f"list_has_any(json_keys({raw}::JSON), {sql_list(ENGAGE_OPERATIONS)})"
 
 
+def engage_flattened_sql(raw: str) -> str:
+    """SQL BOOLEAN: the JSON object text ``raw`` (a result without ``$properties``) has a key other
+    than ``$distinct_id``: an Engage result whose ``$properties`` were spread into the record
+    (``{"$distinct_id": …, "$email": …, "plan": …}``, as ak--47/mixpanel-import's profile stream
+    writes it), not a bare id. It parses the record again: evaluate it only for such records."""
+    keys = f"list_distinct(json_keys({raw}::JSON))"
+    return f"coalesce(len({keys}) > list_contains({keys}, '$distinct_id')::INTEGER, FALSE)"
+
+
 def _paths_sql(paths) -> str:
     return sql_list(paths)
 
@@ -402,7 +411,7 @@ def _engage_columns_sql(items: str, doc_no: str, keep: str = "") -> str:
     fields = "f[1] AS idv, f[2] AS pv, f[3] AS m, f[4] AS e, f[5] AS ph, f[6] AS cr, f[7] AS ls"
     mp_text = "CASE WHEN json_type(m) <> 'NULL' THEN json_extract_string(m, '$') END"
     return f"""
-        SELECT line, doc_no, reason, kind, CASE WHEN reason IS NOT NULL THEN raw END AS raw,
+        SELECT line, doc_no, reason, kind, CASE WHEN reason IS NOT NULL OR flat THEN raw END AS raw, flat,
                CASE WHEN id_type = 'DOUBLE' AND NOT is_page_item
                     THEN {inline_float_token_sql('raw', 'distinct_id', '$distinct_id')}
                     ELSE distinct_id END AS distinct_id, id_type,
@@ -414,6 +423,8 @@ def _engage_columns_sql(items: str, doc_no: str, keep: str = "") -> str:
                -- strings as is; other types as JSON text; dates: ISO strings or epoch numbers
                json_extract_string(e, '$') AS email, json_extract_string(ph, '$') AS phone,
                {profile_time_sql('cr')} AS created, {profile_time_sql('ls')} AS last_seen {keep}
+        FROM (
+        SELECT *, CASE WHEN reason IS NULL AND props_type IS NULL THEN {engage_flattened_sql('raw')} ELSE FALSE END AS flat
         FROM (
             SELECT *, CASE WHEN kind IN ('malformed_json', 'not_an_object') THEN kind
                            WHEN distinct_id IS NOT NULL THEN
@@ -427,7 +438,7 @@ def _engage_columns_sql(items: str, doc_no: str, keep: str = "") -> str:
                        {container_type_sql('pv')} AS props_type, json_type(m) AS mp_type, {mp_text} AS mp_text
                 FROM (SELECT *, {doc_no}::BIGINT AS doc_no, {fields} FROM ({items}))
             )
-        )"""
+        ))"""
 
 
 # the fields of a bare Engage result the fast path reads (``results`` / ``status``: only to decline
@@ -437,7 +448,7 @@ _FAST_ENGAGE_COLUMNS = {"$distinct_id": "JSON", "$properties": "JSON", "results"
 _FAST_PROPERTY_PATHS = ['$."$mparticle_user_id"', '$."$email"', '$."$phone"', '$."$created"', '$."$last_seen"']
 
 
-def _fast_engage_sql(ctx: FileContext) -> str:
+def _fast_engage_sql(ctx: FileContext, flattened: bool = False) -> str:
     """The typed fast path's rows of a JSONL file of bare Engage results (one per line): the
     columns of :func:`_engage_columns_sql` for a good result, and ``ok``: FALSE for a record the
     fast path cannot take exactly (a page, a ``status`` key, no usable ``$distinct_id``, a
@@ -476,12 +487,15 @@ def _fast_engage_sql(ctx: FileContext) -> str:
                json_extract_string(f[2], '$') AS email, json_extract_string(f[3], '$') AS phone,
                {ts(4)} AS created, {ts(5)} AS last_seen,
                FALSE AS is_page, NULL::JSON[] AS page_keys, paged,
-               coalesce(NOT paged AND NOT op AND distinct_id IS NOT NULL AND (props_type IS NULL OR props_type IN ('OBJECT', 'NULL'))
+               -- with `flattened`, a record without $properties: a bare id, or a flattened result
+               -- (the exact path tells them apart)
+               coalesce(NOT paged AND NOT op AND distinct_id IS NOT NULL
+                        AND (props_type IN ('OBJECT', 'NULL') OR {'FALSE' if flattened else 'props_type IS NULL'})
                         AND mp_type IS DISTINCT FROM 'DOUBLE', FALSE) AS ok
         FROM typed"""
 
 
-def _stage_engage_fast(ctx: FileContext, st: str) -> bool:
+def _stage_engage_fast(ctx: FileContext, st: str, flattened: bool = False) -> bool:
     """The typed fast path of :func:`stage_engage_results` for JSONL of bare results: table
     ``{st}_rows`` (:func:`_fast_engage_sql`, numbered by :func:`fast.numbered_rows`) and view
     ``st`` over it. The few lines the fast path cannot take exactly (a JSON-float
@@ -495,7 +509,7 @@ def _stage_engage_fast(ctx: FileContext, st: str) -> bool:
     if str(eng.query_rows("SELECT current_setting('TimeZone')")[0][0]) != "UTC":
         fast.declined(ctx, rows, "the session time zone is not UTC")
         return False
-    line = fast.accepted(ctx, rows, _fast_engage_sql(ctx), rejected="paged", why="a page or a status key", take=False)
+    line = fast.accepted(ctx, rows, _fast_engage_sql(ctx, flattened), rejected="paged", why="a page or a status key", take=False)
     if line is None:
         return False
     n, n_bad = eng.query_rows(f"SELECT count(*), count(*) FILTER (WHERE NOT ok) FROM {rows}")[0]
@@ -504,7 +518,7 @@ def _stage_engage_fast(ctx: FileContext, st: str) -> bool:
         return False
     cols = "distinct_id, properties, has_properties, mp_type, mparticle_user_id, email, phone, created, last_seen"
     view = (f"SELECT {line} AS line, {line} AS doc_no, NULL::VARCHAR AS reason, 'result' AS kind, "
-            f"NULL::VARCHAR AS raw, {cols} FROM {rows}")
+            f"NULL::VARCHAR AS raw, FALSE AS flat, {cols} FROM {rows}")
     if n_bad:
         # those lines by the exact path's SQL (as JSONL is read there: one record per line, a
         # float's token from the line's text)
@@ -520,18 +534,23 @@ def _stage_engage_fast(ctx: FileContext, st: str) -> bool:
             eng.execute(f"DROP TABLE {fix}")
             fast.declined(ctx, rows, "a page or a status key")
             return False
-        view += f" WHERE ok UNION ALL SELECT line, doc_no, reason, kind, raw, {cols} FROM {fix}"
+        view += f" WHERE ok UNION ALL SELECT line, doc_no, reason, kind, raw, flat, {cols} FROM {fix}"
     eng.execute(f"CREATE OR REPLACE TEMP VIEW {st} AS {view}")
     _check_engage_stage(ctx, st)
     fast.taken(ctx, f"{n_bad:,} line(s) by the exact path" if n_bad else "")
     return True
 
 
-def stage_engage_results(ctx: FileContext, st: str) -> str:
+def stage_engage_results(ctx: FileContext, st: str, flattened: bool = False) -> str:
     """Create temp table (or view) ``st`` with one row per Engage result of the file, parsing each
-    record once: (line, doc_no, reason, kind, raw, distinct_id, properties, has_properties,
+    record once: (line, doc_no, reason, kind, raw, flat, distinct_id, properties, has_properties,
     mp_type, mparticle_user_id, email, phone, created, last_seen). Returns the layout. Drop it
-    with :func:`drop_engage_stage`.
+    with :func:`drop_engage_stage`. ``flat``: a result without ``$properties`` whose other keys
+    are its properties spread into the record (:func:`engage_flattened_sql`; its ``raw`` is kept):
+    ``mixpanel-profiles`` quarantines it, a members snapshot counts its member. ``flattened``: the
+    caller reads ``flat``, so the fast path leaves every record without ``$properties`` to the
+    exact path, which tells a bare id from a flattened result (members, whose bare ids are
+    common, keep them on the fast path: ``flat`` is FALSE there).
 
     Records may be Engage response pages (``{"results": [...]}``; each element is a result) or
     bare result objects (``{"$distinct_id": ..., "$properties": {...}}``). ``line`` is the record's
@@ -551,7 +570,7 @@ def stage_engage_results(ctx: FileContext, st: str) -> str:
     paths = ("$.results",) + _RESULT_PATHS
     eng = ctx.engine
     if layout == "jsonl":
-        if fast.enabled() and _stage_engage_fast(ctx, st):
+        if fast.enabled() and _stage_engage_fast(ctx, st, flattened):
             return layout
         # + the page-level keys of members pages, kept for pages:
         # page_keys = [as_of, filter_by_cohort, status, error, session_id, page]
@@ -571,7 +590,7 @@ def stage_engage_results(ctx: FileContext, st: str) -> str:
         )
         line = ctx.numbered_table(rows, _engage_columns_sql(items, "rec_line", ", is_page, results, n, page_keys"))
         if line is not None:
-            cols = ("line, doc_no, reason, kind, raw, distinct_id, properties, has_properties, mp_type, "
+            cols = ("line, doc_no, reason, kind, raw, flat, distinct_id, properties, has_properties, mp_type, "
                     "mparticle_user_id, email, phone, created, last_seen")
             bare = (f"SELECT {line} AS line, {line} AS doc_no, * EXCLUDE (line, doc_no, is_page, results, n, page_keys, id_type) "
                     f"FROM {rows} WHERE line IS NOT NULL AND NOT is_page")

@@ -26,7 +26,10 @@ when every record can be taken exactly; any other file by the exact path, with t
 
 Quarantine reasons: malformed_json, not_an_object, missing_distinct_id, bad_distinct_id,
 bad_properties, profile_update (a record without ``$properties`` holding an /engage operation,
-``$set`` ...: an update sent to Mixpanel, not an exported profile). A page with ``"status"`` other than ``"ok"``, or a file with JSON objects none of
+``$set`` ...: an update sent to Mixpanel, not an exported profile), flattened_profile (a record
+without ``$properties`` with keys besides ``$distinct_id``: a result whose properties were spread
+into it, as ak--47/mixpanel-import's profile stream writes them; ``mixpanel-pipeline-profiles``
+reads that shape). A page with ``"status"`` other than ``"ok"``, or a file with JSON objects none of
 which is a page or a result object, is a LoadError. A file of pages with empty ``results`` (the
 last page when the total is a multiple of ``page_size``; a project without profiles) loads no
 profiles; ``"results": null`` in a record without ``$distinct_id`` is such an empty page.
@@ -54,9 +57,11 @@ class MixpanelProfilesLoader(ProfileUpserts, AsOfOnly, Loader):
     def load_file(self, ctx: FileContext) -> FileResult:
         eng = ctx.engine
         st = f"_mp_res_{ctx.load_id}"
-        stage_engage_results(ctx, st)
-        quarantined = ctx.reject(f"SELECT line, reason, raw FROM {st} WHERE reason IS NOT NULL")
-        profiles = f"SELECT * FROM {st} WHERE reason IS NULL"
+        stage_engage_results(ctx, st, flattened=True)
+        # a flattened result ($properties spread into the record) would load with no properties
+        quarantined = ctx.reject(f"SELECT line, CASE WHEN flat THEN 'flattened_profile' ELSE reason END AS reason, raw "
+                                 f"FROM {st} WHERE reason IS NOT NULL OR flat")
+        profiles = f"SELECT * FROM {st} WHERE reason IS NULL AND NOT flat"
         loaded, dedup = upsert_profiles(ctx, profiles)
         warnings = profile_time_warnings(ctx, profiles)
         rows_read = int(eng.query_rows(f"SELECT count(*) FROM {st}")[0][0])

@@ -247,6 +247,29 @@ def test_a_profile_update_sent_to_engage_is_quarantined_not_loaded_as_a_profile(
     assert lab.engine.query_rows("SELECT distinct_id FROM mp_cohort_members ORDER BY 1") == [("U1",), ("U5",)]
 
 
+def test_a_flattened_engage_result_is_quarantined_not_loaded_without_its_properties(lab, write, balanced):
+    """A result whose ``$properties`` were spread into the record (``{"$distinct_id", "$email",
+    "$mparticle_user_id", ...}``: ak--47/mixpanel-import's ``streamProfiles`` writes profiles so)
+    loaded as a profile with no properties: no email, MPID, created or last seen, silently (audit
+    136). It is quarantined ``flattened_profile`` on every path, in a page too; a bare id still
+    loads; a members snapshot still counts the member (its id is all a member needs)."""
+    flat = ('{"$distinct_id":"u1","$email":"u1@example.com","$mparticle_user_id":"9080350317581165123",'
+            '"$created":"2024-01-02T03:04:05","$last_seen":"2024-02-03T04:05:06","plan":"pro"}')
+    lines = ['{"$distinct_id": "U1", "$properties": {"$email": "a@example.com"}}', flat, '{"$distinct_id": "U5"}']
+    f = write("streamed.jsonl", "\n".join(lines) + "\n")
+    r = balanced(lab.load("mixpanel-profiles", f))
+    assert (r.rows_read, r.loaded, dict(r.quarantined)) == (3, 2, {"flattened_profile": 1})
+    assert [(d, e, ln) for d, _, e, _, _, _, ln in _rows(lab)] == [("U1", "a@example.com", 1), ("U5", None, 3)]
+    assert lab.engine.query_rows("SELECT line, reason, raw FROM rejects") == [(2, "flattened_profile", flat)]
+    page = write("page.json", '{"status": "ok", "page": 0, "results": [' + flat + "]}")
+    r = balanced(lab.load("mixpanel-profiles", page))
+    assert dict(r.quarantined) == {"flattened_profile": 1} and "every record was quarantined" in r.warnings[0]
+    r = balanced(lab.load("mixpanel-members", f, cohort="Power Users", as_of="2026-03-01T00:00:00Z"))
+    assert dict(r.quarantined) == {}
+    assert lab.engine.query_rows("SELECT distinct_id FROM mp_cohort_members ORDER BY 1") == [
+        ("U1",), ("U5",), ("u1",)]
+
+
 def test_later_load_replaces_and_last_in_file_wins(lab, write, balanced):
     f1 = write("a.jsonl", '{"$distinct_id":"U1","$properties":{"$email":"old@example.com"}}\n'
                           '{"$distinct_id":"U2","$properties":{"$email":"u2@example.com"}}\n')
