@@ -291,7 +291,10 @@ MPA_BATCH_TIMES = _table(
 #    columns are read as $<name> in both pipeline kinds; a record without $properties holding an
 #    /engage operation ($set ...) is quarantined profile_update by mixpanel-profiles and
 #    mixpanel-members; an IDSync answer (matched_identities) is quarantined idsync_response by
-#    both mParticle JSON loaders (audit 135)
+#    both mParticle JSON loaders (audit 135); a raw export whose cut-off last record has
+#    "terminated early" appended to it stops the mixpanel-events load (it was one malformed_json
+#    line); a mixpanel-profiles record without $properties but with keys besides $distinct_id is
+#    quarantined flattened_profile (it was a profile with no properties) (audit 136)
 LOADER_VERSION = 13
 
 
