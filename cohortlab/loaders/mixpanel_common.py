@@ -308,18 +308,24 @@ _RESULT_PATHS = (
 ENGAGE_OPERATIONS = ("$set", "$set_once", "$add", "$append", "$union", "$remove", "$unset", "$delete")
 
 
-def engage_update_sql(raw: str) -> str:
-    """SQL BOOLEAN: the JSON object text ``raw`` has a key of :data:`ENGAGE_OPERATIONS` (evaluate it
-    only for a record without ``$properties``: it parses the record again)."""
-    return f"list_has_any(json_keys({raw}::JSON), {sql_list(ENGAGE_OPERATIONS)})"
+def _own_keys_sql(idv: str, pv: str, raw: str) -> str:
+    """SQL VARCHAR[]: the distinct top-level keys of a result without ``$properties`` (``pv``
+    absent; ``idv``: its ``$distinct_id``), from its JSON text ``raw``; NULL for any other record.
+    Read once, for the two checks below: it parses the record again."""
+    return f"CASE WHEN {idv} IS NOT NULL AND {pv} IS NULL THEN list_distinct(json_keys({raw}::JSON)) END"
 
 
-def engage_flattened_sql(raw: str) -> str:
-    """SQL BOOLEAN: the JSON object text ``raw`` (a result without ``$properties``) has a key other
-    than ``$distinct_id``: an Engage result whose ``$properties`` were spread into the record
+def engage_update_sql(keys: str) -> str:
+    """SQL BOOLEAN: a result's own keys (:func:`_own_keys_sql`) hold one of
+    :data:`ENGAGE_OPERATIONS`: a profile update sent to /engage."""
+    return f"list_has_any({keys}, {sql_list(ENGAGE_OPERATIONS)})"
+
+
+def engage_flattened_sql(keys: str) -> str:
+    """SQL BOOLEAN: a result's own keys (:func:`_own_keys_sql`) hold a key other than
+    ``$distinct_id``: an Engage result whose ``$properties`` were spread into the record
     (``{"$distinct_id": …, "$email": …, "plan": …}``, as ak--47/mixpanel-import's profile stream
-    writes it), not a bare id. It parses the record again: evaluate it only for such records."""
-    keys = f"list_distinct(json_keys({raw}::JSON))"
+    writes it), not a bare id."""
     return f"coalesce(len({keys}) > list_contains({keys}, '$distinct_id')::INTEGER, FALSE)"
 
 
@@ -424,18 +430,19 @@ def _engage_columns_sql(items: str, doc_no: str, keep: str = "") -> str:
                json_extract_string(e, '$') AS email, json_extract_string(ph, '$') AS phone,
                {profile_time_sql('cr')} AS created, {profile_time_sql('ls')} AS last_seen {keep}
         FROM (
-        SELECT *, CASE WHEN reason IS NULL AND props_type IS NULL THEN {engage_flattened_sql('raw')} ELSE FALSE END AS flat
+        SELECT *, CASE WHEN reason IS NULL AND props_type IS NULL THEN {engage_flattened_sql('own_keys')} ELSE FALSE END AS flat
         FROM (
             SELECT *, CASE WHEN kind IN ('malformed_json', 'not_an_object') THEN kind
                            WHEN distinct_id IS NOT NULL THEN
                                CASE WHEN props_type IS NOT NULL AND props_type NOT IN ('OBJECT', 'NULL')
                                     THEN 'bad_properties'
-                                    WHEN props_type IS NULL AND {engage_update_sql('raw')} THEN 'profile_update' END
+                                    WHEN props_type IS NULL AND {engage_update_sql('own_keys')} THEN 'profile_update' END
                            WHEN id_type IN ('BOOLEAN', 'OBJECT', 'ARRAY') THEN 'bad_distinct_id'
                            ELSE 'missing_distinct_id' END AS reason
             FROM (
                 SELECT *, {id_text_sql('idv')} AS distinct_id, json_type(idv) AS id_type,
-                       {container_type_sql('pv')} AS props_type, json_type(m) AS mp_type, {mp_text} AS mp_text
+                       {container_type_sql('pv')} AS props_type, json_type(m) AS mp_type, {mp_text} AS mp_text,
+                       {_own_keys_sql('idv', 'pv', 'raw')} AS own_keys
                 FROM (SELECT *, {doc_no}::BIGINT AS doc_no, {fields} FROM ({items}))
             )
         ))"""
@@ -443,8 +450,7 @@ def _engage_columns_sql(items: str, doc_no: str, keep: str = "") -> str:
 
 # the fields of a bare Engage result the fast path reads (``results`` / ``status``: only to decline
 # a page, or a record with a status, which the exact path reads as a page)
-_FAST_ENGAGE_COLUMNS = {"$distinct_id": "JSON", "$properties": "JSON", "results": "JSON", "status": "JSON",
-                        **{op: "JSON" for op in ENGAGE_OPERATIONS}}
+_FAST_ENGAGE_COLUMNS = {"$distinct_id": "JSON", "$properties": "JSON", "results": "JSON", "status": "JSON"}
 _FAST_PROPERTY_PATHS = ['$."$mparticle_user_id"', '$."$email"', '$."$phone"', '$."$created"', '$."$last_seen"']
 
 
@@ -461,13 +467,18 @@ def _fast_engage_sql(ctx: FileContext, flattened: bool = False) -> str:
         exact = profile_time_sql(f"f[{i}]")
         return fast.iso_utc_sql(f"t{i}", f"p{i}", exact)
 
+    # a record without $properties: with `flattened`, every one goes to the exact path (a bare id,
+    # or a flattened result: it tells them apart); else a bare id is taken here, and the operation
+    # keys are read to leave a profile update to the exact path, which quarantines it
+    columns, op = dict(_FAST_ENGAGE_COLUMNS), "FALSE"
+    if not flattened:
+        columns.update({o: "JSON" for o in ENGAGE_OPERATIONS})
+        op = '"$properties" IS NULL AND coalesce(' + ", ".join(f'"{o}"' for o in ENGAGE_OPERATIONS) + ") IS NOT NULL"
     return f"""
         WITH leaves AS (
             SELECT "$distinct_id"::VARCHAR AS id, "$properties" AS pv,
-                   results IS NOT NULL OR status IS NOT NULL AS paged,
-                   -- a profile update (the exact path quarantines it)
-                   "$properties" IS NULL AND coalesce({', '.join(f'"{op}"' for op in ENGAGE_OPERATIONS)}) IS NOT NULL AS op
-            FROM {fast.read_json_sql(ctx, _FAST_ENGAGE_COLUMNS)}
+                   results IS NOT NULL OR status IS NOT NULL AS paged, {op} AS op
+            FROM {fast.read_json_sql(ctx, columns)}
         ),
         fields AS (
             SELECT *, {fast.leaf_kind_sql('id')} AS id_k, {container_type_sql('pv')} AS props_type,
@@ -487,8 +498,6 @@ def _fast_engage_sql(ctx: FileContext, flattened: bool = False) -> str:
                json_extract_string(f[2], '$') AS email, json_extract_string(f[3], '$') AS phone,
                {ts(4)} AS created, {ts(5)} AS last_seen,
                FALSE AS is_page, NULL::JSON[] AS page_keys, paged,
-               -- with `flattened`, a record without $properties: a bare id, or a flattened result
-               -- (the exact path tells them apart)
                coalesce(NOT paged AND NOT op AND distinct_id IS NOT NULL
                         AND (props_type IN ('OBJECT', 'NULL') OR {'FALSE' if flattened else 'props_type IS NULL'})
                         AND mp_type IS DISTINCT FROM 'DOUBLE', FALSE) AS ok
