@@ -149,6 +149,11 @@ FIREHOSE_CHECK = (f"NOT {absent_sql('firehose')}", "firehose_request")
 IDSYNC_FIELD = ("idsync", "$.matched_identities")
 IDSYNC_CHECK = (f"NOT {absent_sql('idsync')}", "idsync_response")
 
+# the messages of other mParticle APIs both JSON loaders quarantine: the fields they stage (beside
+# their own containers) and the checks on them, first of their checks
+OTHER_MESSAGE_FIELDS = [FIREHOSE_FIELD, IDSYNC_FIELD]
+OTHER_MESSAGE_CHECKS = [FIREHOSE_CHECK, IDSYNC_CHECK]
+
 
 # the epoch milliseconds a TIMESTAMP (and Python's datetime) can hold: years 1 to 9999
 # (cohortlab.times.MIN_TIME / MAX_TIME, as an event's `time` is bounded)

@@ -47,26 +47,24 @@ or a list), ``invalid_user_attributes``, ``invalid_deleted_attributes``.
 from __future__ import annotations
 
 from cohortlab.loaders._mparticle import (
-    FIREHOSE_CHECK,
-    FIREHOSE_FIELD,
-    IDSYNC_CHECK,
-    IDSYNC_FIELD,
     DEVICE_IDENTITY_TYPES,
+    OTHER_MESSAGE_CHECKS,
+    OTHER_MESSAGE_FIELDS,
     Temp,
     absent_sql,
     attributes_sql,
     bad_epoch_ms_sql,
     clean_identity_type_sql,
     count,
+    create_stage,
     epoch_ms_sql,
-    time_warnings,
     identities_sql,
-    repeated_identity_warnings,
     identity_type_sql,
     map_entries_sql,
-    create_stage,
     recover_identity_float_tokens,
     reject_with_raw,
+    repeated_identity_warnings,
+    time_warnings,
 )
 from cohortlab.loaders.base import FileContext, FileResult, Loader
 
@@ -87,8 +85,7 @@ _CONTAINERS = [
     ("pa_audiences", "$.audience_memberships"),
     ("pa_created", "$.created_timestamp_ms"),
     ("pa_stored", "$.last_stored_timestamp_ms"),
-    FIREHOSE_FIELD,  # a Firehose request: quarantined, FIREHOSE_CHECK
-    IDSYNC_FIELD,  # an IDSync answer: quarantined, IDSYNC_CHECK
+    *OTHER_MESSAGE_FIELDS,  # a Firehose request, an IDSync answer: quarantined (OTHER_MESSAGE_CHECKS)
 ]
 # the latest events[].data.timestamp_unixtime_ms, read only when the batch has no top-level time
 _EVENT_MS = (
@@ -96,8 +93,7 @@ _EVENT_MS = (
     "json_extract_string(j, '$.events[*].data.timestamp_unixtime_ms') AS DOUBLE[])) END AS event_ms"
 )
 _CHECKS = [
-    FIREHOSE_CHECK,
-    IDSYNC_CHECK,
+    *OTHER_MESSAGE_CHECKS,
     (" OR ".join(f"NOT {absent_sql(c)}" for c in ("pa_device_ids", "pa_audiences", "pa_created", "pa_stored")),
      "profile_api_answer"),
     (bad_epoch_ms_sql("ts_ms"), "invalid_timestamp"),

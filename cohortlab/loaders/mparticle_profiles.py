@@ -43,17 +43,15 @@ from __future__ import annotations
 
 from cohortlab.identifiers import mpid_sql
 from cohortlab.loaders._mparticle import (
-    FIREHOSE_CHECK,
-    FIREHOSE_FIELD,
-    IDSYNC_CHECK,
-    IDSYNC_FIELD,
+    OTHER_MESSAGE_CHECKS,
+    OTHER_MESSAGE_FIELDS,
     Temp,
     absent_sql,
     attributes_sql,
     bad_epoch_ms_sql,
+    create_stage,
     epoch_ms_sql,
     identities_sql,
-    create_stage,
     recover_identity_float_tokens,
     reject_with_raw,
     repeated_identity_warnings,
@@ -81,12 +79,10 @@ _CONTAINERS = [
     # record is quarantined, not read as a snapshot of the profile (which it would replace)
     ("batch_events", "$.events"),
     ("batch_device_info", "$.device_info"),
-    FIREHOSE_FIELD,  # a Firehose request: quarantined, FIREHOSE_CHECK
-    IDSYNC_FIELD,  # an IDSync answer: quarantined, IDSYNC_CHECK
+    *OTHER_MESSAGE_FIELDS,  # a Firehose request, an IDSync answer: quarantined (OTHER_MESSAGE_CHECKS)
 ]
 _CHECKS = [
-    FIREHOSE_CHECK,
-    IDSYNC_CHECK,
+    *OTHER_MESSAGE_CHECKS,
     (f"NOT {absent_sql('batch_events')} OR NOT {absent_sql('batch_device_info')}", "events_api_batch"),
     (f"{bad_epoch_ms_sql('created_ms')} OR {bad_epoch_ms_sql('stored_ms')}", "invalid_timestamp"),
     (f"NOT {absent_sql('uid')} AND uid_t NOT IN ('OBJECT', 'ARRAY')", "invalid_identities"),
