@@ -26,6 +26,8 @@ from cohortlab.loaders import fast
 
 from .test_fast_paths_all_loaders import _snapshot  # every canonical table's rows, sorted
 
+pytestmark = pytest.mark.all_cores  # tests/conftest.py
+
 N_FILES = 8  # per kind (about 3 s each on this machine)
 # the seeds of each kind: the first N_FILES, and for events two whose files hold an integer
 # identifier beyond 64 bits, which the fast path took while the exact path read it as a JSON float

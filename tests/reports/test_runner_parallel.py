@@ -37,15 +37,26 @@ def _notebook(path: Path, seconds: float, *, reads_shared: bool = False) -> Path
     return path
 
 
-@pytest.fixture
-def notebooks(tmp_path):
+def _three(tmp_path: Path, seconds: float) -> tuple[Path, list[Path]]:
     d = tmp_path / "nbs"
     d.mkdir()
     db = d / "x.duckdb"
     with Lab(str(db)):  # an empty cohortlab database: the tiny notebooks read nothing
         pass
     # named like the default notebooks: eit_migration is known to be the longest
-    return db, [_notebook(d / f"{n}.ipynb", 3.0) for n in ("match_rates", "identity_gaps", "eit_migration")]
+    return db, [_notebook(d / f"{n}.ipynb", seconds) for n in ("match_rates", "identity_gaps", "eit_migration")]
+
+
+@pytest.fixture
+def notebooks(tmp_path):
+    """Three notebooks of 3 s each: long enough for the order in which they ran to show."""
+    return _three(tmp_path, 3.0)
+
+
+@pytest.fixture
+def quick_notebooks(tmp_path):
+    """Three notebooks that end at once, for tests that do not look at the order."""
+    return _three(tmp_path, 0.1)
 
 
 def test_two_at_a_time_in_the_order_asked_for_longest_first(notebooks, tmp_path, monkeypatch):
@@ -77,14 +88,14 @@ def test_two_at_a_time_in_the_order_asked_for_longest_first(notebooks, tmp_path,
     assert index.index("match_rates") < index.index("identity_gaps") < index.index("eit_migration")
 
 
-def test_each_kernel_runs_in_its_notebooks_folder_and_this_process_stays_where_it_was(notebooks, tmp_path,
+def test_each_kernel_runs_in_its_notebooks_folder_and_this_process_stays_where_it_was(quick_notebooks, tmp_path,
                                                                                      monkeypatch):
     # papermill's cwd= changes the whole process's folder from the thread that runs a notebook:
     # two at once restored each other's, so the process was left in a report folder (a deleted
     # one after an interrupted report: every later getcwd() failed)
     import os
 
-    db, nbs = notebooks
+    db, nbs = quick_notebooks
     monkeypatch.setenv("COHORTLAB_REPORT_PARALLEL", "2")
     here = tmp_path / "here"
     here.mkdir()
@@ -187,11 +198,11 @@ def test_the_parallel_setting(monkeypatch):
     assert list(scheduling._LONGEST_FIRST)[0] == "eit_migration"
 
 
-def test_a_relative_output_folder_works_with_two_notebooks_at_once(notebooks, tmp_path, monkeypatch):
+def test_a_relative_output_folder_works_with_two_notebooks_at_once(quick_notebooks, tmp_path, monkeypatch):
     """papermill's ``cwd=`` changes the directory of the whole process while a notebook runs: with
     ``--out`` relative, the second notebook used to find no output folder (the demo, run outside
     the repository, failed on it)."""
-    db, nbs = notebooks
+    db, nbs = quick_notebooks
     monkeypatch.setenv("COHORTLAB_REPORT_PARALLEL", "2")
     monkeypatch.chdir(tmp_path)
     (tmp_path / "rel").mkdir()

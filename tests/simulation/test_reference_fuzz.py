@@ -30,6 +30,8 @@ from cohortlab import Lab
 from cohortlab.simulation.simulate import outcome_counts_at
 from tests.depth import seeds
 
+pytestmark = pytest.mark.all_cores  # tests/conftest.py
+
 T0 = datetime(2026, 3, 1)
 BIG = 9080350317581165123
 POOL = [101, 102, -103, 555, BIG, BIG + 1, 4611686018427387904]

@@ -40,6 +40,8 @@ from tests.depth import seeds
 from tests.simulation.test_reference_fuzz import BIG, C, T0, Reference, float_spelled, iso, na, valid_mpid
 from tests.simulation.test_reference_fuzz import settings as sync_settings
 
+pytestmark = pytest.mark.all_cores  # tests/conftest.py
+
 POOL = [101, 102, -103, 7, BIG, BIG + 1, 2**63 - 1, -(2**63), 4611686018427387904, 9080000000000000000]
 RANK = ["customer_id", "email", "other", "other_id_2", "other_id_3", "other_id_4"]  # then by name
 USER_TYPES = ["customer_id", "email", "other", "other_id_2", "mobile_number"]

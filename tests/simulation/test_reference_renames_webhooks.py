@@ -45,6 +45,8 @@ from tests.simulation.test_reference_fuzz import settings as sync_settings
 from tests.simulation.test_reference_recovery_observed import check_verify, expected_verify
 from tests.simulation.test_reference_fuzz import world as fuzz_world
 
+pytestmark = pytest.mark.all_cores  # tests/conftest.py
+
 CID, OTHER_ID = "7", "8"
 T0m = datetime(2026, 3, 1)
 OLD = "Mixpanel - {cohort_name}"
