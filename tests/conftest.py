@@ -3,12 +3,15 @@ import os
 import pytest
 
 from cohortlab import Lab
-from cohortlab.engines.duckdb import default_threads
 from cohortlab.report.kernels import without_iri_format_checks
+from cohortlab.report.scheduling import cores_share
 
 # the test processes import jsonschema (through nbformat and papermill) as `cohortlab report` does:
 # without rfc3987_syntax's 38 Lark grammars, which cost each pytest process 1-2 s of its start
 without_iri_format_checks()
+
+
+_WORKER_THREADS: str | None = None  # what pytest_configure set, if anything
 
 
 def pytest_configure(config):
@@ -21,11 +24,8 @@ def pytest_configure(config):
     global _WORKER_THREADS
     workers = getattr(config, "workerinput", {}).get("workercount")
     if workers and not os.environ.get("COHORTLAB_THREADS"):
-        _WORKER_THREADS = str(max(1, default_threads() // int(workers)))
+        _WORKER_THREADS = str(cores_share(int(workers)))
         os.environ["COHORTLAB_THREADS"] = _WORKER_THREADS
-
-
-_WORKER_THREADS: str | None = None  # what pytest_configure set, if anything
 
 
 @pytest.fixture(autouse=True)

@@ -53,6 +53,14 @@ _DEFAULT_WEIGHT = 5
 SHARED_SIMULATIONS = "shared simulations"  # the key of the process that simulates for the readers
 
 
+def cores_share(workers: int) -> int:
+    """The DuckDB threads of each of ``workers`` processes that run at once: its share of the
+    cores this process may run on, at least 1."""
+    from cohortlab.engines.duckdb import default_threads
+
+    return max(1, default_threads() // workers)
+
+
 def kernel_settings(names: Iterable[str], workers: int) -> dict[str, dict[str, str]]:
     """The environment each of ``names`` (notebooks, and :data:`SHARED_SIMULATIONS` when the
     runner simulates for them) is started with while ``workers`` run at once:
@@ -65,7 +73,7 @@ def kernel_settings(names: Iterable[str], workers: int) -> dict[str, dict[str, s
     names = list(names)
     if workers <= 1:
         return {n: {} for n in names}
-    from cohortlab.engines.duckdb import default_memory_limit, default_threads
+    from cohortlab.engines.duckdb import default_memory_limit
 
     budget = int(default_memory_limit()[:-2]) - _PYTHON_MB * (workers - 1)
     weight = {n: _MEMORY_WEIGHT.get(n, _DEFAULT_WEIGHT) for n in names}
@@ -76,9 +84,9 @@ def kernel_settings(names: Iterable[str], workers: int) -> dict[str, dict[str, s
             others = max((w for m, w in weight.items() if m != n), default=weight[n])
             env["COHORTLAB_MEMORY_LIMIT"] = f"{max(budget * weight[n] // (weight[n] + (workers - 1) * others), 100)}MB"
         if not os.environ.get("COHORTLAB_THREADS"):
-            env["COHORTLAB_THREADS"] = str(max(1, default_threads() // workers))
+            env["COHORTLAB_THREADS"] = str(cores_share(workers))
         out[n] = env
     return out
 
 
-__all__ = ["SHARED_SIMULATIONS", "kernel_settings", "longest_first", "parallel_notebooks"]
+__all__ = ["SHARED_SIMULATIONS", "cores_share", "kernel_settings", "longest_first", "parallel_notebooks"]
