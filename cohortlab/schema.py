@@ -295,7 +295,9 @@ MPA_BATCH_TIMES = _table(
 #    "terminated early" appended to it stops the mixpanel-events load (it was one malformed_json
 #    line); a mixpanel-profiles record without $properties but with keys besides $distinct_id is
 #    quarantined flattened_profile (it was a profile with no properties) (audit 136)
-LOADER_VERSION = 13
+# 14: a mixpanel-members file whose records are all quarantined, not all removed_member, writes
+#    no snapshot (it wrote one of 0 members, which removed every member at its time)
+LOADER_VERSION = 14
 
 
 # the identifier columns: a table read from files without one of them is refused, never read as

@@ -41,6 +41,8 @@ non-empty ``$properties`` object, those profiles are also upserted into ``mp_pro
 same rules as ``mixpanel-profiles`` (a later load replaces the same distinct_id; note that
 ``output_properties`` may have limited what a page carries). A page file whose pages all have
 ``"results": []`` (or ``null``) is a valid snapshot of 0 members; so is a CSV with a header and no rows.
+A file with records, none of them a member (all quarantined, not all ``removed_member``), writes no
+snapshot (:func:`no_membership`), with a warning.
 
 JSONL of bare results and CSV are read by the typed fast path (:mod:`cohortlab.loaders.fast`)
 when every record can be taken exactly (a CSV: every row has an id); any other file by the exact
@@ -118,6 +120,14 @@ def _looks_like_id(s: str) -> bool:
     return s.lstrip("-").isdigit()
 
 
+
+def no_membership(rows_read: int, members: int, quarantined: Counter) -> bool:
+    """Whether a file of ``rows_read`` records, ``members`` of them members, says nothing of the
+    cohort's membership: it has records, none is a member, and some were quarantined for another
+    reason than leaving the cohort (``removed_member``: a sync export whose rows are all removes
+    is a cohort of 0 members). Such a file writes no snapshot (docs/loading.md#mixpanel-members)."""
+    return rows_read > 0 and members == 0 and any(r != "removed_member" for r in quarantined)
+
 class MixpanelMembersLoader(ProfileUpserts, Loader):
     kind = "mixpanel-members"
     description = "a cohort snapshot per file: Engage pages, CSV"
@@ -170,6 +180,15 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
         listing = (meta["session_id"], cohort_id, cohort_name, as_of) if meta.get("session_id") else None
         snapshot_id = self._listings.get(listing, ctx.load_id) if listing else ctx.load_id
         loaded = int(distinct)
+        if snapshot_id == ctx.load_id and no_membership(int(rows_read), int(valid), quarantined):
+            # records, none of them a member, and not because they left the cohort: the file says
+            # nothing of the membership, and a snapshot of 0 members would remove every member
+            warnings.append(
+                f"{ctx.path}: no snapshot of {cohort_name!r} written: none of its {int(rows_read):,} records "
+                f"names a member (see the quarantine), and an empty snapshot would remove every member")
+            drop_engage_stage(ctx, st)
+            return FileResult(rows_read=int(rows_read), loaded=0, deduplicated=0, quarantined=Counter(quarantined),
+                              warnings=warnings)
         if snapshot_id == ctx.load_id:
             eng.execute(
                 "INSERT INTO mp_cohort_snapshots (snapshot_id, cohort_id, cohort_name, as_of, member_count, "

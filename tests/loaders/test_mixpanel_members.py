@@ -386,6 +386,27 @@ def test_a_csv_distinct_id_written_as_the_warehouse_null_is_no_member(lab, write
         (7, "missing_distinct_id", '{"DISTINCT_ID":null,"PLAN":"pro"}')]
 
 
+def test_a_file_none_of_whose_records_names_a_member_writes_no_snapshot(lab, write, balanced):
+    """Records that are all quarantined for a reason other than leaving the cohort say nothing of
+    the membership: no snapshot is written (a snapshot of 0 members would remove every member of
+    the cohort at that time), the records are quarantined and the load warns. A sync export whose
+    rows are all removes is a cohort that everyone left: that one is a snapshot of 0 members."""
+    balanced(lab.load("mixpanel-members", write("before.csv", "distinct_id\nU1\nU2\n"), cohort="C", as_of=AS_OF))
+    r = balanced(lab.load("mixpanel-members", write("bad.csv", "distinct_id\n\\N\n\n"), cohort="C",
+                          as_of="2026-03-02"))
+    assert (r.rows_read, r.loaded, dict(r.quarantined)) == (2, 0, {"missing_distinct_id": 2})
+    assert [(n, m) for _, _, n, _, m in _snapshots(lab)] == [("C", 2)]
+    assert any("bad.csv: no snapshot of 'C' written: none of its 2 records names a member" in w for w in r.warnings)
+    assert lab.engine.query_rows("SELECT count(*) FROM rejects WHERE source_file LIKE '%bad.csv'") == [(2,)]
+    bad_pages = write("bad.json", json.dumps(_page([{"$properties": {}}, {"$distinct_id": None}])))
+    r = balanced(lab.load("mixpanel-members", bad_pages, cohort="C", as_of="2026-03-03"))
+    assert r.loaded == 0 and sum(r.quarantined.values()) == 2 and len(_snapshots(lab)) == 1
+    r = balanced(lab.load("mixpanel-members", write("left.csv", "distinct_id,operation\nU1,remove\nU2,remove\n"),
+                          cohort="C", as_of="2026-03-04"))
+    assert dict(r.quarantined) == {"removed_member": 2}
+    assert [(m, as_of.day) for _, _, _, as_of, m in _snapshots(lab)] == [(2, 1), (0, 4)]
+
+
 def test_a_csv_header_repeated_where_joined_parts_began_is_skipped_with_a_warning(lab, write, balanced):
     """A members CSV unloaded in parts and joined (cat part_*.csv) repeats its header where each
     part began: such a row is no member named "distinct_id" (nor an as_of "as_of"), but skipped,
