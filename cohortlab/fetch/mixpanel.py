@@ -238,7 +238,7 @@ class MixpanelClient:
                     f.write(chunk)
                 if counter.terminated_early():  # not retried: the same range would stop again
                     raise FetchError(f"Mixpanel stopped the export of {a.isoformat()}..{b.isoformat()} before "
-                                     "its end (its last line is 'terminated early'): fetch again with a smaller "
+                                     "its end (the body ends with 'terminated early'): fetch again with a smaller "
                                      "--chunk-days (the chunk is not kept)")
                 counter.finish()  # a truncated stream: RetryableError, the file is not kept
                 _check_events(counter.first, self.http.mask)  # an error body: retried, not kept

@@ -227,7 +227,7 @@ def test_an_export_mixpanel_terminated_early_is_an_error_and_not_kept(fake, cred
     fake.faults["export"] = [fault]
     mp = _mp(creds, policy)
     with pytest.raises(FetchError, match=r"^Mixpanel stopped the export of 2026-01-01\.\.2026-01-03 before its "
-                                         r"end \(its last line is 'terminated early'\): fetch again with a smaller "
+                                         r"end \(the body ends with 'terminated early'\): fetch again with a smaller "
                                          r"--chunk-days"):
         mp.export_events(tmp_path, "2026-01-01", "2026-01-03", chunk_days=3)
     assert fake.count("export") == 1
