@@ -396,13 +396,14 @@ def daily_pipeline(profiles: str, milestones: str, start: date, end: date, fb_ok
 
 def status_pipeline(profiles: str, plan: MigrationPlan, settings: SyncSettings, as_of: datetime,
                     *, inclusive: bool = False, rfix: str = "k.rfix_t", suffix: str = "",
-                    lookups: str | None = None) -> Pipeline:
+                    lookups: str | None = None, reasons: bool = True) -> Pipeline:
     """Per (person, profile) status at ``as_of`` (the resolution's vocabulary) and its category.
     ``rfix``: the plan's remediation column of ``profiles`` as ``k.<column>`` (see
     :func:`plan_profiles_sql`); ``suffix``: added to every step name (several plans' steps in
     one statement); ``lookups``: added to the names of the gap-reason lookups instead (they
     read only ``profiles``: plans of one shape share them in one statement, when their steps
-    of the same name are added once)."""
+    of the same name are added once); ``reasons``: without, ``gap_reason`` is NULL and its
+    lookups are not made (a summary of the categories reads none)."""
     lk = suffix if lookups is None else lookups
     fb_ok = settings.fallback_applies(plan.eit_at(as_of))
     a = sql_ts(as_of)
@@ -447,24 +448,27 @@ def status_pipeline(profiles: str, plan: MigrationPlan, settings: SyncSettings, 
     # (a stored table), not the steps above, which DuckDB would then have to keep (a second
     # reader), spilling under a report's memory share; the few keys found are looked up with IN
     # (a hash table of the keys, never of the profiles)
-    p.add(f"unmatched_int64_keys{lk}", f"""
-        SELECT DISTINCT k.distinct_id AS identifier, {mpid_sql('k.distinct_id')} AS candidate
-        FROM {profiles} k LEFT JOIN mpa_profiles mp ON mp.mpid = {mpid_sql('k.distinct_id')}
-        WHERE NOT coalesce(k.mpid_key AND k.mpid_exists, FALSE)  -- keyed by its own, existing MPID: cheap first
-          AND {is_valid_mpid_sql('k.distinct_id')} AND mp.mpid IS NULL""")
-    p.add(f"int_rounded{lk}", int_rounded_sql(f"SELECT candidate FROM unmatched_int64_keys{lk}"))
-    p.add(f"identity_ids{lk}", identity_ids_sql(f"SELECT identifier FROM unmatched_int64_keys{lk}"))
-    p.add(f"gap_reasons{suffix}", f"""
-        SELECT s.*,
-          CASE WHEN status = 'matched' THEN NULL
-               WHEN identifier_source = 'none' THEN 'fallback_disabled'
-               WHEN NOT {is_valid_mpid_sql('s.distinct_id')} THEN 'distinct_id_not_mpid'
-               WHEN s.distinct_id IN (SELECT u.identifier FROM unmatched_int64_keys{lk} u
-                                      JOIN int_rounded{lk} ir ON ir.candidate = u.candidate)
-                    THEN 'mpid_precision_loss'
-               WHEN s.distinct_id IN (SELECT identifier FROM identity_ids{lk}) THEN 'distinct_id_is_identity'
-               ELSE 'mpid_not_found' END AS gap_reason
-        FROM person_facts{suffix} s""")
+    if not reasons:
+        p.add(f"gap_reasons{suffix}", f"SELECT s.*, CAST(NULL AS VARCHAR) AS gap_reason FROM person_facts{suffix} s")
+    else:
+        p.add(f"unmatched_int64_keys{lk}", f"""
+            SELECT DISTINCT k.distinct_id AS identifier, {mpid_sql('k.distinct_id')} AS candidate
+            FROM {profiles} k LEFT JOIN mpa_profiles mp ON mp.mpid = {mpid_sql('k.distinct_id')}
+            WHERE NOT coalesce(k.mpid_key AND k.mpid_exists, FALSE)  -- keyed by its own, existing MPID: cheap first
+              AND {is_valid_mpid_sql('k.distinct_id')} AND mp.mpid IS NULL""")
+        p.add(f"int_rounded{lk}", int_rounded_sql(f"SELECT candidate FROM unmatched_int64_keys{lk}"))
+        p.add(f"identity_ids{lk}", identity_ids_sql(f"SELECT identifier FROM unmatched_int64_keys{lk}"))
+        p.add(f"gap_reasons{suffix}", f"""
+            SELECT s.*,
+              CASE WHEN status = 'matched' THEN NULL
+                   WHEN identifier_source = 'none' THEN 'fallback_disabled'
+                   WHEN NOT {is_valid_mpid_sql('s.distinct_id')} THEN 'distinct_id_not_mpid'
+                   WHEN s.distinct_id IN (SELECT u.identifier FROM unmatched_int64_keys{lk} u
+                                          JOIN int_rounded{lk} ir ON ir.candidate = u.candidate)
+                        THEN 'mpid_precision_loss'
+                   WHEN s.distinct_id IN (SELECT identifier FROM identity_ids{lk}) THEN 'distinct_id_is_identity'
+                   ELSE 'mpid_not_found' END AS gap_reason
+            FROM person_facts{suffix} s""")
     p.add(f"categories{suffix}", f"""
         SELECT g.*,
           CASE WHEN status = 'matched' THEN 'matched'

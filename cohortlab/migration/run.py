@@ -333,13 +333,14 @@ def run_plans(engine: Engine, plans: Iterable[Any], start: Any, end: Any, *, set
                 counts[daily_tables[i]] = run_pipeline(engine, t, dp, daily_tables[i], debug=debug)
         # every plan's users as stored (migration_users), in one statement: the summary is read
         # from them (from the stored table, written once; without store straight from the steps,
-        # nothing written)
+        # nothing written, and without the gap reasons, which it does not read)
         kept = keep_tables or debug  # the run's tables are read afterwards: each plan's users a table
         users = Pipeline()
         for i, plan in enumerate(plans):
             sp = status_pipeline(shape_profiles(shape_of[i]), plan, st, window_end,
                                  rfix=("k." if rfix[i].startswith("rfix_") else "") + rfix[i],
-                                 suffix="" if kept else f"_{i}", lookups=None if kept else f"_shape{shape_of[i]}")
+                                 suffix="" if kept else f"_{i}", lookups=None if kept else f"_shape{shape_of[i]}",
+                                 reasons=store or kept)
             if kept:
                 counts[t.plan(i, "users")] = run_pipeline(engine, t, sp, t.plan(i, "users"), debug=debug)
             else:
