@@ -147,6 +147,9 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
         super().begin(engine)
         # (session_id, cohort_id, cohort_name, as_of) -> the snapshot of the Engage listing
         self._listings: dict[tuple, int] = {}
+        # the same key -> the page numbers of the listing read in this call (also from files that
+        # added no snapshot: a first page whose records all were quarantined)
+        self._pages_read: dict[tuple, set[int]] = {}
 
     # ------------------------------------------------------------------ per file
     def load_file(self, ctx: FileContext) -> FileResult:
@@ -179,13 +182,15 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
         # members, the snapshots having one as_of)
         listing = (meta["session_id"], cohort_id, cohort_name, as_of) if meta.get("session_id") else None
         snapshot_id = self._listings.get(listing, ctx.load_id) if listing else ctx.load_id
+        pages_read = self._pages_read.setdefault(listing, set()) if listing else set()
+        pages_read.update(meta.get("pages") or ())
         loaded = int(distinct)
         if snapshot_id == ctx.load_id and no_membership(int(rows_read), int(valid), quarantined):
             # records, none of them a member, and not because they left the cohort: the file says
             # nothing of the membership, and a snapshot of 0 members would remove every member
             warnings.append(
-                f"{ctx.path}: no snapshot of {cohort_name!r} written: none of its {int(rows_read):,} records "
-                f"names a member (see the quarantine), and an empty snapshot would remove every member")
+                f"{ctx.path}: none of its {int(rows_read):,} records names a member (see the quarantine): it "
+                f"writes no snapshot of {cohort_name!r} (one of 0 members would remove every member)")
             drop_engage_stage(ctx, st)
             return FileResult(rows_read=int(rows_read), loaded=0, deduplicated=0, quarantined=Counter(quarantined),
                               warnings=warnings)
@@ -197,7 +202,7 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
             )
             if listing:
                 self._listings[listing] = ctx.load_id
-            if meta.get("pages") and 0 not in meta["pages"]:
+            if meta.get("pages") and 0 not in pages_read:
                 warnings.append(
                     f"{ctx.path}: holds Engage page(s) {', '.join(map(str, meta['pages'][:5]))} of a listing "
                     f"but not its first page (page 0): its snapshot of {cohort_name!r} holds part of the "

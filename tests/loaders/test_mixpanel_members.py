@@ -396,7 +396,8 @@ def test_a_file_none_of_whose_records_names_a_member_writes_no_snapshot(lab, wri
                           as_of="2026-03-02"))
     assert (r.rows_read, r.loaded, dict(r.quarantined)) == (2, 0, {"missing_distinct_id": 2})
     assert [(n, m) for _, _, n, _, m in _snapshots(lab)] == [("C", 2)]
-    assert any("bad.csv: no snapshot of 'C' written: none of its 2 records names a member" in w for w in r.warnings)
+    assert any("bad.csv: none of its 2 records names a member (see the quarantine): it writes no snapshot of 'C'"
+               in w for w in r.warnings)
     assert lab.engine.query_rows("SELECT count(*) FROM rejects WHERE source_file LIKE '%bad.csv'") == [(2,)]
     bad_pages = write("bad.json", json.dumps(_page([{"$properties": {}}, {"$distinct_id": None}])))
     r = balanced(lab.load("mixpanel-members", bad_pages, cohort="C", as_of="2026-03-03"))
@@ -405,6 +406,19 @@ def test_a_file_none_of_whose_records_names_a_member_writes_no_snapshot(lab, wri
                           cohort="C", as_of="2026-03-04"))
     assert dict(r.quarantined) == {"removed_member": 2}
     assert [(m, as_of.day) for _, _, _, as_of, m in _snapshots(lab)] == [(2, 1), (0, 4)]
+
+
+def test_a_listing_whose_first_page_names_no_member_is_the_snapshot_of_its_later_pages(lab, write, balanced):
+    """The first page file of an Engage listing whose records are all quarantined writes no
+    snapshot; the listing's later pages, loaded in the same call, are its snapshot, without the
+    warning of a listing loaded without its first page."""
+    write("pages/page_000.json", json.dumps(_page([{"$properties": {}}], session_id="S1", page_size=1, total=2)))
+    later = write("pages/page_001.json", json.dumps(_page([{"$distinct_id": "U2"}], session_id="S1", page=1,
+                                                          page_size=1, total=2)))
+    r = balanced(lab.load("mixpanel-members", later.parent, cohort="C", as_of=AS_OF))
+    assert (r.loaded, dict(r.quarantined)) == (1, {"missing_distinct_id": 1})
+    assert [(n, m) for _, _, n, _, m in _snapshots(lab)] == [("C", 1)]
+    assert [w for w in r.warnings if "page_000.json" in w] and not [w for w in r.warnings if "first page" in w]
 
 
 def test_a_csv_header_repeated_where_joined_parts_began_is_skipped_with_a_warning(lab, write, balanced):
