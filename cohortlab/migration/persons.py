@@ -242,11 +242,14 @@ class Prepared:
 
 def prepare(engine: Engine, tables: RunTables, plans: Iterable[MigrationPlan] = (), *, window_end: Any = None,
             project: bool = False, repeat_days: int = REPEAT_DAYS, extra_bounds: Iterable[Any] = (),
-            debug: bool = False) -> Prepared:
+            debug: bool = False, keep: bool = False) -> Prepared:
     """Materialise the intervals, links, persons and activity tables of ``tables`` for ``plans``.
     With ``project``, the activity of the last ``repeat_days`` whole days of data (all of it
     when the data span fewer days: the days before the first event count as empty) is repeated
-    with the period ``repeat_days`` up to ``window_end``."""
+    with the period ``repeat_days`` up to ``window_end``. The intervals, which only the links and
+    the activity read, are dropped once the activity is made, unless ``keep`` or ``debug`` (the
+    tables are read after the run): under a report's memory share they took memory the plans'
+    steps then spilled for."""
     plans = list(plans)
     lo, hi = engine.query_rows("SELECT min(time), max(time) FROM mp_events")[0]
     we = parse_naive_utc(window_end) if window_end is not None else None
@@ -278,6 +281,9 @@ def prepare(engine: Engine, tables: RunTables, plans: Iterable[MigrationPlan] = 
     for table, pipe in activity_pipelines(tables, bounds=bounds, shifts=shifts, window_end=we,
                                           tail_start=tail_start, app=sdk, logged_in=logged_in_rule(engine)).items():
         counts[table] = run_pipeline(engine, tables, pipe, table, debug=debug)
+    if not (keep or debug):
+        engine.drop(tables.intervals)
+        tables.created.remove(tables.intervals)
     return Prepared(tables, lo, hi, we, period, shifts, bounds, engine.count(tables.persons), counts)
 
 

@@ -294,7 +294,7 @@ def run_plans(engine: Engine, plans: Iterable[Any], start: Any, end: Any, *, set
     t = RunTables()
     try:
         prep = prepare(engine, t, plans, window_end=window_end, project=activity == "repeat",
-                       repeat_days=repeat_days, debug=debug)
+                       repeat_days=repeat_days, debug=debug, keep=keep_tables)
         counts = dict(prep.counts)
         if ref is not None:
             engine.materialise(t.scope, cohort_scope_sql(t, ref), temp=not debug)

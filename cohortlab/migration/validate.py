@@ -106,7 +106,7 @@ def predict_at(engine: Engine, plan: Any, at: Any, *, settings: Any = None, acti
     out = table or t.name("predicted")
     try:
         prepare(engine, t, [plan], window_end=edge if activity == "repeat" else None,
-                project=activity == "repeat", repeat_days=repeat_days, extra_bounds=[edge])
+                project=activity == "repeat", repeat_days=repeat_days, extra_bounds=[edge], keep=tables is not None)
         profiles = t.name("profiles_at")
         run_pipeline(engine, t, profiles_pipeline(plan, t, horizon=at_, observed_only=activity == "observed",
                                                   merge="export"), profiles)
