@@ -94,6 +94,9 @@ class FileResult:
     # a loader sets this when a file with no records is still a meaningful input (e.g. a cohort
     # snapshot whose Engage page has "results": [], i.e. a cohort with 0 members)
     allow_empty: bool = False
+    # a loader sets this when every record of the file was quarantined and the file is still what
+    # the kind reads (a cohort sync export whose rows all remove a member): no "is this a ... file?"
+    all_quarantined_is_expected: bool = False
     # what the user should look at although the file loaded (each names the file); with
     # ``strict`` a warning fails the load
     warnings: list[str] = field(default_factory=list)
@@ -126,7 +129,7 @@ class LoadReport:
     def add(self, path: str, load_id: int, r: FileResult) -> None:
         """Count one loaded file (its load id and :class:`FileResult`) into the report."""
         self.warnings += r.warnings
-        if r.rows_read and not r.loaded and not r.deduplicated:
+        if r.rows_read and not r.loaded and not r.deduplicated and not r.all_quarantined_is_expected:
             # the most frequent first, ties by name: the same text whatever order the rows came in
             top = sorted(r.quarantined.items(), key=lambda rn: (-rn[1], rn[0]))[:3]
             reasons = ", ".join(f"{reason} {n:,}" for reason, n in top)

@@ -243,6 +243,8 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
             deduplicated=int(valid) - int(loaded),
             quarantined=Counter(quarantined),
             allow_empty=int(rows_read) == 0 and has_pages,
+            # a sync export whose rows all remove a member: everyone left, a snapshot of 0 members
+            all_quarantined_is_expected=int(valid) == 0 and set(quarantined) == {"removed_member"},
             warnings=warnings,
         )
 

@@ -404,8 +404,12 @@ def test_a_file_none_of_whose_records_names_a_member_writes_no_snapshot(lab, wri
     assert r.loaded == 0 and sum(r.quarantined.values()) == 2 and len(_snapshots(lab)) == 1
     r = balanced(lab.load("mixpanel-members", write("left.csv", "distinct_id,operation\nU1,remove\nU2,remove\n"),
                           cohort="C", as_of="2026-03-04"))
-    assert dict(r.quarantined) == {"removed_member": 2}
+    assert dict(r.quarantined) == {"removed_member": 2} and r.warnings == []  # no "is this a ... file?"
     assert [(m, as_of.day) for _, _, _, as_of, m in _snapshots(lab)] == [(2, 1), (0, 4)]
+    # so --strict takes it
+    r = balanced(lab.load("mixpanel-members", write("left2.csv", "distinct_id,operation\nU1,remove\n"),
+                          cohort="C", as_of="2026-03-05", strict=True))
+    assert [m for *_, m in _snapshots(lab)] == [2, 0, 0]
 
 
 def test_a_listing_whose_first_page_names_no_member_is_the_snapshot_of_its_later_pages(lab, write, balanced):
