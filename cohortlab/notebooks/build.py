@@ -323,9 +323,9 @@ one-time export.
 since = None                 # show runs from this ISO time on; None: from the first run''', "parameters"),
     code(SHARED_SETUP + '''
 dynamic = insights.simulate_all(lab, names, at=as_of, settings=insights.with_sync_type(settings, "dynamic"))
-one_time = insights.simulate_all(lab, names, at=as_of, settings=insights.with_sync_type(settings, "one_time"))
+one_time = insights.timelines_all(lab, names, at=as_of, settings=insights.with_sync_type(settings, "one_time"))
 figures = metrics.sync_figures({c: metrics.window(s.timeline, since) for c, s in dynamic.items()},
-                               {c: metrics.window(s.timeline, since) for c, s in one_time.items()},
+                               {c: metrics.window(timeline, since) for c, timeline in one_time.items()},
                                configured=insights.sync_type_of(settings),
                                sent_not_true=insights.sent_not_true(dynamic))
 summary = summaries.sync_report_summary(figures)

@@ -62,6 +62,15 @@ def simulate_all(lab, cohorts: Iterable[str], *, at=None, settings=None) -> dict
     return {c: lab.simulate(c, at=at, settings=settings) for c in cohorts}
 
 
+def timelines_all(lab, cohorts: Iterable[str], *, at=None, settings=None) -> dict[str, pd.DataFrame]:
+    """The sync timeline of each cohort, ``{cohort: frame}``: what ``simulate_all(...)[c].timeline``
+    gives, without the rest of each simulation
+    (:func:`cohortlab.simulation.simulate.simulated_timeline`)."""
+    from cohortlab.simulation.simulate import simulated_timeline
+
+    return {c: simulated_timeline(lab.engine, c, at, settings) for c in cohorts}
+
+
 def remedies_all(lab, cohorts: Iterable[str], *, at=None, settings=None, since=None) -> pd.DataFrame | None:
     """``lab.remedies`` for each cohort, stacked with a ``cohort`` column; ``attrs["since"]``:
     when the remedies start (ISO text; the first cohort's); ``attrs["no_reexport"]``: ``{cohort:

@@ -624,6 +624,10 @@ def stages(
             + sync_stages(ref, at, t0, settings, attribute, names, history))
 
 
+# the result tables that no later step reads: run_sync(skip=...) leaves them out
+SKIPPABLE = ("resolution", "attribute_state", "timeline")
+
+
 def run_sync(
     engine: Engine,
     cohort: str | CohortRef,
@@ -649,11 +653,11 @@ def run_sync(
 
     ``history``: how Mixpanel profiles are known (:func:`profile_history_kind`), when the
     caller knows it already (one query fewer); default: read from the database. ``skip``: result
-    tables not to make (``resolution``, ``timeline``: no later table reads them), when the caller
-    reads only the attribute state."""
-    unknown = set(skip) - {"resolution", "timeline"}
+    tables not to make (``resolution``, ``attribute_state``, ``timeline``: no later table reads
+    them), when the caller reads only the others (the attribute state, or the timeline)."""
+    unknown = set(skip) - set(SKIPPABLE)
     if unknown:
-        raise ValueError(f"run_sync: only resolution and timeline can be skipped, not {sorted(unknown)}")
+        raise ValueError(f"run_sync: only {', '.join(SKIPPABLE)} can be skipped, not {sorted(unknown)}")
     settings = SyncSettings.coerce(settings)
     ref = cohort if isinstance(cohort, CohortRef) else find_cohort(engine, cohort, source)
     attribute = settings.attribute_name(ref.name)

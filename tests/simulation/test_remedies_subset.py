@@ -195,5 +195,5 @@ def test_run_sync_can_skip_the_tables_the_subset_does_not_read(world):  # noqa: 
     assert got == world.engine.query_rows(f"SELECT {cols} FROM {a.attribute_state} ORDER BY mpid")
     assert got == [(104, None, False, True, ts("2026-03-01"), 1)]  # M, sent on Mar 1
     assert not world.engine.query_rows("SELECT 1 FROM duckdb_tables() WHERE table_name = 'sim_skipb_timeline'")
-    with pytest.raises(ValueError, match="only resolution and timeline"):
+    with pytest.raises(ValueError, match="only resolution, attribute_state, timeline can be skipped"):
         run_sync(world.engine, C, "2026-03-07", DAILY, names=Names("sim_skipc_"), skip=("state",))

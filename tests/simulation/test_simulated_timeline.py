@@ -1,0 +1,48 @@
+"""The timeline of a sync without the rest of a simulation (``simulated_timeline``, what the sync
+timeline page reads for the one-time export): the same frame as ``simulate(...).timeline``, and
+nothing left behind."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from cohortlab.report import insights
+from cohortlab.simulation.simulate import simulated_timeline
+
+from .conftest import SEND_TIME_SETTINGS
+
+C = "Power Users"
+
+
+def _sim_tables(lab):
+    return [r[0] for r in lab.engine.query_rows(
+        "SELECT table_name FROM duckdb_tables() WHERE temporary AND table_name LIKE 'sim_%'")]
+
+
+@pytest.mark.parametrize("settings", SEND_TIME_SETTINGS.values(), ids=SEND_TIME_SETTINGS.keys())
+def test_the_timeline_alone_is_the_simulations_timeline(world_lab, settings):
+    before = _sim_tables(world_lab)
+    alone = simulated_timeline(world_lab.engine, C, settings=settings)
+    assert _sim_tables(world_lab) == before  # the run's tables are dropped
+    full = world_lab.simulate(C, settings=settings)
+    members = dict(zip(full.waterfall.step, full.waterfall["count"]))["members"]
+    assert len(alone) > 1 and alone["members"].iloc[-1] == members > 0
+    pd.testing.assert_frame_equal(alone, full.timeline, check_exact=True)
+
+
+def test_the_one_time_export_of_a_small_cohort(data):
+    """Two members exported once: the export adds both; nothing is sent again, so a member who
+    leaves stays true (stale) and one who enters is never true (pending)."""
+    for d, m in {"a": 1, "b": 2, "c": 3}.items():
+        data.mpa(m)
+        data.profile(d, mparticle_user_id=str(m))
+    data.snapshot(C, "2026-03-01T00:00", ["a", "b"])
+    data.snapshot(C, "2026-03-02T00:00", ["b", "c"])
+    tl = insights.timelines_all(data.lab, [C], settings={"sync_type": "one_time", "cadence": "12h"})[C]
+    assert list(tl[["kind", "sent", "members", "adds", "true_count", "not_yet_true", "stale_true"]]
+                .itertuples(index=False, name=None)) == [
+        ("one_time", True, 2, 2, 2, 0, 0),
+        ("observation", False, 2, 0, 2, 0, 0),
+        ("observation", False, 2, 0, 2, 1, 1)]
+
