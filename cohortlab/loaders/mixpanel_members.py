@@ -121,12 +121,17 @@ def _looks_like_id(s: str) -> bool:
 
 
 
+def everyone_left(quarantined: Counter) -> bool:
+    """Whether every quarantined record of a file left the cohort (``removed_member``): a sync
+    export whose rows all remove a member is a cohort of 0 members, a file of the kind all the same."""
+    return set(quarantined) == {"removed_member"}
+
+
 def no_membership(rows_read: int, members: int, quarantined: Counter) -> bool:
     """Whether a file of ``rows_read`` records, ``members`` of them members, says nothing of the
-    cohort's membership: it has records, none is a member, and some were quarantined for another
-    reason than leaving the cohort (``removed_member``: a sync export whose rows are all removes
-    is a cohort of 0 members). Such a file writes no snapshot (docs/loading.md#mixpanel-members)."""
-    return rows_read > 0 and members == 0 and any(r != "removed_member" for r in quarantined)
+    cohort's membership: it has records, none is a member, and not because everyone left
+    (:func:`everyone_left`). Such a file writes no snapshot (docs/loading.md#mixpanel-members)."""
+    return rows_read > 0 and members == 0 and not everyone_left(quarantined)
 
 class MixpanelMembersLoader(ProfileUpserts, Loader):
     kind = "mixpanel-members"
@@ -243,8 +248,7 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
             deduplicated=int(valid) - int(loaded),
             quarantined=Counter(quarantined),
             allow_empty=int(rows_read) == 0 and has_pages,
-            # a sync export whose rows all remove a member: everyone left, a snapshot of 0 members
-            all_quarantined_is_expected=int(valid) == 0 and set(quarantined) == {"removed_member"},
+            all_quarantined_is_expected=everyone_left(quarantined),
             warnings=warnings,
         )
 
