@@ -47,7 +47,7 @@ from cohortlab.report.kernels import (
 from cohortlab.report.output import REPORTS_ROOT, export_html, prepare_output_dir, remove_unused_output
 from cohortlab.report.pages import MARKER, decorate_page, write_index
 from cohortlab.report.parameters import absolute_paths, check_parameters, declared_parameters
-from cohortlab.report.scheduling import SHARED_SIMULATIONS, kernel_settings, longest_first, parallel_notebooks
+from cohortlab.report.scheduling import SHARED_SIMULATIONS, Shares, longest_first, parallel_notebooks
 from cohortlab.tempdirs import make_temp_dir, no_temp_dir_problem, require_temp_dir
 
 NOTEBOOKS_DIR = Path(str(importlib.resources.files("cohortlab") / "notebooks"))  # package data
@@ -552,8 +552,9 @@ def _run_notebooks(sources, out_dir: Path, params: dict[str, Any], source: str, 
     def one(j: int, extra: Mapping[str, Any] | None = None) -> NotebookResult:
         src, i = sources[j], j + 1
         say(f"[{i}/{len(sources)}] {src.stem} ...")
-        r = run_notebook(src, out_dir, {**params, **given.get(j, {}), **(extra or {})}, kernel=kernel,
-                         page_source=source, env=env.get(src.stem))
+        with shares.held(src.stem) as env:  # its memory share: what the processes running now leave
+            r = run_notebook(src, out_dir, {**params, **given.get(j, {}), **(extra or {})}, kernel=kernel,
+                             page_source=source, env=env)
         if _STOPPING.is_set():  # interrupted: its kernel was stopped, not a failure to report
             return r
         if r.ok:
@@ -574,9 +575,10 @@ def _run_notebooks(sources, out_dir: Path, params: dict[str, Any], source: str, 
         temps.append(sims_dir)
         say("simulating each cohort once for the notebooks that start from it ...")
         try:
-            done = share_in_subprocess(params["db"], Path(sims_dir.name) / SCRATCH_NAME, cohorts=params.get("cohorts"),
-                                       as_of=params.get("as_of"), settings=params.get("settings"),
-                                       env=env.get(SHARED_SIMULATIONS))
+            with shares.held(SHARED_SIMULATIONS) as env:
+                done = share_in_subprocess(params["db"], Path(sims_dir.name) / SCRATCH_NAME,
+                                           cohorts=params.get("cohorts"), as_of=params.get("as_of"),
+                                           settings=params.get("settings"), env=env)
         except Exception as e:  # noqa: BLE001 - the notebooks then simulate (and report any problem) on their own
             say(f"shared simulations: not shared ({type(e).__name__}: {e}): each notebook simulates on its own")
             return {}
@@ -589,9 +591,9 @@ def _run_notebooks(sources, out_dir: Path, params: dict[str, Any], source: str, 
     # two Spark sessions at once would compete for the same local cores and memory
     run = [j for j in range(len(sources)) if j not in skipped]
     workers = 1 if params.get("engine") == "spark" else max(1, min(parallel_notebooks(), len(run)))
-    # each process's memory share and threads, given to it alone (this process's environment is
-    # left as it is: two kernels start from it at once)
-    env = kernel_settings([sources[j].stem for j in run] + ([SHARED_SIMULATIONS] if readers else []), workers)
+    # each process's memory share and threads, given to it alone when it starts (this process's
+    # environment is left as it is: two kernels start from it at once)
+    shares = Shares([sources[j].stem for j in run] + ([SHARED_SIMULATIONS] if readers else []), workers)
     # two at a time: the longest notebook starts first, so that it overlaps the others rather than
     # running alone at the end; the notebooks that read the shared simulations start once they exist
     order = sorted(run, key=lambda j: (j in readers, longest_first(sources[j].stem)))

@@ -5,7 +5,9 @@
 from __future__ import annotations
 
 import os
-from typing import Iterable
+import threading
+from contextlib import contextmanager
+from typing import Iterable, Iterator
 
 from cohortlab.errors import ReportError
 
@@ -61,10 +63,19 @@ def cores_share(workers: int) -> int:
     return max(1, default_threads() // workers)
 
 
+def memory_budget(workers: int) -> int:
+    """What ``workers`` processes that run at once may give DuckDB together, in MB: the default
+    memory limit less :data:`_PYTHON_MB` for every process beyond the first."""
+    from cohortlab.engines.duckdb import default_memory_limit
+
+    return int(default_memory_limit()[:-2]) - _PYTHON_MB * (workers - 1)
+
+
 def kernel_settings(names: Iterable[str], workers: int) -> dict[str, dict[str, str]]:
-    """The environment each of ``names`` (notebooks, and :data:`SHARED_SIMULATIONS` when the
-    runner simulates for them) is started with while ``workers`` run at once:
-    ``COHORTLAB_MEMORY_LIMIT``, its share of the default limit (the budget less ``_PYTHON_MB`` for
+    """The least environment each of ``names`` (notebooks, and :data:`SHARED_SIMULATIONS` when the
+    runner simulates for them) is started with while ``workers`` run at once (:class:`Shares` may
+    give more, from what the processes running at its start leave):
+    ``COHORTLAB_MEMORY_LIMIT``, its least share of the default limit (the budget less ``_PYTHON_MB`` for
     every process beyond the first, split by ``_MEMORY_WEIGHT``: a share is what is left when every
     other process at once has the largest weight among the others), and ``COHORTLAB_THREADS``, its
     share of the cores (at least 1): two kernels each running as many threads as there are cores
@@ -73,9 +84,7 @@ def kernel_settings(names: Iterable[str], workers: int) -> dict[str, dict[str, s
     names = list(names)
     if workers <= 1:
         return {n: {} for n in names}
-    from cohortlab.engines.duckdb import default_memory_limit
-
-    budget = int(default_memory_limit()[:-2]) - _PYTHON_MB * (workers - 1)
+    budget = memory_budget(workers)
     weight = {n: _MEMORY_WEIGHT.get(n, _DEFAULT_WEIGHT) for n in names}
     out: dict[str, dict[str, str]] = {}
     for n in names:
@@ -89,4 +98,59 @@ def kernel_settings(names: Iterable[str], workers: int) -> dict[str, dict[str, s
     return out
 
 
-__all__ = ["SHARED_SIMULATIONS", "cores_share", "kernel_settings", "longest_first", "parallel_notebooks"]
+class Shares:
+    """The environment of each process of ``names`` (:func:`kernel_settings`), decided when it starts
+    from what the processes running then hold: a process may take more than its least share when the
+    budget left allows it, keeping for every slot still free the largest least share of the processes
+    not started yet. So processes that run together stay within the budget, none gets less than its
+    least share, and the notebook that starts once the migration what-if has ended (``sync_timeline``
+    on the report's longest lane) takes the what-if's share instead of a third of the budget: its
+    one-time export of a large cohort then does not spill (docs/benchmarks.md#dynamic-shares).
+
+    ``with shares.held(name) as env:`` starts ``name``'s process with ``env``; its share is given back
+    when the block ends. Thread-safe: two notebooks start at once."""
+
+    def __init__(self, names: Iterable[str], workers: int):
+        names = list(names)
+        self.workers = workers
+        self.least = kernel_settings(names, workers)
+        self._pending = set(names)
+        self._running: dict[str, int] = {}
+        self._lock = threading.Lock()
+        # computed only when some process gets a share (two at once, no limit set by the user)
+        self._budget = memory_budget(workers) if any(self._mb(e) for e in self.least.values()) else 0
+        self.given: dict[str, dict[str, str]] = {}  # what each was started with (tests, the report's notes)
+
+    @staticmethod
+    def _mb(env: dict[str, str]) -> int | None:
+        limit = env.get("COHORTLAB_MEMORY_LIMIT")
+        return int(limit[:-2]) if limit else None
+
+    def take(self, name: str) -> dict[str, str]:
+        with self._lock:
+            self._pending.discard(name)
+            env = dict(self.least.get(name, {}))
+            least = self._mb(env)
+            if least is not None:
+                free_slots = max(0, self.workers - 1 - len(self._running))
+                keep = free_slots * max((self._mb(self.least[p]) or 0 for p in self._pending), default=0)
+                mb = max(self._budget - sum(self._running.values()) - keep, least)
+                env["COHORTLAB_MEMORY_LIMIT"] = f"{mb}MB"
+                self._running[name] = mb
+            self.given[name] = env
+            return env
+
+    def give_back(self, name: str) -> None:
+        with self._lock:
+            self._running.pop(name, None)
+
+    @contextmanager
+    def held(self, name: str) -> Iterator[dict[str, str]]:
+        env = self.take(name)
+        try:
+            yield env
+        finally:
+            self.give_back(name)
+
+
+__all__ = ["SHARED_SIMULATIONS", "Shares", "cores_share", "kernel_settings", "longest_first", "parallel_notebooks"]

@@ -76,9 +76,17 @@ def test_two_at_a_time_in_the_order_asked_for_longest_first(notebooks, tmp_path,
     # larger one) and half of the cores (at least one)
     from cohortlab.engines.duckdb import default_threads
 
-    assert {n: r["memory_limit"] for n, r in runs.items()} == {
-        n: e["COHORTLAB_MEMORY_LIMIT"] for n, e in scheduling.kernel_settings(runs, 2).items()}
-    assert _mb(runs["eit_migration"]["memory_limit"]) > _mb(runs["identity_gaps"]["memory_limit"])
+    least = {n: _mb(e["COHORTLAB_MEMORY_LIMIT"]) for n, e in scheduling.kernel_settings(runs, 2).items()}
+    got = {n: _mb(r["memory_limit"]) for n, r in runs.items()}
+    budget = scheduling.memory_budget(2)
+    # the what-if started first and kept the least share of the notebook beside it; that one had it
+    assert got["eit_migration"] == budget - least["identity_gaps"] > got["identity_gaps"] == least["identity_gaps"]
+    # match_rates took what the notebook still running left: never less than its least share, and
+    # any two that ran at once stayed within the budget
+    assert got["match_rates"] in (budget - got["eit_migration"], budget - got["identity_gaps"])
+    assert all(got[n] >= least[n] for n in runs)
+    assert all(got[a] + got[b] <= budget for a in runs for b in runs
+               if a < b and runs[a]["start"] < runs[b]["end"] and runs[b]["start"] < runs[a]["end"])
     assert {r["threads"] for r in runs.values()} == {str(max(1, default_threads() // 2))}
     import os
 
@@ -135,6 +143,41 @@ def test_memory_shares_of_processes_that_run_together_stay_within_the_default_li
     monkeypatch.setenv("COHORTLAB_MEMORY_LIMIT", "2GB")
     monkeypatch.setenv("COHORTLAB_THREADS", "4")
     assert scheduling.kernel_settings(names, 2) == {n: {} for n in names}
+
+
+def test_a_process_takes_the_share_the_running_ones_leave_and_keeps_the_least_share_of_the_next(monkeypatch):
+    monkeypatch.delenv("COHORTLAB_MEMORY_LIMIT", raising=False)
+    monkeypatch.delenv("COHORTLAB_THREADS", raising=False)
+    monkeypatch.setattr("cohortlab.engines.duckdb.default_memory_limit", lambda: "1500MB")
+    monkeypatch.setattr("cohortlab.engines.duckdb.default_threads", lambda: 2)
+    sims = scheduling.SHARED_SIMULATIONS
+    shares = scheduling.Shares(["eit_migration", "identity_gaps", "match_rates", "sync_timeline", sims], 2)
+    # the report's order: the what-if and the shared simulations start together; the budget is 1,030 MB
+    # (1,500 less 470), the least shares 686 and 343 MB
+    assert _mb(shares.take("eit_migration")["COHORTLAB_MEMORY_LIMIT"]) == 1030 - 343  # keeps the next one's least
+    assert _mb(shares.take(sims)["COHORTLAB_MEMORY_LIMIT"]) == 343
+    shares.give_back(sims)
+    with shares.held("identity_gaps") as env:
+        assert env == {"COHORTLAB_MEMORY_LIMIT": "343MB", "COHORTLAB_THREADS": "1"}
+    shares.take("match_rates")
+    shares.give_back("eit_migration")
+    # the what-if has ended: the notebook after it on its lane gets what match_rates leaves
+    assert shares.take("sync_timeline") == {"COHORTLAB_MEMORY_LIMIT": "687MB", "COHORTLAB_THREADS": "1"}
+    assert shares.given["match_rates"]["COHORTLAB_MEMORY_LIMIT"] == "343MB"
+
+    # started the other way round, the simulations keep the what-if's least share for it
+    shares = scheduling.Shares(["eit_migration", "identity_gaps", sims], 2)
+    assert _mb(shares.take(sims)["COHORTLAB_MEMORY_LIMIT"]) == 1030 - 686
+    assert _mb(shares.take("eit_migration")["COHORTLAB_MEMORY_LIMIT"]) == 686
+    # a light notebook alone, with only light ones to come: half of the budget each
+    shares = scheduling.Shares(["match_rates", "identity_gaps", "sync_timeline"], 2)
+    assert [_mb(shares.take(n)["COHORTLAB_MEMORY_LIMIT"]) for n in ("match_rates", "identity_gaps")] == [515, 515]
+    shares.give_back("match_rates")
+    assert _mb(shares.take("sync_timeline")["COHORTLAB_MEMORY_LIMIT"]) == 515
+    # one at a time, or a limit the user set: as kernel_settings, nothing of the memory is decided
+    assert scheduling.Shares(["match_rates"], 1).take("match_rates") == {}
+    monkeypatch.setenv("COHORTLAB_MEMORY_LIMIT", "2GB")
+    assert scheduling.Shares(["match_rates", "identity_gaps"], 2).take("match_rates") == {"COHORTLAB_THREADS": "1"}
 
 
 def test_one_at_a_time_and_a_limit_the_user_set(notebooks, tmp_path, monkeypatch):
