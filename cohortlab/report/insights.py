@@ -64,11 +64,17 @@ def simulate_all(lab, cohorts: Iterable[str], *, at=None, settings=None) -> dict
 
 def timelines_all(lab, cohorts: Iterable[str], *, at=None, settings=None) -> dict[str, pd.DataFrame]:
     """The sync timeline of each cohort, ``{cohort: frame}``: what ``simulate_all(...)[c].timeline``
-    gives, without the rest of each simulation
+    gives, read from the simulation when ``lab`` holds it or the database stores it
+    (:meth:`~cohortlab.lab.Lab.cached_simulation`: ``cohortlab simulate --store`` of the same
+    settings), else played without the rest of a simulation
     (:func:`cohortlab.simulation.simulate.simulated_timeline`)."""
     from cohortlab.simulation.simulate import simulated_timeline
 
-    return {c: simulated_timeline(lab.engine, c, at, settings) for c in cohorts}
+    out = {}
+    for c in cohorts:
+        held = lab.cached_simulation(c, at, settings)
+        out[c] = held.timeline if held is not None else simulated_timeline(lab.engine, c, at, settings)
+    return out
 
 
 def remedies_all(lab, cohorts: Iterable[str], *, at=None, settings=None, since=None) -> pd.DataFrame | None:

@@ -46,3 +46,30 @@ def test_the_one_time_export_of_a_small_cohort(data):
         ("observation", False, 2, 0, 2, 0, 0),
         ("observation", False, 2, 0, 2, 1, 1)]
 
+
+
+def test_a_simulation_held_or_stored_is_read_not_played_again(data, monkeypatch):
+    """The sync timeline page reads a one-time simulation stored earlier (``cohortlab simulate
+    --store`` of the same settings) rather than playing the export again."""
+    from cohortlab import Lab
+    import cohortlab.simulation.simulate as simulate_module
+
+    for d, m in {"a": 1, "b": 2}.items():
+        data.mpa(m)
+        data.profile(d, mparticle_user_id=str(m))
+    data.snapshot(C, "2026-03-01T00:00", ["a", "b"])
+    data.snapshot(C, "2026-03-02T00:00", ["b"])
+    settings = {"sync_type": "one_time", "cadence": "12h"}
+    played = insights.timelines_all(data.lab, [C], settings=settings)[C]
+    stored = data.lab.simulate(C, settings=settings, store=True)
+    assert stored.store_event == "written"
+
+    def no_replay(*a, **k):
+        raise AssertionError("played again")
+
+    monkeypatch.setattr(simulate_module, "simulated_timeline", no_replay)
+    other = Lab(engine=data.lab.engine)  # another Lab (not closed: the engine is shared): only the database holds it
+    read = insights.timelines_all(other, [C], settings=settings)[C]
+    pd.testing.assert_frame_equal(read, played, check_exact=True)
+    with pytest.raises(AssertionError, match="played again"):  # other settings: nothing stored
+        insights.timelines_all(data.lab, [C], settings={**settings, "cadence": "6h"})
