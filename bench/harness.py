@@ -30,7 +30,8 @@ pandas      ``bench/baseline_pandas.py``: the same in pandas, as in a notebook
 ==========  ====================================================================================
 
 Peak memory of a step is its whole process tree: the larger of a psutil poll (sum of RSS of
-the step's processes, every 20 ms) and ``getrusage(RUSAGE_CHILDREN).ru_maxrss`` of a measuring
+the step's processes, every 100 ms: at 20 ms the poll itself took 1.9 CPU-s of a 30 s report on
+two cores, and its wall time 1-2 s) and ``getrusage(RUSAGE_CHILDREN).ru_maxrss`` of a measuring
 wrapper whose only child is the step. Repeats interleave the steps (repeat 1: every step, then
 repeat 2, ...) so that machine noise hits all of them alike; the table shows medians.
 
@@ -115,9 +116,12 @@ def bench_dir() -> Path:
 
 # ============================================================================ measuring wrapper
 def measure(cmd: list[str], *, env: dict[str, str] | None = None, cwd: str | None = None,
-            log: str | os.PathLike | None = None, poll: float = 0.02) -> dict[str, Any]:
+            log: str | os.PathLike | None = None, poll: float = 0.1) -> dict[str, Any]:
     """Run ``cmd`` (in this process) and return wall seconds, exit code and peak RSS (bytes) of
-    its process tree. Call it in a fresh process so RUSAGE_CHILDREN is the step's alone."""
+    its process tree. Call it in a fresh process so RUSAGE_CHILDREN is the step's alone. Each
+    ``poll`` (seconds) lists the tree (psutil reads every process of the machine) and sums its
+    RSS: every 20 ms that cost 1.9 CPU-s during a 30 s report, a step that keeps both cores busy
+    (docs/benchmarks.md#poll)."""
     try:
         import psutil
     except ImportError:  # pragma: no cover - psutil is a jupyter dependency
