@@ -119,7 +119,7 @@ class Shares:
         self._lock = threading.Lock()
         # computed only when some process gets a share (two at once, no limit set by the user)
         self._budget = memory_budget(workers) if any(self._mb(e) for e in self.least.values()) else 0
-        self.given: dict[str, dict[str, str]] = {}  # what each was started with (tests, the report's notes)
+        self.given: dict[str, dict[str, str]] = {}  # what each was started with
 
     @staticmethod
     def _mb(env: dict[str, str]) -> int | None:
