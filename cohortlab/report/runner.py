@@ -592,7 +592,8 @@ def _run_notebooks(sources, out_dir: Path, params: dict[str, Any], source: str, 
     run = [j for j in range(len(sources)) if j not in skipped]
     workers = 1 if params.get("engine") == "spark" else max(1, min(parallel_notebooks(), len(run)))
     # each process's memory share and threads, given to it alone when it starts (this process's
-    # environment is left as it is: two kernels start from it at once)
+    # environment is left as it is: two kernels start from it at once); the sharing process, run from
+    # this thread beside the notebooks that do not read it, waits for a free slot as they do
     shares = Shares([sources[j].stem for j in run] + ([SHARED_SIMULATIONS] if readers else []), workers)
     # two at a time: the longest notebook starts first, so that it overlaps the others rather than
     # running alone at the end; the notebooks that read the shared simulations start once they exist

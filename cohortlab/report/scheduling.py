@@ -108,15 +108,19 @@ class Shares:
     one-time export of a large cohort then does not spill (docs/benchmarks.md#dynamic-shares).
 
     ``with shares.held(name) as env:`` starts ``name``'s process with ``env``; its share is given back
-    when the block ends. Thread-safe: two notebooks start at once."""
+    when the block ends. At most ``workers`` processes hold a share at once: a further one waits for
+    a free slot (the report's sharing process, started from the runner's own thread beside as many
+    notebooks as there are workers, would otherwise run as one process more than the budget counts).
+    Thread-safe: two notebooks start at once."""
 
     def __init__(self, names: Iterable[str], workers: int):
         names = list(names)
         self.workers = workers
         self.least = kernel_settings(names, workers)
         self._pending = set(names)
-        self._running: dict[str, int] = {}
-        self._lock = threading.Lock()
+        self._running: dict[str, int] = {}  # the memory share (MB) of each process running
+        self._holders: set[str] = set()  # every process running, with a memory share or not
+        self._free = threading.Condition()
         # computed only when some process gets a share (two at once, no limit set by the user)
         self._budget = memory_budget(workers) if any(self._mb(e) for e in self.least.values()) else 0
         self.given: dict[str, dict[str, str]] = {}  # what each was started with
@@ -127,12 +131,14 @@ class Shares:
         return int(limit[:-2]) if limit else None
 
     def take(self, name: str) -> dict[str, str]:
-        with self._lock:
+        with self._free:
+            self._free.wait_for(lambda: len(self._holders) < max(1, self.workers))
+            self._holders.add(name)
             self._pending.discard(name)
             env = dict(self.least.get(name, {}))
             least = self._mb(env)
             if least is not None:
-                free_slots = max(0, self.workers - 1 - len(self._running))
+                free_slots = max(0, self.workers - len(self._holders))  # besides this one
                 keep = free_slots * max((self._mb(self.least[p]) or 0 for p in self._pending), default=0)
                 mb = max(self._budget - sum(self._running.values()) - keep, least)
                 env["COHORTLAB_MEMORY_LIMIT"] = f"{mb}MB"
@@ -141,8 +147,10 @@ class Shares:
             return env
 
     def give_back(self, name: str) -> None:
-        with self._lock:
+        with self._free:
             self._running.pop(name, None)
+            self._holders.discard(name)
+            self._free.notify_all()
 
     @contextmanager
     def held(self, name: str) -> Iterator[dict[str, str]]:

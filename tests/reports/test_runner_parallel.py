@@ -227,6 +227,53 @@ def test_readers_of_shared_simulations_start_after_the_others_and_run_without_th
     assert not any("simulating each cohort once" in m or "not shared" in m for m in said), said
 
 
+def test_the_sharing_process_waits_for_a_free_slot_beside_as_many_other_notebooks_as_workers(tmp_path, monkeypatch):
+    """Two notebooks that read no shared simulation run at once: the process that simulates for the
+    others waits until one has ended, so that no more processes run at once than the budget counts."""
+    d = tmp_path / "nbs"
+    d.mkdir()
+    db = d / "x.duckdb"
+    with Lab(str(db)):
+        pass
+    from cohortlab.report import runner, shared
+
+    made, sharing = [], {}
+
+    class Recorded(scheduling.Shares):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            made.append(self)
+
+    def slow_and_broken(*args, env=None, **kwargs):  # holds its share a while; the readers then run without it
+        sharing.update(start=time.time(), limit=env["COHORTLAB_MEMORY_LIMIT"])
+        time.sleep(1.0)
+        sharing["end"] = time.time()
+        raise RuntimeError("deliberately broken")
+
+    monkeypatch.setattr(runner, "Shares", Recorded)
+    monkeypatch.setattr(shared, "share_in_subprocess", slow_and_broken)
+    monkeypatch.setenv("COHORTLAB_REPORT_PARALLEL", "2")
+    monkeypatch.delenv("COHORTLAB_MEMORY_LIMIT", raising=False)
+    monkeypatch.delenv("COHORTLAB_THREADS", raising=False)
+    nbs = [_notebook(d / "match_rates.ipynb", 0.1, reads_shared=True),
+           _notebook(d / "sync_timeline.ipynb", 0.1, reads_shared=True),
+           _notebook(d / "mine.ipynb", 3.0), _notebook(d / "eit_migration.ipynb", 3.0)]
+    result = run_report(nbs, db=db, out=tmp_path / "out")
+    assert result.ok, [n.error for n in result.notebooks]
+    runs = {n.name: n.metrics for n in result.notebooks}
+    # the two long notebooks ran together; the sharing process started once one of them had ended
+    assert runs["mine"]["start"] < runs["eit_migration"]["end"] and runs["eit_migration"]["start"] < runs["mine"]["end"]
+    assert sharing["start"] >= min(runs["mine"]["end"], runs["eit_migration"]["end"])
+    # and the shares of the processes that ran together stayed within the budget of two
+    (shares,) = made
+    mb = {n: _mb(e["COHORTLAB_MEMORY_LIMIT"]) for n, e in shares.given.items()}
+    assert mb[scheduling.SHARED_SIMULATIONS] == _mb(sharing["limit"])
+    budget = scheduling.memory_budget(2)
+    assert mb["mine"] + mb["eit_migration"] <= budget
+    # it took what the one still running left (which one: whichever gave its slot back first)
+    assert mb[scheduling.SHARED_SIMULATIONS] in (budget - mb["mine"], budget - mb["eit_migration"])
+
+
 def test_the_parallel_setting(monkeypatch):
     monkeypatch.setenv("COHORTLAB_REPORT_PARALLEL", "3")
     assert parallel_notebooks() == 3
