@@ -118,8 +118,7 @@ class Shares:
         self.workers = workers
         self.least = kernel_settings(names, workers)
         self._pending = set(names)
-        self._running: dict[str, int] = {}  # the memory share (MB) of each process running
-        self._holders: set[str] = set()  # every process running, with a memory share or not
+        self._held: dict[str, int] = {}  # each process running: its memory share in MB (0: none given)
         self._free = threading.Condition()
         # computed only when some process gets a share (two at once, no limit set by the user)
         self._budget = memory_budget(workers) if any(self._mb(e) for e in self.least.values()) else 0
@@ -132,24 +131,23 @@ class Shares:
 
     def take(self, name: str) -> dict[str, str]:
         with self._free:
-            self._free.wait_for(lambda: len(self._holders) < max(1, self.workers))
-            self._holders.add(name)
+            self._free.wait_for(lambda: len(self._held) < max(1, self.workers))
             self._pending.discard(name)
             env = dict(self.least.get(name, {}))
             least = self._mb(env)
+            mb = 0
             if least is not None:
-                free_slots = max(0, self.workers - len(self._holders))  # besides this one
+                free_slots = max(0, self.workers - 1 - len(self._held))  # besides this one
                 keep = free_slots * max((self._mb(self.least[p]) or 0 for p in self._pending), default=0)
-                mb = max(self._budget - sum(self._running.values()) - keep, least)
+                mb = max(self._budget - sum(self._held.values()) - keep, least)
                 env["COHORTLAB_MEMORY_LIMIT"] = f"{mb}MB"
-                self._running[name] = mb
+            self._held[name] = mb
             self.given[name] = env
             return env
 
     def give_back(self, name: str) -> None:
         with self._free:
-            self._running.pop(name, None)
-            self._holders.discard(name)
+            self._held.pop(name, None)
             self._free.notify_all()
 
     @contextmanager
