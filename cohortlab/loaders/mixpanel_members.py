@@ -120,7 +120,6 @@ def _looks_like_id(s: str) -> bool:
     return s.lstrip("-").isdigit()
 
 
-
 def everyone_left(quarantined: Counter) -> bool:
     """Whether every quarantined record of a file left the cohort (``removed_member``): a sync
     export whose rows all remove a member is a cohort of 0 members, a file of the kind all the same."""
@@ -132,6 +131,7 @@ def no_membership(rows_read: int, members: int, quarantined: Counter) -> bool:
     cohort's membership: it has records, none is a member, and not because everyone left
     (:func:`everyone_left`). Such a file writes no snapshot (docs/loading.md#mixpanel-members)."""
     return rows_read > 0 and members == 0 and not everyone_left(quarantined)
+
 
 class MixpanelMembersLoader(ProfileUpserts, Loader):
     kind = "mixpanel-members"
