@@ -25,6 +25,7 @@ from cohortlab.loaders import LoadReport, loader_class
 if TYPE_CHECKING:  # pandas is imported where a frame is made (a simulation's command need not)
     import pandas as pd
 
+    from cohortlab.simulation.membership import CohortRef
 
 
 def _drop_quietly(engine: Engine, tables: list[str]) -> None:
@@ -310,7 +311,7 @@ class Lab:
 
         return (*key_parts(ref, at, settings), debug)
 
-    def cached_simulation(self, cohort: str, at: Any = None, settings: Any = None, *, source: str = "auto"):
+    def cached_simulation(self, cohort: str | CohortRef, at: Any = None, settings: Any = None, *, source: str = "auto"):
         """The result of ``simulate(cohort, at, settings, source)`` when it needs no computing (cached
         in this Lab, or stored in the database), else None (runs nothing)."""
         from cohortlab.settings import SyncSettings

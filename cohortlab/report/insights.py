@@ -68,12 +68,14 @@ def timelines_all(lab, cohorts: Iterable[str], *, at=None, settings=None) -> dic
     (:meth:`~cohortlab.lab.Lab.cached_simulation`: ``cohortlab simulate --store`` of the same
     settings), else played without the rest of a simulation
     (:func:`cohortlab.simulation.simulate.simulated_timeline`)."""
+    from cohortlab.simulation.membership import find_cohort
     from cohortlab.simulation.simulate import simulated_timeline
 
     out = {}
     for c in cohorts:
-        held = lab.cached_simulation(c, at, settings)
-        out[c] = held.timeline if held is not None else simulated_timeline(lab.engine, c, at, settings)
+        ref = find_cohort(lab.engine, c)  # looked up once, for the stored simulation and the replay
+        held = lab.cached_simulation(ref, at, settings)
+        out[c] = held.timeline if held is not None else simulated_timeline(lab.engine, ref, at, settings)
     return out
 
 

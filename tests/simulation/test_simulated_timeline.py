@@ -73,3 +73,27 @@ def test_a_simulation_held_or_stored_is_read_not_played_again(data, monkeypatch)
     pd.testing.assert_frame_equal(read, played, check_exact=True)
     with pytest.raises(AssertionError, match="played again"):  # other settings: nothing stored
         insights.timelines_all(data.lab, [C], settings={**settings, "cadence": "6h"})
+
+
+def test_the_cohort_is_looked_up_by_its_name_once(data, monkeypatch):
+    """With nothing stored, the page looks for a stored simulation and then plays the export: the
+    cohort found for the first is the one the second plays (one lookup of its name, not two)."""
+    import cohortlab.simulation.membership as membership
+    import cohortlab.simulation.sync as sync
+
+    data.mpa(1)
+    data.profile("a", mparticle_user_id="1")
+    data.snapshot(C, "2026-03-01T00:00", ["a"])
+    looked_up = []
+    find = membership.find_cohort
+
+    def counting(engine, cohort, *a, **k):
+        if isinstance(cohort, str):
+            looked_up.append(cohort)
+        return find(engine, cohort, *a, **k)
+
+    for module in (membership, sync):  # the Lab imports it when called, the sync when imported
+        monkeypatch.setattr(module, "find_cohort", counting)
+    tl = insights.timelines_all(data.lab, [C], settings={"sync_type": "one_time", "cadence": "12h"})[C]
+    assert tl["true_count"].iloc[0] == 1
+    assert looked_up == [C]
