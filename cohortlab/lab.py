@@ -92,13 +92,19 @@ class Lab:
         (nothing loaded)."""
         self.clear_simulations()  # cached simulations describe the data as it was
         report = loader_class(kind)(**options).load(self.engine, paths, progress=progress, strict=strict)
-        if report.load_ids:  # the data changed: so would every stored and published simulation
+        self._data_changed(report)
+        return report
+
+    def _data_changed(self, report: LoadReport) -> None:
+        """After a load through this lab's database (``report``): when it loaded anything, the
+        stored and published simulations describe the data as it was, and are dropped."""
+        if report.load_ids:
             from cohortlab.simulation import store
             from cohortlab.simulation.simulate import drop_published
 
+            self.clear_simulations()
             store.drop_all(self.engine)
             drop_published(self.engine)
-        return report
 
     def fetch(self, out: str | os.PathLike, **options: Any):
         """Download the Mixpanel and mParticle exports into the folder ``out`` and load them into

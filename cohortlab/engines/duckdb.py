@@ -169,14 +169,8 @@ class DuckDBEngine(Engine):
                 self.con = connect(self.database, read_only=read_only)
             else:
                 self.con = duckdb.connect(":memory:", read_only=read_only)
-        self.execute("SET TimeZone = 'UTC'")
-        if not _stderr_is_terminal():  # DuckDB's own progress bar: no \r noise in cron logs
-            try:
-                self.execute("SET enable_progress_bar = false")
-            except duckdb.Error:
-                # inside a Jupyter kernel DuckDB refuses to touch the setting without ipywidgets
-                # (and draws no text bar there anyway)
-                pass
+        self._interrupted = False
+        self._session_settings()
         memory_limit_arg = memory_limit
         memory_limit = memory_limit or os.environ.get("COHORTLAB_MEMORY_LIMIT") or default_memory_limit()
         threads = threads or env_threads() or default_threads()
@@ -203,6 +197,38 @@ class DuckDBEngine(Engine):
                 raise SettingsError(f"{given}={memory_limit!r}: {problem}")
         if threads:
             self.execute(f"SET threads = {int(threads)}")
+
+    def _session_settings(self) -> None:
+        """The settings of this connection alone (a second connection, :meth:`cursor`, sets them
+        again; the memory limit, threads and temporary folder are the database's, shared)."""
+        self.execute("SET TimeZone = 'UTC'")
+        if not _stderr_is_terminal():  # DuckDB's own progress bar: no \r noise in cron logs
+            try:
+                self.execute("SET enable_progress_bar = false")
+            except duckdb.Error:
+                # inside a Jupyter kernel DuckDB refuses to touch the setting without ipywidgets
+                # (and draws no text bar there anyway)
+                pass
+
+    def cursor(self) -> "DuckDBEngine":
+        """An engine on a second connection to the same database, for work in another thread
+        beside this engine's (``load_world`` loads a folder's Mixpanel events so): its own
+        transactions and temporary tables, the database's memory limit, threads and temporary
+        folder. Closing it leaves this engine open."""
+        other = object.__new__(type(self))
+        other.con = self.con.cursor()
+        other.database = self.database
+        other._own_temp = None
+        other._interrupted = False
+        other._session_settings()
+        return other
+
+    def interrupt(self) -> None:
+        """From another thread: stop the statement this connection runs, and refuse every later
+        one but a ``ROLLBACK`` (each raises ``KeyboardInterrupt``), so that a load running on it
+        stops and rolls back whether or not a statement was running at that moment."""
+        self._interrupted = True
+        self.con.interrupt()
 
     @staticmethod
     def _attach_read_only(path: str) -> duckdb.DuckDBPyConnection:
@@ -236,6 +262,8 @@ class DuckDBEngine(Engine):
         Python's ``KeyboardInterrupt`` (DuckDB 2 raises a plain ``RuntimeError("Query
         interrupted")`` on SIGINT, ``InterruptException`` on ``interrupt()``, which an API
         user's ``except KeyboardInterrupt`` would miss)."""
+        if self._interrupted and sql.lstrip()[:8].upper() != "ROLLBACK":
+            raise KeyboardInterrupt(f"{self.database or 'the database'}: interrupted")
         try:
             rel = self.con.execute(sql, params) if params is not None else self.con.execute(sql)
             return fetch(rel) if fetch else None

@@ -20,7 +20,9 @@ Anything else (``truth.parquet``, ``manifest.json``, READMEs) is not an export a
 every such file but what synth and fetch write at the top (:data:`OWN_FILES`) is listed in
 :attr:`WorldReport.ignored` and named in its text (never left out silently).
 Order: mParticle first, then Mixpanel cohorts, profiles, events, members, webhooks; members
-snapshots and webhook pages in file-name order (the replay order).
+snapshots and webhook pages in file-name order (the replay order). On two cores or more the
+Mixpanel events load beside the others, through a second connection (:func:`load_parallel`,
+docs/loading.md#folder-parallel).
 
 A folder written by ``cohortlab fetch`` holds ``fetch.json``: its profile exports take the capture
 times it records (:mod:`cohortlab.loaders.fetched`, docs/loading.md#fetched); one that cannot be
@@ -276,6 +278,180 @@ def world_hints(folder: str | os.PathLike) -> dict[str, Any]:
     return hints
 
 
+@dataclass
+class _Load:
+    """One load of :func:`load_world`: ``kind`` of ``files`` with ``options``; ``members``: a
+    members file's (path, cohort folder, manifest), whose cohort and as_of are found when it loads."""
+
+    kind: str
+    files: list[str]
+    options: dict[str, Any]
+    members: tuple[Path, Path | None, dict[Path, dict[str, Any]]] | None = None
+
+    def run(self, lab, progress: bool) -> LoadReport:
+        if self.members is not None:
+            return _load_members_file(lab, *self.members)
+        return lab.load(self.kind, self.files, progress=progress, **self.options)
+
+
+# loaded beside the folder's other exports, on a second connection: the largest load of a folder
+# (5.3M raw events at 1M users), which reads no other table and no other load reads
+BESIDE = "mixpanel-events"
+LOAD_PARALLEL_ENV = "COHORTLAB_LOAD_PARALLEL"
+
+
+def load_parallel() -> int:
+    """How many loads of a folder run at once (:func:`load_world`): ``$COHORTLAB_LOAD_PARALLEL``
+    when set (1: one after the other; 2 or more: the Mixpanel events beside the rest), else 2 on
+    two cores or more, 1 on one. A value that is not a whole number is a :class:`SettingsError`."""
+    raw = os.environ.get(LOAD_PARALLEL_ENV)
+    if raw:
+        try:
+            return max(1, int(raw))
+        except ValueError:
+            raise SettingsError(f"{LOAD_PARALLEL_ENV}={raw!r}: expected a whole number of loads at once "
+                                "(1: one after the other)") from None
+    from cohortlab.engines.duckdb import default_threads
+
+    return max(1, min(2, default_threads()))
+
+
+def _run_loads(lab, loads: list[_Load], progress: bool) -> list[LoadReport]:
+    """Run ``loads`` (in the folder's order) and return their reports in that order. On a DuckDB
+    database, more than one core (:func:`load_parallel`) and files small next to the memory
+    limit (:func:`_fit_beside`), the Mixpanel events load in another thread, through a second
+    connection, while the others load one after the other in this one: the two share the cores,
+    the memory limit and the database (each load is its own transaction, all or nothing, as it is
+    alone). A load that runs out of memory beside the other loads again alone once the other has
+    ended. When a load fails otherwise, the one running beside it finishes (or fails) and no other
+    starts; the error of the first failed load in the folder's order is raised. Interrupted
+    (Ctrl-C), the events load stops and rolls back too (docs/loading.md#folder-parallel)."""
+    from cohortlab.engines.duckdb import DuckDBEngine
+
+    beside = [i for i, ld in enumerate(loads) if ld.kind == BESIDE]
+    if (not beside or len(loads) < 2 or load_parallel() < 2 or type(lab.engine) is not DuckDBEngine
+            or not _fit_beside(lab.engine, loads, beside[0])):
+        return [ld.run(lab, progress) for ld in loads]
+    import threading
+
+    from cohortlab.loaders import loader_class
+
+    (j,) = beside  # one events load: all the folder's event files, in one transaction
+    side = loads[j]
+    reports: dict[int, LoadReport] = {}
+    errors: dict[int, BaseException] = {}
+    again: list[BaseException] = []  # the events ran out of memory beside the others: again, alone
+    failed, others_done = threading.Event(), threading.Event()
+    lab.clear_simulations()  # as Lab.load does first (the events' report drops the stored ones below)
+    engine = lab.engine.cursor()
+
+    def events() -> None:
+        try:
+            reports[j] = loader_class(side.kind)(**side.options).load(engine, side.files, progress=progress)
+        except BaseException as e:  # noqa: BLE001 - raised in the caller's thread below
+            if _out_of_memory(e) and not others_done.is_set():
+                again.append(e)
+            else:
+                errors[j] = e
+                failed.set()
+
+    def run(ld: _Load) -> LoadReport:
+        try:
+            return ld.run(lab, progress)
+        except Exception as e:
+            if not (_out_of_memory(e) and thread.is_alive()):
+                raise
+        thread.join()  # out of memory beside the events: again once they have ended, alone
+        return ld.run(lab, progress)
+
+    thread = threading.Thread(target=events, name="cohortlab-load-events", daemon=True)
+    thread.start()
+    try:
+        for i, ld in enumerate(loads):
+            if i == j:
+                continue
+            if failed.is_set():
+                break
+            try:
+                reports[i] = run(ld)
+            except Exception as e:  # noqa: BLE001 - the events load finishes first
+                errors[i] = e
+                break
+        others_done.set()
+        thread.join()
+    except BaseException:  # Ctrl-C: the events load stops too, rolled back
+        engine.interrupt()
+        thread.join()
+        raise
+    finally:
+        engine.close()
+    if j in reports:
+        lab._data_changed(reports[j])  # here: its simulations are this connection's to drop
+    elif again and not errors:
+        try:
+            reports[j] = side.run(lab, progress)
+        except Exception as e:  # noqa: BLE001 - raised below, as any other
+            errors[j] = e
+    if errors:
+        raise errors[min(errors)]
+    return [reports[i] for i in range(len(loads))]
+
+
+def _out_of_memory(e: BaseException) -> bool:
+    """``e`` (a :class:`LoadError`, or what DuckDB raised) comes from DuckDB running out of its
+    memory limit."""
+    import duckdb
+
+    while e is not None:
+        if isinstance(e, duckdb.OutOfMemoryException):
+            return True
+        e = e.__cause__
+    return False
+
+
+def _fit_beside(engine, loads: list[_Load], j: int) -> bool:
+    """Whether the files of the loads but ``loads[j]`` are small beside the memory limit: each,
+    decompressed, at most half of it (a gzip file counts as the larger of its trailer's size and 4
+    times its own). A load of larger files needs the memory that the events load would take: at
+    10M users, both at once ran out of the default 1.5 GB, where one after the other never does."""
+    limit = _memory_limit_bytes(engine)
+    if limit is None:
+        return False
+    for ld in loads[:j] + loads[j + 1:]:
+        for f in ld.files:
+            if _decompressed_size(Path(f)) > limit // 2:
+                return False
+    return True
+
+
+_SIZE_UNITS = {"bytes": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
+               "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+
+
+def _memory_limit_bytes(engine) -> int | None:
+    """DuckDB's memory limit in bytes (it shows it as ``1.3 GiB``); None when it cannot be read."""
+    text = str(engine.query_rows("SELECT current_setting('memory_limit')")[0][0])
+    m = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]+)\s*", text)
+    if not m or m.group(2) not in _SIZE_UNITS:
+        return None
+    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2)])
+
+
+def _decompressed_size(path: Path) -> int:
+    """The size of ``path``'s content (see :func:`_fit_beside`)."""
+    from cohortlab.loaders.files import is_gzip
+
+    try:
+        size = path.stat().st_size
+        if not is_gzip(path):
+            return size
+        with open(path, "rb") as f:
+            f.seek(-4, os.SEEK_END)
+            return max(int.from_bytes(f.read(4), "little"), 4 * size)
+    except OSError:  # the load names the file and what is wrong with it
+        return 0
+
+
 def load_world(lab, folder: str | os.PathLike, *, progress: bool = False, timezone: str | None = None) -> WorldReport:
     """Load every export under ``folder`` into ``lab`` with the right kind and options.
 
@@ -302,10 +478,11 @@ def load_world(lab, folder: str | os.PathLike, *, progress: bool = False, timezo
         record_times(record)
     mp, mpa = folder / "mixpanel", folder / "mparticle"
     report = WorldReport(folder=folder)
+    loads: list[_Load] = []  # in the folder's order (module docstring)
 
     def load(kind: str, files: list[Path], **options: Any) -> None:
         if files:
-            report.reports.append(lab.load(kind, [str(f) for f in files], progress=progress, **options))
+            loads.append(_Load(kind, [str(f) for f in files], options))
 
     # ---- mParticle: the profiles that exist (and their identities/attributes)
     claimed: set[Path] = set()
@@ -336,7 +513,8 @@ def load_world(lab, folder: str | os.PathLike, *, progress: bool = False, timezo
     if members_root.is_dir():
         for f in _files(members_root):
             cohort_dir = f.parent if f.parent != members_root else None
-            report.reports.append(_load_members_file(lab, f, cohort_dir, manifest))
+            # its cohort and as_of are looked up when it loads: after the cohort list
+            loads.append(_Load("mixpanel-members", [str(f)], {}, members=(f, cohort_dir, manifest)))
             claimed.add(f)
     webhooks = _first(mp / "webhooks")
     load("mixpanel-webhooks", webhooks)
@@ -344,6 +522,7 @@ def load_world(lab, folder: str | os.PathLike, *, progress: bool = False, timezo
 
     if not (mp.is_dir() or mpa.is_dir()):
         raise FileNotFoundError(f"{folder}: expected mixpanel/ and/or mparticle/ export folders")
+    report.reports = _run_loads(lab, loads, progress)
     claimed_resolved = {p.resolve() for p in claimed}
     # every other file is said (WorldReport.__str__, report --data), never skipped silently
     report.ignored = sorted(p for p in folder.rglob("*") if p.is_file() and p.resolve() not in claimed_resolved
