@@ -9,7 +9,9 @@ database, wrapping the engine so that each statement's wall time is recorded. Pr
 and CPU time (CPU of the whole process, every DuckDB thread and Python: on a shared machine it
 moves less with other work than wall time; wall minus statements is Python), and the statements
 that took longest, grouped by their first 80 characters (the same statement for 40 event files
-is one line, with its count).
+is one line, with its count). The kinds load one after the other (``COHORTLAB_LOAD_PARALLEL=1``),
+so that each statement and the CPU are those of the kind that runs: the total is that of a load
+without the events beside the others (docs/loading.md#folder-parallel).
 ``--explain PREFIX`` also prints DuckDB's ``EXPLAIN ANALYZE`` of the first statement (without a
 result: CREATE, INSERT, ...) starting with PREFIX: that statement runs under EXPLAIN ANALYZE in
 place of the plain one, so its effect happens once, as in a normal load.
@@ -65,6 +67,12 @@ def main(argv=None) -> int:
     for p in (db, db + ".wal"):
         if os.path.exists(p):
             os.remove(p)
+    from cohortlab.loaders.folder import LOAD_PARALLEL_ENV
+
+    # one load at a time: each statement, and the process's CPU, belong to the kind that runs
+    # (load_world would load the events beside the others, docs/loading.md#folder-parallel)
+    parallel = os.environ.get(LOAD_PARALLEL_ENV)
+    os.environ[LOAD_PARALLEL_ENV] = "1"
     t0, c0 = time.perf_counter(), time.process_time()
     Loader.load = load
     try:
@@ -74,6 +82,10 @@ def main(argv=None) -> int:
             lab.close()
     finally:
         Loader.load = orig_load
+        if parallel is None:
+            os.environ.pop(LOAD_PARALLEL_ENV, None)
+        else:
+            os.environ[LOAD_PARALLEL_ENV] = parallel
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     print(f"load_world + close: {wall:.2f} s wall, {cpu:.2f} s CPU (all threads); statements {timer.seconds:.2f} s "
           f"(load average {os.getloadavg()[0]:.1f})")

@@ -20,8 +20,8 @@ Anything else (``truth.parquet``, ``manifest.json``, READMEs) is not an export a
 every such file but what synth and fetch write at the top (:data:`OWN_FILES`) is listed in
 :attr:`WorldReport.ignored` and named in its text (never left out silently).
 Order: mParticle first, then Mixpanel cohorts, profiles, events, members, webhooks; members
-snapshots and webhook pages in file-name order (the replay order). On two cores or more the
-Mixpanel events load beside the others, through a second connection (:func:`load_parallel`,
+snapshots and webhook pages in file-name order (the replay order). When DuckDB runs two threads
+or more, the Mixpanel events load beside the others, through a second connection (:func:`load_parallel`,
 docs/loading.md#folder-parallel).
 
 A folder written by ``cohortlab fetch`` holds ``fetch.json``: its profile exports take the capture
@@ -300,10 +300,12 @@ BESIDE = "mixpanel-events"
 LOAD_PARALLEL_ENV = "COHORTLAB_LOAD_PARALLEL"
 
 
-def load_parallel() -> int:
+def load_parallel(engine=None) -> int:
     """How many loads of a folder run at once (:func:`load_world`): ``$COHORTLAB_LOAD_PARALLEL``
-    when set (1: one after the other; 2 or more: the Mixpanel events beside the rest), else 2 on
-    two cores or more, 1 on one. A value that is not a whole number is a :class:`SettingsError`."""
+    when set (1: one after the other; 2 or more: the Mixpanel events beside the rest), else 2 when
+    DuckDB runs two threads or more (``engine``'s, else ``COHORTLAB_THREADS`` or the cores), 1 with
+    one: a user who gives DuckDB one thread gets one core. A value that is not a whole number is a
+    :class:`SettingsError`."""
     raw = os.environ.get(LOAD_PARALLEL_ENV)
     if raw:
         try:
@@ -311,14 +313,18 @@ def load_parallel() -> int:
         except ValueError:
             raise SettingsError(f"{LOAD_PARALLEL_ENV}={raw!r}: expected a whole number of loads at once "
                                 "(1: one after the other)") from None
-    from cohortlab.engines.duckdb import default_threads
+    if engine is not None:
+        threads = int(engine.query_rows("SELECT current_setting('threads')")[0][0])
+    else:
+        from cohortlab.engines.duckdb import default_threads, env_threads
 
-    return max(1, min(2, default_threads()))
+        threads = env_threads() or default_threads()
+    return max(1, min(2, threads))
 
 
 def _run_loads(lab, loads: list[_Load], progress: bool) -> list[LoadReport]:
     """Run ``loads`` (in the folder's order) and return their reports in that order. On a DuckDB
-    database, more than one core (:func:`load_parallel`) and files small next to the memory
+    database with two threads or more (:func:`load_parallel`) and files small next to the memory
     limit (:func:`_fit_beside`), the Mixpanel events load in another thread, through a second
     connection, while the others load one after the other in this one: the two share the cores,
     the memory limit and the database (each load is its own transaction, all or nothing, as it is
@@ -329,7 +335,7 @@ def _run_loads(lab, loads: list[_Load], progress: bool) -> list[LoadReport]:
     from cohortlab.engines.duckdb import DuckDBEngine
 
     beside = [i for i, ld in enumerate(loads) if ld.kind == BESIDE]
-    if (not beside or len(loads) < 2 or load_parallel() < 2 or type(lab.engine) is not DuckDBEngine
+    if (not beside or len(loads) < 2 or type(lab.engine) is not DuckDBEngine or load_parallel(lab.engine) < 2
             or not _fit_beside(lab.engine, loads, beside[0])):
         return [ld.run(lab, progress) for ld in loads]
     import threading

@@ -80,7 +80,7 @@ def test_the_events_load_beside_the_rest_into_the_same_tables(world, monkeypatch
         assert _content(lab) == expected
 
 
-def test_one_core_or_the_setting_loads_one_after_the_other(monkeypatch, run_once):
+def test_one_thread_or_the_setting_loads_one_after_the_other(world, monkeypatch, events_threads, run_once):
     monkeypatch.setenv(LOAD_PARALLEL_ENV, "1")
     assert load_parallel() == 1
     monkeypatch.setenv(LOAD_PARALLEL_ENV, "two")
@@ -89,8 +89,21 @@ def test_one_core_or_the_setting_loads_one_after_the_other(monkeypatch, run_once
     with pytest.raises(SettingsError, match=r"COHORTLAB_LOAD_PARALLEL='two': expected a whole number"):
         load_parallel()
     monkeypatch.delenv(LOAD_PARALLEL_ENV)
+    monkeypatch.delenv("COHORTLAB_THREADS", raising=False)
     monkeypatch.setattr("cohortlab.engines.duckdb.default_threads", lambda: 1)
     assert load_parallel() == 1
+    monkeypatch.setattr("cohortlab.engines.duckdb.default_threads", lambda: 4)
+    assert load_parallel() == 2
+    monkeypatch.setenv("COHORTLAB_THREADS", "1")
+    assert load_parallel() == 1
+    # a lab's own thread count decides: one thread, one load at a time; two, the events beside
+    with Lab(threads=1) as lab:
+        assert load_parallel(lab.engine) == 1
+        load_world(lab, world)
+    with Lab(threads=2) as lab:
+        assert load_parallel(lab.engine) == 2
+        load_world(lab, world)
+    assert events_threads == ["MainThread", "cohortlab-load-events"]
 
 
 def test_a_failed_events_file_names_it_and_loads_no_event(world, tmp_path, monkeypatch, run_once):
