@@ -123,14 +123,19 @@ def max_object_size(path: Path) -> int:
     compressed size. Between 1 MiB and 1 GiB."""
     size = path.stat().st_size
     if is_gzip(path):
-        try:
-            with open(path, "rb") as f:
-                f.seek(-4, os.SEEK_END)
-                isize = int.from_bytes(f.read(4), "little")
-        except OSError:
-            isize = 0
-        size = max(isize, size * 64)
+        size = max(gzip_isize(path), size * 64)
     return int(min(1 << 30, max(1 << 20, size + 4096)))
+
+
+def gzip_isize(path: Path) -> int:
+    """The size a gzip file's trailer records for its content (ISIZE: modulo 4 GiB, and of its
+    last member only, so callers take it with a floor of their own); 0 when it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(-4, os.SEEK_END)
+            return int.from_bytes(f.read(4), "little")
+    except OSError:
+        return 0
 
 
 def invalid_utf8_lines(path: Path, limit: int = MAX_INVALID_UTF8_LINES) -> list[tuple[int, bytes]]:

@@ -47,6 +47,7 @@ from typing import Any
 from cohortlab.errors import SettingsError
 from cohortlab.escaping import one_line
 from cohortlab.loaders import LoadError, LoadReport
+from cohortlab.loaders.base import memory_limit_bytes
 from cohortlab.loaders.fetched import folder_record, record_times
 from cohortlab.loaders.files import is_bucket_verification_file, is_completion_marker, some_names
 from cohortlab.loaders.time_zone import pop_timezone
@@ -346,8 +347,8 @@ def _run_loads(lab, loads: list[_Load], progress: bool) -> list[LoadReport]:
     side = loads[j]
     reports: dict[int, LoadReport] = {}
     errors: dict[int, BaseException] = {}
-    again: list[BaseException] = []  # the events ran out of memory beside the others: again, alone
-    failed, others_done = threading.Event(), threading.Event()
+    # the events ran out of memory beside the others (again, alone, below); the others are done
+    ran_out, others_done = threading.Event(), threading.Event()
     lab.clear_simulations()  # as Lab.load does first (the events' report drops the stored ones below)
     engine = lab.engine.cursor()
 
@@ -356,10 +357,9 @@ def _run_loads(lab, loads: list[_Load], progress: bool) -> list[LoadReport]:
             reports[j] = loader_class(side.kind)(**side.options).load(engine, side.files, progress=progress)
         except BaseException as e:  # noqa: BLE001 - raised in the caller's thread below
             if _out_of_memory(e) and not others_done.is_set():
-                again.append(e)
+                ran_out.set()
             else:
                 errors[j] = e
-                failed.set()
 
     def run(ld: _Load) -> LoadReport:
         try:
@@ -376,7 +376,7 @@ def _run_loads(lab, loads: list[_Load], progress: bool) -> list[LoadReport]:
         for i, ld in enumerate(loads):
             if i == j:
                 continue
-            if failed.is_set():
+            if j in errors:  # the events failed: no other load starts
                 break
             try:
                 reports[i] = run(ld)
@@ -393,7 +393,7 @@ def _run_loads(lab, loads: list[_Load], progress: bool) -> list[LoadReport]:
         engine.close()
     if j in reports:
         lab._data_changed(reports[j])  # here: its simulations are this connection's to drop
-    elif again and not errors:
+    elif ran_out.is_set() and not errors:
         try:
             reports[j] = side.run(lab, progress)
         except Exception as e:  # noqa: BLE001 - raised below, as any other
@@ -420,42 +420,25 @@ def _fit_beside(engine, loads: list[_Load], j: int) -> bool:
     decompressed, at most half of it (a gzip file counts as the larger of its trailer's size and 4
     times its own). A load of larger files needs the memory that the events load would take: at
     10M users, both at once ran out of the default 1.5 GB, where one after the other never does."""
-    limit = _memory_limit_bytes(engine)
+    limit = memory_limit_bytes(engine)
     if limit is None:
         return False
     for ld in loads[:j] + loads[j + 1:]:
         for f in ld.files:
-            if _decompressed_size(Path(f)) > limit // 2:
+            if _decompressed_size(Path(f)) > limit / 2:
                 return False
     return True
 
 
-_SIZE_UNITS = {"bytes": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
-               "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
-
-
-def _memory_limit_bytes(engine) -> int | None:
-    """DuckDB's memory limit in bytes (it shows it as ``1.3 GiB``); None when it cannot be read."""
-    text = str(engine.query_rows("SELECT current_setting('memory_limit')")[0][0])
-    m = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]+)\s*", text)
-    if not m or m.group(2) not in _SIZE_UNITS:
-        return None
-    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2)])
-
-
 def _decompressed_size(path: Path) -> int:
     """The size of ``path``'s content (see :func:`_fit_beside`)."""
-    from cohortlab.loaders.files import is_gzip
+    from cohortlab.loaders.files import gzip_isize, is_gzip
 
     try:
         size = path.stat().st_size
-        if not is_gzip(path):
-            return size
-        with open(path, "rb") as f:
-            f.seek(-4, os.SEEK_END)
-            return max(int.from_bytes(f.read(4), "little"), 4 * size)
     except OSError:  # the load names the file and what is wrong with it
         return 0
+    return max(gzip_isize(path), 4 * size) if is_gzip(path) else size
 
 
 def load_world(lab, folder: str | os.PathLike, *, progress: bool = False, timezone: str | None = None) -> WorldReport:

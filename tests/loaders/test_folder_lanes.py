@@ -248,9 +248,9 @@ def test_files_large_next_to_the_memory_limit_load_one_after_the_other(world, tm
     import cohortlab.loaders.folder as folder
 
     with Lab(memory_limit="1.5GB") as lab:  # DuckDB shows it as "1.3 GiB"
-        assert folder._memory_limit_bytes(lab.engine) == int(1.3 * 2**30)
+        assert folder.memory_limit_bytes(lab.engine) == 1.3 * 2**30
     monkeypatch.setenv(LOAD_PARALLEL_ENV, "2")
-    monkeypatch.setattr(folder, "_memory_limit_bytes", lambda engine: 2 * 1024)  # every file is large beside 2 KiB
+    monkeypatch.setattr(folder, "memory_limit_bytes", lambda engine: 2 * 1024)  # every file is large beside 2 KiB
     with Lab() as lab:
         load_world(lab, world)
     assert events_threads == ["MainThread"]
