@@ -422,7 +422,10 @@ def test_a_load_error_that_quotes_a_record_shows_no_email_or_phone(db, cli, tmp_
     path = tmp_path / name
     path.write_text(content)
     line = cli("load", "--db", db, kind, path, *options).assert_one_line_error(names)
-    assert "@" not in line and "7700" not in line and name in line
+    assert str(path) in line
+    # the record's own text, without the file's name: pytest's folder (pytest-7700) is no phone
+    said = line.replace(str(path), "")
+    assert "@" not in said and "7700" not in said
 
 
 def test_plan_names_never_reach_the_terminal_as_control_sequences(db, cli, tmp_path):
