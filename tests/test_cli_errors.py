@@ -648,6 +648,18 @@ def test_a_truncated_database_file_is_one_line_and_left_as_it_was(db, tmp_path, 
     assert not (tmp_path / "out").exists() and not (tmp_path / "cut.duckdb.wal").exists()
 
 
+def test_a_database_file_is_whole_only_with_every_block_its_tables_use(db, tmp_path):
+    """The size check: a whole file is whole; one cut by its last block, which a table uses, is not
+    (the header's block count and the tables' own blocks agree on it)."""
+    from cohortlab.cli.app import truncated
+
+    assert truncated(db) is None
+    whole = Path(db).read_bytes()
+    cut = tmp_path / "cut.duckdb"
+    cut.write_bytes(whole[:-1])
+    assert "the database file is truncated or damaged" in truncated(str(cut))
+
+
 def test_a_read_of_a_missing_block_is_one_line():
     import duckdb
 
