@@ -18,7 +18,9 @@ without a receive time is a LoadError naming the file and record.
 
 One record = one page = one row read. ``seq`` follows the file order (the replay order). A page
 identical to a page already stored or earlier in the file (same cohort, session_id, action,
-page_count and member set) is deduplicated: replaying the same page changes nothing. Of such
+page_count and member set) is deduplicated: replaying the same page changes nothing. A member
+listed twice in one page is stored once, with its first entry, and the load warns (how many
+entries, the first page's line). Of such
 copies the earliest receive time is kept (a stored page takes a copy's earlier one), so that a
 message's time does not depend on the order in which its deliveries were written or loaded. A missing
 ``members`` key is an empty page (Mixpanel makes empty diff calls); a ``members`` array beside
@@ -226,11 +228,14 @@ class MixpanelWebhooksLoader(Loader):
                         WHEN members_type IS NOT NULL AND members_type NOT IN ('ARRAY', 'NULL')
                           OR members_twice OR coalesce(m.bad, 0) > 0 THEN 'bad_members'
                    END AS reason,
-                   coalesce(m.sig, md5('')) AS sig, coalesce(m.n, 0) AS member_count
+                   coalesce(m.sig, md5('')) AS sig, coalesce(m.n, 0) AS member_count,
+                   coalesce(m.repeats, 0) AS repeats
             FROM {st} s LEFT JOIN (
                 SELECT line,
                        count(*) FILTER (WHERE mt IS DISTINCT FROM 'OBJECT' OR distinct_id IS NULL) AS bad,
                        count(DISTINCT distinct_id) AS n,
+                       -- entries of a member already listed in the page (stored once: its warning)
+                       count(distinct_id) - count(DISTINCT distinct_id) AS repeats,
                        md5(coalesce(string_agg(DISTINCT distinct_id, chr(31) ORDER BY distinct_id), '')) AS sig
                 FROM {st}_m GROUP BY line
             ) m ON m.line = s.line
@@ -324,7 +329,23 @@ class MixpanelWebhooksLoader(Loader):
         rows_read, valid = eng.query_rows(
             f"SELECT count(*), count(*) FILTER (WHERE reason IS NULL) FROM {st}_p"
         )[0]
+        warnings = _repeated_members_warning(ctx, f"{st}_p")
         for suffix in ("", "_m", "_p", "_first", "_stored", "_new"):
             eng.execute(f"DROP TABLE {st}{suffix}")
         return FileResult(rows_read=int(rows_read), loaded=n_new, deduplicated=int(valid) - n_new,
-                          quarantined=Counter(quarantined))
+                          quarantined=Counter(quarantined), warnings=warnings)
+
+
+def _repeated_members_warning(ctx: FileContext, pages: str) -> list[str]:
+    """A warning when pages of the staged ``pages`` table (not quarantined) list a member more than
+    once: a page's members are a set, so each is stored once, with its first entry; the warning
+    says how many entries that left out and the first page's line, never a member."""
+    (n, pages_with, first), = ctx.engine.query_rows(
+        f"SELECT coalesce(sum(repeats), 0), count(*) FILTER (WHERE repeats > 0), min(line) FILTER (WHERE repeats > 0) "
+        f"FROM {pages} WHERE reason IS NULL")
+    if not n:
+        return []
+    where = f"a page (line {first})" if pages_with == 1 else f"{int(pages_with):,} pages (the first on line {first})"
+    return [f"{ctx.path}: members listed more than once in {where}: {int(n):,} repeated "
+            f"entr{'y' if n == 1 else 'ies'} not stored; each member is stored once, with its first entry "
+            f"(a page's members are a set)"]

@@ -78,6 +78,23 @@ def test_a_member_listed_twice_in_a_page_is_stored_once_with_its_first_entry(lab
     assert (r.rows_read, r.loaded) == (1, 1)
     assert _members(lab) == [(1, "U1", "first@example.com"), (1, "U2", None)]
     assert _pages(lab)[0][8] == 2  # member_count: distinct members
+    # not silently: the load says how many entries it left out, and where, never whose
+    assert r.warnings == [f"{f}: members listed more than once in a page (line 1): 1 repeated entry not stored; "
+                          "each member is stored once, with its first entry (a page's members are a set)"]
+    f2 = write("wh2.jsonl", _jsonl(
+        _payload("members", [{"mixpanel_distinct_id": "U1"}], session="s9"),
+        _payload("members", [{"mixpanel_distinct_id": "U7"}] * 3, session="s7"),
+        _payload("add_members", [{"mixpanel_distinct_id": "U8"}, {"mixpanel_distinct_id": "U8"}], session="s8")))
+    assert lab.load("mixpanel-webhooks", f2).warnings == [
+        f"{f2}: members listed more than once in 2 pages (the first on line 2): 3 repeated entries not stored; "
+        "each member is stored once, with its first entry (a page's members are a set)"]
+
+
+def test_pages_without_a_repeated_member_load_without_a_warning(lab, write):
+    r = lab.load("mixpanel-webhooks", write("wh.jsonl", _jsonl(
+        _payload("members", [{"mixpanel_distinct_id": "U1"}, {"mixpanel_distinct_id": "U2"}]),
+        _payload("add_members", [{"mixpanel_distinct_id": "U1"}], session="s2"))))
+    assert r.loaded == 2 and r.warnings == []
 
 
 def test_replayed_page_is_deduplicated(lab, write, balanced):
