@@ -23,6 +23,7 @@ import pytest
 from click.testing import CliRunner
 
 from cohortlab.cli import main
+from tests.worlds import small_loaded_world
 
 REPO = Path(__file__).resolve().parents[1]
 BINARY = b"\x89PNG\r\n\x1a\n\x00\xff\xfe binary, not YAML"
@@ -48,16 +49,7 @@ def error_line(r) -> str:
 def db(tmp_path_factory):
     """A small synthetic world (cohorts Power Users, Recent Purchasers; an mParticle snapshot),
     loaded into a database file."""
-    from cohortlab import Lab
-    from cohortlab.loaders.folder import load_world
-    from cohortlab.synth import generate
-
-    folder = tmp_path_factory.mktemp("cli-errors")
-    generate(folder / "world", users=200, seed=3, scenario="mid_migration")
-    path = folder / "lab.duckdb"
-    with Lab(str(path)) as lab:
-        load_world(lab, folder / "world")
-    return str(path)
+    return small_loaded_world(tmp_path_factory.mktemp("cli-errors"))
 
 
 @pytest.fixture

@@ -362,3 +362,13 @@ progress_option = click.option(
     "--progress/--no-progress", default=None, callback=_progress_default,
     help="Show a progress bar (default: only when stderr is a terminal, so cron logs stay clean).",
 )
+
+
+def working(description: str, enabled: bool):
+    """The progress line of a long command while the block runs (:mod:`cohortlab.progress`: the
+    steps done, the time, the step running), its description escaped for the terminal (it names
+    a cohort as typed). Ended before the command prints: the line is on stderr, the results on
+    stdout, one screen."""
+    from cohortlab import progress
+
+    return progress.shown(terminal_text(description), enabled)

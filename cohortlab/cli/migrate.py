@@ -8,7 +8,9 @@ from pathlib import Path
 
 import click
 
-from cohortlab.cli.app import check_output_path, check_time, db_option, fail, loaded_database, main
+from cohortlab.cli.app import (
+    check_output_path, check_time, db_option, fail, loaded_database, main, progress_option, working,
+)
 from cohortlab.escaping import one_line, one_line_frame, terminal_text
 from cohortlab.output_files import is_gzip_name, written_whole
 
@@ -95,20 +97,22 @@ def _check_outputs(out, chart=None):
         check_output_path(chart, "--chart", CHART_SUFFIXES)
 
 
-def _run(db, plans, start, end, settings_path, activity, repeat_days, out, chart, debug, cohort=None, switch=None):
+def _run(db, plans, start, end, settings_path, activity, repeat_days, out, chart, debug, cohort=None, switch=None,
+         progress=False):
     from cohortlab.migration.run import compare
 
     settings = _settings(settings_path)
     read_only = loaded_database(db)
     with _lab(db, read_only) as lab:
         try:
-            observed = observed_at = None
-            if cohort:  # what the exports show: every member resolved at the cohort's latest data
-                sim = lab.simulate(cohort, settings=settings.replace(resolution_time="as_of"))
-                observed, observed_at = sim.resolution, sim.at
-            res = compare(lab.engine, plans, switch=switch, start=start, end=end, settings=settings,
-                          activity=activity, repeat_days=repeat_days, cohort=cohort, observed=observed,
-                          observed_at=observed_at, debug=debug)
+            with working("predicting the match rate of each plan", progress):
+                observed = observed_at = None
+                if cohort:  # what the exports show: every member resolved at the cohort's latest data
+                    sim = lab.simulate(cohort, settings=settings.replace(resolution_time="as_of"))
+                    observed, observed_at = sim.resolution, sim.at
+                res = compare(lab.engine, plans, switch=switch, start=start, end=end, settings=settings,
+                              activity=activity, repeat_days=repeat_days, cohort=cohort, observed=observed,
+                              observed_at=observed_at, debug=debug)
         except ValueError as e:
             fail(str(e))
     run = res.run
@@ -183,10 +187,12 @@ def migrate_group():
 @_apply(_common)
 @click.option("--plan", "plan_files", required=True, multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Plan YAML (one plan, or a list).")
-def plan_cmd(db, start, end, settings_path, activity, repeat_days, cohort, out, chart, debug, plan_files):
+@progress_option
+def plan_cmd(db, start, end, settings_path, activity, repeat_days, cohort, out, chart, debug, plan_files, progress):
     """Predict the daily match rate of one plan (or each plan of the file)."""
     _check_outputs(out, chart)
-    _run(db, _plans(plan_files), start, end, settings_path, activity, repeat_days, out, chart, debug, cohort)
+    _run(db, _plans(plan_files), start, end, settings_path, activity, repeat_days, out, chart, debug, cohort,
+         progress=progress)
 
 
 @migrate_group.command("compare")
@@ -196,13 +202,15 @@ def plan_cmd(db, start, end, settings_path, activity, repeat_days, cohort, out, 
 @click.option("--switch", help="With no --plan: the switch date of the standard plans (switch only, switch + Rule, "
                                "Rule only, do nothing). Default: the settings' eit_timeline, else the first event "
                                "keyed by an existing MPID; the output says which.", callback=check_time)
-def compare_cmd(db, start, end, settings_path, activity, repeat_days, cohort, out, chart, debug, plan_files, switch):
+@progress_option
+def compare_cmd(db, start, end, settings_path, activity, repeat_days, cohort, out, chart, debug, plan_files, switch,
+                progress):
     """Several plans side by side on the same data: one table, one chart, the best plan or a tie."""
     if plan_files and switch:
         fail("give either --plan files or --switch (the standard plans), not both")
     _check_outputs(out, chart)
     _run(db, _plans(plan_files) if plan_files else None, start, end, settings_path, activity, repeat_days, out,
-         chart, debug, cohort, switch)
+         chart, debug, cohort, switch, progress=progress)
 
 
 @migrate_group.command("validate")
@@ -226,7 +234,9 @@ def compare_cmd(db, start, end, settings_path, activity, repeat_days, cohort, ou
 @click.option("--activity", type=click.Choice(["observed", "repeat"]), default="observed", show_default=True,
               help="With --observed-db whose exports end after --db's events: repeat: project --db's "
                    "activity up to the observed time.")
-def validate_cmd(db, plan_file, cohort, at, settings_path, out, show, show_personal_data, observed_db, activity):
+@progress_option
+def validate_cmd(db, plan_file, cohort, at, settings_path, out, show, show_personal_data, observed_db, activity,
+                 progress):
     """Compare the prediction of a plan with what the exports (taken after the switch) show."""
     from cohortlab.migration.plans import MigrationPlan, PlanError
     from cohortlab.privacy import Redactor
@@ -244,9 +254,10 @@ def validate_cmd(db, plan_file, cohort, at, settings_path, out, show, show_perso
         from cohortlab.migration.validate import validate_against
 
         try:  # named as the observed side lists it, not looked up again in --db (docs/migration.md#validation)
-            res = validate_against(lab, lab if obs is None else obs, plan, cohort, at, settings=settings,
-                                   activity=activity, observed_label="--observed-db" if other else None,
-                                   close_observed=True)
+            with working(f"validating the plan against {cohort!r}", progress):
+                res = validate_against(lab, lab if obs is None else obs, plan, cohort, at, settings=settings,
+                                       activity=activity, observed_label="--observed-db" if other else None,
+                                       close_observed=True)
         except ValueError as e:
             fail(str(e))
         if not len(res.users):  # as `simulate` says it (it printed an empty table and "no cohort members")

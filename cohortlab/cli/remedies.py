@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cohortlab.cli.app import check_time, cohort_options, fail, loaded_database, main, open_lab
+from cohortlab.cli.app import check_time, cohort_options, fail, loaded_database, main, open_lab, progress_option, working
 
 
 @main.command("remedies")
@@ -13,7 +13,8 @@ from cohortlab.cli.app import check_time, cohort_options, fail, loaded_database,
 @click.option("--since", "since", help="When the remedies start, UTC (Rule, SDK code, EIT switch). Default: the "
                                         "event identity cutoff when it is at or before --at, else the first "
                                         "run.", callback=check_time)
-def remedies_cmd(db, cohort, at, since, settings_path, source):
+@progress_option
+def remedies_cmd(db, cohort, at, since, settings_path, source, progress):
     """What each remedy (mParticle Rule, SDK code, each with and without a re-export, EIT switch,
     re-export, reconnect after a pause) would recover (the members' users it brings into the audience)
     and gain in audience, each from its own simulation."""
@@ -29,7 +30,8 @@ def remedies_cmd(db, cohort, at, since, settings_path, source):
         fail(f"{e}")
     with open_lab(db, read_only=read_only) as lab:
         try:
-            df = lab.remedies(cohort, at=at, since=since, settings=settings, source=source)
+            with working(f"valuing the remedies of {cohort!r}", progress):
+                df = lab.remedies(cohort, at=at, since=since, settings=settings, source=source)
         except (CohortError, CohortlabError, ValueError, NotImplementedError) as e:
             fail(str(e))
     a = df.attrs

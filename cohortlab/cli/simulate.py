@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from cohortlab.cli.app import (  # engine choice: issue 7
-    check_output_path, cohort_options, engine_options, fail, loaded_database, main, open_lab,
+    check_output_path, cohort_options, engine_options, fail, loaded_database, main, open_lab, progress_option, working,
 )
 from cohortlab.cli.tables import text_table
 from cohortlab.escaping import one_line, one_line_frame
@@ -189,8 +189,9 @@ def _timeline_lines(engine, table: str) -> list[str]:
                    "verify, explain and the report reuse it while the data is unchanged (DuckDB only). "
                    "--no-store: neither read a stored one nor store.")
 @engine_options  # --engine duckdb|spark, --spark-master (issue 7)
+@progress_option
 def simulate_cmd(db, cohort, settings_path, at, source, members_out, show_personal_data, show_timeline, debug,
-                 assumptions, store, engine, spark_master):
+                 assumptions, store, engine, spark_master, progress):
     """Explain a cohort's Mixpanel count vs its mParticle audience: print the discrepancy
     waterfall (docs/rules.md#waterfall) and the sync timeline (docs/rules.md#timeline) and write the
     per-member resolution. The results are stored in the database as tables resolution, timeline,
@@ -211,8 +212,9 @@ def simulate_cmd(db, cohort, settings_path, at, source, members_out, show_person
         if engine == "duckdb":
             lab.use_stored = store  # --no-store: neither reads a stored simulation nor stores one
         try:
-            result = lab.simulate(cohort, at=at, settings=settings, source=source, debug=debug, publish=True,
-                                  store=keep)
+            with working(f"simulating {cohort!r}", progress):
+                result = lab.simulate(cohort, at=at, settings=settings, source=source, debug=debug, publish=True,
+                                      store=keep)
         except (CohortError, SettingsError) as e:
             fail(str(e))
         members = int(result.counts["members"])
@@ -253,7 +255,8 @@ def simulate_cmd(db, cohort, settings_path, at, source, members_out, show_person
         if assumptions:
             from cohortlab.simulation.simulate import assumption_ranges_wide
 
-            wide = assumption_ranges_wide(lab.assumption_ranges(cohort, at=at, settings=settings, source=source))
+            with working(f"simulating {cohort!r} under each assumption", progress):
+                wide = assumption_ranges_wide(lab.assumption_ranges(cohort, at=at, settings=settings, source=source))
             click.echo("")
             click.echo("audience under each value of every assumption (* = current settings)")
             moving = wide[wide.changes]
@@ -263,7 +266,8 @@ def simulate_cmd(db, cohort, settings_path, at, source, members_out, show_person
             if still:
                 click.echo(f"no change in the audience: {', '.join(still)}")
         if members_out:
-            _copy_members(lab.engine, result.tables["resolution"].table_name, members_out, show_personal_data)
+            with working(f"writing {members_out}", progress):
+                _copy_members(lab.engine, result.tables["resolution"].table_name, members_out, show_personal_data)
             note = (" (with personal data: emails and phone numbers as they are)" if show_personal_data else
                     " (emails and phone numbers replaced by stable pseudonyms; --show-personal-data to keep them)")
             click.echo(f"\nwrote {members:,} members to {members_out}{note}")

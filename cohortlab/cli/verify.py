@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import click
 
-from cohortlab.cli.app import check_output_path, check_time, cohort_options, fail, loaded_database, main, open_lab
+from cohortlab.cli.app import (
+    check_output_path, check_time, cohort_options, fail, loaded_database, main, open_lab, progress_option, working,
+)
 
 
 @main.command("verify")
@@ -24,7 +26,8 @@ from cohortlab.cli.app import check_output_path, check_time, cohort_options, fai
               help="Read the simulation stored in the database when there is one, else store the one computed "
                    "(explain and later verifies then reuse it while the data is unchanged). --no-store: "
                    "simulate afresh and store nothing.")
-def verify_cmd(db, cohort, at, snapshot_at, settings_path, source, limit, out, show_personal_data, store):
+@progress_option
+def verify_cmd(db, cohort, at, snapshot_at, settings_path, source, limit, out, show_personal_data, store, progress):
     """Compare the simulated cohort attribute with the observed one, profile by profile: confusion
     table, audience observed vs simulated, and the cause of each disagreement."""
     from cohortlab.errors import CohortlabError
@@ -42,8 +45,9 @@ def verify_cmd(db, cohort, at, snapshot_at, settings_path, source, limit, out, s
     with open_lab(db, read_only=read_only) as lab:
         lab.use_stored = store
         try:
-            v = lab.verify(cohort, at=at, settings=settings, snapshot_at=snapshot_at, source=source,
-                           show_personal_data=show_personal_data, store=store and not read_only)
+            with working(f"verifying {cohort!r}", progress):
+                v = lab.verify(cohort, at=at, settings=settings, snapshot_at=snapshot_at, source=source,
+                               show_personal_data=show_personal_data, store=store and not read_only)
         except (CohortError, VerifyError, CohortlabError, ValueError) as e:
             fail(str(e))
         click.echo(v.to_text(limit=limit))

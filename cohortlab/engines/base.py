@@ -12,6 +12,8 @@ from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Iterator
 
+from cohortlab import progress
+
 if TYPE_CHECKING:  # pandas is imported by the engines that return frames, when they do
     import pandas as pd
 
@@ -46,7 +48,9 @@ class Engine(ABC):
         """Remove table, view or registered frame ``name``; nothing happens when there is none."""
 
     def materialise(self, name: str, sql: str, temp: bool = False) -> None:
-        """``CREATE OR REPLACE [TEMP] TABLE name AS sql``."""
+        """``CREATE OR REPLACE [TEMP] TABLE name AS sql`` (a step of a command's progress line:
+        :mod:`cohortlab.progress`)."""
+        progress.step(name)
         kind = "TEMP TABLE" if temp else "TABLE"
         self.execute(f"CREATE OR REPLACE {kind} {name} AS {sql}")
 

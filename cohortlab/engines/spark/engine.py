@@ -47,6 +47,7 @@ import pandas as pd
 import pyarrow as pa
 from sqlglot import exp
 
+from cohortlab import progress
 from cohortlab import schema as _schema
 from cohortlab.engines.base import Engine
 from cohortlab.engines.spark.arrow import _naive_utc, arrow_to_pandas, pandas_to_arrow
@@ -269,6 +270,7 @@ class SparkEngine(Engine):
         return int(self.spark.table(name).count())
 
     def materialise(self, name: str, sql: str, temp: bool = False) -> None:
+        progress.step(name)  # a step of a command's progress line, as on DuckDB
         with self._df(sql) as df:
             self._materialise_df(name, df)
 
