@@ -62,8 +62,11 @@ def test_every_table_an_engine_writes_is_a_step(db, capsys):
     (["verify", "--cohort", "Power Users", "--no-store"], "verifying 'Power Users'"),
     (["remedies", "--cohort", "Power Users"], "valuing the remedies of 'Power Users'"),
     (["migrate", "compare"], "predicting the match rate of each plan"),
+    (["export", "--out", "OUT", "--overwrite"], "exporting DB"),
 ])
-def test_long_commands_show_progress_on_stderr_and_the_same_results_on_stdout(db, args, description):
+def test_long_commands_show_progress_on_stderr_and_the_same_results_on_stdout(db, tmp_path, args, description):
+    args = [str(tmp_path / "out") if a == "OUT" else a for a in args]
+    description = description.replace("DB", db)
     argv = (args[:2] + ["--db", db] + args[2:]) if args[0] == "migrate" else ([args[0], "--db", db] + args[1:])
     shown = CliRunner().invoke(main, argv + ["--progress"])
     quiet = CliRunner().invoke(main, argv + ["--no-progress"])

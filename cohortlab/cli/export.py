@@ -7,7 +7,7 @@ import os
 
 import click
 
-from cohortlab.cli.app import db_option, fail, main, refuse_truncated
+from cohortlab.cli.app import db_option, fail, main, progress_option, refuse_truncated, working
 
 
 @main.command("export")
@@ -16,7 +16,8 @@ from cohortlab.cli.app import db_option, fail, main, refuse_truncated
               help="Folder for <table>.parquet files (created if missing).")
 @click.option("--table", "tables", multiple=True, help="Only these canonical tables (repeatable).")
 @click.option("--overwrite", is_flag=True, help="Replace existing <table>.parquet files.")
-def export_cmd(db, out_dir, tables, overwrite):
+@progress_option
+def export_cmd(db, out_dir, tables, overwrite, progress):
     """Write every canonical table of --db to OUT/<table>.parquet (types kept: MPIDs stay
     BIGINT, times naive UTC, JSON as text)."""
     from cohortlab.engines.duckdb import DuckDBEngine
@@ -30,7 +31,8 @@ def export_cmd(db, out_dir, tables, overwrite):
     engine = DuckDBEngine(db, read_only=True)
     try:
         check_current(engine.query_rows, db)  # a DatabaseError: one error line
-        counts = export_canonical(engine, out_dir, tables=tables or None, overwrite=overwrite)
+        with working(f"exporting {db}", progress):
+            counts = export_canonical(engine, out_dir, tables=tables or None, overwrite=overwrite)
     except (ValueError, FileExistsError) as e:
         fail(str(e))
     finally:

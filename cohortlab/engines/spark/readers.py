@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
+from cohortlab import progress
 from cohortlab import schema as _schema
 from cohortlab.output_files import written_whole
 from cohortlab.pipeline import sql_str
@@ -65,6 +66,7 @@ def export_canonical(
             f"CAST({c} AS VARCHAR) AS {c}" if t.upper() == "JSON" else c
             for c, t, _ in _schema.TABLES[name].columns
         )
+        progress.step(name)  # a step of `cohortlab export`'s progress line
         # a killed export (or a full disk) never leaves a truncated <table>.parquet that looks
         # complete (and that a re-run refuses to replace)
         with written_whole(target) as part:
