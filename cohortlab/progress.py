@@ -9,10 +9,9 @@ running now::
     simulating 'Power Users': 14 steps [00:07], transitions
 
 The steps are counted where every engine writes a table (:meth:`Engine.materialise`; ``export``
-counts each Parquet file): the count
-needs no change in the code that simulates, and a Python caller (a notebook, :class:`Lab`) sees
-nothing unless it asks (:func:`shown`). The line goes when the command ends; a cron job's log,
-where stderr is no terminal, gets none.
+counts each Parquet file): the count needs no change in the code that simulates, and a Python
+caller (a notebook, :class:`Lab`) sees nothing unless it asks (:func:`shown`). The line goes
+when the command ends; a cron job's log, where stderr is no terminal, gets none.
 """
 
 from __future__ import annotations
