@@ -12,6 +12,9 @@ from cohortlab.escaping import one_line, one_line_frame
 from cohortlab.loaders import LOADERS, loader_class
 from cohortlab.times import format_instant
 
+# the kind that loads a whole folder of exports, each file by its place (docs/loading.md#folder)
+FOLDER = "folder"
+
 
 def _parse_option(ctx, param, values):
     out = {}
@@ -70,18 +73,20 @@ class _LoadCommand(JsonCommand):
     ``--json`` prints the load's error object."""
 
     def usage_json(self, args: list[str], message: str) -> dict:
-        kind = next((a for a in args if a in LOADERS), None)  # the KIND argument, when click did not refuse it
+        kind = next((a for a in args if a in LOADERS or a == FOLDER), None)  # the KIND argument, when click did not refuse it
         return {"ok": False, "kind": kind, "loaded": 0, "error": {"kind": "usage", "message": message}}
 
     def format_help_text(self, ctx, formatter):
         super().format_help_text(ctx, formatter)
         with formatter.section("Kinds (docs/loading.md)"):
-            formatter.write_dl([(kind, loader_class(kind).description) for kind in LOADERS])
+            formatter.write_dl([(kind, loader_class(kind).description) for kind in LOADERS]
+                               + [(FOLDER, "a whole folder of exports, each file by its place (as fetch and "
+                                           "synth lay them out): one PATH, -o timezone=ZONE only")])
 
 
 @main.command("load", cls=_LoadCommand)
 @db_option(help="DuckDB database file (created if missing).")
-@click.argument("kind", type=click.Choice(sorted(LOADERS)), metavar="KIND")
+@click.argument("kind", type=click.Choice(sorted([*LOADERS, FOLDER])), metavar="KIND")
 @click.argument("paths", nargs=-1, required=True)
 @click.option("-o", "--option", "options", multiple=True, callback=_parse_option,
               help="Loader option KEY=VALUE (repeatable), e.g. -o as_of=2026-03-01T00:00:00Z, "
@@ -92,13 +97,17 @@ class _LoadCommand(JsonCommand):
               help="Treat warnings as errors (exit 1, nothing loaded): a file whose every record is "
                    "quarantined, a members file naming a new cohort close to a known one. For scheduled jobs.")
 def load_cmd(db, kind, paths, options, progress, as_json, strict):
-    """Load Mixpanel or mParticle export files (file, directory or glob) of KIND into --db.
+    """Load Mixpanel or mParticle export files (file, directory or glob) of KIND into --db, or
+    with KIND folder a whole folder of exports (docs/loading.md#folder).
 
     Exit status 0 when the files loaded, 1 on an error (nothing is loaded; one `error:` line).
     With --json, stdout is one JSON object in both cases: the load report, or on an error
     {"ok": false, "kind", "loaded": 0, "error": {"kind", "message"}}."""
     try:
-        report = _load(db, kind, paths, options, progress, strict)
+        if kind == FOLDER:
+            report = _load_folder(db, paths, options, progress, strict)
+        else:
+            report = _load(db, kind, paths, options, progress, strict)
     except BaseException as e:  # noqa: BLE001 - re-raised: the root group prints the line
         # a ValueError is a loader's refusal of an option's value: one line, like a LoadError
         error = {"kind": "invalid", "message": str(e)} if isinstance(e, ValueError) else error_json(e)
@@ -107,12 +116,50 @@ def load_cmd(db, kind, paths, options, progress, as_json, strict):
         if isinstance(e, ValueError):
             fail(error["message"])
         raise
-    click.echo(json.dumps({"ok": True, **report.as_dict()}, indent=2) if as_json else str(report))
+    if kind == FOLDER:
+        click.echo(json.dumps({"ok": True, **_world_dict(report)}, indent=2) if as_json else _world_text(report))
+    else:
+        click.echo(json.dumps({"ok": True, **report.as_dict()}, indent=2) if as_json else str(report))
     for w in report.warnings:
         click.echo(f"warning: {one_line(w)}", err=True)  # it names a file, whose name is data
 
 
 def _load(db, kind, paths, options, progress, strict):
+    return _into(db, lambda lab: lab.load(kind, list(paths), progress=progress, strict=strict, **options))
+
+
+def _load_folder(db, paths, options, progress, strict):
+    """``load folder DIR``: :func:`cohortlab.loaders.folder.load_world` into ``db``. Each of the
+    folder's loads is all or nothing, as ``report --data`` loads them; a failed one stops the rest,
+    and loading the folder again skips the files already loaded (docs/loading.md#folder-parallel).
+    So ``--strict``, which promises nothing loaded, is for one kind at a time."""
+    from cohortlab.errors import LoadError
+    from cohortlab.loaders.folder import load_world
+
+    if strict:
+        raise ValueError("--strict takes one KIND at a time (a folder's loads are each all or nothing, not "
+                         "the folder): load its kinds one by one with --strict, or the folder without it")
+    if len(paths) != 1:
+        raise ValueError(f"folder: expected one folder of exports, got {len(paths)} paths")
+    unknown = sorted(set(options) - {"timezone"})
+    if unknown:
+        raise ValueError(f"folder: unknown option(s) {unknown}; a folder takes only -o timezone=ZONE (each file's "
+                         "kind and options come from its place: docs/loading.md#folder)")
+    if not os.path.isdir(paths[0]):  # before the database is made
+        raise LoadError(paths[0], "not a folder (a whole folder of exports: its mixpanel/ and mparticle/ "
+                                  "folders, docs/loading.md#folder)" if os.path.exists(paths[0]) else "no such folder")
+    def world(lab):
+        try:
+            return load_world(lab, paths[0], progress=progress, timezone=options.get("timezone"))
+        except FileNotFoundError as e:  # a folder without mixpanel/ or mparticle/: one error line
+            raise LoadError(paths[0], str(e).removeprefix(f"{paths[0]}: ")) from None
+
+    return _into(db, world)
+
+
+def _into(db, load):
+    """``load(lab)`` on the Lab of ``db``, refusing a file cut short first; a failed (or
+    interrupted) first load leaves no database (nor folder) it created."""
     from cohortlab.errors import DatabaseError
     from cohortlab.lab import Lab
 
@@ -122,13 +169,28 @@ def _load(db, kind, paths, options, progress, strict):
     created = _new_paths(db)
     with Lab(db) as lab:
         try:
-            return lab.load(kind, list(paths), progress=progress, strict=strict, **options)
+            return load(lab)
         except BaseException:  # a failed (or interrupted) load leaves no database it created
             if created and _nothing_loaded(lab):
                 # removed while this process still holds the database (no other process is in
                 # it; one that opens the path after this makes a new file)
                 _remove_new(created)
             raise
+
+
+def _world_text(world) -> str:
+    """A folder's load as text: each kind's files and rows, the files not loaded (the warnings
+    follow on stderr, as for one kind)."""
+    lines = str(world).splitlines()
+    return "\n".join(line for line in lines if not line.startswith("  warning: "))
+
+
+def _world_dict(world) -> dict:
+    """A folder's load as JSON values: the folder, each load's report (``load --json`` of one
+    kind) in the folder's order, the files not loaded, and every warning."""
+    return {"kind": FOLDER, "folder": str(world.folder), "loads": [r.as_dict() for r in world.reports],
+            "loaded": sum(r.loaded for r in world.reports),
+            "not_loaded": [str(p) for p in world.ignored], "warnings": list(world.warnings)}
 
 
 @main.command("info")
