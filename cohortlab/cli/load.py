@@ -73,7 +73,8 @@ class _LoadCommand(JsonCommand):
     ``--json`` prints the load's error object."""
 
     def usage_json(self, args: list[str], message: str) -> dict:
-        kind = next((a for a in args if a in LOADERS or a == FOLDER), None)  # the KIND argument, when click did not refuse it
+        # the KIND argument, when click did not refuse it
+        kind = next((a for a in args if a in LOADERS or a == FOLDER), None)
         return {"ok": False, "kind": kind, "loaded": 0, "error": {"kind": "usage", "message": message}}
 
     def format_help_text(self, ctx, formatter):
@@ -117,7 +118,9 @@ def load_cmd(db, kind, paths, options, progress, as_json, strict):
             fail(error["message"])
         raise
     if kind == FOLDER:
-        click.echo(json.dumps({"ok": True, **_world_dict(report)}, indent=2) if as_json else _world_text(report))
+        # the warnings follow on stderr, as for one kind
+        click.echo(json.dumps({"ok": True, **_world_dict(report)}, indent=2) if as_json
+                   else report.text(warnings=False))
     else:
         click.echo(json.dumps({"ok": True, **report.as_dict()}, indent=2) if as_json else str(report))
     for w in report.warnings:
@@ -148,6 +151,7 @@ def _load_folder(db, paths, options, progress, strict):
     if not os.path.isdir(paths[0]):  # before the database is made
         raise LoadError(paths[0], "not a folder (a whole folder of exports: its mixpanel/ and mparticle/ "
                                   "folders, docs/loading.md#folder)" if os.path.exists(paths[0]) else "no such folder")
+
     def world(lab):
         try:
             return load_world(lab, paths[0], progress=progress, timezone=options.get("timezone"))
@@ -176,13 +180,6 @@ def _into(db, load):
                 # it; one that opens the path after this makes a new file)
                 _remove_new(created)
             raise
-
-
-def _world_text(world) -> str:
-    """A folder's load as text: each kind's files and rows, the files not loaded (the warnings
-    follow on stderr, as for one kind)."""
-    lines = str(world).splitlines()
-    return "\n".join(line for line in lines if not line.startswith("  warning: "))
 
 
 def _world_dict(world) -> dict:

@@ -88,6 +88,12 @@ class WorldReport:
         return out
 
     def __str__(self) -> str:
+        return self.text()
+
+    def text(self, warnings: bool = True) -> str:
+        """A line per kind (its files, rows, quarantined and already loaded), the files not
+        loaded, then each warning (``warnings=False``: without them, as ``cohortlab load folder``
+        prints them on stderr)."""
         lines = [f"loaded {self.folder}:"]
         for kind, d in self.by_kind().items():
             lines.append(
@@ -97,7 +103,8 @@ class WorldReport:
             )
         if self.ignored:
             lines.append(self.ignored_text())
-        lines += [f"  warning: {one_line(w)}" for w in self.warnings]  # a file name is data: one line each
+        if warnings:
+            lines += [f"  warning: {one_line(w)}" for w in self.warnings]  # a file name is data: one line each
         return "\n".join(lines)
 
     def ignored_text(self) -> str:

@@ -110,3 +110,23 @@ def test_a_broken_file_stops_the_folder_and_the_loads_before_it_stay(world, tmp_
     # the first load (mParticle profiles) ran before the events, or beside them, and finished: whole
     assert counts["mpa_profiles"] > 0
     assert counts["mp_events"] == 0 and counts["mp_cohort_members"] == 0  # the failed load, and those after it
+
+
+def test_the_warnings_go_to_stderr_and_the_summary_to_stdout(world, tmp_path, run_once):
+    warned = tmp_path / "world"
+    shutil.copytree(world, warned)
+    hooks = sorted((warned / "mixpanel" / "webhooks").iterdir())[0]
+    page = {"received_at": "2026-03-01T00:01:00Z", "action": "add_members",
+            "parameters": {"mixpanel_cohort_id": "1000", "mixpanel_cohort_name": "Power Users",
+                           "mixpanel_session_id": "s-repeat", "page_info": {"total_pages": 1, "page_count": 1},
+                           "members": [{"mixpanel_distinct_id": "cust-1"}, {"mixpanel_distinct_id": "cust-1"}]}}
+    line = len(hooks.read_text().splitlines()) + 1
+    with hooks.open("a") as f:
+        f.write(json.dumps(page) + "\n")
+    r = _load("--db", tmp_path / "lab.duckdb", "folder", warned)
+    assert r.exit_code == 0, r.output
+    assert r.stderr.splitlines() == [
+        f"warning: {hooks}: members listed more than once in a page (line {line}): 1 repeated entry not stored; "
+        "each member is stored once, with its first entry (a page's members are a set)"]
+    assert not any(line.lstrip().startswith("warning:") for line in r.stdout.splitlines())
+    assert any(line.split()[:1] == ["mixpanel-webhooks"] for line in r.stdout.splitlines())
