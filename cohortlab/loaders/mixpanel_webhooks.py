@@ -18,11 +18,11 @@ without a receive time is a LoadError naming the file and record.
 
 One record = one page = one row read. ``seq`` follows the file order (the replay order). A page
 identical to a page already stored or earlier in the file (same cohort, session_id, action,
-page_count and member set) is deduplicated: replaying the same page changes nothing. A member
-listed twice in one page is stored once, with its first entry, and the load warns (how many
-entries, the first page's line). Of such
+page_count and member set) is deduplicated: replaying the same page changes nothing. Of such
 copies the earliest receive time is kept (a stored page takes a copy's earlier one), so that a
-message's time does not depend on the order in which its deliveries were written or loaded. A missing
+message's time does not depend on the order in which its deliveries were written or loaded. A
+member listed twice in one page is stored once, with its first entry, and the load warns (how
+many entries, the first page's line). A missing
 ``members`` key is an empty page (Mixpanel makes empty diff calls); a ``members`` array beside
 ``parameters`` (a receiver that stored the payload that way) holds the page's members, and members
 in both places are ``bad_members``. The cohort is registered in
