@@ -103,6 +103,12 @@ def is_interrupt(error: BaseException) -> bool:
     return isinstance(error, RuntimeError) and str(error).strip() == "Query interrupted"
 
 
+def is_out_of_memory(error: BaseException) -> bool:
+    """DuckDB ran out of its memory limit: its ``OutOfMemoryException`` (recognised by name, as
+    DuckDB is imported only where it runs), or an error whose text starts as that one's does."""
+    return type(error).__name__ == "OutOfMemoryException" or str(error).strip().startswith("Out of Memory Error")
+
+
 def read_text_file(path: str | os.PathLike, error: type[Exception] = CohortlabError, what: str = "the file") -> str:
     """The text of a UTF-8 file. A file that cannot be read, or is not UTF-8 text (a binary file,
     another encoding), raises ``error`` with one line naming the file: ``s.yaml: not UTF-8 text

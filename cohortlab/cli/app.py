@@ -79,9 +79,10 @@ def machine_problem(error: BaseException) -> str | None:
     m = re.search(r'Could not read enough bytes from file "([^"]+)"', text)
     if type(error).__name__ == "IOException" and m:  # a database file cut short, found on a read
         return f"{m.group(1)}: {TRUNCATED}"
-    if type(error).__name__ == "OutOfMemoryException" or text.startswith("Out of Memory Error"):
+    from cohortlab.errors import is_out_of_memory, more_memory_advice
+
+    if is_out_of_memory(error):
         first = text.splitlines()[0] if text else type(error).__name__
-        from cohortlab.errors import more_memory_advice
 
         return f"{first} {more_memory_advice()}"
     return None

@@ -412,11 +412,11 @@ def _run_loads(lab, loads: list[_Load], progress: bool) -> list[LoadReport]:
 
 def _out_of_memory(e: BaseException) -> bool:
     """``e`` (a :class:`LoadError`, or what DuckDB raised) comes from DuckDB running out of its
-    memory limit."""
-    import duckdb
+    memory limit (:func:`cohortlab.errors.is_out_of_memory`, through the errors that wrap it)."""
+    from cohortlab.errors import is_out_of_memory
 
     while e is not None:
-        if isinstance(e, duckdb.OutOfMemoryException):
+        if is_out_of_memory(e):
             return True
         e = e.__cause__
     return False
