@@ -97,12 +97,12 @@ class Lab:
 
     def _data_changed(self, report: LoadReport) -> None:
         """After a load through this lab's database (``report``): when it loaded anything, the
-        stored and published simulations describe the data as it was, and are dropped."""
+        stored and published simulations describe the data as it was, and are dropped (the
+        cached ones went before the load: :meth:`load` and ``load_world`` clear them first)."""
         if report.load_ids:
             from cohortlab.simulation import store
             from cohortlab.simulation.simulate import drop_published
 
-            self.clear_simulations()
             store.drop_all(self.engine)
             drop_published(self.engine)
 
