@@ -297,7 +297,10 @@ MPA_BATCH_TIMES = _table(
 #    quarantined flattened_profile (it was a profile with no properties) (audit 136)
 # 14: a mixpanel-members file whose records are all quarantined, not all removed_member, writes
 #    no snapshot (it wrote one of 0 members, which removed every member at its time)
-LOADER_VERSION = 14
+# 15: a record in Airbyte's envelope ({"_airbyte_ab_id", ..., "_airbyte_data": {...}}) is read
+#    inside it by both pipeline kinds and mixpanel-cohorts (it was quarantined: missing_event,
+#    missing_distinct_id; a cohorts file was refused)
+LOADER_VERSION = 15
 
 
 # the identifier columns: a table read from files without one of them is refused, never read as

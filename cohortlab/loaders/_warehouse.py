@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cohortlab.loaders.airbyte import DATA as AIRBYTE_DATA, PREFIX as AIRBYTE_PREFIX
 from cohortlab.loaders.base import FileContext
 from cohortlab.pipeline import sql_ident
 
@@ -63,15 +64,39 @@ def records_sql(ctx: FileContext, lower_names: bool = False) -> str:
         )
     if not lower_names:
         return ctx.json_records_sql()
-    return lower_keys_sql(ctx.json_records_sql())
+    return lower_keys_sql(airbyte_unwrapped_sql(ctx.json_records_sql()))
+
+
+def airbyte_unwrapped_sql(records: str) -> str:
+    """SELECT (line, raw, j, src) of ``records`` (line, raw, j): a record in Airbyte's envelope (an
+    object holding ``_airbyte_data``, in any case, whose keys all start with ``_airbyte_``) is the
+    object its ``_airbyte_data`` holds (an object, or JSON text of one); any other record, an
+    envelope whose data is no object included, is ``j`` as it was. ``line`` and ``raw`` stay the
+    envelope's (a quarantined record shows it whole). ``src``: the text where the record's JSON
+    floats are written as exported (:func:`cohortlab.loaders.mixpanel_common.inline_float_token_sql`):
+    the envelope's own text, which holds the record as written, or the data's text when it is a
+    JSON string (there the record's quotes are escaped). Records without the text
+    ``_airbyte_data`` (in lower or upper case), all but such files, are not parsed again."""
+    is_envelope = (
+        f"(contains(raw, '{AIRBYTE_DATA}') OR contains(raw, '{AIRBYTE_DATA.upper()}')) AND json_type(j) = 'OBJECT' "
+        f"AND list_bool_and(list_transform(json_keys(j), lambda k: starts_with(lower(k), '{AIRBYTE_PREFIX}')))")
+    data = f"coalesce(json_extract(j, '$.{AIRBYTE_DATA}'), json_extract(j, '$.{AIRBYTE_DATA.upper()}'))"
+    return (
+        f"SELECT line, raw, coalesce(inner_j, j) AS j, "
+        f"CASE WHEN inner_j IS NOT NULL AND inner_text IS NOT NULL THEN inner_text ELSE j::VARCHAR END AS src "
+        f"FROM (SELECT *, {json_object_sql('d')} AS inner_j, "
+        f"CASE WHEN json_type(d) = 'VARCHAR' THEN json_extract_string(d, '$') END AS inner_text "
+        f"FROM (SELECT *, CASE WHEN {is_envelope} THEN {data} END AS d FROM ({records})))"
+    )
 
 
 def lower_keys_sql(records: str) -> str:
-    """SELECT (line, raw, j, src, folded) of ``records`` (line, raw, j): ``j`` with its top-level
-    keys in lower case when one of them is not and no two would then be one (as a Parquet file's
-    columns are read, :func:`records_sql`); the values and the order of the keys stay (a key given
-    twice stays twice, the first read, as in any record). A record whose keys are all in lower
-    case, or which is no object, is ``j`` as it was. ``src``: the record's text as written."""
+    """SELECT (line, raw, j, src, folded) of ``records`` (line, raw, j, src): ``j`` with its
+    top-level keys in lower case when one of them is not and no two would then be one (as a
+    Parquet file's columns are read, :func:`records_sql`); the values and the order of the keys
+    stay (a key given twice stays twice, the first read, as in any record). A record whose keys are
+    all in lower case, or which is no object, is ``j`` as it was. ``src``: the record's text as
+    written (:func:`airbyte_unwrapped_sql`)."""
     lowered = "list_transform(keys, lambda k: lower(k))"
     # (the names compared only for a record with a key to lower: most files have none)
     fold = (f"CASE WHEN list_bool_or(list_transform(keys, lambda k: k <> lower(k))) "
@@ -79,7 +104,7 @@ def lower_keys_sql(records: str) -> str:
     rebuilt = ("('{' || array_to_string(list_transform(list_zip(keys, json_extract(j, '$.*')), "
                "lambda x: to_json(lower(x[1]))::VARCHAR || ':' || x[2]::VARCHAR), ',') || '}')::JSON")
     return (
-        f"SELECT line, raw, CASE WHEN folded THEN {rebuilt} ELSE j END AS j, j::VARCHAR AS src, folded "
+        f"SELECT line, raw, CASE WHEN folded THEN {rebuilt} ELSE j END AS j, src, folded "
         f"FROM (SELECT *, {fold} AS folded "
         f"FROM (SELECT *, CASE WHEN json_type(j) = 'OBJECT' THEN json_keys(j) END AS keys FROM ({records})))"
     )

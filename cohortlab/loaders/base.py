@@ -49,6 +49,7 @@ from typing import Any, ClassVar, Iterable
 
 from cohortlab.engines.base import Engine
 from cohortlab.errors import LoadError, SettingsError, StrictLoadError, is_interrupt, more_memory_advice
+from cohortlab.loaders.airbyte import envelope_hint
 from cohortlab.loaders.files import (
     MAX_INVALID_UTF8_LINES,
     MAX_LINE_SIZE,
@@ -97,6 +98,9 @@ class FileResult:
     # a loader sets this when every record of the file was quarantined and the file is still what
     # the kind reads (a cohort sync export whose rows all remove a member): no "is this a ... file?"
     all_quarantined_is_expected: bool = False
+    # what the records look like when every one was quarantined (:func:`_wrapped_records_hint`),
+    # said in the report's "is this a ... file?" warning
+    all_quarantined_hint: str = ""
     # what the user should look at although the file loaded (each names the file); with
     # ``strict`` a warning fails the load
     warnings: list[str] = field(default_factory=list)
@@ -135,7 +139,7 @@ class LoadReport:
             reasons = ", ".join(f"{reason} {n:,}" for reason, n in top)
             self.warnings.append(
                 f"{path}: every record was quarantined ({r.n_quarantined:,}: {reasons}); "
-                f"is this a {self.kind} file?"
+                f"is this a {self.kind} file?{r.all_quarantined_hint}"
             )
         self.files.append(path)
         self.load_ids.append(load_id)
@@ -656,6 +660,8 @@ class Loader(ABC):
                     raise LoadError(path, "empty file: no records")
                 if not result.balanced():
                     raise AssertionError(f"{path}: load counts do not add up: {result}")
+                if result.rows_read and not (result.loaded or result.deduplicated):
+                    result.all_quarantined_hint = _wrapped_records_hint(engine, load_id, self.kind)
                 engine.execute(
                     "INSERT INTO loads VALUES (?, ?, ?, ?, ?::JSON, now()::TIMESTAMP, ?, ?, ?, ?, ?)",
                     [load_id, self.kind, str(path), fp, json.dumps(file_fopts, default=str),
@@ -668,6 +674,14 @@ class Loader(ABC):
             if strict and report.warnings:
                 raise StrictLoadError("; ".join(report.warnings) + " (--strict: nothing was loaded)")
         return report
+
+
+def _wrapped_records_hint(engine: Engine, load_id: int, kind: str) -> str:
+    """What to add to the "every record was quarantined" warning of load ``load_id`` when its
+    records are in Airbyte's envelope (:func:`cohortlab.loaders.airbyte.envelope_hint`, on its
+    first quarantined record's stored text); else nothing."""
+    rows = engine.query_rows("SELECT raw FROM rejects WHERE load_id = ? ORDER BY line LIMIT 1", [load_id])
+    return envelope_hint(rows[0][0] if rows else None, kind)
 
 
 def _literal_warning(ctx: FileContext) -> str:

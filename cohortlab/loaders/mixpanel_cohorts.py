@@ -4,7 +4,9 @@ JSONL or several documents are tolerated.
 
 Ids (``id``, ``project_id``) may be numbers or strings and are stored as text. ``created`` is
 ``"YYYY-MM-DD HH:MM:SS"`` in UTC (ISO with ``T``/offset also accepted; other values → NULL).
-``is_visible`` accepts 0/1, booleans and "true"/"false". A cohort already in ``mp_cohorts`` with
+``is_visible`` accepts 0/1, booleans and "true"/"false". Airbyte's ``cohorts`` stream holds the
+same objects; in Airbyte's envelope (``{"_airbyte_ab_id", ..., "_airbyte_data": {...}}``) each
+is read from its ``_airbyte_data`` (:mod:`cohortlab.loaders.airbyte`). A cohort already in ``mp_cohorts`` with
 the same id is replaced (as is a name-only row registered earlier by a members/webhook load with
 the same name); within one file the last row of an id wins, the others count as deduplicated.
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 from collections import Counter
 
 from cohortlab.errors import LoadError
+from cohortlab.loaders._warehouse import airbyte_unwrapped_sql
 from cohortlab.loaders.base import FileContext, FileResult, Loader
 from cohortlab.loaders.files import sniff_json_layout
 from cohortlab.loaders.mixpanel_common import cohort_id_sql, id_text_sql, raw_text_sql, utc_timestamp_sql
@@ -29,7 +32,7 @@ class MixpanelCohortsLoader(Loader):
 
     def load_file(self, ctx: FileContext) -> FileResult:
         eng = ctx.engine
-        records = ctx.json_records_sql()
+        records = airbyte_unwrapped_sql(ctx.json_records_sql())  # Airbyte's cohorts stream: the same objects
         st = f"_mp_coh_{ctx.load_id}"
         eng.execute(
             f"""

@@ -27,6 +27,7 @@ from cohortlab.loaders import fast
 from cohortlab.times import parse_naive_utc
 
 from cohortlab.errors import LoadError
+from cohortlab.loaders.airbyte import envelope_hint
 from cohortlab.loaders.base import FileContext, container_type_sql, nonblank_sql
 from cohortlab.loaders.files import sniff_json_layout
 
@@ -716,10 +717,12 @@ def _check_engage_stage(ctx: FileContext, st: str) -> None:
         line, status, error = bad[0]
         raise LoadError(ctx.path, f"Engage response with status {status!r}: {error}".rstrip(": "), line=int(line))
     if not recognised:
+        first = eng.query_rows(f"SELECT raw FROM {st} WHERE kind = 'unrecognised' ORDER BY line LIMIT 1")
         raise LoadError(
             ctx.path,
             f"unrecognised format for {ctx.kind}: expected Engage response pages "
-            '({"results": [...]}) or result objects ({"$distinct_id": ..., "$properties": {...}})',
+            '({"results": [...]}) or result objects ({"$distinct_id": ..., "$properties": {...}})'
+            + envelope_hint(first[0][0] if first else None, ctx.kind),
         )
 
 

@@ -1,0 +1,146 @@
+"""Airbyte's record envelope (cohortlab.loaders.airbyte, docs/loading.md#airbyte).
+
+An Airbyte Mixpanel source's streams, written by a file destination without flattening or kept
+in a raw warehouse table, come wrapped: ``{"_airbyte_ab_id", "_airbyte_emitted_at",
+"_airbyte_data": {...}}`` (Destinations V2: ``_airbyte_raw_id``, ``_airbyte_extracted_at``,
+``_airbyte_meta``, ``_airbyte_generation_id``). The kinds that read what those streams hold
+(mixpanel-pipeline-events: export, mixpanel-pipeline-profiles: engage, mixpanel-cohorts: cohorts)
+read each record inside it, as if it had been written bare; the other kinds say what the file is.
+Before, every wrapped record was quarantined with no word on why."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import pytest
+
+from cohortlab.loaders import LoadError
+
+EVENTS, PROFILES, COHORTS = "mixpanel-pipeline-events", "mixpanel-pipeline-profiles", "mixpanel-cohorts"
+MPID = "-7346244611012968789"
+
+# records as Airbyte's source-mixpanel writes them: the export stream flattens an event's
+# properties into the record and drops their "$"; engage does the same to a profile
+EXPORT = [
+    {"event": "Viewed Page", "distinct_id": "u-1", "time": "2021-06-16T16:28:00+00:00", "insert_id": "a-1",
+     "browser": "Chrome", "device_id": "d-1"},
+    {"event": "Purchase", "distinct_id": "u-2", "time": 1623861000, "insert_id": "a-2", "user_id": "u-2",
+     "amount": 5},
+]
+ENGAGE = [{"distinct_id": "u-1", "email": "ann@example.com", "plan": "pro"},
+          {"distinct_id": "u-2", "plan": "free"}]
+COHORT_LIST = [{"id": 1001, "name": "Power Users", "count": 2, "is_visible": 1, "project_id": 7,
+                "created": "2021-06-01 10:00:00", "description": ""}]
+
+
+def v1(record) -> dict:
+    """The envelope of Airbyte's file destinations before Destinations V2."""
+    return {"_airbyte_ab_id": "26d73cde-7eb1-4e1e-b7db-a4c03b4cf206", "_airbyte_emitted_at": 1622135805000,
+            "_airbyte_data": record}
+
+
+def v2(record) -> dict:
+    """The envelope of Destinations V2 (file destinations and raw tables)."""
+    return {"_airbyte_raw_id": "0a61de1b-9cdd-4455-a739-93572c9a5f20", "_airbyte_extracted_at": "2024-05-01T00:00:00Z",
+            "_airbyte_meta": {"changes": [], "sync_id": 12}, "_airbyte_generation_id": 0, "_airbyte_data": record}
+
+
+def raw_table_unloaded(record) -> dict:
+    """A raw table's row unloaded from Snowflake: names in upper case, the data column as text."""
+    return {"_AIRBYTE_RAW_ID": "5ce60e70", "_AIRBYTE_EXTRACTED_AT": "2024-05-01 00:00:00.000",
+            "_AIRBYTE_DATA": json.dumps(record)}
+
+
+WRAPPINGS = {"v1": v1, "v2": v2, "raw_table_unloaded": raw_table_unloaded}
+
+
+def jsonl(records) -> str:
+    return "".join(json.dumps(r) + "\n" for r in records)
+
+
+def mp_events(q):
+    return q("SELECT event, time, distinct_id, insert_id, device_id, user_id, mparticle_user_id, line, "
+             "properties->>'browser', properties->>'amount' FROM mp_events")
+
+
+@pytest.mark.parametrize("wrap", WRAPPINGS)
+def test_a_wrapped_export_stream_loads_the_rows_of_the_bare_one(lab, q, write, balanced, run_once, wrap):
+    bare = balanced(lab.load(EVENTS, write("bare.jsonl", jsonl(EXPORT))))
+    expected = mp_events(q)
+    assert len(expected) == 2 and expected[0][:4] == ("Purchase", datetime(2021, 6, 16, 16, 30), "u-2", "a-2")
+    lab.sql("DELETE FROM mp_events")
+    wrapped = balanced(lab.load(EVENTS, write(f"{wrap}.jsonl", jsonl(WRAPPINGS[wrap](r) for r in EXPORT))))
+    assert (wrapped.rows_read, wrapped.loaded, wrapped.n_quarantined) == (2, 2, 0)
+    assert wrapped.warnings == bare.warnings == []
+    assert mp_events(q) == expected
+
+
+@pytest.mark.parametrize("wrap", WRAPPINGS)
+def test_a_wrapped_float_identifier_keeps_its_exported_token(lab, q, write, run_once, wrap):
+    """An id written as a JSON float is read as its token, as in a bare record: from the
+    envelope's text, or from the data's own text when a raw table unloaded it as a string."""
+    token = "1.2345678901234567e+18"
+    text = jsonl([WRAPPINGS[wrap]({**EXPORT[0], "distinct_id": 0.0})]).replace('"distinct_id": 0.0',
+                                                                             f'"distinct_id": {token}')
+    if wrap == "raw_table_unloaded":  # the token sits inside the data's text, its quotes escaped
+        text = text.replace('\\"distinct_id\\": 0.0', f'\\"distinct_id\\": {token}')
+    assert token in text
+    lab.load(EVENTS, write("float.jsonl", text))
+    assert q("SELECT distinct_id FROM mp_events") == [(token,)]
+
+
+def test_a_wrapped_engage_stream_loads_as_the_bare_one_and_warns_alike(lab, q, write, run_once):
+    bare = lab.load(PROFILES, write("engage.jsonl", jsonl(ENGAGE)))
+    rows = q("SELECT distinct_id, properties->>'plan', properties->>'email' FROM mp_profiles")
+    assert rows == [("u-1", "pro", "ann@example.com"), ("u-2", "free", None)]
+    lab.sql("DELETE FROM mp_profiles")
+    wrapped = lab.load(PROFILES, write("engage_v2.jsonl", jsonl(v2(r) for r in ENGAGE)))
+    assert (wrapped.loaded, wrapped.n_quarantined) == (2, 0)
+    assert q("SELECT distinct_id, properties->>'plan', properties->>'email' FROM mp_profiles") == rows
+    # the engage stream drops the "$": the same warning, naming the file loaded
+    assert len(bare.warnings) == len(wrapped.warnings) == 1
+    assert wrapped.warnings[0].split(": ", 1)[1] == bare.warnings[0].split(": ", 1)[1]
+    assert "email" in wrapped.warnings[0] and "ann@example.com" not in wrapped.warnings[0]
+
+
+def test_a_wrapped_cohorts_stream_loads_as_the_cohorts_list(lab, q, write, run_once):
+    lab.load(COHORTS, write("cohorts.jsonl", jsonl(v1(c) for c in COHORT_LIST)))
+    assert q("SELECT cohort_id, name, count, is_visible, project_id FROM mp_cohorts") == [
+        ("1001", "Power Users", 2, True, "7")]
+
+
+def test_an_envelope_without_a_record_is_quarantined_whole_on_its_line(lab, q, write, balanced, run_once):
+    empty = {"_airbyte_ab_id": "x", "_airbyte_emitted_at": 1, "_airbyte_data": None}
+    listed = {"_airbyte_ab_id": "y", "_airbyte_emitted_at": 1, "_airbyte_data": [EXPORT[0]]}
+    r = balanced(lab.load(EVENTS, write("part.jsonl", jsonl([v1(EXPORT[0]), empty, listed]))))
+    assert (r.loaded, dict(r.quarantined)) == (1, {"missing_event": 2})
+    assert q("SELECT line, raw::JSON->>'_airbyte_ab_id' FROM rejects") == [(2, "x"), (3, "y")]
+
+
+def test_a_record_with_its_own_keys_beside_airbyte_data_is_not_an_envelope(lab, q, write, run_once):
+    """Root-level flattening writes the record's fields beside the ``_airbyte_`` columns: such a
+    row is the record, whatever its columns are named."""
+    row = {**EXPORT[0], "_airbyte_ab_id": "z", "_airbyte_data": {"event": "Other", "distinct_id": "u-9"}}
+    lab.load(EVENTS, write("flat.jsonl", jsonl([row])))
+    assert q("SELECT event, distinct_id, properties->>'_airbyte_ab_id' FROM mp_events") == [("Viewed Page", "u-1", "z")]
+
+
+# --------------------------------------------------------------------------- the other kinds
+def test_another_kind_says_the_records_are_in_airbytes_envelope(lab, write):
+    p = write("export.jsonl", jsonl(v1(r) for r in EXPORT))
+    r = lab.load("mixpanel-events", p)
+    assert r.loaded == 0 and len(r.warnings) == 1
+    assert r.warnings[0].startswith(f"{p}: every record was quarantined (2: missing_event 2); "
+                                    "is this a mixpanel-events file? (the records are in Airbyte's envelope")
+    assert "load with mixpanel-pipeline-events, mixpanel-pipeline-profiles and mixpanel-cohorts" in r.warnings[0]
+    with pytest.raises(LoadError, match=r"unrecognised format for mixpanel-profiles: .*Airbyte's envelope"):
+        lab.load("mixpanel-profiles", write("engage.jsonl", jsonl(v2(r) for r in ENGAGE)))
+
+
+def test_a_file_of_the_wrong_kind_without_an_envelope_says_nothing_of_airbyte(lab, write):
+    r = lab.load("mixpanel-events", write("engage.jsonl", jsonl(ENGAGE)))
+    assert len(r.warnings) == 1 and r.warnings[0].endswith("is this a mixpanel-events file?")
+    with pytest.raises(LoadError) as e:
+        lab.load("mixpanel-profiles", write("export.jsonl", jsonl(EXPORT)))
+    assert "Airbyte" not in str(e.value)
