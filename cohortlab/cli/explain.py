@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cohortlab.cli.app import check_time, cohort_options, fail, loaded_database, main, open_lab
+from cohortlab.cli.app import check_time, cohort_options, fail, loaded_database, main, open_lab, progress_option, working
 
 
 @main.command("explain")
@@ -16,7 +16,8 @@ from cohortlab.cli.app import check_time, cohort_options, fail, loaded_database,
 @click.option("--show-personal-data", is_flag=True,
               help="Show emails and phone numbers as they are (default: pseudonyms; the --user value is "
                    "shown as given).")
-def explain_cmd(db, cohort, user, at, snapshot_at, settings_path, source, show_personal_data):
+@progress_option
+def explain_cmd(db, cohort, user, at, snapshot_at, settings_path, source, show_personal_data, progress):
     """Explain one user: Mixpanel profile, events that set $mparticle_user_id, membership,
     resolution, each run that sent the member, the writes to its mParticle profile and the
     observed attribute, each with the rule (docs/rules.md) that decided it."""
@@ -32,8 +33,9 @@ def explain_cmd(db, cohort, user, at, snapshot_at, settings_path, source, show_p
         fail(f"bad settings file: {e}")
     with open_lab(db, read_only=read_only) as lab:
         try:
-            x = lab.explain(cohort, user, at=at, settings=settings, source=source, snapshot_at=snapshot_at,
-                            show_personal_data=show_personal_data)
+            with working(f"explaining a member of {cohort!r}", progress):
+                x = lab.explain(cohort, user, at=at, settings=settings, source=source, snapshot_at=snapshot_at,
+                                show_personal_data=show_personal_data)
         except (CohortError, ExplainError, CohortlabError, ValueError) as e:
             fail(str(e))
         click.echo(x.to_text())
