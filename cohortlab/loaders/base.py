@@ -49,7 +49,7 @@ from typing import Any, ClassVar, Iterable
 
 from cohortlab.engines.base import Engine
 from cohortlab.errors import LoadError, SettingsError, StrictLoadError, is_interrupt, more_memory_advice
-from cohortlab.loaders.airbyte import envelope_hint
+from cohortlab.loaders.airbyte import airbyte_hint
 from cohortlab.loaders.files import (
     MAX_INVALID_UTF8_LINES,
     MAX_LINE_SIZE,
@@ -678,10 +678,10 @@ class Loader(ABC):
 
 def _wrapped_records_hint(engine: Engine, load_id: int, kind: str) -> str:
     """What to add to the "every record was quarantined" warning of load ``load_id`` when its
-    records are in Airbyte's envelope (:func:`cohortlab.loaders.airbyte.envelope_hint`, on its
+    records are in Airbyte's envelope (:func:`cohortlab.loaders.airbyte.airbyte_hint`, on its
     first quarantined record's stored text); else nothing."""
     rows = engine.query_rows("SELECT raw FROM rejects WHERE load_id = ? ORDER BY line LIMIT 1", [load_id])
-    return envelope_hint(rows[0][0] if rows else None, kind)
+    return airbyte_hint(rows[0][0] if rows else None, kind)
 
 
 def _literal_warning(ctx: FileContext) -> str:

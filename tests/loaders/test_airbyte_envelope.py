@@ -144,3 +144,27 @@ def test_a_file_of_the_wrong_kind_without_an_envelope_says_nothing_of_airbyte(la
     with pytest.raises(LoadError) as e:
         lab.load("mixpanel-profiles", write("export.jsonl", jsonl(EXPORT)))
     assert "Airbyte" not in str(e.value)
+
+
+# Airbyte's cohort_members stream: Engage results of every cohort, flattened, with the cohort's id
+COHORT_MEMBERS = [{"distinct_id": "u-1", "cohort_id": 1001, "email": "ann@example.com"},
+                  {"distinct_id": "u-2", "cohort_id": 1001},
+                  {"distinct_id": "u-3", "cohort_id": 1002}]
+
+
+@pytest.mark.parametrize("wrap", [None, "v2"])
+def test_airbytes_cohort_members_are_no_snapshot_and_the_error_says_what_to_load(lab, q, write, wrap):
+    records = COHORT_MEMBERS if wrap is None else [WRAPPINGS[wrap](r) for r in COHORT_MEMBERS]
+    with pytest.raises(LoadError) as e:
+        lab.load("mixpanel-members", write("cohort_members.jsonl", jsonl(records)), cohort="Power Users",
+                 as_of="2026-01-01")
+    message = str(e.value)
+    assert "records with distinct_id and cohort_id, as Airbyte's cohort_members stream writes them" in message
+    assert "ann@example.com" not in message and "u-1" not in message
+    assert q("SELECT count(*) FROM mp_cohort_members") == [(0,)]
+    # what it advises: one cohort's distinct_ids as a CSV, named by the cohorts stream's id
+    lab.load(COHORTS, write("cohorts.jsonl", jsonl(v1(c) for c in COHORT_LIST)))
+    one = "distinct_id\n" + "".join(f"{r['distinct_id']}\n" for r in COHORT_MEMBERS if r["cohort_id"] == 1001)
+    lab.load("mixpanel-members", write("cohort_1001.csv", one), cohort="1001", as_of="2026-01-01")
+    assert q("SELECT c.name, m.distinct_id FROM mp_cohort_members m JOIN mp_cohort_snapshots s USING (snapshot_id) "
+             "JOIN mp_cohorts c USING (cohort_id)") == [("Power Users", "u-1"), ("Power Users", "u-2")]
