@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cohortlab.loaders.airbyte import DATA as AIRBYTE_DATA, PREFIX as AIRBYTE_PREFIX
+from cohortlab.loaders.connectors import DATA as AIRBYTE_DATA, PREFIX as AIRBYTE_PREFIX
 from cohortlab.loaders.base import FileContext
 from cohortlab.pipeline import sql_ident
 

@@ -49,7 +49,7 @@ from typing import Any, ClassVar, Iterable
 
 from cohortlab.engines.base import Engine
 from cohortlab.errors import LoadError, SettingsError, StrictLoadError, is_interrupt, more_memory_advice
-from cohortlab.loaders.airbyte import airbyte_hint
+from cohortlab.loaders.connectors import connector_hint
 from cohortlab.loaders.files import (
     MAX_INVALID_UTF8_LINES,
     MAX_LINE_SIZE,
@@ -98,7 +98,7 @@ class FileResult:
     # a loader sets this when every record of the file was quarantined and the file is still what
     # the kind reads (a cohort sync export whose rows all remove a member): no "is this a ... file?"
     all_quarantined_is_expected: bool = False
-    # what the records look like when every one was quarantined (:func:`_wrapped_records_hint`),
+    # what the records are when every one was quarantined (:func:`_wrapped_records_hint`),
     # said in the report's "is this a ... file?" warning
     all_quarantined_hint: str = ""
     # what the user should look at although the file loaded (each names the file); with
@@ -678,10 +678,11 @@ class Loader(ABC):
 
 def _wrapped_records_hint(engine: Engine, load_id: int, kind: str) -> str:
     """What to add to the "every record was quarantined" warning of load ``load_id`` when its
-    records are in Airbyte's envelope (:func:`cohortlab.loaders.airbyte.airbyte_hint`, on its
-    first quarantined record's stored text); else nothing."""
+    records are what a connector or Data Pipelines wrote for another kind
+    (:func:`cohortlab.loaders.connectors.connector_hint`, on its first quarantined record's
+    stored text); else nothing."""
     rows = engine.query_rows("SELECT raw FROM rejects WHERE load_id = ? ORDER BY line LIMIT 1", [load_id])
-    return airbyte_hint(rows[0][0] if rows else None, kind)
+    return connector_hint(rows[0][0] if rows else None, kind)
 
 
 def _literal_warning(ctx: FileContext) -> str:

@@ -6,7 +6,7 @@ Ids (``id``, ``project_id``) may be numbers or strings and are stored as text. `
 ``"YYYY-MM-DD HH:MM:SS"`` in UTC (ISO with ``T``/offset also accepted; other values → NULL).
 ``is_visible`` accepts 0/1, booleans and "true"/"false". Airbyte's ``cohorts`` stream holds the
 same objects; in Airbyte's envelope (``{"_airbyte_ab_id", ..., "_airbyte_data": {...}}``) each
-is read from its ``_airbyte_data`` (:mod:`cohortlab.loaders.airbyte`). A cohort already in ``mp_cohorts`` with
+is read from its ``_airbyte_data`` (:mod:`cohortlab.loaders.connectors`). A cohort already in ``mp_cohorts`` with
 the same id is replaced (as is a name-only row registered earlier by a members/webhook load with
 the same name); within one file the last row of an id wins, the others count as deduplicated.
 

@@ -27,7 +27,7 @@ from cohortlab.loaders import fast
 from cohortlab.times import parse_naive_utc
 
 from cohortlab.errors import LoadError
-from cohortlab.loaders.airbyte import airbyte_hint
+from cohortlab.loaders.connectors import connector_hint
 from cohortlab.loaders.base import FileContext, container_type_sql, nonblank_sql
 from cohortlab.loaders.files import sniff_json_layout
 
@@ -722,7 +722,7 @@ def _check_engage_stage(ctx: FileContext, st: str) -> None:
             ctx.path,
             f"unrecognised format for {ctx.kind}: expected Engage response pages "
             '({"results": [...]}) or result objects ({"$distinct_id": ..., "$properties": {...}})'
-            + airbyte_hint(first[0][0] if first else None, ctx.kind),
+            + connector_hint(first[0][0] if first else None, ctx.kind),
         )
 
 

@@ -1,4 +1,4 @@
-"""Airbyte's record envelope (cohortlab.loaders.airbyte, docs/loading.md#airbyte).
+"""Airbyte's record envelope (cohortlab.loaders.connectors, docs/loading.md#airbyte).
 
 An Airbyte Mixpanel source's streams, written by a file destination without flattening or kept
 in a raw warehouse table, come wrapped: ``{"_airbyte_ab_id", "_airbyte_emitted_at",
@@ -138,12 +138,40 @@ def test_another_kind_says_the_records_are_in_airbytes_envelope(lab, write):
         lab.load("mixpanel-profiles", write("engage.jsonl", jsonl(v2(r) for r in ENGAGE)))
 
 
-def test_a_file_of_the_wrong_kind_without_an_envelope_says_nothing_of_airbyte(lab, write):
-    r = lab.load("mixpanel-events", write("engage.jsonl", jsonl(ENGAGE)))
+def test_a_file_of_the_wrong_kind_says_nothing_of_connectors(lab, write):
+    """A raw export given as profiles, Engage results as events: nothing a connector wrote."""
+    raw_export = [{"event": "Viewed Page", "properties": {"time": 1623861000, "distinct_id": "u-1"}}]
+    engage = [{"$distinct_id": "u-1", "$properties": {"$email": "ann@example.com"}}]
+    r = lab.load("mixpanel-events", write("engage.jsonl", jsonl(engage)))
     assert len(r.warnings) == 1 and r.warnings[0].endswith("is this a mixpanel-events file?")
     with pytest.raises(LoadError) as e:
-        lab.load("mixpanel-profiles", write("export.jsonl", jsonl(EXPORT)))
-    assert "Airbyte" not in str(e.value)
+        lab.load("mixpanel-profiles", write("export.jsonl", jsonl(raw_export)))
+    assert str(e.value).endswith('({"$distinct_id": ..., "$properties": {...}})')
+
+
+# Data Pipelines' layouts (event_name at the top; a people table keyed distinct_id) and a
+# connector's flattened export, given to the kinds that read the raw export and Engage
+PIPELINE_EVENT = {"event_name": "Signed up", "time": "2026-01-01T10:00:00Z", "distinct_id": "c-1",
+                  "properties": {"plan": "pro"}}
+PEOPLE_ROW = {"distinct_id": "c-1", "properties": {"$email": "ann@example.com"}}
+EVENTS_HINT = "(the records are events with their fields at the top, as a Data Pipelines export or a connector"
+PROFILES_HINT = "(the records are keyed distinct_id, as a Data Pipelines people table or a connector"
+
+
+@pytest.mark.parametrize("records", [[PIPELINE_EVENT], EXPORT], ids=["data_pipelines", "airbyte_flattened"])
+def test_events_with_their_fields_at_the_top_are_named_for_mixpanel_pipeline_events(lab, write, records):
+    r = lab.load("mixpanel-events", write("events.jsonl", jsonl(records)))
+    assert len(r.warnings) == 1 and "is this a mixpanel-events file? " + EVENTS_HINT in r.warnings[0]
+    assert r.warnings[0].endswith("mixpanel-pipeline-events reads them)")
+    with pytest.raises(LoadError, match=r"unrecognised format for mixpanel-profiles: .*events with their fields"):
+        lab.load("mixpanel-profiles", write("events.jsonl", jsonl(records)))
+
+
+def test_a_people_table_given_as_engage_profiles_is_named_for_mixpanel_pipeline_profiles(lab, write):
+    with pytest.raises(LoadError) as e:
+        lab.load("mixpanel-profiles", write("people.jsonl", jsonl([PEOPLE_ROW])))
+    assert PROFILES_HINT in str(e.value) and str(e.value).endswith("mixpanel-pipeline-profiles reads them)")
+    assert "ann@example.com" not in str(e.value)
 
 
 # Airbyte's cohort_members stream: Engage results of every cohort, flattened, with the cohort's id

@@ -1,0 +1,89 @@
+"""What Mixpanel's connectors and Data Pipelines write, where another kind is given their files
+(docs/loading.md#warehouse, #airbyte).
+
+* Airbyte's record envelope is read by the loaders of its Mixpanel source's streams
+  (``mixpanel-pipeline-events``: export, ``mixpanel-pipeline-profiles``: engage,
+  ``mixpanel-cohorts``: cohorts; :func:`cohortlab.loaders._warehouse.airbyte_unwrapped_sql`).
+* The other kinds' messages say what their file holds instead, and which kind reads it
+  (:func:`connector_hint`): records in the envelope; Airbyte's ``cohort_members`` stream; events
+  or profiles as Data Pipelines or a connector (Airbyte, Stitch's tap-mixpanel) write them, their
+  fields at the top of the record.
+
+Airbyte's file destinations (S3, GCS, Azure Blob, local JSON) without flattening, and its raw
+warehouse tables, write each record as ``{"_airbyte_ab_id", "_airbyte_emitted_at",
+"_airbyte_data": {...}}``; from Destinations V2 on as ``{"_airbyte_raw_id",
+"_airbyte_extracted_at", "_airbyte_meta", "_airbyte_generation_id", "_airbyte_data"}``. A raw
+table's JSON column may be unloaded as text (``"_airbyte_data": "{...}"``), Snowflake's in upper
+case (``_AIRBYTE_DATA``). With flattening, the record's fields are the row's own columns beside
+the ``_airbyte_`` ones: no envelope, read as any flattened row.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+PREFIX = "_airbyte_"
+DATA = "_airbyte_data"
+# the kinds whose records are read inside the envelope (the others name them in their errors)
+UNWRAPPING_KINDS = ("mixpanel-pipeline-events", "mixpanel-pipeline-profiles", "mixpanel-cohorts")
+
+_ENVELOPE_START = re.compile(r'^\s*\{\s*"_airbyte_[a-z_]*"\s*:', re.IGNORECASE)
+
+
+def connector_hint(raw: str | None, kind: str) -> str:
+    """What to add to a message about a file of ``kind`` whose records the kind could not read,
+    when ``raw`` (the text of its first such record, maybe cut short) is what a connector or Data
+    Pipelines wrote for another kind: what it is and which kind reads it; else ``""``. Only the
+    record's keys are looked at, never its values, and nothing of it is shown:
+
+    * ``mixpanel-members``: a record of Airbyte's ``cohort_members`` stream (``distinct_id`` and
+      ``cohort_id``, bare or in the envelope): it holds every cohort's members, a snapshot one
+      cohort's;
+    * a record in Airbyte's envelope, given to a kind that does not read inside it;
+    * ``mixpanel-events`` (or a profiles or members kind): an event with its fields at the top
+      and no ``properties`` object (a connector's flattened export), or with Data Pipelines'
+      ``event_name``;
+    * ``mixpanel-profiles``: a profile keyed ``distinct_id``, not ``$distinct_id`` (a Data
+      Pipelines people table, a connector's engage table)."""
+    if not raw:
+        return ""
+    record = _record(raw)
+    keys = set(record) if isinstance(record, dict) else set()
+    if kind == "mixpanel-members" and {"distinct_id", "cohort_id"} <= keys and "$distinct_id" not in keys:
+        return (" (records with distinct_id and cohort_id, as Airbyte's cohort_members stream writes them, hold "
+                "the members of every cohort; a snapshot is one cohort's: save one cohort's distinct_ids as a CSV "
+                "and load that with -o cohort=<its id or name> -o as_of=<when they were read>)")
+    if _ENVELOPE_START.match(raw) and f'"{DATA}"' in raw.lower() and kind not in UNWRAPPING_KINDS:
+        return (" (the records are in Airbyte's envelope, _airbyte_data: an Airbyte Mixpanel source's export, "
+                "engage and cohorts streams load with mixpanel-pipeline-events, mixpanel-pipeline-profiles and "
+                "mixpanel-cohorts, which read it)")
+    lowered = {str(k).lower() for k in keys}
+    events = bool(lowered & {"event_name", "mp_event_name"}) or (
+        "event" in lowered and "properties" not in lowered and bool(lowered & {"distinct_id", "time"}))
+    if events and kind in ("mixpanel-events", "mixpanel-profiles", "mixpanel-members"):
+        return (" (the records are events with their fields at the top, as a Data Pipelines export or a connector "
+                "(Airbyte, Stitch) writes them: mixpanel-pipeline-events reads them)")
+    if kind == "mixpanel-profiles" and "distinct_id" in lowered and "$distinct_id" not in keys \
+            and "results" not in lowered:
+        return (" (the records are keyed distinct_id, as a Data Pipelines people table or a connector (Airbyte, "
+                "Stitch) writes profiles: mixpanel-pipeline-profiles reads them)")
+    return ""
+
+
+def _record(raw: str):
+    """The JSON value of ``raw``, the record inside it when it is in Airbyte's envelope; None when
+    ``raw`` is no JSON (a text cut short)."""
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    if isinstance(value, dict) and value and all(str(k).lower().startswith(PREFIX) for k in value):
+        data = next((v for k, v in value.items() if str(k).lower() == DATA), None)
+        if isinstance(data, str):
+            try:
+                data = json.loads(data)
+            except ValueError:
+                return None
+        return data
+    return value
