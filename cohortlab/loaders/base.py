@@ -98,7 +98,7 @@ class FileResult:
     # a loader sets this when every record of the file was quarantined and the file is still what
     # the kind reads (a cohort sync export whose rows all remove a member): no "is this a ... file?"
     all_quarantined_is_expected: bool = False
-    # what the records are when every one was quarantined (:func:`_wrapped_records_hint`),
+    # what the records are when every one was quarantined (:func:`_all_quarantined_hint`),
     # said in the report's "is this a ... file?" warning
     all_quarantined_hint: str = ""
     # what the user should look at although the file loaded (each names the file); with
@@ -661,7 +661,7 @@ class Loader(ABC):
                 if not result.balanced():
                     raise AssertionError(f"{path}: load counts do not add up: {result}")
                 if result.rows_read and not (result.loaded or result.deduplicated):
-                    result.all_quarantined_hint = _wrapped_records_hint(engine, load_id, self.kind)
+                    result.all_quarantined_hint = _all_quarantined_hint(engine, load_id, self.kind)
                 engine.execute(
                     "INSERT INTO loads VALUES (?, ?, ?, ?, ?::JSON, now()::TIMESTAMP, ?, ?, ?, ?, ?)",
                     [load_id, self.kind, str(path), fp, json.dumps(file_fopts, default=str),
@@ -676,7 +676,7 @@ class Loader(ABC):
         return report
 
 
-def _wrapped_records_hint(engine: Engine, load_id: int, kind: str) -> str:
+def _all_quarantined_hint(engine: Engine, load_id: int, kind: str) -> str:
     """What to add to the "every record was quarantined" warning of load ``load_id`` when its
     records are what a connector or Data Pipelines wrote for another kind
     (:func:`cohortlab.loaders.connectors.connector_hint`, on its first quarantined record's

@@ -6,9 +6,10 @@ Ids (``id``, ``project_id``) may be numbers or strings and are stored as text. `
 ``"YYYY-MM-DD HH:MM:SS"`` in UTC (ISO with ``T``/offset also accepted; other values → NULL).
 ``is_visible`` accepts 0/1, booleans and "true"/"false". Airbyte's ``cohorts`` stream holds the
 same objects; in Airbyte's envelope (``{"_airbyte_ab_id", ..., "_airbyte_data": {...}}``) each
-is read from its ``_airbyte_data`` (:mod:`cohortlab.loaders.connectors`). A cohort already in ``mp_cohorts`` with
-the same id is replaced (as is a name-only row registered earlier by a members/webhook load with
-the same name); within one file the last row of an id wins, the others count as deduplicated.
+is read from its ``_airbyte_data`` (:mod:`cohortlab.loaders.connectors`). A cohort already in
+``mp_cohorts`` with the same id is replaced (as is a name-only row registered earlier by a
+members/webhook load with the same name); within one file the last row of an id wins, the others
+count as deduplicated.
 
 Quarantine reasons: malformed_json, not_an_object, missing_id, missing_name.
 A file with JSON objects none of which has an ``id`` is a LoadError (unrecognised format); an
