@@ -1,8 +1,8 @@
 """Progress of a long command: a line on stderr that counts the tables it has written so far.
 
-``simulate``, ``verify``, ``remedies`` and ``migrate`` write dozens of tables (about 25 for a
-simulation or the four standard migration plans, a hundred for the remedies), for seconds at 1M
-users and minutes at 10M. With ``--progress`` (the default when stderr is a terminal) they show,
+``simulate``, ``verify``, ``remedies``, ``explain`` and ``migrate`` write dozens of tables (about
+25 for a simulation or the four standard migration plans, a hundred for the remedies), and
+``export`` a Parquet file per table, for seconds at 1M users and minutes at 10M. With ``--progress`` (the default when stderr is a terminal) they show,
 while they run, what they are doing, how many steps are done, the time spent and the step
 running now::
 

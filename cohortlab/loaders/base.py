@@ -109,6 +109,13 @@ class FileResult:
     def n_quarantined(self) -> int:
         return sum(self.quarantined.values())
 
+    @property
+    def all_quarantined(self) -> bool:
+        """Records were read and every one was quarantined (none loaded, none a duplicate), and
+        the kind does not expect that (:attr:`all_quarantined_is_expected`): the "is this a ...
+        file?" warning."""
+        return bool(self.rows_read) and not (self.loaded or self.deduplicated or self.all_quarantined_is_expected)
+
     def balanced(self) -> bool:
         return self.rows_read == self.loaded + self.deduplicated + self.n_quarantined
 
@@ -133,7 +140,7 @@ class LoadReport:
     def add(self, path: str, load_id: int, r: FileResult) -> None:
         """Count one loaded file (its load id and :class:`FileResult`) into the report."""
         self.warnings += r.warnings
-        if r.rows_read and not r.loaded and not r.deduplicated and not r.all_quarantined_is_expected:
+        if r.all_quarantined:
             # the most frequent first, ties by name: the same text whatever order the rows came in
             top = sorted(r.quarantined.items(), key=lambda rn: (-rn[1], rn[0]))[:3]
             reasons = ", ".join(f"{reason} {n:,}" for reason, n in top)
@@ -660,7 +667,7 @@ class Loader(ABC):
                     raise LoadError(path, "empty file: no records")
                 if not result.balanced():
                     raise AssertionError(f"{path}: load counts do not add up: {result}")
-                if result.rows_read and not (result.loaded or result.deduplicated):
+                if result.all_quarantined:
                     result.all_quarantined_hint = _all_quarantined_hint(engine, load_id, self.kind)
                 engine.execute(
                     "INSERT INTO loads VALUES (?, ?, ?, ?, ?::JSON, now()::TIMESTAMP, ?, ?, ?, ?, ?)",
