@@ -12,7 +12,8 @@ then be one (:func:`cohortlab.loaders._warehouse.records_sql`; docs/loading.md#w
   ``mp_device_id``: read as those ids); the whole row is then the properties, as it is of any row
   without a ``properties`` column (a connector's flattened record: tap-mixpanel's ``mp_reserved_x``
   columns are read as ``$x`` where ``mp_x`` is absent, in profiles too; Airbyte's
-  ``mparticle_user_id`` is not read, and warned about). A string MPID in a
+  ``mparticle_user_id`` is not read, and warned about, unless the option ``unprefixed=reserved``
+  says that names without "$" are Mixpanel's own: both kinds, docs/loading.md#unprefixed). A string MPID in a
   column that held numbers goes to ``mp_mparticle_user_id_string`` (the pipeline's type-conflict
   rule), read when ``mp_mparticle_user_id`` holds no value. ``time`` is a TIMESTAMP (Parquet), an ISO string (no zone = UTC) or epoch
   seconds/milliseconds (option ``time_unit`` = auto | s | ms, as for ``mixpanel-events``; a time
@@ -116,14 +117,16 @@ def _reserved(key: str) -> str:
 _MPUID_STRING_COL = "mp_mparticle_user_id_string"
 
 
-def _mpuid_value_sql(first: str, p: str) -> str:
+def _mpuid_value_sql(first: str, p: str, plain: str = "FALSE") -> str:
     """The JSON value of ``$mparticle_user_id``: ``first`` (the property or its schematized
     column) when it holds a value, else, in a schematized row, the type-conflict column
     ``mp_mparticle_user_id_string``, else tap-mixpanel's ``mp_reserved_mparticle_user_id``
-    (:func:`_reserved`)."""
+    (:func:`_reserved`), else, when ``plain`` (:func:`_mpuid_plain_sql`) holds, the column
+    ``mparticle_user_id`` (option ``unprefixed=reserved``)."""
     alt, res = _prop(p, _MPUID_STRING_COL), _prop(p, _reserved(MPUID_KEY))
     return (f"CASE WHEN NOT {present_sql(first)} AND NOT has_props AND {present_sql(alt)} THEN {alt} "
-            f"WHEN {_mpuid_reserved_sql(first, p)} THEN {res} ELSE {first} END")
+            f"WHEN {_mpuid_reserved_sql(first, p)} THEN {res} "
+            f"WHEN {plain} THEN {_prop(p, _UNPREFIXED_MPUID)} ELSE {first} END")
 
 
 def _mpuid_reserved_sql(first: str, p: str) -> str:
@@ -131,6 +134,25 @@ def _mpuid_reserved_sql(first: str, p: str) -> str:
     ``properties`` column, whose ``first`` and type-conflict column hold no value)."""
     return (f"(NOT {present_sql(first)} AND NOT has_props AND NOT {present_sql(_prop(p, _MPUID_STRING_COL))} "
             f"AND {present_sql(_prop(p, _reserved(MPUID_KEY)))})")
+
+
+# the name a connector that drops the "$" of Mixpanel's own properties (Airbyte) gives $mparticle_user_id
+_UNPREFIXED_MPUID = MPUID_KEY[1:]
+
+
+def _mpuid_plain_sql(first: str, p: str, ctx: FileContext, *, none_is_null: bool = False) -> str:
+    """SQL BOOLEAN: ``$mparticle_user_id`` is read from the column ``mparticle_user_id``, the
+    name Airbyte gives it: only with the option ``unprefixed=reserved`` (else ``FALSE``), in a
+    row without a ``properties`` column where no other form of the property holds a value.
+    ``none_is_null``: Airbyte's export stream writes every property as Python text, a null as
+    ``None``, which is then no value."""
+    if ctx.options.get("unprefixed") != "reserved":
+        return "FALSE"
+    v = _prop(p, _UNPREFIXED_MPUID)
+    none = (f" AND NOT coalesce(json_type({v}) = 'VARCHAR' AND json_extract_string({v}, '$') = 'None', FALSE)"
+            if none_is_null else "")
+    return (f"(NOT {present_sql(first)} AND NOT has_props AND NOT {present_sql(_prop(p, _MPUID_STRING_COL))} "
+            f"AND NOT {present_sql(_prop(p, _reserved(MPUID_KEY)))} AND {present_sql(v)}{none})")
 
 
 # where a property's JSON-float token is written: the properties' own text when they are a JSON
@@ -141,11 +163,13 @@ _PROPS_TEXT = "coalesce(props_text, src)"
 def _mpuid_sql(prop: str, typ: str, text: str) -> str:
     """``$mparticle_user_id`` as exported text: a JSON float as its exact token, written either
     as the property ``$mparticle_user_id`` (``prop`` present), as the schematized column
-    ``mp_mparticle_user_id``, or as tap-mixpanel's ``mp_reserved_mparticle_user_id`` (the
-    staged boolean ``mp_reserved``: :func:`_mpuid_value_sql`)."""
+    ``mp_mparticle_user_id``, as tap-mixpanel's ``mp_reserved_mparticle_user_id`` (the
+    staged boolean ``mp_reserved``: :func:`_mpuid_value_sql`) or as Airbyte's ``mparticle_user_id``
+    (``mp_plain``: :func:`_mpuid_plain_sql`)."""
     return (f"CASE WHEN {typ} <> 'DOUBLE' THEN {text} "
             f"WHEN {present_sql(prop)} THEN {inline_float_token_sql(_PROPS_TEXT, text, MPUID_KEY)} "
             f"WHEN mp_reserved THEN {inline_float_token_sql('src', text, _reserved(MPUID_KEY), 'folded')} "
+            f"WHEN mp_plain THEN {inline_float_token_sql('src', text, _UNPREFIXED_MPUID, 'folded')} "
             f"ELSE {inline_float_token_sql('src', text, 'mp_mparticle_user_id', 'folded')} END")
 
 
@@ -159,6 +183,21 @@ def _time_sql(tv: str, unit: str) -> str:
             f"WHEN json_type({tv}) = 'VARCHAR' THEN {text} END")
 
 
+UNPREFIXED = ("custom", "reserved")
+
+
+def _pop_unprefixed(kind: str, opts: dict[str, Any]) -> dict[str, str]:
+    """The option ``unprefixed`` taken out of ``opts``: what a property name without "$" is in a
+    row without a ``properties`` column. ``custom`` (the default): a custom property, kept as
+    such. ``reserved``: also Mixpanel's own property of that name where no other form of it holds
+    a value, as Airbyte writes them (it drops the "$"). {} for the default, so that the
+    fingerprints of files loaded before the option existed stay theirs."""
+    value = str(opts.pop("unprefixed", "custom")).strip().lower()
+    if value not in UNPREFIXED:
+        raise ValueError(f"{kind}: unprefixed must be custom or reserved, got {value!r}")
+    return {"unprefixed": value} if value == "reserved" else {}
+
+
 class MixpanelPipelineEventsLoader(Loader):
     kind = "mixpanel-pipeline-events"
     description = "Data Pipelines events, JSON or Parquet"
@@ -170,10 +209,11 @@ class MixpanelPipelineEventsLoader(Loader):
         if props not in ("all", "none"):
             raise ValueError(f"{self.kind}: properties must be all or none, got {props!r}")
         mappings = opts.pop("identity_mappings", None)
+        unprefixed = _pop_unprefixed(self.kind, opts)
         if opts:
             raise ValueError(f"{self.kind}: unknown option(s) {sorted(opts)}; known: time_unit, properties, "
-                             "identity_mappings")
-        out: dict[str, Any] = {"time_unit": unit, "properties": props}
+                             "identity_mappings, unprefixed")
+        out: dict[str, Any] = {"time_unit": unit, "properties": props, **unprefixed}
         if mappings not in (None, ""):
             files = expand_paths(mappings)
             out["identity_mappings"] = [str(p) for p in files]
@@ -269,7 +309,8 @@ class MixpanelPipelineEventsLoader(Loader):
         p = "props"
         tv = f"CASE WHEN {present_sql('v[5]')} THEN v[5] ELSE {_prop(p, 'time')} END"
         mp_first = f"CASE WHEN {present_sql(_prop(p, '$mparticle_user_id'))} THEN {_prop(p, '$mparticle_user_id')} ELSE v[10] END"
-        mp_v = _mpuid_value_sql(mp_first, p)
+        plain = _mpuid_plain_sql(mp_first, p, ctx, none_is_null=True)
+        mp_v = _mpuid_value_sql(mp_first, p, plain)
         return f"""
             WITH rec AS (
                 SELECT line, raw, j, src, folded, j IS NULL AS malformed,
@@ -298,9 +339,9 @@ class MixpanelPipelineEventsLoader(Loader):
                        {_ident('v[9]', 'insert_id', p, '$insert_id')} AS insert_id,
                        {_ident('v[6]', 'distinct_id', p, 'distinct_id')} AS did,
                        {mp_v} AS mp_v, {_prop(p, '$mparticle_user_id')} AS mp_prop,
-                       {_mpuid_reserved_sql(mp_first, p)} AS mp_reserved,
+                       {_mpuid_reserved_sql(mp_first, p)} AS mp_reserved, {plain} AS mp_plain,
                        -- Airbyte's flattened export names $mparticle_user_id so (its warning)
-                       NOT has_props AND {present_sql(_prop(p, 'mparticle_user_id'))} AS mp_unprefixed
+                       NOT has_props AND {present_sql(_prop(p, _UNPREFIXED_MPUID))} AS mp_unprefixed
                 FROM p
             ),
             g AS (
@@ -331,7 +372,10 @@ def _unprefixed_mpuid_warning(ctx: FileContext, st: str) -> list[str]:
     (nor its ``mp_`` column) but rows without a ``properties`` column hold ``mparticle_user_id``:
     an Airbyte Mixpanel export, which flattens the properties into the row and drops their "$"
     (a custom ``mparticle_user_id`` property would be ``_mparticle_user_id`` there). Its value is
-    not read as the event's MPID, so the event identity rule finds none; the name only, never values."""
+    not read as the event's MPID (unless the option ``unprefixed=reserved`` says so: no warning
+    then), so the event identity rule finds none; the name only, never values."""
+    if ctx.options.get("unprefixed") == "reserved":
+        return []
     (n, first), = ctx.engine.query_rows(
         f"SELECT count(*) FILTER (WHERE mp_unprefixed), min(line) FILTER (WHERE mp_unprefixed) FROM {st} "
         f"WHERE reason IS NULL AND NOT EXISTS (SELECT 1 FROM {st} WHERE reason IS NULL AND mp_type IS NOT NULL)")
@@ -339,9 +383,10 @@ def _unprefixed_mpuid_warning(ctx: FileContext, st: str) -> list[str]:
         return []
     return [f"{ctx.path}: no event holds $mparticle_user_id (or mp_mparticle_user_id), but {n:,} event(s) "
             f"without a properties column hold mparticle_user_id (the first on line {first}): a connector's "
-            f"flattened export (Airbyte drops the \"$\" of every property)? It is kept as a plain property, so "
-            f"these events carry no MPID for the event identity rule; load the raw export (mixpanel-events) "
-            f"or a Data Pipelines export instead"]
+            f"flattened export (Airbyte drops the \"$\" of Mixpanel's own properties)? It is kept as a plain "
+            f"property, so these events carry no MPID for the event identity rule; if the project has no custom "
+            f"property of that name, load the file again into a new database with -o unprefixed=reserved to "
+            f"read it as $mparticle_user_id"]
 
 
 class MixpanelPipelineProfilesLoader(ProfileUpserts, AsOfOnly, Loader):
@@ -350,13 +395,27 @@ class MixpanelPipelineProfilesLoader(ProfileUpserts, AsOfOnly, Loader):
     kind = "mixpanel-pipeline-profiles"
     description = "Data Pipelines profiles, JSON or Parquet"
 
+    def validate_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        opts = dict(options)
+        unprefixed = _pop_unprefixed(self.kind, opts)
+        unknown = sorted(set(opts) - {"as_of"})
+        if unknown:
+            raise ValueError(f"{self.kind}: unknown option(s) {unknown}; known: as_of, unprefixed")
+        return {**super().validate_options(opts), **unprefixed}
+
     def load_file(self, ctx: FileContext) -> FileResult:
         eng = ctx.engine
         st = f"_mp_pl_pr_{ctx.load_id}"
         p = "props"
+        plain_names = ctx.options.get("unprefixed") == "reserved"
 
-        def prop(key: str) -> str:  # the property, or its schematized column (``$x`` -> ``mp_x``), or tap-mixpanel's
-            return f"coalesce({_prop(p, key)}, {_prop(p, _schematized(key))}, {_prop(p, _reserved(key))})"
+        def prop(key: str) -> str:
+            """The property, or its schematized column (``$x`` -> ``mp_x``), or tap-mixpanel's, or
+            (``unprefixed=reserved``, a row without ``properties``) its name without "$"."""
+            forms = [_prop(p, key), _prop(p, _schematized(key)), _prop(p, _reserved(key))]
+            if plain_names:
+                forms.append(f"CASE WHEN NOT has_props THEN {_prop(p, key[1:])} END")
+            return f"coalesce({', '.join(forms)})"
 
         def mp_first() -> str:  # ``$mparticle_user_id`` or its schematized column, before the others
             return f"coalesce({_prop(p, MPUID_KEY)}, {_prop(p, _schematized(MPUID_KEY))})"
@@ -381,8 +440,9 @@ class MixpanelPipelineProfilesLoader(ProfileUpserts, AsOfOnly, Loader):
                 FROM v
             ),
             f AS (
-                SELECT *, {_mpuid_value_sql(mp_first(), p)} AS mp_v,
+                SELECT *, {_mpuid_value_sql(mp_first(), p, _mpuid_plain_sql(mp_first(), p, ctx))} AS mp_v,
                        {_mpuid_reserved_sql(mp_first(), p)} AS mp_reserved,
+                       {_mpuid_plain_sql(mp_first(), p, ctx)} AS mp_plain,
                        {_prop(p, '$mparticle_user_id')} AS mp_prop FROM p
             ),
             g AS (
@@ -425,7 +485,10 @@ def _unprefixed_warning(ctx: FileContext, st: str) -> list[str]:
     kind reads (``$email``, ``$phone``, ``$created``, ``$last_seen``, ``$mparticle_user_id`` or
     their ``mp_`` columns) but some hold them without the prefix: the file is not a Data
     Pipelines people table (a connector's flattened Engage records?), and those values stay
-    plain properties (no email, last seen or MPID); names only, never values."""
+    plain properties (no email, last seen or MPID), unless the option ``unprefixed=reserved``
+    reads them (no warning then); names only, never values."""
+    if ctx.options.get("unprefixed") == "reserved":
+        return []
     read_any = ctx.engine.query_rows(
         f"SELECT EXISTS (SELECT 1 FROM {st} WHERE reason IS NULL AND (coalesce(email, phone) IS NOT NULL "
         f"OR created IS NOT NULL OR last_seen IS NOT NULL OR mp_type IS NOT NULL))")[0][0]
@@ -439,7 +502,9 @@ def _unprefixed_warning(ctx: FileContext, st: str) -> list[str]:
     return [f"{ctx.path}: no record holds a profile property this kind reads ($email, $last_seen, "
             f"$mparticle_user_id, … or their mp_ columns), but records hold {', '.join(keys)} without "
             f"the prefix: kept as plain properties, so these profiles have no email, last seen or MPID "
-            f"(is this a Data Pipelines people table? Engage exports load with mixpanel-profiles)"]
+            f"(a connector's flattened Engage records? Airbyte drops the \"$\" of Mixpanel's own properties); "
+            f"if the project has no custom property of these names, load the file with -o unprefixed=reserved "
+            f"to read them as Mixpanel's"]
 
 
 __all__ = ["MixpanelPipelineEventsLoader", "MixpanelPipelineProfilesLoader", "is_parquet"]

@@ -220,6 +220,7 @@ def test_flattened_engage_records_loaded_as_pipeline_profiles_warn(lab, q, write
     assert len(r.warnings) == 1
     assert r.warnings[0].startswith(f"{flat}: no record holds a profile property this kind reads")
     assert "records hold email, last_seen, mparticle_user_id without the prefix" in r.warnings[0]
+    assert r.warnings[0].endswith("load the file with -o unprefixed=reserved to read them as Mixpanel's")
     said = r.warnings[0][len(str(flat)):]  # after the file's name, which holds pytest's folder number
     assert "ann@example.com" not in said and "123" not in said
     mixed = write("mixed.jsonl", jsonl(
@@ -237,7 +238,7 @@ def test_connector_flattened_records_keep_their_ids_and_properties(lab, q, write
     columns are read as the ``$`` properties (two events of one user in one second were one,
     de-duplicated without their insert ids, and their MPID was lost), in profiles too; Airbyte's
     ``mparticle_user_id`` is not read as the MPID (a custom property may be so named) but warned
-    about, as flattened Engage records are (audit 135)."""
+    about, as flattened Engage records are (audit 135), the warning naming ``-o unprefixed=reserved``."""
     mpid = "-7346244611012968789"
     stitch = {"event": "Viewed E-commerce Page", "time": "2021-06-16T16:28:00.000000Z",
               "distinct_id": "1d694fd9-31a5-4b99-9eef-ae63112063ed", "mp_reserved_browser": "Chrome",
@@ -258,6 +259,7 @@ def test_connector_flattened_records_keep_their_ids_and_properties(lab, q, write
         ("a-1", None, "Chrome")]
     assert len(r.warnings) == 1 and r.warnings[0].startswith(f"{a}: no event holds $mparticle_user_id")
     assert "1 event(s) without a properties column hold mparticle_user_id (the first on line 1)" in r.warnings[0]
+    assert "load the file again into a new database with -o unprefixed=reserved" in r.warnings[0]
     assert mpid not in r.warnings[0]
     engage = write("stitch_engage.jsonl", jsonl(
         {"distinct_id": "48342", "mp_reserved_email": "ann@example.com", "mp_reserved_last_seen": "2022-09-01T10:00:00",
@@ -266,6 +268,57 @@ def test_connector_flattened_records_keep_their_ids_and_properties(lab, q, write
     assert r.warnings == []
     assert q("SELECT distinct_id, email, last_seen, mparticle_user_id FROM mp_profiles") == [
         ("48342", "ann@example.com", datetime(2022, 9, 1, 10), mpid)]
+
+
+def test_unprefixed_reserved_reads_airbytes_names_as_mixpanels_own(lab, q, write, balanced):
+    """Airbyte drops the "$" of Mixpanel's own properties (its export stream also writes every
+    value as Python text, a null as ``None``; its engage stream keeps the values' JSON types).
+    With ``-o unprefixed=reserved`` the names without "$" of a row without ``properties`` are read
+    as those properties where no other form of them holds a value: ``mparticle_user_id`` as the
+    MPID (exact, a JSON float with its token), ``email``, ``phone``, ``created``, ``last_seen``;
+    ``None`` is no value; no warning. A row with a ``properties`` object is read as before."""
+    mpid = "-7346244611012968789"
+    row = {"event": "Browse", "time": "2021-06-16T16:28:00+00:00", "browser": "Chrome"}
+    events = write("airbyte_export.jsonl", jsonl(
+        {**row, "distinct_id": "u-1", "insert_id": "a-1", "mparticle_user_id": mpid},
+        {**row, "distinct_id": "u-2", "insert_id": "a-2", "mparticle_user_id": "None"},
+        # the custom property beside the reserved one: Airbyte names the custom one _mparticle_user_id
+        {**row, "distinct_id": "u-3", "insert_id": "a-3", "mparticle_user_id": "42", "_mparticle_user_id": "7"},
+        {**row, "distinct_id": "u-4", "insert_id": "a-4", "mp_reserved_mparticle_user_id": "5", "mparticle_user_id": "6"},
+        {"event_name": "Browse", "time": 1767261600, "distinct_id": "u-5", "insert_id": "a-5",
+         "properties": {"mparticle_user_id": "8"}},
+        '{"event": "Browse", "time": 1767261600, "distinct_id": "u-6", "insert_id": "a-6", "mparticle_user_id": 1.20e18}'))
+    r = balanced(lab.load(EVENTS, events, unprefixed="reserved"))
+    assert (r.loaded, r.warnings) == (6, [])
+    assert q("SELECT distinct_id, mparticle_user_id FROM mp_events ORDER BY 1") == [
+        ("u-1", mpid), ("u-2", None), ("u-3", "42"), ("u-4", "5"), ("u-5", None), ("u-6", "1.20e18")]
+    assert q("SELECT json_type(properties, '$.\"$mparticle_user_id\"') FROM mp_events WHERE distinct_id = 'u-6'") == [
+        ("DOUBLE",)]  # a JSON float stays one: precision_loss_form json_float
+    people = write("airbyte_engage.jsonl", jsonl(
+        {"distinct_id": "p-1", "email": "ann@example.com", "last_seen": "2023-01-01T10:00:00+00:00",
+         "created": "2022-05-01T00:00:00", "phone": "+4799999999", "mparticle_user_id": BIG, "name": "Ann"},
+        {"distinct_id": "p-2", "mp_reserved_email": "bo@example.com", "email": "other@example.com"},
+        {"distinct_id": "p-3", "properties": {"email": "cy@example.com", "mparticle_user_id": "9"}}))
+    r = balanced(lab.load(PROFILES, people, unprefixed="reserved"))
+    assert r.warnings == []
+    assert q("SELECT distinct_id, email, phone, created, last_seen, mparticle_user_id FROM mp_profiles ORDER BY 1") == [
+        ("p-1", "ann@example.com", "+4799999999", datetime(2022, 5, 1), datetime(2023, 1, 1, 10), str(BIG)),
+        ("p-2", "bo@example.com", None, None, None, None),
+        ("p-3", None, None, None, None, None)]
+
+
+def test_unprefixed_is_custom_or_reserved_and_custom_is_the_default(lab, write):
+    """The default (``custom``) reads as before the option existed: said or not, the same
+    fingerprint, so the file is not loaded twice; ``reserved`` shapes other rows: loaded again."""
+    people = write("engage.jsonl", jsonl({"distinct_id": "p-1", "email": "ann@example.com"}))
+    assert lab.load(PROFILES, people).loaded == 1
+    assert lab.load(PROFILES, people, unprefixed="custom").skipped == [str(people)]
+    assert lab.load(PROFILES, people, unprefixed="Reserved").loaded == 1
+    for kind in (EVENTS, PROFILES):
+        with pytest.raises(ValueError, match=f"{kind}: unprefixed must be custom or reserved, got 'yes'"):
+            lab.load(kind, people, unprefixed="yes")
+    with pytest.raises(ValueError, match="known: as_of, unprefixed"):
+        lab.load(PROFILES, people, asof="2026-02-01")
 
 
 def test_pipeline_profiles_take_the_export_time_as_of(lab, q, write):
