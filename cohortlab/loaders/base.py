@@ -542,6 +542,12 @@ class Loader(ABC):
     @abstractmethod
     def load_file(self, ctx: FileContext) -> FileResult: ...
 
+    def all_quarantined_note(self, result: FileResult) -> str:
+        """What this kind adds to the "every record was quarantined" warning of a file, told by
+        its quarantine reasons (``result.quarantined``); "" (the default) leaves it to what a
+        connector's records are (:func:`_all_quarantined_hint`)."""
+        return ""
+
     def begin(self, engine: Engine) -> None:
         """Called inside the load's transaction before the first file (default: nothing)."""
 
@@ -668,7 +674,8 @@ class Loader(ABC):
                 if not result.balanced():
                     raise AssertionError(f"{path}: load counts do not add up: {result}")
                 if result.all_quarantined:
-                    result.all_quarantined_hint = _all_quarantined_hint(engine, load_id, self.kind)
+                    result.all_quarantined_hint = (self.all_quarantined_note(result)
+                                                   or _all_quarantined_hint(engine, load_id, self.kind))
                 engine.execute(
                     "INSERT INTO loads VALUES (?, ?, ?, ?, ?::JSON, now()::TIMESTAMP, ?, ?, ?, ?, ?)",
                     [load_id, self.kind, str(path), fp, json.dumps(file_fopts, default=str),

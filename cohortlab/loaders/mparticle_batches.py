@@ -140,6 +140,15 @@ class MParticleBatchesLoader(Loader):
     kind = "mparticle-batches"
     description = "Events API batches (one, a bulk array, or JSONL)"
 
+    def all_quarantined_note(self, result: FileResult) -> str:
+        """Every batch quarantined ``missing_mpid``: batches as sent to mParticle's Events API,
+        which names the user by ``user_identities`` only (its docs: ``mpid`` optional)."""
+        if set(result.quarantined) != {"missing_mpid"}:
+            return ""
+        return (" (no batch carries an mpid: a batch sent to mParticle's Events API may name its user by "
+                "user_identities only, and mParticle finds or assigns the MPID; cohortlab applies batches to "
+                "profiles by MPID, as mParticle's event outputs (S3, GCS) forward them with it)")
+
     def load_file(self, ctx: FileContext) -> FileResult:
         tmp = Temp(ctx)
         result = self._load(ctx, tmp)

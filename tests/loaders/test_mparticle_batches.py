@@ -383,6 +383,30 @@ def test_bad_batches_are_quarantined(lab, q, write):
     assert q("SELECT mpid FROM mpa_profiles") == [(1,), (8,)]
 
 
+def test_batches_as_sent_to_the_events_api_without_an_mpid_are_named_so(lab, q, write):
+    """A batch sent to mParticle's Events API may name its user by user_identities only (its JSON
+    reference: mpid optional; its "Master Sample" has none): quarantined missing_mpid, and when
+    every batch of the file is, the warning says why, not only "is this a mparticle-batches file?".
+    A file whose batches fail for other reasons too gets no such note."""
+    sent = {"events": [{"data": {"event_name": "Purchase", "timestamp_unixtime_ms": 1767225600000},
+                        "event_type": "custom_event"}],
+            "user_identities": {"customerid": "cust-1", "email": "ann@example.com"},
+            "environment": "production", "device_info": {"ios_idfv": "07d2d1c7-1a2b"}}
+    p = write("api_batches.jsonl", jsonl(sent, {**sent, "user_identities": {"customerid": "cust-2"}}))
+    r = lab.load(KIND, p)
+    assert (r.loaded, dict(r.quarantined)) == (0, {"missing_mpid": 2})
+    assert r.warnings == [
+        f"{p}: every record was quarantined (2: missing_mpid 2); is this a mparticle-batches file? (no batch "
+        "carries an mpid: a batch sent to mParticle's Events API may name its user by user_identities only, and "
+        "mParticle finds or assigns the MPID; cohortlab applies batches to profiles by MPID, as mParticle's event "
+        "outputs (S3, GCS) forward them with it)"]
+    mixed = write("mixed.jsonl", jsonl(sent, {"mpid": "abc"}))
+    r = lab.load(KIND, mixed)
+    assert dict(r.quarantined) == {"missing_mpid": 1, "invalid_mpid": 1}
+    assert r.warnings == [f"{mixed}: every record was quarantined (2: invalid_mpid 1, missing_mpid 1); "
+                          "is this a mparticle-batches file?"]
+
+
 def test_a_time_outside_the_years_1_to_9999_is_no_time(lab, q, write):
     # an event time beyond BIGINT failed the whole load with a cast error, one of year 10000 was
     # stored and failed every reader of the column (audit 110): such a batch has no time
