@@ -503,8 +503,8 @@ def _unprefixed_warning(ctx: FileContext, st: str) -> list[str]:
             f"$mparticle_user_id, … or their mp_ columns), but records hold {', '.join(keys)} without "
             f"the prefix: kept as plain properties, so these profiles have no email, last seen or MPID "
             f"(a connector's flattened Engage records? Airbyte drops the \"$\" of Mixpanel's own properties); "
-            f"if the project has no custom property of these names, load the file with -o unprefixed=reserved "
-            f"to read them as Mixpanel's"]
+            f"if the project has no custom property of these names, load the file into a new database with "
+            f"-o unprefixed=reserved to read them as Mixpanel's"]
 
 
 __all__ = ["MixpanelPipelineEventsLoader", "MixpanelPipelineProfilesLoader", "is_parquet"]

@@ -220,7 +220,8 @@ def test_flattened_engage_records_loaded_as_pipeline_profiles_warn(lab, q, write
     assert len(r.warnings) == 1
     assert r.warnings[0].startswith(f"{flat}: no record holds a profile property this kind reads")
     assert "records hold email, last_seen, mparticle_user_id without the prefix" in r.warnings[0]
-    assert r.warnings[0].endswith("load the file with -o unprefixed=reserved to read them as Mixpanel's")
+    assert r.warnings[0].endswith(
+        "load the file into a new database with -o unprefixed=reserved to read them as Mixpanel's")
     said = r.warnings[0][len(str(flat)):]  # after the file's name, which holds pytest's folder number
     assert "ann@example.com" not in said and "123" not in said
     mixed = write("mixed.jsonl", jsonl(
