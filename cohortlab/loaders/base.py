@@ -345,6 +345,9 @@ class FileContext:
     # read the file's text through a copy whose lone surrogate escapes are written as text
     # (:mod:`cohortlab.loaders.surrogates`): a first attempt met one
     literal_surrogates: bool = False
+    # read the file's text through a copy whose top-level arrays are one
+    # (:mod:`cohortlab.loaders.joined_arrays`): a first attempt met several, one after another
+    joined_arrays: bool = False
 
     def line_sql(self, k: str) -> str:
         """SQL: the physical line number of the k-th line read (``k`` an SQL expression),
@@ -366,9 +369,15 @@ class FileContext:
     def text_path(self, csv: bool = False) -> Path:
         """The file whose lines the readers read: the file itself, or, when its line ends are
         mixed (:attr:`normalise`), its LF copy (:mod:`cohortlab.loaders.line_ends`; ``csv``:
-        line ends inside quoted fields kept). Names in tables and errors stay :attr:`path`."""
+        line ends inside quoted fields kept), read through its copies with lone surrogates as
+        text (:attr:`literal_surrogates`) and with its arrays joined (:attr:`joined_arrays`).
+        Names in tables and errors stay :attr:`path`."""
         path = self._lines_path(csv)
-        return self.copies.literal(path)[0] if self.literal_surrogates and not csv else path
+        if csv:
+            return path
+        if self.literal_surrogates:
+            path = self.copies.literal(path)[0]
+        return self.copies.joined(path)[0] if self.joined_arrays else path
 
     def _lines_path(self, csv: bool = False) -> Path:
         """The file, or its LF copy when its line ends are mixed: what a lone surrogates copy is
@@ -561,46 +570,42 @@ class Loader(ABC):
         load (:class:`StrictLoadError`), which then changes nothing."""
         left_out: list[tuple[Path, Path]] = []
         files = expand_paths(paths, not_read=left_out)
-        bad_lines: dict[Path, list[tuple[int, bytes]]] = {}
-        mixed: set[Path] = set()  # read through an LF copy although the scan did not say so (gzip)
-        literal: set[Path] = set()  # read with their lone surrogate escapes written as text
-        copies = TextCopies()
+        reads = _Reads()
         try:
-            report = self._load_retrying(engine, files, progress, strict, bad_lines, mixed, literal, copies)
+            report = self._load_retrying(engine, files, progress, strict, reads)
         finally:
-            copies.close()
+            reads.copies.close()
         # said, never silently: named relative to their folder (to the folder given, when several)
         several = len({d for d, _ in left_out}) > 1
         report.not_read = [str(f.relative_to(d.parent if several else d)) for d, f in left_out]
         return report
 
     def _load_retrying(self, engine: Engine, files: list[Path], progress: bool, strict: bool,
-                       bad_lines: dict[Path, list[tuple[int, bytes]]], mixed: set[Path], literal: set[Path],
-                       copies: TextCopies) -> LoadReport:
+                       reads: _Reads) -> LoadReport:
         while True:
             try:
-                return self._load_once(engine, files, progress, strict, bad_lines, mixed, literal, copies)
+                return self._load_once(engine, files, progress, strict, reads)
             except _MixedLineEnds as e:
                 # DuckDB's line reader refused the file (a gzip file whose line ends are mixed:
                 # the scan counts only plain files): load again (the failed attempt was rolled
                 # back) reading it through its LF copy; refused again, the file is unreadable
-                if e.file in mixed:
+                if e.file in reads.mixed:
                     raise LoadError(e.path, "its lines cannot be read, even with every line end made an LF "
                                             "(DuckDB's CSV reader: \"the CSV Parser state machine reached "
                                             "an invalid state\")") from None
-                mixed.add(e.file)
+                reads.mixed.add(e.file)
             except _LoneSurrogates as e:
                 # a lone surrogate escape (DuckDB refuses the document, or its JSONL line): load
                 # again (the failed attempt was rolled back) reading the file through a copy with
                 # those escapes written as text; refused again, the error stands
-                if e.file in literal:
+                if e.file in reads.literal:
                     raise LoadError(e.path, e.reason) from None
-                literal.add(e.file)
+                reads.literal.add(e.file)
             except _InvalidUtf8 as e:
                 # a JSONL file with invalid UTF-8 (DuckDB refuses the whole file): find those
                 # lines, and load again (the failed attempt was rolled back) quarantining them
-                text = copies.existing(e.file) or e.file  # numbered as the loader reads the lines
-                if e.file in bad_lines or not is_jsonl(text):
+                text = reads.copies.existing(e.file) or e.file  # numbered as the loader reads the lines
+                if e.file in reads.bad_lines or not is_jsonl(text):
                     raise LoadError(e.path, e.reason) from None
                 found = invalid_utf8_lines(text)
                 if not found:
@@ -608,11 +613,15 @@ class Loader(ABC):
                 if len(found) > MAX_INVALID_UTF8_LINES:
                     raise LoadError(e.path, f"{len(found):,}+ lines are not valid UTF-8 (first: line {found[0][0]}): "
                                             "the file is not UTF-8 encoded; convert it (e.g. iconv -f latin1 -t utf-8)") from None
-                bad_lines[e.file] = found
+                reads.bad_lines[e.file] = found
+            except _JoinedArrays as e:
+                # several top-level arrays one after another, which DuckDB refuses: load again
+                # (the failed attempt was rolled back) reading the file through a copy that is
+                # one array of their elements (made when the error was met)
+                reads.joined.add(e.file)
 
     def _load_once(self, engine: Engine, files: list[Path], progress: bool, strict: bool,
-                   bad_lines: dict[Path, list[tuple[int, bytes]]], mixed: set[Path], literal: set[Path],
-                   copies: TextCopies) -> LoadReport:
+                   reads: _Reads) -> LoadReport:
         report = LoadReport(self.kind)
         iterator: Iterable[Path] = files
         if progress:
@@ -632,40 +641,42 @@ class Loader(ABC):
                     report.skipped.append(str(path))
                     continue
                 load_id = int(engine.query_rows("SELECT nextval('load_id_seq')")[0][0])
-                bad = bad_lines.get(path, [])
+                bad = reads.bad_lines.get(path, [])
                 ctx = FileContext(engine, path, load_id, self.kind, {**self.options, **extra},
                                   [n for n, _ in bad], scan,
-                                  normalise=scan.mixed_eol or path in mixed, copies=copies,
-                                  literal_surrogates=path in literal)
+                                  normalise=scan.mixed_eol or path in reads.mixed, copies=reads.copies,
+                                  literal_surrogates=path in reads.literal, joined_arrays=path in reads.joined)
                 try:
                     result = self.load_file(ctx)
                 except LoadError as e:
-                    if type(e) is LoadError and path not in literal and first_lone_surrogate(ctx.text_path()):
+                    if type(e) is LoadError and path not in reads.literal and first_lone_surrogate(ctx.text_path()):
                         # a record the loader could not read for a lone surrogate escape (a
                         # page's filter_by_cohort): again, read with those escapes as text
                         raise _LoneSurrogates(path, e.reason) from None
                     # an error found in the file's LF copy names the file (docs/loading#line-numbers)
-                    if type(e) is LoadError and e.path in _copy_names(copies, path):
+                    if type(e) is LoadError and e.path in _copy_names(reads.copies, path):
                         raise LoadError(path, e.reason, line=e.line) from None
                     raise
                 except Exception as e:  # engine errors: name the file
                     if is_interrupt(e):  # Ctrl-C during a query: not a problem of the file
                         raise
                     message = _clean_engine_error(e)
-                    for copy in _copy_names(copies, path):
+                    for copy in _copy_names(reads.copies, path):
                         message = message.replace(copy, str(path))
                     if "invalid UTF-8" in message:
                         raise _InvalidUtf8(path, message) from e
                     if "state machine reached an invalid state" in message:
                         raise _MixedLineEnds(path, message) from e
-                    if "surrogate" in message and path not in literal:
+                    if "surrogate" in message and path not in reads.literal:
                         raise _LoneSurrogates(path, message) from e
+                    if "malformed JSON" in message and path not in reads.joined and _arrays_one_after_another(ctx):
+                        raise _JoinedArrays(path, message) from e
                     raise LoadError(path, message) from e
-                if result.quarantined.get("malformed_json") and path not in literal \
+                if result.quarantined.get("malformed_json") and path not in reads.literal \
                         and first_lone_surrogate(ctx.text_path()) is not None:
                     # JSONL lines refused for a lone surrogate escape (each quarantined): again, read so
                     raise _LoneSurrogates(path, "a lone surrogate escape")
-                if path in literal:
+                if path in reads.literal:
                     result.warnings.append(_literal_warning(ctx))
                 if bad:
                     _quarantine_invalid_utf8(ctx, bad, result)
@@ -729,6 +740,41 @@ class _LoneSurrogates(LoadError):
     def __init__(self, path: Path, reason: str):
         super().__init__(path, reason)
         self.file = path
+
+
+class _JoinedArrays(LoadError):
+    """A JSON file holds several top-level arrays one after another, which DuckDB's JSON reader
+    refuses (internal: Loader.load retries reading it through a copy that is one array:
+    :mod:`cohortlab.loaders.joined_arrays`)."""
+
+    def __init__(self, path: Path, reason: str):
+        super().__init__(path, reason)
+        self.file = path
+
+
+def _arrays_one_after_another(ctx: FileContext) -> bool:
+    """Whether the text ``ctx`` reads is several top-level JSON arrays one after another (asked
+    after a malformed-JSON error only): its copy with them joined is then made, for the retry."""
+    text = ctx.text_path()
+    try:
+        if sniff_json_layout(text) != "array":
+            return False
+    except LoadError:
+        return False
+    return ctx.copies.joined(text)[1] is not None
+
+
+@dataclass
+class _Reads:
+    """How each file of one ``load()`` call is read, learnt from failed attempts (each retried,
+    the attempt rolled back), and the copies read instead of files (:class:`TextCopies`)."""
+
+    # lines that are not UTF-8, by file (quarantined invalid_utf8)
+    bad_lines: dict[Path, list[tuple[int, bytes]]] = field(default_factory=dict)
+    mixed: set[Path] = field(default_factory=set)  # read through an LF copy although the scan did not say so (gzip)
+    literal: set[Path] = field(default_factory=set)  # read with their lone surrogate escapes written as text
+    joined: set[Path] = field(default_factory=set)  # read with their top-level arrays joined into one
+    copies: TextCopies = field(default_factory=TextCopies)
 
 
 class _MixedLineEnds(LoadError):

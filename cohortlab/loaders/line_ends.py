@@ -68,8 +68,9 @@ def normalise_line_ends(src: Path, dst: Path, *, csv: bool = False) -> int:
 
 class TextCopies:
     """The copies of one ``load()`` call's files that the readers read instead of them: LF
-    copies (:func:`normalise_line_ends`) and copies with lone surrogate escapes written as text
-    (:func:`cohortlab.loaders.surrogates.literal_surrogates`), made on demand in a temporary
+    copies (:func:`normalise_line_ends`), copies with lone surrogate escapes written as text
+    (:func:`cohortlab.loaders.surrogates.literal_surrogates`) and copies whose top-level arrays
+    are one (:func:`cohortlab.loaders.joined_arrays.join_arrays`), made on demand in a temporary
     folder that :meth:`close` removes."""
 
     def __init__(self) -> None:
@@ -77,11 +78,13 @@ class TextCopies:
         self._copies: dict[tuple[Path, bool], tuple[Path, int]] = {}
         # source (the file, or its LF copy) -> (copy, escapes rewritten, first line and escape)
         self._literal: dict[Path, tuple[Path, int, int | None, str | None]] = {}
+        # source (the file, or one of these copies) -> (copy, arrays joined or None)
+        self._joined: dict[Path, tuple[Path, int | None]] = {}
 
     def _new(self, suffix: str) -> Path:
         if self._dir is None:
             self._dir = Path(tempfile.mkdtemp(prefix="cohortlab-lines-"))
-        return self._dir / f"{len(self._copies) + len(self._literal)}{suffix}"
+        return self._dir / f"{len(self._copies) + len(self._literal) + len(self._joined)}{suffix}"
 
     def get(self, path: Path, *, csv: bool = False) -> tuple[Path, int]:
         """The copy of ``path`` (made now if not yet) and its line count."""
@@ -103,6 +106,18 @@ class TextCopies:
             self._literal[path] = (dst, *literal_surrogates(path, dst))
         return self._literal[path]
 
+    def joined(self, path: Path) -> tuple[Path, int | None]:
+        """The copy of ``path`` (a file, or one of these copies) whose top-level arrays are one
+        (made now if not yet), and the number of arrays joined: None when ``path`` is not
+        several arrays one after another (:func:`cohortlab.loaders.joined_arrays.join_arrays`)."""
+        from cohortlab.loaders.joined_arrays import join_arrays
+
+        path = Path(path)
+        if path not in self._joined:
+            dst = self._new(".json")
+            self._joined[path] = (dst, join_arrays(path, dst))
+        return self._joined[path]
+
     def existing(self, path: Path, *, csv: bool = False) -> Path | None:
         """The LF copy of ``path`` when one was made, else None."""
         hit = self._copies.get((Path(path), csv))
@@ -111,7 +126,9 @@ class TextCopies:
     def names(self, path: Path) -> list[str]:
         """The names of every copy made of ``path`` (an error names ``path``, not them)."""
         lf = [c for c in (self.existing(path), self.existing(path, csv=True)) if c is not None]
-        return [str(c) for c in lf + [self._literal[s][0] for s in [Path(path), *lf] if s in self._literal]]
+        literal = [self._literal[s][0] for s in [Path(path), *lf] if s in self._literal]
+        joined = [self._joined[s][0] for s in [Path(path), *lf, *literal] if s in self._joined]
+        return [str(c) for c in lf + literal + joined]
 
     def close(self) -> None:
         if self._dir is not None:
@@ -119,3 +136,4 @@ class TextCopies:
         self._dir = None
         self._copies.clear()
         self._literal.clear()
+        self._joined.clear()
