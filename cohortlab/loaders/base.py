@@ -53,6 +53,7 @@ from cohortlab.loaders.connectors import connector_hint
 from cohortlab.loaders.files import (
     MAX_INVALID_UTF8_LINES,
     MAX_LINE_SIZE,
+    NOT_JSON,
     CsvHead,
     FileScan,
     array_end,
@@ -524,6 +525,8 @@ class Loader(ABC):
 
     kind: ClassVar[str]
     description: ClassVar[str] = ""  # what the kind takes, in one short line (`cohortlab load --help`)
+    # what to do with a CSV given to this JSON kind, added to its "expected JSON" error
+    csv_advice: ClassVar[str] = ""
 
     def __init__(self, **options: Any) -> None:
         try:
@@ -656,6 +659,9 @@ class Loader(ABC):
                     # an error found in the file's LF copy names the file (docs/loading#line-numbers)
                     if type(e) is LoadError and e.path in _copy_names(reads.copies, path):
                         raise LoadError(path, e.reason, line=e.line) from None
+                    if type(e) is LoadError and self.csv_advice and e.reason.startswith(NOT_JSON) \
+                            and e.reason.endswith("(a CSV?)"):
+                        raise LoadError(path, f"{e.reason[:-1]} {self.csv_advice})", line=e.line) from None
                     raise
                 except Exception as e:  # engine errors: name the file
                     if is_interrupt(e):  # Ctrl-C during a query: not a problem of the file

@@ -322,6 +322,15 @@ def _opening(text: str, n: int = 40) -> str:
                   text[:n])
 
 
+NOT_JSON = "unrecognised format: expected JSON"
+
+
+def _looks_like_csv(text: str) -> bool:
+    """Whether ``text`` (a file's start, not JSON) opens with a line holding a CSV delimiter."""
+    line = _LINE_END.split(text, 1)[0]
+    return any(d in line for d in CSV_DELIMITERS)
+
+
 def sniff_json_layout(path: Path) -> str:
     """'jsonl' (one JSON value per line), 'array' (one top-level JSON array) or 'document'
     (one or several, possibly pretty-printed, JSON values). Raises LoadError for an empty file
@@ -334,7 +343,8 @@ def sniff_json_layout(path: Path) -> str:
     if first == "[":
         return "array"
     if first != "{":
-        raise LoadError(path, f"unrecognised format: expected JSON, file starts with {_opening(stripped)!r}")
+        csv = " (a CSV?)" if _looks_like_csv(stripped) else ""
+        raise LoadError(path, f"{NOT_JSON}, file starts with {_opening(stripped)!r}{csv}")
     # a line ends in LF, CRLF or a lone CR (old Mac tools; a file may mix them: line_ends)
     end = _LINE_END.search(stripped)
     first_line, rest = (stripped[: end.start()], stripped[end.end():]) if end else (stripped, "")

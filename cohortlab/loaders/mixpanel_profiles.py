@@ -53,6 +53,16 @@ from cohortlab.loaders.mixpanel_common import (
 class MixpanelProfilesLoader(ProfileUpserts, AsOfOnly, Loader):
     kind = "mixpanel-profiles"
     description = "Engage pages, or JSONL of Engage results"
+    csv_advice = ("Mixpanel profiles load from JSON: Engage pages (cohortlab fetch), or mixpanel-utils' "
+                  "export_people with format='json'; a CSV of a cohort's distinct_ids loads with mixpanel-members")
+
+    def all_quarantined_note(self, result: FileResult) -> str:
+        """Every record quarantined ``flattened_profile``: Engage results with their properties
+        spread into the record, which ``mixpanel-pipeline-profiles`` reads."""
+        if set(result.quarantined) != {"flattened_profile"}:
+            return ""
+        return (" (the records are Engage results with their properties spread into the record: "
+                "mixpanel-pipeline-profiles reads them)")
 
     def load_file(self, ctx: FileContext) -> FileResult:
         eng = ctx.engine

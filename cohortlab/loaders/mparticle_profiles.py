@@ -96,6 +96,7 @@ _AUDIENCE = '[{"audience_id": "VARCHAR", "audience_name": "VARCHAR", "expiration
 class MParticleProfilesLoader(AsOfOnly, Loader):
     kind = "mparticle-profiles"
     description = "Profile API responses (objects, array or JSONL)"
+    csv_advice = "A CSV of mParticle profiles (an mpid column, identity and attribute columns) loads with mparticle-csv"
 
     def load_file(self, ctx: FileContext) -> FileResult:
         tmp = Temp(ctx)

@@ -69,7 +69,7 @@ def test_the_opening_of_an_unrecognised_file_is_shown_without_personal_data(lab,
     p = write("members.csv", "ann@example.com,+15555550105,x\nbob@example.com,+44 7700 900123,y\n")
     with pytest.raises(LoadError) as e:
         lab.load("mixpanel-events", p)
-    assert str(e.value).endswith("file starts with '<personal data>,<personal data>,x\\n<personal data>'")
+    assert str(e.value).endswith("file starts with '<personal data>,<personal data>,x\\n<personal data>' (a CSV?)")
     p = write("page.json", "<html><body>403 Forbidden</body></html>")
     with pytest.raises(LoadError, match=r"file starts with '<html><body>403 Forbidden</body></html>'"):
         lab.load("mixpanel-events", p)

@@ -263,11 +263,32 @@ def test_a_flattened_engage_result_is_quarantined_not_loaded_without_its_propert
     assert lab.engine.query_rows("SELECT line, reason, raw FROM rejects") == [(2, "flattened_profile", flat)]
     page = write("page.json", '{"status": "ok", "page": 0, "results": [' + flat + "]}")
     r = balanced(lab.load("mixpanel-profiles", page))
-    assert dict(r.quarantined) == {"flattened_profile": 1} and "every record was quarantined" in r.warnings[0]
+    assert dict(r.quarantined) == {"flattened_profile": 1}
+    # the warning names the kind that reads such records (stpe/mixpanel-engage-query writes them too)
+    assert r.warnings == [f"{page}: every record was quarantined (1: flattened_profile 1); is this a mixpanel-profiles "
+                          "file? (the records are Engage results with their properties spread into the record: "
+                          "mixpanel-pipeline-profiles reads them)"]
+    r = balanced(lab.load("mixpanel-pipeline-profiles", write("flat.jsonl", flat + "\n")))
+    assert (r.loaded, r.warnings) == (1, [])
     r = balanced(lab.load("mixpanel-members", f, cohort="Power Users", as_of="2026-03-01T00:00:00Z"))
     assert dict(r.quarantined) == {}
     assert lab.engine.query_rows("SELECT distinct_id FROM mp_cohort_members ORDER BY 1") == [
         ("U1",), ("U5",), ("u1",)]
+
+
+def test_a_csv_is_named_so_with_what_loads_profiles_and_what_loads_a_csv(lab, write, run_once):
+    """A CSV given to a JSON kind (mixpanel-utils' export_people with format='csv') is refused as
+    not JSON; the error says it looks like a CSV and what to do: profiles load from JSON, a CSV
+    of distinct_ids is a cohort's members. The header is quoted; a row's email never is."""
+    f = write("people_export.csv", "$distinct_id,$email,$created\n4,example@mixpanel.com,2008-12-12T11:20:47\n")
+    with pytest.raises(LoadError) as e:
+        lab.load("mixpanel-profiles", f)
+    assert str(e.value) == (
+        f"{f}: unrecognised format: expected JSON, file starts with '$distinct_id,$email,$created\\n4,<personal "
+        "data>' (a CSV? Mixpanel profiles load from JSON: Engage pages (cohortlab fetch), or mixpanel-utils' "
+        "export_people with format='json'; a CSV of a cohort's distinct_ids loads with mixpanel-members)")
+    with pytest.raises(LoadError, match=r"\(a CSV\?\)$"):  # a kind without advice: the question alone
+        lab.load("mixpanel-events", f)
 
 
 def test_later_load_replaces_and_last_in_file_wins(lab, write, balanced):

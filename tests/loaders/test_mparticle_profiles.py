@@ -497,6 +497,12 @@ def test_not_json_is_a_load_error(lab, write):
     with pytest.raises(LoadError, match="unrecognised format") as e:
         lab.load(KIND, p)
     assert str(p) in str(e.value)
+    # a CSV of profiles: the kind that reads it
+    assert str(e.value).endswith("(a CSV? A CSV of mParticle profiles (an mpid column, identity and attribute "
+                                 "columns) loads with mparticle-csv)")
+    with pytest.raises(LoadError) as e:
+        lab.load(KIND, write("q.json", "not json at all\n"))
+    assert str(e.value).endswith("file starts with 'not json at all\\n'")  # not a CSV: no advice
 
 
 def test_broken_json_document_is_a_load_error(lab, write):
