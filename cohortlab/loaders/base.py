@@ -236,15 +236,16 @@ class AsOfOnly:
 
 # --------------------------------------------------------------------------- file helpers
 def csv_read_sql(ctx: "FileContext", head: "CsvHead") -> str:
-    """``read_csv`` of a CSV file with a header, every column VARCHAR and named by position
-    (``c1`` … ``cN``: a header named like a working column cannot clash), the dialect given, not
-    guessed (:func:`~cohortlab.loaders.files.csv_header`: the delimiter and the line end; the
-    lines before the header, an Excel ``sep=`` line, skipped). A row with more or fewer fields
-    than the header fails the load with its line."""
+    """``read_csv`` of a CSV file with a header (or, ``head.header`` false, without one), every
+    column VARCHAR and named by position (``c1`` … ``cN``: a header named like a working column
+    cannot clash), the dialect given, not guessed (:func:`~cohortlab.loaders.files.csv_header`:
+    the delimiter and the line end; the lines before the header, an Excel ``sep=`` line,
+    skipped). A row with more or fewer fields than the header fails the load with its line."""
     cols = "{" + ", ".join(f"'c{i + 1}': 'VARCHAR'" for i in range(len(head.columns))) + "}"
     text = ctx.text_path(csv=True)
     return (
-        f"read_csv({sql_str(text)}, header=true, auto_detect=false, columns={cols}, skip={int(head.skip)}, "
+        f"read_csv({sql_str(text)}, header={str(head.header).lower()}, auto_detect=false, columns={cols}, "
+        f"skip={int(head.skip)}, "
         f"delim={sql_str(head.delim)}, quote='\"', escape='\"', new_line={sql_str(head.line_end)}, "
         f"compression='{compression(text)}', "
         f"max_line_size={MAX_LINE_SIZE}{ctx._buffer_option()})"

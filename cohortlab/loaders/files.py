@@ -420,6 +420,19 @@ class CsvHead(NamedTuple):
     delim: str
     line_end: str
     skip: int = 0
+    # False: the first record is a row, not names (``columns`` are then its cells' positions,
+    # "1" … "N", and a row's line is its position + ``skip``)
+    header: bool = True
+
+    def without_header(self) -> "CsvHead":
+        """The same dialect for a file whose first record is a row (``mixpanel-members -o
+        header=false``): its columns named by position."""
+        return self._replace(columns=[str(i + 1) for i in range(len(self.columns))], header=False)
+
+    @property
+    def first_row_line(self) -> int:
+        """The line of the first row: after the lines skipped and the header, if any."""
+        return self.skip + (1 if self.header else 0) + 1
 
 
 # Excel's hint line: "sep=;" as the whole first line names the delimiter of the lines after it

@@ -23,7 +23,8 @@ warns that its snapshot holds part of the cohort.
 Options (they override what the file says): ``cohort`` (a name, or the id of a cohort in
 ``mp_cohorts``), ``cohort_id`` (with ``cohort``: that id's snapshot under that name, a new name
 being a rename; refused when the name is another cohort's current name or id), ``as_of`` (ISO-8601 string or datetime; no zone = UTC),
-``column`` (CSV). Without an as_of time the load fails (``as_of is required``). A cohort unknown
+``column`` (CSV), ``header`` (CSV: ``false`` for a file without a header line, its first line a row and
+``column`` a position, default 1). Without an as_of time the load fails (``as_of is required``). A cohort unknown
 by name is registered in ``mp_cohorts``; when its name is close to a known cohort's (difflib, case
 ignored: ``power userz`` and ``Power Users``) the load warns naming the near matches, and under
 ``strict`` / ``--strict`` it fails instead (a typo must not start a new cohort silently).
@@ -66,7 +67,7 @@ from cohortlab.loaders.base import (
     FileContext, FileResult, Loader, csv_read_sql, header_cell_is_name_sql, pop_as_of, repeated_header_sql,
     repeated_header_warning,
 )
-from cohortlab.loaders.files import csv_header, head_text
+from cohortlab.loaders.files import CsvHead, csv_header, head_text
 from cohortlab.pipeline import sql_str
 from cohortlab.loaders.mixpanel_common import (
     PAGE_PATHS,
@@ -83,7 +84,7 @@ from cohortlab.loaders.mixpanel_common import (
 )
 
 DEFAULT_COLUMNS = ("distinct_id", "$distinct_id", "mixpanel_distinct_id")
-_OPTIONS = ("cohort", "cohort_id", "as_of", "column")
+_OPTIONS = ("cohort", "cohort_id", "as_of", "column", "header")
 
 
 def _near_cohorts(ctx: FileContext, name: str) -> list[str]:
@@ -146,6 +147,16 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
             v = options.get(k)
             if v is not None and str(v).strip() != "":
                 out[k] = str(v).strip() if k != "column" else str(v)
+        header = str(options.get("header", "true")).strip().lower()
+        if header not in ("true", "false"):
+            raise ValueError(f"{self.kind}: header must be true or false, got {options.get('header')!r}")
+        if header == "false":  # a CSV without a header: its column by position (default 1)
+            out["header"] = False  # only then, so that the fingerprints of earlier loads stay theirs
+            column = out.get("column", "1").strip()
+            if not column.isdigit() or int(column) < 1:
+                raise ValueError(f"{self.kind}: with header=false, column is the distinct_id column's position "
+                                 f"(1 for the first), got {out['column']!r}")
+            out["column"] = column
         return {**out, **pop_as_of(dict(options), self.kind)}
 
     def begin(self, engine) -> None:
@@ -316,26 +327,33 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
         # the dialect comes from the header line (a one-column file has no delimiter: ids such
         # as auth0|5f1a2b stay whole); columns are read by position (c1 … cN)
         head = csv_header(ctx.text_path(csv=True))
+        column = ctx.options.get("column")
+        if ctx.options.get("header") is False:  # no header: the first line is a row, columns by position
+            head = head.without_header()
+            if int(column) > len(head.columns):
+                raise LoadError(ctx.path, f"no column {column}: the first row has {len(head.columns)} column(s)",
+                                line=head.first_row_line)
         cols = head.columns
         src = csv_read_sql(ctx, head)
-        column = ctx.options.get("column")
         # the id column (and as_of) as written, else in another case or with spaces around it
         at = _column(cols, DEFAULT_COLUMNS if column is None else [column])
         if at is None and column is None:
             raise LoadError(ctx.path, f"no distinct_id column: expected one of "
-                                      f"{', '.join(DEFAULT_COLUMNS)} (or pass -o column=NAME); "
-                                      f"the header has {cols}", line=1 + head.skip)
+                                      f"{', '.join(DEFAULT_COLUMNS)} (or pass -o column=NAME; a file without a "
+                                      f"header: -o header=false); the header has {cols}", line=1 + head.skip)
         if at is None:
             raise LoadError(ctx.path, f"no column {column!r}; the header has {cols}", line=1 + head.skip)
         column = cols[at]
         qc = f"c{at + 1}"
-        as_of_at = _column(cols, ["as_of"])
+        # as_of and operation columns are named: none in a file without a header
+        as_of_at = _column(cols, ["as_of"]) if head.header else None
         # the CSV of a cohort sync's export (Integrations > the cohort) lists the users sent with an
         # "operation" column: add (entered), no-op (stayed) or remove (left the cohort: not a member)
-        op = next((f"c{i + 1}" for i, c in enumerate(cols) if c.strip().lower() == "operation"), None)
+        op = next((f"c{i + 1}" for i, c in enumerate(cols) if c.strip().lower() == "operation"), None) \
+            if head.header else None
         if fast.enabled() and op is None:
             meta = self._stage_csv_fast(ctx, st, src, qc, column,
-                                        f"c{as_of_at + 1}" if as_of_at is not None else None, head.skip)
+                                        f"c{as_of_at + 1}" if as_of_at is not None else None, head)
             if meta is not None:
                 return meta, True
         # line = position + 1 (the header is line 1; line 2 after a sep= line: + head.skip); the
@@ -348,7 +366,7 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
         # other value (an empty cell included), bad_operation: which it means is unknown
         op_reason = (f"CASE lower(trim(t.{op})) WHEN 'add' THEN NULL WHEN 'no-op' THEN NULL "
                      f"WHEN 'remove' THEN 'removed_member' ELSE 'bad_operation' END" if op else "NULL")
-        header = repeated_header_sql(head, "t.")
+        header = repeated_header_sql(head, "t.") if head.header else "FALSE"
         rows = (
             f"SELECT CASE WHEN header THEN NULL WHEN distinct_id IS NULL THEN 'missing_distinct_id' "
             f"ELSE op_reason END AS reason, "
@@ -360,10 +378,10 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
         stage_cols = "reason, raw, distinct_id, NULL::JSON AS properties, FALSE AS has_properties"
         line = ctx.numbered_table(f"{st}_rows", rows)
         if line is not None:
-            line = f"{line} + {1 + head.skip}"
+            line = f"{line} + {head.first_row_line - 1}"
         else:
-            eng.execute(f"CREATE OR REPLACE TEMP TABLE {st}_rows AS SELECT row_number() OVER () + {1 + head.skip} "
-                        f"AS line, * FROM ({rows})")
+            eng.execute(f"CREATE OR REPLACE TEMP TABLE {st}_rows AS SELECT row_number() OVER () + "
+                        f"{head.first_row_line - 1} AS line, * FROM ({rows})")
             line = "line"
         eng.execute(f"CREATE OR REPLACE TEMP VIEW {st} AS SELECT {line} AS line, "
                     f"NULL::BIGINT AS doc_no, {stage_cols} FROM {st}_rows WHERE NOT header")
@@ -375,10 +393,10 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
         return meta, True
 
     def _stage_csv_fast(self, ctx: FileContext, st: str, src: str, qc: str, column: str,
-                        as_of_col: str | None, skip: int = 0) -> dict | None:
+                        as_of_col: str | None, head: CsvHead) -> dict | None:
         """The typed fast path of a members CSV (:mod:`cohortlab.loaders.fast`): one ``read_csv``
         of the id column (and the as_of column) into ``{st}_rows``, numbered by position as the
-        exact path numbers rows (line = position + 1 + ``skip``, the lines before the header), and
+        exact path numbers rows (line = position - 1 + ``head.first_row_line``), and
         the view ``st`` over it; the as_of
         value comes from the same read. Returns the file's meta, or None (nothing left behind)
         when a row has no id (the exact path quarantines it with its text), a row's id is the
@@ -386,12 +404,13 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
         eng = ctx.engine
         rows = f"{st}_rows"
         as_of = f", trim(t.{as_of_col}) AS as_of" if as_of_col else ""
+        repeats = f" OR {header_cell_is_name_sql('distinct_id', column)}" if head.header else ""
         position = fast.accepted(ctx, rows, f"SELECT {_csv_id_sql(f't.{qc}')} AS distinct_id{as_of} FROM {src} t",
-                                 rejected=f"distinct_id IS NULL OR {header_cell_is_name_sql('distinct_id', column)}",
+                                 rejected=f"distinct_id IS NULL{repeats}",
                                  why="a row without a distinct_id, or one that may repeat the header", per_line=False)
         if position is None:
             return None
-        eng.execute(f"CREATE OR REPLACE TEMP VIEW {st} AS SELECT {position} + {1 + skip} AS line, "
+        eng.execute(f"CREATE OR REPLACE TEMP VIEW {st} AS SELECT {position} + {head.first_row_line - 1} AS line, "
                     f"NULL::BIGINT AS doc_no, NULL::VARCHAR AS reason, NULL::VARCHAR AS raw, distinct_id, "
                     f"NULL::JSON AS properties, FALSE AS has_properties FROM {rows}")
         meta: dict[str, Any] = {"layout": "csv", "repeated_headers": (0, None)}

@@ -170,6 +170,33 @@ def test_csv_column_option_and_missing_column(lab, write, table_snapshot):
     assert r.loaded == 2
 
 
+def test_a_csv_without_a_header_loads_with_header_false(lab, write, balanced, table_snapshot):
+    """A list of distinct_ids one per line, no header (stpe/mixpanel-engage-query's CSV, a list
+    saved by hand): its first line would be the header, a member lost. ``-o header=false`` reads
+    the first line as a row: every line a member, numbered as in the file; ``column`` is then the
+    id column's position (default 1). The error without it says so."""
+    f = write("ids.csv", "4\nXJJMjfdRn9yK2AGaa\n\n  cust-9 \n")
+    before = table_snapshot()
+    with pytest.raises(LoadError) as e:
+        lab.load("mixpanel-members", f, cohort="C", as_of=AS_OF)
+    assert "(or pass -o column=NAME; a file without a header: -o header=false); the header has ['4']" in str(e.value)
+    assert table_snapshot() == before
+    r = balanced(lab.load("mixpanel-members", f, cohort="C", as_of=AS_OF, header="false"))
+    assert (r.rows_read, r.loaded, dict(r.quarantined)) == (4, 3, {"missing_distinct_id": 1})
+    assert [(d, ln) for *_, d, ln in _members(lab)] == [("4", 1), ("XJJMjfdRn9yK2AGaa", 2), ("cust-9", 4)]
+    assert lab.engine.query_rows("SELECT line, reason, raw FROM rejects") == [(3, "missing_distinct_id", '{"1":null}')]
+    assert lab.load("mixpanel-members", f, cohort="C", as_of=AS_OF, header=False).skipped == [str(f)]
+    two = write("two.csv", "a@example.com;U1\nb@example.com;U2\n")
+    r = balanced(lab.load("mixpanel-members", two, cohort="D", as_of=AS_OF, header="FALSE", column="2"))
+    assert (r.loaded, [d for _, c, _, d, _ in _members(lab) if c == "D"]) == (2, ["U1", "U2"])
+    with pytest.raises(LoadError, match="no column 3: the first row has 2 column"):
+        lab.load("mixpanel-members", two, cohort="D", as_of=AS_OF, header="false", column="3")
+    with pytest.raises(ValueError, match="header must be true or false, got 'no'"):
+        lab.load("mixpanel-members", two, cohort="D", as_of=AS_OF, header="no")
+    with pytest.raises(ValueError, match="with header=false, column is the distinct_id column's position"):
+        lab.load("mixpanel-members", two, cohort="D", as_of=AS_OF, header="false", column="user")
+
+
 def test_csv_columns_in_another_case_or_with_spaces_are_found(lab, write, balanced):
     """A warehouse unload folds unquoted names to upper case (DISTINCT_ID, AS_OF): the id column
     and as_of are found as written first, else whatever their case and the spaces around them;
