@@ -52,6 +52,7 @@ from cohortlab.errors import LoadError, SettingsError, StrictLoadError, is_inter
 from cohortlab.loaders.connectors import connector_hint
 from cohortlab.loaders.files import (
     MAX_INVALID_UTF8_LINES,
+    CSV_QUESTION,
     MAX_LINE_SIZE,
     NOT_JSON,
     CsvHead,
@@ -74,8 +75,8 @@ from cohortlab.pipeline import sql_str
 from cohortlab.schema import LOADER_VERSION
 
 # the message of a file that starts with a JSON array and goes on with more JSON after it
-ARRAY_THEN_MORE = ("more JSON after the top-level array (an array followed by JSON lines?): expected one "
-                   "JSON array, or one JSON value per line")
+ARRAY_THEN_MORE = ("more JSON after the top-level array (an array followed by JSON lines?): expected JSON "
+                   "arrays, one or several one after another, or one JSON value per line")
 RAW_LIMIT = 2000  # characters of a rejected record kept in `rejects.raw`
 # the largest element of a JSON array file (a record); DuckDB's buffer is twice this
 ARRAY_ELEMENT_MAX = 16 * 1024 * 1024
@@ -661,7 +662,7 @@ class Loader(ABC):
                     if type(e) is LoadError and e.path in _copy_names(reads.copies, path):
                         raise LoadError(path, e.reason, line=e.line) from None
                     if type(e) is LoadError and self.csv_advice and e.reason.startswith(NOT_JSON) \
-                            and e.reason.endswith("(a CSV?)"):
+                            and e.reason.endswith(CSV_QUESTION):  # "(a CSV? <what to do>)"
                         raise LoadError(path, f"{e.reason[:-1]} {self.csv_advice})", line=e.line) from None
                     raise
                 except Exception as e:  # engine errors: name the file

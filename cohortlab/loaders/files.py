@@ -323,6 +323,7 @@ def _opening(text: str, n: int = 40) -> str:
 
 
 NOT_JSON = "unrecognised format: expected JSON"
+CSV_QUESTION = " (a CSV?)"  # ends the NOT_JSON error of a file that opens with a CSV line
 
 
 def _looks_like_csv(text: str) -> bool:
@@ -343,7 +344,7 @@ def sniff_json_layout(path: Path) -> str:
     if first == "[":
         return "array"
     if first != "{":
-        csv = " (a CSV?)" if _looks_like_csv(stripped) else ""
+        csv = CSV_QUESTION if _looks_like_csv(stripped) else ""
         raise LoadError(path, f"{NOT_JSON}, file starts with {_opening(stripped)!r}{csv}")
     # a line ends in LF, CRLF or a lone CR (old Mac tools; a file may mix them: line_ends)
     end = _LINE_END.search(stripped)
