@@ -677,7 +677,10 @@ class Loader(ABC):
                         raise _MixedLineEnds(path, message) from e
                     if "surrogate" in message and path not in reads.literal:
                         raise _LoneSurrogates(path, message) from e
-                    if "malformed JSON" in message and path not in reads.joined and _arrays_one_after_another(ctx):
+                    # DuckDB's array reader meets the second array as a malformed element, or, after a
+                    # big first array, as one element beyond its largest size
+                    if ("malformed JSON" in message or "maximum_object_size" in message) \
+                            and path not in reads.joined and _arrays_one_after_another(ctx):
                         raise _JoinedArrays(path, message) from e
                     raise LoadError(path, message) from e
                 if result.quarantined.get("malformed_json") and path not in reads.literal \

@@ -79,6 +79,17 @@ def test_a_float_keeps_its_token_in_a_later_array_gzip_too(lab, q, write, balanc
     assert q("SELECT distinct_id, mparticle_user_id FROM mp_profiles") == [("a", None), ("b", "1.20e18")]
 
 
+def test_a_first_array_bigger_than_the_readers_buffer_is_joined_too(lab, q, write, balanced, run_once):
+    """Past DuckDB's buffer (twice the largest element, 32 MiB), its array reader meets the second
+    array as one element beyond the largest size, not as malformed JSON: joined all the same."""
+    note = "x" * 1_000_000
+    first = [profile(f"u{i}", note=note) for i in range(34)]  # 34 MB
+    f = write("big_backup.json", json.dumps(first) + json.dumps([profile("last")]))
+    r = balanced(lab.load("mixpanel-profiles", f))
+    assert (r.rows_read, r.loaded) == (35, 35)
+    assert q("SELECT distinct_id, line FROM mp_profiles WHERE line > 33") == [("last", 35), ("u33", 34)]
+
+
 def test_members_and_mparticle_batches_read_such_files_too(lab, q, write, balanced, run_once):
     members = write("members.json", json.dumps([profile("m1"), profile("m2")]) + json.dumps([profile("m3")]))
     r = balanced(lab.load("mixpanel-members", members, cohort="Backup", as_of="2026-03-01T00:00:00Z"))
