@@ -677,8 +677,8 @@ class Loader(ABC):
                         raise _MixedLineEnds(path, message) from e
                     if "surrogate" in message and path not in reads.literal:
                         raise _LoneSurrogates(path, message) from e
-                    # DuckDB's array reader meets the second array as a malformed element, or, after a
-                    # big first array, as one element beyond its largest size
+                    # DuckDB's array reader meets the second array as a malformed element, or, when
+                    # it is bigger than the largest element (16 MiB), as one element too big
                     if ("malformed JSON" in message or "maximum_object_size" in message) \
                             and path not in reads.joined and _arrays_one_after_another(ctx):
                         raise _JoinedArrays(path, message) from e
