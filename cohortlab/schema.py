@@ -300,7 +300,10 @@ MPA_BATCH_TIMES = _table(
 # 15: a record in Airbyte's envelope ({"_airbyte_ab_id", ..., "_airbyte_data": {...}}) is read
 #    inside it by both pipeline kinds and mixpanel-cohorts (it was quarantined: missing_event,
 #    missing_distinct_id; a cohorts file was refused)
-LOADER_VERSION = 15
+# 16: a Firehose request or an IDSync answer is quarantined firehose_request / idsync_response by
+#    both mParticle JSON loaders whatever its mpid (one without a valid top-level mpid, such as a
+#    Firehose audience_membership_change_request, was missing_mpid / invalid_mpid)
+LOADER_VERSION = 16
 
 
 # the identifier columns: a table read from files without one of them is refused, never read as

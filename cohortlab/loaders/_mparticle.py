@@ -153,6 +153,23 @@ IDSYNC_CHECK = (f"NOT {absent_sql('idsync')}", "idsync_response")
 # their own containers) and the checks on them, first of their checks
 OTHER_MESSAGE_FIELDS = [FIREHOSE_FIELD, IDSYNC_FIELD]
 OTHER_MESSAGE_CHECKS = [FIREHOSE_CHECK, IDSYNC_CHECK]
+# ...tried before the MPID rules: such a record is what it is, whatever its mpid (a Firehose
+# audience_membership_change_request has no top-level mpid, IDSync's documented example holds
+# "mpid": "string"), not a profile or a batch without a valid MPID
+_BEFORE_MPID = {reason for _, reason in OTHER_MESSAGE_CHECKS}
+
+
+def _reason_sql(checks: list[tuple[str, str]], parsed: bool = True) -> str:
+    """SQL: a staged record's quarantine reason (NULL: none). ``parsed``: the record went through
+    the JSON functions (``malformed``, ``is_obj``), not the typed fast path. The checks of
+    :data:`OTHER_MESSAGE_CHECKS` come before the MPID rules, the others after them, in order."""
+    def whens(cs) -> str:
+        return " ".join(f"WHEN {cond} THEN {sql_str(reason)}" for cond, reason in cs)
+
+    head = "WHEN malformed THEN 'malformed_json' WHEN NOT is_obj THEN 'not_an_object' " if parsed else ""
+    return (f"CASE {head}{whens(c for c in checks if c[1] in _BEFORE_MPID)} "
+            f"WHEN mpid_text IS NULL THEN 'missing_mpid' WHEN mpid IS NULL THEN 'invalid_mpid' "
+            f"{whens(c for c in checks if c[1] not in _BEFORE_MPID)} END")
 
 
 # the epoch milliseconds a TIMESTAMP (and Python's datetime) can hold: years 1 to 9999
@@ -239,7 +256,7 @@ def stage_sql(
     (name, JSON path) pairs; ``scalars`` must include ``("mpid_text", "$.mpid")``. The MPID is
     its exact text (a JSON integer or string; ``1.5``, ``9.08e18``, ``true`` are text that
     :mod:`cohortlab.identifiers` rejects). ``checks`` are (SQL condition, reason) tried in order
-    after the MPID rules. ``extra``: more select expressions on ``j`` (e.g. ``, expr AS name``).
+    after the MPID rules, those of :data:`OTHER_MESSAGE_CHECKS` before them (:func:`_reason_sql`). ``extra``: more select expressions on ``j`` (e.g. ``, expr AS name``).
     The raw text is not kept (see :func:`reject_with_raw`)."""
     paths = sql_list(p for _, p in scalars + containers)
     # scalars as text (a string unquoted, a number as its exact text, null -> NULL)
@@ -248,15 +265,8 @@ def stage_sql(
     ccols = ", ".join(
         f"c[{i + 1}] AS {n}, {container_type_sql(f'c[{i + 1}]')} AS {n}_t" for i, (n, _) in enumerate(containers)
     )
-    whens = " ".join(f"WHEN {cond} THEN {sql_str(reason)}" for cond, reason in checks)
     return f"""
-        SELECT * EXCLUDE (malformed, is_obj), CASE
-            WHEN malformed THEN 'malformed_json'
-            WHEN NOT is_obj THEN 'not_an_object'
-            WHEN mpid_text IS NULL THEN 'missing_mpid'
-            WHEN mpid IS NULL THEN 'invalid_mpid'
-            {whens}
-          END AS reason0
+        SELECT * EXCLUDE (malformed, is_obj), {_reason_sql(checks)} AS reason0
         FROM (
           SELECT *, {mpid_sql('mpid_text')} AS mpid
           FROM (
@@ -343,10 +353,8 @@ def _fast_stage(
         for n, _ in scalars
     )
     ccols = ", ".join(f"{src(n)} AS {n}, {container_type_sql(src(n))} AS {n}_t" for n, _ in containers)
-    whens = " ".join(f"WHEN {cond} THEN {sql_str(reason)}" for cond, reason in checks)
     select = f"""
-        SELECT *, CASE WHEN mpid_text IS NULL THEN 'missing_mpid' WHEN mpid IS NULL THEN 'invalid_mpid' {whens}
-                  END AS reason0
+        SELECT *, {_reason_sql(checks, parsed=False)} AS reason0
         FROM (SELECT *, {mpid_sql('mpid_text')} AS mpid
               FROM (SELECT 0::BIGINT AS line, {scols}, {ccols} FROM {fast.read_json_sql(ctx, types)}))"""
     rows = tmp("fast_rows")

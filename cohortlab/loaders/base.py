@@ -556,9 +556,10 @@ class Loader(ABC):
     @abstractmethod
     def load_file(self, ctx: FileContext) -> FileResult: ...
 
-    def all_quarantined_note(self, result: FileResult) -> str:
+    def all_quarantined_note(self, result: FileResult, first: str | None) -> str:
         """What this kind adds to the "every record was quarantined" warning of a file, told by
-        its quarantine reasons (``result.quarantined``); "" (the default) leaves it to what a
+        its quarantine reasons (``result.quarantined``) and the stored text of its first record
+        (``first``, cut at ``RAW_LIMIT``; never shown); "" (the default) leaves it to what a
         connector's records are (:func:`_all_quarantined_hint`)."""
         return ""
 
@@ -696,8 +697,7 @@ class Loader(ABC):
                 if not result.balanced():
                     raise AssertionError(f"{path}: load counts do not add up: {result}")
                 if result.all_quarantined:
-                    result.all_quarantined_hint = (self.all_quarantined_note(result)
-                                                   or _all_quarantined_hint(engine, load_id, self.kind))
+                    result.all_quarantined_hint = _all_quarantined_hint(self, engine, load_id, result)
                 engine.execute(
                     "INSERT INTO loads VALUES (?, ?, ?, ?, ?::JSON, now()::TIMESTAMP, ?, ?, ?, ?, ?)",
                     [load_id, self.kind, str(path), fp, json.dumps(file_fopts, default=str),
@@ -712,13 +712,14 @@ class Loader(ABC):
         return report
 
 
-def _all_quarantined_hint(engine: Engine, load_id: int, kind: str) -> str:
-    """What to add to the "every record was quarantined" warning of load ``load_id`` when its
-    records are what a connector or Data Pipelines wrote for another kind
-    (:func:`cohortlab.loaders.connectors.connector_hint`, on its first quarantined record's
-    stored text); else nothing."""
+def _all_quarantined_hint(loader: Loader, engine: Engine, load_id: int, result: FileResult) -> str:
+    """What to add to the "every record was quarantined" warning of load ``load_id``, from its
+    first quarantined record's stored text: the loader's own note (:meth:`Loader.all_quarantined_note`),
+    else, when the records are what a connector or Data Pipelines wrote for another kind, that
+    (:func:`cohortlab.loaders.connectors.connector_hint`); else nothing."""
     rows = engine.query_rows("SELECT raw FROM rejects WHERE load_id = ? ORDER BY line LIMIT 1", [load_id])
-    return connector_hint(rows[0][0] if rows else None, kind)
+    first = rows[0][0] if rows else None
+    return loader.all_quarantined_note(result, first) or connector_hint(first, loader.kind)
 
 
 def _literal_warning(ctx: FileContext) -> str:

@@ -22,9 +22,10 @@ from cohortlab.loaders.files import is_gzip
 from cohortlab.loaders.line_ends import BLOCK
 
 _WS = b" \t\r\n"
-# inside a string: its end or an escape; outside: a string's start or a bracket
+# inside a string: its end or an escape; outside: a whole string (skipped at once), or a string's
+# start (one that goes on past the block) or a bracket
 _IN_STRING = re.compile(rb'["\\]')
-_STRUCTURE = re.compile(rb'["\[\]{}]')
+_STRUCTURE = re.compile(rb'"(?:[^"\\]|\\.)*"|["\[\]{}]', re.S)
 
 
 def join_arrays(src: Path, dst: Path) -> int | None:
@@ -86,7 +87,9 @@ def join_arrays(src: Path, dst: Path) -> int | None:
                     break
                 i = m.end()
                 c = m.group()
-                if c == b'"':
+                if len(c) > 1:  # a whole string
+                    continue
+                if c == b'"':  # a string that goes on in the next block
                     in_str = True
                 elif c in (b"[", b"{"):
                     depth += 1

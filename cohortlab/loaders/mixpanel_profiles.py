@@ -56,7 +56,7 @@ class MixpanelProfilesLoader(ProfileUpserts, AsOfOnly, Loader):
     csv_advice = ("Mixpanel profiles load from JSON: Engage pages (cohortlab fetch), or mixpanel-utils' "
                   "export_people with format='json'; a CSV of a cohort's distinct_ids loads with mixpanel-members")
 
-    def all_quarantined_note(self, result: FileResult) -> str:
+    def all_quarantined_note(self, result: FileResult, first: str | None) -> str:
         """Every record quarantined ``flattened_profile``: Engage results with their properties
         spread into the record, which ``mixpanel-pipeline-profiles`` reads."""
         if set(result.quarantined) != {"flattened_profile"}:

@@ -140,7 +140,7 @@ class MParticleBatchesLoader(Loader):
     kind = "mparticle-batches"
     description = "Events API batches (one, a bulk array, or JSONL)"
 
-    def all_quarantined_note(self, result: FileResult) -> str:
+    def all_quarantined_note(self, result: FileResult, first: str | None) -> str:
         """Every batch quarantined ``missing_mpid``: batches as sent to mParticle's Events API,
         which names the user by ``user_identities`` only (its docs: ``mpid`` optional)."""
         if set(result.quarantined) != {"missing_mpid"}:

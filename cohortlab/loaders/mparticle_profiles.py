@@ -41,6 +41,8 @@ list/map, entry without a type, non-scalar value), ``invalid_user_attributes`` (
 
 from __future__ import annotations
 
+import re
+
 from cohortlab.identifiers import mpid_sql
 from cohortlab.loaders._mparticle import (
     OTHER_MESSAGE_CHECKS,
@@ -93,10 +95,21 @@ _CHECKS = [
 _AUDIENCE = '[{"audience_id": "VARCHAR", "audience_name": "VARCHAR", "expiration_timestamp_ms": "VARCHAR"}]'
 
 
+_CONSUMER_PROFILES = re.compile(r'^\s*\{\s*"consumer_profiles"\s*:')
+
+
 class MParticleProfilesLoader(AsOfOnly, Loader):
     kind = "mparticle-profiles"
     description = "Profile API responses (objects, array or JSONL)"
     csv_advice = "A CSV of mParticle profiles (an mpid column, identity and attribute columns) loads with mparticle-csv"
+
+    def all_quarantined_note(self, result: FileResult, first: str | None) -> str:
+        """Every record quarantined ``missing_mpid``, the first holding ``consumer_profiles``: an
+        answer of mParticle's Platform API, whose profiles name their MPID ``id``."""
+        if set(result.quarantined) != {"missing_mpid"} or not first or not _CONSUMER_PROFILES.search(first):
+            return ""
+        return (" (the records hold consumer_profiles, an answer of mParticle's Platform API whose profiles name "
+                "their MPID id: this kind reads the Profile API's answers, one profile per record with its mpid)")
 
     def load_file(self, ctx: FileContext) -> FileResult:
         tmp = Temp(ctx)

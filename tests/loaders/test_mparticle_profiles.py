@@ -492,6 +492,48 @@ def test_as_of_option_is_kept_in_utc(lab, q, write):
         lab.load(KIND, write("q.jsonl", jsonl({"mpid": 2})), as_of="yesterday-ish")
 
 
+FIREHOSE_AUDIENCE_REQUEST = {  # mParticle's Firehose SDK example, shortened: no top-level mpid
+    "type": "audience_membership_change_request", "id": "4d1f4616-27d6-4721-ae0e-78dce5dd26c4",
+    "timestamp_ms": 1685499524620, "firehose_version": "2.8.1", "account": {"account_id": 123456},
+    "user_profiles": [{"user_identities": [{"type": "email", "encoding": "md5",
+                                            "value": "e179e95c00e7718ab4a23840f992ea63"}],
+                       "mpid": "-2317578045433432839",
+                       "audiences": [{"audience_id": 1234, "audience_name": "Example Audience",
+                                      "action": "add"}]}]}
+
+
+@pytest.mark.parametrize("kind", [KIND, "mparticle-batches"])
+def test_another_apis_message_is_named_so_whatever_its_mpid(lab, q, write, kind):
+    """A Firehose audience_membership_change_request has no top-level mpid, and IDSync's documented
+    answer holds "mpid": "string": each was quarantined missing_mpid / invalid_mpid, as a batch
+    or a profile without a valid MPID would be, and the warning said so. The messages of other
+    mParticle APIs are told first (firehose_request, idsync_response), on every parse path."""
+    idsync = {"context": None, "matched_identities": {"email": "ann@example.com"}, "is_ephemeral": False,
+              "is_logged_in": True, "mpid": "string"}
+    r = lab.load(kind, write("other_apis.jsonl", jsonl(FIREHOSE_AUDIENCE_REQUEST, idsync)))
+    assert q("SELECT line, reason FROM rejects") == [(1, "firehose_request"), (2, "idsync_response")]
+    assert (r.loaded, q("SELECT count(*) FROM mpa_profiles")) == (0, [(0,)])
+    assert r.warnings == [f"{write('x', '').parent / 'other_apis.jsonl'}: every record was quarantined (2: "
+                          f"firehose_request 1, idsync_response 1); is this a {kind} file?"]
+
+
+@pytest.mark.parametrize("indent", [2, None], ids=["pretty-printed", "one line"])
+def test_a_platform_api_answer_is_named_so(lab, write, indent):
+    """mParticle's Platform API answers with {"consumer_profiles": [{"id": <MPID>, ...}]}: the whole
+    file is one record without an mpid (missing_mpid), and the warning now says what it holds."""
+    answer = {"consumer_profiles": [{"id": 7196104703087826000, "created_timestamp_ms": 1474606149094,
+                                     "device_identities": [], "audience_memberships": []}]}
+    f = write("platform.json", json.dumps(answer, indent=indent))
+    r = lab.load(KIND, f)
+    assert (r.loaded, dict(r.quarantined)) == (0, {"missing_mpid": 1})
+    assert r.warnings == [f"{f}: every record was quarantined (1: missing_mpid 1); is this a mparticle-profiles "
+                          "file? (the records hold consumer_profiles, an answer of mParticle's Platform API whose "
+                          "profiles name their MPID id: this kind reads the Profile API's answers, one profile per "
+                          "record with its mpid)"]
+    r = lab.load(KIND, write("no_mpid.json", json.dumps({"user_identities": {}})))
+    assert r.warnings[0].endswith("is this a mparticle-profiles file?")  # no note without consumer_profiles
+
+
 def test_not_json_is_a_load_error(lab, write):
     p = write("p.json", "mpid,email\n1,a@x\n")
     with pytest.raises(LoadError, match="unrecognised format") as e:
