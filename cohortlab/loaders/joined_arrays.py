@@ -22,10 +22,9 @@ from cohortlab.loaders.files import is_gzip
 from cohortlab.loaders.line_ends import BLOCK
 
 _WS = b" \t\r\n"
-# inside a string: its end or an escape; outside: a whole string (skipped at once), or a string's
-# start (one that goes on past the block) or a bracket
+# inside a string: its end or an escape; outside: a string's start or a bracket
 _IN_STRING = re.compile(rb'["\\]')
-_STRUCTURE = re.compile(rb'"(?:[^"\\]|\\.)*"|["\[\]{}]', re.S)
+_STRUCTURE = re.compile(rb'["\[\]{}]')
 
 
 def join_arrays(src: Path, dst: Path) -> int | None:
@@ -87,9 +86,7 @@ def join_arrays(src: Path, dst: Path) -> int | None:
                     break
                 i = m.end()
                 c = m.group()
-                if len(c) > 1:  # a whole string
-                    continue
-                if c == b'"':  # a string that goes on in the next block
+                if c == b'"':
                     in_str = True
                 elif c in (b"[", b"{"):
                     depth += 1
