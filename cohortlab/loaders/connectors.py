@@ -7,7 +7,8 @@
 * The other kinds' messages say what their file holds instead, and which kind reads it
   (:func:`connector_hint`): records in the envelope; Airbyte's ``cohort_members`` stream; events
   or profiles as Data Pipelines or a connector (Airbyte, Stitch's tap-mixpanel) write them, their
-  fields at the top of the record.
+  fields at the top of the record; JQL's ``Events()`` results; a third party's answer wrapping
+  the records (or an Engage page) in one object.
 
 Airbyte's file destinations (S3, GCS, Azure Blob, local JSON) without flattening, and its raw
 warehouse tables, write each record as ``{"_airbyte_ab_id", "_airbyte_emitted_at",
@@ -45,7 +46,11 @@ def connector_hint(raw: str | None, kind: str) -> str:
       and no ``properties`` object (a connector's flattened export), or with Data Pipelines'
       ``event_name``;
     * ``mixpanel-profiles``: a profile keyed ``distinct_id``, not ``$distinct_id`` (a Data
-      Pipelines people table, a connector's engage table)."""
+      Pipelines people table, a connector's engage table);
+    * ``mixpanel-events``, ``mixpanel-pipeline-events``: a result of JQL's ``Events()`` (``name``,
+      ``time`` in ms of the project's zone, ``sampling_factor`` or ``dataset``);
+    * the raw export and Engage kinds: one object holding the records, or an Engage page, under a
+      key of its own (:func:`_wrapper`)."""
     if not raw:
         return ""
     record = _record(raw)
@@ -59,6 +64,14 @@ def connector_hint(raw: str | None, kind: str) -> str:
                 "engage and cohorts streams load with mixpanel-pipeline-events, mixpanel-pipeline-profiles and "
                 "mixpanel-cohorts, which read it)")
     lowered = {str(k).lower() for k in keys}
+    if kind in ("mixpanel-events", "mixpanel-pipeline-events") and {"name", "time"} <= lowered \
+            and lowered & {"sampling_factor", "dataset"} and not lowered & {"event", "event_name"}:
+        return (" (the records are results of JQL's Events(): name, and time in milliseconds in the project's time "
+                "zone; JQL results are not read: export the raw events (cohortlab fetch, or the /export API) and "
+                "load them with mixpanel-events)")
+    wrapped = _wrapper(record, raw, kind)
+    if wrapped:
+        return wrapped
     events = bool(lowered & {"event_name", "mp_event_name"}) or (
         "event" in lowered and "properties" not in lowered and bool(lowered & {"distinct_id", "time"}))
     if events and kind in ("mixpanel-events", "mixpanel-profiles", "mixpanel-members"):
@@ -69,6 +82,49 @@ def connector_hint(raw: str | None, kind: str) -> str:
         return (" (the records are keyed distinct_id, as a Data Pipelines people table or a connector (Airbyte, "
                 "Stitch) writes profiles: mixpanel-pipeline-profiles reads them)")
     return ""
+
+
+# what a kind's records hold (a raw export event, an Engage result) and an Engage page's key: a
+# file that is one object holding them under a key of its own (a third party's answer wrapping
+# Mixpanel's) is named so
+_INNER = {"mixpanel-events": ("event", None), "mixpanel-profiles": ("$distinct_id", "results"),
+          "mixpanel-members": ("$distinct_id", "results")}
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,40}")
+
+
+def _wrapper(record, raw: str, kind: str) -> str:
+    """The hint for a file of ``kind`` that is one object holding the kind's records (or an
+    Engage page) under a key of its own: ``{"data": [{"event": …}, …]}``, ``{"data": {"results":
+    [...]}}``. Read from ``record`` (the parsed first record) or, when its text was cut short
+    (``record`` None), from the start of ``raw``; "" otherwise. The key is named only when it is a
+    plain name, never personal data."""
+    if kind not in _INNER:
+        return ""
+    marker, page = _INNER[kind]
+    key, holds_page = None, False
+    if isinstance(record, dict):
+        for k, v in record.items():
+            if isinstance(v, list) and v and isinstance(v[0], dict) and marker in v[0]:
+                key = str(k)
+                break
+            if page and isinstance(v, dict) and isinstance(v.get(page), list):
+                key, holds_page = str(k), True
+                break
+    elif record is None:
+        name = r'"((?:[^"\\]|\\.)*)"\s*:\s*'
+        m = re.search(name + r'\[\s*\{\s*"' + re.escape(marker) + '"', raw)
+        if m is None and page:
+            m = re.search(name + r'\{[^{}\[\]]*"' + page + r'"\s*:\s*\[', raw)
+            holds_page = m is not None
+        key = m.group(1) if m else None
+    if key is None:
+        return ""
+    from cohortlab.privacy import looks_personal
+
+    named = f'"{key}"' if _PLAIN_KEY.fullmatch(key) and not looks_personal(key) else "one of its keys"
+    what = "an Engage page" if holds_page else "the records"
+    return (f" (the file is one object holding {what} under {named}: save that as the file, "
+            f"{'as it is' if holds_page else 'the records one per line or as an array'})")
 
 
 def _record(raw: str):

@@ -174,6 +174,46 @@ def test_a_people_table_given_as_engage_profiles_is_named_for_mixpanel_pipeline_
     assert "ann@example.com" not in str(e.value)
 
 
+# JQL's Events() result (Mixpanel's JQL docs, "Event Object Specification"; embulk-input-mixpanel's fixture)
+JQL_EVENT = {"name": "pageview", "distinct_id": "02a99746-0f52", "labels": [], "time": 1452027552000,
+             "sampling_factor": 1, "dataset": "$mixpanel", "properties": {"$email": "ann@example.com"}}
+JQL_HINT = ("(the records are results of JQL's Events(): name, and time in milliseconds in the project's time "
+            "zone; JQL results are not read: export the raw events (cohortlab fetch, or the /export API) and load "
+            "them with mixpanel-events)")
+
+
+@pytest.mark.parametrize("kind", ["mixpanel-events", "mixpanel-pipeline-events"])
+def test_jql_events_are_named_so_and_the_raw_export_advised(lab, write, kind):
+    f = write("jql.json", json.dumps([JQL_EVENT, {**JQL_EVENT, "name": "signup"}]))
+    r = lab.load(kind, f)
+    assert (r.loaded, dict(r.quarantined)) == (0, {"missing_event": 2})
+    assert r.warnings == [f"{f}: every record was quarantined (2: missing_event 2); is this a {kind} file? {JQL_HINT}"]
+
+
+# a third party's answer wrapping Mixpanel's (Adobe Experience Platform's Mixpanel source; Prismatic)
+RAW_EVENT = {"event": "Viewed Page", "properties": {"time": 1623861000, "distinct_id": "u-1", "$insert_id": "i1"}}
+
+
+@pytest.mark.parametrize("note", [10, 5000], ids=["parsed", "cut short"])
+def test_records_wrapped_in_one_object_are_named_so(lab, write, note, run_once):
+    """The hint reads the first record's stored text: parsed, or, past the 2,000 characters
+    kept, from its start. The wrapper's key is named when it is a plain name, never otherwise."""
+    events = [{**RAW_EVENT, "properties": {**RAW_EVENT["properties"], "note": "x" * note}}] * 3
+    f = write("explore.json", json.dumps({"computed_at": "2024-01-01", "data": events}))
+    r = lab.load("mixpanel-events", f)
+    assert r.warnings[0].endswith('is this a mixpanel-events file? (the file is one object holding the records '
+                                  'under "data": save that as the file, the records one per line or as an array)')
+    page = {"status": "ok", "results": [{"$distinct_id": "u-1", "$properties": {"$email": "ann@example.com"}}]}
+    with pytest.raises(LoadError) as e:
+        lab.load("mixpanel-profiles", write("query.json", json.dumps({"data": page})))
+    assert str(e.value).endswith('(the file is one object holding an Engage page under "data": save that as the '
+                                 'file, as it is)')
+    with pytest.raises(LoadError) as e:
+        lab.load("mixpanel-profiles", write("personal.json", json.dumps({"ann@example.com": page})))
+    assert str(e.value).endswith("holding an Engage page under one of its keys: save that as the file, as it is)")
+    assert "ann@example.com" not in str(e.value).split(": ", 1)[1]
+
+
 # Airbyte's cohort_members stream: Engage results of every cohort, flattened, with the cohort's id
 COHORT_MEMBERS = [{"distinct_id": "u-1", "cohort_id": 1001, "email": "ann@example.com"},
                   {"distinct_id": "u-2", "cohort_id": 1001},
