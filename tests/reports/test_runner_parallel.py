@@ -81,9 +81,10 @@ def test_two_at_a_time_in_the_order_asked_for_longest_first(notebooks, tmp_path,
     budget = scheduling.memory_budget(2)
     # the what-if started first and kept the least share of the notebook beside it; that one had it
     assert got["eit_migration"] == budget - least["identity_gaps"] > got["identity_gaps"] == least["identity_gaps"]
-    # match_rates took what the notebook still running left: never less than its least share, and
-    # any two that ran at once stayed within the budget
-    assert got["match_rates"] in (budget - got["eit_migration"], budget - got["identity_gaps"])
+    # match_rates took what the notebook still running left, or the whole budget when both had
+    # ended (on a busy machine they may end within the same moment): never less than its least
+    # share, and any two that ran at once stayed within the budget
+    assert got["match_rates"] in (budget - got["eit_migration"], budget - got["identity_gaps"], budget)
     assert all(got[n] >= least[n] for n in runs)
     assert all(got[a] + got[b] <= budget for a in runs for b in runs
                if a < b and runs[a]["start"] < runs[b]["end"] and runs[b]["start"] < runs[a]["end"])
