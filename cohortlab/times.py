@@ -75,11 +75,15 @@ def from_epoch(value: float, what: str = "time") -> datetime:
     return datetime.fromtimestamp(secs, tz=timezone.utc)
 
 
+_SPACED_ZONE = re.compile(r"(?<=\d)\s+([+-]\d{2}(?::?\d{2})?|UTC)$", re.IGNORECASE)
+
+
 def parse_time(value: Any, what: str = "time", *, epoch: bool = False) -> datetime:
     """A time as a user or an export gives it -> aware UTC datetime.
 
     Accepts ISO-8601 text (``2026-03-01``, ``2026-03-01T12:00:00Z``, an offset is honoured, none
-    means UTC), a ``datetime``/``date``/pandas ``Timestamp``/NumPy ``datetime64`` (a value of
+    means UTC; also after a space, or ``UTC`` by name, as warehouses write it: ``2026-03-01
+    00:00:00 UTC``, ``2026-03-01 00:00:00.000 -0800``), a ``datetime``/``date``/pandas ``Timestamp``/NumPy ``datetime64`` (a value of
     ``df["run_at"].to_numpy()``, UTC), and with ``epoch=True`` epoch seconds or milliseconds (a
     number or numeric text). Anything else raises :class:`~cohortlab.errors.SettingsError` naming
     ``what``."""
@@ -106,6 +110,8 @@ def parse_time(value: Any, what: str = "time", *, epoch: bool = False) -> dateti
                 return from_epoch(num, what)
         if s.endswith(("Z", "z")):
             s = s[:-1] + "+00:00"
+        # as warehouses write a zone: after a space (Snowflake's "… -0800"), or UTC by name (BigQuery)
+        s = _SPACED_ZONE.sub(lambda m: "+00:00" if m.group(1).upper() == "UTC" else m.group(1), s)
         try:
             return to_utc(datetime.fromisoformat(s))
         except ValueError:

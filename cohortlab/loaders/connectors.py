@@ -50,7 +50,10 @@ def connector_hint(raw: str | None, kind: str) -> str:
     * ``mixpanel-events``, ``mixpanel-pipeline-events``: a result of JQL's ``Events()`` (``name``,
       ``time`` in ms of the project's zone, ``sampling_factor`` or ``dataset``);
     * the raw export and Engage kinds: one object holding the records, or an Engage page, under a
-      key of its own (:func:`_wrapper`)."""
+      key of its own (:func:`_wrapper`); records whose properties were flattened into dotted keys
+      (``properties.time``: pandas' ``json_normalize``);
+    * ``mixpanel-members``: JSON records keyed ``distinct_id``, not ``$distinct_id`` (a CSV of the
+      ids loads)."""
     if not raw:
         return ""
     record = _record(raw)
@@ -72,6 +75,10 @@ def connector_hint(raw: str | None, kind: str) -> str:
     wrapped = _wrapper(record, raw, kind)
     if wrapped:
         return wrapped
+    dotted = next((k for k in ("properties.", "$properties.") if any(str(x).startswith(k) for x in keys)), None)
+    if dotted and kind in ("mixpanel-events", "mixpanel-pipeline-events", "mixpanel-profiles", "mixpanel-members"):
+        return (f" (the records' keys are dotted paths ({dotted}…): flattened, as pandas' json_normalize does; "
+                f"load the export as Mixpanel wrote it, its {dotted[:-1]} an object)")
     events = bool(lowered & {"event_name", "mp_event_name"}) or (
         "event" in lowered and "properties" not in lowered and bool(lowered & {"distinct_id", "time"}))
     if events and kind in ("mixpanel-events", "mixpanel-profiles", "mixpanel-members"):
@@ -81,6 +88,10 @@ def connector_hint(raw: str | None, kind: str) -> str:
             and "results" not in lowered:
         return (" (the records are keyed distinct_id, as a Data Pipelines people table or a connector (Airbyte, "
                 "Stitch) writes profiles: mixpanel-pipeline-profiles reads them)")
+    if kind == "mixpanel-members" and "distinct_id" in lowered and "$distinct_id" not in keys \
+            and "results" not in lowered:
+        return (" (the records are keyed distinct_id, not $distinct_id: a members file's JSON records are Engage "
+                "results; save the ids as a CSV with a distinct_id column)")
     return ""
 
 

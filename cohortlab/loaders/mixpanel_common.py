@@ -116,13 +116,20 @@ def str_sql(v: str) -> str:
     return raw_text_sql(v)
 
 
+def text_time_sql(text: str) -> str:
+    """TIMESTAMP (UTC) of the time text ``text`` (an SQL VARCHAR): ISO-8601 or SQL (no zone =
+    UTC; an offset or a zone name is honoured, also after a space, as warehouses write it:
+    BigQuery's ``2026-03-01 00:00:00 UTC``, Snowflake's ``2026-03-01 00:00:00.000 -0800``);
+    NULL for text that is no time."""
+    return (f"timezone('UTC', TRY_CAST(regexp_replace(trim({text}), ' ([+-][0-9]{{2}}(:?[0-9]{{2}})?)$', '\\1') "
+            f"AS TIMESTAMPTZ))")
+
+
 def utc_timestamp_sql(v: str) -> str:
     """TIMESTAMP (UTC) from a JSON value holding an ISO-8601 string (no zone = UTC; an offset is
-    honoured). Other types and unparsable strings give NULL."""
-    return (
-        f"CASE WHEN json_type({v}) = 'VARCHAR' THEN "
-        f"timezone('UTC', TRY_CAST(trim(json_extract_string({v}, '$')) AS TIMESTAMPTZ)) END"
-    )
+    honoured: :func:`text_time_sql`). Other types and unparsable strings give NULL."""
+    leaf = f"json_extract_string({v}, '$')"
+    return f"CASE WHEN json_type({v}) = 'VARCHAR' THEN {text_time_sql(leaf)} END"
 
 
 def profile_time_sql(v: str) -> str:
@@ -130,10 +137,11 @@ def profile_time_sql(v: str) -> str:
     an ISO-8601 string (no zone = UTC; an offset is honoured), or an epoch number in seconds or
     milliseconds (read as an event's ``time``: above 1e11 is milliseconds), which imported
     profiles carry; NULL for anything else."""
+    leaf = f"json_extract_string({v}, '$')"
     return (
         f"CASE WHEN json_type({v}) IN {NUMERIC_JSON_TYPES} "
         f"THEN {epoch_to_timestamp_sql(f'TRY_CAST({v}::VARCHAR AS DOUBLE)')} "
-        f"ELSE timezone('UTC', TRY_CAST(trim(json_extract_string({v}, '$')) AS TIMESTAMPTZ)) END"
+        f"ELSE {text_time_sql(leaf)} END"
     )
 
 

@@ -422,7 +422,8 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
     def _spreadsheet_numbers(ctx: FileContext, st: str) -> list[str]:
         """A warning when distinct_ids of a CSV are numbers in scientific notation (``1.23457E+18``,
         ``1,23457E+18``, ``-9.08035E+18``: one digit, a fraction, an exponent with its sign): what a
-        spreadsheet writes for a long numeric id it opened, its digits lost. The rows still load
+        spreadsheet writes for a long numeric id it opened, or a float column (pandas' float64, a
+        DOUBLE) for one it held, its digits lost. The rows still load
         as written."""
         n, first = ctx.engine.query_rows(
             f"SELECT count(*), min(distinct_id) FROM {st} WHERE reason IS NULL AND "
@@ -430,8 +431,9 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
         if not n:
             return []
         return [f"{ctx.path}: {n} distinct_id(s) are numbers in scientific notation (such as {first!r}): a "
-                f"spreadsheet rewrote them and their digits are lost, so they probably name no user; export "
-                f"the cohort again and do not open the file in a spreadsheet (or import the column as text)"]
+                f"spreadsheet, or a float column (pandas, a DOUBLE), rewrote them and their digits are lost, so "
+                f"they probably name no user; export the cohort again and keep the ids as text (do not open the "
+                f"file in a spreadsheet, or import the column as text; pandas: dtype=str)"]
 
     @staticmethod
     def _null_texts(ctx: FileContext, st: str) -> list[str]:

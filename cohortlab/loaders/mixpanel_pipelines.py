@@ -69,6 +69,7 @@ from cohortlab.loaders.mixpanel_common import (
     inline_float_token_sql,
     properties_kept_sql,
     raw_text_sql,
+    text_time_sql,
     upsert_profiles,
 )
 from cohortlab.loaders._warehouse import is_parquet, json_object_sql, present_sql, records_sql
@@ -178,7 +179,7 @@ def _time_sql(tv: str, unit: str) -> str:
     other string = an ISO-8601 / SQL timestamp (no zone = UTC)."""
     num = (f"CASE WHEN json_type({tv}) IN {NUMERIC_JSON_TYPES} THEN TRY_CAST({tv}::VARCHAR AS DOUBLE) "
            f"WHEN json_type({tv}) = 'VARCHAR' THEN TRY_CAST(trim(json_extract_string({tv}, '$')) AS DOUBLE) END")
-    text = f"timezone('UTC', TRY_CAST(trim(json_extract_string({tv}, '$')) AS TIMESTAMPTZ))"
+    text = text_time_sql(f"json_extract_string({tv}, '$')")
     return (f"CASE WHEN ({num}) IS NOT NULL THEN {epoch_to_timestamp_sql(f'({num})', unit)} "
             f"WHEN json_type({tv}) = 'VARCHAR' THEN {text} END")
 

@@ -54,6 +54,7 @@ from cohortlab.loaders.mixpanel_common import (
     raw_text_sql,
     recover_float_tokens,
     register_cohorts,
+    text_time_sql,
 )
 
 ACTIONS = ("members", "add_members", "remove_members")
@@ -123,12 +124,12 @@ class MixpanelWebhooksLoader(Loader):
         if opt_rx is not None:
             rx_sql = f"TIMESTAMP '{opt_rx}'"
         else:
-            rx_num = json_number_sql("v[7]")
+            rx_num, rx_text = json_number_sql("v[7]"), text_time_sql("json_extract_string(v[7], '$')")
             rx_sql = (
                 f"CASE WHEN json_type(v[7]) IN {NUMERIC_JSON_TYPES} "
                 f"  OR TRY_CAST(json_extract_string(v[7], '$') AS DOUBLE) IS NOT NULL "
                 f"THEN {epoch_to_timestamp_sql(rx_num)} ELSE "
-                f"timezone('UTC', TRY_CAST(trim(json_extract_string(v[7], '$')) AS TIMESTAMPTZ)) END"
+                f"{rx_text} END"
             )
         # the page columns, each record parsed straight from its text; neither the page text nor
         # its members are kept or copied (a page can hold thousands of members: a few copies of

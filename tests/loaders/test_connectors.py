@@ -214,6 +214,24 @@ def test_records_wrapped_in_one_object_are_named_so(lab, write, note, run_once):
     assert "ann@example.com" not in str(e.value).split(": ", 1)[1]
 
 
+def test_records_flattened_into_dotted_keys_are_named_so(lab, write):
+    """pandas' json_normalize of a raw export writes properties.time, properties.distinct_id, …
+    (its to_json keeps the dots): every record is quarantined missing_time, and the warning says
+    why. Members JSON keyed distinct_id (a hand-made list) is refused naming the CSV that loads."""
+    flat = {"event": "Viewed Page", "properties.time": 1623861000, "properties.distinct_id": "u-1",
+            "properties.$mparticle_user_id": "9080350317581165123"}
+    f = write("normalized.jsonl", jsonl([flat]))
+    r = lab.load("mixpanel-events", f)
+    assert r.warnings == [f"{f}: every record was quarantined (1: missing_time 1); is this a mixpanel-events file? "
+                          "(the records' keys are dotted paths (properties.…): flattened, as pandas' json_normalize "
+                          "does; load the export as Mixpanel wrote it, its properties an object)"]
+    with pytest.raises(LoadError) as e:
+        lab.load("mixpanel-members", write("ids.jsonl", jsonl([{"distinct_id": "u-1"}, {"distinct_id": "u-2"}])),
+                 cohort="C", as_of="2026-03-01")
+    assert str(e.value).endswith("(the records are keyed distinct_id, not $distinct_id: a members file's JSON "
+                                 "records are Engage results; save the ids as a CSV with a distinct_id column)")
+
+
 # Airbyte's cohort_members stream: Engage results of every cohort, flattened, with the cohort's id
 COHORT_MEMBERS = [{"distinct_id": "u-1", "cohort_id": 1001, "email": "ann@example.com"},
                   {"distinct_id": "u-2", "cohort_id": 1001},

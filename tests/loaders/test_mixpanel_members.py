@@ -213,6 +213,16 @@ def test_csv_columns_in_another_case_or_with_spaces_are_found(lab, write, balanc
     assert got == {"Two": "A", "Three": "C"}
 
 
+@pytest.mark.parametrize("as_of", ["2026-03-01 00:00:00 UTC", "2026-03-01 00:00:00.000 +0000",
+                                   "2026-02-28 16:00:00.000 -0800"], ids=["bigquery", "snowflake", "offset"])
+def test_a_csv_as_of_column_as_a_warehouse_writes_it(lab, write, balanced, as_of):
+    """A members table unloaded from BigQuery or Snowflake writes its as_of column so: it was
+    refused ("as_of: not a time"); it is 2026-03-01 00:00 UTC."""
+    r = balanced(lab.load("mixpanel-members", write("unload.csv", f"distinct_id,as_of\nU1,{as_of}\nU2,{as_of}\n"),
+                          cohort="C"))
+    assert r.loaded == 2 and _snapshots(lab)[0][3] == AS_OF
+
+
 def test_csv_with_several_as_of_values_is_an_error(lab, write):
     f = write("m.csv", "distinct_id,as_of\nA,2026-03-01\nB,2026-03-02\n")
     with pytest.raises(LoadError, match="several values"):
@@ -391,6 +401,7 @@ def test_a_csv_whose_ids_a_spreadsheet_rewrote_warns(lab, write):
     r = lab.load("mixpanel-members", eu, column="Distinct ID", cohort="Power Users", as_of=AS_OF)
     assert r.loaded == 3 and len(r.warnings) == 1
     assert "2 distinct_id(s) are numbers in scientific notation" in r.warnings[0] and "eu.csv" in r.warnings[0]
+    assert "a float column (pandas, a DOUBLE)" in r.warnings[0]  # pandas' to_csv of a float64 id column too
     with pytest.raises(StrictLoadError, match="scientific notation"):
         lab.load("mixpanel-members", write("us.csv", "distinct_id\n1.23457E+18\n"), cohort="Power Users",
                  as_of=AS_OF, strict=True)

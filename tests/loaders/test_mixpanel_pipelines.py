@@ -322,6 +322,23 @@ def test_unprefixed_is_custom_or_reserved_and_custom_is_the_default(lab, write):
         lab.load(PROFILES, people, asof="2026-02-01")
 
 
+def test_warehouse_time_spellings_are_times(lab, q, write, balanced):
+    """Warehouses write a time's zone after a space (Snowflake's default output: "… -0800") or
+    by name (BigQuery: "… UTC"): such a time was quarantined bad_time (Snowflake's) although it
+    is one; every spelling of one instant gives the same UTC time, in events and profiles."""
+    spellings = ["2026-02-10 00:00:01.000 -0800", "2026-02-10 00:00:01 -08:00", "2026-02-10T00:00:01-0800",
+                 "2026-02-10 08:00:01.000 +0000", "2026-02-10 08:00:01 UTC", "2026-02-10T08:00:01Z"]
+    f = write("events.jsonl", jsonl(*({"event_name": "A", "time": t, "distinct_id": f"u{i}", "insert_id": f"i{i}"}
+                                      for i, t in enumerate(spellings))))
+    r = balanced(lab.load(EVENTS, f))
+    assert (r.loaded, r.n_quarantined) == (6, 0)
+    assert q("SELECT DISTINCT time FROM mp_events") == [(datetime(2026, 2, 10, 8, 0, 1),)]
+    people = write("people.jsonl", jsonl({"distinct_id": "p", "properties": {"$last_seen": spellings[0],
+                                                                             "$created": "2026-01-01 00:00:00 UTC"}}))
+    balanced(lab.load(PROFILES, people))
+    assert q("SELECT last_seen, created FROM mp_profiles") == [(datetime(2026, 2, 10, 8, 0, 1), datetime(2026, 1, 1))]
+
+
 def test_pipeline_profiles_take_the_export_time_as_of(lab, q, write):
     """A Data Pipelines profile export is a snapshot taken at a time: ``-o as_of`` dates the
     versions it adds to mp_profile_history, which send-time resolution reads, as for
