@@ -302,7 +302,9 @@ MPA_BATCH_TIMES = _table(
 #    missing_distinct_id; a cohorts file was refused)
 # 16: a Firehose request or an IDSync answer is quarantined firehose_request / idsync_response by
 #    both mParticle JSON loaders whatever its mpid (one without a valid top-level mpid, such as a
-#    Firehose audience_membership_change_request, was missing_mpid / invalid_mpid)
+#    Firehose audience_membership_change_request, was missing_mpid / invalid_mpid); a time text
+#    with its zone after a space or as "UTC" ("… -0800", "… UTC": warehouses' unloads) is that
+#    instant (a pipeline event was quarantined bad_time, a profile date or receive time unread)
 LOADER_VERSION = 16
 
 
