@@ -356,8 +356,8 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
                                         f"c{as_of_at + 1}" if as_of_at is not None else None, head)
             if meta is not None:
                 return meta, True
-        # line = position + 1 (the header is line 1; line 2 after a sep= line: + head.skip); the
-        # raw row only for rejects: a JSON object
+        # line = position + the lines before the first row (the header, a sep= line:
+        # first_row_line - 1); the raw row only for rejects: a JSON object
         # of the header's names and the row's values (as mparticle-csv keeps them). A row that
         # repeats the header (part files joined: cat part_*.csv) is no record: left out of the
         # stage, counted for a warning (it was a member named "distinct_id")
