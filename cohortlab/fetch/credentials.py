@@ -11,6 +11,7 @@ Config file (``--config PATH``, else ``$COHORTLAB_CONFIG``, else
       service_account_username: cohortlab.1a2b3c.mp-service-account
       service_account_secret: ...
       region: eu                 # us (default) | eu | in
+      workspace_id: 3456         # a project with Data Views: its global data view (Query API only)
     mparticle:
       client_id: ...
       client_secret: ...
@@ -20,7 +21,8 @@ Config file (``--config PATH``, else ``$COHORTLAB_CONFIG``, else
 
 Environment variables override the file: ``MIXPANEL_PROJECT_ID``,
 ``MIXPANEL_SERVICE_ACCOUNT_USERNAME``, ``MIXPANEL_SERVICE_ACCOUNT_SECRET``, ``MIXPANEL_API_SECRET``
-(legacy project secret, instead of a service account), ``MIXPANEL_REGION``;
+(legacy project secret, instead of a service account), ``MIXPANEL_REGION``,
+``MIXPANEL_WORKSPACE_ID``;
 ``MPARTICLE_CLIENT_ID``, ``MPARTICLE_CLIENT_SECRET``, ``MPARTICLE_ORG_ID``,
 ``MPARTICLE_ACCOUNT_ID``, ``MPARTICLE_WORKSPACE_ID``. A config file readable by other users gets
 a warning (it holds secrets).
@@ -92,6 +94,8 @@ class MixpanelCredentials:
     region: str = "us"
     export_url: str | None = None
     query_url: str | None = None
+    # a project with Data Views: the global data view's id, sent with Query API requests
+    workspace_id: str | None = None
 
     __repr__ = _masked_repr
 
@@ -162,6 +166,7 @@ _MP_KEYS = {  # field -> (env var, config key)
     "region": ("MIXPANEL_REGION", "region"),
     "export_url": ("COHORTLAB_MIXPANEL_EXPORT_URL", "export_url"),
     "query_url": ("COHORTLAB_MIXPANEL_QUERY_URL", "query_url"),
+    "workspace_id": ("MIXPANEL_WORKSPACE_ID", "workspace_id"),
 }
 _MPA_KEYS = {
     "client_id": ("MPARTICLE_CLIENT_ID", "client_id"),

@@ -425,7 +425,8 @@ class HttpClient:
                     if status not in RETRY_STATUSES:
                         raise self.status_error(status, path, body)
                     cause = str(status)
-                    retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+                    # mParticle's limits page spells it RetryAfter (no hyphen): either is read
+                    retry_after = parse_retry_after(resp.headers.get("Retry-After") or resp.headers.get("RetryAfter"))
                     last = f"HTTP {status} on {path}" + (f": {body}" if body else "")
                     if retry_after is not None and retry_after > self.policy.max_retry_after:
                         last += (f" (the server asked to wait {retry_after:.0f} s; cohortlab waits at most "

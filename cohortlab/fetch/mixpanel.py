@@ -160,6 +160,7 @@ class MixpanelClient:
         self.export_url = (creds.export_url or export_host).rstrip("/")
         self.query_url = (creds.query_url or query_host).rstrip("/")
         self.project_id = creds.project_id
+        self.workspace_id = creds.workspace_id
         self.max_restarts = max_restarts
         self.max_pages = max_pages
         self.http = HttpClient("mixpanel", auth=creds.basic_auth(), secrets=creds.secrets(),
@@ -180,6 +181,12 @@ class MixpanelClient:
 
     def _project(self) -> dict[str, str]:
         return {"project_id": self.project_id} if self.project_id else {}
+
+    def _query_project(self) -> dict[str, str]:
+        """The Query API's project parameters: ``project_id`` and, for a project with Data Views,
+        the global data view's ``workspace_id`` (MIXPANEL_WORKSPACE_ID), which Mixpanel asks the
+        Query API's callers to send; the raw export takes ``project_id`` only."""
+        return {**self._project(), **({"workspace_id": self.workspace_id} if self.workspace_id else {})}
 
     # ------------------------------------------------------------------ raw events
     def export_events(self, out: Path, from_date: Any, to_date: Any, *, events: Iterable[str] = (),
@@ -259,7 +266,7 @@ class MixpanelClient:
     def _post_engage(self, form: dict[str, str]) -> tuple[bytes, dict[str, Any]]:
         """One Engage page: (the body as received, the body parsed)."""
         resp, body = self.http.request(
-            "POST", f"{self.query_url}/api/query/engage", params=self._project(), data=form, ok=(200, 400),
+            "POST", f"{self.query_url}/api/query/engage", params=self._query_project(), data=form, ok=(200, 400),
             budget=self.query_budget, consume=self.http.json_body,
         )
         try:
@@ -272,11 +279,13 @@ class MixpanelClient:
             if "session" in err.lower() and form.get("session_id"):
                 raise _Restart(f"session expired: {err}")
             raise self.http.status_error(400, "/api/query/engage", err)
-        if not isinstance(data, dict) or not isinstance(data.get("results"), list):
-            raise self.http.error("unexpected Engage answer: expected a JSON object with a results list")
-        if data.get("status", "ok") != "ok":
+        # the status first: an error answer (200, {"status": "error", "error": "..."}) has no
+        # results list, and its message is what the user needs
+        if isinstance(data, dict) and data.get("status", "ok") != "ok":
             raise self.http.error(f"Engage answered status {data.get('status')!r}: "
                                   f"{short_text(str(data.get('error', '')), self.http.mask)}")
+        if not isinstance(data, dict) or not isinstance(data.get("results"), list):
+            raise self.http.error("unexpected Engage answer: expected a JSON object with a results list")
         return body, data
 
     def engage(self, form: dict[str, str], start: Callable[[datetime], None],
@@ -381,7 +390,7 @@ class MixpanelClient:
 
     def list_cohorts(self) -> list[dict[str, Any]]:
         """The cohorts list as Mixpanel answers it now (nothing written)."""
-        resp, body = self.http.request("POST", f"{self.query_url}/api/query/cohorts/list", params=self._project(),
+        resp, body = self.http.request("POST", f"{self.query_url}/api/query/cohorts/list", params=self._query_project(),
                                        budget=self.query_budget, consume=self.http.json_body)
         try:
             data = json.loads(body)

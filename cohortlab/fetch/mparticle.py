@@ -32,6 +32,7 @@ import json
 import re
 import sys
 import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -65,11 +66,26 @@ def workspace_of(creds: MParticleCredentials) -> dict[str, str]:
 class _Bearer(httpx.Auth):
     def __init__(self) -> None:
         self.token: str | None = None
+        # when to ask for a new token before the next request (time.monotonic; None: never):
+        # five minutes before it expires, by the answer's expires_in (8 hours, mParticle's docs)
+        self.renew_at: float | None = None
 
     def auth_flow(self, request):
         if self.token:
             request.headers["Authorization"] = f"Bearer {self.token}"
         yield request
+
+
+def _renew_at(expires_in) -> float | None:
+    """When to renew a token that expires in ``expires_in`` seconds (the token answer's field;
+    None when it says nothing usable): five minutes before, or half-way for a short one."""
+    try:
+        seconds = float(expires_in)
+    except (TypeError, ValueError):
+        return None
+    if not seconds > 0 or seconds == float("inf"):
+        return None
+    return time.monotonic() + max(seconds - 300, seconds / 2)
 
 
 @dataclass
@@ -117,14 +133,25 @@ class MParticleClient:
             # auth=None: the token request carries no (old) Bearer token
             _, raw = self.http.request("POST", self.auth_url, json=body, auth=None)
             try:
-                token = json.loads(raw).get("access_token")
+                answer = json.loads(raw)
+                token, expires_in = answer.get("access_token"), answer.get("expires_in")
             except (ValueError, AttributeError):
-                token = None
+                token, expires_in = None, None
             if not token:
                 raise self.http.error("the token endpoint answered without an access_token")
             self._auth.token = str(token)
             self.http.secrets.append(self._auth.token)
+            self._auth.renew_at = _renew_at(expires_in)
             return True
+
+    def _fresh_token(self) -> str | None:
+        """The token to send: renewed first when it is about to expire (a run of a million
+        MPIDs outlasts one token: mParticle's expire after 8 hours, and what an expired one
+        answers is not documented, so it is not waited for)."""
+        used = self._auth.token
+        if used is not None and self._auth.renew_at is not None and time.monotonic() >= self._auth.renew_at:
+            self.authenticate(stale=used)
+        return self._auth.token
 
     # ------------------------------------------------------------------ profiles
     def profile_url(self, mpid: int) -> str:
@@ -142,7 +169,7 @@ class MParticleClient:
 
     def profile_text(self, mpid: int) -> tuple[dict[str, Any], str] | None:
         """(the answer parsed, the answer's text as sent) for ``mpid``; None on a 404."""
-        used = self._auth.token
+        used = self._fresh_token()
         resp, raw = self.http.request("GET", self.profile_url(mpid), params={"fields": FIELDS}, ok=(200, 404),
                                       auth_refresh=lambda: self.authenticate(stale=used), consume=self.http.json_body)
         if resp.status_code == 404:

@@ -63,6 +63,7 @@ class Fake:
         self.mpa_profiles: dict[int, dict[str, Any]] = {}
         self.tokens = {"tok-1"}
         self.n_tokens = 0
+        self.token_expires_in: Any = 28800  # the token answer's expires_in (seconds; mParticle's 8 hours)
         self.inflight = 0
         self.max_inflight = 0
         self.profile_delay = 0.0
@@ -129,8 +130,13 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, b"", "text/plain")
             return True
         if isinstance(f, tuple) and f[0] == "status":
+            # ("status", code[, retry_after[, header name]]): mParticle's limits page spells it RetryAfter
             code, retry_after = f[1], f[2] if len(f) > 2 else None
-            self._json(code, {"error": f"fault {code}"}, {"Retry-After": str(retry_after)} if retry_after is not None else None)
+            header = f[3] if len(f) > 3 else "Retry-After"
+            self._json(code, {"error": f"fault {code}"}, {header: str(retry_after)} if retry_after is not None else None)
+            return True
+        if isinstance(f, tuple) and f[0] == "json_200":  # ("json_200", body): status 200 with this JSON body
+            self._json(200, f[1])
             return True
         return False
 
@@ -280,7 +286,7 @@ class Handler(BaseHTTPRequestHandler):
             fake.n_tokens += 1
             tok = f"tok-{fake.n_tokens}"
             fake.tokens = {tok}
-        self._json(200, {"access_token": tok, "expires_in": 28800, "token_type": "Bearer"})
+        self._json(200, {"access_token": tok, "expires_in": fake.token_expires_in, "token_type": "Bearer"})
 
     def _profile(self, path: str, q: dict[str, str]) -> None:
         fake = self.fake

@@ -278,6 +278,31 @@ def test_engage_pages_with_session_id(fake, creds, policy, tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == [f"engage_page_0000{i}.json" for i in range(3)]
 
 
+def test_an_engage_error_answered_with_200_says_the_servers_error(fake, creds, policy, tmp_path):
+    """An Engage error can come with status 200 and no results ({"status": "error", "error": …}):
+    it was reported as "expected a JSON object with a results list", the server's words lost."""
+    fake.faults["engage"] = [("json_200", {"status": "error", "error": "Invalid where expression"})]
+    with pytest.raises(FetchError, match="Engage answered status 'error': Invalid where expression"):
+        _mp(creds, policy).profiles(tmp_path)
+
+
+def test_a_project_with_data_views_sends_its_workspace_id_to_the_query_api_only(fake, env, policy, tmp_path):
+    """Mixpanel asks Query API callers of a project with Data Views to send the global data view's
+    workspace_id beside project_id (MIXPANEL_WORKSPACE_ID, or mixpanel.workspace_id); the raw
+    export takes project_id only. Without it nothing is sent."""
+    from cohortlab.fetch.credentials import load_credentials
+
+    mp = _mp(load_credentials(env={**env, "MIXPANEL_WORKSPACE_ID": "3456"}), policy)
+    mp.profiles(tmp_path)
+    mp.list_cohorts()
+    mp.export_events(tmp_path, "2026-01-01", "2026-01-01")
+    sent = {e: p for e, _, p in fake.log}
+    assert (sent["engage"]["workspace_id"], sent["cohorts"]["workspace_id"]) == ("3456", "3456")
+    assert "workspace_id" not in sent["export"] and sent["export"]["project_id"] == sent["engage"]["project_id"]
+    _mp(load_credentials(env=env), policy).list_cohorts()
+    assert "workspace_id" not in [p for e, _, p in fake.log if e == "cohorts"][-1]
+
+
 def test_engage_session_expiry_restarts_from_page_zero_on_the_new_data(fake, creds, policy, tmp_path):
     # page 0 is served, then the data changes and the session expires before page 1
     fake.faults["engage"] = [None, "expire_session"]

@@ -255,6 +255,30 @@ def test_expired_token_is_renewed_once(fake, creds, policy, tmp_path):
         "client_id": "mpa-client", "audience": "https://api.mparticle.com", "grant_type": "client_credentials"}
 
 
+def test_a_token_is_renewed_before_it_expires_by_its_expires_in(fake, creds, policy, tmp_path):
+    """mParticle's tokens expire after 8 hours (the answer's expires_in); what an expired one
+    answers is not documented, so a long run does not wait for it: the token is renewed five
+    minutes before (half-way for a short one), and no request is refused for it."""
+    fake.token_expires_in = 0.4  # renewed after 0.2 s
+    fake.mpa_profiles.update({m: {"mpid": m} for m in range(2000, 2006)})
+    fake.profile_delay = 0.1
+    mpa = _client(creds, policy)
+    res = mpa.fetch_profiles(tmp_path, range(2000, 2006), concurrency=1, progress=False)
+    assert res.fetched == 6 and dict(mpa.http.stats.retries) == {}
+    assert fake.count("token") >= 3  # the first and at least two renewals, none after a refusal
+    fake.token_expires_in, before = "soon", fake.count("token")  # no number: renewed only when refused
+    mpa = _client(creds, policy)
+    assert mpa.fetch_profiles(tmp_path / "b", range(2000, 2006), concurrency=1, progress=False).fetched == 6
+    assert fake.count("token") == before + 1
+
+
+def test_retry_after_spelled_as_mparticles_limits_page_writes_it_is_honoured(fake, creds, policy, tmp_path):
+    fake.faults["profile"] = [("status", 429, 4, "RetryAfter")]
+    mpa = _client(creds, policy)
+    assert mpa.fetch_profiles(tmp_path, [NEG], progress=False).fetched == 1
+    assert policy.waits[0] == 4.0
+
+
 def test_threads_hitting_an_expired_token_renew_it_once(fake, creds, policy, tmp_path):
     fake.mpa_profiles.update({m: {"mpid": m} for m in range(2000, 2009)})
     fake.profile_delay = 0.05
