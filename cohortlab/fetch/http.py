@@ -85,10 +85,18 @@ class RetryPolicy:
     jitter: bool = True
     clock: Callable[[], float] = time.monotonic  # the time the shared pause after a 429 is measured on
 
-    def wait(self, attempt: int, retry_after: float | None) -> float:
+    max_limit_backoff: float = 900.0  # the longest wait after a 429 of an hourly limit (limit_backoff)
+
+    def wait(self, attempt: int, retry_after: float | None, limit_backoff: float | None = None) -> float:
+        """The wait before retry ``attempt`` + 1: the server's ``retry_after`` (capped), else
+        exponential backoff from ``backoff`` (from ``limit_backoff`` when given: a 429 of a
+        service whose limit is counted per hour, up to ``max_limit_backoff``), with jitter."""
         if retry_after is not None and math.isfinite(retry_after):
             return min(max(retry_after, 0.0), self.max_retry_after)
-        base = min(self.backoff * (2 ** attempt), self.max_backoff)
+        if limit_backoff:
+            base = min(limit_backoff * (2 ** attempt), self.max_limit_backoff)
+        else:
+            base = min(self.backoff * (2 ** attempt), self.max_backoff)
         return base * (0.5 + random.random() / 2) if self.jitter else base
 
 
@@ -264,8 +272,13 @@ class HttpClient:
         timeout: float = 120.0,
         auth_hint: str = "",
         transport: httpx.BaseTransport | None = None,
+        limit_backoff: float | None = None,
     ) -> None:
         self.service = service
+        # the first wait after a 429 without Retry-After, for a service whose limit is counted
+        # per hour (Mixpanel: 60 queries an hour, no Retry-After documented): seconds of backoff
+        # would use up the retries while the hour goes on
+        self.limit_backoff = limit_backoff
         self.secrets = [s for s in secrets if s]  # a token learnt later is appended
         self.basic_pairs = [tuple(auth)] if isinstance(auth, tuple) else []
         self.policy = policy or RetryPolicy()
@@ -440,7 +453,7 @@ class HttpClient:
             if attempt >= self.policy.retries:
                 raise self.error(f"giving up after {attempt + 1} attempt{'s' if attempt else ''}: {last}")
             self._count(cause)
-            wait = self.policy.wait(attempt, retry_after)
+            wait = self.policy.wait(attempt, retry_after, self.limit_backoff if cause == "429" else None)
             if wait >= LONG_WAIT:  # a Retry-After of minutes: said first, the run is not stuck
                 self.notify(self.mask(f"{self.service}: {last}; retry {attempt + 1} of {self.policy.retries} "
                                       f"in {duration_text(wait)}"))

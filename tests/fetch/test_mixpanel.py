@@ -128,6 +128,22 @@ def test_every_5xx_is_retried_as_documented(fake, creds, policy, tmp_path):
         mp.cohorts(tmp_path)
 
 
+def test_a_429_without_retry_after_waits_minutes_not_seconds(fake, creds, tmp_path, capsys):
+    """Mixpanel counts its limits per hour (60 queries) and documents no Retry-After: a 429 means
+    the hour's queries are used up (by another client: cohortlab paces its own). Retried after
+    1, 2, 4, 8 then 15 minutes, each wait said first; a 503 still backs off from 1 s."""
+    from cohortlab.fetch.http import no_sleep_policy
+
+    policy = no_sleep_policy(retries=5)  # the default number of retries
+    fake.faults["export"] = [("status", 429)] * 5
+    mp = _mp(creds, policy)
+    assert mp.export_events(tmp_path, "2026-01-01", "2026-01-03", chunk_days=3)[0].events == 5
+    assert policy.waits == [60.0, 120.0, 240.0, 480.0, 900.0]
+    said = capsys.readouterr().err
+    assert "mixpanel: HTTP 429 on /api/2.0/export: fault 429; retry 1 of 5 in 60 s" in said
+    assert "retry 5 of 5 in 15 min" in said
+
+
 @pytest.mark.parametrize("value", ["NaN", "nan", "Infinity", "-inf", "1e3", "+5", "-1", "soon", "0x10"])
 def test_an_unreadable_retry_after_is_the_normal_backoff(fake, creds, policy, tmp_path, value):
     # audit 92, #9: Retry-After: NaN was a ValueError traceback from time.sleep(nan)
@@ -135,7 +151,9 @@ def test_an_unreadable_retry_after_is_the_normal_backoff(fake, creds, policy, tm
     mp = _mp(creds, policy)
     chunks = mp.export_events(tmp_path, "2026-01-01", "2026-01-03", chunk_days=3)
     assert chunks[0].events == 5
-    assert policy.waits == [1.0, 2.0]  # the backoff, as without the header
+    # the backoff, as without the header: a 503's from 1 s, a 429's (Mixpanel's limits are per
+    # hour) from a minute
+    assert policy.waits == [1.0, 120.0]
 
 
 def test_parse_retry_after():
