@@ -191,7 +191,12 @@ def _wrap(text: str, width: int) -> str:
 
 def _date_axis(ax) -> None:
     """Dates that say their month and day at every tick (``Feb 23``), with the hour when the axis
-    spans less than three days; ticks never repeat a label."""
+    spans less than three days and the year when it spans more than 300; ticks never repeat a
+    label. A chart of one instant (a cohort's one run) spans the day before and the day after it:
+    matplotlib widened it to years, whose ticks all read ``Jan 01``."""
+    data_lo, data_hi = ax.dataLim.intervalx
+    if np.isfinite(data_lo) and data_lo == data_hi:
+        ax.set_xlim(data_lo - 1, data_hi + 1)
     lo, hi = ax.get_xlim()
     short = (hi - lo) < 3
     locator = mdates.AutoDateLocator(minticks=3, maxticks=8)
@@ -199,7 +204,8 @@ def _date_axis(ax) -> None:
         locator = mdates.DayLocator(interval=max(1, int(np.ceil((hi - lo) / 8)))) if (hi - lo) <= 62 else \
             mdates.AutoDateLocator(minticks=3, maxticks=8)
     ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%b %d %H:%M" if short else "%b %d"))
+    ax.xaxis.set_major_formatter(mdates.DateFormatter(
+        "%b %d %H:%M" if short else "%b %d %Y" if (hi - lo) > 300 else "%b %d"))
 
 
 def _many_bars(ax, t: pd.Series, heights: pd.Series, *, width: float, color: str, label: str):

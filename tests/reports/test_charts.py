@@ -406,6 +406,23 @@ def test_date_axes_name_the_right_month_on_every_tick():
     assert {lab[:3] for lab in labels} <= {"Feb", "Mar"} and any(lab.startswith("Feb") for lab in labels)
 
 
+def test_a_chart_of_one_run_spans_its_day_and_a_long_one_says_the_year():
+    """A cohort with one sync run (0 members: the first run sent nothing) drew a date axis that
+    matplotlib widened to years, every tick reading "Jan 01"; its axis is now the day before and
+    after the run. Over more than 300 days the ticks say the year (Jan 01 of two years differ)."""
+    one = pd.DataFrame({"run_at": pd.to_datetime(["2026-03-01 00:00"]), "members": [0], "true_count": [0]})
+    types = pd.DataFrame({"run_at": pd.to_datetime(["2026-03-01 00:00"] * 2), "sync_type": ["dynamic", "one_time"],
+                          "true_count": [0, 0], "members": [0, 0]})
+    for fig in (charts.timeline_chart(one), charts.sync_types_chart(types)):
+        labels = _drawn_tick_labels(fig, "x")
+        assert len(labels) >= 3 and len(labels) == len(set(labels)), labels
+        assert {lab[:6] for lab in labels} <= {"Feb 28", "Mar 01", "Mar 02"} and "Mar 01 00:00" in labels
+    long = pd.DataFrame({"run_at": pd.to_datetime(["2025-01-31 13:00", "2026-03-01 00:00"]), "members": [1, 2],
+                         "true_count": [0, 1]})
+    labels = _drawn_tick_labels(charts.timeline_chart(long), "x")
+    assert len(labels) == len(set(labels)) and {"Jan 01 2026", "Mar 01 2026"} <= set(labels), labels
+
+
 def test_a_small_waterfall_step_is_labelled_and_visible():
     w = pd.DataFrame({"step": ["members", "unmatched:mpid_not_found", "shared_mpid", "audience"],
                       "label": ["m", "nf", "s", "a"], "kind": ["total", "minus", "minus", "total"],
