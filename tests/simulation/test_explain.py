@@ -62,6 +62,26 @@ def test_explain_by_distinct_id_lists_every_fact_with_its_rule(data):
     assert "$email ann@example.com;" in shown and "other@example.com" not in shown
 
 
+def test_a_former_members_profile_is_explained_beside_the_one_its_id_names(data):
+    """cust-2 left the cohort; its sends wrote true, then false, on MPID 202 (its
+    $mparticle_user_id), while cust-2 is the customer_id of another profile, 303. Only 303 was
+    explained (its attribute, its observed value): the profile the sends wrote to was not. Both
+    are now, each with its own lookup line."""
+    data.mpa(202)
+    data.mpa(303, customer_id="cust-2")
+    data.profile("cust-2", mparticle_user_id="202")
+    data.profile("x", mparticle_user_id="303")
+    data.snapshot(C, "2026-03-01T00:00", ["cust-2", "x"])
+    data.snapshot(C, "2026-03-01T01:00", ["x"])  # cust-2 leaves
+    x = data.lab.explain(C, "cust-2")
+    assert x.mpids == [303, 202]
+    lookups = [s.text for s in x.steps if s.kind == "lookup"]
+    assert lookups[-2:] == ["MPID 303: the mParticle profile whose customer_id is this id",
+                            "MPID 202: the profile former member cust-2's sends wrote to"]
+    attribute = {s.data["mpid"]: s.data["value"] for s in x.steps if s.kind == "attribute"}
+    assert attribute == {303: True, 202: False}  # x's true on 303; cust-2's false on 202
+
+
 def test_explain_by_email_shows_that_email_as_given(data):
     world(data)
     text = data.lab.explain(C, "ann@example.com").to_text()
