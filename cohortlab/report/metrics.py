@@ -546,9 +546,16 @@ def rule_headline_label(f: Mapping[str, Any]) -> str:
     return f"recovered by a Rule + re-export, none for {len(missing):,} of {cohorts:,} cohorts (simulated)"
 
 
+def top_gap_reasons(f: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The rows of ``f["by_gap_reason"]`` with the most unmatched members: one, or several tied
+    (in the order of the figures: by name); [] without an unmatched member."""
+    rows = f["by_gap_reason"]
+    return [r for r in rows if r["users"] == rows[0]["users"]] if rows else []
+
+
 def figures_headline_identity_gaps(f: Mapping[str, Any]) -> Headline:
-    top = f["by_gap_reason"][0]["gap_reason"] if f["by_gap_reason"] else None  # None: no unmatched member
-    top = None if top is None else reason_words(top)  # in words, as the pages write it
+    # in words, as the pages write them; several when tied (one of them picked would mislead)
+    top = " / ".join(reason_words(r["gap_reason"]) for r in top_gap_reasons(f)) or None  # None: none unmatched
     return (Headline()
             .add("unmatched members", f["unmatched"])
             .add("unmatched (of all members)", f["unmatched_share"], "percent")

@@ -12,7 +12,7 @@ import pandas as pd
 
 from cohortlab.escaping import md_text  # names from data are text, never Markdown
 from cohortlab.glossary import cause_words, reason_words
-from cohortlab.report.metrics import loss_words, sync_headline, sync_waiting_label
+from cohortlab.report.metrics import loss_words, sync_headline, sync_waiting_label, top_gap_reasons
 from cohortlab.times import format_minute
 
 
@@ -235,13 +235,19 @@ def identity_gaps_summary(f: Mapping[str, Any], settings=None) -> str:
         return "**No cohort members found** at the chosen time: no identity gaps to explain."
     if not f["unmatched"]:
         return f"**All {f['members']:,} cohort members reach an mParticle profile.** No identity gaps."
-    top = f["by_gap_reason"][0]
+    top = top_gap_reasons(f)
+    if len(top) == 1:
+        most = (f"- Most frequent gap reason among the unmatched: **{reason_words(top[0]['gap_reason'])}** "
+                f"({counted(top[0]['users'], 'member')}): "
+                f"{STEP_SENTENCES.get('unmatched:' + str(top[0]['gap_reason']), '')}.")
+    else:  # tied: each named, none picked
+        most = (f"- Most frequent gap reasons among the unmatched, tied at {counted(top[0]['users'], 'member')} each: "
+                + "; ".join(f"**{reason_words(r['gap_reason'])}**: "
+                            f"{STEP_SENTENCES.get('unmatched:' + str(r['gap_reason']), '')}" for r in top) + ".")
     lines = [
         f"**{f['unmatched']:,} of {f['members']:,} members ({pct(f['unmatched_share'])} of members) do not reach "
         f"an mParticle profile.**",
-        f"- Most frequent gap reason among the unmatched: **{reason_words(top['gap_reason'])}** "
-        f"({counted(top['users'], 'member')}): "
-        f"{STEP_SENTENCES.get('unmatched:' + str(top['gap_reason']), '')}.",
+        most,
         f"- **{f['in_mparticle']:,}** of the {counted(f['unmatched'], 'unmatched member')} "
         f"{'is' if f['in_mparticle'] == 1 else 'are'} in mParticle after all (found through another identity): only "
         f"the identifier Mixpanel sends is wrong.",

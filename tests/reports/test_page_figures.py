@@ -277,6 +277,22 @@ def test_gap_reasons_are_written_in_words_as_the_waterfall_writes_its_steps():
         summaries.identity_gaps_summary(f)
 
 
+def test_tied_gap_reasons_are_each_named_none_picked():
+    """Three reasons tied at one member each: the headline and the summary named the first (by
+    name) as "the most frequent", as if the others were fewer (an end-to-end run met it)."""
+    f = dict(metrics.identity_gaps_figures(ACROSS, metrics.shared_mpids(ACROSS)))
+    f["by_gap_reason"] = [{"gap_reason": r, "users": 1} for r in
+                          ("distinct_id_not_mpid", "malformed_mparticle_user_id", "mpid_not_found")]
+    words = ["$distinct_id not an MPID", "$mparticle_user_id not an MPID", "MPID of no mParticle profile"]
+    assert [metrics.top_gap_reasons(f)[i]["gap_reason"] for i in range(3)] == [r["gap_reason"] for r in f["by_gap_reason"]]
+    assert metrics.figures_headline_identity_gaps(f)["most frequent gap reason"] == " / ".join(words)
+    text = summaries.identity_gaps_summary(f)
+    assert "Most frequent gap reasons among the unmatched, tied at 1 member each: " in text
+    assert all(f"**{w}**" in text for w in words)
+    f["by_gap_reason"][0]["users"] = 2  # no longer tied: one named
+    assert metrics.figures_headline_identity_gaps(f)["most frequent gap reason"] == words[0]
+
+
 def _sync_timeline(rows):
     """(run_at, members, adds, removes, failed, full_refresh, true_count, not_yet_true, stale_true)"""
     return pd.DataFrame(rows, columns=["run_at", "members", "adds", "removes", "failed", "full_refresh", "true_count",
