@@ -130,11 +130,17 @@ def _mpuid_value_sql(first: str, p: str, plain: str = "FALSE") -> str:
             f"WHEN {plain} THEN {_prop(p, _UNPREFIXED_MPUID)} ELSE {first} END")
 
 
+def _flattened_without_mpuid_sql(first: str, p: str) -> str:
+    """SQL BOOLEAN: a row without a ``properties`` column whose ``first`` (the property or its
+    schematized column) and type-conflict column hold no ``$mparticle_user_id``: where a
+    connector's column of it is read (:func:`_mpuid_reserved_sql`, :func:`_mpuid_plain_sql`)."""
+    return f"NOT {present_sql(first)} AND NOT has_props AND NOT {present_sql(_prop(p, _MPUID_STRING_COL))}"
+
+
 def _mpuid_reserved_sql(first: str, p: str) -> str:
     """SQL BOOLEAN: ``$mparticle_user_id`` is read from tap-mixpanel's column (a row without a
     ``properties`` column, whose ``first`` and type-conflict column hold no value)."""
-    return (f"(NOT {present_sql(first)} AND NOT has_props AND NOT {present_sql(_prop(p, _MPUID_STRING_COL))} "
-            f"AND {present_sql(_prop(p, _reserved(MPUID_KEY)))})")
+    return f"({_flattened_without_mpuid_sql(first, p)} AND {present_sql(_prop(p, _reserved(MPUID_KEY)))})"
 
 
 # the name a connector that drops the "$" of Mixpanel's own properties (Airbyte) gives $mparticle_user_id
@@ -152,8 +158,8 @@ def _mpuid_plain_sql(first: str, p: str, ctx: FileContext, *, none_is_null: bool
     v = _prop(p, _UNPREFIXED_MPUID)
     none = (f" AND NOT coalesce(json_type({v}) = 'VARCHAR' AND json_extract_string({v}, '$') = 'None', FALSE)"
             if none_is_null else "")
-    return (f"(NOT {present_sql(first)} AND NOT has_props AND NOT {present_sql(_prop(p, _MPUID_STRING_COL))} "
-            f"AND NOT {present_sql(_prop(p, _reserved(MPUID_KEY)))} AND {present_sql(v)}{none})")
+    return (f"({_flattened_without_mpuid_sql(first, p)} AND NOT {present_sql(_prop(p, _reserved(MPUID_KEY)))} "
+            f"AND {present_sql(v)}{none})")
 
 
 # where a property's JSON-float token is written: the properties' own text when they are a JSON
@@ -418,8 +424,9 @@ class MixpanelPipelineProfilesLoader(ProfileUpserts, AsOfOnly, Loader):
                 forms.append(f"CASE WHEN NOT has_props THEN {_prop(p, key[1:])} END")
             return f"coalesce({', '.join(forms)})"
 
-        def mp_first() -> str:  # ``$mparticle_user_id`` or its schematized column, before the others
-            return f"coalesce({_prop(p, MPUID_KEY)}, {_prop(p, _schematized(MPUID_KEY))})"
+        # ``$mparticle_user_id`` or its schematized column, before the others
+        mp_first = f"coalesce({_prop(p, MPUID_KEY)}, {_prop(p, _schematized(MPUID_KEY))})"
+        plain = _mpuid_plain_sql(mp_first, p, ctx)
 
         eng.execute(
             f"""
@@ -441,9 +448,8 @@ class MixpanelPipelineProfilesLoader(ProfileUpserts, AsOfOnly, Loader):
                 FROM v
             ),
             f AS (
-                SELECT *, {_mpuid_value_sql(mp_first(), p, _mpuid_plain_sql(mp_first(), p, ctx))} AS mp_v,
-                       {_mpuid_reserved_sql(mp_first(), p)} AS mp_reserved,
-                       {_mpuid_plain_sql(mp_first(), p, ctx)} AS mp_plain,
+                SELECT *, {_mpuid_value_sql(mp_first, p, plain)} AS mp_v,
+                       {_mpuid_reserved_sql(mp_first, p)} AS mp_reserved, {plain} AS mp_plain,
                        {_prop(p, '$mparticle_user_id')} AS mp_prop FROM p
             ),
             g AS (
