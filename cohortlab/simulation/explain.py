@@ -580,15 +580,19 @@ def _explain(engine, ref, user, user_s, settings, result, observed, sim_at, snap
     state_t = result.tables["attribute_state"].table_name
     dids_d, mpids_d = dict(dids0), dict(mpids0)
     _member_lookup(engine, user_s, dids_d, mpids_d, mpid0, res_t)
+    dids = list(dids_d)
+    cols = ", ".join(RESOLUTION_COLUMNS)
+    res = engine.query_df(
+        f"SELECT {cols} FROM {res_t} WHERE distinct_id IN ({', '.join('?' * len(dids))}) ORDER BY distinct_id", dids
+    ) if dids else pd.DataFrame(columns=RESOLUTION_COLUMNS)
     # members who left before the as-of time: their sends wrote to the profile their latest
     # resolution names, which is explained beside any profile the id itself names (an identity)
-    current = {d for (d,) in _q(engine, f"SELECT distinct_id FROM {res_t} WHERE distinct_id IN "
-                                        f"({', '.join('?' * len(dids_d))})", list(dids_d))} if dids_d else set()
-    former = _former_members(engine, ref, result, settings, [d for d in dids_d if d not in current])
+    current = set(res.distinct_id)
+    former = _former_members(engine, ref, result, settings, [d for d in dids if d not in current])
     for d, row in former.items():
         if not pd.isna(row.mpid):
             mpids_d.setdefault(int(row.mpid), f"the profile former member {d}'s sends wrote to")
-    dids, mpids = list(dids_d), list(mpids_d)
+    mpids = list(mpids_d)
     how = [f"distinct_id {_safe(d)}: {h}" for d, h in dids_d.items()] + [f"MPID {m}: {h}" for m, h in mpids_d.items()]
     if not dids and not mpids:
         raise ExplainError(f"user {_safe(user)!r} not found: no distinct_id, email, MPID or mParticle identity "
@@ -597,10 +601,6 @@ def _explain(engine, ref, user, user_s, settings, result, observed, sim_at, snap
     if observed:
         v = verify(engine, ref, sim_at, settings, snapshot_at=snapshot_at, source=source,
                    show_personal_data=show_personal_data, simulate_fn=lambda *a: result, only_mpids=mpids)
-    cols = ", ".join(RESOLUTION_COLUMNS)
-    res = engine.query_df(
-        f"SELECT {cols} FROM {res_t} WHERE distinct_id IN ({', '.join('?' * len(dids))}) ORDER BY distinct_id", dids
-    ) if dids else pd.DataFrame(columns=RESOLUTION_COLUMNS)
     steps = [Step("lookup", h) for h in how]
     own_ids = {user_s} if clear else set()  # shown as given; every other personal value: a pseudonym (_redacted)
 
