@@ -52,6 +52,7 @@ from cohortlab.charts.base import (
     name_label,
 )
 from cohortlab.charts.identity_gaps import (
+    NONE_FOUND,
     activity_chart,
     gaps_by_reason_chart,
     gaps_by_recoverable_chart,
@@ -87,6 +88,7 @@ __all__ = [
     "match_rate_over_time_chart",
     "gaps_by_reason_chart",
     "gaps_by_recoverable_chart",
+    "NONE_FOUND",
     "activity_chart",
     "timeline_chart",
     "sync_runs_chart",

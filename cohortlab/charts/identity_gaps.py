@@ -37,18 +37,23 @@ def gaps_by_reason_chart(gaps: pd.DataFrame, *, title: str = "Unmatched members 
                  labels=words)
 
 
+NONE_FOUND = "(no single profile found)"  # recoverable_via null: the label of the chart and the table
+
+
 def gaps_by_recoverable_chart(
     gaps: pd.DataFrame, *, title: str = "Unmatched members by the mParticle identity that finds them"
 ) -> Figure:
     """Unmatched members per ``recoverable_via`` (columns ``recoverable_via``, ``users``; or a result
-    as it is: ``lab.resolution(...)``, ``lab.gap_summary(...)``); ``None`` (not found under any
-    identity) is shown as "(not in mParticle)"."""
+    as it is: ``lab.resolution(...)``, ``lab.gap_summary(...)``); ``None`` is shown as
+    :data:`NONE_FOUND`: no identity of the recovery order finds one profile (none does, or several
+    profiles hold it). Such a member may still be in mParticle, e.g. under an MPID equal to its
+    distinct_id while a junk ``$mparticle_user_id`` is sent: "not in mParticle" would claim too much."""
     gaps = _unmatched_by(gaps, "recoverable_via", "gaps_by_recoverable_chart")
     data = gaps.copy()
     data["recoverable_via"] = data["recoverable_via"].astype(object).where(
-        data["recoverable_via"].notna(), "(not in mParticle)"
+        data["recoverable_via"].notna(), NONE_FOUND
     )
-    colors = [GREY if v == "(not in mParticle)" else ORANGE for v in data["recoverable_via"]]
+    colors = [GREY if v == NONE_FOUND else ORANGE for v in data["recoverable_via"]]
     return _hbar(
         data, "recoverable_via", "users", title=title, xlabel="unmatched members",
         ylabel="found through identity", color=colors,

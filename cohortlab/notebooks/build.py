@@ -232,11 +232,11 @@ if f["unmatched"]:
              columns={"gap_reason": "gap reason", "users": "unmatched members"})"""),
     md("## Are they in mParticle after all?"),
     code("""\
-recoverable = ui.frame(f["by_recoverable_via"]).fillna({"recoverable_via": "(not in mParticle)"})
+recoverable = ui.frame(f["by_recoverable_via"]).fillna({"recoverable_via": charts.NONE_FOUND})
 ui.show_if(lambda: charts.gaps_by_recoverable_chart(recoverable),
            "The mParticle identity through which an unmatched member's distinct_id or email finds an existing "
-           "profile (orange: the user is there, only the identifier Mixpanel sends is wrong); grey: found under no "
-           "identity, not in mParticle.",
+           "profile (orange: the user is there, only the identifier Mixpanel sends is wrong); grey: no identity "
+           "finds one profile (none does, or several profiles hold it).",
            has_data=f["unmatched"] > 0, nothing_to_show="no unmatched members")
 if f["unmatched"]:
     ui.table(recoverable, columns={"recoverable_via": "found in mParticle through", "users": "unmatched members"})"""),

@@ -262,11 +262,11 @@ def identity_gaps_summary(f: Mapping[str, Any], settings=None) -> str:
 
 def no_remedy_recovers(f: Mapping[str, Any]) -> str:
     """Why the remedies chart of the identity-gaps page has nothing to show: no remedy recovers
-    anyone, because no member is unmatched, or because the unmatched are not in mParticle or not
-    active since the remedies start."""
+    anyone, because no member is unmatched, or because the unmatched are found under none of their
+    identities (by no profile, or by several) or not active since the remedies start."""
     if not f.get("unmatched"):
         return "no remedy recovers anyone: every member reaches an mParticle profile"
-    return "no remedy recovers anyone: the unmatched members are not in mParticle or inactive"
+    return "no remedy recovers anyone: the unmatched members are found under none of their identities, or inactive"
 
 
 def activity_words(f: Mapping[str, Any], settings=None) -> str:

@@ -147,12 +147,15 @@ def test_gaps_by_reason_sorted_bars_equal_users():
         "$mparticle_user_id not an MPID", "MPID of no mParticle profile", "$distinct_id not an MPID"]
 
 
-def test_gaps_by_recoverable_names_none_as_not_in_mparticle():
+def test_gaps_by_recoverable_names_none_as_no_single_profile_found():
     gaps = pd.DataFrame({"recoverable_via": ["customer_id", None, "email"], "users": [12, 5, 3]})
     ax = _check_basics(charts.gaps_by_recoverable_chart(gaps), "mparticle", "unmatched", "identity")
     assert _bar_widths(ax) == [3, 5, 12]
-    assert "(not in mParticle)" in [t.get_text() for t in ax.get_yticklabels()]
-    # the title covers every bar, the "(not in mParticle)" one too: it does not say they ARE in mParticle
+    # null: no identity finds one profile; not "(not in mParticle)": such a member may be there, under
+    # an MPID equal to its distinct_id while a junk $mparticle_user_id is sent
+    assert "(no single profile found)" in [t.get_text() for t in ax.get_yticklabels()]
+    assert not any("not in mParticle" in t.get_text() for t in ax.get_yticklabels())
+    # the title covers every bar, the grey one too: it does not say they ARE in mParticle
     assert ax.figure.get_suptitle() == "Unmatched members by the mParticle identity that finds them"
 
 
@@ -551,10 +554,10 @@ def test_horizontal_bars_read_top_down_in_their_tables_order():
     rec = pd.DataFrame({"recoverable_via": ["customer_id", None, "email"], "users": [23, 23, 3]})
     ax = charts.gaps_by_recoverable_chart(rec).axes[0]
     labels = [t.get_text() for t in ax.get_yticklabels()][::-1]
-    assert labels == ["customer_id", "(not in mParticle)", "email"]
+    assert labels == ["customer_id", "(no single profile found)", "email"]
     colours = {label: bar.get_facecolor() for label, bar in zip([t.get_text() for t in ax.get_yticklabels()],
                                                                  ax.patches)}
-    assert colours["(not in mParticle)"] != colours["customer_id"] == colours["email"]
+    assert colours["(no single profile found)"] != colours["customer_id"] == colours["email"]
 
 
 def test_a_chart_shows_as_its_picture_in_a_notebook():

@@ -395,7 +395,7 @@ def test_no_remedy_is_not_blamed_on_unmatched_members_when_there_are_none():
     mParticle or inactive"."""
     assert "the unmatched members" not in summaries.no_remedy_recovers({"unmatched": 0})
     assert "every member reaches an mParticle profile" in summaries.no_remedy_recovers({"unmatched": 0})
-    assert "not in mParticle or inactive" in summaries.no_remedy_recovers({"unmatched": 4})
+    assert "found under none of their identities, or inactive" in summaries.no_remedy_recovers({"unmatched": 4})
 
 
 def test_the_migration_page_header_does_not_put_later_days_under_an_earlier_as_of():
