@@ -84,6 +84,23 @@ def _write_members(engine, table: str, part: str, path: str, show_personal_data:
     engine.execute(f"COPY ({_members_select(engine, table, show_personal_data)}) TO {target} ({fmt})")
 
 
+def settings_lines(s) -> list[str]:
+    """Every option of ``s`` that the cohort and as-of lines do not show, as ``key=value`` (the
+    sync type, its start and cadence are on the as-of line, the attribute on the cohort line): a
+    settings file's cutoff, EIT timeline or re-export is visible in the output, as the defaults are."""
+    j = s.model_dump(mode="json")
+    eit = ",".join(p["eit"] if p["since"] is None else f"{p['eit']}@{p['since']}" for p in j["eit_timeline"])
+    times = j["reexport_at"]
+    reexports = ",".join(times[:3]) + (f",+{len(times) - 3} more" if len(times) > 3 else "") if times else "none"
+    return [
+        f"settings: fallback={s.fallback} protection={s.protection} apply_order={s.apply_order} "
+        f"snapshot_ttl={j['snapshot_ttl']} refresh_clears_stale={s.refresh_clears_stale} "
+        f"pauses={len(s.pauses)} resolution_time={s.resolution_time}",
+        f"          event_identity_cutoff={j['event_identity_cutoff'] or 'none (rule off)'} eit_timeline={eit} "
+        f"reexport_at={reexports}",
+    ]
+
+
 def _store_line(lab, result, store: bool, debug: bool, engine: str, at, read_only: bool = False) -> str:
     """Where the simulation came from and whether it was stored (docs/simulate.md#stored-simulations),
     and the time verify / explain simulate at when it is another one."""
@@ -229,11 +246,8 @@ def simulate_cmd(db, cohort, settings_path, at, source, members_out, show_person
             f"as of: {result.at:%Y-%m-%d %H:%M:%S} UTC   membership: {result.source}   sync: {s.sync_type} "
             f"from {result.t0:%Y-%m-%d %H:%M:%S} UTC every {s.model_dump(mode='json')['cadence']}"
         )
-        click.echo(
-            f"settings: fallback={s.fallback} protection={s.protection} apply_order={s.apply_order} "
-            f"snapshot_ttl={s.model_dump(mode='json')['snapshot_ttl']} refresh_clears_stale={s.refresh_clears_stale} "
-            f"pauses={len(s.pauses)} resolution_time={s.resolution_time}"
-        )
+        for line in settings_lines(s):
+            click.echo(line)
         click.echo(_store_line(lab, result, store, debug, engine, at, read_only))
         click.echo("")
         click.echo("discrepancy waterfall")

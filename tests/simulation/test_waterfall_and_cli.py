@@ -122,6 +122,24 @@ def test_simulate_with_a_settings_file_and_debug(db, tmp_path):
     assert "resolved.resolved" in res.output
 
 
+def test_simulate_prints_every_setting_a_file_changes(db, tmp_path):
+    """The cutoff, the EIT timeline and the re-exports are printed, as the defaults are: a file
+    that turns the event rule off is not shown as the defaults."""
+    default = run("simulate", "--db", db, "--cohort", C)
+    assert default.exit_code == 0, default.output
+    assert ("event_identity_cutoff=2026-01-15T00:00:00Z eit_timeline=customer_id reexport_at=none"
+            in default.output)
+    s = tmp_path / "s.yaml"
+    s.write_text("event_identity_cutoff: null\n"
+                 "eit_timeline: [{eit: customer_id}, {since: '2026-02-01', eit: mparticle_id}]\n"
+                 "reexport_at: ['2026-02-10', '2026-02-11', '2026-02-12', '2026-02-13']\n")
+    res = run("simulate", "--db", db, "--cohort", C, "--settings", str(s))
+    assert res.exit_code == 0, res.output
+    assert ("event_identity_cutoff=none (rule off) "
+            "eit_timeline=customer_id,mparticle_id@2026-02-01T00:00:00Z "
+            "reexport_at=2026-02-10T00:00:00Z,2026-02-11T00:00:00Z,2026-02-12T00:00:00Z,+1 more") in res.output
+
+
 def test_simulate_errors(db, tmp_path):
     res = run("simulate", "--db", db, "--cohort", "Nope")
     assert res.exit_code == 1 and "unknown cohort 'Nope'; known cohorts: 'Power Users'" in _all(res)
