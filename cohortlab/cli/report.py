@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 import time
 from contextlib import contextmanager
@@ -129,7 +130,8 @@ pauses:
 @click.option("--seed", default=7, show_default=True, type=click.IntRange(min=0, max=2**63 - 1),
               help="Random seed of the world.")
 @click.option("--out", type=click.Path(file_okay=False),
-              help="Output folder (the world goes to OUT/world, the report to OUT/report). "
+              help="Output folder: the world goes to OUT/world, its settings (the export's two pauses) to "
+                   "OUT/settings.yaml, the report to OUT/report with the loaded database OUT/report/data.duckdb. "
                    "Default: reports/demo-<YYYY-MM-DD>[-N].")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 def demo_cmd(users, seed, out, overwrite):
@@ -152,7 +154,7 @@ def demo_cmd(users, seed, out, overwrite):
         from cohortlab.synth import generate
     except ImportError:
         fail("the synthetic data generator (cohortlab.synth) is not available in this install")
-    generate(str(world), users=users, seed=seed, scenario="demo")
+    generated = generate(str(world), users=users, seed=seed, scenario="demo")
     _say(f"  generated in {time.monotonic() - t0:.1f} s")
     settings = base / "settings.yaml"
     settings.write_text(DEMO_SETTINGS, encoding="utf-8")
@@ -164,6 +166,10 @@ def demo_cmd(users, seed, out, overwrite):
     except ReportError as e:
         fail(str(e))
     _say(f"demo finished in {time.monotonic() - t0:.1f} s")
+    # the report's figures come from the loaded database under the demo's settings (its pauses):
+    # a simulate without them gives other counts than the report's
+    _say(f"explore it: cohortlab simulate --db {shlex.quote(str(base / 'report' / 'data.duckdb'))} "
+         f"--settings {shlex.quote(str(settings))} --cohort {shlex.quote(min(generated.manifest['expected']))}")
     _finish(result)
 
 

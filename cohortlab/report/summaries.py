@@ -335,12 +335,26 @@ def verify_line(f: Mapping[str, Any]) -> str:
     orphans = (f"; the {counted(t['orphans'], 'orphan profile')} the feed wrote, without a known MPID, are not "
                "compared" if t.get("orphans") else "")
     line = (f"**Observed {t['observed_true']:,} vs simulated {t['simulated_true']:,}** profiles with the attribute "
-            f"true in mParticle (agreement {agreement_text(t)}{orphans}){some}.")
+            f"true in mParticle{_compared_at_words(f)} (agreement {agreement_text(t)}{orphans}){some}.")
     top = t["top_cause"]
     if top is None:
         return line + " Every profile agrees." + _later_snapshot_words(f)
     return (line + f" Top cause of the {counted(t['disagreements'], 'disagreement')}: **{cause_words(top['cause'])}** "
             f"({top['profiles']:,})." + _later_snapshot_words(f))
+
+
+def _compared_at_words(f: Mapping[str, Any]) -> str:
+    """The time the observed and simulated counts are of: the card shows the audience at the
+    report's as-of time beside this line, and "simulated 797" beside "audience 794" said nothing of
+    why they differ (the simulation is cut at the mParticle snapshot's time)."""
+    observed = [v for v in f["cohorts"].values() if v.get("observed")]
+    times = {v["at"] for v in observed}
+    at_snapshot = all(v["snapshot_at"] == v["at"] for v in observed)
+    if len(times) == 1:
+        return f" at {format_minute(next(iter(times)))}" + (", the snapshot's time" if at_snapshot else "")
+    if times:
+        return " each at its cohort's snapshot time" if at_snapshot else " each at its cohort's simulated time"
+    return ""
 
 
 def _snapshot_after(v: Mapping[str, Any]) -> bool:

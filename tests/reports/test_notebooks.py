@@ -9,6 +9,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -89,6 +90,30 @@ def test_demo_prints_the_index_and_runs_every_notebook(report_run):
     for name in DEFAULT_NOTEBOOKS:
         assert f"{name}: ok" in report_run["stderr"]
     assert report_run["seconds"] < 240  # "about a minute" on a free machine; generous under load
+
+
+def test_the_demo_prints_a_command_that_gives_its_report_s_figures(report_run, tmp_path):
+    """The demo's figures are those of its database under its settings (two pauses): it prints
+    the command that reproduces them; without --settings a newcomer got another audience."""
+    import shlex
+
+    from click.testing import CliRunner
+
+    from cohortlab.cli import main
+
+    line = next(x for x in report_run["stderr"].splitlines() if x.startswith("explore it: "))
+    args = shlex.split(line.removeprefix("explore it: "))
+    assert args[:2] == ["cohortlab", "simulate"] and _settings(report_run) in args
+    db = args.index("--db") + 1
+    assert args[db] == str(report_run["out"] / "data.duckdb")
+    args[db] = str(tmp_path / "copy.duckdb")  # simulate writes its tables: into a copy, not the report's
+    shutil.copy(report_run["out"] / "data.duckdb", args[db])
+    res = CliRunner().invoke(main, args[1:])
+    assert res.exit_code == 0, res.output
+    cohort = args[args.index("--cohort") + 1]
+    figures = json.loads((report_run["out"] / "match_rates" / "metrics.json").read_text())["metrics"]
+    audience = figures["cohorts"][cohort]["audience"]
+    assert re.search(rf"= +audience +{audience} ", res.output), res.output
 
 
 def test_report_writes_all_files(report_run):

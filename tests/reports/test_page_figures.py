@@ -116,7 +116,8 @@ def test_agreement_is_also_stated_over_the_profiles_where_either_side_has_the_at
     assert c["agreement_with_attribute"] == 0.9 and t["agreement_with_attribute"] == 0.9
     assert t["agreement"] == c["agreement"] == 1 - 1 / 3374  # the figure over every profile compared stays
     text = summaries.verify_summary(f)
-    assert ("**Observed 7 vs simulated 8** profiles with the attribute true in mParticle (agreement >99.9% of "
+    assert ("**Observed 7 vs simulated 8** profiles with the attribute true in mParticle at 2026-03-01 00:00 UTC, "
+            "the snapshot's time (agreement >99.9% of "
             "3,374 profiles; 90.0% of the 10 where either side has the attribute).") in text
     assert ("1 of 3,374 profiles disagree (agreement >99.9% of 3,374 profiles; 90.0% of the 10 where either side "
             "has the attribute)") in text

@@ -11,6 +11,7 @@ import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from cohortlab.glossary import cause_words
@@ -74,9 +75,10 @@ def _card(index: Path) -> str:
     return _flat(_page(index).sections["Match rates"])
 
 
-def _expected_line(confusion: dict[str, dict[str, int]], causes: dict[str, int]) -> tuple[str, str]:
-    """The card's line written from the truth: observed / simulated audiences (attribute true),
-    agreement over every compared profile, the top cause (most profiles, rule order on a tie)."""
+def _expected_line(confusion: dict[str, dict[str, int]], causes: dict[str, int], when: str) -> tuple[str, str]:
+    """The card's line written from the truth: observed / simulated audiences (attribute true) at
+    the time ``when`` words, agreement over every compared profile, the top cause (most profiles,
+    rule order on a tie)."""
     obs = sim = compared = agree = both_absent = 0
     for conf in confusion.values():
         for key, n in conf.items():
@@ -88,13 +90,20 @@ def _expected_line(confusion: dict[str, dict[str, int]], causes: dict[str, int])
             both_absent += n if s == o == "absent" else 0
     disagree = compared - agree
     with_attribute = compared - both_absent
-    line = (f"Observed {obs:,} vs simulated {sim:,} profiles with the attribute true in mParticle "
+    line = (f"Observed {obs:,} vs simulated {sim:,} profiles with the attribute true in mParticle{when} "
             f"(agreement {(1 - disagree / compared) * 100:.1f}% of {compared:,} profiles; "
             f"{(1 - disagree / with_attribute) * 100:.1f}% of the {with_attribute:,} where either side has the "
             f"attribute).")
     top = max(((c, causes.get(c, 0)) for c in CAUSES), key=lambda kv: kv[1])
     noun = "disagreement" if disagree == 1 else "disagreements"
     return line, f"Top cause of the {disagree:,} {noun}: {cause_words(top[0])} ({top[1]:,})."
+
+
+def _when(expected: dict) -> str:
+    """The time of the truth's comparison in words: the simulation's (a report as of it), and
+    whether it is the snapshot's."""
+    at, snapshot_at = pd.Timestamp(expected["at"]), pd.Timestamp(expected["snapshot_at"])
+    return f" at {at:%Y-%m-%d %H:%M} UTC" + (", the snapshot's time" if at == snapshot_at else "")
 
 
 # --------------------------------------------------------------------------- worlds
@@ -173,7 +182,8 @@ def test_the_section_shows_the_counts_per_cause_and_the_audiences(observed):
     section = _flat(page.sections[SECTION])
     expected = observed["expected"]["cohorts"]
     line, top = _expected_line({c: e["confusion"] for c, e in expected.items()},
-                               {k: sum(e["causes"].get(k, 0) for e in expected.values()) for k in CAUSES})
+                               {k: sum(e["causes"].get(k, 0) for e in expected.values()) for k in CAUSES},
+                               _when(observed["expected"]))
     assert line in section and top in section
     for cohort, e in expected.items():
         by_cause = " · ".join(f"{cause_words(c)} {e['causes'][c]:,}" for c in CAUSES if c in e["causes"])
@@ -195,7 +205,8 @@ def test_the_section_shows_the_counts_per_cause_and_the_audiences(observed):
 def test_the_index_card_shows_observed_vs_simulated_and_the_top_cause(observed):
     expected = observed["expected"]["cohorts"]
     line, top = _expected_line({c: e["confusion"] for c, e in expected.items()},
-                               {k: sum(e["causes"].get(k, 0) for e in expected.values()) for k in CAUSES})
+                               {k: sum(e["causes"].get(k, 0) for e in expected.values()) for k in CAUSES},
+                               _when(observed["expected"]))
     card = _card(observed["out"] / "index.html")
     assert f"{line} {top}" in card
     assert observed["metrics"]["card"] == [f"{line} {top}"]  # the line metrics.json holds, shown as is
@@ -284,6 +295,24 @@ def test_the_line_says_the_orphans_are_not_compared_so_its_simulated_count_is_no
         "without a known MPID, are not compared).")
     f["totals"]["orphans"] = 0
     assert "orphan" not in verify_line(f)
+
+
+def test_the_line_names_the_time_of_its_counts():
+    """The card shows the audience at the report's as-of time beside this line: "simulated 797"
+    beside "audience 794" said nothing of why they differ (a newcomer's walkthrough). The line
+    names the time its counts are of, and whether it is the snapshot's."""
+    from cohortlab.report.summaries import verify_line
+
+    same = {"observed": True, "snapshot_at": "2026-02-28T12:00:00", "at": "2026-02-28T12:00:00"}
+    f = _figures({})
+    f["cohorts"] = {"A": same, "B": same}
+    assert verify_line(f).startswith("**Observed 7 vs simulated 9** profiles with the attribute true in mParticle "
+                                     "at 2026-02-28 12:00 UTC, the snapshot's time (agreement")
+    f["cohorts"] = {"A": {**same, "at": "2026-02-20T00:00:00"}}
+    assert "true in mParticle at 2026-02-20 00:00 UTC (agreement" in verify_line(f)
+    f["cohorts"] = {"A": same, "B": {**same, "snapshot_at": "2026-03-01T00:00:00", "at": "2026-03-01T00:00:00"},
+                    "C": {"observed": False}}
+    assert "true in mParticle each at its cohort's snapshot time (agreement" in verify_line(f)
 
 
 def test_a_snapshot_taken_after_the_simulated_time_is_said_to_be_so():
