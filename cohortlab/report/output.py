@@ -8,7 +8,9 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from cohortlab.errors import ReportError
 from cohortlab.report.pages import MARKER
@@ -68,14 +70,18 @@ def export_html(ipynb: str | os.PathLike, out: str | os.PathLike) -> Path:
     return out
 
 
-def prepare_output_dir(out: str | os.PathLike | None, *, overwrite: bool, root: str | os.PathLike = REPORTS_ROOT) -> Path:
+def prepare_output_dir(out: str | os.PathLike | None, *, overwrite: bool, root: str | os.PathLike = REPORTS_ROOT,
+                       inputs: Mapping[str, Any] | None = None) -> Path:
     """The run's folder: ``out`` or the dated folder. An existing, non-empty ``out`` is refused
-    unless ``overwrite`` (then its previous content is removed). The folder is claimed by creating
-    its marker file: of two runs started at once into one ``out``, the second is refused; into
-    the dated folder, it takes the next one."""
+    unless ``overwrite`` (then its previous content is removed), and also then when one of
+    ``inputs`` (``{what: path}``: the database, data folder or settings the run reads) lies
+    inside it: removing the folder would remove what the report is about to read (a report's
+    own ``data.duckdb`` given as ``--db``). The folder is claimed by creating its marker file:
+    of two runs started at once into one ``out``, the second is refused; into the dated folder,
+    it takes the next one."""
     for _attempt in range(100):
         try:
-            return _claim_output_dir(out, overwrite=overwrite, root=root)
+            return _claim_output_dir(out, overwrite=overwrite, root=root, inputs=inputs or {})
         except _Claimed as e:
             if out is not None or overwrite:
                 raise ReportError(f"{e.target} already exists: another report is being written into it "
@@ -88,7 +94,15 @@ class _Claimed(Exception):
         self.target = target
 
 
-def _claim_output_dir(out, *, overwrite: bool, root) -> Path:
+def _inside(path: Any, folder: Path) -> bool:
+    """Whether ``path`` is ``folder`` or lies inside it (after following links)."""
+    try:
+        return Path(path).resolve().is_relative_to(folder.resolve())
+    except (OSError, ValueError, TypeError):
+        return False
+
+
+def _claim_output_dir(out, *, overwrite: bool, root, inputs: Mapping[str, Any]) -> Path:
     if out is None:
         if overwrite:
             target = Path(root) / _dt.datetime.now(_dt.timezone.utc).date().isoformat()
@@ -107,6 +121,10 @@ def _claim_output_dir(out, *, overwrite: bool, root) -> Path:
         if target.is_symlink():  # the run it points to may be anyone's, anywhere
             raise ReportError(f"{target} is a symbolic link: not removing the folder it points to, even with "
                               "--overwrite (choose another --out)")
+        for what, path in inputs.items():
+            if path and _inside(path, target):
+                raise ReportError(f"{what} {path} is inside {target}, which --overwrite would remove before the "
+                                  "report reads it: copy it elsewhere first, or choose another --out")
         shutil.rmtree(target)
     target.mkdir(parents=True, exist_ok=True)
     try:  # created, never replaced: of two runs started at once into one folder, the second stops here

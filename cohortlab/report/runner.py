@@ -305,7 +305,12 @@ def run_report(
         if ours and "eit_migration" in seen:
             check_migration_window(params["db"], params)
     kernel = kernel or kernel_name()
-    out_dir = prepare_output_dir(out, overwrite=overwrite, root=root)
+    # what the run reads: never inside the folder --overwrite removes (a report's own data.duckdb)
+    inputs = {what: params.get(key) for what, key in (("--db", "db"), ("--data", "data"), ("observed_db", "observed_db"),
+                                                       ("observed_data", "observed_data"), ("settings", "settings"))
+              if isinstance(params.get(key), (str, os.PathLike))}
+    inputs.update({f"notebook {Path(src).name}": src for src in sources})
+    out_dir = prepare_output_dir(out, overwrite=overwrite, root=root, inputs=inputs)
     say(f"report folder: {out_dir}")
     # the notebooks that read the shared simulations (by position); shared when two or more do
     readers = {j for j, src in enumerate(sources) if _reads_shared(Path(src))}

@@ -2,6 +2,7 @@
 overwriting, failures named by notebook and cell, HTML without code."""
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -98,6 +99,25 @@ def test_never_overwrites_unless_told(tiny, tmp_path):
     with pytest.raises(ReportError, match="not written by cohortlab report"):
         run_report([tiny["good"]], db=tiny["db"], out=foreign, overwrite=True)
     assert (foreign / "precious.txt").read_text() == "keep me"
+
+
+def test_overwrite_never_removes_what_the_report_reads(tiny, tmp_path):
+    """A report's own data.duckdb (kept with --keep-data) given as --db of a report into the same
+    folder with --overwrite: the folder, and so the database, was removed before any notebook
+    read it (a red-team run). Refused, and the database is kept; the same for a settings file."""
+    out = tmp_path / "run"
+    run_report([tiny["good"]], db=tiny["db"], out=out)
+    inside = out / "data.duckdb"
+    shutil.copy(tiny["db"], inside)
+    with pytest.raises(ReportError, match=r"^--db .*data\.duckdb is inside .*run, which --overwrite would remove"):
+        run_report([tiny["good"]], db=inside, out=out, overwrite=True)
+    assert inside.is_file() and (out / "good" / "good.html").is_file()  # nothing removed
+    settings = out / "settings.yaml"
+    settings.write_text("fallback: strict\n")
+    with pytest.raises(ReportError, match=r"^settings .*settings\.yaml is inside"):
+        prepare_output_dir(out, overwrite=True, inputs={"settings": settings, "--db": tiny["db"]})
+    assert settings.is_file()
+    assert run_report([tiny["good"]], db=tiny["db"], out=out, overwrite=True).ok  # an input elsewhere: replaced
 
 
 def test_dated_folders_get_a_suffix(tmp_path):
