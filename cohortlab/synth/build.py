@@ -84,15 +84,32 @@ def _hex(words: list[np.ndarray]) -> pa.Array:
     return pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(out.reshape(-1))).cast(pa.string())
 
 
+def _not_written_by_synth(out: Path) -> list[str]:
+    """The files under ``out`` that its ``manifest.json`` does not list as synth's (all of them
+    without a manifest of synth's): ``--force`` replaces a generated world only. A folder of real
+    exports has the same ``mixpanel/`` and ``mparticle/`` folders as a world, and was deleted."""
+    try:
+        manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+        written = {str(f["path"]) for f in manifest["files"]} if manifest.get("generator") == "cohortlab synth" else set()
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        written = set()
+    if written:
+        written |= {name for name in OUTPUTS if "." in name}  # the manifest and the truth files beside the exports
+    found = sorted(p.relative_to(out).as_posix() for p in out.rglob("*")
+                   if not p.is_dir() and not p.relative_to(out).parts[0].startswith(".synth"))
+    return [f for f in found if f not in written]
+
+
 def _prepare_out(out: Path, force: bool) -> None:
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out}: exists and is not a directory")
     if out.exists() and any(out.iterdir()):
         if not force:
             raise FileExistsError(f"{out}: not empty (use --force to replace a generated world)")
-        foreign = [p.name for p in out.iterdir() if p.name not in OUTPUTS and not p.name.startswith(".synth")]
+        foreign = _not_written_by_synth(out)
         if foreign:
-            raise FileExistsError(f"{out}: contains files that synth did not write ({', '.join(sorted(foreign))}); "
+            raise FileExistsError(f"{out}: contains files that synth did not write ({', '.join(foreign[:5])}"
+                                  f"{f' and {len(foreign) - 5:,} more' if len(foreign) > 5 else ''}); "
                                   "refusing to replace it")
         for p in out.iterdir():
             if p.is_dir():

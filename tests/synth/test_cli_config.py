@@ -53,6 +53,27 @@ def test_cli_force_never_deletes_foreign_files(tmp_path):
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
+def test_cli_force_replaces_only_what_synth_wrote(tmp_path):
+    """A folder of real exports has a world's layout (mixpanel/, mparticle/): --force deleted it
+    (a red-team run). Only the files a synth manifest lists are replaced."""
+    real = tmp_path / "exports"
+    (real / "mixpanel").mkdir(parents=True)
+    (real / "mparticle").mkdir()
+    (real / "mixpanel" / "events.jsonl").write_text('{"event": "real"}\n')
+    (real / "mparticle" / "profiles.json").write_text("{}")
+    r = run(real, "--users", 50, "--force", "--no-progress")
+    assert r.exit_code != 0 and "mixpanel/events.jsonl, mparticle/profiles.json); refusing" in r.stderr
+    assert (real / "mixpanel" / "events.jsonl").read_text() == '{"event": "real"}\n'
+    world = tmp_path / "w"
+    assert run(world, "--users", 50, "--no-progress").exit_code == 0
+    (world / "mixpanel" / "events" / "real-export.jsonl").write_text("{}")  # a real file added to a world
+    r = run(world, "--users", 50, "--force", "--no-progress")
+    assert r.exit_code != 0 and "(mixpanel/events/real-export.jsonl); refusing" in r.stderr
+    (world / "mixpanel" / "events" / "real-export.jsonl").unlink()
+    assert run(world, "--users", 60, "--force", "--no-progress").exit_code == 0
+    assert json.loads((world / "manifest.json").read_text())["users"] == 60
+
+
 def test_cli_config_yaml_starts_from_a_scenario(tmp_path):
     cfg = tmp_path / "world.yaml"
     cfg.write_text("scenario: remediated\nremediation:\n  start: 2026-02-15T00:00:00Z\nfloat_share: 0.05\n"
