@@ -202,9 +202,26 @@ def masked_text(text: str) -> str:
     """An error message that quotes data (a header taken for a record, a value that is not a time,
     a server's error text) with every email and ``+`` phone number in it replaced by ``<email>`` /
     ``<phone number>``: an error names what is wrong, never whose record it is. A ``load`` has no
-    database key yet and an error needs no join, hence no pseudonym."""
-    out = _EMAIL_RE.sub("<email>", str(text))
+    database key yet and an error needs no join, hence no pseudonym. A word in another spelling
+    (``alice%40example.com``, ``carol＠example.com``, ``%2B447700900123``) is read as
+    :func:`normalised` reads it, as the reports do: a header quoted in an error showed those in clear."""
+    out = _OTHER_SPELLING_RE.sub(_masked_spelling, str(text))
+    out = _EMAIL_RE.sub("<email>", out)
     return _PHONE_RE.sub(lambda m: "<phone number>" + (" " if m.group(0).endswith(" ") else ""), out)
+
+
+# a word holding a spelling :func:`normalised` undoes (full-width @ or +, %40, %2B, tel:)
+_OTHER_SPELLING_RE = re.compile(r"\S*(?:\uff20|\uff0b|%40|%2[Bb]|tel:|TEL:)\S*")
+
+
+def _masked_spelling(m: re.Match) -> str:
+    """The word of ``m`` with its email or ``+`` phone number masked, when :func:`normalised`
+    shows one in it; else the word as written."""
+    word = m.group(0)
+    plain = normalised(word)
+    if _EMAIL_RE.search(plain) is None and _PHONE_RE.search(plain) is None:
+        return word
+    return _PHONE_RE.sub("<phone number>", _EMAIL_RE.sub("<email>", plain))
 
 
 def pseudonym(value: str, key: str) -> str:

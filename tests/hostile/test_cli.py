@@ -414,6 +414,13 @@ def test_names_from_data_never_reach_the_terminal_as_control_sequences(tmp_path,
     ("mixpanel-members", "engage.json",
      '{"status":"error","error":"no access to profile carol.white@example.com","results":[]}\n',
      ["-o", "cohort=X", "-o", "as_of=2026-03-01"], "no access to profile <email>"),
+    # the other spellings the reports read as personal (privacy.normalised): they were shown in clear
+    ("mixpanel-members", "percent.csv", "alice.jones%40example.com,2026-03-01T00:00:00Z\n", ["-o", "cohort=X"],
+     "the header has ['<email>', '2026-03-01T00:00:00Z']"),
+    ("mixpanel-members", "fullwidth.csv", "carol.white\uff20example.com,2026-03-01T00:00:00Z\n", ["-o", "cohort=X"],
+     "the header has ['<email>', '2026-03-01T00:00:00Z']"),
+    ("mixpanel-members", "phone.csv", "distinct_id,as_of\nx,%2B447700900123\n", ["-o", "cohort=X"],
+     "as_of: not a time: '<phone number>'"),
 ])
 def test_a_load_error_that_quotes_a_record_shows_no_email_or_phone(db, cli, tmp_path, kind, name, content, options,
                                                                    names):
@@ -425,7 +432,7 @@ def test_a_load_error_that_quotes_a_record_shows_no_email_or_phone(db, cli, tmp_
     assert str(path) in line
     # the record's own text, without the file's name: pytest's folder (pytest-7700) is no phone
     said = line.replace(str(path), "")
-    assert "@" not in said and "7700" not in said
+    assert "@" not in said and "7700" not in said and "example.com" not in said
 
 
 def test_plan_names_never_reach_the_terminal_as_control_sequences(db, cli, tmp_path):
