@@ -207,7 +207,15 @@ def masked_text(text: str) -> str:
     :func:`normalised` reads it, as the reports do: a header quoted in an error showed those in clear."""
     out = _OTHER_SPELLING_RE.sub(_masked_spelling, str(text))
     out = _EMAIL_RE.sub("<email>", out)
-    return _PHONE_RE.sub(lambda m: "<phone number>" + (" " if m.group(0).endswith(" ") else ""), out)
+    return _PHONE_RE.sub(_masked_phone, out)
+
+
+def _masked_phone(m: re.Match) -> str:
+    """``<phone number>`` for the span of ``m``, followed by the marks after its last digit (the
+    span takes them: "(+44 7700 900123)" kept its ")")."""
+    span = m.group(0)
+    number = span.rstrip(" ().-")
+    return "<phone number>" + span[len(number):]
 
 
 # a word holding a spelling :func:`normalised` undoes (full-width @ or +, %40, %2B, tel:)
@@ -221,7 +229,7 @@ def _masked_spelling(m: re.Match) -> str:
     plain = normalised(word)
     if _EMAIL_RE.search(plain) is None and _PHONE_RE.search(plain) is None:
         return word
-    return _PHONE_RE.sub("<phone number>", _EMAIL_RE.sub("<email>", plain))
+    return _PHONE_RE.sub(_masked_phone, _EMAIL_RE.sub("<email>", plain))
 
 
 def pseudonym(value: str, key: str) -> str:

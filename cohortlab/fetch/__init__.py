@@ -28,6 +28,7 @@ from cohortlab.fetch.credentials import Credentials, load_credentials
 from cohortlab.fetch.files import run_lock, state_dir, write_json
 from cohortlab.fetch.http import AuthError, FetchError, HttpStatusError, RetryPolicy, Stats
 from cohortlab.loaders.time_zone import pop_timezone
+from cohortlab.privacy import masked_text
 
 SOURCES = ("mixpanel", "mparticle")
 
@@ -62,8 +63,9 @@ class FetchSummary:
                        + (f" ({retries})" if retries else ""))
         out += [str(r) for r in self.loads]
         # cohort names and ids come from the server's cohorts list: no control character of
-        # theirs reaches the terminal (docs/reports.md#escaping)
-        return terminal_text("\n".join(out))
+        # theirs reaches the terminal (docs/reports.md#escaping), nor an email or phone number in
+        # a name ("Leads of dana@…")
+        return terminal_text(masked_text("\n".join(out)))
 
 
 # the options of one side only (the command line's spelling): given for a run that does not
@@ -284,7 +286,7 @@ def _fetch_mixpanel(run: _Run, from_date: Any, to_date: Any, n_chunks: int, *, e
                      completed_at=_now(), profiles=listing.results, pages=listing.pages)
         for cid, name in picked:
             try:
-                with _bar(run.show, None, f"members of {one_line(name)}", " members") as bar:
+                with _bar(run.show, None, f"members of {masked_text(one_line(name))}", " members") as bar:
                     snap = mp.members(out, cid, name, progress=bar)
             except HttpStatusError as e:
                 # a cohort deleted since the cohorts list: Mixpanel refuses its members listing
@@ -314,7 +316,7 @@ def _skip_deleted_cohort(run: _Run, cid: str, name: str, *, asked: bool, answer:
            f"(the members listing answered {answer})")
     line = (f"members of {name!r} (id {one_line(cid)}): skipped, {why}"
             + ("; it was asked for by --cohort: drop it from the next run's options" if asked else ""))
-    notify(f"mixpanel: warning: {line}")
+    notify(masked_text(f"mixpanel: warning: {line}"))
     run.summary.skipped.append({"kind": "cohort-deleted", "cohort": name, "cohort_id": cid, "reason": why})
     run.summary.add("cohorts_skipped", len(run.summary.skipped), line)
     run.item(kind="mixpanel-members-skipped", cohort=name, cohort_id=cid, reason=why, as_of=_now())

@@ -55,7 +55,14 @@ USER_AGENT = "cohortlab-fetch"
 
 
 class FetchError(CohortlabError):
-    """A fetch failed. ``str()`` is one line, safe to print (secrets masked)."""
+    """A fetch failed. ``str()`` is one line, safe to print: secrets masked, and an email or phone
+    number a server's error text quotes (``no access to profile erin@…``) shown as ``<email>`` /
+    ``<phone number>`` (:func:`cohortlab.privacy.masked_text`), as a load's errors show them."""
+
+    def __init__(self, message: Any = "", *args: Any) -> None:
+        from cohortlab.privacy import masked_text
+
+        super().__init__(masked_text(str(message)), *args)
 
 
 class AuthError(FetchError):

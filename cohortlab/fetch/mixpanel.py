@@ -126,6 +126,12 @@ def date_chunks(start: date, end: date, days: int) -> list[tuple[date, date]]:
 
 
 def slug(name: str) -> str:
+    """A cohort name (or id) as a folder name (docs/fetching.md): ``cohort`` for a name that holds
+    an email or a phone number, which the folder would keep, and every summary print, in clear."""
+    from cohortlab.privacy import looks_personal
+
+    if looks_personal(name):
+        return "cohort"
     s = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._-")
     return s[:100] or "cohort"
 

@@ -304,6 +304,27 @@ def test_an_engage_error_answered_with_200_says_the_servers_error(fake, creds, p
         _mp(creds, policy).profiles(tmp_path)
 
 
+def test_a_server_s_error_that_quotes_an_email_or_phone_is_shown_without_them(fake, creds, policy, tmp_path):
+    """A server's error text may quote a profile: fetch printed it in clear, where a load of the
+    same answer masked it (a red-team run)."""
+    fake.faults["engage"] = [("json_200", {"status": "error",
+                                           "error": "no access to profile erin.y@example.com (+44 7700 900123)"})]
+    with pytest.raises(FetchError) as e:
+        _mp(creds, policy).profiles(tmp_path)
+    assert str(e.value).endswith("Engage answered status 'error': no access to profile <email> (<phone number>)")
+
+
+def test_a_cohort_named_after_an_email_is_masked_in_the_summary(fake, creds, policy, tmp_path):
+    """The summary promises no personal data: a cohort named "Leads of dana.x@example.com" was
+    printed in clear (a red-team run). The files keep the name as sent."""
+    fake.cohorts = [{"id": 7, "name": "Leads of dana.x@example.com"}]
+    s = fetch(tmp_path, sources=["mixpanel"], all_cohorts=True, profiles=False, credentials=creds, policy=policy,
+              progress=False)
+    assert "members of 'Leads of <email>' (id 7): 0 as of" in str(s) and "dana" not in str(s)
+    assert (tmp_path / "mixpanel" / "members" / "cohort-7").is_dir()  # no folder named after the email
+    assert json.loads((tmp_path / "mixpanel" / "cohorts.json").read_text())[0]["name"] == "Leads of dana.x@example.com"
+
+
 def test_a_project_with_data_views_sends_its_workspace_id_to_the_query_api_only(fake, env, policy, tmp_path):
     """Mixpanel asks Query API callers of a project with Data Views to send the global data view's
     workspace_id beside project_id (MIXPANEL_WORKSPACE_ID, or mixpanel.workspace_id); the raw
