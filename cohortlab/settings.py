@@ -250,8 +250,12 @@ class SyncSettings(_Model):
         Raises :class:`SettingsError` when it exceeds 256 characters (never truncated)."""
         name = self.attribute_template.format(cohort_name=cohort_name)
         if len(name) > MAX_ATTRIBUTE_NAME:
+            from cohortlab.privacy import masked_text
+
+            # the name's start, with an email or phone number in it masked before it is cut (a
+            # report shows this error on its pages and in the index)
             raise SettingsError(
-                f"attribute name for cohort {cohort_name[:40]!r}... is {len(name)} characters; mParticle allows at "
+                f"attribute name for cohort {masked_text(cohort_name)[:40]!r}... is {len(name)} characters; mParticle allows at "
                 f"most {MAX_ATTRIBUTE_NAME} (attribute_template={self.attribute_template!r}). It is rejected, not truncated."
             )
         return name

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from cohortlab.errors import ReportError
+from cohortlab.privacy import masked_text
 from cohortlab.report.kernels import (
     _STOPPING,
     KERNEL_START_RETRIES,
@@ -183,8 +184,10 @@ def run_notebook(
                 kernel_manager_class=kernel_manager_with(env or {}, cwd=nb_dir),
             )
         except PapermillExecutionError as e:
+            # shown on the page's header, the index and the terminal: an email or phone number an
+            # error quotes is masked there too (cohortlab's own errors mask them where raised)
             result.error, result.cell_index, result.ename, result.failing_line = _describe_failure(e)
-            result.evalue = str(e.evalue)
+            result.error, result.evalue = masked_text(result.error), masked_text(str(e.evalue))
         except Exception as e:  # kernel died, notebook unreadable, ...
             if kernel_did_not_start(e) and attempt < KERNEL_START_RETRIES:
                 # two kernels starting at once can pick the same free port (jupyter_client picks
@@ -192,7 +195,7 @@ def run_notebook(
                 # kernel picks new ports. No cell has run, so nothing is repeated.
                 time.sleep(0.5 * (attempt + 1))
                 continue
-            result.error = f"{type(e).__name__}: {e}"
+            result.error = masked_text(f"{type(e).__name__}: {e}")
         break
     result.seconds = time.monotonic() - t0
     metrics = nb_dir / "metrics.json"

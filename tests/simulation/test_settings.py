@@ -131,6 +131,10 @@ def test_attribute_name_is_rendered_and_limited_to_256_characters():
         SyncSettings().attribute_name("x" * 257)
     with pytest.raises(SettingsError, match="is 257 characters"):
         s.attribute_name("x" * 246)  # 11 + 246
+    # the error quotes the name's start: an email in it is masked (a report shows the error)
+    with pytest.raises(SettingsError, match=r"^attribute name for cohort 'Leads of <email> x+'\.\.\. is 281") as e:
+        SyncSettings().attribute_name("Leads of alice.qa@example.com " + "x" * 251)
+    assert "alice" not in str(e.value)
 
 
 def test_eit_timeline():
