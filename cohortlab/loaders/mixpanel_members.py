@@ -146,7 +146,10 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
         for k in ("cohort", "cohort_id", "column"):
             v = options.get(k)
             if v is not None and str(v).strip() != "":
-                out[k] = str(v).strip() if k != "column" else str(v)
+                # a name as given: "Churn Risk " (a space is part of a Mixpanel cohort's name) became
+                # "Churn Risk", a cohort without an id, and the listed one had no snapshots; a name
+                # close to a known one is warned about (did you mean)
+                out[k] = str(v) if k in ("cohort", "column") else str(v).strip()
         header = str(options.get("header", "true")).strip().lower()
         if header not in ("true", "false"):
             raise ValueError(f"{self.kind}: header must be true or false, got {options.get('header')!r}")

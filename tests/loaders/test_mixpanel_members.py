@@ -82,6 +82,17 @@ def test_cohort_option_id_must_exist(lab, write):
     assert _snapshots(lab) == [(r.load_ids[0], "5167408", "Power Users", AS_OF, 1)]
 
 
+def test_a_cohort_name_with_spaces_around_it_is_taken_as_given(lab, write):
+    """A Mixpanel cohort's name may end in a space: -o cohort='Churn Risk ' was stripped to a
+    cohort without an id, and the listed cohort had no snapshots (a red-team run)."""
+    lab.load("mixpanel-cohorts", write("c.json", '[{"id": 7, "name": "Churn Risk "}, {"id": 8, "name": "Churn Risk"}]'))
+    f = write("m.csv", "distinct_id\nA\n")
+    r = lab.load("mixpanel-members", f, cohort="Churn Risk ", as_of="2026-03-01")
+    assert _snapshots(lab) == [(r.load_ids[0], "7", "Churn Risk ", AS_OF, 1)]
+    r2 = lab.load("mixpanel-members", write("m2.csv", "distinct_id\nB\n"), cohort="Churn Risk", as_of="2026-03-01")
+    assert _snapshots(lab)[1] == (r2.load_ids[0], "8", "Churn Risk", AS_OF, 1)
+
+
 def test_cohort_and_cohort_id_that_name_different_cohorts_are_refused(lab, write, table_snapshot):
     lab.load("mixpanel-cohorts", write("c.json", '[{"id": 5167408, "name": "Power Users"}, {"id": 7, "name": "Churn Risk"}]'))
     f = write("m.csv", "distinct_id\nA\n")
