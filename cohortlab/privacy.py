@@ -60,8 +60,9 @@ _DATE_RE = re.compile(DATE_PATTERN)
 _DATE_START_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _EMAIL_VALUE_RE = re.compile(EMAIL_PATTERN)  # a value that holds an email (as looks_personal_sql)
 # an email inside a sentence: the value alone, not the marks around it ("email=a@b.com," ->
-# "a@b.com"; a full stop after it ends the sentence)
-_EMAIL_RE = re.compile(r"[^\s,;:()\[\]{}<>\"'`*|=@]+@[^\s,;:()\[\]{}<>\"'`*|=@]*[^\s,;:()\[\]{}<>\"'`*|=@.]")
+# "a@b.com"; a full stop after it ends the sentence; in a path, the file's name: "obs/dsar-a@b.com.jsonl"
+# -> "obs/<email>")
+_EMAIL_RE = re.compile(r"[^\s,;:()\[\]{}<>\"'`*|=@/]+@[^\s,;:()\[\]{}<>\"'`*|=@/]*[^\s,;:()\[\]{}<>\"'`*|=@./]")
 _PHONE_RE = re.compile(PHONE_PATTERN)
 _WORD_RE = re.compile(r"[^\s,;:()\[\]{}<>\"'`*|]+")  # a value inside a sentence (Markdown marks excluded)
 

@@ -27,7 +27,7 @@ from typing import Any, Iterator, Mapping
 import pandas as pd
 
 from cohortlab.escaping import html_text, md_html, md_text, unescape_md
-from cohortlab.privacy import Redactor
+from cohortlab.privacy import Redactor, masked_text
 
 _REDACTOR: Redactor | None = None  # registered by redactor(); None: nothing known yet
 
@@ -43,10 +43,26 @@ def open_lab(db: str | None = None, data: str | None = None, *, engine: str = "d
     (``observed_db``, ``observed_data`` for the validation's). ``timezone``: the project's time
     zone of ``data``'s raw events; unused when ``db`` is given (the database wins over the folder,
     whose default is the sample exports, and holds its events as they were loaded)."""
+    import warnings
+
+    from cohortlab.errors import LoadWarning
     from cohortlab.lab import open_lab as _open
 
-    return _open(db, data, engine=engine, spark_master=spark_master, read_only=read_only, names=names,
-                 timezone=None if db else timezone)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        lab = _open(db, data, engine=engine, spark_master=spark_master, read_only=read_only, names=names,
+                    timezone=None if db else timezone)
+    for w in caught:
+        text = str(w.message)
+        if issubclass(w.category, LoadWarning) and data:
+            # a load warning of the folder, kept in the executed notebook: its files named from
+            # the folder's parameter, not this machine's path, and no email or phone number in a
+            # file's name (a subject-access export named after its subject)
+            for prefix in sorted({str(Path(data).resolve()), str(data)}, key=len, reverse=True):
+                text = text.replace(prefix + os.sep, f"{names[1]}/")
+            text = masked_text(text)
+        warnings.warn(text, w.category, stacklevel=2)
+    return lab
 
 
 def share_simulations(lab, simulations: str | None = None) -> bool:

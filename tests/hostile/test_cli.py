@@ -263,7 +263,7 @@ def test_a_misspelled_cohort_warns_with_the_near_match(db, cli, tmp_path):
     members.write_text("distinct_id\nu1\n")
     before = checksum(db)
     run = cli("load", "--db", db, "mixpanel-members", members, "-o", "cohort=seeded ", "-o", "as_of=2026-03-01", "--strict")
-    run.assert_one_line_error("cohort 'seeded' is not a known cohort")
+    run.assert_one_line_error("cohort 'seeded ' is not a known cohort")  # the name as given
     assert "did you mean 'Seeded'?" in run.stderr
     assert checksum(db) == before
     run = cli("load", "--db", db, "mixpanel-members", members, "-o", "cohort=Seedd", "-o", "as_of=2026-03-01")

@@ -786,6 +786,26 @@ def test_a_folder_loaded_for_a_notebook_or_by_fetch_shows_its_warnings(tmp_path)
     assert [(w.category, str(w.message)) for w in seen] == [(LoadWarning, world.warnings[0])]
 
 
+def test_a_notebook_s_folder_warning_names_its_files_from_the_parameter_without_personal_data(tmp_path):
+    """observed_data's load warnings stay in the executed notebook (the setup cell's output): a
+    file named after an email, under this machine's absolute path, was kept there in clear (a
+    red-team run)."""
+    import warnings as _warnings
+
+    from cohortlab.errors import LoadWarning
+    from cohortlab.report.notebook import open_lab
+
+    profiles = tmp_path / "obs" / "mparticle" / "profiles"
+    profiles.mkdir(parents=True)
+    (profiles / "dsar-carol.white@example.com.jsonl").write_text('{"not": "a profile"}\n')
+    with _warnings.catch_warnings(record=True) as seen:
+        _warnings.simplefilter("always")
+        open_lab(data=str(tmp_path / "obs"), names=("observed_db", "observed_data")).close()
+    texts = [str(w.message) for w in seen if w.category is LoadWarning]
+    assert texts and texts[0].startswith("observed_data/mparticle/profiles/<email>: every record")
+    assert not any("carol" in t or str(tmp_path) in t for t in texts)
+
+
 def test_a_folder_load_warning_is_one_line_in_its_text():
     # fetch prints str(world): a warning naming a file whose name holds a line break would start a
     # line of its own (the report's progress and cohortlab load write each warning as one line)
