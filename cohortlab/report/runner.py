@@ -144,11 +144,14 @@ def run_notebook(
     timeout: int | None = None,
     page_source: str | None = None,
     env: Mapping[str, str] | None = None,
+    shown_values: Mapping[str, str] | None = None,
 ) -> NotebookResult:
     """Execute one notebook into ``out_dir/<name>/`` (``<name>.ipynb``, ``<name>.html``,
     ``metrics.json`` written by the notebook). Parameters the notebook does not declare are
     dropped; ``output_dir`` is always set to the notebook's folder. ``env``: variables its kernel
-    starts with, on top of this process's environment (which is not changed)."""
+    starts with, on top of this process's environment (which is not changed). ``shown_values``:
+    the parameters' texts that are personal data, each with the pseudonym the pages show
+    (:func:`shown_parameter_values`), written so into the executed notebook's parameters."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -198,6 +201,8 @@ def run_notebook(
             result.error = masked_text(f"{type(e).__name__}: {e}")
         break
     result.seconds = time.monotonic() - t0
+    if shown_values and result.ipynb.exists():
+        _redact_parameters(result.ipynb, shown_values)
     metrics = nb_dir / "metrics.json"
     if metrics.exists():
         result.metrics_path = metrics
@@ -209,6 +214,68 @@ def run_notebook(
         result.html = export_html(result.ipynb, nb_dir / f"{name}.html")
         decorate_page(result.html, result, {**(parameters or {}), **({"source": page_source} if page_source else {})})
     return result
+
+
+def shown_parameter_values(params: Mapping[str, Any]) -> dict[str, str]:
+    """``{text: pseudonym}`` for the texts among the parameters' values (a cohort named after an
+    email, ``-p cohorts=[...]``) that are personal data, as the pages show them (the database's
+    pseudonyms; none with ``show_personal_data``, nor for the paths). Their executed notebooks
+    kept them in clear in the injected parameters cell while every page showed the pseudonym."""
+    from cohortlab.lab import Lab
+    from cohortlab.privacy import Redactor
+    from cohortlab.report.notebook import _SHOWN_PATHS
+
+    if params.get("show_personal_data") or not params.get("db") or params.get("engine", "duckdb") != "duckdb":
+        return {}
+    texts: set[str] = set()
+
+    def walk(v: Any) -> None:
+        if isinstance(v, str):
+            texts.add(v)
+        elif isinstance(v, Mapping):
+            for x in v.values():
+                walk(x)
+        elif isinstance(v, (list, tuple)):
+            for x in v:
+                walk(x)
+
+    for k, v in params.items():
+        if k not in _SHOWN_PATHS and k not in ("db", "data", "output_dir", "simulations"):
+            walk(v)
+    if not texts:
+        return {}
+    with Lab(str(params["db"]), read_only=True) as lab:
+        redactor = Redactor.for_engine(lab.engine)
+        redactor.prime(texts)
+        return {t: str(redactor.value(t)) for t in texts if redactor.value(t) != t}
+
+
+def _redact_parameters(ipynb: Path, shown: Mapping[str, str]) -> None:
+    """Write ``shown``'s pseudonyms over the personal texts of the executed notebook's injected
+    parameters cell and of papermill's record of its parameters."""
+    import nbformat
+
+    nb = nbformat.read(str(ipynb), as_version=4)
+
+    def swap(v: Any) -> Any:
+        if isinstance(v, str):
+            return shown.get(v, v)
+        if isinstance(v, list):
+            return [swap(x) for x in v]
+        if isinstance(v, dict):
+            return {k: swap(x) for k, x in v.items()}
+        return v
+
+    longest_first = sorted(shown, key=len, reverse=True)
+    for cell in nb.cells:
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            for text in longest_first:  # as papermill writes a str: its repr, or within double quotes
+                for spelled in (repr(text), json.dumps(text)):
+                    cell.source = cell.source.replace(spelled, json.dumps(shown[text]))
+    record = nb.metadata.get("papermill", {})
+    if "parameters" in record:
+        record["parameters"] = swap(record["parameters"])
+    nbformat.write(nb, str(ipynb))
 
 
 def run_report(
@@ -557,12 +624,14 @@ def _run_notebooks(sources, out_dir: Path, params: dict[str, Any], source: str, 
                                             skipped=why)
         readers = {j for j in readers if j not in skipped}
 
+    shown_values = shown_parameter_values(params)  # the personal texts among them, as the pages show them
+
     def one(j: int, extra: Mapping[str, Any] | None = None) -> NotebookResult:
         src, i = sources[j], j + 1
         say(f"[{i}/{len(sources)}] {src.stem} ...")
         with shares.held(src.stem) as env:  # its memory share: what the processes running now leave
             r = run_notebook(src, out_dir, {**params, **given.get(j, {}), **(extra or {})}, kernel=kernel,
-                             page_source=source, env=env)
+                             page_source=source, env=env, shown_values=shown_values)
         if _STOPPING.is_set():  # interrupted: its kernel was stopped, not a failure to report
             return r
         if r.ok:

@@ -2,6 +2,7 @@
 overwriting, failures named by notebook and cell, HTML without code."""
 
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -83,6 +84,24 @@ def test_report_writes_every_file(tiny, tmp_path):
     executed = nbformat.read(str(nb_dir / "good.ipynb"), as_version=4)
     injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert injected and 'cohorts = ["A"]' in injected[0].source
+
+
+def test_a_personal_parameter_is_its_pseudonym_in_the_executed_notebook(tiny, tmp_path):
+    """-p cohorts=[a cohort named after an email]: every page showed its pseudonym, while the
+    executed notebook kept it in clear in its parameters cell and papermill's record (a
+    red-team run). Both now hold the pseudonym; with show_personal_data, the name as given."""
+    name = "Leads of alice.qa@example.com"
+    out = tmp_path / "run"
+    assert run_report([tiny["good"]], db=tiny["db"], out=out, params={"cohorts": [name, "A"]}).ok
+    executed = nbformat.read(str(out / "good" / "good.ipynb"), as_version=4)
+    injected = next(c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", []))
+    text = json.dumps(executed)
+    assert "alice" not in text
+    assert re.search(r'cohorts = \["anon-[0-9a-f]{12}", "A"\]', injected.source), injected.source
+    assert executed.metadata["papermill"]["parameters"]["cohorts"][1] == "A"
+    shown = run_report([tiny["good"]], db=tiny["db"], out=tmp_path / "shown", params={"cohorts": [name]},
+                       show_personal_data=True)
+    assert name in json.dumps(nbformat.read(str(shown.out_dir / "good" / "good.ipynb"), as_version=4))
 
 
 def test_never_overwrites_unless_told(tiny, tmp_path):
