@@ -685,6 +685,11 @@ def value_remedies(
     run = simulate_fn or (lambda c, a, st, src: simulate(engine, c, a, st, source=src))
     base = run(ref, at, s, ref.source)
     since_t = default_since(s, base.t0, base.at) if since is None else to_utc(parse_time(since, "since"))
+    if since is not None and since_t > to_utc(base.at):  # a given start after it: every remedy "recovers 0"
+        from cohortlab.settings import SettingsError
+
+        raise SettingsError(f"since {format_time(since_t)} is after the as-of time {format_time(base.at)}: a remedy "
+                            "started then changes nothing by that time; give an earlier --since or a later --at")
     persons = temp_name("persons")
     engine.materialise(persons, persons_sql(base), temp=True)
     ctx = RemedyContext(engine, ref, s, base, since_t, last_run_time(s, base.t0, base.at), persons, run,

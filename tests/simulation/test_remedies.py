@@ -221,6 +221,12 @@ def test_the_cli_prints_every_remedy(world, tmp_path):
     assert "audience as simulated: 1" in out.output
     bad = CliRunner().invoke(main, ["remedies", "--db", str(db), "--cohort", C, "--since", "yesterday-ish"])
     assert bad.exit_code == 1 and "--since" in bad.output and bad.output.count("\n") == 1
+    # a start after the as-of time (a typo in the year) valued every remedy at 0 without a word
+    late = CliRunner().invoke(main, ["remedies", "--db", str(db), "--cohort", C, "--at", "2026-03-07",
+                                     "--since", "2027-03-02", "--settings", str(settings)])
+    assert late.exit_code == 1 and late.output == (
+        "error: since 2027-03-02T00:00:00Z is after the as-of time 2026-03-07T00:00:00Z: a remedy started then "
+        "changes nothing by that time; give an earlier --since or a later --at\n")
 
 
 def test_the_rule_write_stays_on_later_profile_versions_and_is_not_retroactive(data):
