@@ -93,6 +93,20 @@ def test_a_closed_lab_says_so(tmp_path):
         assert again.sql("SELECT 1 AS x").x.tolist() == [1]
 
 
+def test_a_database_open_in_this_process_in_another_mode_says_which_lab_holds_it(tmp_path):
+    """A Lab left open by an earlier notebook cell (or `_`), then the same file opened read-only:
+    DuckDB's "Unique file handle conflict" reached the analyst as it was (a newcomer's walkthrough)."""
+    from cohortlab.errors import DatabaseError
+
+    db = tmp_path / "lab.duckdb"
+    with Lab(db):
+        with pytest.raises(DatabaseError, match=r"lab\.duckdb: already open in this process by another Lab .* "
+                                                r"close it first \(lab\.close\(\)"):
+            Lab(db, read_only=True)
+    with Lab(db, read_only=True) as lab:  # closed: free again
+        assert lab.sql("SELECT 1 AS x").x.tolist() == [1]
+
+
 def test_compare_plans_takes_one_plan_or_a_list_and_says_what_else_is_wrong(lab):
     from cohortlab.migration.plans import PlanError
 

@@ -95,6 +95,11 @@ def open_waiting(database: str, open_fn, wait: float, how: str = "open the datab
                 ) from None
             if "not a valid DuckDB database file" in msg:
                 raise DatabaseError(f"{database}: not a DuckDB database file") from None
+            if "Unique file handle conflict" in msg:  # open in this very process, in another mode
+                raise DatabaseError(
+                    f"{database}: already open in this process by another Lab (read-only and writable at once "
+                    "are refused): close it first (lab.close(), or open both in the same mode); in a notebook "
+                    "an earlier cell's Lab, or `_`, may still hold it") from None
             first = msg.strip().splitlines()[0] if msg.strip() else type(e).__name__
             raise DatabaseError(f"{database}: cannot {how} ({first})") from None
 
