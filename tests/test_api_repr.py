@@ -52,6 +52,10 @@ def test_a_load_report_shows_its_counts_and_prints_its_summary():
                    quarantined=Counter({"malformed_json": 2}))
     assert repr(r) == "<LoadReport mixpanel-events: 2 file(s), 10 loaded, 2 quarantined; print() for the summary>"
     assert str(r).startswith("mixpanel-events: 2 file(s) loaded")
+    # a load of files already loaded read as "found no files" (a newcomer's walkthrough)
+    again = LoadReport("mixpanel-events", skipped=["a.jsonl", "b.jsonl", "c.jsonl"])
+    assert repr(again) == ("<LoadReport mixpanel-events: 0 file(s) (3 already loaded, skipped), 0 loaded, "
+                           "0 quarantined; print() for the summary>")
 
 
 def test_a_simulation_shows_its_figures_and_says_when_it_is_before_the_first_run():

@@ -177,7 +177,8 @@ class LoadReport:
         }
 
     def __repr__(self) -> str:
-        return (f"<LoadReport {self.kind}: {len(self.files)} file(s), {self.loaded:,} loaded, "
+        skipped = f" ({len(self.skipped)} already loaded, skipped)" if self.skipped else ""
+        return (f"<LoadReport {self.kind}: {len(self.files)} file(s){skipped}, {self.loaded:,} loaded, "
                 f"{self.n_quarantined:,} quarantined; print() for the summary>")
 
     def __str__(self) -> str:
