@@ -75,8 +75,18 @@ def test_empty_yaml_file_means_defaults(tmp_path):
 
 
 def test_unknown_option_is_an_error_naming_it(tmp_path):
-    with pytest.raises(SettingsError, match=r"^invalid settings: cadance: unknown option \(known options: fallback"):
+    with pytest.raises(SettingsError, match=r"^invalid settings: cadance: unknown option \(did you mean 'cadence'\? "
+                                            r"known options: fallback"):
         SyncSettings(cadance="15m")  # a CohortlabError, not pydantic's ValidationError (audit 96, left item)
+    # a key inside a pause lists a pause's options, not the settings'; an unrelated key suggests nothing
+    with pytest.raises(SettingsError, match=r"^invalid settings: pauses\.0\.ends_wth: unknown option \(did you mean "
+                                            r"'ends_with'\? known options: start, end, ends_with\)$"):
+        SyncSettings(pauses=[{"start": "2026-03-02", "end": "2026-03-03", "ends_wth": "resume"}])
+    with pytest.raises(SettingsError, match=r"^invalid settings: colour: unknown option \(known options: fallback"):
+        SyncSettings(colour="blue")
+    # a validator's own message, without pydantic's "Value error, " before it
+    with pytest.raises(SettingsError, match=r"^invalid settings: attribute_template: attribute_template '\{x\}' is not"):
+        SyncSettings(attribute_template="{x}")
     with pytest.raises(SettingsError, match=r"^invalid settings: fallback: Input should be 'data' or 'strict' "
                                             r"\(got 'strick'\)$"):
         SyncSettings(fallback="strick")
@@ -84,7 +94,7 @@ def test_unknown_option_is_an_error_naming_it(tmp_path):
         Pause(start="2026-03-02", end="not a time")
     path = tmp_path / "s.yaml"
     path.write_text("cadance: 15m\n")
-    with pytest.raises(SettingsError, match=r"s.yaml: invalid settings: cadance: unknown option \(known options: fallback"):
+    with pytest.raises(SettingsError, match=r"s.yaml: invalid settings: cadance: unknown option \(did you mean"):
         SyncSettings.from_yaml(path)
 
 
