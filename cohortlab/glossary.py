@@ -109,5 +109,12 @@ def step_words(step: Any) -> str:
     return step
 
 
-__all__ = ["CAUSE_WORDS", "REASON_LABELS", "REASON_WORDS", "SOURCE_WORDS", "STEP_WORDS", "cause_words",
+__all__ = ["CAUSE_WORDS", "REASON_LABELS", "REASON_WORDS", "SOURCE_WORDS", "STEP_WORDS", "cause_words", "counted",
            "reason_words", "source_words", "step_words", "words", "words_sql"]
+
+
+def counted(n: int, noun: str, plural: str | None = None, bold: bool = False) -> str:
+    """``n`` with its noun in the right number: "1 member", "2 members", "1,200 members"
+    (``bold``: the number in Markdown bold); the reports' sentences and the CLI's lines."""
+    num = f"**{n:,}**" if bold else f"{n:,}"
+    return f"{num} {noun if n == 1 else (plural or noun + 's')}"

@@ -39,6 +39,6 @@ def export_cmd(db, out_dir, tables, overwrite, progress):
         engine.close()
     for t, n in counts.items():
         click.echo(f"  {t:<22}{n:>12,}  {os.path.join(out_dir, t + '.parquet')}")
-    from cohortlab.report.summaries import counted
+    from cohortlab.glossary import counted
 
     click.echo(f"exported {counted(len(counts), 'table')} to {out_dir}")

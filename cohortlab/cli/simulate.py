@@ -9,6 +9,7 @@ from cohortlab.cli.app import (  # engine choice: issue 7
 )
 from cohortlab.cli.tables import text_table
 from cohortlab.escaping import one_line, one_line_frame
+from cohortlab.glossary import counted
 from cohortlab.output_files import copy_format, written_whole
 from cohortlab.pipeline import sql_str
 
@@ -172,9 +173,9 @@ def _timeline_lines(engine, table: str) -> list[str]:
     # points where nothing is sent: they are not runs
     runs = f"1 run at {first} UTC" if n == 1 else f"{n} runs from {first} to {last} UTC"
     if obs:
-        runs += f", then {obs} observation points to {obs_last} UTC (nothing sent)"
-    lines = [f"timeline: {runs}; {int(failed)} failed, {int(refreshes)} full refreshes, "
-             f"{int(adds)} adds and {int(removes)} removes sent"]
+        runs += f", then {counted(obs, 'observation point')} to {obs_last} UTC (nothing sent)"
+    lines = [f"timeline: {runs}; {int(failed)} failed, {counted(int(refreshes), 'full refresh', 'full refreshes')}, "
+             f"{counted(int(adds), 'add')} and {counted(int(removes), 'remove')} sent"]
     rows = engine.query_rows(f"SELECT {', '.join(TIMELINE_SHOWN)} FROM {table} WHERE {_CHANGED} ORDER BY run")
     if len(rows) > 20:
         rows = rows[-20:]
@@ -252,7 +253,7 @@ def simulate_cmd(db, cohort, settings_path, at, source, members_out, show_person
         click.echo("")
         click.echo("discrepancy waterfall")
         click.echo(_waterfall_text(result))
-        click.echo(f"audience on {one_line(result.attribute)} = false: {result.audience_false:,} profiles")
+        click.echo(f"audience on {one_line(result.attribute)} = false: {counted(result.audience_false, 'profile')}")
         if show_timeline:
             lines = _timeline_lines(lab.engine, result.tables["timeline"].table_name)
             if lines:

@@ -63,6 +63,6 @@ def verify_cmd(db, cohort, at, snapshot_at, settings_path, source, limit, out, s
             with written_whole(out) as part:  # a killed or failed write leaves no truncated file
                 lab.engine.execute(f"COPY (SELECT {', '.join(PROFILE_COLUMNS)} FROM verify_profiles "
                                    f"ORDER BY agree, mpid) TO {sql_str(part)} ({copy_format(out)})")
-            from cohortlab.report.summaries import counted
+            from cohortlab.glossary import counted
 
             click.echo(f"\nwrote {counted(v.listed, 'profile')} to {out}")

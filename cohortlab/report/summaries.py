@@ -11,7 +11,7 @@ from typing import Any, Mapping
 import pandas as pd
 
 from cohortlab.escaping import md_text  # names from data are text, never Markdown
-from cohortlab.glossary import cause_words, reason_words
+from cohortlab.glossary import cause_words, counted, reason_words
 from cohortlab.report.metrics import loss_words, sync_headline, sync_waiting_label, top_gap_reasons
 from cohortlab.times import format_minute
 
@@ -37,13 +37,6 @@ def agreement_text(v: Mapping[str, Any]) -> str:
     side has the attribute"."""
     return (f"{pct(v['agreement'])} of {v['compared']:,} profiles; {pct(v['agreement_with_attribute'])} of the "
             f"{v['with_attribute']:,} where either side has the attribute")
-
-
-def counted(n: int, noun: str, plural: str | None = None, bold: bool = False) -> str:
-    """``n`` with its noun in the right number: "1 member", "2 members", "1,200 members"
-    (``bold``: the number in Markdown bold)."""
-    num = f"**{n:,}**" if bold else f"{n:,}"
-    return f"{num} {noun if n == 1 else (plural or noun + 's')}"
 
 
 # a waterfall step as a sentence about its members (the summaries' bullets); its short words are

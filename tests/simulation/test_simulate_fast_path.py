@@ -76,11 +76,14 @@ def _pandas_timeline(tl):
     sent, runs, obs = tl[tl.sent], tl[tl.kind != "observation"], tl[tl.kind == "observation"]
     what = (f"1 run at {runs.run_at.iloc[0]} UTC" if len(runs) == 1
             else f"{len(runs)} runs from {runs.run_at.iloc[0]} to {runs.run_at.iloc[-1]} UTC")
+    def n(k: int, one: str, many: str) -> str:
+        return f"{k:,} {one if k == 1 else many}"
+
     if len(obs):
-        what += f", then {len(obs)} observation points to {tl.run_at.iloc[-1]} UTC (nothing sent)"
+        what += f", then {n(len(obs), 'observation point', 'observation points')} to {tl.run_at.iloc[-1]} UTC (nothing sent)"
     lines = [f"timeline: {what}; "
-             f"{int(tl.failed.sum())} failed, {int(tl.full_refresh.sum())} full refreshes, "
-             f"{int(sent.adds.sum())} adds and {int(sent.removes.sum())} removes sent"]
+             f"{int(tl.failed.sum())} failed, {n(int(tl.full_refresh.sum()), 'full refresh', 'full refreshes')}, "
+             f"{n(int(sent.adds.sum()), 'add', 'adds')} and {n(int(sent.removes.sum()), 'remove', 'removes')} sent"]
     changed = tl[~tl.kind.isin(["diff", "observation"]) | (tl.adds > 0) | (tl.removes > 0)]
     if len(changed) > 20:
         changed = changed.tail(20)
@@ -101,7 +104,7 @@ def test_the_printed_waterfall_and_timeline_are_the_pandas_ones(busy, settings):
         assert lines[0].startswith("timeline: 1 run at 2026-03-01 00:00:00 UTC, then 116 observation points to "
                                    "2026-03-02 05:00:00 UTC (nothing sent); 0 failed"), lines[0]
     if settings is BUSY:
-        assert "runs from 2026-03-01 00:00:00 to 2026-03-02 05:00:00 UTC; 7 failed, 1 full refreshes" in lines[0]  # 05:15 .. 06:45
+        assert "runs from 2026-03-01 00:00:00 to 2026-03-02 05:00:00 UTC; 7 failed, 1 full refresh," in lines[0]  # 05:15 .. 06:45
         assert lines[1] == "last 20 runs that sent changes, failed or refreshed:"
         assert "2026-03-02 05:00:00 diff" in lines[-1]  # times, not dates: not every run is at midnight
 
