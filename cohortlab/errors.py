@@ -80,6 +80,12 @@ class LoadError(CohortlabError):
         super().__init__(f"{where}: {reason}")
 
 
+class TooBigError(LoadError):
+    """A file beyond a size limit of the loaders (a JSON document the memory limit cannot hold):
+    no copy of it reads better, so no load is tried again through one (each such retry reads the
+    whole file first: a 1.5 MB gzip holding one 1.5 GiB line took minutes before its error)."""
+
+
 class StrictLoadError(CohortlabError):
     """A load with ``strict=True`` had warnings; it was rolled back."""
 

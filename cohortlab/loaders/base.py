@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Iterable
 
 from cohortlab.engines.base import Engine
-from cohortlab.errors import LoadError, SettingsError, StrictLoadError, is_interrupt, more_memory_advice
+from cohortlab.errors import LoadError, SettingsError, StrictLoadError, TooBigError, is_interrupt, more_memory_advice
 from cohortlab.loaders.connectors import connector_hint
 from cohortlab.loaders.files import (
     MAX_INVALID_UTF8_LINES,
@@ -428,7 +428,7 @@ class FileContext:
         size = max_object_size(self.text_path())
         limit = memory_limit_bytes(self.engine)
         if limit is not None and 2 * size > 0.9 * limit:
-            raise LoadError(
+            raise TooBigError(
                 self.path,
                 f"a JSON document of up to {size / 2**20:,.0f} MiB is read whole (DuckDB holds a document in "
                 f"memory, in a buffer of twice its size, and cannot spill it): more than the memory limit of "

@@ -138,6 +138,37 @@ def gzip_isize(path: Path) -> int:
         return 0
 
 
+class Carry:
+    """The end of a block after its last line end, kept for the next block. A line longer than a
+    block is kept as a list of its pieces, joined once when it ends: ``carry + chunk`` copied the
+    whole line again for every block (a 1.5 GiB line: 2.5 minutes and 3 GB before the file's
+    error). A line longer than the largest document the loaders read (1 GiB) is not kept."""
+
+    LIMIT = 1 << 30
+
+    def __init__(self) -> None:
+        self.pieces: list[bytes] = []
+        self.size = 0
+
+    def too_long(self, chunk: bytes) -> bool:
+        """Whether the line kept, with ``chunk`` after it, is longer than :attr:`LIMIT`."""
+        return self.size + len(chunk) > self.LIMIT and b"\n" not in chunk and b"\r" not in chunk
+
+    def cut(self, chunk: bytes, eol: bytes) -> tuple[bytes | None, bytes]:
+        """``(block, rest)``: the kept line and ``chunk`` up to its last ``eol`` (everything at the
+        end of the file, when ``chunk`` is empty), the rest kept; ``(None, b"")`` when ``chunk``
+        has no ``eol`` (kept whole)."""
+        cut = chunk.rfind(eol) + 1 if chunk else len(chunk)
+        if chunk and cut == 0:
+            self.pieces.append(chunk)
+            self.size += len(chunk)
+            return None, b""
+        block = b"".join([*self.pieces, chunk[:cut]])
+        rest = chunk[cut:]
+        self.pieces, self.size = ([rest] if rest else []), len(rest)
+        return block, rest
+
+
 def invalid_utf8_lines(path: Path, limit: int = MAX_INVALID_UTF8_LINES) -> list[tuple[int, bytes]]:
     """(line number, bytes) of the lines of ``path`` (decompressed) that are not valid UTF-8, at
     most ``limit + 1``. Lines end in "\n" (or "\r" in a file without any "\n"). Blocks of 8 MiB
@@ -147,17 +178,14 @@ def invalid_utf8_lines(path: Path, limit: int = MAX_INVALID_UTF8_LINES) -> list[
     with opener(path, "rb") as f:
         first = f.read(8 * 1024 * 1024)
         eol = b"\n" if b"\n" in first or b"\r" not in first else b"\r"
-        line_no, carry, chunk = 1, b"", first
+        line_no, carry, chunk = 1, Carry(), first
         while True:
-            data = carry + chunk
-            if chunk:
-                cut = data.rfind(eol)
-                if cut < 0:
-                    carry, chunk = data, f.read(8 * 1024 * 1024)
-                    continue
-                block, carry = data[: cut + 1], data[cut + 1 :]
-            else:
-                block, carry = data, b""
+            if carry.too_long(chunk):  # no record this long is read: the file's own error stands
+                return out
+            block, _ = carry.cut(chunk, eol)
+            if block is None:  # inside a line longer than a block
+                chunk = f.read(8 * 1024 * 1024)
+                continue
             try:
                 block.decode("utf-8")
             except UnicodeDecodeError:

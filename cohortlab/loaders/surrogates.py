@@ -20,7 +20,7 @@ import re
 import zlib
 from pathlib import Path
 
-from cohortlab.loaders.files import is_gzip
+from cohortlab.loaders.files import Carry, is_gzip
 from cohortlab.loaders.line_ends import BLOCK
 
 # an escape \uD800-\uDBFF (high) not followed by an escape \uDC00-\uDFFF (low), or a low one not
@@ -54,14 +54,16 @@ def first_lone_surrogate(path: Path) -> tuple[int, str] | None:
     Read in blocks of whole lines; a block without any ``\\u`` is only counted (0.8 s for a
     364 MB events file), the others are searched line by line."""
     opener = gzip.open if is_gzip(path) else open
-    line, carry = 1, b""
+    line, carry = 1, Carry()
     try:
         with opener(path, "rb") as f:
             while True:
                 chunk = f.read(BLOCK)
-                data = carry + chunk
-                cut = data.rfind(b"\n") + 1 if chunk else len(data)
-                block, carry = data[:cut], data[cut:]
+                if carry.too_long(chunk):  # no record this long is read: the file's own error stands
+                    return None
+                block, _ = carry.cut(chunk, b"\n")
+                if block is None:  # inside a line longer than a block
+                    continue
                 if b"\\u" in block:
                     for n, text in enumerate(block.split(b"\n"), start=line):
                         if b"\\u" in text and (m := LONE.search(text)):

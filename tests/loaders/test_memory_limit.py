@@ -83,6 +83,44 @@ def test_a_document_too_big_for_the_memory_limit_is_refused_saying_why(tmp_path,
         assert lab.load("mixpanel-cohorts", str(array)).loaded == 40_000
 
 
+def test_a_document_too_big_is_refused_without_reading_the_file_again(tmp_path, monkeypatch, run_once):
+    """A 1.5 MB gzip holding one 1.5 GiB line took 2.5 minutes and 3 GB before this error: the
+    load searched the whole file for a lone surrogate escape, to try again through a copy (a
+    red-team run). No copy reads a document too big better: the error comes at once."""
+    import gzip
+
+    import pytest
+
+    from cohortlab.loaders import base, surrogates
+    from cohortlab.loaders.files import MAX_LINE_SIZE
+
+    searched = []
+    monkeypatch.setattr(base, "first_lone_surrogate", lambda p: searched.append(p) or surrogates.first_lone_surrogate(p))
+    big = tmp_path / "oneline.json.gz"
+    with gzip.open(big, "wb", compresslevel=1) as f:  # one line longer than any line the loaders read
+        f.write(b'{"event": "Open", "properties": {"time": 1772000000, "distinct_id": "u1", "note": "')
+        f.write(b"a" * (MAX_LINE_SIZE + 1024) + b'"}}\n')
+    with Lab(memory_limit="128MB") as lab:
+        with pytest.raises(base.TooBigError, match=r"oneline\.json\.gz: a JSON document of up to .* is read whole"):
+            lab.load("mixpanel-events", str(big))
+    assert searched == []
+
+
+def test_the_searches_of_a_retry_read_lines_longer_than_a_block(tmp_path, monkeypatch, run_once):
+    """A line longer than a block is kept in pieces, joined once when it ends (``carry + chunk``
+    copied it again for every block); a line longer than the largest document is not kept."""
+    from cohortlab.loaders import files, surrogates
+
+    path = tmp_path / "long.jsonl"
+    long_line = b'{"name": "' + b"a" * (3 * surrogates.BLOCK + 5) + b'"}\n'
+    path.write_bytes(long_line + b'{"ok": 1}\n' + b'{"name": "Fans \\ud83d"}\n' + b'{"bad": "\xff"}\n')
+    assert surrogates.first_lone_surrogate(path) == (3, "\\ud83d")
+    assert files.invalid_utf8_lines(path) == [(4, b'{"bad": "\xff"}')]
+    monkeypatch.setattr(files.Carry, "LIMIT", 2 * surrogates.BLOCK)  # the first line is then too long
+    assert surrogates.first_lone_surrogate(path) is None
+    assert files.invalid_utf8_lines(path) == []
+
+
 def test_defaults_cap_memory_and_spill_next_to_the_database(tmp_path, monkeypatch, run_once):
     from cohortlab.engines import duckdb as eng
 
