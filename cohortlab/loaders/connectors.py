@@ -53,7 +53,9 @@ def connector_hint(raw: str | None, kind: str) -> str:
       key of its own (:func:`_wrapper`); records whose properties were flattened into dotted keys
       (``properties.time``: pandas' ``json_normalize``);
     * ``mixpanel-members``: JSON records keyed ``distinct_id``, not ``$distinct_id`` (a CSV of the
-      ids loads)."""
+      ids loads);
+    * any kind but ``mixpanel-cohorts``: a Mixpanel cohorts list's records (``id``, ``name`` and
+      one of its other keys: ``count``, ``project_id``, ...)."""
     if not raw:
         return ""
     record = _record(raw)
@@ -67,6 +69,10 @@ def connector_hint(raw: str | None, kind: str) -> str:
                 "engage and cohorts streams load with mixpanel-pipeline-events, mixpanel-pipeline-profiles and "
                 "mixpanel-cohorts, which read it)")
     lowered = {str(k).lower() for k in keys}
+    if kind != "mixpanel-cohorts" and {"id", "name"} <= keys and keys & _COHORT_LIST_KEYS \
+            and not lowered & {"mpid", "event", "$distinct_id", "distinct_id", "time"}:
+        return (" (the records are a Mixpanel cohorts list, /cohorts/list: id, name, count: mixpanel-cohorts "
+                "reads it)")
     if kind in ("mixpanel-events", "mixpanel-pipeline-events") and {"name", "time"} <= lowered \
             and lowered & {"sampling_factor", "dataset"} and not lowered & {"event", "event_name"}:
         return (" (the records are results of JQL's Events(): name, and time in milliseconds in the project's time "
@@ -94,6 +100,9 @@ def connector_hint(raw: str | None, kind: str) -> str:
                 "results; save the ids as a CSV with a distinct_id column)")
     return ""
 
+
+# the keys of a record of Mixpanel's /cohorts/list beside id and name (docs/loading#mixpanel-cohorts)
+_COHORT_LIST_KEYS = {"count", "project_id", "is_visible", "created", "description", "data_group_id"}
 
 # what a kind's records hold (a raw export event, an Engage result) and an Engage page's key: a
 # file that is one object holding them under a key of its own (a third party's answer wrapping

@@ -354,10 +354,17 @@ NOT_JSON = "unrecognised format: expected JSON"
 CSV_QUESTION = " (a CSV?)"  # ends the NOT_JSON error of a file that opens with a CSV line
 
 
+# a one-column CSV's header: a column name (distinct_id, $distinct_id, mpid, "Distinct ID")
+_COLUMN_NAME = re.compile(r'"?[A-Za-z_$][A-Za-z0-9_$ .-]{0,60}"?')
+
+
 def _looks_like_csv(text: str) -> bool:
-    """Whether ``text`` (a file's start, not JSON) opens with a line holding a CSV delimiter."""
-    line = _LINE_END.split(text, 1)[0]
-    return any(d in line for d in CSV_DELIMITERS)
+    """Whether ``text`` (a file's start, not JSON) opens with a line holding a CSV delimiter, or
+    with a column name alone on its line followed by another line (a one-column CSV of ids)."""
+    lines = _LINE_END.split(text, 2)
+    if any(d in lines[0] for d in CSV_DELIMITERS):
+        return True
+    return len(lines) > 1 and _COLUMN_NAME.fullmatch(lines[0].strip()) is not None and bool(lines[1].strip())
 
 
 def sniff_json_layout(path: Path) -> str:

@@ -190,6 +190,24 @@ def test_jql_events_are_named_so_and_the_raw_export_advised(lab, write, kind):
     assert r.warnings == [f"{f}: every record was quarantined (2: missing_event 2); is this a {kind} file? {JQL_HINT}"]
 
 
+COHORTS_LIST = [{"count": 59, "is_visible": 1, "description": "10 events", "created": "2025-10-18 09:00:00",
+                 "project_id": 2201475, "id": 1000, "name": "Power Users"}]
+COHORTS_HINT = "(the records are a Mixpanel cohorts list, /cohorts/list: id, name, count: mixpanel-cohorts reads it)"
+
+
+@pytest.mark.parametrize("kind, reason", [("mparticle-profiles", "missing_mpid"), ("mixpanel-events", "missing_event")])
+def test_a_cohorts_list_given_as_another_kind_names_mixpanel_cohorts(lab, write, kind, reason):
+    """A newcomer loaded cohorts.json as mparticle-profiles: "is this a mparticle-profiles
+    file?" and nothing of what it is."""
+    f = write("cohorts.json", json.dumps(COHORTS_LIST, indent=2))
+    r = lab.load(kind, f)
+    assert r.warnings == [f"{f}: every record was quarantined (1: {reason} 1); is this a {kind} file? {COHORTS_HINT}"]
+    with pytest.raises(LoadError) as e:
+        lab.load("mixpanel-profiles", f)
+    assert str(e.value).endswith(COHORTS_HINT)
+    assert lab.load("mixpanel-cohorts", f).loaded == 1
+
+
 # a third party's answer wrapping Mixpanel's (Adobe Experience Platform's Mixpanel source; Prismatic)
 RAW_EVENT = {"event": "Viewed Page", "properties": {"time": 1623861000, "distinct_id": "u-1", "$insert_id": "i1"}}
 

@@ -75,6 +75,20 @@ def test_the_opening_of_an_unrecognised_file_is_shown_without_personal_data(lab,
         lab.load("mixpanel-events", p)
 
 
+@pytest.mark.parametrize("content, csv", [
+    ("distinct_id\nu1\nu2\n", True),  # a one-column CSV of ids: no delimiter on its header (a newcomer's walkthrough)
+    ('"$distinct_id"\r\nu1\r\n', True),
+    ("mpid,email\n1,a@x\n", True),
+    ("hello\n", False),  # one word, no second line
+    ("Traceback (most recent call last):\n  File\n", False),
+])
+def test_a_file_that_opens_like_a_csv_is_asked_whether_it_is_one(lab, write, content, csv, run_once):
+    p = write("f.json", content)
+    with pytest.raises(LoadError, match="unrecognised format") as e:
+        lab.load("mixpanel-events", p)
+    assert str(e.value).endswith("(a CSV?)") is csv
+
+
 def test_csv_loader_on_a_json_file_names_the_file_and_columns(lab, write):
     p = write("p.csv", '{"mpid": 1}\n')
     with pytest.raises(LoadError, match="columns found") as e:
