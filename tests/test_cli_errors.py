@@ -764,3 +764,14 @@ def test_a_guessable_pseudonym_key_in_the_environment_is_one_line_before_any_out
     assert r.exit_code == 1 and r.stdout == "" and not out.exists()
     assert error_line(r).startswith("error: COHORTLAB_PSEUDONYM_KEY is 15 character(s) long: a pseudonym key must "
                                     "have at least 16")
+
+
+def test_the_command_list_describes_each_command_whole():
+    """`cohortlab --help` cut each description after 45 characters, mid-parenthesis ("(scenario
+    `demo`, a..."; a newcomer's walkthrough): each command has a short help of its own, shown whole."""
+    r = CliRunner().invoke(main, ["--help"], terminal_width=100)
+    listed = r.output.split("Commands:\n", 1)[1].splitlines()
+    assert len(listed) == len(main.commands) == 14
+    assert not [line for line in listed if line.rstrip().endswith("...")]
+    assert all(main.commands[name].short_help for name in main.commands)
+

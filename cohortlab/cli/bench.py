@@ -22,7 +22,7 @@ def _check_scenario(ctx, param, value):
     return value
 
 
-@main.command("bench")
+@main.command("bench", short_help="Benchmark cohortlab against hand-written DuckDB and pandas.")
 @click.option("--users", type=click.IntRange(min=100), default=1_000_000, show_default=True,
               help="People in the generated world.")
 @click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True,

@@ -7,7 +7,7 @@ import click
 from cohortlab.cli.app import check_time, cohort_options, fail, loaded_database, main, open_lab, progress_option, working
 
 
-@main.command("explain")
+@main.command("explain", short_help="Explain one user end to end, from Mixpanel to mParticle.")
 @cohort_options(at="Simulation time, UTC. Default: the mParticle snapshot time, else the cohort's latest.", source=None)
 @click.option("--user", "user", required=True, help="The user: a distinct_id, an email, an MPID or mParticle identity, or the "
                    "anon-... pseudonym a report or --members-out shows for an email or phone number.")

@@ -10,7 +10,7 @@ import click
 from cohortlab.cli.app import db_option, fail, main, progress_option, refuse_truncated, working
 
 
-@main.command("export")
+@main.command("export", short_help="Write every canonical table of a database as Parquet.")
 @db_option
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Folder for <table>.parquet files (created if missing).")

@@ -62,7 +62,7 @@ class _FetchCommand(JsonCommand):
         return _doc(option_value(args, "--out"), None, {"kind": "usage", "message": message})
 
 
-@main.command("fetch", cls=_FetchCommand)
+@main.command("fetch", cls=_FetchCommand, short_help="Download Mixpanel and mParticle exports.")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False),
               help="Folder for the exports (the folder layout `cohortlab report --data` reads); created if missing.")
 @click.option("--db", "db", default=None, type=click.Path(dir_okay=False),

@@ -85,7 +85,7 @@ class _LoadCommand(JsonCommand):
                                            "synth lay them out): one PATH, -o timezone=ZONE only")])
 
 
-@main.command("load", cls=_LoadCommand)
+@main.command("load", cls=_LoadCommand, short_help="Load Mixpanel or mParticle export files into a database.")
 @db_option(help="DuckDB database file (created if missing).")
 @click.argument("kind", type=click.Choice(sorted([*LOADERS, FOLDER])), metavar="KIND")
 @click.argument("paths", nargs=-1, required=True)
@@ -190,7 +190,7 @@ def _world_dict(world) -> dict:
             "not_loaded": [str(p) for p in world.ignored], "warnings": list(world.warnings)}
 
 
-@main.command("info")
+@main.command("info", short_help="Tables, row counts, cohorts and time ranges of a database.")
 @db_option
 @click.option("--schema", "show_schema", is_flag=True, help="Print the canonical table schema.")
 def info_cmd(db, show_schema):

@@ -177,7 +177,7 @@ def _apply(options):
     return deco
 
 
-@main.group("migrate")
+@main.group("migrate", short_help="EIT migration what-if: predict, compare plans, validate.")
 def migrate_group():
     """EIT migration what-if (docs/rules.md#migration): predict the match rate under a plan,
     compare plans, validate a prediction against exports taken after the switch."""

@@ -7,7 +7,7 @@ import click
 from cohortlab.cli.app import check_time, cohort_options, fail, loaded_database, main, open_lab, progress_option, working
 
 
-@main.command("remedies")
+@main.command("remedies", short_help="What each remedy would recover, from its own simulation.")
 @cohort_options(at="As-of time, UTC: the audience is compared here. Default: the cohort's latest snapshot / webhook.",
                 settings="Simulation settings YAML (see SyncSettings); its pauses are what a reconnect ends.")
 @click.option("--since", "since", help="When the remedies start, UTC (Rule, SDK code, EIT switch). Default: the "

@@ -27,7 +27,7 @@ def _finish(result) -> None:
         sys.exit(1)
 
 
-@main.command("report")
+@main.command("report", short_help="Run the notebooks into HTML reports and an index page.")
 @click.option("--db", type=click.Path(), help="DuckDB database with loaded exports (with --engine spark, also a "
                                              "folder written by `cohortlab export`).")
 @click.option("--data", type=click.Path(file_okay=False),
@@ -124,7 +124,7 @@ pauses:
 """
 
 
-@main.command("demo")
+@main.command("demo", short_help="Generate a small world, load it and report on it.")
 @click.option("--users", default=1000, show_default=True, type=click.IntRange(min=1),
               help="Users in the synthetic world.")
 @click.option("--seed", default=7, show_default=True, type=click.IntRange(min=0, max=2**63 - 1),
@@ -203,7 +203,7 @@ def lab_workspace(notebooks: Path, sample_data: Path, base: Path) -> tuple[Path,
     return folder, copied
 
 
-@main.command("lab", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@main.command("lab", context_settings={"ignore_unknown_options": True, "allow_extra_args": True}, short_help="Open JupyterLab on the notebooks.")
 @click.option("--notebooks-dir", type=click.Path(file_okay=False, exists=True), default=None,
               help="Folder to open. Default: in a checkout, the package's notebooks (cohortlab/notebooks/, "
                    "which notebooks/ links to); from an installed package, copies of them in "

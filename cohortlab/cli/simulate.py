@@ -188,7 +188,7 @@ def _timeline_lines(engine, table: str) -> list[str]:
     return lines
 
 
-@main.command("simulate")
+@main.command("simulate", short_help="Explain a cohort's count vs its mParticle audience.")
 @cohort_options(export_folder=True,
                 at="As-of time, UTC (e.g. 2026-03-01T12:00:00Z). Default: the cohort's latest snapshot/webhook.",
                 settings="Simulation settings YAML (see SyncSettings); defaults: docs/rules.md#assumptions.",

@@ -7,7 +7,7 @@ import click
 from cohortlab.cli.app import fail, main, progress_option
 
 
-@main.command("synth")
+@main.command("synth", short_help="Generate a synthetic world with known answers.")
 @click.argument("out_dir", type=click.Path(file_okay=False))
 @click.option("--users", type=click.IntRange(min=1), default=10_000, show_default=True, help="Number of people.")
 @click.option("--seed", type=click.IntRange(min=0, max=2**63 - 1), default=0, show_default=True,

@@ -10,7 +10,7 @@ from cohortlab.cli.app import (
 )
 
 
-@main.command("verify")
+@main.command("verify", short_help="Compare the simulated cohort attribute with mParticle's.")
 @cohort_options(at="Simulation time, UTC: compare with the attribute after the last run at or before it. "
                    "Default: the snapshot time.")
 @click.option("--snapshot-at", "snapshot_at",
