@@ -46,7 +46,8 @@ from cohortlab.report import insights, metrics, summaries
 from cohortlab.report import notebook as ui
 
 lab = ui.open_lab(db, data, engine=engine, spark_master=spark_master, timezone=timezone)  # read-only: the file is never written
-names = insights.cohort_names(lab, cohorts)
+names = insights.cohort_names(lab, cohorts, settings)
+left_out = insights.left_out_cohorts(lab, cohorts, settings)  # named on the index page
 privacy = ui.redactor(lab, show_personal_data)  # emails/phones become stable pseudonyms in every output'''
 # the notebooks that start from the simulation of every cohort read the one the runner shares
 SHARED_SETUP = SETUP.replace("""  # read-only: the file is never written
@@ -102,7 +103,7 @@ doc = ui.publish(output_dir, "match_rates", title="Match rates", figures=figures
                  headline=metrics.figures_headline_match_rates(figures),
                  card=[summaries.verify_line(figures["verify"])] if figures["verify"]["observed"] else None,
                  context=ui.context(names, [v["as_of"] for v in figures["cohorts"].values()], db=db, data=data,
-                                    as_of=as_of, settings=settings),
+                                    as_of=as_of, left_out=left_out, settings=settings),
                  parameters={"cohorts": names, "as_of": as_of, "settings": settings, "snapshot_at": snapshot_at})
 f = doc["metrics"]  # from here on, every figure shown is read from metrics.json''', "remove-cell"),
     md("## Summary"),
@@ -215,7 +216,7 @@ summary = summaries.identity_gaps_summary(figures, settings)
 doc = ui.publish(output_dir, "identity_gaps", title="Identity gaps", figures=figures, summary=summary,
                  headline=metrics.figures_headline_identity_gaps(figures),
                  context=ui.context(names, [metrics.simulation_as_of(s) for s in sims.values()], db=db, data=data,
-                                    as_of=as_of, settings=settings),
+                                    as_of=as_of, left_out=left_out, settings=settings),
                  parameters={"cohorts": names, "as_of": as_of, "settings": settings})
 f = doc["metrics"]  # from here on, every figure shown is read from metrics.json
 cutoff = summaries.cutoff_text(settings)''', "remove-cell"),
@@ -332,7 +333,7 @@ summary = summaries.sync_report_summary(figures)
 doc = ui.publish(output_dir, "sync_timeline", title="Sync timeline", figures=figures, summary=summary,
                  headline=figures["totals"],
                  context=ui.context(names, [metrics.simulation_as_of(s) for s in dynamic.values()], db=db, data=data,
-                                    as_of=as_of, settings=settings),
+                                    as_of=as_of, left_out=left_out, settings=settings),
                  parameters={"cohorts": names, "as_of": as_of, "settings": settings, "since": since})
 f = doc["metrics"]  # from here on, every figure shown is read from metrics.json''', "remove-cell"),
     md("## Summary"),

@@ -18,14 +18,15 @@ from cohortlab.report.notebook import open_lab
 from cohortlab.simulation.remedies import REMEDY_COLUMNS
 
 
-def cohort_names(lab, cohorts: str | Iterable[str] | None = None) -> list[str]:
+def cohort_names(lab, cohorts: str | Iterable[str] | None = None, settings=None) -> list[str]:
     """The cohorts to report on: the given name(s) or id(s), each as the cohort is listed (its
     current name, or its id when another cohort holds that name now; a cohort asked twice
     once), or every cohort with membership data (snapshots or webhook payloads), sorted by
-    name. A given name that names no cohort raises
-    :class:`~cohortlab.simulation.membership.CohortError` (the known cohorts listed), as
-    ``cohortlab report`` checks before it runs a notebook: a notebook run by hand that uses its
-    cohorts only for an optional step (the migration what-if's validation) said nothing of a typo."""
+    name, but those :func:`left_out_cohorts` leaves out under ``settings``. A given name that
+    names no cohort raises :class:`~cohortlab.simulation.membership.CohortError` (the known
+    cohorts listed), as ``cohortlab report`` checks before it runs a notebook: a notebook run by
+    hand that uses its cohorts only for an optional step (the migration what-if's validation)
+    said nothing of a typo."""
     if isinstance(cohorts, str) or cohorts is not None:
         from cohortlab.simulation.membership import find_cohort
 
@@ -35,7 +36,40 @@ def cohort_names(lab, cohorts: str | Iterable[str] | None = None) -> list[str]:
         return list(dict.fromkeys(find_cohort(lab.engine, str(name)).listed_as for name in names))
     from cohortlab.simulation.membership import cohorts_with_membership
 
-    return cohorts_with_membership(lab.engine)  # a renamed cohort once, by its current name
+    left = {c for c, _ in left_out_cohorts(lab, cohorts, settings)}
+    return [c for c in cohorts_with_membership(lab.engine) if c not in left]  # a renamed cohort once
+
+
+NO_MEMBER_DATA = "no member data: load a members snapshot or webhook payloads of it"
+NAME_TOO_LONG = "its attribute name would be over 256 characters, which mParticle refuses"
+
+
+def left_out_cohorts(lab, cohorts: str | Iterable[str] | None = None, settings=None) -> list[tuple[str, str]]:
+    """``(cohort, why)`` of the cohorts a report of every cohort (``cohorts`` None) leaves out, by
+    name: those of the cohorts list without membership data (``NO_MEMBER_DATA``), and those whose
+    attribute name under ``settings`` is longer than mParticle allows (``NAME_TOO_LONG``: one such
+    name failed every notebook). Pages and the index name them: a report of "every cohort" said
+    nothing of a cohort it did not cover. None when cohorts are given (each is reported, or fails)."""
+    if isinstance(cohorts, str) or cohorts is not None:
+        return []
+    from cohortlab.cohort_names import cohort_names_by_id
+    from cohortlab.settings import SettingsError, SyncSettings
+    from cohortlab.simulation.membership import cohorts_with_membership
+
+    s = SyncSettings.coerce(settings)
+    with_members = cohorts_with_membership(lab.engine)
+    by_id = cohort_names_by_id(lab.engine)
+    have = {r[0] for r in lab.engine.query_rows(
+        "SELECT DISTINCT cohort_id FROM mp_cohort_snapshots WHERE cohort_id IS NOT NULL "
+        "UNION SELECT DISTINCT cohort_id FROM mp_webhook_pages WHERE cohort_id IS NOT NULL")}
+    out = [(name, NO_MEMBER_DATA) for i, (name, _) in sorted(by_id.items(), key=lambda kv: str(kv[1][0]))
+           if i not in have and name is not None and name not in with_members]
+    for name in with_members:
+        try:
+            s.attribute_name(name)
+        except SettingsError:
+            out.append((name, NAME_TOO_LONG))
+    return out
 
 
 def snapshot_times(lab, cohort: str, limit: int | None = 12, until=None) -> list[pd.Timestamp]:

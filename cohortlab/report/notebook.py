@@ -362,12 +362,14 @@ def _safe(text: str) -> str:
 
 
 def context(cohorts, figures_as_of=None, *, db=None, data=None, as_of=None, settings=None,
-            population: str | None = None) -> dict[str, Any]:
+            population: str | None = None, left_out=()) -> dict[str, Any]:
     """What a page is about, for its header and the index: cohorts, as-of time(s), data source
     and the settings in one line. ``population``: what the page's figures count when it is not
     the cohorts' members (the EIT page's plans count every Mixpanel profile with events: its
     cohorts are those of the validation); the header then says both. ``data_time``: the time the
-    figures are as of, ISO UTC (:func:`~cohortlab.times.latest_time_iso`), when there is one."""
+    figures are as of, ISO UTC (:func:`~cohortlab.times.latest_time_iso`), when there is one.
+    ``left_out``: ``(cohort, why)`` of the cohorts a report of every cohort does not cover
+    (:func:`cohortlab.report.insights.left_out_cohorts`), for the index and the terminal."""
     from cohortlab.report.summaries import readable_times, settings_summary
     from cohortlab.times import latest_time_iso
 
@@ -385,6 +387,8 @@ def context(cohorts, figures_as_of=None, *, db=None, data=None, as_of=None, sett
         out["data_time"] = data_time
     if population:
         out["population"] = str(population)
+    if left_out:
+        out["left_out"] = [{"cohort": str(c), "why": str(why)} for c, why in left_out]
     return out
 
 

@@ -346,6 +346,9 @@ def write_index(out_dir: str | os.PathLike, results: list[NotebookResult], param
     later = len(same) - len(comparable)  # the same runs, with figures of a later time
     trend = f'<p class="meta">{_trend_line(prev, same.get(prev), len(earlier_runs(out_dir)), later)}</p>'
     as_of = ctx.get("as_of") or params.get("as_of") or "each cohort's latest data"
+    left_out = left_out_cohorts(results)
+    not_covered = (f"<dt>not in the report</dt><dd>{html_text('; '.join(f'{c} ({why})' for c, why in left_out))}</dd>"
+                   if left_out else "")
     page = (
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
         f"<title>cohortlab report · {html_text(out_dir.name)}</title>"
@@ -353,6 +356,7 @@ def write_index(out_dir: str | os.PathLike, results: list[NotebookResult], param
         "<h1>cohortlab report</h1>"
         '<dl class="meta">'
         f"<dt>cohorts</dt><dd>{html_text(', '.join(cohorts) if isinstance(cohorts, list) else str(cohorts))}</dd>"
+        + not_covered +
         f"<dt>as of</dt><dd>{html_text(readable_times(str(as_of)))}</dd>"
         f"<dt>data source</dt><dd>{html_text(str(source))}</dd>"
         f"<dt>settings</dt><dd>{html_text(str(settings))}</dd>"
@@ -365,6 +369,16 @@ def write_index(out_dir: str | os.PathLike, results: list[NotebookResult], param
     path = out_dir / "index.html"
     path.write_text(page, encoding="utf-8")
     return path
+
+
+def left_out_cohorts(results: list["NotebookResult"]) -> list[tuple[str, str]]:
+    """``(cohort, why)`` of the cohorts the notebooks left out of a report of every cohort, as
+    their pages' context records them (names as the pages show them: pseudonyms for personal data)."""
+    for r in results:
+        rows = ((r.metrics or {}).get("context") or {}).get("left_out")
+        if rows:
+            return [(str(x.get("cohort")), str(x.get("why"))) for x in rows if isinstance(x, dict)]
+    return []
 
 
 def _trend_line(prev: Path | None, when: str | None, others: int, later: int = 0) -> str:

@@ -46,7 +46,7 @@ from cohortlab.report.kernels import (
     stop_kernels,
 )
 from cohortlab.report.output import REPORTS_ROOT, export_html, prepare_output_dir, remove_unused_output
-from cohortlab.report.pages import MARKER, decorate_page, write_index
+from cohortlab.report.pages import MARKER, decorate_page, left_out_cohorts, write_index
 from cohortlab.report.parameters import absolute_paths, check_parameters, declared_parameters
 from cohortlab.report.scheduling import SHARED_SIMULATIONS, Shares, longest_first, parallel_notebooks
 from cohortlab.tempdirs import make_temp_dir, no_temp_dir_problem, require_temp_dir
@@ -715,4 +715,7 @@ def _run_notebooks(sources, out_dir: Path, params: dict[str, Any], source: str, 
         if sims_dir is not None:
             sims_dir.cleanup()
     index = write_index(out_dir, results, {**params, "source": source})
+    left_out = left_out_cohorts(results)
+    if left_out:  # said, as on the index page: a report of every cohort that covers fewer
+        say("not in the report: " + "; ".join(f"{c} ({why})" for c, why in left_out))
     return ReportResult(out_dir=out_dir, index_html=index, notebooks=results)

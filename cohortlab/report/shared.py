@@ -108,7 +108,7 @@ def share_simulations(db: str | os.PathLike, scratch: str | os.PathLike, *, coho
         lab = Lab(engine=engine, read_only=True)  # read_only: no schema in the scratch file
         _seed_catalogue(engine)
         s = SyncSettings.coerce(settings)
-        for cohort in cohort_names(lab, cohorts):
+        for cohort in cohort_names(lab, cohorts, s):
             ref = find_cohort(engine, cohort, "auto")
             key = store.store_key(*store.key_parts(ref, as_of, s))  # the key Lab.simulate looks up
             result = lab.simulate(ref, at=as_of, settings=s)  # the cohort found, not looked up again

@@ -119,3 +119,35 @@ def test_a_cohort_that_never_has_a_member_has_no_match_rate_over_time_chart(tmp_
     assert ("Match rate over time ¶ Nothing to show: no cohort has a member at any of its membership snapshots: "
             "no match rate to draw.") in text
     assert "<img" not in page[page.index('id="Match-rate-over-time"'):]  # the last section: no chart
+
+
+def test_a_report_of_every_cohort_names_those_it_leaves_out(tmp_path):
+    """A report of every cohort covered the cohorts with member data and said nothing of the
+    others (a newcomer's walkthrough); one cohort whose attribute name is longer than mParticle
+    allows failed every notebook (a red-team run). Both are left out and named, on the index
+    page and in the terminal; the other cohorts are reported."""
+    import json
+
+    from cohortlab.synth import generate
+
+    long_name = "Leads " + "x" * 240  # 246 characters: 257 with the older template the settings give
+    world = tmp_path / "w"
+    generate(str(world), users=200, seed=3, config={"scenario": "healthy", "cohorts": [
+        {"id": 1, "name": "Power Users", "min_count": 3, "window_days": 60},
+        {"id": 2, "name": long_name, "min_count": 1, "window_days": 60}]})
+    listed = world / "mixpanel" / "cohorts.json"
+    cohorts = json.loads(listed.read_text())
+    listed.write_text(json.dumps(cohorts + [{"id": 3, "name": "Churners", "count": 12, "project_id": 1}]))
+    settings = tmp_path / "s.yaml"
+    settings.write_text("attribute_template: 'Mixpanel - {cohort_name}'\n")
+    said = []
+    res = run_report(["match_rates", "identity_gaps"], data=world, out=tmp_path / "r", progress=said.append,
+                     params={"settings": str(settings)})
+    assert res.ok, [r.error for r in res.notebooks]
+    for r in res.notebooks:
+        assert r.metrics["context"]["cohorts"] == ["Power Users"]
+    why = ("Churners (no member data: load a members snapshot or webhook payloads of it); "
+           f"{long_name} (its attribute name would be over 256 characters, which mParticle refuses)")
+    assert f"not in the report: {why}" in said
+    index = (tmp_path / "r" / "index.html").read_text()
+    assert f"<dt>not in the report</dt><dd>{why}</dd>" in index
