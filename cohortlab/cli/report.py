@@ -22,7 +22,12 @@ def _finish(result) -> None:
     click.echo(one_line(str(result.index_html)))
     if not result.ok:
         for r in result.failed:
-            click.echo(one_line(f"error: notebook {r.name}.ipynb failed in {r.error}"), err=True)
+            # the error, then the cell's failing line quoted under it ("    > ..."): each its own
+            # line, escaped (one_line wrote the line break between them as "\n")
+            first, *quoted = str(r.error).split("\n")
+            click.echo(one_line(f"error: notebook {r.name}.ipynb failed in {first}"), err=True)
+            for line in quoted:
+                click.echo(one_line(line), err=True)
             click.echo(one_line(f"       executed notebook with the traceback: {r.ipynb}"), err=True)
         sys.exit(1)
 

@@ -358,6 +358,8 @@ def test_a_failed_page_and_the_cli_show_the_failing_line_and_the_message(tmp_pat
     assert r.exit_code == 1
     assert "line 3: ValueError: deliberately broken on line 3" in r.stderr
     assert "> raise ValueError('deliberately broken on line 3')" in r.stderr  # the failing line, not the first
+    # on a line of its own under the error, as the docs show it (it was written as "\\n    > raise ...")
+    assert "\n    > raise ValueError('deliberately broken on line 3')\n" in r.stderr and "\\n" not in r.stderr
     assert "a = 1" not in r.stderr
     page = (tmp_path / "o" / "late" / "late.html").read_text()
     header = page[page.index('<header class="cl-header">'):page.index("</header>")]
