@@ -637,7 +637,7 @@ def _run_notebooks(sources, out_dir: Path, params: dict[str, Any], source: str, 
         if r.ok:
             say(f"[{i}/{len(sources)}] {src.stem}: ok ({r.seconds:.1f} s)")
         else:
-            say(f"[{i}/{len(sources)}] {src.stem}: FAILED in {r.error}")
+            say(f"[{i}/{len(sources)}] {src.stem}: FAILED in {str(r.error).splitlines()[0]}")  # quoted line: at the end
         return r
 
     sims_dir = None
