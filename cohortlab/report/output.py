@@ -6,8 +6,11 @@ removed when a run fails before any notebook ran; and each notebook's HTML page 
 from __future__ import annotations
 
 import datetime as _dt
+import fcntl
+import functools
 import os
 import shutil
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -71,22 +74,81 @@ def export_html(ipynb: str | os.PathLike, out: str | os.PathLike) -> Path:
 
 
 def prepare_output_dir(out: str | os.PathLike | None, *, overwrite: bool, root: str | os.PathLike = REPORTS_ROOT,
-                       inputs: Mapping[str, Any] | None = None) -> Path:
+                       inputs: Mapping[str, Any] | None = None, hold: bool = False) -> Path:
     """The run's folder: ``out`` or the dated folder. An existing, non-empty ``out`` is refused
     unless ``overwrite`` (then its previous content is removed), and also then when one of
     ``inputs`` (``{what: path}``: the database, data folder or settings the run reads) lies
     inside it: removing the folder would remove what the report is about to read (a report's
     own ``data.duckdb`` given as ``--db``). The folder is claimed by creating its marker file:
     of two runs started at once into one ``out``, the second is refused; into the dated folder,
-    it takes the next one."""
+    it takes the next one. ``hold``: the run keeps the marker locked until it ends
+    (:func:`releasing_claims`), and a folder a running report holds is refused, also with
+    ``overwrite``."""
     for _attempt in range(100):
         try:
-            return _claim_output_dir(out, overwrite=overwrite, root=root, inputs=inputs or {})
+            return _claim_output_dir(out, overwrite=overwrite, root=root, inputs=inputs or {}, hold=hold)
         except _Claimed as e:
             if out is not None or overwrite:
                 raise ReportError(f"{e.target} already exists: another report is being written into it "
                                   "(choose another --out)") from None
     raise ReportError(f"no free dated folder under {root}")
+
+
+# the markers of the report folders this thread's runs hold (their file descriptors): a run keeps
+# its marker locked (flock) until it ends, so that another run, in any process, sees it is running
+_LOCAL = threading.local()
+
+
+def _held() -> dict[Path, int]:
+    if not hasattr(_LOCAL, "fds"):
+        _LOCAL.fds = {}
+    return _LOCAL.fds
+
+
+def _hold(target: Path) -> None:
+    fd = os.open(target / MARKER, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise
+    _held()[target] = fd
+
+
+def in_use(target: Path) -> bool:
+    """Whether a running report (in any process) holds ``target``'s marker."""
+    try:
+        fd = os.open(target / MARKER, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    except OSError:  # a file system without locks: nothing to tell
+        return False
+    finally:
+        os.close(fd)  # (releases the lock taken to test)
+
+
+def release_claims(keep: set[Path] | frozenset[Path] = frozenset()) -> None:
+    """Release the report folders this thread's runs hold (at the end of a run), but ``keep``."""
+    fds = _held()
+    for target in [t for t in fds if t not in keep]:
+        os.close(fds.pop(target))
+
+
+def releasing_claims(fn):
+    """``fn`` (a report run) with the folders it claims released when it ends, however it ends."""
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        before = set(_held())
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            release_claims(keep=before)
+    return run
 
 
 class _Claimed(Exception):
@@ -102,7 +164,7 @@ def _inside(path: Any, folder: Path) -> bool:
         return False
 
 
-def _claim_output_dir(out, *, overwrite: bool, root, inputs: Mapping[str, Any]) -> Path:
+def _claim_output_dir(out, *, overwrite: bool, root, inputs: Mapping[str, Any], hold: bool = False) -> Path:
     if out is None:
         if overwrite:
             target = Path(root) / _dt.datetime.now(_dt.timezone.utc).date().isoformat()
@@ -112,6 +174,11 @@ def _claim_output_dir(out, *, overwrite: bool, root, inputs: Mapping[str, Any]) 
         target = Path(out)
     if target.is_symlink() and not target.exists():
         raise ReportError(f"{target} is a symbolic link to nothing: not writing where it points (choose another --out)")
+    if target.is_dir() and (target / MARKER).exists() and in_use(target):
+        # never replaced, nor reported on again, while a run writes it ("use --overwrite" was the
+        # advice, and --overwrite removed the folder under the running report)
+        raise ReportError(f"{target} is being written by a report that is still running: wait for it to end, "
+                          "or choose another --out")
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         if not overwrite:
             raise ReportError(f"{target} already exists: not overwriting a previous run (use --overwrite)")
@@ -132,6 +199,11 @@ def _claim_output_dir(out, *, overwrite: bool, root, inputs: Mapping[str, Any]) 
             f.write("written by cohortlab report; --overwrite may replace this folder\n")
     except FileExistsError:
         raise _Claimed(target) from None
+    if hold:
+        try:
+            _hold(target)  # until the run ends (releasing_claims)
+        except OSError:  # a file system without locks: the marker still claims the folder
+            pass
     return target
 
 
@@ -149,4 +221,5 @@ def remove_unused_output(out_dir: Path, db_path: Path) -> None:
         shutil.rmtree(out_dir, ignore_errors=True)
 
 
-__all__ = ["REPORTS_ROOT", "dated_output_dir", "export_html", "prepare_output_dir", "remove_unused_output"]
+__all__ = ["REPORTS_ROOT", "dated_output_dir", "export_html", "in_use", "prepare_output_dir", "release_claims",
+           "releasing_claims", "remove_unused_output"]

@@ -45,7 +45,8 @@ from cohortlab.report.kernels import (
     papermill_local_files_without_chdir,
     stop_kernels,
 )
-from cohortlab.report.output import REPORTS_ROOT, export_html, prepare_output_dir, remove_unused_output
+from cohortlab.report.output import (REPORTS_ROOT, export_html, prepare_output_dir, releasing_claims,
+                                     remove_unused_output)
 from cohortlab.report.pages import MARKER, decorate_page, left_out_cohorts, write_index
 from cohortlab.report.parameters import absolute_paths, check_parameters, declared_parameters
 from cohortlab.report.scheduling import SHARED_SIMULATIONS, Shares, longest_first, parallel_notebooks
@@ -278,6 +279,7 @@ def _redact_parameters(ipynb: Path, shown: Mapping[str, str]) -> None:
     nbformat.write(nb, str(ipynb))
 
 
+@releasing_claims  # the folder this run claims, held until it ends
 def run_report(
     notebooks: Iterable[str | os.PathLike] | None = None,
     *,
@@ -380,7 +382,7 @@ def run_report(
                                                        ("observed_data", "observed_data"), ("settings", "settings"))
               if isinstance(params.get(key), (str, os.PathLike))}
     inputs.update({f"notebook {Path(src).name}": src for src in sources})
-    out_dir = prepare_output_dir(out, overwrite=overwrite, root=root, inputs=inputs)
+    out_dir = prepare_output_dir(out, overwrite=overwrite, root=root, inputs=inputs, hold=True)
     say(f"report folder: {out_dir}")
     # the notebooks that read the shared simulations (by position); shared when two or more do
     readers = {j for j, src in enumerate(sources) if _reads_shared(Path(src))}

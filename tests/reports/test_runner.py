@@ -139,6 +139,28 @@ def test_overwrite_never_removes_what_the_report_reads(tiny, tmp_path):
     assert run_report([tiny["good"]], db=tiny["db"], out=out, overwrite=True).ok  # an input elsewhere: replaced
 
 
+def test_a_folder_a_running_report_writes_is_never_replaced(tiny, tmp_path):
+    """A second run with --overwrite removed the folder under a running report (which then failed
+    on its missing folder), and without --overwrite was told to use it (a review of scheduled
+    runs). A run holds its folder until it ends; in the meantime any other run is refused."""
+    from cohortlab.report.output import in_use, release_claims
+
+    out = tmp_path / "run"
+    assert run_report([tiny["good"]], db=tiny["db"], out=out).ok
+    assert not in_use(out)  # ended: released
+    prepare_output_dir(out, overwrite=True, hold=True)  # a run that has claimed it and is running
+    try:
+        assert in_use(out)
+        for overwrite in (True, False):
+            with pytest.raises(ReportError, match=r"run is being written by a report that is still running: wait "
+                                                  r"for it to end, or choose another --out$"):
+                run_report([tiny["good"]], db=tiny["db"], out=out, overwrite=overwrite)
+        assert (out / ".cohortlab-report").exists()  # nothing removed
+    finally:
+        release_claims()
+    assert run_report([tiny["good"]], db=tiny["db"], out=out, overwrite=True).ok
+
+
 def test_dated_folders_get_a_suffix(tmp_path):
     import datetime as dt
 
