@@ -150,13 +150,43 @@ def _fmt_value(v: Any, unit: str | None = None) -> str:
 RUN_FILE = "run.json"  # what a run reported on, for the next run to know whether it is comparable
 
 
+# the parameters that do not change a run's figures (or are compared on their own: source,
+# cohorts, settings, the as-of time as the data time)
+_NOT_FIGURES = frozenset({"db", "data", "source", "output_dir", "simulations", "show_personal_data", "engine",
+                          "spark_master", "cohorts", "settings", "as_of"})
+_FILE_PARAMETERS = ("plans",)  # a file whose content changes the figures (the plans of the EIT page)
+
+
+def _parameters_key(parameters: Mapping[str, Any] | None) -> str | None:
+    """A hash of the parameters that change the figures (``since``, ``switch``, ``plans`` and
+    its file's content, ``snapshot_at``, ``observed_db``, ...); None when none is given, so that
+    a run without any compares with the runs of earlier versions, which did not record them."""
+    import hashlib
+
+    parameters = parameters or {}
+    own = {str(parameters[k]) for k in ("db", "data") if parameters.get(k)}  # a run's own data (its scratch copy)
+    given = {k: ("<the data>" if str(v) in own else v) for k, v in parameters.items()
+             if k not in _NOT_FIGURES and v is not None}
+    if not given:
+        return None
+    for k in _FILE_PARAMETERS:
+        paths = given.get(k)
+        for path in paths if isinstance(paths, (list, tuple)) else [paths]:
+            if isinstance(path, (str, os.PathLike)) and Path(path).is_file():
+                given[f"{k}:{path}"] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    text = json.dumps(given, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
 def run_identity(source: str | os.PathLike | None, cohorts: Any, settings: str,
-                 settings_given: Any = None) -> dict[str, Any]:
+                 settings_given: Any = None, parameters: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """What makes two runs comparable: the same data source (a hash of its absolute path, so
     the shared folder does not show it), the same cohorts and the same settings: their one-line
     summary, and every option (``settings_key``, a hash of the whole settings ``settings_given``,
     a file, a dict or None for the defaults: the summary leaves out the ttl, the pauses' ends,
-    ...)."""
+    ...), and the same other parameters that change the figures (``parameters_key``: a run with
+    ``since`` or another ``switch`` was compared with one without, its change column showing the
+    difference of the parameters as a change of the data)."""
     import hashlib
 
     where = str(Path(source).expanduser().resolve()) if source else ""
@@ -167,8 +197,12 @@ def run_identity(source: str | os.PathLike | None, cohorts: Any, settings: str,
         whole = SyncSettings.coerce(settings_given).model_dump_json()
     except Exception:  # unreadable settings: the run said so on its pages; the summary stands alone
         whole = str(settings_given)
-    return {"source": hashlib.sha256(where.encode("utf-8")).hexdigest()[:16], "cohorts": names,
-            "settings": str(settings), "settings_key": hashlib.sha256(whole.encode("utf-8")).hexdigest()[:16]}
+    out = {"source": hashlib.sha256(where.encode("utf-8")).hexdigest()[:16], "cohorts": names,
+           "settings": str(settings), "settings_key": hashlib.sha256(whole.encode("utf-8")).hexdigest()[:16]}
+    key = _parameters_key(parameters)
+    if key is not None:
+        out["parameters_key"] = key
+    return out
 
 
 def _read_object(path: Path) -> dict[str, Any] | None:
@@ -301,7 +335,7 @@ def write_index(out_dir: str | os.PathLike, results: list[NotebookResult], param
         except Exception:
             settings = shown_path(params.get("settings"), out_dir) or "defaults"
     cohorts = ctx.get("cohorts") or params.get("cohorts") or "all"
-    identity = run_identity(given, cohorts, settings, params.get("settings"))
+    identity = run_identity(given, cohorts, settings, params.get("settings"), params)
     data_time = run_data_time(params, results)
     same = same_runs(out_dir, identity)
     comparable = comparable_runs(same, data_time)

@@ -427,6 +427,34 @@ def test_the_index_shows_the_change_since_the_previous_run(tmp_path):
     assert "+5" in index and "+5.0 pts" in index
 
 
+def test_runs_with_other_figure_changing_parameters_are_not_compared(tmp_path):
+    """A run with -p since=... was compared with one without (sync runs "+194"), one with another
+    switch with the first ("-1.1 pts"), the difference of the parameters shown as a change of
+    the data (a review of scheduled runs). Such parameters are part of what makes runs comparable."""
+    from cohortlab.report.pages import run_identity
+
+    def identity(**params):
+        return run_identity("/data/x.duckdb", "all", "defaults", None, {"db": "/data/x.duckdb", **params})
+
+    plain = identity()
+    assert "parameters_key" not in plain  # as earlier versions recorded it: still compared with them
+    assert identity(since="2026-02-28") != plain
+    assert identity(switch="2026-02-05") != identity(switch="2026-02-10")
+    assert identity(switch="2026-02-05") == identity(switch="2026-02-05")
+    # display parameters change no figure
+    assert identity(show_personal_data=True, output_dir="/o", simulations="/s") == plain
+    # a run's own data as the observed data (report --data of a world that switched) is the same
+    # whatever scratch path it was loaded into
+    a = run_identity("/w", "all", "defaults", None, {"db": "/tmp/a/data.duckdb", "observed_db": "/tmp/a/data.duckdb"})
+    b = run_identity("/w", "all", "defaults", None, {"db": "/tmp/b/data.duckdb", "observed_db": "/tmp/b/data.duckdb"})
+    assert a == b
+    plans = tmp_path / "plans.yaml"
+    plans.write_text("name: p\neit_timeline: customer_id\n")
+    before = identity(plans=str(plans))
+    plans.write_text("name: p\neit_timeline: mparticle_id\n")  # the same file, other plans
+    assert identity(plans=str(plans)) != before
+
+
 def test_ctrl_c_stops_the_running_notebooks_starts_no_other_and_leaves_no_folder(tiny, tmp_path, monkeypatch):
     """Ctrl-C while two notebooks run (their kernels are in sessions of their own: the terminal's
     SIGINT reaches only this process). It waited for them, then ran every queued notebook to its
