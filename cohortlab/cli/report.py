@@ -12,6 +12,7 @@ import click
 
 from cohortlab.cli.app import _set_lock_wait, engine_options, fail, main, refuse_truncated  # engine_options: issue 7
 from cohortlab.escaping import one_line
+from cohortlab.report import QUOTED_LINE
 
 
 def _say(message: str) -> None:
@@ -23,11 +24,13 @@ def _finish(result) -> None:
     if not result.ok:
         for r in result.failed:
             # the error, then the cell's failing line quoted under it ("    > ..."): each its own
-            # line, escaped (one_line wrote the line break between them as "\n")
-            first, *quoted = str(r.error).split("\n")
-            click.echo(one_line(f"error: notebook {r.name}.ipynb failed in {first}"), err=True)
-            for line in quoted:
-                click.echo(one_line(line), err=True)
+            # line, escaped (one_line wrote the line break between them as "\n"); a line break
+            # of the error's own text (a name from data) stays escaped: it forges no line
+            error, quoted, line = str(r.error).rpartition(QUOTED_LINE) if QUOTED_LINE in str(r.error) \
+                else (str(r.error), "", "")
+            click.echo(one_line(f"error: notebook {r.name}.ipynb failed in {error}"), err=True)
+            if quoted:
+                click.echo(one_line(f"{QUOTED_LINE.lstrip(chr(10))}{line}"), err=True)
             click.echo(one_line(f"       executed notebook with the traceback: {r.ipynb}"), err=True)
         sys.exit(1)
 

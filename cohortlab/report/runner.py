@@ -36,6 +36,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from cohortlab.errors import ReportError
 from cohortlab.privacy import masked_text
+from cohortlab.report import QUOTED_LINE
 from cohortlab.report.kernels import (
     _STOPPING,
     KERNEL_START_RETRIES,
@@ -131,7 +132,7 @@ def _describe_failure(exc) -> tuple[str, int | None, str | None, str]:
     where = f"cell {idx}" + (f", line {line_no}" if line_no else "")
     msg = f"{where}: {exc.ename}: {exc.evalue}"
     if line:
-        msg += f"\n    > {line[:160]}"
+        msg += f"{QUOTED_LINE}{line[:160]}"
     return msg, idx, exc.ename, line
 
 
@@ -215,6 +216,24 @@ def run_notebook(
         result.html = export_html(result.ipynb, nb_dir / f"{name}.html")
         decorate_page(result.html, result, {**(parameters or {}), **({"source": page_source} if page_source else {})})
     return result
+
+
+def _without_unselected(params: dict[str, Any], sources: list[Path], say: Callable[[str], None]) -> dict[str, Any]:
+    """``params`` without those only a package notebook this run does not run takes, each said: a
+    parameters file shared by scheduled runs of different notebooks (``since`` for sync_timeline)
+    made a run of the others fail with "unknown parameter"."""
+    if not all(Path(s).resolve().parent == NOTEBOOKS_DIR.resolve() for s in sources):
+        return params
+    chosen = {Path(s).stem for s in sources}
+    taken: set[str] = set()
+    for s in sources:
+        taken |= set(declared_parameters(s))
+    for name in sorted(set(params) - taken):
+        others = [n for n in DEFAULT_NOTEBOOKS if n not in chosen and name in declared_parameters(notebook_path(n))]
+        if others:
+            params.pop(name)
+            say(f"parameter {name} is taken by {' and '.join(others)} only, which this run does not run: not used")
+    return params
 
 
 def shown_parameter_values(params: Mapping[str, Any]) -> dict[str, str]:
@@ -317,7 +336,12 @@ def run_report(
     """
     say = progress or (lambda _m: None)
     sources = [notebook_path(n) for n in (notebooks or DEFAULT_NOTEBOOKS)]
-    params = check_parameters(params or {}, sources)  # data, never code: before anything runs
+    params = _without_unselected(dict(params or {}), sources, say)
+    params = check_parameters(params, sources)  # data, never code: before anything runs
+    if params.get("plans") and params.get("switch") and any(Path(s).stem == "eit_migration" for s in sources):
+        # the plans decide the switch (the EIT page ignored this one): refused, as migrate compare refuses them
+        raise ReportError("plans and switch both given: the plans' own EIT timelines decide the switch; give "
+                          "plans, or switch alone for the four standard plans switching then")
     if engine is not None:
         if engine not in ("duckdb", "spark"):
             raise ReportError(f"unknown engine {engine!r} (duckdb or spark)")
@@ -639,7 +663,7 @@ def _run_notebooks(sources, out_dir: Path, params: dict[str, Any], source: str, 
         if r.ok:
             say(f"[{i}/{len(sources)}] {src.stem}: ok ({r.seconds:.1f} s)")
         else:
-            say(f"[{i}/{len(sources)}] {src.stem}: FAILED in {str(r.error).splitlines()[0]}")  # quoted line: at the end
+            say(f"[{i}/{len(sources)}] {src.stem}: FAILED in {str(r.error).partition(QUOTED_LINE)[0]}")  # quoted: at the end
         return r
 
     sims_dir = None

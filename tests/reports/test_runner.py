@@ -427,6 +427,27 @@ def test_the_index_shows_the_change_since_the_previous_run(tmp_path):
     assert "+5" in index and "+5.0 pts" in index
 
 
+def test_a_parameter_of_a_notebook_not_run_is_not_used_and_said_so(tmp_path):
+    """The documented report.yaml (with since, for sync_timeline) made a run of match_rates fail
+    with "unknown parameter 'since'" (a review of scheduled runs): a parameter only a package
+    notebook the run leaves out takes is said and not used; one no notebook takes stays an error."""
+    db = tmp_path / "x.duckdb"
+    with Lab(str(db)):
+        pass
+    said = []
+    with pytest.raises(ReportError, match="unknown parameter 'sinse'; the notebooks take"):
+        run_report(["match_rates"], db=db, out=tmp_path / "a", params={"sinse": "2026-02-20"}, progress=said.append)
+    res = run_report(["match_rates"], db=db, out=tmp_path / "b", progress=said.append,
+                     params={"since": "2026-02-20", "activity": "observed"})
+    assert "parameter activity is taken by eit_migration only, which this run does not run: not used" in said
+    assert "parameter since is taken by sync_timeline only, which this run does not run: not used" in said
+    assert [r.name for r in res.notebooks] == ["match_rates"]
+    with pytest.raises(ReportError, match="^plans and switch both given"):
+        run_report(["eit_migration"], db=db, out=tmp_path / "c",
+                   params={"plans": "data/plans/standard.yaml", "switch": "2026-02-01"})
+    assert not (tmp_path / "c").exists()
+
+
 def test_runs_with_other_figure_changing_parameters_are_not_compared(tmp_path):
     """A run with -p since=... was compared with one without (sync runs "+194"), one with another
     switch with the first ("-1.1 pts"), the difference of the parameters shown as a change of
