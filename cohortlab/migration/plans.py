@@ -239,12 +239,29 @@ class MigrationPlan(BaseModel):
     def from_yaml(cls, path: str | Path) -> "MigrationPlan":
         plans = load_plans(path)
         if len(plans) != 1:
-            raise PlanError(f"{path}: holds {len(plans)} plans; use load_plans() for several")
+            raise PlanError(f"{path}: holds {len(plans)} plans ({', '.join(p.name for p in plans)}); one is needed "
+                            "here: put it in a file of its own (load_plans() reads them all)")
         return plans[0]
 
 
 def _explain(e: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(x) for x in err['loc']) or 'plan'}: {err['msg']}" for err in e.errors())
+    """One part per problem, ``where: message``; a misspelt key gets a "did you mean" among the
+    keys of its mapping (a plan's, a remediation's, an EIT period's), as a settings file's does."""
+    from cohortlab.errors import close_names
+    from cohortlab.settings import EitPeriod
+
+    parts = []
+    for err in e.errors():
+        loc = [str(x) for x in err["loc"]]
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            model = {"remediation": Remediation, "eit_timeline": EitPeriod}.get(loc[0], MigrationPlan) \
+                if len(loc) > 1 else MigrationPlan
+            near = close_names(loc[-1], list(model.model_fields), n=1, cutoff=0.6)
+            msg = f"unknown key{f' (did you mean {near[0]!r}?)' if near else ''}; the keys: " \
+                  f"{', '.join(model.model_fields)}"
+        parts.append(f"{'.'.join(loc) or 'plan'}: {msg}")
+    return "; ".join(parts)
 
 
 def _read_yaml(path: str | Path) -> Any:

@@ -162,8 +162,8 @@ def check_switch_in_window(engine: Engine, switch: Switch | datetime, end_day: A
     if at >= datetime.combine(end + timedelta(days=1), datetime.min.time()):
         raise SettingsError(f"the switch {where} is after the window's last day ({end}, from the {end_source}): "
                             "the four plans are the same every day of the window; give a switch inside it, or a "
-                            "window that reaches it: a later end (--end, end=), past the last event with "
-                            "--activity repeat (activity=\"repeat\")")
+                            "window that reaches it: a later end (--end; -p end=... in a report; end= in Python), "
+                            "past the last event with --activity repeat (-p activity=repeat; activity=\"repeat\")")
 
 
 def history_plan(engine: Engine, settings: Any = None) -> MigrationPlan:

@@ -395,6 +395,8 @@ def run_report(
     ours = all(Path(s).resolve().parent == NOTEBOOKS_DIR.resolve() for s in sources)
     if ours:
         _check_settings(params.get("settings"))
+        if "eit_migration" in seen:
+            _check_plans(params)
     cohorts = params.get("cohorts") if ours else None
     if params.get("db") and params.get("engine", "duckdb") == "duckdb":  # before any folder or kernel
         check_database(params["db"], cohorts)
@@ -444,6 +446,29 @@ def stored_simulations_hint(db: str | os.PathLike) -> str | None:
     return (f"no simulation is stored in {db} for its current data: each notebook simulates on its own; "
             f"`cohortlab simulate --db {db} --cohort NAME` (and `cohortlab verify`) store theirs, "
             "which the next report reuses (docs/simulate.md#stored-simulations)")
+
+
+def _check_plans(params: Mapping[str, Any]) -> None:
+    """The EIT page's ``plans`` (files read as the page reads them) and ``validate_plan`` (one of
+    them, or of the standard four without ``plans``), before any folder or kernel: a typo in
+    either made a folder and then failed inside the notebook."""
+    from cohortlab.errors import close_names
+    from cohortlab.migration.plans import standard_plans
+
+    names = [p.name for p in standard_plans("2026-01-01")]  # their names, whatever the switch
+    if params.get("plans"):
+        from cohortlab.report.insights import migration_plans
+
+        try:
+            names = [p.name for p in migration_plans(params["plans"])]
+        except (OSError, ValueError) as e:  # PlanError is a ValueError
+            raise ReportError(f"plans: {e}") from None
+    wanted = params.get("validate_plan")
+    if wanted is not None and str(wanted) not in names:
+        near = close_names(str(wanted), names, n=1, cutoff=0.6)
+        raise ReportError(f"validate_plan: no plan named {str(wanted)!r}"
+                          + (f" (did you mean {near[0]!r}?)" if near else "")
+                          + f"; the plans: {', '.join(names)}")
 
 
 def _check_settings(settings: Any) -> None:

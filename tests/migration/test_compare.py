@@ -246,8 +246,8 @@ def test_a_switch_outside_the_data_or_after_the_window_is_one_error_line(world, 
     are the same four series: compare ran them and called a four-way tie (audit 104)."""
     after = ("the switch 2026-01-20T00:00:00Z (given as a parameter) is after the window's last day (2026-01-10, "
              "from the data): the four plans are the same every day of the window; give a switch inside it, or a "
-             "window that reaches it: a later end (--end, end=), past the last event with --activity repeat "
-             '(activity="repeat")')
+             "window that reaches it: a later end (--end; -p end=... in a report; end= in Python), past the last "
+             'event with --activity repeat (-p activity=repeat; activity="repeat")')
     with pytest.raises(ValueError) as e:
         compare(world.engine, switch="2026-01-20")
     assert str(e.value) == after

@@ -286,6 +286,25 @@ def test_plan_yaml_round_trip(tmp_path):
         MigrationPlan.from_yaml(path)
 
 
+def test_a_plan_file_s_mistakes_say_what_to_fix(tmp_path):
+    """A misspelt key said only "Extra inputs are not permitted", and a file of several plans
+    where one is read said to use load_plans(), a Python call, to a command-line user (a review
+    of migration validation)."""
+    path = tmp_path / "p.yaml"
+    path.write_text("name: x\neit_timline: customer_id\n")
+    with pytest.raises(PlanError, match=r"p\.yaml: invalid migration plan: eit_timline: unknown key \(did you mean "
+                                        r"'eit_timeline'\?\); the keys: name, description, eit_timeline"):
+        MigrationPlan.from_yaml(path)
+    path.write_text("name: x\nremediation: [{kind: rule, sinse: 2026-02-01}]\n")
+    with pytest.raises(PlanError, match=r"remediation\.0\.sinse: unknown key \(did you mean 'since'\?\); the keys: "
+                                        r"kind, since$"):
+        MigrationPlan.from_yaml(path)
+    path.write_text("plans: [{name: a, eit_timeline: customer_id}, {name: b, eit_timeline: mparticle_id}]\n")
+    with pytest.raises(PlanError, match=r"p\.yaml: holds 2 plans \(a, b\); one is needed here: put it in a file of "
+                                        r"its own"):
+        MigrationPlan.from_yaml(path)
+
+
 def test_example_plans_load():
     from pathlib import Path
 

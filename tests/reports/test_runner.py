@@ -448,6 +448,27 @@ def test_a_parameter_of_a_notebook_not_run_is_not_used_and_said_so(tmp_path):
     assert not (tmp_path / "c").exists()
 
 
+def test_the_plans_and_the_plan_to_validate_are_checked_before_anything_runs(tmp_path):
+    """A plans file with a typo, a missing one, or a validate_plan naming no plan each made the
+    report folder, then failed inside the EIT notebook (a review of migration validation)."""
+    db = tmp_path / "x.duckdb"
+    with Lab(str(db)):
+        pass
+    typo = tmp_path / "t1.yaml"
+    typo.write_text("name: t1\neit_timline: customer_id\n")
+    for params, message in [
+        ({"plans": str(typo)}, r"^plans: .*t1\.yaml: invalid migration plan: eit_timline"),
+        ({"plans": str(tmp_path / "nosuch.yaml")}, r"^plans: .*nosuch\.yaml"),
+        ({"switch": "2026-02-01", "validate_plan": "swich only"},
+         r"^validate_plan: no plan named 'swich only' \(did you mean 'switch only'\?\); the plans: switch only, "
+         r"switch \+ Rule, Rule only, do nothing$"),
+    ]:
+        out = tmp_path / "r"
+        with pytest.raises(ReportError, match=message):
+            run_report(["eit_migration"], db=db, out=out, params=params)
+        assert not out.exists()
+
+
 def test_runs_with_other_figure_changing_parameters_are_not_compared(tmp_path):
     """A run with -p since=... was compared with one without (sync runs "+194"), one with another
     switch with the first ("-1.1 pts"), the difference of the parameters shown as a change of
