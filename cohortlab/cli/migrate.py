@@ -177,6 +177,14 @@ def _apply(options):
     return deco
 
 
+def _naive(t):
+    """A time as naive UTC (pandas)."""
+    import pandas as pd
+
+    t = pd.Timestamp(t)
+    return t.tz_convert("UTC").tz_localize(None) if t.tzinfo is not None else t
+
+
 @main.group("migrate", short_help="EIT migration what-if: predict, compare plans, validate.")
 def migrate_group():
     """EIT migration what-if (docs/rules.md#migration): predict the match rate under a plan,
@@ -270,6 +278,8 @@ def validate_cmd(db, plan_file, cohort, at, settings_path, out, show, show_perso
         differences = redactor.frame(d[cols].head(show)) if len(d) and show else None  # --show 0: none listed
         users = redactor.frame(res.users) if out else None
         verdict = redactor.text(res.verdict)
+        last = lab.engine.query_rows("SELECT max(time) FROM mp_events")[0][0] if other and activity == "observed" \
+            else None
     click.echo(f"plan: {one_line(res.plan)}   cohort: {one_line(res.cohort)}   as of: {res.at:%Y-%m-%d %H:%M:%S} UTC")
     click.echo(res.confusion.rename_axis(index=None, columns=None).to_string())  # no pandas axis names
     if differences is not None:
@@ -278,3 +288,8 @@ def validate_cmd(db, plan_file, cohort, at, settings_path, out, show, show_perso
     _write(users, out)
     click.echo("")
     click.echo(verdict)
+    if last is not None and (gap := (_naive(res.at) - _naive(last)).days) >= 1:
+        # what "activity after the export" cannot count: the observed side's events are not read
+        click.echo(f"note: --db's events end {_naive(last):%Y-%m-%d %H:%M} UTC, {gap:,} day(s) before the "
+                   "observed time: activity in between is neither in the prediction nor counted as activity after "
+                   "the export (--activity repeat projects --db's activity up to it)")

@@ -51,6 +51,32 @@ def test_validate_against_the_exports_of_after_the_flip_in_another_database(tmp_
     assert r.exit_code == 1 and r.stderr.strip().startswith("error: --observed-db: unknown cohort 'Nope'")
 
 
+def test_validate_says_when_db_s_events_end_well_before_the_observation(tmp_path):
+    """--db's events cut a month before the observed exports: "0 of them with activity after the
+    export" read as if no member had been active since, while the observed side's events (not
+    read) showed them active (a review of migration validation). The command says what it cannot count."""
+    import shutil
+
+    after = _db(tmp_path, "mid_migration")
+    before = tmp_path / "before.duckdb"
+    shutil.copy(after, before)
+    with Lab(str(before)) as lab:
+        lab.engine.execute("DELETE FROM mp_events WHERE time > TIMESTAMP '2026-01-28'")
+        last = lab.engine.query_rows("SELECT max(time) FROM mp_events")[0][0]
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(PLAN)
+    args = ["migrate", "validate", "--db", str(before), "--observed-db", str(after), "--plan", str(plan),
+            "--cohort", "Power Users"]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    note = r.output.strip().splitlines()[-1]
+    assert note.startswith(f"note: --db's events end {last:%Y-%m-%d %H:%M} UTC, ") and \
+        note.endswith("day(s) before the observed time: activity in between is neither in the prediction nor counted "
+                      "as activity after the export (--activity repeat projects --db's activity up to it)")
+    repeat = CliRunner().invoke(main, args + ["--activity", "repeat"])  # projected: nothing to say
+    assert repeat.exit_code == 0 and "note:" not in repeat.output
+
+
 def test_validate_show_limits_the_members_listed_and_0_lists_none(tmp_path):
     """``--show N`` prints the first N members that differ; ``--show 0`` prints none, not a heading
     "first 0 of N" over pandas' "Empty DataFrame" text (audit 117)."""
