@@ -207,8 +207,10 @@ def _summaries(engine: Engine, plans: list[MigrationPlan], sql: str, dailies: li
         change = plan.first_change()
         last = daily.iloc[-1] if len(daily) else None
         # days from the plan's first change: none for a plan without one ("do nothing"), not days
-        # from the window's start (docs/migration.md)
-        to90, to99 = ((time_to_fraction(daily, change, 0.90), time_to_fraction(daily, change, 0.99)) if change
+        # from the window's start (docs/migration.md), nor for one whose first change is after the
+        # window's last day (it was "0 d": nothing of it is in the window)
+        in_window = change is not None and naive_utc(change) < _midnight_after(d1)
+        to90, to99 = ((time_to_fraction(daily, change, 0.90), time_to_fraction(daily, change, 0.99)) if in_window
                       else (None, None))
         rows.append({
             "plan": plan.name, "cohort": cohort,

@@ -120,6 +120,12 @@ def test_a_plan_without_a_change_or_without_an_effect_has_no_days_to_90_percent(
     s = compare(shop.engine, late, start="2025-12-01", end="2026-01-10", settings=SETTINGS).summary.set_index("plan")
     assert s.loc["Rule only", "days_to_90pct"] == 2                         # from 01-07, 2 days to 01-09 (Bob)
     assert pd.isna(s.loc["no event rule", "days_to_90pct"])                 # no change: no days
+    # a plan whose first change is after the window's last day: nothing of it is in the window (it was "0 d")
+    late_rule = MigrationPlan(name="too late", remediation={"kind": "rule", "since": "2027-02-01"},
+                              event_identity_cutoff=SETTINGS["event_identity_cutoff"])
+    s = run_plans(shop.engine, [late_rule], "2025-12-01", "2026-01-10", settings=SETTINGS).summary.set_index("plan")
+    assert s.loc["too late", "final_match_rate"] > 0  # a rate to reach: its days were 0
+    assert s[["days_to_90pct", "days_to_99pct"]].isna().all().all()
     db = str(tmp_path / "shop.duckdb")
     with Lab(db) as lab:
         build_shop(lab)
