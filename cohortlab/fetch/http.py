@@ -78,6 +78,11 @@ class HttpStatusError(FetchError):
         self.status = status
 
 
+class NetworkError(FetchError):
+    """The service could not be reached, or its answers were cut off, on every attempt (connection
+    refused, timeouts): ``--json`` reports it as kind ``network``, as documented."""
+
+
 class RetryableError(FetchError):
     """A response that looked fine but was not (e.g. a truncated gzip stream): retried like a 5xx."""
 
@@ -458,7 +463,8 @@ class HttpClient:
             except httpx.TransportError as e:  # connect/read errors, a body cut short, timeouts
                 cause, last = "transport", f"{type(e).__name__} on {path}: {e}"
             if attempt >= self.policy.retries:
-                raise self.error(f"giving up after {attempt + 1} attempt{'s' if attempt else ''}: {last}")
+                raise self.error(f"giving up after {attempt + 1} attempt{'s' if attempt else ''}: {last}",
+                                 NetworkError if cause == "transport" else FetchError)
             self._count(cause)
             wait = self.policy.wait(attempt, retry_after, self.limit_backoff if cause == "429" else None)
             if wait >= LONG_WAIT:  # a Retry-After of minutes: said first, the run is not stuck

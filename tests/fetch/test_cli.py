@@ -163,6 +163,9 @@ def test_unreachable_service_is_one_line_after_the_retries(tmp_path):
     assert r.exit_code == 1
     assert r.stderr.startswith("error: mixpanel: giving up after 1 attempt: ConnectError on /api/query/cohorts/list")
     assert r.stderr.count("\n") == 1
+    # --json names it a network error, as documented (it was "fetch"; a review of scheduled runs)
+    j = _run(["--out", str(tmp_path / "o2"), "--source", "mixpanel", "--retries", "0", "--json"], env, tmp_path)
+    assert j.exit_code == 1 and json.loads(j.stdout)["error"]["kind"] == "network"
 
 
 def test_a_bad_date_is_one_line(fake, env, tmp_path):
