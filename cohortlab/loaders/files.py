@@ -154,19 +154,18 @@ class Carry:
         """Whether the line kept, with ``chunk`` after it, is longer than :attr:`LIMIT`."""
         return self.size + len(chunk) > self.LIMIT and b"\n" not in chunk and b"\r" not in chunk
 
-    def cut(self, chunk: bytes, eol: bytes) -> tuple[bytes | None, bytes]:
-        """``(block, rest)``: the kept line and ``chunk`` up to its last ``eol`` (everything at the
-        end of the file, when ``chunk`` is empty), the rest kept; ``(None, b"")`` when ``chunk``
-        has no ``eol`` (kept whole)."""
-        cut = chunk.rfind(eol) + 1 if chunk else len(chunk)
-        if chunk and cut == 0:
+    def cut(self, chunk: bytes, eol: bytes) -> bytes | None:
+        """The kept line and ``chunk`` up to its last ``eol`` (everything kept, at the end of the
+        file: ``chunk`` empty), the rest kept; None when ``chunk`` has no ``eol`` (kept whole)."""
+        if chunk and (cut := chunk.rfind(eol) + 1) == 0:
             self.pieces.append(chunk)
             self.size += len(chunk)
-            return None, b""
+            return None
+        cut = cut if chunk else 0
         block = b"".join([*self.pieces, chunk[:cut]])
         rest = chunk[cut:]
         self.pieces, self.size = ([rest] if rest else []), len(rest)
-        return block, rest
+        return block
 
 
 def invalid_utf8_lines(path: Path, limit: int = MAX_INVALID_UTF8_LINES) -> list[tuple[int, bytes]]:
@@ -182,7 +181,7 @@ def invalid_utf8_lines(path: Path, limit: int = MAX_INVALID_UTF8_LINES) -> list[
         while True:
             if carry.too_long(chunk):  # no record this long is read: the file's own error stands
                 return out
-            block, _ = carry.cut(chunk, eol)
+            block = carry.cut(chunk, eol)
             if block is None:  # inside a line longer than a block
                 chunk = f.read(8 * 1024 * 1024)
                 continue

@@ -61,7 +61,7 @@ def first_lone_surrogate(path: Path) -> tuple[int, str] | None:
                 chunk = f.read(BLOCK)
                 if carry.too_long(chunk):  # no record this long is read: the file's own error stands
                     return None
-                block, _ = carry.cut(chunk, b"\n")
+                block = carry.cut(chunk, b"\n")
                 if block is None:  # inside a line longer than a block
                     continue
                 if b"\\u" in block:

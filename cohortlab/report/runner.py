@@ -228,8 +228,10 @@ def _without_unselected(params: dict[str, Any], sources: list[Path], say: Callab
     taken: set[str] = set()
     for s in sources:
         taken |= set(declared_parameters(s))
-    for name in sorted(set(params) - taken):
-        others = [n for n in DEFAULT_NOTEBOOKS if n not in chosen and name in declared_parameters(notebook_path(n))]
+    unknown = sorted(set(params) - taken)
+    rest = {n: set(declared_parameters(notebook_path(n))) for n in DEFAULT_NOTEBOOKS if n not in chosen and unknown}
+    for name in unknown:
+        others = [n for n, declared in rest.items() if name in declared]
         if others:
             params.pop(name)
             say(f"parameter {name} is taken by {' and '.join(others)} only, which this run does not run: not used")
@@ -267,7 +269,8 @@ def shown_parameter_values(params: Mapping[str, Any]) -> dict[str, str]:
     with Lab(str(params["db"]), read_only=True) as lab:
         redactor = Redactor.for_engine(lab.engine)
         redactor.prime(texts)
-        return {t: str(redactor.value(t)) for t in texts if redactor.value(t) != t}
+        shown = {t: str(redactor.value(t)) for t in texts}
+    return {t: v for t, v in shown.items() if v != t}
 
 
 def _redact_parameters(ipynb: Path, shown: Mapping[str, str]) -> None:
