@@ -139,14 +139,43 @@ def release_claims(keep: set[Path] | frozenset[Path] = frozenset()) -> None:
         os.close(fds.pop(target))
 
 
+def _replaced() -> dict[Path, Path]:
+    """{report folder this thread's run replaces: where its previous content waits}."""
+    if not hasattr(_LOCAL, "replaced"):
+        _LOCAL.replaced = {}
+    return _LOCAL.replaced
+
+
+def _settle_replaced(keep: set[Path], wrote: bool) -> None:
+    """The previous content of each folder a run replaced (but ``keep``'s): removed when the run
+    wrote its report, else put back (a run that stopped before: a bad parameter, data that did
+    not load, Ctrl-C), so that --overwrite never leaves less than there was."""
+    moved = _replaced()
+    for target in [t for t in moved if t not in keep]:
+        aside = moved.pop(target)
+        if wrote or (target / "index.html").exists():
+            shutil.rmtree(aside, ignore_errors=True)
+            continue
+        shutil.rmtree(target, ignore_errors=True)
+        try:
+            aside.rename(target)
+        except OSError:  # the folder was taken meanwhile: the previous report stays beside it
+            pass
+
+
 def releasing_claims(fn):
-    """``fn`` (a report run) with the folders it claims released when it ends, however it ends."""
+    """``fn`` (a report run) with the folders it claims released when it ends, however it ends,
+    and the folders it replaces settled (:func:`_settle_replaced`)."""
     @functools.wraps(fn)
     def run(*args, **kwargs):
-        before = set(_held())
+        before, moved = set(_held()), set(_replaced())
+        wrote = False
         try:
-            return fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
+            wrote = True
+            return result
         finally:
+            _settle_replaced(moved, wrote)
             release_claims(keep=before)
     return run
 
@@ -192,7 +221,13 @@ def _claim_output_dir(out, *, overwrite: bool, root, inputs: Mapping[str, Any], 
             if path and _inside(path, target):
                 raise ReportError(f"{what} {path} is inside {target}, which --overwrite would remove before the "
                                   "report reads it: copy it elsewhere first, or choose another --out")
-        shutil.rmtree(target)
+        if hold:  # set aside until the run ends: removed once it wrote its report, else put back
+            aside = target.parent / f".{target.name}.replaced-{os.getpid()}-{threading.get_ident()}"
+            shutil.rmtree(aside, ignore_errors=True)
+            target.rename(aside)
+            _replaced()[target] = aside
+        else:
+            shutil.rmtree(target)
     target.mkdir(parents=True, exist_ok=True)
     try:  # created, never replaced: of two runs started at once into one folder, the second stops here
         with open(target / MARKER, "x", encoding="utf-8") as f:

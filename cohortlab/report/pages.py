@@ -230,8 +230,9 @@ def earlier_runs(out_dir: str | os.PathLike) -> list[Path]:
     out_dir = Path(out_dir).resolve()
     if not out_dir.parent.is_dir():
         return []
-    runs = [d for d in out_dir.parent.iterdir()
-            if d.is_dir() and d.resolve() != out_dir and (d / MARKER).exists() and (d / "index.html").exists()]
+    runs = [d for d in out_dir.parent.iterdir()  # not a hidden one: a run --overwrite is replacing, set aside
+            if d.is_dir() and not d.name.startswith(".") and d.resolve() != out_dir and (d / MARKER).exists()
+            and (d / "index.html").exists()]
     return sorted(runs, key=lambda d: (d / "index.html").stat().st_mtime, reverse=True)
 
 

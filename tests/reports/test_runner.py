@@ -139,6 +139,26 @@ def test_overwrite_never_removes_what_the_report_reads(tiny, tmp_path):
     assert run_report([tiny["good"]], db=tiny["db"], out=out, overwrite=True).ok  # an input elsewhere: replaced
 
 
+def test_overwrite_keeps_the_previous_report_when_the_run_stops_before_writing_one(tmp_path):
+    """report --data --overwrite with a cohort the data does not have removed the previous good
+    report, then stopped (a review of scheduled runs): the previous report is put back; a run
+    that writes its report replaces it, and no copy of it is left beside."""
+    from cohortlab.synth import generate
+
+    world = tmp_path / "w"
+    generate(str(world), users=100, seed=3, scenario="healthy")
+    out = tmp_path / "reports" / "weekly"
+    assert run_report(["match_rates"], data=world, out=out).ok
+    before = (out / "match_rates" / "metrics.json").read_text()
+    with pytest.raises(ReportError, match="unknown cohort 'Nope'"):
+        run_report(["match_rates"], data=world, out=out, overwrite=True, params={"cohorts": ["Nope"]})
+    assert (out / "match_rates" / "metrics.json").read_text() == before and (out / "index.html").exists()
+    assert [d.name for d in out.parent.iterdir()] == ["weekly"]  # nothing set aside is left
+    res = run_report(["match_rates"], data=world, out=out, overwrite=True, params={"as_of": "2026-02-27"})
+    assert res.ok and (out / "match_rates" / "metrics.json").read_text() != before
+    assert [d.name for d in out.parent.iterdir()] == ["weekly"]
+
+
 def test_a_folder_a_running_report_writes_is_never_replaced(tiny, tmp_path):
     """A second run with --overwrite removed the folder under a running report (which then failed
     on its missing folder), and without --overwrite was told to use it (a review of scheduled
