@@ -128,7 +128,11 @@ def fetch_cmd(out, db, sources, from_date, to_date, events, where, chunk_days, p
     try:
         _check_days(from_date, to_date)
         mpids = _read_mpids(mpids_file) if mpids_file else None
-    except (_Refused, CohortlabError) as e:  # CohortlabError: an MPIDs file that cannot be read
+        if timezone is not None:  # before the credentials: a typo needs no account to be told
+            from cohortlab.loaders.time_zone import pop_timezone
+
+            pop_timezone("--timezone", {"timezone": timezone})
+    except (_Refused, CohortlabError, ValueError) as e:  # CohortlabError: an MPIDs file that cannot be read
         failed(e, str(e), "usage")
     import httpx  # here, not at start-up: only this command talks to the network
 

@@ -168,6 +168,14 @@ def test_unreachable_service_is_one_line_after_the_retries(tmp_path):
     assert j.exit_code == 1 and json.loads(j.stdout)["error"]["kind"] == "network"
 
 
+def test_a_time_zone_that_is_none_is_refused_before_the_credentials_are_read(tmp_path):
+    """--timezone Mars/X was checked after the credentials: without them, the error was about the
+    credentials (a review of scheduled runs)."""
+    r = _run(["--out", str(tmp_path / "o"), "--source", "mixpanel", "--timezone", "Mars/X"], {}, tmp_path)
+    assert r.exit_code == 1 and r.stderr.startswith("error: --timezone: timezone must be a time zone name")
+    assert r.stderr.count("\n") == 1 and not (tmp_path / "o").exists()
+
+
 def test_a_bad_date_is_one_line(fake, env, tmp_path):
     r = _run(["--out", str(tmp_path / "o"), "--source", "mixpanel", "--from", "2026-13-01", "--to", "2026-01-02"],
              env, tmp_path)
