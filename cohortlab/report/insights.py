@@ -49,7 +49,8 @@ def left_out_cohorts(lab, cohorts: str | Iterable[str] | None = None, settings=N
     name: those of the cohorts list without membership data (``NO_MEMBER_DATA``), and those whose
     attribute name under ``settings`` is longer than mParticle allows (``NAME_TOO_LONG``: one such
     name failed every notebook). Pages and the index name them: a report of "every cohort" said
-    nothing of a cohort it did not cover. None when cohorts are given (each is reported, or fails)."""
+    nothing of a cohort it did not cover. None is left out when cohorts are given (each is
+    reported, or fails)."""
     if isinstance(cohorts, str) or cohorts is not None:
         return []
     from cohortlab.cohort_names import cohort_names_by_id

@@ -76,7 +76,9 @@ def export_html(ipynb: str | os.PathLike, out: str | os.PathLike) -> Path:
 def prepare_output_dir(out: str | os.PathLike | None, *, overwrite: bool, root: str | os.PathLike = REPORTS_ROOT,
                        inputs: Mapping[str, Any] | None = None, hold: bool = False) -> Path:
     """The run's folder: ``out`` or the dated folder. An existing, non-empty ``out`` is refused
-    unless ``overwrite`` (then its previous content is removed), and also then when one of
+    unless ``overwrite`` (then its previous content is removed; with ``hold``, set aside until
+    the run ends: :func:`releasing_claims` removes it, or puts it back when the run wrote no
+    report), and also then when one of
     ``inputs`` (``{what: path}``: the database, data folder or settings the run reads) lies
     inside it: removing the folder would remove what the report is about to read (a report's
     own ``data.duckdb`` given as ``--db``). The folder is claimed by creating its marker file:
