@@ -131,7 +131,7 @@ def fetch_cmd(out, db, sources, from_date, to_date, events, where, chunk_days, p
         if timezone is not None:  # before the credentials: a typo needs no account to be told
             from cohortlab.loaders.time_zone import pop_timezone
 
-            pop_timezone("--timezone", {"timezone": timezone})
+            pop_timezone("fetch", {"timezone": timezone})
     except (_Refused, CohortlabError, ValueError) as e:  # CohortlabError: an MPIDs file that cannot be read
         failed(e, str(e), "usage")
     import httpx  # here, not at start-up: only this command talks to the network

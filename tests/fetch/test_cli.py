@@ -172,7 +172,7 @@ def test_a_time_zone_that_is_none_is_refused_before_the_credentials_are_read(tmp
     """--timezone Mars/X was checked after the credentials: without them, the error was about the
     credentials (a review of scheduled runs)."""
     r = _run(["--out", str(tmp_path / "o"), "--source", "mixpanel", "--timezone", "Mars/X"], {}, tmp_path)
-    assert r.exit_code == 1 and r.stderr.startswith("error: --timezone: timezone must be a time zone name")
+    assert r.exit_code == 1 and r.stderr.startswith("error: fetch: timezone must be a time zone name")
     assert r.stderr.count("\n") == 1 and not (tmp_path / "o").exists()
 
 
