@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 
@@ -257,6 +258,23 @@ def more_memory_advice() -> str:
     limit = os.environ.get("COHORTLAB_MEMORY_LIMIT")
     now = f"COHORTLAB_MEMORY_LIMIT={limit}" if limit else "the default memory limit"
     return f"(with {now}): give DuckDB more memory, e.g. COHORTLAB_MEMORY_LIMIT=1.5GB"
+
+
+def validator_message(err: Mapping[str, Any]) -> str:
+    """The message of one of pydantic's errors as a file's reader should see it: a validator's own
+    text, without the ``Value error, `` or ``Assertion failed, `` pydantic puts before it."""
+    return str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
+def unknown_key(loc: Sequence[Any], root: Any, nested: Mapping[str, Any]) -> tuple[str | None, list[str]]:
+    """For a key pydantic refused as unknown (``extra_forbidden`` at ``loc``): the known key
+    nearest to it (None when none is near) and the known keys of the mapping it is in: the model
+    ``nested[loc[0]]`` when the key is inside that field (a pause, a remediation), else ``root``.
+    The "did you mean" of a settings or a plan file."""
+    model = nested.get(str(loc[0]), root) if len(loc) > 1 else root
+    known = list(model.model_fields)
+    near = close_names(str(loc[-1]), known, n=1, cutoff=0.6)
+    return (near[0] if near else None), known
 
 
 def close_names(name: str, known: list[str], n: int = 3, cutoff: float = 0.75) -> list[str]:

@@ -328,22 +328,17 @@ class SyncSettings(_Model):
 
 def _explain(e: ValidationError) -> str:
     """One line per problem: ``option: message``; unknown options list the known ones."""
-    from cohortlab.errors import close_names
+    from cohortlab.errors import unknown_key, validator_message
 
     lines = []
     for err in e.errors():
         loc = ".".join(str(x) for x in err["loc"]) or "settings"
-        if err["type"] == "extra_forbidden":
-            # the options of the mapping the key is in: a pause's, an EIT period's, or the settings'
-            model = {"pauses": Pause, "eit_timeline": EitPeriod}.get(str(err["loc"][0]), SyncSettings) \
-                if len(err["loc"]) > 1 else SyncSettings
-            known = list(model.model_fields)
-            near = close_names(str(err["loc"][-1]), known, n=1, cutoff=0.6)
-            mean = f"did you mean {near[0]!r}? " if near else ""
+        if err["type"] == "extra_forbidden":  # the options of its mapping: a pause's, an EIT period's, the settings'
+            near, known = unknown_key(err["loc"], SyncSettings, {"pauses": Pause, "eit_timeline": EitPeriod})
+            mean = f"did you mean {near!r}? " if near else ""
             lines.append(f"{loc}: unknown option ({mean}known options: {', '.join(known)})")
         else:
-            msg = str(err["msg"]).removeprefix("Value error, ")  # pydantic's prefix for a validator's ValueError
-            lines.append(f"{loc}: {msg} (got {err.get('input')!r})")
+            lines.append(f"{loc}: {validator_message(err)} (got {err.get('input')!r})")
     return "invalid settings: " + "; ".join(lines)
 
 

@@ -247,20 +247,16 @@ class MigrationPlan(BaseModel):
 def _explain(e: ValidationError) -> str:
     """One part per problem, ``where: message``; a misspelt key gets a "did you mean" among the
     keys of its mapping (a plan's, a remediation's, an EIT period's), as a settings file's does."""
-    from cohortlab.errors import close_names
+    from cohortlab.errors import unknown_key, validator_message
     from cohortlab.settings import EitPeriod
 
     parts = []
     for err in e.errors():
-        loc = [str(x) for x in err["loc"]]
-        msg = str(err["msg"]).removeprefix("Value error, ")
+        msg = validator_message(err)
         if err["type"] == "extra_forbidden":
-            model = {"remediation": Remediation, "eit_timeline": EitPeriod}.get(loc[0], MigrationPlan) \
-                if len(loc) > 1 else MigrationPlan
-            near = close_names(loc[-1], list(model.model_fields), n=1, cutoff=0.6)
-            msg = f"unknown key{f' (did you mean {near[0]!r}?)' if near else ''}; the keys: " \
-                  f"{', '.join(model.model_fields)}"
-        parts.append(f"{'.'.join(loc) or 'plan'}: {msg}")
+            near, known = unknown_key(err["loc"], MigrationPlan, {"remediation": Remediation, "eit_timeline": EitPeriod})
+            msg = f"unknown key{f' (did you mean {near!r}?)' if near else ''}; the keys: {', '.join(known)}"
+        parts.append(f"{'.'.join(str(x) for x in err['loc']) or 'plan'}: {msg}")
     return "; ".join(parts)
 
 

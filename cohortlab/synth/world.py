@@ -286,6 +286,8 @@ def build_config(scenario: str | None = None, config: str | Path | dict | None =
 def explain_validation(e: ValidationError) -> str:
     """A ``WorldConfig`` validation error on one line: ``invalid world config: key: message (got
     VALUE); ...``; an unknown key lists the known ones (no pydantic URLs, no multi-line dump)."""
+    from cohortlab.errors import validator_message
+
     problems = []
     for err in e.errors():
         loc = ".".join(str(x) for x in err["loc"]) or "config"
@@ -293,7 +295,7 @@ def explain_validation(e: ValidationError) -> str:
             known = f" (known parameters: {', '.join(WorldConfig.model_fields)})" if len(err["loc"]) == 1 else ""
             problems.append(f"{loc}: unknown parameter{known}")
             continue
-        msg = str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        msg = validator_message(err)
         value = err.get("input")
         got = ""
         if err["loc"] and not isinstance(value, (dict, list, BaseModel)):  # a model-level error has no loc
