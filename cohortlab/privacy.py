@@ -206,9 +206,12 @@ def masked_text(text: str) -> str:
     database key yet and an error needs no join, hence no pseudonym. A word in another spelling
     (``alice%40example.com``, ``carol＠example.com``, ``%2B447700900123``) is read as
     :func:`normalised` reads it, as the reports do: a header quoted in an error showed those in clear."""
-    out = _OTHER_SPELLING_RE.sub(_masked_spelling, str(text))
-    out = _EMAIL_RE.sub("<email>", out)
-    return _PHONE_RE.sub(_masked_phone, out)
+    return _masked(_OTHER_SPELLING_RE.sub(_masked_spelling, str(text)))
+
+
+def _masked(text: str) -> str:
+    """``text`` with each email and ``+`` phone number (as written) replaced by its placeholder."""
+    return _PHONE_RE.sub(_masked_phone, _EMAIL_RE.sub("<email>", text))
 
 
 def _masked_phone(m: re.Match) -> str:
@@ -230,7 +233,7 @@ def _masked_spelling(m: re.Match) -> str:
     plain = normalised(word)
     if _EMAIL_RE.search(plain) is None and _PHONE_RE.search(plain) is None:
         return word
-    return _PHONE_RE.sub(_masked_phone, _EMAIL_RE.sub("<email>", plain))
+    return _masked(plain)
 
 
 def pseudonym(value: str, key: str) -> str:

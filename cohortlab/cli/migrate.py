@@ -13,6 +13,7 @@ from cohortlab.cli.app import (
 )
 from cohortlab.escaping import one_line, one_line_frame, terminal_text
 from cohortlab.output_files import is_gzip_name, written_whole
+from cohortlab.times import naive_utc
 
 CHART_SUFFIXES = (".png", ".svg", ".pdf")
 
@@ -177,14 +178,6 @@ def _apply(options):
     return deco
 
 
-def _naive(t):
-    """A time as naive UTC (pandas)."""
-    import pandas as pd
-
-    t = pd.Timestamp(t)
-    return t.tz_convert("UTC").tz_localize(None) if t.tzinfo is not None else t
-
-
 @main.group("migrate", short_help="EIT migration what-if: predict, compare plans, validate.")
 def migrate_group():
     """EIT migration what-if (docs/rules.md#migration): predict the match rate under a plan,
@@ -288,8 +281,8 @@ def validate_cmd(db, plan_file, cohort, at, settings_path, out, show, show_perso
     _write(users, out)
     click.echo("")
     click.echo(verdict)
-    if last is not None and (gap := (_naive(res.at) - _naive(last)).days) >= 1:
+    if last is not None and (gap := (naive_utc(res.at) - naive_utc(last)).days) >= 1:
         # what "activity after the export" cannot count: the observed side's events are not read
-        click.echo(f"note: --db's events end {_naive(last):%Y-%m-%d %H:%M} UTC, {gap:,} day(s) before the "
+        click.echo(f"note: --db's events end {naive_utc(last):%Y-%m-%d %H:%M} UTC, {gap:,} day(s) before the "
                    "observed time: activity in between is neither in the prediction nor counted as activity after "
                    "the export (--activity repeat projects --db's activity up to it)")

@@ -96,15 +96,18 @@ def prepare_output_dir(out: str | os.PathLike | None, *, overwrite: bool, root: 
     raise ReportError(f"no free dated folder under {root}")
 
 
-# the markers of the report folders this thread's runs hold (their file descriptors): a run keeps
-# its marker locked (flock) until it ends, so that another run, in any process, sees it is running
-_LOCAL = threading.local()
+class _Claims(threading.local):
+    """This thread's runs' report folders: ``held``, the markers they hold (file descriptors: a
+    run keeps its marker locked, flock, until it ends, so that another run, in any process, sees
+    it is running); ``replaced``, the folders they replace, each with where its previous content
+    waits."""
+
+    def __init__(self) -> None:
+        self.held: dict[Path, int] = {}
+        self.replaced: dict[Path, Path] = {}
 
 
-def _held() -> dict[Path, int]:
-    if not hasattr(_LOCAL, "fds"):
-        _LOCAL.fds = {}
-    return _LOCAL.fds
+_CLAIMS = _Claims()
 
 
 def _hold(target: Path) -> None:
@@ -114,7 +117,7 @@ def _hold(target: Path) -> None:
     except OSError:
         os.close(fd)
         raise
-    _held()[target] = fd
+    _CLAIMS.held[target] = fd
 
 
 def in_use(target: Path) -> bool:
@@ -136,23 +139,16 @@ def in_use(target: Path) -> bool:
 
 def release_claims(keep: set[Path] | frozenset[Path] = frozenset()) -> None:
     """Release the report folders this thread's runs hold (at the end of a run), but ``keep``."""
-    fds = _held()
+    fds = _CLAIMS.held
     for target in [t for t in fds if t not in keep]:
         os.close(fds.pop(target))
-
-
-def _replaced() -> dict[Path, Path]:
-    """{report folder this thread's run replaces: where its previous content waits}."""
-    if not hasattr(_LOCAL, "replaced"):
-        _LOCAL.replaced = {}
-    return _LOCAL.replaced
 
 
 def _settle_replaced(keep: set[Path], wrote: bool) -> None:
     """The previous content of each folder a run replaced (but ``keep``'s): removed when the run
     wrote its report, else put back (a run that stopped before: a bad parameter, data that did
     not load, Ctrl-C), so that --overwrite never leaves less than there was."""
-    moved = _replaced()
+    moved = _CLAIMS.replaced
     for target in [t for t in moved if t not in keep]:
         aside = moved.pop(target)
         if wrote or (target / "index.html").exists():
@@ -170,7 +166,7 @@ def releasing_claims(fn):
     and the folders it replaces settled (:func:`_settle_replaced`)."""
     @functools.wraps(fn)
     def run(*args, **kwargs):
-        before, moved = set(_held()), set(_replaced())
+        before, moved = set(_CLAIMS.held), set(_CLAIMS.replaced)
         wrote = False
         try:
             result = fn(*args, **kwargs)
@@ -227,7 +223,7 @@ def _claim_output_dir(out, *, overwrite: bool, root, inputs: Mapping[str, Any], 
             aside = target.parent / f".{target.name}.replaced-{os.getpid()}-{threading.get_ident()}"
             shutil.rmtree(aside, ignore_errors=True)
             target.rename(aside)
-            _replaced()[target] = aside
+            _CLAIMS.replaced[target] = aside
         else:
             shutil.rmtree(target)
     target.mkdir(parents=True, exist_ok=True)

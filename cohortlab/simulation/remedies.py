@@ -65,7 +65,7 @@ from cohortlab.engines.base import Engine
 from cohortlab.identifiers import (LoggedIn, app_event_sql, logged_in_rule, mpid_sql, remediation_event_sql,
                                    remediation_profile_sql)
 from cohortlab.pipeline import sql_ts
-from cohortlab.settings import EitPeriod, Pause, SyncSettings
+from cohortlab.settings import EitPeriod, Pause, SettingsError, SyncSettings
 from cohortlab.simulation.last_run_reexport import DerivedReexport, derive_last_run_reexport
 from cohortlab.simulation.membership import CohortRef, Source, find_cohort, webhook_pages_sql
 from cohortlab.simulation.resolution import _FLOAT_SPELLING, ProfileHistory, profile_history_kind, version_order_sql
@@ -686,8 +686,6 @@ def value_remedies(
     base = run(ref, at, s, ref.source)
     since_t = default_since(s, base.t0, base.at) if since is None else to_utc(parse_time(since, "since"))
     if since is not None and since_t > to_utc(base.at):  # a given start after it: every remedy "recovers 0"
-        from cohortlab.settings import SettingsError
-
         raise SettingsError(f"since {format_time(since_t)} is after the as-of time {format_time(base.at)}: a remedy "
                             "started then changes nothing by that time; give an earlier --since or a later --at")
     persons = temp_name("persons")
