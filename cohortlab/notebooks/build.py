@@ -46,8 +46,8 @@ from cohortlab.report import insights, metrics, summaries
 from cohortlab.report import notebook as ui
 
 lab = ui.open_lab(db, data, engine=engine, spark_master=spark_master, timezone=timezone)  # read-only: the file is never written
-names = insights.cohort_names(lab, cohorts, settings)
 left_out = insights.left_out_cohorts(lab, cohorts, settings)  # named on the index page
+names = insights.cohort_names(lab, cohorts, settings, left_out)
 privacy = ui.redactor(lab, show_personal_data)  # emails/phones become stable pseudonyms in every output'''
 # the notebooks that start from the simulation of every cohort read the one the runner shares
 SHARED_SETUP = SETUP.replace("""  # read-only: the file is never written

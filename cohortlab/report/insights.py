@@ -18,11 +18,13 @@ from cohortlab.report.notebook import open_lab
 from cohortlab.simulation.remedies import REMEDY_COLUMNS
 
 
-def cohort_names(lab, cohorts: str | Iterable[str] | None = None, settings=None) -> list[str]:
+def cohort_names(lab, cohorts: str | Iterable[str] | None = None, settings=None,
+                 left_out: list[tuple[str, str]] | None = None) -> list[str]:
     """The cohorts to report on: the given name(s) or id(s), each as the cohort is listed (its
     current name, or its id when another cohort holds that name now; a cohort asked twice
     once), or every cohort with membership data (snapshots or webhook payloads), sorted by
-    name, but those :func:`left_out_cohorts` leaves out under ``settings``. A given name that
+    name, but those :func:`left_out_cohorts` leaves out under ``settings`` (``left_out``: what it
+    gave, when the caller has it already). A given name that
     names no cohort raises :class:`~cohortlab.simulation.membership.CohortError` (the known
     cohorts listed), as ``cohortlab report`` checks before it runs a notebook: a notebook run by
     hand that uses its cohorts only for an optional step (the migration what-if's validation)
@@ -36,7 +38,7 @@ def cohort_names(lab, cohorts: str | Iterable[str] | None = None, settings=None)
         return list(dict.fromkeys(find_cohort(lab.engine, str(name)).listed_as for name in names))
     from cohortlab.simulation.membership import cohorts_with_membership
 
-    left = {c for c, _ in left_out_cohorts(lab, cohorts, settings)}
+    left = {c for c, _ in (left_out_cohorts(lab, cohorts, settings) if left_out is None else left_out)}
     return [c for c in cohorts_with_membership(lab.engine) if c not in left]  # a renamed cohort once
 
 

@@ -221,9 +221,8 @@ def run_notebook(
 def _without_unselected(params: dict[str, Any], sources: list[Path], say: Callable[[str], None]) -> dict[str, Any]:
     """``params`` without those only a package notebook this run does not run takes, each said: a
     parameters file shared by scheduled runs of different notebooks (``since`` for sync_timeline)
-    made a run of the others fail with "unknown parameter"."""
-    if not all(Path(s).resolve().parent == NOTEBOOKS_DIR.resolve() for s in sources):
-        return params
+    made a run of the others fail with "unknown parameter". Only when every notebook of the run
+    is the package's (another one may take any parameter)."""
     chosen = {Path(s).stem for s in sources}
     taken: set[str] = set()
     for s in sources:
@@ -339,7 +338,9 @@ def run_report(
     """
     say = progress or (lambda _m: None)
     sources = [notebook_path(n) for n in (notebooks or DEFAULT_NOTEBOOKS)]
-    params = _without_unselected(dict(params or {}), sources, say)
+    # the package's notebooks only: their parameters are known, and they read settings, cohorts and plans
+    ours = all(Path(s).resolve().parent == NOTEBOOKS_DIR.resolve() for s in sources)
+    params = _without_unselected(dict(params or {}), sources, say) if ours else dict(params or {})
     params = check_parameters(params, sources)  # data, never code: before anything runs
     if params.get("plans") and params.get("switch") and any(Path(s).stem == "eit_migration" for s in sources):
         # the plans decide the switch (the EIT page ignored this one): refused, as migrate compare refuses them
@@ -395,7 +396,6 @@ def run_report(
         raise ReportError(f"notebook(s) {', '.join(twice)} asked for more than once (each writes one folder)")
     # the settings and cohorts the package's notebooks read must be readable and exist (another
     # notebook may read these parameters otherwise)
-    ours = all(Path(s).resolve().parent == NOTEBOOKS_DIR.resolve() for s in sources)
     if ours:
         _check_settings(params.get("settings"))
         if "eit_migration" in seen:
