@@ -18,7 +18,9 @@ Accepted inputs (gzip detected by content):
 
 The pages of one Engage listing saved one per file (one ``session_id``) and loaded in one call
 are one snapshot (the first file's); a file of later pages loaded without the listing's page 0
-warns that its snapshot holds part of the cohort.
+warns that its snapshot holds part of the cohort. A page file without a ``session_id`` (a client
+that leaves it out of the last page) joins the one listing of the same cohort and as_of time read
+in the same call whose page numbers it does not repeat.
 
 Options (they override what the file says): ``cohort`` (a name, or the id of a cohort in
 ``mp_cohorts``), ``cohort_id`` (with ``cohort``: that id's snapshot under that name, a new name
@@ -57,6 +59,7 @@ bad_operation (CSV).
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -134,6 +137,16 @@ def no_membership(rows_read: int, members: int, quarantined: Counter) -> bool:
     return rows_read > 0 and members == 0 and not everyone_left(quarantined)
 
 
+@dataclass
+class _Listing:
+    """An Engage listing (the pages of one paging session) read in one load call: its snapshot
+    (None until a file of it names a member) and the page numbers read (also those of files that
+    added no snapshot: a first page whose records all were quarantined)."""
+
+    snapshot_id: int | None = None
+    pages: set[int] = field(default_factory=set)
+
+
 class MixpanelMembersLoader(ProfileUpserts, Loader):
     kind = "mixpanel-members"
     description = "a cohort snapshot per file: Engage pages, CSV"
@@ -164,11 +177,28 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
 
     def begin(self, engine) -> None:
         super().begin(engine)
-        # (session_id, cohort_id, cohort_name, as_of) -> the snapshot of the Engage listing
-        self._listings: dict[tuple, int] = {}
-        # the same key -> the page numbers of the listing read in this call (also from files that
-        # added no snapshot: a first page whose records all were quarantined)
-        self._pages_read: dict[tuple, set[int]] = {}
+        # (session_id, cohort_id, cohort_name, as_of) -> the Engage listing read in this call (one
+        # object under several keys when a page without a session_id joined it)
+        self._listings: dict[tuple, _Listing] = {}
+
+    def _listing_of(self, session: str | None, pages: set[int], rest: tuple) -> _Listing:
+        """The Engage listing a file of pages belongs to (a new one of its own for a file that
+        names no session and no page, or repeats a page of the session-less listing read before).
+        ``rest`` is (cohort_id, cohort_name, as_of): one listing never spans two cohorts or times.
+        A file of pages without a session_id joins the one listing of ``rest`` whose pages it does
+        not repeat; a file with one joins a listing read before without any (the first page saved
+        without it), so that the order of the files does not matter."""
+        if session is None and not pages:
+            return _Listing()
+        key = (session, *rest)
+        if key in self._listings:
+            found = self._listings[key]
+            return found if session is not None or not found.pages & pages else _Listing()
+        others = {id(v): v for k, v in self._listings.items()
+                  if k[1:] == rest and (session is None or k[0] is None) and not v.pages & pages}
+        found = next(iter(others.values())) if len(others) == 1 else _Listing()
+        self._listings[key] = found
+        return found
 
     # ------------------------------------------------------------------ per file
     def load_file(self, ctx: FileContext) -> FileResult:
@@ -199,10 +229,10 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
         # call are one snapshot: a file of a session seen earlier in this call adds its members to
         # that file's snapshot (each file its own snapshot gave the cohort only the last page's
         # members, the snapshots having one as_of)
-        listing = (meta["session_id"], cohort_id, cohort_name, as_of) if meta.get("session_id") else None
-        snapshot_id = self._listings.get(listing, ctx.load_id) if listing else ctx.load_id
-        pages_read = self._pages_read.setdefault(listing, set()) if listing else set()
-        pages_read.update(meta.get("pages") or ())
+        listing = self._listing_of(meta.get("session_id"), set(meta.get("pages") or ()),
+                                   (cohort_id, cohort_name, as_of))
+        snapshot_id = ctx.load_id if listing.snapshot_id is None else listing.snapshot_id
+        listing.pages.update(meta.get("pages") or ())
         loaded = int(distinct)
         if snapshot_id == ctx.load_id and no_membership(int(rows_read), int(valid), quarantined):
             # records, none of them a member, and not because they left the cohort: the file says
@@ -219,9 +249,8 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
                 "load_id, source_file, line) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
                 [ctx.load_id, cohort_id, cohort_name, as_of, int(distinct), ctx.load_id, str(ctx.path)],
             )
-            if listing:
-                self._listings[listing] = ctx.load_id
-            if meta.get("pages") and 0 not in pages_read:
+            listing.snapshot_id = ctx.load_id
+            if meta.get("pages") and 0 not in listing.pages:
                 warnings.append(
                     f"{ctx.path}: holds Engage page(s) {', '.join(map(str, meta['pages'][:5]))} of a listing "
                     f"but not its first page (page 0): its snapshot of {cohort_name!r} holds part of the "

@@ -403,6 +403,38 @@ def test_engage_pages_saved_as_files_of_one_listing_are_one_snapshot(lab, write,
     assert len(r.warnings) == 1 and "page(s) 1 " in r.warnings[0] and "page_001.json" in r.warnings[0]
 
 
+def _without_session(page):
+    return {k: v for k, v in page.items() if k != "session_id"}
+
+
+@pytest.mark.parametrize("missing_on", ["last page", "first page"])
+def test_a_page_saved_without_its_session_id_joins_its_listing(lab, write, balanced, missing_on):
+    """Some clients leave session_id out of the last page of an Engage listing (a test fixture
+    of a public Mixpanel client does). Loaded in one call with the listing's other pages (same
+    cohort, same as_of), such a page is part of the listing's one snapshot, whichever file has
+    the session_id, without the warning of a listing loaded without its first page (which told
+    the user to do what they had done). A session-less page repeating a page number already read
+    is another listing: its own snapshot."""
+    first = _page([{"$distinct_id": "user_001"}], session_id="1700000000-AbCd", page_size=1, total=2)
+    last = _page([{"$distinct_id": "user_002"}], session_id="1700000000-AbCd", page=1, page_size=1, total=2)
+    if missing_on == "last page":
+        last = _without_session(last)
+    else:
+        first = _without_session(first)
+    write("listing/page_000.json", json.dumps(first, indent=2))
+    p1 = write("listing/page_001.json", json.dumps(last, indent=2))
+    r = balanced(lab.load("mixpanel-members", p1.parent, cohort="Listing", as_of=AS_OF, strict=True))
+    assert (r.rows_read, r.loaded, r.warnings) == (2, 2, [])
+    assert [s[2:] for s in _snapshots(lab)] == [("Listing", AS_OF, 2)]
+    assert sorted(m[3] for m in _members(lab)) == ["user_001", "user_002"]
+    # two session-less first pages of the same cohort and time in one call: two listings
+    write("again/a.json", json.dumps(_without_session(_page([{"$distinct_id": "a"}]))))
+    write("again/b.json", json.dumps(_without_session(_page([{"$distinct_id": "b"}]))))
+    later = datetime(2026, 3, 2)
+    lab.load("mixpanel-members", p1.parent.parent / "again", cohort="Listing", as_of=later)
+    assert [s[4] for s in _snapshots(lab) if s[3] == later] == [1, 1]
+
+
 def test_a_csv_whose_ids_a_spreadsheet_rewrote_warns(lab, write):
     """A members CSV opened and saved in a spreadsheet has its long numeric distinct_ids in
     scientific notation (1.23457E+18; 1,23457E+18 in a European locale, with ';'): their digits are
