@@ -470,23 +470,48 @@ class Redactor:
         (``known``, the database's), and the known values that are not one word ("07700 900123")."""
         if self.show or not text:
             return text
-        out = _EMAIL_RE.sub(lambda m: pseudonym(m.group(0), self.key), text)
-        out = _PHONE_INSIDE_RE.sub(lambda m: pseudonym(m.group(0), self.key) if _is_phone_inside(m.group(0))
-                                   else m.group(0), out)
-        words = set(_WORD_RE.findall(out))
-        personal = {w for w in words if w in self.known}
-        if self.database is not None and words - personal:
-            personal |= self.database.known_words(words - personal)
-        multiword = {v for v in self.known if v and not _WORD_RE.fullmatch(v) and v in out}
-        if self.database is not None:
-            multiword.update(self.database.multiword_in(out))
-        multiword = sorted(multiword, key=len, reverse=True)
-        if personal:
-            out = _WORD_RE.sub(lambda m: pseudonym(m.group(0), self.key) if m.group(0) in personal else m.group(0), out)
-        for v in multiword:
+        # the values given as known first, each whole, longest first: a cohort named
+        # "VIP alice@x.com" in a note becomes the name's pseudonym, as the name shown alone, not
+        # "VIP anon-…"; then the patterns, then the database's values in what is left
+        out = text
+        for v in sorted((v for v in self.known if v and not _WORD_RE.fullmatch(v) and v in text), key=len, reverse=True):
             if v in out:
                 out = out.replace(v, pseudonym(v, self.key))
+        if self.known:
+            out = _WORD_RE.sub(lambda m: pseudonym(m.group(0), self.key) if m.group(0) in self.known
+                               else m.group(0), out)
+        out = _EMAIL_RE.sub(lambda m: pseudonym(m.group(0), self.key), out)
+        out = _PHONE_INSIDE_RE.sub(lambda m: pseudonym(m.group(0), self.key) if _is_phone_inside(m.group(0))
+                                   else m.group(0), out)
+        if self.database is not None:  # the words left, but the pseudonyms just written
+            personal = self.database.known_words({w for w in _WORD_RE.findall(out) if not PSEUDONYM_RE.fullmatch(w)})
+            if personal:
+                out = _WORD_RE.sub(lambda m: pseudonym(m.group(0), self.key) if m.group(0) in personal
+                                   else m.group(0), out)
+            for v in self.database.multiword_in(out):
+                if v in out:
+                    out = out.replace(v, pseudonym(v, self.key))
         return out
+
+    def in_text(self, value: Any) -> Any:
+        """A text shown whole (a table cell, a note of the figures): :meth:`text`'s, its personal
+        parts replaced, so that a note naming a personal cohort stays readable; when what is left
+        still looks personal (a spelling or a national phone number that sentences are not searched
+        for), the whole value's pseudonym, as :meth:`value` gives it. Not a text: as it is."""
+        if self.show or not isinstance(value, str) or not value:
+            return value
+        if _WORD_RE.fullmatch(value):  # one word: personal as a whole, or not at all
+            return self.value(value)
+        out = self.text(value)
+        return pseudonym(value, self.key) if self.is_personal(out) else out
+
+    def with_personal_names(self, names: Iterable[Any]) -> "Redactor":
+        """The same Redactor knowing the ``names`` (cohort names) that are personal as a whole,
+        so that :meth:`text` replaces each of them whole inside a sentence (``Mixpanel - NAME``)."""
+        if self.show:
+            return self
+        names = {str(n) for n in names if n is not None}
+        return self.with_known(self._personal(names)) if names else self
 
     def frame(self, df: "pd.DataFrame", id_columns: Iterable[str] = ID_COLUMNS) -> "pd.DataFrame":
         """A copy without personal columns and with personal identifier values replaced (the
@@ -498,8 +523,9 @@ class Redactor:
         cols = [c for c in out.columns if c in ids or out[c].dtype == object]
         texts = {v for c in cols for v in out[c] if isinstance(v, str)}
         personal = self._personal(texts)
-        for c in cols:
-            out[c] = out[c].map(lambda v: pseudonym(v, self.key) if isinstance(v, str) and v in personal else v)
+        for c in cols:  # an identifier whole; another text (a note, a label) its personal parts
+            shown = (lambda v: pseudonym(v, self.key)) if c in ids else self.in_text
+            out[c] = out[c].map(lambda v: shown(v) if isinstance(v, str) and v in personal else v)
         return out
 
     def sql(self, expr: str, known_table: str | None = None, otherwise: str | None = None) -> str:

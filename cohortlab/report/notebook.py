@@ -77,10 +77,14 @@ def share_simulations(lab, simulations: str | None = None) -> bool:
 
 def redactor(lab, show_personal_data: bool = False) -> Redactor:
     """The notebook's :class:`~cohortlab.privacy.Redactor` (the database's pseudonym key; its
-    known emails/phones are looked up for the values shown, not fetched), registered for
+    known emails/phones are looked up for the values shown, not fetched; the cohort names that are
+    personal known, so that a note naming one shows the name's pseudonym), registered for
     :func:`table`, :func:`md`, :func:`show` and :func:`write_metrics`."""
     global _REDACTOR
-    _REDACTOR = Redactor.for_engine(lab.engine, show=show_personal_data)
+    from cohortlab.cohort_names import cohort_names_by_id
+
+    names = {n for _, every in cohort_names_by_id(lab.engine).values() for n in every}
+    _REDACTOR = Redactor.for_engine(lab.engine, show=show_personal_data).with_personal_names(names)
     return _REDACTOR
 
 
@@ -356,9 +360,9 @@ def _redacted(v: Any) -> Any:
 
 
 def _safe(text: str) -> str:
-    """A text from the figures as it may be shown: its pseudonym when personal as a whole, else
-    with every personal value in it replaced."""
-    return _current().text(_current().value(text))
+    """A text from the figures as it may be shown: every personal value in it replaced, a personal
+    cohort name whole (:meth:`~cohortlab.privacy.Redactor.in_text`)."""
+    return _current().in_text(text)
 
 
 def context(cohorts, figures_as_of=None, *, db=None, data=None, as_of=None, settings=None,

@@ -726,11 +726,18 @@ def _shown_names(engine: Engine, names: list[str], show_personal_data: bool, key
     ``key``: the database's pseudonym key."""
     if show_personal_data:
         return _ShownNames([])
-    from cohortlab.privacy import KnownPersonal, Redactor
+    from cohortlab.privacy import KnownPersonal, Redactor, pseudonym
 
     names = [n for n in dict.fromkeys(names) if n]
     redactor = Redactor(key=key, database=KnownPersonal(engine, prefetch=False))
-    pairs = [(n, v) for n, v in zip(names, redactor.values(names)) if v != n]  # one lookup of these names
+    personal = [n for n, v in zip(names, redactor.values(names)) if v != n]  # one lookup of these names
+    pairs = []
+    for n in personal:  # an attribute "Mixpanel - <name>" shows the name's pseudonym in it, as the
+        # reports do, unless something personal is left besides: then its own
+        shown = n
+        for inner in sorted((m for m in personal if m != n and m in n), key=len, reverse=True):
+            shown = shown.replace(inner, pseudonym(inner, key))
+        pairs.append((n, shown if shown != n and not redactor.is_personal(shown) else pseudonym(n, key)))
     return _ShownNames(sorted(pairs, key=lambda p: len(p[0]), reverse=True))
 
 

@@ -167,3 +167,32 @@ def test_a_pseudonym_key_the_user_keeps_gives_the_same_pseudonyms_in_every_datab
     monkeypatch.setenv(KEY_ENV, "0123456789abcde")  # 15 characters: guessable, refused
     with Lab(tmp_path / "a.duckdb") as lab, pytest.raises(SettingsError, match="15 character.*at least 16"):
         Redactor.for_engine(lab.engine)
+
+
+def test_a_note_naming_a_personal_cohort_shows_the_names_pseudonym_not_one_for_the_whole_note():
+    """A cohort named after an email made every note that names it (a remedy's "how it was
+    simulated", a waterfall step's label, an attribute "Mixpanel - NAME") one pseudonym for the
+    whole sentence: the page's cells were anon-… each, unreadable and unlike the cohort's own
+    pseudonym. A cell that is not an identifier now has its personal parts replaced, a personal
+    cohort name whole (the notebooks' Redactor knows the names); an identifier column is still
+    replaced whole, and a note holding a spelling the sentence patterns do not find is too."""
+    name = "VIP list of alice.smith@example.com +14155550123"
+    r = Redactor(key="k" * 32).with_personal_names([name, "Power Users", None])
+    assert r.known == frozenset({name})  # only the personal names
+    anon = pseudonym(name, r.key)
+    df = pd.DataFrame({
+        "distinct_id": ["bob@example.com", "cust-1"],
+        "cohort_name": [name, "Power Users"],
+        "note": [f"{name}: writes $mparticle_user_id from 2026-01-15", "a remedy of bob%40example.com"],
+        "attribute": [f"Mixpanel - {name}", "Power Users"],
+    })
+    out = r.frame(df)
+    assert out.distinct_id.tolist() == [pseudonym("bob@example.com", r.key), "cust-1"]
+    assert out.cohort_name.tolist() == [anon, "Power Users"]
+    assert out.note.tolist() == [f"{anon}: writes $mparticle_user_id from 2026-01-15",
+                                 pseudonym("a remedy of bob%40example.com", r.key)]
+    assert out.attribute.tolist() == [f"Mixpanel - {anon}", "Power Users"]
+    assert r.in_text(f"carries 'Mixpanel - {name}' = true instead") == f"carries 'Mixpanel - {anon}' = true instead"
+    # without the names known, the parts are replaced, never shown
+    plain = Redactor(key=r.key).in_text(f"{name}: writes")
+    assert "alice" not in plain and "4155550123" not in plain and plain.endswith(": writes")
