@@ -66,9 +66,13 @@ class Lab:
         (e.g. :class:`cohortlab.engines.SparkEngine`). ``memory_limit`` (``"1.5GB"``) and
         ``threads``: DuckDB's (defaults: docs/settings.md#engine-settings); a misspelt option is
         Python's ``TypeError`` naming ``Lab`` and the option."""
+        if database is not None and not isinstance(database, (str, os.PathLike)):  # Lab(5) made a file "5"
+            raise SettingsError(f"Lab: database is a DuckDB file's path (or None for memory), not "
+                                f"{type(database).__name__}")
         if engine is not None and (memory_limit is not None or threads is not None):
             raise SettingsError("Lab: memory_limit and threads are DuckDB's: set them on the engine given")
         self.engine = engine or DuckDBEngine(database, read_only=read_only, memory_limit=memory_limit, threads=threads)
+        self.read_only = read_only and engine is None  # with an engine given: only no schema is made
         # read simulations stored in the database (cohortlab.simulation.store); False: always compute
         self.use_stored = use_stored
         if engine is None and database not in (None, ":memory:"):
@@ -90,6 +94,9 @@ class Lab:
         """Load one or more files (file, directory or glob) of ``kind``; see ``cohortlab.loaders``.
         The report's ``warnings`` list what to look at; ``strict=True`` turns them into an error
         (nothing loaded)."""
+        if self.read_only:  # DuckDB's refusal named the load's id sequence and an attached "source"
+            raise DatabaseError(f"cannot load into {self.engine.database or 'the database'}: this Lab opened it "
+                                f"read-only (Lab(..., read_only=True)); open it without read_only to load")
         self.clear_simulations()  # cached simulations describe the data as it was
         report = loader_class(kind)(**options).load(self.engine, paths, progress=progress, strict=strict)
         self._data_changed(report)
@@ -436,7 +443,7 @@ class Lab:
         """docs/rules.md#migration: what-if of one plan (a ``MigrationPlan``, a dict or a YAML path): one row per
         day ``start..end`` (state at the end of the day) with members, matched, match_rate,
         people, matched_people, split_profiles, overcount. The plan's summary (final rate,
-        never-fixable users, days to 90%/99% of the final rate) is in ``df.attrs["summary"]``."""
+        never-fixable users, days to 90%/99% of the final rate) is ``lab.last_migration_summary``."""
         return self.compare_plans([plan], start, end, settings=settings, activity=activity,
                                   repeat_days=repeat_days, cohort=cohort, debug=debug)
 
@@ -448,7 +455,9 @@ class Lab:
         ``MigrationPlan`` or a dict), or one YAML file holding a list. ``activity="repeat"`` projects the activity of the last ``repeat_days``
         days of data past the last event (repeated with that period). ``cohort``: only the people
         behind the members of that cohort's latest snapshot (default: everyone with events).
-        The per-plan summary is in ``df.attrs["summary"]`` (and table ``migration_summary``)."""
+        The per-plan summary is ``lab.last_migration_summary`` (and table ``migration_summary``,
+        :meth:`migration_summary`); it is not kept in the frame's ``attrs``: pandas compares and
+        serialises ``attrs`` (a frame there broke ``repr``, ``pd.concat`` and ``to_parquet``)."""
         from cohortlab.migration.plans import MigrationPlan, PlanError, load_plans
         from cohortlab.migration.run import run_plans
 
@@ -461,10 +470,8 @@ class Lab:
                             f"not {type(plans).__name__}")
         run = run_plans(self.engine, list(plans), start, end, settings=settings,
                         activity=activity, repeat_days=repeat_days, cohort=cohort, debug=debug)
-        daily, summary = run.daily, run.summary
-        daily.attrs["summary"] = summary
-        self.last_migration_summary = summary
-        return daily
+        self.last_migration_summary = run.summary
+        return run.daily
 
     def migration_summary(self) -> pd.DataFrame:
         """The stored per-plan summary (table ``migration_summary``)."""
@@ -541,6 +548,11 @@ class Lab:
         close = getattr(self.engine, "close", None)
         if close:
             close()
+
+    def __repr__(self) -> str:
+        where = getattr(self.engine, "database", None)
+        shown = repr(str(where)) if where else f"in memory ({type(self.engine).__name__})"
+        return f"<Lab {shown}{' read-only' if self.read_only else ''}>"
 
     def __enter__(self) -> "Lab":
         return self

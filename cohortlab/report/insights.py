@@ -366,9 +366,7 @@ def run_migration(lab, plans, start, end, *, settings=None, activity: str = "obs
     from cohortlab.migration.run import run_plans
 
     run = run_plans(lab.engine, list(plans), start, end, settings=settings, activity=activity, store=False)
-    daily, summary = run.daily, run.summary
-    daily.attrs["summary"] = summary
-    return daily, summary
+    return run.daily, run.summary
 
 
 def plan_markers(plans, daily: pd.DataFrame | None = None) -> pd.DataFrame:

@@ -205,7 +205,8 @@ def test_eit_migration_numbers_equal_the_api(report_run, world_lab):
     assert doc["context"]["settings"] == settings_used(settings, validation=True)
     assert doc["context"]["settings"].startswith("fallback data; event cutoff ")
     assert "; not used by the what-if: protection only_update; dynamic sync every " in doc["context"]["settings"]
-    summary = world_lab.compare_plans(plans, params["start"], params["end"], settings=settings).attrs["summary"]
+    world_lab.compare_plans(plans, params["start"], params["end"], settings=settings)
+    summary = world_lab.last_migration_summary
     got = {p["plan"]: p for p in doc["metrics"]["plans"]}
     for _, row in summary.iterrows():
         assert got[row["plan"]]["final_match_rate"] == pytest.approx(row["final_match_rate"])
