@@ -50,9 +50,11 @@ def format_duration(td: timedelta) -> str:
 
 # ----------------------------------------------------------------------------- instants
 def to_utc(value: datetime | None) -> datetime | None:
-    """Aware UTC datetime (naive means UTC)."""
+    """Aware UTC datetime (naive means UTC). pandas' NaT (a datetime to Python) is refused."""
     if value is None:
         return None
+    if value != value:
+        raise ValueError("not a time: NaT (a missing time)")
     if value.tzinfo is None:
         return value.replace(tzinfo=timezone.utc)
     return value.astimezone(timezone.utc)
@@ -88,6 +90,8 @@ def parse_time(value: Any, what: str = "time", *, epoch: bool = False) -> dateti
     number or numeric text). Anything else raises :class:`~cohortlab.errors.SettingsError` naming
     ``what``."""
     if isinstance(value, datetime):
+        if value != value:  # pandas' NaT is a datetime (of an empty cell, of max() of an empty frame)
+            raise SettingsError(f"{what}: not a time: NaT (a missing time)")  # named, unlike to_utc's
         return to_utc(value)
     if type(value).__name__ == "datetime64" and type(value).__module__ == "numpy":  # numpy not imported here
         as_dt = value.astype("datetime64[us]").item()  # a naive datetime; None for NaT

@@ -93,6 +93,34 @@ def test_a_closed_lab_says_so(tmp_path):
         assert again.sql("SELECT 1 AS x").x.tolist() == [1]
 
 
+def test_a_database_that_is_no_path_is_refused(tmp_path, monkeypatch):
+    """Lab(5) created a database file named 5 in the current folder."""
+    monkeypatch.chdir(tmp_path)
+    for database, kind in ((5, "int"), (b"x.duckdb", "bytes"), (["a"], "list")):
+        with pytest.raises(CohortlabError, match=f"Lab: database is a DuckDB file's path .*, not {kind}$"):
+            Lab(database)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_load_into_a_read_only_lab_says_so_and_changes_nothing(tmp_path):
+    """Lab(db, read_only=True).load(...) failed with DuckDB's 'Cannot execute statement of type
+    "SELECT" on database "source" which is attached in read-only mode' (the load's id sequence):
+    it now says the Lab is read-only and what to do; the file is unchanged."""
+    from cohortlab.errors import DatabaseError
+
+    db = tmp_path / "lab.duckdb"
+    members = tmp_path / "m.csv"
+    members.write_text("distinct_id\nu1\n")
+    with Lab(db) as lab:
+        lab.load("mixpanel-members", members, cohort="C", as_of="2026-03-01")
+    before = db.read_bytes()
+    with Lab(db, read_only=True) as lab:
+        with pytest.raises(DatabaseError, match=r"cannot load into .*lab.duckdb: this Lab opened it read-only"):
+            lab.load("mixpanel-members", members, cohort="D", as_of="2026-03-02")
+        assert lab.sql("SELECT count(*) AS n FROM mp_cohort_snapshots").n.tolist() == [1]
+    assert db.read_bytes() == before
+
+
 def test_a_database_open_in_this_process_in_another_mode_says_which_lab_holds_it(tmp_path):
     """A Lab left open by an earlier notebook cell (or `_`), then the same file opened read-only:
     DuckDB's "Unique file handle conflict" reached the analyst as it was (a newcomer's walkthrough)."""
@@ -116,6 +144,26 @@ def test_compare_plans_takes_one_plan_or_a_list_and_says_what_else_is_wrong(lab)
                        "VALUES ('e', '2026-02-25', 'u1', 'i1')")
     one = lab.compare_plans({"name": "p", "eit_timeline": "customer_id"}, "2026-02-20", "2026-03-01")
     assert set(one["plan"]) == {"p"}  # a dict is one plan, not a list of its keys
+
+
+def test_a_plans_frame_prints_concatenates_and_saves(lab, tmp_path):
+    """compare_plans kept its summary, a DataFrame, in the frame's attrs: pandas compares attrs
+    with == (concat, and repr, which concatenates a long frame's head and tail) and writes them
+    as JSON to Parquet, so printing the frame of the docs' example, pd.concat of two plans' frames
+    and to_parquet raised. The summary is lab.last_migration_summary; the frame is a plain one."""
+    import pandas as pd
+
+    lab.engine.execute("INSERT INTO mp_events (event, time, distinct_id, insert_id) "
+                       "VALUES ('e', '2026-02-25', 'u1', 'i1')")
+    daily = lab.compare_plans([PLAN, {**PLAN, "name": "q"}], "2026-01-01", "2026-03-31")
+    assert set(lab.last_migration_summary["plan"]) == {"p", "q"} and len(daily) == 2 * 90
+    with pd.option_context("display.max_rows", 10, "display.max_columns", 4):
+        assert "match_rate" in repr(daily) and "plan" in daily._repr_html_()
+    one = lab.migration_plan({**PLAN, "name": "r"}, "2026-01-01", "2026-03-31")
+    assert list(lab.last_migration_summary["plan"]) == ["r"]
+    assert len(pd.concat([daily, one])) == 3 * 90
+    daily.to_parquet(tmp_path / "daily.parquet")
+    assert pd.read_parquet(tmp_path / "daily.parquet").equals(daily)
 
 
 def test_a_notebooks_missing_db_or_data_is_one_line_naming_the_parameter_and_the_folder(tmp_path, monkeypatch):
@@ -223,3 +271,41 @@ def test_a_time_taken_from_a_frames_numpy_array_is_a_time(lab):
     assert lab.simulate("Power Users", at=np.datetime64("2026-03-01")).at == r.at
     with pytest.raises(CohortlabError, match=r"^at: not a time: np\.datetime64\('NaT'"):
         lab.simulate("Power Users", at=np.datetime64("NaT"))
+
+
+@pytest.mark.parametrize("call,what", [
+    (lambda lab, t: lab.simulate("Power Users", at=t), "at"),
+    (lambda lab, t: lab.remedies("Power Users", since=t), "since"),
+    (lambda lab, t: lab.explain("Power Users", "u1", at=t), "at"),
+    (lambda lab, t: lab.reexport_value("Power Users", when=t), "when"),
+    (lambda lab, t: SyncSettings(start=t), "start"),
+])
+def test_pandas_nat_is_no_time(lab, call, what):
+    """pandas' NaT (an empty cell's time, max() of an empty frame) is a datetime to Python: it went
+    through as a time and failed deep inside (a float NaN conversion, the text 'NaT' pasted into
+    SQL, a pydantic serialisation error). It is refused as np.datetime64('NaT') was."""
+    import pandas as pd
+
+    with pytest.raises(CohortlabError, match=rf"{what}: not a time: NaT \(a missing time\)"):
+        call(lab, pd.NaT)
+
+
+@pytest.mark.parametrize("observed,message", [
+    ([1, 2], r"observed: a DataFrame of the observed resolution .*, not list"),
+    ("members.csv", r"observed: a DataFrame .*, not str"),
+    ({"distinct_id": ["u1"]}, r"observed: a DataFrame .*, not dict"),
+    ("no status", r"observed: the frame has no column status \(a resolution's columns: .*\); it has distinct_id, mpid"),
+    ("no columns", r"observed: the frame has no column distinct_id or status .*; it has none"),
+])
+def test_validate_migration_names_what_the_observed_frame_lacks(lab, observed, message):
+    """validate_migration(observed=...) with something other than a resolution failed deep
+    inside: pandas' KeyError, DuckDB's binder error on obs_status, 'list' object has no attribute
+    'columns'. It names what is missing."""
+    import pandas as pd
+
+    if observed == "no status":
+        observed = pd.DataFrame({"distinct_id": ["u1"], "mpid": pd.array([5], dtype="Int64")})
+    elif observed == "no columns":
+        observed = pd.DataFrame()
+    with pytest.raises(CohortlabError, match=message):
+        lab.validate_migration(PLAN, "Power Users", at="2026-03-01", observed=observed)

@@ -78,3 +78,16 @@ def test_a_simulation_shows_its_figures_and_says_when_it_is_before_the_first_run
         assert early.counts["members"] == 0
         assert repr(early).startswith("<SimulationResult of 'Power Users' at 2025-01-01 00:00:00 UTC (snapshots): "
                                       "no members: before the sync's first run (2026-03-01 00:00:00 UTC);")
+
+
+def test_a_lab_names_its_database(tmp_path):
+    """A Lab left as a cell's value showed <cohortlab.lab.Lab object at 0x…>: it names its file."""
+    from cohortlab import Lab
+
+    with Lab() as lab:
+        assert repr(lab) == "<Lab in memory (DuckDBEngine)>"
+    db = tmp_path / "lab.duckdb"
+    with Lab(db) as lab:
+        assert repr(lab) == f"<Lab {str(db)!r}>"
+    with Lab(db, read_only=True) as lab:
+        assert repr(lab) == f"<Lab {str(db)!r} read-only>"

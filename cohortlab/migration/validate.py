@@ -123,7 +123,16 @@ def _observed_frame(observed: pd.DataFrame, cohort: str) -> tuple[pd.DataFrame, 
     """The observed members of ``cohort``: the rows of that ``cohort_name`` when the frame has the
     column (resolutions of several cohorts stacked), every row when it holds one cohort. Several
     cohorts and none of them ``cohort`` (asked for by its id or an earlier name, where a
-    resolution names a cohort by its current name) is an error, never the members of all."""
+    resolution names a cohort by its current name) is an error, never the members of all. Not a
+    DataFrame, or one without ``distinct_id`` and ``status``, is an error naming what is missing."""
+    if not isinstance(observed, pd.DataFrame):
+        raise SettingsError(f"observed: a DataFrame of the observed resolution (lab.resolution(...), or "
+                            f"pd.read_parquet of --members-out's .parquet), not {type(observed).__name__}")
+    missing = [c for c in ("distinct_id", "status") if c not in observed.columns]
+    if missing:
+        raise SettingsError(f"observed: the frame has no column {' or '.join(missing)} (a resolution's columns: "
+                            f"distinct_id, status, gap_reason, identifier_source, identifier, mpid); it has "
+                            f"{', '.join(map(str, list(observed.columns)[:8])) or 'none'}")
     obs = observed.copy()
     if "cohort_name" in obs.columns:
         names = set(obs["cohort_name"].dropna())

@@ -120,6 +120,11 @@ def user_text(engine: Engine, user: Any) -> str:
             and user.dtype.kind == "f":
         raise ExplainError(f"user {user!r} is a float, which names no MPID or id exactly (an MPID above 2^53 has "
                            "lost its last digits): give the id as text or an int")
+    if user is None or isinstance(user, bool) or not isinstance(user, (str, int)) and not (
+            type(user).__module__ == "numpy" and getattr(user, "dtype", None) is not None and user.dtype.kind in "iu"):
+        # None, a list, a dict... was looked up as its text ("None" found a distinct_id "None")
+        raise ExplainError(f"user: one distinct_id, email, MPID or identity (text or an int), "
+                           f"not {type(user).__name__}")
     text = str(user)
     stripped = text.strip()
     if stripped == text:

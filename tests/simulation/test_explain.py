@@ -181,6 +181,21 @@ def test_explain_refuses_a_float_user(data):
     assert data.lab.explain(C, np.int64(9007199254740993)).distinct_ids == ["u"]
 
 
+def test_explain_refuses_a_user_that_is_not_one_id(data):
+    """None, a list or a dict was looked up as its text: explain(C, None) said "user 'None' not
+    found", and would have found a distinct_id spelled "None". Refused, naming what a user is."""
+    import pytest
+
+    from cohortlab.simulation.explain import ExplainError
+
+    data.profile("None")
+    data.snapshot(C, "2026-03-01T00:00", ["None"])
+    for user, kind in ((None, "NoneType"), (["u"], "list"), ({"id": 1}, "dict"), (True, "bool")):
+        with pytest.raises(ExplainError, match=f"user: one distinct_id, email, MPID or identity .*, not {kind}$"):
+            data.lab.explain(C, user)
+    assert data.lab.explain(C, "None").distinct_ids == ["None"]
+
+
 def test_a_pseudonym_from_a_report_finds_its_user_and_stays_a_pseudonym(data, tmp_path):
     """An analyst sees ``anon-…`` in a report or in --members-out for an email or a phone that is a
     distinct_id, and asks explain about it: the user is found, and shown by that pseudonym (the
