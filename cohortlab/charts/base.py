@@ -163,13 +163,17 @@ LABEL_CHARS, LABEL_LINES = 32, 3  # a name as a tick or legend label: at most 3 
 
 def name_label(text: object, width: int = LABEL_CHARS, lines: int = LABEL_LINES) -> str:
     """A name from the data (a cohort, a remedy) as a chart's tick or legend label: wrapped at
-    spaces to ``width`` characters (a longer word is broken), at most ``lines`` lines, the rest
+    spaces to ``width`` characters (a longer word is broken, a pseudonym never), at most ``lines`` lines, the rest
     cut with "…"; the table beside the chart has the whole name. A 130-character cohort name was
     one tick label wider than the figure: the bars' axes collapsed to nothing (matplotlib's
     "constrained_layout not applied" warning, printed on the page), the labels ran off its left
     edge, and in a legend it pushed the axes to half the figure."""
     import textwrap
 
+    from cohortlab.privacy import PSEUDONYM_RE
+
+    # a pseudonym (anon- and 12 hex digits, 17 characters) is never cut: "anon-8f5a033e906 / f"
+    width = max([width] + [len(m.group(0)) for m in PSEUDONYM_RE.finditer(str(text))])
     parts = textwrap.wrap(str(text), width, break_long_words=True, break_on_hyphens=False) or [""]
     if len(parts) > lines:
         parts = parts[:lines]

@@ -296,7 +296,9 @@ ui.show_if(lambda: charts.remedies_chart(applicable),
            "data), compared with the simulation as configured (docs/simulate.md#remedies). A profile that is true "
            "without being a member's (a member who left stays true after a re-export, which removes nothing) "
            "counts in the audience's change, not here; a matched member still waiting to be sent (pending) that "
-           "a re-export sends counts here, so a re-export can recover more people than are unmatched.",
+           "a re-export sends counts here, so a re-export can recover more people than are unmatched. A remedy "
+           "the settings give nothing to act on (no pause to reconnect after, no run to re-export at: its note "
+           "says why) is in the table below, not in the chart.",
            has_data=int(applicable["users"].clip(lower=0).sum()) > 0 if len(applicable) else False,
            nothing_to_show=summaries.no_remedy_recovers(f))
 ui.table(remedies, columns={"remedy": "remedy", "users": "members' users recovered",

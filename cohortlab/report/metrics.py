@@ -305,12 +305,17 @@ def sync_waiting_label(configured: str = "dynamic") -> str:
     return "missing (last run)" if configured == "one_time" else "not yet true (last run)"
 
 
+# each cohort's runs counted (two cohorts on one 15-minute grid: twice its runs): the card said
+# "sync runs 1,154" for 577 runs of two cohorts
+SYNC_RUNS, FAILED_RUNS = "sync runs (summed over cohorts)", "failed runs (summed over cohorts)"
+
+
 def sync_headline(stats: Mapping[str, Mapping[str, Any]], configured: str = "dynamic") -> Headline:
     s = [v for v in stats.values() if v.get("runs")]
     return (Headline()
             .add("cohorts", len(stats))
-            .add("sync runs", sum(v["runs"] for v in s))
-            .add("failed runs", sum(v["failed_runs"] for v in s))
+            .add(SYNC_RUNS, sum(v["runs"] for v in s))
+            .add(FAILED_RUNS, sum(v["failed_runs"] for v in s))
             .add("Mixpanel members (last run)", sum(v["members"] for v in s))
             .add("attribute = true (last run)", sum(v["true_count"] for v in s))
             .add("stale true (last run)", sum(v["stale_true"] for v in s))
@@ -521,6 +526,9 @@ def identity_gaps_figures(resolution: pd.DataFrame, shared: pd.DataFrame, *, red
         # None when the remedies were not simulated (the Spark engine): no value, never a 0
         "rule_fixable": None if remedy_values is None else remedy_users(rem, "rule_reexport"),
         "rule_next_sends": None if remedy_values is None else remedy_users(rem, "rule"),
+        # what a re-export recovers without any identifier fixed (pending members sent again):
+        # beside the Rule + re-export's figure, the Rule's own share can be read
+        "reexport_alone": None if remedy_values is None else remedy_users(rem, "reexport"),
         "remedies_since": None if remedy_values is None else remedy_values.attrs.get("since"),
         # {cohort: why} of the cohorts whose re-export does not happen (the export paused at the
         # as-of time): their "then re-export" remedies are the next sends only
@@ -562,7 +570,8 @@ def figures_headline_identity_gaps(f: Mapping[str, Any]) -> Headline:
             .add("in mParticle under another identity", f["in_mparticle"])
             .add("most frequent gap reason", top, "text")
             .add(rule_headline_label(f), f["rule_fixable"])
-            .add("never fixable (in mParticle, inactive since the cutoff)", f["never_fixable"]))
+            .add("by a re-export alone, no identifier fixed (simulated)", f.get("reexport_alone"))
+            .add("never fixable (cohort members in mParticle, inactive since the cutoff)", f["never_fixable"]))
 
 
 def timeline_rows(timeline: pd.DataFrame) -> list[dict[str, Any]]:
@@ -672,8 +681,8 @@ def figures_headline_migration(f: Mapping[str, Any]) -> Headline:
            .add("plans compared", len(f["plans"]))
            .add("best plan" + (" (tie)" if len(f["best"]) > 1 else ""), " = ".join(f["best"]), "text")
            .add("its final match rate (of Mixpanel profiles)", best["final_match_rate"], "percent")
-           .add("its split profiles", best["split_profiles_end"])
-           .add("its users never fixable (inactive after the plan's change)", best["never_fixable_users"]))
+           .add("its split profiles (of all profiles with events, at the window's end)", best["split_profiles_end"])
+           .add("its users never fixable (of all users, inactive after the plan's change)", best["never_fixable_users"]))
     rows = [c for c in (f["validation"] or {}).get("cohorts") or [] if c["members"]]
     if rows:  # one cohort's figures, never pooled over cohorts; its name is a value (labels hold no data text)
         far = max(rows, key=lambda c: abs(c["predicted_match_rate"] - c["observed_match_rate"]))

@@ -12,7 +12,7 @@ import pandas as pd
 
 from cohortlab.escaping import md_text  # names from data are text, never Markdown
 from cohortlab.glossary import cause_words, counted, reason_words
-from cohortlab.report.metrics import loss_words, sync_headline, sync_waiting_label, top_gap_reasons
+from cohortlab.report.metrics import FAILED_RUNS, SYNC_RUNS, loss_words, sync_headline, sync_waiting_label, top_gap_reasons
 from cohortlab.times import format_minute
 
 
@@ -427,7 +427,8 @@ def sync_overview(stats: Mapping[str, Mapping[str, Any]], configured: str = "dyn
     one-time export (``configured``) the matched members not true are missing, not pending: no run
     will send them (the per-cohort lines say "missing" too)."""
     h = sync_headline(stats, configured)
-    if not h["sync runs"]:
+    runs, failed = h[SYNC_RUNS], h[FAILED_RUNS]
+    if not runs:
         return "**No sync runs** in the window."
     waiting, n = ("missing" if configured == "one_time" else "pending"), h[sync_waiting_label(configured)]
     sent = sum(v.get("sent_not_true") or 0 for v in stats.values() if v.get("runs")) if configured != "one_time" else 0
@@ -437,7 +438,8 @@ def sync_overview(stats: Mapping[str, Mapping[str, Any]], configured: str = "dyn
         f"**After the last run, {h['Mixpanel members (last run)']:,} Mixpanel members face "
         f"{h['attribute = true (last run)']:,} mParticle profiles with the attribute true** across "
         f"{counted(h['cohorts'], 'cohort')}: {h['stale true (last run)']:,} stale, {n:,} "
-        f"{waiting}; {h['failed runs']:,} of {h['sync runs']:,} runs failed."
+        f"{waiting}; {failed:,} of {runs:,} runs failed"
+        + (f" (each cohort's runs counted: {counted(h['cohorts'], 'cohort')})." if h["cohorts"] > 1 else ".")
     )
 
 

@@ -656,6 +656,9 @@ def test_a_long_cohort_name_does_not_collapse_the_match_rate_chart():
     ax = charts.remedies_chart(pd.DataFrame({"remedy": [LONG, "Rule"], "users": [3, 2]})).axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()][::-1] == [labels[0], "Rule"]
     assert charts.name_label("x" * 70) == "x" * 32 + "\n" + "x" * 32 + "\n" + "x" * 6
+    # a pseudonym (a cohort named after an email) is never cut, also in the EIT chart's 16 characters
+    assert charts.name_label("anon-8f5a033e906f", 16) == "anon-8f5a033e906f"
+    assert charts.name_label("x anon-8f5a033e906f", 16) == "x\nanon-8f5a033e906f"
 
 
 def test_a_long_cohort_name_in_the_match_rate_over_time_legend_keeps_the_axes_wide():

@@ -86,15 +86,23 @@ def test_remedies_sum_the_simulated_recoveries_over_cohorts():
     assert metrics.remedies(RES, values).attrs == {"never_fixable": 2, "not_in_mparticle": 1}
     assert metrics.remedies(RES).empty  # not simulated: no value at all, never a proxy
     f = metrics.identity_gaps_figures(RES, metrics.shared_mpids(RES), remedy_values=values)
-    assert (f["rule_fixable"], f["rule_next_sends"]) == (3, 0)
+    assert (f["rule_fixable"], f["rule_next_sends"], f["reexport_alone"]) == (3, 0, 0)
+    # the card shows the re-export's own recovery beside the Rule + re-export's: a reader took the
+    # Rule for the cause of what a re-export alone recovers (pending members sent again)
+    with_reexport = metrics.identity_gaps_figures(RES, metrics.shared_mpids(RES), remedy_values=pd.concat([
+        values, remedy_rows([("A", "Re-export the cohort (no identifier fixed)", "reexport", 3, 4, 1, "re-sends")])]))
+    card = metrics.figures_headline_identity_gaps(with_reexport)
+    assert (card["recovered by a Rule + re-export (simulated)"],
+            card["by a re-export alone, no identifier fixed (simulated)"]) == (3, 1)
 
 
 def test_remedies_not_simulated_give_no_figure_not_a_zero():
     """On the Spark engine the remedies are not simulated: the headline's "recovered by a Rule +
     re-export (simulated)" has no value (it said 0, and the index showed −2 against a DuckDB run)."""
     f = metrics.identity_gaps_figures(RES, metrics.shared_mpids(RES), remedy_values=None)
-    assert (f["rule_fixable"], f["rule_next_sends"]) == (None, None)
+    assert (f["rule_fixable"], f["rule_next_sends"], f["reexport_alone"]) == (None, None, None)
     assert metrics.figures_headline_identity_gaps(f)["recovered by a Rule + re-export (simulated)"] is None
+    assert metrics.figures_headline_identity_gaps(f)["by a re-export alone, no identifier fixed (simulated)"] is None
 
 
 def test_a_remedy_applies_when_it_was_simulated_for_some_cohort():

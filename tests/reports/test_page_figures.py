@@ -68,7 +68,7 @@ def test_a_one_time_exports_observation_points_are_not_counted_as_runs():
         kind=["one_time", "observation", "observation"])
     stats = metrics.timeline_summary(tl)
     assert (stats["runs"], stats["observation_points"], stats["failed_runs"]) == (1, 2, 0)
-    assert metrics.sync_headline({"C": stats, "D": stats})["sync runs"] == 2
+    assert metrics.sync_headline({"C": stats, "D": stats})["sync runs (summed over cohorts)"] == 2
 
 
 def test_a_timeline_without_failed_runs_has_no_paused_window():
@@ -337,7 +337,7 @@ def test_with_the_event_identity_rule_off_no_unmatched_member_is_called_inactive
         assert (f["unmatched"], f["in_mparticle"], f["not_in_mparticle"]) == (3, 2, 1)
         assert f["never_fixable"] is None and f["active_after_cutoff"] is None and f["inactive_since_cutoff"] is None
         assert f["activity"] == []
-        assert metrics.figures_headline_identity_gaps(f)["never fixable (in mParticle, inactive since the cutoff)"] is None
+        assert metrics.figures_headline_identity_gaps(f)["never fixable (cohort members in mParticle, inactive since the cutoff)"] is None
         text = summaries.identity_gaps_summary(f, {"event_identity_cutoff": None})
         assert "; 3 were not" not in text and "inactive since the cutoff" not in text
         assert "The event identity rule is off in these settings" in text
