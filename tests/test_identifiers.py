@@ -99,3 +99,23 @@ def test_without_user_ids_an_event_is_logged_in_when_its_distinct_id_is_no_devic
     assert logged_in_rule(Engine()) == LoggedIn(True)
     assert LoggedIn(True).join("e.distinct_id") == "" and LoggedIn(True).note == ""
     assert LoggedIn(True).sql(user="e.user_id", distinct="x", device="y") == "(e.user_id IS NOT NULL AND e.user_id <> '')"
+
+
+def test_lab_sql_keeps_integers_wider_than_bigint_exact():
+    """DuckDB gives pandas a HUGEINT or a DECIMAL(20,0) as float64: lab.sql of
+    9007199254740993::DECIMAL(20,0) was 9007199254740992.0. Such a column is Int64 when every
+    value fits int64, else Python ints; a DECIMAL with decimals stays a float, BIGINT as before."""
+    from cohortlab import Lab
+
+    with Lab() as lab:
+        df = lab.sql("SELECT 9223372036854775807::HUGEINT AS h, 9007199254740993::DECIMAL(20,0) AS d, "
+                     "1.5::DECIMAL(10,2) AS e, 170141183460469231731687303715884105727::HUGEINT AS big, "
+                     "-9007199254740993::BIGINT AS b "
+                     "UNION ALL SELECT NULL, NULL, NULL, -1, NULL")
+        assert (str(df.h.dtype), str(df.d.dtype), str(df.e.dtype), str(df.big.dtype), str(df.b.dtype)) == (
+            "Int64", "Int64", "float64", "object", "Int64")
+        assert (df.h[0], df.d[0], df.big[0], df.b[0]) == (
+            9223372036854775807, 9007199254740993, 170141183460469231731687303715884105727, -9007199254740993)
+        assert df.h.isna().tolist() == [False, True] and df.big.tolist()[1] == -1
+        assert lab.sql("SELECT ?::HUGEINT AS x", [9007199254740993]).x.tolist() == [9007199254740993]
+        assert lab.sql("SELECT 1 AS x; ").x.tolist() == [1]

@@ -116,6 +116,24 @@ class _Closed:
                             "(lab.close() or the end of a `with` block): open a new Lab")
 
 
+# integer types DuckDB converts to float64 for pandas (DuckDB 2.0.1): see DuckDBEngine.query_df
+_WIDE_INTEGER = re.compile(r"U?HUGEINT|DECIMAL\((1[6-9]|[23][0-9]),0\)")
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _exact_integers(col: pd.Series) -> pd.Series:
+    """Decimal texts (None for NULL) as ``Int64`` when all fit int64, else as Python ints."""
+    import pandas as pd
+
+    values = [None if v is None or v is pd.NA or (isinstance(v, float) and v != v) else int(v) for v in col]
+    if all(v is None or -(2 ** 63) <= v < 2 ** 63 for v in values):
+        return pd.Series(pd.array(values, dtype="Int64"), index=col.index, name=col.name)
+    return pd.Series(values, index=col.index, name=col.name, dtype=object)
+
+
 READ_ONLY_CATALOG = "source"  # the user's database in read-only mode (see DuckDBEngine._attach_read_only)
 
 
@@ -281,7 +299,28 @@ class DuckDBEngine(Engine):
         self._run(sql, params)
 
     def query_df(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
-        return self._run(sql, params, lambda rel: rel.df())
+        """The result as a DataFrame. Integers wider than BIGINT (``HUGEINT``, ``UHUGEINT``, a
+        ``DECIMAL`` without decimals of more than 15 digits), which DuckDB gives pandas as float64
+        (an MPID cast to one lost its last digits: docs/rules.md#exact-numbers), are exact: ``Int64``
+        when every value fits int64, else Python ints; the query is run again with those columns
+        as text to read them."""
+        wide: list[str] = []
+
+        def fetch(rel):
+            described = rel.description or ()
+            wide.extend(str(d[0]) for d in described if _WIDE_INTEGER.fullmatch(str(d[1])))
+            if not wide or len({str(d[0]) for d in described}) < len(described):  # two columns of one name: as is
+                return rel.df()
+            return None  # read again below, those columns as text
+
+        df = self._run(sql, params, fetch)
+        if df is not None:
+            return df
+        as_text = ", ".join(f"CAST({_quoted(c)} AS VARCHAR) AS {_quoted(c)}" for c in wide)
+        df = self._run(f"SELECT * REPLACE ({as_text}) FROM ({sql.strip().rstrip(';')})", params, lambda rel: rel.df())
+        for c in wide:
+            df[c] = _exact_integers(df[c])
+        return df
 
     def query_rows(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
         return self._run(sql, params, lambda rel: rel.fetchall())

@@ -62,6 +62,7 @@ from cohortlab.loaders.files import (
     expand_paths,
     invalid_utf8_lines,
     is_jsonl,
+    json_syntax_error,
     last_char,
     max_object_size,
     refuse_wide_text,
@@ -684,6 +685,9 @@ class Loader(ABC):
                     if ("malformed JSON" in message or "maximum_object_size" in message) \
                             and path not in reads.joined and _arrays_one_after_another(ctx):
                         raise _JoinedArrays(path, message) from e
+                    if message.startswith("record ") and "malformed JSON" in message:
+                        where = json_syntax_error(path)  # a line and column, not DuckDB's record count
+                        message = f"malformed JSON at {where}" if where else message
                     raise LoadError(path, message) from e
                 if result.quarantined.get("malformed_json") and path not in reads.literal \
                         and first_lone_surrogate(ctx.text_path()) is not None:

@@ -310,6 +310,33 @@ def head_bytes(path: Path, n: int = 65536) -> bytes:
         raise LoadError(path, f"cannot read file: {e}") from e
 
 
+def json_syntax_error(path: Path, limit: int = 16 * 1024 * 1024) -> str | None:
+    """Where the (decompressed) text of ``path``, JSON values one after another (one value, an
+    array, JSON lines), first stops being JSON, as ``line L, column C: what``; None when every value
+    parses, or when the file is over ``limit`` bytes (not read whole for an error message). DuckDB
+    names a malformed record by its count and a byte in it ("record 2 ... at byte 1 of the
+    record"), which a pasted fragment (objects and a stray ``]`` without the opening ``[``) does
+    not make findable."""
+    data = head_bytes(path, limit + 1)
+    if len(data) > limit:
+        return None
+    text = data.decode("utf-8", errors="replace")
+    decoder, space, i = json.JSONDecoder(), re.compile(r"[\ufeff \t\r\n]*"), 0
+    while True:
+        i = space.match(text, i).end()
+        if i >= len(text):
+            return None
+        try:
+            _, i = decoder.raw_decode(text, i)
+        except json.JSONDecodeError as e:
+            what, mark = e.msg, text[e.pos:e.pos + 1]
+            if e.pos == i and i > 0 and mark in (",", "]", "}"):
+                what = (f"{mark!r} after a complete JSON value, outside any array"
+                        + (" (is the file's opening '[' missing?)" if mark in (",", "]") else ""))
+            line = text.count("\n", 0, e.pos) + 1
+            return f"line {line}, column {e.pos - text.rfind(chr(10), 0, e.pos)}: {what}"
+
+
 def head_text(path: Path, n: int = 65536) -> str:
     """The first ``n`` characters of the (decompressed) file, for format sniffing."""
     return head_bytes(path, n).decode("utf-8", errors="replace")

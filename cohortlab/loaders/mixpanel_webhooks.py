@@ -13,8 +13,11 @@ as ``headers``) is read as its payload, on its own line, with the wrapper's ``re
 the payload has none; the wrapper's other keys are not read.
 
 Receive time: option ``received_at`` (every record of the file), else a top-level
-``"received_at"`` key on the record (ISO string, no zone = UTC, or epoch seconds/ms). A record
-without a receive time is a LoadError naming the file and record.
+``"received_at"`` key on the record (ISO string, no zone = UTC, or epoch seconds/ms), else a
+time in the file's name (``payload_2026-03-01T00-15-00Z.json``, read as a folder reads a members
+file's: :func:`cohortlab.loaders.folder.as_of_from_name`; a receiver that names each request's
+file by its time, and the ``folder`` kind, which takes no ``-o received_at``). A record without
+a receive time is a LoadError naming the file and record.
 
 One record = one page = one row read. ``seq`` follows the file order (the replay order). A page
 identical to a page already stored or earlier in the file (same cohort, session_id, action,
@@ -124,12 +127,16 @@ class MixpanelWebhooksLoader(Loader):
         if opt_rx is not None:
             rx_sql = f"TIMESTAMP '{opt_rx}'"
         else:
+            from cohortlab.loaders.folder import as_of_from_name
+
             rx_num, rx_text = json_number_sql("v[7]"), text_time_sql("json_extract_string(v[7], '$')")
+            named = as_of_from_name(ctx.path.name)  # aware ISO text: as naive UTC, as the column
             rx_sql = (
                 f"CASE WHEN json_type(v[7]) IN {NUMERIC_JSON_TYPES} "
                 f"  OR TRY_CAST(json_extract_string(v[7], '$') AS DOUBLE) IS NOT NULL "
-                f"THEN {epoch_to_timestamp_sql(rx_num)} ELSE "
-                f"{rx_text} END"
+                f"THEN {epoch_to_timestamp_sql(rx_num)} "
+                + (f"WHEN v[7] IS NULL OR json_type(v[7]) = 'NULL' THEN TIMESTAMP '{named[:19]}' " if named else "")
+                + f"ELSE {rx_text} END"
             )
         # the page columns, each record parsed straight from its text; neither the page text nor
         # its members are kept or copied (a page can hold thousands of members: a few copies of
@@ -175,8 +182,9 @@ class MixpanelWebhooksLoader(Loader):
             raise LoadError(
                 ctx.path,
                 ("received_at is not an ISO-8601 time or epoch number" if has_rx else
-                 "no receive time: pass -o received_at=2026-03-01T00:00:00Z or add a top-level "
-                 '"received_at" key to each payload'
+                 "no receive time: pass -o received_at=2026-03-01T00:00:00Z (one load of the file), "
+                 "put the time in the file's name (payload_2026-03-01T00-15-00Z.json: also in a folder), "
+                 'or add a top-level "received_at" key to each payload'
                  + (' (or beside the "body" that holds it)' if wrapped else "")),
                 line=int(line),
             )

@@ -73,6 +73,14 @@ def test_an_empty_list_is_a_project_without_cohorts(lab, write, balanced):
     ('[{"$distinct_id":"U1"}]', "unrecognised format"),
     ("id,name\n1,A\n", "unrecognised format"),
     ('[{"id":1,"name":"A"},', "cohorts.json"),
+    # a list pasted without its opening "[" (airbyte's source-mixpanel test data, copied from its
+    # Python): "record 2: malformed JSON (input length is 0 at byte 1 of the record)" before
+    ('    {\n        "id": 1000,\n        "name": "Cohort One"\n    },\n    {\n        "id": 2000,\n'
+     '        "name": "Cohort Two"\n    }\n]\n',
+     r"cohorts\.json: malformed JSON at line 4, column 6: ',' after a complete JSON value, outside any array "
+     r"\(is the file's opening '\[' missing\?\)$"),
+    ('[{"id": 1, "name": "A"}, {"id": 2 "name": "B"}]',
+     r"cohorts\.json: malformed JSON at line 1, column 35: Expecting ',' delimiter$"),
 ])
 def test_file_level_errors(lab, write, table_snapshot, text, match):
     good = write("good.json", '[{"id":9,"name":"Z"}]')

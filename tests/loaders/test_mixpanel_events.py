@@ -241,13 +241,16 @@ def test_file_level_errors(lab, write, text, match):
 
 @pytest.mark.parametrize("layout", ["array", "documents"])
 @pytest.mark.parametrize("bad_at", [1, 3, 5])
-def test_a_malformed_record_of_a_json_document_is_named_by_its_number(lab, write, layout, bad_at):
+def test_a_malformed_record_of_a_json_document_is_named_by_its_line_and_column(lab, write, layout, bad_at):
+    """DuckDB names the record by its count and a byte inside it; the error names the line and
+    column of the file where the JSON breaks (a pasted fragment: see test_mixpanel_cohorts)."""
     records = [json.dumps({"event": "a", "properties": {"time": T0, "distinct_id": f"U{i}"}}, indent=1)
-               for i in range(1, 6)]  # pretty-printed
+               for i in range(1, 6)]  # pretty-printed: 7 lines each
     records[bad_at - 1] = '{"event": "a",\n "properties": {"time": 1, "distinct_id" "U"}}'
     text = "[" + ",\n".join(records) + "]" if layout == "array" else "\n\n".join(records)
     p = write("f.json", text)
-    with pytest.raises(LoadError, match=rf"f\.json: record {bad_at}: malformed JSON \(unexpected character"):
+    line = 1 + (7 if layout == "array" else 8) * (bad_at - 1) + 1  # the bad record's second line
+    with pytest.raises(LoadError, match=rf"f\.json: malformed JSON at line {line}, column 42: Expecting ':' delimiter$"):
         lab.load("mixpanel-events", p)
     assert lab.engine.query_rows("SELECT count(*) FROM mp_events")[0][0] == 0
 

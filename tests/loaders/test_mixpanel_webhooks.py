@@ -124,6 +124,36 @@ def test_received_at_option_and_pretty_payload(lab, write, balanced):
     assert _pages(lab)[0][1:5] == (datetime(2026, 3, 1, 5), "members", "5167409", "Churn Risk")
 
 
+def test_a_payload_without_a_receive_time_takes_the_time_in_its_files_name(lab, write, balanced, tmp_path):
+    """A receiver that saves each request in a file named by its time stores no received_at in
+    the payload (a Zapier processor's sample: members in "parameters", no time). Such a file
+    could not be loaded by `folder`, which takes no -o received_at, and the error advised that
+    option. The file's name gives the time of the records without one; a record's own key, and
+    the option, still come first; a name without a time still stops the load, naming the three ways."""
+    rec = lambda session, rx=None: _payload("members", [{"mixpanel_distinct_id": "U1"}], session=session, rx=rx)
+    named = write("wh/payload_2026-03-01T00-15-00Z.jsonl", _jsonl(rec("a"), rec("b", rx="2026-03-01T00:20:00Z")))
+    r = balanced(lab.load("mixpanel-webhooks", named))
+    assert r.loaded == 2
+    assert [(t, session) for _, t, _, _, _, session, *_ in _pages(lab)] == [
+        (datetime(2026, 3, 1, 0, 15), "a"), (datetime(2026, 3, 1, 0, 20), "b")]
+    plain = write("wh2/payload.json", json.dumps(rec("c")))
+    with pytest.raises(LoadError, match=r"payload\.json:1: no receive time: pass -o received_at=.* \(one load of the "
+                                        r"file\), put the time in the file's name \(payload_2026-03-01T00-15-00Z\.json: "
+                                        r"also in a folder\), or add a top-level \"received_at\" key to each payload$"):
+        lab.load("mixpanel-webhooks", plain)
+    # the same payload in a folder's mixpanel/webhooks/, named by its time, loads with the folder
+    from cohortlab import Lab
+    from cohortlab.loaders.folder import load_world
+
+    folder = tmp_path / "world"
+    (folder / "mixpanel" / "webhooks").mkdir(parents=True)
+    (folder / "mixpanel" / "webhooks" / "2026-03-02T08-00-00Z.json").write_text(json.dumps(rec("d")))
+    with Lab() as other:
+        load_world(other, folder)
+        assert other.engine.query_rows("SELECT received_at, session_id FROM mp_webhook_pages") == [
+            (datetime(2026, 3, 2, 8), "d")]
+
+
 def test_missing_receive_time_names_the_record(lab, write, table_snapshot):
     f = write("wh.jsonl", _jsonl(_payload("members", []), _payload("members", [], session="x", rx=None)))
     before = table_snapshot()
