@@ -155,8 +155,10 @@ OTHER_MESSAGE_FIELDS = [FIREHOSE_FIELD, IDSYNC_FIELD]
 OTHER_MESSAGE_CHECKS = [FIREHOSE_CHECK, IDSYNC_CHECK]
 # ...tried before the MPID rules: such a record is what it is, whatever its mpid (a Firehose
 # audience_membership_change_request has no top-level mpid, IDSync's documented example holds
-# "mpid": "string"), not a profile or a batch without a valid MPID
-_BEFORE_MPID = {reason for _, reason in OTHER_MESSAGE_CHECKS}
+# "mpid": "string"), not a profile or a batch without a valid MPID; so is an Events API batch
+# read as profiles (mparticle-profiles: a batch names its user by identities alone, often
+# without an mpid, and was quarantined missing_mpid without a word of what it is)
+_BEFORE_MPID = {reason for _, reason in OTHER_MESSAGE_CHECKS} | {"events_api_batch"}
 
 
 def _reason_sql(checks: list[tuple[str, str]], parsed: bool = True) -> str:

@@ -189,10 +189,14 @@ def test_an_events_api_batch_among_profile_answers_is_quarantined_not_a_snapshot
         "user_attributes": {"plan": "pro"}, "audience_memberships": [{"audience_id": 5, "audience_name": "A"}]}))
     batches = write("dl/b_s3_output.txt", jsonl(
         {"mpid": 7, "environment": "production", "events": [], "user_attributes": {"Power Users": True}},
-        {"mpid": 7, "device_info": {"ios_idfv": "v"}, "user_identities": {"customer_id": "c7"}}))
+        {"mpid": 7, "device_info": {"ios_idfv": "v"}, "user_identities": {"customer_id": "c7"}},
+        # a batch that names its user by identities alone (mParticle's JSON reference example):
+        # an events_api_batch too, not missing_mpid, which said nothing of what it is
+        {"source_request_id": "769D83CB", "device_info": {"ios_idfv": "0f12"},
+         "user_identities": {"customer_id": "123456"}, "environment": "production"}))
     r = lab.load(KIND, batches.parent)
-    assert (r.rows_read, r.loaded, dict(r.quarantined)) == (3, 1, {"events_api_batch": 2})
-    assert any("b_s3_output.txt: every record was quarantined (2: events_api_batch 2)" in w for w in r.warnings)
+    assert (r.rows_read, r.loaded, dict(r.quarantined)) == (4, 1, {"events_api_batch": 3})
+    assert any("b_s3_output.txt: every record was quarantined (3: events_api_batch 3)" in w for w in r.warnings)
     assert q("SELECT kind, identity_type, value FROM mpa_identities") == [("user", "email", "a@x")]
     assert q("SELECT name, value::VARCHAR FROM mpa_attributes") == [("plan", '"pro"')]
     assert q("SELECT audience_id FROM mpa_audiences") == [(5,)]
