@@ -75,6 +75,7 @@ _SIDE_OPTIONS = {
     "where": ("mixpanel", "--where"), "cohorts": ("mixpanel", "--cohort"), "all_cohorts": ("mixpanel", "--all-cohorts"),
     "refresh": ("mixpanel", "--refresh"), "mpids": ("mparticle", "--mpids"),
     "retry_missing": ("mparticle", "--retry-missing"), "timezone": ("mixpanel", "--timezone"),
+    "chunk_days": ("mixpanel", "--chunk-days"), "profiles": ("mixpanel", "--no-profiles"),
 }
 
 
@@ -143,7 +144,8 @@ def fetch(
     events, cohorts = tuple(events), tuple(cohorts)
     _refuse_other_side(sources, from_date=from_date is not None, to_date=to_date is not None, events=bool(events),
                        where=where is not None, cohorts=bool(cohorts), all_cohorts=all_cohorts, refresh=refresh,
-                       mpids=mpids is not None, retry_missing=retry_missing, timezone=timezone is not None)
+                       mpids=mpids is not None, retry_missing=retry_missing, timezone=timezone is not None,
+                       chunk_days=chunk_days != 7, profiles=not profiles)  # given: not the default
     try:
         zone = pop_timezone("fetch", {"timezone": timezone})
     except ValueError as e:

@@ -97,7 +97,10 @@ def test_the_library_checks_the_days_before_any_folder_or_request(fake, creds, p
      "retry_missing (--retry-missing): for the mparticle side, which this run does not fetch (sources: mixpanel)"),
     (["--source", "mparticle", "--timezone", "America/Los_Angeles"],
      "timezone (--timezone): for the mixpanel side, which this run does not fetch (sources: mparticle)"),
-], ids=["cohort-for-mparticle", "three-for-mparticle", "retry-missing-for-mixpanel", "timezone-for-mparticle"])
+    (["--source", "mparticle", "--chunk-days", "3", "--no-profiles"],
+     "chunk_days (--chunk-days), profiles (--no-profiles): for the mixpanel side, which this run does not fetch"),
+], ids=["cohort-for-mparticle", "three-for-mparticle", "retry-missing-for-mixpanel", "timezone-for-mparticle",
+        "chunk-days-and-no-profiles-for-mparticle"])
 def test_an_option_of_a_side_the_run_does_not_fetch_is_refused_before_any_request(fake, env, tmp_path, args,
                                                                                   message):
     """audit 118 Q12: such an option did nothing, silently, and the run was not the one asked for."""
