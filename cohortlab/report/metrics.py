@@ -681,8 +681,8 @@ def figures_headline_migration(f: Mapping[str, Any]) -> Headline:
            .add("plans compared", len(f["plans"]))
            .add("best plan" + (" (tie)" if len(f["best"]) > 1 else ""), " = ".join(f["best"]), "text")
            .add("its final match rate (of Mixpanel profiles)", best["final_match_rate"], "percent")
-           .add("its split profiles (of all profiles with events, at the window's end)", best["split_profiles_end"])
-           .add("its users never fixable (of all users, inactive after the plan's change)", best["never_fixable_users"]))
+           .add("its split profiles (among everyone with events, at the window's end)", best["split_profiles_end"])
+           .add("its users never fixable (among everyone with events: inactive after the plan's change)", best["never_fixable_users"]))
     rows = [c for c in (f["validation"] or {}).get("cohorts") or [] if c["members"]]
     if rows:  # one cohort's figures, never pooled over cohorts; its name is a value (labels hold no data text)
         far = max(rows, key=lambda c: abs(c["predicted_match_rate"] - c["observed_match_rate"]))
