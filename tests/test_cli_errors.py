@@ -775,3 +775,58 @@ def test_the_command_list_describes_each_command_whole():
     assert not [line for line in listed if line.rstrip().endswith("...")]
     assert all(main.commands[name].short_help for name in main.commands)
 
+
+
+# --------------------------------------------------------------------------- the machine, signals, pipes
+def test_a_permission_error_is_one_line_naming_the_path():
+    """An --out folder this user may not write (export, report, demo) gave a 30-line traceback
+    (PermissionError from mkdir); a file it may not read too. One line naming the path (the CLI
+    runs machine_problem on what escapes a command; CI runs as root, which no mode stops)."""
+    import errno
+
+    from cohortlab.cli.app import machine_problem
+
+    assert machine_problem(PermissionError(errno.EACCES, "Permission denied", "ro/exp")) == (
+        "ro/exp: permission denied: check its permissions (and its folder's), or use another path")
+    assert machine_problem(OSError(errno.EROFS, "Read-only file system", "/mnt/ro/x")).startswith(
+        "/mnt/ro/x: read-only file system: ")
+    assert machine_problem(ValueError("a bug")) is None  # keeps its traceback
+
+
+def _cli(*args):
+    import sys
+
+    return [sys.executable, "-c", "from cohortlab.cli import main; main()", *map(str, args)]
+
+
+def test_sigterm_stops_a_command_as_ctrl_c_does(tmp_path):
+    """A supervisor (Airflow, systemd, `timeout`) stops a task with SIGTERM: only `report` and
+    `lab` handled it; `synth` died with status 143 and left a half-written world that the cron
+    job's retry refused ("not empty", and without a manifest even with --force). Every command
+    now stops as on Ctrl-C: `error: interrupted`, status 130, and synth removes what it wrote."""
+    import signal
+    import subprocess
+    import time
+
+    out = tmp_path / "world"
+    proc = subprocess.Popen(_cli("synth", out, "--users", "400000", "--seed", "3"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not out.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # the folder exists once the command runs (its handler is in place)
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and err.strip().splitlines()[-1] == "error: interrupted", err
+    assert "Traceback" not in err and not out.exists()
+
+
+def test_a_reader_that_stops_reading_ends_the_command_quietly(db):
+    """`cohortlab info --db X | head -1` exited 1 with nothing said (a BrokenPipeError caught as
+    an error). It exits as a pipe's writer does, 141, without a message."""
+    import subprocess
+
+    proc = subprocess.Popen(_cli("info", "--db", db), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # no reader: the command's first write meets a closed pipe
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and err == ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from contextlib import contextmanager
 
 import click
 
@@ -42,9 +43,12 @@ class _Group(click.Group):
         except CohortlabError as e:
             fail(_one_line(str(e)))
         try:
-            return super().invoke(ctx)
+            with terminate_as_ctrl_c():
+                return super().invoke(ctx)
         except CohortlabError as e:
             fail(_one_line(str(e)))
+        except BrokenPipeError:  # stdout closed early (`cohortlab info ... | head -1`): as a pipe's reader wants
+            quiet_broken_pipe()
         except (KeyboardInterrupt, Exception) as e:  # noqa: BLE001 - re-raised unless the machine's or Ctrl-C
             if is_interrupt(e):
                 fail("interrupted", INTERRUPTED_EXIT)
@@ -59,10 +63,44 @@ class _Group(click.Group):
                 os.environ["COHORTLAB_LOCK_WAIT"] = wait
 
 
+@contextmanager
+def terminate_as_ctrl_c():
+    """SIGTERM and SIGHUP (``kill PID``, a supervisor such as Airflow stopping a task, a closed
+    terminal) stop every command as Ctrl-C does: its clean-up runs (a report's kernels and folder,
+    a synth's working files), ``--json`` still prints its object, and the exit status is 130 with
+    ``error: interrupted``. Python's default for them ends the process on the spot (status 143 or
+    129, no JSON, half-written output left behind)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _stop(signum, frame):
+        raise KeyboardInterrupt
+
+    old = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def quiet_broken_pipe() -> None:
+    """Exit as a command whose reader stopped reading does (status 141, 128 + SIGPIPE), without a
+    message: `cohortlab info | head -1` exited 1 with nothing said. stdout goes to /dev/null so
+    that Python's flush at exit does not complain."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(141)
+
+
 def machine_problem(error: BaseException) -> str | None:
     """One line for an error of the machine rather than of cohortlab or the input: a full disk
-    (Python's or DuckDB's), DuckDB out of memory, no writable temporary folder. None for any other error (a bug keeps its
-    traceback)."""
+    (Python's or DuckDB's), DuckDB out of memory, no writable temporary folder, a file or folder
+    this user may not write or read. None for any other error (a bug keeps its traceback)."""
     import errno
     import re
 
@@ -76,6 +114,11 @@ def machine_problem(error: BaseException) -> str | None:
         m = re.search(r'(?:write|open|create) file \\?"([^"\\]+)\\?"', text)  # in DuckDB's JSON too
         where = f"{path or (m.group(1) if m else None)}: " if (path or m) else ""
         return f"{where}no space left on the device: free some space, or write elsewhere"
+    if isinstance(error, PermissionError) or (isinstance(error, OSError) and error.errno == errno.EROFS):
+        # an --out folder this user may not write (export, report, demo), an input it may not read
+        path = getattr(error, "filename", None)
+        what = (error.strerror or "permission denied").lower()
+        return f"{path + ': ' if path else ''}{what}: check its permissions (and its folder's), or use another path"
     m = re.search(r'Could not read enough bytes from file "([^"]+)"', text)
     if type(error).__name__ == "IOException" and m:  # a database file cut short, found on a read
         return f"{m.group(1)}: {TRUNCATED}"

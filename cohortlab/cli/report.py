@@ -5,7 +5,6 @@ from __future__ import annotations
 import shlex
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -86,39 +85,15 @@ def report_cmd(db, data, timezone, params_file, param_items, notebooks, out, ove
     try:
         params = {**load_params(params_file), **parse_param_items(param_items)}
         refuse_truncated(str(db or params.get("db") or ""))  # before the report folder is made
-        with _terminate_as_ctrl_c():
-            result = run_report(
-                names, db=db, data=data, params=params, out=out, overwrite=overwrite,
-                show_personal_data=show_personal_data, kernel=kernel, progress=_say,
-                engine=engine, spark_master=spark_master,  # notebook parameters, like every other input
-                keep_data=keep_data, share_simulations=share_simulations, timezone=timezone,
-            )
+        result = run_report(  # SIGTERM and SIGHUP stop it as Ctrl-C does (cli.app.terminate_as_ctrl_c)
+            names, db=db, data=data, params=params, out=out, overwrite=overwrite,
+            show_personal_data=show_personal_data, kernel=kernel, progress=_say,
+            engine=engine, spark_master=spark_master,  # notebook parameters, like every other input
+            keep_data=keep_data, share_simulations=share_simulations, timezone=timezone,
+        )
     except ReportError as e:
         fail(str(e))
     _finish(result)
-
-
-@contextmanager
-def _terminate_as_ctrl_c():
-    """SIGTERM and SIGHUP (``kill PID``, a supervisor, a closed terminal) stop a report as Ctrl-C
-    does: its kernels stopped, its folder and its temporary database (all the raw data of --data,
-    personal data included) removed. Python's default for them ends the process on the spot."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def _stop(signum, frame):
-        raise KeyboardInterrupt
-
-    old = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
 
 
 # The demo's sync story: the export is paused for three and a half days (longer than the 3-day

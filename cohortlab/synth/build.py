@@ -144,7 +144,8 @@ def generate(
     if gzip is not None:
         cfg = cfg.model_copy(update={"gzip": gzip})
     out = Path(out_dir)
-    _prepare_out(out, force)
+    existed = out.exists()
+    _prepare_out(out, force)  # from here on, everything in `out` is this run's
     work = Path(tempfile.mkdtemp(prefix=".synth-work-", dir=out))
     try:
         con = duckdb.connect(":memory:")
@@ -156,6 +157,14 @@ def generate(
             manifest = _World(con, cfg, users, seed, out, work, progress).run()
         finally:
             con.close()
+    except BaseException:
+        # stopped (Ctrl-C, SIGTERM) or failed: no half-written world, which the next run (a cron
+        # job's retry) refused as "not empty" and, without a manifest, even with --force
+        for p in out.iterdir():
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        if not existed:
+            out.rmdir()
+        raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return SynthResult(out, cfg, users, seed, manifest, time.perf_counter() - t0,
