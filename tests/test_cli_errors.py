@@ -830,3 +830,16 @@ def test_a_reader_that_stops_reading_ends_the_command_quietly(db):
     proc.stdout.close()  # no reader: the command's first write meets a closed pipe
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141 and err == ""
+
+
+def test_a_bad_parallel_threshold_in_the_environment_is_one_line_and_no_import_fails(db):
+    """COHORTLAB_PARALLEL_MIN_BYTES=abc was int() at import: every command, --version too, ended
+    in a ValueError traceback. The import falls back to the default; a command says it in one line."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", "import cohortlab.loaders.base as b; print(b.PARALLEL_MIN_BYTES)"],
+                       env={**os.environ, "COHORTLAB_PARALLEL_MIN_BYTES": "abc"}, capture_output=True, text=True)
+    assert (r.returncode, r.stdout.strip()) == (0, str(16 * 1024 * 1024))
+    line = error_line(run("info", "--db", db, env={"COHORTLAB_PARALLEL_MIN_BYTES": "abc"}))
+    assert line == "error: COHORTLAB_PARALLEL_MIN_BYTES='abc': expected a whole number of bytes (0: every file in parallel)"

@@ -36,6 +36,13 @@ class _Group(click.Group):
             problem = threads_problem(env_threads)
             if problem:
                 fail(f"COHORTLAB_THREADS={env_threads!r}: {problem}")
+        env_min = os.environ.get("COHORTLAB_PARALLEL_MIN_BYTES")
+        if env_min:  # read when the loaders are imported: a word there was a traceback of every command
+            from cohortlab.loaders.base import parallel_min_bytes_problem
+
+            problem = parallel_min_bytes_problem(env_min)
+            if problem:
+                fail(f"COHORTLAB_PARALLEL_MIN_BYTES={env_min!r}: {problem}")
         try:  # a pseudonym key too short to keep pseudonyms unguessable: before any output, not after
             from cohortlab.privacy import configured_key
 

@@ -84,7 +84,18 @@ ARRAY_ELEMENT_MAX = 16 * 1024 * 1024
 # files at least this big are parsed in parallel (FileContext.numbered_table); smaller ones in
 # one statement (fewer statements: a directory of small page files loads faster). The env var
 # lets the test suite run every loader through both paths.
-PARALLEL_MIN_BYTES = int(os.environ.get("COHORTLAB_PARALLEL_MIN_BYTES", 16 * 1024 * 1024))
+PARALLEL_MIN_BYTES_DEFAULT = 16 * 1024 * 1024
+
+
+def parallel_min_bytes_problem(value: str) -> str | None:
+    """What is wrong with ``COHORTLAB_PARALLEL_MIN_BYTES=value`` (a whole number of bytes, 0 or
+    more), or None. The CLI says it in one line before any work; an import never fails on it."""
+    return None if value.strip().isdigit() else "expected a whole number of bytes (0: every file in parallel)"
+
+
+_env_min = os.environ.get("COHORTLAB_PARALLEL_MIN_BYTES", "")
+PARALLEL_MIN_BYTES = int(_env_min) if _env_min.strip() and not parallel_min_bytes_problem(_env_min) \
+    else PARALLEL_MIN_BYTES_DEFAULT
 
 
 @dataclass
