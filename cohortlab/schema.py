@@ -402,6 +402,10 @@ def table_names(path) -> set[str] | None:
     open then says so)."""
     import duckdb
 
+    from cohortlab.engines.duckdb import other_format_problem
+
+    if other_format_problem(str(path)):  # the open that follows says what it is, without a download
+        return None
     try:
         con = duckdb.connect(str(path), read_only=True)
     except duckdb.Error:

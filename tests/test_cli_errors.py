@@ -432,6 +432,33 @@ def test_another_programs_database_is_refused_and_never_written(tmp_path, comman
     con.close()
 
 
+@pytest.mark.parametrize("command", READING_COMMANDS[:2], ids=lambda c: " ".join(c[:2]))
+def test_an_empty_or_sqlite_database_is_one_line_and_never_written(tmp_path, command):
+    """An empty DuckDB file (no table) given to a reading command: `info` wrote cohortlab's 18
+    tables into it (12 KB to 536 KB). A SQLite file named .duckdb: DuckDB tried to download its
+    SQLite extension (6 s offline, then a network error). Each is one line, the file unchanged."""
+    import sqlite3
+
+    import duckdb
+
+    empty = tmp_path / "empty.duckdb"
+    duckdb.connect(str(empty)).close()
+    before = empty.read_bytes()
+    assert error_line(run(*command, "--db", empty)) == (
+        f"error: {empty}: an empty database, nothing loaded (load data first with `cohortlab load --db {empty} ...`)")
+    assert empty.read_bytes() == before
+    lite = tmp_path / "lite.duckdb"
+    con = sqlite3.connect(lite)
+    con.execute("CREATE TABLE t (x)")
+    con.commit()
+    con.close()
+    before = lite.read_bytes()
+    assert error_line(run(*command, "--db", lite)) == f"error: {lite}: a SQLite database, not a DuckDB database file"
+    assert error_line(run("load", "--db", lite, "mixpanel-cohorts", REPO / "data/mixpanel/cohorts.json")) == (
+        f"error: {lite}: a SQLite database, not a DuckDB database file")
+    assert lite.read_bytes() == before
+
+
 @pytest.mark.parametrize("command", READING_COMMANDS, ids=lambda c: " ".join(c[:2]))
 def test_a_database_that_cannot_be_written_is_read_without_storing(db, tmp_path, monkeypatch, command):
     """A database file on a read-only mount (or without write permission) is read: the command

@@ -384,8 +384,8 @@ def open_lab(db: str, engine: str = "duckdb", spark_master: str | None = None, *
 def loaded_database(db: str) -> bool:
     """The checks of a command that reads a loaded database (``info``, ``simulate``, ``verify``,
     ``explain``, ``remedies``, ``migrate``), before any work. One error line when ``db`` does
-    not exist, or is another program's DuckDB file (tables, none of them cohortlab's: it is never
-    written into). Returns whether to open it read-only: when the file or its folder cannot be
+    not exist, holds no table (an empty DuckDB file: ``info`` wrote the schema into it), or is
+    another program's DuckDB file (tables, none of them cohortlab's: it is never written into). Returns whether to open it read-only: when the file or its folder cannot be
     written (permissions, a read-only mount), the command computes in memory and stores nothing,
     and a note on stderr says so."""
     from cohortlab import schema
@@ -396,6 +396,8 @@ def loaded_database(db: str) -> bool:
         return False  # an export folder (--engine spark), or one error line from the open
     if schema.is_foreign(db):
         fail(schema.not_cohortlab_message(db))
+    if schema.table_names(db) == set():  # a DuckDB file without a table: a read would write the schema
+        fail(f"{db}: an empty database, nothing loaded (load data first with `cohortlab load --db {db} ...`)")
     refuse_truncated(db)
     folder = os.path.dirname(os.path.abspath(db))
     if os.access(db, os.W_OK) and os.access(folder, os.W_OK):

@@ -60,9 +60,30 @@ def lock_wait_seconds() -> float:
         return DEFAULT_LOCK_WAIT
 
 
+# the first bytes of files DuckDB would open through an extension of its own, which it downloads
+# (a SQLite file named .duckdb: 6 s offline, then "Failed to download extension sqlite_scanner")
+_OTHER_FORMATS = {b"SQLite format 3\x00": "a SQLite database"}
+
+
+def other_format_problem(database: str) -> str | None:
+    """One line when the existing file ``database`` is another program's format DuckDB would
+    read through an extension (a SQLite database), else None."""
+    try:
+        with open(database, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return None
+    for magic, what in _OTHER_FORMATS.items():
+        if head.startswith(magic):
+            return f"{database}: {what}, not a DuckDB database file"
+    return None
+
+
 def connect(database: str, *, read_only: bool = False, lock_wait: float | None = None) -> duckdb.DuckDBPyConnection:
     """``duckdb.connect`` with the errors a user can act on turned into a one-line
     :class:`DatabaseError`; waits up to ``lock_wait`` seconds for a lock held elsewhere."""
+    if problem := other_format_problem(database):
+        raise DatabaseError(problem)
     wait = lock_wait_seconds() if lock_wait is None else lock_wait
     try:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
@@ -265,6 +286,8 @@ class DuckDBEngine(Engine):
             raise DatabaseError(f"{path}: is a folder, not a DuckDB database file")
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: no such database")
+        if problem := other_format_problem(path):
+            raise DatabaseError(problem)
         from cohortlab.pipeline import sql_str
 
         con = duckdb.connect(":memory:")
