@@ -361,6 +361,39 @@ def test_export_never_writes_a_table_under_its_final_name(db, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == sorted(f"{t}.parquet" for t in counts)  # no .part left
 
 
+def test_an_interrupted_export_removes_the_tables_it_added(db, tmp_path):
+    """An export stopped after 3 of its 18 tables left them, and the next run was refused
+    ("loads.parquet exists; 2 more ... use --overwrite"). The files it added go; a file it
+    replaced (with overwrite) stays replaced, a folder it did not make stays."""
+    from cohortlab.engines.duckdb import DuckDBEngine
+    from cohortlab.engines.spark.readers import export_canonical
+
+    out = tmp_path / "canonical"
+    engine = DuckDBEngine(db, read_only=True)
+    execute, copies = engine.execute, []
+
+    def stopping(sql, params=None):
+        if sql.startswith("COPY (") and len(copies) == 3:
+            raise KeyboardInterrupt
+        execute(sql, params)
+        copies.append(sql)
+
+    engine.execute = stopping
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            export_canonical(engine, out)
+        assert not out.exists()
+        out.mkdir()
+        copies.clear()
+        with pytest.raises(KeyboardInterrupt):
+            export_canonical(engine, out)
+        assert list(out.iterdir()) == []
+        engine.execute = execute
+        assert len(export_canonical(engine, out)) > 3  # the retry is not refused
+    finally:
+        engine.close()
+
+
 @pytest.mark.parametrize("command, option, name", [
     (["simulate", "--cohort", "Power Users", "--no-store"], "--members-out", "members.csv"),
     (["simulate", "--cohort", "Power Users", "--no-store"], "--members-out", "members.csv.gz"),
@@ -870,3 +903,21 @@ def test_a_bad_parallel_threshold_in_the_environment_is_one_line_and_no_import_f
     assert (r.returncode, r.stdout.strip()) == (0, str(16 * 1024 * 1024))
     line = error_line(run("info", "--db", db, env={"COHORTLAB_PARALLEL_MIN_BYTES": "abc"}))
     assert line == "error: COHORTLAB_PARALLEL_MIN_BYTES='abc': expected a whole number of bytes (0: every file in parallel)"
+
+
+def test_an_interrupted_demo_leaves_no_folder_that_blocks_the_next(tmp_path, monkeypatch):
+    """A demo stopped while generating or reporting left OUT/ with its world, and the next run
+    was refused ("already exists ... use --overwrite"). The folder it made goes with it."""
+    import cohortlab.synth
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cohortlab.synth, "generate", stopped)
+    out = tmp_path / "demo"
+    r = run("demo", "--out", out)
+    assert r.exit_code == 130 and r.stderr.splitlines()[-1] == "error: interrupted" and "Traceback" not in r.output
+    assert not out.exists()
+    out.mkdir()  # a folder the user made, empty: kept, and empty again
+    r = run("demo", "--out", out)
+    assert r.exit_code == 130 and out.is_dir() and list(out.iterdir()) == []

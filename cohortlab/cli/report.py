@@ -122,15 +122,35 @@ def demo_cmd(users, seed, out, overwrite):
     report; print index.html's path."""
     from cohortlab.report.kernels import without_iri_format_checks
     from cohortlab.report.output import dated_output_dir, prepare_output_dir
-    from cohortlab.report.runner import ReportError, run_report
+    from cohortlab.report.runner import ReportError
 
     without_iri_format_checks()  # 1 s of start-up this process does not need
 
     t0 = time.monotonic()
+    target = Path(out or dated_output_dir(prefix="demo-"))
+    existed = target.exists()
     try:
-        base = prepare_output_dir(out or dated_output_dir(prefix="demo-"), overwrite=overwrite)
+        base = prepare_output_dir(target, overwrite=overwrite)
     except ReportError as e:
         fail(str(e))
+    try:
+        result = _demo(base, users, seed, t0)
+    except BaseException:  # stopped (Ctrl-C, SIGTERM) or failed: no half-made demo folder, which the
+        # next run refused ("already exists ... use --overwrite")
+        import shutil
+
+        for p in base.iterdir():
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        if not existed:
+            base.rmdir()
+        raise
+    _finish(result)  # a notebook that failed keeps the folder: the error names its executed notebook
+
+
+def _demo(base: Path, users: int, seed: int, t0: float):
+    """The demo into ``base`` (claimed): its world, settings and report; the report's result."""
+    from cohortlab.report.runner import ReportError, run_report
+
     world = base / "world"
     _say(f"generating a demo world of {users:,} users (mid-migration, a paused export) into {world} ...")
     try:
@@ -153,7 +173,7 @@ def demo_cmd(users, seed, out, overwrite):
     # a simulate without them gives other counts than the report's
     _say(f"explore it: cohortlab simulate --db {shlex.quote(str(base / 'report' / 'data.duckdb'))} "
          f"--settings {shlex.quote(str(settings))} --cohort {shlex.quote(min(generated.manifest['expected']))}")
-    _finish(result)
+    return result
 
 
 WORKSPACE = "cohortlab-notebooks"  # what `cohortlab lab` of an installed package opens, in the current folder

@@ -42,7 +42,7 @@ def export_canonical(
 
     Returns ``{table: rows}``. An unknown table name, or an existing file (unless ``overwrite``),
     is an error before anything is written or any folder made; a table the database does not
-    hold is skipped. A whole export (``tables=None``) also writes the database's pseudonym key,
+    hold is skipped. A failed or interrupted export removes the files (and the folder) it added. A whole export (``tables=None``) also writes the database's pseudonym key,
     ``cohortlab_meta.parquet``, which :meth:`SparkEngine.read_canonical` reads back, so that
     personal values get the same pseudonyms on Spark as in the DuckDB outputs.
     """
@@ -58,22 +58,35 @@ def export_canonical(
     if existing and not overwrite:  # checked for every table before anything is written
         more = f"; {len(existing) - 1} more table file(s) too" if len(existing) > 1 else ""
         raise FileExistsError(f"{existing[0]} exists{more} (use --overwrite; overwrite=True in Python)")
+    made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
-    for name in names:
-        target = out / f"{name}.parquet"
-        cols = "name, value" if name == META_TABLE else ", ".join(
-            f"CAST({c} AS VARCHAR) AS {c}" if t.upper() == "JSON" else c
-            for c, t, _ in _schema.TABLES[name].columns
-        )
-        progress.step(name)  # a step of `cohortlab export`'s progress line
-        # a killed export (or a full disk) never leaves a truncated <table>.parquet that looks
-        # complete (and that a re-run refuses to replace)
-        with written_whole(target) as part:
-            engine.execute(
-                f"COPY (SELECT {cols} FROM {name}) TO {sql_str(part)} (FORMAT parquet, COMPRESSION {compression})"
+    new: list[Path] = []  # the files this export adds (not those it replaces)
+    try:
+        for name in names:
+            target = out / f"{name}.parquet"
+            cols = "name, value" if name == META_TABLE else ", ".join(
+                f"CAST({c} AS VARCHAR) AS {c}" if t.upper() == "JSON" else c
+                for c, t, _ in _schema.TABLES[name].columns
             )
-        counts[name] = engine.count(name)
+            progress.step(name)  # a step of `cohortlab export`'s progress line
+            if not target.exists():
+                new.append(target)
+            # a killed export (or a full disk) never leaves a truncated <table>.parquet that looks
+            # complete (and that a re-run refuses to replace)
+            with written_whole(target) as part:
+                engine.execute(
+                    f"COPY (SELECT {cols} FROM {name}) TO {sql_str(part)} (FORMAT parquet, COMPRESSION {compression})"
+                )
+            counts[name] = engine.count(name)
+    except BaseException:
+        # stopped (Ctrl-C, SIGTERM) or failed: the tables it added go, so that the next run (a cron
+        # job's retry) is not refused for files of a half-done export ("... exists; use --overwrite")
+        for target in new:
+            target.unlink(missing_ok=True)
+        if made and not any(out.iterdir()):
+            out.rmdir()
+        raise
     return counts
 
 
