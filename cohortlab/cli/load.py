@@ -101,9 +101,11 @@ def load_cmd(db, kind, paths, options, progress, as_json, strict):
     """Load Mixpanel or mParticle export files (file, directory or glob) of KIND into --db, or
     with KIND folder a whole folder of exports (docs/loading.md#folder).
 
-    Exit status 0 when the files loaded, 1 on an error (nothing is loaded; one `error:` line).
+    Exit status 0 when the files loaded, 1 on an error (nothing is loaded; one `error:` line; with
+    KIND folder, the loads of other kinds that ended before it stay loaded).
     With --json, stdout is one JSON object in both cases: the load report, or on an error
-    {"ok": false, "kind", "loaded": 0, "error": {"kind", "message"}}."""
+    {"ok": false, "kind", "loaded": 0, "error": {"kind", "message"}} (a folder: "loaded" and
+    "committed", the reports of the loads that stay loaded)."""
     try:
         if kind == FOLDER:
             report = _load_folder(db, paths, options, progress, strict)
@@ -113,7 +115,13 @@ def load_cmd(db, kind, paths, options, progress, as_json, strict):
         # a ValueError is a loader's refusal of an option's value: one line, like a LoadError
         error = {"kind": "invalid", "message": str(e)} if isinstance(e, ValueError) else error_json(e)
         if as_json and not isinstance(e, SystemExit):
-            click.echo(json.dumps({"ok": False, "kind": kind, "loaded": 0, "error": error}, indent=2))
+            # a folder's loads that ended before the error stay loaded (each is all or nothing):
+            # said, with their warnings; "loaded": 0 after most of a folder was committed misled
+            committed = getattr(e, "committed", []) if kind == FOLDER else []
+            out = {"ok": False, "kind": kind, "loaded": sum(r.loaded for r in committed), "error": error}
+            if kind == FOLDER:
+                out["committed"] = [r.as_dict() for r in committed]
+            click.echo(json.dumps(out, indent=2))
         if isinstance(e, ValueError):
             fail(error["message"])
         raise

@@ -339,13 +339,21 @@ def _run_loads(lab, loads: list[_Load], progress: bool) -> list[LoadReport]:
     alone). A load that runs out of memory beside the other loads again alone once the other has
     ended. When a load fails otherwise, the one running beside it finishes (or fails) and no other
     starts; the error of the first failed load in the folder's order is raised. Interrupted
-    (Ctrl-C), the events load stops and rolls back too (docs/loading.md#folder-parallel)."""
+    (Ctrl-C), the events load stops and rolls back too (docs/loading.md#folder-parallel). The
+    raised exception's ``committed`` lists the reports of the loads that ended, which stay loaded."""
     from cohortlab.engines.duckdb import DuckDBEngine
 
     beside = [i for i, ld in enumerate(loads) if ld.kind == BESIDE]
     if (not beside or len(loads) < 2 or type(lab.engine) is not DuckDBEngine or load_parallel(lab.engine) < 2
             or not _fit_beside(lab.engine, loads, beside[0])):
-        return [ld.run(lab, progress) for ld in loads]
+        done: list[LoadReport] = []
+        try:
+            for ld in loads:
+                done.append(ld.run(lab, progress))
+        except BaseException as e:
+            e.committed = done  # the loads that stay loaded (a folder is all or nothing per load)
+            raise
+        return done
     import threading
 
     from cohortlab.loaders import loader_class
@@ -392,9 +400,10 @@ def _run_loads(lab, loads: list[_Load], progress: bool) -> list[LoadReport]:
                 break
         others_done.set()
         thread.join()
-    except BaseException:  # Ctrl-C: the events load stops too, rolled back
+    except BaseException as e:  # Ctrl-C: the events load stops too, rolled back
         engine.interrupt()
         thread.join()
+        e.committed = [reports[i] for i in sorted(reports)]
         raise
     finally:
         engine.close()
@@ -406,7 +415,9 @@ def _run_loads(lab, loads: list[_Load], progress: bool) -> list[LoadReport]:
         except Exception as e:  # noqa: BLE001 - raised below, as any other
             errors[j] = e
     if errors:
-        raise errors[min(errors)]
+        first = errors[min(errors)]
+        first.committed = [reports[i] for i in sorted(reports)]  # they stay loaded
+        raise first
     return [reports[i] for i in range(len(loads))]
 
 

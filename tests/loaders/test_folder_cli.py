@@ -64,6 +64,26 @@ def test_json_lists_each_load_in_the_folders_order(world, tmp_path, run_once):
     assert out["warnings"] == [] and out["not_loaded"] == []
 
 
+def test_json_of_a_failed_folder_says_what_stays_loaded(world, tmp_path, run_once):
+    """A folder is all or nothing per load, not as a whole: the loads before the failing file stay
+    loaded. --json said "loaded": 0 beside a database holding most of the folder; it gives the
+    rows and each load that stays, with its warnings."""
+    bad = tmp_path / "world"
+    shutil.copytree(world, bad)
+    (bad / "mixpanel" / "cohorts.json").write_text("[not json")
+    db = tmp_path / "lab.duckdb"
+    r = _load("--db", db, "folder", bad, "--json")
+    assert r.exit_code == 1
+    out = json.loads(r.stdout)
+    assert out["ok"] is False and "cohorts.json" in out["error"]["message"]
+    committed = {x["kind"]: x["loaded"] for x in out["committed"]}
+    assert "mparticle-profiles" in committed and "mixpanel-cohorts" not in committed
+    assert out["loaded"] == sum(committed.values()) > 0
+    with Lab(str(db), read_only=True) as lab:
+        assert lab.engine.count("mpa_profiles") == committed["mparticle-profiles"]
+        assert lab.engine.count("mp_cohorts") == 0
+
+
 def test_the_project_time_zone_reaches_the_raw_events(world, tmp_path, run_once):
     r = _load("--db", tmp_path / "lab.duckdb", "folder", world, "-o", "timezone=Europe/Paris")
     assert r.exit_code == 0, r.output
