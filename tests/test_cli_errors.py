@@ -921,3 +921,37 @@ def test_an_interrupted_demo_leaves_no_folder_that_blocks_the_next(tmp_path, mon
     out.mkdir()  # a folder the user made, empty: kept, and empty again
     r = run("demo", "--out", out)
     assert r.exit_code == 130 and out.is_dir() and list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", READING_COMMANDS[1:], ids=lambda c: " ".join(c[:2]))
+def test_every_command_names_a_missing_settings_file_alike(db, command):
+    """remedies said "nope.yaml: cannot read settings file ..." where the others say "bad settings
+    file: ..." (each command had its own copy of the reading; one helper now)."""
+    assert error_line(run(*command, "--db", db, "--settings", "nope.yaml")) == (
+        "error: bad settings file: nope.yaml: cannot read settings file (No such file or directory)")
+
+
+def test_report_and_export_name_their_options_and_what_to_do(db, tmp_path):
+    """`report --db X --data Y` said "a database (db) or a data folder (data)"; a missing --db of
+    report and export lacked the "load data first" the other commands give."""
+    assert error_line(run("report", "--db", db, "--data", tmp_path, "--out", tmp_path / "r")) == (
+        "error: give either a database (--db, parameter db) or a folder of exports (--data, parameter data), not both")
+    missing = tmp_path / "nope.duckdb"
+    assert error_line(run("report", "--db", missing, "--out", tmp_path / "r")) == (
+        f"error: {missing}: no such database (load data first with `cohortlab load --db {missing} ...`, or give "
+        "--data, a folder of exports)")
+    assert error_line(run("export", "--db", missing, "--out", tmp_path / "e")) == (
+        f"error: {missing}: no such database (load data first with `cohortlab load --db {missing} ...`)")
+
+
+def test_variables_standing_for_options_are_named_and_a_misspelt_kind_is_suggested(db, tmp_path):
+    """COHORTLAB_ENGINE=foo was click's usage error "Invalid value for '--engine'" (exit 2), an option
+    never given; COHORTLAB_LOCK_WAIT=abc the same for '--wait'. A misspelt load KIND listed the
+    kinds without the nearest one, as click suggests for options and commands."""
+    assert error_line(run("simulate", "--db", db, "--cohort", "Power Users", env={"COHORTLAB_ENGINE": "foo"})) == (
+        "error: COHORTLAB_ENGINE='foo': expected duckdb or spark")
+    assert error_line(run("info", "--db", db, env={"COHORTLAB_LOCK_WAIT": "abc"})) == (
+        "error: COHORTLAB_LOCK_WAIT='abc': expected seconds to wait for a database in use, 0 to 86400")
+    r = run("load", "--db", tmp_path / "x.duckdb", "mixpanel-evnts", REPO / "data/mixpanel/cohorts.json")
+    assert r.exit_code == 2 and r.stderr.strip().endswith("Did you mean 'mixpanel-events'?")
+    assert not (tmp_path / "x.duckdb").exists()

@@ -36,6 +36,8 @@ class _Group(click.Group):
             problem = threads_problem(env_threads)
             if problem:
                 fail(f"COHORTLAB_THREADS={env_threads!r}: {problem}")
+        for name, problem in _env_option_problems():  # click would blame --engine / --wait, not given
+            fail(f"{name}={os.environ[name]!r}: {problem}")
         env_min = os.environ.get("COHORTLAB_PARALLEL_MIN_BYTES")
         if env_min:  # read when the loaders are imported: a word there was a traceback of every command
             from cohortlab.loaders.base import parallel_min_bytes_problem
@@ -68,6 +70,25 @@ class _Group(click.Group):
                 os.environ.pop("COHORTLAB_LOCK_WAIT", None)
             else:
                 os.environ["COHORTLAB_LOCK_WAIT"] = wait
+
+
+def _env_option_problems() -> list[tuple[str, str]]:
+    """The variables that stand for an option (``COHORTLAB_ENGINE`` for ``--engine``,
+    ``COHORTLAB_LOCK_WAIT`` for ``--wait``) holding a value the option refuses: click's message
+    named the option, which the user never gave, with a usage exit (2)."""
+    out = []
+    engine = os.environ.get("COHORTLAB_ENGINE")
+    if engine and engine not in ("duckdb", "spark"):
+        out.append(("COHORTLAB_ENGINE", "expected duckdb or spark"))
+    wait = os.environ.get("COHORTLAB_LOCK_WAIT")
+    if wait:
+        try:
+            ok = 0 <= float(wait) <= 24 * 3600
+        except ValueError:
+            ok = False
+        if not ok:
+            out.append(("COHORTLAB_LOCK_WAIT", "expected seconds to wait for a database in use, 0 to 86400"))
+    return out
 
 
 @contextmanager
@@ -233,6 +254,22 @@ class JsonCommand(click.Command):
             raise
 
 
+class Choice(click.Choice):
+    """click's Choice, whose refusal also names the nearest choice ("Did you mean
+    'mixpanel-events'?"), as click does for a misspelt option or command."""
+
+    def convert(self, value, param, ctx):
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter as e:
+            import difflib
+
+            close = difflib.get_close_matches(str(value), [str(c) for c in self.choices], n=1)
+            if not close:
+                raise
+            self.fail(f"{e.message} Did you mean {close[0]!r}?", param, ctx)
+
+
 def option_value(args: list[str], *names: str) -> str | None:
     """The value given to an option in raw ``args`` (``--out X`` or ``--out=X``; the last wins),
     for a usage error's JSON object, before click parsed them."""
@@ -273,6 +310,17 @@ def check_output_path(path: str, option: str, suffixes=(".csv", ".csv.gz", ".par
         fail(f"{option} {path}: the folder {parent} does not exist")
     if not os.access(parent, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
         fail(f"{option} {path}: not writable")
+
+
+def read_settings(path: str | None):
+    """The ``--settings`` file's :class:`~cohortlab.settings.SyncSettings` (the defaults without
+    one), or one error line ``bad settings file: ...``: the same for every command that takes it."""
+    from cohortlab.settings import SettingsError, SyncSettings
+
+    try:
+        return SyncSettings.from_yaml(path) if path else SyncSettings()
+    except SettingsError as e:
+        fail(f"bad settings file: {e}")
 
 
 def check_memory_limit(ctx, param, value):
@@ -341,7 +389,7 @@ def cohort_options(*, at: str, settings: str = SETTINGS_HELP, source: str | None
     ``--db`` may be a folder written by ``cohortlab export`` (the commands with ``--engine``)."""
 
     def deco(f):
-        f = click.option("--source", type=click.Choice(["auto", "snapshots", "webhooks"]), default="auto",
+        f = click.option("--source", type=Choice(["auto", "snapshots", "webhooks"]), default="auto",
                          show_default=True, help=source)(f)
         f = click.option("--settings", "settings_path", type=click.Path(dir_okay=False), help=settings)(f)
         f = click.option("--at", "at", help=at, callback=check_time)(f)
@@ -361,7 +409,7 @@ def engine_options(f):
         help="Spark master URL for --engine spark (default: $COHORTLAB_SPARK_MASTER or local[2]).",
     )(f)
     f = click.option(
-        "--engine", "engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
+        "--engine", "engine", type=Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
         envvar="COHORTLAB_ENGINE",
         help="Run the simulation on DuckDB, or on Spark (needs cohortlab[spark] and Java 17; "
              "--db is then a DuckDB file or a folder written by `cohortlab export`).",
@@ -385,9 +433,10 @@ def loaded_database(db: str) -> bool:
     """The checks of a command that reads a loaded database (``info``, ``simulate``, ``verify``,
     ``explain``, ``remedies``, ``migrate``), before any work. One error line when ``db`` does
     not exist, holds no table (an empty DuckDB file: ``info`` wrote the schema into it), or is
-    another program's DuckDB file (tables, none of them cohortlab's: it is never written into). Returns whether to open it read-only: when the file or its folder cannot be
-    written (permissions, a read-only mount), the command computes in memory and stores nothing,
-    and a note on stderr says so."""
+    another program's DuckDB file (tables, none of them cohortlab's: it is never written into).
+    Returns whether to open it read-only: when the file or its folder cannot be written
+    (permissions, a read-only mount), the command computes in memory and stores nothing, and a
+    note on stderr says so."""
     from cohortlab import schema
 
     if not os.path.exists(db):

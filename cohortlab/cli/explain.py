@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import click
 
-from cohortlab.cli.app import check_time, cohort_options, fail, loaded_database, main, open_lab, progress_option, working
+from cohortlab.cli.app import (
+    check_time, cohort_options, fail, loaded_database, main, open_lab, progress_option, read_settings, working,
+)
 
 
 @main.command("explain", short_help="Explain one user end to end, from Mixpanel to mParticle.")
@@ -22,15 +24,11 @@ def explain_cmd(db, cohort, user, at, snapshot_at, settings_path, source, show_p
     resolution, each run that sent the member, the writes to its mParticle profile and the
     observed attribute, each with the rule (docs/rules.md) that decided it."""
     from cohortlab.errors import CohortlabError
-    from cohortlab.settings import SettingsError, SyncSettings
     from cohortlab.simulation.explain import ExplainError
     from cohortlab.simulation.resolution import CohortError
 
     read_only = loaded_database(db)
-    try:
-        settings = SyncSettings.from_yaml(settings_path) if settings_path else SyncSettings()
-    except SettingsError as e:
-        fail(f"bad settings file: {e}")
+    settings = read_settings(settings_path)
     with open_lab(db, read_only=read_only) as lab:
         try:
             with working(f"explaining a member of {cohort!r}", progress):

@@ -24,7 +24,7 @@ def export_cmd(db, out_dir, tables, overwrite, progress):
     from cohortlab.engines.spark.readers import export_canonical
 
     if not os.path.exists(db):
-        fail(f"{db}: no such database")
+        fail(f"{db}: no such database (load data first with `cohortlab load --db {db} ...`)")
     refuse_truncated(db)
     from cohortlab.schema import check_current
 

@@ -11,7 +11,7 @@ from datetime import date
 
 import click
 
-from cohortlab.cli.app import JsonCommand, error_json, fail, main, option_value
+from cohortlab.cli.app import Choice, JsonCommand, error_json, fail, main, option_value
 
 
 class _Refused(Exception):
@@ -67,7 +67,7 @@ class _FetchCommand(JsonCommand):
               help="Folder for the exports (the folder layout `cohortlab report --data` reads); created if missing.")
 @click.option("--db", "db", default=None, type=click.Path(dir_okay=False),
               help="Also load what was fetched into this DuckDB database.")
-@click.option("--source", "sources", multiple=True, type=click.Choice(["mixpanel", "mparticle"]),
+@click.option("--source", "sources", multiple=True, type=Choice(["mixpanel", "mparticle"]),
               help="Only this side (repeatable; default both).")
 @click.option("--from", "from_date", default=None, help="Raw events from this day (YYYY-MM-DD, inclusive).")
 @click.option("--to", "to_date", default=None, help="Raw events up to this day (YYYY-MM-DD, inclusive).")
@@ -91,7 +91,7 @@ class _FetchCommand(JsonCommand):
               help="The Mixpanel project's time zone (e.g. America/Los_Angeles), for a project created before "
                    "2023: its raw export writes times as that zone's wall clock. Recorded in fetch.json: the "
                    "folder's events then load as UTC times (docs/loading.md#project-time-zone).")
-@click.option("--region", type=click.Choice(["us", "eu", "in"]), default=None,
+@click.option("--region", type=Choice(["us", "eu", "in"]), default=None,
               help="Mixpanel data residency (default: MIXPANEL_REGION or the config file, else us).")
 @click.option("--config", "config", default=None, type=click.Path(dir_okay=False),
               help="Credentials file (YAML); default $COHORTLAB_CONFIG or ~/.config/cohortlab/credentials.yaml.")

@@ -7,7 +7,9 @@ import os
 
 import click
 
-from cohortlab.cli.app import JsonCommand, db_option, error_json, fail, loaded_database, main, progress_option, truncated
+from cohortlab.cli.app import (
+    Choice, JsonCommand, db_option, error_json, fail, loaded_database, main, progress_option, truncated,
+)
 from cohortlab.escaping import one_line, one_line_frame
 from cohortlab.loaders import LOADERS, loader_class
 from cohortlab.times import format_instant
@@ -87,7 +89,7 @@ class _LoadCommand(JsonCommand):
 
 @main.command("load", cls=_LoadCommand, short_help="Load Mixpanel or mParticle export files into a database.")
 @db_option(help="DuckDB database file (created if missing).")
-@click.argument("kind", type=click.Choice(sorted([*LOADERS, FOLDER])), metavar="KIND")
+@click.argument("kind", type=Choice(sorted([*LOADERS, FOLDER])), metavar="KIND")
 @click.argument("paths", nargs=-1, required=True)
 @click.option("-o", "--option", "options", multiple=True, callback=_parse_option,
               help="Loader option KEY=VALUE (repeatable), e.g. -o as_of=2026-03-01T00:00:00Z, "

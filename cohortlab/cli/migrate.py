@@ -9,7 +9,8 @@ from pathlib import Path
 import click
 
 from cohortlab.cli.app import (
-    check_output_path, check_time, db_option, fail, loaded_database, main, progress_option, working,
+    Choice, check_output_path, check_time, db_option, fail, loaded_database, main, progress_option, read_settings,
+    working,
 )
 from cohortlab.escaping import one_line, one_line_frame, terminal_text
 from cohortlab.output_files import is_gzip_name, written_whole
@@ -31,15 +32,6 @@ def _plans(paths: tuple[str, ...]):
     if len(set(names)) != len(names):
         fail(f"plan names must be unique across the files, got {names}")
     return out
-
-
-def _settings(path):
-    from cohortlab.settings import SettingsError, SyncSettings
-
-    try:
-        return SyncSettings.from_yaml(path) if path else SyncSettings()
-    except SettingsError as e:
-        fail(f"bad settings file: {e}")
 
 
 def _lab(db, read_only: bool | None = None):
@@ -102,7 +94,7 @@ def _run(db, plans, start, end, settings_path, activity, repeat_days, out, chart
          progress=False):
     from cohortlab.migration.run import compare
 
-    settings = _settings(settings_path)
+    settings = read_settings(settings_path)
     read_only = loaded_database(db)
     with _lab(db, read_only) as lab:
         try:
@@ -156,7 +148,7 @@ _common = [
                                "--repeat-days after it.", callback=check_time),
     click.option("--settings", "settings_path", type=click.Path(dir_okay=False),
                  help="Simulation settings YAML (fallback, event rule, EIT timeline); defaults: docs/rules.md."),
-    click.option("--activity", type=click.Choice(["observed", "repeat"]), default="observed", show_default=True,
+    click.option("--activity", type=Choice(["observed", "repeat"]), default="observed", show_default=True,
                  help="observed: loaded events only; repeat: repeat the last --repeat-days of activity past the last event."),
     click.option("--repeat-days", default=30, show_default=True, type=click.IntRange(1),
                  help="With --activity repeat: the period (days at the end of the data) that is repeated."),
@@ -232,7 +224,7 @@ def compare_cmd(db, start, end, settings_path, activity, repeat_days, cohort, ou
 @click.option("--observed-db", type=click.Path(exists=True, dir_okay=False),
               help="DuckDB file of the exports taken after the switch, when --db holds those of before "
                    "(default: --db holds both).")
-@click.option("--activity", type=click.Choice(["observed", "repeat"]), default="observed", show_default=True,
+@click.option("--activity", type=Choice(["observed", "repeat"]), default="observed", show_default=True,
               help="With --observed-db whose exports end after --db's events: repeat: project --db's "
                    "activity up to the observed time.")
 @progress_option
@@ -247,7 +239,7 @@ def validate_cmd(db, plan_file, cohort, at, settings_path, out, show, show_perso
         plan = MigrationPlan.from_yaml(plan_file)
     except PlanError as e:
         fail(str(e))
-    settings = _settings(settings_path)
+    settings = read_settings(settings_path)
     other = bool(observed_db) and Path(observed_db).resolve() != Path(db).resolve()
     # what the later exports show (--observed-db, opened first), as validate_migration reads its own; closed
     # once read, before --db's prediction runs (one database's memory at a time)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import click
 
-from cohortlab.cli.app import check_time, cohort_options, fail, loaded_database, main, open_lab, progress_option, working
+from cohortlab.cli.app import (
+    check_time, cohort_options, fail, loaded_database, main, open_lab, progress_option, read_settings, working,
+)
 
 
 @main.command("remedies", short_help="What each remedy would recover, from its own simulation.")
@@ -19,15 +21,11 @@ def remedies_cmd(db, cohort, at, since, settings_path, source, progress):
     re-export, reconnect after a pause) would recover (the members' users it brings into the audience)
     and gain in audience, each from its own simulation."""
     from cohortlab.errors import CohortlabError
-    from cohortlab.settings import SettingsError, SyncSettings
     from cohortlab.simulation.resolution import CohortError
     from cohortlab.times import format_time
 
     read_only = loaded_database(db)
-    try:
-        settings = SyncSettings.from_yaml(settings_path) if settings_path else SyncSettings()
-    except SettingsError as e:
-        fail(f"{e}")
+    settings = read_settings(settings_path)
     with open_lab(db, read_only=read_only) as lab:
         try:
             with working(f"valuing the remedies of {cohort!r}", progress):

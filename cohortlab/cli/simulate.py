@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from cohortlab.cli.app import (  # engine choice: issue 7
-    check_output_path, cohort_options, engine_options, fail, loaded_database, main, open_lab, progress_option, working,
+    Choice, check_output_path, cohort_options, engine_options, fail, loaded_database, main, open_lab, progress_option,
+    read_settings, working,
 )
 from cohortlab.cli.tables import text_table
 from cohortlab.escaping import one_line, one_line_frame
@@ -200,7 +201,7 @@ def _timeline_lines(engine, table: str) -> list[str]:
                    "no email column).")
 @click.option("--timeline/--no-timeline", "show_timeline", default=True, help="Print the timeline summary.")
 @click.option("--debug", is_flag=True, help="Materialise every SQL step and print its row count.")
-@click.option("--assumptions", type=click.Choice(["all"]), default=None,
+@click.option("--assumptions", type=Choice(["all"]), default=None,
               help="Also print the audience under each value of every assumption that changes it (min and max).")
 @click.option("--store/--no-store", "store", default=True, show_default=True,
               help="Store the simulation in the database (tables simstore_*, catalogue sim_store), so that "
@@ -216,15 +217,12 @@ def simulate_cmd(db, cohort, settings_path, at, source, members_out, show_person
     attribute_state, waterfall and gap_summary; the simulation itself is stored too (unless
     --no-store, --debug or --engine spark) and reused by later commands on the same data."""
     from cohortlab.simulation.resolution import CohortError
-    from cohortlab.settings import SettingsError, SyncSettings
+    from cohortlab.settings import SettingsError
 
     read_only = loaded_database(db)
     if members_out:  # checked before the simulation runs, not after
         check_output_path(members_out, "--members-out")
-    try:
-        settings = SyncSettings.from_yaml(settings_path) if settings_path else SyncSettings()
-    except SettingsError as e:
-        fail(f"bad settings file: {e}")
+    settings = read_settings(settings_path)
     with open_lab(db, engine, spark_master, read_only=read_only) as lab:  # issue 7: DuckDB (default) or Spark
         keep = store and not debug and engine == "duckdb" and not read_only
         if engine == "duckdb":

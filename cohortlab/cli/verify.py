@@ -6,7 +6,8 @@ from __future__ import annotations
 import click
 
 from cohortlab.cli.app import (
-    check_output_path, check_time, cohort_options, fail, loaded_database, main, open_lab, progress_option, working,
+    check_output_path, check_time, cohort_options, fail, loaded_database, main, open_lab, progress_option,
+    read_settings, working,
 )
 
 
@@ -31,17 +32,13 @@ def verify_cmd(db, cohort, at, snapshot_at, settings_path, source, limit, out, s
     """Compare the simulated cohort attribute with the observed one, profile by profile: confusion
     table, audience observed vs simulated, and the cause of each disagreement."""
     from cohortlab.errors import CohortlabError
-    from cohortlab.settings import SettingsError, SyncSettings
     from cohortlab.simulation.resolution import CohortError
     from cohortlab.simulation.verify import VerifyError
 
     read_only = loaded_database(db)
     if out:  # checked before the simulation runs, not after
         check_output_path(out, "--out")
-    try:
-        settings = SyncSettings.from_yaml(settings_path) if settings_path else SyncSettings()
-    except SettingsError as e:
-        fail(f"bad settings file: {e}")
+    settings = read_settings(settings_path)
     with open_lab(db, read_only=read_only) as lab:
         lab.use_stored = store
         try:

@@ -156,6 +156,9 @@ def fetch(
             raise FetchError("give both from_date and to_date for the event export (or neither)")
         if from_date is not None:
             n_chunks = len(date_chunks(parse_day(from_date, "from_date"), parse_day(to_date, "to_date"), chunk_days))
+    creds = credentials or load_credentials(config)
+    for side in sources:  # every side's credentials, before any folder or request (the Mixpanel side
+        getattr(creds, side).check()  # may take hours; a run without them made its folder all the same)
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -164,12 +167,9 @@ def fetch(
         raise FetchError(f"{out}: cannot create the output folder: {e.strerror or e}") from None
     with run_lock(out) as removed:  # one run per folder; what a killed run left is removed
         earlier = _earlier_runs(out)  # a malformed fetch.json: an error before any request
-        run = _Run(out, credentials or load_credentials(config), policy, timeout,
-                   sys.stderr.isatty() if progress is None else progress, earlier)
+        run = _Run(out, creds, policy, timeout, sys.stderr.isatty() if progress is None else progress, earlier)
         if zone is not None:  # the project's: every later load of the folder's raw events reads it
             run.manifest["mixpanel_timezone"] = zone
-        for side in sources:  # every side's credentials, before any request: the Mixpanel side may take hours
-            getattr(run.creds, side).check()
         if "mparticle" in sources:
             _refuse_other_workspace(run)
         if removed:

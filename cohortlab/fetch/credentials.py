@@ -42,7 +42,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
 
-from cohortlab.fetch.http import FetchError
+from cohortlab.fetch.http import AuthError, FetchError
 
 DEFAULT_CONFIG = Path("~/.config/cohortlab/credentials.yaml")
 REGIONS = ("us", "eu", "in")
@@ -107,7 +107,7 @@ class MixpanelCredentials:
             return (self.username, self.secret.reveal())
         if self.api_secret:
             return (self.api_secret.reveal(), "")
-        raise FetchError(
+        raise AuthError(
             "mixpanel: no credentials: set MIXPANEL_SERVICE_ACCOUNT_USERNAME and "
             "MIXPANEL_SERVICE_ACCOUNT_SECRET (or mixpanel.service_account_username/_secret in the "
             "config file), or the legacy project secret MIXPANEL_API_SECRET (mixpanel.api_secret)"
@@ -116,7 +116,7 @@ class MixpanelCredentials:
     def check(self) -> None:
         self.basic_auth()
         if self.username and not self.project_id:
-            raise FetchError("mixpanel: MIXPANEL_PROJECT_ID is required with a service account")
+            raise AuthError("mixpanel: MIXPANEL_PROJECT_ID is required with a service account")
         if self.region not in REGIONS:
             raise FetchError(f"mixpanel: region must be one of {', '.join(REGIONS)}, got {self.region!r}")
 
@@ -145,7 +145,7 @@ class MParticleCredentials:
             ) if not v
         ]
         if missing:
-            raise FetchError(f"mparticle: missing credentials: set {', '.join(missing)} (or the "
+            raise AuthError(f"mparticle: missing credentials: set {', '.join(missing)} (or the "
                              "mparticle: section of the config file)")
 
 

@@ -66,7 +66,8 @@ class FetchError(CohortlabError):
 
 
 class AuthError(FetchError):
-    """401/403: the credentials are wrong or lack a permission."""
+    """The credentials are missing (found before any folder or request), or wrong or lacking a
+    permission (401/403)."""
 
 
 class HttpStatusError(FetchError):

@@ -359,11 +359,13 @@ def run_report(
     if show_personal_data is not None:
         params["show_personal_data"] = bool(show_personal_data)
     if params.get("db") and params.get("data"):
-        raise ReportError("give either a database (db) or a data folder (data), not both")
+        raise ReportError("give either a database (--db, parameter db) or a folder of exports (--data, parameter "
+                          "data), not both")
     if not params.get("db") and not params.get("data"):
         raise ReportError("nothing to report on: give a database (--db) or a data folder (--data)")
     if params.get("db") and not Path(params["db"]).exists():
-        raise ReportError(f"{params['db']}: no such database")
+        raise ReportError(f"{params['db']}: no such database (load data first with `cohortlab load --db "
+                          f"{params['db']} ...`, or give --data, a folder of exports)")
     if params.get("data") and not Path(params["data"]).is_dir():
         raise ReportError(f"{params['data']}: no such folder")
     if timezone is None:  # -p timezone=ZONE, or a parameters file's

@@ -118,3 +118,20 @@ def test_a_timezone_that_is_no_time_zone_is_refused_before_any_request(fake, env
     assert _error_line(r) == ("error: fetch: timezone must be a time zone name such as America/Los_Angeles or "
                               "Europe/Berlin (the project's time zone, as its settings show it), got 'Pacific Time'")
     assert fake.log == [] and not out.exists()
+
+
+@pytest.mark.parametrize("source, message", [
+    ("mixpanel", "error: mixpanel: no credentials: set MIXPANEL_SERVICE_ACCOUNT_USERNAME"),
+    ("mparticle", "error: mparticle: missing credentials: set MPARTICLE_CLIENT_ID, MPARTICLE_CLIENT_SECRET"),
+])
+def test_missing_credentials_are_an_auth_error_before_any_folder(tmp_path, source, message):
+    """Without credentials the error's kind was "fetch" (the docs name "auth" for credentials),
+    and the --out folder was made all the same: a scheduled job's next run found it."""
+    import json
+
+    out = tmp_path / "exports"
+    unset = {k: None for k in os.environ if k.startswith(("MIXPANEL_", "MPARTICLE_", "COHORTLAB_CONFIG"))}
+    r = _invoke(["--out", str(out), "--source", source, "--json"], unset, tmp_path)
+    assert _error_line(r).startswith(message)
+    assert json.loads(r.stdout)["error"]["kind"] == "auth"
+    assert not out.exists()
