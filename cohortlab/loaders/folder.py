@@ -475,7 +475,7 @@ def load_world(lab, folder: str | os.PathLike, *, progress: bool = False, timezo
     """
     folder = Path(folder)
     try:
-        zone = pop_timezone("load_world", {"timezone": timezone})
+        zone = pop_timezone("folder", {"timezone": timezone})  # as `load ... folder -o timezone=` names it
     except ValueError as e:  # an argument of the call, as fetch's is a FetchError
         raise SettingsError(str(e)) from None
     if not folder.is_dir():

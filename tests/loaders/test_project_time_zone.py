@@ -233,9 +233,9 @@ def test_a_folder_loads_its_raw_events_in_the_zone_given_over_the_one_fetch_reco
         assert times(lab) == ["2026-01-19 23:00:00"]
     with open_lab(data=tmp_path / "world", timezone="UTC") as lab:
         assert times(lab) == ["2026-01-20 00:00:00"]
-    with pytest.raises(SettingsError, match=r"^load_world: timezone must be a time zone name .* got 'Nowhere'"):
+    with pytest.raises(SettingsError, match=r"^folder: timezone must be a time zone name .* got 'Nowhere'"):
         open_lab(data=tmp_path / "world", timezone="Nowhere")
-    with Lab() as lab, pytest.raises(SettingsError, match=r"^load_world: timezone must be .* got 'Nowhere'"):
+    with Lab() as lab, pytest.raises(SettingsError, match=r"^folder: timezone must be .* got 'Nowhere'"):
         load_world(lab, tmp_path / "world", timezone="Nowhere")
     with pytest.raises(SettingsError, match=r"applies to the raw events of a data folder"):
         open_lab(db=str(tmp_path / "x.duckdb"), timezone="UTC")
