@@ -18,7 +18,8 @@ from cohortlab.cli.app import fail, main, progress_option
               help="YAML file of WorldConfig parameters applied on top of the scenario "
                    "(the file may name its scenario: `scenario: NAME`).")
 @click.option("--gzip/--no-gzip", "gzip", default=None, help="Gzip the JSONL exports (events, profiles).")
-@click.option("--force", is_flag=True, help="Replace a world previously generated in OUT_DIR.")
+@click.option("--force", "--overwrite", "force", is_flag=True,
+              help="Replace a world previously generated in OUT_DIR (--overwrite, as report, demo and export spell it).")
 @progress_option
 @click.option("--list-scenarios", is_flag=True, is_eager=True, expose_value=False,
               callback=lambda ctx, p, v: _list_scenarios(ctx) if v else None,

@@ -72,6 +72,9 @@ def test_cli_force_replaces_only_what_synth_wrote(tmp_path):
     (world / "mixpanel" / "events" / "real-export.jsonl").unlink()
     assert run(world, "--users", 60, "--force", "--no-progress").exit_code == 0
     assert json.loads((world / "manifest.json").read_text())["users"] == 60
+    # --overwrite, as report, demo and export spell it, is the same flag
+    assert run(world, "--users", 70, "--overwrite", "--no-progress").exit_code == 0
+    assert json.loads((world / "manifest.json").read_text())["users"] == 70
 
 
 def test_cli_config_yaml_starts_from_a_scenario(tmp_path):
