@@ -119,3 +119,8 @@ def test_lab_sql_keeps_integers_wider_than_bigint_exact():
         assert df.h.isna().tolist() == [False, True] and df.big.tolist()[1] == -1
         assert lab.sql("SELECT ?::HUGEINT AS x", [9007199254740993]).x.tolist() == [9007199254740993]
         assert lab.sql("SELECT 1 AS x; ").x.tolist() == [1]
+        assert lab.sql("-- a note\n(SELECT 9007199254740993::HUGEINT AS h) -- trailing").h.tolist() == [9007199254740993]
+        # a statement that writes is run once, never again to read its columns (its result as DuckDB gives it)
+        lab.sql("CREATE TABLE t (x HUGEINT)")
+        lab.sql("INSERT INTO t VALUES (9007199254740993) RETURNING x")
+        assert lab.sql("SELECT count(*) AS n, min(x) AS x FROM t").values.tolist() == [[1, 9007199254740993]]
