@@ -120,7 +120,11 @@ def test_lab_sql_keeps_integers_wider_than_bigint_exact():
         assert lab.sql("SELECT ?::HUGEINT AS x", [9007199254740993]).x.tolist() == [9007199254740993]
         assert lab.sql("SELECT 1 AS x; ").x.tolist() == [1]
         assert lab.sql("-- a note\n(SELECT 9007199254740993::HUGEINT AS h) -- trailing").h.tolist() == [9007199254740993]
-        # a statement that writes is run once, never again to read its columns (its result as DuckDB gives it)
+        # a statement runs once, its wide columns read from its one result: a sequence advances by
+        # one, a write is done once (a red team's: nextval gave 2, a WITH ... INSERT ran then failed)
+        lab.sql("CREATE SEQUENCE s")
+        assert lab.sql("SELECT nextval('s')::HUGEINT AS v").v.tolist() == [1]
         lab.sql("CREATE TABLE t (x HUGEINT)")
-        lab.sql("INSERT INTO t VALUES (9007199254740993) RETURNING x")
-        assert lab.sql("SELECT count(*) AS n, min(x) AS x FROM t").values.tolist() == [[1, 9007199254740993]]
+        assert lab.sql("INSERT INTO t VALUES (9007199254740993) RETURNING x").x.tolist() == [9007199254740993]
+        assert lab.sql("WITH a AS (SELECT 2::HUGEINT AS z) INSERT INTO t SELECT z FROM a RETURNING x").x.tolist() == [2]
+        assert lab.sql("SELECT count(*) AS n, min(x) AS x FROM t").values.tolist() == [[2, 2]]

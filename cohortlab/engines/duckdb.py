@@ -139,10 +139,6 @@ class _Closed:
 
 # integer types DuckDB converts to float64 for pandas (DuckDB 2.0.1): see DuckDBEngine.query_df
 _WIDE_INTEGER = re.compile(r"U?HUGEINT|DECIMAL\((1[6-9]|[23][0-9]),0\)")
-# a query that only reads (its first word, after comments and parentheses), which query_df may run
-# again: never an INSERT ... RETURNING, a CREATE TABLE AS, a PRAGMA or several statements
-_READ_ONLY_QUERY = re.compile(r"(?:\s|--[^\n]*\n|/\*.*?\*/|\()*(?:SELECT|WITH|FROM|VALUES|TABLE)\b(?!.*;\s*\S)",
-                              re.IGNORECASE | re.DOTALL)
 
 
 def _quoted(name: str) -> str:
@@ -329,21 +325,26 @@ class DuckDBEngine(Engine):
         """The result as a DataFrame. Integers wider than BIGINT (``HUGEINT``, ``UHUGEINT``, a
         ``DECIMAL`` without decimals of more than 15 digits), which DuckDB gives pandas as float64
         (an MPID cast to one lost its last digits: docs/rules.md#exact-numbers), are exact: ``Int64``
-        when every value fits int64, else Python ints; the query (one that only reads: SELECT, WITH,
-        FROM, VALUES, TABLE) is run again with those columns as text to read them; another
-        statement (INSERT ... RETURNING) is run once, its result as DuckDB gives it."""
-        wide: list[str] = []
+        when every value fits int64, else Python ints. Such a result is fetched once as Arrow
+        (exact decimals) and read as text from there: the statement never runs twice."""
 
         def fetch(rel):
             described = rel.description or ()
-            wide.extend(str(d[0]) for d in described if _WIDE_INTEGER.fullmatch(str(d[1])))
-            if not wide or len({str(d[0]) for d in described}) < len(described) or not _READ_ONLY_QUERY.match(sql):
-                return rel.df()  # as DuckDB gives it: two columns of one name, or a statement run once only
-            return None  # read again below, those columns as text
+            wide = [str(d[0]) for d in described if _WIDE_INTEGER.fullmatch(str(d[1]))]
+            if not wide or len({str(d[0]) for d in described}) < len(described):  # two columns of one name: as is
+                return rel.df()
+            import warnings
 
-        df = self._run(sql, params, fetch)
-        if df is not None:
+            with warnings.catch_warnings():  # "an extra copy of the rows": a rare result, read once
+                warnings.simplefilter("ignore", UserWarning)
+                fetched = rel.to_arrow_table()
+            as_text = ", ".join(f"CAST({_quoted(c)} AS VARCHAR) AS {_quoted(c)}" for c in wide)
+            df = self.con.from_arrow(fetched).project(f"* REPLACE ({as_text})").df()
+            for c in wide:
+                df[c] = _exact_integers(df[c])
             return df
+
+        return self._run(sql, params, fetch)
         as_text = ", ".join(f"CAST({_quoted(c)} AS VARCHAR) AS {_quoted(c)}" for c in wide)
         # on a line of its own: a trailing "-- comment" of the query does not swallow the ")"
         df = self._run(f"SELECT * REPLACE ({as_text}) FROM (\n{sql.strip().rstrip(';')}\n)", params,
