@@ -390,6 +390,13 @@ def test_an_interrupted_export_removes_the_tables_it_added(db, tmp_path):
         assert list(out.iterdir()) == []
         engine.execute = execute
         assert len(export_canonical(engine, out)) > 3  # the retry is not refused
+        # a link that points nowhere, where a table goes, is the user's: refused without overwrite
+        linked = tmp_path / "linked"
+        linked.mkdir()
+        (linked / "mp_events.parquet").symlink_to(tmp_path / "elsewhere.parquet")
+        with pytest.raises(FileExistsError, match="mp_events.parquet exists"):
+            export_canonical(engine, linked)
+        assert (linked / "mp_events.parquet").is_symlink()
     finally:
         engine.close()
 
@@ -921,6 +928,14 @@ def test_an_interrupted_demo_leaves_no_folder_that_blocks_the_next(tmp_path, mon
     out.mkdir()  # a folder the user made, empty: kept, and empty again
     r = run("demo", "--out", out)
     assert r.exit_code == 130 and out.is_dir() and list(out.iterdir()) == []
+
+    def stopped_after_another_wrote(out_dir, *args, **kwargs):  # a file put into the folder meanwhile
+        (Path(out_dir).parent / "notes.txt").write_text("mine")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cohortlab.synth, "generate", stopped_after_another_wrote)
+    r = run("demo", "--out", tmp_path / "demo2")
+    assert r.exit_code == 130 and [p.name for p in (tmp_path / "demo2").iterdir()] == ["notes.txt"]
 
 
 @pytest.mark.parametrize("command", READING_COMMANDS[1:], ids=lambda c: " ".join(c[:2]))

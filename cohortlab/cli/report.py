@@ -136,12 +136,16 @@ def demo_cmd(users, seed, out, overwrite):
     try:
         result = _demo(base, users, seed, t0)
     except BaseException:  # stopped (Ctrl-C, SIGTERM) or failed: no half-made demo folder, which the
-        # next run refused ("already exists ... use --overwrite")
+        # next run refused ("already exists ... use --overwrite"); only what a demo writes goes (a
+        # file another process put into the folder meanwhile stays)
         import shutil
 
-        for p in base.iterdir():
-            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
-        if not existed:
+        from cohortlab.report.pages import MARKER
+
+        for name in ("world", "report", "settings.yaml", MARKER):
+            p = base / name
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() and not p.is_symlink() else p.unlink(missing_ok=True)
+        if not existed and not any(base.iterdir()):
             base.rmdir()
         raise
     _finish(result)  # a notebook that failed keeps the folder: the error names its executed notebook

@@ -333,8 +333,12 @@ def json_syntax_error(path: Path, limit: int = 16 * 1024 * 1024) -> str | None:
             if e.pos == i and i > 0 and mark in (",", "]", "}"):
                 what = (f"{mark!r} after a complete JSON value, outside any array"
                         + (" (is the file's opening '[' missing?)" if mark in (",", "]") else ""))
-            line = text.count("\n", 0, e.pos) + 1
-            return f"line {line}, column {e.pos - text.rfind(chr(10), 0, e.pos)}: {what}"
+            # a line ends at each LF, CRLF and lone CR (docs/loading.md#line-numbers)
+            before = text[:e.pos]
+            line = before.count("\n") + before.count("\r") - before.count("\r\n") + 1
+            return f"line {line}, column {e.pos - max(before.rfind(chr(10)), before.rfind(chr(13)))}: {what}"
+        except (RecursionError, ValueError):  # nested too deeply for Python's parser: DuckDB's words
+            return None
 
 
 def head_text(path: Path, n: int = 65536) -> str:

@@ -159,10 +159,13 @@ def generate(
             con.close()
     except BaseException:
         # stopped (Ctrl-C, SIGTERM) or failed: no half-written world, which the next run (a cron
-        # job's retry) refused as "not empty" and, without a manifest, even with --force
-        for p in out.iterdir():
-            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
-        if not existed:
+        # job's retry) refused as "not empty" and, without a manifest, even with --force. Only the
+        # names a world has go (OUTPUTS): a file another process put into the folder meanwhile stays
+        for name in OUTPUTS:
+            p = out / name
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() and not p.is_symlink() else p.unlink(missing_ok=True)
+        shutil.rmtree(work, ignore_errors=True)
+        if not existed and not any(out.iterdir()):
             out.rmdir()
         raise
     finally:

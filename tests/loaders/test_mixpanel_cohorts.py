@@ -100,3 +100,19 @@ def test_sample_file_and_loading_twice(lab, mixpanel_data_dir, table_snapshot, b
     before = table_snapshot()
     assert lab.load("mixpanel-cohorts", mixpanel_data_dir / "cohorts.json").skipped
     assert table_snapshot() == before
+
+
+def test_the_json_error_locator_counts_every_line_end_and_survives_deep_nesting(tmp_path):
+    """The line of a JSON error counts LF, CRLF and lone CR line ends, as every loader does (a
+    CR-only file was "line 1, column 29"); JSON nested too deeply for Python's parser gives no
+    location, and the load keeps DuckDB's words (it was a RecursionError traceback)."""
+    from cohortlab.loaders.files import json_syntax_error
+
+    fragment = '    {\n        "id": 1\n    },\n    {"id": 2}\n]\n'
+    for eol in ("\n", "\r\n", "\r"):
+        f = tmp_path / "c.json"
+        f.write_bytes(fragment.replace("\n", eol).encode())
+        assert json_syntax_error(f).startswith("line 3, column 6: ',' after a complete JSON value")
+    deep = tmp_path / "deep.json"
+    deep.write_text('[{"id": 1, "x": ' + "[" * 50_000 + "1,]")
+    assert json_syntax_error(deep) is None

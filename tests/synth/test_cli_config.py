@@ -116,3 +116,31 @@ def test_config_validation():
         build_config("healthy", {"scenario": "remediated"})
     with pytest.raises(ValidationError, match="at most 256"):
         build_config(cohorts=[{"id": 1, "name": "x" * 257}])
+
+
+def test_a_stopped_generate_removes_its_world_and_nothing_else(tmp_path, monkeypatch):
+    """A synth stopped (Ctrl-C, SIGTERM) or failing left a half-written world that the next run
+    refused ("not empty", and without a manifest even with --force). It removes what a world
+    holds; a file another process put into the folder meanwhile stays (a red team's notes.txt
+    was deleted by the first version of this clean-up)."""
+    from cohortlab.synth import build
+
+    def stopped(self):
+        (self.out / "mixpanel" / "events").mkdir(parents=True)
+        (self.out / "mixpanel" / "events" / "part-00000.jsonl").write_text("{}")
+        (self.out / "notes.txt").write_text("mine")  # another process's
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(build._World, "run", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        build.generate(tmp_path / "world", users=50)
+    assert [p.name for p in (tmp_path / "world").iterdir()] == ["notes.txt"]
+    (tmp_path / "world" / "notes.txt").unlink()
+    with pytest.raises(KeyboardInterrupt):
+        build.generate(tmp_path / "world", users=50)  # an empty folder: accepted, and left empty
+    (tmp_path / "world" / "notes.txt").unlink()
+    (tmp_path / "world").rmdir()
+    monkeypatch.setattr(build._World, "run", lambda self: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        build.generate(tmp_path / "world", users=50)
+    assert not (tmp_path / "world").exists()  # made by the run: gone with it

@@ -54,7 +54,8 @@ def export_canonical(
     names = [n for n in names if engine.table_exists(n)]
     if tables is None and engine.table_exists(META_TABLE):
         names.append(META_TABLE)  # the pseudonym key: the same pseudonyms on Spark as on DuckDB
-    existing = [str(out / f"{n}.parquet") for n in names if (out / f"{n}.parquet").exists()]
+    # lexists: a link that points nowhere is the user's too, never replaced without overwrite
+    existing = [str(out / f"{n}.parquet") for n in names if os.path.lexists(out / f"{n}.parquet")]
     if existing and not overwrite:  # checked for every table before anything is written
         more = f"; {len(existing) - 1} more table file(s) too" if len(existing) > 1 else ""
         raise FileExistsError(f"{existing[0]} exists{more} (use --overwrite; overwrite=True in Python)")
@@ -70,7 +71,7 @@ def export_canonical(
                 for c, t, _ in _schema.TABLES[name].columns
             )
             progress.step(name)  # a step of `cohortlab export`'s progress line
-            if not target.exists():
+            if not os.path.lexists(target):
                 new.append(target)
             # a killed export (or a full disk) never leaves a truncated <table>.parquet that looks
             # complete (and that a re-run refuses to replace)
