@@ -48,6 +48,13 @@ def cohort_names_by_id(engine: Engine) -> dict[str, tuple[str | None, list[str]]
     return {i: out.get(i, (None, [])) for (i,) in ids}
 
 
+def all_cohort_names(engine: Engine) -> set[str]:
+    """Every name the data records for a cohort, with or without its id (a members file loaded
+    with ``-o cohort=NAME`` alone): what an output that names cohorts must know to show a
+    personal one by its pseudonym (:meth:`cohortlab.privacy.Redactor.with_personal_names`)."""
+    return {str(r[0]) for r in engine.query_rows(f"SELECT DISTINCT name FROM ({_NAMED}) x WHERE name IS NOT NULL")}
+
+
 def ids_of_name(by_id: dict[str, tuple[str | None, list[str]]], name: str) -> list[str]:
     """The ids a cohort name stands for (``by_id``: :func:`cohort_names_by_id`), sorted: the
     cohorts whose current name it is, else those that had it (none holds it now). One id: the

@@ -477,9 +477,11 @@ class Redactor:
         for v in sorted((v for v in self.known if v and not _WORD_RE.fullmatch(v) and v in text), key=len, reverse=True):
             if v in out:
                 out = out.replace(v, pseudonym(v, self.key))
-        if self.known:
-            out = _WORD_RE.sub(lambda m: pseudonym(m.group(0), self.key) if m.group(0) in self.known
-                               else m.group(0), out)
+        if self.known:  # a word, or a word that ends a sentence ("... carol%40example.com.")
+            out = _WORD_RE.sub(lambda m: self._known_word(m.group(0)), out)
+        # a word in another spelling (carol%40example.com, carol＠example.com, tel:+44...): whole,
+        # as the reports read it (:func:`normalised`); the patterns below see only the plain ones
+        out = _WORD_RE.sub(lambda m: self._other_spelling(m.group(0)), out)
         out = _EMAIL_RE.sub(lambda m: pseudonym(m.group(0), self.key), out)
         out = _PHONE_INSIDE_RE.sub(lambda m: pseudonym(m.group(0), self.key) if _is_phone_inside(m.group(0))
                                    else m.group(0), out)
@@ -492,6 +494,21 @@ class Redactor:
                 if v in out:
                     out = out.replace(v, pseudonym(v, self.key))
         return out
+
+    def _known_word(self, word: str) -> str:
+        """``word``'s pseudonym when it is a known value, also followed by a sentence's mark."""
+        if word in self.known:
+            return pseudonym(word, self.key)
+        bare = word.rstrip(".!?")
+        return pseudonym(bare, self.key) + word[len(bare):] if bare != word and bare in self.known else word
+
+    def _other_spelling(self, word: str) -> str:
+        """``word``'s pseudonym (without a sentence's mark after it) when it holds an email or a
+        phone number only in another spelling (:data:`_OTHER_SPELLING_RE`), else ``word``."""
+        if not _OTHER_SPELLING_RE.search(word):
+            return word
+        bare = word.rstrip(".!?")
+        return pseudonym(bare, self.key) + word[len(bare):] if looks_personal(bare) else word
 
     def in_text(self, value: Any) -> Any:
         """A text shown whole (a table cell, a note of the figures): :meth:`text`'s, its personal

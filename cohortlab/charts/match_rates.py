@@ -88,7 +88,9 @@ def waterfall_chart(
     for i in range(len(x) - 1):
         ax.plot([x[i] + 0.35, x[i + 1] - 0.35], [running[i]] * 2, color=GREY, lw=0.8, ls=":")
     names = (
-        [step_words(s) for s in waterfall["step"]]
+        # a one-time export's profiles not true are missing, not pending (its label says so)
+        ["missing (one-time export)" if s == "not_yet_true" and str(lab).startswith("missing") else step_words(s)
+         for s, lab in zip(waterfall["step"], waterfall["label"])]
         if "step" in waterfall.columns and waterfall["step"].map(lambda v: isinstance(v, str)).all()
         else [str(s) for s in waterfall["label"]]
     )

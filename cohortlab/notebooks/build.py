@@ -22,7 +22,8 @@ KERNELSPEC = {"name": "cohortlab", "display_name": "cohortlab (Python 3)", "lang
 
 COMMON_PARAMETERS = '''\
 # Parameters (papermill / `cohortlab report` inject new values after this cell). Run by hand, set db
-# (or data) to your data; a relative path is read from this notebook's folder (cohortlab/notebooks/).
+# (or data) to your data; a relative path is read from the kernel's folder: this notebook's in
+# JupyterLab (cohortlab/notebooks/), the current one of a papermill run without --cwd.
 db = None                    # DuckDB file with the loaded exports (`cohortlab load`, `report --data`)
 data = "../sample_data"      # or: a folder of exports (mixpanel/..., mparticle/...), loaded in memory; db wins
                              # (default: the sample exports shipped with cohortlab)
@@ -45,6 +46,8 @@ from cohortlab import charts
 from cohortlab.report import insights, metrics, summaries
 from cohortlab.report import notebook as ui
 
+show_personal_data = ui.flag(show_personal_data, "show_personal_data")  # -p ... false is the text "false"
+as_of = ui.time_parameter(as_of, "as_of")
 lab = ui.open_lab(db, data, engine=engine, spark_master=spark_master, timezone=timezone)  # read-only: the file is never written
 left_out = insights.left_out_cohorts(lab, cohorts, settings)  # named on the index page
 names = insights.cohort_names(lab, cohorts, settings, left_out)
@@ -325,7 +328,9 @@ one-time export.
     code(COMMON_PARAMETERS + SHARED_PARAMETER + '''
 since = None                 # show runs from this ISO time on; None: from the first run''', "parameters"),
     code(SHARED_SETUP + '''
+since = ui.time_parameter(since, "since")
 dynamic = insights.simulate_all(lab, names, at=as_of, settings=insights.with_sync_type(settings, "dynamic"))
+insights.check_since([s.timeline for s in dynamic.values()], since)  # no run after it: nothing to show
 one_time = insights.timelines_all(lab, names, at=as_of, settings=insights.with_sync_type(settings, "one_time"))
 figures = metrics.sync_figures({c: metrics.window(s.timeline, since) for c, s in dynamic.items()},
                                {c: metrics.window(timeline, since) for c, timeline in one_time.items()},
@@ -390,6 +395,7 @@ observed_data = None         # a folder of such exports; both None: no validatio
 validate_plan = None         # plan name to validate; None: the first plan
 data_switch = None           # set by cohortlab report: the data's switch as it read it before the page ran''', "parameters"),
     code(SETUP + '''
+insights.check_plan_parameters(plans, switch, validate_plan)  # before any plan runs
 start_day, end_day = insights.migration_window(lab, start, end, activity=activity)
 # the standard plans around a switch outside the data or after the window are all the same: refused
 switch_at, switch_source = (insights.switch_in_window(lab, settings, switch, end_day=end_day, end_given=bool(end),

@@ -32,7 +32,8 @@ def cohort_names(lab, cohorts: str | Iterable[str] | None = None, settings=None,
     if isinstance(cohorts, str) or cohorts is not None:
         from cohortlab.simulation.membership import find_cohort
 
-        names = [cohorts] if isinstance(cohorts, str) else list(cohorts)
+        # one name or id (papermill's -p cohorts 1000 gives an int), or a list of them
+        names = [cohorts] if isinstance(cohorts, (str, int)) else list(cohorts)
         # each as the reports list it (CohortRef.listed_as), once: a renamed cohort asked for by its
         # id or an earlier name is shown under its current name, as the simulation names it
         return list(dict.fromkeys(find_cohort(lab.engine, str(name)).listed_as for name in names))
@@ -357,6 +358,50 @@ def switch_in_window(lab, settings=None, switch=None, *, end_day, end_given: boo
         check_switch_in_window(lab.engine, switch_at, end_day, "parameter" if end_given else "data",
                                how=f"from {source}")
     return switch_at, source
+
+
+def check_since(timelines: Iterable[Any], since: Any) -> None:
+    """The sync page's ``since`` against the runs simulated (each cohort's timeline): after the
+    last run of every cohort there is no run to show, and the page showed 0 members and 0
+    profiles true after "the last run" (a :class:`~cohortlab.errors.SettingsError` instead)."""
+    if since is None:
+        return
+    import pandas as pd
+
+    from cohortlab.errors import SettingsError
+    from cohortlab.times import format_minute, naive_utc, parse_time
+
+    last = [pd.Timestamp(t["run_at"].max()) for t in timelines if len(t)]
+    t0 = pd.Timestamp(naive_utc(parse_time(since, "since")))
+    if last and t0 > max(last):
+        raise SettingsError(f"since: {format_minute(t0)} is after the last run ({format_minute(max(last))}): "
+                            "no run to show; give an earlier time, or none")
+
+
+def check_plan_parameters(plans: Any = None, switch: Any = None, validate_plan: Any = None) -> None:
+    """The EIT page's plan parameters, before any plan runs (``cohortlab report`` asks before any
+    folder or kernel, the page's setup cell when run by hand): ``plans`` with ``switch`` (the plans'
+    own EIT timelines decide the switch, which the page ignored), ``plans`` that do not read, and a
+    ``validate_plan`` naming none of the plans (of the four standard ones without ``plans``; a typo
+    failed after every plan had been simulated). A :class:`~cohortlab.errors.SettingsError` naming
+    the parameter."""
+    from cohortlab.errors import SettingsError, close_names
+    from cohortlab.migration.plans import standard_plans
+
+    if plans and switch:
+        raise SettingsError("plans and switch both given: the plans' own EIT timelines decide the switch; give "
+                            "plans, or switch alone for the four standard plans switching then")
+    names = [p.name for p in standard_plans("2026-01-01")]  # their names, whatever the switch
+    if plans:
+        try:
+            names = [p.name for p in migration_plans(plans)]
+        except (OSError, ValueError) as e:  # PlanError is a ValueError
+            raise SettingsError(f"plans: {e}") from None
+    if validate_plan is not None and str(validate_plan) not in names:
+        near = close_names(str(validate_plan), names, n=1, cutoff=0.6)
+        raise SettingsError(f"validate_plan: no plan named {str(validate_plan)!r}"
+                            + (f" (did you mean {near[0]!r}?)" if near else "")
+                            + f"; the plans: {', '.join(names)}")
 
 
 def run_migration(lab, plans, start, end, *, settings=None, activity: str = "observed"):

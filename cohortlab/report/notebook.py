@@ -75,16 +75,45 @@ def share_simulations(lab, simulations: str | None = None) -> bool:
     return attach(lab.engine, simulations)
 
 
+def flag(value: Any, name: str) -> bool:
+    """A yes/no parameter as papermill hands it: ``-p show_personal_data false`` is the text
+    ``"false"`` (papermill reads only ``True``/``False`` as booleans), which as a truth value showed
+    every email. ``true/false``, ``yes/no``, ``on/off``, ``1/0`` in any case; None is False;
+    anything else is a :class:`~cohortlab.errors.SettingsError` naming the parameter."""
+    if isinstance(value, bool):
+        return value
+    if value is None:
+        return False
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "on", "1"):
+        return True
+    if text in ("false", "no", "off", "0"):
+        return False
+    from cohortlab.errors import SettingsError
+
+    raise SettingsError(f"{name}: expected True or False, got {value!r}")
+
+
+def time_parameter(value: Any, name: str) -> Any:
+    """``value`` as given, once it reads as a time (None stays None): a time that is no time is a
+    :class:`~cohortlab.errors.SettingsError` naming the parameter, in the setup cell (``since``
+    failed after both simulations, as "time: not a time"; ``as_of`` was named "at")."""
+    if value is not None:
+        from cohortlab.times import parse_time
+
+        parse_time(value, name)
+    return value
+
+
 def redactor(lab, show_personal_data: bool = False) -> Redactor:
     """The notebook's :class:`~cohortlab.privacy.Redactor` (the database's pseudonym key; its
     known emails/phones are looked up for the values shown, not fetched; the cohort names that are
     personal known, so that a note naming one shows the name's pseudonym), registered for
     :func:`table`, :func:`md`, :func:`show` and :func:`write_metrics`."""
     global _REDACTOR
-    from cohortlab.cohort_names import cohort_names_by_id
+    from cohortlab.cohort_names import all_cohort_names
 
-    names = {n for _, every in cohort_names_by_id(lab.engine).values() for n in every}
-    _REDACTOR = Redactor.for_engine(lab.engine, show=show_personal_data).with_personal_names(names)
+    _REDACTOR = Redactor.for_engine(lab.engine, show=show_personal_data).with_personal_names(all_cohort_names(lab.engine))
     return _REDACTOR
 
 

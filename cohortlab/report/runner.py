@@ -342,10 +342,6 @@ def run_report(
     ours = all(Path(s).resolve().parent == NOTEBOOKS_DIR.resolve() for s in sources)
     params = _without_unselected(dict(params or {}), sources, say) if ours else dict(params or {})
     params = check_parameters(params, sources)  # data, never code: before anything runs
-    if params.get("plans") and params.get("switch") and any(Path(s).stem == "eit_migration" for s in sources):
-        # the plans decide the switch (the EIT page ignored this one): refused, as migrate compare refuses them
-        raise ReportError("plans and switch both given: the plans' own EIT timelines decide the switch; give "
-                          "plans, or switch alone for the four standard plans switching then")
     if engine is not None:
         if engine not in ("duckdb", "spark"):
             raise ReportError(f"unknown engine {engine!r} (duckdb or spark)")
@@ -454,26 +450,15 @@ def stored_simulations_hint(db: str | os.PathLike) -> str | None:
 
 
 def _check_plans(params: Mapping[str, Any]) -> None:
-    """The EIT page's ``plans`` (files read as the page reads them) and ``validate_plan`` (one of
-    them, or of the standard four without ``plans``), before any folder or kernel: a typo in
-    either made a folder and then failed inside the notebook."""
-    from cohortlab.errors import close_names
-    from cohortlab.migration.plans import standard_plans
+    """The EIT page's plan parameters (:func:`cohortlab.report.insights.check_plan_parameters`),
+    before any folder or kernel: a typo made a folder and then failed inside the notebook."""
+    from cohortlab.errors import SettingsError
+    from cohortlab.report.insights import check_plan_parameters
 
-    names = [p.name for p in standard_plans("2026-01-01")]  # their names, whatever the switch
-    if params.get("plans"):
-        from cohortlab.report.insights import migration_plans
-
-        try:
-            names = [p.name for p in migration_plans(params["plans"])]
-        except (OSError, ValueError) as e:  # PlanError is a ValueError
-            raise ReportError(f"plans: {e}") from None
-    wanted = params.get("validate_plan")
-    if wanted is not None and str(wanted) not in names:
-        near = close_names(str(wanted), names, n=1, cutoff=0.6)
-        raise ReportError(f"validate_plan: no plan named {str(wanted)!r}"
-                          + (f" (did you mean {near[0]!r}?)" if near else "")
-                          + f"; the plans: {', '.join(names)}")
+    try:
+        check_plan_parameters(params.get("plans"), params.get("switch"), params.get("validate_plan"))
+    except SettingsError as e:
+        raise ReportError(str(e)) from None
 
 
 def _check_settings(settings: Any) -> None:

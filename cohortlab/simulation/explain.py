@@ -714,7 +714,11 @@ def _redacted(engine: Engine, steps: list[Step], user_s: str | None, show_person
 
     from cohortlab.privacy import Redactor, looks_personal, pseudonym
 
-    redactor = Redactor.for_engine(engine)
+    from cohortlab.cohort_names import all_cohort_names
+
+    # the cohorts' names known: a personal one is its own pseudonym in a sentence, as verify and
+    # the reports show it ('Mixpanel - anon-…'), not its email's or phone's inside it
+    redactor = Redactor.for_engine(engine).with_personal_names(all_cohort_names(engine))
     joined = "\n".join(s.text for s in steps)
     for v in sorted({str(v) for v in ids if v is not None and str(v) != user_s and looks_personal(v)},
                     key=len, reverse=True):  # the longest first: one never replaces part of another

@@ -297,7 +297,7 @@ def result_of_run(engine: Engine, run, rid: str, *, debug: bool = False) -> Simu
     made, its tables listed."""
     n = run.names
     counts = waterfall_counts(engine, n.resolution, n.attribute_state)
-    wf = waterfall_rows(counts, run.attribute)
+    wf = waterfall_rows(counts, run.attribute, one_time=run.settings.sync_type == "one_time")
     store_waterfall(engine, wf, n.waterfall, attribute=run.attribute, resolution=n.resolution, temp=True)
     compute_gap_summary(engine, n.resolution, n.gap_summary, temp=True, fetch=False)
     table_names = {step: f"{n.prefix}{step}" for step in run.step_counts}

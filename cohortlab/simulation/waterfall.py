@@ -79,9 +79,15 @@ def waterfall_counts(engine: Engine, resolution: str = "resolution", attribute_s
     }
 
 
-def waterfall_rows(c: dict, attribute: str | None = None) -> list[tuple[str, str, str, int]]:
+NOT_YET_TRUE_LABEL = "not (yet) true: pending next run, failed run, or false written by a duplicate's remove"
+# a one-time export sends once: the matched profiles it did not set true are missing, no run is pending
+MISSING_ONE_TIME_LABEL = "missing: the one-time export did not send them, and no run will (a new export would)"
+
+
+def waterfall_rows(c: dict, attribute: str | None = None, *, one_time: bool = False) -> list[tuple[str, str, str, int]]:
     """The waterfall as rows ``(step, label, kind, count)`` from :func:`waterfall_counts`
-    (no pandas: what ``cohortlab simulate`` prints); checks that the steps add up."""
+    (no pandas: what ``cohortlab simulate`` prints); checks that the steps add up. ``one_time``:
+    the sync is a one-time export, whose ``not_yet_true`` profiles are missing, not pending."""
     attr = attribute or "<attribute>"
     rows = [("members", "Mixpanel cohort members", "total", c["members"])]
     unknown = set(c["gaps"]) - set(GAP_REASONS)
@@ -98,7 +104,7 @@ def waterfall_rows(c: dict, attribute: str | None = None) -> list[tuple[str, str
         ("shared_mpid", "matched members beyond the first on each MPID (several Mixpanel profiles, one person)",
          "minus", shared),
         ("should_be_true", "mParticle profiles that should be true", "total", s),
-        ("not_yet_true", "not (yet) true: pending next run, failed run, or false written by a duplicate's remove", "minus", s - both),
+        ("not_yet_true", MISSING_ONE_TIME_LABEL if one_time else NOT_YET_TRUE_LABEL, "minus", s - both),
         ("stale_true", "stale true: no longer a member, still true", "plus", t_linked - both),
         ("orphans_true", "orphan profiles created by the feed and true", "plus", c["orphans_true"]),
         ("audience", f"mParticle audience: {attr} = true", "total", audience),

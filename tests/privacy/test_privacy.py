@@ -175,7 +175,7 @@ def test_a_note_naming_a_personal_cohort_shows_the_names_pseudonym_not_one_for_t
     whole sentence: the page's cells were anon-… each, unreadable and unlike the cohort's own
     pseudonym. A cell that is not an identifier now has its personal parts replaced, a personal
     cohort name whole (the notebooks' Redactor knows the names); an identifier column is still
-    replaced whole, and a note holding a spelling the sentence patterns do not find is too."""
+    replaced whole, and so is a cell personal only as a whole (a national phone number)."""
     name = "VIP list of alice.smith@example.com +14155550123"
     r = Redactor(key="k" * 32).with_personal_names([name, "Power Users", None])
     assert r.known == frozenset({name})  # only the personal names
@@ -183,14 +183,16 @@ def test_a_note_naming_a_personal_cohort_shows_the_names_pseudonym_not_one_for_t
     df = pd.DataFrame({
         "distinct_id": ["bob@example.com", "cust-1"],
         "cohort_name": [name, "Power Users"],
-        "note": [f"{name}: writes $mparticle_user_id from 2026-01-15", "a remedy of bob%40example.com"],
+        "note": [f"{name}: writes $mparticle_user_id from 2026-01-15", "a remedy of bob%40example.com."],
+        "label": ["07700 900123", "x"],
         "attribute": [f"Mixpanel - {name}", "Power Users"],
     })
     out = r.frame(df)
     assert out.distinct_id.tolist() == [pseudonym("bob@example.com", r.key), "cust-1"]
     assert out.cohort_name.tolist() == [anon, "Power Users"]
     assert out.note.tolist() == [f"{anon}: writes $mparticle_user_id from 2026-01-15",
-                                 pseudonym("a remedy of bob%40example.com", r.key)]
+                                 f"a remedy of {pseudonym('bob%40example.com', r.key)}."]  # another spelling too
+    assert out.label.tolist() == [pseudonym("07700 900123", r.key), "x"]  # personal as a whole only: whole
     assert out.attribute.tolist() == [f"Mixpanel - {anon}", "Power Users"]
     assert r.in_text(f"carries 'Mixpanel - {name}' = true instead") == f"carries 'Mixpanel - {anon}' = true instead"
     # without the names known, the parts are replaced, never shown

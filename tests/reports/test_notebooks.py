@@ -16,7 +16,10 @@ import nbformat
 import papermill
 import pytest
 
+from cohortlab import Lab
 from cohortlab.report.runner import DEFAULT_NOTEBOOKS, NOTEBOOKS_DIR
+
+REPO = Path(__file__).resolve().parents[2]
 
 COMMON = {"db", "data", "cohorts", "as_of", "settings", "output_dir", "show_personal_data", "engine",
           "spark_master", "timezone"}
@@ -284,3 +287,55 @@ def test_eit_migration_says_which_days_are_projected_and_refuses_a_switch_after_
                                    parameters={"db": db, "switch": "2027-01-01"}, cwd=str(NOTEBOOKS_DIR),
                                    kernel_name=kernel_name(), progress_bar=False)
     assert e.value.ename == "SettingsError" and e.value.evalue.startswith(problem)
+
+
+@pytest.mark.parametrize("value, shown", [(True, True), (False, False), ("false", False), ("False", False),
+                                          ("no", False), ("0", False), (None, False), ("true", True), ("yes", True)])
+def test_a_yes_no_parameter_reads_papermills_text(value, shown):
+    """`papermill -p show_personal_data false` hands the notebook the text "false" (papermill reads
+    only True/False as booleans), whose truth value showed every email of the identity-gaps page."""
+    from cohortlab.report import notebook as ui
+
+    assert ui.flag(value, "show_personal_data") is shown
+
+
+def test_a_yes_no_parameter_that_is_neither_is_refused_and_every_notebook_reads_it_so():
+    from cohortlab.errors import SettingsError
+    from cohortlab.report import notebook as ui
+
+    with pytest.raises(SettingsError, match=r"^show_personal_data: expected True or False, got 'maybe'$"):
+        ui.flag("maybe", "show_personal_data")
+    for nb in sorted(NOTEBOOKS_DIR.glob("*.ipynb")):
+        setup = next(c.source for c in nbformat.read(nb, as_version=4).cells
+                     if c.cell_type == "code" and "ui.open_lab(" in c.source)
+        assert setup.index('ui.flag(show_personal_data, "show_personal_data")') < setup.index("ui.open_lab("), nb.name
+
+
+def test_pages_run_by_hand_refuse_plans_with_a_switch_and_a_since_after_the_last_run(report_run, tmp_path):
+    """Run with papermill directly (not through `cohortlab report`, which checks first), the EIT page
+    took plans and a switch and silently ignored the switch; the sync page with a since after the
+    last run showed 0 members and 0 profiles true "after the last run". Both refuse, naming the
+    parameter; a cohort given as one id (papermill's -p cohorts 1000 is an int) is taken."""
+    from cohortlab.report.insights import cohort_names
+    from cohortlab.report.runner import kernel_name
+
+    db = str(report_run["out"] / "data.duckdb")
+
+    def by_hand(name, **parameters):
+        with pytest.raises(papermill.PapermillExecutionError) as e:
+            papermill.execute_notebook(str(NOTEBOOKS_DIR / f"{name}.ipynb"), str(tmp_path / f"{name}.ipynb"),
+                                       parameters={"db": db, **parameters}, cwd=str(NOTEBOOKS_DIR),
+                                       kernel_name=kernel_name(), progress_bar=False)
+        return e.value
+
+    e = by_hand("eit_migration", plans=str(REPO / "data" / "plans" / "standard.yaml"), switch="2026-02-05")
+    assert (e.ename, e.evalue) == ("SettingsError", "plans and switch both given: the plans' own EIT timelines "
+                                   "decide the switch; give plans, or switch alone for the four standard plans "
+                                   "switching then")
+    e = by_hand("sync_timeline", since="2030-01-01T00:00:00Z")
+    assert e.ename == "SettingsError" and e.evalue.startswith("since: 2030-01-01 00:00 UTC is after the last run (")
+    e = by_hand("sync_timeline", since="notatime")
+    assert e.ename == "SettingsError" and e.evalue.startswith("since: not a time: 'notatime'")
+    with Lab(db, read_only=True) as lab:
+        (cid,) = lab.engine.query_rows("SELECT cohort_id FROM mp_cohorts WHERE name = 'Power Users'")[0]
+        assert cohort_names(lab, int(cid)) == ["Power Users"]

@@ -1,5 +1,6 @@
 """Explain one user: every fact on both sides and the rule behind each step (hand-built world)."""
 
+import pytest
 from click.testing import CliRunner
 
 from cohortlab import Lab
@@ -143,6 +144,24 @@ def test_phone_numbers_as_other_members_distinct_ids_are_pseudonyms_as_in_member
     assert "cust-1" in text
     # the phone the user asks about is shown as given
     assert "+44 7700 900556" in data.lab.explain(C, "+44 7700 900556").to_text()
+
+
+@pytest.mark.parametrize("name", ["carol%40example.com", "carol\uff20example.com", "VIP tel:+44 7700 900123 list"])
+def test_a_cohort_named_after_an_email_in_another_spelling_is_its_pseudonym_in_the_story(data, name):
+    """explain's story names the cohort ("simulated 'NAME' = true"): a name spelled carol%40example.com
+    or with a full-width ＠ was shown in clear (the patterns in sentences saw only a plain @), and
+    one holding a phone showed the phone's pseudonym inside it, where verify shows the name's."""
+    from cohortlab.privacy import Redactor
+
+    data.mpa(101, customer_id="cust-1")
+    data.profile("cust-1", mparticle_user_id="101")
+    data.snapshot(name, "2026-03-01T00:00", ["cust-1"])
+    header, *story = data.lab.explain(name, "cust-1").to_text().splitlines()
+    assert name in header  # the header names the cohort as asked for (docs/reports.md#personal-data)
+    text = "\n".join(story)
+    shown = Redactor.for_engine(data.engine).value(name)
+    assert shown != name and f"'{shown}'" in text
+    assert "carol" not in text and "7700" not in text
 
 
 def test_explain_finds_a_distinct_id_with_surrounding_spaces_as_spelled(data):

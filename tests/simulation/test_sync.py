@@ -262,6 +262,18 @@ def test_one_time_export_goes_stale(data):
         "members": 2, "shared_mpid": 0, "should_be_true": 2, "not_yet_true": 1,
         "stale_true": 1, "orphans_true": 0, "audience": 2,
     }
+    # its profiles not true are missing, not "pending next run": no run will send them (the
+    # summary said so, the waterfall's label and bar did not)
+    labels = dict(zip(r.waterfall.step, r.waterfall.label))
+    assert labels["not_yet_true"] == ("missing: the one-time export did not send them, and no run will "
+                                      "(a new export would)")
+    from cohortlab import charts
+
+    ax = charts.waterfall_chart(r.waterfall).axes[0]
+    assert "missing\n(one-time\nexport)" in [t.get_text() for t in ax.get_xticklabels()]
+    dynamic = data.lab.simulate(C, settings={"cadence": "12h"})
+    assert dict(zip(dynamic.waterfall.step, dynamic.waterfall.label))["not_yet_true"].startswith(
+        "not (yet) true: pending next run")
 
 
 # --------------------------------------------------------------------------- orphans
