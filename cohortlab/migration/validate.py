@@ -234,9 +234,22 @@ def _comparison_sql(t: RunTables, predicted: str, observed: str, keep: list[str]
         FROM both_sides b ORDER BY distinct_id"""
 
 
+# a verdict's count of members per reason, in words where the key's would read as code ("7 bad
+# mparticle user id" for members the match-rates page calls "MPID rounded through a float")
+_VERDICT_WORDS = {
+    "bad_mparticle_user_id": "with a $mparticle_user_id that is not their MPID",
+    "event_property_missing": "without the event rule's $mparticle_user_id",
+    "property_written_outside_plan": "with a $mparticle_user_id the plan does not write",
+    "remediation_not_in_exports": "whose remediation the exports do not show",
+}
+
+
 def _reason_words(key: str, n: int) -> str:
     """A reason key in words for ``n`` members: ``member_without_events`` → "members without
-    events" (2) or "member without events" (1)."""
+    events" (2) or "member without events" (1); the $mparticle_user_id reasons by
+    ``_VERDICT_WORDS``."""
+    if key in _VERDICT_WORDS:
+        return _VERDICT_WORDS[key]
     words = key.replace("_", " ")
     return f"members{words[len('member'):]}" if n != 1 and words.startswith("member ") else words
 

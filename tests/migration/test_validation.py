@@ -52,7 +52,7 @@ def test_confusion_table_differences_and_verdict(world):
     assert d.loc["c-bob", "predicted_gap_reason"] == "distinct_id_not_mpid"
     assert (v.observed_match_rate, v.predicted_match_rate) == (pytest.approx(4 / 6), pytest.approx(1 / 6))
     assert v.verdict == ("observed match rate 66.7%, predicted 16.7%; 3 members differ, 1 of them with activity "
-                         "after the export (1 member without events, 1 property written outside plan)")
+                         "after the export (1 member without events, 1 with a $mparticle_user_id the plan does not write)")
     stored = world.sql("SELECT * FROM migration_validation_summary").iloc[0]
     assert (stored.members, stored.differ, stored.observed_only, stored.both_unmatched) == (6, 3, 3, 2)
     assert world.engine.count("migration_validation") == 6
