@@ -5,6 +5,7 @@ rate per group and over time, and the observed vs simulated mParticle audience
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -163,9 +164,11 @@ def match_rate_over_time_chart(
     series: str = "cohort_name",
     title: str = "Match rate over time",
     ylabel: str = "match rate (%)",
+    order: list | None = None,
 ) -> Figure:
     """One line per ``series`` (cohort, plan...) of ``match_rate`` (0..1, or any share: name it
-    with ``ylabel``) against ``time``."""
+    with ``ylabel``) against ``time``, in ``order`` (default: by name). A series whose line is the
+    same as one drawn before says so in the legend ("(= switch only)"): drawn over it, it hid it."""
     _require(rates, [time, series, "match_rate"], "match_rate_over_time_chart")
     fig, ax = _figure(title, xlabel="date (UTC)", ylabel=ylabel)
     if rates.empty:
@@ -177,13 +180,21 @@ def match_rate_over_time_chart(
         _empty(ax, "no rate at any time: nobody to match")
         return fig
     styles = ["-", "--", ":", "-."]  # overlapping series stay distinguishable
-    for i, (name, g) in enumerate(rates.sort_values(time).groupby(series, sort=True)):
+    groups = dict(tuple(rates.sort_values(time).groupby(series, sort=True)))
+    names = [n for n in (order or []) if n in groups] + [n for n in groups if n not in (order or [])]
+    drawn: list[tuple[Any, pd.Series]] = []
+    for i, name in enumerate(names):
+        g = groups[name]
         rate = g["match_rate"].astype(float)
         if rate.isna().all():  # e.g. a cohort that never has a member: said in the legend, no line
             ax.plot([], [], ls="none", label=name_label(f"{name}: no rate (nobody to match)", 48, 2))
             continue
+        line = pd.Series(rate.to_numpy(), index=pd.to_datetime(g[time]).to_numpy())
+        same = next((n for n, other in drawn if other.equals(line)), None)
+        drawn.append((name, line))
+        label = f"{name} (= {same})" if same is not None else str(name)
         ax.plot(pd.to_datetime(g[time]), rate * 100, marker="o" if len(g) < 30 else None,
-                ms=3, lw=1.8, ls=styles[i % len(styles)], label=name_label(name, 48, 2))
+                ms=3, lw=1.8, ls=styles[i % len(styles)], label=name_label(label, 48, 2))
     ax.set_ylim(0, 105)
     ax.yaxis.set_major_formatter(PercentFormatter(100))
     _date_axis(ax)

@@ -28,7 +28,8 @@ def migration_match_rate_chart(
     """Predicted match rate (0..1) over time, one line per plan. ``events`` (optional) has
     ``date`` and ``label`` columns drawn as vertical markers (EIT switch, Rule start...)."""
     _require(rates, [time, series, "match_rate"], "migration_match_rate_chart")
-    fig = match_rate_over_time_chart(rates, time=time, series=series, title=title)
+    fig = match_rate_over_time_chart(rates, time=time, series=series, title=title,
+                                     order=list(dict.fromkeys(rates[series])))  # the plans' order, as the table
     ax = fig.axes[0]
     if events is not None and not events.empty and not rates.empty:
         _require(events, ["date", "label"], "migration_match_rate_chart events")

@@ -308,6 +308,18 @@ def test_migration_match_rate_chart_with_events():
     assert any("EIT" in t.get_text() for t in ax.texts)
 
 
+def test_plans_that_tie_say_so_in_the_legend_in_the_tables_order():
+    """Two plans with the same rate every day drew one line over the other (the page's tie: the
+    chart showed two lines and a legend of four); the legend was by name, the table by plan. A
+    plan whose line is one drawn before says whose; the legend follows the plans' order."""
+    days = list(pd.date_range("2026-01-01", periods=3))
+    df = pd.DataFrame({"day": days * 4,
+                       "plan": ["switch only"] * 3 + ["switch + Rule"] * 3 + ["Rule only"] * 3 + ["do nothing"] * 3,
+                       "match_rate": [0.5, 0.6, 0.7] * 2 + [0.4, 0.4, 0.4] * 2})
+    legend = [t.get_text() for t in charts.migration_chart(df).axes[0].get_legend().get_texts()]
+    assert legend == ["switch only", "switch + Rule (= switch only)", "Rule only", "do nothing (= Rule only)"]
+
+
 def test_migration_markers_are_labelled_on_the_side_that_keeps_them_inside_the_axes():
     df = pd.DataFrame({"date": pd.to_datetime(["2026-01-01", "2026-03-01"]), "plan": ["p", "p"],
                        "match_rate": [0.1, 0.9]})
