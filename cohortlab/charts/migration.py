@@ -12,7 +12,7 @@ from matplotlib.ticker import PercentFormatter
 
 from cohortlab.charts.base import (
     BLUE, GREY, ORANGE,
-    _count_axis, _date_axis, _empty, _figure, _fmt, _require, _wrap, name_label,
+    _count_axis, _date_axis, _empty, _figure, _fmt, _require, name_label,
 )
 from cohortlab.charts.match_rates import match_rate_over_time_chart
 

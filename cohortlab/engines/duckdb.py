@@ -345,13 +345,6 @@ class DuckDBEngine(Engine):
             return df
 
         return self._run(sql, params, fetch)
-        as_text = ", ".join(f"CAST({_quoted(c)} AS VARCHAR) AS {_quoted(c)}" for c in wide)
-        # on a line of its own: a trailing "-- comment" of the query does not swallow the ")"
-        df = self._run(f"SELECT * REPLACE ({as_text}) FROM (\n{sql.strip().rstrip(';')}\n)", params,
-                       lambda rel: rel.df())
-        for c in wide:
-            df[c] = _exact_integers(df[c])
-        return df
 
     def query_rows(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
         return self._run(sql, params, lambda rel: rel.fetchall())

@@ -15,7 +15,7 @@ from cohortlab.engines.base import Engine
 from cohortlab.identifiers import LoggedIn, app_event_sql, logged_in_rule, mpid_sql
 from cohortlab.migration.model import IDENTITY_COLUMNS, REPEAT_DAYS, RunTables, run_pipeline
 from cohortlab.migration.plans import MigrationPlan
-from cohortlab.pipeline import Pipeline, sql_str, sql_ts
+from cohortlab.pipeline import Pipeline, sql_ts
 from cohortlab.times import naive_utc, parse_naive_utc
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -374,7 +374,7 @@ def test_migration_chart_draws_each_plan_and_marks_the_changes_inside_the_window
     fig = migration_chart(r.daily, r.plans)
     ax = fig.axes[0]
     assert isinstance(fig, Figure)
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["do nothing", "switch"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["switch", "do nothing"]  # the plans' order, as the table
     # marked: the switch (01-05), do nothing's event rule (01-06) and the switch plan's default
     # one (01-15 00:00, the end of the window's last day)
     marks = sorted(t.get_text().strip() for t in ax.texts)
