@@ -447,7 +447,8 @@ ui.table(f["plans"], columns={"plan": "plan", "first_change": "first change", "m
 ui.show_if(lambda: charts.match_rate_over_time_chart(daily_f.assign(match_rate=daily_f["split_share"]),
                                                      time="day", series="plan",
                                                      title="Split profiles per plan (share of Mixpanel profiles)",
-                                                     ylabel="split profiles (% of Mixpanel profiles)"),
+                                                     ylabel="split profiles (% of Mixpanel profiles)",
+                                                     order=[p["plan"] for p in f["plans"]]),  # as the table
            "A person active before and after a switch has two Mixpanel profiles: the old one cannot be matched "
            "unless a remediation reached it.",
            has_data=len(daily_f) > 0 and int(daily_f["split_profiles"].sum()) > 0,
