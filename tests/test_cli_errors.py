@@ -936,6 +936,17 @@ def test_an_interrupted_demo_leaves_no_folder_that_blocks_the_next(tmp_path, mon
     monkeypatch.setattr(cohortlab.synth, "generate", stopped_after_another_wrote)
     r = run("demo", "--out", tmp_path / "demo2")
     assert r.exit_code == 130 and [p.name for p in (tmp_path / "demo2").iterdir()] == ["notes.txt"]
+    # --overwrite of an earlier demo that then stops puts the earlier one back, as a report does
+    monkeypatch.setattr(cohortlab.synth, "generate", stopped)
+    from cohortlab.report.pages import MARKER
+
+    earlier = tmp_path / "earlier"
+    (earlier / "report").mkdir(parents=True)
+    (earlier / "report" / "index.html").write_text("the earlier demo")
+    (earlier / MARKER).write_text("")  # a demo's folder (its claim)
+    r = run("demo", "--out", earlier, "--overwrite")
+    assert r.exit_code == 130 and (earlier / "report" / "index.html").read_text() == "the earlier demo"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # nothing left aside
 
 
 @pytest.mark.parametrize("command", READING_COMMANDS[1:], ids=lambda c: " ".join(c[:2]))

@@ -12,6 +12,7 @@ import click
 from cohortlab.cli.app import _set_lock_wait, engine_options, fail, main, refuse_truncated  # engine_options: issue 7
 from cohortlab.escaping import one_line
 from cohortlab.report import QUOTED_LINE
+from cohortlab.report.output import releasing_claims
 
 
 def _say(message: str) -> None:
@@ -121,23 +122,33 @@ def demo_cmd(users, seed, out, overwrite):
     """Generate a small mid-migration world (scenario `demo`, a paused export), load it, run the
     report; print index.html's path."""
     from cohortlab.report.kernels import without_iri_format_checks
-    from cohortlab.report.output import dated_output_dir, prepare_output_dir
+    from cohortlab.report.output import dated_output_dir
     from cohortlab.report.runner import ReportError
 
     without_iri_format_checks()  # 1 s of start-up this process does not need
 
     t0 = time.monotonic()
-    target = Path(out or dated_output_dir(prefix="demo-"))
-    existed = target.exists()
     try:
-        base = prepare_output_dir(target, overwrite=overwrite)
+        result = _claimed_demo(Path(out or dated_output_dir(prefix="demo-")), overwrite, users, seed, t0)
     except ReportError as e:
         fail(str(e))
+    _finish(result)  # a notebook that failed keeps the folder: the error names its executed notebook
+
+
+@releasing_claims  # with --overwrite, the previous demo waits aside and is put back if this one stops
+def _claimed_demo(target: Path, overwrite: bool, users: int, seed: int, t0: float):
+    """The demo into ``target``, claimed (:func:`~cohortlab.report.output.prepare_output_dir`,
+    held while it runs). Stopped (Ctrl-C, SIGTERM) or failed, it leaves no half-made demo folder,
+    which the next run refused ("already exists ... use --overwrite"): what a demo writes goes
+    (a file another process put into the folder meanwhile stays), and a demo it replaced comes
+    back, as a report's does."""
+    from cohortlab.report.output import prepare_output_dir
+
+    existed = target.exists()
+    base = prepare_output_dir(target, overwrite=overwrite, hold=True)
     try:
-        result = _demo(base, users, seed, t0)
-    except BaseException:  # stopped (Ctrl-C, SIGTERM) or failed: no half-made demo folder, which the
-        # next run refused ("already exists ... use --overwrite"); only what a demo writes goes (a
-        # file another process put into the folder meanwhile stays)
+        return _demo(base, users, seed, t0)
+    except BaseException:
         import shutil
 
         from cohortlab.report.pages import MARKER
@@ -148,7 +159,6 @@ def demo_cmd(users, seed, out, overwrite):
         if not existed and not any(base.iterdir()):
             base.rmdir()
         raise
-    _finish(result)  # a notebook that failed keeps the folder: the error names its executed notebook
 
 
 def _demo(base: Path, users: int, seed: int, t0: float):
