@@ -194,7 +194,8 @@ ui.show_if(lambda: charts.match_rate_over_time_chart(over),
            f"Match rate (matched / members) at each membership snapshot, the latest {f['over_time_limit']:,} "
            "per cohort.", has_data=len(over) > 0 and bool(over["match_rate"].notna().any()),
            nothing_to_show="no cohort has a member at any of its membership snapshots: no match rate to draw"
-           if len(over) else "each cohort has a single membership snapshot, so there is no trend")"""),
+           if len(over) else "no cohort has two membership snapshots (one known from webhook payloads has none), "
+           "so there is no trend")"""),
 ])
 
 # =========================================================================== identity_gaps

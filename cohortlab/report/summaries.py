@@ -46,7 +46,8 @@ STEP_SENTENCES = {
                                       "(a customer id, an email or a device id)",
     "unmatched:mpid_precision_loss": "members whose identifier is an MPID rounded through a float",
     "unmatched:malformed_mparticle_user_id": "members whose `$mparticle_user_id` is not an MPID at all",
-    "unmatched:mpid_not_found": "members whose MPID names no mParticle profile (deleted, or another workspace)",
+    "unmatched:mpid_not_found": "members whose MPID names no mParticle profile (deleted, another workspace, or a "
+                                "wrong value)",
     "unmatched:distinct_id_is_identity": "members whose `$distinct_id` is a user identity of a profile, not its MPID",
     "unmatched:fallback_disabled": "members without `$mparticle_user_id` while the strict fallback refuses "
                                    "their `$distinct_id`",
@@ -259,7 +260,10 @@ def no_remedy_recovers(f: Mapping[str, Any]) -> str:
     identities (by no profile, or by several) or not active since the remedies start."""
     if not f.get("unmatched"):
         return "no remedy recovers anyone: every member reaches an mParticle profile"
-    return "no remedy recovers anyone: the unmatched members are found under none of their identities, or inactive"
+    # (not "found under none of their identities, or inactive": with no events loaded, members
+    # found in mParticle and counted active by their $last_seen got that false reason)
+    return ("no remedy recovers anyone: a Rule and SDK code write from logged-in events, and no unmatched member "
+            "found under one of their identities has one since the remedies start; no member waits to be re-sent")
 
 
 def activity_words(f: Mapping[str, Any], settings=None) -> str:

@@ -484,7 +484,7 @@ def _mparticle_step(engine: Engine, mpid: int, own_ids: set[str], show_personal_
 
     p = _q(engine, "SELECT last_stored_at, source FROM mpa_profiles WHERE mpid = ?", [mpid])
     if not p:
-        return Step("mparticle_profile", f"MPID {mpid}: no mParticle profile is loaded (deleted, or another workspace)",
+        return Step("mparticle_profile", f"MPID {mpid}: no mParticle profile is loaded (deleted, another workspace, or a wrong value)",
                     RULES["mparticle_profile"], data={"mpid": mpid, "exists": False})
     ids = _q(engine, "SELECT kind, identity_type, value FROM mpa_identities WHERE mpid = ? ORDER BY kind DESC, identity_type",
              [mpid])

@@ -178,6 +178,12 @@ def find_cohort(engine: Engine, cohort: str | CohortRef, source: Source = "auto"
         what = "snapshots (load mixpanel-members)" if chosen == "snapshots" else "webhook payloads (load mixpanel-webhooks)"
         if source == "auto":  # neither source has any: name both, not only the one auto fell back to
             what = "snapshots (load mixpanel-members) and no webhook payloads (load mixpanel-webhooks)"
+        other = hook if chosen == "snapshots" else snap
+        if other[2]:  # the other source has it: say so ("no membership data" it has was misleading)
+            has = "webhook payloads" if chosen == "snapshots" else "snapshots"
+            raise CohortError(f"cohort {name!r} has no {what.split(' (')[0]}, only {has}: use --source "
+                              f"{'webhooks' if chosen == 'snapshots' else 'snapshots'} or auto "
+                              f"(source={'webhooks' if chosen == 'snapshots' else 'snapshots'!r} in Python)")
         raise CohortError(f"cohort {name!r} has no membership data: no {what}")
     ref.source = chosen
     ref.first_time, ref.last_time = parse_time(row[0]), parse_time(row[1])

@@ -450,7 +450,7 @@ def _details_sql(engine: Engine, show_personal_data: bool, shown: "_ShownNames",
                  || ' instead (simulated ' || c.simulated || ')'
                WHEN 'profile_missing_in_snapshot' THEN
                  CASE WHEN NOT c.profile_loaded
-                      THEN 'no mParticle profile with this MPID is loaded (deleted, or another workspace)'
+                      THEN 'no mParticle profile with this MPID is loaded (deleted, another workspace, or a wrong value)'
                       ELSE 'the profile is loaded only from inputs without the cohort attribute, not from the snapshot'
                  END
                WHEN 'pause_not_modelled' THEN

@@ -216,8 +216,11 @@ def test_unknown_cohort_lists_the_known_ones(data):
 
 
 def test_cohort_without_membership_in_the_chosen_source(data):
+    """The source asked for has none, the other has some: said so (it was "has no membership
+    data", of a cohort known from webhook payloads asked with --source snapshots)."""
     data.snapshot(COHORT, AT, ["a"])
-    with pytest.raises(CohortError, match="no webhook payloads"):
+    with pytest.raises(CohortError, match=r"^cohort 'Power Users' has no webhook payloads, only snapshots: use "
+                                          r"--source snapshots or auto \(source='snapshots' in Python\)$"):
         data.lab.resolution(COHORT, source="webhooks")
 
 

@@ -462,7 +462,7 @@ def test_a_written_profile_that_is_not_loaded_is_named_deleted(data):
     assert rows(v) == {1: ("true", "true", None), 55: ("true", "absent", "profile_missing_in_snapshot")}
     r = v.disagreements.iloc[0]
     assert r.evidence == "profile_deleted"
-    assert r.detail == "no mParticle profile with this MPID is loaded (deleted, or another workspace)"
+    assert r.detail == "no mParticle profile with this MPID is loaded (deleted, another workspace, or a wrong value)"
 
 
 def test_an_observed_value_that_is_an_email_or_a_phone_is_shown_as_its_pseudonym(data):
