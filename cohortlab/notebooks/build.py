@@ -308,6 +308,12 @@ ui.show_if(lambda: charts.remedies_chart(applicable),
 ui.table(remedies, columns={"remedy": "remedy", "users": "members' users recovered",
                             "gained": "audience change", "audience_after": "audience after",
                             "note": "how it was simulated"})
+if f["remedies_by_cohort"]:  # the table sums the cohorts: each one's own, for a question about one
+    ui.md("Each cohort's own figures (the table above sums them):")
+    ui.table(f["remedies_by_cohort"], columns={"cohort": "cohort", "remedy": "remedy",
+                                               "users": "members' users recovered", "gained": "audience change",
+                                               "audience_before": "audience as simulated",
+                                               "audience_after": "audience after"}, max_rows=100)
 ui.md((f"Not recoverable by a remedy that waits for new data: {summaries.counted(f['never_fixable'], 'member', bold=True)} "
        f"in mParticle but inactive since the cutoff. " if f["never_fixable"] is not None else
        "The event identity rule is off in these settings: no member is counted as inactive since a cutoff. ")

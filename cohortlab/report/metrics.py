@@ -168,6 +168,16 @@ def remedies(resolution: pd.DataFrame, values: pd.DataFrame | None = None) -> pd
     return out
 
 
+def remedies_by_cohort(values: pd.DataFrame | None) -> list[dict[str, Any]]:
+    """Each cohort's row of each remedy that applies (``cohort, remedy, users, gained,
+    audience_before, audience_after``), when ``values`` (:func:`remedies`'s) hold several cohorts;
+    [] for one cohort (the summed table is its own) or none simulated."""
+    if values is None or values.empty or "cohort" not in values.columns or values["cohort"].nunique() < 2:
+        return []
+    rows = values[values["applies"].astype(bool)].rename(columns={"recovered": "users"})
+    return _rows(rows[["cohort", "remedy", "users", "gained", "audience_before", "audience_after"]])
+
+
 def activity_known(resolution: pd.DataFrame) -> bool:
     """Whether the unmatched members' activity since the event identity cutoff is known: not when
     the rule is off (``event_identity_cutoff: null``), where ``active_after_cutoff`` is null for every
@@ -523,6 +533,9 @@ def identity_gaps_figures(resolution: pd.DataFrame, shared: pd.DataFrame, *, red
         "shared_distribution": _rows(shared_mpid_distribution(shared)),
         "shared_rows": _rows(redact(shared_show)),
         "remedies": _rows(rem),
+        # each cohort's own (the table above sums them): what an analyst asked about one cohort
+        # needs, which only `cohortlab remedies --cohort` gave
+        "remedies_by_cohort": remedies_by_cohort(remedy_values),
         # None when the remedies were not simulated (the Spark engine): no value, never a 0
         "rule_fixable": None if remedy_values is None else remedy_users(rem, "rule_reexport"),
         "rule_next_sends": None if remedy_values is None else remedy_users(rem, "rule"),

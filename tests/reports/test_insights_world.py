@@ -92,6 +92,11 @@ def test_remedies_sum_the_simulated_recoveries_over_cohorts():
     with_reexport = metrics.identity_gaps_figures(RES, metrics.shared_mpids(RES), remedy_values=pd.concat([
         values, remedy_rows([("A", "Re-export the cohort (no identifier fixed)", "reexport", 3, 4, 1, "re-sends")])]))
     card = metrics.figures_headline_identity_gaps(with_reexport)
+    # each cohort's own rows beside the sums (an analyst asked about one cohort), the remedies
+    # that apply; none for one cohort, whose table is its own
+    assert [(r["cohort"], r["users"], r["gained"]) for r in f["remedies_by_cohort"]
+            if r["remedy"] == "mParticle Rule, then re-export the cohort"] == [("A", 2, 2), ("B", 1, 2)]
+    assert metrics.remedies_by_cohort(values[values["cohort"] == "A"]) == []
     assert (card["recovered by a Rule + re-export (simulated)"],
             card["by a re-export alone, no identifier fixed (simulated)"]) == (3, 1)
 
