@@ -480,7 +480,7 @@ def figures_headline_match_rates(f: Mapping[str, Any]) -> Headline:
            .add("Mixpanel cohort members", t["members"])
            .add("reach an mParticle profile", t["matched"])
            .add("match rate (of all members)", t["match_rate"], "percent")
-           .add("mParticle audience (attribute = true)", t["audience"]))
+           .add("mParticle audience, simulated (attribute = true)", t["audience"]))  # the observed one: the card's note
     if f["losses"]:
         top = f["losses"][0]
         what = "largest addition" if top["kind"] == "plus" else "largest loss"  # the sign in words, not "(−) 30"
