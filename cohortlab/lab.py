@@ -16,6 +16,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from cohortlab import schema
+from cohortlab.engines import ENGINES
 from cohortlab.engines.base import Engine
 from cohortlab.engines.duckdb import DuckDBEngine
 from cohortlab.errors import DatabaseError, InputNotFoundError, LoadWarning, SettingsError
@@ -581,7 +582,7 @@ def open_lab(
     (``names``: what the caller calls ``db`` and ``data``, e.g. a notebook's ``observed_db``).
     ``timezone``: with ``data``, the Mixpanel project's time zone its raw events are written in
     (a project created before 2023: docs/loading.md#project-time-zone)."""
-    if engine not in ("duckdb", "spark"):
+    if engine not in ENGINES:
         raise SettingsError(f"unknown engine {engine!r} (duckdb or spark)")
     if timezone is not None and (db or not data):
         raise SettingsError(f"timezone={timezone!r} applies to the raw events of a data folder, loaded now; "

@@ -13,9 +13,10 @@ name does not end with).
 from __future__ import annotations
 
 import os
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 
 def part_path(path: str | os.PathLike) -> Path:
@@ -60,3 +61,18 @@ def copy_format(path: str | os.PathLike) -> str:
     if str(path).lower().endswith(".parquet"):
         return "FORMAT PARQUET"
     return "FORMAT CSV, HEADER TRUE" + (", COMPRESSION gzip" if is_gzip_name(path) else "")
+
+
+def remove_written(folder: Path, names: Iterable[str], *, made: bool) -> None:
+    """After a run that wrote into ``folder`` stopped (Ctrl-C, SIGTERM) or failed: remove the
+    entries ``names`` it writes (a folder whole, a link or file as itself), and ``folder`` when the
+    run ``made`` it and nothing else is left. A file another process put there meanwhile stays, and
+    so the next run (a cron job's retry) is not refused for a half-made output ("not empty")."""
+    for name in names:
+        p = folder / name
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+    if made and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()

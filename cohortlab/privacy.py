@@ -481,7 +481,8 @@ class Redactor:
             out = _WORD_RE.sub(lambda m: self._known_word(m.group(0)), out)
         # a word in another spelling (carol%40example.com, carol＠example.com, tel:+44...): whole,
         # as the reports read it (:func:`normalised`); the patterns below see only the plain ones
-        out = _WORD_RE.sub(lambda m: self._other_spelling(m.group(0)), out)
+        if _OTHER_SPELLING_RE.search(out):  # rare: every word of every sentence was looked at
+            out = _WORD_RE.sub(lambda m: self._other_spelling(m.group(0)), out)
         out = _EMAIL_RE.sub(lambda m: pseudonym(m.group(0), self.key), out)
         out = _PHONE_INSIDE_RE.sub(lambda m: pseudonym(m.group(0), self.key) if _is_phone_inside(m.group(0))
                                    else m.group(0), out)

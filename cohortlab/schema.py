@@ -417,11 +417,18 @@ def table_names(path) -> set[str] | None:
         con.close()
 
 
-def is_foreign(path) -> bool:
-    """Whether the DuckDB file ``path`` holds tables, none of them a canonical one: another
-    program's database, which a command that reads loaded data must not write its tables into."""
+def not_loaded_problem(path) -> str | None:
+    """One line when the DuckDB file ``path`` holds no loaded data a reading command may open
+    (writing the schema into it): tables, none of them a canonical one (another program's
+    database), or no table at all (an empty file); None otherwise, also when it cannot be read
+    now (the command's own open says why). The file is opened once, read-only."""
     names = table_names(path)
-    return bool(names) and not (names & set(TABLES))
+    if names == set():
+        return (f"{path}: an empty database, nothing loaded (load data first with `cohortlab load --db {path} "
+                "...`)")
+    if names and not names & set(TABLES):
+        return not_cohortlab_message(path)
+    return None
 
 
 def not_cohortlab_message(path) -> str:

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 import click
 
 from cohortlab import __version__
+from cohortlab.engines import ENGINES
 from cohortlab.errors import INTERRUPTED_EXIT, CohortlabError, is_interrupt
 from cohortlab.escaping import terminal_text
 
@@ -78,7 +79,7 @@ def _env_option_problems() -> list[tuple[str, str]]:
     named the option, which the user never gave, with a usage exit (2)."""
     out = []
     engine = os.environ.get("COHORTLAB_ENGINE")
-    if engine and engine not in ("duckdb", "spark"):
+    if engine and engine not in ENGINES:
         out.append(("COHORTLAB_ENGINE", "expected duckdb or spark"))
     wait = os.environ.get("COHORTLAB_LOCK_WAIT")
     if wait:
@@ -409,7 +410,7 @@ def engine_options(f):
         help="Spark master URL for --engine spark (default: $COHORTLAB_SPARK_MASTER or local[2]).",
     )(f)
     f = click.option(
-        "--engine", "engine", type=Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
+        "--engine", "engine", type=Choice(list(ENGINES)), default="duckdb", show_default=True,
         envvar="COHORTLAB_ENGINE",
         help="Run the simulation on DuckDB, or on Spark (needs cohortlab[spark] and Java 17; "
              "--db is then a DuckDB file or a folder written by `cohortlab export`).",
@@ -443,10 +444,8 @@ def loaded_database(db: str) -> bool:
         fail(f"{db}: no such database (load data first with `cohortlab load --db {db} ...`)")
     if os.path.isdir(db):
         return False  # an export folder (--engine spark), or one error line from the open
-    if schema.is_foreign(db):
-        fail(schema.not_cohortlab_message(db))
-    if schema.table_names(db) == set():  # a DuckDB file without a table: a read would write the schema
-        fail(f"{db}: an empty database, nothing loaded (load data first with `cohortlab load --db {db} ...`)")
+    if problem := schema.not_loaded_problem(db):  # another program's tables, or none: never written into
+        fail(problem)
     refuse_truncated(db)
     folder = os.path.dirname(os.path.abspath(db))
     if os.access(db, os.W_OK) and os.access(folder, os.W_OK):

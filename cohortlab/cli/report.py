@@ -149,15 +149,10 @@ def _claimed_demo(target: Path, overwrite: bool, users: int, seed: int, t0: floa
     try:
         return _demo(base, users, seed, t0)
     except BaseException:
-        import shutil
-
+        from cohortlab.output_files import remove_written
         from cohortlab.report.pages import MARKER
 
-        for name in ("world", "report", "settings.yaml", MARKER):
-            p = base / name
-            shutil.rmtree(p, ignore_errors=True) if p.is_dir() and not p.is_symlink() else p.unlink(missing_ok=True)
-        if not existed and not any(base.iterdir()):
-            base.rmdir()
+        remove_written(base, ("world", "report", "settings.yaml", MARKER), made=not existed)
         raise
 
 

@@ -8,7 +8,10 @@ import) pays for neither DuckDB nor pandas, and ``import cohortlab`` works witho
 
 from importlib import import_module
 
-__all__ = ["Engine", "DuckDBEngine", "SparkEngine"]
+__all__ = ["ENGINES", "Engine", "DuckDBEngine", "SparkEngine"]
+
+# the engines a command, a notebook or a report parameter may name (``--engine``, ``engine``)
+ENGINES = ("duckdb", "spark")
 
 _HOMES = {"Engine": "cohortlab.engines.base", "DuckDBEngine": "cohortlab.engines.duckdb"}
 

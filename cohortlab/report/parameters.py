@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+from cohortlab.engines import ENGINES
 from cohortlab.errors import CohortlabError, ReportError
 
 
@@ -102,7 +103,7 @@ PARAMETERS: dict[str, Parameter] = {p.name: p for p in [
     Parameter("settings", _optional(_text), "SyncSettings YAML file"),
     Parameter("output_dir", _optional(_text), "folder for metrics.json (set by cohortlab report)"),
     Parameter("show_personal_data", _bool, "show emails and phone numbers"),
-    Parameter("engine", _choice("duckdb", "spark"), "the engine that runs the SQL"),
+    Parameter("engine", _choice(*ENGINES), "the engine that runs the SQL"),
     Parameter("spark_master", _optional(_text), "Spark master URL (engine spark)"),
     Parameter("timezone", _optional(_text), "the Mixpanel project's time zone of the raw events of a folder "
               "the notebook loads (data, observed_data; a project created before 2023)"),

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+from cohortlab.engines import ENGINES
 from cohortlab.errors import ReportError
 from cohortlab.privacy import masked_text
 from cohortlab.report import QUOTED_LINE
@@ -343,7 +344,7 @@ def run_report(
     params = _without_unselected(dict(params or {}), sources, say) if ours else dict(params or {})
     params = check_parameters(params, sources)  # data, never code: before anything runs
     if engine is not None:
-        if engine not in ("duckdb", "spark"):
+        if engine not in ENGINES:
             raise ReportError(f"unknown engine {engine!r} (duckdb or spark)")
         params["engine"] = engine
     if spark_master:

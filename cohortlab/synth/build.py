@@ -30,6 +30,7 @@ from cohortlab.synth import observed as obsv
 from cohortlab.synth import population as pop
 from cohortlab.synth.truth import TRUTH_COLUMNS, TRUTH_CUTOFF, truth_pre_sql, truth_sql
 from cohortlab.synth.world import EVENT_NAMES, WorldConfig, build_config, epoch
+from cohortlab.output_files import remove_written
 from cohortlab.pipeline import sql_list, sql_str
 from cohortlab.synth.writers import LineFile, copy_lines, iso_sql, slug, write_json
 
@@ -161,12 +162,7 @@ def generate(
         # stopped (Ctrl-C, SIGTERM) or failed: no half-written world, which the next run (a cron
         # job's retry) refused as "not empty" and, without a manifest, even with --force. Only the
         # names a world has go (OUTPUTS): a file another process put into the folder meanwhile stays
-        for name in OUTPUTS:
-            p = out / name
-            shutil.rmtree(p, ignore_errors=True) if p.is_dir() and not p.is_symlink() else p.unlink(missing_ok=True)
-        shutil.rmtree(work, ignore_errors=True)
-        if not existed and not any(out.iterdir()):
-            out.rmdir()
+        remove_written(out, [*OUTPUTS, work.name], made=not existed)
         raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
