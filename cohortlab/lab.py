@@ -492,7 +492,8 @@ class Lab:
         the members resolved at ``at`` (``lab.resolution(cohort, at, settings)`` with
         ``resolution_time="as_of"``; or give the resolution of another lab holding the
         later exports, with ``activity="repeat"`` when this lab's events end before ``at``; its ``mpid``
-        integers or their text, never floats: docs/migration.md#validation)."""
+        integers or their text, never floats; without ``at``, the frame's own ``as_of``:
+        docs/migration.md#validation)."""
         from cohortlab.migration.validate import validate, validate_against
         from cohortlab.simulation.membership import CohortError, find_cohort
 
@@ -505,7 +506,7 @@ class Lab:
         except CohortError:
             pass
         if at is None:
-            raise SettingsError("validate_migration needs `at` when `observed` is given")
+            at = _observed_time(observed, cohort)
         return validate(self.engine, plan, observed, cohort, at, settings=settings, activity=activity,
                         repeat_days=repeat_days)
 
@@ -617,3 +618,19 @@ def open_lab(
 def _where(path: str | os.PathLike) -> str:
     """`` (/abs/path)`` for a relative path (a notebook's is relative to the notebook's folder), else ""."""
     return "" if os.path.isabs(path) else f" ({os.path.abspath(path)})"
+
+
+def _observed_time(observed: pd.DataFrame, cohort: str) -> Any:
+    """The time of an ``observed`` resolution given to :meth:`Lab.validate_migration` without
+    ``at``: its ``as_of`` column (a resolution's, a ``--members-out`` file's), when the cohort's
+    rows hold one time; else the error that asks for ``at``."""
+    if "as_of" not in observed.columns:
+        raise SettingsError("validate_migration needs `at` when `observed` has no as_of column")
+    rows = observed
+    if "cohort_name" in observed.columns and (observed["cohort_name"].astype(str) == str(cohort)).any():
+        rows = observed[observed["cohort_name"].astype(str) == str(cohort)]
+    times = rows["as_of"].dropna().unique()
+    if len(times) != 1:
+        raise SettingsError(f"validate_migration needs `at`: the observed frame's as_of holds {len(times)} times "
+                            f"({', '.join(map(str, sorted(times)[:3]))}{', ...' if len(times) > 3 else ''})")
+    return times[0]

@@ -79,6 +79,23 @@ def test_a_renamed_cohort_is_validated_under_its_current_name_and_never_with_ano
         validate(world.engine, PLAN, stacked, "7", AT, store=False)
 
 
+def test_an_observed_frame_without_at_is_validated_at_its_own_as_of(world):
+    """docs/migration.md's hand call `lab.validate_migration(plan, cohort, observed=frame)` raised
+    "needs `at`" for a resolution or a --members-out file, which carry their time (as_of): it is
+    that time; a frame of several times, or of none, still asks for `at`."""
+    frame = OBSERVED.assign(as_of="2026-01-08 00:00:00")  # as a --members-out CSV read back holds it
+    v = world.validate_migration(PLAN, "Power Users", observed=frame)
+    assert (v.members, v.differ, v.observed_match_rate) == (6, 3, pytest.approx(4 / 6))
+    stored = world.sql("SELECT as_of FROM migration_validation_summary")["as_of"].tolist()
+    assert stored == [pd.Timestamp("2026-01-08")]
+    with pytest.raises(ValueError, match=r"needs `at`: the observed frame's as_of holds 2 times \(2026-01-07 00:00:00, "
+                                         r"2026-01-08 00:00:00\)"):
+        world.validate_migration(PLAN, "Power Users", observed=frame.assign(
+            as_of=["2026-01-07 00:00:00"] + ["2026-01-08 00:00:00"] * 5))
+    with pytest.raises(ValueError, match="needs `at` when `observed` has no as_of column"):
+        world.validate_migration(PLAN, "Power Users", observed=OBSERVED)
+
+
 def test_later_prediction_agrees_with_bob(world):
     v = validate(world.engine, PLAN, OBSERVED.assign(distinct_id=OBSERVED.distinct_id.replace({"c-bob": "102"})),
                  "Power Users", "2026-01-11T00:00:00Z", store=False)
