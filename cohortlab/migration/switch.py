@@ -172,14 +172,14 @@ def history_plan(engine: Engine, settings: Any = None) -> MigrationPlan:
     settings' event rule and no remediation. Its name says where the switch came from."""
     st = SyncSettings.coerce(settings)
     if settings_switch(st) is not None:
-        return MigrationPlan(name="history (settings)", eit_timeline=list(st.eit_timeline),
+        return MigrationPlan(name="the data's history: the settings' EIT timeline", eit_timeline=list(st.eit_timeline),
                              event_identity_cutoff=st.event_identity_cutoff)
     first = first_mpid_keyed_event(engine)
     before = st.eit_timeline[0].eit
     if first is None or before == "mparticle_id":
-        return MigrationPlan(name="history (settings, no switch)", eit_timeline=list(st.eit_timeline),
+        return MigrationPlan(name="the data's history: the settings' EIT, no switch", eit_timeline=list(st.eit_timeline),
                              event_identity_cutoff=st.event_identity_cutoff)
-    return MigrationPlan(name="history (switch from the data)",
+    return MigrationPlan(name="the data's history: a switch at its first MPID-keyed event",
                          eit_timeline=[{"since": None, "eit": before}, {"since": first, "eit": "mparticle_id"}],
                          event_identity_cutoff=st.event_identity_cutoff)
 

@@ -32,7 +32,8 @@ EXPLANATIONS = {
     "activity_after_export": "active after the export (the prediction counts activity up to its time)",
     "member_without_events": "no loaded event under this distinct_id (outside the model)",
     "not_keyed_by_plan": "events loaded under this distinct_id, but the plan keys this person's activity "
-                         "under other distinct_ids (the exports followed another EIT timeline)",
+                         "under other distinct_ids (the exports followed another EIT timeline, or kept "
+                         "a $device: profile the model merges into the person at their first identification)",
     "bad_mparticle_user_id": "$mparticle_user_id written by app code is not their MPID (no plan writes it)",
     "property_written_outside_plan": "$mparticle_user_id on the profile that the plan does not write",
     "remediation_not_in_exports": "the plan writes $mparticle_user_id (a Rule or SDK code), the exports do not "
@@ -419,7 +420,7 @@ class Reconciliation:
     @property
     def text(self) -> str:
         lines = [f"simulate counts the {self.members:,} members of {self.cohort!r} at {format_time(self.at)}: "
-                 f"{self.simulate_rate:.1%} matched; the what-if model ({self.plan}) gives the same members "
+                 f"{self.simulate_rate:.1%} matched; the what-if model, on {self.plan}, gives the same members "
                  f"{self.members_rate:.1%}."]
         n = self.members_without_events
         if n:

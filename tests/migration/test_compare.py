@@ -80,7 +80,7 @@ def test_compare_explains_why_simulate_finds_a_lower_rate_for_the_same_cohort(sh
     assert (r.members, r.members_without_events) == (4, 1)                  # Ivy
     assert (r.members_rate, r.simulate_rate) == (pytest.approx(0.5), pytest.approx(0.25))
     assert r.differences == {"bad_mparticle_user_id": 1}                    # Bob
-    assert r.plan == "history (settings, no switch)"
+    assert r.plan == "the data's history: the settings' EIT, no switch"
     assert "1 member differs: $mparticle_user_id written by app code is not their MPID" in r.text
     # without a cohort the rates count every profile with events, and say so
     everyone = compare(shop.engine, plans(), start="2025-12-01", end="2026-01-10", settings=SETTINGS)
