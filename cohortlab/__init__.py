@@ -3,7 +3,7 @@
 Public API::
 
     from cohortlab import Lab
-    lab = Lab("project.duckdb")          # or Lab() for in-memory
+    lab = Lab("lab.duckdb")              # or Lab() for in-memory
     lab.load("mixpanel-events", "export/*.jsonl.gz")
 
 The names below are imported on first use, so that a command that needs only part of the

@@ -3,7 +3,7 @@ canonical tables, the loaders, and (added by the simulation modules) resolution,
 reconciliation results.
 
     >>> from cohortlab import Lab
-    >>> lab = Lab("project.duckdb")
+    >>> lab = Lab("lab.duckdb")
     >>> lab.load("mixpanel-profiles", "exports/engage/")
 """
 
