@@ -365,6 +365,12 @@ def run_report(
                           f"{params['db']} ...`, or give --data, a folder of exports)")
     if params.get("data") and not Path(params["data"]).is_dir():
         raise ReportError(f"{params['data']}: no such folder")
+    for key, what in (("observed_db", "database"), ("observed_data", "folder")):  # the EIT page's validation
+        given = params.get(key)
+        if isinstance(given, (str, os.PathLike)) and given and not (
+                Path(given).exists() if key == "observed_db" else Path(given).is_dir()):
+            raise ReportError(f"{key}: {given}: no such {what} (the exports taken after the switch, which the "
+                              "EIT page validates the plan against)")
     if timezone is None:  # -p timezone=ZONE, or a parameters file's
         timezone = params.get("timezone")
     if timezone is not None:

@@ -469,8 +469,9 @@ def test_a_parameter_of_a_notebook_not_run_is_not_used_and_said_so(tmp_path):
 
 
 def test_the_plans_and_the_plan_to_validate_are_checked_before_anything_runs(tmp_path):
-    """A plans file with a typo, a missing one, or a validate_plan naming no plan each made the
-    report folder, then failed inside the EIT notebook (a review of migration validation)."""
+    """A plans file with a typo, a missing one, a validate_plan naming no plan, or an observed_db /
+    observed_data that does not exist each made the report folder, then failed inside the EIT
+    notebook (reviews of migration validation and of the newcomer's path)."""
     db = tmp_path / "x.duckdb"
     with Lab(str(db)):
         pass
@@ -479,6 +480,9 @@ def test_the_plans_and_the_plan_to_validate_are_checked_before_anything_runs(tmp
     for params, message in [
         ({"plans": str(typo)}, r"^plans: .*t1\.yaml: invalid migration plan: eit_timline"),
         ({"plans": str(tmp_path / "nosuch.yaml")}, r"^plans: .*nosuch\.yaml"),
+        ({"observed_db": str(tmp_path / "after_switch.duckdb")},  # three notebooks ran, then the EIT page failed
+         r"^observed_db: .*after_switch\.duckdb: no such database \(the exports taken after the switch"),
+        ({"observed_data": str(tmp_path / "after_switch")}, r"^observed_data: .*after_switch: no such folder"),
         ({"switch": "2026-02-01", "validate_plan": "swich only"},
          r"^validate_plan: no plan named 'swich only' \(did you mean 'switch only'\?\); the plans: switch only, "
          r"switch \+ Rule, Rule only, do nothing$"),
