@@ -91,8 +91,9 @@ def _check_outputs(out, chart=None):
 
 
 def _run(db, plans, start, end, settings_path, activity, repeat_days, out, chart, debug, cohort=None, switch=None,
-         progress=False):
+         progress=False, show_personal_data=False):
     from cohortlab.migration.run import compare
+    from cohortlab.privacy import Redactor
 
     settings = read_settings(settings_path)
     read_only = loaded_database(db)
@@ -108,6 +109,15 @@ def _run(db, plans, start, end, settings_path, activity, repeat_days, out, chart
                               observed_at=observed_at, debug=debug)
         except ValueError as e:
             fail(str(e))
+        # the cohort's name as `validate --out` and `simulate --members-out` show it: a name that is
+        # (or holds) an email or a phone number is its pseudonym, in the --out file's cohort column and in
+        # the sentences naming it (docs/reports.md#personal-data); looked up while the database is open
+        redactor = Redactor.for_engine(lab.engine, show=show_personal_data).with_personal_names([res.run.cohort])
+        daily = res.run.daily
+        if out and res.run.cohort is not None:
+            daily = daily.assign(cohort=redactor.values(daily["cohort"])).astype({"cohort": "string"})
+        population = redactor.text(res.run.population)
+        reconciliation = redactor.text(res.reconciliation.text) if res.reconciliation is not None else None
     run = res.run
     ends = res.window_source
     click.echo(f"window: {run.start} .. {run.end} (UTC, state at the end of each day; start from the "
@@ -119,13 +129,13 @@ def _run(db, plans, start, end, settings_path, activity, repeat_days, out, chart
         untold = timeline_not_modelled(settings, res.switch)  # as the report's EIT page header says it
         if untold:
             click.echo(terminal_text(f"the settings' EIT timeline: {untold}"))
-    click.echo(terminal_text(f"rates count {run.population}"))
+    click.echo(terminal_text(f"rates count {population}"))
     _print_summary(run.summary)
     click.echo(one_line(res.verdict))  # one line naming plans, from a YAML file: data
-    if res.reconciliation is not None:
+    if reconciliation is not None:
         click.echo("")
-        click.echo(terminal_text(res.reconciliation.text))
-    _write(run.daily, out)
+        click.echo(terminal_text(reconciliation))
+    _write(daily, out)
     if chart:
         from cohortlab.charts import migration_chart
 
@@ -159,6 +169,9 @@ _common = [
     click.option("--chart", type=click.Path(dir_okay=False), help="Write the match-rate chart (.png, .svg or .pdf)."),
     click.option("--debug", is_flag=True, help="Keep every SQL step as a table (mig_<run>_<table>__<step>) and "
                                                "print the rows after each step."),
+    click.option("--show-personal-data", is_flag=True,
+                 help="Print and write a --cohort named after an email or a phone number as it is (default: its "
+                      "stable pseudonym, the same as in `simulate --members-out` and the reports)."),
 ]
 
 
@@ -181,11 +194,12 @@ def migrate_group():
 @click.option("--plan", "plan_files", required=True, multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Plan YAML (one plan, or a list).")
 @progress_option
-def plan_cmd(db, start, end, settings_path, activity, repeat_days, cohort, out, chart, debug, plan_files, progress):
+def plan_cmd(db, start, end, settings_path, activity, repeat_days, cohort, out, chart, debug, show_personal_data,
+             plan_files, progress):
     """Predict the daily match rate of one plan (or each plan of the file)."""
     _check_outputs(out, chart)
     _run(db, _plans(plan_files), start, end, settings_path, activity, repeat_days, out, chart, debug, cohort,
-         progress=progress)
+         progress=progress, show_personal_data=show_personal_data)
 
 
 @migrate_group.command("compare")
@@ -196,14 +210,14 @@ def plan_cmd(db, start, end, settings_path, activity, repeat_days, cohort, out, 
                                "Rule only, do nothing). Default: the settings' eit_timeline, else the first event "
                                "keyed by an existing MPID; the output says which.", callback=check_time)
 @progress_option
-def compare_cmd(db, start, end, settings_path, activity, repeat_days, cohort, out, chart, debug, plan_files, switch,
-                progress):
+def compare_cmd(db, start, end, settings_path, activity, repeat_days, cohort, out, chart, debug, show_personal_data,
+                plan_files, switch, progress):
     """Several plans side by side on the same data: one table, one chart, the best plan or a tie."""
     if plan_files and switch:
         fail("give either --plan files or --switch (the standard plans), not both")
     _check_outputs(out, chart)
     _run(db, _plans(plan_files) if plan_files else None, start, end, settings_path, activity, repeat_days, out,
-         chart, debug, cohort, switch, progress=progress)
+         chart, debug, cohort, switch, progress=progress, show_personal_data=show_personal_data)
 
 
 @migrate_group.command("validate")

@@ -462,6 +462,36 @@ def test_migrate_validate_is_pseudonymised_unless_asked(world, tmp_path):
     assert r.exit_code == 0 and EMAIL.search((tmp_path / "raw.csv").read_text())
 
 
+@pytest.mark.parametrize("command", ["plan", "compare"])
+def test_migrate_plan_and_compare_show_a_cohort_named_after_an_email_as_its_pseudonym(world, tmp_path, command):
+    """`migrate plan|compare --cohort` name the cohort in the --out file's cohort column, in what
+    the rates count and in the reconciliation with simulate: as `validate --out` and
+    `simulate --members-out` do, a name holding an email is its pseudonym (it was in clear in every
+    row and both sentences); --show-personal-data shows it."""
+    from cohortlab.lab import Lab
+    from cohortlab.privacy import Redactor
+
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(world["db"], db)
+    with Lab(str(db), read_only=True) as lab:
+        shown = Redactor.for_engine(lab.engine).value(EMAIL_NAME)
+    assert shown.startswith("anon-")
+    plan = ["--plan", tmp_path / "plan.yaml"] if command == "plan" else ["--switch", "2026-02-01"]
+    (tmp_path / "plan.yaml").write_text("name: customer id\neit_timeline: customer_id\n")
+    out = tmp_path / "daily.csv"
+    r = cli("migrate", command, "--db", db, *plan, "--cohort", EMAIL_NAME, "--out", out)
+    assert r.exit_code == 0, r.output
+    assert not EMAIL.search(r.output) and not EMAIL.search(out.read_text()), r.output
+    assert set(pd.read_csv(out, dtype=str)["cohort"]) == {shown}
+    assert re.search(rf"^rates count the Mixpanel profiles with events of the [\d,]+ people behind the [\d,]+ "
+                     rf"members of '{shown}' \(snapshot ", r.output, re.M), r.output
+    assert re.search(rf"^simulate counts the [\d,]+ members of '{shown}' at ", r.output, re.M), r.output
+    r = cli("migrate", command, "--db", db, *plan, "--cohort", EMAIL_NAME, "--out", out, "--show-personal-data")
+    assert r.exit_code == 0, r.output
+    assert set(pd.read_csv(out, dtype=str)["cohort"]) == {EMAIL_NAME}
+    assert f"members of '{EMAIL_NAME}' (snapshot " in r.output and shown not in r.output
+
+
 # =========================================================================== 16. read-only reports
 def test_read_only_lab_simulates_without_writing_the_file(world, tmp_path):
     from cohortlab.lab import Lab
