@@ -477,12 +477,15 @@ else:
                                                         "observed_match_rate": "observed"})
     ui.show(charts.predicted_vs_observed_chart(comparison, x="cohort_name",
                                                title=f"Plan {v['plan']}: predicted vs observed match rate"),
-            "Predicted (model) against observed (the exports taken after the switch): matched / cohort members.")
+            "Predicted (model) against observed (the exports taken after the switch): matched / cohort members. "
+            "Observed is each member's identifier as the exports show it at the as-of time; the match-rates page "
+            "counts the identifier each member was last sent with (docs/rules.md#resolution-time), so the two "
+            "can differ by the members whose identifier changed after their last send.")
     # one row per cohort: a member of several cohorts is in each row (nothing is pooled)
     ui.table(v["cohorts"], columns={"cohort_name": "cohort", "as_of": "as of", "members": "members",
                                     "predicted_matched": "predicted to match",
                                     "predicted_match_rate": "predicted match rate (of members)",
-                                    "observed_matched": "observed matched",
+                                    "observed_matched": "observed matched (identifier at the as-of time)",
                                     "observed_match_rate": "observed match rate (of members)",
                                     "users_differ": "members that differ"})
     ui.md("\\n".join(f"- **{ui.text(c)}**: {ui.text(text)}" for c, text in v["verdicts"].items()))"""),
