@@ -29,6 +29,7 @@ import json
 import os
 import re
 import shutil
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -663,11 +664,18 @@ def _run_notebooks(sources, out_dir: Path, params: dict[str, Any], source: str, 
 
     skipped: dict[int, NotebookResult] = {}
     given: dict[int, dict[str, Any]] = {}  # parameters the runner found for a notebook while deciding
+    # [k/n]: k notebooks done (run or not), in the order they finish; the longest starts first
+    finished, finished_lock = iter(range(1, len(sources) + 1)), threading.Lock()
+
+    def counted(text: str) -> str:
+        with finished_lock:
+            return f"[{next(finished)}/{len(sources)}] {text}"
+
     if optional:
         for j, src in enumerate(sources):
             why, given[j] = _applies(src.stem, params)
             if why:
-                say(f"[{j + 1}/{len(sources)}] {src.stem}: not run: {why}")
+                say(counted(f"{src.stem}: not run: {why}"))
                 skipped[j] = NotebookResult(name=src.stem, source=src, ipynb=out_dir / src.stem / src.name,
                                             skipped=why)
         readers = {j for j in readers if j not in skipped}
@@ -675,17 +683,17 @@ def _run_notebooks(sources, out_dir: Path, params: dict[str, Any], source: str, 
     shown_values = shown_parameter_values(params)  # the personal texts among them, as the pages show them
 
     def one(j: int, extra: Mapping[str, Any] | None = None) -> NotebookResult:
-        src, i = sources[j], j + 1
-        say(f"[{i}/{len(sources)}] {src.stem} ...")
+        src = sources[j]
+        say(f"{src.stem} ...")
         with shares.held(src.stem) as env:  # its memory share: what the processes running now leave
             r = run_notebook(src, out_dir, {**params, **given.get(j, {}), **(extra or {})}, kernel=kernel,
                              page_source=source, env=env, shown_values=shown_values)
         if _STOPPING.is_set():  # interrupted: its kernel was stopped, not a failure to report
             return r
         if r.ok:
-            say(f"[{i}/{len(sources)}] {src.stem}: ok ({r.seconds:.1f} s)")
+            say(counted(f"{src.stem}: ok ({r.seconds:.1f} s)"))
         else:
-            say(f"[{i}/{len(sources)}] {src.stem}: FAILED in {str(r.error).partition(QUOTED_LINE)[0]}")  # quoted: at the end
+            say(counted(f"{src.stem}: FAILED in {str(r.error).partition(QUOTED_LINE)[0]}"))  # quoted: at the end
         return r
 
     sims_dir = None

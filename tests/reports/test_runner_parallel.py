@@ -2,6 +2,7 @@
 for, the longest default notebook starts first, each kernel gets its share of the memory limit
 and of the cores (DuckDB threads), and ``COHORTLAB_REPORT_PARALLEL`` chooses how many run at once."""
 
+import re
 import time
 from pathlib import Path
 
@@ -220,8 +221,11 @@ def test_readers_of_shared_simulations_start_after_the_others_and_run_without_th
     runs = {n.name: n.metrics for n in result.notebooks}
     assert runs["match_rates"]["simulations"] is None and runs["sync_timeline"]["simulations"] is None
     # the notebook that reads no shared simulation was started first (the sharing ran beside it)
-    order = [m.split("] ")[1].split(" ")[0] for m in said if m.endswith(" ...") and m.startswith("[")]
+    order = [m.split(" ")[0] for m in said if re.fullmatch(r"\w+ \.\.\.", m)]  # "NAME ..." as each starts
     assert order[0] == "eit_migration" and set(order[1:]) == {"match_rates", "sync_timeline"}
+    # [k/n] counts the notebooks done, in the order they end (it was each one's place in the list
+    # asked for: a report began with "[4/4] eit_migration ...", as if it were over)
+    assert [m.split("] ")[0] + "]" for m in said if re.match(r"\[\d/\d\] \w+: ok", m)] == ["[1/3]", "[2/3]", "[3/3]"]
     # asked not to share: no attempt
     said.clear()
     assert run_report(nbs, db=db, out=tmp_path / "out2", progress=said.append, share_simulations=False).ok
