@@ -428,6 +428,10 @@ class Reconciliation:
                          f"what-if's population (profiles with events), counted here as unmatched.")
         for k, v in sorted(self.differences.items()):
             lines.append(f"{v:,} {'member differs' if v == 1 else 'members differ'}: {EXPLANATIONS.get(k, k)} [{k}]")
+        if 2 * self.differences.get("event_property_missing", 0) > self.members:  # most: the plans' rates mislead
+            lines.append("note: most members lack the event rule's $mparticle_user_id, which every plan assumes on "
+                         "each event at or after the event identity cutoff; if these exports' events never carry it, "
+                         "compare the plans with `event_identity_cutoff: null` in the settings (--settings)")
         return "\n".join(lines)
 
 

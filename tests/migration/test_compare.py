@@ -362,6 +362,23 @@ def test_cli_compare_states_the_switch_the_population_the_tie_and_the_reconcilia
     assert r.exit_code == 1 and "is not after it, so it would change nothing" in r.output
 
 
+def test_a_reconciliation_where_most_members_lack_the_event_property_says_the_plans_assume_it():
+    """A world whose events never carry $mparticle_user_id: every plan predicted 100% where simulate
+    found 5.0%, 75 of 80 members event_property_missing, and nothing said that the plans' rates rest
+    on the event rule (a review as an engineer validating a switch)."""
+    from cohortlab.migration.validate import Reconciliation
+
+    def text(missing: int) -> str:
+        return Reconciliation("Power Users", pd.Timestamp("2026-03-01"), "the data's history: the settings' EIT, "
+                              "no switch", 80, 0, 1.0, 0.05, {"event_property_missing": missing}).text
+
+    assert text(75).splitlines()[-1] == (
+        "note: most members lack the event rule's $mparticle_user_id, which every plan assumes on each event at or "
+        "after the event identity cutoff; if these exports' events never carry it, compare the plans with "
+        "`event_identity_cutoff: null` in the settings (--settings)")
+    assert "note:" not in text(40)  # half is not most
+
+
 # --------------------------------------------------------------------------- chart
 def test_migration_chart_draws_each_plan_and_marks_the_changes_inside_the_window(world):
     from matplotlib.figure import Figure
