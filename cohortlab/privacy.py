@@ -18,7 +18,8 @@ national one (7 to 15 digits with a space, a dash or parentheses between them, `
 ``(415) 555-0123``, or dotted ``415.555.0123``; not a date), or when it is one of the emails and phone numbers the
 database itself holds (Mixpanel ``$email``/``$phone``, mParticle email and phone identities),
 which catches phone numbers written as plain digits (``07700900123``, which an MPID could be
-too). A national shape is not searched for inside sentences, where dates and counts take it.
+too). A national shape is not searched for inside sentences, where dates and counts take it (an
+error's text, :func:`masked_text`, is searched for the North-American ``415-555-0123`` shapes only).
 Before the patterns, a value is read with every kind of space as a space, full-width ``＠``/``＋``
 as ``@``/``+``, and ``%40``, ``%2B``, ``tel:`` undone (``carol%40example.com``,
 ``tel:+14155550111``), the same in Python and SQL (:func:`normalised`). The database's values are looked up for the
@@ -205,13 +206,29 @@ def masked_text(text: str) -> str:
     ``<phone number>``: an error names what is wrong, never whose record it is. A ``load`` has no
     database key yet and an error needs no join, hence no pseudonym. A word in another spelling
     (``alice%40example.com``, ``carol＠example.com``, ``%2B447700900123``) is read as
-    :func:`normalised` reads it, as the reports do: a header quoted in an error showed those in clear."""
+    :func:`normalised` reads it, as the reports do: a header quoted in an error showed those in clear.
+    A national phone number is ``<phone number>`` too in its North-American shapes only
+    (:data:`NATIONAL_PHONE_INSIDE_PATTERN`: ``415-555-0123``, ``415.555.0123``, ``(415) 555-0123``),
+    which no date, time, MPID, count, version or ``line:column`` takes; other national shapes
+    (``07700 900123``) are left, as a sentence is not searched for them (module docstring)."""
     return _masked(_OTHER_SPELLING_RE.sub(_masked_spelling, str(text)))
 
 
+# a national phone number inside a text, in the North-American 3-3-4 shape only: three digits,
+# three, four, with the same dash or dot between them (``415-555-0123``, ``415.555.0123``), or the
+# first three in parentheses (``(415) 555-0123``, ``(415)555.0123``), optionally after a ``1``
+# (``1-415-555-0123``); not part of a longer run of digits, dashes or dots (a date is 4-2-2, an
+# MPID has no separator, a version or an IP address has shorter groups)
+NATIONAL_PHONE_INSIDE_PATTERN = (r"(?<![\w.-])(?<!\d[.-])(?:1[-. ])?"
+                                 r"(?:\(\d{3}\) ?\d{3}[-.]\d{4}|\d{3}([-.])\d{3}\1\d{4})(?![\w]|[.-]\d)")
+_NATIONAL_PHONE_INSIDE_RE = re.compile(NATIONAL_PHONE_INSIDE_PATTERN)
+
+
 def _masked(text: str) -> str:
-    """``text`` with each email and ``+`` phone number (as written) replaced by its placeholder."""
-    return _PHONE_RE.sub(_masked_phone, _EMAIL_RE.sub("<email>", text))
+    """``text`` with each email, ``+`` phone number and North-American national one (as written)
+    replaced by its placeholder."""
+    out = _PHONE_RE.sub(_masked_phone, _EMAIL_RE.sub("<email>", text))
+    return _NATIONAL_PHONE_INSIDE_RE.sub("<phone number>", out)
 
 
 def _masked_phone(m: re.Match) -> str:

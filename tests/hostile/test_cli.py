@@ -421,6 +421,9 @@ def test_names_from_data_never_reach_the_terminal_as_control_sequences(tmp_path,
      "the header has ['<email>', '2026-03-01T00:00:00Z']"),
     ("mixpanel-members", "phone.csv", "distinct_id,as_of\nx,%2B447700900123\n", ["-o", "cohort=X"],
      "as_of: not a time: '<phone number>'"),
+    # a national phone number (the North-American shapes): it was shown in clear
+    ("mixpanel-members", "national.csv", "415-555-0123\n(415) 555-7700\n", ["-o", "cohort=X", "-o", "as_of=2026-03-01"],
+     "the header has ['<phone number>']"),
 ])
 def test_a_load_error_that_quotes_a_record_shows_no_email_or_phone(db, cli, tmp_path, kind, name, content, options,
                                                                    names):

@@ -47,6 +47,27 @@ def test_a_whole_value_shaped_like_a_national_phone_number_is_personal_in_python
         "between 2026-02-23 00:00 and 2026-03-01 12:00, 1 000 000 runs")
 
 
+def test_an_error_masks_a_north_american_national_phone_number_and_nothing_that_only_resembles_one():
+    """masked_text (every error that quotes data) masked emails and "+" numbers, but printed a
+    national phone number in clear ("the header has ['415-555-0123']") although the product
+    counts it as personal: the 3-3-4 shape with dashes or dots, or parentheses, is masked; dates,
+    times, MPIDs, counts, versions, addresses, line:column numbers and durations stay."""
+    from cohortlab.privacy import masked_text
+
+    assert masked_text("the header has ['415-555-0123', '2026-03-01T00:00:00Z']") == (
+        "the header has ['<phone number>', '2026-03-01T00:00:00Z']")
+    assert masked_text("call (415) 555-0123.") == "call <phone number>."
+    assert masked_text("x=(415)555-0123; y=415.555.0123, z=1-415-555-0123") == (
+        "x=<phone number>; y=<phone number>, z=<phone number>")
+    assert masked_text("user 415-555-0123 / <email> / +14155550123") == "user <phone number> / <email> / <phone number>"
+    kept = ["2026-03-01T00:00:00Z", "2026-03-01 12:34:56.789", "h.csv:12:34", "-7346244611012968789",
+            "9080350317581165448", "1,234,567 bytes", "2.000.000 rows", "cohortlab 1.2.3", "10.100.200.1000",
+            "3.5 s", "00:01:02.345", "8f2c1e4a-7b7d-4d0e-9c55-2a1f3b9e0c01", "555-0123", "1234-567-8901",
+            "415-555-01234", "0415-555-0123", "415-555.0123", "cust-415-555-0123", "415-555-0123-9",
+            "07700 900123", "415 555 0123", "2026-555-0123"]
+    assert [masked_text(t) for t in kept] == kept
+
+
 HOLDING_A_PHONE = ["Call back +44 7700 900123", "VIP (+1 (415) 555-0123)", "sms:+447700900124;x",
                    "list +33 6 12 34 56 78 March"]
 NOT_HOLDING_ONE = ["+150000 users", "+1,234,567 members", "+12) 2026-02-15 00:00 UTC", "+5 (12.5%) since",
