@@ -179,7 +179,9 @@ def fetch_cmd(out, db, sources, from_date, to_date, events, where, chunk_days, p
     # says what, and the exit status says the run is incomplete
     if not as_json:
         click.echo(str(summary))
-    what = "; ".join(f"{s['kind']}: {s['cohort']!r} (id {s['cohort_id']})" for s in summary.skipped)
+    from cohortlab.fetch import shown_name
+
+    what = "; ".join(f"{s['kind']}: {shown_name(s['cohort'])!r} (id {s['cohort_id']})" for s in summary.skipped)
     failed(_Refused(), f"incomplete: {len(summary.skipped)} item(s) skipped ({what}); the rest was fetched",
            "incomplete")
 
@@ -195,7 +197,10 @@ def _doc(out, summary, error: dict | None = None) -> dict:
     counts = summary.counts if summary is not None else {}
     stats = ({k: {"requests": v.requests, "retries": dict(v.retries)} for k, v in summary.stats.items()}
              if summary is not None else {})
-    skipped = summary.skipped if summary is not None else []
+    from cohortlab.fetch import shown_name  # a cohort's name as the summary prints it (no email or phone)
+
+    skipped = [{**s, "cohort": shown_name(s["cohort"])} if "cohort" in s else s
+               for s in (summary.skipped if summary is not None else [])]
     doc = {"ok": error is None, "complete": error is None and not skipped, "out": None if out is None else str(out),
            "counts": counts, "http": stats, "skipped": skipped}
     if error is not None:

@@ -28,7 +28,7 @@ from cohortlab.fetch.credentials import Credentials, load_credentials
 from cohortlab.fetch.files import run_lock, state_dir, write_json
 from cohortlab.fetch.http import AuthError, FetchError, HttpStatusError, RetryPolicy, Stats
 from cohortlab.loaders.time_zone import pop_timezone
-from cohortlab.privacy import masked_text
+from cohortlab.privacy import looks_personal, masked_text
 
 SOURCES = ("mixpanel", "mparticle")
 
@@ -66,6 +66,23 @@ class FetchSummary:
         # theirs reaches the terminal (docs/reports.md#escaping), nor an email or phone number in
         # a name ("Leads of dana@…")
         return terminal_text(masked_text("\n".join(out)))
+
+
+def shown_name(name: str) -> str:
+    """A cohort's name as the summary, the ``--json`` counts and skipped items, and the progress
+    bar show it: each email and phone number in it masked (:func:`~cohortlab.privacy.masked_text`),
+    and a name that is still personal as a whole (a national phone number such as
+    ``07700 900123``, for which :func:`~cohortlab.fetch.mixpanel.slug` names no folder either)
+    ``<phone number>``."""
+    masked = masked_text(name)
+    return "<phone number>" if looks_personal(masked) else masked
+
+
+def members_key(name: str, cohort_id: Any) -> str:
+    """The ``counts`` key of a cohort's members: ``members:NAME``; ``members:<email> (id 7)`` for a
+    name that is masked (:func:`shown_name`), whose id keeps two such cohorts apart."""
+    shown = shown_name(name)
+    return f"members:{name}" if shown == name else f"members:{shown} (id {one_line(str(cohort_id))})"
 
 
 # the options of one side only (the command line's spelling): given for a run that does not
@@ -288,7 +305,7 @@ def _fetch_mixpanel(run: _Run, from_date: Any, to_date: Any, n_chunks: int, *, e
                      completed_at=_now(), profiles=listing.results, pages=listing.pages)
         for cid, name in picked:
             try:
-                with _bar(run.show, None, f"members of {masked_text(one_line(name))}", " members") as bar:
+                with _bar(run.show, None, f"members of {one_line(shown_name(name))}", " members") as bar:
                     snap = mp.members(out, cid, name, progress=bar)
             except HttpStatusError as e:
                 # a cohort deleted since the cohorts list: Mixpanel refuses its members listing
@@ -299,8 +316,8 @@ def _fetch_mixpanel(run: _Run, from_date: Any, to_date: Any, n_chunks: int, *, e
                 _skip_deleted_cohort(run, cid, name, asked=not all_cohorts, answer=str(e), notify=mp.http.notify)
                 continue
             rel = snap.file.relative_to(out).as_posix()
-            summary.add(f"members:{name}", snap.members,
-                        f"members of {name!r} (id {one_line(cid)}): {snap.members:,} as of {_iso(snap.as_of)} -> {rel}"
+            summary.add(members_key(name, cid), snap.members,
+                        f"members of {shown_name(name)!r} (id {one_line(cid)}): {snap.members:,} as of {_iso(snap.as_of)} -> {rel}"
                         + (f" (paging restarted {snap.restarts}x)" if snap.restarts else ""))
             run.item(kind="mixpanel-members", path=rel, cohort=name, cohort_id=cid, as_of=_iso(snap.as_of))
     finally:
@@ -316,7 +333,7 @@ def _skip_deleted_cohort(run: _Run, cid: str, name: str, *, asked: bool, answer:
     answer = answer.removeprefix("mixpanel: ")
     why = ("deleted during the run: the cohorts list, asked again, no longer has it "
            f"(the members listing answered {answer})")
-    line = (f"members of {name!r} (id {one_line(cid)}): skipped, {why}"
+    line = (f"members of {shown_name(name)!r} (id {one_line(cid)}): skipped, {why}"
             + ("; it was asked for by --cohort: drop it from the next run's options" if asked else ""))
     notify(masked_text(f"mixpanel: warning: {line}"))
     run.summary.skipped.append({"kind": "cohort-deleted", "cohort": name, "cohort_id": cid, "reason": why})

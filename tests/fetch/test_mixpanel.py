@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
 from datetime import datetime
 
@@ -323,6 +324,43 @@ def test_a_cohort_named_after_an_email_is_masked_in_the_summary(fake, creds, pol
     assert "members of 'Leads of <email>' (id 7): 0 as of" in str(s) and "dana" not in str(s)
     assert (tmp_path / "mixpanel" / "members" / "cohort-7").is_dir()  # no folder named after the email
     assert json.loads((tmp_path / "mixpanel" / "cohorts.json").read_text())[0]["name"] == "Leads of dana.x@example.com"
+
+
+def test_cohorts_named_after_an_email_or_a_phone_are_masked_in_json_counts_summary_and_progress(fake, env, tmp_path):
+    """--json keyed each cohort's members by its name ("members:bob.jones@example.com"), which the
+    plain summary masks, and a name shaped like a national phone number (which slug() gives no
+    folder) was in clear in the summary, the key and the progress bar: all three show the name as
+    the summary does, a masked key with the cohort's id (two masked names would share it); the
+    skipped items and the `incomplete` error line too. The files keep the names as sent."""
+    from click.testing import CliRunner
+
+    from cohortlab.cli import main
+
+    fake.cohorts = [{"id": 7, "name": "bob.jones@example.com"}, {"id": 8, "name": "415-555-0123"},
+                    {"id": 9, "name": "07700 900123"}, {"id": 10, "name": "Power Users"},
+                    {"id": 11, "name": "Call +44 7700 900555"}]
+    fake.delete_after_list = {11: 400}
+    full = {k: v for k, v in os.environ.items() if not k.startswith(("MIXPANEL_", "MPARTICLE_", "COHORTLAB_"))}
+    r = CliRunner().invoke(main, ["fetch", "--out", str(tmp_path / "o"), "--source", "mixpanel", "--all-cohorts",
+                                  "--no-profiles", "--retries", "0", "--progress", "--json"],
+                           env={**full, **env}, catch_exceptions=False)
+    assert r.exit_code == 1, r.output
+    doc = json.loads(r.stdout)
+    assert {k: v for k, v in doc["counts"].items() if k.startswith("members:")} == {
+        "members:<email> (id 7)": 0, "members:<phone number> (id 8)": 0, "members:<phone number> (id 9)": 0,
+        "members:Power Users": 0}
+    assert [(i["cohort"], i["cohort_id"]) for i in doc["skipped"]] == [("Call <phone number>", "11")]
+    assert "members of <email>: " in r.stderr and "members of <phone number>: " in r.stderr  # the progress bars
+    assert r.stderr.splitlines()[-1] == ("error: incomplete: 1 item(s) skipped (cohort-deleted: 'Call <phone number>' "
+                                         "(id 11)); the rest was fetched")
+    for personal in ("bob.jones", "555-0123", "900123", "900555"):
+        assert personal not in r.stdout + r.stderr, personal
+    r = CliRunner().invoke(main, ["fetch", "--out", str(tmp_path / "o"), "--source", "mixpanel", "--cohort", "8",
+                                  "--cohort", "9", "--no-profiles", "--retries", "0"], env={**full, **env})
+    assert "members of '<phone number>' (id 8): 0 as of" in r.stdout
+    assert "members of '<phone number>' (id 9): 0 as of" in r.stdout and "555" not in r.stdout + r.stderr
+    names = {c["name"] for c in json.loads((tmp_path / "o" / "mixpanel" / "cohorts.json").read_text())}
+    assert {"bob.jones@example.com", "415-555-0123"} <= names
 
 
 def test_a_project_with_data_views_sends_its_workspace_id_to_the_query_api_only(fake, env, policy, tmp_path):
