@@ -152,16 +152,23 @@ class LoadReport:
     not_read: list[str] = field(default_factory=list)
 
     def add(self, path: str, load_id: int, r: FileResult) -> None:
-        """Count one loaded file (its load id and :class:`FileResult`) into the report."""
-        self.warnings += r.warnings
+        """Count one loaded file (its load id and :class:`FileResult`) into the report. Its warnings
+        are masked here, as an error's reason is (:func:`cohortlab.privacy.masked_text`): a warning
+        quotes data too (a cohort or attribute name, a stored name it suggests), and every output
+        of a warning (stderr, ``--json``, ``--strict``'s error, Python's ``LoadWarning``, a report's
+        log) reads this list."""
+        from cohortlab.privacy import masked_text
+
+        warnings = list(r.warnings)
         if r.all_quarantined:
             # the most frequent first, ties by name: the same text whatever order the rows came in
             top = sorted(r.quarantined.items(), key=lambda rn: (-rn[1], rn[0]))[:3]
             reasons = ", ".join(f"{reason} {n:,}" for reason, n in top)
-            self.warnings.append(
+            warnings.append(
                 f"{path}: every record was quarantined ({r.n_quarantined:,}: {reasons}); "
                 f"is this a {self.kind} file?{r.all_quarantined_hint}"
             )
+        self.warnings += [masked_text(w) for w in warnings]
         self.files.append(path)
         self.load_ids.append(load_id)
         self.rows_read += r.rows_read

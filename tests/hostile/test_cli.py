@@ -438,6 +438,48 @@ def test_a_load_error_that_quotes_a_record_shows_no_email_or_phone(db, cli, tmp_
     assert "@" not in said and "7700" not in said and "example.com" not in said
 
 
+def test_a_load_warning_that_quotes_a_name_shows_no_email_or_phone(db, cli, tmp_path):
+    """A warning quotes data as an error does (a cohort named in the file, a header's attribute
+    name, the stored cohort a typo is close to) but printed it in clear, on stderr and in --json's
+    "warnings": masked as an error is."""
+    seed = tmp_path / "seed.csv"
+    seed.write_text("distinct_id\nu1\n")
+    run = cli("load", "--db", db, "mixpanel-members", seed, "-o", "cohort=bob.jones@example.com", "-o",
+              "as_of=2026-03-01")
+    assert run.code == 0 and run.stderr == "", run.stderr
+    near = tmp_path / "near.csv"
+    near.write_text("distinct_id\nu2\n")
+    run = cli("load", "--db", db, "mixpanel-members", near, "-o", "cohort=bob.jones@example.co", "-o",
+              "as_of=2026-03-01", "--json")
+    assert run.code == 0, run.stderr
+    assert json.loads(run.stdout)["warnings"] == [
+        f"{near}: cohort '<email>' is not a known cohort, so a new cohort is created; did you mean '<email>'?"]
+    none = tmp_path / "none.json"
+    none.write_text(json.dumps({"page": 0, "session_id": "s2", "status": "ok", "as_of": "2026-03-03T00:00:00Z",
+                                "filter_by_cohort": {"id": 51, "name": "bob.jones@example.com"},
+                                "results": [{"$distinct_id": True}]}) + "\n")
+    part = tmp_path / "part.json"
+    part.write_text(json.dumps({"page": 1, "page_size": 1, "session_id": "s3", "status": "ok", "total": 2,
+                                "as_of": "2026-03-04T00:00:00Z", "filter_by_cohort": {"id": 52, "name": "+14155550199"},
+                                "results": [{"$distinct_id": "u3"}]}) + "\n")
+    run = cli("load", "--db", db, "mixpanel-members", none, part)
+    assert run.code == 0, run.stderr
+    assert run.stderr.splitlines() == [
+        f"warning: {none}: none of its 1 records names a member (see the quarantine): it writes no snapshot of "
+        "'<email>' (one of 0 members would remove every member)",
+        f"warning: {none}: every record was quarantined (1: bad_distinct_id 1); is this a mixpanel-members file?",
+        f"warning: {part}: holds Engage page(s) 1 of a listing but not its first page (page 0): its snapshot of "
+        "'<phone number>' holds part of the cohort; load every page file of the listing in one call (their folder)"]
+    audience = tmp_path / "audience.csv"
+    audience.write_text("mpid,email,415-555-0123,415-555-0123\n1,a@b.com,true,false\n")
+    run = cli("load", "--db", db, "mparticle-csv", audience)
+    assert run.code == 0, run.stderr
+    assert run.stderr == (f"warning: {audience}: the header repeats '<phone number>' (column 4): the first column "
+                          "of each name is read, the repeated one ignored\n")
+    run = cli("load", "--db", tmp_path / "strict.duckdb", "mparticle-csv", audience, "--strict")
+    assert "'<phone number>'" in run.assert_one_line_error("the header repeats") and "555" not in run.stderr
+
+
 def test_plan_names_never_reach_the_terminal_as_control_sequences(db, cli, tmp_path):
     """migrate compare's verdict ("best: <plan> ... ahead of <plan>") names plans from a YAML file:
     escaped like every other name from data (it was printed raw: an OSC sequence retitled the
