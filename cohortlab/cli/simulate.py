@@ -143,16 +143,23 @@ TIMELINE_SHOWN = ["run_at", "kind", "members", "adds", "removes", "true_count", 
 _CHANGED = "kind NOT IN ('diff', 'observation') OR adds > 0 OR removes > 0"
 
 
-def _waterfall_text(result) -> str:
-    """The waterfall as ``sign step count label`` (the rows the simulation kept, else its frame)."""
+def _waterfall_text(result, redactor=None) -> str:
+    """The waterfall as ``sign step count label`` (the rows the simulation kept, else its frame),
+    each label as ``redactor`` shows it (the audience step names the attribute: a cohort named
+    after an email is its pseudonym there, as in the reports; None: as they are)."""
+    if redactor is None:
+        from cohortlab.privacy import Redactor
+
+        redactor = Redactor(show=True)
     rows = result.waterfall_rows
     if rows is not None:
         text = text_table(["sign", "step", "count", "label"],
-                          [(_SIGNS.get(kind), step, n, label) for step, label, kind, n in rows])
+                          [(_SIGNS.get(kind), step, n, redactor.text(label)) for step, label, kind, n in rows])
         if text is not None:
             return text
     wf = result.waterfall.copy()
     wf["sign"] = wf.kind.map(_SIGNS)
+    wf["label"] = wf["label"].map(lambda v: redactor.text(v) if isinstance(v, str) else v)
     return _table(wf, ["sign", "step", "count", "label"])
 
 
@@ -197,8 +204,8 @@ def _timeline_lines(engine, table: str) -> list[str]:
 @click.option("--members-out", type=click.Path(dir_okay=False),
               help="Write the resolution table (one row per member) to a .csv, .csv.gz or .parquet file.")
 @click.option("--show-personal-data", is_flag=True,
-              help="Write emails and phone numbers in --members-out as they are (default: stable pseudonyms, "
-                   "no email column).")
+              help="Write emails and phone numbers in --members-out, and a cohort so named in the "
+                   "waterfall, as they are (default: stable pseudonyms, no email column).")
 @click.option("--timeline/--no-timeline", "show_timeline", default=True, help="Print the timeline summary.")
 @click.option("--debug", is_flag=True, help="Materialise every SQL step and print its row count.")
 @click.option("--assumptions", type=Choice(["all"]), default=None,
@@ -216,6 +223,7 @@ def simulate_cmd(db, cohort, settings_path, at, source, members_out, show_person
     per-member resolution. The results are stored in the database as tables resolution, timeline,
     attribute_state, waterfall and gap_summary; the simulation itself is stored too (unless
     --no-store, --debug or --engine spark) and reused by later commands on the same data."""
+    from cohortlab.privacy import Redactor
     from cohortlab.simulation.resolution import CohortError
     from cohortlab.settings import SettingsError
 
@@ -249,9 +257,13 @@ def simulate_cmd(db, cohort, settings_path, at, source, members_out, show_person
             click.echo(line)
         click.echo(_store_line(lab, result, store, debug, engine, at, read_only))
         click.echo("")
+        # the header above names the cohort as typed (docs/reports.md#personal-data); the waterfall's
+        # audience step and the line after it name it as the reports do: a personal name is its pseudonym
+        redactor = Redactor.for_engine(lab.engine, show=show_personal_data).with_personal_names([result.cohort])
         click.echo("discrepancy waterfall")
-        click.echo(_waterfall_text(result))
-        click.echo(f"audience on {one_line(result.attribute)} = false: {counted(result.audience_false, 'profile')}")
+        click.echo(_waterfall_text(result, redactor))
+        click.echo(f"audience on {one_line(redactor.text(result.attribute))} = false: "
+                   f"{counted(result.audience_false, 'profile')}")
         if show_timeline:
             lines = _timeline_lines(lab.engine, result.tables["timeline"].table_name)
             if lines:

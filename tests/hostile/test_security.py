@@ -581,6 +581,33 @@ def test_members_out_shows_a_cohort_name_holding_an_email_or_a_phone_as_its_pseu
     assert set(pd.read_csv(tmp_path / "raw.csv", dtype=str)["cohort_name"]) == {cohort}
 
 
+@pytest.mark.parametrize("cohort, personal", [(EMAIL_NAME, EMAIL), (PHONE_NAME, re.compile("7700 900123"))],
+                         ids=["email", "phone"])
+def test_simulate_waterfall_names_a_personal_cohort_by_its_pseudonym(world, tmp_path, cohort, personal):
+    """The waterfall's audience step and the `= false` line after it name the attribute, which
+    is the cohort's name: a name holding an email or a phone number is its pseudonym there, as on
+    the reports' waterfall (it was in clear); the header names the cohort as typed;
+    --show-personal-data shows it."""
+    from cohortlab.lab import Lab
+    from cohortlab.privacy import Redactor
+
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(world["db"], db)
+    with Lab(str(db), read_only=True) as lab:
+        shown = Redactor.for_engine(lab.engine).value(cohort)
+    assert shown.startswith("anon-")
+    r = cli("simulate", "--db", db, "--cohort", cohort, "--no-timeline")
+    assert r.exit_code == 0, r.output
+    head, waterfall = r.output.split("discrepancy waterfall\n")
+    assert head.startswith(f"cohort: {cohort}   attribute: '{cohort}'\n")
+    assert not personal.search(waterfall), waterfall
+    assert re.search(rf"^ *= +audience +\d+ +mParticle audience: {shown} = true$", waterfall, re.M), waterfall
+    assert re.search(rf"^audience on {shown} = false: \d+ profiles?$", waterfall, re.M), waterfall
+    r = cli("simulate", "--db", db, "--cohort", cohort, "--no-timeline", "--show-personal-data")
+    waterfall = r.output.split("discrepancy waterfall\n")[1]
+    assert f"mParticle audience: {cohort} = true" in waterfall and f"audience on {cohort} = false: " in waterfall
+
+
 def test_verify_shows_a_cohort_name_holding_an_email_as_its_pseudonym(world, tmp_path):
     """verify's text, its result and its --out file name the cohort and its attribute names (the
     expected one, the older form `Mixpanel - <name>` some profiles carry) as the reports do: a
