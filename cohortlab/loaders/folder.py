@@ -241,12 +241,14 @@ def _name_hint(path: Path) -> str | None:
 
 def _load_members_file(lab, path: Path, cohort_dir: Path | None, manifest: dict[Path, dict[str, Any]]) -> LoadReport:
     entry = manifest.get(path.resolve(), {})
-    if not (entry.get("as_of") or entry.get("cohort") or entry.get("cohort_name")):
-        try:  # the file (an Engage page with as_of and filter_by_cohort) may know best
-            return lab.load("mixpanel-members", [str(path)])
-        except (LoadError, ValueError) as e:
-            if "as_of" not in str(e) and "cohort" not in str(e):
-                raise
+    # the file (an Engage page with as_of and filter_by_cohort) knows best, and loaded as
+    # `cohortlab load mixpanel-members FILE` loads it, it has that load's fingerprint: loaded both
+    # ways, it is loaded once (with the manifest's options it was a second snapshot at the same time)
+    try:
+        return lab.load("mixpanel-members", [str(path)])
+    except (LoadError, ValueError) as e:
+        if "as_of" not in str(e) and "cohort" not in str(e):
+            raise
     options: dict[str, Any] = {}
     as_of = entry.get("as_of") or as_of_from_name(path.name)
     if as_of:
