@@ -409,6 +409,8 @@ def run_report(
     cohorts = params.get("cohorts") if ours else None
     if params.get("db") and params.get("engine", "duckdb") == "duckdb":  # before any folder or kernel
         check_database(params["db"], cohorts)
+        if ours:
+            check_times(params["db"], params, cohorts)
         if ours and "eit_migration" in seen:
             check_migration_window(params["db"], params)
     kernel = kernel or kernel_name()
@@ -509,6 +511,42 @@ def check_database(db: str | os.PathLike, cohorts: Any = None) -> None:
                     raise ReportError(f"cohorts: {e}") from None
     except DatabaseError as e:
         raise ReportError(str(e)) from None
+
+
+def check_times(db: str | os.PathLike, params: Mapping[str, Any], cohorts: Any = None) -> None:
+    """A ReportError, before any notebook runs, for the times the pages would show nothing at: an
+    ``as_of`` before the first membership data of every cohort of the report (each page said "no
+    cohort members" and the run exited 0), and a ``since`` after the ``as_of`` (else after the
+    cohorts' latest data), when no sync run can follow it (the sync page failed after the others
+    had run; with ``--overwrite``, its failed card replaced a good report). The sync page checks
+    ``since`` against its last run exactly (:func:`cohortlab.report.insights.check_since`)."""
+    as_of, since = params.get("as_of"), params.get("since")
+    if as_of is None and since is None:
+        return
+    from cohortlab.errors import CohortlabError
+    from cohortlab.lab import Lab
+    from cohortlab.simulation.membership import cohorts_with_membership, find_cohort
+    from cohortlab.times import format_minute, naive_utc, parse_time
+
+    try:
+        at = naive_utc(parse_time(as_of, "as_of")) if as_of is not None else None
+        t0 = naive_utc(parse_time(since, "since")) if since is not None else None
+        with Lab(str(db), read_only=True) as lab:
+            names = ([cohorts] if isinstance(cohorts, str) else list(cohorts)) if cohorts else \
+                cohorts_with_membership(lab.engine)
+            refs = [find_cohort(lab.engine, str(n)) for n in names]
+    except (CohortlabError, ValueError):  # a time or a cohort the parameter checks let by: the notebooks say it
+        return
+    firsts = [naive_utc(r.first_time) for r in refs if r.first_time is not None]
+    lasts = [naive_utc(r.last_time) for r in refs if r.last_time is not None]
+    if at is not None and firsts and at < min(firsts):
+        raise ReportError(f"as_of: {format_minute(at)} is before the first membership data of every cohort "
+                          f"(the earliest: {format_minute(min(firsts))}): no cohort has members then; give a later "
+                          "time, or none (each cohort's latest data)")
+    end, what = (at, "as_of") if at is not None else (max(lasts) if lasts else None, "the cohorts' latest data")
+    if t0 is not None and end is not None and t0 > end:
+        raise ReportError(f"since: {format_minute(t0)} is after {what} ({format_minute(end)}): no sync run to "
+                          "show; give an earlier time, or none")
 
 
 def check_migration_window(db: str | os.PathLike, params: Mapping[str, Any]) -> None:

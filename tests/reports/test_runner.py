@@ -1079,3 +1079,26 @@ def test_scheduled_report_data_runs_compare_a_cohort_named_after_an_email_with_a
                                   "--out", str(reports / "4")])
     assert r.exit_code == 1 and "COHORTLAB_PSEUDONYM_KEY is 5 character(s) long" in r.stderr
     assert not (reports / "4").exists()
+
+
+def test_times_the_pages_would_show_nothing_at_are_refused_before_anything_runs(report_run, tmp_path):
+    """`-p since=2027-01-01` ran the four pages for 25 s, then the sync page failed (with
+    --overwrite, its failed card replaced a good report); `-p as_of=2020-01-01` exited 0 with pages of
+    "no cohort members" (a review of scheduled reports). The demo's cohorts hold data from
+    2026-02-23 to 2026-03-01."""
+    db = report_run["out"] / "data.duckdb"
+    out = tmp_path / "r"
+    for params, message in [
+        ({"since": "2027-01-01"}, r"^since: 2027-01-01 00:00 UTC is after the cohorts' latest data \(2026-03-01 "
+                                  r"00:00 UTC\): no sync run to show; give an earlier time, or none$"),
+        ({"as_of": "2026-02-24T00:00:00Z", "since": "2026-02-26T00:00:00Z"},
+         r"^since: 2026-02-26 00:00 UTC is after as_of \(2026-02-24 00:00 UTC\): no sync run to show"),
+        ({"as_of": "2020-01-01"}, r"^as_of: 2020-01-01 00:00 UTC is before the first membership data of every "
+                                  r"cohort \(the earliest: 2026-02-23 00:00 UTC\): no cohort has members then"),
+    ]:
+        with pytest.raises(ReportError, match=message):
+            run_report(["sync_timeline"], db=db, out=out, params=params)
+        assert not out.exists()
+    from cohortlab.report.runner import check_times
+
+    check_times(db, {"as_of": "2026-02-23T00:00:00Z", "since": "2026-02-23T00:00:00Z"})  # the first data: fine
