@@ -79,6 +79,17 @@ def _texts(name: str, v: Any) -> str | list[str]:
     return _text(name, v)
 
 
+def _cohorts(name: str, v: Any) -> str | list[str]:
+    """One cohort or a list: a name, or an id, which YAML reads as a number (``-p cohorts=1000``:
+    its text, as the notebooks take one id; a float or a boolean is no id)."""
+    def one(n: str, x: Any) -> str:
+        return str(x) if isinstance(x, int) and not isinstance(x, bool) else _text(n, x)
+
+    if isinstance(v, list):
+        return [one(f"{name}[{i}]", x) for i, x in enumerate(v)]
+    return one(name, v)
+
+
 def _choice(*allowed: str) -> Callable[[str, Any], str]:
     def inner(name: str, v: Any) -> str:
         if v not in allowed:
@@ -98,7 +109,7 @@ class Parameter:
 PARAMETERS: dict[str, Parameter] = {p.name: p for p in [
     Parameter("db", _optional(_text), "DuckDB file with the loaded exports"),
     Parameter("data", _optional(_text), "folder of exports, loaded in memory (db wins)"),
-    Parameter("cohorts", _optional(_texts), "a cohort name or a list of names; none: every cohort"),
+    Parameter("cohorts", _optional(_cohorts), "a cohort name or id, or a list of them; none: every cohort"),
     Parameter("as_of", _optional(_time), "ISO time; none: each cohort's latest data"),
     Parameter("settings", _optional(_text), "SyncSettings YAML file"),
     Parameter("output_dir", _optional(_text), "folder for metrics.json (set by cohortlab report)"),

@@ -21,6 +21,16 @@ def test_plain_values_pass_and_are_normalised():
                    "show_personal_data": True, "db": "x.duckdb"}
 
 
+def test_a_cohort_may_be_given_by_its_id_which_yaml_reads_as_a_number():
+    """`cohortlab report -p cohorts=1000` said "expected text, got a int value", where papermill's
+    `-p cohorts 1000` ran (the docs give a cohort by one id; a review of scheduled reports)."""
+    assert validate({"cohorts": yaml_value("1000")}, DECLARED) == {"cohorts": "1000"}
+    assert validate({"cohorts": yaml_value("[1000, Power Users]")}, DECLARED) == {"cohorts": ["1000", "Power Users"]}
+    for text in ("1000.5", "true", "[true]"):
+        with pytest.raises(ParameterError, match="cohorts.*: expected text"):
+            validate({"cohorts": yaml_value(text)}, DECLARED)
+
+
 def test_a_binary_yaml_value_is_refused():
     payload = base64.b64encode(b'"; import os; os.system("id"); _x="').decode()
     with pytest.raises(ParameterError, match="as_of: a binary value"):
