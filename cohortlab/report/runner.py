@@ -424,7 +424,9 @@ def run_report(
     # the notebooks that read the shared simulations (by position); shared when two or more do
     readers = {j for j, src in enumerate(sources) if _reads_shared(Path(src))}
     share = share_simulations and params.get("engine", "duckdb") == "duckdb" and len(readers) >= 2
-    if params.get("db") and params.get("engine", "duckdb") == "duckdb" and not share:
+    # asked not to share (docs/reports.md#report-command): say when nothing stored stands in for it;
+    # a single notebook simulating on its own is the normal case, not news for every cron log
+    if params.get("db") and params.get("engine", "duckdb") == "duckdb" and not share_simulations and len(readers) >= 2:
         hint = stored_simulations_hint(params["db"])
         if hint:
             say(hint)

@@ -132,7 +132,12 @@ def test_the_runner_shares_them_and_the_figures_do_not_change(db, tmp_path, monk
     alone = run_report(nbs, db=db, out=tmp_path / "alone", progress=said.append, share_simulations=False)
     assert alone.ok
     assert not any("simulated" in m for m in said)
+    # asked not to share, with nothing stored: said once, before the notebooks
+    assert sum(m.startswith("no simulation is stored in ") for m in said) == 1
     assert all("simulations = " not in _injected(n.ipynb) for n in alone.notebooks)
+    said.clear()  # one notebook simulates on its own anyway: no hint in every scheduled run's log
+    assert run_report(["match_rates"], db=db, out=tmp_path / "one", progress=said.append).ok
+    assert not any("no simulation is stored" in m for m in said), said
     a, b = _figures(with_sharing), _figures(alone)
     assert json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
     assert sorted(a["match_rates"]["metrics"]["cohorts"]) == _cohorts(db)
