@@ -295,12 +295,18 @@ class Headline(dict):
     def __init__(self) -> None:
         super().__init__()
         self.units: dict[str, str] = {}
+        self.stable_keys: dict[str, str] = {}  # label -> its stable key (``figures`` in metrics.json, for scripts)
 
-    def add(self, label: str, value: Any, unit: str = "count") -> "Headline":
+    def add(self, label: str, value: Any, unit: str = "count", *, key: str) -> "Headline":
+        """``label``: the words a reader sees (they may change with the data: "best plan (tie)");
+        ``key``: the figure's name for scripts, the same whatever the data (docs/reports.md#metrics-json)."""
         if unit not in self.UNITS:
             raise ValueError(f"headline {label!r}: unknown unit {unit!r} ({', '.join(self.UNITS)})")
+        if key in self.stable_keys.values():
+            raise ValueError(f"headline {label!r}: key {key!r} given twice")
         self[label] = value
         self.units[label] = unit
+        self.stable_keys[label] = key
         return self
 
 
@@ -323,13 +329,13 @@ SYNC_RUNS, FAILED_RUNS = "sync runs (summed over cohorts)", "failed runs (summed
 def sync_headline(stats: Mapping[str, Mapping[str, Any]], configured: str = "dynamic") -> Headline:
     s = [v for v in stats.values() if v.get("runs")]
     return (Headline()
-            .add("cohorts", len(stats))
-            .add(SYNC_RUNS, sum(v["runs"] for v in s))
-            .add(FAILED_RUNS, sum(v["failed_runs"] for v in s))
-            .add("Mixpanel members (last run)", sum(v["members"] for v in s))
-            .add("attribute = true (last run)", sum(v["true_count"] for v in s))
-            .add("stale true (last run)", sum(v["stale_true"] for v in s))
-            .add(sync_waiting_label(configured), sum(v["not_yet_true"] for v in s)))
+            .add("cohorts", len(stats), key="cohorts")
+            .add(SYNC_RUNS, sum(v["runs"] for v in s), key="sync_runs")
+            .add(FAILED_RUNS, sum(v["failed_runs"] for v in s), key="failed_runs")
+            .add("Mixpanel members (last run)", sum(v["members"] for v in s), key="members_last_run")
+            .add("attribute = true (last run)", sum(v["true_count"] for v in s), key="true_last_run")
+            .add("stale true (last run)", sum(v["stale_true"] for v in s), key="stale_true_last_run")
+            .add(sync_waiting_label(configured), sum(v["not_yet_true"] for v in s), key="not_yet_true_last_run"))
 
 
 # =========================================================================== the figures of a page
@@ -477,14 +483,14 @@ def loss_words(loss: Mapping[str, Any]) -> str:
 def figures_headline_match_rates(f: Mapping[str, Any]) -> Headline:
     t = f["totals"]
     out = (Headline()
-           .add("Mixpanel cohort members", t["members"])
-           .add("reach an mParticle profile", t["matched"])
-           .add("match rate (of all members)", t["match_rate"], "percent")
-           .add("mParticle audience, simulated (attribute = true)", t["audience"]))  # the observed one: the card's note
+           .add("Mixpanel cohort members", t["members"], key="members")
+           .add("reach an mParticle profile", t["matched"], key="matched")
+           .add("match rate (of all members)", t["match_rate"], "percent", key="match_rate")
+           .add("mParticle audience, simulated (attribute = true)", t["audience"], key="audience_simulated"))  # the observed one: the card's note
     if f["losses"]:
         top = f["losses"][0]
         what = "largest addition" if top["kind"] == "plus" else "largest loss"  # the sign in words, not "(−) 30"
-        out.add(f"{what}, all cohorts: {loss_words(top)}", top["users"])
+        out.add(f"{what}, all cohorts: {loss_words(top)}", top["users"], key="largest_step")
     return out
 
 
@@ -578,13 +584,13 @@ def figures_headline_identity_gaps(f: Mapping[str, Any]) -> Headline:
     # in words, as the pages write them; several when tied (one of them picked would mislead)
     top = " / ".join(reason_words(r["gap_reason"]) for r in top_gap_reasons(f)) or None  # None: none unmatched
     return (Headline()
-            .add("unmatched members", f["unmatched"])
-            .add("unmatched (of all members)", f["unmatched_share"], "percent")
-            .add("in mParticle under another identity", f["in_mparticle"])
-            .add("most frequent gap reason", top, "text")
-            .add(rule_headline_label(f), f["rule_fixable"])
-            .add("by a re-export alone, no identifier fixed (simulated)", f.get("reexport_alone"))
-            .add("never fixable (cohort members in mParticle, inactive since the cutoff)", f["never_fixable"]))
+            .add("unmatched members", f["unmatched"], key="unmatched")
+            .add("unmatched (of all members)", f["unmatched_share"], "percent", key="unmatched_share")
+            .add("in mParticle under another identity", f["in_mparticle"], key="in_mparticle")
+            .add("most frequent gap reason", top, "text", key="top_gap_reason")
+            .add(rule_headline_label(f), f["rule_fixable"], key="rule_recovered")
+            .add("by a re-export alone, no identifier fixed (simulated)", f.get("reexport_alone"), key="reexport_alone")
+            .add("never fixable (cohort members in mParticle, inactive since the cutoff)", f["never_fixable"], key="never_fixable"))
 
 
 def timeline_rows(timeline: pd.DataFrame) -> list[dict[str, Any]]:
@@ -688,21 +694,23 @@ def migration_figures(plan_summary: pd.DataFrame, daily: pd.DataFrame, validatio
 
 def figures_headline_migration(f: Mapping[str, Any]) -> Headline:
     if not f["plans"]:
-        return Headline().add("plans", 0)
+        return Headline().add("plans", 0, key="plans")
     best = next(p for p in f["plans"] if p["plan"] == f["best"][0])
     out = (Headline()
-           .add("plans compared", len(f["plans"]))
-           .add("best plan" + (" (tie)" if len(f["best"]) > 1 else ""), " = ".join(f["best"]), "text")
-           .add("its final match rate (of Mixpanel profiles)", best["final_match_rate"], "percent")
-           .add("its split profiles (among everyone with events, at the window's end)", best["split_profiles_end"])
-           .add("its users never fixable (among everyone with events: inactive after the plan's change)", best["never_fixable_users"]))
+           .add("plans compared", len(f["plans"]), key="plans")
+           .add("best plan" + (" (tie)" if len(f["best"]) > 1 else ""), " = ".join(f["best"]), "text", key="best_plan")
+           .add("its final match rate (of Mixpanel profiles)", best["final_match_rate"], "percent", key="best_final_match_rate")
+           .add("its split profiles (among everyone with events, at the window's end)", best["split_profiles_end"],
+                key="best_split_profiles")
+           .add("its users never fixable (among everyone with events: inactive after the plan's change)",
+                best["never_fixable_users"], key="best_never_fixable"))
     rows = [c for c in (f["validation"] or {}).get("cohorts") or [] if c["members"]]
     if rows:  # one cohort's figures, never pooled over cohorts; its name is a value (labels hold no data text)
         far = max(rows, key=lambda c: abs(c["predicted_match_rate"] - c["observed_match_rate"]))
         out.add("validated cohort farthest from its prediction" if len(rows) > 1 else "validated cohort",
-                far["cohort_name"], "text")
-        out.add("its observed match rate (of its members)", far["observed_match_rate"], "percent")
-        out.add("its predicted match rate (of its members)", far["predicted_match_rate"], "percent")
+                far["cohort_name"], "text", key="validated_cohort")
+        out.add("its observed match rate (of its members)", far["observed_match_rate"], "percent", key="validated_observed_match_rate")
+        out.add("its predicted match rate (of its members)", far["predicted_match_rate"], "percent", key="validated_predicted_match_rate")
     return out
 
 

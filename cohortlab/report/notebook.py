@@ -475,16 +475,21 @@ def _document(notebook: str, *, title: str, summary: str = "", headline=None, pa
              "parameters": _to_json(parameters or {}), "metrics": _to_json(metrics or {})}
     _current().prime(_texts(list(parts.values())))  # one lookup, not one per value
     shown = {name: _redacted(part) for name, part in parts.items()}
+    shown_headline = shown.pop("headline")
     return {
         "notebook": notebook,
         "title": title,
         "generated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "summary": _plain(summary),
         "card": [_plain(line) for line in card or [] if line],
-        "headline": shown.pop("headline"),
+        "headline": shown_headline,
         # each headline figure's unit (metrics.Headline), for the index page: never guessed from the value
         # (its keys are the headline's labels, shown as the headline's are)
         "headline_units": {_safe(k): u for k, u in (getattr(headline, "units", None) or {}).items()},
+        # the same figures by stable keys, for scripts: a label may change with the data ("best plan
+        # (tie)", "missing (last run)"), its key does not (docs/reports.md#metrics-json)
+        "figures": {key: shown_headline.get(_safe(label))
+                    for label, key in (getattr(headline, "stable_keys", None) or {}).items()},
         **shown,
     }
 

@@ -313,11 +313,13 @@ def test_a_headline_label_holding_an_email_is_shown_as_the_headline_shows_it():
     from cohortlab.report import notebook as ui
     from cohortlab.report.metrics import Headline
 
-    h = Headline().add("members", 3).add("observed rate of Leads of carol@example.com", 0.5, "percent")
+    h = (Headline().add("members", 3, key="members")
+         .add("observed rate of Leads of carol@example.com", 0.5, "percent", key="observed_rate"))
     doc = ui._document("x", title="t", headline=h)
     assert "carol@example.com" not in json.dumps(doc)
     assert list(doc["headline"]) == list(doc["headline_units"]) and list(doc["headline"])[0] == "members"
     assert doc["headline_units"][list(doc["headline"])[1]] == "percent"
+    assert doc["figures"] == {"members": 3, "observed_rate": 0.5}  # by stable keys, no label at all
 
 
 def test_report_data_is_loaded_outside_the_report_folder(report):

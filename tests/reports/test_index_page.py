@@ -61,7 +61,7 @@ def test_a_headline_unit_must_be_known():
     import pytest
 
     with pytest.raises(ValueError, match="unknown unit 'pct'"):
-        metrics.Headline().add("rate", 0.5, "pct")
+        metrics.Headline().add("rate", 0.5, "pct", key="rate")
 
 
 def test_a_path_is_shown_relative_to_the_report_folder_or_by_its_name(tmp_path):

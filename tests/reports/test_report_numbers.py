@@ -132,3 +132,23 @@ def test_cards_and_pages_agree_on_the_shared_figures(report_run):
         steps = [s for s in f["waterfall"] if s["kind"] != "total" and s["count"]]
         assert sorted((s["step"], s["count"]) for s in steps) == sorted((x["step"], x["users"]) for x in f["losses"])
         assert [x["users"] for x in f["losses"]] == sorted((x["users"] for x in f["losses"]), reverse=True)
+
+
+def test_figures_name_each_card_figure_by_a_stable_key(report_run):
+    """A script read the card's figures by their labels, which change with the data ("best plan" /
+    "best plan (tie)", "largest loss, all cohorts: shared MPID" / "...: MPID rounded through a
+    float"; a review of scheduled reports): `figures` holds each of them by a key that does not."""
+    out = report_run["out"]
+    m = {n: json.loads((out / n / "metrics.json").read_text()) for n in DEFAULT_NOTEBOOKS}
+    for name, doc in m.items():
+        assert sorted(doc["figures"].values(), key=repr) == sorted(doc["headline"].values(), key=repr), name
+    totals = m["match_rates"]["metrics"]["totals"]
+    assert {k: m["match_rates"]["figures"][k] for k in ("members", "matched", "audience_simulated")} == {
+        "members": totals["members"], "matched": totals["matched"], "audience_simulated": totals["audience"]}
+    assert m["match_rates"]["figures"]["largest_step"] == m["match_rates"]["metrics"]["losses"][0]["users"]
+    assert m["identity_gaps"]["figures"]["unmatched"] == m["identity_gaps"]["metrics"]["unmatched"]
+    assert m["sync_timeline"]["figures"]["true_last_run"] == totals["audience"]
+    assert set(m["sync_timeline"]["figures"]) == {"cohorts", "sync_runs", "failed_runs", "members_last_run",
+                                                  "true_last_run", "stale_true_last_run", "not_yet_true_last_run"}
+    eit = m["eit_migration"]["figures"]
+    assert eit["best_plan"] == " = ".join(m["eit_migration"]["metrics"]["best"]) and eit["plans"] == 4
