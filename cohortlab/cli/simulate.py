@@ -103,6 +103,26 @@ def settings_lines(s) -> list[str]:
     ]
 
 
+def after_as_of(s, at) -> str | None:
+    """A ``note:`` line naming the settings dated after the as-of time ``at`` (pauses that start
+    later, re-exports at later times): they cannot change this simulation, which the waterfall
+    alone did not say (docs/settings.md's example file, run on data of an earlier month); None
+    when there is none."""
+    from cohortlab.times import format_minute, naive_utc
+
+    at = naive_utc(at)
+    pauses = [p for p in s.pauses if naive_utc(p.start) > at]
+    reexports = [t for t in s.reexport_at if naive_utc(t) > at]
+    parts = ([f"{counted(len(pauses), 'pause')} from {format_minute(naive_utc(min(p.start for p in pauses)))}"]
+             if pauses else []) + \
+        ([f"reexport_at {', '.join(format_minute(naive_utc(t)) for t in reexports[:3])}"
+          + (f" (+{len(reexports) - 3} more)" if len(reexports) > 3 else "")] if reexports else [])
+    if not parts:
+        return None
+    return (f"note: after the as-of time ({format_minute(at)}), so without effect on this simulation: "
+            f"{'; '.join(parts)} (give a later --at, with data of that time)")
+
+
 def _store_line(lab, result, store: bool, debug: bool, engine: str, at, read_only: bool = False) -> str:
     """Where the simulation came from and whether it was stored (docs/simulate.md#stored-simulations),
     and the time verify / explain simulate at when it is another one."""
@@ -255,6 +275,9 @@ def simulate_cmd(db, cohort, settings_path, at, source, members_out, show_person
         )
         for line in settings_lines(s):
             click.echo(line)
+        late = after_as_of(s, result.at)
+        if late:
+            click.echo(late)
         click.echo(_store_line(lab, result, store, debug, engine, at, read_only))
         click.echo("")
         # the header above names the cohort as typed (docs/reports.md#personal-data); the waterfall's

@@ -140,6 +140,24 @@ def test_simulate_prints_every_setting_a_file_changes(db, tmp_path):
             "reexport_at=2026-02-10T00:00:00Z,2026-02-11T00:00:00Z,2026-02-12T00:00:00Z,+1 more") in res.output
 
 
+def test_simulate_says_which_settings_are_dated_after_the_as_of_time(db, tmp_path):
+    """docs/settings.md's example (pauses from 2026-03-02, a re-export on 2026-03-20) on data as of
+    2026-03-01: the settings line listed them and the waterfall did not change, with nothing saying
+    why (a newcomer's review). A pause that started before the as-of time does act: not named."""
+    s = tmp_path / "s.yaml"
+    s.write_text("pauses:\n  - {start: 2026-02-28T00:00:00Z, end: 2026-03-02T00:00:00Z}\n"
+                 "  - {start: 2026-03-10T00:00:00Z, end: 2026-03-11T00:00:00Z}\n"
+                 "  - {start: 2026-03-02T00:00:00Z, end: 2026-03-06T00:00:00Z}\n"
+                 "reexport_at: ['2026-02-20', '2026-03-20']\n")
+    res = run("simulate", "--db", db, "--cohort", C, "--settings", str(s))
+    assert res.exit_code == 0, res.output
+    notes = [line for line in res.output.splitlines() if line.startswith("note: after the as-of time")]
+    assert notes == ["note: after the as-of time (2026-03-01 00:00 UTC), so without effect on this simulation: "
+                     "2 pauses from 2026-03-02 00:00 UTC; reexport_at 2026-03-20 00:00 UTC (give a later --at, "
+                     "with data of that time)"]
+    assert "note: after the as-of time" not in run("simulate", "--db", db, "--cohort", C).output
+
+
 def test_simulate_errors(db, tmp_path):
     res = run("simulate", "--db", db, "--cohort", "Nope")
     assert res.exit_code == 1 and "unknown cohort 'Nope'; known cohorts: 'Power Users'" in _all(res)
