@@ -95,14 +95,20 @@ def flag(value: Any, name: str) -> bool:
 
 
 def time_parameter(value: Any, name: str) -> Any:
-    """``value`` as given, once it reads as a time (None stays None): a time that is no time is a
+    """``value`` as ``cohortlab report`` gives it (ISO UTC text, ``2026-02-28T00:00:00Z``), once it
+    reads as a time (None stays None): a papermill run's ``2026-02-28`` (a YAML date) was shown
+    as written where the report's showed "2026-02-28 00:00 UTC". A time that is no time is a
     :class:`~cohortlab.errors.SettingsError` naming the parameter, in the setup cell (``since``
     failed after both simulations, as "time: not a time"; ``as_of`` was named "at")."""
-    if value is not None:
-        from cohortlab.times import parse_time
+    if value is None:
+        return None
+    import datetime as _dt
 
-        parse_time(value, name)
-    return value
+    from cohortlab.times import format_time, parse_time
+
+    if isinstance(value, (_dt.datetime, _dt.date)):
+        value = value.isoformat()
+    return format_time(parse_time(value, name))
 
 
 def redactor(lab, show_personal_data: bool = False) -> Redactor:

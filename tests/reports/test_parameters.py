@@ -65,3 +65,20 @@ def test_every_notebook_parameter_has_a_declared_type():
     for nb in sorted(NOTEBOOKS_DIR.glob("*.ipynb")):
         for name in papermill.inspect_notebook(str(nb)):
             assert name in PARAMETERS, f"{nb.name}: parameter {name} has no type in report/parameters.py"
+
+
+def test_a_notebook_run_by_papermill_takes_a_time_as_cohortlab_report_gives_it():
+    """papermill -f p.yaml with `as_of: 2026-02-28` (a YAML date) showed "2026-02-28" in the page's
+    context, where `cohortlab report` showed "2026-02-28 00:00 UTC" (a review of scheduled reports):
+    the setup cell reads a time into the report's form."""
+    import datetime as dt
+
+    from cohortlab.errors import SettingsError
+    from cohortlab.report.notebook import time_parameter
+
+    report_form = validate({"as_of": yaml_value("2026-02-28")}, DECLARED)["as_of"]
+    assert time_parameter(dt.date(2026, 2, 28), "as_of") == time_parameter("2026-02-28", "as_of") == report_form
+    assert time_parameter("2026-03-01T05:00:00+02:00", "as_of") == "2026-03-01T03:00:00Z"
+    assert time_parameter(None, "since") is None
+    with pytest.raises(SettingsError, match="since"):
+        time_parameter("next tuesday", "since")
