@@ -131,7 +131,7 @@ def precision_loss(resolution: pd.DataFrame) -> pd.DataFrame:
 
 def remedies(resolution: pd.DataFrame, values: pd.DataFrame | None = None) -> pd.DataFrame:
     """What each remedy recovers, in users (``remedy, key, users, gained, audience_before,
-    audience_after, applies, note``), from ``values``: the rows of
+    audience_after, applies, note``; the most first, those that do not apply last), from ``values``: the rows of
     :func:`cohortlab.simulation.remedies.value_remedies` (``Lab.remedies``) of one or more
     cohorts (column ``cohort`` when several), each the simulation with the remedy applied against
     the one as configured. ``users`` is the sum of ``recovered`` over cohorts (the members' own
@@ -158,7 +158,11 @@ def remedies(resolution: pd.DataFrame, values: pd.DataFrame | None = None) -> pd
                          "audience_after": int(g["audience_after"].sum()),
                          "applies": bool(g["applies"].any()),
                          "note": "; ".join(notes)})
+        # ranked: the remedy that recovers most first (a reader asked "what do we do?" found them in a
+        # fixed order); ties keep it; one the settings give nothing to act on last
         out = pd.DataFrame(rows, columns=cols)
+        order = sorted(range(len(out)), key=lambda i: (not out["applies"].iloc[i], -out["users"].iloc[i]))
+        out = out.iloc[order].reset_index(drop=True)
     u = unmatched(resolution)
     in_mp = u["recoverable_via"].notna()
     active = flags(u["active_after_cutoff"])
@@ -175,6 +179,8 @@ def remedies_by_cohort(values: pd.DataFrame | None) -> list[dict[str, Any]]:
     if values is None or values.empty or "cohort" not in values.columns or values["cohort"].nunique() < 2:
         return []
     rows = values[values["applies"].astype(bool)].rename(columns={"recovered": "users"})
+    cohorts = list(dict.fromkeys(rows["cohort"]))  # each cohort's remedies ranked as the summed table's
+    rows = rows.assign(_c=rows["cohort"].map(cohorts.index), _u=-rows["users"]).sort_values(["_c", "_u"], kind="stable")
     return _rows(rows[["cohort", "remedy", "users", "gained", "audience_before", "audience_after"]])
 
 

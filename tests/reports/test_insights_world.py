@@ -427,3 +427,26 @@ def test_the_not_yet_true_profiles_of_a_sync_without_pauses_were_sent_and_writte
         f = metrics.match_rates_figures(sims)  # counted by default too
         assert [x.get("sent") for v in f["cohorts"].values() for x in v["losses"] if x["step"] == "not_yet_true"] \
             == [sent[c] for c in sims if sent[c]]
+
+
+def test_the_remedies_are_ranked_by_what_they_recover():
+    """A reader asking "what do we do?" found the remedies in a fixed order (a re-export recovering
+    0 above a reconnect recovering 2; a stakeholder's review): the most recovered first, ties in
+    the fixed order, a remedy with nothing to act on last."""
+    values = pd.DataFrame([
+        {"remedy": "Rule", "key": "rule", "recovered": 13, "gained": 13, "audience_before": 232,
+         "audience_after": 245, "applies": True, "note": ""},
+        {"remedy": "Re-export", "key": "reexport", "recovered": 0, "gained": 0, "audience_before": 232,
+         "audience_after": 232, "applies": True, "note": ""},
+        {"remedy": "Reconnect", "key": "reconnect", "recovered": 0, "gained": 0, "audience_before": 232,
+         "audience_after": 232, "applies": False, "note": "no pause"},
+        {"remedy": "Switch", "key": "switch", "recovered": 2, "gained": 2, "audience_before": 232,
+         "audience_after": 234, "applies": True, "note": ""},
+        {"remedy": "SDK", "key": "sdk", "recovered": 13, "gained": 13, "audience_before": 232,
+         "audience_after": 245, "applies": True, "note": ""},
+    ])
+    assert metrics.remedies(RES, values)["key"].tolist() == ["rule", "sdk", "switch", "reexport", "reconnect"]
+    two = pd.concat([values.assign(cohort="B"), values.assign(cohort="A", recovered=[1, 5, 0, 0, 0])])
+    rows = metrics.remedies_by_cohort(two)
+    assert [(r["cohort"], r["users"]) for r in rows] == [("B", 13), ("B", 13), ("B", 2), ("B", 0),
+                                                          ("A", 5), ("A", 1), ("A", 0), ("A", 0)]
