@@ -78,6 +78,42 @@ _MAP = "_mp_pl_idmap"
 KEY = "event, distinct_id, time, insert_id"
 
 
+_EXACT_ID_TYPES = ("'VARCHAR'", "'BIGINT'", "'UBIGINT'", "'HUGEINT'")
+
+
+def _refuse_bad_mappings(engine, staged: str, path) -> None:
+    """A LoadError naming the mappings file and its first record that is not a mapping: not an
+    object, or a ``distinct_id`` / ``resolved_distinct_id`` that is not an id (empty, a boolean,
+    an object, or a JSON float, whose digits are not exact); and one naming a file that holds no
+    mapping at all (``{"foo": 1}``). Such records were skipped, and such a file loaded with nothing
+    remapped. A null or absent value (a warehouse's JSON export leaves a NULL column out) is no
+    mapping of that record, as before."""
+    exact = ", ".join(_EXACT_ID_TYPES)
+
+    def not_an_id(t: str, text: str) -> str:
+        return f"({t} IS NOT NULL AND {t} <> 'NULL' AND ({t} NOT IN ({exact}) OR {text} IS NULL))"
+
+    rows = engine.query_rows(f"""
+        SELECT count(*) OVER (), line,
+               CASE WHEN NOT is_object THEN 'not an object'
+                    WHEN t_id = 'DOUBLE' THEN 'distinct_id is a JSON number with a fraction or an exponent (its digits are not exact)'
+                    WHEN t_resolved = 'DOUBLE' THEN 'resolved_distinct_id is a JSON number with a fraction or an exponent (its digits are not exact)'
+                    WHEN {not_an_id('t_id', 'distinct_id')} THEN 'distinct_id is not an id (' || CASE WHEN t_id = 'VARCHAR' THEN 'empty' ELSE lower(t_id) END || ')'
+                    ELSE 'resolved_distinct_id is not an id (' || CASE WHEN t_resolved = 'VARCHAR' THEN 'empty' ELSE lower(t_resolved) END || ')' END
+        FROM {staged}
+        WHERE NOT is_object OR {not_an_id('t_id', 'distinct_id')} OR {not_an_id('t_resolved', 'resolved')}
+        ORDER BY line LIMIT 1""")
+    if rows:
+        n, line, what = rows[0]
+        raise LoadError(path, f"identity mappings: {n:,} record(s) are not a mapping of a distinct_id to a "
+                              f"resolved_distinct_id (the first: {what}); Mixpanel's mp_identity_mappings_data "
+                              "export has both, as text", line=int(line))
+    (mapped,) = engine.query_rows(f"SELECT count(*) FROM {staged} WHERE distinct_id IS NOT NULL AND resolved IS NOT NULL")[0]
+    if not mapped:
+        raise LoadError(path, "identity mappings: no record maps a distinct_id to a resolved_distinct_id (is it "
+                              "Mixpanel's mp_identity_mappings_data export?)")
+
+
 def _first(*exprs: str) -> str:
     return f"coalesce({', '.join(exprs)})"
 
@@ -241,19 +277,25 @@ class MixpanelPipelineEventsLoader(Loader):
         if not files:
             return
         engine.execute(f"CREATE TEMP TABLE {_MAP} (distinct_id VARCHAR, resolved VARCHAR)")
+        staged = f"{_MAP}_file"
         for f in files:
             ctx = FileContext(engine, Path(f), 0, "mixpanel-identity-mappings", {})
             try:
                 engine.execute(
-                    f"""INSERT INTO {_MAP}
-                    SELECT {id_text_sql('v[1]')}, {id_text_sql('v[2]')}
-                    FROM (SELECT json_extract(j, ['$.distinct_id', '$.resolved_distinct_id']) AS v
-                          FROM ({records_sql(ctx, lower_names=True)}) WHERE json_type(j) = 'OBJECT')"""
+                    f"""CREATE OR REPLACE TEMP TABLE {staged} AS
+                    SELECT line, coalesce(json_type(j) = 'OBJECT', FALSE) AS is_object,
+                           json_type(v[1]) AS t_id, json_type(v[2]) AS t_resolved,
+                           {id_text_sql('v[1]')} AS distinct_id, {id_text_sql('v[2]')} AS resolved
+                    FROM (SELECT line, j, json_extract(j, ['$.distinct_id', '$.resolved_distinct_id']) AS v
+                          FROM ({records_sql(ctx, lower_names=True)}))"""
                 )
             except LoadError:
                 raise
             except Exception as e:  # noqa: BLE001 - engine error: name the mappings file
                 raise LoadError(f, f"identity mappings: {str(e).strip().splitlines()[0]}") from e
+            _refuse_bad_mappings(engine, staged, f)
+            engine.execute(f"INSERT INTO {_MAP} SELECT distinct_id, resolved FROM {staged}")
+            engine.execute(f"DROP TABLE {staged}")
         (conflicts,) = engine.query_rows(
             f"SELECT count(*) FILTER (WHERE k > 1) FROM "
             f"(SELECT distinct_id, count(DISTINCT resolved) AS k FROM {_MAP} WHERE distinct_id IS NOT NULL "

@@ -161,6 +161,27 @@ def test_conflicting_identity_mappings_are_a_load_error(lab, write, table_snapsh
     assert table_snapshot() == before
 
 
+@pytest.mark.parametrize("records, message", [
+    (['{"distinct_id": "$device:d9", "resolved_distinct_id": "cust-9"}', "not json"],
+     r"m\.json:2: identity mappings: 1 record\(s\) are not a mapping of a distinct_id to a resolved_distinct_id "
+     r"\(the first: not an object\)"),
+    (['{"distinct_id": "8", "resolved_distinct_id": 9080350317581165123.0}'],  # would be 9080350317581166000.0
+     r"m\.json:1: .*the first: resolved_distinct_id is a JSON number with a fraction or an exponent"),
+    (['{"distinct_id": "7", "resolved_distinct_id": ""}', '{"distinct_id": "9", "resolved_distinct_id": true}'],
+     r"m\.json:1: identity mappings: 2 record\(s\) .*\(the first: resolved_distinct_id is not an id \(empty\)\)"),
+    (['{"foo": 1}'], r"m\.json: identity mappings: no record maps a distinct_id to a resolved_distinct_id"),
+])
+def test_a_mappings_file_with_records_that_are_no_mapping_is_refused(lab, write, table_snapshot, records, message):
+    """Records that were no mapping were skipped, and a file of none ({"foo": 1}) loaded with nothing
+    remapped and nothing said; a float-spelled resolved_distinct_id lost its last digits (a review of
+    the warehouse loaders). A null or absent value is still no mapping of its record."""
+    m = write("m.json", "\n".join(records) + "\n")
+    before = table_snapshot()
+    with pytest.raises(LoadError, match=message):
+        lab.load(EVENTS, write("e.json", jsonl(*PIPELINE_EVENTS)), identity_mappings=str(m))
+    assert table_snapshot() == before
+
+
 def test_loading_twice_and_overlapping_files_double_nothing(lab, q, write):
     a = write("a.json", jsonl(*PIPELINE_EVENTS))
     b = write("b.json", jsonl(PIPELINE_EVENTS[0], {**PIPELINE_EVENTS[0], "insert_id": "new"}))
