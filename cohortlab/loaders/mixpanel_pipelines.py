@@ -32,14 +32,15 @@ then be one (:func:`cohortlab.loaders._warehouse.records_sql`; docs/loading.md#w
   JSON type in ``properties`` (docs/loading.md#mixpanel). De-duplicated as ``mixpanel-events`` does
   on (event, distinct_id, time, insert_id), within the file and against stored events.
   Option ``properties`` = all | none.
-  Quarantine: malformed_json, not_an_object, missing_event, bad_properties, missing_time,
-  bad_time, missing_distinct_id.
+  Quarantine: malformed_json, not_an_object, missing_event, bad_event, bad_properties,
+  missing_time, bad_time, bad_distinct_id, missing_distinct_id (the reasons of
+  ``mixpanel-events``, read the same way).
 * ``mixpanel-pipeline-profiles`` → ``mp_profiles`` (``mp_people_data``: ``distinct_id``,
   ``properties``; schematized: ``distinct_id`` + one column per property, ``$`` → ``mp_``: the
   whole row is the properties and ``mp_mparticle_user_id``, ``mp_email``, ... are read). The
   same upsert as ``mixpanel-profiles`` (a later load replaces the same distinct_id; within a file
-  the last row wins). Quarantine: malformed_json, not_an_object, missing_distinct_id,
-  bad_properties.
+  the last row wins). Quarantine: malformed_json, not_an_object, bad_distinct_id,
+  missing_distinct_id, bad_properties.
 """
 
 from __future__ import annotations
@@ -76,6 +77,21 @@ from cohortlab.loaders._warehouse import is_parquet, json_object_sql, present_sq
 
 _MAP = "_mp_pl_idmap"
 KEY = "event, distinct_id, time, insert_id"
+
+
+def _refuse_events_as_profiles(ctx: FileContext) -> None:
+    """A LoadError for a people file whose records are events (most name their event: ``event_name``,
+    ``mp_event_name``, or ``event`` beside a ``time``): read as profiles, an events table made one
+    profile per event, the events' properties (their $mparticle_user_id too) as the profile's,
+    with no word (``mixpanel-profiles`` names such a file; a review of the warehouse loaders)."""
+    (events, objects) = ctx.engine.query_rows(f"""
+        SELECT count(*) FILTER (WHERE json_exists(j, '$.event_name') OR json_exists(j, '$.mp_event_name')
+                                   OR (json_exists(j, '$.event') AND json_exists(j, '$.time'))),
+               count(*) FILTER (WHERE json_type(j) = 'OBJECT')
+        FROM ({records_sql(ctx, lower_names=True)})""")[0]
+    if objects and 2 * events > objects:
+        raise LoadError(ctx.path, f"{events:,} of its {objects:,} records name an event (event_name, or event and "
+                                  "time): the file is an events table, not people; mixpanel-pipeline-events reads it")
 
 
 _EXACT_ID_TYPES = ("'VARCHAR'", "'BIGINT'", "'UBIGINT'", "'HUGEINT'")
@@ -382,6 +398,11 @@ class MixpanelPipelineEventsLoader(Loader):
             f AS (
                 SELECT *,
                        {_first(raw_text_sql('v[1]'), raw_text_sql('v[2]'), raw_text_sql('v[3]'))} AS event,
+                       -- the type of the event name and the distinct_id given, as mixpanel-events reads them
+                       CASE WHEN {present_sql('v[1]')} THEN json_type(v[1]) WHEN {present_sql('v[2]')} THEN json_type(v[2])
+                            WHEN {present_sql('v[3]')} THEN json_type(v[3]) END AS event_type,
+                       CASE WHEN {present_sql('v[6]')} THEN json_type(v[6])
+                            ELSE json_type({_prop(p, 'distinct_id')}) END AS did_type,
                        {tv} AS tv,
                        {_ident('v[7]', 'user_id', p, '$user_id')} AS user_id,
                        {_ident('v[8]', 'device_id', p, '$device_id')} AS device_id,
@@ -403,9 +424,15 @@ class MixpanelPipelineEventsLoader(Loader):
                    CASE WHEN malformed THEN 'malformed_json'
                         WHEN NOT is_obj THEN 'not_an_object'
                         WHEN event IS NULL OR event = '' THEN 'missing_event'
+                        -- a number, boolean, array or object is no event name (its text would not be
+                        -- the exported one), as in mixpanel-events
+                        WHEN event_type <> 'VARCHAR' THEN 'bad_event'
                         WHEN has_props AND props IS NULL THEN 'bad_properties'
                         WHEN tv IS NULL OR json_type(tv) = 'NULL' THEN 'missing_time'
                         WHEN ts IS NULL THEN 'bad_time'
+                        -- only an absent, null or empty distinct_id is derived from user_id / device_id:
+                        -- a boolean, array or object is a bad one, as in mixpanel-events
+                        WHEN did_type IN ('BOOLEAN', 'OBJECT', 'ARRAY') THEN 'bad_distinct_id'
                         WHEN distinct_id IS NULL THEN 'missing_distinct_id'
                    END AS reason,
                    raw, event, ts AS time, distinct_id, insert_id, device_id, user_id,
@@ -469,6 +496,7 @@ class MixpanelPipelineProfilesLoader(ProfileUpserts, AsOfOnly, Loader):
         # ``$mparticle_user_id`` or its schematized column, before the others
         mp_first = f"coalesce({_prop(p, MPUID_KEY)}, {_prop(p, _schematized(MPUID_KEY))})"
         plain = _mpuid_plain_sql(mp_first, p, ctx)
+        _refuse_events_as_profiles(ctx)
 
         eng.execute(
             f"""
@@ -502,6 +530,9 @@ class MixpanelPipelineProfilesLoader(ProfileUpserts, AsOfOnly, Loader):
             )
             SELECT line,
                    CASE WHEN malformed THEN 'malformed_json' WHEN NOT is_obj THEN 'not_an_object'
+                        -- a boolean, array or object is a bad distinct_id, as in mixpanel-profiles
+                        WHEN distinct_id IS NULL AND (json_type(v[1]) IN ('BOOLEAN', 'OBJECT', 'ARRAY')
+                             OR json_type(v[3]) IN ('BOOLEAN', 'OBJECT', 'ARRAY')) THEN 'bad_distinct_id'
                         WHEN distinct_id IS NULL THEN 'missing_distinct_id'
                         WHEN has_props AND props IS NULL THEN 'bad_properties' END AS reason,
                    raw, distinct_id,

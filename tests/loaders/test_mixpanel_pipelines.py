@@ -182,6 +182,36 @@ def test_a_mappings_file_with_records_that_are_no_mapping_is_refused(lab, write,
     assert table_snapshot() == before
 
 
+def test_bad_event_names_and_distinct_ids_are_quarantined_as_the_raw_export_quarantines_them(lab, q, write, balanced):
+    """A pipeline row with `distinct_id: true` was loaded under its user_id, an event named 123 as
+    '123', an array distinct_id was missing_distinct_id; mixpanel-events quarantines each (a review
+    of the warehouse loaders): the same records give the reasons of mixpanel-events."""
+    base = {"time": 1772323200, "properties": {}}
+    records = [{**base, "event_name": "A", "distinct_id": True, "user_id": "U1", "insert_id": "i1"},
+               {**base, "event_name": "A", "distinct_id": ["x"], "insert_id": "i2"},
+               {**base, "event_name": 123, "distinct_id": "U1", "insert_id": "i3"},
+               {**base, "event_name": "A", "distinct_id": None, "user_id": "U2", "insert_id": "i4"},  # derived: loaded
+               {**base, "event_name": "A", "distinct_id": 7, "insert_id": "i5"}]
+    r = balanced(lab.load(EVENTS, write("pl.json", jsonl(*records))))
+    assert dict(r.quarantined) == {"bad_distinct_id": 2, "bad_event": 1}
+    # (mixpanel-events' own reasons: tests/loaders/test_mixpanel_events.py)
+    assert q("SELECT distinct_id, insert_id FROM mp_events") == [("7", "i5"), ("U2", "i4")]
+    people = balanced(lab.load(PROFILES, write("people.json", jsonl({"distinct_id": True, "properties": {}},
+                                                                    {"distinct_id": "p1", "properties": {}}))))
+    assert dict(people.quarantined) == {"bad_distinct_id": 1}
+
+
+def test_an_events_table_given_as_people_is_refused(lab, write, table_snapshot):
+    """mixpanel-pipeline-profiles made one profile per event of an events table, the events'
+    $mparticle_user_id as the profiles', and said nothing (mixpanel-profiles names such a file)."""
+    before = table_snapshot()
+    with pytest.raises(LoadError, match=r"e\.json: 3 of its 3 records name an event \(event_name, or event and "
+                                        r"time\): the file is an events table, not people; "
+                                        r"mixpanel-pipeline-events reads it"):
+        lab.load(PROFILES, write("e.json", jsonl(*PIPELINE_EVENTS)))
+    assert table_snapshot() == before
+
+
 def test_loading_twice_and_overlapping_files_double_nothing(lab, q, write):
     a = write("a.json", jsonl(*PIPELINE_EVENTS))
     b = write("b.json", jsonl(PIPELINE_EVENTS[0], {**PIPELINE_EVENTS[0], "insert_id": "new"}))
