@@ -174,8 +174,14 @@ def fetch(
         if from_date is not None:
             n_chunks = len(date_chunks(parse_day(from_date, "from_date"), parse_day(to_date, "to_date"), chunk_days))
     creds = credentials or load_credentials(config)
-    for side in sources:  # every side's credentials, before any folder or request (the Mixpanel side
-        getattr(creds, side).check()  # may take hours; a run without them made its folder all the same)
+    # every side's credentials, before any folder or request (the Mixpanel side may take hours; a run
+    # without them made its folder all the same), every missing one in one line (one group a run
+    # took three runs to name them all)
+    missing = [problem for side in sources for problem in getattr(creds, side).problems()]
+    if missing:
+        raise AuthError("; ".join(missing))
+    for side in sources:
+        getattr(creds, side).check()  # what is not a credential (a region that is none)
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)

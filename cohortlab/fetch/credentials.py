@@ -113,10 +113,23 @@ class MixpanelCredentials:
             "config file), or the legacy project secret MIXPANEL_API_SECRET (mixpanel.api_secret)"
         )
 
+    def problems(self) -> list[str]:
+        """What is missing, as the variables to set (empty when the credentials are complete)."""
+        if not (self.username and self.secret) and not self.api_secret:
+            wanted = [env for env, v in (("MIXPANEL_SERVICE_ACCOUNT_USERNAME", self.username),
+                                         ("MIXPANEL_SERVICE_ACCOUNT_SECRET", self.secret),
+                                         ("MIXPANEL_PROJECT_ID", self.project_id)) if not v]
+            return [f"mixpanel: no credentials: set {', '.join(wanted)} (or mixpanel.service_account_username/"
+                    "_secret and project_id in the config file), or the legacy project secret MIXPANEL_API_SECRET "
+                    "(mixpanel.api_secret)"]
+        if self.username and self.secret and not self.project_id:
+            return ["mixpanel: MIXPANEL_PROJECT_ID is required with a service account"]
+        return []
+
     def check(self) -> None:
-        self.basic_auth()
-        if self.username and not self.project_id:
-            raise AuthError("mixpanel: MIXPANEL_PROJECT_ID is required with a service account")
+        problems = self.problems()
+        if problems:
+            raise AuthError(problems[0])
         if self.region not in REGIONS:
             raise FetchError(f"mixpanel: region must be one of {', '.join(REGIONS)}, got {self.region!r}")
 
@@ -136,7 +149,8 @@ class MParticleCredentials:
     def secrets(self) -> list[str]:
         return [self.client_secret.reveal()] if self.client_secret else []
 
-    def check(self) -> None:
+    def problems(self) -> list[str]:
+        """What is missing, as the variables to set (empty when the credentials are complete)."""
         missing = [
             env for env, v in (
                 ("MPARTICLE_CLIENT_ID", self.client_id), ("MPARTICLE_CLIENT_SECRET", self.client_secret),
@@ -144,9 +158,13 @@ class MParticleCredentials:
                 ("MPARTICLE_WORKSPACE_ID", self.workspace_id),
             ) if not v
         ]
-        if missing:
-            raise AuthError(f"mparticle: missing credentials: set {', '.join(missing)} (or the "
-                             "mparticle: section of the config file)")
+        return [f"mparticle: missing credentials: set {', '.join(missing)} (or the mparticle: section of the "
+                "config file)"] if missing else []
+
+    def check(self) -> None:
+        problems = self.problems()
+        if problems:
+            raise AuthError(problems[0])
 
 
 @dataclass(repr=False)

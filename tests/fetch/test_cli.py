@@ -119,6 +119,24 @@ def test_missing_mparticle_credentials_are_an_error_before_the_mixpanel_side(fak
     assert fake.log == []
 
 
+def test_every_missing_credential_of_both_sides_is_named_in_one_line(fake, env, tmp_path):
+    """With nothing set, a run named the service account; once set, MIXPANEL_PROJECT_ID; then the
+    five mParticle variables: three runs to learn them all (a review as an operator)."""
+    r = _run(["--out", str(tmp_path / "o"), "--from", "2026-01-01", "--to", "2026-01-03"], {}, tmp_path)
+    assert r.exit_code == 1 and not (tmp_path / "o").exists()
+    assert r.stderr == (
+        "error: mixpanel: no credentials: set MIXPANEL_SERVICE_ACCOUNT_USERNAME, MIXPANEL_SERVICE_ACCOUNT_SECRET, "
+        "MIXPANEL_PROJECT_ID (or mixpanel.service_account_username/_secret and project_id in the config file), or "
+        "the legacy project secret MIXPANEL_API_SECRET (mixpanel.api_secret); mparticle: missing credentials: set "
+        "MPARTICLE_CLIENT_ID, MPARTICLE_CLIENT_SECRET, MPARTICLE_ORG_ID, MPARTICLE_ACCOUNT_ID, "
+        "MPARTICLE_WORKSPACE_ID (or the mparticle: section of the config file)\n")
+    partial = {k: v for k, v in env.items() if k not in ("MIXPANEL_PROJECT_ID", "MPARTICLE_ORG_ID")}
+    r = _run(["--out", str(tmp_path / "o"), "--from", "2026-01-01", "--to", "2026-01-03"], partial, tmp_path)
+    assert r.stderr == ("error: mixpanel: MIXPANEL_PROJECT_ID is required with a service account; mparticle: "
+                        "missing credentials: set MPARTICLE_ORG_ID (or the mparticle: section of the config file)\n")
+    assert fake.log == []
+
+
 def _mpids(tmp_path):
     p = tmp_path / "mpids.txt"
     p.write_text(f"# MPIDs\n{BIG}\n-1\n")
