@@ -201,6 +201,14 @@ def fetch(
         # fetch.json is written as each item is in place (also when the run stops on an error):
         # the loads below, and any later one, read the capture times from it
         try:
+            if "mparticle" in sources and "mixpanel" in sources:
+                # its token first, one cheap request: a wrong mParticle secret was found only after
+                # the Mixpanel side's hours (at 60 Engage queries an hour), which a re-run repeated
+                from cohortlab.fetch.mparticle import MParticleClient
+
+                run.mparticle = MParticleClient(run.creds.mparticle, rate=rate, **run.client_options())
+                run.summary.stats["mparticle"] = run.mparticle.http.stats
+                run.mparticle.authenticate()
             if "mixpanel" in sources:
                 _fetch_mixpanel(run, from_date, to_date, n_chunks, events=events, where=where,
                                 chunk_days=chunk_days, refresh=refresh, profiles=profiles,
@@ -219,6 +227,8 @@ def fetch(
             e.fetch_summary = run.summary  # type: ignore[attr-defined]
             raise
         finally:
+            if run.mparticle is not None:
+                run.mparticle.close()
             if run.manifest["items"] or run.manifest["complete"]:
                 run.save()
         return run.summary
@@ -237,6 +247,7 @@ class _Run:
     earlier: list[Any] = field(default_factory=list)  # the runs fetch.json already recorded
     summary: FetchSummary = field(init=False)
     manifest: dict[str, Any] = field(init=False)
+    mparticle: Any = None  # the mParticle client, when made (and its token asked) before the Mixpanel side
 
     def __post_init__(self) -> None:
         self.summary = FetchSummary(self.out)
@@ -360,7 +371,7 @@ def _fetch_mparticle(run: _Run, lab, mpids: Iterable[int] | None, *, lab_without
             raise FetchError("mparticle: with load=False give the MPIDs to fetch (mpids=...)")
         mpids = referenced_mpids(lab.engine) if lab is not None else _mpids_from_files(out)
     mpids = list(mpids)
-    mpa = MParticleClient(run.creds.mparticle, rate=rate, **run.client_options())
+    mpa = run.mparticle or MParticleClient(run.creds.mparticle, rate=rate, **run.client_options())
     summary.stats["mparticle"] = mpa.http.stats
     item: dict[str, Any] = {}  # this run's record of its part files, in fetch.json
 
