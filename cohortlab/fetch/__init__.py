@@ -298,6 +298,7 @@ def _fetch_mixpanel(run: _Run, from_date: Any, to_date: Any, n_chunks: int, *, e
                             empty_chunks=[f"{c.from_date}_{c.to_date}" for c in got if not c.file],
                             already_fetched=len(so_far) - len(got))
                 run.save()
+                summary.counts["events"] = item["events"]  # so far: a run that stops says what it got
 
             with _bar(run.show, n_chunks, "Mixpanel events", "chunk") as bar:
                 chunks = mp.export_events(out, from_date, to_date, events=events, where=where,
@@ -374,6 +375,7 @@ def _fetch_mparticle(run: _Run, lab, mpids: Iterable[int] | None, *, lab_without
     mpa = run.mparticle or MParticleClient(run.creds.mparticle, rate=rate, **run.client_options())
     summary.stats["mparticle"] = mpa.http.stats
     item: dict[str, Any] = {}  # this run's record of its part files, in fetch.json
+    fetched = [0]  # the profiles in this run's parts so far
 
     def on_part(part: Path, as_of: datetime, started: datetime) -> None:
         """A part is in place: recorded at once (also when the run then stops on an error) with
@@ -386,6 +388,8 @@ def _fetch_mparticle(run: _Run, lab, mpids: Iterable[int] | None, *, lab_without
         item["files"].append(part.name)
         item["file_times"][part.name] = _iso(as_of)
         run.save()
+        fetched[0] += _lines(part)
+        summary.counts["mparticle_profiles"] = fetched[0]  # so far: a run that stops says what it got
 
     try:
         res = mpa.fetch_profiles(out, mpids, concurrency=concurrency, part_size=part_size,
@@ -413,6 +417,15 @@ def _fetch_mparticle(run: _Run, lab, mpids: Iterable[int] | None, *, lab_without
             summary.loads.append(lab.load("mparticle-profiles", [str(p) for p in res.files], progress=run.show))
         except (LoadError, ValueError) as e:
             raise FetchError(f"the fetched mParticle profiles did not load: {e}") from e
+
+
+def _lines(path: Path) -> int:
+    """The profiles in a part file: its lines (one profile each; gzip or not)."""
+    import gzip
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        return sum(1 for line in f if line.strip())
 
 
 def _refuse_other_workspace(run: _Run) -> None:

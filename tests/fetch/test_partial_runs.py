@@ -14,6 +14,7 @@ from cohortlab.cli import main
 from cohortlab.fetch import fetch
 from cohortlab.fetch.http import HttpStatusError
 from tests.fetch import fake_services as fs
+from tests.fetch.conftest import BIG, NEG
 
 
 def _run(args, env, command="fetch"):
@@ -105,6 +106,22 @@ def test_json_of_a_run_that_fails_on_the_mparticle_side_says_what_was_fetched(fa
     assert doc["counts"] == {} and "mixpanel" not in doc["http"]
     assert [endpoint for endpoint, _, _ in fake.log] == ["token"]
     assert fs.MP_SECRET not in r.output and fs.MPA_SECRET not in r.output and "ann@example.com" not in r.output
+
+
+def test_a_run_that_stops_counts_the_events_and_profiles_it_wrote_so_far(fake, creds, policy, tmp_path):
+    """`counts` held the events and the mParticle profiles only once their step was over: a run
+    stopped after a chunk (or a part) of them had written said nothing of them, although fetch.json
+    recorded them (an operator's review)."""
+    fake.faults["export"] = [None, ("status", 400)]  # the first day's chunk, then a refusal
+    with pytest.raises(HttpStatusError) as e:
+        fetch(tmp_path / "a", from_date="2026-01-01", to_date="2026-01-03", chunk_days=1, credentials=creds,
+              policy=policy, progress=False)
+    assert e.value.fetch_summary.counts == {"cohorts": 2, "events": 2}  # Jan 1: e1 and e2
+    fake.profile_faults[BIG] = [("status", 400)]  # MPIDs are asked in order: NEG first, written in its part
+    with pytest.raises(HttpStatusError) as e:
+        fetch(tmp_path / "b", sources=["mparticle"], mpids=[NEG, BIG], part_size=1, concurrency=1,
+              credentials=creds, policy=policy, progress=False)
+    assert e.value.fetch_summary.counts == {"mparticle_profiles": 1}
 
 
 def test_json_of_a_run_stopped_by_ctrl_c_says_what_was_fetched(fake, env, tmp_path, monkeypatch):
