@@ -55,6 +55,10 @@ HOSTS = {  # region -> (export host, query host)
 LIMIT_BACKOFF = 60.0
 AUTH_HINT = ("Check the service account user name and secret, MIXPANEL_PROJECT_ID, the region "
              "(--region / MIXPANEL_REGION), and that the service account has a role on the project")
+# the run authenticates with the legacy project secret (no service account): what to check then
+LEGACY_AUTH_HINT = ("Check the project's API secret (MIXPANEL_API_SECRET, mixpanel.api_secret: Project Settings), "
+                    "the region (--region / MIXPANEL_REGION), and that the project still accepts its API secret "
+                    "(Mixpanel recommends a service account)")
 
 
 DEFAULT_TIMEOUT = 120.0  # seconds one read (or connect) may wait; the export streams, so it is per read
@@ -173,7 +177,8 @@ class MixpanelClient:
         self.max_restarts = max_restarts
         self.max_pages = max_pages
         self.http = HttpClient("mixpanel", auth=creds.basic_auth(), secrets=creds.secrets(),
-                               policy=policy, auth_hint=AUTH_HINT, timeout=timeout, limit_backoff=LIMIT_BACKOFF)
+                               policy=policy, timeout=timeout, limit_backoff=LIMIT_BACKOFF,
+                               auth_hint=AUTH_HINT if creds.username and creds.secret else LEGACY_AUTH_HINT)
         # Mixpanel documents 60 queries an hour for the raw export and for the Query API
         # (Engage, cohorts/list): requests wait rather than run into HTTP 429
         self.export_budget = HourlyBudget(QUERIES_PER_HOUR, "/api/2.0/export")

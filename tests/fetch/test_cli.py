@@ -62,6 +62,19 @@ def test_wrong_secret_is_one_line_without_the_secret(fake, env, tmp_path):
     assert "not-the-right-secret-42" not in r.output and "Traceback" not in r.output
 
 
+def test_a_refused_legacy_api_secret_is_told_to_check_that_secret(fake, env, tmp_path):
+    """A 401 for the legacy project secret advised checking the service account the run did not use
+    (an operator's review)."""
+    env = {k: v for k, v in env.items() if not k.startswith("MIXPANEL_SERVICE_ACCOUNT")}
+    env["MIXPANEL_API_SECRET"] = "not-the-right-secret-42"
+    r = _run(["--out", str(tmp_path / "o"), "--source", "mixpanel", "--no-profiles"], env, tmp_path)
+    assert r.exit_code == 1
+    err = r.stderr.strip()
+    assert err.startswith("error: mixpanel: authentication failed (HTTP 401)") and err.count("\n") == 0
+    assert "Check the project's API secret (MIXPANEL_API_SECRET" in err and "service account user name" not in err
+    assert "not-the-right-secret-42" not in r.output
+
+
 def test_export_error_echoing_credentials_is_masked(fake, env, tmp_path):
     from cohortlab.fetch.credentials import load_credentials
     from cohortlab.fetch.http import AuthError, no_sleep_policy
