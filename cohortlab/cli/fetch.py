@@ -159,7 +159,10 @@ def fetch_cmd(out, db, sources, from_date, to_date, events, where, chunk_days, p
     except AuthError as e:
         failed(e, str(e), "auth")
     except CohortlabError as e:  # FetchError and the other user errors: one line
-        failed(e, str(e), error_json(e)["kind"])
+        # the service failed on every attempt (unreachable, 5xx, cut answers): what to do next
+        again = getattr(e, "transient", False)
+        failed(e, str(e) + ("; what was written is kept: run the same command again later to resume" if again else ""),
+               error_json(e)["kind"])
     except httpx.HTTPError as e:  # not expected past the client's own handling; still one line
         failed(e, f"network error: {type(e).__name__}: {e}", "network")
     except OSError as e:  # a file that cannot be written (disk full, permissions): one line

@@ -464,8 +464,10 @@ class HttpClient:
             except httpx.TransportError as e:  # connect/read errors, a body cut short, timeouts
                 cause, last = "transport", f"{type(e).__name__} on {path}: {e}"
             if attempt >= self.policy.retries:
-                raise self.error(f"giving up after {attempt + 1} attempt{'s' if attempt else ''}: {last}",
-                                 NetworkError if cause == "transport" else FetchError)
+                error = self.error(f"giving up after {attempt + 1} attempt{'s' if attempt else ''}: {last}",
+                                   NetworkError if cause == "transport" else FetchError)
+                error.transient = True  # the service's trouble, not the request's: a later run may get through
+                raise error
             self._count(cause)
             wait = self.policy.wait(attempt, retry_after, self.limit_backoff if cause == "429" else None)
             if wait >= LONG_WAIT:  # a Retry-After of minutes: said first, the run is not stuck

@@ -75,6 +75,19 @@ def test_a_refused_legacy_api_secret_is_told_to_check_that_secret(fake, env, tmp
     assert "not-the-right-secret-42" not in r.output
 
 
+def test_a_service_that_fails_on_every_attempt_says_what_to_do(fake, env, tmp_path):
+    """"giving up after 1 attempt: HTTP 500 on ..." said what failed, not what to do (Ctrl-C's line
+    says it; an operator's review). A refusal of the request itself (400) gets no such advice."""
+    fake.sticky["cohorts"] = ("status", 500)
+    r = _run(["--out", str(tmp_path / "o"), "--source", "mixpanel", "--no-profiles", "--retries", "0"], env, tmp_path)
+    assert r.exit_code == 1
+    assert r.stderr.startswith("error: mixpanel: giving up after 1 attempt: HTTP 500 on /api/query/cohorts/list")
+    assert r.stderr.endswith("; what was written is kept: run the same command again later to resume\n")
+    fake.sticky["cohorts"] = ("status", 400)
+    r = _run(["--out", str(tmp_path / "o"), "--source", "mixpanel", "--no-profiles", "--retries", "0"], env, tmp_path)
+    assert r.exit_code == 1 and "run the same command again" not in r.stderr
+
+
 def test_export_error_echoing_credentials_is_masked(fake, env, tmp_path):
     from cohortlab.fetch.credentials import load_credentials
     from cohortlab.fetch.http import AuthError, no_sleep_policy
