@@ -131,14 +131,18 @@ class MParticleClient:
                 "grant_type": "client_credentials",
             }
             # auth=None: the token request carries no (old) Bearer token
-            _, raw = self.http.request("POST", self.auth_url, json=body, auth=None)
+            # consume: an answer that is not JSON (a proxy's HTML page, a body cut short) is retried
+            # and named by its start, as the other JSON endpoints' (it was one "without an access_token")
+            _, raw = self.http.request("POST", self.auth_url, json=body, auth=None, consume=self.http.json_body)
             try:
                 answer = json.loads(raw)
                 token, expires_in = answer.get("access_token"), answer.get("expires_in")
             except (ValueError, AttributeError):
-                token, expires_in = None, None
+                answer, token, expires_in = None, None, None
             if not token:
-                raise self.http.error("the token endpoint answered without an access_token")
+                keys = ", ".join(sorted(map(str, answer))[:5]) if isinstance(answer, dict) else ""
+                raise self.http.error("the token endpoint answered without an access_token"
+                                      + (f" (its keys: {keys})" if keys else ""))
             self._auth.token = str(token)
             self.http.secrets.append(self._auth.token)
             self._auth.renew_at = _renew_at(expires_in)

@@ -445,3 +445,20 @@ def test_a_proxy_page_with_status_200_is_retried_not_the_end_of_the_run(fake, cr
     res = mpa.fetch_profiles(tmp_path, [NEG, BIG], progress=False)
     assert res.fetched == 2 and dict(mpa.http.stats.retries) == {"bad_body": 2}
     assert fetched_mpids(tmp_path / "mparticle" / "profiles") == {NEG, BIG}
+
+
+def test_a_token_answer_that_is_not_json_is_retried_and_one_without_a_token_names_its_keys(fake, creds, policy,
+                                                                                            tmp_path):
+    """A proxy's HTML page (status 200) from the token endpoint was not retried, and was told as
+    "answered without an access_token" (an operator's review): it is retried as the other JSON
+    endpoints' are; a JSON answer without a token names its keys (never its values)."""
+    from cohortlab.fetch.http import FetchError
+    from cohortlab.fetch.mparticle import MParticleClient
+
+    fake.faults["token"] = ["proxy_page"]
+    mpa = MParticleClient(creds.mparticle, policy=policy)
+    assert mpa.authenticate() and fake.count("token") == 2 and mpa.http.stats.n_retries == 1
+    fake.faults["token"] = [("json_200", {"error": "access_denied", "error_description": "secret-ish text"})]
+    with pytest.raises(FetchError, match=r"^mparticle: the token endpoint answered without an access_token "
+                                         r"\(its keys: error, error_description\)$"):
+        MParticleClient(creds.mparticle, policy=policy).authenticate()
