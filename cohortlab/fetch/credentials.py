@@ -124,6 +124,9 @@ class MixpanelCredentials:
                     "(mixpanel.api_secret)"]
         if self.username and self.secret and not self.project_id:
             return ["mixpanel: MIXPANEL_PROJECT_ID is required with a service account"]
+        if self.project_id and not str(self.project_id).strip().isdigit():  # else every request is refused
+            return [f"mixpanel: MIXPANEL_PROJECT_ID must be the project's number (Project Settings), got "
+                    f"{str(self.project_id)[:40]!r}"]
         return []
 
     def check(self) -> None:

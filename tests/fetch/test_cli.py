@@ -160,6 +160,9 @@ def test_every_missing_credential_of_both_sides_is_named_in_one_line(fake, env, 
     r = _run(["--out", str(tmp_path / "o"), "--from", "2026-01-01", "--to", "2026-01-03"], partial, tmp_path)
     assert r.stderr == ("error: mixpanel: MIXPANEL_PROJECT_ID is required with a service account; mparticle: "
                         "missing credentials: set MPARTICLE_ORG_ID (or the mparticle: section of the config file)\n")
+    r = _run(["--out", str(tmp_path / "o"), "--source", "mixpanel"], {**env, "MIXPANEL_PROJECT_ID": "abc"}, tmp_path)
+    assert r.stderr == ("error: mixpanel: MIXPANEL_PROJECT_ID must be the project's number (Project Settings), "
+                        "got 'abc'\n")
     assert fake.log == []
 
 
