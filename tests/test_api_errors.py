@@ -57,7 +57,7 @@ PLAN = {"name": "p", "eit_timeline": "customer_id"}
     (lambda lab: lab.migration_plan(PLAN, "2026-01-01", "2026-02-01", cohort="Power Userz"), ValueError,
      "unknown cohort 'Power Userz' (did you mean 'Power Users'?); known cohorts: 'Power Users'"),
     (lambda lab: lab.validate_migration(PLAN, "Power Users", observed=lab.sql("SELECT 'u1' AS distinct_id")),
-     ValueError, "validate_migration needs `at` when `observed` is given"),
+     ValueError, "validate_migration needs `at` when `observed` has no as_of column"),
 ])
 def test_a_mistake_raises_a_cohortlab_error_naming_it(lab, call, base, message):
     with pytest.raises(CohortlabError) as e:
