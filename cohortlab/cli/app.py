@@ -422,12 +422,28 @@ def open_lab(db: str, engine: str = "duckdb", spark_master: str | None = None, *
     """:func:`cohortlab.lab.open_lab` for a command: a missing engine or database is one error line."""
     from cohortlab.lab import open_lab as _open
 
+    if engine == "spark":  # before any session (a JVM's stack trace, then a Python one)
+        from cohortlab.engines.spark.engine import DEFAULT_MASTER, master_problem
+
+        problem = master_problem(spark_master or os.environ.get("COHORTLAB_SPARK_MASTER") or DEFAULT_MASTER)
+        if problem:
+            fail(problem)
     try:
         return _open(db, engine=engine, spark_master=spark_master, read_only=read_only)
     except (ImportError, FileNotFoundError) as e:
         from cohortlab.tempdirs import no_temp_dir_problem
 
         fail(no_temp_dir_problem(e) or str(e))
+    except (TypeError, ValueError) as e:
+        if engine != "spark":
+            raise
+        # an export folder the Spark engine cannot read as it must (an MPID column of doubles, an
+        # id column missing), or a master URL that is none: one line, not a traceback
+        fail(str(e).strip().splitlines()[0])
+    except Exception as e:
+        if engine != "spark" or "pyspark" not in type(e).__module__.lower():
+            raise
+        fail(f"spark: could not start a session: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}")
 
 
 def loaded_database(db: str) -> bool:

@@ -65,6 +65,14 @@ def lock_wait_seconds() -> float:
 _OTHER_FORMATS = {b"SQLite format 3\x00": "a SQLite database"}
 
 
+def folder_problem(path) -> str:
+    """The error of a folder given as a database: with the hint for a folder ``cohortlab export``
+    wrote (its ``cohortlab_meta.parquet``), which the Spark engine reads."""
+    hint = (" (a folder written by `cohortlab export`: the Spark engine reads it, --engine spark)"
+            if (Path(path) / "cohortlab_meta.parquet").exists() else "")
+    return f"{path}: is a folder, not a DuckDB database file{hint}"
+
+
 def other_format_problem(database: str) -> str | None:
     """One line when the existing file ``database`` is another program's format DuckDB would
     read through an extension (a SQLite database), else None."""
@@ -90,7 +98,7 @@ def connect(database: str, *, read_only: bool = False, lock_wait: float | None =
     except OSError as e:
         raise DatabaseError(f"{database}: cannot create its folder ({e.strerror or e})") from None
     if Path(database).is_dir():
-        raise DatabaseError(f"{database}: is a folder, not a DuckDB database file")
+        raise DatabaseError(folder_problem(database))
     return open_waiting(database, lambda: duckdb.connect(database, read_only=read_only), wait)
 
 
@@ -283,7 +291,7 @@ class DuckDBEngine(Engine):
         own (into memory). The file is never written: no ``.wal`` is left behind, and replacing it between two runs is
         harmless."""
         if Path(path).is_dir():
-            raise DatabaseError(f"{path}: is a folder, not a DuckDB database file")
+            raise DatabaseError(folder_problem(path))
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: no such database")
         if problem := other_format_problem(path):

@@ -36,6 +36,7 @@ from __future__ import annotations
 import datetime as _dt
 import decimal
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -74,6 +75,18 @@ DEFAULT_MASTER = "local[2]"
 LINEAGE_METHODS = ("local_checkpoint", "checkpoint", "persist", "parquet")
 
 
+# the master URLs Spark takes (its "Master URLs" documentation)
+_MASTER_RE = re.compile(r"local(\[(\*|\d+)(,\d+)?\])?|local-cluster\[[\d ,]+\]|(spark|k8s|mesos)://\S+|yarn")
+
+
+def master_problem(master: str) -> str | None:
+    """Why ``master`` is no Spark master URL (None when it is one)."""
+    if _MASTER_RE.fullmatch(str(master).strip()):
+        return None
+    return (f"spark master {str(master)[:80]!r} is not a master URL: local, local[N], local[*], spark://HOST:PORT, "
+            "yarn or k8s://HOST:PORT (--spark-master, COHORTLAB_SPARK_MASTER)")
+
+
 def local_session(
     master: str | None = None,
     *,
@@ -88,6 +101,11 @@ def local_session(
     UTC, warehouse/Derby/checkpoints in ``scratch_dir``. ``master`` defaults to
     ``$COHORTLAB_SPARK_MASTER`` or ``local[2]``."""
     master = master or os.environ.get("COHORTLAB_SPARK_MASTER") or DEFAULT_MASTER
+    problem = master_problem(master)
+    if problem:  # before the JVM starts: it printed a Java stack trace, then a Python one
+        from cohortlab.errors import SettingsError
+
+        raise SettingsError(problem)
     scratch = Path(scratch_dir or tempfile.mkdtemp(prefix="cohortlab-spark-"))
     scratch.mkdir(parents=True, exist_ok=True)
     b = (

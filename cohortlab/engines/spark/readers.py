@@ -262,13 +262,17 @@ def open_spark_engine(source: str | os.PathLike, *, master: str | None = None, s
     if not src.exists():
         raise FileNotFoundError(f"{src}: no such database or folder")
     engine = SparkEngine(spark, master=master)
-    if src.is_dir():
-        engine.read_canonical(src)
-    else:
-        duck = DuckDBEngine(src, read_only=True)
-        try:  # with the pseudonym key (cohortlab_meta.parquet), which read_canonical reads back
-            export_canonical(duck, engine.scratch_dir / "canonical")
-        finally:
-            duck.close()
-        engine.read_canonical(engine.scratch_dir / "canonical")
+    try:
+        if src.is_dir():
+            engine.read_canonical(src)
+        else:
+            duck = DuckDBEngine(src, read_only=True)
+            try:  # with the pseudonym key (cohortlab_meta.parquet), which read_canonical reads back
+                export_canonical(duck, engine.scratch_dir / "canonical")
+            finally:
+                duck.close()
+            engine.read_canonical(engine.scratch_dir / "canonical")
+    except BaseException:  # a folder it cannot read (a float MPID column, an id column missing): no session left
+        engine.close()
+        raise
     return engine
