@@ -40,6 +40,11 @@ def test_export_then_read_canonical_keeps_every_row_and_type(loaded, tmp_path, s
             assert diff(duck.sql(f"SELECT {cols} FROM {t}"), spark_engine.query_df(f"SELECT {cols} FROM {t}")) is None, t
     again = CliRunner().invoke(main, ["export", "--db", str(loaded), "--out", str(out)])
     assert again.exit_code != 0 and "exists" in again.output
+    # a URI, as docs/spark.md's dbfs:/ and s3:// examples give it: looked up through Spark's file
+    # systems (it was taken for a local path: "file:/...: not a directory")
+    assert spark_engine.read_canonical(out.as_uri()) == spark_engine.read_canonical(out)
+    with pytest.raises(FileNotFoundError, match=r"^file:///nowhere/canonical: not a directory$"):
+        spark_engine.read_canonical("file:///nowhere/canonical")
 
 
 def test_spark_native_readers_match_the_duckdb_loaders(loaded, spark_engine):

@@ -75,6 +75,9 @@ DEFAULT_MASTER = "local[2]"
 LINEAGE_METHODS = ("local_checkpoint", "checkpoint", "persist", "parquet")
 
 
+# a URI with a scheme (dbfs:/x, s3://b/x, file:///x), not a Windows drive (C:\\x)
+_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:/")
+
 # the master URLs Spark takes (its "Master URLs" documentation)
 _MASTER_RE = re.compile(r"local(\[(\*|\d+)(,\d+)?\])?|local-cluster\[[\d ,]+\]|(spark|k8s|mesos)://\S+|yarn")
 
@@ -338,16 +341,21 @@ class SparkEngine(Engine):
         folder's ``cohortlab_meta.parquet`` (the database's pseudonym key, written by
         ``cohortlab export``) is registered too. Returns the canonical names registered from files.
         """
+        # a URI (dbfs:/..., s3://..., file:///...) is looked up through Spark's own file systems,
+        # a plain path on the local disk (pathlib could not tell where dbfs:/ or s3:// lives)
+        uri = isinstance(source, str) and _URI.match(source) is not None
+        exists = self._uri_exists if uri else (lambda p: Path(p).exists())
+        join = (lambda a, b: f"{str(a).rstrip('/')}/{b}") if uri else (lambda a, b: Path(a) / b)
         if isinstance(source, Mapping):
-            paths = {k: Path(v) for k, v in source.items()}
+            paths = {k: (v if isinstance(v, str) and _URI.match(v) else Path(v)) for k, v in source.items()}
         else:
-            root = Path(source)
-            if not root.is_dir():
+            root = source if uri else Path(source)
+            if not (self._uri_exists(root) if uri else root.is_dir()):
                 raise FileNotFoundError(f"{root}: not a directory")
             paths = {}
             for name in _schema.TABLES:
-                for cand in (root / f"{name}.parquet", root / name, root / f"{name}.delta"):
-                    if cand.exists():
+                for cand in (join(root, f"{name}.parquet"), join(root, name), join(root, f"{name}.delta")):
+                    if exists(cand):
                         paths[name] = cand
                         break
             if not paths:  # a wrong folder (the export's parent, a typo) would read as an empty lab
@@ -358,17 +366,18 @@ class SparkEngine(Engine):
         for name, path in paths.items():
             if name not in _schema.TABLES:
                 raise ValueError(f"{name!r} is not a canonical table ({', '.join(_schema.TABLES)})")
-            if (path / "_delta_log").is_dir():
+            is_uri = isinstance(path, str)
+            if (self._uri_exists(f"{path.rstrip('/')}/_delta_log") if is_uri else (path / "_delta_log").is_dir()):
                 sdf = self.spark.read.format("delta").load(str(path))
             else:
                 sdf = self.spark.read.parquet(str(path))
             sdf = _cast_to(sdf, _canonical_ddl(name), name, required=_schema.identifier_columns(name), path=path)
             self._replace_view(name, sdf, frame=None)
             found.append(name)
-        if not isinstance(source, Mapping) and (root / f"{META_TABLE}.parquet").exists():
+        if not isinstance(source, Mapping) and exists(join(root, f"{META_TABLE}.parquet")):
             # the database's pseudonym key, written by `cohortlab export` (Lab then keeps it)
-            meta = _cast_to(self.spark.read.parquet(str(root / f"{META_TABLE}.parquet")), "name STRING, value STRING",
-                            META_TABLE)
+            meta = _cast_to(self.spark.read.parquet(str(join(root, f"{META_TABLE}.parquet"))),
+                            "name STRING, value STRING", META_TABLE)
             self._replace_view(META_TABLE, meta, frame=None)
         if create_missing:
             for name, t in _schema.TABLES.items():
@@ -377,6 +386,13 @@ class SparkEngine(Engine):
         return found
 
     # ------------------------------------------------------------------ internals
+    def _uri_exists(self, uri: str) -> bool:
+        """Whether ``uri`` names a file or folder, asked of the file system Spark reads it with
+        (Hadoop's: dbfs, s3a, abfss, file, ...)."""
+        jvm = self.spark.sparkContext._jvm
+        path = jvm.org.apache.hadoop.fs.Path(uri)
+        return bool(path.getFileSystem(self.spark.sparkContext._jsc.hadoopConfiguration()).exists(path))
+
     def _to_arrow(self, df: DataFrame) -> pa.Table:
         to_arrow = getattr(df, "toArrow", None)
         if to_arrow is not None:  # PySpark >= 4.0
