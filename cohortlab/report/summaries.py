@@ -187,6 +187,9 @@ def _rule_words(f: Mapping[str, Any]) -> str:
         tail = (f"{counted(inactive, 'unmatched member', bold=True)} {'is' if inactive == 1 else 'are'} in mParticle "
                 f"but inactive since the cutoff (cannot be fixed retroactively); {absent:,} "
                 f"{'is' if absent == 1 else 'are'} {found}")
+    if f.get("rule_fixable") is None and f.get("remedies_since") is None:  # none valued: the Spark engine
+        return (f"- Remedies were not simulated: each is a simulation of a world of its own, which only the "
+                f"DuckDB engine makes (`cohortlab remedies --db FILE --cohort NAME` values them). {tail}")
     if not f.get("remedies"):
         return f"- Remedies were not simulated. {tail}"
     since = f.get("remedies_since")
