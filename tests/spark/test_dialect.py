@@ -8,6 +8,7 @@ java.util.regex disagree, and check Spark knows every function on the lint's all
 from __future__ import annotations
 
 import duckdb
+import pandas as pd
 import pytest
 
 from cohortlab.engines.spark.dialect import RegexTranslationError, java_regex, to_spark
@@ -154,6 +155,29 @@ def test_a_boolean_with_nulls_comes_back_as_duckdb_gives_it():
     assert {c: str(t) for c, t in got.dtypes.items()} == {c: str(t) for c, t in want.dtypes.items()} == {
         "a": "boolean", "b": "bool"}
     assert got["a"].isna().tolist() == [False, True] and not (~got["a"]).iloc[0]  # ~ works
+
+
+def test_integer_columns_have_duckdbs_dtypes_and_two_columns_of_one_name_stay_two():
+    """A Spark result gave Int64 where DuckDB gives int64 (a column without a NULL: timeline counts,
+    day_index; a review as a Spark user), so frames of the two engines did not compare equal. Two
+    result columns of one name are converted by position (the red team: by name, the second
+    overwrote the first). No JVM needed."""
+    import duckdb
+    import pyarrow as pa
+
+    from cohortlab.engines.spark.arrow import arrow_to_pandas
+
+    sql = "SELECT * FROM (VALUES (1::BIGINT, 1::INTEGER, NULL::BIGINT), (2, 2, 3)) v(a, b, c)"
+    want = duckdb.connect().execute(sql).df()
+    got = arrow_to_pandas(pa.table({"a": pa.array([1, 2], pa.int64()), "b": pa.array([1, 2], pa.int32()),
+                                    "c": pa.array([None, 3], pa.int64())}))
+    assert {c: str(t) for c, t in got.dtypes.items()} == {c: str(t) for c, t in want.dtypes.items()} == {
+        "a": "int64", "b": "int32", "c": "Int64"}
+    pd.testing.assert_frame_equal(got, want)
+    twice = arrow_to_pandas(pa.Table.from_arrays([pa.array([1, None], pa.int64()), pa.array([5, 6], pa.int64())],
+                                                 names=["x", "x"]))
+    assert twice.iloc[:, 0].tolist()[0] == 1 and twice.iloc[:, 0].isna().tolist() == [False, True]
+    assert twice.iloc[:, 1].tolist() == [5, 6] and [str(t) for t in twice.dtypes] == ["Int64", "int64"]
 
 
 # json_type of a top-level key (the translation's documented scope), every JSON type and DuckDB's

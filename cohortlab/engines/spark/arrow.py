@@ -35,20 +35,25 @@ _INT_DTYPES = {
 
 
 def arrow_to_pandas(t: pa.Table) -> pd.DataFrame:
-    """Arrow -> pandas as DuckDB's ``.df()`` does it: integer columns as pandas nullable
-    ``Int64``/``Int32`` (exact, never float), a boolean column with a NULL as nullable
-    ``boolean``, timestamps naive UTC."""
+    """Arrow -> pandas as DuckDB's ``.df()`` does it: integer columns as numpy ``int64``/``int32``,
+    or pandas' nullable ``Int64``/``Int32`` when they hold a NULL (exact, never float), a boolean
+    column with a NULL as nullable ``boolean``, timestamps naive UTC."""
     t = _naive_utc(t)
     df = t.to_pandas(types_mapper=_INT_DTYPES.get)
     for i, field in enumerate(t.schema):
         # pyarrow converts a struct's/list's fields through numpy, so an int64 field with a NULL
         # becomes float (9080350317581165123 -> 9.080350317581166e+18): build them from Python values
         if pa.types.is_nested(field.type):
-            df[df.columns[i]] = pd.Series(t.column(i).to_pylist(), index=df.index, dtype=object)
+            df.isetitem(i, pd.Series(t.column(i).to_pylist(), index=df.index, dtype=object))
         # a BOOLEAN with a NULL: pandas' nullable ``boolean``, as DuckDB's .df() gives it (pyarrow
         # gives object, where ``~col`` fails on None; ``active_after_cutoff`` with the cutoff off)
         elif pa.types.is_boolean(field.type) and t.column(i).null_count:
-            df[df.columns[i]] = pd.Series(t.column(i).to_pylist(), index=df.index, dtype="boolean")
+            df.isetitem(i, pd.Series(t.column(i).to_pylist(), index=df.index, dtype="boolean"))
+        # an integer column without a NULL: numpy's int64/int32, as DuckDB's .df() gives it (Int64 is
+        # for a column with a NULL); the frames of both engines then compare equal, dtypes too.
+        # By position: two result columns of one name are two columns
+        elif field.type in _INT_DTYPES and not t.column(i).null_count:
+            df.isetitem(i, df.iloc[:, i].to_numpy(dtype=field.type.to_pandas_dtype()))
     return df
 
 
