@@ -80,18 +80,24 @@ KEY = "event, distinct_id, time, insert_id"
 
 
 def _refuse_events_as_profiles(ctx: FileContext) -> None:
-    """A LoadError for a people file whose records are events (most name their event: ``event_name``,
-    ``mp_event_name``, or ``event`` beside a ``time``): read as profiles, an events table made one
+    """A LoadError for a people file whose records are events (most name their event, ``event_name``,
+    ``mp_event_name`` or ``event``, beside a ``time``, neither null): read as profiles, an events table made one
     profile per event, the events' properties (their $mparticle_user_id too) as the profile's,
     with no word (``mixpanel-profiles`` names such a file; a review of the warehouse loaders)."""
+    def given(key: str) -> str:  # present and not null (a people table's Parquet column is in every row)
+        return f"coalesce(json_type(j, '$.{key}') NOT IN ('NULL'), FALSE)"
+
+    # an event names itself and carries its time; a profile with a property "event_name" does not
+    # have both at the top (a false refusal of the first version, found by a red team)
     (events, objects) = ctx.engine.query_rows(f"""
-        SELECT count(*) FILTER (WHERE json_exists(j, '$.event_name') OR json_exists(j, '$.mp_event_name')
-                                   OR (json_exists(j, '$.event') AND json_exists(j, '$.time'))),
+        SELECT count(*) FILTER (WHERE ({given('event_name')} OR {given('mp_event_name')} OR {given('event')})
+                                  AND ({given('time')} OR {given('mp_time')})),
                count(*) FILTER (WHERE json_type(j) = 'OBJECT')
         FROM ({records_sql(ctx, lower_names=True)})""")[0]
     if objects and 2 * events > objects:
-        raise LoadError(ctx.path, f"{events:,} of its {objects:,} records name an event (event_name, or event and "
-                                  "time): the file is an events table, not people; mixpanel-pipeline-events reads it")
+        raise LoadError(ctx.path, f"{events:,} of its {objects:,} records name an event and its time (event_name or "
+                                  "event, and time): the file is an events table, not people; "
+                                  "mixpanel-pipeline-events reads it")
 
 
 _EXACT_ID_TYPES = ("'VARCHAR'", "'BIGINT'", "'UBIGINT'", "'HUGEINT'")
@@ -112,8 +118,8 @@ def _refuse_bad_mappings(engine, staged: str, path) -> None:
     rows = engine.query_rows(f"""
         SELECT count(*) OVER (), line,
                CASE WHEN NOT is_object THEN 'not an object'
-                    WHEN t_id = 'DOUBLE' THEN 'distinct_id is a JSON number with a fraction or an exponent (its digits are not exact)'
-                    WHEN t_resolved = 'DOUBLE' THEN 'resolved_distinct_id is a JSON number with a fraction or an exponent (its digits are not exact)'
+                    WHEN t_id = 'DOUBLE' THEN 'distinct_id is a JSON number that is no exact integer (a fraction, an exponent, or beyond 64 bits)'
+                    WHEN t_resolved = 'DOUBLE' THEN 'resolved_distinct_id is a JSON number that is no exact integer (a fraction, an exponent, or beyond 64 bits)'
                     WHEN {not_an_id('t_id', 'distinct_id')} THEN 'distinct_id is not an id (' || CASE WHEN t_id = 'VARCHAR' THEN 'empty' ELSE lower(t_id) END || ')'
                     ELSE 'resolved_distinct_id is not an id (' || CASE WHEN t_resolved = 'VARCHAR' THEN 'empty' ELSE lower(t_resolved) END || ')' END
         FROM {staged}

@@ -166,7 +166,7 @@ def test_conflicting_identity_mappings_are_a_load_error(lab, write, table_snapsh
      r"m\.json:2: identity mappings: 1 record\(s\) are not a mapping of a distinct_id to a resolved_distinct_id "
      r"\(the first: not an object\)"),
     (['{"distinct_id": "8", "resolved_distinct_id": 9080350317581165123.0}'],  # would be 9080350317581166000.0
-     r"m\.json:1: .*the first: resolved_distinct_id is a JSON number with a fraction or an exponent"),
+     r"m\.json:1: .*the first: resolved_distinct_id is a JSON number that is no exact integer"),
     (['{"distinct_id": "7", "resolved_distinct_id": ""}', '{"distinct_id": "9", "resolved_distinct_id": true}'],
      r"m\.json:1: identity mappings: 2 record\(s\) .*\(the first: resolved_distinct_id is not an id \(empty\)\)"),
     (['{"foo": 1}'], r"m\.json: identity mappings: no record maps a distinct_id to a resolved_distinct_id"),
@@ -205,11 +205,17 @@ def test_an_events_table_given_as_people_is_refused(lab, write, table_snapshot):
     """mixpanel-pipeline-profiles made one profile per event of an events table, the events'
     $mparticle_user_id as the profiles', and said nothing (mixpanel-profiles names such a file)."""
     before = table_snapshot()
-    with pytest.raises(LoadError, match=r"e\.json: 3 of its 3 records name an event \(event_name, or event and "
-                                        r"time\): the file is an events table, not people; "
+    with pytest.raises(LoadError, match=r"e\.json: 3 of its 3 records name an event and its time \(event_name or "
+                                        r"event, and time\): the file is an events table, not people; "
                                         r"mixpanel-pipeline-events reads it"):
         lab.load(PROFILES, write("e.json", jsonl(*PIPELINE_EVENTS)))
     assert table_snapshot() == before
+    # a people table whose profiles have a property named event_name (a column, null in most rows):
+    # people (the first version refused it: a red team)
+    people = parquet(write("people.json", "").parent / "people.parquet",
+                     "SELECT * FROM (VALUES ('p1', 'a@example.com', NULL), ('p2', NULL, 'signup'), "
+                     "('p3', NULL, NULL)) t(distinct_id, mp_email, event_name)")
+    assert lab.load(PROFILES, people).loaded == 3
 
 
 def test_loading_twice_and_overlapping_files_double_nothing(lab, q, write):
