@@ -209,8 +209,10 @@ def masked_text(text: str) -> str:
     :func:`normalised` reads it, as the reports do: a header quoted in an error showed those in clear.
     A national phone number is ``<phone number>`` too in its North-American shapes only
     (:data:`NATIONAL_PHONE_INSIDE_PATTERN`: ``415-555-0123``, ``415.555.0123``, ``(415) 555-0123``),
-    which no date, time, MPID, count, version or ``line:column`` takes; other national shapes
-    (``07700 900123``) are left, as a sentence is not searched for them (module docstring)."""
+    which no date, time, MPID, count, usual version or ``line:column`` takes (any other text of
+    that shape, a path part ``a/415-555-0123.json``, is masked too: an error may hide it, never a
+    phone number); other national shapes (``07700 900123``) are left, as a sentence is not
+    searched for them (module docstring)."""
     return _masked(_OTHER_SPELLING_RE.sub(_masked_spelling, str(text)))
 
 
