@@ -299,6 +299,7 @@ def validate_against(lab: Any, obs_lab: Any, plan: Any, cohort: str, at: Any = N
     validation, as ``migrate validate --observed-db`` opens it), so that its database and its
     simulation's tables are given back before the prediction runs in ``lab``.
     ``Lab.validate_migration``, ``migrate validate`` and the report's ``observed_db`` read it alike."""
+    plan = MigrationPlan.coerce(plan)  # a file of several plans is refused now, not after the simulation
     try:
         observed, at_, listed = observed_members(obs_lab, cohort, at, settings)
     except ValueError as e:

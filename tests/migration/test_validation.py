@@ -278,3 +278,19 @@ def test_with_the_observed_exports_in_another_database_the_cohort_is_named_as_th
         v = insights.migration_validation(lab, [MigrationPlan.from_yaml(plan_file)], None, ["7"], observed_db=after)
         assert closed == ["after.duckdb"]  # the report's observed database, opened for it, closed once read
     assert (list(v.results), v.results["7"].cohort, v.results["7"].members) == (["7"], "7", 6)
+
+
+def test_a_file_of_several_plans_is_refused_before_the_observed_side_is_simulated(world, tmp_path, monkeypatch):
+    """validate_migration given data/plans/standard.yaml (4 plans) simulated the observed side for
+    39 s on Spark, then refused the file (a review as a Spark user)."""
+    from cohortlab.migration import validate as validation
+    from cohortlab.migration.plans import PlanError
+
+    def never(*args, **kwargs):
+        raise AssertionError("the observed side was simulated")
+
+    monkeypatch.setattr(validation, "observed_members", never)
+    plans = tmp_path / "p.yaml"
+    plans.write_text("plans: [{name: a, eit_timeline: customer_id}, {name: b, eit_timeline: mparticle_id}]\n")
+    with pytest.raises(PlanError, match=r"p\.yaml: holds 2 plans \(a, b\); one is needed here"):
+        world.validate_migration(str(plans), "Power Users")
