@@ -410,7 +410,9 @@ def run_report(
     if params.get("db") and params.get("engine", "duckdb") == "duckdb":  # before any folder or kernel
         check_database(params["db"], cohorts)
         if ours:
-            check_times(params["db"], params, cohorts)
+            late = check_times(params["db"], params, cohorts)
+            if late:
+                say(late)
         if ours and "eit_migration" in seen:
             check_migration_window(params["db"], params)
     kernel = kernel or kernel_name()
@@ -515,16 +517,18 @@ def check_database(db: str | os.PathLike, cohorts: Any = None) -> None:
         raise ReportError(str(e)) from None
 
 
-def check_times(db: str | os.PathLike, params: Mapping[str, Any], cohorts: Any = None) -> None:
+def check_times(db: str | os.PathLike, params: Mapping[str, Any], cohorts: Any = None) -> str | None:
     """A ReportError, before any notebook runs, for the times the pages would show nothing at: an
     ``as_of`` before the first membership data of every cohort of the report (each page said "no
     cohort members" and the run exited 0), and a ``since`` after the ``as_of`` (else after the
     cohorts' latest data), when no sync run can follow it (the sync page failed after the others
     had run; with ``--overwrite``, its failed card replaced a good report). The sync page checks
-    ``since`` against its last run exactly (:func:`cohortlab.report.insights.check_since`)."""
+    ``since`` against its last run exactly (:func:`cohortlab.report.insights.check_since`).
+    Returns a ``note:`` line for an ``as_of`` after every cohort's latest data (the pages show
+    that data's figures under the later time: a scheduler passing a wrong date is told), else None."""
     as_of, since = params.get("as_of"), params.get("since")
     if as_of is None and since is None:
-        return
+        return None
     from cohortlab.errors import CohortlabError
     from cohortlab.lab import Lab
     from cohortlab.simulation.membership import cohorts_with_membership, find_cohort
@@ -538,7 +542,7 @@ def check_times(db: str | os.PathLike, params: Mapping[str, Any], cohorts: Any =
                 cohorts_with_membership(lab.engine)
             refs = [find_cohort(lab.engine, str(n)) for n in names]
     except (CohortlabError, ValueError):  # a time or a cohort the parameter checks let by: the notebooks say it
-        return
+        return None
     firsts = [naive_utc(r.first_time) for r in refs if r.first_time is not None]
     lasts = [naive_utc(r.last_time) for r in refs if r.last_time is not None]
     if at is not None and firsts and at < min(firsts):
@@ -549,6 +553,10 @@ def check_times(db: str | os.PathLike, params: Mapping[str, Any], cohorts: Any =
     if t0 is not None and end is not None and t0 > end:
         raise ReportError(f"since: {format_minute(t0)} is after {what} ({format_minute(end)}): no sync run to "
                           "show; give an earlier time, or none")
+    if at is not None and lasts and at > max(lasts):
+        return (f"note: as_of {format_minute(at)} is after the cohorts' latest data ({format_minute(max(lasts))}): "
+                "the pages show that data's figures, as of the later time")
+    return None
 
 
 def check_migration_window(db: str | os.PathLike, params: Mapping[str, Any]) -> None:

@@ -1101,4 +1101,8 @@ def test_times_the_pages_would_show_nothing_at_are_refused_before_anything_runs(
         assert not out.exists()
     from cohortlab.report.runner import check_times
 
-    check_times(db, {"as_of": "2026-02-23T00:00:00Z", "since": "2026-02-23T00:00:00Z"})  # the first data: fine
+    assert check_times(db, {"as_of": "2026-02-23T00:00:00Z", "since": "2026-02-23T00:00:00Z"}) is None  # fine
+    # after the data: the figures are the latest data's; said (a scheduler passing a wrong date)
+    assert check_times(db, {"as_of": "2030-01-01T00:00:00+02:00"}) == (
+        "note: as_of 2029-12-31 22:00 UTC is after the cohorts' latest data (2026-03-01 00:00 UTC): the pages show "
+        "that data's figures, as of the later time")
