@@ -212,11 +212,15 @@ def profile_time_warnings(ctx: FileContext, relation: str) -> list[str]:
         if not n:
             continue
         # the first one's value and time, read for its line only
+        # the property, or a schematized table's column (``mp_created``: docs/loading.md#warehouse)
+        forms = ", ".join(f"json_extract(properties, {sql_str('$.' + json.dumps(k))})"
+                          for k in (key, "mp_" + key[1:]))
         value, first = ctx.engine.query_rows(
-            f"SELECT json_extract(properties, {sql_str('$.' + json.dumps(key))})::VARCHAR, {col} "
+            f"SELECT coalesce({forms})::VARCHAR, {col} "
             f"FROM ({relation}) WHERE line = {int(line)} AND {col} < TIMESTAMP '{EARLY_EVENT_TIME}' LIMIT 1")[0]
+        shown = f"{value}, " if value is not None else ""  # a Parquet TIMESTAMP column has no JSON text: the time
         out.append(f"{ctx.path}: {n:,} profile(s) give {key} before {EARLY_EVENT_TIME} (line {line}: "
-                   f"{value}, read as {first.isoformat(sep=' ')}): no real date of a profile (0, a negative "
+                   f"{shown}read as {first.isoformat(sep=' ')}): no real date of a profile (0, a negative "
                    f"number, a number in another unit than seconds or milliseconds?); loaded as read")
     return out
 

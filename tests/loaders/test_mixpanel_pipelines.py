@@ -218,6 +218,18 @@ def test_an_events_table_given_as_people_is_refused(lab, write, table_snapshot):
     assert lab.load(PROFILES, people).loaded == 3
 
 
+def test_an_early_profile_time_of_a_schematized_table_is_warned_with_its_value(lab, write):
+    """A schematized people table (mp_created a TIMESTAMP column) warned "line 2: None, read as
+    1960-01-01 00:00:00" (a review of the warehouse loaders): the value is the column's."""
+    people = parquet(write("x.json", "").parent / "people_schem.parquet",
+                     "SELECT * FROM (VALUES ('p1', TIMESTAMP '2025-01-01'), ('p2', TIMESTAMP '1960-01-01')) "
+                     "t(distinct_id, mp_created)")
+    r = lab.load(PROFILES, people)
+    assert r.warnings == [f"{people}: 1 profile(s) give $created before 1971-01-01 (line 2: \"1960-01-01 00:00:00\", "
+                          "read as 1960-01-01 00:00:00): no real date of a profile (0, a negative number, a number in "
+                          "another unit than seconds or milliseconds?); loaded as read"]
+
+
 def test_loading_twice_and_overlapping_files_double_nothing(lab, q, write):
     a = write("a.json", jsonl(*PIPELINE_EVENTS))
     b = write("b.json", jsonl(PIPELINE_EVENTS[0], {**PIPELINE_EVENTS[0], "insert_id": "new"}))
