@@ -423,9 +423,9 @@ def open_lab(db: str, engine: str = "duckdb", spark_master: str | None = None, *
     from cohortlab.lab import open_lab as _open
 
     if engine == "spark":  # before any session (a JVM's stack trace, then a Python one)
-        from cohortlab.engines.spark.engine import DEFAULT_MASTER, master_problem
+        from cohortlab.engines.spark.engine import master_problem, resolved_master
 
-        problem = master_problem(spark_master or os.environ.get("COHORTLAB_SPARK_MASTER") or DEFAULT_MASTER)
+        problem = master_problem(resolved_master(spark_master))
         if problem:
             fail(problem)
     try:
@@ -438,7 +438,7 @@ def open_lab(db: str, engine: str = "duckdb", spark_master: str | None = None, *
         if engine != "spark":
             raise
         # an export folder the Spark engine cannot read as it must (an MPID column of doubles, an
-        # id column missing), or a master URL that is none: one line, not a traceback
+        # id column missing): one line, not a traceback
         fail(str(e).strip().splitlines()[0])
     except Exception as e:
         if engine != "spark" or "pyspark" not in type(e).__module__.lower():

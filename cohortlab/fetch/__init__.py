@@ -377,7 +377,7 @@ def _fetch_mparticle(run: _Run, lab, mpids: Iterable[int] | None, *, lab_without
     item: dict[str, Any] = {}  # this run's record of its part files, in fetch.json
     fetched = [0]  # the profiles in this run's parts so far
 
-    def on_part(part: Path, as_of: datetime, started: datetime) -> None:
+    def on_part(part: Path, as_of: datetime, started: datetime, profiles: int) -> None:
         """A part is in place: recorded at once (also when the run then stops on an error) with
         the time of the first request whose answer it holds; ``as_of`` of the item: the run's
         start, as fetch.json had it before file_times."""
@@ -388,7 +388,7 @@ def _fetch_mparticle(run: _Run, lab, mpids: Iterable[int] | None, *, lab_without
         item["files"].append(part.name)
         item["file_times"][part.name] = _iso(as_of)
         run.save()
-        fetched[0] += _lines(part)
+        fetched[0] += profiles
         summary.counts["mparticle_profiles"] = fetched[0]  # so far: a run that stops says what it got
 
     try:
@@ -417,15 +417,6 @@ def _fetch_mparticle(run: _Run, lab, mpids: Iterable[int] | None, *, lab_without
             summary.loads.append(lab.load("mparticle-profiles", [str(p) for p in res.files], progress=run.show))
         except (LoadError, ValueError) as e:
             raise FetchError(f"the fetched mParticle profiles did not load: {e}") from e
-
-
-def _lines(path: Path) -> int:
-    """The profiles in a part file: its lines (one profile each; gzip or not)."""
-    import gzip
-
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        return sum(1 for line in f if line.strip())
 
 
 def _refuse_other_workspace(run: _Run) -> None:

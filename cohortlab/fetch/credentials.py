@@ -107,11 +107,7 @@ class MixpanelCredentials:
             return (self.username, self.secret.reveal())
         if self.api_secret:
             return (self.api_secret.reveal(), "")
-        raise AuthError(
-            "mixpanel: no credentials: set MIXPANEL_SERVICE_ACCOUNT_USERNAME and "
-            "MIXPANEL_SERVICE_ACCOUNT_SECRET (or mixpanel.service_account_username/_secret in the "
-            "config file), or the legacy project secret MIXPANEL_API_SECRET (mixpanel.api_secret)"
-        )
+        raise AuthError(self.problems()[0])  # the "no credentials" line, naming what to set
 
     def problems(self) -> list[str]:
         """What is missing, as the variables to set (empty when the credentials are complete)."""

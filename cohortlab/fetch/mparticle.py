@@ -189,11 +189,11 @@ class MParticleClient:
 
     def fetch_profiles(self, out: Path, mpids: Iterable[int], *, concurrency: int = 4, part_size: int = 1000,
                        retry_missing: bool = False, progress: bool | None = None,
-                       on_part: Callable[[Path, datetime, datetime], None] | None = None) -> ProfilesResult:
+                       on_part: Callable[[Path, datetime, datetime, int], None] | None = None) -> ProfilesResult:
         """Fetch the profiles of ``mpids`` not fetched yet into part files. ``on_part(path,
-        as_of, started)`` is called as each part is in place: ``as_of`` is the time of the first
-        request whose answer the part holds (its capture time, also in its name), ``started``
-        the run's start (``ProfilesResult.fetched_at``)."""
+        as_of, started, profiles)`` is called as each part is in place: ``as_of`` is the time of the
+        first request whose answer the part holds (its capture time, also in its name), ``started``
+        the run's start (``ProfilesResult.fetched_at``), ``profiles`` the profiles (lines) it holds."""
         folder = out / "mparticle" / "profiles"
         missing_file = state_dir(out) / "mparticle_missing.json"
         have = fetched_mpids(folder)
@@ -233,7 +233,7 @@ class MParticleClient:
                     f.writelines(line for _, line in lines)
                 res.files.append(target)
                 if on_part is not None:
-                    on_part(target, as_of, res.fetched_at)
+                    on_part(target, as_of, res.fetched_at, len(lines))
             if gone or retry_missing:
                 all_missing = (missing - (set(todo) if retry_missing else set())) | gone
                 write_missing(out, missing_file, workspace, all_missing)

@@ -79,21 +79,28 @@ _MAP = "_mp_pl_idmap"
 KEY = "event, distinct_id, time, insert_id"
 
 
-def _refuse_events_as_profiles(ctx: FileContext) -> None:
-    """A LoadError for a people file whose records are events (most name their event, ``event_name``,
-    ``mp_event_name`` or ``event``, beside a ``time``, neither null): read as profiles, an events table made one
-    profile per event, the events' properties (their $mparticle_user_id too) as the profile's,
-    with no word (``mixpanel-profiles`` names such a file; a review of the warehouse loaders)."""
-    def given(key: str) -> str:  # present and not null (a people table's Parquet column is in every row)
+def _names_event_sql() -> str:
+    """SQL BOOLEAN on a record ``j``: it names an event and its time at the top (``event_name``,
+    ``mp_event_name`` or ``event``, and ``time`` or ``mp_time``), neither null (a people table's
+    Parquet column is in every row, null where a profile has no such property; a profile with a
+    property "event_name" alone was refused by the first version, found by a red team)."""
+    def given(key: str) -> str:
         return f"coalesce(json_type(j, '$.{key}') NOT IN ('NULL'), FALSE)"
 
-    # an event names itself and carries its time; a profile with a property "event_name" does not
-    # have both at the top (a false refusal of the first version, found by a red team)
+    return (f"(({given('event_name')} OR {given('mp_event_name')} OR {given('event')}) "
+            f"AND ({given('time')} OR {given('mp_time')}))")
+
+
+def _refuse_events_as_profiles(ctx: FileContext, staged: str) -> None:
+    """A LoadError for a people file whose records are events (most name an event and its time:
+    :func:`_names_event_sql`, the staged file's ``names_event``): read as profiles, an events table
+    made one profile per event, the events' properties (their $mparticle_user_id too) as the
+    profile's, with no word (``mixpanel-profiles`` names such a file; a review of the warehouse
+    loaders)."""
     (events, objects) = ctx.engine.query_rows(f"""
-        SELECT count(*) FILTER (WHERE ({given('event_name')} OR {given('mp_event_name')} OR {given('event')})
-                                  AND ({given('time')} OR {given('mp_time')})),
-               count(*) FILTER (WHERE json_type(j) = 'OBJECT')
-        FROM ({records_sql(ctx, lower_names=True)})""")[0]
+        SELECT count(*) FILTER (WHERE names_event),
+               count(*) FILTER (WHERE reason IS NULL OR reason NOT IN ('malformed_json', 'not_an_object'))
+        FROM {staged}""")[0]
     if objects and 2 * events > objects:
         raise LoadError(ctx.path, f"{events:,} of its {objects:,} records name an event and its time (event_name or "
                                   "event, and time): the file is an events table, not people; "
@@ -502,7 +509,6 @@ class MixpanelPipelineProfilesLoader(ProfileUpserts, AsOfOnly, Loader):
         # ``$mparticle_user_id`` or its schematized column, before the others
         mp_first = f"coalesce({_prop(p, MPUID_KEY)}, {_prop(p, _schematized(MPUID_KEY))})"
         plain = _mpuid_plain_sql(mp_first, p, ctx)
-        _refuse_events_as_profiles(ctx)
 
         eng.execute(
             f"""
@@ -547,10 +553,12 @@ class MixpanelPipelineProfilesLoader(ProfileUpserts, AsOfOnly, Loader):
                    json_extract_string({prop('$email')}, '$') AS email,
                    json_extract_string({prop('$phone')}, '$') AS phone,
                    {profile_time_sql(prop('$created'))} AS created,
-                   {profile_time_sql(prop('$last_seen'))} AS last_seen
+                   {profile_time_sql(prop('$last_seen'))} AS last_seen,
+                   {_names_event_sql()} AS names_event
             FROM m
             """
         )
+        _refuse_events_as_profiles(ctx, st)  # from the staged rows: the file is read once
         quarantined = ctx.reject(f"SELECT line, reason, raw FROM {st} WHERE reason IS NOT NULL")
         warnings = _unprefixed_warning(ctx, st) + profile_time_warnings(ctx, f"SELECT * FROM {st} WHERE reason IS NULL")
         loaded, dedup = upsert_profiles(ctx, f"SELECT * FROM {st} WHERE reason IS NULL")

@@ -160,9 +160,8 @@ def remedies(resolution: pd.DataFrame, values: pd.DataFrame | None = None) -> pd
                          "note": "; ".join(notes)})
         # ranked: the remedy that recovers most first (a reader asked "what do we do?" found them in a
         # fixed order); ties keep it; one the settings give nothing to act on last
-        out = pd.DataFrame(rows, columns=cols)
-        order = sorted(range(len(out)), key=lambda i: (not out["applies"].iloc[i], -out["users"].iloc[i]))
-        out = out.iloc[order].reset_index(drop=True)
+        out = (pd.DataFrame(rows, columns=cols)
+               .sort_values(["applies", "users"], ascending=False, kind="stable").reset_index(drop=True))
     u = unmatched(resolution)
     in_mp = u["recoverable_via"].notna()
     active = flags(u["active_after_cutoff"])

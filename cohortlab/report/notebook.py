@@ -100,15 +100,9 @@ def time_parameter(value: Any, name: str) -> Any:
     as written where the report's showed "2026-02-28 00:00 UTC". A time that is no time is a
     :class:`~cohortlab.errors.SettingsError` naming the parameter, in the setup cell (``since``
     failed after both simulations, as "time: not a time"; ``as_of`` was named "at")."""
-    if value is None:
-        return None
-    import datetime as _dt
+    from cohortlab.report.parameters import time_text
 
-    from cohortlab.times import format_time, parse_time
-
-    if isinstance(value, (_dt.datetime, _dt.date)):
-        value = value.isoformat()
-    return format_time(parse_time(value, name))
+    return None if value is None else time_text(value, name)
 
 
 def redactor(lab, show_personal_data: bool = False) -> Redactor:

@@ -49,14 +49,23 @@ def _bool(name: str, v: Any) -> bool:
     return v
 
 
-def _time(name: str, v: Any) -> str:
+def time_text(v: Any, what: str) -> str:
+    """A time parameter (ISO text, or the date or datetime YAML reads) as the notebooks get it:
+    ISO UTC text (``2026-02-28T00:00:00Z``); a value that is no time raises the error of
+    :func:`cohortlab.times.parse_time` naming ``what``. ``cohortlab report`` checks its parameters
+    so, and a notebook's setup cell when papermill runs it (:func:`cohortlab.report.notebook.time_parameter`)."""
     from cohortlab.times import format_time, parse_time
 
     if isinstance(v, (_dt.datetime, _dt.date)):
         v = v.isoformat()
-    text = _text(name, v)
+    return format_time(parse_time(v, what))
+
+
+def _time(name: str, v: Any) -> str:
+    if not isinstance(v, (_dt.datetime, _dt.date)):
+        _text(name, v)
     try:
-        return format_time(parse_time(text, f"parameter {name}"))
+        return time_text(v, f"parameter {name}")
     except ValueError as e:
         raise ParameterError(str(e)) from None
 

@@ -82,6 +82,12 @@ _URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:/")
 _MASTER_RE = re.compile(r"local(\[(\*|\d+)(,\d+)?\])?|local-cluster\[[\d ,]+\]|(spark|k8s|mesos)://\S+|yarn")
 
 
+def resolved_master(master: str | None = None) -> str:
+    """The Spark master a session starts with: ``master``, else ``$COHORTLAB_SPARK_MASTER``, else
+    :data:`DEFAULT_MASTER`."""
+    return master or os.environ.get("COHORTLAB_SPARK_MASTER") or DEFAULT_MASTER
+
+
 def master_problem(master: str) -> str | None:
     """Why ``master`` is no Spark master URL (None when it is one)."""
     if _MASTER_RE.fullmatch(str(master).strip()):
@@ -103,7 +109,7 @@ def local_session(
     """A SparkSession tuned for one machine (tests, laptops): UI off, few shuffle partitions,
     UTC, warehouse/Derby/checkpoints in ``scratch_dir``. ``master`` defaults to
     ``$COHORTLAB_SPARK_MASTER`` or ``local[2]``."""
-    master = master or os.environ.get("COHORTLAB_SPARK_MASTER") or DEFAULT_MASTER
+    master = resolved_master(master)
     problem = master_problem(master)
     if problem:  # before the JVM starts: it printed a Java stack trace, then a Python one
         from cohortlab.errors import SettingsError

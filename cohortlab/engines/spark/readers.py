@@ -83,10 +83,9 @@ def export_canonical(
     except BaseException:
         # stopped (Ctrl-C, SIGTERM) or failed: the tables it added go, so that the next run (a cron
         # job's retry) is not refused for files of a half-done export ("... exists; use --overwrite")
-        for target in new:
-            target.unlink(missing_ok=True)
-        if made and not any(out.iterdir()):
-            out.rmdir()
+        from cohortlab.output_files import remove_written
+
+        remove_written(out, [t.name for t in new], made=made)
         raise
     return counts
 
