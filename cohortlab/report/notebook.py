@@ -443,6 +443,8 @@ def publish(output_dir: str | os.PathLike | None, notebook: str, *, title: str, 
     return json.loads(json.dumps(doc, default=str))
 
 
+METRICS_SCHEMA_VERSION = 1  # metrics.json's layout (docs/reports.md#metrics-json)
+
 _SHOWN_PATHS = ("db", "data", "settings", "observed_db", "observed_data")  # the path parameters a page may show
 
 
@@ -477,6 +479,9 @@ def _document(notebook: str, *, title: str, summary: str = "", headline=None, pa
     shown = {name: _redacted(part) for name, part in parts.items()}
     shown_headline = shown.pop("headline")
     return {
+        # the layout's version: raised when a key a script may read is renamed, removed or changes
+        # meaning (docs/reports.md#metrics-json); new keys do not raise it
+        "schema_version": METRICS_SCHEMA_VERSION,
         "notebook": notebook,
         "title": title,
         "generated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -497,7 +502,7 @@ def _document(notebook: str, *, title: str, summary: str = "", headline=None, pa
 def write_metrics(output_dir: str | os.PathLike | None, notebook: str, *, title: str, summary: str = "",
                   headline: Mapping[str, Any] | None = None, parameters: Mapping[str, Any] | None = None,
                   **metrics: Any) -> Path | None:
-    """Write ``output_dir/metrics.json``: ``notebook, title, generated_at, summary (plain text),
+    """Write ``output_dir/metrics.json``: ``schema_version, notebook, title, generated_at, summary (plain text),
     headline (the few numbers of the index page; a :class:`cohortlab.report.metrics.Headline`
     gives their units, ``headline_units``), parameters, metrics``. ``output_dir=None``
     (a notebook opened interactively) writes nothing."""

@@ -142,6 +142,7 @@ def test_figures_name_each_card_figure_by_a_stable_key(report_run):
     m = {n: json.loads((out / n / "metrics.json").read_text()) for n in DEFAULT_NOTEBOOKS}
     for name, doc in m.items():
         assert sorted(doc["figures"].values(), key=repr) == sorted(doc["headline"].values(), key=repr), name
+        assert doc["schema_version"] == 1, name  # the layout these keys belong to
     totals = m["match_rates"]["metrics"]["totals"]
     assert {k: m["match_rates"]["figures"][k] for k in ("members", "matched", "audience_simulated")} == {
         "members": totals["members"], "matched": totals["matched"], "audience_simulated": totals["audience"]}
