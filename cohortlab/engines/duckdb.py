@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # query_df's frames come from DuckDB (which imports pandas wh
     import pandas as pd
 
 from cohortlab.engines.base import Engine
+from cohortlab.engines.untrusted import check_database, no_network_installs
 from cohortlab.errors import DatabaseError, DatabaseLockedError, is_interrupt
 from cohortlab.tempdirs import make_private_dir
 
@@ -99,7 +100,14 @@ def connect(database: str, *, read_only: bool = False, lock_wait: float | None =
         raise DatabaseError(f"{database}: cannot create its folder ({e.strerror or e})") from None
     if Path(database).is_dir():
         raise DatabaseError(folder_problem(database))
-    return open_waiting(database, lambda: duckdb.connect(database, read_only=read_only), wait)
+    con = open_waiting(database, lambda: duckdb.connect(database, read_only=read_only), wait)
+    try:
+        no_network_installs(con)
+        check_database(con, con.execute("SELECT current_database()").fetchone()[0], database)
+    except BaseException:
+        con.close()
+        raise
+    return con
 
 
 def open_waiting(database: str, open_fn, wait: float, how: str = "open the database"):
@@ -221,6 +229,7 @@ class DuckDBEngine(Engine):
                 self.con = connect(self.database, read_only=read_only)
             else:
                 self.con = duckdb.connect(":memory:", read_only=read_only)
+                no_network_installs(self.con)
         self._interrupted = False
         self._session_settings()
         memory_limit_arg = memory_limit
@@ -300,8 +309,10 @@ class DuckDBEngine(Engine):
 
         con = duckdb.connect(":memory:")
         try:
+            no_network_installs(con)
             open_waiting(path, lambda: con.execute(f"ATTACH {sql_str(path)} AS {READ_ONLY_CATALOG} (READ_ONLY)"),
                          lock_wait_seconds(), "open the database read-only")
+            check_database(con, READ_ONLY_CATALOG, path)
             con.execute(f"SET search_path = 'memory.main,{READ_ONLY_CATALOG}.main'")
             # results of earlier commands stored in the file (resolution, migration_daily, ...) stay
             # readable; this run's results are written whole (CREATE OR REPLACE ... AS) into memory,

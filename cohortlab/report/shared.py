@@ -56,11 +56,14 @@ def _connect(db: str | os.PathLike, scratch: str | os.PathLike):
     import duckdb
 
     from cohortlab.engines.duckdb import DuckDBEngine, lock_wait_seconds, open_waiting
+    from cohortlab.engines.untrusted import check_database, no_network_installs
 
     con = duckdb.connect(str(scratch))
     try:
+        no_network_installs(con)
         open_waiting(str(db), lambda: con.execute(f"ATTACH {sql_str(str(db))} AS {DATA_CATALOG} (READ_ONLY)"),
                      lock_wait_seconds(), "open the database read-only")
+        check_database(con, DATA_CATALOG, str(db))
         main = sql_ident(con.execute("SELECT current_database()").fetchone()[0])  # the file's name: any text
         con.execute(f"SET search_path = {sql_str(f'{main}.main,{DATA_CATALOG}.main')}")
     except BaseException:
@@ -176,6 +179,9 @@ def attach(engine, path: str | os.PathLike | None) -> bool:
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path}: no such file of shared simulations")
     engine.execute(f"ATTACH {sql_str(str(path))} AS {SHARED_CATALOG} (READ_ONLY)")
+    from cohortlab.engines.untrusted import check_database
+
+    check_database(engine.con, SHARED_CATALOG, str(path))
     engine.execute(f"SET search_path = 'memory.main,{SHARED_CATALOG}.main,{READ_ONLY_CATALOG}.main'")
     return True
 

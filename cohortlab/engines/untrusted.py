@@ -1,0 +1,71 @@
+"""A database file is data, never code: the objects in a DuckDB file that run SQL of their own.
+
+A ``.duckdb`` file may come from someone else (a colleague's ``lab.duckdb``, a report's
+``data.duckdb``, an ``observed_db``). DuckDB stores more than tables in it:
+
+* a **view** runs its query whenever it is read. A view named ``mp_cohorts`` in place of the table
+  would run inside ``cohortlab info``, ``simulate`` or ``report``, and its query may read any file
+  the user can (``read_text('~/.ssh/id_rsa')``, ``/proc/self/environ``: the fetch secrets) and
+  show it as a cohort name;
+* a **macro** named after a built-in function (``lower``, ``regexp_matches``, ``read_json``)
+  takes that function's place in every query of the connection, the attached file's macros
+  included.
+
+cohortlab writes tables only (its views are temporary, in memory), so a database holding a view,
+or a macro named after a built-in function, is refused when it is opened, with a line that names
+the objects and how to remove them. Keep views of your own as ``CREATE TEMP VIEW`` or in another
+database; a macro of another name is left alone (cohortlab never calls it). Extensions are never
+installed from the network by a query (``autoinstall_known_extensions``): the ones cohortlab
+uses are part of DuckDB.
+"""
+
+from __future__ import annotations
+
+from cohortlab.errors import DatabaseError
+from cohortlab.escaping import one_line
+from cohortlab.pipeline import sql_ident
+
+
+
+def no_network_installs(con) -> None:
+    """No query of ``con`` installs an extension from the network. Set on the open connection
+    (a ``config=`` of ``duckdb.connect`` would make every later connection to the same file in
+    this process, without it, fail); the setting is the database instance's."""
+    con.execute("SET autoinstall_known_extensions = false")
+
+_OBJECTS_SQL = """
+SELECT 'view' AS kind, view_name AS name FROM duckdb_views()
+WHERE NOT internal AND NOT temporary AND database_name = ?
+UNION ALL
+SELECT DISTINCT CASE WHEN function_type = 'table_macro' THEN 'table macro' ELSE 'macro' END, function_name
+FROM duckdb_functions()
+WHERE NOT internal AND database_name = ?
+  AND function_name IN (SELECT function_name FROM duckdb_functions() WHERE internal)
+ORDER BY 1 DESC, 2
+"""
+
+
+def objects_that_run_sql(con, catalog: str) -> list[tuple[str, str]]:
+    """``(kind, name)`` of the views, and the macros named after a built-in function, stored in
+    the attached database ``catalog``."""
+    return [(kind, name) for kind, name in con.execute(_OBJECTS_SQL, [catalog, catalog]).fetchall()]
+
+
+def check_database(con, catalog: str, path: str) -> None:
+    """Raise :class:`DatabaseError` when the database ``path`` (attached as ``catalog``) holds an
+    object that runs SQL of its own when cohortlab reads it (see the module docstring)."""
+    found = objects_that_run_sql(con, catalog)
+    if not found:
+        return
+    shown = ", ".join(f"{kind} {one_line(name)!r}" for kind, name in found[:5])
+    more = f" and {len(found) - 5} more" if len(found) > 5 else ""
+    kind, name = found[0]
+    drop = "DROP VIEW" if kind == "view" else "DROP MACRO TABLE" if kind == "table macro" else "DROP MACRO"
+    raise DatabaseError(
+        f"{path}: holds {shown}{more}, which would run SQL of its own (it may read any file) whenever "
+        f"cohortlab reads the database; cohortlab's own databases hold tables only. Open a database cohortlab wrote, "
+        f"or, if you trust the file, remove them ({drop} {one_line(sql_ident(name))}"
+        f"{'; and so on' if len(found) > 1 else ''}); keep views of your own as TEMP views or in another database")
+
+
+__all__ = ["check_database", "no_network_installs", "objects_that_run_sql"]

@@ -1,0 +1,110 @@
+"""Hostile input: a database file handed to cohortlab is data, never code.
+
+A view stored in place of a canonical table, or a macro named after a built-in function, would
+run its own SQL whenever cohortlab reads the file: it can read any file the user can and show it
+as a cohort name (a security review put ``/proc/self/environ`` and a key file into a report's
+index page this way). Every way cohortlab opens a database refuses such a file, naming the
+object; the secret never reaches any output."""
+
+from __future__ import annotations
+
+import shutil
+
+import duckdb
+import pytest
+
+from cohortlab import Lab
+from cohortlab.errors import DatabaseError
+
+from .conftest import Run
+
+SECRET = "TOPSECRET-key-file-contents"
+
+
+@pytest.fixture
+def secret(tmp_path):
+    path = tmp_path / "id_rsa"
+    path.write_text(SECRET + "\n")
+    return path
+
+
+def _poisoned(seed_db, tmp_path, *statements: str) -> str:
+    path = tmp_path / "shared.duckdb"
+    shutil.copy(seed_db, path)
+    con = duckdb.connect(str(path))
+    for sql in statements:
+        con.execute(sql)
+    con.close()
+    return str(path)
+
+
+def _view_db(seed_db, tmp_path, secret) -> str:
+    """``mp_cohorts`` replaced by a view that names each cohort after the secret file."""
+    return _poisoned(
+        seed_db, tmp_path,
+        "CREATE TABLE mp_cohorts_real AS SELECT * FROM mp_cohorts",
+        "DROP TABLE mp_cohorts",
+        f"CREATE VIEW mp_cohorts AS SELECT * REPLACE ((SELECT content FROM read_text('{secret}')) AS name) "
+        "FROM mp_cohorts_real")
+
+
+def _macro_db(seed_db, tmp_path, secret) -> str:
+    """A macro ``lower`` that reads the secret file in place of the built-in function."""
+    return _poisoned(seed_db, tmp_path, f"CREATE MACRO lower(x) AS (SELECT content FROM read_text('{secret}'))")
+
+
+@pytest.mark.parametrize("read_only", [False, True], ids=["read-write", "read-only"])
+def test_a_view_in_place_of_a_canonical_table_is_refused_when_the_file_is_opened(seed_db, tmp_path, secret, read_only):
+    db = _view_db(seed_db, tmp_path, secret)
+    with pytest.raises(DatabaseError) as e:
+        Lab(db, read_only=read_only)
+    assert "view 'mp_cohorts'" in str(e.value) and "run SQL of its own" in str(e.value)
+    assert 'DROP VIEW "mp_cohorts"' in str(e.value)
+    assert SECRET not in str(e.value)
+
+
+@pytest.mark.parametrize("read_only", [False, True], ids=["read-write", "read-only"])
+def test_a_macro_named_after_a_built_in_function_is_refused(seed_db, tmp_path, secret, read_only):
+    db = _macro_db(seed_db, tmp_path, secret)
+    with pytest.raises(DatabaseError) as e:
+        Lab(db, read_only=read_only)
+    assert "macro 'lower'" in str(e.value) and 'DROP MACRO "lower"' in str(e.value)
+
+
+def test_without_the_check_the_macro_would_have_taken_the_built_in_s_place(seed_db, tmp_path, secret):
+    """What the refusal prevents: DuckDB resolves the attached file's macro before the built-in."""
+    db = _macro_db(seed_db, tmp_path, secret)
+    con = duckdb.connect(db, read_only=True)
+    assert con.execute("SELECT lower('ABC')").fetchone()[0] == SECRET + "\n"
+    con.close()
+
+
+def test_a_macro_of_another_name_is_left_alone_and_any_stored_view_is_refused(seed_db, tmp_path):
+    """A helper macro of its own name is never called by cohortlab: the file opens. cohortlab
+    writes no view, and a view of any name may be read by a query of the user's (the error says
+    to keep one's own views as TEMP views or in another database)."""
+    db = _poisoned(seed_db, tmp_path, "CREATE MACRO my_share(a, b) AS a / b")
+    with Lab(db, read_only=True) as lab:
+        assert lab.engine.query_rows("SELECT count(*) FROM mp_cohort_members") == [(1,)]
+    db = _poisoned(seed_db, tmp_path, "CREATE VIEW my_members AS SELECT * FROM mp_cohort_members")
+    with pytest.raises(DatabaseError, match="view 'my_members'"):
+        Lab(db, read_only=True)
+
+
+@pytest.mark.parametrize("command", [["info"], ["simulate", "--cohort", "Seeded"],
+                                     ["report", "--notebooks", "match_rates"]])
+def test_the_commands_refuse_the_file_in_one_line_and_never_show_the_secret(seed_db, tmp_path, secret, cli, command):
+    db = _view_db(seed_db, tmp_path, secret)
+    extra = ["--out", str(tmp_path / "report")] if command[0] == "report" else []
+    r: Run = cli(*command, "--db", db, *extra)
+    r.assert_one_line_error("view 'mp_cohorts'")
+    assert SECRET not in r.stdout + r.stderr
+    assert not any(SECRET in p.read_text(errors="replace") for p in tmp_path.rglob("*")
+                   if p.is_file() and p.suffix in (".html", ".json", ".ipynb", ".md"))
+
+
+def test_queries_never_install_an_extension_from_the_network(seed_db, tmp_path):
+    with Lab(str(tmp_path / "x.duckdb")) as lab:
+        assert lab.engine.query_rows("SELECT current_setting('autoinstall_known_extensions')") == [(False,)]
+    with Lab() as lab:
+        assert lab.engine.query_rows("SELECT current_setting('autoinstall_known_extensions')") == [(False,)]
