@@ -248,7 +248,7 @@ def test_the_demo_dates_the_reports_page_gives_are_the_demo_scenario_s():
 
 
 def test_the_readme_s_command_line_prints_the_waterfall_the_readme_shows(tmp_path, monkeypatch):
-    """(audit 107) README's "Five minutes with the command line", run as printed (in a temporary
+    """README's "Five minutes with the command line", run as printed (in a temporary
     folder; the report is left out: tests/reports runs it), prints the waterfall the README shows.
     Its last load named only mparticle/profiles.jsonl, so the profiles of
     mparticle/profiles/identities-only.jsonl were missing and 11 more members were

@@ -1,5 +1,5 @@
 """A run that cannot fetch everything: a cohort deleted between the cohorts list and its members
-request is skipped and the run goes on, incomplete (audit 121, Q18); and ``--json`` prints one JSON
+request is skipped and the run goes on, incomplete; and ``--json`` prints one JSON
 object on stdout whatever the outcome, with the error and what was fetched so far (Q13)."""
 
 from __future__ import annotations

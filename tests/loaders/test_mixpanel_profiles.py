@@ -50,7 +50,7 @@ def test_pretty_pages_known_rows(lab, write, balanced):
 @pytest.mark.parametrize("layout", ["jsonl", "page"])
 def test_profile_dates_given_as_epoch_numbers_are_dates(lab, write, balanced, layout):
     """Imported profiles can carry `$last_seen` / `$created` as epoch seconds or milliseconds: they
-    were NULL without a word (audit 97), which left the member's last activity unknown."""
+    were NULL without a word, which left the member's last activity unknown."""
     results = [
         {"$distinct_id": "s", "$properties": {"$last_seen": 1614853230, "$created": 1614853230.5}},
         {"$distinct_id": "ms", "$properties": {"$last_seen": 1614853230000}},
@@ -74,7 +74,7 @@ def test_a_profile_date_before_1971_loads_as_read_with_a_warning(lab, write, bal
     """A `$created` or `$last_seen` read as a time before 1971-01-01 (an epoch 0 or a small number, in
     seconds by the 1e11 rule; a date Mixpanel rendered from one) is no real date of a profile, and a
     `$last_seen` read so makes its member look inactive since 1970; it loaded without a word, where
-    an event's time so early warns (audit 113). Loaded as read, with a warning naming the field,
+    an event's time so early warns. Loaded as read, with a warning naming the field,
     the count, the first line, its value and the time read, whichever path read the file."""
     results = [
         {"$distinct_id": "ok", "$properties": {"$last_seen": 1772323200, "$created": 1772323200000}},
@@ -221,7 +221,7 @@ def test_a_profile_update_sent_to_engage_is_quarantined_not_loaded_as_a_profile(
     """A profile update sent to Mixpanel's /engage (``{"$token", "$distinct_id", "$set": {...}}``:
     what a connector sends, rudderlabs/rudder-transformer's Mixpanel router test data, or mParticle's
     Mixpanel output; an import file of profiles) has no ``$properties``: it loaded as a profile with
-    no properties, so without the email and ``$mparticle_user_id`` it sets, silently (audit 135).
+    no properties, so without the email and ``$mparticle_user_id`` it sets, silently.
     It is quarantined ``profile_update``, on every path; a result without ``$properties`` and
     without an operation still loads (``{"$distinct_id": "U5"}``)."""
     lines = [
