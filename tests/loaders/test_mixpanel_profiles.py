@@ -250,8 +250,7 @@ def test_a_profile_update_sent_to_engage_is_quarantined_not_loaded_as_a_profile(
 def test_a_flattened_engage_result_is_quarantined_not_loaded_without_its_properties(lab, write, balanced):
     """A result whose ``$properties`` were spread into the record (``{"$distinct_id", "$email",
     "$mparticle_user_id", ...}``: ak--47/mixpanel-import's ``streamProfiles`` writes profiles so)
-    loaded as a profile with no properties: no email, MPID, created or last seen, silently (audit
-    136). It is quarantined ``flattened_profile`` on every path, in a page too; a bare id still
+    loaded as a profile with no properties: no email, MPID, created or last seen, silently. It is quarantined ``flattened_profile`` on every path, in a page too; a bare id still
     loads; a members snapshot still counts the member (its id is all a member needs)."""
     flat = ('{"$distinct_id":"u1","$email":"u1@example.com","$mparticle_user_id":"9080350317581165123",'
             '"$created":"2024-01-02T03:04:05","$last_seen":"2024-02-03T04:05:06","plan":"pro"}')
