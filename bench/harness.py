@@ -94,7 +94,7 @@ TARGETS = {
     "simulate_vs_classify": 1.5,     # cohortlab simulate / hand-written query on the loaded tables
     "demo_seconds": 30.0,            # cohortlab demo end to end
     "report_db_seconds": 30.0,       # cohortlab report --db on the loaded world (1M users)
-    "verify_seconds": 3.0,           # Lab.verify of a cohort of ~1M members (issue 14)
+    "verify_seconds": 3.0,           # Lab.verify of a cohort of ~1M members
     "explain_seconds": 3.0,          # Lab.explain of one member of that cohort
     "timeline_send_seconds": 30.0,   # 30-day 15-minute timeline of ~1M members, identifiers at send time
 }

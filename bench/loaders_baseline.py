@@ -1,4 +1,4 @@
-"""Loader speed against a hand-written DuckDB load of the same files (issue 2, "Speed and memory").
+"""Loader speed against a hand-written DuckDB load of the same files (the "Speed and memory" targets, docs/benchmarks.md).
 
     python bench/loaders_baseline.py make DIR --rows 1000000       # generate the inputs
     python bench/loaders_baseline.py run DIR [--cases engage,mparticle,members_csv,members_pages]

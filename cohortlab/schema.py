@@ -257,44 +257,44 @@ MPA_BATCH_TIMES = _table(
 # 3: a user_attributes key repeated in one mParticle record gives one attribute, its first value;
 #    an mParticle CSV header that repeats a column reads its first column; a schematized Data
 #    Pipelines row's mp_insert_id / mp_user_id / mp_device_id and mp_mparticle_user_id_string are
-#    read (audit 112)
+#    read
 # 4: mparticle-parquet names attribute columns without the spaces around them and ignores a column
 #    repeating an earlier one (also in another case: `Email` after `email`, read by DuckDB as
-#    `Email_1`), as mparticle-csv does (audit 113); a Parquet file's key=value partition folders are
+#    `Email_1`), as mparticle-csv does; a Parquet file's key=value partition folders are
 #    no columns; an mparticle-csv cell \N is no value; a whole scaled DECIMAL MPID is that integer;
 #    the pipeline kinds read upper-case Parquet column names; Engage pages of one listing saved one
-#    per file and loaded together are one snapshot; a folder's .txt mParticle S3 batches load (audit 114)
+#    per file and loaded together are one snapshot; a folder's .txt mParticle S3 batches load
 # 5: a members CSV distinct_id \N is no id; a CSV row repeating the header (mixpanel-members,
 #    mparticle-csv) is skipped; a webhook payload a receiver stored under "body" is read; an Excel
 #    "sep=X" first line names the delimiter; a folder skips Databricks _started_/_committed_
-#    markers (audit 115); a members CSV's id and as_of columns are found in any case
+#    markers; a members CSV's id and as_of columns are found in any case
 # 6: a byte order mark right after an Excel "sep=X" line is no part of the first column's name; a
 #    cohort id written as a whole JSON float (1002.0) is that integer (1002); a lone surrogate
 #    escape ("\ud83d") is read as its text instead of refusing its record or document
 # 9: of identical webhook pages (a page delivered again), mixpanel-webhooks keeps the earliest
 #    receive time, also of a copy stored by an earlier load: a later copy written or loaded first
-#    kept its own time (audit 127)
+#    kept its own time
 # 10: mixpanel-members with -o cohort_id alone on pages naming that id records the pages' cohort
-#    name (audit 129); mparticle-parquet reads two attribute columns named alike but for case as
-#    two attributes, not the second as a repeat (session 28)
+#    name; mparticle-parquet reads two attribute columns named alike but for case as
+#    two attributes, not the second as a repeat
 # 11: an mParticle identity "" is no identity; a JSON-float mParticle identity keeps the file's
 #    token; a record of the other mParticle JSON kind is quarantined; a members CSV row with an
-#    unknown operation is quarantined bad_operation (audit 132)
+#    unknown operation is quarantined bad_operation
 # 12: an Events API batch whose device_info holds true/false, an object or a list under a device
 #    id key is quarantined invalid_identities (it was applied without that key); an Engage page
 #    whose "results" is null is a page of no results (it was quarantined missing_distinct_id; a
 #    members file of such pages was refused); a Firehose request (a firehose_version key) is
 #    quarantined firehose_request by mparticle-batches (it was applied as a batch) and
-#    mparticle-profiles (it was events_api_batch) (audit 134)
+#    mparticle-profiles (it was events_api_batch)
 # 13: a mixpanel-pipeline-events row without a properties column (a connector's flattened export:
 #    Stitch's tap-mixpanel, Airbyte) is its own properties, and tap-mixpanel's mp_reserved_<name>
 #    columns are read as $<name> in both pipeline kinds; a record without $properties holding an
 #    /engage operation ($set ...) is quarantined profile_update by mixpanel-profiles and
 #    mixpanel-members; an IDSync answer (matched_identities) is quarantined idsync_response by
-#    both mParticle JSON loaders (audit 135); a raw export whose cut-off last record has
+#    both mParticle JSON loaders; a raw export whose cut-off last record has
 #    "terminated early" appended to it stops the mixpanel-events load (it was one malformed_json
 #    line); a mixpanel-profiles record without $properties but with keys besides $distinct_id is
-#    quarantined flattened_profile (it was a profile with no properties) (audit 136)
+#    quarantined flattened_profile (it was a profile with no properties)
 # 14: a mixpanel-members file whose records are all quarantined, not all removed_member, writes
 #    no snapshot (it wrote one of 0 members, which removed every member at its time)
 # 15: a record in Airbyte's envelope ({"_airbyte_ab_id", ..., "_airbyte_data": {...}}) is read

@@ -40,14 +40,14 @@ PLAN = {"name": "p", "eit_timeline": "customer_id"}
      ValueError, "invalid migration plan: switch_at"),
     (lambda lab: lab.simulate("Power Users", settings=SyncSettings(fallback="strick")), ValueError,
      "invalid settings: fallback: Input should be 'data' or 'strict' (got 'strick')"),
-    # a time that is not one names the argument, not "time" (audit 101)
+    # a time that is not one names the argument, not "time"
     (lambda lab: lab.simulate("Power Users", at="yesterday"), ValueError, "at: not a time: 'yesterday'"),
     (lambda lab: lab.resolution("Power Users", "yesterday"), ValueError, "at: not a time: 'yesterday'"),
     (lambda lab: lab.remedies("Power Users", since="yesterday"), ValueError, "since: not a time: 'yesterday'"),
     (lambda lab: lab.reexport_value("Power Users", when="yesterday"), ValueError, "when: not a time: 'yesterday'"),
     (lambda lab: lab.migration_plan(PLAN, "yesterday", "2026-02-01"), ValueError, "start: not a time: 'yesterday'"),
     (lambda lab: lab.compare_plans([PLAN], "2026-01-01", "tomorrow"), ValueError, "end: not a time: 'tomorrow'"),
-    # the migration what-if's mistakes were plain ValueErrors (audit 101)
+    # the migration what-if's mistakes were plain ValueErrors
     (lambda lab: lab.migration_plan(PLAN, "2026-01-01", "2026-02-01", activity="obs"), ValueError,
      "activity must be one of observed, repeat, not 'obs'"),
     (lambda lab: lab.migration_plan(PLAN, "2026-02-01", "2026-01-01"), ValueError,
@@ -169,7 +169,7 @@ def test_a_plans_frame_prints_concatenates_and_saves(lab, tmp_path):
 def test_a_notebooks_missing_db_or_data_is_one_line_naming_the_parameter_and_the_folder(tmp_path, monkeypatch):
     """A notebook's `db`/`data` (lab.open_lab) that names nothing: the message names the absolute path
     a relative one was looked for at (the notebook's folder) and the parameter to set; it was
-    "../data: no such folder", a plain FileNotFoundError (audit 101). Still a FileNotFoundError."""
+    "../data: no such folder", a plain FileNotFoundError. Still a FileNotFoundError."""
     from cohortlab.errors import InputNotFoundError, SettingsError
     from cohortlab.lab import open_lab
 
@@ -204,7 +204,7 @@ def test_the_eit_notebooks_missing_observed_db_names_that_parameter(lab, tmp_pat
 def test_a_notebooks_unknown_cohort_fails_its_setup_cell(lab):
     """A notebook's `cohorts` (insights.cohort_names, its setup cell) is checked as `cohortlab report`
     checks it: the EIT migration notebook uses its cohorts only to validate, and a typo there ran
-    to the end without a word when run by hand (audit 101)."""
+    to the end without a word when run by hand."""
     from cohortlab.report import insights
     from cohortlab.simulation.membership import CohortError
 
@@ -215,7 +215,7 @@ def test_a_notebooks_unknown_cohort_fails_its_setup_cell(lab):
 
 def test_stored_simulations_has_its_columns_also_when_none_is_stored(lab):
     """lab.stored_simulations() before anything was stored was a frame without columns, so
-    `lab.stored_simulations()["cohort"]` was a KeyError (audit 101)."""
+    `lab.stored_simulations()["cohort"]` was a KeyError."""
     from cohortlab.simulation.store import CATALOGUE_COLUMNS
 
     df = lab.stored_simulations()
@@ -227,7 +227,7 @@ def test_in_a_notebook_a_cohortlab_error_is_the_cells_line_and_the_message(tmp_p
     """Run by hand (JupyterLab, `jupyter nbconvert --execute`), a notebook cell whose cohortlab call
     fails showed a traceback through cohortlab's frames (lab.py, membership.py, ...) above the one
     line that says what to fix. Now: the cell's line that raised, then the message; other errors,
-    and `%xmode Verbose`, keep every frame (audit 101)."""
+    and `%xmode Verbose`, keep every frame."""
     import re
 
     import nbformat
@@ -261,7 +261,7 @@ def test_in_a_notebook_a_cohortlab_error_is_the_cells_line_and_the_message(tmp_p
 
 def test_a_time_taken_from_a_frames_numpy_array_is_a_time(lab):
     """`lab.simulate(c, at=r.timeline["run_at"].to_numpy()[5])`: a NumPy datetime64 was "at: not a
-    time" although a pandas Timestamp of the same column was taken (audit 101); NaT is still refused."""
+    time" although a pandas Timestamp of the same column was taken; NaT is still refused."""
     import numpy as np
 
     r = lab.simulate("Power Users")

@@ -323,7 +323,7 @@ def test_export_over_existing_files_writes_nothing(db, tmp_path):
     out.mkdir()
     (out / "mp_profiles.parquet").write_bytes(b"mine")
     line = error_line(run("export", "--db", db, "--out", out))
-    # the option the command has, not the Python argument (audit 100)
+    # the option the command has, not the Python argument
     assert line == f"error: {out / 'mp_profiles.parquet'} exists (use --overwrite; overwrite=True in Python)"
     assert sorted(p.name for p in out.iterdir()) == ["mp_profiles.parquet"]  # not even the tables before it
     assert (out / "mp_profiles.parquet").read_bytes() == b"mine"
@@ -414,7 +414,7 @@ def test_an_interrupted_export_removes_the_tables_it_added(db, tmp_path):
 def test_an_output_file_appears_whole_or_not_at_all(db, plan, tmp_path, monkeypatch, command, option, name):
     """Each output is written under a hidden part name and renamed: a command stopped while it
     writes (here: Ctrl-C at the rename) leaves the user's older file as it was and no part file
-    (it wrote in place: a killed write left a truncated file that looked complete; audit 94, left)."""
+    (it wrote in place: a killed write left a truncated file that looked complete)."""
     import cohortlab.output_files as output_files
 
     target = tmp_path / name
@@ -457,7 +457,7 @@ READING_COMMANDS = [
 @pytest.mark.parametrize("command", READING_COMMANDS, ids=lambda c: " ".join(c[:2]))
 def test_another_programs_database_is_refused_and_never_written(tmp_path, command):
     """A DuckDB file of another program is one error line, and stays as it was (``info`` wrote
-    the 18 cohortlab tables into it; audit 94, left item)."""
+    the 18 cohortlab tables into it)."""
     import duckdb
 
     other = tmp_path / "warehouse.duckdb"
@@ -503,7 +503,7 @@ def test_an_empty_or_sqlite_database_is_one_line_and_never_written(tmp_path, com
 def test_a_database_that_cannot_be_written_is_read_without_storing(db, tmp_path, monkeypatch, command):
     """A database file on a read-only mount (or without write permission) is read: the command
     computes in memory, stores nothing and says so (it was `cannot open the database (...
-    Read-only file system)`; audit 94, left item). The test stands in for the mount by making the
+    Read-only file system)`). The test stands in for the mount by making the
     file look unwritable to the command; the file's bytes must not change."""
     import shutil
 
@@ -518,7 +518,7 @@ def test_a_database_that_cannot_be_written_is_read_without_storing(db, tmp_path,
     lines = r.stderr.splitlines()
     assert lines[0] == f"note: {copy} cannot be written here: results are computed in memory and not stored in it"
     assert "Traceback" not in r.output
-    # `migrate compare` ended with `stored: migration_daily, ...` all the same (audit 111)
+    # `migrate compare` ended with `stored: migration_daily, ...` all the same
     assert not any(line.startswith("stored:") for line in r.stdout.splitlines()), r.stdout
     if command[0] == "explain":  # an unknown user: its own error line, after the note
         assert r.exit_code == 1 and len(lines) == 2 and lines[1].startswith("error: "), r.stderr
@@ -534,7 +534,7 @@ def test_a_database_that_cannot_be_written_is_read_without_storing(db, tmp_path,
     (["remedies", "--db", "DB", "--cohort", "Power Users", "--at", "yesterday"], "--at"),
     (["remedies", "--db", "DB", "--cohort", "Power Users", "--since", "yesterday"], "--since"),
     (["migrate", "validate", "--db", "DB", "--cohort", "Power Users", "--plan", "PLAN", "--at", "yesterday"], "--at"),
-    # (audit 107) these named the Python argument (snapshot_at, start, end, switch), found after the database was opened
+    # these named the Python argument (snapshot_at, start, end, switch), found after the database was opened
     (["verify", "--db", "DB", "--cohort", "Power Users", "--snapshot-at", "yesterday"], "--snapshot-at"),
     (["explain", "--db", "DB", "--cohort", "Power Users", "--user", "u1", "--snapshot-at", "yesterday"], "--snapshot-at"),
     (["migrate", "compare", "--db", "DB", "--switch", "yesterday"], "--switch"),
@@ -571,7 +571,7 @@ def _commands(group, path=()):
 @pytest.mark.parametrize("command", list(_commands(main)), ids=" ".join)
 def test_help_texts_print_a_percent_sign_once(command):
     """click does not %-format help texts: a ``%%`` meant as an escaped ``%`` is printed as it is
-    (``bench --memory-limit`` said "25%% of RAM"; audit 100)."""
+    (``bench --memory-limit`` said "25%% of RAM")."""
     r = run(*command, "--help")
     assert r.exit_code == 0, r.output
     assert "%%" not in r.output
@@ -579,7 +579,7 @@ def test_help_texts_print_a_percent_sign_once(command):
 
 def test_simulate_help_names_every_members_out_format():
     """``--members-out`` takes what every output file takes (.csv, .csv.gz, .parquet); its help
-    named two of them (audit 100)."""
+    named two of them."""
     text = " ".join(run("simulate", "--help").output.split())
     assert ".csv, .csv.gz or .parquet" in text
 
@@ -590,7 +590,7 @@ def test_simulate_help_names_every_members_out_format():
 ], ids=["chart", "members"])
 def test_an_output_file_is_never_written_through_a_link_put_in_its_place(db, tmp_path, monkeypatch, command, option,
                                                                          name):
-    """(audit 111) ``--chart /tmp/rates.png``: the part file ``/tmp/.rates.png.part`` was removed,
+    """``--chart /tmp/rates.png``: the part file ``/tmp/.rates.png.part`` was removed,
     then opened by name by the writer; another user who put a link there in between (a loop does
     it) had the output written over any file of this user's the link pointed to."""
     import cohortlab.output_files as output_files
@@ -619,7 +619,7 @@ def test_an_output_file_is_never_written_through_a_link_put_in_its_place(db, tmp
     lambda tmp: (tmp / "notes.txt").write_text("hello\n") and tmp / "notes.txt",
 ])
 def test_a_failed_load_leaves_no_database_it_created(tmp_path, make_path):
-    """(audit 107) A load that fails leaves no trace: it left an empty database file (and the
+    """A load that fails leaves no trace: it left an empty database file (and the
     folders made for it), which ``info`` then showed as an empty database instead of saying
     ``no such database``."""
     path = make_path(tmp_path)
@@ -662,7 +662,7 @@ def test_a_load_records_the_version_of_the_loaders(tmp_path):
     ["verify", "--cohort", "Power Users"], ["report", "--out", "OUT"], ["export", "--out", "OUT"],
 ])
 def test_a_database_loaded_by_older_loaders_is_refused_in_one_line(db, tmp_path, older, problem, command):
-    """(audit 107) A database keeps what the loaders of its cohortlab read, and loading the same
+    """A database keeps what the loaders of its cohortlab read, and loading the same
     file again is skipped (same fingerprint): a database loaded before a loader fix (e.g. a
     members CSV whose ``remove`` rows counted as members) gave other results than a fresh load,
     without a word. Such a database (before loads.loader_version, or with loads of a lower
@@ -693,7 +693,7 @@ def test_a_database_loaded_by_older_loaders_is_refused_in_one_line(db, tmp_path,
     ["remedies", "--cohort", "Power Users"], ["report", "--out", "OUT"], ["export", "--out", "OUT"],
 ])
 def test_a_truncated_database_file_is_one_line_and_left_as_it_was(db, tmp_path, command):
-    """(audit 107) A database file cut short (a copy that did not finish) opened, and the first
+    """A database file cut short (a copy that did not finish) opened, and the first
     read of a missing block was a traceback (IOException: Could not read enough bytes); a load
     into it succeeded, and a report left its folder."""
     whole = Path(db).read_bytes()
@@ -747,7 +747,7 @@ def _no_temp_dir(monkeypatch):
 @pytest.mark.parametrize("source", ["--data", "--db"])
 def test_a_report_without_a_writable_temporary_folder_is_one_line_and_leaves_no_folder(db, tmp_path, monkeypatch,
                                                                                        source):
-    """(audit 111) As an ordinary user with no writable temporary folder, ``report`` ended in a
+    """As an ordinary user with no writable temporary folder, ``report`` ended in a
     traceback, and with --data left its report folder behind."""
     _no_temp_dir(monkeypatch)
     out = tmp_path / "rep"
@@ -779,7 +779,7 @@ def test_no_writable_temporary_folder_is_one_line_for_every_command(monkeypatch)
     ["simulate", "--db", "DB", "--cohort", "Power Users", "--settings", "AFOLDER"],
 ])
 def test_a_mistake_in_the_command_line_exits_2_as_troubleshooting_says(db, tmp_path, args):
-    """(audit 107) docs/troubleshooting.md described exit statuses 130 and 'non-zero', not the 2
+    """docs/troubleshooting.md described exit statuses 130 and 'non-zero', not the 2
     of a usage mistake, nor its form (the usage, then ``Error: …``)."""
     (tmp_path / "afile").write_text("x")
     subs = {"DB": db, "AFILE": str(tmp_path / "afile"), "AFOLDER": str(tmp_path)}
@@ -800,7 +800,7 @@ def test_a_mistake_in_the_command_line_exits_2_as_troubleshooting_says(db, tmp_p
      "{n} of its loads were read by newer loaders, version {next} (this one's: {current})"),
 ])
 def test_a_database_of_a_newer_cohortlab_is_refused_in_one_line(db, tmp_path, newer, problem):
-    """(audit 107) The other way round: a database loaded by a later cohortlab, opened by this one
+    """The other way round: a database loaded by a later cohortlab, opened by this one
     (a downgrade, two versions on one machine). A load into it was a binder error ('table loads
     has 11 columns but 10 values were supplied'): one line now, and the file is left as it was."""
     import duckdb

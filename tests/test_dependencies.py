@@ -31,7 +31,7 @@ def test_duckdb_lower_bound_is_a_version_that_keeps_mpids_exact():
 
 
 def test_the_build_backend_bound_is_a_setuptools_that_reads_the_licence_as_written():
-    """(audit 111) ``license = "MIT"`` is a PEP 639 licence expression: setuptools before 77 stops
+    """``license = "MIT"`` is a PEP 639 licence expression: setuptools before 77 stops
     the build at it (``project.license must be valid exactly by one definition``), and
     ``requires = ["setuptools>=68"]`` let a build without isolation (``pip install
     --no-build-isolation``, a distribution's packaging) use one of those."""

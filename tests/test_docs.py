@@ -24,13 +24,26 @@ TEXT_SUFFIXES = {".py", ".md", ".ipynb", ".yaml", ".yml", ".txt", ".html", ".cfg
 SKIP_DIRS = {".git", ".venv", "__pycache__", "site", "node_modules"}
 
 # The contract and the design notes lived outside the repository: citing them sends a reader to
-# a file they cannot open. Cite docs/rules.md#<anchor> instead.
+# a file they cannot open. Cite docs/rules.md#<anchor> instead. So do the project's working notes:
+# "audit 121 Q5", "issue 14" and "session 37" name notes and days a reader cannot open; say what
+# the case is instead. The benchmark pages alone date their figures by session ("session N" is
+# defined at the top of each, with where its raw figures and commits are).
+BENCHMARK_PAGES = frozenset({"docs/benchmarks.md", "docs/benchmark-history.md"})
+# "audit 12", "Audits 115-117", "issue #15", "issue14", "test_issue14_steps"; not a file name of
+# bench/results/ such as `4m-issue14-after-r1.json` (a file the repository holds)
+WORKING_NOTE = r"(?<![A-Za-z0-9/.-]){}s?\s?#?\d+"
+AUDIT_OR_ISSUE = re.compile(WORKING_NOTE.format("(?:audit|issue)"), re.IGNORECASE)
+SESSION = re.compile(WORKING_NOTE.format("session"), re.IGNORECASE)
 FORBIDDEN = [
-    (re.compile(r"\bSPEC\b"), "cites SPEC (outside the repository); cite docs/rules.md#<anchor>"),
-    (re.compile(r"\bDESIGN\b"), "cites DESIGN (outside the repository); cite docs/DEVELOPING.md"),
-    (re.compile(r"§\s*\d"), "cites a numbered section (§n) of a document; cite docs/rules.md#<anchor>"),
+    (re.compile(r"\bSPEC\b"), "cites SPEC (outside the repository); cite docs/rules.md#<anchor>", frozenset()),
+    (re.compile(r"\bDESIGN\b"), "cites DESIGN (outside the repository); cite docs/DEVELOPING.md", frozenset()),
+    (re.compile(r"§\s*\d"), "cites a numbered section (§n) of a document; cite docs/rules.md#<anchor>", frozenset()),
     (re.compile(r"https?://(?:docs\.|help\.|developer\.|github\.com|stackoverflow\.com)"),
-     "links to documentation outside the repository; say it in the project's own words"),
+     "links to documentation outside the repository; say it in the project's own words", frozenset()),
+    (AUDIT_OR_ISSUE, "cites an audit or issue number (a note outside the repository); say what the case is",
+     frozenset()),
+    (SESSION, "cites a session number (a working day outside the repository); say what changed or was "
+     "measured (only the benchmark pages date figures by session)", BENCHMARK_PAGES),
 ]
 # A file name with one of these extensions must name a file of the repository (a stem of two
 # characters or more, not followed by "(": `ci.md(...)` is a call, `p.txt` a SQL column).
@@ -59,7 +72,8 @@ def checked_files(root: Path, targets=CHECKED) -> list[Path]:
 
 def citation_problems(root: Path, targets=CHECKED) -> list[str]:
     """``path:line: what`` for every citation of something the repository at ``root`` does not
-    contain: SPEC/DESIGN and §-sections, file names (``*.md``, ``*.txt``) of no file in the
+    contain: SPEC/DESIGN and §-sections, audit, issue and session numbers (the project's working
+    notes and days; sessions allowed on the benchmark pages), file names (``*.md``, ``*.txt``) of no file in the
     repository (not in tests/, whose files name the scratch files they write), and relative
     Markdown links to a missing file."""
     names = {p.name for p in repo_files(root)}
@@ -67,9 +81,11 @@ def citation_problems(root: Path, targets=CHECKED) -> list[str]:
     for f in checked_files(root, targets):
         text = f.read_text(encoding="utf-8", errors="replace")
         rel = f.relative_to(root)
+        if AUDIT_OR_ISSUE.search(f.name) or SESSION.search(f.name):
+            problems.append(f"{rel}: its name cites an audit, issue or session number; name it after what it holds")
         for n, line in enumerate(text.splitlines(), 1):
-            for rx, what in FORBIDDEN:
-                if rx.search(line):
+            for rx, what, allowed in FORBIDDEN:
+                if rx.search(line) and rel.as_posix() not in allowed:
                     problems.append(f"{rel}:{n}: {what}: {line.strip()[:120]}")
             for m in FILE_NAME.finditer(line) if rel.parts[0] != "tests" else ():
                 if Path(m.group(1)).name not in names:
@@ -124,6 +140,14 @@ def test_nothing_cites_a_file_outside_the_repository():
         ("as the guide says (section §3.2)", "numbered section"),
         ("[the rules](missing.md#gap-reasons)", "links to missing.md"),
         ("the export API (<https://docs.mixpanel.com/reference/raw-event-export>)", "documentation outside"),
+        ("# a 429 pauses every thread (audit 12)", "audit or issue number"),
+        ('"""Five minutes with the command line (Audit 107)."""', "audit or issue number"),
+        ("# after audits 115-117", "audit or issue number"),
+        ("# --engine duckdb|spark (issue 7)", "audit or issue number"),
+        ("lean report (issue #15 items 3 and 5)", "audit or issue number"),
+        ("see tests/benchmarks/test_issue14_steps.py", "audit or issue number"),
+        ("# measured at 10M users (session 21)", "session number"),
+        ("a leftover of sessions 42-43", "session number"),
     ],
 )
 def test_the_citation_check_catches_a_planted_citation(tmp_path, planted, expected):
@@ -142,6 +166,29 @@ def test_the_citation_check_catches_a_planted_citation(tmp_path, planted, expect
     assert all(p.startswith(f"cohortlab/planted{suffix}:2: ") for p in problems), problems
     assert any(expected in p for p in problems), problems
 
+
+
+def test_a_session_is_cited_only_on_the_benchmark_pages_and_a_file_name_cites_no_issue(tmp_path):
+    """The benchmark pages date their figures by session (and name the raw figures' files of
+    bench/results/, such as ``4m-issue14-after-r1.json``); "session N" anywhere else, and a
+    file named after an issue, are reported."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "benchmarks.md").write_text("# x\n7.1 s (session 37, `bench/results/4m-issue14-after-r1.json`)\n")
+    (docs / "benchmark-history.md").write_text("# x\n## Session 25: the report {#session-25}\n")
+    assert citation_problems(tmp_path) == []
+
+    (docs / "simulate.md").write_text("# x\nOn the 1M world (session 8): 5.8 s\n")
+    tests = tmp_path / "tests"
+    tests.mkdir()
+    (tests / "test_issue14_steps.py").write_text('"""The bench steps verify, explain and timeline."""\n')
+    (tests / "test_clean.py").write_text("# the quarantine of audit 12\n")
+    problems = citation_problems(tmp_path)
+    assert sorted(p.split(": ")[0] for p in problems) == [
+        "docs/simulate.md:2", "tests/test_clean.py:1", "tests/test_issue14_steps.py"], problems
+    assert any("session number" in p for p in problems)
+    assert any("audit or issue number" in p for p in problems)
+    assert any("its name cites" in p for p in problems)
 
 # ----------------------------------------------------------------------------- command lines
 # `cohortlab <command> ...` at the start of a shell line (after `$ `, `&&`, `;` or `|`) in a
@@ -248,7 +295,7 @@ def test_the_demo_dates_the_reports_page_gives_are_the_demo_scenario_s():
 
 
 def test_the_readme_s_command_line_prints_the_waterfall_the_readme_shows(tmp_path, monkeypatch):
-    """(audit 107) README's "Five minutes with the command line", run as printed (in a temporary
+    """README's "Five minutes with the command line", run as printed (in a temporary
     folder; the report is left out: tests/reports runs it), prints the waterfall the README shows.
     Its last load named only mparticle/profiles.jsonl, so the profiles of
     mparticle/profiles/identities-only.jsonl were missing and 11 more members were

@@ -38,7 +38,7 @@ def test_a_thread_count_that_is_not_one_is_a_settings_error(monkeypatch):
 
 def test_bad_engine_arguments_from_python_are_settings_errors_naming_them(tmp_path, monkeypatch):
     """Lab(memory_limit="lots") was DuckDB's ParserException, Lab(threads="two") a ValueError from int()
-    and Lab(threads=0) silently all cores; each is one line naming the argument (audit 101), and
+    and Lab(threads=0) silently all cores; each is one line naming the argument, and
     the database file is not left open behind the error."""
     import pytest
 
@@ -62,7 +62,7 @@ def test_bad_engine_arguments_from_python_are_settings_errors_naming_them(tmp_pa
 
 def test_a_misspelt_lab_option_names_lab_and_an_engine_given_takes_no_duckdb_option(tmp_path):
     """Lab(memry_limit=...) was a TypeError naming DuckDBEngine.__init__, a class the user never
-    called (audit 101); and with an engine given, memory_limit was silently not applied."""
+    called; and with an engine given, memory_limit was silently not applied."""
     import pytest
 
     from cohortlab import Lab
@@ -95,7 +95,7 @@ def test_spill_files_a_killed_process_left_are_removed_at_the_next_open(tmp_path
 def test_an_interrupted_query_is_a_keyboard_interrupt_in_python():
     """Ctrl-C during a DuckDB statement of any Lab call (a load, a simulation) reaches Python as
     KeyboardInterrupt, as everywhere else in Python; DuckDB raises its own exception types
-    (audit 108: a Ctrl-C inside Lab.load surfaced as RuntimeError: Query interrupted)."""
+    (a Ctrl-C inside Lab.load surfaced as RuntimeError: Query interrupted)."""
     import threading
     import time
 

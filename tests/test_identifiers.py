@@ -52,7 +52,7 @@ def test_float_rounding_matches_python(lab):
 def test_an_event_is_logged_in_and_from_an_app_by_a_non_empty_user_id_and_device_id():
     # docs/rules.md#remediations: a Rule writes from logged-in events (a $user_id), SDK code from
     # those an app sent (a $device_id); an empty value is no value for both (an empty $user_id
-    # counted as logged in while an empty $device_id was no app: audit 124's leftover)
+    # counted as logged in while an empty $device_id was no app)
     import duckdb
 
     from cohortlab.identifiers import app_event_sql, logged_in_event_sql, remediation_event_sql
@@ -68,7 +68,7 @@ def test_an_event_is_logged_in_and_from_an_app_by_a_non_empty_user_id_and_device
 
 
 def test_without_user_ids_an_event_is_logged_in_when_its_distinct_id_is_no_device_id():
-    # docs/rules.md#no-user-id (audit 126): data without any $user_id tell a logged-in event by its
+    # docs/rules.md#no-user-id: data without any $user_id tell a logged-in event by its
     # distinct_id: not a $device: id, not its own $device_id, no mParticle device identity, not
     # empty; a customer id, an email or an MPID is a user's. Data with $user_ids keep that rule
     # and their SQL (no join)

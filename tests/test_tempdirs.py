@@ -1,5 +1,5 @@
 """cohortlab's folders in the system's temporary folder: a killed process's are swept by the next
-run (the raw data of a report killed with SIGKILL stayed in /tmp for good; audit 94, left item)."""
+run (the raw data of a report killed with SIGKILL stayed in /tmp for good)."""
 
 import os
 import subprocess
@@ -56,7 +56,7 @@ def test_a_new_folder_names_its_process_and_sweeps_first(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("read_only", [False, True], ids=["in-memory", "read-only"])
 def test_a_read_only_or_in_memory_engine_spills_into_a_folder_only_its_owner_reads(tmp_path, monkeypatch, read_only):
-    """(audit 111) DuckDB made the spill folder of an in-memory or read-only engine itself, 0755,
+    """DuckDB made the spill folder of an in-memory or read-only engine itself, 0755,
     and its spill files 0644 under the usual umask 022: rows of the user's data, personal data
     included, readable by every user of the machine in /tmp while the process ran."""
     import duckdb

@@ -106,7 +106,7 @@ def test_yaml_merge_keys_may_still_be_overridden(tmp_path):
 
 def test_an_impossible_date_in_a_plan_or_a_migrate_settings_file_is_one_line_naming_the_file(tmp_path):
     """YAML reads `2026-02-30` as a date and Python refuses it with a ValueError, which is no
-    YAMLError: `migrate plan --plan` printed a traceback (audit 104)."""
+    YAMLError: `migrate plan --plan` printed a traceback."""
     from cohortlab.migration.plans import MigrationPlan, PlanError, load_plans
 
     plan = tmp_path / "p.yaml"
@@ -133,7 +133,7 @@ def test_an_impossible_date_in_a_plan_or_a_migrate_settings_file_is_one_line_nam
 
 def test_an_impossible_date_is_one_line_naming_the_file_in_every_yaml_file(tmp_path):
     """The same for every YAML file cohortlab reads (read_yaml_file): `simulate --settings` with
-    2026-02-30 printed a traceback (audit 104's left item), and so did the report's --params."""
+    2026-02-30 printed a traceback, and so did the report's --params."""
     settings = tmp_path / "s.yaml"
     settings.write_text("event_identity_cutoff: 2026-02-30\n")
     problem = f"{settings}: not valid YAML (an impossible date: day is out of range for month)"
@@ -157,8 +157,7 @@ def test_an_impossible_date_is_one_line_naming_the_file_in_every_yaml_file(tmp_p
 def test_an_impossible_date_or_a_5000_digit_number_in_a_report_parameter_is_one_line(tmp_path):
     """`report -p as_of=2026-02-30` printed a traceback (YAML reads a date, Python refuses it: a
     ValueError, no YAMLError), and a number of 5,000 digits in a settings file or a -p value was
-    called "an impossible date" (Python refuses to convert an integer of over 4,300 digits;
-    audit 109's left item). Each is one line naming the parameter or the file."""
+    called "an impossible date" (Python refuses to convert an integer of over 4,300 digits). Each is one line naming the parameter or the file."""
     db = tmp_path / "lab.duckdb"
     db.write_bytes(b"")
     r = CliRunner().invoke(main, ["report", "--db", str(db), "-p", "as_of=2026-02-30"])

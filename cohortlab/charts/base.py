@@ -48,7 +48,7 @@ class ChartFigure(Figure):
     def draw(self, renderer) -> None:
         """Drawn without matplotlib's warning for a character of a label (a name from the data)
         that the font lacks: a control character (no font has one; the warning quoted it raw on
-        stderr, where an escape sequence reaches the terminal: audit 109's left item), an emoji or
+        stderr, where an escape sequence reaches the terminal), an emoji or
         a script the font lacks. The character is drawn as an empty box; the warning named
         cohortlab's installed file and showed in a report as a red error block beside the chart
         (a cohort named with an emoji), while the name itself is shown as text beside it."""

@@ -401,7 +401,7 @@ def cohort_options(*, at: str, settings: str = SETTINGS_HELP, source: str | None
 
 
 # --------------------------------------------------------------------------- engine choice
-# (issue 7, Spark scale-out) Commands that run the simulation take `--engine duckdb|spark` and
+# (Spark scale-out, docs/spark.md) Commands that run the simulation take `--engine duckdb|spark` and
 # `--spark-master`; they open their Lab with `open_lab(...)`.
 def engine_options(f):
     """Add ``--engine`` and ``--spark-master`` to a command (parameters ``engine``, ``spark_master``)."""

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from cohortlab.cli.app import _set_lock_wait, engine_options, fail, main, refuse_truncated  # engine_options: issue 7
+from cohortlab.cli.app import _set_lock_wait, engine_options, fail, main, refuse_truncated  # engine_options: --engine duckdb|spark
 from cohortlab.escaping import one_line
 from cohortlab.report import QUOTED_LINE
 from cohortlab.report.output import releasing_claims
@@ -67,7 +67,7 @@ def _finish(result) -> None:
 @click.option("--wait", "lock_wait", type=click.FloatRange(min=0, max=24 * 3600), default=None, expose_value=False,
               callback=_set_lock_wait, envvar="COHORTLAB_LOCK_WAIT",
               help="Seconds to wait when another process is using the database (default 5).")
-@engine_options  # --engine duckdb|spark, --spark-master (issue 7)
+@engine_options  # --engine duckdb|spark, --spark-master (Spark scale-out)
 def report_cmd(db, data, timezone, params_file, param_items, notebooks, out, overwrite, show_personal_data, keep_data, kernel,
                share_simulations, engine, spark_master):
     """Run the notebooks with papermill into HTML reports (no code), metrics.json and index.html.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cohortlab.cli.app import (  # engine choice: issue 7
+from cohortlab.cli.app import (  # engine choice: DuckDB or Spark
     Choice, check_output_path, cohort_options, engine_options, fail, loaded_database, main, open_lab, progress_option,
     read_settings, working,
 )
@@ -66,7 +66,7 @@ def _write_members(engine, table: str, part: str, path: str, show_personal_data:
         return
     fmt = copy_format(path)
     target = sql_str(part)
-    if engine.name == "spark":  # issue 7: fetch the (small) table, write it with DuckDB's COPY as below
+    if engine.name == "spark":  # Spark: fetch the (small) table, write it with DuckDB's COPY as below
         import duckdb
 
         from cohortlab.privacy import Redactor
@@ -234,7 +234,7 @@ def _timeline_lines(engine, table: str) -> list[str]:
               help="Store the simulation in the database (tables simstore_*, catalogue sim_store), so that "
                    "verify, explain and the report reuse it while the data is unchanged (DuckDB only). "
                    "--no-store: neither read a stored one nor store.")
-@engine_options  # --engine duckdb|spark, --spark-master (issue 7)
+@engine_options  # --engine duckdb|spark, --spark-master (Spark scale-out)
 @progress_option
 def simulate_cmd(db, cohort, settings_path, at, source, members_out, show_personal_data, show_timeline, debug,
                  assumptions, store, engine, spark_master, progress):
@@ -251,7 +251,7 @@ def simulate_cmd(db, cohort, settings_path, at, source, members_out, show_person
     if members_out:  # checked before the simulation runs, not after
         check_output_path(members_out, "--members-out")
     settings = read_settings(settings_path)
-    with open_lab(db, engine, spark_master, read_only=read_only) as lab:  # issue 7: DuckDB (default) or Spark
+    with open_lab(db, engine, spark_master, read_only=read_only) as lab:  # DuckDB (default) or Spark
         keep = store and not debug and engine == "duckdb" and not read_only
         if engine == "duckdb":
             lab.use_stored = store  # --no-store: neither reads a stored simulation nor stores one

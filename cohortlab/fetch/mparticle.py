@@ -337,7 +337,7 @@ UNSCOPED = "unscoped"  # read_missing: the list an earlier version wrote, which 
 def _missing_lists(path: Path) -> list[tuple[dict[str, str] | None, set[int]]]:
     """The lists of ``.fetch/mparticle_missing.json``: ``{"lists": [{"workspace": {api_url, org_id,
     account_id, workspace_id}, "missing": [MPID, ...]}, ...]}``, one per workspace asked. A bare
-    JSON list (what versions before audit 121 wrote) is one list whose workspace is None: it is
+    JSON list (what earlier versions wrote) is one list whose workspace is None: it is
     not known which workspace found those MPIDs missing. Unreadable content = no list."""
     def ids(values: Any) -> set[int]:
         return {m for m in values if isinstance(m, int) and not isinstance(m, bool)} if isinstance(values, list) else set()

@@ -182,7 +182,7 @@ _MS_RANGE = "BETWEEN -62135596800000 AND 253402300799999"
 def epoch_ms_sql(text: str) -> str:
     """SQL TIMESTAMP (UTC) of an epoch-milliseconds value given as text (number or numeric string);
     NULL for a number no TIMESTAMP of the years 1-9999 holds (``1e400``, ``1e20``, year 10000),
-    as for one beyond BIGINT: a later reader of the column could not hold it (audit 110)."""
+    as for one beyond BIGINT: a later reader of the column could not hold it."""
     ms = f"TRY_CAST(TRY_CAST({text} AS DOUBLE) AS BIGINT)"
     return f"CASE WHEN {ms} {_MS_RANGE} THEN epoch_ms({ms}) END"
 

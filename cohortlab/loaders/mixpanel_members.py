@@ -581,7 +581,7 @@ def _csv_as_of(ctx: FileContext, rows: str) -> dict[str, str]:
 def _one_per_instant(values) -> list[str]:
     """The as_of values of a file's pages or rows, one per instant they name: the same time
     spelled two ways (``2026-03-01T00:00:00Z``, ``2026-03-01 00:00:00``,
-    ``2026-03-01T05:30:00+05:30``) is one snapshot time, not pages that disagree (audit 110). A
+    ``2026-03-01T05:30:00+05:30``) is one snapshot time, not pages that disagree. A
     value that is no time stays as it is (the load then says so)."""
     out: dict[Any, str] = {}
     for v in sorted(values, key=str):

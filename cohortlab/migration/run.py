@@ -546,7 +546,7 @@ def settings_used(settings: Any = None, *, plans_given: bool = False, validation
         elif part.startswith("EIT "):
             if plans_given:
                 unused.append(f"{part} (each plan has its own)")
-            else:  # said, not dropped silently (audit 119)
+            else:  # said, not dropped silently
                 notes = timeline_not_modelled(st, switch)
                 used.append(f"{part} ({notes})" if notes else part)
         else:

@@ -43,7 +43,7 @@ def longest_first(name: str) -> int:
 # may give DuckDB) is the budget of all of them: every further process at once costs what it holds
 # beyond its DuckDB limit (the kernel, pandas, matplotlib, result frames and DuckDB's own overshoot),
 # taken from the budget, and the rest is split by weight so that any of them running together stay
-# within it. Measured at 10M users (session 21, the report's peak of 2,024 MiB): the what-if's kernel
+# within it. Measured at 10M users (the report's peak of 2,024 MiB): the what-if's kernel
 # held 422 MiB beyond its limit, the notebook beside it 276 MiB, and the report's own process 227 MiB.
 # The migration what-if, on the report's longest path and the one that spills, has twice the weight
 # of the others: it takes the same time with 680 as with 750 MB at 1M, while the other notebooks and

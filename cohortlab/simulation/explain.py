@@ -424,7 +424,7 @@ def _events_of(engine: Engine, dids: list[str]) -> dict[str, list[tuple]]:
     ``$mparticle_user_id``: one pass over the events for all of the user's distinct_ids. Events
     of the same time come in the order the simulation takes the latest of them (its
     ``max(struct_pack(t := time, v := value))``: the largest value first), so that "the latest
-    says" names the value the resolution used (audit 110)."""
+    says" names the value the resolution used."""
     out: dict[str, list[tuple]] = {d: [] for d in dids}
     if dids:
         for d, t, v in _q(engine, f"""SELECT distinct_id, time, mparticle_user_id FROM mp_events

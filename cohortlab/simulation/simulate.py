@@ -545,7 +545,7 @@ def reexport_value(
     run = simulate_fn or (lambda c, a, s, src: simulate(engine, c, a, s, source=src))
     before = run(cohort, at, base, source)
     # a re-export takes effect at the first successful run at or after its time: `at` itself,
-    # between two runs, re-exported at no run up to `at` and was worth 0 (audit 98)
+    # between two runs, re-exported at no run up to `at` and was worth 0
     t = parse_time(when, "when") if when is not None else (last_run_time(before.settings, before.t0, before.at) or before.at)
     after = run(cohort, before.at, base.replace(reexport_at=[*base.reexport_at, t]), source)
     return {"cohort": before.cohort, "at": before.at, "reexport_at": t,

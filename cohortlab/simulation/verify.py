@@ -297,7 +297,7 @@ def _profiles_sql(snapshot_at: datetime, only: list[int] | None = None, history:
                max(CASE WHEN expected AND code = 0 THEN other_text END) AS value_text,
                arg_min(CASE WHEN NOT expected THEN name END, CASE WHEN NOT expected THEN pos END) AS other_name,
                -- a CASE, not a list index: DuckDB lists start at 1, Spark arrays at 0, and sqlglot
-               -- shifts only literal indexes (audit 93)
+               -- shifts only literal indexes
                arg_min(CASE WHEN NOT expected THEN CASE code WHEN 2 THEN 'true' WHEN 1 THEN 'false' ELSE 'other' END END,
                        CASE WHEN NOT expected THEN pos END) AS other_value
         FROM obs GROUP BY mpid

@@ -1,5 +1,5 @@
 """A folder written by ``cohortlab fetch`` and loaded later: each profile export gets the capture
-time ``fetch.json`` records for it, not the load time (audit 103; docs/fetching.md#capture-times,
+time ``fetch.json`` records for it, not the load time (docs/fetching.md#capture-times,
 docs/loading.md#fetched). The fetches run on a fixed clock ("Monday", "Wednesday") and the loads
 now, months later."""
 
@@ -196,7 +196,7 @@ def test_a_run_that_stops_on_an_error_still_records_what_it_fetched(fake, creds,
 
 
 def test_a_run_stopped_at_an_event_chunk_records_the_chunks_in_place(fake, creds, policy, tmp_path):
-    # audit 118: the events item was written once every chunk was in; a run stopped at its third
+    # the events item was written once every chunk was in; a run stopped at its third
     # chunk recorded nothing of the two in the folder (docs: a stopped run records what it fetched)
     fake.faults["export"] = [None, None, ("status", 400)]
     with pytest.raises(FetchError, match="HTTP 400 on /api/2.0/export"):

@@ -135,7 +135,7 @@ def test_missing_credentials_name_the_variables(fake, tmp_path):
 
 
 def test_missing_mparticle_credentials_are_an_error_before_the_mixpanel_side(fake, env, tmp_path):
-    # audit 121: they were found only once the Mixpanel side was done (hours of Engage pages at
+    # they were found only once the Mixpanel side was done (hours of Engage pages at
     # 60 requests an hour), then the run stopped
     env = {k: v for k, v in env.items() if k != "MPARTICLE_CLIENT_SECRET"}
     r = _run(["--out", str(tmp_path / "o"), "--from", "2026-01-01", "--to", "2026-01-03"], env, tmp_path)
@@ -183,7 +183,7 @@ def test_mpids_file_for_an_mparticle_only_fetch(fake, env, tmp_path):
 
 
 def test_an_mpids_file_with_a_byte_order_mark_and_crlf_is_read(fake, env, tmp_path):
-    # audit 118: a list saved by Excel ("CSV UTF-8") or Notepad starts with a BOM: "line 1: not an MPID"
+    # a list saved by Excel ("CSV UTF-8") or Notepad starts with a BOM: "line 1: not an MPID"
     f = tmp_path / "mpids.txt"
     f.write_bytes(b"\xef\xbb\xbf" + f"{BIG}\r\n123\r\n".encode())
     r = _run(["--out", str(tmp_path / "o"), "--source", "mparticle", "--mpids", str(f)], env, tmp_path)
@@ -233,7 +233,7 @@ def test_a_bad_date_is_one_line(fake, env, tmp_path):
 
 @pytest.mark.parametrize("kind", ["under-a-file", "read-only"])
 def test_an_out_that_cannot_be_created_is_one_line(fake, env, tmp_path, kind):
-    # audit 92, #15: a traceback ending in NotADirectoryError / PermissionError
+    # a traceback ending in NotADirectoryError / PermissionError
     if kind == "under-a-file":
         (tmp_path / "afile").write_text("x")
         out = tmp_path / "afile" / "exports"
@@ -268,7 +268,7 @@ def test_timeout_option_bounds_each_read(fake, env, tmp_path):
 
 
 def test_mparticle_only_with_db_into_a_new_out(fake, env, tmp_path):
-    # audit 92, #4: "the fetched files did not load: expected mixpanel/ and/or mparticle/" before any request
+    # "the fetched files did not load: expected mixpanel/ and/or mparticle/" before any request
     db = tmp_path / "lab.duckdb"
     r = _run(["--out", str(tmp_path / "a"), "--db", str(db), "--source", "mparticle", "--mpids", str(_mpids(tmp_path))],
              env, tmp_path)

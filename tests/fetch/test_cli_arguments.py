@@ -103,7 +103,7 @@ def test_the_library_checks_the_days_before_any_folder_or_request(fake, creds, p
         "chunk-days-and-no-profiles-for-mparticle"])
 def test_an_option_of_a_side_the_run_does_not_fetch_is_refused_before_any_request(fake, env, tmp_path, args,
                                                                                   message):
-    """audit 118 Q12: such an option did nothing, silently, and the run was not the one asked for."""
+    """Such an option did nothing, silently, and the run was not the one asked for."""
     out = tmp_path / "exports"
     r = _invoke(["--out", str(out), "--retries", "0", *args], env, tmp_path)
     line = _error_line(r)

@@ -117,7 +117,7 @@ def test_429_honours_retry_after_and_5xx_is_retried(fake, creds, policy, tmp_pat
 
 
 def test_every_5xx_is_retried_as_documented(fake, creds, policy, tmp_path):
-    # audit 118: docs/fetching.md says 429 and 5xx answers are retried; only 500, 502, 503 and 504
+    # docs/fetching.md says 429 and 5xx answers are retried; only 500, 502, 503 and 504
     # were: a gateway's 520-524 (or a 507) stopped the run at once
     fake.faults["export"] = [("status", 520), ("status", 522), ("status", 507)]
     mp = _mp(creds, policy)
@@ -147,7 +147,7 @@ def test_a_429_without_retry_after_waits_minutes_not_seconds(fake, creds, tmp_pa
 
 @pytest.mark.parametrize("value", ["NaN", "nan", "Infinity", "-inf", "1e3", "+5", "-1", "soon", "0x10"])
 def test_an_unreadable_retry_after_is_the_normal_backoff(fake, creds, policy, tmp_path, value):
-    # audit 92, #9: Retry-After: NaN was a ValueError traceback from time.sleep(nan)
+    # Retry-After: NaN was a ValueError traceback from time.sleep(nan)
     fake.faults["export"] = [("status", 503, value), ("status", 429, value)]
     mp = _mp(creds, policy)
     chunks = mp.export_events(tmp_path, "2026-01-01", "2026-01-03", chunk_days=3)
@@ -176,7 +176,7 @@ def test_a_long_retry_after_is_capped_and_the_error_says_so(fake, creds, policy,
 
 
 def test_a_long_wait_before_a_retry_is_said_first_and_a_short_one_is_not(fake, creds, policy, tmp_path):
-    # audit 118: a Retry-After of minutes (up to 5 x 300 s with the defaults) was waited in silence,
+    # a Retry-After of minutes (up to 5 x 300 s with the defaults) was waited in silence,
     # the progress bar standing still: the run looked stuck
     fake.faults["export"] = [("status", 503, 120), ("status", 429, 5), ("status", 429, 30)]
     mp = _mp(creds, policy)
@@ -189,7 +189,7 @@ def test_a_long_wait_before_a_retry_is_said_first_and_a_short_one_is_not(fake, c
 
 
 def test_reads_have_a_finite_default_timeout_and_a_hanging_server_is_retried(fake, creds, policy, tmp_path):
-    # audit 92, #11: the default was 600 s per read (x 6 attempts), with no way to change it
+    # the default was 600 s per read (x 6 attempts), with no way to change it
     from cohortlab.fetch.mparticle import MParticleClient
 
     mp, mpa = _mp(creds, policy), MParticleClient(creds.mparticle, policy=policy)
@@ -239,9 +239,9 @@ def test_truncated_every_time_fails_cleanly(fake, creds, policy, tmp_path):
 @pytest.mark.parametrize("fault", ["terminated_early", "terminated_glued"])
 def test_an_export_mixpanel_terminated_early_is_an_error_and_not_kept(fake, creds, policy, tmp_path, fault):
     """Mixpanel ends an export it stopped before the end with a line 'terminated early': the
-    chunk was kept, and its load failed later (audit 97, left item). It is not retried (the same
+    chunk was kept, and its load failed later. It is not retried (the same
     range would stop again): the error says to fetch with smaller chunks. The words may also be
-    appended to the record cut off, with no line break (audit 136): that chunk was kept, and its
+    appended to the record cut off, with no line break: that chunk was kept, and its
     load quarantined one malformed record, the rest of the range missing."""
     fake.faults["export"] = [fault]
     mp = _mp(creds, policy)
@@ -254,9 +254,9 @@ def test_an_export_mixpanel_terminated_early_is_an_error_and_not_kept(fake, cred
 
 
 @pytest.mark.parametrize("fault, what", [
-    # audit 92, #3: an error object was saved as the chunk's file and the chunk never fetched again
+    # an error object was saved as the chunk's file and the chunk never fetched again
     ("error_200", "an error instead of events: Internal error while exporting, please retry"),
-    # audit 118: a body whose first line was blank ("\r\n<!DOCTYPE html>...", a proxy's page) was
+    # a body whose first line was blank ("\r\n<!DOCTYPE html>...", a proxy's page) was
     # not checked: saved as the chunk's file ("3 events"), remembered as fetched, never fetched again
     ("html_200", "something that is not JSONL events: <!DOCTYPE html>"),
 ], ids=["error-object", "html-after-a-line-break"])
@@ -412,7 +412,7 @@ SURROGATE = fs.Raw('{"$distinct_id": "cust-s", "$properties": {"$name": "Ann \\u
 
 
 def test_profile_pages_are_written_exactly_as_sent(fake, creds, policy, tmp_path):
-    # audit 92, #7 (1.0e18 was re-encoded 1e+18) and #8 (a lone surrogate was a UnicodeEncodeError)
+    # 1.0e18 was re-encoded 1e+18, and a lone surrogate was a UnicodeEncodeError
     fake.profiles[1:1] = [FLOATS, SURROGATE]
     with Lab() as lab:
         fetch(tmp_path, lab=lab, sources=["mixpanel"], credentials=creds, policy=policy, progress=False)
@@ -450,7 +450,7 @@ def test_members_pages_keep_numbers_and_escapes_as_sent(fake, creds, policy, tmp
 
 
 def test_engage_pages_are_written_as_they_arrive(fake, creds, policy, tmp_path, monkeypatch):
-    # audit 92, #13: every page was held in memory until the listing ended
+    # every page was held in memory until the listing ended
     mp = _mp(creds, policy)
     seen: list[int] = []
     real = mp._post_engage
@@ -487,7 +487,7 @@ def test_members_snapshot_in_the_members_loader_layout(fake, creds, policy, tmp_
 
 
 def test_members_pages_with_a_byte_order_mark_are_a_snapshot(fake, creds, policy, tmp_path):
-    # audit 118: json.loads skipped the BOM, splicing the page's text did not: ValueError
+    # json.loads skipped the BOM, splicing the page's text did not: ValueError
     # ("not a JSON object"), a traceback from the CLI
     fake.faults["engage"] = ["bom", "bom"]
     mp = _mp(creds, policy)
@@ -502,7 +502,7 @@ def test_members_pages_with_a_byte_order_mark_are_a_snapshot(fake, creds, policy
 
 
 def test_cohorts_whose_names_reduce_to_the_same_folder_name_keep_their_own_snapshot(fake, creds, policy, tmp_path):
-    # audit 92, #5: both slugged to "cohort" (or "A_B"), one snapshot replaced the other
+    # both slugged to "cohort" (or "A_B"), one snapshot replaced the other
     fake.cohorts = [{"id": 2001, "name": "日本のユーザー"}, {"id": 2002, "name": "Пользователи"},
                     {"id": 2003, "name": "A/B"}, {"id": 2004, "name": "A B"}]
     fake.members.update({2001: ["u1", "u2"], 2002: ["u3"], 2003: ["u4"], 2004: []})
@@ -517,7 +517,7 @@ def test_cohorts_whose_names_reduce_to_the_same_folder_name_keep_their_own_snaps
 
 
 def test_a_cohort_name_with_a_lone_surrogate_is_written_as_sent(fake, creds, policy, tmp_path):
-    # audit 118: a name cut inside an emoji ("Fans \ud83d" in the cohorts list) made every run stop
+    # a name cut inside an emoji ("Fans \ud83d" in the cohorts list) made every run stop
     # at its first step with a UnicodeEncodeError traceback (cohorts.json, then the members
     # snapshot and fetch.json, were encoded to UTF-8 with the surrogate in them)
     fake.cohorts = [{"id": 1000, "name": "Fans \ud83d"}, {"id": 1001, "name": "Fans 😀 é"}]
@@ -577,7 +577,7 @@ def test_fetch_mixpanel_and_load(fake, creds, policy, tmp_path):
     kinds = [i["kind"] for i in manifest["runs"][0]["items"]]
     assert kinds == ["mixpanel-cohorts", "mixpanel-events", "mixpanel-profiles", "mixpanel-members"]
     datetime.fromisoformat(manifest["runs"][0]["items"][3]["as_of"].replace("Z", "+00:00"))
-    # the raw event chunks are recorded too (audit 92, #14): what the run fetched, and what it skipped
+    # the raw event chunks are recorded too: what the run fetched, and what it skipped
     events = manifest["runs"][0]["items"][1]
     assert {k: events[k] for k in ("path", "from_date", "to_date", "events", "files", "already_fetched")} == {
         "path": "mixpanel/events", "from_date": "2026-01-01", "to_date": "2026-01-03", "events": 5,
@@ -608,7 +608,7 @@ def test_unknown_cohort_is_a_clear_error(fake, creds, policy, tmp_path):
 ])
 def test_a_cohort_the_list_does_not_name_is_an_error_before_events_and_profiles(fake, creds, policy, tmp_path,
                                                                                 cohorts, message):
-    # audit 118: a typo in --cohort was found only after the event chunks and the Engage listing
+    # a typo in --cohort was found only after the event chunks and the Engage listing
     # (hours at 60 requests an hour), once the members were due
     fake.cohorts += [{"id": 2001, "name": "Twins"}, {"id": 2002, "name": "Twins"}]
     with pytest.raises(FetchError, match=message):
@@ -788,7 +788,7 @@ def test_fetch_keeps_the_hours_request_times_in_its_folder(fake, creds, policy, 
 
 def test_a_proxy_page_or_an_empty_body_with_status_200_is_retried_on_every_json_endpoint(fake, creds, policy,
                                                                                          tmp_path):
-    # audit 118 Q2: only the raw export retried such an answer; Engage and the cohorts list
+    # only the raw export retried such an answer; Engage and the cohorts list
     # stopped the run at once ("unexpected Engage answer", "not JSON"), with no word of what came
     fake.faults["cohorts"] = ["proxy_page"]
     fake.faults["engage"] = ["empty_200", "proxy_page"]

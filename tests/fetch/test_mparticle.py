@@ -70,7 +70,7 @@ def test_mpids_read_from_the_fetched_files_without_a_database(fake, creds, polic
 
 def test_mpids_read_from_the_fetched_files_are_loaded_into_a_database_file_not_memory(fake, creds, policy, tmp_path,
                                                                                      monkeypatch):
-    # audit 121 Q11: an in-memory database held the whole Mixpanel export to read the MPIDs (484 MB
+    # an in-memory database held the whole Mixpanel export to read the MPIDs (484 MB
     # peak for a 193 MB folder, 919 MB for 509 MB); a temporary file in .fetch/tmp holds its
     # tables on disk (390 and 669 MB), and it is removed once they are read
     import cohortlab.fetch.mparticle as mparticle
@@ -104,7 +104,7 @@ def test_second_run_fetches_only_what_is_missing(fake, creds, policy, tmp_path):
 
 
 def test_the_summary_tells_mpids_found_missing_earlier_from_those_already_fetched(fake, creds, policy, tmp_path):
-    # audit 118: a run with a wrong workspace id (every MPID 404) then a run with the right one
+    # a run with a wrong workspace id (every MPID 404) then a run with the right one
     # said "0 fetched, 0 not found (404), 3 already fetched" and fetched nothing: none had been
     known = dict(fake.mpa_profiles)
     fake.mpa_profiles.clear()
@@ -124,7 +124,7 @@ def test_the_summary_tells_mpids_found_missing_earlier_from_those_already_fetche
 
 
 def test_the_missing_list_is_the_workspaces_whose_answers_made_it(fake, env, creds, policy, tmp_path):
-    # audit 121 Q6: the MPIDs one workspace answered 404 for were skipped by a run into the same
+    # the MPIDs one workspace answered 404 for were skipped by a run into the same
     # folder with another workspace's credentials, although that workspace knows them
     from cohortlab.fetch.credentials import load_credentials
 
@@ -208,7 +208,7 @@ def test_rate_limit_and_server_errors_are_retried(fake, creds, policy, tmp_path)
 
 @pytest.mark.parametrize("status", [429, 503])
 def test_a_429_or_a_retry_after_pauses_every_thread_not_only_the_one_it_answered(fake, creds, tmp_path, status):
-    # audit 121 Q5: with --concurrency 4, a 429 made one thread wait while the three others kept
+    # with --concurrency 4, a 429 made one thread wait while the three others kept
     # sending requests, which the server refused too (each a 429 and a retry used up); a 503 with
     # Retry-After (a service down for maintenance, back in a second) paused only its own thread
     from cohortlab.fetch.http import RetryPolicy
@@ -339,7 +339,7 @@ EXACT = 9080350317581164544  # an int64 a double holds exactly: 9.08035031758116
 
 
 def test_a_float_mpid_equal_in_value_is_kept_aside_and_the_line_loads(fake, creds, policy, tmp_path):
-    # audit 92, #10: the float was written as the line's mpid (9.080350317581165e+18), the loader
+    # the float was written as the line's mpid (9.080350317581165e+18), the loader
     # quarantined the line (invalid_mpid) and every run fetched the MPID again
     fake.mpa_profiles[EXACT] = fs.Raw('{"mpid": 9.080350317581165e18, "user_attributes": {"score": 1.0e18}}')
     mpa = _client(creds, policy)
@@ -356,7 +356,7 @@ def test_a_float_mpid_equal_in_value_is_kept_aside_and_the_line_loads(fake, cred
 
 
 def test_a_profile_with_a_lone_surrogate_does_not_stop_the_run(fake, creds, policy, tmp_path):
-    # audit 92, #8 on the mParticle side: json.dumps then write_text raised UnicodeEncodeError
+    # on the mParticle side: json.dumps then write_text raised UnicodeEncodeError
     fake.mpa_profiles[42] = fs.Raw('{"mpid": 42, "user_attributes": {"$FirstName": "Ann \\ud83d"}}')
     mpa = _client(creds, policy)
     res = mpa.fetch_profiles(tmp_path, [42, NEG], progress=False)
@@ -373,7 +373,7 @@ def test_a_profile_with_a_lone_surrogate_does_not_stop_the_run(fake, creds, poli
 
 def test_an_answer_with_a_byte_order_mark_is_fetched_and_one_not_in_utf8_is_one_clear_error(fake, creds, policy,
                                                                                              tmp_path):
-    # audit 118: json.loads took both (it skips a BOM, and reads UTF-16), then splicing the text
+    # json.loads took both (it skips a BOM, and reads UTF-16), then splicing the text
     # raised ValueError ("not a JSON object") or UnicodeDecodeError: a traceback from the CLI
     fake.profile_faults[NEG] = ["bom"]
     res = _client(creds, policy).fetch_profiles(tmp_path, [NEG, BIG], progress=False)
@@ -396,7 +396,7 @@ def test_a_string_mpid_equal_to_the_one_asked_is_written_as_the_integer(fake, cr
 
 
 def test_an_error_stops_the_other_threads_retry_loops(fake, creds, tmp_path):
-    # audit 92, #12: on an error or Ctrl-C the requests in flight ran their whole retry loop
+    # on an error or Ctrl-C the requests in flight ran their whole retry loop
     # (up to 6 x 60 s) before the run could end
     from cohortlab.fetch.http import no_sleep_policy
 
@@ -438,7 +438,7 @@ def test_cancel_ends_a_real_wait_between_retries_at_once(fake, creds, tmp_path):
 
 
 def test_a_proxy_page_with_status_200_is_retried_not_the_end_of_the_run(fake, creds, policy, tmp_path):
-    # audit 118 Q2: one proxy page stopped a run of Profile API calls (18 hours for a million
+    # one proxy page stopped a run of Profile API calls (18 hours for a million
     # MPIDs) with "the profile of MPID ... is not JSON in UTF-8"; it is retried like a 503
     fake.profile_faults[NEG] = ["proxy_page", "empty_200"]
     mpa = _client(creds, policy)

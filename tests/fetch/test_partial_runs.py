@@ -1,6 +1,6 @@
 """A run that cannot fetch everything: a cohort deleted between the cohorts list and its members
-request is skipped and the run goes on, incomplete (audit 121, Q18); and ``--json`` prints one JSON
-object on stdout whatever the outcome, with the error and what was fetched so far (Q13)."""
+request is skipped and the run goes on, incomplete; and ``--json`` prints one JSON
+object on stdout whatever the outcome, with the error and what was fetched so far."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def _run(args, env, command="fetch"):
     return CliRunner().invoke(main, [command, *args], env=full, catch_exceptions=False)
 
 
-# --------------------------------------------------------------------------- Q18: a cohort deleted meanwhile
+# --------------------------------------------------------------------------- a cohort deleted meanwhile
 @pytest.mark.parametrize("status", [400, 404])
 def test_a_cohort_deleted_after_the_list_is_skipped_and_the_run_goes_on(fake, creds, policy, tmp_path, capsys,
                                                                          status):
@@ -90,7 +90,7 @@ def test_a_deleted_cohort_named_with_cohort_makes_the_command_fail_after_the_res
     assert doc["counts"] == {"cohorts": 1}
 
 
-# --------------------------------------------------------------------------- Q13: --json when the run fails
+# --------------------------------------------------------------------------- --json when the run fails
 def test_json_of_a_run_that_fails_on_the_mparticle_side_says_what_was_fetched(fake, env, tmp_path):
     # a scheduled job parsing stdout got nothing: the error was only the stderr line
     fake.sticky["token"] = ("status", 401)

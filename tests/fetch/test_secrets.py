@@ -1,6 +1,6 @@
 """Secrets echoed back by a server never reach a message, in any spelling: the value itself, the
 base64 of the Basic credentials a reflected ``Authorization`` header shows, the JSON-escaped and
-URL-encoded forms, and never half of one where an error body is cut short (audit 92, #1 and #2)."""
+URL-encoded forms, and never half of one where an error body is cut short."""
 
 from __future__ import annotations
 

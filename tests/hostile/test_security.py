@@ -308,7 +308,7 @@ def test_no_email_or_phone_in_any_report_file(report, world):
 
 def test_a_headline_label_holding_an_email_is_shown_as_the_headline_shows_it():
     """The index card's labels are the code's words, but one that named a cohort held its name
-    (audit 122's first version of the validation card): the headline's keys were redacted only
+    (in the first version of the validation card): the headline's keys were redacted only
     when personal as a whole, and ``headline_units``, keyed by the same labels, not at all."""
     from cohortlab.report import notebook as ui
     from cohortlab.report.metrics import Headline
@@ -383,7 +383,7 @@ def test_a_bidi_override_in_a_name_cannot_reorder_the_figures_after_it(monkeypat
 
 def test_a_control_character_in_a_name_is_shown_as_its_escape_not_a_box(monkeypatch, tmp_path):
     """An ESC (an escape sequence in a cohort name) or a BEL was drawn by the browser as a box that
-    does not say what it is (audit 123): shown as its escape, as on the terminal, in Markdown,
+    does not say what it is: shown as its escape, as on the terminal, in Markdown,
     tables and index.html; tabs and line breaks are whitespace, not escaped."""
     from nbconvert.filters.markdown import markdown2html
 

@@ -47,7 +47,7 @@ DECLINED = {
     "float identifier": '{"event":"x","properties":{"time":1768867200,"distinct_id":"U","$mparticle_user_id":1.2e18}}',
     "float distinct_id": '{"event":"x","properties":{"time":1768867200,"distinct_id":12.5}}',
     # an integer beyond uint64 is a JSON float to DuckDB's JSON functions: the exact path keeps
-    # {"$mparticle_user_id": <token>} in properties (json_float), as for 1.2e18 (audit 105)
+    # {"$mparticle_user_id": <token>} in properties (json_float), as for 1.2e18
     "integer beyond uint64 identifier":
         '{"event":"x","properties":{"time":1768867200,"distinct_id":"U","$mparticle_user_id":100000000000000000000000000000}}',
     "integer below int64 identifier": '{"event":"x","properties":{"time":1768867200,"distinct_id":-9223372036854775809}}',

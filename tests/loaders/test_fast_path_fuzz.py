@@ -1,4 +1,4 @@
-"""The typed fast path against the exact path on random files (audit 105): small seeded files of
+"""The typed fast path against the exact path on random files: small seeded files of
 every loader kind with a fast path (mixpanel-events, mixpanel-profiles, mixpanel-members JSONL and
 CSV, mparticle-profiles), with odd values in every field the loaders read (integers around 2^53,
 2^63 and beyond 64 bits, -0, JSON floats in every spelling, numbers as strings, booleans, null,

@@ -471,7 +471,7 @@ def test_a_key_repeated_in_one_object_gives_its_first_value_on_both_paths(tmp_pa
     """No exporter writes a key twice in one object, and JSON leaves its meaning open (Python's json
     takes the last value): cohortlab reads the first, the same on the fast and the exact path,
     without a warning (docs/loading.md#limits: a check would cost the fast path a parse of every
-    line, audit 112 / 120 Q5)."""
+    line)."""
     p = _write(tmp_path, "f.jsonl", lines)
     summary, snap, taken = _both(p, kind, caplog)
     assert summary[3] == {} and taken == ["fast"]

@@ -327,7 +327,7 @@ def test_cli_errors_exit_non_zero_with_message_on_stderr(tmp_path, write):
 
 def test_a_load_out_of_memory_names_the_limit_in_use_and_asks_for_more(monkeypatch):
     """DuckDB spills what it can: out of memory under a limit (the default one, or one the user
-    set) calls for more memory, not for setting a limit already set (audit 94)."""
+    set) calls for more memory, not for setting a limit already set."""
     from cohortlab.loaders.base import _clean_engine_error
 
     oom = RuntimeError("Out of Memory Error: failed to allocate data of size 64.0 MiB (1.3 GiB/1.4 GiB used)")
@@ -342,7 +342,7 @@ def test_a_load_out_of_memory_names_the_limit_in_use_and_asks_for_more(monkeypat
 
 def test_the_all_quarantined_warning_and_json_counts_do_not_depend_on_row_order(run_once):
     """Reasons with the same count are named in one order, whatever order the engine's GROUP BY
-    gave them (the warning's text changed from run to run; audit 105)."""
+    gave them (the warning's text changed from run to run)."""
     from collections import Counter
 
     from cohortlab.loaders.base import FileResult, LoadReport

@@ -203,7 +203,7 @@ def test_a_line_end_inside_a_quoted_header_name_is_part_of_the_name(lab, tmp_pat
 ])
 def test_a_refused_mixed_file_is_named_not_its_copy(lab, tmp_path, kind, text):
     """A file read through its LF copy and refused (not JSON, blank) names the file itself, as
-    every error does (the copy is a temporary file the user never sees; audit 105)."""
+    every error does (the copy is a temporary file the user never sees)."""
     from cohortlab.errors import LoadError
 
     p = tmp_path / "export.jsonl"

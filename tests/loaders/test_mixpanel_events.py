@@ -371,8 +371,8 @@ def test_a_lone_surrogate_escape_is_read_as_its_text_an_escaped_pair_loads(lab, 
 def test_an_event_time_before_1971_loads_as_read_with_a_warning(lab, write, balanced, layout):
     # Mixpanel does not accept event times before 1971-01-01: such a time in an export is a wrong
     # number (negative, seconds read as milliseconds). It loads as read, as before, and the load
-    # warns naming the file, the field, the count and the first event's line and time (audit 112
-    # questionable 5: `time: -1` loaded as 1969-12-31 without a word)
+    # warns naming the file, the field, the count and the first event's line and time
+    # (`time: -1` loaded as 1969-12-31 without a word)
     records = [
         _ev("a", time=T0, distinct_id="U1"),
         _ev("b", time=-1, distinct_id="U2"),

@@ -249,7 +249,7 @@ def test_pages_that_disagree(lab, write):
 
 def test_one_time_spelled_two_ways_is_one_snapshot_time(lab, q, write):
     # the pages (or rows) name one instant in two spellings: one snapshot, not pages that
-    # disagree (audit 110); two instants still are an error
+    # disagree; two instants still are an error
     pages = [_page([{"$distinct_id": "A"}], as_of="2026-03-01T00:00:00Z", filter_by_cohort={"id": 1, "name": "C"}),
              _page([{"$distinct_id": "B"}], as_of="2026-03-01T05:30:00+05:30", filter_by_cohort={"id": 1, "name": "C"})]
     assert lab.load("mixpanel-members", write("m.json", json.dumps(pages))).loaded == 2
@@ -578,7 +578,7 @@ def test_a_cohort_id_written_as_a_whole_float_is_that_integer(lab, write, balanc
 def test_a_csv_distinct_id_written_as_the_text_null_loads_with_a_warning(lab, write, balanced):
     """Some exports write an SQL NULL as the text NULL (SQL Server Management Studio; a
     NULL_IF=('NULL') unload). A distinct_id is free text, so such a row stays a member of that id
-    (exact about identifiers), but it loaded without a word (audit 114): now with a warning naming
+    (exact about identifiers), but it loaded without a word: now with a warning naming
     the file, the number of such ids and the first line; --strict refuses the file."""
     text = "distinct_id,as_of\nU1,2026-03-01T00:00:00Z\nNULL,2026-03-01T00:00:00Z\n null ,2026-03-01T00:00:00Z\n"
     r = balanced(lab.load("mixpanel-members", write("m.csv", text), cohort="Power Users"))

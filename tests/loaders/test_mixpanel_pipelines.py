@@ -308,7 +308,7 @@ def test_connector_flattened_records_keep_their_ids_and_properties(lab, q, write
     columns are read as the ``$`` properties (two events of one user in one second were one,
     de-duplicated without their insert ids, and their MPID was lost), in profiles too; Airbyte's
     ``mparticle_user_id`` is not read as the MPID (a custom property may be so named) but warned
-    about, as flattened Engage records are (audit 135), the warning naming ``-o unprefixed=reserved``."""
+    about, as flattened Engage records are, the warning naming ``-o unprefixed=reserved``."""
     mpid = "-7346244611012968789"
     stitch = {"event": "Viewed E-commerce Page", "time": "2021-06-16T16:28:00.000000Z",
               "distinct_id": "1d694fd9-31a5-4b99-9eef-ae63112063ed", "mp_reserved_browser": "Chrome",
@@ -411,7 +411,7 @@ def test_warehouse_time_spellings_are_times(lab, q, write, balanced):
 def test_pipeline_profiles_take_the_export_time_as_of(lab, q, write):
     """A Data Pipelines profile export is a snapshot taken at a time: ``-o as_of`` dates the
     versions it adds to mp_profile_history, which send-time resolution reads, as for
-    mixpanel-profiles (docs/loading.md#warehouse; audit 100: the option was refused)."""
+    mixpanel-profiles (docs/loading.md#warehouse; the option was refused)."""
     people = write("mp_people_data/part-0.json", jsonl({"distinct_id": "cust-1", "properties": {"$mparticle_user_id": BIG}}))
     lab.load(PROFILES, people, as_of="2026-02-01T06:00:00+01:00")
     assert q("SELECT distinct_id, mparticle_user_id, as_of FROM mp_profile_history") == [
@@ -430,7 +430,7 @@ def test_schematized_profiles(lab, q, tmp_path):
 def test_an_event_time_before_1971_loads_as_read_with_a_warning(lab, q, write, tmp_path):
     # as for mixpanel-events: an event time before 1971-01-01 (a negative epoch, an early ISO
     # string, a TIMESTAMP column) is loaded as read, with a warning naming the file, the field,
-    # the count and the first event's line and time (audit 112 questionable 5)
+    # the count and the first event's line and time
     p = write("part-0.json", jsonl(
         {"event_name": "A", "time": 1767261600, "distinct_id": "U1"},
         {"event_name": "A", "time": "1965-01-01T00:00:00Z", "distinct_id": "U2"},

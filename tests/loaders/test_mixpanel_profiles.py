@@ -50,7 +50,7 @@ def test_pretty_pages_known_rows(lab, write, balanced):
 @pytest.mark.parametrize("layout", ["jsonl", "page"])
 def test_profile_dates_given_as_epoch_numbers_are_dates(lab, write, balanced, layout):
     """Imported profiles can carry `$last_seen` / `$created` as epoch seconds or milliseconds: they
-    were NULL without a word (audit 97), which left the member's last activity unknown."""
+    were NULL without a word, which left the member's last activity unknown."""
     results = [
         {"$distinct_id": "s", "$properties": {"$last_seen": 1614853230, "$created": 1614853230.5}},
         {"$distinct_id": "ms", "$properties": {"$last_seen": 1614853230000}},
@@ -74,7 +74,7 @@ def test_a_profile_date_before_1971_loads_as_read_with_a_warning(lab, write, bal
     """A `$created` or `$last_seen` read as a time before 1971-01-01 (an epoch 0 or a small number, in
     seconds by the 1e11 rule; a date Mixpanel rendered from one) is no real date of a profile, and a
     `$last_seen` read so makes its member look inactive since 1970; it loaded without a word, where
-    an event's time so early warns (audit 113). Loaded as read, with a warning naming the field,
+    an event's time so early warns. Loaded as read, with a warning naming the field,
     the count, the first line, its value and the time read, whichever path read the file."""
     results = [
         {"$distinct_id": "ok", "$properties": {"$last_seen": 1772323200, "$created": 1772323200000}},
@@ -221,7 +221,7 @@ def test_a_profile_update_sent_to_engage_is_quarantined_not_loaded_as_a_profile(
     """A profile update sent to Mixpanel's /engage (``{"$token", "$distinct_id", "$set": {...}}``:
     what a connector sends, rudderlabs/rudder-transformer's Mixpanel router test data, or mParticle's
     Mixpanel output; an import file of profiles) has no ``$properties``: it loaded as a profile with
-    no properties, so without the email and ``$mparticle_user_id`` it sets, silently (audit 135).
+    no properties, so without the email and ``$mparticle_user_id`` it sets, silently.
     It is quarantined ``profile_update``, on every path; a result without ``$properties`` and
     without an operation still loads (``{"$distinct_id": "U5"}``)."""
     lines = [
@@ -250,8 +250,7 @@ def test_a_profile_update_sent_to_engage_is_quarantined_not_loaded_as_a_profile(
 def test_a_flattened_engage_result_is_quarantined_not_loaded_without_its_properties(lab, write, balanced):
     """A result whose ``$properties`` were spread into the record (``{"$distinct_id", "$email",
     "$mparticle_user_id", ...}``: ak--47/mixpanel-import's ``streamProfiles`` writes profiles so)
-    loaded as a profile with no properties: no email, MPID, created or last seen, silently (audit
-    136). It is quarantined ``flattened_profile`` on every path, in a page too; a bare id still
+    loaded as a profile with no properties: no email, MPID, created or last seen, silently. It is quarantined ``flattened_profile`` on every path, in a page too; a bare id still
     loads; a members snapshot still counts the member (its id is all a member needs)."""
     flat = ('{"$distinct_id":"u1","$email":"u1@example.com","$mparticle_user_id":"9080350317581165123",'
             '"$created":"2024-01-02T03:04:05","$last_seen":"2024-02-03T04:05:06","plan":"pro"}')

@@ -321,7 +321,7 @@ def test_a_page_delivered_again_keeps_its_first_receive_time_whatever_the_order_
     """docs/rules.md#membership: a message takes effect at its first page's receive time, and
     replaying a page changes nothing. A copy delivered again later but written (or loaded) before
     the original was kept, and the original dropped as its replay: the add took effect 30 minutes
-    late (audit 127). The earliest receive time of identical copies is kept, in a file and across loads."""
+    late. The earliest receive time of identical copies is kept, in a file and across loads."""
     orig = _payload("add_members", [{"mixpanel_distinct_id": "U1"}], session="s2", rx="2026-03-01T00:20:00Z")
     late = _payload("add_members", [{"mixpanel_distinct_id": "U1"}], session="s2", rx="2026-03-01T00:50:00Z")
     if split:

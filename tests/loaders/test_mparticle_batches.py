@@ -96,7 +96,7 @@ def test_batches_apply_in_file_order(lab, q, write):
 def test_a_bucket_folder_loads_without_mparticles_verification_file(lab, q, write):
     """mParticle writes mParticle_Bucket_Verification_<time>.txt holding {} into an S3 bucket when
     the output is saved. In a folder it is skipped: it was a quarantined record, so a --strict
-    load of the bucket always failed (audit 97, left item 1). Named alone, or with other
+    load of the bucket always failed. Named alone, or with other
     content, it is loaded as any file."""
     batch = write("bucket/mPTravel_20171017170911644493_34523.txt", jsonl(
         {"mpid": 7, "user_attributes": {"Power Users": True}}))
@@ -409,7 +409,7 @@ def test_batches_as_sent_to_the_events_api_without_an_mpid_are_named_so(lab, q, 
 
 def test_a_time_outside_the_years_1_to_9999_is_no_time(lab, q, write):
     # an event time beyond BIGINT failed the whole load with a cast error, one of year 10000 was
-    # stored and failed every reader of the column (audit 110): such a batch has no time
+    # stored and failed every reader of the column: such a batch has no time
     p = write("far.jsonl", jsonl(
         '{"mpid": 1, "user_attributes": {"a": 1}, "events": [{"data": {"timestamp_unixtime_ms": 1e300}}]}',
         {"mpid": 2, "events": [{"data": {"timestamp_unixtime_ms": 253402300800000}}]},
@@ -420,7 +420,7 @@ def test_a_time_outside_the_years_1_to_9999_is_no_time(lab, q, write):
     assert (r.loaded, r.n_quarantined) == (4, 0)
     assert q("SELECT mpid, created_at, last_stored_at FROM mpa_profiles ORDER BY mpid") == [
         (1, None, None), (2, None, None), (3, None, None), (4, datetime(2026, 1, 1), datetime(2026, 1, 1))]
-    # each a warning naming the field, the first line and its value (audit 110's left items)
+    # each a warning naming the field, the first line and its value
     events = "events[].data.timestamp_unixtime_ms"
     assert [w.removeprefix(f"{p}: ") for w in r.warnings] == [
         "1 record(s) give timestamp_unixtime_ms outside the years 1-9999 (line 3: 253402300800000): "
@@ -474,7 +474,7 @@ def test_an_identity_type_given_in_two_spellings_in_one_batch_keeps_the_last_and
     # {"Email": ..., "email": ...} (a list naming customerid and customer_id, device_info keys
     # ios_idfa and ios_advertising_id): one value is applied, as before, the last one given, and
     # the load warns naming the file, the first batch's line and the identity type, never a value
-    # (identities are personal data; audit 112 questionable 2: one was kept silently)
+    # (identities are personal data; one was kept silently)
     p = write("b.jsonl", jsonl(
         {"mpid": 1, "timestamp_unixtime_ms": 1700000000000, "user_identities": {"email": "c@z"}},
         {"mpid": 45, "timestamp_unixtime_ms": 1700000003000, "user_identities": {"Email": "a@x", "email": "b@y"}},

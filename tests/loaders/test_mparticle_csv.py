@@ -97,7 +97,7 @@ def test_values_read_as_text_exactly(lab, q, write):
 def test_a_header_with_spaces_after_its_commas_names_attributes_without_them(lab, q, write):
     """A hand-written "mpid, email, Power Users" header: the attribute is "Power Users", as the
     identity column is "email" (it was " Power Users", which no cohort attribute matches, and
-    " true" was no boolean; audit 97, left item 3). Values keep their text."""
+    " true" was no boolean). Values keep their text."""
     p = write("p.csv", "mpid, email, Power Users\n1,a@x, true\n")
     lab.load(KIND, p, attributes="Power Users")
     assert q("SELECT name, value::VARCHAR, value_bool FROM mpa_attributes") == [("Power Users", '" true"', True)]
@@ -306,7 +306,7 @@ def test_a_byte_order_mark_after_the_sep_line_is_no_part_of_the_first_name(lab, 
 def test_identity_cells_written_as_the_text_null_load_with_a_warning(lab, q, write):
     """Some exports write an SQL NULL as the text NULL (SQL Server Management Studio; a
     NULL_IF=('NULL') unload): read exactly, every profile without a customer_id held the identity
-    customer_id NULL, without a word (audit 114). The cells still load as written (identities are
+    customer_id NULL, without a word. The cells still load as written (identities are
     exact), now with a warning naming the identity types, the count and the first line, never a
     value; an attribute NULL is a value like any other (no warning); --strict refuses the file."""
     from cohortlab.errors import StrictLoadError

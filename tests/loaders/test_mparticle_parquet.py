@@ -109,9 +109,9 @@ def test_column_names_are_trimmed_and_a_repeated_one_is_ignored_with_a_warning(l
     # as mparticle-csv reads its header: an attribute column is named without the spaces around
     # it, and a column repeating an earlier one's identity type (in any case: DuckDB reads `Email`
     # after `email` as `Email_1`) or attribute name (in its case) is ignored: the first column of
-    # each name is read, with a warning naming the repeats (audit 112 questionable 3: `Email_1`
+    # each name is read, with a warning naming the repeats (`Email_1`
     # and `Power Users ` loaded as attributes of their own). Attribute names are case-sensitive:
-    # `PLAN` beside `plan` is an attribute of its own (session 28: it was ignored as a repeat)
+    # `PLAN` beside `plan` is an attribute of its own (it was ignored as a repeat)
     pa = pytest.importorskip("pyarrow")
     import pyarrow.parquet as pq
 

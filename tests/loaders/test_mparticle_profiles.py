@@ -226,7 +226,7 @@ IDSYNC_ANSWERS = jsonl(
 def test_an_idsync_answer_is_quarantined_not_read_as_a_snapshot_of_the_profile(lab, q, write, run_once):
     """An IDSync answer holds an mpid and only the identities of the request that matched: read
     as a Profile API answer, a later file of them replaced the stored profile with one of no
-    identities, attributes or audiences (audit 135). Quarantined idsync_response; the profile
+    identities, attributes or audiences. Quarantined idsync_response; the profile
     keeps what its snapshot holds. Runs once: the check is one of the record checks every path
     applies (the typed fast path sends the lines to the exact path, as for firehose_request)."""
     lab.load(KIND, write("profile.json", json.dumps(
@@ -317,7 +317,7 @@ def test_timestamps_are_epoch_ms_utc(lab, q, write):
 # --------------------------------------------------------------------------- bad records
 def test_a_timestamp_outside_the_years_1_to_9999_is_no_time(lab, q, write):
     # a time of year 10000 was stored, and every reader of the column (verify, explain) then failed
-    # on it (audit 110): it is no time, as a number beyond BIGINT already was (1e300); the same
+    # on it: it is no time, as a number beyond BIGINT already was (1e300); the same
     # bounds as an event's time
     p = write("far.jsonl", jsonl(
         {"mpid": 1, "created_timestamp_ms": 253402300799999, "last_stored_timestamp_ms": -62135596800000},
@@ -617,7 +617,7 @@ def test_a_time_outside_the_years_or_in_seconds_is_a_load_warning(lab, q, write,
     # a number no time of the years 1-9999 holds is stored as no time, and one below 1e11 as epoch
     # milliseconds is a day before 1973-03-03 (a time written in seconds: 1772323200 is 2026-03-01 in
     # seconds, 1970-01-21 read as milliseconds): both loaded as before, each a warning naming the
-    # file, the field, the first line and its value (audit 110's left items)
+    # file, the field, the first line and its value
     records = [
         {"mpid": 1, "created_timestamp_ms": 1772323200, "last_stored_timestamp_ms": 1772323200000},
         {"mpid": 2, "created_timestamp_ms": 1772323200000, "last_stored_timestamp_ms": "1772323200"},
@@ -650,7 +650,7 @@ def test_a_time_outside_the_years_or_in_seconds_is_a_load_warning(lab, q, write,
 def test_an_identity_type_given_in_two_spellings_in_one_record_keeps_both_and_warns(lab, q, write, layout):
     # as for mparticle-batches: {"Email": ..., "email": ...} or a list naming customerid and
     # customer_id keep what they kept (both values, under the normalised type) and the load warns
-    # naming the file, the first record's line and the type, never a value (audit 112 questionable 2)
+    # naming the file, the first record's line and the type, never a value
     records = [
         {"mpid": 1, "user_identities": {"email": "c@z"}},
         {"mpid": 55, "user_identities": {"Email": "a@x", "email": "b@y"}},

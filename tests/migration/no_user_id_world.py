@@ -1,4 +1,4 @@
-"""A small Original-ID-Merge-style project written as real export files (audit 126): raw event
+"""A small Original-ID-Merge-style project written as real export files: raw event
 export JSONL, Engage pages, a Profile API snapshot, cohort members. With ``user_ids=False`` no
 event carries a ``$user_id`` (Original ID Merge, the legacy API, mParticle's output without
 Simplified ID Merge); with ``user_ids=True`` every event keyed by a user's id (a customer id

@@ -1,6 +1,6 @@
 """Speed of the what-if (run with ``pytest -m bench tests/migration/test_bench.py``).
 
-Issue 6: 1M users with 30 days of events (about 30M events), four plans over 60 days, under
+The target: 1M users with 30 days of events (about 30M events), four plans over 60 days, under
 60 s on a 2-core machine, set-based in DuckDB. The world is built directly in SQL (building it
 takes longer than the what-if); ``COHORTLAB_BENCH_USERS`` scales it down for a quick look.
 The budget scales linearly with the number of users (never below 5 s). On a machine busier

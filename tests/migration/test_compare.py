@@ -112,7 +112,7 @@ def test_compare_calls_a_tie_a_tie(shop):
 def test_a_plan_without_a_change_or_without_an_effect_has_no_days_to_90_percent(shop, tmp_path):
     # "do nothing" has no change to count days from; "Rule only" equals it every day (the event
     # rule already matched Ann and Bob): no effect, so no days either, in the CLI as on the report's
-    # page (audit 102: `migrate compare` printed "1 d" and "107 d" where the page shows "—")
+    # page (`migrate compare` printed "1 d" and "107 d" where the page shows "—")
     c = compare(shop.engine, plans(), start="2025-12-01", end="2026-01-10", settings=SETTINGS)
     s = c.summary.set_index("plan")
     assert s[["days_to_90pct", "days_to_99pct"]].isna().all().all()
@@ -181,7 +181,7 @@ def test_without_user_ids_the_first_mpid_keyed_event_keyed_by_no_device_id_count
 
 
 def test_the_report_page_names_a_switch_of_data_without_user_ids_as_migrate_compare_does(lab):
-    """Audit 119: from data without any $user_id the EIT page said "the first identified event
+    """From data without any $user_id the EIT page said "the first identified event
     keyed by an existing MPID", where migrate compare says the event is of any kind."""
     from cohortlab.report import insights
 
@@ -202,7 +202,7 @@ def test_the_report_page_names_a_switch_of_data_without_user_ids_as_migrate_comp
 def test_data_keyed_by_mpid_from_its_first_event_shows_no_switch(lab):
     """The EIT was mParticle ID before the data begins (a healthy world): its first identified
     event is already keyed by an existing MPID. That is no switch; studying one there compared
-    plans with a "do nothing" keyed by customer ids this world never had (session 15's left item)."""
+    plans with a "do nothing" keyed by customer ids this world never had."""
     insert_profiles(lab, {55: [], 66: []})
     insert_events(lab, [("55", "2026-01-01 00:00:00", "u-55", "d1"), ("66", "2026-01-02 00:00:00", "u-66", "d2"),
                         ("c-x", "2026-01-03 00:00:00", "c-x", "d3")])
@@ -218,7 +218,7 @@ def test_data_keyed_by_mpid_from_its_first_event_shows_no_switch(lab):
 def test_data_keyed_by_the_mpid_of_a_deleted_profile_from_its_first_event_shows_no_switch(lab):
     """A healthy world whose first user's profile was deleted since (mParticle deletes inactive
     ones): its first identified event is keyed by an MPID that no loaded profile has. Still MPID
-    from the start: a "switch" at the second event was found (audit 104, synth healthy seed 7)."""
+    from the start: a "switch" at the second event was found (synth healthy seed 7)."""
     insert_profiles(lab, {66: []})
     insert_events(lab, [("55", "2026-01-01 00:00:00", "u-55", "d1"), ("66", "2026-01-02 00:00:00", "u-66", "d2")])
     assert first_mpid_keyed_event(lab.engine) is None and not has_mpid_keyed_event(lab.engine)
@@ -249,7 +249,7 @@ def test_repeat_without_an_end_projects_one_period_past_the_last_event(world):
 
 def test_a_switch_outside_the_data_or_after_the_window_is_one_error_line(world, tmp_path):
     """The standard plans around a switch after the window's last day, or before the first event,
-    are the same four series: compare ran them and called a four-way tie (audit 104)."""
+    are the same four series: compare ran them and called a four-way tie."""
     after = ("the switch 2026-01-20T00:00:00Z (given as a parameter) is after the window's last day (2026-01-10, "
              "from the data): the four plans are the same every day of the window; give a switch inside it, or a "
              "window that reaches it: a later end (--end; -p end=... in a report; end= in Python), past the last "
@@ -402,7 +402,7 @@ def test_migration_chart_draws_each_plan_and_marks_the_changes_inside_the_window
 # --------------------------------------------------------------------------- the report's settings line
 def test_the_eit_page_settings_line_separates_what_the_what_if_uses_from_the_sync_settings():
     """The EIT page's header showed protection, sync type, attribute and pauses as if the plans
-    depended on them (audit 104): the what-if uses the fallback, and the event cutoff and EIT
+    depended on them: the what-if uses the fallback, and the event cutoff and EIT
     timeline only for the standard plans (plan files carry their own)."""
     from cohortlab.migration.run import settings_used
 
@@ -416,7 +416,7 @@ def test_the_eit_page_settings_line_separates_what_the_what_if_uses_from_the_syn
     assert files.startswith("fallback data; not used by the what-if: event cutoff 2026-01-15 00:00 UTC (each plan "
                             "has its own); protection only_update")
     assert files.endswith("; EIT email, then mparticle_id from 2026-02-10 00:00 UTC (each plan has its own)")
-    # the standard plans carry the settings' timeline before the switch (audit 122 Q1): an email
+    # the standard plans carry the settings' timeline before the switch: an email
     # period before it is modelled, nothing to say; a period after it, or a given switch after
     # the settings' own, is not, and the line says which
     later = {"eit_timeline": [{"since": None, "eit": "customer_id"}, {"since": "2026-01-10", "eit": "email"},
@@ -440,7 +440,7 @@ def test_the_eit_page_settings_line_separates_what_the_what_if_uses_from_the_syn
 
 def test_cli_validate_at_a_time_without_members_is_one_error_line(tmp_path):
     """`migrate validate --at` before the cohort's first snapshot printed an empty confusion table
-    and "no cohort members to compare", exit 0 (audit 104); `simulate` refuses it in one line."""
+    and "no cohort members to compare", exit 0; `simulate` refuses it in one line."""
     db = str(tmp_path / "shop.duckdb")
     with Lab(db) as lab:
         build_shop(lab)
@@ -467,7 +467,7 @@ def test_numeric_customer_ids_before_the_first_mpid_keyed_event_show_the_switch(
 
 
 def test_the_report_page_says_one_profile_and_one_user_in_the_singular():
-    """Audit 119: the EIT page's summary wrote "1 split profiles; 1 users can never be fixed; 1 users
+    """The EIT page's summary wrote "1 split profiles; 1 users can never be fixed; 1 users
     become matchable" (the report's other pages count in the right number: summaries.counted)."""
     from cohortlab.escaping import unescape_md
     from cohortlab.migration.plans import standard_plans
@@ -490,7 +490,7 @@ def test_the_report_page_says_one_profile_and_one_user_in_the_singular():
 
 
 # --------------------------------------------------------------------------- the settings' timeline
-# customer_id, then email from 2025-12-15, then mparticle_id from 2026-01-15 (audit 122 Q1)
+# customer_id, then email from 2025-12-15, then mparticle_id from 2026-01-15
 TIMELINE = {"event_identity_cutoff": None,
             "eit_timeline": [{"since": None, "eit": "customer_id"}, {"since": "2025-12-15", "eit": "email"},
                              {"since": "2026-01-15", "eit": "mparticle_id"}]}
@@ -508,7 +508,7 @@ TIMELINE_PROFILES = {101: [("user", "customer_id", "c-ann"), ("user", "email", "
 def test_the_standard_plans_carry_the_settings_timeline_before_the_switch():
     """The standard plans took only the first EIT of the settings' timeline: customer_id, then
     email from a day, then mparticle_id was predicted as if customer_id held until the switch
-    (audit 119 Q1: Ann's and Bob's email profiles missing, 4 profiles where Mixpanel holds 5).
+    (Ann's and Bob's email profiles missing, 4 profiles where Mixpanel holds 5).
     They carry the timeline before the switch; it is no change of theirs ("do nothing" stays the
     plan without a change, days to 90% count from the switch)."""
     from cohortlab.migration.switch import plans_around
@@ -538,7 +538,7 @@ def test_the_standard_plans_carry_the_settings_timeline_before_the_switch():
 
 def test_migrate_compare_says_what_of_the_settings_timeline_the_standard_plans_do_not_model(tmp_path):
     """`migrate compare --settings` states what the report's EIT header states: nothing when the
-    standard plans model the whole timeline, else the periods they do not (audit 122)."""
+    standard plans model the whole timeline, else the periods they do not."""
     import yaml
 
     db = str(tmp_path / "t.duckdb")
@@ -568,7 +568,7 @@ def test_a_validation_over_two_cohorts_is_said_per_cohort_from_the_counts_of_its
     """The EIT page's summary line and its index card pooled the validation of every cohort into
     one figure: "of 6 cohort members" for 4 people (c-ann and c-bob, members of both cohorts,
     counted twice) and one rate mixing the two cohorts' rates, its counts rebuilt as rate ×
-    members (audit 119 Q5). Each cohort is said on its own, from the counts of the page's table
+    members. Each cohort is said on its own, from the counts of the page's table
     (those of its ValidationResult), a member of both cohorts in each."""
     from cohortlab.report import insights, metrics, summaries
 
@@ -615,7 +615,7 @@ def test_a_validation_over_two_cohorts_is_said_per_cohort_from_the_counts_of_its
 def test_a_sdk_plan_writes_only_from_app_events_as_the_identity_gaps_sdk_code_remedy_does():
     """The what-if's SDK code wrote ``$mparticle_user_id`` from every logged-in event, the
     identity-gaps page's ``sdk_code`` remedy only from events an app sends (a ``$device_id``):
-    one report told two stories of one remedy (audit 119 Q2: C1, active only server-side, was
+    one report told two stories of one remedy (C1, active only server-side, was
     matched by a ``kind: sdk`` plan and recovered by no SDK code on the other page). One rule
     (``cohortlab.identifiers.app_event_sql``) for both; a Rule writes from every logged-in event."""
     from cohortlab.migration.plans import MigrationPlan
@@ -667,8 +667,7 @@ def test_the_rule_writes_from_logged_in_events_and_never_on_a_device_profile_on_
     """The identity-gaps page's ``rule`` remedy wrote ``$mparticle_user_id`` from any event of a
     member, ``$device:`` members linked by a device identity included, while the what-if's Rule
     plans write from logged-in events only (a ``$user_id``) and never on a ``$device:`` profile:
-    on this world the report said "the Rule brings 4" on one page and 2 on the other (audit 122's
-    leftover; audit 124). mParticle forwards a user's profile data to Mixpanel only for a logged-in
+    on this world the report said "the Rule brings 4" on one page and 2 on the other. mParticle forwards a user's profile data to Mixpanel only for a logged-in
     user ("Create Profile Only If Logged In", docs/rules.md#remediations): one rule
     (``cohortlab.identifiers.remediation_event_sql``) for both. C (server-side) and D (the app)
     are reached by a Rule, D alone by SDK code; A (anonymous since the start) and B (a
@@ -705,7 +704,7 @@ def test_the_rule_writes_from_logged_in_events_and_never_on_a_device_profile_on_
         full = value_remedies(lab.engine, "Buyers", "2026-03-07", {"cadence": "1d", "event_identity_cutoff": None},
                               since=since, _full=True).set_index("key")
         assert dict(full.recovered) == dict(rem.recovered)
-        # data without any $user_id (audit 126): an event keyed by no device id counts as logged in, so
+        # data without any $user_id: an event keyed by no device id counts as logged in, so
         # A's anonymous event shown under cA cannot be told from a logged-in one (the assumption the
         # note names): A, C and D on both pages; B (a $device: profile) on neither
         lab.engine.execute("UPDATE mp_events SET user_id = NULL")

@@ -1,4 +1,4 @@
-"""Data whose events carry no ``$user_id`` at all (audit 126): Original ID Merge, the legacy API,
+"""Data whose events carry no ``$user_id`` at all: Original ID Merge, the legacy API,
 mParticle's Mixpanel output without Simplified ID Merge. An identified user's events are keyed by
 the user's id (a customer id, the MPID after the switch), anonymous ones by a device id, a
 ``$device:`` one or a bare one. Logged in is then an event keyed by no device id

@@ -1,7 +1,7 @@
 """``cohortlab migrate validate --observed-db``: the engineer's before → after check from the
 command line. The exports taken before the flip are in one database, those taken after it in
 another; the command compares the plan's prediction (from the first) with what the second shows,
-as the report's EIT page does with ``observed_db`` (audit 104: the command could only compare
+as the report's EIT page does with ``observed_db`` (the command could only compare
 within one database)."""
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def test_validate_says_when_db_s_events_end_well_before_the_observation(tmp_path
 
 def test_validate_show_limits_the_members_listed_and_0_lists_none(tmp_path):
     """``--show N`` prints the first N members that differ; ``--show 0`` prints none, not a heading
-    "first 0 of N" over pandas' "Empty DataFrame" text (audit 117)."""
+    "first 0 of N" over pandas' "Empty DataFrame" text."""
     db = _db(tmp_path, "mid_migration")
     plan = tmp_path / "plan.yaml"
     plan.write_text("name: do nothing\neit_timeline:\n  - {since: null, eit: customer_id}\n")

@@ -174,8 +174,7 @@ def test_an_observed_mpid_column_is_kept_exact_and_a_float_one_is_refused(world,
 def test_observed_members_of_another_world_are_one_error_not_a_comparison(world):
     """Exports of another world (the report's observed_db of another synth seed): no member has
     loaded events or a predicted profile, and none of their MPIDs is a loaded profile. The
-    validation showed a predicted 0.0% against the observed rate, every member "without events"
-    (audit 104)."""
+    validation showed a predicted 0.0% against the observed rate, every member "without events"."""
     from cohortlab.errors import SettingsError
 
     other = pd.DataFrame({"distinct_id": ["901", "902", "c-zed"], "status": ["matched", "matched", "unmatched"],
@@ -193,7 +192,7 @@ def test_observed_members_of_another_world_are_one_error_not_a_comparison(world)
 
 
 def test_the_verdict_counts_its_reasons_in_words_that_agree_with_the_count():
-    """'86 member without events' read as a typo (audit 104's left item)."""
+    """'86 member without events' read as a typo."""
     from cohortlab.migration.validate import _verdict
 
     verdict = _verdict(100, 0.9, 0.8, 90, {"activity_after_export": 2, "member_without_events": 86,
@@ -204,7 +203,7 @@ def test_the_verdict_counts_its_reasons_in_words_that_agree_with_the_count():
 
 
 def test_a_remediation_the_exports_never_had_is_named_not_model_differs(world):
-    """A Rule plan validated against exports where no Rule ran (audit 119 Q3): Cat's Mixpanel
+    """A Rule plan validated against exports where no Rule ran: Cat's Mixpanel
     profile c-cat is predicted matched through the $mparticle_user_id the Rule writes after her
     01-07 event; the exports send her distinct_id, unmatched. That is the plan's remediation
     missing from the exports, said as such; it was "the model differs (no known cause)"."""

@@ -125,7 +125,7 @@ def test_remediation_after_the_last_visit_fixes_nobody(world):
 def test_nobody_is_never_fixable_in_a_window_that_ends_before_the_plans_first_fix(world):
     """A window ending 2026-01-03, before the 01-05 switch: Ann, Bob and Dan (in mParticle) are
     unmatched, not yet fixable; they may come back after the switch. All three were counted "never
-    fixable (inactive after the change)" (audit 104: synth mid_migration, a window ending before the
+    fixable (inactive after the change)" (synth mid_migration, a window ending before the
     2026-01-15 event rule gave 450 of them). With the switch inside the window, as before."""
     _, summary = run(world, plan("switch only", eit_timeline=SWITCH), end="2026-01-03")
     s = summary.loc["switch only"]
@@ -333,7 +333,7 @@ def test_cohort_scope_of_a_renamed_cohort_is_its_latest_snapshot_by_its_id_or_an
     name, scopes the what-if whether it is asked for by that name, the earlier one or its id. The
     scope matched snapshots by the name asked for: by the earlier name it followed the older
     snapshot's members, by the id it was 'no membership snapshot'; the rows and the population
-    line named the cohort as asked (audit 129)."""
+    line named the cohort as asked."""
     e = world.engine
     e.execute("INSERT INTO mp_cohort_snapshots (snapshot_id, cohort_id, cohort_name, as_of, member_count) VALUES "
               "(1, '7', 'Heavy Users', TIMESTAMP '2025-12-20', 1), (2, '7', 'Power Users', TIMESTAMP '2026-01-01', 2)")
@@ -394,7 +394,7 @@ def test_the_re_export_is_a_dated_change_of_the_plan():
 def test_a_timeline_without_an_undated_period_is_customer_id_before_its_first_date(world):
     """`eit_timeline: [{since: 2026-01-05, eit: mparticle_id}]`: before 01-05 the EIT is customer_id
     (mParticle's default, as SyncSettings.eit_at and the daily `eit` column said), but the model
-    keyed that activity by MPID: no split, everyone matched from their first event (audit 104)."""
+    keyed that activity by MPID: no split, everyone matched from their first event."""
     dated = plan("dated only", eit_timeline=[{"since": "2026-01-05", "eit": "mparticle_id"}])
     assert [(p.since, p.eit) for p in dated.eit_timeline][0] == (None, "customer_id")
     daily, summary = run(world, dated, plan("switch only", eit_timeline=SWITCH))

@@ -165,8 +165,8 @@ def test_a_phone_typed_as_mparticle_user_id_is_a_pseudonym_in_the_junk_values_ta
 
 def test_a_pseudonym_key_the_user_keeps_gives_the_same_pseudonyms_in_every_database(tmp_path, monkeypatch):
     # docs/reports.md#stable-pseudonyms: each `report --data` run loads a new database with a new
-    # random key, so a cohort named after an email got a new pseudonym every run (audit 123's
-    # leftover); COHORTLAB_PSEUDONYM_KEY, when set, wins over every database's key
+    # random key, so a cohort named after an email got a new pseudonym every run;
+    # COHORTLAB_PSEUDONYM_KEY, when set, wins over every database's key
     import pytest
 
     from cohortlab.errors import SettingsError

@@ -60,7 +60,7 @@ def test_waterfall_bars_equal_counts_and_float_at_running_level():
 
 
 def test_the_waterfall_legend_names_only_the_kinds_of_bar_drawn():
-    # "added" was in the legend of a waterfall without any addition (audit 123)
+    # "added" was in the legend of a waterfall without any addition
     def legend(df):
         return [t.get_text() for t in charts.waterfall_chart(df).legends[0].get_texts()]
 
@@ -128,7 +128,7 @@ def test_match_rate_over_time_has_a_line_per_cohort():
 
 def test_a_cohort_without_a_rate_is_named_in_the_legend_without_a_line():
     """A cohort that never has a member has no match rate: its legend entry said so only by a line
-    that was nowhere on the chart (audit 95, left item)."""
+    that was nowhere on the chart."""
     df = pd.DataFrame({
         "as_of": pd.to_datetime(["2026-02-01", "2026-02-02", "2026-02-01", "2026-02-02"]),
         "cohort_name": ["A", "A", "Empty", "Empty"], "match_rate": [0.5, 0.6, None, None],
@@ -207,7 +207,7 @@ def test_shared_mpid_and_remedies_charts():
 
 def test_a_frame_without_the_columns_is_named_by_the_chart_function():
     """lab.remedies() has `recovered`, the chart `users`: the error named the chart's title ("Members'
-    users each remedy would recover (simulated): missing column(s) users"), not the function (audit 101)."""
+    users each remedy would recover (simulated): missing column(s) users"), not the function."""
     import pytest
 
     rem = pd.DataFrame({"remedy": ["mParticle Rule"], "gained": [3]})
@@ -252,7 +252,7 @@ def test_timeline_chart_lines_and_paused_window():
 ], ids=["timeline", "staleness", "sync_types"])
 def test_count_axes_start_at_zero_and_end_on_a_tick(make, top):
     """90 profiles against 100 members is drawn as 90 against 100, not on an axis from 89 that
-    makes the audience look a fraction of the cohort (audit 95, left item)."""
+    makes the audience look a fraction of the cohort."""
     assert make().axes[0].get_ylim() == (0, top)
 
 
@@ -575,7 +575,7 @@ def test_horizontal_bars_read_top_down_in_their_tables_order():
 def test_a_chart_shows_as_its_picture_in_a_notebook():
     """As a cell's last value or with display(fig) (the charts' docstring), a chart showed as the text
     "<Figure size 900x450 with 1 Axes>": made without pyplot, no inline backend formats it. A chart
-    figure has its PNG for IPython, the same picture savefig writes (audit 101)."""
+    figure has its PNG for IPython, the same picture savefig writes."""
     from IPython.core.formatters import DisplayFormatter
 
     wf = pd.DataFrame({"step": ["members", "audience"], "label": ["members", "audience"],
@@ -591,7 +591,7 @@ def test_a_chart_shows_as_its_picture_in_a_notebook():
 def test_charts_take_the_lab_results_as_they_are(report_run, world_lab):
     """lab.resolution / lab.gap_summary, lab.remedies and lab.verify go into their charts as they
     are, and draw the same bars as the report's own aggregates (cohortlab.report.metrics) of the
-    same results (audit 101: each wanted a renamed or recounted frame)."""
+    same results (each wanted a renamed or recounted frame)."""
     from cohortlab.report import metrics
 
     cohort = world_lab.sql("SELECT min(cohort_name) AS c FROM mp_cohort_members")["c"][0]
@@ -620,7 +620,7 @@ def test_charts_take_the_lab_results_as_they_are(report_run, world_lab):
                          ids=["control characters", "an emoji, CJK"])
 def test_a_character_the_font_lacks_draws_without_a_warning(names):
     """matplotlib warned "Glyph 27 (\\x1b) missing from font(s)" with the raw character on stderr
-    for a cohort name holding an escape sequence (audit 109's left item); for an emoji or a
+    for a cohort name holding an escape sequence; for an emoji or a
     script the font lacks, its warning named cohortlab's installed file and showed in a report as
     a red error block beside the chart. Such a character draws as a box, without a warning."""
     import warnings

@@ -152,7 +152,7 @@ def test_as_of_from_file_names():
 
 
 def test_as_of_from_file_names_honours_an_offset_and_skips_other_digits():
-    # a time with an offset is that instant, not the same wall time in UTC (audit 110)
+    # a time with an offset is that instant, not the same wall time in UTC
     assert as_of_from_name("2026-03-01T05:30:00+05:30.json") == "2026-03-01T00:00:00+00:00"
     assert as_of_from_name("2026-03-01T05-30-00+05-30.csv") == "2026-03-01T00:00:00+00:00"
     assert as_of_from_name("20260228T190000-0500.json") == "2026-03-01T00:00:00+00:00"
@@ -294,7 +294,7 @@ def test_the_eit_report_calls_ties_ties():
 def test_a_plan_without_changes_makes_nobody_fixed():
     """Users whose identifier matches only after they were sent are "matchable", also under the
     plan that changes nothing (they owe it to the event identity rule): "781 users are fixed only
-    after they were sent" read as if doing nothing fixed them (audit 95, left item)."""
+    after they were sent" read as if doing nothing fixed them."""
     from cohortlab.report import summaries
 
     text = summaries.migration_summary({"plans": [{
@@ -320,7 +320,7 @@ def test_the_findings_state_the_simulated_rule_or_that_nothing_was_simulated():
     # RES: 2 unmatched members in mParticle but inactive, 1 not in mParticle (each verb in its number)
     assert "**2** unmatched members are in mParticle but inactive" in text
     assert "; 1 is found under none of their identities" in text
-    # a float-rounded $mparticle_user_id hides a real MPID as a junk one does (audit 95, left item)
+    # a float-rounded $mparticle_user_id hides a real MPID as a junk one does
     assert "hidden by a junk or float-rounded `$mparticle_user_id`, counts here, yet a Rule reaches it" in text
     none = summaries.identity_gaps_summary(metrics.identity_gaps_figures(RES, metrics.shared_mpids(RES)))
     assert "brings" not in none

@@ -153,7 +153,7 @@ def test_match_rates_numbers_equal_the_api(report_run, world_lab):
 
 def test_identifier_sources_are_shown_in_words(report_run):
     """The match-rates page names the identifier Mixpanel sent as docs/glossary.md does, not by
-    its code (``event_property`` was a bar label and a table cell; audit 95, left item)."""
+    its code (``event_property`` was a bar label and a table cell)."""
     import html as _html
 
     by_source = _metrics(report_run, "match_rates")["metrics"]["by_identifier_source"]
@@ -262,7 +262,7 @@ def test_no_email_or_phone_from_the_input_in_any_html(report_run, synth_world, w
 def test_eit_migration_says_which_days_are_projected_and_refuses_a_switch_after_the_window(report_run, tmp_path):
     """With activity: repeat the page's figures after the last event are projected; the page said
     so nowhere (its header: "as of <end> (the last day predicted)"). A switch after the window gave
-    four identical plans (audit 104)."""
+    four identical plans."""
     from cohortlab.report.runner import run_report
 
     db = str(report_run["out"] / "data.duckdb")

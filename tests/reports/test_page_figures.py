@@ -221,7 +221,7 @@ def test_a_plan_that_equals_do_nothing_every_day_has_no_effect_and_no_days_to_90
     assert "Rule only**: 40.0% of 100 Mixpanel profiles at the end; 0 split profiles; 0 users can never be fixed " \
            "(inactive after the plan's change); reaches" not in text
     assert "reaches 90% of its final rate 1 day after its first change" in text  # switch only
-    # each page says what it counts, and the rule both follow (audit 124: the Rule valued one way)
+    # each page says what it counts, and the rule both follow (the Rule valued one way)
     assert ("A plan's Rule or SDK code starts on the date given with the plan, and a plan counts the Mixpanel "
             "profiles that reach an mParticle profile. The identity-gaps page values its remedies from the "
             "2026-01-15 00:00 UTC cutoff instead, and counts the cohort members' users a remedy brings into the "
@@ -309,7 +309,7 @@ def test_the_sync_page_leads_with_the_sync_the_settings_configure():
     f = metrics.sync_figures({"C": dynamic}, {"C": one_time}, configured="one_time")
     assert (f["totals"]["stale true (last run)"], f["totals"]["missing (last run)"]) == (2, 1)
     # the card's label says what the summary says: missing, not "not yet true" (no run sends them;
-    # audit 102: the card read "not yet true (last run) 59" beside "59 missing")
+    # the card read "not yet true (last run) 59" beside "59 missing")
     assert "not yet true (last run)" not in f["totals"] and f["totals"].units["missing (last run)"] == "count"
     text = summaries.sync_report_summary(json.loads(json.dumps(f, default=str)))
     assert text.startswith("The settings configure a **one-time export**")
@@ -416,7 +416,7 @@ def test_the_migration_page_header_does_not_put_later_days_under_an_earlier_as_o
 def test_a_time_with_an_offset_is_written_in_utc_in_the_page_header():
     """A notebook run with ``as_of = "2026-03-01T05:30:00+05:30"`` (JupyterLab: the parameter as
     typed, not checked by ``cohortlab report``) said "as of 2026-03-01 05:30 UTC+05:30", an
-    instant 5.5 hours off (audit 110)."""
+    instant 5.5 hours off."""
     assert summaries.readable_times("2026-03-01T05:30:00+05:30") == "2026-03-01 00:00 UTC"
     assert summaries.readable_times("until 2026-02-28T19:00:00-0500.") == "until 2026-03-01 00:00 UTC."
     assert summaries.readable_times("2026-03-01T00:00:00Z and 2026-03-01 12:00:00") == \
@@ -429,7 +429,7 @@ def test_a_time_with_an_offset_is_written_in_utc_in_the_page_header():
 
 def test_the_migration_page_header_names_what_its_plans_count_and_what_its_cohorts_are_for(tmp_path):
     """The EIT page's header named the report's cohorts above plans that count every Mixpanel
-    profile with events: its cohorts are only those of the validation (session 15's left item)."""
+    profile with events: its cohorts are only those of the validation."""
     from cohortlab.report.pages import page_context
     from cohortlab.report.runner import NotebookResult
 
@@ -513,7 +513,7 @@ def _three_not_yet_true(**attrs):
 def test_a_one_time_exports_matched_profiles_not_true_are_missing_on_the_match_rates_page_too():
     """With ``sync_type: one_time`` no run sends a member the export left out: the sync-timeline page
     calls them missing, and the match-rates page must not promise that "the next successful run
-    sets them true" (audit 102: it did, for the same 59 profiles the sync page called missing)."""
+    sets them true" (it did, for the same 59 profiles the sync page called missing)."""
     from cohortlab.settings import SyncSettings
 
     def sim(sync_type):
@@ -535,7 +535,7 @@ def test_a_one_time_exports_matched_profiles_not_true_are_missing_on_the_match_r
 
 def test_the_eit_page_builds_the_standard_plans_with_the_settings_as_migrate_compare_does():
     """The EIT page's standard plans take the settings' event identity cutoff and the EIT before
-    the switch, as ``migrate compare --settings`` does (audit 102: with ``event_identity_cutoff:
+    the switch, as ``migrate compare --settings`` does (with ``event_identity_cutoff:
     null`` and ``fallback: strict`` the page predicted "do nothing" at 68.2% with the default
     cutoff, under a header saying "event rule off", where ``migrate compare`` gave 0.0%)."""
     from cohortlab.migration.switch import plans_around
@@ -555,7 +555,7 @@ def test_the_eit_page_builds_the_standard_plans_with_the_settings_as_migrate_com
 
 def test_the_index_and_metrics_json_keep_the_underscores_of_a_step_named_on_the_page():
     """metrics.json's summary (the index card's finding) is the page's first line as plain text:
-    emphasis and code marks go, an underscore inside a word stays (audit 102: "The largest step
+    emphasis and code marks go, an underscore inside a word stays ("The largest step
     between the two: $distinctid not an MPID (−248)." on the index, "$distinct_id" on the page)."""
     f = {"totals": {"cohorts": 1, "members": 10, "matched": 7, "match_rate": 0.7, "audience": 7},
          "losses": [{"step": "unmatched:distinct_id_not_mpid", "kind": "minus", "users": 3}], "cohorts": {}}
@@ -570,7 +570,7 @@ def test_the_index_and_metrics_json_keep_the_underscores_of_a_step_named_on_the_
 def test_a_paused_window_cut_by_since_says_it_began_before_the_first_run_shown():
     """``since`` shows the runs from that time on: a pause already running then began earlier (the
     header's settings line dates it), so the table must not give the first run shown as its first
-    failed run (audit 102: "first failed run 2026-02-27 00:00" under a header "paused 2026-02-24
+    failed run ("first failed run 2026-02-27 00:00" under a header "paused 2026-02-24
     06:00 UTC to 2026-02-27 18:00 UTC")."""
     cut = metrics.window(DEMO_LIKE, "2026-02-24T07:00:00Z")
     rows = metrics._rows(metrics.paused_windows(cut))
@@ -586,7 +586,7 @@ def test_a_paused_window_cut_by_since_says_it_began_before_the_first_run_shown()
 
 def test_the_eit_pages_window_with_repeated_activity_ends_one_period_past_the_last_event():
     """``activity: repeat`` projects the activity past the last event: the page's default window
-    ends one period later, as ``migrate compare --activity repeat`` (audit 102: the page stopped
+    ends one period later, as ``migrate compare --activity repeat`` (the page stopped
     at the last event's day, so the projection added nothing and its figures differed from the
     CLI's: 69.8% vs 70.0%)."""
     import datetime as dt

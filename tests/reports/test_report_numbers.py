@@ -121,7 +121,7 @@ def test_cards_and_pages_agree_on_the_shared_figures(report_run):
     assert sync["attribute = true (last run)"] == totals["audience"]
     assert sync["Mixpanel members (last run)"] == totals["members"]
     v = m["eit_migration"]["metrics"]["validation"]
-    if v:  # per cohort, as the match-rates page counts each cohort (the EIT page pools nothing: audit 122)
+    if v:  # per cohort, as the match-rates page counts each cohort (the EIT page pools nothing)
         cohorts = m["match_rates"]["metrics"]["cohorts"]
         assert v["cohorts"] and "members" not in v
         for c in v["cohorts"]:

@@ -228,8 +228,7 @@ def test_an_out_that_is_a_symbolic_link_is_one_clear_error_and_removes_nothing(t
 
 
 def test_a_folder_claimed_by_another_run_is_refused_or_skipped(tmp_path, monkeypatch):
-    """Two runs started at once both found the folder free and wrote into one (audit 94, left
-    item): the folder is claimed by creating its marker, which only one run can. Here the other
+    """Two runs started at once both found the folder free and wrote into one: the folder is claimed by creating its marker, which only one run can. Here the other
     run claims it between the check and the claim."""
     import cohortlab.report.runner as runner
 
@@ -345,7 +344,7 @@ def test_cli_param_reaches_the_notebook(tiny, tmp_path):
 def test_lab_and_demo_help():
     runner = CliRunner()
     r = runner.invoke(main, ["lab", "--help"])
-    # the folder it opens by default, as it is named (it said "the project's notebooks/": audit 101)
+    # the folder it opens by default, as it is named (it said "the project's notebooks/")
     assert r.exit_code == 0 and "cohortlab/notebooks/" in " ".join(r.output.split())
     assert runner.invoke(main, ["demo", "--help"]).exit_code == 0
 
@@ -700,7 +699,7 @@ def test_a_page_whose_kernel_never_started_says_no_cell_ran(tmp_path):
 def test_a_repeated_activity_window_ending_inside_the_data_is_refused_before_anything_runs(tmp_path):
     """With activity: repeat, an end not after the last event is what `migrate compare` refuses (the
     projection would add nothing); the EIT notebook failed on it after the report folder was made,
-    the other pages run (audit 102's left item). The sample exports' events end on 2026-02-..."""
+    the other pages run. The sample exports' events end on 2026-02-..."""
     params = {"activity": "repeat", "end": "2026-01-20"}
     message = (r"^end: activity 'repeat' projects activity after the last event \(2026-02-\d\d\); the window end "
                r"2026-01-20 is not after it")
@@ -720,7 +719,7 @@ def test_a_repeated_activity_window_ending_inside_the_data_is_refused_before_any
 def test_a_switch_the_eit_page_would_refuse_is_refused_before_anything_runs(tmp_path):
     """A switch before the first event, or after the window's last day, makes the four standard
     plans the same every day; the EIT page refuses it, as migrate compare does, but only after
-    the other pages ran (audit 104's left item). The sample exports' events run 2025-11-20 .. 2026-02-27."""
+    the other pages ran. The sample exports' events run 2025-11-20 .. 2026-02-27."""
     db = tmp_path / "sample.duckdb"
     with Lab(str(db)) as lab:
         load_world(lab, ROOT / "data")
@@ -778,7 +777,7 @@ print("ok")
 def test_the_report_command_writes_progress_and_errors_as_one_line_text(monkeypatch, tmp_path):
     """A notebook's name and its error (which may quote a cohort name from the data) reach the
     terminal with their control characters as escapes: an escape sequence cannot recolour or
-    retitle the terminal, nor a line break forge a line (audit 109's left item)."""
+    retitle the terminal, nor a line break forge a line."""
     from cohortlab.report import runner
     from cohortlab.report.runner import NotebookResult, ReportResult
 
@@ -807,7 +806,7 @@ def test_lab_of_an_installed_package_opens_copies_of_its_notebooks(tmp_path, mon
     """From an installed package (no pyproject.toml beside it) `cohortlab lab` opens copies of the
     notebooks in ./cohortlab-notebooks/notebooks/, beside a copy of the sample exports (their
     default data, ../sample_data): Jupyter writes neither checkpoints nor edits into the installed
-    folder, which may be read-only (audit 111's left item). A copy already there is kept as the
+    folder, which may be read-only. A copy already there is kept as the
     user edited it. In a checkout, the package's own notebooks are opened."""
     import cohortlab.cli.report as cli_report
     from cohortlab.report import runner
@@ -1044,7 +1043,7 @@ def test_report_timezone_reaches_the_notebooks_that_declare_it_for_their_observe
 def test_scheduled_report_data_runs_compare_a_cohort_named_after_an_email_with_a_kept_key(tmp_path, monkeypatch):
     # each `report --data` run loads a new database with a new pseudonym key: a cohort named after
     # an email got a new pseudonym every run, so a scheduled report never found a comparable
-    # previous run (audit 123's leftover); with COHORTLAB_PSEUDONYM_KEY the pseudonyms, so the
+    # previous run; with COHORTLAB_PSEUDONYM_KEY the pseudonyms, so the
     # runs, compare; the email appears in no file of the report either way
     from cohortlab.privacy import KEY_ENV, pseudonym
 

@@ -148,7 +148,7 @@ def unobserved(observed) -> dict:
     shutil.copy(observed["db"], db)
     con = duckdb.connect(str(db))
     con.execute("DELETE FROM mpa_attributes")
-    con.execute("DELETE FROM mpa_snapshot_names")  # the names the snapshot loads read (audit 125)
+    con.execute("DELETE FROM mpa_snapshot_names")  # the names the snapshot loads read
     con.close()
     result = run_report(["match_rates"], db=db, out=d / "report-unobserved")
     assert all(r.ok for r in result.notebooks), [r.error for r in result.notebooks]
@@ -283,7 +283,7 @@ def test_the_top_cause_is_the_largest_and_the_first_in_rule_order_on_a_tie():
 def test_the_line_says_the_orphans_are_not_compared_so_its_simulated_count_is_not_the_audience():
     """With ``create_and_update`` the audience beside this line on the index card counts the
     orphans the feed set true; the simulated count compared with mParticle cannot (no MPID): the
-    line says so (audit 102: "simulated 29 profiles with the attribute true in mParticle" beside
+    line says so ("simulated 29 profiles with the attribute true in mParticle" beside
     "mParticle audience (attribute = true) 729", 700 of them orphans, unexplained)."""
     from cohortlab.report.summaries import verify_line
 

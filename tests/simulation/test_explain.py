@@ -283,7 +283,7 @@ def test_events_after_the_as_of_time_are_not_counted(data):
 
 def test_of_two_events_of_the_same_time_the_latest_shown_is_the_one_the_resolution_used(data):
     # events of one second (an export in whole seconds) carrying two values: explain named the
-    # one loaded first, the resolution took the other (audit 110)
+    # one loaded first, the resolution took the other
     data.mpa(111)
     data.mpa(999)
     data.profile("u1")
@@ -300,7 +300,7 @@ def test_of_two_events_of_the_same_time_the_latest_shown_is_the_one_the_resoluti
 def test_two_snapshots_of_one_time_the_later_load_wins_in_explain_as_in_the_simulation(tmp_path):
     """docs/rules.md#membership: two snapshots with the same as-of time, the later load wins.
     explain counted a member present when either held it: it said 101 enters at 00:40 and is sent
-    as added at 00:45, where the simulation has it out of the cohort, false (audit 127)."""
+    as added at 00:45, where the simulation has it out of the cohort, false."""
     import json
 
     lab = Lab()

@@ -91,7 +91,7 @@ def test_a_member_mparticle_does_not_hold_is_resolved_at_the_time(data, case):
     saw it leave, or it entered during a pause: a provisional decision only) is resolved at t.
     outcome_counts_at took the member's latest decision up to t, of an earlier stint or a
     provisional one, so it counted x unmatched ('undefined' until 00:20) where simulate(t)
-    finds it matched (found by audit 116's fuzzing)."""
+    finds it matched (found by fuzzing)."""
     C = "Power Users"
     data.mpa(101)
     data.profile("x", mparticle_user_id="undefined", as_of="2026-03-01T00:00")

@@ -7,13 +7,13 @@ timeline, precision loss in integer and float spellings), the sync run by run (f
 in `apply_order`, pauses that resume or reconnect, full refreshes after `snapshot_ttl`,
 re-exports, one-time exports, orphans) and the waterfall; and the report's member and matched
 counts at earlier times (``outcome_counts_at``, read from the same simulation), against the
-reference at each time (audit 116: seed 6 caught a member that left and came back counted with
+reference at each time (seed 6 caught a member that left and came back counted with
 its earlier stint's identifier), and the remedies' re-export at the last run, derived from the
-simulation, against the reference with that re-export (audit 116: a re-export landing on a full
+simulation, against the reference with that re-export (a re-export landing on a full
 refresh).
 
-The full fuzzer of audit 98 (more options, recovery, the timeline's should-be-true columns,
-replayed webhooks) is the same idea at a larger scale.
+A fuller fuzzer (more options, recovery, the timeline's should-be-true columns,
+replayed webhooks) would be the same idea at a larger scale.
 """
 
 from __future__ import annotations
@@ -284,7 +284,7 @@ def na(v):
     return None if pd.isna(v) else v
 
 
-@pytest.mark.parametrize("seed", seeds(6, 150, keep=(17,)))  # 17: the re-export lands on a full refresh (audit 116)
+@pytest.mark.parametrize("seed", seeds(6, 150, keep=(17,)))  # 17: the re-export lands on a full refresh
 def test_simulation_agrees_with_a_reference_written_from_the_rules(seed, tmp_path):
     rng = random.Random(seed)
     w = world(rng)

@@ -309,7 +309,7 @@ def val(v):
 
 
 COUNTS = {"seeds": 0, "rounds": 0, "members": 0, "unmatched": 0, "recovered": 0, "ambiguous": 0, "profiles": 0,
-          "gaps": {}, "forms": {}, "via": {}, "disagreements": {}}  # what the seeds compared (audit 125's report)
+          "gaps": {}, "forms": {}, "via": {}, "disagreements": {}}  # what the seeds compared
 
 
 def tally(kind, key):
@@ -386,7 +386,7 @@ def check_round(lab, w, loads, opts, s, snap, snapshot_at, where):
     COUNTS["rounds"] += 1
 
 
-@pytest.mark.parametrize("seed", seeds(10, 200, keep=(12, 29)))  # 12, 29: a later load of one as-of (audit 125)
+@pytest.mark.parametrize("seed", seeds(10, 200, keep=(12, 29)))  # 12, 29: a later load of one as-of
 def test_recovery_and_observed_state_agree_with_a_reference_written_from_the_rules(seed, tmp_path):
     rng = random.Random(1000 + seed)
     w = world(rng)

@@ -1,4 +1,4 @@
-"""Differential check of what audit 125's references left out, seeded: small random worlds written as the
+"""Differential check of what the other references leave out (renamed cohorts, webhooks), seeded: small random worlds written as the
 export files cohortlab loads (docs/loading.md), loaded with ``Lab.load``, and compared member by
 member and profile by profile with a compact reference written from the docs alone (no cohortlab
 code):
@@ -276,7 +276,7 @@ def check_explain(lab, asked, d, at, opts, snapshot_at, ref, versions, res, runs
     COUNTS["explained"] += 1
 
 
-@pytest.mark.parametrize("seed", seeds(8, 120, keep=(5,)))  # 5: a webhook page delivered again (audit 127)
+@pytest.mark.parametrize("seed", seeds(8, 120, keep=(5,)))  # 5: a webhook page delivered again
 def test_renames_webhooks_parquet_and_explain_agree_with_a_reference_written_from_the_docs(seed, tmp_path):
     rng = random.Random(2000 + seed)
     w = fuzz_world(rng)

@@ -106,7 +106,7 @@ def test_a_reexport_landing_on_a_full_refresh_changes_nothing(data, how):
     members with the same identifiers and the stale values are cleared all the same. The
     reexport row, derived from the baseline (last_run_reexport.py), treated the refresh as a
     re-export that clears nothing, so B, cleared by the refresh, stayed true: gained 1 where
-    Lab.reexport_value and a simulation with reexport_at give 0 (audit 116, found by fuzzing)."""
+    Lab.reexport_value and a simulation with reexport_at give 0."""
     data.mpa(201).mpa(202)
     data.profile("A", mparticle_user_id="201").profile("B", mparticle_user_id="202")
     if how == "a members message":
@@ -180,7 +180,7 @@ def test_reconnect_ends_a_pause_still_running(data):
     assert df.loc["reexport", "note"] == ("no re-export: the last run (2026-03-05T00:00:00Z) fails, the export being "
                                           "paused until after the as-of time")
     assert "re-sends every member" not in df.loc["rule_reexport", "note"]
-    # and no re-export time is announced (the CLI's header named one; audit 99, Q4)
+    # and no re-export time is announced (the CLI's header named one)
     assert df.attrs["reexport_at"] is None
     assert data.lab.remedies(C, at="2026-03-05", settings=DAILY).attrs["reexport_at"] == \
         pd.Timestamp("2026-03-05T00:00:00Z").to_pydatetime()

@@ -1,8 +1,7 @@
 """A renamed cohort (docs/simulate.md#cli, #verify): its snapshots and webhook pages carry the name
 of their time under one cohort id. The cohort is found by its id, its current name or an earlier
 one, always the same cohort, simulated under its current name (the attribute the feed writes
-now); a name it had that another cohort holds now is the other cohort's, never a mix of the two
-(audit 127)."""
+now); a name it had that another cohort holds now is the other cohort's, never a mix of the two."""
 
 import json
 

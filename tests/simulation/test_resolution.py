@@ -226,7 +226,7 @@ def test_cohort_without_membership_in_the_chosen_source(data):
 
 def test_cohort_without_any_membership_names_both_sources(data):
     """With --source auto (the default) and neither snapshots nor webhook payloads, the error names
-    both, not only the webhooks auto fell back to (docs/troubleshooting.md#simulating; audit 100)."""
+    both, not only the webhooks auto fell back to (docs/troubleshooting.md#simulating)."""
     data.mpa(1)
     data.lab.sql("INSERT INTO mp_cohorts (cohort_id, name) VALUES ('7', 'Listed Only')")
     with pytest.raises(CohortError, match=r"cohort 'Listed Only' has no membership data: no snapshots "

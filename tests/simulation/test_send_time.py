@@ -73,7 +73,7 @@ def test_the_re_export_remedy_is_valued_in_users(fixed_later):
 def test_a_re_export_by_default_lands_on_the_last_run_as_the_remedies_row_says(fixed_later):
     """Between two runs, a re-export "now" takes effect at the next run, after `at`: by default it
     is valued at the last run at or before `at`, as the `reexport` row of remedies is (it was 0
-    where that row said 1; audit 98)."""
+    where that row said 1)."""
     at = "2026-03-07T12:00:00Z"  # daily runs: the last at 2026-03-07 00:00
     v = fixed_later.lab.reexport_value(C, at=at, settings=DAILY)
     assert v["reexport_at"] == pd.Timestamp("2026-03-07T00:00:00Z").to_pydatetime()

@@ -77,7 +77,7 @@ def test_empty_yaml_file_means_defaults(tmp_path):
 def test_unknown_option_is_an_error_naming_it(tmp_path):
     with pytest.raises(SettingsError, match=r"^invalid settings: cadance: unknown option \(did you mean 'cadence'\? "
                                             r"known options: fallback"):
-        SyncSettings(cadance="15m")  # a CohortlabError, not pydantic's ValidationError (audit 96, left item)
+        SyncSettings(cadance="15m")  # a CohortlabError, not pydantic's ValidationError
     # a key inside a pause lists a pause's options, not the settings'; an unrelated key suggests nothing
     with pytest.raises(SettingsError, match=r"^invalid settings: pauses\.0\.ends_wth: unknown option \(did you mean "
                                             r"'ends_with'\? known options: start, end, ends_with\)$"):

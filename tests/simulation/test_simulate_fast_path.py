@@ -1,4 +1,4 @@
-"""What makes `cohortlab simulate` fast without changing what it says (issue 15, docs/simulate.md#cli-cost):
+"""What makes `cohortlab simulate` fast without changing what it says (docs/simulate.md#cli-cost):
 the command imports no pandas, prints its tables exactly as pandas would, reads the members'
 profile versions once, and decides single / multi profile history on the members alone."""
 
@@ -112,7 +112,7 @@ def test_the_printed_waterfall_and_timeline_are_the_pandas_ones(busy, settings):
 def test_a_one_time_export_lists_its_export_not_its_observation_points(busy):
     """The listing names the runs that sent changes, failed or refreshed: a one-time export's
     observation points send nothing (116 of them here) and are not listed, so the export itself
-    is not pushed out of the last 20 (audit 100)."""
+    is not pushed out of the last 20."""
     r = busy.lab.simulate(C, settings={"sync_type": "one_time", "reexport_at": ["2026-03-01T12:00:00Z"]})
     lines = _timeline_lines(busy.engine, r.tables["timeline"].table_name)
     assert "last 20 runs" not in "\n".join(lines)
@@ -134,7 +134,7 @@ def _small_db(tmp_path):
 
 def test_debug_row_counts_are_one_column(tmp_path):
     """``--debug`` prints ``stage.step`` and its row count: the counts in one right-aligned column,
-    whatever the length of the stage's name (the step alone was padded; audit 100)."""
+    whatever the length of the stage's name (the step alone was padded)."""
     db = _small_db(tmp_path)
     r = CliRunner().invoke(main, ["simulate", "--db", str(db), "--cohort", C, "--debug", "--no-timeline"])
     assert r.exit_code == 0, r.output

@@ -216,7 +216,7 @@ def test_sync_from_replayed_webhooks_with_an_idempotent_replayed_add(data):
 def test_an_as_of_time_between_the_pages_of_one_message_sees_the_whole_message(data):
     """docs/rules.md#membership: a message takes effect at its first page's receive time. Pages
     were cut at the as-of time one by one before being grouped into messages, so an as-of time
-    between the pages of one message saw only its first pages (found by audit 98's fuzzing; the
+    between the pages of one message saw only its first pages (found by fuzzing; the
     same in explain and in the remedies' count)."""
     linked(data, {"a": 1, "b": 2})
     data.webhook(C, "members", "2026-03-01T00:00", ["a"], session_id="s1", page=1, total_pages=2)

@@ -215,7 +215,7 @@ def test_a_load_as_of_is_the_capture_time_of_its_profiles(data):
 
 def test_the_as_of_option_of_an_mparticle_load_is_the_capture_time(data, tmp_path):
     # docs/simulate.md#verify: "else the as_of of the mParticle load"; the mParticle loaders
-    # refused the option, so only a hand-written loads row could reach that rule (audit 99)
+    # refused the option, so only a hand-written loads row could reach that rule
     linked(data, {"a": 1, "b": 2})
     data.snapshot(C, "2026-03-01T00:00", ["a"])
     data.snapshot(C, "2026-03-01T01:00", ["a", "b"])  # b enters: true at 01:00
@@ -257,7 +257,7 @@ def test_attribute_name_differs_older_form_and_renamed_cohort(data):
 def test_a_profile_absent_on_both_sides_is_listed_when_it_carries_another_name(data):
     """docs/simulate.md#verify: the snapshot's profiles absent on both sides are counted, not
     listed, unless they carry one of the cohort's other names (listed with other_name, an
-    agreement); audit 116 found the docs saying every such profile was left out."""
+    agreement); the docs once said every such profile was left out."""
     linked(data, {"a": 1})
     data.snapshot(C, "2026-03-01T00:00", ["a"])
     observe(data, 1, True)
@@ -283,7 +283,7 @@ def test_profile_missing_in_snapshot(data):
 
 @pytest.mark.parametrize("late", [False, True])
 def test_a_snapshot_whose_profiles_with_the_attribute_a_later_snapshot_replaced_still_carries_it(data, tmp_path, late):
-    # audit 125: the export of 03-01 carries the attribute (profile 1) and shows profile 2 without it;
+    # the export of 03-01 carries the attribute (profile 1) and shows profile 2 without it;
     # the export of 03-02 replaces profile 1 only. Profile 2 is still in a snapshot that carries the
     # attribute (docs/simulate.md#verify): observed absent, a run should have written true. Its load
     # counted as carrying the attribute only through the rows it kept, so 2 was taken for a profile
@@ -339,7 +339,7 @@ def test_unexplained_with_identity_changed_evidence_masks_other_emails(data):
 
 def test_identity_changed_names_a_member_once_with_every_identity_it_holds(data):
     """A member holding a profile's customer_id and its other id is one note, not one per identity
-    type, and a gap reason is written in words as the pages write it (audit 95, left item)."""
+    type, and a gap reason is written in words as the pages write it."""
     data.mpa(4, customer_id="cust-9", other="cust-9")
     data.profile("cust-9")  # resolves to nothing now: its distinct_id is no MPID
     data.snapshot(C, "2026-03-01T00:00", ["cust-9"])

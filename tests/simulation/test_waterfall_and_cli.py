@@ -44,7 +44,7 @@ def test_waterfall_rows_in_order(world):
     ]
     assert list(r.waterfall.columns) == ["step", "label", "kind", "count"]
     # m1 and m2 share MPID 1: the step counts 1 (matched members minus distinct MPIDs), and its label
-    # says so; "members sharing an MPID with another member" are 2 (audit 102: the label named
+    # says so; "members sharing an MPID with another member" are 2 (the label named
     # twice the count, while the identity-gaps page counts the 2 profiles on the shared MPID)
     label = r.waterfall.set_index("step").loc["shared_mpid", "label"]
     assert label == "matched members beyond the first on each MPID (several Mixpanel profiles, one person)"

@@ -23,7 +23,7 @@ def spark_session(tmp_path_factory):
     # Tiny data: compiling generated code for each new query costs more than it saves
     # (measured: a simulate() call 51 s -> 21 s on the loaded 2-core machine). For the same reason
     # the JVM compiles with its quick compiler only and collects garbage on one thread (the suite's
-    # JVM: 358 -> 329 CPU-s, session 28).
+    # JVM: 358 -> 329 CPU-s).
     spark = local_session(
         "local[2]",
         scratch_dir=scratch,

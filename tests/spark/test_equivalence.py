@@ -182,7 +182,7 @@ def test_every_stored_table_is_identical(runs):
 
 
 def test_the_what_if_on_data_without_user_ids_is_identical(spark_session, tmp_path):
-    """Data without any $user_id (audit 126): the what-if tells a logged-in event by a join to
+    """Data without any $user_id: the what-if tells a logged-in event by a join to
     mParticle's device identities (cohortlab.identifiers.LoggedIn), and the switch is read from
     those events; Spark gives the figures DuckDB gives."""
     from cohortlab.engines.spark.engine import SparkEngine

@@ -251,7 +251,7 @@ def test_a_forbidden_construct_added_to_a_core_step_fails(monkeypatch):
 
 def test_the_what_if_and_the_switch_on_data_without_user_ids_are_portable(tmp_path):
     """Data without any $user_id tell a logged-in event by a LEFT JOIN to mParticle's device
-    identities (cohortlab.identifiers.LoggedIn, audit 126): the what-if's scan and the switch
+    identities (cohortlab.identifiers.LoggedIn): the what-if's scan and the switch
     detection then send SQL the world above never makes (its events carry $user_ids)."""
     from cohortlab.loaders.folder import load_world
     from cohortlab.migration.run import compare

@@ -64,7 +64,7 @@ def build_world(engine: Engine) -> None:
         {"mpid": m, "name": SNAP_COHORT, "value": json.dumps(v), "value_bool": v}
         for m, v in [(101, True), (102, True), (BIG, True), (103, False), (300, True)]]
         # and under the older template, each kind of value (verify's other_value: a list index
-        # read one place off on Spark, audit 93)
+        # read one place off on Spark)
         + [{"mpid": m, "name": f"Mixpanel - {SNAP_COHORT}", "value": json.dumps(v),
             "value_bool": v if isinstance(v, bool) else None}
            for m, v in [(103, True), (102, "maybe"), (300, False)]])

@@ -33,7 +33,7 @@ def test_cli_writes_a_world_and_refuses_to_overwrite(tmp_path):
 def test_cli_says_where_the_mparticle_profiles_it_counts_are(tmp_path):
     """The count of mParticle profiles is split by file: a newcomer counting the lines of
     profiles.jsonl found fewer (the profiles missing from the attribute snapshot are in
-    identities-only.jsonl) and was puzzled (audit 107)."""
+    identities-only.jsonl) and was puzzled."""
     out = tmp_path / "w"
     r = run(out, "--users", 2000, "--seed", 3, "--scenario", "demo", "--no-progress")
     assert r.exit_code == 0, r.output

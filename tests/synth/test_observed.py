@@ -67,7 +67,7 @@ def test_a_profile_the_last_run_only_wrote_again_is_no_stale_snapshot():
     snapshot_before_last_run (on the code before, all three were). A profile the last run changed
     but that the snapshot shows otherwise than the simulation held it at the capture (made true by
     the paused run before the capture: absent in the snapshot) is pause_not_modelled, judged on its
-    value at the capture (it was snapshot_before_last_run before audit 130)."""
+    value at the capture (it was snapshot_before_last_run before)."""
     import duckdb
 
     from cohortlab.synth import observed

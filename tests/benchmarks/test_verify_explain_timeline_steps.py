@@ -1,5 +1,5 @@
-"""The bench steps of issue 14 (verify, explain, timeline) on a tiny synthetic world: each reports
-what it measured, and the numbers are those of the simulation (runs in CI)."""
+"""The bench steps verify, explain and timeline (docs/benchmarks.md#issue-14) on a tiny synthetic
+world: each reports what it measured, and the numbers are those of the simulation (runs in CI)."""
 
 from __future__ import annotations
 
