@@ -1,6 +1,6 @@
 """The rules for an MPID (docs/rules.md#mpid), as SQL expression builders (DuckDB dialect).
 
-A valid MPID is a signed 64-bit integer written as text: optional ``-``, decimal digits, no
+A valid MPID (docs/rules.md#valid-mpid) is a signed 64-bit integer written as text: optional ``-``, decimal digits, no
 spaces, no exponent, no decimal point, within int64 range. Nothing else is an MPID.
 These builders are shared by the loaders (mParticle side: an invalid MPID is quarantined) and
 by the resolution step (Mixpanel side: an invalid identifier is classified, never dropped).

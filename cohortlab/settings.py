@@ -1,7 +1,7 @@
 """Simulation settings: every assumption (docs/rules.md#assumptions) as a named, validated option.
 
 ``SyncSettings`` holds the options of docs/rules.md#assumptions plus the sync type, the start time t0,
-pause windows and an External Identity Type (EIT) timeline. It is a pydantic v2 model with
+pause windows and an External Identity Type (EIT) timeline (docs/rules.md#external-identity-type). It is a pydantic v2 model with
 ``extra="forbid"``: an unknown option is an error, never silently ignored.
 
 Durations accept ``"15m"``, ``"3d"``, ``"1h30m"``, ISO-8601 (``"PT15M"``, ``"P3D"``), a number of

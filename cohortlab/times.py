@@ -1,6 +1,6 @@
 """Time and duration values as users and exports write them, in one place.
 
-cohortlab keeps time in UTC everywhere. The canonical tables store naive timestamps meaning UTC;
+cohortlab keeps time in UTC everywhere (docs/rules.md#time). The canonical tables store naive timestamps meaning UTC;
 the Python side works with aware UTC datetimes. A naive value given by a user means UTC, an
 aware one is converted.
 """

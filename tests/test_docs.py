@@ -123,6 +123,54 @@ def test_rules_page_has_the_anchors_the_code_cites():
     assert cited - anchors == set()
 
 
+def _rule_map_rows(section: str):
+    """``(anchors, paths)`` of each row of a table of docs/DEVELOPING.md: the rules.md and
+    simulate.md anchors of its first cell, the ``cohortlab/`` or ``tests/`` paths of the second."""
+    text = (ROOT / "docs" / "DEVELOPING.md").read_text(encoding="utf-8")
+    table = text.split(section, 1)[1].split("\n\n", 3)[2]  # the heading, its paragraph, the table
+    for line in table.splitlines():
+        cells = line.split(" | ")
+        if line.startswith("| [") and len(cells) >= 2:
+            yield (re.findall(r"\((?:rules|simulate)\.md#([\w-]+)\)", cells[0]),
+                   re.findall(r"`((?:cohortlab|tests)/[\w/]+(?:\.py)?)`", cells[1]))
+
+
+def _texts(paths):
+    for p in paths:
+        p = ROOT / p
+        yield from ([p.read_text(encoding="utf-8")] if p.is_file() else
+                    (f.read_text(encoding="utf-8") for f in sorted(p.rglob("*.py"))))
+
+
+def test_each_rule_of_the_rule_map_is_cited_by_its_anchor_in_a_module_its_row_names():
+    """DEVELOPING's recipe, `grep -rn "rules.md#gap-reasons" cohortlab`, finds each rule's code:
+    a module the row names cites the anchor (14 of 36 rules could not be found so, their
+    modules citing the page by a heading's words, which had changed)."""
+    rows = list(_rule_map_rows("## Where each rule lives"))
+    assert len(rows) >= 30
+    missing = [(a, paths) for anchors, paths in rows for a in anchors
+               if not any(f"md#{a}" in t for t in _texts(paths))]
+    assert missing == []
+
+
+def test_each_rule_names_the_tests_that_pin_it_and_they_exist():
+    """Every rule of the map has a row in "Where each rule is tested", and each test module and
+    test function a row names exists (a renamed test would leave the row pointing at nothing)."""
+    rows = list(_rule_map_rows("## Where each rule is tested"))
+    tested = {a for anchors, _ in rows for a in anchors}
+    mapped = {a for anchors, _ in _rule_map_rows("## Where each rule lives") for a in anchors}
+    assert mapped - tested == set()
+    assert all(paths and all((ROOT / p).is_file() for p in paths) for _, paths in rows)
+    text = (ROOT / "docs" / "DEVELOPING.md").read_text(encoding="utf-8").split("## Where each rule is tested")[1]
+    missing, module = [], None
+    for name in re.findall(r"`((?:tests/[\w/]+\.py)|test_\w+)`", text.split("\n\n", 3)[2]):
+        if name.startswith("tests/"):
+            module = name
+        elif not re.search(rf"def {name}\(", (ROOT / module).read_text(encoding="utf-8")):
+            missing.append((module, name))
+    assert missing == []
+
+
 # ----------------------------------------------------------------------------- citations
 def test_nothing_cites_a_file_outside_the_repository():
     problems = citation_problems(ROOT)

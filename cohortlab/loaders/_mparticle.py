@@ -10,7 +10,7 @@ Everything here builds DuckDB SQL; nothing loops over records in Python.
   ``android_advertising_id``, ``android_id`` → ``android_uuid``, …). Unknown types are kept,
   lower-cased and trimmed, with spaces and hyphens turned into ``_``.
 * MPIDs are read from JSON as text (``json_extract_string`` keeps the integer text exactly,
-  also above 2^53) and validated by :mod:`cohortlab.identifiers`; a JSON float (``1.5``,
+  also above 2^53: docs/rules.md#exact-numbers) and validated by :mod:`cohortlab.identifiers`; a JSON float (``1.5``,
   ``9.08e18``, ``1.0``) is never an MPID.
 * :func:`replace_profiles` writes staged profiles into the four ``mpa_*`` tables, replacing
   every row of the same MPIDs (Profile API, CSV and Parquet snapshots) unless a snapshot taken

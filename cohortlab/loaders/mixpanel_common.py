@@ -1,7 +1,7 @@
 """SQL building blocks shared by the Mixpanel loaders (DuckDB dialect).
 
 * :func:`id_text_sql` / :func:`raw_text_sql`: a JSON value as identifier text, never through a
-  float (DuckDB keeps the exact text of JSON integers, even above 2^53).
+  float (DuckDB keeps the exact text of JSON integers, even above 2^53: docs/rules.md#exact-numbers).
 * :func:`recover_float_tokens` / :func:`inline_float_token_sql`: DuckDB re-serialises JSON
   *floats* (``1.2e18`` becomes ``1200000000000000000.0``). For the few rows whose
   ``$mparticle_user_id`` or distinct_id is a JSON float the exact token is read back from the

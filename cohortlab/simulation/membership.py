@@ -1,4 +1,4 @@
-"""Who is a member of a cohort, and when (docs/rules.md, "Sync over time").
+"""Who is a member of a cohort, and when (docs/rules.md#membership; a renamed cohort: docs/rules.md#renamed-cohorts).
 
 * :func:`find_cohort` resolves a cohort name or id to a :class:`CohortRef` and chooses its
   membership source: snapshots (``mp_cohort_snapshots``/``mp_cohort_members``) or replayed

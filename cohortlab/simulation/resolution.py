@@ -1,4 +1,4 @@
-"""The outcome of each cohort member (docs/rules.md, "Outcome of each member"), as named SQL steps.
+"""The outcome of each cohort member (docs/rules.md#resolution), as named SQL steps.
 
 Resolution answers, for a Mixpanel member ``distinct_id`` at a time ``t``, which identifier the
 feed sends and what mParticle does with it. It works on *requests* ``(distinct_id, resolve_time)``
@@ -8,24 +8,28 @@ for the members at ``at``.
 
 Steps of :func:`add_resolve_steps` (one row per request):
 
-* ``req_profiles`` — the Mixpanel profile at ``resolve_time``: from ``mp_profile_history`` the
+* ``<prefix>versions`` / ``<prefix>profiles`` (prefix ``req_``; :func:`add_profile_at_steps`,
+  docs/rules.md#resolution-time) — the Mixpanel profile at ``resolve_time``: from ``mp_profile_history`` the
   latest version whose as-of time (``as_of``, else the load's ``loaded_at``) is at or before
   ``resolve_time``; before the first known version the first one stands in (nothing earlier is
   known). A database without history reads ``mp_profiles`` (one version per distinct_id).
-* ``req_event_ids`` — the event rule (``event_identity_cutoff``) for requests whose profile lacks
+* ``req_event_ids`` — the event rule (``event_identity_cutoff``, docs/rules.md#event-identity-rule) for requests whose profile lacks
   ``$mparticle_user_id``: the latest event at or after the cutoff and at or before
   ``resolve_time`` carrying a non-null ``$mparticle_user_id`` (same instant: the greatest value).
-* ``identified`` — ``identifier_source``: ``mparticle_user_id`` → ``event_property`` →
+* ``identified`` — ``identifier_source`` (docs/rules.md#choosing-the-identifier,
+  docs/rules.md#identifier-sources): ``mparticle_user_id`` → ``event_property`` →
   ``distinct_id`` (``fallback="strict"``: only while the EIT in force at ``resolve_time`` is
   ``mparticle_id``, else ``none``).
-* ``candidates`` / ``checked`` — is the identifier a valid MPID (:mod:`cohortlab.identifiers`),
-  does that profile exist in ``mpa_profiles``.
-* ``int_rounded`` / ``float_rounded`` / ``digit_mpids`` / ``identity_ids`` — precision loss (a
-  valid int64 equal to ``int(float(mpid))`` of an existing MPID; a float spelling such as
-  ``9.08e+18`` or ``9080350317581165000.0`` whose value as a double equals ``float(mpid)``), the
+* ``candidates`` / ``checked`` — is the identifier a valid MPID (:mod:`cohortlab.identifiers`,
+  docs/rules.md#valid-mpid), does that profile exist in ``mpa_profiles``.
+* ``int_rounded`` / ``float_rounded`` / ``digit_mpids`` / ``identity_ids`` — precision loss
+  (docs/rules.md#precision-loss: a valid int64 equal to ``int(float(mpid))`` of an existing MPID;
+  docs/rules.md#float-spelled-precision-loss: a float spelling such as ``9.08e+18`` or ``9080350317581165000.0`` whose value as a double equals ``float(mpid)``), the
   MPID named by the digits of a malformed identifier, and distinct_ids that are a user identity
-  of an existing profile.
-* ``resolved`` — ``status``, the first applicable ``gap_reason`` (``GAP_REASONS`` order),
+  of an existing profile (docs/rules.md#distinct-id-is-identity).
+* ``resolved`` — ``status`` (docs/rules.md#statuses; ``orphan_created`` under
+  docs/rules.md#input-protection), the first applicable ``gap_reason`` (``GAP_REASONS`` order,
+  docs/rules.md#gap-reasons),
   ``precision_loss_form`` (``integer_text`` | ``float_text`` | ``json_float``), and
   ``self_mpid`` / ``self_profiles``: the MPID the identifier itself leads to (a float spelling
   whose value is ``float(mpid)`` of existing profiles, else the digits of a malformed or
@@ -39,7 +43,7 @@ status, gap_reason, precision_loss_form, self_mpid, self_profiles``.
 Steps of :func:`add_context_steps` (members at the as-of time ``at``, after their identifier is
 known): ``ctx_profiles`` (profile at ``at``: ``$email``, ``$last_seen``), ``ctx_events`` (latest
 event at or before ``at``), ``recover_keys`` / ``recover_hits`` / ``recover_best``:
-``recoverable_via`` for a member that is not matched, in this order: the MPID itself
+``recoverable_via`` (docs/rules.md#recoverable-via, docs/rules.md#recovery-order) for a member that is not matched, in this order: the MPID itself
 (``mparticle_id``), user identities of the distinct_id then of the email (``customer_id`` >
 ``email`` > ``other`` > ``other_id_2..4`` > others by name), device identities of a
 ``$device:<id>`` distinct_id (the identity type, e.g. ``ios_idfv``). When the identity found is

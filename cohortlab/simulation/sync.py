@@ -1,4 +1,4 @@
-"""The Mixpanel Cohorts feed played forward in time, set-based (docs/rules.md, "Sync over time").
+"""The Mixpanel Cohorts feed played forward in time, set-based (docs/rules.md#sync-over-time).
 
 What is simulated
 -----------------
@@ -9,21 +9,24 @@ What is simulated
   default the first snapshot / first webhook). A run sees M(run) = the latest version at or
   before it. A run inside a pause window ``[start, end)`` fails: nothing is sent and the last
   successful membership stays as it was.
-  - ``dynamic``: the first successful run is a full sync (``kind='first'``). A later successful
+  - ``dynamic`` (docs/rules.md#sync-types, docs/rules.md#dynamic-sync): the first successful run
+    is a full sync (``kind='first'``). A later successful
     run is, in this order: ``full_refresh`` when the gap since the last successful run is longer
     than ``snapshot_ttl`` or, with webhooks, a replayed ``members`` message arrived since the last
     successful run (that run *is* a full refresh, also when a reconnect or a re-export lands on
     it: docs/rules.md#pauses-and-refresh), ``reconnect`` (the first successful run at or after the
-    start of a pause that ends with a reconnect: a new export, full sync), ``reexport`` (the first
+    start of a pause that ends with a reconnect: a new export, full sync), ``reexport``
+    (docs/rules.md#re-export: the first
     successful run at or after a ``reexport_at`` time: full sync), else ``diff``: the diff between
     M(t) and the membership of the last successful run, removes and adds in ``apply_order``
     (last write wins on a target shared by several members). A full run writes ``true`` on the
     target of every member of M(t); only ``full_refresh`` with ``refresh_clears_stale`` also
     writes ``false`` on every target that is ``true`` and not written by the refresh.
-  - ``one_time``: one export at t0 (``kind='one_time'``); a ``reexport_at`` time adds a new
+  - ``one_time`` (docs/rules.md#one-time-export): one export at t0 (``kind='one_time'``); a ``reexport_at`` time adds a new
     one-time export at the first grid point at or after it (``kind='reexport'``). Other grid
     points are ``kind='observation'`` rows (nothing sent). Pauses do not apply.
-* **Identifiers at the time they are sent** (``resolution_time="send"``): a member's identifier
+* **Identifiers at the time they are sent** (``resolution_time="send"``,
+  docs/rules.md#resolution-time): a member's identifier
   is decided at each run that sends it as an add or in a full run (first, one_time,
   full_refresh, reexport, reconnect), from the profiles and events known at that run's time
   (:mod:`cohortlab.simulation.resolution`), and stays until the member is sent again. A remove
@@ -32,9 +35,10 @@ What is simulated
   cohort that a run sees while mParticle does not hold it, and that run does not send (it
   entered during a pause), is decided provisionally at that run, for the ``should be true`` set
   only; in the resolution table a member mParticle does not hold after the last successful run
-  is resolved at the as-of time. ``resolution_time="as_of"``: every decision resolves at the
-  as-of time (one resolution applied to every run).
-* **Targets**: a ``matched`` decision's MPID; with ``create_and_update``, an ``orphan_created``
+  is resolved at the as-of time. ``resolution_time="as_of"`` (docs/rules.md#resolution-as-of):
+  every decision resolves at the as-of time (one resolution applied to every run).
+* **Targets**: a ``matched`` decision's MPID; with ``create_and_update`` (docs/rules.md#input-protection,
+  docs/rules.md#orphans), an ``orphan_created``
   decision's identifier (one orphan profile per distinct identifier, created the first time it
   is written). Unmatched members are sent (they count in adds/removes) but write nothing.
 

@@ -15,9 +15,10 @@ targets whose attribute is ``true`` after the last run at or before t::
 The steps add up exactly: :func:`compute_waterfall` checks both equalities and raises
 :class:`ReconciliationError` otherwise. Inputs are the ``resolution`` and ``attribute_state``
 tables written by :mod:`cohortlab.simulation.sync` (their names per run: the result object's
-``table_names``). Beside the audience on ``<attribute> = true`` the guide allows audiences on
+``table_names``). The audience (docs/rules.md#audience) counts the profiles, orphans included,
+whose attribute is ``true``. Beside the audience on ``<attribute> = true`` the guide allows audiences on
 ``= false``: :func:`waterfall_counts` gives ``audience_false``, the profiles (orphans included)
-whose attribute is ``false``; it is not a step of the waterfall.
+whose attribute is ``false`` (docs/rules.md#audiences-on-false); it is not a step of the waterfall.
 
 Stored tables: ``waterfall(step, label, kind, count, position, cohort_name, attribute_name,
 as_of)`` and ``gap_summary(breakdown, identifier_source, status, gap_reason, recoverable_via,

@@ -1,4 +1,4 @@
-"""What the feed writes and what the timeline counts (docs/rules.md, "Sync over time"):
+"""What the feed writes and what the timeline counts (docs/rules.md#sync-over-time):
 the stages of :mod:`cohortlab.simulation.sync` after the sends and decisions are known.
 
 * :func:`member_kinds_stage` — ``<p>member_kinds(distinct_id, simple, target, is_orphan)``:
@@ -7,11 +7,14 @@ the stages of :mod:`cohortlab.simulation.sync` after the sends and decisions are
   true, from each member's membership and latest decision;
 * :func:`writes_stage` — ``<p>writes(k, is_orphan, target, value, is_clear)``: every attribute
   write (adds and full runs to the target decided at that run, removes to the target of the
-  member's latest earlier decision, ``apply_order``), plus full-refresh clear candidates;
+  member's latest earlier decision, ``apply_order``: docs/rules.md#dynamic-sync; a one-time
+  export's one write: docs/rules.md#one-time-export), plus full-refresh clear candidates;
 * :func:`state_stage` — ``<p>state(is_orphan, target, k, next_k, in_s, is_true, is_written,
-  is_write, is_change)``: per target, one row per run at which it changes;
+  is_write, is_change)``: per target (an orphan profile too: docs/rules.md#orphans), one row per
+  run at which it changes;
 * :func:`attribute_state_stage` and :func:`timeline_stage` — the result tables (columns in
-  :mod:`cohortlab.simulation.sync`).
+  :mod:`cohortlab.simulation.sync`; docs/rules.md#timeline, with the profiles set ``false``:
+  docs/rules.md#audiences-on-false).
 
 ``n`` is the run's :class:`cohortlab.simulation.sync.Names` (table prefix ``sim_<run id>_``).
 """
