@@ -8,6 +8,8 @@ Public API::
 
 The names below are imported on first use, so that a command that needs only part of the
 package (``cohortlab report``, ``cohortlab --version``) does not pay for the rest at start-up.
+``SparkEngine`` is one of them but not in ``__all__``: it needs the ``spark`` extra (PySpark),
+so ``from cohortlab import *`` works without it. docs/simulate.md#api lists the public API.
 """
 
 from importlib import import_module
@@ -24,10 +26,11 @@ _HOMES = {
     "SyncSettings": "cohortlab.settings",
     "SettingsError": "cohortlab.settings",
     "SimulationResult": "cohortlab.simulation.simulate",
+    "CohortlabError": "cohortlab.errors",
 }
 
 __all__ = ["Lab", "Engine", "DuckDBEngine", "LoadError", "LoadReport", "SyncSettings", "SettingsError", "SimulationResult",
-           "__version__"]
+           "CohortlabError", "__version__"]
 
 
 def __getattr__(name: str):
@@ -41,4 +44,4 @@ def __getattr__(name: str):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_HOMES))
+    return sorted(set(__all__) | set(_HOMES))  # the public names, not this module's helpers

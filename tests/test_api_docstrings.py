@@ -43,3 +43,18 @@ def test_every_public_class_method_and_property_has_a_docstring():
         if inspect.isclass(obj) and not issubclass(obj, Exception):
             missing += _undocumented(obj)
     assert not missing, f"no docstring: {missing}"
+
+
+def test_the_public_names_are_the_ones_docs_list_and_dir_shows_no_helper():
+    """``dir(cohortlab)`` (a notebook's completion) shows the public API, which
+    docs/simulate.md#api lists: not the module's own helpers (``import_module``, ``_HOMES``).
+    ``CohortlabError`` is public: the docs tell a notebook to catch it."""
+    from pathlib import Path
+
+    assert sorted(dir(cohortlab)) == sorted({*cohortlab.__all__, "SparkEngine"})
+    from cohortlab import CohortlabError, LoadError, SettingsError
+
+    assert issubclass(LoadError, CohortlabError) and issubclass(SettingsError, CohortlabError)
+    page = (Path(__file__).resolve().parents[1] / "docs" / "simulate.md").read_text(encoding="utf-8")
+    listed = page.split("### The public API", 1)[1].split("###", 1)[0]
+    assert all(f"`{n}`" in listed for n in [*cohortlab.__all__, "SparkEngine"])

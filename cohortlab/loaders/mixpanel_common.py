@@ -111,11 +111,6 @@ def raw_text_sql(v: str) -> str:
     )
 
 
-def str_sql(v: str) -> str:
-    """A JSON value as plain text (strings unquoted), NULL for absent/null."""
-    return raw_text_sql(v)
-
-
 def text_time_sql(text: str) -> str:
     """TIMESTAMP (UTC) of the time text ``text`` (an SQL VARCHAR): ISO-8601 or SQL (no zone =
     UTC; an offset or a zone name is honoured, also after a space, as warehouses write it:

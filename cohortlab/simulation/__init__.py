@@ -1,12 +1,4 @@
 """The simulation of the Mixpanel Cohorts feed (docs/rules.md): who is a member when
 (:mod:`.membership`), which profile each member reaches (:mod:`.resolution`), what the feed
 writes run after run (:mod:`.sync`) and where the users went (:mod:`.waterfall`), through one
-entry, :func:`cohortlab.simulation.simulate.simulate` (also ``cohortlab.simulation.simulate_cohort``)."""
-
-
-def __getattr__(name: str):
-    if name in ("simulate_cohort", "SimulationResult", "assumption_ranges"):
-        from cohortlab.simulation import simulate as entry
-
-        return getattr(entry, "simulate" if name == "simulate_cohort" else name)
-    raise AttributeError(name)
+entry, :func:`cohortlab.simulation.simulate.simulate`."""

@@ -700,12 +700,3 @@ __all__ = [
     "stages",
     "sync_stages",
 ]
-
-
-def __getattr__(name: str):
-    # the earlier home of the entry point: `from cohortlab.simulation.sync import simulate` keeps working
-    if name in ("simulate", "SimulationResult"):
-        from cohortlab.simulation import simulate as entry
-
-        return getattr(entry, name)
-    raise AttributeError(name)

@@ -640,7 +640,7 @@ def _verify(engine, ref, names, at, settings, snapshot_at, source, show_personal
     snap, snap_from = _snapshot(engine, ref, names, snapshot_at, show_personal_data)
     at_ = parse_time(at, "at") if at is not None else snap
     if simulate_fn is None:
-        from cohortlab.simulation.sync import simulate
+        from cohortlab.simulation.simulate import simulate
 
         def simulate_fn(c, a, s, src):
             return simulate(engine, c, a, s, source=src)
@@ -758,7 +758,7 @@ def format_verify(v: VerifyResult, limit: int = 20) -> str:
     for idx, row in conf.iterrows():
         lines.append(f"  {idx:<10}" + "".join(f"{int(x):>10,}" for x in row))
     dis = v.disagreements
-    from cohortlab.report.summaries import counted, pct  # as the reports write it: never 100.0% with a disagreement
+    from cohortlab.glossary import counted, pct  # as the reports write it: never 100.0% with a disagreement
 
     lines += ["", f"agreement: {pct(v.agreement)} of {v.compared:,} profiles; {len(dis):,} disagree"]
     if len(dis):

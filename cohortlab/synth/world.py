@@ -43,7 +43,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-EIT_TYPES = ("mparticle_id", "customer_id", "email")
 EVENT_NAMES = ("App Open", "Page View", "Search", "Add to Cart", "Purchase", "Sign In")
 SIGN_IN = EVENT_NAMES.index("Sign In")
 APP_OPEN = EVENT_NAMES.index("App Open")
