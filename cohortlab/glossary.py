@@ -9,6 +9,7 @@ as ``(none)``."""
 
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping
 
 # resolution.identifier_source (docs/glossary.md#identifier-sources)
@@ -109,7 +110,21 @@ def step_words(step: Any) -> str:
     return step
 
 
-__all__ = ["CAUSE_WORDS", "REASON_LABELS", "REASON_WORDS", "SOURCE_WORDS", "STEP_WORDS", "cause_words", "counted",
+def pct(x: float | None) -> str:
+    """A share 0..1 as a percentage with one decimal; a share strictly between 0 and 1 is never
+    rounded to 0.0% or 100.0% (``<0.1%``, ``>99.9%``): 1 disagreement in 3,374 profiles is not
+    100.0% agreement."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    text = f"{x * 100:.1f}%"
+    if text == "100.0%" and x < 1:
+        return ">99.9%"
+    if text in ("0.0%", "-0.0%") and x > 0:
+        return "<0.1%"
+    return text
+
+
+__all__ = ["pct", "CAUSE_WORDS", "REASON_LABELS", "REASON_WORDS", "SOURCE_WORDS", "STEP_WORDS", "cause_words", "counted",
            "reason_words", "source_words", "step_words", "words", "words_sql"]
 
 

@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from cohortlab.errors import SettingsError
-from cohortlab.times import format_duration, format_time, from_epoch, naive_utc, parse_duration, parse_time, to_utc
+from cohortlab.glossary import counted
+from cohortlab.times import (format_duration, format_minute, format_time, from_epoch, naive_utc, parse_duration,
+                             parse_time, to_utc)
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_serializer, field_validator, model_validator
 
@@ -342,7 +344,56 @@ def _explain(e: ValidationError) -> str:
     return "invalid settings: " + "; ".join(lines)
 
 
+def settings_summary(settings=None) -> str:
+    """The simulation settings in one line, for the header of every page."""
+    st = SyncSettings.coerce(settings)
+    default = SyncSettings()
+    minutes = st.cadence.total_seconds() / 60
+    start = f" from {format_minute(st.start)}" if st.start else ""
+    parts = [
+        f"fallback {st.fallback}",
+        "event rule off" if st.event_identity_cutoff is None else f"event cutoff {format_minute(st.event_identity_cutoff)}",
+        f"protection {st.protection}",
+        # a one-time export runs once: it has no cadence
+        (f"one-time export at {format_minute(st.start)}" if st.start else "one-time export at the first run")
+        if st.sync_type == "one_time" else f"dynamic sync every {minutes:g} min{start}",
+        f"attribute \"{st.attribute_template}\"",
+    ]
+    if st.pauses:
+        parts.append("paused " + ", ".join(f"{format_minute(p.start)} to {format_minute(p.end)}"
+                                           + (" (then a reconnect)" if p.ends_with == "reconnect" else "")
+                                           for p in st.pauses))
+    else:
+        parts.append("no pauses")
+    # the options that change the story when not at their default: two runs with different
+    # settings never show the same line
+    if st.eit_timeline != default.eit_timeline:
+        parts.append("EIT " + ", then ".join(p.eit if p.since is None else f"{p.eit} from {format_minute(p.since)}"
+                                             for p in st.eit_timeline))
+    if st.resolution_time != default.resolution_time:
+        parts.append("identifiers resolved once, at the as-of time")
+    if st.reexport_at:
+        parts.append("re-export at " + ", ".join(format_minute(t) for t in st.reexport_at))
+    if st.apply_order != default.apply_order:
+        parts.append(f"apply order {st.apply_order.replace('_', ' ')}")
+    if st.snapshot_ttl != default.snapshot_ttl:
+        parts.append(f"full refresh after a gap of {_duration(st.snapshot_ttl)}")
+    if st.refresh_clears_stale != default.refresh_clears_stale:
+        parts.append("a full refresh leaves stale profiles true")
+    return "; ".join(parts)
+
+
+def _duration(d) -> str:
+    """A duration in words: ``3 days``, ``12 hours``, ``90 minutes``, ``45 seconds``."""
+    secs = d.total_seconds()
+    for unit, n in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if secs >= n and secs % n == 0:
+            return counted(int(secs // n), unit)
+    return f"{secs:g} seconds"
+
+
 __all__ = [
+    "settings_summary",
     "SyncSettings",
     "Pause",
     "EitPeriod",

@@ -134,7 +134,7 @@ def match_rate_chart(
     if data.empty:
         _empty(ax)
         return fig
-    from cohortlab.report.summaries import pct  # never 100.0% with one member unmatched
+    from cohortlab.glossary import pct  # never 100.0% with one member unmatched
 
     rate = pd.to_numeric(data["match_rate"], errors="coerce")  # no rate without members (NaN)
     pos = np.arange(len(data))  # by position: two names cut to the same label stay two bars

@@ -89,7 +89,7 @@ def predicted_vs_observed_chart(
         pos = np.arange(len(comparison))
         b1 = ax.bar(pos - 0.2, pred, width=0.4, color=BLUE, label="predicted")
         b2 = ax.bar(pos + 0.2, obs, width=0.4, color=ORANGE, label="observed")
-        from cohortlab.report.summaries import pct  # never 100.0% with one member unmatched
+        from cohortlab.glossary import pct  # never 100.0% with one member unmatched
 
         fmt = (lambda v: pct(v / 100) if v == v else "—") if percent else _fmt
         ax.bar_label(b1, labels=[fmt(v) for v in pred], padding=2, fontsize=8)

@@ -529,7 +529,7 @@ def settings_used(settings: Any = None, *, plans_given: bool = False, validation
     timeline before the switch (``switch``, else the settings' own:
     :func:`cohortlab.migration.switch.timeline_before_switch`); what they do not model of it is
     said."""
-    from cohortlab.report.summaries import settings_summary
+    from cohortlab.settings import settings_summary
 
     st = SyncSettings.coerce(settings)
     used, unused = [], []

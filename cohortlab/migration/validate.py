@@ -258,7 +258,7 @@ def _reason_words(key: str, n: int) -> str:
 def _verdict(n: int, obs_rate: float, pred_rate: float, differ: int, expl: dict[str, int]) -> str:
     if not n:
         return "no cohort members to compare"
-    from cohortlab.report.summaries import pct  # as the reports write it: never 100.0% with an unmatched member
+    from cohortlab.glossary import pct  # as the reports write it: never 100.0% with an unmatched member
 
     verdict = (f"observed match rate {pct(obs_rate)}, predicted {pct(pred_rate)}; "
                f"{differ:,} {'member differs' if differ == 1 else 'members differ'}")

@@ -219,7 +219,8 @@ def format_for_people(df: pd.DataFrame) -> pd.DataFrame:
     as whole numbers, times to the minute as the sentences write them (``2026-01-15 00:00 UTC``,
     also inside text), ``—`` for missing values, and column names in words.
     Identifiers (MPID, distinct id...) are shown as they are."""
-    from cohortlab.report.summaries import pct, readable_times  # a share between 0 and 1 is never 0.0% or 100.0%
+    from cohortlab.glossary import pct  # a share between 0 and 1 is never 0.0% or 100.0%
+    from cohortlab.report.summaries import readable_times
     from cohortlab.times import format_minute
 
     out = pd.DataFrame(index=df.index)
@@ -403,7 +404,8 @@ def context(cohorts, figures_as_of=None, *, db=None, data=None, as_of=None, sett
     figures are as of, ISO UTC (:func:`~cohortlab.times.latest_time_iso`), when there is one.
     ``left_out``: ``(cohort, why)`` of the cohorts a report of every cohort does not cover
     (:func:`cohortlab.report.insights.left_out_cohorts`), for the index and the terminal."""
-    from cohortlab.report.summaries import readable_times, settings_summary
+    from cohortlab.report.summaries import readable_times
+    from cohortlab.settings import settings_summary
     from cohortlab.times import latest_time_iso
 
     if as_of:

@@ -61,7 +61,7 @@ def page_context(result: "NotebookResult", params: Mapping[str, Any]) -> dict[st
         timespec="seconds")
     if "settings" not in ctx:
         try:
-            from cohortlab.report.summaries import settings_summary
+            from cohortlab.settings import settings_summary
 
             ctx["settings"] = settings_summary(params.get("settings"))
         except Exception as e:  # invalid settings: the notebook failed on them too
@@ -132,7 +132,7 @@ def _fmt_value(v: Any, unit: str | None = None) -> str:
     """A headline value in its unit (``metrics.Headline``: count, percent, text): a percent is a
     percentage also at exactly 0 or 1, a missing value is "—". Without a unit (a notebook that
     states none) a number is shown as the number it is, never guessed to be a share."""
-    from cohortlab.report.summaries import pct
+    from cohortlab.glossary import pct
 
     if v is None:
         return "—"
@@ -330,7 +330,7 @@ def write_index(out_dir: str | os.PathLike, results: list[NotebookResult], param
     settings = ctx.get("settings")
     if settings is None:
         try:
-            from cohortlab.report.summaries import settings_summary
+            from cohortlab.settings import settings_summary
 
             settings = settings_summary(params.get("settings"))
         except Exception:

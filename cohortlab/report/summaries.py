@@ -4,30 +4,15 @@ from the settings the simulation used, never assumed."""
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any, Mapping
 
 import pandas as pd
 
 from cohortlab.escaping import md_text  # names from data are text, never Markdown
-from cohortlab.glossary import cause_words, counted, reason_words
+from cohortlab.glossary import cause_words, counted, pct, reason_words
 from cohortlab.report.metrics import FAILED_RUNS, SYNC_RUNS, loss_words, sync_headline, sync_waiting_label, top_gap_reasons
 from cohortlab.times import format_minute
-
-
-def pct(x: float | None) -> str:
-    """A share 0..1 as a percentage with one decimal; a share strictly between 0 and 1 is never
-    rounded to 0.0% or 100.0% (``<0.1%``, ``>99.9%``): 1 disagreement in 3,374 profiles is not
-    100.0% agreement."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "n/a"
-    text = f"{x * 100:.1f}%"
-    if text == "100.0%" and x < 1:
-        return ">99.9%"
-    if text in ("0.0%", "-0.0%") and x > 0:
-        return "<0.1%"
-    return text
 
 
 def agreement_text(v: Mapping[str, Any]) -> str:
@@ -630,56 +615,6 @@ def readable_times(text: str) -> str:
     ``2026-03-01T05:30:00+05:30``) written as the pages write times (:func:`~cohortlab.times.format_minute`: ``2026-01-15
     00:00 UTC``; a time with an offset converted to UTC); dates alone stay as they are."""
     return _ISO_TIME.sub(_readable_time, str(text))
-
-
-def settings_summary(settings=None) -> str:
-    """The simulation settings in one line, for the header of every page."""
-    from cohortlab.settings import SyncSettings
-
-    st = SyncSettings.coerce(settings)
-    default = SyncSettings()
-    minutes = st.cadence.total_seconds() / 60
-    start = f" from {format_minute(st.start)}" if st.start else ""
-    parts = [
-        f"fallback {st.fallback}",
-        "event rule off" if st.event_identity_cutoff is None else f"event cutoff {format_minute(st.event_identity_cutoff)}",
-        f"protection {st.protection}",
-        # a one-time export runs once: it has no cadence
-        (f"one-time export at {format_minute(st.start)}" if st.start else "one-time export at the first run")
-        if st.sync_type == "one_time" else f"dynamic sync every {minutes:g} min{start}",
-        f"attribute \"{st.attribute_template}\"",
-    ]
-    if st.pauses:
-        parts.append("paused " + ", ".join(f"{format_minute(p.start)} to {format_minute(p.end)}"
-                                           + (" (then a reconnect)" if p.ends_with == "reconnect" else "")
-                                           for p in st.pauses))
-    else:
-        parts.append("no pauses")
-    # the options that change the story when not at their default: two runs with different
-    # settings never show the same line
-    if st.eit_timeline != default.eit_timeline:
-        parts.append("EIT " + ", then ".join(p.eit if p.since is None else f"{p.eit} from {format_minute(p.since)}"
-                                             for p in st.eit_timeline))
-    if st.resolution_time != default.resolution_time:
-        parts.append("identifiers resolved once, at the as-of time")
-    if st.reexport_at:
-        parts.append("re-export at " + ", ".join(format_minute(t) for t in st.reexport_at))
-    if st.apply_order != default.apply_order:
-        parts.append(f"apply order {st.apply_order.replace('_', ' ')}")
-    if st.snapshot_ttl != default.snapshot_ttl:
-        parts.append(f"full refresh after a gap of {_duration(st.snapshot_ttl)}")
-    if st.refresh_clears_stale != default.refresh_clears_stale:
-        parts.append("a full refresh leaves stale profiles true")
-    return "; ".join(parts)
-
-
-def _duration(d) -> str:
-    """A duration in words: ``3 days``, ``12 hours``, ``90 minutes``, ``45 seconds``."""
-    secs = d.total_seconds()
-    for unit, n in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if secs >= n and secs % n == 0:
-            return counted(int(secs // n), unit)
-    return f"{secs:g} seconds"
 
 
 def sync_report_summary(f: Mapping[str, Any]) -> str:

@@ -7,6 +7,7 @@ import pandas as pd
 
 from cohortlab.report import metrics, summaries
 from cohortlab.report import notebook as ui
+from cohortlab.settings import settings_summary
 
 
 def _timeline(runs: list[tuple[str, bool]]) -> pd.DataFrame:
@@ -353,18 +354,18 @@ def test_with_the_event_identity_rule_off_no_unmatched_member_is_called_inactive
 def test_the_settings_line_of_a_page_header_tells_apart_settings_that_change_the_story():
     """The header said "one-time sync every 15 min" for a one-time export (which runs once), and
     showed the same line for settings that differ in resolution time, re-exports or EIT timeline."""
-    line = summaries.settings_summary({"sync_type": "one_time"})
+    line = settings_summary({"sync_type": "one_time"})
     assert "one-time export at the first run" in line and "every 15 min" not in line
-    assert "one-time export at 2026-02-01 00:00 UTC" in summaries.settings_summary(
+    assert "one-time export at 2026-02-01 00:00 UTC" in settings_summary(
         {"sync_type": "one_time", "start": "2026-02-01"})
-    default = summaries.settings_summary(None)
+    default = settings_summary(None)
     assert default == ('fallback data; event cutoff 2026-01-15 00:00 UTC; protection only_update; dynamic sync every '
                        '15 min; attribute "{cohort_name}"; no pauses')  # unchanged: earlier runs stay comparable
     others = [{"resolution_time": "as_of"}, {"reexport_at": ["2026-03-20"]}, {"apply_order": "adds_then_removes"},
               {"snapshot_ttl": "36h"}, {"refresh_clears_stale": False}, {"start": "2026-02-01"},
               {"eit_timeline": [{"since": None, "eit": "customer_id"}, {"since": "2026-02-10", "eit": "mparticle_id"}]},
               {"pauses": [{"start": "2026-02-24", "end": "2026-02-25", "ends_with": "reconnect"}]}]
-    lines = [summaries.settings_summary(o) for o in others]
+    lines = [settings_summary(o) for o in others]
     assert len(set(lines + [default])) == len(others) + 1, lines
     assert "EIT customer_id, then mparticle_id from 2026-02-10 00:00 UTC" in lines[-2]
     assert "2026-02-24 00:00 UTC to 2026-02-25 00:00 UTC (then a reconnect)" in lines[-1]
