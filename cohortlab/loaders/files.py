@@ -245,7 +245,7 @@ def is_completion_marker(path: Path) -> bool:
 
 def expand_paths(paths: Iterable[str | os.PathLike] | str | os.PathLike,
                  not_read: list[tuple[Path, Path]] | None = None) -> list[Path]:
-    """A file, a directory (all files below it, sorted, except hidden ones, mParticle's bucket
+    """A file (also one whose name holds ``*``, ``?`` or ``[``), a directory (all files below it, sorted, except hidden ones, mParticle's bucket
     verification file: :func:`is_bucket_verification_file`, and empty completion markers and
     Databricks transaction markers: :func:`is_completion_marker`) or a glob, or a list of those.
     ``not_read``: a list that receives ``(folder, file)`` for each file of a folder left out."""
@@ -254,7 +254,9 @@ def expand_paths(paths: Iterable[str | os.PathLike] | str | os.PathLike,
     out: list[Path] = []
     for p in paths:
         s = str(p)
-        if any(ch in s for ch in "*?["):
+        if Path(s).is_file():  # first: a file named 'export [copy].jsonl' is that file, not a pattern
+            out.append(Path(s))
+        elif any(ch in s for ch in "*?[") and not Path(s).is_dir():
             matches = sorted(Path(m) for m in _glob.glob(s, recursive=True) if Path(m).is_file())
             if not matches:
                 raise LoadError(s, "no file matches this pattern")
@@ -272,8 +274,6 @@ def expand_paths(paths: Iterable[str | os.PathLike] | str | os.PathLike,
             if not_read is not None:
                 kept = set(matches)
                 not_read += [(Path(s), f) for f in found if f not in kept]
-        elif Path(s).is_file():
-            out.append(Path(s))
         else:
             raise LoadError(s, "no such file or directory")
     seen: set[Path] = set()

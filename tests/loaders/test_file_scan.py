@@ -109,3 +109,17 @@ def test_a_load_uses_the_scan_and_a_lone_cr_still_declines_the_fast_path(tmp_pat
         assert any("cr.jsonl: exact path" in m for m in caplog.messages)
         # the same events, already stored: read line by line, nothing new is loaded
         assert (r.rows_read, r.loaded, r.deduplicated) == (3, 0, 3)
+
+
+def test_a_file_whose_name_holds_glob_characters_is_that_file(tmp_path):
+    """`export [copy].jsonl` was read as a pattern that matched nothing ('no file matches this
+    pattern'), with no way to name the file; a pattern that names no file is still a pattern."""
+    from cohortlab.loaders.files import expand_paths
+
+    odd = tmp_path / "export [copy] *1?.jsonl"
+    odd.write_text('{"event":"A","properties":{"time":1772000000,"distinct_id":"u1","$insert_id":"i1"}}\n')
+    (tmp_path / "c.jsonl").write_text("{}\n")
+    assert expand_paths(str(odd)) == [odd]
+    assert expand_paths(str(tmp_path / "[c].jsonl")) == [tmp_path / "c.jsonl"]  # no such file: a pattern
+    with Lab() as lab:
+        assert lab.load("mixpanel-events", str(odd)).loaded == 1
