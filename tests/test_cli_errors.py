@@ -499,6 +499,24 @@ def test_an_empty_or_sqlite_database_is_one_line_and_never_written(tmp_path, com
     assert lite.read_bytes() == before
 
 
+@pytest.mark.parametrize("command", READING_COMMANDS[:2], ids=lambda c: " ".join(c[:2]))
+def test_an_export_given_as_the_database_is_named_for_what_it_is(tmp_path, command):
+    """Arguments swapped (`--db events.jsonl`): DuckDB 2 opens a JSON or CSV file as a database of
+    views over it, which the check for views in a database then named ('holds view 'file', view
+    'events'...', a reliability review). Its first bytes say what it is: one line, the file unchanged."""
+    jsonl = tmp_path / "events.jsonl"
+    jsonl.write_text('{"event":"A","properties":{"time":1772000000,"distinct_id":"u1"}}\n')
+    csv = tmp_path / "members.csv"
+    csv.write_text("distinct_id\nu1\n")
+    for path, what in ((jsonl, "a JSON file"), (csv, "a text file")):
+        before = path.read_bytes()
+        expected = (f"error: {path}: {what}, not a DuckDB database file (an export is loaded into one: "
+                    f"cohortlab load --db lab.duckdb KIND {path})")
+        assert error_line(run(*command, "--db", path)) == expected
+        assert error_line(run("load", "--db", path, "mixpanel-cohorts", REPO / "data/mixpanel/cohorts.json")) == expected
+        assert path.read_bytes() == before
+
+
 @pytest.mark.parametrize("command", READING_COMMANDS, ids=lambda c: " ".join(c[:2]))
 def test_a_database_that_cannot_be_written_is_read_without_storing(db, tmp_path, monkeypatch, command):
     """A database file on a read-only mount (or without write permission) is read: the command

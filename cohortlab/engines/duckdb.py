@@ -74,17 +74,35 @@ def folder_problem(path) -> str:
     return f"{path}: is a folder, not a DuckDB database file{hint}"
 
 
+# a DuckDB database file holds this at bytes 8-11 of its first block
+_DUCKDB_MAGIC = b"DUCK"
+
+
 def other_format_problem(database: str) -> str | None:
     """One line when the existing file ``database`` is another program's format DuckDB would
-    read through an extension (a SQLite database), else None."""
+    read through an extension (a SQLite database), or a data file DuckDB 2 would open as a
+    database of views over it (a JSON or CSV export given as ``--db``: its arguments swapped),
+    else None."""
     try:
         with open(database, "rb") as f:
-            head = f.read(16)
+            head = f.read(64)
     except OSError:
         return None
     for magic, what in _OTHER_FORMATS.items():
         if head.startswith(magic):
             return f"{database}: {what}, not a DuckDB database file"
+    if head and head[8:12] != _DUCKDB_MAGIC:
+        start = head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+        try:
+            text = head.decode("utf-8").isprintable() or "\n" in head.decode("utf-8")
+        except UnicodeDecodeError:
+            text = False
+        what = ("a JSON file" if start in (b"{", b"[") else "a Parquet file" if head.startswith(b"PAR1")
+                else "a gzip file" if head.startswith(b"\x1f\x8b") else "a text file" if text else None)
+        if what is None:
+            return f"{database}: not a DuckDB database file"
+        return (f"{database}: {what}, not a DuckDB database file (an export is loaded into one: "
+                f"cohortlab load --db lab.duckdb KIND {database})")
     return None
 
 
