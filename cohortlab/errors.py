@@ -110,6 +110,18 @@ def is_interrupt(error: BaseException) -> bool:
     return isinstance(error, RuntimeError) and str(error).strip() == "Query interrupted"
 
 
+def is_disk_full(error: BaseException) -> bool:
+    """No room to write: a full disk (``ENOSPC``, DuckDB's "No space left on device") or a file
+    size limit (``EFBIG``, ``ulimit -f``: "File too large"). An error of the machine, not of the
+    input being loaded."""
+    import errno
+
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EFBIG):
+        return True
+    text = str(error)
+    return "No space left on device" in text or "File too large" in text
+
+
 def is_out_of_memory(error: BaseException) -> bool:
     """DuckDB ran out of its memory limit: its ``OutOfMemoryException`` (recognised by name, as
     DuckDB is imported only where it runs), or an error whose text starts as that one's does."""

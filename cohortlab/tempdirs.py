@@ -3,8 +3,10 @@ process left.
 
 A report loaded from ``--data`` keeps its database (all the raw data, personal data included) in
 ``cohortlab-report-<pid>-…``, its shared simulations (member data) in
-``cohortlab-report-sims-<pid>-…``, and a read-only DuckDB engine spills into
-``cohortlab-duckdb-<pid>-…``, each readable by its owner only (0700). Each is removed when its
+``cohortlab-report-sims-<pid>-…``, a read-only DuckDB engine spills into
+``cohortlab-duckdb-<pid>-…``, and a load reads a file through a copy (mixed line ends, lone
+surrogate escapes, arrays one after another: a whole export) in ``cohortlab-lines-<pid>-…``,
+each readable by its owner only (0700). Each is removed when its
 run ends, even on Ctrl-C or SIGTERM; a SIGKILL or a crash cannot be caught, so the next run that
 makes such a folder first removes the ones whose process no longer exists (:func:`sweep_stale`,
 once per process). The process id in the name says whose a folder is; a folder of a live process
@@ -19,8 +21,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-KINDS = ("report", "report-sims", "duckdb")
-_NAME = re.compile(r"^cohortlab-(report-sims|report|duckdb)-(\d+)-")
+KINDS = ("report", "report-sims", "duckdb", "lines")
+_NAME = re.compile(r"^cohortlab-(report-sims|report|duckdb|lines)-(\d+)-")
 
 
 def make_temp_dir(kind: str) -> tempfile.TemporaryDirectory:

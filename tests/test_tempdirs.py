@@ -92,3 +92,24 @@ def test_the_spill_folder_of_an_engine_never_closed_goes_with_its_process(tmp_pa
     temp = out.strip()
     assert os.path.dirname(temp) == str(tmp_path) and os.path.basename(temp).startswith("cohortlab-duckdb-")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_killed_load_s_copy_of_an_export_is_swept_by_the_next_run(tmp_path, monkeypatch):
+    """A load reads a file with mixed line ends through a whole copy; killed with SIGKILL, the
+    copy (personal data) stayed in the temporary folder for good: its folder had no process id
+    (a reliability review). It is now a cohortlab-lines-<pid>-... folder, swept like the others."""
+    from cohortlab import Lab
+
+    monkeypatch.setattr(tempdirs.tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(tempdirs, "_swept", set())
+    dead = _dead_pid()
+    left = tmp_path / f"cohortlab-lines-{dead}-k1ll"
+    left.mkdir()
+    (left / "0.jsonl").write_text('{"event":"A","properties":{"distinct_id":"ann@example.com"}}\n')
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_bytes(b'{"event":"A","properties":{"time":1772000000,"distinct_id":"u1","$insert_id":"i1"}}\r\n'
+                      b'{"event":"A","properties":{"time":1772000001,"distinct_id":"u2","$insert_id":"i2"}}\n')
+    with Lab() as lab:
+        assert lab.load("mixpanel-events", str(mixed)).loaded == 2
+    assert not left.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("cohortlab-")] == []  # its own copy removed too

@@ -138,10 +138,14 @@ def machine_problem(error: BaseException) -> str | None:
     text = str(error).strip()
     if problem := no_temp_dir_problem(error):
         return problem
-    if (isinstance(error, OSError) and error.errno == errno.ENOSPC) or "No space left on device" in text:
+    from cohortlab.errors import is_disk_full
+
+    if is_disk_full(error):
         path = getattr(error, "filename", None)
         m = re.search(r'(?:write|open|create) file \\?"([^"\\]+)\\?"', text)  # in DuckDB's JSON too
         where = f"{path or (m.group(1) if m else None)}: " if (path or m) else ""
+        if (isinstance(error, OSError) and error.errno == errno.EFBIG) or "File too large" in text:
+            return f"{where}file too large for this process's limit on file size (ulimit -f): raise it, or write elsewhere"
         return f"{where}no space left on the device: free some space, or write elsewhere"
     if isinstance(error, PermissionError) or (isinstance(error, OSError) and error.errno == errno.EROFS):
         # an --out folder this user may not write (export, report, demo), an input it may not read

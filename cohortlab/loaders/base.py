@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Iterable
 
 from cohortlab.engines.base import Engine
-from cohortlab.errors import LoadError, SettingsError, StrictLoadError, TooBigError, is_interrupt, more_memory_advice
+from cohortlab.errors import LoadError, SettingsError, StrictLoadError, TooBigError, is_disk_full, is_interrupt, more_memory_advice
 from cohortlab.loaders.connectors import connector_hint
 from cohortlab.loaders.files import (
     MAX_INVALID_UTF8_LINES,
@@ -687,7 +687,7 @@ class Loader(ABC):
                         raise LoadError(path, f"{e.reason[:-1]} {self.csv_advice})", line=e.line) from None
                     raise
                 except Exception as e:  # engine errors: name the file
-                    if is_interrupt(e):  # Ctrl-C during a query: not a problem of the file
+                    if is_interrupt(e) or is_disk_full(e):  # Ctrl-C, a full disk: not a problem of the file
                         raise
                     message = _clean_engine_error(e)
                     for copy in _copy_names(reads.copies, path):

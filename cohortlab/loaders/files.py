@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, NamedTuple
 
+from contextlib import contextmanager
+
 import xxhash
 
 from cohortlab.errors import LoadError
@@ -241,6 +243,18 @@ def is_completion_marker(path: Path) -> bool:
         return path.stat().st_size == 0
     except OSError:
         return False
+
+
+@contextmanager
+def naming_written(path: str | os.PathLike):
+    """An ``OSError`` raised while ``path`` is written (a full disk: ``write()`` names no file)
+    names ``path``, so that the error says which folder filled (the temporary folder of a copy)."""
+    try:
+        yield
+    except OSError as e:
+        if e.filename is None:
+            e.filename = str(path)
+        raise
 
 
 def expand_paths(paths: Iterable[str | os.PathLike] | str | os.PathLike,

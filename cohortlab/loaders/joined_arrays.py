@@ -18,7 +18,7 @@ import gzip
 import re
 from pathlib import Path
 
-from cohortlab.loaders.files import is_gzip
+from cohortlab.loaders.files import is_gzip, naming_written
 from cohortlab.loaders.line_ends import BLOCK
 
 _WS = b" \t\r\n"
@@ -35,7 +35,7 @@ def join_arrays(src: Path, dst: Path) -> int | None:
     opener = gzip.open if is_gzip(src) else open
     depth, in_str, esc = 0, False, False
     arrays, written, start_of_array = 0, False, False
-    with opener(src, "rb") as f, open(dst, "wb") as out:
+    with naming_written(dst), opener(src, "rb") as f, open(dst, "wb") as out:
         out.write(b"[")
         first = True
         while chunk := f.read(BLOCK):

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import gzip
 import shutil
-import tempfile
 from pathlib import Path
 
-from cohortlab.loaders.files import is_gzip
+from cohortlab.loaders.files import is_gzip, naming_written
+from cohortlab.tempdirs import make_private_dir
 
 BLOCK = 8 * 1024 * 1024
 
@@ -40,7 +40,7 @@ def normalise_line_ends(src: Path, dst: Path, *, csv: bool = False) -> int:
     carry = b""
     lines = 0
     last = b""
-    with opener(src, "rb") as f, open(dst, "wb") as out:
+    with naming_written(dst), opener(src, "rb") as f, open(dst, "wb") as out:
         while True:
             chunk = f.read(BLOCK)
             data = carry + chunk
@@ -83,7 +83,8 @@ class TextCopies:
 
     def _new(self, suffix: str) -> Path:
         if self._dir is None:
-            self._dir = Path(tempfile.mkdtemp(prefix="cohortlab-lines-"))
+            # cohortlab-lines-<pid>-...: a killed load's copies are swept by the next run (tempdirs)
+            self._dir = Path(make_private_dir("lines"))
         return self._dir / f"{len(self._copies) + len(self._literal) + len(self._joined)}{suffix}"
 
     def get(self, path: Path, *, csv: bool = False) -> tuple[Path, int]:

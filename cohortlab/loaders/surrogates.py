@@ -20,7 +20,7 @@ import re
 import zlib
 from pathlib import Path
 
-from cohortlab.loaders.files import Carry, is_gzip
+from cohortlab.loaders.files import Carry, is_gzip, naming_written
 from cohortlab.loaders.line_ends import BLOCK
 
 # an escape \uD800-\uDBFF (high) not followed by an escape \uDC00-\uDFFF (low), or a low one not
@@ -79,7 +79,7 @@ def literal_surrogates(src: Path, dst: Path) -> tuple[int, int | None, str | Non
     """Write ``src`` (gzip or plain) to ``dst`` (plain) with each lone surrogate escape written as
     its text; return (escapes rewritten, the first line holding one, that escape)."""
     count, first, escape = 0, None, None
-    with open(dst, "wb") as out:
+    with naming_written(dst), open(dst, "wb") as out:
         for n, line in enumerate(_lines(src), start=1):
             if b"\\u" in line:
                 if first is None and (m := LONE.search(line)):

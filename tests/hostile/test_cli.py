@@ -510,3 +510,48 @@ def test_a_warning_naming_a_file_never_writes_its_control_characters(db, cli, tm
         lines = [ln for ln in run.stderr.splitlines() if ln.strip()]
         assert len(lines) == 1 and "every record was quarantined" in lines[0], run.stderr
         assert lines[0].startswith("error: " if strict else "warning: ") and "Power\\x1b]0;PWNED\\x07" in lines[0]
+
+
+def test_a_full_disk_during_a_load_is_the_machine_s_not_the_file_s(db, cli, monkeypatch, tmp_path):
+    """A load whose database (DuckDB's "No space left on device"), whose temporary copy of the
+    file, or whose file size limit (`ulimit -f`: "File too large") ran out said `"kind": "load"`,
+    as if the export were wrong, and the copy's error named no folder (a reliability review)."""
+    import json
+
+    from cohortlab.loaders import line_ends
+
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_bytes(b'{"event":"A","properties":{"time":1772000000,"distinct_id":"u1","$insert_id":"i1"}}\r\n'
+                      b'{"event":"A","properties":{"time":1772000001,"distinct_id":"u2","$insert_id":"i2"}}\n')
+    real_write = line_ends.normalise_line_ends
+
+    def full(src, dst, **kw):
+        with line_ends.naming_written(dst):
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(line_ends, "normalise_line_ends", full)
+    run = cli("load", "--db", db, "mixpanel-events", mixed, "--json")
+    error = json.loads(run.stdout)["error"]
+    assert error["kind"] == "machine"
+    assert error["message"].endswith(".jsonl: no space left on the device: free some space, or write elsewhere")
+    assert "cohortlab-lines-" in error["message"]  # the temporary folder that filled
+    monkeypatch.setattr(line_ends, "normalise_line_ends", real_write)
+
+    from cohortlab.engines.duckdb import DuckDBEngine
+
+    for text, said in (('IO Error: Could not write file "/full/lab.duckdb.wal": No space left on device',
+                        "/full/lab.duckdb.wal: no space left on the device"),
+                       ('IO Error: Could not write file "/full/lab.duckdb.wal": File too large',
+                        "/full/lab.duckdb.wal: file too large for this process's limit on file size (ulimit -f)")):
+        real = DuckDBEngine.execute
+
+        def failing(self, sql, params=None, _text=text, _real=real):
+            if sql.lstrip().upper().startswith("INSERT INTO MP_EVENTS"):
+                raise RuntimeError(_text)
+            return _real(self, sql, params)
+
+        monkeypatch.setattr(DuckDBEngine, "execute", failing)
+        run = cli("load", "--db", db, "mixpanel-events", mixed, "--json")
+        error = json.loads(run.stdout)["error"]
+        assert error["kind"] == "machine" and error["message"].startswith(said), error
+        monkeypatch.setattr(DuckDBEngine, "execute", real)
