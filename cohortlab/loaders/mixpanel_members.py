@@ -72,6 +72,7 @@ from cohortlab.loaders.base import (
 )
 from cohortlab.loaders.files import CsvHead, csv_header, head_text
 from cohortlab.pipeline import sql_str
+from cohortlab.times import format_time
 from cohortlab.loaders.mixpanel_common import (
     PAGE_PATHS,
     ProfileUpserts,
@@ -232,6 +233,12 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
         listing = self._listing_of(meta.get("session_id"), set(meta.get("pages") or ()),
                                    (cohort_id, cohort_name, as_of))
         snapshot_id = ctx.load_id if listing.snapshot_id is None else listing.snapshot_id
+        if listing.snapshot_id is None and valid:
+            same = self._same_snapshot(ctx, st, cohort_id, cohort_name, as_of, int(distinct),
+                                       standalone=not meta.get("session_id") and not meta.get("pages"),
+                                       warnings=warnings)
+            if same is not None:  # the snapshot loaded before, as other bytes: its members are not added again
+                snapshot_id = listing.snapshot_id = same
         listing.pages.update(meta.get("pages") or ())
         loaded = int(distinct)
         if snapshot_id == ctx.load_id and no_membership(int(rows_read), int(valid), quarantined):
@@ -294,6 +301,37 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
             all_quarantined_is_expected=everyone_left(quarantined),
             warnings=warnings,
         )
+
+    @staticmethod
+    def _same_snapshot(ctx: FileContext, st: str, cohort_id, cohort_name: str, as_of, members: int, *,
+                       standalone: bool, warnings: list[str]) -> int | None:
+        """The snapshot of this cohort at this as-of time that a load before this file wrote, when
+        it holds exactly this file's members: the same snapshot as other bytes (a gzip or CRLF
+        copy, a CSV given by cohort id after its folder gave it by name), which the fingerprint,
+        a hash of the bytes, cannot see. None otherwise; then a ``standalone`` file (not a page of
+        an Engage listing, whose other pages may follow) that differs is warned about: it replaces
+        that snapshot (the later load is the one simulated), as a partial re-download would."""
+        rows = ctx.engine.query_rows(
+            "SELECT snapshot_id, member_count FROM mp_cohort_snapshots "
+            "WHERE as_of = ? AND snapshot_id < ? "
+            # the same cohort: its id, else (a snapshot loaded by name only) its name
+            "AND (cohort_id = ? OR (cohort_name = ? AND (cohort_id IS NULL OR ?::VARCHAR IS NULL))) "
+            "ORDER BY snapshot_id DESC LIMIT 1",
+            [as_of, ctx.load_id, cohort_id, cohort_name, cohort_id])
+        if not rows:
+            return None
+        earlier, count = int(rows[0][0]), int(rows[0][1])
+        (missing,) = ctx.engine.query_rows(
+            f"SELECT count(DISTINCT s.distinct_id) FROM {st} s WHERE s.reason IS NULL AND s.distinct_id NOT IN "
+            f"(SELECT distinct_id FROM mp_cohort_members WHERE snapshot_id = {earlier})")[0]
+        if count == members and missing == 0:
+            return earlier
+        if standalone:
+            warnings.append(
+                f"{ctx.path}: a snapshot of {cohort_name!r} at {format_time(as_of)} was loaded before with other "
+                f"members ({count:,}; this file has {members:,}, {int(missing):,} of them new): this one replaces it "
+                f"(the later load is the one simulated)")
+        return None
 
     # ------------------------------------------------------------------ inputs
     def _stage_json(self, ctx: FileContext, st: str) -> tuple[dict[str, Any], bool]:

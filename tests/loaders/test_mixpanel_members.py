@@ -334,6 +334,43 @@ def test_each_file_is_one_snapshot_and_loading_twice_changes_nothing(lab, mixpan
     assert r2.loaded == 11 and len(_snapshots(lab)) == 4
 
 
+def test_the_same_snapshot_as_other_bytes_is_not_loaded_again(lab, write, balanced, table_snapshot):
+    """The fingerprint hashes a file's bytes: a gzip or CRLF copy of a snapshot, or the same CSV
+    given by cohort id after its folder gave it by name, added the cohort a second snapshot at the
+    same time and every member again (a reliability review: 14 snapshots became 15, 'snapshots 8'
+    in `cohortlab info`). A snapshot that holds exactly the members of the cohort's snapshot at
+    that time is that snapshot: its members are de-duplicated, nothing is added."""
+    lab.load("mixpanel-cohorts", write("c.json", '[{"id": 1000, "name": "Power Users"}]'))
+    csv = "distinct_id\nA\nB\nC\n"
+    first = balanced(lab.load("mixpanel-members", write("m.csv", csv), cohort="Power Users", as_of="2026-03-01"))
+    before = table_snapshot()
+    copies = [write("m_crlf.csv", csv.replace("\n", "\r\n")), write("m.csv.gz", csv, gz=True),
+              write("m_reordered.csv", "distinct_id\nC\nA\nB\nA\n")]
+    for copy in copies:
+        r = balanced(lab.load("mixpanel-members", copy, cohort_id="1000", as_of="2026-03-01T00:00:00Z"))
+        assert (r.loaded, r.deduplicated, r.warnings) == (0, r.rows_read, []), copy
+    assert _snapshots(lab) == [(first.load_ids[0], "1000", "Power Users", AS_OF, 3)]
+    after = table_snapshot()
+    assert {t: after[t] for t in ("mp_cohort_snapshots", "mp_cohort_members")} == \
+        {t: before[t] for t in ("mp_cohort_snapshots", "mp_cohort_members")}
+
+
+def test_another_snapshot_at_the_same_time_replaces_it_and_says_so(lab, write, balanced):
+    """A partial re-download (head -3 of the CSV) at the same as-of time becomes the snapshot the
+    simulation reads (the later load wins); it was silent."""
+    balanced(lab.load("mixpanel-members", write("m.csv", "distinct_id\nA\nB\nC\n"), cohort="PU", as_of="2026-03-01"))
+    part = write("part.csv", "distinct_id\nA\nD\n")
+    r = balanced(lab.load("mixpanel-members", part, cohort="PU", as_of="2026-03-01"))
+    assert r.loaded == 2 and len(_snapshots(lab)) == 2
+    assert r.warnings == [f"{part}: a snapshot of 'PU' at 2026-03-01T00:00:00Z was loaded "
+                          "before with other members (3; this file has 2, 1 of them new): this one replaces it "
+                          "(the later load is the one simulated)"]
+    # another cohort, or another time, is no replacement
+    r = balanced(lab.load("mixpanel-members", write("other.csv", "distinct_id\nA\n"), cohort="Other",
+                          as_of="2026-03-01"))
+    assert r.loaded == 1 and r.warnings == []
+
+
 def test_header_only_csv_is_an_empty_snapshot_and_gzip_csv_loads(lab, write, balanced):
     r = balanced(lab.load("mixpanel-members", write("empty.csv", "distinct_id,as_of\n"), cohort="C",
                           as_of="2026-03-01"))
@@ -449,7 +486,8 @@ def test_a_csv_whose_ids_a_spreadsheet_rewrote_warns(lab, write):
         lab.load("mixpanel-members", write("us.csv", "distinct_id\n1.23457E+18\n"), cohort="Power Users",
                  as_of=AS_OF, strict=True)
     fine = write("fine.csv", "distinct_id\n4e2918\n2e5\n9080350317581165123\nE+18\n")
-    assert lab.load("mixpanel-members", fine, cohort="Power Users", as_of=AS_OF, strict=True).loaded == 4
+    # (another time: a snapshot at AS_OF with other members would warn that it replaces the one above)
+    assert lab.load("mixpanel-members", fine, cohort="Power Users", as_of="2026-03-02", strict=True).loaded == 4
 
 
 def test_a_csv_distinct_id_written_as_the_warehouse_null_is_no_member(lab, write, balanced):
