@@ -163,7 +163,7 @@ def measure(cmd: list[str], *, env: dict[str, str] | None = None, cwd: str | Non
 
 # ============================================================================ steps (in a subprocess)
 def _latest(engine, cohort: str):
-    from cohortlab.simulation.resolution import find_cohort
+    from cohortlab.simulation.membership import find_cohort
 
     return find_cohort(engine, cohort).last_time
 
@@ -204,7 +204,7 @@ def largest_cohort(db: str) -> str:
 
 
 def _cohorts(engine) -> list[str]:
-    from cohortlab.simulation.resolution import known_cohorts
+    from cohortlab.simulation.membership import known_cohorts
 
     return known_cohorts(engine)
 

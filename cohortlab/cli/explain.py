@@ -25,7 +25,7 @@ def explain_cmd(db, cohort, user, at, snapshot_at, settings_path, source, show_p
     observed attribute, each with the rule (docs/rules.md) that decided it."""
     from cohortlab.errors import CohortlabError
     from cohortlab.simulation.explain import ExplainError
-    from cohortlab.simulation.resolution import CohortError
+    from cohortlab.simulation.membership import CohortError
 
     read_only = loaded_database(db)
     settings = read_settings(settings_path)

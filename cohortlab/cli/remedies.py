@@ -21,7 +21,7 @@ def remedies_cmd(db, cohort, at, since, settings_path, source, progress):
     re-export, reconnect after a pause) would recover (the members' users it brings into the audience)
     and gain in audience, each from its own simulation."""
     from cohortlab.errors import CohortlabError
-    from cohortlab.simulation.resolution import CohortError
+    from cohortlab.simulation.membership import CohortError
     from cohortlab.times import format_time
 
     read_only = loaded_database(db)

@@ -244,7 +244,7 @@ def simulate_cmd(db, cohort, settings_path, at, source, members_out, show_person
     attribute_state, waterfall and gap_summary; the simulation itself is stored too (unless
     --no-store, --debug or --engine spark) and reused by later commands on the same data."""
     from cohortlab.privacy import Redactor
-    from cohortlab.simulation.resolution import CohortError
+    from cohortlab.simulation.membership import CohortError
     from cohortlab.settings import SettingsError
 
     read_only = loaded_database(db)

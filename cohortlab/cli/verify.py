@@ -32,7 +32,7 @@ def verify_cmd(db, cohort, at, snapshot_at, settings_path, source, limit, out, s
     """Compare the simulated cohort attribute with the observed one, profile by profile: confusion
     table, audience observed vs simulated, and the cause of each disagreement."""
     from cohortlab.errors import CohortlabError
-    from cohortlab.simulation.resolution import CohortError
+    from cohortlab.simulation.membership import CohortError
     from cohortlab.simulation.verify import VerifyError
 
     read_only = loaded_database(db)

@@ -536,7 +536,7 @@ def explain(
     ``CohortRef`` found here, as verify passes it), else the simulation
     of only the members that matter to this user (:func:`_related_members_sql`), which gives the
     same facts as the full one."""
-    from cohortlab.simulation.resolution import find_cohort, resolve_at
+    from cohortlab.simulation.membership import find_cohort, resolve_at
     from cohortlab.simulation.verify import VerifyError, observed_times, verify
 
     settings = SyncSettings.coerce(settings)

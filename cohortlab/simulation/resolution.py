@@ -70,8 +70,7 @@ from cohortlab.engines.base import Engine
 from cohortlab.identifiers import float_rounded_mpid_sql, mpid_sql
 from cohortlab.pipeline import Pipeline, sql_bool, sql_str, sql_ts
 from cohortlab.settings import SyncSettings
-from cohortlab.simulation.membership import (  # noqa: F401  (re-exported: the earlier home of these names)
-    BLOCK,
+from cohortlab.simulation.membership import (
     CohortError,
     CohortRef,
     Source,

@@ -528,7 +528,7 @@ def verify(
     ``only_mpids``: compare just these profiles (what :func:`cohortlab.simulation.explain.explain`
     needs for one user): the rows are those of the full comparison, kept in a temporary table
     instead of ``verify_profiles``, and the counts (and ``names``) cover only them."""
-    from cohortlab.simulation.resolution import find_cohort
+    from cohortlab.simulation.membership import find_cohort
 
     settings = SyncSettings.coerce(settings)
     ref = find_cohort(engine, cohort, source)
@@ -556,7 +556,7 @@ def observed_times(engine: Engine, cohort: str | CohortRef, at: datetime | str |
     """(simulation time, snapshot time) that :func:`verify` would use, without simulating;
     raises :class:`VerifyError` when no loaded profile carries the cohort attribute. ``cohort``: a
     name, an id, or the ``CohortRef`` found already (``SimulationResult.ref``)."""
-    from cohortlab.simulation.resolution import find_cohort
+    from cohortlab.simulation.membership import find_cohort
 
     settings = SyncSettings.coerce(settings)
     ref = find_cohort(engine, cohort, source)

@@ -232,7 +232,7 @@ def test_a_json_float_distinct_id_keeps_its_exported_token(lab, write, balanced,
 def test_a_cohort_named_only_by_id_says_what_to_load(lab, write):
     """A payload with mixpanel_cohort_id and no name loads; simulating that id asks for the
     cohort's name (the attribute is named after it), and works once the cohort list is loaded."""
-    from cohortlab.simulation.resolution import CohortError
+    from cohortlab.simulation.membership import CohortError
 
     page = _payload("members", [{"mixpanel_distinct_id": "U1"}], cohort_id="7", name=None)
     del page["parameters"]["mixpanel_cohort_name"]

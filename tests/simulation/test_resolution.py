@@ -5,7 +5,8 @@ gap_reason, on hand-built rows with the expected values written out."""
 import pandas as pd
 import pytest
 
-from cohortlab.simulation.resolution import CohortError, find_cohort, resolution_pipeline
+from cohortlab.simulation.membership import CohortError, find_cohort
+from cohortlab.simulation.resolution import resolution_pipeline
 from cohortlab.settings import SyncSettings
 from cohortlab.times import parse_time
 
