@@ -482,3 +482,41 @@ def test_an_observed_value_that_is_an_email_or_a_phone_is_shown_as_its_pseudonym
     assert dis.loc[3, "other_value"] == "other" and "900889" not in dis.loc[3, "detail"]
     shown = data.lab.verify(C, snapshot_at="2026-03-01T01:00", show_personal_data=True).disagreements.set_index("mpid")
     assert shown.loc[2, "detail"] == 'observed the non-boolean value "+44 7700 900888"; simulated true'
+
+
+# --------------------------------------------------------------------------- the order of the causes and the capture time
+def test_a_snapshot_taken_before_the_first_write_is_stale_even_when_the_profile_carries_an_older_name(data):
+    """docs/rules.md#observed-state: the first cause that applies wins, and snapshot_before_last_run
+    comes before attribute_name_differs. Profile 1 carries 'Mixpanel - Power Users' = true (the
+    older form) and no 'Power Users' in a snapshot taken at 09:00; the sync's first run, at 10:00,
+    writes 'Power Users' = true. At the capture the simulation had written nothing (absent), which
+    is what the snapshot shows under the expected name: the snapshot's age explains the
+    disagreement, not the other name."""
+    linked(data, {"a": 1})
+    data.snapshot(C, "2026-03-01T10:00", ["a"])  # t0 = 10:00: the first run writes true on 1
+    observe(data, 1, True, name="Mixpanel - Power Users", as_of="2026-03-01T09:00:00Z")
+    v = data.lab.verify(C, at="2026-03-01T10:00")
+    assert v.snapshot_at == pd.Timestamp("2026-03-01T09:00", tz="UTC")
+    assert rows(v) == {1: ("true", "absent", "snapshot_before_last_run")}
+    p = v.profiles.set_index("mpid").loc[1]
+    assert p.other_name == "Mixpanel - Power Users" and p.captured_at == pd.Timestamp("2026-03-01T09:00")
+    assert p.detail == "the run at 2026-03-01 10:00:00 wrote true; this profile was captured at 2026-03-01 09:00:00"
+    assert causes(v) == {"snapshot_before_last_run": 1}
+
+
+def test_a_run_at_the_capture_time_itself_counts_as_before_the_capture(data):
+    """docs/rules.md#observed-state: the value at the capture is the state after the last run at
+    *or before* the snapshot time. Cadence 1 h: the run at 00:00 writes true on 1, the run at 01:00
+    (a left at 01:00) false. A snapshot taken at exactly 00:00 shows true: the simulation held true
+    at the capture (the 00:00 run counts), so the snapshot is merely older than the last run. Were
+    the 00:00 run left out, 1 would have been absent at the capture, and the disagreement
+    unexplained."""
+    linked(data, {"a": 1})
+    data.snapshot(C, "2026-03-01T00:00", ["a"])
+    data.snapshot(C, "2026-03-01T01:00", [])
+    observe(data, 1, True, as_of="2026-03-01T00:00:00Z")
+    v = data.lab.verify(C, at="2026-03-01T01:00", settings={"cadence": "1h"})
+    assert rows(v) == {1: ("false", "true", "snapshot_before_last_run")}
+    p = v.profiles.set_index("mpid").loc[1]
+    assert p.captured_at == pd.Timestamp("2026-03-01T00:00")
+    assert p.detail == "the run at 2026-03-01 01:00:00 wrote false; this profile was captured at 2026-03-01 00:00:00"
