@@ -482,3 +482,92 @@ def test_every_sync_step_stays_in_the_portable_subset(data):
             for history in ("none", "single", "multi"):
                 for _, pipeline in stages(ref, parse_time("2026-03-05"), ref.first_time, s, C, history=history):
                     assert_portable(pipeline)
+
+
+# --------------------------------------------------------------------------- boundaries of the rules
+def test_a_full_refresh_does_not_write_a_profile_already_false(data):
+    """docs/rules.md#pauses-and-refresh: a full refresh (with refresh_clears_stale) sets false on
+    the profiles that are *true* but no longer in S. MPID 1 was written true at 00:00 and false at
+    01:00 (a left); the 05:00 run after the pause (4 h since the last success > the 2 h ttl) is a
+    full refresh of an empty cohort, which finds 1 false already: no third write, and its last
+    write stays the 01:00 run."""
+    linked(data, {"a": 1})
+    data.snapshot(C, "2026-03-01T00:00", ["a"])
+    data.snapshot(C, "2026-03-01T01:00", [])
+    s = {"cadence": "1h", "snapshot_ttl": "2h", "pauses": [{"start": "2026-03-01T02:00", "end": "2026-03-01T05:00"}]}
+    r = data.lab.simulate(C, at="2026-03-01T05:00", settings=s)
+    assert timeline(r, "kind", "true_count") == [
+        ("first", 1), ("diff", 0), ("failed", 0), ("failed", 0), ("failed", 0), ("full_refresh", 0)]
+    one = r.attribute_state.set_index("mpid").loc[1]
+    assert (bool(one.value), one.writes, one.last_write_at) == (False, 2, pd.Timestamp("2026-03-01T01:00"))
+    assert one.changed_at == pd.Timestamp("2026-03-01T01:00")
+
+
+def test_an_orphan_and_an_mpid_of_the_same_number_are_two_profiles_of_one_member(data):
+    """docs/rules.md#orphans with identifiers decided at send time: A is sent at 00:00 with
+    $mparticle_user_id 999 (no such profile: create_and_update makes an orphan), removed at
+    01:00 (false on the orphan, the target it was sent to), and sent again at 02:00 after its
+    profile was fixed to 1 at 01:30 (true on MPID 1). A's two targets are an orphan and a linked
+    profile: the orphan is false and out of the audience, MPID 1 true and in S, whatever number
+    the orphan is stored under (orphans are numbered like MPIDs, from 1)."""
+    data.mpa(1)
+    data.profile("A", mparticle_user_id="999", as_of="2026-03-01T00:00")
+    data.profile("A", mparticle_user_id="1", as_of="2026-03-01T01:30")
+    data.snapshot(C, "2026-03-01T00:00", ["A"])
+    data.snapshot(C, "2026-03-01T01:00", [])
+    data.snapshot(C, "2026-03-01T02:00", ["A"])
+    r = data.lab.simulate(C, at="2026-03-01T02:00", settings={"cadence": "1h", "protection": "create_and_update"})
+    assert state(r) == {"orphan:999": False, 1: True}
+    assert timeline(r, "kind", "should_be_true", "true_count", "not_yet_true", "stale_true", "orphans_true") == [
+        ("first", 0, 1, 0, 0, 1),  # the orphan 999 is true; no linked profile should be
+        ("diff", 0, 0, 0, 0, 0),  # A removed: false on the orphan
+        ("diff", 1, 1, 0, 0, 0),  # A back, sent as 1
+    ]
+    assert wf(r) == {"members": 1, "shared_mpid": 0, "should_be_true": 1, "not_yet_true": 0,
+                     "stale_true": 0, "orphans_true": 0, "audience": 1}
+
+
+@pytest.fixture
+def hourly(data):
+    """Cadence 1 h from 00:00, snapshot_ttl 2 h; a is a member from 00:00, b enters at 01:30."""
+    linked(data, {"a": 1, "b": 2})
+    data.snapshot(C, "2026-03-01T00:00", ["a"])
+    data.snapshot(C, "2026-03-01T01:30", ["a", "b"])
+    return data
+
+
+def test_a_pause_ends_before_its_end_time_and_a_gap_of_exactly_the_ttl_resumes_with_a_diff(hourly):
+    """docs/rules.md#pauses-and-refresh: a pause is [start, end): the run at its end time succeeds.
+    Paused [01:00, 02:00): the 02:00 run is 2 h after the last success (00:00), exactly the ttl,
+    which is not *longer* than it: a diff, sending b alone. (The SQL that marks failed runs and the
+    run grid's own reckoning of the first successful run, which places reconnects and re-exports,
+    are two readings of the same window: both are checked.)"""
+    s = {"cadence": "1h", "snapshot_ttl": "2h", "pauses": [{"start": "2026-03-01T01:00", "end": "2026-03-01T02:00"}]}
+    r = hourly.lab.simulate(C, at="2026-03-01T03:00", settings=s)
+    assert timeline(r, "run_at", "kind", "failed", "full_refresh", "adds", "true_count") == [
+        (pd.Timestamp("2026-03-01T00:00"), "first", False, False, 1, 1),
+        (pd.Timestamp("2026-03-01T01:00"), "failed", True, False, 0, 1),
+        (pd.Timestamp("2026-03-01T02:00"), "diff", False, False, 1, 2),
+        (pd.Timestamp("2026-03-01T03:00"), "diff", False, False, 0, 2),
+    ]
+    # the run a reconnect or a re-export lands on is the first *successful* one at or after its
+    # time (docs/rules.md#re-export): the 02:00 run, the pause's end, not the 03:00 one
+    reconnect = {**s, "pauses": [{**s["pauses"][0], "ends_with": "reconnect"}]}
+    reexport = {**s, "reexport_at": ["2026-03-01T01:30"]}  # inside the pause
+    for settings, kind in ((reconnect, "reconnect"), (reexport, "reexport")):
+        r = hourly.lab.simulate(C, at="2026-03-01T03:00", settings=settings)
+        assert timeline(r, "kind", "adds", "true_count") == [
+            ("first", 1, 1), ("failed", 0, 1), (kind, 2, 2), ("diff", 0, 2)]  # a full sync: a and b sent
+
+
+def test_a_gap_longer_than_the_ttl_ends_with_a_full_refresh_at_the_pause_end(hourly):
+    """The same world paused [01:00, 03:00): the 03:00 run (3 h since the last success, longer
+    than the 2 h ttl) is a full refresh, sending every member."""
+    s = {"cadence": "1h", "snapshot_ttl": "2h", "pauses": [{"start": "2026-03-01T01:00", "end": "2026-03-01T03:00"}]}
+    r = hourly.lab.simulate(C, at="2026-03-01T03:00", settings=s)
+    assert timeline(r, "run_at", "kind", "failed", "full_refresh", "adds", "true_count") == [
+        (pd.Timestamp("2026-03-01T00:00"), "first", False, False, 1, 1),
+        (pd.Timestamp("2026-03-01T01:00"), "failed", True, False, 0, 1),
+        (pd.Timestamp("2026-03-01T02:00"), "failed", True, False, 0, 1),
+        (pd.Timestamp("2026-03-01T03:00"), "full_refresh", False, True, 2, 2),
+    ]
