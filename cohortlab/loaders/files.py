@@ -289,6 +289,8 @@ def expand_paths(paths: Iterable[str | os.PathLike] | str | os.PathLike,
                 kept = set(matches)
                 not_read += [(Path(s), f) for f in found if f not in kept]
         else:
+            if os.path.exists(s):  # a FIFO, a device (/dev/null), a socket: a load reads a file more than once
+                raise LoadError(s, "not a regular file (a pipe, a device or a socket): save the export to a file first")
             raise LoadError(s, "no such file or directory")
     seen: set[Path] = set()
     return [p for p in out if not (p.resolve() in seen or seen.add(p.resolve()))]

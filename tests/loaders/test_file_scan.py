@@ -123,3 +123,20 @@ def test_a_file_whose_name_holds_glob_characters_is_that_file(tmp_path):
     assert expand_paths(str(tmp_path / "[c].jsonl")) == [tmp_path / "c.jsonl"]  # no such file: a pattern
     with Lab() as lab:
         assert lab.load("mixpanel-events", str(odd)).loaded == 1
+
+
+def test_a_pipe_or_a_device_is_named_for_what_it_is(tmp_path):
+    """A FIFO (`<(zcat export.gz)`) or /dev/null was 'no such file or directory', which it is not:
+    a load reads a file more than once (its fingerprint, then its rows), so it needs a file."""
+    import os
+
+    from cohortlab.errors import LoadError
+    from cohortlab.loaders.files import expand_paths
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for path in (fifo, "/dev/null"):
+        with pytest.raises(LoadError, match="not a regular file \\(a pipe, a device or a socket\\)"):
+            expand_paths(str(path))
+    with pytest.raises(LoadError, match="no such file or directory"):
+        expand_paths(str(tmp_path / "missing.jsonl"))
