@@ -346,6 +346,8 @@ def json_syntax_error(path: Path, limit: int = 16 * 1024 * 1024) -> str | None:
             _, i = decoder.raw_decode(text, i)
         except json.JSONDecodeError as e:
             what, mark = e.msg, text[e.pos:e.pos + 1]
+            if what == "Unterminated string starting at":  # Python's words, which read as cut off themselves
+                what = "a string starts here and is never closed (is the file cut short?)"
             if e.pos == i and i > 0 and mark in (",", "]", "}"):
                 what = (f"{mark!r} after a complete JSON value, outside any array"
                         + (" (is the file's opening '[' missing?)" if mark in (",", "]") else ""))

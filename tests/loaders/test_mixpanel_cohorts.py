@@ -116,3 +116,13 @@ def test_the_json_error_locator_counts_every_line_end_and_survives_deep_nesting(
     deep = tmp_path / "deep.json"
     deep.write_text('[{"id": 1, "x": ' + "[" * 50_000 + "1,]")
     assert json_syntax_error(deep) is None
+
+
+def test_a_json_file_cut_inside_a_string_says_so(tmp_path):
+    """A page cut short inside a string ended its message with Python's 'Unterminated string
+    starting at', which read as if the message itself were cut off (a reliability review)."""
+    from cohortlab.loaders.files import json_syntax_error
+
+    f = tmp_path / "cut.json"
+    f.write_text('[{"id": 1, "name": "Power Users"},\n {"id": 2, "name": "Recent Purch')
+    assert json_syntax_error(f) == "line 2, column 19: a string starts here and is never closed (is the file cut short?)"
