@@ -198,3 +198,35 @@ def test_simulate_assumptions_all_prints_the_audience_under_each_value(db):
     assert line.split()[1:3] == ["1", "2"] and "only_update*=1" in line and "create_and_update=2" in line
     assert "no change in the audience: " in res.output and "fallback" in res.output.split("no change")[1]
     assert "audience on Power Users = false: 0 profiles" in res.output
+
+
+# --------------------------------------------------------------------------- audiences on false, negative steps
+def test_the_audience_on_false_counts_an_orphan_set_false(data):
+    """docs/rules.md#audiences-on-false: an audience on <attribute> = false counts the profiles
+    whose attribute is false, orphans included. A's $mparticle_user_id 12345 names no profile:
+    create_and_update makes an orphan, true at 00:00 and false at 01:00 when A leaves."""
+    data.profile("A", mparticle_user_id="12345")
+    data.snapshot(C, "2026-03-01T00:00", ["A"])
+    data.snapshot(C, "2026-03-01T01:00", [])
+    r = data.lab.simulate(C, at="2026-03-01T01:00", settings={"cadence": "1h", "protection": "create_and_update"})
+    assert r.attribute_state[["orphan_identifier", "is_orphan", "value"]].values.tolist() == [["12345", True, False]]
+    assert (r.audience, r.audience_false) == (0, 1)
+    assert r.timeline.false_count.tolist() == [0, 1]  # the timeline's last row agrees
+    assert r.summary()["audience_false"] == 1
+
+
+def test_check_waterfall_refuses_negative_steps_even_when_they_add_up():
+    """docs/rules.md#waterfall: counts are never negative. A not_yet_true of -1 and a stale_true
+    of -1 cancel out (5 - -1 + -1 = 5), so only the sign check can catch them."""
+    df = pd.DataFrame(
+        [("members", "", "total", 5), ("shared_mpid", "", "minus", 0), ("should_be_true", "", "total", 5),
+         ("not_yet_true", "", "minus", -1), ("stale_true", "", "plus", -1), ("orphans_true", "", "plus", 0),
+         ("audience", "", "total", 5)],
+        columns=["step", "label", "kind", "count"])
+    with pytest.raises(ReconciliationError, match="negative step in the waterfall"):
+        check_waterfall(df)
+    # the same from counts: more profiles both true and due than due at all
+    counts = {"members": 5, "matched": 5, "gaps": {}, "should_be_true": 5, "true_linked": 5, "orphans_true": 0,
+              "true_and_should": 6}
+    with pytest.raises(ReconciliationError, match="negative step in the waterfall"):
+        build_waterfall(counts)
