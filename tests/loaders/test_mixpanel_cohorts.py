@@ -125,4 +125,4 @@ def test_a_json_file_cut_inside_a_string_says_so(tmp_path):
 
     f = tmp_path / "cut.json"
     f.write_text('[{"id": 1, "name": "Power Users"},\n {"id": 2, "name": "Recent Purch')
-    assert json_syntax_error(f) == "line 2, column 19: a string starts here and is never closed (is the file cut short?)"
+    assert json_syntax_error(f) == "line 2, column 20: a string starts here and is never closed (is the file cut short?)"
