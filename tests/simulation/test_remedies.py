@@ -256,3 +256,26 @@ def test_a_member_recoverable_through_the_mpid_itself(data):
     assert base.recoverable_via.tolist() == ["mparticle_id", "mparticle_id"]
     df = data.lab.remedies(C, at="2026-03-07", settings=DAILY, since="2026-03-02")
     assert gained(df)["rule"] == 0 and gained(df)["rule_reexport"] == 2
+
+
+def test_a_reexport_at_the_last_run_keeps_a_profile_set_false_before_it_false(data):
+    """docs/rules.md#re-export: a re-export at the last run writes true on the members' profiles and
+    leaves every other profile as the runs before left it. Cadence 1 h: B leaves at 01:00 (the
+    01:00 run writes 202 false); a re-export at 02:00, the last run, re-sends A alone: 201 true,
+    202 still false, audience 1. The re-export row, derived from the baseline
+    (last_run_reexport.py), counts the same as a simulation with reexport_at."""
+    hourly = {"cadence": "1h"}
+    data.mpa(201).mpa(202)
+    data.profile("A", mparticle_user_id="201").profile("B", mparticle_user_id="202")
+    data.snapshot(C, "2026-03-01T00:00", ["A", "B"])
+    data.snapshot(C, "2026-03-01T01:00", ["A"])
+    at = "2026-03-01T02:00"
+    base = data.lab.simulate(C, at=at, settings=hourly)
+    assert list(base.timeline.kind) == ["first", "diff", "diff"] and base.audience == 1
+    reexported = data.lab.simulate(C, at=at, settings={**hourly, "reexport_at": [at]})
+    assert list(reexported.timeline.kind) == ["first", "diff", "reexport"]
+    assert dict(zip(reexported.attribute_state.mpid, reexported.attribute_state.value)) == {201: True, 202: False}
+    row = data.lab.remedies(C, at=at, settings=hourly).set_index("key").loc["reexport"]
+    assert (row.audience_before, row.audience_after, row.gained) == (1, 1, 0)
+    full = value_remedies(data.engine, C, at, hourly, _full=True).set_index("key")
+    assert (full.loc["reexport", "audience_after"], full.loc["reexport", "gained"]) == (1, 0)
