@@ -21,8 +21,12 @@ which catches phone numbers written as plain digits (``07700900123``, which an M
 too). A national shape is not searched for inside sentences, where dates and counts take it (an
 error's text, :func:`masked_text`, is searched for the North-American ``415-555-0123`` shapes only).
 Before the patterns, a value is read with every kind of space as a space, full-width ``＠``/``＋``
-as ``@``/``+``, and ``%40``, ``%2B``, ``tel:`` undone (``carol%40example.com``,
-``tel:+14155550111``), the same in Python and SQL (:func:`normalised`). The database's values are looked up for the
+as ``@``/``+``, every dash (U+2010-U+2015, the minus sign) as ``-``, a middle dot as ``.``, without
+invisible characters (a soft hyphen, zero-width spaces: ``+4\\u200b4 7700 900123``), and ``%40``,
+``%2B``, ``tel:`` undone (``carol%40example.com``, ``tel:+14155550111``), the same in Python and
+SQL (:func:`normalised`); a ``+`` number's digits may also be separated by ``/`` or ``_``. A text
+searched for values (:func:`masked_text`, :meth:`Redactor.text`) is read so too, what is not
+replaced left as written (``2026–03–01`` keeps its en dashes). The database's values are looked up for the
 values about to be shown (:class:`KnownPersonal`), never all brought into Python.
 """
 
@@ -47,23 +51,27 @@ PERSONAL_COLUMNS = ("email", "phone", "$email", "$phone", "mobile_number")
 ID_COLUMNS = ("distinct_id", "distinct_ids", "identifier", "value", "user", "orphan_identifier")
 
 EMAIL_PATTERN = r"[^@\s]+@[^@\s]+"
-PHONE_PATTERN = r"\+[\d\s().-]{6,}"
+PHONE_PATTERN = r"\+[\d\s()./_-]{6,}"  # a slash or an underscore is a separator too
 # a national phone number as a whole value (with the digit count and the date check below)
 NATIONAL_PHONE_PATTERN = r"\(?\d[\d\s().-]*[\s()-][\d\s().-]*\d|\d{3}\.\d{3}\.\d{4}"
 _NATIONAL_PHONE_RE = re.compile(NATIONAL_PHONE_PATTERN)
 # an international phone number inside a longer text (a cohort named "Called +44 7700 900123"):
 # a "+" and at least 8 digits, at most two separators between two of them, and no date among
-# them ("+12) 2026-02-15"); fewer digits are a count ("+150000 users")
-PHONE_INSIDE_PATTERN = r"\+[0-9](?:[\s().-]{0,2}[0-9]){7,}"
+# them ("+12) 2026-02-15"); fewer digits are a count ("+150000 users"). A separator is a space,
+# a parenthesis, a dot, a dash, a slash or an underscore, as :func:`normalised` reads the text
+# (an en dash or a minus sign is a dash, a middle dot a dot, an invisible character is not there)
+PHONE_INSIDE_PATTERN = r"\+[0-9](?:[\s()./_-]{0,2}[0-9]){7,}"
 _PHONE_INSIDE_RE = re.compile(PHONE_INSIDE_PATTERN)
-DATE_PATTERN = "[0-9]{4}-[0-9]{2}-[0-9]{2}"
+# a date among a "+" number's digits: 4-2-2 with a month and a day ("2026-02-15", "2026/02/15")
+DATE_PATTERN = "[0-9]{4}[-/_][01][0-9][-/_][0-3][0-9]"
 _DATE_RE = re.compile(DATE_PATTERN)
-_DATE_START_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATE_START_RE = _DATE_RE  # a whole value that starts with a date is not a national number (as "^" DATE_PATTERN in SQL)
 _EMAIL_VALUE_RE = re.compile(EMAIL_PATTERN)  # a value that holds an email (as looks_personal_sql)
 # an email inside a sentence: the value alone, not the marks around it ("email=a@b.com," ->
 # "a@b.com"; a full stop after it ends the sentence; in a path, the file's name: "obs/dsar-a@b.com.jsonl"
 # -> "obs/<email>")
-_EMAIL_RE = re.compile(r"[^\s,;:()\[\]{}<>\"'`*|=@/]+@[^\s,;:()\[\]{}<>\"'`*|=@/]*[^\s,;:()\[\]{}<>\"'`*|=@./]")
+# (a quoted local part, '"a b"@example.com', is one email)
+_EMAIL_RE = re.compile(r"(?:\"[^\"\r\n@]*\"|[^\s,;:()\[\]{}<>\"'`*|=@/]+)@[^\s,;:()\[\]{}<>\"'`*|=@/]*[^\s,;:()\[\]{}<>\"'`*|=@./]")
 _PHONE_RE = re.compile(PHONE_PATTERN)
 _WORD_RE = re.compile(r"[^\s,;:()\[\]{}<>\"'`*|]+")  # a value inside a sentence (Markdown marks excluded)
 
@@ -124,8 +132,18 @@ def known_personal_among_sql(values: str) -> str:
 # (:func:`normalised_sql`); the pseudonym is still that of the value as written.
 _SPACES = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f\x85\xa0\u1680" + "".join(chr(c) for c in range(0x2000, 0x200B))
            + "\u2028\u2029\u202f\u205f\u3000")
-_FROM, _TO = _SPACES + "\uff20\uff0b", " " * len(_SPACES) + "@+"
-_TRANSLATE = str.maketrans(_FROM, _TO)
+# Separators in other spellings: every dash (hyphen, en and em dash, the minus sign: "+44–7700–900123")
+# is a dash, a middle dot a dot; invisible characters (a soft hyphen, zero-width spaces and joiners,
+# a word joiner, a byte-order mark) are not there at all ("+4\u200b4 7700 900123" is "+44 7700 900123")
+_DASHES = "".join(chr(c) for c in range(0x2010, 0x2016)) + "\u2212"
+_INVISIBLE = "\u00ad\u200b\u200c\u200d\u2060\ufeff"
+# translate() in SQL (DuckDB, Spark) deletes the characters of "from" past the end of "to"
+_FROM = _SPACES + "\uff20\uff0b" + _DASHES + "\u00b7" + _INVISIBLE
+_TO = " " * len(_SPACES) + "@+" + "-" * len(_DASHES) + "."
+_TRANSLATE = {ord(a): (_TO[i] if i < len(_TO) else None) for i, a in enumerate(_FROM)}
+# what a text is read as by the patterns inside a sentence, character by character (:func:`_read`)
+_READ = {a: (_TO[i] if i < len(_TO) else "") for i, a in enumerate(_FROM) if a in _DASHES + "\u00b7" + _INVISIBLE}
+_READ_RE = re.compile("[" + re.escape("".join(_READ)) + "]")
 _UNDONE = (("%40", "@"), ("%2B", "+"), ("%2b", "+"), ("tel:", ""), ("TEL:", ""))
 
 
@@ -216,6 +234,16 @@ def masked_text(text: str) -> str:
     return _masked(_OTHER_SPELLING_RE.sub(_masked_spelling, str(text)))
 
 
+def masked_path(path: str | os.PathLike) -> str:
+    """``path`` with each email and phone number in its parts shown as ``<email>`` / ``<phone
+    number>`` (:func:`masked_text` of each part between two ``/``: a phone
+    number may be written with a slash, a path part never holds one), the rest as written:
+    ``/srv/dsar-bob@example.com/lab +1 415 555 0123.duckdb`` is
+    ``/srv/<email>/lab <phone number>.duckdb`` (a part that holds an email is ``<email>``, as in
+    a load's warning)."""
+    return "/".join(masked_text(part) for part in str(path).split("/"))
+
+
 # a national phone number inside a text, in the North-American 3-3-4 shape only: three digits,
 # three, four, with the same dash or dot between them (``415-555-0123``, ``415.555.0123``), or the
 # first three in parentheses (``(415) 555-0123``, ``(415)555.0123``), optionally after a ``1``
@@ -227,18 +255,73 @@ _NATIONAL_PHONE_INSIDE_RE = re.compile(NATIONAL_PHONE_INSIDE_PATTERN)
 
 
 def _masked(text: str) -> str:
-    """``text`` with each email, ``+`` phone number and North-American national one (as written)
-    replaced by its placeholder."""
-    out = _PHONE_RE.sub(_masked_phone, _EMAIL_RE.sub("<email>", text))
-    return _NATIONAL_PHONE_INSIDE_RE.sub("<phone number>", out)
+    """``text`` with each email, ``+`` phone number and North-American national one replaced by
+    its placeholder, found in the text as the patterns read it (:func:`_read`: "+44–7700–900123",
+    "+1 415 555\\u200b0123"); the rest as written."""
+    return _rewritten(text, ((_EMAIL_RE, lambda read, written: "<email>"),
+                             (_PHONE_MASK_RE, lambda read, written: "<phone number>"),
+                             (_NATIONAL_PHONE_INSIDE_RE, lambda read, written: "<phone number>")))
 
 
-def _masked_phone(m: re.Match) -> str:
-    """``<phone number>`` for the span of ``m``, followed by the marks after its last digit (the
-    span takes them: "(+44 7700 900123)" kept its ")")."""
-    span = m.group(0)
-    number = span.rstrip(" ().-")
-    return "<phone number>" + span[len(number):]
+# a "+" phone number of masked_text: PHONE_PATTERN's span up to its last digit (the marks after it
+# are not the number's: "(+44 7700 900123)" keeps its ")")
+_PHONE_MASK_RE = re.compile(r"\+(?=[\d\s()./_-]{6,})[\d\s()./_-]*\d")
+
+
+def _read(text: str) -> tuple[str, list[int]]:
+    """``text`` as the patterns read it inside a sentence (its dashes as ``-``, a middle dot as
+    ``.``, without invisible characters; see ``_DASHES``), and where each of its characters is in
+    ``text``."""
+    chars: list[str] = []
+    at: list[int] = []
+    for i, c in enumerate(text):
+        r = _READ.get(c, c)
+        if r:
+            chars.append(r)
+            at.append(i)
+    return "".join(chars), at
+
+
+def _rewritten(text: str, steps: Iterable[tuple[re.Pattern, Any]]) -> str:
+    """``text`` with each step's pattern replaced in turn, in the text as :func:`_read` reads it:
+    ``replace(read, written)`` gets a span as read and as written, and returns what shows in its
+    place (None: the span as written). What no pattern takes stays as written (the en dashes of
+    "2026–03–01" stay en dashes)."""
+    if _READ_RE.search(text) is None:  # nearly every text: the patterns read it as it is
+        for regex, replace in steps:
+            text = regex.sub(lambda m: _or(replace(m.group(0), m.group(0)), m.group(0)), text)
+        return text
+    read, at = _read(text)
+    head = text[:at[0]] if at else text  # invisible characters before the first one read
+    # the text as pieces (as read, as written): a character with the invisible ones after it, or a replacement
+    pieces = [(read[j], text[i:at[j + 1] if j + 1 < len(at) else len(text)]) for j, i in enumerate(at)]
+    for regex, replace in steps:
+        starts: dict[int, int] = {}  # where a piece starts in the joined text -> the piece
+        n = 0
+        for x, (r, _) in enumerate(pieces):
+            starts[n] = x
+            n += len(r)
+        starts[n] = len(pieces)
+        out: list[tuple[str, str]] = []
+        k = 0
+        for m in regex.finditer("".join(r for r, _ in pieces)):
+            a, b = starts.get(m.start()), starts.get(m.end())
+            if a is None or b is None or a >= b or a < k:  # inside a replacement: left as it is
+                continue
+            written = "".join(w for _, w in pieces[a:b])
+            value = written.rstrip(_INVISIBLE)
+            new = replace(m.group(0), value)
+            if new is None:
+                continue
+            out += pieces[k:a]
+            out.append((new, new + written[len(value):]))
+            k = b
+        pieces = out + pieces[k:]
+    return head + "".join(w for _, w in pieces)
+
+
+def _or(value: Any, default: str) -> str:
+    return default if value is None else value
 
 
 # a word holding a spelling :func:`normalised` undoes (full-width @ or +, %40, %2B, tel:)
@@ -502,9 +585,10 @@ class Redactor:
         # as the reports read it (:func:`normalised`); the patterns below see only the plain ones
         if _OTHER_SPELLING_RE.search(out):  # rare: every word of every sentence was looked at
             out = _WORD_RE.sub(lambda m: self._other_spelling(m.group(0)), out)
-        out = _EMAIL_RE.sub(lambda m: pseudonym(m.group(0), self.key), out)
-        out = _PHONE_INSIDE_RE.sub(lambda m: pseudonym(m.group(0), self.key) if _is_phone_inside(m.group(0))
-                                   else m.group(0), out)
+        # in the text as the patterns read it ("+44–7700–900123"); the pseudonym of the value as written
+        out = _rewritten(out, ((_EMAIL_RE, lambda read, written: pseudonym(written, self.key)),
+                               (_PHONE_INSIDE_RE, lambda read, written: pseudonym(written, self.key)
+                                if _is_phone_inside(read) else None)))
         if self.database is not None:  # the words left, but the pseudonyms just written
             personal = self.database.known_words({w for w in _WORD_RE.findall(out) if not PSEUDONYM_RE.fullmatch(w)})
             if personal:

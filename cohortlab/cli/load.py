@@ -194,10 +194,13 @@ def _into(db, load):
 
 def _world_dict(world) -> dict:
     """A folder's load as JSON values: the folder, each load's report (``load --json`` of one
-    kind) in the folder's order, the files not loaded, and every warning."""
+    kind) in the folder's order, the files not loaded (an email or a phone number in a name masked,
+    as in the warnings: :func:`cohortlab.privacy.masked_path`), and every warning."""
+    from cohortlab.privacy import masked_path
+
     return {"kind": FOLDER, "folder": str(world.folder), "loads": [r.as_dict() for r in world.reports],
             "loaded": sum(r.loaded for r in world.reports),
-            "not_loaded": [str(p) for p in world.ignored], "warnings": list(world.warnings)}
+            "not_loaded": [masked_path(str(p)) for p in world.ignored], "warnings": list(world.warnings)}
 
 
 @main.command("info", short_help="Tables, row counts, cohorts and time ranges of a database.")

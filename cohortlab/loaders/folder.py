@@ -109,10 +109,15 @@ class WorldReport:
 
     def ignored_text(self) -> str:
         """One line naming the files not loaded (relative to the folder, the first 10 and how
-        many), '' when there are none."""
+        many), '' when there are none. A file name is data: an email or a phone number in it shows
+        as ``<email>`` / ``<phone number>`` (``call <phone number>.txt``), as in the warnings (they were
+        in clear on this line, masked on the next)."""
         if not self.ignored:
             return ""
-        names = [str(p.relative_to(self.folder)) if p.is_relative_to(self.folder) else str(p) for p in self.ignored]
+        from cohortlab.privacy import masked_path
+
+        names = [masked_path(p.relative_to(self.folder).as_posix() if p.is_relative_to(self.folder) else str(p))
+                 for p in self.ignored]
         return (f"  not loaded: {len(names):,} file(s) outside the places a folder of exports keeps them "
                 f"(docs/loading.md#folder), hidden, or holding no data: {some_names(names)}")
 

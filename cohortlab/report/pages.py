@@ -26,18 +26,19 @@ def shown_path(path: str | os.PathLike | None, report_dir: str | os.PathLike | N
     can be shared without this machine's directory layout: relative to the report folder when
     inside it (``data.duckdb`` of ``--keep-data``), else its own name (``project.duckdb``,
     ``exports``). Empty for no path. An email or ``+`` phone number in the name shows as
-    ``<email>`` / ``<phone number>`` (``dsar-export-<email>``): a report never names a person."""
-    from cohortlab.privacy import masked_text
+    ``<email>`` / ``<phone number>`` (``dsar-export-<email>``,
+    :func:`cohortlab.privacy.masked_path`): a report never names a person."""
+    from cohortlab.privacy import masked_path
 
     if path is None or str(path) == "":
         return ""
     p = Path(path).expanduser().resolve()
     if report_dir is not None:
         try:
-            return masked_text(p.relative_to(Path(report_dir).expanduser().resolve()).as_posix() or ".")
+            return masked_path(p.relative_to(Path(report_dir).expanduser().resolve()).as_posix() or ".")
         except ValueError:
             pass
-    return masked_text(p.name or str(path))
+    return masked_path(p.name or str(path))
 
 
 # --------------------------------------------------------------------------- one page

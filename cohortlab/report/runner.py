@@ -205,8 +205,11 @@ def run_notebook(
             result.error = masked_text(f"{type(e).__name__}: {e}")
         break
     result.seconds = time.monotonic() - t0
-    if shown_values and result.ipynb.exists():
-        _redact_parameters(result.ipynb, shown_values)
+    # the paths as the pages show their names: an email or a phone number in them masked (docs/reports.md#shown-paths)
+    show = bool((parameters or {}).get("show_personal_data"))
+    shown_paths = {} if show else masked_path_values(params)
+    if (shown_values or shown_paths) and result.ipynb.exists():
+        _redact_parameters(result.ipynb, {**(shown_values or {}), **shown_paths}, paths=not show)
     metrics = nb_dir / "metrics.json"
     if metrics.exists():
         result.metrics_path = metrics
@@ -274,10 +277,42 @@ def shown_parameter_values(params: Mapping[str, Any]) -> dict[str, str]:
     return {t: v for t, v in shown.items() if v != t}
 
 
-def _redact_parameters(ipynb: Path, shown: Mapping[str, str]) -> None:
-    """Write ``shown``'s pseudonyms over the personal texts of the executed notebook's injected
-    parameters cell and of papermill's record of its parameters."""
+def masked_path_values(params: Mapping[str, Any]) -> dict[str, str]:
+    """``{path: as shown}`` for the path parameters (:data:`PATH_PARAMETERS`, as the notebook
+    gets them: absolute) that hold an email or a phone number, each with these masked as the
+    pages show a path (:func:`cohortlab.privacy.masked_path`:
+    ``/srv/<email>/lab <phone number>.duckdb``). The executed notebook kept them in clear in
+    its injected parameters cell and papermill's record, while the page header masked them; the
+    rest of the absolute path is kept, so that a notebook whose paths hold nobody's data can be
+    run again as it ran (docs/reports.md#shown-paths)."""
+    from cohortlab.privacy import masked_path
+    from cohortlab.report.parameters import PATH_PARAMETERS
+
+    out: dict[str, str] = {}
+
+    def walk(v: Any) -> None:
+        if isinstance(v, str) and v:
+            shown = masked_path(v)
+            if shown != v:
+                out[v] = shown
+        elif isinstance(v, (list, tuple)):
+            for x in v:
+                walk(x)
+
+    for k in PATH_PARAMETERS:
+        walk(params.get(k))
+    return out
+
+
+def _redact_parameters(ipynb: Path, shown: Mapping[str, str], *, paths: bool = False) -> None:
+    """Write ``shown``'s pseudonyms (or masked paths) over the personal texts of the executed
+    notebook's injected parameters cell and of papermill's record of its parameters; ``paths``:
+    also mask the paths papermill records (``input_path``, ``output_path``), as
+    :func:`masked_path_values` masks a path parameter."""
     import nbformat
+    from papermill.translators import PythonTranslator
+
+    from cohortlab.privacy import masked_path
 
     nb = nbformat.read(str(ipynb), as_version=4)
 
@@ -293,12 +328,15 @@ def _redact_parameters(ipynb: Path, shown: Mapping[str, str]) -> None:
     longest_first = sorted(shown, key=len, reverse=True)
     for cell in nb.cells:
         if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
-            for text in longest_first:  # as papermill writes a str: its repr, or within double quotes
-                for spelled in (repr(text), json.dumps(text)):
+            for text in longest_first:  # as papermill writes a str (its escapes: "+44\u20137700"), a repr, JSON
+                for spelled in (PythonTranslator.translate_str(text), repr(text), json.dumps(text)):
                     cell.source = cell.source.replace(spelled, json.dumps(shown[text]))
     record = nb.metadata.get("papermill", {})
     if "parameters" in record:
         record["parameters"] = swap(record["parameters"])
+    for key in ("input_path", "output_path") if paths else ():
+        if isinstance(record.get(key), str):
+            record[key] = masked_path(record[key])
     nbformat.write(nb, str(ipynb))
 
 

@@ -28,6 +28,7 @@ TAG_NAME = "Buyers & <b>Co</b>"
 PLAN_NAME = "<img src=x onerror=alert(3)> plan"
 EMAIL_NAME = "QA list of alice.qa@example.com"  # a cohort name with an email in it
 PHONE_NAME = "Call back +44 7700 900123"  # and one with a phone number in it
+DASH_PHONE_NAME = "Ring +44\u20137700\u2013900321"  # and one written with en dashes (security review)
 
 
 def cli(*args: str):
@@ -70,7 +71,8 @@ def world(tmp_path_factory) -> dict:
         "cohorts": [{"id": 1000, "name": SCRIPT_NAME, "min_count": 3},
                     {"id": 1001, "name": TAG_NAME, "event": "Purchase"},
                     {"id": 1002, "name": EMAIL_NAME, "min_count": 2},
-                    {"id": 1003, "name": PHONE_NAME, "min_count": 4}],
+                    {"id": 1003, "name": PHONE_NAME, "min_count": 4},
+                    {"id": 1004, "name": DASH_PHONE_NAME, "min_count": 3}],
     }))
     from cohortlab.synth.world import WorldConfig
 
@@ -295,15 +297,17 @@ def test_report_html_shows_data_text_escaped_and_runs_no_script_from_data(report
 
 def test_no_email_or_phone_in_any_report_file(report, world):
     """Not an email of the data, nor the phone number a cohort's name holds (it was shown in clear
-    everywhere the name is: only a phone the database knows was replaced inside a text)."""
+    everywhere the name is: only a phone the database knows was replaced inside a text), nor one
+    written with en dashes (`+44–7700–900321` was in clear in index.html, the pages, the .ipynb,
+    metrics.json and run.json)."""
     files = [p for p in report["out"].rglob("*") if p.is_file()]
     assert {p.suffix for p in files} >= {".html", ".ipynb", ".json"}
     for f in files:
         text = f.read_text(encoding="utf-8", errors="replace")
-        leaked = [e for e in [*world["emails"], "7700 900123"] if e in text]
+        leaked = [e for e in [*world["emails"], "7700 900123", "7700\u2013900321", "\\u20139003", "900321"] if e in text]
         assert not leaked, (f, leaked[:3])
     cohorts = json.loads((report["out"] / "match_rates" / "metrics.json").read_text())["metrics"]["cohorts"]
-    assert len(cohorts) == 4 and sum(c.startswith("anon-") for c in cohorts) == 2  # both names, whole
+    assert len(cohorts) == 5 and sum(c.startswith("anon-") for c in cohorts) == 3  # the three names, whole
 
 
 def test_a_headline_label_holding_an_email_is_shown_as_the_headline_shows_it():

@@ -219,3 +219,77 @@ def test_a_note_naming_a_personal_cohort_shows_the_names_pseudonym_not_one_for_t
     # without the names known, the parts are replaced, never shown
     plain = Redactor(key=r.key).in_text(f"{name}: writes")
     assert "alice" not in plain and "4155550123" not in plain and plain.endswith(": writes")
+
+
+# every separator a phone number was written with that the patterns did not know (security review):
+# the dashes U+2010-U+2015 and the minus sign, a middle dot, a slash, an underscore
+OTHER_SEPARATORS = ["\u2010", "\u2011", "\u2012", "\u2013", "\u2014", "\u2015", "\u2212", "\u00b7", "/", "_"]
+# invisible characters: a soft hyphen, zero-width space, non-joiner, joiner, word joiner, byte-order mark
+INVISIBLE = ["\u00ad", "\u200b", "\u200c", "\u200d", "\u2060", "\ufeff"]
+
+
+def test_a_phone_number_with_any_separator_is_personal_and_masked_in_python_and_sql():
+    """`+44–7700–900123` (an en dash) was neither personal nor masked, in a cohort's name it was in
+    clear in every report file: each dash, the minus sign, a middle dot, a slash and an underscore
+    separate a phone's digits as a space does, whole, inside a text, in an error and in SQL."""
+    from cohortlab.privacy import masked_text
+
+    for sep in OTHER_SEPARATORS:
+        whole, named = f"+44{sep}7700{sep}900123", f"Call back +44{sep}7700{sep}900123"
+        shown_by_sql([whole, named], NOT_PHONES)
+        assert masked_text(f"cohort '{named}' is unknown") == "cohort 'Call back <phone number>' is unknown", sep
+        assert masked_text(f"({whole})") == "(<phone number>)", sep
+        r = Redactor(key="k")
+        assert r.text(f"members of {named} left") == f"members of Call back {pseudonym(whole, 'k')} left", sep
+    # national North-American shapes in an error, with an en dash or a minus sign as with a dash
+    assert masked_text("the header has ['415\u2013555\u20130123']") == "the header has ['<phone number>']"
+    assert masked_text("x=415\u2212555\u22120123.") == "x=<phone number>."
+
+
+def test_a_phone_number_with_invisible_characters_is_personal_and_masked_whole():
+    """`+1 415 555\\u200b0123` was masked only in part (`<phone number>\\u200b0123`), and
+    `+4\\u200b4 7700 900 123` not at all: an invisible character is read as not there."""
+    from cohortlab.privacy import masked_text
+
+    for inv in INVISIBLE:
+        tail, split = f"+1 415 555{inv}0123", f"+4{inv}4 7700 900 123"
+        shown_by_sql([tail, split, f"ann{inv}@example.com"], NOT_PHONES)
+        assert masked_text(f"user {tail} left") == "user <phone number> left", repr(inv)
+        assert masked_text(f"user {split}; next") == "user <phone number>; next", repr(inv)
+        r = Redactor(key="k")
+        assert r.text(f"user {tail} left") == f"user {pseudonym(tail, 'k')} left", repr(inv)
+        assert r.text(f"user {split}.") == f"{'user'} {pseudonym(split, 'k')}.", repr(inv)
+    # invisible characters outside a number are kept as written
+    assert masked_text("a\u200bb +44 7700\u200b900123 c\ufeff") == "a\u200bb <phone number> c\ufeff"
+
+
+def test_an_email_with_a_quoted_local_part_is_masked_as_it_is_personal():
+    """looks_personal said '"a b"@example.com' is personal, masked_text left it in clear."""
+    from cohortlab.privacy import masked_text
+
+    assert looks_personal('"a b"@example.com')
+    assert masked_text('x "a b"@example.com y') == "x <email> y"
+    assert masked_text('header ["a b"@example.com, "ok"]') == 'header [<email>, "ok"]'
+    assert Redactor(key="k").text('x "a b"@example.com y') == f"x {pseudonym(chr(34) + 'a b' + chr(34) + '@example.com', 'k')} y"
+
+
+EN_DASH_LOOKALIKES = ["2026\u201303\u201301", "2026\u201303\u201301\u20132026\u201303\u201307", "10\u201320",
+                      "9080350317581165448\u20139080350317581165449", "1.2.3\u20131.2.4", "v2026\u20131",
+                      "+12) 2026\u201302\u201315 00:00 UTC", "+12) 2026/02/15 00:00 UTC", "+5 2026_02_15 runs",
+                      "h.csv:12\u201334", "+150000 \u2013 users"]
+
+
+def test_look_alikes_written_with_en_dashes_stay_as_they_are():
+    """Dates, ranges of counts or MPIDs, versions and line numbers written with an en dash (or a
+    date after a '+' count with slashes or underscores) are not phone numbers: neither personal
+    nor masked, and shown as written."""
+    from cohortlab.privacy import masked_text
+
+    shown_by_sql([], EN_DASH_LOOKALIKES)
+    # a date is a year, a month and a day: "1512-34-56" among a phone's digits is not one
+    shown_by_sql(["+49 1512-34-56789", "+49 1512/34/56789", "Ring +49 1512\u201334\u201356789"], [])
+    assert [masked_text(t) for t in EN_DASH_LOOKALIKES if not t.startswith("+")] == [
+        t for t in EN_DASH_LOOKALIKES if not t.startswith("+")]
+    sentence = "from 2026\u201303\u201301 to 2026\u201303\u201307, 10\u201320 users, MPIDs 9080350317581165448\u20139080350317581165449"
+    assert masked_text(sentence) == sentence
+    assert Redactor(key="k").text(sentence) == sentence

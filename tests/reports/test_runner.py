@@ -1105,3 +1105,74 @@ def test_times_the_pages_would_show_nothing_at_are_refused_before_anything_runs(
     assert check_times(db, {"as_of": "2030-01-01T00:00:00+02:00"}) == (
         "note: as_of 2029-12-31 22:00 UTC is after the cohorts' latest data (2026-03-01 00:00 UTC): the pages show "
         "that data's figures, as of the later time")
+
+
+def test_an_email_or_phone_in_a_path_parameter_is_masked_in_the_executed_notebook(tiny, tmp_path):
+    """`report --db "dsar-bob@example.com/lab +1 415 555 0123.duckdb"`: the page header masked the
+    name, while the kept .ipynb wrote the path in clear in its injected parameters cell and
+    papermill's record (db, output_dir, and papermill's output_path) (security review). The absolute path is kept, its personal
+    parts masked as the page shows them; --show-personal-data keeps them. A cohort named with an
+    en-dash phone number is its pseudonym there too."""
+    folder = tmp_path / "dsar-bob@example.com"
+    folder.mkdir()
+    db = folder / "lab +1 415 555 0123.duckdb"
+    shutil.copy(tiny["db"], db)
+    out = tmp_path / "reports +44 7700 900321"
+    cohort = "Call back +44\u20137700\u2013900123"
+    r = CliRunner().invoke(main, ["report", "--db", str(db), "-p", f"cohorts=[{cohort}, A]",
+                                  "--notebooks", str(tiny["good"]), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    for text in (r.output, r.stderr):  # (the report folder it names is the one given with --out)
+        assert "bob@" not in text and "415 555" not in text and "900123" not in text, text
+    raw = (out / "good" / "good.ipynb").read_text(encoding="utf-8")
+    for personal in ("bob@", "415 555", "7700", "\\u20137700"):
+        assert personal not in raw, personal
+    executed = nbformat.read(str(out / "good" / "good.ipynb"), as_version=4)
+    injected = next(c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", []))
+    masked_db = f"{tmp_path.resolve()}/<email>/lab <phone number>.duckdb"
+    assert f'db = "{masked_db}"' in injected.source, injected.source
+    assert f'output_dir = "{tmp_path.resolve()}/reports <phone number>/good"' in injected.source, injected.source
+    assert re.search(r'cohorts = \["anon-[0-9a-f]{12}", "A"\]', injected.source), injected.source
+    record = executed.metadata["papermill"]
+    assert record["parameters"]["db"] == masked_db
+    assert record["output_path"] == f"{tmp_path.resolve()}/reports <phone number>/good/good.ipynb"
+    # --show-personal-data: the paths (and the cohort) as given
+    shown = CliRunner().invoke(main, ["report", "--db", str(db), "-p", f"cohorts=[{cohort}]", "--show-personal-data",
+                                      "--notebooks", str(tiny["good"]), "--out", str(tmp_path / "shown")])
+    assert shown.exit_code == 0, shown.output
+    executed = nbformat.read(str(tmp_path / "shown" / "good" / "good.ipynb"), as_version=4)
+    assert executed.metadata["papermill"]["parameters"]["db"] == str(db.resolve())
+    assert executed.metadata["papermill"]["parameters"]["cohorts"] == [cohort]
+
+
+def test_the_files_a_folder_load_leaves_are_named_without_personal_data(tmp_path):
+    """`cohortlab load ... folder` and `report --data` printed `not loaded: ... notes-dan@example.com.txt`
+    in clear, while the warning on the next line masked a file name (`…/<email>`)."""
+    from cohortlab.loaders.folder import WorldReport
+
+    folder = tmp_path / "world"
+    (folder / "mixpanel").mkdir(parents=True)
+    files = [folder / "notes-dan@example.com.txt", folder / "mixpanel" / "call +44\u20137700\u2013900123.md",
+             folder / "README.md"]
+    for f in files:
+        f.write_text("x")
+    line = WorldReport(folder=folder, reports=[], ignored=files).ignored_text()
+    assert "dan@" not in line and "7700" not in line, line
+    assert line.endswith("<email>, mixpanel/call <phone number>.md, README.md"), line
+
+
+def test_load_folder_prints_the_files_it_leaves_as_it_prints_its_warnings(tmp_path):
+    """The terminal of `cohortlab load ... folder`: the `not loaded:` line and the warning after it
+    both mask a file name holding an email (the first was in clear)."""
+    world = tmp_path / "w"
+    (world / "mparticle" / "profiles").mkdir(parents=True)
+    (world / "notes-dan@example.com.txt").write_text("x")
+    (world / "mparticle" / "profiles" / "dsar-carol@example.com.jsonl").write_text('{"not": "a profile"}\n')
+    r = CliRunner().invoke(main, ["load", "--db", str(tmp_path / "x.duckdb"), "folder", str(world)])
+    assert r.exit_code == 0, r.output
+    assert "dan@" not in r.output + r.stderr and "carol@" not in r.output + r.stderr
+    assert re.search(r"^  not loaded: 1 file\(s\) .*: <email>$", r.output, re.M), r.output
+    assert "profiles/<email>: every record was quarantined" in r.stderr
+    r = CliRunner().invoke(main, ["load", "--db", str(tmp_path / "y.duckdb"), "--json", "folder", str(world)])
+    out = json.loads(r.stdout)
+    assert out["not_loaded"] == [f"{world}/<email>"] and "dan@" not in r.output, r.output
