@@ -604,7 +604,7 @@ def test_sigterm_stops_a_report_as_ctrl_c_does(tiny, tmp_path, monkeypatch):
 def test_a_file_that_is_not_a_duckdb_database_is_refused_before_anything_runs(tmp_path):
     db = tmp_path / "notes.duckdb"
     db.write_text("not a database\n")
-    with pytest.raises(ReportError, match=r"notes\.duckdb: not a DuckDB database file"):
+    with pytest.raises(ReportError, match=r"notes\.duckdb: a text file, not a DuckDB database file"):
         run_report(db=db, out=tmp_path / "r")
     assert not (tmp_path / "r").exists()
 
