@@ -113,6 +113,11 @@ def test_gzip_jsonl(lab, q, write):
         ("Customer ID", "customer_id"),
         ("email", "email"),
         ("other", "other"),
+        ("other_id_1", "other"),  # `other` is Other ID 1
+        ("other1", "other"),
+        ("other_1", "other"),
+        ("otherid", "other"),
+        ("otherid1", "other"),
         ("other2", "other_id_2"),
         ("other3", "other_id_3"),
         ("other10", "other_id_10"),

@@ -189,3 +189,90 @@ def test_a_float_spelling_that_lost_no_precision_is_recovered_through_its_digits
         "p": ("malformed_mparticle_user_id", None, "mparticle_id", 1),
         "10.1": ("distinct_id_not_mpid", None, "mparticle_id", 1),
     }
+
+
+# ---------------------------------------------------------------- order of reasons and of recovery (mutation review)
+def test_precision_loss_comes_before_distinct_id_is_identity(data):
+    """docs/rules.md#gap-reasons: the first reason that applies. The distinct_id
+    9080350317581165568 is int(float(BIG)) AND a customer_id of profile 5: mpid_precision_loss
+    (integer_text), listed before distinct_id_is_identity; the identity still recovers it."""
+    data.mpa(BIG)
+    data.mpa(5, customer_id="9080350317581165568")
+    data.profile("9080350317581165568")
+    data.snapshot(C, "2026-03-01", ["9080350317581165568"])
+    assert outcomes(data.lab.simulate(C)) == {
+        "9080350317581165568": ("mpid_precision_loss", "integer_text", "customer_id", 1),
+    }
+
+
+def test_an_exponent_without_a_point_is_a_float_spelling(data):
+    """docs/rules.md#float-spelled-precision-loss: a float spelling has a decimal point OR an
+    exponent; '3e+18' (no point) is float(3000000000000000005), so precision loss, not malformed."""
+    data.mpa(3000000000000000005)  # float(...) == 3e18 exactly
+    data.profile("u", mparticle_user_id="3e+18")
+    data.snapshot(C, "2026-03-01", ["u"])
+    assert outcomes(data.lab.simulate(C)) == {"u": ("mpid_precision_loss", "float_text", "mparticle_id", 1)}
+
+
+def test_a_float_spelled_distinct_id_alone_is_recovered_through_its_digits(data):
+    """SPEC §7.2: the MPID itself recovers 'a malformed or float-spelled identifier whose digits
+    name an existing profile', also when the identifier is the distinct_id (sent by the fallback)
+    and no $mparticle_user_id of another member spells it (the test above has one)."""
+    data.mpa(101)
+    data.profile("10.1")
+    data.snapshot(C, "2026-03-01", ["10.1"])
+    assert outcomes(data.lab.simulate(C)) == {"10.1": ("distinct_id_not_mpid", None, "mparticle_id", 1)}
+
+
+@pytest.mark.parametrize("first, second, want", [
+    ("customer_id", "email", "customer_id"),
+    ("other", "other_id_2", "other"),
+    ("other_id_2", "other_id_3", "other_id_2"),
+    ("other_id_3", "other_id_4", "other_id_3"),
+    ("other_id_4", "facebook", "other_id_4"),  # the ranked types before the others (by name)
+], ids=lambda x: x if isinstance(x, str) else None)
+def test_identity_types_recover_in_the_documented_order(data, first, second, want):
+    """docs/rules.md#recovery-order: customer_id > email > other > other_id_2 .. other_id_4, then
+    by name. The distinct_id is a `first` identity of profile 1 and a `second` one of profile 2,
+    so each pair is decided by the rank alone (in either insertion order)."""
+    value = "ann@x.com" if "email" in (first, second) else "zed"
+    data.mpa(2, **{second: value})
+    data.mpa(1, **{first: value})
+    data.profile(value)
+    data.snapshot(C, "2026-03-01", [value])
+    assert outcomes(data.lab.simulate(C)) == {value: ("distinct_id_not_mpid", None, want, 1)}
+
+
+def test_the_distinct_ids_identities_recover_before_the_emails(data):
+    """docs/rules.md#recovery-order: the user identities of the distinct_id, THEN those of the
+    member's email, whatever their types: `other` (of the distinct_id) before `email` (of the
+    email), though email ranks before other among one key's identities."""
+    data.mpa(1, other="zed")
+    data.mpa(2, email="zed@example.com")
+    data.profile("zed", email="zed@example.com")
+    data.snapshot(C, "2026-03-01", ["zed"])
+    assert outcomes(data.lab.simulate(C)) == {"zed": ("distinct_id_not_mpid", None, "other", 1)}
+
+
+def test_the_emails_identities_recover_before_the_device_identities(data):
+    """docs/rules.md#recovery-order: user identities (of the distinct_id, then of the email) before
+    device identities of a $device: id."""
+    data.mpa(1, email="dev@example.com")
+    data.mpa(2)
+    add_device(data, 2, "ios_idfv", "D1")
+    data.profile("$device:D1", email="dev@example.com")
+    data.snapshot(C, "2026-03-01", ["$device:D1"])
+    assert outcomes(data.lab.simulate(C)) == {"$device:D1": ("distinct_id_not_mpid", None, "email", 1)}
+
+
+def test_one_profile_listing_an_identity_twice_is_one_profile(data, tmp_path):
+    """One mParticle profile whose user_identities spell one customer_id twice (customer_id and
+    CustomerID): the loader keeps both rows, and recovery counts profiles, not rows: unambiguous."""
+    path = tmp_path / "mpa.jsonl"
+    path.write_text('{"mpid": 1, "user_identities": [{"type": "customer_id", "encoding": "none", "value": "x"}, '
+                    '{"type": "CustomerID", "encoding": "none", "value": "x"}]}\n')
+    data.lab.load("mparticle-profiles", path)
+    assert data.lab.sql("SELECT count(*) AS n FROM mpa_identities WHERE value = 'x'").n[0] == 2
+    data.profile("x")
+    data.snapshot(C, "2026-03-01", ["x"])
+    assert outcomes(data.lab.simulate(C)) == {"x": ("distinct_id_not_mpid", None, "customer_id", 1)}

@@ -295,3 +295,100 @@ def test_recoverable_via_is_deterministic_when_several_identities_match(data):
     data.snapshot(COHORT, AT, ["zed", "solo"])
     df = data.lab.resolution(COHORT).set_index("distinct_id")
     assert df.recoverable_via.to_dict() == {"solo": "email", "zed": "customer_id"}
+
+
+# ---------------------------------------------------------------- boundaries and ties (mutation review)
+def test_an_event_at_exactly_the_cutoff_counts(data):
+    """docs/rules.md#event-identity-rule: events 'at or after the cutoff' (2026-01-15T00:00Z)."""
+    data.mpa(202)
+    data.profile("u")
+    data.event("u", "2026-01-15T00:00", mparticle_user_id="202")
+    data.snapshot(COHORT, AT, ["u"])
+    assert rows(data.lab.resolution(COHORT))["u"] == ("event_property", "202", 202, "matched", None)
+
+
+def test_an_event_at_exactly_the_resolution_time_counts(data):
+    """docs/rules.md#event-identity-rule: events 'not after the time the member is resolved'; the
+    first (full) run sends at the as-of time, and an event at that instant is at or before it."""
+    data.mpa(202)
+    data.profile("u")
+    data.event("u", AT, mparticle_user_id="202")
+    data.snapshot(COHORT, AT, ["u"])
+    assert rows(data.lab.resolution(COHORT))["u"] == ("event_property", "202", 202, "matched", None)
+
+
+def test_the_latest_event_wins_not_the_greatest_value(data):
+    """docs/rules.md#event-identity-rule: the property of the latest qualifying event; the greater
+    value only breaks a tie of one instant. Here the later event carries the smaller value."""
+    data.mpa(202).mpa(303)
+    data.profile("u")
+    data.event("u", "2026-01-20", mparticle_user_id="303")
+    data.event("u", "2026-02-01", mparticle_user_id="202")
+    data.snapshot(COHORT, AT, ["u"])
+    assert rows(data.lab.resolution(COHORT))["u"] == ("event_property", "202", 202, "matched", None)
+
+
+def test_strict_fallback_at_exactly_the_start_of_an_eit_period(data):
+    """An EIT period is in force from its `since` on, that instant included (settings.eit_at:
+    since <= t): resolved at exactly 2026-02-01 the EIT is mparticle_id and the fallback applies."""
+    data.mpa(42)
+    data.profile("42")
+    data.snapshot(COHORT, "2026-02-01", ["42"])
+    migrated = SyncSettings(
+        fallback="strict",
+        eit_timeline=[{"since": None, "eit": "customer_id"}, {"since": "2026-02-01", "eit": "mparticle_id"}],
+    )
+    assert rows(data.lab.resolution(COHORT, at="2026-02-01", settings=migrated))["42"] == (
+        "distinct_id", "42", 42, "matched", None
+    )
+
+
+def test_strict_fallback_follows_the_latest_eit_period_of_several(data):
+    """customer_id, then mparticle_id from 2026-02-01, then customer_id again from 2026-02-15: at
+    2026-03-01 the last period (customer_id) is in force, so the fallback is refused, though the
+    mparticle_id period's start is also before the resolution time."""
+    data.mpa(42)
+    data.profile("42")
+    data.snapshot(COHORT, AT, ["42"])
+    back_and_forth = SyncSettings(
+        fallback="strict",
+        eit_timeline=[{"since": None, "eit": "customer_id"}, {"since": "2026-02-01", "eit": "mparticle_id"},
+                      {"since": "2026-02-15", "eit": "customer_id"}],
+    )
+    assert rows(data.lab.resolution(COHORT, settings=back_and_forth))["42"] == (
+        "none", None, None, "unmatched", "fallback_disabled"
+    )
+    # between the two switches the fallback applies
+    data.snapshot(COHORT, "2026-02-10", ["42"])
+    assert rows(data.lab.resolution(COHORT, at="2026-02-10", settings=back_and_forth))["42"][3] == "matched"
+
+
+def test_last_seen_at_exactly_the_cutoff_is_active_after_it(data):
+    """docs/rules.md#recoverable-via: active_after_cutoff is last_seen 'at or after' the cutoff."""
+    data.profile("u", last_seen="2026-01-15T00:00")
+    data.snapshot(COHORT, AT, ["u"])
+    df = data.lab.resolution(COHORT).set_index("distinct_id")
+    assert df.loc["u", "last_seen"] == pd.Timestamp("2026-01-15")
+    assert bool(df.loc["u", "active_after_cutoff"]) is True
+
+
+def test_last_seen_from_an_event_at_exactly_the_as_of_time(data):
+    """Without $last_seen, last_seen is the latest event at or before the as-of time: an event at
+    that instant counts."""
+    data.profile("u")
+    data.event("u", "2026-02-01")
+    data.event("u", AT)
+    data.event("u", "2026-03-01T00:00:01")  # after the as-of time: ignored
+    data.snapshot(COHORT, AT, ["u"])
+    df = data.lab.resolution(COHORT).set_index("distinct_id")
+    assert df.loc["u", "last_seen"] == pd.Timestamp("2026-03-01")
+
+
+def test_a_profile_version_as_of_exactly_the_resolution_time_is_in_force(data):
+    """docs/rules.md#resolution-time: the profile is the latest version at or before the time the
+    member is resolved; a version as of exactly that instant counts."""
+    data.mpa(101)
+    data.profile("u", as_of="2026-02-01")
+    data.profile("u", mparticle_user_id="101", as_of=AT)
+    data.snapshot(COHORT, AT, ["u"])
+    assert rows(data.lab.resolution(COHORT))["u"] == ("mparticle_user_id", "101", 101, "matched", None)
