@@ -215,8 +215,8 @@ def test_an_exponent_without_a_point_is_a_float_spelling(data):
 
 
 def test_a_float_spelled_distinct_id_alone_is_recovered_through_its_digits(data):
-    """SPEC §7.2: the MPID itself recovers 'a malformed or float-spelled identifier whose digits
-    name an existing profile', also when the identifier is the distinct_id (sent by the fallback)
+    """docs/rules.md#recovery-order: the MPID itself recovers a malformed or float-spelled
+    identifier whose digits name an existing profile, also when the identifier is the distinct_id (sent by the fallback)
     and no $mparticle_user_id of another member spells it (the test above has one)."""
     data.mpa(101)
     data.profile("10.1")
