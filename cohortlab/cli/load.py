@@ -200,7 +200,8 @@ def _world_dict(world) -> dict:
 
     return {"kind": FOLDER, "folder": str(world.folder), "loads": [r.as_dict() for r in world.reports],
             "loaded": sum(r.loaded for r in world.reports),
-            "not_loaded": [masked_path(str(p)) for p in world.ignored], "warnings": list(world.warnings)}
+            "not_loaded": [masked_path(str(p)) for p in world.ignored],
+            "links_not_followed": [masked_path(str(p)) for p in world.linked_outside], "warnings": list(world.warnings)}
 
 
 @main.command("info", short_help="Tables, row counts, cohorts and time ranges of a database.")

@@ -71,6 +71,10 @@ class WorldReport:
     # every file under the folder that no load read (but :data:`OWN_FILES` at its top): outside
     # the places the layout reads, hidden, or a marker holding no data
     ignored: list[Path] = field(default_factory=list)
+    # files in export places that are links to files outside the folder: not followed (a folder of
+    # exports may come from someone else; a link to ~/.aws/credentials had its first bytes quoted
+    # in an error, and a JSON one was stored whole in `rejects`)
+    linked_outside: list[Path] = field(default_factory=list)
 
     @property
     def warnings(self) -> list[str]:
@@ -101,7 +105,7 @@ class WorldReport:
                 + (f"  ({d['quarantined']:,} quarantined)" if d["quarantined"] else "")
                 + (f"  ({d['skipped']} already loaded)" if d["skipped"] else "")
             )
-        if self.ignored:
+        if self.ignored or self.linked_outside:
             lines.append(self.ignored_text())
         if warnings:
             lines += [f"  warning: {one_line(w)}" for w in self.warnings]  # a file name is data: one line each
@@ -112,14 +116,22 @@ class WorldReport:
         many), '' when there are none. A file name is data: an email or a phone number in it shows
         as ``<email>`` / ``<phone number>`` (``call <phone number>.txt``), as in the warnings (they were
         in clear on this line, masked on the next)."""
-        if not self.ignored:
-            return ""
         from cohortlab.privacy import masked_path
 
-        names = [masked_path(p.relative_to(self.folder).as_posix() if p.is_relative_to(self.folder) else str(p))
-                 for p in self.ignored]
-        return (f"  not loaded: {len(names):,} file(s) outside the places a folder of exports keeps them "
-                f"(docs/loading.md#folder), hidden, or holding no data: {some_names(names)}")
+        def shown(files: list[Path]) -> list[str]:
+            return [masked_path(p.relative_to(self.folder).as_posix() if p.is_relative_to(self.folder) else str(p))
+                    for p in files]
+
+        lines = []
+        if self.ignored:
+            names = shown(self.ignored)
+            lines.append(f"  not loaded: {len(names):,} file(s) outside the places a folder of exports keeps them "
+                         f"(docs/loading.md#folder), hidden, or holding no data: {some_names(names)}")
+        if self.linked_outside:
+            names = shown(self.linked_outside)
+            lines.append(f"  not loaded: {len(names):,} link(s) to a file outside the folder, not followed "
+                         f"(docs/loading.md#links; load such a file by its own path): {some_names(names)}")
+        return "\n".join(lines)
 
 
 def _is_export(p: Path, txt: bool = False) -> bool:
@@ -494,7 +506,16 @@ def load_world(lab, folder: str | os.PathLike, *, progress: bool = False, timezo
     report = WorldReport(folder=folder)
     loads: list[_Load] = []  # in the folder's order (module docstring)
 
+    root = folder.resolve()
+
+    def inside(files: list[Path]) -> list[Path]:
+        """``files`` but the links to a file outside the folder (listed in the report, not read)."""
+        outside = [f for f in files if not f.resolve().is_relative_to(root)]
+        report.linked_outside += [f for f in outside if f not in report.linked_outside]
+        return [f for f in files if f not in outside]
+
     def load(kind: str, files: list[Path], **options: Any) -> None:
+        files = inside(files)
         if files:
             loads.append(_Load(kind, [str(f) for f in files], options))
 
@@ -525,7 +546,7 @@ def load_world(lab, folder: str | os.PathLike, *, progress: bool = False, timezo
     manifest = _manifest_snapshots(folder)
     members_root = mp / "members"
     if members_root.is_dir():
-        for f in _files(members_root):
+        for f in inside(_files(members_root)):
             cohort_dir = f.parent if f.parent != members_root else None
             # its cohort and as_of are looked up when it loads: after the cohort list
             loads.append(_Load("mixpanel-members", [str(f)], {}, members=(f, cohort_dir, manifest)))
@@ -539,7 +560,9 @@ def load_world(lab, folder: str | os.PathLike, *, progress: bool = False, timezo
     report.reports = _run_loads(lab, loads, progress)
     claimed_resolved = {p.resolve() for p in claimed}
     # every other file is said (WorldReport.__str__, report --data), never skipped silently
+    report.linked_outside.sort()
     report.ignored = sorted(p for p in folder.rglob("*") if p.is_file() and p.resolve() not in claimed_resolved
+                            and p not in report.linked_outside
                             and not (p.parent == folder and p.name in OWN_FILES))
     if not report.reports:
         # files, none where this layout reads exports (a Data Pipelines bucket, a Parquet table):

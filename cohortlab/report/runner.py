@@ -727,8 +727,9 @@ def _run_notebooks(sources, out_dir: Path, params: dict[str, Any], source: str, 
             except (OSError, ValueError, LoadError) as e:
                 raise ReportError(f"cannot load {params['data']}: {e}") from e
             say(f"  loaded in {time.monotonic() - t0:.1f} s")
-            if world.ignored:  # the files the folder holds that no loader read: said, not skipped silently
-                say(world.ignored_text())
+            if world.ignored or world.linked_outside:  # files no loader read: said, not skipped silently
+                for line in world.ignored_text().splitlines():
+                    say(line)
             for w in world.warnings:  # what the loads warned about (cohortlab load prints them too)
                 say(f"  warning: {w}")
             if cohorts is not None and params.get("engine", "duckdb") == "duckdb":

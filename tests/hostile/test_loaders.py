@@ -70,3 +70,35 @@ def test_a_folder_manifest_of_any_json_is_ignored_not_fatal(tmp_path, manifest):
     with Lab() as lab:
         load_world(lab, tmp_path)
         assert lab.engine.query_rows("SELECT count(*) FROM mp_cohorts")[0][0] == 1
+
+
+def test_a_link_in_a_folder_to_a_file_outside_it_is_not_followed(tmp_path, cli):
+    """A folder of exports may come from someone else (a tarball keeps links): a link named like
+    an events file that points at ~/.aws/credentials had its first bytes quoted in the load's error
+    ("file starts with 'aws_secret_access_key = ...'"), and one pointing at a JSON file of secrets
+    was loaded, its line stored whole in `rejects` (a security review). A link out of the folder is
+    not read; it is named on a 'not loaded' line. A link to a file inside the folder is read."""
+    outside = tmp_path / "home"
+    outside.mkdir()
+    (outside / "credentials").write_text("aws_secret_access_key = SECRETKEY123\n")
+    (outside / "config.json").write_text('{"auths": {"registry": {"auth": "SECRETTOKEN456"}}}\n')
+    world = tmp_path / "world"
+    events = world / "mixpanel" / "events"
+    events.mkdir(parents=True)
+    (events / "2026-03.jsonl").write_text(
+        '{"event":"A","properties":{"time":1772000000,"distinct_id":"u1","$insert_id":"i1"}}\n')
+    (events / "2026-04.jsonl").symlink_to(outside / "credentials")
+    (events / "2026-05.jsonl").symlink_to(outside / "config.json")
+    (world / "mixpanel" / "export-copy.jsonl").symlink_to(events / "2026-03.jsonl")  # inside: read
+    db = str(tmp_path / "lab.duckdb")
+    run = cli("load", "--db", db, "folder", world)
+    assert run.code == 0, run.stderr
+    assert "SECRET" not in run.stdout + run.stderr
+    assert ("  not loaded: 2 link(s) to a file outside the folder, not followed (docs/loading.md#links; load such "
+            "a file by its own path): mixpanel/events/2026-04.jsonl, mixpanel/events/2026-05.jsonl") in run.stdout
+    with Lab(db, read_only=True) as lab:
+        assert lab.engine.query_rows("SELECT count(*) FROM mp_events") == [(1,)]
+        assert lab.engine.query_rows("SELECT count(*) FROM rejects") == [(0,)]
+    run = cli("load", "--db", str(tmp_path / "lab2.duckdb"), "folder", world, "--json")
+    assert [p.rsplit("/", 1)[-1] for p in json.loads(run.stdout)["links_not_followed"]] == ["2026-04.jsonl",
+                                                                                              "2026-05.jsonl"]
