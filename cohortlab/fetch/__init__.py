@@ -499,7 +499,7 @@ def _load(lab, out: Path, progress: bool, only_mixpanel: bool = False):
             # load_world reads a folder: point it at one holding only the mixpanel/ part
             with tempfile.TemporaryDirectory() as d:
                 os.symlink((out / "mixpanel").resolve(), Path(d) / "mixpanel")
-                return load_world(lab, d, progress=progress)
+                return load_world(lab, d, progress=progress, links_within=out)
         return load_world(lab, out, progress=progress)
     except (LoadError, ValueError, FileNotFoundError) as e:
         raise FetchError(f"the fetched files did not load: {e}") from e

@@ -478,7 +478,8 @@ def _decompressed_size(path: Path) -> int:
     return max(gzip_isize(path), 4 * size) if is_gzip(path) else size
 
 
-def load_world(lab, folder: str | os.PathLike, *, progress: bool = False, timezone: str | None = None) -> WorldReport:
+def load_world(lab, folder: str | os.PathLike, *, progress: bool = False, timezone: str | None = None,
+               links_within: str | os.PathLike | None = None) -> WorldReport:
     """Load every export under ``folder`` into ``lab`` with the right kind and options.
 
     ``timezone``: the Mixpanel project's time zone, for a project created before 2023 whose raw
@@ -486,6 +487,9 @@ def load_world(lab, folder: str | os.PathLike, *, progress: bool = False, timezo
     folder's raw events are loaded with ``-o timezone=ZONE``, over what a ``fetch.json`` records.
     A name that is no time zone is a :class:`~cohortlab.errors.SettingsError` (a ``ValueError``)
     before anything is loaded.
+
+    A link to a file outside ``folder`` is not read (docs/loading.md#links); ``links_within``: the
+    folder links may point into instead (fetch's view of the ``mixpanel/`` part of its own folder).
 
     Raises ``FileNotFoundError`` when the folder has neither ``mixpanel/`` nor ``mparticle/``
     exports, :class:`LoadError` (naming the file) when a file does not load, and
@@ -506,7 +510,7 @@ def load_world(lab, folder: str | os.PathLike, *, progress: bool = False, timezo
     report = WorldReport(folder=folder)
     loads: list[_Load] = []  # in the folder's order (module docstring)
 
-    root = folder.resolve()
+    root = Path(links_within or folder).resolve()
 
     def inside(files: list[Path]) -> list[Path]:
         """``files`` but the links to a file outside the folder (listed in the report, not read)."""
