@@ -118,8 +118,10 @@ def is_disk_full(error: BaseException) -> bool:
 
     if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EFBIG):
         return True
-    text = str(error)
-    return "No space left on device" in text or "File too large" in text
+    # DuckDB's own I/O errors only: a CSV error quotes the line it could not read, which is data
+    text = str(error).strip()
+    io_error = type(error).__name__ == "IOException" or text.startswith("IO Error")
+    return io_error and ("No space left on device" in text or "File too large" in text)
 
 
 def is_out_of_memory(error: BaseException) -> bool:

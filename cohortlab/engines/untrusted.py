@@ -26,12 +26,12 @@ from cohortlab.escaping import one_line
 from cohortlab.pipeline import sql_ident
 
 
-
 def no_network_installs(con) -> None:
     """No query of ``con`` installs an extension from the network. Set on the open connection
     (a ``config=`` of ``duckdb.connect`` would make every later connection to the same file in
     this process, without it, fail); the setting is the database instance's."""
     con.execute("SET autoinstall_known_extensions = false")
+
 
 _OBJECTS_SQL = """
 SELECT 'view' AS kind, view_name AS name FROM duckdb_views()

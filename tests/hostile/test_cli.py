@@ -555,3 +555,14 @@ def test_a_full_disk_during_a_load_is_the_machine_s_not_the_file_s(db, cli, monk
         error = json.loads(run.stdout)["error"]
         assert error["kind"] == "machine" and error["message"].startswith(said), error
         monkeypatch.setattr(DuckDBEngine, "execute", real)
+
+
+def test_an_error_quoting_data_that_reads_like_a_full_disk_is_still_the_file_s():
+    """A CSV error quotes the line it could not read: data saying 'No space left on device' is
+    not a full disk (only DuckDB's I/O errors and the system's are)."""
+    from cohortlab.errors import is_disk_full
+
+    assert is_disk_full(OSError(28, "No space left on device"))
+    assert is_disk_full(RuntimeError('IO Error: Could not write file "x.wal": No space left on device'))
+    assert not is_disk_full(RuntimeError("Invalid Input Error: CSV Error on Line: 3\\nOriginal Line: "
+                                         "1,No space left on device,x"))
