@@ -118,10 +118,14 @@ def is_disk_full(error: BaseException) -> bool:
 
     if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EFBIG):
         return True
-    # DuckDB's own I/O errors only: a CSV error quotes the line it could not read, which is data
+    # DuckDB's own I/O errors only, the system's words right after the file it names ('Could not
+    # write file "x.wal": No space left on device'): a CSV error quotes the line it could not read,
+    # and a path may hold the words ("File too large/cohorts.json"), which are data
+    import re
+
     text = str(error).strip()
     io_error = type(error).__name__ == "IOException" or text.startswith("IO Error")
-    return io_error and ("No space left on device" in text or "File too large" in text)
+    return io_error and re.search(r'"\\?:\s*(?:No space left on device|File too large)', text) is not None
 
 
 def is_out_of_memory(error: BaseException) -> bool:

@@ -411,6 +411,11 @@ def table_names(path) -> set[str] | None:
     except duckdb.Error:
         return None
     try:
+        from cohortlab.engines.untrusted import no_network_installs, objects_that_run_sql
+
+        no_network_installs(con)
+        if objects_that_run_sql(con):  # the first query on the file: the open that follows refuses it
+            return None
         return {r[0] for r in con.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()}
     finally:

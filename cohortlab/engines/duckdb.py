@@ -121,7 +121,7 @@ def connect(database: str, *, read_only: bool = False, lock_wait: float | None =
     con = open_waiting(database, lambda: duckdb.connect(database, read_only=read_only), wait)
     try:
         no_network_installs(con)
-        check_database(con, con.execute("SELECT current_database()").fetchone()[0], database)
+        check_database(con, None, database)
     except BaseException:
         con.close()
         raise

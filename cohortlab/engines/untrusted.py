@@ -12,14 +12,19 @@ A ``.duckdb`` file may come from someone else (a colleague's ``lab.duckdb``, a r
   included.
 
 cohortlab writes tables only (its views are temporary, in memory), so a database holding a view,
-or a macro named after a built-in function, is refused when it is opened, with a line that names
-the objects and how to remove them. Keep views of your own as ``CREATE TEMP VIEW`` or in another
+or a macro named after a built-in function (in any letter case: DuckDB looks names up without
+it), is refused when it is opened, with a line that names the objects and how to remove them.
+The check is the first query on the file, and it runs with the search path on DuckDB's own
+catalog (:func:`builtins_only`): the file's macros could otherwise stand in for the very
+functions the check calls (``duckdb_views``, ``duckdb_functions``, ``lower``). Keep views of your own as ``CREATE TEMP VIEW`` or in another
 database; a macro of another name is left alone (cohortlab never calls it). Extensions are never
 installed from the network by a query (``autoinstall_known_extensions``): the ones cohortlab
 uses are part of DuckDB.
 """
 
 from __future__ import annotations
+
+from contextlib import contextmanager
 
 from cohortlab.errors import DatabaseError
 from cohortlab.escaping import one_line
@@ -33,6 +38,17 @@ def no_network_installs(con) -> None:
     con.execute("SET autoinstall_known_extensions = false")
 
 
+@contextmanager
+def builtins_only(con):
+    """Queries of ``con`` inside resolve their functions, tables and views in DuckDB's own catalog
+    (``system.main``), never in a database file's macros; the search path is reset after."""
+    con.execute("SET search_path = 'system.main'")
+    try:
+        yield con
+    finally:
+        con.execute("RESET search_path")
+
+
 _OBJECTS_SQL = """
 SELECT 'view' AS kind, view_name AS name FROM duckdb_views()
 WHERE NOT internal AND NOT temporary AND database_name = ?
@@ -40,20 +56,25 @@ UNION ALL
 SELECT DISTINCT CASE WHEN function_type = 'table_macro' THEN 'table macro' ELSE 'macro' END, function_name
 FROM duckdb_functions()
 WHERE NOT internal AND database_name = ?
-  AND function_name IN (SELECT function_name FROM duckdb_functions() WHERE internal)
+  AND lower(function_name) IN (SELECT lower(function_name) FROM duckdb_functions() WHERE internal)
 ORDER BY 1 DESC, 2
 """
 
 
-def objects_that_run_sql(con, catalog: str) -> list[tuple[str, str]]:
+def objects_that_run_sql(con, catalog: str | None = None) -> list[tuple[str, str]]:
     """``(kind, name)`` of the views, and the macros named after a built-in function, stored in
-    the attached database ``catalog``."""
-    return [(kind, name) for kind, name in con.execute(_OBJECTS_SQL, [catalog, catalog]).fetchall()]
+    the attached database ``catalog`` (None: the connection's one database file)."""
+    with builtins_only(con):
+        if catalog is None:
+            catalog = con.execute("SELECT database_name FROM duckdb_databases() WHERE NOT internal "
+                                  "ORDER BY database_name LIMIT 1").fetchone()[0]
+        return [(kind, name) for kind, name in con.execute(_OBJECTS_SQL, [catalog, catalog]).fetchall()]
 
 
-def check_database(con, catalog: str, path: str) -> None:
-    """Raise :class:`DatabaseError` when the database ``path`` (attached as ``catalog``) holds an
-    object that runs SQL of its own when cohortlab reads it (see the module docstring)."""
+def check_database(con, catalog: str | None, path: str) -> None:
+    """Raise :class:`DatabaseError` when the database ``path`` (attached as ``catalog``; None: the
+    connection's own file) holds an object that runs SQL of its own when cohortlab reads it (see
+    the module docstring). Call it before any other query on the file."""
     found = objects_that_run_sql(con, catalog)
     if not found:
         return
@@ -68,4 +89,4 @@ def check_database(con, catalog: str, path: str) -> None:
         f"{'; and so on' if len(found) > 1 else ''}); keep views of your own as TEMP views or in another database")
 
 
-__all__ = ["check_database", "no_network_installs", "objects_that_run_sql"]
+__all__ = ["builtins_only", "check_database", "no_network_installs", "objects_that_run_sql"]

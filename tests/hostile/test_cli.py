@@ -566,3 +566,20 @@ def test_an_error_quoting_data_that_reads_like_a_full_disk_is_still_the_file_s()
     assert is_disk_full(RuntimeError('IO Error: Could not write file "x.wal": No space left on device'))
     assert not is_disk_full(RuntimeError("Invalid Input Error: CSV Error on Line: 3\\nOriginal Line: "
                                          "1,No space left on device,x"))
+
+
+def test_a_path_that_holds_the_words_of_a_full_disk_is_no_full_disk(tmp_path, cli):
+    """A folder named 'File too large' made a malformed file in it a full disk ("kind": "machine",
+    'ulimit -f'), as the error quoted its path (a red team on the day's changes)."""
+    import json
+
+    folder = tmp_path / "File too large"
+    folder.mkdir()
+    bad = folder / "cohorts.json"
+    bad.write_text('[{"id": 1, "name": "x"}, {"id": 2, "name": "y" "count": 3}]')
+    run = cli("load", "--json", "--db", tmp_path / "d.duckdb", "mixpanel-cohorts", bad)
+    error = json.loads(run.stdout)["error"]
+    assert error["kind"] == "load" and "malformed JSON" in error["message"], error
+    from cohortlab.errors import is_disk_full
+
+    assert not is_disk_full(RuntimeError('IO Error: No files found that match the pattern "File too large/x.json"'))

@@ -8,6 +8,7 @@ object; the secret never reaches any output."""
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import duckdb
@@ -108,3 +109,31 @@ def test_queries_never_install_an_extension_from_the_network(seed_db, tmp_path):
         assert lab.engine.query_rows("SELECT current_setting('autoinstall_known_extensions')") == [(False,)]
     with Lab() as lab:
         assert lab.engine.query_rows("SELECT current_setting('autoinstall_known_extensions')") == [(False,)]
+
+
+@pytest.mark.parametrize("statements, named", [
+    # a built-in's name in another letter case: DuckDB looks names up without it
+    (["CREATE MACRO \"MAX\"(x) AS (SELECT content FROM read_text('{secret}'))"], "macro 'MAX'"),
+    # macros standing in for the functions the check itself calls, hiding a view
+    (["CREATE MACRO duckdb_views() AS TABLE SELECT * FROM system.main.duckdb_views() WHERE internal",
+      "CREATE MACRO duckdb_functions() AS TABLE SELECT * FROM system.main.duckdb_functions() WHERE internal",
+      "CREATE VIEW leak AS SELECT content AS name FROM read_text('{secret}')"], "view 'leak'"),
+    # one that runs (and fails, quoting the file) when the file's tables are listed, before any open
+    (["CREATE MACRO duckdb_tables() AS TABLE SELECT t.* FROM system.main.duckdb_tables() t "
+      "WHERE error('HOSTILE ' || (SELECT content FROM read_text('{secret}'))) IS NULL"], "table macro 'duckdb_tables'"),
+])
+def test_a_file_cannot_hide_from_the_check_or_run_before_it(seed_db, tmp_path, secret, cli, statements, named):
+    """A red team's three ways around the first version of the check: a macro 'MAX' (the name
+    compared with its case), table macros named duckdb_views/duckdb_functions that the check's own
+    queries called (on a writable open the file's macros came first), and a duckdb_tables macro
+    that ran when `info` listed the file's tables before the check (a traceback quoting the file).
+    The check is the first query on the file and reads DuckDB's own catalog only."""
+    db = _poisoned(seed_db, tmp_path, *(s.format(secret=secret) for s in statements))
+    for read_only in (False, True):
+        with pytest.raises(DatabaseError, match=re.escape(named)):
+            Lab(db, read_only=read_only)
+    for command in (["info"], ["simulate", "--cohort", "Seeded"], ["report", "--notebooks", "match_rates",
+                                                                   "--out", str(tmp_path / "r")]):
+        r: Run = cli(*command, "--db", db)
+        r.assert_one_line_error(named)
+        assert SECRET not in r.stdout + r.stderr
