@@ -212,8 +212,8 @@ class LoadReport:
         for reason, n in sorted(self.quarantined.items()):
             lines.append(f"    {reason:<26}{n:>10,}")
         if self.not_read:
-            lines.append(f"  not read      {len(self.not_read):>12,} file(s) of the folder: hidden, or markers "
-                         f"holding no data: {some_names(self.not_read)}")
+            lines.append(f"  not read      {len(self.not_read):>12,} file(s) of the folder: hidden, markers "
+                         f"holding no data, or links to a file outside it: {some_names(self.not_read)}")
         return "\n".join(lines)
 
 

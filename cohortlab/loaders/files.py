@@ -277,10 +277,13 @@ def expand_paths(paths: Iterable[str | os.PathLike] | str | os.PathLike,
             out += matches
         elif Path(s).is_dir():
             found = sorted(f for f in Path(s).rglob("*") if f.is_file())
+            root = Path(s).resolve()
             matches = [
                 f for f in found
                 if not any(part.startswith(".") for part in f.relative_to(s).parts)
                 and not is_bucket_verification_file(f) and not is_completion_marker(f)
+                # a link to a file outside the folder is not followed (docs/loading.md#links)
+                and f.resolve().is_relative_to(root)
             ]
             if not matches:
                 raise LoadError(s, "directory contains no files")

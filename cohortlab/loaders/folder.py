@@ -575,6 +575,13 @@ def load_world(lab, folder: str | os.PathLike, *, progress: bool = False, timezo
                        if p.is_file() and not is_completion_marker(p) and not is_bucket_verification_file(p)
                        and p.name not in IGNORED_NAMES and not p.name.lower().endswith(_NOT_DATA)
                        and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+        if report.linked_outside:  # the files are where the layout reads them, but links out of the folder
+            from cohortlab.privacy import masked_path
+
+            names = [masked_path(p.relative_to(folder).as_posix()) for p in report.linked_outside]
+            raise LoadError(folder, f"nothing to load: its {len(names):,} export file(s) are links to files outside "
+                                    f"the folder, which are not followed (docs/loading.md#links): "
+                                    f"{some_names(names)}; copy the files into the folder, or load each by its own path")
         if found:
             shown = ", ".join(str(p.relative_to(folder)) for p in found[:3]) + (", ..." if len(found) > 3 else "")
             raise LoadError(folder, f"nothing to load: none of its {len(found)} file(s) is where a folder of "

@@ -102,3 +102,35 @@ def test_a_link_in_a_folder_to_a_file_outside_it_is_not_followed(tmp_path, cli):
     run = cli("load", "--db", str(tmp_path / "lab2.duckdb"), "folder", world, "--json")
     assert [p.rsplit("/", 1)[-1] for p in json.loads(run.stdout)["links_not_followed"]] == ["2026-04.jsonl",
                                                                                               "2026-05.jsonl"]
+
+
+def test_a_folder_assembled_from_links_out_of_it_says_why_it_loads_nothing(tmp_path, cli):
+    """`world/mixpanel -> /elsewhere/mixpanel`: every export is a link out of the folder. The load
+    said 'none of its files is where a folder of exports keeps them', which they were (a red team
+    on the day's changes); it names the links."""
+    real = tmp_path / "elsewhere" / "mixpanel" / "events"
+    real.mkdir(parents=True)
+    (real / "e.jsonl").write_text('{"event":"A","properties":{"time":1772000000,"distinct_id":"u1"}}\n')
+    world = tmp_path / "world"
+    world.mkdir()
+    (world / "mixpanel").symlink_to(tmp_path / "elsewhere" / "mixpanel")
+    run = cli("load", "--db", tmp_path / "lab.duckdb", "folder", world)
+    run.assert_one_line_error("nothing to load: its 1 export file(s) are links to files outside the folder, "
+                              "which are not followed (docs/loading.md#links): mixpanel/events/e.jsonl")
+
+
+def test_a_link_out_of_a_folder_given_to_one_kind_is_not_read_either(tmp_path, cli):
+    """`cohortlab load KIND FOLDER` read a link in the folder to any file (its line stored in
+    rejects); it is left out like a hidden file, on the `not read` line. A file named by its own
+    path is read wherever it is."""
+    (tmp_path / "secret.json").write_text('{"user": "x", "pw": "SECRETPW789"}\n')
+    events = tmp_path / "events"
+    events.mkdir()
+    (events / "a.jsonl").write_text('{"event":"A","properties":{"time":1772000000,"distinct_id":"u1","$insert_id":"i"}}\n')
+    (events / "b.jsonl").symlink_to(tmp_path / "secret.json")
+    db = str(tmp_path / "lab.duckdb")
+    run = cli("load", "--db", db, "mixpanel-events", events, "--json")
+    report = json.loads(run.stdout)
+    assert report["loaded"] == 1 and report["not_read"] == ["b.jsonl"], report
+    with Lab(db, read_only=True) as lab:
+        assert lab.engine.query_rows("SELECT count(*) FROM rejects") == [(0,)]

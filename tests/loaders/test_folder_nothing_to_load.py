@@ -90,7 +90,8 @@ def test_cohortlab_load_of_a_folder_says_the_files_it_left_out(tmp_path, write, 
     db = str(tmp_path / "lab.duckdb")
     r = CliRunner().invoke(main, ["load", "--db", db, "mixpanel-events", str(folder)])
     assert r.exit_code == 0, r.output
-    assert ("not read                15 file(s) of the folder: hidden, or markers holding no data: .DS_Store, "
+    assert ("not read                15 file(s) of the folder: hidden, markers holding no data, or links to a "
+            "file outside it: .DS_Store, "
             ".git/ (12 files), 2026/03/01/complete, _committed_42\n") in r.stdout
     r = CliRunner().invoke(main, ["load", "--db", db, "mixpanel-events", str(folder), "--json"])
     assert json.loads(r.stdout)["not_read"] == [".DS_Store", *(f".git/objects/{i:02d}/x" for i in range(12)),
