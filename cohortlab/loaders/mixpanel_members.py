@@ -233,7 +233,9 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
         listing = self._listing_of(meta.get("session_id"), set(meta.get("pages") or ()),
                                    (cohort_id, cohort_name, as_of))
         snapshot_id = ctx.load_id if listing.snapshot_id is None else listing.snapshot_id
-        if listing.snapshot_id is None and valid:
+        # (an empty file too: a header-only CSV empties the cohort, and one at the time of a snapshot
+        # with members replaces it; records that name no member write no snapshot, below)
+        if listing.snapshot_id is None and (valid or not rows_read):
             same = self._same_snapshot(ctx, st, cohort_id, cohort_name, as_of, int(distinct),
                                        standalone=not meta.get("session_id") and not meta.get("pages"),
                                        warnings=warnings)

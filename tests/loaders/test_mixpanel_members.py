@@ -273,10 +273,13 @@ def test_empty_page_is_an_empty_snapshot(lab, write, balanced):
 def test_a_page_whose_results_are_null_is_an_empty_snapshot_too(lab, write, balanced):
     """Its page keys (the cohort, the as-of time) are read as an empty page's are."""
     page = _page([], as_of="2026-03-01", filter_by_cohort={"id": 1, "name": "C"}) | {"results": None}
+    first = None
     for name, text in (("m.json", json.dumps(page, indent=2)), ("m.jsonl", json.dumps(page) + "\n")):
         r = balanced(lab.load("mixpanel-members", write(name, text)))
         assert (r.rows_read, r.loaded, r.n_quarantined) == (0, 0, 0)
-        assert _snapshots(lab)[-1] == (r.load_ids[0], "1", "C", AS_OF, 0)
+        first = first or r.load_ids[0]
+        # the second file is the same empty snapshot as other bytes: it is the first one
+        assert _snapshots(lab) == [(first, "1", "C", AS_OF, 0)]
     assert _members(lab) == []
 
 
@@ -629,3 +632,17 @@ def test_a_csv_distinct_id_written_as_the_text_null_loads_with_a_warning(lab, wr
     # JSON has its own null: a string "NULL" is a value the source wrote, read as any id, no warning
     page = {"results": [{"$distinct_id": "NULL"}], "status": "ok", "as_of": "2026-03-02T00:00:00Z"}
     assert lab.load("mixpanel-members", write("p.json", json.dumps(page)), cohort="Power Users").warnings == []
+
+
+def test_an_empty_snapshot_at_the_time_of_one_with_members_says_it_replaces_it(lab, write, balanced):
+    """A header-only CSV at the as-of time of a snapshot with members replaced it silently (every
+    member gone), while a smaller change warned (a red team on the day's changes); the same empty
+    snapshot again is that snapshot."""
+    balanced(lab.load("mixpanel-members", write("m.csv", "distinct_id\nA\nB\n"), cohort="PU", as_of="2026-03-01"))
+    empty = write("empty.csv", "distinct_id\n")
+    r = balanced(lab.load("mixpanel-members", empty, cohort="PU", as_of="2026-03-01"))
+    assert r.warnings == [f"{empty}: a snapshot of 'PU' at 2026-03-01T00:00:00Z was loaded before with other members "
+                          "(2; this file has 0, 0 of them new): this one replaces it (the later load is the one simulated)"]
+    r = balanced(lab.load("mixpanel-members", write("empty_crlf.csv", "distinct_id\r\n"), cohort="PU",
+                          as_of="2026-03-01"))
+    assert r.warnings == [] and len(_snapshots(lab)) == 2
