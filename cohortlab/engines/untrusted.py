@@ -50,25 +50,29 @@ def builtins_only(con):
 
 
 _OBJECTS_SQL = """
-SELECT 'view' AS kind, view_name AS name FROM duckdb_views()
+SELECT 'view' AS kind, CASE WHEN schema_name = 'main' THEN '' ELSE schema_name END AS schema, view_name AS name
+FROM duckdb_views()
 WHERE NOT internal AND NOT temporary AND database_name = ?
 UNION ALL
-SELECT DISTINCT CASE WHEN function_type = 'table_macro' THEN 'table macro' ELSE 'macro' END, function_name
+SELECT DISTINCT CASE WHEN function_type = 'table_macro' THEN 'table macro' ELSE 'macro' END,
+       CASE WHEN schema_name = 'main' THEN '' ELSE schema_name END, function_name
 FROM duckdb_functions()
 WHERE NOT internal AND database_name = ?
   AND lower(function_name) IN (SELECT lower(function_name) FROM duckdb_functions() WHERE internal)
-ORDER BY 1 DESC, 2
+ORDER BY 1 DESC, 2, 3
 """
 
 
 def objects_that_run_sql(con, catalog: str | None = None) -> list[tuple[str, str]]:
     """``(kind, name)`` of the views, and the macros named after a built-in function, stored in
-    the attached database ``catalog`` (None: the connection's one database file)."""
+    the attached database ``catalog`` (None: the connection's one database file); ``name`` is
+    ``schema.name`` outside the schema ``main``."""
     with builtins_only(con):
         if catalog is None:
             catalog = con.execute("SELECT database_name FROM duckdb_databases() WHERE NOT internal "
                                   "ORDER BY database_name LIMIT 1").fetchone()[0]
-        return [(kind, name) for kind, name in con.execute(_OBJECTS_SQL, [catalog, catalog]).fetchall()]
+        return [(kind, f"{schema}.{name}" if schema else name)
+                for kind, schema, name in con.execute(_OBJECTS_SQL, [catalog, catalog]).fetchall()]
 
 
 def check_database(con, catalog: str | None, path: str) -> None:
@@ -81,12 +85,15 @@ def check_database(con, catalog: str | None, path: str) -> None:
     shown = ", ".join(f"{kind} {one_line(name)!r}" for kind, name in found[:5])
     more = f" and {len(found) - 5} more" if len(found) > 5 else ""
     kind, name = found[0]
-    drop = "DROP VIEW" if kind == "view" else "DROP MACRO TABLE" if kind == "table macro" else "DROP MACRO"
+    drop = ("DROP VIEW" if kind == "view" else "DROP MACRO TABLE" if kind == "table macro" else "DROP MACRO") + \
+        " " + ".".join(sql_ident(part) for part in name.split(".", 1))
+    each = "each" if len(found) > 1 else "it"
     raise DatabaseError(
         f"{path}: holds {shown}{more}, which would run SQL of its own (it may read any file) whenever "
-        f"cohortlab reads the database; cohortlab's own databases hold tables only. Open a database cohortlab wrote, "
-        f"or, if you trust the file, remove them ({drop} {one_line(sql_ident(name))}"
-        f"{'; and so on' if len(found) > 1 else ''}); keep views of your own as TEMP views or in another database")
+        f"cohortlab reads the database; cohortlab's own databases hold tables only. Open a database cohortlab "
+        f"wrote, or, if you trust the file, drop {each} ({one_line(drop)}; in Python: duckdb.connect(path)"
+        f".execute(statement)); keep views of your own as TEMP views or in another database, and macros under "
+        f"a name no built-in function has")
 
 
 __all__ = ["builtins_only", "check_database", "no_network_installs", "objects_that_run_sql"]

@@ -410,6 +410,16 @@ def run_report(
                 Path(given).exists() if key == "observed_db" else Path(given).is_dir()):
             raise ReportError(f"{key}: {given}: no such {what} (the exports taken after the switch, which the "
                               "EIT page validates the plan against)")
+        if key == "observed_db" and isinstance(given, (str, os.PathLike)) and given:
+            # opened as the page will open it, before any notebook: a file that is no DuckDB database,
+            # or one holding a view (docs/loading.md#untrusted-database), failed the EIT page half-way
+            from cohortlab.errors import DatabaseError
+            from cohortlab.lab import Lab
+
+            try:
+                Lab(str(given), read_only=True).close()
+            except DatabaseError as e:
+                raise ReportError(f"observed_db: {e}") from None
     if timezone is None:  # -p timezone=ZONE, or a parameters file's
         timezone = params.get("timezone")
     if timezone is not None:

@@ -137,3 +137,32 @@ def test_a_file_cannot_hide_from_the_check_or_run_before_it(seed_db, tmp_path, s
         r: Run = cli(*command, "--db", db)
         r.assert_one_line_error(named)
         assert SECRET not in r.stdout + r.stderr
+
+
+def test_an_object_outside_main_is_named_with_its_schema_and_the_advice_drops_it(seed_db, tmp_path):
+    """The advice said DROP VIEW "v" for a view scratch.v (an analyst following it got 'View with
+    name v does not exist'), and DROP MACRO "lower" for s.lower ('Cannot drop internal catalog
+    entry'). Following the advice now makes the file open."""
+    db = _poisoned(seed_db, tmp_path, "CREATE SCHEMA scratch", "CREATE VIEW scratch.v AS SELECT 1 AS x",
+                   "CREATE SCHEMA s", "CREATE MACRO s.lower(x) AS x")
+    with pytest.raises(DatabaseError) as e:
+        Lab(db)
+    message = str(e.value)
+    assert "holds view 'scratch.v', macro 's.lower'" in message and 'drop each (DROP VIEW "scratch"."v";' in message
+    con = duckdb.connect(db)
+    con.execute('DROP VIEW "scratch"."v"')
+    con.execute('DROP MACRO "s"."lower"')
+    con.close()
+    with Lab(db, read_only=True) as lab:
+        assert lab.engine.query_rows("SELECT count(*) FROM mp_cohort_members") == [(1,)]
+
+
+def test_a_report_refuses_an_observed_db_that_runs_sql_before_any_notebook(seed_db, tmp_path, secret, cli):
+    """`-p observed_db=` a file holding a view: the EIT page failed half-way, after the report
+    folder was made (an analyst's check of the day's build); it is refused first, as --db is."""
+    observed = _view_db(seed_db, tmp_path, secret)
+    out = tmp_path / "report"
+    r: Run = cli("report", "--db", seed_db, "--out", out, "-p", f"observed_db={observed}",
+                 "--notebooks", "eit_migration")
+    r.assert_one_line_error("observed_db: ")
+    assert "view 'mp_cohorts'" in r.stderr and not out.exists()
