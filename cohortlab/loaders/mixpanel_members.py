@@ -233,6 +233,7 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
         listing = self._listing_of(meta.get("session_id"), set(meta.get("pages") or ()),
                                    (cohort_id, cohort_name, as_of))
         snapshot_id = ctx.load_id if listing.snapshot_id is None else listing.snapshot_id
+        same = None
         # (an empty file too: a header-only CSV empties the cohort, and one at the time of a snapshot
         # with members replaces it; records that name no member write no snapshot, below)
         if listing.snapshot_id is None and (valid or not rows_read):
@@ -283,7 +284,7 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
             eng.execute(
                 f"UPDATE mp_cohort_snapshots SET member_count = (SELECT count(*) FROM mp_cohort_members "
                 f"WHERE snapshot_id = {int(snapshot_id)}) WHERE snapshot_id = {int(snapshot_id)}")
-        if meta.get("profiles"):
+        if meta.get("profiles") and same is None:  # a snapshot loaded before as other bytes: its profiles were too
             profiles = f"SELECT * FROM {st} WHERE reason IS NULL AND has_properties"
             upsert_profiles(ctx, profiles, as_of=as_of)
             warnings += profile_time_warnings(ctx, profiles)

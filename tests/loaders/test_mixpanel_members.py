@@ -646,3 +646,18 @@ def test_an_empty_snapshot_at_the_time_of_one_with_members_says_it_replaces_it(l
     r = balanced(lab.load("mixpanel-members", write("empty_crlf.csv", "distinct_id\r\n"), cohort="PU",
                           as_of="2026-03-01"))
     assert r.warnings == [] and len(_snapshots(lab)) == 2
+
+
+def test_the_same_engage_page_as_other_bytes_adds_no_profile_history(lab, write, balanced):
+    """A gzip copy of a members page joined its snapshot but stored the page's profiles again:
+    `mp_profile_history` grew by every profile per copy, and `info` counted 3 files and 778
+    profiles for 376 (an analyst's check of the day's build)."""
+    page = _page([{"$distinct_id": "A", "$properties": {"$email": "a@example.com"}},
+                  {"$distinct_id": "B", "$properties": {"$email": "b@example.com"}}],
+                 as_of="2026-03-01", filter_by_cohort={"id": 1, "name": "C"})
+    text = json.dumps(page)
+    balanced(lab.load("mixpanel-members", write("m.json", text)))
+    before = lab.engine.query_rows("SELECT count(*) FROM mp_profile_history")
+    r = balanced(lab.load("mixpanel-members", write("m.json.gz", text, gz=True)))
+    assert (r.loaded, r.deduplicated) == (0, 2)
+    assert lab.engine.query_rows("SELECT count(*) FROM mp_profile_history") == before
