@@ -67,26 +67,30 @@ def objects_that_run_sql(con, catalog: str | None = None) -> list[tuple[str, str
     """``(kind, name)`` of the views, and the macros named after a built-in function, stored in
     the attached database ``catalog`` (None: the connection's one database file); ``name`` is
     ``schema.name`` outside the schema ``main``."""
+    return [(kind, f"{schema}.{name}" if schema else name) for kind, schema, name in _objects(con, catalog)]
+
+
+def _objects(con, catalog: str | None) -> list[tuple[str, str, str]]:
+    """``(kind, schema or '' for main, name)`` of :func:`objects_that_run_sql`."""
     with builtins_only(con):
         if catalog is None:
             catalog = con.execute("SELECT database_name FROM duckdb_databases() WHERE NOT internal "
                                   "ORDER BY database_name LIMIT 1").fetchone()[0]
-        return [(kind, f"{schema}.{name}" if schema else name)
-                for kind, schema, name in con.execute(_OBJECTS_SQL, [catalog, catalog]).fetchall()]
+        return [tuple(row) for row in con.execute(_OBJECTS_SQL, [catalog, catalog]).fetchall()]
 
 
 def check_database(con, catalog: str | None, path: str) -> None:
     """Raise :class:`DatabaseError` when the database ``path`` (attached as ``catalog``; None: the
     connection's own file) holds an object that runs SQL of its own when cohortlab reads it (see
     the module docstring). Call it before any other query on the file."""
-    found = objects_that_run_sql(con, catalog)
+    found = _objects(con, catalog)
     if not found:
         return
-    shown = ", ".join(f"{kind} {one_line(name)!r}" for kind, name in found[:5])
+    shown = ", ".join(f"{kind} {one_line(f'{schema}.{name}' if schema else name)!r}" for kind, schema, name in found[:5])
     more = f" and {len(found) - 5} more" if len(found) > 5 else ""
-    kind, name = found[0]
+    kind, schema, name = found[0]
     drop = ("DROP VIEW" if kind == "view" else "DROP MACRO TABLE" if kind == "table macro" else "DROP MACRO") + \
-        " " + ".".join(sql_ident(part) for part in name.split(".", 1))
+        " " + ".".join(sql_ident(part) for part in ([schema] if schema else []) + [name])
     each = "each" if len(found) > 1 else "it"
     raise DatabaseError(
         f"{path}: holds {shown}{more}, which would run SQL of its own (it may read any file) whenever "
