@@ -400,22 +400,15 @@ def table_names(path) -> set[str] | None:
     """The tables of the DuckDB file ``path`` (schema ``main``), read without writing anything;
     None when it cannot be read now (not a DuckDB file, or locked by a writer: the caller's own
     open then says so)."""
-    import duckdb
-
     from cohortlab.engines.duckdb import other_format_problem
+    from cohortlab.engines.untrusted import read_only_look
 
     if other_format_problem(str(path)):  # the open that follows says what it is, without a download
         return None
-    try:
-        con = duckdb.connect(str(path), read_only=True)
-    except duckdb.Error:
+    con = read_only_look(path)
+    if con is None:
         return None
     try:
-        from cohortlab.engines.untrusted import no_network_installs, objects_that_run_sql
-
-        no_network_installs(con)
-        if objects_that_run_sql(con):  # the first query on the file: the open that follows refuses it
-            return None
         return {r[0] for r in con.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()}
     finally:

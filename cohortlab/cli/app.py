@@ -186,18 +186,14 @@ def truncated(db: str) -> str | None:
     own open says why)."""
     import duckdb
 
+    from cohortlab.engines.untrusted import read_only_look
+
     if not os.path.isfile(db):
         return None
-    try:
-        con = duckdb.connect(db, read_only=True)
-    except duckdb.Error:
+    con = read_only_look(db)
+    if con is None:
         return None
     try:
-        from cohortlab.engines.untrusted import no_network_installs, objects_that_run_sql
-
-        no_network_installs(con)
-        if objects_that_run_sql(con):  # the first query on the file: the command's own open refuses it
-            return None
         block_size, total = con.execute("SELECT block_size, total_blocks FROM pragma_database_size()").fetchone()
         if os.path.getsize(db) >= 3 * 4096 + int(total) * int(block_size):
             return None  # every block the file counts is there (every block id is below total_blocks)

@@ -94,7 +94,8 @@ def other_format_problem(database: str) -> str | None:
     if head and head[8:12] != _DUCKDB_MAGIC:
         start = head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
         try:
-            text = head.decode("utf-8").isprintable() or "\n" in head.decode("utf-8")
+            decoded = head.decode("utf-8")
+            text = decoded.isprintable() or "\n" in decoded
         except UnicodeDecodeError:
             text = False
         what = ("a JSON file" if start in (b"{", b"[") else "a Parquet file" if head.startswith(b"PAR1")

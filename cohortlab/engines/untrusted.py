@@ -24,6 +24,7 @@ uses are part of DuckDB.
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 
 from cohortlab.errors import DatabaseError
@@ -79,6 +80,26 @@ def _objects(con, catalog: str | None) -> list[tuple[str, str, str]]:
         return [tuple(row) for row in con.execute(_OBJECTS_SQL, [catalog, catalog]).fetchall()]
 
 
+def read_only_look(path: str | os.PathLike):
+    """A read-only connection to the DuckDB file ``path``, for a look a command takes before its
+    own open (the file's tables, its size), or None when it cannot be opened now or holds an
+    object that runs SQL: the command's own open then says why. The caller closes it."""
+    import duckdb
+
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error:
+        return None
+    try:
+        no_network_installs(con)
+        if not objects_that_run_sql(con):  # the first query on the file
+            return con
+    except duckdb.Error:
+        pass
+    con.close()
+    return None
+
+
 def check_database(con, catalog: str | None, path: str) -> None:
     """Raise :class:`DatabaseError` when the database ``path`` (attached as ``catalog``; None: the
     connection's own file) holds an object that runs SQL of its own when cohortlab reads it (see
@@ -100,4 +121,4 @@ def check_database(con, catalog: str | None, path: str) -> None:
         f"a name no built-in function has")
 
 
-__all__ = ["builtins_only", "check_database", "no_network_installs", "objects_that_run_sql"]
+__all__ = ["builtins_only", "check_database", "no_network_installs", "objects_that_run_sql", "read_only_look"]

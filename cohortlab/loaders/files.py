@@ -257,6 +257,12 @@ def naming_written(path: str | os.PathLike):
         raise
 
 
+def leads_outside(path: Path, root: Path) -> bool:
+    """Whether the file ``path`` of a folder is reached through a link that leads out of the
+    folder ``root`` (resolved): a link out of a folder is not followed (docs/loading.md#links)."""
+    return not path.resolve().is_relative_to(root)
+
+
 def expand_paths(paths: Iterable[str | os.PathLike] | str | os.PathLike,
                  not_read: list[tuple[Path, Path]] | None = None) -> list[Path]:
     """A file (also one whose name holds ``*``, ``?`` or ``[``), a directory (all files below it, sorted, except hidden ones, mParticle's bucket
@@ -282,8 +288,7 @@ def expand_paths(paths: Iterable[str | os.PathLike] | str | os.PathLike,
                 f for f in found
                 if not any(part.startswith(".") for part in f.relative_to(s).parts)
                 and not is_bucket_verification_file(f) and not is_completion_marker(f)
-                # a link to a file outside the folder is not followed (docs/loading.md#links)
-                and f.resolve().is_relative_to(root)
+                and not leads_outside(f, root)
             ]
             if not matches:
                 raise LoadError(s, "directory contains no files")

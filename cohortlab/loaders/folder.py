@@ -49,7 +49,7 @@ from cohortlab.escaping import one_line
 from cohortlab.loaders import LoadError, LoadReport
 from cohortlab.loaders.base import memory_limit_bytes
 from cohortlab.loaders.fetched import folder_record, record_times
-from cohortlab.loaders.files import is_bucket_verification_file, is_completion_marker, some_names
+from cohortlab.loaders.files import is_bucket_verification_file, is_completion_marker, leads_outside, some_names
 from cohortlab.loaders.time_zone import pop_timezone
 
 IGNORED_SUFFIXES = (".parquet", ".md", ".txt", ".yaml", ".yml", ".py", ".png", ".html")
@@ -111,24 +111,25 @@ class WorldReport:
             lines += [f"  warning: {one_line(w)}" for w in self.warnings]  # a file name is data: one line each
         return "\n".join(lines)
 
+    def shown_names(self, files: list[Path]) -> list[str]:
+        """``files`` named relative to the folder, an email or a phone number in a name masked."""
+        from cohortlab.privacy import masked_path
+
+        return [masked_path(p.relative_to(self.folder).as_posix() if p.is_relative_to(self.folder) else str(p))
+                for p in files]
+
     def ignored_text(self) -> str:
         """One line naming the files not loaded (relative to the folder, the first 10 and how
         many), '' when there are none. A file name is data: an email or a phone number in it shows
         as ``<email>`` / ``<phone number>`` (``call <phone number>.txt``), as in the warnings (they were
         in clear on this line, masked on the next)."""
-        from cohortlab.privacy import masked_path
-
-        def shown(files: list[Path]) -> list[str]:
-            return [masked_path(p.relative_to(self.folder).as_posix() if p.is_relative_to(self.folder) else str(p))
-                    for p in files]
-
         lines = []
         if self.ignored:
-            names = shown(self.ignored)
+            names = self.shown_names(self.ignored)
             lines.append(f"  not loaded: {len(names):,} file(s) outside the places a folder of exports keeps them "
                          f"(docs/loading.md#folder), hidden, or holding no data: {some_names(names)}")
         if self.linked_outside:
-            names = shown(self.linked_outside)
+            names = self.shown_names(self.linked_outside)
             lines.append(f"  not loaded: {len(names):,} link(s) to a file outside the folder, not followed "
                          f"(docs/loading.md#links; load such a file by its own path): {some_names(names)}")
         return "\n".join(lines)
@@ -514,7 +515,7 @@ def load_world(lab, folder: str | os.PathLike, *, progress: bool = False, timezo
 
     def inside(files: list[Path]) -> list[Path]:
         """``files`` but the links to a file outside the folder (listed in the report, not read)."""
-        outside = [f for f in files if not f.resolve().is_relative_to(root)]
+        outside = [f for f in files if leads_outside(f, root)]
         report.linked_outside += [f for f in outside if f not in report.linked_outside]
         return [f for f in files if f not in outside]
 
@@ -576,9 +577,7 @@ def load_world(lab, folder: str | os.PathLike, *, progress: bool = False, timezo
                        and p.name not in IGNORED_NAMES and not p.name.lower().endswith(_NOT_DATA)
                        and not any(part.startswith(".") for part in p.relative_to(folder).parts))
         if report.linked_outside:  # the files are where the layout reads them, but links out of the folder
-            from cohortlab.privacy import masked_path
-
-            names = [masked_path(p.relative_to(folder).as_posix()) for p in report.linked_outside]
+            names = report.shown_names(report.linked_outside)
             raise LoadError(folder, f"nothing to load: its {len(names):,} export file(s) are links to files outside "
                                     f"the folder, which are not followed (docs/loading.md#links): "
                                     f"{some_names(names)}; copy the files into the folder, or load each by its own path")
