@@ -63,7 +63,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from cohortlab.cohort_names import cohort_names_by_id
+from cohortlab.cohort_names import cohort_names_by_id, ids_of_name
 from cohortlab.loaders import fast
 from cohortlab.errors import LoadError, close_names
 from cohortlab.loaders.base import (
@@ -536,7 +536,7 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
             by_name = q("SELECT cohort_id FROM mp_cohorts WHERE name = ? LIMIT 1", [opt])
             if by_name:
                 name = opt
-                cid = cid or by_name[0][0]
+                cid = cid or self._id_of_name(ctx, opt, "-o cohort=")
             else:
                 by_id = q("SELECT name FROM mp_cohorts WHERE cohort_id = ? LIMIT 1", [opt])
                 if by_id:
@@ -568,10 +568,21 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
             raise LoadError(ctx.path, "the cohort is unknown: pass -o cohort=NAME (or -o cohort_id=ID), "
                                       "or fetch the pages with filter_by_cohort in the file")
         if cid is None:
-            rows = q("SELECT cohort_id FROM mp_cohorts WHERE name = ? AND cohort_id IS NOT NULL LIMIT 1",
-                     [name])
-            cid = rows[0][0] if rows else None
+            cid = self._id_of_name(ctx, name, "-o cohort=" if opt is not None else "the file's cohort ")
         return cid, name
+
+    @staticmethod
+    def _id_of_name(ctx: FileContext, name: str, given: str) -> str | None:
+        """The id of the cohort named ``name`` (:func:`ids_of_name`: the cohort whose current name it
+        is, else the one that had it), None when no cohort with an id is so named. A name several
+        cohorts hold (Mixpanel allows two cohorts one name) is refused with their ids, as
+        ``simulate`` refuses it (docs/rules.md#renamed-cohorts): the snapshot would go to one of
+        them unnoticed."""
+        ids = ids_of_name(cohort_names_by_id(ctx.engine), name)
+        if len(ids) > 1:
+            raise LoadError(ctx.path, f"{given}{name!r} is the name of several cohorts (ids {', '.join(ids)}): "
+                                      f"pass the cohort's id instead (-o cohort_id=ID)")
+        return ids[0] if ids else None
 
     @staticmethod
     def _check_cohort_name(ctx: FileContext, cid: str, opt: str) -> bool:

@@ -93,6 +93,25 @@ def test_a_cohort_name_with_spaces_around_it_is_taken_as_given(lab, write):
     assert _snapshots(lab)[1] == (r2.load_ids[0], "8", "Churn Risk", AS_OF, 1)
 
 
+def test_a_name_two_cohorts_hold_is_refused_with_their_ids(lab, write, table_snapshot):
+    """Mixpanel allows two cohorts one name: -o cohort=NAME alone put the snapshot under one of
+    them (the first the cohort list query returned), with no warning even under --strict.
+    It is refused as simulate refuses it (docs/rules.md#renamed-cohorts); the id decides."""
+    lab.load("mixpanel-cohorts", write("c.json", '[{"id": 11, "name": "Churn Risk"}, {"id": 12, "name": "Churn Risk"}]'))
+    f = write("m.csv", "distinct_id\nU1\n")
+    before = table_snapshot()
+    with pytest.raises(LoadError, match=r"m.csv: -o cohort='Churn Risk' is the name of several cohorts "
+                                        r"\(ids 11, 12\): pass the cohort's id instead \(-o cohort_id=ID\)"):
+        lab.load("mixpanel-members", f, cohort="Churn Risk", as_of="2026-03-01")
+    # a page naming the cohort without its id: the same
+    page = _page([{"$distinct_id": "U1"}], filter_by_cohort={"name": "Churn Risk"}, as_of="2026-03-01T00:00:00Z")
+    with pytest.raises(LoadError, match=r"the file's cohort 'Churn Risk' is the name of several cohorts \(ids 11, 12\)"):
+        lab.load("mixpanel-members", write("p.json", json.dumps(page)))
+    assert table_snapshot() == before
+    r = lab.load("mixpanel-members", f, cohort="Churn Risk", cohort_id="12", as_of="2026-03-01")
+    assert _snapshots(lab) == [(r.load_ids[0], "12", "Churn Risk", AS_OF, 1)]
+
+
 def test_cohort_and_cohort_id_that_name_different_cohorts_are_refused(lab, write, table_snapshot):
     lab.load("mixpanel-cohorts", write("c.json", '[{"id": 5167408, "name": "Power Users"}, {"id": 7, "name": "Churn Risk"}]'))
     f = write("m.csv", "distinct_id\nA\n")
