@@ -289,28 +289,42 @@ def _fetch_mixpanel(run: _Run, from_date: Any, to_date: Any, n_chunks: int, *, e
 
             def on_chunk(so_far: list[Any]) -> None:
                 """Record the chunks in place at once (a run stopped at a later chunk keeps the record)."""
-                got = [c for c in so_far if not c.skipped]
+                got = [c for c in so_far if not c.skipped and not c.kept]
+                kept = [c for c in so_far if c.kept]
                 if not item:
                     run.manifest["items"].append(item)
                 item.update(kind="mixpanel-events", path="mixpanel/events", from_date=str(from_date),
                             to_date=str(to_date), as_of=_now(), events=sum(c.events for c in got),
+                            lines_not_json=sum(c.not_json for c in got),
                             files=[c.file.relative_to(out).as_posix() for c in got if c.file],
                             empty_chunks=[f"{c.from_date}_{c.to_date}" for c in got if not c.file],
-                            already_fetched=len(so_far) - len(got))
+                            already_fetched=len(so_far) - len(got) - len(kept))
+                if kept:  # came back empty: the earlier files are kept (not fetched by this run)
+                    item["kept_after_empty_answer"] = [c.file.relative_to(out).as_posix() for c in kept]
                 run.save()
                 summary.counts["events"] = item["events"]  # so far: a run that stops says what it got
 
             with _bar(run.show, n_chunks, "Mixpanel events", "chunk") as bar:
                 chunks = mp.export_events(out, from_date, to_date, events=events, where=where,
                                           chunk_days=chunk_days, refresh=refresh, progress=bar, on_chunk=on_chunk)
-            got = [c for c in chunks if not c.skipped]
+            got = [c for c in chunks if not c.skipped and not c.kept]
+            kept = [c for c in chunks if c.kept]
             n = sum(c.events for c in got)
-            skipped = len(chunks) - len(got)
+            skipped = len(chunks) - len(got) - len(kept)
             summary.add("events", n,
                         f"mixpanel events {from_date}..{to_date}: {n:,} events in "
                         f"{sum(1 for c in got if c.file)} file(s)"
                         + (f", {skipped} chunk(s) already fetched" if skipped else "")
                         + (f", {sum(1 for c in got if not c.file)} empty chunk(s)" if any(not c.file for c in got) else ""))
+            not_json = sum(c.not_json for c in got)
+            if not_json:
+                summary.add("lines_not_json", not_json,
+                            f"{not_json:,} line{' is' if not_json == 1 else 's are'} not JSON: "
+                            f"the loader will quarantine {'it' if not_json == 1 else 'them'}")
+            if kept:
+                summary.add("chunks_kept", len(kept),
+                            f"{len(kept)} chunk(s) came back empty; the events fetched before are kept: "
+                            + ", ".join(f"{c.file.name} ({c.events:,} events)" for c in kept))
         if profiles:
             with _bar(run.show, None, "Mixpanel profiles", " profiles") as bar:
                 listing, _ = mp.profiles(out, progress=bar)

@@ -7,7 +7,11 @@
   body kept as is). A chunk whose file exists is not fetched again (``refresh`` to force).
   A truncated or corrupt gzip stream, or a plain body whose last line is cut, is retried; so is
   an HTTP 200 whose first line is not an event (an error object such as ``{"error": …,
-  "status": "error"}``): it is never saved as a fetched chunk.
+  "status": "error"}``), or whose last line is such an error object after events: it is never
+  saved as a fetched chunk. Events are the lines that are JSON objects (blank lines are not
+  counted; other lines are counted apart, ``not_json``); a body without a line that is not
+  blank is an empty chunk. A chunk fetched again that comes back empty keeps the file fetched
+  before (with a warning).
 * **Engage** — ``POST https://{mixpanel|eu.mixpanel|in.mixpanel}.com/api/query/engage`` (form
   body), paged with ``session_id`` + ``page`` while a page has ``page_size`` results. When the
   session expires (HTTP 400 naming the session) or the results shift under us (a later page
@@ -73,8 +77,10 @@ class EventsChunk:
     from_date: date
     to_date: date
     file: Path | None
-    events: int
+    events: int  # lines that are JSON objects
     skipped: bool = False  # already fetched by an earlier run
+    not_json: int = 0  # lines that are not blank and not a JSON object (the loader quarantines them)
+    kept: bool = False  # came back empty: the file an earlier run fetched is kept (``file``, ``events``)
 
 
 @dataclass
@@ -221,12 +227,28 @@ class MixpanelClient:
         for a, b in date_chunks(start, end, chunk_days):
             stem = f"{a.isoformat()}_{b.isoformat()}{tag}"
             existing = [p for p in (folder / f"{stem}.jsonl.gz", folder / f"{stem}.jsonl") if p.exists()]
-            if not refresh and stem not in open_ and (existing or stem in empty):
-                chunks.append(EventsChunk(a, b, existing[0] if existing else None, 0, skipped=True))
+            # a file of blank lines only (an earlier version saved one; the loader refuses it as an
+            # empty file) is no fetched chunk: fetched again, and removed if it comes back empty
+            fetched = [p for p in existing if not _blank_file(p)]
+            if not refresh and stem not in open_ and (fetched or stem in empty):
+                chunks.append(EventsChunk(a, b, fetched[0] if fetched else None, 0, skipped=True))
                 if on_chunk is not None:
                     on_chunk(chunks)
                 continue
+            before = {p: _count_file(p) for p in fetched}  # the events each file fetched before holds
+            had = max(before.values(), default=0)
             chunk = self._export_chunk(out, folder, stem, a, b, events, where)
+            if chunk.file is None and had:
+                # the chunk came back empty where an earlier run got events: exported events do not
+                # disappear (a deletion upstream, a filter gone wrong, a server's bad answer)
+                keep = max(before, key=lambda p: before[p])
+                self.http.notify(f"mixpanel: warning: chunk {stem} came back empty; the {had:,} event(s) "
+                                 f"fetched before are kept ({keep.name})")
+                chunk = EventsChunk(a, b, keep, had, kept=True)
+            elif chunk.file is not None and chunk.events < had:
+                self.http.notify(f"mixpanel: warning: chunk {stem} came back with {chunk.events:,} event(s), "
+                                 f"{had:,} before: the new answer replaces the file (the events already "
+                                 "loaded into a database stay there)")
             for p in existing:
                 if p != chunk.file:
                     p.unlink()
@@ -262,19 +284,22 @@ class MixpanelClient:
                                      "its end (the body ends with 'terminated early'): fetch again with a smaller "
                                      "--chunk-days (the chunk is not kept)")
                 counter.finish()  # a truncated stream: RetryableError, the file is not kept
-                _check_events(counter.first, self.http.mask)  # an error body: retried, not kept
-                if counter.lines == 0:
+                # an error body, or events then an error object: retried, not kept
+                _check_events(counter.first, self.http.mask, chunk_name)
+                _check_last(counter, self.http.mask, chunk_name)
+                if counter.lines == 0:  # no line that is not blank: an empty chunk, no file
                     raise _Empty()
-            return target, counter.lines
+            return target, counter.events, counter.not_json
 
+        chunk_name = f"{a.isoformat()}..{b.isoformat()}"
         try:
-            _, (target, n) = self.http.request(
+            _, (target, n, not_json) = self.http.request(
                 "GET", f"{self.export_url}/api/2.0/export", params=params,
                 headers={"Accept-Encoding": "gzip"}, consume=consume, budget=self.export_budget,
             )
         except _Empty:
             return EventsChunk(a, b, None, 0)
-        return EventsChunk(a, b, target, n)
+        return EventsChunk(a, b, target, n, not_json=not_json)
 
     # ------------------------------------------------------------------ engage
     def _post_engage(self, form: dict[str, str]) -> tuple[bytes, dict[str, Any]]:
@@ -455,19 +480,30 @@ class _Empty(Exception):
 
 
 class _LineCounter:
-    """Counts the lines of a (gzip) body as it streams, and checks at the end that the gzip
-    stream is complete and the last line is whole. Keeps the first line that is not blank (up
-    to 1 MB) for :func:`_check_events`."""
+    """Reads the lines of a (gzip) body as it streams: counts the events (lines that are JSON
+    objects) and the lines that are not blank but no JSON object (the loader quarantines them);
+    blank lines are no line of the export. Checks at the end that the gzip stream is complete and
+    the last line is whole. Keeps the first line that is not blank (up to 1 MB) for
+    :func:`_check_events` and the last one for :func:`_check_last`."""
 
     FIRST_MAX = 1024 * 1024
+    LINE_MAX = 64 * 1024 * 1024  # a longer line is not parsed (no event is that long): not an event
 
     def __init__(self, gz: bool) -> None:
         self._d = zlib.decompressobj(zlib.MAX_WBITS | 16) if gz else None
-        self.lines = 0
-        self._tail: bytes | None = b""
+        self.events = 0  # lines that are JSON objects
+        self.not_json = 0  # lines that are not blank and not a JSON object
+        self._partial = b""  # the line under way (no line break yet)
+        self._giant = False  # the line under way is longer than LINE_MAX: dropped
         self.first = b""  # the start of the body's first line that is not blank
         self._first_done = False
+        self.last = b""  # the body's last line that is not blank (b"" when longer than FIRST_MAX)
         self.end = b""  # the body's last 64 bytes
+
+    @property
+    def lines(self) -> int:
+        """The lines that are not blank."""
+        return self.events + self.not_json
 
     def terminated_early(self) -> bool:
         """Whether the body ends with Mixpanel's ``terminated early``: it stopped the export
@@ -476,6 +512,23 @@ class _LineCounter:
         ending with them is no JSON record (a record ends with ``}``)."""
         last = self.end.rstrip().rsplit(b"\n", 1)[-1]
         return last.strip().lower().endswith(b"terminated early")
+
+    def _line(self, line: bytes) -> None:
+        """One whole line (without its line break)."""
+        text = line.strip()
+        if not text:
+            return
+        if not self._first_done:
+            self.first, self._first_done = text[:self.FIRST_MAX + 1], True
+        self.last = text if len(text) <= self.FIRST_MAX else b""
+        try:
+            obj = json.loads(text)
+        except (ValueError, RecursionError):  # also UnicodeDecodeError
+            obj = None
+        if isinstance(obj, dict):
+            self.events += 1
+        else:
+            self.not_json += 1
 
     def feed(self, chunk: bytes) -> None:
         if self._d is not None:
@@ -491,40 +544,104 @@ class _LineCounter:
                 raise RetryableError(f"corrupt gzip stream: {e}") from None
         if not chunk:
             return
-        if not self._first_done:
-            # the first line that is not blank: a body starting with line breaks (an HTML page
-            # from a proxy, "\n<!DOCTYPE html>") is checked like any other
-            self.first += chunk
-            while (nl := self.first.find(b"\n")) >= 0:
-                if self.first[:nl].strip():
-                    self.first, self._first_done = self.first[:nl], True
-                    break
-                self.first = self.first[nl + 1:]
-            if len(self.first) > self.FIRST_MAX:
-                self._first_done = True
-        self.lines += chunk.count(b"\n")
         self.end = (self.end + chunk)[-64:]
-        if b"\n" in chunk:
-            self._tail = chunk[chunk.rfind(b"\n") + 1:]
-        elif self._tail is not None:
-            self._tail += chunk
-            if len(self._tail) > 64 * 1024 * 1024:  # a giant last line: not checked
-                self._tail = None
+        parts = chunk.split(b"\n")
+        if len(parts) == 1:
+            self._grow(chunk)
+            return
+        head = parts[0]
+        if self._giant:
+            self.not_json += 1
+            self._giant = False
+        else:
+            self._line(self._partial + head)
+        for line in parts[1:-1]:
+            self._line(line)
+        self._partial = b""
+        self._grow(parts[-1])
+
+    def _grow(self, data: bytes) -> None:
+        if self._giant:
+            return
+        self._partial += data
+        if len(self._partial) > self.LINE_MAX:
+            self._partial, self._giant = b"", True
+            self._first_done = True  # a giant first line: not checked
 
     def finish(self) -> None:
         if self._d is not None and not self._d.eof:
             raise RetryableError("truncated gzip stream (the body ended before the end of the gzip data)")
-        tail = (self._tail or b"").strip()
+        if self._giant:  # a giant last line: not checked
+            self.not_json += 1
+            return
+        tail = self._partial.strip()
         if not tail:
             return
         try:
             json.loads(tail)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise RetryableError("the export body ends in the middle of a line (truncated)") from None
-        self.lines += 1  # a complete last line without a newline
+        self._line(tail)  # a complete last line without a line break
+        self._partial = b""
 
 
-def _check_events(first_line: bytes, masker) -> None:
+def _blank_file(path: Path) -> bool:
+    """Whether the chunk file ``path`` holds nothing but blank lines (read only when small)."""
+    try:
+        if path.stat().st_size > 64 * 1024:
+            return False
+        data = path.read_bytes()
+        if data[:2] == b"\x1f\x8b":
+            data = zlib.decompressobj(zlib.MAX_WBITS | 16).decompress(data, 1024 * 1024)
+    except (OSError, zlib.error):
+        return False
+    return not data.strip()
+
+
+def _count_file(path: Path) -> int:
+    """The events (JSON object lines) of a chunk file fetched before; 0 when it cannot be read."""
+    counter = _LineCounter(False)
+    d = zlib.decompressobj(zlib.MAX_WBITS | 16)
+    gz: bool | None = None
+    try:
+        with open(path, "rb") as f:
+            while block := f.read(1024 * 1024):
+                if gz is None:
+                    gz = block[:2] == b"\x1f\x8b"
+                if gz:
+                    data = block
+                    block = b""
+                    while data:
+                        block += d.decompress(data)
+                        data = b""
+                        if d.eof and d.unused_data:
+                            data, d = d.unused_data, zlib.decompressobj(zlib.MAX_WBITS | 16)
+                counter.feed(block)
+    except (OSError, zlib.error):
+        pass
+    tail = counter._partial.strip()
+    if tail and not counter._giant:
+        counter._line(tail)
+    return counter.events
+
+
+def _check_last(counter: _LineCounter, masker, chunk: str) -> None:
+    """The export's last line that is not blank may be an error object (Mixpanel failing midway:
+    ``{"error": "...", "status": "error"}`` after some events): the body is retried like a
+    truncated one, never saved as the chunk."""
+    if counter.events < 2 or not counter.last:  # a single line is the first line's check
+        return
+    try:
+        obj = json.loads(counter.last)
+    except (ValueError, RecursionError):
+        return
+    if isinstance(obj, dict) and "event" not in obj and (obj.get("error") or obj.get("status") == "error"):
+        raise RetryableError(f"the export of chunk {chunk} ended with an error instead of its last events "
+                             f"(after {counter.events - 1:,} events): "
+                             f"{short_text(str(obj.get('error') or obj.get('status')), masker)}")
+
+
+def _check_events(first_line: bytes, masker, chunk: str = "") -> None:
     """The export's first line must be an event (a JSON object with an ``event``). Mixpanel may
     answer HTTP 200 with an error object instead (``{"error": "...", "status": "error"}``): that
     body is not kept as a fetched chunk but retried like a 5xx."""
@@ -541,7 +658,7 @@ def _check_events(first_line: bytes, masker) -> None:
         what = f"an error instead of events: {short_text(str(obj['error']), masker)}"
     else:
         what = f"something that is not JSONL events: {short_text(text.decode('utf-8', 'replace'), masker, 100)}"
-    raise RetryableError(f"the export answered HTTP 200 with {what}")
+    raise RetryableError(f"the export{f' of chunk {chunk}' if chunk else ''} answered HTTP 200 with {what}")
 
 
 def _int(v: Any, default: int) -> int:

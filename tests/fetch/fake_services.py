@@ -15,6 +15,7 @@ Faults are scripted per endpoint (``fake.faults[name]`` is a list consumed in or
 ``("echo", code, template)`` (a plain-text body reflecting ``{auth}`` (the Authorization header),
 ``{body}`` (the request body) and ``{query}`` (the query string), as some gateways do),
 ``"hang"`` (no answer for ``fake.hang`` seconds), ``"truncate_gzip"``, ``"cut_line"``, ``"error_200"``,
+``("body", bytes)`` / ``("body_gz", bytes)`` (the export answers this body, plain or gzip),
 ``"html_200"`` (the export), ``"proxy_page"`` and ``"empty_200"`` (any endpoint), ``"expire_session"``, ``"shift"``, ``"bom"`` (a UTF-8 byte order mark in front of an Engage
 page), ``"expire_token"``; ``fake.delete_after_list`` deletes cohorts once the list is answered; and for one MPID ``fake.profile_faults[mpid]`` (also ``"bom"`` and ``"utf16"``). Every request is recorded in ``fake.log``.
 """
@@ -199,6 +200,10 @@ class Handler(BaseHTTPRequestHandler):
             body = "".join(line + "\n" for line in lines[:2]).encode() + b"terminated early\n"
         if f == "terminated_glued":  # the same words appended to the record cut off, no line break
             body = (lines[0] + "\n" + lines[1][:30] + "terminated early\n").encode()
+        if isinstance(f, tuple) and f[0] in ("body", "body_gz"):  # ("body", bytes): status 200, this body
+            if f[0] == "body_gz":  # gzip, as sent to a client that accepts it
+                return self._send(200, gzip.compress(f[1]), "text/plain", {"Content-Encoding": "gzip"})
+            return self._send(200, f[1], "text/plain")
         if f == "error_200":  # an error object with status 200, instead of the JSONL events
             return self._json(200, {"error": "Internal error while exporting, please retry", "status": "error"})
         if f == "html_200":  # a proxy's HTML page with status 200, starting with a line break

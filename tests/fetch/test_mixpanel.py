@@ -268,8 +268,8 @@ def test_an_answer_with_200_that_is_not_events_is_retried_never_kept(fake, creds
     assert mp.http.stats.retries["bad_body"] == 1
     assert _no_tmp(tmp_path)
     fake.sticky["export"] = fault  # every time: an error, nothing kept
-    with pytest.raises(FetchError, match=r"giving up after 4 attempts: the export answered HTTP 200 with "
-                                         + re.escape(what)):
+    with pytest.raises(FetchError, match=r"giving up after 4 attempts: the export of chunk 2026-01-04..2026-01-04 "
+                                         r"answered HTTP 200 with " + re.escape(what)):
         mp.export_events(tmp_path, "2026-01-04", "2026-01-04")
     assert not list((tmp_path / "mixpanel" / "events").glob("2026-01-04*")) and _no_tmp(tmp_path)
 
@@ -277,7 +277,8 @@ def test_an_answer_with_200_that_is_not_events_is_retried_never_kept(fake, creds
 def test_an_error_object_answered_with_200_every_time_is_an_error_and_not_fetched(fake, creds, policy, tmp_path):
     fake.sticky["export"] = "error_200"
     mp = _mp(creds, policy)
-    with pytest.raises(FetchError, match=r"giving up after 4 attempts: the export answered HTTP 200 with an error "
+    with pytest.raises(FetchError, match=r"giving up after 4 attempts: the export of chunk 2026-01-01..2026-01-03 "
+                                         r"answered HTTP 200 with an error "
                                          r"instead of events: Internal error while exporting, please retry"):
         mp.export_events(tmp_path, "2026-01-01", "2026-01-03", chunk_days=3)
     assert not list(tmp_path.rglob("*.jsonl*"))

@@ -1,0 +1,160 @@
+"""What a raw export chunk's body holds, line by line: events (JSON objects) counted, blank lines
+not, other lines counted apart; a body of blank lines is an empty chunk; an error object as the
+last line is a failed export; a chunk fetched again never loses the events fetched before."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+
+import pytest
+from click.testing import CliRunner
+
+from cohortlab import Lab
+from cohortlab.cli import main
+from cohortlab.fetch import FetchError, fetch
+from cohortlab.fetch.mixpanel import MixpanelClient
+from tests.fetch.conftest import _t
+
+
+def _mp(creds, policy) -> MixpanelClient:
+    mp = MixpanelClient(creds.mixpanel, policy=policy)
+    mp.said = []  # type: ignore[attr-defined]
+    mp.http.notify = mp.said.append  # the warnings the run says on stderr
+    return mp
+
+
+def _ev(i: int, day: int = 1) -> str:
+    return json.dumps({"event": "Purchase", "properties": {"time": _t(day), "distinct_id": f"c{i}",
+                                                           "$insert_id": f"x{i}"}})
+
+
+A, B = _ev(1), _ev(2)
+
+
+def _cli(args, env):
+    full = {k: v for k, v in os.environ.items() if not k.startswith(("MIXPANEL_", "MPARTICLE_", "COHORTLAB_"))}
+    full.update(env)
+    return CliRunner().invoke(main, ["fetch", *args], env=full, catch_exceptions=False)
+
+
+@pytest.mark.parametrize("kind", ["body", "body_gz"])
+def test_blank_lines_and_lines_not_json_are_not_counted_as_events(fake, creds, policy, tmp_path, kind):
+    """The count was the number of line breaks: 6 'events' for 2 events, 3 blank lines and a line
+    that is not JSON (the loader then loaded 2 and quarantined 1)."""
+    body = f"{A}\n\n\nnot json here\n{B}\n\n".encode()
+    fake.faults["export"] = [(kind, body)]
+    chunks = _mp(creds, policy).export_events(tmp_path, "2026-01-01", "2026-01-01")
+    assert [(c.events, c.not_json) for c in chunks] == [(2, 1)]
+    assert chunks[0].file.name == "2026-01-01_2026-01-01.jsonl" + (".gz" if kind == "body_gz" else "")
+
+
+def test_the_summary_and_fetch_json_count_events_and_lines_not_json(fake, creds, policy, tmp_path):
+    fake.faults["export"] = [("body", f"{A}\n\n\nnot json here\n{B}\n\n[1, 2]\n".encode())]
+    summary = fetch(tmp_path, sources=["mixpanel"], from_date="2026-01-01", to_date="2026-01-01",
+                    profiles=False, credentials=creds, policy=policy, progress=False)
+    assert summary.counts["events"] == 2 and summary.counts["lines_not_json"] == 2
+    text = str(summary)
+    assert "mixpanel events 2026-01-01..2026-01-01: 2 events in 1 file(s)" in text
+    assert "2 lines are not JSON: the loader will quarantine them" in text
+    item = [i for i in json.loads((tmp_path / "fetch.json").read_text())["runs"][-1]["items"]
+            if i["kind"] == "mixpanel-events"][0]
+    assert (item["events"], item["lines_not_json"]) == (2, 2)
+    with Lab(str(tmp_path / "lab.duckdb")) as lab:  # the loader agrees
+        r = lab.load("mixpanel-events", [str(tmp_path / "mixpanel/events/2026-01-01_2026-01-01.jsonl")])
+        assert lab.engine.query_rows("SELECT count(*) FROM mp_events")[0][0] == 2
+        assert sum(r.quarantined.values()) == 2
+
+
+def test_one_line_not_json_in_the_json_output(fake, env, tmp_path):
+    fake.faults["export"] = [("body", f"{A}\nnot json here\n".encode())]
+    r = _cli(["--out", str(tmp_path / "o"), "--source", "mixpanel", "--from", "2026-01-01", "--to", "2026-01-01",
+              "--no-profiles", "--retries", "0", "--json"], env)
+    assert r.exit_code == 0, r.output
+    counts = json.loads(r.stdout)["counts"]
+    assert (counts["events"], counts["lines_not_json"]) == (1, 1)
+    fake.faults["export"] = [("body", f"{A}\nnot json here\n".encode())]
+    r = _cli(["--out", str(tmp_path / "o2"), "--source", "mixpanel", "--from", "2026-01-01", "--to", "2026-01-01",
+              "--no-profiles", "--retries", "0"], env)
+    assert "  1 line is not JSON: the loader will quarantine it\n" in r.stdout
+
+
+@pytest.mark.parametrize("body", [b"\n\n\n", b"\r\n\r\n", b" \n\t\n"], ids=["lf", "crlf", "spaces"])
+@pytest.mark.parametrize("kind", ["body", "body_gz"])
+def test_a_body_of_blank_lines_is_an_empty_chunk(fake, creds, policy, tmp_path, body, kind):
+    """It was saved as the chunk's file, which the loader refuses ("empty file"), and remembered
+    as fetched: the folder could never be loaded, even after a re-run."""
+    fake.faults["export"] = [(kind, body)]
+    mp = _mp(creds, policy)
+    chunks = mp.export_events(tmp_path, "2026-01-01", "2026-01-01")
+    assert [(c.file, c.events) for c in chunks] == [(None, 0)]
+    assert not (tmp_path / "mixpanel" / "events").exists() or not any((tmp_path / "mixpanel" / "events").iterdir())
+    state = json.loads((tmp_path / ".fetch" / "mixpanel_chunks.json").read_text())
+    assert state["empty"] == ["2026-01-01_2026-01-01"]
+
+
+def test_a_blank_file_an_earlier_version_saved_is_fetched_again(fake, creds, policy, tmp_path):
+    folder = tmp_path / "mixpanel" / "events"
+    folder.mkdir(parents=True)
+    (folder / "2026-01-01_2026-01-01.jsonl.gz").write_bytes(gzip.compress(b"\r\n\r\n"))
+    chunks = _mp(creds, policy).export_events(tmp_path, "2026-01-01", "2026-01-01")
+    assert [(c.skipped, c.events) for c in chunks] == [(False, 2)]
+    assert fake.count("export") == 1
+    assert sorted(p.name for p in folder.iterdir()) == ["2026-01-01_2026-01-01.jsonl.gz"]
+    assert len(gzip.decompress((folder / "2026-01-01_2026-01-01.jsonl.gz").read_bytes()).splitlines()) == 2
+
+
+@pytest.mark.parametrize("how", ["refresh", "open"])
+def test_a_chunk_fetched_again_that_comes_back_empty_keeps_the_earlier_file(fake, creds, policy, tmp_path, how):
+    """The file fetched before was deleted: exported events disappeared without a word."""
+    mp = _mp(creds, policy)
+    first = mp.export_events(tmp_path, "2026-01-01", "2026-01-02", chunk_days=2)
+    path = first[0].file
+    data = path.read_bytes()
+    if how == "open":  # a chunk still open (its end yesterday or later) is fetched again by each run
+        (tmp_path / ".fetch" / "mixpanel_chunks.json").write_text('{"empty": [], "open": ["2026-01-01_2026-01-02"]}')
+    fake.faults["export"] = [("body", b"\n")]
+    again = mp.export_events(tmp_path, "2026-01-01", "2026-01-02", chunk_days=2, refresh=how == "refresh")
+    assert [(c.file, c.events, c.kept) for c in again] == [(path, 4, True)]
+    assert path.read_bytes() == data
+    assert mp.said == ["mixpanel: warning: chunk 2026-01-01_2026-01-02 came back empty; the 4 event(s) "
+                       "fetched before are kept (2026-01-01_2026-01-02.jsonl.gz)"]
+    state = json.loads((tmp_path / ".fetch" / "mixpanel_chunks.json").read_text())
+    assert state["empty"] == []  # not remembered as empty
+    # the summary says so, and counts no events fetched by this run
+    fake.faults["export"] = [("body", b"")]
+    summary = fetch(tmp_path, sources=["mixpanel"], from_date="2026-01-01", to_date="2026-01-02", chunk_days=2,
+                    refresh=True, profiles=False, credentials=creds, policy=policy, progress=False)
+    assert path.read_bytes() == data
+    assert summary.counts["events"] == 0 and summary.counts["chunks_kept"] == 1
+    assert ("1 chunk(s) came back empty; the events fetched before are kept: "
+            "2026-01-01_2026-01-02.jsonl.gz (4 events)") in str(summary)
+
+
+def test_a_chunk_fetched_again_with_fewer_events_replaces_the_file_and_warns(fake, creds, policy, tmp_path):
+    mp = _mp(creds, policy)
+    first = mp.export_events(tmp_path, "2026-01-01", "2026-01-02", chunk_days=2)
+    fake.faults["export"] = [("body", f"{A}\n".encode())]
+    again = mp.export_events(tmp_path, "2026-01-01", "2026-01-02", chunk_days=2, refresh=True)
+    assert [(c.file.name, c.events) for c in again] == [("2026-01-01_2026-01-02.jsonl", 1)]
+    assert not first[0].file.exists()
+    assert mp.said == ["mixpanel: warning: chunk 2026-01-01_2026-01-02 came back with 1 event(s), 4 before: the "
+                       "new answer replaces the file (the events already loaded into a database stay there)"]
+
+
+def test_an_error_object_as_the_last_line_is_retried_and_never_kept(fake, creds, policy, tmp_path):
+    """It was saved as a complete chunk."""
+    bad = f'{A}\n{B}\n{{"error": "export failed midway", "status": "error"}}\n'.encode()
+    fake.faults["export"] = [("body", bad)]
+    mp = _mp(creds, policy)
+    chunks = mp.export_events(tmp_path, "2026-01-01", "2026-01-03", chunk_days=3)
+    assert [c.events for c in chunks] == [5] and mp.http.stats.retries["bad_body"] == 1
+    fake.sticky["export"] = ("body", bad)
+    with pytest.raises(FetchError, match=re.escape(
+            "mixpanel: giving up after 4 attempts: the export of chunk 2026-01-04..2026-01-04 ended with an error "
+            "instead of its last events (after 2 events): export failed midway")):
+        mp.export_events(tmp_path, "2026-01-04", "2026-01-04")
+    assert not list((tmp_path / "mixpanel" / "events").glob("2026-01-04*"))
+    assert "2026-01-04_2026-01-04" not in (tmp_path / ".fetch" / "mixpanel_chunks.json").read_text()
