@@ -342,7 +342,8 @@ one_time = insights.timelines_all(lab, names, at=as_of, settings=insights.with_s
 figures = metrics.sync_figures({c: metrics.window(s.timeline, since) for c, s in dynamic.items()},
                                {c: metrics.window(timeline, since) for c, timeline in one_time.items()},
                                configured=insights.sync_type_of(settings),
-                               sent_not_true=insights.sent_not_true(dynamic))
+                               sent_not_true=insights.sent_not_true(dynamic),
+                               stale_orphans=insights.stale_orphans(lab, dynamic, one_time, at=as_of, settings=settings))
 summary = summaries.sync_report_summary(figures)
 doc = ui.publish(output_dir, "sync_timeline", title="Sync timeline", figures=figures, summary=summary,
                  headline=figures["totals"],

@@ -227,6 +227,13 @@ def timeline_summary(timeline: pd.DataFrame) -> dict[str, Any]:
         "max_stale_true": int(timeline["stale_true"].max()),
         "first_run": str(pd.Timestamp(timeline["run_at"].iloc[0])),
         "last_run": str(pd.Timestamp(last["run_at"])),
+        # true_count split: the profiles of matched members (MPIDs) and the orphans created for
+        # unmatched members (create_and_update), which stale_true and not_yet_true do not count
+        **({"true_linked": int(last["true_linked"]), "orphans_true": int(last["orphans_true"])}
+           if {"true_linked", "orphans_true"} <= set(timeline.columns) else {}),
+        # the full syncs a re-export sent (a one-time export's exports after its first)
+        "reexports": ([str(pd.Timestamp(t)) for t in timeline.loc[timeline["kind"].eq("reexport"), "run_at"]]
+                      if "kind" in timeline.columns else []),
     }
 
 
@@ -605,21 +612,28 @@ def timeline_rows(timeline: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def sync_figures(timelines: Mapping[str, pd.DataFrame], one_time: Mapping[str, pd.DataFrame],
-                 configured: str = "dynamic", sent_not_true: Mapping[str, int] | None = None) -> dict[str, Any]:
+                 configured: str = "dynamic", sent_not_true: Mapping[str, int] | None = None,
+                 stale_orphans: Mapping[str, Mapping[str, int]] | None = None) -> dict[str, Any]:
     """The figures of the sync report: per cohort the stats and the runs of a dynamic sync and of
     a one-time export, and the totals over cohorts after the last run of the sync the settings
     configure (``configured``: ``dynamic`` or ``one_time``, the other shown beside it), so that
     they are the figures the other pages simulate. ``sent_not_true``: per cohort, the dynamic
     sync's profiles not yet true after the last run whose members were already sent
     (:func:`cohortlab.report.insights.sent_not_true`), which no diff run sends again: the dynamic
-    stats' ``sent_not_true``."""
+    stats' ``sent_not_true``. ``stale_orphans``: per cohort, ``{"dynamic": n, "one_time": n}``, the
+    orphan profiles true after the last run whose member left the cohort
+    (:func:`cohortlab.report.insights.stale_orphans`): each stats' ``stale_orphans``, apart from
+    ``stale_true``, which counts the profiles of matched members only."""
     cohorts = {}
     for c, tl in timelines.items():
         ot = one_time[c]
-        dyn = timeline_summary(tl)
+        dyn, one = timeline_summary(tl), timeline_summary(ot)
         if sent_not_true is not None and dyn.get("runs"):
             dyn["sent_not_true"] = min(int(sent_not_true.get(c, 0)), int(dyn["not_yet_true"]))
-        cohorts[c] = {"dynamic": dyn, "one_time": timeline_summary(ot),
+        for kind, st in (("dynamic", dyn), ("one_time", one)):
+            if stale_orphans is not None and st.get("runs") and "orphans_true" in st:
+                st["stale_orphans"] = min(int((stale_orphans.get(c) or {}).get(kind, 0)), st["orphans_true"])
+        cohorts[c] = {"dynamic": dyn, "one_time": one,
                       "paused_windows": _rows(paused_windows(tl)),
                       "runs": timeline_rows(tl), "one_time_runs": timeline_rows(ot)}
     stats = {c: v[configured] for c, v in cohorts.items()}

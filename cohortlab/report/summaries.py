@@ -449,10 +449,11 @@ def _how_many_sent(sent: int, n: int, of: str = "") -> str:
 def sync_summary(cohort: str, stats: Mapping[str, Any], one_time: Mapping[str, Any] | None = None,
                  configured: str = "dynamic") -> str:
     if configured == "one_time" and one_time and one_time.get("runs"):
-        s = (f"**{md_text(cohort)}**: the one-time export (as configured) at {format_minute(one_time['first_run'])} "
-             f"leaves **{one_time['stale_true']:,}** stale and **{one_time['not_yet_true']:,}** missing profiles "
-             f"after the last run: {one_time['true_count']:,} profiles with the attribute true for "
-             f"{one_time['members']:,} Mixpanel members.")
+        s = (f"**{md_text(cohort)}**: the one-time export (as configured) at {format_minute(one_time['first_run'])}"
+             f"{_reexports_words(one_time)} {'leave' if one_time.get('reexports') else 'leaves'} "
+             f"{_one_time_leaves(one_time)} after the last run: "
+             f"{counted(one_time['true_count'], 'profile')} with the attribute true for "
+             f"{counted(one_time['members'], 'Mixpanel member')}.")
         if stats.get("runs"):
             s += (f" A dynamic sync ({stats['runs']:,} runs) would leave {stats['stale_true']:,} stale and "
                   f"{stats['not_yet_true']:,} not yet true.")
@@ -466,17 +467,59 @@ def sync_summary(cohort: str, stats: Mapping[str, Any], one_time: Mapping[str, A
         + (f", {counted(stats['full_syncs'], 'full sync', 'full syncs')} after a reconnect or a re-export"
            if stats.get("full_syncs") else "")
         + f"). After the last run "
-        f"Mixpanel has **{stats['members']:,}** members and mParticle **{stats['true_count']:,}** profiles "
-        f"with the attribute true: {stats['not_yet_true']:,} not yet true"
+        f"Mixpanel has {counted(stats['members'], 'member', bold=True)} and mParticle "
+        f"{counted(stats['true_count'], 'profile', bold=True)} with the attribute true"
+        + _orphans_words(stats)
+        + f": {stats['not_yet_true']:,} not yet true"
         + (f" ({_how_many_sent(stats['sent_not_true'], stats['not_yet_true'])}already sent: {_SENT_WORDS})"
            if stats.get("sent_not_true") else "")
         + f", {stats['stale_true']:,} stale "
-        f"(left the cohort, still true; at most {stats['max_stale_true']:,})."
+        f"(left the cohort, still true; at most {stats['max_stale_true']:,})"
+        + (f", and {counted(stats['stale_orphans'], 'orphan')} of members who left, still true"
+           if stats.get("stale_orphans") else "") + "."
     )
     if one_time and one_time.get("runs"):
-        s += (f" A one-time export at the first run would now leave **{one_time['stale_true']:,}** stale and "
-              f"**{one_time['not_yet_true']:,}** missing profiles.")
+        s += (f" A one-time export at the first run{_reexports_words(one_time)} would now leave "
+              f"{_one_time_leaves(one_time)}: {counted(one_time['true_count'], 'profile')} with the attribute true "
+              f"for {counted(one_time['members'], 'member')}.")
     return s
+
+
+def _orphans_words(stats: Mapping[str, Any]) -> str:
+    """`` (1 of them an orphan created for an unmatched member)`` after a count of profiles true,
+    when orphans are among them (create_and_update), which the stale and pending counts leave out."""
+    orphans = stats.get("orphans_true") or 0
+    if not orphans:
+        return ""
+    if orphans == stats["true_count"]:
+        return (" (an orphan created for an unmatched member)" if orphans == 1
+                else " (all orphans created for unmatched members)")
+    return f" ({orphans:,} of them {'an orphan' if orphans == 1 else 'orphans'} created for unmatched members)"
+
+
+def _reexports_words(stats: Mapping[str, Any]) -> str:
+    """`` and a re-export at <time>`` (``re-exports at <t1> and <t2>``): the exports a one-time
+    export's ``reexport_at`` sent after its first (its timeline's ``reexport`` runs)."""
+    times = [format_minute(t) for t in stats.get("reexports") or []]
+    if not times:
+        return ""
+    if len(times) == 1:
+        return f" and a re-export at {times[0]}"
+    return f" and re-exports at {', '.join(times[:-1])} and {times[-1]}"
+
+
+def _one_time_leaves(stats: Mapping[str, Any]) -> str:
+    """What a one-time export leaves after the last run: its stale profiles, the orphans of members
+    who left among them (``stale_orphans``: ``stale_true`` counts matched members' profiles only),
+    and its missing profiles."""
+    orphans = stats.get("stale_orphans") or 0
+    stale = stats["stale_true"] + orphans
+    of = ("" if not orphans else
+          " (an orphan of a member who left)" if stale == 1 else
+          " (orphans of members who left)" if stale == orphans else
+          f" ({orphans:,} of them {'an orphan' if orphans == 1 else 'orphans'} of members who left)")
+    return (f"{counted(stale, 'stale profile', bold=True)}{of} and "
+            f"{counted(stats['not_yet_true'], 'missing profile', bold=True)}")
 
 
 def timeline_caption(stats: Mapping[str, Any]) -> str:
@@ -514,9 +557,25 @@ def no_staleness(stats: Mapping[str, Any]) -> str:
     says are matched can be more."""
     n = stats.get("runs") or 0
     runs = "the one run" if n == 1 else f"any of the {n:,} runs"
-    return (f"no stale or pending profiles after {runs} (the audience always held exactly the profiles of "
-            f"the matched members: {counted(stats.get('true_count', 0), 'profile')} for the "
-            f"{counted(stats.get('members', 0), 'member')} after the last run)")
+    orphans = stats.get("orphans_true") or 0
+    if not orphans:
+        return (f"no stale or pending profiles after {runs} (the audience always held exactly the profiles of "
+                f"the matched members: {counted(stats.get('true_count', 0), 'profile')} for the "
+                f"{counted(stats.get('members', 0), 'member')} after the last run)")
+    # create_and_update: orphans created for unmatched members are true too (the waterfall's
+    # "orphans true" step), never the profile of a matched member, and the chart does not count them
+    linked = stats.get("true_linked", stats.get("true_count", 0) - orphans)
+    members = counted(stats.get("members", 0), "member")
+    orphan_words = ("an orphan created for an unmatched member" if orphans == 1
+                    else "orphans created for unmatched members")
+    if linked:
+        held = (f"{counted(linked, 'profile')} of matched members and {counted(orphans, 'orphan')} created for "
+                f"unmatched members, for the {members}")
+    else:
+        held = (f"{counted(orphans, 'profile')}, {'' if orphans == 1 else 'all '}{orphan_words}, for the "
+                f"{members}: no member matched")
+    return (f"no stale or pending profiles of matched members after {runs} (the chart counts only those; "
+            f"after the last run the audience holds {held})")
 
 
 def _plan_changes_words(p: Mapping[str, Any]) -> str:

@@ -314,7 +314,8 @@ def test_the_sync_page_leads_with_the_sync_the_settings_configure():
     assert "not yet true (last run)" not in f["totals"] and f["totals"].units["missing (last run)"] == "count"
     text = summaries.sync_report_summary(json.loads(json.dumps(f, default=str)))
     assert text.startswith("The settings configure a **one-time export**")
-    assert "the one-time export (as configured) at 2026-03-01 00:00 UTC leaves **2** stale and **1** missing" in text
+    assert ("the one-time export (as configured) at 2026-03-01 00:00 UTC leaves **2** stale profiles and **1** "
+            "missing profile") in text
     assert "A dynamic sync (2 runs) would leave 0 stale and 0 not yet true." in text
     # the default: the dynamic sync leads, as before
     d = metrics.sync_figures({"C": dynamic}, {"C": one_time})
