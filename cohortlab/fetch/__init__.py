@@ -284,6 +284,14 @@ def _fetch_mixpanel(run: _Run, from_date: Any, to_date: Any, n_chunks: int, *, e
         # a --cohort the list does not have (a typo) or names ambiguously is an error now, before
         # the event chunks and the Engage listing, which take hours at 60 requests an hour
         picked = _pick_cohorts(listed, cohorts, all_cohorts)
+        unusable = _unusable_cohorts(listed)
+        if unusable and all_cohorts:
+            for cid, why in unusable:
+                mp.http.notify(masked_text(f"mixpanel: warning: the cohorts list entry with id {_entry_text(cid)} "
+                                           f"is skipped: {why}"))
+            summary.add("cohorts_unusable", len(unusable),
+                        f"{len(unusable)} cohorts list entr{'y' if len(unusable) == 1 else 'ies'} skipped by "
+                        "--all-cohorts: " + "; ".join(f"id {_entry_text(cid)}: {why}" for cid, why in unusable))
         if from_date is not None:
             item: dict[str, Any] = {}  # this run's record of its chunks, in fetch.json
 
@@ -459,8 +467,42 @@ def _refuse_other_workspace(run: _Run) -> None:
                     "profiles: fetch into another --out (or remove those parts to fetch them again)")
 
 
+def _unusable_cohorts(listed: list[Any]) -> list[tuple[Any, str]]:
+    """The cohorts list entries no members snapshot can be fetched for: (the entry's id as sent,
+    why), for an id that is no integer and for a missing name."""
+    from cohortlab.fetch.mixpanel import cohort_id_text, cohort_name_text
+
+    out: list[tuple[Any, str]] = []
+    for c in listed:
+        if not isinstance(c, dict):
+            continue
+        if cohort_id_text(c.get("id")) is None:
+            out.append((c.get("id"), "its id is not an integer"))
+        elif cohort_name_text(c.get("name")) is None:
+            out.append((c.get("id"), "it has no name (the cohorts loader quarantines it as missing_name, and "
+                                     "its members could not be loaded)"))
+    return out
+
+
+def _entry_text(cid: Any) -> str:
+    import json
+
+    try:
+        text = json.dumps(cid, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(cid)
+    return one_line(text if len(text) <= 60 else text[:60] + "…")
+
+
 def _pick_cohorts(listed: list[dict[str, Any]], wanted: list[str], every: bool) -> list[tuple[str, str]]:
-    by_id = {str(c.get("id")): str(c.get("name")) for c in listed if isinstance(c, dict) and c.get("id") is not None}
+    from cohortlab.fetch.mixpanel import cohort_id_text, cohort_name_text
+
+    by_id: dict[str, str] = {}
+    for c in listed:
+        if isinstance(c, dict):
+            cid, name = cohort_id_text(c.get("id")), cohort_name_text(c.get("name"))
+            if cid is not None and name is not None:
+                by_id[cid] = name
     if every:
         return sorted(by_id.items(), key=lambda kv: kv[1])
     out: list[tuple[str, str]] = []
@@ -475,6 +517,9 @@ def _pick_cohorts(listed: list[dict[str, Any]], wanted: list[str], every: bool) 
                 out.append((hits[0], w))
         elif hits:
             raise FetchError(f"cohort name {w!r} is ambiguous (ids {', '.join(hits)}): give the id")
+        elif bad := [why for cid, why in _unusable_cohorts(listed) if w in (str(cid), cohort_id_text(cid))]:
+            raise FetchError(f"cohort {w!r} is in the project's cohorts list, but {bad[0]}: its members "
+                             "cannot be fetched")
         else:
             raise FetchError(f"no cohort {w!r} in the project's cohorts list (by id or name)")
     return out

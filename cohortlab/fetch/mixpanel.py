@@ -17,7 +17,8 @@
   session expires (HTTP 400 naming the session) or the results shift under us (a later page
   answers with another ``session_id`` or ``page``), the listing restarts from page 0 (at most
   ``max_restarts`` times): pages of two sessions are never mixed in one file.
-  Profiles go to ``mixpanel/profiles/`` (one page per file, the folder swapped in atomically).
+  Profiles go to ``mixpanel/profiles/`` (one page per file, the folder swapped in atomically;
+  a file there that is not an ``engage_page_*.json`` is kept).
   Pages are written as they arrive (memory holds one page, whatever the number of profiles),
   each exactly as Engage sent it: numbers keep their spelling (``1.0e18``), escapes stay
   escapes (``cohortlab.fetch.jsontext``).
@@ -144,6 +145,32 @@ def slug(name: str) -> str:
         return "cohort"
     s = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._-")
     return s[:100] or "cohort"
+
+
+def cohort_id_text(value: Any) -> str | None:
+    """A cohorts list entry's id as the text that names the cohort (``1000``), as the cohorts
+    loader reads it: an integer, a whole number written as a float (``4000.0``) or a string of
+    digits; None for anything else (``true``, ``null``, ``"abc"``, ``1.5``): no cohort id."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2 ** 53:
+        return str(int(value))
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return value
+    return None
+
+
+def cohort_name_text(value: Any) -> str | None:
+    """A cohorts list entry's name as the cohorts loader keeps it: a string as is, another JSON
+    value as its JSON text; None for a missing, null or empty name (the loader quarantines the
+    entry as ``missing_name``)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _chunk_state(path: Path) -> dict[str, list[str]]:
@@ -402,14 +429,17 @@ class MixpanelClient:
                  output_properties: Iterable[str] | None = None, progress=None) -> tuple[EngageListing, Path]:
         """Every profile, one page per file (``engage_page_NNNNN.json``), each file the body exactly
         as Engage sent it (numbers and escapes as written). The pages are written as they arrive
-        into a temporary folder that replaces ``mixpanel/profiles/`` once the listing is whole."""
+        into a temporary folder that replaces ``mixpanel/profiles/`` once the listing is whole; the
+        folder's other files (not ``engage_page_*.json``) are carried over into it."""
         form: dict[str, str] = {}
         if where:
             form["where"] = where
         if output_properties:
             form["output_properties"] = json.dumps(list(output_properties))
         target = out / "mixpanel" / "profiles"
-        with atomic_dir(out, target) as work:
+        # only the listing's own pages are replaced: another file in the folder (a page fetched by
+        # hand, manual_page.json) is kept
+        with atomic_dir(out, target, ours=lambda name: _PAGE_NAME.fullmatch(name) is not None) as work:
             def start(_as_of: datetime) -> None:
                 for old in work.iterdir():
                     old.unlink()
@@ -441,7 +471,7 @@ class MixpanelClient:
 
     def still_listed(self, cohort_id: str) -> bool:
         """Whether the cohorts list, asked for again now, still has the cohort ``cohort_id``."""
-        return any(isinstance(c, dict) and str(c.get("id")) == str(cohort_id) for c in self.list_cohorts())
+        return any(isinstance(c, dict) and cohort_id_text(c.get("id")) == str(cohort_id) for c in self.list_cohorts())
 
     def members(self, out: Path, cohort_id: str, name: str, progress=None) -> MembersSnapshot:
         """A members snapshot: one line per Engage page, each the page as Engage sent it (numbers
@@ -473,6 +503,9 @@ class MixpanelClient:
         as_of = listing.as_of or datetime.now(timezone.utc)
         return MembersSnapshot(str(cohort_id), name, folder / f"{stamp[0]}.jsonl", listing.results, as_of,
                                listing.restarts)
+
+
+_PAGE_NAME = re.compile(r"engage_page_[0-9]+\.json")  # the files of mixpanel/profiles/ that fetch writes
 
 
 class _Empty(Exception):

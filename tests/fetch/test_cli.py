@@ -352,14 +352,18 @@ def test_cohort_names_and_ids_from_the_server_never_reach_the_terminal_raw(fake,
     raw: an OSC sequence retitled the terminal, a line break forged a line), and neither names a
     file outside --out."""
     evil = "\x1b]0;PWNED\x07\x1b[31m\u202e\nerror: forged"
-    fake.cohorts.append({"id": "7" + evil + "/../../x", "name": "../../../escaped" + evil, "count": 1})
-    fake.members["7" + evil + "/../../x"] = ["cust-1"]
+    fake.cohorts.append({"id": 7, "name": "../../../escaped" + evil, "count": 1})
+    fake.members[7] = ["cust-1"]
+    # an id that is no integer is no cohort (skipped with a warning), and the warning and the
+    # summary line that name it show it escaped too
+    fake.cohorts.append({"id": "7" + evil + "/../../x", "name": "x", "count": 1})
     out = tmp_path / "exports"
     r = _run(["--out", str(out), "--source", "mixpanel", "--all-cohorts", "--no-profiles"], env, tmp_path)
     assert r.exit_code == 0, r.output
     assert not any(c in r.stdout + r.stderr for c in "\x1b\x07\u202e"), r.stdout
-    assert "\nerror: forged" not in r.stdout
-    assert "(id 7\\x1b]0;PWNED\\x07" in r.stdout
+    assert "\nerror: forged" not in r.stdout + r.stderr
+    assert "members of '../../../escaped\\x1b]0;PWNED\\x07" in r.stdout
+    assert 'id "7\\u001b]0;PWNED\\u0007' in r.stdout and 'id "7\\u001b]0;PWNED\\u0007' in r.stderr
     assert not (tmp_path / "escaped").exists() and not list(tmp_path.glob("*x"))
     files = [p.relative_to(out).as_posix() for p in out.rglob("*.jsonl")]
     assert len(files) == 3 and all(f.startswith("mixpanel/members/") and f.count("/") == 3 for f in files), files

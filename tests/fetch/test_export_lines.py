@@ -158,3 +158,85 @@ def test_an_error_object_as_the_last_line_is_retried_and_never_kept(fake, creds,
         mp.export_events(tmp_path, "2026-01-04", "2026-01-04")
     assert not list((tmp_path / "mixpanel" / "events").glob("2026-01-04*"))
     assert "2026-01-04_2026-01-04" not in (tmp_path / ".fetch" / "mixpanel_chunks.json").read_text()
+
+
+# --------------------------------------------------------------------------- the profiles folder
+def test_fetching_profiles_keeps_the_other_files_of_the_profiles_folder(fake, creds, policy, tmp_path):
+    """The whole mixpanel/profiles/ folder was swapped in: a file a user put there was deleted."""
+    folder = tmp_path / "mixpanel" / "profiles"
+    folder.mkdir(parents=True)
+    (folder / "manual_page.json").write_text('{"results": []}\n')
+    (folder / "by_hand").mkdir()
+    (folder / "by_hand" / "page.json").write_text("{}\n")
+    for i in range(5):  # the pages of an earlier, longer listing
+        (folder / f"engage_page_{i:05d}.json").write_text('{"old": true}\n')
+    mp = MixpanelClient(creds.mixpanel, policy=policy)
+    listing, _ = mp.profiles(tmp_path)
+    assert listing.pages == 3
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "by_hand", "engage_page_00000.json", "engage_page_00001.json", "engage_page_00002.json", "manual_page.json"]
+    assert (folder / "manual_page.json").read_text() == '{"results": []}\n'
+    assert (folder / "by_hand" / "page.json").read_text() == "{}\n"
+    assert all("old" not in json.loads((folder / f"engage_page_{i:05d}.json").read_text()) for i in range(3))
+    # a listing that fails keeps every file as it was
+    (folder / "engage_page_00000.json").write_text('{"old": true}\n')
+    fake.sticky["engage"] = ("status", 400)
+    with pytest.raises(FetchError):
+        mp.profiles(tmp_path)
+    assert (folder / "engage_page_00000.json").read_text() == '{"old": true}\n'
+    assert (folder / "manual_page.json").exists()
+    assert not any((tmp_path / ".fetch" / "tmp").iterdir())
+
+
+# --------------------------------------------------------------------------- cohorts list entries
+def _listed(fake):
+    fake.cohorts += [
+        {"id": 2000, "name": None},  # null name: was a cohort named "None"
+        {"id": 2001},  # no name
+        {"id": True, "name": "Flag"},  # was cohort "True"
+        {"id": 4000.0, "name": "Float id"},  # was asked for as "4000.0"
+        {"id": "abc", "name": "Text id"},
+    ]
+    fake.members.update({2000: ["cust-1"], 2001: ["cust-1"], 4000: ["cust-2", "cust-4"]})
+
+
+def test_all_cohorts_skips_entries_without_an_integer_id_or_a_name(fake, creds, policy, tmp_path, capsys):
+    _listed(fake)
+    summary = fetch(tmp_path, sources=["mixpanel"], all_cohorts=True, profiles=False, credentials=creds,
+                    policy=policy, progress=False, lab=Lab(str(tmp_path / "lab.duckdb")))
+    members = sorted(p.relative_to(tmp_path / "mixpanel" / "members").parts[0]
+                     for p in (tmp_path / "mixpanel" / "members").rglob("*.jsonl"))
+    assert members == ["Churn_Risk-1001", "Float_id-4000", "Power_Users-1000"]
+    asked = sorted(json.loads(p["filter_by_cohort"])["id"] for e, _, p in fake.log
+                   if e == "engage" and "filter_by_cohort" in p and "page" not in p)
+    assert asked == [1000, 1001, 4000]  # 4000 as an integer, never "4000.0" nor true
+    line = next((tmp_path / "mixpanel" / "members" / "Float_id-4000").glob("*.jsonl")).read_text()
+    assert json.loads(line.splitlines()[0])["filter_by_cohort"] == {"id": 4000, "name": "Float id"}
+    assert summary.counts["cohorts_unusable"] == 4
+    assert ("4 cohorts list entries skipped by --all-cohorts: id 2000: it has no name (the cohorts loader "
+            "quarantines it as missing_name, and its members could not be loaded); id 2001: it has no name") in str(summary)
+    err = capsys.readouterr().err
+    assert "mixpanel: warning: the cohorts list entry with id true is skipped: its id is not an integer\n" in err
+    assert 'mixpanel: warning: the cohorts list entry with id "abc" is skipped: its id is not an integer\n' in err
+    with Lab(str(tmp_path / "lab.duckdb")) as lab:
+        q = lab.engine.query_rows
+        assert sorted(q("SELECT cohort_name, member_count FROM mp_cohort_snapshots")) == [
+            ("Churn Risk", 0), ("Float id", 2), ("Power Users", 3)]
+        assert not q("SELECT * FROM mp_cohorts WHERE name IN ('None', 'True')")
+
+
+@pytest.mark.parametrize("asked, why", [("2000", "it has no name"), ("True", "its id is not an integer")])
+def test_a_cohort_asked_for_whose_entry_is_unusable_is_an_error(fake, creds, policy, tmp_path, asked, why):
+    _listed(fake)
+    with pytest.raises(FetchError, match=re.escape(f"cohort {asked!r} is in the project's cohorts list, but {why}")):
+        fetch(tmp_path, sources=["mixpanel"], cohorts=[asked], profiles=False, credentials=creds, policy=policy,
+              progress=False)
+    assert fake.count("engage") == 0
+
+
+def test_a_cohort_id_written_as_a_float_is_asked_for_by_its_integer(fake, creds, policy, tmp_path):
+    _listed(fake)
+    summary = fetch(tmp_path, sources=["mixpanel"], cohorts=["4000"], profiles=False, credentials=creds,
+                    policy=policy, progress=False)
+    assert summary.counts["members:Float id"] == 2
+    assert "cohorts_unusable" not in summary.counts  # named by --cohort: the others are not looked at
