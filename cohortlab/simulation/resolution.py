@@ -31,14 +31,13 @@ Steps of :func:`add_resolve_steps` (one row per request):
   docs/rules.md#input-protection), the first applicable ``gap_reason`` (``GAP_REASONS`` order,
   docs/rules.md#gap-reasons),
   ``precision_loss_form`` (``integer_text`` | ``float_text`` | ``json_float``), and
-  ``self_mpid`` / ``self_profiles``: the MPID the identifier itself leads to (a float spelling
+  ``self_profiles``: how many profiles the identifier itself could lead to (a float spelling
   whose value is ``float(mpid)`` of existing profiles, else the digits of a malformed or
-  float-spelled identifier: ``"101"`` with its quotes, ``12.5`` -> 125) and how many profiles it
-  could be. A valid int64 that lost precision (``integer_text``) is
+  float-spelled identifier: ``"101"`` with its quotes, ``12.5`` -> 125). A valid int64 that lost precision (``integer_text``) is
   not recovered through the MPID: its digits name no profile.
 
 Columns of ``resolved``: ``distinct_id, resolve_time, identifier_source, identifier, mpid,
-status, gap_reason, precision_loss_form, self_mpid, self_profiles``.
+status, gap_reason, precision_loss_form, self_profiles``.
 
 Steps of :func:`add_context_steps` (members at the as-of time ``at``, after their identifier is
 known): ``ctx_profiles`` (profile at ``at``: ``$email``, ``$last_seen``), ``ctx_events`` (latest
@@ -347,7 +346,7 @@ def add_resolve_steps(p: Pipeline, requests: str, settings: SyncSettings, histor
     p.add(
         "float_rounded",
         """
-        SELECT c.float_value, min(mp.mpid) AS mpid, count(DISTINCT mp.mpid) AS profiles
+        SELECT c.float_value, count(DISTINCT mp.mpid) AS profiles
         FROM (SELECT DISTINCT float_value FROM checked WHERE candidate IS NULL AND float_value IS NOT NULL) c
         JOIN mpa_profiles mp ON CAST(mp.mpid AS DOUBLE) = c.float_value
         GROUP BY c.float_value
@@ -397,9 +396,6 @@ def add_resolve_steps(p: Pipeline, requests: str, settings: SyncSettings, histor
                          THEN CASE WHEN c.identifier_json_type = 'DOUBLE' THEN 'json_float' ELSE 'float_text' END
                     WHEN ir.candidate IS NOT NULL AND c.identifier_source <> 'none' THEN 'integer_text'
                     END AS precision_loss_form,
-               CAST(CASE WHEN c.profile_exists THEN NULL
-                         WHEN fr.float_value IS NOT NULL THEN fr.mpid
-                         ELSE dm.mpid END AS BIGINT) AS self_mpid,
                CAST(CASE WHEN c.profile_exists THEN NULL
                          WHEN fr.float_value IS NOT NULL THEN fr.profiles
                          WHEN dm.mpid IS NOT NULL THEN 1 END AS BIGINT) AS self_profiles
@@ -537,7 +533,7 @@ def resolution_pipeline(
         "member_outcomes",
         """
         SELECT m.distinct_id, m.member_email, r.identifier_source, r.identifier, r.mpid, r.status, r.gap_reason,
-               r.precision_loss_form, r.self_mpid, r.self_profiles, r.resolve_time AS resolved_at,
+               r.precision_loss_form, r.self_profiles, r.resolve_time AS resolved_at,
                CAST(NULL AS TIMESTAMP) AS sent_at
         FROM members m JOIN resolved r ON r.distinct_id = m.distinct_id
         """,
