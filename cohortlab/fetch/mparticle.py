@@ -7,7 +7,8 @@
 * **Profile by MPID** — ``GET https://api.mparticle.com/userprofile/v1/<org>/<account>/<workspace>/<mpid>
   ?fields=device_identities,user_identities,user_attributes,audience_memberships,attribution``;
   404 = no such profile (the MPID is listed in ``.fetch/mparticle_missing.json``, under the
-  workspace asked: :func:`read_missing`). The answer's
+  workspace asked: :func:`read_missing`), unless every MPID a run asks (3 or more) answers 404,
+  or a 404's body is not JSON (a web server's page): the URL is wrong, an error, nothing listed. The answer's
   ``user_attributes`` and ``audience_memberships`` are the attribute and audience snapshot of
   the profile at fetch time (the Profile API offers no other audience listing).
 * **Concurrency** — ``concurrency`` threads (default 4) share a pacer of ``rate`` requests per
@@ -43,11 +44,16 @@ import httpx
 
 from cohortlab.fetch.credentials import MParticleCredentials
 from cohortlab.fetch.files import atomic_file, state_dir, write_json
-from cohortlab.fetch.http import HttpClient, RetryPolicy
+from cohortlab.fetch.http import HttpClient, RetryPolicy, short_text
 from cohortlab.fetch.jsontext import build_object, object_members
 from cohortlab.identifiers import is_valid_mpid
 
 API_URL = "https://api.mparticle.com"
+# this many MPIDs asked or more, all answered 404: the URL (or a workspace id) is wrong, not the MPIDs
+ALL_MISSING_MIN = 3
+WRONG_URL_HINT = ("the Profile API URL (COHORTLAB_MPARTICLE_API_URL / mparticle.api_url: the pod's host) or the "
+                  "org, account or workspace id (MPARTICLE_ORG_ID, MPARTICLE_ACCOUNT_ID, MPARTICLE_WORKSPACE_ID) "
+                  "is likely wrong")
 AUTH_URL = "https://sso.auth.mparticle.com/oauth/token"
 DEFAULT_TIMEOUT = 60.0  # seconds one read (or connect) may wait
 FIELDS = "device_identities,user_identities,user_attributes,audience_memberships,attribution"
@@ -162,6 +168,13 @@ class MParticleClient:
         c = self.creds
         return f"{self.api_url}/userprofile/v1/{c.org_id}/{c.account_id}/{c.workspace_id}/{int(mpid)}"
 
+    def profile_path_shown(self) -> str:
+        """The Profile API URL asked, for a message: no query string, no user info, ``<mpid>``."""
+        url = httpx.URL(self.api_url)
+        base = f"{url.scheme}://{url.host}" + (f":{url.port}" if url.port else "") + url.path.rstrip("/")
+        c = self.creds
+        return f"{base}/userprofile/v1/{c.org_id}/{c.account_id}/{c.workspace_id}/<mpid>"
+
     def workspace(self) -> dict[str, str]:
         """The workspace the Profile API is asked about (:func:`workspace_of`)."""
         return workspace_of(self.creds)
@@ -177,6 +190,15 @@ class MParticleClient:
         resp, raw = self.http.request("GET", self.profile_url(mpid), params={"fields": FIELDS}, ok=(200, 404),
                                       auth_refresh=lambda: self.authenticate(stale=used), consume=self.http.json_body)
         if resp.status_code == 404:
+            text = raw.decode("utf-8", "replace").strip()
+            if text:
+                try:
+                    json.loads(text)
+                except ValueError:  # an HTML page: a web server's own 404, not the Profile API's answer
+                    raise self.http.error(
+                        f"HTTP 404 on {self.profile_path_shown()} with a body that is not JSON "
+                        f"({short_text(text, self.http.mask, 80)}): no Profile API answers at this URL; "
+                        f"{WRONG_URL_HINT}") from None
             return None
         try:
             text = raw.decode("utf-8-sig")  # a UTF-8 byte order mark is no part of the answer
@@ -234,7 +256,7 @@ class MParticleClient:
                 res.files.append(target)
                 if on_part is not None:
                     on_part(target, as_of, res.fetched_at, len(lines))
-            if gone or retry_missing:
+            if (gone or retry_missing) and not wrong_url:
                 all_missing = (missing - (set(todo) if retry_missing else set())) | gone
                 write_missing(out, missing_file, workspace, all_missing)
 
@@ -253,6 +275,7 @@ class MParticleClient:
                 res.fetched += 1
                 res.mismatched += mismatched
 
+        wrong_url: list[bool] = []  # every MPID asked answered 404: nothing is recorded as missing
         bar = None
         show = sys.stderr.isatty() if progress is None else progress
         if show:
@@ -272,6 +295,8 @@ class MParticleClient:
                     bar.update(len(done))
                 if len(buffer) >= part_size:
                     flush()
+            if len(todo) >= ALL_MISSING_MIN and res.missing == len(todo):
+                wrong_url.append(True)
         except BaseException:
             # an error or Ctrl-C: the requests in flight stop at their next retry or wait instead
             # of running their whole retry loop (a read in flight ends within the timeout)
@@ -284,6 +309,10 @@ class MParticleClient:
             flush()
             if bar is not None:
                 bar.close()
+        if wrong_url:
+            raise self.http.error(
+                f"every one of the {len(todo):,} MPIDs asked for answered HTTP 404 (no such profile) on "
+                f"{self.profile_path_shown()}: {WRONG_URL_HINT}; none is recorded as missing")
         return res
 
 

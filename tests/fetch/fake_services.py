@@ -16,7 +16,7 @@ Faults are scripted per endpoint (``fake.faults[name]`` is a list consumed in or
 ``{body}`` (the request body) and ``{query}`` (the query string), as some gateways do),
 ``"hang"`` (no answer for ``fake.hang`` seconds), ``"truncate_gzip"``, ``"cut_line"``, ``"error_200"``,
 ``("body", bytes)`` / ``("body_gz", bytes)`` (the export answers this body, plain or gzip),
-``"html_200"`` (the export), ``"proxy_page"`` and ``"empty_200"`` (any endpoint), ``"expire_session"``, ``"shift"``, ``"bom"`` (a UTF-8 byte order mark in front of an Engage
+``"html_200"`` (the export), ``("raw", code, body, content_type)`` (any endpoint), ``"proxy_page"`` and ``"empty_200"`` (any endpoint), ``"expire_session"``, ``"shift"``, ``"bom"`` (a UTF-8 byte order mark in front of an Engage
 page), ``"expire_token"``; ``fake.delete_after_list`` deletes cohorts once the list is answered; and for one MPID ``fake.profile_faults[mpid]`` (also ``"bom"`` and ``"utf16"``). Every request is recorded in ``fake.log``.
 """
 
@@ -135,6 +135,9 @@ class Handler(BaseHTTPRequestHandler):
             code, retry_after = f[1], f[2] if len(f) > 2 else None
             header = f[3] if len(f) > 3 else "Retry-After"
             self._json(code, {"error": f"fault {code}"}, {header: str(retry_after)} if retry_after is not None else None)
+            return True
+        if isinstance(f, tuple) and f[0] == "raw":  # ("raw", code, body bytes, content type): this answer
+            self._send(f[1], f[2], f[3])
             return True
         if isinstance(f, tuple) and f[0] == "json_200":  # ("json_200", body): status 200 with this JSON body
             self._json(200, f[1])

@@ -240,3 +240,58 @@ def test_a_cohort_id_written_as_a_float_is_asked_for_by_its_integer(fake, creds,
                     policy=policy, progress=False)
     assert summary.counts["members:Float id"] == 2
     assert "cohorts_unusable" not in summary.counts  # named by --cohort: the others are not looked at
+
+
+# --------------------------------------------------------------------------- mParticle: a wrong URL
+def _mpa_fetch(tmp_path, creds, policy, mpids):
+    return fetch(tmp_path, sources=["mparticle"], mpids=mpids, credentials=creds, policy=policy, progress=False)
+
+
+def test_every_mpid_answered_404_is_a_wrong_url_not_missing_profiles(fake, env, policy, tmp_path):
+    """A wrong Profile API URL answered a generic 404 for every MPID: the run said ok, complete,
+    every MPID 'not found', and listed them all as missing (not asked again)."""
+    from cohortlab.fetch.credentials import load_credentials
+    from tests.fetch.conftest import BIG, NEG
+
+    creds = load_credentials(env={**env, "COHORTLAB_MPARTICLE_API_URL": fake.base + "/wrong"})
+    with pytest.raises(FetchError) as e:
+        _mpa_fetch(tmp_path, creds, policy, [NEG, BIG, 5])
+    assert str(e.value) == (
+        f"mparticle: every one of the 3 MPIDs asked for answered HTTP 404 (no such profile) on "
+        f"{fake.base}/wrong/userprofile/v1/11/22/33/<mpid>: the Profile API URL (COHORTLAB_MPARTICLE_API_URL / "
+        "mparticle.api_url: the pod's host) or the org, account or workspace id (MPARTICLE_ORG_ID, "
+        "MPARTICLE_ACCOUNT_ID, MPARTICLE_WORKSPACE_ID) is likely wrong; none is recorded as missing")
+    assert not (tmp_path / ".fetch" / "mparticle_missing.json").exists()
+    # the --json output says it is a fetch error, not ok
+    r = _cli(["--out", str(tmp_path / "o"), "--source", "mparticle", "--mpids", _mpids(tmp_path, [1, 2, 3]),
+              "--json"], {**env, "COHORTLAB_MPARTICLE_API_URL": fake.base + "/wrong"})
+    j = json.loads(r.stdout)
+    assert (r.exit_code, j["ok"], j["complete"], j["error"]["kind"]) == (1, False, False, "fetch")
+    assert "is likely wrong" in j["error"]["message"]
+
+
+def _mpids(tmp_path, ids) -> str:
+    f = tmp_path / "mpids.txt"
+    f.write_text("".join(f"{i}\n" for i in ids))
+    return str(f)
+
+
+def test_a_few_missing_profiles_are_still_just_missing(fake, creds, policy, tmp_path):
+    from tests.fetch.conftest import BIG
+
+    summary = _mpa_fetch(tmp_path, creds, policy, [BIG, 5, 6])  # 2 of 3 missing: as before
+    assert (summary.counts["mparticle_profiles"], summary.counts["mparticle_missing"]) == (1, 2)
+    summary = _mpa_fetch(tmp_path / "b", creds, policy, [7, 8])  # fewer than 3 asked: as before
+    assert summary.counts["mparticle_missing"] == 2 and summary.complete
+
+
+def test_a_404_that_is_a_web_page_is_not_the_profile_api(fake, creds, policy, tmp_path):
+    from tests.fetch.conftest import BIG
+
+    fake.profile_faults[BIG] = [("raw", 404, b"<html><body><h1>404 Not Found</h1></body></html>", "text/html")]
+    with pytest.raises(FetchError, match=re.escape(
+            f"mparticle: HTTP 404 on {fake.base}/userprofile/v1/11/22/33/<mpid> with a body that is not JSON "
+            "(<html><body><h1>404 Not Found</h1></body></html>): no Profile API answers at this URL; "
+            "the Profile API URL")):
+        _mpa_fetch(tmp_path, creds, policy, [BIG])
+    assert not (tmp_path / ".fetch" / "mparticle_missing.json").exists()

@@ -106,11 +106,13 @@ def test_second_run_fetches_only_what_is_missing(fake, creds, policy, tmp_path):
 def test_the_summary_tells_mpids_found_missing_earlier_from_those_already_fetched(fake, creds, policy, tmp_path):
     # a run with a wrong workspace id (every MPID 404) then a run with the right one
     # said "0 fetched, 0 not found (404), 3 already fetched" and fetched nothing: none had been
+    # (one MPID it knows: a run whose every MPID answers 404 is now an error, a URL likely wrong)
     known = dict(fake.mpa_profiles)
     fake.mpa_profiles.clear()
-    first = fetch(tmp_path, sources=["mparticle"], mpids=[NEG, BIG, FALLBACK], credentials=creds, policy=policy,
+    fake.mpa_profiles[55] = {"mpid": 55}
+    first = fetch(tmp_path, sources=["mparticle"], mpids=[NEG, BIG, FALLBACK, 55], credentials=creds, policy=policy,
                   progress=False)
-    assert "0 fetched, 3 not found (404), 0 already fetched" in str(first)
+    assert "1 fetched, 3 not found (404), 0 already fetched" in str(first)
     fake.mpa_profiles.update(known)  # the right workspace now
     s = fetch(tmp_path, sources=["mparticle"], mpids=[NEG, BIG, FALLBACK, 7], credentials=creds, policy=policy,
               progress=False)
