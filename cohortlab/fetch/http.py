@@ -448,6 +448,14 @@ class HttpClient:
                             + (f". {self.auth_hint}" if self.auth_hint else ""),
                             AuthError,
                         )
+                    if 300 <= status < 400 and resp.headers.get("Location"):
+                        # redirects are not followed: the credentials would go to another address
+                        try:
+                            host = httpx.URL(url).join(resp.headers["Location"]).host or "?"
+                        except (httpx.InvalidURL, ValueError):
+                            host = "an address that is no URL"
+                        raise self.status_error(status, path, f"a redirect to {host}, not followed (the credentials "
+                                                              "were not sent there)")
                     if status not in RETRY_STATUSES:
                         raise self.status_error(status, path, body)
                     cause = str(status)

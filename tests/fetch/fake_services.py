@@ -136,6 +136,9 @@ class Handler(BaseHTTPRequestHandler):
             header = f[3] if len(f) > 3 else "Retry-After"
             self._json(code, {"error": f"fault {code}"}, {header: str(retry_after)} if retry_after is not None else None)
             return True
+        if isinstance(f, tuple) and f[0] == "redirect":  # a 302 to another host, a token in its query
+            self._send(302, b"", "text/plain", {"Location": "https://elsewhere.example/x?token=s3cr3t-token"})
+            return True
         if isinstance(f, tuple) and f[0] == "raw":  # ("raw", code, body bytes, content type): this answer
             self._send(f[1], f[2], f[3])
             return True

@@ -295,3 +295,12 @@ def test_a_404_that_is_a_web_page_is_not_the_profile_api(fake, creds, policy, tm
             "the Profile API URL")):
         _mpa_fetch(tmp_path, creds, policy, [BIG])
     assert not (tmp_path / ".fetch" / "mparticle_missing.json").exists()
+
+
+def test_a_redirect_is_refused_naming_its_host_without_the_url(fake, creds, policy, tmp_path):
+    """It said only "HTTP 302 on /api/2.0/export"."""
+    fake.faults["export"] = [("redirect",)]
+    with pytest.raises(FetchError) as e:
+        MixpanelClient(creds.mixpanel, policy=policy).export_events(tmp_path, "2026-01-01", "2026-01-01")
+    assert str(e.value) == ("mixpanel: HTTP 302 on /api/2.0/export: a redirect to elsewhere.example, not followed "
+                            "(the credentials were not sent there)")
