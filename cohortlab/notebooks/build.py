@@ -401,13 +401,14 @@ activity = "observed"        # "observed": loaded events only; "repeat": project
 observed_db = None           # DuckDB file of exports taken after the switch, for validation (or:)
 observed_data = None         # a folder of such exports; both None: no validation
 validate_plan = None         # plan name to validate; None: the first plan
-data_switch = None           # set by cohortlab report: the data's switch as it read it before the page ran''', "parameters"),
+data_switch = None           # set by cohortlab report: the data's switch as it read it before the page ran
+switch_from = None           # set by cohortlab report: "manifest" when switch is a synthetic world's, not given''', "parameters"),
     code(SETUP + '''
 insights.check_plan_parameters(plans, switch, validate_plan)  # before any plan runs
 start_day, end_day = insights.migration_window(lab, start, end, activity=activity)
 # the standard plans around a switch outside the data or after the window are all the same: refused
 switch_at, switch_source = (insights.switch_in_window(lab, settings, switch, end_day=end_day, end_given=bool(end),
-                                                     found=data_switch)
+                                                     found=data_switch, switch_from=switch_from)
                             if plans is None else (None, "the plans"))
 plan_list = insights.migration_plans(plans, switch_at=switch_at, settings=settings)
 daily, plan_summary = insights.run_migration(lab, plan_list, start_day, end_day, settings=settings, activity=activity)

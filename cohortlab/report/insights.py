@@ -319,22 +319,29 @@ def with_sync_type(settings, sync_type: str):
     return SyncSettings.coerce(settings).replace(sync_type=sync_type)
 
 
-def find_switch(lab, settings=None, switch=None, *, found=None) -> tuple[_dt.datetime | None, str]:
+def find_switch(lab, settings=None, switch=None, *, found=None,
+                switch_from: str | None = None) -> tuple[_dt.datetime | None, str]:
     """The EIT switch to study and where it comes from, never invented
     (:func:`cohortlab.migration.switch.find_switch`: the ``switch`` parameter, else the settings'
     ``eit_timeline``, else the data's first MPID-keyed activity, ``found`` when the report read it
-    already). ``(None, "none")`` when none of them gives one."""
+    already). ``switch_from``: where the report found the ``switch`` it gave the page
+    (``"manifest"``: a synthetic world's manifest.json, :func:`cohortlab.loaders.folder.world_hints`),
+    said instead of "the switch parameter", which no one gave. ``(None, "none")`` when none of
+    them gives one."""
     from cohortlab.migration.switch import find_switch as _find
 
     try:
         sw = _find(lab.engine, switch, settings, found=found)
     except ValueError:
         return None, "none"
+    if sw.source == "parameter" and switch_from in SWITCH_SOURCES:
+        return sw.at, SWITCH_SOURCES[switch_from]
     # from data without any $user_id identified is keyed by no device id, as migrate compare says (Switch.text)
     return sw.at, SWITCH_SOURCES[sw.source if sw.identified else "data_any"]
 
 
 SWITCH_SOURCES = {"parameter": "the switch parameter",
+                  "manifest": "the synthetic world's manifest (manifest.json: its EIT step to mparticle_id)",
                   "settings": "the settings' eit_timeline",
                   "data": "the data: the first identified event keyed by an existing MPID",
                   "data_any": ("the data: the first identified event keyed by an existing MPID; no event has a "
@@ -374,7 +381,7 @@ def migration_window(lab, start=None, end=None, activity: str = "observed") -> t
 
 
 def switch_in_window(lab, settings=None, switch=None, *, end_day, end_given: bool,
-                     found=None) -> tuple[_dt.datetime | None, str]:
+                     found=None, switch_from: str | None = None) -> tuple[_dt.datetime | None, str]:
     """:func:`find_switch` (``found``: the data's switch as the report read it already), refused (a ``SettingsError``, one line) when the standard plans around
     it cannot differ in the window ending on ``end_day`` (``end_given``: the parameter ``end``,
     else the data's): a switch before the first event or after the window's last day
@@ -382,7 +389,7 @@ def switch_in_window(lab, settings=None, switch=None, *, end_day, end_given: boo
     check before any page runs read it alike."""
     from cohortlab.migration.switch import check_switch_in_window
 
-    switch_at, source = find_switch(lab, settings, switch, found=found)
+    switch_at, source = find_switch(lab, settings, switch, found=found, switch_from=switch_from)
     if switch_at is not None:
         check_switch_in_window(lab.engine, switch_at, end_day, "parameter" if end_given else "data",
                                how=f"from {source}")

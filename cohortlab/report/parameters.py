@@ -141,6 +141,8 @@ PARAMETERS: dict[str, Parameter] = {p.name: p for p in [
               "(set by cohortlab report)"),
     Parameter("data_switch", _optional(_time), "the data's EIT switch as the report read it before the "
               "EIT page ran (set by cohortlab report)"),
+    Parameter("switch_from", _optional(_choice("manifest")), "where the report found the switch it gave the EIT "
+              "page: manifest, a synthetic world's manifest.json (set by cohortlab report)"),
 ]}
 
 # the parameters that hold paths: made absolute before they reach a notebook (whose folder differs)
@@ -245,6 +247,7 @@ def check_parameters(params: Mapping[str, Any], sources: Iterable[str | os.PathL
     declared.discard("output_dir")  # set by the runner, never by the user
     declared.discard("simulations")
     declared.discard("data_switch")
+    declared.discard("switch_from")
     try:
         return validate(params, declared)
     except ParameterError as e:

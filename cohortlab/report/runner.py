@@ -754,7 +754,8 @@ def _run_notebooks(sources, out_dir: Path, params: dict[str, Any], source: str, 
         if hints.get("switch") and "plans" not in params:
             # a world that already switched its EIT: study that switch, and validate the
             # prediction of "switch only" against the world's own (later) exports
-            params.setdefault("switch", hints["switch"])
+            if params.get("switch") is None:  # the page says where it came from: not a parameter given
+                params["switch"], params["switch_from"] = hints["switch"], "manifest"
             if hints.get("as_of") and str(hints["switch"]) < str(hints["as_of"]):
                 params.setdefault("observed_db", str(db_path))
                 params.setdefault("validate_plan", "switch only")

@@ -29,7 +29,7 @@ EXTRA = {  # simulations: the runner's shared simulations (docs/reports.md#share
     "identity_gaps": {"simulations"},
     "sync_timeline": {"since", "simulations"},
     "eit_migration": {"plans", "switch", "start", "end", "activity", "observed_db", "observed_data",
-                      "validate_plan", "data_switch"},
+                      "validate_plan", "data_switch", "switch_from"},
 }
 
 
@@ -199,6 +199,13 @@ def test_eit_migration_numbers_equal_the_api(report_run, world_lab):
     plans = standard_plans("2026-02-15T00:00:00Z")
     assert [p.name for p in plans] == params["plans"]
     assert doc["metrics"]["switch"].startswith("2026-02-15T00:00:00")
+    # no -p switch was given: the report read it from the world's manifest, and the page says so
+    manifest = "the synthetic world's manifest (manifest.json: its EIT step to mparticle_id)"
+    assert doc["metrics"]["switch_source"] == manifest
+    from cohortlab.report import summaries
+
+    assert (f"The EIT switch studied is **2026-02-15 00:00 UTC**, from {manifest}."
+            in summaries.migration_summary(doc["metrics"]))  # what the page's summary cell writes
     # the header says which days were predicted (not "each cohort's latest data", which is another page's)
     assert doc["context"]["as_of"] == f"{params['end']} (the last day predicted, from {params['start']})"
     settings = _settings(report_run)

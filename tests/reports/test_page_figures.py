@@ -652,3 +652,14 @@ def test_the_sync_page_does_not_call_profiles_already_sent_pending():
     assert "0 stale, 1 not yet true (already sent: no diff run sends them again" in one
     none = summaries.sync_report_summary(metrics.sync_figures({"C": tl}, {"C": ot}, sent_not_true={"C": 0}))
     assert "0 stale, 3 pending; 0 of 2 runs failed." in none and "already sent" not in none
+
+
+def test_a_switch_the_report_read_from_a_manifest_is_not_called_the_switch_parameter():
+    from cohortlab import Lab
+    from cohortlab.report import insights
+
+    with Lab() as lab:
+        at, given = insights.find_switch(lab, switch="2026-02-10")
+        assert (at.isoformat()[:16], given) == ("2026-02-10T00:00", "the switch parameter")
+        assert insights.find_switch(lab, switch="2026-02-10", switch_from="manifest")[1] == (
+            "the synthetic world's manifest (manifest.json: its EIT step to mparticle_id)")
