@@ -711,6 +711,12 @@ def migration_figures(plan_summary: pd.DataFrame, daily: pd.DataFrame, validatio
     return out
 
 
+def _as_predicted(c: Mapping[str, Any]) -> bool:
+    """A validated cohort's prediction agrees exactly with what was observed: the same members
+    matched (the same count, and no member predicted one way and observed the other)."""
+    return c["predicted_matched"] == c["observed_matched"] and not c.get("users_differ")
+
+
 def figures_headline_migration(f: Mapping[str, Any]) -> Headline:
     if not f["plans"]:
         return Headline().add("plans", 0, key="plans")
@@ -724,8 +730,12 @@ def figures_headline_migration(f: Mapping[str, Any]) -> Headline:
            .add("its users never fixable (among everyone with events: inactive after the plan's change)",
                 best["never_fixable_users"], key="best_never_fixable"))
     rows = [c for c in (f["validation"] or {}).get("cohorts") or [] if c["members"]]
-    if rows:  # one cohort's figures, never pooled over cohorts; its name is a value (labels hold no data text)
-        far = max(rows, key=lambda c: abs(c["predicted_match_rate"] - c["observed_match_rate"]))
+    if len(rows) > 1 and all(_as_predicted(c) for c in rows):  # none is farther than another: said so
+        out.add("validated cohorts, each exactly as predicted (no member differs)", len(rows),
+                key="validated_cohorts_as_predicted")
+    elif rows:  # one cohort's figures, never pooled over cohorts; its name is a value (labels hold no data text)
+        far = max(rows, key=lambda c: (abs(c["predicted_match_rate"] - c["observed_match_rate"]),
+                                       c.get("users_differ") or 0))
         out.add("validated cohort farthest from its prediction" if len(rows) > 1 else "validated cohort",
                 far["cohort_name"], "text", key="validated_cohort")
         out.add("its observed match rate (of its members)", far["observed_match_rate"], "percent", key="validated_observed_match_rate")

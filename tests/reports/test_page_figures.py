@@ -663,3 +663,28 @@ def test_a_switch_the_report_read_from_a_manifest_is_not_called_the_switch_param
         assert (at.isoformat()[:16], given) == ("2026-02-10T00:00", "the switch parameter")
         assert insights.find_switch(lab, switch="2026-02-10", switch_from="manifest")[1] == (
             "the synthetic world's manifest (manifest.json: its EIT step to mparticle_id)")
+
+
+def test_the_eit_card_names_no_farthest_cohort_when_every_validated_cohort_is_as_predicted():
+    """w1: every validated cohort observed 100.0%, predicted 100.0%, 0 members differ; the card named
+    one of them "farthest from its prediction"."""
+    def row(name, members, predicted, observed, differ=0):
+        return {"cohort_name": name, "members": members, "predicted_matched": predicted, "observed_matched": observed,
+                "predicted_match_rate": predicted / members if members else None,
+                "observed_match_rate": observed / members if members else None, "users_differ": differ}
+
+    plan = {"plan": "switch only", "final_match_rate": 0.69, "split_profiles_end": 70, "never_fixable_users": 0}
+    agree = {"plans": [plan], "best": ["switch only"],
+             "validation": {"cohorts": [row("A", 46, 46, 46), row("B", 32, 32, 32), row("Nobody", 0, 0, 0)]}}
+    head = metrics.figures_headline_migration(agree)
+    assert head["validated cohorts, each exactly as predicted (no member differs)"] == 2
+    assert not any("farthest" in k for k in head)
+    assert set(head.stable_keys.values()) & {"validated_cohort", "validated_observed_match_rate"} == set()
+    assert head.stable_keys["validated cohorts, each exactly as predicted (no member differs)"] == (
+        "validated_cohorts_as_predicted")
+    # one cohort off by a member: it is named, with its own rates
+    agree["validation"]["cohorts"][1] = row("B", 32, 31, 32, differ=1)
+    head = metrics.figures_headline_migration(agree)
+    assert head["validated cohort farthest from its prediction"] == "B"
+    assert head["its predicted match rate (of its members)"] == 31 / 32
+
