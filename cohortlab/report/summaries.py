@@ -99,19 +99,20 @@ def match_rates_summary(f: Mapping[str, Any]) -> str:
     lines = [
         f"**{t['matched']:,} of {t['members']:,} Mixpanel cohort members ({pct(t['match_rate'])} of members) "
         f"reach an mParticle profile** across {counted(t['cohorts'], 'cohort')}; the mParticle "
-        f"{'audience holds' if t['cohorts'] == 1 else 'audiences hold'} **{t['audience']:,}** profiles."
+        f"{'audience holds' if t['cohorts'] == 1 else 'audiences hold'} {counted(t['audience'], 'profile', bold=True)}."
         + (f" The largest step between the two: {loss_words(f['losses'][0])} "
            f"({'+' if f['losses'][0]['kind'] == 'plus' else '−'}{f['losses'][0]['users']:,})." if f.get("losses") else "")
     ]
     for c, v in f["cohorts"].items():
         if not v["members"]:  # no rate to give (the table shows "—"): never "n/a of its members"
             lines.append(f"\n**{md_text(c)}**: no members in Mixpanel at the chosen time; the audience holds "
-                         f"**{v['audience']:,}** profiles."
+                         f"{counted(v['audience'], 'profile', bold=True)}."
                          + (" Where they come from:" if v["losses"] else ""))
         else:
             lines.append(
-                f"\n**{md_text(c)}**: {v['members']:,} members in Mixpanel, {v['matched']:,} reach a profile "
-                f"({pct(v['match_rate'])} of its members); the audience holds **{v['audience']:,}** profiles. "
+                f"\n**{md_text(c)}**: {counted(v['members'], 'member')} in Mixpanel, {v['matched']:,} "
+                f"{'reaches' if v['matched'] == 1 else 'reach'} a profile ({pct(v['match_rate'])} of its members); "
+                f"the audience holds {counted(v['audience'], 'profile', bold=True)}. "
                 + ("Where the difference goes, largest first:" if v["losses"] else "Nothing is lost on the way.")
             )
         for loss in v["losses"]:
@@ -261,7 +262,7 @@ def activity_words(f: Mapping[str, Any], settings=None) -> str:
         return ("- The event identity rule is off in these settings: there is no cutoff, so the unmatched are "
                 "not split into active and inactive members, and none is counted as never fixable.")
     return (f"- {f['active_after_cutoff']:,} of the unmatched were active on or after {cutoff_text(settings)}; "
-            f"{f['inactive_since_cutoff']:,} were not.")
+            f"{f['inactive_since_cutoff']:,} {'was' if f['inactive_since_cutoff'] == 1 else 'were'} not.")
 
 
 def shared_mpids_words(f: Mapping[str, Any], bold: bool = False) -> str:
@@ -427,8 +428,9 @@ def sync_overview(stats: Mapping[str, Mapping[str, Any]], configured: str = "dyn
     if sent:  # already sent: no run sends them again, they are not pending
         waiting = f"not yet true ({_how_many_sent(sent, n, 'of them ')}already sent: {_SENT_WORDS})"
     return (
-        f"**After the last run, {h['Mixpanel members (last run)']:,} Mixpanel members face "
-        f"{h['attribute = true (last run)']:,} mParticle profiles with the attribute true** across "
+        f"**After the last run, {counted(h['Mixpanel members (last run)'], 'Mixpanel member')} "
+        f"{'faces' if h['Mixpanel members (last run)'] == 1 else 'face'} "
+        f"{counted(h['attribute = true (last run)'], 'mParticle profile')} with the attribute true** across "
         f"{counted(h['cohorts'], 'cohort')}: {h['stale true (last run)']:,} stale, {n:,} "
         f"{waiting}; {failed:,} of {runs:,} runs failed"
         + (f" (each cohort's runs counted: {counted(h['cohorts'], 'cohort')})." if h["cohorts"] > 1 else ".")

@@ -688,3 +688,21 @@ def test_the_eit_card_names_no_farthest_cohort_when_every_validated_cohort_is_as
     assert head["validated cohort farthest from its prediction"] == "B"
     assert head["its predicted match rate (of its members)"] == 31 / 32
 
+
+def test_counts_of_one_are_singular_in_the_summaries():
+    """w2's Power Users, one member: "1 members in Mixpanel", "the audience holds 1 profiles",
+    "1 were not", "1 Mixpanel members face 1 mParticle profiles"."""
+    one = {"members": 1, "matched": 0, "match_rate": 0.0, "audience": 1, "losses": []}
+    f = {"totals": {"members": 1, "matched": 0, "match_rate": 0.0, "cohorts": 1, "audience": 1}, "losses": [],
+         "cohorts": {"Power Users": one}}
+    text = summaries.match_rates_summary(f)
+    assert "the mParticle audience holds **1** profile." in text
+    assert ("**Power Users**: 1 member in Mixpanel, 0 reach a profile (0.0% of its members); the audience holds "
+            "**1** profile.") in text
+    assert "1 member in Mixpanel, 1 reaches a profile" in summaries.match_rates_summary(
+        {**f, "cohorts": {"Power Users": {**one, "matched": 1, "match_rate": 1.0}}})
+    assert summaries.activity_words({"active_after_cutoff": 7, "inactive_since_cutoff": 1}).endswith("; 1 was not.")
+    tl = _sync_timeline([(pd.Timestamp("2026-03-01 00:00"), 1, 1, 0, False, False, 1, 0, 0)])
+    overview = summaries.sync_report_summary(metrics.sync_figures({"C": tl}, {"C": tl}))
+    assert overview.startswith("**After the last run, 1 Mixpanel member faces 1 mParticle profile with the attribute "
+                               "true** across 1 cohort")
