@@ -360,21 +360,27 @@ for cohort, v in f["cohorts"].items():
     tl, ot = ui.frame(v["runs"]), ui.frame(v["one_time_runs"])
     ui.md(f"## {ui.text(cohort)}")
     has_runs = len(tl) > 0
-    ui.show_if(lambda: charts.timeline_chart(tl, title=f"{cohort}: Mixpanel cohort vs mParticle audience{suffix}"),
-               prefix + summaries.timeline_caption(v["dynamic"]), has_data=has_runs,
-               nothing_to_show="no sync runs in the window")
-    sent = has_runs and int(tl["adds"].sum() + tl["removes"].sum()) > 0
-    ui.show_if(lambda: charts.sync_runs_chart(tl, title=f"{cohort}: adds and removes per run{suffix}"),
-               prefix + "Members each run sends: adds (up) and removes (down); nothing is sent while paused.",
-               has_data=sent, nothing_to_show=within + "no run sent any add or remove")
-    errors = has_runs and int(tl["stale_true"].sum() + tl["not_yet_true"].sum()) > 0
-    ui.show_if(lambda: charts.staleness_chart(tl, title=f"{cohort}: stale and pending profiles{suffix}"),
-               prefix + "Stale: profiles still true although the member left; pending: matched members not yet true.",
-               has_data=errors, nothing_to_show=within + summaries.no_staleness(v["dynamic"]))
-    ui.show_if(lambda: charts.sync_types_chart(metrics.sync_types(tl, ot),
-                                               title=f"{cohort}: dynamic sync vs one-time export"),
-               "A one-time export is never updated: it drifts away from the cohort as members come and go.",
-               has_data=has_runs, nothing_to_show="no sync runs in the window")
+    # a cohort without a member at any run: its four charts would be empty (two of them drawn on a
+    # 0-1 axis), so one line says why, in place of all four
+    empty = summaries.never_a_member(v["dynamic"], tl, ot)
+    if empty:
+        ui.nothing(empty)
+    else:
+        ui.show_if(lambda: charts.timeline_chart(tl, title=f"{cohort}: Mixpanel cohort vs mParticle audience{suffix}"),
+                   prefix + summaries.timeline_caption(v["dynamic"]), has_data=has_runs,
+                   nothing_to_show="no sync runs in the window")
+        sent = has_runs and int(tl["adds"].sum() + tl["removes"].sum()) > 0
+        ui.show_if(lambda: charts.sync_runs_chart(tl, title=f"{cohort}: adds and removes per run{suffix}"),
+                   prefix + "Members each run sends: adds (up) and removes (down); nothing is sent while paused.",
+                   has_data=sent, nothing_to_show=within + "no run sent any add or remove")
+        errors = has_runs and int(tl["stale_true"].sum() + tl["not_yet_true"].sum()) > 0
+        ui.show_if(lambda: charts.staleness_chart(tl, title=f"{cohort}: stale and pending profiles{suffix}"),
+                   prefix + "Stale: profiles still true although the member left; pending: matched members not yet "
+                   "true.", has_data=errors, nothing_to_show=within + summaries.no_staleness(v["dynamic"]))
+        ui.show_if(lambda: charts.sync_types_chart(metrics.sync_types(tl, ot),
+                                                   title=f"{cohort}: dynamic sync vs one-time export"),
+                   "A one-time export is never updated: it drifts away from the cohort as members come and go.",
+                   has_data=has_runs, nothing_to_show="no sync runs in the window")
     if v["paused_windows"]:
         ui.md("Paused windows:")
         ui.table(ui.paused_windows_table(v["paused_windows"], v["dynamic"].get("last_run")))'''),

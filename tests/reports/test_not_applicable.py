@@ -4,6 +4,7 @@ name, it runs and fails with the same reason."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -104,7 +105,10 @@ def test_a_user_cannot_set_the_switch_the_runner_read(sample_db, tmp_path):
 
 def test_a_cohort_that_never_has_a_member_has_no_match_rate_over_time_chart(tmp_path):
     """The match-rates page of a cohort with no member at any snapshot drew "Match rate over
-    time" as an empty frame dated Dec 31 1969 to Jan 01 1970; it now says there is no rate to draw."""
+    time" as an empty frame dated Dec 31 1969 to Jan 01 1970; it now says there is no rate to draw.
+    Its sync page drew "Mixpanel cohort vs mParticle audience" and "dynamic sync vs one-time export"
+    empty on a 0-1 axis beside charts that said why they had nothing to show: one line says the
+    cohort never had a member, in place of the four (the same run serves both pages)."""
     from bs4 import BeautifulSoup
 
     from cohortlab.synth import generate
@@ -112,13 +116,21 @@ def test_a_cohort_that_never_has_a_member_has_no_match_rate_over_time_chart(tmp_
     world = tmp_path / "w"
     generate(str(world), users=200, seed=3, config={"scenario": "healthy", "cohorts": [
         {"id": 1, "name": "Nobody", "event": "Purchase", "min_count": 500, "window_days": 7}]})
-    res = run_report(["match_rates"], data=world, out=tmp_path / "r")
-    assert res.ok, res.notebooks[0].error
+    res = run_report(["match_rates", "sync_timeline"], data=world, out=tmp_path / "r")
+    assert res.ok, [n.error for n in res.notebooks]
     page = (tmp_path / "r" / "match_rates" / "match_rates.html").read_text()
     text = " ".join(BeautifulSoup(page, "html.parser").get_text(" ").split())
     assert ("Match rate over time ¶ Nothing to show: no cohort has a member at any of its membership snapshots: "
             "no match rate to draw.") in text
     assert "<img" not in page[page.index('id="Match-rate-over-time"'):]  # the last section: no chart
+    sync = (tmp_path / "r" / "sync_timeline" / "sync_timeline.html").read_text()
+    cohort = sync[sync.index('id="Nobody"'):]
+    said = " ".join(BeautifulSoup(cohort, "html.parser").get_text(" ").split())
+    runs = json.loads((tmp_path / "r" / "sync_timeline" / "metrics.json").read_text())["metrics"]["cohorts"]["Nobody"]
+    never = (f"Nothing to show: the cohort never had a member (0 members at any of the "
+             f"{runs['dynamic']['runs']:,} runs, no profile ever true).")
+    assert said.count(never) == 1 and said.count("Nothing to show") == 1, said
+    assert "<img" not in cohort
 
 
 def test_a_report_of_every_cohort_names_those_it_leaves_out(tmp_path):

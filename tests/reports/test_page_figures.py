@@ -706,3 +706,13 @@ def test_counts_of_one_are_singular_in_the_summaries():
     overview = summaries.sync_report_summary(metrics.sync_figures({"C": tl}, {"C": tl}))
     assert overview.startswith("**After the last run, 1 Mixpanel member faces 1 mParticle profile with the attribute "
                                "true** across 1 cohort")
+
+
+def test_a_cohort_never_with_a_member_says_so_in_place_of_its_sync_charts():
+    empty = _sync_timeline([(pd.Timestamp("2026-03-01 00:00"), 0, 0, 0, False, False, 0, 0, 0),
+                            (pd.Timestamp("2026-03-01 00:15"), 0, 0, 0, False, False, 0, 0, 0)])
+    assert summaries.never_a_member({"runs": 2}, empty, empty) == (
+        "the cohort never had a member (0 members at any of the 2 runs, no profile ever true)")
+    one = empty.assign(members=[0, 1])
+    assert summaries.never_a_member({"runs": 2}, one, empty) is None
+    assert summaries.never_a_member({"runs": 0}, empty.iloc[0:0]) is None  # no run: "no sync runs in the window"
