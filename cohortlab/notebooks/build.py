@@ -164,7 +164,7 @@ if v["observed"]:
     ui.show(charts.observed_vs_simulated_chart(metrics.verify_audiences(v), metrics.verify_causes(v["totals"])),
             "Left: profiles with the attribute true in the mParticle snapshot (observed) and in the simulation; "
             "right: the profiles whose observed value differs from the simulated one, by cause, all cohorts.")
-    ui.md("**Disagreements by cause** (first that applies) and what to do:\\n\\n" + summaries.verify_causes_text(v["totals"]))
+    ui.md("**Disagreements by cause** (first that applies) and what to do:\\n\\n" + summaries.verify_causes_text(v["totals"], insights.sync_type_of(settings)))
 for cohort, c in v["cohorts"].items():
     if not c["observed"]:
         continue

@@ -387,13 +387,27 @@ def verify_summary(f: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def verify_causes_text(v: Mapping[str, Any]) -> str:
+# what "pause not modelled" means when the settings simulate a one-time export: no pause applies
+# to it (docs/rules.md#one-time-export) and it never writes false, so adding a pause changes nothing
+ONE_TIME_PAUSE_ADVICE = ("the settings simulate a one-time export, which no pause affects and which never "
+                         "writes false: a profile it wrote true that mParticle shows false, or without the "
+                         "attribute, was not left as that export wrote it, so the feed runs another sync (a "
+                         "recurring one removes the members who left); simulate the sync the feed runs "
+                         "(`sync_type: dynamic`, its pauses and re-exports) rather than add a pause")
+
+
+def verify_causes_text(v: Mapping[str, Any], configured: str = "dynamic") -> str:
     """Markdown list: each cause with disagreements (a cohort's or the totals of
-    :func:`cohortlab.report.metrics.verify_figures`), its profiles and what to do, in rule order."""
+    :func:`cohortlab.report.metrics.verify_figures`), its profiles and what to do, in rule order.
+    ``configured``: the sync type the settings simulate; with ``one_time`` the advice for
+    ``pause_not_modelled`` is :data:`ONE_TIME_PAUSE_ADVICE` (adding a pause to the settings, the
+    advice for a dynamic sync, changes nothing there: a w1 report advised it beside settings of a
+    one-time export while the world ran a dynamic sync)."""
     rows = [(c, n) for c, n in v["by_cause"].items() if n]
     if not rows:
         return "No disagreements: every profile compared holds the simulated value."
-    return "\n".join(f"- **{cause_words(c)}**: {counted(n, 'profile')}; {CAUSE_ADVICE.get(c, '')}." for c, n in rows)
+    advice = {**CAUSE_ADVICE, **({"pause_not_modelled": ONE_TIME_PAUSE_ADVICE} if configured == "one_time" else {})}
+    return "\n".join(f"- **{cause_words(c)}**: {counted(n, 'profile')}; {advice.get(c, '')}." for c, n in rows)
 
 
 def verify_causes_counts(v: Mapping[str, Any]) -> str:

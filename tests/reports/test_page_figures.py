@@ -716,3 +716,19 @@ def test_a_cohort_never_with_a_member_says_so_in_place_of_its_sync_charts():
     one = empty.assign(members=[0, 1])
     assert summaries.never_a_member({"runs": 2}, one, empty) is None
     assert summaries.never_a_member({"runs": 0}, empty.iloc[0:0]) is None  # no run: "no sync runs in the window"
+
+
+def test_pause_advice_is_not_given_for_settings_of_a_one_time_export():
+    """w1 with settings of a one-time export (no pauses) while the world ran a dynamic sync: 4
+    profiles simulated true, observed false, were advised to add the export's failed window to the
+    settings' pauses, which a one-time export ignores."""
+    v = {"by_cause": {"snapshot_before_last_run": 0, "pause_not_modelled": 4, "unexplained": 5}}
+    dynamic = summaries.verify_causes_text(v)
+    assert "add the export's failed window to the settings' `pauses`" in dynamic
+    once = summaries.verify_causes_text(v, "one_time")
+    assert ("- **pause not modelled**: 4 profiles; the settings simulate a one-time export, which no pause affects "
+            "and which never writes false: a profile it wrote true that mParticle shows false, or without the "
+            "attribute, was not left as that export wrote it, so the feed runs another sync (a recurring one removes "
+            "the members who left); simulate the sync the feed runs (`sync_type: dynamic`, its pauses and "
+            "re-exports) rather than add a pause.") in once
+    assert "`pauses`, or reconnect" not in once
