@@ -441,11 +441,16 @@ def sync_overview(stats: Mapping[str, Mapping[str, Any]], configured: str = "dyn
     sent = sum(v.get("sent_not_true") or 0 for v in stats.values() if v.get("runs")) if configured != "one_time" else 0
     if sent:  # already sent: no run sends them again, they are not pending
         waiting = f"not yet true ({_how_many_sent(sent, n, 'of them ')}already sent: {_SENT_WORDS})"
+    # the orphans still true of members who left: stale too, which the headline's count (matched
+    # members' profiles) leaves out and the per-cohort lines count
+    orphans = sum(v.get("stale_orphans") or 0 for v in stats.values() if v.get("runs"))
     return (
         f"**After the last run, {counted(h['Mixpanel members (last run)'], 'Mixpanel member')} "
         f"{'faces' if h['Mixpanel members (last run)'] == 1 else 'face'} "
         f"{counted(h['attribute = true (last run)'], 'mParticle profile')} with the attribute true** across "
-        f"{counted(h['cohorts'], 'cohort')}: {h['stale true (last run)']:,} stale, {n:,} "
+        f"{counted(h['cohorts'], 'cohort')}: {h['stale true (last run)']:,} stale"
+        + (f" (besides {_orphans_left_words(orphans)}, still true)" if orphans else "")
+        + f", {n:,} "
         f"{waiting}; {failed:,} of {runs:,} runs failed"
         + (f" (each cohort's runs counted: {counted(h['cohorts'], 'cohort')})." if h["cohorts"] > 1 else ".")
     )
@@ -491,7 +496,7 @@ def sync_summary(cohort: str, stats: Mapping[str, Any], one_time: Mapping[str, A
            if stats.get("sent_not_true") else "")
         + f", {stats['stale_true']:,} stale "
         f"(left the cohort, still true; at most {stats['max_stale_true']:,})"
-        + (f", and {counted(stats['stale_orphans'], 'orphan')} of members who left, still true"
+        + (f", and {_orphans_left_words(stats['stale_orphans'])}, still true"
            if stats.get("stale_orphans") else "") + "."
     )
     if one_time and one_time.get("runs"):
@@ -499,6 +504,11 @@ def sync_summary(cohort: str, stats: Mapping[str, Any], one_time: Mapping[str, A
               f"{_one_time_leaves(one_time)}: {counted(one_time['true_count'], 'profile')} with the attribute true "
               f"for {counted(one_time['members'], 'member')}.")
     return s
+
+
+def _orphans_left_words(n: int) -> str:
+    """"1 orphan of a member who left" / "3 orphans of members who left"."""
+    return "1 orphan of a member who left" if n == 1 else f"{n:,} orphans of members who left"
 
 
 def _orphans_words(stats: Mapping[str, Any]) -> str:

@@ -64,3 +64,10 @@ def test_a_one_time_export_counts_the_orphan_of_a_member_who_left_and_names_its_
         "**Power Users**: the one-time export (as configured) at 2026-03-01 00:00 UTC and a re-export at "
         "2026-03-02 00:00 UTC leave **1** stale profile (an orphan of a member who left) and **0** missing "
         "profiles after the last run: 2 profiles with the attribute true for 1 Mixpanel member.")
+
+
+def test_the_overview_of_a_configured_one_time_export_counts_its_stale_orphans_too(orphan_world):
+    stats = {C: orphan_world["cohorts"][C]["one_time"]}
+    assert summaries.sync_overview(stats, "one_time").startswith(
+        "**After the last run, 1 Mixpanel member faces 2 mParticle profiles with the attribute true** across "
+        "1 cohort: 0 stale (besides 1 orphan of a member who left, still true), 0 missing")
