@@ -177,12 +177,20 @@ class RunGrid:
     def k_at_or_after(self, t: datetime) -> int:
         return max(0, -(-(_us(t) - _us(self.t0)) // self.cad))
 
+    def failed_ranges(self) -> list[tuple[int, int]]:
+        """The runs each pause makes fail, as run numbers ``[first, end)``: the runs at or after its
+        start and before its end (docs/rules.md#pauses-and-refresh). The one place a pause becomes
+        runs: the SQL of :func:`runs_stage` (which runs fail) and :meth:`first_sent_at_or_after`
+        (where a re-export or a reconnect lands) both read it."""
+        if self.settings.sync_type != "dynamic":
+            return []
+        return [(self.k_at_or_after(w.start), self.k_at_or_after(w.end)) for w in self.settings.pauses]
+
     def _failed_until(self, k: int) -> int | None:
         """The end (as a run number) of the pause that makes run k fail, or None."""
-        us = _us(self.t0) + k * self.cad
-        for w in self.settings.pauses:
-            if _us(w.start) <= us < _us(w.end):
-                return self.k_at_or_after(w.end)
+        for first, end in self.failed_ranges():
+            if first <= k < end:
+                return end
         return None
 
     def first_sent_at_or_after(self, t: datetime) -> int | None:
@@ -211,8 +219,7 @@ def runs_stage(n: Names, grid: RunGrid, webhook: bool) -> Pipeline:
     cad, last = grid.cad, grid.last
     ttl = round(settings.snapshot_ttl / _US)
     one_time = settings.sync_type == "one_time"
-    pauses = [] if one_time else settings.pauses
-    failed = " OR ".join(f"(run_at >= {sql_ts(w.start)} AND run_at < {sql_ts(w.end)})" for w in pauses) or "FALSE"
+    failed = " OR ".join(f"(k >= {first} AND k < {end})" for first, end in grid.failed_ranges()) or "FALSE"
     reexport, reconnect = grid.reexport_ks(), grid.reconnect_ks()
     sent = f"(k = 0 OR k IN {_ks(reexport)})" if one_time else f"NOT ({failed})"
     first = "'one_time'" if one_time else "'first'"
