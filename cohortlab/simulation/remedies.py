@@ -488,6 +488,13 @@ def _members_with_new_profiles_sql(ctx: RemedyContext, new: str, world: SubsetWo
 def switch_eit_value(ctx: RemedyContext, new: str | None = None) -> dict[str, Any]:
     """The audience at ``at`` had the EIT been switched to ``mparticle_id`` at ``since``.
     ``new``: the table of :func:`_new_profiles_sql`, made already (the caller drops it)."""
+    timeline = ctx.settings.eit_timeline
+    if ctx.settings.eit_at(ctx.since) == "mparticle_id" and all(
+            p.eit == "mparticle_id" for p in timeline if p.since is not None and ctx.since < p.since <= to_utc(ctx.at)):
+        since = max((p.since for p in timeline if p.since is not None and p.since <= ctx.since), default=None)
+        when = f"from {format_time(since)}" if since is not None else "from the start"
+        return ctx.row("switch_eit", None, f"the settings' External Identity Type is mParticle ID already, {when}: "
+                                           "nothing to switch", applies=False)
     made = new is None
     if new is None:
         new = temp_name("newprofiles")
@@ -518,6 +525,10 @@ def switch_eit_value(ctx: RemedyContext, new: str | None = None) -> dict[str, An
     note = (f"events from {format_time(ctx.since)} go to a new Mixpanel profile keyed by the MPID, in the cohort "
             f"whenever the old one is (assumption): {split:,} {profiles} at {format_time(ctx.at)} "
             "(the old profiles stay in the cohort)")
+    configured = [p.since for p in timeline if p.eit == "mparticle_id" and p.since is not None
+                  and ctx.since < p.since <= to_utc(ctx.at)]
+    if configured:  # the settings switch later: the remedy is the same switch made earlier
+        note += f"; the settings switch on {format_time(configured[0])}, this from {format_time(ctx.since)}"
     return ctx.row("switch_eit", after, note)
 
 

@@ -279,3 +279,20 @@ def test_a_reexport_at_the_last_run_keeps_a_profile_set_false_before_it_false(da
     assert (row.audience_before, row.audience_after, row.gained) == (1, 1, 0)
     full = value_remedies(data.engine, C, at, hourly, _full=True).set_index("key")
     assert (full.loc["reexport", "audience_after"], full.loc["reexport", "gained"]) == (1, 0)
+
+
+def test_the_switch_when_the_settings_switch_already(world):
+    """The settings' EIT is mParticle ID already from before ``since`` to ``at``: the switch has
+    nothing to act on (it was valued as if the events were keyed otherwise, with a note that never
+    named the configured switch). A configured switch after ``since`` is named in the note: the
+    remedy is that switch made earlier."""
+    already = {**DAILY, "eit_timeline": [{"since": None, "eit": "customer_id"},
+                                         {"since": "2026-02-01", "eit": "mparticle_id"}]}
+    row = world.lab.remedies(C, at="2026-03-07", settings=already, since="2026-03-02").set_index("key").loc["switch_eit"]
+    assert (row.gained, row.applies) == (0, False)
+    assert row.note == "the settings' External Identity Type is mParticle ID already, from 2026-02-01T00:00:00Z: nothing to switch"
+    later = {**DAILY, "eit_timeline": [{"since": None, "eit": "customer_id"},
+                                       {"since": "2026-03-06", "eit": "mparticle_id"}]}
+    row = world.lab.remedies(C, at="2026-03-07", settings=later, since="2026-03-02").set_index("key").loc["switch_eit"]
+    assert row.applies
+    assert row.note.endswith("; the settings switch on 2026-03-06T00:00:00Z, this from 2026-03-02T00:00:00Z")
