@@ -581,7 +581,9 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
         ids = ids_of_name(cohort_names_by_id(ctx.engine), name)
         if len(ids) > 1:
             raise LoadError(ctx.path, f"{given}{name!r} is the name of several cohorts (ids {', '.join(ids)}): "
-                                      f"pass the cohort's id instead (-o cohort_id=ID)")
+                                      f"pass the cohort's id instead (-o cohort_id=ID). A cohort's name is that "
+                                      f"of its latest snapshot or webhook page, else the cohort list's: a cohort "
+                                      f"renamed since keeps its old name until data of a later time names it")
         return ids[0] if ids else None
 
     @staticmethod
