@@ -7,7 +7,8 @@
 * **Profile by MPID** — ``GET https://api.mparticle.com/userprofile/v1/<org>/<account>/<workspace>/<mpid>
   ?fields=device_identities,user_identities,user_attributes,audience_memberships,attribution``;
   404 = no such profile (the MPID is listed in ``.fetch/mparticle_missing.json``, under the
-  workspace asked: :func:`read_missing`), unless every MPID a run asks (3 or more) answers 404,
+  workspace asked: :func:`read_missing`), unless every MPID a run asks (3 or more) answers 404
+  while no profile was ever fetched into the folder from that workspace (:func:`fetched_before`),
   or a 404's body is not JSON (a web server's page): the URL is wrong, an error, nothing listed. The answer's
   ``user_attributes`` and ``audience_memberships`` are the attribute and audience snapshot of
   the profile at fetch time (the Profile API offers no other audience listing).
@@ -49,7 +50,8 @@ from cohortlab.fetch.jsontext import build_object, object_members
 from cohortlab.identifiers import is_valid_mpid
 
 API_URL = "https://api.mparticle.com"
-# this many MPIDs asked or more, all answered 404: the URL (or a workspace id) is wrong, not the MPIDs
+# this many MPIDs asked or more, all answered 404, and no profile ever fetched into the folder from
+# that workspace: the URL (or a workspace id) is wrong, not the MPIDs
 ALL_MISSING_MIN = 3
 WRONG_URL_HINT = ("the Profile API URL (COHORTLAB_MPARTICLE_API_URL / mparticle.api_url: the pod's host) or the "
                   "org, account or workspace id (MPARTICLE_ORG_ID, MPARTICLE_ACCOUNT_ID, MPARTICLE_WORKSPACE_ID) "
@@ -224,6 +226,10 @@ class MParticleClient:
         # one this one knows (a folder fetched again with other credentials)
         missing = read_missing(missing_file, workspace)
         unscoped = read_missing(missing_file, UNSCOPED)  # an earlier version's list: no workspace named
+        # a workspace that answered a profile into this folder before is the right one: a run whose
+        # MPIDs are all gone upstream (asked again by retry_missing, or new ones deleted since) is
+        # just missing profiles, not a wrong URL
+        known_workspace = bool(have) or fetched_before(out, workspace)
         wanted = sorted({int(m) for m in mpids})
         skip = have | (set() if retry_missing else missing)
         todo = [m for m in wanted if m not in skip]
@@ -295,7 +301,7 @@ class MParticleClient:
                     bar.update(len(done))
                 if len(buffer) >= part_size:
                     flush()
-            if len(todo) >= ALL_MISSING_MIN and res.missing == len(todo):
+            if len(todo) >= ALL_MISSING_MIN and res.missing == len(todo) and not known_workspace:
                 wrong_url.append(True)
         except BaseException:
             # an error or Ctrl-C: the requests in flight stop at their next retry or wait instead
@@ -358,6 +364,22 @@ def fetched_mpids(folder: Path) -> set[int]:
                 elif isinstance(m, str) and is_valid_mpid(m):
                     out.add(int(m))
     return out
+
+
+def fetched_before(out: Path, workspace: dict[str, str]) -> bool:
+    """Whether ``out/fetch.json`` records a part file fetched from ``workspace`` (:func:`workspace_of`)
+    by an earlier run, even one removed since: that workspace answered profiles here, so its URL
+    and ids are right. Unreadable or missing fetch.json: False."""
+    try:
+        runs = json.loads((out / "fetch.json").read_text(encoding="utf-8")).get("runs")
+    except (OSError, ValueError, RecursionError, AttributeError):
+        return False
+    for run in runs if isinstance(runs, list) else []:
+        for i in (run.get("items") or []) if isinstance(run, dict) else []:
+            if (isinstance(i, dict) and i.get("kind") == "mparticle-profiles" and i.get("workspace") == workspace
+                    and i.get("files")):
+                return True
+    return False
 
 
 UNSCOPED = "unscoped"  # read_missing: the list an earlier version wrote, which names no workspace

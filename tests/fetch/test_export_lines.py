@@ -297,6 +297,49 @@ def test_a_404_that_is_a_web_page_is_not_the_profile_api(fake, creds, policy, tm
     assert not (tmp_path / ".fetch" / "mparticle_missing.json").exists()
 
 
+def test_all_404_is_just_missing_once_the_workspace_answered_profiles_into_the_folder(fake, creds, policy, tmp_path):
+    """A run whose MPIDs were all gone upstream was called a wrong URL after a first run had
+    fetched profiles from the same workspace (run 2 asking the missing again, run 3 asking 3 new
+    MPIDs deleted since): an error every time, since none was ever recorded missing."""
+    from tests.fetch.conftest import BIG, FALLBACK, NEG
+
+    missing = tmp_path / ".fetch" / "mparticle_missing.json"
+    first = [NEG, BIG, FALLBACK, 11, 12, 13]
+    summary = _mpa_fetch(tmp_path, creds, policy, first)
+    assert (summary.counts["mparticle_profiles"], summary.counts["mparticle_missing"]) == (3, 3)
+    summary = fetch(tmp_path, sources=["mparticle"], mpids=first, retry_missing=True, credentials=creds,
+                    policy=policy, progress=False)
+    assert (summary.counts["mparticle_profiles"], summary.counts["mparticle_missing"], summary.complete) == (0, 3, True)
+    assert json.loads(missing.read_text())["lists"][0]["missing"] == [11, 12, 13]
+    summary = _mpa_fetch(tmp_path, creds, policy, [*first, 21, 22, 23])
+    assert (summary.counts["mparticle_profiles"], summary.counts["mparticle_missing"], summary.complete) == (0, 3, True)
+    assert json.loads(missing.read_text())["lists"][0]["missing"] == [11, 12, 13, 21, 22, 23]
+    # the parts removed since: fetch.json still records that the workspace answered profiles here
+    for part in (tmp_path / "mparticle" / "profiles").iterdir():
+        part.unlink()
+    summary = _mpa_fetch(tmp_path, creds, policy, [31, 32, 33])
+    assert summary.counts["mparticle_missing"] == 3
+    # a 404 that is a web page is still an error
+    fake.profile_faults[41] = [("raw", 404, b"<html>Not Found</html>", "text/html")]
+    with pytest.raises(FetchError, match="with a body that is not JSON"):
+        _mpa_fetch(tmp_path, creds, policy, [41])
+
+
+def test_all_404_in_a_folder_of_another_workspace_s_missing_list_is_still_a_wrong_url(fake, env, creds, policy,
+                                                                                       tmp_path):
+    """Only profiles fetched from the same workspace count: a wrong URL into a folder the right one
+    fetched into is still the error."""
+    from cohortlab.fetch.credentials import load_credentials
+    from tests.fetch.conftest import BIG
+
+    _mpa_fetch(tmp_path, creds, policy, [BIG, 5, 6])
+    wrong = load_credentials(env={**env, "COHORTLAB_MPARTICLE_API_URL": fake.base + "/wrong"})
+    for part in (tmp_path / "mparticle" / "profiles").iterdir():  # else refused as another workspace's
+        part.unlink()
+    with pytest.raises(FetchError, match="every one of the 3 MPIDs asked for answered HTTP 404"):
+        _mpa_fetch(tmp_path, wrong, policy, [7, 8, 9])
+
+
 def test_a_redirect_is_refused_naming_its_host_without_the_url(fake, creds, policy, tmp_path):
     """It said only "HTTP 302 on /api/2.0/export"."""
     fake.faults["export"] = [("redirect",)]
