@@ -271,9 +271,11 @@ def _fetch_mixpanel(run: _Run, from_date: Any, to_date: Any, n_chunks: int, *, e
                     all_cohorts: bool) -> None:
     """The Mixpanel side: the cohorts list, the raw events of ``from_date``..``to_date`` (when
     given), the Engage profiles (``profiles``) and the members of the cohorts asked for."""
-    from cohortlab.fetch.mixpanel import MixpanelClient
+    from cohortlab.fetch.mixpanel import MixpanelClient, check_profiles_folder
 
     out, summary = run.out, run.summary
+    if profiles:  # a profiles folder the listing would wipe: refused before the run's first request
+        check_profiles_folder(out / "mixpanel" / "profiles")
     mp = MixpanelClient(run.creds.mixpanel, **run.client_options())
     mp.remember_budgets(state_dir(out))  # the folder is ours (run_lock): earlier runs' requests count
     summary.stats["mixpanel"] = mp.http.stats

@@ -125,18 +125,12 @@ def write_json(out: Path, target: Path, data: Any, indent: int | None = 2) -> No
 
 
 @contextmanager
-def atomic_dir(out: Path, target: Path, ours: Callable[[str], bool] | None = None) -> Iterator[Path]:
-    """A temporary folder to fill; on a clean exit it replaces ``target`` (the old folder, if
-    any, is removed only after the new one is in place). ``ours``: which names of ``target`` the
-    new folder replaces; every other entry of the old folder (a file a user put there) is carried
-    over into the new one before the swap (hard-linked, else copied), so only ours change."""
+def atomic_dir(out: Path, target: Path) -> Iterator[Path]:
+    """A temporary folder to fill; on a clean exit it replaces ``target`` as a whole (the old
+    folder, if any, is removed only after the new one is in place)."""
     work = Path(tempfile.mkdtemp(dir=tmp_dir(out), prefix=target.name + "."))
     try:
         yield work
-        if ours is not None and target.is_dir():
-            for entry in target.iterdir():
-                if not ours(entry.name) and not (work / entry.name).exists():
-                    _carry(entry, work / entry.name)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -148,18 +142,3 @@ def atomic_dir(out: Path, target: Path, ours: Callable[[str], bool] | None = Non
     os.replace(work, target)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-
-
-def _carry(src: Path, dst: Path) -> None:
-    """``src`` (a file, a link or a folder) at ``dst`` too: hard links where possible (no copy of
-    the data), else copies; a symbolic link stays a link."""
-    def link_or_copy(a: str, b: str) -> None:
-        try:
-            os.link(a, b, follow_symlinks=False)
-        except OSError:
-            shutil.copy2(a, b, follow_symlinks=False)
-
-    if src.is_dir() and not src.is_symlink():
-        shutil.copytree(src, dst, symlinks=True, copy_function=link_or_copy)
-    else:
-        link_or_copy(str(src), str(dst))

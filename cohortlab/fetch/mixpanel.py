@@ -17,8 +17,9 @@
   session expires (HTTP 400 naming the session) or the results shift under us (a later page
   answers with another ``session_id`` or ``page``), the listing restarts from page 0 (at most
   ``max_restarts`` times): pages of two sessions are never mixed in one file.
-  Profiles go to ``mixpanel/profiles/`` (one page per file, the folder swapped in atomically;
-  a file there that is not an ``engage_page_*.json`` is kept).
+  Profiles go to ``mixpanel/profiles/`` (one page per file, the whole folder swapped in
+  atomically). A folder holding anything but ``engage_page_*.json`` files is refused before
+  any request (:func:`check_profiles_folder`): the listing would remove those files.
   Pages are written as they arrive (memory holds one page, whatever the number of profiles),
   each exactly as Engage sent it: numbers keep their spelling (``1.0e18``), escapes stay
   escapes (``cohortlab.fetch.jsontext``).
@@ -429,17 +430,16 @@ class MixpanelClient:
                  output_properties: Iterable[str] | None = None, progress=None) -> tuple[EngageListing, Path]:
         """Every profile, one page per file (``engage_page_NNNNN.json``), each file the body exactly
         as Engage sent it (numbers and escapes as written). The pages are written as they arrive
-        into a temporary folder that replaces ``mixpanel/profiles/`` once the listing is whole; the
-        folder's other files (not ``engage_page_*.json``) are carried over into it."""
+        into a temporary folder that replaces the whole ``mixpanel/profiles/`` once the listing is
+        whole. A folder holding other files is refused first (:func:`check_profiles_folder`)."""
         form: dict[str, str] = {}
         if where:
             form["where"] = where
         if output_properties:
             form["output_properties"] = json.dumps(list(output_properties))
         target = out / "mixpanel" / "profiles"
-        # only the listing's own pages are replaced: another file in the folder (a page fetched by
-        # hand, manual_page.json) is kept
-        with atomic_dir(out, target, ours=lambda name: _PAGE_NAME.fullmatch(name) is not None) as work:
+        check_profiles_folder(target)  # before any request
+        with atomic_dir(out, target) as work:
             def start(_as_of: datetime) -> None:
                 for old in work.iterdir():
                     old.unlink()
@@ -506,6 +506,32 @@ class MixpanelClient:
 
 
 _PAGE_NAME = re.compile(r"engage_page_[0-9]+\.json")  # the files of mixpanel/profiles/ that fetch writes
+
+
+def check_profiles_folder(folder: Path) -> None:
+    """A :class:`FetchError` when ``folder`` (``mixpanel/profiles/``) holds anything but the
+    ``engage_page_*.json`` files a listing writes (a page fetched by hand, a subfolder, a link, a
+    fifo): the next listing replaces the whole folder, which would remove them. Refused rather than
+    removed with a warning: a hand-kept file is never deleted behind the user's back, and the error
+    comes before any request (the listing may run for hours). The names are masked as any name
+    quoted in a message (an email in a file name)."""
+    from cohortlab.escaping import one_line
+    from cohortlab.privacy import masked_text
+
+    try:
+        entries = sorted(folder.iterdir()) if folder.is_dir() else []
+    except OSError as e:
+        raise FetchError(f"mixpanel: {folder}: cannot read the profiles folder: {e.strerror or e}") from None
+    others = [e.name for e in entries
+              if not (_PAGE_NAME.fullmatch(e.name) and e.is_file() and not e.is_symlink())]
+    if others:
+        shown = ", ".join(masked_text(one_line(n)) for n in others[:5]) + (
+            f" and {len(others) - 5} more" if len(others) > 5 else "")
+        raise FetchError(
+            f"mixpanel: {folder} holds {len(others)} entr{'y' if len(others) == 1 else 'ies'} that "
+            f"{'is' if len(others) == 1 else 'are'} not an Engage page (engage_page_*.json): {shown}. The Engage "
+            "listing replaces the whole folder and would remove them: move them out (keep pages fetched by "
+            "hand in another folder and load them from there), or fetch with --no-profiles")
 
 
 class _Empty(Exception):

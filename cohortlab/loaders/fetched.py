@@ -5,8 +5,10 @@ A folder written by ``cohortlab fetch`` holds ``fetch.json``: ``{"runs": [{"fetc
 their own, so a loader of profiles (``mixpanel-profiles``, ``mparticle-profiles``) given no
 ``as_of`` option takes the time recorded for the file:
 
-* ``mixpanel/profiles/*`` (Engage pages): the ``as_of`` of the newest ``mixpanel-profiles`` item,
-  the time the listing's first page was requested (each listing replaces the whole folder);
+* ``mixpanel/profiles/engage_page_NNNNN.json`` (Engage pages): the ``as_of`` of the newest
+  ``mixpanel-profiles`` item, the time the listing's first page was requested (each listing
+  replaces the whole folder, and fetch refuses a folder holding anything else). Another file
+  there (a page added by hand after the listing) is no page of the listing: no time here;
 * ``mparticle/profiles/<part>``: the newest ``mparticle-profiles`` item listing the part, its
   ``file_times[<part>]`` (the first request whose answer is in the part), else its ``as_of`` (a
   fetch.json written before file_times existed: the run's start); a part no run lists (a run
@@ -36,6 +38,7 @@ from cohortlab.loaders.time_zone import pop_timezone
 
 RECORD = "fetch.json"
 TOP_FOLDERS = ("mixpanel", "mparticle")
+_PAGE_NAME = re.compile(r"^engage_page_[0-9]+\.json$")  # the pages an Engage listing writes
 _PART_STAMP = re.compile(r"^part-(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z-\d+\.jsonl$")
 
 
@@ -56,7 +59,8 @@ class CaptureTimes:
 
     def time_of(self, rel: str) -> str | None:
         if self.profiles_path is not None and rel.startswith(self.profiles_path.rstrip("/") + "/"):
-            return self.profiles
+            # only the listing's own pages: a file added by hand since keeps the load time
+            return self.profiles if _PAGE_NAME.match(rel.rpartition("/")[2]) else None
         if rel in self.parts:
             return self.parts[rel]
         parent, _, name = rel.rpartition("/")

@@ -161,31 +161,63 @@ def test_an_error_object_as_the_last_line_is_retried_and_never_kept(fake, creds,
 
 
 # --------------------------------------------------------------------------- the profiles folder
-def test_fetching_profiles_keeps_the_other_files_of_the_profiles_folder(fake, creds, policy, tmp_path):
-    """The whole mixpanel/profiles/ folder was swapped in: a file a user put there was deleted."""
+def test_a_profiles_folder_holding_other_files_is_refused_before_any_request(fake, creds, policy, tmp_path):
+    """The folder's other files were carried over into the new listing's folder: a page kept by
+    hand (manual_page.json) was then dated with the new listing's time and overwrote the fresh
+    profiles when loaded; a fifo, or a copy that failed, threw the whole listing away with an
+    error that was no FetchError. Now the listing replaces the whole folder, and a folder holding
+    anything else is refused before the run's first request."""
     folder = tmp_path / "mixpanel" / "profiles"
     folder.mkdir(parents=True)
     (folder / "manual_page.json").write_text('{"results": []}\n')
     (folder / "by_hand").mkdir()
-    (folder / "by_hand" / "page.json").write_text("{}\n")
+    (folder / "ann@example.com.json").write_text("{}\n")
+    os.mkfifo(folder / "pipe")
     for i in range(5):  # the pages of an earlier, longer listing
         (folder / f"engage_page_{i:05d}.json").write_text('{"old": true}\n')
-    mp = MixpanelClient(creds.mixpanel, policy=policy)
-    listing, _ = mp.profiles(tmp_path)
-    assert listing.pages == 3
+    want = (f"mixpanel: {folder} holds 4 entries that are not an Engage page (engage_page_*.json): "
+            "<email>, by_hand, manual_page.json, pipe. The Engage listing replaces the whole folder and "
+            "would remove them: move them out (keep pages fetched by hand in another folder and load them from "
+            "there), or fetch with --no-profiles")
+    with pytest.raises(FetchError) as e:
+        fetch(tmp_path, sources=["mixpanel"], credentials=creds, policy=policy, progress=False)
+    assert str(e.value) == want
+    assert fake.log == []  # not even the cohorts list
+    with pytest.raises(FetchError) as e:
+        MixpanelClient(creds.mixpanel, policy=policy).profiles(tmp_path)
+    assert str(e.value) == want and fake.count("engage") == 0
+    assert len(list(folder.iterdir())) == 9  # nothing removed
+    # moved out: the listing replaces the whole folder (the 5 old pages with its 3)
+    for name in ("manual_page.json", "ann@example.com.json", "pipe"):
+        (folder / name).unlink()
+    (folder / "by_hand").rmdir()
+    summary = fetch(tmp_path, sources=["mixpanel"], credentials=creds, policy=policy, progress=False)
+    assert summary.counts["profiles"] == 5
     assert sorted(p.name for p in folder.iterdir()) == [
-        "by_hand", "engage_page_00000.json", "engage_page_00001.json", "engage_page_00002.json", "manual_page.json"]
-    assert (folder / "manual_page.json").read_text() == '{"results": []}\n'
-    assert (folder / "by_hand" / "page.json").read_text() == "{}\n"
-    assert all("old" not in json.loads((folder / f"engage_page_{i:05d}.json").read_text()) for i in range(3))
+        "engage_page_00000.json", "engage_page_00001.json", "engage_page_00002.json"]
     # a listing that fails keeps every file as it was
     (folder / "engage_page_00000.json").write_text('{"old": true}\n')
     fake.sticky["engage"] = ("status", 400)
     with pytest.raises(FetchError):
-        mp.profiles(tmp_path)
+        MixpanelClient(creds.mixpanel, policy=policy).profiles(tmp_path)
     assert (folder / "engage_page_00000.json").read_text() == '{"old": true}\n'
-    assert (folder / "manual_page.json").exists()
     assert not any((tmp_path / ".fetch" / "tmp").iterdir())
+    # --no-profiles does not look at the folder
+    (folder / "manual_page.json").write_text("{}\n")
+    fetch(tmp_path, sources=["mixpanel"], profiles=False, credentials=creds, policy=policy, progress=False)
+
+
+def test_a_file_added_by_hand_to_the_profiles_folder_is_not_dated_by_the_listing(fake, creds, policy, tmp_path):
+    """fetch.json's listing time dated every file under mixpanel/profiles/: a page added by hand
+    after the listing took the new listing's time (and overwrote its fresher profiles)."""
+    from cohortlab.loaders.fetched import capture_time
+
+    fetch(tmp_path, sources=["mixpanel"], credentials=creds, policy=policy, progress=False)
+    folder = tmp_path / "mixpanel" / "profiles"
+    (folder / "manual_page.json").write_text('{"results": []}\n')
+    as_of = json.loads((tmp_path / "fetch.json").read_text())["runs"][-1]["items"][-1]["as_of"]
+    assert capture_time(folder / "engage_page_00000.json") == as_of.rstrip("Z")
+    assert capture_time(folder / "manual_page.json") is None
 
 
 # --------------------------------------------------------------------------- cohorts list entries
