@@ -360,9 +360,10 @@ for cohort, v in f["cohorts"].items():
     tl, ot = ui.frame(v["runs"]), ui.frame(v["one_time_runs"])
     ui.md(f"## {ui.text(cohort)}")
     has_runs = len(tl) > 0
-    # a cohort without a member at any run: its four charts would be empty (two of them drawn on a
-    # 0-1 axis), so one line says why, in place of all four
-    empty = summaries.never_a_member(v["dynamic"], tl, ot)
+    # a cohort without a member at any run shown: its four charts would be empty (two of them drawn
+    # on a 0-1 axis), so one line says why, in place of all four ("never" only when no run before
+    # since had one either)
+    empty = summaries.never_a_member(v["dynamic"], tl, ot, before_window=v.get("member_before_window", False))
     if empty:
         ui.nothing(empty)
     else:

@@ -280,6 +280,10 @@ def window(timeline: pd.DataFrame, since=None) -> pd.DataFrame:
     before = timeline[~kept]
     out.attrs["run_before"] = ({"run_at": pd.Timestamp(before["run_at"].iloc[-1]), "failed": bool(flags(before["failed"]).iloc[-1])}
                                if len(before) and "failed" in before.columns else None)
+    # a member (or a profile true) at a run left out: a cohort empty in the window is not one that
+    # "never had a member" (:func:`cohortlab.report.summaries.never_a_member`)
+    out.attrs["member_before"] = bool(len(before) and any(
+        col in before.columns and int(before[col].max()) > 0 for col in ("members", "true_count")))
     return out
 
 
@@ -634,6 +638,9 @@ def sync_figures(timelines: Mapping[str, pd.DataFrame], one_time: Mapping[str, p
             if stale_orphans is not None and st.get("runs") and "orphans_true" in st:
                 st["stale_orphans"] = min(int((stale_orphans.get(c) or {}).get(kind, 0)), st["orphans_true"])
         cohorts[c] = {"dynamic": dyn, "one_time": one,
+                      # with since: a member (or a profile true) at a run before the window, dynamic
+                      # sync or one-time export (:func:`window`)
+                      "member_before_window": any(bool(x.attrs.get("member_before")) for x in (tl, ot)),
                       "paused_windows": _rows(paused_windows(tl)),
                       "runs": timeline_rows(tl), "one_time_runs": timeline_rows(ot)}
     stats = {c: v[configured] for c, v in cohorts.items()}

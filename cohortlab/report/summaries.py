@@ -575,18 +575,23 @@ def dynamic_replay_words(configured: str = "dynamic") -> tuple[str, str]:
             "What a dynamic sync would do (the settings configure a one-time export, compared in the last chart): ")
 
 
-def never_a_member(stats: Mapping[str, Any], runs, one_time_runs=None) -> str | None:
+def never_a_member(stats: Mapping[str, Any], runs, one_time_runs=None, before_window: bool = False) -> str | None:
     """The "nothing to show" in place of the charts of a cohort's sync when the cohort had no member at
     any run shown and no profile was ever true (an empty cohort, "Nobody"): its timeline and its
     dynamic-vs-one-time chart were drawn empty on a 0-1 axis while the charts between them said
     why they had nothing to show (one line now says it in place of the four). ``runs``, ``one_time_runs``: the cohort's timelines as frames
-    (``metrics.json``'s ``runs`` and ``one_time_runs``); ``stats``: its dynamic figures. None
-    when the cohort had a member, or no run."""
+    (``metrics.json``'s ``runs`` and ``one_time_runs``); ``stats``: its dynamic figures;
+    ``before_window``: the cohort had a member (or a profile true) at a run before ``since``
+    (``metrics.json``'s ``member_before_window``): the runs shown have none, the cohort did, so the
+    line says "no member in the window", not "never". None when the cohort had a member in the
+    window, or no run."""
     frames = [f for f in (runs, one_time_runs) if f is not None and len(f)]
     if not frames or any(int(f["members"].max()) or int(f["true_count"].max()) for f in frames):
         return None
     n = stats.get("runs") or 0
     at = "the one run" if n == 1 else f"any of the {n:,} runs"
+    if before_window:
+        return f"no member in the window (0 members at {at} in it, no profile true; the cohort had a member before it)"
     return f"the cohort never had a member (0 members at {at}, no profile ever true)"
 
 

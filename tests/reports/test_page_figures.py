@@ -732,3 +732,26 @@ def test_pause_advice_is_not_given_for_settings_of_a_one_time_export():
             "the members who left); simulate the sync the feed runs (`sync_type: dynamic`, its pauses and "
             "re-exports) rather than add a pause.") in once
     assert "`pauses`, or reconnect" not in once
+
+
+def test_a_cohort_with_a_member_only_before_since_has_none_in_the_window_not_never():
+    """mk_s1's Gone with since after its one member left: the runs shown have no member and no
+    profile true, but the cohort had one before since, so the line is not 'never had a member'."""
+    tl = _sync_timeline([(pd.Timestamp("2026-03-02 00:00"), 1, 1, 0, False, False, 1, 0, 0),
+                         (pd.Timestamp("2026-03-03 00:00"), 0, 0, 1, False, False, 0, 0, 0),
+                         (pd.Timestamp("2026-03-04 00:00"), 0, 0, 0, False, False, 0, 0, 0),
+                         (pd.Timestamp("2026-03-05 00:00"), 0, 0, 0, False, False, 0, 0, 0)])
+    empty = tl.assign(members=0, adds=0, removes=0, true_count=0)
+    f = metrics.sync_figures({"Gone": metrics.window(tl, "2026-03-03T12:00:00Z"), "Nobody": metrics.window(empty, "2026-03-03T12:00:00Z")},
+                             {"Gone": metrics.window(empty, "2026-03-03T12:00:00Z"), "Nobody": metrics.window(empty, "2026-03-03T12:00:00Z")})
+    gone, nobody = f["cohorts"]["Gone"], f["cohorts"]["Nobody"]
+    assert (gone["member_before_window"], nobody["member_before_window"]) == (True, False)
+    line = summaries.never_a_member(gone["dynamic"], ui.frame(gone["runs"]), ui.frame(gone["one_time_runs"]),
+                                    before_window=gone["member_before_window"])
+    assert line == ("no member in the window (0 members at any of the 2 runs in it, no profile true; "
+                    "the cohort had a member before it)")
+    assert summaries.never_a_member(nobody["dynamic"], ui.frame(nobody["runs"]), ui.frame(nobody["one_time_runs"]),
+                                    before_window=nobody["member_before_window"]) == (
+        "the cohort never had a member (0 members at any of the 2 runs, no profile ever true)")
+    # no since: nothing left out, never a member before the window
+    assert metrics.sync_figures({"Gone": tl}, {"Gone": empty})["cohorts"]["Gone"]["member_before_window"] is False
