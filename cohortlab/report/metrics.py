@@ -340,18 +340,24 @@ def sync_waiting_label(configured: str = "dynamic") -> str:
 # each cohort's runs counted (two cohorts on one 15-minute grid: twice its runs): the card said
 # "sync runs 1,154" for 577 runs of two cohorts
 SYNC_RUNS, FAILED_RUNS = "sync runs (summed over cohorts)", "failed runs (summed over cohorts)"
+STALE_ORPHANS = "orphans of members who left, still true (last run)"
 
 
 def sync_headline(stats: Mapping[str, Mapping[str, Any]], configured: str = "dynamic") -> Headline:
     s = [v for v in stats.values() if v.get("runs")]
-    return (Headline()
+    h = (Headline()
             .add("cohorts", len(stats), key="cohorts")
             .add(SYNC_RUNS, sum(v["runs"] for v in s), key="sync_runs")
             .add(FAILED_RUNS, sum(v["failed_runs"] for v in s), key="failed_runs")
             .add("Mixpanel members (last run)", sum(v["members"] for v in s), key="members_last_run")
             .add("attribute = true (last run)", sum(v["true_count"] for v in s), key="true_last_run")
-            .add("stale true (last run)", sum(v["stale_true"] for v in s), key="stale_true_last_run")
-            .add(sync_waiting_label(configured), sum(v["not_yet_true"] for v in s), key="not_yet_true_last_run"))
+            .add("stale true (last run)", sum(v["stale_true"] for v in s), key="stale_true_last_run"))
+    # the orphans of members who left, still true (create_and_update): apart from "stale true",
+    # which counts matched members' profiles only, as the page's lines say them; when there are any
+    orphans = sum(v.get("stale_orphans") or 0 for v in s)
+    if orphans:
+        h.add(STALE_ORPHANS, orphans, key="stale_orphans_last_run")
+    return h.add(sync_waiting_label(configured), sum(v["not_yet_true"] for v in s), key="not_yet_true_last_run")
 
 
 # =========================================================================== the figures of a page

@@ -11,7 +11,7 @@ import pandas as pd
 
 from cohortlab.escaping import md_text  # names from data are text, never Markdown
 from cohortlab.glossary import cause_words, counted, pct, reason_words
-from cohortlab.report.metrics import FAILED_RUNS, SYNC_RUNS, loss_words, sync_headline, sync_waiting_label, top_gap_reasons
+from cohortlab.report.metrics import FAILED_RUNS, STALE_ORPHANS, SYNC_RUNS, loss_words, sync_headline, sync_waiting_label, top_gap_reasons
 from cohortlab.times import format_minute
 
 
@@ -441,9 +441,10 @@ def sync_overview(stats: Mapping[str, Mapping[str, Any]], configured: str = "dyn
     sent = sum(v.get("sent_not_true") or 0 for v in stats.values() if v.get("runs")) if configured != "one_time" else 0
     if sent:  # already sent: no run sends them again, they are not pending
         waiting = f"not yet true ({_how_many_sent(sent, n, 'of them ')}already sent: {_SENT_WORDS})"
-    # the orphans still true of members who left: stale too, which the headline's count (matched
-    # members' profiles) leaves out and the per-cohort lines count
-    orphans = sum(v.get("stale_orphans") or 0 for v in stats.values() if v.get("runs"))
+    # the orphans still true of members who left: said apart from the stale matched members'
+    # profiles (the headline's "stale true"), as the per-cohort lines say them, from the headline's
+    # own figure (absent when there is none)
+    orphans = h.get(STALE_ORPHANS) or 0
     return (
         f"**After the last run, {counted(h['Mixpanel members (last run)'], 'Mixpanel member')} "
         f"{'faces' if h['Mixpanel members (last run)'] == 1 else 'face'} "
@@ -476,7 +477,8 @@ def sync_summary(cohort: str, stats: Mapping[str, Any], one_time: Mapping[str, A
              f"{counted(one_time['true_count'], 'profile')} with the attribute true for "
              f"{counted(one_time['members'], 'Mixpanel member')}.")
         if stats.get("runs"):
-            s += (f" A dynamic sync ({stats['runs']:,} runs) would leave {stats['stale_true']:,} stale and "
+            s += (f" A dynamic sync ({stats['runs']:,} runs) would leave {stats['stale_true']:,} stale"
+                  f"{_besides_orphans(stats)} and "
                   f"{stats['not_yet_true']:,} not yet true.")
         return s
     if not stats.get("runs"):
@@ -496,7 +498,7 @@ def sync_summary(cohort: str, stats: Mapping[str, Any], one_time: Mapping[str, A
            if stats.get("sent_not_true") else "")
         + f", {stats['stale_true']:,} stale "
         f"(left the cohort, still true; at most {stats['max_stale_true']:,})"
-        + (f", and {_orphans_left_words(stats['stale_orphans'])}, still true"
+        + (f", besides {_orphans_left_words(stats['stale_orphans'])}, still true"
            if stats.get("stale_orphans") else "") + "."
     )
     if one_time and one_time.get("runs"):
@@ -509,6 +511,14 @@ def sync_summary(cohort: str, stats: Mapping[str, Any], one_time: Mapping[str, A
 def _orphans_left_words(n: int) -> str:
     """"1 orphan of a member who left" / "3 orphans of members who left"."""
     return "1 orphan of a member who left" if n == 1 else f"{n:,} orphans of members who left"
+
+
+def _besides_orphans(stats: Mapping[str, Any]) -> str:
+    """`` (besides 1 orphan of a member who left, still true)`` after a count of stale profiles:
+    ``stale_true`` counts the profiles of matched members only (the card's "stale true"), the
+    orphans of members who left (``stale_orphans``) are always said apart, never added to it."""
+    n = stats.get("stale_orphans") or 0
+    return f" (besides {_orphans_left_words(n)}, still true)" if n else ""
 
 
 def _orphans_words(stats: Mapping[str, Any]) -> str:
@@ -535,16 +545,10 @@ def _reexports_words(stats: Mapping[str, Any]) -> str:
 
 
 def _one_time_leaves(stats: Mapping[str, Any]) -> str:
-    """What a one-time export leaves after the last run: its stale profiles, the orphans of members
-    who left among them (``stale_orphans``: ``stale_true`` counts matched members' profiles only),
-    and its missing profiles."""
-    orphans = stats.get("stale_orphans") or 0
-    stale = stats["stale_true"] + orphans
-    of = ("" if not orphans else
-          " (an orphan of a member who left)" if stale == 1 else
-          " (orphans of members who left)" if stale == orphans else
-          f" ({orphans:,} of them {'an orphan' if orphans == 1 else 'orphans'} of members who left)")
-    return (f"{counted(stale, 'stale profile', bold=True)}{of} and "
+    """What a one-time export leaves after the last run: its stale profiles (``stale_true``, matched
+    members' profiles only, the figure of metrics.json and of the card), the orphans of members who
+    left said apart (``stale_orphans``, never added to it), and its missing profiles."""
+    return (f"{counted(stats['stale_true'], 'stale profile', bold=True)}{_besides_orphans(stats)} and "
             f"{counted(stats['not_yet_true'], 'missing profile', bold=True)}")
 
 

@@ -54,16 +54,16 @@ def test_a_one_time_export_counts_the_orphan_of_a_member_who_left_and_names_its_
         1, 2, 0, 1, 1)
     assert one["reexports"] == ["2026-03-02 00:00:00"]
     text = summaries.sync_report_summary(orphan_world)
-    assert ("A one-time export at the first run and a re-export at 2026-03-02 00:00 UTC would now leave **1** "
-            "stale profile (an orphan of a member who left) and **0** missing profiles: 2 profiles with the "
-            "attribute true for 1 member.") in text
+    assert ("A one-time export at the first run and a re-export at 2026-03-02 00:00 UTC would now leave **0** "
+            "stale profiles (besides 1 orphan of a member who left, still true) and **0** missing profiles: "
+            "2 profiles with the attribute true for 1 member.") in text
     assert ("After the last run Mixpanel has **1** member and mParticle **1** profile with the attribute true "
             "(an orphan created for an unmatched member): 0 not yet true, 0 stale") in text
     configured = summaries.sync_summary(C, orphan_world["cohorts"][C]["dynamic"], one, "one_time")
     assert configured.startswith(
         "**Power Users**: the one-time export (as configured) at 2026-03-01 00:00 UTC and a re-export at "
-        "2026-03-02 00:00 UTC leave **1** stale profile (an orphan of a member who left) and **0** missing "
-        "profiles after the last run: 2 profiles with the attribute true for 1 Mixpanel member.")
+        "2026-03-02 00:00 UTC leave **0** stale profiles (besides 1 orphan of a member who left, still true) "
+        "and **0** missing profiles after the last run: 2 profiles with the attribute true for 1 Mixpanel member.")
 
 
 def test_the_overview_of_a_configured_one_time_export_counts_its_stale_orphans_too(orphan_world):
@@ -71,3 +71,30 @@ def test_the_overview_of_a_configured_one_time_export_counts_its_stale_orphans_t
     assert summaries.sync_overview(stats, "one_time").startswith(
         "**After the last run, 1 Mixpanel member faces 2 mParticle profiles with the attribute true** across "
         "1 cohort: 0 stale (besides 1 orphan of a member who left, still true), 0 missing")
+
+
+def test_stale_is_counted_one_way_in_the_cohort_lines_the_overview_metrics_and_the_card(orphan_world):
+    """Red team rs3 (a configured one-time export re-exported, create_and_update): Orph's line said
+    '2 stale profiles (1 of them an orphan ...)' where metrics.json's stale_true was 1, and the
+    overview '2 stale (besides 1 orphan ...)' beside cohort lines adding to 3. stale_true counts
+    matched members' profiles only, everywhere; the orphans of members who left are said apart,
+    'besides', from one figure (stale_orphans; the card's stale_orphans_last_run)."""
+    orph = dict(orphan_world["cohorts"][C]["one_time"], stale_true=1)  # rs3's Orph: 1 matched stale, 1 orphan
+    gone = dict(orph, members=0, true_count=1, true_linked=1, orphans_true=0, stale_true=1, stale_orphans=0,
+                reexports=[])
+    stats = {"Gone": gone, "Orph": orph}
+    h = metrics.sync_headline(stats, "one_time")
+    assert (h["stale true (last run)"], h[metrics.STALE_ORPHANS]) == (2, 1)
+    assert h.stable_keys[metrics.STALE_ORPHANS] == "stale_orphans_last_run"
+    assert list(h)[-2:] == [metrics.STALE_ORPHANS, "missing (last run)"]  # beside "stale true"
+    assert ": 2 stale (besides 1 orphan of a member who left, still true), 0 missing;" in summaries.sync_overview(
+        stats, "one_time")
+    assert "leave **1** stale profile (besides 1 orphan of a member who left, still true) and **0** missing" in (
+        summaries.sync_summary("Orph", {}, orph, "one_time"))
+    assert "leaves **1** stale profile and **0** missing" in summaries.sync_summary("Gone", {}, gone, "one_time")
+    # no orphan of a member who left: no such figure on the card (the default report's keys)
+    assert metrics.STALE_ORPHANS not in metrics.sync_headline({"Gone": gone}, "one_time")
+    # a dynamic sync's line says them apart the same way
+    dyn = dict(orphan_world["cohorts"][C]["dynamic"], stale_orphans=1)
+    assert ", 0 stale (left the cohort, still true; at most 0), besides 1 orphan of a member who left, still true." in (
+        summaries.sync_summary(C, dyn))
