@@ -441,7 +441,9 @@ doc = ui.publish(output_dir, "eit_migration", title="EIT migration", figures=fig
                  headline=metrics.figures_headline_migration(figures), context=context,
                  parameters={"plans": [p.name for p in plan_list], "start": start_day, "end": end_day,
                              "activity": activity, "settings": settings, "switch": switch_at,
-                             "projection": projection})
+                             # where that switch came from: "manifest" when the report read it from a
+                             # synthetic world's manifest.json (no -p switch), so that it is not read as one given
+                             "switch_from": switch_from, "projection": projection})
 f = doc["metrics"]  # from here on, every figure shown is read from metrics.json''', "remove-cell"),
     md("## Summary"),
     code("""\

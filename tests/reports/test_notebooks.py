@@ -202,6 +202,8 @@ def test_eit_migration_numbers_equal_the_api(report_run, world_lab):
     # no -p switch was given: the report read it from the world's manifest, and the page says so
     manifest = "the synthetic world's manifest (manifest.json: its EIT step to mparticle_id)"
     assert doc["metrics"]["switch_source"] == manifest
+    # metrics.json's parameters say so beside the switch, which read alone looked like a -p switch
+    assert params["switch"].startswith("2026-02-15T00:00:00") and params["switch_from"] == "manifest"
     from cohortlab.report import summaries
 
     assert (f"The EIT switch studied is **2026-02-15 00:00 UTC**, from {manifest}."
