@@ -530,7 +530,8 @@ def _orphans_words(stats: Mapping[str, Any]) -> str:
     if orphans == stats["true_count"]:
         return (" (an orphan created for an unmatched member)" if orphans == 1
                 else " (all orphans created for unmatched members)")
-    return f" ({orphans:,} of them {'an orphan' if orphans == 1 else 'orphans'} created for unmatched members)"
+    return (" (1 of them an orphan created for an unmatched member)" if orphans == 1
+            else f" ({orphans:,} of them orphans created for unmatched members)")
 
 
 def _reexports_words(stats: Mapping[str, Any]) -> str:

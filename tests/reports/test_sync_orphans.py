@@ -98,3 +98,10 @@ def test_stale_is_counted_one_way_in_the_cohort_lines_the_overview_metrics_and_t
     dyn = dict(orphan_world["cohorts"][C]["dynamic"], stale_orphans=1)
     assert ", 0 stale (left the cohort, still true; at most 0), besides 1 orphan of a member who left, still true." in (
         summaries.sync_summary(C, dyn))
+
+
+def test_one_orphan_among_the_profiles_true_is_said_in_the_singular():
+    assert summaries._orphans_words({"true_count": 3, "orphans_true": 1}) == (
+        " (1 of them an orphan created for an unmatched member)")
+    assert summaries._orphans_words({"true_count": 3, "orphans_true": 2}) == (
+        " (2 of them orphans created for unmatched members)")
