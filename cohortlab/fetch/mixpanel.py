@@ -644,38 +644,56 @@ class _LineCounter:
         self._partial = b""
 
 
+BLANK_MAX = 64 * 1024 * 1024  # _blank_file: more blank bytes than this (decompressed): not blank
+
+
+def _file_blocks(path: Path, size: int = 1024 * 1024) -> Iterable[bytes]:
+    """The bytes of a chunk file fetched before, in blocks of at most about ``size``: a gzip file
+    decompressed whole (every member of a multi-member gzip), a plain file as it is. A file that
+    cannot be read, or a corrupt gzip stream, ends the blocks early (OSError / zlib.error)."""
+    with open(path, "rb") as f:
+        block = f.read(size)
+        if block[:2] != b"\x1f\x8b":
+            while block:
+                yield block
+                block = f.read(size)
+            return
+        d = zlib.decompressobj(zlib.MAX_WBITS | 16)
+        while block:
+            data = block
+            while data:
+                got = d.decompress(data, size)  # at most ``size`` at a time: a gzip bomb stays small
+                data = d.unconsumed_tail
+                if d.eof:  # the member is whole: what follows (unused_data) is the next member's
+                    data = d.unused_data
+                    if data:
+                        d = zlib.decompressobj(zlib.MAX_WBITS | 16)
+                if got:
+                    yield got
+            block = f.read(size)
+
+
 def _blank_file(path: Path) -> bool:
-    """Whether the chunk file ``path`` holds nothing but blank lines (read only when small)."""
+    """Whether the chunk file ``path`` holds nothing but blank lines, read whole (every gzip
+    member); more than :data:`BLANK_MAX` bytes, unreadable or corrupt: not blank (kept)."""
+    seen = 0
     try:
-        if path.stat().st_size > 64 * 1024:
-            return False
-        data = path.read_bytes()
-        if data[:2] == b"\x1f\x8b":
-            data = zlib.decompressobj(zlib.MAX_WBITS | 16).decompress(data, 1024 * 1024)
+        for block in _file_blocks(path):
+            seen += len(block)
+            if block.strip() or seen > BLANK_MAX:
+                return False
     except (OSError, zlib.error):
         return False
-    return not data.strip()
+    return True
 
 
 def _count_file(path: Path) -> int:
-    """The events (JSON object lines) of a chunk file fetched before; 0 when it cannot be read."""
+    """The events of a chunk file fetched before (read as :func:`_blank_file` reads it); those
+    up to an unreadable or corrupt part when there is one."""
     counter = _LineCounter(False)
-    d = zlib.decompressobj(zlib.MAX_WBITS | 16)
-    gz: bool | None = None
     try:
-        with open(path, "rb") as f:
-            while block := f.read(1024 * 1024):
-                if gz is None:
-                    gz = block[:2] == b"\x1f\x8b"
-                if gz:
-                    data = block
-                    block = b""
-                    while data:
-                        block += d.decompress(data)
-                        data = b""
-                        if d.eof and d.unused_data:
-                            data, d = d.unused_data, zlib.decompressobj(zlib.MAX_WBITS | 16)
-                counter.feed(block)
+        for block in _file_blocks(path):
+            counter.feed(block)
     except (OSError, zlib.error):
         pass
     tail = counter._partial.strip()

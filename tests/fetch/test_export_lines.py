@@ -106,6 +106,49 @@ def test_a_blank_file_an_earlier_version_saved_is_fetched_again(fake, creds, pol
     assert len(gzip.decompress((folder / "2026-01-01_2026-01-01.jsonl.gz").read_bytes()).splitlines()) == 2
 
 
+@pytest.mark.parametrize("content", ["2MiB_blank_first", "blank_first_member"])
+def test_a_file_whose_event_comes_late_in_the_stream_is_not_blank(fake, creds, policy, tmp_path, content):
+    """Only the first 1 MB after decompression (and only the first gzip member) was read: a file
+    with its event after 2 MiB of blank lines, or in a second member, was judged blank, fetched
+    again without --refresh, and deleted without a warning when the answer was empty."""
+    from cohortlab.fetch.mixpanel import _blank_file, _count_file
+
+    folder = tmp_path / "mixpanel" / "events"
+    folder.mkdir(parents=True)
+    path = folder / "2026-01-01_2026-01-01.jsonl.gz"
+    if content == "2MiB_blank_first":
+        data = gzip.compress(b"\n" * (2 * 1024 * 1024) + f"{A}\n".encode())
+    else:
+        data = gzip.compress(b"\n\n") + gzip.compress(f"{A}\n".encode())
+    path.write_bytes(data)
+    assert (_blank_file(path), _count_file(path)) == (False, 1)
+    mp = _mp(creds, policy)
+    chunks = mp.export_events(tmp_path, "2026-01-01", "2026-01-01")
+    assert [(c.skipped, c.file) for c in chunks] == [(True, path)] and fake.count("export") == 0
+    fake.faults["export"] = [("body", b"")]
+    again = mp.export_events(tmp_path, "2026-01-01", "2026-01-01", refresh=True)
+    assert [(c.file, c.events, c.kept) for c in again] == [(path, 1, True)]
+    assert path.read_bytes() == data
+    assert mp.said == ["mixpanel: warning: chunk 2026-01-01_2026-01-01 came back empty; the 1 event(s) "
+                       "fetched before are kept (2026-01-01_2026-01-01.jsonl.gz)"]
+
+
+def test_blank_files_are_read_whole_up_to_a_cap(tmp_path, monkeypatch):
+    from cohortlab.fetch import mixpanel
+    from cohortlab.fetch.mixpanel import _blank_file
+
+    many = tmp_path / "many.jsonl.gz"
+    many.write_bytes(gzip.compress(b"\n\n") + gzip.compress(b"\r\n" * (3 * 1024 * 1024)) + gzip.compress(b" \n"))
+    assert _blank_file(many)
+    monkeypatch.setattr(mixpanel, "BLANK_MAX", 1024 * 1024)  # more blank bytes than the cap: not blank
+    assert not _blank_file(many)
+    plain = tmp_path / "plain.jsonl"
+    plain.write_bytes(b"\n" * (2 * 1024 * 1024))
+    assert not _blank_file(plain)
+    monkeypatch.setattr(mixpanel, "BLANK_MAX", 64 * 1024 * 1024)
+    assert _blank_file(plain)
+
+
 @pytest.mark.parametrize("how", ["refresh", "open"])
 def test_a_chunk_fetched_again_that_comes_back_empty_keeps_the_earlier_file(fake, creds, policy, tmp_path, how):
     """The file fetched before was deleted: exported events disappeared without a word."""
