@@ -305,7 +305,7 @@ def _fetch_mixpanel(run: _Run, from_date: Any, to_date: Any, n_chunks: int, *, e
                     run.manifest["items"].append(item)
                 item.update(kind="mixpanel-events", path="mixpanel/events", from_date=str(from_date),
                             to_date=str(to_date), as_of=_now(), events=sum(c.events for c in got),
-                            lines_not_json=sum(c.not_json for c in got),
+                            lines_not_events=sum(c.not_events for c in got),
                             files=[c.file.relative_to(out).as_posix() for c in got if c.file],
                             empty_chunks=[f"{c.from_date}_{c.to_date}" for c in got if not c.file],
                             already_fetched=len(so_far) - len(got) - len(kept))
@@ -326,11 +326,11 @@ def _fetch_mixpanel(run: _Run, from_date: Any, to_date: Any, n_chunks: int, *, e
                         f"{sum(1 for c in got if c.file)} file(s)"
                         + (f", {skipped} chunk(s) already fetched" if skipped else "")
                         + (f", {sum(1 for c in got if not c.file)} empty chunk(s)" if any(not c.file for c in got) else ""))
-            not_json = sum(c.not_json for c in got)
-            if not_json:
-                summary.add("lines_not_json", not_json,
-                            f"{not_json:,} line{' is' if not_json == 1 else 's are'} not JSON: "
-                            f"the loader will quarantine {'it' if not_json == 1 else 'them'}")
+            not_events = sum(c.not_events for c in got)
+            if not_events:
+                summary.add("lines_not_events", not_events,
+                            f"{not_events:,} line{' is not an event' if not_events == 1 else 's are not events'}: "
+                            f"the loader will quarantine {'it' if not_events == 1 else 'them'}")
             if kept:
                 summary.add("chunks_kept", len(kept),
                             f"{len(kept)} chunk(s) came back empty; the events fetched before are kept: "

@@ -8,9 +8,10 @@
   A truncated or corrupt gzip stream, or a plain body whose last line is cut, is retried; so is
   an HTTP 200 whose first line is not an event (an error object such as ``{"error": …,
   "status": "error"}``), or whose last line is such an error object after events: it is never
-  saved as a fetched chunk. Events are the lines that are JSON objects (blank lines are not
-  counted; other lines are counted apart, ``not_json``); a body without a line that is not
-  blank is an empty chunk. A chunk fetched again that comes back empty keeps the file fetched
+  saved as a fetched chunk. Events are the lines that are JSON objects with a non-empty string
+  ``event`` and an object ``properties`` (:func:`is_event`; blank lines are not counted; other
+  lines are counted apart, ``not_events``: the loader quarantines them); a body without a line
+  that is not blank is an empty chunk. A chunk fetched again that comes back empty keeps the file fetched
   before (with a warning).
 * **Engage** — ``POST https://{mixpanel|eu.mixpanel|in.mixpanel}.com/api/query/engage`` (form
   body), paged with ``session_id`` + ``page`` while a page has ``page_size`` results. When the
@@ -79,9 +80,9 @@ class EventsChunk:
     from_date: date
     to_date: date
     file: Path | None
-    events: int  # lines that are JSON objects
+    events: int  # lines that are events (:func:`is_event`)
     skipped: bool = False  # already fetched by an earlier run
-    not_json: int = 0  # lines that are not blank and not a JSON object (the loader quarantines them)
+    not_events: int = 0  # lines that are not blank and not an event (the loader quarantines them)
     kept: bool = False  # came back empty: the file an earlier run fetched is kept (``file``, ``events``)
 
 
@@ -317,17 +318,17 @@ class MixpanelClient:
                 _check_last(counter, self.http.mask, chunk_name)
                 if counter.lines == 0:  # no line that is not blank: an empty chunk, no file
                     raise _Empty()
-            return target, counter.events, counter.not_json
+            return target, counter.events, counter.not_events
 
         chunk_name = f"{a.isoformat()}..{b.isoformat()}"
         try:
-            _, (target, n, not_json) = self.http.request(
+            _, (target, n, not_events) = self.http.request(
                 "GET", f"{self.export_url}/api/2.0/export", params=params,
                 headers={"Accept-Encoding": "gzip"}, consume=consume, budget=self.export_budget,
             )
         except _Empty:
             return EventsChunk(a, b, None, 0)
-        return EventsChunk(a, b, target, n, not_json=not_json)
+        return EventsChunk(a, b, target, n, not_events=not_events)
 
     # ------------------------------------------------------------------ engage
     def _post_engage(self, form: dict[str, str]) -> tuple[bytes, dict[str, Any]]:
@@ -534,13 +535,22 @@ def check_profiles_folder(folder: Path) -> None:
             "hand in another folder and load them from there), or fetch with --no-profiles")
 
 
+def is_event(obj: Any) -> bool:
+    """Whether a parsed export line is an event as the events loader takes one at first sight: a
+    JSON object with a non-empty string ``event`` and an object ``properties`` (``{}``,
+    ``{"event": null}``, ``[1]`` or ``"text"`` is quarantined: not_an_object, missing_event,
+    bad_event, bad_properties). Its other checks (the time, the distinct_id) are not repeated."""
+    return (isinstance(obj, dict) and isinstance(obj.get("event"), str) and obj["event"] != ""
+            and isinstance(obj.get("properties"), dict))
+
+
 class _Empty(Exception):
     """An export chunk with no events (no file is written)."""
 
 
 class _LineCounter:
-    """Reads the lines of a (gzip) body as it streams: counts the events (lines that are JSON
-    objects) and the lines that are not blank but no JSON object (the loader quarantines them);
+    """Reads the lines of a (gzip) body as it streams: counts the events (:func:`is_event`) and
+    the lines that are not blank but no event (the loader quarantines them);
     blank lines are no line of the export. Checks at the end that the gzip stream is complete and
     the last line is whole. Keeps the first line that is not blank (up to 1 MB) for
     :func:`_check_events` and the last one for :func:`_check_last`."""
@@ -550,8 +560,8 @@ class _LineCounter:
 
     def __init__(self, gz: bool) -> None:
         self._d = zlib.decompressobj(zlib.MAX_WBITS | 16) if gz else None
-        self.events = 0  # lines that are JSON objects
-        self.not_json = 0  # lines that are not blank and not a JSON object
+        self.events = 0  # lines that are events (:func:`is_event`)
+        self.not_events = 0  # lines that are not blank and not an event
         self._partial = b""  # the line under way (no line break yet)
         self._giant = False  # the line under way is longer than LINE_MAX: dropped
         self.first = b""  # the start of the body's first line that is not blank
@@ -562,7 +572,7 @@ class _LineCounter:
     @property
     def lines(self) -> int:
         """The lines that are not blank."""
-        return self.events + self.not_json
+        return self.events + self.not_events
 
     def terminated_early(self) -> bool:
         """Whether the body ends with Mixpanel's ``terminated early``: it stopped the export
@@ -584,10 +594,10 @@ class _LineCounter:
             obj = json.loads(text)
         except (ValueError, RecursionError):  # also UnicodeDecodeError
             obj = None
-        if isinstance(obj, dict):
+        if is_event(obj):
             self.events += 1
         else:
-            self.not_json += 1
+            self.not_events += 1
 
     def feed(self, chunk: bytes) -> None:
         if self._d is not None:
@@ -610,7 +620,7 @@ class _LineCounter:
             return
         head = parts[0]
         if self._giant:
-            self.not_json += 1
+            self.not_events += 1
             self._giant = False
         else:
             self._line(self._partial + head)
@@ -631,7 +641,7 @@ class _LineCounter:
         if self._d is not None and not self._d.eof:
             raise RetryableError("truncated gzip stream (the body ended before the end of the gzip data)")
         if self._giant:  # a giant last line: not checked
-            self.not_json += 1
+            self.not_events += 1
             return
         tail = self._partial.strip()
         if not tail:
@@ -706,7 +716,7 @@ def _check_last(counter: _LineCounter, masker, chunk: str) -> None:
     """The export's last line that is not blank may be an error object (Mixpanel failing midway:
     ``{"error": "...", "status": "error"}`` after some events): the body is retried like a
     truncated one, never saved as the chunk."""
-    if counter.events < 2 or not counter.last:  # a single line is the first line's check
+    if counter.events < 1 or not counter.last:  # no event before it: the first line's check
         return
     try:
         obj = json.loads(counter.last)
@@ -714,7 +724,7 @@ def _check_last(counter: _LineCounter, masker, chunk: str) -> None:
         return
     if isinstance(obj, dict) and "event" not in obj and (obj.get("error") or obj.get("status") == "error"):
         raise RetryableError(f"the export of chunk {chunk} ended with an error instead of its last events "
-                             f"(after {counter.events - 1:,} events): "
+                             f"(after {counter.events:,} events): "
                              f"{short_text(str(obj.get('error') or obj.get('status')), masker)}")
 
 

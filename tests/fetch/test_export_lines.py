@@ -41,44 +41,64 @@ def _cli(args, env):
 
 
 @pytest.mark.parametrize("kind", ["body", "body_gz"])
-def test_blank_lines_and_lines_not_json_are_not_counted_as_events(fake, creds, policy, tmp_path, kind):
+def test_blank_lines_and_lines_not_events_are_not_counted_as_events(fake, creds, policy, tmp_path, kind):
     """The count was the number of line breaks: 6 'events' for 2 events, 3 blank lines and a line
     that is not JSON (the loader then loaded 2 and quarantined 1)."""
     body = f"{A}\n\n\nnot json here\n{B}\n\n".encode()
     fake.faults["export"] = [(kind, body)]
     chunks = _mp(creds, policy).export_events(tmp_path, "2026-01-01", "2026-01-01")
-    assert [(c.events, c.not_json) for c in chunks] == [(2, 1)]
+    assert [(c.events, c.not_events) for c in chunks] == [(2, 1)]
     assert chunks[0].file.name == "2026-01-01_2026-01-01.jsonl" + (".gz" if kind == "body_gz" else "")
 
 
-def test_the_summary_and_fetch_json_count_events_and_lines_not_json(fake, creds, policy, tmp_path):
+def test_the_summary_and_fetch_json_count_events_and_lines_not_events(fake, creds, policy, tmp_path):
     fake.faults["export"] = [("body", f"{A}\n\n\nnot json here\n{B}\n\n[1, 2]\n".encode())]
     summary = fetch(tmp_path, sources=["mixpanel"], from_date="2026-01-01", to_date="2026-01-01",
                     profiles=False, credentials=creds, policy=policy, progress=False)
-    assert summary.counts["events"] == 2 and summary.counts["lines_not_json"] == 2
+    assert summary.counts["events"] == 2 and summary.counts["lines_not_events"] == 2
     text = str(summary)
     assert "mixpanel events 2026-01-01..2026-01-01: 2 events in 1 file(s)" in text
-    assert "2 lines are not JSON: the loader will quarantine them" in text
+    assert "2 lines are not events: the loader will quarantine them" in text
     item = [i for i in json.loads((tmp_path / "fetch.json").read_text())["runs"][-1]["items"]
             if i["kind"] == "mixpanel-events"][0]
-    assert (item["events"], item["lines_not_json"]) == (2, 2)
+    assert (item["events"], item["lines_not_events"]) == (2, 2)
     with Lab(str(tmp_path / "lab.duckdb")) as lab:  # the loader agrees
         r = lab.load("mixpanel-events", [str(tmp_path / "mixpanel/events/2026-01-01_2026-01-01.jsonl")])
         assert lab.engine.query_rows("SELECT count(*) FROM mp_events")[0][0] == 2
         assert sum(r.quarantined.values()) == 2
 
 
-def test_one_line_not_json_in_the_json_output(fake, env, tmp_path):
+def test_only_objects_with_an_event_name_and_properties_are_events(fake, creds, policy, tmp_path):
+    """Any JSON object was an event: {}, {"foo": 1}, {"event": null} were counted while the loader
+    quarantines them; [1] and "str" were called 'not JSON'. The counts now agree with the loader."""
+    odd = ['{}', '{"foo": 1}', '{"event": null}', '{"event": "", "properties": {}}', '{"event": "E"}',
+           '{"event": "E", "properties": []}', '{"event": 7, "properties": {}}', '[1]', '"str"', 'not json']
+    fake.faults["export"] = [("body", "\n".join([A, *odd, B, ""]).encode())]
+    summary = fetch(tmp_path, sources=["mixpanel"], from_date="2026-01-01", to_date="2026-01-01",
+                    profiles=False, credentials=creds, policy=policy, progress=False)
+    assert (summary.counts["events"], summary.counts["lines_not_events"]) == (2, 10)
+    assert "lines_not_json" not in summary.counts
+    assert "10 lines are not events: the loader will quarantine them" in str(summary)
+    item = [i for i in json.loads((tmp_path / "fetch.json").read_text())["runs"][-1]["items"]
+            if i["kind"] == "mixpanel-events"][0]
+    assert (item["events"], item["lines_not_events"], "lines_not_json" in item) == (2, 10, False)
+    with Lab(str(tmp_path / "lab.duckdb")) as lab:  # the loader agrees
+        r = lab.load("mixpanel-events", [str(tmp_path / "mixpanel/events/2026-01-01_2026-01-01.jsonl")])
+        assert lab.engine.query_rows("SELECT count(*) FROM mp_events")[0][0] == 2
+        assert sum(r.quarantined.values()) == 10
+
+
+def test_one_line_not_an_event_in_the_json_output(fake, env, tmp_path):
     fake.faults["export"] = [("body", f"{A}\nnot json here\n".encode())]
     r = _cli(["--out", str(tmp_path / "o"), "--source", "mixpanel", "--from", "2026-01-01", "--to", "2026-01-01",
               "--no-profiles", "--retries", "0", "--json"], env)
     assert r.exit_code == 0, r.output
     counts = json.loads(r.stdout)["counts"]
-    assert (counts["events"], counts["lines_not_json"]) == (1, 1)
+    assert (counts["events"], counts["lines_not_events"]) == (1, 1)
     fake.faults["export"] = [("body", f"{A}\nnot json here\n".encode())]
     r = _cli(["--out", str(tmp_path / "o2"), "--source", "mixpanel", "--from", "2026-01-01", "--to", "2026-01-01",
               "--no-profiles", "--retries", "0"], env)
-    assert "  1 line is not JSON: the loader will quarantine it\n" in r.stdout
+    assert "  1 line is not an event: the loader will quarantine it\n" in r.stdout
 
 
 @pytest.mark.parametrize("body", [b"\n\n\n", b"\r\n\r\n", b" \n\t\n"], ids=["lf", "crlf", "spaces"])
