@@ -149,17 +149,21 @@ def slug(name: str) -> str:
     return s[:100] or "cohort"
 
 
+_ID_DIGITS = re.compile(r"-?[0-9]+")  # a cohort id written as a string (ASCII digits only)
+
+
 def cohort_id_text(value: Any) -> str | None:
     """A cohorts list entry's id as the text that names the cohort (``1000``), as the cohorts
     loader reads it: an integer, a whole number written as a float (``4000.0``) or a string of
-    digits; None for anything else (``true``, ``null``, ``"abc"``, ``1.5``): no cohort id."""
+    digits with an optional leading minus (``"-6"``; ``"0042"`` kept as written, as the loader
+    keeps it); None for anything else (``true``, ``null``, ``"abc"``, ``1.5``): no cohort id."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float) and value.is_integer() and abs(value) < 2 ** 53:
         return str(int(value))
-    if isinstance(value, str) and value.isascii() and value.isdigit():
+    if isinstance(value, str) and _ID_DIGITS.fullmatch(value):
         return value
     return None
 
@@ -478,7 +482,11 @@ class MixpanelClient:
         """A members snapshot: one line per Engage page, each the page as Engage sent it (numbers
         and escapes as written) with ``as_of`` and ``filter_by_cohort`` added first. Lines are
         written as the pages arrive."""
-        fbc = {"id": int(cohort_id)} if str(cohort_id).lstrip("-").isdigit() else {"id": cohort_id}
+        text = str(cohort_id)
+        # asked for by its integer; the pages' filter_by_cohort names the id as the cohorts list
+        # wrote it (the cohorts loader keeps "0042" as that text: 42 would name no listed cohort)
+        fbc = {"id": int(text)} if _ID_DIGITS.fullmatch(text) else {"id": cohort_id}
+        written = fbc if str(fbc["id"]) == text else {"id": text}
         # the cohort id makes the folder unique: names differing only in characters outside
         # [A-Za-z0-9._-] (日本のユーザー and Пользователи, A/B and A B) reduce to the same slug
         folder = out / "mixpanel" / "members" / f"{slug(name)}-{slug(str(cohort_id))}"
@@ -491,7 +499,7 @@ class MixpanelClient:
 
             def page(_i: int, raw: bytes, _data: dict[str, Any]) -> None:
                 ours = [("as_of", json.dumps(stamp[1])),
-                        ("filter_by_cohort", escape_surrogates(json.dumps({**fbc, "name": name}, ensure_ascii=False)))]
+                        ("filter_by_cohort", escape_surrogates(json.dumps({**written, "name": name}, ensure_ascii=False)))]
                 try:  # a UTF-8 byte order mark is no part of the page (json.loads skips it too)
                     members = object_members(raw.decode("utf-8-sig"))
                 except ValueError:  # also UnicodeDecodeError: bytes json.loads let through

@@ -337,6 +337,37 @@ def test_a_cohort_id_written_as_a_float_is_asked_for_by_its_integer(fake, creds,
     assert "cohorts_unusable" not in summary.counts  # named by --cohort: the others are not looked at
 
 
+def test_cohort_ids_written_as_strings_keep_their_text_and_may_be_negative(fake, creds, policy, tmp_path):
+    """"-6" was skipped as no integer while -5 was taken; "0042" was fetched as 42 and written as
+    42 in filter_by_cohort, which names no cohort of mp_cohorts (that holds "0042"): the snapshot
+    joined no listed cohort."""
+    fake.cohorts = [{"id": "0042", "name": "Zero lead"}, {"id": "-6", "name": "Negative text"},
+                    {"id": -5, "name": "Negative"}]
+    fake.members = {42: ["cust-1"], -6: ["cust-2"], -5: ["cust-1", "cust-2"]}
+    summary = fetch(tmp_path, sources=["mixpanel"], all_cohorts=True, profiles=False, credentials=creds,
+                    policy=policy, progress=False)
+    assert "cohorts_unusable" not in summary.counts
+    assert (summary.counts["members:Zero lead"], summary.counts["members:Negative text"],
+            summary.counts["members:Negative"]) == (1, 1, 2)
+    asked = sorted({e[2]["filter_by_cohort"] for e in fake.log if e[0] == "engage"})
+    assert asked == ['{"id": -5}', '{"id": -6}', '{"id": 42}']  # asked by the integer
+    written = {}
+    for f in (tmp_path / "mixpanel" / "members").rglob("*.jsonl"):
+        page = json.loads(f.read_text().splitlines()[0])
+        written[page["filter_by_cohort"]["name"]] = page["filter_by_cohort"]["id"]
+    assert written == {"Zero lead": "0042", "Negative text": -6, "Negative": -5}
+    with Lab(str(tmp_path / "lab.duckdb")) as lab:
+        from cohortlab.loaders.folder import load_world
+
+        load_world(lab, tmp_path, progress=False)
+        rows = lab.engine.query_rows(
+            "SELECT s.cohort_id, c.name, s.member_count FROM mp_cohort_snapshots s "
+            "JOIN mp_cohorts c USING (cohort_id) ORDER BY s.cohort_id")
+        listed = lab.engine.query_rows("SELECT cohort_id FROM mp_cohorts ORDER BY cohort_id")
+    assert rows == [("-5", "Negative", 2), ("-6", "Negative text", 1), ("0042", "Zero lead", 1)]
+    assert listed == [("-5",), ("-6",), ("0042",)]  # no cohort "42" registered by the snapshot
+
+
 # --------------------------------------------------------------------------- mParticle: a wrong URL
 def _mpa_fetch(tmp_path, creds, policy, mpids):
     return fetch(tmp_path, sources=["mparticle"], mpids=mpids, credentials=creds, policy=policy, progress=False)
