@@ -732,7 +732,7 @@ def _check_last(counter: _LineCounter, masker, chunk: str) -> None:
         return
     if isinstance(obj, dict) and "event" not in obj and (obj.get("error") or obj.get("status") == "error"):
         raise RetryableError(f"the export of chunk {chunk} ended with an error instead of its last events "
-                             f"(after {counter.events:,} events): "
+                             f"(after {counter.events:,} event{'' if counter.events == 1 else 's'}): "
                              f"{short_text(str(obj.get('error') or obj.get('status')), masker)}")
 
 

@@ -196,6 +196,28 @@ def test_a_chunk_fetched_again_that_comes_back_empty_keeps_the_earlier_file(fake
             "2026-01-01_2026-01-02.jsonl.gz (4 events)") in str(summary)
 
 
+def test_an_error_object_after_one_event_says_event_in_the_singular(fake, creds, policy, tmp_path):
+    """It said "(after 1 events)"."""
+    fake.sticky["export"] = ("body", f'{A}\n{{"error": "boom", "status": "error"}}\n'.encode())
+    with pytest.raises(FetchError) as e:
+        _mp(creds, policy).export_events(tmp_path, "2026-01-01", "2026-01-01")
+    assert str(e.value) == ("mixpanel: giving up after 4 attempts: the export of chunk 2026-01-01..2026-01-01 ended "
+                            "with an error instead of its last events (after 1 event): boom")
+
+
+def test_kept_after_empty_answer_is_in_fetch_json(fake, creds, policy, tmp_path):
+    first = fetch(tmp_path, sources=["mixpanel"], from_date="2026-01-01", to_date="2026-01-02", chunk_days=2,
+                  profiles=False, credentials=creds, policy=policy, progress=False)
+    assert first.counts["events"] == 4
+    fake.faults["export"] = [("body", b"")]
+    fetch(tmp_path, sources=["mixpanel"], from_date="2026-01-01", to_date="2026-01-02", chunk_days=2,
+          refresh=True, profiles=False, credentials=creds, policy=policy, progress=False)
+    item = [i for i in json.loads((tmp_path / "fetch.json").read_text())["runs"][-1]["items"]
+            if i["kind"] == "mixpanel-events"][0]
+    assert (item["kept_after_empty_answer"], item["files"], item["events"]) == (
+        ["mixpanel/events/2026-01-01_2026-01-02.jsonl.gz"], [], 0)
+
+
 def test_a_chunk_fetched_again_with_fewer_events_replaces_the_file_and_warns(fake, creds, policy, tmp_path):
     mp = _mp(creds, policy)
     first = mp.export_events(tmp_path, "2026-01-01", "2026-01-02", chunk_days=2)
