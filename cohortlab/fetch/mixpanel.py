@@ -714,9 +714,10 @@ def _count_file(path: Path) -> int:
             counter.feed(block)
     except (OSError, zlib.error):
         pass
-    tail = counter._partial.strip()
-    if tail and not counter._giant:
-        counter._line(tail)
+    try:
+        counter.finish()  # a last line without a line break counts; a cut one is no event
+    except RetryableError:
+        pass
     return counter.events
 
 
