@@ -49,6 +49,7 @@ from cohortlab.fetch.files import atomic_dir, atomic_file, state_dir, write_json
 from cohortlab.fetch.http import (FetchError, HourlyBudget, HttpClient, RetryableError, RetryPolicy, duration_text,
                                   short_text)
 from cohortlab.fetch.jsontext import build_object, escape_surrogates, object_members
+from cohortlab.loaders.fetched import ENGAGE_PAGE_NAME
 
 QUERIES_PER_HOUR = 60  # Mixpanel's documented limit, for the raw export and for the Query API each
 
@@ -514,9 +515,6 @@ class MixpanelClient:
                                listing.restarts)
 
 
-_PAGE_NAME = re.compile(r"engage_page_[0-9]+\.json")  # the files of mixpanel/profiles/ that fetch writes
-
-
 def check_profiles_folder(folder: Path) -> None:
     """A :class:`FetchError` when ``folder`` (``mixpanel/profiles/``) holds anything but the
     ``engage_page_*.json`` files a listing writes (a page fetched by hand, a subfolder, a link, a
@@ -532,7 +530,7 @@ def check_profiles_folder(folder: Path) -> None:
     except OSError as e:
         raise FetchError(f"mixpanel: {folder}: cannot read the profiles folder: {e.strerror or e}") from None
     others = [e.name for e in entries
-              if not (_PAGE_NAME.fullmatch(e.name) and e.is_file() and not e.is_symlink())]
+              if not (ENGAGE_PAGE_NAME.fullmatch(e.name) and e.is_file() and not e.is_symlink())]
     if others:
         shown = ", ".join(masked_text(one_line(n)) for n in others[:5]) + (
             f" and {len(others) - 5} more" if len(others) > 5 else "")

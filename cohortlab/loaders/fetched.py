@@ -38,7 +38,8 @@ from cohortlab.loaders.time_zone import pop_timezone
 
 RECORD = "fetch.json"
 TOP_FOLDERS = ("mixpanel", "mparticle")
-_PAGE_NAME = re.compile(r"^engage_page_[0-9]+\.json$")  # the pages an Engage listing writes
+# the pages an Engage listing of `cohortlab fetch` writes in mixpanel/profiles/ (nothing else is there)
+ENGAGE_PAGE_NAME = re.compile(r"engage_page_[0-9]+\.json")
 _PART_STAMP = re.compile(r"^part-(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z-\d+\.jsonl$")
 
 
@@ -60,7 +61,7 @@ class CaptureTimes:
     def time_of(self, rel: str) -> str | None:
         if self.profiles_path is not None and rel.startswith(self.profiles_path.rstrip("/") + "/"):
             # only the listing's own pages: a file added by hand since keeps the load time
-            return self.profiles if _PAGE_NAME.match(rel.rpartition("/")[2]) else None
+            return self.profiles if ENGAGE_PAGE_NAME.fullmatch(rel.rpartition("/")[2]) else None
         if rel in self.parts:
             return self.parts[rel]
         parent, _, name = rel.rpartition("/")
@@ -195,5 +196,5 @@ def recorded_timezone(path: str | Path) -> str | None:
     return found[0].timezone_of(found[1]) if found else None
 
 
-__all__ = ["CaptureTimes", "capture_time", "folder_record", "parse_record", "record_times", "recorded_timezone",
+__all__ = ["ENGAGE_PAGE_NAME", "CaptureTimes", "capture_time", "folder_record", "parse_record", "record_times", "recorded_timezone",
            "RECORD"]
