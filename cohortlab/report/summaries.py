@@ -450,7 +450,7 @@ def sync_overview(stats: Mapping[str, Mapping[str, Any]], configured: str = "dyn
         f"{'faces' if h['Mixpanel members (last run)'] == 1 else 'face'} "
         f"{counted(h['attribute = true (last run)'], 'mParticle profile')} with the attribute true** across "
         f"{counted(h['cohorts'], 'cohort')}: {h['stale true (last run)']:,} stale"
-        + (f" (besides {_orphans_left_words(orphans)}, still true)" if orphans else "")
+        + _besides_orphans(orphans)
         + f", {n:,} "
         f"{waiting}; {failed:,} of {runs:,} runs failed"
         + (f" (each cohort's runs counted: {counted(h['cohorts'], 'cohort')})." if h["cohorts"] > 1 else ".")
@@ -478,7 +478,7 @@ def sync_summary(cohort: str, stats: Mapping[str, Any], one_time: Mapping[str, A
              f"{counted(one_time['members'], 'Mixpanel member')}.")
         if stats.get("runs"):
             s += (f" A dynamic sync ({stats['runs']:,} runs) would leave {stats['stale_true']:,} stale"
-                  f"{_besides_orphans(stats)} and "
+                  f"{_besides_orphans(stats.get('stale_orphans') or 0)} and "
                   f"{stats['not_yet_true']:,} not yet true.")
         return s
     if not stats.get("runs"):
@@ -510,14 +510,14 @@ def sync_summary(cohort: str, stats: Mapping[str, Any], one_time: Mapping[str, A
 
 def _orphans_left_words(n: int) -> str:
     """"1 orphan of a member who left" / "3 orphans of members who left"."""
-    return "1 orphan of a member who left" if n == 1 else f"{n:,} orphans of members who left"
+    return counted(n, "orphan of a member who left", "orphans of members who left")
 
 
-def _besides_orphans(stats: Mapping[str, Any]) -> str:
-    """`` (besides 1 orphan of a member who left, still true)`` after a count of stale profiles:
-    ``stale_true`` counts the profiles of matched members only (the card's "stale true"), the
-    orphans of members who left (``stale_orphans``) are always said apart, never added to it."""
-    n = stats.get("stale_orphans") or 0
+def _besides_orphans(n: int) -> str:
+    """`` (besides 1 orphan of a member who left, still true)`` after a count of stale profiles
+    (empty for ``n`` 0): ``stale_true`` counts the profiles of matched members only (the card's
+    "stale true"), the orphans of members who left (``stale_orphans``) are always said apart,
+    never added to it."""
     return f" (besides {_orphans_left_words(n)}, still true)" if n else ""
 
 
@@ -549,7 +549,7 @@ def _one_time_leaves(stats: Mapping[str, Any]) -> str:
     """What a one-time export leaves after the last run: its stale profiles (``stale_true``, matched
     members' profiles only, the figure of metrics.json and of the card), the orphans of members who
     left said apart (``stale_orphans``, never added to it), and its missing profiles."""
-    return (f"{counted(stats['stale_true'], 'stale profile', bold=True)}{_besides_orphans(stats)} and "
+    return (f"{counted(stats['stale_true'], 'stale profile', bold=True)}{_besides_orphans(stats.get('stale_orphans') or 0)} and "
             f"{counted(stats['not_yet_true'], 'missing profile', bold=True)}")
 
 
