@@ -593,11 +593,16 @@ def never_a_member(stats: Mapping[str, Any], runs, one_time_runs=None, before_wi
     frames = [f for f in (runs, one_time_runs) if f is not None and len(f)]
     if not frames or any(int(f["members"].max()) or int(f["true_count"].max()) for f in frames):
         return None
-    n = stats.get("runs") or 0
-    at = "the one run" if n == 1 else f"any of the {n:,} runs"
+    at = _any_run(stats)
     if before_window:
         return f"no member in the window (0 members at {at} in it, no profile true; the cohort had a member before it)"
     return f"the cohort never had a member (0 members at {at}, no profile ever true)"
+
+
+def _any_run(stats: Mapping[str, Any]) -> str:
+    """"the one run" / "any of the 577 runs": the runs of a cohort's sync (``stats``' ``runs``)."""
+    n = stats.get("runs") or 0
+    return "the one run" if n == 1 else f"any of the {n:,} runs"
 
 
 def no_staleness(stats: Mapping[str, Any]) -> str:
@@ -606,8 +611,7 @@ def no_staleness(stats: Mapping[str, Any]) -> str:
     far fewer than the cohort's members. It counts profiles, not members: matched members who share
     an MPID are one profile (the waterfall's shared MPID step), so the members the match-rates page
     says are matched can be more."""
-    n = stats.get("runs") or 0
-    runs = "the one run" if n == 1 else f"any of the {n:,} runs"
+    runs = _any_run(stats)
     orphans = stats.get("orphans_true") or 0
     if not orphans:
         return (f"no stale or pending profiles after {runs} (the audience always held exactly the profiles of "
