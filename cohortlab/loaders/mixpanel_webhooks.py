@@ -33,7 +33,9 @@ in both places are ``bad_members``. The cohort is registered in
 cohort's name then comes from the cohort list, which the simulation asks for).
 
 Quarantine reasons: malformed_json, not_an_object, bad_action, bad_parameters, missing_cohort,
-bad_members (``members`` not an array, a member not an object or without a distinct id).
+bad_members (``members`` not an array, a member not an object or without a distinct id). A
+bad_members page is quarantined whole, its valid members too; the load warns which entries of
+it are wrong (their place in the array and what is wrong, never a value: ``_bad_members_warning``).
 """
 
 from __future__ import annotations
@@ -338,11 +340,87 @@ class MixpanelWebhooksLoader(Loader):
         rows_read, valid = eng.query_rows(
             f"SELECT count(*), count(*) FILTER (WHERE reason IS NULL) FROM {st}_p"
         )[0]
-        warnings = _repeated_members_warning(ctx, f"{st}_p")
+        warnings = _bad_members_warning(ctx, f"{st}_p", f"{st}_m") + _repeated_members_warning(ctx, f"{st}_p")
         for suffix in ("", "_m", "_p", "_first", "_stored", "_new"):
             eng.execute(f"DROP TABLE {st}{suffix}")
         return FileResult(rows_read=int(rows_read), loaded=n_new, deduplicated=int(valid) - n_new,
                           quarantined=Counter(quarantined), warnings=warnings)
+
+
+# what a JSON value is, by its json_type, in a bad_members warning (never the value)
+_JSON_TYPE_WORDS = {"VARCHAR": "a string", "BIGINT": "a number", "UBIGINT": "a number", "HUGEINT": "a number",
+                    "DOUBLE": "a number", "BOOLEAN": "true or false", "ARRAY": "an array", "OBJECT": "an object",
+                    "NULL": "null"}
+_SHOWN_PAGES = 3  # bad_members pages a warning describes (the first in the file)
+_SHOWN_MEMBERS = 3  # wrong entries it names in each
+
+
+def _bad_member_words(mt: str | None, mid_type: str | None, mid2_type: str | None) -> str:
+    """What is wrong with a member entry of a bad_members page: its JSON type (``mt``), or, of an
+    object, its ``mixpanel_distinct_id`` (type ``mid_type``) and ``$distinct_id`` (``mid2_type``,
+    read when the first gives no id)."""
+    if mt != "OBJECT":
+        return f"is not an object ({_JSON_TYPE_WORDS.get(mt, mt)})"
+    for key, typ in (("mixpanel_distinct_id", mid_type), ("$distinct_id", mid2_type)):
+        if typ not in (None, "NULL"):
+            if typ == "VARCHAR":
+                return f"has an empty {key}"
+            return f"has a {key} that is {_JSON_TYPE_WORDS.get(typ, typ)}, not a string or number"
+    return "has no mixpanel_distinct_id or $distinct_id"
+
+
+def _bad_members_warning(ctx: FileContext, pages: str, members: str) -> list[str]:
+    """A warning when pages of the staged ``pages`` table were quarantined ``bad_members``: each
+    page is quarantined whole, and its reason does not say which of its (maybe thousands of)
+    entries is wrong. The warning names the first pages' lines and, for each, its wrong entries
+    (the first few: their place in the array, 1-based and as the array's 0-based index, and what
+    is wrong: a JSON type, a missing or unusable distinct id), or what is wrong with its
+    ``members`` as a whole; never a value (ids and emails are personal data)."""
+    eng = ctx.engine
+    (total,), = eng.query_rows(f"SELECT count(*) FROM {pages} WHERE reason = 'bad_members'")
+    if not total:
+        return []
+    shown = eng.query_rows(
+        f"SELECT line, members_type, members_twice, members_path, wrapped FROM {pages} "
+        f"WHERE reason = 'bad_members' ORDER BY line LIMIT {_SHOWN_PAGES}")
+    lines = ", ".join(str(int(r[0])) for r in shown)
+    wrong: dict[int, list[tuple]] = {}
+    for line, idx, mt, mid_type, mid2_type, n_bad, n in eng.query_rows(
+        f"""
+        SELECT line, idx, mt, mid_type, mid2_type, n_bad, n FROM (
+            SELECT *, count(*) FILTER (WHERE bad) OVER (PARTITION BY line) AS n_bad,
+                   count(*) OVER (PARTITION BY line) AS n
+            FROM (SELECT line, idx, mt, mid_type, mid2_type,
+                         mt IS DISTINCT FROM 'OBJECT' OR distinct_id IS NULL AS bad
+                  FROM {members} WHERE line IN ({lines})))
+        WHERE bad QUALIFY row_number() OVER (PARTITION BY line ORDER BY idx) <= {_SHOWN_MEMBERS}
+        ORDER BY line, idx
+        """
+    ):
+        wrong.setdefault(int(line), []).append((int(idx), mt, mid_type, mid2_type, int(n_bad), int(n)))
+    said = []
+    for line, members_type, twice, path, wrapped in shown:
+        array = ("body." if wrapped else "") + path.removeprefix("$.").removesuffix("[*]")
+        if twice:
+            said.append(f"line {line}: members are both in parameters and beside it")
+        elif members_type not in ("ARRAY", "NULL", None):
+            said.append(f"line {line}: {array} is not an array ({_JSON_TYPE_WORDS.get(members_type, members_type)})")
+        else:
+            entries = wrong.get(int(line), [])
+            n_bad, n = (entries[0][4], entries[0][5]) if entries else (0, 0)
+            words = [f"member {idx}{f' of {n:,}' if n_bad == 1 else ''} ({array}[{idx - 1}]) "
+                     f"{_bad_member_words(mt, mid_type, mid2_type)}" for idx, mt, mid_type, mid2_type, *_ in entries]
+            more = n_bad - len(entries)
+            said.append(f"line {line}: " + (f"{n_bad:,} of its {n:,} members: " if n_bad > 1 else "")
+                        + (", ".join(words) or "a member is wrong") + (f", and {more:,} more" if more else ""))
+    rest = int(total) - len(shown)
+    if rest:
+        (first_rest,), = eng.query_rows(
+            f"SELECT line FROM {pages} WHERE reason = 'bad_members' AND line > {int(shown[-1][0])} ORDER BY line LIMIT 1")
+        said.append(f"and {rest:,} more page{'s' if rest > 1 else ''} (the first on line {first_rest})")
+    pages_words = f"{int(total):,} pages quarantined (bad_members), each" if total > 1 else \
+        "a page quarantined (bad_members),"
+    return [f"{ctx.path}: {pages_words} whole with its valid members: " + "; ".join(said)]
 
 
 def _repeated_members_warning(ctx: FileContext, pages: str) -> list[str]:

@@ -186,6 +186,50 @@ def test_rejects(lab, write, balanced):
     assert lab.engine.query_rows("SELECT count(*) FROM mp_webhook_members")[0][0] == 1
 
 
+@pytest.mark.parametrize("layout", ["jsonl", "array"])
+def test_a_bad_members_page_says_which_members_are_wrong(lab, write, balanced, layout):
+    """A page quarantined bad_members stays whole in quarantine (its valid members are not
+    loaded), and the load's warning names the page's line and the wrong entries (their place in
+    the array and what is wrong, first three of a page), never an id or an email."""
+    thousand = [{"mixpanel_distinct_id": f"U{i}"} for i in range(1000)]
+    thousand[2] = {"email": "no-id@example.com", "first_name": "Ann"}
+    several = ["U1", {"mixpanel_distinct_id": "", "$email": "e@example.com"}, {"mixpanel_distinct_id": "U2"}, 7,
+               {"$distinct_id": None}, {"mixpanel_distinct_id": {"id": "U3"}}]
+    pages = [_payload("members", [{"mixpanel_distinct_id": "U9"}]),
+             _payload("members", thousand, session="s2"),
+             _payload("members", several, session="s3"),
+             _payload("members", {"U1": 1}, session="s4"),
+             _payload("add_members", [None], session="s5")]
+    text = _jsonl(*pages) if layout == "jsonl" else json.dumps(pages, indent=2)
+    f = write("wh.json", text)
+    r = balanced(lab.load("mixpanel-webhooks", f))
+    assert (r.rows_read, r.loaded, r.n_quarantined) == (5, 1, 4)
+    assert lab.engine.query_rows("SELECT line, reason FROM rejects ORDER BY line") == [
+        (2, "bad_members"), (3, "bad_members"), (4, "bad_members"), (5, "bad_members")]
+    assert _members(lab) == [(1, "U9", None)]
+    assert r.warnings == [
+        f"{f}: 4 pages quarantined (bad_members), each whole with its valid members: "
+        "line 2: member 3 of 1,000 (parameters.members[2]) has no mixpanel_distinct_id or $distinct_id; "
+        "line 3: 5 of its 6 members: member 1 (parameters.members[0]) is not an object (a string), "
+        "member 2 (parameters.members[1]) has an empty mixpanel_distinct_id, "
+        "member 4 (parameters.members[3]) is not an object (a number), and 2 more; "
+        "line 4: parameters.members is not an array (an object); "
+        "and 1 more page (the first on line 5)"]
+
+
+def test_a_bad_members_warning_names_a_wrapped_payloads_member_in_its_body(lab, write):
+    f = write("wh.jsonl", _jsonl(
+        {"received_at": "2026-03-01T00:00:00Z", "headers": {},
+         "body": _payload("add_members", [{"mixpanel_distinct_id": "U5"}, True], rx=None)},
+        _payload("remove_members", [{"$distinct_id": "U6"}, {"$distinct_id": {}}], session="s2")))
+    r = lab.load("mixpanel-webhooks", f)
+    assert r.n_quarantined == 2 and r.loaded == 0
+    assert r.warnings[0] == (
+        f"{f}: 2 pages quarantined (bad_members), each whole with its valid members: "
+        "line 1: member 2 of 2 (body.parameters.members[1]) is not an object (true or false); "
+        "line 2: member 2 of 2 (parameters.members[1]) has a $distinct_id that is an object, not a string or number")
+
+
 @pytest.mark.parametrize("text, match", [
     ("", "empty file"),
     ("[]", "empty file"),
@@ -262,9 +306,12 @@ def test_members_beside_the_parameters_are_the_pages_members(lab, write, balance
                                         members=[{"mixpanel_distinct_id": "U8"}]))
     pages = [beside, null_inside, both]
     text = _jsonl(*pages) if layout == "jsonl" else json.dumps(pages, indent=4)
-    r = balanced(lab.load("mixpanel-webhooks", write("wh.json", text)))
+    f = write("wh.json", text)
+    r = balanced(lab.load("mixpanel-webhooks", f))
     assert (r.rows_read, r.loaded, r.n_quarantined) == (3, 2, 1)
     assert lab.engine.query_rows("SELECT line, reason FROM rejects") == [(3, "bad_members")]
+    assert r.warnings == [f"{f}: a page quarantined (bad_members), whole with its valid members: "
+                          "line 3: members are both in parameters and beside it"]
     assert [p[6:9] for p in _pages(lab)] == [(None, None, 2), (None, None, 1)]
     assert _members(lab) == [(1, "4611686018427387905", None), (1, "zoe@example.com", None), (2, "U7", None)]
 
