@@ -496,7 +496,20 @@ def _entry_text(cid: Any) -> str:
     return one_line(text if len(text) <= 60 else text[:60] + "…")
 
 
+def _listed_ids(wanted: str, ids: Iterable[str]) -> list[str]:
+    """The listed ids (:func:`~cohortlab.fetch.mixpanel.cohort_id_text`) that ``wanted`` (a
+    ``--cohort``) names as an id: the one written the same (``0042`` names ``"0042"``), else
+    those of the same integer (``42`` names ``"0042"``: Mixpanel's id is the integer, which the
+    members request sends)."""
+    from cohortlab.fetch.mixpanel import same_cohort_id
+
+    ids = list(ids)
+    return [wanted] if wanted in ids else [cid for cid in ids if same_cohort_id(wanted, cid)]
+
+
 def _pick_cohorts(listed: list[dict[str, Any]], wanted: list[str], every: bool) -> list[tuple[str, str]]:
+    """The (id as listed, name) of each cohort ``wanted`` names: by id (:func:`_listed_ids`: the
+    listed text is kept, so the snapshot joins the listed cohort), else by name."""
     from cohortlab.fetch.mixpanel import cohort_id_text, cohort_name_text
 
     by_id: dict[str, str] = {}
@@ -509,9 +522,13 @@ def _pick_cohorts(listed: list[dict[str, Any]], wanted: list[str], every: bool) 
         return sorted(by_id.items(), key=lambda kv: kv[1])
     out: list[tuple[str, str]] = []
     for w in wanted:
-        if w in by_id:
-            if (w, by_id[w]) not in out:  # the same cohort by id and by name: one snapshot
-                out.append((w, by_id[w]))
+        ids = _listed_ids(w, by_id)
+        if len(ids) > 1:
+            raise FetchError(f"cohort id {w!r} is ambiguous: the cohorts list has it as {', '.join(sorted(ids))}: "
+                             "give the id as listed")
+        if ids:
+            if (ids[0], by_id[ids[0]]) not in out:  # the same cohort by id and by name: one snapshot
+                out.append((ids[0], by_id[ids[0]]))
             continue
         hits = [cid for cid, name in by_id.items() if name == w]
         if len(hits) == 1:
@@ -519,7 +536,8 @@ def _pick_cohorts(listed: list[dict[str, Any]], wanted: list[str], every: bool) 
                 out.append((hits[0], w))
         elif hits:
             raise FetchError(f"cohort name {w!r} is ambiguous (ids {', '.join(hits)}): give the id")
-        elif bad := [why for cid, why in _unusable_cohorts(listed) if w in (str(cid), cohort_id_text(cid))]:
+        elif bad := [why for cid, why in _unusable_cohorts(listed)
+                     if w == str(cid) or _listed_ids(w, [t for t in [cohort_id_text(cid)] if t is not None])]:
             raise FetchError(f"cohort {w!r} is in the project's cohorts list, but {bad[0]}: its members "
                              "cannot be fetched")
         else:

@@ -169,6 +169,13 @@ def cohort_id_text(value: Any) -> str | None:
     return None
 
 
+def same_cohort_id(given: str, listed: str) -> bool:
+    """Whether the id ``given`` (a ``--cohort``) and the listed id ``listed`` (:func:`cohort_id_text`)
+    are the same integer (``42`` and ``"0042"``, ``-06`` and ``-6``): the same Mixpanel cohort,
+    asked for by that integer."""
+    return bool(_ID_DIGITS.fullmatch(given) and _ID_DIGITS.fullmatch(listed)) and int(given) == int(listed)
+
+
 def cohort_name_text(value: Any) -> str | None:
     """A cohorts list entry's name as the cohorts loader keeps it: a string as is, another JSON
     value as its JSON text; None for a missing, null or empty name (the loader quarantines the

@@ -342,7 +342,8 @@ def test_all_cohorts_skips_entries_without_an_integer_id_or_a_name(fake, creds, 
         assert not q("SELECT * FROM mp_cohorts WHERE name IN ('None', 'True')")
 
 
-@pytest.mark.parametrize("asked, why", [("2000", "it has no name"), ("True", "its id is not an integer")])
+@pytest.mark.parametrize("asked, why", [("2000", "it has no name"), ("True", "its id is not an integer"),
+                                        ("02000", "it has no name")])
 def test_a_cohort_asked_for_whose_entry_is_unusable_is_an_error(fake, creds, policy, tmp_path, asked, why):
     _listed(fake)
     with pytest.raises(FetchError, match=re.escape(f"cohort {asked!r} is in the project's cohorts list, but {why}")):
@@ -495,3 +496,36 @@ def test_a_redirect_is_refused_naming_its_host_without_the_url(fake, creds, poli
         MixpanelClient(creds.mixpanel, policy=policy).export_events(tmp_path, "2026-01-01", "2026-01-01")
     assert str(e.value) == ("mixpanel: HTTP 302 on /api/2.0/export: a redirect to elsewhere.example, not followed "
                             "(the credentials were not sent there)")
+
+
+def test_a_cohort_asked_for_by_its_integer_selects_the_entry_listed_as_text(fake, creds, policy, tmp_path):
+    """--cohort 42 said 'no cohort '42' in the project's cohorts list' for an entry listed as
+    "0042", although Mixpanel's id is the integer 42 (the request sends 42). The listed text
+    stays in the files: the snapshot joins the cohort mp_cohorts holds as "0042"."""
+    fake.cohorts = [{"id": "0042", "name": "Zero lead"}, {"id": 7, "name": "Seven"}]
+    fake.members = {42: ["cust-1", "cust-2"], 7: ["cust-1"]}
+    summary = fetch(tmp_path, sources=["mixpanel"], cohorts=["42", "007"], profiles=False, credentials=creds,
+                    policy=policy, progress=False)
+    assert (summary.counts["members:Zero lead"], summary.counts["members:Seven"]) == (2, 1)
+    assert "members of 'Zero lead' (id 0042): 2 as of" in str(summary)
+    asked = sorted({e[2]["filter_by_cohort"] for e in fake.log if e[0] == "engage"})
+    assert asked == ['{"id": 42}', '{"id": 7}']  # asked by the integer
+    (f,) = (tmp_path / "mixpanel" / "members" / "Zero_lead-0042").glob("*.jsonl")
+    assert json.loads(f.read_text().splitlines()[0])["filter_by_cohort"] == {"id": "0042", "name": "Zero lead"}
+    (g,) = (tmp_path / "mixpanel" / "members" / "Seven-7").glob("*.jsonl")
+    assert json.loads(g.read_text().splitlines()[0])["filter_by_cohort"] == {"id": 7, "name": "Seven"}
+    items = json.loads((tmp_path / "fetch.json").read_text())["runs"][-1]["items"]
+    assert sorted(i["cohort_id"] for i in items if i["kind"] == "mixpanel-members") == ["0042", "7"]
+
+
+def test_an_integer_naming_two_listed_ids_is_ambiguous_and_an_exact_id_wins(fake, creds, policy, tmp_path):
+    fake.cohorts = [{"id": "0042", "name": "Zero lead"}, {"id": 42, "name": "Plain"}]
+    fake.members = {42: ["cust-1"]}
+    with pytest.raises(FetchError, match=re.escape("cohort id '042' is ambiguous: the cohorts list has it as "
+                                                   "0042, 42: give the id as listed")):
+        fetch(tmp_path, sources=["mixpanel"], cohorts=["042"], profiles=False, credentials=creds, policy=policy,
+              progress=False)
+    assert fake.count("engage") == 0
+    summary = fetch(tmp_path, sources=["mixpanel"], cohorts=["0042"], profiles=False, credentials=creds,
+                    policy=policy, progress=False)
+    assert list(k for k in summary.counts if k.startswith("members:")) == ["members:Zero lead"]
