@@ -19,6 +19,10 @@
   at all (a proxy's HTML page, an empty body, a body cut short) is retried like a 5xx
   (:meth:`HttpClient.json_body`): one such page no longer stops an 18-hour run of Profile API
   calls. A body that is JSON of another shape is the caller's error, not retried.
+* **A body too large.** A JSON answer is read as a stream of at most ``JSON_BODY_MAX`` (256 MiB)
+  decompressed bytes, an error body of at most 64 KiB: a small gzip answer that decompresses to
+  gigabytes (a hostile or broken server) stops the fetch with an error instead of filling the
+  memory. The raw event export streams to its file and caps each line instead.
 * **Auth errors.** 401 and 403 raise :class:`AuthError`: one line naming the service, the
   endpoint (path only) and what to check. Never retried.
 * **Bounded concurrency.** ``rate`` (requests per second, shared by every thread of the client)
@@ -300,6 +304,7 @@ class HttpClient:
         self.stats = Stats()
         self.cancelled = threading.Event()  # set by cancel(): no new attempt, no more waiting
         self.notify: Callable[[str], None] = _to_stderr  # a line the user should see now (long waits)
+        self.max_json_body = JSON_BODY_MAX  # json_body reads no more (decompressed bytes)
         self._lock = threading.Lock()
         # after a 429 no attempt of any thread starts before this time (policy.clock): the
         # threads of one client (the Profile API's --concurrency) wait out the server's limit
@@ -366,7 +371,12 @@ class HttpClient:
         caller says so (it is no transient page)."""
         import json
 
-        raw = resp.read()
+        raw, whole = read_capped(resp, self.max_json_body)
+        if not whole:  # a gzip bomb, or no answer a JSON endpoint gives: not retried
+            raise self.error(f"the answer on {resp.request.url.path} is larger than "
+                             f"{self.max_json_body // (1024 * 1024)} MiB once decompressed (HTTP {resp.status_code}): "
+                             "not read further. No page of these endpoints is that large: check the URL, or a "
+                             "proxy between this machine and the service")
         if resp.status_code != 200:
             return raw
         try:
@@ -490,6 +500,23 @@ class HttpClient:
             attempt += 1
 
 
+JSON_BODY_MAX = 256 * 1024 * 1024  # an Engage or members page of 1,000 profiles is a few MB
+
+
+def read_capped(resp: httpx.Response, limit: int) -> tuple[bytes, bool]:
+    """At most ``limit`` bytes of the body, decompressed (a small gzip answer may decompress to
+    gigabytes), read as a stream that stops at the limit; and whether that is the whole body."""
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in resp.iter_bytes():
+        if size + len(chunk) > limit:
+            chunks.append(chunk[:limit - size])
+            return b"".join(chunks), False
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks), True
+
+
 def _to_stderr(line: str) -> None:
     import sys
 
@@ -520,7 +547,7 @@ def _short_body(resp: httpx.Response, masker: Callable[[str], str], limit: int =
     import json
 
     try:
-        raw = resp.read()[:65536]
+        raw, _ = read_capped(resp, 65536)
         text = raw.decode("utf-8", errors="replace")
     except (httpx.HTTPError, OSError):
         return ""
