@@ -71,7 +71,9 @@ _EMAIL_VALUE_RE = re.compile(EMAIL_PATTERN)  # a value that holds an email (as l
 # "a@b.com"; a full stop after it ends the sentence; in a path, the file's name: "obs/dsar-a@b.com.jsonl"
 # -> "obs/<email>")
 # (a quoted local part, '"a b"@example.com', is one email)
-_EMAIL_RE = re.compile(r"(?:\"[^\"\r\n@]*\"|[^\s,;:()\[\]{}<>\"'`*|=@/]+)@[^\s,;:()\[\]{}<>\"'`*|=@/]*[^\s,;:()\[\]{}<>\"'`*|=@./]")
+# (a domain may be an address literal: "ceo@[10.0.0.1]", "a@[IPv6:2001:db8::1]")
+_EMAIL_RE = re.compile(r"(?:\"[^\"\r\n@]*\"|[^\s,;:()\[\]{}<>\"'`*|=@/]+)@"
+                       r"(?:\[[^\s\[\]@/]+\]|[^\s,;:()\[\]{}<>\"'`*|=@/]*[^\s,;:()\[\]{}<>\"'`*|=@./])")
 _PHONE_RE = re.compile(PHONE_PATTERN)
 _WORD_RE = re.compile(r"[^\s,;:()\[\]{}<>\"'`*|]+")  # a value inside a sentence (Markdown marks excluded)
 
@@ -142,7 +144,10 @@ _FROM = _SPACES + "\uff20\uff0b" + _DASHES + "\u00b7" + _INVISIBLE
 _TO = " " * len(_SPACES) + "@+" + "-" * len(_DASHES) + "."
 _TRANSLATE = {ord(a): (_TO[i] if i < len(_TO) else None) for i, a in enumerate(_FROM)}
 # what a text is read as by the patterns inside a sentence, character by character (:func:`_read`)
-_READ = {a: (_TO[i] if i < len(_TO) else "") for i, a in enumerate(_FROM) if a in _DASHES + "\u00b7" + _INVISIBLE}
+# (a full-width ＋ or ＠ is read as + or @ there too: "＋44 7700 900123" is one number, which the
+# word "＋44" alone is not)
+_READ = {a: (_TO[i] if i < len(_TO) else "") for i, a in enumerate(_FROM)
+         if a in "\uff20\uff0b" + _DASHES + "\u00b7" + _INVISIBLE}
 _READ_RE = re.compile("[" + re.escape("".join(_READ)) + "]")
 _UNDONE = (("%40", "@"), ("%2B", "+"), ("%2b", "+"), ("tel:", ""), ("TEL:", ""))
 

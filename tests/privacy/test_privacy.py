@@ -293,3 +293,20 @@ def test_look_alikes_written_with_en_dashes_stay_as_they_are():
     sentence = "from 2026\u201303\u201301 to 2026\u201303\u201307, 10\u201320 users, MPIDs 9080350317581165448\u20139080350317581165449"
     assert masked_text(sentence) == sentence
     assert Redactor(key="k").text(sentence) == sentence
+
+
+def test_a_full_width_plus_number_with_spaces_and_an_address_literal_email_are_masked_in_errors():
+    """looks_personal said both are personal; masked_text (load errors, a report's data source)
+    showed them in clear: the word '＋44' alone is no number, and a domain in brackets was no
+    domain (red team)."""
+    from cohortlab.privacy import masked_path, masked_text
+
+    assert looks_personal("\uff0b44 7700 900123") and looks_personal("ceo@[10.0.0.1]")
+    assert masked_text("error: pf/\uff0b44 7700 900124.jsonl: unrecognised format") == (
+        "error: pf/<phone number>.jsonl: unrecognised format")
+    assert masked_path("data/dsar \uff0b44 7700 900123/world") == "data/dsar <phone number>/world"
+    assert masked_text("warning: pf/ceo@[10.0.0.1].jsonl: every record") == "warning: pf/<email>.jsonl: every record"
+    assert masked_text("to a@[IPv6:2001:db8::1], then") == "to <email>, then"
+    assert masked_text("\uff0b44 users, [a, b]@x") == "\uff0b44 users, [a, b]@x"
+    assert Redactor(key="k").text("user \uff0b44 7700 900123 left") == (
+        f"user {pseudonym(chr(0xff0b) + '44 7700 900123', 'k')} left")
