@@ -154,7 +154,7 @@ class SyncSettings(_Model):
     resolution_time: Literal["send", "as_of"] = Field(
         "send",
         description="'send': a member's identifier is decided when the member is sent (first full sync, entering, "
-        "full refresh, re-export) from the profiles and events known at that time, and kept until sent again. "
+        "full refresh, re-export, reconnect) from the profiles and events known at that time, and kept until sent again. "
         "'as_of': one resolution at the as-of time applied to every run (the earlier reading).",
     )
     reexport_at: list[Time] = Field(
