@@ -2,8 +2,8 @@
 
 Every output is written to a temporary name in ``<out>/.fetch/tmp/`` (same file system) and
 renamed into place; a folder of pages is assembled in a temporary folder and swapped in. The
-folder loader ignores hidden folders, so ``.fetch/`` (temporary files, the list of MPIDs the
-Profile API does not know) is never loaded.
+folder loader ignores hidden folders (``cohortlab.loaders.files.is_clutter``), so ``.fetch/``
+(temporary files, the list of MPIDs the Profile API does not know) is never loaded.
 
 One run at a time writes to a folder: :func:`run_lock` holds ``<out>/.fetch/lock`` (an OS file
 lock, released by the OS when the process ends, however it ends) and removes what a killed run
@@ -125,9 +125,11 @@ def write_json(out: Path, target: Path, data: Any, indent: int | None = 2) -> No
 
 
 @contextmanager
-def atomic_dir(out: Path, target: Path) -> Iterator[Path]:
+def atomic_dir(out: Path, target: Path, keep: Callable[[str], bool] | None = None) -> Iterator[Path]:
     """A temporary folder to fill; on a clean exit it replaces ``target`` as a whole (the old
-    folder, if any, is removed only after the new one is in place)."""
+    folder, if any, is removed only after the new one is in place). ``keep(name)``: the old
+    folder's entries it is true for (and the new one has no entry of that name) are moved into the
+    new folder instead of being removed (a ``.DS_Store``)."""
     work = Path(tempfile.mkdtemp(dir=tmp_dir(out), prefix=target.name + "."))
     try:
         yield work
@@ -141,4 +143,8 @@ def atomic_dir(out: Path, target: Path) -> Iterator[Path]:
         os.replace(target, old / "x")
     os.replace(work, target)
     if old is not None:
+        if keep is not None and (old / "x").is_dir() and not (old / "x").is_symlink():
+            for entry in sorted((old / "x").iterdir()):
+                if keep(entry.name) and not os.path.lexists(target / entry.name):
+                    os.replace(entry, target / entry.name)  # the same file system: a rename
         shutil.rmtree(old, ignore_errors=True)

@@ -20,7 +20,9 @@
   ``max_restarts`` times): pages of two sessions are never mixed in one file.
   Profiles go to ``mixpanel/profiles/`` (one page per file, the whole folder swapped in
   atomically). A folder holding anything but ``engage_page_*.json`` files is refused before
-  any request (:func:`check_profiles_folder`): the listing would remove those files.
+  any request (:func:`check_profiles_folder`): the listing would remove those files. Hidden
+  names and OS clutter (``.DS_Store``, ``Thumbs.db``: ``cohortlab.loaders.files.is_clutter``,
+  which the loader leaves out too) are not looked at, and are kept in the new folder.
   Pages are written as they arrive (memory holds one page, whatever the number of profiles),
   each exactly as Engage sent it: numbers keep their spelling (``1.0e18``), escapes stay
   escapes (``cohortlab.fetch.jsontext``).
@@ -50,6 +52,7 @@ from cohortlab.fetch.http import (FetchError, HourlyBudget, HttpClient, Retryabl
                                   short_text)
 from cohortlab.fetch.jsontext import build_object, escape_surrogates, object_members
 from cohortlab.loaders.fetched import ENGAGE_PAGE_NAME
+from cohortlab.loaders.files import is_clutter
 
 QUERIES_PER_HOUR = 60  # Mixpanel's documented limit, for the raw export and for the Query API each
 
@@ -444,7 +447,9 @@ class MixpanelClient:
         """Every profile, one page per file (``engage_page_NNNNN.json``), each file the body exactly
         as Engage sent it (numbers and escapes as written). The pages are written as they arrive
         into a temporary folder that replaces the whole ``mixpanel/profiles/`` once the listing is
-        whole. A folder holding other files is refused first (:func:`check_profiles_folder`)."""
+        whole; the old folder's hidden names and OS clutter (``.DS_Store``: :func:`is_clutter`) are
+        moved into the new one. A folder holding other files is refused first
+        (:func:`check_profiles_folder`)."""
         form: dict[str, str] = {}
         if where:
             form["where"] = where
@@ -452,7 +457,7 @@ class MixpanelClient:
             form["output_properties"] = json.dumps(list(output_properties))
         target = out / "mixpanel" / "profiles"
         check_profiles_folder(target)  # before any request
-        with atomic_dir(out, target) as work:
+        with atomic_dir(out, target, keep=is_clutter) as work:
             def start(_as_of: datetime) -> None:
                 for old in work.iterdir():
                     old.unlink()
@@ -525,7 +530,10 @@ class MixpanelClient:
 def check_profiles_folder(folder: Path) -> None:
     """A :class:`FetchError` when ``folder`` (``mixpanel/profiles/``) holds anything but the
     ``engage_page_*.json`` files a listing writes (a page fetched by hand, a subfolder, a link, a
-    fifo): the next listing replaces the whole folder, which would remove them. Refused rather than
+    fifo): the next listing replaces the whole folder, which would remove them. A hidden name or
+    OS clutter (:func:`~cohortlab.loaders.files.is_clutter`: ``.DS_Store``, ``._NAME``,
+    ``Thumbs.db``, ``desktop.ini``), which the loader never reads, is no such entry: the listing
+    keeps it (:meth:`MixpanelClient.profiles`). Refused rather than
     removed with a warning: a hand-kept file is never deleted behind the user's back, and the error
     comes before any request (the listing may run for hours). The names are masked as any name
     quoted in a message (an email in a file name)."""
@@ -536,8 +544,8 @@ def check_profiles_folder(folder: Path) -> None:
         entries = sorted(folder.iterdir()) if folder.is_dir() else []
     except OSError as e:
         raise FetchError(f"mixpanel: {folder}: cannot read the profiles folder: {e.strerror or e}") from None
-    others = [e.name for e in entries
-              if not (ENGAGE_PAGE_NAME.fullmatch(e.name) and e.is_file() and not e.is_symlink())]
+    others = [e.name for e in entries if not is_clutter(e.name)
+              and not (ENGAGE_PAGE_NAME.fullmatch(e.name) and e.is_file() and not e.is_symlink())]
     if others:
         shown = ", ".join(masked_text(one_line(n)) for n in others[:5]) + (
             f" and {len(others) - 5} more" if len(others) > 5 else "")

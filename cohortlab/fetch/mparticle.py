@@ -344,11 +344,15 @@ _LEADING_MPID = re.compile(r'^\{"mpid": (-?[0-9]{1,19})[,}]')
 
 
 def fetched_mpids(folder: Path) -> set[int]:
-    """MPIDs already written in ``folder``'s part files (tolerant: a bad line is skipped)."""
+    """MPIDs already written in ``folder``'s part files (tolerant: a bad line is skipped). A hidden
+    name or OS clutter (macOS's ``._part-….jsonl`` beside a copied part: :func:`is_clutter`) is no
+    part: the loader does not read it either."""
+    from cohortlab.loaders.files import is_clutter
+
     out: set[int] = set()
     if not folder.is_dir():
         return out
-    for p in sorted(folder.glob("*.jsonl")):
+    for p in sorted(f for f in folder.glob("*.jsonl") if not is_clutter(f.name)):
         with open(p, encoding="utf-8") as f:
             for line in f:
                 fast = _LEADING_MPID.match(line)

@@ -7,7 +7,8 @@ their own, so a loader of profiles (``mixpanel-profiles``, ``mparticle-profiles`
 
 * ``mixpanel/profiles/engage_page_NNNNN.json`` (Engage pages): the ``as_of`` of the newest
   ``mixpanel-profiles`` item, the time the listing's first page was requested (each listing
-  replaces the whole folder, and fetch refuses a folder holding anything else). Another file
+  replaces the whole folder, and fetch refuses a folder holding anything else but hidden names
+  and OS clutter, which no load reads: ``files.is_clutter``). Another file
   there (a page added by hand after the listing) is no page of the listing: no time here;
 * ``mparticle/profiles/<part>``: the newest ``mparticle-profiles`` item listing the part, its
   ``file_times[<part>]`` (the first request whose answer is in the part), else its ``as_of`` (a

@@ -220,6 +220,21 @@ def is_bucket_verification_file(path: Path) -> bool:
         return False
 
 
+# the files a desktop's file browser writes into a folder it shows, never an export: Windows
+# Explorer's thumbnail cache and folder settings (compared in any case: Windows names are); macOS
+# Finder's .DS_Store and ._NAME (AppleDouble, beside a file copied to a non-Mac disk) are hidden names
+OS_CLUTTER_NAMES = frozenset({"thumbs.db", "desktop.ini"})
+
+
+def is_clutter(name: str) -> bool:
+    """Whether the file or folder ``name`` (one path component) is left out of a folder's loads,
+    and of what ``cohortlab fetch`` checks and keeps in a fetched folder: a hidden name (``.``
+    first: ``.DS_Store``, ``._engage_page_00001.json``, ``.git``, fetch's ``.fetch``) or
+    :data:`OS_CLUTTER_NAMES` (``Thumbs.db``, ``desktop.ini``). The one rule of both
+    (docs/loading.md#clutter); below such a folder nothing is read either."""
+    return name.startswith(".") or name.lower() in OS_CLUTTER_NAMES
+
+
 # the empty files an exporter writes beside its data to say that a folder is complete: Mixpanel's
 # Data Pipelines write ``complete`` into each finished hour or day folder, Spark and Hadoop jobs
 # (warehouse unloads) ``_SUCCESS``
@@ -265,7 +280,7 @@ def leads_outside(path: Path, root: Path) -> bool:
 
 def expand_paths(paths: Iterable[str | os.PathLike] | str | os.PathLike,
                  not_read: list[tuple[Path, Path]] | None = None) -> list[Path]:
-    """A file (also one whose name holds ``*``, ``?`` or ``[``), a directory (all files below it, sorted, except hidden ones, mParticle's bucket
+    """A file (also one whose name holds ``*``, ``?`` or ``[``), a directory (all files below it, sorted, except hidden ones and OS clutter: :func:`is_clutter`, mParticle's bucket
     verification file: :func:`is_bucket_verification_file`, and empty completion markers and
     Databricks transaction markers: :func:`is_completion_marker`) or a glob, or a list of those.
     ``not_read``: a list that receives ``(folder, file)`` for each file of a folder left out."""
@@ -286,7 +301,7 @@ def expand_paths(paths: Iterable[str | os.PathLike] | str | os.PathLike,
             root = Path(s).resolve()
             matches = [
                 f for f in found
-                if not any(part.startswith(".") for part in f.relative_to(s).parts)
+                if not any(is_clutter(part) for part in f.relative_to(s).parts)
                 and not is_bucket_verification_file(f) and not is_completion_marker(f)
                 and not leads_outside(f, root)
             ]

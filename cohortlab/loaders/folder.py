@@ -49,7 +49,8 @@ from cohortlab.escaping import one_line
 from cohortlab.loaders import LoadError, LoadReport
 from cohortlab.loaders.base import memory_limit_bytes
 from cohortlab.loaders.fetched import folder_record, record_times
-from cohortlab.loaders.files import is_bucket_verification_file, is_completion_marker, leads_outside, some_names
+from cohortlab.loaders.files import (is_bucket_verification_file, is_clutter, is_completion_marker, leads_outside,
+                                     some_names)
 from cohortlab.loaders.time_zone import pop_timezone
 
 IGNORED_SUFFIXES = (".parquet", ".md", ".txt", ".yaml", ".yml", ".py", ".png", ".html")
@@ -141,7 +142,7 @@ def _is_export(p: Path, txt: bool = False) -> bool:
     name = p.name.lower()
     return (
         p.is_file()
-        and not p.name.startswith(".")
+        and not is_clutter(p.name)
         and p.name not in IGNORED_NAMES
         and (not name.endswith(IGNORED_SUFFIXES)
              or (txt and name.endswith(".txt") and not is_bucket_verification_file(p)))
@@ -155,7 +156,7 @@ def _files(path: Path, txt: bool = False) -> list[Path]:
     if path.is_dir():
         return sorted(
             f for f in path.rglob("*")
-            if _is_export(f, txt) and not any(part.startswith(".") for part in f.relative_to(path).parts)
+            if _is_export(f, txt) and not any(is_clutter(part) for part in f.relative_to(path).parts)
         )
     return []
 
@@ -575,7 +576,7 @@ def load_world(lab, folder: str | os.PathLike, *, progress: bool = False, timezo
         found = sorted(p for top in (mp, mpa) if top.is_dir() for p in top.rglob("*")
                        if p.is_file() and not is_completion_marker(p) and not is_bucket_verification_file(p)
                        and p.name not in IGNORED_NAMES and not p.name.lower().endswith(_NOT_DATA)
-                       and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+                       and not any(is_clutter(part) for part in p.relative_to(folder).parts))
         if report.linked_outside:  # the files are where the layout reads them, but links out of the folder
             names = report.shown_names(report.linked_outside)
             raise LoadError(folder, f"nothing to load: its {len(names):,} export file(s) are links to files outside "

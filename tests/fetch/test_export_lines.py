@@ -292,6 +292,48 @@ def test_a_profiles_folder_holding_other_files_is_refused_before_any_request(fak
     fetch(tmp_path, sources=["mixpanel"], profiles=False, credentials=creds, policy=policy, progress=False)
 
 
+def test_os_clutter_in_the_profiles_folder_is_left_alone_as_the_loader_leaves_it(fake, creds, policy, tmp_path):
+    """A .DS_Store (macOS Finder writes one on opening the folder) made fetch refuse the folder
+    as holding 'entries that are not an Engage page', although the loader never reads it. Fetch
+    and the loader now leave out the same names (cohortlab.loaders.files.is_clutter), and the
+    listing's new folder keeps them."""
+    folder = tmp_path / "mixpanel" / "profiles"
+    folder.mkdir(parents=True)
+    clutter = {".DS_Store": b"\x00\x00\x00\x01Bud1", "._engage_page_00001.json": b"\x00\x05\x16\x07",
+               "Thumbs.db": b"\xd0\xcf\x11\xe0", "desktop.ini": b"[.ShellClassInfo]\r\n"}
+    for name, data in clutter.items():
+        (folder / name).write_bytes(data)
+    (folder / ".hidden_dir").mkdir()
+    (folder / ".hidden_dir" / "x").write_text("kept")
+    for i in range(5):  # the pages of an earlier, longer listing
+        (folder / f"engage_page_{i:05d}.json").write_text('{"old": true}\n')
+    summary = fetch(tmp_path, sources=["mixpanel"], credentials=creds, policy=policy, progress=False)
+    assert summary.counts["profiles"] == 5
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [*clutter, ".hidden_dir", "engage_page_00000.json", "engage_page_00001.json", "engage_page_00002.json"])
+    assert {n: (folder / n).read_bytes() for n in clutter} == clutter  # kept as they were
+    assert (folder / ".hidden_dir" / "x").read_text() == "kept"
+    assert not any((tmp_path / ".fetch" / "tmp").iterdir())
+    # the clutter beside another file: only that file is named
+    (folder / "manual_page.json").write_text("{}\n")
+    with pytest.raises(FetchError, match=re.escape("holds 1 entry that is not an Engage page (engage_page_*.json): "
+                                                   "manual_page.json. ")):
+        fetch(tmp_path, sources=["mixpanel"], credentials=creds, policy=policy, progress=False)
+
+
+def test_an_appledouble_file_beside_the_mparticle_parts_is_no_part(fake, creds, policy, tmp_path):
+    """macOS's ._part-….jsonl (binary, written beside a copied part) was read as a part file for
+    the MPIDs already fetched: UnicodeDecodeError, the run stopped. The loader never reads it."""
+    from tests.fetch.conftest import BIG, NEG
+
+    folder = tmp_path / "mparticle" / "profiles"
+    folder.mkdir(parents=True)
+    (folder / "._part-20260101T000000Z-00001.jsonl").write_bytes(b"\x00\x05\x16\x07\xff\xfe")
+    summary = fetch(tmp_path, sources=["mparticle"], mpids=[NEG, BIG], credentials=creds, policy=policy,
+                    progress=False)
+    assert summary.counts["mparticle_profiles"] == 2
+
+
 def test_a_file_added_by_hand_to_the_profiles_folder_is_not_dated_by_the_listing(fake, creds, policy, tmp_path):
     """fetch.json's listing time dated every file under mixpanel/profiles/: a page added by hand
     after the listing took the new listing's time (and overwrote its fresher profiles)."""

@@ -101,3 +101,29 @@ def test_a_malformed_record_stops_the_load_before_anything_is_loaded(lab, write,
     with pytest.raises(LoadError, match=f"exports/fetch.json: {why}"):
         load_world(lab, tmp_path / "exports")
     assert lab.engine.query_rows("SELECT count(*) FROM loads")[0][0] == 0
+
+
+CLUTTER = {".DS_Store": b"\x00\x00\x00\x01Bud1", "._engage_page_00000.json": b"\x00\x05\x16\x07\x00\x02",
+           "Thumbs.db": b"\xd0\xcf\x11\xe0\xa1\xb1", "desktop.ini": b"[.ShellClassInfo]\r\n"}
+
+
+def test_os_clutter_in_a_fetched_folder_is_not_loaded(lab, write, tmp_path, run_once):
+    """Thumbs.db (Windows Explorer's thumbnails) in mixpanel/profiles/ was loaded as a profiles
+    page: 'unrecognised format' stopped the whole load; desktop.ini too. Hidden names (.DS_Store,
+    macOS's ._NAME beside a copied file) were already left out."""
+    from cohortlab.loaders.files import is_clutter
+
+    _fetched(write, _record())
+    for top in ("mixpanel", "mparticle"):
+        for name, data in CLUTTER.items():
+            (tmp_path / "exports" / top / "profiles" / name).write_bytes(data)
+    (tmp_path / "exports" / "mparticle" / "profiles" / "THUMBS.DB").write_bytes(b"\xd0\xcf")  # any case
+    assert [is_clutter(n) for n in (*CLUTTER, "THUMBS.DB", ".git", "engage_page_00000.json", "thumbs.db.json")] == [
+        True] * 6 + [False, False]
+    report = load_world(lab, tmp_path / "exports")
+    assert report.by_kind()["mixpanel-profiles"]["files"] == 1
+    assert report.by_kind()["mparticle-profiles"]["files"] == 1
+    assert lab.engine.query_rows("SELECT count(*) FROM mp_profiles") == [(2,)]
+    assert len(report.ignored) == 9  # said, as hidden files are
+    r = lab.load("mixpanel-profiles", tmp_path / "exports" / "mixpanel" / "profiles")
+    assert sorted(r.not_read) == sorted(CLUTTER)
