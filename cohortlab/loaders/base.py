@@ -63,6 +63,7 @@ from cohortlab.loaders.files import (
     invalid_utf8_lines,
     is_jsonl,
     json_syntax_error,
+    row_start_line,
     last_char,
     max_object_size,
     refuse_wide_text,
@@ -703,6 +704,11 @@ class Loader(ABC):
                     if ("malformed JSON" in message or "maximum_object_size" in message) \
                             and path not in reads.joined and _arrays_one_after_another(ctx):
                         raise _JoinedArrays(path, message) from e
+                    if message.endswith(UNCLOSED_QUOTE) and \
+                            (line := row_start_line(path, int(message.split()[1].rstrip(":")))):
+                        # DuckDB's line is the row's number: a quoted value spanning lines above it
+                        # moves it off the line of the file where the row (and its quote) begins
+                        message = f"line {line}: {UNCLOSED_QUOTE}"
                     if message.startswith("record ") and "malformed JSON" in message:
                         where = json_syntax_error(path)  # a line and column, not DuckDB's record count
                         message = f"malformed JSON at {where}" if where else message
@@ -833,6 +839,11 @@ def _quarantine_invalid_utf8(ctx: FileContext, bad: list[tuple[int, bytes]], res
     result.quarantined["invalid_utf8"] += len(rows)
 
 
+# a CSV that ends inside a quoted value (DuckDB: "Value with unterminated quote found"), after
+# "line N: ", N the line where the row holding the quote begins (:func:`files.row_start_line`)
+UNCLOSED_QUOTE = ('a quote (") opened on this line is never closed, so everything after it, to the end of the '
+                  'file, was read as one field; close it, or write a quote inside a quoted value as ""')
+
 _MALFORMED_JSON = re.compile(r'Malformed JSON in file ".*", at byte (\d+) in record/value (\d+): (.*)$')
 
 
@@ -855,6 +866,8 @@ def _clean_engine_error(e: Exception) -> str:
             return f"line {line}: {more} fields than the {expected} of the header (a ragged row)"
         if "Invalid unicode" in text or "not utf-8 encoded" in text:
             return f"line {line}: invalid UTF-8 (the file must be UTF-8 encoded)"
+        if "unterminated quote" in text:
+            return f"line {line}: {UNCLOSED_QUOTE}"
         if "Maximum line size" in text:
             return f"line {line}: longer than the maximum line size of {MAX_LINE_SIZE // (1024 * 1024)} MiB"
         detail = next((x.strip() for x in msg[1:] if x.strip() and not x.startswith("Original Line")), "")

@@ -203,6 +203,33 @@ def invalid_utf8_lines(path: Path, limit: int = MAX_INVALID_UTF8_LINES) -> list[
             chunk = f.read(8 * 1024 * 1024)
 
 
+def row_start_line(path: Path, row: int) -> int | None:
+    """The line of the file (decompressed; each LF, CRLF and lone CR ends one) on which CSV row
+    ``row`` begins, counting rows as DuckDB's CSV errors do (from the file's first line, a line
+    end inside double quotes being data): the line to look at in an editor when quoted values
+    spanning lines come before it. None when the file has fewer rows. Read in blocks, once."""
+    if row <= 1:
+        return 1
+    opener = gzip.open if is_gzip(path) else open
+    lines, rows, in_quotes = 1, 1, False  # the line and row the text read so far ends on
+    with opener(path, "rb") as f:
+        while block := f.read(8 * 1024 * 1024):
+            if block.endswith(b"\r"):  # a CRLF is never cut between two blocks
+                block += f.read(1)
+            for part in block.split(b'"'):
+                if not in_quotes:
+                    n = part.count(b"\n") + part.count(b"\r") - part.count(b"\r\n")
+                    if rows + n >= row:  # the row begins after one of this part's line ends
+                        return lines + row - rows
+                    rows += n
+                    lines += n
+                else:
+                    lines += part.count(b"\n") + part.count(b"\r") - part.count(b"\r\n")
+                in_quotes = not in_quotes
+            in_quotes = not in_quotes  # the split's last part is followed by no quote
+    return None
+
+
 # --------------------------------------------------------------------------- layout
 MAX_LINE_SIZE = 64 * 1024 * 1024
 

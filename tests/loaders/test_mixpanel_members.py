@@ -696,3 +696,24 @@ def test_the_same_engage_page_as_other_bytes_adds_no_profile_history(lab, write,
     r = balanced(lab.load("mixpanel-members", write("m.json.gz", text, gz=True)))
     assert (r.loaded, r.deduplicated) == (0, 2)
     assert lab.engine.query_rows("SELECT count(*) FROM mp_profile_history") == before
+
+
+UNCLOSED = ('a quote (") opened on this line is never closed, so everything after it, to the end of the file, '
+            'was read as one field; close it, or write a quote inside a quoted value as ""')
+
+
+@pytest.mark.parametrize("text, line", [
+    ("distinct_id,email\nU1,a@example.com\n123,\"abc\n", 3),  # the last line
+    # the middle, quoted values after it (the last quote of the file is on line 4)
+    ("distinct_id,email\nU1,a@example.com\n123,\"abc\nU2,\"b@example.com\"\nU3,c@example.com\n", 3),
+    # a quoted value spanning lines above: the line of the file, not the row's number (3)
+    ("distinct_id,email\r\n\"U\r\n1\",a@example.com\r\nU2,\"b@example.com\r\nU3,c\r\n", 4),
+])
+def test_a_quote_never_closed_is_refused_naming_the_line_it_opened_on(lab, write, table_snapshot, text, line):
+    good = write("good.csv", "distinct_id\nA\n")
+    bad = write("members.csv", text, gz=line == 4)
+    before = table_snapshot()
+    with pytest.raises(LoadError) as e:
+        lab.load("mixpanel-members", [good, bad], cohort="C", as_of=AS_OF)
+    assert str(e.value) == f"{bad}: line {line}: {UNCLOSED}"
+    assert table_snapshot() == before

@@ -323,3 +323,16 @@ def test_identity_cells_written_as_the_text_null_load_with_a_warning(lab, q, wri
     with pytest.raises(StrictLoadError, match="the text NULL"):
         lab.load(KIND, write("s.csv", text.replace("pro", "max")), strict=True)
     assert lab.load(KIND, write("a.csv", "mpid,customer_id,plan\n4,c4,NULL\n")).warnings == []
+
+
+def test_a_quote_never_closed_is_refused_naming_the_line_it_opened_on(lab, write, table_snapshot):
+    before = table_snapshot()
+    for text, line in (("mpid,email,plan\n1,a@example.com,pro\n123,\"abc\n", 3),
+                       ("sep=,\nmpid,email,plan\n1,a@example.com,pro\n123,\"abc,free\n2,b@example.com,free\n", 4)):
+        f = write("profiles.csv", text)
+        with pytest.raises(LoadError) as e:
+            lab.load(KIND, f)
+        assert str(e.value) == (f'{f}: line {line}: a quote (") opened on this line is never closed, so everything '
+                                'after it, to the end of the file, was read as one field; close it, or write a '
+                                'quote inside a quoted value as ""')
+    assert table_snapshot() == before
