@@ -9,7 +9,9 @@
   404 = no such profile (the MPID is listed in ``.fetch/mparticle_missing.json``, under the
   workspace asked: :func:`read_missing`), unless every MPID a run asks (3 or more) answers 404
   while no profile was ever fetched into the folder from that workspace (:func:`fetched_before`),
-  or a 404's body is not JSON (a web server's page): the URL is wrong, an error, nothing listed. The answer's
+  or a 404's body is not JSON (a web server's page): the URL is wrong, an error, nothing listed.
+  A run asking more than :data:`ALL_MISSING_EARLY` stops with that error as soon as its first
+  :data:`ALL_MISSING_EARLY` answers are all 404, before asking the rest. The answer's
   ``user_attributes`` and ``audience_memberships`` are the attribute and audience snapshot of
   the profile at fetch time (the Profile API offers no other audience listing).
 * **Concurrency** — ``concurrency`` threads (default 4) share a pacer of ``rate`` requests per
@@ -53,6 +55,12 @@ API_URL = "https://api.mparticle.com"
 # this many MPIDs asked or more, all answered 404, and no profile ever fetched into the folder from
 # that workspace: the URL (or a workspace id) is wrong, not the MPIDs
 ALL_MISSING_MIN = 3
+# ... and the run stops as soon as this many answers are in, all 404, instead of asking every MPID
+# (a million at 15 a second: 18 hours). Not 3: the run asks the MPIDs in order, and a right
+# workspace whose first few are all gone would then be refused at every run; 100 answers in a row
+# that are all 404 from a workspace that has the profiles is the pathological case (at 15 a
+# second, 7 seconds)
+ALL_MISSING_EARLY = 100
 WRONG_URL_HINT = ("the Profile API URL (COHORTLAB_MPARTICLE_API_URL / mparticle.api_url: the pod's host) or the "
                   "org, account or workspace id (MPARTICLE_ORG_ID, MPARTICLE_ACCOUNT_ID, MPARTICLE_WORKSPACE_ID) "
                   "is likely wrong")
@@ -239,6 +247,14 @@ class MParticleClient:
                              fetched_at=datetime.now(timezone.utc).replace(microsecond=0))
         if not todo:
             return res
+
+        def looks_wrong() -> bool:
+            """Every answer so far is a 404 (3 or more), and they are every MPID of the run or the
+            first ALL_MISSING_EARLY: the URL or a workspace id is wrong (not for a workspace that
+            answered profiles into the folder)."""
+            return (not known_workspace and res.fetched == 0 and res.missing >= ALL_MISSING_MIN
+                    and res.missing >= min(len(todo), ALL_MISSING_EARLY))
+
         if self._auth.token is None:
             self.authenticate()
         buffer: list[tuple[datetime, str]] = []  # (when its request was sent, the line)
@@ -299,10 +315,14 @@ class MParticleClient:
                         raise fut.exception()  # type: ignore[misc]
                 if bar is not None:
                     bar.update(len(done))
+                with lock:
+                    wrong = looks_wrong()
+                if wrong:  # the MPIDs not asked yet are dropped, the requests in flight stopped
+                    wrong_url.append(True)
+                    self.http.cancel()
+                    break
                 if len(buffer) >= part_size:
                     flush()
-            if len(todo) >= ALL_MISSING_MIN and res.missing == len(todo) and not known_workspace:
-                wrong_url.append(True)
         except BaseException:
             # an error or Ctrl-C: the requests in flight stop at their next retry or wait instead
             # of running their whole retry loop (a read in flight ends within the timeout)
@@ -316,9 +336,18 @@ class MParticleClient:
             if bar is not None:
                 bar.close()
         if wrong_url:
+            answered = res.missing  # with those in flight when the run stopped
+            if res.fetched:  # a request in flight when the run stopped answered a profile after all
+                raise self.http.error(
+                    f"the first {answered:,} MPIDs asked for answered HTTP 404 (no such profile) on "
+                    f"{self.profile_path_shown()}, and the run stopped, taking the URL for a wrong one; then "
+                    f"a request already sent answered a profile: the URL is right. Fetch again (the "
+                    f"{res.fetched:,} profile(s) are kept); none is recorded as missing")
+            rest = len(todo) - answered
             raise self.http.error(
-                f"every one of the {len(todo):,} MPIDs asked for answered HTTP 404 (no such profile) on "
-                f"{self.profile_path_shown()}: {WRONG_URL_HINT}; none is recorded as missing")
+                f"every one of the {answered:,} MPIDs asked for answered HTTP 404 (no such profile) on "
+                f"{self.profile_path_shown()}: {WRONG_URL_HINT}; none is recorded as missing"
+                + (f"; the run stopped there, without asking the other {rest:,}" if rest > 0 else ""))
         return res
 
 

@@ -531,6 +531,39 @@ def test_all_404_in_a_folder_of_another_workspace_s_missing_list_is_still_a_wron
         _mpa_fetch(tmp_path, wrong, policy, [7, 8, 9])
 
 
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_a_wrong_workspace_stops_after_the_first_answers_not_after_every_mpid(fake, env, policy, tmp_path,
+                                                                              monkeypatch, concurrency):
+    """A wrong workspace id answered 404 for every MPID, which the run found out only at its end,
+    having asked every one (a million MPIDs at 15 a second: 18 hours)."""
+    from cohortlab.fetch import mparticle
+    from cohortlab.fetch.credentials import load_credentials
+
+    monkeypatch.setattr(mparticle, "ALL_MISSING_EARLY", 5, raising=False)
+    fake.other_workspaces["11/22/99"] = {}
+    wrong = load_credentials(env={**env, "MPARTICLE_WORKSPACE_ID": "99"})
+    with pytest.raises(FetchError) as e:
+        fetch(tmp_path, sources=["mparticle"], mpids=range(1, 41), concurrency=concurrency, rate=None,
+              credentials=wrong, policy=policy, progress=False)
+    asked = fake.count("profile")
+    assert 5 <= asked <= 5 + concurrency  # the first 5 answers, and those already sent (a thread each)
+    msg = str(e.value)
+    assert msg.startswith(f"mparticle: every one of the {msg.split()[5]} MPIDs asked for answered HTTP 404 (no such "
+                          f"profile) on {fake.base}/userprofile/v1/11/22/99/<mpid>: the Profile API URL")
+    assert 5 <= int(msg.split()[5]) <= asked
+    assert msg.endswith(f"is likely wrong; none is recorded as missing; the run stopped there, without asking the "
+                        f"other {40 - int(msg.split()[5])}")
+    assert not (tmp_path / ".fetch" / "mparticle_missing.json").exists()
+    # once that workspace answered a profile into the folder, the 39 other MPIDs answering 404 are missing profiles
+    fake.other_workspaces["11/22/99"] = {7: fake.mpa_profiles[next(iter(fake.mpa_profiles))]}
+    summary = fetch(tmp_path, sources=["mparticle"], mpids=[7], rate=None, credentials=wrong, policy=policy,
+                    progress=False)
+    assert summary.counts["mparticle_profiles"] == 1
+    summary = fetch(tmp_path, sources=["mparticle"], mpids=range(1, 41), concurrency=concurrency, rate=None,
+                    credentials=wrong, policy=policy, progress=False)
+    assert (summary.counts["mparticle_missing"], summary.complete) == (39, True)
+
+
 def test_a_redirect_is_refused_naming_its_host_without_the_url(fake, creds, policy, tmp_path):
     """It said only "HTTP 302 on /api/2.0/export"."""
     fake.faults["export"] = [("redirect",)]
