@@ -51,6 +51,7 @@ from cohortlab.engines.base import Engine
 from cohortlab.errors import LoadError, SettingsError, StrictLoadError, TooBigError, is_disk_full, is_interrupt, more_memory_advice
 from cohortlab.loaders.connectors import connector_hint
 from cohortlab.loaders.files import (
+    UNCLOSED_QUOTE,
     MAX_INVALID_UTF8_LINES,
     CSV_QUESTION,
     MAX_LINE_SIZE,
@@ -838,11 +839,6 @@ def _quarantine_invalid_utf8(ctx: FileContext, bad: list[tuple[int, bytes]], res
     result.rows_read += len(rows)
     result.quarantined["invalid_utf8"] += len(rows)
 
-
-# a CSV that ends inside a quoted value (DuckDB: "Value with unterminated quote found"), after
-# "line N: ", N the line where the row holding the quote begins (:func:`files.row_start_line`)
-UNCLOSED_QUOTE = ('a quote (") opened on this line is never closed, so everything after it, to the end of the '
-                  'file, was read as one field; close it, or write a quote inside a quoted value as ""')
 
 _MALFORMED_JSON = re.compile(r'Malformed JSON in file ".*", at byte (\d+) in record/value (\d+): (.*)$')
 

@@ -574,6 +574,12 @@ class CsvHead(NamedTuple):
 _SEP_LINE = re.compile(r'sep=([^"\r\n])')
 
 
+# a CSV that ends inside a quoted value (DuckDB: "Value with unterminated quote found"), after
+# "line N: ", N the line where the row holding the quote begins (:func:`row_start_line`)
+UNCLOSED_QUOTE = ('a quote (") opened on this line is never closed, so everything after it, to the end of the '
+                  'file, was read as one field; close it, or write a quote inside a quoted value as ""')
+
+
 def csv_header(path: Path) -> CsvHead:
     """The header of a CSV file, its delimiter and its line end, from one read of the file's
     first MiB. The delimiter is decided from the header record alone: the most frequent of
@@ -597,6 +603,10 @@ def csv_header(path: Path) -> CsvHead:
         skip, head = 1, head[end + len(line_end):].lstrip("\ufeff")
         end, line_end = _first_line_end(head)
     first = head[:end]  # the header record: line ends inside quotes are data
+    if end == len(head) and first.count('"') % 2:
+        # a quote in the header never closed: the whole file would be its last column's name, and
+        # a members file a snapshot of 0 members (everyone left the cohort)
+        raise LoadError(path, f"the header line: {UNCLOSED_QUOTE}", line=skip + 1)
     counts = {d: first.count(d) for d in CSV_DELIMITERS}
     delim = sep.group(1) if sep else max(CSV_DELIMITERS, key=lambda d: counts[d]) if any(counts.values()) else "\x01"
     # newline="": a CR or LF inside a quoted name is part of the name, as DuckDB reads it

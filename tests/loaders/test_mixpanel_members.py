@@ -717,3 +717,14 @@ def test_a_quote_never_closed_is_refused_naming_the_line_it_opened_on(lab, write
         lab.load("mixpanel-members", [good, bad], cohort="C", as_of=AS_OF)
     assert str(e.value) == f"{bad}: line {line}: {UNCLOSED}"
     assert table_snapshot() == before
+
+
+def test_a_quote_never_closed_in_the_header_is_refused_not_read_as_a_snapshot_of_0_members(lab, write, table_snapshot):
+    """The whole file was the header's last column name: a snapshot of nobody, which empties the
+    cohort, loaded without a word."""
+    before = table_snapshot()
+    f = write("members.csv", 'distinct_id,"email\nU1,a@example.com\nU2,b@example.com\n')
+    with pytest.raises(LoadError) as e:
+        lab.load("mixpanel-members", f, cohort="C", as_of=AS_OF)
+    assert str(e.value) == f"{f}:1: the header line: {UNCLOSED}"
+    assert table_snapshot() == before

@@ -336,3 +336,10 @@ def test_a_quote_never_closed_is_refused_naming_the_line_it_opened_on(lab, write
                                 'after it, to the end of the file, was read as one field; close it, or write a '
                                 'quote inside a quoted value as ""')
     assert table_snapshot() == before
+    f = write("profiles.csv", 'sep=,\nmpid,"email\n1,a@example.com\n')  # in the header (after Excel's line)
+    with pytest.raises(LoadError) as e:
+        lab.load(KIND, f)
+    assert str(e.value) == (f'{f}:2: the header line: a quote (") opened on this line is never closed, so '
+                            'everything after it, to the end of the file, was read as one field; close it, or '
+                            'write a quote inside a quoted value as ""')
+    assert table_snapshot() == before
