@@ -72,3 +72,16 @@ def test_the_engine_writes_the_same_words():
     got = [r[0] for r in con.execute(
         f"SELECT {glossary.words_sql(glossary.REASON_WORDS, 'gap_reason')} FROM t ORDER BY k").fetchall()]
     assert got == [glossary.reason_words(c) for c in codes]
+
+
+def test_the_validation_explanations_on_the_pages_are_the_codes_in_their_order():
+    """docs/glossary.md's list and docs/migration.md#validation's table name every explanation
+    the comparison writes, in the order it decides them (a new one was missing from both)."""
+    from cohortlab.migration.validate import EXPLANATIONS
+
+    text = GLOSSARY_PAGE.read_text(encoding="utf-8")
+    listed = text.split("`migration_validation.explanation`", 1)[1].split("(see ", 1)[0]
+    assert re.findall(r"`(\w+)`", listed) == list(EXPLANATIONS)
+    page = (GLOSSARY_PAGE.parent / "migration.md").read_text(encoding="utf-8")
+    table = page.split("| explanation | meaning |", 1)[1].split("\n\n", 1)[0]
+    assert re.findall(r"^\| `(\w+)` \|", table, re.M) == list(EXPLANATIONS)

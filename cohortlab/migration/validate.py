@@ -27,8 +27,10 @@ from cohortlab.settings import SyncSettings
 from cohortlab.times import format_time, parse_naive_utc
 
 ACTIVITIES = ("observed", "repeat")
-# why a prediction and an observation differ, in plain words
+# why a prediction and an observation differ, in plain words (in the order they are decided)
 EXPLANATIONS = {
+    "profile_deleted_since": "the exports send the predicted MPID, but its mParticle profile, in the prediction's "
+                             "profiles, is gone from the observed ones: deleted since (no deletions projected)",
     "activity_after_export": "active after the export (the prediction counts activity up to its time)",
     "member_without_events": "no loaded event under this distinct_id (outside the model)",
     "not_keyed_by_plan": "events loaded under this distinct_id, but the plan keys this person's activity "
@@ -185,6 +187,7 @@ def _comparison_sql(t: RunTables, predicted: str, observed: str, keep: list[str]
     """One row per observed member: the prediction, activity after ``at`` and why they differ."""
     src = "obs_identifier_source" if "identifier_source" in keep else "CAST(NULL AS VARCHAR)"
     ident = "obs_identifier" if "identifier" in keep else "CAST(NULL AS VARCHAR)"
+    gap = "obs_gap_reason" if "gap_reason" in keep else "CAST(NULL AS VARCHAR)"
     ocols = ", ".join(f"o.obs_{c}" for c in keep if c != "distinct_id")
     return f"""
         WITH activity_after_export AS (
@@ -220,6 +223,13 @@ def _comparison_sql(t: RunTables, predicted: str, observed: str, keep: list[str]
                predicted_matched <> observed_matched AS differs,
                -- why prediction and observation differ (first that applies)
                CASE WHEN predicted_matched = observed_matched THEN NULL
+                    -- the exports send the predicted MPID and find no profile of it, where the
+                    -- prediction's profiles hold it: deleted in between (whatever else happened,
+                    -- the member could not match)
+                    WHEN predicted_matched AND {gap} = 'mpid_not_found' AND predicted_mpid IS NOT NULL
+                         AND {ident} = CAST(predicted_mpid AS VARCHAR)
+                         AND loaded.mpid IS NOT NULL
+                         THEN 'profile_deleted_since'
                     WHEN events_after > 0 THEN 'activity_after_export'
                     WHEN pid IS NULL AND NOT has_events THEN 'member_without_events'
                     WHEN pid IS NULL THEN 'not_keyed_by_plan'
@@ -232,7 +242,10 @@ def _comparison_sql(t: RunTables, predicted: str, observed: str, keep: list[str]
                     WHEN {src} = 'distinct_id' AND predicted_identifier_source = 'event_property'
                          THEN 'event_property_missing'
                     ELSE 'model_differs' END AS explanation
-        FROM both_sides b ORDER BY distinct_id"""
+        FROM both_sides b
+        -- the predicted MPID among the prediction's mParticle profiles (those of this database)
+        LEFT JOIN (SELECT DISTINCT mpid FROM mpa_profiles) loaded ON loaded.mpid = b.predicted_mpid
+        ORDER BY b.distinct_id"""
 
 
 # a verdict's count of members per reason, in words where the key's would read as code ("7 bad
@@ -242,13 +255,14 @@ _VERDICT_WORDS = {
     "event_property_missing": "without the event rule's $mparticle_user_id",
     "property_written_outside_plan": "with a $mparticle_user_id the plan does not write",
     "remediation_not_in_exports": "whose remediation the exports do not show",
+    "profile_deleted_since": "whose mParticle profile was deleted since",
 }
 
 
 def _reason_words(key: str, n: int) -> str:
     """A reason key in words for ``n`` members: ``member_without_events`` → "members without
-    events" (2) or "member without events" (1); the $mparticle_user_id reasons by
-    ``_VERDICT_WORDS``."""
+    events" (2) or "member without events" (1); the $mparticle_user_id reasons and a deleted
+    profile by ``_VERDICT_WORDS``."""
     if key in _VERDICT_WORDS:
         return _VERDICT_WORDS[key]
     words = key.replace("_", " ")
