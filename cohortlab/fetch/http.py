@@ -19,9 +19,10 @@
   at all (a proxy's HTML page, an empty body, a body cut short) is retried like a 5xx
   (:meth:`HttpClient.json_body`): one such page no longer stops an 18-hour run of Profile API
   calls. A body that is JSON of another shape is the caller's error, not retried.
-* **A body too large.** A JSON answer is read as a stream of at most ``JSON_BODY_MAX`` (256 MiB)
-  decompressed bytes, an error body of at most 64 KiB: a small gzip answer that decompresses to
-  gigabytes (a hostile or broken server) stops the fetch with an error instead of filling the
+* **A body too large.** A JSON answer is read as a stream of at most ``JSON_BODY_MAX`` (64 MiB)
+  decompressed bytes, an error body of at most 64 KiB, decompressed here a bounded piece at a
+  time (:func:`read_capped`; one gzip or deflate layer): a small gzip answer that decompresses
+  to gigabytes (a hostile or broken server) stops the fetch with an error instead of filling the
   memory. The raw event export streams to its file and caps each line instead.
 * **Auth errors.** 401 and 403 raise :class:`AuthError`: one line naming the service, the
   endpoint (path only) and what to check. Never retried.
@@ -371,7 +372,12 @@ class HttpClient:
         caller says so (it is no transient page)."""
         import json
 
-        raw, whole = read_capped(resp, self.max_json_body)
+        try:
+            raw, whole = read_capped(resp, self.max_json_body)
+        except RetryableError:
+            raise
+        except FetchError as e:  # an encoding it does not read: not retried
+            raise self.error(str(e)) from None
         if not whole:  # a gzip bomb, or no answer a JSON endpoint gives: not retried
             raise self.error(f"the answer on {resp.request.url.path} is larger than "
                              f"{self.max_json_body // (1024 * 1024)} MiB once decompressed (HTTP {resp.status_code}): "
@@ -500,21 +506,51 @@ class HttpClient:
             attempt += 1
 
 
-JSON_BODY_MAX = 256 * 1024 * 1024  # an Engage or members page of 1,000 profiles is a few MB
+JSON_BODY_MAX = 64 * 1024 * 1024  # an Engage or members page of 1,000 profiles is a few MB
 
 
 def read_capped(resp: httpx.Response, limit: int) -> tuple[bytes, bool]:
-    """At most ``limit`` bytes of the body, decompressed (a small gzip answer may decompress to
-    gigabytes), read as a stream that stops at the limit; and whether that is the whole body."""
-    chunks: list[bytes] = []
-    size = 0
-    for chunk in resp.iter_bytes():
-        if size + len(chunk) > limit:
-            chunks.append(chunk[:limit - size])
-            return b"".join(chunks), False
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks), True
+    """At most ``limit`` bytes of the body, decompressed, and whether that is the whole body. The
+    body is read raw and decompressed here, never more than ``limit`` + 1 bytes of output at a
+    time (httpx decompresses each chunk received whole: 64 KiB of gzip may be 64 MB, two gzip
+    layers gigabytes in one chunk). One ``gzip`` or ``deflate`` layer is read (``identity`` is
+    none); stacked or other encodings raise :class:`FetchError`, a stream that does not
+    decompress :class:`RetryableError`."""
+    import zlib
+
+    layers = [e.strip().lower() for e in resp.headers.get("Content-Encoding", "").split(",")]
+    layers = [e for e in layers if e and e != "identity"]
+    if len(layers) > 1 or (layers and layers[0] not in ("gzip", "x-gzip", "deflate")):
+        raise FetchError(f"the answer on {resp.request.url.path} has Content-Encoding "
+                         f"{', '.join(layers)!r}, which cohortlab does not read (gzip or deflate, once)")
+    gz = bool(layers) and layers[0] != "deflate"
+    d = zlib.decompressobj(zlib.MAX_WBITS | 16) if gz else zlib.decompressobj() if layers else None
+    out = bytearray()
+    started = False
+    try:
+        for raw in resp.iter_raw():
+            data = raw
+            while data:
+                if d is None:
+                    out += data[:limit + 1 - len(out)]
+                    data = b""
+                else:
+                    if not gz and not started and data[:1] != b"\x78":  # no zlib header: raw deflate
+                        d = zlib.decompressobj(-zlib.MAX_WBITS)
+                    started = True
+                    out += d.decompress(data, limit + 1 - len(out))
+                    data = d.unconsumed_tail
+                    if d.eof and d.unused_data and gz and d.unused_data[:2] == b"\x1f\x8b"[:len(d.unused_data)]:
+                        # the next member of a multi-member gzip (other bytes after the end, a
+                        # server's padding, are ignored, as httpx ignores them)
+                        data, d = d.unused_data, zlib.decompressobj(zlib.MAX_WBITS | 16)
+                if len(out) > limit:
+                    return bytes(out[:limit]), False
+    except zlib.error as e:
+        raise RetryableError(f"undecodable body on {resp.request.url.path}: {e}") from None
+    if d is not None and not d.eof and (started or gz):  # a compressed stream cut short
+        raise RetryableError(f"undecodable body on {resp.request.url.path}: the compressed stream ends before its end")
+    return bytes(out), True
 
 
 def _to_stderr(line: str) -> None:
@@ -549,7 +585,7 @@ def _short_body(resp: httpx.Response, masker: Callable[[str], str], limit: int =
     try:
         raw, _ = read_capped(resp, 65536)
         text = raw.decode("utf-8", errors="replace")
-    except (httpx.HTTPError, OSError):
+    except (httpx.HTTPError, OSError, FetchError):  # also a body that does not decompress
         return ""
     text = masker(text)  # the escaped forms, before JSON decoding turns them into the value
     try:

@@ -1,6 +1,7 @@
 """An answer that decompresses to more than cohortlab reads: the fetch stops with an error that
 names the endpoint, after reading only the first part of the stream (a gzip bomb fills no memory)."""
 
+import gzip
 import zlib
 
 import httpx
@@ -56,3 +57,37 @@ def test_an_error_answer_is_read_only_as_far_as_its_message_needs():
     with pytest.raises(CohortlabError, match=r"^mixpanel: HTTP 400 on /api/query/engage"):
         http.request("GET", "https://mixpanel.example/api/query/engage", consume=http.json_body)
     assert len(pulled) <= 2
+
+
+def answer(body: bytes, encoding: str, status: int = 200):
+    return httpx.MockTransport(lambda request: httpx.Response(
+        status, headers={"Content-Encoding": encoding, "Content-Type": "application/json"}, content=iter([body])))
+
+
+def test_two_gzip_layers_are_refused_before_anything_is_decompressed():
+    """httpx undoes stacked encodings itself, each chunk whole: 3 KB of gzip-of-gzip was 2 GiB in
+    one piece, 4.2 GB of memory before the cap was looked at (red team)."""
+    http = client(answer(gzip.compress(gzip.compress(b"[" + b" " * 1000 + b"]")), "gzip, gzip"))
+    with pytest.raises(CohortlabError, match=r"^mixpanel: the answer on /api/query/engage has Content-Encoding "
+                                             r"'gzip, gzip', which cohortlab does not read \(gzip or deflate, once\)$"):
+        http.request("GET", "https://mixpanel.example/api/query/engage", consume=http.json_body)
+    assert sum(http.stats.retries.values()) == 0  # not retried: the same answer would come again
+
+
+@pytest.mark.parametrize("encoding, body", [
+    ("gzip", gzip.compress(b'{"results": [1, ', mtime=0) + gzip.compress(b'2]}', mtime=0) + b"\0\0"),  # two members, padding
+    ("deflate", zlib.compress(b'{"results": [1, 2]}')),                      # zlib-wrapped, as HTTP says
+    ("deflate", zlib.compress(b'{"results": [1, 2]}')[2:-4]),                # raw deflate, as some servers send
+    ("identity", b'{"results": [1, 2]}'),
+], ids=["gzip-members", "deflate-zlib", "deflate-raw", "identity"])
+def test_one_layer_of_gzip_or_deflate_is_read_whole(encoding, body):
+    http = client(answer(body, encoding))
+    _, raw = http.request("GET", "https://mixpanel.example/api/query/engage", consume=http.json_body)
+    assert raw == b'{"results": [1, 2]}'
+
+
+def test_a_gzip_stream_that_does_not_decompress_is_retried_then_refused():
+    http = HttpClient("mixpanel", transport=answer(b"\x1f\x8b\x08\x00garbage", "gzip"), policy=no_sleep_policy(retries=2))
+    with pytest.raises(CohortlabError, match=r"giving up after 3 attempts: undecodable body on /api/query/engage"):
+        http.request("GET", "https://mixpanel.example/api/query/engage", consume=http.json_body)
+    assert http.stats.retries["bad_body"] == 2
