@@ -71,9 +71,10 @@ _EMAIL_VALUE_RE = re.compile(EMAIL_PATTERN)  # a value that holds an email (as l
 # "a@b.com"; a full stop after it ends the sentence; in a path, the file's name: "obs/dsar-a@b.com.jsonl"
 # -> "obs/<email>")
 # (a quoted local part, '"a b"@example.com', is one email)
-# (a domain may be an address literal: "ceo@[10.0.0.1]", "a@[IPv6:2001:db8::1]")
+# (a domain may be an address literal, as an email's grammar writes one: "ceo@[10.0.0.1]",
+# "a@[IPv6:2001:db8::1]"; not any brackets: "$.members@[0]", "tags@["a"]", "pw@[::1]:3128")
 _EMAIL_RE = re.compile(r"(?:\"[^\"\r\n@]*\"|[^\s,;:()\[\]{}<>\"'`*|=@/]+)@"
-                       r"(?:\[[^\s\[\]@/]+\]|[^\s,;:()\[\]{}<>\"'`*|=@/]*[^\s,;:()\[\]{}<>\"'`*|=@./])")
+                       r"(?:\[(?:\d{1,3}(?:\.\d{1,3}){3}|IPv6:[0-9A-Fa-f:.]+)\]|[^\s,;:()\[\]{}<>\"'`*|=@/]*[^\s,;:()\[\]{}<>\"'`*|=@./])")
 _PHONE_RE = re.compile(PHONE_PATTERN)
 _WORD_RE = re.compile(r"[^\s,;:()\[\]{}<>\"'`*|]+")  # a value inside a sentence (Markdown marks excluded)
 

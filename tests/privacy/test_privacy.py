@@ -308,5 +308,7 @@ def test_a_full_width_plus_number_with_spaces_and_an_address_literal_email_are_m
     assert masked_text("warning: pf/ceo@[10.0.0.1].jsonl: every record") == "warning: pf/<email>.jsonl: every record"
     assert masked_text("to a@[IPv6:2001:db8::1], then") == "to <email>, then"
     assert masked_text("\uff0b44 users, [a, b]@x") == "\uff0b44 users, [a, b]@x"
+    for not_an_email in ("x@[0]", "e.g. $.members@[0] bad", 'tags@["a","b"]', '["a@[x]"]', "http://u:pw@[::1]:3128"):
+        assert masked_text(not_an_email) == not_an_email  # brackets that are no address literal (red team)
     assert Redactor(key="k").text("user \uff0b44 7700 900123 left") == (
         f"user {pseudonym(chr(0xff0b) + '44 7700 900123', 'k')} left")
