@@ -54,7 +54,21 @@ EMAIL_PATTERN = r"[^@\s]+@[^@\s]+"
 PHONE_PATTERN = r"\+[\d\s()./_-]{6,}"  # a slash or an underscore is a separator too
 # a national phone number as a whole value (with the digit count and the date check below)
 NATIONAL_PHONE_PATTERN = r"\(?\d[\d\s().-]*[\s()-][\d\s().-]*\d|\d{3}\.\d{3}\.\d{4}"
-_NATIONAL_PHONE_RE = re.compile(NATIONAL_PHONE_PATTERN)
+_NATIONAL_PHONE_RE = re.compile(NATIONAL_PHONE_PATTERN)  # in SQL (RE2); in Python as _national_shape reads it
+_NATIONAL_SHAPE_RE = re.compile(r"\(?\d[\d\s().-]*\d")
+_NATIONAL_SEPARATOR_RE = re.compile(r"[\s()-]")
+_NATIONAL_DOTS_RE = re.compile(r"\d{3}\.\d{3}\.\d{4}")
+
+
+def _national_shape(s: str) -> bool:
+    """``NATIONAL_PHONE_PATTERN.fullmatch(s)``, in a time linear in ``len(s)`` (Python's
+    backtracking took 2 s for ``1-`` 10,000 times): the shape without the separator it requires
+    between the first digit and the last, then that separator."""
+    if _NATIONAL_SHAPE_RE.fullmatch(s) is None:
+        return False
+    first = 1 if s[0] == "(" else 0
+    return (_NATIONAL_SEPARATOR_RE.search(s, first + 1, len(s) - 1) is not None
+            or _NATIONAL_DOTS_RE.fullmatch(s) is not None)
 # an international phone number inside a longer text (a cohort named "Called +44 7700 900123"):
 # a "+" and at least 8 digits, at most two separators between two of them, and no date among
 # them ("+12) 2026-02-15"); fewer digits are a count ("+150000 users"). A separator is a space,
@@ -66,14 +80,16 @@ _PHONE_INSIDE_RE = re.compile(PHONE_INSIDE_PATTERN)
 DATE_PATTERN = "[0-9]{4}[-/_][01][0-9][-/_][0-3][0-9]"
 _DATE_RE = re.compile(DATE_PATTERN)
 _DATE_START_RE = _DATE_RE  # a whole value that starts with a date is not a national number (as "^" DATE_PATTERN in SQL)
-_EMAIL_VALUE_RE = re.compile(EMAIL_PATTERN)  # a value that holds an email (as looks_personal_sql)
+# a value that holds an email (as looks_personal_sql); searched from the start of a run only
+_EMAIL_VALUE_RE = re.compile(r"(?<![^@\s])" + EMAIL_PATTERN)
 # an email inside a sentence: the value alone, not the marks around it ("email=a@b.com," ->
 # "a@b.com"; a full stop after it ends the sentence; in a path, the file's name: "obs/dsar-a@b.com.jsonl"
 # -> "obs/<email>")
 # (a quoted local part, '"a b"@example.com', is one email)
 # (a domain may be an address literal, as an email's grammar writes one: "ceo@[10.0.0.1]",
 # "a@[IPv6:2001:db8::1]"; not any brackets: "$.members@[0]", "tags@["a"]", "pw@[::1]:3128")
-_EMAIL_RE = re.compile(r"(?:\"[^\"\r\n@]*\"|[^\s,;:()\[\]{}<>\"'`*|=@/]+)@"
+# (the local part is tried where a run of its characters starts, never inside one: linear time)
+_EMAIL_RE = re.compile(r"(?:\"[^\"\r\n@]*\"|(?<![^\s,;:()\[\]{}<>\"'`*|=@/])[^\s,;:()\[\]{}<>\"'`*|=@/]+)@"
                        r"(?:\[(?:\d{1,3}(?:\.\d{1,3}){3}|IPv6:[0-9A-Fa-f:.]+)\]|[^\s,;:()\[\]{}<>\"'`*|=@/]*[^\s,;:()\[\]{}<>\"'`*|=@./])")
 _PHONE_RE = re.compile(PHONE_PATTERN)
 _WORD_RE = re.compile(r"[^\s,;:()\[\]{}<>\"'`*|]+")  # a value inside a sentence (Markdown marks excluded)
@@ -182,7 +198,7 @@ def normalised_sql(expr: str) -> str:
 
 def looks_national_phone(s: str) -> bool:
     """A whole value shaped like a national phone number (module docstring)."""
-    return (_NATIONAL_PHONE_RE.fullmatch(s) is not None and 7 <= sum(c.isdigit() for c in s) <= 15
+    return (_national_shape(s) and 7 <= sum(c.isdigit() for c in s) <= 15
             and _DATE_START_RE.match(s) is None)
 
 
@@ -331,7 +347,9 @@ def _or(value: Any, default: str) -> str:
 
 
 # a word holding a spelling :func:`normalised` undoes (full-width @ or +, %40, %2B, tel:)
-_OTHER_SPELLING_RE = re.compile(r"\S*(?:\uff20|\uff0b|%40|%2[Bb]|tel:|TEL:)\S*")
+# (tried at the start of a word only: from every position of a long word it took a time growing
+# with the square of its length, 4 s for a word of 20,000 characters)
+_OTHER_SPELLING_RE = re.compile(r"(?<!\S)\S*(?:\uff20|\uff0b|%40|%2[Bb]|tel:|TEL:)\S*")
 
 
 def _masked_spelling(m: re.Match) -> str:
