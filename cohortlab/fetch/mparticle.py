@@ -10,8 +10,9 @@
   workspace asked: :func:`read_missing`), unless every MPID a run asks (3 or more) answers 404
   while no profile was ever fetched into the folder from that workspace (:func:`fetched_before`),
   or a 404's body is not JSON (a web server's page): the URL is wrong, an error, nothing listed.
-  A run asking more than :data:`ALL_MISSING_EARLY` stops with that error as soon as its first
-  :data:`ALL_MISSING_EARLY` answers are all 404, before asking the rest. The answer's
+  A run asking more than :data:`ALL_MISSING_EARLY` asks first a sample of that many MPIDs spread
+  evenly across its sorted list (:func:`asking_order`), alone, and stops with that error when
+  every one answered 404, without asking the rest. The answer's
   ``user_attributes`` and ``audience_memberships`` are the attribute and audience snapshot of
   the profile at fetch time (the Profile API offers no other audience listing).
 * **Concurrency** — ``concurrency`` threads (default 4) share a pacer of ``rate`` requests per
@@ -55,10 +56,13 @@ API_URL = "https://api.mparticle.com"
 # this many MPIDs asked or more, all answered 404, and no profile ever fetched into the folder from
 # that workspace: the URL (or a workspace id) is wrong, not the MPIDs
 ALL_MISSING_MIN = 3
-# ... and the run stops as soon as this many answers are in, all 404, instead of asking every MPID
-# (a million at 15 a second: 18 hours). Not 3: the run asks the MPIDs in order, and a right
-# workspace whose first few are all gone would then be refused at every run; 100 answers in a row
-# that are all 404 from a workspace that has the profiles is the pathological case (at 15 a
+# ... and a run asking more stops as soon as a sample of this many, spread evenly across its sorted
+# MPIDs and asked first (asking_order), all answered 404, instead of asking every MPID (a million
+# at 15 a second: 18 hours). Not the first ones in sorted order: the MPIDs deleted upstream
+# (mParticle deletes inactive profiles) may sort first, and a right workspace would then be refused
+# at every run (a stopped run records nothing as missing, so the next one asks the same). Not 3: a
+# right workspace where most MPIDs are gone would be refused too often; 100 spread answers all 404
+# from a workspace that has the profiles takes one where almost all of them are gone (at 15 a
 # second, 7 seconds)
 ALL_MISSING_EARLY = 100
 WRONG_URL_HINT = ("the Profile API URL (COHORTLAB_MPARTICLE_API_URL / mparticle.api_url: the pod's host) or the "
@@ -248,12 +252,18 @@ class MParticleClient:
         if not todo:
             return res
 
+        # a sample spread across the sorted list (every MPID of a run of ALL_MISSING_EARLY or
+        # fewer) is asked first, alone, then the rest: the threads wait for the sample's last answers
+        # once per run, so that a wrong URL is found having asked the sample and nothing else
+        todo = asking_order(todo, ALL_MISSING_EARLY)
+        sample, rest = todo[:ALL_MISSING_EARLY], todo[ALL_MISSING_EARLY:]  # rest: None once asked
+
         def looks_wrong() -> bool:
-            """Every answer so far is a 404 (3 or more), and they are every MPID of the run or the
-            first ALL_MISSING_EARLY: the URL or a workspace id is wrong (not for a workspace that
-            answered profiles into the folder)."""
+            """Once the sample is answered (and nothing else asked): every answer is a 404 (3 or
+            more), the URL or a workspace id is wrong (not for a workspace that answered profiles
+            into the folder)."""
             return (not known_workspace and res.fetched == 0 and res.missing >= ALL_MISSING_MIN
-                    and res.missing >= min(len(todo), ALL_MISSING_EARLY))
+                    and res.missing == len(sample))
 
         if self._auth.token is None:
             self.authenticate()
@@ -307,7 +317,7 @@ class MParticleClient:
         self.http.cancelled.clear()
         pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
         try:
-            pending = {pool.submit(one, m) for m in todo}
+            pending = {pool.submit(one, m) for m in sample}
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
@@ -315,12 +325,13 @@ class MParticleClient:
                         raise fut.exception()  # type: ignore[misc]
                 if bar is not None:
                     bar.update(len(done))
-                with lock:
-                    wrong = looks_wrong()
-                if wrong:  # the MPIDs not asked yet are dropped, the requests in flight stopped
-                    wrong_url.append(True)
-                    self.http.cancel()
-                    break
+                if not pending and rest is not None:  # the sample is answered, nothing else asked
+                    with lock:
+                        wrong = looks_wrong()
+                    if wrong:  # the rest is not asked
+                        wrong_url.append(True)
+                        break
+                    pending, rest = {pool.submit(one, m) for m in rest}, None
                 if len(buffer) >= part_size:
                     flush()
         except BaseException:
@@ -336,19 +347,28 @@ class MParticleClient:
             if bar is not None:
                 bar.close()
         if wrong_url:
-            answered = res.missing  # with those in flight when the run stopped
-            if res.fetched:  # a request in flight when the run stopped answered a profile after all
-                raise self.http.error(
-                    f"the first {answered:,} MPIDs asked for answered HTTP 404 (no such profile) on "
-                    f"{self.profile_path_shown()}, and the run stopped, taking the URL for a wrong one; then "
-                    f"a request already sent answered a profile: the URL is right. Fetch again (the "
-                    f"{res.fetched:,} profile(s) are kept); none is recorded as missing")
+            answered = res.missing  # the sample's
             rest = len(todo) - answered
             raise self.http.error(
                 f"every one of the {answered:,} MPIDs asked for answered HTTP 404 (no such profile) on "
                 f"{self.profile_path_shown()}: {WRONG_URL_HINT}; none is recorded as missing"
                 + (f"; the run stopped there, without asking the other {rest:,}" if rest > 0 else ""))
         return res
+
+
+def asking_order(mpids: list[int], sample: int) -> list[int]:
+    """The order in which a run asks ``mpids`` (sorted, distinct): when there are more than
+    ``sample``, first ``sample`` of them spread evenly across the list (the middle one of each of
+    ``sample`` equal slices, in order), then the others in order; else the list as it is.
+    Deterministic, so an interrupted run's next one asks the same sample of what is left. The
+    wrong-URL check (:data:`ALL_MISSING_EARLY`) looks at that sample: the MPIDs that sort first
+    may all be gone from a right workspace."""
+    n = len(mpids)
+    if n <= sample or sample < 1:
+        return list(mpids)
+    picked = [(2 * i + 1) * n // (2 * sample) for i in range(sample)]  # distinct: n > sample
+    chosen = set(picked)
+    return [mpids[i] for i in picked] + [m for i, m in enumerate(mpids) if i not in chosen]
 
 
 def profile_line(mpid: int, data: dict[str, Any], text: str) -> tuple[str, bool]:

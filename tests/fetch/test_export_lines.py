@@ -545,14 +545,12 @@ def test_a_wrong_workspace_stops_after_the_first_answers_not_after_every_mpid(fa
     with pytest.raises(FetchError) as e:
         fetch(tmp_path, sources=["mparticle"], mpids=range(1, 41), concurrency=concurrency, rate=None,
               credentials=wrong, policy=policy, progress=False)
-    asked = fake.count("profile")
-    assert 5 <= asked <= 5 + concurrency  # the first 5 answers, and those already sent (a thread each)
+    assert fake.count("profile") == 5  # the sample (spread across the 40), alone: nothing else was asked
     msg = str(e.value)
-    assert msg.startswith(f"mparticle: every one of the {msg.split()[5]} MPIDs asked for answered HTTP 404 (no such "
+    assert msg.startswith(f"mparticle: every one of the 5 MPIDs asked for answered HTTP 404 (no such "
                           f"profile) on {fake.base}/userprofile/v1/11/22/99/<mpid>: the Profile API URL")
-    assert 5 <= int(msg.split()[5]) <= asked
-    assert msg.endswith(f"is likely wrong; none is recorded as missing; the run stopped there, without asking the "
-                        f"other {40 - int(msg.split()[5])}")
+    assert msg.endswith("is likely wrong; none is recorded as missing; the run stopped there, without asking the "
+                        "other 35")
     assert not (tmp_path / ".fetch" / "mparticle_missing.json").exists()
     # once that workspace answered a profile into the folder, the 39 other MPIDs answering 404 are missing profiles
     fake.other_workspaces["11/22/99"] = {7: fake.mpa_profiles[next(iter(fake.mpa_profiles))]}
@@ -562,6 +560,43 @@ def test_a_wrong_workspace_stops_after_the_first_answers_not_after_every_mpid(fa
     summary = fetch(tmp_path, sources=["mparticle"], mpids=range(1, 41), concurrency=concurrency, rate=None,
                     credentials=wrong, policy=policy, progress=False)
     assert (summary.counts["mparticle_missing"], summary.complete) == (39, True)
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_a_right_workspace_whose_first_mpids_are_gone_is_not_refused_early(fake, creds, policy, tmp_path,
+                                                                           monkeypatch, concurrency):
+    """The early check looked at the first ALL_MISSING_EARLY answers of the MPIDs asked in sorted
+    order: a right workspace whose MPIDs deleted upstream sort first (300 of 350 gone, the 50 left
+    sorting last) was refused as a wrong URL at every run, since a stopped run records nothing as
+    missing (red team). The check now looks at a sample spread across the sorted list, asked first.
+    Here 10 of 12 gone, the sample 3."""
+    from cohortlab.fetch import mparticle
+
+    monkeypatch.setattr(mparticle, "ALL_MISSING_EARLY", 3, raising=False)
+    gone, present = list(range(-12, -2)), [1000, 1001]
+    fake.mpa_profiles = {m: {"mpid": m, "user_attributes": {}} for m in present}
+    summary = fetch(tmp_path, sources=["mparticle"], mpids=gone + present, concurrency=concurrency, rate=None,
+                    credentials=creds, policy=policy, progress=False)
+    assert (summary.counts["mparticle_profiles"], summary.counts["mparticle_missing"], summary.complete) == (2, 10, True)
+    assert fake.count("profile") == 12
+    assert mparticle.read_missing(tmp_path / ".fetch" / "mparticle_missing.json") == set(gone)
+    assert mparticle.fetched_mpids(tmp_path / "mparticle" / "profiles") == set(present)
+    # the next run asks nothing: every MPID is fetched or known missing
+    summary = fetch(tmp_path, sources=["mparticle"], mpids=gone + present, concurrency=concurrency, rate=None,
+                    credentials=creds, policy=policy, progress=False)
+    assert (summary.counts["mparticle_profiles"], summary.counts["mparticle_known_missing"]) == (0, 10)
+    assert fake.count("profile") == 12
+
+
+def test_the_mpids_are_asked_a_spread_sample_first_then_the_others_in_order():
+    from cohortlab.fetch.mparticle import asking_order
+
+    assert asking_order(list(range(10)), 3) == [1, 5, 8, 0, 2, 3, 4, 6, 7, 9]
+    assert asking_order(list(range(4)), 4) == [0, 1, 2, 3]  # a run no larger than the sample: in order
+    many = list(range(-5000, 5000, 7))
+    order = asking_order(many, 100)
+    assert sorted(order) == many and order[100:] == sorted(order[100:])
+    assert min(order[:100]) < many[15] and max(order[:100]) > many[-15]  # from one end to the other
 
 
 def test_a_redirect_is_refused_naming_its_host_without_the_url(fake, creds, policy, tmp_path):
