@@ -326,8 +326,15 @@ class _World:
         q(f"""CREATE OR REPLACE TEMP TABLE c_prof AS SELECT pid, uk, min(t) AS created, max(t) AS last_seen,
               arg_max(ua, {key}) FILTER (WHERE ua > 0) AS ua_last FROM evn WHERE prof GROUP BY pid, uk""")
         q("CREATE OR REPLACE TEMP TABLE c_dk AS SELECT pid, dk, count(*) AS n, max(t) AS last_t FROM evn GROUP BY pid, dk")
-        q(f"""CREATE OR REPLACE TEMP TABLE c_er AS SELECT pid, dk, arg_max(mk, {key}) AS mk_last FROM evn
-              WHERE mnn AND t >= {TRUTH_CUTOFF} AND t <= {self.snap[-1]} GROUP BY pid, dk""")
+        # the event rule at each snapshot's run (send time): the latest event value since the cutoff
+        # and at or before snapshot si; the truth's (as-of) reading is that of the last snapshot
+        latest = ", ".join(f"arg_max(mk, {key}) FILTER (WHERE t <= {s})" for s in self.snap)
+        q(f"""CREATE OR REPLACE TEMP TABLE c_ers AS
+              SELECT pid, dk, si, mk_last FROM (
+                SELECT pid, dk, unnest([{latest}]) AS mk_last, unnest(range({len(self.snap)})) AS si FROM evn
+                WHERE mnn AND t >= {TRUTH_CUTOFF} AND t <= {self.snap[-1]} GROUP BY pid, dk)
+              WHERE mk_last IS NOT NULL""")
+        q(f"CREATE OR REPLACE TEMP TABLE c_er AS SELECT pid, dk, mk_last FROM c_ers WHERE si = {self.last_si}")
         cols, conds, lo_t = [], [], None
         for ci, c in enumerate(cfg.cohorts):
             evf = f" AND ev = {EVENT_NAMES.index(c.event)}" if c.event else ""
@@ -350,7 +357,7 @@ class _World:
         self._chunk_mparticle(i)
         self.con.unregister("ps")
         self.con.unregister("c_plant")
-        for t in ("c_prof", "c_pf", "c_dk", "c_er", "c_mem", "c_mi", "c_writes", "c_obs"):
+        for t in ("c_prof", "c_pf", "c_dk", "c_er", "c_ers", "c_mem", "c_mi", "c_writes", "c_obs"):
             q(f"DROP TABLE IF EXISTS {t}")
 
     def _events_file(self, i: int, P: pop.People, E: pop.Events, ps: pa.Table) -> None:

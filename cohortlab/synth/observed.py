@@ -5,8 +5,10 @@ The generator plays the feed itself, independently of ``cohortlab.simulation``: 
 from the first snapshot, every 15 minutes, so a run falls on every snapshot time and sees its
 membership; the first run sends every member (``true``), each later snapshot's run sends the
 removed members (``false``) then the added ones (``true``): a profile ends ``true`` when one of
-its distinct_ids was added in its last write's run. A member writes to the MPID it resolves to
-at the last snapshot (the truth's rules, ``resolution_time = as_of``); nothing else writes.
+its distinct_ids was added in its last write's run. A member writes to the MPID its identifier
+resolves to at the run that sends it (identifiers at the time they are sent, the default
+``resolution_time = send``: the first snapshot's run, or the one it enters at; a remove writes to
+what the add was sent to); nothing else writes.
 
 What mParticle shows (the Profile API snapshot in ``mparticle/profiles.jsonl``, taken at
 ``observed_at`` = halfway between the last two snapshots) differs from that simulation by causes
@@ -51,38 +53,43 @@ def plan(n_snapshots: int) -> tuple[int, int] | None:
 
 def feed_writes_sql(keep_from: int, last_si: int) -> str:
     """Per chunk: (ci, mpid, pid, si, value) — the feed's write on each profile at each snapshot
-    run, from ``c_mem`` (ci, si, pid, dk), ``ps``, ``c_pf``, ``c_er`` (the truth's identifier
-    rule at the last snapshot). A member matches when its identifier is its person's exact MPID
-    text and that profile exists (``last_ev_t >= keep_from``)."""
+    run, from ``c_mem`` (ci, si, pid, dk), ``ps``, ``c_pf``, ``c_ers`` (pid, dk, si, mk_last: the
+    event rule at snapshot ``si``).
+
+    Identifiers at the time they are sent (docs/rules.md#resolution-time): a member's identifier
+    is decided at the run that sends it, the first snapshot's (the first full sync) or the one of
+    the snapshot it enters at, from the profile and the events at or before that run; it stays
+    until the member is sent again (a remove writes ``false`` to what its stint's add was sent
+    to). The profile's ``$mparticle_user_id`` is one version (it does not change over time); the
+    event rule reads the latest event since the cutoff at or before the run; the fallback is the
+    distinct_id. A stint matches when that identifier is its person's exact MPID text and that
+    profile exists (``last_ev_t >= keep_from``); an unmatched stint writes nothing."""
     return f"""
-    WITH members AS (SELECT DISTINCT ci, pid, dk FROM c_mem),
-    resolved AS (
-      SELECT m.ci, m.pid, m.dk, p.mpid
-      FROM members m JOIN ps p ON p.pid = m.pid
-      LEFT JOIN c_pf pf ON pf.pid = m.pid AND pf.uk = m.dk
-      LEFT JOIN c_er er ON er.pid = m.pid AND er.dk = m.dk
-      WHERE p.last_ev_t >= {keep_from}
+    WITH members AS (SELECT DISTINCT ci, si, pid, dk FROM c_mem),
+    stints AS (
+      SELECT *, max(CASE WHEN enters THEN si END) OVER (
+                  PARTITION BY ci, pid, dk ORDER BY si ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS sent_si
+      FROM (SELECT ci, si, pid, dk,
+                   lag(si) OVER w IS DISTINCT FROM si - 1 AS enters,
+                   si < {last_si} AND lead(si) OVER w IS DISTINCT FROM si + 1 AS leaves_next
+            FROM members WINDOW w AS (PARTITION BY ci, pid, dk ORDER BY si))
+    ),
+    sent AS (
+      SELECT s.ci, s.si AS sent_si, s.pid, s.dk, p.mpid
+      FROM stints s JOIN ps p ON p.pid = s.pid
+      LEFT JOIN c_pf pf ON pf.pid = s.pid AND pf.uk = s.dk
+      LEFT JOIN c_ers er ON er.pid = s.pid AND er.dk = s.dk AND er.si = s.si
+      WHERE s.enters AND p.last_ev_t >= {keep_from}
         AND coalesce(pf.mpuid, CASE er.mk_last WHEN 1 THEN p.mpid_txt WHEN 2 THEN p.sdk_value END,
-                     CASE m.dk WHEN 1 THEN p.mpid_txt END) = p.mpid_txt
-    ),
-    present AS (SELECT m.ci, m.si, m.pid, m.dk FROM c_mem m JOIN resolved r USING (ci, pid, dk)),
-    adds AS (
-      SELECT ci, si, pid, dk FROM present WHERE si = 0
-      UNION ALL
-      (SELECT ci, si, pid, dk FROM present WHERE si > 0
-       EXCEPT SELECT ci, si + 1, pid, dk FROM present WHERE si < {last_si})
-    ),
-    removes AS (
-      SELECT ci, si + 1 AS si, pid, dk FROM present WHERE si < {last_si}
-      EXCEPT SELECT ci, si, pid, dk FROM present WHERE si > 0
+                     CASE s.dk WHEN 1 THEN p.mpid_txt END) = p.mpid_txt
     ),
     changes AS (
-      SELECT ci, si, pid, dk, 1 AS added FROM adds
-      UNION ALL SELECT ci, si, pid, dk, 0 FROM removes
+      SELECT ci, si, pid, dk, sent_si, 1 AS added FROM stints WHERE enters
+      UNION ALL SELECT ci, si + 1, pid, dk, sent_si, 0 FROM stints WHERE leaves_next
     )
-    SELECT c.ci, r.mpid, c.pid, c.si, max(c.added) = 1 AS value
-    FROM changes c JOIN resolved r USING (ci, pid, dk)
-    GROUP BY c.ci, r.mpid, c.pid, c.si
+    SELECT c.ci, t.mpid, c.pid, c.si, max(c.added) = 1 AS value
+    FROM changes c JOIN sent t USING (ci, pid, dk, sent_si)
+    GROUP BY c.ci, t.mpid, c.pid, c.si
     """
 
 

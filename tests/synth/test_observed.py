@@ -89,6 +89,35 @@ def test_a_profile_the_last_run_only_wrote_again_is_no_stale_snapshot():
     assert truth.at_capture.tolist() == ["true", "true", "true", "true"]
 
 
+def test_the_feed_sends_the_identifier_of_the_send_time():
+    """The generator's feed decides a member's identifier when it sends it (docs/rules.md#resolution-time):
+    at the first snapshot's run or the one it enters at, from the events at or before that run, and a
+    remove writes to what the add was sent to. On the code before, every member wrote to what it
+    resolved to at the last snapshot (a float-rounded $mparticle_user_id first seen after the send made
+    a member sent as its MPID distinct_id never written, seed 11's MPID 8015430860074320918; an exact
+    one first seen after the send made true a member sent as its customer id)."""
+    import duckdb
+
+    from cohortlab.synth import observed
+
+    con = duckdb.connect()
+    # person 1: MPID distinct_id, a float-rounded value on events from snapshot 1; person 2: customer id,
+    # the exact MPID on events from snapshot 2; person 3: the same, leaves at 2 and comes back at 3 when
+    # the exact MPID is on its events; person 4: MPID distinct_id, float-rounded from 1, leaves at 2
+    con.execute("""CREATE TABLE ps AS SELECT * FROM (VALUES (1, 101, '101', '100', 10), (2, 202, '202', NULL, 10),
+                   (3, 303, '303', NULL, 10), (4, 404, '404', '400', 10)) v(pid, mpid, mpid_txt, sdk_value, last_ev_t)""")
+    con.execute("""CREATE TABLE c_mem AS SELECT 0 AS ci, si, pid, dk FROM (VALUES
+                   (0, 1, 1), (1, 1, 1), (2, 1, 1), (3, 1, 1), (0, 2, 2), (1, 2, 2), (2, 2, 2), (3, 2, 2),
+                   (0, 3, 2), (1, 3, 2), (3, 3, 2), (0, 4, 1), (1, 4, 1)) v(si, pid, dk)""")
+    con.execute("CREATE TABLE c_pf (pid BIGINT, uk TINYINT, mpuid VARCHAR)")  # no profile has the property
+    con.execute("""CREATE TABLE c_ers AS SELECT * FROM (VALUES (1, 1, 1, 2), (1, 1, 2, 2), (1, 1, 3, 2), (2, 2, 2, 1),
+                   (2, 2, 3, 1), (3, 2, 3, 1), (4, 1, 1, 2), (4, 1, 2, 2), (4, 1, 3, 2)) v(pid, dk, si, mk_last)""")
+    con.execute("CREATE VIEW c_er AS SELECT pid, dk, mk_last FROM c_ers WHERE si = 3")  # the as-of reading
+    writes = con.execute(f"SELECT ci, mpid, pid, si, value FROM ({observed.feed_writes_sql(0, 3)}) "
+                         "ORDER BY mpid, si").fetchall()
+    assert writes == [(0, 101, 1, 0, True), (0, 303, 3, 3, True), (0, 404, 4, 0, True), (0, 404, 4, 2, False)]
+
+
 def test_verify_equals_the_truth_row_for_row(world, lab):
     ev = world.manifest["expected_verify"]
     truth = pd.read_parquet(world.out_dir / "truth_verify.parquet")
@@ -115,12 +144,16 @@ def test_with_the_pause_modelled_only_the_name_and_missing_plants_disagree(world
 
 
 def test_verify_equals_the_truth_in_every_scenario(scenario_world):
-    """Every scenario's independent verify truth (identifiers from profiles, events, distinct_ids)."""
+    """Every scenario's independent verify truth (identifiers from profiles, events, distinct_ids), with
+    the default settings (identifiers at the time they are sent). On the code before, the truth's feed
+    wrote what each member resolved to at the as-of time: at 1500 users, seed 11, MPID
+    8015430860074320918 (person 281, sent at the first run as its MPID distinct_id, a float-rounded
+    $mparticle_user_id on its events from the next day) differed in healthy, mid_migration (simulated
+    true, observed absent) and remediated (simulated absent, observed true)."""
     ev = scenario_world.manifest["expected_verify"]
     truth = pd.read_parquet(scenario_world.out_dir / "truth_verify.parquet")
     with Lab() as lab:
         load_world(lab, scenario_world.out_dir)
         for cohort in ev["cohorts"]:
-            # the truth resolves every member once, at the as-of time (docs/rules.md#resolution-as-of)
-            v = lab.verify(cohort, at=ev["at"], snapshot_at=ev["snapshot_at"], settings={"resolution_time": "as_of"})
+            v = lab.verify(cohort, at=ev["at"], snapshot_at=ev["snapshot_at"])
             assert _rows(v.profiles) == _rows(truth[truth.cohort_name == cohort]), cohort
