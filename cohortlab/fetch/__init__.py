@@ -508,8 +508,10 @@ def _listed_ids(wanted: str, ids: Iterable[str]) -> list[str]:
 
 
 def _pick_cohorts(listed: list[dict[str, Any]], wanted: list[str], every: bool) -> list[tuple[str, str]]:
-    """The (id as listed, name) of each cohort ``wanted`` names: by id (:func:`_listed_ids`: the
-    listed text is kept, so the snapshot joins the listed cohort), else by name."""
+    """The (id as listed, name) of each cohort ``wanted`` names: the id written the same, else by
+    the id of the same integer (:func:`_listed_ids`: the listed text is kept, so the snapshot joins
+    the listed cohort) or by name; when those two name different cohorts (``42``: the integer of
+    ``"0042"``, and the name of another), an ambiguity error naming both."""
     from cohortlab.fetch.mixpanel import cohort_id_text, cohort_name_text
 
     by_id: dict[str, str] = {}
@@ -523,6 +525,15 @@ def _pick_cohorts(listed: list[dict[str, Any]], wanted: list[str], every: bool) 
     out: list[tuple[str, str]] = []
     for w in wanted:
         ids = _listed_ids(w, by_id)
+        hits = [cid for cid, name in by_id.items() if name == w]
+        if ids and hits and w not in by_id and set(ids) | set(hits) != {ids[0]}:
+            # not written as listed: the integer of one entry's id and the name of another
+            every_id = sorted(set(ids) | set(hits))
+            raise FetchError(
+                f"cohort {w!r} is ambiguous: it is the integer of the listed id{'s' if len(ids) > 1 else ''} "
+                + ", ".join(f"{cid} ({by_id[cid]!r})" for cid in sorted(ids))
+                + f" and the name of the cohort{'s' if len(hits) > 1 else ''} with id{'s' if len(hits) > 1 else ''} "
+                + ", ".join(sorted(hits)) + f": give the id as listed ({' or '.join(every_id)})")
         if len(ids) > 1:
             raise FetchError(f"cohort id {w!r} is ambiguous: the cohorts list has it as {', '.join(sorted(ids))}: "
                              "give the id as listed")
@@ -530,7 +541,6 @@ def _pick_cohorts(listed: list[dict[str, Any]], wanted: list[str], every: bool) 
             if (ids[0], by_id[ids[0]]) not in out:  # the same cohort by id and by name: one snapshot
                 out.append((ids[0], by_id[ids[0]]))
             continue
-        hits = [cid for cid, name in by_id.items() if name == w]
         if len(hits) == 1:
             if (hits[0], w) not in out:
                 out.append((hits[0], w))

@@ -639,3 +639,27 @@ def test_an_integer_naming_two_listed_ids_is_ambiguous_and_an_exact_id_wins(fake
     summary = fetch(tmp_path, sources=["mixpanel"], cohorts=["0042"], profiles=False, credentials=creds,
                     policy=policy, progress=False)
     assert list(k for k in summary.counts if k.startswith("members:")) == ["members:Zero lead"]
+
+
+def test_an_integer_that_is_one_cohort_s_id_and_another_s_name_is_ambiguous(fake, creds, policy, tmp_path):
+    """--cohort 42 picked the entry listed as "0042" (the same integer) although another cohort is
+    NAMED "42", which it picked before 0e8dc6f (red team): neither is written as given, so it is
+    an ambiguity error naming both, masked as every error; the id as listed chooses."""
+    fake.cohorts = [{"id": "0042", "name": "ann@example.com"}, {"id": 1000, "name": "42"}]
+    fake.members = {42: ["cust-1"], 1000: ["cust-2"]}
+    with pytest.raises(FetchError) as e:
+        fetch(tmp_path, sources=["mixpanel"], cohorts=["42"], profiles=False, credentials=creds, policy=policy,
+              progress=False)
+    assert str(e.value) == ("cohort '42' is ambiguous: it is the integer of the listed id 0042 ('<email>') "
+                            "and the name of the cohort with id 1000: give the id as listed (0042 or 1000)")
+    assert fake.count("engage") == 0
+    for given, picked in (("0042", "members:<email> (id 0042)"), ("1000", "members:42")):
+        summary = fetch(tmp_path / given, sources=["mixpanel"], cohorts=[given], profiles=False, credentials=creds,
+                        policy=policy, progress=False)
+        assert [k for k in summary.counts if k.startswith("members:")] == [picked]
+    # an id written as listed wins over a name; the integer and the name of one cohort are that cohort
+    fake.cohorts = [{"id": 42, "name": "Plain"}, {"id": 1000, "name": "42"}, {"id": "007", "name": "7"}]
+    fake.members = {42: ["cust-1"], 1000: ["cust-2"], 7: ["cust-3"]}
+    summary = fetch(tmp_path / "b", sources=["mixpanel"], cohorts=["42", "7"], profiles=False, credentials=creds,
+                    policy=policy, progress=False)
+    assert [k for k in summary.counts if k.startswith("members:")] == ["members:Plain", "members:7"]
