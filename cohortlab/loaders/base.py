@@ -60,7 +60,9 @@ from cohortlab.loaders.files import (
     FileScan,
     array_end,
     compression,
+    csv_header,
     expand_paths,
+    hidden_words,
     invalid_utf8_lines,
     is_jsonl,
     json_syntax_error,
@@ -214,8 +216,8 @@ class LoadReport:
         for reason, n in sorted(self.quarantined.items()):
             lines.append(f"    {reason:<26}{n:>10,}")
         if self.not_read:
-            lines.append(f"  not read      {len(self.not_read):>12,} file(s) of the folder: hidden, markers "
-                         f"holding no data, or links to a file outside it: {some_names(self.not_read)}")
+            lines.append(f"  not read      {len(self.not_read):>12,} file(s) of the folder: {hidden_words(self.not_read)}, "
+                         f"markers holding no data, or links to a file outside it: {some_names(self.not_read)}")
         return "\n".join(lines)
 
 
@@ -706,7 +708,7 @@ class Loader(ABC):
                             and path not in reads.joined and _arrays_one_after_another(ctx):
                         raise _JoinedArrays(path, message) from e
                     if message.endswith(UNCLOSED_QUOTE) and \
-                            (line := row_start_line(path, int(message.split()[1].rstrip(":")))):
+                            (line := _unclosed_quote_line(path, int(message.split()[1].rstrip(":")))):
                         # DuckDB's line is the row's number: a quoted value spanning lines above it
                         # moves it off the line of the file where the row (and its quote) begins
                         message = f"line {line}: {UNCLOSED_QUOTE}"
@@ -838,6 +840,16 @@ def _quarantine_invalid_utf8(ctx: FileContext, bad: list[tuple[int, bytes]], res
     )
     result.rows_read += len(rows)
     result.quarantined["invalid_utf8"] += len(rows)
+
+
+def _unclosed_quote_line(path: Path, row: int) -> int | None:
+    """The line of the file where DuckDB's CSV row ``row`` begins (:func:`row_start_line`, with
+    the delimiter the load read the file with), or None."""
+    try:
+        delim = csv_header(path).delim
+    except LoadError:
+        return None
+    return row_start_line(path, row, delim)
 
 
 _MALFORMED_JSON = re.compile(r'Malformed JSON in file ".*", at byte (\d+) in record/value (\d+): (.*)$')

@@ -203,31 +203,82 @@ def invalid_utf8_lines(path: Path, limit: int = MAX_INVALID_UTF8_LINES) -> list[
             chunk = f.read(8 * 1024 * 1024)
 
 
-def row_start_line(path: Path, row: int) -> int | None:
+def row_start_line(path: Path, row: int, delim: str) -> int | None:
     """The line of the file (decompressed; each LF, CRLF and lone CR ends one) on which CSV row
     ``row`` begins, counting rows as DuckDB's CSV errors do (from the file's first line, a line
-    end inside double quotes being data): the line to look at in an editor when quoted values
-    spanning lines come before it. None when the file has fewer rows. Read in blocks, once."""
+    end inside a quoted field being data; ``delim`` the file's delimiter, which says where a field
+    starts: :class:`CsvQuotes`): the line to look at in an editor when quoted values spanning
+    lines come before it. None when the file has fewer rows. Read in blocks, once."""
     if row <= 1:
         return 1
     opener = gzip.open if is_gzip(path) else open
-    lines, rows, in_quotes = 1, 1, False  # the line and row the text read so far ends on
+    # latin-1: one character a byte (a UTF-8 character's bytes are never a quote, CR, LF or an
+    # ASCII delimiter; a delimiter that is not ASCII is looked for as its UTF-8 bytes)
+    quotes = CsvQuotes([delim.encode().decode("latin-1")])
+    lines, rows, first = 1, 1, True  # the line and row the text read so far ends on
     with opener(path, "rb") as f:
         while block := f.read(8 * 1024 * 1024):
-            if block.endswith(b"\r"):  # a CRLF is never cut between two blocks
-                block += f.read(1)
-            for part in block.split(b'"'):
-                if not in_quotes:
-                    n = part.count(b"\n") + part.count(b"\r") - part.count(b"\r\n")
+            while block.endswith((b"\r", b'"')) and (more := f.read(1)):  # see CsvQuotes.segments
+                block += more
+            text = block.decode("latin-1")
+            if first and text.startswith("\xef\xbb\xbf"):  # the BOM: no part of the first field
+                text = text[3:]
+            first = False
+            for quoted, start, end in quotes.segments(text):
+                n = _line_ends(text, start, end)
+                if not quoted:
                     if rows + n >= row:  # the row begins after one of this part's line ends
                         return lines + row - rows
                     rows += n
-                    lines += n
-                else:
-                    lines += part.count(b"\n") + part.count(b"\r") - part.count(b"\r\n")
-                in_quotes = not in_quotes
-            in_quotes = not in_quotes  # the split's last part is followed by no quote
+                lines += n
     return None
+
+
+def _line_ends(text: str, start: int, end: int) -> int:
+    """The line ends (LF, CRLF, lone CR) in ``text[start:end]``."""
+    return text.count("\n", start, end) + text.count("\r", start, end) - text.count("\r\n", start, end)
+
+
+class CsvQuotes:
+    """Where a CSV's quoted fields are, as DuckDB (and RFC 4180) read them: a double quote opens a
+    quoted field only at the start of a field (at the start of a line, or right after a
+    delimiter; DuckDB also after one space there, not two, nor a tab), and is an ordinary
+    character anywhere else (``5" screen``, ``na"me``); inside a quoted field ``""`` is a quote
+    and a lone ``"`` closes the field. A line end inside a quoted field is data; anywhere else it
+    ends the record. ``delims``: the strings a field starts after (the file's delimiter, or, for
+    a header whose delimiter is not decided yet, every candidate). The one rule of
+    :func:`csv_header`, :func:`_first_line_end` and :func:`row_start_line`."""
+
+    def __init__(self, delims: Iterable[str]) -> None:
+        before = [re.escape(d) for d in delims if d] + [r"\r", r"\n"]
+        self._open = re.compile("|".join(f'(?<={b}{sp})"' for b in before for sp in ("", " ")))
+        self.in_quotes = False  # the text fed so far ends inside a quoted field
+        self._context = "\n"  # the end of the text fed so far (a field starts after it)
+
+    def segments(self, text: str) -> Iterable[tuple[bool, int, int]]:
+        """``text`` (the file's next block) as ``(quoted, start, end)``, in order: ``text[start:end]``
+        is inside a quoted field (its quotes left out, ``""`` kept as it is) or outside one. A
+        block that is not the file's last must not end with a quote or a CR (read a byte more):
+        either is decided by the character after it."""
+        pad = len(self._context)
+        s = self._context + text
+        i, n = pad, len(s)
+        while i < n:
+            if self.in_quotes:
+                j = i
+                while (j := s.find('"', j)) >= 0 and s.startswith('""', j):
+                    j += 2  # an escaped quote
+                end = n if j < 0 else j
+                yield True, i - pad, end - pad
+                i = end + 1
+                self.in_quotes = j < 0
+            else:
+                m = self._open.search(s, i)
+                end = m.start() if m else n  # the opening quote
+                yield False, i - pad, end - pad
+                i = end + 1
+                self.in_quotes = m is not None
+        self._context = s[-2:]
 
 
 # --------------------------------------------------------------------------- layout
@@ -260,6 +311,14 @@ def is_clutter(name: str) -> bool:
     :data:`OS_CLUTTER_NAMES` (``Thumbs.db``, ``desktop.ini``). The one rule of both
     (docs/loading.md#clutter); below such a folder nothing is read either."""
     return name.startswith(".") or name.lower() in OS_CLUTTER_NAMES
+
+
+def hidden_words(names: Iterable[str | os.PathLike]) -> str:
+    """What the files ``names`` of a folder left out by :func:`is_clutter` are, for the line that
+    names them: ``hidden``, and the OS clutter by name when one of them is (or is below) such a file."""
+    if any(part.lower() in OS_CLUTTER_NAMES for n in names for part in Path(n).parts):
+        return "hidden files and OS clutter (Thumbs.db, desktop.ini)"
+    return "hidden"
 
 
 # the empty files an exporter writes beside its data to say that a folder is complete: Mixpanel's
@@ -594,18 +653,20 @@ def csv_header(path: Path) -> CsvHead:
     head = head_text(path, 1 << 20).lstrip("\ufeff")
     if not head.strip(" \t\r\n"):
         raise LoadError(path, "empty file")
-    end, line_end = _first_line_end(head)
+    # the delimiter is not decided yet (it is read from the header record, which ends at its first
+    # line end outside quotes): a quote opens a quoted field after any candidate delimiter
+    end, line_end, unclosed = _first_line_end(head, CSV_DELIMITERS)
     sep = _SEP_LINE.fullmatch(head[:end])
     skip = 0
     if sep:  # Excel's "sep=X" line: skipped, X is the delimiter
         # a BOM after the hint line (a tool that writes "sep=" before an UTF-8 file's own BOM) is
         # no part of the first column's name either
         skip, head = 1, head[end + len(line_end):].lstrip("\ufeff")
-        end, line_end = _first_line_end(head)
+        end, line_end, unclosed = _first_line_end(head, (sep.group(1),))
     first = head[:end]  # the header record: line ends inside quotes are data
-    if end == len(head) and first.count('"') % 2:
-        # a quote in the header never closed: the whole file would be its last column's name, and
-        # a members file a snapshot of 0 members (everyone left the cohort)
+    if unclosed:
+        # a header field opening a quote never closed: the whole file would be its last column's
+        # name, and a members file a snapshot of 0 members (everyone left the cohort)
         raise LoadError(path, f"the header line: {UNCLOSED_QUOTE}", line=skip + 1)
     counts = {d: first.count(d) for d in CSV_DELIMITERS}
     delim = sep.group(1) if sep else max(CSV_DELIMITERS, key=lambda d: counts[d]) if any(counts.values()) else "\x01"
@@ -616,19 +677,19 @@ def csv_header(path: Path) -> CsvHead:
     return CsvHead(header, delim, line_end.replace("\r", "\\r").replace("\n", "\\n"), skip)
 
 
-def _first_line_end(head: str) -> tuple[int, str]:
-    """(position, text) of the first line end outside double quotes in ``head``: ``\\r\\n``,
-    ``\\n`` or ``\\r``; ``(len(head), "\\n")`` when there is none."""
-    import re
+def _first_line_end(head: str, delims: Iterable[str]) -> tuple[int, str, bool]:
+    """(position, text) of the first line end outside quoted fields in ``head`` (:class:`CsvQuotes`,
+    a field starting after any of ``delims``): ``\\r\\n``, ``\\n`` or ``\\r``; ``(len(head), "\\n")``
+    when there is none; and whether ``head`` then ends inside a quoted field (a quote never
+    closed, when ``head`` is the whole file)."""
+    quotes = CsvQuotes(delims)
+    for quoted, start, end in quotes.segments(head):
+        if not quoted and (m := _LINE_END.search(head, start, end)):
+            return m.start(), m.group(), False
+    return len(head), "\n", quotes.in_quotes
 
-    in_quotes = False
-    for m in re.finditer(r'["\r\n]', head):
-        c = m.group()
-        if c == '"':
-            in_quotes = not in_quotes
-        elif not in_quotes:
-            return m.start(), "\r\n" if c == "\r" and head[m.end():m.end() + 1] == "\n" else c
-    return len(head), "\n"
+
+_LINE_END = re.compile(r"\r\n|\r|\n")
 
 
 def is_jsonl(path: Path) -> bool:

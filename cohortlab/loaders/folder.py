@@ -49,8 +49,8 @@ from cohortlab.escaping import one_line
 from cohortlab.loaders import LoadError, LoadReport
 from cohortlab.loaders.base import memory_limit_bytes
 from cohortlab.loaders.fetched import folder_record, record_times
-from cohortlab.loaders.files import (is_bucket_verification_file, is_clutter, is_completion_marker, leads_outside,
-                                     some_names)
+from cohortlab.loaders.files import (hidden_words, is_bucket_verification_file, is_clutter, is_completion_marker,
+                                     leads_outside, some_names)
 from cohortlab.loaders.time_zone import pop_timezone
 
 IGNORED_SUFFIXES = (".parquet", ".md", ".txt", ".yaml", ".yml", ".py", ".png", ".html")
@@ -128,7 +128,7 @@ class WorldReport:
         if self.ignored:
             names = self.shown_names(self.ignored)
             lines.append(f"  not loaded: {len(names):,} file(s) outside the places a folder of exports keeps them "
-                         f"(docs/loading.md#folder), hidden, or holding no data: {some_names(names)}")
+                         f"(docs/loading.md#folder), {hidden_words(self.ignored)}, or holding no data: {some_names(names)}")
         if self.linked_outside:
             names = self.shown_names(self.linked_outside)
             lines.append(f"  not loaded: {len(names):,} link(s) to a file outside the folder, not followed "

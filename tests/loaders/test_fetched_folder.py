@@ -125,5 +125,10 @@ def test_os_clutter_in_a_fetched_folder_is_not_loaded(lab, write, tmp_path, run_
     assert report.by_kind()["mparticle-profiles"]["files"] == 1
     assert lab.engine.query_rows("SELECT count(*) FROM mp_profiles") == [(2,)]
     assert len(report.ignored) == 9  # said, as hidden files are
+    # named for what they are (the line said 'hidden, or holding no data' of Thumbs.db)
+    assert "(docs/loading.md#folder), hidden files and OS clutter (Thumbs.db, desktop.ini), or holding no data: " \
+        in report.ignored_text()
     r = lab.load("mixpanel-profiles", tmp_path / "exports" / "mixpanel" / "profiles")
     assert sorted(r.not_read) == sorted(CLUTTER)
+    assert ("file(s) of the folder: hidden files and OS clutter (Thumbs.db, desktop.ini), markers holding no "
+            "data, or links to a file outside it: ") in str(r)

@@ -728,3 +728,38 @@ def test_a_quote_never_closed_in_the_header_is_refused_not_read_as_a_snapshot_of
         lab.load("mixpanel-members", f, cohort="C", as_of=AS_OF)
     assert str(e.value) == f"{f}:1: the header line: {UNCLOSED}"
     assert table_snapshot() == before
+@pytest.mark.parametrize("text, line", [
+    # a quote inside an unquoted value is a character (5" screen), not an opening quote: the
+    # quote never closed is on line 4 (it was line 6 of a file of 5)
+    ('distinct_id,note\nU1,5" screen\nU2,ok\nU3,"bad\nU4,z\n', 4),
+    # after one and a value spanning lines 3 and 4 (it was 6)
+    ('distinct_id,note\nU1,x"y\nU2,"a\nb"\nU3,"bad\nU4,z\n', 5),
+    # two such quotes, on two lines: the line of the file, not DuckDB's row number (5)
+    ('distinct_id,note\nU1,5" screen\nU2,6" screen\nU3,"a\nb"\nU4,"bad\nU5,z\n', 6),
+])
+def test_a_quote_never_closed_after_a_quote_inside_an_unquoted_value_names_its_line(lab, write, table_snapshot,
+                                                                                  text, line):
+    before = table_snapshot()
+    f = write("members.csv", text)
+    with pytest.raises(LoadError) as e:
+        lab.load("mixpanel-members", f, cohort="C", as_of=AS_OF)
+    assert str(e.value) == f"{f}: line {line}: {UNCLOSED}"
+    assert table_snapshot() == before
+
+
+@pytest.mark.parametrize("header, name", [('distinct_id,na"me', 'na"me'), ('distinct_id,size (in")', 'size (in")'),
+                                          ('distinct_id;size (in")', 'size (in")')])
+def test_a_quote_inside_a_header_name_is_a_character_not_a_quote_never_closed(lab, write, balanced, header, name):
+    """A quote opens a quoted field only at the start of a field (DuckDB, RFC 4180): a header
+    name such as size (in") is read as written, also when quoted values follow (it was refused
+    as a quote never closed)."""
+    d = ";" if ";" in header else ","
+    f = write("members.csv", f'{header}\nU1{d}5\nU2{d}"6"\n"U\n3"{d}7\n')
+    r = balanced(lab.load("mixpanel-members", f, cohort="C", as_of=AS_OF, column="distinct_id"))
+    assert (r.rows_read, r.loaded) == (3, 3)
+    assert [(m, ln) for *_, m, ln in _members(lab)] == [("U1", 2), ("U2", 3), ("U\n3", 4)]
+    g = write("by_name.csv", f'{header}\nU1{d}5\n')
+    assert lab.load("mixpanel-members", g, cohort="D", as_of=AS_OF, column=name).loaded == 1
+    assert [m for _, c, _, m, _ in _members(lab) if c == "D"] == ["5"]
+
+

@@ -343,3 +343,19 @@ def test_a_quote_never_closed_is_refused_naming_the_line_it_opened_on(lab, write
                             'everything after it, to the end of the file, was read as one field; close it, or '
                             'write a quote inside a quoted value as ""')
     assert table_snapshot() == before
+
+
+def test_a_quote_inside_a_header_name_is_a_character_not_a_quote_never_closed(lab, q, write, balanced):
+    """A quote opens a quoted field only at the start of a field (DuckDB, RFC 4180): the attribute
+    size (in") loads as written (it was refused as a quote never closed in the header line); a
+    quoted name spanning lines, and a quote never closed opening a name, are as before."""
+    r = balanced(lab.load(KIND, write("h.csv", 'mpid,customer_id,size (in")\n1,c1,5\n2,c2,"6"\n')))
+    assert (r.rows_read, r.loaded) == (2, 2)
+    assert q("SELECT mpid, name, value::VARCHAR FROM mpa_attributes") == [(1, 'size (in")', '"5"'),
+                                                                         (2, 'size (in")', '"6"')]
+    lab.load(KIND, write("m.csv", 'mpid,"size\n(in "")"\n3,7\n'))
+    assert q("SELECT name FROM mpa_attributes WHERE mpid = 3") == [('size\n(in ")',)]
+    f = write("bad.csv", 'mpid,size (in"),"plan\n4,5,pro\n')
+    with pytest.raises(LoadError) as e:
+        lab.load(KIND, f)
+    assert str(e.value).startswith(f'{f}:1: the header line: a quote (") opened on this line is never closed')
