@@ -21,7 +21,8 @@ import gzip
 import shutil
 from pathlib import Path
 
-from cohortlab.loaders.files import is_gzip, naming_written
+from cohortlab.loaders.files import CSV_DELIMITERS, CsvQuotes, csv_header, is_gzip, naming_written
+from cohortlab.errors import LoadError
 from cohortlab.tempdirs import make_private_dir
 
 BLOCK = 8 * 1024 * 1024
@@ -31,12 +32,37 @@ def _to_lf(data: bytes) -> bytes:
     return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
 
 
+def _csv_to_lf(text: str, quotes: CsvQuotes) -> str:
+    """A block of a CSV (as latin-1 text: one character per byte, the quotes, delimiters and line
+    ends being ASCII in UTF-8) with the line ends outside quoted fields made LF, the quoted fields
+    and their quotes as they are (:class:`~cohortlab.loaders.files.CsvQuotes`' rule)."""
+    out, at = [], 0
+    for quoted, a, b in quotes.segments(text):
+        out.append(text[at:a])  # the quotes between two segments
+        out.append(text[a:b] if quoted else text[a:b].replace("\r\n", "\n").replace("\r", "\n"))
+        at = b
+    out.append(text[at:])
+    return "".join(out)
+
+
+def _csv_delimiter(src: Path) -> list[str]:
+    """The delimiter a field starts after, as the CSV loaders will read it from the header (its
+    line end read outside quotes whatever the file's mix); every candidate when the header does
+    not read (the loader then names what is wrong)."""
+    try:
+        return [csv_header(src).delim]
+    except (LoadError, OSError, UnicodeDecodeError):
+        return list(CSV_DELIMITERS)
+
+
 def normalise_line_ends(src: Path, dst: Path, *, csv: bool = False) -> int:
     """Write ``src`` (gzip or plain) to ``dst`` (plain) with every line end an LF; return the
     number of lines of the copy (the last one counted when it has no line end). ``csv``: line
-    ends inside double-quoted fields are kept as they are."""
+    ends inside quoted fields are kept as they are; a quote opens one only at the start of a field
+    (:class:`~cohortlab.loaders.files.CsvQuotes`, as the CSV reader reads it: ``5" screen`` holds
+    no quoted field)."""
     opener = gzip.open if is_gzip(src) else open
-    in_quotes = False
+    quotes = CsvQuotes(_csv_delimiter(src)) if csv else None
     carry = b""
     lines = 0
     last = b""
@@ -44,17 +70,12 @@ def normalise_line_ends(src: Path, dst: Path, *, csv: bool = False) -> int:
         while True:
             chunk = f.read(BLOCK)
             data = carry + chunk
-            # a CR at the end of a block may be the first half of a CRLF: decide with the next
-            carry = b"\r" if chunk and data.endswith(b"\r") else b""
-            if carry:
-                data = data[:-1]
-            if csv:
-                parts = data.split(b'"')
-                # part i is outside quotes when the quotes before it (i, plus the state at the
-                # block's start) are even; an escaped quote ("") is two quotes, so it keeps the state
-                start = 1 if in_quotes else 0
-                data = b'"'.join(_to_lf(p) if (start + i) % 2 == 0 else p for i, p in enumerate(parts))
-                in_quotes = (start + len(parts) - 1) % 2 == 1
+            # a CR at the end of a block may be the first half of a CRLF, and a quote the first
+            # of "" or a field's opening one: decide with the next block
+            keep = len(data) - len(data.rstrip(b'\r"' if csv else b"\r")) if chunk else 0
+            carry, data = (data[len(data) - keep:], data[:len(data) - keep]) if keep else (b"", data)
+            if quotes is not None:
+                data = _csv_to_lf(data.decode("latin-1"), quotes).encode("latin-1")
             else:
                 data = _to_lf(data)
             out.write(data)

@@ -36,15 +36,25 @@ def _reference_json(data: bytes) -> bytes:
 
 
 def _reference_csv(data: bytes) -> bytes:
-    out, quoted, i = bytearray(), False, 0
+    """The copy, byte by byte: a quote opens a quoted field only at a field's start (after a
+    line end or a comma), "" inside one is a quote, a lone one closes it."""
+    out, quoted, start, i = bytearray(), False, True, 0
     while i < len(data):
         b = data[i : i + 1]
-        if b == b'"':
-            quoted = not quoted
-        if b == b"\r" and not quoted:
+        if quoted:
+            if b == b'"' and data[i + 1 : i + 2] == b'"':
+                out += b'""'
+                i += 2
+                continue
+            quoted = b != b'"'
+        elif b == b'"' and start:
+            quoted = True
+        elif b == b"\r":
             out += b"\n"
             i += 2 if data[i + 1 : i + 2] == b"\n" else 1
+            start = True
             continue
+        start = not quoted and b in (b",", b"\n")
         out += b
         i += 1
     return bytes(out)
@@ -55,6 +65,8 @@ COPY_CASES = {
     "cr_then_crlf": b"x\r\ry\r\n\r\nz\r",
     "csv_quotes": b'id,v\r\n1,"a\rb"\n2,"c\r\nd"\r3,"e""\r"\r\n4,x',
     "quote_open_at_end": b'id,v\r\n1,"a\rb',
+    # a quote inside an unquoted value is a character: the CR after it ends the line
+    "stray_quote": b'id,v\r\n1,5" screen\r2,"a\rb"\n3,x"y\r\n4,"c""\rd"\r5,z',
     "empty": b"",
 }
 
@@ -157,6 +169,17 @@ def test_mixed_jsonl_profiles_members_and_mparticle(lab, tmp_path, balanced):
     assert lab.engine.query_rows("SELECT line FROM rejects WHERE kind = 'mparticle-profiles'") == [(2,)]
     assert lab.engine.query_rows("SELECT list(mpid ORDER BY line), list(line ORDER BY line) FROM mpa_profiles")[0] == (
         [5001, 5002, 5003], [1, 3, 4])
+
+
+def test_a_mixed_csv_with_a_quote_inside_a_value_loads_line_by_line(lab, tmp_path, balanced):
+    """The copy flipped its quote state on every quote: after `5" screen` the CRs that end lines
+    stayed CRs and the rows ran together (and a quoted value's CR became a line end)."""
+    m = tmp_path / "m.csv"
+    m.write_bytes(b'distinct_id,note\r\nu1,5" screen\ru2,"a\rb"\nu3,z\r\n')
+    r = balanced(lab.load("mixpanel-members", [m], cohort="Mixed", as_of="2026-03-01T00:00:00Z"))
+    assert r.loaded == 3
+    assert lab.engine.query_rows(
+        "SELECT list(distinct_id ORDER BY distinct_id) FROM mp_cohort_members")[0][0] == ["u1", "u2", "u3"]
 
 
 def test_mixed_csv_keeps_line_ends_inside_quotes(lab, tmp_path, balanced):
