@@ -313,7 +313,9 @@ class HttpClient:
         self._paused_until = float("-inf")
         self._client = httpx.Client(
             auth=auth,
-            headers={"User-Agent": USER_AGENT, **(headers or {})},
+            # the encodings read_capped reads: httpx adds br and zstd when their modules happen
+            # to be installed, whose answers cohortlab would then refuse
+            headers={"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate", **(headers or {})},
             timeout=httpx.Timeout(timeout, connect=min(timeout, 30.0)),
             follow_redirects=False,
             transport=transport,
@@ -514,7 +516,9 @@ def read_capped(resp: httpx.Response, limit: int) -> tuple[bytes, bool]:
     body is read raw and decompressed here, never more than ``limit`` + 1 bytes of output at a
     time (httpx decompresses each chunk received whole: 64 KiB of gzip may be 64 MB, two gzip
     layers gigabytes in one chunk). One ``gzip`` or ``deflate`` layer is read (``identity`` is
-    none); stacked or other encodings raise :class:`FetchError`, a stream that does not
+    none; deflate zlib-wrapped, else raw, as httpx reads it); what follows the end of a gzip
+    stream is its next member, or padding, where the body ends. Stacked or other encodings raise
+    :class:`FetchError` (cohortlab asks for gzip or deflate only), a stream that does not
     decompress :class:`RetryableError`."""
     import zlib
 
@@ -525,8 +529,9 @@ def read_capped(resp: httpx.Response, limit: int) -> tuple[bytes, bool]:
                          f"{', '.join(layers)!r}, which cohortlab does not read (gzip or deflate, once)")
     gz = bool(layers) and layers[0] != "deflate"
     d = zlib.decompressobj(zlib.MAX_WBITS | 16) if gz else zlib.decompressobj() if layers else None
+    first = not gz  # deflate: zlib-wrapped, or raw when its first piece does not decompress so
     out = bytearray()
-    started = False
+    path = resp.request.url.path
     try:
         for raw in resp.iter_raw():
             data = raw
@@ -535,21 +540,26 @@ def read_capped(resp: httpx.Response, limit: int) -> tuple[bytes, bool]:
                     out += data[:limit + 1 - len(out)]
                     data = b""
                 else:
-                    if not gz and not started and data[:1] != b"\x78":  # no zlib header: raw deflate
+                    try:
+                        out += d.decompress(data, limit + 1 - len(out))
+                    except zlib.error:
+                        if not first:
+                            raise
                         d = zlib.decompressobj(-zlib.MAX_WBITS)
-                    started = True
-                    out += d.decompress(data, limit + 1 - len(out))
+                        out += d.decompress(data, limit + 1 - len(out))
+                    first = False
                     data = d.unconsumed_tail
-                    if d.eof and d.unused_data and gz and d.unused_data[:2] == b"\x1f\x8b"[:len(d.unused_data)]:
-                        # the next member of a multi-member gzip (other bytes after the end, a
-                        # server's padding, are ignored, as httpx ignores them)
-                        data, d = d.unused_data, zlib.decompressobj(zlib.MAX_WBITS | 16)
+                    if d.eof and d.unused_data:
+                        tail = d.unused_data
+                        if not (gz and tail[:2] == b"\x1f\x8b"[:len(tail)]):
+                            return bytes(out[:limit]), len(out) <= limit  # padding: the body ends
+                        data, d = tail, zlib.decompressobj(zlib.MAX_WBITS | 16)  # the next gzip member
                 if len(out) > limit:
                     return bytes(out[:limit]), False
     except zlib.error as e:
-        raise RetryableError(f"undecodable body on {resp.request.url.path}: {e}") from None
-    if d is not None and not d.eof and (started or gz):  # a compressed stream cut short
-        raise RetryableError(f"undecodable body on {resp.request.url.path}: the compressed stream ends before its end")
+        raise RetryableError(f"undecodable body on {path}: {e}") from None
+    if d is not None and not d.eof and (gz or not first):  # a compressed stream cut short
+        raise RetryableError(f"undecodable body on {path}: the compressed stream ends before its end")
     return bytes(out), True
 
 

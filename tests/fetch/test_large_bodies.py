@@ -74,12 +74,18 @@ def test_two_gzip_layers_are_refused_before_anything_is_decompressed():
     assert sum(http.stats.retries.values()) == 0  # not retried: the same answer would come again
 
 
+def small_window(data: bytes) -> bytes:
+    z = zlib.compressobj(9, zlib.DEFLATED, 9)  # its header's first byte is 0x18, not 0x78
+    return z.compress(data) + z.flush()
+
+
 @pytest.mark.parametrize("encoding, body", [
     ("gzip", gzip.compress(b'{"results": [1, ', mtime=0) + gzip.compress(b'2]}', mtime=0) + b"\0\0"),  # two members, padding
     ("deflate", zlib.compress(b'{"results": [1, 2]}')),                      # zlib-wrapped, as HTTP says
     ("deflate", zlib.compress(b'{"results": [1, 2]}')[2:-4]),                # raw deflate, as some servers send
     ("identity", b'{"results": [1, 2]}'),
-], ids=["gzip-members", "deflate-zlib", "deflate-raw", "identity"])
+    ("deflate", small_window(b'{"results": [1, 2]}')),                     # zlib with a 512-byte window
+], ids=["gzip-members", "deflate-zlib", "deflate-raw", "identity", "deflate-zlib-small-window"])
 def test_one_layer_of_gzip_or_deflate_is_read_whole(encoding, body):
     http = client(answer(body, encoding))
     _, raw = http.request("GET", "https://mixpanel.example/api/query/engage", consume=http.json_body)
@@ -91,3 +97,29 @@ def test_a_gzip_stream_that_does_not_decompress_is_retried_then_refused():
     with pytest.raises(CohortlabError, match=r"giving up after 3 attempts: undecodable body on /api/query/engage"):
         http.request("GET", "https://mixpanel.example/api/query/engage", consume=http.json_body)
     assert http.stats.retries["bad_body"] == 2
+
+
+def test_only_the_encodings_it_reads_are_asked_for():
+    """httpx asks for br and zstd when their modules are installed, which read_capped refuses."""
+    seen = []
+    http = client(httpx.MockTransport(lambda request: seen.append(request.headers["Accept-Encoding"])
+                                      or httpx.Response(200, content=iter([b"{}"]))))
+    http.request("GET", "https://mixpanel.example/api/query/engage", consume=http.json_body)
+    assert seen == ["gzip, deflate"]
+
+
+def test_padding_after_the_gzip_stream_ends_the_body_without_reading_it():
+    """Every chunk after the end was added to zlib's unused_data, copied each time: 64 MB of
+    zeros took 22 s and 128 MB of memory (red team)."""
+    pulled: list[int] = []
+
+    def chunks():
+        yield gzip.compress(b'{"ok": 1}', mtime=0)
+        for _ in range(64):
+            pulled.append(1)
+            yield bytes(1024 * 1024)
+
+    http = client(httpx.MockTransport(lambda request: httpx.Response(
+        200, headers={"Content-Encoding": "gzip"}, content=chunks())))
+    _, raw = http.request("GET", "https://mixpanel.example/api/query/engage", consume=http.json_body)
+    assert raw == b'{"ok": 1}' and len(pulled) <= 1
