@@ -331,3 +331,6 @@ def test_long_texts_are_read_in_a_time_linear_in_their_length():
     assert time.process_time() - start < 20  # quadratic: hours
     assert shown == ["a" * 12, "1" * 12, "1-" * 6, "<email>", "aaaa <email>", " " * 11 + "1"]
     assert personal == [False, False, False, True, True, False]
+    # the same emails as the pattern tried everywhere, also where a domain stops inside a run
+    assert masked_text("com@example.com.@90012312") == "<email><email>"
+    assert masked_text("a@b.c.@john@doe.com") == "<email><email>@doe.com"
