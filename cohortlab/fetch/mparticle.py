@@ -288,7 +288,10 @@ class MParticleClient:
                 res.files.append(target)
                 if on_part is not None:
                     on_part(target, as_of, res.fetched_at, len(lines))
-            if (gone or retry_missing) and not wrong_url:
+            # while the sample is asked and no profile came back, a 404 may be a wrong URL's: a run
+            # stopped then (Ctrl-C, an error) records none, as the wrong-URL check would not
+            undecided = rest is not None and res.fetched == 0 and not known_workspace
+            if (gone or retry_missing) and not wrong_url and not undecided:
                 all_missing = (missing - (set(todo) if retry_missing else set())) | gone
                 write_missing(out, missing_file, workspace, all_missing)
 

@@ -562,6 +562,36 @@ def test_a_wrong_workspace_stops_after_the_first_answers_not_after_every_mpid(fa
     assert (summary.counts["mparticle_missing"], summary.complete) == (39, True)
 
 
+def test_a_run_stopped_while_its_sample_is_asked_records_no_404_as_missing(fake, env, policy, tmp_path, monkeypatch):
+    """Ctrl-C (or an error) while the sample was asked wrote its 404s so far as missing, also for a
+    wrong workspace, whose next run then said 'none is recorded as missing' (red team)."""
+    from cohortlab.fetch import mparticle
+    from cohortlab.fetch.credentials import load_credentials
+
+    monkeypatch.setattr(mparticle, "ALL_MISSING_EARLY", 5, raising=False)
+    fake.other_workspaces["11/22/99"] = {}
+    wrong = load_credentials(env={**env, "MPARTICLE_WORKSPACE_ID": "99"})
+    asked = mparticle.MParticleClient.profile_text
+    calls = []
+
+    def interrupted(self, mpid):
+        calls.append(mpid)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return asked(self, mpid)
+
+    monkeypatch.setattr(mparticle.MParticleClient, "profile_text", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        fetch(tmp_path, sources=["mparticle"], mpids=range(1, 41), concurrency=1, rate=None,
+              credentials=wrong, policy=policy, progress=False)
+    assert fake.count("profile") >= 3 and not (tmp_path / ".fetch" / "mparticle_missing.json").exists()
+    monkeypatch.setattr(mparticle.MParticleClient, "profile_text", asked)
+    with pytest.raises(FetchError, match="every one of the 5 MPIDs asked .* none is recorded as missing; the run "
+                                         "stopped there, without asking the other 35$"):
+        fetch(tmp_path, sources=["mparticle"], mpids=range(1, 41), concurrency=1, rate=None,
+              credentials=wrong, policy=policy, progress=False)
+
+
 @pytest.mark.parametrize("concurrency", [1, 4])
 def test_a_right_workspace_whose_first_mpids_are_gone_is_not_refused_early(fake, creds, policy, tmp_path,
                                                                            monkeypatch, concurrency):
