@@ -41,6 +41,10 @@ EXPLANATIONS = {
     "remediation_not_in_exports": "the plan writes $mparticle_user_id (a Rule or SDK code), the exports do not "
                                   "have it: no such remediation ran",
     "event_property_missing": "the event rule's $mparticle_user_id is missing from their events",
+    "event_property_not_predicted": "matched through an event's $mparticle_user_id (their MPID) that the prediction "
+                                    "does not have: no event of the prediction's (--db's, as the plan keys them) "
+                                    "under this distinct_id at or after the event identity cutoff; the exports "
+                                    "hold events --db does not, or the plan's cutoff is later or off",
     "model_differs": "the model differs (no known cause)",
 }
 
@@ -241,6 +245,13 @@ def _comparison_sql(t: RunTables, predicted: str, observed: str, keep: list[str]
                          AND {src} IS DISTINCT FROM 'mparticle_user_id' THEN 'remediation_not_in_exports'
                     WHEN {src} = 'distinct_id' AND predicted_identifier_source = 'event_property'
                          THEN 'event_property_missing'
+                    -- the mirror: the exports match through the event rule's $mparticle_user_id
+                    -- (the person's MPID: another value is bad_mparticle_user_id, above), the
+                    -- prediction has no $mparticle_user_id for the profile (no event of --db's,
+                    -- as the plan keys them, under it from the cutoff; or the plan's rule is off)
+                    WHEN {src} = 'event_property' AND NOT predicted_matched
+                         AND predicted_identifier_source IN ('distinct_id', 'none')
+                         THEN 'event_property_not_predicted'
                     ELSE 'model_differs' END AS explanation
         FROM both_sides b
         -- the predicted MPID among the prediction's mParticle profiles (those of this database)
@@ -253,6 +264,7 @@ def _comparison_sql(t: RunTables, predicted: str, observed: str, keep: list[str]
 _VERDICT_WORDS = {
     "bad_mparticle_user_id": "with a $mparticle_user_id that is not their MPID",
     "event_property_missing": "without the event rule's $mparticle_user_id",
+    "event_property_not_predicted": "matched through an event's $mparticle_user_id the prediction does not have",
     "property_written_outside_plan": "with a $mparticle_user_id the plan does not write",
     "remediation_not_in_exports": "whose remediation the exports do not show",
     "profile_deleted_since": "whose mParticle profile was deleted since",
