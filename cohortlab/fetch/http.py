@@ -528,26 +528,24 @@ def read_capped(resp: httpx.Response, limit: int) -> tuple[bytes, bool]:
         raise FetchError(f"the answer on {resp.request.url.path} has Content-Encoding "
                          f"{', '.join(layers)!r}, which cohortlab does not read (gzip or deflate, once)")
     gz = bool(layers) and layers[0] != "deflate"
-    d = zlib.decompressobj(zlib.MAX_WBITS | 16) if gz else zlib.decompressobj() if layers else None
-    first = not gz  # deflate: zlib-wrapped, or raw when its first piece does not decompress so
+    d = zlib.decompressobj(zlib.MAX_WBITS | 16) if gz else None
+    head = b""  # deflate: its first two bytes decide zlib-wrapped or raw (_deflate_decoder)
     out = bytearray()
     path = resp.request.url.path
     try:
         for raw in resp.iter_raw():
             data = raw
+            if layers and d is None:  # deflate, undecided
+                head += data
+                if len(head) < 2:
+                    continue
+                d, data, head = _deflate_decoder(head), head, b""
             while data:
                 if d is None:
                     out += data[:limit + 1 - len(out)]
                     data = b""
                 else:
-                    try:
-                        out += d.decompress(data, limit + 1 - len(out))
-                    except zlib.error:
-                        if not first:
-                            raise
-                        d = zlib.decompressobj(-zlib.MAX_WBITS)
-                        out += d.decompress(data, limit + 1 - len(out))
-                    first = False
+                    out += d.decompress(data, limit + 1 - len(out))
                     data = d.unconsumed_tail
                     if d.eof and d.unused_data:
                         tail = d.unused_data
@@ -558,9 +556,23 @@ def read_capped(resp: httpx.Response, limit: int) -> tuple[bytes, bool]:
                     return bytes(out[:limit]), False
     except zlib.error as e:
         raise RetryableError(f"undecodable body on {path}: {e}") from None
-    if d is not None and not d.eof and (gz or not first):  # a compressed stream cut short
+    if head:  # a deflate body of one byte
+        d = _deflate_decoder(head)
+        out += d.decompress(head)
+    if d is not None and not d.eof and (gz or out or head):  # a compressed stream cut short
         raise RetryableError(f"undecodable body on {path}: the compressed stream ends before its end")
     return bytes(out), True
+
+
+def _deflate_decoder(head: bytes):
+    """The decompressor of a ``deflate`` body starting with ``head`` (two bytes, unless the body is
+    shorter): zlib's
+    when they are a zlib header (compression method 8, the check bits: RFC 1950), else raw
+    deflate, which some servers send as ``deflate``."""
+    import zlib
+
+    zlib_header = len(head) >= 2 and head[0] & 0x0F == 8 and ((head[0] << 8) | head[1]) % 31 == 0
+    return zlib.decompressobj() if zlib_header else zlib.decompressobj(-zlib.MAX_WBITS)
 
 
 def _to_stderr(line: str) -> None:

@@ -123,3 +123,14 @@ def test_padding_after_the_gzip_stream_ends_the_body_without_reading_it():
         200, headers={"Content-Encoding": "gzip"}, content=chunks())))
     _, raw = http.request("GET", "https://mixpanel.example/api/query/engage", consume=http.json_body)
     assert raw == b'{"ok": 1}' and len(pulled) <= 1
+
+
+@pytest.mark.parametrize("body", [zlib.compress(b'{"results": [1, 2]}'), zlib.compress(b'{"results": [1, 2]}')[2:-4],
+                                  small_window(b'{"results": [1, 2]}')], ids=["zlib", "raw", "zlib-small-window"])
+def test_a_deflate_body_in_one_byte_pieces_is_read_whole(body):
+    """Zlib or raw was decided on the first piece received: a first piece of one byte went to zlib,
+    and a raw stream failed on the next ('incorrect header check'; red team)."""
+    http = client(httpx.MockTransport(lambda request: httpx.Response(
+        200, headers={"Content-Encoding": "deflate"}, content=iter([body[i:i + 1] for i in range(len(body))]))))
+    _, raw = http.request("GET", "https://mixpanel.example/api/query/engage", consume=http.json_body)
+    assert raw == b'{"results": [1, 2]}'
