@@ -246,11 +246,13 @@ def _comparison_sql(t: RunTables, predicted: str, observed: str, keep: list[str]
                     WHEN {src} = 'distinct_id' AND predicted_identifier_source = 'event_property'
                          THEN 'event_property_missing'
                     -- the mirror: the exports match through the event rule's $mparticle_user_id
-                    -- (the person's MPID: another value is bad_mparticle_user_id, above), the
+                    -- (the person's MPID, known to --db: another value is bad_mparticle_user_id,
+                    -- above; a person without one in --db is no such case), the
                     -- prediction has no $mparticle_user_id for the profile (no event of --db's,
                     -- as the plan keys them, under it from the cutoff; or the plan's rule is off)
                     WHEN {src} = 'event_property' AND NOT predicted_matched
                          AND predicted_identifier_source IN ('distinct_id', 'none')
+                         AND predicted_mpid IS NOT NULL AND {ident} = CAST(predicted_mpid AS VARCHAR)
                          THEN 'event_property_not_predicted'
                     ELSE 'model_differs' END AS explanation
         FROM both_sides b

@@ -331,3 +331,7 @@ def test_a_member_the_exports_match_by_an_event_property_the_prediction_lacks_is
     assert v.verdict.endswith("1 member differs, without activity after the export")
     v = validate(world.engine, plan, observed.assign(identifier="999"), "Power Users", AT, store=False)
     assert v.differ_explained == {"bad_mparticle_user_id": 1}
+    # Eve has no MPID in --db: the value her exports match through is nothing the model knows (red team)
+    eve = pd.DataFrame([("x-eve", "matched", None, "event_property", "555")], columns=observed.columns)
+    v = validate(world.engine, plan, eve, "Power Users", AT, store=False)
+    assert v.differ_explained == {"model_differs": 1}
