@@ -84,7 +84,12 @@ def scan_file(path: Path, kind: str, options: dict[str, Any]) -> FileScan:
     """Hash ``path`` and count its lines in the same pass (the file is read once here instead of
     twice: the hash for the fingerprint, then the newline counts for the fast path). Newlines
     are counted by numpy; CRs only when the block holds one (``bytes.find``: most exports have
-    none), then CRLFs, so that a file whose CRs all end a CRLF counts as LF lines."""
+    none), then CRLFs, so that a file whose CRs all end a CRLF counts as LF lines. A gzip file is
+    decompressed in the same pass, in blocks, for its line ends alone (``mixed_eol``; its lines
+    are not counted), until they are found mixed: DuckDB's CSV reader does not always refuse such
+    a CSV (a quoted field, a ``sep=`` line: a false unclosed quote, or no rows at all). A gzip
+    file whose text starts with ``{`` or ``[`` (JSON) is not decompressed: DuckDB refuses JSONL
+    whose line ends are mixed, and the load is retried through its LF copy (Loader.load)."""
     import numpy as np
 
     h = xxhash.xxh3_128()
@@ -93,24 +98,100 @@ def scan_file(path: Path, kind: str, options: dict[str, Any]) -> FileScan:
     buf = bytearray(8 * 1024 * 1024)
     view = memoryview(buf)
     arr = np.frombuffer(buf, dtype=np.uint8)
-    newlines = crs = crlfs = 0
-    last = 0
     plain = not is_gzip(path)
+    ends = _LineEnds()
+    inflate = None if plain else _Inflate()
+    text = b""  # a gzip file's first character that is not blank
     with open(path, "rb") as f:
         while n := f.readinto(buf):
             h.update(view[:n])
-            if not plain:
-                continue
-            newlines += int(np.count_nonzero(arr[:n] == 10))
-            if buf.find(b"\r", 0, n) >= 0 or last == 13:
-                crs += buf.count(b"\r", 0, n)
-                crlfs += buf.count(b"\r\n", 0, n) + (last == 13 and buf[0] == 10)
-            last = buf[n - 1]
+            if plain:
+                ends.feed(buf, n, int(np.count_nonzero(arr[:n] == 10)))
+            elif inflate is not None:
+                for out in inflate.feed(bytes(view[:n])):
+                    if not text and (text := out.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]) in (b"{", b"["):
+                        inflate.failed = True  # JSON: not scanned (see above)
+                        break
+                    ends.feed(out, len(out), out.count(b"\n"))
+                if inflate.failed or ends.mixed:
+                    inflate = None  # decided (or unreadable: the load says what is wrong)
+    if inflate is not None:
+        for out in inflate.end():
+            ends.feed(out, len(out), out.count(b"\n"))
     if not plain:
-        return FileScan(h.hexdigest())
-    lines = None if crs != crlfs else newlines + (1 if last not in (0, 10) else 0)
-    mixed = sum(n > 0 for n in (newlines - crlfs, crlfs, crs - crlfs)) > 1
-    return FileScan(h.hexdigest(), lines, counted=True, mixed_eol=mixed)
+        return FileScan(h.hexdigest(), mixed_eol=ends.mixed)
+    lines = None if ends.crs != ends.crlfs else ends.newlines + (1 if ends.last not in (0, 10) else 0)
+    return FileScan(h.hexdigest(), lines, counted=True, mixed_eol=ends.mixed)
+
+
+class _LineEnds:
+    """The LFs, CRs and CRLFs of a file's bytes, fed block by block (a CRLF across two blocks
+    counted once)."""
+
+    def __init__(self) -> None:
+        self.newlines = self.crs = self.crlfs = 0
+        self.last = 0
+
+    def feed(self, buf: bytes | bytearray, n: int, newlines: int) -> None:
+        """The block ``buf[:n]``, holding ``newlines`` LFs."""
+        if not n:
+            return
+        self.newlines += newlines
+        if buf.find(b"\r", 0, n) >= 0 or self.last == 13:
+            self.crs += buf.count(b"\r", 0, n)
+            self.crlfs += buf.count(b"\r\n", 0, n) + (self.last == 13 and buf[0] == 10)
+        self.last = buf[n - 1]
+
+    @property
+    def mixed(self) -> bool:
+        """Lines end in more than one way (LF, CRLF, lone CR) in the bytes fed so far (a CR at the
+        end, which the next block may make a CRLF, counted as lone)."""
+        return sum(n > 0 for n in (self.newlines - self.crlfs, self.crlfs, self.crs - self.crlfs)) > 1
+
+
+class _Inflate:
+    """A gzip file's content from its compressed blocks, in pieces of at most 8 MiB (never the
+    whole file in memory, whatever it decompresses to), member after member. ``failed``: the
+    bytes are not gzip from some point on (nothing more is given)."""
+
+    PIECE = 8 * 1024 * 1024
+
+    def __init__(self) -> None:
+        import zlib
+
+        self._zlib = zlib
+        self._d = zlib.decompressobj(31)
+        self.failed = False
+
+    def feed(self, data: bytes) -> Iterable[bytes]:
+        zlib = self._zlib
+        while data and not self.failed:
+            try:
+                out = self._d.decompress(data, self.PIECE)
+            except zlib.error:
+                self.failed = True
+                return
+            if out:
+                yield out
+            if self._d.eof:  # the member ends: another may follow (padding after it is ignored)
+                data = self._d.unused_data
+                if data.strip(b"\0"):
+                    self._d = zlib.decompressobj(31)
+                else:
+                    self.failed = True  # padding (DuckDB, gzip: ignored): nothing more to read
+                    return
+            else:
+                data = self._d.unconsumed_tail
+
+    def end(self) -> Iterable[bytes]:
+        """What is left (a piece that did not fit in the last one) when the file ends."""
+        if not self.failed:
+            try:
+                out = self._d.flush()
+            except self._zlib.error:
+                return
+            if out:
+                yield out
 
 
 def fingerprint(path: Path, kind: str, options: dict[str, Any]) -> str:

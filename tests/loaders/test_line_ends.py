@@ -117,7 +117,7 @@ def test_mixed_jsonl_events_load_numbered_by_the_rule(lab, tmp_path, balanced, m
 
 
 def test_a_gzip_file_with_mixed_line_ends_loads_the_same(lab, tmp_path, balanced):
-    """A gzip file is not scanned for line ends: DuckDB refuses it, and the load is retried
+    """A gzip JSON file is not scanned for line ends: DuckDB refuses it, and the load is retried
     through the LF copy (the failed attempt rolled back, an earlier file of the call included)."""
     lines = [_event(i) for i in range(1, 6)]
     clean = tmp_path / "a.jsonl"
@@ -129,6 +129,23 @@ def test_a_gzip_file_with_mixed_line_ends_loads_the_same(lab, tmp_path, balanced
     assert lab.engine.query_rows(
         "SELECT list(line ORDER BY line) FROM mp_events WHERE source_file = ?", [str(p)])[0][0] == [1, 2, 3, 4, 5]
     assert lab.engine.query_rows("SELECT count(*) FROM loads")[0][0] == 2
+
+
+@pytest.mark.parametrize("text", [
+    # a sep= line: DuckDB read the gzip file as 0 rows, no error (a snapshot of 0 members)
+    "sep=;\rdistinct_id;c\r\nU0;sp\r\nU1;x\n",
+    # a quoted field: DuckDB said a quote was never closed
+    'distinct_id,c\r\n"U0","a\rb"\nU1,"x"\r\n',
+], ids=["sep_line", "quoted"])
+def test_a_gzip_csv_with_mixed_line_ends_is_scanned_and_loads_as_the_plain_file(lab, tmp_path, write, text, run_once):
+    """The scan decompresses a gzip CSV for its line ends (DuckDB does not always refuse one)."""
+    plain, gz = write("m.csv", text), write("m.csv.gz", text, gz=True)
+    assert scan_file(gz, "k", {}).mixed_eol and scan_file(plain, "k", {}).mixed_eol
+    for p in (plain, gz):
+        lab.load("mixpanel-members", [p], cohort=p.name, as_of="2026-03-01T00:00:00", column="distinct_id")
+    rows = lab.engine.query_rows("SELECT cohort_name, list(distinct_id ORDER BY line), list(line ORDER BY line) "
+                                 "FROM mp_cohort_members GROUP BY 1 ORDER BY 1")
+    assert [r[1:] for r in rows] == [(["U0", "U1"], rows[0][2])] * 2, rows
 
 
 def test_invalid_utf8_in_a_mixed_file_is_numbered_by_the_rule(lab, tmp_path, balanced):
