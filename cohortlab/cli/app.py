@@ -152,6 +152,10 @@ def machine_problem(error: BaseException) -> str | None:
         path = getattr(error, "filename", None)
         what = (error.strerror or "permission denied").lower()
         return f"{path + ': ' if path else ''}{what}: check its permissions (and its folder's), or use another path"
+    if isinstance(error, NotADirectoryError):  # `--out afile/x` (export, ...): a file where a folder must be
+        path = getattr(error, "filename", None)
+        return (f"{path + ': ' if path else ''}not a directory: a file is where a folder of this path is needed, "
+                "use another path")
     m = re.search(r'Could not read enough bytes from file "([^"]+)"', text)
     if type(error).__name__ == "IOException" and m:  # a database file cut short, found on a read
         return f"{m.group(1)}: {TRUNCATED}"

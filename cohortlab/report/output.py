@@ -226,7 +226,10 @@ def _claim_output_dir(out, *, overwrite: bool, root, inputs: Mapping[str, Any], 
             _CLAIMS.replaced[target] = aside
         else:
             shutil.rmtree(target)
-    target.mkdir(parents=True, exist_ok=True)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except (NotADirectoryError, FileExistsError):  # a file where a folder of the path must be: one line, no traceback
+        raise ReportError(_not_a_folder(target)) from None
     try:  # created, never replaced: of two runs started at once into one folder, the second stops here
         with open(target / MARKER, "x", encoding="utf-8") as f:
             f.write("written by cohortlab report; --overwrite may replace this folder\n")
@@ -238,6 +241,15 @@ def _claim_output_dir(out, *, overwrite: bool, root, inputs: Mapping[str, Any], 
         except OSError:  # a file system without locks: the marker still claims the folder
             pass
     return target
+
+
+def _not_a_folder(target: Path) -> str:
+    """The error line for a report folder ``target`` that cannot be made because a file stands
+    where it, or a folder above it, must be (``--out afile/x``: NotADirectoryError)."""
+    for p in (target, *target.parents):
+        if os.path.lexists(p) and not p.is_dir():
+            return f"{target}: {p} is a file, not a folder: cannot make the report folder there (choose another --out)"
+    return f"{target}: a file is where a folder is needed: cannot make the report folder there (choose another --out)"
 
 
 def remove_unused_output(out_dir: Path, db_path: Path) -> None:

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from cohortlab.engines import ENGINES
-from cohortlab.errors import ReportError
+from cohortlab.errors import ReportError, is_disk_full, is_interrupt
 from cohortlab.privacy import masked_text
 from cohortlab.report import QUOTED_LINE
 from cohortlab.report.kernels import (
@@ -196,6 +196,8 @@ def run_notebook(
             result.error, result.cell_index, result.ename, result.failing_line = _describe_failure(e)
             result.error, result.evalue = masked_text(result.error), masked_text(str(e.evalue))
         except Exception as e:  # kernel died, notebook unreadable, ...
+            if is_disk_full(e):  # the executed notebook could not be saved (cut off): stops the report
+                raise
             if kernel_did_not_start(e) and attempt < KERNEL_START_RETRIES:
                 # two kernels starting at once can pick the same free port (jupyter_client picks
                 # ports, then the kernel binds them): the loser dies before kernel_info; a new
@@ -668,6 +670,15 @@ def _applies(name: str, params: Mapping[str, Any]) -> tuple[str | None, dict[str
             "or -p plans=PLANS.yaml"), {}
 
 
+def _remove_stopped(out_dir: Path) -> None:
+    """The folder of a report stopped by Ctrl-C or a full disk (a notebook, its page or
+    ``index.html`` cut off): no half of a report is left, which the next run into the same
+    ``--out`` refused ("already exists"); with ``--overwrite`` the previous one is put back
+    (:func:`~cohortlab.report.output.releasing_claims`)."""
+    if (out_dir / MARKER).exists():
+        shutil.rmtree(out_dir, ignore_errors=True)
+
+
 def _closing_event_loop(fn, *args):
     """``fn(*args)`` in a worker thread, then the thread's event loop closed: the kernel client
     of a notebook (nbclient, through jupyter_core's ``run_sync``) makes one loop per thread and
@@ -851,12 +862,9 @@ def _run_notebooks(sources, out_dir: Path, params: dict[str, Any], source: str, 
             pool.shutdown()
         results = [results[j] if j in results else skipped[j] for j in range(len(sources))]  # in the order asked for
     except BaseException as e:
-        from cohortlab.errors import is_interrupt
-
-        if is_interrupt(e):
+        if is_interrupt(e) or is_disk_full(e):
             stop_kernels()  # (one notebook at a time: nbclient stops its kernel itself, normally)
-            if (out_dir / MARKER).exists():  # an interrupted report: no half of one left
-                shutil.rmtree(out_dir, ignore_errors=True)
+            _remove_stopped(out_dir)
         raise
     finally:
         if _STOPPING.is_set():
@@ -868,7 +876,12 @@ def _run_notebooks(sources, out_dir: Path, params: dict[str, Any], source: str, 
             scratch.cleanup()
         if sims_dir is not None:
             sims_dir.cleanup()
-    index = write_index(out_dir, results, {**params, "source": source})
+    try:
+        index = write_index(out_dir, results, {**params, "source": source})
+    except BaseException as e:
+        if is_interrupt(e) or is_disk_full(e):
+            _remove_stopped(out_dir)
+        raise
     left_out = left_out_cohorts(results)
     if left_out:  # said, as on the index page: a report of every cohort that covers fewer
         say("not in the report: " + "; ".join(f"{c} ({why})" for c, why in left_out))

@@ -1176,3 +1176,59 @@ def test_load_folder_prints_the_files_it_leaves_as_it_prints_its_warnings(tmp_pa
     r = CliRunner().invoke(main, ["load", "--db", str(tmp_path / "y.duckdb"), "--json", "folder", str(world)])
     out = json.loads(r.stdout)
     assert out["not_loaded"] == [f"{world}/<email>"] and "dan@" not in r.output, r.output
+
+
+@pytest.mark.parametrize("where", ["notebook", "page", "index"])
+def test_a_full_disk_stops_the_report_with_one_line_and_leaves_no_half_made_folder(tiny, tmp_path, monkeypatch, where):
+    """A disk that filled while papermill saved a notebook gave a 106-line traceback (its cut-off
+    .ipynb was still exported: NotJSONError), and left the folder, which the next run refused
+    ("already exists"). Now, the disk full when the notebook, its page or index.html is written:
+    one error line, exit 1, no folder; with --overwrite the previous report is back. No kernel:
+    papermill is replaced by a copy of the notebook."""
+    import errno
+
+    import papermill
+
+    from cohortlab.report import output, pages, runner
+
+    full = False
+
+    def no_space(*a, **kw):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def execute(source, output_path, **kw):
+        text = Path(source).read_text()
+        if full and where == "notebook":
+            Path(output_path).write_text(text[: len(text) // 2])  # cut off, as a full disk leaves it
+            no_space()
+        Path(output_path).write_text(text)
+
+    monkeypatch.setattr(papermill, "execute_notebook", execute)
+    write_page, write_index = output.export_html, pages.write_index
+    monkeypatch.setattr(runner, "export_html", lambda *a: no_space() if full and where == "page" else write_page(*a))
+    monkeypatch.setattr(runner, "write_index", lambda *a: no_space() if full and where == "index" else write_index(*a))
+    cli, out = CliRunner(), tmp_path / "weekly"
+    args = ["report", "--db", str(tiny["db"]), "--notebooks", str(tiny["good"]), "--out"]
+    assert cli.invoke(main, [*args, str(out)]).exit_code == 0
+    before = (out / "index.html").read_text()
+    full = True
+    for given in (tmp_path / "day1", out):
+        r = cli.invoke(main, [*args, str(given)] + (["--overwrite"] if given == out else []))
+        assert r.exit_code == 1, r.stderr
+        assert r.stderr.splitlines()[-1] == "error: no space left on the device: free some space, or write elsewhere"
+        assert "Traceback" not in r.stderr and "NotJSONError" not in r.stderr
+    assert not (tmp_path / "day1").exists()  # the next run into it is not refused
+    assert (out / "index.html").read_text() == before and sorted(p.name for p in tmp_path.iterdir()) == ["weekly"]
+
+
+def test_an_out_under_a_file_is_one_error_line(tiny, tmp_path):
+    """`--out afile/x` (report, demo, export) was a NotADirectoryError traceback from the folder's mkdir."""
+    (tmp_path / "afile").write_text("")
+    out = str(tmp_path / "afile" / "x")
+    cli = CliRunner()
+    for args in (["report", "--db", str(tiny["db"]), "--notebooks", str(tiny["good"]), "--out", out],
+                 ["demo", "--out", out], ["export", "--db", str(tiny["db"]), "--out", out]):
+        r = cli.invoke(main, args)
+        assert r.exit_code == 1 and len(r.stderr.splitlines()) == 1, (args, r.stderr)
+        assert r.stderr.startswith(f"error: {out}: ") and ("is a file, not a folder" in r.stderr
+                                                           or "a file is where a folder" in r.stderr), r.stderr
