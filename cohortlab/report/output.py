@@ -144,6 +144,17 @@ def release_claims(keep: set[Path] | frozenset[Path] = frozenset()) -> None:
         os.close(fds.pop(target))
 
 
+def replaced_run(target: str | os.PathLike) -> Path | None:
+    """Where the previous run in ``target``, which this thread's run replaces (``overwrite``),
+    waits, hidden beside it, until the run ends; None when the run replaces none. The index
+    compares with it (:func:`cohortlab.report.pages.write_index`)."""
+    want = Path(target).resolve()
+    for t, aside in _CLAIMS.replaced.items():
+        if t.resolve() == want and aside.is_dir() and not aside.is_symlink():
+            return aside
+    return None
+
+
 def _settle_replaced(keep: set[Path], wrote: bool) -> None:
     """The previous content of each folder a run replaced (but ``keep``'s): removed when the run
     wrote its report, else put back (a run that stopped before: a bad parameter, data that did

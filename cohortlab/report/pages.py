@@ -263,6 +263,58 @@ def comparable_runs(same: Mapping[Path, str | None], data_time: str | None = Non
     return [d for _, d in dated] + [d for d, t in same.items() if t is None]
 
 
+KEPT = "replaced"  # in a run that replaced one (--overwrite): the replaced run's figures, for the next run
+_KEPT_DEPTH = 7  # runs kept one inside the other, while a notebook failed night after night
+
+
+def replaced_runs(out_dir: str | os.PathLike, identity: Mapping[str, Any]) -> dict[Path, str | None]:
+    """The run ``out_dir``'s run replaces (``--overwrite``: hidden beside it until the run ends,
+    :func:`cohortlab.report.output.replaced_run`) when it is of the same data source, cohorts and
+    settings (as :func:`same_runs`), with the time its figures are as of; then the runs it kept
+    in its ``replaced/`` (:func:`keep_replaced`), of a notebook it has no figures of, each in
+    the one before. Empty when the run replaces none."""
+    out: dict[Path, str | None] = {}
+    run = _replaced_run(Path(out_dir))
+    for _ in range(_KEPT_DEPTH + 1):
+        if run is None or not run.is_dir() or run.is_symlink():
+            break
+        record = _identity_of(run)
+        if record is None or _without_time(record) != _without_time(identity):
+            break  # (a run keeps only runs of its own source, cohorts and settings)
+        out[run] = record.get("data_time")
+        run = run / KEPT
+    return out
+
+
+def keep_replaced(out_dir: Path, runs: Mapping[Path, str | None], names: list[str], until: Path | None = None) -> None:
+    """Keep in ``out_dir/replaced/`` the figures (``run.json``, each notebook's headline in
+    ``<name>/metrics.json``) of the replaced run ``runs`` begins with (:func:`replaced_runs`),
+    and in ``replaced/replaced/`` those of the run it kept, when it has no figures of one of
+    ``names`` (the notebook failed) or ``until`` (the run compared with) is deeper: the
+    folder's previous figures outlive the replaced run, for the next run to compare with."""
+    dest = out_dir / KEPT
+    chain = list(runs)
+    for run in chain:
+        record = _identity_of(run)
+        if record is None:
+            break
+        dest.mkdir(parents=True, exist_ok=True)
+        (dest / RUN_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        missing = []
+        for name in names:
+            doc = _read_object(run / name / "metrics.json") or {}
+            if not isinstance(doc.get("headline"), dict) or not doc["headline"]:
+                missing.append(name)
+                continue
+            kept = {k: doc[k] for k in ("title", "headline", "headline_units") if k in doc}
+            (dest / name).mkdir(exist_ok=True)
+            (dest / name / "metrics.json").write_text(json.dumps(kept, indent=2) + "\n", encoding="utf-8")
+        deeper = until in chain and chain.index(until) > chain.index(run)  # the run compared with: kept whole
+        if not missing and not deeper:
+            break
+        names, dest = names if deeper else missing, dest / KEPT
+
+
 def _without_time(identity: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in identity.items() if k != "data_time"}
 
@@ -295,8 +347,11 @@ def _previous_headline(prev: Path | None, name: str) -> dict[str, Any]:
 
 
 def _fmt_change(now: Any, before: Any, unit: str | None = None) -> str:
-    """``+3`` / ``−1.2 pts`` / ``no change`` / ``new``: a headline value against the previous run
-    (a ``percent`` changes by percentage points)."""
+    """``+3`` / ``−1.2 pts`` / ``+<0.1 pts`` / ``no change`` / ``new`` (HTML, as
+    :func:`_fmt_value`): a headline value against the previous run (a ``percent`` changes by
+    percentage points). "no change" only when the values are equal: a change too small for the
+    digits shown is ``+<0.1 pts`` (``+<0.01``), never "no change" (92.8% -> 92.9%, 0.92845 ->
+    0.92855, read "no change")."""
     if isinstance(now, bool) or isinstance(before, bool):
         return ""
     if not isinstance(now, (int, float)):
@@ -304,12 +359,16 @@ def _fmt_change(now: Any, before: Any, unit: str | None = None) -> str:
     if not isinstance(before, (int, float)):
         return "new"
     d = now - before
-    if unit == "percent":
-        pts = d * 100
-        return "no change" if abs(pts) < 0.05 else f"{'+' if pts > 0 else '−'}{abs(pts):.1f} pts"
     if d == 0:
         return "no change"
-    return f"{'+' if d > 0 else '−'}{abs(d):,}" if isinstance(d, int) else f"{'+' if d > 0 else '−'}{abs(d):,.2f}"
+    sign = "+" if d > 0 else "−"
+    if unit == "percent":
+        shown = f"{abs(d) * 100:.1f}"
+        return f"{sign}{'&lt;0.1' if shown == '0.0' else shown} pts"
+    if isinstance(d, int):
+        return f"{sign}{abs(d):,}"
+    shown = f"{abs(d):,.2f}"
+    return f"{sign}{'&lt;0.01' if shown == '0.00' else shown}"
 
 
 # a notebook's title when it wrote no metrics.json (failed, not run); else its own
@@ -339,9 +398,11 @@ def write_index(out_dir: str | os.PathLike, results: list[NotebookResult], param
     cohorts = ctx.get("cohorts") or params.get("cohorts") or "all"
     identity = run_identity(given, cohorts, settings, params.get("settings"), params)
     data_time = run_data_time(params, results)
-    same = same_runs(out_dir, identity)
+    replaced = replaced_runs(out_dir, identity)  # --overwrite: the run this one replaces, first
+    same = {**replaced, **same_runs(out_dir, identity)}
     comparable = comparable_runs(same, data_time)
     prev = next(iter(comparable), None)
+    label = {d: _kept_label(i) for i, d in enumerate(replaced)}
     cards = []
     for r in results:
         m = r.metrics or {}
@@ -355,16 +416,19 @@ def write_index(out_dir: str | os.PathLike, results: list[NotebookResult], param
         if r.metrics_path:
             links.append(f'<a href="{html_text(r.metrics_path.relative_to(out_dir).as_posix())}">metrics.json</a>')
         units = m.get("headline_units") or {}
+        shown = m.get("headline") or {}
+        if not r.ok and not shown and before:  # failed: the figures it compares with, still shown
+            shown, units = {k: None for k in before}, _previous_units(since, r.name)
         rows = "".join(
             f"<tr><td>{html_text(str(k))}</td><td class=v>{_fmt_value(v, units.get(k))}</td>"
             + (f'<td class="d">{_fmt_change(v, before.get(k), units.get(k))}</td>' if prev is not None else "")
             + "</tr>"
-            for k, v in (m.get("headline") or {}).items()
+            for k, v in shown.items()
         )
         if since is not None and since != prev:  # the latest comparable run has none of this notebook's figures
-            against = f"{since.name} ({prev.name} has no figures of this report)"
+            against = f"{label.get(since, since.name)} ({label.get(prev, prev.name)} has no figures of this report)"
         else:
-            against = prev.name if prev is not None else ""
+            against = label.get(prev, prev.name) if prev is not None else ""
         head = ("<tr><th></th><th>this run</th>"
                 f"<th>change since {html_text(against)}</th></tr>" if prev is not None and rows else "")
         summary = f'<p class="summary">{html_text(str(m["summary"]))}</p>' if m.get("summary") else ""
@@ -380,7 +444,11 @@ def write_index(out_dir: str | os.PathLike, results: list[NotebookResult], param
             f'<p>{" · ".join(links)} <span class="meta">({r.seconds:.1f} s)</span></p></div>'
         )
     later = len(same) - len(comparable)  # the same runs, with figures of a later time
-    trend = f'<p class="meta">{_trend_line(prev, same.get(prev), len(earlier_runs(out_dir)), later)}</p>'
+    if replaced:
+        keep_replaced(out_dir, replaced, [r.name for r in results], prev)
+    kept = "/".join([KEPT] * (list(replaced).index(prev) + 1)) if prev in replaced else None
+    others = len(earlier_runs(out_dir)) + (1 if not replaced and _replaced_run(out_dir) is not None else 0)
+    trend = f'<p class="meta">{_trend_line(prev, same.get(prev), others, later, label.get(prev), kept)}</p>'
     as_of = ctx.get("as_of") or params.get("as_of") or "each cohort's latest data"
     left_out = left_out_cohorts(results)
     not_covered = (f"<dt>not in the report</dt><dd>{html_text('; '.join(f'{c} ({why})' for c, why in left_out))}</dd>"
@@ -417,14 +485,36 @@ def left_out_cohorts(results: list["NotebookResult"]) -> list[tuple[str, str]]:
     return []
 
 
-def _trend_line(prev: Path | None, when: str | None, others: int, later: int = 0) -> str:
+def _replaced_run(out_dir: Path) -> Path | None:
+    from cohortlab.report.output import replaced_run
+
+    return replaced_run(out_dir)
+
+
+def _kept_label(depth: int) -> str:
+    """How the index names a run ``--overwrite`` replaced (``depth`` 0), or one that run kept."""
+    return ("the run this one replaced", "the run before the one this one replaced")[depth] if depth < 2 else \
+        "an earlier run in this folder"
+
+
+def _previous_units(run: Path | None, name: str) -> dict[str, Any]:
+    units = (_read_object(run / name / "metrics.json") or {}).get("headline_units") if run is not None else None
+    return units if isinstance(units, dict) else {}
+
+
+def _trend_line(prev: Path | None, when: str | None, others: int, later: int = 0, label: str | None = None,
+                kept: str | None = None) -> str:
     """Which earlier run the changes are against (and ``when``, the time its figures are as of),
     or why there is none (HTML); ``later``: runs of the same data, cohorts and settings passed
-    over because their figures are as of a later time."""
+    over because their figures are as of a later time; ``label``: a run ``--overwrite``
+    replaced (no folder to link to: its figures are kept in this run's ``kept`` folder)."""
     from cohortlab.report.summaries import readable_times
 
     if prev is not None:
         as_of = f" (figures as of {html_text(readable_times(when))})" if when else ""
+        if label is not None:
+            return (f"Compared with {html_text(label)}{as_of}, of the same data source, cohorts and settings; "
+                    f"its figures are kept in {html_text(kept or KEPT)}/.")
         return (f'Compared with the previous run of the same data source, cohorts and settings in this folder: '
                 f'<a href="../{html_text(prev.name)}/index.html">{html_text(prev.name)}</a>{as_of}')
     if later:
