@@ -742,11 +742,12 @@ def csv_header(path: Path) -> CsvHead:
     rows are never split). The line end is the first one outside double quotes (``\\n`` when
     there is none): DuckDB's own detection takes the first CR or LF it meets, even inside a quoted
     header name, and then reads the whole file as the header. A first line ``sep=X`` (Excel's
-    hint, X one character) is skipped and X is the delimiter. Raises LoadError for an empty file."""
-    import csv
-    import io
-
-    head = head_text(path, 1 << 20).lstrip("\ufeff")
+    hint, X one character) is skipped and X is the delimiter. The names are split as DuckDB splits
+    them (:func:`split_csv_record`). Raises LoadError for an empty file, and for a quoted first
+    name spanning lines right after a byte order mark (DuckDB reads that header inconsistently)."""
+    raw = head_text(path, 1 << 20)
+    head = raw.lstrip("\ufeff")
+    bom = len(head) < len(raw)  # the header follows a byte order mark
     if not head.strip(" \t\r\n"):
         raise LoadError(path, "empty file")
     # the delimiter is not decided yet (it is read from the header record, which ends at its first
@@ -757,20 +758,63 @@ def csv_header(path: Path) -> CsvHead:
     if sep:  # Excel's "sep=X" line: skipped, X is the delimiter
         # a BOM after the hint line (a tool that writes "sep=" before an UTF-8 file's own BOM) is
         # no part of the first column's name either
-        skip, head = 1, head[end + len(line_end):].lstrip("\ufeff")
+        rest = head[end + len(line_end):]
+        skip, head = 1, rest.lstrip("\ufeff")
+        bom = len(head) < len(rest)
         end, line_end, unclosed = _first_line_end(head, (sep.group(1),))
     first = head[:end]  # the header record: line ends inside quotes are data
+    counts = {d: first.count(d) for d in CSV_DELIMITERS}
+    delim = sep.group(1) if sep else max(CSV_DELIMITERS, key=lambda d: counts[d]) if any(counts.values()) else "\x01"
+    if not sep:  # the record again, a quote opening after the delimiter only (not after a TAB in a , file)
+        end, line_end, unclosed = _first_line_end(head, (delim,))
+        first = head[:end]
     if unclosed:
         # a header field opening a quote never closed: the whole file would be its last column's
         # name, and a members file a snapshot of 0 members (everyone left the cohort)
         raise LoadError(path, f"the header line: {UNCLOSED_QUOTE}", line=skip + 1)
-    counts = {d: first.count(d) for d in CSV_DELIMITERS}
-    delim = sep.group(1) if sep else max(CSV_DELIMITERS, key=lambda d: counts[d]) if any(counts.values()) else "\x01"
-    # newline="": a CR or LF inside a quoted name is part of the name, as DuckDB reads it
-    header = next(csv.reader(io.StringIO(head, newline=""), delimiter=delim), [])
+    if bom and first.startswith('"') and _LINE_END.search(first, 0, _quoted_end(first)):
+        # DuckDB does not open a quoted field right after a byte order mark when it looks for the
+        # header's end (it takes the first line alone, the rest of the name becoming a row) but
+        # does when it names the columns: its reading is inconsistent, so the file is refused
+        raise LoadError(path, "the header line: the first column's name is quoted and spans lines right after the "
+                              "file's byte order mark, which DuckDB reads as two records; write the name on one "
+                              "line, or save the file without the byte order mark", line=skip + 1)
+    header = split_csv_record(first, delim)
     if not header or not any(c.strip() for c in header):
         raise LoadError(path, f"no header line: expected column names on line {skip + 1}", line=skip + 1)
     return CsvHead(header, delim, line_end.replace("\r", "\\r").replace("\n", "\\n"), skip)
+
+
+def split_csv_record(record: str, delim: str) -> list[str]:
+    """The fields of one CSV record (a header line, its line ends inside quotes included), as
+    DuckDB splits and names them (:class:`CsvQuotes`' rule): split on ``delim`` outside quoted
+    fields; a quoted field's quotes left out and ``""`` inside one read as ``"``; the one space
+    before an opening quote dropped (`` "c,d"`` is ``c,d``); a quote anywhere else kept as it is
+    (``size (in")``). Other spaces around a name are kept (DuckDB trims them; the loaders compare
+    names without them)."""
+    fields: list[str] = []
+    cur: list[str] = []
+    for quoted, start, end in CsvQuotes([delim]).segments(record):
+        if quoted:
+            if "".join(cur) == " ":  # the space before the opening quote
+                cur = []
+            cur.append(record[start:end].replace('""', '"'))
+        else:
+            parts = record[start:end].split(delim)
+            cur.append(parts[0])
+            for part in parts[1:]:
+                fields.append("".join(cur))
+                cur = [part]
+    fields.append("".join(cur))
+    return fields
+
+
+def _quoted_end(record: str) -> int:
+    """The end of the quoted field ``record`` starts with (its closing quote; ``len(record)`` if none)."""
+    for quoted, _, end in CsvQuotes(()).segments(record):
+        if quoted:
+            return end
+    return len(record)
 
 
 def _first_line_end(head: str, delims: Iterable[str]) -> tuple[int, str, bool]:

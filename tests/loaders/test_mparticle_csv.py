@@ -359,3 +359,11 @@ def test_a_quote_inside_a_header_name_is_a_character_not_a_quote_never_closed(la
     with pytest.raises(LoadError) as e:
         lab.load(KIND, f)
     assert str(e.value).startswith(f'{f}:1: the header line: a quote (") opened on this line is never closed')
+
+
+def test_a_header_name_quoted_after_one_space_is_one_column_as_duckdb_reads_it(lab, q, write):
+    """mpid, "Plan, tier": DuckDB opens the quote after one space (CsvQuotes); csv.reader split
+    the header into 3 names (a ragged row) and kept ' "x"' for a quoted name with no comma."""
+    p = write("p.csv", 'mpid, "Plan, tier", "x"\n1,pro,y\n')
+    lab.load(KIND, p)
+    assert q("SELECT name, value::VARCHAR FROM mpa_attributes") == [("Plan, tier", '"pro"'), ("x", '"y"')]
