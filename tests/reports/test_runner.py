@@ -528,7 +528,7 @@ def test_ctrl_c_stops_the_running_notebooks_starts_no_other_and_leaves_no_folder
     import signal
     import threading
 
-    from cohortlab.report import kernels, runner
+    from cohortlab.report import kernels
 
     started = tmp_path / "started"
     started.mkdir()
