@@ -109,7 +109,8 @@ def scan_file(path: Path, kind: str, options: dict[str, Any]) -> FileScan:
                 ends.feed(buf, n, int(np.count_nonzero(arr[:n] == 10)))
             elif inflate is not None:
                 for out in inflate.feed(bytes(view[:n])):
-                    if not text and (text := out.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]) in (b"{", b"["):
+                    if not text and (text := out.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]) in (b"{", b"[") \
+                            and kind != "mparticle-csv":  # (a CSV kind's header may start with "[")
                         inflate.failed = True  # JSON: not scanned (see above)
                         break
                     ends.feed(out, len(out), out.count(b"\n"))
@@ -175,11 +176,12 @@ class _Inflate:
                 yield out
             if self._d.eof:  # the member ends: another may follow (padding after it is ignored)
                 data = self._d.unused_data
-                if data.strip(b"\0"):
-                    self._d = zlib.decompressobj(31)
-                else:
+                if data and not data.strip(b"\0"):
                     self.failed = True  # padding (DuckDB, gzip: ignored): nothing more to read
                     return
+                # the next member, here or in the next block (a member may end with the block read:
+                # the scan stopped there, and a later member's mixed line ends went unseen)
+                self._d = zlib.decompressobj(31)
             else:
                 data = self._d.unconsumed_tail
 

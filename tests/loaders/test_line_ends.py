@@ -289,3 +289,21 @@ def test_row_start_line_carries_a_run_of_crs_or_quotes_to_the_next_block(tmp_pat
     reads.clear()
     assert files.row_start_line(p, 10**6, ",") is None
     assert len(reads) <= 1 + p.stat().st_size // 16 + 2, reads  # 1: is_gzip's
+
+
+def test_a_gzip_member_ending_with_the_block_read_does_not_end_the_scan(tmp_path, run_once):
+    """A member that ended exactly where a read block ended left zlib nothing after it, which the
+    scan took for padding: the next member's CRLFs went unseen (red team: a member of exactly
+    8 MiB), and a CSV of mixed line ends was read as DuckDB misreads it."""
+    from cohortlab.loaders.files import _Inflate
+
+    first, second = gzip.compress(b"id,v\n1,a\n", mtime=0), gzip.compress(b"2,b\r\n3,c\r\n", mtime=0)
+    inflate = _Inflate()
+    out = b"".join(inflate.feed(first)) + b"".join(inflate.feed(second)) + b"".join(inflate.end())
+    assert out == b"id,v\n1,a\n2,b\r\n3,c\r\n" and not inflate.failed
+    inflate = _Inflate()  # padding after a member still ends the file, as gzip and DuckDB read it
+    assert b"".join(inflate.feed(first + bytes(64) + second)) == b"id,v\n1,a\n" and inflate.failed
+    # an mParticle CSV whose header starts with "[" is no JSON: scanned
+    src = tmp_path / "p.csv.gz"
+    src.write_bytes(gzip.compress(b"[mpid],plan\n1,a\r\n2,b\n"))
+    assert scan_file(src, "mparticle-csv", {}).mixed_eol
