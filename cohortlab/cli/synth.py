@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cohortlab.cli.app import fail, main, progress_option
+from cohortlab.cli.app import fail, machine_problem, main, progress_option
 
 
 @main.command("synth", short_help="Generate a synthetic world with known answers.")
@@ -35,7 +35,7 @@ def synth_cmd(out_dir, users, seed, scenario, config_path, gzip, force, progress
         res = generate(out_dir, users=users, seed=seed, scenario=scenario, config=config_path,
                        progress=progress, force=force, gzip=gzip)
     except (ValueError, FileExistsError, ValidationError, OSError) as e:
-        fail(str(e))
+        fail((machine_problem(e) if isinstance(e, OSError) else None) or str(e))
     m = res.manifest
     c = m["counts"]
     click.echo(f"wrote {out_dir} in {res.seconds:.1f}s: scenario {m['scenario'] or '(config)'}, seed {seed}")

@@ -1227,7 +1227,8 @@ def test_an_out_under_a_file_is_one_error_line(tiny, tmp_path):
     out = str(tmp_path / "afile" / "x")
     cli = CliRunner()
     for args in (["report", "--db", str(tiny["db"]), "--notebooks", str(tiny["good"]), "--out", out],
-                 ["demo", "--out", out], ["export", "--db", str(tiny["db"]), "--out", out]):
+                 ["demo", "--out", out], ["export", "--db", str(tiny["db"]), "--out", out],
+                 ["synth", out, "--users", "10", "--seed", "1"]):
         r = cli.invoke(main, args)
         assert r.exit_code == 1 and len(r.stderr.splitlines()) == 1, (args, r.stderr)
         assert r.stderr.startswith(f"error: {out}: ") and ("is a file, not a folder" in r.stderr
