@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import os
 import re
 from pathlib import Path
@@ -129,6 +130,15 @@ a { color: #2b5c8f; }
 """
 
 
+def _readable(v: Any) -> bool:
+    """Whether a number can be shown and subtracted: not NaN nor an infinity, and within a
+    float's range (a metrics.json of a shared folder may hold 1e400, 10**400, NaN)."""
+    try:
+        return math.isfinite(float(v))
+    except (OverflowError, TypeError, ValueError):
+        return False
+
+
 def _fmt_value(v: Any, unit: str | None = None) -> str:
     """A headline value in its unit (``metrics.Headline``: count, percent, text): a percent is a
     percentage also at exactly 0 or 1, a missing value is "—". Without a unit (a notebook that
@@ -139,6 +149,8 @@ def _fmt_value(v: Any, unit: str | None = None) -> str:
         return "—"
     if isinstance(v, bool):
         return "yes" if v else "no"
+    if isinstance(v, (int, float)) and not _readable(v):  # unreadable: shown as missing
+        return "—"
     if unit == "percent" and isinstance(v, (int, float)):
         return html_text(pct(float(v)))
     if isinstance(v, int):
@@ -245,7 +257,7 @@ def same_runs(out_dir: str | os.PathLike, identity: Mapping[str, Any]) -> dict[P
     out: dict[Path, str | None] = {}
     for d in earlier_runs(out_dir):
         record = _identity_of(d)
-        if record is not None and _without_time(record) == _without_time(identity):
+        if record is not None and same_identity(record, identity):
             out[d] = record.get("data_time")
     return out
 
@@ -279,7 +291,7 @@ def replaced_runs(out_dir: str | os.PathLike, identity: Mapping[str, Any]) -> di
         if run is None or not run.is_dir() or run.is_symlink():
             break
         record = _identity_of(run)
-        if record is None or _without_time(record) != _without_time(identity):
+        if record is None or not same_identity(record, identity):
             break  # (a run keeps only runs of its own source, cohorts and settings)
         out[run] = record.get("data_time")
         run = run / KEPT
@@ -289,34 +301,72 @@ def replaced_runs(out_dir: str | os.PathLike, identity: Mapping[str, Any]) -> di
 def keep_replaced(out_dir: Path, runs: Mapping[Path, str | None], names: list[str], until: Path | None = None) -> None:
     """Keep in ``out_dir/replaced/`` the figures (``run.json``, each notebook's headline in
     ``<name>/metrics.json``) of the replaced run ``runs`` begins with (:func:`replaced_runs`),
-    and in ``replaced/replaced/`` those of the run it kept, when it has no figures of one of
-    ``names`` (the notebook failed) or ``until`` (the run compared with) is deeper: the
-    folder's previous figures outlive the replaced run, for the next run to compare with."""
-    dest = out_dir / KEPT
+    of ``names`` (this run's notebooks) and of every other notebook the runs have figures of (one
+    this run did not run is like one that failed), and in ``replaced/replaced/`` those of the run
+    it kept, for the notebooks it has no figures of, or all when ``until`` (the run compared
+    with) is deeper: the folder's previous figures outlive the replaced run, for the next run to
+    compare with. A level with no figures is kept only for a deeper one (its ``run.json``)."""
     chain = list(runs)
+    wanted = list(dict.fromkeys([*names, *(n for run in chain for n in _notebooks_with_figures(run))]))
+    levels: list[tuple[dict[str, Any], dict[str, dict[str, Any]]]] = []
     for run in chain:
         record = _identity_of(run)
         if record is None:
             break
-        dest.mkdir(parents=True, exist_ok=True)
-        (dest / RUN_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        missing = []
-        for name in names:
+        kept, missing = {}, []
+        for name in wanted:
             doc = _read_object(run / name / "metrics.json") or {}
             if not isinstance(doc.get("headline"), dict) or not doc["headline"]:
                 missing.append(name)
                 continue
-            kept = {k: doc[k] for k in ("title", "headline", "headline_units") if k in doc}
-            (dest / name).mkdir(exist_ok=True)
-            (dest / name / "metrics.json").write_text(json.dumps(kept, indent=2) + "\n", encoding="utf-8")
+            kept[name] = {k: doc[k] for k in ("title", "headline", "headline_units") if k in doc}
+        levels.append((record, kept))
         deeper = until in chain and chain.index(until) > chain.index(run)  # the run compared with: kept whole
         if not missing and not deeper:
             break
-        names, dest = names if deeper else missing, dest / KEPT
+        wanted = wanted if deeper else missing
+    while levels and not levels[-1][1]:  # no figures, nor any deeper: nothing to keep
+        levels.pop()
+    dest = out_dir / KEPT
+    for record, kept in levels:
+        dest.mkdir(parents=True, exist_ok=True)
+        (dest / RUN_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        for name, doc in kept.items():
+            (dest / name).mkdir(exist_ok=True)
+            (dest / name / "metrics.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        dest = dest / KEPT
+
+
+def _notebooks_with_figures(run: Path) -> list[str]:
+    """The notebooks of ``run`` (a run folder, or one a run kept) that wrote headline figures."""
+    try:
+        folders = sorted(d for d in run.iterdir() if d.is_dir() and not d.is_symlink() and d.name != KEPT)
+    except OSError:
+        return []
+    return [d.name for d in folders if (d / "metrics.json").is_file()]
 
 
 def _without_time(identity: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in identity.items() if k != "data_time"}
+    return {k: v for k, v in identity.items() if k not in ("data_time", "cohorts_given")}
+
+
+def _asked_all(record: Mapping[str, Any]) -> bool:
+    """Whether a run's cohorts were asked as "all" (its ``cohorts_given``; a run.json of an
+    earlier version records none: "all" only when its cohorts are "all" unresolved)."""
+    return record.get("cohorts_given", record.get("cohorts")) == "all"
+
+
+def same_identity(record: Mapping[str, Any], identity: Mapping[str, Any]) -> bool:
+    """Whether a run's ``run.json`` ``record`` is of the same data source, cohorts, settings and
+    parameters as ``identity`` (:func:`run_identity`). A run whose notebooks all failed could
+    not say which cohorts "all" meant (its cohorts are "all", not the list): it is the same as a
+    run of the same rest whose cohorts were asked as "all" too."""
+    a, b = _without_time(record), _without_time(identity)
+    if a == b:
+        return True
+    a_rest, b_rest = ({k: v for k, v in r.items() if k != "cohorts"} for r in (a, b))
+    return (a_rest == b_rest and "all" in (a.get("cohorts"), b.get("cohorts"))
+            and _asked_all(record) and _asked_all(identity))
 
 
 def run_data_time(params: Mapping[str, Any], results: list["NotebookResult"]) -> str | None:
@@ -343,7 +393,11 @@ def _previous_headline(prev: Path | None, name: str) -> dict[str, Any]:
     if prev is None:
         return {}
     headline = (_read_object(prev / name / "metrics.json") or {}).get("headline")
-    return headline if isinstance(headline, dict) else {}
+    if not isinstance(headline, dict):
+        return {}
+    # a number that is not finite or too large for a float is unreadable: left out like other bad content
+    return {k: v for k, v in headline.items()
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or _readable(v)}
 
 
 def _fmt_change(now: Any, before: Any, unit: str | None = None) -> str:
@@ -354,11 +408,17 @@ def _fmt_change(now: Any, before: Any, unit: str | None = None) -> str:
     0.92855, read "no change")."""
     if isinstance(now, bool) or isinstance(before, bool):
         return ""
+    if isinstance(before, (int, float)) and not _readable(before):
+        before = None  # unreadable (NaN, an infinity, 10**400): as if there were none
     if not isinstance(now, (int, float)):
         return "" if before is None or before == now else f"was {_fmt_value(before, unit)}"
+    if not _readable(now):
+        return ""
     if not isinstance(before, (int, float)):
         return "new"
     d = now - before
+    if not _readable(d):
+        return ""
     if d == 0:
         return "no change"
     sign = "+" if d > 0 else "−"
@@ -397,6 +457,8 @@ def write_index(out_dir: str | os.PathLike, results: list[NotebookResult], param
             settings = shown_path(params.get("settings"), out_dir) or "defaults"
     cohorts = ctx.get("cohorts") or params.get("cohorts") or "all"
     identity = run_identity(given, cohorts, settings, params.get("settings"), params)
+    asked = params.get("cohorts")  # as given: "all" when none (the list the pages resolved is in "cohorts")
+    identity["cohorts_given"] = sorted(map(str, asked)) if isinstance(asked, (list, tuple)) else str(asked or "all")
     data_time = run_data_time(params, results)
     replaced = replaced_runs(out_dir, identity)  # --overwrite: the run this one replaces, first
     same = {**replaced, **same_runs(out_dir, identity)}
@@ -447,8 +509,10 @@ def write_index(out_dir: str | os.PathLike, results: list[NotebookResult], param
     if replaced:
         keep_replaced(out_dir, replaced, [r.name for r in results], prev)
     kept = "/".join([KEPT] * (list(replaced).index(prev) + 1)) if prev in replaced else None
-    others = len(earlier_runs(out_dir)) + (1 if not replaced and _replaced_run(out_dir) is not None else 0)
-    trend = f'<p class="meta">{_trend_line(prev, same.get(prev), others, later, label.get(prev), kept)}</p>'
+    others = len(earlier_runs(out_dir))  # not the replaced run: it is removed once this run ends
+    other_replaced = not replaced and _replaced_run(out_dir) is not None
+    trend = (f'<p class="meta">{_trend_line(prev, same.get(prev), others, later, label.get(prev), kept, other_replaced)}'
+             '</p>')
     as_of = ctx.get("as_of") or params.get("as_of") or "each cohort's latest data"
     left_out = left_out_cohorts(results)
     not_covered = (f"<dt>not in the report</dt><dd>{html_text('; '.join(f'{c} ({why})' for c, why in left_out))}</dd>"
@@ -503,11 +567,13 @@ def _previous_units(run: Path | None, name: str) -> dict[str, Any]:
 
 
 def _trend_line(prev: Path | None, when: str | None, others: int, later: int = 0, label: str | None = None,
-                kept: str | None = None) -> str:
+                kept: str | None = None, other_replaced: bool = False) -> str:
     """Which earlier run the changes are against (and ``when``, the time its figures are as of),
     or why there is none (HTML); ``later``: runs of the same data, cohorts and settings passed
     over because their figures are as of a later time; ``label``: a run ``--overwrite``
-    replaced (no folder to link to: its figures are kept in this run's ``kept`` folder)."""
+    replaced (no folder to link to: its figures are kept in this run's ``kept`` folder);
+    ``other_replaced``: the run this one replaces is not comparable (not one of ``others``: it
+    is removed once this run ends)."""
     from cohortlab.report.summaries import readable_times
 
     if prev is not None:
@@ -525,4 +591,7 @@ def _trend_line(prev: Path | None, when: str | None, others: int, later: int = 0
         return (f"No comparable previous run in this folder: the {others:,} other "
                 f"{'run reports' if others == 1 else 'runs report'} on another data source, other cohorts or "
                 f"other settings, so no change is shown.")
+    if other_replaced:
+        return ("No comparable previous run in this folder: the run this one replaced reported on another data "
+                "source, other cohorts or other settings, so no change is shown.")
     return "No previous run in this folder to compare with."
