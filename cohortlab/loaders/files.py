@@ -740,7 +740,7 @@ UNCLOSED_QUOTE = ('a quote (") opened on this line is never closed, so everythin
 def csv_header(path: Path) -> CsvHead:
     """The header of a CSV file, its delimiter and its line end, from one read of the file's
     first MiB. The delimiter is decided from the header record alone: the most frequent of
-    ``, TAB ; |`` in it, and none for a one-column file (so ids such as ``auth0|5f1a2b`` in the
+    ``, TAB ; |`` in it outside quoted names, and none for a one-column file (so ids such as ``auth0|5f1a2b`` in the
     rows are never split). The line end is the first one outside double quotes (``\\n`` when
     there is none): DuckDB's own detection takes the first CR or LF it meets, even inside a quoted
     header name, and then reads the whole file as the header. A first line ``sep=X`` (Excel's
@@ -765,7 +765,9 @@ def csv_header(path: Path) -> CsvHead:
         bom = len(head) < len(rest)
         end, line_end, unclosed = _first_line_end(head, (sep.group(1),))
     first = head[:end]  # the header record: line ends inside quotes are data
-    counts = {d: first.count(d) for d in CSV_DELIMITERS}
+    # counted outside quoted names (`mpid,"Plan; tier; level"` is a "," file), as DuckDB splits it
+    unquoted = "".join(first[a:b] for quoted, a, b in CsvQuotes(CSV_DELIMITERS).segments(first) if not quoted)
+    counts = {d: unquoted.count(d) for d in CSV_DELIMITERS}
     delim = sep.group(1) if sep else max(CSV_DELIMITERS, key=lambda d: counts[d]) if any(counts.values()) else "\x01"
     if not sep:  # the record again, a quote opening after the delimiter only (not after a TAB in a , file)
         end, line_end, unclosed = _first_line_end(head, (delim,))

@@ -367,3 +367,10 @@ def test_a_header_name_quoted_after_one_space_is_one_column_as_duckdb_reads_it(l
     p = write("p.csv", 'mpid, "Plan, tier", "x"\n1,pro,y\n')
     lab.load(KIND, p)
     assert q("SELECT name, value::VARCHAR FROM mpa_attributes") == [("Plan, tier", '"pro"'), ("x", '"y"')]
+
+
+def test_the_delimiter_is_counted_outside_quoted_names(lab, q, write):
+    """mpid,"Plan; tier; level": the ; inside the quoted name outnumbered the one , and the file
+    was read as a ; file ("no 'mpid' column"; red team); DuckDB reads it as a , file."""
+    lab.load(KIND, write("d.csv", 'mpid,"Plan; tier; level"\n123,pro\n'))
+    assert q("SELECT mpid, name, value::VARCHAR FROM mpa_attributes") == [(123, "Plan; tier; level", '"pro"')]
