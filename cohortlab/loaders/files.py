@@ -15,7 +15,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, NamedTuple
+from typing import Any, Iterable, Iterator, NamedTuple
 
 from contextlib import contextmanager
 
@@ -289,6 +289,23 @@ def invalid_utf8_lines(path: Path, limit: int = MAX_INVALID_UTF8_LINES) -> list[
 ROW_BLOCK = 8 * 1024 * 1024  # what row_start_line reads at a time
 
 
+def blocks_carrying(f, size: int, trailing: bytes) -> Iterator[bytes]:
+    """The bytes of the open binary file ``f``, read ``size`` at a time, in blocks that never end
+    with a byte of ``trailing`` but at the end of the file: such bytes are carried to the next
+    block, whose first byte decides what they are (a CR may be the first half of a CRLF, a quote
+    the first of ``""`` or a field's opening one: :meth:`CsvQuotes.segments`). Reading a byte more
+    at a time instead copied the whole block for each (a run of 20,000 CRs took 26 s)."""
+    carry = b""
+    while chunk := f.read(size):
+        block = carry + chunk
+        body = block.rstrip(trailing)
+        carry = block[len(body):]
+        if body:
+            yield body
+    if carry:
+        yield carry
+
+
 def row_start_line(path: Path, row: int, delim: str) -> int | None:
     """The line of the file (decompressed; each LF, CRLF and lone CR ends one) on which CSV row
     ``row`` begins, counting rows as DuckDB's CSV errors do (from the file's first line, a line
@@ -302,20 +319,8 @@ def row_start_line(path: Path, row: int, delim: str) -> int | None:
     # ASCII delimiter; a delimiter that is not ASCII is looked for as its UTF-8 bytes)
     quotes = CsvQuotes([delim.encode().decode("latin-1")])
     lines, rows, first = 1, 1, True  # the line and row the text read so far ends on
-    carry = b""
     with opener(path, "rb") as f:
-        while True:
-            chunk = f.read(ROW_BLOCK)
-            block = carry + chunk
-            # a CR or a quote at the end of a block is decided by the byte after it (see
-            # CsvQuotes.segments): kept for the next block (reading one byte more at a time
-            # copied the whole block for each: a run of 20,000 CRs took 26 s)
-            keep = len(block) - len(block.rstrip(b'\r"')) if chunk else 0
-            carry, block = (block[len(block) - keep:], block[:len(block) - keep]) if keep else (b"", block)
-            if not block:
-                if not chunk:
-                    break
-                continue
+        for block in blocks_carrying(f, ROW_BLOCK, b'\r"'):
             text = block.decode("latin-1")
             if first and text.startswith("\xef\xbb\xbf"):  # the BOM: no part of the first field
                 text = text[3:]
@@ -327,8 +332,6 @@ def row_start_line(path: Path, row: int, delim: str) -> int | None:
                         return lines + row - rows
                     rows += n
                 lines += n
-            if not chunk:
-                break
     return None
 
 

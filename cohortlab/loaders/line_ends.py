@@ -21,7 +21,8 @@ import gzip
 import shutil
 from pathlib import Path
 
-from cohortlab.loaders.files import CSV_DELIMITERS, CsvQuotes, csv_header, is_gzip, naming_written
+from cohortlab.loaders.files import (CSV_DELIMITERS, CsvQuotes, blocks_carrying, csv_header, is_gzip,
+                                     naming_written)
 from cohortlab.errors import LoadError
 from cohortlab.tempdirs import make_private_dir
 
@@ -63,27 +64,19 @@ def normalise_line_ends(src: Path, dst: Path, *, csv: bool = False) -> int:
     no quoted field)."""
     opener = gzip.open if is_gzip(src) else open
     quotes = CsvQuotes(_csv_delimiter(src)) if csv else None
-    carry = b""
     lines = 0
     last = b""
     with naming_written(dst), opener(src, "rb") as f, open(dst, "wb") as out:
-        while True:
-            chunk = f.read(BLOCK)
-            data = carry + chunk
-            # a CR at the end of a block may be the first half of a CRLF, and a quote the first
-            # of "" or a field's opening one: decide with the next block
-            keep = len(data) - len(data.rstrip(b'\r"' if csv else b"\r")) if chunk else 0
-            carry, data = (data[len(data) - keep:], data[:len(data) - keep]) if keep else (b"", data)
+        # a CR at the end of a block may be the first half of a CRLF, and a quote the first of ""
+        # or a field's opening one: decided with the next block
+        for data in blocks_carrying(f, BLOCK, b'\r"' if csv else b"\r"):
             if quotes is not None:
                 data = _csv_to_lf(data.decode("latin-1"), quotes).encode("latin-1")
             else:
                 data = _to_lf(data)
             out.write(data)
             lines += data.count(b"\n")
-            if data:
-                last = data[-1:]
-            if not chunk:
-                break
+            last = data[-1:]
     return lines + (1 if last not in (b"", b"\n") else 0)
 
 
