@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -192,19 +193,28 @@ def test_a_database_folder_that_cannot_be_created(cli, tmp_path):
 
 
 # --------------------------------------------------------------------------- simulate outputs
-@pytest.fixture
-def cohort_db(tmp_path):
-    """Power Users: member a (MPID 2^53+1, matched) and b (no MPID)."""
-    path = tmp_path / "sim.duckdb"
-    (tmp_path / "mp.jsonl").write_text(
+@pytest.fixture(scope="module")
+def _cohort_seed(tmp_path_factory):
+    """Power Users: member a (MPID 2^53+1, matched) and b (no MPID); loaded once per module."""
+    folder = tmp_path_factory.mktemp("cohort_db")
+    path = folder / "sim.duckdb"
+    (folder / "mp.jsonl").write_text(
         json.dumps({"$distinct_id": "a", "$properties": {"$mparticle_user_id": str(BIG)}}) + "\n"
         + json.dumps({"$distinct_id": "b", "$properties": {}}) + "\n")
-    (tmp_path / "mpa.jsonl").write_text(f'{{"mpid": {BIG}, "user_attributes": {{}}}}\n')
-    (tmp_path / "members.csv").write_text("distinct_id\na\nb\n")
+    (folder / "mpa.jsonl").write_text(f'{{"mpid": {BIG}, "user_attributes": {{}}}}\n')
+    (folder / "members.csv").write_text("distinct_id\na\nb\n")
     with Lab(path) as lab:
-        lab.load("mixpanel-profiles", tmp_path / "mp.jsonl")
-        lab.load("mparticle-profiles", tmp_path / "mpa.jsonl")
-        lab.load("mixpanel-members", tmp_path / "members.csv", cohort="Power Users", as_of="2026-03-01")
+        lab.load("mixpanel-profiles", folder / "mp.jsonl")
+        lab.load("mparticle-profiles", folder / "mpa.jsonl")
+        lab.load("mixpanel-members", folder / "members.csv", cohort="Power Users", as_of="2026-03-01")
+    return path
+
+
+@pytest.fixture
+def cohort_db(_cohort_seed, tmp_path):
+    """A copy of the Power Users database for one test (a simulation stores its results in it)."""
+    path = tmp_path / "sim.duckdb"
+    shutil.copyfile(_cohort_seed, path)
     return str(path)
 
 

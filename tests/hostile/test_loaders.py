@@ -10,7 +10,7 @@ import pytest
 from cohortlab import Lab
 
 from .cases import cases
-from .conftest import checksum
+from .conftest import checksum, read_only
 
 CASES = cases()
 
@@ -41,15 +41,15 @@ def test_hostile_input(case, db, seed_checksum, cli, tmp_path):
         assert report["quarantined"] == case.reasons, report
     if case.quarantined is not None:
         assert quarantined == case.quarantined, report
-    with Lab(db, read_only=True) as lab:
-        r, l, d, q = lab.engine.query_rows(
+    with read_only(db) as con:
+        r, l, d, q = con.execute(
             "SELECT sum(rows_read), sum(loaded), sum(deduplicated), sum(quarantined) FROM loads WHERE source_file = ?",
-            [str(path)])[0]
+            [str(path)]).fetchall()[0]
         assert r == l + d + q
-        assert lab.engine.query_rows("SELECT count(*) FROM rejects WHERE source_file = ?", [str(path)])[0][0] == q
+        assert con.execute("SELECT count(*) FROM rejects WHERE source_file = ?", [str(path)]).fetchall()[0][0] == q
         for sql, expected in case.rows:
-            assert lab.engine.query_rows(sql) == expected, sql
-        after = checksum(db, lab) if case.id in AGAIN else None
+            assert con.execute(sql).fetchall() == expected, sql
+        after = checksum(db, con) if case.id in AGAIN else None
     if after is not None:
         again = cli("load", "--db", db, case.kind, path, "--json", "--no-progress", *opts)
         assert again.code == 0 and json.loads(again.stdout)["skipped"] == [str(path)]
