@@ -6,6 +6,10 @@ within one database)."""
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
+import pytest
 from click.testing import CliRunner
 
 from cohortlab import Lab, synth
@@ -17,16 +21,38 @@ from cohortlab.report import insights
 PLAN = "name: switch only\neit_timeline:\n  - {since: null, eit: customer_id}\n  - {since: 2026-02-01, eit: mparticle_id}\n"
 
 
-def _db(tmp_path, scenario: str):
-    world = tmp_path / scenario
-    synth.generate(world, users=600, seed=1, scenario=scenario)
-    db = tmp_path / f"{scenario}.duckdb"
-    with Lab(str(db)) as lab:
-        load_world(lab, world)
-    return db
+@pytest.fixture(scope="module")
+def _loaded(tmp_path_factory):
+    """{scenario: a database file of its 600-user world (seed 1)}, generated and loaded once per
+    module (each of the three tests loaded mid_migration again); tests copy it before use."""
+    cache = {}
+
+    def get(scenario: str) -> Path:
+        if scenario not in cache:
+            folder = tmp_path_factory.mktemp(f"observed-{scenario}")
+            synth.generate(folder / "world", users=600, seed=1, scenario=scenario)
+            db = folder / f"{scenario}.duckdb"
+            with Lab(str(db)) as lab:
+                load_world(lab, folder / "world")
+            cache[scenario] = db
+        return cache[scenario]
+
+    return get
 
 
-def test_validate_against_the_exports_of_after_the_flip_in_another_database(tmp_path):
+@pytest.fixture
+def _db(_loaded):
+    """``_db(tmp_path, scenario)``: a copy of the scenario's loaded database in ``tmp_path``
+    (the commands store their results in --db: nothing written reaches another test)."""
+    def copy(tmp_path, scenario: str) -> Path:
+        db = tmp_path / f"{scenario}.duckdb"
+        shutil.copyfile(_loaded(scenario), db)
+        return db
+
+    return copy
+
+
+def test_validate_against_the_exports_of_after_the_flip_in_another_database(tmp_path, _db):
     before, after = _db(tmp_path, "customer_id_legacy"), _db(tmp_path, "mid_migration")  # the same people
     plan = tmp_path / "plan.yaml"
     plan.write_text(PLAN)
@@ -51,12 +77,10 @@ def test_validate_against_the_exports_of_after_the_flip_in_another_database(tmp_
     assert r.exit_code == 1 and r.stderr.strip().startswith("error: --observed-db: unknown cohort 'Nope'")
 
 
-def test_validate_says_when_db_s_events_end_well_before_the_observation(tmp_path):
+def test_validate_says_when_db_s_events_end_well_before_the_observation(tmp_path, _db):
     """--db's events cut a month before the observed exports: "0 of them with activity after the
     export" read as if no member had been active since, while the observed side's events (not
     read) showed them active (a review of migration validation). The command says what it cannot count."""
-    import shutil
-
     after = _db(tmp_path, "mid_migration")
     before = tmp_path / "before.duckdb"
     shutil.copy(after, before)
@@ -77,7 +101,7 @@ def test_validate_says_when_db_s_events_end_well_before_the_observation(tmp_path
     assert repeat.exit_code == 0 and "note:" not in repeat.output
 
 
-def test_validate_show_limits_the_members_listed_and_0_lists_none(tmp_path):
+def test_validate_show_limits_the_members_listed_and_0_lists_none(tmp_path, _db):
     """``--show N`` prints the first N members that differ; ``--show 0`` prints none, not a heading
     "first 0 of N" over pandas' "Empty DataFrame" text."""
     db = _db(tmp_path, "mid_migration")
