@@ -4,6 +4,7 @@ naming it and changes nothing; anything that loads balances its counts."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -21,14 +22,16 @@ AGAIN = {c.id for c in CASES if c.id.endswith(("/crlf", "/int64-edges", "/one-co
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_hostile_input(case, db, seed_checksum, cli, tmp_path):
+def test_hostile_input(case, db, seed_db, seed_checksum, cli, tmp_path):
     path = tmp_path / case.name
     path.write_bytes(case.data)
     opts = [x for o in case.options for x in ("-o", o)]
     run = cli("load", "--db", db, case.kind, path, "--json", "--no-progress", *opts)
     if case.expect == "error":
         run.assert_one_line_error(case.message)
-        assert checksum(db) == seed_checksum, "a failed load changed the database"
+        # the same bytes as the seed (and no .wal) hold the same tables; otherwise the tables are compared
+        same_file = Path(db).read_bytes() == seed_db.read_bytes() and not Path(f"{db}.wal").exists()
+        assert same_file or checksum(db) == seed_checksum, "a failed load changed the database"
         return
     assert run.code == 0, run.stdout + run.stderr
     assert "Traceback" not in run.stderr
