@@ -13,6 +13,7 @@ import pytest
 
 WORLD_USERS = 600
 WORLD_SEED = 5
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _shared(tmp_path_factory, worker_id: str, name: str, build):
@@ -72,6 +73,24 @@ def demo_run(tmp_path_factory, worker_id) -> dict:
         }
 
     return _shared(tmp_path_factory, worker_id, "demo", build)
+
+
+@pytest.fixture(scope="session")
+def sample_db(tmp_path_factory, worker_id) -> str:
+    """The bundled sample exports (data/, no EIT switch) loaded once for the session into a
+    database that the tests only read (reports on it, and its checks, open it read-only)."""
+
+    def build(target: Path) -> str:
+        from cohortlab import Lab
+        from cohortlab.loaders.folder import load_world
+
+        target.mkdir()
+        db = target / "sample.duckdb"
+        with Lab(str(db)) as lab:
+            load_world(lab, str(ROOT / "data"), progress=False)
+        return str(db)
+
+    return _shared(tmp_path_factory, worker_id, "sample", build)
 
 
 @pytest.fixture(scope="session")

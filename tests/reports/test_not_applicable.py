@@ -10,18 +10,10 @@ from pathlib import Path
 import pytest
 
 from cohortlab import Lab
-from cohortlab.loaders.folder import load_world
 from cohortlab.report.runner import not_applicable, run_report
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-@pytest.fixture(scope="module")
-def sample_db(tmp_path_factory):
-    db = tmp_path_factory.mktemp("sample") / "sample.duckdb"
-    with Lab(str(db)) as lab:
-        load_world(lab, str(ROOT / "data"), progress=False)
-    return str(db)
+# sample_db: the bundled sample exports loaded once for the session (conftest.py), only read here
 
 
 def test_the_migration_what_if_needs_a_switch_to_study(sample_db, report_run):

@@ -14,7 +14,6 @@ from cohortlab import Lab
 from click.testing import CliRunner
 
 from cohortlab.cli import main
-from cohortlab.loaders.folder import load_world
 from cohortlab.report.output import dated_output_dir, prepare_output_dir
 from cohortlab.report.parameters import declared_parameters, load_params, parse_param_items
 from cohortlab.report.runner import ReportError, check_migration_window, run_report
@@ -57,6 +56,47 @@ def tiny(tmp_path_factory):
         "broken": _notebook(d / "broken.ipynb", BROKEN, title="Broken"),
         "db": db,
     }
+
+
+@pytest.fixture(scope="module")
+def small_world(tmp_path_factory) -> Path:
+    """A 60-user synthetic world (seed 1), for the tests that need some data folder: they only
+    read it (a report of it, refused before or after its load, and loads of it)."""
+    from cohortlab.synth import generate
+
+    world = tmp_path_factory.mktemp("small") / "world"
+    generate(world, users=60, seed=1)
+    return world
+
+
+@pytest.fixture(scope="module")
+def email_world(tmp_path_factory) -> dict:
+    """A 200-user world whose cohort Power Users is named after an email (ann@example.com), and its
+    first weekly report: `report --data WORLD --notebooks match_rates`, with a pseudonym key of its
+    own (no COHORTLAB_PSEUDONYM_KEY). Read by the tests of repeated `report --data` runs, which
+    copy that report into a reports folder of their own before writing beside or over it."""
+    from cohortlab.privacy import KEY_ENV
+
+    d = tmp_path_factory.mktemp("email")
+    world = d / "world"
+    assert CliRunner().invoke(main, ["synth", "--users", "200", str(world)]).exit_code == 0
+    for f in (world / "mixpanel" / "cohorts.json", world / "mixpanel" / "webhooks" / "power-users.jsonl",
+              world / "mparticle" / "profiles.jsonl"):
+        f.write_text(f.read_text().replace("Power Users", "ann@example.com"))
+    first = d / "reports" / "1-own-key"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv(KEY_ENV, raising=False)
+        r = CliRunner().invoke(main, ["report", "--data", str(world), "--notebooks", "match_rates",
+                                      "--out", str(first)])
+    assert r.exit_code == 0, r.output
+    return {"world": world, "first": first}
+
+
+def _copy_report(report: Path, to: Path) -> Path:
+    """A copy of a report folder, its files' times kept (the index finds the previous run by them)."""
+    to.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(report, to, symlinks=True)
+    return to
 
 
 def test_declared_parameters(tiny):
@@ -139,16 +179,16 @@ def test_overwrite_never_removes_what_the_report_reads(tiny, tmp_path):
     assert run_report([tiny["good"]], db=tiny["db"], out=out, overwrite=True).ok  # an input elsewhere: replaced
 
 
-def test_overwrite_keeps_the_previous_report_when_the_run_stops_before_writing_one(tmp_path):
+def test_overwrite_keeps_the_previous_report_when_the_run_stops_before_writing_one(email_world, tmp_path):
     """report --data --overwrite with a cohort the data does not have removed the previous good
     report, then stopped (a review of scheduled runs): the previous report is put back; a run
-    that writes its report replaces it, and no copy of it is left beside."""
-    from cohortlab.synth import generate
+    that writes its report replaces it, and no copy of it is left beside.
 
-    world = tmp_path / "w"
-    generate(str(world), users=100, seed=3, scenario="healthy")
-    out = tmp_path / "reports" / "weekly"
-    assert run_report(["match_rates"], data=world, out=out).ok
+    The previous good report: the module's first `report --data WORLD --notebooks match_rates`
+    (it exited 0), copied into this test's reports folder, which this test alone writes."""
+    world = email_world["world"]
+    out = _copy_report(email_world["first"], tmp_path / "reports" / "weekly")
+    assert (out / "match_rates" / "metrics.json").is_file() and (out / "index.html").is_file()
     before = (out / "match_rates" / "metrics.json").read_text()
     with pytest.raises(ReportError, match="unknown cohort 'Nope'"):
         run_report(["match_rates"], data=world, out=out, overwrite=True, params={"cohorts": ["Nope"]})
@@ -301,12 +341,9 @@ def test_cli_data_folder_that_is_not_exports(tmp_path):
 
 
 @pytest.mark.parametrize("keep", [False, True])
-def test_an_unknown_cohort_in_a_data_folder_leaves_no_report_folder(tmp_path, keep):
-    from cohortlab.synth import generate
-
-    generate(tmp_path / "world", users=60, seed=1)
+def test_an_unknown_cohort_in_a_data_folder_leaves_no_report_folder(small_world, tmp_path, keep):
     out = tmp_path / "o"
-    r = CliRunner().invoke(main, ["report", "--data", str(tmp_path / "world"), "--out", str(out),
+    r = CliRunner().invoke(main, ["report", "--data", str(small_world), "--out", str(out),
                                   "-p", "cohorts=[Nope]", *(["--keep-data"] if keep else [])])
     assert r.exit_code == 1 and "unknown cohort 'Nope'" in r.stderr, r.stderr
     assert not out.exists()  # neither the folder nor, with --keep-data, the loaded database
@@ -696,7 +733,7 @@ def test_a_page_whose_kernel_never_started_says_no_cell_ran(tmp_path):
     assert "in cell None" not in header and "traceback is at the end" not in header
 
 
-def test_a_repeated_activity_window_ending_inside_the_data_is_refused_before_anything_runs(tmp_path):
+def test_a_repeated_activity_window_ending_inside_the_data_is_refused_before_anything_runs(sample_db, tmp_path):
     """With activity: repeat, an end not after the last event is what `migrate compare` refuses (the
     projection would add nothing); the EIT notebook failed on it after the report folder was made,
     the other pages run. The sample exports' events end on 2026-02-..."""
@@ -706,9 +743,7 @@ def test_a_repeated_activity_window_ending_inside_the_data_is_refused_before_any
     with pytest.raises(ReportError, match=message):
         run_report(["eit_migration"], data=ROOT / "data", out=tmp_path / "r", params=params)
     assert not (tmp_path / "r").exists()
-    db = tmp_path / "sample.duckdb"
-    with Lab(str(db)) as lab:
-        load_world(lab, ROOT / "data")
+    db = Path(sample_db)  # the same exports loaded into a database (once for the session, only read)
     with pytest.raises(ReportError, match=message):
         run_report(["eit_migration"], db=db, out=tmp_path / "r", params=params)
     assert not (tmp_path / "r").exists()
@@ -716,13 +751,11 @@ def test_a_repeated_activity_window_ending_inside_the_data_is_refused_before_any
     check_migration_window(db, {"end": "2026-01-20"})  # observed activity: any end
 
 
-def test_a_switch_the_eit_page_would_refuse_is_refused_before_anything_runs(tmp_path):
+def test_a_switch_the_eit_page_would_refuse_is_refused_before_anything_runs(sample_db, tmp_path):
     """A switch before the first event, or after the window's last day, makes the four standard
     plans the same every day; the EIT page refuses it, as migrate compare does, but only after
     the other pages ran. The sample exports' events run 2025-11-20 .. 2026-02-27."""
-    db = tmp_path / "sample.duckdb"
-    with Lab(str(db)) as lab:
-        load_world(lab, ROOT / "data")
+    db = Path(sample_db)  # the sample exports loaded (once for the session, only read)
     for params, message in (
         ({"switch": "2025-06-01"}, r"^eit_migration: the switch 2025-06-01T00:00:00Z \(from the switch parameter\) is "
                                    r"before the first event \(2025-11-20T08:14:05Z\)"),
@@ -861,7 +894,8 @@ def test_a_report_error_is_one_of_cohortlabs_user_errors():
         run_report(["nope"], db="unused.duckdb")
 
 
-def test_a_report_that_fails_while_loading_its_data_removes_the_loaded_copy_at_once(tmp_path, monkeypatch):
+def test_a_report_that_fails_while_loading_its_data_removes_the_loaded_copy_at_once(small_world, tmp_path,
+                                                                                    monkeypatch):
     """The temporary database a report loads a data folder into holds all the raw data (personal
     data included). A report refused after the load (here an unknown cohort) removes it before the
     error reaches the caller, not when the error object is collected: in JupyterLab the last
@@ -870,55 +904,54 @@ def test_a_report_that_fails_while_loading_its_data_removes_the_loaded_copy_at_o
 
     from cohortlab.errors import ReportError
     from cohortlab.report.runner import run_report
-    from cohortlab.synth import generate
 
-    generate(tmp_path / "world", users=60, seed=1)
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     with pytest.raises(ReportError, match="unknown cohort 'Nope'") as caught:
-        run_report(data=tmp_path / "world", out=tmp_path / "o", params={"cohorts": ["Nope"]})
+        run_report(data=small_world, out=tmp_path / "o", params={"cohorts": ["Nope"]})
     assert caught.value.__traceback__ is not None  # the error (and its frames) still held
     assert list(scratch.iterdir()) == []
 
 
-def _world_with_a_load_warning(tmp_path) -> Path:
-    """A 60-user world whose events file gains one event dated before 1971 (a load warning)."""
-    from cohortlab.synth import generate
-
-    generate(tmp_path / "world", users=60, seed=1)
-    events = next((tmp_path / "world" / "mixpanel" / "events").iterdir())
+@pytest.fixture(scope="module")
+def warned_world(small_world, tmp_path_factory) -> tuple[Path, Path]:
+    """A copy of the 60-user world whose events file gains one event dated before 1971 (a load
+    warning): (the world, its events file). Only read (loaded) by the tests."""
+    world = tmp_path_factory.mktemp("warned") / "world"
+    shutil.copytree(small_world, world)
+    events = next((world / "mixpanel" / "events").iterdir())
     with open(events, "a", encoding="utf-8") as f:
         f.write('{"event":"Old","properties":{"time":-1,"distinct_id":"U-old","$insert_id":"old-1"}}\n')
-    return events
+    return world, events
 
 
-def test_a_report_on_a_data_folder_says_what_its_loads_warned_about(tmp_path):
+def test_a_report_on_a_data_folder_says_what_its_loads_warned_about(warned_world, tmp_path):
     # report --data loaded the folder and said nothing of the loads' warnings (cohortlab load
     # prints them): a file of events dated before 1971, or in a project's time zone, went unsaid
-    events = _world_with_a_load_warning(tmp_path)
-    r = CliRunner().invoke(main, ["report", "--data", str(tmp_path / "world"), "--out", str(tmp_path / "o"),
+    world, events = warned_world
+    r = CliRunner().invoke(main, ["report", "--data", str(world), "--out", str(tmp_path / "o"),
                                   "-p", "cohorts=[Nope]"])  # stops after the load, before any notebook
     assert r.exit_code == 1 and "unknown cohort 'Nope'" in r.stderr
     assert (f"  warning: {events}: 1 event(s) give properties.time before 1971-01-01 (line "
             in r.stderr), r.stderr
 
 
-def test_a_folder_loaded_for_a_notebook_or_by_fetch_shows_its_warnings(tmp_path):
+def test_a_folder_loaded_for_a_notebook_or_by_fetch_shows_its_warnings(warned_world):
     import warnings as _warnings
 
     from cohortlab.errors import LoadWarning
     from cohortlab.lab import Lab, open_lab
     from cohortlab.loaders.folder import load_world
 
-    events = _world_with_a_load_warning(tmp_path)
+    folder, events = warned_world
     with Lab() as lab:
-        world = load_world(lab, tmp_path / "world")
+        world = load_world(lab, folder)
     assert len(world.warnings) == 1 and world.warnings[0].startswith(f"{events}: 1 event(s) give properties.time")
     assert f"\n  warning: {world.warnings[0]}" in str(world)  # fetch --db prints str(world)
     with _warnings.catch_warnings(record=True) as seen:
         _warnings.simplefilter("always")
-        open_lab(data=str(tmp_path / "world")).close()  # a notebook's `data`
+        open_lab(data=str(folder)).close()  # a notebook's `data`
     assert [(w.category, str(w.message)) for w in seen] == [(LoadWarning, world.warnings[0])]
 
 
@@ -1040,18 +1073,15 @@ def test_report_timezone_reaches_the_notebooks_that_declare_it_for_their_observe
         assert r.exit_code == 0 and (out / "good" / "metrics.json").exists()
 
 
-def test_scheduled_report_data_runs_compare_a_cohort_named_after_an_email_with_a_kept_key(tmp_path, monkeypatch):
+def test_scheduled_report_data_runs_compare_a_cohort_named_after_an_email_with_a_kept_key(email_world, tmp_path,
+                                                                                          monkeypatch):
     # each `report --data` run loads a new database with a new pseudonym key: a cohort named after
     # an email got a new pseudonym every run, so a scheduled report never found a comparable
     # previous run; with COHORTLAB_PSEUDONYM_KEY the pseudonyms, so the
     # runs, compare; the email appears in no file of the report either way
     from cohortlab.privacy import KEY_ENV, pseudonym
 
-    world = tmp_path / "world"
-    assert CliRunner().invoke(main, ["synth", "--users", "200", str(world)]).exit_code == 0
-    for f in (world / "mixpanel" / "cohorts.json", world / "mixpanel" / "webhooks" / "power-users.jsonl",
-              world / "mparticle" / "profiles.jsonl"):
-        f.write_text(f.read_text().replace("Power Users", "ann@example.com"))
+    world = email_world["world"]  # (the synth world, its cohort renamed, is made by the fixture)
     reports = tmp_path / "reports"
 
     def run(name, key=None):
@@ -1065,7 +1095,8 @@ def test_scheduled_report_data_runs_compare_a_cohort_named_after_an_email_with_a
         return (reports / name / "index.html").read_text()
 
     key = "0123456789abcdef-kept"
-    run("1-own-key")
+    # run("1-own-key"): the fixture's first run, with a key of its own, copied into this folder
+    _copy_report(email_world["first"], reports / "1-own-key")
     assert "No comparable previous run in this folder" in run("2-kept-key", key)
     kept = run("3-kept-key", key)
     assert 'href="../2-kept-key/index.html"' in kept and "Compared with the previous run" in kept
