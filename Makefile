@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SPARK_STAMP := $(VENV)/.installed-spark
 
-.PHONY: demo test test-core test-spark test-deep java browser bytecode bench lab clean
+.PHONY: demo test test-core test-spark test-deep test-spark-deep java browser bytecode bench lab clean
 
 # one pip run installs what a target needs: `make test` (a fresh clone in CI) installs the dev and
 # the Spark extras at once and marks both done, rather than resolving the dev extras twice
@@ -62,6 +62,10 @@ test-deep: $(STAMP) browser bytecode
 
 test-spark: $(SPARK_STAMP) java bytecode
 	$(BIN)/python -m pytest -q -p no:xdist -m spark tests/spark
+
+# the Spark suite with every API call of the equivalence test (docs/DEVELOPING.md#test-depth); not CI's
+test-spark-deep: $(SPARK_STAMP) java bytecode
+	COHORTLAB_TEST_DEPTH=deep $(BIN)/python -m pytest -q -p no:xdist -m spark tests/spark
 
 bench: $(STAMP) bytecode
 	$(BIN)/python -m bench
