@@ -35,7 +35,7 @@ def _run(cmd, **kw) -> subprocess.CompletedProcess:
     return r
 
 
-def test_wheel_install_runs_the_demo_outside_the_repository(tmp_path):
+def test_wheel_install_runs_the_demo_s_steps_outside_the_repository(tmp_path):
     # build from a copy of the sources, so the build leaves nothing in the repository
     src = tmp_path / "src"
     src.mkdir()
