@@ -190,17 +190,24 @@ def truncated(db: str) -> str | None:
     own open says why)."""
     import duckdb
 
-    from cohortlab.engines.untrusted import read_only_look
+    from cohortlab.engines.untrusted import builtins_only, objects_that_run_sql, read_only_look
 
     if not os.path.isfile(db):
         return None
-    con = read_only_look(db)
+    # the size its header counts is read with DuckDB's own function, which nothing in the file can
+    # stand in for; the file is checked for objects that run SQL (views, macros) only when it is
+    # short, before its tables are read: a whole file, nearly always, is checked once, by the
+    # command's own open (each check lists DuckDB's functions: milliseconds on every command)
+    con = read_only_look(db, checked=False)
     if con is None:
         return None
     try:
-        block_size, total = con.execute("SELECT block_size, total_blocks FROM pragma_database_size()").fetchone()
+        with builtins_only(con):
+            block_size, total = con.execute("SELECT block_size, total_blocks FROM pragma_database_size()").fetchone()
         if os.path.getsize(db) >= 3 * 4096 + int(total) * int(block_size):
             return None  # every block the file counts is there (every block id is below total_blocks)
+        if objects_that_run_sql(con):
+            return None  # the command's own open refuses the file and says why
         last = -1
         for (table,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
                                     "AND schema_name = 'main'").fetchall():

@@ -95,10 +95,14 @@ def _objects(con, catalog: str | None) -> list[tuple[str, str, str]]:
     return sorted(sorted(found, key=lambda r: (r[1], r[2])), key=lambda r: r[0], reverse=True)
 
 
-def read_only_look(path: str | os.PathLike):
+def read_only_look(path: str | os.PathLike, *, checked: bool = True):
     """A read-only connection to the DuckDB file ``path``, for a look a command takes before its
     own open (the file's tables, its size), or None when it cannot be opened now or holds an
-    object that runs SQL: the command's own open then says why. The caller closes it."""
+    object that runs SQL: the command's own open then says why. The caller closes it.
+
+    ``checked=False`` leaves out the check for objects that run SQL, for a caller whose first
+    queries run inside :func:`builtins_only` and read DuckDB's own functions only (the file's size
+    in its header); it calls :func:`objects_that_run_sql` itself before it reads anything else."""
     import duckdb
 
     try:
@@ -107,7 +111,7 @@ def read_only_look(path: str | os.PathLike):
         return None
     try:
         no_network_installs(con)
-        if not objects_that_run_sql(con):  # the first query on the file
+        if not checked or not objects_that_run_sql(con):  # the first query on the file
             return con
     except duckdb.Error:
         pass
