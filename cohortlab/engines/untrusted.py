@@ -14,9 +14,11 @@ A ``.duckdb`` file may come from someone else (a colleague's ``lab.duckdb``, a r
 cohortlab writes tables only (its views are temporary, in memory), so a database holding a view,
 or a macro named after a built-in function (in any letter case: DuckDB looks names up without
 it), is refused when it is opened, with a line that names the objects and how to remove them.
-The check is the first query on the file, and it runs with the search path on DuckDB's own
-catalog (:func:`builtins_only`): the file's macros could otherwise stand in for the very
-functions the check calls (``duckdb_views``, ``duckdb_functions``, ``lower``). Keep views of your own as ``CREATE TEMP VIEW`` or in another
+The check comes before any query that reads what the file holds, and it runs with the search
+path on DuckDB's own catalog (:func:`builtins_only`): the file's macros could otherwise stand in
+for the very functions the check calls (``duckdb_views``, ``duckdb_functions``, ``lower``). (The
+look for a cut-short file first reads the file's size, with ``pragma_database_size`` inside
+:func:`builtins_only`, and checks only a short file: ``cohortlab.cli.app.truncated``.) Keep views of your own as ``CREATE TEMP VIEW`` or in another
 database; a macro of another name is left alone (cohortlab never calls it). Extensions are never
 installed from the network by a query (``autoinstall_known_extensions``): the ones cohortlab
 uses are part of DuckDB.
