@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cohortlab import Lab, synth
+from cohortlab import Lab
 from cohortlab.cli import main
-from cohortlab.loaders.folder import load_world
 from cohortlab.migration.plans import MigrationPlan
 from cohortlab.report import insights
+from tests.worlds import small_loaded_world
 
 PLAN = "name: switch only\neit_timeline:\n  - {since: null, eit: customer_id}\n  - {since: 2026-02-01, eit: mparticle_id}\n"
 
@@ -30,11 +30,7 @@ def _loaded(tmp_path_factory):
     def get(scenario: str) -> Path:
         if scenario not in cache:
             folder = tmp_path_factory.mktemp(f"observed-{scenario}")
-            synth.generate(folder / "world", users=600, seed=1, scenario=scenario)
-            db = folder / f"{scenario}.duckdb"
-            with Lab(str(db)) as lab:
-                load_world(lab, folder / "world")
-            cache[scenario] = db
+            cache[scenario] = Path(small_loaded_world(folder, users=600, seed=1, scenario=scenario))
         return cache[scenario]
 
     return get
