@@ -101,7 +101,8 @@ def _not_written_by_synth(out: Path) -> list[str]:
     return [f for f in found if f not in written]
 
 
-def _prepare_out(out: Path, force: bool) -> None:
+def _check_out(out: Path, force: bool) -> None:
+    """Refuse an ``out`` this run may not write into; touches nothing."""
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out}: exists and is not a directory")
     if out.exists() and any(out.iterdir()):
@@ -112,6 +113,11 @@ def _prepare_out(out: Path, force: bool) -> None:
             raise FileExistsError(f"{out}: contains files that synth did not write ({', '.join(foreign[:5])}"
                                   f"{f' and {len(foreign) - 5:,} more' if len(foreign) > 5 else ''}); "
                                   "refusing to replace it")
+
+
+def _clear_out(out: Path) -> None:
+    """Empty ``out`` (checked by ``_check_out``: a world synth wrote) or make it."""
+    if out.is_dir():
         for p in out.iterdir():
             if p.is_dir():
                 shutil.rmtree(p)
@@ -146,9 +152,11 @@ def generate(
         cfg = cfg.model_copy(update={"gzip": gzip})
     out = Path(out_dir)
     existed = out.exists()
-    _prepare_out(out, force)  # from here on, everything in `out` is this run's
-    work = Path(tempfile.mkdtemp(prefix=".synth-work-", dir=out))
+    _check_out(out, force)  # a refusal leaves `out` as it is; from here on, everything in it is this run's
+    work = None
     try:
+        _clear_out(out)
+        work = Path(tempfile.mkdtemp(prefix=".synth-work-", dir=out))
         con = duckdb.connect(":memory:")
         con.execute("SET preserve_insertion_order = true")
         con.execute("SET TimeZone = 'UTC'")
@@ -162,10 +170,12 @@ def generate(
         # stopped (Ctrl-C, SIGTERM) or failed: no half-written world, which the next run (a cron
         # job's retry) refused as "not empty" and, without a manifest, even with --force. Only the
         # names a world has go (OUTPUTS): a file another process put into the folder meanwhile stays
-        remove_written(out, [*OUTPUTS, work.name], made=not existed)
+        # (the signal may come before the folder is made, or before its working folder is named)
+        remove_written(out, [*OUTPUTS, *(p.name for p in out.glob(".synth-work-*"))], made=not existed)
         raise
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
     return SynthResult(out, cfg, users, seed, manifest, time.perf_counter() - t0,
                        [out / f["path"] for f in manifest["files"]])
 

@@ -144,3 +144,36 @@ def test_a_stopped_generate_removes_its_world_and_nothing_else(tmp_path, monkeyp
     with pytest.raises(KeyboardInterrupt):
         build.generate(tmp_path / "world", users=50)
     assert not (tmp_path / "world").exists()  # made by the run: gone with it
+
+
+@pytest.mark.parametrize("stop_in", ["_clear_out", "mkdtemp", "connect"])
+def test_a_generate_stopped_as_it_starts_leaves_no_folder(tmp_path, monkeypatch, stop_in):
+    """CI's SIGTERM test once caught synth between making its folder and entering its clean-up
+    (the test signals as soon as the folder exists): `error: interrupted`, and an empty world left
+    behind. A stop at any step after the refusals leaves nothing the run made; a refusal
+    ("not empty") still leaves the folder as it was."""
+    import tempfile
+
+    from cohortlab.synth import build
+
+    def stop(real):
+        def call(*args, **kwargs):
+            real(*args, **kwargs)  # the step is done (a folder made) when the signal comes
+            raise KeyboardInterrupt
+        return call
+
+    if stop_in == "_clear_out":
+        monkeypatch.setattr(build, "_clear_out", stop(build._clear_out))
+    elif stop_in == "mkdtemp":
+        monkeypatch.setattr(tempfile, "mkdtemp", stop(tempfile.mkdtemp))
+    else:
+        monkeypatch.setattr(build.duckdb, "connect", stop(build.duckdb.connect))
+    with pytest.raises(KeyboardInterrupt):
+        build.generate(tmp_path / "world", users=50)
+    assert not (tmp_path / "world").exists()
+
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not empty"):
+        build.generate(tmp_path / "kept", users=50)
+    assert [p.name for p in (tmp_path / "kept").iterdir()] == ["notes.txt"]
