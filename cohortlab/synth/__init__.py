@@ -41,7 +41,8 @@ last_activity, active_after_cutoff.
 in_snapshot, other_name, other_value, last_write_si, changed_si, at_capture (see
 ``cohortlab.synth.observed``); the
 manifest's ``expected_verify`` holds its confusion table and cause counts per cohort and the
-``snapshot_at`` / ``at`` to verify with.
+``snapshot_at`` / ``at`` to verify with (``"refused": "no observed state"`` for a cohort no profile
+of the snapshot carries, which verify refuses).
 """
 
 from cohortlab.synth.build import SynthResult, generate

@@ -696,6 +696,13 @@ class _World:
             "cohorts": {},
         }
         for c in self.cfg.cohorts:
+            carried = self.scalar("SELECT count(*) FROM g_vtruth WHERE cohort_name = ? "
+                                  "AND (observed <> 'absent' OR other_name IS NOT NULL)", [c.name])
+            if not carried:
+                # no profile of the snapshot carries its attribute (none of its members matched):
+                # verify cannot tell that from a snapshot without cohort attributes, and refuses
+                out["cohorts"][c.name] = {"confusion": None, "causes": None, "refused": "no observed state"}
+                continue
             conf = {f"{s}/{o}": int(n) for s, o, n in self.q(
                 "SELECT simulated, observed, count(*) FROM g_vtruth WHERE cohort_name = ? GROUP BY 1, 2 ORDER BY 1, 2",
                 [c.name]).fetchall()}

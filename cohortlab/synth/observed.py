@@ -33,7 +33,8 @@ planted at known people:
 ``truth_verify.parquet`` has one row per (cohort, profile) that verify lists (simulated or
 observed, see :data:`VERIFY_COLUMNS`); the manifest's ``expected_verify`` has the confusion table
 and cause counts per cohort, with the parameters to pass (``snapshot_at`` = ``observed_at``,
-``at`` = the last snapshot).
+``at`` = the last snapshot); a cohort no profile of the snapshot carries is marked
+``"refused": "no observed state"``, as verify refuses it.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import pytest
 
 from cohortlab import Lab
 from cohortlab.loaders.folder import load_world
-from cohortlab.simulation.verify import CAUSES
+from cohortlab.simulation.verify import CAUSES, VerifyError
 from tests.synth.conftest import jsonl
 
 
@@ -154,6 +154,28 @@ def test_verify_equals_the_truth_in_every_scenario(scenario_world):
     truth = pd.read_parquet(scenario_world.out_dir / "truth_verify.parquet")
     with Lab() as lab:
         load_world(lab, scenario_world.out_dir)
-        for cohort in ev["cohorts"]:
+        for cohort, expected in ev["cohorts"].items():
+            if expected.get("refused"):
+                with pytest.raises(VerifyError, match="no observed state"):
+                    lab.verify(cohort, at=ev["at"], snapshot_at=ev["snapshot_at"])
+                continue
             v = lab.verify(cohort, at=ev["at"], snapshot_at=ev["snapshot_at"])
             assert _rows(v.profiles) == _rows(truth[truth.cohort_name == cohort]), cohort
+
+
+def test_a_cohort_no_profile_carries_is_expected_to_be_refused(make_world):
+    """The manifest listed a confusion table for a cohort none of whose members matched (so no
+    profile of the snapshot carries its attribute), where `verify` refuses: "no observed state".
+    The manifest now says the cohort is refused, and verify refuses it; the other cohort of the
+    same world still verifies to its confusion table."""
+    world = make_world("customer_id_legacy", users=1776, seed=77)
+    ev = world.manifest["expected_verify"]
+    assert world.manifest["expected"]["Power Users"]["matched"] == 0
+    assert ev["cohorts"]["Power Users"] == {"confusion": None, "causes": None, "refused": "no observed state"}
+    assert ev["cohorts"]["Recent Purchasers"]["confusion"] == {"true/true": 9, "absent/absent": 1194}
+    with Lab() as lab:
+        load_world(lab, world.out_dir)
+        with pytest.raises(VerifyError, match="no observed state for cohort 'Power Users'"):
+            lab.verify("Power Users", at=ev["at"], snapshot_at=ev["snapshot_at"])
+        v = lab.verify("Recent Purchasers", at=ev["at"], snapshot_at=ev["snapshot_at"])
+        assert int(v.confusion.loc["true", "true"]) == 9
