@@ -67,7 +67,11 @@ def remove_written(folder: Path, names: Iterable[str], *, made: bool) -> None:
     """After a run that wrote into ``folder`` stopped (Ctrl-C, SIGTERM) or failed: remove the
     entries ``names`` it writes (a folder whole, a link or file as itself), and ``folder`` when the
     run ``made`` it and nothing else is left. A file another process put there meanwhile stays, and
-    so the next run (a cron job's retry) is not refused for a half-made output ("not empty")."""
+    so the next run (a cron job's retry) is not refused for a half-made output ("not empty").
+    Nothing to do when ``folder`` is no folder (the run stopped before making it, or could not:
+    a file where a folder of its path goes), and the run's own error stands."""
+    if not folder.is_dir():
+        return
     for name in names:
         p = folder / name
         if p.is_dir() and not p.is_symlink():
