@@ -123,6 +123,28 @@ def after_as_of(s, at) -> str | None:
             f"{'; '.join(parts)} (give a later --at, with data of that time)")
 
 
+def before_first_profile(result) -> str | None:
+    """A ``note:`` line when members were sent before their first Mixpanel profile version, a
+    version with its own as-of time (``-o as_of``, a fetched folder): they had no profile then
+    and were sent with their distinct_id or an event's value (docs/rules.md#resolution-time),
+    which a profile export taken after the sends easily causes; None when there is none."""
+    from cohortlab.simulation.resolution import sent_before_first_profile
+    from cohortlab.times import format_minute, naive_utc
+
+    table = getattr(result.tables.get("resolution"), "table_name", None)
+    if table is None:
+        return None
+    n, first = sent_before_first_profile(result.engine, table)
+    if not n:
+        return None
+    when = "sent" if result.settings.resolution_time == "send" else "resolved"
+    other = ", or use resolution_time: as_of" if when == "sent" else ""
+    return (f"note: {counted(n, 'member')} {'was' if n == 1 else 'were'} {when} before {'its' if n == 1 else 'their'} "
+            f"first Mixpanel profile version (the earliest as of {format_minute(naive_utc(first))}): no profile "
+            f"was known then, so no $mparticle_user_id from it (docs/rules.md#resolution-time; load an earlier "
+            f"profile export with -o as_of{other})")
+
+
 def _store_line(lab, result, store: bool, debug: bool, engine: str, at, read_only: bool = False) -> str:
     """Where the simulation came from and whether it was stored (docs/simulate.md#stored-simulations),
     and the time verify / explain simulate at when it is another one."""
@@ -278,6 +300,9 @@ def simulate_cmd(db, cohort, settings_path, at, source, members_out, show_person
         late = after_as_of(s, result.at)
         if late:
             click.echo(late)
+        early = before_first_profile(result)
+        if early:
+            click.echo(early)
         click.echo(_store_line(lab, result, store, debug, engine, at, read_only))
         click.echo("")
         # the header above names the cohort as typed (docs/reports.md#personal-data); the waterfall's

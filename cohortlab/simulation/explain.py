@@ -37,7 +37,12 @@ from cohortlab.identifiers import is_valid_mpid, mpid_sql
 from cohortlab.pipeline import sql_str, sql_ts
 from cohortlab.settings import SyncSettings
 from cohortlab.simulation.membership import webhook_pages_sql
-from cohortlab.simulation.resolution import RESOLUTION_COLUMNS, profile_versions_sql, version_order_sql
+from cohortlab.simulation.resolution import (
+    RESOLUTION_COLUMNS,
+    profile_versions_sql,
+    version_order_sql,
+    version_read_sql,
+)
 from cohortlab.simulation.sync import FULL_KINDS
 from cohortlab.times import format_instant, naive_utc, to_utc
 
@@ -374,13 +379,16 @@ def sends(timeline: pd.DataFrame, versions: list[tuple[datetime, bool]]) -> list
 
 # ----------------------------------------------------------------------------- facts
 def _profile_at(engine: Engine, d: str, at: datetime) -> tuple | None:
-    """``(mparticle_user_id, email, last_seen, has_key, valid_from, seq)``: the version of
+    """``(mparticle_user_id, email, last_seen, has_key, valid_from, is_read)``: the version of
     ``d``'s Mixpanel profile that the simulation reads at ``at`` (docs/rules.md#resolution-time:
-    the latest at or before it, else the first known one stands in), or None without a history."""
+    the latest at or before it, else the first known one, which stands in only when it has no
+    as-of time of its own: ``is_read`` False when it has one), or None without a history."""
+    when = sql_ts(naive_utc(at))
     rows = _q(engine, f"""
-        SELECT mparticle_user_id, email, last_seen, mpuid_type IS NOT NULL AS has_key, valid_from, seq
+        SELECT mparticle_user_id, email, last_seen, mpuid_type IS NOT NULL AS has_key, valid_from,
+               {version_read_sql("valid_from", "timed", when)} AS is_read
         FROM ({profile_versions_sql("multi")}) WHERE distinct_id = ?
-        ORDER BY {version_order_sql("valid_from", sql_ts(naive_utc(at)), "seq")}
+        ORDER BY {version_order_sql("valid_from", when, "seq")}
         LIMIT 1""", [d])
     return rows[0] if rows else None
 
@@ -391,13 +399,18 @@ def _profile_step(engine: Engine, d: str, at: datetime | None = None) -> Step:
     loaded profile."""
     version = _profile_at(engine, d, at) if at is not None else None
     note = ""
+    if version is not None and not version[5]:
+        return Step("mixpanel_profile", f"{_safe(d)}: no Mixpanel profile at {_fmt(at)}: its first known version is "
+                    f"of {_fmt(version[4])}, a profile export with its own as-of time, which is not known before it",
+                    RULES["mixpanel_profile"], data={"distinct_id": d, "exists": False, "first_version": version[4]})
     if version is not None:
         mpuid, email, last_seen, has_key, valid_from, _ = version
         # the same words whatever was loaded after the as-of time
         which = "known from the start" if valid_from is None else f"of {_fmt(valid_from)}"
         note = (f" (the version {which}: the latest at or before {_fmt(at)})"
                 if valid_from is None or valid_from <= naive_utc(at) else
-                f" (the version {which}: none is at or before {_fmt(at)}, so the first stands in)")
+                f" (the version {which}, loaded without an as-of time: none is at or before {_fmt(at)}, "
+                "so the first stands in)")
     else:
         rows = _q(engine, "SELECT mparticle_user_id, email, last_seen, properties FROM mp_profiles WHERE distinct_id = ?",
                   [d])

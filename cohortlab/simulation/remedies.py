@@ -68,7 +68,13 @@ from cohortlab.pipeline import sql_ts
 from cohortlab.settings import EitPeriod, Pause, SettingsError, SyncSettings
 from cohortlab.simulation.last_run_reexport import DerivedReexport, derive_last_run_reexport
 from cohortlab.simulation.membership import CohortRef, Source, find_cohort, webhook_pages_sql
-from cohortlab.simulation.resolution import _FLOAT_SPELLING, ProfileHistory, profile_history_kind, version_order_sql
+from cohortlab.simulation.resolution import (
+    _FLOAT_SPELLING,
+    ProfileHistory,
+    profile_history_kind,
+    version_order_sql,
+    version_read_sql,
+)
 from cohortlab.simulation.simulate import SimulationResult, simulate
 from cohortlab.simulation.subset_world import (DERIVE_TABLES, SubsetWorld, Valued, people_true_sql, shadowed,
                                                share_world, subset_ready, temp_name)
@@ -283,11 +289,13 @@ def _history_with_writes_sql(kind: ProfileHistory, writes: str, tables: dict[str
     """The Mixpanel profile history with the remedy's writes (``writes``: distinct_id, mpid,
     write_at): from ``write_at`` on the profile holds ``$mparticle_user_id`` = the MPID.
 
-    Rows: every stored version (``valid_from`` kept when the history has several versions of a
-    profile, else NULL: known at every time, as the simulation reads it), the property replaced
-    on versions from ``write_at`` on; a NULL-time copy of a written profile's first version (what
-    stands in before any version is known); a blank NULL-time row for a written member without
-    a profile; and the written version at ``write_at`` (the version in force then, with the MPID).
+    Rows: every stored version (its time kept, as the simulation reads it: its own as-of time,
+    or its load's, or NULL for a single version without one: known at every time), the property
+    replaced on versions from ``write_at`` on; a NULL-time copy of a written profile's first
+    version when that one has no as-of time of its own (what stands in before any version is
+    known: :func:`~cohortlab.simulation.resolution.version_read_sql`); a blank NULL-time row for a
+    written member without a profile; and the written version at ``write_at`` (the version in
+    force then, with the MPID; blank when none is read then).
     ``kind``: how the stored history is known (:func:`profile_history_kind`); ``tables``: where
     to read ``mp_profile_history`` / ``mp_profiles`` ({name: table}; the subset world's).
 
@@ -297,15 +305,17 @@ def _history_with_writes_sql(kind: ProfileHistory, writes: str, tables: dict[str
     profiles = (tables or {}).get("mp_profiles", "mp_profiles")
     if kind == "none":
         stored = f"""SELECT distinct_id, mparticle_user_id, json_type(properties, '$."$mparticle_user_id"') AS mpuid_type,
-                           email, last_seen, CAST(NULL AS TIMESTAMP) AS valid_from, CAST(NULL AS BIGINT) AS load_id
+                           email, last_seen, CAST(NULL AS TIMESTAMP) AS valid_from, CAST(NULL AS BIGINT) AS load_id,
+                           FALSE AS timed
                     FROM {profiles}"""
-    elif kind == "single":  # one version per profile, known at every time
+    elif kind == "single":  # one version per profile, known at every time unless it has its own as-of time
         stored = f"""SELECT distinct_id, mparticle_user_id, mparticle_user_id_type AS mpuid_type, email, last_seen,
-                           CAST(NULL AS TIMESTAMP) AS valid_from, CAST(NULL AS BIGINT) AS load_id
+                           as_of AS valid_from, CAST(NULL AS BIGINT) AS load_id, as_of IS NOT NULL AS timed
                     FROM {history}"""
     else:
         stored = f"""SELECT h.distinct_id, h.mparticle_user_id, h.mparticle_user_id_type AS mpuid_type, h.email,
-                           h.last_seen, coalesce(h.as_of, l.loaded_at) AS valid_from, h.load_id
+                           h.last_seen, coalesce(h.as_of, l.loaded_at) AS valid_from, h.load_id,
+                           h.as_of IS NOT NULL AS timed
                     FROM {history} h LEFT JOIN loads l ON l.load_id = h.load_id"""
     return f"""
         WITH stored AS ({stored}),
@@ -317,6 +327,7 @@ def _history_with_writes_sql(kind: ProfileHistory, writes: str, tables: dict[str
         ),
         in_force AS (
             SELECT s.distinct_id, s.email, s.last_seen,
+                   {version_read_sql("s.valid_from", "s.timed", "w.write_at")} AS is_read,
                    row_number() OVER (PARTITION BY s.distinct_id
                                       ORDER BY {version_order_sql("s.valid_from", "w.write_at", "s.load_id")}) AS pick
             FROM stored s JOIN w ON w.distinct_id = s.distinct_id
@@ -326,18 +337,19 @@ def _history_with_writes_sql(kind: ProfileHistory, writes: str, tables: dict[str
                     THEN CAST(w.mpid AS VARCHAR) ELSE s.mparticle_user_id END AS mparticle_user_id,
                CASE WHEN w.distinct_id IS NOT NULL AND s.valid_from >= w.write_at
                     THEN 'VARCHAR' ELSE s.mpuid_type END AS mparticle_user_id_type,
-               s.email, s.last_seen, s.valid_from AS as_of, s.load_id
+               -- a version counted from its load time stays so (its load_id gives the time back)
+               s.email, s.last_seen, CASE WHEN s.timed OR s.load_id IS NULL THEN s.valid_from END AS as_of, s.load_id
         FROM stored s LEFT JOIN w ON w.distinct_id = s.distinct_id
         UNION ALL
         SELECT distinct_id, mparticle_user_id, mpuid_type, email, last_seen, CAST(NULL AS TIMESTAMP), CAST(NULL AS BIGINT)
-        FROM firsts WHERE pick = 1 AND valid_from IS NOT NULL
+        FROM firsts WHERE pick = 1 AND valid_from IS NOT NULL AND NOT timed
         UNION ALL
         SELECT w.distinct_id, CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR),
                CAST(NULL AS TIMESTAMP), CAST(NULL AS TIMESTAMP), CAST(NULL AS BIGINT)
         FROM w WHERE w.distinct_id NOT IN (SELECT distinct_id FROM stored)
         UNION ALL
         SELECT w.distinct_id, CAST(w.mpid AS VARCHAR), 'VARCHAR', f.email, f.last_seen, w.write_at, CAST(NULL AS BIGINT)
-        FROM w LEFT JOIN in_force f ON f.distinct_id = w.distinct_id AND f.pick = 1
+        FROM w LEFT JOIN in_force f ON f.distinct_id = w.distinct_id AND f.pick = 1 AND f.is_read
     """
 
 

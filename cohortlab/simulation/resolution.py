@@ -11,8 +11,9 @@ Steps of :func:`add_resolve_steps` (one row per request):
 * ``<prefix>versions`` / ``<prefix>profiles`` (prefix ``req_``; :func:`add_profile_at_steps`,
   docs/rules.md#resolution-time) — the Mixpanel profile at ``resolve_time``: from ``mp_profile_history`` the
   latest version whose as-of time (``as_of``, else the load's ``loaded_at``) is at or before
-  ``resolve_time``; before the first known version the first one stands in (nothing earlier is
-  known). A database without history reads ``mp_profiles`` (one version per distinct_id).
+  ``resolve_time``; before the first known version there is no profile, unless that version was
+  loaded without an as-of time of its own: it then stands in (:func:`version_read_sql`). A
+  database without history reads ``mp_profiles`` (one version per distinct_id, known from the start).
 * ``req_event_ids`` — the event rule (``event_identity_cutoff``, docs/rules.md#event-identity-rule) for requests whose profile lacks
   ``$mparticle_user_id``: the latest event at or after the cutoff and at or before
   ``resolve_time`` carrying a non-null ``$mparticle_user_id`` (same instant: the greatest value).
@@ -150,24 +151,25 @@ def _profile_versions_sql(history: ProfileHistory) -> str:
     if history == "none":
         return f"""
             SELECT distinct_id, mparticle_user_id, json_type(properties, {_MPUID}) AS mpuid_type, email, last_seen,
-                   CAST(NULL AS TIMESTAMP) AS valid_from, CAST(0 AS BIGINT) AS seq
+                   CAST(NULL AS TIMESTAMP) AS valid_from, CAST(0 AS BIGINT) AS seq, FALSE AS timed
             FROM mp_profiles"""
-    if history == "single":  # one version per distinct_id: its time does not matter
+    if history == "single":  # one version per distinct_id: known from the start unless it has its own time
         return """
             SELECT distinct_id, mparticle_user_id, mparticle_user_id_type AS mpuid_type, email, last_seen,
-                   CAST(NULL AS TIMESTAMP) AS valid_from, coalesce(load_id, 0) AS seq
+                   as_of AS valid_from, coalesce(load_id, 0) AS seq, as_of IS NOT NULL AS timed
             FROM mp_profile_history"""
     return """
         SELECT h.distinct_id, h.mparticle_user_id, h.mparticle_user_id_type AS mpuid_type, h.email, h.last_seen,
-               coalesce(h.as_of, l.loaded_at) AS valid_from, coalesce(h.load_id, 0) AS seq
+               coalesce(h.as_of, l.loaded_at) AS valid_from, coalesce(h.load_id, 0) AS seq, h.as_of IS NOT NULL AS timed
         FROM mp_profile_history h LEFT JOIN loads l ON l.load_id = h.load_id"""
 
 
 def profile_versions_sql(history: ProfileHistory, only: str | None = None) -> str:
     """The Mixpanel profile versions as rows ``distinct_id, mparticle_user_id, mpuid_type, email,
-    last_seen, valid_from, seq`` (``history`` ``none``: ``mp_profiles``, one version each;
-    otherwise ``mp_profile_history``, with each version's as-of time), of the distinct_ids of the
-    relation ``only`` when given (else of everyone)."""
+    last_seen, valid_from, seq, timed`` (``history`` ``none``: ``mp_profiles``, one version each;
+    otherwise ``mp_profile_history``, with each version's as-of time; ``timed``: the version has
+    an as-of time of its own, not its load's), of the distinct_ids of the relation ``only`` when
+    given (else of everyone)."""
     sql = _profile_versions_sql(history)
     if only is None:
         return sql
@@ -186,13 +188,24 @@ def member_history_kind(engine: Engine, versions: str) -> ProfileHistory:
 
 def version_order_sql(valid_from: str, at: str, seq: str) -> str:
     """SQL ``ORDER BY`` keys that put first the profile version read at ``at``: the latest at or
-    before it (a version without a time is known from the start), else the first known one
-    stands in; of one time, the later load (``seq``). ``valid_from``/``seq``: columns of
-    :func:`profile_versions_sql` rows. Shared with explain's profile step and the remedies' written
-    version (the version in force at the write)."""
+    before it (a version without a time is known from the start), else the first known one,
+    which :func:`version_read_sql` says is read only when it has no time of its own; of one time,
+    the later load (``seq``). ``valid_from``/``seq``: columns of :func:`profile_versions_sql`
+    rows. Shared with explain's profile step and the remedies' written version (the version in
+    force at the write)."""
     known = f"({valid_from} IS NULL OR {valid_from} <= {at})"
     return (f"CASE WHEN {known} THEN 0 ELSE 1 END, CASE WHEN {known} THEN {valid_from} END DESC NULLS LAST, "
             f"CASE WHEN NOT {known} THEN {valid_from} END, {seq} DESC")
+
+
+def version_read_sql(valid_from: str, timed: str, at: str) -> str:
+    """SQL boolean: the version :func:`version_order_sql` put first is the profile at ``at``. It
+    is when it is known then (at or before ``at``, or without a time). Before a distinct_id's
+    first version, that version stands in only when it was loaded without an as-of time (it
+    counts from its load time, which says nothing of when the profile was so): a version with
+    its own as-of time is not known before it, and the member has no profile then
+    (docs/rules.md#resolution-time)."""
+    return f"({valid_from} IS NULL OR {valid_from} <= {at} OR NOT {timed})"
 
 
 def add_profile_at_steps(p: Pipeline, requests: str, history: ProfileHistory, prefix: str,
@@ -209,6 +222,7 @@ def add_profile_at_steps(p: Pipeline, requests: str, history: ProfileHistory, pr
             f"""
             SELECT r.distinct_id, r.resolve_time, {cols}
             FROM {requests} r JOIN {prefix}versions pv ON pv.distinct_id = r.distinct_id
+            WHERE {version_read_sql("pv.valid_from", "pv.timed", "r.resolve_time")}
             """,
         )
         return f"{prefix}profiles"
@@ -216,6 +230,7 @@ def add_profile_at_steps(p: Pipeline, requests: str, history: ProfileHistory, pr
         f"{prefix}profile_rows",
         f"""
         SELECT r.distinct_id, r.resolve_time, {cols},
+               {version_read_sql("pv.valid_from", "pv.timed", "r.resolve_time")} AS is_read,
                row_number() OVER (
                    PARTITION BY r.distinct_id, r.resolve_time
                    ORDER BY {version_order_sql("pv.valid_from", "r.resolve_time", "pv.seq")}
@@ -225,7 +240,8 @@ def add_profile_at_steps(p: Pipeline, requests: str, history: ProfileHistory, pr
     )
     p.add(
         f"{prefix}profiles",
-        f"SELECT distinct_id, resolve_time, mparticle_user_id, mpuid_type, email, last_seen FROM {prefix}profile_rows WHERE pick = 1",
+        f"SELECT distinct_id, resolve_time, mparticle_user_id, mpuid_type, email, last_seen FROM {prefix}profile_rows "
+        "WHERE pick = 1 AND is_read",
     )
     return f"{prefix}profiles"
 
@@ -574,6 +590,26 @@ def resolve(
     return ResolutionRun(ref, at_, table, counts)
 
 
+def sent_before_first_profile(engine: Engine, table: str) -> tuple[int, datetime | None]:
+    """(members, earliest such version): the members of the resolution ``table`` whose identifier
+    was decided (``resolved_at``) before their first Mixpanel profile version, when that version
+    has its own as-of time, so that they had no profile then (:func:`version_read_sql`), with
+    the earliest of those first versions' times. (0, None) at once when no version has an as-of
+    time of its own (every version loaded without ``as_of`` stands in)."""
+    if not engine.query_rows("SELECT count(*) FROM (SELECT 1 FROM mp_profile_history WHERE as_of IS NOT NULL "
+                             "LIMIT 1) x")[0][0]:
+        return 0, None
+    n, first = engine.query_rows(f"""
+        SELECT count(*), min(v.first_at)
+        FROM {table} r JOIN (
+            SELECT distinct_id, min(valid_from) AS first_at,
+                   min(CASE WHEN NOT timed THEN valid_from END) AS first_untimed_at
+            FROM ({profile_versions_sql("multi", only=table)}) GROUP BY distinct_id
+        ) v ON v.distinct_id = r.distinct_id
+        WHERE r.resolved_at < v.first_at AND (v.first_untimed_at IS NULL OR v.first_untimed_at > v.first_at)""")[0]
+    return int(n), first
+
+
 def resolution_df(engine: Engine, table: str = "resolution") -> pd.DataFrame:
     """The resolution table as pandas, in a stable order (sorted at the edge)."""
     cols = ", ".join(RESOLUTION_COLUMNS)
@@ -604,5 +640,7 @@ __all__ = [
     "resolution_pipeline",
     "resolve",
     "resolve_at",
+    "sent_before_first_profile",
     "version_order_sql",
+    "version_read_sql",
 ]

@@ -61,7 +61,10 @@ class Reference:
     def decide(self, d, t):
         """docs/rules.md#choosing-the-identifier, #gap-reasons, #resolution-time."""
         vs = sorted(self.w["versions"].get(d, []), key=lambda v: v[0])
-        prop = vs[0][1] if vs else None  # before the first version, the first one stands in
+        # before the first version with its own as-of time there is no profile (rules.md#resolution-time); a
+        # profile loaded without one (counted from its load time, after every time of the world)
+        # stands in before it
+        prop = self.w.get("untimed", {}).get(d)
         for as_of, p in vs:
             if as_of <= t:
                 prop = p
@@ -212,7 +215,10 @@ def world(rng):
     for m in sorted({0, *rng.sample(range(5, 120, 5), rng.randint(0, 4))}):
         cur ^= {d for d in people if m and rng.random() < 0.2}
         snapshots.append((T0 + timedelta(minutes=m), sorted(cur)))
-    return dict(mpa=mpa, versions=versions, events=events, snapshots=snapshots)
+    # profiles loaded without an as-of time (of people without a timed version): drawn last, so
+    # that the rest of each seed's world is what it was
+    untimed = {d: raw() for d in people if d not in versions and rng.random() < 0.5}
+    return dict(mpa=mpa, versions=versions, events=events, snapshots=snapshots, untimed=untimed)
 
 
 def settings(rng):
@@ -260,6 +266,12 @@ def load_profiles_and_events(lab, w, tmp):
     for i, (as_of, lines) in enumerate(sorted(by_time.items())):
         (tmp / f"profiles{i}.jsonl").write_text("".join(lines))
         lab.load("mixpanel-profiles", [str(tmp / f"profiles{i}.jsonl")], as_of=iso(as_of))
+    if w.get("untimed"):  # no as_of: the load time counts
+        (tmp / "profiles_untimed.jsonl").write_text("".join(
+            '{"$distinct_id": %s, "$properties": {%s}}\n' % (
+                json.dumps(d), "" if raw is None else '"$mparticle_user_id": ' + token(raw))
+            for d, raw in w["untimed"].items()))
+        lab.load("mixpanel-profiles", [str(tmp / "profiles_untimed.jsonl")])
     (tmp / "events.jsonl").write_text("".join(
         '{"event": "E", "properties": {"time": %d, "distinct_id": %s, "$insert_id": "e%d"%s}}\n' % (
             (t - datetime(1970, 1, 1)).total_seconds(), json.dumps(d), i,

@@ -92,9 +92,10 @@ def recovery(w, x, d, email):
 
 
 def email_at(w, d, t):
-    """The email of the member's Mixpanel profile at t (its version then; the first before it)."""
+    """The email of the member's Mixpanel profile at t (its version then; none before the first,
+    each version having its own as-of time)."""
     vs = sorted(w["emails"].get(d, []), key=lambda v: v[0])
-    email = vs[0][1] if vs else None
+    email = None
     for as_of, e in vs:
         if as_of <= t:
             email = e

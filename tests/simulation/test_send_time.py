@@ -122,13 +122,56 @@ def test_a_member_sent_unmatched_stays_unmatched_until_sent_again(data):
     assert wf(r)["audience"] == 1
 
 
-def test_before_the_first_profile_version_the_first_one_stands_in(data):
-    """Only one Engage load, as of Mar 10; a send on Mar 1 uses it (nothing earlier is known)."""
+def _engage(data, tmp_path, name, **as_of):
+    """One Engage export of p ($mparticle_user_id 5) and q (none), loaded as the loader does."""
+    path = tmp_path / f"{name}.jsonl"
+    path.write_text('{"$distinct_id": "p", "$properties": {"$mparticle_user_id": "5"}}\n'
+                    '{"$distinct_id": "q", "$properties": {}}\n')
+    data.lab.load("mixpanel-profiles", [str(path)], **as_of)
+
+
+def test_before_a_profile_version_with_its_own_time_there_is_no_profile(data, tmp_path):
+    """docs/rules.md#resolution-time: at a send time, the profile is the latest version at or before it. The only Engage
+    export is as of Mar 10; the send on Mar 1 knows no profile, so p is sent with its distinct_id
+    (cohortlab let that later version stand in until this reading followed the letter). At the
+    re-export on Mar 11 the version is known: p is sent again with its MPID."""
     data.mpa(5)
-    data.profile("p", mparticle_user_id="5", as_of="2026-03-10")
-    data.snapshot(C, "2026-03-01", ["p"])
+    _engage(data, tmp_path, "mar10", as_of="2026-03-10T00:00:00Z")
+    data.snapshot(C, "2026-03-01", ["p", "q"])
+    r = data.lab.simulate(C, at="2026-03-12", settings=DAILY)
+    assert by_member(r, "identifier_source", "identifier", "status", "gap_reason", "resolved_at") == {
+        "p": ("distinct_id", "p", "unmatched", "distinct_id_not_mpid", pd.Timestamp("2026-03-01")),
+        "q": ("distinct_id", "q", "unmatched", "distinct_id_not_mpid", pd.Timestamp("2026-03-01"))}
+    assert wf(r)["audience"] == 0
+    again = data.lab.simulate(C, at="2026-03-12", settings={**DAILY, "reexport_at": ["2026-03-11T00:00:00Z"]})
+    assert by_member(again, "identifier", "status", "resolved_at") == {
+        "p": ("5", "matched", pd.Timestamp("2026-03-11")), "q": ("q", "unmatched", pd.Timestamp("2026-03-11"))}
+    assert wf(again)["audience"] == 1
+    # the as-of reading resolves once at the as-of time: on Mar 5 nothing is known either, on Mar 12 it is
+    early = data.lab.simulate(C, at="2026-03-05", settings={**DAILY, "resolution_time": "as_of"})
+    late = data.lab.simulate(C, at="2026-03-12", settings={**DAILY, "resolution_time": "as_of"})
+    assert by_member(early, "status")["p"] == ("unmatched",) and by_member(late, "status")["p"] == ("matched",)
+    step = next(s for s in data.lab.explain(C, "p", at="2026-03-05").steps if s.kind == "mixpanel_profile")
+    assert step.text.startswith("p: no Mixpanel profile at 2026-03-05") and "not known before it" in step.text
+
+
+def test_a_profile_export_loaded_without_an_as_of_time_stands_in_before_its_load(data, tmp_path):
+    """A load without an as-of time counts from its load time (today), which says nothing of when
+    the profile was so: as a distinct_id's first version it stands in for the sends before it, so
+    an Engage export loaded today without -o as_of serves the syncs of the past weeks."""
+    data.mpa(5)
+    _engage(data, tmp_path, "today")
+    data.snapshot(C, "2026-03-01", ["p", "q"])
     r = data.lab.simulate(C, at="2026-03-02", settings=DAILY)
-    assert by_member(r, "status", "resolved_at") == {"p": ("matched", pd.Timestamp("2026-03-01"))}
+    assert by_member(r, "identifier", "status", "resolved_at") == {
+        "p": ("5", "matched", pd.Timestamp("2026-03-01")), "q": ("q", "unmatched", pd.Timestamp("2026-03-01"))}
+    step = next(s for s in data.lab.explain(C, "p", at="2026-03-02").steps if s.kind == "mixpanel_profile")
+    assert "loaded without an as-of time" in step.text and "so the first stands in" in step.text
+    # a later export with its own time, before the send: that one is read (the latest at or before it)
+    (tmp_path / "feb20.jsonl").write_text('{"$distinct_id": "p", "$properties": {"$mparticle_user_id": "77"}}\n')
+    data.lab.load("mixpanel-profiles", [str(tmp_path / "feb20.jsonl")], as_of="2026-02-20T00:00:00Z")
+    r = data.lab.simulate(C, at="2026-03-02", settings=DAILY)
+    assert by_member(r, "identifier", "gap_reason")["p"] == ("77", "mpid_not_found")
 
 
 # --------------------------------------------------------------------------- a member's stints
@@ -278,3 +321,37 @@ def test_the_strict_fallback_follows_the_eit_in_force_at_each_send(data):
         "42": ("none", "unmatched", "fallback_disabled"), "43": ("distinct_id", "matched", None)}
     r = data.lab.simulate(C, at="2026-03-07", settings={**s, "resolution_time": "as_of"})
     assert by_member(r, "status") == {"42": ("matched",), "43": ("matched",)}
+
+
+@pytest.mark.parametrize("as_of", ["2026-03-10T00:00:00Z", None])
+def test_simulate_says_when_members_were_sent_before_their_first_profile_version(tmp_path, as_of):
+    """The literal reading turns a profile export taken after the sends (with its as-of time) into
+    distinct_id fallbacks: `cohortlab simulate` says how many members it concerns and what to do.
+    An export loaded without an as-of time stands in: no note."""
+    from click.testing import CliRunner
+
+    from cohortlab import Lab
+    from cohortlab.cli import main
+
+    from .conftest import Data
+
+    db = tmp_path / "x.duckdb"
+    with Lab(str(db)) as lab:
+        data = Data(lab)
+        data.mpa(5)
+        _engage(data, tmp_path, "engage", **({"as_of": as_of} if as_of else {}))
+        data.snapshot(C, "2026-03-01", ["p", "q"])
+    res = CliRunner().invoke(main, ["simulate", "--db", str(db), "--cohort", C, "--at", "2026-03-12"])
+    assert res.exit_code == 0, res.output
+    notes = [line for line in res.output.splitlines() if "first Mixpanel profile version" in line]
+    if as_of is None:
+        assert notes == []
+        return
+    assert notes == ["note: 2 members were sent before their first Mixpanel profile version (the earliest as of "
+                     "2026-03-10 00:00 UTC): no profile was known then, so no $mparticle_user_id from it "
+                     "(docs/rules.md#resolution-time; load an earlier profile export with -o as_of, or use "
+                     "resolution_time: as_of)"]
+    (tmp_path / "s.yaml").write_text("resolution_time: as_of\n")
+    res = CliRunner().invoke(main, ["simulate", "--db", str(db), "--cohort", C, "--at", "2026-03-12",
+                                    "--settings", str(tmp_path / "s.yaml")])
+    assert res.exit_code == 0 and "first Mixpanel profile version" not in res.output, res.output
