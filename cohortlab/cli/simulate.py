@@ -134,10 +134,10 @@ def before_first_profile(result) -> str | None:
     table = getattr(result.tables.get("resolution"), "table_name", None)
     if table is None:
         return None
-    n, first = sent_before_first_profile(result.engine, table)
+    when = "sent" if result.settings.resolution_time == "send" else "resolved"
+    n, first = sent_before_first_profile(result.engine, table, sent_only=when == "sent")
     if not n:
         return None
-    when = "sent" if result.settings.resolution_time == "send" else "resolved"
     other = ", or use resolution_time: as_of" if when == "sent" else ""
     return (f"note: {counted(n, 'member')} {'was' if n == 1 else 'were'} {when} before {'its' if n == 1 else 'their'} "
             f"first Mixpanel profile version (the earliest as of {format_minute(naive_utc(first))}): no profile "

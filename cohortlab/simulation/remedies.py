@@ -321,8 +321,9 @@ def _history_with_writes_sql(kind: ProfileHistory, writes: str, tables: dict[str
         WITH stored AS ({stored}),
         w AS (SELECT * FROM {writes}),
         firsts AS (
-            SELECT s.*, row_number() OVER (PARTITION BY s.distinct_id ORDER BY s.valid_from NULLS FIRST, s.load_id)
-                        AS pick
+            -- the first version as the simulation reads it: of one time, the later load (version_order_sql)
+            SELECT s.*, row_number() OVER (PARTITION BY s.distinct_id
+                                           ORDER BY s.valid_from NULLS FIRST, coalesce(s.load_id, 0) DESC) AS pick
             FROM stored s JOIN w ON w.distinct_id = s.distinct_id
         ),
         in_force AS (

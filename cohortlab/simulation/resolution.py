@@ -590,23 +590,24 @@ def resolve(
     return ResolutionRun(ref, at_, table, counts)
 
 
-def sent_before_first_profile(engine: Engine, table: str) -> tuple[int, datetime | None]:
+def sent_before_first_profile(engine: Engine, table: str, *, sent_only: bool = True) -> tuple[int, datetime | None]:
     """(members, earliest such version): the members of the resolution ``table`` whose identifier
-    was decided (``resolved_at``) before their first Mixpanel profile version, when that version
-    has its own as-of time, so that they had no profile then (:func:`version_read_sql`), with
-    the earliest of those first versions' times. (0, None) at once when no version has an as-of
-    time of its own (every version loaded without ``as_of`` stands in)."""
+    was decided (``resolved_at``; ``sent_only``: of a member the sync sent, ``sent_at``) when the
+    profile version the simulation read then was none, their first version having its own as-of
+    time (:func:`version_read_sql`), with the earliest of those versions' times. The version is
+    picked as the simulation picks it (:func:`version_order_sql`). (0, None) at once when no
+    version has an as-of time of its own (a version loaded without one stands in)."""
     if not engine.query_rows("SELECT count(*) FROM (SELECT 1 FROM mp_profile_history WHERE as_of IS NOT NULL "
                              "LIMIT 1) x")[0][0]:
         return 0, None
     n, first = engine.query_rows(f"""
-        SELECT count(*), min(v.first_at)
-        FROM {table} r JOIN (
-            SELECT distinct_id, min(valid_from) AS first_at,
-                   min(CASE WHEN NOT timed THEN valid_from END) AS first_untimed_at
-            FROM ({profile_versions_sql("multi", only=table)}) GROUP BY distinct_id
-        ) v ON v.distinct_id = r.distinct_id
-        WHERE r.resolved_at < v.first_at AND (v.first_untimed_at IS NULL OR v.first_untimed_at > v.first_at)""")[0]
+        SELECT count(*), min(valid_from) FROM (
+            SELECT pv.valid_from, {version_read_sql("pv.valid_from", "pv.timed", "r.resolved_at")} AS is_read,
+                   row_number() OVER (PARTITION BY r.distinct_id
+                                      ORDER BY {version_order_sql("pv.valid_from", "r.resolved_at", "pv.seq")}) AS pick
+            FROM {table} r JOIN ({profile_versions_sql("multi", only=table)}) pv ON pv.distinct_id = r.distinct_id
+            WHERE r.resolved_at IS NOT NULL{" AND r.sent_at IS NOT NULL" if sent_only else ""}
+        ) x WHERE pick = 1 AND NOT is_read""")[0]
     return int(n), first
 
 

@@ -355,3 +355,64 @@ def test_simulate_says_when_members_were_sent_before_their_first_profile_version
     res = CliRunner().invoke(main, ["simulate", "--db", str(db), "--cohort", C, "--at", "2026-03-12",
                                     "--settings", str(tmp_path / "s.yaml")])
     assert res.exit_code == 0 and "first Mixpanel profile version" not in res.output, res.output
+
+
+def _engage_loaded_at(data, tmp_path, name, rows, loaded_at=None, **as_of):
+    """An Engage export of ``rows`` ({distinct_id: $mparticle_user_id}); ``loaded_at``: the time
+    its load is recorded at (a load without an as-of time counts from it)."""
+    import json
+
+    path = tmp_path / f"{name}.jsonl"
+    path.write_text("".join(json.dumps({"$distinct_id": d, "$properties": {"$mparticle_user_id": v}}) + "\n"
+                            for d, v in rows.items()))
+    data.lab.load("mixpanel-profiles", [str(path)], **as_of)
+    if loaded_at is not None:
+        data.lab.engine.execute(f"UPDATE loads SET loaded_at = TIMESTAMP '{loaded_at}' "
+                                "WHERE load_id = (SELECT max(load_id) FROM loads)")
+
+
+@pytest.mark.parametrize("later", ["timed", "untimed"])
+def test_two_first_versions_of_one_time_the_later_load_is_read_everywhere(data, tmp_path, later):
+    """Of two versions of one time the later load is read. A red team found the remedies' first
+    version picked by the earlier load (the rule remedy gained a member never sent again, and its
+    full and subset paths disagreed) and simulate's note blind to such ties."""
+    from cohortlab.simulation.remedies import value_remedies
+    from cohortlab.simulation.resolution import sent_before_first_profile
+
+    data.mpa(5, customer_id="p")
+    untimed = lambda: _engage_loaded_at(data, tmp_path, "untimed", {"p": "5"}, loaded_at="2026-03-10 00:00:00")  # noqa: E731
+    timed = lambda: _engage_loaded_at(data, tmp_path, "timed", {"p": "junk"}, as_of="2026-03-10T00:00:00Z")  # noqa: E731
+    for load in ((untimed, timed) if later == "timed" else (timed, untimed)):
+        load()
+    data.snapshot(C, "2026-03-01", ["p"])
+    data.event("p", "2026-03-03T10:00")
+    r = data.lab.simulate(C, at="2026-03-05", settings=DAILY)
+    read = later == "untimed"  # the untimed version, read: it stands in; the timed one: no profile on Mar 1
+    assert by_member(r, "identifier", "status")["p"] == (("5", "matched") if read else ("p", "unmatched"))
+    assert sent_before_first_profile(data.lab.engine, r.tables["resolution"].table_name)[0] == (0 if read else 1)
+    for full in (False, True):
+        rule = value_remedies(data.lab.engine, C, "2026-03-05", DAILY, since="2026-03-02", _full=full)
+        rule = rule.set_index("key").loc["rule"]
+        # the Rule writes p's MPID from Mar 3; p is not sent again, so the audience does not change
+        assert (rule.audience_before, rule.audience_after, rule.gained) == ((1, 1, 0) if read else (0, 0, 0)), full
+
+
+def test_the_note_counts_only_members_sent_without_their_profile(data, tmp_path):
+    """q enters between two daily runs and is not sent by the as-of time: not counted (it was
+    counted, resolved at the as-of time). u has an earlier version: not counted. v's only version
+    has no time at all (known from the start): not counted."""
+    from cohortlab.simulation.resolution import sent_before_first_profile
+
+    data.mpa(5)
+    _engage_loaded_at(data, tmp_path, "mar10", {"p": "5", "q": "5", "u": "5"}, as_of="2026-03-10T00:00:00Z")
+    _engage_loaded_at(data, tmp_path, "feb", {"u": "5"}, as_of="2026-02-01T00:00:00Z")
+    data.profile("v", mparticle_user_id="5", history=True)
+    data.snapshot(C, "2026-03-01", ["p", "u", "v"])
+    data.snapshot(C, "2026-03-01T06:00", ["p", "q", "u", "v"])
+    r = data.lab.simulate(C, at="2026-03-01T12:00", settings=DAILY)
+    assert by_member(r, "identifier", "sent_at") == {
+        "p": ("p", pd.Timestamp("2026-03-01")), "q": ("q", None), "u": ("5", pd.Timestamp("2026-03-01")),
+        "v": ("5", pd.Timestamp("2026-03-01"))}
+    table = r.tables["resolution"].table_name
+    assert sent_before_first_profile(data.lab.engine, table) == (1, pd.Timestamp("2026-03-10").to_pydatetime())
+    assert sent_before_first_profile(data.lab.engine, table, sent_only=False)[0] == 2  # q too, resolved at the as-of time
