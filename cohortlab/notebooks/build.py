@@ -215,7 +215,8 @@ resolution = insights.resolution_counts(sims)  # members counted in the database
 shared = metrics.shared_mpids(insights.shared_mpid_members(sims), with_ids=show_personal_data)
 remedy_values = insights.remedies_all(lab, names, at=as_of, settings=settings)  # one simulation per remedy
 figures = metrics.identity_gaps_figures(resolution, shared, remedy_values=remedy_values,
-                                        redact=lambda df: ui.redact(df, show_personal_data))
+                                        redact=lambda df: ui.redact(df, show_personal_data),
+                                        before_first_profile=insights.sent_before_first_profile(sims))
 summary = summaries.identity_gaps_summary(figures, settings)
 doc = ui.publish(output_dir, "identity_gaps", title="Identity gaps", figures=figures, summary=summary,
                  headline=metrics.figures_headline_identity_gaps(figures),

@@ -194,6 +194,22 @@ def shared_mpid_members(sims: Mapping[str, Any]) -> pd.DataFrame:
         ORDER BY m.cohort_name, m.mpid, m.distinct_id""")
 
 
+def sent_before_first_profile(sims: Mapping[str, Any]) -> dict[str, int]:
+    """Per cohort (only those with any), the members sent before their first Mixpanel profile
+    version, a version with its own as-of time, so without a profile then
+    (:func:`cohortlab.simulation.resolution.sent_before_first_profile`, what `cohortlab simulate`'s
+    note counts; resolved then, under ``resolution_time: as_of``)."""
+    from cohortlab.simulation.resolution import sent_before_first_profile as count
+
+    out = {}
+    for c, s in sims.items():
+        s.tables["resolution"]._check()
+        n, _ = count(s.engine, s.tables["resolution"].table_name, sent_only=s.settings.resolution_time == "send")
+        if n:
+            out[c] = n
+    return out
+
+
 def sent_not_true(sims: Mapping[str, Any]) -> dict[str, int]:
     """Per cohort, the profiles of the waterfall's ``not_yet_true`` step (an MPID a matched member
     resolves to, not true after the last run) whose matched members mParticle already holds: each

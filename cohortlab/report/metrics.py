@@ -517,10 +517,13 @@ def figures_headline_match_rates(f: Mapping[str, Any]) -> Headline:
 
 
 def identity_gaps_figures(resolution: pd.DataFrame, shared: pd.DataFrame, *, redact=None,
-                          remedy_values: pd.DataFrame | None = None) -> dict[str, Any]:
+                          remedy_values: pd.DataFrame | None = None,
+                          before_first_profile: Mapping[str, int] | None = None) -> dict[str, Any]:
     """The figures of the identity-gaps report. ``redact(frame)`` makes identifier lists safe to
     show (personal data) before they are stored. ``remedy_values``: the remedies valued by
-    simulation (``Lab.remedies`` of each cohort, stacked with a ``cohort`` column)."""
+    simulation (``Lab.remedies`` of each cohort, stacked with a ``cohort`` column).
+    ``before_first_profile``: {cohort: members sent before their first profile version}
+    (:func:`cohortlab.report.insights.sent_before_first_profile`)."""
     redact = redact or (lambda df: df)
     u = unmatched(resolution)
     rem = remedies(resolution, remedy_values)
@@ -548,6 +551,9 @@ def identity_gaps_figures(resolution: pd.DataFrame, shared: pd.DataFrame, *, red
         "by_gap_reason": _rows(gaps_by_reason(resolution)),
         "by_recoverable_via": _rows(gaps_by_recoverable(resolution)),
         "activity": _rows(activity(resolution, "gap_reason")) if known else [],
+        # members sent before their first profile version (one with its own as-of time): no profile then
+        "sent_before_first_profile": sum((before_first_profile or {}).values()),
+        "sent_before_first_profile_by_cohort": dict(sorted((before_first_profile or {}).items())),
         "precision_loss": members(resolution[resolution["gap_reason"] == "mpid_precision_loss"]),
         # the same Mixpanel profile in several cohorts is a member of each: counted once here
         "precision_loss_profiles": int(resolution.loc[resolution["gap_reason"] == "mpid_precision_loss",

@@ -237,10 +237,23 @@ def identity_gaps_summary(f: Mapping[str, Any], settings=None) -> str:
         activity_words(f, settings),
         _rule_words(f),
     ]
+    if f.get("sent_before_first_profile"):
+        lines.append(before_first_profile_words(f))
     if f["shared_mpids"]:
         lines.append(f"- Not a gap but a smaller audience (one person, several profiles, counted once in mParticle: "
                      f"the waterfall's shared MPID step, on the match-rates page): {shared_mpids_words(f)}.")
     return "\n".join(lines)
+
+
+def before_first_profile_words(f: Mapping[str, Any]) -> str:
+    """The members sent before their first Mixpanel profile version, in one list item: they went
+    out without a profile, which looks like a gap of the data (docs/rules.md#resolution-time)."""
+    n, by = f["sent_before_first_profile"], f.get("sent_before_first_profile_by_cohort") or {}
+    where = "" if len(by) < 2 else " (" + ", ".join(f"{md_text(c)}: {v:,}" for c, v in by.items()) + ")"
+    return (f"- **{n:,}** {'member was' if n == 1 else 'members were'} sent before {'its' if n == 1 else 'their'} "
+            f"first Mixpanel profile version{where}, a profile export with its own as-of time: no profile was "
+            "known then, so not its `$mparticle_user_id` (docs/rules.md#resolution-time). A profile export taken "
+            "before those sends, loaded with its as-of time, shows what they had.")
 
 
 def no_remedy_recovers(f: Mapping[str, Any]) -> str:

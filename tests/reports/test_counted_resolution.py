@@ -78,3 +78,41 @@ def test_metrics_count_a_counted_frame_by_its_weights():
 def test_a_missing_flag_counts_as_false_whatever_the_column_type(column):
     assert metrics.flags(column).tolist() == [True, False, False, True]
     assert metrics.flags(column).dtype == bool
+
+
+def test_identity_gaps_say_how_many_members_were_sent_before_their_first_profile_version(tmp_path):
+    """A profile export taken after the sends, loaded with its as-of time, leaves the members sent
+    earlier without a profile (docs/rules.md#resolution-time): the page says how many, per cohort,
+    with the count `cohortlab simulate`'s note gives; nothing is said when none was."""
+    from cohortlab.report import summaries
+    from tests.simulation.conftest import Data
+
+    (tmp_path / "engage.jsonl").write_text('{"$distinct_id": "p", "$properties": {"$mparticle_user_id": "5"}}\n'
+                                           '{"$distinct_id": "q", "$properties": {"$mparticle_user_id": "5"}}\n')
+    settings = {"cadence": "1d"}
+    with Lab() as lab:
+        data = Data(lab)
+        data.mpa(5)
+        lab.load("mixpanel-profiles", [str(tmp_path / "engage.jsonl")], as_of="2026-03-10T00:00:00Z")
+        data.snapshot("Power Users", "2026-03-01", ["p", "q"])
+        data.snapshot("Buyers", "2026-03-01", ["p"])
+        data.snapshot("Buyers", "2026-03-11", ["p", "q"])  # q sent on Mar 11: its profile was known then
+
+        def page(at):
+            sims = insights.simulate_all(lab, ["Buyers", "Power Users"], at=at, settings=settings)
+            before = insights.sent_before_first_profile(sims)
+            f = metrics.identity_gaps_figures(insights.resolution_counts(sims),
+                                              metrics.shared_mpids(insights.shared_mpid_members(sims)),
+                                              before_first_profile=before)
+            return before, f, summaries.identity_gaps_summary(f, settings)
+
+        before, f, text = page("2026-03-12")
+        assert before == {"Buyers": 1, "Power Users": 2}
+        assert (f["sent_before_first_profile"], f["sent_before_first_profile_by_cohort"]) == (3, before)
+        assert ("- **3** members were sent before their first Mixpanel profile version (Buyers: 1, Power Users: 2), "
+                "a profile export with its own as-of time: no profile was known then") in text
+        (tmp_path / "feb.jsonl").write_text('{"$distinct_id": "p", "$properties": {"$mparticle_user_id": "5"}}\n'
+                                            '{"$distinct_id": "q", "$properties": {"$mparticle_user_id": "5"}}\n')
+        lab.load("mixpanel-profiles", [str(tmp_path / "feb.jsonl")], as_of="2026-02-01T00:00:00Z")
+        before, f, text = page("2026-03-12")
+        assert before == {} and f["sent_before_first_profile"] == 0 and "first Mixpanel profile version" not in text
