@@ -552,8 +552,10 @@ def identity_gaps_figures(resolution: pd.DataFrame, shared: pd.DataFrame, *, red
         "by_recoverable_via": _rows(gaps_by_recoverable(resolution)),
         "activity": _rows(activity(resolution, "gap_reason")) if known else [],
         # members sent before their first profile version (one with its own as-of time): no profile then
-        "sent_before_first_profile": sum((before_first_profile or {}).values()),
-        "sent_before_first_profile_by_cohort": dict(sorted((before_first_profile or {}).items())),
+        # (None when not counted: no value, never a 0; a member of two cohorts counts in each)
+        "sent_before_first_profile": None if before_first_profile is None else sum(before_first_profile.values()),
+        "sent_before_first_profile_by_cohort": None if before_first_profile is None else dict(
+            sorted(before_first_profile.items())),
         "precision_loss": members(resolution[resolution["gap_reason"] == "mpid_precision_loss"]),
         # the same Mixpanel profile in several cohorts is a member of each: counted once here
         "precision_loss_profiles": int(resolution.loc[resolution["gap_reason"] == "mpid_precision_loss",

@@ -238,22 +238,30 @@ def identity_gaps_summary(f: Mapping[str, Any], settings=None) -> str:
         _rule_words(f),
     ]
     if f.get("sent_before_first_profile"):
-        lines.append(before_first_profile_words(f))
+        lines.append(before_first_profile_words(f, settings))
     if f["shared_mpids"]:
         lines.append(f"- Not a gap but a smaller audience (one person, several profiles, counted once in mParticle: "
                      f"the waterfall's shared MPID step, on the match-rates page): {shared_mpids_words(f)}.")
     return "\n".join(lines)
 
 
-def before_first_profile_words(f: Mapping[str, Any]) -> str:
+def before_first_profile_words(f: Mapping[str, Any], settings=None) -> str:
     """The members sent before their first Mixpanel profile version, in one list item: they went
-    out without a profile, which looks like a gap of the data (docs/rules.md#resolution-time)."""
+    out without a profile, which looks like a gap of the data (docs/rules.md#resolution-time).
+    Under ``resolution_time: as_of`` they are the members resolved at the as-of time before it.
+    The cohorts are named when the page has several (a member of two cohorts counts in each)."""
+    from cohortlab.settings import SyncSettings
+
     n, by = f["sent_before_first_profile"], f.get("sent_before_first_profile_by_cohort") or {}
-    where = "" if len(by) < 2 else " (" + ", ".join(f"{md_text(c)}: {v:,}" for c, v in by.items()) + ")"
-    return (f"- **{n:,}** {'member was' if n == 1 else 'members were'} sent before {'its' if n == 1 else 'their'} "
-            f"first Mixpanel profile version{where}, a profile export with its own as-of time: no profile was "
-            "known then, so not its `$mparticle_user_id` (docs/rules.md#resolution-time). A profile export taken "
-            "before those sends, loaded with its as-of time, shows what they had.")
+    sent = SyncSettings.coerce(settings).resolution_time == "send"
+    where = "" if len(f.get("cohorts") or {}) < 2 else \
+        " (" + ", ".join(f"{md_text(c)}: {v:,}" for c, v in by.items()) + ")"
+    were = "was" if n == 1 else "were"
+    return (f"- **{n:,}** {'member' if n == 1 else 'members'} {were} {'sent' if sent else 'resolved'} before "
+            f"{'its' if n == 1 else 'their'} first Mixpanel profile version{where}, a profile export with its own "
+            "as-of time: no profile was known then, so not its `$mparticle_user_id` (docs/rules.md#resolution-time). "
+            f"A profile export taken before {'those sends' if sent else 'the as-of time'}, loaded with its as-of "
+            "time, shows what they had.")
 
 
 def no_remedy_recovers(f: Mapping[str, Any]) -> str:

@@ -97,20 +97,32 @@ def test_identity_gaps_say_how_many_members_were_sent_before_their_first_profile
         data.snapshot("Power Users", "2026-03-01", ["p", "q"])
         data.snapshot("Buyers", "2026-03-01", ["p"])
         data.snapshot("Buyers", "2026-03-11", ["p", "q"])  # q sent on Mar 11: its profile was known then
+        data.snapshot("Later", "2026-03-11", ["q"])
 
-        def page(at):
-            sims = insights.simulate_all(lab, ["Buyers", "Power Users"], at=at, settings=settings)
+        def page(at, s=settings, cohorts=("Buyers", "Power Users")):
+            sims = insights.simulate_all(lab, cohorts, at=at, settings=s)
             before = insights.sent_before_first_profile(sims)
             f = metrics.identity_gaps_figures(insights.resolution_counts(sims),
                                               metrics.shared_mpids(insights.shared_mpid_members(sims)),
                                               before_first_profile=before)
-            return before, f, summaries.identity_gaps_summary(f, settings)
+            return before, f, summaries.identity_gaps_summary(f, s)
 
         before, f, text = page("2026-03-12")
-        assert before == {"Buyers": 1, "Power Users": 2}
+        assert before == {"Buyers": 1, "Power Users": 2}  # p counts in each of its cohorts, as members do
         assert (f["sent_before_first_profile"], f["sent_before_first_profile_by_cohort"]) == (3, before)
         assert ("- **3** members were sent before their first Mixpanel profile version (Buyers: 1, Power Users: 2), "
                 "a profile export with its own as-of time: no profile was known then") in text
+        # one cohort of the page's two has them: named (a red team found the sentence naming none)
+        assert "- **1** member was sent before its first Mixpanel profile version (Buyers: 1), " in \
+            page("2026-03-12", cohorts=("Buyers", "Later"))[2]
+        # resolved at the as-of time (Mar 5), not sent: said so (it said "sent")
+        text = page("2026-03-05", {**settings, "resolution_time": "as_of"})[2]
+        assert "- **3** members were resolved before their first Mixpanel profile version (Buyers: 1, Power " in text
+        assert "A profile export taken before the as-of time, loaded with its as-of time" in text
+        sims = insights.simulate_all(lab, ["Buyers"], at="2026-03-12", settings=settings)
+        uncounted = metrics.identity_gaps_figures(insights.resolution_counts(sims),
+                                                  metrics.shared_mpids(insights.shared_mpid_members(sims)))
+        assert uncounted["sent_before_first_profile"] is None  # not counted: no value, never a 0
         (tmp_path / "feb.jsonl").write_text('{"$distinct_id": "p", "$properties": {"$mparticle_user_id": "5"}}\n'
                                             '{"$distinct_id": "q", "$properties": {"$mparticle_user_id": "5"}}\n')
         lab.load("mixpanel-profiles", [str(tmp_path / "feb.jsonl")], as_of="2026-02-01T00:00:00Z")
