@@ -393,10 +393,31 @@ def _profile_at(engine: Engine, d: str, at: datetime) -> tuple | None:
     return rows[0] if rows else None
 
 
-def _profile_step(engine: Engine, d: str, at: datetime | None = None) -> Step:
-    """``d``'s Mixpanel profile as the simulation reads it at ``at``: its version at that time when
-    profiles are kept as versions (a profile export taken later does not change it), else the
-    loaded profile."""
+def _profile_step(engine: Engine, d: str, at: datetime | None = None, as_of: datetime | None = None) -> Step:
+    """``d``'s Mixpanel profile as the simulation reads it at ``at`` (the time its identifier was
+    decided, its send): its version at that time when profiles are kept as versions (a profile
+    export taken later does not change it), else the loaded profile. ``as_of``: the simulation's
+    as-of time, when later than ``at``: a version read then with another ``$mparticle_user_id``
+    (or none read at ``at``) is said too, as it reaches mParticle only when the member is sent
+    again (docs/rules.md#resolution-time)."""
+    step = _profile_version_step(engine, d, at)
+    if as_of is None or at is None or naive_utc(as_of) <= naive_utc(at):
+        return step
+    now = _profile_version_step(engine, d, as_of)
+    if (now.data.get("exists"), now.data.get("mparticle_user_id")) == \
+            (step.data.get("exists"), step.data.get("mparticle_user_id")):
+        return step
+    later = (f"its profile at the as-of time {_fmt(as_of)} has " + (
+        f"$mparticle_user_id = {_safe(now.data['mparticle_user_id'])!r}" if now.data.get("mparticle_user_id")
+        is not None else "no $mparticle_user_id") if now.data.get("exists") else
+        f"at the as-of time {_fmt(as_of)} it still has no profile")
+    return Step(step.kind, f"{step.text}; it was read when its identifier was decided ({_fmt(at)}); {later}, "
+                "which reaches mParticle only when the member is sent again", step.rule, step.time,
+                {**step.data, "at_as_of": {k: now.data.get(k) for k in ("exists", "mparticle_user_id")}})
+
+
+def _profile_version_step(engine: Engine, d: str, at: datetime | None = None) -> Step:
+    """``d``'s Mixpanel profile as the simulation reads it at ``at`` (:func:`_profile_step`)."""
     version = _profile_at(engine, d, at) if at is not None else None
     note = ""
     if version is not None and not version[5]:
@@ -626,9 +647,14 @@ def _explain(engine, ref, user, user_s, settings, result, observed, sim_at, snap
         f"SELECT run_at, kind, sent, membership_as_of FROM {result.tables['timeline'].table_name} ORDER BY run")
     events = _events_of(engine, dids)
     for d in dids:
-        prof = _profile_step(engine, d, result.at)
+        own = res.loc[res.distinct_id == d]
+        row = own.iloc[0] if len(own) else None
+        # the profile and events the identifier was decided from: at its decision (its send)
+        decided = None if row is None or pd.isna(row.get("resolved_at")) else pd.Timestamp(row.resolved_at)
+        when = decided.to_pydatetime() if decided is not None else result.at
+        prof = _profile_step(engine, d, when, as_of=result.at)
         steps.append(prof)
-        steps.append(_events_step(d, settings, result.at, prof.data.get("mparticle_user_id") is not None,
+        steps.append(_events_step(d, settings, when, prof.data.get("mparticle_user_id") is not None,
                                   events[d]))
         versions = presence(engine, ref, d, result.at)
         changes, prev = [], False
@@ -642,8 +668,6 @@ def _explain(engine, ref, user, user_s, settings, result, observed, sim_at, snap
         for t, p in changes:
             steps.append(Step("membership", f"{_safe(d)} {'enters' if p else 'leaves'} the cohort ({ref.source})",
                               RULES["membership"], time=t, data={"distinct_id": d, "present": p}))
-        own = res.loc[res.distinct_id == d]
-        row = own.iloc[0] if len(own) else None
         steps += _resolution_step(row, d)
         if row is None and d in former:
             row = former[d]

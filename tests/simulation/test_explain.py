@@ -242,7 +242,7 @@ def test_a_pseudonym_from_a_report_finds_its_user_and_stays_a_pseudonym(data, tm
             raise AssertionError(bad)
 
 
-def test_the_profile_shown_is_the_version_the_simulation_reads_at_the_as_of_time(data):
+def test_the_profile_shown_is_the_version_the_simulation_read_when_it_decided_the_identifier(data):
     # loading day by day: a profile export taken after the as-of time (here the fix of
     # $mparticle_user_id) changes neither the resolution at that time nor the profile shown
     data.mpa(101, customer_id="cust-1")
@@ -262,9 +262,13 @@ def test_the_profile_shown_is_the_version_the_simulation_reads_at_the_as_of_time
     assert by["mixpanel_profile"][0].text == before[0]  # the same words, the same version
     assert before[0].endswith("(the version of 2026-02-01 00:00:00: the latest at or before 2026-03-01 00:00:00)")
     assert by["mixpanel_profile"][0].data["mparticle_user_id"] == "999"
-    # at a later time the later version is the one read, and shown
+    # at a later time the identifier is still the one sent on Mar 1 (not sent again): the version read
+    # then is shown, and the later one beside it (explain showed only the later one: a red team)
     later = [s for s in data.lab.explain(C, "cust-1", at="2026-03-06T00:00").steps if s.kind == "mixpanel_profile"]
-    assert "$mparticle_user_id = '101'" in later[0].text and "of 2026-03-05 00:00:00" in later[0].text
+    assert later[0].text == (
+        before[0] + "; it was read when its identifier was decided (2026-03-01 00:00:00); its profile at the as-of "
+        "time 2026-03-06 00:00:00 has $mparticle_user_id = '101', which reaches mParticle only when the member is "
+        "sent again")
 
 
 def test_events_after_the_as_of_time_are_not_counted(data):

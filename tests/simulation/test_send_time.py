@@ -152,7 +152,18 @@ def test_before_a_profile_version_with_its_own_time_there_is_no_profile(data, tm
     late = data.lab.simulate(C, at="2026-03-12", settings={**DAILY, "resolution_time": "as_of"})
     assert by_member(early, "status")["p"] == ("unmatched",) and by_member(late, "status")["p"] == ("matched",)
     step = next(s for s in data.lab.explain(C, "p", at="2026-03-05").steps if s.kind == "mixpanel_profile")
-    assert step.text.startswith("p: no Mixpanel profile at 2026-03-05") and "not known before it" in step.text
+    # read when its identifier was decided (its send on Mar 1); nothing else to say: none at Mar 5 either
+    assert step.text == ("p: no Mixpanel profile at 2026-03-01 00:00:00: its first known version is of 2026-03-10 "
+                         "00:00:00, a profile export with its own as-of time, which is not known before it")
+    # explain read the profile at the as-of time: the profile of Mar 10 with MPID 5, beside a
+    # resolution that sent p's distinct_id on Mar 1 (a red team): now the one read at the send, and the later one
+    step = next(s for s in data.lab.explain(C, "p", at="2026-03-12", settings=DAILY).steps
+                if s.kind == "mixpanel_profile")
+    assert step.text.startswith("p: no Mixpanel profile at 2026-03-01 00:00:00: its first known version is of ")
+    assert step.text.endswith("; it was read when its identifier was decided (2026-03-01 00:00:00); its profile at "
+                              "the as-of time 2026-03-12 00:00:00 has $mparticle_user_id = '5', which reaches "
+                              "mParticle only when the member is sent again")
+    assert step.data["at_as_of"] == {"exists": True, "mparticle_user_id": "5"}
 
 
 def test_a_profile_export_loaded_without_an_as_of_time_stands_in_before_its_load(data, tmp_path):
