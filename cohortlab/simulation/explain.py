@@ -407,12 +407,12 @@ def _profile_step(engine: Engine, d: str, at: datetime | None = None, as_of: dat
     if (now.data.get("exists"), now.data.get("mparticle_user_id")) == \
             (step.data.get("exists"), step.data.get("mparticle_user_id")):
         return step
-    later = (f"its profile at the as-of time {_fmt(as_of)} has " + (
+    later = ("its profile has " + (
         f"$mparticle_user_id = {_safe(now.data['mparticle_user_id'])!r}" if now.data.get("mparticle_user_id")
-        is not None else "no $mparticle_user_id") if now.data.get("exists") else
-        f"at the as-of time {_fmt(as_of)} it still has no profile")
-    return Step(step.kind, f"{step.text}; it was read when its identifier was decided ({_fmt(at)}); {later}, "
-                "which reaches mParticle only when the member is sent again", step.rule, step.time,
+        is not None else "no $mparticle_user_id") if now.data.get("exists") else "it still has no profile")
+    return Step(step.kind, f"{step.text}; {_fmt(at)} is when its identifier was decided; at the as-of time "
+                f"{_fmt(as_of)} {later}, which reaches mParticle only when the member is sent again",
+                step.rule, step.time,
                 {**step.data, "at_as_of": {k: now.data.get(k) for k in ("exists", "mparticle_user_id")}})
 
 

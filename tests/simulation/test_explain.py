@@ -266,9 +266,8 @@ def test_the_profile_shown_is_the_version_the_simulation_read_when_it_decided_th
     # then is shown, and the later one beside it (explain showed only the later one: a red team)
     later = [s for s in data.lab.explain(C, "cust-1", at="2026-03-06T00:00").steps if s.kind == "mixpanel_profile"]
     assert later[0].text == (
-        before[0] + "; it was read when its identifier was decided (2026-03-01 00:00:00); its profile at the as-of "
-        "time 2026-03-06 00:00:00 has $mparticle_user_id = '101', which reaches mParticle only when the member is "
-        "sent again")
+        before[0] + "; 2026-03-01 00:00:00 is when its identifier was decided; at the as-of time 2026-03-06 00:00:00 "
+        "its profile has $mparticle_user_id = '101', which reaches mParticle only when the member is sent again")
 
 
 def test_events_after_the_as_of_time_are_not_counted(data):

@@ -160,8 +160,8 @@ def test_before_a_profile_version_with_its_own_time_there_is_no_profile(data, tm
     step = next(s for s in data.lab.explain(C, "p", at="2026-03-12", settings=DAILY).steps
                 if s.kind == "mixpanel_profile")
     assert step.text.startswith("p: no Mixpanel profile at 2026-03-01 00:00:00: its first known version is of ")
-    assert step.text.endswith("; it was read when its identifier was decided (2026-03-01 00:00:00); its profile at "
-                              "the as-of time 2026-03-12 00:00:00 has $mparticle_user_id = '5', which reaches "
+    assert step.text.endswith("not known before it; 2026-03-01 00:00:00 is when its identifier was decided; at the "
+                              "as-of time 2026-03-12 00:00:00 its profile has $mparticle_user_id = '5', which reaches "
                               "mParticle only when the member is sent again")
     assert step.data["at_as_of"] == {"exists": True, "mparticle_user_id": "5"}
 
