@@ -321,9 +321,11 @@ def _history_with_writes_sql(kind: ProfileHistory, writes: str, tables: dict[str
         WITH stored AS ({stored}),
         w AS (SELECT * FROM {writes}),
         firsts AS (
-            -- the first version as the simulation reads it: of one time, the later load (version_order_sql)
-            SELECT s.*, row_number() OVER (PARTITION BY s.distinct_id
-                                           ORDER BY s.valid_from NULLS FIRST, coalesce(s.load_id, 0) DESC) AS pick
+            -- the first version: the one the simulation's order puts first before any time
+            SELECT s.*, row_number() OVER (
+                       PARTITION BY s.distinct_id
+                       ORDER BY {version_order_sql("s.valid_from", "CAST('-infinity' AS TIMESTAMP)",
+                                                   "coalesce(s.load_id, 0)")}) AS pick
             FROM stored s JOIN w ON w.distinct_id = s.distinct_id
         ),
         in_force AS (
