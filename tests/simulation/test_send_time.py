@@ -122,12 +122,24 @@ def test_a_member_sent_unmatched_stays_unmatched_until_sent_again(data):
     assert wf(r)["audience"] == 1
 
 
+def _engage_loaded_at(data, tmp_path, name, rows, loaded_at=None, **as_of):
+    """An Engage export of ``rows`` ({distinct_id: $mparticle_user_id, None: no such property}),
+    loaded as the loader does; ``loaded_at``: the time its load is recorded at (a load without an
+    as-of time counts from it)."""
+    import json
+
+    path = tmp_path / f"{name}.jsonl"
+    path.write_text("".join(json.dumps({"$distinct_id": d, "$properties": {} if v is None else
+                                        {"$mparticle_user_id": v}}) + "\n" for d, v in rows.items()))
+    data.lab.load("mixpanel-profiles", [str(path)], **as_of)
+    if loaded_at is not None:
+        data.lab.engine.execute(f"UPDATE loads SET loaded_at = TIMESTAMP '{loaded_at}' "
+                                "WHERE load_id = (SELECT max(load_id) FROM loads)")
+
+
 def _engage(data, tmp_path, name, **as_of):
     """One Engage export of p ($mparticle_user_id 5) and q (none), loaded as the loader does."""
-    path = tmp_path / f"{name}.jsonl"
-    path.write_text('{"$distinct_id": "p", "$properties": {"$mparticle_user_id": "5"}}\n'
-                    '{"$distinct_id": "q", "$properties": {}}\n')
-    data.lab.load("mixpanel-profiles", [str(path)], **as_of)
+    _engage_loaded_at(data, tmp_path, name, {"p": "5", "q": None}, **as_of)
 
 
 def test_before_a_profile_version_with_its_own_time_there_is_no_profile(data, tmp_path):
@@ -366,20 +378,6 @@ def test_simulate_says_when_members_were_sent_before_their_first_profile_version
     res = CliRunner().invoke(main, ["simulate", "--db", str(db), "--cohort", C, "--at", "2026-03-12",
                                     "--settings", str(tmp_path / "s.yaml")])
     assert res.exit_code == 0 and "first Mixpanel profile version" not in res.output, res.output
-
-
-def _engage_loaded_at(data, tmp_path, name, rows, loaded_at=None, **as_of):
-    """An Engage export of ``rows`` ({distinct_id: $mparticle_user_id}); ``loaded_at``: the time
-    its load is recorded at (a load without an as-of time counts from it)."""
-    import json
-
-    path = tmp_path / f"{name}.jsonl"
-    path.write_text("".join(json.dumps({"$distinct_id": d, "$properties": {"$mparticle_user_id": v}}) + "\n"
-                            for d, v in rows.items()))
-    data.lab.load("mixpanel-profiles", [str(path)], **as_of)
-    if loaded_at is not None:
-        data.lab.engine.execute(f"UPDATE loads SET loaded_at = TIMESTAMP '{loaded_at}' "
-                                "WHERE load_id = (SELECT max(load_id) FROM loads)")
 
 
 @pytest.mark.parametrize("later", ["timed", "untimed"])
