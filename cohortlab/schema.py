@@ -243,7 +243,8 @@ MPA_BATCH_TIMES = _table(
     "batch older than that, loaded later, does not overwrite it (batches apply in their own time order).",
     ("mpid", "BIGINT", "profile MPID"),
     ("item", "VARCHAR", "'identity:<kind>:<type>', 'attribute:<name>' or 'environment'"),
-    ("batch_time", "TIMESTAMP", "order time of that batch (UTC); NULL: no time, load order applies"),
+    ("batch_time", "TIMESTAMP", "order time of the latest timed batch that touched it (UTC; a batch without a "
+                                "time keeps it); NULL: no time, load order applies"),
 )
 
 
@@ -305,7 +306,13 @@ MPA_BATCH_TIMES = _table(
 #    Firehose audience_membership_change_request, was missing_mpid / invalid_mpid); a time text
 #    with its zone after a space or as "UTC" ("… -0800", "… UTC": warehouses' unloads) is that
 #    instant (a pipeline event was quarantined bad_time, a profile date or receive time unread)
-LOADER_VERSION = 16
+# 17: mparticle-batches: an untimed batch without a source_request_id is no replay by its
+#    content, and keeps the item's batch time; a batch older than the as_of of the snapshot
+#    holding its profile changes nothing of it; mparticle-profiles quarantines events_api_batch
+#    on any batch-only key (source_request_id, timestamp_unixtime_ms, ...), not only events and
+#    device_info; mparticle-csv and -parquet record their attribute columns in mpa_snapshot_names
+#    also when no row has a value
+LOADER_VERSION = 17
 
 
 # the identifier columns: a table read from files without one of them is refused, never read as

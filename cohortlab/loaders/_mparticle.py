@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Sequence
 
 from cohortlab.identifiers import mpid_sql
 from cohortlab.pipeline import sql_list, sql_str
@@ -148,6 +149,15 @@ FIREHOSE_CHECK = (f"NOT {absent_sql('firehose')}", "firehose_request")
 # batch it applied nothing but the MPID. Both JSON loaders quarantine it on `matched_identities`.
 IDSYNC_FIELD = ("idsync", "$.matched_identities")
 IDSYNC_CHECK = (f"NOT {absent_sql('idsync')}", "idsync_response")
+
+# The keys of an Events API batch (inbound, or forwarded by an event output) that a Profile API
+# answer never has (docs/loading.md#mparticle-profiles): a record holding one is a batch, which
+# mparticle-profiles quarantines (events_api_batch) instead of replacing the profile with the few
+# identities and attributes it carries. Every batch key is optional, so an attribute-only update
+# of a feed may have no `events`, but its envelope has some of the others.
+BATCH_ONLY_KEYS = ("events", "device_info", "application_info", "deleted_user_attributes", "source_request_id",
+                   "source_info", "schema_version", "timestamp_unixtime_ms", "batch_id", "message_id",
+                   "message_type")
 
 # the messages of other mParticle APIs both JSON loaders quarantine: the fields they stage (beside
 # their own containers) and the checks on them, first of their checks
@@ -571,7 +581,17 @@ class Temp:
 
 # the capture time of the stored snapshot rows: their load's as_of, else its load time
 _SNAPSHOT_KINDS = ("mparticle-profiles", "mparticle-csv", "mparticle-parquet")
-_CAPTURED_SQL = "coalesce(TRY_CAST(json_extract_string(l.options, '$.as_of') AS TIMESTAMP), l.loaded_at)"
+_AS_OF_SQL = "TRY_CAST(json_extract_string(l.options, '$.as_of') AS TIMESTAMP)"
+_CAPTURED_SQL = f"coalesce({_AS_OF_SQL}, l.loaded_at)"
+
+
+def snapshot_newer_sql(mpid: str, time: str) -> str:
+    """SQL BOOLEAN: the stored profile of MPID ``mpid`` is a snapshot (Profile API, CSV, Parquet)
+    taken after ``time`` by its own as-of time (``-o as_of`` or a fetched folder's): it already holds
+    what happened at ``time``. A snapshot without an as-of time is no such evidence (its load time
+    says nothing of when it was taken)."""
+    return (f"EXISTS (SELECT 1 FROM mpa_profiles p JOIN loads l ON l.load_id = p.load_id "
+            f"WHERE p.mpid = {mpid} AND p.source <> 'batches' AND {_AS_OF_SQL} > {time})")
 
 
 def replace_profiles(
@@ -580,9 +600,14 @@ def replace_profiles(
     identities: str | None,
     attributes: str | None,
     audiences: str | None,
+    columns: Sequence[str] = (),
+    header_line: int = 1,
 ) -> int:
     """Replace every ``mpa_*`` row of the MPIDs in ``profiles`` by the staged rows, unless a
     snapshot taken later holds the MPID: returns how many staged MPIDs that kept (superseded).
+    ``columns``: the attribute names the file carries as columns (a CSV header, a Parquet
+    schema, at ``header_line``): the file carries them also when no row has a value (a cohort
+    attribute the feed wrote on no profile is observed absent on each).
 
     The file's capture time is its ``as_of`` (option or ``fetch.json``), else the load time; a
     stored row's is its load's. A snapshot delivered late (day 4 after day 5) so leaves each
@@ -628,11 +653,13 @@ def replace_profiles(
         ex(f"INSERT INTO mpa_identities SELECT mpid, kind, identity_type, value, {prov} FROM {identities}", params)
     if attributes:
         ex(f"INSERT INTO mpa_attributes SELECT mpid, name, value, value_bool, {prov} FROM {attributes}", params)
-    if read_attributes:
+    if read_attributes or columns:
         # every name the file carries, also on records a newer snapshot keeps: the snapshot still
         # carries the attribute and observed its other profiles without it (docs/simulate.md#verify)
+        carried = [f"SELECT name, line FROM {read_attributes}"] if read_attributes else []
+        carried += [f"SELECT {sql_str(name)} AS name, {int(header_line)} AS line" for name in dict.fromkeys(columns)]
         ex(f"INSERT INTO mpa_snapshot_names SELECT name, {prov} FROM "
-           f"(SELECT name, min(line) AS line FROM {read_attributes} GROUP BY name)", params)
+           f"(SELECT name, min(line) AS line FROM ({' UNION ALL '.join(carried)}) GROUP BY name)", params)
     if audiences:
         ex(
             f"INSERT INTO mpa_audiences SELECT mpid, audience_id, audience_name, expiration_at, {prov} "

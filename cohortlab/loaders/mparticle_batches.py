@@ -11,10 +11,13 @@ exact int64), ``user_identities`` (object map ``{type: value}``, or a list of
 Batches apply IN THE ORDER OF THEIR OWN TIME (``timestamp_unixtime_ms``, else the latest event
 time; a batch without any time sits after the timed batches above it in the file, and a later load
 comes after an earlier one), all set-based. ``mpa_batch_times`` keeps, per MPID and identity or
-attribute, the time of the batch that last touched it: an older batch loaded later does not
-overwrite it. ``mpa_batch_keys`` keeps the batches applied: a batch loaded again (the same
-``source_request_id``, or the same content, e.g. a gzip copy of a file under another name) is a
-replay, counted as deduplicated, and changes nothing.
+attribute, the time of the latest timed batch that touched it (an untimed one keeps it): an older
+batch loaded later does not overwrite it. Nor does a batch older than the as-of time of the
+snapshot holding its profile (``_mparticle.snapshot_newer_sql``; a load warning counts them).
+``mpa_batch_keys`` keeps the batches applied: a batch loaded again (the same
+``source_request_id``, or the same content and time, e.g. a gzip copy of a file under another
+name) is a replay, counted as deduplicated, and changes nothing; a batch with neither a time nor a
+request id is no replay by its content (the same update sent again is a new write).
 
 * a batch for an MPID without a profile creates it (``source = 'batches'``, ``created_at`` = its
   earliest batch time, also when an older batch arrives in a later load); an existing profile keeps its row, with ``last_stored_at`` moved to the latest
@@ -64,6 +67,7 @@ from cohortlab.loaders._mparticle import (
     recover_identity_float_tokens,
     reject_with_raw,
     repeated_identity_warnings,
+    snapshot_newer_sql,
     time_warnings,
 )
 from cohortlab.loaders.base import FileContext, FileResult, Loader
@@ -122,18 +126,34 @@ def _environment_item(a: str) -> str:
 
 def _newer_stored(alias: str, item) -> str:
     """SQL BOOLEAN: a batch newer than row ``alias`` (its ``okey``) already set or removed the
-    same item (``item(alias)``) of the same MPID (no time on either side: load order, the new
-    one applies)."""
-    return (f"EXISTS (SELECT 1 FROM mpa_batch_times t WHERE t.mpid = {alias}.mpid AND t.item = {item(alias)} "
-            f"AND t.batch_time > {alias}.okey)")
+    same item (``item(alias)``) of the same MPID, or the MPID's stored profile is a snapshot taken
+    after it (its own as-of time): no time on either side, load order, the new one applies."""
+    return (f"(EXISTS (SELECT 1 FROM mpa_batch_times t WHERE t.mpid = {alias}.mpid AND t.item = {item(alias)} "
+            f"AND t.batch_time > {alias}.okey) OR {snapshot_newer_sql(f'{alias}.mpid', f'{alias}.okey')})")
 
 
 def _record_times(ex, ops: str, item, params: list) -> None:
-    """Store the order time of the batch that last touched each item of ``ops``."""
-    ex(f"DELETE FROM mpa_batch_times USING {ops} o WHERE mpa_batch_times.mpid = o.mpid "
-       f"AND mpa_batch_times.item = {item('o')}")
-    ex(f"INSERT INTO mpa_batch_times SELECT o.mpid, {item('o')}, o.okey, ?::BIGINT, ?::VARCHAR, o.line FROM {ops} o",
+    """Store the order time of the batch that last touched each item of ``ops``. A batch without
+    a time keeps the item's stored time: it sits after the earlier loads, and a batch older than
+    that time, loaded later still, does not overwrite it."""
+    ex(f"UPDATE mpa_batch_times SET batch_time = coalesce(o.okey, mpa_batch_times.batch_time), "
+       f"load_id = ?::BIGINT, source_file = ?::VARCHAR, line = o.line FROM {ops} o "
+       f"WHERE mpa_batch_times.mpid = o.mpid AND mpa_batch_times.item = {item('o')}", params)
+    ex(f"INSERT INTO mpa_batch_times SELECT o.mpid, {item('o')}, o.okey, ?::BIGINT, ?::VARCHAR, o.line FROM {ops} o "
+       f"WHERE NOT EXISTS (SELECT 1 FROM mpa_batch_times t WHERE t.mpid = o.mpid AND t.item = {item('o')})",
        params)
+
+
+def _older_than_snapshot_warning(ctx, kept: str) -> list[str]:
+    """A load warning for the batches older than the snapshot that holds their profile (by the
+    snapshot's own as-of time): they change nothing of it (docs/loading.md#mparticle-batches)."""
+    n, line = ctx.engine.query_rows(
+        f"SELECT count(*), min(line) FROM {kept} k WHERE {snapshot_newer_sql('k.mpid', 'k.okey')}")[0]
+    if not n:
+        return []
+    return [f"{ctx.path}: {n:,} batch(es) are older than the mParticle snapshot that holds their profile "
+            f"(by its as_of; first: line {line}): they change nothing of it, the snapshot taken later holds "
+            "the profile as it was then"]
 
 
 class MParticleBatchesLoader(Loader):
@@ -196,21 +216,26 @@ class MParticleBatchesLoader(Loader):
         )
         quarantined = reject_with_raw(ctx, checked)
         # kept: the batches applied (not a repeat of an earlier batch of the file, not a replay of
-        # a batch of an earlier load). `okey` orders them: their own time, else (no time) the
-        # time of the latest timed batch above them in the file; ties (and NULL) by line.
+        # a batch of an earlier load). A batch with neither a time nor a request id is no replay
+        # by its content: the same update sent again later (a user entering a cohort again) is a
+        # new write. `okey` orders them: their own time, else (no time) the time of the latest
+        # timed batch above them in the file; ties (and NULL) by line.
         kept = tmp.create(
             "kept",
             f"""
-            SELECT *, coalesce(ts, max(ts) OVER (ORDER BY line ROWS UNBOUNDED PRECEDING)) AS okey FROM (
-              SELECT line, mpid, attrs, attrs_t, del, del_t, environment, bkey,
+            SELECT * EXCLUDE (srid), coalesce(ts, max(ts) OVER (ORDER BY line ROWS UNBOUNDED PRECEDING)) AS okey
+            FROM (
+              SELECT line, mpid, attrs, attrs_t, del, del_t, environment, bkey, srid,
                      coalesce({epoch_ms_sql('ts_ms')}, {epoch_ms_sql('event_ms')}) AS ts
               FROM (
                 SELECT *, row_number() OVER (PARTITION BY srid ORDER BY line) AS n
                 FROM {checked} WHERE reason IS NULL
-              ) WHERE (srid IS NULL OR n = 1) AND bkey NOT IN (SELECT batch_key FROM mpa_batch_keys)
-            )""",
+              ) WHERE srid IS NULL OR n = 1
+            ) WHERE (srid IS NULL AND ts IS NULL) OR bkey NOT IN (SELECT batch_key FROM mpa_batch_keys)""",
         )
-        ex(f"INSERT INTO mpa_batch_keys SELECT bkey, mpid, ts, ?::BIGINT, ?::VARCHAR, line FROM {kept}", params)
+        ex(f"INSERT INTO mpa_batch_keys SELECT bkey, mpid, ts, ?::BIGINT, ?::VARCHAR, line FROM {kept} "
+           f"WHERE bkey NOT IN (SELECT batch_key FROM mpa_batch_keys)", params)
+        older = _older_than_snapshot_warning(ctx, kept)
 
         # -- profiles: update the existing ones, create the unknown ones
         agg = tmp.create(
@@ -307,7 +332,7 @@ class MParticleBatchesLoader(Loader):
         rows_read = count(ctx, f"SELECT 1 FROM {stage}")
         loaded = count(ctx, f"SELECT 1 FROM {kept}")
         valid = count(ctx, f"SELECT 1 FROM {checked} WHERE reason IS NULL")
-        warnings = time_warnings(ctx, checked, {"ts_ms": "timestamp_unixtime_ms",
+        warnings = older + time_warnings(ctx, checked, {"ts_ms": "timestamp_unixtime_ms",
                                                 "event_ms": "events[].data.timestamp_unixtime_ms"},
                                  where="reason IS NULL")
         warnings += repeated_identity_warnings(  # a null value counts: it removes the identity

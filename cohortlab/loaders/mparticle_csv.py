@@ -202,7 +202,8 @@ class MParticleCsvLoader(Loader):
                     for c in attr_cols
                 ),
             )
-        superseded = replace_profiles(ctx, profiles, identities, attributes, None)
+        superseded = replace_profiles(ctx, profiles, identities, attributes, None,
+                                      columns=[c.strip() for c in attr_cols], header_line=1 + head.skip)
 
         rows_read = count(ctx, f"SELECT 1 FROM {rows}")
         loaded = count(ctx, f"SELECT 1 FROM {winners}") - superseded  # as de-duplicated

@@ -63,7 +63,7 @@ class MParticleParquetLoader(MParticleProfilesLoader):
             raise ValueError(f"{self.kind}: unknown option(s) {sorted(opts)}; known: mpid_column, as_of")
         return {**({"mpid_column": str(col).strip()} if col not in (None, "") else {}), **as_of}
 
-    def _stage(self, ctx: FileContext, tmp: Temp) -> tuple[str, list[str]]:
+    def _stage(self, ctx: FileContext, tmp: Temp) -> tuple[str, list[str], list[str]]:
         if not is_parquet(ctx.path):
             raise LoadError(ctx.path, "not a Parquet file (no PAR1 header): mparticle-parquet reads Parquet; "
                                       "use mparticle-profiles for JSON or mparticle-csv for CSV")
@@ -100,13 +100,15 @@ class MParticleParquetLoader(MParticleProfilesLoader):
             fields += [sql_str("user_identities"), _map_json([(t, f"nullif({_q(n)}::VARCHAR, '')") for n, t in users])]
         if devices and "device_identities" not in profile_cols.values():
             fields += [sql_str("device_identities"), _map_json([(t, f"nullif({_q(n)}::VARCHAR, '')") for n, t in devices])]
+        columns = []  # attribute columns: the file carries them also where no row has a value
         if attrs and "user_attributes" not in profile_cols.values():
             fields += [sql_str("user_attributes"), _map_json([(name, _q(n)) for n, name in attrs])]
+            columns = [name for _, name in attrs]
         records = (
             f"SELECT {FILE_ROW} + 1 AS line, json_object({', '.join(fields)}) AS j "
             f"FROM read_parquet({ctx.file_sql}, file_row_number=true, hive_partitioning=false)"
         )
-        return tmp.create("stage", stage_sql(records, _SCALARS, _CONTAINERS, _CHECKS)), warnings
+        return tmp.create("stage", stage_sql(records, _SCALARS, _CONTAINERS, _CHECKS)), warnings, columns
 
     def load_file(self, ctx: FileContext):
         # quarantined rows read their raw text back through ctx.json_records_sql(): the Parquet rows

@@ -28,7 +28,9 @@ invalid MPID, a bad timestamp or container); any other file by the exact path, w
 A later snapshot (by its ``as_of``, else its load time) replaces every row of the same MPID in the
 four tables (the file is a snapshot of the profile: ``_mparticle.replace_profiles``). Several
 records of one MPID inside a file: the last one wins; the others count as ``deduplicated``. A record
-with an ``events`` or a ``device_info`` key is an Events API batch, not a Profile API answer:
+holding a key only an Events API batch has (``events``, ``device_info``, ``source_request_id``,
+``deleted_user_attributes``, ``timestamp_unixtime_ms``, ...: ``_mparticle.BATCH_ONLY_KEYS``) is an
+Events API batch, not a Profile API answer:
 quarantined ``events_api_batch`` (it would replace the profile with the few identities and
 attributes a batch carries). A Firehose request (a ``firehose_version`` key: the JSON mParticle
 sends a Firehose partner, its identities possibly MD5-hashed) is neither: quarantined
@@ -45,6 +47,7 @@ import re
 
 from cohortlab.identifiers import mpid_sql
 from cohortlab.loaders._mparticle import (
+    BATCH_ONLY_KEYS,
     OTHER_MESSAGE_CHECKS,
     OTHER_MESSAGE_FIELDS,
     Temp,
@@ -79,13 +82,12 @@ _CONTAINERS = [
     ("aud", "$.audience_memberships"),
     # keys of an Events API batch (inbound or forwarded), never of a Profile API answer: such a
     # record is quarantined, not read as a snapshot of the profile (which it would replace)
-    ("batch_events", "$.events"),
-    ("batch_device_info", "$.device_info"),
+    *((f"batch_{i}", f"$.{key}") for i, key in enumerate(BATCH_ONLY_KEYS)),
     *OTHER_MESSAGE_FIELDS,  # a Firehose request, an IDSync answer: quarantined (OTHER_MESSAGE_CHECKS)
 ]
 _CHECKS = [
     *OTHER_MESSAGE_CHECKS,
-    (f"NOT {absent_sql('batch_events')} OR NOT {absent_sql('batch_device_info')}", "events_api_batch"),
+    (" OR ".join(f"NOT {absent_sql(f'batch_{i}')}" for i in range(len(BATCH_ONLY_KEYS))), "events_api_batch"),
     (f"{bad_epoch_ms_sql('created_ms')} OR {bad_epoch_ms_sql('stored_ms')}", "invalid_timestamp"),
     (f"NOT {absent_sql('uid')} AND uid_t NOT IN ('OBJECT', 'ARRAY')", "invalid_identities"),
     (f"NOT {absent_sql('did')} AND did_t NOT IN ('OBJECT', 'ARRAY')", "invalid_identities"),
@@ -119,13 +121,15 @@ class MParticleProfilesLoader(AsOfOnly, Loader):
 
     source = "profile_api"  # mpa_profiles.source of the rows written
 
-    def _stage(self, ctx: FileContext, tmp: Temp) -> tuple[str, list[str]]:
-        """The staged records (see ``_mparticle.stage_sql``) and the warnings found while staging
-        them; a subclass reading another file format builds them from its own (line, j) records."""
-        return create_stage(ctx, tmp, _SCALARS, _CONTAINERS, _CHECKS, fast_text=_FAST_TEXT), []
+    def _stage(self, ctx: FileContext, tmp: Temp) -> tuple[str, list[str], list[str]]:
+        """The staged records (see ``_mparticle.stage_sql``), the warnings found while staging
+        them, and the attribute names the file carries as columns (none in JSON: see
+        ``_mparticle.replace_profiles``); a subclass reading another file format builds them from
+        its own (line, j) records."""
+        return create_stage(ctx, tmp, _SCALARS, _CONTAINERS, _CHECKS, fast_text=_FAST_TEXT), [], []
 
     def _load(self, ctx: FileContext, tmp: Temp) -> FileResult:
-        stage, warnings = self._stage(ctx, tmp)
+        stage, warnings, columns = self._stage(ctx, tmp)
         ids = tmp.create(
             "ids",
             f"{identities_sql(stage, 'uid', 'user')} UNION ALL {identities_sql(stage, 'did', 'device')}",
@@ -184,7 +188,7 @@ class MParticleProfilesLoader(AsOfOnly, Loader):
         identities = f"(SELECT mpid, kind, identity_type, value, line FROM {ids} WHERE value IS NOT NULL AND {won})"
         attributes = f"({attributes_sql(f'(SELECT * FROM {stage} WHERE reason0 IS NULL AND {won})', 'attrs')})"
         audiences = f"(SELECT mpid, audience_id, audience_name, expiration_at, line FROM {aud} WHERE {won})"
-        superseded = replace_profiles(ctx, profiles, identities, attributes, audiences)
+        superseded = replace_profiles(ctx, profiles, identities, attributes, audiences, columns=columns)
         loaded = int(distinct) - superseded  # a later snapshot's MPIDs count as de-duplicated
         warnings += time_warnings(ctx, stage, {"created_ms": "created_timestamp_ms", "stored_ms": "last_stored_timestamp_ms"},
                                  where="reason0 IS NULL")

@@ -497,3 +497,65 @@ def test_an_identity_type_given_in_two_spellings_in_one_batch_keeps_the_last_and
     # one spelling per record, even two spellings in one file, does not warn
     assert lab.load(KIND, write("ok.jsonl", jsonl(
         {"mpid": 50, "user_identities": {"Email": "a"}}, {"mpid": 51, "user_identities": {"email": "b"}}))).warnings == []
+
+
+# --------------------------------------------------------------------------- untimed batches across loads
+def test_an_untimed_batch_sent_again_in_a_later_load_is_a_new_write_not_a_replay(lab, q, write):
+    """Batches with neither a time nor a source_request_id: the user enters the cohort, leaves, and
+    enters again. The third update has the first one's content, but it is a new write (as it is
+    when the three are in one file), not a replay: the attribute ends true."""
+    enter = {"mpid": 5, "user_attributes": {"Power Users": True}, "events": []}
+    leave = {"mpid": 5, "user_attributes": {"Power Users": False}, "events": []}
+    for i, b in enumerate((enter, leave, enter)):
+        r = lab.load(KIND, write(f"b{i}.json", json.dumps({**b, "source_info": {"n": i}})))
+        assert (r.loaded, r.deduplicated) == (1, 0)
+    assert attrs(q, 5) == [("Power Users", "true", True)]
+    assert q("SELECT count(*) FROM mpa_batch_keys") == [(2,)]  # each content once
+
+
+def test_an_untimed_batch_keeps_the_time_of_the_newer_batch_before_it(lab, q, write):
+    """A batch of Mar 8 sets true; an untimed batch of a later load sets false (load order: it
+    applies); a batch of Mar 5 loaded after both is older than what the Mar 8 batch set and does
+    not overwrite the untimed batch's false."""
+    mar8, mar5 = 1772928000000, 1772668800000
+    lab.load(KIND, write("a.json", json.dumps({"mpid": 5, "timestamp_unixtime_ms": mar8,
+                                               "user_attributes": {"Power Users": True}})))
+    lab.load(KIND, write("b.json", json.dumps({"mpid": 5, "user_attributes": {"Power Users": False}})))
+    assert attrs(q, 5) == [("Power Users", "false", False)]
+    lab.load(KIND, write("c.json", json.dumps({"mpid": 5, "timestamp_unixtime_ms": mar5,
+                                               "user_attributes": {"Power Users": True}})))
+    assert attrs(q, 5) == [("Power Users", "false", False)]
+    assert q("SELECT batch_time FROM mpa_batch_times WHERE mpid = 5") == [(datetime(2026, 3, 8),)]
+
+
+# --------------------------------------------------------------------------- batches and snapshots
+@pytest.mark.other_kinds_first
+def test_a_batch_older_than_the_snapshot_holding_its_profile_changes_nothing(lab, q, write):
+    """A Profile API answer taken on Mar 10 (as_of), then a batch of Mar 1 loaded after it: the
+    snapshot already holds what happened on Mar 1, so the batch changes nothing, with a warning.
+    A batch of Mar 12 applies; so does an untimed one (load order)."""
+    snap = {"mpid": 5, "user_identities": [{"type": "customer_id", "value": "new"}],
+            "user_attributes": {"Power Users": "false"}}
+    lab.load("mparticle-profiles", write("snap.json", json.dumps(snap)), as_of="2026-03-10T00:00:00Z")
+    old = {"mpid": 5, "timestamp_unixtime_ms": 1772323200000,  # Mar 1
+           "user_identities": {"customer_id": "old"}, "user_attributes": {"Power Users": True}}
+    r = lab.load(KIND, write("old.json", json.dumps(old)))
+    assert ids(q, 5) == [("user", "customer_id", "new")]
+    assert attrs(q, 5) == [("Power Users", '"false"', False)]
+    assert any("1 batch(es) are older than the mParticle snapshot that holds their profile" in w and "line 1" in w
+               for w in r.warnings)
+    newer = {"mpid": 5, "timestamp_unixtime_ms": 1773273600000, "user_attributes": {"Power Users": True}}  # Mar 12
+    r = lab.load(KIND, write("new.json", json.dumps(newer)))
+    assert attrs(q, 5) == [("Power Users", "true", True)] and not r.warnings
+    r = lab.load(KIND, write("untimed.json", json.dumps({"mpid": 5, "user_identities": {"customer_id": "x"}})))
+    assert ids(q, 5) == [("user", "customer_id", "x")] and not r.warnings
+
+
+@pytest.mark.other_kinds_first
+def test_a_batch_after_a_snapshot_without_an_as_of_time_applies(lab, q, write):
+    """A snapshot loaded without as_of says nothing of when it was taken: a batch loaded after it
+    applies, whatever its time (load order)."""
+    lab.load("mparticle-profiles", write("snap.json", json.dumps({"mpid": 5, "user_attributes": {"plan": "a"}})))
+    lab.load(KIND, write("old.json", json.dumps({"mpid": 5, "timestamp_unixtime_ms": 1772323200000,
+                                                 "user_attributes": {"plan": "b"}})))
+    assert attrs(q, 5) == [("plan", '"b"', None)]

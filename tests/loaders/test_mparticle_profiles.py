@@ -671,3 +671,21 @@ def test_an_identity_type_given_in_two_spellings_in_one_record_keeps_both_and_wa
         (57, "email", "d@x")]
     assert r.warnings == [f"{p}: 2 record(s) give an identity type twice, spelled two ways (line 2: user "
                           "identity type email): each value is kept, under that type"]
+
+
+@pytest.mark.parametrize("key", ["source_request_id", "deleted_user_attributes", "timestamp_unixtime_ms",
+                                 "source_info", "schema_version"])
+def test_a_batch_without_events_is_still_a_batch_not_a_snapshot(lab, q, write, key):
+    """A feed's attribute-only batch may have no `events` (every batch key is optional), but its
+    envelope has other keys a Profile API answer never has: it is quarantined events_api_batch,
+    and the stored profile keeps its identities and attributes (it was replaced by the batch's)."""
+    lab.load(KIND, write("p.json", json.dumps({"mpid": 5, "user_identities": [{"type": "email", "value": "a@x.io"}],
+                                               "user_attributes": {"Power Users": "true", "plan": "pro"}})),
+             as_of="2026-03-01T00:00:00Z")
+    values = {"source_request_id": "8f0c", "deleted_user_attributes": [], "timestamp_unixtime_ms": 1772928000000,
+              "source_info": {"channel": "partner"}, "schema_version": 2}
+    batch = {"mpid": 5, "user_attributes": {"Churn Risk": False}, key: values[key]}
+    r = lab.load(KIND, write("b.jsonl", json.dumps(batch) + "\n"))
+    assert (r.loaded, dict(r.quarantined)) == (0, {"events_api_batch": 1})
+    assert q("SELECT name FROM mpa_attributes WHERE mpid = 5") == [("Power Users",), ("plan",)]
+    assert q("SELECT identity_type FROM mpa_identities WHERE mpid = 5") == [("email",)]

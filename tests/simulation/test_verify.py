@@ -234,6 +234,27 @@ def test_the_as_of_option_of_an_mparticle_load_is_the_capture_time(data, tmp_pat
     assert v.profiles.set_index("mpid").captured_at[2] == pd.Timestamp("2026-03-01T00:45")
 
 
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_snapshot_whose_cohort_column_is_empty_everywhere_observes_it_absent(data, tmp_path, fmt):
+    """A CSV or Parquet snapshot with a column for the cohort but no value in it (the feed wrote
+    the attribute on no profile): the snapshot carries the attribute, so each profile is observed
+    absent where a run should have written true (pause_not_modelled). It was refused as "no
+    loaded mParticle profile carries the attribute", or, beside another snapshot, called
+    profile_missing_in_snapshot."""
+    linked(data, {"a": 1, "b": 2})
+    data.snapshot(C, "2026-03-01T00:00", ["a", "b"])
+    path = tmp_path / f"snap.{fmt}"
+    frame = pd.DataFrame({"mpid": [1, 2], "customer_id": ["c1", "c2"], C: [None, None]}).astype({C: "string"})
+    if fmt == "csv":
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_parquet(path, index=False)
+    data.lab.load(f"mparticle-{fmt}", path, as_of="2026-03-01T02:00:00Z")
+    assert data.engine.query_rows("SELECT name, line FROM mpa_snapshot_names") == [(C, 1)]
+    v = data.lab.verify(C)
+    assert rows(v) == {1: ("true", "absent", "pause_not_modelled"), 2: ("true", "absent", "pause_not_modelled")}
+
+
 def test_attribute_name_differs_older_form_and_renamed_cohort(data):
     linked(data, {"a": 1, "b": 2, "c": 3})
     data.engine.execute("INSERT INTO mp_cohorts (cohort_id, name, created) VALUES ('77', 'Heavy Users', '2025-01-01')")
