@@ -21,7 +21,8 @@ a receive time is a LoadError naming the file and record.
 
 One record = one page = one row read. ``seq`` follows the file order (the replay order). A page
 identical to a page already stored or earlier in the file (same cohort, session_id, action,
-page_count and member set) is deduplicated: replaying the same page changes nothing. Of such
+page_count and member set; without a session_id, also the same receive time: such pages of one
+content received apart are two messages) is deduplicated: replaying the same page changes nothing. Of such
 copies the earliest receive time is kept (a stored page takes a copy's earlier one), so that a
 message's time does not depend on the order in which its deliveries were written or loaded. A
 member listed twice in one page is stored once, with its first entry, and the load warns (how
@@ -264,14 +265,20 @@ class MixpanelWebhooksLoader(Loader):
         # stored; a stored copy received later than this file's takes the earlier receive time, so
         # that a message takes effect at its first page's first receipt whatever the load order
         # (docs/rules.md#membership)
-        key = ("cohort_id", "cohort_name", "session_id", "action", "page_count")
+        # A page without a session_id names no message: the same page is then also received at the
+        # same time (`alone_at`); two pages of one content received apart are two messages (a
+        # member removed, added, and removed again), not a replay
+        key = ("cohort_id", "cohort_name", "session_id", "action", "page_count", "alone_at")
+        alone_at = "CASE WHEN {a}.session_id IS NULL THEN {a}.received_at END"
         same = " AND ".join(f"s.{k} IS NOT DISTINCT FROM f.{k}" for k in key)
-        stored_same = " AND ".join(f"f.{k} IS NOT DISTINCT FROM w.{k}" for k in key)
+        stored_same = " AND ".join(f"f.{k} IS NOT DISTINCT FROM "
+                                   + (alone_at.format(a="w") if k == "alone_at" else f"w.{k}") for k in key)
         eng.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE {st}_first AS
-            SELECT * FROM {st}_p WHERE reason IS NULL
-            QUALIFY row_number() OVER (PARTITION BY {', '.join(key)}, sig ORDER BY received_at, line) = 1
+            SELECT *, {alone_at.format(a=st + "_p")} AS alone_at FROM {st}_p WHERE reason IS NULL
+            QUALIFY row_number() OVER (PARTITION BY {', '.join(key[:-1])}, alone_at, sig
+                                       ORDER BY received_at, line) = 1
             """
         )
         eng.execute(
@@ -279,7 +286,7 @@ class MixpanelWebhooksLoader(Loader):
             CREATE OR REPLACE TEMP TABLE {st}_stored AS
             SELECT s.seq, s.received_at, s.sig, f.line, f.received_at AS file_received_at FROM (
                 SELECT w.seq, w.received_at, w.cohort_id, w.cohort_name, w.session_id, w.action, w.page_count,
-                       md5(coalesce(string_agg(DISTINCT m.distinct_id, chr(31) ORDER BY m.distinct_id), '')) AS sig
+                       {alone_at.format(a="w")} AS alone_at, md5(coalesce(string_agg(DISTINCT m.distinct_id, chr(31) ORDER BY m.distinct_id), '')) AS sig
                 FROM mp_webhook_pages w LEFT JOIN mp_webhook_members m ON m.seq = w.seq
                 WHERE EXISTS (SELECT 1 FROM {st}_first f WHERE {stored_same})
                 GROUP BY ALL

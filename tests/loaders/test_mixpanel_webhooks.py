@@ -379,3 +379,28 @@ def test_a_page_delivered_again_keeps_its_first_receive_time_whatever_the_order_
     assert (r.loaded, r.deduplicated) == (0 if split else 1, 1)
     assert [(seq, t) for seq, t, *_ in _pages(lab)] == [(1, datetime(2026, 3, 1, 0, 20))]
     assert lab.engine.query_rows("SELECT seq, distinct_id FROM mp_webhook_members") == [(1, "U1")]
+
+
+def test_pages_without_a_session_id_are_one_page_only_when_received_at_the_same_time(lab, write, balanced):
+    """Without a mixpanel_session_id a page names no message: a member removed at 01:00, added
+    at 02:00 and removed again at 03:00 gives two remove pages of one content, which are two
+    messages (the second was dropped as a replay, leaving the member in the cohort). The same
+    page at the same time, in the file again or in a later load, is still a replay."""
+    def sessionless(action, members, rx):
+        p = _payload(action, members, rx=rx)
+        del p["parameters"]["mixpanel_session_id"]
+        return p
+
+    pages = [sessionless("members", [{"mixpanel_distinct_id": "U1"}, {"mixpanel_distinct_id": "U2"}], "2026-03-01T00:00:00Z"),
+             sessionless("remove_members", [{"mixpanel_distinct_id": "U1"}], "2026-03-01T01:00:00Z"),
+             sessionless("add_members", [{"mixpanel_distinct_id": "U1"}], "2026-03-01T02:00:00Z"),
+             sessionless("remove_members", [{"mixpanel_distinct_id": "U1"}], "2026-03-01T03:00:00Z")]
+    r = balanced(lab.load("mixpanel-webhooks", write("wh.jsonl", _jsonl(*pages, pages[1]))))
+    assert (r.rows_read, r.loaded, r.deduplicated) == (5, 4, 1)
+    assert [(a, t.hour) for _, t, a, *_ in _pages(lab)] == [
+        ("members", 0), ("remove_members", 1), ("add_members", 2), ("remove_members", 3)]
+    r = balanced(lab.load("mixpanel-webhooks", write("again.json", json.dumps(pages[3], indent=2))))
+    assert (r.rows_read, r.loaded, r.deduplicated) == (1, 0, 1)
+    r = balanced(lab.load("mixpanel-webhooks", write("later.json", json.dumps(
+        sessionless("remove_members", [{"mixpanel_distinct_id": "U1"}], "2026-03-01T04:00:00Z")))))
+    assert (r.rows_read, r.loaded, r.deduplicated) == (1, 1, 0)
