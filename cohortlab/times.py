@@ -77,6 +77,25 @@ def from_epoch(value: float, what: str = "time") -> datetime:
     return datetime.fromtimestamp(secs, tz=timezone.utc)
 
 
+_BASIC_DATE = re.compile(r"[0-9]{8}")
+
+
+def basic_date(text: str) -> datetime | None:
+    """The day ``text`` names when it is an ISO-8601 basic date (``20260301``: eight digits that
+    form a date), at 00:00 UTC; else None. Where a time may also be given as epoch seconds, such
+    text is the date, not the second 20,260,301 after 1970 (August 1970)."""
+    if not _BASIC_DATE.fullmatch(text):
+        return None
+    try:
+        return datetime.strptime(text, "%Y%m%d").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None
+
+
+BASIC_DATE_SQL = ("CASE WHEN regexp_full_match({t}, '[0-9]{{8}}') "
+                  "THEN TRY_STRPTIME({t}, '%Y%m%d') END")  # SQL twin of basic_date: a TIMESTAMP or NULL
+
+
 _SPACED_ZONE = re.compile(r"(?<=\d)\s+([+-]\d{2}(?::?\d{2})?|UTC)$", re.IGNORECASE)
 
 
@@ -87,7 +106,8 @@ def parse_time(value: Any, what: str = "time", *, epoch: bool = False) -> dateti
     means UTC; also after a space, or ``UTC`` by name, as warehouses write it: ``2026-03-01
     00:00:00 UTC``, ``2026-03-01 00:00:00.000 -0800``), a ``datetime``/``date``/pandas ``Timestamp``/NumPy ``datetime64`` (a value of
     ``df["run_at"].to_numpy()``, UTC), and with ``epoch=True`` epoch seconds or milliseconds (a
-    number or numeric text). Anything else raises :class:`~cohortlab.errors.SettingsError` naming
+    number or numeric text; eight digits that form a date are that date, ``20260301``:
+    :func:`basic_date`). Anything else raises :class:`~cohortlab.errors.SettingsError` naming
     ``what``."""
     if isinstance(value, datetime):
         if value != value:  # pandas' NaT is a datetime (of an empty cell, of max() of an empty frame)
@@ -105,6 +125,8 @@ def parse_time(value: Any, what: str = "time", *, epoch: bool = False) -> dateti
         return from_epoch(value, what)
     if isinstance(value, str) and value.strip():
         s = value.strip()
+        if epoch and (basic := basic_date(s)) is not None:
+            return basic
         if epoch:
             try:
                 num = float(s)

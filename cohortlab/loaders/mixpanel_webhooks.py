@@ -46,6 +46,7 @@ from typing import Any
 
 from cohortlab.errors import LoadError
 from cohortlab.loaders.base import FileContext, FileResult, Loader
+from cohortlab.times import BASIC_DATE_SQL
 from cohortlab.loaders.files import sniff_json_layout
 from cohortlab.pipeline import sql_list
 from cohortlab.loaders.mixpanel_common import (
@@ -134,8 +135,10 @@ class MixpanelWebhooksLoader(Loader):
 
             rx_num, rx_text = json_number_sql("v[7]"), text_time_sql("json_extract_string(v[7], '$')")
             named = as_of_from_name(ctx.path.name)  # aware ISO text: as naive UTC, as the column
+            rx_basic = BASIC_DATE_SQL.format(t="trim(json_extract_string(v[7], '$'))")
             rx_sql = (
-                f"CASE WHEN json_type(v[7]) IN {NUMERIC_JSON_TYPES} "
+                f"CASE WHEN json_type(v[7]) = 'VARCHAR' AND {rx_basic} IS NOT NULL THEN {rx_basic} "
+                f"WHEN json_type(v[7]) IN {NUMERIC_JSON_TYPES} "
                 f"  OR TRY_CAST(json_extract_string(v[7], '$') AS DOUBLE) IS NOT NULL "
                 f"THEN {epoch_to_timestamp_sql(rx_num)} "
                 + (f"WHEN v[7] IS NULL OR json_type(v[7]) = 'NULL' THEN TIMESTAMP '{named[:19]}' " if named else "")

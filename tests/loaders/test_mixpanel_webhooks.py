@@ -404,3 +404,15 @@ def test_pages_without_a_session_id_are_one_page_only_when_received_at_the_same_
     r = balanced(lab.load("mixpanel-webhooks", write("later.json", json.dumps(
         sessionless("remove_members", [{"mixpanel_distinct_id": "U1"}], "2026-03-01T04:00:00Z")))))
     assert (r.rows_read, r.loaded, r.deduplicated) == (1, 1, 0)
+
+
+def test_an_eight_digit_receive_time_is_a_date_not_epoch_seconds(lab, write):
+    """`20260301` (ISO-8601's basic date) as a receive time, in the file or as the option, is
+    March 1 2026; it was read as epoch seconds (August 1970), and every run then came before it."""
+    p = _payload("members", [{"mixpanel_distinct_id": "U1"}], rx="20260301")
+    lab.load("mixpanel-webhooks", write("a.json", json.dumps(p)))
+    q = _payload("members", [{"mixpanel_distinct_id": "U2"}], session="s2", rx=None)
+    lab.load("mixpanel-webhooks", write("b.json", json.dumps(q)), received_at="20260302")
+    p2 = _payload("members", [{"mixpanel_distinct_id": "U3"}], session="s3", rx=1772323200)  # epoch stays epoch
+    lab.load("mixpanel-webhooks", write("c.json", json.dumps(p2)))
+    assert [t for _, t, *_ in _pages(lab)] == [datetime(2026, 3, 1), datetime(2026, 3, 2), datetime(2026, 3, 1)]
