@@ -152,14 +152,14 @@ def _record(raw: str):
     ``raw`` is no JSON (a text cut short)."""
     try:
         value = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested deeper than Python parses: no hint from it
         return None
     if isinstance(value, dict) and value and all(str(k).lower().startswith(PREFIX) for k in value):
         data = next((v for k, v in value.items() if str(k).lower() == DATA), None)
         if isinstance(data, str):
             try:
                 data = json.loads(data)
-            except ValueError:
+            except (ValueError, RecursionError):
                 return None
         return data
     return value

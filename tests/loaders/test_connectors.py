@@ -272,3 +272,13 @@ def test_airbytes_cohort_members_are_no_snapshot_and_the_error_says_what_to_load
     lab.load("mixpanel-members", write("cohort_1001.csv", one), cohort="1001", as_of="2026-01-01")
     assert q("SELECT c.name, m.distinct_id FROM mp_cohort_members m JOIN mp_cohort_snapshots s USING (snapshot_id) "
              "JOIN mp_cohorts c USING (cohort_id)") == [("Power Users", "u-1"), ("Power Users", "u-2")]
+
+
+def test_a_record_nested_deeper_than_python_parses_is_quarantined_without_a_hint(lab, write):
+    """The hint read from the first quarantined record parses it with Python's json: a record
+    nested 100,000 deep raised RecursionError there, a traceback instead of the load's report."""
+    deep = '{"x": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    r = lab.load("mixpanel-events", write("deep.jsonl", deep + "\n"))
+    assert (r.rows_read, r.loaded, dict(r.quarantined)) == (1, 0, {"missing_event": 1})
+    assert any("every record was quarantined (1: missing_event 1); is this a mixpanel-events file?" in w
+               for w in r.warnings)
