@@ -43,6 +43,15 @@ def float_token_re(key: str = MPUID_KEY) -> str:
     return '"' + re.escape(key) + r'"\s*:\s*(-?[0-9.eE+\-]*)'
 
 
+def float_typed_token_sql(tok: str) -> str:
+    """SQL BOOLEAN: the number token ``tok`` is one DuckDB's JSON reader types as a float
+    (``DOUBLE``): written with a fraction or an exponent, or an integer beyond the 64-bit
+    integers. An integer token of the same value (``9080350317581165123`` beside the float
+    ``9.080350317581166e+18``, the MPID beside its damaged copy) is never a float's own token."""
+    return (f"(regexp_matches({tok}, '[.eE]') OR "
+            f"(TRY_CAST({tok} AS BIGINT) IS NULL AND TRY_CAST({tok} AS UBIGINT) IS NULL))")
+
+
 def inline_float_token_sql(raw: str, text: str, key: str = MPUID_KEY, any_case: str | None = None) -> str:
     """The exact token of a JSON-float value of ``key`` (``$mparticle_user_id``, ``distinct_id``,
     ...) whose DuckDB text is ``text``, from ``raw``, the text of the one record holding it: the
@@ -54,7 +63,7 @@ def inline_float_token_sql(raw: str, text: str, key: str = MPUID_KEY, any_case: 
     if any_case is not None:
         pattern = f"(CASE WHEN {any_case} THEN '(?i)' ELSE '' END || {pattern})"
     toks = (f"list_distinct(list_filter(regexp_extract_all({raw}, {pattern}, 1), "
-            f"lambda x: TRY_CAST(x AS DOUBLE) = TRY_CAST({text} AS DOUBLE)))")
+            f"lambda x: TRY_CAST(x AS DOUBLE) = TRY_CAST({text} AS DOUBLE) AND {float_typed_token_sql('x')}))")
     return f"coalesce(CASE WHEN len({toks}) = 1 THEN {toks}[1] END, {text})"
 
 
@@ -270,8 +279,9 @@ def recover_float_tokens(ctx: FileContext, layout: str, stage: str, *, key: str,
     ``stage`` must hold the records of the file with the columns named by ``key`` (unique row
     key), ``doc_no`` (document holding the record), ``typ`` (json_type of the value) and
     ``text`` (``ord_``, the order of the records in a document, is not needed: tokens are
-    matched by value). A record takes the number token written after a ``"<json_key>"``
-    key in its document whose value is its own; when its document spells that value in two ways
+    matched by value). A record takes the float token (:func:`float_typed_token_sql`) written
+    after a ``"<json_key>"`` key in its document whose value is its own (an integer of the same
+    value, the MPID beside its damaged copy, is another value); when its document spells it in two ways
     (``1.2e18`` and ``1.20e18``), which one is its own is unknown and DuckDB's text is kept.
     Keys elsewhere in the document (a nested ``{"$mparticle_user_id": "4"}``, a string value)
     do not disturb the match."""
@@ -289,6 +299,7 @@ def recover_float_tokens(ctx: FileContext, layout: str, stage: str, *, key: str,
             SELECT doc_no, tok, TRY_CAST(tok AS DOUBLE) AS val
             FROM (SELECT d.doc_no, unnest(regexp_extract_all(d.text, {sql_str(float_token_re(json_key))}, 1)) AS tok
                   FROM ({doc_texts_sql(ctx, layout)}) d WHERE d.doc_no IN (SELECT doc_no FROM floats))
+            WHERE {float_typed_token_sql('tok')}
         )
         SELECT f.k, min(t.tok) AS token
         FROM floats f JOIN toks t ON t.doc_no = f.doc_no AND t.val = f.val

@@ -397,3 +397,19 @@ def test_an_event_time_before_1971_loads_as_read_with_a_warning(lab, write, bala
     with pytest.raises(Exception, match="before 1971-01-01"):  # --strict: a warning fails the load
         lab.load("mixpanel-events", write("strict.jsonl", records[1] + "\n"), strict=True)
     assert lab.load("mixpanel-events", write("fine.jsonl", records[0] + "\n")).warnings == []
+
+
+@pytest.mark.parametrize("layout", ["jsonl", "array"])
+def test_a_json_float_mpid_keeps_its_token_beside_an_integer_of_the_same_float_value(lab, write, balanced, layout):
+    """A nested integer MPID whose float value equals the event's JSON-float $mparticle_user_id
+    is another value, not a second spelling of the float: the float keeps the file's token."""
+    records = [
+        '{"event": "a", "properties": {"time": %d, "distinct_id": "d1", "$insert_id": "i1", '
+        '"ctx": {"$mparticle_user_id": 9080350317581165124}, "$mparticle_user_id": 9080350317581165123.0}}' % T0,
+        '{"event": "a", "properties": {"time": %d, "distinct_id": "d2", "$insert_id": "i2", '
+        '"$mparticle_user_id": 9080350317581165125}}' % T0,
+    ]
+    text = "\n".join(records) + "\n" if layout == "jsonl" else "[" + ",\n".join(records) + "]"
+    balanced(lab.load("mixpanel-events", write("ev.json", text)))
+    assert _rows(lab, "distinct_id, mparticle_user_id") == [("d1", "9080350317581165123.0"),
+                                                             ("d2", "9080350317581165125")]

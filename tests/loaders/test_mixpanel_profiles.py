@@ -379,3 +379,22 @@ def test_sample_files(lab, mixpanel_data_dir, balanced):
         "$device:8f2c1e4a-7b7d-4d0e-9c55-2a1f3b9e0c01": None, "cust-8": "undefined", "cust-9": "",
         "cust-10": "1.2e18", "cust-11": "7000000000000000000", "cust-12": "5555555555555555555", "cust-13": None,
     }
+
+
+@pytest.mark.parametrize("layout", ["page", "jsonl"])
+def test_a_json_float_mpid_keeps_its_token_beside_the_integer_it_was_rounded_from(lab, write, balanced, layout):
+    """The damaged copy of an MPID (a JSON float, 9.080350317581166e+18) beside the MPID itself
+    (an integer of the same float value) in one document: the integer is another value, not a
+    second spelling of the float, so the float keeps its own token."""
+    results = ['{"$distinct_id": "cust-42", "$properties": {"$mparticle_user_id": 9.080350317581166e+18}}',
+               '{"$distinct_id": "u9", "$properties": {"$mparticle_user_id": 9080350317581165123}}']
+    if layout == "page":
+        text = '{"page": 0, "page_size": 1000, "status": "ok", "results": [\n' + ",\n".join(results) + "]}"
+    else:
+        text = '{"$distinct_id": "u0", "$properties": {"$mparticle_user_id": 9.080350317581166e+18, ' \
+               '"old": {"$mparticle_user_id": 9080350317581165123}}}\n' + "\n".join(results) + "\n"
+    balanced(lab.load("mixpanel-profiles", write("p.json", text)))
+    rows = dict(lab.engine.query_rows("SELECT distinct_id, mparticle_user_id FROM mp_profiles"))
+    assert rows["cust-42"] == "9.080350317581166e+18" and rows["u9"] == "9080350317581165123"
+    if layout == "jsonl":
+        assert rows["u0"] == "9.080350317581166e+18"
