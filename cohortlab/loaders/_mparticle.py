@@ -388,11 +388,12 @@ def reject_with_raw(ctx: FileContext, checked: str) -> Counter:
     )
 
 
-_IDENTITY_ENTRY = '[{"type": "VARCHAR", "identity_type": "VARCHAR", "value": "JSON", "identity": "JSON"}]'
+_IDENTITY_ENTRY = ('[{"type": "VARCHAR", "identity_type": "VARCHAR", "value": "JSON", "identity": "JSON", '
+                   '"encoding": "VARCHAR"}]')
 
 
 def identities_sql(stage: str, col: str, kind: str) -> str:
-    """SELECT (line, pos, mpid, kind, identity_type, value, bad, respelled, float_key) — one row
+    """SELECT (line, pos, mpid, kind, identity_type, value, bad, respelled, float_key, hashed) — one row
     per identity entry of the staged JSON field ``col`` of the good records (``reason0 IS NULL``)
     of ``stage``.
 
@@ -406,7 +407,9 @@ def identities_sql(stage: str, col: str, kind: str) -> str:
     a non-scalar value; ``respelled`` one whose type is not spelled as its normalised name
     (``Email``, ``customerid``: :func:`repeated_identity_warnings`). ``float_key``, for a value
     written as a JSON float only, is the key it is written under (a map's type as written, a list
-    entry's ``value`` or ``identity``), for :func:`recover_identity_float_tokens`. (Lists are
+    entry's ``value`` or ``identity``), for :func:`recover_identity_float_tokens`. ``hashed`` flags a
+    list entry whose ``encoding`` is other than ``none`` (``md5``, ``sha256``): its value is a hash
+    of the identity, not the identity (:func:`hashed_identity_warnings`). (Lists are
     unnested, not joined with ``json_each``: several times faster.)"""
     return f"""
       SELECT * FROM (
@@ -417,7 +420,8 @@ def identities_sql(stage: str, col: str, kind: str) -> str:
                ((known IS NULL AND (clean_type IS NULL OR clean_type = ''))
                 OR coalesce(value_t IN ('BOOLEAN', 'OBJECT', 'ARRAY'), FALSE)) AS bad,
                coalesce(raw_type <> identity_type, FALSE) AS respelled,  -- (the alias above)
-               CASE WHEN value_t = 'DOUBLE' THEN value_key END AS float_key
+               CASE WHEN value_t = 'DOUBLE' THEN value_key END AS float_key,
+               coalesce(lower(trim(encoding)) NOT IN ('', 'none'), FALSE) AS hashed
         FROM (
           -- a type spelled exactly as a known one (nearly all) is looked up (a join with a small
           -- table); only the others are cleaned and normalised row by row
@@ -426,7 +430,8 @@ def identities_sql(stage: str, col: str, kind: str) -> str:
           FROM (
             SELECT line, mpid, pos, coalesce(el.type, el.identity_type) AS raw_type,
                    CASE WHEN el.value IS NOT NULL THEN el.value ELSE el.identity END AS value_j,
-                   CASE WHEN el.value IS NOT NULL THEN 'value' ELSE 'identity' END AS value_key
+                   CASE WHEN el.value IS NOT NULL THEN 'value' ELSE 'identity' END AS value_key,
+                   el.encoding AS encoding
             FROM (
               SELECT line, mpid, unnest(range(1, len(x) + 1)) AS pos, unnest(x) AS el
               FROM (SELECT line, mpid, json_transform({col}, '{_IDENTITY_ENTRY}') AS x
@@ -434,7 +439,7 @@ def identities_sql(stage: str, col: str, kind: str) -> str:
             )
             UNION ALL
             SELECT line, mpid, unnest(range(1, len(k) + 1)) AS pos, unnest(k) AS raw_type, unnest(v) AS value_j,
-                   unnest(k) AS value_key
+                   unnest(k) AS value_key, NULL::VARCHAR AS encoding
             FROM (SELECT line, mpid, json_keys({col}) AS k, json_extract({col}, '$.*') AS v
                   FROM {stage} WHERE reason0 IS NULL AND {col}_t = 'OBJECT')
           ) e LEFT JOIN ({_KNOWN_TYPES_SQL}) t ON t.spelling = e.raw_type
@@ -468,6 +473,24 @@ def recover_identity_float_tokens(ctx: FileContext, ids: str) -> None:
     eng.execute(f"UPDATE {ids} SET value = f.value FROM {floats} f WHERE {ids}.line = f.line AND {ids}.kind = f.kind "
                 f"AND {ids}.pos = f.pos AND {ids}.float_key = f.float_key AND {ids}.value <> f.value")
     eng.execute(f"DROP TABLE {floats}")
+
+
+def hashed_identity_warnings(ctx, ids: str, where: str = "TRUE") -> list[str]:
+    """The load warning (naming the file) for the identities of ``ids`` (rows of
+    :func:`identities_sql`, ``where`` choosing the entries that count) whose ``encoding`` says
+    they are hashed: not loaded, a hash is not the identity (stored as the user's email it would
+    match nothing, and ``recoverable_via`` and ``distinct_id_is_identity`` would quietly miss).
+    Names the count per identity type and the first one's line, never a value."""
+    rows = ctx.engine.query_rows(
+        f"SELECT kind || ' ' || identity_type, count(*), min(line) FROM {ids} WHERE hashed AND NOT bad AND {where} "
+        f"GROUP BY ALL ORDER BY 3, 1")
+    if not rows:
+        return []
+    types = ", ".join(f"{t} {n:,}" for t, n, _ in rows)
+    n, line = sum(r[1] for r in rows), min(r[2] for r in rows)
+    return [f"{ctx.path}: {n:,} identit{'y is' if n == 1 else 'ies are'} hashed (an encoding other than none: "
+            f"{types}; first: line {line}): not loaded, a hash is not the identity (recoverable_via and "
+            "distinct_id_is_identity cannot use it)"]
 
 
 def repeated_identity_warnings(ctx, ids: str, where: str, kept: str) -> list[str]:

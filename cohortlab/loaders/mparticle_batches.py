@@ -61,6 +61,7 @@ from cohortlab.loaders._mparticle import (
     count,
     create_stage,
     epoch_ms_sql,
+    hashed_identity_warnings,
     identities_sql,
     identity_type_sql,
     map_entries_sql,
@@ -187,7 +188,7 @@ class MParticleBatchesLoader(Loader):
             UNION ALL
             SELECT line, pos, mpid, 'device' AS kind, identity_type, value, bad,
                    coalesce(key <> identity_type, FALSE) AS respelled,
-                   CASE WHEN value_t = 'DOUBLE' THEN key END AS float_key FROM (
+                   CASE WHEN value_t = 'DOUBLE' THEN key END AS float_key, FALSE AS hashed FROM (
               SELECT line, 0 AS pos, mpid, {identity_type_sql('clean_type')} AS identity_type, value, key, value_t,
                      -- a device id key holding true/false, an object or a list: as in user_identities
                      value IS NULL AS bad
@@ -285,6 +286,7 @@ class MParticleBatchesLoader(Loader):
               SELECT i.*, k.okey, row_number() OVER (PARTITION BY i.mpid, i.kind, i.identity_type
                                                      ORDER BY k.okey DESC NULLS LAST, i.line DESC, i.pos DESC) AS rn
               FROM {ids} i JOIN {kept} k ON k.line = i.line
+              WHERE NOT i.hashed  -- a hash is not the identity: neither set nor removed
             ) l WHERE rn = 1 AND NOT {_newer_stored("l", _identity_item)}""",
         )
         _record_times(ex, latest_ids, _identity_item, params)
@@ -335,6 +337,7 @@ class MParticleBatchesLoader(Loader):
         warnings = older + time_warnings(ctx, checked, {"ts_ms": "timestamp_unixtime_ms",
                                                 "event_ms": "events[].data.timestamp_unixtime_ms"},
                                  where="reason IS NULL")
+        warnings += hashed_identity_warnings(ctx, ids, f"line IN (SELECT line FROM {kept})")
         warnings += repeated_identity_warnings(  # a null value counts: it removes the identity
             ctx, ids, "TRUE", "the value given last is applied (of device_info keys, one of them)")
         return FileResult(rows_read=rows_read, loaded=loaded, deduplicated=valid - loaded,

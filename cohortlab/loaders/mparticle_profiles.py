@@ -56,6 +56,7 @@ from cohortlab.loaders._mparticle import (
     bad_epoch_ms_sql,
     create_stage,
     epoch_ms_sql,
+    hashed_identity_warnings,
     identities_sql,
     recover_identity_float_tokens,
     reject_with_raw,
@@ -185,7 +186,8 @@ class MParticleProfilesLoader(AsOfOnly, Loader):
             FROM {stage} WHERE reason0 IS NULL AND {won}""",
         )
         # used once each: passed as subqueries, not materialised
-        identities = f"(SELECT mpid, kind, identity_type, value, line FROM {ids} WHERE value IS NOT NULL AND {won})"
+        identities = (f"(SELECT mpid, kind, identity_type, value, line FROM {ids} "
+                      f"WHERE value IS NOT NULL AND NOT hashed AND {won})")
         attributes = f"({attributes_sql(f'(SELECT * FROM {stage} WHERE reason0 IS NULL AND {won})', 'attrs')})"
         audiences = f"(SELECT mpid, audience_id, audience_name, expiration_at, line FROM {aud} WHERE {won})"
         superseded = replace_profiles(ctx, profiles, identities, attributes, audiences, columns=columns)
@@ -193,5 +195,6 @@ class MParticleProfilesLoader(AsOfOnly, Loader):
         warnings += time_warnings(ctx, stage, {"created_ms": "created_timestamp_ms", "stored_ms": "last_stored_timestamp_ms"},
                                  where="reason0 IS NULL")
         warnings += repeated_identity_warnings(ctx, ids, "value IS NOT NULL", "each value is kept, under that type")
+        warnings += hashed_identity_warnings(ctx, ids, f"line IN (SELECT line FROM {checked} WHERE reason IS NULL)")
         return FileResult(rows_read=int(rows_read), loaded=loaded, deduplicated=int(valid) - loaded,
                           quarantined=quarantined, warnings=warnings)

@@ -559,3 +559,12 @@ def test_a_batch_after_a_snapshot_without_an_as_of_time_applies(lab, q, write):
     lab.load(KIND, write("old.json", json.dumps({"mpid": 5, "timestamp_unixtime_ms": 1772323200000,
                                                  "user_attributes": {"plan": "b"}})))
     assert attrs(q, 5) == [("plan", '"b"', None)]
+
+
+def test_a_hashed_identity_in_a_forwarded_batch_neither_sets_nor_removes_the_identity(lab, q, write):
+    lab.load(KIND, write("a.json", json.dumps({"mpid": 5, "user_identities": {"email": "a@x.io"}})))
+    r = lab.load(KIND, write("b.json", json.dumps({"mpid": 5, "user_identities": [
+        {"identity_type": "email", "encoding": "md5", "identity": "e179e95c"}]})))
+    assert ids(q, 5) == [("user", "email", "a@x.io")]
+    assert any("1 identity is hashed (an encoding other than none: user email 1; first: line 1)" in w
+               for w in r.warnings)

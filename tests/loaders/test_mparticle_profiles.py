@@ -689,3 +689,21 @@ def test_a_batch_without_events_is_still_a_batch_not_a_snapshot(lab, q, write, k
     assert (r.loaded, dict(r.quarantined)) == (0, {"events_api_batch": 1})
     assert q("SELECT name FROM mpa_attributes WHERE mpid = 5") == [("Power Users",), ("plan",)]
     assert q("SELECT identity_type FROM mpa_identities WHERE mpid = 5") == [("email",)]
+
+
+def test_a_hashed_identity_is_not_loaded_as_the_identity(lab, q, write):
+    """A Profile API identity entry whose encoding is md5 or sha256 holds a hash, not the
+    identity: stored as the user's email it matched nothing, silently. It is left out, with a
+    warning that names the types and the line, never a value; encoding none loads as before."""
+    record = {"mpid": 5, "user_identities": [
+        {"type": "email", "encoding": "sha256", "value": "b5f2c1e0d7a9"},
+        {"type": "customer_id", "encoding": "MD5", "value": "4a8a08f09d37b73795649038408b5f33"},
+        {"type": "other", "encoding": "none", "value": "o-5"}]}
+    f = write("p.jsonl", json.dumps(record) + "\n" + json.dumps({"mpid": 6}) + "\n")
+    r = lab.load(KIND, f)
+    assert r.loaded == 2
+    assert q("SELECT mpid, identity_type, value FROM mpa_identities") == [(5, "other", "o-5")]
+    assert [w for w in r.warnings if "hashed" in w] == [
+        f"{f}: 2 identities are hashed (an encoding other than none: "
+        "user customer_id 1, user email 1; first: line 1): not loaded, a hash is not the identity "
+        "(recoverable_via and distinct_id_is_identity cannot use it)"]
