@@ -42,6 +42,7 @@ from cohortlab.errors import LoadError
 from cohortlab.loaders.base import (
     FileContext, FileResult, Loader, csv_read_sql, pop_as_of, repeated_header_sql, repeated_header_warning,
 )
+from cohortlab.loaders._warehouse import is_parquet
 from cohortlab.loaders.files import csv_header, head_text
 from cohortlab.pipeline import sql_ident, sql_str
 
@@ -97,8 +98,15 @@ class MParticleCsvLoader(Loader):
 
 
     def load_file(self, ctx: FileContext) -> FileResult:
-        if not head_text(ctx.path, 4096).strip("\ufeff \t\r\n"):
+        head = head_text(ctx.path, 4096).lstrip("\ufeff \t\r\n")
+        if not head:
             raise LoadError(ctx.path, "empty file")
+        # another format given to this kind: said so, not read as a CSV whose header is its bytes
+        if is_parquet(ctx.path):
+            raise LoadError(ctx.path, "a Parquet file (PAR1 header), not a CSV: load it with mparticle-parquet")
+        if head[0] in "{[":
+            raise LoadError(ctx.path, f"JSON, not a CSV (the file starts with {head[0]!r}): load Profile API answers "
+                                      "with mparticle-profiles, Events API batches with mparticle-batches")
         tmp = Temp(ctx)
         result = self._load(ctx, tmp)
         tmp.drop_all()  # on error the load's transaction rolls back, temp tables included

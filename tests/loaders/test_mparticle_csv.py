@@ -374,3 +374,21 @@ def test_the_delimiter_is_counted_outside_quoted_names(lab, q, write):
     was read as a ; file ("no 'mpid' column"; red team); DuckDB reads it as a , file."""
     lab.load(KIND, write("d.csv", 'mpid,"Plan; tier; level"\n123,pro\n'))
     assert q("SELECT mpid, name, value::VARCHAR FROM mpa_attributes") == [(123, "Plan; tier; level", '"pro"')]
+
+
+def test_a_parquet_or_json_file_is_named_for_what_it_is(lab, write, tmp_path, table_snapshot):
+    """A Parquet or JSON file given to mparticle-csv: its bytes were read as a CSV header
+    ("no 'mpid' column; columns found: PAR1..." or "columns found: ["); the error says what the
+    file is and which kind reads it, and nothing is loaded."""
+    import pandas as pd
+
+    before = table_snapshot()
+    parquet = tmp_path / "p.parquet"
+    pd.DataFrame({"mpid": [5]}).to_parquet(parquet)
+    with pytest.raises(LoadError, match=r"p\.parquet: a Parquet file \(PAR1 header\), not a CSV: load it with "
+                                        r"mparticle-parquet"):
+        lab.load(KIND, parquet)
+    with pytest.raises(LoadError, match=r"a\.json: JSON, not a CSV \(the file starts with '\['\): load Profile API "
+                                        r"answers with mparticle-profiles, Events API batches with mparticle-batches"):
+        lab.load(KIND, write("a.json", '\ufeff [{"mpid": 5}]'))
+    assert table_snapshot() == before
