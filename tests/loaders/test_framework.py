@@ -89,9 +89,9 @@ def test_a_file_that_opens_like_a_csv_is_asked_whether_it_is_one(lab, write, con
     assert str(e.value).endswith("(a CSV?)") is csv
 
 
-def test_csv_loader_on_a_json_file_names_the_file_and_columns(lab, write):
+def test_csv_loader_on_a_json_file_names_the_file_and_what_it_is(lab, write):
     p = write("p.csv", '{"mpid": 1}\n')
-    with pytest.raises(LoadError, match="columns found") as e:
+    with pytest.raises(LoadError, match=r"JSON, not a CSV \(the file starts with '\{'\)") as e:
         lab.load(CSV, p)
     assert str(p) in str(e.value)
 
