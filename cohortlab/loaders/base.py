@@ -161,8 +161,6 @@ class LoadReport:
         quotes data too (a cohort or attribute name, a stored name it suggests), and every output
         of a warning (stderr, ``--json``, ``--strict``'s error, Python's ``LoadWarning``, a report's
         log) reads this list."""
-        from cohortlab.privacy import masked_text
-
         warnings = list(r.warnings)
         if r.all_quarantined:
             # the most frequent first, ties by name: the same text whatever order the rows came in
@@ -172,13 +170,21 @@ class LoadReport:
                 f"{path}: every record was quarantined ({r.n_quarantined:,}: {reasons}); "
                 f"is this a {self.kind} file?{r.all_quarantined_hint}"
             )
-        self.warnings += [masked_text(w) for w in warnings]
+        self.warn(warnings)
         self.files.append(path)
         self.load_ids.append(load_id)
         self.rows_read += r.rows_read
         self.loaded += r.loaded
         self.deduplicated += r.deduplicated
         self.quarantined.update(r.quarantined)
+
+    def warn(self, warnings: Iterable[str]) -> None:
+        """Add ``warnings`` (each naming its file or files) to :attr:`warnings`, masked
+        (:func:`cohortlab.privacy.masked_text`): a file's (:meth:`add`) and those
+        :meth:`Loader.finish` returns."""
+        from cohortlab.privacy import masked_text
+
+        self.warnings += [masked_text(w) for w in warnings]
 
     @property
     def n_quarantined(self) -> int:
@@ -590,9 +596,15 @@ class Loader(ABC):
     def begin(self, engine: Engine) -> None:
         """Called inside the load's transaction before the first file (default: nothing)."""
 
-    def finish(self, engine: Engine, load_ids: list[int]) -> None:
+    def finish(self, engine: Engine, load_ids: list[int]) -> list[str] | None:
         """Called inside the load's transaction after the last file, with the load ids written
-        (default: nothing). For work done once per ``load()`` rather than once per file."""
+        (default: nothing). For work done once per ``load()`` rather than once per file, and for
+        warnings only the whole call can tell (pages of one message in several files): it may
+        return warnings (each naming its file or files), which the load adds to the report's,
+        masked as a file's are, before ``strict`` is applied (so ``--strict`` fails on them
+        too); None is no warning (an override that only cleans up may return None). A mixin's override
+        returns what ``super().finish`` returned, with its own: a loader's may come after it."""
+        return None
 
     def load(self, engine: Engine, paths, *, progress: bool = False, strict: bool = False) -> LoadReport:
         """Load ``paths`` (see the module docstring). ``strict``: a warning (every record of a
@@ -738,7 +750,7 @@ class Loader(ABC):
                 )
                 report.add(str(path), load_id, result)
             if report.load_ids:
-                self.finish(engine, report.load_ids)
+                report.warn(self.finish(engine, report.load_ids) or [])
             if strict and report.warnings:
                 raise StrictLoadError("; ".join(report.warnings) + " (--strict: nothing was loaded)")
         return report

@@ -516,7 +516,7 @@ def _fast_engage_sql(ctx: FileContext, flattened: bool = False) -> str:
                mp_type, CASE WHEN mp_type <> 'NULL' THEN json_extract_string(f[1], '$') END AS mparticle_user_id,
                json_extract_string(f[2], '$') AS email, json_extract_string(f[3], '$') AS phone,
                {ts(4)} AS created, {ts(5)} AS last_seen,
-               FALSE AS is_page, NULL::JSON[] AS page_keys, paged,
+               FALSE AS is_page, NULL::JSON[] AS page_keys, NULL::BIGINT AS n, paged,
                coalesce(NOT paged AND NOT op AND distinct_id IS NOT NULL
                         AND (props_type IN ('OBJECT', 'NULL') OR {'FALSE' if flattened else 'props_type IS NULL'})
                         AND mp_type IS DISTINCT FROM 'DOUBLE', FALSE) AS ok
@@ -590,9 +590,9 @@ def stage_engage_results(ctx: FileContext, st: str, flattened: bool = False) -> 
     objects none of which is a page or a result object.
 
     JSONL is parsed in parallel (:meth:`FileContext.numbered_table`): every line once, bare
-    results classified on the way, into ``{st}_rows`` (pages keep their results and
-    ``page_keys`` = [as_of, filter_by_cohort, status, error, session_id, page] JSON values); the
-    page lines are then expanded
+    results classified on the way, into ``{st}_rows`` (pages keep their results, ``n`` = their
+    number, and ``page_keys`` = [as_of, filter_by_cohort, status, error, session_id, page,
+    page_size, total] JSON values); the page lines are then expanded
     into ``{st}_pages``, and ``st`` is a view over both."""
     layout = sniff_json_layout(ctx.text_path())
     paths = ("$.results",) + _RESULT_PATHS
@@ -601,8 +601,9 @@ def stage_engage_results(ctx: FileContext, st: str, flattened: bool = False) -> 
         if fast.enabled() and _stage_engage_fast(ctx, st, flattened):
             return layout
         # + the page-level keys of members pages, kept for pages:
-        # page_keys = [as_of, filter_by_cohort, status, error, session_id, page]
-        paths += ("$.as_of", "$.filter_by_cohort", "$.status", "$.error", "$.session_id", "$.page")
+        # page_keys = [as_of, filter_by_cohort, status, error, session_id, page, page_size, total]
+        paths += ("$.as_of", "$.filter_by_cohort", "$.status", "$.error", "$.session_id", "$.page",
+                  "$.page_size", "$.total")
         rows = f"{st}_rows"
         # the line number is a placeholder (0; NULL for a blank line) until the rows are numbered
         records = (
@@ -613,7 +614,7 @@ def stage_engage_results(ctx: FileContext, st: str, flattened: bool = False) -> 
             f"SELECT line, line AS rec_line, CASE WHEN NOT is_page THEN raw END AS raw, FALSE AS is_page_item, v[2:] AS f, "
             f"{_bare_kind_sql('v[2]')} AS kind, is_page, CASE WHEN is_page THEN v[1] END AS results, "
             f"CASE WHEN is_page THEN json_array_length(v[1])::BIGINT END AS n, "
-            f"CASE WHEN is_page THEN v[9:14] END AS page_keys "
+            f"CASE WHEN is_page THEN v[9:16] END AS page_keys "
             f"FROM ({records})"
         )
         line = ctx.numbered_table(rows, _engage_columns_sql(items, "rec_line", ", is_page, results, n, page_keys"))
@@ -807,13 +808,13 @@ class ProfileUpserts:
         super().begin(engine)  # type: ignore[misc]
         self._profiles_before = bool(engine.query_rows("SELECT 1 FROM mp_profiles LIMIT 1"))
 
-    def finish(self, engine, load_ids: list[int]) -> None:
-        super().finish(engine, load_ids)  # type: ignore[misc]
+    def finish(self, engine, load_ids: list[int]) -> list[str] | None:
+        warnings = super().finish(engine, load_ids)  # type: ignore[misc]
         ids = ", ".join(str(int(i)) for i in load_ids)
         writers = int(engine.query_rows(
             f"SELECT count(DISTINCT load_id) FROM mp_profiles WHERE load_id IN ({ids})")[0][0])
         if writers == 0 or (writers == 1 and not getattr(self, "_profiles_before", True)):
-            return
+            return warnings
         engine.execute(
             f"""
             DELETE FROM mp_profiles WHERE rowid IN (
@@ -823,6 +824,7 @@ class ProfileUpserts:
             )
             """
         )
+        return warnings
 
 
 def register_cohorts(ctx: FileContext, relation: str) -> int:
@@ -845,6 +847,34 @@ def register_cohorts(ctx: FileContext, relation: str) -> int:
         [ctx.load_id, str(ctx.path)],
     )
     return int(eng.query_rows("SELECT count(*) FROM mp_cohorts")[0][0]) - before
+
+
+def _spans_text(spans) -> str:
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+
+
+def number_ranges(numbers) -> str:
+    """Page numbers as a warning writes them, in ranges: ``0-1, 3, 5-9``."""
+    spans: list[list[int]] = []
+    for p in sorted(set(numbers)):
+        if spans and p == spans[-1][1] + 1:
+            spans[-1][1] = p
+        else:
+            spans.append([p, p])
+    return _spans_text(spans)
+
+
+def missing_ranges(seen, first: int, last: int) -> str:
+    """The numbers from ``first`` to ``last`` that ``seen`` leaves out, in ranges (:func:`number_ranges`),
+    without listing them one by one (a page number may be large); "" when none."""
+    spans, nxt = [], first
+    for p in sorted(x for x in set(seen) if first <= x <= last):
+        if p > nxt:
+            spans.append((nxt, p - 1))
+        nxt = p + 1
+    if nxt <= last:
+        spans.append((nxt, last))
+    return _spans_text(spans)
 
 
 def layout_of(ctx: FileContext) -> str:
@@ -873,4 +903,6 @@ __all__ = [
     "ProfileUpserts",
     "register_cohorts",
     "layout_of",
+    "number_ranges",
+    "missing_ranges",
 ]

@@ -20,7 +20,11 @@ The pages of one Engage listing saved one per file (one ``session_id``) and load
 are one snapshot (the first file's); a file of later pages loaded without the listing's page 0
 warns that its snapshot holds part of the cohort. A page file without a ``session_id`` (a client
 that leaves it out of the last page) joins the one listing of the same cohort and as_of time read
-in the same call whose page numbers it does not repeat.
+in the same call whose page numbers it does not repeat. After the call's last file (:meth:`finish`)
+each listing read with its page 0 is checked against Engage's paging rule (the next page is fetched
+while a page holds ``page_size`` results): a gap in its page numbers, or a full highest page while
+its pages hold fewer results than ``total`` (or give no total), warns that its snapshot holds part
+of the cohort (:func:`_partial_listing_warning`; pages whose results reach the total end it).
 
 Options (they override what the file says): ``cohort`` (a name, or the id of a cohort in
 ``mp_cohorts``), ``cohort_id`` (with ``cohort``: that id's snapshot under that name, a new name
@@ -80,6 +84,8 @@ from cohortlab.loaders.mixpanel_common import (
     drop_engage_stage,
     engage_page_sql,
     id_text_sql,
+    missing_ranges,
+    number_ranges,
     parse_utc,
     profile_time_warnings,
     register_cohorts,
@@ -142,10 +148,73 @@ def no_membership(rows_read: int, members: int, quarantined: Counter) -> bool:
 class _Listing:
     """An Engage listing (the pages of one paging session) read in one load call: its snapshot
     (None until a file of it names a member) and the page numbers read (also those of files that
-    added no snapshot: a first page whose records all were quarantined)."""
+    added no snapshot: a first page whose records all were quarantined). For the check made after
+    the call's last file (:func:`_partial_listing_warning`): its files, cohort name, session_id,
+    and each numbered page's (results, page_size, total)."""
 
     snapshot_id: int | None = None
     pages: set[int] = field(default_factory=set)
+    files: list[str] = field(default_factory=list)
+    cohort_name: str | None = None
+    session_id: str | None = None
+    sizes: dict[int, tuple] = field(default_factory=dict)
+
+    def read(self, path: str, cohort_name: str, meta: dict[str, Any]) -> None:
+        """Add a page file's pages (its ``meta`` from ``_stage_json``)."""
+        self.pages.update(meta.get("pages") or ())
+        if path not in self.files:
+            self.files.append(path)
+        self.cohort_name = cohort_name
+        self.session_id = self.session_id or meta.get("session_id")
+        for page, size in (meta.get("page_sizes") or {}).items():
+            self.sizes[page] = _most(self.sizes.get(page), size)
+
+
+def _most(a: tuple | None, b: tuple) -> tuple:
+    """Two readings of one page's (results, page_size, total) as one: each the larger known."""
+    return tuple(max((x for x in pair if x is not None), default=None) for pair in zip(a or (None,) * len(b), b))
+
+
+_SHOWN_FILES = 3  # files of a listing a warning names
+
+
+def _partial_listing_warning(listing: _Listing) -> list[str]:
+    """The warning of an Engage listing read in one load call that is visibly incomplete (Engage's
+    paging rule: the next page, same session_id and page + 1, is fetched while a page holds
+    page_size results): its page numbers leave a gap (0 and 2 without 1), or its highest page is
+    full (results >= page_size) and the results of its pages (members and quarantined records,
+    each page once) are fewer than its ``total``, or it gives no total. A last full page whose
+    results reach the total is the real last page (the total a multiple of page_size: the empty
+    page after it, which a client may not save, adds nothing). A listing without its page 0 is
+    warned about as its snapshot is written (load_file); one that wrote no snapshot has none.
+    Names the files, the cohort and the pages, never a member."""
+    if listing.snapshot_id is None or not listing.pages or 0 not in listing.pages:
+        return []
+    last = max(listing.pages)
+    missing = missing_ranges(listing.pages, 0, last)
+    n, page_size, _ = listing.sizes.get(last, (None, None, None))
+    page_size = page_size or max((s[1] for s in listing.sizes.values() if s[1] is not None), default=None)
+    total = max((s[2] for s in listing.sizes.values() if s[2] is not None), default=None)
+    results = sum(s[0] or 0 for s in listing.sizes.values())
+    full = page_size is not None and n is not None and n >= page_size
+    after = full and (total is None or results < total)
+    if not missing and not after:
+        return []
+    what = []
+    if missing:
+        what.append(f"page(s) {missing}")
+    if after:
+        of_total = (f"the pages hold {results:,} of the listing's total of {total:,} results" if total is not None else
+                    "the pages give no total; a listing ends with a page of fewer results, an empty one when the "
+                    "cohort's size is a multiple of page_size")
+        what.append(f"the page(s) after page {last} (it is full: {n:,} results, page_size {page_size:,}; {of_total})")
+    files = ", ".join(listing.files[:_SHOWN_FILES]) + (
+        f" and {len(listing.files) - _SHOWN_FILES:,} more file(s)" if len(listing.files) > _SHOWN_FILES else "")
+    session = f" (session_id {listing.session_id})" if listing.session_id is not None else ""
+    part = "probably holds" if not missing and total is None else "holds"
+    return [f"{files}: the Engage listing of {listing.cohort_name!r}{session} read in this load has page(s) "
+            f"{number_ranges(listing.pages)}; missing: {'; '.join(what)}. Its snapshot {part} part of the cohort: "
+            f"load every page file of the listing in one call (their folder)"]
 
 
 class MixpanelMembersLoader(ProfileUpserts, Loader):
@@ -181,6 +250,17 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
         # (session_id, cohort_id, cohort_name, as_of) -> the Engage listing read in this call (one
         # object under several keys when a page without a session_id joined it)
         self._listings: dict[tuple, _Listing] = {}
+        # every listing of pages read in this call, once (also one under no key: a session-less
+        # page that repeats a page number), for the check after the last file (finish)
+        self._paged: dict[int, _Listing] = {}
+
+    def finish(self, engine, load_ids: list[int]) -> list[str]:
+        """After the call's last file: a warning for each Engage listing that is visibly
+        incomplete (:func:`_partial_listing_warning`), its pages perhaps spread over many files."""
+        warnings = list(super().finish(engine, load_ids) or [])
+        for listing in self._paged.values():
+            warnings += _partial_listing_warning(listing)
+        return warnings
 
     def _listing_of(self, session: str | None, pages: set[int], rest: tuple) -> _Listing:
         """The Engage listing a file of pages belongs to (a new one of its own for a file that
@@ -242,7 +322,9 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
                                        warnings=warnings)
             if same is not None:  # the snapshot loaded before, as other bytes: its members are not added again
                 snapshot_id = listing.snapshot_id = same
-        listing.pages.update(meta.get("pages") or ())
+        if meta.get("pages"):
+            listing.read(str(ctx.path), cohort_name, meta)
+            self._paged.setdefault(id(listing), listing)
         loaded = int(distinct)
         if snapshot_id == ctx.load_id and no_membership(int(rows_read), int(valid), quarantined):
             # records, none of them a member, and not because they left the cohort: the file says
@@ -341,19 +423,26 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
         eng = ctx.engine
         layout = stage_engage_results(ctx, st)
         # page-level keys of the pages only: v = [as_of, filter_by_cohort, (status, error,)
-        # session_id, page]; the results (already staged) are not copied out again
-        keys = "json_extract(j, ['$.as_of', '$.filter_by_cohort', '$.status', '$.error', '$.session_id', '$.page'])"
+        # session_id, page, page_size, total], and n = the number of a page's results (the
+        # paging rule: a page of page_size results may have a next one); the results (already
+        # staged) are not copied out again
+        keys = ("json_extract(j, ['$.as_of', '$.filter_by_cohort', '$.status', '$.error', '$.session_id', '$.page', "
+                "'$.page_size', '$.total'])")
         if eng.query_rows("SELECT 1 FROM duckdb_tables() WHERE table_name = ? AND temporary", [f"{st}_rows"]):
-            # staged in parallel: the page keys are already extracted
-            recs = f"SELECT TRUE AS is_page, page_keys FROM {st}_rows WHERE is_page"
+            # staged in parallel: the page keys and sizes are already extracted (the fast path's
+            # table, of bare results, has no page)
+            recs = f"SELECT TRUE AS is_page, page_keys, n FROM {st}_rows WHERE is_page"
             keys = "page_keys"
-        elif layout == "jsonl":
-            recs = (f"SELECT {engage_page_sql('p')} AS is_page, j "
-                    f"FROM (SELECT try(json_extract(raw, {PAGE_PATHS})) AS p, raw AS j "
-                    f"FROM ({ctx.lines_sql()}) WHERE raw IS NOT NULL AND trim(raw) <> '')")
         else:
-            recs = (f"SELECT {engage_page_sql('p')} AS is_page, j "
-                    f"FROM (SELECT json_extract(j, {PAGE_PATHS}) AS p, j FROM ({ctx.json_records_sql()}))")
+            # the results' number from the values engage_page_sql reads (p[1]: the results)
+            n = "CASE WHEN json_type(p[1]) = 'ARRAY' THEN json_array_length(p[1]) END AS n"
+            if layout == "jsonl":
+                recs = (f"SELECT {engage_page_sql('p')} AS is_page, j, {n} "
+                        f"FROM (SELECT try(json_extract(raw, {PAGE_PATHS})) AS p, raw AS j "
+                        f"FROM ({ctx.lines_sql()}) WHERE raw IS NOT NULL AND trim(raw) <> '')")
+            else:
+                recs = (f"SELECT {engage_page_sql('p')} AS is_page, j, {n} "
+                        f"FROM (SELECT json_extract(j, {PAGE_PATHS}) AS p, j FROM ({ctx.json_records_sql()}))")
         fbc = (
             "CASE json_type(v[2]) WHEN 'VARCHAR' THEN TRY_CAST(json_extract_string(v[2], '$') AS JSON) "
             "WHEN 'OBJECT' THEN v[2] END"
@@ -367,8 +456,11 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
                    nullif(json_extract_string({fbc}, '$.name'), '') AS cohort_name,
                    json_type(v[2]) IS NOT NULL AND json_type(v[2]) <> 'NULL' AND {fbc} IS NULL AS bad_fbc,
                    {id_text_sql('v[5]')} AS session_id,
-                   CASE WHEN json_type(v[6]) IN ('UBIGINT', 'BIGINT') THEN v[6]::VARCHAR::BIGINT END AS page
-            FROM (SELECT {keys} AS v FROM ({recs}) WHERE is_page)
+                   CASE WHEN json_type(v[6]) IN ('UBIGINT', 'BIGINT') THEN v[6]::VARCHAR::BIGINT END AS page,
+                   CASE WHEN json_type(v[7]) IN ('UBIGINT', 'BIGINT') THEN v[7]::VARCHAR::BIGINT END AS page_size,
+                   CASE WHEN json_type(v[8]) IN ('UBIGINT', 'BIGINT') THEN v[8]::VARCHAR::BIGINT END AS total,
+                   coalesce(n, 0) AS n
+            FROM (SELECT {keys} AS v, n FROM ({recs}) WHERE is_page)
             """
         )
         has_pages = bool(rows)
@@ -390,6 +482,12 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
         if len(sessions) == 1:
             meta["session_id"] = sessions.pop()
         meta["pages"] = sorted({r[5] for r in rows if r[5] is not None})
+        # each numbered page's results, page_size and total (a page repeated in the file: the most)
+        sizes: dict[int, tuple] = {}
+        for *_, page, page_size, total, n in rows:
+            if page is not None:
+                sizes[page] = _most(sizes.get(page), (int(n), page_size, total))
+        meta["page_sizes"] = sizes
         meta["profiles"] = bool(
             eng.query_rows(f"SELECT 1 FROM {st} WHERE reason IS NULL AND has_properties LIMIT 1")
         )

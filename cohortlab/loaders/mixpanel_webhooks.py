@@ -33,6 +33,13 @@ in both places are ``bad_members``. The cohort is registered in
 ``mp_cohorts`` when unknown and the payload names it (a payload with an id alone is stored; the
 cohort's name then comes from the cohort list, which the simulation asks for).
 
+The pages of one message (cohort, session_id, action) say how many they are
+(``page_info.total_pages``) and which each is (``page_count``, from 1). After the call's last file
+(:meth:`MixpanelWebhooksLoader.finish`: a message's pages may be in several files), a message the
+call stored pages of whose stored pages (of any load) have fewer distinct page_count values than
+its total_pages warns (:func:`_missing_pages_warnings`): a ``members`` message replaces the whole
+list, so without its missing pages the cohort shrinks. Pages without a session_id are not counted.
+
 Quarantine reasons: malformed_json, not_an_object, bad_action, bad_parameters, missing_cohort,
 bad_members (``members`` not an array, a member not an object or without a distinct id). A
 bad_members page is quarantined whole, its valid members too; the load warns which entries of
@@ -56,6 +63,8 @@ from cohortlab.loaders.mixpanel_common import (
     epoch_to_timestamp_sql,
     id_text_sql,
     json_number_sql,
+    missing_ranges,
+    number_ranges,
     parse_utc,
     parsed_records_sql,
     raw_text_sql,
@@ -121,6 +130,11 @@ class MixpanelWebhooksLoader(Loader):
         if options.get("received_at") not in (None, ""):
             out["received_at"] = parse_utc(options["received_at"], f"{self.kind}: received_at").isoformat()
         return out
+
+    def finish(self, engine, load_ids: list[int]) -> list[str]:
+        """After the call's last file (a message's pages may be in several files of it): a warning
+        for each message the call stored pages of that misses pages (:func:`_missing_pages_warnings`)."""
+        return list(super().finish(engine, load_ids) or []) + _missing_pages_warnings(engine, load_ids)
 
     def load_file(self, ctx: FileContext) -> FileResult:
         eng = ctx.engine
@@ -446,3 +460,55 @@ def _repeated_members_warning(ctx: FileContext, pages: str) -> list[str]:
     return [f"{ctx.path}: members listed more than once in {where}: {int(n):,} repeated "
             f"entr{'y' if n == 1 else 'ies'} not stored; each member is stored once, with its first entry "
             f"(a page's members are a set)"]
+
+
+_SHOWN_MESSAGES = 10  # incomplete messages warned about one by one; the others in one warning
+_WHAT_IS_LOST = {
+    "members": "a members message replaces the whole member list, so the members of the missing pages "
+               "are taken as removed (the cohort shrinks)",
+    "add_members": "the members the missing pages add are not added",
+    "remove_members": "the members the missing pages remove stay members",
+}
+
+
+def _missing_pages_warnings(engine, load_ids: list[int]) -> list[str]:
+    """The warnings of the messages (cohort, ``mixpanel_session_id``, action) that the load of
+    ``load_ids`` stored pages of and whose pages stored (by this load or an earlier one: a message
+    completed by a later load warns no more) have fewer distinct ``page_count`` values than its
+    ``total_pages``. Each names the files of this load holding the message's pages, the cohort,
+    the session, the pages stored and missing (``page_count`` is 1-based), and what the missing
+    pages change; never a member. A page without a session_id names no message: not counted."""
+    ids = ", ".join(str(int(i)) for i in load_ids)
+    cohort = "coalesce('id ' || cohort_id, 'name ' || cohort_name)"  # a cohort: its id, else its name
+    rows = engine.query_rows(
+        f"""
+        SELECT any_value(cohort_id), max(cohort_name), session_id, action, max(total_pages),
+               coalesce(list(DISTINCT page_count ORDER BY page_count) FILTER (WHERE page_count IS NOT NULL), []),
+               list(source_file ORDER BY seq) FILTER (WHERE load_id IN ({ids})), min(seq) AS first
+        FROM mp_webhook_pages
+        WHERE session_id IS NOT NULL AND ({cohort}, session_id, action) IN (
+            SELECT ({cohort}, session_id, action) FROM mp_webhook_pages
+            WHERE load_id IN ({ids}) AND session_id IS NOT NULL)
+        GROUP BY {cohort}, session_id, action
+        HAVING count(DISTINCT page_count) < max(total_pages)
+        ORDER BY first
+        """
+    )
+    out = []
+    for cohort_id, name, session, action, total, seen, files, _ in rows[:_SHOWN_MESSAGES]:
+        files = list(dict.fromkeys(files))
+        shown = ", ".join(files[:3]) + (f" and {len(files) - 3:,} more file(s)" if len(files) > 3 else "")
+        who = repr(name) if name is not None else f"cohort_id {cohort_id}"
+        missing = missing_ranges(seen, 1, int(total))
+        out.append(
+            f"{shown}: the {action} message of {who} (session_id {session}) has {len(seen):,} of its {int(total):,} "
+            f"pages stored (page_count {number_ranges(seen) or 'none'}); missing: page(s) {missing}: "
+            f"{_WHAT_IS_LOST.get(action, 'the missing pages are not applied')}. Load every page of the message "
+            f"(the receiver's other files, a redelivery)")
+    if len(rows) > _SHOWN_MESSAGES:
+        rest = rows[_SHOWN_MESSAGES:]
+        files = list(dict.fromkeys(f for r in rest for f in r[6]))
+        out.append(f"{', '.join(files[:3])}{f' and {len(files) - 3:,} more file(s)' if len(files) > 3 else ''}: "
+                   f"{len(rest):,} more webhook message(s) miss pages (fewer pages stored than their total_pages)")
+    return out
+

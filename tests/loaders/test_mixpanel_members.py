@@ -510,6 +510,114 @@ def test_a_page_saved_without_its_session_id_joins_its_listing(lab, write, balan
     assert [s[4] for s in _snapshots(lab) if s[3] == later] == [1, 1]
 
 
+def _listing(session, sizes, total="count", page_size=2):
+    """The pages of one Engage listing: ``sizes`` = the number of results of each page, given by
+    page number (members ``P<page>_<i>``); ``total`` = the listing's total (default: their count;
+    None leaves it out)."""
+    total = sum(sizes.values()) if total == "count" else total
+    pages = {}
+    for page, n in sizes.items():
+        p = _page([{"$distinct_id": f"P{page}_{i}"} for i in range(n)], session_id=session, page=page,
+                  page_size=page_size, total=total)
+        if total is None:
+            del p["total"]
+        pages[page] = p
+    return pages
+
+
+def test_a_listing_with_a_page_missing_between_its_pages_warns_that_its_snapshot_is_part_of_the_cohort(
+        lab, write, balanced):
+    """Engage pages a listing (fetch page + 1, same session_id, while a page holds page_size
+    results): pages 0 and 2 read in one call without page 1 are part of the cohort, though the
+    snapshot looks whole. The load warns, once for the listing, naming its files, the cohort, the
+    pages read and the pages missing, never a member; --strict refuses it. Pages in one file (a
+    JSONL of pages) are checked so too."""
+    pages = _listing("1700000000-AbCd", {0: 2, 1: 2, 2: 1})
+    p0 = write("gap/page_000.json", json.dumps(pages[0], indent=2))
+    p2 = write("gap/page_002.json", json.dumps(pages[2]))
+    with pytest.raises(StrictLoadError, match="missing: page"):
+        lab.load("mixpanel-members", p0.parent, cohort="Power Users", as_of=AS_OF, strict=True)
+    r = balanced(lab.load("mixpanel-members", p0.parent, cohort="Power Users", as_of=AS_OF))
+    assert (r.loaded, [s[4] for s in _snapshots(lab)]) == (3, [3])
+    assert r.warnings == [
+        f"{p0}, {p2}: the Engage listing of 'Power Users' (session_id 1700000000-AbCd) read in this load has "
+        "page(s) 0, 2; missing: page(s) 1. Its snapshot holds part of the cohort: load every page file of the "
+        "listing in one call (their folder)"]
+    assert not [w for w in r.warnings if "P0_" in w or "P2_" in w]  # never a member
+    # one file of pages (JSONL: the parallel path reads its page keys as it stages the results)
+    many = _listing("1700000001-EfGh", {0: 2, 1: 2, 2: 2, 3: 2, 4: 2, 5: 1}, total=11)
+    f = write("pages.jsonl", "\n".join(json.dumps(many[k]) for k in (0, 2, 3, 5)) + "\n")
+    r = balanced(lab.load("mixpanel-members", f, cohort="Power Users", as_of="2026-03-02"))
+    assert r.warnings == [
+        f"{f}: the Engage listing of 'Power Users' (session_id 1700000001-EfGh) read in this load has page(s) "
+        "0, 2-3, 5; missing: page(s) 1, 4. Its snapshot holds part of the cohort: load every page file of the "
+        "listing in one call (their folder)"]
+
+
+def test_a_listing_whose_last_page_read_is_full_warns_unless_its_pages_reach_the_total(lab, write, balanced):
+    """A page of page_size results is followed by another: a listing whose highest page read is full
+    and whose pages hold fewer results than its total misses its later pages (a client that saved
+    page 0 only). Without a total a full last page is enough to warn (the snapshot probably holds
+    part of the cohort: the page after it may have been an empty one, not saved). Pages that reach
+    the total end the listing: its last page can be full (the total a multiple of page_size)."""
+    pages = _listing("S9", {0: 3, 1: 3, 2: 3}, page_size=3)
+    f = write("page0_only.json", json.dumps(pages[0], indent=2))
+    r = balanced(lab.load("mixpanel-members", f, cohort="Power Users", as_of=AS_OF))
+    assert r.warnings == [
+        f"{f}: the Engage listing of 'Power Users' (session_id S9) read in this load has page(s) 0; missing: the "
+        "page(s) after page 0 (it is full: 3 results, page_size 3; the pages hold 3 of the listing's total of 9 "
+        "results). Its snapshot holds part of the cohort: load every page file of the listing in one call "
+        "(their folder)"]
+    with pytest.raises(StrictLoadError, match="the page\\(s\\) after page 0"):
+        lab.load("mixpanel-members", write("again.json", json.dumps(pages[0])), cohort="Power Users",
+                 as_of="2026-03-02", strict=True)
+    # a gap and a full last page: one warning saying both
+    write("both/page_000.json", json.dumps(pages[0]))
+    last = write("both/page_002.json", json.dumps(pages[2]))
+    r = balanced(lab.load("mixpanel-members", last.parent, cohort="Power Users", as_of="2026-03-03"))
+    assert len(r.warnings) == 1 and "page(s) 0, 2; missing: page(s) 1; the page(s) after page 2 (it is full: " \
+        "3 results, page_size 3; the pages hold 6 of the listing's total of 9 results)" in r.warnings[0]
+    # no total: a full last page is enough
+    no_total = _listing("S8", {0: 2}, total=None)
+    f = write("no_total.json", json.dumps(no_total[0]))
+    r = balanced(lab.load("mixpanel-members", f, cohort="Power Users", as_of="2026-03-04"))
+    assert r.warnings == [
+        f"{f}: the Engage listing of 'Power Users' (session_id S8) read in this load has page(s) 0; missing: the "
+        "page(s) after page 0 (it is full: 2 results, page_size 2; the pages give no total; a listing ends with a "
+        "page of fewer results, an empty one when the cohort's size is a multiple of page_size). Its snapshot "
+        "probably holds part of the cohort: load every page file of the listing in one call (their folder)"]
+
+
+@pytest.mark.parametrize("listing", ["files", "jsonl", "last page short", "last full page reaches the total",
+                                     "a page alone, short", "a quarantined record", "no total, last page short"])
+def test_a_complete_listing_gives_no_warning(lab, write, balanced, listing):
+    """Every page of a listing read in one call, its last page short of page_size, or full with the
+    pages reaching the total (the empty page after it not saved), or a first page that is its last:
+    no warning, and --strict takes it. The pages' results count, not the members: a record
+    quarantined (no distinct_id) is still a result of its page. The same listing without its last
+    page does warn."""
+    sizes = {"last full page reaches the total": {0: 2, 1: 2}, "a page alone, short": {0: 1},
+             "a quarantined record": {0: 2, 1: 2}}.get(listing, {0: 2, 1: 2, 2: 1})
+    pages = _listing("S1", sizes, total=None if listing == "no total, last page short" else "count")
+    quarantined = {}
+    if listing == "a quarantined record":  # 3 members, 4 results: the total
+        pages[0]["results"][0] = {"$properties": {}}
+        quarantined = {"missing_distinct_id": 1}
+
+    def folder(name, pages):
+        if listing == "jsonl":
+            return write(f"{name}/pages.jsonl", "".join(json.dumps(p) + "\n" for p in pages.values())).parent
+        return [write(f"{name}/page_{k:03}.json", json.dumps(p, indent=2)) for k, p in pages.items()][0].parent
+
+    r = balanced(lab.load("mixpanel-members", folder("all", pages), cohort="Power Users", as_of=AS_OF, strict=True))
+    assert (r.warnings, dict(r.quarantined)) == ([], quarantined)
+    assert [s[4] for s in _snapshots(lab)] == [sum(sizes.values()) - len(quarantined)]
+    if len(pages) > 1:  # the page before the last is full: without the last page, the listing is cut short
+        del pages[max(pages)]
+        r = balanced(lab.load("mixpanel-members", folder("cut", pages), cohort="Power Users", as_of="2026-03-02"))
+        assert len(r.warnings) == 1 and f"missing: the page(s) after page {max(pages)}" in r.warnings[0]
+
+
 def test_a_csv_whose_ids_a_spreadsheet_rewrote_warns(lab, write):
     """A members CSV opened and saved in a spreadsheet has its long numeric distinct_ids in
     scientific notation (1.23457E+18; 1,23457E+18 in a European locale, with ';'): their digits are

@@ -7,6 +7,7 @@ from datetime import datetime
 
 import pytest
 
+from cohortlab.errors import StrictLoadError
 from cohortlab.loaders import LoadError
 
 # the webhook loader has neither a parallel nor a fast path:
@@ -416,3 +417,68 @@ def test_an_eight_digit_receive_time_is_a_date_not_epoch_seconds(lab, write):
     p2 = _payload("members", [{"mixpanel_distinct_id": "U3"}], session="s3", rx=1772323200)  # epoch stays epoch
     lab.load("mixpanel-webhooks", write("c.json", json.dumps(p2)))
     assert [t for _, t, *_ in _pages(lab)] == [datetime(2026, 3, 1), datetime(2026, 3, 2), datetime(2026, 3, 1)]
+
+
+def test_a_message_missing_pages_warns_what_its_missing_pages_change(lab, write, balanced):
+    """The pages of one mixpanel_session_id and action are one message, page_info telling how many
+    (total_pages) and which (page_count, 1-based). A members message replaces the whole member list:
+    stored without some of its pages it silently shrinks the cohort. The load warns, after its last
+    file, for each message it stored pages of that has fewer distinct page_count values stored than
+    its total_pages: the files, the cohort, the session, the pages stored and missing and what that
+    changes, never a member; --strict refuses it."""
+    f = write("wh.jsonl", _jsonl(
+        _payload("members", [{"mixpanel_distinct_id": "U1"}, {"mixpanel_distinct_id": "U2"}], session="s1"),
+        _payload("members", [{"mixpanel_distinct_id": "U1"}], session="s2", page=1, total=3,
+                 rx="2026-03-02T00:00:00Z")))
+    with pytest.raises(StrictLoadError, match="missing: page"):
+        lab.load("mixpanel-webhooks", f, strict=True)
+    r = balanced(lab.load("mixpanel-webhooks", f))
+    assert r.loaded == 2 and r.warnings == [
+        f"{f}: the members message of 'Power Users' (session_id s2) has 1 of its 3 pages stored (page_count 1); "
+        "missing: page(s) 2-3: a members message replaces the whole member list, so the members of the missing "
+        "pages are taken as removed (the cohort shrinks). Load every page of the message (the receiver's other "
+        "files, a redelivery)"]
+    assert "U1" not in r.warnings[0]
+    # add_members and remove_members messages: what their missing pages change
+    g = write("diffs.json", json.dumps([
+        _payload("add_members", [{"mixpanel_distinct_id": "U3"}], session="s3", page=2, total=4),
+        _payload("remove_members", [{"mixpanel_distinct_id": "U2"}], session="s3", page=2, total=2,
+                 cohort_id=None)]))
+    r = balanced(lab.load("mixpanel-webhooks", g))
+    assert [w.split(": ", 1)[1] for w in r.warnings] == [
+        "the add_members message of 'Power Users' (session_id s3) has 1 of its 4 pages stored (page_count 2); "
+        "missing: page(s) 1, 3-4: the members the missing pages add are not added. Load every page of the message "
+        "(the receiver's other files, a redelivery)",
+        "the remove_members message of 'Power Users' (session_id s3) has 1 of its 2 pages stored (page_count 2); "
+        "missing: page(s) 1: the members the missing pages remove stay members. Load every page of the message "
+        "(the receiver's other files, a redelivery)"]
+
+
+def test_a_message_whose_pages_are_in_two_files_of_one_load_gives_no_warning(lab, write, balanced):
+    """A receiver that writes each request to its own file: the pages of one message are in
+    several files, which a load of their folder reads in one call. The message is checked once,
+    after the call's last file: complete, no warning, and --strict takes it (one of the files
+    alone would warn)."""
+    write("hooks/a.json", json.dumps(_payload("members", [{"mixpanel_distinct_id": "U1"}], page=1, total=2)))
+    b = write("hooks/b.json", json.dumps(_payload("members", [{"mixpanel_distinct_id": "U2"}], page=2, total=2)))
+    r = balanced(lab.load("mixpanel-webhooks", b.parent, strict=True))
+    assert (r.loaded, r.warnings) == (2, [])
+    alone = write("s9.json", json.dumps(_payload("members", [{"mixpanel_distinct_id": "U2"}], session="s9",
+                                                 page=2, total=2)))
+    r = balanced(lab.load("mixpanel-webhooks", alone))
+    assert len(r.warnings) == 1 and "(session_id s9) has 1 of its 2 pages stored" in r.warnings[0]
+
+
+def test_a_message_completed_by_a_later_load_warns_only_while_it_misses_pages(lab, write, balanced):
+    """Pages stored by earlier loads count: the load that stores a message's last pages completes
+    it, without a warning; the one before warned (the message was incomplete then). A page loaded
+    again (a replay, deduplicated) stores nothing and warns of nothing."""
+    first = write("p1.json", json.dumps(_payload("members", [{"mixpanel_distinct_id": "U1"}], page=1, total=2)))
+    r = balanced(lab.load("mixpanel-webhooks", first))
+    assert len(r.warnings) == 1 and "has 1 of its 2 pages stored (page_count 1); missing: page(s) 2:" in r.warnings[0]
+    second = write("p2.json", json.dumps(_payload("members", [{"mixpanel_distinct_id": "U2"}], page=2, total=2)))
+    r = balanced(lab.load("mixpanel-webhooks", second, strict=True))
+    assert (r.loaded, r.warnings) == (1, [])
+    again = write("p1_again.jsonl", _jsonl(_payload("members", [{"mixpanel_distinct_id": "U1"}], page=1, total=2)))
+    r = balanced(lab.load("mixpanel-webhooks", again, strict=True))
+    assert (r.loaded, r.deduplicated, r.warnings) == (0, 1, [])
