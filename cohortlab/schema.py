@@ -311,8 +311,8 @@ MPA_BATCH_TIMES = _table(
 #    holding its profile changes nothing of it; mparticle-profiles quarantines events_api_batch
 #    on any batch-only key (source_request_id, timestamp_unixtime_ms, ...), not only events and
 #    device_info; mparticle-csv and -parquet record their attribute columns in mpa_snapshot_names
-#    also when no row has a value; an mParticle identity list entry whose encoding is not none
-#    (a hash) is not loaded; a mixpanel-webhooks page without a session_id is the same page only
+#    also when no row has a value; an mParticle identity list entry whose encoding names a hash
+#    (md5, sha1, sha256) is not loaded; a mixpanel-webhooks page without a session_id is the same page only
 #    at the same receive time; an as_of / received_at of eight digits (20260301) is that date; a
 #    JSON-float identifier keeps its token beside an integer of the same float value
 LOADER_VERSION = 17

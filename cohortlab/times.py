@@ -121,6 +121,8 @@ def parse_time(value: Any, what: str = "time", *, epoch: bool = False) -> dateti
         return to_utc(value.to_pydatetime())
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
+    if epoch and isinstance(value, int) and not isinstance(value, bool) and (basic := basic_date(str(value))):
+        return basic  # 20260301 as a number too (a JSON number, a Python int)
     if epoch and isinstance(value, (int, float)) and not isinstance(value, bool):
         return from_epoch(value, what)
     if isinstance(value, str) and value.strip():

@@ -25,3 +25,10 @@ def test_without_epoch_eight_digits_are_iso_basic_as_before():
     assert parse_time("20260301") == datetime(2026, 3, 1, tzinfo=timezone.utc)
     with pytest.raises(SettingsError, match="not a time"):
         parse_time("1772323200")
+
+
+def test_an_eight_digit_integer_that_forms_a_date_is_that_date_too():
+    """As a JSON number or a Python int (``Lab.load(..., as_of=20260301)``), as text is."""
+    assert parse_time(20260301, epoch=True) == datetime(2026, 3, 1, tzinfo=timezone.utc)
+    assert parse_time(1772323200, epoch=True) == datetime(2026, 3, 1, tzinfo=timezone.utc)
+    assert parse_time(20261301, epoch=True) == datetime(1970, 8, 23, 12, 8, 21, tzinfo=timezone.utc)

@@ -408,8 +408,9 @@ def identities_sql(stage: str, col: str, kind: str) -> str:
     (``Email``, ``customerid``: :func:`repeated_identity_warnings`). ``float_key``, for a value
     written as a JSON float only, is the key it is written under (a map's type as written, a list
     entry's ``value`` or ``identity``), for :func:`recover_identity_float_tokens`. ``hashed`` flags a
-    list entry whose ``encoding`` is other than ``none`` (``md5``, ``sha256``): its value is a hash
-    of the identity, not the identity (:func:`hashed_identity_warnings`). (Lists are
+    list entry whose ``encoding`` names a hash (``md5``, ``sha1``, ``sha256``; not ``none``, nor
+    ``raw``, the Firehose SDK's name for no encoding): its value is a hash of the identity, not the
+    identity (:func:`hashed_identity_warnings`). (Lists are
     unnested, not joined with ``json_each``: several times faster.)"""
     return f"""
       SELECT * FROM (
@@ -421,7 +422,7 @@ def identities_sql(stage: str, col: str, kind: str) -> str:
                 OR coalesce(value_t IN ('BOOLEAN', 'OBJECT', 'ARRAY'), FALSE)) AS bad,
                coalesce(raw_type <> identity_type, FALSE) AS respelled,  -- (the alias above)
                CASE WHEN value_t = 'DOUBLE' THEN value_key END AS float_key,
-               coalesce(lower(trim(encoding)) NOT IN ('', 'none'), FALSE) AS hashed
+               coalesce(regexp_full_match(lower(trim(encoding)), 'md5|sha-?[0-9]+'), FALSE) AS hashed
         FROM (
           -- a type spelled exactly as a known one (nearly all) is looked up (a join with a small
           -- table); only the others are cleaned and normalised row by row
@@ -488,7 +489,7 @@ def hashed_identity_warnings(ctx, ids: str, where: str = "TRUE") -> list[str]:
         return []
     types = ", ".join(f"{t} {n:,}" for t, n, _ in rows)
     n, line = sum(r[1] for r in rows), min(r[2] for r in rows)
-    return [f"{ctx.path}: {n:,} identit{'y is' if n == 1 else 'ies are'} hashed (an encoding other than none: "
+    return [f"{ctx.path}: {n:,} identit{'y is' if n == 1 else 'ies are'} hashed (encoding md5, sha1 or sha256: "
             f"{types}; first: line {line}): not loaded, a hash is not the identity (recoverable_via and "
             "distinct_id_is_identity cannot use it)"]
 
@@ -635,7 +636,9 @@ def replace_profiles(
     The file's capture time is its ``as_of`` (option or ``fetch.json``), else the load time; a
     stored row's is its load's. A snapshot delivered late (day 4 after day 5) so leaves each
     MPID as the newest snapshot has it, whatever the order of the loads
-    (docs/loading.md#mparticle-profiles). Rows an Events API batch wrote are replaced as before.
+    (docs/loading.md#mparticle-profiles). What an Events API batch newer than the file's own as_of
+    set or removed (``mpa_batch_times``) stays as it left it, in any load order; without an as_of
+    the snapshot replaces what batches wrote.
 
     ``profiles``: (mpid, created_at, last_stored_at, is_opted_out, environment, source, line);
     ``identities``: (mpid, kind, identity_type, value, line);
@@ -663,8 +666,28 @@ def replace_profiles(
             return staged and f"(SELECT * FROM {staged} WHERE mpid NOT IN (SELECT mpid FROM {newer}))"
 
         profiles, identities, attributes, audiences = map(kept, (profiles, identities, attributes, audiences))
-    for t in ("mpa_profiles", "mpa_identities", "mpa_attributes", "mpa_audiences"):
-        ex(f"DELETE FROM {t} WHERE mpid IN (SELECT mpid FROM {profiles})")
+    # what Events API batches set or removed after the snapshot's own as-of time stays as they left
+    # it (mpa_batch_times): the snapshot, taken before them, does not undo them, whatever the load
+    # order (docs/loading.md#mparticle-batches). A snapshot without an as-of time replaces all.
+    later = f"_mpa_later_{ctx.load_id}"
+    has_later = bool(as_of) and bool(ctx.engine.query_rows(
+        f"SELECT 1 FROM mpa_batch_times WHERE batch_time > {captured} LIMIT 1"))
+    if has_later:
+        ex(f"""CREATE OR REPLACE TEMP TABLE {later} AS
+               SELECT t.mpid, t.item, t.batch_time, p.environment FROM mpa_batch_times t
+               LEFT JOIN mpa_profiles p ON p.mpid = t.mpid
+               WHERE t.batch_time > {captured} AND t.mpid IN (SELECT mpid FROM {profiles})""")
+
+    def not_later(alias: str, item: str) -> str:
+        return (f" AND NOT EXISTS (SELECT 1 FROM {later} x WHERE x.mpid = {alias}.mpid AND x.item = {item})"
+                if has_later else "")
+
+    id_item = "'identity:' || {a}.kind || ':' || {a}.identity_type"
+    attr_item = "'attribute:' || {a}.name"
+    for t, item in (("mpa_profiles", None), ("mpa_identities", id_item), ("mpa_attributes", attr_item),
+                    ("mpa_audiences", None)):
+        ex(f"DELETE FROM {t} WHERE mpid IN (SELECT mpid FROM {profiles})"
+           + (not_later(t, item.format(a=t)) if item else ""))
     prov = "?::BIGINT, ?::VARCHAR, line"
     params = [ctx.load_id, str(ctx.path)]
     ex(
@@ -673,9 +696,20 @@ def replace_profiles(
         params,
     )
     if identities:
-        ex(f"INSERT INTO mpa_identities SELECT mpid, kind, identity_type, value, {prov} FROM {identities}", params)
+        ex(f"INSERT INTO mpa_identities SELECT mpid, kind, identity_type, value, {prov} FROM {identities} s "
+           f"WHERE TRUE{not_later('s', id_item.format(a='s'))}", params)
     if attributes:
-        ex(f"INSERT INTO mpa_attributes SELECT mpid, name, value, value_bool, {prov} FROM {attributes}", params)
+        ex(f"INSERT INTO mpa_attributes SELECT mpid, name, value, value_bool, {prov} FROM {attributes} s "
+           f"WHERE TRUE{not_later('s', attr_item.format(a='s'))}", params)
+    if has_later:  # the later batches' environment, and their time as the profile's last store
+        ex(f"""UPDATE mpa_profiles SET
+                 environment = CASE WHEN x.env_later THEN x.environment ELSE mpa_profiles.environment END,
+                 last_stored_at = greatest(coalesce(mpa_profiles.last_stored_at, x.last_at), x.last_at)
+               FROM (SELECT mpid, bool_or(item = 'environment') AS env_later,
+                            any_value(environment) AS environment, max(batch_time) AS last_at
+                     FROM {later} GROUP BY mpid) x
+               WHERE mpa_profiles.mpid = x.mpid AND mpa_profiles.load_id = {int(ctx.load_id)}""")
+        ex(f"DROP TABLE {later}")
     if read_attributes or columns:
         # every name the file carries, also on records a newer snapshot keeps: the snapshot still
         # carries the attribute and observed its other profiles without it (docs/simulate.md#verify)

@@ -176,6 +176,10 @@ def _most(a: tuple | None, b: tuple) -> tuple:
 
 
 _SHOWN_FILES = 3  # files of a listing a warning names
+# what a warning of part of a listing advises: a page file loaded before is skipped (its fingerprint),
+# so loading the folder again into the same database would make the later pages a snapshot of their own
+LISTING_ADVICE = ("load every page file of the listing in one call (their folder), into a database that holds "
+                  "none of them (a file loaded before is skipped)")
 
 
 def _partial_listing_warning(listing: _Listing) -> list[str]:
@@ -183,7 +187,8 @@ def _partial_listing_warning(listing: _Listing) -> list[str]:
     paging rule: the next page, same session_id and page + 1, is fetched while a page holds
     page_size results): its page numbers leave a gap (0 and 2 without 1), or its highest page is
     full (results >= page_size) and the results of its pages (members and quarantined records,
-    each page once) are fewer than its ``total``, or it gives no total. A last full page whose
+    each page once), with a full page for each page of a gap, are fewer than its ``total``, or it
+    gives no total. A last full page whose
     results reach the total is the real last page (the total a multiple of page_size: the empty
     page after it, which a client may not save, adds nothing). A listing without its page 0 is
     warned about as its snapshot is written (load_file); one that wrote no snapshot has none.
@@ -197,7 +202,10 @@ def _partial_listing_warning(listing: _Listing) -> list[str]:
     total = max((s[2] for s in listing.sizes.values() if s[2] is not None), default=None)
     results = sum(s[0] or 0 for s in listing.sizes.values())
     full = page_size is not None and n is not None and n >= page_size
-    after = full and (total is None or results < total)
+    # the results the missing pages of a gap would hold (full pages: each a page_size): a total
+    # short by no more than that says nothing of pages after the last one
+    gap_results = ((last + 1) - len({p for p in listing.pages if 0 <= p <= last})) * (page_size or 0)
+    after = full and (total is None or results + gap_results < total)
     if not missing and not after:
         return []
     what = []
@@ -214,7 +222,7 @@ def _partial_listing_warning(listing: _Listing) -> list[str]:
     part = "probably holds" if not missing and total is None else "holds"
     return [f"{files}: the Engage listing of {listing.cohort_name!r}{session} read in this load has page(s) "
             f"{number_ranges(listing.pages)}; missing: {'; '.join(what)}. Its snapshot {part} part of the cohort: "
-            f"load every page file of the listing in one call (their folder)"]
+            f"{LISTING_ADVICE}"]
 
 
 class MixpanelMembersLoader(ProfileUpserts, Loader):
@@ -346,7 +354,7 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
                 warnings.append(
                     f"{ctx.path}: holds Engage page(s) {', '.join(map(str, meta['pages'][:5]))} of a listing "
                     f"but not its first page (page 0): its snapshot of {cohort_name!r} holds part of the "
-                    f"cohort; load every page file of the listing in one call (their folder)")
+                    f"cohort; {LISTING_ADVICE}")
         eng.execute(
             f"""
             INSERT INTO mp_cohort_members (snapshot_id, cohort_name, as_of, distinct_id,

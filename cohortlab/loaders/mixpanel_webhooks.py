@@ -149,9 +149,11 @@ class MixpanelWebhooksLoader(Loader):
 
             rx_num, rx_text = json_number_sql("v[7]"), text_time_sql("json_extract_string(v[7], '$')")
             named = as_of_from_name(ctx.path.name)  # aware ISO text: as naive UTC, as the column
+            # eight digits that form a date (a string or an integer): that date, not epoch seconds
             rx_basic = BASIC_DATE_SQL.format(t="trim(json_extract_string(v[7], '$'))")
             rx_sql = (
-                f"CASE WHEN json_type(v[7]) = 'VARCHAR' AND {rx_basic} IS NOT NULL THEN {rx_basic} "
+                f"CASE WHEN json_type(v[7]) IN ('VARCHAR', 'UBIGINT', 'BIGINT') AND {rx_basic} IS NOT NULL "
+                f"THEN {rx_basic} "
                 f"WHEN json_type(v[7]) IN {NUMERIC_JSON_TYPES} "
                 f"  OR TRY_CAST(json_extract_string(v[7], '$') AS DOUBLE) IS NOT NULL "
                 f"THEN {epoch_to_timestamp_sql(rx_num)} "
@@ -483,14 +485,16 @@ def _missing_pages_warnings(engine, load_ids: list[int]) -> list[str]:
     rows = engine.query_rows(
         f"""
         SELECT any_value(cohort_id), max(cohort_name), session_id, action, max(total_pages),
-               coalesce(list(DISTINCT page_count ORDER BY page_count) FILTER (WHERE page_count IS NOT NULL), []),
+               coalesce(list(DISTINCT page_count ORDER BY page_count)
+                        FILTER (WHERE page_count BETWEEN 1 AND total_pages), []),
                list(source_file ORDER BY seq) FILTER (WHERE load_id IN ({ids})), min(seq) AS first
         FROM mp_webhook_pages
         WHERE session_id IS NOT NULL AND ({cohort}, session_id, action) IN (
             SELECT ({cohort}, session_id, action) FROM mp_webhook_pages
             WHERE load_id IN ({ids}) AND session_id IS NOT NULL)
         GROUP BY {cohort}, session_id, action
-        HAVING count(DISTINCT page_count) < max(total_pages)
+        -- the pages 1 to total_pages stored (a page_count beyond them fills no gap)
+        HAVING count(DISTINCT page_count) FILTER (WHERE page_count BETWEEN 1 AND total_pages) < max(total_pages)
         ORDER BY first
         """
     )

@@ -127,10 +127,10 @@ def _environment_item(a: str) -> str:
 
 def _newer_stored(alias: str, item) -> str:
     """SQL BOOLEAN: a batch newer than row ``alias`` (its ``okey``) already set or removed the
-    same item (``item(alias)``) of the same MPID, or the MPID's stored profile is a snapshot taken
-    after it (its own as-of time): no time on either side, load order, the new one applies."""
-    return (f"(EXISTS (SELECT 1 FROM mpa_batch_times t WHERE t.mpid = {alias}.mpid AND t.item = {item(alias)} "
-            f"AND t.batch_time > {alias}.okey) OR {snapshot_newer_sql(f'{alias}.mpid', f'{alias}.okey')})")
+    same item (``item(alias)``) of the same MPID (no time on either side: load order, the new
+    one applies). (A batch older than the snapshot holding its profile is ``blocked`` in ``kept``.)"""
+    return (f"EXISTS (SELECT 1 FROM mpa_batch_times t WHERE t.mpid = {alias}.mpid AND t.item = {item(alias)} "
+            f"AND t.batch_time > {alias}.okey)")
 
 
 def _record_times(ex, ops: str, item, params: list) -> None:
@@ -147,9 +147,8 @@ def _record_times(ex, ops: str, item, params: list) -> None:
 
 def _older_than_snapshot_warning(ctx, kept: str) -> list[str]:
     """A load warning for the batches older than the snapshot that holds their profile (by the
-    snapshot's own as-of time): they change nothing of it (docs/loading.md#mparticle-batches)."""
-    n, line = ctx.engine.query_rows(
-        f"SELECT count(*), min(line) FROM {kept} k WHERE {snapshot_newer_sql('k.mpid', 'k.okey')}")[0]
+    snapshot's own as-of time; ``blocked``): they change nothing of it (docs/loading.md#mparticle-batches)."""
+    n, line = ctx.engine.query_rows(f"SELECT count(*), min(line) FROM {kept} WHERE blocked")[0]
     if not n:
         return []
     return [f"{ctx.path}: {n:,} batch(es) are older than the mParticle snapshot that holds their profile "
@@ -220,11 +219,14 @@ class MParticleBatchesLoader(Loader):
         # a batch of an earlier load). A batch with neither a time nor a request id is no replay
         # by its content: the same update sent again later (a user entering a cohort again) is a
         # new write. `okey` orders them: their own time, else (no time) the time of the latest
-        # timed batch above them in the file; ties (and NULL) by line.
+        # timed batch above them in the file; ties (and NULL) by line. `blocked`: the batch's own
+        # time is before the as-of time of the snapshot holding its profile, which already holds
+        # what it set (a batch without a time of its own is never so: its age is unknown).
         kept = tmp.create(
             "kept",
             f"""
-            SELECT * EXCLUDE (srid), coalesce(ts, max(ts) OVER (ORDER BY line ROWS UNBOUNDED PRECEDING)) AS okey
+            SELECT * EXCLUDE (srid), coalesce(ts, max(ts) OVER (ORDER BY line ROWS UNBOUNDED PRECEDING)) AS okey,
+                   coalesce({snapshot_newer_sql('b.mpid', 'b.ts')}, FALSE) AS blocked
             FROM (
               SELECT line, mpid, attrs, attrs_t, del, del_t, environment, bkey, srid,
                      coalesce({epoch_ms_sql('ts_ms')}, {epoch_ms_sql('event_ms')}) AS ts
@@ -232,7 +234,7 @@ class MParticleBatchesLoader(Loader):
                 SELECT *, row_number() OVER (PARTITION BY srid ORDER BY line) AS n
                 FROM {checked} WHERE reason IS NULL
               ) WHERE srid IS NULL OR n = 1
-            ) WHERE (srid IS NULL AND ts IS NULL) OR bkey NOT IN (SELECT batch_key FROM mpa_batch_keys)""",
+            ) b WHERE (srid IS NULL AND ts IS NULL) OR bkey NOT IN (SELECT batch_key FROM mpa_batch_keys)""",
         )
         ex(f"INSERT INTO mpa_batch_keys SELECT bkey, mpid, ts, ?::BIGINT, ?::VARCHAR, line FROM {kept} "
            f"WHERE bkey NOT IN (SELECT batch_key FROM mpa_batch_keys)", params)
@@ -243,7 +245,7 @@ class MParticleBatchesLoader(Loader):
             "agg",
             f"""
             SELECT mpid, min(ts) AS first_ts, max(ts) AS last_ts, min(line) AS first_line
-            FROM {kept} GROUP BY mpid""",
+            FROM {kept} WHERE NOT blocked GROUP BY mpid""",
         )
         # the environment of the latest batch (in time order, as everything else) that has one,
         # unless a newer batch of an earlier load set it
@@ -253,7 +255,7 @@ class MParticleBatchesLoader(Loader):
             SELECT mpid, environment, line, okey FROM (
               SELECT mpid, environment, line, okey,
                      row_number() OVER (PARTITION BY mpid ORDER BY okey DESC NULLS LAST, line DESC) AS rn
-              FROM {kept} WHERE environment IS NOT NULL
+              FROM {kept} WHERE environment IS NOT NULL AND NOT blocked
             ) l WHERE rn = 1 AND NOT {_newer_stored("l", _environment_item)}""",
         )
         _record_times(ex, env, _environment_item, params)
@@ -286,7 +288,7 @@ class MParticleBatchesLoader(Loader):
               SELECT i.*, k.okey, row_number() OVER (PARTITION BY i.mpid, i.kind, i.identity_type
                                                      ORDER BY k.okey DESC NULLS LAST, i.line DESC, i.pos DESC) AS rn
               FROM {ids} i JOIN {kept} k ON k.line = i.line
-              WHERE NOT i.hashed  -- a hash is not the identity: neither set nor removed
+              WHERE NOT i.hashed AND NOT k.blocked  -- a hash is not the identity: neither set nor removed
             ) l WHERE rn = 1 AND NOT {_newer_stored("l", _identity_item)}""",
         )
         _record_times(ex, latest_ids, _identity_item, params)
@@ -316,7 +318,7 @@ class MParticleBatchesLoader(Loader):
                 SELECT mpid, unnest(json_extract_string(del, '$[*]')) AS name, 'delete' AS op,
                        NULL::JSON AS value, NULL::BOOLEAN AS value_bool, line, 1 AS sub
                 FROM {kept} WHERE del_t = 'ARRAY'
-              ) o JOIN {kept} k ON k.line = o.line
+              ) o JOIN {kept} k ON k.line = o.line WHERE NOT k.blocked
             ) l WHERE rn = 1 AND NOT {_newer_stored("l", _attribute_item)}""",
         )
         _record_times(ex, last_ops, _attribute_item, params)

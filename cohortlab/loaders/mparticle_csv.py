@@ -32,6 +32,7 @@ others count as ``deduplicated``.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from cohortlab.identifiers import is_valid_mpid_sql
@@ -51,6 +52,8 @@ from cohortlab.pipeline import sql_ident, sql_str
 # default NULL_IF, Hive and Spark text tables, MySQL and PostgreSQL text dumps); loaded as text it
 # was an identity (``customer_id`` = ``\N`` for every profile without one) or an attribute value
 _NO_VALUE = "('', '\\N')"
+# the start of a JSON document: an object, or an array of values (a CSV header may begin "[mpid]")
+_JSON_START = re.compile(r'\{\s*("|\})|\[\s*([\[{"\]0-9-]|$)')
 
 
 def _null_identities_warning(ctx: FileContext, identities: str) -> list[str]:
@@ -102,9 +105,9 @@ class MParticleCsvLoader(Loader):
         if not head:
             raise LoadError(ctx.path, "empty file")
         # another format given to this kind: said so, not read as a CSV whose header is its bytes
-        if is_parquet(ctx.path):
+        if is_parquet(ctx.path) or head.startswith("PAR1"):  # (gzip: the head is the content's)
             raise LoadError(ctx.path, "a Parquet file (PAR1 header), not a CSV: load it with mparticle-parquet")
-        if head[0] in "{[":
+        if _JSON_START.match(head):  # not a header named "[mpid]"
             raise LoadError(ctx.path, f"JSON, not a CSV (the file starts with {head[0]!r}): load Profile API answers "
                                       "with mparticle-profiles, Events API batches with mparticle-batches")
         tmp = Temp(ctx)

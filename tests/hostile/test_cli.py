@@ -479,7 +479,8 @@ def test_a_load_warning_that_quotes_a_name_shows_no_email_or_phone(db, cli, tmp_
         "'<email>' (one of 0 members would remove every member)",
         f"warning: {none}: every record was quarantined (1: bad_distinct_id 1); is this a mixpanel-members file?",
         f"warning: {part}: holds Engage page(s) 1 of a listing but not its first page (page 0): its snapshot of "
-        "'<phone number>' holds part of the cohort; load every page file of the listing in one call (their folder)"]
+        "'<phone number>' holds part of the cohort; load every page file of the listing in one call (their folder), "
+        "into a database that holds none of them (a file loaded before is skipped)"]
     audience = tmp_path / "audience.csv"
     audience.write_text("mpid,email,415-555-0123,415-555-0123\n1,a@b.com,true,false\n")
     run = cli("load", "--db", db, "mparticle-csv", audience)

@@ -13,7 +13,7 @@ def test_members_and_profiles_as_of_options_and_a_pages_as_of(lab, write):
             "filter_by_cohort": '{"id": 7, "name": "L"}', "results": [{"$distinct_id": "u2", "$properties": {}}]}
     lab.load("mixpanel-members", write("page.json", json.dumps(page)))
     lab.load("mixpanel-profiles", write("p.jsonl", json.dumps({"$distinct_id": "u1", "$properties": {}}) + "\n"),
-             as_of="20260303")
+             as_of=20260303)  # a Python int as a number option
     assert lab.engine.query_rows("SELECT cohort_name, as_of FROM mp_cohort_snapshots ORDER BY as_of") == [
         ("K", datetime(2026, 3, 1)), ("L", datetime(2026, 3, 2))]
     assert lab.engine.query_rows("SELECT DISTINCT as_of FROM mp_profile_history") == [(datetime(2026, 3, 3),)]

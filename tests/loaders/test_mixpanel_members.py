@@ -542,7 +542,8 @@ def test_a_listing_with_a_page_missing_between_its_pages_warns_that_its_snapshot
     assert r.warnings == [
         f"{p0}, {p2}: the Engage listing of 'Power Users' (session_id 1700000000-AbCd) read in this load has "
         "page(s) 0, 2; missing: page(s) 1. Its snapshot holds part of the cohort: load every page file of the "
-        "listing in one call (their folder)"]
+        "listing in one call (their folder), into a database that holds none of them (a file loaded before "
+        "is skipped)"]
     assert not [w for w in r.warnings if "P0_" in w or "P2_" in w]  # never a member
     # one file of pages (JSONL: the parallel path reads its page keys as it stages the results)
     many = _listing("1700000001-EfGh", {0: 2, 1: 2, 2: 2, 3: 2, 4: 2, 5: 1}, total=11)
@@ -551,7 +552,8 @@ def test_a_listing_with_a_page_missing_between_its_pages_warns_that_its_snapshot
     assert r.warnings == [
         f"{f}: the Engage listing of 'Power Users' (session_id 1700000001-EfGh) read in this load has page(s) "
         "0, 2-3, 5; missing: page(s) 1, 4. Its snapshot holds part of the cohort: load every page file of the "
-        "listing in one call (their folder)"]
+        "listing in one call (their folder), into a database that holds none of them (a file loaded before "
+        "is skipped)"]
 
 
 def test_a_listing_whose_last_page_read_is_full_warns_unless_its_pages_reach_the_total(lab, write, balanced):
@@ -567,16 +569,18 @@ def test_a_listing_whose_last_page_read_is_full_warns_unless_its_pages_reach_the
         f"{f}: the Engage listing of 'Power Users' (session_id S9) read in this load has page(s) 0; missing: the "
         "page(s) after page 0 (it is full: 3 results, page_size 3; the pages hold 3 of the listing's total of 9 "
         "results). Its snapshot holds part of the cohort: load every page file of the listing in one call "
-        "(their folder)"]
+        "(their folder), into a database that holds none of them (a file loaded before is skipped)"]
     with pytest.raises(StrictLoadError, match="the page\\(s\\) after page 0"):
         lab.load("mixpanel-members", write("again.json", json.dumps(pages[0])), cohort="Power Users",
                  as_of="2026-03-02", strict=True)
-    # a gap and a full last page: one warning saying both
-    write("both/page_000.json", json.dumps(pages[0]))
-    last = write("both/page_002.json", json.dumps(pages[2]))
+    # a gap and a full last page short of the total by more than the gap's pages hold: one warning
+    # saying both (pages 0 and 2 of four: 6 results, page 1 holds 3 more, the total is 12)
+    four = _listing("S7", {0: 3, 1: 3, 2: 3, 3: 3}, page_size=3)
+    write("both/page_000.json", json.dumps(four[0]))
+    last = write("both/page_002.json", json.dumps(four[2]))
     r = balanced(lab.load("mixpanel-members", last.parent, cohort="Power Users", as_of="2026-03-03"))
     assert len(r.warnings) == 1 and "page(s) 0, 2; missing: page(s) 1; the page(s) after page 2 (it is full: " \
-        "3 results, page_size 3; the pages hold 6 of the listing's total of 9 results)" in r.warnings[0]
+        "3 results, page_size 3; the pages hold 6 of the listing's total of 12 results)" in r.warnings[0]
     # no total: a full last page is enough
     no_total = _listing("S8", {0: 2}, total=None)
     f = write("no_total.json", json.dumps(no_total[0]))
@@ -585,7 +589,8 @@ def test_a_listing_whose_last_page_read_is_full_warns_unless_its_pages_reach_the
         f"{f}: the Engage listing of 'Power Users' (session_id S8) read in this load has page(s) 0; missing: the "
         "page(s) after page 0 (it is full: 2 results, page_size 2; the pages give no total; a listing ends with a "
         "page of fewer results, an empty one when the cohort's size is a multiple of page_size). Its snapshot "
-        "probably holds part of the cohort: load every page file of the listing in one call (their folder)"]
+        "probably holds part of the cohort: load every page file of the listing in one call (their folder), into "
+        "a database that holds none of them (a file loaded before is skipped)"]
 
 
 @pytest.mark.parametrize("listing", ["files", "jsonl", "last page short", "last full page reaches the total",
@@ -897,3 +902,17 @@ def test_a_quoted_header_name_spanning_lines_right_after_a_bom_is_refused(lab, w
     assert table_snapshot() == before
     g = write("one_line.csv", '\ufeff"a b"\tdistinct_id\nv\tU0\n')
     assert lab.load("mixpanel-members", g, cohort="C", as_of=AS_OF, column="a b").loaded == 1
+
+
+def test_a_gap_that_explains_the_missing_results_is_the_only_pages_missing(lab, write, balanced):
+    """Pages 0-3 of 2 results each, total 8, page 1 missing: the last page read is full and the
+    pages hold 6 of 8, but the gap's page accounts for the 2 missing results; the warning names
+    page 1 only, not pages after page 3."""
+    pages = _listing("1700000002-IjKl", {0: 2, 1: 2, 2: 2, 3: 2})
+    f = write("pages.jsonl", "\n".join(json.dumps(pages[k]) for k in (0, 2, 3)) + "\n")
+    r = balanced(lab.load("mixpanel-members", f, cohort="Power Users", as_of=AS_OF))
+    assert r.warnings == [
+        f"{f}: the Engage listing of 'Power Users' (session_id 1700000002-IjKl) read in this load has page(s) "
+        "0, 2-3; missing: page(s) 1. Its snapshot holds part of the cohort: load every page file of the "
+        "listing in one call (their folder), into a database that holds none of them (a file loaded before "
+        "is skipped)"]

@@ -416,7 +416,10 @@ def test_an_eight_digit_receive_time_is_a_date_not_epoch_seconds(lab, write):
     lab.load("mixpanel-webhooks", write("b.json", json.dumps(q)), received_at="20260302")
     p2 = _payload("members", [{"mixpanel_distinct_id": "U3"}], session="s3", rx=1772323200)  # epoch stays epoch
     lab.load("mixpanel-webhooks", write("c.json", json.dumps(p2)))
-    assert [t for _, t, *_ in _pages(lab)] == [datetime(2026, 3, 1), datetime(2026, 3, 2), datetime(2026, 3, 1)]
+    p3 = _payload("members", [{"mixpanel_distinct_id": "U4"}], session="s4", rx=20260303)  # a JSON number too
+    lab.load("mixpanel-webhooks", write("d.json", json.dumps(p3)))
+    assert [t for _, t, *_ in _pages(lab)] == [datetime(2026, 3, 1), datetime(2026, 3, 2), datetime(2026, 3, 1),
+                                               datetime(2026, 3, 3)]
 
 
 def test_a_message_missing_pages_warns_what_its_missing_pages_change(lab, write, balanced):
@@ -482,3 +485,16 @@ def test_a_message_completed_by_a_later_load_warns_only_while_it_misses_pages(la
     again = write("p1_again.jsonl", _jsonl(_payload("members", [{"mixpanel_distinct_id": "U1"}], page=1, total=2)))
     r = balanced(lab.load("mixpanel-webhooks", again, strict=True))
     assert (r.loaded, r.deduplicated, r.warnings) == (0, 1, [])
+
+
+def test_a_page_count_beyond_total_pages_fills_no_gap(lab, write, balanced):
+    """Pages 1, 3 and 4 of a message of 3 pages: three distinct page_count values, but page 2 is
+    missing (page 4 is none of the message's pages)."""
+    f = write("wh.jsonl", _jsonl(*(_payload("members", [{"mixpanel_distinct_id": f"U{p}"}], page=p, total=3)
+                                   for p in (1, 3, 4))))
+    r = balanced(lab.load("mixpanel-webhooks", f))
+    assert [w.split(": ", 1)[1] for w in r.warnings] == [
+        "the members message of 'Power Users' (session_id s1) has 2 of its 3 pages stored (page_count 1, 3); "
+        "missing: page(s) 2: a members message replaces the whole member list, so the members of the missing "
+        "pages are taken as removed (the cohort shrinks). Load every page of the message (the receiver's other "
+        "files, a redelivery)"]

@@ -391,4 +391,11 @@ def test_a_parquet_or_json_file_is_named_for_what_it_is(lab, write, tmp_path, ta
     with pytest.raises(LoadError, match=r"a\.json: JSON, not a CSV \(the file starts with '\['\): load Profile API "
                                         r"answers with mparticle-profiles, Events API batches with mparticle-batches"):
         lab.load(KIND, write("a.json", '\ufeff [{"mpid": 5}]'))
+    gz = tmp_path / "p.parquet.gz"  # gzip is detected by content: the Parquet inside is named too
+    gz.write_bytes(__import__("gzip").compress(parquet.read_bytes()))
+    with pytest.raises(LoadError, match=r"p\.parquet\.gz: a Parquet file \(PAR1 header\), not a CSV"):
+        lab.load(KIND, gz)
     assert table_snapshot() == before
+    # a CSV header that begins with a bracket is a CSV header
+    r = lab.load(KIND, write("brackets.csv", "[mpid],email\n5,a@x.io\n"), mpid_column="[mpid]")
+    assert r.loaded == 1

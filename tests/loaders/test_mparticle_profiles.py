@@ -698,12 +698,13 @@ def test_a_hashed_identity_is_not_loaded_as_the_identity(lab, q, write):
     record = {"mpid": 5, "user_identities": [
         {"type": "email", "encoding": "sha256", "value": "b5f2c1e0d7a9"},
         {"type": "customer_id", "encoding": "MD5", "value": "4a8a08f09d37b73795649038408b5f33"},
-        {"type": "other", "encoding": "none", "value": "o-5"}]}
+        {"type": "other", "encoding": "none", "value": "o-5"},
+        {"type": "other_id_2", "encoding": "raw", "value": "r-5"}]}  # the Firehose SDK's "no encoding"
     f = write("p.jsonl", json.dumps(record) + "\n" + json.dumps({"mpid": 6}) + "\n")
     r = lab.load(KIND, f)
     assert r.loaded == 2
-    assert q("SELECT mpid, identity_type, value FROM mpa_identities") == [(5, "other", "o-5")]
+    assert q("SELECT mpid, identity_type, value FROM mpa_identities") == [(5, "other", "o-5"), (5, "other_id_2", "r-5")]
     assert [w for w in r.warnings if "hashed" in w] == [
-        f"{f}: 2 identities are hashed (an encoding other than none: "
+        f"{f}: 2 identities are hashed (encoding md5, sha1 or sha256: "
         "user customer_id 1, user email 1; first: line 1): not loaded, a hash is not the identity "
         "(recoverable_via and distinct_id_is_identity cannot use it)"]
