@@ -307,8 +307,9 @@ MPA_BATCH_TIMES = _table(
 #    with its zone after a space or as "UTC" ("… -0800", "… UTC": warehouses' unloads) is that
 #    instant (a pipeline event was quarantined bad_time, a profile date or receive time unread)
 # 17: mparticle-batches: an untimed batch without a source_request_id is no replay by its
-#    content, and keeps the item's batch time; a batch older than the as_of of the snapshot
-#    holding its profile changes nothing of it; mparticle-profiles quarantines events_api_batch
+#    content, and keeps the item's batch time; a batch older (by its own time) than the as_of of
+#    the snapshot holding its profile changes nothing of it, and a snapshot with an as_of keeps
+#    what newer batches set (the same profile in any load order); mparticle-profiles quarantines events_api_batch
 #    on any batch-only key (source_request_id, timestamp_unixtime_ms, ...), not only events and
 #    device_info; mparticle-csv and -parquet record their attribute columns in mpa_snapshot_names
 #    also when no row has a value; an mParticle identity list entry whose encoding names a hash
