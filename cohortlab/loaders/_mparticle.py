@@ -611,11 +611,12 @@ _CAPTURED_SQL = f"coalesce({_AS_OF_SQL}, l.loaded_at)"
 
 def snapshot_newer_sql(mpid: str, time: str) -> str:
     """SQL BOOLEAN: the stored profile of MPID ``mpid`` is a snapshot (Profile API, CSV, Parquet)
-    taken after ``time`` by its own as-of time (``-o as_of`` or a fetched folder's): it already holds
-    what happened at ``time``. A snapshot without an as-of time is no such evidence (its load time
-    says nothing of when it was taken)."""
+    taken at or after ``time`` by its own as-of time (``-o as_of`` or a fetched folder's): it
+    already holds what happened at ``time`` (at the same instant the snapshot wins, as
+    :func:`replace_profiles` keeps only what batches wrote after its as-of time). A snapshot
+    without an as-of time is no such evidence (its load time says nothing of when it was taken)."""
     return (f"EXISTS (SELECT 1 FROM mpa_profiles p JOIN loads l ON l.load_id = p.load_id "
-            f"WHERE p.mpid = {mpid} AND p.source <> 'batches' AND {_AS_OF_SQL} > {time})")
+            f"WHERE p.mpid = {mpid} AND p.source <> 'batches' AND {_AS_OF_SQL} >= {time})")
 
 
 def replace_profiles(
@@ -671,12 +672,17 @@ def replace_profiles(
     # order (docs/loading.md#mparticle-batches). A snapshot without an as-of time replaces all.
     later = f"_mpa_later_{ctx.load_id}"
     has_later = bool(as_of) and bool(ctx.engine.query_rows(
-        f"SELECT 1 FROM mpa_batch_times WHERE batch_time > {captured} LIMIT 1"))
+        f"SELECT 1 FROM mpa_batch_keys WHERE batch_time > {captured} LIMIT 1"))
     if has_later:
+        # the items later batches touched (mpa_batch_times), and every later batch applied
+        # (mpa_batch_keys: also one that changed nothing) for the profile's last store
         ex(f"""CREATE OR REPLACE TEMP TABLE {later} AS
                SELECT t.mpid, t.item, t.batch_time, p.environment FROM mpa_batch_times t
                LEFT JOIN mpa_profiles p ON p.mpid = t.mpid
-               WHERE t.batch_time > {captured} AND t.mpid IN (SELECT mpid FROM {profiles})""")
+               WHERE t.batch_time > {captured} AND t.mpid IN (SELECT mpid FROM {profiles})
+               UNION ALL
+               SELECT k.mpid, NULL, k.batch_time, NULL FROM mpa_batch_keys k
+               WHERE k.batch_time > {captured} AND k.mpid IN (SELECT mpid FROM {profiles})""")
 
     def not_later(alias: str, item: str) -> str:
         return (f" AND NOT EXISTS (SELECT 1 FROM {later} x WHERE x.mpid = {alias}.mpid AND x.item = {item})"
@@ -705,8 +711,9 @@ def replace_profiles(
         ex(f"""UPDATE mpa_profiles SET
                  environment = CASE WHEN x.env_later THEN x.environment ELSE mpa_profiles.environment END,
                  last_stored_at = greatest(coalesce(mpa_profiles.last_stored_at, x.last_at), x.last_at)
-               FROM (SELECT mpid, bool_or(item = 'environment') AS env_later,
-                            any_value(environment) AS environment, max(batch_time) AS last_at
+               FROM (SELECT mpid, coalesce(bool_or(item = 'environment'), FALSE) AS env_later,
+                            any_value(environment) FILTER (WHERE item = 'environment') AS environment,
+                            max(batch_time) AS last_at
                      FROM {later} GROUP BY mpid) x
                WHERE mpa_profiles.mpid = x.mpid AND mpa_profiles.load_id = {int(ctx.load_id)}""")
         ex(f"DROP TABLE {later}")

@@ -616,3 +616,21 @@ def test_a_batch_older_than_the_snapshot_leaves_its_last_stored_time_too(lab, q,
                                                  "user_attributes": {"X": "b3"}})))
     assert q("SELECT last_stored_at FROM mpa_profiles WHERE mpid = 5") == [(None,)]
     assert attrs(q, 5) == [("X", '"s"', None)]
+
+
+@pytest.mark.other_kinds_first
+@pytest.mark.parametrize("snapshot_first", [True, False])
+def test_a_batch_at_the_snapshots_as_of_time_and_one_that_changes_nothing(lab, q, write, snapshot_first):
+    """Both load orders give one profile: a batch timed exactly at the snapshot's as-of time is
+    held by the snapshot (the snapshot wins the tie, both ways); a later batch that sets nothing
+    (its events only) still makes the profile's last store its time."""
+    snap = write("s.json", json.dumps({"mpid": 1, "last_stored_timestamp_ms": 1772582400000,  # Mar 4
+                                       "user_attributes": {"a": "s"}}))
+    tie = write("tie.json", json.dumps({"mpid": 1, "timestamp_unixtime_ms": 1772668800000,  # Mar 5 00:00
+                                        "user_attributes": {"a": "b"}}))
+    empty = write("empty.json", json.dumps({"mpid": 1, "timestamp_unixtime_ms": 1772841600000, "events": []}))
+    loads = [("mparticle-profiles", snap, {"as_of": "2026-03-05T00:00:00Z"}), (KIND, tie, {}), (KIND, empty, {})]
+    for kind, path, options in (loads if snapshot_first else loads[1:] + loads[:1]):
+        lab.load(kind, path, **options)
+    assert attrs(q, 1) == [("a", '"s"', None)]
+    assert q("SELECT last_stored_at FROM mpa_profiles WHERE mpid = 1") == [(datetime(2026, 3, 7),)]
