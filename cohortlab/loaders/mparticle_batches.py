@@ -12,7 +12,7 @@ Batches apply IN THE ORDER OF THEIR OWN TIME (``timestamp_unixtime_ms``, else th
 time; a batch without any time sits after the timed batches above it in the file, and a later load
 comes after an earlier one), all set-based. ``mpa_batch_times`` keeps, per MPID and identity or
 attribute, the time of the latest timed batch that touched it (an untimed one keeps it): an older
-batch loaded later does not overwrite it. Nor does a batch older than the as-of time of the
+batch loaded later does not overwrite it. Nor does a batch at or before the as-of time of the
 snapshot holding its profile (``_mparticle.snapshot_newer_sql``; a load warning counts them).
 ``mpa_batch_keys`` keeps the batches applied: a batch loaded again (the same
 ``source_request_id``, or the same content and time, e.g. a gzip copy of a file under another
@@ -220,8 +220,8 @@ class MParticleBatchesLoader(Loader):
         # by its content: the same update sent again later (a user entering a cohort again) is a
         # new write. `okey` orders them: their own time, else (no time) the time of the latest
         # timed batch above them in the file; ties (and NULL) by line. `blocked`: the batch's own
-        # time is before the as-of time of the snapshot holding its profile, which already holds
-        # what it set (a batch without a time of its own is never so: its age is unknown).
+        # time is at or before the as-of time of the snapshot holding its profile, which already
+        # holds what it set (a batch without a time of its own is never so: its age is unknown).
         kept = tmp.create(
             "kept",
             f"""

@@ -43,7 +43,6 @@ from cohortlab.errors import LoadError
 from cohortlab.loaders.base import (
     FileContext, FileResult, Loader, csv_read_sql, pop_as_of, repeated_header_sql, repeated_header_warning,
 )
-from cohortlab.loaders._warehouse import is_parquet
 from cohortlab.loaders.files import csv_header, head_text
 from cohortlab.pipeline import sql_ident, sql_str
 
@@ -105,7 +104,7 @@ class MParticleCsvLoader(Loader):
         if not head:
             raise LoadError(ctx.path, "empty file")
         # another format given to this kind: said so, not read as a CSV whose header is its bytes
-        if is_parquet(ctx.path) or head.startswith("PAR1"):  # (gzip: the head is the content's)
+        if head.startswith("PAR1"):  # Parquet's magic (head_text decompresses a gzip file first)
             raise LoadError(ctx.path, "a Parquet file (PAR1 header), not a CSV: load it with mparticle-parquet")
         if _JSON_START.match(head):  # not a header named "[mpid]"
             raise LoadError(ctx.path, f"JSON, not a CSV (the file starts with {head[0]!r}): load Profile API answers "
