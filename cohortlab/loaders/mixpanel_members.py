@@ -17,8 +17,8 @@ Accepted inputs (gzip detected by content):
   empty or ``\\N`` (a warehouse unload's NULL) has none (quarantined ``missing_distinct_id``).
 
 The pages of one Engage listing saved one per file (one ``session_id``) and loaded in one call
-are one snapshot (the first file's); a file of later pages loaded without the listing's page 0
-warns that its snapshot holds part of the cohort. A page file without a ``session_id`` (a client
+are one snapshot (the first file's, whatever their order); later pages loaded without the
+listing's page 0 warn that their snapshot holds part of the cohort. A page file without a ``session_id`` (a client
 that leaves it out of the last page) joins the one listing of the same cohort and as_of time read
 in the same call whose page numbers it does not repeat. After the call's last file (:meth:`finish`)
 each listing read with its page 0 is checked against Engage's paging rule (the next page is fetched
@@ -190,11 +190,18 @@ def _partial_listing_warning(listing: _Listing) -> list[str]:
     each page once), with a full page for each page of a gap, are fewer than its ``total``, or it
     gives no total. A last full page whose
     results reach the total is the real last page (the total a multiple of page_size: the empty
-    page after it, which a client may not save, adds nothing). A listing without its page 0 is
-    warned about as its snapshot is written (load_file); one that wrote no snapshot has none.
-    Names the files, the cohort and the pages, never a member."""
-    if listing.snapshot_id is None or not listing.pages or 0 not in listing.pages:
+    page after it, which a client may not save, adds nothing). A listing without its page 0 (none
+    of the call's files holds it, in whatever order they came) warns that it holds later pages
+    only; one that wrote no snapshot has none. Names the files, the cohort and the pages, never a
+    member."""
+    if listing.snapshot_id is None or not listing.pages:
         return []
+    files = ", ".join(listing.files[:_SHOWN_FILES]) + (
+        f" and {len(listing.files) - _SHOWN_FILES:,} more file(s)" if len(listing.files) > _SHOWN_FILES else "")
+    if 0 not in listing.pages:
+        return [f"{files}: {'holds' if len(listing.files) == 1 else 'hold'} Engage page(s) "
+                f"{number_ranges(listing.pages)} of a listing but not its first page (page 0): its snapshot of "
+                f"{listing.cohort_name!r} holds part of the cohort; {LISTING_ADVICE}"]
     last = max(listing.pages)
     missing = missing_ranges(listing.pages, 0, last)
     n, page_size, _ = listing.sizes.get(last, (None, None, None))
@@ -216,8 +223,6 @@ def _partial_listing_warning(listing: _Listing) -> list[str]:
                     "the pages give no total; a listing ends with a page of fewer results, an empty one when the "
                     "cohort's size is a multiple of page_size")
         what.append(f"the page(s) after page {last} (it is full: {n:,} results, page_size {page_size:,}; {of_total})")
-    files = ", ".join(listing.files[:_SHOWN_FILES]) + (
-        f" and {len(listing.files) - _SHOWN_FILES:,} more file(s)" if len(listing.files) > _SHOWN_FILES else "")
     session = f" (session_id {listing.session_id})" if listing.session_id is not None else ""
     part = "probably holds" if not missing and total is None else "holds"
     return [f"{files}: the Engage listing of {listing.cohort_name!r}{session} read in this load has page(s) "
@@ -350,11 +355,6 @@ class MixpanelMembersLoader(ProfileUpserts, Loader):
                 [ctx.load_id, cohort_id, cohort_name, as_of, int(distinct), ctx.load_id, str(ctx.path)],
             )
             listing.snapshot_id = ctx.load_id
-            if meta.get("pages") and 0 not in listing.pages:
-                warnings.append(
-                    f"{ctx.path}: holds Engage page(s) {', '.join(map(str, meta['pages'][:5]))} of a listing "
-                    f"but not its first page (page 0): its snapshot of {cohort_name!r} holds part of the "
-                    f"cohort; {LISTING_ADVICE}")
         eng.execute(
             f"""
             INSERT INTO mp_cohort_members (snapshot_id, cohort_name, as_of, distinct_id,

@@ -478,6 +478,27 @@ def test_engage_pages_saved_as_files_of_one_listing_are_one_snapshot(lab, write,
     assert len(r.warnings) == 1 and "page(s) 1 " in r.warnings[0] and "page_001.json" in r.warnings[0]
 
 
+def test_pages_given_later_page_first_in_one_call_are_one_snapshot_without_a_warning(lab, write, balanced):
+    """Files named one by one keep the order given: page 1 before page 0 is still the whole listing
+    (the warning of a listing without its page 0 was written as page 1's snapshot was, before page
+    0 came, and told the user to do what they had done). Two later pages without page 0 warn once,
+    naming both files."""
+    first = _page([{"$distinct_id": "u1"}, {"$distinct_id": "u2"}], session_id="s-1", page_size=2, total=3)
+    rest = _page([{"$distinct_id": "u3"}], session_id="s-1", page=1, page_size=2, total=3)
+    p0, p1 = write("l/page_0.json", json.dumps(first)), write("l/page_1.json", json.dumps(rest))
+    r = balanced(lab.load("mixpanel-members", [p1, p0], cohort="Power Users", as_of=AS_OF, strict=True))
+    assert (r.loaded, r.warnings) == (3, [])
+    assert [s[2:] for s in _snapshots(lab)] == [("Power Users", AS_OF, 3)]
+    later = _page([{"$distinct_id": "u4"}, {"$distinct_id": "u5"}], session_id="s-2", page=1, page_size=2, total=5)
+    last = _page([{"$distinct_id": "u6"}], session_id="s-2", page=2, page_size=2, total=5)
+    q2, q1 = write("m/page_2.json", json.dumps(last)), write("m/page_1.json", json.dumps(later))
+    r = lab.load("mixpanel-members", [q2, q1], cohort="Power Users", as_of=datetime(2026, 3, 2))
+    assert r.warnings == [
+        f"{q2}, {q1}: hold Engage page(s) 1-2 of a listing but not its first page (page 0): its snapshot of "
+        "'Power Users' holds part of the cohort; load every page file of the listing in one call (their folder), "
+        "into a database that holds none of them (a file loaded before is skipped)"]
+
+
 def _without_session(page):
     return {k: v for k, v in page.items() if k != "session_id"}
 
