@@ -146,14 +146,14 @@ def _record_times(ex, ops: str, item, params: list) -> None:
 
 
 def _older_than_snapshot_warning(ctx, kept: str) -> list[str]:
-    """A load warning for the batches older than the snapshot that holds their profile (by the
-    snapshot's own as-of time; ``blocked``): they change nothing of it (docs/loading.md#mparticle-batches)."""
+    """A load warning for the batches timed at or before the as-of time of the snapshot that holds
+    their profile (``blocked``): they change nothing of it (docs/loading.md#mparticle-batches)."""
     n, line = ctx.engine.query_rows(f"SELECT count(*), min(line) FROM {kept} WHERE blocked")[0]
     if not n:
         return []
-    return [f"{ctx.path}: {n:,} batch(es) are older than the mParticle snapshot that holds their profile "
-            f"(by its as_of; first: line {line}): they change nothing of it, the snapshot taken later holds "
-            "the profile as it was then"]
+    return [f"{ctx.path}: {n:,} batch(es) are timed at or before the as_of time of the mParticle snapshot that "
+            f"holds their profile (first: line {line}): they change nothing of it, the snapshot holds the profile "
+            "as it was then"]
 
 
 class MParticleBatchesLoader(Loader):

@@ -539,11 +539,13 @@ def test_a_batch_older_than_the_snapshot_holding_its_profile_changes_nothing(lab
     lab.load("mparticle-profiles", write("snap.json", json.dumps(snap)), as_of="2026-03-10T00:00:00Z")
     old = {"mpid": 5, "timestamp_unixtime_ms": 1772323200000,  # Mar 1
            "user_identities": {"customer_id": "old"}, "user_attributes": {"Power Users": True}}
-    r = lab.load(KIND, write("old.json", json.dumps(old)))
+    f = write("old.json", json.dumps(old))
+    r = lab.load(KIND, f)
     assert ids(q, 5) == [("user", "customer_id", "new")]
     assert attrs(q, 5) == [("Power Users", '"false"', False)]
-    assert any("1 batch(es) are older than the mParticle snapshot that holds their profile" in w and "line 1" in w
-               for w in r.warnings)
+    assert r.warnings == [f"{f}: 1 batch(es) are timed at or before the as_of time of the "
+                          "mParticle snapshot that holds their profile (first: line 1): they change nothing of it, "
+                          "the snapshot holds the profile as it was then"]
     newer = {"mpid": 5, "timestamp_unixtime_ms": 1773273600000, "user_attributes": {"Power Users": True}}  # Mar 12
     r = lab.load(KIND, write("new.json", json.dumps(newer)))
     assert attrs(q, 5) == [("Power Users", "true", True)] and not r.warnings
