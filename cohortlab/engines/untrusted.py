@@ -107,6 +107,10 @@ def read_only_look(path: str | os.PathLike, *, checked: bool = True):
     in its header); it calls :func:`objects_that_run_sql` itself before it reads anything else."""
     import duckdb
 
+    from cohortlab.engines.duckdb import other_format_problem
+
+    if other_format_problem(str(path)):  # DuckDB would look for an extension to open it (a SQLite file: seconds)
+        return None
     try:
         con = duckdb.connect(str(path), read_only=True)
     except duckdb.Error:
