@@ -25,7 +25,8 @@ reported beside it.
 The snapshot time (``snapshot_at``): given, else the latest ``as_of`` option of the loads that
 carry the attribute, else the latest ``last_stored_at`` of the snapshot's profiles (the export
 is at least as recent as its most recently stored profile), else the cohort's latest time. A
-profile whose load records its own ``as_of`` was captured then. ``at`` (the simulation time)
+profile of the snapshot whose load records its own ``as_of`` was captured then; one the snapshot
+does not hold (loaded only from other inputs) at the snapshot time. ``at`` (the simulation time)
 defaults to the snapshot time.
 
 Each disagreement gets the first cause that applies:
@@ -312,7 +313,10 @@ def _profiles_sql(snapshot_at: datetime, only: list[int] | None = None, history:
         SELECT coalesce(s.mpid, o.mpid) AS mpid, s.value AS sim_value, s.last_write_at, s.changed_at,
                p.mpid IS NOT NULL AS profile_loaded, p.last_stored_at,
                p.mpid IS NOT NULL AND (coalesce(ol.carries, FALSE) OR o.mpid IS NOT NULL) AS in_snapshot,
-               coalesce(ol.load_as_of, {sql_ts(snapshot_at)}) AS captured_at,
+               -- a profile the snapshot does not hold (loaded only from other inputs) was not captured
+               -- by it: the snapshot's time, never the time of the load it came from
+               CASE WHEN p.mpid IS NOT NULL AND (coalesce(ol.carries, FALSE) OR o.mpid IS NOT NULL)
+                    THEN coalesce(ol.load_as_of, {sql_ts(snapshot_at)}) ELSE {sql_ts(snapshot_at)} END AS captured_at,
                coalesce(o.has_expected, FALSE) AS has_expected, o.expected_code, o.value_text,
                o.other_name, o.other_value
         FROM (SELECT * FROM {_SIM} WHERE {_only('mpid', only)}) s

@@ -327,7 +327,8 @@ def test_renames_webhooks_parquet_and_explain_agree_with_a_reference_written_fro
             where = f"seed {seed} round {rnd} ({source}, names {names}, asked {asked!r}, other {bool(other)}), settings {opts}"
             all_names = {f.format(cohort_name=n) for n in names for f in (opts["attribute_template"], OLD, "{cohort_name}")}
             linked = {k: x for k, x in state.items() if not str(k).startswith("orphan:")}
-            want = expected_verify(w, loads, opts["attribute_template"], linked, dict(ref.history), current, all_names)
+            want = expected_verify(w, loads, opts["attribute_template"], linked, dict(ref.history), current, all_names,
+                                   snap)
             carrying = any(all_names & set(a) for x in loads for a in x["recs"].values())
             snapshot_at = snap
             # explain first: the simulation of the members that matter to the user only

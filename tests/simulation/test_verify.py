@@ -208,6 +208,9 @@ def test_a_load_as_of_is_the_capture_time_of_its_profiles(data):
     data.snapshot(C, "2026-03-01T01:00", ["a", "b"])
     observe(data, 1, True, load_id=1, as_of="2026-03-01T02:00:00+00:00")
     observe(data, 2, None, load_id=2, as_of="2026-03-01T00:45:00+00:00")  # captured before b's write
+    # by a snapshot that carries the attribute (a CSV with its column, empty for 2): one without it
+    # captured no cohort value (test_a_profile_loaded_only_before_the_run_from_a_file_without_...)
+    data.engine.execute("INSERT INTO mpa_snapshot_names (load_id, name) VALUES (2, ?)", [C])
     v = data.lab.verify(C)
     assert v.snapshot_at == pd.Timestamp("2026-03-01T02:00", tz="UTC")
     assert rows(v) == {1: ("true", "true", None), 2: ("true", "absent", "snapshot_before_last_run")}
@@ -300,6 +303,24 @@ def test_profile_missing_in_snapshot(data):
     v = data.lab.verify(C, snapshot_at="2026-03-01T01:00")
     assert rows(v) == {1: ("true", "true", None), 2: ("true", "absent", "profile_missing_in_snapshot")}
     assert v.profiles.set_index("mpid").loc[2, "in_snapshot"] == False  # noqa: E712
+
+
+def test_a_profile_loaded_only_before_the_run_from_a_file_without_the_attribute_is_missing_not_stale(data, tmp_path):
+    """Profile 2 comes only from a Profile API answer of 23:50 that holds no cohort attribute; the
+    snapshot that carries it is of 00:05. The run at 00:00 made 2 true. The file of 23:50 captured
+    none of the cohort's values, so its time is no capture time: 2 is missing from the snapshot
+    (it was `snapshot_before_last_run`, by the time of a file that says nothing of the cohort)."""
+    linked(data, {"a": 1, "b": 2})
+    data.snapshot(C, "2026-03-01T00:00", ["a", "b"])
+    carries, other = tmp_path / "carries.jsonl", tmp_path / "other.jsonl"
+    carries.write_text(json.dumps({"mpid": 1, "user_attributes": {C: True}}) + "\n")
+    other.write_text(json.dumps({"mpid": 2, "user_attributes": {"plan": "x"}}) + "\n")
+    data.lab.load("mparticle-profiles", carries, as_of="2026-03-01T00:05:00Z")
+    data.lab.load("mparticle-profiles", other, as_of="2026-02-28T23:50:00Z")
+    v = data.lab.verify(C)
+    assert rows(v) == {1: ("true", "true", None), 2: ("true", "absent", "profile_missing_in_snapshot")}
+    got = v.profiles.set_index("mpid")
+    assert not got.in_snapshot[2] and got.captured_at[2] == pd.Timestamp("2026-03-01T00:05")
 
 
 @pytest.mark.parametrize("late", [False, True])
