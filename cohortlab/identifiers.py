@@ -42,6 +42,13 @@ def mpid_sql(text_expr: str) -> str:
     )
 
 
+def exact_float_mpid_sql(text_expr: str) -> str:
+    """SQL BIGINT: the MPID a float spelling without an exponent names exactly, its fraction all
+    zeros (``9080350317581165123.0``: that MPID, which several MPIDs share as a double), else NULL
+    (docs/rules.md#recovery-order)."""
+    return mpid_sql(f"regexp_extract({text_expr}, '^(-?[0-9]+)[.]0*$', 1)")
+
+
 def float_rounded_mpid_sql(bigint_expr: str) -> str:
     """SQL BIGINT: ``int(float(mpid))`` — what an MPID becomes after passing through a double.
 

@@ -62,8 +62,8 @@ from typing import Any, Callable
 import pandas as pd
 
 from cohortlab.engines.base import Engine
-from cohortlab.identifiers import (LoggedIn, app_event_sql, logged_in_rule, mpid_sql, remediation_event_sql,
-                                   remediation_profile_sql)
+from cohortlab.identifiers import (LoggedIn, app_event_sql, exact_float_mpid_sql, logged_in_rule, mpid_sql,
+                                   remediation_event_sql, remediation_profile_sql)
 from cohortlab.pipeline import sql_ts
 from cohortlab.settings import EitPeriod, Pause, SettingsError, SyncSettings
 from cohortlab.simulation.last_run_reexport import DerivedReexport, derive_last_run_reexport
@@ -205,14 +205,21 @@ def persons_sql(base: SimulationResult) -> str:
             SELECT distinct_id, identifier,
                    CASE WHEN regexp_full_match(identifier, '{_FLOAT_SPELLING}') THEN TRY_CAST(identifier AS DOUBLE) END
                        AS float_value,
-                   {mpid_sql(digits)} AS digit_mpid
+                   {mpid_sql(digits)} AS digit_mpid, {exact_float_mpid_sql('identifier')} AS exact_mpid
             FROM members WHERE status <> 'matched' AND recoverable_via = 'mparticle_id'
         ),
+        self_exact AS (  -- a float spelling that names an MPID exactly, before its value as a double
+            SELECT i.distinct_id, mp.mpid FROM itself i JOIN mpa_profiles mp ON mp.mpid = i.exact_mpid
+            WHERE i.float_value IS NOT NULL
+        ),
         self_mpids AS (
+            SELECT distinct_id, mpid, 1 AS profiles FROM self_exact
+            UNION ALL
             SELECT i.distinct_id, min(mp.mpid) AS mpid, count(DISTINCT mp.mpid) AS profiles
             FROM itself i JOIN mpa_profiles mp
               ON (i.float_value IS NOT NULL AND CAST(mp.mpid AS DOUBLE) = i.float_value)
               OR (i.float_value IS NULL AND mp.mpid = i.digit_mpid)
+            WHERE i.distinct_id NOT IN (SELECT distinct_id FROM self_exact)
             GROUP BY i.distinct_id
         ),
         keys AS (

@@ -46,8 +46,8 @@ event at or before ``at``), ``recover_keys`` / ``recover_hits`` / ``recover_best
 ``recoverable_via`` (docs/rules.md#recoverable-via, docs/rules.md#recovery-order) for a member that is not matched, in this order: the MPID itself
 (``mparticle_id``), user identities of the distinct_id then of the email (``customer_id`` >
 ``email`` > ``other`` > ``other_id_2..4`` > others by name), device identities of a
-``$device:<id>`` distinct_id (the identity type, e.g. ``ios_idfv``). When the identity found is
-held by several profiles ``recoverable_via`` is NULL and ``recoverable_profiles`` is that count
+``$device:<id>`` distinct_id (the identity type, e.g. ``ios_idfv``; the device id is one identity
+whatever type holds it, the first type by name). When the identity found is held by several profiles ``recoverable_via`` is NULL and ``recoverable_profiles`` is that count
 (1 when unambiguous, NULL when nothing recovers the member).
 
 The ``resolution`` table (one row per member at ``at``) has ``RESOLUTION_COLUMNS``:
@@ -67,7 +67,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
 from cohortlab.engines.base import Engine
-from cohortlab.identifiers import float_rounded_mpid_sql, mpid_sql
+from cohortlab.identifiers import exact_float_mpid_sql, float_rounded_mpid_sql, mpid_sql
 from cohortlab.pipeline import Pipeline, sql_bool, sql_str, sql_ts
 from cohortlab.settings import SyncSettings
 from cohortlab.simulation.membership import (
@@ -368,6 +368,18 @@ def add_resolve_steps(p: Pipeline, requests: str, settings: SyncSettings, histor
         GROUP BY c.float_value
         """,
     )
+    # the MPID a float spelling names exactly ('9080350317581165123.0'), before its value as a double,
+    # which several MPIDs may share
+    p.add(
+        "exact_mpids",
+        f"""
+        SELECT d.identifier, mp.mpid
+        FROM (
+            SELECT DISTINCT identifier, {exact_float_mpid_sql('identifier')} AS exact_mpid FROM checked
+            WHERE candidate IS NULL AND float_value IS NOT NULL
+        ) d JOIN mpa_profiles mp ON mp.mpid = d.exact_mpid
+        """,
+    )
     # the MPID named by the digits of a malformed identifier ('"123"', 'id:123', ' 123') or of a
     # float-spelled one ('12.5' -> 125; one whose value is float(mpid) is matched by value above)
     digits = "regexp_replace(identifier, '[^0-9-]', '', 'g')"
@@ -413,11 +425,13 @@ def add_resolve_steps(p: Pipeline, requests: str, settings: SyncSettings, histor
                     WHEN ir.candidate IS NOT NULL AND c.identifier_source <> 'none' THEN 'integer_text'
                     END AS precision_loss_form,
                CAST(CASE WHEN c.profile_exists THEN NULL
+                         WHEN xm.mpid IS NOT NULL THEN 1
                          WHEN fr.float_value IS NOT NULL THEN fr.profiles
                          WHEN dm.mpid IS NOT NULL THEN 1 END AS BIGINT) AS self_profiles
         FROM checked c
         LEFT JOIN float_rounded fr ON c.candidate IS NULL AND fr.float_value = c.float_value
         LEFT JOIN int_rounded ir ON ir.candidate = c.candidate AND NOT c.profile_exists
+        LEFT JOIN exact_mpids xm ON xm.identifier = c.identifier AND c.candidate IS NULL AND c.float_value IS NOT NULL
         LEFT JOIN digit_mpids dm ON dm.identifier = c.identifier AND c.candidate IS NULL
              AND (c.identifier_source IN ('mparticle_user_id', 'event_property') OR c.float_value IS NOT NULL)
         LEFT JOIN identity_ids ii ON ii.identifier = c.identifier AND c.identifier_source = 'distinct_id'
@@ -474,8 +488,16 @@ def add_context_steps(
         SELECT k.distinct_id, k.key_rank, i.identity_type, count(DISTINCT i.mpid) AS profiles
         FROM recover_keys k
         JOIN mpa_identities i ON i.value = k.lookup
-        WHERE coalesce(i.kind, 'user') = k.kind AND i.identity_type IS NOT NULL
+        WHERE k.kind = 'user' AND coalesce(i.kind, 'user') = 'user' AND i.identity_type IS NOT NULL
         GROUP BY k.distinct_id, k.key_rank, i.identity_type
+        UNION ALL
+        -- a device id is one identity whatever its type: held by several profiles (an ios_idfv of one,
+        -- an android_uuid of another) it names none; held by one, its type (the first by name)
+        SELECT k.distinct_id, k.key_rank, min(i.identity_type) AS identity_type, count(DISTINCT i.mpid) AS profiles
+        FROM recover_keys k
+        JOIN mpa_identities i ON i.value = k.lookup
+        WHERE k.kind = 'device' AND i.kind = 'device' AND i.identity_type IS NOT NULL
+        GROUP BY k.distinct_id, k.key_rank
         UNION ALL
         SELECT distinct_id, 0 AS key_rank, 'mparticle_id' AS identity_type, self_profiles AS profiles
         FROM ctx_members WHERE status <> 'matched' AND self_profiles IS NOT NULL

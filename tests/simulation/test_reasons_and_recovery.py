@@ -68,6 +68,44 @@ def test_gap_reasons_forms_and_recovery(world):
     assert int(gaps[gaps.recoverable_via == "mparticle_id"].members.sum()) == 4
 
 
+def test_a_float_spelling_that_names_one_mpid_exactly_recovers_it_though_another_has_its_double(data):
+    """BIG and BIG + 1 are one double. `9080350317581165123.0` spells BIG exactly: recovered
+    through the MPID itself, one profile (it was null, 2 profiles, by its value as a double, while
+    the junk `id:9080350317581165123` was recovered). `9.080350317581166e+18` names no MPID
+    exactly: its double is held by both, so it names neither. Still precision loss, both."""
+    data.mpa(BIG).mpa(BIG + 1)
+    data.profile("exact", mparticle_user_id=f"{BIG}.0", history=True)
+    data.profile("double", mparticle_user_id="9.080350317581166e+18", history=True)
+    data.profile("junk", mparticle_user_id=f"id:{BIG}", history=True)
+    data.snapshot(C, "2026-03-01", ["exact", "double", "junk"])
+    r = data.lab.simulate(C)
+    assert outcomes(r) == {
+        "exact": ("mpid_precision_loss", "float_text", "mparticle_id", 1),
+        "double": ("mpid_precision_loss", "float_text", None, 2),
+        "junk": ("malformed_mparticle_user_id", None, "mparticle_id", 1)}
+    # the remedies find the same user behind each (the profile a fix of $mparticle_user_id would reach)
+    from cohortlab.simulation.remedies import persons_sql
+
+    assert dict(data.engine.query_rows(persons_sql(r))) == {"exact": BIG, "double": None, "junk": BIG}
+
+
+def test_a_device_id_is_one_identity_whatever_type_holds_it(data):
+    """`$device:X` where X is the ios_idfv of profile 5 and the android_uuid of profile 1: the
+    device id is held by two profiles, so it names neither (it was recovered through android_uuid,
+    the first type by name, as if that type alone counted). A device id one profile holds under
+    two types names it, by the first type's name."""
+    data.mpa(5).mpa(1).mpa(3)
+    add_device(data, 5, "ios_idfv", "X")
+    add_device(data, 1, "android_uuid", "X")
+    add_device(data, 3, "ios_idfv", "Y")
+    add_device(data, 3, "android_uuid", "Y")
+    for d in ("$device:X", "$device:Y"):
+        data.profile(d)
+    data.snapshot(C, "2026-03-01", ["$device:X", "$device:Y"])
+    assert outcomes(data.lab.simulate(C)) == {"$device:X": ("distinct_id_not_mpid", None, None, 2),
+                                              "$device:Y": ("distinct_id_not_mpid", None, "android_uuid", 1)}
+
+
 def test_a_user_identity_recovers_before_a_device_identity_and_the_mpid_first(data):
     data.mpa(5, customer_id="$device:X")  # an odd customer id that looks like a device id
     data.mpa(6)
