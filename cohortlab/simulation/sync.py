@@ -63,7 +63,8 @@ Tables (each a :class:`cohortlab.pipeline.Pipeline` of named steps; ``<p>`` is t
 ``<p>version_runs(version, k)`` (the first run that sees a version),
 ``<p>sends(k, distinct_id, net, is_full)`` (members sent by each successful run: +1 added, -1
 removed; a full run sends every member of M(t)),
-``<p>decisions(distinct_id, k, is_send, resolve_time)``,
+``<p>decisions(distinct_id, k, is_send, resolve_time)`` (a member not sent is decided again,
+provisionally, at each run after which its identifier may differ: :func:`_redecided_steps`),
 ``<p>final_members(distinct_id, member_email, k, resolve_time, sent_at)`` (members at ``at``
 with the decision mParticle holds for them; none: resolved at ``at``),
 ``<p>requests(distinct_id, resolve_time)``, ``<p>resolved`` (see resolution.py),
@@ -414,14 +415,67 @@ def decisions_stage(n: Names, at: datetime, settings: SyncSettings) -> Pipeline:
         GROUP BY distinct_id, k
         """,
     )
+    if settings.resolution_time == "send":
+        _redecided_steps(p, n, at, settings)
+        points = "SELECT distinct_id, k, is_send FROM decision_points UNION ALL SELECT distinct_id, k, 0 FROM redecided"
+    else:  # every decision is resolved at `at`: one per point is enough
+        points = "SELECT distinct_id, k, is_send FROM decision_points"
     p.add(
         "decisions",
         f"""
         SELECT d.distinct_id, d.k, d.is_send = 1 AS is_send, {when} AS resolve_time
-        FROM decision_points d JOIN {n.runs} r ON r.k = d.k
+        FROM ({points}) d JOIN {n.runs} r ON r.k = d.k
         """,
     )
     return p
+
+
+def _redecided_steps(p: Pipeline, n: Names, at: datetime, settings: SyncSettings) -> None:
+    """Step ``redecided(distinct_id, k)``: a member decided provisionally (not sent: it entered in a
+    pause, or after a one-time export) is decided again, provisionally, at each later run until
+    its next decision point (a send, or a new stint) after which its identifier may differ: the
+    first run at or after a version of its Mixpanel profile, an event of it carrying
+    ``$mparticle_user_id`` (at or after the cutoff) or a change of the EIT (strict fallback).
+    So the should-be-true set of every timeline row is what the waterfall at that run's time
+    counts (docs/rules.md#resolution-time); resolving at every run would give the same, at the
+    cost of one resolution per pending member and run."""
+    p.add(
+        "pending",
+        """
+        SELECT distinct_id, k0, k_end FROM (
+            SELECT distinct_id, k AS k0, is_send,
+                   lead(k) OVER (PARTITION BY distinct_id ORDER BY k) AS k_end
+            FROM decision_points
+        ) x
+        WHERE is_send = 0
+        """,
+    )
+    changes = [f"SELECT v.distinct_id, v.valid_from AS t FROM {n.member_profiles} v "
+               "WHERE v.valid_from IS NOT NULL AND v.distinct_id IN (SELECT distinct_id FROM pending)"]
+    if settings.event_identity_cutoff is not None:
+        changes.append(
+            "SELECT e.distinct_id, e.time AS t FROM mp_events e "
+            f"WHERE e.mparticle_user_id IS NOT NULL AND e.time >= {sql_ts(settings.event_identity_cutoff)} "
+            f"AND e.time <= {sql_ts(at)} AND e.distinct_id IN (SELECT distinct_id FROM pending)")
+    if settings.fallback == "strict":
+        for since in sorted({e.since for e in settings.eit_timeline if e.since is not None}):
+            changes.append(f"SELECT DISTINCT distinct_id, {sql_ts(since)} AS t FROM pending")
+    p.add(
+        "change_runs",
+        f"""
+        SELECT c.distinct_id, min(r.k) AS k
+        FROM ({" UNION ".join(changes)}) c JOIN {n.runs} r ON r.run_at >= c.t
+        GROUP BY c.distinct_id, c.t
+        """,
+    )
+    p.add(
+        "redecided",
+        """
+        SELECT DISTINCT w.distinct_id, c.k
+        FROM pending w JOIN change_runs c ON c.distinct_id = w.distinct_id AND c.k > w.k0
+        WHERE w.k_end IS NULL OR c.k < w.k_end
+        """,
+    )
 
 
 def final_members_stage(n: Names, at: datetime) -> Pipeline:

@@ -232,6 +232,28 @@ def test_a_member_re_entering_during_a_pause_is_pending_with_the_identifier_of_i
     assert wf(r)["audience"] == 1
 
 
+@pytest.mark.parametrize("sync", ["paused", "one_time"])
+def test_a_pending_member_s_timeline_rows_follow_its_identifier_until_it_is_sent(fixed_at_2, sync):
+    """c1 enters at 01:00, in a pause until 06:00 (or after a one-time export at 00:00): not sent.
+    Its $mparticle_user_id is fixed at 02:00. Every timeline row counts it in the should-be-true
+    set with the identifier it would be sent with at that run, as the waterfall at that run's time
+    does: unmatched (junk) at 01:00, 101 from 02:00. Decided once at its first run, the rows from
+    02:00 on said should_be_true 0 where the waterfall at the same time said 1 (an independent
+    check of the rules found it)."""
+    data = fixed_at_2
+    data.snapshot(C, "2026-03-01T00:00", [])
+    data.snapshot(C, "2026-03-01T01:00", ["c1"])
+    s = ({**HOURLY, "pauses": [{"start": "2026-03-01T01:00", "end": "2026-03-01T06:00"}]} if sync == "paused"
+         else {**HOURLY, "sync_type": "one_time"})
+    r = data.lab.simulate(C, at="2026-03-01T05:00", settings=s)
+    t = r.timeline.set_index("run_at")
+    assert t.loc["2026-03-01T01:00":, "should_be_true"].tolist() == [0, 1, 1, 1, 1]
+    assert t.loc["2026-03-01T01:00":, "not_yet_true"].tolist() == [0, 1, 1, 1, 1]
+    for at, should in (("2026-03-01T01:00", 0), ("2026-03-01T04:00", 1)):  # the waterfall at each run's time
+        w = wf(data.lab.simulate(C, at=at, settings=s))
+        assert (w["should_be_true"], w["not_yet_true"]) == (should, should), at
+
+
 def test_a_stint_no_run_has_seen_is_resolved_at_the_as_of_time(fixed_at_2):
     """c1's first stint (00:00) was never sent (paused until 02:00) and left at 01:30; its
     current stint starts at 03:30, after the last run (03:00). Nothing of the first stint
