@@ -33,8 +33,9 @@ What is simulated
   writes to the target of the member's latest decision sent. mParticle *holds* a member at a run
   when it is in the membership of the last successful run before it. A stint of a member in the
   cohort that a run sees while mParticle does not hold it, and that run does not send (it
-  entered during a pause), is decided provisionally at that run, for the ``should be true`` set
-  only; in the resolution table a member mParticle does not hold after the last successful run
+  entered during a pause), is decided provisionally at that run, and again at each later run
+  after which its identifier may differ until it is sent, for the ``should be true`` set only;
+  in the resolution table a member mParticle does not hold after the last successful run
   is resolved at the as-of time. ``resolution_time="as_of"`` (docs/rules.md#resolution-as-of):
   every decision resolves at the as-of time (one resolution applied to every run).
 * **Targets**: a ``matched`` decision's MPID; with ``create_and_update`` (docs/rules.md#input-protection,
@@ -389,7 +390,8 @@ def decisions_stage(n: Names, at: datetime, settings: SyncSettings) -> Pipeline:
     run, and provisionally the first run that sees each of its stints in the cohort (an enter and
     the leave after it) when mParticle does not hold the member then (it is not in the membership
     of the last successful run before: :func:`seen_deltas_stage`) and that run does not send it:
-    it entered during a pause. A stint no run sees (entered and left between two runs) gets no
+    it entered during a pause (and again, provisionally, at the later runs of
+    :func:`_redecided_steps`). A stint no run sees (entered and left between two runs) gets no
     decision, nor one whose member mParticle still holds (it left and came back while no run
     succeeded: nothing is sent, what was sent stays)."""
     when = "r.run_at" if settings.resolution_time == "send" else sql_ts(at)
