@@ -414,6 +414,7 @@ def test_recovery_and_observed_state_agree_with_a_reference_written_from_the_rul
             stored = loads[1].get("stored")
             if rnd == 1 and (len(carrying) == len(loads) - 1 or stored and snap in stored.values()):
                 snapshot_at = None
-            at = snapshot_at or (snap if stored else max(carrying))
+            # (a load without as_of was captured at its latest last_stored_at, which may be before snap)
+            at = snapshot_at or (max(stored.values()) if stored else max(carrying))
             check_round(lab, w, loads, opts, s, at, snapshot_at, f"seed {seed} round {rnd}, settings {opts}")
     COUNTS["seeds"] += 1
