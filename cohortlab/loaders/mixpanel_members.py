@@ -18,8 +18,8 @@ Accepted inputs (gzip detected by content):
 
 The pages of one Engage listing saved one per file (one ``session_id``) and loaded in one call
 are one snapshot (the first file's, whatever their order); later pages loaded without the
-listing's page 0 warn that their snapshot holds part of the cohort. A page file without a ``session_id`` (a client
-that leaves it out of the last page) joins the one listing of the same cohort and as_of time read
+listing's page 0 warn that their snapshot holds part of the cohort. A page file without a
+``session_id`` (a client that leaves it out of the last page) joins the one listing of the same cohort and as_of time read
 in the same call whose page numbers it does not repeat. After the call's last file (:meth:`finish`)
 each listing read with its page 0 is checked against Engage's paging rule (the next page is fetched
 while a page holds ``page_size`` results): a gap in its page numbers, or a full highest page while

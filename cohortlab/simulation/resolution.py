@@ -47,8 +47,9 @@ event at or before ``at``), ``recover_keys`` / ``recover_hits`` / ``recover_best
 (``mparticle_id``), user identities of the distinct_id then of the email (``customer_id`` >
 ``email`` > ``other`` > ``other_id_2..4`` > others by name), device identities of a
 ``$device:<id>`` distinct_id (the identity type, e.g. ``ios_idfv``; the device id is one identity
-whatever type holds it, the first type by name). When the identity found is held by several profiles ``recoverable_via`` is NULL and ``recoverable_profiles`` is that count
-(1 when unambiguous, NULL when nothing recovers the member).
+whatever type holds it, the first type by name). When the identity found is held by several
+profiles ``recoverable_via`` is NULL and ``recoverable_profiles`` is that count (1 when
+unambiguous, NULL when nothing recovers the member).
 
 The ``resolution`` table (one row per member at ``at``) has ``RESOLUTION_COLUMNS``:
 ``cohort_name, distinct_id, identifier_source, identifier, mpid, status, gap_reason, last_seen,
