@@ -526,7 +526,9 @@ class FileContext:
             if last_char(text) != "]":
                 if array_end(text) is not None:
                     raise LoadError(self.path, ARRAY_THEN_MORE)
-                raise LoadError(self.path, "malformed JSON: the array is not closed (truncated file?)")
+                where = json_syntax_error(self.path)  # where it stops: a line and column (None past 16 MiB)
+                raise LoadError(self.path, f"malformed JSON at {where} (the array is not closed: truncated file?)"
+                                if where else "malformed JSON: the array is not closed (truncated file?)")
             return (
                 "SELECT row_number() OVER () AS line, json(json)::VARCHAR AS raw, json AS j FROM read_json_objects("
                 f"{self.text_sql}, format='array', compression='{self.text_compression}', "

@@ -177,7 +177,14 @@ class RunGrid:
         return -1 if self.at < self.t0 else int((_us(self.at) - _us(self.t0)) // self.cad)
 
     def k_at_or_after(self, t: datetime) -> int:
+        """The first run at or after ``t`` (0 for any time before the first run); it may be past
+        the last run."""
         return max(0, -(-(_us(t) - _us(self.t0)) // self.cad))
+
+    def k_at_or_after_sql(self, t: str) -> str:
+        """:meth:`k_at_or_after` of the TIMESTAMP expression ``t``, in SQL (exact microseconds)."""
+        d = f"date_diff('microsecond', {sql_ts(self.t0)}, {t})"
+        return f"CASE WHEN {d} <= 0 THEN 0 ELSE ({d} + {self.cad - 1}) // {self.cad} END"
 
     def failed_ranges(self) -> list[tuple[int, int]]:
         """The runs each pause makes fail, as run numbers ``[first, end)``: the runs at or after its
@@ -385,7 +392,7 @@ def seen_deltas_stage(n: Names) -> Pipeline:
     return p
 
 
-def decisions_stage(n: Names, at: datetime, settings: SyncSettings) -> Pipeline:
+def decisions_stage(n: Names, grid: RunGrid) -> Pipeline:
     """When each member's identifier is decided: every run that sends it as an add or in a full
     run, and provisionally the first run that sees each of its stints in the cohort (an enter and
     the leave after it) when mParticle does not hold the member then (it is not in the membership
@@ -394,6 +401,7 @@ def decisions_stage(n: Names, at: datetime, settings: SyncSettings) -> Pipeline:
     :func:`_redecided_steps`). A stint no run sees (entered and left between two runs) gets no
     decision, nor one whose member mParticle still holds (it left and came back while no run
     succeeded: nothing is sent, what was sent stays)."""
+    at, settings = grid.at, grid.settings
     when = "r.run_at" if settings.resolution_time == "send" else sql_ts(at)
     p = Pipeline()
     p.add(
@@ -418,7 +426,7 @@ def decisions_stage(n: Names, at: datetime, settings: SyncSettings) -> Pipeline:
         """,
     )
     if settings.resolution_time == "send":
-        _redecided_steps(p, n, at, settings)
+        _redecided_steps(p, n, grid)
         points = "SELECT distinct_id, k, is_send FROM decision_points UNION ALL SELECT distinct_id, k, 0 FROM redecided"
     else:  # every decision is resolved at `at`: one per point is enough
         points = "SELECT distinct_id, k, is_send FROM decision_points"
@@ -432,7 +440,7 @@ def decisions_stage(n: Names, at: datetime, settings: SyncSettings) -> Pipeline:
     return p
 
 
-def _redecided_steps(p: Pipeline, n: Names, at: datetime, settings: SyncSettings) -> None:
+def _redecided_steps(p: Pipeline, n: Names, grid: RunGrid) -> None:
     """Step ``redecided(distinct_id, k)``: a member decided provisionally (not sent: it entered in a
     pause, or after a one-time export) is decided again, provisionally, at each later run until
     its next decision point (a send, or a new stint) after which its identifier may differ: the
@@ -440,7 +448,11 @@ def _redecided_steps(p: Pipeline, n: Names, at: datetime, settings: SyncSettings
     ``$mparticle_user_id`` (at or after the cutoff) or a change of the EIT (strict fallback).
     So the should-be-true set of every timeline row is what the waterfall at that run's time
     counts (docs/rules.md#resolution-time); resolving at every run would give the same, at the
-    cost of one resolution per pending member and run."""
+    cost of one resolution per pending member and run. A change's run is the grid's arithmetic
+    (:meth:`RunGrid.k_at_or_after_sql`), not a join of each change to every later run, which
+    grew with events × runs (a one-time export with 100k members never sent, 10 events each
+    over 60 days of hourly runs: 5 s)."""
+    at, settings = grid.at, grid.settings
     p.add(
         "pending",
         """
@@ -465,9 +477,9 @@ def _redecided_steps(p: Pipeline, n: Names, at: datetime, settings: SyncSettings
     p.add(
         "change_runs",
         f"""
-        SELECT c.distinct_id, min(r.k) AS k
-        FROM ({" UNION ".join(changes)}) c JOIN {n.runs} r ON r.run_at >= c.t
-        GROUP BY c.distinct_id, c.t
+        SELECT DISTINCT distinct_id, k
+        FROM (SELECT c.distinct_id, {grid.k_at_or_after_sql("c.t")} AS k FROM ({" UNION ".join(changes)}) c) x
+        WHERE k <= {grid.last}
         """,
     )
     p.add(
@@ -664,7 +676,7 @@ def sync_stages(
         (n.version_runs, version_runs_stage(n)),
         (n.sends, sends_stage(n)),
         (n.seen_deltas, seen_deltas_stage(n)),
-        (n.decisions, decisions_stage(n, at, settings)),
+        (n.decisions, decisions_stage(n, grid)),
         (n.final_members, final_members_stage(n, at)),
         (n.requests, requests_stage(n, settings)),
         (n.resolved, resolved_stage(n, settings, history)),

@@ -310,19 +310,21 @@ def _profiles_sql(snapshot_at: datetime, only: list[int] | None = None, history:
         FROM loads l
     ),
     joined AS (
-        SELECT coalesce(s.mpid, o.mpid) AS mpid, s.value AS sim_value, s.last_write_at, s.changed_at,
-               p.mpid IS NOT NULL AS profile_loaded, p.last_stored_at,
-               p.mpid IS NOT NULL AND (coalesce(ol.carries, FALSE) OR o.mpid IS NOT NULL) AS in_snapshot,
-               -- a profile the snapshot does not hold (loaded only from other inputs) was not captured
-               -- by it: the snapshot's time, never the time of the load it came from
-               CASE WHEN p.mpid IS NOT NULL AND (coalesce(ol.carries, FALSE) OR o.mpid IS NOT NULL)
-                    THEN coalesce(ol.load_as_of, {sql_ts(snapshot_at)}) ELSE {sql_ts(snapshot_at)} END AS captured_at,
-               coalesce(o.has_expected, FALSE) AS has_expected, o.expected_code, o.value_text,
-               o.other_name, o.other_value
-        FROM (SELECT * FROM {_SIM} WHERE {_only('mpid', only)}) s
-        FULL OUTER JOIN observed o ON o.mpid = s.mpid
-        LEFT JOIN mpa_profiles p ON p.mpid = coalesce(s.mpid, o.mpid)
-        LEFT JOIN load_times ol ON ol.load_id = p.load_id
+        -- a profile the snapshot does not hold (loaded only from other inputs) was not captured
+        -- by it: the snapshot's time, never the time of the load it came from
+        SELECT *, CASE WHEN in_snapshot THEN coalesce(load_as_of, {sql_ts(snapshot_at)})
+                       ELSE {sql_ts(snapshot_at)} END AS captured_at
+        FROM (
+            SELECT coalesce(s.mpid, o.mpid) AS mpid, s.value AS sim_value, s.last_write_at, s.changed_at,
+                   p.mpid IS NOT NULL AS profile_loaded, p.last_stored_at,
+                   p.mpid IS NOT NULL AND (coalesce(ol.carries, FALSE) OR o.mpid IS NOT NULL) AS in_snapshot,
+                   ol.load_as_of, coalesce(o.has_expected, FALSE) AS has_expected, o.expected_code, o.value_text,
+                   o.other_name, o.other_value
+            FROM (SELECT * FROM {_SIM} WHERE {_only('mpid', only)}) s
+            FULL OUTER JOIN observed o ON o.mpid = s.mpid
+            LEFT JOIN mpa_profiles p ON p.mpid = coalesce(s.mpid, o.mpid)
+            LEFT JOIN load_times ol ON ol.load_id = p.load_id
+        ) x
     ),{at_capture}
     valued AS (
         SELECT *,

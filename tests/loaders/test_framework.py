@@ -107,6 +107,21 @@ def test_truncated_gzip_is_a_load_error(lab, write, table_snapshot, kind):
     assert table_snapshot() == before
 
 
+@pytest.mark.parametrize("kind", [PROFILES, BATCHES, "mixpanel-cohorts", "mixpanel-events"])
+@pytest.mark.parametrize("gz", [False, True])
+def test_a_json_array_that_breaks_off_is_named_by_the_line_and_column_where_it_stops(lab, write, table_snapshot,
+                                                                                     kind, gz):
+    """An array cut short (a Profile API answer, a cohorts list, batches, an events array): the
+    error says where the JSON stops, as for a pretty-printed page (it named the file only)."""
+    p = write("cut.json", '[\n  {"mpid": 1},\n  {"mpid": 22, "user_attributes": {"k": tr', gz=gz)
+    before = table_snapshot()
+    with pytest.raises(LoadError) as e:
+        lab.load(kind, p)
+    assert str(e.value) == (f"{p}: malformed JSON at line 3, column 41: Expecting value "
+                            "(the array is not closed: truncated file?)")
+    assert table_snapshot() == before
+
+
 @pytest.mark.parametrize("kind", [PROFILES, BATCHES, CSV])
 def test_gzip_is_detected_by_content_not_name(lab, q, write, kind):
     name, text = GOOD[kind]

@@ -254,6 +254,40 @@ def test_a_pending_member_s_timeline_rows_follow_its_identifier_until_it_is_sent
         assert (w["should_be_true"], w["not_yet_true"]) == (should, should), at
 
 
+@pytest.mark.parametrize("late", [False, True])
+def test_a_pending_member_s_event_counts_from_the_first_run_at_or_after_it_to_the_microsecond(data, late):
+    """c1 enters after a one-time export and is never sent; an event carrying its MPID comes at
+    02:00 exactly (the run at 02:00 counts it) or 1 µs later (the run at 03:00 does)."""
+    data.mpa(101)
+    data.profile("c1")
+    data.event("c1", "2026-03-01T02:00:00.000001" if late else "2026-03-01T02:00", mparticle_user_id="101")
+    data.snapshot(C, "2026-03-01T00:00", [])
+    data.snapshot(C, "2026-03-01T01:00", ["c1"])
+    r = data.lab.simulate(C, at="2026-03-01T04:00", settings={
+        **HOURLY, "sync_type": "one_time", "event_identity_cutoff": "2026-03-01T00:00"})
+    t = r.timeline.set_index("run_at")
+    assert t.loc["2026-03-01T01:00":, "should_be_true"].tolist() == ([0, 0, 1, 1] if late else [0, 1, 1, 1])
+
+
+def test_the_run_of_a_change_in_sql_is_the_grid_s_first_run_at_or_after_it(lab):
+    """The SQL that maps a change's time to its run (no join of each change to every later run)
+    gives the Python grid's run, at, around and between run times, before the first run and past
+    the last, to the microsecond, with a first run off the whole second."""
+    from datetime import datetime, timedelta
+
+    from cohortlab.settings import SyncSettings
+    from cohortlab.simulation.sync import RunGrid
+
+    us = timedelta(microseconds=1)
+    t0 = datetime(2026, 3, 1, 0, 0, 0, 250_000)
+    grid = RunGrid(t0, t0 + timedelta(hours=2), SyncSettings(cadence="15m"))
+    times = [t0 - timedelta(days=400), t0 - us, t0, t0 + us, t0 + timedelta(minutes=15) - us,
+             t0 + timedelta(minutes=15), t0 + timedelta(minutes=15) + us, t0 + timedelta(minutes=29),
+             t0 + timedelta(hours=2), t0 + timedelta(hours=2) + us, t0 + timedelta(days=30)]
+    got = [lab.engine.query_rows(f"SELECT {grid.k_at_or_after_sql('t')} FROM (SELECT CAST(? AS TIMESTAMP) AS t)", [t])[0][0] for t in times]
+    assert got == [grid.k_at_or_after(t) for t in times] == [0, 0, 0, 1, 1, 1, 2, 2, 8, 9, 2880]
+
+
 def test_a_stint_no_run_has_seen_is_resolved_at_the_as_of_time(fixed_at_2):
     """c1's first stint (00:00) was never sent (paused until 02:00) and left at 01:30; its
     current stint starts at 03:30, after the last run (03:00). Nothing of the first stint
