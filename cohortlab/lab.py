@@ -374,7 +374,7 @@ class Lab:
         distinct_id, identifier_source, identifier, mpid`` (``Int64``: missing when unmatched),
         ``status, gap_reason, last_seen, active_after_cutoff, recoverable_via, email`` (the
         Mixpanel profile's ``$email``, as loaded: personal data, shown as it is), ``as_of, recoverable_profiles, precision_loss_form, resolved_at,
-        sent_at`` (docs/glossary.md). From the cached simulation
+        sent_at, recoverable_mpid`` (docs/glossary.md). From the cached simulation
         (``lab.simulate(...).tables["resolution"]``)."""
         return self.simulate(cohort, at, settings, source=source, debug=debug).resolution
 

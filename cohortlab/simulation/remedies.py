@@ -37,8 +37,8 @@ member who left since the previous run stays ``true`` and is gained, not recover
   ends at the last run at or before ``at``. Without a pause the row says so (gained 0).
 
 The user's MPID is the MPID a matched member resolves to, else its distinct_id when that is an
-existing MPID (a junk ``$mparticle_user_id`` hides it), else the one the resolution's recovery finds (``recoverable_via``, docs/rules.md#recovery-order) when exactly one profile holds
-that identity. Members not in mParticle, or ambiguous, cannot be fixed by any remedy.
+existing MPID (a junk ``$mparticle_user_id`` hides it), else the one the resolution's recovery finds
+(``recoverable_mpid``, docs/rules.md#recovery-order) when exactly one profile holds that identity. Members not in mParticle, or ambiguous, cannot be fixed by any remedy.
 
 Rule, SDK code and the EIT switch change the inputs of the simulation: for their run the
 canonical table (``mp_profile_history``, or the cohort's ``mp_cohort_members`` /
@@ -62,14 +62,13 @@ from typing import Any, Callable
 import pandas as pd
 
 from cohortlab.engines.base import Engine
-from cohortlab.identifiers import (LoggedIn, app_event_sql, exact_float_mpid_sql, logged_in_rule, mpid_sql,
+from cohortlab.identifiers import (LoggedIn, app_event_sql, logged_in_rule, mpid_sql,
                                    remediation_event_sql, remediation_profile_sql)
 from cohortlab.pipeline import sql_ts
 from cohortlab.settings import EitPeriod, Pause, SettingsError, SyncSettings
 from cohortlab.simulation.last_run_reexport import DerivedReexport, derive_last_run_reexport
 from cohortlab.simulation.membership import CohortRef, Source, find_cohort, webhook_pages_sql
 from cohortlab.simulation.resolution import (
-    _FLOAT_SPELLING,
     ProfileHistory,
     profile_history_kind,
     version_order_sql,
@@ -193,66 +192,18 @@ def last_run_time(settings: SyncSettings, t0: datetime, at: datetime) -> datetim
 # ----------------------------------------------------------------------------- the user's MPID
 def persons_sql(base: SimulationResult) -> str:
     """``distinct_id, mpid``: per member at ``at`` the MPID of the mParticle user behind it, when
-    known without ambiguity (module docstring). Reads the result table ``resolution`` only."""
+    known without ambiguity (module docstring): a matched member's MPID; else its distinct_id when
+    that is itself an existing MPID; else the profile its recovery leads to (``recoverable_mpid``,
+    docs/rules.md#recovery-order: the resolution's own answer, so the two cannot differ). Reads
+    the result table ``resolution`` only."""
     res = base.tables["resolution"].table_name
-    digits = "regexp_replace(identifier, '[^0-9-]', '', 'g')"
     return f"""
-        WITH members AS (
-            SELECT r.distinct_id, r.status, r.mpid, r.recoverable_via, r.email, r.identifier
-            FROM {res} r
-        ),
-        itself AS (  -- recoverable through the MPID itself: a float spelling, or the digits of a junk value
-            SELECT distinct_id, identifier,
-                   CASE WHEN regexp_full_match(identifier, '{_FLOAT_SPELLING}') THEN TRY_CAST(identifier AS DOUBLE) END
-                       AS float_value,
-                   {mpid_sql(digits)} AS digit_mpid, {exact_float_mpid_sql('identifier')} AS exact_mpid
-            FROM members WHERE status <> 'matched' AND recoverable_via = 'mparticle_id'
-        ),
-        self_exact AS (  -- a float spelling that names an MPID exactly, before its value as a double
-            SELECT i.distinct_id, mp.mpid FROM itself i JOIN mpa_profiles mp ON mp.mpid = i.exact_mpid
-            WHERE i.float_value IS NOT NULL
-        ),
-        self_mpids AS (
-            SELECT distinct_id, mpid, 1 AS profiles FROM self_exact
-            UNION ALL
-            SELECT i.distinct_id, min(mp.mpid) AS mpid, count(DISTINCT mp.mpid) AS profiles
-            FROM itself i JOIN mpa_profiles mp
-              ON (i.float_value IS NOT NULL AND CAST(mp.mpid AS DOUBLE) = i.float_value)
-              OR (i.float_value IS NULL AND mp.mpid = i.digit_mpid)
-            WHERE i.distinct_id NOT IN (SELECT distinct_id FROM self_exact)
-            GROUP BY i.distinct_id
-        ),
-        keys AS (
-            SELECT distinct_id, recoverable_via, distinct_id AS lookup, 1 AS key_rank, 'user' AS kind FROM members
-            WHERE status <> 'matched' AND recoverable_via IS NOT NULL AND recoverable_via <> 'mparticle_id'
-            UNION ALL
-            SELECT distinct_id, recoverable_via, email, 2, 'user' FROM members
-            WHERE status <> 'matched' AND recoverable_via IS NOT NULL AND recoverable_via <> 'mparticle_id'
-              AND email IS NOT NULL AND email <> distinct_id
-            UNION ALL
-            SELECT distinct_id, recoverable_via, substr(distinct_id, 9), 3, 'device' FROM members
-            WHERE status <> 'matched' AND recoverable_via IS NOT NULL AND starts_with(distinct_id, '$device:')
-        ),
-        hits AS (
-            SELECT k.distinct_id, k.key_rank, min(i.mpid) AS mpid, count(DISTINCT i.mpid) AS profiles
-            FROM keys k JOIN mpa_identities i
-              ON i.value = k.lookup AND i.identity_type = k.recoverable_via AND coalesce(i.kind, 'user') = k.kind
-            GROUP BY k.distinct_id, k.key_rank
-        ),
-        best AS (
-            SELECT distinct_id, mpid, profiles,
-                   row_number() OVER (PARTITION BY distinct_id ORDER BY key_rank) AS pick
-            FROM hits
-        )
-        SELECT m.distinct_id,
-               CAST(CASE WHEN m.status = 'matched' THEN m.mpid
+        SELECT r.distinct_id,
+               CAST(CASE WHEN r.status = 'matched' THEN r.mpid
                          WHEN own.mpid IS NOT NULL THEN own.mpid
-                         WHEN m.recoverable_via = 'mparticle_id' AND sm.profiles = 1 THEN sm.mpid
-                         WHEN b.profiles = 1 THEN b.mpid END AS BIGINT) AS mpid
-        FROM members m
-        LEFT JOIN best b ON b.distinct_id = m.distinct_id AND b.pick = 1
-        LEFT JOIN self_mpids sm ON sm.distinct_id = m.distinct_id
-        LEFT JOIN mpa_profiles own ON m.status <> 'matched' AND own.mpid = {mpid_sql('m.distinct_id')}
+                         ELSE r.recoverable_mpid END AS BIGINT) AS mpid
+        FROM {res} r
+        LEFT JOIN mpa_profiles own ON r.status <> 'matched' AND own.mpid = {mpid_sql('r.distinct_id')}
     """
 
 

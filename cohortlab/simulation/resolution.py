@@ -38,7 +38,8 @@ Steps of :func:`add_resolve_steps` (one row per request):
   not recovered through the MPID: its digits name no profile.
 
 Columns of ``resolved``: ``distinct_id, resolve_time, identifier_source, identifier, mpid,
-status, gap_reason, precision_loss_form, self_profiles``.
+status, gap_reason, precision_loss_form, self_profiles, self_mpid`` (the one profile the
+identifier itself leads to, when ``self_profiles`` is 1).
 
 Steps of :func:`add_context_steps` (members at the as-of time ``at``, after their identifier is
 known): ``ctx_profiles`` (profile at ``at``: ``$email``, ``$last_seen``), ``ctx_events`` (latest
@@ -49,13 +50,15 @@ event at or before ``at``), ``recover_keys`` / ``recover_hits`` / ``recover_best
 ``$device:<id>`` distinct_id (the identity type, e.g. ``ios_idfv``; the device id is one identity
 whatever type holds it, the first type by name). When the identity found is held by several
 profiles ``recoverable_via`` is NULL and ``recoverable_profiles`` is that count (1 when
-unambiguous, NULL when nothing recovers the member).
+unambiguous, NULL when nothing recovers the member) and ``recoverable_mpid`` that profile's MPID
+(when it is 1): the mParticle user behind the member, which the remedies read.
 
 The ``resolution`` table (one row per member at ``at``) has ``RESOLUTION_COLUMNS``:
 ``cohort_name, distinct_id, identifier_source, identifier, mpid, status, gap_reason, last_seen,
 active_after_cutoff, recoverable_via, email, as_of, recoverable_profiles, precision_loss_form,
 resolved_at`` (the time whose profiles and events decided the identifier) and ``sent_at`` (the
-last run that sent the member with that identifier; NULL: not sent yet, resolved at ``at``).
+last run that sent the member with that identifier; NULL: not sent yet, resolved at ``at``),
+``recoverable_mpid``.
 
 Core SQL stays in the portable subset of docs/DEVELOPING.md (no ``list_*`` on nullable lists, no
 table functions or macros, no ``ORDER BY`` outside window specifications).
@@ -98,7 +101,7 @@ PRECISION_LOSS_FORMS = ("integer_text", "float_text", "json_float")
 RESOLUTION_COLUMNS = [
     "cohort_name", "distinct_id", "identifier_source", "identifier", "mpid", "status", "gap_reason",
     "last_seen", "active_after_cutoff", "recoverable_via", "email", "as_of",
-    "recoverable_profiles", "precision_loss_form", "resolved_at", "sent_at",
+    "recoverable_profiles", "precision_loss_form", "resolved_at", "sent_at", "recoverable_mpid",
 ]
 PERSONAL_DATA_COLUMNS = ("email",)
 
@@ -363,7 +366,7 @@ def add_resolve_steps(p: Pipeline, requests: str, settings: SyncSettings, histor
     p.add(
         "float_rounded",
         """
-        SELECT c.float_value, count(DISTINCT mp.mpid) AS profiles
+        SELECT c.float_value, count(DISTINCT mp.mpid) AS profiles, min(mp.mpid) AS mpid
         FROM (SELECT DISTINCT float_value FROM checked WHERE candidate IS NULL AND float_value IS NOT NULL) c
         JOIN mpa_profiles mp ON CAST(mp.mpid AS DOUBLE) = c.float_value
         GROUP BY c.float_value
@@ -428,7 +431,11 @@ def add_resolve_steps(p: Pipeline, requests: str, settings: SyncSettings, histor
                CAST(CASE WHEN c.profile_exists THEN NULL
                          WHEN xm.mpid IS NOT NULL THEN 1
                          WHEN fr.float_value IS NOT NULL THEN fr.profiles
-                         WHEN dm.mpid IS NOT NULL THEN 1 END AS BIGINT) AS self_profiles
+                         WHEN dm.mpid IS NOT NULL THEN 1 END AS BIGINT) AS self_profiles,
+               CAST(CASE WHEN c.profile_exists THEN NULL
+                         WHEN xm.mpid IS NOT NULL THEN xm.mpid
+                         WHEN fr.float_value IS NOT NULL THEN fr.mpid
+                         WHEN dm.mpid IS NOT NULL THEN dm.mpid END AS BIGINT) AS self_mpid
         FROM checked c
         LEFT JOIN float_rounded fr ON c.candidate IS NULL AND fr.float_value = c.float_value
         LEFT JOIN int_rounded ir ON ir.candidate = c.candidate AND NOT c.profile_exists
@@ -486,7 +493,7 @@ def add_context_steps(
     p.add(
         "recover_hits",
         """
-        SELECT k.distinct_id, k.key_rank, i.identity_type, count(DISTINCT i.mpid) AS profiles
+        SELECT k.distinct_id, k.key_rank, i.identity_type, count(DISTINCT i.mpid) AS profiles, min(i.mpid) AS mpid
         FROM recover_keys k
         JOIN mpa_identities i ON i.value = k.lookup
         WHERE k.kind = 'user' AND coalesce(i.kind, 'user') = 'user' AND i.identity_type IS NOT NULL
@@ -494,20 +501,21 @@ def add_context_steps(
         UNION ALL
         -- a device id is one identity whatever its type: held by several profiles (an ios_idfv of one,
         -- an android_uuid of another) it names none; held by one, its type (the first by name)
-        SELECT k.distinct_id, k.key_rank, min(i.identity_type) AS identity_type, count(DISTINCT i.mpid) AS profiles
+        SELECT k.distinct_id, k.key_rank, min(i.identity_type) AS identity_type, count(DISTINCT i.mpid) AS profiles,
+               min(i.mpid) AS mpid
         FROM recover_keys k
         JOIN mpa_identities i ON i.value = k.lookup
         WHERE k.kind = 'device' AND i.kind = 'device' AND i.identity_type IS NOT NULL
         GROUP BY k.distinct_id, k.key_rank
         UNION ALL
-        SELECT distinct_id, 0 AS key_rank, 'mparticle_id' AS identity_type, self_profiles AS profiles
+        SELECT distinct_id, 0 AS key_rank, 'mparticle_id' AS identity_type, self_profiles AS profiles, self_mpid AS mpid
         FROM ctx_members WHERE status <> 'matched' AND self_profiles IS NOT NULL
         """,
     )
     p.add(
         "recover_ranked",
         f"""
-        SELECT distinct_id, identity_type, profiles,
+        SELECT distinct_id, identity_type, profiles, mpid,
                row_number() OVER (
                    PARTITION BY distinct_id
                    ORDER BY key_rank, CASE identity_type {rank} ELSE 99 END, identity_type
@@ -519,7 +527,8 @@ def add_context_steps(
         "recover_best",
         """
         SELECT distinct_id, CASE WHEN profiles = 1 THEN identity_type END AS recoverable_via,
-               CAST(profiles AS BIGINT) AS recoverable_profiles
+               CAST(profiles AS BIGINT) AS recoverable_profiles,
+               CAST(CASE WHEN profiles = 1 THEN mpid END AS BIGINT) AS recoverable_mpid
         FROM recover_ranked WHERE pick = 1
         """,
     )
@@ -531,7 +540,7 @@ def add_context_steps(
         SELECT {sql_str(cohort)} AS cohort_name, c.distinct_id, c.identifier_source, c.identifier,
                CAST(c.mpid AS BIGINT) AS mpid, c.status, c.gap_reason, c.last_seen,
                {active} AS active_after_cutoff, rb.recoverable_via, c.email, {AT} AS as_of,
-               rb.recoverable_profiles, c.precision_loss_form, c.resolved_at, c.sent_at
+               rb.recoverable_profiles, c.precision_loss_form, c.resolved_at, c.sent_at, rb.recoverable_mpid
         FROM ctx_members c LEFT JOIN recover_best rb ON rb.distinct_id = c.distinct_id
         """,
     )
@@ -572,7 +581,7 @@ def resolution_pipeline(
         "member_outcomes",
         """
         SELECT m.distinct_id, m.member_email, r.identifier_source, r.identifier, r.mpid, r.status, r.gap_reason,
-               r.precision_loss_form, r.self_profiles, r.resolve_time AS resolved_at,
+               r.precision_loss_form, r.self_profiles, r.self_mpid, r.resolve_time AS resolved_at,
                CAST(NULL AS TIMESTAMP) AS sent_at
         FROM members m JOIN resolved r ON r.distinct_id = m.distinct_id
         """,

@@ -43,7 +43,7 @@ TABLE_PREFIX = "simstore_"
 MAX_STORED = 8
 # bump when what a simulation writes (tables, columns, meaning) changes: every stored
 # simulation of an earlier version is then stale
-STORE_VERSION = "5"  # 2: decisions follow what mParticle holds; 3: a webhook message counts whole at an as-of time between its pages; 4: attribute_state.changed_at, state.is_change; 5: resolved.self_profiles of a float spelling that names an MPID exactly
+STORE_VERSION = "6"  # 2: decisions follow what mParticle holds; 3: a webhook message counts whole at an as-of time between its pages; 4: attribute_state.changed_at, state.is_change; 5: resolved.self_profiles of a float spelling that names an MPID exactly; 6: resolution.recoverable_mpid
 # run tables kept besides the published ones: what explain (resolved), outcome_counts_at
 # (decisions, runs, transitions, versions, member_emails) and the remedies' derived simulations
 # (targets, state, resolved, runs, transitions) read from a baseline

@@ -618,7 +618,7 @@ def resolution_stage(n: Names, ref: CohortRef, at: datetime, settings: SyncSetti
         "member_outcomes",
         f"""
         SELECT f.distinct_id, f.member_email, r.identifier_source, r.identifier, r.mpid, r.status, r.gap_reason,
-               r.precision_loss_form, r.self_profiles, f.resolve_time AS resolved_at, f.sent_at
+               r.precision_loss_form, r.self_profiles, r.self_mpid, f.resolve_time AS resolved_at, f.sent_at
         FROM {n.final_members} f
         JOIN {n.resolved} r ON r.distinct_id = f.distinct_id AND r.resolve_time = f.resolve_time
         """,

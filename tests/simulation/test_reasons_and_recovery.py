@@ -62,6 +62,10 @@ def test_gap_reasons_forms_and_recovery(world):
         "$device:ABC-DEF": ("distinct_id_not_mpid", None, "ios_idfv", 1),
         "$device:DUP": ("distinct_id_not_mpid", None, None, 2),
     }
+    # the profile each recovery leads to, when one (the mParticle user behind the member)
+    assert {d: (None if pd.isna(m) else int(m)) for d, m in zip(r.resolution.distinct_id, r.resolution.recoverable_mpid)} == {
+        "12345": 7, "99999": None, "quoted": 101, "float_text": BIG, "float_point": BIG, "json_float": BIG,
+        "int_text": None, "shared": None, "$device:ABC-DEF": 10, "$device:DUP": None}
     steps = dict(zip(r.waterfall.step, r.waterfall["count"]))
     assert steps["unmatched:distinct_id_is_identity"] == 1 and steps["unmatched:mpid_precision_loss"] == 4
     gaps = r.gap_summary[r.gap_summary.breakdown == "gap_reason"]
@@ -87,6 +91,23 @@ def test_a_float_spelling_that_names_one_mpid_exactly_recovers_it_though_another
     from cohortlab.simulation.remedies import persons_sql
 
     assert dict(data.engine.query_rows(persons_sql(r))) == {"exact": BIG, "double": None, "junk": BIG}
+
+
+def test_the_remedies_reach_the_profile_the_recovery_finds_through_the_digits_of_a_float_spelling(data):
+    """`12.5` names no MPID as a double, but its digits name MPID 125: recovered through the MPID
+    itself, one profile. The remedies' person behind the member is that profile (they worked out
+    the MPID again, by the double alone, and found nobody); `101.0` is MPID 101 by its double."""
+    data.mpa(125).mpa(101)
+    data.profile("f", mparticle_user_id="12.5", history=True)
+    data.profile("g", mparticle_user_id="101.0", history=True)
+    data.snapshot(C, "2026-03-01", ["f", "g"])
+    r = data.lab.simulate(C)
+    rec = r.resolution.set_index("distinct_id")
+    assert rec.loc["f", "recoverable_via"] == "mparticle_id" and rec.loc["f", "recoverable_mpid"] == 125
+    assert rec.loc["g", "recoverable_via"] == "mparticle_id" and rec.loc["g", "recoverable_mpid"] == 101
+    from cohortlab.simulation.remedies import persons_sql
+
+    assert dict(data.engine.query_rows(persons_sql(r))) == {"f": 125, "g": 101}
 
 
 def test_a_device_id_is_one_identity_whatever_type_holds_it(data):

@@ -64,8 +64,12 @@ def rank(identity_type):
 
 # ----------------------------------------------------------------------------- the reference: recovery, the observed state
 def recovery(w, x, d, email):
-    """(recoverable_via, recoverable_profiles) of an unmatched member: docs/rules.md#recovery-order.
-    The first step that finds any profile decides; several profiles: null, and their count."""
+    """(recoverable_via, recoverable_profiles, recoverable_mpid) of an unmatched member:
+    docs/rules.md#recovery-order. The first step that finds any profile decides; several
+    profiles: null, their count, null."""
+    def found(via, hits):
+        return (via if len(hits) == 1 else None), len(hits), (min(hits) if len(hits) == 1 else None)
+
     mpids = set(w["mpa"])
     text = x["identifier"]
     if text is not None and not valid_mpid(text):  # the MPID itself, for a malformed or float-spelled identifier
@@ -74,22 +78,22 @@ def recovery(w, x, d, email):
         if not hits and valid_mpid(digits) and (x["source"] != "distinct_id" or float_spelled(text)):
             hits = {int(digits)} & mpids
         if hits:
-            return ("mparticle_id" if len(hits) == 1 else None), len(hits)
+            return found("mparticle_id", hits)
     for value in [d] + ([email] if email is not None else []):  # user identities: the distinct_id, then the email
-        found = {}
+        by_type = {}
         for m, ids in w["mpa"].items():
             for t, v in ids:
                 if v == value and t not in DEVICE_TYPES:
-                    found.setdefault(t, set()).add(m)
-        if found:
-            t = min(found, key=rank)
-            return (t if len(found[t]) == 1 else None), len(found[t])
+                    by_type.setdefault(t, set()).add(m)
+        if by_type:
+            t = min(by_type, key=rank)
+            return found(t, by_type[t])
     if d.startswith("$device:"):  # one identity whatever its type: the profiles holding it under any
         held = {(m, t) for m, ids in w["mpa"].items() for t, v in ids if t in DEVICE_TYPES and v == d[len("$device:"):]}
         mpids = {m for m, _ in held}
         if mpids:
-            return (min(t for _, t in held) if len(mpids) == 1 else None), len(mpids)
-    return None, None
+            return found(min(t for _, t in held), mpids)
+    return None, None, None
 
 
 def email_at(w, d, t):
@@ -365,10 +369,11 @@ def check_round(lab, w, loads, opts, s, snap, snapshot_at, where):
     assert set(got) == set(res), where
     for d, e in res.items():
         g = got[d]
-        via, n = (None, None) if e["status"] == "matched" else recovery(w, e, d, email_at(w, d, snap))
+        via, n, to = (None, None, None) if e["status"] == "matched" else recovery(w, e, d, email_at(w, d, snap))
         have = (g["identifier_source"], na(g["identifier"]), na(g["mpid"]), g["status"], na(g["gap_reason"]),
-                na(g["precision_loss_form"]), na(g["recoverable_via"]), na(g["recoverable_profiles"]))
-        want = (e["source"], e["identifier"], e["mpid"], e["status"], e["gap"], e["form"], via, n)
+                na(g["precision_loss_form"]), na(g["recoverable_via"]), na(g["recoverable_profiles"]),
+                na(g["recoverable_mpid"]))
+        want = (e["source"], e["identifier"], e["mpid"], e["status"], e["gap"], e["form"], via, n, to)
         assert have == want, f"{where}, member {d!r}"
         COUNTS["members"] += 1
         COUNTS["unmatched"] += e["status"] != "matched"

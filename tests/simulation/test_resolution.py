@@ -76,7 +76,7 @@ def test_every_identifier_source_and_gap_reason(world):
     assert list(df.columns) == [
         "cohort_name", "distinct_id", "identifier_source", "identifier", "mpid", "status", "gap_reason",
         "last_seen", "active_after_cutoff", "recoverable_via", "email", "as_of",
-        "recoverable_profiles", "precision_loss_form", "resolved_at", "sent_at",
+        "recoverable_profiles", "precision_loss_form", "resolved_at", "sent_at", "recoverable_mpid",
     ]
     # sent by the first (full) run at the as-of time, with the identifier of that time
     assert (df.sent_at == pd.Timestamp("2026-03-01")).all() and (df.resolved_at == pd.Timestamp("2026-03-01")).all()
