@@ -408,7 +408,7 @@ def status_pipeline(profiles: str, plan: MigrationPlan, settings: SyncSettings, 
     fb_ok = settings.fallback_applies(plan.eit_at(as_of))
     a = sql_ts(as_of)
     lt = "<=" if inclusive else "<"
-    fix_instants = plan.fix_instants()
+    fix_instants = plan.fix_instants(as_of)
     first_fix = min(fix_instants) if fix_instants else None
     if first_fix is not None and naive_utc(first_fix) >= naive_utc(as_of):
         # the first fix has not come yet at as_of (a window that ends before it): nobody is

@@ -190,12 +190,24 @@ class MigrationPlan(BaseModel):
             out.append((self.event_identity_cutoff, "event rule ($mparticle_user_id on events)"))
         return sorted(out, key=lambda x: x[0])
 
-    def fix_instants(self) -> list[datetime]:
-        """Instants after which activity can make a user matchable: a switch to mparticle_id,
-        a remediation start, the event identity cutoff."""
-        out = [p.since for p in self.eit_timeline if p.since is not None and p.eit == "mparticle_id"]
-        if self.eit_timeline[0].since is None and self.eit_timeline[0].eit == "mparticle_id":
-            out.append(datetime(1970, 1, 1, tzinfo=timezone.utc))
+    def fix_instants(self, as_of: datetime | None = None) -> list[datetime]:
+        """Instants after which activity can make a user matchable at ``as_of`` (None: after
+        the timeline's last change): the start of the mparticle_id EIT in force then (1970 when
+        the timeline starts with it), a remediation start, the event identity cutoff. An
+        mparticle_id period that has ended by ``as_of`` is no fix then: what it keyed by the MPID
+        is matched by the fallback without it (``data``) or not at all (``strict``), and activity
+        after it is keyed by the later EIT (docs/migration.md#model)."""
+        out: list[datetime] = []
+        start = None  # the start of the mparticle_id stretch in force at as_of
+        for p in self.eit_timeline:
+            if as_of is not None and p.since is not None and to_utc(p.since) > to_utc(as_of):
+                break
+            if p.eit != "mparticle_id":
+                start = None
+            elif start is None:
+                start = p.since or datetime(1970, 1, 1, tzinfo=timezone.utc)
+        if start is not None:
+            out.append(start)
         out += [r.since for r in self.remediation]
         if self.event_identity_cutoff is not None:
             out.append(self.event_identity_cutoff)

@@ -195,3 +195,57 @@ def test_repeat_keeps_the_period_when_the_data_span_fewer_days(lab):
     assert (u.loc["c1", "status"], u.loc["c1", "category"]) == ("unmatched", "never_fixable")
     assert (u.loc["c2", "events"], u.loc["c2", "status"]) == (2, "matched")
     assert summary.loc["Rule"].final_match_rate == pytest.approx(0.5)
+
+
+# --------------------------------------------------------------------------- never fixable
+MPID_UNTIL_JAN_10 = [{"since": None, "eit": "mparticle_id"}, {"since": "2026-01-10", "eit": "customer_id"}]
+
+
+def test_an_mparticle_id_period_that_has_ended_fixes_nobody_at_the_window_end(lab):
+    # The EIT is mparticle_id until Jan 10, customer_id after; a Rule writes from Jan 5, strict
+    # fallback. c-u (profile 101) was active on Jan 3 only: keyed by its MPID then, unmatched at
+    # the end (customer_id in force: the fallback is off) and never active after the Rule, so
+    # never fixable. The mparticle_id period from the start counted as a fix from 1970 and made
+    # it merely unfixed. c-v (102), active on Jan 20, is matched by the Rule. With customer_id
+    # throughout c-u was never fixable already.
+    insert_events(lab, [("c-u", "2026-01-03 10:00:00", "c-u", "U"), ("c-v", "2026-01-20 10:00:00", "c-v", "V")])
+    insert_profiles(lab, {101: [("user", "customer_id", "c-u")], 102: [("user", "customer_id", "c-v")]})
+    rule = {"kind": "rule", "since": "2026-01-05"}
+    _, summary = run(lab, plan("mpid first", eit_timeline=MPID_UNTIL_JAN_10, remediation=rule),
+                     plan("customer id", remediation=rule), settings={"fallback": "strict"})
+    for name, key in (("mpid first", "101"), ("customer id", "c-u")):
+        u = users(lab, name).set_index("distinct_id")
+        assert (u.loc[key, "status"], u.loc[key, "category"]) == ("unmatched", "never_fixable"), name
+        assert u.loc["c-v", "status"] == "matched", name
+        assert summary.loc[name].never_fixable_users == 1, name
+
+
+def test_activity_after_an_mparticle_id_period_and_before_the_cutoff_is_never_fixable(lab):
+    # The same timeline, the data fallback and the event rule from Jan 15. $device:A, the device
+    # of profile 201 (known by its email only), is active on Jan 12 alone: keyed by the device
+    # under customer_id, never active after the cutoff, the one fix still in force at the end:
+    # never fixable (it was unfixed: the ended mparticle_id period counted as a fix from 1970).
+    # $device:B (profile 202) is active on Jan 20 with its MPID on the event: matched.
+    insert_events(lab, [("$device:A", "2026-01-12 10:00:00", None, "A"),
+                        ("$device:B", "2026-01-20 10:00:00", None, "B", "202")])
+    insert_profiles(lab, {201: [("user", "email", "a@example.com"), ("device", "android_uuid", "A")],
+                          202: [("user", "email", "b@example.com"), ("device", "android_uuid", "B")]})
+    _, summary = run(lab, plan("p", eit_timeline=MPID_UNTIL_JAN_10, event_identity_cutoff="2026-01-15"))
+    u = users(lab, "p").set_index("distinct_id")
+    assert (u.loc["$device:A", "status"], u.loc["$device:A", "category"]) == ("unmatched", "never_fixable")
+    assert u.loc["$device:B", "status"] == "matched"
+    assert summary.loc["p"].never_fixable_users == 1
+
+
+def test_an_mparticle_id_eit_in_force_at_the_end_is_a_fix_from_its_start(lab):
+    # customer_id until Feb 1, mparticle_id after. c1 (profile 1) is active on Jan 5 only, c2
+    # (profile 2) on Feb 5 (keyed by its MPID: matched). c1 has no activity after the switch,
+    # the plan's first fix: never fixable. Switched back to customer_id on Mar 1, the window's
+    # end has no mparticle_id in force and no other fix: nobody is never fixable (c1 unfixed).
+    insert_events(lab, [("c1", "2026-01-05 10:00:00", "c1", "A"), ("2", "2026-02-05 10:00:00", "2", "B")])
+    insert_profiles(lab, {1: [("user", "customer_id", "c1")], 2: [("user", "customer_id", "c2")]})
+    back = SWITCH_FEB + [{"since": "2026-03-01", "eit": "customer_id"}]
+    _, summary = run(lab, plan("switch", eit_timeline=SWITCH_FEB), plan("and back", eit_timeline=back))
+    assert users(lab, "switch").set_index("distinct_id").loc["c1", "category"] == "never_fixable"
+    assert users(lab, "and back").set_index("distinct_id").loc["c1", "category"] == "unfixed"
+    assert (summary.loc["switch"].never_fixable_users, summary.loc["and back"].never_fixable_users) == (1, 0)
