@@ -423,15 +423,26 @@ def status_pipeline(profiles: str, plan: MigrationPlan, settings: SyncSettings, 
           CASE WHEN k.mpid_exists AND {rfix} {lt} {a} THEN 'mparticle_user_id'
                WHEN k.mpid_exists AND k.cfix_t {lt} {a} THEN 'event_property'
                WHEN {sql_bool(fb_ok)} THEN 'distinct_id'
-               ELSE 'none' END AS identifier_source
+               ELSE 'none' END AS matching_source,
+          -- the $mparticle_user_id a profile holds when it names no loaded profile (a deleted one,
+          -- or int(float(mpid)) on the events): sent instead of the distinct_id, it matches nothing
+          CASE WHEN k.mpid IS NOT NULL AND NOT coalesce(k.mpid_exists, FALSE) THEN
+               CASE WHEN {rfix} {lt} {a} THEN 'mparticle_user_id' WHEN k.cfix_t {lt} {a} THEN 'event_property' END
+               END AS property_source
         FROM {profiles} k
         WHERE k.first_t {lt} {a} AND (k.end_t IS NULL OR k.end_t {'>' if inclusive else '>='} {a})""")
+    # an unmatched profile holding a $mparticle_user_id of no loaded profile is sent with it (its
+    # status is the same either way: the daily series counts it so)
     p.add(f"match_status{suffix}", f"""
-        SELECT p.*,
-          CASE WHEN identifier_source IN ('mparticle_user_id', 'event_property') THEN 'matched'
-               WHEN identifier_source = 'distinct_id' AND fb_t IS NOT NULL THEN 'matched'
-               ELSE 'unmatched' END AS status
-        FROM profiles_at{suffix} p""")
+        SELECT m.*, CASE WHEN status = 'unmatched' AND property_source IS NOT NULL THEN property_source
+                         ELSE matching_source END AS identifier_source
+        FROM (
+          SELECT p.*,
+            CASE WHEN matching_source IN ('mparticle_user_id', 'event_property') THEN 'matched'
+                 WHEN matching_source = 'distinct_id' AND fb_t IS NOT NULL THEN 'matched'
+                 ELSE 'unmatched' END AS status
+          FROM profiles_at{suffix} p
+        ) m""")
     # the person's figures over the plain profiles, read once: DuckDB turns these windows into
     # one aggregate and a join (over the joins of the gap reasons it sorts: 1M profiles, 0.1 s
     # against 1.2 s per plan)
@@ -442,9 +453,10 @@ def status_pipeline(profiles: str, plan: MigrationPlan, settings: SyncSettings, 
           count(*) OVER (PARTITION BY pid) AS person_profiles
         FROM match_status{suffix} s""")
     # the gap reasons of the resolution (docs/rules.md#gap-reasons), with its own lookups: the
-    # identifier of an unmatched profile is its distinct_id (the fallback) or nothing; a valid
-    # int64 one that names no profile is a float-rounded MPID, else a user identity, else not
-    # found. The lookups are functions of the key: they read the keys of the plan's profiles
+    # identifier of an unmatched profile is a $mparticle_user_id of no loaded profile (a
+    # float-rounded MPID, else not found), its distinct_id (the fallback) or nothing; a valid
+    # int64 distinct_id that names no profile is a float-rounded MPID, else a user identity, else
+    # not found. The lookups are functions of the key: they read the keys of the plan's profiles
     # (a stored table), not the steps above, which DuckDB would then have to keep (a second
     # reader), spilling under a report's memory share; the few keys found are looked up with IN
     # (a hash table of the keys, never of the profiles)
@@ -458,9 +470,16 @@ def status_pipeline(profiles: str, plan: MigrationPlan, settings: SyncSettings, 
               AND {is_valid_mpid_sql('k.distinct_id')} AND mp.mpid IS NULL""")
         p.add(f"int_rounded{lk}", int_rounded_sql(f"SELECT candidate FROM unmatched_int64_keys{lk}"))
         p.add(f"identity_ids{lk}", identity_ids_sql(f"SELECT identifier FROM unmatched_int64_keys{lk}"))
+        # the MPIDs of no loaded profile a $mparticle_user_id may hold: int(float(mpid)) of one?
+        p.add(f"property_rounded{lk}", int_rounded_sql(f"""
+            SELECT DISTINCT k.mpid AS candidate FROM {profiles} k
+            WHERE k.mpid IS NOT NULL AND NOT coalesce(k.mpid_exists, FALSE)"""))
         p.add(f"gap_reasons{suffix}", f"""
             SELECT s.*,
               CASE WHEN status = 'matched' THEN NULL
+                   WHEN identifier_source IN ('mparticle_user_id', 'event_property') THEN
+                        CASE WHEN s.mpid IN (SELECT candidate FROM property_rounded{lk}) THEN 'mpid_precision_loss'
+                             ELSE 'mpid_not_found' END
                    WHEN identifier_source = 'none' THEN 'fallback_disabled'
                    WHEN NOT {is_valid_mpid_sql('s.distinct_id')} THEN 'distinct_id_not_mpid'
                    WHEN s.distinct_id IN (SELECT u.identifier FROM unmatched_int64_keys{lk} u

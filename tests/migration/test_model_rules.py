@@ -17,6 +17,7 @@ from cohortlab.migration.run import run_plans
 from .conftest import insert_events, insert_profiles, plan, runner
 
 START, END = "2026-01-01", "2026-03-10"
+BIG = 9080350317581165123  # above 2^53: int(float(BIG)) = 9080350317581165568, another MPID
 SWITCH_FEB = [{"since": None, "eit": "customer_id"}, {"since": "2026-02-01", "eit": "mparticle_id"}]
 
 
@@ -249,3 +250,39 @@ def test_an_mparticle_id_eit_in_force_at_the_end_is_a_fix_from_its_start(lab):
     assert users(lab, "switch").set_index("distinct_id").loc["c1", "category"] == "never_fixable"
     assert users(lab, "and back").set_index("distinct_id").loc["c1", "category"] == "unfixed"
     assert (summary.loc["switch"].never_fixable_users, summary.loc["and back"].never_fixable_users) == (1, 0)
+
+
+def test_a_plan_whose_final_match_rate_is_0_has_no_days_to_90_or_99_percent(lab):
+    # customer_id, then email from Jan 5 (a change inside the window); c-u (profile 101, no email)
+    # is never matched: the rate is 0 every day. 90% of 0 is reached on every day, so there is
+    # nothing to reach: no days (NaN), not 0.
+    insert_events(lab, [("c-u", "2026-01-02 10:00:00", "c-u", "U"), ("c-u", "2026-01-08 10:00:00", "c-u", "U")])
+    insert_profiles(lab, {101: [("user", "customer_id", "c-u")]})
+    _, summary = run(lab, plan("email", eit_timeline=[{"since": None, "eit": "customer_id"},
+                                                      {"since": "2026-01-05", "eit": "email"}]))
+    s = summary.loc["email"]
+    assert s.final_match_rate == 0 and s.first_change == pd.Timestamp("2026-01-05")
+    assert pd.isna(s.days_to_90pct) and pd.isna(s.days_to_99pct)
+
+
+# --------------------------------------------------------------------------- gap reasons
+def test_a_mparticle_user_id_of_no_loaded_profile_is_sent_instead_of_the_distinct_id(lab):
+    # c-del's events from Jan 20 carry MPID 4871266971393660188, of no loaded profile (deleted);
+    # c-rnd's carry int(float(BIG)), BIG's float-rounded MPID. The event rule (from Jan 15), or a
+    # Rule (from Jan 10) that writes the same MPID, gives each profile that $mparticle_user_id:
+    # it is sent instead of the distinct_id and matches nothing, as the resolution says
+    # (mpid_not_found; mpid_precision_loss). They were reported as sent by their distinct_id
+    # (distinct_id_not_mpid), beside an event_rule_at / remediation_at of Jan 20.
+    rounded = str(int(float(BIG)))
+    insert_events(lab, [("c-del", "2026-01-05 10:00:00", "c-del", "D"),
+                        ("c-del", "2026-01-20 10:00:00", "c-del", "D", "4871266971393660188"),
+                        ("c-rnd", "2026-01-05 10:00:00", "c-rnd", "R"),
+                        ("c-rnd", "2026-01-20 10:00:00", "c-rnd", "R", rounded)])
+    insert_profiles(lab, {BIG: []})
+    run(lab, plan("event rule", event_identity_cutoff="2026-01-15"),
+        plan("Rule", remediation={"kind": "rule", "since": "2026-01-10"}))
+    for name, source in (("event rule", "event_property"), ("Rule", "mparticle_user_id")):
+        u = users(lab, name).set_index("distinct_id")
+        got = {d: tuple(u.loc[d, ["identifier_source", "status", "gap_reason", "category"]]) for d in ("c-del", "c-rnd")}
+        assert got == {"c-del": (source, "unmatched", "mpid_not_found", "mparticle_profile_deleted"),
+                       "c-rnd": (source, "unmatched", "mpid_precision_loss", "mparticle_profile_deleted")}, name
