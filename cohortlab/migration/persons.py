@@ -129,10 +129,13 @@ def activity_pipelines(t: RunTables, *, bounds: list[datetime] | None = None, sh
         LEFT JOIN existing_mpids p3 ON p3.mpid = dd.mpid_did
         LEFT JOIN unique_user_identities u1 ON u1.value = dd.user_id
         LEFT JOIN unique_user_identities u2 ON u2.value = dd.distinct_id""")
+    # Simplified ID Merge: the first user seen on the device that is linked by its own ids, also
+    # through a $mparticle_user_id of no existing profile (a deleted one: still that user's device;
+    # that user itself is not merged into its own claim: it takes its own rules, in order)
     link.add("device_first_user", """
-        SELECT m.device, arg_min(d.mpid_direct, m.first_t) AS mpid
+        SELECT m.device, arg_min(coalesce(d.mpid_direct, d.mpid_claimed), m.first_t) AS mpid
         FROM distinct_id_devices m JOIN direct_links d ON d.distinct_id = m.distinct_id
-        WHERE m.device IS NOT NULL AND d.mpid_direct IS NOT NULL
+        WHERE m.device IS NOT NULL AND coalesce(d.mpid_direct, d.mpid_claimed) IS NOT NULL
         GROUP BY m.device""")
     # every way a distinct_id links: its devices' first user and device identity, then its own
     # ids (one row per distinct_id). A distinct_id seen with one device (most) is that device's
@@ -143,14 +146,15 @@ def activity_pipelines(t: RunTables, *, bounds: list[datetime] | None = None, sh
         FROM distinct_id_devices m JOIN direct_links d ON d.distinct_id = m.distinct_id
         LEFT JOIN device_first_user l ON l.device = m.device
         LEFT JOIN unique_device_identities v ON v.value = m.device"""
+    own_claim_out = "CASE WHEN l.mpid IS DISTINCT FROM d.mpid_claimed THEN l.mpid END"
     link.add("links_per_distinct_id", materialise=True, sql=f"""
         SELECT m.distinct_id, d.mpid_direct, d.mpid_claimed, m.device, m.first_t, d.is_mpid,
-               l.mpid AS mpid_device_merge, v.mpid AS mpid_device_identity
+               {own_claim_out} AS mpid_device_merge, v.mpid AS mpid_device_identity
         {device_links}
         WHERE d.devices = 1
         UNION ALL
         SELECT m.distinct_id, any_value(d.mpid_direct), any_value(d.mpid_claimed), min(m.device), min(m.first_t),
-               any_value(d.is_mpid), min(l.mpid), min(v.mpid)
+               any_value(d.is_mpid), min({own_claim_out}), min(v.mpid)
         {device_links}
         WHERE d.devices > 1
         GROUP BY m.distinct_id""")

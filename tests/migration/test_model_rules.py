@@ -153,6 +153,26 @@ def test_person_links_take_the_first_rule_over_all_devices_in_text_order(lab):
     r.drop_tables(lab.engine)
 
 
+def test_a_device_first_used_by_a_deleted_profile_s_user_belongs_to_that_user(lab):
+    # $device:X is anonymous on Jan 3; c-del logs in on device X on Jan 9, and its events from Jan
+    # 20 carry MPID 7, of no loaded profile (deleted: rule f). Simplified ID Merge: the device is
+    # c-del's, so $device:X is c-del's person, 7 (it was a person of its own, not in mParticle:
+    # the device's first user counted only when linked to an existing profile). c-del itself
+    # keeps its own rule. Its device W, which profile 3 holds as a device identity, is first used
+    # by c-w (claiming 8, also deleted): c-w is not merged into its own claim but takes its own
+    # rules in order: the device identity (rule e) before the claim, 3.
+    insert_events(lab, [("$device:X", "2026-01-03 10:00:00", None, "X"),
+                        ("c-del", "2026-01-09 10:00:00", "c-del", "X"),
+                        ("c-del", "2026-01-20 10:00:00", "c-del", "X", "7"),
+                        ("c-w", "2026-01-10 10:00:00", "c-w", "W", "8")])
+    insert_profiles(lab, {3: [("device", "android_uuid", "W")]})
+    r = run_plans(lab.engine, [plan("x")], START, END, keep_tables=True)
+    rows = lab.engine.query_rows(f"SELECT distinct_id, mpid, link FROM {r.tables.links} ORDER BY distinct_id")
+    assert rows == [("$device:X", 7, "device_merge"), ("c-del", 7, "claimed"), ("c-w", 3, "device_identity")]
+    r.drop_tables(lab.engine)
+    assert list(r.summary.people_end) == [2]
+
+
 # --------------------------------------------------------------------------- keys under an identity EIT
 def test_under_email_a_person_without_an_email_is_keyed_by_a_device(lab):
     # Profile 1 has a customer id (c1) but no email. Plan: email, then mparticle_id from Feb 1.
