@@ -55,6 +55,7 @@ from cohortlab.loaders.fetched import ENGAGE_PAGE_NAME
 from cohortlab.loaders.files import is_clutter
 
 QUERIES_PER_HOUR = 60  # Mixpanel's documented limit, for the raw export and for the Query API each
+EXPORT_QUERIES_PER_SECOND = 3  # and the raw export's per second (a quiet day's chunk answers in milliseconds)
 
 HOSTS = {  # region -> (export host, query host)
     "us": ("https://data.mixpanel.com", "https://mixpanel.com"),
@@ -230,9 +231,12 @@ class MixpanelClient:
                                policy=policy, timeout=timeout, limit_backoff=LIMIT_BACKOFF,
                                auth_hint=AUTH_HINT if creds.username and creds.secret else LEGACY_AUTH_HINT)
         # Mixpanel documents 60 queries an hour for the raw export and for the Query API
-        # (Engage, cohorts/list): requests wait rather than run into HTTP 429
-        self.export_budget = HourlyBudget(QUERIES_PER_HOUR, "/api/2.0/export")
-        self.query_budget = HourlyBudget(QUERIES_PER_HOUR, "/api/query")
+        # (Engage, cohorts/list), and 3 a second for the raw export: requests wait rather than
+        # run into HTTP 429. On the retry policy's clock, which its waits move
+        clock = self.http.policy.clock
+        self.export_budget = HourlyBudget(QUERIES_PER_HOUR, "/api/2.0/export", clock=clock,
+                                          per_second=EXPORT_QUERIES_PER_SECOND)
+        self.query_budget = HourlyBudget(QUERIES_PER_HOUR, "/api/query", clock=clock)
 
     def close(self) -> None:
         self.http.close()
@@ -470,13 +474,18 @@ class MixpanelClient:
 
     # ------------------------------------------------------------------ cohorts
     def cohorts(self, out: Path) -> list[dict[str, Any]]:
-        """The cohorts list, written to ``mixpanel/cohorts.json``."""
-        data = self.list_cohorts()
-        write_json(out, out / "mixpanel" / "cohorts.json", data)
+        """The cohorts list, written to ``mixpanel/cohorts.json`` as Mixpanel sent it (numbers and
+        escapes as written, as the Engage pages are)."""
+        data, body = self._cohorts_answer()
+        with atomic_file(out, out / "mixpanel" / "cohorts.json", "wb") as f:
+            f.write(body if body.endswith(b"\n") else body + b"\n")
         return data
 
     def list_cohorts(self) -> list[dict[str, Any]]:
         """The cohorts list as Mixpanel answers it now (nothing written)."""
+        return self._cohorts_answer()[0]
+
+    def _cohorts_answer(self) -> tuple[list[dict[str, Any]], bytes]:
         resp, body = self.http.request("POST", f"{self.query_url}/api/query/cohorts/list", params=self._query_project(),
                                        budget=self.query_budget, consume=self.http.json_body)
         try:
@@ -485,7 +494,7 @@ class MixpanelClient:
             raise self.http.error("cohorts/list answered something that is not JSON") from None
         if not isinstance(data, list):
             raise self.http.error("unexpected cohorts/list answer: expected a JSON array")
-        return data
+        return data, body
 
     def still_listed(self, cohort_id: str) -> bool:
         """Whether the cohorts list, asked for again now, still has the cohort ``cohort_id``."""

@@ -57,6 +57,7 @@ class Fake:
         self.events: list[dict[str, Any]] = []
         self.profiles: list[dict[str, Any]] = []
         self.cohorts: list[dict[str, Any]] = []
+        self.cohorts_text: str | None = None  # served as the cohorts list's body, when set
         self.members: dict[int, list[str]] = {}
         self.page_size = 2
         self.sessions: dict[str, list[dict[str, Any]]] = {}
@@ -230,7 +231,10 @@ class Handler(BaseHTTPRequestHandler):
         if not self._basic_ok():
             return self._json(401, {"error": "Unauthorized"})
         fake = self.fake
-        self._json(200, fake.cohorts)
+        if fake.cohorts_text is not None:
+            self._send(200, fake.cohorts_text.encode())
+        else:
+            self._json(200, fake.cohorts)
         with fake.lock:
             for cid, status in list(fake.delete_after_list.items()):
                 fake.cohorts = [c for c in fake.cohorts if c.get("id") != cid]

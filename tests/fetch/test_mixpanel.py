@@ -525,7 +525,7 @@ def test_a_cohort_name_with_a_lone_surrogate_is_written_as_sent(fake, creds, pol
     s = fetch(tmp_path, sources=["mixpanel"], all_cohorts=True, profiles=False, credentials=creds, policy=policy,
               progress=False)
     listed = (tmp_path / "mixpanel" / "cohorts.json").read_bytes()
-    assert b'"Fans \\ud83d"' in listed and "Fans 😀 é".encode() in listed
+    assert listed == json.dumps(fake.cohorts).encode() + b"\n"  # as sent: b'"Fans \\ud83d"', escapes kept
     assert json.loads(listed) == fake.cohorts
     snap = next((tmp_path / "mixpanel" / "members").glob("Fans-1000/*.jsonl"))
     line = snap.read_bytes().splitlines()[0]
@@ -534,6 +534,20 @@ def test_a_cohort_name_with_a_lone_surrogate_is_written_as_sent(fake, creds, pol
     runs = json.loads((tmp_path / "fetch.json").read_text(encoding="utf-8"))["runs"]
     assert {i.get("cohort") for i in runs[-1]["items"]} >= {"Fans \ud83d", "Fans 😀 é"}
     assert "members of 'Fans \\ud83d' (id 1000): 3" in str(s)
+
+
+def test_the_cohorts_list_is_written_as_mixpanel_sent_it(fake, creds, policy, tmp_path):
+    # it was parsed and written again: indented, `1.5e2` as `150.0`, where docs/fetching.md says
+    # answers keep their text as sent (found by an independent check of fetch)
+    fake.cohorts_text = ('[\n  {"id": 1000, "name": "Power Users 😀", "count": 1.5e2, "is_visible": 1},\n'
+                         '  {"id": 1001, "name": "Fans \\u00e9", "count": 3}\n]\n')
+    fetch(tmp_path, sources=["mixpanel"], cohorts=["1000"], profiles=False, credentials=creds, policy=policy,
+          progress=False)
+    assert (tmp_path / "mixpanel" / "cohorts.json").read_text(encoding="utf-8") == fake.cohorts_text
+    with Lab() as lab:
+        lab.load("mixpanel-cohorts", tmp_path / "mixpanel" / "cohorts.json")
+        assert lab.engine.query_rows("SELECT cohort_id, name FROM mp_cohorts ORDER BY cohort_id") == [
+            ("1000", "Power Users 😀"), ("1001", "Fans é")]
 
 
 def test_the_same_cohort_asked_twice_is_one_snapshot(fake, creds, policy, tmp_path):
@@ -693,6 +707,26 @@ def test_an_hourly_budget_lets_the_last_hours_requests_decide_the_wait():
     assert b.delay(3700.0) == 0.0  # the 2nd and 3rd are older than an hour by then: only one in the window
     b.record(3700.0)
     assert b.delay(3700.0) == 0.0 and b.delay(3600.0 + 1) == 0.0
+
+
+def test_the_raw_export_is_asked_at_most_3_times_a_second(fake, creds, policy, tmp_path, capsys):
+    # Mixpanel's raw export allows 3 queries a second besides 60 an hour. Twelve one-day chunks
+    # answered at once (the policy's clock moves only by its waits): every 4th request waits for
+    # the second to pass, silently (12 were sent in 0.55 s, and the 429 they caused was waited out
+    # as another client's use of the hour: minutes; found by an independent check of fetch)
+    mp = _mp(creds, policy)
+    chunks = mp.export_events(tmp_path, "2026-01-01", "2026-01-12", chunk_days=1)
+    assert len(chunks) == 12 and fake.count("export") == 12
+    assert policy.waits == [1.0, 1.0, 1.0]
+    starts = list(mp.export_budget._starts)
+    assert all(b - a >= 1.0 for a, b in zip(starts, starts[3:]))
+    assert capsys.readouterr().err == ""
+    from cohortlab.fetch.http import HourlyBudget
+
+    b = HourlyBudget(60, "/api/query")  # the Query API: no limit per second
+    for _ in range(5):
+        assert b.pace(0.0) == 0.0
+        b.record(0.0)
 
 
 def test_engage_waits_within_mixpanels_hourly_limit_and_says_how_long_first(fake, creds, tmp_path):
