@@ -287,7 +287,9 @@ def _load_members_file(lab, path: Path, cohort_dir: Path | None, manifest: dict[
 
 def world_hints(folder: str | os.PathLike) -> dict[str, Any]:
     """Report parameters a ``cohortlab synth`` world's ``manifest.json`` suggests: ``switch`` (the
-    EIT switch to ``mparticle_id``) and ``as_of`` (the last snapshot). Empty for other folders."""
+    EIT switch to ``mparticle_id``), ``eit_timeline`` (the world's EIT steps as the settings'
+    ``eit_timeline``: ``[{"since": None, "eit": "email"}, {"since": <switch>, "eit": "mparticle_id"}]``)
+    and ``as_of`` (the last snapshot). Empty for other folders."""
     mf = Path(folder) / "manifest.json"
     try:
         manifest = json.loads(mf.read_text(encoding="utf-8"))
@@ -298,10 +300,17 @@ def world_hints(folder: str | os.PathLike) -> dict[str, Any]:
     hints: dict[str, Any] = {}
     params = manifest.get("parameters")
     steps = (params.get("eit") if isinstance(params, dict) else None) or []
+    timeline = []
     for step in steps if isinstance(steps, list) else []:
-        if isinstance(step, dict) and step.get("type") == "mparticle_id" and step.get("start"):
-            hints["switch"] = step["start"]
+        if not isinstance(step, dict) or not isinstance(step.get("type"), str):
+            timeline = None  # not a list of steps cohortlab synth writes: no timeline
             break
+        if timeline is not None:
+            timeline.append({"since": step.get("start") or None, "eit": step["type"]})
+        if step.get("type") == "mparticle_id" and step.get("start") and "switch" not in hints:
+            hints["switch"] = step["start"]
+    if timeline:
+        hints["eit_timeline"] = timeline
     if isinstance(manifest.get("as_of"), str):
         hints["as_of"] = manifest["as_of"]
     return hints

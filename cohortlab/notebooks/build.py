@@ -410,8 +410,10 @@ observed_db = None           # DuckDB file of exports taken after the switch, fo
 observed_data = None         # a folder of such exports; both None: no validation
 validate_plan = None         # plan name to validate; None: the first plan
 data_switch = None           # set by cohortlab report: the data's switch as it read it before the page ran
-switch_from = None           # set by cohortlab report: "manifest" when switch is a synthetic world's, not given''', "parameters"),
+switch_from = None           # set by cohortlab report: "manifest" when switch is a synthetic world's, not given
+world_eit = None             # set by cohortlab report: a synthetic world's EIT before its switch (not customer_id)''', "parameters"),
     code(SETUP + '''
+given_settings, settings = settings, insights.with_world_eit(settings, world_eit)  # a world's EIT before its switch
 insights.check_plan_parameters(plans, switch, validate_plan)  # before any plan runs
 start_day, end_day = insights.migration_window(lab, start, end, activity=activity)
 # the standard plans around a switch outside the data or after the window are all the same: refused
@@ -433,18 +435,21 @@ context = ui.context(names if validation is not None else [], None, db=db, data=
 from cohortlab.migration.run import projection_words, settings_used
 
 # the header says which settings the what-if uses, and which it does not (the sync's options)
-context["settings"] = settings_used(settings, plans_given=plans is not None, validation=validation is not None,
-                                    switch=switch_at)
+context["settings"] = insights.world_eit_words(
+    settings_used(settings, plans_given=plans is not None, validation=validation is not None, switch=switch_at),
+    world_eit if settings is not given_settings else None)
 projection = projection_words(lab.engine, activity)  # None, or which days are projected (activity: repeat)
 if projection:
     context["as_of"] += f"; {projection}"
 doc = ui.publish(output_dir, "eit_migration", title="EIT migration", figures=figures, summary=summary,
                  headline=metrics.figures_headline_migration(figures), context=context,
                  parameters={"plans": [p.name for p in plan_list], "start": start_day, "end": end_day,
-                             "activity": activity, "settings": settings, "switch": switch_at,
+                             "activity": activity, "settings": given_settings, "switch": switch_at,
                              # where that switch came from: "manifest" when the report read it from a
                              # synthetic world's manifest.json (no -p switch), so that it is not read as one given
-                             "switch_from": switch_from, "projection": projection})
+                             "switch_from": switch_from, "projection": projection,
+                             # the EIT before the switch the report read from the same manifest (not the settings')
+                             "world_eit": world_eit if settings is not given_settings else None})
 f = doc["metrics"]  # from here on, every figure shown is read from metrics.json''', "remove-cell"),
     md("## Summary"),
     code("""\

@@ -335,6 +335,28 @@ def with_sync_type(settings, sync_type: str):
     return SyncSettings.coerce(settings).replace(sync_type=sync_type)
 
 
+def with_world_eit(settings, eit: str | None):
+    """``settings`` whose EIT timeline is ``eit`` from the start, when ``eit`` is given (a synthetic
+    world's EIT before its switch, from its manifest) and the settings' timeline is the default
+    one (``customer_id``): settings that give a timeline keep it."""
+    from cohortlab.settings import EitPeriod, SyncSettings
+
+    if eit is None:
+        return settings
+    st = SyncSettings.coerce(settings)
+    if st.eit_timeline != SyncSettings().eit_timeline:
+        return settings
+    return st.replace(eit_timeline=[EitPeriod(since=None, eit=eit)])
+
+
+def world_eit_words(settings_line: str, eit: str | None) -> str:
+    """The EIT page's settings line, saying where the EIT before the switch came from when it is
+    a synthetic world's (:func:`with_world_eit`), not settings someone gave."""
+    if eit is None:
+        return settings_line
+    return settings_line.replace(f"EIT {eit}", f"EIT {eit} before the switch (the synthetic world's manifest)", 1)
+
+
 def find_switch(lab, settings=None, switch=None, *, found=None,
                 switch_from: str | None = None) -> tuple[_dt.datetime | None, str]:
     """The EIT switch to study and where it comes from, never invented

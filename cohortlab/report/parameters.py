@@ -20,10 +20,11 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, get_args
 
 from cohortlab.engines import ENGINES
 from cohortlab.errors import CohortlabError, ReportError
+from cohortlab.settings import EitType
 
 
 class ParameterError(CohortlabError, ValueError):
@@ -143,6 +144,8 @@ PARAMETERS: dict[str, Parameter] = {p.name: p for p in [
               "EIT page ran (set by cohortlab report)"),
     Parameter("switch_from", _optional(_choice("manifest")), "where the report found the switch it gave the EIT "
               "page: manifest, a synthetic world's manifest.json (set by cohortlab report)"),
+    Parameter("world_eit", _optional(_choice(*get_args(EitType))), "the EIT a synthetic world's manifest gives "
+              "before its switch, when not customer_id and no settings were given (set by cohortlab report)"),
 ]}
 
 # the parameters that hold paths: made absolute before they reach a notebook (whose folder differs)
@@ -248,6 +251,7 @@ def check_parameters(params: Mapping[str, Any], sources: Iterable[str | os.PathL
     declared.discard("simulations")
     declared.discard("data_switch")
     declared.discard("switch_from")
+    declared.discard("world_eit")
     try:
         return validate(params, declared)
     except ParameterError as e:

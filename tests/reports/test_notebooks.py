@@ -29,7 +29,7 @@ EXTRA = {  # simulations: the runner's shared simulations (docs/reports.md#share
     "identity_gaps": {"simulations"},
     "sync_timeline": {"since", "simulations"},
     "eit_migration": {"plans", "switch", "start", "end", "activity", "observed_db", "observed_data",
-                      "validate_plan", "data_switch", "switch_from"},
+                      "validate_plan", "data_switch", "switch_from", "world_eit"},
 }
 
 
