@@ -304,7 +304,7 @@ def world_hints(folder: str | os.PathLike) -> dict[str, Any]:
     for step in steps if isinstance(steps, list) else []:
         if not isinstance(step, dict) or not isinstance(step.get("type"), str):
             timeline = None  # not a list of steps cohortlab synth writes: no timeline
-            break
+            continue
         if timeline is not None:
             timeline.append({"since": step.get("start") or None, "eit": step["type"]})
         if step.get("type") == "mparticle_id" and step.get("start") and "switch" not in hints:
