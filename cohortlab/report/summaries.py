@@ -15,12 +15,14 @@ from cohortlab.report.metrics import FAILED_RUNS, STALE_ORPHANS, SYNC_RUNS, loss
 from cohortlab.times import format_minute
 
 
-def agreement_text(v: Mapping[str, Any]) -> str:
+def agreement_text(v: Mapping[str, Any], cohorts: int = 1) -> str:
     """The agreement of observed-vs-simulated figures (a cohort's or the totals of
     :func:`cohortlab.report.metrics.verify_figures`) over every profile compared, then over those
     where either side has the attribute: "99.9% of 3,374 profiles; 92.3% of the 39 where either
-    side has the attribute"."""
-    return (f"{pct(v['agreement'])} of {v['compared']:,} profiles; {pct(v['agreement_with_attribute'])} of the "
+    side has the attribute". Totals over several ``cohorts`` count a profile once per cohort, and
+    say so (1,392 "profiles" of two cohorts were 700 profiles of mParticle)."""
+    unit = "profiles" if cohorts <= 1 else f"profile comparisons ({cohorts} cohorts, a profile once per cohort)"
+    return (f"{pct(v['agreement'])} of {v['compared']:,} {unit}; {pct(v['agreement_with_attribute'])} of the "
             f"{v['with_attribute']:,} where either side has the attribute")
 
 
@@ -342,7 +344,8 @@ def verify_line(f: Mapping[str, Any]) -> str:
     orphans = (f"; the {counted(t['orphans'], 'orphan profile')} the feed wrote, without a known MPID, are not "
                "compared" if t.get("orphans") else "")
     line = (f"**Observed {t['observed_true']:,} vs simulated {t['simulated_true']:,}** profiles with the attribute "
-            f"true in mParticle{_compared_at_words(f)} (agreement {agreement_text(t)}{orphans}){some}.")
+            f"true in mParticle{_compared_at_words(f)} (agreement {agreement_text(t, t['cohorts_observed'])}"
+            f"{orphans}){some}.")
     top = t["top_cause"]
     if top is None:
         return line + " Every profile agrees." + _later_snapshot_words(f)

@@ -78,7 +78,8 @@ def _card(index: Path) -> str:
 def _expected_line(confusion: dict[str, dict[str, int]], causes: dict[str, int], when: str) -> tuple[str, str]:
     """The card's line written from the truth: observed / simulated audiences (attribute true) at
     the time ``when`` words, agreement over every compared profile, the top cause (most profiles,
-    rule order on a tie)."""
+    rule order on a tie). Over several cohorts a profile is compared once per cohort, and the
+    line says so."""
     obs = sim = compared = agree = both_absent = 0
     for conf in confusion.values():
         for key, n in conf.items():
@@ -90,8 +91,10 @@ def _expected_line(confusion: dict[str, dict[str, int]], causes: dict[str, int],
             both_absent += n if s == o == "absent" else 0
     disagree = compared - agree
     with_attribute = compared - both_absent
+    unit = "profiles" if len(confusion) == 1 else (
+        f"profile comparisons ({len(confusion)} cohorts, a profile once per cohort)")
     line = (f"Observed {obs:,} vs simulated {sim:,} profiles with the attribute true in mParticle{when} "
-            f"(agreement {(1 - disagree / compared) * 100:.1f}% of {compared:,} profiles; "
+            f"(agreement {(1 - disagree / compared) * 100:.1f}% of {compared:,} {unit}; "
             f"{(1 - disagree / with_attribute) * 100:.1f}% of the {with_attribute:,} where either side has the "
             f"attribute).")
     top = max(((c, causes.get(c, 0)) for c in CAUSES), key=lambda kv: kv[1])
