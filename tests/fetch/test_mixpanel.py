@@ -712,14 +712,14 @@ def test_an_hourly_budget_lets_the_last_hours_requests_decide_the_wait():
 def test_the_raw_export_is_asked_at_most_3_times_a_second(fake, creds, policy, tmp_path, capsys):
     # Mixpanel's raw export allows 3 queries a second besides 60 an hour. Twelve one-day chunks
     # answered at once (the policy's clock moves only by its waits): every 4th request waits for
-    # the second to pass, silently (12 were sent in 0.55 s, and the 429 they caused was waited out
+    # the second to pass (and a tenth more), silently (12 were sent in 0.55 s, and the 429 they caused was waited out
     # as another client's use of the hour: minutes; found by an independent check of fetch)
     mp = _mp(creds, policy)
     chunks = mp.export_events(tmp_path, "2026-01-01", "2026-01-12", chunk_days=1)
     assert len(chunks) == 12 and fake.count("export") == 12
-    assert policy.waits == [1.0, 1.0, 1.0]
+    assert policy.waits == pytest.approx([1.1, 1.1, 1.1])  # a second and a tenth to spare for the network
     starts = list(mp.export_budget._starts)
-    assert all(b - a >= 1.0 for a, b in zip(starts, starts[3:]))
+    assert all(b - a >= 1.1 - 1e-9 for a, b in zip(starts, starts[3:]))
     assert capsys.readouterr().err == ""
     from cohortlab.fetch.http import HourlyBudget
 
