@@ -519,7 +519,7 @@ def compare(engine: Engine, plans: Iterable[Any] | None = None, *, switch: Any =
 
 
 def settings_used(settings: Any = None, *, plans_given: bool = False, validation: bool = False,
-                  switch: Any = None) -> str:
+                  switch: Any = None, eit_from: str | None = None) -> str:
     """The settings line of the report's EIT page (docs/migration.md#settings-used): the options
     the what-if uses, then the others as "not used by the what-if". It uses ``fallback``; the
     event identity cutoff and the EIT timeline only for the standard plans (``plans_given``:
@@ -528,7 +528,8 @@ def settings_used(settings: Any = None, *, plans_given: bool = False, validation
     header showed them all, as if the plans depended on them. The standard plans carry the
     timeline before the switch (``switch``, else the settings' own:
     :func:`cohortlab.migration.switch.timeline_before_switch`); what they do not model of it is
-    said."""
+    said. ``eit_from``: where the timeline came from when no one gave it (the report: a synthetic
+    world's manifest), said beside it."""
     from cohortlab.settings import settings_summary
 
     st = SyncSettings.coerce(settings)
@@ -547,6 +548,7 @@ def settings_used(settings: Any = None, *, plans_given: bool = False, validation
             if plans_given:
                 unused.append(f"{part} (each plan has its own)")
             else:  # said, not dropped silently
+                part = f"{part} before the switch ({eit_from})" if eit_from else part
                 notes = timeline_not_modelled(st, switch)
                 used.append(f"{part} ({notes})" if notes else part)
         else:

@@ -414,6 +414,7 @@ switch_from = None           # set by cohortlab report: "manifest" when switch i
 world_eit = None             # set by cohortlab report: a synthetic world's EIT before its switch (not customer_id)''', "parameters"),
     code(SETUP + '''
 given_settings, settings = settings, insights.with_world_eit(settings, world_eit)  # a world's EIT before its switch
+world_eit = world_eit if settings is not given_settings else None  # the one the page uses: none when settings give theirs
 insights.check_plan_parameters(plans, switch, validate_plan)  # before any plan runs
 start_day, end_day = insights.migration_window(lab, start, end, activity=activity)
 # the standard plans around a switch outside the data or after the window are all the same: refused
@@ -435,9 +436,8 @@ context = ui.context(names if validation is not None else [], None, db=db, data=
 from cohortlab.migration.run import projection_words, settings_used
 
 # the header says which settings the what-if uses, and which it does not (the sync's options)
-context["settings"] = insights.world_eit_words(
-    settings_used(settings, plans_given=plans is not None, validation=validation is not None, switch=switch_at),
-    world_eit if settings is not given_settings else None)
+context["settings"] = settings_used(settings, plans_given=plans is not None, validation=validation is not None,
+                                    switch=switch_at, eit_from=insights.WORLD_EIT_FROM if world_eit else None)
 projection = projection_words(lab.engine, activity)  # None, or which days are projected (activity: repeat)
 if projection:
     context["as_of"] += f"; {projection}"
@@ -449,7 +449,7 @@ doc = ui.publish(output_dir, "eit_migration", title="EIT migration", figures=fig
                              # synthetic world's manifest.json (no -p switch), so that it is not read as one given
                              "switch_from": switch_from, "projection": projection,
                              # the EIT before the switch the report read from the same manifest (not the settings')
-                             "world_eit": world_eit if settings is not given_settings else None})
+                             "world_eit": world_eit})
 f = doc["metrics"]  # from here on, every figure shown is read from metrics.json''', "remove-cell"),
     md("## Summary"),
     code("""\

@@ -349,12 +349,8 @@ def with_world_eit(settings, eit: str | None):
     return st.replace(eit_timeline=[EitPeriod(since=None, eit=eit)])
 
 
-def world_eit_words(settings_line: str, eit: str | None) -> str:
-    """The EIT page's settings line, saying where the EIT before the switch came from when it is
-    a synthetic world's (:func:`with_world_eit`), not settings someone gave."""
-    if eit is None:
-        return settings_line
-    return settings_line.replace(f"EIT {eit}", f"EIT {eit} before the switch (the synthetic world's manifest)", 1)
+# where the EIT page's timeline came from when :func:`with_world_eit` gave it (its header says so)
+WORLD_EIT_FROM = "the synthetic world's manifest"
 
 
 def find_switch(lab, settings=None, switch=None, *, found=None,

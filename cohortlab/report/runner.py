@@ -515,8 +515,11 @@ def stored_simulations_hint(db: str | os.PathLike) -> str | None:
 
 def _eit_before_is_not_default(timeline: Any) -> bool:
     """Whether a world's EIT ``timeline`` (:func:`cohortlab.loaders.folder.world_hints`) starts with
-    another EIT than mParticle's default, ``customer_id``."""
-    return bool(timeline) and timeline[0].get("since") is None and timeline[0].get("eit") != "customer_id"
+    another EIT than the settings' default (mParticle's, ``customer_id``)."""
+    from cohortlab.settings import SyncSettings
+
+    default = SyncSettings().eit_timeline[0].eit
+    return bool(timeline) and timeline[0].get("since") is None and timeline[0].get("eit") != default
 
 
 def _check_plans(params: Mapping[str, Any]) -> None:

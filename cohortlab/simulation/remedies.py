@@ -38,7 +38,8 @@ member who left since the previous run stays ``true`` and is gained, not recover
 
 The user's MPID is the MPID a matched member resolves to, else its distinct_id when that is an
 existing MPID (a junk ``$mparticle_user_id`` hides it), else the one the resolution's recovery finds
-(``recoverable_mpid``, docs/rules.md#recovery-order) when exactly one profile holds that identity. Members not in mParticle, or ambiguous, cannot be fixed by any remedy.
+(``recoverable_mpid``, docs/rules.md#recovery-order) when exactly one profile holds that identity.
+Members not in mParticle, or ambiguous, cannot be fixed by any remedy.
 
 Rule, SDK code and the EIT switch change the inputs of the simulation: for their run the
 canonical table (``mp_profile_history``, or the cohort's ``mp_cohort_members`` /

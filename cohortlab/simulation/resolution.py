@@ -434,7 +434,7 @@ def add_resolve_steps(p: Pipeline, requests: str, settings: SyncSettings, histor
                          WHEN dm.mpid IS NOT NULL THEN 1 END AS BIGINT) AS self_profiles,
                CAST(CASE WHEN c.profile_exists THEN NULL
                          WHEN xm.mpid IS NOT NULL THEN xm.mpid
-                         WHEN fr.float_value IS NOT NULL THEN fr.mpid
+                         WHEN fr.float_value IS NOT NULL THEN CASE WHEN fr.profiles = 1 THEN fr.mpid END
                          WHEN dm.mpid IS NOT NULL THEN dm.mpid END AS BIGINT) AS self_mpid
         FROM checked c
         LEFT JOIN float_rounded fr ON c.candidate IS NULL AND fr.float_value = c.float_value
